@@ -1,0 +1,56 @@
+/**
+ * AWS's DynamoDB Local (the jar shipped in the `amplify-dynamodb-simulator` npm package),
+ * on port 8000 with its data under `.local/dynamodb`. Streams are built in.
+ *
+ * Started without `-sharedDb`, so that DynamoDB Local keeps one database per access key
+ * and region as AWS keeps tables per region: us-east-1 and us-east-2 stay apart.
+ *
+ * @module
+ */
+
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { DYNAMODB_PORT, HOST, LOCAL_DIR, ROOT } from "./config.ts";
+import {
+  logFile,
+  portOpen,
+  runningPid,
+  startDetached,
+  stopDetached,
+  waitFor,
+} from "./processes.ts";
+
+const EMULATOR_DIR = join(ROOT, "node_modules", "amplify-dynamodb-simulator", "emulator");
+const NAME = "dynamodb";
+
+/** Starts DynamoDB Local unless it already runs; resolves once it accepts requests. */
+export async function startDynamo(): Promise<"started" | "reused"> {
+  if (runningPid(NAME) !== undefined && await portOpen(HOST, DYNAMODB_PORT)) return "reused";
+  if (await portOpen(HOST, DYNAMODB_PORT)) {
+    throw new Error(`port ${DYNAMODB_PORT} is taken by a process that is not this stack's`);
+  }
+  const dataDir = join(LOCAL_DIR, "dynamodb");
+  mkdirSync(dataDir, { recursive: true });
+  startDetached({
+    name: NAME,
+    command: "java",
+    args: [
+      "-Xmx1g",
+      `-Djava.library.path=${join(EMULATOR_DIR, "DynamoDBLocal_lib")}`,
+      "-jar",
+      join(EMULATOR_DIR, "DynamoDBLocal.jar"),
+      "-port",
+      String(DYNAMODB_PORT),
+      "-dbPath",
+      dataDir,
+    ],
+    cwd: EMULATOR_DIR,
+  });
+  await waitFor("DynamoDB Local", () => portOpen(HOST, DYNAMODB_PORT), 60_000, logFile(NAME));
+  return "started";
+}
+
+/** Stops DynamoDB Local; returns whether it was running. */
+export async function stopDynamo(): Promise<boolean> {
+  return await stopDetached(NAME);
+}

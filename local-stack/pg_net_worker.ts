@@ -1,0 +1,128 @@
+/**
+ * The background worker of our pg_net emulation (sql/extensions/pg_net--0.14.0.sql):
+ * sends the HTTP requests that `net.http_get/post/delete` queued, after their
+ * transaction committed, and records each outcome in `net._http_response`, the way
+ * pg_net's own background worker does (batches of 200, at most once, responses kept
+ * for 6 hours).
+ *
+ * A trigger on the queue sends NOTIFY pg_net_request on commit; the worker also looks
+ * once a second, so nothing waits on a missed notification. It survives database
+ * restarts by retrying with a pause.
+ *
+ * Run by `stack:up`; not meant to be started by hand.
+ *
+ * @module
+ */
+
+import postgres from "postgres";
+import { readStackEnv } from "./stack_env.ts";
+
+const BATCH_SIZE = 200;
+const POLL_MS = 1_000;
+const RESPONSE_TTL = "6 hours";
+
+interface QueuedRequest {
+  id: string;
+  method: "GET" | "POST" | "DELETE";
+  url: string;
+  headers: Record<string, string>;
+  body: Uint8Array<ArrayBuffer> | null;
+  timeout_milliseconds: number;
+}
+
+interface Outcome {
+  id: string;
+  status_code: number | null;
+  content_type: string | null;
+  headers: Record<string, string> | null;
+  content: string | null;
+  timed_out: boolean;
+  error_msg: string | null;
+}
+
+/** Sends one queued request; never throws: failures become the outcome's error_msg. */
+export async function send(request: QueuedRequest): Promise<Outcome> {
+  try {
+    const response = await fetch(request.url, {
+      method: request.method,
+      headers: request.headers,
+      body: request.method === "GET" ? undefined : request.body,
+      signal: AbortSignal.timeout(request.timeout_milliseconds),
+    });
+    const content = await response.text();
+    return {
+      id: request.id,
+      status_code: response.status,
+      content_type: response.headers.get("content-type"),
+      headers: Object.fromEntries(response.headers),
+      content,
+      timed_out: false,
+      error_msg: null,
+    };
+  } catch (error) {
+    const timedOut = error instanceof DOMException && error.name === "TimeoutError";
+    return {
+      id: request.id,
+      status_code: null,
+      content_type: null,
+      headers: null,
+      content: null,
+      timed_out: timedOut,
+      error_msg: timedOut
+        ? `Timeout of ${request.timeout_milliseconds} ms reached`
+        : `Couldn't connect to ${request.url}: ${(error as Error).message}`,
+    };
+  }
+}
+
+async function drain(sql: postgres.Sql): Promise<number> {
+  const requests = await sql<QueuedRequest[]>`
+    delete from net.http_request_queue
+    where id in (
+      select id from net.http_request_queue order by id limit ${BATCH_SIZE}
+      for update skip locked
+    )
+    returning id, method, url, headers, body, timeout_milliseconds`;
+  if (requests.length === 0) return 0;
+  const outcomes = await Promise.all(requests.map(send));
+  await sql`
+    insert into net._http_response
+      (id, status_code, content_type, headers, content, timed_out, error_msg)
+    select id, status_code, content_type, headers, content, timed_out, error_msg
+    from jsonb_to_recordset(${sql.json(outcomes as unknown as postgres.JSONValue)}) as r(
+      id bigint, status_code int, content_type text, headers jsonb, content text,
+      timed_out boolean, error_msg text)`;
+  for (const o of outcomes) {
+    console.log(`request ${o.id}: ${o.status_code ?? o.error_msg}`);
+  }
+  return requests.length;
+}
+
+if (import.meta.main) {
+  const sql = postgres(readStackEnv().DATABASE_URL, { max: 2, onnotice: () => {} });
+  let wake: (() => void) | undefined;
+  await sql.listen("pg_net_request", () => wake?.()).catch((error) => {
+    console.error(`LISTEN failed (will poll): ${error.message}`);
+  });
+  let lastPurge = 0;
+  console.log("pg_net worker running");
+  while (true) {
+    try {
+      if (Date.now() - lastPurge > 60_000) {
+        await sql`delete from net._http_response
+                  where created < now() - ${RESPONSE_TTL}::interval`;
+        lastPurge = Date.now();
+      }
+      if (await drain(sql) > 0) continue;
+    } catch (error) {
+      console.error(`pg_net worker: ${(error as Error).message}; retrying`);
+    }
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, POLL_MS);
+      wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+  }
+}

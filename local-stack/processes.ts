@@ -1,0 +1,160 @@
+/**
+ * Background processes of the local stack: started in a session of their own (so that
+ * stopping one stops its children too), with a pid file under `.local/pids` and a log
+ * under `.local/logs`.
+ *
+ * @module
+ */
+
+import { spawn } from "node:child_process";
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { LOG_DIR, PID_DIR } from "./config.ts";
+
+/** How to start one part of the stack. */
+export interface ProcessSpec {
+  /** Short name: the pid file and log are named after it. */
+  name: string;
+  command: string;
+  args: string[];
+  env?: Record<string, string>;
+  cwd?: string;
+}
+
+/** The log file of a part of the stack. */
+export function logFile(name: string): string {
+  return join(LOG_DIR, `${name}.log`);
+}
+
+function pidFile(name: string): string {
+  return join(PID_DIR, `${name}.pid`);
+}
+
+/** The pid recorded for `name`, if that process is still alive. */
+export function runningPid(name: string): number | undefined {
+  let pid: number;
+  try {
+    pid = Number(readFileSync(pidFile(name), "utf8").trim());
+  } catch {
+    return undefined;
+  }
+  return pid > 0 && isAlive(pid) ? pid : undefined;
+}
+
+/** Whether a process exists (signal 0 checks without sending anything). */
+export function isAlive(pid: number): boolean {
+  try {
+    Deno.kill(pid, "SIGCONT");
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Starts a detached process whose output goes to its log; returns its pid. */
+export function startDetached(spec: ProcessSpec): number {
+  mkdirSync(LOG_DIR, { recursive: true });
+  mkdirSync(PID_DIR, { recursive: true });
+  const out = openSync(logFile(spec.name), "a");
+  const child = spawn(spec.command, spec.args, {
+    cwd: spec.cwd,
+    env: { ...Deno.env.toObject(), ...spec.env },
+    detached: true,
+    stdio: ["ignore", out, out],
+  });
+  closeSync(out);
+  if (child.pid === undefined) throw new Error(`could not start ${spec.name}: ${spec.command}`);
+  child.unref();
+  writeFileSync(pidFile(spec.name), `${child.pid}\n`);
+  return child.pid;
+}
+
+/**
+ * Stops a detached process and everything in its process group: SIGTERM, then SIGKILL
+ * after `graceMs`. Returns whether something was running.
+ */
+export async function stopDetached(name: string, graceMs = 10_000): Promise<boolean> {
+  const pid = runningPid(name);
+  rmSync(pidFile(name), { force: true });
+  if (pid === undefined) return false;
+  signalGroup(pid, "SIGTERM");
+  const deadline = Date.now() + graceMs;
+  while (isAlive(pid) && Date.now() < deadline) await sleep(100);
+  if (isAlive(pid)) signalGroup(pid, "SIGKILL");
+  return true;
+}
+
+function signalGroup(pid: number, signal: Deno.Signal): void {
+  try {
+    Deno.kill(-pid, signal);
+  } catch {
+    try {
+      Deno.kill(pid, signal);
+    } catch {
+      // Already gone.
+    }
+  }
+}
+
+/** Resolves after `ms` milliseconds. */
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/**
+ * Polls `check` until it returns true or `timeoutMs` passes; on timeout throws an error
+ * that names what was awaited and where its log is.
+ */
+export async function waitFor(
+  what: string,
+  check: () => Promise<boolean>,
+  timeoutMs: number,
+  log?: string,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check().catch(() => false)) return;
+    await sleep(200);
+  }
+  throw new Error(
+    `${what} did not become ready within ${timeoutMs / 1000}s` + (log ? `; see ${log}` : ""),
+  );
+}
+
+/** Whether something accepts TCP connections on host:port. */
+export async function portOpen(host: string, port: number): Promise<boolean> {
+  try {
+    const conn = await Deno.connect({ hostname: host, port });
+    conn.close();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Runs a command to completion; throws with its output when it fails. */
+export async function run(
+  command: string,
+  args: string[],
+  options: { env?: Record<string, string>; cwd?: string; stdin?: string } = {},
+): Promise<string> {
+  const child = new Deno.Command(command, {
+    args,
+    env: options.env,
+    cwd: options.cwd,
+    stdin: options.stdin === undefined ? "null" : "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  if (options.stdin !== undefined) {
+    const writer = child.stdin.getWriter();
+    await writer.write(new TextEncoder().encode(options.stdin));
+    await writer.close();
+  }
+  const { code, stdout, stderr } = await child.output();
+  const text = new TextDecoder().decode(stdout) + new TextDecoder().decode(stderr);
+  if (code !== 0) {
+    throw new Error(`${command} ${args.join(" ")} failed (exit ${code}):\n${text.trim()}`);
+  }
+  return text;
+}

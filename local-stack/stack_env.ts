@@ -1,0 +1,143 @@
+/**
+ * `.local/stack.env`: the `KEY=value` lines through which tests, scripts and people reach
+ * the local stack (the keys are fixed by `../shared/contract/interfaces.md`). Secrets are
+ * made once, at the first `stack:up`, and kept, so a running stack and its clients agree.
+ *
+ * @module
+ */
+
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { dirname } from "node:path";
+import { DYNAMODB_PORT, FUNCTIONS_PORT, HOST, POSTGRES_PORT, STACK_ENV_FILE } from "./config.ts";
+
+/** The values of `.local/stack.env`. */
+export interface StackEnv {
+  DATABASE_URL: string;
+  SUPABASE_URL: string;
+  FUNCTIONS_URL: string;
+  SUPABASE_ANON_KEY: string;
+  SUPABASE_SERVICE_ROLE_KEY: string;
+  SUPABASE_JWT_SECRET: string;
+  DYNAMODB_ENDPOINT: string;
+  AWS_REGION: string;
+  AWS_ACCESS_KEY_ID: string;
+  AWS_SECRET_ACCESS_KEY: string;
+  SYNC_WEBHOOK_SECRET: string;
+}
+
+/** Parses `KEY=value` lines; blank lines and `#` comments are skipped. */
+export function parseEnvFile(text: string): Record<string, string> {
+  const values: Record<string, string> = {};
+  for (const line of text.split("\n")) {
+    const trimmed = line.trim();
+    if (trimmed === "" || trimmed.startsWith("#")) continue;
+    const eq = trimmed.indexOf("=");
+    if (eq > 0) values[trimmed.slice(0, eq)] = trimmed.slice(eq + 1);
+  }
+  return values;
+}
+
+/** Reads `.local/stack.env`; throws a clear error when the stack was never started. */
+export function readStackEnv(file = STACK_ENV_FILE): StackEnv {
+  if (!existsSync(file)) {
+    throw new Error(`${file} does not exist: start the local stack with \`npm run stack:up\``);
+  }
+  return parseEnvFile(readFileSync(file, "utf8")) as unknown as StackEnv;
+}
+
+/**
+ * Returns the stack's environment, creating `.local/stack.env` on first use. Existing
+ * secrets are kept; the addresses are always rewritten from config.ts.
+ */
+export async function ensureStackEnv(file = STACK_ENV_FILE): Promise<StackEnv> {
+  const old = existsSync(file) ? parseEnvFile(readFileSync(file, "utf8")) : {};
+  const jwtSecret = old.SUPABASE_JWT_SECRET ?? randomBase64(32);
+  const env: StackEnv = {
+    DATABASE_URL: `postgresql://postgres:postgres@${HOST}:${POSTGRES_PORT}/postgres`,
+    SUPABASE_URL: `http://${HOST}:${FUNCTIONS_PORT}`,
+    FUNCTIONS_URL: `http://${HOST}:${FUNCTIONS_PORT}/functions/v1`,
+    SUPABASE_JWT_SECRET: jwtSecret,
+    SUPABASE_ANON_KEY: old.SUPABASE_ANON_KEY ?? await signJwt({ role: "anon" }, jwtSecret),
+    SUPABASE_SERVICE_ROLE_KEY: old.SUPABASE_SERVICE_ROLE_KEY ??
+      await signJwt({ role: "service_role" }, jwtSecret),
+    DYNAMODB_ENDPOINT: `http://${HOST}:${DYNAMODB_PORT}`,
+    AWS_REGION: "us-east-1",
+    // DynamoDB Local keeps one database per access key and region; this key is the stack's.
+    AWS_ACCESS_KEY_ID: "local",
+    AWS_SECRET_ACCESS_KEY: "local",
+    SYNC_WEBHOOK_SECRET: old.SYNC_WEBHOOK_SECRET ?? `whsec_${randomBase64(32)}`,
+  };
+  mkdirSync(dirname(file), { recursive: true });
+  const lines = Object.entries(env).map(([key, value]) => `${key}=${value}`);
+  writeFileSync(file, `# Written by \`npm run stack:up\`.\n${lines.join("\n")}\n`, { mode: 0o600 });
+  return env;
+}
+
+function randomBase64(bytes: number): string {
+  return btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(bytes))));
+}
+
+function base64url(data: Uint8Array | string): string {
+  const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
+  return btoa(String.fromCharCode(...bytes)).replace(/=+$/, "").replace(/\+/g, "-").replace(
+    /\//g,
+    "_",
+  );
+}
+
+async function hmacKey(secret: string): Promise<CryptoKey> {
+  return await crypto.subtle.importKey(
+    "raw",
+    new TextEncoder().encode(secret),
+    { name: "HMAC", hash: "SHA-256" },
+    false,
+    ["sign", "verify"],
+  );
+}
+
+/**
+ * Signs an HS256 JWT the way Supabase signs its API keys (issuer `supabase`, ten years
+ * of validity).
+ */
+export async function signJwt(claims: Record<string, unknown>, secret: string): Promise<string> {
+  const now = Math.floor(Date.now() / 1000);
+  const header = base64url(JSON.stringify({ alg: "HS256", typ: "JWT" }));
+  const payload = base64url(
+    JSON.stringify({ iss: "supabase", iat: now, exp: now + 10 * 365 * 24 * 3600, ...claims }),
+  );
+  const signature = await crypto.subtle.sign(
+    "HMAC",
+    await hmacKey(secret),
+    new TextEncoder().encode(`${header}.${payload}`),
+  );
+  return `${header}.${payload}.${base64url(new Uint8Array(signature))}`;
+}
+
+/**
+ * Verifies an HS256 JWT as Supabase's gateway does for `verify_jwt = true` functions;
+ * returns its claims, or undefined when the signature, shape or expiry is wrong.
+ */
+export async function verifyJwt(
+  token: string,
+  secret: string,
+): Promise<Record<string, unknown> | undefined> {
+  const [header, payload, signature] = token.split(".");
+  if (!header || !payload || !signature) return undefined;
+  const fromB64url = (s: string) =>
+    Uint8Array.from(atob(s.replace(/-/g, "+").replace(/_/g, "/")), (c) => c.charCodeAt(0));
+  let ok = false;
+  try {
+    ok = await crypto.subtle.verify(
+      "HMAC",
+      await hmacKey(secret),
+      fromB64url(signature),
+      new TextEncoder().encode(`${header}.${payload}`),
+    );
+  } catch {
+    return undefined;
+  }
+  if (!ok) return undefined;
+  const claims = JSON.parse(new TextDecoder().decode(fromB64url(payload)));
+  if (typeof claims.exp === "number" && claims.exp < Date.now() / 1000) return undefined;
+  return claims;
+}

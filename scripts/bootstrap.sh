@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Installs what the project needs before anything else runs (`npm start` and `npm test`
+# call this first). On Debian/Ubuntu as root it installs the missing system packages
+# itself; elsewhere it names what is missing in one line and exits non-zero. Then it
+# installs the npm dependencies from the lockfile, unless they are already current.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+node_major=$(node -p 'process.versions.node.split(".")[0]')
+if [ "$node_major" -lt 20 ]; then
+  echo "bootstrap: Node.js 20 or newer is required (found $(node -v))" >&2
+  exit 1
+fi
+
+missing=()
+[ -x /usr/lib/postgresql/15/bin/postgres ] || missing+=(postgresql-15)
+[ -f /usr/share/postgresql/15/extension/pgtap.control ] || missing+=(postgresql-15-pgtap)
+[ -f /usr/lib/postgresql/15/lib/pg_cron.so ] || missing+=(postgresql-15-cron)
+[ -f /usr/lib/postgresql/15/lib/plpgsql_check.so ] || missing+=(postgresql-15-plpgsql-check)
+command -v pg_prove >/dev/null || missing+=(libtap-parser-sourcehandler-pgtap-perl)
+java_major=$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -n 1 || true)
+[ "${java_major:-0}" -ge 17 ] || missing+=(openjdk-17-jre-headless)
+
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "bootstrap: installing ${missing[*]}"
+    # Our stack runs its own cluster; don't let the package create and start another.
+    mkdir -p /etc/postgresql-common
+    grep -qs '^create_main_cluster' /etc/postgresql-common/createcluster.conf ||
+      echo 'create_main_cluster = false' >>/etc/postgresql-common/createcluster.conf
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  else
+    echo "bootstrap: missing system packages: ${missing[*]} (install them, e.g. with apt-get as root)" >&2
+    exit 1
+  fi
+fi
+
+# npm ci only when the lockfile changed since the last install.
+stamp=node_modules/.bootstrap-lock-hash
+want=$(sha256sum package-lock.json | cut -d' ' -f1)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  echo "bootstrap: npm ci"
+  npm ci --no-audit --no-fund --loglevel=error
+  echo "$want" >"$stamp"
+fi

@@ -1,0 +1,100 @@
+-- Test helpers, in the style of basejump's supabase-test-helpers, installed once (this
+-- file runs first and commits) and used by every other test file:
+--   tests.create_supabase_user(identifier, app_metadata, user_metadata) -> uuid
+--   tests.authenticate_as(identifier)       -- an `authenticated` request of that user
+--   tests.authenticate_as_anon()            -- an `anon` request
+--   tests.authenticate_as_service_role()    -- a `service_role` request
+--   tests.clear_authentication()            -- back to the test's own (postgres) session
+-- They set `role` and `request.jwt.claims` for the current transaction, as PostgREST
+-- does for each request.
+set client_min_messages = warning;
+begin;
+select plan(1);
+
+create schema if not exists tests;
+grant usage on schema tests to anon, authenticated, service_role;
+
+create or replace function tests.create_supabase_user(
+  identifier text,
+  app_metadata jsonb default '{}'::jsonb,
+  user_metadata jsonb default '{}'::jsonb
+) returns uuid
+language sql security definer set search_path = ''
+as $$
+  insert into auth.users (email, raw_app_meta_data, raw_user_meta_data)
+  values (
+    identifier || '@test.local',
+    app_metadata,
+    user_metadata || jsonb_build_object('test_identifier', identifier)
+  )
+  on conflict (email) do update
+    set raw_app_meta_data = excluded.raw_app_meta_data,
+        raw_user_meta_data = excluded.raw_user_meta_data
+  returning id
+$$;
+
+create or replace function tests.get_supabase_uid(identifier text) returns uuid
+language sql stable security definer set search_path = ''
+as $$
+  select id from auth.users where email = identifier || '@test.local'
+$$;
+
+-- The claims PostgREST would put in `request.jwt.claims` for this user's JWT.
+create or replace function tests.jwt_claims_of(identifier text) returns jsonb
+language plpgsql stable security definer set search_path = ''
+as $$
+declare
+  u auth.users;
+begin
+  select * into u from auth.users where email = identifier || '@test.local';
+  if u.id is null then
+    raise exception 'tests: no test user %; create it with tests.create_supabase_user', identifier;
+  end if;
+  return jsonb_build_object(
+    'sub', u.id, 'email', u.email, 'role', 'authenticated', 'aud', 'authenticated',
+    'app_metadata', u.raw_app_meta_data, 'user_metadata', u.raw_user_meta_data);
+end
+$$;
+
+-- Role switches cannot happen in security definer functions, so these run as invoker.
+create or replace function tests.authenticate_as(identifier text) returns void
+language plpgsql set search_path = ''
+as $$
+begin
+  perform set_config('request.jwt.claims', tests.jwt_claims_of(identifier)::text, true);
+  perform set_config('role', 'authenticated', true);
+end
+$$;
+
+create or replace function tests.authenticate_as_anon() returns void
+language plpgsql set search_path = ''
+as $$
+begin
+  perform set_config('request.jwt.claims', '{"role": "anon"}', true);
+  perform set_config('role', 'anon', true);
+end
+$$;
+
+create or replace function tests.authenticate_as_service_role() returns void
+language plpgsql set search_path = ''
+as $$
+begin
+  perform set_config('request.jwt.claims', '{"role": "service_role"}', true);
+  perform set_config('role', 'service_role', true);
+end
+$$;
+
+create or replace function tests.clear_authentication() returns void
+language plpgsql set search_path = ''
+as $$
+begin
+  perform set_config('request.jwt.claims', '', true);
+  perform set_config('role', 'postgres', true);
+end
+$$;
+
+grant execute on all functions in schema tests to anon, authenticated, service_role;
+
+select has_function('tests', 'authenticate_as', array['text'], 'the test helpers are installed');
+select * from finish();
+commit;

@@ -1,0 +1,102 @@
+-- The platform objects the local stack provides in place of a hosted Supabase project
+-- (sql/platform, sql/extensions): extensions, roles, the auth claim helpers, Vault and
+-- pg_net's request queue.
+set client_min_messages = warning;
+begin;
+select plan(30);
+
+-- Extensions a hosted project has (or offers) and the stack must have.
+select has_extension('pg_cron', 'pg_cron is installed');
+select has_extension('pgtap', 'pgTAP is installed');
+select has_extension('plpgsql_check', 'plpgsql_check is installed');
+select has_extension('pgcrypto', 'pgcrypto is installed');
+select has_extension('supabase_vault', 'Vault is installed');
+select ok(
+  exists (select from pg_available_extensions where name = 'pg_net'),
+  'pg_net can be enabled with create extension'
+);
+select is(current_setting('shared_preload_libraries'), 'pg_cron', 'pg_cron is preloaded');
+
+-- Roles, as on a hosted project.
+select has_role('anon');
+select has_role('authenticated');
+select has_role('service_role');
+select has_role('authenticator');
+select ok((select rolbypassrls from pg_roles where rolname = 'service_role'), 'service_role bypasses RLS');
+select ok(not (select rolbypassrls from pg_roles where rolname = 'authenticated'), 'authenticated does not bypass RLS');
+select ok(pg_has_role('authenticator', 'anon', 'member'), 'authenticator can become anon');
+select ok(
+  current_setting('search_path') like '%extensions%',
+  'extensions is on the search path'
+);
+
+-- auth.uid(), auth.role() and auth.jwt() read the claims PostgREST sets per request.
+select tests.create_supabase_user('platform_admin', '{"role": "admin"}', '{"role": "nobody"}');
+select tests.authenticate_as('platform_admin');
+select is(auth.jwt() -> 'app_metadata' ->> 'role', 'admin', 'auth.jwt() returns the app_metadata claims');
+select is(auth.jwt() -> 'user_metadata' ->> 'role', 'nobody', 'auth.jwt() returns the user_metadata claims');
+select is(auth.uid(), tests.get_supabase_uid('platform_admin'), 'auth.uid() is the user''s id');
+select is(auth.role(), 'authenticated', 'auth.role() is the claimed role');
+select is(current_user::text, 'authenticated', 'the request runs as authenticated');
+select tests.clear_authentication();
+select is(auth.jwt(), null, 'without claims auth.jwt() is null');
+select is(auth.uid(), null, 'without claims auth.uid() is null');
+select set_config('request.jwt.claim.sub', 'c0ffee00-0000-4000-8000-000000000000', true);
+select is(auth.uid(), 'c0ffee00-0000-4000-8000-000000000000'::uuid, 'auth.uid() also reads the older per-claim setting');
+select set_config('request.jwt.claim.sub', '', true);
+
+-- Vault: secrets are stored encrypted and read back through decrypted_secrets.
+select vault.create_secret('s3cr3t-value', 'platform_test_secret', 'a test secret');
+select is(
+  (select decrypted_secret from vault.decrypted_secrets where name = 'platform_test_secret'),
+  's3cr3t-value',
+  'vault.decrypted_secrets returns the secret'
+);
+select isnt(
+  (select secret from vault.secrets where name = 'platform_test_secret'),
+  's3cr3t-value',
+  'vault.secrets does not hold it in clear'
+);
+select vault.update_secret(
+  (select id from vault.secrets where name = 'platform_test_secret'), 'rotated'
+);
+select is(
+  (select decrypted_secret from vault.decrypted_secrets where name = 'platform_test_secret'),
+  'rotated',
+  'vault.update_secret replaces the secret'
+);
+select tests.authenticate_as_anon();
+select throws_ok(
+  'select decrypted_secret from vault.decrypted_secrets',
+  '42501',
+  null,
+  'anon cannot read Vault'
+);
+select tests.clear_authentication();
+
+-- pg_net: http_post queues the request; the stack's worker sends it after commit.
+create extension if not exists pg_net with schema extensions;
+select ok(
+  net.http_post(
+    'http://127.0.0.1:54321/functions/v1/nowhere',
+    '{"hello": "world"}'::jsonb,
+    '{"a": "1"}'::jsonb
+  ) > 0,
+  'net.http_post returns a request id'
+);
+select results_eq(
+  $$select method::text, url, convert_from(body, 'UTF8')::jsonb
+    from net.http_request_queue order by id desc limit 1$$,
+  $$values ('POST', 'http://127.0.0.1:54321/functions/v1/nowhere?a=1', '{"hello": "world"}'::jsonb)$$,
+  'the request is queued with its method, url (params appended) and body'
+);
+select tests.authenticate_as_anon();
+select throws_ok(
+  $$select net.http_post('http://127.0.0.1:1/')$$,
+  '42501',
+  null,
+  'anon cannot send HTTP requests from the database'
+);
+
+select * from finish();
+rollback;

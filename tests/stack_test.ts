@@ -1,0 +1,203 @@
+/**
+ * The local stack itself: each part answers, pg_cron reaches a function through
+ * pg_net, DynamoDB Local records changes in its streams, and `stack:up` is idempotent.
+ */
+
+import assert from "node:assert/strict";
+import {
+  CreateTableCommand,
+  DeleteTableCommand,
+  DescribeTableCommand,
+  ListTablesCommand,
+  PutItemCommand,
+} from "@aws-sdk/client-dynamodb";
+import {
+  DescribeStreamCommand,
+  GetRecordsCommand,
+  GetShardIteratorCommand,
+} from "@aws-sdk/client-dynamodb-streams";
+import { DENO_BIN, ROOT } from "../local-stack/config.ts";
+import { run } from "../local-stack/processes.ts";
+import {
+  callFunction,
+  connectDb,
+  dynamo,
+  dynamoStreams,
+  eventually,
+  serviceRoleHeaders,
+  stack,
+} from "./stack_clients.ts";
+
+const FUNCTIONS = ["data-checksum-validator", "import-worker", "mmp-toledo-sync"];
+
+Deno.test("postgres answers as PostgreSQL 15 with the project's settings", async () => {
+  const sql = connectDb();
+  try {
+    const [row] = await sql`select current_setting('server_version_num')::int as version,
+                                   current_setting('cron.database_name') as cron_db`;
+    assert.equal(Math.floor(row.version / 10000), 15);
+    assert.equal(row.cron_db, "postgres");
+  } finally {
+    await sql.end();
+  }
+});
+
+Deno.test("every Edge Function answers at /functions/v1/NAME", async () => {
+  for (const name of FUNCTIONS) {
+    const response = await callFunction(name, { method: "GET" });
+    assert.equal(response.status, 405, `${name} refuses GET`);
+    assert.equal(response.headers.get("allow"), "POST");
+    assert.match((await response.json()).error, /method not allowed/);
+  }
+  const missing = await callFunction("no-such-function");
+  assert.equal(missing.status, 404);
+  assert.equal((await missing.json()).message, "Requested function was not found");
+});
+
+Deno.test("import-worker accepts the service role key and nothing else", async () => {
+  const refused = await callFunction("import-worker", { method: "POST", body: "{}" });
+  assert.equal(refused.status, 401);
+  assert.match((await refused.json()).error, /missing Authorization/);
+  const wrongKey = await callFunction("import-worker", {
+    method: "POST",
+    headers: { authorization: `Bearer ${stack.SUPABASE_ANON_KEY}` },
+    body: "{}",
+  });
+  assert.equal(wrongKey.status, 401);
+  await wrongKey.body?.cancel();
+  const accepted = await callFunction("import-worker", {
+    method: "POST",
+    headers: serviceRoleHeaders(),
+    body: "{}",
+  });
+  assert.equal(accepted.status, 202);
+  assert.equal((await accepted.json()).accepted, true);
+});
+
+Deno.test("a pg_cron job calling net.http_post reaches a function", async () => {
+  const sql = connectDb();
+  const job = `stack-test-${crypto.randomUUID()}`;
+  try {
+    await sql`create schema if not exists stack_test`;
+    await sql`create table if not exists stack_test.cron_requests (job text, request_id bigint)`;
+    // The job reads the URL and key from Vault, as a migration's job does on a hosted project.
+    await sql`select cron.schedule(${job}, '* * * * *', ${`
+      insert into stack_test.cron_requests
+      select '${job}', net.http_post(
+        url := (select decrypted_secret from vault.decrypted_secrets where name = 'project_url')
+               || '/functions/v1/import-worker',
+        headers := jsonb_build_object(
+          'content-type', 'application/json',
+          'authorization', 'Bearer ' || (select decrypted_secret from vault.decrypted_secrets
+                                         where name = 'service_role_key')),
+        body := '{"from": "pg_cron"}'::jsonb)`})`;
+    // pg_cron 1.4 (Debian bookworm) schedules by the minute: this waits up to one.
+    const response = await eventually("the cron job's request to be answered", async () => {
+      const rows = await sql`
+        select r.status_code, r.content, r.error_msg
+        from stack_test.cron_requests q join net._http_response r on r.id = q.request_id
+        where q.job = ${job}`;
+      return rows[0];
+    }, 90_000);
+    assert.equal(response.error_msg, null);
+    assert.equal(response.status_code, 202);
+    assert.equal(JSON.parse(response.content).accepted, true);
+    const [run] = await sql`select d.status from cron.job_run_details d
+                            join cron.job j using (jobid) where j.jobname = ${job}`;
+    assert.equal(run.status, "succeeded");
+  } finally {
+    await sql`select cron.unschedule(jobid) from cron.job where jobname = ${job}`;
+    await sql`delete from stack_test.cron_requests where job = ${job}`;
+    await sql.end();
+  }
+});
+
+Deno.test("pg_net sends only committed requests and records failures", async () => {
+  const sql = connectDb();
+  try {
+    const rolledBack = await sql.begin(async (tx) => {
+      const [row] = await tx`select net.http_post('http://127.0.0.1:9/rolled-back') as id`;
+      await tx`select pg_notify('pg_net_request', '')`;
+      throw Object.assign(new Error("roll back"), { id: row.id });
+    }).catch((error) => error.id as string);
+    const [failed] = await sql`select net.http_get('http://127.0.0.1:9/closed-port') as id`;
+    const outcome = await eventually("the failed request's outcome", async () => {
+      const rows = await sql`select status_code, error_msg from net._http_response
+                             where id = ${failed.id}`;
+      return rows[0];
+    });
+    assert.equal(outcome.status_code, null);
+    assert.match(outcome.error_msg, /127\.0\.0\.1:9/);
+    const ghost = await sql`select id from net._http_response where id = ${rolledBack}`;
+    assert.equal(ghost.length, 0, "a rolled-back request is never sent");
+  } finally {
+    await sql.end();
+  }
+});
+
+Deno.test("DynamoDB Local records item changes in its stream", async () => {
+  const client = dynamo("us-east-1");
+  const TableName = `stack-test-${crypto.randomUUID()}`;
+  try {
+    await client.send(
+      new CreateTableCommand({
+        TableName,
+        KeySchema: [{ AttributeName: "id", KeyType: "HASH" }],
+        AttributeDefinitions: [{ AttributeName: "id", AttributeType: "S" }],
+        BillingMode: "PAY_PER_REQUEST",
+        StreamSpecification: { StreamEnabled: true, StreamViewType: "NEW_AND_OLD_IMAGES" },
+      }),
+    );
+    await client.send(
+      new PutItemCommand({ TableName, Item: { id: { S: "a" }, n: { N: "12345678901234567890" } } }),
+    );
+    const table = await client.send(new DescribeTableCommand({ TableName }));
+    const streams = dynamoStreams("us-east-1");
+    const { StreamDescription } = await streams.send(
+      new DescribeStreamCommand({ StreamArn: table.Table!.LatestStreamArn! }),
+    );
+    const { ShardIterator } = await streams.send(
+      new GetShardIteratorCommand({
+        StreamArn: table.Table!.LatestStreamArn!,
+        ShardId: StreamDescription!.Shards![0].ShardId!,
+        ShardIteratorType: "TRIM_HORIZON",
+      }),
+    );
+    const { Records } = await streams.send(new GetRecordsCommand({ ShardIterator }));
+    assert.equal(Records?.length, 1);
+    assert.equal(Records![0].eventName, "INSERT");
+    assert.deepEqual(Records![0].dynamodb?.NewImage?.n, { N: "12345678901234567890" });
+    assert.match(Records![0].dynamodb!.SequenceNumber!, /^\d+$/);
+  } finally {
+    await client.send(new DeleteTableCommand({ TableName })).catch(() => {});
+  }
+});
+
+Deno.test("DynamoDB Local keeps the two regions apart", async () => {
+  const east2 = dynamo("us-east-2");
+  const TableName = `stack-test-${crypto.randomUUID()}`;
+  try {
+    await east2.send(
+      new CreateTableCommand({
+        TableName,
+        KeySchema: [{ AttributeName: "id", KeyType: "HASH" }],
+        AttributeDefinitions: [{ AttributeName: "id", AttributeType: "S" }],
+        BillingMode: "PAY_PER_REQUEST",
+      }),
+    );
+    const inEast1 = await dynamo("us-east-1").send(new ListTablesCommand({}));
+    const inEast2 = await east2.send(new ListTablesCommand({}));
+    assert.ok(inEast2.TableNames?.includes(TableName));
+    assert.ok(!inEast1.TableNames?.includes(TableName));
+  } finally {
+    await east2.send(new DeleteTableCommand({ TableName })).catch(() => {});
+  }
+});
+
+Deno.test("a second stack:up reuses every running part", async () => {
+  const output = await run(DENO_BIN, ["run", "-A", "local-stack/stack.ts", "up"], { cwd: ROOT });
+  for (const part of ["postgres", "dynamodb local", "functions", "pg_net"]) {
+    assert.match(output, new RegExp(`stack: ${part} reused`), `${part} is reused`);
+  }
+  assert.match(output, /migrations pushed with the Supabase CLI: .*up to date/);
+});
