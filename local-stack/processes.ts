@@ -132,11 +132,15 @@ export async function portOpen(host: string, port: number): Promise<boolean> {
   }
 }
 
-/** Runs a command to completion; throws with its output when it fails. */
+/**
+ * Runs a command to completion and returns what it printed (standard output and error,
+ * or only standard output with `stdoutOnly`); throws with its output when it fails.
+ */
 export async function run(
   command: string,
   args: string[],
-  options: { env?: Record<string, string>; cwd?: string; stdin?: string } = {},
+  options: { env?: Record<string, string>; cwd?: string; stdin?: string; stdoutOnly?: boolean } =
+    {},
 ): Promise<string> {
   const child = new Deno.Command(command, {
     args,
@@ -152,9 +156,10 @@ export async function run(
     await writer.close();
   }
   const { code, stdout, stderr } = await child.output();
-  const text = new TextDecoder().decode(stdout) + new TextDecoder().decode(stderr);
+  const out = new TextDecoder().decode(stdout);
+  const err = new TextDecoder().decode(stderr);
   if (code !== 0) {
-    throw new Error(`${command} ${args.join(" ")} failed (exit ${code}):\n${text.trim()}`);
+    throw new Error(`${command} ${args.join(" ")} failed (exit ${code}):\n${(out + err).trim()}`);
   }
-  return text;
+  return options.stdoutOnly ? out : out + err;
 }

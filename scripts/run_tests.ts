@@ -159,6 +159,34 @@ if (await step("stack:up", DENO_BIN, ["run", "-A", "local-stack/stack.ts", "up"]
     "--fail-on",
     "info",
   ]);
+  await step("advisors (performance, warnings)", SUPABASE, [
+    "db",
+    "advisors",
+    `--remote=${env.DATABASE_URL}`,
+    "--type",
+    "performance",
+    "--level",
+    "info",
+    "--fail-on",
+    "warn",
+  ]);
+  await step("db lint (plpgsql_check)", SUPABASE, [
+    "db",
+    "lint",
+    `--remote=${env.DATABASE_URL}`,
+    "--schema",
+    "public,sync,analytics",
+    "--level",
+    "warning",
+    "--fail-on",
+    "warning",
+  ]);
+  await step("generated types match the migrations", DENO_BIN, [
+    "run",
+    "-A",
+    "scripts/gen_types.ts",
+    "--check",
+  ]);
   await step(
     "end-to-end tests",
     DENO_BIN,

@@ -79,10 +79,10 @@ Deno.test("a pg_cron job calling net.http_post reaches a function", async () => 
   const job = `stack-test-${crypto.randomUUID()}`;
   try {
     await sql`create schema if not exists stack_test`;
-    await sql`create table if not exists stack_test.cron_requests (job text, request_id bigint)`;
+    await sql`create table if not exists stack_test.cron_requests (request_id bigint primary key, job text)`;
     // The job reads the URL and key from Vault, as a migration's job does on a hosted project.
     await sql`select cron.schedule(${job}, '* * * * *', ${`
-      insert into stack_test.cron_requests
+      insert into stack_test.cron_requests (job, request_id)
       select '${job}', net.http_post(
         url := (select decrypted_secret from vault.decrypted_secrets where name = 'project_url')
                || '/functions/v1/import-worker',

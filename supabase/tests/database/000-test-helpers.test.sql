@@ -93,6 +93,65 @@ begin
 end
 $$;
 
+-- Runs one statement as a persona ('anon', 'service_role' or a test user's identifier)
+-- and rolls it back, returning what happened: 'rows:N' (rows seen by a select, or
+-- changed by an insert/update/delete) or 'error:SQLSTATE'. Used for the RLS matrix.
+create or replace function tests.outcome_as(persona text, statement text) returns text
+language plpgsql set search_path = ''
+as $$
+declare
+  affected bigint;
+begin
+  begin
+    if persona = 'anon' then
+      perform tests.authenticate_as_anon();
+    elsif persona = 'service_role' then
+      perform tests.authenticate_as_service_role();
+    else
+      perform tests.authenticate_as(persona);
+    end if;
+    if statement ~* '^\s*select' then
+      execute 'select count(*) from (' || statement || ') q' into affected;
+    else
+      execute statement;
+      get diagnostics affected = row_count;
+    end if;
+    -- Undo the statement (and the role switch) by failing the block on purpose.
+    raise exception using errcode = 'TSTRB', message = 'rolled back by tests.outcome_as';
+  exception
+    when sqlstate 'TSTRB' then return 'rows:' || affected;
+    when others then return 'error:' || sqlstate;
+  end;
+end
+$$;
+
+-- The number of rows of a relation, as the caller sees it.
+create or replace function tests.row_count(relation regclass) returns bigint
+language plpgsql set search_path = ''
+as $$
+declare
+  n bigint;
+begin
+  execute format('select count(*) from %s', relation) into n;
+  return n;
+end
+$$;
+
+-- The text of a query's plan, for asserting which indexes it uses.
+create or replace function tests.explain(query text) returns text
+language plpgsql set search_path = ''
+as $$
+declare
+  line text;
+  plan text := '';
+begin
+  for line in execute 'explain ' || query loop
+    plan := plan || line || E'\n';
+  end loop;
+  return plan;
+end
+$$;
+
 grant execute on all functions in schema tests to anon, authenticated, service_role;
 
 select has_function('tests', 'authenticate_as', array['text'], 'the test helpers are installed');

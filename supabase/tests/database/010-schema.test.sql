@@ -1,0 +1,226 @@
+-- The target side's shape: the ten tables, their keys and constraints, the ordering
+-- guard's columns, RLS switched on and forced, the policies, and the private schemas.
+set client_min_messages = warning;
+begin;
+select plan(79);
+
+select tables_are('public', array[
+  'firespring_actions', 'firespring_visitors', 'firespring_extraction_jobs',
+  'firespring_traffic_sources', 'firespring_segments', 'firespring_searches',
+  'firespring_network_state', 'mmp_toledo_leads', 'toledo_dashboard', 'sync_checksums'
+], 'public has exactly the ten tables');
+select views_are('public', array['firespring_visitors_detailed'], 'public has exactly one view');
+
+-- Keys.
+select col_is_pk('public', 'firespring_actions', 'action_id', 'actions are keyed by action_id');
+select col_is_pk('public', 'firespring_visitors', 'visitor_id', 'visitors are keyed by visitor_id');
+select col_is_pk('public', 'firespring_extraction_jobs', 'job_id', 'jobs are keyed by job_id');
+select col_is_pk('public', 'firespring_traffic_sources', 'source_id', 'traffic sources are keyed by source_id');
+select col_is_pk('public', 'firespring_segments', 'segment_id', 'segments are keyed by segment_id');
+select col_is_pk('public', 'firespring_searches', 'search_id', 'searches are keyed by search_id');
+select col_is_pk('public', 'firespring_network_state', 'state_key', 'network state is keyed by state_key');
+select col_is_pk('public', 'mmp_toledo_leads', 'lead_id', 'leads are keyed by lead_id');
+select col_is_pk('public', 'toledo_dashboard', array['pk', 'sk'], 'dashboard rows are keyed by (pk, sk)');
+select col_is_pk('public', 'sync_checksums', 'id', 'checksum runs have an id');
+
+-- Types that keep values exact.
+select col_type_is('public', 'firespring_visitors', 'page_views', 'numeric', 'page_views is numeric');
+select col_type_is('public', 'firespring_visitors', 'last_visit_at', 'timestamp with time zone', 'last_visit_at is a timestamptz');
+select col_type_is('public', 'firespring_visitors', 'session_data', 'jsonb', 'session_data is jsonb');
+select col_type_is('public', 'firespring_visitors', 'sync_range_key', 'numeric', 'the held observation''s range key is exact');
+select col_type_is('public', 'firespring_actions', 'occurred_at', 'timestamp with time zone', 'occurred_at is a timestamptz');
+select col_type_is('public', 'firespring_actions', 'action_data', 'jsonb', 'action_data is jsonb');
+select col_type_is('public', 'firespring_extraction_jobs', 'records_extracted', 'numeric', 'records_extracted is numeric');
+select col_type_is('public', 'firespring_extraction_jobs', 'sync_range_key', 'numeric', 'the held state''s updated_at is exact');
+select col_type_is('public', 'firespring_traffic_sources', 'visitor_count', 'numeric', 'visitor_count is numeric');
+select col_type_is('public', 'firespring_segments', 'member_count', 'numeric', 'member_count is numeric');
+select col_type_is('public', 'firespring_segments', 'segment_criteria', 'jsonb', 'segment_criteria is jsonb');
+select col_type_is('public', 'firespring_searches', 'searched_at', 'timestamp with time zone', 'searched_at is a timestamptz');
+select col_type_is('public', 'firespring_network_state', 'state_value', 'jsonb', 'state_value is jsonb');
+select col_type_is('public', 'mmp_toledo_leads', 'updated_at', 'timestamp with time zone', 'lead updated_at is a timestamptz');
+select col_type_is('public', 'toledo_dashboard', 'metrics', 'jsonb', 'metrics is jsonb');
+
+-- The ordering guard's columns, on every mirror table.
+select results_eq(
+  $$select t.target_table::text, count(c.column_name)::int
+    from sync.source_tables t
+    left join information_schema.columns c
+      on c.table_schema = 'public' and c.table_name = t.target_table
+     and (c.column_name, c.data_type) in (
+       ('sync_sequence', 'numeric'), ('sync_changed_at', 'timestamp with time zone'),
+       ('sync_source', 'text'), ('synced_at', 'timestamp with time zone'))
+    group by t.target_table order by 1$$,
+  $$select target_table::text, 4 from sync.source_tables order by 1$$,
+  'every mirror table has sync_sequence, sync_changed_at, sync_source and synced_at'
+);
+select is(
+  (select numeric_precision::int from information_schema.columns
+   where table_name = 'firespring_actions' and column_name = 'sync_sequence'),
+  40,
+  'sync_sequence holds the 40 digits of a stream SequenceNumber'
+);
+select col_not_null('public', 'firespring_actions', 'sync_changed_at', 'every row knows when its change happened');
+select col_is_null('public', 'firespring_actions', 'sync_sequence', 'a backfilled row has no stream position');
+select col_has_check('public', 'firespring_actions', 'sync_source', 'sync_source is one of the known writers');
+select throws_ok(
+  $$insert into public.firespring_actions (action_id, sync_changed_at, sync_source)
+    values ('bad-source', now(), 'carrier pigeon')$$,
+  '23514', null, 'an unknown sync_source is refused'
+);
+select throws_ok(
+  $$insert into public.firespring_actions (action_id, sync_changed_at, sync_source)
+    values (null, now(), 'direct')$$,
+  '23502', null, 'a row without its key is refused'
+);
+select throws_ok(
+  $$insert into public.toledo_dashboard (pk, sk, sync_changed_at, sync_source)
+    values ('p', 's', now(), 'direct'), ('p', 's', now(), 'direct')$$,
+  '23505', null, 'pk and sk are unique together'
+);
+select has_column('public', 'firespring_extraction_jobs', 'sync_state_rank', 'jobs rank their state for ties');
+insert into public.firespring_extraction_jobs (job_id, status, sync_range_key, sync_changed_at, sync_source)
+values ('rank-a', 'pending', 1, now(), 'direct'), ('rank-b', 'running', 1, now(), 'direct'),
+       ('rank-c', 'complete', 1, now(), 'direct'), ('rank-d', 'failed', 1, now(), 'direct');
+select is(
+  (select array_agg(sync_state_rank order by job_id) from public.firespring_extraction_jobs
+   where job_id like 'rank-%'),
+  array[0, 1, 2, 2]::smallint[],
+  'pending < running < complete = failed'
+);
+
+-- Comments that Studio shows.
+select is(
+  (select count(*)::int from pg_class c join pg_namespace n on n.oid = c.relnamespace
+   where n.nspname = 'public' and c.relkind in ('r', 'v') and obj_description(c.oid) is null),
+  0,
+  'every public table and view has a comment'
+);
+
+-- Row Level Security: on and forced everywhere.
+select is(
+  (select array_agg(c.relname::text order by c.relname) from pg_class c
+   join pg_namespace n on n.oid = c.relnamespace
+   where n.nspname = 'public' and c.relkind = 'r' and not (c.relrowsecurity and c.relforcerowsecurity)),
+  null,
+  'RLS is enabled and forced on every public table'
+);
+select ok(
+  (select relrowsecurity and relforcerowsecurity from pg_class
+   where oid = 'analytics.visitor_sessions'::regclass),
+  'RLS is enabled and forced on the sessions behind the view'
+);
+select policies_are('public', 'firespring_actions', array['admins can read', 'admins can update']);
+select policies_are('public', 'firespring_visitors', array['admins can read', 'admins can update']);
+select policies_are('public', 'firespring_extraction_jobs', array['admins can read', 'admins can update']);
+select policies_are('public', 'firespring_traffic_sources', array['admins can read', 'admins can update']);
+select policies_are('public', 'firespring_segments', array['admins can read', 'admins can update']);
+select policies_are('public', 'firespring_searches', array['admins can read', 'admins can update']);
+select policies_are('public', 'firespring_network_state', array['admins can read', 'admins can update']);
+select policies_are('public', 'mmp_toledo_leads', array['admins can read', 'admins can update']);
+select policies_are('public', 'toledo_dashboard', array['admins can read', 'admins can update']);
+select policies_are('public', 'sync_checksums', array['admins can read', 'admins can update']);
+select policies_are('analytics', 'visitor_sessions', array['admins can read']);
+select is(
+  (select count(*)::int from pg_policies where schemaname = 'public'
+   and (qual not like '%( SELECT auth.jwt() AS jwt)%' or qual like '%user_metadata%')),
+  0,
+  'every policy reads the role once per statement, from app_metadata, never user_metadata'
+);
+select is(
+  (select count(*)::int from pg_policies where schemaname = 'public' and roles <> '{authenticated}'),
+  0,
+  'the policies apply to authenticated only (service_role bypasses RLS, anon has none)'
+);
+
+-- Grants: anon has nothing anywhere in public.
+select is(
+  (select count(*)::int from information_schema.role_table_grants
+   where grantee = 'anon' and table_schema = 'public'),
+  0,
+  'anon holds no privilege on any public table or view'
+);
+select is(
+  (select count(*)::int from information_schema.role_column_grants
+   where grantee = 'anon' and table_schema = 'public'),
+  0,
+  'anon holds no column privilege in public'
+);
+select is(
+  (select count(*)::int from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+   where n.nspname = 'public' and has_function_privilege('anon', p.oid, 'execute')),
+  0,
+  'anon can execute no function in the exposed schema'
+);
+select table_privs_are('public', 'firespring_actions', 'authenticated', array['SELECT'],
+  'authenticated may select (RLS decides which rows), nothing more on the whole table');
+select ok(
+  has_column_privilege('authenticated', 'public.firespring_actions', 'action_type', 'update'),
+  'authenticated may update data columns (RLS decides which rows)'
+);
+select ok(
+  not has_column_privilege('authenticated', 'public.firespring_actions', 'action_id', 'update'),
+  'nobody but the service may change a key'
+);
+select ok(
+  not has_column_privilege('authenticated', 'public.firespring_actions', 'sync_sequence', 'update'),
+  'nobody but the service may change the ordering guard''s position'
+);
+select ok(
+  not has_column_privilege('authenticated', 'public.toledo_dashboard', 'sk', 'update'),
+  'the dashboard''s range key cannot be changed either'
+);
+select table_privs_are('public', 'firespring_actions', 'service_role',
+  array['SELECT', 'INSERT', 'UPDATE', 'DELETE'], 'service_role may read and write');
+
+-- The view.
+select ok(
+  (select 'security_invoker=true' = any (reloptions) from pg_class
+   where oid = 'public.firespring_visitors_detailed'::regclass),
+  'firespring_visitors_detailed runs with the caller''s rights (security_invoker)'
+);
+select columns_are('public', 'firespring_visitors_detailed', array[
+  'visitor_id', 'session_id', 'session_index', 'session_started_at', 'last_visit_at',
+  'ip_address', 'geolocation', 'city', 'state', 'country', 'country_code', 'latitude',
+  'longitude', 'browser', 'browser_version', 'os', 'device_type', 'screen_resolution',
+  'language', 'referrer_url', 'referrer_type', 'referrer_domain', 'referrer_search',
+  'landing_page', 'page_views', 'session_actions', 'session_duration_seconds', 'hostname',
+  'organization'
+], 'the view has every column of the contract');
+
+-- The private schemas.
+select ok(
+  not has_schema_privilege('anon', 'sync', 'usage')
+  and not has_schema_privilege('authenticated', 'sync', 'usage')
+  and not has_schema_privilege('service_role', 'sync', 'usage'),
+  'the sync schema is closed to every API role'
+);
+select tables_are('sync', array[
+  'source_tables', 'tombstones', 'dead_letters', 'backfill_jobs', 'backfill_segments'
+], 'sync holds the machinery');
+select views_are('sync', array['status', 'backfill_progress'], 'sync has the status views');
+select is((select count(*)::int from sync.source_tables), 9, 'nine source tables are registered');
+select is(
+  (select count(*)::int from sync.source_tables where region = 'us-east-1'), 7,
+  'seven of them are in us-east-1'
+);
+select results_eq(
+  $$select target_table::text from sync.source_tables where collapsed order by 1$$,
+  $$values ('firespring_extraction_jobs'), ('firespring_visitors')$$,
+  'visitors and extraction jobs collapse many items into one row'
+);
+select col_is_pk('sync', 'tombstones', array['target_table', 'row_key'], 'one tombstone per deleted key');
+select col_type_is('sync', 'tombstones', 'sync_sequence', 'numeric(40,0)', 'tombstones keep the delete''s position');
+select col_is_pk('sync', 'backfill_segments', array['job_id', 'segment'], 'one checkpoint per Scan segment');
+select has_column('sync', 'backfill_segments', 'exclusive_start_key', 'segments keep the Scan''s checkpoint');
+select has_column('sync', 'backfill_segments', 'lease_expires_at', 'segments are leased');
+select has_column('sync', 'dead_letters', 'record', 'dead letters keep the record whole');
+select has_column('sync', 'dead_letters', 'reason', 'dead letters say why');
+select fk_ok('public', 'sync_checksums', 'target_table', 'sync', 'source_tables', 'target_table',
+  'checksum runs name a registered table');
+select ok(
+  not has_schema_privilege('anon', 'analytics', 'usage'),
+  'anon cannot reach the sessions behind the view'
+);
+
+select * from finish();
+rollback;

@@ -1,0 +1,105 @@
+-- Every cell of the RLS matrix (interfaces.md, "Who may do what"): each of the ten
+-- tables and the view, for each persona, for select / insert / update / delete.
+-- A cell is the observed outcome: rows seen or changed ('rows:N'), or the error raised
+-- ('error:42501' is "permission denied"). Each statement is rolled back after it ran.
+--
+-- Personas: anon; authenticated without a role claim; authenticated whose
+-- user_metadata.role is admin (user-editable, so it grants nothing); authenticated with
+-- app_metadata.role admin; the same with superuser; service_role.
+set client_min_messages = warning;
+begin;
+select plan(264);
+
+select tests.create_supabase_user('rls_no_role');
+select tests.create_supabase_user('rls_user_metadata_admin', '{}', '{"role": "admin"}');
+select tests.create_supabase_user('rls_admin', '{"role": "admin"}');
+select tests.create_supabase_user('rls_superuser', '{"role": "superuser"}');
+
+-- One row in each table (two sessions, so two rows in the view).
+insert into public.firespring_actions (action_id, action_type, sync_changed_at, sync_source)
+  values ('a-1', 'click', now(), 'direct');
+insert into public.firespring_visitors (visitor_id, page_views, session_data, sync_range_key, sync_changed_at, sync_source)
+  values ('v-1', 3, '{"sessions": [{"session_id": "s-1", "geolocation": "Toledo, Ohio, USA"},
+                                   {"session_id": "s-2", "geolocation": "Canada"}]}',
+          1700000000, now(), 'direct');
+insert into public.firespring_extraction_jobs (job_id, status, sync_range_key, sync_changed_at, sync_source)
+  values ('j-1', 'running', 1700000000000, now(), 'direct');
+insert into public.firespring_traffic_sources (source_id, source_name, sync_changed_at, sync_source)
+  values ('t-1', 'google', now(), 'direct');
+insert into public.firespring_segments (segment_id, segment_name, sync_changed_at, sync_source)
+  values ('g-1', 'returning', now(), 'direct');
+insert into public.firespring_searches (search_id, query, sync_changed_at, sync_source)
+  values ('q-1', 'toledo', now(), 'direct');
+insert into public.firespring_network_state (state_key, state_value, sync_changed_at, sync_source)
+  values ('n-1', '{"up": true}', now(), 'direct');
+insert into public.mmp_toledo_leads (lead_id, name, sync_changed_at, sync_source)
+  values ('l-1', 'Ada', now(), 'direct');
+insert into public.toledo_dashboard (pk, sk, metrics, sync_changed_at, sync_source)
+  values ('p-1', 's-1', '{"visits": 1}', now(), 'direct');
+insert into public.sync_checksums (target_table, match) values ('firespring_actions', true);
+
+-- What each relation is probed with: a new row to insert, and a data column to update.
+create temporary table relations (relation text, is_view boolean, insert_sql text, update_set text);
+insert into relations values
+  ('firespring_actions', false, $$(action_id, sync_changed_at, sync_source) values ('new', now(), 'direct')$$, $$action_type = 'edited'$$),
+  ('firespring_visitors', false, $$(visitor_id, sync_range_key, sync_changed_at, sync_source) values ('new', 1, now(), 'direct')$$, $$page_views = 4$$),
+  ('firespring_extraction_jobs', false, $$(job_id, sync_range_key, sync_changed_at, sync_source) values ('new', 1, now(), 'direct')$$, $$status = 'failed'$$),
+  ('firespring_traffic_sources', false, $$(source_id, sync_changed_at, sync_source) values ('new', now(), 'direct')$$, $$source_name = 'edited'$$),
+  ('firespring_segments', false, $$(segment_id, sync_changed_at, sync_source) values ('new', now(), 'direct')$$, $$segment_name = 'edited'$$),
+  ('firespring_searches', false, $$(search_id, sync_changed_at, sync_source) values ('new', now(), 'direct')$$, $$query = 'edited'$$),
+  ('firespring_network_state', false, $$(state_key, sync_changed_at, sync_source) values ('new', now(), 'direct')$$, $$state_value = '{}'$$),
+  ('mmp_toledo_leads', false, $$(lead_id, sync_changed_at, sync_source) values ('new', now(), 'direct')$$, $$status = 'edited'$$),
+  ('toledo_dashboard', false, $$(pk, sk, sync_changed_at, sync_source) values ('new', 'new', now(), 'direct')$$, $$metrics = '{}'$$),
+  ('sync_checksums', false, $$(target_table) values ('firespring_segments')$$, $$match = false$$),
+  ('firespring_visitors_detailed', true, $$(visitor_id) values ('new')$$, $$city = 'edited'$$);
+
+create temporary table personas (persona text, label text, is_admin boolean);
+insert into personas values
+  ('anon', 'anon', false),
+  ('rls_no_role', 'authenticated without role', false),
+  ('rls_user_metadata_admin', 'authenticated with user_metadata.role admin', false),
+  ('rls_admin', 'authenticated with app_metadata.role admin', true),
+  ('rls_superuser', 'authenticated with app_metadata.role superuser', true),
+  ('service_role', 'service_role', true);
+
+create temporary table actions (action text, position int);
+insert into actions values ('select', 1), ('insert', 2), ('update', 3), ('delete', 4);
+
+-- The matrix: what each persona must observe.
+create temporary table cells as
+select r.relation, p.persona, p.label, a.action, a.position,
+  case a.action
+    when 'select' then format('select * from public.%I', r.relation)
+    when 'insert' then format('insert into public.%I %s', r.relation, r.insert_sql)
+    when 'update' then format('update public.%I set %s', r.relation, r.update_set)
+    when 'delete' then format('delete from public.%I', r.relation)
+  end as statement,
+  case
+    -- The view cannot be written through, by anyone ("cannot insert into view":
+    -- object_not_in_prerequisite_state); reading it follows the table's rules.
+    when r.is_view and a.action <> 'select' then 'error:55000'
+    -- anon holds no privilege at all.
+    when p.persona = 'anon' then 'error:42501'
+    when a.action = 'select' then
+      'rows:' || case when p.is_admin then tests.row_count(('public.' || r.relation)::regclass) else 0 end
+    when a.action = 'insert' then
+      case when p.persona = 'service_role' then 'rows:1' else 'error:42501' end
+    when a.action = 'update' then
+      'rows:' || case when p.is_admin then tests.row_count(('public.' || r.relation)::regclass) else 0 end
+    when a.action = 'delete' then
+      case when p.persona = 'service_role'
+           then 'rows:' || tests.row_count(('public.' || r.relation)::regclass)
+           else 'error:42501' end
+  end as expected
+from relations r cross join personas p cross join actions a;
+
+select is(
+  tests.outcome_as(persona, statement),
+  expected,
+  format('%s: %s on %s -> %s', label, action, relation, expected)
+)
+from cells
+order by relation, persona, position;
+
+select * from finish();
+rollback;
