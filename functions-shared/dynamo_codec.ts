@@ -1,0 +1,170 @@
+/**
+ * A lossless codec between DynamoDB's attribute values and JSON, on
+ * `@aws-sdk/util-dynamodb`.
+ *
+ * DynamoDB numbers carry up to 38 significant digits, more than a JS number holds, so
+ * numbers stay {@link DynamoNumber}s (their exact decimal text) from the stream record
+ * to the JSON that reaches Postgres, where jsonb and numeric keep every digit. Sets
+ * become sorted arrays (a set has no order, so the sorted form is canonical), binary
+ * becomes base64 text, maps and lists stay nested.
+ *
+ * @module
+ */
+
+import { marshall, NumberValueImpl, unmarshall } from "@aws-sdk/util-dynamodb";
+import type { AttributeValue } from "@aws-sdk/client-dynamodb";
+
+/** A DynamoDB number, kept as its exact decimal text. */
+export const DynamoNumber = NumberValueImpl;
+/** A DynamoDB number, kept as its exact decimal text. */
+export type DynamoNumber = InstanceType<typeof NumberValueImpl>;
+
+/** A value of an item, as {@link fromDynamo} returns it. */
+export type DynamoValue =
+  | string
+  | boolean
+  | null
+  | DynamoNumber
+  | Uint8Array
+  | Set<string>
+  | Set<DynamoNumber>
+  | Set<Uint8Array>
+  | DynamoValue[]
+  | { [name: string]: DynamoValue };
+
+/** An item: attribute name to value. */
+export type DynamoItem = Record<string, DynamoValue>;
+
+/** An item in DynamoDB's own JSON (what streams and the low-level API carry). */
+export type AttributeMap = Record<string, AttributeValue>;
+
+/** Decodes an item from DynamoDB JSON, keeping numbers exact. */
+export function fromDynamo(item: AttributeMap): DynamoItem {
+  return unmarshall(item, { wrapNumbers: true }) as DynamoItem;
+}
+
+/** Encodes an item into DynamoDB JSON (numbers keep their text). */
+export function toDynamo(item: DynamoItem): AttributeMap {
+  return marshall(item, { removeUndefinedValues: true }) as AttributeMap;
+}
+
+/** Whether a value is a DynamoDB number. */
+export function isDynamoNumber(value: unknown): value is DynamoNumber {
+  return value instanceof NumberValueImpl;
+}
+
+/** A JSON number: DynamoDB's number text must be one to be written as it is. */
+const JSON_NUMBER = /^-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?$/;
+
+/**
+ * The exact JSON text of a DynamoDB number. DynamoDB accepts a few spellings that JSON
+ * does not (`+1`, `.5`, `5.`, `007`); they are rewritten without changing the value.
+ * Throws on text that is not a number at all.
+ */
+export function numberJson(text: string): string {
+  if (JSON_NUMBER.test(text)) return text;
+  const match = text.trim().match(/^([+-]?)(\d*)(?:\.(\d*))?([eE][+-]?\d+)?$/);
+  if (!match || (match[2] === "" && (match[3] ?? "") === "")) {
+    throw new TypeError(`not a number: ${JSON.stringify(text)}`);
+  }
+  const [, sign, whole, fraction, exponent] = match;
+  const digits = whole.replace(/^0+(?=\d)/, "") || "0";
+  const normalized = `${sign === "-" ? "-" : ""}${digits}${fraction ? `.${fraction}` : ""}${
+    exponent ?? ""
+  }`;
+  if (!JSON_NUMBER.test(normalized)) throw new TypeError(`not a number: ${JSON.stringify(text)}`);
+  return normalized;
+}
+
+function base64(bytes: Uint8Array): string {
+  let binary = "";
+  for (const byte of bytes) binary += String.fromCharCode(byte);
+  return btoa(binary);
+}
+
+/** Sign, significant digits and the exponent of the last digit: 12.5 is (1, "125", -1). */
+export function decimalParts(text: string): { sign: number; digits: string; exponent: number } {
+  const [, sign, whole, fraction = "", exp = "0"] = numberJson(text).match(
+    /^(-?)(\d+)(?:\.(\d+))?(?:[eE]([+-]?\d+))?$/,
+  )!;
+  const all = (whole + fraction).replace(/^0+/, "");
+  const digits = all.replace(/0+$/, "");
+  if (digits === "") return { sign: 0, digits: "", exponent: 0 };
+  const exponent = Number(exp) - fraction.length + (all.length - digits.length);
+  return { sign: sign === "-" ? -1 : 1, digits, exponent };
+}
+
+/** Compares two decimal numbers exactly (no rounding to a double): -1, 0 or 1. */
+export function compareDecimal(a: string, b: string): number {
+  const x = decimalParts(a);
+  const y = decimalParts(b);
+  if (x.sign !== y.sign) return Math.sign(x.sign - y.sign);
+  if (x.sign === 0) return 0;
+  // Compare magnitudes: first by the position of the leading digit, then digit by digit.
+  const lead = (p: typeof x) => p.digits.length + p.exponent;
+  let magnitude = Math.sign(lead(x) - lead(y));
+  if (magnitude === 0) {
+    const width = Math.max(x.digits.length, y.digits.length);
+    const dx = x.digits.padEnd(width, "0");
+    const dy = y.digits.padEnd(width, "0");
+    magnitude = dx < dy ? -1 : dx > dy ? 1 : 0;
+  }
+  return magnitude * x.sign;
+}
+
+/**
+ * The JSON-compatible form of a value, for anything that is not a number: sets become
+ * sorted arrays, binary becomes base64. Numbers are left as {@link DynamoNumber}s for
+ * {@link encodeJson} to write exactly.
+ */
+function canonical(value: unknown): unknown {
+  if (value instanceof Uint8Array) return base64(value);
+  if (value instanceof Set) {
+    const members = [...value].map(canonical);
+    return members.sort((a, b) => {
+      if (isDynamoNumber(a) && isDynamoNumber(b)) return compareDecimal(a.value, b.value);
+      const x = String(a);
+      const y = String(b);
+      return x < y ? -1 : x > y ? 1 : 0;
+    });
+  }
+  return value;
+}
+
+/**
+ * Writes a value as JSON text, with every digit of every DynamoDB number (JSON itself
+ * has no limit on digits; `JSON.stringify` would round). Accepts plain JS values too.
+ */
+export function encodeJson(value: unknown): string {
+  const v = canonical(value);
+  if (v === null || v === undefined) return "null";
+  if (isDynamoNumber(v)) return numberJson(v.value);
+  if (typeof v === "number") {
+    if (!Number.isFinite(v)) throw new TypeError(`not a finite number: ${v}`);
+    return JSON.stringify(v);
+  }
+  if (typeof v === "string" || typeof v === "boolean") return JSON.stringify(v);
+  if (typeof v === "bigint") return v.toString();
+  if (Array.isArray(v)) return `[${v.map(encodeJson).join(",")}]`;
+  if (typeof v === "object") {
+    const entries = Object.entries(v as Record<string, unknown>)
+      .filter(([, member]) => member !== undefined)
+      .map(([key, member]) => `${JSON.stringify(key)}:${encodeJson(member)}`);
+    return `{${entries.join(",")}}`;
+  }
+  throw new TypeError(`cannot encode a ${typeof v} as JSON`);
+}
+
+/** The DynamoDB type descriptor of a value (S, N, B, SS, NS, BS, M, L, BOOL, NULL). */
+export function dynamoType(value: DynamoValue): string {
+  if (value === null) return "NULL";
+  if (typeof value === "string") return "S";
+  if (typeof value === "boolean") return "BOOL";
+  if (isDynamoNumber(value)) return "N";
+  if (value instanceof Uint8Array) return "B";
+  if (value instanceof Set) {
+    const first = value.values().next().value;
+    return isDynamoNumber(first) ? "NS" : first instanceof Uint8Array ? "BS" : "SS";
+  }
+  return Array.isArray(value) ? "L" : "M";
+}

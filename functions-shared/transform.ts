@@ -1,0 +1,169 @@
+/**
+ * Turns DynamoDB items into changes of target rows, as the table registry describes:
+ * the columns, the catch-all jsonb column, the collapse key and rank, Amplify's
+ * `_deleted`. Both write paths (the webhook and the backfill) and the validator use it,
+ * so a row means the same whichever way it came.
+ *
+ * @module
+ */
+
+import { decimalParts, type DynamoItem, type DynamoValue, isDynamoNumber } from "./dynamo_codec.ts";
+import { describeIssues, itemSchema, keySchema } from "./item_schema.ts";
+import type { ColumnType, TableSpec } from "./table_registry.ts";
+
+/** Which path produced a change. */
+export type ChangeSource = "stream" | "backfill" | "repair" | "direct";
+
+/** Where a change stands in time: the stream position, or the time a read saw the item. */
+export interface Position {
+  /** The stream record's SequenceNumber; null for a Scan or a person. */
+  seq: string | null;
+  /** ApproximateCreationDateTime of the record, or the time of the read (ISO-8601). */
+  changedAt: string;
+  source: ChangeSource;
+}
+
+/** A change of one target row (or, for collapsed tables, of one observation of it). */
+export interface Change extends Position {
+  op: "upsert" | "delete";
+  /** Target column -> value. A delete carries the key columns only. */
+  row: Record<string, unknown>;
+  /** Collapsed tables: the observation's range key, as exact decimal text. */
+  rangeKey?: string;
+  /** Collapsed tables: the tie-break rank of the observation. */
+  rank?: number;
+}
+
+/** An item that cannot be mapped; the message names the table, the key and the cause. */
+export class MappingError extends Error {
+  constructor(readonly table: string, readonly key: string, readonly cause_: string) {
+    super(`${table} ${key}: ${cause_}`);
+    this.name = "MappingError";
+  }
+}
+
+/** `name=value, ...` of the source key attributes present in an item, for messages. */
+export function describeKey(spec: TableSpec, item: DynamoItem): string {
+  const parts = spec.sourceKey.map(({ name }) => {
+    const value = item[name];
+    const shown = isDynamoNumber(value) ? value.value : JSON.stringify(value ?? null);
+    return `${name}=${shown}`;
+  });
+  return `[${parts.join(", ")}]`;
+}
+
+const MIN_MICROS = -62135596800000000n; // 0001-01-01T00:00:00Z
+const MAX_MICROS = 253402300799999999n; // 9999-12-31T23:59:59.999999Z
+
+/**
+ * An epoch number (exact decimal text) as an ISO-8601 timestamp with microseconds,
+ * computed exactly (no rounding through a double); digits below a microsecond are cut.
+ */
+export function epochToIso(text: string, unit: "seconds" | "millis"): string {
+  const { sign, digits, exponent } = decimalParts(text);
+  let micros = sign === 0 ? 0n : BigInt(digits) * BigInt(sign);
+  const scale = exponent + (unit === "seconds" ? 6 : 3);
+  micros = scale >= 0 ? micros * 10n ** BigInt(scale) : micros / 10n ** BigInt(-scale);
+  if (micros < MIN_MICROS || micros > MAX_MICROS) {
+    throw new RangeError(`${text} epoch ${unit} is outside the years 1 to 9999`);
+  }
+  let ms = micros / 1000n;
+  let rest = micros % 1000n;
+  if (rest < 0n) {
+    ms -= 1n;
+    rest += 1000n;
+  }
+  return new Date(Number(ms)).toISOString().replace("Z", `${String(rest).padStart(3, "0")}Z`);
+}
+
+const ISO =
+  /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,9})?)?)?(Z|[+-]\d{2}(?::?\d{2})?)?$/;
+
+/** Whether a string is an ISO-8601 date or timestamp that Postgres reads the same way. */
+export function isIsoTimestamp(text: string): boolean {
+  const m = text.match(ISO);
+  if (!m) return false;
+  const [year, month, day, hour, minute, second] = m.slice(1, 7).map((p) => Number(p ?? 0));
+  const date = new Date(Date.UTC(year, month - 1, day));
+  return year >= 1 && date.getUTCMonth() === month - 1 && date.getUTCDate() === day &&
+    hour < 24 && minute < 60 && second < 60;
+}
+
+function columnValue(type: ColumnType, value: DynamoValue, attribute: string): unknown {
+  if (value === null) return null;
+  switch (type) {
+    case "epoch_seconds":
+    case "epoch_millis": {
+      const text = (value as { value: string }).value;
+      try {
+        return epochToIso(text, type === "epoch_seconds" ? "seconds" : "millis");
+      } catch (error) {
+        throw new TypeError(`attribute ${attribute}: ${(error as Error).message}`);
+      }
+    }
+    case "iso_timestamp":
+      if (!isIsoTimestamp(value as string)) {
+        throw new TypeError(
+          `attribute ${attribute}: expected an ISO-8601 timestamp, got ${JSON.stringify(value)}`,
+        );
+      }
+      return value;
+    default:
+      return value;
+  }
+}
+
+/**
+ * The change an item makes: an upsert of its row, or a delete when the registry's
+ * `deletedFlag` is true. Throws {@link MappingError} when the item does not fit.
+ */
+export function itemToChange(spec: TableSpec, item: DynamoItem, position: Position): Change {
+  const key = describeKey(spec, item);
+  const parsed = itemSchema(spec).safeParse(item);
+  if (!parsed.success) throw new MappingError(spec.sourceTable, key, describeIssues(parsed.error));
+  if (spec.deletedFlag && item[spec.deletedFlag] === true) {
+    return keyToChange(spec, item, position);
+  }
+  const row: Record<string, unknown> = {};
+  const consumed = new Set<string>();
+  try {
+    for (const [column, { from, type }] of Object.entries(spec.columns)) {
+      const attribute = [from].flat().find((name) => item[name] !== undefined);
+      if (attribute === undefined) {
+        row[column] = null;
+        continue;
+      }
+      consumed.add(attribute);
+      row[column] = columnValue(type, item[attribute], attribute);
+    }
+  } catch (error) {
+    throw new MappingError(spec.sourceTable, key, (error as Error).message);
+  }
+  const rest: Record<string, DynamoValue> = {};
+  for (const [name, value] of Object.entries(item)) if (!consumed.has(name)) rest[name] = value;
+  row[spec.catchAll] = rest;
+  return { op: "upsert", row, ...collapseFields(spec, item), ...position };
+}
+
+/** The delete of the row (or observation) that a key identifies. */
+export function keyToChange(spec: TableSpec, keys: DynamoItem, position: Position): Change {
+  const key = describeKey(spec, keys);
+  const parsed = keySchema(spec).safeParse(keys);
+  if (!parsed.success) throw new MappingError(spec.sourceTable, key, describeIssues(parsed.error));
+  const row: Record<string, unknown> = {};
+  for (const column of spec.targetKey) {
+    const from = [spec.columns[column].from].flat()[0];
+    row[column] = keys[from];
+  }
+  return { op: "delete", row, ...collapseFields(spec, keys), ...position };
+}
+
+function collapseFields(spec: TableSpec, item: DynamoItem): Pick<Change, "rangeKey" | "rank"> {
+  if (!spec.collapse) return {};
+  const range = item[spec.collapse.rangeAttribute];
+  const rankBy = spec.collapse.rank;
+  return {
+    rangeKey: isDynamoNumber(range) ? range.value : String(range),
+    rank: rankBy ? rankBy.order[String(item[rankBy.attribute])] ?? 0 : 0,
+  };
+}

@@ -1,0 +1,260 @@
+-- The one merge through which every write reaches the mirror tables: the webhook's
+-- stream records, the backfill's pages and the validator's repairs all call
+-- sync.merge_changes(target_table, changes), which applies a whole batch set-based
+-- (one statement per table and batch; two for the collapsed tables).
+--
+-- A change is {"op": "upsert" | "delete", "row": {column: value, ...}, "seq": "<stream
+-- SequenceNumber>" | null, "changed_at": "<ISO time>", "source": "stream" | "backfill" |
+-- "repair" | "direct", "range_key": <number>, "rank": <int>} -- the last two for the
+-- collapsed tables only. functions-shared/transform.ts makes them.
+
+-- The ordering guard (sync-semantics.md): is the change at (new_seq, new_at) newer than
+-- what a row or tombstone at (old_seq, old_at) reflects?
+-- * two stream positions compare as numbers;
+-- * a stream change replaces a row read by a Scan at old_at unless it surely happened
+--   before the read (ApproximateCreationDateTime has a granularity of 1 s; ties go to the
+--   stream);
+-- * a read at new_at replaces a stream change only if that change surely happened
+--   before the read, i.e. more than 1 s earlier;
+-- * of two reads, the later one.
+create function sync.is_newer(
+  new_seq numeric, new_at timestamptz, old_seq numeric, old_at timestamptz
+) returns boolean
+language sql immutable parallel safe set search_path = ''
+as $$
+  select case
+    when new_seq is not null and old_seq is not null then new_seq > old_seq
+    when new_seq is not null then new_at >= old_at - interval '1 second'
+    when old_seq is not null then old_at < new_at - interval '1 second'
+    else new_at >= old_at
+  end
+$$;
+comment on function sync.is_newer(numeric, timestamptz, numeric, timestamptz) is
+  'The ordering guard: whether a change at (new_seq, new_at) is newer than the state at (old_seq, old_at).';
+
+-- The collapsed tables (visitors, extraction jobs) keep every observation they have
+-- seen, live or deleted. The row is always the live observation with the largest range
+-- key, so removing the observation a row holds falls back to the one before it, exactly
+-- as the source now projects. A deleted observation is its own tombstone.
+create table sync.observations (
+  target_table text not null references sync.source_tables (target_table),
+  row_key jsonb not null,
+  range_key numeric not null,
+  rank smallint not null default 0,
+  row jsonb,
+  deleted boolean not null default false,
+  sync_sequence numeric(40, 0),
+  sync_changed_at timestamptz not null,
+  sync_source text not null,
+  recorded_at timestamptz not null default now(),
+  primary key (target_table, row_key, range_key)
+);
+create index observations_deleted_idx on sync.observations (recorded_at) where deleted;
+comment on table sync.observations is
+  'Every observation of the collapsed tables, live or deleted; the target row is the live one with the largest range key.';
+
+-- A plain table: one row per item, deletes leave a tombstone in sync.tombstones.
+create function sync.merge_plain(p_target text, p_key text[], p_changes jsonb)
+returns table (applied bigint, upserted bigint, deleted bigint)
+language plpgsql set search_path = ''
+as $fn$
+declare
+  cols text[];
+  key_of_l text;
+  key_json text;
+  key_match text;
+begin
+  select array_agg(a.attname::text order by a.attnum) into cols
+  from pg_attribute a
+  where a.attrelid = format('public.%I', p_target)::regclass and a.attnum > 0
+    and not a.attisdropped and a.attgenerated = ''
+    and a.attname not like 'sync\_%' and a.attname <> 'synced_at';
+  select string_agg(format('(l.r).%I', k), ', '),
+         'jsonb_build_object(' || string_agg(format('%L, (l.r).%I', k, k), ', ') || ')',
+         string_agg(format('t.%1$I = (l.r).%1$I', k), ' and ')
+    into key_of_l, key_json, key_match
+  from unnest(p_key) k;
+
+  return query execute format($sql$
+    with changes as (
+      select x.ord, x.c ->> 'op' as op, (x.c ->> 'seq')::numeric as seq,
+             (x.c ->> 'changed_at')::timestamptz as changed_at, x.c ->> 'source' as source,
+             jsonb_populate_record(null::public.%1$I, x.c -> 'row') as r
+      from jsonb_array_elements($1) with ordinality as x(c, ord)
+    ),
+    latest as (
+      -- One change per key: the newest of the batch.
+      select distinct on (%2$s) * from changes l
+      order by %2$s, l.seq desc nulls last, l.changed_at desc, l.ord desc
+    ),
+    deleted as (
+      delete from public.%1$I t using latest l
+      where l.op = 'delete' and %4$s
+        and sync.is_newer(l.seq, l.changed_at, t.sync_sequence, t.sync_changed_at)
+      returning 1
+    ),
+    tombstoned as (
+      insert into sync.tombstones as tb (target_table, row_key, sync_sequence, deleted_at)
+      select %1$L, %3$s, l.seq, l.changed_at from latest l where l.op = 'delete'
+      on conflict (target_table, row_key) do update
+        set sync_sequence = excluded.sync_sequence, deleted_at = excluded.deleted_at,
+            recorded_at = now()
+        where sync.is_newer(excluded.sync_sequence, excluded.deleted_at, tb.sync_sequence, tb.deleted_at)
+      returning 1
+    ),
+    upserted as (
+      insert into public.%1$I as t (%5$s, sync_sequence, sync_changed_at, sync_source)
+      select %6$s, l.seq, l.changed_at, l.source
+      from latest l
+      left join sync.tombstones tb on tb.target_table = %1$L and tb.row_key = %3$s
+      where l.op = 'upsert'
+        and (tb.row_key is null or sync.is_newer(l.seq, l.changed_at, tb.sync_sequence, tb.deleted_at))
+      on conflict (%7$s) do update
+        set %8$s, sync_sequence = excluded.sync_sequence, sync_changed_at = excluded.sync_changed_at,
+            sync_source = excluded.sync_source, synced_at = now()
+        where sync.is_newer(excluded.sync_sequence, excluded.sync_changed_at, t.sync_sequence, t.sync_changed_at)
+      returning 1
+    )
+    select (select count(*) from upserted) + (select count(*) from deleted),
+           (select count(*) from upserted), (select count(*) from deleted)
+    $sql$,
+    p_target,
+    key_of_l,
+    key_json,
+    key_match,
+    (select string_agg(format('%I', c), ', ') from unnest(cols) c),
+    (select string_agg(format('(l.r).%I', c), ', ') from unnest(cols) c),
+    (select string_agg(format('%I', k), ', ') from unnest(p_key) k),
+    (select string_agg(format('%1$I = excluded.%1$I', c), ', ') from unnest(cols) c where c <> all (p_key))
+  ) using p_changes;
+end
+$fn$;
+
+-- A collapsed table: merge the observations, then recompute the rows of the keys they
+-- touched from the live observations.
+create function sync.merge_collapsed(p_target text, p_key text[], p_changes jsonb)
+returns table (applied bigint, upserted bigint, deleted bigint)
+language plpgsql set search_path = ''
+as $fn$
+declare
+  cols text[];
+  touched jsonb[];
+  merged bigint;
+  written bigint;
+  removed bigint;
+  key_of_row text;
+  key_of_t text;
+begin
+  select array_agg(a.attname::text order by a.attnum) into cols
+  from pg_attribute a
+  where a.attrelid = format('public.%I', p_target)::regclass and a.attnum > 0
+    and not a.attisdropped and a.attgenerated = ''
+    and a.attname not like 'sync\_%' and a.attname <> 'synced_at';
+  select 'jsonb_build_object(' || string_agg(format('%L, x.c -> %L -> %L', k, 'row', k), ', ') || ')',
+         'jsonb_build_object(' || string_agg(format('%L, t.%I', k, k), ', ') || ')'
+    into key_of_row, key_of_t
+  from unnest(p_key) k;
+
+  execute format($sql$
+    with changes as (
+      select x.ord, x.c ->> 'op' as op, (x.c ->> 'seq')::numeric as seq,
+             (x.c ->> 'changed_at')::timestamptz as changed_at, x.c ->> 'source' as source,
+             x.c -> 'row' as row, (x.c ->> 'range_key')::numeric as range_key,
+             coalesce((x.c ->> 'rank')::smallint, 0) as rank, %2$s as row_key
+      from jsonb_array_elements($1) with ordinality as x(c, ord)
+    ),
+    latest as (
+      -- One change per observation: the newest of the batch.
+      select distinct on (row_key, range_key) * from changes
+      order by row_key, range_key, seq desc nulls last, changed_at desc, ord desc
+    ),
+    merged as (
+      insert into sync.observations as o
+        (target_table, row_key, range_key, rank, row, deleted, sync_sequence, sync_changed_at, sync_source)
+      select %1$L, l.row_key, l.range_key, l.rank, case when l.op = 'upsert' then l.row end,
+             l.op = 'delete', l.seq, l.changed_at, l.source
+      from latest l
+      on conflict (target_table, row_key, range_key) do update
+        set rank = excluded.rank, row = excluded.row, deleted = excluded.deleted,
+            sync_sequence = excluded.sync_sequence, sync_changed_at = excluded.sync_changed_at,
+            sync_source = excluded.sync_source, recorded_at = now()
+        where sync.is_newer(excluded.sync_sequence, excluded.sync_changed_at, o.sync_sequence, o.sync_changed_at)
+      returning o.row_key
+    )
+    select coalesce(array_agg(distinct row_key), '{}'), count(*) from merged
+    $sql$, p_target, key_of_row)
+  into touched, merged using p_changes;
+
+  execute format($sql$
+    with best as (
+      select distinct on (o.row_key) o.*
+      from sync.observations o
+      where o.target_table = %1$L and o.row_key = any($1) and not o.deleted
+      order by o.row_key, o.range_key desc, o.rank desc, o.sync_sequence desc nulls last,
+               o.sync_changed_at desc
+    ),
+    removed as (
+      delete from public.%1$I t
+      where %2$s = any($1) and not exists (select 1 from best b where b.row_key = %2$s)
+      returning 1
+    ),
+    written as (
+      insert into public.%1$I as t (%3$s, sync_range_key, sync_sequence, sync_changed_at, sync_source)
+      select %4$s, b.range_key, b.sync_sequence, b.sync_changed_at, b.sync_source
+      from best b cross join lateral jsonb_populate_record(null::public.%1$I, b.row) r
+      on conflict (%5$s) do update
+        set %6$s, sync_range_key = excluded.sync_range_key, sync_sequence = excluded.sync_sequence,
+            sync_changed_at = excluded.sync_changed_at, sync_source = excluded.sync_source,
+            synced_at = now()
+        where (t.sync_range_key, t.sync_sequence, t.sync_changed_at)
+          is distinct from (excluded.sync_range_key, excluded.sync_sequence, excluded.sync_changed_at)
+      returning 1
+    )
+    select (select count(*) from written), (select count(*) from removed)
+    $sql$,
+    p_target,
+    key_of_t,
+    (select string_agg(format('%I', c), ', ') from unnest(cols) c),
+    (select string_agg(format('r.%I', c), ', ') from unnest(cols) c),
+    (select string_agg(format('%I', k), ', ') from unnest(p_key) k),
+    (select string_agg(format('%1$I = excluded.%1$I', c), ', ') from unnest(cols) c where c <> all (p_key))
+  ) into written, removed using touched;
+
+  return query select merged, written, removed;
+end
+$fn$;
+
+-- The entry point. Merges of one table are serialized (a transaction-level advisory
+-- lock per table), which makes the guard race-free for tombstones and collapsed rows
+-- without a lock per key; callers that touch several tables call this in table-name
+-- order, so they cannot deadlock.
+create function sync.merge_changes(p_target text, p_changes jsonb)
+returns table (applied bigint, upserted bigint, deleted bigint)
+language plpgsql set search_path = ''
+as $fn$
+declare
+  spec sync.source_tables;
+begin
+  select * into spec from sync.source_tables s where s.target_table = p_target;
+  if not found then
+    raise exception 'sync.merge_changes: % is not a registered target table', p_target
+      using errcode = '22023';
+  end if;
+  if jsonb_typeof(p_changes) is distinct from 'array' then
+    raise exception 'sync.merge_changes(%): changes must be a JSON array', p_target
+      using errcode = '22023';
+  end if;
+  perform pg_advisory_xact_lock(hashtext('sync.merge_changes'), hashtext(p_target));
+  if spec.collapsed then
+    return query select * from sync.merge_collapsed(p_target, spec.key_columns, p_changes);
+  else
+    return query select * from sync.merge_plain(p_target, spec.key_columns, p_changes);
+  end if;
+end
+$fn$;
+comment on function sync.merge_changes(text, jsonb) is
+  'Applies a batch of changes to one mirror table with the ordering guard, tombstones and collapsing.';
+
+revoke all on function sync.is_newer(numeric, timestamptz, numeric, timestamptz),
+  sync.merge_plain(text, text[], jsonb), sync.merge_collapsed(text, text[], jsonb),
+  sync.merge_changes(text, jsonb) from public;

@@ -1,0 +1,120 @@
+-- sync.merge_changes: the one merge of every write path, and the rules of
+-- sync-semantics.md that it enforces whatever order changes arrive in.
+set client_min_messages = warning;
+begin;
+select plan(30);
+
+-- Shorthands for a stream change and a read (backfill) change of firespring_segments.
+create function pg_temp.seg(op text, id text, name text, seq text, at text, source text default 'stream')
+returns jsonb language sql as $$
+  select jsonb_build_object('op', op, 'seq', seq, 'changed_at', at, 'source', source,
+    'row', case when op = 'upsert'
+                then jsonb_build_object('segment_id', id, 'segment_name', name, 'member_count', 1,
+                                       'segment_criteria', '{}'::jsonb)
+                else jsonb_build_object('segment_id', id) end)
+$$;
+create function pg_temp.merge(target text, variadic changes jsonb[]) returns text
+language sql as $$
+  select format('applied=%s upserted=%s deleted=%s', applied, upserted, deleted)
+  from sync.merge_changes(target, to_jsonb(changes))
+$$;
+create function pg_temp.name_of(id text) returns text language sql as $$
+  select segment_name from public.firespring_segments where segment_id = id
+$$;
+
+-- Ordering guard on stream positions.
+select is(pg_temp.merge('firespring_segments', pg_temp.seg('upsert', 's1', 'v1', '100', '2026-02-06T10:00:00Z')),
+  'applied=1 upserted=1 deleted=0', 'an insert is applied');
+select is(pg_temp.merge('firespring_segments', pg_temp.seg('upsert', 's1', 'v1', '100', '2026-02-06T10:00:00Z')),
+  'applied=0 upserted=0 deleted=0', 'the same record again changes nothing');
+select is(pg_temp.merge('firespring_segments', pg_temp.seg('upsert', 's1', 'v0', '99', '2026-02-06T09:59:59Z')),
+  'applied=0 upserted=0 deleted=0', 'an older record is skipped');
+select is(pg_temp.name_of('s1'), 'v1', 'the row keeps the newer value');
+select is(pg_temp.merge('firespring_segments',
+    pg_temp.seg('upsert', 's1', 'v3', '300000000000000000000000000000000000003', '2026-02-06T10:00:03Z'),
+    pg_temp.seg('upsert', 's1', 'v2', '30000000000000000000000000000000000002', '2026-02-06T10:00:02Z')),
+  'applied=1 upserted=1 deleted=0', 'a batch applies only the newest change of a key');
+select is(pg_temp.name_of('s1'), 'v3', 'sequence numbers compare as numbers, not strings');
+
+-- Deletes and tombstones.
+select is(pg_temp.merge('firespring_segments', pg_temp.seg('delete', 's1', null, '300000000000000000000000000000000000004', '2026-02-06T10:00:04Z')),
+  'applied=1 upserted=0 deleted=1', 'a newer delete removes the row');
+select ok(exists (select from sync.tombstones where target_table = 'firespring_segments' and row_key = '{"segment_id": "s1"}'),
+  'the delete leaves a tombstone');
+select is(pg_temp.merge('firespring_segments', pg_temp.seg('upsert', 's1', 'v3', '300000000000000000000000000000000000003', '2026-02-06T10:00:03Z')),
+  'applied=0 upserted=0 deleted=0', 'a redelivered older insert does not resurrect the row');
+select is(pg_temp.merge('firespring_segments', pg_temp.seg('upsert', 's1', 'read-before', null, '2026-02-06T10:00:04.5Z', 'backfill')),
+  'applied=0 upserted=0 deleted=0', 'a backfill page read within a second of the delete does not resurrect it');
+select is(pg_temp.merge('firespring_segments', pg_temp.seg('upsert', 's1', 'v5', '300000000000000000000000000000000000005', '2026-02-06T10:00:05Z')),
+  'applied=1 upserted=1 deleted=0', 'a newer insert after the delete comes back');
+
+-- Backfill vs stream.
+select is(pg_temp.merge('firespring_segments', pg_temp.seg('upsert', 's1', 'stale-read', null, '2026-02-06T10:00:05.9Z', 'backfill')),
+  'applied=0 upserted=0 deleted=0', 'a read within 1 s of the stream change loses (ties go to the stream)');
+select is(pg_temp.merge('firespring_segments', pg_temp.seg('upsert', 's1', 'fresh-read', null, '2026-02-06T10:00:07Z', 'backfill')),
+  'applied=1 upserted=1 deleted=0', 'a read more than 1 s after the change replaces it');
+select is(pg_temp.merge('firespring_segments', pg_temp.seg('upsert', 's1', 'old-record', '300000000000000000000000000000000000006', '2026-02-06T10:00:05Z')),
+  'applied=0 upserted=0 deleted=0', 'a stream record surely older than the read is skipped');
+select is(pg_temp.merge('firespring_segments', pg_temp.seg('upsert', 's1', 'v7', '300000000000000000000000000000000000007', '2026-02-06T10:00:06.5Z')),
+  'applied=1 upserted=1 deleted=0', 'a stream record possibly after the read is applied');
+select is((select sync_source || ' ' || sync_sequence from public.firespring_segments where segment_id = 's1'),
+  'stream 300000000000000000000000000000000000007', 'the row remembers the position it reflects');
+select is(pg_temp.merge('firespring_segments', pg_temp.seg('upsert', 's2', 'new', null, '2026-02-06T10:00:00Z', 'backfill')),
+  'applied=1 upserted=1 deleted=0', 'a backfill inserts a key it has never seen');
+
+-- Values keep every digit and their types.
+select is(pg_temp.merge('firespring_traffic_sources', jsonb_build_object('op', 'upsert', 'seq', '1',
+    'changed_at', '2026-02-06T10:00:00Z', 'source', 'stream',
+    'row', '{"source_id": "t1", "source_name": "g", "visitor_count": 12345678901234567890123456789012345678,
+             "source_data": {"big": 0.12345678901234567890123456789012345678, "tags": ["a", "b"]}}'::jsonb)),
+  'applied=1 upserted=1 deleted=0', 'a traffic source is applied');
+select is((select visitor_count::text from public.firespring_traffic_sources where source_id = 't1'),
+  '12345678901234567890123456789012345678', 'a 38-digit number arrives exactly in a numeric column');
+select is((select source_data -> 'big' from public.firespring_traffic_sources where source_id = 't1'),
+  '0.12345678901234567890123456789012345678'::jsonb, 'and inside jsonb');
+
+-- Collapsed tables: the latest observation wins, whichever arrives last.
+create function pg_temp.visit(op text, id text, ts numeric, pages int, seq text, at text default '2026-02-06T10:00:00Z')
+returns jsonb language sql as $$
+  select jsonb_build_object('op', op, 'seq', seq, 'changed_at', at, 'source', 'stream',
+    'range_key', ts, 'rank', 0,
+    'row', case when op = 'upsert'
+                then jsonb_build_object('visitor_id', id, 'page_views', pages,
+                       'last_visit_at', to_timestamp(ts::float8), 'session_data', '{}'::jsonb)
+                else jsonb_build_object('visitor_id', id) end)
+$$;
+create function pg_temp.pages_of(id text) returns text language sql as $$
+  select page_views || ' at ' || sync_range_key from public.firespring_visitors where visitor_id = id
+$$;
+select pg_temp.merge('firespring_visitors', pg_temp.visit('upsert', 'v1', 1700000200, 2, '20'));
+select pg_temp.merge('firespring_visitors', pg_temp.visit('upsert', 'v1', 1700000100, 1, '30'));
+select is(pg_temp.pages_of('v1'), '2 at 1700000200', 'an older observation arriving later does not replace the newer');
+select pg_temp.merge('firespring_visitors', pg_temp.visit('upsert', 'v1', 1700000300, 3, '40'));
+select is(pg_temp.pages_of('v1'), '3 at 1700000300', 'a newer observation replaces the row');
+select pg_temp.merge('firespring_visitors', pg_temp.visit('delete', 'v1', 1700000100, null, '50'));
+select is(pg_temp.pages_of('v1'), '3 at 1700000300', 'removing an older observation leaves the row alone');
+select pg_temp.merge('firespring_visitors', pg_temp.visit('delete', 'v1', 1700000300, null, '60'));
+select is(pg_temp.pages_of('v1'), '2 at 1700000200', 'removing the held observation falls back to the latest live one');
+select pg_temp.merge('firespring_visitors', pg_temp.visit('upsert', 'v1', 1700000300, 3, '40'));
+select is(pg_temp.pages_of('v1'), '2 at 1700000200', 'a redelivered insert of the removed observation stays removed');
+select pg_temp.merge('firespring_visitors', pg_temp.visit('delete', 'v1', 1700000200, null, '70'));
+select is(pg_temp.pages_of('v1'), null, 'removing the last live observation removes the row');
+select is((select count(*)::int from analytics.visitor_sessions where visitor_id = 'v1'), 0,
+  'and its sessions');
+
+-- Extraction jobs: ties on updated_at go to the later state.
+select pg_temp.merge('firespring_extraction_jobs',
+  jsonb_build_object('op', 'upsert', 'seq', null, 'changed_at', '2026-02-06T10:00:00Z', 'source', 'backfill',
+    'range_key', 1700000000000, 'rank', 2, 'row', '{"job_id": "j1", "status": "complete", "job_data": {}}'::jsonb),
+  jsonb_build_object('op', 'upsert', 'seq', null, 'changed_at', '2026-02-06T10:00:00Z', 'source', 'backfill',
+    'range_key', 1699999999000, 'rank', 1, 'row', '{"job_id": "j1", "status": "running", "job_data": {}}'::jsonb));
+select is((select status from public.firespring_extraction_jobs where job_id = 'j1'), 'complete',
+  'the job holds its state with the largest updated_at');
+
+select throws_ok($$select * from sync.merge_changes('not_a_table', '[]')$$, '22023',
+  'sync.merge_changes: not_a_table is not a registered target table', 'an unknown table is named in the error');
+select throws_ok($$select * from sync.merge_changes('firespring_actions', '{}')$$, '22023',
+  'sync.merge_changes(firespring_actions): changes must be a JSON array', 'changes must be a list');
+
+select * from finish();
+rollback;
