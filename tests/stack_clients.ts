@@ -64,3 +64,49 @@ export async function eventually<T>(
   }
   throw new Error(`timed out after ${timeoutMs / 1000}s waiting for ${what}`);
 }
+
+/** Posts a body to the webhook, signed with the stack's secret unless `headers` override. */
+export async function postWebhook(
+  body: string,
+  headers: Record<string, string> = {},
+): Promise<Response> {
+  const { signWebhook } = await import("../functions-shared/webhook_signing.ts");
+  return await callFunction("mmp-toledo-sync", {
+    method: "POST",
+    headers: {
+      "content-type": "application/json",
+      ...signWebhook(stack.SYNC_WEBHOOK_SECRET, body),
+      ...headers,
+    },
+    body,
+  });
+}
+
+/** A DynamoDB Streams record as Lambda delivers it, for table `table` in `region`. */
+export function streamRecord(
+  table: string,
+  eventName: "INSERT" | "MODIFY" | "REMOVE",
+  keys: Record<string, unknown>,
+  newImage: Record<string, unknown> | undefined,
+  sequenceNumber: string,
+  region = "us-east-1",
+  approximateCreationDateTime = Math.floor(Date.now() / 1000),
+): Record<string, unknown> {
+  return {
+    eventID: crypto.randomUUID(),
+    eventName,
+    eventVersion: "1.1",
+    eventSource: "aws:dynamodb",
+    awsRegion: region,
+    eventSourceARN:
+      `arn:aws:dynamodb:${region}:000000000000:table/${table}/stream/2026-02-06T00:00:00.000`,
+    dynamodb: {
+      ApproximateCreationDateTime: approximateCreationDateTime,
+      Keys: keys,
+      ...(newImage ? { NewImage: newImage } : {}),
+      SequenceNumber: sequenceNumber,
+      SizeBytes: 100,
+      StreamViewType: "NEW_AND_OLD_IMAGES",
+    },
+  };
+}

@@ -1,0 +1,259 @@
+/**
+ * The mmp-toledo-sync webhook over HTTP: every status of the contract, nothing applied
+ * on a refusal, dead letters and their replay, duplicates, and the database going away.
+ */
+
+import assert from "node:assert/strict";
+import { startPostgres, stopPostgres } from "../local-stack/postgres.ts";
+import {
+  callFunction,
+  connectDb,
+  postWebhook,
+  serviceRoleHeaders,
+  streamRecord,
+} from "./stack_clients.ts";
+
+const SEGMENTS = "firespring-backdoor-segments-dev";
+
+function segment(id: string, name: string, seq: string, value: unknown = { N: "5" }) {
+  return streamRecord(SEGMENTS, "INSERT", { segment_id: { S: id } }, {
+    segment_id: { S: id },
+    name: { S: name },
+    value,
+  }, seq);
+}
+
+async function countSegments(prefix: string): Promise<number> {
+  const sql = connectDb();
+  try {
+    const [row] = await sql`select count(*)::int as n from public.firespring_segments
+                            where segment_id like ${prefix + "%"}`;
+    return row.n;
+  } finally {
+    await sql.end();
+  }
+}
+
+Deno.test("refusals: 405, 415, 413, 401, 400 — each named, nothing applied", async () => {
+  const prefix = `refuse-${crypto.randomUUID()}-`;
+  const good = JSON.stringify({ records: [segment(`${prefix}1`, "x", "1")] });
+  const cases: [string, Promise<Response>, number, RegExp][] = [
+    ["GET", callFunction("mmp-toledo-sync", { method: "GET" }), 405, /method not allowed/],
+    [
+      "text/plain",
+      postWebhook(good, { "content-type": "text/plain" }),
+      415,
+      /content-type must be application\/json, not text\/plain/,
+    ],
+    [
+      "over 6 MiB",
+      postWebhook(JSON.stringify({ records: [], pad: "x".repeat(6 * 1024 * 1024) })),
+      413,
+      /body is larger than 6291456 bytes/,
+    ],
+    [
+      "bad signature",
+      postWebhook(good, { "webhook-signature": "v1,AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=" }),
+      401,
+      /webhook-signature does not match/,
+    ],
+    [
+      "old timestamp",
+      postWebhook(good, { "webhook-timestamp": String(Math.floor(Date.now() / 1000) - 301) }),
+      401,
+      /is more than 300 s from now/,
+    ],
+    [
+      "no signature headers",
+      callFunction("mmp-toledo-sync", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: good,
+      }),
+      401,
+      /missing header webhook-id, webhook-timestamp, webhook-signature/,
+    ],
+    ["invalid JSON", postWebhook("{not json"), 400, /body is not valid JSON/],
+    [
+      "no sequence number",
+      postWebhook(JSON.stringify({
+        records: [{ ...segment(`${prefix}2`, "x", "2"), dynamodb: { Keys: {} } }],
+      })),
+      400,
+      /malformed envelope at records\.0\.dynamodb\.SequenceNumber/,
+    ],
+    [
+      "not DynamoDB JSON",
+      postWebhook(JSON.stringify({
+        records: [segment(`${prefix}3`, "x", "3", 5)],
+      })),
+      400,
+      /malformed envelope at records\.0\.dynamodb\.NewImage\.value: expected a DynamoDB attribute value/,
+    ],
+    [
+      "bad direct action",
+      postWebhook(JSON.stringify({ table: "firespring_segments", action: "MERGE", data: {} })),
+      400,
+      /malformed envelope at action/,
+    ],
+  ];
+  for (const [name, pending, status, message] of cases) {
+    const response = await pending;
+    assert.equal(response.status, status, name);
+    assert.match((await response.json()).error, message, name);
+  }
+  assert.equal(await countSegments(prefix), 0, "nothing was applied");
+});
+
+Deno.test("a batch applies what maps and dead-letters the rest, whole, with the reason", async () => {
+  const prefix = `mixed-${crypto.randomUUID()}-`;
+  const body = JSON.stringify({
+    records: [
+      segment(`${prefix}ok`, "vip", "10"),
+      segment(`${prefix}bad`, "vip", "11", { S: "many" }),
+      streamRecord("no-such-table", "INSERT", { id: { S: "x" } }, { id: { S: "x" } }, "12"),
+      streamRecord(SEGMENTS, "INSERT", { segment_id: { S: `${prefix}keys` } }, undefined, "13"),
+    ],
+  });
+  const response = await postWebhook(body);
+  assert.equal(response.status, 200);
+  assert.deepEqual(await response.json(), { received: 4, applied: 1, skipped: 0, deadLettered: 3 });
+  assert.equal(await countSegments(prefix), 1);
+  const sql = connectDb();
+  try {
+    const letters = await sql`
+      select reason, record -> 'eventSourceARN' is not null as whole from sync.dead_letters
+      where record::text like ${"%" + prefix + "%"} or record::text like '%no-such-table%'
+      order by id desc limit 3`;
+    const reasons = letters.map((l) => l.reason);
+    const expected = [
+      /firespring-backdoor-segments-dev \[segment_id=".*bad"\]: attribute value: expected a number \(N\), got S "many"/,
+      /firespring-backdoor-segments-dev INSERT record .* has no NewImage/,
+      /no target table is registered for DynamoDB table no-such-table/,
+    ];
+    for (const reason of expected) {
+      assert.ok(reasons.some((r) => reason.test(r)), `a dead letter says ${reason}`);
+    }
+    assert.ok(letters.every((l) => l.whole), "each record is kept whole");
+  } finally {
+    await sql.end();
+  }
+});
+
+Deno.test("duplicated and reordered deliveries change nothing", async () => {
+  const prefix = `dup-${crypto.randomUUID()}-`;
+  const newer = segment(`${prefix}1`, "newer", "200");
+  const older = segment(`${prefix}1`, "older", "150");
+  const first = await postWebhook(JSON.stringify({ records: [newer] }));
+  assert.deepEqual(await first.json(), { received: 1, applied: 1, skipped: 0, deadLettered: 0 });
+  const again = await postWebhook(JSON.stringify({ records: [newer, older] }));
+  assert.deepEqual(await again.json(), { received: 2, applied: 0, skipped: 2, deadLettered: 0 });
+  const sql = connectDb();
+  try {
+    const [row] = await sql`select segment_name, sync_sequence::text as seq
+                            from public.firespring_segments where segment_id = ${prefix + "1"}`;
+    assert.deepEqual({ ...row }, { segment_name: "newer", seq: "200" });
+  } finally {
+    await sql.end();
+  }
+});
+
+Deno.test("the direct form upserts and deletes by the source attribute names", async () => {
+  const id = `direct-${crypto.randomUUID()}`;
+  // Written by hand: JSON.stringify would round the 23-digit number.
+  const upsert = await postWebhook(
+    `{"table": "mmp_toledo_leads", "action": "UPSERT", "data": {"id": "${id}", "name": "Ada", ` +
+      `"email": "ada@example.com", "_version": 12345678901234567890123}}`,
+  );
+  assert.deepEqual(await upsert.json(), { received: 1, applied: 1, skipped: 0, deadLettered: 0 });
+  const sql = connectDb();
+  try {
+    const [lead] = await sql`select name, lead_data::text as data, sync_source
+                             from public.mmp_toledo_leads where lead_id = ${id}`;
+    assert.equal(lead.name, "Ada");
+    assert.equal(lead.data, '{"_version": 12345678901234567890123}');
+    assert.equal(lead.sync_source, "direct");
+    // A direct change is a read "now"; a second one within the same second keeps the first.
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    const remove = await postWebhook(JSON.stringify({
+      table: "mmp_toledo_leads",
+      action: "DELETE",
+      data: { id },
+    }));
+    assert.deepEqual(await remove.json(), { received: 1, applied: 1, skipped: 0, deadLettered: 0 });
+    const left = await sql`select 1 from public.mmp_toledo_leads where lead_id = ${id}`;
+    assert.equal(left.length, 0);
+    const unknown = await postWebhook(
+      JSON.stringify({ table: "leads", action: "UPSERT", data: { id } }),
+    );
+    assert.deepEqual(await unknown.json(), {
+      received: 1,
+      applied: 0,
+      skipped: 0,
+      deadLettered: 1,
+    });
+  } finally {
+    await sql.end();
+  }
+});
+
+Deno.test("a dead letter is replayed once its record is fixed", async () => {
+  const id = `replay-${crypto.randomUUID()}`;
+  await (await postWebhook(JSON.stringify({
+    records: [segment(id, "vip", "300", { S: "twelve" })],
+  }))).body?.cancel();
+  const sql = connectDb();
+  try {
+    const [letter] = await sql`select id from sync.dead_letters
+                               where record::text like ${"%" + id + "%"} and replayed_at is null`;
+    const replay = (body: unknown) =>
+      callFunction("mmp-toledo-sync/replay-dead-letters", {
+        method: "POST",
+        headers: serviceRoleHeaders(),
+        body: JSON.stringify(body),
+      });
+    const refused = await callFunction("mmp-toledo-sync/replay-dead-letters", {
+      method: "POST",
+      body: "{}",
+    });
+    assert.equal(refused.status, 401);
+    await refused.body?.cancel();
+
+    const stillBad = await (await replay({ ids: [Number(letter.id)] })).json();
+    assert.equal(stillBad.replayed, 0);
+    assert.match(stillBad.stillFailing[0].reason, /got S "twelve"/);
+
+    // The admin fixes the record in place, then replays it.
+    await sql`update sync.dead_letters
+              set record = jsonb_set(record, '{dynamodb,NewImage,value}', '{"N": "12"}')
+              where id = ${letter.id}`;
+    const fixed = await (await replay({ ids: [Number(letter.id)] })).json();
+    assert.deepEqual(fixed, { considered: 1, replayed: 1, applied: 1, stillFailing: [] });
+    const [row] = await sql`select member_count::int as n, sync_sequence::text as seq
+                            from public.firespring_segments where segment_id = ${id}`;
+    assert.deepEqual({ ...row }, { n: 12, seq: "300" });
+    const [closed] = await sql`select replay_result from sync.dead_letters where id = ${letter.id}`;
+    assert.equal(closed.replay_result, "applied");
+    const none = await (await replay({ ids: [Number(letter.id)] })).json();
+    assert.equal(none.considered, 0, "a replayed dead letter is not replayed again");
+  } finally {
+    await sql.end();
+  }
+});
+
+Deno.test("with the database down the webhook answers 503 and loses nothing", async () => {
+  const id = `down-${crypto.randomUUID()}`;
+  const body = JSON.stringify({ records: [segment(id, "kept", "400")] });
+  await stopPostgres();
+  try {
+    const response = await postWebhook(body);
+    assert.equal(response.status, 503);
+    assert.equal(response.headers.get("retry-after"), "5");
+    assert.match((await response.json()).error, /database is unavailable; nothing was applied/);
+  } finally {
+    await startPostgres();
+  }
+  const retried = await postWebhook(body);
+  assert.deepEqual(await retried.json(), { received: 1, applied: 1, skipped: 0, deadLettered: 0 });
+  assert.equal(await countSegments(id), 1);
+});
