@@ -25,6 +25,7 @@ import {
 } from "./postgres.ts";
 import { logFile, runningPid, startDetached, stopDetached, waitFor } from "./processes.ts";
 import { ensureStackEnv, type StackEnv } from "./stack_env.ts";
+import { ensureSourceTables } from "./source_tables.ts";
 
 /** The Deno processes of the stack and the code each depends on (restarted when it changes). */
 const DENO_PARTS = [
@@ -34,6 +35,11 @@ const DENO_PARTS = [
     code: ["local-stack", "supabase/functions", "supabase/config.toml", "functions-shared"],
   },
   { name: "pg_net", script: "local-stack/pg_net_worker.ts", code: ["local-stack"] },
+  {
+    name: "stream_poller",
+    script: "local-stack/stream_poller.ts",
+    code: ["local-stack", "lambda", "functions-shared"],
+  },
 ];
 
 function step(message: string, started: number): void {
@@ -114,6 +120,11 @@ async function up(): Promise<void> {
   step(`migrations pushed with the Supabase CLI: ${pushed}`, started);
   await storeVaultSecrets(env);
   step(`dynamodb local ${await startDynamo()} on ${env.DYNAMODB_ENDPOINT}`, started);
+  const created = await ensureSourceTables(env);
+  step(
+    `source tables: ${created.length > 0 ? `created ${created.join(", ")}` : "all nine exist"}`,
+    started,
+  );
   for (const part of DENO_PARTS) step(`${part.name} ${await startDenoPart(part)}`, started);
   await waitFor("the functions gateway", functionsHealthy, 60_000, logFile("functions"));
   step(`functions served at ${env.FUNCTIONS_URL}/NAME`, started);

@@ -1,0 +1,130 @@
+/**
+ * The AWS Lambda (Node 20) between DynamoDB Streams and the `mmp-toledo-sync` webhook.
+ *
+ * It forwards the records of its batch unchanged, in order, as `{"records": [...]}`,
+ * split so that no request exceeds the webhook's 6 MiB, each request signed by the
+ * Standard Webhooks scheme. Transient failures (network errors, 5xx, 408, 429) are
+ * retried with exponential backoff and jitter, honouring Retry-After, for as long as the
+ * invocation's time budget allows. It answers with `batchItemFailures` naming the first
+ * record not delivered, so that Lambda (ReportBatchItemFailures) checkpoints what was
+ * delivered and retries only from there.
+ *
+ * Settings (environment): WEBHOOK_URL, and SYNC_WEBHOOK_SECRET (a `whsec_...` secret).
+ *
+ * @module
+ */
+
+import process from "node:process";
+import { signWebhook } from "../functions-shared/webhook_signing.ts";
+
+/** The parts of a DynamoDB Streams record the forwarder reads; the rest passes through. */
+export interface StreamRecord {
+  eventID?: string;
+  eventSourceARN?: string;
+  dynamodb?: { SequenceNumber?: string };
+  [field: string]: unknown;
+}
+
+/** The event Lambda's DynamoDB event source mapping invokes the function with. */
+export interface DynamoDBStreamEvent {
+  Records: StreamRecord[];
+}
+
+/** The part of Lambda's context object the forwarder uses. */
+export interface LambdaContext {
+  getRemainingTimeInMillis(): number;
+  awsRequestId?: string;
+}
+
+/** The answer that makes Lambda retry from the first failed record only. */
+export interface BatchResponse {
+  batchItemFailures: { itemIdentifier: string }[];
+}
+
+/** The webhook's limit is 6 MiB; leave room for the envelope. */
+const MAX_REQUEST_BYTES = 6 * 1024 * 1024 - 1024;
+/** Stop retrying this long before the invocation would time out. */
+const SAFETY_MS = 1_000;
+const BASE_DELAY_MS = 200;
+const MAX_DELAY_MS = 5_000;
+
+/** Splits records, in order, into bodies of at most `maxBytes`. */
+export function splitIntoBodies(records: StreamRecord[], maxBytes = MAX_REQUEST_BYTES) {
+  const batches: StreamRecord[][] = [];
+  let current: StreamRecord[] = [];
+  let size = 0;
+  for (const record of records) {
+    const bytes = new TextEncoder().encode(JSON.stringify(record)).byteLength + 1;
+    if (current.length > 0 && size + bytes > maxBytes) {
+      batches.push(current);
+      current = [];
+      size = 0;
+    }
+    current.push(record);
+    size += bytes;
+  }
+  if (current.length > 0) batches.push(current);
+  return batches;
+}
+
+function isRetryable(status: number): boolean {
+  return status >= 500 || status === 408 || status === 429;
+}
+
+/** Delivers one body, retrying transient failures until `deadline`; returns whether it got a 200. */
+async function deliver(
+  url: string,
+  secret: string,
+  records: StreamRecord[],
+  deadline: number,
+): Promise<boolean> {
+  const body = JSON.stringify({ records });
+  const first = records[0]?.dynamodb?.SequenceNumber ?? "?";
+  for (let attempt = 0;; attempt++) {
+    let wait = Math.min(MAX_DELAY_MS, BASE_DELAY_MS * 2 ** attempt) * (0.5 + Math.random() / 2);
+    try {
+      const response = await fetch(url, {
+        method: "POST",
+        headers: { "content-type": "application/json", ...signWebhook(secret, body) },
+        body,
+        signal: AbortSignal.timeout(Math.max(1, deadline - Date.now())),
+      });
+      const text = await response.text();
+      if (response.ok) {
+        console.log(`delivered ${records.length} records from ${first}: ${text}`);
+        return true;
+      }
+      console.error(`webhook answered ${response.status} for records from ${first}: ${text}`);
+      if (!isRetryable(response.status)) return false;
+      const retryAfter = Number(response.headers.get("retry-after"));
+      if (retryAfter > 0) wait = Math.max(wait, retryAfter * 1000);
+    } catch (error) {
+      console.error(
+        `webhook request for records from ${first} failed: ${(error as Error).message}`,
+      );
+    }
+    if (Date.now() + wait >= deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, wait));
+  }
+}
+
+/** The Lambda handler. */
+export async function handler(
+  event: DynamoDBStreamEvent,
+  context: LambdaContext,
+): Promise<BatchResponse> {
+  const url = process.env.WEBHOOK_URL;
+  const secret = process.env.SYNC_WEBHOOK_SECRET;
+  if (!url || !secret) {
+    // Fail the invocation: Lambda retries it, and nothing is lost while the setting is fixed.
+    throw new Error("WEBHOOK_URL and SYNC_WEBHOOK_SECRET must be set");
+  }
+  const deadline = Date.now() + context.getRemainingTimeInMillis() - SAFETY_MS;
+  for (const records of splitIntoBodies(event.Records ?? [])) {
+    if (!(await deliver(url, secret, records, deadline))) {
+      const failed = records[0]?.dynamodb?.SequenceNumber ?? records[0]?.eventID ?? "";
+      return { batchItemFailures: [{ itemIdentifier: failed }] };
+    }
+  }
+  return { batchItemFailures: [] };
+}

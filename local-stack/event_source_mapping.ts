@@ -1,0 +1,175 @@
+/**
+ * An emulation of AWS Lambda's event source mapping for DynamoDB Streams, which cannot
+ * run here, following its documented behaviour: records of one shard are handed to the
+ * function in order, in batches of at most `batchSize`; with ReportBatchItemFailures
+ * the function's `batchItemFailures` make it retry from the first failed record; an
+ * invocation that throws or times out is retried, split in two first when
+ * BisectBatchOnFunctionError is on; once `maxRetryAttempts` is spent the batch's shard
+ * and sequence-number range (not its records) goes to the on-failure destination and
+ * the mapping moves on.
+ *
+ * @module
+ */
+
+import type {
+  BatchResponse,
+  DynamoDBStreamEvent,
+  LambdaContext,
+  StreamRecord,
+} from "../lambda/stream_forwarder.ts";
+
+/** The on-failure destination's message (the shape Lambda sends to SQS or SNS). */
+export interface StreamFailureMessage {
+  requestContext: {
+    requestId: string;
+    functionArn: string;
+    condition: "RetryAttemptsExhausted";
+    approximateInvokeCount: number;
+  };
+  responseContext: { statusCode: number; executedVersion: string; functionError?: string };
+  version: "1.0";
+  timestamp: string;
+  DDBStreamBatchInfo: {
+    shardId: string;
+    startSequenceNumber: string;
+    endSequenceNumber: string;
+    approximateArrivalOfFirstRecord: string;
+    approximateArrivalOfLastRecord: string;
+    batchSize: number;
+    streamArn: string;
+  };
+}
+
+/** The mapping's settings. */
+export interface MappingConfig {
+  handler: (event: DynamoDBStreamEvent, context: LambdaContext) => Promise<BatchResponse | void>;
+  batchSize: number;
+  /** -1: retry until the records expire (AWS's default). */
+  maxRetryAttempts: number;
+  bisectBatchOnFunctionError: boolean;
+  functionTimeoutMs: number;
+  /** Pause before a retry: grows from this, doubling, to 30 s. */
+  retryBaseDelayMs: number;
+  onFailure: (message: StreamFailureMessage) => Promise<void>;
+  functionArn?: string;
+}
+
+type Outcome = { kind: "ok" } | { kind: "partial"; from: number } | {
+  kind: "error";
+  message: string;
+};
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Hands the records of one shard to the function the way Lambda does. */
+export class EventSourceMapping {
+  constructor(readonly config: MappingConfig) {}
+
+  /** Processes records (all of one shard, in order) until each is delivered or dead-lettered. */
+  async process(streamArn: string, shardId: string, records: StreamRecord[]): Promise<void> {
+    for (let i = 0; i < records.length; i += this.config.batchSize) {
+      await this.deliver(streamArn, shardId, records.slice(i, i + this.config.batchSize), 0);
+    }
+  }
+
+  private async invoke(records: StreamRecord[]): Promise<Outcome> {
+    const started = Date.now();
+    const context: LambdaContext = {
+      awsRequestId: crypto.randomUUID(),
+      getRemainingTimeInMillis: () => this.config.functionTimeoutMs - (Date.now() - started),
+    };
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      const response = await Promise.race([
+        this.config.handler({ Records: records }, context),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(
+            () => reject(new Error(`Task timed out after ${this.config.functionTimeoutMs} ms`)),
+            this.config.functionTimeoutMs,
+          );
+        }),
+      ]);
+      const failed = (response as BatchResponse | undefined)?.batchItemFailures ?? [];
+      if (failed.length === 0) return { kind: "ok" };
+      // Retry from the lowest failed sequence number (an unknown identifier fails the batch).
+      const indexes = failed.map((f) =>
+        records.findIndex((r) => r.dynamodb?.SequenceNumber === f.itemIdentifier)
+      );
+      if (indexes.some((i) => i < 0)) return { kind: "partial", from: 0 };
+      return { kind: "partial", from: Math.min(...indexes) };
+    } catch (error) {
+      return { kind: "error", message: (error as Error).message };
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private async deliver(
+    streamArn: string,
+    shardId: string,
+    records: StreamRecord[],
+    attempts: number,
+  ): Promise<void> {
+    let batch = records;
+    let tries = attempts;
+    while (batch.length > 0) {
+      const outcome = await this.invoke(batch);
+      if (outcome.kind === "ok") return;
+      if (outcome.kind === "partial") batch = batch.slice(outcome.from);
+      const limit = this.config.maxRetryAttempts;
+      if (limit >= 0 && tries >= limit) {
+        await this.config.onFailure(
+          this.failureMessage(streamArn, shardId, batch, tries + 1, outcome),
+        );
+        return;
+      }
+      tries++;
+      await sleep(Math.min(30_000, this.config.retryBaseDelayMs * 2 ** Math.min(tries - 1, 10)));
+      if (outcome.kind === "error" && this.config.bisectBatchOnFunctionError && batch.length > 1) {
+        const half = Math.ceil(batch.length / 2);
+        await this.deliver(streamArn, shardId, batch.slice(0, half), tries);
+        await this.deliver(streamArn, shardId, batch.slice(half), tries);
+        return;
+      }
+    }
+  }
+
+  private failureMessage(
+    streamArn: string,
+    shardId: string,
+    batch: StreamRecord[],
+    invocations: number,
+    outcome: Outcome,
+  ): StreamFailureMessage {
+    const arrival = (r: StreamRecord) => {
+      const seconds = (r.dynamodb as { ApproximateCreationDateTime?: number } | undefined)
+        ?.ApproximateCreationDateTime;
+      return new Date((seconds ?? 0) * 1000).toISOString();
+    };
+    return {
+      requestContext: {
+        requestId: crypto.randomUUID(),
+        functionArn: this.config.functionArn ??
+          "arn:aws:lambda:us-east-1:000000000000:function:stream-forwarder",
+        condition: "RetryAttemptsExhausted",
+        approximateInvokeCount: invocations,
+      },
+      responseContext: {
+        statusCode: 200,
+        executedVersion: "$LATEST",
+        ...(outcome.kind === "error" ? { functionError: "Unhandled" } : {}),
+      },
+      version: "1.0",
+      timestamp: new Date().toISOString(),
+      DDBStreamBatchInfo: {
+        shardId,
+        startSequenceNumber: batch[0].dynamodb!.SequenceNumber!,
+        endSequenceNumber: batch.at(-1)!.dynamodb!.SequenceNumber!,
+        approximateArrivalOfFirstRecord: arrival(batch[0]),
+        approximateArrivalOfLastRecord: arrival(batch.at(-1)!),
+        batchSize: batch.length,
+        streamArn,
+      },
+    };
+  }
+}

@@ -1,0 +1,72 @@
+/**
+ * The nine source tables in DynamoDB Local, made from the table registry with streams
+ * on (NEW_AND_OLD_IMAGES), each in its own region as on AWS. On AWS the tables exist
+ * already; this is the local stand-in for them.
+ *
+ * @module
+ */
+
+import {
+  CreateTableCommand,
+  DeleteTableCommand,
+  DescribeTableCommand,
+  DynamoDBClient,
+  ResourceNotFoundException,
+} from "@aws-sdk/client-dynamodb";
+import { TABLES, type TableSpec } from "../functions-shared/table_registry.ts";
+import type { StackEnv } from "./stack_env.ts";
+
+/** A DynamoDB client of the stack's DynamoDB Local in `region`. */
+export function localDynamo(env: StackEnv, region: string): DynamoDBClient {
+  return new DynamoDBClient({
+    region,
+    endpoint: env.DYNAMODB_ENDPOINT,
+    credentials: { accessKeyId: env.AWS_ACCESS_KEY_ID, secretAccessKey: env.AWS_SECRET_ACCESS_KEY },
+  });
+}
+
+/** Creates a table (with its stream) unless it exists; returns whether it made it. */
+export async function ensureSourceTable(client: DynamoDBClient, spec: TableSpec): Promise<boolean> {
+  try {
+    await client.send(new DescribeTableCommand({ TableName: spec.sourceTable }));
+    return false;
+  } catch (error) {
+    if (!(error instanceof ResourceNotFoundException)) throw error;
+  }
+  await client.send(
+    new CreateTableCommand({
+      TableName: spec.sourceTable,
+      KeySchema: spec.sourceKey.map((key, i) => ({
+        AttributeName: key.name,
+        KeyType: i === 0 ? "HASH" : "RANGE",
+      })),
+      AttributeDefinitions: spec.sourceKey.map((key) => ({
+        AttributeName: key.name,
+        AttributeType: key.type,
+      })),
+      BillingMode: "PAY_PER_REQUEST",
+      StreamSpecification: { StreamEnabled: true, StreamViewType: "NEW_AND_OLD_IMAGES" },
+    }),
+  );
+  return true;
+}
+
+/** Deletes a table if it exists (its stream goes with it). */
+export async function dropSourceTable(client: DynamoDBClient, spec: TableSpec): Promise<void> {
+  try {
+    await client.send(new DeleteTableCommand({ TableName: spec.sourceTable }));
+  } catch (error) {
+    if (!(error instanceof ResourceNotFoundException)) throw error;
+  }
+}
+
+/** Makes sure all nine tables exist; returns the names it created. */
+export async function ensureSourceTables(env: StackEnv): Promise<string[]> {
+  const created: string[] = [];
+  for (const spec of TABLES) {
+    if (await ensureSourceTable(localDynamo(env, spec.region), spec)) {
+      created.push(spec.sourceTable);
+    }
+  }
+  return created;
+}

@@ -1,0 +1,99 @@
+/**
+ * Reading DynamoDB Streams (DescribeStream / GetShardIterator / GetRecords) and turning
+ * what the SDK returns back into the JSON records Lambda hands a function: attribute
+ * values in DynamoDB JSON (binary as base64), ApproximateCreationDateTime in epoch
+ * seconds, and the `eventSourceARN` that Lambda adds.
+ *
+ * @module
+ */
+
+import {
+  type _Record,
+  DescribeStreamCommand,
+  DynamoDBStreamsClient,
+  GetRecordsCommand,
+  GetShardIteratorCommand,
+  type Shard,
+} from "@aws-sdk/client-dynamodb-streams";
+import type { StreamRecord } from "../lambda/stream_forwarder.ts";
+import type { StackEnv } from "./stack_env.ts";
+
+/** A DynamoDB Streams client of the stack's DynamoDB Local in `region`. */
+export function localStreams(env: StackEnv, region: string): DynamoDBStreamsClient {
+  return new DynamoDBStreamsClient({
+    region,
+    endpoint: env.DYNAMODB_ENDPOINT,
+    credentials: { accessKeyId: env.AWS_ACCESS_KEY_ID, secretAccessKey: env.AWS_SECRET_ACCESS_KEY },
+  });
+}
+
+function jsonValue(value: unknown): unknown {
+  if (value instanceof Uint8Array) return btoa(String.fromCharCode(...value));
+  if (value instanceof Date) return Math.floor(value.getTime() / 1000);
+  if (Array.isArray(value)) return value.map(jsonValue);
+  if (value && typeof value === "object") {
+    return Object.fromEntries(
+      Object.entries(value).filter(([, v]) => v !== undefined).map(([k, v]) => [k, jsonValue(v)]),
+    );
+  }
+  return value;
+}
+
+/** A record as Lambda delivers it, from a record as the SDK returns it. */
+export function toLambdaRecord(record: _Record, streamArn: string): StreamRecord {
+  return { ...(jsonValue(record) as StreamRecord), eventSourceARN: streamArn };
+}
+
+/** All shards of a stream. */
+export async function listShards(
+  client: DynamoDBStreamsClient,
+  streamArn: string,
+): Promise<Shard[]> {
+  const shards: Shard[] = [];
+  let start: string | undefined;
+  do {
+    const { StreamDescription } = await client.send(
+      new DescribeStreamCommand({ StreamArn: streamArn, ExclusiveStartShardId: start }),
+    );
+    shards.push(...(StreamDescription?.Shards ?? []));
+    start = StreamDescription?.LastEvaluatedShardId;
+  } while (start);
+  return shards;
+}
+
+/** A shard iterator after `sequenceNumber`, or at the shard's oldest record. */
+export async function shardIterator(
+  client: DynamoDBStreamsClient,
+  streamArn: string,
+  shardId: string,
+  position: { after: string } | { at: string } | "oldest",
+): Promise<string | undefined> {
+  const { ShardIterator } = await client.send(
+    new GetShardIteratorCommand({
+      StreamArn: streamArn,
+      ShardId: shardId,
+      ...(position === "oldest"
+        ? { ShardIteratorType: "TRIM_HORIZON" }
+        : "after" in position
+        ? { ShardIteratorType: "AFTER_SEQUENCE_NUMBER", SequenceNumber: position.after }
+        : { ShardIteratorType: "AT_SEQUENCE_NUMBER", SequenceNumber: position.at }),
+    }),
+  );
+  return ShardIterator;
+}
+
+/** One GetRecords call: the records in Lambda's form, and the next iterator (none once the shard is closed and read). */
+export async function readRecords(
+  client: DynamoDBStreamsClient,
+  streamArn: string,
+  iterator: string,
+  limit = 1000,
+): Promise<{ records: StreamRecord[]; next: string | undefined }> {
+  const { Records, NextShardIterator } = await client.send(
+    new GetRecordsCommand({ ShardIterator: iterator, Limit: limit }),
+  );
+  return {
+    records: (Records ?? []).map((r) => toLambdaRecord(r, streamArn)),
+    next: NextShardIterator,
+  };
+}
