@@ -98,10 +98,15 @@ if (import.meta.main) {
           await new Promise((resolve) => setTimeout(resolve, POLL_MS));
         }
       } catch (error) {
-        console.error(`${streamArn} ${shardId}: ${(error as Error).message}; retrying`);
+        const name = (error as Error).name;
+        if (name === "ResourceNotFoundException") break; // the table (and stream) is gone
+        // DynamoDB Local sometimes refuses an iterator of a long-idle shard; a fresh one
+        // from the checkpoint reads on without losing anything.
+        const iteratorProblem = name === "ExpiredIteratorException" ||
+          name === "TrimmedDataAccessException";
+        console.error(`${streamArn} ${shardId}: ${name}: ${(error as Error).message}; retrying`);
         iterator = undefined;
-        await new Promise((resolve) => setTimeout(resolve, 2_000));
-        if ((error as Error).name === "ResourceNotFoundException") return;
+        await new Promise((resolve) => setTimeout(resolve, iteratorProblem ? 100 : 2_000));
       }
     }
     running.delete(`${streamArn} ${shardId}`);
