@@ -120,11 +120,25 @@ async function stackRunning(): Promise<boolean> {
 
 const keepStack = Deno.args.includes("--keep-stack");
 const started = performance.now();
-const denoCode = ["local-stack", "functions-shared", "scripts", "tests", "supabase/functions"];
+const denoCode = [
+  "local-stack",
+  "functions-shared",
+  "lambda",
+  "scripts",
+  "tests",
+  "supabase/functions",
+];
 
 await step("format", DENO_BIN, ["fmt", "--check"]);
 await step("lint", DENO_BIN, ["lint"]);
-await step("types", DENO_BIN, ["check", "local-stack", "functions-shared", "scripts", "tests"]);
+await step("types", DENO_BIN, [
+  "check",
+  "local-stack",
+  "functions-shared",
+  "lambda",
+  "scripts",
+  "tests",
+]);
 for (const fn of readdirSync(join(ROOT, "supabase", "functions")).sort()) {
   const dir = join(ROOT, "supabase", "functions", fn);
   if (!existsSync(join(dir, "index.ts"))) continue;

@@ -1,0 +1,115 @@
+import assert from "node:assert/strict";
+import process from "node:process";
+import { webhookProblem } from "../functions-shared/webhook_signing.ts";
+import { handler, splitIntoBodies, type StreamRecord } from "./stream_forwarder.ts";
+
+const SECRET = `whsec_${btoa("s".repeat(32))}`;
+
+function record(seq: string, size = 10): StreamRecord {
+  return {
+    eventID: `e${seq}`,
+    eventName: "INSERT",
+    eventSourceARN: "arn:aws:dynamodb:us-east-1:000000000000:table/t/stream/x",
+    dynamodb: { SequenceNumber: seq, Keys: { id: { S: "x".repeat(size) } } } as never,
+  };
+}
+
+/** A webhook that answers with the statuses given, in turn, and records what it got. */
+function fakeWebhook(statuses: number[]) {
+  const received: { records: StreamRecord[]; signed: boolean }[] = [];
+  const server = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen: () => {} }, async (req) => {
+    const body = await req.text();
+    received.push({
+      records: JSON.parse(body).records,
+      signed: webhookProblem(SECRET, req.headers, body) === undefined,
+    });
+    const status = statuses.shift() ?? 200;
+    return new Response(JSON.stringify({ status }), {
+      status,
+      headers: status === 503 ? { "retry-after": "0" } : {},
+    });
+  });
+  process.env.WEBHOOK_URL = `http://127.0.0.1:${server.addr.port}/`;
+  process.env.SYNC_WEBHOOK_SECRET = SECRET;
+  return { received, close: () => server.shutdown() };
+}
+
+const context = (ms = 10_000) => {
+  const end = Date.now() + ms;
+  return { getRemainingTimeInMillis: () => end - Date.now() };
+};
+
+Deno.test("forwards the batch unchanged, signed, and reports no failure", async () => {
+  const webhook = fakeWebhook([200]);
+  try {
+    const records = [record("1"), record("2")];
+    assert.deepEqual(await handler({ Records: records }, context()), { batchItemFailures: [] });
+    assert.equal(webhook.received.length, 1);
+    assert.deepEqual(webhook.received[0].records, records);
+    assert.ok(webhook.received[0].signed);
+  } finally {
+    await webhook.close();
+  }
+});
+
+Deno.test("retries a 503 and a 500 until it gets through", async () => {
+  const webhook = fakeWebhook([503, 500, 200]);
+  try {
+    assert.deepEqual(await handler({ Records: [record("1")] }, context()), {
+      batchItemFailures: [],
+    });
+    assert.equal(webhook.received.length, 3);
+  } finally {
+    await webhook.close();
+  }
+});
+
+Deno.test("a refusal is not retried: the first record of the failed body is reported", async () => {
+  const webhook = fakeWebhook([401]);
+  try {
+    assert.deepEqual(await handler({ Records: [record("7"), record("8")] }, context()), {
+      batchItemFailures: [{ itemIdentifier: "7" }],
+    });
+    assert.equal(webhook.received.length, 1);
+  } finally {
+    await webhook.close();
+  }
+});
+
+Deno.test("gives up when the time budget runs out, reporting where to resume", async () => {
+  const webhook = fakeWebhook([503, 503, 503, 503, 503, 503, 503, 503, 503, 503]);
+  try {
+    const response = await handler({ Records: [record("9")] }, context(1_500));
+    assert.deepEqual(response, { batchItemFailures: [{ itemIdentifier: "9" }] });
+  } finally {
+    await webhook.close();
+  }
+});
+
+Deno.test("bodies stay under the limit and keep the records' order", () => {
+  const records = Array.from({ length: 10 }, (_, i) => record(String(i), 300));
+  const bodies = splitIntoBodies(records, 1_000);
+  assert.ok(bodies.length > 1);
+  assert.deepEqual(bodies.flat(), records);
+  for (const body of bodies) assert.ok(JSON.stringify(body).length <= 1_000 + body.length);
+});
+
+Deno.test("after a delivered body, a failed one is reported from its first record", async () => {
+  const webhook = fakeWebhook([200, 400]);
+  try {
+    const records = Array.from({ length: 6 }, (_, i) => record(String(i + 1), 2_000_000));
+    const response = await handler({ Records: records }, context());
+    const first = webhook.received[0].records.length;
+    assert.deepEqual(response, { batchItemFailures: [{ itemIdentifier: String(first + 1) }] });
+  } finally {
+    await webhook.close();
+  }
+});
+
+Deno.test("without its settings the invocation fails, so Lambda retries it", async () => {
+  delete process.env.WEBHOOK_URL;
+  await assert.rejects(
+    handler({ Records: [record("1")] }, context()),
+    /WEBHOOK_URL and SYNC_WEBHOOK_SECRET must be set/,
+  );
+});
