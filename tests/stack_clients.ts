@@ -110,3 +110,40 @@ export function streamRecord(
     },
   };
 }
+
+/**
+ * The records that a source table's stream holds whose text contains `marker`, in
+ * Lambda's form, with the stream's ARN and the shards they came from.
+ */
+export async function streamRecordsContaining(target: string, marker: string) {
+  const { byTargetTable } = await import("../functions-shared/table_registry.ts");
+  const { listShards, readRecords, shardIterator } = await import(
+    "../local-stack/stream_reader.ts"
+  );
+  const { DescribeTableCommand } = await import("@aws-sdk/client-dynamodb");
+  const spec = byTargetTable(target)!;
+  const { Table } = await dynamo(spec.region).send(
+    new DescribeTableCommand({ TableName: spec.sourceTable }),
+  );
+  const streamArn = Table!.LatestStreamArn!;
+  const streams = dynamoStreams(spec.region);
+  const shards = await listShards(streams, streamArn);
+  const found: {
+    shardId: string;
+    record: Record<string, unknown> & { dynamodb?: { SequenceNumber?: string } };
+  }[] = [];
+  for (const shard of shards) {
+    let iterator = await shardIterator(streams, streamArn, shard.ShardId!, "oldest");
+    while (iterator) {
+      const page = await readRecords(streams, streamArn, iterator);
+      for (const record of page.records) {
+        if (JSON.stringify(record).includes(marker)) {
+          found.push({ shardId: shard.ShardId!, record });
+        }
+      }
+      if (page.records.length === 0) break;
+      iterator = page.next;
+    }
+  }
+  return { streamArn, shards, found };
+}

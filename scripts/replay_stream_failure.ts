@@ -1,0 +1,164 @@
+/**
+ * `npm run stream:replay -- [FILE|DIR ...]`: delivers again what Lambda's on-failure
+ * destination recorded. Such a message names a shard and a sequence-number range, not
+ * the records, so the records are read back from the stream (AT_SEQUENCE_NUMBER) and
+ * handed to the same Lambda handler, which sends them to the webhook; the merge's
+ * ordering guard makes a redelivery safe whatever has happened since.
+ *
+ * A message is the body of the SQS (or SNS) message, saved as a JSON file; locally the
+ * stack's poller writes them to `.local/stream-failures/` (the default). A replayed
+ * message moves to `replayed/` beside it.
+ *
+ * Once the range is older than the stream's 24 h retention (or the stream was
+ * replaced), the records are gone: the command says so and names the validator's
+ * repair of that table, which re-reads the table itself.
+ *
+ * Settings: WEBHOOK_URL and SYNC_WEBHOOK_SECRET (default: the local stack's), AWS
+ * credentials as usual, DYNAMODB_ENDPOINT for DynamoDB Local.
+ *
+ * @module
+ */
+
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
+import process from "node:process";
+import { DynamoDBStreamsClient } from "@aws-sdk/client-dynamodb-streams";
+import { compareDecimal } from "../functions-shared/dynamo_codec.ts";
+import { bySourceTable, tableNameFromArn } from "../functions-shared/table_registry.ts";
+import { handler, type StreamRecord } from "../lambda/stream_forwarder.ts";
+import { STACK_ENV_FILE } from "../local-stack/config.ts";
+import type { StreamFailureMessage } from "../local-stack/event_source_mapping.ts";
+import { readStackEnv } from "../local-stack/stack_env.ts";
+import { FAILURE_DIR } from "../local-stack/stream_poller.ts";
+import { listShards, readRecords, shardIterator } from "../local-stack/stream_reader.ts";
+
+/** What happened to one message. */
+export type ReplayOutcome =
+  | { kind: "replayed"; records: number }
+  | { kind: "expired"; reason: string; repair: string }
+  | { kind: "failed"; reason: string };
+
+function streamsClient(region: string): DynamoDBStreamsClient {
+  const endpoint = process.env.DYNAMODB_ENDPOINT;
+  return new DynamoDBStreamsClient({
+    region,
+    ...(endpoint
+      ? {
+        endpoint,
+        credentials: {
+          accessKeyId: process.env.AWS_ACCESS_KEY_ID ?? "local",
+          secretAccessKey: process.env.AWS_SECRET_ACCESS_KEY ?? "local",
+        },
+      }
+      : {}),
+  });
+}
+
+/** Reads the message's range back from its stream and delivers it. */
+export async function replayMessage(message: StreamFailureMessage): Promise<ReplayOutcome> {
+  const info = message.DDBStreamBatchInfo;
+  const table = tableNameFromArn(info.streamArn);
+  const spec = table ? bySourceTable(table) : undefined;
+  if (!spec) {
+    return { kind: "failed", reason: `${info.streamArn} is not a stream of a registered table` };
+  }
+  const range =
+    `records ${info.startSequenceNumber}..${info.endSequenceNumber} of ${info.shardId} (${spec.sourceTable})`;
+  const expired = (why: string): ReplayOutcome => ({
+    kind: "expired",
+    reason: `${range} ${why}`,
+    repair: `repair ${spec.targetTable} from the source instead: POST ${
+      process.env.FUNCTIONS_URL ?? "<project>/functions/v1"
+    }/data-checksum-validator {"table": "${spec.targetTable}", "repair": true}`,
+  });
+
+  const client = streamsClient(spec.region);
+  let shards;
+  try {
+    shards = await listShards(client, info.streamArn);
+  } catch (error) {
+    if ((error as Error).name === "ResourceNotFoundException") {
+      return expired(
+        "cannot be read: the stream no longer exists (the table or its stream was replaced)",
+      );
+    }
+    throw error;
+  }
+  const shard = shards.find((s) => s.ShardId === info.shardId);
+  const oldest = shard?.SequenceNumberRange?.StartingSequenceNumber;
+  if (!shard || (oldest && compareDecimal(oldest, info.startSequenceNumber) > 0)) {
+    return expired("are past the stream's 24 h retention and cannot be read back");
+  }
+
+  const records: StreamRecord[] = [];
+  try {
+    let iterator = await shardIterator(client, info.streamArn, info.shardId, {
+      at: info.startSequenceNumber,
+    });
+    while (iterator) {
+      const page = await readRecords(client, info.streamArn, iterator);
+      const inRange = page.records.filter((r) =>
+        compareDecimal(r.dynamodb!.SequenceNumber!, info.endSequenceNumber) <= 0
+      );
+      records.push(...inRange);
+      if (page.records.length === 0 || inRange.length < page.records.length) break;
+      iterator = page.next;
+    }
+  } catch (error) {
+    if ((error as Error).name === "TrimmedDataAccessException") {
+      return expired("are past the stream's 24 h retention and cannot be read back");
+    }
+    throw error;
+  }
+
+  const end = Date.now() + 5 * 60_000;
+  const result = await handler({ Records: records }, {
+    getRemainingTimeInMillis: () => end - Date.now(),
+  });
+  if (result.batchItemFailures.length > 0) {
+    return {
+      kind: "failed",
+      reason: `${range}: the webhook did not accept them from ${
+        result.batchItemFailures[0].itemIdentifier
+      } on (see above)`,
+    };
+  }
+  return { kind: "replayed", records: records.length };
+}
+
+function messageFiles(paths: string[]): string[] {
+  return paths.flatMap((path) =>
+    statSync(path).isDirectory()
+      ? readdirSync(path).filter((f) => f.endsWith(".json")).sort().map((f) => join(path, f))
+      : [path]
+  );
+}
+
+if (import.meta.main) {
+  if (existsSync(STACK_ENV_FILE)) {
+    const env = readStackEnv();
+    process.env.WEBHOOK_URL ??= `${env.FUNCTIONS_URL}/mmp-toledo-sync`;
+    process.env.SYNC_WEBHOOK_SECRET ??= env.SYNC_WEBHOOK_SECRET;
+    process.env.DYNAMODB_ENDPOINT ??= env.DYNAMODB_ENDPOINT;
+    process.env.FUNCTIONS_URL ??= env.FUNCTIONS_URL;
+  }
+  const paths = Deno.args.length > 0 ? Deno.args : existsSync(FAILURE_DIR) ? [FAILURE_DIR] : [];
+  const files = messageFiles(paths);
+  if (files.length === 0) console.log("stream:replay: no on-failure messages to replay");
+  let problems = 0;
+  for (const file of files) {
+    const message = JSON.parse(readFileSync(file, "utf8")) as StreamFailureMessage;
+    const outcome = await replayMessage(message);
+    if (outcome.kind === "replayed") {
+      const done = join(dirname(file), "replayed");
+      mkdirSync(done, { recursive: true });
+      renameSync(file, join(done, basename(file)));
+      console.log(`stream:replay: ${file}: delivered ${outcome.records} records again`);
+    } else {
+      problems++;
+      console.error(`stream:replay: ${file}: ${outcome.reason}`);
+      if (outcome.kind === "expired") console.error(`stream:replay: ${outcome.repair}`);
+    }
+  }
+  Deno.exit(problems === 0 ? 0 : 1);
+}
