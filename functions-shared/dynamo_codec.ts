@@ -131,11 +131,31 @@ function canonical(value: unknown): unknown {
   return value;
 }
 
+/** `JSON.rawJSON` (TC39 JSON.parse source text access), where the runtime has it. */
+const rawJSON = (JSON as unknown as { rawJSON?: (text: string) => unknown }).rawJSON;
+
 /**
  * Writes a value as JSON text, with every digit of every DynamoDB number (JSON itself
- * has no limit on digits; `JSON.stringify` would round). Accepts plain JS values too.
+ * has no limit on digits; `JSON.stringify` alone would round). Accepts plain JS values
+ * too.
  */
 export function encodeJson(value: unknown): string {
+  if (rawJSON) {
+    // Native and fast: numbers are spliced in as their own text.
+    return JSON.stringify(value, (_key, v) => {
+      if (isDynamoNumber(v)) return rawJSON(numberJson(v.value));
+      if (typeof v === "bigint") return rawJSON(v.toString());
+      if (typeof v === "number" && !Number.isFinite(v)) {
+        throw new TypeError(`not a finite number: ${v}`);
+      }
+      return v instanceof Uint8Array || v instanceof Set ? canonical(v) : v;
+    }) ?? "null";
+  }
+  return encodeJsonSlowly(value);
+}
+
+/** {@link encodeJson} for runtimes without `JSON.rawJSON`. */
+export function encodeJsonSlowly(value: unknown): string {
   const v = canonical(value);
   if (v === null || v === undefined) return "null";
   if (isDynamoNumber(v)) return numberJson(v.value);
@@ -145,11 +165,11 @@ export function encodeJson(value: unknown): string {
   }
   if (typeof v === "string" || typeof v === "boolean") return JSON.stringify(v);
   if (typeof v === "bigint") return v.toString();
-  if (Array.isArray(v)) return `[${v.map(encodeJson).join(",")}]`;
+  if (Array.isArray(v)) return `[${v.map(encodeJsonSlowly).join(",")}]`;
   if (typeof v === "object") {
     const entries = Object.entries(v as Record<string, unknown>)
       .filter(([, member]) => member !== undefined)
-      .map(([key, member]) => `${JSON.stringify(key)}:${encodeJson(member)}`);
+      .map(([key, member]) => `${JSON.stringify(key)}:${encodeJsonSlowly(member)}`);
     return `{${entries.join(",")}}`;
   }
   throw new TypeError(`cannot encode a ${typeof v} as JSON`);

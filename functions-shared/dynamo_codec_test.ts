@@ -6,6 +6,7 @@ import {
   DynamoNumber,
   dynamoType,
   encodeJson,
+  encodeJsonSlowly,
   fromDynamo,
   numberJson,
   toDynamo,
@@ -84,6 +85,16 @@ Deno.test("encodeJson keeps every digit of every number, and sets, binary and ne
       assert.deepEqual(parseExact(json), expected);
     }),
     { numRuns: 300 },
+  );
+});
+
+Deno.test("the native and the portable encoder write the same text", () => {
+  fc.assert(
+    fc.property(item, (attributes) => {
+      const decoded = fromDynamo(attributes);
+      assert.equal(encodeJson(decoded), encodeJsonSlowly(decoded));
+    }),
+    { numRuns: 200 },
   );
 });
 

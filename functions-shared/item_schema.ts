@@ -42,8 +42,13 @@ function valueOf(type: ColumnType, required: boolean) {
   return required ? check : check.optional();
 }
 
-/** The schema of one table's items. */
+const itemSchemas = new Map<TableSpec, z.ZodType<Record<string, DynamoValue>>>();
+const keySchemas = new Map<TableSpec, z.ZodType<Record<string, DynamoValue>>>();
+
+/** The schema of one table's items (made once per table). */
 export function itemSchema(spec: TableSpec): z.ZodType<Record<string, DynamoValue>> {
+  const known = itemSchemas.get(spec);
+  if (known) return known;
   const shape: Record<string, z.ZodType> = {};
   for (const column of Object.values(spec.columns)) {
     for (const name of [column.from].flat()) shape[name] = valueOf(column.type, false);
@@ -59,16 +64,22 @@ export function itemSchema(spec: TableSpec): z.ZodType<Record<string, DynamoValu
       },
     ).optional();
   }
-  return z.object(shape).loose() as unknown as z.ZodType<Record<string, DynamoValue>>;
+  const schema = z.object(shape).loose() as unknown as z.ZodType<Record<string, DynamoValue>>;
+  itemSchemas.set(spec, schema);
+  return schema;
 }
 
 /** The schema of the key attributes alone (what a REMOVE record carries in Keys). */
 export function keySchema(spec: TableSpec): z.ZodType<Record<string, DynamoValue>> {
+  const known = keySchemas.get(spec);
+  if (known) return known;
   const shape: Record<string, z.ZodType> = {};
   for (const key of spec.sourceKey) {
     shape[key.name] = valueOf(key.type === "S" ? "text" : "numeric", true);
   }
-  return z.object(shape).loose() as unknown as z.ZodType<Record<string, DynamoValue>>;
+  const schema = z.object(shape).loose() as unknown as z.ZodType<Record<string, DynamoValue>>;
+  keySchemas.set(spec, schema);
+  return schema;
 }
 
 /** Turns zod's issues into one line: `attribute NAME: PROBLEM; ...`. */

@@ -10,25 +10,82 @@
 import { z } from "zod";
 import type { AttributeValue } from "@aws-sdk/client-dynamodb";
 
-const base64 = z.string().regex(/^[A-Za-z0-9+/]*={0,2}$/, "expected base64");
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+const EXPECTED_VALUE = 'expected a DynamoDB attribute value such as {"S": ...} or {"N": "..."}';
 
-/** One attribute value in DynamoDB JSON. */
-export const AttributeValueSchema: z.ZodType<unknown> = z.lazy(() =>
-  z.union([
-    z.strictObject({ S: z.string() }),
-    z.strictObject({ N: z.string().min(1) }),
-    z.strictObject({ B: base64 }),
-    z.strictObject({ SS: z.array(z.string()).min(1) }),
-    z.strictObject({ NS: z.array(z.string().min(1)).min(1) }),
-    z.strictObject({ BS: z.array(base64).min(1) }),
-    z.strictObject({ M: z.record(z.string(), AttributeValueSchema) }),
-    z.strictObject({ L: z.array(AttributeValueSchema) }),
-    z.strictObject({ BOOL: z.boolean() }),
-    z.strictObject({ NULL: z.literal(true) }),
-  ], { error: 'expected a DynamoDB attribute value such as {"S": ...} or {"N": "..."}' })
-);
+/**
+ * The first problem in an attribute value in DynamoDB JSON, with its path, or undefined.
+ * Hand-written rather than a zod union: it runs for every attribute of every record.
+ */
+export function attributeValueProblem(
+  value: unknown,
+  path: (string | number)[] = [],
+): { path: (string | number)[]; message: string } | undefined {
+  const bad = (message = EXPECTED_VALUE) => ({ path, message });
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return bad();
+  const keys = Object.keys(value);
+  if (keys.length !== 1) return bad();
+  const [type] = keys;
+  const v = (value as Record<string, unknown>)[type];
+  const strings = (list: unknown, check: (s: string) => boolean) =>
+    Array.isArray(list) && list.length > 0 &&
+    list.every((s) => typeof s === "string" && check(s));
+  switch (type) {
+    case "S":
+      return typeof v === "string" ? undefined : bad("S must be a string");
+    case "N":
+      return typeof v === "string" && v !== "" ? undefined : bad("N must be a number's text");
+    case "B":
+      return typeof v === "string" && BASE64.test(v) ? undefined : bad("B must be base64 text");
+    case "SS":
+      return strings(v, () => true) ? undefined : bad("SS must be a non-empty list of strings");
+    case "NS":
+      return strings(v, (s) => s !== "")
+        ? undefined
+        : bad("NS must be a non-empty list of numbers' text");
+    case "BS":
+      return strings(v, (s) => BASE64.test(s))
+        ? undefined
+        : bad("BS must be a non-empty list of base64 text");
+    case "BOOL":
+      return typeof v === "boolean" ? undefined : bad("BOOL must be true or false");
+    case "NULL":
+      return v === true ? undefined : bad("NULL must be true");
+    case "L":
+      if (!Array.isArray(v)) return bad("L must be a list");
+      for (let i = 0; i < v.length; i++) {
+        const problem = attributeValueProblem(v[i], [...path, "L", i]);
+        if (problem) return problem;
+      }
+      return undefined;
+    case "M":
+      if (typeof v !== "object" || v === null || Array.isArray(v)) return bad("M must be a map");
+      return attributeMapProblem(v, [...path, "M"]);
+    default:
+      return bad();
+  }
+}
 
-const AttributeMapSchema = z.record(z.string(), AttributeValueSchema);
+/** The first problem in a map of attribute values, or undefined. */
+export function attributeMapProblem(map: object, path: (string | number)[] = []) {
+  for (const [name, value] of Object.entries(map)) {
+    const problem = attributeValueProblem(value, [...path, name]);
+    if (problem) return problem;
+  }
+  return undefined;
+}
+
+const AttributeMapSchema = z.record(z.string(), z.unknown()).check((ctx) => {
+  const problem = attributeMapProblem(ctx.value);
+  if (problem) {
+    ctx.issues.push({
+      code: "custom",
+      message: problem.message,
+      path: problem.path,
+      input: ctx.value,
+    });
+  }
+});
 
 /** A DynamoDB Streams record as Lambda hands it over. */
 export const StreamRecordSchema = z.looseObject({

@@ -1,0 +1,136 @@
+/**
+ * `npm run bench`: the benchmarks, each figure on its own line as `name: value`.
+ *
+ * Webhook throughput: batches of 10, 100 and 1000 DynamoDB Streams records posted to
+ * the mmp-toledo-sync webhook (signature check, validation, mapping, one transaction
+ * through sync.merge_changes), one batch at a time, against the baseline measured in
+ * the same run: the same rows as one raw multi-row `insert ... on conflict do update`
+ * per batch, straight into Postgres.
+ *
+ * @module
+ */
+
+import postgres from "postgres";
+import { DENO_BIN, ROOT } from "../local-stack/config.ts";
+import { signWebhook } from "../functions-shared/webhook_signing.ts";
+import { connectDb, postWebhook, stack, streamRecord } from "./stack_clients.ts";
+
+const CHANGES_PER_SIZE = Number(Deno.env.get("BENCH_CHANGES") ?? 10_000);
+
+function figure(name: string, value: number, digits = 1): void {
+  console.log(`${name}: ${value.toFixed(digits)}`);
+}
+
+function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
+}
+
+/** A batch of INSERT records of firespring_actions with realistic attributes. */
+function actionRecords(run: string, batch: number, size: number, seqBase: bigint) {
+  return Array.from({ length: size }, (_, i) => {
+    const id = `bench-${run}-${size}-${batch}-${i}`;
+    return streamRecord(
+      "firespring-backdoor-actions-dev",
+      "INSERT",
+      { action_id: { S: id } },
+      {
+        action_id: { S: id },
+        action_type: { S: "click" },
+        session_id: { S: `s-${i % 97}` },
+        timestamp: { N: String(1770379200 + i) },
+        url: { S: `/page/${i % 50}` },
+        title: { S: "A page title" },
+        data: { M: { x: { N: String(i) }, tag: { S: "bench" } } },
+        created_at: { S: "2026-02-06T12:00:00Z" },
+      },
+      String(seqBase + BigInt(batch * size + i)).padStart(21, "0"),
+    );
+  });
+}
+
+async function benchWebhook(run: string, size: number) {
+  const batches = Math.max(1, Math.floor(CHANGES_PER_SIZE / size));
+  // Signed ahead (as the Lambda would sign), so that the figures are the webhook's own.
+  const requests = Array.from({ length: batches }, (_, b) => {
+    const body = JSON.stringify({ records: actionRecords(run, b, size, 10n ** 18n) });
+    return { body, headers: signWebhook(stack.SYNC_WEBHOOK_SECRET, body) };
+  });
+  const latencies: number[] = [];
+  const started = performance.now();
+  for (const { body, headers } of requests) {
+    const t = performance.now();
+    const response = await postWebhook(body, headers);
+    const counts = await response.json();
+    if (response.status !== 200 || counts.applied !== size) {
+      throw new Error(`bench batch refused: ${response.status} ${JSON.stringify(counts)}`);
+    }
+    latencies.push(performance.now() - t);
+  }
+  return { seconds: (performance.now() - started) / 1000, changes: batches * size, latencies };
+}
+
+async function benchRaw(sql: postgres.Sql, run: string, size: number) {
+  const batches = Math.max(1, Math.floor(CHANGES_PER_SIZE / size));
+  const rows = Array.from({ length: batches }, (_, b) =>
+    Array.from({ length: size }, (_, i) => ({
+      action_id: `raw-${run}-${size}-${b}-${i}`,
+      action_type: "click",
+      session_id: `s-${i % 97}`,
+      occurred_at: new Date((1770379200 + i) * 1000),
+      created_at: new Date("2026-02-06T12:00:00Z"),
+      action_data: { url: `/page/${i % 50}`, title: "A page title", data: { x: i, tag: "bench" } },
+      sync_sequence: String(10n ** 18n + BigInt(b * size + i)),
+      sync_changed_at: new Date(),
+      sync_source: "stream",
+    })));
+  const latencies: number[] = [];
+  const started = performance.now();
+  for (const batch of rows) {
+    const t = performance.now();
+    await sql`insert into public.firespring_actions ${sql(batch)}
+              on conflict (action_id) do update set
+                action_type = excluded.action_type, session_id = excluded.session_id,
+                occurred_at = excluded.occurred_at, created_at = excluded.created_at,
+                action_data = excluded.action_data, sync_sequence = excluded.sync_sequence,
+                sync_changed_at = excluded.sync_changed_at, sync_source = excluded.sync_source`;
+    latencies.push(performance.now() - t);
+  }
+  return { seconds: (performance.now() - started) / 1000, changes: batches * size, latencies };
+}
+
+if (import.meta.main) {
+  const up = await new Deno.Command(DENO_BIN, {
+    args: ["run", "-A", "local-stack/stack.ts", "up"],
+    cwd: ROOT,
+    stdout: "null",
+    stderr: "inherit",
+  }).output();
+  if (!up.success) Deno.exit(1);
+  const sql = connectDb();
+  const run = crypto.randomUUID().slice(0, 8);
+  console.error(
+    `bench: ${CHANGES_PER_SIZE} changes per batch size, against ${stack.FUNCTIONS_URL}`,
+  );
+  try {
+    // Warm up both paths (connections, plans, the function's first request).
+    await benchWebhook(`${run}-warm`, 10);
+    await benchRaw(sql, `${run}-warm`, 10);
+    for (const size of [10, 100, 1000]) {
+      const hook = await benchWebhook(run, size);
+      const raw = await benchRaw(sql, run, size);
+      const hookRate = hook.changes / hook.seconds;
+      const rawRate = raw.changes / raw.seconds;
+      figure(`webhook_batch${size}_changes_per_second`, hookRate, 0);
+      figure(`webhook_batch${size}_p50_ms`, percentile(hook.latencies, 50));
+      figure(`webhook_batch${size}_p99_ms`, percentile(hook.latencies, 99));
+      figure(`raw_upsert_batch${size}_changes_per_second`, rawRate, 0);
+      figure(`raw_upsert_batch${size}_p99_ms`, percentile(raw.latencies, 99));
+      figure(`webhook_batch${size}_time_vs_raw_upsert`, rawRate / hookRate, 2);
+    }
+  } finally {
+    await sql`delete from public.firespring_actions where action_id like ${`bench-${run}%`}
+              or action_id like ${`raw-${run}%`}`;
+    await sql.end();
+  }
+}
