@@ -38,7 +38,7 @@ const DENO_PARTS = [
   {
     name: "stream_poller",
     script: "local-stack/stream_poller.ts",
-    code: ["local-stack", "lambda", "functions-shared"],
+    code: ["local-stack", "lambda/stream_forwarder.ts", "functions-shared"],
   },
 ];
 

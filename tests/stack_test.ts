@@ -196,7 +196,7 @@ Deno.test("DynamoDB Local keeps the two regions apart", async () => {
 
 Deno.test("a second stack:up reuses every running part", async () => {
   const output = await run(DENO_BIN, ["run", "-A", "local-stack/stack.ts", "up"], { cwd: ROOT });
-  for (const part of ["postgres", "dynamodb local", "functions", "pg_net"]) {
+  for (const part of ["postgres", "dynamodb local", "functions", "pg_net", "stream_poller"]) {
     assert.match(output, new RegExp(`stack: ${part} reused`), `${part} is reused`);
   }
   assert.match(output, /migrations pushed with the Supabase CLI: .*up to date/);

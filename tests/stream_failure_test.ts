@@ -72,7 +72,10 @@ Deno.test("exhausted batches go to the on-failure destination and stream:replay 
     bisectBatchOnFunctionError: true,
     functionTimeoutMs: 5_000,
     retryBaseDelayMs: 10,
-    onFailure: async (message) => void messages.push(message),
+    onFailure: (message) => {
+      messages.push(message);
+      return Promise.resolve();
+    },
   });
   await mapping.process(streamArn, shardId, records);
 
@@ -135,7 +138,10 @@ Deno.test("a function error bisects the batch until the bad record stands alone"
     bisectBatchOnFunctionError: true,
     functionTimeoutMs: 1_000,
     retryBaseDelayMs: 1,
-    onFailure: async (message) => void messages.push(message),
+    onFailure: (message) => {
+      messages.push(message);
+      return Promise.resolve();
+    },
   });
   const records = ["a", "b", "poison", "d"].map((id, i) => ({
     eventID: id,

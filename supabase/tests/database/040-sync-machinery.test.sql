@@ -4,6 +4,12 @@ set client_min_messages = warning;
 begin;
 select plan(9);
 
+-- Start from empty tables (rolled back at the end, like everything here).
+delete from public.firespring_actions;
+delete from public.firespring_searches;
+delete from sync.dead_letters;
+delete from public.sync_checksums;
+
 insert into public.firespring_actions (action_id, sync_changed_at, sync_source, synced_at)
 values ('a-1', now(), 'direct', '2026-02-06 10:00:00+00'), ('a-2', now(), 'direct', '2026-02-06 11:00:00+00');
 insert into sync.dead_letters (source_table, target_table, record, reason)
