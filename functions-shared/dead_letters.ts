@@ -15,10 +15,17 @@
 import type postgres from "postgres";
 import { z } from "zod";
 import { errorResponse, json, methodNotAllowed } from "./http.ts";
-import { mapDirect, type Mapped, mapStreamRecord, parseJsonExact } from "./record_mapping.ts";
+import {
+  mapDirect,
+  type Mapped,
+  mapScannedItem,
+  mapStreamRecord,
+  parseJsonExact,
+} from "./record_mapping.ts";
+import { bySourceTable } from "./table_registry.ts";
 import { serviceRoleProblem } from "./service_auth.ts";
 import { applyChanges, isDatabaseUnavailable } from "./sync_db.ts";
-import { StreamRecordSchema } from "./webhook_envelope.ts";
+import { attributeMapFromJson, StreamRecordSchema } from "./webhook_envelope.ts";
 
 /** Which dead letters to replay: by id, by target table, or (neither) all open ones. */
 export interface ReplayFilter {
@@ -40,6 +47,10 @@ export interface ReplayResult {
 
 function remap(recordText: string): Mapped {
   const record = JSON.parse(recordText);
+  if (record && typeof record === "object" && "item" in record && "sourceTable" in record) {
+    const spec = bySourceTable(String(record.sourceTable));
+    if (spec) return mapScannedItem(spec, attributeMapFromJson(record.item), new Date());
+  }
   if (record && typeof record === "object" && "eventID" in record) {
     const parsed = StreamRecordSchema.safeParse(record);
     if (!parsed.success) {

@@ -82,6 +82,51 @@ export function mapStreamRecord(record: StreamRecord): Mapped {
   }
 }
 
+/**
+ * Maps an item read by a Scan at `readAt` (the backfill and the validator's repair). A
+ * dead letter keeps `{"sourceTable", "item"}` with the item in DynamoDB JSON.
+ */
+export function mapScannedItem(
+  spec: TableSpec,
+  item: Record<string, unknown>,
+  readAt: Date,
+  source: "backfill" | "repair" = "backfill",
+): Mapped {
+  const position = { seq: null, changedAt: readAt.toISOString(), source };
+  try {
+    const decoded = fromDynamo(item as Parameters<typeof fromDynamo>[0]);
+    return { ok: true, value: { spec, change: itemToChange(spec, decoded, position) } };
+  } catch (error) {
+    if (error instanceof MappingError || error instanceof TypeError) {
+      return {
+        ok: false,
+        deadLetter: {
+          sourceTable: spec.sourceTable,
+          targetTable: spec.targetTable,
+          eventId: null,
+          record: { sourceTable: spec.sourceTable, item: jsonAttributeMap(item) },
+          reason: (error as Error).message,
+        },
+      };
+    }
+    throw error;
+  }
+}
+
+/** An attribute map as JSON-safe DynamoDB JSON (binary as base64), for keeping it whole. */
+export function jsonAttributeMap(item: Record<string, unknown>): unknown {
+  const walk = (v: unknown): unknown => {
+    if (v instanceof Uint8Array) return btoa(String.fromCharCode(...v));
+    if (v instanceof Set) return [...v].map(walk);
+    if (Array.isArray(v)) return v.map(walk);
+    if (v && typeof v === "object") {
+      return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, walk(x)]));
+    }
+    return v;
+  };
+  return walk(item);
+}
+
 /** Plain JSON (numbers as their exact text) as a DynamoDB item: objects are maps. */
 function plainToItem(value: unknown): DynamoValue {
   if (value instanceof DynamoNumber) return value;

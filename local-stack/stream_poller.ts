@@ -7,6 +7,10 @@
  * `.local/stream-poller.json`; what exhausts its retries goes to the on-failure
  * destination, a JSON file per batch in `.local/stream-failures/`.
  *
+ * When records are lost (a checkpoint older than what the shard still holds, a shard or
+ * a whole stream gone before it was read to its end), it marks the table stale with
+ * `sync.mark_stale`, which queues a backfill of it, and reads on from the oldest record.
+ *
  * Settings (environment, with the seed report's defaults): STREAM_BATCH_SIZE (10),
  * STREAM_MAX_RETRY_ATTEMPTS (-1: until the records expire), STREAM_BISECT_ON_ERROR (true).
  *
@@ -19,7 +23,9 @@ import { DescribeTableCommand } from "@aws-sdk/client-dynamodb";
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
-import { TABLES } from "../functions-shared/table_registry.ts";
+import { compareDecimal } from "../functions-shared/dynamo_codec.ts";
+import { connectDb } from "../functions-shared/sync_db.ts";
+import { bySourceTable, tableNameFromArn, TABLES } from "../functions-shared/table_registry.ts";
 import { handler } from "../lambda/stream_forwarder.ts";
 import { LOCAL_DIR } from "./config.ts";
 import { EventSourceMapping, type StreamFailureMessage } from "./event_source_mapping.ts";
@@ -59,6 +65,7 @@ if (import.meta.main) {
   const env = readStackEnv();
   process.env.WEBHOOK_URL = `${env.FUNCTIONS_URL}/mmp-toledo-sync`;
   process.env.SYNC_WEBHOOK_SECRET = env.SYNC_WEBHOOK_SECRET;
+  const sql = connectDb(env.DATABASE_URL, 1);
   const mapping = new EventSourceMapping({
     handler,
     batchSize: Number(Deno.env.get("STREAM_BATCH_SIZE") ?? 10),
@@ -71,18 +78,39 @@ if (import.meta.main) {
   const state = loadState();
   const running = new Set<string>();
 
+  /** Records were lost: the table is stale and a backfill of it is queued. */
+  const markStale = async (sourceTable: string, reason: string) => {
+    const spec = bySourceTable(sourceTable)!;
+    for (;;) {
+      try {
+        const [row] = await sql`select sync.mark_stale(${spec.targetTable}, ${reason}) as job`;
+        console.error(`${spec.targetTable} is stale (${reason}); backfill job ${row.job} queued`);
+        return;
+      } catch (error) {
+        console.error(`cannot mark ${spec.targetTable} stale yet: ${(error as Error).message}`);
+        await new Promise((resolve) => setTimeout(resolve, 2_000));
+      }
+    }
+  };
+
   const pollShard = async (region: string, streamArn: string, shardId: string) => {
     const client = localStreams(env, region);
     const shards = (state[streamArn] ??= {});
     let iterator: string | undefined;
     while (shards[shardId] !== "done") {
+      let asking = "GetRecords";
       try {
-        iterator ??= await shardIterator(
-          client,
-          streamArn,
-          shardId,
-          shards[shardId] ? { after: shards[shardId] } : "oldest",
-        );
+        if (!iterator) {
+          asking = "GetShardIterator";
+          const checkpoint = shards[shardId];
+          iterator = await shardIterator(
+            client,
+            streamArn,
+            shardId,
+            checkpoint ? { after: checkpoint } : "oldest",
+          );
+          asking = "GetRecords";
+        }
         if (!iterator) break;
         const { records, next } = await readRecords(client, streamArn, iterator);
         if (records.length > 0) {
@@ -99,9 +127,18 @@ if (import.meta.main) {
         }
       } catch (error) {
         const name = (error as Error).name;
-        if (name === "ResourceNotFoundException") break; // the table (and stream) is gone
-        // DynamoDB Local sometimes refuses an iterator of a long-idle shard; a fresh one
-        // from the checkpoint reads on without losing anything.
+        if (name === "ResourceNotFoundException") break; // the stream is gone; discovery decides
+        if (name === "TrimmedDataAccessException" && asking === "GetShardIterator") {
+          // The checkpoint itself is past the retention: what followed it is lost.
+          await markStale(
+            tableNameFromArn(streamArn)!,
+            `records of ${shardId} after ${shards[shardId]} passed the stream's retention unread`,
+          );
+          delete shards[shardId];
+          saveState(state);
+        }
+        // DynamoDB Local sometimes refuses the iterator of a long-idle shard (trimmed or
+        // expired); a fresh one from the checkpoint reads on without losing anything.
         const iteratorProblem = name === "ExpiredIteratorException" ||
           name === "TrimmedDataAccessException";
         console.error(`${streamArn} ${shardId}: ${name}: ${(error as Error).message}; retrying`);
@@ -112,6 +149,43 @@ if (import.meta.main) {
     running.delete(`${streamArn} ${shardId}`);
   };
 
+  /** Finds lost records of one stream, then polls its shards that wait (parents first). */
+  const visitStream = async (region: string, sourceTable: string, streamArn: string) => {
+    const shards = await listShards(localStreams(env, region), streamArn);
+    const known = (state[streamArn] ??= {});
+    for (const shard of shards) {
+      const checkpoint = known[shard.ShardId!];
+      const oldest = shard.SequenceNumberRange?.StartingSequenceNumber;
+      if (
+        checkpoint && checkpoint !== "done" && oldest && compareDecimal(oldest, checkpoint) > 0 &&
+        !running.has(`${streamArn} ${shard.ShardId}`)
+      ) {
+        await markStale(
+          sourceTable,
+          `records of ${shard.ShardId} after ${checkpoint} passed the stream's retention unread (oldest now ${oldest})`,
+        );
+        delete known[shard.ShardId!];
+        saveState(state);
+      }
+    }
+    for (const [shardId, checkpoint] of Object.entries(known)) {
+      if (checkpoint !== "done" && !shards.some((s) => s.ShardId === shardId)) {
+        await markStale(sourceTable, `shard ${shardId} expired before it was read to its end`);
+        delete known[shardId];
+        saveState(state);
+      }
+    }
+    for (const shard of shards) {
+      const id = `${streamArn} ${shard.ShardId}`;
+      const parentPending = shard.ParentShardId &&
+        shards.some((s) => s.ShardId === shard.ParentShardId) &&
+        known[shard.ParentShardId] !== "done";
+      if (running.has(id) || known[shard.ShardId!] === "done" || parentPending) continue;
+      running.add(id);
+      pollShard(region, streamArn, shard.ShardId!);
+    }
+  };
+
   console.log("stream poller running");
   while (true) {
     for (const spec of TABLES) {
@@ -119,19 +193,27 @@ if (import.meta.main) {
         const { Table } = await localDynamo(env, spec.region).send(
           new DescribeTableCommand({ TableName: spec.sourceTable }),
         );
-        const streamArn = Table?.LatestStreamArn;
-        if (!streamArn) continue;
-        const shards = await listShards(localStreams(env, spec.region), streamArn);
-        const done = state[streamArn] ?? {};
-        for (const shard of shards) {
-          const id = `${streamArn} ${shard.ShardId}`;
-          const parentPending = shard.ParentShardId &&
-            shards.some((s) => s.ShardId === shard.ParentShardId) &&
-            done[shard.ParentShardId] !== "done";
-          if (running.has(id) || done[shard.ShardId!] === "done" || parentPending) continue;
-          running.add(id);
-          pollShard(spec.region, streamArn, shard.ShardId!);
+        const latest = Table?.LatestStreamArn;
+        // Streams of this table we were reading: a replaced one is read to its end while
+        // it exists; one that vanished with records unread means they are lost.
+        const older = Object.keys(state).filter((arn) =>
+          arn !== latest && tableNameFromArn(arn) === spec.sourceTable &&
+          Object.values(state[arn]).some((checkpoint) => checkpoint !== "done")
+        );
+        for (const arn of older) {
+          try {
+            await visitStream(spec.region, spec.sourceTable, arn);
+          } catch (error) {
+            if ((error as Error).name !== "ResourceNotFoundException") throw error;
+            await markStale(
+              spec.sourceTable,
+              `stream ${arn} was replaced before it was read to its end`,
+            );
+            delete state[arn];
+            saveState(state);
+          }
         }
+        if (latest) await visitStream(spec.region, spec.sourceTable, latest);
       } catch (error) {
         if ((error as Error).name !== "ResourceNotFoundException") {
           console.error(`${spec.sourceTable}: ${(error as Error).message}`);

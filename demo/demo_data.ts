@@ -1,0 +1,343 @@
+/**
+ * The demo data set: the nine source tables with the volumes and shapes of the seed
+ * report (../shared/contract/source-tables.md), deterministic from a seed value and
+ * scalable. Items are made in DynamoDB JSON, ready for BatchWriteItem.
+ *
+ * At scale 1: 48,124 items over 35,817 distinct keys (28,936 actions; 13,804 visitor
+ * observations of 2,247 visitors; 1,915 states of 1,165 extraction jobs; 1,734 traffic
+ * sources; 1,728 segments; 5 leads; 2 dashboard items; no searches, no network state).
+ *
+ * @module
+ */
+
+import type { AttributeValue } from "@aws-sdk/client-dynamodb";
+
+type Item = Record<string, AttributeValue>;
+
+/** The report's volumes: items and distinct keys per source table at scale 1. */
+export const REPORT_VOLUMES: Record<string, { items: number; keys: number }> = {
+  "firespring-backdoor-actions-dev": { items: 28_936, keys: 28_936 },
+  "firespring-backdoor-visitors-dev": { items: 13_804, keys: 2_247 },
+  "firespring-backdoor-extraction-jobs-dev": { items: 1_915, keys: 1_165 },
+  "firespring-backdoor-traffic-sources-dev": { items: 1_734, keys: 1_734 },
+  "firespring-backdoor-segments-dev": { items: 1_728, keys: 1_728 },
+  "firespring-backdoor-searches-dev": { items: 0, keys: 0 },
+  "firespring-backdoor-network-state-dev": { items: 0, keys: 0 },
+  "Lead-sqiqbtbugvfabolqwdt4rz3dla-NONE": { items: 5, keys: 5 },
+  "toledo-consulting-dashboard-data": { items: 2, keys: 2 },
+};
+
+/** A small, fast, seedable PRNG (mulberry32). */
+export function random(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const S = (s: string): AttributeValue => ({ S: s });
+const N = (n: number | string): AttributeValue => ({ N: String(n) });
+const M = (m: Item): AttributeValue => ({ M: m });
+
+/** Places with their geolocation text as Firespring records it, country code and coordinates. */
+const PLACES: [string, string, number, number][] = [
+  ["Toledo, Ohio, USA", "us", 41.6528, -83.5379],
+  ["Columbus, Ohio, USA", "us", 39.9612, -82.9988],
+  ["Detroit, Michigan, USA", "us", 42.3314, -83.0458],
+  ["Chicago, Illinois, USA", "us", 41.8781, -87.6298],
+  ["New York, New York, USA", "us", 40.7128, -74.006],
+  ["Austin, Texas, USA", "us", 30.2672, -97.7431],
+  ["Seattle, Washington, USA", "us", 47.6062, -122.3321],
+  ["Bangkok, Thailand", "th", 13.7563, 100.5018],
+  ["Canada", "ca", 56.1304, -106.3468],
+  ["Toronto, Ontario, Canada", "ca", 43.6532, -79.3832],
+  ["London, England, United Kingdom", "gb", 51.5072, -0.1276],
+  ["Berlin, Germany", "de", 52.52, 13.405],
+  ["München, Bayern, Germany", "de", 48.1351, 11.582],
+  ["São Paulo, São Paulo, Brazil", "br", -23.5505, -46.6333],
+  ["Mexico City, CDMX, Mexico", "mx", 19.4326, -99.1332],
+  ["Mumbai, Maharashtra, India", "in", 19.076, 72.8777],
+  ["Tokyo, Japan", "jp", 35.6762, 139.6503],
+  ["Sydney, New South Wales, Australia", "au", -33.8688, 151.2093],
+  ["Lagos, Nigeria", "ng", 6.5244, 3.3792],
+  ["Paris, Île-de-France, France", "fr", 48.8566, 2.3522],
+  ["Kyiv, Ukraine", "ua", 50.4501, 30.5234],
+  ["Singapore", "sg", 1.3521, 103.8198],
+  ["", "", 0, 0],
+];
+const BROWSERS = [
+  "Chrome 120.0",
+  "Chrome 121.0",
+  "Safari 17.1",
+  "Mobile Safari 17.2",
+  "Firefox 121.0",
+  "Microsoft Edge 120.0.2210.91",
+  "Samsung Internet 23.0",
+  "Opera Mini",
+];
+const SYSTEMS = [
+  "Windows 11",
+  "Windows 10",
+  "macOS 14",
+  "iOS 17",
+  "Android 14",
+  "Linux",
+  "ChromeOS",
+];
+const DEVICES = ["desktop", "desktop", "mobile", "mobile", "tablet"];
+const REFERRERS: [string, string, string][] = [
+  ["search", "google.com", "https://www.google.com/search?q=toledo+consulting"],
+  ["search", "bing.com", "https://www.bing.com/search?q=firespring"],
+  ["social", "facebook.com", "https://www.facebook.com/"],
+  ["social", "linkedin.com", "https://www.linkedin.com/feed/"],
+  ["link", "toledoblade.com", "https://www.toledoblade.com/business"],
+  ["direct", "", ""],
+  ["advertising", "googleadservices.com", "https://www.googleadservices.com/pagead/aclk"],
+  ["email", "mail.google.com", "https://mail.google.com/"],
+];
+const PAGES = ["/", "/services", "/about", "/contact", "/blog/dynamodb-to-postgres", "/pricing"];
+const ACTION_TYPES = ["page_view", "click", "form_submit", "download", "scroll", "video_play"];
+const JOB_TYPES = ["visitors", "actions", "traffic_sources", "segments"];
+
+/** Epoch seconds of the report's data: January 2026. */
+const START = 1767225600;
+
+function pick<T>(rnd: () => number, list: T[]): T {
+  return list[Math.floor(rnd() * list.length)];
+}
+
+function hex(rnd: () => number, length: number): string {
+  let s = "";
+  for (let i = 0; i < length; i++) s += Math.floor(rnd() * 16).toString(16);
+  return s;
+}
+
+/** Counts at a scale, never below one for a table the report has items in. */
+function scaled(count: number, scale: number): number {
+  return count === 0 ? 0 : Math.max(1, Math.round(count * scale));
+}
+
+function session(rnd: () => number, id: string, time: number): AttributeValue {
+  const [geolocation, countryCode, lat, lon] = pick(rnd, PLACES);
+  const [referrerType, referrerDomain, referrerUrl] = pick(rnd, REFERRERS);
+  const fields: Item = {
+    session_id: S(id),
+    time: N(time),
+    time_total: N(Math.floor(rnd() * 1800)),
+    ip_address: S(
+      `${10 + Math.floor(rnd() * 200)}.${Math.floor(rnd() * 255)}.${Math.floor(rnd() * 255)}.${
+        1 + Math.floor(rnd() * 254)
+      }`,
+    ),
+    country_code: S(countryCode),
+    web_browser: S(pick(rnd, BROWSERS)),
+    operating_system: S(pick(rnd, SYSTEMS)),
+    device: S(pick(rnd, DEVICES)),
+    screen_resolution: S(pick(rnd, ["1920x1080", "1366x768", "390x844", "1440x900", "820x1180"])),
+    language: S(
+      pick(rnd, ["en-US", "en-GB", "th-TH", "de-DE", "pt-BR", "es-MX", "ja-JP", "fr-FR"]),
+    ),
+    referrer_url: S(referrerUrl),
+    referrer_domain: S(referrerDomain),
+    referrer_type: S(referrerType),
+    referrer_search: S(referrerType === "search" ? "toledo consulting" : ""),
+    landing_page: S(pick(rnd, PAGES)),
+    actions: N(1 + Math.floor(rnd() * 20)),
+    hostname: S(`host-${hex(rnd, 6)}.example.net`),
+    organization: S(
+      pick(rnd, ["Buckeye Broadband", "Comcast", "True Internet", "Deutsche Telekom", "NTT", ""]),
+    ),
+  };
+  if (geolocation) {
+    fields.geolocation = S(geolocation);
+    fields.latitude = N(lat.toFixed(4));
+    fields.longitude = N(lon.toFixed(4));
+  }
+  return M(fields);
+}
+
+/** Every item of the demo data set, per source table. */
+export function demoItems(seed: number, scale: number): Record<string, Item[]> {
+  const rnd = random(seed);
+  const visitors = scaled(2_247, scale);
+  const visitorIds = Array.from({ length: visitors }, () => `sess-${hex(rnd, 16)}`);
+
+  const actions: Item[] = Array.from({ length: scaled(28_936, scale) }, (_, i) => {
+    const t = START + Math.floor(rnd() * 40 * 86400);
+    const item: Item = {
+      action_id: S(`act-${hex(rnd, 20)}`),
+      session_id: S(pick(rnd, visitorIds)),
+      timestamp: N(t),
+      url: S(`https://toledoconsulting.example${pick(rnd, PAGES)}`),
+      title: S(pick(rnd, ["Home", "Services", "About us", "Contact", "Blog", "Pricing"])),
+      data: M({
+        x: N(Math.floor(rnd() * 1920)),
+        y: N(Math.floor(rnd() * 1080)),
+        element: S(pick(rnd, ["a", "button", "form", "video"])),
+      }),
+      created_at: S(new Date(t * 1000).toISOString()),
+    };
+    // Older items carry `type` instead of `action_type`.
+    item[i % 10 === 0 ? "type" : "action_type"] = S(pick(rnd, ACTION_TYPES));
+    return item;
+  });
+
+  // Observations: each visitor at least once, the rest spread at random.
+  const observations = scaled(13_804, scale);
+  const perVisitor = visitorIds.map(() => 1);
+  for (let i = visitors; i < observations; i++) perVisitor[Math.floor(rnd() * visitors)]++;
+  const visitorItems: Item[] = [];
+  visitorIds.forEach((id, v) => {
+    let t = START + Math.floor(rnd() * 30 * 86400);
+    const sessions: AttributeValue[] = [];
+    for (let k = 0; k < perVisitor[v]; k++) {
+      t += 60 + Math.floor(rnd() * 86400);
+      sessions.push(session(rnd, `${id}-${k}`, t));
+      const [geo] = pick(rnd, PLACES);
+      visitorItems.push({
+        session_id: S(id),
+        timestamp: N(t),
+        pages_viewed: N(k + 1 + Math.floor(rnd() * 5)),
+        ip_address: S(`203.0.113.${v % 250}`),
+        country: S(geo.split(",").at(-1)!.trim() || "Unknown"),
+        city: S(geo.split(",")[0]),
+        referrer: S(pick(rnd, REFERRERS)[1]),
+        created_at: S(new Date(t * 1000).toISOString()),
+        // The visitor's recent sessions, newest last (at most eight, as Firespring keeps).
+        sessions: { L: sessions.slice(-8) },
+      });
+    }
+  });
+
+  // Extraction jobs: pending -> running -> complete | failed, a state per item.
+  const jobs = scaled(1_165, scale);
+  const jobStates = scaled(1_915, scale);
+  const statesPerJob = Array.from({ length: jobs }, () => 1);
+  for (let i = jobs; i < jobStates; i++) {
+    const j = Math.floor(rnd() * jobs);
+    if (statesPerJob[j] < 3) statesPerJob[j]++;
+    else i--;
+  }
+  const jobItems: Item[] = [];
+  for (let j = 0; j < jobs; j++) {
+    const id = `job-${hex(rnd, 12)}`;
+    const type = pick(rnd, JOB_TYPES);
+    let ms = (START + Math.floor(rnd() * 40 * 86400)) * 1000;
+    const started = new Date(ms).toISOString();
+    const final = rnd() < 0.9 ? "complete" : "failed";
+    const states = statesPerJob[j] === 1
+      ? [final]
+      : statesPerJob[j] === 2
+      ? ["running", final]
+      : ["pending", "running", final];
+    for (const status of states) {
+      ms += 1000 + Math.floor(rnd() * 600_000);
+      const item: Item = {
+        job_id: S(id),
+        updated_at: N(ms),
+        status: S(status),
+        job_type: S(type),
+        started_at: S(started),
+        params: M({ since: S("2026-01-01"), batch: N(500), source: S(type) }),
+      };
+      if (status === "complete" || status === "failed") {
+        item.completed_at = S(new Date(ms).toISOString());
+        item.records_extracted = N(Math.floor(rnd() * 50_000));
+      }
+      if (status === "failed") {
+        item.error_message = S("DynamoDB ProvisionedThroughputExceededException");
+      }
+      jobItems.push(item);
+    }
+  }
+
+  const traffic: Item[] = Array.from({ length: scaled(1_734, scale) }, () => {
+    const [type, domain] = pick(rnd, REFERRERS);
+    return {
+      source_id: S(`src-${hex(rnd, 14)}`),
+      name: S(domain || "(direct)"),
+      source_type: S(type),
+      visitors: N(Math.floor(rnd() * 10_000)),
+      period: S(`2026-${String(1 + Math.floor(rnd() * 2)).padStart(2, "0")}`),
+      data: M({
+        bounce_rate: N((rnd() * 100).toFixed(2)),
+        pages_per_visit: N((1 + rnd() * 6).toFixed(1)),
+      }),
+    };
+  });
+
+  const segments: Item[] = Array.from({ length: scaled(1_728, scale) }, (_, i) => ({
+    segment_id: S(`seg-${hex(rnd, 14)}`),
+    name: S(`${pick(rnd, ["Returning", "New", "High intent", "Mobile", "Ohio"])} visitors ${i}`),
+    // Some counters exceed what a double holds: every digit must arrive.
+    value: N(
+      i % 97 === 0
+        ? `${1 + Math.floor(rnd() * 9)}${"0123456789".repeat(3)}7`
+        : Math.floor(rnd() * 5_000),
+    ),
+    raw: M({
+      rules: {
+        L: [M({ field: S("country_code"), op: S("="), value: S(pick(rnd, PLACES)[1] || "us") })],
+      },
+      tags: { SS: ["demo", pick(rnd, ["a", "b", "c"])] },
+    }),
+  }));
+
+  const leadNames = [
+    "Ada Lovelace",
+    "Grace Hopper",
+    "Katherine Johnson",
+    "Alan Turing",
+    "Edsger Dijkstra",
+  ];
+  const leads: Item[] = leadNames.slice(0, scaled(5, Math.min(scale, 1))).map((name, i) => {
+    const at = new Date((START + i * 86400) * 1000).toISOString();
+    return {
+      id: S(`${hex(rnd, 8)}-${hex(rnd, 4)}-4${hex(rnd, 3)}-8${hex(rnd, 3)}-${hex(rnd, 12)}`),
+      __typename: S("Lead"),
+      name: S(name),
+      email: S(`${name.split(" ")[0].toLowerCase()}@example.com`),
+      phone: S(`+1-419-555-01${String(i).padStart(2, "0")}`),
+      company: S(pick(rnd, ["Toledo Glass", "Maumee Logistics", "Lake Erie Analytics"])),
+      message: S("We would like to talk about moving our analytics to Postgres."),
+      source: S(pick(rnd, ["website", "referral", "event"])),
+      status: S(pick(rnd, ["new", "contacted", "qualified"])),
+      createdAt: S(at),
+      updatedAt: S(at),
+      _version: N(1),
+      _lastChangedAt: N(Date.parse(at)),
+      _deleted: { BOOL: false },
+    };
+  });
+
+  const dashboard: Item[] = [
+    {
+      pk: S("dashboard#toledo"),
+      sk: S("metrics#2026-01"),
+      metrics: M({ visitors: N(2247), leads: N(5), conversion: N("0.0022") }),
+      updated_at: S("2026-02-01T00:00:00Z"),
+    },
+    {
+      pk: S("dashboard#toledo"),
+      sk: S("metrics#2026-02"),
+      metrics: M({ visitors: N(1893), leads: N(3), conversion: N("0.0016") }),
+      updated_at: S("2026-02-06T00:00:00Z"),
+    },
+  ].slice(0, scaled(2, Math.min(scale, 1)));
+
+  return {
+    "firespring-backdoor-actions-dev": actions,
+    "firespring-backdoor-visitors-dev": visitorItems,
+    "firespring-backdoor-extraction-jobs-dev": jobItems,
+    "firespring-backdoor-traffic-sources-dev": traffic,
+    "firespring-backdoor-segments-dev": segments,
+    "firespring-backdoor-searches-dev": [],
+    "firespring-backdoor-network-state-dev": [],
+    "Lead-sqiqbtbugvfabolqwdt4rz3dla-NONE": leads,
+    "toledo-consulting-dashboard-data": dashboard,
+  };
+}

@@ -1,0 +1,41 @@
+import assert from "node:assert/strict";
+import { demoItems, REPORT_VOLUMES } from "./demo_data.ts";
+import { bySourceTable } from "../functions-shared/table_registry.ts";
+
+function distinctKeys(table: string, items: Record<string, { S?: string; N?: string }>[]) {
+  const hash = bySourceTable(table)!.sourceKey[0].name;
+  const keyAttrs = bySourceTable(table)!.collapse
+    ? [hash]
+    : bySourceTable(table)!.sourceKey.map((k) => k.name);
+  return new Set(items.map((item) => keyAttrs.map((a) => item[a].S ?? item[a].N).join("|"))).size;
+}
+
+Deno.test("at scale 1 the data set has the report's volumes: 48,124 items, 35,817 keys", () => {
+  const data = demoItems(42, 1);
+  let items = 0;
+  let keys = 0;
+  for (const [table, volume] of Object.entries(REPORT_VOLUMES)) {
+    assert.equal(data[table].length, volume.items, `${table} items`);
+    const distinct = distinctKeys(table, data[table] as never);
+    assert.equal(distinct, volume.keys, `${table} distinct keys`);
+    items += data[table].length;
+    keys += distinct;
+  }
+  assert.equal(items, 48_124);
+  assert.equal(keys, 35_817);
+});
+
+Deno.test("the same seed gives the same items; another seed other items", () => {
+  const a = JSON.stringify(demoItems(7, 0.05));
+  assert.equal(JSON.stringify(demoItems(7, 0.05)), a);
+  assert.notEqual(JSON.stringify(demoItems(8, 0.05)), a);
+});
+
+Deno.test("a small scale keeps every table that has items, and unique keys", () => {
+  const data = demoItems(1, 0.01);
+  for (const [table, volume] of Object.entries(REPORT_VOLUMES)) {
+    if (volume.items > 0) assert.ok(data[table].length > 0, table);
+  }
+  const actions = data["firespring-backdoor-actions-dev"];
+  assert.equal(new Set(actions.map((a) => a.action_id.S)).size, actions.length);
+});

