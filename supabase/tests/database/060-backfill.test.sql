@@ -1,0 +1,142 @@
+-- The backfill's control panel in SQL: queueing, leases, checkpoints, take-over after
+-- a lapsed lease, completion, failure, and stale tables.
+set client_min_messages = warning;
+begin;
+select plan(23);
+
+delete from sync.table_state;
+delete from sync.backfill_jobs;
+
+select throws_ok(
+  $$select sync.start_backfill('no-such-table')$$, '22023', null,
+  'an unknown table is refused, naming the known ones'
+);
+
+-- Queue a job of 3 segments without waking the worker.
+select lives_ok(
+  $$select sync.start_backfill('firespring-backdoor-segments-dev', 3, false)$$,
+  'a backfill is queued'
+);
+select results_eq(
+  $$select status, total_segments from sync.backfill_jobs$$,
+  $$values ('pending'::text, 3)$$,
+  'the job waits'
+);
+select is((select count(*)::int from sync.backfill_segments where status = 'pending'), 3,
+  'one segment per Scan segment');
+select ok(sync.backfill_work_pending(), 'work is pending');
+
+-- Two workers claim different segments.
+select results_eq(
+  $$select segment, total_segments, target_table, region from sync.claim_segment('w1')$$,
+  $$values (0, 3, 'firespring_segments'::text, 'us-east-1'::text)$$,
+  'the first worker gets segment 0 with what it needs to scan it'
+);
+select results_eq(
+  $$select segment from sync.claim_segment('w2')$$, $$values (1)$$,
+  'the second worker gets segment 1'
+);
+select is((select status from sync.backfill_jobs), 'running', 'the job runs');
+
+-- A page: rows and checkpoint go together.
+select lives_ok(
+  $$select sync.checkpoint_segment((select id from sync.backfill_jobs), 0, 'w1',
+      '{"segment_id": {"S": "seg-9"}}', 100, 90, false)$$,
+  'the lease holder checkpoints a page'
+);
+select results_eq(
+  $$select items_scanned, rows_written, pages, exclusive_start_key from sync.backfill_segments where segment = 0$$,
+  $$values (100::bigint, 90::bigint, 1, '{"segment_id": {"S": "seg-9"}}'::jsonb)$$,
+  'the checkpoint keeps the Scan''s LastEvaluatedKey and the counts'
+);
+select throws_ok(
+  $$select sync.checkpoint_segment((select id from sync.backfill_jobs), 0, 'w2', null, 1, 1, false)$$,
+  '40001', null, 'a worker without the lease cannot checkpoint (its page rolls back)'
+);
+
+-- w1 dies: its lease lapses, and a new worker takes over from the checkpoint.
+update sync.backfill_segments set lease_expires_at = now() - interval '1 second' where segment = 0;
+select results_eq(
+  $$select segment, exclusive_start_key from sync.claim_segment('w3')$$,
+  $$values (0, '{"segment_id": {"S": "seg-9"}}'::jsonb)$$,
+  'a lapsed lease is taken over from the last checkpoint'
+);
+select throws_ok(
+  $$select sync.checkpoint_segment((select id from sync.backfill_jobs), 0, 'w1', null, 1, 1, false)$$,
+  '40001', null, 'the old worker, should it wake, cannot write any more'
+);
+
+-- A worker whose budget ran out hands its segment back.
+select sync.release_segment((select id from sync.backfill_jobs), 1, 'w2');
+select results_eq(
+  $$select status, lease_owner from sync.backfill_segments where segment = 1$$,
+  $$values ('pending'::text, null::text)$$,
+  'a released segment waits for the next worker'
+);
+
+-- Finishing every segment finishes the job.
+select sync.checkpoint_segment((select id from sync.backfill_jobs), 0, 'w3', null, 5, 5, true);
+select segment from sync.claim_segment('w4');
+select segment from sync.claim_segment('w5');
+select sync.checkpoint_segment((select id from sync.backfill_jobs), 1, 'w4', null, 7, 7, true);
+select is((select status from sync.backfill_jobs), 'running', 'the job runs while a segment is left');
+select sync.checkpoint_segment((select id from sync.backfill_jobs), 2, 'w5', null, 8, 8, true);
+select results_eq(
+  $$select status, segments_done, items_scanned, rows_written from sync.backfill_progress$$,
+  $$values ('done'::text, 3::bigint, 120::bigint, 110::bigint)$$,
+  'the last segment finishes the job; progress sums every page'
+);
+select ok(not sync.backfill_work_pending(), 'nothing is pending any more');
+
+-- A missing table fails the job with the cause.
+select sync.start_backfill('firespring-backdoor-searches-dev', 1, false);
+select segment from sync.claim_segment('w6');
+select sync.fail_segment((select max(id) from sync.backfill_jobs), 0, 'w6', 'DynamoDB table firespring-backdoor-searches-dev does not exist in us-east-1');
+select results_eq(
+  $$select status, error from sync.backfill_jobs where id = (select max(id) from sync.backfill_jobs)$$,
+  $$values ('failed'::text, 'segment 0: DynamoDB table firespring-backdoor-searches-dev does not exist in us-east-1'::text)$$,
+  'a failed segment fails its job, with the cause'
+);
+
+-- A stream lost records: stale, with a backfill queued, until that backfill finishes.
+select sync.mark_stale('mmp_toledo_leads', 'records of shard-1 after 42 passed the stream''s retention unread');
+select results_eq(
+  $$select stale, stale_reason from sync.status where target_table = 'mmp_toledo_leads'$$,
+  $$values (true, 'records of shard-1 after 42 passed the stream''s retention unread'::text)$$,
+  'sync.status shows the table stale, with the reason'
+);
+select results_eq(
+  $$select j.source_table, j.status from sync.table_state s join sync.backfill_jobs j on j.id = s.backfill_job_id
+    where s.target_table = 'mmp_toledo_leads'$$,
+  $$values ('Lead-sqiqbtbugvfabolqwdt4rz3dla-NONE'::text, 'pending'::text)$$,
+  'a backfill of that table is queued'
+);
+do $$
+declare
+  job bigint := (select backfill_job_id from sync.table_state where target_table = 'mmp_toledo_leads');
+  seg int;
+begin
+  loop
+    select segment into seg from sync.claim_segment('healer');
+    exit when seg is null;
+    perform sync.checkpoint_segment(job, seg, 'healer', null, 1, 1, true);
+  end loop;
+end
+$$;
+select results_eq(
+  $$select stale, stale_reason from sync.status where target_table = 'mmp_toledo_leads'$$,
+  $$values (false, null::text)$$,
+  'the finished backfill clears it'
+);
+
+-- Without the Vault secrets, waking the worker warns and sends nothing.
+delete from vault.secrets where name in ('project_url', 'service_role_key');
+select is(sync.wake_import_worker(), null, 'without Vault secrets no request is sent');
+select is(
+  (select count(*)::int from cron.job where jobname = 'sync-import-worker'
+     and command = 'select sync.wake_import_worker() where sync.backfill_work_pending()'),
+  1, 'a pg_cron job wakes the worker while work waits'
+);
+
+select * from finish();
+rollback;
