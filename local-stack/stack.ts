@@ -119,6 +119,10 @@ async function up(): Promise<void> {
     .filter((line) => line.trim() && !line.startsWith("Target:")).join("; ");
   step(`migrations pushed with the Supabase CLI: ${pushed}`, started);
   await storeVaultSecrets(env);
+  // DynamoDB Local rounds ApproximateCreationDateTime down to the minute (AWS: the second).
+  await psql(
+    "update sync.settings set value = '60 seconds' where key = 'stream_clock_granularity'",
+  );
   step(`dynamodb local ${await startDynamo()} on ${env.DYNAMODB_ENDPOINT}`, started);
   const created = await ensureSourceTables(env);
   step(

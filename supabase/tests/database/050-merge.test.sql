@@ -4,6 +4,9 @@ set client_min_messages = warning;
 begin;
 select plan(30);
 
+-- The rules as on AWS, whose stream clock has a granularity of 1 s.
+update sync.settings set value = '1 second' where key = 'stream_clock_granularity';
+
 -- Shorthands for a stream change and a read (backfill) change of firespring_segments.
 create function pg_temp.seg(op text, id text, name text, seq text, at text, source text default 'stream')
 returns jsonb language sql as $$
