@@ -12,6 +12,7 @@ import {
   DescribeTableCommand,
   DynamoDBClient,
   ResourceNotFoundException,
+  UpdateTableCommand,
 } from "@aws-sdk/client-dynamodb";
 import { TABLES, type TableSpec } from "../functions-shared/table_registry.ts";
 import type { StackEnv } from "./stack_env.ts";
@@ -25,8 +26,15 @@ export function localDynamo(env: StackEnv, region: string): DynamoDBClient {
   });
 }
 
-/** Creates a table (with its stream) unless it exists; returns whether it made it. */
-export async function ensureSourceTable(client: DynamoDBClient, spec: TableSpec): Promise<boolean> {
+/**
+ * Creates a table unless it exists (with its stream unless `stream` is false); returns
+ * whether it made it.
+ */
+export async function ensureSourceTable(
+  client: DynamoDBClient,
+  spec: TableSpec,
+  stream = true,
+): Promise<boolean> {
   try {
     await client.send(new DescribeTableCommand({ TableName: spec.sourceTable }));
     return false;
@@ -45,10 +53,25 @@ export async function ensureSourceTable(client: DynamoDBClient, spec: TableSpec)
         AttributeType: key.type,
       })),
       BillingMode: "PAY_PER_REQUEST",
-      StreamSpecification: { StreamEnabled: true, StreamViewType: "NEW_AND_OLD_IMAGES" },
+      ...(stream ? { StreamSpecification: STREAM } : {}),
     }),
   );
   return true;
+}
+
+const STREAM = { StreamEnabled: true, StreamViewType: "NEW_AND_OLD_IMAGES" } as const;
+
+/**
+ * Turns a table's stream on, as one does on AWS before a backfill. Bulk loads go in
+ * before it: DynamoDB Local writes items a hundred times slower once a stream keeps
+ * records of them.
+ */
+export async function enableStream(client: DynamoDBClient, spec: TableSpec): Promise<void> {
+  const { Table } = await client.send(new DescribeTableCommand({ TableName: spec.sourceTable }));
+  if (Table?.StreamSpecification?.StreamEnabled) return;
+  await client.send(
+    new UpdateTableCommand({ TableName: spec.sourceTable, StreamSpecification: STREAM }),
+  );
 }
 
 /** Deletes a table if it exists (its stream goes with it). */

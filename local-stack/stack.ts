@@ -10,7 +10,7 @@
  */
 
 import { createHash } from "node:crypto";
-import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { DENO_BIN, FUNCTIONS_PORT, HOST, PG_BIN, PID_DIR, ROOT, STACK_ENV_FILE } from "./config.ts";
 import { startDynamo, stopDynamo } from "./dynamodb.ts";
@@ -26,6 +26,7 @@ import {
 import { logFile, runningPid, startDetached, stopDetached, waitFor } from "./processes.ts";
 import { ensureStackEnv, type StackEnv } from "./stack_env.ts";
 import { ensureSourceTables } from "./source_tables.ts";
+import { POLLER_STATE_FILE } from "./stream_positions.ts";
 
 /** The Deno processes of the stack and the code each depends on (restarted when it changes). */
 const DENO_PARTS = [
@@ -123,7 +124,10 @@ async function up(): Promise<void> {
   await psql(
     "update sync.settings set value = '60 seconds' where key = 'stream_clock_granularity'",
   );
-  step(`dynamodb local ${await startDynamo()} on ${env.DYNAMODB_ENDPOINT}`, started);
+  const dynamo = await startDynamo();
+  // A new DynamoDB Local has new streams: the poller's old checkpoints mean nothing.
+  if (dynamo === "started") rmSync(POLLER_STATE_FILE, { force: true });
+  step(`dynamodb local ${dynamo} on ${env.DYNAMODB_ENDPOINT}`, started);
   const created = await ensureSourceTables(env);
   step(
     `source tables: ${created.length > 0 ? `created ${created.join(", ")}` : "all nine exist"}`,

@@ -30,10 +30,11 @@ import { handler } from "../lambda/stream_forwarder.ts";
 import { LOCAL_DIR } from "./config.ts";
 import { EventSourceMapping, type StreamFailureMessage } from "./event_source_mapping.ts";
 import { localDynamo } from "./source_tables.ts";
+import { POLLER_STATE_FILE } from "./stream_positions.ts";
 import { readStackEnv } from "./stack_env.ts";
 import { listShards, localStreams, readRecords, shardIterator } from "./stream_reader.ts";
 
-const STATE_FILE = join(LOCAL_DIR, "stream-poller.json");
+const STATE_FILE = POLLER_STATE_FILE;
 /** Where the on-failure destination's messages land. */
 export const FAILURE_DIR = join(LOCAL_DIR, "stream-failures");
 const POLL_MS = 250;

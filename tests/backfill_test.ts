@@ -21,6 +21,7 @@ import { byTargetTable, TABLES } from "../functions-shared/table_registry.ts";
 import { DENO_BIN, LOCAL_DIR, ROOT } from "../local-stack/config.ts";
 import { run } from "../local-stack/processes.ts";
 import { stopDetached } from "../local-stack/processes.ts";
+import { POLLER_STATE_FILE } from "../local-stack/stream_positions.ts";
 import { batchWrite } from "../demo/load_dynamo.ts";
 import { connectDb, dynamo, eventually } from "./stack_clients.ts";
 
@@ -334,7 +335,7 @@ Deno.test("a stream that lost records marks its table stale and heals it with a 
   const since = new Date();
   try {
     await stopDetached("stream_poller");
-    const file = join(LOCAL_DIR, "stream-poller.json");
+    const file = POLLER_STATE_FILE;
     const state = JSON.parse(readFileSync(file, "utf8")) as Record<string, Record<string, string>>;
     const arn = Object.keys(state).find((a) =>
       a.includes("table/Lead-sqiqbtbugvfabolqwdt4rz3dla-NONE/")

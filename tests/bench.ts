@@ -1,6 +1,9 @@
 /**
  * `npm run bench`: the benchmarks, each figure on its own line as `name: value`.
  *
+ * Sections (all by default; `npm run bench -- webhook backfill` picks):
+ * - webhook (below), backfill (tests/bench_backfill.ts).
+ *
  * Webhook throughput: batches of 10, 100 and 1000 DynamoDB Streams records posted to
  * the mmp-toledo-sync webhook (signature check, validation, mapping, one transaction
  * through sync.merge_changes), one batch at a time, against the baseline measured in
@@ -10,9 +13,10 @@
  * @module
  */
 
-import postgres from "postgres";
+import type postgres from "postgres";
 import { DENO_BIN, ROOT } from "../local-stack/config.ts";
 import { signWebhook } from "../functions-shared/webhook_signing.ts";
+import { benchBackfill } from "./bench_backfill.ts";
 import { connectDb, postWebhook, stack, streamRecord } from "./stack_clients.ts";
 
 const CHANGES_PER_SIZE = Number(Deno.env.get("BENCH_CHANGES") ?? 10_000);
@@ -99,15 +103,7 @@ async function benchRaw(sql: postgres.Sql, run: string, size: number) {
   return { seconds: (performance.now() - started) / 1000, changes: batches * size, latencies };
 }
 
-if (import.meta.main) {
-  const up = await new Deno.Command(DENO_BIN, {
-    args: ["run", "-A", "local-stack/stack.ts", "up"],
-    cwd: ROOT,
-    stdout: "null",
-    stderr: "inherit",
-  }).output();
-  if (!up.success) Deno.exit(1);
-  const sql = connectDb();
+async function webhookSection(sql: postgres.Sql): Promise<void> {
   const run = crypto.randomUUID().slice(0, 8);
   console.error(
     `bench: ${CHANGES_PER_SIZE} changes per batch size, against ${stack.FUNCTIONS_URL}`,
@@ -131,6 +127,23 @@ if (import.meta.main) {
   } finally {
     await sql`delete from public.firespring_actions where action_id like ${`bench-${run}%`}
               or action_id like ${`raw-${run}%`}`;
+  }
+}
+
+if (import.meta.main) {
+  const up = await new Deno.Command(DENO_BIN, {
+    args: ["run", "-A", "local-stack/stack.ts", "up"],
+    cwd: ROOT,
+    stdout: "null",
+    stderr: "inherit",
+  }).output();
+  if (!up.success) Deno.exit(1);
+  const sections = Deno.args.length > 0 ? Deno.args : ["webhook", "backfill"];
+  const sql = connectDb();
+  try {
+    if (sections.includes("webhook")) await webhookSection(sql);
+    if (sections.includes("backfill")) await benchBackfill(sql, figure);
+  } finally {
     await sql.end();
   }
 }

@@ -1,16 +1,26 @@
 /**
- * `data-checksum-validator`: compares a DynamoDB table with its Postgres target
- * (interfaces.md, "data-checksum-validator").
- *
- * So far it authenticates its caller; the comparison comes with the validator work.
+ * `data-checksum-validator`: compares a DynamoDB table with its Postgres target, key by
+ * key, and with `repair` re-applies the source state of the keys that differ
+ * (interfaces.md). See functions-shared/checksum_validator.ts.
  */
 
-import { errorResponse, methodNotAllowed } from "../../../functions-shared/http.ts";
-import { serviceRoleProblem } from "../../../functions-shared/service_auth.ts";
+import { dynamoClients } from "../../../functions-shared/dynamo_client.ts";
+import { connectDb } from "../../../functions-shared/sync_db.ts";
+import { handleValidatorRequest } from "../../../functions-shared/validator_endpoint.ts";
 
-Deno.serve((req) => {
-  if (req.method !== "POST") return methodNotAllowed("POST");
-  const problem = serviceRoleProblem(req, Deno.env.get("SUPABASE_SERVICE_ROLE_KEY"));
-  if (problem) return errorResponse(401, problem);
-  return errorResponse(501, "data-checksum-validator: validation is not implemented yet");
-});
+declare const EdgeRuntime: { waitUntil(promise: Promise<unknown>): void };
+
+const env = (name: string) => Deno.env.get(name);
+const sql = connectDb(env("SUPABASE_DB_URL")!, 10);
+const dynamo = dynamoClients(env);
+
+Deno.serve((req) =>
+  handleValidatorRequest(req, {
+    sql,
+    dynamo,
+    serviceRoleKey: env("SUPABASE_SERVICE_ROLE_KEY"),
+    waitUntil: (work) => EdgeRuntime.waitUntil(work),
+    settleMs: Number(env("VALIDATOR_SETTLE_MS") ?? 2_000),
+    log: (line) => console.log(line),
+  })
+);

@@ -1,0 +1,150 @@
+-- The checksum validator's SQL half (interfaces.md, "data-checksum-validator";
+-- sync-semantics.md, "Verification"). The validator scans the source, maps every item
+-- through the same registry and transformers as the sync, and stages what each row
+-- should be; Postgres reduces both sides through one canonical form, compares them per
+-- bucket of keys, and lists key by key only the buckets that differ.
+
+-- What a validation run expects, staged page by page (memory stays at a page).
+create unlogged table sync.checksum_items (
+  run_id bigint not null references public.sync_checksums (id) on delete cascade,
+  row_key jsonb not null,
+  range_key numeric,
+  rank smallint not null default 0,
+  digest text not null
+);
+create index checksum_items_run_idx on sync.checksum_items (run_id, row_key);
+comment on table sync.checksum_items is
+  'Staging of a validation run: the digest each expected row (or observation) should have.';
+
+-- The one canonical form: the row as the table's own types make it (so that types and
+-- key order cannot make equal rows differ), without the sync bookkeeping columns.
+create function sync.canonical_digest(row_json jsonb) returns text
+language sql immutable parallel safe set search_path = ''
+as $$
+  select md5((row_json - 'sync_sequence' - 'sync_changed_at' - 'sync_source' - 'synced_at'
+                       - 'sync_range_key' - 'sync_state_rank')::text)
+$$;
+
+-- The JSON of a target table's key, as the sync keys rows (e.g. {"pk": .., "sk": ..}).
+create function sync.key_json_sql(p_target text, p_alias text) returns text
+language sql stable set search_path = ''
+as $$
+  select 'jsonb_build_object(' ||
+         string_agg(format('%L, %s.%I', k, p_alias, k), ', ' order by ordinality) || ')'
+  from sync.source_tables s, unnest(s.key_columns) with ordinality as k
+  where s.target_table = p_target
+$$;
+
+-- Stages a page of expected rows: [{"row": {...}, "range_key": n, "rank": n}, ...].
+create function sync.stage_checksum_items(p_run bigint, p_target text, p_rows jsonb)
+returns integer
+language plpgsql set search_path = ''
+as $fn$
+declare
+  staged integer;
+begin
+  execute format($sql$
+    insert into sync.checksum_items (run_id, row_key, range_key, rank, digest)
+    select $1, %2$s, (x ->> 'range_key')::numeric, coalesce((x ->> 'rank')::smallint, 0),
+           sync.canonical_digest(to_jsonb(r))
+    from jsonb_array_elements($2) as x
+    cross join lateral jsonb_populate_record(null::public.%1$I, x -> 'row') as r
+    $sql$, p_target, sync.key_json_sql(p_target, 'r'))
+  using p_run, p_rows;
+  get diagnostics staged = row_count;
+  return staged;
+end
+$fn$;
+
+-- Compares a run's expected rows with the target table. Returns one row per divergent
+-- key (kind missing | unexpected | different), plus the two row counts, computed in
+-- buckets of the key's hash: only buckets whose digests differ are compared key by key.
+create function sync.compare_checksum(p_run bigint, p_target text, p_buckets integer default 256)
+returns table (kind text, row_key jsonb, expected_rows bigint, target_rows bigint)
+language plpgsql set search_path = ''
+as $fn$
+begin
+  return query execute format($sql$
+    with expected as (
+      -- Collapsed tables: the observation with the largest range key (then rank) is the row.
+      select distinct on (i.row_key) i.row_key, i.digest
+      from sync.checksum_items i where i.run_id = $1
+      order by i.row_key, i.range_key desc nulls last, i.rank desc
+    ),
+    target as (
+      select %2$s as row_key, sync.canonical_digest(to_jsonb(t)) as digest from public.%1$I t
+    ),
+    expected_buckets as (
+      select abs(hashtext(row_key::text)) %% $2 as bucket,
+             md5(string_agg(row_key::text || digest, ',' order by row_key::text)) as sum
+      from expected group by 1
+    ),
+    target_buckets as (
+      select abs(hashtext(row_key::text)) %% $2 as bucket,
+             md5(string_agg(row_key::text || digest, ',' order by row_key::text)) as sum
+      from target group by 1
+    ),
+    differing as (
+      select coalesce(e.bucket, t.bucket) as bucket
+      from expected_buckets e full join target_buckets t using (bucket)
+      where e.sum is distinct from t.sum
+    ),
+    divergent as (
+      select case when t.row_key is null then 'missing'
+                  when e.row_key is null then 'unexpected'
+                  else 'different' end as kind,
+             coalesce(e.row_key, t.row_key) as row_key
+      from (select * from expected
+            where abs(hashtext(row_key::text)) %% $2 in (select bucket from differing)) e
+      full join (select * from target
+                 where abs(hashtext(row_key::text)) %% $2 in (select bucket from differing)) t
+        using (row_key)
+      where e.digest is distinct from t.digest
+    )
+    select d.kind, d.row_key, (select count(*) from expected), (select count(*) from target)
+    from divergent d
+    union all
+    -- Always one row carrying the counts, even when nothing diverges.
+    select null, null, (select count(*) from expected), (select count(*) from target)
+    order by 1 nulls last, 2
+    $sql$, p_target, sync.key_json_sql(p_target, 't'))
+  using p_run, p_buckets;
+end
+$fn$;
+
+-- The daily validation of every table: one call of the validator per table, through
+-- pg_net with the project URL and service key from Vault. Results land in
+-- public.sync_checksums and show in sync.status.
+create function sync.validate_all() returns integer
+language plpgsql set search_path = ''
+as $$
+declare
+  project_url text;
+  service_key text;
+  t text;
+  calls integer := 0;
+begin
+  select decrypted_secret into project_url from vault.decrypted_secrets where name = 'project_url';
+  select decrypted_secret into service_key from vault.decrypted_secrets where name = 'service_role_key';
+  if project_url is null or service_key is null then
+    raise warning 'sync.validate_all: Vault has no project_url or service_role_key secret (see README, "Deploying")';
+    return 0;
+  end if;
+  for t in select target_table from sync.source_tables order by target_table loop
+    perform net.http_post(
+      url := rtrim(project_url, '/') || '/functions/v1/data-checksum-validator',
+      headers := jsonb_build_object('Content-Type', 'application/json',
+                                    'Authorization', 'Bearer ' || service_key),
+      body := jsonb_build_object('table', t, 'repair', false),
+      timeout_milliseconds := 60000);
+    calls := calls + 1;
+  end loop;
+  return calls;
+end
+$$;
+
+select cron.schedule('sync-validate-all', '17 3 * * *', 'select sync.validate_all()');
+
+revoke all on function sync.canonical_digest(jsonb), sync.key_json_sql(text, text),
+  sync.stage_checksum_items(bigint, text, jsonb), sync.compare_checksum(bigint, text, integer),
+  sync.validate_all() from public;

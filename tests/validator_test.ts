@@ -1,0 +1,225 @@
+/**
+ * The checksum validator against the stack: a table that equals its source matches;
+ * a deleted row, an extra row, a changed jsonb value, a changed timestamp and a numeric
+ * that lost digits are each named by key; repair fixes them and nothing else; keys
+ * merely in flight while a validation runs are not reported.
+ */
+
+import assert from "node:assert/strict";
+import { type AttributeValue, PutItemCommand } from "@aws-sdk/client-dynamodb";
+import { batchWrite } from "../demo/load_dynamo.ts";
+import { byTargetTable } from "../functions-shared/table_registry.ts";
+import {
+  callFunction,
+  connectDb,
+  dynamo,
+  eventually,
+  serviceRoleHeaders,
+} from "./stack_clients.ts";
+
+const S = (s: string): AttributeValue => ({ S: s });
+const N = (n: number | string): AttributeValue => ({ N: String(n) });
+
+async function validate(table: string, repair = false) {
+  const response = await callFunction("data-checksum-validator", {
+    method: "POST",
+    headers: serviceRoleHeaders(),
+    body: JSON.stringify({ table, repair }),
+  });
+  assert.equal(response.status, 200);
+  return await response.json();
+}
+
+/** Loads items and waits until the stream has delivered all of them. */
+async function load(target: string, items: Record<string, AttributeValue>[], prefix: string) {
+  const spec = byTargetTable(target)!;
+  await batchWrite(dynamo(spec.region), spec.sourceTable, items);
+  const sql = connectDb();
+  try {
+    await eventually("the stream to deliver", async () => {
+      const [r] = await sql.unsafe(
+        `select count(*)::int as n from public.${target} where ${spec.targetKey[0]} like $1`,
+        [`${prefix}%`],
+      );
+      return r.n === items.length ? true : undefined;
+    }, 60_000);
+  } finally {
+    await sql.end();
+  }
+}
+
+Deno.test("the validator refuses what it should, naming the problem", async () => {
+  const unauthorized = await callFunction("data-checksum-validator", {
+    method: "POST",
+    body: JSON.stringify({ table: "firespring_segments" }),
+  });
+  assert.equal(unauthorized.status, 401);
+  await unauthorized.body?.cancel();
+  const unknown = await callFunction("data-checksum-validator", {
+    method: "POST",
+    headers: serviceRoleHeaders(),
+    body: JSON.stringify({ table: "segments" }),
+  });
+  assert.equal(unknown.status, 400);
+  assert.match(
+    (await unknown.json()).error,
+    /segments is not a target table; known: firespring_actions/,
+  );
+});
+
+Deno.test("divergences are found by key, and repair fixes exactly them", async () => {
+  const p = `val-${crypto.randomUUID().slice(0, 8)}-`;
+  await load(
+    "firespring_segments",
+    Array.from({ length: 40 }, (_, i) => ({
+      segment_id: S(`${p}${i}`),
+      name: S(`segment ${i}`),
+      value: N(`${i + 1}${"1234567890".repeat(3)}7`),
+      raw: { M: { rules: { L: [{ S: "a" }] }, at: N(i) } },
+    })),
+    p,
+  );
+  await load(
+    "firespring_network_state",
+    Array.from({ length: 10 }, (_, i) => ({
+      state_key: S(`${p}${i}`),
+      value: { M: { up: { BOOL: true } } },
+      updated_at: N(1770379200 + i),
+    })),
+    p,
+  );
+
+  // Start from tables that match (earlier tests write straight into Postgres too).
+  for (const table of ["firespring_segments", "firespring_network_state"]) {
+    const settled = await validate(table, true);
+    assert.equal(settled.match, true, JSON.stringify(settled));
+  }
+  const clean = await validate("firespring_segments");
+  assert.equal(clean.match, true);
+  assert.equal(clean.expectedRows, clean.targetRows);
+  assert.deepEqual([clean.missing, clean.unexpected, clean.different], [[], [], []]);
+  assert.ok(clean.sourceItems >= 40 && typeof clean.checkedAt === "string");
+
+  const sql = connectDb();
+  try {
+    // Drift, dated an hour back as drift is: old enough for repair's guard to replace it.
+    const old = "now() - interval '1 hour'";
+    await sql.unsafe(`delete from public.firespring_segments where segment_id = '${p}1'`);
+    await sql.unsafe(
+      `insert into public.firespring_segments (segment_id, segment_name, sync_changed_at, sync_source)
+                      values ('${p}extra', 'not in DynamoDB', ${old}, 'direct')`,
+    );
+    await sql.unsafe(
+      `update public.firespring_segments set segment_criteria = jsonb_set(segment_criteria, '{raw,at}', '99'),
+                      sync_changed_at = ${old} where segment_id = '${p}2'`,
+    );
+    await sql.unsafe(
+      `update public.firespring_segments set member_count = member_count::float8::numeric,
+                      sync_changed_at = ${old} where segment_id = '${p}3'`,
+    );
+    await sql.unsafe(
+      `update public.firespring_network_state set updated_at = updated_at + interval '1 millisecond',
+                      sync_changed_at = ${old} where state_key = '${p}4'`,
+    );
+    const before = await sql`select segment_id, synced_at from public.firespring_segments
+                             where segment_id like ${p + "%"} and segment_id not in (${p + "2"}, ${
+      p + "3"
+    })`;
+
+    const segments = await validate("firespring_segments");
+    assert.equal(segments.match, false);
+    assert.deepEqual(segments.missing, [{ segment_id: `${p}1` }]);
+    assert.deepEqual(segments.unexpected, [{ segment_id: `${p}extra` }]);
+    assert.deepEqual(segments.different, [{ segment_id: `${p}2` }, { segment_id: `${p}3` }]);
+    const network = await validate("firespring_network_state");
+    assert.deepEqual(network.different, [{ state_key: `${p}4` }], "a changed timestamp is found");
+
+    const [run] = await sql`select match, missing, unexpected, different from public.sync_checksums
+                            where id = ${segments.runId}`;
+    assert.deepEqual(
+      { ...run },
+      {
+        match: false,
+        missing: segments.missing,
+        unexpected: segments.unexpected,
+        different: segments.different,
+      },
+      "the run is recorded with every divergent key",
+    );
+
+    const repaired = await validate("firespring_segments", true);
+    assert.equal(repaired.match, true, JSON.stringify(repaired));
+    assert.deepEqual(repaired.repaired, {
+      missing: segments.missing,
+      unexpected: segments.unexpected,
+      different: segments.different,
+    });
+    const [digits] = await sql`select member_count::text as v from public.firespring_segments
+                               where segment_id = ${p + "3"}`;
+    assert.equal(digits.v, `4${"1234567890".repeat(3)}7`, "every digit is back");
+    const after = await sql`select segment_id, synced_at from public.firespring_segments
+                            where segment_id like ${p + "%"} and segment_id not in (${p + "2"}, ${
+      p + "3"
+    }, ${p + "1"})`;
+    assert.deepEqual(
+      after.map((r) => [r.segment_id, r.synced_at.toISOString()]).sort(),
+      before.filter((r) => r.segment_id !== `${p}extra`).map((
+        r,
+      ) => [r.segment_id, r.synced_at.toISOString()]).sort(),
+      "no other row was written",
+    );
+    assert.equal((await validate("firespring_network_state", true)).match, true);
+  } finally {
+    await sql.end();
+  }
+});
+
+Deno.test("collapsed tables: a divergent visitor is found and repaired from all its observations", async () => {
+  const p = `valv-${crypto.randomUUID().slice(0, 8)}-`;
+  const items = [];
+  for (let v = 0; v < 5; v++) {
+    for (let k = 0; k < 3; k++) {
+      items.push({ session_id: S(`${p}${v}`), timestamp: N(1770379200 + k), pages_viewed: N(k) });
+    }
+  }
+  await load("firespring_visitors", items.filter((_, i) => i % 3 === 2), p);
+  await batchWrite(dynamo("us-east-1"), "firespring-backdoor-visitors-dev", items);
+  await new Promise((resolve) => setTimeout(resolve, 2_000));
+  assert.equal((await validate("firespring_visitors", true)).match, true);
+  const sql = connectDb();
+  try {
+    await sql`update public.firespring_visitors set page_views = 0, sync_changed_at = now() - interval '1 hour'
+              where visitor_id = ${p + "1"}`;
+    const found = await validate("firespring_visitors");
+    assert.deepEqual(found.different, [{ visitor_id: `${p}1` }]);
+    const fixed = await validate("firespring_visitors", true);
+    assert.equal(fixed.match, true);
+    const [row] =
+      await sql`select page_views::int as n from public.firespring_visitors where visitor_id = ${
+        p + "1"
+      }`;
+    assert.equal(row.n, 2, "the latest observation is the row again");
+  } finally {
+    await sql.end();
+  }
+});
+
+Deno.test("keys merely in flight during a validation are not reported", async () => {
+  const table = byTargetTable("firespring_traffic_sources")!;
+  assert.equal((await validate(table.targetTable, true)).match, true);
+  const p = `flight-${crypto.randomUUID().slice(0, 8)}-`;
+  const writing = (async () => {
+    for (let i = 0; i < 30; i++) {
+      await dynamo(table.region).send(
+        new PutItemCommand({
+          TableName: table.sourceTable,
+          Item: { source_id: S(`${p}${i % 20}`), name: S(`v${i}`), visitors: N(i) },
+        }),
+      );
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+  })();
+  const during = await validate(table.targetTable);
+  await writing;
+  assert.equal(during.match, true, `in-flight keys were reported: ${JSON.stringify(during)}`);
+});
