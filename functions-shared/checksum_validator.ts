@@ -9,9 +9,9 @@
  *    compares them per bucket of key hashes, and lists key by key only the buckets that
  *    differ: missing, unexpected and different keys.
  * 3. Changes in flight: a key that differs is looked at again after a settle pause, with
- *    a fresh point read of the source (GetItem, or Query for a collapsed table), and is
- *    reported only if it differs both times. A key that was merely in flight is not
- *    reported; one that keeps changing is reported once, in the run that sees it twice.
+ *    a fresh point read of the source (GetItem, or Query for a collapsed table), up to
+ *    three times, and is reported only if it differs every time. A key that was merely
+ *    in flight (its change on its way through the stream) is not reported.
  * 4. With `repair`, the source state of exactly the divergent keys is re-applied through
  *    the normal merge (missing and different keys upserted, unexpected ones deleted),
  *    then the table is validated again.
@@ -173,20 +173,30 @@ async function pointRead(deps: ValidatorDeps, spec: TableSpec, key: RowKey): Pro
 
 const sameKey = (a: RowKey, b: RowKey) => JSON.stringify(a) === JSON.stringify(b);
 
-/** Looks again at divergent keys with fresh point reads; keeps those that still differ. */
-async function recheck(deps: ValidatorDeps, spec: TableSpec, run: number, first: Divergence[]) {
-  await new Promise((resolve) => setTimeout(resolve, deps.settleMs ?? 2_000));
-  const keys = first.map((d) => d.key);
-  await deps.sql`delete from sync.checksum_items
-                 where run_id = ${run} and row_key = any(${
-    keys.map((k) => JSON.stringify(k))
-  }::jsonb[])`;
-  for (const key of keys) await stage(deps, spec, run, await pointRead(deps, spec, key));
-  const second = await compare(deps, spec, run);
-  return {
-    ...second,
-    divergent: second.divergent.filter((d) => first.some((f) => sameKey(f.key, d.key))),
-  };
+/**
+ * Looks again at divergent keys, after a settle pause, with fresh point reads of the
+ * source; keeps only the keys that differ every time (up to `looks` times, stopping as
+ * soon as none does).
+ */
+async function recheck(
+  deps: ValidatorDeps,
+  spec: TableSpec,
+  run: number,
+  first: Divergence[],
+  looks = 3,
+) {
+  let divergent = first;
+  let outcome = { divergent, expectedRows: 0, targetRows: 0 };
+  for (let look = 0; look < looks && divergent.length > 0; look++) {
+    await new Promise((resolve) => setTimeout(resolve, deps.settleMs ?? 1_000));
+    const keys = divergent.map((d) => JSON.stringify(d.key));
+    await deps.sql`delete from sync.checksum_items
+                   where run_id = ${run} and row_key = any(${keys}::text[]::jsonb[])`;
+    for (const { key } of divergent) await stage(deps, spec, run, await pointRead(deps, spec, key));
+    outcome = await compare(deps, spec, run);
+    divergent = outcome.divergent.filter((d) => divergent.some((f) => sameKey(f.key, d.key)));
+  }
+  return { ...outcome, divergent };
 }
 
 /** Re-applies the source state of exactly `divergent` keys through the normal merge. */
@@ -221,9 +231,8 @@ async function repairKeys(deps: ValidatorDeps, spec: TableSpec, divergent: Diver
     // Every observation the sync remembers (and the row's own) that the source lacks goes.
     const known = await deps.sql<{ range_key: string }[]>`
       select range_key::text from sync.observations
-      where target_table = ${spec.targetTable} and row_key = ${
-      JSON.stringify(key)
-    }::jsonb and not deleted
+      where target_table = ${spec.targetTable}
+        and row_key = ${JSON.stringify(key)}::text::jsonb and not deleted
       union
       select sync_range_key::text from ${deps.sql(spec.targetTable)}
       where ${deps.sql(spec.targetKey[0])} = ${key[spec.targetKey[0]]}`;
@@ -266,9 +275,9 @@ export async function validateTable(
     await deps.sql`update public.sync_checksums set
         status = 'done', checked_at = ${result.checkedAt}, source_items = ${sourceItems},
         expected_rows = ${result.expectedRows}, target_rows = ${result.targetRows},
-        match = ${result.match}, missing = ${JSON.stringify(result.missing)}::jsonb,
-        unexpected = ${JSON.stringify(result.unexpected)}::jsonb,
-        different = ${JSON.stringify(result.different)}::jsonb, repaired = ${repairing}
+        match = ${result.match}, missing = ${JSON.stringify(result.missing)}::text::jsonb,
+        unexpected = ${JSON.stringify(result.unexpected)}::text::jsonb,
+        different = ${JSON.stringify(result.different)}::text::jsonb, repaired = ${repairing}
       where id = ${run}`;
     log(
       `${spec.targetTable}: ${sourceItems} items, ${result.expectedRows} expected rows, ` +

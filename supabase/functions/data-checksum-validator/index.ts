@@ -20,7 +20,7 @@ Deno.serve((req) =>
     dynamo,
     serviceRoleKey: env("SUPABASE_SERVICE_ROLE_KEY"),
     waitUntil: (work) => EdgeRuntime.waitUntil(work),
-    settleMs: Number(env("VALIDATOR_SETTLE_MS") ?? 2_000),
+    settleMs: Number(env("VALIDATOR_SETTLE_MS") ?? 1_000),
     log: (line) => console.log(line),
   })
 );
