@@ -18,7 +18,7 @@ import { mapScannedItem } from "../functions-shared/record_mapping.ts";
 import { TABLES } from "../functions-shared/table_registry.ts";
 import { DENO_BIN, ROOT } from "../local-stack/config.ts";
 import { localDynamo } from "../local-stack/source_tables.ts";
-import { eventually, stack } from "./stack_clients.ts";
+import { callFunction, eventually, serviceRoleHeaders, stack } from "./stack_clients.ts";
 
 const SEGMENTS = 8;
 const PAGE = 1000;
@@ -134,6 +134,25 @@ async function backfillAll(sql: postgres.Sql) {
   };
 }
 
+/** Validates every table through the function; returns the time and divergent keys found. */
+async function validateAll(repair = false) {
+  const t = performance.now();
+  let divergent = 0;
+  for (const spec of TABLES) {
+    const response = await callFunction("data-checksum-validator", {
+      method: "POST",
+      headers: serviceRoleHeaders(),
+      body: JSON.stringify({ table: spec.targetTable, repair }),
+    });
+    const result = await response.json();
+    if (response.status !== 200) {
+      throw new Error(`validating ${spec.targetTable}: ${JSON.stringify(result)}`);
+    }
+    divergent += result.missing.length + result.unexpected.length + result.different.length;
+  }
+  return { seconds: (performance.now() - t) / 1000, divergent };
+}
+
 /** The benchmark; prints `name: value` lines. */
 export async function benchBackfill(
   sql: postgres.Sql,
@@ -163,6 +182,23 @@ export async function benchBackfill(
     figure("backfill_vs_raw_limit", backfill.seconds / rawSeconds, 2);
     figure("seed_report_seconds", 19.4 * 60, 0);
     figure("backfill_speedup_vs_seed_report", (19.4 * 60) / backfill.seconds, 1);
+
+    // The validator on the same data: every table matching, then with 10 divergent keys.
+    const matching = await validateAll();
+    figure("validate_all_matching_seconds", matching.seconds, 2);
+    figure("validate_all_matching_divergent_keys", matching.divergent, 0);
+    await sql`update public.firespring_actions set action_type = 'drifted',
+              sync_changed_at = now() - interval '1 hour'
+              where action_id in (select action_id from public.firespring_actions order by action_id limit 4)`;
+    await sql`delete from public.firespring_visitors
+              where visitor_id in (select visitor_id from public.firespring_visitors order by visitor_id limit 3)`;
+    await sql`update public.firespring_segments set member_count = member_count + 1,
+              sync_changed_at = now() - interval '1 hour'
+              where segment_id in (select segment_id from public.firespring_segments order by segment_id limit 3)`;
+    const drifted = await validateAll();
+    figure("validate_all_10_divergent_seconds", drifted.seconds, 2);
+    figure("validate_all_10_divergent_keys_found", drifted.divergent, 0);
+    await validateAll(true);
   } finally {
     // The loaded items never went through a stream; nothing to skip. Just make sure the
     // stack runs.
