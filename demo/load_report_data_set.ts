@@ -13,9 +13,9 @@
 import { rmSync } from "node:fs";
 import type postgres from "postgres";
 import { TABLES } from "../functions-shared/table_registry.ts";
-import { DENO_BIN, ROOT } from "../local-stack/config.ts";
 import { startDynamo, stopDynamo } from "../local-stack/dynamodb.ts";
 import { stopDetached } from "../local-stack/processes.ts";
+import { up } from "../local-stack/stack.ts";
 import { enableStream, ensureSourceTable, localDynamo } from "../local-stack/source_tables.ts";
 import { POLLER_STATE_FILE } from "../local-stack/stream_positions.ts";
 import type { StackEnv } from "../local-stack/stack_env.ts";
@@ -76,13 +76,6 @@ export async function loadReportDataSet(
     await enableStream(client, spec);
   }
   await emptyTargets(sql);
-  // stack:up starts the poller again; DynamoDB Local is new, so it forgets old checkpoints.
-  const up = await new Deno.Command(DENO_BIN, {
-    args: ["run", "-A", "local-stack/stack.ts", "up"],
-    cwd: ROOT,
-    stdout: "null",
-    stderr: "inherit",
-  }).output();
-  if (!up.success) throw new Error("stack:up failed after loading the data set");
+  await up(); // the poller starts again, on the new streams
   return written;
 }

@@ -109,7 +109,8 @@ async function functionsHealthy(): Promise<boolean> {
   return response.ok;
 }
 
-async function up(): Promise<void> {
+/** `stack:up`: starts (or reuses) every part of the stack; prints a line per step. */
+export async function up(): Promise<void> {
   const started = performance.now();
   checkPrerequisites();
   const env = await ensureStackEnv();

@@ -14,7 +14,7 @@
  */
 
 import type postgres from "postgres";
-import { DENO_BIN, ROOT } from "../local-stack/config.ts";
+import { up } from "../local-stack/stack.ts";
 import { signWebhook } from "../functions-shared/webhook_signing.ts";
 import { benchBackfill } from "./bench_backfill.ts";
 import { connectDb, postWebhook, stack, streamRecord } from "./stack_clients.ts";
@@ -131,13 +131,7 @@ async function webhookSection(sql: postgres.Sql): Promise<void> {
 }
 
 if (import.meta.main) {
-  const up = await new Deno.Command(DENO_BIN, {
-    args: ["run", "-A", "local-stack/stack.ts", "up"],
-    cwd: ROOT,
-    stdout: "null",
-    stderr: "inherit",
-  }).output();
-  if (!up.success) Deno.exit(1);
+  await up();
   const sections = Deno.args.length > 0 ? Deno.args : ["webhook", "backfill"];
   const sql = connectDb();
   try {

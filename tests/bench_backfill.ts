@@ -16,7 +16,7 @@ import { emptyTargets, loadReportDataSet } from "../demo/load_report_data_set.ts
 import { encodeJson } from "../functions-shared/dynamo_codec.ts";
 import { mapScannedItem } from "../functions-shared/record_mapping.ts";
 import { TABLES } from "../functions-shared/table_registry.ts";
-import { DENO_BIN, ROOT } from "../local-stack/config.ts";
+import { up } from "../local-stack/stack.ts";
 import { localDynamo } from "../local-stack/source_tables.ts";
 import { callFunction, eventually, serviceRoleHeaders, stack } from "./stack_clients.ts";
 
@@ -200,13 +200,6 @@ export async function benchBackfill(
     figure("validate_all_10_divergent_keys_found", drifted.divergent, 0);
     await validateAll(true);
   } finally {
-    // The loaded items never went through a stream; nothing to skip. Just make sure the
-    // stack runs.
-    await new Deno.Command(DENO_BIN, {
-      args: ["run", "-A", "local-stack/stack.ts", "up"],
-      cwd: ROOT,
-      stdout: "null",
-      stderr: "inherit",
-    }).output();
+    await up(); // whatever happened, leave the stack running
   }
 }
