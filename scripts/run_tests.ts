@@ -124,6 +124,7 @@ const denoCode = [
   "local-stack",
   "functions-shared",
   "lambda",
+  "demo",
   "scripts",
   "tests",
   "supabase/functions",
@@ -136,6 +137,7 @@ await step("types", DENO_BIN, [
   "local-stack",
   "functions-shared",
   "lambda",
+  "demo",
   "scripts",
   "tests",
 ]);
