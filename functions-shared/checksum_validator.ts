@@ -17,6 +17,8 @@
  *    then the table is validated again.
  *
  * Every run is a row of `public.sync_checksums` (its source_items grow as pages are read).
+ * A request works within a budget; a run that outgrows it keeps its Scan checkpoints in
+ * that row and goes on in the next request (see {@link validateTable}'s `runId`).
  *
  * @module
  */
@@ -61,6 +63,11 @@ export interface ValidatorDeps {
   pageSize?: number;
   /** Pause before looking again at keys that differ (changes in flight settle). */
   settleMs?: number;
+  /**
+   * The request's budget: stop scanning after this much synchronous work (mapping,
+   * encoding) or wall time, or this many pages; the run then goes on in another request.
+   */
+  budget?: { cpuMs: number; wallMs: number; pages?: number };
   log?: (line: string) => void;
 }
 
@@ -75,24 +82,56 @@ function expectedOf(spec: TableSpec, item: Item, readAt: Date) {
   return { row: change.row, range_key: change.rangeKey, rank: change.rank };
 }
 
-async function stage(deps: ValidatorDeps, spec: TableSpec, run: number, items: Item[]) {
+/** Maps items to the JSON of their expected rows (soft-deleted items have none). */
+function expectedJson(spec: TableSpec, items: Item[]): string | undefined {
   const readAt = new Date();
   const rows = items.map((item) => expectedOf(spec, item, readAt)).filter((r) => r !== undefined);
-  if (rows.length > 0) {
-    await deps.sql`select sync.stage_checksum_items(${run}, ${spec.targetTable},
-                     ${encodeJson(rows)}::text::jsonb)`;
+  return rows.length > 0 ? encodeJson(rows) : undefined;
+}
+
+async function stage(
+  deps: ValidatorDeps | { sql: postgres.TransactionSql },
+  spec: TableSpec,
+  run: number,
+  items: Item[],
+) {
+  const json = expectedJson(spec, items);
+  if (json) {
+    await deps
+      .sql`select sync.stage_checksum_items(${run}, ${spec.targetTable}, ${json}::text::jsonb)`;
   }
 }
 
-/** Scans the source in parallel segments and stages every page; returns the item count. */
-async function stageSource(deps: ValidatorDeps, spec: TableSpec, run: number): Promise<number> {
+/**
+ * Scans the source in parallel segments, from the run's checkpoints, staging every page
+ * in the transaction that moves the page's checkpoint. Returns whether the whole table
+ * was read, or the budget ran out first.
+ */
+async function stageSource(
+  deps: ValidatorDeps,
+  spec: TableSpec,
+  run: number,
+): Promise<"complete" | "budget"> {
   const client = deps.dynamo(spec.region);
   const segments = deps.segments ?? 8;
-  const counts = await Promise.all(Array.from({ length: segments }, async (_, segment) => {
-    let count = 0;
-    let start: Item | undefined;
-    do {
-      const page = await client.send(
+  const [{ scan_state: state }] = await deps.sql<{ scan_state: Record<string, Item | "done"> }[]>`
+    select scan_state from public.sync_checksums where id = ${run}`;
+  const started = performance.now();
+  let cpu = 0;
+  let pages = 0;
+  const budget = deps.budget;
+  const spent = () =>
+    budget !== undefined &&
+    (cpu >= budget.cpuMs || performance.now() - started >= budget.wallMs ||
+      (budget.pages !== undefined && pages >= budget.pages));
+  const done = await Promise.all(Array.from({ length: segments }, async (_, segment) => {
+    const checkpoint = state[String(segment)];
+    if (checkpoint === "done") return true;
+    let start: Item | undefined = checkpoint;
+    while (true) {
+      if (spent()) return false;
+      pages++;
+      const page: { Items?: Item[]; LastEvaluatedKey?: Item } = await client.send(
         new ScanCommand({
           TableName: spec.sourceTable,
           Segment: segment,
@@ -102,16 +141,26 @@ async function stageSource(deps: ValidatorDeps, spec: TableSpec, run: number): P
         }),
       );
       const items = page.Items ?? [];
-      await stage(deps, spec, run, items);
-      count += items.length;
-      await deps
-        .sql`update public.sync_checksums set source_items = coalesce(source_items, 0) + ${items.length}
-                     where id = ${run}`;
+      const t = performance.now();
+      const json = expectedJson(spec, items);
+      cpu += performance.now() - t;
       start = page.LastEvaluatedKey;
-    } while (start);
-    return count;
+      const next = JSON.stringify(start ?? "done");
+      await deps.sql.begin(async (tx) => {
+        if (json) {
+          await tx`select sync.stage_checksum_items(${run}, ${spec.targetTable}, ${json}::text::jsonb)`;
+        }
+        await tx`update public.sync_checksums
+                 set source_items = source_items + ${items.length},
+                     scan_state = jsonb_set(scan_state, ${[
+          String(segment),
+        ]}::text[], ${next}::text::jsonb)
+                 where id = ${run}`;
+      });
+      if (!start) return true;
+    }
   }));
-  return counts.reduce((a, b) => a + b, 0);
+  return done.every(Boolean) ? "complete" : "budget";
 }
 
 async function compare(deps: ValidatorDeps, spec: TableSpec, run: number) {
@@ -241,24 +290,52 @@ async function repairKeys(deps: ValidatorDeps, spec: TableSpec, divergent: Diver
   await deps.sql.begin((tx) => applyChanges(tx, changes));
 }
 
-/** Validates one table (and repairs it if asked); records the run in sync_checksums. */
+/** A run that ran out of budget before reading the whole table goes on in another request. */
+export interface Continuation {
+  continued: true;
+  runId: number;
+  table: string;
+}
+
+/**
+ * Validates one table (and repairs it if asked); records the run in sync_checksums.
+ * With `runId`, goes on with a run that an earlier request started. When the budget
+ * runs out before the table is read, returns a {@link Continuation} instead of a result.
+ */
 export async function validateTable(
   deps: ValidatorDeps,
   spec: TableSpec,
-  options: { repair?: boolean; onRun?: (runId: number) => void } = {},
-): Promise<ValidationResult> {
+  options: { repair?: boolean; runId?: number; onRun?: (runId: number) => void } = {},
+): Promise<ValidationResult | Continuation> {
   const log = deps.log ?? (() => {});
-  const [{ id }] = await deps
-    .sql`insert into public.sync_checksums (target_table, status, source_items)
-                                  values (${spec.targetTable}, 'running', 0) returning id`;
-  const run = Number(id);
+  let run: number;
+  let repair = options.repair === true;
+  if (options.runId !== undefined) {
+    const [existing] = await deps.sql`select repair_requested from public.sync_checksums
+                                      where id = ${options.runId} and status = 'running'`;
+    if (!existing) throw new Error(`validation run ${options.runId} is not running`);
+    run = options.runId;
+    repair = existing.repair_requested;
+  } else {
+    const [{ id }] = await deps.sql`insert into public.sync_checksums
+        (target_table, status, source_items, repair_requested)
+      values (${spec.targetTable}, 'running', 0, ${repair}) returning id`;
+    run = Number(id);
+  }
   options.onRun?.(run);
+  let finished = false;
   try {
-    const sourceItems = await stageSource(deps, spec, run);
+    if (await stageSource(deps, spec, run) === "budget") {
+      log(`${spec.targetTable}: validation run ${run} goes on in another request`);
+      return { continued: true, runId: run, table: spec.targetTable };
+    }
+    finished = true;
     let outcome = await compare(deps, spec, run);
     if (outcome.divergent.length > 0) outcome = await recheck(deps, spec, run, outcome.divergent);
     const pick = (kind: Divergence["kind"]) =>
       outcome.divergent.filter((d) => d.kind === kind).map((d) => d.key);
+    const [{ source_items: sourceItems }] = await deps.sql`
+      select source_items::int from public.sync_checksums where id = ${run}`;
     const result: ValidationResult = {
       table: spec.targetTable,
       sourceItems,
@@ -271,13 +348,14 @@ export async function validateTable(
       checkedAt: new Date().toISOString(),
       runId: run,
     };
-    const repairing = options.repair === true && !result.match;
+    const repairing = repair && !result.match;
     await deps.sql`update public.sync_checksums set
-        status = 'done', checked_at = ${result.checkedAt}, source_items = ${sourceItems},
+        status = 'done', checked_at = ${result.checkedAt},
         expected_rows = ${result.expectedRows}, target_rows = ${result.targetRows},
         match = ${result.match}, missing = ${JSON.stringify(result.missing)}::text::jsonb,
         unexpected = ${JSON.stringify(result.unexpected)}::text::jsonb,
-        different = ${JSON.stringify(result.different)}::text::jsonb, repaired = ${repairing}
+        different = ${JSON.stringify(result.different)}::text::jsonb, repaired = ${repairing},
+        scan_state = '{}'
       where id = ${run}`;
     log(
       `${spec.targetTable}: ${sourceItems} items, ${result.expectedRows} expected rows, ` +
@@ -287,9 +365,10 @@ export async function validateTable(
     );
     if (!repairing) return result;
     await repairKeys(deps, spec, outcome.divergent);
-    const again = await validateTable(deps, spec, { repair: false });
+    // The check after the repair reads the whole table in this request.
+    const again = await validateTable({ ...deps, budget: undefined }, spec, { repair: false });
     return {
-      ...again,
+      ...(again as ValidationResult),
       repaired: {
         missing: result.missing,
         unexpected: result.unexpected,
@@ -297,12 +376,15 @@ export async function validateTable(
       },
     };
   } catch (error) {
+    finished = true;
     await deps.sql`update public.sync_checksums set status = 'failed', error = ${
       (error as Error).message
     },
                    checked_at = now() where id = ${run}`.catch(() => {});
     throw error;
   } finally {
-    await deps.sql`delete from sync.checksum_items where run_id = ${run}`.catch(() => {});
+    if (finished) {
+      await deps.sql`delete from sync.checksum_items where run_id = ${run}`.catch(() => {});
+    }
   }
 }

@@ -349,7 +349,9 @@ export type Database = {
           "id": number;
           "match": boolean | null;
           "missing": NonNullable<Json>;
+          "repair_requested": boolean;
           "repaired": boolean;
+          "scan_state": NonNullable<Json>;
           "source_items": number | null;
           "started_at": string;
           "status": string;
@@ -366,7 +368,9 @@ export type Database = {
           "id"?: never;
           "match"?: boolean | null;
           "missing"?: NonNullable<Json>;
+          "repair_requested"?: boolean;
           "repaired"?: boolean;
+          "scan_state"?: NonNullable<Json>;
           "source_items"?: number | null;
           "started_at"?: string;
           "status"?: string;
@@ -382,7 +386,9 @@ export type Database = {
           "id"?: never;
           "match"?: boolean | null;
           "missing"?: NonNullable<Json>;
+          "repair_requested"?: boolean;
           "repaired"?: boolean;
+          "scan_state"?: NonNullable<Json>;
           "source_items"?: number | null;
           "started_at"?: string;
           "status"?: string;

@@ -18,7 +18,7 @@ import { mapScannedItem } from "../functions-shared/record_mapping.ts";
 import { TABLES } from "../functions-shared/table_registry.ts";
 import { up } from "../local-stack/stack.ts";
 import { localDynamo } from "../local-stack/source_tables.ts";
-import { callFunction, eventually, serviceRoleHeaders, stack } from "./stack_clients.ts";
+import { callFunction, connectDb, eventually, serviceRoleHeaders, stack } from "./stack_clients.ts";
 
 const SEGMENTS = 8;
 const PAGE = 1000;
@@ -134,6 +134,8 @@ async function backfillAll(sql: postgres.Sql) {
   };
 }
 
+const sqlForPolling = connectDb();
+
 /** Validates every table through the function; returns the time and divergent keys found. */
 async function validateAll(repair = false) {
   const t = performance.now();
@@ -200,6 +202,7 @@ export async function benchBackfill(
     figure("validate_all_10_divergent_keys_found", drifted.divergent, 0);
     await validateAll(true);
   } finally {
+    await sqlForPolling.end();
     await up(); // whatever happened, leave the stack running
   }
 }

@@ -6,6 +6,9 @@
  */
 
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { LOCAL_DIR } from "../local-stack/config.ts";
 import { type AttributeValue, PutItemCommand } from "@aws-sdk/client-dynamodb";
 import { batchWrite } from "../demo/load_dynamo.ts";
 import { byTargetTable } from "../functions-shared/table_registry.ts";
@@ -169,6 +172,38 @@ Deno.test("divergences are found by key, and repair fixes exactly them", async (
       "no other row was written",
     );
     assert.equal((await validate("firespring_network_state", true)).match, true);
+  } finally {
+    await sql.end();
+  }
+});
+
+Deno.test("a run too big for one request goes on in the next ones and ends with its answer", async () => {
+  const sql = connectDb();
+  try {
+    const response = await callFunction("data-checksum-validator", {
+      method: "POST",
+      headers: serviceRoleHeaders(),
+      body: JSON.stringify({ table: "firespring_segments", pagesPerRequest: 1 }),
+    });
+    assert.equal(response.status, 202);
+    const started = await response.json();
+    assert.equal(started.status, "running");
+    assert.equal(typeof started.runId, "number");
+    const run = await eventually("the run to finish", async () => {
+      const [row] = await sql`select status, match, source_items::int as items, scan_state
+                              from public.sync_checksums where id = ${started.runId}`;
+      return row.status === "running" ? undefined : row;
+    }, 120_000);
+    assert.equal(run.status, "done");
+    assert.equal(run.match, true, "segments were repaired to match by the test before");
+    const [count] = await sql`select count(*)::int as n from public.firespring_segments`;
+    assert.equal(run.items, count.n, "every item was read exactly once across the requests");
+    assert.deepEqual(run.scan_state, {});
+    const log = readFileSync(join(LOCAL_DIR, "logs", "functions.log"), "utf8");
+    const handOffs = log.split("\n").filter((line) =>
+      line.includes(`validation run ${started.runId} goes on in another request`)
+    );
+    assert.ok(handOffs.length >= 2, `the run went on over several requests (${handOffs.length})`);
   } finally {
     await sql.end();
   }
