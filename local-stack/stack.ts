@@ -43,8 +43,9 @@ const DENO_PARTS = [
   },
 ];
 
+/** Progress goes to standard error, so that scripts calling `up()` keep standard output clean. */
 function step(message: string, started: number): void {
-  console.log(`stack: ${message} (${((performance.now() - started) / 1000).toFixed(1)}s)`);
+  console.error(`stack: ${message} (${((performance.now() - started) / 1000).toFixed(1)}s)`);
 }
 
 /** A hash of the names, sizes and mtimes of the files under `paths`. */
@@ -137,7 +138,7 @@ export async function up(): Promise<void> {
   for (const part of DENO_PARTS) step(`${part.name} ${await startDenoPart(part)}`, started);
   await waitFor("the functions gateway", functionsHealthy, 60_000, logFile("functions"));
   step(`functions served at ${env.FUNCTIONS_URL}/NAME`, started);
-  console.log(`stack: up; settings in ${STACK_ENV_FILE}`);
+  console.error(`stack: up; settings in ${STACK_ENV_FILE}`);
 }
 
 async function down(): Promise<void> {

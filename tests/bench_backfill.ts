@@ -146,8 +146,16 @@ async function validateAll(repair = false) {
       headers: serviceRoleHeaders(),
       body: JSON.stringify({ table: spec.targetTable, repair }),
     });
-    const result = await response.json();
-    if (response.status !== 200) {
+    let result = await response.json();
+    if (response.status === 202) {
+      // Too big for one request: the run goes on; its row carries the answer at the end.
+      const runId = result.runId;
+      result = await eventually(`validation run ${runId}`, async () => {
+        const [run] = await sqlForPolling`select status, missing, unexpected, different
+                                          from public.sync_checksums where id = ${runId}`;
+        return run.status === "running" ? undefined : run;
+      }, 300_000);
+    } else if (response.status !== 200) {
       throw new Error(`validating ${spec.targetTable}: ${JSON.stringify(result)}`);
     }
     divergent += result.missing.length + result.unexpected.length + result.different.length;
