@@ -12,7 +12,8 @@
 
 import { existsSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { DescribeTableCommand } from "@aws-sdk/client-dynamodb";
+import { DescribeTableCommand, type DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import type postgres from "postgres";
 import { dynamoClients } from "../functions-shared/dynamo_client.ts";
 import { connectDb } from "../functions-shared/sync_db.ts";
 import {
@@ -74,25 +75,13 @@ function resolveTables(names: string[], all: boolean): TableSpec[] {
   });
 }
 
-if (import.meta.main) {
-  const { values, positionals } = parseArgs({
-    args: Deno.args,
-    allowPositionals: true,
-    options: {
-      all: { type: "boolean", default: false },
-      segments: { type: "string", default: "8" },
-    },
-  });
-  const tables = resolveTables(positionals, values.all!);
-  if (tables.length === 0) {
-    console.error("usage: npm run backfill -- <table ...|--all> [--segments N]");
-    Deno.exit(2);
-  }
-  const local = existsSync(STACK_ENV_FILE) ? readStackEnv() : undefined;
-  const env = (name: string) =>
-    Deno.env.get(name) ?? (local as Record<string, string> | undefined)?.[name];
-  const sql = connectDb(env("DATABASE_URL")!, 2);
-  const dynamo = dynamoClients(env);
+/** Queues a backfill of each table; returns the job ids and each table's item count (for the ETA). */
+export async function startBackfills(
+  sql: postgres.Sql,
+  dynamo: (region: string) => DynamoDBClient,
+  tables: TableSpec[],
+  segments: number,
+): Promise<{ jobs: string[]; expected: Map<string, number | undefined> }> {
   const expected = new Map<string, number | undefined>();
   const jobs: string[] = [];
   for (const spec of tables) {
@@ -100,11 +89,21 @@ if (import.meta.main) {
       new DescribeTableCommand({ TableName: spec.sourceTable }),
     ).catch(() => undefined);
     expected.set(spec.targetTable, description?.Table?.ItemCount);
-    const [row] = await sql`select sync.start_backfill(${spec.sourceTable}, ${
-      Number(values.segments)
-    }) as id`;
+    const [row] = await sql`select sync.start_backfill(${spec.sourceTable}, ${segments}) as id`;
     jobs.push(row.id);
   }
+  return { jobs, expected };
+}
+
+/**
+ * Shows a progress bar per job (redrawn in place on a terminal, a block every 2 s
+ * otherwise) until every job has finished; returns the failed jobs' causes.
+ */
+export async function followBackfills(
+  sql: postgres.Sql,
+  jobs: string[],
+  expected: Map<string, number | undefined>,
+): Promise<string[]> {
   const tty = Deno.stdout.isTerminal();
   let printed = 0;
   let lastPlain = 0;
@@ -124,12 +123,38 @@ if (import.meta.main) {
     if (finished) {
       const failed = await sql`select id, source_table, error from sync.backfill_jobs
                                where id = any(${jobs}::bigint[]) and status = 'failed'`;
-      for (const f of failed) {
-        console.error(`backfill job ${f.id} of ${f.source_table} failed: ${f.error}`);
-      }
-      await sql.end();
-      Deno.exit(failed.length > 0 ? 1 : 0);
+      return failed.map((f) => `backfill job ${f.id} of ${f.source_table} failed: ${f.error}`);
     }
     await new Promise((resolve) => setTimeout(resolve, 500));
   }
+}
+
+if (import.meta.main) {
+  const { values, positionals } = parseArgs({
+    args: Deno.args,
+    allowPositionals: true,
+    options: {
+      all: { type: "boolean", default: false },
+      segments: { type: "string", default: "8" },
+    },
+  });
+  const tables = resolveTables(positionals, values.all!);
+  if (tables.length === 0) {
+    console.error("usage: npm run backfill -- <table ...|--all> [--segments N]");
+    Deno.exit(2);
+  }
+  const local = existsSync(STACK_ENV_FILE) ? readStackEnv() : undefined;
+  const env = (name: string) =>
+    Deno.env.get(name) ?? (local as Record<string, string> | undefined)?.[name];
+  const sql = connectDb(env("DATABASE_URL")!, 2);
+  const { jobs, expected } = await startBackfills(
+    sql,
+    dynamoClients(env),
+    tables,
+    Number(values.segments),
+  );
+  const failures = await followBackfills(sql, jobs, expected);
+  for (const failure of failures) console.error(failure);
+  await sql.end();
+  Deno.exit(failures.length > 0 ? 1 : 0);
 }
