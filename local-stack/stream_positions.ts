@@ -14,7 +14,7 @@ import { TABLES } from "../functions-shared/table_registry.ts";
 import { LOCAL_DIR } from "./config.ts";
 import { localDynamo } from "./source_tables.ts";
 import type { StackEnv } from "./stack_env.ts";
-import { listShards, localStreams, readRecords, shardIterator } from "./stream_reader.ts";
+import { listShards, localStreams, readShard } from "./stream_reader.ts";
 
 /** The poller's checkpoint file. */
 export const POLLER_STATE_FILE = join(LOCAL_DIR, "stream-poller.json");
@@ -40,19 +40,9 @@ export async function skipStreamsToEnd(env: StackEnv): Promise<number> {
         state[arn][shard.ShardId!] = last;
         continue;
       }
-      let iterator = await shardIterator(
-        client,
-        arn,
-        shard.ShardId!,
-        last ? { after: last } : "oldest",
-      );
-      while (iterator) {
-        const page = await readRecords(client, arn, iterator);
-        if (page.records.length === 0) break;
-        skipped += page.records.length;
-        last = page.records.at(-1)!.dynamodb!.SequenceNumber!;
-        iterator = page.next;
-      }
+      const records = await readShard(client, arn, shard.ShardId!, last);
+      skipped += records.length;
+      last = records.at(-1)?.dynamodb?.SequenceNumber ?? last;
       if (last) state[arn][shard.ShardId!] = last;
     }
   }

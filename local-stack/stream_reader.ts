@@ -97,3 +97,24 @@ export async function readRecords(
     next: NextShardIterator,
   };
 }
+
+/**
+ * Every record a shard holds from its oldest (or after `after`) to its current end, in
+ * Lambda's form.
+ */
+export async function readShard(
+  client: DynamoDBStreamsClient,
+  streamArn: string,
+  shardId: string,
+  after?: string,
+): Promise<StreamRecord[]> {
+  const records: StreamRecord[] = [];
+  let iterator = await shardIterator(client, streamArn, shardId, after ? { after } : "oldest");
+  while (iterator) {
+    const page = await readRecords(client, streamArn, iterator);
+    if (page.records.length === 0) break;
+    records.push(...page.records);
+    iterator = page.next;
+  }
+  return records;
+}

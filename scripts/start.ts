@@ -26,12 +26,7 @@ import { dynamoClients } from "../functions-shared/dynamo_client.ts";
 import { connectDb } from "../functions-shared/sync_db.ts";
 import { TABLES, type TableSpec } from "../functions-shared/table_registry.ts";
 import { localDynamo } from "../local-stack/source_tables.ts";
-import {
-  listShards,
-  localStreams,
-  readRecords,
-  shardIterator,
-} from "../local-stack/stream_reader.ts";
+import { listShards, localStreams, readShard } from "../local-stack/stream_reader.ts";
 import { signWebhook } from "../functions-shared/webhook_signing.ts";
 import { up } from "../local-stack/stack.ts";
 import { readStackEnv, type StackEnv } from "../local-stack/stack_env.ts";
@@ -150,13 +145,7 @@ async function redeliver(env: StackEnv): Promise<number> {
     const client = localStreams(env, spec.region);
     const records = [];
     for (const shard of await listShards(client, arn)) {
-      let iterator = await shardIterator(client, arn, shard.ShardId!, "oldest");
-      while (iterator) {
-        const page = await readRecords(client, arn, iterator);
-        if (page.records.length === 0) break;
-        records.push(...page.records);
-        iterator = page.next;
-      }
+      records.push(...await readShard(client, arn, shard.ShardId!));
     }
     records.reverse();
     for (let i = 0; i < records.length; i += 25) {

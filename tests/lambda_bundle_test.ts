@@ -9,12 +9,12 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { DescribeTableCommand, PutItemCommand } from "@aws-sdk/client-dynamodb";
+import { PutItemCommand } from "@aws-sdk/client-dynamodb";
 import { unzipSync } from "fflate";
 import { byTargetTable } from "../functions-shared/table_registry.ts";
 import { buildLambda } from "../lambda/build.ts";
-import { listShards, readRecords, shardIterator } from "../local-stack/stream_reader.ts";
-import { connectDb, dynamo, dynamoStreams, eventually, stack } from "./stack_clients.ts";
+import type { StreamRecord } from "../lambda/stream_forwarder.ts";
+import { connectDb, dynamo, eventually, stack, streamRecordsContaining } from "./stack_clients.ts";
 
 /** Runs the bundle's handler in Node with an event; returns its answer and its logs. */
 async function invokeInNode(dir: string, event: unknown, env: Record<string, string>) {
@@ -52,21 +52,8 @@ Deno.test("the built zip forwards a real stream event to the webhook", async () 
         Item: { source_id: { S: id }, name: { S: "bundle" }, visitors: { N: "42" } },
       }),
     );
-    const { Table } = await dynamo(spec.region).send(
-      new DescribeTableCommand({ TableName: spec.sourceTable }),
-    );
-    const arn = Table!.LatestStreamArn!;
-    const streams = dynamoStreams(spec.region);
-    const records = [];
-    for (const shard of await listShards(streams, arn)) {
-      let iterator = await shardIterator(streams, arn, shard.ShardId!, "oldest");
-      while (iterator) {
-        const page = await readRecords(streams, arn, iterator);
-        records.push(...page.records.filter((r) => JSON.stringify(r).includes(id)));
-        if (page.records.length === 0) break;
-        iterator = page.next;
-      }
-    }
+    const records = (await streamRecordsContaining(spec.targetTable, id)).found
+      .map((f) => f.record as StreamRecord);
     assert.equal(records.length, 1, "the put is in the stream");
 
     const env = {

@@ -117,7 +117,7 @@ export function streamRecord(
  */
 export async function streamRecordsContaining(target: string, marker: string) {
   const { byTargetTable } = await import("../functions-shared/table_registry.ts");
-  const { listShards, readRecords, shardIterator } = await import(
+  const { listShards, readShard } = await import(
     "../local-stack/stream_reader.ts"
   );
   const { DescribeTableCommand } = await import("@aws-sdk/client-dynamodb");
@@ -133,16 +133,8 @@ export async function streamRecordsContaining(target: string, marker: string) {
     record: Record<string, unknown> & { dynamodb?: { SequenceNumber?: string } };
   }[] = [];
   for (const shard of shards) {
-    let iterator = await shardIterator(streams, streamArn, shard.ShardId!, "oldest");
-    while (iterator) {
-      const page = await readRecords(streams, streamArn, iterator);
-      for (const record of page.records) {
-        if (JSON.stringify(record).includes(marker)) {
-          found.push({ shardId: shard.ShardId!, record });
-        }
-      }
-      if (page.records.length === 0) break;
-      iterator = page.next;
+    for (const record of await readShard(streams, streamArn, shard.ShardId!)) {
+      if (JSON.stringify(record).includes(marker)) found.push({ shardId: shard.ShardId!, record });
     }
   }
   return { streamArn, shards, found };

@@ -12,9 +12,13 @@ import { DeleteItemCommand, PutItemCommand, UpdateItemCommand } from "@aws-sdk/c
 import type { AttributeValue } from "@aws-sdk/client-dynamodb";
 import { byTargetTable } from "../functions-shared/table_registry.ts";
 import { startPostgres, stopPostgres } from "../local-stack/postgres.ts";
-import { listShards, readRecords, shardIterator } from "../local-stack/stream_reader.ts";
-import { DescribeTableCommand } from "@aws-sdk/client-dynamodb";
-import { connectDb, dynamo, dynamoStreams, eventually, postWebhook } from "./stack_clients.ts";
+import {
+  connectDb,
+  dynamo,
+  eventually,
+  postWebhook,
+  streamRecordsContaining,
+} from "./stack_clients.ts";
 
 type Item = Record<string, AttributeValue>;
 const S = (s: string): AttributeValue => ({ S: s });
@@ -200,25 +204,7 @@ Deno.test("puts, updates and deletes in all nine tables arrive in Postgres", asy
 async function recordsOf(targets: string[]) {
   const all = [];
   for (const target of targets) {
-    const spec = byTargetTable(target)!;
-    const { Table } = await dynamo(spec.region).send(
-      new DescribeTableCommand({ TableName: spec.sourceTable }),
-    );
-    const streams = dynamoStreams(spec.region);
-    for (const shard of await listShards(streams, Table!.LatestStreamArn!)) {
-      let iterator = await shardIterator(
-        streams,
-        Table!.LatestStreamArn!,
-        shard.ShardId!,
-        "oldest",
-      );
-      while (iterator) {
-        const { records, next } = await readRecords(streams, Table!.LatestStreamArn!, iterator);
-        all.push(...records.filter((r) => JSON.stringify(r).includes(prefix)));
-        if (records.length === 0) break;
-        iterator = next;
-      }
-    }
+    all.push(...(await streamRecordsContaining(target, prefix)).found.map((f) => f.record));
   }
   return all;
 }
