@@ -9,13 +9,20 @@
  * record not delivered, so that Lambda (ReportBatchItemFailures) checkpoints what was
  * delivered and retries only from there.
  *
- * Settings (environment): WEBHOOK_URL, and SYNC_WEBHOOK_SECRET (a `whsec_...` secret).
+ * Settings (environment): WEBHOOK_URL, and either SYNC_WEBHOOK_SECRET_ARN (deployed: the
+ * `whsec_...` secret in Secrets Manager, read at cold start and cached) or
+ * SYNC_WEBHOOK_SECRET (the value itself: local stack, tests).
  *
  * @module
  */
 
 import process from "node:process";
 import { signWebhook } from "../functions-shared/webhook_signing.ts";
+import { forgetWebhookSecret, webhookSecret } from "./webhook_secret.ts";
+
+// Start reading the secret while Lambda initialises the function (the cold start), so
+// the first invocation need not wait for it; a failed read is retried by that invocation.
+if (process.env.SYNC_WEBHOOK_SECRET_ARN) webhookSecret().catch(() => {});
 
 /** The parts of a DynamoDB Streams record the forwarder reads; the rest passes through. */
 export interface StreamRecord {
@@ -95,6 +102,8 @@ async function deliver(
         return true;
       }
       console.error(`webhook answered ${response.status} for records from ${first}: ${text}`);
+      // A 401 may mean the secret was rotated: read it again before Lambda's retry.
+      if (response.status === 401) forgetWebhookSecret();
       if (!isRetryable(response.status)) return false;
       const retryAfter = Number(response.headers.get("retry-after"));
       if (retryAfter > 0) wait = Math.max(wait, retryAfter * 1000);
@@ -113,12 +122,11 @@ export async function handler(
   event: DynamoDBStreamEvent,
   context: LambdaContext,
 ): Promise<BatchResponse> {
+  // Without settings, fail the invocation: Lambda retries it, and nothing is lost while
+  // the setting is fixed.
   const url = process.env.WEBHOOK_URL;
-  const secret = process.env.SYNC_WEBHOOK_SECRET;
-  if (!url || !secret) {
-    // Fail the invocation: Lambda retries it, and nothing is lost while the setting is fixed.
-    throw new Error("WEBHOOK_URL and SYNC_WEBHOOK_SECRET must be set");
-  }
+  if (!url) throw new Error("WEBHOOK_URL must be set");
+  const secret = await webhookSecret();
   const deadline = Date.now() + context.getRemainingTimeInMillis() - SAFETY_MS;
   for (const records of splitIntoBodies(event.Records ?? [])) {
     if (!(await deliver(url, secret, records, deadline))) {

@@ -108,8 +108,13 @@ Deno.test("after a delivered body, a failed one is reported from its first recor
 
 Deno.test("without its settings the invocation fails, so Lambda retries it", async () => {
   delete process.env.WEBHOOK_URL;
+  await assert.rejects(handler({ Records: [record("1")] }, context()), /WEBHOOK_URL must be set/);
+  process.env.WEBHOOK_URL = "http://127.0.0.1:9/";
+  delete process.env.SYNC_WEBHOOK_SECRET;
+  delete process.env.SYNC_WEBHOOK_SECRET_ARN;
   await assert.rejects(
     handler({ Records: [record("1")] }, context()),
-    /WEBHOOK_URL and SYNC_WEBHOOK_SECRET must be set/,
+    /SYNC_WEBHOOK_SECRET_ARN \(or SYNC_WEBHOOK_SECRET\) must be set/,
   );
+  delete process.env.WEBHOOK_URL;
 });

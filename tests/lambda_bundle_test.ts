@@ -13,18 +13,28 @@ import { PutItemCommand } from "@aws-sdk/client-dynamodb";
 import { unzipSync } from "fflate";
 import { byTargetTable } from "../functions-shared/table_registry.ts";
 import { buildLambda } from "../lambda/build.ts";
+import { startFakeSecretsManager } from "../lambda/fake_secrets_manager.ts";
 import type { StreamRecord } from "../lambda/stream_forwarder.ts";
 import { connectDb, dynamo, eventually, stack, streamRecordsContaining } from "./stack_clients.ts";
 
-/** Runs the bundle's handler in Node with an event; returns its answer and its logs. */
-async function invokeInNode(dir: string, event: unknown, env: Record<string, string>) {
-  writeFileSync(join(dir, "event.json"), JSON.stringify(event));
+/**
+ * Runs the bundle's handler in one Node process (one warm Lambda instance) with each
+ * event in turn; returns its answers and its logs.
+ */
+async function invokeInNode(dir: string, events: unknown[], env: Record<string, string>) {
+  writeFileSync(join(dir, "events.json"), JSON.stringify(events));
   const script = `
     const { handler } = require(${JSON.stringify(join(dir, "index.js"))});
-    const event = require(${JSON.stringify(join(dir, "event.json"))});
-    const end = Date.now() + 10000;
-    handler(event, { getRemainingTimeInMillis: () => end - Date.now(), awsRequestId: "test" })
-      .then((r) => console.log("RESULT " + JSON.stringify(r)), (e) => { console.log("ERROR " + e.message); process.exitCode = 1; });`;
+    const events = require(${JSON.stringify(join(dir, "events.json"))});
+    (async () => {
+      for (const event of events) {
+        const end = Date.now() + 10000;
+        const context = { getRemainingTimeInMillis: () => end - Date.now(), awsRequestId: "test" };
+        await handler(event, context).then(
+          (r) => console.log("RESULT " + JSON.stringify(r)),
+          (e) => console.log("ERROR " + e.message));
+      }
+    })();`;
   const out = await new Deno.Command("node", {
     args: ["-e", script],
     env,
@@ -32,8 +42,9 @@ async function invokeInNode(dir: string, event: unknown, env: Record<string, str
     stderr: "piped",
   }).output();
   const logs = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
-  const result = logs.match(/^RESULT (.*)$/m)?.[1];
-  return { result: result ? JSON.parse(result) : undefined, logs };
+  const results = [...logs.matchAll(/^(RESULT|ERROR) (.*)$/gm)]
+    .map((m) => m[1] === "RESULT" ? JSON.parse(m[2]) : { error: m[2] });
+  return { results, result: results[0], logs };
 }
 
 Deno.test("the built zip forwards a real stream event to the webhook", async () => {
@@ -61,11 +72,11 @@ Deno.test("the built zip forwards a real stream event to the webhook", async () 
       WEBHOOK_URL: `${stack.FUNCTIONS_URL}/mmp-toledo-sync`,
       SYNC_WEBHOOK_SECRET: stack.SYNC_WEBHOOK_SECRET,
     };
-    const ok = await invokeInNode(dir, { Records: records }, env);
+    const ok = await invokeInNode(dir, [{ Records: records }], env);
     assert.deepEqual(ok.result, { batchItemFailures: [] }, ok.logs);
     assert.match(ok.logs, /delivered 1 records from \d+: \{"received":1,/);
 
-    const refused = await invokeInNode(dir, { Records: records }, {
+    const refused = await invokeInNode(dir, [{ Records: records }], {
       ...env,
       SYNC_WEBHOOK_SECRET: `whsec_${btoa("wrong".repeat(8))}`,
     });
@@ -73,6 +84,34 @@ Deno.test("the built zip forwards a real stream event to the webhook", async () 
       batchItemFailures: [{ itemIdentifier: records[0].dynamodb!.SequenceNumber }],
     });
     assert.match(refused.logs, /webhook answered 401/);
+
+    // Deployed, the secret comes from Secrets Manager: read once at cold start, then cached.
+    const arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:mmp-toledo/webhook-AbCdEf";
+    const secrets = startFakeSecretsManager({ [arn]: stack.SYNC_WEBHOOK_SECRET });
+    try {
+      const deployed = {
+        PATH: env.PATH,
+        WEBHOOK_URL: env.WEBHOOK_URL,
+        SYNC_WEBHOOK_SECRET_ARN: arn,
+        AWS_ENDPOINT_URL_SECRETS_MANAGER: secrets.endpoint,
+        AWS_ACCESS_KEY_ID: "AKIDEXAMPLE",
+        AWS_SECRET_ACCESS_KEY: "secret",
+        AWS_REGION: "us-east-1",
+      };
+      const warm = await invokeInNode(dir, [{ Records: records }, { Records: records }], deployed);
+      assert.deepEqual(
+        warm.results,
+        [{ batchItemFailures: [] }, { batchItemFailures: [] }],
+        warm.logs,
+      );
+      assert.deepEqual(secrets.reads, [arn], "one Secrets Manager read for two invocations");
+
+      secrets.secrets.set(arn, "");
+      const unset = await invokeInNode(dir, [{ Records: records }], deployed);
+      assert.match(unset.result.error, /holds no whsec_\.\.\. value; put the one Supabase has/);
+    } finally {
+      await secrets.close();
+    }
 
     const sql = connectDb();
     try {

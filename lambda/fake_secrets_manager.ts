@@ -1,0 +1,61 @@
+/**
+ * A stand-in for AWS Secrets Manager, for tests: AWS cannot run here. It speaks the
+ * service's documented JSON 1.1 protocol for the one call the forwarder makes
+ * (`POST /` with `X-Amz-Target: secretsmanager.GetSecretValue`, body `{"SecretId"}`,
+ * answer `{"ARN", "Name", "SecretString", "VersionId"}`, or a
+ * `ResourceNotFoundException`), so the real AWS SDK talks to it when pointed there with
+ * `AWS_ENDPOINT_URL_SECRETS_MANAGER`.
+ *
+ * @module
+ */
+
+/** A running fake: its endpoint, the secrets it holds (change them to rotate), the calls. */
+export interface FakeSecretsManager {
+  endpoint: string;
+  secrets: Map<string, string>;
+  /** The SecretId of every GetSecretValue call, in order. */
+  reads: string[];
+  close(): Promise<void>;
+}
+
+/** Starts a fake Secrets Manager on a free loopback port holding `secrets` (ARN → value). */
+export function startFakeSecretsManager(secrets: Record<string, string>): FakeSecretsManager {
+  const held = new Map(Object.entries(secrets));
+  const reads: string[] = [];
+  const json = (status: number, body: unknown) =>
+    new Response(JSON.stringify(body), {
+      status,
+      headers: { "content-type": "application/x-amz-json-1.1" },
+    });
+  const server = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen: () => {} }, async (req) => {
+    const target = req.headers.get("x-amz-target");
+    if (req.method !== "POST" || target !== "secretsmanager.GetSecretValue") {
+      return json(400, { __type: "UnknownOperationException", message: `${target}` });
+    }
+    const { SecretId } = await req.json();
+    reads.push(SecretId);
+    const value = held.get(SecretId);
+    if (value === undefined) {
+      return json(400, {
+        __type: "ResourceNotFoundException",
+        message: "Secrets Manager can't find the specified secret.",
+      });
+    }
+    return json(200, {
+      ARN: SecretId,
+      Name: SecretId.split(":")[6],
+      SecretString: value,
+      VersionId: crypto.randomUUID(),
+      VersionStages: ["AWSCURRENT"],
+      CreatedDate: Date.now() / 1000,
+    });
+  });
+  // It never keeps a test process alive by itself.
+  server.unref();
+  return {
+    endpoint: `http://127.0.0.1:${server.addr.port}`,
+    secrets: held,
+    reads,
+    close: () => server.shutdown(),
+  };
+}

@@ -1,0 +1,88 @@
+import assert from "node:assert/strict";
+import process from "node:process";
+import { startFakeSecretsManager } from "./fake_secrets_manager.ts";
+import { CACHE_MS, forgetWebhookSecret, webhookSecret } from "./webhook_secret.ts";
+
+const ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:mmp-toledo/webhook-AbCdEf";
+const SECRET = `whsec_${btoa("a".repeat(32))}`;
+const ROTATED = `whsec_${btoa("b".repeat(32))}`;
+
+// One fake for the file: the module keeps its SDK client, as a warm Lambda does.
+const fake = startFakeSecretsManager({});
+
+/** Points the AWS SDK at the fake holding `secrets`, with fake credentials, as Lambda's env would. */
+function withFake(secrets: Record<string, string>) {
+  fake.secrets.clear();
+  for (const [arn, value] of Object.entries(secrets)) fake.secrets.set(arn, value);
+  fake.reads.length = 0;
+  forgetWebhookSecret();
+  delete process.env.SYNC_WEBHOOK_SECRET;
+  Object.assign(process.env, {
+    SYNC_WEBHOOK_SECRET_ARN: ARN,
+    AWS_ENDPOINT_URL_SECRETS_MANAGER: fake.endpoint,
+    AWS_ACCESS_KEY_ID: "AKIDEXAMPLE",
+    AWS_SECRET_ACCESS_KEY: "secret",
+  });
+  return {
+    fake,
+    close() {
+      delete process.env.SYNC_WEBHOOK_SECRET_ARN;
+      delete process.env.AWS_ENDPOINT_URL_SECRETS_MANAGER;
+      forgetWebhookSecret();
+    },
+  };
+}
+
+Deno.test("reads the secret from Secrets Manager once and serves it from memory", async () => {
+  const { fake, close } = withFake({ [ARN]: SECRET });
+  try {
+    const now = Date.now();
+    assert.equal(await webhookSecret(now), SECRET);
+    assert.equal(await webhookSecret(now + 1000), SECRET);
+    assert.deepEqual(fake.reads, [ARN], "one read for two uses");
+
+    fake.secrets.set(ARN, ROTATED);
+    assert.equal(await webhookSecret(now + CACHE_MS + 1), ROTATED, "read again when stale");
+    fake.secrets.set(ARN, SECRET);
+    forgetWebhookSecret();
+    assert.equal(await webhookSecret(now + CACHE_MS + 2), SECRET, "read again when forgotten");
+    assert.equal(fake.reads.length, 3);
+  } finally {
+    close();
+  }
+});
+
+Deno.test("a secret without a whsec_ value is refused with the command that fixes it", async () => {
+  const { fake, close } = withFake({ [ARN]: "" });
+  try {
+    await assert.rejects(
+      webhookSecret(),
+      /the webhook secret arn:aws:secretsmanager:.* holds no whsec_\.\.\. value; .*put-secret-value --secret-id arn:aws:secretsmanager:/,
+    );
+    fake.secrets.set(ARN, SECRET);
+    assert.equal(await webhookSecret(), SECRET, "a failed read is not cached");
+  } finally {
+    close();
+  }
+});
+
+Deno.test("a missing secret names the secret and Secrets Manager's cause", async () => {
+  const { close } = withFake({});
+  try {
+    await assert.rejects(
+      webhookSecret(),
+      /cannot read the webhook secret arn:aws:secretsmanager:us-east-1:.*: Secrets Manager can't find the specified secret/,
+    );
+  } finally {
+    close();
+  }
+});
+
+Deno.test("SYNC_WEBHOOK_SECRET, when set, is used as it is", async () => {
+  process.env.SYNC_WEBHOOK_SECRET = SECRET;
+  try {
+    assert.equal(await webhookSecret(), SECRET);
+  } finally {
+    delete process.env.SYNC_WEBHOOK_SECRET;
+  }
+});
