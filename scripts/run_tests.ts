@@ -118,6 +118,101 @@ async function stackRunning(): Promise<boolean> {
     await portOpen(HOST, DYNAMODB_PORT);
 }
 
+/** Records a step that could not run here, and why (shown in the summary, counted as neither). */
+function skip(name: string, reason: string) {
+  console.log(`\n=== ${name}: skipped: ${reason}`);
+  results.push({ name: `${name} (skipped)`, ok: true, passed: 0, failed: 0, seconds: 0 });
+}
+
+/** `Success! 5 passed, 0 failed.` / `Failure! 3 passed, 1 failed, 1 skipped.` from terraform test. */
+function terraformTestCounts(output: string) {
+  const line = output.match(/(\d+) passed, (\d+) failed/);
+  return line ? { passed: Number(line[1]), failed: Number(line[2]) } : undefined;
+}
+
+/** A directory holding the AWS provider as a filesystem mirror, if this machine has one. */
+function providerMirror(): string | undefined {
+  const candidates = [Deno.env.get("TF_PLUGIN_DIR"), "/opt/tf-plugins"].filter(Boolean) as string[];
+  return candidates.find((dir) =>
+    existsSync(join(dir, "registry.terraform.io", "hashicorp", "aws"))
+  );
+}
+
+/**
+ * The Terraform checks that need terraform itself (the HCL is also checked without it, by
+ * infrastructure/terraform/terraform_test.ts): fmt, then for the root configuration and
+ * the module, init (from a local provider mirror when there is one), validate, and
+ * `terraform test` with mocked providers. Nothing touches AWS.
+ */
+async function terraformSteps() {
+  const terraform = "terraform";
+  if (!(await commandExists(terraform))) {
+    skip("terraform", "terraform is not installed (the parsed-HCL checks ran in the unit tests)");
+    return;
+  }
+  const dir = join(ROOT, "infrastructure", "terraform");
+  await step("terraform fmt", terraform, ["fmt", "-check", "-recursive", "-diff", dir]);
+  // terraform test deploys nothing, but the configuration hashes the zip it would deploy.
+  await step("build:lambda", DENO_BIN, ["run", "-A", "lambda/build.ts"]);
+  const mirror = providerMirror();
+  for (const config of ["mmp-toledo-sync", "modules/stream-sync"]) {
+    const chdir = `-chdir=${join(dir, config)}`;
+    const env = { TF_DATA_DIR: join(ROOT, ".local", "terraform", config), TF_IN_AUTOMATION: "1" };
+    const init = [
+      "init",
+      "-backend=false",
+      "-input=false",
+      "-no-color",
+      ...(mirror ? [`-plugin-dir=${mirror}`] : []),
+    ];
+    const { code, output } = await runShown(terraform, [chdir, ...init], env);
+    if (code !== 0) {
+      if (!mirror && /registry\.terraform\.io|Failed to query available provider/.test(output)) {
+        skip(
+          `terraform ${config}`,
+          "the AWS provider cannot be installed (no registry, no TF_PLUGIN_DIR mirror)",
+        );
+        continue;
+      }
+      results.push({
+        name: `terraform init ${config}`,
+        ok: false,
+        passed: 0,
+        failed: 1,
+        seconds: 0,
+      });
+      continue;
+    }
+    await step(
+      `terraform validate ${config}`,
+      terraform,
+      [chdir, "validate", "-no-color"],
+      undefined,
+      env,
+    );
+    await step(
+      `terraform test ${config}`,
+      terraform,
+      [chdir, "test", "-no-color"],
+      terraformTestCounts,
+      env,
+    );
+  }
+}
+
+async function commandExists(command: string): Promise<boolean> {
+  try {
+    const { success } = await new Deno.Command(command, {
+      args: ["version"],
+      stdout: "null",
+      stderr: "null",
+    }).output();
+    return success;
+  } catch {
+    return false;
+  }
+}
+
 const keepStack = Deno.args.includes("--keep-stack");
 const started = performance.now();
 const denoCode = [
@@ -128,6 +223,7 @@ const denoCode = [
   "scripts",
   "tests",
   "supabase/functions",
+  "infrastructure",
 ];
 
 await step("format", DENO_BIN, ["fmt", "--check"]);
@@ -140,6 +236,7 @@ await step("types", DENO_BIN, [
   "demo",
   "scripts",
   "tests",
+  "infrastructure",
 ]);
 for (const fn of readdirSync(join(ROOT, "supabase", "functions")).sort()) {
   const dir = join(ROOT, "supabase", "functions", fn);
@@ -154,6 +251,7 @@ for (const fn of readdirSync(join(ROOT, "supabase", "functions")).sort()) {
 const unitTests = denoCode.flatMap((d) => testFiles(join(ROOT, d), "_test.ts"))
   .filter((f) => !f.startsWith(join(ROOT, "tests")));
 await step("unit tests", DENO_BIN, ["test", "-A", ...unitTests], denoTestCounts);
+await terraformSteps();
 
 const wasRunning = await stackRunning();
 if (await step("stack:up", DENO_BIN, ["run", "-A", "local-stack/stack.ts", "up"])) {

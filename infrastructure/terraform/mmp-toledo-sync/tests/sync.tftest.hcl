@@ -1,0 +1,127 @@
+# Offline tests of the two-region configuration: `terraform test` with the AWS
+# providers mocked (no account, no network). Plans only.
+
+mock_provider "aws" {
+  alias           = "us_east_1"
+  override_during = plan
+
+  mock_data "aws_dynamodb_table" {
+    defaults = {
+      stream_enabled   = true
+      stream_view_type = "NEW_AND_OLD_IMAGES"
+      stream_arn       = "arn:aws:dynamodb:us-east-1:123456789012:table/t/stream/2026-01-01T00:00:00.000"
+    }
+  }
+  mock_data "aws_iam_policy_document" {
+    defaults = { json = "{}" }
+  }
+  mock_resource "aws_secretsmanager_secret" {
+    defaults = { arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:firespring-AbCdEf" }
+  }
+}
+
+mock_provider "aws" {
+  alias           = "us_east_2"
+  override_during = plan
+
+  mock_data "aws_dynamodb_table" {
+    defaults = {
+      stream_enabled   = true
+      stream_view_type = "NEW_AND_OLD_IMAGES"
+      stream_arn       = "arn:aws:dynamodb:us-east-2:123456789012:table/t/stream/2026-01-01T00:00:00.000"
+    }
+  }
+  mock_data "aws_iam_policy_document" {
+    defaults = { json = "{}" }
+  }
+  mock_resource "aws_secretsmanager_secret" {
+    defaults = { arn = "arn:aws:secretsmanager:us-east-2:123456789012:secret:mmp-toledo-AbCdEf" }
+  }
+}
+
+variables {
+  supabase_project_ref = "abcdefghijklmnopqrst"
+}
+
+run "both_regions_with_the_seed_tfvars" {
+  command = plan
+
+  assert {
+    condition = toset(keys(output.lambdas["us-east-1"].event_source_mappings)) == toset([
+      "firespring-backdoor-actions-dev",
+      "firespring-backdoor-visitors-dev",
+      "firespring-backdoor-extraction-jobs-dev",
+      "firespring-backdoor-traffic-sources-dev",
+      "firespring-backdoor-segments-dev",
+      "firespring-backdoor-searches-dev",
+      "firespring-backdoor-network-state-dev",
+    ])
+    error_message = "us-east-1 maps the seven Firespring tables."
+  }
+  assert {
+    condition     = toset(keys(output.lambdas["us-east-2"].event_source_mappings)) == toset(["Lead-sqiqbtbugvfabolqwdt4rz3dla-NONE", "toledo-consulting-dashboard-data"])
+    error_message = "us-east-2 maps the lead and dashboard tables."
+  }
+  assert {
+    condition = (
+      output.lambdas["us-east-1"].function_name == "mmp-toledo-firespring-sync-dev" &&
+      output.lambdas["us-east-2"].function_name == "mmp-toledo-mmp-toledo-sync-dev"
+    )
+    error_message = "The Lambdas keep the seed report's names."
+  }
+  assert {
+    condition     = output.webhook_url == "https://abcdefghijklmnopqrst.supabase.co/functions/v1/mmp-toledo-sync"
+    error_message = "Both Lambdas post to the project's mmp-toledo-sync function."
+  }
+  assert {
+    condition     = startswith(output.lambdas["us-east-2"].put_webhook_secret, "aws secretsmanager put-secret-value --region us-east-2 --secret-id arn:aws:secretsmanager:us-east-2:")
+    error_message = "The output says how to put the secret's value, in the secret's region."
+  }
+  assert {
+    condition     = output.supabase_reader.user == "mmp-toledo-supabase-reader-dev" && length(data.aws_iam_policy_document.supabase_reader[0].statement[0].resources) == 9
+    error_message = "The Edge Functions' reader may read the nine synced tables."
+  }
+}
+
+run "the_enable_flags_choose_the_tables" {
+  command = plan
+
+  variables {
+    enable_firespring_sync  = false
+    enable_leads_table_sync = false
+  }
+
+  assert {
+    condition     = keys(output.lambdas) == ["us-east-2"]
+    error_message = "Without Firespring sync there is no us-east-1 Lambda."
+  }
+  assert {
+    condition     = keys(output.lambdas["us-east-2"].event_source_mappings) == ["toledo-consulting-dashboard-data"]
+    error_message = "Without lead sync only the dashboard table is mapped."
+  }
+}
+
+run "nothing_enabled_makes_nothing" {
+  command = plan
+
+  variables {
+    enable_firespring_sync      = false
+    enable_leads_table_sync     = false
+    enable_dashboard_table_sync = false
+  }
+
+  assert {
+    condition     = output.lambdas == {} && output.supabase_reader == null
+    error_message = "No table, no Lambda and no reader."
+  }
+}
+
+run "a_malformed_project_ref_is_refused" {
+  command = plan
+
+  variables {
+    supabase_project_ref = "https://abc.supabase.co"
+  }
+
+  expect_failures = [var.supabase_project_ref]
+}

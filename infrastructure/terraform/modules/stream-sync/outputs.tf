@@ -1,0 +1,54 @@
+output "function_name" {
+  description = "The forwarding Lambda."
+  value       = aws_lambda_function.forwarder.function_name
+}
+
+output "function_arn" {
+  description = "ARN of the forwarding Lambda."
+  value       = aws_lambda_function.forwarder.arn
+}
+
+output "event_source_mappings" {
+  description = "Source table → the UUID of its event source mapping."
+  value       = { for table, mapping in aws_lambda_event_source_mapping.stream : table => mapping.uuid }
+}
+
+output "dead_letter_queue_url" {
+  description = "Where failed stream ranges wait (npm run stream:replay reads them)."
+  value       = aws_sqs_queue.dead_letters.url
+}
+
+output "dead_letter_queue_arn" {
+  description = "ARN of the dead-letter queue."
+  value       = aws_sqs_queue.dead_letters.arn
+}
+
+output "webhook_secret_arn" {
+  description = "The secret the Lambda signs with; put its value once (see put_webhook_secret)."
+  value       = aws_secretsmanager_secret.webhook.arn
+}
+
+output "put_webhook_secret" {
+  description = "The command that puts the webhook secret's value (the SYNC_WEBHOOK_SECRET of the Supabase project)."
+  value       = "aws secretsmanager put-secret-value --region ${split(":", aws_secretsmanager_secret.webhook.arn)[3]} --secret-id ${aws_secretsmanager_secret.webhook.arn} --secret-string \"$SYNC_WEBHOOK_SECRET\""
+}
+
+output "log_group_name" {
+  description = "The Lambda's CloudWatch log group."
+  value       = aws_cloudwatch_log_group.lambda.name
+}
+
+output "role_arn" {
+  description = "The Lambda's execution role."
+  value       = aws_iam_role.lambda.arn
+}
+
+output "alarm_names" {
+  description = "The CloudWatch alarms (empty without enable_monitoring)."
+  value       = concat(aws_cloudwatch_metric_alarm.dead_letters[*].alarm_name, aws_cloudwatch_metric_alarm.iterator_age[*].alarm_name)
+}
+
+output "table_arns" {
+  description = "Source table → its ARN (for the Supabase reader's policy)."
+  value       = { for table, t in data.aws_dynamodb_table.source : table => t.arn }
+}

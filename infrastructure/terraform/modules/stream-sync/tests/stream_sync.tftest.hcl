@@ -1,0 +1,148 @@
+# Offline tests of the module: `terraform test` with a mocked AWS provider (no account,
+# no network). Plans only; what the mock cannot tell (whether AWS accepts it) is for a
+# real `terraform plan`.
+
+mock_provider "aws" {
+  override_during = plan
+
+  mock_data "aws_dynamodb_table" {
+    defaults = {
+      stream_enabled   = true
+      stream_view_type = "NEW_AND_OLD_IMAGES"
+      stream_arn       = "arn:aws:dynamodb:us-east-1:123456789012:table/t/stream/2026-01-01T00:00:00.000"
+    }
+  }
+  mock_data "aws_iam_policy_document" {
+    defaults = { json = "{}" }
+  }
+  mock_resource "aws_sqs_queue" {
+    defaults = { arn = "arn:aws:sqs:us-east-1:123456789012:sync-dlq", url = "https://sqs.us-east-1.amazonaws.com/123456789012/sync-dlq" }
+  }
+  mock_resource "aws_secretsmanager_secret" {
+    defaults = { arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:sync/webhook-secret-AbCdEf" }
+  }
+  mock_resource "aws_cloudwatch_log_group" {
+    defaults = { arn = "arn:aws:logs:us-east-1:123456789012:log-group:/aws/lambda/sync" }
+  }
+  mock_resource "aws_iam_role" {
+    defaults = { arn = "arn:aws:iam::123456789012:role/sync-role" }
+  }
+  mock_resource "aws_lambda_function" {
+    defaults = { arn = "arn:aws:lambda:us-east-1:123456789012:function:sync" }
+  }
+}
+
+variables {
+  name          = "sync"
+  source_tables = ["table-a", "table-b"]
+  webhook_url   = "https://abcdefghijklmnopqrst.supabase.co/functions/v1/mmp-toledo-sync"
+  lambda_zip    = "../../../../lambda/dist/stream-forwarder.zip"
+}
+
+run "one_mapping_per_table_with_the_seed_settings" {
+  command = plan
+
+  assert {
+    condition     = keys(aws_lambda_event_source_mapping.stream) == ["table-a", "table-b"]
+    error_message = "Each table gets exactly one event source mapping."
+  }
+  assert {
+    condition = alltrue([for m in aws_lambda_event_source_mapping.stream :
+      m.batch_size == 10 && m.function_response_types == toset(["ReportBatchItemFailures"]) &&
+      m.bisect_batch_on_function_error && m.maximum_retry_attempts == 10 &&
+      m.maximum_record_age_in_seconds == 3600 && m.starting_position == "TRIM_HORIZON" &&
+      m.destination_config[0].on_failure[0].destination_arn == aws_sqs_queue.dead_letters.arn
+    ])
+    error_message = "Mappings: batch 10, ReportBatchItemFailures, bisect, bounded retries and age, failures to the DLQ."
+  }
+  assert {
+    condition = (
+      aws_lambda_function.forwarder.runtime == "nodejs20.x" &&
+      aws_lambda_function.forwarder.architectures == tolist(["arm64"]) &&
+      aws_lambda_function.forwarder.memory_size == 128 &&
+      aws_lambda_function.forwarder.reserved_concurrent_executions == 5 &&
+      aws_lambda_function.forwarder.handler == "index.handler"
+    )
+    error_message = "The Lambda is Node 20 on ARM64, 128 MB, reserved concurrency 5, handler index.handler."
+  }
+  assert {
+    condition = aws_lambda_function.forwarder.environment[0].variables == tomap({
+      WEBHOOK_URL             = var.webhook_url
+      SYNC_WEBHOOK_SECRET_ARN = aws_secretsmanager_secret.webhook.arn
+    })
+    error_message = "The Lambda gets the webhook URL and the secret's ARN, never the secret itself."
+  }
+  assert {
+    condition     = aws_cloudwatch_log_group.lambda.retention_in_days == 7 && aws_cloudwatch_log_group.lambda.name == "/aws/lambda/sync"
+    error_message = "The Lambda's log group keeps 7 days."
+  }
+  assert {
+    condition     = length(aws_cloudwatch_metric_alarm.dead_letters) == 0 && length(aws_cloudwatch_metric_alarm.iterator_age) == 0
+    error_message = "No alarms without enable_monitoring."
+  }
+}
+
+run "settings_come_from_the_variables" {
+  command = plan
+
+  variables {
+    batch_size         = 100
+    lambda_memory_size = 256
+    log_retention_days = 14
+    enable_monitoring  = true
+    alarm_actions      = ["arn:aws:sns:us-east-1:123456789012:ops"]
+  }
+
+  assert {
+    condition     = alltrue([for m in aws_lambda_event_source_mapping.stream : m.batch_size == 100])
+    error_message = "batch_size reaches every mapping."
+  }
+  assert {
+    condition     = aws_lambda_function.forwarder.memory_size == 256 && aws_cloudwatch_log_group.lambda.retention_in_days == 14
+    error_message = "lambda_memory_size and log_retention_days reach the Lambda and its log group."
+  }
+  assert {
+    condition = (
+      aws_cloudwatch_metric_alarm.dead_letters[0].metric_name == "ApproximateNumberOfMessagesVisible" &&
+      aws_cloudwatch_metric_alarm.iterator_age[0].metric_name == "IteratorAge" &&
+      aws_cloudwatch_metric_alarm.iterator_age[0].alarm_actions == toset(["arn:aws:sns:us-east-1:123456789012:ops"])
+    )
+    error_message = "enable_monitoring makes the DLQ and iterator-age alarms, notifying alarm_actions."
+  }
+}
+
+run "a_table_without_new_and_old_images_is_refused" {
+  command = plan
+
+  override_data {
+    target = data.aws_dynamodb_table.source["table-b"]
+    values = {
+      stream_enabled   = true
+      stream_view_type = "KEYS_ONLY"
+      stream_arn       = "arn:aws:dynamodb:us-east-1:123456789012:table/table-b/stream/2026-01-01T00:00:00.000"
+    }
+  }
+
+  expect_failures = [aws_lambda_event_source_mapping.stream]
+}
+
+run "a_table_named_twice_is_refused" {
+  command = plan
+
+  variables {
+    source_tables = ["table-a", "table-a"]
+  }
+
+  expect_failures = [var.source_tables]
+}
+
+run "batch_size_and_retries_are_bounded" {
+  command = plan
+
+  variables {
+    batch_size             = 0
+    maximum_retry_attempts = -1
+  }
+
+  expect_failures = [var.batch_size, var.maximum_retry_attempts]
+}

@@ -1,0 +1,127 @@
+variable "name" {
+  description = "Name of the forwarding Lambda; its queue, secret, role and log group are named after it."
+  type        = string
+}
+
+variable "source_tables" {
+  description = "DynamoDB tables (in this provider's region) whose streams the Lambda forwards. Each must have a stream with NEW_AND_OLD_IMAGES."
+  type        = list(string)
+
+  validation {
+    condition     = length(var.source_tables) == length(distinct(var.source_tables))
+    error_message = "A table may be named only once: each gets exactly one event source mapping."
+  }
+}
+
+variable "webhook_url" {
+  description = "The mmp-toledo-sync Edge Function, https://<project-ref>.supabase.co/functions/v1/mmp-toledo-sync."
+  type        = string
+
+  validation {
+    condition     = startswith(var.webhook_url, "https://")
+    error_message = "The webhook URL must be https (the records and their signature cross the internet)."
+  }
+}
+
+variable "lambda_zip" {
+  description = "The Lambda archive `npm run build:lambda` writes (lambda/dist/stream-forwarder.zip)."
+  type        = string
+}
+
+variable "lambda_memory_size" {
+  description = "Memory of the Lambda in MB."
+  type        = number
+  default     = 128
+}
+
+variable "lambda_timeout" {
+  description = "Seconds one invocation may take; the forwarder retries the webhook within it."
+  type        = number
+  default     = 60
+}
+
+variable "reserved_concurrency" {
+  description = "Reserved concurrency of the Lambda: at most this many batches at once, whatever the shards."
+  type        = number
+  default     = 5
+}
+
+variable "batch_size" {
+  description = "Stream records per invocation."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.batch_size >= 1 && var.batch_size <= 10000
+    error_message = "batch_size must be between 1 and 10000 (Lambda's limit for DynamoDB Streams)."
+  }
+}
+
+variable "maximum_batching_window_in_seconds" {
+  description = "How long Lambda may gather records before it invokes (0: at once)."
+  type        = number
+  default     = 0
+}
+
+variable "maximum_retry_attempts" {
+  description = "Retries of a failing batch (after bisecting it) before its range goes to the dead-letter queue."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.maximum_retry_attempts >= 0 && var.maximum_retry_attempts <= 10000
+    error_message = "maximum_retry_attempts must be bounded: 0 to 10000."
+  }
+}
+
+variable "maximum_record_age_in_seconds" {
+  description = "Records older than this go to the dead-letter queue. One hour leaves 23 of the stream's 24 hours to replay them (npm run stream:replay)."
+  type        = number
+  default     = 3600
+
+  validation {
+    condition     = var.maximum_record_age_in_seconds >= 60 && var.maximum_record_age_in_seconds <= 604800
+    error_message = "maximum_record_age_in_seconds must be bounded: 60 to 604800."
+  }
+}
+
+variable "starting_position" {
+  description = "Where a new mapping starts reading: TRIM_HORIZON (everything the stream holds: nothing between enabling the stream and the mapping is lost) or LATEST."
+  type        = string
+  default     = "TRIM_HORIZON"
+
+  validation {
+    condition     = contains(["TRIM_HORIZON", "LATEST"], var.starting_position)
+    error_message = "starting_position must be TRIM_HORIZON or LATEST."
+  }
+}
+
+variable "log_retention_days" {
+  description = "Days CloudWatch keeps the Lambda's logs."
+  type        = number
+  default     = 7
+}
+
+variable "enable_monitoring" {
+  description = "Create CloudWatch alarms on the dead-letter queue and on the streams' iterator age."
+  type        = bool
+  default     = false
+}
+
+variable "iterator_age_alarm_ms" {
+  description = "Alarm when the oldest record a batch reads is older than this (ms): the sync is falling behind."
+  type        = number
+  default     = 300000
+}
+
+variable "alarm_actions" {
+  description = "ARNs (SNS topics in this region) the alarms notify."
+  type        = list(string)
+  default     = []
+}
+
+variable "tags" {
+  description = "Tags for every resource."
+  type        = map(string)
+  default     = {}
+}
