@@ -18,6 +18,7 @@ import { DYNAMODB_PORT, HOST, ROOT } from "./config.ts";
 import {
   logFile,
   portOpen,
+  portTaken,
   runningPid,
   startDetached,
   stopDetached,
@@ -31,7 +32,7 @@ const NAME = "dynamodb";
 export async function startDynamo(): Promise<"started" | "reused"> {
   if (runningPid(NAME) !== undefined && await portOpen(HOST, DYNAMODB_PORT)) return "reused";
   if (await portOpen(HOST, DYNAMODB_PORT)) {
-    throw new Error(`port ${DYNAMODB_PORT} is taken by a process that is not this stack's`);
+    throw portTaken(DYNAMODB_PORT, "DynamoDB Local");
   }
   startDetached({
     name: NAME,

@@ -121,6 +121,14 @@ export async function waitFor(
   );
 }
 
+/** The error for a port held by a process that is not this stack's; says how to find it. */
+export function portTaken(port: number, part: string): Error {
+  return new Error(
+    `port ${port} (${part}) is taken by a process that is not this stack's: ` +
+      `find it with \`ss -ltnp 'sport = :${port}'\`, stop it, then run \`npm run stack:up\` again`,
+  );
+}
+
 /** Whether something accepts TCP connections on host:port. */
 export async function portOpen(host: string, port: number): Promise<boolean> {
   try {

@@ -23,7 +23,15 @@ import {
   startPostgres,
   stopPostgres,
 } from "./postgres.ts";
-import { logFile, runningPid, startDetached, stopDetached, waitFor } from "./processes.ts";
+import {
+  logFile,
+  portOpen,
+  portTaken,
+  runningPid,
+  startDetached,
+  stopDetached,
+  waitFor,
+} from "./processes.ts";
 import { ensureStackEnv, type StackEnv } from "./stack_env.ts";
 import { ensureSourceTables } from "./source_tables.ts";
 import { POLLER_STATE_FILE } from "./stream_positions.ts";
@@ -94,6 +102,9 @@ async function startDenoPart(part: (typeof DENO_PARTS)[number]): Promise<"starte
   const same = existsSync(printFile) && readFileSync(printFile, "utf8") === print;
   if (runningPid(part.name) !== undefined && same) return "reused";
   await stopDetached(part.name);
+  if (part.name === "functions" && await portOpen(HOST, FUNCTIONS_PORT)) {
+    throw portTaken(FUNCTIONS_PORT, "the functions gateway");
+  }
   startDetached({
     name: part.name,
     command: DENO_BIN,
