@@ -13,7 +13,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { HOST, LOCAL_DIR, LOG_DIR, PG_BIN, POSTGRES_PORT, ROOT } from "./config.ts";
-import { portTaken, run } from "./processes.ts";
+import { portOpen, portTaken, run } from "./processes.ts";
 
 const PASSWORD = "postgres";
 const EXTENSION_DIR = "/usr/share/postgresql/15/extension";
@@ -127,10 +127,9 @@ export async function startPostgres(
   cluster: Cluster = STACK_CLUSTER,
 ): Promise<"started" | "reused"> {
   const dir = await dataDir(cluster);
-  if (await isReady(cluster)) {
-    if (existsSync(join(dir, "postmaster.pid"))) return "reused";
-    throw portTaken(cluster.port, "Postgres");
-  }
+  const ours = existsSync(join(dir, "postmaster.pid"));
+  if (ours && await isReady(cluster)) return "reused";
+  if (!ours && await portOpen(HOST, cluster.port)) throw portTaken(cluster.port, "Postgres");
   const log = join(LOG_DIR, `${cluster.name}.log`);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   mkdirSync(LOG_DIR, { recursive: true });
