@@ -4,8 +4,9 @@
  * table (items, rows, rate, ETA, segments) from `sync.backfill_progress` until every job
  * has finished. Exits non-zero if one failed, with its cause.
  *
- * Reads DATABASE_URL (default: the local stack's) and, for the ETA, the tables' item
- * counts from DynamoDB (DYNAMODB_ENDPOINT and the usual AWS settings).
+ * Reads DATABASE_URL (default: the local stack's, with its DynamoDB Local) and, for the
+ * ETA, the tables' item counts from DynamoDB (DYNAMODB_ENDPOINT and the usual AWS
+ * settings; with DATABASE_URL given, the local stack's are not used).
  *
  * @module
  */
@@ -143,10 +144,19 @@ if (import.meta.main) {
     console.error("usage: npm run backfill -- <table ...|--all> [--segments N]");
     Deno.exit(2);
   }
-  const local = existsSync(STACK_ENV_FILE) ? readStackEnv() : undefined;
+  // The local stack's settings, unless a database is named: then DynamoDB is AWS's too
+  // (credentials and region as the AWS CLI has them).
+  const local = !Deno.env.get("DATABASE_URL") && existsSync(STACK_ENV_FILE)
+    ? readStackEnv()
+    : undefined;
   const env = (name: string) =>
     Deno.env.get(name) ?? (local as Record<string, string> | undefined)?.[name];
-  const sql = connectDb(env("DATABASE_URL")!, 2);
+  const databaseUrl = env("DATABASE_URL");
+  if (!databaseUrl) {
+    console.error("backfill: set DATABASE_URL, or start the local stack (npm run stack:up)");
+    Deno.exit(2);
+  }
+  const sql = connectDb(databaseUrl, 2);
   const { jobs, expected } = await startBackfills(
     sql,
     dynamoClients(env),

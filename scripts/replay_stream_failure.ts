@@ -135,8 +135,9 @@ function messageFiles(paths: string[]): string[] {
 }
 
 if (import.meta.main) {
-  if (existsSync(STACK_ENV_FILE)) {
-    const env = readStackEnv();
+  // The local stack's settings, unless another webhook is named: then AWS is the real one.
+  const env = existsSync(STACK_ENV_FILE) ? readStackEnv() : undefined;
+  if (env && (process.env.WEBHOOK_URL ?? env.FUNCTIONS_URL).startsWith(env.FUNCTIONS_URL)) {
     process.env.WEBHOOK_URL ??= `${env.FUNCTIONS_URL}/mmp-toledo-sync`;
     process.env.SYNC_WEBHOOK_SECRET ??= env.SYNC_WEBHOOK_SECRET;
     process.env.DYNAMODB_ENDPOINT ??= env.DYNAMODB_ENDPOINT;
