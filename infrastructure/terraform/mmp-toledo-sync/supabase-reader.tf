@@ -42,11 +42,7 @@ resource "aws_iam_user_policy" "supabase_reader" {
   policy   = data.aws_iam_policy_document.supabase_reader[0].json
 }
 
-output "supabase_reader" {
-  description = "The IAM user the Edge Functions read DynamoDB as, and how to give Supabase its key."
-  value = length(aws_iam_user.supabase_reader) == 0 ? null : {
-    user            = aws_iam_user.supabase_reader[0].name
-    create_key      = "aws iam create-access-key --user-name ${aws_iam_user.supabase_reader[0].name}"
-    set_in_supabase = "npx supabase secrets set AWS_ACCESS_KEY_ID=<AccessKeyId> AWS_SECRET_ACCESS_KEY=<SecretAccessKey>"
-  }
+output "supabase_reader_user" {
+  description = "The IAM user the Edge Functions read DynamoDB as: aws iam create-access-key --user-name <it>, then npx supabase secrets set AWS_ACCESS_KEY_ID=... AWS_SECRET_ACCESS_KEY=..."
+  value       = one(aws_iam_user.supabase_reader[*].name)
 }

@@ -78,7 +78,7 @@ run "both_regions_with_the_seed_tfvars" {
     error_message = "The output says how to put the secret's value, in the secret's region."
   }
   assert {
-    condition     = output.supabase_reader.user == "mmp-toledo-supabase-reader-dev" && length(data.aws_iam_policy_document.supabase_reader[0].statement[0].resources) == 9
+    condition     = output.supabase_reader_user == "mmp-toledo-supabase-reader-dev" && length(data.aws_iam_policy_document.supabase_reader[0].statement[0].resources) == 9
     error_message = "The Edge Functions' reader may read the nine synced tables."
   }
 }
@@ -111,7 +111,7 @@ run "nothing_enabled_makes_nothing" {
   }
 
   assert {
-    condition     = output.lambdas == {} && output.supabase_reader == null
+    condition     = output.lambdas == {} && output.supabase_reader_user == null
     error_message = "No table, no Lambda and no reader."
   }
 }

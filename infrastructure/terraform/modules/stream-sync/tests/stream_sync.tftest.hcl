@@ -73,6 +73,10 @@ run "one_mapping_per_table_with_the_seed_settings" {
     error_message = "The Lambda gets the webhook URL and the secret's ARN, never the secret itself."
   }
   assert {
+    condition     = aws_secretsmanager_secret.webhook.name == "sync/webhook-secret"
+    error_message = "The secret is named <function>/webhook-secret (the README's put-secret-value uses the name)."
+  }
+  assert {
     condition     = aws_cloudwatch_log_group.lambda.retention_in_days == 7 && aws_cloudwatch_log_group.lambda.name == "/aws/lambda/sync"
     error_message = "The Lambda's log group keeps 7 days."
   }
