@@ -37,6 +37,8 @@ async function invokeInNode(dir: string, events: unknown[], env: Record<string, 
     })();`;
   const out = await new Deno.Command("node", {
     args: ["-e", script],
+    // Only the function's configured environment, as on Lambda: nothing of this process's.
+    clearEnv: true,
     env,
     stdout: "piped",
     stderr: "piped",
