@@ -40,6 +40,17 @@ export interface StreamFailureMessage {
   };
 }
 
+/**
+ * The settings the deployed mappings have (infrastructure/terraform/modules/stream-sync,
+ * a test keeps the two equal), so the local stack behaves as production does.
+ */
+export const DEPLOYED_MAPPING = {
+  batchSize: 10,
+  maxRetryAttempts: 10,
+  bisectBatchOnFunctionError: true,
+  functionTimeoutMs: 60_000,
+} as const;
+
 /** The mapping's settings. */
 export interface MappingConfig {
   handler: (event: DynamoDBStreamEvent, context: LambdaContext) => Promise<BatchResponse | void>;

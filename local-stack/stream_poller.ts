@@ -11,8 +11,9 @@
  * a whole stream gone before it was read to its end), it marks the table stale with
  * `sync.mark_stale`, which queues a backfill of it, and reads on from the oldest record.
  *
- * Settings (environment, with the seed report's defaults): STREAM_BATCH_SIZE (10),
- * STREAM_MAX_RETRY_ATTEMPTS (-1: until the records expire), STREAM_BISECT_ON_ERROR (true).
+ * Settings (environment; the defaults are the deployed mappings', DEPLOYED_MAPPING):
+ * STREAM_BATCH_SIZE (10), STREAM_MAX_RETRY_ATTEMPTS (10; -1: until the records expire),
+ * STREAM_BISECT_ON_ERROR (true).
  *
  * Run by `stack:up`; not meant to be started by hand.
  *
@@ -28,7 +29,11 @@ import { connectDb } from "../functions-shared/sync_db.ts";
 import { bySourceTable, tableNameFromArn, TABLES } from "../functions-shared/table_registry.ts";
 import { handler } from "../lambda/stream_forwarder.ts";
 import { LOCAL_DIR } from "./config.ts";
-import { EventSourceMapping, type StreamFailureMessage } from "./event_source_mapping.ts";
+import {
+  DEPLOYED_MAPPING,
+  EventSourceMapping,
+  type StreamFailureMessage,
+} from "./event_source_mapping.ts";
 import { localDynamo } from "./source_tables.ts";
 import { POLLER_STATE_FILE } from "./stream_positions.ts";
 import { readStackEnv } from "./stack_env.ts";
@@ -69,10 +74,13 @@ if (import.meta.main) {
   const sql = connectDb(env.DATABASE_URL, 1);
   const mapping = new EventSourceMapping({
     handler,
-    batchSize: Number(Deno.env.get("STREAM_BATCH_SIZE") ?? 10),
-    maxRetryAttempts: Number(Deno.env.get("STREAM_MAX_RETRY_ATTEMPTS") ?? -1),
-    bisectBatchOnFunctionError: (Deno.env.get("STREAM_BISECT_ON_ERROR") ?? "true") === "true",
-    functionTimeoutMs: 60_000,
+    batchSize: Number(Deno.env.get("STREAM_BATCH_SIZE") ?? DEPLOYED_MAPPING.batchSize),
+    maxRetryAttempts: Number(
+      Deno.env.get("STREAM_MAX_RETRY_ATTEMPTS") ?? DEPLOYED_MAPPING.maxRetryAttempts,
+    ),
+    bisectBatchOnFunctionError: (Deno.env.get("STREAM_BISECT_ON_ERROR") ??
+      String(DEPLOYED_MAPPING.bisectBatchOnFunctionError)) === "true",
+    functionTimeoutMs: DEPLOYED_MAPPING.functionTimeoutMs,
     retryBaseDelayMs: 500,
     onFailure: writeFailure,
   });

@@ -16,6 +16,7 @@ import { join, resolve } from "node:path";
 import { parse } from "@cdktf/hcl2json";
 import { TABLES } from "../../functions-shared/table_registry.ts";
 import { ZIP } from "../../lambda/build.ts";
+import { DEPLOYED_MAPPING } from "../../local-stack/event_source_mapping.ts";
 
 const HERE = new URL(".", import.meta.url).pathname;
 const ROOT_CONFIG = join(HERE, "mmp-toledo-sync");
@@ -138,6 +139,14 @@ Deno.test("each mapping: NEW_AND_OLD_IMAGES, batch 10, partial failures, bisect,
   assert.match(check.condition, /stream_view_type == "NEW_AND_OLD_IMAGES"/);
   assert.match(check.error_message, /Table \$\{each\.key\} has no stream with NEW_AND_OLD_IMAGES/);
   assert.deepEqual(Object.keys(module.resource.aws_sqs_queue), ["dead_letters"]);
+
+  // The local stack's emulated mappings behave as the deployed ones.
+  assert.deepEqual(DEPLOYED_MAPPING, {
+    batchSize: moduleDefault("batch_size"),
+    maxRetryAttempts: retries,
+    bisectBatchOnFunctionError: mapping.bisect_batch_on_function_error,
+    functionTimeoutMs: (moduleDefault("lambda_timeout") as number) * 1000,
+  });
 });
 
 Deno.test("the Lambda: Node 20, ARM64, 128 MB, reserved concurrency 5, settings it reads", () => {
