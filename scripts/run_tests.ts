@@ -20,6 +20,12 @@ import {
 } from "../local-stack/config.ts";
 import { portOpen } from "../local-stack/processes.ts";
 import { readStackEnv } from "../local-stack/stack_env.ts";
+import {
+  initArgs,
+  providerUnreachable,
+  TERRAFORM_DIR,
+  terraformInstalled,
+} from "../infrastructure/terraform/terraform_cli.ts";
 
 interface StepResult {
   name: string;
@@ -130,14 +136,6 @@ function terraformTestCounts(output: string) {
   return line ? { passed: Number(line[1]), failed: Number(line[2]) } : undefined;
 }
 
-/** A directory holding the AWS provider as a filesystem mirror, if this machine has one. */
-function providerMirror(): string | undefined {
-  const candidates = [Deno.env.get("TF_PLUGIN_DIR"), "/opt/tf-plugins"].filter(Boolean) as string[];
-  return candidates.find((dir) =>
-    existsSync(join(dir, "registry.terraform.io", "hashicorp", "aws"))
-  );
-}
-
 /**
  * The Terraform checks that need terraform itself (the HCL is also checked without it, by
  * infrastructure/terraform/terraform_test.ts): fmt, then for the root configuration and
@@ -146,28 +144,19 @@ function providerMirror(): string | undefined {
  */
 async function terraformSteps() {
   const terraform = "terraform";
-  if (!(await commandExists(terraform))) {
+  if (!(await terraformInstalled())) {
     skip("terraform", "terraform is not installed (the parsed-HCL checks ran in the unit tests)");
     return;
   }
-  const dir = join(ROOT, "infrastructure", "terraform");
-  await step("terraform fmt", terraform, ["fmt", "-check", "-recursive", "-diff", dir]);
+  await step("terraform fmt", terraform, ["fmt", "-check", "-recursive", "-diff", TERRAFORM_DIR]);
   // terraform test deploys nothing, but the configuration hashes the zip it would deploy.
   await step("build:lambda", DENO_BIN, ["run", "-A", "lambda/build.ts"]);
-  const mirror = providerMirror();
   for (const config of ["mmp-toledo-sync", "modules/stream-sync"]) {
-    const chdir = `-chdir=${join(dir, config)}`;
+    const chdir = `-chdir=${join(TERRAFORM_DIR, config)}`;
     const env = { TF_DATA_DIR: join(ROOT, ".local", "terraform", config), TF_IN_AUTOMATION: "1" };
-    const init = [
-      "init",
-      "-backend=false",
-      "-input=false",
-      "-no-color",
-      ...(mirror ? [`-plugin-dir=${mirror}`] : []),
-    ];
-    const { code, output } = await runShown(terraform, [chdir, ...init], env);
+    const { code, output } = await runShown(terraform, [chdir, ...initArgs()], env);
     if (code !== 0) {
-      if (!mirror && /registry\.terraform\.io|Failed to query available provider/.test(output)) {
+      if (providerUnreachable(output)) {
         skip(
           `terraform ${config}`,
           "the AWS provider cannot be installed (no registry, no TF_PLUGIN_DIR mirror)",
@@ -197,19 +186,6 @@ async function terraformSteps() {
       terraformTestCounts,
       env,
     );
-  }
-}
-
-async function commandExists(command: string): Promise<boolean> {
-  try {
-    const { success } = await new Deno.Command(command, {
-      args: ["version"],
-      stdout: "null",
-      stderr: "null",
-    }).output();
-    return success;
-  } catch {
-    return false;
   }
 }
 
