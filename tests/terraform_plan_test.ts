@@ -1,0 +1,230 @@
+/**
+ * A real `terraform plan` of the AWS side, with the real AWS provider, against the local
+ * stack: the provider reads the source tables (DescribeTable) from DynamoDB Local, where
+ * the nine tables have their streams, and plans everything else as new. An override file
+ * in a copy of the configuration points the provider there; nothing else changes. The
+ * plan shows what `terraform apply` would make: one mapping per table on that table's
+ * actual stream ARN, with the sync's settings. A second plan shows the module refusing
+ * a table whose stream lacks NEW_AND_OLD_IMAGES, from the table's real description.
+ *
+ * Skipped when terraform or its AWS provider is not available offline.
+ */
+
+import assert from "node:assert/strict";
+import { cpSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import {
+  CreateTableCommand,
+  DeleteTableCommand,
+  DescribeTableCommand,
+} from "@aws-sdk/client-dynamodb";
+import { TABLES } from "../functions-shared/table_registry.ts";
+import {
+  initArgs,
+  providerMirror,
+  TERRAFORM_DIR,
+  terraformInstalled,
+} from "../infrastructure/terraform/terraform_cli.ts";
+import { buildLambda } from "../lambda/build.ts";
+import { dynamo, stack } from "./stack_clients.ts";
+
+const available = (await terraformInstalled()) && providerMirror() !== undefined;
+const PROJECT_REF = "abcdefghijklmnopqrst";
+
+/** Provider settings that send the AWS provider's DynamoDB calls to DynamoDB Local. */
+function localProviders(aliases: string[]): string {
+  return aliases.map((alias) => `
+provider "aws" {
+  ${alias === "default" ? "" : `alias = "${alias}"`}
+  region                      = "${alias === "us_east_2" ? "us-east-2" : "us-east-1"}"
+  access_key                  = "${stack.AWS_ACCESS_KEY_ID}"
+  secret_key                  = "${stack.AWS_SECRET_ACCESS_KEY}"
+  skip_credentials_validation = true
+  skip_requesting_account_id  = true
+  skip_metadata_api_check     = true
+  endpoints {
+    dynamodb = "${stack.DYNAMODB_ENDPOINT}"
+  }
+}
+`).join("");
+}
+
+async function terraform(dir: string, args: string[], dataDir: string) {
+  const out = await new Deno.Command("terraform", {
+    args: [`-chdir=${dir}`, ...args],
+    env: { TF_DATA_DIR: dataDir, TF_IN_AUTOMATION: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+  return { code: out.code, text, stdout: new TextDecoder().decode(out.stdout) };
+}
+
+/** A copy of infrastructure/terraform in a temporary folder, and a function to remove it. */
+function copyOfTheConfiguration() {
+  const dir = mkdtempSync(join(tmpdir(), "terraform-"));
+  cpSync(TERRAFORM_DIR, join(dir, "terraform"), {
+    recursive: true,
+    filter: (path) => !/\/\.terraform(\.lock\.hcl)?$/.test(path),
+  });
+  return { dir: join(dir, "terraform"), remove: () => rmSync(dir, { recursive: true }) };
+}
+
+// deno-lint-ignore no-explicit-any
+type Json = any;
+
+Deno.test({
+  name: "terraform plan, with the real AWS provider reading DynamoDB Local's tables",
+  ignore: !available,
+  async fn() {
+    const zip = await buildLambda();
+    const copy = copyOfTheConfiguration();
+    try {
+      const root = join(copy.dir, "mmp-toledo-sync");
+      writeFileSync(
+        join(root, "providers_override.tf"),
+        localProviders(["us_east_1", "us_east_2"]),
+      );
+      const data = join(copy.dir, ".data");
+      const init = await terraform(root, initArgs(), data);
+      assert.equal(init.code, 0, init.text);
+      const plan = await terraform(root, [
+        "plan",
+        "-no-color",
+        "-input=false",
+        `-var=supabase_project_ref=${PROJECT_REF}`,
+        `-var=lambda_zip=${zip}`,
+        "-out=sync.tfplan",
+      ], data);
+      assert.equal(plan.code, 0, plan.text);
+      assert.match(plan.text, /Plan: 23 to add, 0 to change, 0 to destroy\./);
+      const shown = await terraform(root, ["show", "-json", "sync.tfplan"], data);
+      const planned: Json = JSON.parse(shown.stdout);
+      // (The Lambda's policy document waits for the ARNs of what apply makes: a "read".)
+      const changes: Json[] = planned.resource_changes.filter((c: Json) => c.mode === "managed");
+      assert.equal(changes.length, 23);
+      assert.ok(changes.every((c) => c.change.actions.join() === "create"), "only creates");
+
+      // One mapping per registry table, on the stream DynamoDB reports for that table.
+      const mappings = changes.filter((c) => c.type === "aws_lambda_event_source_mapping");
+      assert.equal(mappings.length, TABLES.length);
+      for (const spec of TABLES) {
+        const instance = spec.region === "us-east-1" ? "firespring_sync" : "mmp_toledo_sync";
+        const mapping = mappings.find((m) =>
+          m.address ===
+            `module.${instance}[0].aws_lambda_event_source_mapping.stream["${spec.sourceTable}"]`
+        );
+        assert.ok(mapping, `${spec.sourceTable} is mapped by the ${spec.region} Lambda`);
+        const { Table } = await dynamo(spec.region).send(
+          new DescribeTableCommand({ TableName: spec.sourceTable }),
+        );
+        const after = mapping.change.after;
+        assert.equal(after.event_source_arn, Table!.LatestStreamArn, spec.sourceTable);
+        assert.equal(after.batch_size, 10);
+        assert.deepEqual(after.function_response_types, ["ReportBatchItemFailures"]);
+        assert.equal(after.bisect_batch_on_function_error, true);
+        assert.equal(after.maximum_retry_attempts, 10);
+        assert.equal(after.maximum_record_age_in_seconds, 3600);
+        assert.equal(after.starting_position, "TRIM_HORIZON");
+      }
+
+      const lambdas = changes.filter((c) => c.type === "aws_lambda_function");
+      assert.deepEqual(
+        lambdas.map((l) => l.change.after.function_name).toSorted(),
+        ["mmp-toledo-firespring-sync-dev", "mmp-toledo-mmp-toledo-sync-dev"],
+      );
+      for (const lambda of lambdas) {
+        const after = lambda.change.after;
+        assert.equal(after.runtime, "nodejs20.x");
+        assert.deepEqual(after.architectures, ["arm64"]);
+        assert.equal(after.memory_size, 128);
+        assert.equal(after.reserved_concurrent_executions, 5);
+        assert.equal(after.handler, "index.handler");
+      }
+      // The environment waits for the secret's ARN; the URL it gets is the output's.
+      assert.equal(
+        planned.output_changes.webhook_url.after,
+        `https://${PROJECT_REF}.supabase.co/functions/v1/mmp-toledo-sync`,
+      );
+      const logs = changes.filter((c) => c.type === "aws_cloudwatch_log_group");
+      assert.deepEqual(logs.map((l) => l.change.after.retention_in_days), [7, 7]);
+      assert.equal(changes.filter((c) => c.type === "aws_cloudwatch_metric_alarm").length, 0);
+
+      // The Edge Functions' reader: read actions on exactly the nine tables' ARNs.
+      const reader = planned.prior_state.values.root_module.resources
+        .find((r: Json) => r.address === "data.aws_iam_policy_document.supabase_reader[0]");
+      const [statement] = JSON.parse(reader.values.json).Statement;
+      const arns = await Promise.all(
+        TABLES.map(async (spec) =>
+          (await dynamo(spec.region).send(
+            new DescribeTableCommand({ TableName: spec.sourceTable }),
+          ))
+            .Table!.TableArn
+        ),
+      );
+      assert.deepEqual(statement.Action.toSorted(), [
+        "dynamodb:DescribeTable",
+        "dynamodb:GetItem",
+        "dynamodb:Query",
+        "dynamodb:Scan",
+      ]);
+      assert.deepEqual(statement.Resource.toSorted(), arns.toSorted());
+    } finally {
+      copy.remove();
+    }
+  },
+});
+
+Deno.test({
+  name: "terraform plan refuses a table whose stream lacks NEW_AND_OLD_IMAGES, naming the fix",
+  ignore: !available,
+  async fn() {
+    const zip = await buildLambda();
+    const table = `terraform-keys-only-${crypto.randomUUID().slice(0, 8)}`;
+    const client = dynamo("us-east-1");
+    await client.send(
+      new CreateTableCommand({
+        TableName: table,
+        KeySchema: [{ AttributeName: "id", KeyType: "HASH" }],
+        AttributeDefinitions: [{ AttributeName: "id", AttributeType: "S" }],
+        BillingMode: "PAY_PER_REQUEST",
+        StreamSpecification: { StreamEnabled: true, StreamViewType: "KEYS_ONLY" },
+      }),
+    );
+    const copy = copyOfTheConfiguration();
+    try {
+      const root = join(copy.dir, "keys-only");
+      Deno.mkdirSync(root);
+      writeFileSync(
+        join(root, "main.tf"),
+        `${localProviders(["default"])}
+module "sync" {
+  source        = "../modules/stream-sync"
+  name          = "keys-only"
+  source_tables = ["${table}"]
+  webhook_url   = "https://${PROJECT_REF}.supabase.co/functions/v1/mmp-toledo-sync"
+  lambda_zip    = "${zip}"
+}
+`,
+      );
+      const data = join(copy.dir, ".data");
+      const init = await terraform(root, initArgs(), data);
+      assert.equal(init.code, 0, init.text);
+      const plan = await terraform(root, ["plan", "-no-color", "-input=false"], data);
+      assert.equal(plan.code, 1, plan.text);
+      const message = plan.text.replace(/\s+/g, " ");
+      assert.match(
+        message,
+        new RegExp(
+          `Table ${table} has no stream with NEW_AND_OLD_IMAGES \\(stream_view_type: KEYS_ONLY\\)\\. ` +
+            `Enable it: aws dynamodb update-table --table-name ${table} --stream-specification ` +
+            "StreamEnabled=true,StreamViewType=NEW_AND_OLD_IMAGES",
+        ),
+      );
+    } finally {
+      copy.remove();
+      await client.send(new DeleteTableCommand({ TableName: table }));
+    }
+  },
+});
