@@ -297,7 +297,7 @@ const failed = results.reduce((sum, r) => sum + r.failed, 0);
 console.log("\n=== summary");
 for (const r of results) {
   console.log(
-    `${r.ok ? "ok    " : "FAILED"} ${r.name.padEnd(36)} ${String(r.passed).padStart(4)} passed ` +
+    `${r.ok ? "ok    " : "FAILED"} ${r.name.padEnd(40)} ${String(r.passed).padStart(4)} passed ` +
       `${String(r.failed).padStart(3)} failed  ${r.seconds.toFixed(1).padStart(6)}s`,
   );
 }
