@@ -109,18 +109,24 @@ Deno.test({
       // One mapping per registry table, on the stream DynamoDB reports for that table.
       const mappings = changes.filter((c) => c.type === "aws_lambda_event_source_mapping");
       assert.equal(mappings.length, TABLES.length);
-      for (const spec of TABLES) {
+      // Each table as DynamoDB Local describes it, read once.
+      const described = await Promise.all(
+        TABLES.map(async (spec) =>
+          (await dynamo(spec.region).send(
+            new DescribeTableCommand({ TableName: spec.sourceTable }),
+          ))
+            .Table!
+        ),
+      );
+      for (const [i, spec] of TABLES.entries()) {
         const instance = spec.region === "us-east-1" ? "firespring_sync" : "mmp_toledo_sync";
         const mapping = mappings.find((m) =>
           m.address ===
             `module.${instance}[0].aws_lambda_event_source_mapping.stream["${spec.sourceTable}"]`
         );
         assert.ok(mapping, `${spec.sourceTable} is mapped by the ${spec.region} Lambda`);
-        const { Table } = await dynamo(spec.region).send(
-          new DescribeTableCommand({ TableName: spec.sourceTable }),
-        );
         const after = mapping.change.after;
-        assert.equal(after.event_source_arn, Table!.LatestStreamArn, spec.sourceTable);
+        assert.equal(after.event_source_arn, described[i].LatestStreamArn, spec.sourceTable);
         assert.equal(after.batch_size, 10);
         assert.deepEqual(after.function_response_types, ["ReportBatchItemFailures"]);
         assert.equal(after.bisect_batch_on_function_error, true);
@@ -155,14 +161,7 @@ Deno.test({
       const reader = planned.prior_state.values.root_module.resources
         .find((r: Json) => r.address === "data.aws_iam_policy_document.supabase_reader[0]");
       const [statement] = JSON.parse(reader.values.json).Statement;
-      const arns = await Promise.all(
-        TABLES.map(async (spec) =>
-          (await dynamo(spec.region).send(
-            new DescribeTableCommand({ TableName: spec.sourceTable }),
-          ))
-            .Table!.TableArn
-        ),
-      );
+      const arns = described.map((table) => table.TableArn);
       assert.deepEqual(statement.Action.toSorted(), [
         "dynamodb:DescribeTable",
         "dynamodb:GetItem",
