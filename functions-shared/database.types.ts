@@ -60,7 +60,6 @@ export type Database = {
           "sync_range_key": number;
           "sync_sequence": number | null;
           "sync_source": string;
-          "sync_state_rank": number;
           "synced_at": string;
         };
         ComputedFields: never;
@@ -78,7 +77,6 @@ export type Database = {
           "sync_range_key": number;
           "sync_sequence"?: number | null;
           "sync_source": string;
-          "sync_state_rank"?: never;
           "synced_at"?: string;
         };
         Update: {
@@ -95,7 +93,6 @@ export type Database = {
           "sync_range_key"?: number;
           "sync_sequence"?: number | null;
           "sync_source"?: string;
-          "sync_state_rank"?: never;
           "synced_at"?: string;
         };
         Relationships: [];

@@ -5,6 +5,7 @@
  * @module
  */
 
+import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -15,13 +16,36 @@ export const LOCAL_DIR: string = join(ROOT, ".local");
 export const LOG_DIR: string = join(LOCAL_DIR, "logs");
 export const PID_DIR: string = join(LOCAL_DIR, "pids");
 export const STACK_ENV_FILE: string = join(LOCAL_DIR, "stack.env");
+/**
+ * Where this repository's PostgreSQL clusters live instead of `.local/` when the stack runs
+ * as root and the `postgres` user cannot reach `.local/` (a clone under /root, or in a
+ * `mktemp -d` folder): a folder of this repository's own under /var/tmp, named after a hash
+ * of the repository's path, so that two clones never share one.
+ */
+export const POSTGRES_FALLBACK_DIR: string = `/var/tmp/dynamo-supabase-sync-${
+  createHash("sha256").update(ROOT).digest("hex").slice(0, 12)
+}`;
 
 export const HOST = "127.0.0.1";
-export const POSTGRES_PORT = 54322;
-export const FUNCTIONS_PORT = 54321;
-export const DYNAMODB_PORT = 8000;
+
+/**
+ * Added to every port of the stack: 0 (the fixed ports below) unless
+ * `STACK_PORT_OFFSET` says otherwise, so that a second checkout (a developer's git
+ * worktree) can run a stack of its own beside the first.
+ */
+export const PORT_OFFSET: number = (() => {
+  const text = Deno.env.get("STACK_PORT_OFFSET") ?? "0";
+  const offset = Number(text);
+  if (!Number.isInteger(offset) || offset < 0 || offset > 1000) {
+    throw new Error(`STACK_PORT_OFFSET must be a whole number from 0 to 1000, not ${text}`);
+  }
+  return offset;
+})();
+export const POSTGRES_PORT = 54322 + PORT_OFFSET;
+export const FUNCTIONS_PORT = 54321 + PORT_OFFSET;
+export const DYNAMODB_PORT = 8000 + PORT_OFFSET;
 /** Each Edge Function runs in its own Deno process on a port from here upwards. */
-export const FIRST_FUNCTION_PORT = 54400;
+export const FIRST_FUNCTION_PORT = 54400 + 10 * PORT_OFFSET;
 
 /** PostgreSQL 15's programs, as Debian installs them. */
 export const PG_BIN = "/usr/lib/postgresql/15/bin";

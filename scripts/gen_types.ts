@@ -4,7 +4,7 @@
  * `deno fmt`. With `--check` it writes nothing and fails when the committed file differs
  * from what the migrations produce, naming the first differing line.
  *
- *   deno run -A scripts/gen_types.ts [--check]
+ *   deno run -A scripts/gen_types.ts [--check]     (DATABASE_URL=... to read another database)
  *
  * @module
  */
@@ -21,7 +21,7 @@ const raw = await run(join(ROOT, "node_modules", ".bin", "supabase"), [
   "gen",
   "types",
   "typescript",
-  `--remote=${readStackEnv().DATABASE_URL}`,
+  `--remote=${Deno.env.get("DATABASE_URL") ?? readStackEnv().DATABASE_URL}`,
   "--schema",
   "public",
 ], { env: { DO_NOT_TRACK: "1" }, stdoutOnly: true });

@@ -1,14 +1,25 @@
 /**
  * Migrations are safe to push to a database that already holds an earlier version:
- * a committed migration is never edited afterwards, and the newest migrations apply
- * with `supabase db push` on top of the ones before them without losing data.
+ * a released migration (listed with its SHA-256 in `supabase/released_migrations.sha256`)
+ * is never edited afterwards, and the newest migrations apply with `supabase db push`
+ * on top of the ones before them without losing data. Until the first release the
+ * baseline may still be edited, so that every SQL object is defined in one place.
  */
 
 import assert from "node:assert/strict";
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+} from "node:fs";
+import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { tmpdir } from "node:os";
-import { ROOT } from "../local-stack/config.ts";
+import { PORT_OFFSET, ROOT } from "../local-stack/config.ts";
 import postgres from "postgres";
 import {
   applyPlatformSql,
@@ -19,34 +30,42 @@ import {
 } from "../local-stack/postgres.ts";
 
 const MIGRATIONS = join(ROOT, "supabase", "migrations");
+const RELEASED = join(ROOT, "supabase", "released_migrations.sha256");
 
-async function git(...args: string[]): Promise<string | undefined> {
-  const out = await new Deno.Command("git", { args, cwd: ROOT, stdout: "piped", stderr: "null" })
-    .output();
-  return out.success ? new TextDecoder().decode(out.stdout) : undefined;
+/** `sha256  file` lines of the released migrations. */
+function releasedMigrations(): Map<string, string> {
+  const released = new Map<string, string>();
+  if (!existsSync(RELEASED)) return released;
+  for (const line of readFileSync(RELEASED, "utf8").split("\n")) {
+    const m = line.trim().match(/^([0-9a-f]{64})\s+(\S+\.sql)$/);
+    if (m) released.set(m[2], m[1]);
+  }
+  return released;
 }
 
-Deno.test("a committed migration is never edited", async (t) => {
-  if ((await git("rev-parse", "--git-dir")) === undefined) {
-    t.step({ name: "not a git checkout: nothing to compare", ignore: true, fn: () => {} });
-    return;
+Deno.test("a released migration is never edited, and none is added before the last release", () => {
+  const released = releasedMigrations();
+  const files = readdirSync(MIGRATIONS).filter((f) => f.endsWith(".sql")).sort();
+  const problems: string[] = [];
+  for (const [file, sum] of released) {
+    if (!files.includes(file)) {
+      problems.push(`${file} was released but is gone`);
+      continue;
+    }
+    const now = createHash("sha256").update(readFileSync(join(MIGRATIONS, file))).digest("hex");
+    if (now !== sum) problems.push(`${file} was released and has changed since`);
   }
-  const edited: string[] = [];
-  for (const file of readdirSync(MIGRATIONS).sort()) {
-    const path = `supabase/migrations/${file}`;
-    const commits = (await git("log", "--format=%H", "--", path))?.trim().split("\n")
-      .filter(Boolean) ?? [];
-    if (commits.length === 0) continue; // new, not committed yet
-    const first = await git("show", `${commits.at(-1)}:${path}`);
-    if (commits.length > 1 || first !== readFileSync(join(MIGRATIONS, file), "utf8")) {
-      edited.push(`${file} (first committed in ${commits.at(-1)?.slice(0, 8)})`);
+  const lastReleased = [...released.keys()].sort().at(-1) ?? "";
+  for (const file of files) {
+    if (!released.has(file) && file < lastReleased) {
+      problems.push(`${file} is not released but sorts before the released ${lastReleased}`);
     }
   }
   assert.deepEqual(
-    edited,
+    problems,
     [],
-    `these migrations changed after they were committed; add a new migration instead:\n${
-      edited.join("\n")
+    `released migrations must stay as they were; add a new migration instead:\n${
+      problems.join("\n")
     }`,
   );
 });
@@ -55,7 +74,7 @@ Deno.test("the newest migration applies on top of the previous version", async (
   const files = readdirSync(MIGRATIONS).filter((f) => f.endsWith(".sql")).sort();
   assert.ok(files.length >= 2, "there is a previous version to upgrade from");
   // A cluster of its own: pg_cron lives only in a cluster's `postgres` database.
-  const cluster = { name: "postgres-upgrade-test", port: 54329 };
+  const cluster = { name: "postgres-upgrade-test", port: 54329 + PORT_OFFSET };
   const url = databaseUrl(cluster);
   const workdir = mkdtempSync(join(tmpdir(), "migrations-"));
   const db = postgres(url, { max: 1, onnotice: () => {} });

@@ -2,7 +2,7 @@
 -- guard's columns, RLS switched on and forced, the policies, and the private schemas.
 set client_min_messages = warning;
 begin;
-select plan(79);
+select plan(78);
 
 select tables_are('public', array[
   'firespring_actions', 'firespring_visitors', 'firespring_extraction_jobs',
@@ -77,16 +77,8 @@ select throws_ok(
     values ('p', 's', now(), 'direct'), ('p', 's', now(), 'direct')$$,
   '23505', null, 'pk and sk are unique together'
 );
-select has_column('public', 'firespring_extraction_jobs', 'sync_state_rank', 'jobs rank their state for ties');
-insert into public.firespring_extraction_jobs (job_id, status, sync_range_key, sync_changed_at, sync_source)
-values ('rank-a', 'pending', 1, now(), 'direct'), ('rank-b', 'running', 1, now(), 'direct'),
-       ('rank-c', 'complete', 1, now(), 'direct'), ('rank-d', 'failed', 1, now(), 'direct');
-select is(
-  (select array_agg(sync_state_rank order by job_id) from public.firespring_extraction_jobs
-   where job_id like 'rank-%'),
-  array[0, 1, 2, 2]::smallint[],
-  'pending < running < complete = failed'
-);
+select hasnt_column('public', 'firespring_extraction_jobs', 'sync_state_rank',
+  'the state rank lives in the registry and the observations, not in the table');
 
 -- Comments that Studio shows.
 select is(
@@ -118,7 +110,7 @@ select policies_are('public', 'firespring_searches', array['admins can read', 'a
 select policies_are('public', 'firespring_network_state', array['admins can read', 'admins can update']);
 select policies_are('public', 'mmp_toledo_leads', array['admins can read', 'admins can update']);
 select policies_are('public', 'toledo_dashboard', array['admins can read', 'admins can update']);
-select policies_are('public', 'sync_checksums', array['admins can read', 'admins can update']);
+select policies_are('public', 'sync_checksums', array['admins can read'], 'admins read the validator''s record and do not edit it');
 select policies_are('analytics', 'visitor_sessions', array['admins can read']);
 select is(
   (select count(*)::int from pg_policies where schemaname = 'public'
@@ -196,7 +188,7 @@ select ok(
 );
 select tables_are('sync', array[
   'source_tables', 'tombstones', 'observations', 'dead_letters', 'backfill_jobs',
-  'backfill_segments', 'table_state', 'settings', 'checksum_items'
+  'backfill_segments', 'table_state', 'settings', 'checksum_items', 'webhook_deliveries'
 ], 'sync holds the machinery');
 select views_are('sync', array['status', 'backfill_progress'], 'sync has the status views');
 select is((select count(*)::int from sync.source_tables), 9, 'nine source tables are registered');

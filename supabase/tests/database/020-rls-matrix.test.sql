@@ -84,6 +84,9 @@ select r.relation, p.persona, p.label, a.action, a.position,
       'rows:' || case when p.is_admin then tests.row_count(('public.' || r.relation)::regclass) else 0 end
     when a.action = 'insert' then
       case when p.persona = 'service_role' then 'rows:1' else 'error:42501' end
+    -- sync_checksums is the validator's record: admins read it, only the service edits it.
+    when a.action = 'update' and r.relation = 'sync_checksums' and p.persona <> 'service_role' then
+      'error:42501'
     when a.action = 'update' then
       'rows:' || case when p.is_admin then tests.row_count(('public.' || r.relation)::regclass) else 0 end
     when a.action = 'delete' then

@@ -8,6 +8,24 @@
 -- "repair" | "direct", "range_key": <number>, "rank": <int>} -- the last two for the
 -- collapsed tables only. functions-shared/transform.ts makes them.
 
+
+-- A deleted row leaves a tombstone, so that a backfill page read before the delete (or
+-- a late, older stream record) cannot bring it back (sync-semantics.md, "Deletes leave
+-- tombstones"). Tombstones older than the stream's 24 h retention may be purged.
+create table sync.tombstones (
+  target_table text not null references sync.source_tables (target_table),
+  row_key jsonb not null,
+  -- Position of the delete: stream sequence number (null when a repair deleted the row),
+  -- the collapsed tables' range key of the deleted observation, and the change's time.
+  sync_sequence numeric(40, 0),
+  sync_range_key numeric,
+  deleted_at timestamptz not null,
+  recorded_at timestamptz not null default now(),
+  primary key (target_table, row_key)
+);
+create index tombstones_recorded_at_idx on sync.tombstones (recorded_at);
+comment on table sync.tombstones is 'Deleted keys with the position of the delete; purgeable after 24 h.';
+
 -- The ordering guard (sync-semantics.md): is the change at (new_seq, new_at) newer than
 -- what a row or tombstone at (old_seq, old_at) reflects?
 -- * two stream positions compare as numbers;
@@ -17,17 +35,20 @@
 -- * a read at new_at replaces a stream change only if that change surely happened
 --   before the read, i.e. more than 1 s earlier;
 -- * of two reads, the later one.
+-- is_newer reads the granularity that merge_changes sets for its transaction.
 create function sync.is_newer(
   new_seq numeric, new_at timestamptz, old_seq numeric, old_at timestamptz
 ) returns boolean
-language sql immutable parallel safe set search_path = ''
+language sql stable parallel safe set search_path = ''
 as $$
   select case
     when new_seq is not null and old_seq is not null then new_seq > old_seq
-    when new_seq is not null then new_at >= old_at - interval '1 second'
-    when old_seq is not null then old_at < new_at - interval '1 second'
+    when new_seq is not null then new_at >= old_at - g.granularity
+    when old_seq is not null then old_at < new_at - g.granularity
     else new_at >= old_at
   end
+  from (select coalesce(nullif(current_setting('sync.clock_granularity', true), '')::interval,
+                        interval '1 second') as granularity) g
 $$;
 comment on function sync.is_newer(numeric, timestamptz, numeric, timestamptz) is
   'The ordering guard: whether a change at (new_seq, new_at) is newer than the state at (old_seq, old_at).';
@@ -53,6 +74,16 @@ create index observations_deleted_idx on sync.observations (recorded_at) where d
 comment on table sync.observations is
   'Every observation of the collapsed tables, live or deleted; the target row is the live one with the largest range key.';
 
+-- The one canonical form of a row, for comparisons (the validator, the collapsed
+-- merge): the row as the table's own types make it (so that types and key order cannot
+-- make equal rows differ), without the sync bookkeeping columns.
+create function sync.canonical_digest(row_json jsonb) returns text
+language sql immutable parallel safe set search_path = ''
+as $$
+  select md5((row_json - 'sync_sequence' - 'sync_changed_at' - 'sync_source' - 'synced_at'
+                       - 'sync_range_key')::text)
+$$;
+
 -- A plain table: one row per item, deletes leave a tombstone in sync.tombstones.
 create function sync.merge_plain(p_target text, p_key text[], p_changes jsonb)
 returns table (applied bigint, upserted bigint, deleted bigint)
@@ -75,7 +106,7 @@ begin
     into key_of_l, key_json, key_match
   from unnest(p_key) k;
 
-  return query execute format($sql$
+  execute format($sql$
     with changes as (
       select x.ord, x.c ->> 'op' as op, (x.c ->> 'seq')::numeric as seq,
              (x.c ->> 'changed_at')::timestamptz as changed_at, x.c ->> 'source' as source,
@@ -126,12 +157,16 @@ begin
     (select string_agg(format('(l.r).%I', c), ', ') from unnest(cols) c),
     (select string_agg(format('%I', k), ', ') from unnest(p_key) k),
     (select string_agg(format('%1$I = excluded.%1$I', c), ', ') from unnest(cols) c where c <> all (p_key))
-  ) using p_changes;
+  ) into applied, upserted, deleted using p_changes;
+  return next;
 end
 $fn$;
 
--- A collapsed table: merge the observations, then recompute the rows of the keys they
--- touched from the live observations.
+-- sync.merge_collapsed recomputes the row of every key in the batch, not only of keys
+-- whose observations changed, and rewrites a row whose content differs from its
+-- observation even when the position columns agree. Without this, the validator's
+-- repair could not restore a collapsed row whose observations were intact (the repair's
+-- changes are skipped by the guard as not newer, and nothing was recomputed).
 create function sync.merge_collapsed(p_target text, p_key text[], p_changes jsonb)
 returns table (applied bigint, upserted bigint, deleted bigint)
 language plpgsql set search_path = ''
@@ -181,7 +216,11 @@ begin
         where sync.is_newer(excluded.sync_sequence, excluded.sync_changed_at, o.sync_sequence, o.sync_changed_at)
       returning o.row_key
     )
-    select coalesce(array_agg(distinct row_key), '{}'), count(*) from merged
+    -- Every key of the batch is recomputed, applied or not (a data-modifying CTE runs
+    -- whether or not it is read): the row is a function of the observations, so a
+    -- repair can restore a row whose observations were right all along.
+    select coalesce((select array_agg(distinct l.row_key) from latest l), '{}'),
+           (select count(*) from merged)
     $sql$, p_target, key_of_row)
   into touched, merged using p_changes;
 
@@ -208,6 +247,7 @@ begin
             synced_at = now()
         where (t.sync_range_key, t.sync_sequence, t.sync_changed_at)
           is distinct from (excluded.sync_range_key, excluded.sync_sequence, excluded.sync_changed_at)
+          or sync.canonical_digest(to_jsonb(t)) is distinct from sync.canonical_digest(to_jsonb(excluded))
       returning 1
     )
     select (select count(*) from written), (select count(*) from removed)
@@ -244,6 +284,8 @@ begin
     raise exception 'sync.merge_changes(%): changes must be a JSON array', p_target
       using errcode = '22023';
   end if;
+  perform set_config('sync.clock_granularity',
+    (select value from sync.settings where key = 'stream_clock_granularity'), true);
   perform pg_advisory_xact_lock(hashtext('sync.merge_changes'), hashtext(p_target));
   if spec.collapsed then
     return query select * from sync.merge_collapsed(p_target, spec.key_columns, p_changes);
@@ -258,3 +300,4 @@ comment on function sync.merge_changes(text, jsonb) is
 revoke all on function sync.is_newer(numeric, timestamptz, numeric, timestamptz),
   sync.merge_plain(text, text[], jsonb), sync.merge_collapsed(text, text[], jsonb),
   sync.merge_changes(text, jsonb) from public;
+revoke all on function sync.canonical_digest(jsonb) from public;

@@ -4,6 +4,41 @@
 -- should be; Postgres reduces both sides through one canonical form, compares them per
 -- bucket of keys, and lists key by key only the buckets that differ.
 
+-- The tenth table: one row per run of the checksum validator. A run of a big table
+-- proceeds in the background; its row shows progress until `match` is known.
+create table public.sync_checksums (
+  id bigint generated always as identity primary key,
+  target_table text not null references sync.source_tables (target_table),
+  status text not null default 'running' check (status in ('running', 'done', 'failed')),
+  started_at timestamptz not null default now(),
+  checked_at timestamptz,
+  source_items bigint,
+  expected_rows bigint,
+  target_rows bigint,
+  match boolean,
+  missing jsonb not null default '[]'::jsonb,
+  unexpected jsonb not null default '[]'::jsonb,
+  different jsonb not null default '[]'::jsonb,
+  repaired boolean not null default false,
+  error text,
+  scan_state jsonb not null default '{}'::jsonb,
+  repair_requested boolean not null default false
+);
+create index sync_checksums_table_idx on public.sync_checksums (target_table, started_at desc);
+comment on table public.sync_checksums is
+  'Runs of the checksum validator: source items, expected and target rows, match, and every divergent key.';
+comment on column public.sync_checksums.source_items is 'Items the parallel Scan of the DynamoDB table read.';
+comment on column public.sync_checksums.expected_rows is 'Rows the source projects to (distinct keys after collapsing and _deleted).';
+comment on column public.sync_checksums.target_rows is 'Rows in the target table.';
+comment on column public.sync_checksums.missing is 'Keys expected but not in the target.';
+comment on column public.sync_checksums.unexpected is 'Keys in the target that the source does not have.';
+comment on column public.sync_checksums.different is 'Keys in both whose values differ.';
+comment on column public.sync_checksums.repaired is 'Whether this run re-applied the source state of the divergent keys.';
+comment on column public.sync_checksums.scan_state is
+  'Scan checkpoint per segment ({"0": LastEvaluatedKey | "done", ...}) while the run is under way.';
+comment on column public.sync_checksums.repair_requested is
+  'Whether the caller asked for the divergent keys to be repaired.';
+
 -- What a validation run expects, staged page by page (memory stays at a page).
 create unlogged table sync.checksum_items (
   run_id bigint not null references public.sync_checksums (id) on delete cascade,
@@ -15,15 +50,6 @@ create unlogged table sync.checksum_items (
 create index checksum_items_run_idx on sync.checksum_items (run_id, row_key);
 comment on table sync.checksum_items is
   'Staging of a validation run: the digest each expected row (or observation) should have.';
-
--- The one canonical form: the row as the table's own types make it (so that types and
--- key order cannot make equal rows differ), without the sync bookkeeping columns.
-create function sync.canonical_digest(row_json jsonb) returns text
-language sql immutable parallel safe set search_path = ''
-as $$
-  select md5((row_json - 'sync_sequence' - 'sync_changed_at' - 'sync_source' - 'synced_at'
-                       - 'sync_range_key' - 'sync_state_rank')::text)
-$$;
 
 -- The JSON of a target table's key, as the sync keys rows (e.g. {"pk": .., "sk": ..}).
 create function sync.key_json_sql(p_target text, p_alias text) returns text
@@ -59,12 +85,14 @@ $fn$;
 -- Compares a run's expected rows with the target table. Returns one row per divergent
 -- key (kind missing | unexpected | different), plus the two row counts, computed in
 -- buckets of the key's hash: only buckets whose digests differ are compared key by key.
+-- The rows are fetched straight into the OUT parameters (for ... in execute, return
+-- next), so that plpgsql_check (supabase db lint) sees them assigned.
 create function sync.compare_checksum(p_run bigint, p_target text, p_buckets integer default 256)
 returns table (kind text, row_key jsonb, expected_rows bigint, target_rows bigint)
 language plpgsql set search_path = ''
 as $fn$
 begin
-  return query execute format($sql$
+  for kind, row_key, expected_rows, target_rows in execute format($sql$
     with expected as (
       -- Collapsed tables: the observation with the largest range key (then rank) is the row.
       select distinct on (i.row_key) i.row_key, i.digest
@@ -101,14 +129,18 @@ begin
         using (row_key)
       where e.digest is distinct from t.digest
     )
-    select d.kind, d.row_key, (select count(*) from expected), (select count(*) from target)
+    select d.kind, d.row_key, (select count(*) from expected) as expected_rows,
+           (select count(*) from target) as target_rows
     from divergent d
     union all
     -- Always one row carrying the counts, even when nothing diverges.
     select null, null, (select count(*) from expected), (select count(*) from target)
     order by 1 nulls last, 2
     $sql$, p_target, sync.key_json_sql(p_target, 't'))
-  using p_run, p_buckets;
+  using p_run, p_buckets
+  loop
+    return next;
+  end loop;
 end
 $fn$;
 
@@ -145,6 +177,6 @@ $$;
 
 select cron.schedule('sync-validate-all', '17 3 * * *', 'select sync.validate_all()');
 
-revoke all on function sync.canonical_digest(jsonb), sync.key_json_sql(text, text),
+revoke all on function sync.key_json_sql(text, text),
   sync.stage_checksum_items(bigint, text, jsonb), sync.compare_checksum(bigint, text, integer),
   sync.validate_all() from public;

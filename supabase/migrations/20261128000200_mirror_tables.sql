@@ -1,4 +1,4 @@
--- The nine mirror tables (../shared/contract/source-tables.md), one per DynamoDB table.
+-- The nine mirror tables (docs/source-tables.md), one per DynamoDB table.
 --
 -- Types: DynamoDB numbers that are counts or amounts become numeric, so that every one
 -- of their up to 38 digits arrives; epoch numbers and ISO-8601 strings become
@@ -67,10 +67,6 @@ create table public.firespring_extraction_jobs (
   last_updated_at timestamptz,
   job_data jsonb not null default '{}'::jsonb,
   sync_range_key numeric not null,
-  -- Ties on updated_at go to the later state: complete/failed, then running, then pending.
-  sync_state_rank smallint not null generated always as (
-    case status when 'complete' then 2 when 'failed' then 2 when 'running' then 1 else 0 end
-  ) stored,
   sync_sequence numeric(40, 0),
   sync_changed_at timestamptz not null,
   sync_source text not null check (sync_source in ('stream', 'backfill', 'repair', 'direct')),
@@ -81,7 +77,6 @@ comment on table public.firespring_extraction_jobs is
 comment on column public.firespring_extraction_jobs.last_updated_at is 'updated_at (epoch ms) of the state this row holds.';
 comment on column public.firespring_extraction_jobs.job_data is 'params and every other attribute without a column, under its own name.';
 comment on column public.firespring_extraction_jobs.sync_range_key is 'The exact updated_at (range key, epoch ms) of the state this row holds.';
-comment on column public.firespring_extraction_jobs.sync_state_rank is 'Tie-break on equal updated_at: 2 complete/failed, 1 running, 0 pending.';
 
 create table public.firespring_traffic_sources (
   source_id text primary key,

@@ -4,6 +4,7 @@
 --   authenticated, app_metadata.role admin  select and update
 --     or superuser
 --   service_role                            everything (it bypasses RLS)
+-- sync_checksums is the validator's record: admins read it but do not edit it.
 -- The role is read from app_metadata, which only the service can set; user_metadata is
 -- editable by the user and grants nothing. `(select auth.jwt())` is evaluated once per
 -- statement instead of once per row.
@@ -25,6 +26,14 @@ begin
     execute format('revoke all on table public.%I from public, anon, authenticated, service_role', t);
     execute format('grant select, insert, update, delete on table public.%I to service_role', t);
     execute format('grant select on table public.%I to authenticated', t);
+    execute format($p$
+      create policy "admins can read" on public.%I
+        for select to authenticated
+        using (((select auth.jwt()) -> 'app_metadata' ->> 'role') in ('admin', 'superuser'))
+    $p$, t);
+    if t = 'sync_checksums' then
+      continue;
+    end if;
 
     select string_agg(format('%I', c.column_name), ', ' order by c.ordinal_position)
       into data_columns
@@ -38,11 +47,6 @@ begin
     execute format('grant update (%s) on table public.%I to authenticated', data_columns, t);
 
     execute format($p$
-      create policy "admins can read" on public.%I
-        for select to authenticated
-        using (((select auth.jwt()) -> 'app_metadata' ->> 'role') in ('admin', 'superuser'))
-    $p$, t);
-    execute format($p$
       create policy "admins can update" on public.%I
         for update to authenticated
         using (((select auth.jwt()) -> 'app_metadata' ->> 'role') in ('admin', 'superuser'))
@@ -53,3 +57,4 @@ end
 $$;
 
 grant usage on all sequences in schema public to service_role;
+revoke all on sequence public.sync_checksums_id_seq from anon, authenticated;

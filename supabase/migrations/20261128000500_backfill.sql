@@ -8,12 +8,47 @@
 -- page's rows together with the segment's checkpoint (the Scan's LastEvaluatedKey); a
 -- segment whose lease lapsed (worker killed) is taken over from its last checkpoint.
 
-alter table sync.backfill_jobs
-  add column page_size integer not null default 1000 check (page_size between 1 and 10000),
-  add column lease_seconds integer not null default 60 check (lease_seconds between 5 and 3600);
+-- Backfill jobs: one per requested copy of a source table, one segment per DynamoDB
+-- parallel-Scan segment. A segment's checkpoint (the Scan's LastEvaluatedKey) commits
+-- together with the rows of its page.
+create table sync.backfill_jobs (
+  id bigint generated always as identity primary key,
+  source_table text not null references sync.source_tables (source_table),
+  total_segments integer not null check (total_segments between 1 and 1000000),
+  status text not null default 'pending'
+    check (status in ('pending', 'running', 'done', 'failed', 'cancelled')),
+  requested_at timestamptz not null default now(),
+  started_at timestamptz,
+  finished_at timestamptz,
+  error text,
+  page_size integer not null default 1000 check (page_size between 1 and 10000),
+  lease_seconds integer not null default 60 check (lease_seconds between 5 and 3600)
+);
+create index backfill_jobs_source_table_idx on sync.backfill_jobs (source_table, requested_at desc);
+comment on table sync.backfill_jobs is 'Backfills of one DynamoDB table each.';
 comment on column sync.backfill_jobs.page_size is 'Items per Scan page (the Scan''s Limit).';
 comment on column sync.backfill_jobs.lease_seconds is
   'How long a worker holds a segment without checkpointing before another may take it over.';
+
+create table sync.backfill_segments (
+  job_id bigint not null references sync.backfill_jobs (id) on delete cascade,
+  segment integer not null check (segment >= 0),
+  status text not null default 'pending' check (status in ('pending', 'running', 'done', 'failed')),
+  exclusive_start_key jsonb,
+  items_scanned bigint not null default 0,
+  rows_written bigint not null default 0,
+  pages integer not null default 0,
+  lease_owner text,
+  lease_expires_at timestamptz,
+  started_at timestamptz,
+  updated_at timestamptz not null default now(),
+  finished_at timestamptz,
+  error text,
+  primary key (job_id, segment)
+);
+create index backfill_segments_claimable_idx on sync.backfill_segments (job_id)
+  where status in ('pending', 'running');
+comment on table sync.backfill_segments is 'Parallel-Scan segments of a backfill, with their checkpoint and lease.';
 
 -- Tables whose stream lost records: stale until a backfill queued for them finishes.
 create table sync.table_state (
@@ -223,30 +258,6 @@ end
 $$;
 comment on function sync.mark_stale(text, text) is
   'Marks a target table stale (its stream lost records) and queues a backfill that clears it.';
-
--- sync.status gains the stale columns (added at the end, as create or replace requires).
-create or replace view sync.status as
-select
-  s.target_table,
-  s.source_table,
-  s.region,
-  c.row_count as rows,
-  c.last_change_at,
-  (select count(*) from sync.dead_letters d
-    where d.target_table = s.target_table and d.replayed_at is null) as dead_letters,
-  k.checked_at as last_checksum_at,
-  k.match as last_checksum_match,
-  k.status as last_checksum_status,
-  ts.stale_since is not null as stale,
-  case when ts.stale_since is not null then ts.stale_reason end as stale_reason
-from sync.source_tables s
-join sync.table_counts() c on c.target_table = s.target_table
-left join lateral (
-  select x.checked_at, x.match, x.status from public.sync_checksums x
-  where x.target_table = s.target_table
-  order by x.started_at desc limit 1
-) k on true
-left join sync.table_state ts on ts.target_table = s.target_table;
 
 -- The heartbeat: every 10 seconds where pg_cron can (1.5 and later), every minute where
 -- it cannot; it calls the worker only when a segment waits.
