@@ -34,6 +34,7 @@ function changeJson(change: Change): Record<string, unknown> {
     source: change.source,
     range_key: change.rangeKey === undefined ? undefined : new DynamoNumber(change.rangeKey),
     rank: change.rank,
+    seen_at: change.seenAt,
   };
 }
 

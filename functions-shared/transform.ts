@@ -32,6 +32,13 @@ export interface Change extends Position {
   rangeKey?: string;
   /** Collapsed tables: the tie-break rank of the observation. */
   rank?: number;
+  /**
+   * Repairs only: when the validator saw the divergence (the database's clock). The
+   * repair read the source consistently after that moment, so it replaces whatever was
+   * written here before it, whatever its position; anything written later goes through
+   * the ordering guard as usual.
+   */
+  seenAt?: string;
 }
 
 /** An item that cannot be mapped; the message names the table, the key and the cause. */
