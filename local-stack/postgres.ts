@@ -6,13 +6,39 @@
  * Every function takes the cluster it works on, defaulting to the stack's; tests start
  * throwaway clusters of their own (another name and port) the same way.
  *
+ * As root, the server runs as the `postgres` user, which must reach every file it reads or
+ * writes. When it cannot reach the repository's `.local/` (a clone under /root, or in a
+ * `mktemp -d` folder), the clusters and their logs live in `POSTGRES_FALLBACK_DIR` under
+ * /var/tmp instead, and `.local/logs/<name>.log` is a symlink to the log there.
+ *
  * @module
  */
 
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createHash } from "node:crypto";
-import { join } from "node:path";
-import { HOST, LOCAL_DIR, LOG_DIR, PG_BIN, POSTGRES_PORT, ROOT } from "./config.ts";
+import {
+  chmodSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  renameSync,
+  rmdirSync,
+  rmSync,
+  type Stats,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
+import { dirname, join } from "node:path";
+import {
+  HOST,
+  LOCAL_DIR,
+  LOG_DIR,
+  PG_BIN,
+  POSTGRES_FALLBACK_DIR,
+  POSTGRES_PORT,
+  ROOT,
+} from "./config.ts";
 import { portOpen, portTaken, run } from "./processes.ts";
 
 const PASSWORD = "postgres";
@@ -38,10 +64,15 @@ export const DATABASE_URL: string = databaseUrl();
 /** PostgreSQL refuses to run as root, so as root the cluster runs as the `postgres` user. */
 const asRoot = Deno.uid() === 0;
 
+/**
+ * Runs a PostgreSQL program, as the `postgres` user when we are root. From `/`: initdb and
+ * pg_ctl change back to their working directory after finding their own binary, and fail
+ * when that is a folder postgres cannot enter (a root-only clone).
+ */
 async function pg(program: string, args: string[]): Promise<string> {
   const path = join(PG_BIN, program);
   return asRoot
-    ? await run("runuser", ["-u", "postgres", "--", path, ...args])
+    ? await run("runuser", ["-u", "postgres", "--", path, ...args], { cwd: "/" })
     : await run(path, args);
 }
 
@@ -50,21 +81,114 @@ async function chownToPostgres(path: string): Promise<void> {
   if (asRoot) await run("chown", ["-R", "postgres:postgres", path]);
 }
 
-/**
- * Where a cluster's files live: `.local/<name>`, unless the repository sits where the
- * `postgres` user cannot reach it (a root-only home directory), then a folder of ours
- * under /var/tmp named after the repository's path.
- */
-export async function dataDir(cluster: Cluster = STACK_CLUSTER): Promise<string> {
-  const inRepo = join(LOCAL_DIR, cluster.name);
-  if (!asRoot) return inRepo;
-  mkdirSync(LOCAL_DIR, { recursive: true });
+/** Whether the `postgres` user passes `test <flag> <path>` (e.g. `-x`: can enter a folder). */
+async function postgresCan(flag: "-r" | "-w" | "-x", path: string): Promise<boolean> {
   try {
-    await run("runuser", ["-u", "postgres", "--", "test", "-x", LOCAL_DIR]);
-    return inRepo;
+    await run("runuser", ["-u", "postgres", "--", "test", flag, path], { cwd: "/" });
+    return true;
   } catch {
-    const tag = createHash("sha256").update(ROOT).digest("hex").slice(0, 12);
-    return `/var/tmp/dynamo-supabase-sync-${tag}/${cluster.name}`;
+    return false;
+  }
+}
+
+/** `lstat` of a path, or undefined when nothing (not even a dangling symlink) is there. */
+function lstatOrUndefined(path: string): Stats | undefined {
+  try {
+    return lstatSync(path);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Where a cluster's files are. */
+export interface ClusterPaths {
+  /** The data directory (initdb's `-D`): `.local/<name>`, or `<fallback>/<name>`. */
+  data: string;
+  /** The server's own log (pg_ctl's `-l`): `.local/logs/<name>.log`, or `<fallback>/<name>.log`. */
+  log: string;
+  /**
+   * Set when the cluster lives outside the repository because the `postgres` user cannot
+   * reach `.local/`: the folder under /var/tmp (`POSTGRES_FALLBACK_DIR`), and the symlink in
+   * `.local/logs/` that leads the operator to the log.
+   */
+  fallback?: { dir: string; logLink: string };
+}
+
+/**
+ * Where a cluster's files live: under `.local/`, unless we are root and the `postgres` user
+ * cannot enter `.local/` or `.local/logs/` (the repository sits in a root-only folder); then
+ * in this repository's folder under /var/tmp (`POSTGRES_FALLBACK_DIR`).
+ */
+export async function clusterPaths(cluster: Cluster = STACK_CLUSTER): Promise<ClusterPaths> {
+  const inRepo = {
+    data: join(LOCAL_DIR, cluster.name),
+    log: join(LOG_DIR, `${cluster.name}.log`),
+  };
+  if (!asRoot) return inRepo;
+  mkdirSync(LOG_DIR, { recursive: true });
+  if (await postgresCan("-x", LOCAL_DIR) && await postgresCan("-x", LOG_DIR)) return inRepo;
+  return {
+    data: join(POSTGRES_FALLBACK_DIR, cluster.name),
+    log: join(POSTGRES_FALLBACK_DIR, `${cluster.name}.log`),
+    fallback: { dir: POSTGRES_FALLBACK_DIR, logLink: inRepo.log },
+  };
+}
+
+/** A cluster's data directory (see `clusterPaths`). */
+export async function dataDir(cluster: Cluster = STACK_CLUSTER): Promise<string> {
+  return (await clusterPaths(cluster)).data;
+}
+
+/**
+ * Creates (or checks) the folder under /var/tmp that holds the clusters of a root-only
+ * clone: a real folder (not a symlink: /var/tmp is writable by everyone), belonging to root
+ * or postgres, then given to postgres with mode 0700. /var/tmp itself is open to everyone.
+ */
+async function prepareFallbackDir(dir: string): Promise<void> {
+  if (lstatOrUndefined(dir) === undefined) mkdirSync(dir, { mode: 0o700 });
+  const stat = lstatSync(dir);
+  if (stat.isSymbolicLink() || !stat.isDirectory()) {
+    throw new Error(
+      `${dir} is not a folder (a symlink or a file is in its place); it is where this ` +
+        "clone's Postgres files go: remove it and start again",
+    );
+  }
+  const postgresUid = Number((await run("id", ["-u", "postgres"], { stdoutOnly: true })).trim());
+  if (stat.uid !== 0 && stat.uid !== postgresUid) {
+    throw new Error(
+      `${dir} belongs to uid ${stat.uid}, neither root nor postgres; it is where this ` +
+        "clone's Postgres files go: remove it and start again",
+    );
+  }
+  await run("chown", ["postgres:postgres", dir]);
+  chmodSync(dir, 0o700);
+}
+
+/**
+ * Makes `link` (in `.local/logs/`) a symlink to the log at `target`. A log file already at
+ * `link` (from a run before the cluster moved) is kept as `<link>.old` unless it is empty.
+ */
+function linkLog(target: string, link: string): void {
+  const stat = lstatOrUndefined(link);
+  if (stat?.isSymbolicLink() && readlinkSync(link) === target) return;
+  if (stat?.isFile() && stat.size > 0) renameSync(link, `${link}.old`);
+  else if (stat !== undefined) rmSync(link, { force: true });
+  symlinkSync(target, link);
+}
+
+/**
+ * Throws, naming the path, when the `postgres` user cannot use a file it must read or
+ * write: checked before initdb and pg_ctl, whose own errors name only one symptom.
+ */
+async function checkPostgresReaches(checks: [path: string, flag: "-r" | "-w"][]): Promise<void> {
+  if (!asRoot) return;
+  for (const [path, flag] of checks) {
+    if (await postgresCan(flag, path)) continue;
+    throw new Error(
+      `the postgres user cannot ${flag === "-r" ? "read" : "write"} ${path}: it must belong ` +
+        "to postgres and every folder above it must be open to postgres (x); " +
+        `\`ls -ld\` each level of ${dirname(path)} to find the one that is not`,
+    );
   }
 }
 
@@ -122,43 +246,55 @@ export function installExtensionFiles(): void {
   }
 }
 
-/** Creates a cluster if needed and starts it; a running cluster is left as it is. */
+/**
+ * Creates a cluster if needed and starts it; a running cluster is left as it is. As root,
+ * everything the server reads or writes (data directory, password file, log) belongs to the
+ * `postgres` user and sits where it can reach it (see `clusterPaths`).
+ */
 export async function startPostgres(
   cluster: Cluster = STACK_CLUSTER,
 ): Promise<"started" | "reused"> {
-  const dir = await dataDir(cluster);
+  const paths = await clusterPaths(cluster);
+  const dir = paths.data;
   const ours = existsSync(join(dir, "postmaster.pid"));
   if (ours && await isReady(cluster)) return "reused";
   if (!ours && await portOpen(HOST, cluster.port)) throw portTaken(cluster.port, "Postgres");
-  const log = join(LOG_DIR, `${cluster.name}.log`);
+  if (paths.fallback) await prepareFallbackDir(paths.fallback.dir);
+  // initdb wants the data directory 0700 (or 0750) and its own.
   mkdirSync(dir, { recursive: true, mode: 0o700 });
-  mkdirSync(LOG_DIR, { recursive: true });
-  if (!existsSync(log)) writeFileSync(log, "");
+  mkdirSync(dirname(paths.log), { recursive: true });
+  if (!existsSync(paths.log)) writeFileSync(paths.log, "");
   await chownToPostgres(dir);
-  await chownToPostgres(log);
+  await chownToPostgres(paths.log);
+  if (paths.fallback) linkLog(paths.log, paths.fallback.logLink);
+  await checkPostgresReaches([[dir, "-w"], [paths.log, "-w"]]);
   if (!existsSync(join(dir, "PG_VERSION"))) {
     const pwfile = `${dir}.pwfile`;
-    writeFileSync(pwfile, PASSWORD + "\n");
-    await chownToPostgres(pwfile);
-    await pg("initdb", [
-      "-D",
-      dir,
-      "-U",
-      "postgres",
-      "--pwfile",
-      pwfile,
-      "--auth-local=trust",
-      "--auth-host=scram-sha-256",
-      "--encoding=UTF8",
-      "--locale=C.UTF-8",
-    ]);
-    rmSync(pwfile);
+    writeFileSync(pwfile, PASSWORD + "\n", { mode: 0o600 });
+    try {
+      await chownToPostgres(pwfile);
+      await checkPostgresReaches([[pwfile, "-r"]]);
+      await pg("initdb", [
+        "-D",
+        dir,
+        "-U",
+        "postgres",
+        "--pwfile",
+        pwfile,
+        "--auth-local=trust",
+        "--auth-host=scram-sha-256",
+        "--encoding=UTF8",
+        "--locale=C.UTF-8",
+      ]);
+    } finally {
+      rmSync(pwfile, { force: true });
+    }
     const conf = join(dir, "postgresql.conf");
     writeFileSync(conf, readFileSync(conf, "utf8") + "\ninclude 'stack.conf'\n");
   }
   writeFileSync(join(dir, "stack.conf"), stackConf(cluster));
   await chownToPostgres(join(dir, "stack.conf"));
-  await pg("pg_ctl", ["-D", dir, "-l", log, "-w", "-t", "60", "start"]);
+  await pg("pg_ctl", ["-D", dir, "-l", paths.log, "-w", "-t", "60", "start"]);
   return "started";
 }
 
@@ -170,10 +306,23 @@ export async function stopPostgres(cluster: Cluster = STACK_CLUSTER): Promise<bo
   return true;
 }
 
-/** Stops a cluster and deletes its files. */
+/**
+ * Stops a cluster and deletes its files. Outside the repository (see `clusterPaths`) that
+ * includes its log and the symlink to it, and the folder under /var/tmp once it is empty.
+ */
 export async function destroyPostgres(cluster: Cluster): Promise<void> {
   await stopPostgres(cluster);
-  rmSync(await dataDir(cluster), { recursive: true, force: true });
+  const paths = await clusterPaths(cluster);
+  rmSync(paths.data, { recursive: true, force: true });
+  rmSync(`${paths.data}.pwfile`, { force: true });
+  if (!paths.fallback) return;
+  rmSync(paths.log, { force: true });
+  if (lstatOrUndefined(paths.fallback.logLink)?.isSymbolicLink()) {
+    rmSync(paths.fallback.logLink, { force: true });
+  }
+  if (existsSync(paths.fallback.dir) && readdirSync(paths.fallback.dir).length === 0) {
+    rmdirSync(paths.fallback.dir);
+  }
 }
 
 /** Runs SQL (or a file of it) through psql, stopping at the first error. */
