@@ -344,6 +344,22 @@ Deno.test("a stream that lost records marks its table stale and heals it with a 
     // Pretend the poller was away for longer than the stream keeps records.
     for (const shard of Object.keys(state[arn])) state[arn][shard] = "0".repeat(21);
     writeFileSync(file, JSON.stringify(state));
+    // Two rows whose items DynamoDB does not hold: one the stream wrote two hours ago
+    // (its REMOVE record was among those lost), one it wrote just now (as if the item
+    // came after the Scan passed its place, and went again).
+    const lead = (id: string, seq: string, at: Date) => ({
+      op: "upsert",
+      row: { lead_id: id, name: id, lead_data: {} },
+      seq,
+      changed_at: at.toISOString(),
+      source: "stream",
+    });
+    await sql`select sync.merge_changes('mmp_toledo_leads', ${
+      JSON.stringify([
+        lead("lost-remove", "1", new Date(Date.now() - 2 * 3600_000)),
+        lead("streamed-now", "2", new Date()),
+      ])
+    }::text::jsonb)`;
     await run(DENO_BIN, ["run", "-A", "local-stack/stack.ts", "up"], { cwd: ROOT });
 
     const healed = await eventually("the table to be marked stale and healed", async () => {
@@ -357,6 +373,17 @@ Deno.test("a stream that lost records marks its table stale and heals it with a 
     const [status] =
       await sql`select stale from sync.status where target_table = 'mmp_toledo_leads'`;
     assert.equal(status.stale, false, "the finished backfill clears the mark");
+    const kept = await sql`select lead_id from public.mmp_toledo_leads
+                           where lead_id in ('lost-remove', 'streamed-now')`;
+    assert.deepEqual(
+      kept.map((r) => r.lead_id),
+      ["streamed-now"],
+      "the row whose delete was lost is gone",
+    );
+    const [tomb] = await sql`select count(*)::int as n from sync.tombstones
+      where target_table = 'mmp_toledo_leads' and row_key = '{"lead_id": "lost-remove"}'`;
+    assert.equal(tomb.n, 1, "its removal left a tombstone");
+    await sql`delete from public.mmp_toledo_leads where lead_id = 'streamed-now'`;
   } finally {
     await sql.end();
   }

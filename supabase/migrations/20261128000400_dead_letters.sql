@@ -9,7 +9,9 @@ create table sync.dead_letters (
   record jsonb not null,
   reason text not null,
   replayed_at timestamptz,
-  replay_result text
+  replay_result text,
+  -- The target row's key, when the record names one: a backfill keeps such keys.
+  row_key jsonb
 );
 create index dead_letters_open_idx on sync.dead_letters (target_table) where replayed_at is null;
 comment on table sync.dead_letters is 'Records that could not be mapped, whole, with the reason; replayable once fixed.';

@@ -22,13 +22,16 @@ create table sync.backfill_jobs (
   finished_at timestamptz,
   error text,
   page_size integer not null default 1000 check (page_size between 1 and 10000),
-  lease_seconds integer not null default 60 check (lease_seconds between 5 and 3600)
+  lease_seconds integer not null default 60 check (lease_seconds between 5 and 3600),
+  rows_removed bigint
 );
 create index backfill_jobs_source_table_idx on sync.backfill_jobs (source_table, requested_at desc);
 comment on table sync.backfill_jobs is 'Backfills of one DynamoDB table each.';
 comment on column sync.backfill_jobs.page_size is 'Items per Scan page (the Scan''s Limit).';
 comment on column sync.backfill_jobs.lease_seconds is
   'How long a worker holds a segment without checkpointing before another may take it over.';
+comment on column sync.backfill_jobs.rows_removed is
+  'Rows (or observations) the finished backfill removed because its Scan did not see them.';
 
 create table sync.backfill_segments (
   job_id bigint not null references sync.backfill_jobs (id) on delete cascade,
@@ -207,12 +210,83 @@ begin
   if not exists (
     select from sync.backfill_segments where job_id = p_job and status <> 'done'
   ) then
-    update sync.backfill_jobs set status = 'done', finished_at = now() where id = p_job;
-    -- The table is whole again; the reason stays as a record of what happened.
+    -- Every segment has been read: remove what the backfill did not see, then the
+    -- table is whole again (the stale reason stays as a record of what happened).
+    update sync.backfill_jobs
+    set status = 'done', finished_at = now(), rows_removed = sync.sweep_unseen(p_job)
+    where id = p_job;
     update sync.table_state set stale_since = null where backfill_job_id = p_job;
   end if;
 end
 $$;
+
+-- A backfill ends equal (docs/sync-semantics.md, "A backfill ends equal"): once every
+-- segment has been read, the rows (and, for the collapsed tables, the observations)
+-- whose keys the Scan did not see and whose last change is older than the job's start
+-- are removed, with tombstones, through the one merge. This is how a table whose
+-- stream lost REMOVE records heals.
+--
+-- Which keys the Scan saw needs no list: every item a page read at time T >= start is
+-- either written, stamped sync_changed_at = T, or skipped because the row reflects a
+-- stream change newer than T minus the clock granularity g. Either way a seen row's
+-- sync_changed_at is >= start - g afterwards, and so is a row the stream changed during
+-- the backfill. A row older than that was not seen. The deletes are positioned at the
+-- job's start, so the guard applies exactly that condition again, and a stream change
+-- that arrives later still wins. Keys with an open dead letter were seen (their item
+-- could not be mapped) and are kept.
+create function sync.sweep_unseen(p_job bigint) returns bigint
+language plpgsql set search_path = ''
+as $fn$
+declare
+  spec sync.source_tables;
+  started timestamptz;
+  cutoff timestamptz;
+  changes jsonb;
+  removed bigint;
+begin
+  select s.* into spec
+  from sync.backfill_jobs j join sync.source_tables s on s.source_table = j.source_table
+  where j.id = p_job;
+  select j.started_at into started from sync.backfill_jobs j where j.id = p_job;
+  cutoff := started - (select value::interval from sync.settings where key = 'stream_clock_granularity');
+  if spec.collapsed then
+    -- Live observations older than the cutoff, and rows with no live observation at all
+    -- (written here some other way), each as the delete of that observation.
+    execute format($sql$
+      select jsonb_agg(jsonb_build_object('op', 'delete', 'row', x.row_key, 'seq', null,
+               'changed_at', $1, 'source', 'backfill', 'range_key', x.range_key, 'rank', 0))
+      from (
+        select o.row_key, o.range_key from sync.observations o
+        where o.target_table = %1$L and not o.deleted and o.sync_changed_at < $2
+        union
+        select %2$s, t.sync_range_key from public.%1$I t
+        where t.sync_changed_at < $2
+      ) x
+      where not exists (
+        select from sync.dead_letters d
+        where d.target_table = %1$L and d.replayed_at is null and d.row_key = x.row_key)
+      $sql$, spec.target_table, sync.key_json_sql(spec.target_table, 't'))
+    into changes using started, cutoff;
+  else
+    execute format($sql$
+      select jsonb_agg(jsonb_build_object('op', 'delete', 'row', x.row_key, 'seq', null,
+               'changed_at', $1, 'source', 'backfill'))
+      from (select %2$s as row_key from public.%1$I t where t.sync_changed_at < $2) x
+      where not exists (
+        select from sync.dead_letters d
+        where d.target_table = %1$L and d.replayed_at is null and d.row_key = x.row_key)
+      $sql$, spec.target_table, sync.key_json_sql(spec.target_table, 't'))
+    into changes using started, cutoff;
+  end if;
+  if changes is null then
+    return 0;
+  end if;
+  select m.deleted into removed from sync.merge_changes(spec.target_table, changes) m;
+  return removed;
+end
+$fn$;
+comment on function sync.sweep_unseen(bigint) is
+  'At the end of a backfill: removes, with tombstones, the rows and observations its Scan did not see that are older than its start.';
 
 -- Gives a segment back (the worker's budget ran out); the next worker goes on from its
 -- checkpoint.
@@ -278,4 +352,4 @@ revoke all on function sync.wake_import_worker(), sync.backfill_work_pending(),
   sync.start_backfill(text, integer, boolean), sync.claim_segment(text),
   sync.checkpoint_segment(bigint, integer, text, jsonb, integer, integer, boolean),
   sync.release_segment(bigint, integer, text), sync.fail_segment(bigint, integer, text, text),
-  sync.mark_stale(text, text) from public;
+  sync.mark_stale(text, text), sync.sweep_unseen(bigint) from public;
