@@ -9,7 +9,8 @@ comment on schema sync is
 
 -- Which DynamoDB table feeds which target table. The TypeScript registry
 -- (functions-shared/table_registry.ts) holds the full mapping; this copy lets SQL
--- (start_backfill, status views) name tables, and a test keeps the two equal.
+-- (start_backfill, status views) name tables; tests/registry_database_test.ts keeps the two
+-- equal, row by row, and checks every mirror table's columns against the registry.
 create table sync.source_tables (
   source_table text primary key,
   region text not null,

@@ -1,0 +1,75 @@
+/**
+ * The table registry is the one source of the table list: the database's mirror tables,
+ * `sync.source_tables`, the pgTAP schema test's list and the demo data set must all be
+ * what it says, and a difference fails here naming the table and column
+ * (scripts/registry_check.ts).
+ */
+
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { ROOT } from "../local-stack/config.ts";
+import { TABLES } from "../functions-shared/table_registry.ts";
+import { REPORT_VOLUMES } from "../demo/demo_data.ts";
+import {
+  type CatalogColumn,
+  registryProblems,
+  type SourceTableRow,
+} from "../scripts/registry_check.ts";
+import { connectDb } from "./stack_clients.ts";
+
+Deno.test("the database's mirror tables and sync.source_tables are the registry's", async () => {
+  const sql = connectDb();
+  try {
+    // A mirror table is a public table with the ordering guard's columns.
+    const columns = await sql<CatalogColumn[]>`
+      select c.relname as table, a.attname as column,
+             format_type(a.atttypid, a.atttypmod) as type, a.attnotnull as "notNull"
+      from pg_attribute a
+      join pg_class c on c.oid = a.attrelid
+      join pg_namespace n on n.oid = c.relnamespace
+      where n.nspname = 'public' and c.relkind = 'r' and a.attnum > 0 and not a.attisdropped
+        and exists (select from pg_attribute g where g.attrelid = c.oid and g.attname = 'sync_changed_at')
+      order by c.relname, a.attnum`;
+    const keys = await sql<{ table: string; columns: string[] }[]>`
+      select c.relname as table,
+             array_agg(a.attname::text order by array_position(i.indkey::int2[], a.attnum)) as columns
+      from pg_index i
+      join pg_class c on c.oid = i.indrelid
+      join pg_namespace n on n.oid = c.relnamespace
+      join pg_attribute a on a.attrelid = c.oid and a.attnum = any(i.indkey)
+      where n.nspname = 'public' and i.indisprimary
+      group by c.relname`;
+    const sourceTables = await sql<SourceTableRow[]>`
+      select source_table, region, target_table, key_columns, collapsed
+      from sync.source_tables order by source_table`;
+    const problems = registryProblems(TABLES, {
+      columns: [...columns],
+      primaryKeys: Object.fromEntries(keys.map((k) => [k.table, k.columns])),
+      sourceTables: [...sourceTables],
+    });
+    assert.deepEqual(problems, [], `the registry and the database differ:\n${problems.join("\n")}`);
+  } finally {
+    await sql.end();
+  }
+});
+
+Deno.test("the pgTAP schema test and the demo data list exactly the registry's tables", () => {
+  const schemaTest = readFileSync(
+    join(ROOT, "supabase", "tests", "database", "010-schema.test.sql"),
+    "utf8",
+  );
+  const list = schemaTest.match(/tables_are\('public', array\[([^\]]*)\]/);
+  assert.ok(list, "010-schema.test.sql lists the public tables with tables_are");
+  const listed = [...list[1].matchAll(/'([^']+)'/g)].map((m) => m[1]).sort();
+  assert.deepEqual(
+    listed,
+    [...TABLES.map((t) => t.targetTable), "sync_checksums"].sort(),
+    "010-schema.test.sql's public tables are the registry's nine and sync_checksums",
+  );
+  assert.deepEqual(
+    Object.keys(REPORT_VOLUMES).sort(),
+    TABLES.map((t) => t.sourceTable).sort(),
+    "the demo data set has a volume for each registry table, and no other",
+  );
+});
