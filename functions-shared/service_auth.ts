@@ -17,12 +17,17 @@ export function constantTimeEqual(a: string, b: string): boolean {
 /**
  * Checks that `req` carries the service role key as a bearer token. Returns undefined
  * when it does, or the reason it does not (for a 401 answer).
+ *
+ * Fails closed: with no key configured (unset, empty or blank) every request is
+ * refused, whatever it carries; the key itself is never part of the reason.
  */
 export function serviceRoleProblem(
   req: Request,
   serviceRoleKey: string | undefined,
 ): string | undefined {
-  if (!serviceRoleKey) return "the function has no SUPABASE_SERVICE_ROLE_KEY to check against";
+  if (serviceRoleKey === undefined || serviceRoleKey.trim() === "") {
+    return "the function has no SUPABASE_SERVICE_ROLE_KEY to check against";
+  }
   const header = req.headers.get("authorization");
   if (!header) return "missing Authorization header: send `Bearer <service role key>`";
   const token = header.match(/^Bearer\s+(.+)$/i)?.[1]?.trim();

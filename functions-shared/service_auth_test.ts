@@ -1,8 +1,21 @@
 import assert from "node:assert/strict";
+import type postgres from "postgres";
+import { handleReplayRequest } from "./dead_letters.ts";
 import { constantTimeEqual, serviceRoleProblem } from "./service_auth.ts";
+import { handleValidatorRequest } from "./validator_endpoint.ts";
 
 const request = (authorization?: string) =>
   new Request("http://x/", { headers: authorization ? { authorization } : {} });
+
+/** A database that fails the test if anything uses it. */
+const untouchable = new Proxy({}, {
+  get() {
+    throw new Error("the database must not be used");
+  },
+  apply() {
+    throw new Error("the database must not be used");
+  },
+}) as unknown as postgres.Sql;
 
 Deno.test("constantTimeEqual compares whole strings", () => {
   assert.equal(constantTimeEqual("abc", "abc"), true);
@@ -21,4 +34,55 @@ Deno.test("serviceRoleProblem accepts only the exact bearer key", () => {
     serviceRoleProblem(request("Bearer key-1"), undefined)!,
     /no SUPABASE_SERVICE_ROLE_KEY/,
   );
+});
+
+Deno.test("serviceRoleProblem fails closed: no key configured refuses everything", () => {
+  for (const configured of [undefined, "", "   "]) {
+    for (
+      const sent of [undefined, "Bearer ", "Bearer    ", "Bearer key-1", `Bearer ${configured}`]
+    ) {
+      const problem = serviceRoleProblem(request(sent), configured);
+      assert.match(problem ?? "accepted", /no SUPABASE_SERVICE_ROLE_KEY/, `${configured}/${sent}`);
+    }
+  }
+  assert.ok(!serviceRoleProblem(request("Bearer key-2"), "key-1")!.includes("key-1"));
+});
+
+Deno.test("the dead-letter replay endpoint refuses (401) without a configured key", async () => {
+  for (const serviceRoleKey of [undefined, ""]) {
+    const response = await handleReplayRequest(
+      new Request("http://x/replay-dead-letters", {
+        method: "POST",
+        headers: { authorization: "Bearer " },
+        body: "{}",
+      }),
+      { sql: untouchable, serviceRoleKey },
+    );
+    assert.equal(response.status, 401);
+    assert.match((await response.json()).error, /no SUPABASE_SERVICE_ROLE_KEY/);
+  }
+  const wrong = await handleReplayRequest(
+    new Request("http://x/", { method: "POST", headers: { authorization: "Bearer no" } }),
+    { sql: untouchable, serviceRoleKey: "key-1" },
+  );
+  assert.equal(wrong.status, 401);
+  await wrong.body?.cancel();
+});
+
+Deno.test("the validator endpoint refuses (401) without a configured key", async () => {
+  const response = await handleValidatorRequest(
+    new Request("http://x/", {
+      method: "POST",
+      headers: { authorization: "Bearer " },
+      body: '{"table": "firespring_segments"}',
+    }),
+    {
+      sql: untouchable,
+      serviceRoleKey: undefined,
+      waitUntil: () => assert.fail("no work may start"),
+      callSelf: () => Promise.reject(new Error("no call may be made")),
+    } as unknown as Parameters<typeof handleValidatorRequest>[1],
+  );
+  assert.equal(response.status, 401);
+  assert.match((await response.json()).error, /no SUPABASE_SERVICE_ROLE_KEY/);
 });

@@ -4,10 +4,24 @@
  * transaction through `sync.merge_changes`, dead-letter what cannot be mapped, and
  * answer with counts.
  *
+ * The cheap checks come before the expensive ones: the secret setting (checked once at
+ * cold start), the method, the content type, the three signature headers and the
+ * timestamp, all before the body is read; then the body's size while it is read; then
+ * the HMAC; then the replay check; then JSON and the envelope; then the database.
+ *
  * Statuses: 200 with `{received, applied, skipped, deadLettered}`; 400 malformed JSON
- * or envelope (naming the path); 401 signature or timestamp; 405 not POST; 413 body
- * over 6 MiB; 415 not JSON; 503 with Retry-After when the database is unavailable.
- * Whatever the refusal, nothing is applied.
+ * or envelope (naming the path); 401 missing headers, a timestamp more than 300 s from
+ * now, or a signature that matches no secret; 405 not POST; 409 a `webhook-id` already
+ * accepted within the replay window; 413 body over 6 MiB; 415 not JSON; 500 when
+ * SYNC_WEBHOOK_SECRET is malformed (every request, naming which secret and why); 503
+ * with Retry-After when the database is unavailable. Whatever the refusal, nothing is
+ * applied.
+ *
+ * Replays: each accepted `webhook-id` is recorded in `sync.webhook_deliveries` in the
+ * same transaction that applies its batch (the database is the authority, shared by
+ * every isolate), and in a small per-isolate map ({@link RecentWebhookIds}) that refuses
+ * a replay without a round trip. A request the database refuses (503) rolls back, so the
+ * sender's retry with the same id still applies.
  *
  * @module
  */
@@ -24,26 +38,95 @@ import {
 } from "./record_mapping.ts";
 import { applyChanges, isDatabaseUnavailable } from "./sync_db.ts";
 import { parseWebhookBody } from "./webhook_envelope.ts";
-import { webhookProblem } from "./webhook_signing.ts";
+import {
+  checkWebhookHeaders,
+  TIMESTAMP_TOLERANCE_SECONDS,
+  type WebhookVerifier,
+} from "./webhook_signing.ts";
 
 /** The largest body accepted: 6 MiB, Lambda's own payload limit. */
 export const MAX_BODY_BYTES = 6 * 1024 * 1024;
 /** Seconds a sender should wait after a 503. */
 export const RETRY_AFTER_SECONDS = 5;
 
-/** What the webhook needs from its environment. */
+/** What the webhook needs from its environment; built once, at cold start. */
 export interface WebhookDeps {
-  /** SYNC_WEBHOOK_SECRET: one `whsec_...` secret, or two separated by a comma. */
-  secret: string | undefined;
+  /** Built from SYNC_WEBHOOK_SECRET by `createWebhookVerifier`. */
+  verifier: WebhookVerifier;
+  /** The `webhook-id`s this isolate accepted lately. */
+  recentIds: RecentWebhookIds;
   sql: postgres.Sql;
   maxBodyBytes?: number;
+  /** The clock, in milliseconds since the epoch (tests set it). */
+  now?: () => number;
+}
+
+/**
+ * The `webhook-id`s accepted by this isolate, each until its timestamp leaves the
+ * tolerance window (after that the timestamp check refuses a replay anyway). A cheap
+ * first refusal only: `sync.webhook_deliveries` is the authority.
+ */
+export class RecentWebhookIds {
+  #expiries = new Map<string, number>();
+  #nextPruneAt = 0;
+
+  /** Whether `id` was accepted and has not expired at `nowMs`. */
+  has(id: string, nowMs: number): boolean {
+    const expiry = this.#expiries.get(id);
+    return expiry !== undefined && expiry > nowMs;
+  }
+
+  /** Remembers `id` (sent with unix-seconds `timestamp`); drops expired ids now and then. */
+  remember(id: string, timestamp: number, nowMs: number): void {
+    this.#expiries.set(id, (timestamp + TIMESTAMP_TOLERANCE_SECONDS) * 1000);
+    if (nowMs < this.#nextPruneAt) return;
+    this.#nextPruneAt = nowMs + 10_000;
+    for (const [known, expiry] of this.#expiries) {
+      if (expiry <= nowMs) this.#expiries.delete(known);
+    }
+  }
+
+  /** How many ids are held (expired ones included until the next prune). */
+  get size(): number {
+    return this.#expiries.size;
+  }
+}
+
+/** Thrown inside the transaction when its `webhook-id` was already recorded: rolls back. */
+class ReplayedDelivery extends Error {
+  constructor(readonly webhookId: string) {
+    super(`webhook-id ${webhookId} was already accepted`);
+    this.name = "ReplayedDelivery";
+  }
+}
+
+/**
+ * Records a delivery's `webhook-id` inside the caller's transaction; false when it was
+ * already there (a replay).
+ */
+async function recordDelivery(tx: postgres.TransactionSql, webhookId: string): Promise<boolean> {
+  const rows = await tx.unsafe(
+    `insert into sync.webhook_deliveries (webhook_id, received_at) values ($1, now())
+     on conflict do nothing returning webhook_id`,
+    [webhookId],
+  );
+  return rows.length === 1;
+}
+
+/** The 409 for a replayed `webhook-id`. */
+function replayRefused(webhookId: string): Response {
+  return errorResponse(
+    409,
+    `webhook-id ${webhookId} was already accepted within the last ` +
+      `${TIMESTAMP_TOLERANCE_SECONDS} s; this replay was refused and nothing was applied`,
+  );
 }
 
 /** Reads a body up to `limit` bytes; undefined when it is longer. */
-async function readLimited(req: Request, limit: number): Promise<string | undefined> {
+async function readLimited(req: Request, limit: number): Promise<Uint8Array | undefined> {
   const declared = Number(req.headers.get("content-length") ?? "0");
   if (declared > limit) return undefined;
-  if (!req.body) return "";
+  if (!req.body) return new Uint8Array(0);
   const chunks: Uint8Array[] = [];
   let size = 0;
   for await (const chunk of req.body) {
@@ -57,7 +140,7 @@ async function readLimited(req: Request, limit: number): Promise<string | undefi
     bytes.set(chunk, offset);
     offset += chunk.byteLength;
   }
-  return new TextDecoder().decode(bytes);
+  return bytes;
 }
 
 /** Maps every record of a body; splits the results into changes and dead letters. */
@@ -78,6 +161,8 @@ export function mapBody(body: ReturnType<typeof parseWebhookBody> & { ok: true }
 
 /** Handles one webhook request. */
 export async function handleWebhook(req: Request, deps: WebhookDeps): Promise<Response> {
+  const verifier = deps.verifier;
+  if (!verifier.ok) return errorResponse(500, `${verifier.problem}; nothing was applied`);
   if (req.method !== "POST") return methodNotAllowed("POST");
   const contentType = req.headers.get("content-type") ?? "";
   if (!/^application\/json\s*(;|$)/i.test(contentType)) {
@@ -86,13 +171,19 @@ export async function handleWebhook(req: Request, deps: WebhookDeps): Promise<Re
       `content-type must be application/json, not ${contentType || "missing"}`,
     );
   }
+  const now = deps.now?.() ?? Date.now();
+  const checked = checkWebhookHeaders(req.headers, now);
+  if (!checked.ok) return errorResponse(401, checked.problem);
+  const delivery = checked.delivery;
+
   const limit = deps.maxBodyBytes ?? MAX_BODY_BYTES;
-  const text = await readLimited(req, limit);
-  if (text === undefined) return errorResponse(413, `body is larger than ${limit} bytes`);
-
-  const problem = webhookProblem(deps.secret, req.headers, text);
+  const bytes = await readLimited(req, limit);
+  if (bytes === undefined) return errorResponse(413, `body is larger than ${limit} bytes`);
+  const problem = await verifier.verifySignature(delivery, bytes);
   if (problem) return errorResponse(401, problem);
+  if (deps.recentIds.has(delivery.id, now)) return replayRefused(delivery.id);
 
+  const text = new TextDecoder().decode(bytes);
   let parsed: unknown;
   try {
     parsed = parseJsonExact(text);
@@ -108,11 +199,15 @@ export async function handleWebhook(req: Request, deps: WebhookDeps): Promise<Re
   if (!envelope.ok) return errorResponse(400, `malformed envelope at ${envelope.problem}`);
 
   const { received, changes, deadLetters } = mapBody(envelope);
-  for (const letter of deadLetters) {
-    console.warn(`dead letter: ${letter.reason} (event ${letter.eventId ?? "direct"})`);
-  }
   try {
-    const result = await deps.sql.begin((tx) => applyChanges(tx, changes, deadLetters));
+    const result = await deps.sql.begin(async (tx) => {
+      if (!(await recordDelivery(tx, delivery.id))) throw new ReplayedDelivery(delivery.id);
+      return await applyChanges(tx, changes, deadLetters);
+    });
+    deps.recentIds.remember(delivery.id, delivery.timestamp, now);
+    for (const letter of deadLetters) {
+      console.warn(`dead letter: ${letter.reason} (event ${letter.eventId ?? "direct"})`);
+    }
     return json(200, {
       received,
       applied: result.applied,
@@ -120,6 +215,10 @@ export async function handleWebhook(req: Request, deps: WebhookDeps): Promise<Re
       deadLettered: result.deadLettered,
     });
   } catch (error) {
+    if (error instanceof ReplayedDelivery) {
+      deps.recentIds.remember(delivery.id, delivery.timestamp, now);
+      return replayRefused(error.webhookId);
+    }
     if (isDatabaseUnavailable(error)) {
       console.error(`database unavailable: ${(error as Error).message}`);
       return errorResponse(503, "the database is unavailable; nothing was applied, retry later", {

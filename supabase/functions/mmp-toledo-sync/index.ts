@@ -3,13 +3,27 @@
  * Lambda) and people's direct requests to Postgres. See functions-shared/webhook.ts;
  * `POST .../replay-dead-letters` (service role key) replays dead letters once their
  * cause is fixed, see functions-shared/dead_letters.ts.
+ *
+ * SYNC_WEBHOOK_SECRET is checked once, here, at cold start. When it is malformed, one
+ * line in the function's log says which secret of the setting and why (never its value),
+ * and every webhook request is answered 500 with the same cause; nothing is verified
+ * and nothing applied until the setting is fixed. The replay endpoint does not use the
+ * webhook secret and keeps working.
  */
 
-import { handleWebhook } from "../../../functions-shared/webhook.ts";
+import { handleWebhook, RecentWebhookIds } from "../../../functions-shared/webhook.ts";
+import { createWebhookVerifier } from "../../../functions-shared/webhook_signing.ts";
 import { handleReplayRequest } from "../../../functions-shared/dead_letters.ts";
 import { connectDb } from "../../../functions-shared/sync_db.ts";
 
 const sql = connectDb(Deno.env.get("SUPABASE_DB_URL")!);
+const verifier = createWebhookVerifier(Deno.env.get("SYNC_WEBHOOK_SECRET"));
+if (!verifier.ok) {
+  console.error(
+    `mmp-toledo-sync refuses every webhook request: ${verifier.problem}`,
+  );
+}
+const recentIds = new RecentWebhookIds();
 
 Deno.serve((req) => {
   if (new URL(req.url).pathname.endsWith("/replay-dead-letters")) {
@@ -18,5 +32,5 @@ Deno.serve((req) => {
       serviceRoleKey: Deno.env.get("SUPABASE_SERVICE_ROLE_KEY"),
     });
   }
-  return handleWebhook(req, { sql, secret: Deno.env.get("SYNC_WEBHOOK_SECRET") });
+  return handleWebhook(req, { sql, verifier, recentIds });
 });
