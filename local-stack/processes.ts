@@ -1,7 +1,9 @@
 /**
  * Background processes of the local stack: started in a session of their own (so that
  * stopping one stops its children too), with a pid file under `.local/pids` and a log
- * under `.local/logs`.
+ * under `.local/logs`. The pid file's first line is the pid; its second, when given, is
+ * the fingerprint of the code and settings the process was started with, so that
+ * `stack:up` can tell whether a running process is still the one it would start.
  *
  * @module
  */
@@ -19,6 +21,8 @@ export interface ProcessSpec {
   args: string[];
   env?: Record<string, string>;
   cwd?: string;
+  /** What the process was started with (a hash of its code and settings), kept in its pid file. */
+  fingerprint?: string;
 }
 
 /** The log file of a part of the stack. */
@@ -30,15 +34,29 @@ function pidFile(name: string): string {
   return join(PID_DIR, `${name}.pid`);
 }
 
-/** The pid recorded for `name`, if that process is still alive. */
-export function runningPid(name: string): number | undefined {
-  let pid: number;
+/** A process of the stack that is alive, as its pid file records it. */
+export interface RunningProcess {
+  pid: number;
+  /** The fingerprint it was started with; undefined when none was recorded. */
+  fingerprint: string | undefined;
+}
+
+/** The process recorded for `name`, if it is still alive. */
+export function runningProcess(name: string): RunningProcess | undefined {
+  let lines: string[];
   try {
-    pid = Number(readFileSync(pidFile(name), "utf8").trim());
+    lines = readFileSync(pidFile(name), "utf8").split("\n").map((line) => line.trim());
   } catch {
     return undefined;
   }
-  return pid > 0 && isAlive(pid) ? pid : undefined;
+  const pid = Number(lines[0]);
+  if (!(Number.isInteger(pid) && pid > 0 && isAlive(pid))) return undefined;
+  return { pid, fingerprint: lines[1] || undefined };
+}
+
+/** The pid recorded for `name`, if that process is still alive. */
+export function runningPid(name: string): number | undefined {
+  return runningProcess(name)?.pid;
 }
 
 /** Whether a process exists (signal 0 checks without sending anything). */
@@ -65,7 +83,8 @@ export function startDetached(spec: ProcessSpec): number {
   closeSync(out);
   if (child.pid === undefined) throw new Error(`could not start ${spec.name}: ${spec.command}`);
   child.unref();
-  writeFileSync(pidFile(spec.name), `${child.pid}\n`);
+  const lines = spec.fingerprint === undefined ? [child.pid] : [child.pid, spec.fingerprint];
+  writeFileSync(pidFile(spec.name), `${lines.join("\n")}\n`);
   return child.pid;
 }
 

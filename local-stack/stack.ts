@@ -2,15 +2,17 @@
  * `npm run stack:up` / `npm run stack:down` / `deno run -A local-stack/stack.ts status`:
  * the local stand-in for a Supabase project plus DynamoDB, without Docker.
  *
- * `up` is idempotent: what already runs (with the same code) is reused, the platform SQL
- * is re-applied (it is written to be), and only new migrations are pushed. `down` stops
- * every process of the stack and leaves the data under `.local/`.
+ * `up` is idempotent: what already runs with the same code and the same settings (the
+ * values of `.local/stack.env`, and the environment variables a part reads) is reused,
+ * what runs with other code or settings is restarted, the platform SQL is re-applied (it
+ * is written to be), and only new migrations are pushed. `down` stops every process of
+ * the stack and leaves the data under `.local/`.
  *
  * @module
  */
 
 import { createHash } from "node:crypto";
-import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { DENO_BIN, FUNCTIONS_PORT, HOST, PG_BIN, PID_DIR, ROOT, STACK_ENV_FILE } from "./config.ts";
 import { startDynamo, stopDynamo } from "./dynamodb.ts";
@@ -28,26 +30,65 @@ import {
   portOpen,
   portTaken,
   runningPid,
+  runningProcess,
   startDetached,
   stopDetached,
   waitFor,
 } from "./processes.ts";
-import { ensureStackEnv, type StackEnv } from "./stack_env.ts";
+import { ensureStackEnv, type StackEnv, startupSettings } from "./stack_env.ts";
+import { parseWebhookSecrets } from "../functions-shared/webhook_signing.ts";
 import { ensureSourceTables } from "./source_tables.ts";
 import { POLLER_STATE_FILE } from "./stream_positions.ts";
 
-/** The Deno processes of the stack and the code each depends on (restarted when it changes). */
-const DENO_PARTS = [
+/** One Deno process of the stack. */
+interface DenoPart {
+  name: string;
+  script: string;
+  /** The files and folders of its code (restarted when they change). */
+  code: string[];
+  /**
+   * The variables of the inherited environment it reads (restarted when they change,
+   * as when a value of `.local/stack.env` changes).
+   */
+  variables: string[];
+}
+
+/** The Deno processes of the stack. */
+const DENO_PARTS: DenoPart[] = [
   {
     name: "functions",
     script: "local-stack/functions_gateway.ts",
-    code: ["local-stack", "supabase/functions", "supabase/config.toml", "functions-shared"],
+    code: [
+      "deno.json",
+      "local-stack",
+      "supabase/functions",
+      "supabase/config.toml",
+      "functions-shared",
+    ],
+    variables: ["STACK_PORT_OFFSET", "DENO_DIR"],
   },
-  { name: "pg_net", script: "local-stack/pg_net_worker.ts", code: ["local-stack"] },
+  {
+    name: "pg_net",
+    script: "local-stack/pg_net_worker.ts",
+    code: ["deno.json", "local-stack"],
+    variables: ["STACK_PORT_OFFSET"],
+  },
   {
     name: "stream_poller",
     script: "local-stack/stream_poller.ts",
-    code: ["local-stack", "lambda/stream_forwarder.ts", "functions-shared"],
+    code: [
+      "deno.json",
+      "local-stack",
+      "lambda/stream_forwarder.ts",
+      "lambda/webhook_secret.ts",
+      "functions-shared",
+    ],
+    variables: [
+      "STACK_PORT_OFFSET",
+      "STREAM_BATCH_SIZE",
+      "STREAM_MAX_RETRY_ATTEMPTS",
+      "STREAM_BISECT_ON_ERROR",
+    ],
   },
 ];
 
@@ -96,12 +137,31 @@ async function storeVaultSecrets(env: StackEnv): Promise<void> {
   }
 }
 
-async function startDenoPart(part: (typeof DENO_PARTS)[number]): Promise<"started" | "reused"> {
-  const print = fingerprint(part.code);
-  const printFile = join(PID_DIR, `${part.name}.fingerprint`);
-  const same = existsSync(printFile) && readFileSync(printFile, "utf8") === print;
-  if (runningPid(part.name) !== undefined && same) return "reused";
+/**
+ * What a part starts with: a hash of its code and of its settings (`.local/stack.env`
+ * and the variables it reads). Only the hash is kept, never a secret.
+ */
+function startFingerprint(part: DenoPart, env: StackEnv): string {
+  return createHash("sha256")
+    .update(`code ${fingerprint(part.code)}\n`)
+    .update(startupSettings(env, part.variables))
+    .digest("hex");
+}
+
+/**
+ * Starts a part, or reuses it when it runs with the same code and settings; one that
+ * runs with other code or settings (a changed SYNC_WEBHOOK_SECRET, say) is restarted.
+ */
+async function startDenoPart(
+  part: DenoPart,
+  env: StackEnv,
+): Promise<"started" | "restarted" | "reused"> {
+  const print = startFingerprint(part, env);
+  const running = runningProcess(part.name);
+  if (running !== undefined && running.fingerprint === print) return "reused";
   await stopDetached(part.name);
+  // The fingerprint lived in a file of its own before it moved into the pid file.
+  rmSync(join(PID_DIR, `${part.name}.fingerprint`), { force: true });
   if (part.name === "functions" && await portOpen(HOST, FUNCTIONS_PORT)) {
     throw portTaken(FUNCTIONS_PORT, "the functions gateway");
   }
@@ -110,9 +170,20 @@ async function startDenoPart(part: (typeof DENO_PARTS)[number]): Promise<"starte
     command: DENO_BIN,
     args: ["run", "-A", "--no-prompt", join(ROOT, part.script)],
     cwd: ROOT,
+    fingerprint: print,
   });
-  writeFileSync(printFile, print);
-  return "started";
+  return running === undefined ? "started" : "restarted";
+}
+
+/** Warns (does not stop `up`) when the stack's webhook secret is malformed. */
+function warnOfMalformedSecret(env: StackEnv, started: number): void {
+  const parsed = parseWebhookSecrets(env.SYNC_WEBHOOK_SECRET);
+  if (parsed.ok) return;
+  step(
+    `warning: SYNC_WEBHOOK_SECRET in ${STACK_ENV_FILE} is malformed (${parsed.problem}): ` +
+      "the webhook will answer 500 to every request and the stream poller cannot sign",
+    started,
+  );
 }
 
 async function functionsHealthy(): Promise<boolean> {
@@ -146,7 +217,8 @@ export async function up(): Promise<void> {
     `source tables: ${created.length > 0 ? `created ${created.join(", ")}` : "all nine exist"}`,
     started,
   );
-  for (const part of DENO_PARTS) step(`${part.name} ${await startDenoPart(part)}`, started);
+  warnOfMalformedSecret(env, started);
+  for (const part of DENO_PARTS) step(`${part.name} ${await startDenoPart(part, env)}`, started);
   await waitFor("the functions gateway", functionsHealthy, 60_000, logFile("functions"));
   step(`functions served at ${env.FUNCTIONS_URL}/NAME`, started);
   console.error(`stack: up; settings in ${STACK_ENV_FILE}`);

@@ -2,6 +2,8 @@
  * `.local/stack.env`: the `KEY=value` lines through which tests, scripts and people reach
  * the local stack (the keys are fixed by `../shared/contract/interfaces.md`). Secrets are
  * made once, at the first `stack:up`, and kept, so a running stack and its clients agree.
+ * A value changed by hand (say SYNC_WEBHOOK_SECRET) is kept too, and the next `stack:up`
+ * restarts the processes that started with the old one (see {@link startupSettings}).
  *
  * @module
  */
@@ -71,6 +73,25 @@ export async function ensureStackEnv(file = STACK_ENV_FILE): Promise<StackEnv> {
   const lines = Object.entries(env).map(([key, value]) => `${key}=${value}`);
   writeFileSync(file, `# Written by \`npm run stack:up\`.\n${lines.join("\n")}\n`, { mode: 0o600 });
   return env;
+}
+
+/**
+ * The settings a process of the stack starts with, as sorted `KEY=value` lines: every
+ * value of `.local/stack.env` (each process reads it when it starts) plus the named
+ * variables of the environment it inherits (unset ones as `KEY` alone). `stack:up`
+ * hashes this with the process's code to decide whether a running process is reused.
+ */
+export function startupSettings(
+  env: StackEnv,
+  variables: string[],
+  inherited: (name: string) => string | undefined = (name) => Deno.env.get(name),
+): string {
+  const lines = Object.entries(env).map(([key, value]) => `stack.env ${key}=${value}`);
+  for (const name of variables) {
+    const value = inherited(name);
+    lines.push(value === undefined ? `env ${name}` : `env ${name}=${value}`);
+  }
+  return lines.sort().join("\n");
 }
 
 function randomBase64(bytes: number): string {
