@@ -1,9 +1,19 @@
 /**
- * Authentication of internal callers (pg_cron through pg_net, operators' scripts): the
- * `Authorization: Bearer <service role key>` header, compared in constant time.
+ * Authentication of internal callers (pg_cron through pg_net, operators' scripts): a
+ * service key as `Authorization: Bearer <key>` (or in the `apikey` header, as Supabase's
+ * API gateway takes its new keys), compared in constant time with every accepted key.
+ *
+ * The accepted keys are the legacy `SUPABASE_SERVICE_ROLE_KEY` and the new secret keys
+ * (`sb_secret_...`) that Supabase injects as `SUPABASE_SECRET_KEYS`, "the secret keys
+ * JSON dictionary" (https://supabase.com/docs/guides/functions/secrets): a JSON object of
+ * key name to key. Legacy keys are deprecated by the end of 2026
+ * (https://supabase.com/docs/guides/getting-started/migrating-to-new-api-keys), so either
+ * kind works and callers can move one at a time.
  *
  * @module
  */
+
+import type { EnvReader } from "./settings.ts";
 
 /** Whether two strings are equal, taking the same time wherever they differ. */
 export function constantTimeEqual(a: string, b: string): boolean {
@@ -15,24 +25,58 @@ export function constantTimeEqual(a: string, b: string): boolean {
 }
 
 /**
- * Checks that `req` carries the service role key as a bearer token. Returns undefined
- * when it does, or the reason it does not (for a 401 answer).
+ * The service keys a function accepts: the secret keys of `SUPABASE_SECRET_KEYS` and the
+ * legacy `SUPABASE_SERVICE_ROLE_KEY`, blank ones left out. Throws, naming the setting
+ * (never a value), when `SUPABASE_SECRET_KEYS` is not a JSON object of strings.
+ */
+export function acceptedServiceKeys(env: EnvReader): string[] {
+  const keys: string[] = [];
+  const secretKeys = env("SUPABASE_SECRET_KEYS")?.trim();
+  if (secretKeys) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(secretKeys);
+    } catch {
+      throw new Error("SUPABASE_SECRET_KEYS is not JSON (a JSON object of key name to key)");
+    }
+    if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
+      throw new Error("SUPABASE_SECRET_KEYS must be a JSON object of key name to key");
+    }
+    for (const [name, key] of Object.entries(parsed)) {
+      if (typeof key !== "string") {
+        throw new Error(`SUPABASE_SECRET_KEYS.${name} must be a string key`);
+      }
+      if (key.trim() !== "") keys.push(key.trim());
+    }
+  }
+  const legacy = env("SUPABASE_SERVICE_ROLE_KEY")?.trim();
+  if (legacy) keys.push(legacy);
+  return keys;
+}
+
+/**
+ * Checks that `req` carries an accepted service key. Returns undefined when it does, or
+ * the reason it does not (for a 401 answer).
  *
  * Fails closed: with no key configured (unset, empty or blank) every request is
- * refused, whatever it carries; the key itself is never part of the reason.
+ * refused, whatever it carries; no key is ever part of the reason.
  */
 export function serviceRoleProblem(
   req: Request,
-  serviceRoleKey: string | undefined,
+  accepted: string | readonly string[] | undefined,
 ): string | undefined {
-  if (serviceRoleKey === undefined || serviceRoleKey.trim() === "") {
-    return "the function has no SUPABASE_SERVICE_ROLE_KEY to check against";
+  const keys = [accepted ?? []].flat().filter((key) => key.trim() !== "");
+  if (keys.length === 0) {
+    return "the function has no SUPABASE_SECRET_KEYS or SUPABASE_SERVICE_ROLE_KEY to check against";
   }
   const header = req.headers.get("authorization");
-  if (!header) return "missing Authorization header: send `Bearer <service role key>`";
-  const token = header.match(/^Bearer\s+(.+)$/i)?.[1]?.trim();
-  if (!token || !constantTimeEqual(token, serviceRoleKey)) {
-    return "Authorization is not the service role key";
+  const token = header?.match(/^Bearer\s+(.+)$/i)?.[1]?.trim() ??
+    req.headers.get("apikey")?.trim();
+  if (!token) {
+    return "missing Authorization header: send `Bearer <secret key or service role key>`";
   }
-  return undefined;
+  // Every key is compared, so the time taken does not tell which one came close.
+  let matched = false;
+  for (const key of keys) matched = constantTimeEqual(token, key) || matched;
+  return matched ? undefined : "Authorization is not a service key of this project";
 }

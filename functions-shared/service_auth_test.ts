@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import type postgres from "postgres";
 import { handleReplayRequest } from "./dead_letters.ts";
-import { constantTimeEqual, serviceRoleProblem } from "./service_auth.ts";
+import { acceptedServiceKeys, constantTimeEqual, serviceRoleProblem } from "./service_auth.ts";
 import { handleValidatorRequest } from "./validator_endpoint.ts";
 
 const request = (authorization?: string) =>
@@ -28,11 +28,11 @@ Deno.test("serviceRoleProblem accepts only the exact bearer key", () => {
   assert.equal(serviceRoleProblem(request("Bearer key-1"), "key-1"), undefined);
   assert.equal(serviceRoleProblem(request("bearer key-1"), "key-1"), undefined);
   assert.match(serviceRoleProblem(request(), "key-1")!, /missing Authorization/);
-  assert.match(serviceRoleProblem(request("Bearer key-2"), "key-1")!, /not the service role key/);
-  assert.match(serviceRoleProblem(request("Basic key-1"), "key-1")!, /not the service role key/);
+  assert.match(serviceRoleProblem(request("Bearer key-2"), "key-1")!, /not a service key/);
+  assert.match(serviceRoleProblem(request("Basic key-1"), "key-1")!, /missing Authorization/);
   assert.match(
     serviceRoleProblem(request("Bearer key-1"), undefined)!,
-    /no SUPABASE_SERVICE_ROLE_KEY/,
+    /no SUPABASE_SECRET_KEYS or SUPABASE_SERVICE_ROLE_KEY/,
   );
 });
 
@@ -42,7 +42,11 @@ Deno.test("serviceRoleProblem fails closed: no key configured refuses everything
       const sent of [undefined, "Bearer ", "Bearer    ", "Bearer key-1", `Bearer ${configured}`]
     ) {
       const problem = serviceRoleProblem(request(sent), configured);
-      assert.match(problem ?? "accepted", /no SUPABASE_SERVICE_ROLE_KEY/, `${configured}/${sent}`);
+      assert.match(
+        problem ?? "accepted",
+        /no SUPABASE_SECRET_KEYS or SUPABASE_SERVICE_ROLE_KEY/,
+        `${configured}/${sent}`,
+      );
     }
   }
   assert.ok(!serviceRoleProblem(request("Bearer key-2"), "key-1")!.includes("key-1"));
@@ -59,7 +63,10 @@ Deno.test("the dead-letter replay endpoint refuses (401) without a configured ke
       { sql: untouchable, serviceRoleKey },
     );
     assert.equal(response.status, 401);
-    assert.match((await response.json()).error, /no SUPABASE_SERVICE_ROLE_KEY/);
+    assert.match(
+      (await response.json()).error,
+      /no SUPABASE_SECRET_KEYS or SUPABASE_SERVICE_ROLE_KEY/,
+    );
   }
   const wrong = await handleReplayRequest(
     new Request("http://x/", { method: "POST", headers: { authorization: "Bearer no" } }),
@@ -84,5 +91,37 @@ Deno.test("the validator endpoint refuses (401) without a configured key", async
     } as unknown as Parameters<typeof handleValidatorRequest>[1],
   );
   assert.equal(response.status, 401);
-  assert.match((await response.json()).error, /no SUPABASE_SERVICE_ROLE_KEY/);
+  assert.match(
+    (await response.json()).error,
+    /no SUPABASE_SECRET_KEYS or SUPABASE_SERVICE_ROLE_KEY/,
+  );
+});
+
+Deno.test("the new secret keys are accepted beside the legacy key, by Bearer or apikey", () => {
+  const keys = acceptedServiceKeys((name) =>
+    ({
+      SUPABASE_SECRET_KEYS: '{"default": "sb_secret_abc", "cron": " sb_secret_def "}',
+      SUPABASE_SERVICE_ROLE_KEY: "legacy-jwt",
+    })[name]
+  );
+  assert.deepEqual(keys, ["sb_secret_abc", "sb_secret_def", "legacy-jwt"]);
+  assert.equal(serviceRoleProblem(request("Bearer sb_secret_def"), keys), undefined);
+  assert.equal(serviceRoleProblem(request("Bearer legacy-jwt"), keys), undefined);
+  const withApikey = new Request("http://x/", {
+    method: "POST",
+    headers: { apikey: "sb_secret_abc" },
+  });
+  assert.equal(serviceRoleProblem(withApikey, keys), undefined);
+  assert.match(serviceRoleProblem(request("Bearer sb_secret_zzz"), keys)!, /not a service key/);
+});
+
+Deno.test("a malformed SUPABASE_SECRET_KEYS is named, never its value", () => {
+  for (const bad of ["sb_secret_abc", '["sb_secret_abc"]', '{"default": 7}']) {
+    assert.throws(
+      () => acceptedServiceKeys((name) => (name === "SUPABASE_SECRET_KEYS" ? bad : undefined)),
+      (error: Error) =>
+        /SUPABASE_SECRET_KEYS/.test(error.message) && !error.message.includes("abc"),
+    );
+  }
+  assert.deepEqual(acceptedServiceKeys(() => undefined), []);
 });

@@ -4,8 +4,8 @@
  *
  * Each function runs in a Deno process of its own (as each gets an isolate of its own on
  * the hosted runtime) with its own `deno.json`, the environment Supabase injects
- * (SUPABASE_URL, SUPABASE_ANON_KEY, SUPABASE_SERVICE_ROLE_KEY, SUPABASE_DB_URL) plus the
- * project's secrets, 256 MB of heap, and the `EdgeRuntime` global
+ * (SUPABASE_URL, SUPABASE_ANON_KEY, SUPABASE_SERVICE_ROLE_KEY, SUPABASE_SECRET_KEYS,
+ * SUPABASE_DB_URL) plus the project's secrets, 256 MB of heap, and the `EdgeRuntime` global
  * (edge_runtime_shim.ts). This process routes requests to them, emulating the hosted
  * gateway's documented behaviour:
  * - the function sees the path without the `/functions/v1` prefix (`/NAME/...`);
@@ -68,6 +68,8 @@ function functionEnv(fn: EdgeFunction): Record<string, string> {
     SUPABASE_URL: stackEnv.SUPABASE_URL,
     SUPABASE_ANON_KEY: stackEnv.SUPABASE_ANON_KEY,
     SUPABASE_SERVICE_ROLE_KEY: stackEnv.SUPABASE_SERVICE_ROLE_KEY,
+    // As hosted: "the secret keys JSON dictionary" (docs: functions/secrets).
+    SUPABASE_SECRET_KEYS: JSON.stringify({ default: stackEnv.SUPABASE_SECRET_KEY }),
     SUPABASE_DB_URL: stackEnv.DATABASE_URL,
     SB_REGION: "local",
     // Secrets (`supabase secrets set` on a hosted project).

@@ -19,6 +19,8 @@ export interface StackEnv {
   FUNCTIONS_URL: string;
   SUPABASE_ANON_KEY: string;
   SUPABASE_SERVICE_ROLE_KEY: string;
+  /** A new-style secret key (`sb_secret_...`), injected as SUPABASE_SECRET_KEYS. */
+  SUPABASE_SECRET_KEY: string;
   SUPABASE_JWT_SECRET: string;
   DYNAMODB_ENDPOINT: string;
   AWS_REGION: string;
@@ -62,6 +64,8 @@ export async function ensureStackEnv(file = STACK_ENV_FILE): Promise<StackEnv> {
     SUPABASE_ANON_KEY: old.SUPABASE_ANON_KEY ?? await signJwt({ role: "anon" }, jwtSecret),
     SUPABASE_SERVICE_ROLE_KEY: old.SUPABASE_SERVICE_ROLE_KEY ??
       await signJwt({ role: "service_role" }, jwtSecret),
+    SUPABASE_SECRET_KEY: old.SUPABASE_SECRET_KEY ??
+      `sb_secret_${randomBase64(24).replace(/[^A-Za-z0-9]/g, "")}`,
     DYNAMODB_ENDPOINT: `http://${HOST}:${DYNAMODB_PORT}`,
     AWS_REGION: "us-east-1",
     // DynamoDB Local keeps one database per access key and region; this key is the stack's.

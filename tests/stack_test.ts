@@ -54,7 +54,7 @@ Deno.test("every Edge Function answers at /functions/v1/NAME", async () => {
   assert.equal((await missing.json()).message, "Requested function was not found");
 });
 
-Deno.test("import-worker accepts the service role key and nothing else", async () => {
+Deno.test("import-worker accepts a service key (legacy or sb_secret_) and nothing else", async () => {
   const refused = await callFunction("import-worker", { method: "POST", body: "{}" });
   assert.equal(refused.status, 401);
   assert.match((await refused.json()).error, /missing Authorization/);
@@ -72,6 +72,13 @@ Deno.test("import-worker accepts the service role key and nothing else", async (
   });
   assert.equal(accepted.status, 202);
   assert.equal((await accepted.json()).accepted, true);
+  const secretKey = await callFunction("import-worker", {
+    method: "POST",
+    headers: { authorization: `Bearer ${stack.SUPABASE_SECRET_KEY}` },
+    body: "{}",
+  });
+  assert.equal(secretKey.status, 202, "the new sb_secret_ key is accepted too");
+  await secretKey.body?.cancel();
 });
 
 Deno.test("a pg_cron job calling net.http_post reaches a function", async () => {

@@ -1,48 +1,46 @@
 /**
- * `import-worker`: runs the pending backfill jobs (interfaces.md, "import-worker").
+ * `import-worker`: runs the pending backfill jobs (docs/interfaces.md, "import-worker").
  * `POST` with the service role key; answers 202 at once and works in the background
  * (`EdgeRuntime.waitUntil`) within the platform's limits, calling itself again while
- * work remains. See functions-shared/backfill_worker.ts.
+ * work remains. See functions-shared/backfill_worker.ts. Its settings are read and
+ * checked once, here (functions-shared/settings.ts); a bad one stops the cold start.
  */
 
 import { runWorker } from "../../../functions-shared/backfill_worker.ts";
 import { dynamoClients } from "../../../functions-shared/dynamo_client.ts";
 import { errorResponse, json, methodNotAllowed } from "../../../functions-shared/http.ts";
-import { serviceRoleProblem } from "../../../functions-shared/service_auth.ts";
+import { selfInvoker } from "../../../functions-shared/self_invoke.ts";
+import { acceptedServiceKeys, serviceRoleProblem } from "../../../functions-shared/service_auth.ts";
+import { IMPORT_WORKER_SETTINGS, readSettings } from "../../../functions-shared/settings.ts";
 import { connectDb } from "../../../functions-shared/sync_db.ts";
 
 declare const EdgeRuntime: { waitUntil(promise: Promise<unknown>): void };
 
 const env = (name: string) => Deno.env.get(name);
-const sql = connectDb(env("SUPABASE_DB_URL")!, 10);
+const settings = readSettings(env, IMPORT_WORKER_SETTINGS);
+const serviceKeys = acceptedServiceKeys(env);
+const sql = connectDb(settings.dbUrl, 10);
 const dynamo = dynamoClients(env);
-const selfUrl = `${env("SUPABASE_URL")}/functions/v1/import-worker`;
-const serviceRoleKey = env("SUPABASE_SERVICE_ROLE_KEY");
-
-async function wake(): Promise<void> {
-  const response = await fetch(selfUrl, {
-    method: "POST",
-    headers: { authorization: `Bearer ${serviceRoleKey}`, "content-type": "application/json" },
-    body: "{}",
-  }).catch((error) => {
-    console.error(`could not wake another import-worker: ${error.message}`);
-  });
-  await response?.body?.cancel();
-}
+const callSelf = selfInvoker({
+  supabaseUrl: settings.supabaseUrl,
+  functionName: "import-worker",
+  serviceRoleKey: serviceKeys[0] ?? "",
+  log: (line) => console.error(line),
+});
 
 Deno.serve((req) => {
   if (req.method !== "POST") return methodNotAllowed("POST");
-  const problem = serviceRoleProblem(req, serviceRoleKey);
+  const problem = serviceRoleProblem(req, serviceKeys);
   if (problem) return errorResponse(401, problem);
   const worker = `import-worker-${crypto.randomUUID()}`;
   EdgeRuntime.waitUntil(
     runWorker({
       sql,
       dynamo,
-      wake,
-      cpuBudgetMs: Number(env("IMPORT_WORKER_CPU_BUDGET_MS") ?? 1_200),
-      wallBudgetMs: Number(env("IMPORT_WORKER_WALL_BUDGET_MS") ?? 120_000),
-      maxConcurrent: Number(env("IMPORT_WORKER_MAX_CONCURRENT") ?? 8),
+      wake: () => callSelf({}),
+      cpuBudgetMs: settings.cpuBudgetMs,
+      wallBudgetMs: settings.wallBudgetMs,
+      maxConcurrent: settings.maxConcurrent,
       log: (line) => console.log(`${worker}: ${line}`),
     }, worker).then((r) =>
       console.log(

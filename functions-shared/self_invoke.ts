@@ -1,0 +1,43 @@
+/**
+ * How a function hands work on to a new request of itself (a fresh isolate with a
+ * fresh budget): a POST to its own URL with the service role key, whose answer is not
+ * awaited beyond its headers. Both the import-worker and the checksum validator use it.
+ *
+ * @module
+ */
+
+/** What calling oneself needs. */
+export interface SelfInvokeOptions {
+  /** SUPABASE_URL. */
+  supabaseUrl: string;
+  /** The function's name, as in /functions/v1/NAME. */
+  functionName: string;
+  serviceRoleKey: string;
+  /** Where a failed call is reported (it is never thrown: a cron tick will retry). */
+  log: (line: string) => void;
+  fetch?: typeof fetch;
+}
+
+/** Returns `invoke(body)`, which starts another request of the function with `body`. */
+export function selfInvoker(options: SelfInvokeOptions): (body: unknown) => Promise<void> {
+  const url = `${options.supabaseUrl.replace(/\/$/, "")}/functions/v1/${options.functionName}`;
+  const send = options.fetch ?? fetch;
+  return async (body) => {
+    try {
+      const response = await send(url, {
+        method: "POST",
+        headers: {
+          authorization: `Bearer ${options.serviceRoleKey}`,
+          "content-type": "application/json",
+        },
+        body: JSON.stringify(body),
+      });
+      await response.body?.cancel();
+      if (!response.ok) {
+        options.log(`${options.functionName} could not call itself: HTTP ${response.status}`);
+      }
+    } catch (error) {
+      options.log(`${options.functionName} could not call itself: ${(error as Error).message}`);
+    }
+  };
+}

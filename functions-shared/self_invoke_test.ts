@@ -1,0 +1,43 @@
+import assert from "node:assert/strict";
+import { selfInvoker } from "./self_invoke.ts";
+
+Deno.test("a function calls itself at its own URL with the service role key", async () => {
+  const calls: { url: string; init: RequestInit }[] = [];
+  const invoke = selfInvoker({
+    supabaseUrl: "https://ref.supabase.co/",
+    functionName: "import-worker",
+    serviceRoleKey: "key",
+    log: () => {},
+    fetch: (url, init) => {
+      calls.push({ url: String(url), init: init! });
+      return Promise.resolve(new Response("{}", { status: 202 }));
+    },
+  });
+  await invoke({ runId: 7 });
+  assert.equal(calls.length, 1);
+  assert.equal(calls[0].url, "https://ref.supabase.co/functions/v1/import-worker");
+  assert.equal(calls[0].init.method, "POST");
+  assert.equal((calls[0].init.headers as Record<string, string>).authorization, "Bearer key");
+  assert.equal(calls[0].init.body, '{"runId":7}');
+});
+
+Deno.test("a failed self-call is logged with its cause, never thrown", async () => {
+  const lines: string[] = [];
+  const options = {
+    supabaseUrl: "http://x",
+    functionName: "v",
+    serviceRoleKey: "k",
+    log: (l: string) => lines.push(l),
+  };
+  await selfInvoker({ ...options, fetch: () => Promise.reject(new Error("connection refused")) })(
+    {},
+  );
+  await selfInvoker({
+    ...options,
+    fetch: () => Promise.resolve(new Response("no", { status: 401 })),
+  })({});
+  assert.deepEqual(lines, [
+    "v could not call itself: connection refused",
+    "v could not call itself: HTTP 401",
+  ]);
+});

@@ -1,0 +1,154 @@
+/**
+ * The one way an Edge Function reads its settings: each setting is declared once, with
+ * its environment variable, its default and its bounds, in {@link FUNCTION_SETTINGS};
+ * `readSettings` parses all of a function's settings at cold start and throws one
+ * {@link SettingsError} naming every bad one (its name, what it holds and what it
+ * should hold), so that a typo fails the function at once instead of becoming a silent
+ * `NaN` budget. Secret values are never repeated in a message.
+ *
+ * @module
+ */
+
+/** Reads an environment variable (Deno's or, in Node, the process's). */
+export type EnvReader = (name: string) => string | undefined;
+
+/** One setting: where it comes from, what it defaults to, how it is checked. */
+export interface SettingSpec<T> {
+  /** The environment variable. */
+  env: string;
+  /** What it is for, for messages and docs. */
+  about: string;
+  /** Used when the variable is unset or empty; undefined makes the setting required. */
+  default?: T;
+  /** Parses the variable's text; throws an Error saying what was expected. */
+  parse(text: string): T;
+  /** Whether the value may be shown in a message (false for keys and URLs with passwords). */
+  secret?: boolean;
+}
+
+/** A whole number within [min, max]. */
+export function integer(
+  env: string,
+  about: string,
+  fallback: number,
+  min: number,
+  max: number,
+): SettingSpec<number> {
+  return {
+    env,
+    about,
+    default: fallback,
+    parse(text) {
+      const value = Number(text.trim());
+      if (!/^-?\d+$/.test(text.trim()) || !Number.isSafeInteger(value)) {
+        throw new Error(`a whole number from ${min} to ${max}`);
+      }
+      if (value < min || value > max) throw new Error(`a whole number from ${min} to ${max}`);
+      return value;
+    },
+  };
+}
+
+/** A required text, e.g. a URL or a key. */
+export function text(env: string, about: string, secret = false): SettingSpec<string> {
+  return { env, about, secret, parse: (value) => value };
+}
+
+/** The settings' values, by the names they are declared under. */
+export type Settings<S extends Record<string, SettingSpec<unknown>>> = {
+  [K in keyof S]: S[K] extends SettingSpec<infer T> ? T : never;
+};
+
+/** Every bad setting of a function, one line each. */
+export class SettingsError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`bad settings: ${problems.join("; ")}`);
+    this.name = "SettingsError";
+  }
+}
+
+/** Parses every setting of `specs` from `env`; throws one {@link SettingsError} for all problems. */
+export function readSettings<S extends Record<string, SettingSpec<unknown>>>(
+  env: EnvReader,
+  specs: S,
+): Settings<S> {
+  const values: Record<string, unknown> = {};
+  const problems: string[] = [];
+  for (const [key, spec] of Object.entries(specs)) {
+    const raw = env(spec.env);
+    if (raw === undefined || raw.trim() === "") {
+      if (spec.default === undefined) problems.push(`${spec.env} is not set (${spec.about})`);
+      else values[key] = spec.default;
+      continue;
+    }
+    try {
+      values[key] = spec.parse(raw);
+    } catch (error) {
+      const shown = spec.secret ? "(a secret, not shown)" : JSON.stringify(raw);
+      problems.push(`${spec.env} is ${shown}; it must be ${(error as Error).message}`);
+    }
+  }
+  if (problems.length > 0) throw new SettingsError(problems);
+  return values as Settings<S>;
+}
+
+/**
+ * What every function reads from the platform (Supabase injects these). The service keys
+ * are read by `acceptedServiceKeys` (service_auth.ts), as there are two kinds.
+ */
+export const PLATFORM_SETTINGS = {
+  dbUrl: text("SUPABASE_DB_URL", "the database's connection string", true),
+  supabaseUrl: text("SUPABASE_URL", "the project's URL, to call functions"),
+};
+
+/** The import-worker's settings and their defaults (docs/interfaces.md, "import-worker"). */
+export const IMPORT_WORKER_SETTINGS = {
+  ...PLATFORM_SETTINGS,
+  cpuBudgetMs: integer(
+    "IMPORT_WORKER_CPU_BUDGET_MS",
+    "synchronous work per request before it hands on",
+    1_200,
+    50,
+    10_000,
+  ),
+  wallBudgetMs: integer(
+    "IMPORT_WORKER_WALL_BUDGET_MS",
+    "wall time per request before it hands on",
+    120_000,
+    1_000,
+    400_000,
+  ),
+  maxConcurrent: integer(
+    "IMPORT_WORKER_MAX_CONCURRENT",
+    "segments scanned at once, across requests",
+    8,
+    1,
+    64,
+  ),
+};
+
+/** The checksum validator's settings and their defaults. */
+export const VALIDATOR_SETTINGS = {
+  ...PLATFORM_SETTINGS,
+  cpuBudgetMs: integer(
+    "VALIDATOR_CPU_BUDGET_MS",
+    "synchronous work per request before it hands on",
+    1_200,
+    50,
+    10_000,
+  ),
+  wallBudgetMs: integer(
+    "VALIDATOR_WALL_BUDGET_MS",
+    "wall time per request before it hands on",
+    100_000,
+    1_000,
+    400_000,
+  ),
+  settleMs: integer(
+    "VALIDATOR_SETTLE_MS",
+    "how long a divergent key is left to settle before it is read again",
+    1_000,
+    0,
+    60_000,
+  ),
+};
