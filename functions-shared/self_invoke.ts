@@ -13,6 +13,12 @@ export interface SelfInvokeOptions {
   /** The function's name, as in /functions/v1/NAME. */
   functionName: string;
   serviceRoleKey: string;
+  /**
+   * The region the function runs in (SB_REGION on a hosted project): the next request
+   * is pinned there (`x-region` and `forceFunctionRegion`), so a job that started next
+   * to the database stays there (docs: functions/regional-invocation).
+   */
+  region?: string;
   /** Where a failed call is reported (it is never thrown: a cron tick will retry). */
   log: (line: string) => void;
   fetch?: typeof fetch;
@@ -20,7 +26,9 @@ export interface SelfInvokeOptions {
 
 /** Returns `invoke(body)`, which starts another request of the function with `body`. */
 export function selfInvoker(options: SelfInvokeOptions): (body: unknown) => Promise<void> {
-  const url = `${options.supabaseUrl.replace(/\/$/, "")}/functions/v1/${options.functionName}`;
+  const base = `${options.supabaseUrl.replace(/\/$/, "")}/functions/v1/${options.functionName}`;
+  const region = options.region?.trim();
+  const url = region ? `${base}?forceFunctionRegion=${encodeURIComponent(region)}` : base;
   const send = options.fetch ?? fetch;
   return async (body) => {
     try {
@@ -29,6 +37,7 @@ export function selfInvoker(options: SelfInvokeOptions): (body: unknown) => Prom
         headers: {
           authorization: `Bearer ${options.serviceRoleKey}`,
           "content-type": "application/json",
+          ...(region ? { "x-region": region } : {}),
         },
         body: JSON.stringify(body),
       });

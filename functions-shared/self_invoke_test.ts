@@ -41,3 +41,23 @@ Deno.test("a failed self-call is logged with its cause, never thrown", async () 
     "v could not call itself: HTTP 401",
   ]);
 });
+
+Deno.test("the next request is pinned to the region this one runs in", async () => {
+  const calls: { url: string; init: RequestInit }[] = [];
+  await selfInvoker({
+    supabaseUrl: "https://ref.supabase.co",
+    functionName: "data-checksum-validator",
+    serviceRoleKey: "key",
+    region: "us-east-1",
+    log: () => {},
+    fetch: (url, init) => {
+      calls.push({ url: String(url), init: init! });
+      return Promise.resolve(new Response(null, { status: 202 }));
+    },
+  })({});
+  assert.equal(
+    calls[0].url,
+    "https://ref.supabase.co/functions/v1/data-checksum-validator?forceFunctionRegion=us-east-1",
+  );
+  assert.equal((calls[0].init.headers as Record<string, string>)["x-region"], "us-east-1");
+});

@@ -71,7 +71,7 @@ function functionEnv(fn: EdgeFunction): Record<string, string> {
     // As hosted: "the secret keys JSON dictionary" (docs: functions/secrets).
     SUPABASE_SECRET_KEYS: JSON.stringify({ default: stackEnv.SUPABASE_SECRET_KEY }),
     SUPABASE_DB_URL: stackEnv.DATABASE_URL,
-    SB_REGION: "local",
+    SB_REGION: "us-east-1",
     // Secrets (`supabase secrets set` on a hosted project).
     SYNC_WEBHOOK_SECRET: stackEnv.SYNC_WEBHOOK_SECRET,
     DYNAMODB_ENDPOINT: stackEnv.DYNAMODB_ENDPOINT,

@@ -49,3 +49,46 @@ insert into sync.settings (key, value, description) values (
   'stream_clock_granularity', '1 second',
   'How coarse ApproximateCreationDateTime is: AWS rounds down to the second, DynamoDB Local to the minute.'
 );
+
+-- How SQL (pg_cron's jobs) calls an Edge Function: through pg_net, with the project URL
+-- and a service key read from Vault, as Supabase documents scheduling Edge Functions.
+-- Create the secrets once:
+--   select vault.create_secret('https://<project-ref>.supabase.co', 'project_url');
+--   select vault.create_secret('<sb_secret_... key>', 'service_role_key');
+--   select vault.create_secret('us-east-1', 'functions_region');   -- optional
+-- With functions_region (the database's region), the call runs there: Edge Functions
+-- otherwise run in the region nearest the caller, and every batch's round trips to the
+-- database would cross regions (docs: functions/regional-invocation; forceFunctionRegion
+-- is the query parameter for callers that cannot set the x-region header).
+-- Returns the pg_net request id, or null (with a warning naming what is missing).
+create function sync.call_edge_function(p_name text, p_body jsonb, p_timeout_ms integer)
+returns bigint
+language plpgsql set search_path = ''
+as $$
+declare
+  project_url text;
+  service_key text;
+  region text;
+begin
+  select decrypted_secret into project_url from vault.decrypted_secrets where name = 'project_url';
+  select decrypted_secret into service_key from vault.decrypted_secrets where name = 'service_role_key';
+  select decrypted_secret into region from vault.decrypted_secrets where name = 'functions_region';
+  if project_url is null or service_key is null then
+    raise warning 'sync.call_edge_function(%): Vault has no project_url or service_role_key secret, so the function cannot be called (see README, "Deploying")',
+      p_name;
+    return null;
+  end if;
+  return net.http_post(
+    url := rtrim(project_url, '/') || '/functions/v1/' || p_name
+           || coalesce('?forceFunctionRegion=' || nullif(region, ''), ''),
+    headers := jsonb_build_object('Content-Type', 'application/json',
+                                  'Authorization', 'Bearer ' || service_key)
+               || case when nullif(region, '') is null then '{}'::jsonb
+                       else jsonb_build_object('x-region', region) end,
+    body := p_body,
+    timeout_milliseconds := p_timeout_ms);
+end
+$$;
+comment on function sync.call_edge_function(text, jsonb, integer) is
+  'Calls an Edge Function through pg_net with the project URL, service key and optional region from Vault.';
+revoke all on function sync.call_edge_function(text, jsonb, integer) from public;

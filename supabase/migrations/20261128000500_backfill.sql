@@ -64,31 +64,12 @@ create index table_state_job_idx on sync.table_state (backfill_job_id);
 comment on table sync.table_state is
   'Per target table: whether its stream lost records (stale) and the backfill queued to heal it.';
 
--- Calls the import-worker through pg_net with the project URL and service role key from
--- Vault (the way Supabase documents scheduling Edge Functions). Create the secrets once:
---   select vault.create_secret('https://<project-ref>.supabase.co', 'project_url');
---   select vault.create_secret('<service role key>', 'service_role_key');
+-- Wakes the import-worker (sync.call_edge_function: URL, key and region from Vault).
+-- Returns the pg_net request id, or null when Vault lacks the secrets.
 create function sync.wake_import_worker() returns bigint
-language plpgsql set search_path = ''
+language sql set search_path = ''
 as $$
-declare
-  project_url text;
-  service_key text;
-begin
-  select decrypted_secret into project_url from vault.decrypted_secrets where name = 'project_url';
-  select decrypted_secret into service_key from vault.decrypted_secrets where name = 'service_role_key';
-  if project_url is null or service_key is null then
-    raise warning 'sync.wake_import_worker: Vault has no project_url or service_role_key secret, so the import-worker cannot be called (see README, "Deploying")';
-    return null;
-  end if;
-  return net.http_post(
-    url := rtrim(project_url, '/') || '/functions/v1/import-worker',
-    headers := jsonb_build_object(
-      'Content-Type', 'application/json',
-      'Authorization', 'Bearer ' || service_key),
-    body := '{}'::jsonb,
-    timeout_milliseconds := 10000);
-end
+  select sync.call_edge_function('import-worker', '{}'::jsonb, 10000)
 $$;
 
 -- Whether a segment waits for a worker: never started, released, or its lease lapsed.

@@ -25,6 +25,7 @@ const callSelf = selfInvoker({
   supabaseUrl: settings.supabaseUrl,
   functionName: "import-worker",
   serviceRoleKey: serviceKeys[0] ?? "",
+  region: env("SB_REGION"),
   log: (line) => console.error(line),
 });
 

@@ -2,7 +2,7 @@
 -- a lapsed lease, completion, failure, and stale tables.
 set client_min_messages = warning;
 begin;
-select plan(23);
+select plan(24);
 
 delete from sync.table_state;
 delete from sync.backfill_jobs;
@@ -136,6 +136,19 @@ select is(
   (select count(*)::int from cron.job where jobname = 'sync-import-worker'
      and command = 'select sync.wake_import_worker() where sync.backfill_work_pending()'),
   1, 'a pg_cron job wakes the worker while work waits'
+);
+
+-- With them, the call names the function, carries the key, and runs in the region set.
+select vault.create_secret('https://ref.example.co/', 'project_url');
+select vault.create_secret('sb_secret_test', 'service_role_key');
+select vault.create_secret('us-east-1', 'functions_region');
+create temporary table woke as select sync.wake_import_worker() as id;
+select results_eq(
+  $$select url, headers ->> 'Authorization', headers ->> 'x-region'
+    from net.http_request_queue join woke using (id)$$,
+  $$values ('https://ref.example.co/functions/v1/import-worker?forceFunctionRegion=us-east-1',
+            'Bearer sb_secret_test', 'us-east-1')$$,
+  'the worker is called with the key from Vault, pinned to the database''s region'
 );
 
 select * from finish();
