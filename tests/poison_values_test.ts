@@ -212,6 +212,33 @@ Deno.test("webhook: the same poison stream record delivered twice is one dead le
   });
 });
 
+Deno.test("webhook: a replayed dead letter whose record comes again stays closed", async () => {
+  const id = `poison-closed-${crypto.randomUUID()}`;
+  const body = JSON.stringify({ records: [actionRecord(id, { score: { N: "abc" } })] });
+  await (await postWebhook(body)).body?.cancel();
+  await withDb(async (sql) => {
+    const [letter] = await lettersFor(sql, id, "stream");
+    await sql`update sync.dead_letters
+              set record = jsonb_set(record, '{dynamodb,NewImage,score}', '{"N": "1"}')
+              where id = ${letter.id}`;
+    const replay = await callFunction("mmp-toledo-sync/replay-dead-letters", {
+      method: "POST",
+      headers: serviceRoleHeaders(),
+      body: JSON.stringify({ ids: [Number(letter.id)] }),
+    });
+    assert.equal((await replay.json()).replayed, 1);
+    // Lambda delivers the original record again: it was applied, nothing new to do.
+    const again = await postWebhook(body);
+    assert.equal(again.status, 200);
+    assert.equal((await again.json()).deadLettered, 1);
+    const letters = await lettersFor(sql, id, "stream");
+    assert.equal(letters.length, 1);
+    assert.equal(letters[0].times_seen, 2);
+    assert.ok(letters[0].replayed_at !== null, "the dead letter stays closed");
+    assert.deepEqual(await actionIds(sql, id), [id]);
+  });
+});
+
 /** Starts a backfill of the actions table and waits for it to finish. */
 async function backfillActions(sql: postgres.Sql) {
   const [job] = await sql`select sync.start_backfill(${ACTIONS}, 2) as id`;
@@ -272,6 +299,52 @@ Deno.test("backfill: an item with a 390 KB binary attribute is written", async (
                             where action_id = ${`${backfillPrefix}blob`}`;
     assert.equal(row.n, Math.ceil(blob.length / 3) * 4);
   });
+});
+
+Deno.test("backfill: an item Postgres refuses is isolated; the job finishes", async () => {
+  const p = `poison-bfpg-${crypto.randomUUID()}-`;
+  const table = dynamo();
+  const ids = [`${p}a`, `${p}bad`, `${p}c`];
+  for (const id of ids) {
+    const session = id.endsWith("bad") ? `${p}refused` : "s";
+    await table.send(
+      new PutItemCommand({
+        TableName: ACTIONS,
+        Item: { action_id: S(id), session_id: S(session) },
+      }),
+    );
+  }
+  try {
+    await withDb(async (sql) => {
+      // Stands for any value the mapping might let through that Postgres refuses.
+      await sql.unsafe(
+        `alter table public.firespring_actions add constraint poison_values_backfill_test
+           check (session_id is distinct from '${p}refused') not valid`,
+      );
+      try {
+        assert.equal((await backfillActions(sql)).status, "done");
+      } finally {
+        await sql.unsafe(
+          "alter table public.firespring_actions drop constraint poison_values_backfill_test",
+        );
+      }
+      assert.deepEqual(await actionIds(sql, p), [`${p}a`, `${p}c`]);
+      const letters = await lettersFor(sql, `${p}bad`, "backfill");
+      assert.equal(letters.length, 1);
+      assert.match(
+        letters[0].reason,
+        new RegExp(
+          `^firespring_actions \\[action_id="${
+            escape(p)
+          }bad"\\]: Postgres refused the change: .*\\(SQLSTATE 23514\\)`,
+        ),
+      );
+    });
+  } finally {
+    for (const id of ids) {
+      await table.send(new DeleteItemCommand({ TableName: ACTIONS, Key: { action_id: S(id) } }));
+    }
+  }
 });
 
 Deno.test("a backfill dead letter replayed after a newer stream delete does not resurrect the row", async () => {
