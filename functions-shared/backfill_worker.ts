@@ -138,13 +138,17 @@ export async function runWorker(deps: WorkerDeps, worker: string): Promise<RunRe
       const deadLetters = mapped.flatMap((m) => (m.ok ? [] : [m.deadLetter]));
       const nextKey = page.LastEvaluatedKey ?? null;
       cpu += performance.now() - t;
-      const applied = await deps.sql.begin(async (tx) => {
-        const { applied } = await applyChanges(tx, changes, deadLetters);
+      // A poison item fails alone (sync-semantics.md, "Bad input"): it is dead-lettered
+      // (when it does not map, or when Postgres refuses it) and the page, with its
+      // checkpoint, is written without it, so the segment moves on and never loops.
+      const { applied, deadLettered } = await deps.sql.begin(async (tx) => {
+        const result = await applyChanges(tx, changes, deadLetters);
         await tx`select sync.checkpoint_segment(${claim.job_id}, ${claim.segment}, ${worker},
                    ${nextKey ? JSON.stringify(nextKey) : null}::text::jsonb,
-                   ${mapped.length}, ${applied}, ${nextKey === null})`;
-        return applied;
+                   ${mapped.length}, ${result.applied}, ${nextKey === null})`;
+        return result;
       });
+      if (deadLettered > 0) log(`${where}: ${deadLettered} item(s) dead-lettered`);
       result.pages++;
       result.items += mapped.length;
       result.rows += applied;

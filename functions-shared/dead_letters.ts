@@ -2,8 +2,9 @@
  * Replaying dead letters once their cause is fixed (a registry change deployed, or the
  * record corrected in `sync.dead_letters.record` by an admin): each open dead letter is
  * mapped again and, if it maps now, applied through the same merge as everything else
- * (its original stream position still guards against overwriting newer data). One
- * that still does not map stays open with the new reason.
+ * at the position its record was streamed or read at (the dead letter keeps it), so the
+ * ordering guard still keeps newer data. One that still does not map, or that Postgres
+ * still refuses, stays open with the new reason.
  *
  *   POST /functions/v1/mmp-toledo-sync/replay-dead-letters
  *   Authorization: Bearer <service role key>
@@ -23,6 +24,7 @@ import {
   parseJsonExact,
 } from "./record_mapping.ts";
 import { bySourceTable } from "./table_registry.ts";
+import { ValueError } from "./dynamo_codec.ts";
 import { serviceRoleProblem } from "./service_auth.ts";
 import { applyChanges, isDatabaseUnavailable } from "./sync_db.ts";
 import { attributeMapFromJson, StreamRecordSchema } from "./webhook_envelope.ts";
@@ -45,30 +47,67 @@ export interface ReplayResult {
   stillFailing: { id: number; reason: string }[];
 }
 
-function remap(recordText: string): Mapped {
-  const record = JSON.parse(recordText);
+/** A dead letter as the replay reads it. */
+interface StoredLetter {
+  id: string;
+  record: string;
+  position_at: Date | null;
+  position_source: string | null;
+  received_at: Date;
+}
+
+/** A dead letter that does not map, with `reason`. */
+function stillDead(record: unknown, reason: string): Mapped {
+  return {
+    ok: false,
+    deadLetter: {
+      sourceTable: null,
+      targetTable: null,
+      eventId: null,
+      record,
+      reason,
+      position: null,
+      rowKey: null,
+    },
+  };
+}
+
+/**
+ * Maps a dead letter's record again, at the position it was read or sent at (a stream
+ * record carries its own), so that the merge's ordering guard judges it as it would have
+ * then: a stale Scan copy loses to a newer stream change or tombstone.
+ */
+function remap(letter: StoredLetter): Mapped {
+  const record = JSON.parse(letter.record);
+  // Dead letters from before positions were kept: the time they were received.
+  const at = new Date(letter.position_at ?? letter.received_at);
   if (record && typeof record === "object" && "item" in record && "sourceTable" in record) {
     const spec = bySourceTable(String(record.sourceTable));
-    if (spec) return mapScannedItem(spec, attributeMapFromJson(record.item), new Date());
+    const source = letter.position_source === "repair" ? "repair" : "backfill";
+    if (spec) return mapScannedItem(spec, attributeMapFromJson(record.item), at, source);
   }
   if (record && typeof record === "object" && "eventID" in record) {
     const parsed = StreamRecordSchema.safeParse(record);
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
-      return {
-        ok: false,
-        deadLetter: {
-          sourceTable: null,
-          targetTable: null,
-          eventId: String(record.eventID),
-          record,
-          reason: `record is not a stream record at ${issue.path.join(".")}: ${issue.message}`,
-        },
-      };
+      return stillDead(
+        record,
+        `record is not a stream record at ${issue.path.join(".")}: ${issue.message}`,
+      );
     }
     return mapStreamRecord(parsed.data as Parameters<typeof mapStreamRecord>[0]);
   }
-  return mapDirect(parseJsonExact(recordText) as Parameters<typeof mapDirect>[0]);
+  return mapDirect(parseJsonExact(letter.record) as Parameters<typeof mapDirect>[0], at);
+}
+
+/** {@link remap}, with binary that is not base64 (an admin's edit) as a reason. */
+function remapChecked(letter: StoredLetter): Mapped {
+  try {
+    return remap(letter);
+  } catch (error) {
+    if (error instanceof ValueError) return stillDead(null, error.message);
+    throw error;
+  }
 }
 
 /** Replays the open dead letters that match `filter`, in one transaction. */
@@ -77,30 +116,40 @@ export async function replayDeadLetters(
   filter: ReplayFilter,
 ): Promise<ReplayResult> {
   return await sql.begin(async (tx) => {
-    const rows = await tx<{ id: string; record: string }[]>`
-      select id, record::text as record from sync.dead_letters
+    const rows = await tx<StoredLetter[]>`
+      select id, coalesce(record::text, record_text) as record, position_at, position_source,
+             received_at
+      from sync.dead_letters
       where replayed_at is null
         and (${filter.ids ?? null}::bigint[] is null or id = any(${filter.ids ?? null}::bigint[]))
         and (${filter.table ?? null}::text is null or target_table = ${filter.table ?? null})
       order by id
       for update skip locked`;
-    const mapped = rows.map((row) => ({ id: Number(row.id), result: remap(row.record) }));
-    const ok = mapped.filter((m) => m.result.ok);
-    const { applied } = await applyChanges(
-      tx,
-      ok.map((m) => (m.result as Extract<Mapped, { ok: true }>).value),
-    );
-    const stillFailing = mapped.flatMap((m) =>
-      m.result.ok ? [] : [{ id: m.id, reason: m.result.deadLetter.reason }]
-    );
+    const mapped = rows.map((row) => ({ id: Number(row.id), result: remapChecked(row) }));
+    const ok = mapped.flatMap((m) => (m.result.ok ? [{ id: m.id, change: m.result.value }] : []));
+    // A change Postgres still refuses keeps its own dead letter open (no new one).
+    const { applied, refused } = await applyChanges(tx, ok.map((m) => m.change), [], {
+      deadLetterRefused: false,
+    });
+    const refusedReason = new Map(refused.map((r) => [r.change, r.deadLetter.reason]));
+    const closed = ok.filter((m) => !refusedReason.has(m.change)).map((m) => m.id);
+    const stillFailing = [
+      ...mapped.flatMap((m) =>
+        m.result.ok ? [] : [{ id: m.id, reason: m.result.deadLetter.reason }]
+      ),
+      ...ok.flatMap((m) =>
+        refusedReason.has(m.change) ? [{ id: m.id, reason: refusedReason.get(m.change)! }] : []
+      ),
+    ];
     await tx`update sync.dead_letters set replayed_at = now(), replay_result = 'applied'
-             where id = any(${ok.map((m) => m.id)}::bigint[])`;
+             where id = any(${closed}::bigint[])`;
     for (const failing of stillFailing) {
       await tx`update sync.dead_letters
-               set reason = ${failing.reason}, replay_result = 'still failing at ' || now()
+               set reason = ${failing.reason.replaceAll("\u0000", "\\u0000").toWellFormed()},
+                   replay_result = 'still failing at ' || now()
                where id = ${failing.id}`;
     }
-    return { considered: rows.length, replayed: ok.length, applied, stillFailing };
+    return { considered: rows.length, replayed: closed.length, applied, stillFailing };
   }) as ReplayResult;
 }
 

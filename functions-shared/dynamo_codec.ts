@@ -11,7 +11,7 @@
  * @module
  */
 
-import { marshall, NumberValueImpl, unmarshall } from "@aws-sdk/util-dynamodb";
+import { marshall, NumberValueImpl } from "@aws-sdk/util-dynamodb";
 import type { AttributeValue } from "@aws-sdk/client-dynamodb";
 
 /** A DynamoDB number, kept as its exact decimal text. */
@@ -38,9 +38,151 @@ export type DynamoItem = Record<string, DynamoValue>;
 /** An item in DynamoDB's own JSON (what streams and the low-level API carry). */
 export type AttributeMap = Record<string, AttributeValue>;
 
-/** Decodes an item from DynamoDB JSON, keeping numbers exact. */
+/**
+ * A value that DynamoDB holds but Postgres cannot (sync-semantics.md, "Bad input"), at
+ * `path` inside the item (`meta.tags[2].title`). The mapping turns it into a
+ * `MappingError` that also names the table and the key.
+ */
+export class ValueError extends Error {
+  constructor(readonly path: string, readonly problem: string) {
+    super(`attribute ${path}: ${problem}`);
+    this.name = "ValueError";
+  }
+}
+
+/**
+ * Why Postgres cannot store a string, or undefined: text and jsonb refuse U+0000, and a
+ * lone surrogate (not valid UTF-16) has no UTF-8 form.
+ */
+export function stringProblem(text: string): string | undefined {
+  const nul = text.indexOf("\u0000");
+  if (nul >= 0) return `contains U+0000 (NUL) at character ${nul}, which Postgres cannot store`;
+  if (!text.isWellFormed()) {
+    return "is not valid UTF-16 (a lone surrogate), which Postgres cannot store";
+  }
+  return undefined;
+}
+
+/** DynamoDB's numbers: up to 38 significant digits, magnitudes from 1E-130 to under 1E+126. */
+const MAX_DIGITS = 38;
+const MIN_EXPONENT = -130;
+const MAX_EXPONENT = 125;
+
+/** Why a text is not a DynamoDB number, or undefined when it is one. */
+export function numberProblem(text: string): string | undefined {
+  const shown = JSON.stringify(text.length > 60 ? `${text.slice(0, 60)}...` : text);
+  let parts;
+  try {
+    parts = decimalParts(text);
+  } catch {
+    return `${shown} is not a number`;
+  }
+  if (parts.digits.length > MAX_DIGITS) {
+    return `${shown} has ${parts.digits.length} significant digits; DynamoDB numbers have at most ${MAX_DIGITS}`;
+  }
+  const lead = parts.exponent + parts.digits.length - 1;
+  if (parts.sign !== 0 && (lead < MIN_EXPONENT || lead > MAX_EXPONENT)) {
+    return `${shown} is out of DynamoDB's number range (exponent ${MIN_EXPONENT} to +${MAX_EXPONENT})`;
+  }
+  return undefined;
+}
+
+/** A JSON-safe name of a map key or list index for a path: `a.b`, `a[3]`. */
+function join(path: string, name: string | number): string {
+  if (typeof name === "number") return `${path}[${name}]`;
+  const shown = /^[\w-]+$/.test(name) ? name : JSON.stringify(name);
+  return path === "" ? shown : `${path}.${shown}`;
+}
+
+/** Sets an own property (a key such as `__proto__` stays data, not a prototype). */
+function setOwn(target: Record<string, unknown>, name: string, value: unknown): void {
+  Object.defineProperty(target, name, {
+    value,
+    enumerable: true,
+    writable: true,
+    configurable: true,
+  });
+}
+
+function checkedString(text: unknown, path: string): string {
+  if (typeof text !== "string") throw new ValueError(path, "expected a string");
+  const problem = stringProblem(text);
+  if (problem) throw new ValueError(path, `the string ${problem}`);
+  return text;
+}
+
+function checkedNumber(text: unknown, path: string): DynamoNumber {
+  if (typeof text !== "string") throw new ValueError(path, "expected a number's text");
+  const problem = numberProblem(text);
+  if (problem) throw new ValueError(path, problem);
+  return new NumberValueImpl(text);
+}
+
+function checkedBytes(value: unknown, path: string): Uint8Array {
+  if (value instanceof Uint8Array) return value;
+  throw new ValueError(path, "expected binary");
+}
+
+/** Throws when Postgres could not store a map key (or an attribute name, at the top). */
+function checkName(name: string, path: string): void {
+  const problem = stringProblem(name);
+  if (!problem) return;
+  if (path === "") throw new ValueError(JSON.stringify(name), `the attribute name ${problem}`);
+  throw new ValueError(path, `the map key ${JSON.stringify(name)} ${problem}`);
+}
+
+/** Decodes a map's members, checking every name. */
+function decodeMap(map: Record<string, unknown>, path: string): Record<string, DynamoValue> {
+  const out: Record<string, DynamoValue> = {};
+  for (const [name, value] of Object.entries(map)) {
+    checkName(name, path);
+    setOwn(out, name, decodeValue(value as AttributeValue, join(path, name)));
+  }
+  return out;
+}
+
+/** Decodes one attribute value, checking it on the way (one pass). */
+function decodeValue(value: AttributeValue, path: string): DynamoValue {
+  const v = value as unknown as Record<string, unknown>;
+  if (v === null || typeof v !== "object") {
+    throw new ValueError(path, "expected an attribute value");
+  }
+  if ("S" in v) return checkedString(v.S, path);
+  if ("N" in v) return checkedNumber(v.N, path);
+  if ("B" in v) return checkedBytes(v.B, path);
+  if ("BOOL" in v) return v.BOOL === true;
+  if ("NULL" in v) return null;
+  if ("SS" in v) return new Set((v.SS as unknown[]).map((s, i) => checkedString(s, join(path, i))));
+  if ("NS" in v) return new Set((v.NS as unknown[]).map((n, i) => checkedNumber(n, join(path, i))));
+  if ("BS" in v) return new Set((v.BS as unknown[]).map((b, i) => checkedBytes(b, join(path, i))));
+  if ("L" in v) return (v.L as AttributeValue[]).map((x, i) => decodeValue(x, join(path, i)));
+  if ("M" in v) return decodeMap(v.M as Record<string, unknown>, path);
+  throw new ValueError(path, `unknown DynamoDB type ${JSON.stringify(Object.keys(v))}`);
+}
+
+/**
+ * Decodes an item from DynamoDB JSON, keeping numbers exact, and checks every value on
+ * the way so that Postgres cannot refuse it later: strings and map keys without U+0000
+ * and valid UTF-16, numbers DynamoDB's own. Throws {@link ValueError} naming the path.
+ */
 export function fromDynamo(item: AttributeMap): DynamoItem {
-  return unmarshall(item, { wrapNumbers: true }) as DynamoItem;
+  return decodeMap(item, "");
+}
+
+/**
+ * Checks a plain value (a direct request's data, numbers as {@link DynamoNumber}) as
+ * {@link fromDynamo} checks a decoded one; throws {@link ValueError} naming the path.
+ */
+export function checkPlain(value: unknown, path = ""): void {
+  if (typeof value === "string") checkedString(value, path);
+  else if (isDynamoNumber(value)) checkedNumber(value.value, path);
+  else if (Array.isArray(value)) value.forEach((x, i) => checkPlain(x, join(path, i)));
+  else if (value !== null && typeof value === "object") {
+    for (const [name, member] of Object.entries(value)) {
+      checkName(name, path);
+      checkPlain(member, join(path, name));
+    }
+  }
 }
 
 /** Encodes an item into DynamoDB JSON (numbers keep their text). */
@@ -76,9 +218,16 @@ export function numberJson(text: string): string {
   return normalized;
 }
 
-function base64(bytes: Uint8Array): string {
+/**
+ * Binary as base64 text. Chunked: spreading a 400 KB item's bytes into one
+ * `String.fromCharCode` call would overflow the stack.
+ */
+export function bytesToBase64(bytes: Uint8Array): string {
+  const CHUNK = 0x2000;
   let binary = "";
-  for (const byte of bytes) binary += String.fromCharCode(byte);
+  for (let i = 0; i < bytes.length; i += CHUNK) {
+    binary += String.fromCharCode.apply(null, Array.from(bytes.subarray(i, i + CHUNK)));
+  }
   return btoa(binary);
 }
 
@@ -118,7 +267,7 @@ export function compareDecimal(a: string, b: string): number {
  * {@link encodeJson} to write exactly.
  */
 function canonical(value: unknown): unknown {
-  if (value instanceof Uint8Array) return base64(value);
+  if (value instanceof Uint8Array) return bytesToBase64(value);
   if (value instanceof Set) {
     const members = [...value].map(canonical);
     return members.sort((a, b) => {

@@ -8,8 +8,10 @@
  */
 
 import postgres from "postgres";
-import { DynamoNumber, encodeJson } from "./dynamo_codec.ts";
+import { createHash } from "node:crypto";
+import { DynamoNumber, encodeJson, isDynamoNumber, stringProblem } from "./dynamo_codec.ts";
 import type { DeadLetter, TableChange } from "./record_mapping.ts";
+import type { TableSpec } from "./table_registry.ts";
 import type { Change } from "./transform.ts";
 
 /** Opens a pool. Sessions run in UTC, so timestamps without a zone read the same everywhere. */
@@ -38,54 +40,246 @@ function changeJson(change: Change): Record<string, unknown> {
   };
 }
 
+/** A change that Postgres refused, alone, and the dead letter it became. */
+export interface RefusedChange {
+  change: TableChange;
+  deadLetter: DeadLetter;
+}
+
 /** What applying a batch did. */
 export interface ApplyResult {
   /** Rows (or observations) written or deleted. */
   applied: number;
+  /** Dead letters recorded: the ones passed in, and the changes Postgres refused. */
   deadLettered: number;
+  /** The changes Postgres refused (each isolated from the rest of its batch). */
+  refused: RefusedChange[];
+}
+
+/** Options of {@link applyChanges}. */
+export interface ApplyOptions {
+  /**
+   * Record refused changes as dead letters (the default). The replay turns this off:
+   * a refused replay keeps its own dead letter open instead.
+   */
+  deadLetterRefused?: boolean;
+}
+
+/**
+ * Whether Postgres refused a statement for the data it carries: SQLSTATE class 22 (data
+ * exception), 23 (integrity constraint violation) or 54 (program limit exceeded).
+ */
+export function isDataError(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === "string" && /^(22|23|54)[0-9A-Z]{3}$/.test(code);
 }
 
 /**
  * Applies changes (grouped per table, tables in name order so that concurrent batches
  * cannot deadlock) and records dead letters, inside the caller's transaction `tx`
  * (`sql.begin(tx => applyChanges(tx, ...))`), so that a batch applies whole or not at all.
+ *
+ * A change that Postgres still refuses for its data (a value the mapping let through)
+ * fails alone (sync-semantics.md, "Bad input"): the table's batch is retried in
+ * savepoints, halved until the refused change stands alone; it is dead-lettered with
+ * Postgres's message and the rest are applied, in the same transaction.
  */
 export async function applyChanges(
   tx: postgres.TransactionSql,
   changes: TableChange[],
   deadLetters: DeadLetter[] = [],
+  options: ApplyOptions = {},
 ): Promise<ApplyResult> {
-  const byTable = new Map<string, Change[]>();
-  for (const { spec, change } of changes) {
-    byTable.set(spec.targetTable, [...(byTable.get(spec.targetTable) ?? []), change]);
+  const byTable = new Map<string, TableChange[]>();
+  for (const change of changes) {
+    const table = change.spec.targetTable;
+    byTable.set(table, [...(byTable.get(table) ?? []), change]);
   }
   let applied = 0;
+  const refused: RefusedChange[] = [];
   for (const table of [...byTable.keys()].sort()) {
-    const json = encodeJson(byTable.get(table)!.map(changeJson));
-    const [result] = await tx.unsafe(
-      "select applied from sync.merge_changes($1, $2::text::jsonb)",
-      [table, json],
-    );
-    applied += Number(result.applied);
+    const result = await mergeIsolating(tx, table, byTable.get(table)!);
+    applied += result.applied;
+    for (const { change, error } of result.refused) {
+      const deadLetter = refusedLetter(change, error);
+      console.warn(`dead letter: ${deadLetter.reason}`);
+      refused.push({ change, deadLetter });
+    }
   }
-  if (deadLetters.length > 0) await recordDeadLetters(tx, deadLetters);
-  return { applied, deadLettered: deadLetters.length };
+  const letters = options.deadLetterRefused === false
+    ? deadLetters
+    : [...deadLetters, ...refused.map((r) => r.deadLetter)];
+  if (letters.length > 0) await recordDeadLetters(tx, letters);
+  return { applied, deadLettered: letters.length, refused };
 }
 
+/** One merge of one table's changes. */
+async function mergeTable(
+  tx: postgres.TransactionSql,
+  table: string,
+  changes: TableChange[],
+): Promise<number> {
+  const json = encodeJson(changes.map((c) => changeJson(c.change)));
+  const [result] = await tx.unsafe(
+    "select applied from sync.merge_changes($1, $2::text::jsonb)",
+    [table, json],
+  );
+  return Number(result.applied);
+}
+
+/**
+ * Merges one table's changes in a savepoint; when Postgres refuses them for their data,
+ * merges each half the same way, down to single changes, which are returned as refused.
+ */
+async function mergeIsolating(
+  tx: postgres.TransactionSql,
+  table: string,
+  changes: TableChange[],
+): Promise<{ applied: number; refused: { change: TableChange; error: Error }[] }> {
+  try {
+    const applied = await tx.savepoint((sp) => mergeTable(sp, table, changes));
+    return { applied: applied as number, refused: [] };
+  } catch (error) {
+    if (!isDataError(error)) throw error;
+    if (changes.length === 1) {
+      return { applied: 0, refused: [{ change: changes[0], error: error as Error }] };
+    }
+    const middle = Math.ceil(changes.length / 2);
+    const first = await mergeIsolating(tx, table, changes.slice(0, middle));
+    const second = await mergeIsolating(tx, table, changes.slice(middle));
+    return {
+      applied: first.applied + second.applied,
+      refused: [...first.refused, ...second.refused],
+    };
+  }
+}
+
+/** `[column="value", ...]` of a change's target key (and range key), for messages. */
+function describeChangeKey(change: Change, spec: TableSpec): string {
+  const parts = spec.targetKey.map((column) =>
+    `${column}=${encodeJson(change.row[column] ?? null)}`
+  );
+  if (change.rangeKey !== undefined) parts.push(`range key ${change.rangeKey}`);
+  return `[${parts.join(", ")}]`;
+}
+
+/** The dead letter of a change Postgres refused, naming the table, the key and the cause. */
+function refusedLetter({ spec, change, deadLetter }: TableChange, error: Error): DeadLetter {
+  const code = (error as { code?: string }).code;
+  const reason = `${spec.targetTable} ${describeChangeKey(change, spec)}: Postgres refused ` +
+    `the change: ${error.message} (SQLSTATE ${code})`;
+  if (deadLetter) return deadLetter(reason);
+  const rowKey = Object.fromEntries(spec.targetKey.map((column) => [column, change.row[column]]));
+  return {
+    sourceTable: spec.sourceTable,
+    targetTable: spec.targetTable,
+    eventId: null,
+    record: {
+      sourceTable: spec.sourceTable,
+      targetTable: spec.targetTable,
+      change: changeJson(change),
+    },
+    reason,
+    position: { seq: change.seq, changedAt: change.changedAt, source: change.source },
+    rowKey,
+  };
+}
+/** Text Postgres can store: U+0000 written as `\\u0000`, lone surrogates replaced. */
+function safeText(text: string | null): string | null {
+  return text === null ? null : text.replaceAll("\u0000", "\\u0000").toWellFormed();
+}
+
+/** Whether jsonb can hold a value: no string or key with U+0000 or a lone surrogate. */
+function jsonbSafe(value: unknown): boolean {
+  if (typeof value === "string") return stringProblem(value) === undefined;
+  if (value === null || typeof value !== "object" || isDynamoNumber(value)) return true;
+  if (value instanceof Uint8Array) return true;
+  if (Array.isArray(value) || value instanceof Set) return [...value].every(jsonbSafe);
+  return Object.entries(value).every(([k, v]) => stringProblem(k) === undefined && jsonbSafe(v));
+}
+
+/** A value with every object's keys in sorted order, so that equal content encodes equally. */
+function sortedKeys(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(sortedKeys);
+  if (
+    value === null || typeof value !== "object" || isDynamoNumber(value) ||
+    value instanceof Uint8Array || value instanceof Set
+  ) return value;
+  return Object.fromEntries(
+    Object.keys(value).sort().map((k) => [k, sortedKeys((value as Record<string, unknown>)[k])]),
+  );
+}
+
+/**
+ * What makes two dead letters the same record: a stream record by its source table,
+ * eventID and SequenceNumber (a redelivery); a Scan's item or a direct request by its
+ * source table and exact content (the same page read again, later).
+ */
+export function deadLetterFingerprint(letter: DeadLetter): string {
+  const record = letter.record as { dynamodb?: { SequenceNumber?: unknown } } | null;
+  const basis = letter.eventId !== null
+    ? ["stream", letter.sourceTable, letter.eventId, String(record?.dynamodb?.SequenceNumber)]
+    : [
+      letter.position?.source === "direct" ? "direct" : "scan",
+      letter.sourceTable ?? letter.targetTable,
+      encodeJson(sortedKeys(letter.record)),
+    ];
+  return createHash("md5").update(encodeJson(basis)).digest("hex");
+}
+
+/**
+ * Records dead letters, one row per record: a record seen again (same fingerprint)
+ * counts in times_seen and last_seen_at, and a Scan copy keeps the later read time. A
+ * dead letter already replayed stays closed when its record comes again: the replay
+ * applied that record, and the same stream record or the same content brings nothing
+ * new (docs/sync-semantics.md, "Bad input").
+ */
 async function recordDeadLetters(tx: postgres.TransactionSql, letters: DeadLetter[]) {
-  const json = encodeJson(letters.map((l) => ({
-    source_table: l.sourceTable,
-    target_table: l.targetTable,
-    event_id: l.eventId,
-    record: l.record,
-    reason: l.reason,
-  })));
+  const rows = new Map<string, Record<string, unknown>>();
+  for (const l of letters) {
+    const fingerprint = deadLetterFingerprint(l);
+    const seen = rows.get(fingerprint);
+    if (seen) {
+      seen.times_seen = (seen.times_seen as number) + 1;
+      seen.reason = safeText(l.reason);
+      if ((l.position?.changedAt ?? "") > String(seen.position_at ?? "")) {
+        seen.position_at = l.position?.changedAt;
+      }
+      continue;
+    }
+    const storable = jsonbSafe(l.record);
+    rows.set(fingerprint, {
+      source_table: safeText(l.sourceTable),
+      target_table: safeText(l.targetTable),
+      event_id: safeText(l.eventId),
+      record: storable ? l.record : null,
+      record_text: storable ? null : encodeJson(l.record),
+      reason: safeText(l.reason),
+      position_seq: l.position?.seq ?? null,
+      position_at: l.position?.changedAt ?? null,
+      position_source: l.position?.source ?? null,
+      row_key: l.rowKey,
+      fingerprint,
+      times_seen: 1,
+    });
+  }
   await tx.unsafe(
-    `insert into sync.dead_letters (source_table, target_table, event_id, record, reason)
-     select source_table, target_table, event_id, record, reason
-     from jsonb_to_recordset($1::text::jsonb)
-       as x(source_table text, target_table text, event_id text, record jsonb, reason text)`,
-    [json],
+    `insert into sync.dead_letters as d (source_table, target_table, event_id, record,
+       record_text, reason, position_seq, position_at, position_source, row_key, fingerprint,
+       times_seen)
+     select source_table, target_table, event_id, record, record_text, reason, position_seq,
+            position_at, position_source, row_key, fingerprint, times_seen
+     from jsonb_to_recordset($1::text::jsonb) as x(source_table text, target_table text,
+       event_id text, record jsonb, record_text text, reason text, position_seq numeric,
+       position_at timestamptz, position_source text, row_key jsonb, fingerprint text,
+       times_seen integer)
+     on conflict (fingerprint) do update
+       set times_seen = d.times_seen + excluded.times_seen,
+           last_seen_at = now(),
+           reason = case when d.replayed_at is null then excluded.reason else d.reason end,
+           position_at = greatest(d.position_at, excluded.position_at),
+           row_key = coalesce(d.row_key, excluded.row_key)`,
+    [encodeJson([...rows.values()])],
   );
 }
 

@@ -7,7 +7,13 @@
  * @module
  */
 
-import { decimalParts, type DynamoItem, type DynamoValue, isDynamoNumber } from "./dynamo_codec.ts";
+import {
+  decimalParts,
+  type DynamoItem,
+  type DynamoValue,
+  isDynamoNumber,
+  ValueError,
+} from "./dynamo_codec.ts";
 import { describeIssues, itemSchema, keySchema } from "./item_schema.ts";
 import type { ColumnType, TableSpec } from "./table_registry.ts";
 
@@ -84,16 +90,20 @@ export function epochToIso(text: string, unit: "seconds" | "millis"): string {
 }
 
 const ISO =
-  /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,9})?)?)?(Z|[+-]\d{2}(?::?\d{2})?)?$/;
+  /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,9})?)?)?(Z|[+-](\d{2})(?::?(\d{2}))?)?$/;
 
-/** Whether a string is an ISO-8601 date or timestamp that Postgres reads the same way. */
+/**
+ * Whether a string is an ISO-8601 date or timestamp that Postgres reads the same way:
+ * a real calendar day and time, and a zone offset Postgres accepts (up to ±15:59).
+ */
 export function isIsoTimestamp(text: string): boolean {
   const m = text.match(ISO);
   if (!m) return false;
   const [year, month, day, hour, minute, second] = m.slice(1, 7).map((p) => Number(p ?? 0));
+  const [offsetHours, offsetMinutes] = [m[8], m[9]].map((p) => Number(p ?? 0));
   const date = new Date(Date.UTC(year, month - 1, day));
   return year >= 1 && date.getUTCMonth() === month - 1 && date.getUTCDate() === day &&
-    hour < 24 && minute < 60 && second < 60;
+    hour < 24 && minute < 60 && second < 60 && offsetHours <= 15 && offsetMinutes < 60;
 }
 
 function columnValue(type: ColumnType, value: DynamoValue, attribute: string): unknown {
@@ -105,13 +115,19 @@ function columnValue(type: ColumnType, value: DynamoValue, attribute: string): u
       try {
         return epochToIso(text, type === "epoch_seconds" ? "seconds" : "millis");
       } catch (error) {
-        throw new TypeError(`attribute ${attribute}: ${(error as Error).message}`);
+        if (error instanceof RangeError) throw new ValueError(attribute, error.message);
+        throw error;
       }
     }
     case "iso_timestamp":
       if (!isIsoTimestamp(value as string)) {
-        throw new TypeError(
-          `attribute ${attribute}: expected an ISO-8601 timestamp, got ${JSON.stringify(value)}`,
+        const m = (value as string).match(ISO);
+        const why = m && (Number(m[8] ?? 0) > 15 || Number(m[9] ?? 0) > 59)
+          ? ` (its zone offset ${m[7]} is beyond Postgres's ±15:59)`
+          : "";
+        throw new ValueError(
+          attribute,
+          `expected an ISO-8601 timestamp, got ${JSON.stringify(value)}${why}`,
         );
       }
       return value;
@@ -144,7 +160,9 @@ export function itemToChange(spec: TableSpec, item: DynamoItem, position: Positi
       row[column] = columnValue(type, item[attribute], attribute);
     }
   } catch (error) {
-    throw new MappingError(spec.sourceTable, key, (error as Error).message);
+    // Only a value the item carries is a mapping problem; anything else is a bug.
+    if (error instanceof ValueError) throw new MappingError(spec.sourceTable, key, error.message);
+    throw error;
   }
   const rest: Record<string, DynamoValue> = {};
   for (const [name, value] of Object.entries(item)) if (!consumed.has(name)) rest[name] = value;

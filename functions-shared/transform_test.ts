@@ -185,6 +185,8 @@ Deno.test("isIsoTimestamp accepts what Postgres reads the same way, and no more"
       "2026-02-06T10:00Z",
       "2026-02-06T10:00:00.123456+05:30",
       "2026-02-06 10:00:00",
+      "2026-02-06T10:00:00+15:59",
+      "2026-02-06T10:00:00-15:59",
     ]
   ) {
     assert.ok(isIsoTimestamp(ok), ok);
@@ -197,6 +199,9 @@ Deno.test("isIsoTimestamp accepts what Postgres reads the same way, and no more"
       "yesterday",
       "06/02/2026",
       "",
+      "2026-02-06T10:00:00+16:00",
+      "2026-02-06T10:00:00+05:99",
+      "2026-02-06T10:00:00-1600",
     ]
   ) {
     assert.ok(!isIsoTimestamp(bad), bad);
@@ -220,4 +225,42 @@ Deno.test("the registry: nine tables, two regions, keys that are columns", () =>
     "Lead-sqiqbtbugvfabolqwdt4rz3dla-NONE",
   );
   assert.equal(tableNameFromArn("arn:aws:s3:::bucket"), undefined);
+});
+
+Deno.test("a zone offset Postgres refuses is a MappingError naming table, key, attribute, cause", () => {
+  for (const offset of ["+16:00", "+05:99"]) {
+    assert.throws(
+      () =>
+        itemToChange(
+          spec("firespring_actions"),
+          fromDynamo({
+            action_id: { S: "a-1" },
+            created_at: { S: `2026-02-06T10:00:00${offset}` },
+          }),
+          at,
+        ),
+      (e: unknown) => {
+        assert.ok(e instanceof MappingError);
+        assert.equal(
+          (e as Error).message,
+          `firespring-backdoor-actions-dev [action_id="a-1"]: attribute created_at: expected an ` +
+            `ISO-8601 timestamp, got "2026-02-06T10:00:00${offset}" (its zone offset ${offset} ` +
+            "is beyond Postgres's ±15:59)",
+        );
+        return true;
+      },
+    );
+  }
+});
+
+Deno.test("an epoch outside the years 1 to 9999 is a MappingError, not a crash", () => {
+  assert.throws(
+    () =>
+      itemToChange(
+        spec("firespring_actions"),
+        fromDynamo({ action_id: { S: "a-2" }, timestamp: { N: "1e125" } }),
+        at,
+      ),
+    /firespring-backdoor-actions-dev \[action_id="a-2"\]: attribute timestamp: 1e125 epoch seconds is outside the years 1 to 9999/,
+  );
 });

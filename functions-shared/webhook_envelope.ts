@@ -9,8 +9,9 @@
 
 import { z } from "zod";
 import type { AttributeValue } from "@aws-sdk/client-dynamodb";
+import { ValueError } from "./dynamo_codec.ts";
 
-const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 const EXPECTED_VALUE = 'expected a DynamoDB attribute value such as {"S": ...} or {"N": "..."}';
 
 /**
@@ -33,14 +34,16 @@ export function attributeValueProblem(
   switch (type) {
     case "S":
       return typeof v === "string" ? undefined : bad("S must be a string");
+    // A number's text is checked by the mapping (dynamo_codec.ts), so that a record with
+    // a bad number is dead-lettered alone rather than refusing the whole batch.
     case "N":
-      return typeof v === "string" && v !== "" ? undefined : bad("N must be a number's text");
+      return typeof v === "string" ? undefined : bad("N must be a number's text");
     case "B":
       return typeof v === "string" && BASE64.test(v) ? undefined : bad("B must be base64 text");
     case "SS":
       return strings(v, () => true) ? undefined : bad("SS must be a non-empty list of strings");
     case "NS":
-      return strings(v, (s) => s !== "")
+      return strings(v, () => true)
         ? undefined
         : bad("NS must be a non-empty list of numbers' text");
     case "BS":
@@ -143,17 +146,30 @@ export function parseWebhookBody(
     };
 }
 
-/** Turns the base64 text of B and BS values into bytes, as the SDK's codec expects. */
-export function attributeMapFromJson(map: Record<string, unknown>): Record<string, AttributeValue> {
-  const decode = (text: string) => Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
-  const value = (v: Record<string, unknown>): AttributeValue => {
-    if (typeof v.B === "string") return { B: decode(v.B) };
-    if (Array.isArray(v.BS)) return { BS: (v.BS as string[]).map(decode) };
-    if (v.M) return { M: attributeMapFromJson(v.M as Record<string, unknown>) };
-    if (Array.isArray(v.L)) return { L: (v.L as Record<string, unknown>[]).map(value) };
+/**
+ * Turns the base64 text of B and BS values into bytes, as the SDK's codec expects.
+ * Throws {@link ValueError} naming the attribute when the text is not base64.
+ */
+export function attributeMapFromJson(
+  map: Record<string, unknown>,
+  path = "",
+): Record<string, AttributeValue> {
+  const decode = (text: string, at: string) => {
+    if (!BASE64.test(text)) throw new ValueError(at, "binary (B) is not base64 text");
+    return Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
+  };
+  const value = (v: Record<string, unknown>, at: string): AttributeValue => {
+    if (typeof v.B === "string") return { B: decode(v.B, at) };
+    if (Array.isArray(v.BS)) return { BS: (v.BS as string[]).map((b) => decode(b, at)) };
+    if (v.M) return { M: attributeMapFromJson(v.M as Record<string, unknown>, at) };
+    if (Array.isArray(v.L)) {
+      return { L: (v.L as Record<string, unknown>[]).map((x, i) => value(x, `${at}[${i}]`)) };
+    }
     return v as unknown as AttributeValue;
   };
   return Object.fromEntries(
-    Object.entries(map).map(([k, v]) => [k, value(v as Record<string, unknown>)]),
+    Object.entries(map).map((
+      [k, v],
+    ) => [k, value(v as Record<string, unknown>, path ? `${path}.${k}` : k)]),
   );
 }

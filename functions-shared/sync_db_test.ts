@@ -1,0 +1,164 @@
+import assert from "node:assert/strict";
+import type postgres from "postgres";
+import { mapScannedItem, mapStreamRecord, type TableChange } from "./record_mapping.ts";
+import { applyChanges, deadLetterFingerprint, isDataError } from "./sync_db.ts";
+import { byTargetTable } from "./table_registry.ts";
+import type { StreamRecord } from "./webhook_envelope.ts";
+
+const ACTIONS = "firespring-backdoor-actions-dev";
+
+function streamRecord(id: string, seq: string, eventID = `ev-${id}`): StreamRecord {
+  return {
+    eventID,
+    eventName: "INSERT",
+    eventSourceARN: `arn:aws:dynamodb:us-east-1:000000000000:table/${ACTIONS}/stream/x`,
+    dynamodb: {
+      Keys: { action_id: { S: id } },
+      NewImage: { action_id: { S: id }, session_id: { S: `s-${id}` } },
+      SequenceNumber: seq,
+      ApproximateCreationDateTime: 1770379200,
+    },
+  } as unknown as StreamRecord;
+}
+
+function change(id: string, seq: string): TableChange {
+  const mapped = mapStreamRecord(streamRecord(id, seq));
+  assert.ok(mapped.ok);
+  return mapped.value;
+}
+
+/**
+ * A transaction whose sync.merge_changes refuses (SQLSTATE `code`) any batch holding a
+ * change of key `poison`, as Postgres refuses a whole statement; it keeps what was merged
+ * and the dead-letter rows inserted.
+ */
+function fakeTx(poison: string, code = "22007") {
+  const merged: string[] = [];
+  const letters: Record<string, unknown>[] = [];
+  let statements = 0;
+  const tx = {
+    unsafe: (query: string, params: string[]) => {
+      statements++;
+      if (query.includes("sync.merge_changes")) {
+        const changes = JSON.parse(params[1]) as { row: { action_id: string } }[];
+        if (changes.some((c) => c.row.action_id === poison)) {
+          const error = new Error('invalid input syntax for type timestamp with time zone: "x"');
+          return Promise.reject(Object.assign(error, { code }));
+        }
+        merged.push(...changes.map((c) => c.row.action_id));
+        return Promise.resolve([{ applied: changes.length }]);
+      }
+      if (query.includes("insert into sync.dead_letters")) letters.push(...JSON.parse(params[0]));
+      return Promise.resolve([]);
+    },
+    savepoint: (fn: (sp: unknown) => Promise<unknown>) => fn(tx),
+  };
+  return {
+    tx: tx as unknown as postgres.TransactionSql,
+    merged,
+    letters,
+    statements: () => statements,
+  };
+}
+
+Deno.test("a change Postgres refuses fails alone: the others applied, one dead letter", async () => {
+  const changes = ["a", "b", "c", "bad", "d", "e", "f"].map((id, i) => change(id, String(100 + i)));
+  const fake = fakeTx("bad");
+  const result = await applyChanges(fake.tx, changes);
+  assert.deepEqual(fake.merged.sort(), ["a", "b", "c", "d", "e", "f"]);
+  assert.equal(result.applied, 6);
+  assert.equal(result.deadLettered, 1);
+  assert.equal(result.refused.length, 1);
+  assert.equal(fake.letters.length, 1);
+  const [letter] = fake.letters;
+  assert.equal(
+    letter.reason,
+    'firespring_actions [action_id="bad"]: Postgres refused the change: invalid input syntax ' +
+      'for type timestamp with time zone: "x" (SQLSTATE 22007)',
+  );
+  assert.equal(letter.event_id, "ev-bad");
+  assert.equal(letter.position_seq, "103");
+  assert.equal(letter.position_source, "stream");
+  assert.deepEqual(letter.row_key, { action_id: "bad" });
+  assert.equal((letter.record as { eventID: string }).eventID, "ev-bad");
+});
+
+Deno.test("dead letters passed in and refused changes are recorded together", async () => {
+  const poison = mapScannedItem(
+    byTargetTable("firespring_actions")!,
+    { action_id: { S: "p" }, n: { N: "abc" } },
+    new Date("2026-02-01T00:00:00Z"),
+  );
+  assert.ok(!poison.ok);
+  const fake = fakeTx("bad");
+  const result = await applyChanges(fake.tx, [change("ok", "1"), change("bad", "2")], [
+    poison.deadLetter,
+  ]);
+  assert.equal(result.applied, 1);
+  assert.equal(result.deadLettered, 2);
+  assert.deepEqual(fake.letters.map((l) => l.row_key), [{ action_id: "p" }, { action_id: "bad" }]);
+  assert.equal(fake.letters[0].position_at, "2026-02-01T00:00:00.000Z");
+  assert.equal(fake.letters[0].position_source, "backfill");
+});
+
+Deno.test("an error that is not about the data propagates (the batch is retried whole)", async () => {
+  const fake = fakeTx("bad", "08006");
+  await assert.rejects(
+    () => applyChanges(fake.tx, [change("ok", "1"), change("bad", "2")]),
+    /invalid input syntax/,
+  );
+  assert.equal(fake.letters.length, 0);
+});
+
+Deno.test("the replay's option keeps refused changes out of new dead letters", async () => {
+  const fake = fakeTx("bad");
+  const result = await applyChanges(fake.tx, [change("bad", "2")], [], {
+    deadLetterRefused: false,
+  });
+  assert.equal(result.refused.length, 1);
+  assert.equal(result.deadLettered, 0);
+  assert.equal(fake.letters.length, 0);
+});
+
+Deno.test("the same record twice is one dead letter; a Scan copy keeps the later read", async () => {
+  const actions = byTargetTable("firespring_actions")!;
+  const item = { action_id: { S: "p" }, n: { N: "abc" } };
+  const early = mapScannedItem(actions, item, new Date("2026-02-01T00:00:00Z"));
+  const late = mapScannedItem(actions, item, new Date("2026-02-03T00:00:00Z"));
+  const redelivered = mapStreamRecord({
+    ...streamRecord("q", "7"),
+    dynamodb: { ...streamRecord("q", "7").dynamodb, NewImage: item },
+  } as StreamRecord);
+  assert.ok(!early.ok && !late.ok && !redelivered.ok);
+  assert.equal(deadLetterFingerprint(early.deadLetter), deadLetterFingerprint(late.deadLetter));
+  const fake = fakeTx("none");
+  await applyChanges(fake.tx, [], [
+    late.deadLetter,
+    early.deadLetter,
+    redelivered.deadLetter,
+    redelivered.deadLetter,
+  ]);
+  assert.equal(fake.letters.length, 2);
+  assert.equal(fake.letters[0].times_seen, 2);
+  assert.equal(fake.letters[0].position_at, "2026-02-03T00:00:00.000Z");
+  assert.equal(fake.letters[1].times_seen, 2);
+});
+
+Deno.test("a record jsonb cannot hold is kept as its exact JSON text", async () => {
+  const actions = byTargetTable("firespring_actions")!;
+  const poison = mapScannedItem(actions, { action_id: { S: "z\u0000" } }, new Date());
+  assert.ok(!poison.ok);
+  const fake = fakeTx("none");
+  await applyChanges(fake.tx, [], [poison.deadLetter]);
+  const [letter] = fake.letters;
+  assert.equal(letter.record, null);
+  assert.deepEqual(JSON.parse(letter.record_text as string), poison.deadLetter.record);
+  assert.ok(!(letter.reason as string).includes("\u0000"), "the reason is storable text");
+});
+
+Deno.test("isDataError: classes 22, 23 and 54 only", () => {
+  for (const code of ["22P02", "22007", "23505", "54000"]) assert.ok(isDataError({ code }), code);
+  for (const code of ["08006", "40001", "57P01", undefined]) {
+    assert.ok(!isDataError({ code }), String(code));
+  }
+});
