@@ -15,6 +15,7 @@ import {
   GetShardIteratorCommand,
   type Shard,
 } from "@aws-sdk/client-dynamodb-streams";
+import { bytesToBase64 } from "../functions-shared/dynamo_codec.ts";
 import type { StreamRecord } from "../lambda/stream_forwarder.ts";
 import type { StackEnv } from "./stack_env.ts";
 
@@ -28,7 +29,7 @@ export function localStreams(env: StackEnv, region: string): DynamoDBStreamsClie
 }
 
 function jsonValue(value: unknown): unknown {
-  if (value instanceof Uint8Array) return btoa(String.fromCharCode(...value));
+  if (value instanceof Uint8Array) return bytesToBase64(value);
   if (value instanceof Date) return Math.floor(value.getTime() / 1000);
   if (Array.isArray(value)) return value.map(jsonValue);
   if (value && typeof value === "object") {
