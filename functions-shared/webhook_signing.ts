@@ -23,7 +23,7 @@
  * signatures). Nothing is accepted from a `catch`: every path that does not end in a
  * matching signature is a refusal.
  *
- * Signing ({@link signWebhook}) stays synchronous, for the Lambda (Node 20) and the
+ * Signing ({@link signWebhook}) stays synchronous, for the Lambda (Node 22) and the
  * tools that spread its headers into a request; it uses the `standardwebhooks`
  * package's HMAC with the secret already checked here.
  *

@@ -1,8 +1,9 @@
 /**
  * `npm run build:lambda`: bundles the stream forwarder (lambda/stream_forwarder.ts and
  * what it imports from functions-shared/) with esbuild into one CommonJS file for the
- * Node 20 runtime, and zips it as Lambda deploys it: `lambda/dist/stream-forwarder.zip`
- * with `index.js` at its root (handler setting `index.handler`).
+ * Lambda's `nodejs22.x` runtime (`--target=node22`: {@link LAMBDA_NODE_MAJOR}), and zips it
+ * as Lambda deploys it: `lambda/dist/stream-forwarder.zip` with `index.js` at its root
+ * (handler setting `index.handler`).
  *
  * @module
  */
@@ -12,6 +13,7 @@ import { join } from "node:path";
 import { zipSync } from "fflate";
 import { ROOT } from "../local-stack/config.ts";
 import { run } from "../local-stack/processes.ts";
+import { LAMBDA_NODE_MAJOR } from "./lambda_node.ts";
 
 /** Where the build writes. */
 export const DIST = join(ROOT, "lambda", "dist");
@@ -26,7 +28,8 @@ export async function buildLambda(): Promise<string> {
     join(ROOT, "lambda", "stream_forwarder.ts"),
     "--bundle",
     "--platform=node",
-    "--target=node20",
+    // The runtime's Node.js major; the runtime itself is set in the Terraform module.
+    `--target=node${LAMBDA_NODE_MAJOR}`,
     "--format=cjs",
     "--minify-syntax",
     `--outfile=${bundle}`,

@@ -1,5 +1,6 @@
 /**
- * The AWS Lambda (Node 20) between DynamoDB Streams and the `mmp-toledo-sync` webhook.
+ * The AWS Lambda (Node 22, runtime `nodejs22.x`) between DynamoDB Streams and the
+ * `mmp-toledo-sync` webhook.
  *
  * It forwards the records of its batch unchanged, in order, as `{"records": [...]}`,
  * split so that no request exceeds the webhook's 6 MiB, each request signed by the

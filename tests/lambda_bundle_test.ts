@@ -1,7 +1,9 @@
 /**
- * The deployable Lambda: `npm run build:lambda`'s zip, unpacked and run by Node 20 as
- * the Lambda runtime would (require index.js, call `handler(event, context)`), with a
- * real DynamoDB Streams event from DynamoDB Local, against the local webhook.
+ * The deployable Lambda: `npm run build:lambda`'s zip, unpacked and run by Node.js 22 (the
+ * major of its `nodejs22.x` runtime: the official binary that lambda/lambda_node.ts
+ * installs, not the machine's node) as the Lambda runtime would (require index.js, call
+ * `handler(event, context)`), with a real DynamoDB Streams event from DynamoDB Local,
+ * against the local webhook.
  */
 
 import assert from "node:assert/strict";
@@ -14,16 +16,19 @@ import { unzipSync } from "fflate";
 import { byTargetTable } from "../functions-shared/table_registry.ts";
 import { buildLambda } from "../lambda/build.ts";
 import { startFakeSecretsManager } from "../lambda/fake_secrets_manager.ts";
+import { LAMBDA_NODE_MAJOR, lambdaNode } from "../lambda/lambda_node.ts";
 import type { StreamRecord } from "../lambda/stream_forwarder.ts";
 import { connectDb, dynamo, eventually, stack, streamRecordsContaining } from "./stack_clients.ts";
 
 /**
- * Runs the bundle's handler in one Node process (one warm Lambda instance) with each
- * event in turn; returns its answers and its logs.
+ * Runs the bundle's handler in one process of the Lambda's Node.js major (one warm Lambda
+ * instance) with each event in turn; returns its answers and its logs. Fails unless that
+ * process is Node.js 22.
  */
 async function invokeInNode(dir: string, events: unknown[], env: Record<string, string>) {
   writeFileSync(join(dir, "events.json"), JSON.stringify(events));
   const script = `
+    console.log("NODE " + process.version);
     const { handler } = require(${JSON.stringify(join(dir, "index.js"))});
     const events = require(${JSON.stringify(join(dir, "events.json"))});
     (async () => {
@@ -35,7 +40,7 @@ async function invokeInNode(dir: string, events: unknown[], env: Record<string, 
           (e) => console.log("ERROR " + e.message));
       }
     })();`;
-  const out = await new Deno.Command("node", {
+  const out = await new Deno.Command(await lambdaNode(), {
     args: ["-e", script],
     // Only the function's configured environment, as on Lambda: nothing of this process's.
     clearEnv: true,
@@ -44,6 +49,11 @@ async function invokeInNode(dir: string, events: unknown[], env: Record<string, 
     stderr: "piped",
   }).output();
   const logs = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+  const version = logs.match(/^NODE (\S+)$/m)?.[1];
+  assert.ok(
+    version?.startsWith(`v${LAMBDA_NODE_MAJOR}.`),
+    `the zip runs on Node.js ${LAMBDA_NODE_MAJOR}, not ${version}: ${logs}`,
+  );
   const results = [...logs.matchAll(/^(RESULT|ERROR) (.*)$/gm)]
     .map((m) => m[1] === "RESULT" ? JSON.parse(m[2]) : { error: m[2] });
   return { results, result: results[0], logs };

@@ -142,7 +142,7 @@ Deno.test({
       );
       for (const lambda of lambdas) {
         const after = lambda.change.after;
-        assert.equal(after.runtime, "nodejs20.x");
+        assert.equal(after.runtime, "nodejs22.x");
         assert.deepEqual(after.architectures, ["arm64"]);
         assert.equal(after.memory_size, 128);
         assert.equal(after.reserved_concurrent_executions, 5);

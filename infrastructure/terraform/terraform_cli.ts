@@ -6,7 +6,7 @@
  * @module
  */
 
-import { existsSync } from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 
 /** The folder of the Terraform configurations. */
@@ -27,21 +27,66 @@ export async function terraformInstalled(): Promise<boolean> {
 }
 
 /**
+ * The oldest AWS provider the configurations accept (`required_providers` in both
+ * versions.tf; terraform_test.ts keeps them equal). Moving the Lambda to `nodejs24.x`
+ * raises it to 6.19.0, the first release that accepts that runtime.
+ */
+export const AWS_PROVIDER_MIN = "5.40.0";
+
+/** Whether version `a` (`6.19.0`) is at least version `b`, comparing the numbers in turn. */
+export function versionAtLeast(a: string, b: string): boolean {
+  const left = a.split(".").map(Number);
+  const right = b.split(".").map(Number);
+  for (let i = 0; i < Math.max(left.length, right.length); i++) {
+    const x = left[i] ?? 0;
+    const y = right[i] ?? 0;
+    if (x !== y) return x > y;
+  }
+  return true;
+}
+
+/**
+ * The versions of the AWS provider in a filesystem mirror: the folders of the unpacked
+ * layout (`hashicorp/aws/5.100.0/linux_amd64/`) and the archives of the packed one
+ * (`hashicorp/aws/terraform-provider-aws_5.100.0_linux_amd64.zip`).
+ */
+export function mirroredVersions(dir: string): string[] {
+  const aws = join(dir, "registry.terraform.io", "hashicorp", "aws");
+  if (!existsSync(aws)) return [];
+  const versions: string[] = [];
+  for (const entry of readdirSync(aws)) {
+    const version = entry.match(/^(\d+\.\d+\.\d+)$/)?.[1] ??
+      entry.match(/^terraform-provider-aws_(\d+\.\d+\.\d+)_/)?.[1];
+    if (version !== undefined) versions.push(version);
+  }
+  return versions;
+}
+
+/**
  * A folder holding the AWS provider as a filesystem mirror (`terraform providers mirror`
- * makes one): `TF_PLUGIN_DIR`, else `/opt/tf-plugins`; undefined when neither has it.
+ * makes one): `TF_PLUGIN_DIR`, else `/opt/tf-plugins`; undefined when neither has a
+ * version the configurations accept ({@link AWS_PROVIDER_MIN} or newer). A mirror of
+ * older versions only counts as none: `terraform init` could not install from it, so the
+ * checks that need the provider are skipped as without a mirror.
  */
 export function providerMirror(): string | undefined {
   const candidates = [Deno.env.get("TF_PLUGIN_DIR"), "/opt/tf-plugins"]
     .filter((dir): dir is string => Boolean(dir));
   return candidates.find((dir) =>
-    existsSync(join(dir, "registry.terraform.io", "hashicorp", "aws"))
+    mirroredVersions(dir).some((version) => versionAtLeast(version, AWS_PROVIDER_MIN))
   );
 }
 
-/** The arguments of `terraform init` without a backend, from the mirror when there is one. */
+/**
+ * The arguments of `terraform init` without a backend, from the mirror when there is one.
+ * `-upgrade`: a provider lock left by an earlier init (not committed, see .gitignore) may
+ * pin a version the configuration no longer accepts; the newest
+ * acceptable version is chosen instead of failing on it.
+ */
 export function initArgs(mirror = providerMirror()): string[] {
   return [
     "init",
+    "-upgrade",
     "-backend=false",
     "-input=false",
     "-no-color",
