@@ -116,7 +116,10 @@ export class ReadBucket {
 
   #refill(now: number): void {
     const elapsed = Math.max(0, now - this.#at) / 1000;
-    this.#tokens = Math.min(this.perSecond * BURST_SECONDS, this.#tokens + elapsed * this.perSecond);
+    this.#tokens = Math.min(
+      this.perSecond * BURST_SECONDS,
+      this.#tokens + elapsed * this.perSecond,
+    );
     this.#at = now;
   }
 

@@ -3,8 +3,8 @@ import {
   BURST_SECONDS,
   itemSize,
   ReadBucket,
-  readUnits,
   ReadThrottle,
+  readUnits,
   throughputExceeded,
   unitsByTable,
 } from "./capacity.ts";

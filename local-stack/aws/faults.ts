@@ -25,24 +25,26 @@ export interface Faults {
 /** No faults at all. */
 export const NO_FAULTS: Faults = { staleMs: 0, throttleRcu: 0, errorRate: 0 };
 
-const SETTINGS: Record<string, { field: keyof Faults; check: (n: number) => boolean; rule: string }> =
-  {
-    stale_ms: {
-      field: "staleMs",
-      check: (n) => Number.isInteger(n) && n >= 0 && n <= 600_000,
-      rule: "a whole number of milliseconds from 0 to 600000",
-    },
-    throttle_rcu: {
-      field: "throttleRcu",
-      check: (n) => Number.isFinite(n) && n >= 0 && n <= 1_000_000,
-      rule: "a number of read capacity units per second from 0 (off) to 1000000",
-    },
-    error_rate: {
-      field: "errorRate",
-      check: (n) => Number.isFinite(n) && n >= 0 && n < 1,
-      rule: "a share of requests from 0 up to (not including) 1",
-    },
-  };
+const SETTINGS: Record<
+  string,
+  { field: keyof Faults; check: (n: number) => boolean; rule: string }
+> = {
+  stale_ms: {
+    field: "staleMs",
+    check: (n) => Number.isInteger(n) && n >= 0 && n <= 600_000,
+    rule: "a whole number of milliseconds from 0 to 600000",
+  },
+  throttle_rcu: {
+    field: "throttleRcu",
+    check: (n) => Number.isFinite(n) && n >= 0 && n <= 1_000_000,
+    rule: "a number of read capacity units per second from 0 (off) to 1000000",
+  },
+  error_rate: {
+    field: "errorRate",
+    check: (n) => Number.isFinite(n) && n >= 0 && n < 1,
+    rule: "a share of requests from 0 up to (not including) 1",
+  },
+};
 
 /**
  * Parses `DYNAMODB_FAULTS` (e.g. `stale_ms=2000,throttle_rcu=300,error_rate=0.02`); throws

@@ -89,9 +89,11 @@ export class History {
     return image;
   }
 
-  /** The keys of a table that have a history (to put back items deleted within the window). */
-  keys(table: string): Item[] {
-    return [...(this.#versions.get(table)?.values() ?? [])].map((entry) => entry.key);
+  /** The keys of a table whose newest version is a deletion: absent now, maybe not in the window. */
+  deletedKeys(table: string): Item[] {
+    return [...(this.#versions.get(table)?.values() ?? [])]
+      .filter((entry) => entry.versions[entry.versions.length - 1].image === null)
+      .map((entry) => entry.key);
   }
 
   /** Forgets what lies outside the window, for every key. */
