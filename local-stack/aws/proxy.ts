@@ -196,8 +196,9 @@ export function createProxy(options: ProxyOptions): {
     if (staleOn) await loadKeySchema(request.headers, tables);
     const keyNames = (table: string) => keySchemas.get(`${ns}/${table}`);
     const written = isWrite && staleOn ? writtenKeys(operation, body, keyNames) : [];
-    const fresh = written.filter(({ table, key }) => !history.has(`${ns}/${table}`, key));
-    const before = fresh.length > 0 ? await currentImages(request.headers, fresh) : new Map();
+    // The images before the write, for keys the history does not hold by the time the
+    // write is recorded (read for every key: a sweep may drop a key's history meanwhile).
+    const before = written.length > 0 ? await currentImages(request.headers, written) : new Map();
 
     const headers = new Headers(request.headers);
     headers.delete("host");
