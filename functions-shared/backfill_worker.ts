@@ -16,6 +16,15 @@ import { type AttributeValue, type DynamoDBClient, ScanCommand } from "@aws-sdk/
 import { mapScannedItem } from "./record_mapping.ts";
 import { applyChanges } from "./sync_db.ts";
 import { bySourceTable } from "./table_registry.ts";
+import {
+  type PacingDeps,
+  ReadPacer,
+  realPacing,
+  ScanGaveUp,
+  segmentBudget,
+  tableBudget,
+  withBackoff,
+} from "./scan_pacing.ts";
 
 /** What the worker needs. */
 export interface WorkerDeps {
@@ -28,6 +37,14 @@ export interface WorkerDeps {
   /** Stop after this much wall time. */
   wallBudgetMs: number;
   maxConcurrent: number;
+  /**
+   * A table's read budget for a backfill, in read units per second, shared by the job's
+   * segments (functions-shared/scan_pacing.ts); default IMPORT_WORKER_MAX_RCU_PER_SECOND,
+   * else DEFAULT_MAX_RCU_PER_SECOND.
+   */
+  maxRcuPerSecond?: number;
+  /** Clock and randomness of the pacing and retries (tests replace them). */
+  pacing?: PacingDeps;
   log?: (line: string) => void;
 }
 
@@ -49,7 +66,8 @@ export interface RunResult {
   pages: number;
   items: number;
   rows: number;
-  stoppedBy: "no work" | "budget";
+  /** "throttled": a Scan kept failing (throttled or erroring) and its segment was released. */
+  stoppedBy: "no work" | "budget" | "throttled";
 }
 
 async function wakeAnotherIfUseful(deps: WorkerDeps): Promise<void> {
@@ -80,7 +98,8 @@ export async function runWorker(deps: WorkerDeps, worker: string): Promise<RunRe
     if (!claim) return result;
     await wakeAnotherIfUseful(deps);
     try {
-      if (await scanSegment(claim) === "budget") return result;
+      const outcome = await scanSegment(claim);
+      if (outcome === "budget" || outcome === "gave up") return result;
     } catch (error) {
       const where =
         `backfill job ${claim.job_id} segment ${claim.segment} of ${claim.source_table}`;
@@ -97,11 +116,15 @@ export async function runWorker(deps: WorkerDeps, worker: string): Promise<RunRe
     }
   }
 
-  async function scanSegment(claim: Claim): Promise<"done" | "budget"> {
+  async function scanSegment(claim: Claim): Promise<"done" | "budget" | "gave up"> {
     const spec = bySourceTable(claim.source_table)!;
     const where =
       `backfill job ${claim.job_id} segment ${claim.segment}/${claim.total_segments} of ${claim.source_table}`;
     let startKey = claim.exclusive_start_key ?? undefined;
+    const pacing = deps.pacing ?? realPacing;
+    const budget = deps.maxRcuPerSecond ??
+      tableBudget(Deno.env.get("IMPORT_WORKER_MAX_RCU_PER_SECOND"));
+    const pacer = new ReadPacer(segmentBudget(budget, claim.total_segments), pacing);
     log(`${where}: claimed${startKey ? " (resuming from its checkpoint)" : ""}`);
     while (true) {
       if (overBudget()) {
@@ -111,19 +134,44 @@ export async function runWorker(deps: WorkerDeps, worker: string): Promise<RunRe
         log(`${where}: budget spent (${cpu.toFixed(0)} ms of work), handed on`);
         return "budget";
       }
-      const readAt = new Date();
+      await pacer.wait();
+      let readAt = new Date();
       let page;
       try {
-        page = await deps.dynamo(claim.region).send(
-          new ScanCommand({
-            TableName: claim.source_table,
-            Segment: claim.segment,
-            TotalSegments: claim.total_segments,
-            ExclusiveStartKey: startKey,
-            Limit: claim.page_size,
-          }),
+        page = await withBackoff(
+          () => {
+            readAt = new Date();
+            return deps.dynamo(claim.region).send(
+              new ScanCommand({
+                TableName: claim.source_table,
+                Segment: claim.segment,
+                TotalSegments: claim.total_segments,
+                ExclusiveStartKey: startKey,
+                Limit: claim.page_size,
+                // Consistent: the page shows the table as of readAt, which the merge's
+                // ordering guard takes as the rows' change time (docs/sync-semantics.md). An
+                // eventually consistent page "might not contain the results from other
+                // recently completed write operations" (AWS, Scan's ConsistentRead): it could
+                // carry an item older than a stream change already merged, or one deleted
+                // before readAt, yet stamped readAt, and so overwrite the newer change or
+                // pass its tombstone.
+                ConsistentRead: true,
+                ReturnConsumedCapacity: "TOTAL",
+              }),
+            );
+          },
+          (error, waitMs) =>
+            log(`${where}: ${error.name} after the SDK's retries; trying again in ${waitMs} ms`),
+          pacing,
         );
       } catch (error) {
+        if (error instanceof ScanGaveUp) {
+          // Give the segment back from its checkpoint; a later worker (pg_cron) goes on.
+          await deps.sql`select sync.release_segment(${claim.job_id}, ${claim.segment}, ${worker})`;
+          result.stoppedBy = "throttled";
+          log(`${where}: ${error.message}; released for a later worker`);
+          return "gave up";
+        }
         if ((error as Error).name === "ResourceNotFoundException") {
           await deps.sql`select sync.fail_segment(${claim.job_id}, ${claim.segment}, ${worker},
                            ${`DynamoDB table ${claim.source_table} does not exist in ${claim.region}`})`;
@@ -132,6 +180,7 @@ export async function runWorker(deps: WorkerDeps, worker: string): Promise<RunRe
         }
         throw error;
       }
+      pacer.spent(page.ConsumedCapacity?.CapacityUnits ?? 1);
       const t = performance.now();
       const mapped = (page.Items ?? []).map((item) => mapScannedItem(spec, item, readAt));
       const changes = mapped.flatMap((m) => (m.ok ? [m.value] : []));

@@ -4,6 +4,19 @@
  * optional AWS_SESSION_TOKEN, and DYNAMODB_ENDPOINT for DynamoDB Local. Credentials are
  * given explicitly: the SDK's default chain looks for files an Edge Function lacks.
  *
+ * Retries (`DYNAMO_MAX_ATTEMPTS`, the SDK's "standard" mode): up to 5 attempts in all for
+ * throttling errors (ProvisionedThroughputExceededException, ThrottlingException, …) and
+ * transient ones (HTTP 5xx such as InternalServerError, timeouts), none for the rest
+ * (ValidationException, ResourceNotFoundException, …). Between attempts the SDK waits a
+ * full-jitter exponential backoff, random × min(base × 2^i, 20 s), with a base of 1 s
+ * after throttling and 50 ms otherwise, as AWS advises ("Error handling with DynamoDB",
+ * error retries and exponential backoff); each retry also spends from the client's retry
+ * quota (500; 5 per throttling retry, 14 per other), refilled by successes, so a client
+ * facing a failing service stops retrying early rather than piling on. The last error
+ * reaches the caller: the import-worker adds its own bounded rounds on top
+ * (functions-shared/scan_pacing.ts). functions-shared/dynamo_client_test.ts proves the
+ * attempt counts against a fake DynamoDB.
+ *
  * @module
  */
 
@@ -11,6 +24,9 @@ import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 
 /** Reads an environment variable (Deno's or, in Node, the process's). */
 export type EnvReader = (name: string) => string | undefined;
+
+/** Attempts per request, the first included (see above). */
+export const DYNAMO_MAX_ATTEMPTS = 5;
 
 /** Returns a function that gives the (cached) client of a region. */
 export function dynamoClients(env: EnvReader): (region: string) => DynamoDBClient {
@@ -23,7 +39,8 @@ export function dynamoClients(env: EnvReader): (region: string) => DynamoDBClien
       client = new DynamoDBClient({
         region,
         endpoint: env("DYNAMODB_ENDPOINT") || undefined,
-        maxAttempts: 5,
+        maxAttempts: DYNAMO_MAX_ATTEMPTS,
+        retryMode: "standard",
         ...(accessKeyId && secretAccessKey
           ? {
             credentials: { accessKeyId, secretAccessKey, sessionToken: env("AWS_SESSION_TOKEN") },

@@ -43,7 +43,14 @@ export const PORT_OFFSET: number = (() => {
 })();
 export const POSTGRES_PORT = 54322 + PORT_OFFSET;
 export const FUNCTIONS_PORT = 54321 + PORT_OFFSET;
+/** DYNAMODB_ENDPOINT: the DynamoDB proxy (local-stack/aws/proxy.ts) that every client reaches. */
 export const DYNAMODB_PORT = 8000 + PORT_OFFSET;
+/**
+ * DynamoDB Local itself, reached only through the proxy. 18000 + offset rather than
+ * DYNAMODB_PORT + 1000: with offsets up to 1000 that would be another checkout's
+ * DYNAMODB_PORT.
+ */
+export const DYNAMODB_INTERNAL_PORT = 18000 + PORT_OFFSET;
 /** Each Edge Function runs in its own Deno process on a port from here upwards. */
 export const FIRST_FUNCTION_PORT = 54400 + 10 * PORT_OFFSET;
 

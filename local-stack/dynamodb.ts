@@ -1,6 +1,8 @@
 /**
  * AWS's DynamoDB Local (the jar shipped in the `amplify-dynamodb-simulator` npm package),
- * on port 8000, in memory. Streams are built in.
+ * in memory, on an internal port (DYNAMODB_INTERNAL_PORT): clients reach it through the
+ * DynamoDB proxy at DYNAMODB_ENDPOINT (local-stack/aws/proxy.ts), which is as strict as
+ * the real service where DynamoDB Local is kinder. Streams are built in.
  *
  * In memory because its disk mode (SQLite) writes a few dozen items a second here, far
  * too slow for the report's 48,124 items; the source data is demo data that `npm start`
@@ -14,7 +16,7 @@
  */
 
 import { join } from "node:path";
-import { DYNAMODB_PORT, HOST, ROOT } from "./config.ts";
+import { DYNAMODB_INTERNAL_PORT, HOST, ROOT } from "./config.ts";
 import {
   logFile,
   portOpen,
@@ -30,9 +32,13 @@ const NAME = "dynamodb";
 
 /** Starts DynamoDB Local unless it already runs; resolves once it accepts requests. */
 export async function startDynamo(): Promise<"started" | "reused"> {
-  if (runningPid(NAME) !== undefined && await portOpen(HOST, DYNAMODB_PORT)) return "reused";
-  if (await portOpen(HOST, DYNAMODB_PORT)) {
-    throw portTaken(DYNAMODB_PORT, "DynamoDB Local");
+  if (runningPid(NAME) !== undefined && await portOpen(HOST, DYNAMODB_INTERNAL_PORT)) {
+    return "reused";
+  }
+  // One of ours on another port (before the proxy came, it listened where the proxy does).
+  await stopDetached(NAME);
+  if (await portOpen(HOST, DYNAMODB_INTERNAL_PORT)) {
+    throw portTaken(DYNAMODB_INTERNAL_PORT, "DynamoDB Local");
   }
   startDetached({
     name: NAME,
@@ -43,12 +49,17 @@ export async function startDynamo(): Promise<"started" | "reused"> {
       "-jar",
       join(EMULATOR_DIR, "DynamoDBLocal.jar"),
       "-port",
-      String(DYNAMODB_PORT),
+      String(DYNAMODB_INTERNAL_PORT),
       "-inMemory",
     ],
     cwd: EMULATOR_DIR,
   });
-  await waitFor("DynamoDB Local", () => portOpen(HOST, DYNAMODB_PORT), 60_000, logFile(NAME));
+  await waitFor(
+    "DynamoDB Local",
+    () => portOpen(HOST, DYNAMODB_INTERNAL_PORT),
+    60_000,
+    logFile(NAME),
+  );
   return "started";
 }
 

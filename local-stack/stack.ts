@@ -16,6 +16,8 @@ import { existsSync, readdirSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { DENO_BIN, FUNCTIONS_PORT, HOST, PG_BIN, PID_DIR, ROOT, STACK_ENV_FILE } from "./config.ts";
 import { startDynamo, stopDynamo } from "./dynamodb.ts";
+import { parseFaults } from "./aws/faults.ts";
+import { PROXY_NAME, startProxy, stopProxy } from "./aws/proxy_process.ts";
 import {
   applyPlatformSql,
   installExtensionFiles,
@@ -197,6 +199,7 @@ export async function up(): Promise<void> {
   const started = performance.now();
   checkPrerequisites();
   const env = await ensureStackEnv();
+  parseFaults(env.DYNAMODB_FAULTS); // a bad value stops `up` here, naming the setting
   installExtensionFiles();
   step(`postgres ${await startPostgres()} on ${env.DATABASE_URL}`, started);
   step(`platform SQL applied: ${(await applyPlatformSql()).join(", ")}`, started);
@@ -211,7 +214,9 @@ export async function up(): Promise<void> {
   const dynamo = await startDynamo();
   // A new DynamoDB Local has new streams: the poller's old checkpoints mean nothing.
   if (dynamo === "started") rmSync(POLLER_STATE_FILE, { force: true });
-  step(`dynamodb local ${dynamo} on ${env.DYNAMODB_ENDPOINT}`, started);
+  step(`dynamodb local ${dynamo}`, started);
+  const proxy = await startProxy(env.DYNAMODB_FAULTS, dynamo === "started");
+  step(`dynamodb proxy ${proxy} on ${env.DYNAMODB_ENDPOINT}`, started);
   const created = await ensureSourceTables(env);
   step(
     `source tables: ${created.length > 0 ? `created ${created.join(", ")}` : "all nine exist"}`,
@@ -230,13 +235,14 @@ async function down(): Promise<void> {
       `stack: ${part.name} ${(await stopDetached(part.name)) ? "stopped" : "was not running"}`,
     );
   }
+  console.log(`stack: ${PROXY_NAME} ${(await stopProxy()) ? "stopped" : "was not running"}`);
   console.log(`stack: dynamodb ${(await stopDynamo()) ? "stopped" : "was not running"}`);
   console.log(`stack: postgres ${(await stopPostgres()) ? "stopped" : "was not running"}`);
 }
 
 async function status(): Promise<void> {
   console.log(`postgres: ${(await isReady()) ? "running" : "stopped"}`);
-  for (const name of ["dynamodb", ...DENO_PARTS.map((p) => p.name)]) {
+  for (const name of ["dynamodb", PROXY_NAME, ...DENO_PARTS.map((p) => p.name)]) {
     const pid = runningPid(name);
     console.log(`${name}: ${pid ? `running (pid ${pid})` : "stopped"}`);
   }

@@ -27,6 +27,12 @@ export interface StackEnv {
   AWS_ACCESS_KEY_ID: string;
   AWS_SECRET_ACCESS_KEY: string;
   SYNC_WEBHOOK_SECRET: string;
+  /**
+   * The faults the DynamoDB proxy injects (local-stack/aws/faults.ts), e.g.
+   * `stale_ms=2000,throttle_rcu=300,error_rate=0.02`; empty for none. Kept across
+   * `stack:up`s; a changed value is in force after the next one.
+   */
+  DYNAMODB_FAULTS: string;
 }
 
 /** Parses `KEY=value` lines; blank lines and `#` comments are skipped. */
@@ -72,6 +78,7 @@ export async function ensureStackEnv(file = STACK_ENV_FILE): Promise<StackEnv> {
     AWS_ACCESS_KEY_ID: "local",
     AWS_SECRET_ACCESS_KEY: "local",
     SYNC_WEBHOOK_SECRET: old.SYNC_WEBHOOK_SECRET ?? `whsec_${randomBase64(32)}`,
+    DYNAMODB_FAULTS: old.DYNAMODB_FAULTS ?? "",
   };
   mkdirSync(dirname(file), { recursive: true });
   const lines = Object.entries(env).map(([key, value]) => `${key}=${value}`);

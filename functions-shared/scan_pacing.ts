@@ -1,0 +1,119 @@
+/**
+ * How the import-worker reads DynamoDB without hurting it (functions-shared/backfill_worker.ts):
+ * a pace in read capacity units per second, and bounded retries with full jitter for the
+ * errors a busy or unwell table answers.
+ *
+ * Pacing: each Scan asks for `ReturnConsumedCapacity: "TOTAL"`, and after a page that cost
+ * U units the next page waits until U ÷ budget seconds have passed since the last one. The
+ * budget is a table's (IMPORT_WORKER_MAX_RCU_PER_SECOND, `DEFAULT_MAX_RCU_PER_SECOND`)
+ * divided by the job's segments, since each parallel segment runs in its own request.
+ *
+ * Retries: the SDK client (functions-shared/dynamo_client.ts) already makes up to 5
+ * attempts for throttling (ProvisionedThroughputExceededException, ThrottlingException)
+ * and transient (HTTP 5xx) errors, waiting a full-jitter exponential backoff between them
+ * (random × min(base × 2^i, 20 s); base 1 s for throttling, 50 ms otherwise) while its
+ * retry quota lasts. AWS: "reduce the frequency of requests and use exponential backoff"
+ * (Developer Guide, "Error handling with DynamoDB", error retries and exponential
+ * backoff). When those are spent, `withBackoff` waits a full-jitter backoff of its own
+ * (random × min(1 s × 2^i, 10 s)) and tries again, `SCAN_ROUNDS` times at most; then it
+ * gives up with `ScanGaveUp`, which names the cause, and the worker releases the segment.
+ *
+ * @module
+ */
+
+/** A table's read budget for one backfill when IMPORT_WORKER_MAX_RCU_PER_SECOND is unset. */
+export const DEFAULT_MAX_RCU_PER_SECOND = 250;
+/** Rounds of the SDK's own attempts before a Scan gives up. */
+export const SCAN_ROUNDS = 3;
+
+/** The errors worth retrying: throttling and the service's own failures. */
+export const RETRYABLE_ERRORS: ReadonlySet<string> = new Set([
+  "ProvisionedThroughputExceededException",
+  "ThrottlingException",
+  "RequestLimitExceeded",
+  "InternalServerError",
+  "ServiceUnavailable",
+]);
+
+/** Clock and randomness, replaceable in tests. */
+export interface PacingDeps {
+  now: () => number;
+  sleep: (ms: number) => Promise<void>;
+  random: () => number;
+}
+
+/** The real clock. */
+export const realPacing: PacingDeps = {
+  now: () => performance.now(),
+  sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+  random: Math.random,
+};
+
+/** The read budget of one segment: the table's, shared by the job's segments. */
+export function segmentBudget(tablePerSecond: number, totalSegments: number): number {
+  return tablePerSecond / Math.max(1, totalSegments);
+}
+
+/** Reads the table budget from IMPORT_WORKER_MAX_RCU_PER_SECOND; refuses nonsense. */
+export function tableBudget(text: string | undefined): number {
+  if (text === undefined || text.trim() === "") return DEFAULT_MAX_RCU_PER_SECOND;
+  const value = Number(text);
+  if (!Number.isFinite(value) || value <= 0) {
+    throw new Error(
+      `IMPORT_WORKER_MAX_RCU_PER_SECOND must be a positive number of read units, not ${text}`,
+    );
+  }
+  return value;
+}
+
+/** Spaces pages so that a segment's reads stay within its budget. */
+export class ReadPacer {
+  #next = -Infinity;
+  constructor(readonly perSecond: number, readonly deps: PacingDeps = realPacing) {}
+
+  /** Waits until the next read may start. */
+  async wait(): Promise<void> {
+    const delay = this.#next - this.deps.now();
+    if (delay > 0) await this.deps.sleep(delay);
+  }
+
+  /** Books what a read cost (its ConsumedCapacity.CapacityUnits). */
+  spent(units: number): void {
+    this.#next = Math.max(this.#next, this.deps.now()) + (units / this.perSecond) * 1000;
+  }
+}
+
+/** A Scan that kept failing with a retryable error; names the cause. */
+export class ScanGaveUp extends Error {
+  constructor(override readonly cause: Error, rounds: number) {
+    super(
+      `Scan failed ${rounds} times in a row (each after the SDK's own retries): ` +
+        `${cause.name}: ${cause.message}`,
+    );
+    this.name = "ScanGaveUp";
+  }
+}
+
+/**
+ * Calls `read` until it succeeds, a non-retryable error comes (thrown as it is), or
+ * `SCAN_ROUNDS` rounds failed (ScanGaveUp). `onRetry` hears each wait.
+ */
+export async function withBackoff<T>(
+  read: () => Promise<T>,
+  onRetry: (error: Error, waitMs: number) => void,
+  deps: PacingDeps = realPacing,
+  rounds = SCAN_ROUNDS,
+): Promise<T> {
+  for (let round = 0;; round++) {
+    try {
+      return await read();
+    } catch (error) {
+      const e = error as Error;
+      if (!RETRYABLE_ERRORS.has(e.name)) throw e;
+      if (round + 1 >= rounds) throw new ScanGaveUp(e, rounds);
+      const waitMs = Math.floor(deps.random() * Math.min(10_000, 1000 * 2 ** round));
+      onRetry(e, waitMs);
+      await deps.sleep(waitMs);
+    }
+  }
+}

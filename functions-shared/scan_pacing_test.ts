@@ -1,0 +1,99 @@
+import assert from "node:assert/strict";
+import {
+  DEFAULT_MAX_RCU_PER_SECOND,
+  type PacingDeps,
+  ReadPacer,
+  ScanGaveUp,
+  segmentBudget,
+  tableBudget,
+  withBackoff,
+} from "./scan_pacing.ts";
+
+/** A fake clock: sleeping moves it. */
+function fakeClock(random = 0.5): PacingDeps & { slept: number[] } {
+  let t = 0;
+  const slept: number[] = [];
+  return {
+    now: () => t,
+    sleep: (ms) => {
+      slept.push(ms);
+      t += ms;
+      return Promise.resolve();
+    },
+    random: () => random,
+    slept,
+  };
+}
+
+const named = (name: string) => Object.assign(new Error(`${name} happened`), { name });
+
+Deno.test("the table's budget is shared by the job's segments", () => {
+  assert.equal(segmentBudget(300, 4), 75);
+  assert.equal(segmentBudget(300, 0), 300);
+  assert.equal(tableBudget(undefined), DEFAULT_MAX_RCU_PER_SECOND);
+  assert.equal(tableBudget("120"), 120);
+  assert.throws(() => tableBudget("lots"), /IMPORT_WORKER_MAX_RCU_PER_SECOND .* not lots/);
+  assert.throws(() => tableBudget("0"), /not 0/);
+});
+
+Deno.test("pages wait so that the units spent stay within the budget", async () => {
+  const clock = fakeClock();
+  const pacer = new ReadPacer(100, clock);
+  await pacer.wait();
+  assert.deepEqual(clock.slept, []);
+  pacer.spent(50); // half a second's worth
+  await pacer.wait();
+  assert.deepEqual(clock.slept, [500]);
+  pacer.spent(200);
+  await pacer.wait();
+  assert.deepEqual(clock.slept, [500, 2000]);
+  assert.equal(clock.now(), 2500); // 250 units in 2.5 s: 100 per second
+});
+
+Deno.test("throttling and server errors are retried with full jitter; others are thrown", async () => {
+  const clock = fakeClock(0.5);
+  let calls = 0;
+  const result = await withBackoff(
+    () => {
+      calls++;
+      if (calls === 1) throw named("ProvisionedThroughputExceededException");
+      if (calls === 2) throw named("InternalServerError");
+      return Promise.resolve("page");
+    },
+    () => {},
+    clock,
+  );
+  assert.equal(result, "page");
+  assert.deepEqual(clock.slept, [500, 1000]); // 0.5 × 1 s, 0.5 × 2 s
+  await assert.rejects(
+    withBackoff(() => Promise.reject(named("ValidationException")), () => {}, clock),
+    /ValidationException happened/,
+  );
+});
+
+Deno.test("a Scan that keeps failing gives up after a bounded number of rounds, naming the cause", async () => {
+  const clock = fakeClock(1);
+  const retries: string[] = [];
+  let calls = 0;
+  await assert.rejects(
+    withBackoff(
+      () => {
+        calls++;
+        return Promise.reject(named("ThrottlingException"));
+      },
+      (e, ms) => retries.push(`${e.name} ${ms}`),
+      clock,
+      3,
+    ),
+    (error: Error) => {
+      assert.ok(error instanceof ScanGaveUp);
+      assert.match(
+        error.message,
+        /failed 3 times .*ThrottlingException: ThrottlingException happened/,
+      );
+      return true;
+    },
+  );
+  assert.equal(calls, 3);
+  assert.deepEqual(retries, ["ThrottlingException 1000", "ThrottlingException 2000"]);
+});

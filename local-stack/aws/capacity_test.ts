@@ -1,0 +1,70 @@
+import assert from "node:assert/strict";
+import {
+  BURST_SECONDS,
+  itemSize,
+  ReadBucket,
+  ReadThrottle,
+  readUnits,
+  throughputExceeded,
+  unitsByTable,
+} from "./capacity.ts";
+
+Deno.test("item sizes follow AWS's rules", () => {
+  assert.equal(itemSize({ k: { S: "abc" } }), 4);
+  assert.equal(itemSize({ n: { N: "12345" } }), 1 + 3 + 1);
+  assert.equal(itemSize({ n: { N: "-0.00120" } }), 1 + 1 + 1);
+  assert.equal(itemSize({ b: { BOOL: true }, z: { NULL: true } }), 4);
+  assert.equal(itemSize({ l: { L: [{ S: "ab" }, { S: "c" }] } }), 1 + 3 + (1 + 2) + (1 + 1));
+  assert.equal(itemSize({ m: { M: { x: { S: "y" } } } }), 1 + 3 + (1 + 1 + 1));
+  assert.equal(itemSize({ bin: { B: btoa("\x01\x02\x03") } }), 3 + 3);
+});
+
+Deno.test("read units: 4 KB blocks, halved when eventually consistent, per item or summed", () => {
+  assert.equal(readUnits([3500], true, true), 1);
+  assert.equal(readUnits([10 * 1024], true, true), 3);
+  assert.equal(readUnits([10 * 1024], false, true), 1.5);
+  // BatchGetItem: 1.5 KB + 6.5 KB = 4 KB + 8 KB = 3 units, not 2.
+  assert.equal(readUnits([1536, 6656], true, true), 3);
+  // Scan: summed, then rounded once.
+  assert.equal(readUnits([1536, 6656], true, false), 2);
+  assert.equal(readUnits([], false, false), 0.5);
+});
+
+Deno.test("ConsumedCapacity is read per table, as an object or a list", () => {
+  assert.deepEqual(unitsByTable({ TableName: "t", CapacityUnits: 1.5 }), new Map([["t", 1.5]]));
+  assert.deepEqual(
+    unitsByTable([{ TableName: "a", CapacityUnits: 1 }, { TableName: "b", CapacityUnits: 2 }]),
+    new Map([["a", 1], ["b", 2]]),
+  );
+  assert.equal(unitsByTable(undefined).size, 0);
+});
+
+Deno.test("a bucket starts with one second, admits while above zero, refills at the rate", () => {
+  const bucket = new ReadBucket(300, 0);
+  assert.ok(bucket.admit(0));
+  bucket.charge(256, 0);
+  assert.ok(bucket.admit(0));
+  bucket.charge(256, 0);
+  assert.equal(bucket.tokens(0), -212);
+  assert.equal(bucket.admit(0), false);
+  assert.equal(bucket.admit(500), false); // -212 + 150
+  assert.ok(bucket.admit(800)); // -212 + 240
+});
+
+Deno.test("unused capacity is kept for at most 300 seconds", () => {
+  const bucket = new ReadBucket(10, 0);
+  assert.equal(bucket.tokens(3_600_000), 10 * BURST_SECONDS);
+});
+
+Deno.test("each table has its own bucket; the error is AWS's", () => {
+  const throttle = new ReadThrottle(1);
+  throttle.bucket("a", 0).charge(5, 0);
+  assert.equal(throttle.bucket("a", 0).admit(0), false);
+  assert.ok(throttle.bucket("b", 0).admit(0));
+  const body = JSON.parse(throughputExceeded("a"));
+  assert.equal(
+    body.__type,
+    "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException",
+  );
+  assert.match(body.message, /provisioned throughput .* exceeded.*table a/);
+});

@@ -1,0 +1,8 @@
+import assert from "node:assert/strict";
+import { crc32 } from "./crc32.ts";
+
+Deno.test("CRC-32 (IEEE) of the standard check string and of the empty body", () => {
+  assert.equal(crc32("123456789"), 0xcbf43926);
+  assert.equal(crc32(""), 0);
+  assert.equal(crc32("{}"), 2745614147); // what DynamoDB Local sent for an empty answer
+});

@@ -1,0 +1,52 @@
+/**
+ * `error_rate` of DYNAMODB_FAULTS (local-stack/aws/faults.ts): that share of requests
+ * (every DynamoDB operation; DynamoDB Streams' are left alone) is answered with HTTP 500
+ * InternalServerError, as AWS answers "an error occurred on the server side" (AWS
+ * Developer Guide, "Error handling with DynamoDB": HTTP 5xx, "OK to retry? Yes").
+ *
+ * Whether the request took effect. A 500 is a server's failure to answer, not a promise
+ * that nothing happened: the guide tells clients to retry 5xx errors, and writes must be
+ * safe to retry for that reason (a timeout after the write is the same case). So for a
+ * write the proxy decides at random, half and half: either the 500 comes instead of
+ * forwarding (nothing written), or the write is forwarded, takes effect, and its answer
+ * is replaced by the 500. Reads are never forwarded when they fail. This is stricter than
+ * a proxy that only fails before forwarding: a client that retries a non-idempotent write
+ * (an ADD, a list append, a condition that the first attempt made false) is caught.
+ *
+ * @module
+ */
+
+import type { Random } from "./history.ts";
+
+/** The operations that write (the rest read or describe). */
+export const WRITE_OPERATIONS: ReadonlySet<string> = new Set([
+  "PutItem",
+  "UpdateItem",
+  "DeleteItem",
+  "BatchWriteItem",
+  "TransactWriteItems",
+]);
+
+/** What the proxy does with a request under `error_rate`. */
+export type ErrorDecision = "none" | "fail before forwarding" | "fail after forwarding";
+
+/**
+ * Decides whether a request fails: `target` is the X-Amz-Target header
+ * (`DynamoDB_20120810.<Op>` or `DynamoDBStreams_20120810.<Op>`).
+ */
+export function decideError(target: string, errorRate: number, random: Random): ErrorDecision {
+  if (errorRate <= 0 || !target.startsWith("DynamoDB_20120810.")) return "none";
+  if (random() >= errorRate) return "none";
+  const operation = target.slice("DynamoDB_20120810.".length);
+  if (!WRITE_OPERATIONS.has(operation)) return "fail before forwarding";
+  return random() < 0.5 ? "fail before forwarding" : "fail after forwarding";
+}
+
+/** The body AWS sends with HTTP 500 InternalServerError. */
+export function internalServerError(operation: string, table: string | undefined): string {
+  return JSON.stringify({
+    __type: "com.amazonaws.dynamodb.v20120810#InternalServerError",
+    message: `Internal server error (injected by the local stack's DYNAMODB_FAULTS error_rate; ` +
+      `${operation}${table ? ` on table ${table}` : ""})`,
+  });
+}

@@ -1,0 +1,89 @@
+/**
+ * `DYNAMODB_FAULTS`: how much stricter than DynamoDB Local the stack's DynamoDB proxy is
+ * (local-stack/aws/proxy.ts; README, "The local stack"). A comma-separated list of
+ * `name=value` settings, parsed and validated once when the proxy starts:
+ *
+ * - `stale_ms`: reads without `ConsistentRead` may see each item as it was up to this many
+ *   milliseconds ago (AWS: "the response might not reflect the results of a recently
+ *   completed write operation", Developer Guide, "DynamoDB read consistency").
+ * - `throttle_rcu`: read capacity units per second per table; reads beyond it (after the
+ *   burst) get ProvisionedThroughputExceededException.
+ * - `error_rate`: the share of requests (0 to 1) answered with InternalServerError.
+ *
+ * An empty value means no faults: the proxy passes everything through.
+ *
+ * @module
+ */
+
+/** The faults the proxy injects; 0 turns each off. */
+export interface Faults {
+  staleMs: number;
+  throttleRcu: number;
+  errorRate: number;
+}
+
+/** No faults at all. */
+export const NO_FAULTS: Faults = { staleMs: 0, throttleRcu: 0, errorRate: 0 };
+
+const SETTINGS: Record<
+  string,
+  { field: keyof Faults; check: (n: number) => boolean; rule: string }
+> = {
+  stale_ms: {
+    field: "staleMs",
+    check: (n) => Number.isInteger(n) && n >= 0 && n <= 600_000,
+    rule: "a whole number of milliseconds from 0 to 600000",
+  },
+  throttle_rcu: {
+    field: "throttleRcu",
+    check: (n) => Number.isFinite(n) && n >= 0 && n <= 1_000_000,
+    rule: "a number of read capacity units per second from 0 (off) to 1000000",
+  },
+  error_rate: {
+    field: "errorRate",
+    check: (n) => Number.isFinite(n) && n >= 0 && n < 1,
+    rule: "a share of requests from 0 up to (not including) 1",
+  },
+};
+
+/**
+ * Parses `DYNAMODB_FAULTS` (e.g. `stale_ms=2000,throttle_rcu=300,error_rate=0.02`); throws
+ * an error naming the setting and the bad value, so that `stack:up` fails clearly.
+ */
+export function parseFaults(text: string | undefined): Faults {
+  const faults = { ...NO_FAULTS };
+  const seen = new Set<string>();
+  for (const part of (text ?? "").split(",")) {
+    const entry = part.trim();
+    if (entry === "") continue;
+    const eq = entry.indexOf("=");
+    const name = (eq < 0 ? entry : entry.slice(0, eq)).trim();
+    const value = eq < 0 ? "" : entry.slice(eq + 1).trim();
+    const setting = SETTINGS[name];
+    if (!setting) {
+      throw new Error(
+        `DYNAMODB_FAULTS: unknown setting ${JSON.stringify(name)} in ${JSON.stringify(text)}; ` +
+          `known: ${Object.keys(SETTINGS).join(", ")}`,
+      );
+    }
+    if (seen.has(name)) throw new Error(`DYNAMODB_FAULTS: ${name} is given twice`);
+    seen.add(name);
+    const number = value === "" ? NaN : Number(value);
+    if (!setting.check(number)) {
+      throw new Error(
+        `DYNAMODB_FAULTS: ${name}=${JSON.stringify(value)} is not ${setting.rule}`,
+      );
+    }
+    faults[setting.field] = number;
+  }
+  return faults;
+}
+
+/** The canonical text of a set of faults (what `stack:up` logs). */
+export function describeFaults(faults: Faults): string {
+  const parts = [];
+  if (faults.staleMs > 0) parts.push(`stale_ms=${faults.staleMs}`);
+  if (faults.throttleRcu > 0) parts.push(`throttle_rcu=${faults.throttleRcu}`);
+  if (faults.errorRate > 0) parts.push(`error_rate=${faults.errorRate}`);
+  return parts.length > 0 ? parts.join(",") : "none";
+}

@@ -1,0 +1,29 @@
+import assert from "node:assert/strict";
+import { describeFaults, NO_FAULTS, parseFaults } from "./faults.ts";
+
+Deno.test("an empty or missing DYNAMODB_FAULTS means no faults", () => {
+  assert.deepEqual(parseFaults(undefined), NO_FAULTS);
+  assert.deepEqual(parseFaults(""), NO_FAULTS);
+  assert.deepEqual(parseFaults(" , "), NO_FAULTS);
+  assert.equal(describeFaults(parseFaults("")), "none");
+});
+
+Deno.test("every setting is read, in any order, with spaces", () => {
+  const faults = parseFaults(" error_rate=0.02, stale_ms=2000 ,throttle_rcu=300");
+  assert.deepEqual(faults, { staleMs: 2000, throttleRcu: 300, errorRate: 0.02 });
+  assert.equal(describeFaults(faults), "stale_ms=2000,throttle_rcu=300,error_rate=0.02");
+});
+
+Deno.test("a bad value names the setting and the value", () => {
+  assert.throws(() => parseFaults("stale_ms=soon"), /DYNAMODB_FAULTS: stale_ms="soon" is not/);
+  assert.throws(() => parseFaults("stale_ms=-1"), /stale_ms="-1"/);
+  assert.throws(() => parseFaults("stale_ms=1.5"), /stale_ms="1.5"/);
+  assert.throws(() => parseFaults("error_rate=1"), /error_rate="1" is not a share/);
+  assert.throws(() => parseFaults("throttle_rcu="), /throttle_rcu="" is not/);
+  assert.throws(() => parseFaults("throttle_rcu"), /throttle_rcu="" is not/);
+});
+
+Deno.test("an unknown or repeated setting is refused", () => {
+  assert.throws(() => parseFaults("stale=5"), /unknown setting "stale".*known: stale_ms/);
+  assert.throws(() => parseFaults("stale_ms=1,stale_ms=2"), /stale_ms is given twice/);
+});

@@ -1,0 +1,59 @@
+import assert from "node:assert/strict";
+import { History, keyOf, keyText, seededRandom } from "./history.ts";
+
+const key = { id: { S: "a" } };
+const v = (n: number) => ({ id: { S: "a" }, n: { N: String(n) } });
+
+Deno.test("a key without history is read as it is now", () => {
+  const history = new History(2000, seededRandom(1));
+  assert.equal(history.has("t", key), false);
+  assert.deepEqual(history.stale("t", key, v(1), 10_000), v(1));
+});
+
+Deno.test("right after an update, a stale read returns either version, the old one too", () => {
+  const history = new History(2000, seededRandom(7));
+  history.record("t", key, v(1), v(2), 10_000);
+  const seen = new Set<string>();
+  for (let i = 0; i < 50; i++) seen.add(JSON.stringify(history.stale("t", key, v(2), 10_500)));
+  assert.deepEqual(seen, new Set([JSON.stringify(v(1)), JSON.stringify(v(2))]));
+});
+
+Deno.test("the pick follows the random moment: 0 is now, close to 1 is the window's start", () => {
+  let r = 0;
+  const history = new History(2000, () => r);
+  history.record("t", key, null, v(1), 10_000);
+  history.record("t", key, v(1), null, 11_000);
+  assert.equal(history.stale("t", key, null, 11_500), null); // now: deleted
+  assert.deepEqual(history.deletedKeys("t"), [key]);
+  r = 0.5; // 10_500: after the insert, before the delete
+  assert.deepEqual(history.stale("t", key, null, 11_500), v(1));
+  r = 0.99; // 9_520: before the insert: the item did not exist yet
+  assert.equal(history.stale("t", key, null, 11_500), null);
+});
+
+Deno.test("versions older than the window are forgotten; memory stays bounded", () => {
+  const history = new History(1000, seededRandom(3));
+  for (let i = 0; i < 100; i++) history.record("t", { id: { S: `k${i}` } }, null, v(i), i * 10);
+  assert.equal(history.size(), 200);
+  history.sweep(10_000);
+  assert.equal(history.size(), 0);
+  assert.equal(history.deletedKeys("t").length, 0);
+  // Within the window, the newest version older than it stays as the base.
+  history.record("t", key, v(0), v(1), 20_000);
+  history.record("t", key, v(1), v(2), 20_600);
+  history.sweep(21_200);
+  assert.equal(history.size(), 2);
+  assert.ok(
+    [JSON.stringify(v(1)), JSON.stringify(v(2))].includes(
+      JSON.stringify(history.stale("t", key, v(2), 21_200)),
+    ),
+  );
+});
+
+Deno.test("keys are canonical, whatever the attribute order", () => {
+  assert.equal(
+    keyText({ b: { S: "2" }, a: { S: "1" } }),
+    keyText({ a: { S: "1" }, b: { S: "2" } }),
+  );
+  assert.deepEqual(keyOf({ a: { S: "1" }, x: { N: "3" } }, ["a"]), { a: { S: "1" } });
+});

@@ -1,0 +1,49 @@
+/**
+ * The DynamoDB proxy's process (started by `stack:up`, local-stack/aws/proxy_process.ts):
+ * listens at DYNAMODB_PORT (the stack's DYNAMODB_ENDPOINT) and forwards to DynamoDB Local
+ * at DYNAMODB_INTERNAL_PORT, with the faults of the DYNAMODB_FAULTS environment variable.
+ *
+ * @module
+ */
+
+import { DYNAMODB_INTERNAL_PORT, DYNAMODB_PORT, HOST } from "../config.ts";
+import { describeFaults, parseFaults } from "./faults.ts";
+import { createProxy } from "./proxy.ts";
+
+let faults;
+try {
+  faults = parseFaults(Deno.env.get("DYNAMODB_FAULTS"));
+} catch (error) {
+  console.error((error as Error).message);
+  Deno.exit(2);
+}
+const log = (line: string) => console.log(`${new Date().toISOString()} ${line}`);
+const proxy = createProxy({ upstream: `http://${HOST}:${DYNAMODB_INTERNAL_PORT}`, faults, log });
+if (faults.staleMs > 0) {
+  setInterval(() => proxy.history.sweep(Date.now()), Math.max(faults.staleMs, 1000));
+}
+Deno.serve({
+  hostname: HOST,
+  port: DYNAMODB_PORT,
+  onListen: () =>
+    log(
+      `dynamodb proxy on ${HOST}:${DYNAMODB_PORT} → DynamoDB Local on ${DYNAMODB_INTERNAL_PORT}; ` +
+        `faults: ${describeFaults(faults)}`,
+    ),
+}, async (request) => {
+  try {
+    return await proxy.handle(request);
+  } catch (error) {
+    // DynamoDB Local unreachable or answering nonsense: a 500 as AWS would, said plainly.
+    log(`request failed: ${(error as Error).message}`);
+    return new Response(
+      JSON.stringify({
+        __type: "com.amazonaws.dynamodb.v20120810#InternalServerError",
+        message: `the local stack's DynamoDB proxy could not reach DynamoDB Local: ${
+          (error as Error).message
+        }`,
+      }),
+      { status: 500, headers: { "content-type": "application/x-amz-json-1.0" } },
+    );
+  }
+});

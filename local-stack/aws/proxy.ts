@@ -1,0 +1,260 @@
+/**
+ * The stack's DynamoDB as production serves it: a proxy at DYNAMODB_ENDPOINT in front of
+ * DynamoDB Local (which listens on an internal port, local-stack/config.ts), injecting the
+ * faults of DYNAMODB_FAULTS (local-stack/aws/faults.ts): stale eventually consistent reads
+ * (local-stack/aws/stale_reads.ts), read throttling (local-stack/aws/capacity.ts) and
+ * internal server errors (local-stack/aws/errors.ts). With no faults it passes every
+ * request through unchanged.
+ *
+ * It speaks DynamoDB's JSON protocol (POST, `X-Amz-Target: DynamoDB_20120810.<Op>` or
+ * `DynamoDBStreams_20120810.<Op>`, `application/x-amz-json-1.0`). Signatures are not
+ * checked (DynamoDB Local ignores them); headers are forwarded as they came, and a body
+ * only changes when a fault applies, with its `x-amz-crc32` recomputed (the SDK checks it).
+ * Tables are told apart by the access key and region of the request's credential scope,
+ * as DynamoDB Local keeps one database per access key and region.
+ *
+ * @module
+ */
+
+import { type Item, ReadThrottle, throughputExceeded, unitsByTable } from "./capacity.ts";
+import { crc32 } from "./crc32.ts";
+import { decideError, internalServerError, WRITE_OPERATIONS } from "./errors.ts";
+import type { Faults } from "./faults.ts";
+import { History, keyText, type Random } from "./history.ts";
+import { applyStale, type Body, writtenKeys } from "./stale_reads.ts";
+
+const READ_OPERATIONS = new Set(["GetItem", "BatchGetItem", "Query", "Scan"]);
+
+/** What the proxy needs. */
+export interface ProxyOptions {
+  /** DynamoDB Local's address, e.g. http://127.0.0.1:9000. */
+  upstream: string;
+  faults: Faults;
+  random?: Random;
+  now?: () => number;
+  log?: (line: string) => void;
+}
+
+/** The proxy's request handler (for Deno.serve), with its history for sweeping. */
+export function createProxy(options: ProxyOptions): {
+  handle: (request: Request) => Promise<Response>;
+  history: History;
+} {
+  const { upstream, faults } = options;
+  const random = options.random ?? Math.random;
+  const now = options.now ?? Date.now;
+  const log = options.log ?? (() => {});
+  const history = new History(faults.staleMs, random);
+  const throttle = new ReadThrottle(faults.throttleRcu);
+  const keySchemas = new Map<string, string[]>();
+
+  /** `AKID/region` from `Credential=AKID/date/region/service/aws4_request`. */
+  function scope(headers: Headers): string {
+    const match = /Credential=([^/]+)\/[^/]+\/([^/]+)\//.exec(headers.get("authorization") ?? "");
+    return match ? `${match[1]}/${match[2]}` : "anonymous";
+  }
+
+  async function call(headers: Headers, operation: string, body: Body): Promise<Body> {
+    const forward = new Headers(headers);
+    forward.set("x-amz-target", `DynamoDB_20120810.${operation}`);
+    forward.delete("content-length");
+    const response = await fetch(upstream, {
+      method: "POST",
+      headers: forward,
+      body: JSON.stringify(body),
+    });
+    const json = await response.json();
+    if (!response.ok) throw new Error(`${operation}: ${JSON.stringify(json)}`);
+    return json;
+  }
+
+  async function loadKeySchema(headers: Headers, tables: string[]): Promise<void> {
+    for (const table of tables) {
+      const name = `${scope(headers)}/${table}`;
+      if (keySchemas.has(name)) continue;
+      const described = await call(headers, "DescribeTable", { TableName: table }).catch(() =>
+        undefined
+      );
+      const schema = (described?.Table as Body | undefined)?.KeySchema as
+        | { AttributeName: string }[]
+        | undefined;
+      if (schema) keySchemas.set(name, schema.map((k) => k.AttributeName));
+    }
+  }
+
+  /** The current images of keys, read consistently from DynamoDB Local. */
+  async function currentImages(
+    headers: Headers,
+    keys: { table: string; key: Item }[],
+  ): Promise<Map<string, Item | null>> {
+    const images = new Map<string, Item | null>();
+    for (let i = 0; i < keys.length; i += 100) {
+      const chunk = keys.slice(i, i + 100);
+      const requestItems: Record<string, { Keys: Item[]; ConsistentRead: true }> = {};
+      for (const { table, key } of chunk) {
+        const entry = requestItems[table] ??= { Keys: [], ConsistentRead: true };
+        if (!entry.Keys.some((k) => keyText(k) === keyText(key))) entry.Keys.push(key);
+      }
+      const result = await call(headers, "BatchGetItem", { RequestItems: requestItems });
+      for (const { table, key } of chunk) images.set(`${table}\0${keyText(key)}`, null);
+      for (
+        const [table, items] of Object.entries((result.Responses ?? {}) as Record<string, Item[]>)
+      ) {
+        const names = keySchemas.get(`${scope(headers)}/${table}`)!;
+        for (const item of items) {
+          const key = Object.fromEntries(names.map((n) => [n, item[n]]));
+          images.set(`${table}\0${keyText(key)}`, item);
+        }
+      }
+    }
+    return images;
+  }
+
+  function tablesOf(operation: string, body: Body): string[] {
+    if (typeof body.TableName === "string") return [body.TableName];
+    if (operation === "BatchGetItem" || operation === "BatchWriteItem") {
+      return Object.keys((body.RequestItems ?? {}) as Body);
+    }
+    if (operation === "TransactWriteItems") {
+      return [
+        ...new Set(
+          ((body.TransactItems ?? []) as Body[]).flatMap((entry) =>
+            Object.values(entry).map((op) => (op as Body).TableName as string)
+          ),
+        ),
+      ];
+    }
+    return [];
+  }
+
+  function answer(status: number, text: string, upstreamHeaders?: Headers): Response {
+    const headers = new Headers();
+    headers.set("content-type", "application/x-amz-json-1.0");
+    headers.set(
+      "x-amzn-requestid",
+      upstreamHeaders?.get("x-amzn-requestid") ?? crypto.randomUUID(),
+    );
+    headers.set("x-amz-crc32", String(crc32(text)));
+    return new Response(text, { status, headers });
+  }
+
+  async function passThrough(request: Request, body: ArrayBuffer | undefined): Promise<Response> {
+    const url = new URL(request.url);
+    const headers = new Headers(request.headers);
+    headers.delete("host");
+    const response = await fetch(`${upstream}${url.pathname}${url.search}`, {
+      method: request.method,
+      headers,
+      body: request.method === "GET" || request.method === "HEAD" ? undefined : body,
+    });
+    const out = new Headers(response.headers);
+    out.delete("content-length");
+    out.delete("transfer-encoding");
+    return new Response(await response.arrayBuffer(), { status: response.status, headers: out });
+  }
+
+  async function handle(request: Request): Promise<Response> {
+    const raw = request.method === "GET" || request.method === "HEAD"
+      ? undefined
+      : await request.arrayBuffer();
+    const target = request.headers.get("x-amz-target") ?? "";
+    if (request.method !== "POST" || !target.startsWith("DynamoDB_20120810.")) {
+      return await passThrough(request, raw);
+    }
+    const operation = target.slice("DynamoDB_20120810.".length);
+    const isRead = READ_OPERATIONS.has(operation);
+    const isWrite = WRITE_OPERATIONS.has(operation);
+    if (!isRead && !isWrite && faults.errorRate === 0) return await passThrough(request, raw);
+    let body: Body;
+    try {
+      body = JSON.parse(new TextDecoder().decode(raw));
+    } catch {
+      return await passThrough(request, raw);
+    }
+    const tables = tablesOf(operation, body);
+    const where = tables.length > 0 ? tables.join(", ") : undefined;
+    const decision = decideError(target, faults.errorRate, random);
+    if (decision === "fail before forwarding") {
+      log(`${operation} ${where ?? ""}: injected InternalServerError (not forwarded)`);
+      return answer(500, internalServerError(operation, where));
+    }
+    const ns = scope(request.headers);
+    if (isRead && faults.throttleRcu > 0) {
+      const empty = tables.find((t) => !throttle.bucket(`${ns}/${t}`, now()).admit(now()));
+      if (empty) {
+        log(`${operation} ${empty}: read capacity spent, throttled`);
+        return answer(400, throughputExceeded(empty));
+      }
+    }
+    // Ask for ConsumedCapacity when throttling needs it; strip it if the client did not.
+    const asked = body.ReturnConsumedCapacity === "TOTAL" ||
+      body.ReturnConsumedCapacity === "INDEXES";
+    const forwardBody: Body = isRead && faults.throttleRcu > 0 && !asked
+      ? { ...body, ReturnConsumedCapacity: "TOTAL" }
+      : body;
+    const staleOn = faults.staleMs > 0 && (isRead || isWrite);
+    if (staleOn) await loadKeySchema(request.headers, tables);
+    const keyNames = (table: string) => keySchemas.get(`${ns}/${table}`);
+    const written = isWrite && staleOn ? writtenKeys(operation, body, keyNames) : [];
+    // The images before the write, for keys the history does not hold by the time the
+    // write is recorded (read for every key: a sweep may drop a key's history meanwhile).
+    const before = written.length > 0 ? await currentImages(request.headers, written) : new Map();
+
+    const headers = new Headers(request.headers);
+    headers.delete("host");
+    headers.delete("content-length");
+    const response = await fetch(upstream, {
+      method: "POST",
+      headers,
+      body: forwardBody === body ? raw : JSON.stringify(forwardBody),
+    });
+    const text = await response.text();
+    if (!response.ok) return answer(response.status, text, response.headers);
+
+    let changed = forwardBody !== body;
+    let json: Body | undefined;
+    if (isRead && (faults.throttleRcu > 0 || staleOn)) {
+      json = JSON.parse(text) as Body;
+      if (faults.throttleRcu > 0) {
+        for (const [table, units] of unitsByTable(json.ConsumedCapacity)) {
+          throttle.bucket(`${ns}/${table}`, now()).charge(units, now());
+        }
+        if (!asked) delete json.ConsumedCapacity;
+      }
+      if (staleOn) {
+        changed = applyStale(
+          operation,
+          body,
+          json,
+          (t) => `${ns}/${t}`,
+          keyNames,
+          history,
+          now(),
+        ) || changed;
+      }
+    }
+    if (written.length > 0) {
+      const after = await currentImages(request.headers, written);
+      const at = now();
+      for (const { table, key } of written) {
+        const id = `${table}\0${keyText(key)}`;
+        history.record(`${ns}/${table}`, key, before.get(id) ?? null, after.get(id) ?? null, at);
+      }
+    }
+    if (decision === "fail after forwarding") {
+      log(
+        `${operation} ${where ?? ""}: injected InternalServerError (after the write took effect)`,
+      );
+      return answer(500, internalServerError(operation, where));
+    }
+    if (!changed || !json) {
+      const out = new Headers(response.headers);
+      out.delete("content-length");
+      out.delete("transfer-encoding");
+      return new Response(text, { status: response.status, headers: out });
+    }
+    return answer(response.status, JSON.stringify(json), response.headers);
+  }
+
+  return { handle, history };
+}

@@ -1,0 +1,221 @@
+/**
+ * The proxy in front of a tiny fake DynamoDB (a `Deno.serve` on a free port that keeps
+ * items of tables keyed by `id` in a map): pass-through, stale reads, throttling,
+ * ConsumedCapacity and injected errors.
+ */
+
+import assert from "node:assert/strict";
+import type { Item } from "./capacity.ts";
+import { crc32 } from "./crc32.ts";
+import { type Faults, NO_FAULTS } from "./faults.ts";
+import { createProxy } from "./proxy.ts";
+
+type Body = Record<string, unknown>;
+
+/** A fake DynamoDB: tables keyed by `id`; every read costs 1 unit per item (min 1). */
+function fakeUpstream() {
+  const tables = new Map<string, Map<string, Item>>();
+  const table = (name: string) => tables.get(name) ?? tables.set(name, new Map()).get(name)!;
+  const calls: string[] = [];
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (req) => {
+    const op = (req.headers.get("x-amz-target") ?? "").split(".")[1];
+    const body = await req.json() as Body;
+    calls.push(op);
+    const t = body.TableName as string;
+    const id = (k: unknown) => ((k as Item).id as { S: string }).S;
+    const cc = (name: string, units: number) =>
+      body.ReturnConsumedCapacity
+        ? { ConsumedCapacity: { TableName: name, CapacityUnits: units } }
+        : {};
+    let out: Body = {};
+    switch (op) {
+      case "DescribeTable":
+        out = { Table: { TableName: t, KeySchema: [{ AttributeName: "id", KeyType: "HASH" }] } };
+        break;
+      case "PutItem":
+        table(t).set(id(body.Item), body.Item as Item);
+        break;
+      case "DeleteItem":
+        table(t).delete(id(body.Key));
+        break;
+      case "GetItem": {
+        const item = table(t).get(id(body.Key));
+        out = { ...(item ? { Item: item } : {}), ...cc(t, 1) };
+        break;
+      }
+      case "BatchGetItem": {
+        const responses: Record<string, Item[]> = {};
+        for (const [name, r] of Object.entries(body.RequestItems as Record<string, Body>)) {
+          responses[name] = (r.Keys as Item[]).map((k) => table(name).get(id(k))).filter((i) =>
+            i !== undefined
+          ) as Item[];
+        }
+        out = { Responses: responses };
+        break;
+      }
+      case "Scan": {
+        const items = [...table(t).values()];
+        out = {
+          Items: items,
+          Count: items.length,
+          ScannedCount: items.length,
+          ...cc(t, Math.max(1, items.length)),
+        };
+        break;
+      }
+    }
+    const text = JSON.stringify(out);
+    return new Response(text, {
+      headers: { "content-type": "application/x-amz-json-1.0", "x-amz-crc32": String(crc32(text)) },
+    });
+  });
+  return { url: `http://127.0.0.1:${server.addr.port}`, server, calls, tables };
+}
+
+function setup(faults: Partial<Faults>, random: () => number = () => 0.5) {
+  const upstream = fakeUpstream();
+  let clock = 1_000_000;
+  const proxy = createProxy({
+    upstream: upstream.url,
+    faults: { ...NO_FAULTS, ...faults },
+    random,
+    now: () => clock,
+  });
+  const send = async (op: string, body: Body) => {
+    const response = await proxy.handle(
+      new Request("http://proxy/", {
+        method: "POST",
+        headers: {
+          "x-amz-target": `DynamoDB_20120810.${op}`,
+          "content-type": "application/x-amz-json-1.0",
+          authorization:
+            "AWS4-HMAC-SHA256 Credential=local/20261128/us-east-1/dynamodb/aws4_request",
+        },
+        body: JSON.stringify(body),
+      }),
+    );
+    const text = await response.text();
+    assert.equal(response.headers.get("x-amz-crc32"), String(crc32(text)));
+    return { status: response.status, body: JSON.parse(text) as Body };
+  };
+  return {
+    send,
+    upstream,
+    tick: (ms: number) => (clock += ms),
+    close: () => upstream.server.shutdown(),
+  };
+}
+
+const item = (id: string, n: number): Item => ({ id: { S: id }, n: { N: String(n) } });
+
+Deno.test("without faults every request and answer passes unchanged", async () => {
+  const s = setup({});
+  try {
+    assert.equal((await s.send("PutItem", { TableName: "t", Item: item("a", 1) })).status, 200);
+    const got = await s.send("GetItem", { TableName: "t", Key: { id: { S: "a" } } });
+    assert.deepEqual(got.body, { Item: item("a", 1) });
+    assert.deepEqual(s.upstream.calls, ["PutItem", "GetItem"]);
+  } finally {
+    await s.close();
+  }
+});
+
+Deno.test("stale_ms: an eventually consistent read may see the old version, a consistent one never", async () => {
+  let r = 0;
+  const s = setup({ staleMs: 2000 }, () => r);
+  try {
+    await s.send("PutItem", { TableName: "t", Item: item("a", 1) });
+    s.tick(5000);
+    await s.send("PutItem", { TableName: "t", Item: item("a", 2) });
+    s.tick(500);
+    const key = { id: { S: "a" } };
+    r = 0.9; // 1800 ms ago: before the update
+    assert.deepEqual(
+      (await s.send("GetItem", { TableName: "t", Key: key })).body.Item,
+      item("a", 1),
+    );
+    assert.deepEqual(
+      (await s.send("GetItem", { TableName: "t", Key: key, ConsistentRead: true })).body.Item,
+      item("a", 2),
+    );
+    const batch = await s.send("BatchGetItem", { RequestItems: { t: { Keys: [key] } } });
+    assert.deepEqual(batch.body.Responses, { t: [item("a", 1)] });
+    r = 0.1; // 200 ms ago: after it
+    assert.deepEqual(
+      (await s.send("GetItem", { TableName: "t", Key: key })).body.Item,
+      item("a", 2),
+    );
+    s.tick(2000); // the window has passed: exact again
+    r = 0.9;
+    assert.deepEqual(
+      (await s.send("GetItem", { TableName: "t", Key: key })).body.Item,
+      item("a", 2),
+    );
+  } finally {
+    await s.close();
+  }
+});
+
+Deno.test("stale_ms: a Scan may miss a new item and still return a deleted one", async () => {
+  let r = 0;
+  const s = setup({ staleMs: 2000 }, () => r);
+  try {
+    await s.send("PutItem", { TableName: "t", Item: item("old", 1) });
+    s.tick(5000);
+    await s.send("DeleteItem", { TableName: "t", Key: { id: { S: "old" } } });
+    await s.send("PutItem", { TableName: "t", Item: item("new", 1) });
+    r = 0.5;
+    const stale = await s.send("Scan", { TableName: "t" });
+    assert.deepEqual(stale.body.Items, [item("old", 1)]);
+    assert.equal(stale.body.Count, 1);
+    const consistent = await s.send("Scan", { TableName: "t", ConsistentRead: true });
+    assert.deepEqual(consistent.body.Items, [item("new", 1)]);
+  } finally {
+    await s.close();
+  }
+});
+
+Deno.test("throttle_rcu: reads past the capacity get ProvisionedThroughputExceededException", async () => {
+  const s = setup({ throttleRcu: 2 });
+  try {
+    for (const id of ["a", "b", "c"]) {
+      await s.send("PutItem", { TableName: "t", Item: item(id, 1) });
+    }
+    // The bucket starts with 2 units; a Scan of 3 items costs 3 (the fake's price).
+    const first = await s.send("Scan", { TableName: "t" });
+    assert.equal(first.status, 200);
+    assert.equal(first.body.ConsumedCapacity, undefined, "not asked for, not returned");
+    const second = await s.send("Scan", { TableName: "t", ReturnConsumedCapacity: "TOTAL" });
+    assert.equal(second.status, 400);
+    assert.equal(
+      second.body.__type,
+      "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException",
+    );
+    assert.match(second.body.message as string, /table t/);
+    assert.equal((await s.send("Scan", { TableName: "other" })).status, 200, "per table");
+    s.tick(1000); // -1 + 2
+    const third = await s.send("Scan", { TableName: "t", ReturnConsumedCapacity: "TOTAL" });
+    assert.equal(third.status, 200);
+    assert.deepEqual(third.body.ConsumedCapacity, { TableName: "t", CapacityUnits: 3 });
+  } finally {
+    await s.close();
+  }
+});
+
+Deno.test("error_rate: a 500 InternalServerError; a write may have taken effect", async () => {
+  // random() sequence: < rate (fail), then < 0.5 (before) / >= 0.5 (after).
+  const seq = [0.01, 0.2, 0.01, 0.9];
+  const s = setup({ errorRate: 0.5 }, () => seq.shift() ?? 0.99);
+  try {
+    const before = await s.send("PutItem", { TableName: "t", Item: item("a", 1) });
+    assert.equal(before.status, 500);
+    assert.equal(before.body.__type, "com.amazonaws.dynamodb.v20120810#InternalServerError");
+    assert.equal(s.upstream.tables.get("t")?.has("a") ?? false, false);
+    const after = await s.send("PutItem", { TableName: "t", Item: item("b", 1) });
+    assert.equal(after.status, 500);
+    assert.equal(s.upstream.tables.get("t")?.has("b"), true);
+    assert.equal((await s.send("PutItem", { TableName: "t", Item: item("c", 1) })).status, 200);
+  } finally {
+    await s.close();
+  }
+});
