@@ -22,7 +22,6 @@ import {
   realPacing,
   ScanGaveUp,
   segmentBudget,
-  tableBudget,
   withBackoff,
 } from "./scan_pacing.ts";
 
@@ -39,10 +38,9 @@ export interface WorkerDeps {
   maxConcurrent: number;
   /**
    * A table's read budget for a backfill, in read units per second, shared by the job's
-   * segments (functions-shared/scan_pacing.ts); default IMPORT_WORKER_MAX_RCU_PER_SECOND,
-   * else DEFAULT_MAX_RCU_PER_SECOND.
+   * segments (functions-shared/scan_pacing.ts; the setting IMPORT_WORKER_MAX_RCU_PER_SECOND).
    */
-  maxRcuPerSecond?: number;
+  maxRcuPerSecond: number;
   /** Clock and randomness of the pacing and retries (tests replace them). */
   pacing?: PacingDeps;
   log?: (line: string) => void;
@@ -122,9 +120,7 @@ export async function runWorker(deps: WorkerDeps, worker: string): Promise<RunRe
       `backfill job ${claim.job_id} segment ${claim.segment}/${claim.total_segments} of ${claim.source_table}`;
     let startKey = claim.exclusive_start_key ?? undefined;
     const pacing = deps.pacing ?? realPacing;
-    const budget = deps.maxRcuPerSecond ??
-      tableBudget(Deno.env.get("IMPORT_WORKER_MAX_RCU_PER_SECOND"));
-    const pacer = new ReadPacer(segmentBudget(budget, claim.total_segments), pacing);
+    const pacer = new ReadPacer(segmentBudget(deps.maxRcuPerSecond, claim.total_segments), pacing);
     log(`${where}: claimed${startKey ? " (resuming from its checkpoint)" : ""}`);
     while (true) {
       if (overBudget()) {

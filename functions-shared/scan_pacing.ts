@@ -5,7 +5,7 @@
  *
  * Pacing: each Scan asks for `ReturnConsumedCapacity: "TOTAL"`, and after a page that cost
  * U units the next page waits until U ÷ budget seconds have passed since the last one. The
- * budget is a table's (IMPORT_WORKER_MAX_RCU_PER_SECOND, `DEFAULT_MAX_RCU_PER_SECOND`)
+ * budget is a table's (IMPORT_WORKER_MAX_RCU_PER_SECOND, functions-shared/settings.ts)
  * divided by the job's segments, since each parallel segment runs in its own request.
  *
  * Retries: the SDK client (functions-shared/dynamo_client.ts) already makes up to 5
@@ -21,8 +21,6 @@
  * @module
  */
 
-/** A table's read budget for one backfill when IMPORT_WORKER_MAX_RCU_PER_SECOND is unset. */
-export const DEFAULT_MAX_RCU_PER_SECOND = 250;
 /** Rounds of the SDK's own attempts before a Scan gives up. */
 export const SCAN_ROUNDS = 3;
 
@@ -52,18 +50,6 @@ export const realPacing: PacingDeps = {
 /** The read budget of one segment: the table's, shared by the job's segments. */
 export function segmentBudget(tablePerSecond: number, totalSegments: number): number {
   return tablePerSecond / Math.max(1, totalSegments);
-}
-
-/** Reads the table budget from IMPORT_WORKER_MAX_RCU_PER_SECOND; refuses nonsense. */
-export function tableBudget(text: string | undefined): number {
-  if (text === undefined || text.trim() === "") return DEFAULT_MAX_RCU_PER_SECOND;
-  const value = Number(text);
-  if (!Number.isFinite(value) || value <= 0) {
-    throw new Error(
-      `IMPORT_WORKER_MAX_RCU_PER_SECOND must be a positive number of read units, not ${text}`,
-    );
-  }
-  return value;
 }
 
 /** Spaces pages so that a segment's reads stay within its budget. */

@@ -1,11 +1,9 @@
 import assert from "node:assert/strict";
 import {
-  DEFAULT_MAX_RCU_PER_SECOND,
   type PacingDeps,
   ReadPacer,
   ScanGaveUp,
   segmentBudget,
-  tableBudget,
   withBackoff,
 } from "./scan_pacing.ts";
 
@@ -30,10 +28,6 @@ const named = (name: string) => Object.assign(new Error(`${name} happened`), { n
 Deno.test("the table's budget is shared by the job's segments", () => {
   assert.equal(segmentBudget(300, 4), 75);
   assert.equal(segmentBudget(300, 0), 300);
-  assert.equal(tableBudget(undefined), DEFAULT_MAX_RCU_PER_SECOND);
-  assert.equal(tableBudget("120"), 120);
-  assert.throws(() => tableBudget("lots"), /IMPORT_WORKER_MAX_RCU_PER_SECOND .* not lots/);
-  assert.throws(() => tableBudget("0"), /not 0/);
 });
 
 Deno.test("pages wait so that the units spent stay within the budget", async () => {

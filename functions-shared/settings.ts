@@ -125,6 +125,13 @@ export const IMPORT_WORKER_SETTINGS = {
     1,
     64,
   ),
+  maxRcuPerSecond: integer(
+    "IMPORT_WORKER_MAX_RCU_PER_SECOND",
+    "read capacity units per second a backfill may use of a table, shared by its segments",
+    250,
+    1,
+    1_000_000,
+  ),
 };
 
 /** The checksum validator's settings and their defaults. */

@@ -42,6 +42,7 @@ Deno.serve((req) => {
       cpuBudgetMs: settings.cpuBudgetMs,
       wallBudgetMs: settings.wallBudgetMs,
       maxConcurrent: settings.maxConcurrent,
+      maxRcuPerSecond: settings.maxRcuPerSecond,
       log: (line) => console.log(`${worker}: ${line}`),
     }, worker).then((r) =>
       console.log(
