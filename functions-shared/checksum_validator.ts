@@ -25,20 +25,25 @@
 
 import type postgres from "postgres";
 import {
-  type AttributeValue,
   type DynamoDBClient,
   GetItemCommand,
   QueryCommand,
   ScanCommand,
 } from "@aws-sdk/client-dynamodb";
 import { encodeJson } from "./dynamo_codec.ts";
-import { mapScannedItem, type TableChange } from "./record_mapping.ts";
+import type { TableChange } from "./record_mapping.ts";
 import { applyChanges } from "./sync_db.ts";
 import type { TableSpec } from "./table_registry.ts";
-import type { Change } from "./transform.ts";
+import {
+  expectedPage,
+  type Item,
+  pointReadKey,
+  repairPlan,
+  type RowKey,
+  type Unmappable,
+} from "./validator_plan.ts";
 
-/** A target row's key, e.g. `{"action_id": "a-1"}`. */
-export type RowKey = Record<string, string>;
+export type { RowKey, Unmappable } from "./validator_plan.ts";
 
 /** The answer of the contract, plus the run's id and what a repair changed. */
 export interface ValidationResult {
@@ -46,10 +51,13 @@ export interface ValidationResult {
   sourceItems: number;
   expectedRows: number;
   targetRows: number;
+  /** True only when no key diverges and every source item maps to a row (or a soft delete). */
   match: boolean;
   missing: RowKey[];
   unexpected: RowKey[];
   different: RowKey[];
+  /** Source items that map to no row, with the reason: never silently skipped. */
+  unmappable: Unmappable[];
   checkedAt: string;
   runId: number;
   repaired?: { missing: RowKey[]; unexpected: RowKey[]; different: RowKey[] };
@@ -71,35 +79,23 @@ export interface ValidatorDeps {
   log?: (line: string) => void;
 }
 
-type Item = Record<string, AttributeValue>;
 type Divergence = { kind: "missing" | "unexpected" | "different"; key: RowKey };
 
-/** The expected row(s) an item makes: `{row, range_key, rank}`, or none (a soft delete). */
-function expectedOf(spec: TableSpec, item: Item, readAt: Date) {
-  const mapped = mapScannedItem(spec, item, readAt);
-  if (!mapped.ok || mapped.value.change.op !== "upsert") return undefined;
-  const { change } = mapped.value;
-  return { row: change.row, range_key: change.rangeKey, rank: change.rank };
+/** The JSON of the expected rows of some items (none when all are soft deletes or unmappable). */
+function expectedJson(spec: TableSpec, items: Item[]) {
+  const { rows, unmappable } = expectedPage(spec, items, new Date());
+  return { json: rows.length > 0 ? encodeJson(rows) : undefined, unmappable };
 }
 
-/** Maps items to the JSON of their expected rows (soft-deleted items have none). */
-function expectedJson(spec: TableSpec, items: Item[]): string | undefined {
-  const readAt = new Date();
-  const rows = items.map((item) => expectedOf(spec, item, readAt)).filter((r) => r !== undefined);
-  return rows.length > 0 ? encodeJson(rows) : undefined;
-}
-
-async function stage(
-  deps: ValidatorDeps | { sql: postgres.TransactionSql },
-  spec: TableSpec,
-  run: number,
-  items: Item[],
-) {
-  const json = expectedJson(spec, items);
-  if (json) {
-    await deps
-      .sql`select sync.stage_checksum_items(${run}, ${spec.targetTable}, ${json}::text::jsonb)`;
-  }
+/** Stages the expected rows of a point read again (a recheck), marking the run's progress. */
+async function stage(deps: ValidatorDeps, spec: TableSpec, run: number, items: Item[]) {
+  const { json } = expectedJson(spec, items);
+  await deps.sql.begin(async (tx) => {
+    if (json) {
+      await tx`select sync.stage_checksum_items(${run}, ${spec.targetTable}, ${json}::text::jsonb)`;
+    }
+    await tx`update public.sync_checksums set progress_at = now() where id = ${run}`;
+  });
 }
 
 /**
@@ -142,7 +138,7 @@ async function stageSource(
       );
       const items = page.Items ?? [];
       const t = performance.now();
-      const json = expectedJson(spec, items);
+      const { json, unmappable } = expectedJson(spec, items);
       cpu += performance.now() - t;
       start = page.LastEvaluatedKey;
       const next = JSON.stringify(start ?? "done");
@@ -154,7 +150,9 @@ async function stageSource(
                  set source_items = source_items + ${items.length},
                      scan_state = jsonb_set(scan_state, ${[
           String(segment),
-        ]}::text[], ${next}::text::jsonb)
+        ]}::text[], ${next}::text::jsonb),
+                     unmappable = unmappable || ${JSON.stringify(unmappable)}::text::jsonb,
+                     progress_at = now()
                  where id = ${run}`;
       });
       if (!start) return true;
@@ -170,30 +168,22 @@ async function compare(deps: ValidatorDeps, spec: TableSpec, run: number) {
       row_key: RowKey | null;
       expected_rows: string;
       target_rows: string;
+      seen_at: Date;
     }[]
   >`select * from sync.compare_checksum(${run}, ${spec.targetTable})`;
   return {
     divergent: rows.filter((r) => r.kind !== null).map((r) => ({ kind: r.kind!, key: r.row_key! })),
     expectedRows: Number(rows[0].expected_rows),
     targetRows: Number(rows[0].target_rows),
+    /** The database's time of the comparison: when the divergence was seen. */
+    seenAt: rows[0].seen_at.toISOString(),
   };
-}
-
-/** The source attribute (and its type) behind each target key column. */
-function sourceKeyOf(spec: TableSpec, key: RowKey): Item {
-  const item: Item = {};
-  for (const column of spec.targetKey) {
-    const attribute = [spec.columns[column].from].flat()[0];
-    const type = spec.sourceKey.find((k) => k.name === attribute)!.type;
-    item[attribute] = type === "S" ? { S: key[column] } : { N: key[column] };
-  }
-  return item;
 }
 
 /** The source's current items for one target key (all observations for a collapsed table). */
 async function pointRead(deps: ValidatorDeps, spec: TableSpec, key: RowKey): Promise<Item[]> {
   const client = deps.dynamo(spec.region);
-  const sourceKey = sourceKeyOf(spec, key);
+  const sourceKey = pointReadKey(spec, key);
   if (!spec.collapse) {
     const { Item } = await client.send(
       new GetItemCommand({ TableName: spec.sourceTable, Key: sourceKey, ConsistentRead: true }),
@@ -235,7 +225,7 @@ async function recheck(
   looks = 3,
 ) {
   let divergent = first;
-  let outcome = { divergent, expectedRows: 0, targetRows: 0 };
+  let outcome = { divergent, expectedRows: 0, targetRows: 0, seenAt: new Date().toISOString() };
   for (let look = 0; look < looks && divergent.length > 0; look++) {
     await new Promise((resolve) => setTimeout(resolve, deps.settleMs ?? 1_000));
     const keys = divergent.map((d) => JSON.stringify(d.key));
@@ -248,46 +238,39 @@ async function recheck(
   return { ...outcome, divergent };
 }
 
-/** Re-applies the source state of exactly `divergent` keys through the normal merge. */
-async function repairKeys(deps: ValidatorDeps, spec: TableSpec, divergent: Divergence[]) {
+/**
+ * Re-applies the source state of exactly `divergent` keys through the normal merge:
+ * each key read consistently (after `seenAt`, when the divergence was seen) and turned
+ * into repair changes by {@link repairPlan}. Keys with an item that cannot be mapped are
+ * left alone and returned.
+ */
+async function repairKeys(
+  deps: ValidatorDeps,
+  spec: TableSpec,
+  divergent: Divergence[],
+  seenAt: string,
+): Promise<Unmappable[]> {
   const changes: TableChange[] = [];
-  const readAt = new Date();
+  const skipped: Unmappable[] = [];
   for (const { key } of divergent) {
+    const readAt = new Date();
     const items = await pointRead(deps, spec, key);
-    const ranges = new Set<string>();
-    for (const item of items) {
-      const mapped = mapScannedItem(spec, item, readAt, "repair");
-      if (mapped.ok) {
-        changes.push(mapped.value);
-        if (mapped.value.change.rangeKey) ranges.add(mapped.value.change.rangeKey);
-      }
-    }
-    const remove = (rangeKey?: string): TableChange => ({
-      spec,
-      change: {
-        op: "delete",
-        row: { ...key },
-        ...(rangeKey !== undefined ? { rangeKey, rank: 0 } : {}),
-        seq: null,
-        changedAt: readAt.toISOString(),
-        source: "repair",
-      } as Change,
-    });
-    if (!spec.collapse) {
-      if (items.length === 0) changes.push(remove());
-      continue;
-    }
-    // Every observation the sync remembers (and the row's own) that the source lacks goes.
-    const known = await deps.sql<{ range_key: string }[]>`
-      select range_key::text from sync.observations
-      where target_table = ${spec.targetTable}
-        and row_key = ${JSON.stringify(key)}::text::jsonb and not deleted
-      union
-      select sync_range_key::text from ${deps.sql(spec.targetTable)}
-      where ${deps.sql(spec.targetKey[0])} = ${key[spec.targetKey[0]]}`;
-    for (const { range_key } of known) if (!ranges.has(range_key)) changes.push(remove(range_key));
+    const known = spec.collapse
+      ? (await deps.sql<{ range_key: string }[]>`
+          select range_key::text from sync.observations
+          where target_table = ${spec.targetTable}
+            and row_key = ${JSON.stringify(key)}::text::jsonb and not deleted
+          union
+          select sync_range_key::text from ${deps.sql(spec.targetTable)}
+          where ${deps.sql(spec.targetKey[0])} = ${key[spec.targetKey[0]]}
+            and sync_range_key is not null`).map((r) => r.range_key)
+      : [];
+    const plan = repairPlan(spec, key, items, known, readAt, seenAt);
+    changes.push(...plan.changes);
+    skipped.push(...plan.unmappable);
   }
   await deps.sql.begin((tx) => applyChanges(tx, changes));
+  return skipped;
 }
 
 /** A run that ran out of budget before reading the whole table goes on in another request. */
@@ -334,21 +317,24 @@ export async function validateTable(
     if (outcome.divergent.length > 0) outcome = await recheck(deps, spec, run, outcome.divergent);
     const pick = (kind: Divergence["kind"]) =>
       outcome.divergent.filter((d) => d.kind === kind).map((d) => d.key);
-    const [{ source_items: sourceItems }] = await deps.sql`
-      select source_items::int from public.sync_checksums where id = ${run}`;
+    const [{ source_items: sourceItems, unmappable }] = await deps.sql<
+      { source_items: number; unmappable: Unmappable[] }[]
+    >`select source_items::int, unmappable from public.sync_checksums where id = ${run}`;
     const result: ValidationResult = {
       table: spec.targetTable,
       sourceItems,
       expectedRows: outcome.expectedRows,
       targetRows: outcome.targetRows,
-      match: outcome.divergent.length === 0,
+      // An item that maps to no row is never a match: the table cannot be proven.
+      match: outcome.divergent.length === 0 && unmappable.length === 0,
       missing: pick("missing"),
       unexpected: pick("unexpected"),
       different: pick("different"),
+      unmappable,
       checkedAt: new Date().toISOString(),
       runId: run,
     };
-    const repairing = repair && !result.match;
+    const repairing = repair && outcome.divergent.length > 0;
     await deps.sql`update public.sync_checksums set
         status = 'done', checked_at = ${result.checkedAt},
         expected_rows = ${result.expectedRows}, target_rows = ${result.targetRows},
@@ -360,11 +346,16 @@ export async function validateTable(
     log(
       `${spec.targetTable}: ${sourceItems} items, ${result.expectedRows} expected rows, ` +
         `${result.targetRows} target rows, ${
-          result.match ? "match" : `${outcome.divergent.length} divergent keys`
+          result.match
+            ? "match"
+            : `${outcome.divergent.length} divergent keys, ${unmappable.length} unmappable items`
         }`,
     );
     if (!repairing) return result;
-    await repairKeys(deps, spec, outcome.divergent);
+    const skipped = await repairKeys(deps, spec, outcome.divergent, outcome.seenAt);
+    if (skipped.length > 0) {
+      log(`${spec.targetTable}: repair left ${skipped.length} unmappable items alone`);
+    }
     // The check after the repair reads the whole table in this request.
     const again = await validateTable({ ...deps, budget: undefined }, spec, { repair: false });
     return {
