@@ -16,6 +16,10 @@
  *    the normal merge (missing and different keys upserted, unexpected ones deleted),
  *    then the table is validated again.
  *
+ * The steps live in validator_source.ts (1, and the point reads), validator_compare.ts
+ * (2, 3), validator_repair.ts (4) and validator_plan.ts (their I/O-free plans); this
+ * module keeps the run's state.
+ *
  * Every run is a row of `public.sync_checksums` (its source_items grow as pages are read).
  * A request works within a budget; a run that outgrows it keeps its Scan checkpoints in
  * that row and goes on in the next request (see {@link validateTable}'s `runId`).
@@ -24,24 +28,12 @@
  */
 
 import type postgres from "postgres";
-import {
-  type DynamoDBClient,
-  GetItemCommand,
-  QueryCommand,
-  ScanCommand,
-} from "@aws-sdk/client-dynamodb";
-import { encodeJson } from "./dynamo_codec.ts";
-import type { TableChange } from "./record_mapping.ts";
-import { applyChanges } from "./sync_db.ts";
+import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import type { TableSpec } from "./table_registry.ts";
-import {
-  expectedPage,
-  type Item,
-  pointReadKey,
-  repairPlan,
-  type RowKey,
-  type Unmappable,
-} from "./validator_plan.ts";
+import { compare, type Divergence, recheck } from "./validator_compare.ts";
+import type { RowKey, Unmappable } from "./validator_plan.ts";
+import { repairKeys } from "./validator_repair.ts";
+import { stageSource } from "./validator_source.ts";
 
 export type { RowKey, Unmappable } from "./validator_plan.ts";
 
@@ -77,200 +69,6 @@ export interface ValidatorDeps {
    */
   budget?: { cpuMs: number; wallMs: number; pages?: number };
   log?: (line: string) => void;
-}
-
-type Divergence = { kind: "missing" | "unexpected" | "different"; key: RowKey };
-
-/** The JSON of the expected rows of some items (none when all are soft deletes or unmappable). */
-function expectedJson(spec: TableSpec, items: Item[]) {
-  const { rows, unmappable } = expectedPage(spec, items, new Date());
-  return { json: rows.length > 0 ? encodeJson(rows) : undefined, unmappable };
-}
-
-/** Stages the expected rows of a point read again (a recheck), marking the run's progress. */
-async function stage(deps: ValidatorDeps, spec: TableSpec, run: number, items: Item[]) {
-  const { json } = expectedJson(spec, items);
-  await deps.sql.begin(async (tx) => {
-    if (json) {
-      await tx`select sync.stage_checksum_items(${run}, ${spec.targetTable}, ${json}::text::jsonb)`;
-    }
-    await tx`update public.sync_checksums set progress_at = now() where id = ${run}`;
-  });
-}
-
-/**
- * Scans the source in parallel segments, from the run's checkpoints, staging every page
- * in the transaction that moves the page's checkpoint. Returns whether the whole table
- * was read, or the budget ran out first.
- */
-async function stageSource(
-  deps: ValidatorDeps,
-  spec: TableSpec,
-  run: number,
-): Promise<"complete" | "budget"> {
-  const client = deps.dynamo(spec.region);
-  const segments = deps.segments ?? 8;
-  const [{ scan_state: state }] = await deps.sql<{ scan_state: Record<string, Item | "done"> }[]>`
-    select scan_state from public.sync_checksums where id = ${run}`;
-  const started = performance.now();
-  let cpu = 0;
-  let pages = 0;
-  const budget = deps.budget;
-  const spent = () =>
-    budget !== undefined &&
-    (cpu >= budget.cpuMs || performance.now() - started >= budget.wallMs ||
-      (budget.pages !== undefined && pages >= budget.pages));
-  const done = await Promise.all(Array.from({ length: segments }, async (_, segment) => {
-    const checkpoint = state[String(segment)];
-    if (checkpoint === "done") return true;
-    let start: Item | undefined = checkpoint;
-    while (true) {
-      if (spent()) return false;
-      pages++;
-      const page: { Items?: Item[]; LastEvaluatedKey?: Item } = await client.send(
-        new ScanCommand({
-          TableName: spec.sourceTable,
-          Segment: segment,
-          TotalSegments: segments,
-          ExclusiveStartKey: start,
-          Limit: deps.pageSize ?? 1000,
-        }),
-      );
-      const items = page.Items ?? [];
-      const t = performance.now();
-      const { json, unmappable } = expectedJson(spec, items);
-      cpu += performance.now() - t;
-      start = page.LastEvaluatedKey;
-      const next = JSON.stringify(start ?? "done");
-      await deps.sql.begin(async (tx) => {
-        if (json) {
-          await tx`select sync.stage_checksum_items(${run}, ${spec.targetTable}, ${json}::text::jsonb)`;
-        }
-        await tx`update public.sync_checksums
-                 set source_items = source_items + ${items.length},
-                     scan_state = jsonb_set(scan_state, ${[
-          String(segment),
-        ]}::text[], ${next}::text::jsonb),
-                     unmappable = unmappable || ${JSON.stringify(unmappable)}::text::jsonb,
-                     progress_at = now()
-                 where id = ${run}`;
-      });
-      if (!start) return true;
-    }
-  }));
-  return done.every(Boolean) ? "complete" : "budget";
-}
-
-async function compare(deps: ValidatorDeps, spec: TableSpec, run: number) {
-  const rows = await deps.sql<
-    {
-      kind: Divergence["kind"] | null;
-      row_key: RowKey | null;
-      expected_rows: string;
-      target_rows: string;
-      seen_at: Date;
-    }[]
-  >`select * from sync.compare_checksum(${run}, ${spec.targetTable})`;
-  return {
-    divergent: rows.filter((r) => r.kind !== null).map((r) => ({ kind: r.kind!, key: r.row_key! })),
-    expectedRows: Number(rows[0].expected_rows),
-    targetRows: Number(rows[0].target_rows),
-    /** The database's time of the comparison: when the divergence was seen. */
-    seenAt: rows[0].seen_at.toISOString(),
-  };
-}
-
-/** The source's current items for one target key (all observations for a collapsed table). */
-async function pointRead(deps: ValidatorDeps, spec: TableSpec, key: RowKey): Promise<Item[]> {
-  const client = deps.dynamo(spec.region);
-  const sourceKey = pointReadKey(spec, key);
-  if (!spec.collapse) {
-    const { Item } = await client.send(
-      new GetItemCommand({ TableName: spec.sourceTable, Key: sourceKey, ConsistentRead: true }),
-    );
-    return Item ? [Item] : [];
-  }
-  const [hash] = Object.keys(sourceKey);
-  const items: Item[] = [];
-  let start: Item | undefined;
-  do {
-    const page = await client.send(
-      new QueryCommand({
-        TableName: spec.sourceTable,
-        KeyConditionExpression: "#h = :h",
-        ExpressionAttributeNames: { "#h": hash },
-        ExpressionAttributeValues: { ":h": sourceKey[hash] },
-        ConsistentRead: true,
-        ExclusiveStartKey: start,
-      }),
-    );
-    items.push(...(page.Items ?? []));
-    start = page.LastEvaluatedKey;
-  } while (start);
-  return items;
-}
-
-const sameKey = (a: RowKey, b: RowKey) => JSON.stringify(a) === JSON.stringify(b);
-
-/**
- * Looks again at divergent keys, after a settle pause, with fresh point reads of the
- * source; keeps only the keys that differ every time (up to `looks` times, stopping as
- * soon as none does).
- */
-async function recheck(
-  deps: ValidatorDeps,
-  spec: TableSpec,
-  run: number,
-  first: Divergence[],
-  looks = 3,
-) {
-  let divergent = first;
-  let outcome = { divergent, expectedRows: 0, targetRows: 0, seenAt: new Date().toISOString() };
-  for (let look = 0; look < looks && divergent.length > 0; look++) {
-    await new Promise((resolve) => setTimeout(resolve, deps.settleMs ?? 1_000));
-    const keys = divergent.map((d) => JSON.stringify(d.key));
-    await deps.sql`delete from sync.checksum_items
-                   where run_id = ${run} and row_key = any(${keys}::text[]::jsonb[])`;
-    for (const { key } of divergent) await stage(deps, spec, run, await pointRead(deps, spec, key));
-    outcome = await compare(deps, spec, run);
-    divergent = outcome.divergent.filter((d) => divergent.some((f) => sameKey(f.key, d.key)));
-  }
-  return { ...outcome, divergent };
-}
-
-/**
- * Re-applies the source state of exactly `divergent` keys through the normal merge:
- * each key read consistently (after `seenAt`, when the divergence was seen) and turned
- * into repair changes by {@link repairPlan}. Keys with an item that cannot be mapped are
- * left alone and returned.
- */
-async function repairKeys(
-  deps: ValidatorDeps,
-  spec: TableSpec,
-  divergent: Divergence[],
-  seenAt: string,
-): Promise<Unmappable[]> {
-  const changes: TableChange[] = [];
-  const skipped: Unmappable[] = [];
-  for (const { key } of divergent) {
-    const readAt = new Date();
-    const items = await pointRead(deps, spec, key);
-    const known = spec.collapse
-      ? (await deps.sql<{ range_key: string }[]>`
-          select range_key::text from sync.observations
-          where target_table = ${spec.targetTable}
-            and row_key = ${JSON.stringify(key)}::text::jsonb and not deleted
-          union
-          select sync_range_key::text from ${deps.sql(spec.targetTable)}
-          where ${deps.sql(spec.targetKey[0])} = ${key[spec.targetKey[0]]}
-            and sync_range_key is not null`).map((r) => r.range_key)
-      : [];
-    const plan = repairPlan(spec, key, items, known, readAt, seenAt);
-    changes.push(...plan.changes);
-    skipped.push(...plan.unmappable);
-  }
-  await deps.sql.begin((tx) => applyChanges(tx, changes));
-  return skipped;
 }
 
 /** A run that ran out of budget before reading the whole table goes on in another request. */
