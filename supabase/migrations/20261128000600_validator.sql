@@ -88,13 +88,14 @@ begin
 end
 $fn$;
 
--- The bucket of a key for the comparison: a hash of the key's text, folded into
--- 0 .. p_buckets - 1 without overflow (abs() of the smallest integer, which hashtext can
--- return, is out of range; the mask keeps the low 31 bits).
-create function sync.checksum_bucket(p_key jsonb, p_buckets integer) returns integer
+-- The bucket of a key's hash (hashtext of the key's text) for the comparison, folded
+-- into 0 .. p_buckets - 1 without overflow: abs() of the smallest integer, which
+-- hashtext can return, is out of range ("integer out of range"); the mask keeps the low
+-- 31 bits of the hash as a bigint.
+create function sync.checksum_bucket(p_hash integer, p_buckets integer) returns integer
 language sql immutable parallel safe set search_path = ''
 as $$
-  select ((hashtext(p_key::text)::bigint & 2147483647) % p_buckets)::integer
+  select ((p_hash::bigint & 2147483647) % p_buckets)::integer
 $$;
 
 -- Compares a run's expected rows with the target table. Returns one row per divergent
@@ -122,12 +123,12 @@ begin
       select %2$s as row_key, sync.canonical_digest(to_jsonb(t)) as digest from public.%1$I t
     ),
     expected_buckets as (
-      select sync.checksum_bucket(row_key, $2) as bucket,
+      select sync.checksum_bucket(hashtext(row_key::text), $2) as bucket,
              md5(string_agg(row_key::text || digest, ',' order by row_key::text)) as sum
       from expected group by 1
     ),
     target_buckets as (
-      select sync.checksum_bucket(row_key, $2) as bucket,
+      select sync.checksum_bucket(hashtext(row_key::text), $2) as bucket,
              md5(string_agg(row_key::text || digest, ',' order by row_key::text)) as sum
       from target group by 1
     ),
@@ -142,9 +143,9 @@ begin
                   else 'different' end as kind,
              coalesce(e.row_key, t.row_key) as row_key
       from (select * from expected
-            where sync.checksum_bucket(row_key, $2) in (select bucket from differing)) e
+            where sync.checksum_bucket(hashtext(row_key::text), $2) in (select bucket from differing)) e
       full join (select * from target
-                 where sync.checksum_bucket(row_key, $2) in (select bucket from differing)) t
+                 where sync.checksum_bucket(hashtext(row_key::text), $2) in (select bucket from differing)) t
         using (row_key)
       where e.digest is distinct from t.digest
     )
@@ -225,7 +226,7 @@ $$;
 
 select cron.schedule('sync-validate-all', '17 3 * * *', 'select sync.validate_all()');
 
-revoke all on function sync.key_json_sql(text, text), sync.checksum_bucket(jsonb, integer),
+revoke all on function sync.key_json_sql(text, text), sync.checksum_bucket(integer, integer),
   sync.reap_stalled_validations(interval),
   sync.stage_checksum_items(bigint, text, jsonb), sync.compare_checksum(bigint, text, integer),
   sync.validate_all() from public;
