@@ -2,7 +2,7 @@
 -- every divergent key named with its kind.
 set client_min_messages = warning;
 begin;
-select plan(16);
+select plan(18);
 
 delete from public.toledo_dashboard;
 insert into public.toledo_dashboard (pk, sk, metrics, updated_at, sync_changed_at, sync_source) values
@@ -72,6 +72,18 @@ select results_eq(
   $$select sync.checksum_bucket(h, 256) from unnest(array[2147483647, -1, 0, 255, 256, -2147483647]) h$$,
   $$values (255), (255), (0), (255), (0), (1)$$,
   'every hash lands in 0 .. 255'
+);
+-- A real key whose text hashes to exactly -2147483648 (found by a search over keys of
+-- this shape), in a table that is compared.
+select is(hashtext('{"pk": "p", "sk": "m06a63c449"}'::jsonb::text), -2147483648,
+  'the test key hashes to the smallest integer');
+insert into public.toledo_dashboard (pk, sk, metrics, dashboard_data, sync_changed_at, sync_source)
+values ('p', 'm06a63c449', '{}', '{}', now(), 'stream');
+select is(
+  (select string_agg(kind || ' ' || row_key::text, ', ')
+   from sync.compare_checksum((select max(id) from public.sync_checksums), 'toledo_dashboard')
+   where kind is not null),
+  'unexpected {"pk": "p", "sk": "m06a63c449"}', 'a table holding that key is compared, and the key named'
 );
 
 -- Runs killed mid-way are failed by the reaper, and their staging rows go.
