@@ -16,6 +16,10 @@
  *    the normal merge (missing and different keys upserted, unexpected ones deleted),
  *    then the table is validated again.
  *
+ * The steps live in validator_source.ts (1, and the point reads), validator_compare.ts
+ * (2, 3), validator_repair.ts (4) and validator_plan.ts (their I/O-free plans); this
+ * module keeps the run's state.
+ *
  * Every run is a row of `public.sync_checksums` (its source_items grow as pages are read).
  * A request works within a budget; a run that outgrows it keeps its Scan checkpoints in
  * that row and goes on in the next request (see {@link validateTable}'s `runId`).
@@ -24,21 +28,14 @@
  */
 
 import type postgres from "postgres";
-import {
-  type AttributeValue,
-  type DynamoDBClient,
-  GetItemCommand,
-  QueryCommand,
-  ScanCommand,
-} from "@aws-sdk/client-dynamodb";
-import { encodeJson } from "./dynamo_codec.ts";
-import { mapScannedItem, type TableChange } from "./record_mapping.ts";
-import { applyChanges } from "./sync_db.ts";
+import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import type { TableSpec } from "./table_registry.ts";
-import type { Change } from "./transform.ts";
+import { compare, type Divergence, recheck } from "./validator_compare.ts";
+import type { RowKey, Unmappable } from "./validator_plan.ts";
+import { repairKeys } from "./validator_repair.ts";
+import { stageSource } from "./validator_source.ts";
 
-/** A target row's key, e.g. `{"action_id": "a-1"}`. */
-export type RowKey = Record<string, string>;
+export type { RowKey, Unmappable } from "./validator_plan.ts";
 
 /** The answer of the contract, plus the run's id and what a repair changed. */
 export interface ValidationResult {
@@ -46,10 +43,13 @@ export interface ValidationResult {
   sourceItems: number;
   expectedRows: number;
   targetRows: number;
+  /** True only when no key diverges and every source item maps to a row (or a soft delete). */
   match: boolean;
   missing: RowKey[];
   unexpected: RowKey[];
   different: RowKey[];
+  /** Source items that map to no row, with the reason: never silently skipped. */
+  unmappable: Unmappable[];
   checkedAt: string;
   runId: number;
   repaired?: { missing: RowKey[]; unexpected: RowKey[]; different: RowKey[] };
@@ -69,225 +69,6 @@ export interface ValidatorDeps {
    */
   budget?: { cpuMs: number; wallMs: number; pages?: number };
   log?: (line: string) => void;
-}
-
-type Item = Record<string, AttributeValue>;
-type Divergence = { kind: "missing" | "unexpected" | "different"; key: RowKey };
-
-/** The expected row(s) an item makes: `{row, range_key, rank}`, or none (a soft delete). */
-function expectedOf(spec: TableSpec, item: Item, readAt: Date) {
-  const mapped = mapScannedItem(spec, item, readAt);
-  if (!mapped.ok || mapped.value.change.op !== "upsert") return undefined;
-  const { change } = mapped.value;
-  return { row: change.row, range_key: change.rangeKey, rank: change.rank };
-}
-
-/** Maps items to the JSON of their expected rows (soft-deleted items have none). */
-function expectedJson(spec: TableSpec, items: Item[]): string | undefined {
-  const readAt = new Date();
-  const rows = items.map((item) => expectedOf(spec, item, readAt)).filter((r) => r !== undefined);
-  return rows.length > 0 ? encodeJson(rows) : undefined;
-}
-
-async function stage(
-  deps: ValidatorDeps | { sql: postgres.TransactionSql },
-  spec: TableSpec,
-  run: number,
-  items: Item[],
-) {
-  const json = expectedJson(spec, items);
-  if (json) {
-    await deps
-      .sql`select sync.stage_checksum_items(${run}, ${spec.targetTable}, ${json}::text::jsonb)`;
-  }
-}
-
-/**
- * Scans the source in parallel segments, from the run's checkpoints, staging every page
- * in the transaction that moves the page's checkpoint. Returns whether the whole table
- * was read, or the budget ran out first.
- */
-async function stageSource(
-  deps: ValidatorDeps,
-  spec: TableSpec,
-  run: number,
-): Promise<"complete" | "budget"> {
-  const client = deps.dynamo(spec.region);
-  const segments = deps.segments ?? 8;
-  const [{ scan_state: state }] = await deps.sql<{ scan_state: Record<string, Item | "done"> }[]>`
-    select scan_state from public.sync_checksums where id = ${run}`;
-  const started = performance.now();
-  let cpu = 0;
-  let pages = 0;
-  const budget = deps.budget;
-  const spent = () =>
-    budget !== undefined &&
-    (cpu >= budget.cpuMs || performance.now() - started >= budget.wallMs ||
-      (budget.pages !== undefined && pages >= budget.pages));
-  const done = await Promise.all(Array.from({ length: segments }, async (_, segment) => {
-    const checkpoint = state[String(segment)];
-    if (checkpoint === "done") return true;
-    let start: Item | undefined = checkpoint;
-    while (true) {
-      if (spent()) return false;
-      pages++;
-      const page: { Items?: Item[]; LastEvaluatedKey?: Item } = await client.send(
-        new ScanCommand({
-          TableName: spec.sourceTable,
-          Segment: segment,
-          TotalSegments: segments,
-          ExclusiveStartKey: start,
-          Limit: deps.pageSize ?? 1000,
-        }),
-      );
-      const items = page.Items ?? [];
-      const t = performance.now();
-      const json = expectedJson(spec, items);
-      cpu += performance.now() - t;
-      start = page.LastEvaluatedKey;
-      const next = JSON.stringify(start ?? "done");
-      await deps.sql.begin(async (tx) => {
-        if (json) {
-          await tx`select sync.stage_checksum_items(${run}, ${spec.targetTable}, ${json}::text::jsonb)`;
-        }
-        await tx`update public.sync_checksums
-                 set source_items = source_items + ${items.length},
-                     scan_state = jsonb_set(scan_state, ${[
-          String(segment),
-        ]}::text[], ${next}::text::jsonb)
-                 where id = ${run}`;
-      });
-      if (!start) return true;
-    }
-  }));
-  return done.every(Boolean) ? "complete" : "budget";
-}
-
-async function compare(deps: ValidatorDeps, spec: TableSpec, run: number) {
-  const rows = await deps.sql<
-    {
-      kind: Divergence["kind"] | null;
-      row_key: RowKey | null;
-      expected_rows: string;
-      target_rows: string;
-    }[]
-  >`select * from sync.compare_checksum(${run}, ${spec.targetTable})`;
-  return {
-    divergent: rows.filter((r) => r.kind !== null).map((r) => ({ kind: r.kind!, key: r.row_key! })),
-    expectedRows: Number(rows[0].expected_rows),
-    targetRows: Number(rows[0].target_rows),
-  };
-}
-
-/** The source attribute (and its type) behind each target key column. */
-function sourceKeyOf(spec: TableSpec, key: RowKey): Item {
-  const item: Item = {};
-  for (const column of spec.targetKey) {
-    const attribute = [spec.columns[column].from].flat()[0];
-    const type = spec.sourceKey.find((k) => k.name === attribute)!.type;
-    item[attribute] = type === "S" ? { S: key[column] } : { N: key[column] };
-  }
-  return item;
-}
-
-/** The source's current items for one target key (all observations for a collapsed table). */
-async function pointRead(deps: ValidatorDeps, spec: TableSpec, key: RowKey): Promise<Item[]> {
-  const client = deps.dynamo(spec.region);
-  const sourceKey = sourceKeyOf(spec, key);
-  if (!spec.collapse) {
-    const { Item } = await client.send(
-      new GetItemCommand({ TableName: spec.sourceTable, Key: sourceKey, ConsistentRead: true }),
-    );
-    return Item ? [Item] : [];
-  }
-  const [hash] = Object.keys(sourceKey);
-  const items: Item[] = [];
-  let start: Item | undefined;
-  do {
-    const page = await client.send(
-      new QueryCommand({
-        TableName: spec.sourceTable,
-        KeyConditionExpression: "#h = :h",
-        ExpressionAttributeNames: { "#h": hash },
-        ExpressionAttributeValues: { ":h": sourceKey[hash] },
-        ConsistentRead: true,
-        ExclusiveStartKey: start,
-      }),
-    );
-    items.push(...(page.Items ?? []));
-    start = page.LastEvaluatedKey;
-  } while (start);
-  return items;
-}
-
-const sameKey = (a: RowKey, b: RowKey) => JSON.stringify(a) === JSON.stringify(b);
-
-/**
- * Looks again at divergent keys, after a settle pause, with fresh point reads of the
- * source; keeps only the keys that differ every time (up to `looks` times, stopping as
- * soon as none does).
- */
-async function recheck(
-  deps: ValidatorDeps,
-  spec: TableSpec,
-  run: number,
-  first: Divergence[],
-  looks = 3,
-) {
-  let divergent = first;
-  let outcome = { divergent, expectedRows: 0, targetRows: 0 };
-  for (let look = 0; look < looks && divergent.length > 0; look++) {
-    await new Promise((resolve) => setTimeout(resolve, deps.settleMs ?? 1_000));
-    const keys = divergent.map((d) => JSON.stringify(d.key));
-    await deps.sql`delete from sync.checksum_items
-                   where run_id = ${run} and row_key = any(${keys}::text[]::jsonb[])`;
-    for (const { key } of divergent) await stage(deps, spec, run, await pointRead(deps, spec, key));
-    outcome = await compare(deps, spec, run);
-    divergent = outcome.divergent.filter((d) => divergent.some((f) => sameKey(f.key, d.key)));
-  }
-  return { ...outcome, divergent };
-}
-
-/** Re-applies the source state of exactly `divergent` keys through the normal merge. */
-async function repairKeys(deps: ValidatorDeps, spec: TableSpec, divergent: Divergence[]) {
-  const changes: TableChange[] = [];
-  const readAt = new Date();
-  for (const { key } of divergent) {
-    const items = await pointRead(deps, spec, key);
-    const ranges = new Set<string>();
-    for (const item of items) {
-      const mapped = mapScannedItem(spec, item, readAt, "repair");
-      if (mapped.ok) {
-        changes.push(mapped.value);
-        if (mapped.value.change.rangeKey) ranges.add(mapped.value.change.rangeKey);
-      }
-    }
-    const remove = (rangeKey?: string): TableChange => ({
-      spec,
-      change: {
-        op: "delete",
-        row: { ...key },
-        ...(rangeKey !== undefined ? { rangeKey, rank: 0 } : {}),
-        seq: null,
-        changedAt: readAt.toISOString(),
-        source: "repair",
-      } as Change,
-    });
-    if (!spec.collapse) {
-      if (items.length === 0) changes.push(remove());
-      continue;
-    }
-    // Every observation the sync remembers (and the row's own) that the source lacks goes.
-    const known = await deps.sql<{ range_key: string }[]>`
-      select range_key::text from sync.observations
-      where target_table = ${spec.targetTable}
-        and row_key = ${JSON.stringify(key)}::text::jsonb and not deleted
-      union
-      select sync_range_key::text from ${deps.sql(spec.targetTable)}
-      where ${deps.sql(spec.targetKey[0])} = ${key[spec.targetKey[0]]}`;
-    for (const { range_key } of known) if (!ranges.has(range_key)) changes.push(remove(range_key));
-  }
-  await deps.sql.begin((tx) => applyChanges(tx, changes));
 }
 
 /** A run that ran out of budget before reading the whole table goes on in another request. */
@@ -334,21 +115,24 @@ export async function validateTable(
     if (outcome.divergent.length > 0) outcome = await recheck(deps, spec, run, outcome.divergent);
     const pick = (kind: Divergence["kind"]) =>
       outcome.divergent.filter((d) => d.kind === kind).map((d) => d.key);
-    const [{ source_items: sourceItems }] = await deps.sql`
-      select source_items::int from public.sync_checksums where id = ${run}`;
+    const [{ source_items: sourceItems, unmappable }] = await deps.sql<
+      { source_items: number; unmappable: Unmappable[] }[]
+    >`select source_items::int, unmappable from public.sync_checksums where id = ${run}`;
     const result: ValidationResult = {
       table: spec.targetTable,
       sourceItems,
       expectedRows: outcome.expectedRows,
       targetRows: outcome.targetRows,
-      match: outcome.divergent.length === 0,
+      // An item that maps to no row is never a match: the table cannot be proven.
+      match: outcome.divergent.length === 0 && unmappable.length === 0,
       missing: pick("missing"),
       unexpected: pick("unexpected"),
       different: pick("different"),
+      unmappable,
       checkedAt: new Date().toISOString(),
       runId: run,
     };
-    const repairing = repair && !result.match;
+    const repairing = repair && outcome.divergent.length > 0;
     await deps.sql`update public.sync_checksums set
         status = 'done', checked_at = ${result.checkedAt},
         expected_rows = ${result.expectedRows}, target_rows = ${result.targetRows},
@@ -360,11 +144,16 @@ export async function validateTable(
     log(
       `${spec.targetTable}: ${sourceItems} items, ${result.expectedRows} expected rows, ` +
         `${result.targetRows} target rows, ${
-          result.match ? "match" : `${outcome.divergent.length} divergent keys`
+          result.match
+            ? "match"
+            : `${outcome.divergent.length} divergent keys, ${unmappable.length} unmappable items`
         }`,
     );
     if (!repairing) return result;
-    await repairKeys(deps, spec, outcome.divergent);
+    const skipped = await repairKeys(deps, spec, outcome.divergent, outcome.seenAt);
+    if (skipped.length > 0) {
+      log(`${spec.targetTable}: repair left ${skipped.length} unmappable items alone`);
+    }
     // The check after the repair reads the whole table in this request.
     const again = await validateTable({ ...deps, budget: undefined }, spec, { repair: false });
     return {

@@ -346,6 +346,7 @@ export type Database = {
           "id": number;
           "match": boolean | null;
           "missing": NonNullable<Json>;
+          "progress_at": string | null;
           "repair_requested": boolean;
           "repaired": boolean;
           "scan_state": NonNullable<Json>;
@@ -355,6 +356,7 @@ export type Database = {
           "target_rows": number | null;
           "target_table": string;
           "unexpected": NonNullable<Json>;
+          "unmappable": NonNullable<Json>;
         };
         ComputedFields: never;
         Insert: {
@@ -365,6 +367,7 @@ export type Database = {
           "id"?: never;
           "match"?: boolean | null;
           "missing"?: NonNullable<Json>;
+          "progress_at"?: string | null;
           "repair_requested"?: boolean;
           "repaired"?: boolean;
           "scan_state"?: NonNullable<Json>;
@@ -374,6 +377,7 @@ export type Database = {
           "target_rows"?: number | null;
           "target_table": string;
           "unexpected"?: NonNullable<Json>;
+          "unmappable"?: NonNullable<Json>;
         };
         Update: {
           "checked_at"?: string | null;
@@ -383,6 +387,7 @@ export type Database = {
           "id"?: never;
           "match"?: boolean | null;
           "missing"?: NonNullable<Json>;
+          "progress_at"?: string | null;
           "repair_requested"?: boolean;
           "repaired"?: boolean;
           "scan_state"?: NonNullable<Json>;
@@ -392,6 +397,7 @@ export type Database = {
           "target_rows"?: number | null;
           "target_table"?: string;
           "unexpected"?: NonNullable<Json>;
+          "unmappable"?: NonNullable<Json>;
         };
         Relationships: [];
       };

@@ -6,6 +6,8 @@
 
 import assert from "node:assert/strict";
 import { DENO_BIN, ROOT } from "../local-stack/config.ts";
+import { openProblems } from "../scripts/start.ts";
+import { connectDb } from "./stack_clients.ts";
 
 Deno.test("npm start at scale 0.02 migrates every table and reports a match", async () => {
   const out = await new Deno.Command(DENO_BIN, {
@@ -23,4 +25,35 @@ Deno.test("npm start at scale 0.02 migrates every table and reports a match", as
   assert.ok(lines.every((l) => l.trimEnd().endsWith("match")), lines.join("\n"));
   assert.match(report, /stream records delivered again, late and out of order/);
   assert.match(report, /backfill [\d.]+s, live changes [\d.]+s, whole run [\d.]+s/);
+});
+
+Deno.test("npm start names every table with unmappable items or open dead letters", async () => {
+  const sql = connectDb();
+  const marker = `start-${crypto.randomUUID().slice(0, 8)}`;
+  try {
+    await sql`insert into sync.dead_letters (source_table, target_table, record, reason)
+              values ('firespring-backdoor-segments-dev', 'firespring_segments',
+                      ${
+      JSON.stringify({ marker })
+    }::text::jsonb, ${`${marker}: value is not a number`})`;
+    const lines = await openProblems(
+      sql,
+      new Map([["firespring_actions", [{
+        key: { action_id: "a1" },
+        reason: "a1: bad timestamp",
+      }]]]),
+    );
+    assert.ok(lines.includes("firespring_actions: 1 unmappable source items"), lines.join("\n"));
+    assert.ok(lines.includes("    a1: bad timestamp"), lines.join("\n"));
+    assert.ok(
+      lines.some((l) => /^firespring_segments: \d+ open dead letters/.test(l)),
+      lines.join("\n"),
+    );
+    await sql`update sync.dead_letters set replayed_at = now() where record ->> 'marker' = ${marker}`;
+    const after = await openProblems(sql, new Map([["firespring_actions", []]]));
+    assert.ok(!after.some((l) => l.includes(marker)), "a replayed letter is no open problem");
+  } finally {
+    await sql`delete from sync.dead_letters where record ->> 'marker' = ${marker}`;
+    await sql.end();
+  }
 });

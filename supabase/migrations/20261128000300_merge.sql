@@ -5,8 +5,20 @@
 --
 -- A change is {"op": "upsert" | "delete", "row": {column: value, ...}, "seq": "<stream
 -- SequenceNumber>" | null, "changed_at": "<ISO time>", "source": "stream" | "backfill" |
--- "repair" | "direct", "range_key": <number>, "rank": <int>} -- the last two for the
--- collapsed tables only. functions-shared/transform.ts makes them.
+-- "repair" | "direct", "range_key": <number>, "rank": <int>, "seen_at": "<ISO time>"} --
+-- range_key and rank for the collapsed tables only, seen_at for repairs only.
+-- functions-shared/transform.ts makes them.
+--
+-- Repairs (sync-semantics.md, "Verification"): the validator saw a divergence at D (the
+-- database's now() when it compared) and then read the divergent keys from DynamoDB
+-- consistently, after D. That read reflects every change whose state was written here
+-- before D, so a change with source 'repair' and seen_at D replaces a row, tombstone or
+-- observation WRITTEN HERE before D (synced_at < D for rows, recorded_at < D for
+-- tombstones and observations), whatever position it holds: without this, a repair of a
+-- key whose last stream change lies within the stream clock's granularity of the read
+-- would be skipped by the guard. A state written at or after D is judged by the normal
+-- guard (sync.is_newer), and a stream change that arrives after the repair still wins
+-- if it is newer than the read. sync.is_newer itself does not know about repairs.
 
 
 -- A deleted row leaves a tombstone, so that a backfill page read before the delete (or
@@ -110,6 +122,9 @@ begin
     with changes as (
       select x.ord, x.c ->> 'op' as op, (x.c ->> 'seq')::numeric as seq,
              (x.c ->> 'changed_at')::timestamptz as changed_at, x.c ->> 'source' as source,
+             -- A repair's moment of divergence (see the top of this file); null otherwise.
+             case when x.c ->> 'source' = 'repair' then (x.c ->> 'seen_at')::timestamptz end
+               as seen_at,
              jsonb_populate_record(null::public.%1$I, x.c -> 'row') as r
       from jsonb_array_elements($1) with ordinality as x(c, ord)
     ),
@@ -121,33 +136,57 @@ begin
     deleted as (
       delete from public.%1$I t using latest l
       where l.op = 'delete' and %4$s
-        and sync.is_newer(l.seq, l.changed_at, t.sync_sequence, t.sync_changed_at)
+        and (sync.is_newer(l.seq, l.changed_at, t.sync_sequence, t.sync_changed_at)
+             or t.synced_at < l.seen_at)
       returning 1
+    ),
+    -- A repair replaces a tombstone recorded before it saw the divergence.
+    retombstoned as (
+      update sync.tombstones tb
+      set sync_sequence = l.seq, deleted_at = l.changed_at, recorded_at = now()
+      from latest l
+      where l.op = 'delete' and tb.target_table = %1$L and tb.row_key = %3$s
+        and tb.recorded_at < l.seen_at
+      returning tb.row_key
     ),
     tombstoned as (
       insert into sync.tombstones as tb (target_table, row_key, sync_sequence, deleted_at)
-      select %1$L, %3$s, l.seq, l.changed_at from latest l where l.op = 'delete'
+      select %1$L, %3$s, l.seq, l.changed_at from latest l
+      where l.op = 'delete' and %3$s not in (select row_key from retombstoned)
       on conflict (target_table, row_key) do update
         set sync_sequence = excluded.sync_sequence, deleted_at = excluded.deleted_at,
             recorded_at = now()
         where sync.is_newer(excluded.sync_sequence, excluded.deleted_at, tb.sync_sequence, tb.deleted_at)
       returning 1
     ),
+    -- A repair replaces a row written here before it saw the divergence, whatever the
+    -- row's position; the upsert below then leaves that key alone.
+    repaired as (
+      update public.%1$I t
+      set %9$s, sync_sequence = l.seq, sync_changed_at = l.changed_at, sync_source = l.source,
+          synced_at = now()
+      from latest l
+      where l.op = 'upsert' and %4$s and t.synced_at < l.seen_at
+      returning %10$s as row_key
+    ),
     upserted as (
       insert into public.%1$I as t (%5$s, sync_sequence, sync_changed_at, sync_source)
       select %6$s, l.seq, l.changed_at, l.source
       from latest l
       left join sync.tombstones tb on tb.target_table = %1$L and tb.row_key = %3$s
-      where l.op = 'upsert'
-        and (tb.row_key is null or sync.is_newer(l.seq, l.changed_at, tb.sync_sequence, tb.deleted_at))
+      where l.op = 'upsert' and %3$s not in (select row_key from repaired)
+        and (tb.row_key is null or sync.is_newer(l.seq, l.changed_at, tb.sync_sequence, tb.deleted_at)
+             or tb.recorded_at < l.seen_at)
       on conflict (%7$s) do update
         set %8$s, sync_sequence = excluded.sync_sequence, sync_changed_at = excluded.sync_changed_at,
             sync_source = excluded.sync_source, synced_at = now()
         where sync.is_newer(excluded.sync_sequence, excluded.sync_changed_at, t.sync_sequence, t.sync_changed_at)
       returning 1
     )
-    select (select count(*) from upserted) + (select count(*) from deleted),
-           (select count(*) from upserted), (select count(*) from deleted)
+    select (select count(*) from upserted) + (select count(*) from repaired)
+             + (select count(*) from deleted),
+           (select count(*) from upserted) + (select count(*) from repaired),
+           (select count(*) from deleted)
     $sql$,
     p_target,
     key_of_l,
@@ -156,7 +195,9 @@ begin
     (select string_agg(format('%I', c), ', ') from unnest(cols) c),
     (select string_agg(format('(l.r).%I', c), ', ') from unnest(cols) c),
     (select string_agg(format('%I', k), ', ') from unnest(p_key) k),
-    (select string_agg(format('%1$I = excluded.%1$I', c), ', ') from unnest(cols) c where c <> all (p_key))
+    (select string_agg(format('%1$I = excluded.%1$I', c), ', ') from unnest(cols) c where c <> all (p_key)),
+    (select string_agg(format('%1$I = (l.r).%1$I', c), ', ') from unnest(cols) c where c <> all (p_key)),
+    (select 'jsonb_build_object(' || string_agg(format('%L, t.%I', k, k), ', ') || ')' from unnest(p_key) k)
   ) into applied, upserted, deleted using p_changes;
   return next;
 end
@@ -194,6 +235,8 @@ begin
     with changes as (
       select x.ord, x.c ->> 'op' as op, (x.c ->> 'seq')::numeric as seq,
              (x.c ->> 'changed_at')::timestamptz as changed_at, x.c ->> 'source' as source,
+             case when x.c ->> 'source' = 'repair' then (x.c ->> 'seen_at')::timestamptz end
+               as seen_at,
              x.c -> 'row' as row, (x.c ->> 'range_key')::numeric as range_key,
              coalesce((x.c ->> 'rank')::smallint, 0) as rank, %2$s as row_key
       from jsonb_array_elements($1) with ordinality as x(c, ord)
@@ -203,12 +246,25 @@ begin
       select distinct on (row_key, range_key) * from changes
       order by row_key, range_key, seq desc nulls last, changed_at desc, ord desc
     ),
+    -- A repair replaces an observation recorded here before it saw the divergence
+    -- (see the top of this file); the insert below then leaves it alone.
+    repaired as (
+      update sync.observations o
+      set rank = l.rank, row = case when l.op = 'upsert' then l.row end, deleted = l.op = 'delete',
+          sync_sequence = l.seq, sync_changed_at = l.changed_at, sync_source = l.source,
+          recorded_at = now()
+      from latest l
+      where o.target_table = %1$L and o.row_key = l.row_key and o.range_key = l.range_key
+        and o.recorded_at < l.seen_at
+      returning o.row_key, o.range_key
+    ),
     merged as (
       insert into sync.observations as o
         (target_table, row_key, range_key, rank, row, deleted, sync_sequence, sync_changed_at, sync_source)
       select %1$L, l.row_key, l.range_key, l.rank, case when l.op = 'upsert' then l.row end,
              l.op = 'delete', l.seq, l.changed_at, l.source
       from latest l
+      where (l.row_key, l.range_key) not in (select r.row_key, r.range_key from repaired r)
       on conflict (target_table, row_key, range_key) do update
         set rank = excluded.rank, row = excluded.row, deleted = excluded.deleted,
             sync_sequence = excluded.sync_sequence, sync_changed_at = excluded.sync_changed_at,
@@ -220,7 +276,7 @@ begin
     -- whether or not it is read): the row is a function of the observations, so a
     -- repair can restore a row whose observations were right all along.
     select coalesce((select array_agg(distinct l.row_key) from latest l), '{}'),
-           (select count(*) from merged)
+           (select count(*) from merged) + (select count(*) from repaired)
     $sql$, p_target, key_of_row)
   into touched, merged using p_changes;
 

@@ -22,7 +22,9 @@ create table public.sync_checksums (
   repaired boolean not null default false,
   error text,
   scan_state jsonb not null default '{}'::jsonb,
-  repair_requested boolean not null default false
+  repair_requested boolean not null default false,
+  unmappable jsonb not null default '[]'::jsonb,
+  progress_at timestamptz default now()
 );
 create index sync_checksums_table_idx on public.sync_checksums (target_table, started_at desc);
 comment on table public.sync_checksums is
@@ -38,6 +40,10 @@ comment on column public.sync_checksums.scan_state is
   'Scan checkpoint per segment ({"0": LastEvaluatedKey | "done", ...}) while the run is under way.';
 comment on column public.sync_checksums.repair_requested is
   'Whether the caller asked for the divergent keys to be repaired.';
+comment on column public.sync_checksums.unmappable is
+  'Source items that map to no row ([{"key": {...}, "reason": "..."}]); a table with any is never a match.';
+comment on column public.sync_checksums.progress_at is
+  'When the run last staged a page; sync.reap_stalled_validations fails runs that stopped making progress.';
 
 -- What a validation run expects, staged page by page (memory stays at a page).
 create unlogged table sync.checksum_items (
@@ -82,13 +88,27 @@ begin
 end
 $fn$;
 
+-- The bucket of a key's hash (hashtext of the key's text) for the comparison, folded
+-- into 0 .. p_buckets - 1 without overflow: abs() of the smallest integer, which
+-- hashtext can return, is out of range ("integer out of range"); the mask keeps the low
+-- 31 bits of the hash as a bigint.
+create function sync.checksum_bucket(p_hash integer, p_buckets integer) returns integer
+language sql immutable parallel safe set search_path = ''
+as $$
+  select ((p_hash::bigint & 2147483647) % p_buckets)::integer
+$$;
+
 -- Compares a run's expected rows with the target table. Returns one row per divergent
 -- key (kind missing | unexpected | different), plus the two row counts, computed in
 -- buckets of the key's hash: only buckets whose digests differ are compared key by key.
 -- The rows are fetched straight into the OUT parameters (for ... in execute, return
--- next), so that plpgsql_check (supabase db lint) sees them assigned.
+-- next), so that plpgsql_check (supabase db lint) sees them assigned. Every row also
+-- carries seen_at, the database's now() of the comparing transaction: the moment the
+-- divergence was seen, after which a repair reads the source (sync-semantics.md,
+-- "Verification"; see sync.merge_plain).
 create function sync.compare_checksum(p_run bigint, p_target text, p_buckets integer default 256)
-returns table (kind text, row_key jsonb, expected_rows bigint, target_rows bigint)
+returns table (kind text, row_key jsonb, expected_rows bigint, target_rows bigint,
+               seen_at timestamptz)
 language plpgsql set search_path = ''
 as $fn$
 begin
@@ -103,12 +123,12 @@ begin
       select %2$s as row_key, sync.canonical_digest(to_jsonb(t)) as digest from public.%1$I t
     ),
     expected_buckets as (
-      select abs(hashtext(row_key::text)) %% $2 as bucket,
+      select sync.checksum_bucket(hashtext(row_key::text), $2) as bucket,
              md5(string_agg(row_key::text || digest, ',' order by row_key::text)) as sum
       from expected group by 1
     ),
     target_buckets as (
-      select abs(hashtext(row_key::text)) %% $2 as bucket,
+      select sync.checksum_bucket(hashtext(row_key::text), $2) as bucket,
              md5(string_agg(row_key::text || digest, ',' order by row_key::text)) as sum
       from target group by 1
     ),
@@ -123,9 +143,9 @@ begin
                   else 'different' end as kind,
              coalesce(e.row_key, t.row_key) as row_key
       from (select * from expected
-            where abs(hashtext(row_key::text)) %% $2 in (select bucket from differing)) e
+            where sync.checksum_bucket(hashtext(row_key::text), $2) in (select bucket from differing)) e
       full join (select * from target
-                 where abs(hashtext(row_key::text)) %% $2 in (select bucket from differing)) t
+                 where sync.checksum_bucket(hashtext(row_key::text), $2) in (select bucket from differing)) t
         using (row_key)
       where e.digest is distinct from t.digest
     )
@@ -139,10 +159,39 @@ begin
     $sql$, p_target, sync.key_json_sql(p_target, 't'))
   using p_run, p_buckets
   loop
+    seen_at := now();
     return next;
   end loop;
 end
 $fn$;
+
+-- A run killed mid-way (its request stopped, the function redeployed) would stay
+-- 'running' with its staging rows forever: runs that staged no page for p_after are
+-- failed, naming when they stopped, and their staging rows deleted. Returns how many.
+create function sync.reap_stalled_validations(p_after interval default '15 minutes')
+returns integer
+language plpgsql set search_path = ''
+as $$
+declare
+  reaped integer;
+begin
+  with stalled as (
+    update public.sync_checksums c
+    set status = 'failed', checked_at = now(),
+        error = format('stopped making progress at %s', coalesce(c.progress_at, c.started_at))
+    where c.status = 'running' and coalesce(c.progress_at, c.started_at) < now() - p_after
+    returning c.id
+  ),
+  unstaged as (
+    delete from sync.checksum_items i using stalled s where i.run_id = s.id
+  )
+  select count(*) into reaped from stalled;
+  return reaped;
+end
+$$;
+
+select cron.schedule('sync-reap-stalled-validations', '*/10 * * * *',
+                     'select sync.reap_stalled_validations()');
 
 -- The daily validation of every table: one call of the validator per table, through
 -- pg_net with the project URL and service key from Vault. Results land in
@@ -177,6 +226,7 @@ $$;
 
 select cron.schedule('sync-validate-all', '17 3 * * *', 'select sync.validate_all()');
 
-revoke all on function sync.key_json_sql(text, text),
+revoke all on function sync.key_json_sql(text, text), sync.checksum_bucket(integer, integer),
+  sync.reap_stalled_validations(interval),
   sync.stage_checksum_items(bigint, text, jsonb), sync.compare_checksum(bigint, text, integer),
   sync.validate_all() from public;

@@ -30,18 +30,19 @@ select
   k.checked_at as last_checksum_at,
   k.match as last_checksum_match,
   k.status as last_checksum_status,
+  jsonb_array_length(k.unmappable) as last_checksum_unmappable,
   ts.stale_since is not null as stale,
   case when ts.stale_since is not null then ts.stale_reason end as stale_reason
 from sync.source_tables s
 join sync.table_counts() c on c.target_table = s.target_table
 left join lateral (
-  select x.checked_at, x.match, x.status from public.sync_checksums x
+  select x.checked_at, x.match, x.status, x.unmappable from public.sync_checksums x
   where x.target_table = s.target_table
   order by x.started_at desc limit 1
 ) k on true
 left join sync.table_state ts on ts.target_table = s.target_table;
 comment on view sync.status is
-  'One row per target table: rows, last change applied, open dead letters, last checksum result, stale.';
+  'One row per target table: rows, last change applied, open dead letters, last checksum result (and its unmappable source items), stale.';
 
 create view sync.backfill_progress as
 select

@@ -2,7 +2,7 @@
 -- sync-semantics.md that it enforces whatever order changes arrive in.
 set client_min_messages = warning;
 begin;
-select plan(30);
+select plan(39);
 
 -- The rules as on AWS, whose stream clock has a granularity of 1 s.
 update sync.settings set value = '1 second' where key = 'stream_clock_granularity';
@@ -104,6 +104,51 @@ select pg_temp.merge('firespring_visitors', pg_temp.visit('delete', 'v1', 170000
 select is(pg_temp.pages_of('v1'), null, 'removing the last live observation removes the row');
 select is((select count(*)::int from analytics.visitor_sessions where visitor_id = 'v1'), 0,
   'and its sessions');
+
+-- Repairs (the top of 20261128000300_merge.sql): a change with source 'repair' and a
+-- seen_at replaces what was written here before seen_at, whatever its position; what
+-- was written at or after seen_at keeps the normal guard. In this transaction now() is
+-- the time every row below is written (synced_at, recorded_at).
+create function pg_temp.rep(op text, id text, name text, seen interval) returns jsonb
+language sql as $$
+  select pg_temp.seg(op, id, name, null, (now() + interval '2 seconds')::text, 'repair')
+         || jsonb_build_object('seen_at', now() + seen)
+$$;
+select pg_temp.merge('firespring_segments',
+  pg_temp.seg('upsert', 'r1', 'streamed', '900', (now() + interval '10 seconds')::text));
+select is(pg_temp.merge('firespring_segments', pg_temp.rep('upsert', 'r1', 'seen-before', interval '-1 second')),
+  'applied=0 upserted=0 deleted=0', 'a repair does not replace a row written after it saw the divergence, with a newer position');
+select is(pg_temp.merge('firespring_segments', pg_temp.rep('upsert', 'r1', 'repaired', interval '1 second')),
+  'applied=1 upserted=1 deleted=0', 'a repair replaces a row written before it saw the divergence, even with a newer position');
+select is((select segment_name || ' ' || sync_source || ' ' || coalesce(sync_sequence::text, 'no position')
+           from public.firespring_segments where segment_id = 'r1'),
+  'repaired repair no position', 'the row holds the repair, positioned at its read');
+select is(pg_temp.merge('firespring_segments',
+    pg_temp.seg('upsert', 'r1', 'later-stream', '901', (now() + interval '3 seconds')::text)),
+  'applied=1 upserted=1 deleted=0', 'a stream change after the repair''s read still wins');
+select pg_temp.merge('firespring_segments',
+  pg_temp.seg('upsert', 'r2', 'streamed', '902', (now() + interval '10 seconds')::text));
+select is(pg_temp.merge('firespring_segments', pg_temp.rep('delete', 'r2', null, interval '1 second')),
+  'applied=1 upserted=0 deleted=1', 'a repair deletes a row written before it saw the divergence');
+select is((select coalesce(sync_sequence::text, 'no position') || ' ' || (deleted_at = now() + interval '2 seconds')
+           from sync.tombstones where target_table = 'firespring_segments' and row_key = '{"segment_id": "r2"}'),
+  'no position true', 'and leaves a tombstone positioned at its read');
+select pg_temp.merge('firespring_segments',
+  pg_temp.seg('delete', 'r3', null, '903', (now() + interval '10 seconds')::text));
+select is(pg_temp.merge('firespring_segments', pg_temp.rep('upsert', 'r3', 'back', interval '1 second')),
+  'applied=1 upserted=1 deleted=0', 'a repair passes a tombstone recorded before it saw the divergence');
+select pg_temp.merge('firespring_visitors',
+  pg_temp.visit('upsert', 'v9', 1700000100, 1, '10', (now() + interval '10 seconds')::text),
+  pg_temp.visit('upsert', 'v9', 1700000200, 2, '11', (now() + interval '10 seconds')::text));
+select pg_temp.merge('firespring_visitors',
+  pg_temp.visit('delete', 'v9', 1700000200, null, null, (now() + interval '2 seconds')::text)
+    || '{"source": "repair"}' || jsonb_build_object('seen_at', now() - interval '1 second'));
+select is(pg_temp.pages_of('v9'), '2 at 1700000200', 'a repair leaves an observation recorded after it saw the divergence');
+select pg_temp.merge('firespring_visitors',
+  pg_temp.visit('delete', 'v9', 1700000200, null, null, (now() + interval '2 seconds')::text)
+    || '{"source": "repair"}' || jsonb_build_object('seen_at', now() + interval '1 second'));
+select is(pg_temp.pages_of('v9'), '1 at 1700000100',
+  'a repair removes an observation recorded before it saw the divergence; the row falls back');
 
 -- Extraction jobs: ties on updated_at go to the later state.
 select pg_temp.merge('firespring_extraction_jobs',

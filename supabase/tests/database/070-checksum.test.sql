@@ -2,7 +2,7 @@
 -- every divergent key named with its kind.
 set client_min_messages = warning;
 begin;
-select plan(7);
+select plan(18);
 
 delete from public.toledo_dashboard;
 insert into public.toledo_dashboard (pk, sk, metrics, updated_at, sync_changed_at, sync_source) values
@@ -34,6 +34,10 @@ select results_eq(
   $$values (3::bigint, 3::bigint)$$,
   'the counts of both sides come with the answer'
 );
+select results_eq(
+  $$select distinct seen_at from outcome$$, $$values (now())$$,
+  'every row carries when the divergence was seen: the comparing transaction''s now()'
+);
 select is(
   sync.canonical_digest('{"a": 1, "sync_sequence": 5, "synced_at": "x"}'::jsonb),
   sync.canonical_digest('{"a": 1, "sync_sequence": 6}'::jsonb),
@@ -57,6 +61,58 @@ select is(
 select is(
   (select count(*)::int from cron.job where jobname = 'sync-validate-all'), 1,
   'a pg_cron job validates every table daily'
+);
+
+-- Buckets never overflow: hashtext can return the smallest integer, whose abs() is out
+-- of range (the old bucketing failed for such keys).
+select throws_ok($$select abs(-2147483648::integer)$$, '22003', 'integer out of range',
+  'abs() of the smallest integer overflows');
+select is(sync.checksum_bucket(-2147483648, 256), 0, 'the smallest hash has a bucket');
+select results_eq(
+  $$select sync.checksum_bucket(h, 256) from unnest(array[2147483647, -1, 0, 255, 256, -2147483647]) h$$,
+  $$values (255), (255), (0), (255), (0), (1)$$,
+  'every hash lands in 0 .. 255'
+);
+-- A real key whose text hashes to exactly -2147483648 (found by a search over keys of
+-- this shape), in a table that is compared.
+select is(hashtext('{"pk": "p", "sk": "m06a63c449"}'::jsonb::text), -2147483648,
+  'the test key hashes to the smallest integer');
+insert into public.toledo_dashboard (pk, sk, metrics, dashboard_data, sync_changed_at, sync_source)
+values ('p', 'm06a63c449', '{}', '{}', now(), 'stream');
+select is(
+  (select string_agg(kind || ' ' || row_key::text, ', ')
+   from sync.compare_checksum((select max(id) from public.sync_checksums), 'toledo_dashboard')
+   where kind is not null),
+  'unexpected {"pk": "p", "sk": "m06a63c449"}', 'a table holding that key is compared, and the key named'
+);
+
+-- Runs killed mid-way are failed by the reaper, and their staging rows go.
+insert into public.sync_checksums (target_table, status, started_at, progress_at)
+values ('firespring_actions', 'running', now() - interval '1 hour', now() - interval '20 minutes'),
+       ('firespring_actions', 'running', now() - interval '1 hour', now() - interval '1 minute');
+insert into sync.checksum_items (run_id, row_key, digest)
+select id, '{"action_id": "a"}', 'x' from public.sync_checksums where target_table = 'firespring_actions';
+select is(sync.reap_stalled_validations(), 1, 'one run made no progress for 15 minutes');
+select results_eq(
+  $$select status, error = 'stopped making progress at ' || (now() - interval '20 minutes')::text,
+           (select count(*)::int from sync.checksum_items i where i.run_id = c.id)
+    from public.sync_checksums c where target_table = 'firespring_actions' order by progress_at$$,
+  $$values ('failed', true, 0), ('running', null, 1)$$,
+  'the stalled run is failed, naming when it stopped, without its staging rows; the live one runs on'
+);
+select is(sync.reap_stalled_validations(interval '30 seconds'), 1, 'the stall period is a parameter');
+select is(
+  (select schedule from cron.job where jobname = 'sync-reap-stalled-validations'), '*/10 * * * *',
+  'a pg_cron job reaps stalled runs every 10 minutes'
+);
+
+-- A run with unmappable source items shows them in sync.status.
+insert into public.sync_checksums (target_table, status, started_at, match, unmappable)
+values ('firespring_searches', 'done', now() + interval '1 second', false,
+        '[{"key": {"search_id": "s1"}, "reason": "firespring-backdoor-searches-dev [search_id=\"s1\"]: bad"}]');
+select is(
+  (select last_checksum_unmappable from sync.status where target_table = 'firespring_searches'), 1,
+  'sync.status counts the last run''s unmappable source items'
 );
 
 select * from finish();

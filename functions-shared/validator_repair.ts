@@ -1,0 +1,50 @@
+/**
+ * The validator's repair (docs/sync-semantics.md, "Verification"): the divergent keys
+ * read consistently after the divergence was seen, and re-applied through the one merge
+ * as `source: "repair"` changes carrying `seenAt` (see validator_plan.ts).
+ *
+ * @module
+ */
+
+import type { ValidatorDeps } from "./checksum_validator.ts";
+import type { TableChange } from "./record_mapping.ts";
+import { applyChanges } from "./sync_db.ts";
+import type { TableSpec } from "./table_registry.ts";
+import type { Divergence } from "./validator_compare.ts";
+import { repairPlan, type Unmappable } from "./validator_plan.ts";
+import { pointRead } from "./validator_source.ts";
+
+/**
+ * Re-applies the source state of exactly `divergent` keys through the normal merge:
+ * each key read consistently (after `seenAt`, when the divergence was seen) and turned
+ * into repair changes by {@link repairPlan}. Keys with an item that cannot be mapped are
+ * left alone and returned.
+ */
+export async function repairKeys(
+  deps: ValidatorDeps,
+  spec: TableSpec,
+  divergent: Divergence[],
+  seenAt: string,
+): Promise<Unmappable[]> {
+  const changes: TableChange[] = [];
+  const skipped: Unmappable[] = [];
+  for (const { key } of divergent) {
+    const readAt = new Date();
+    const items = await pointRead(deps, spec, key);
+    const known = spec.collapse
+      ? (await deps.sql<{ range_key: string }[]>`
+          select range_key::text from sync.observations
+          where target_table = ${spec.targetTable}
+            and row_key = ${JSON.stringify(key)}::text::jsonb and not deleted
+          union
+          select sync_range_key::text from ${deps.sql(spec.targetTable)}
+          where ${deps.sql(spec.targetKey[0])} = ${key[spec.targetKey[0]]}
+            and sync_range_key is not null`).map((r) => r.range_key)
+      : [];
+    const plan = repairPlan(spec, key, items, known, readAt, seenAt);
+    changes.push(...plan.changes);
+    skipped.push(...plan.unmappable);
+  }
+  await deps.sql.begin((tx) => applyChanges(tx, changes));
+  return skipped;
+}

@@ -1,0 +1,128 @@
+/**
+ * The validator's reads of the source (docs/sync-semantics.md, "Verification"): the
+ * parallel Scan, each page's expected rows (and unmappable items) staged in Postgres in
+ * the transaction that moves the page's checkpoint, and consistent point reads of one
+ * key (GetItem, or a Query of every observation for a collapsed table).
+ *
+ * @module
+ */
+
+import { GetItemCommand, QueryCommand, ScanCommand } from "@aws-sdk/client-dynamodb";
+import type { ValidatorDeps } from "./checksum_validator.ts";
+import { encodeJson } from "./dynamo_codec.ts";
+import type { TableSpec } from "./table_registry.ts";
+import { expectedPage, type Item, pointReadKey, type RowKey } from "./validator_plan.ts";
+
+/** The JSON of the expected rows of some items (none when all are soft deletes or unmappable). */
+function expectedJson(spec: TableSpec, items: Item[]) {
+  const { rows, unmappable } = expectedPage(spec, items, new Date());
+  return { json: rows.length > 0 ? encodeJson(rows) : undefined, unmappable };
+}
+
+/** Stages the expected rows of a point read again (a recheck), marking the run's progress. */
+export async function stage(deps: ValidatorDeps, spec: TableSpec, run: number, items: Item[]) {
+  const { json } = expectedJson(spec, items);
+  await deps.sql.begin(async (tx) => {
+    if (json) {
+      await tx`select sync.stage_checksum_items(${run}, ${spec.targetTable}, ${json}::text::jsonb)`;
+    }
+    await tx`update public.sync_checksums set progress_at = now() where id = ${run}`;
+  });
+}
+
+/**
+ * Scans the source in parallel segments, from the run's checkpoints, staging every page
+ * in the transaction that moves the page's checkpoint. Returns whether the whole table
+ * was read, or the budget ran out first.
+ */
+export async function stageSource(
+  deps: ValidatorDeps,
+  spec: TableSpec,
+  run: number,
+): Promise<"complete" | "budget"> {
+  const client = deps.dynamo(spec.region);
+  const segments = deps.segments ?? 8;
+  const [{ scan_state: state }] = await deps.sql<{ scan_state: Record<string, Item | "done"> }[]>`
+    select scan_state from public.sync_checksums where id = ${run}`;
+  const started = performance.now();
+  let cpu = 0;
+  let pages = 0;
+  const budget = deps.budget;
+  const spent = () =>
+    budget !== undefined &&
+    (cpu >= budget.cpuMs || performance.now() - started >= budget.wallMs ||
+      (budget.pages !== undefined && pages >= budget.pages));
+  const done = await Promise.all(Array.from({ length: segments }, async (_, segment) => {
+    const checkpoint = state[String(segment)];
+    if (checkpoint === "done") return true;
+    let start: Item | undefined = checkpoint;
+    while (true) {
+      if (spent()) return false;
+      pages++;
+      const page: { Items?: Item[]; LastEvaluatedKey?: Item } = await client.send(
+        new ScanCommand({
+          TableName: spec.sourceTable,
+          Segment: segment,
+          TotalSegments: segments,
+          ExclusiveStartKey: start,
+          Limit: deps.pageSize ?? 1000,
+        }),
+      );
+      const items = page.Items ?? [];
+      const t = performance.now();
+      const { json, unmappable } = expectedJson(spec, items);
+      cpu += performance.now() - t;
+      start = page.LastEvaluatedKey;
+      const next = JSON.stringify(start ?? "done");
+      await deps.sql.begin(async (tx) => {
+        if (json) {
+          await tx`select sync.stage_checksum_items(${run}, ${spec.targetTable}, ${json}::text::jsonb)`;
+        }
+        await tx`update public.sync_checksums
+                 set source_items = source_items + ${items.length},
+                     scan_state = jsonb_set(scan_state, ${[
+          String(segment),
+        ]}::text[], ${next}::text::jsonb),
+                     unmappable = unmappable || ${JSON.stringify(unmappable)}::text::jsonb,
+                     progress_at = now()
+                 where id = ${run}`;
+      });
+      if (!start) return true;
+    }
+  }));
+  return done.every(Boolean) ? "complete" : "budget";
+}
+
+/** The source's current items for one target key (all observations for a collapsed table). */
+export async function pointRead(
+  deps: ValidatorDeps,
+  spec: TableSpec,
+  key: RowKey,
+): Promise<Item[]> {
+  const client = deps.dynamo(spec.region);
+  const sourceKey = pointReadKey(spec, key);
+  if (!spec.collapse) {
+    const { Item } = await client.send(
+      new GetItemCommand({ TableName: spec.sourceTable, Key: sourceKey, ConsistentRead: true }),
+    );
+    return Item ? [Item] : [];
+  }
+  const [hash] = Object.keys(sourceKey);
+  const items: Item[] = [];
+  let start: Item | undefined;
+  do {
+    const page = await client.send(
+      new QueryCommand({
+        TableName: spec.sourceTable,
+        KeyConditionExpression: "#h = :h",
+        ExpressionAttributeNames: { "#h": hash },
+        ExpressionAttributeValues: { ":h": sourceKey[hash] },
+        ConsistentRead: true,
+        ExclusiveStartKey: start,
+      }),
+    );
+    items.push(...(page.Items ?? []));
+    start = page.LastEvaluatedKey;
+  } while (start);
+  return items;
+}
