@@ -27,6 +27,7 @@
  * @module
  */
 
+import type { PacingDeps } from "./scan_pacing.ts";
 import type postgres from "postgres";
 import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import type { TableSpec } from "./table_registry.ts";
@@ -68,6 +69,13 @@ export interface ValidatorDeps {
    * encoding) or wall time, or this many pages; the run then goes on in another request.
    */
   budget?: { cpuMs: number; wallMs: number; pages?: number };
+  /**
+   * Read capacity units per second the validator may use of a table, shared by its
+   * segments (VALIDATOR_MAX_RCU_PER_SECOND): the tables belong to the applications.
+   */
+  maxRcuPerSecond?: number;
+  /** Clock and randomness of the pacing and retries (tests replace them). */
+  pacing?: PacingDeps;
   log?: (line: string) => void;
 }
 

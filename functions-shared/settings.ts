@@ -158,4 +158,11 @@ export const VALIDATOR_SETTINGS = {
     0,
     60_000,
   ),
+  maxRcuPerSecond: integer(
+    "VALIDATOR_MAX_RCU_PER_SECOND",
+    "read capacity units per second a validation may use of a table, shared by its segments",
+    250,
+    1,
+    1_000_000,
+  ),
 };

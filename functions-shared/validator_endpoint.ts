@@ -36,7 +36,8 @@ const BodySchema = z.union([
 
 /** What the endpoint needs besides the validator's own dependencies. */
 export interface EndpointDeps extends ValidatorDeps {
-  serviceRoleKey: string | undefined;
+  /** The service keys callers may present (service_auth.ts, acceptedServiceKeys). */
+  serviceRoleKey: string | readonly string[] | undefined;
   /** Keeps background work alive after the answer (EdgeRuntime.waitUntil). */
   waitUntil: (work: Promise<unknown>) => void;
   /** Calls this endpoint again (another request, with a budget of its own). */

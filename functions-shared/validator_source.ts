@@ -12,6 +12,10 @@ import type { ValidatorDeps } from "./checksum_validator.ts";
 import { encodeJson } from "./dynamo_codec.ts";
 import type { TableSpec } from "./table_registry.ts";
 import { expectedPage, type Item, pointReadKey, type RowKey } from "./validator_plan.ts";
+import { ReadPacer, realPacing, segmentBudget, withBackoff } from "./scan_pacing.ts";
+
+/** A table's read budget for a validation when VALIDATOR_MAX_RCU_PER_SECOND is not given. */
+const DEFAULT_RCU_PER_SECOND = 250;
 
 /** The JSON of the expected rows of some items (none when all are soft deletes or unmappable). */
 function expectedJson(spec: TableSpec, items: Item[]) {
@@ -52,22 +56,46 @@ export async function stageSource(
     budget !== undefined &&
     (cpu >= budget.cpuMs || performance.now() - started >= budget.wallMs ||
       (budget.pages !== undefined && pages >= budget.pages));
+  const pacing = deps.pacing ?? realPacing;
+  const perSegment = segmentBudget(deps.maxRcuPerSecond ?? DEFAULT_RCU_PER_SECOND, segments);
   const done = await Promise.all(Array.from({ length: segments }, async (_, segment) => {
     const checkpoint = state[String(segment)];
     if (checkpoint === "done") return true;
     let start: Item | undefined = checkpoint;
+    const pacer = new ReadPacer(perSegment, pacing);
     while (true) {
       if (spent()) return false;
       pages++;
-      const page: { Items?: Item[]; LastEvaluatedKey?: Item } = await client.send(
-        new ScanCommand({
-          TableName: spec.sourceTable,
-          Segment: segment,
-          TotalSegments: segments,
-          ExclusiveStartKey: start,
-          Limit: deps.pageSize ?? 1000,
-        }),
+      await pacer.wait();
+      // Consistent, as the backfill's: an eventually consistent page may show an item as
+      // it was up to a moment ago, and the comparison would report a divergence that is
+      // not there (or miss one). Paced to the validator's share of the table's read
+      // capacity, with backoff on throttling (functions-shared/scan_pacing.ts).
+      const page: {
+        Items?: Item[];
+        LastEvaluatedKey?: Item;
+        ConsumedCapacity?: { CapacityUnits?: number };
+      } = await withBackoff(
+        () =>
+          client.send(
+            new ScanCommand({
+              TableName: spec.sourceTable,
+              Segment: segment,
+              TotalSegments: segments,
+              ExclusiveStartKey: start,
+              Limit: deps.pageSize ?? 1000,
+              ConsistentRead: true,
+              ReturnConsumedCapacity: "TOTAL",
+            }),
+          ),
+        (error, waitMs) =>
+          deps.log?.(
+            `validation of ${spec.sourceTable} segment ${segment}: ${error.name}; ` +
+              `again in ${Math.round(waitMs)} ms`,
+          ),
+        pacing,
       );
+      pacer.spent(page.ConsumedCapacity?.CapacityUnits ?? 1);
       const items = page.Items ?? [];
       const t = performance.now();
       const { json, unmappable } = expectedJson(spec, items);

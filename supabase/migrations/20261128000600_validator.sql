@@ -200,25 +200,14 @@ create function sync.validate_all() returns integer
 language plpgsql set search_path = ''
 as $$
 declare
-  project_url text;
-  service_key text;
   t text;
   calls integer := 0;
 begin
-  select decrypted_secret into project_url from vault.decrypted_secrets where name = 'project_url';
-  select decrypted_secret into service_key from vault.decrypted_secrets where name = 'service_role_key';
-  if project_url is null or service_key is null then
-    raise warning 'sync.validate_all: Vault has no project_url or service_role_key secret (see README, "Deploying")';
-    return 0;
-  end if;
   for t in select target_table from sync.source_tables order by target_table loop
-    perform net.http_post(
-      url := rtrim(project_url, '/') || '/functions/v1/data-checksum-validator',
-      headers := jsonb_build_object('Content-Type', 'application/json',
-                                    'Authorization', 'Bearer ' || service_key),
-      body := jsonb_build_object('table', t, 'repair', false),
-      timeout_milliseconds := 60000);
-    calls := calls + 1;
+    if sync.call_edge_function('data-checksum-validator',
+         jsonb_build_object('table', t, 'repair', false), 60000) is not null then
+      calls := calls + 1;
+    end if;
   end loop;
   return calls;
 end
