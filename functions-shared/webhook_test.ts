@@ -86,6 +86,10 @@ function fakeDb(options: { unavailableTimes?: number; knownIds?: string[] } = {}
         }
         throw new Error(`the fake database does not know: ${query}`);
       },
+      /** A savepoint of the fake runs its work on the same transaction. */
+      savepoint(work: (sp: unknown) => Promise<unknown>) {
+        return work(tx);
+      },
     };
     try {
       const result = await work(tx);

@@ -8,12 +8,14 @@
 import { readdirSync } from "node:fs";
 import {
   DENO_BIN,
+  DYNAMODB_INTERNAL_PORT,
   DYNAMODB_PORT,
   FIRST_FUNCTION_PORT,
   FUNCTIONS_PORT,
   HOST,
   PID_DIR,
   POSTGRES_PORT,
+  ROOT,
 } from "../local-stack/config.ts";
 import { portOpen, run } from "../local-stack/processes.ts";
 import { dataDir } from "../local-stack/postgres.ts";
@@ -26,6 +28,7 @@ const ports = [
   POSTGRES_PORT,
   FUNCTIONS_PORT,
   DYNAMODB_PORT,
+  DYNAMODB_INTERNAL_PORT,
   FIRST_FUNCTION_PORT,
   FIRST_FUNCTION_PORT + 1,
   FIRST_FUNCTION_PORT + 2,
@@ -35,7 +38,11 @@ for (const port of ports) {
 }
 const remaining = readdirSync(PID_DIR).filter((f) => f.endsWith(".pid"));
 for (const file of remaining) left.push(`pid file ${file} remains`);
-const pattern = `local-stack/|DynamoDBLocal.jar|postgres -D ${await dataDir()}`;
+// Only this checkout's processes: another checkout (a worktree with STACK_PORT_OFFSET)
+// may run a stack of its own at the same time.
+const escaped = ROOT.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+const pattern = `${escaped}/(local-stack/|node_modules/amplify-dynamodb-simulator/)|` +
+  `postgres -D ${await dataDir()}`;
 const pgrep = await new Deno.Command("pgrep", { args: ["-af", pattern], stdout: "piped" }).output();
 const stray = new TextDecoder().decode(pgrep.stdout).trim();
 if (stray) left.push(`processes remain:\n${stray}`);
