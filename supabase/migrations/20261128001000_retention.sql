@@ -45,18 +45,19 @@ begin
   begin
     period := raw::interval;
   exception when invalid_datetime_format or datetime_field_overflow or interval_field_overflow then
-    raise exception 'sync.purge_expired: sync.settings % = %L is not an interval (e.g. ''48 hours'')', p_key, raw
+    raise exception 'sync.purge_expired: sync.settings % = % is not an interval (e.g. ''48 hours'')',
+      p_key, quote_literal(raw)
       using errcode = '22023';
   end;
   if period < interval '0' then
-    raise exception 'sync.purge_expired: sync.settings % = %L is negative', p_key, raw
+    raise exception 'sync.purge_expired: sync.settings % = % is negative', p_key, quote_literal(raw)
       using errcode = '22023';
   end if;
   -- A webhook-id dropped while its signed request could still be accepted (a timestamp
   -- up to 300 s ahead stays valid for 600 s) would let that request be replayed.
   if p_key = 'webhook_id_retention' and period < interval '10 minutes' then
-    raise exception 'sync.purge_expired: sync.settings webhook_id_retention = %L is shorter than 10 minutes, twice the webhook''s 300 s signature window, so a captured request could be replayed',
-      raw using errcode = '22023';
+    raise exception 'sync.purge_expired: sync.settings webhook_id_retention = % is shorter than 10 minutes, twice the webhook''s 300 s signature window, so a captured request could be replayed',
+      quote_literal(raw) using errcode = '22023';
   end if;
   return period;
 end
@@ -89,8 +90,8 @@ as $fn$
 declare
   key_match text;
   statement text;
-  after_at timestamptz := '-infinity';
-  after_key jsonb := 'null';
+  after_at timestamptz := '-infinity'::timestamptz;
+  after_key jsonb := 'null'::jsonb;
   after_range numeric := 0;
   scanned bigint;
   purged bigint;
@@ -183,8 +184,8 @@ declare
   n bigint;
   total bigint;
   finished boolean;
-  removed jsonb := '{}';
-  incomplete text[] := '{}';
+  removed jsonb := '{}'::jsonb;
+  incomplete text[] := '{}'::text[];
   collapsed_table text;
 begin
   -- A backfill page read before a delete and written after its tombstone was purged
