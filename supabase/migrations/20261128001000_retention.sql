@@ -66,10 +66,12 @@ comment on function sync.retention_setting(text) is
   'A retention period from sync.settings; names the setting when it is missing, not an interval or too short.';
 
 -- Purges the live observations of one collapsed table that the row no longer needs:
--- those with a smaller range key than the observation the row holds, when both they and
--- the held observation were recorded before p_cutoff (so the held one has held the row
--- for the whole retention). The held observation itself is never purged, nor a live
--- observation of a key without a row, so no row changes.
+-- those with a smaller range key than the observation the row holds (sync_range_key),
+-- recorded before p_cutoff, of a row last written before p_cutoff (synced_at: the row is
+-- rewritten whenever it takes another observation, so the held one has held it for the
+-- whole retention, past the stream's 24 h in which a late delete of it may still come).
+-- The held observation itself is never purged, nor a live observation of a key without
+-- a row, so no row changes.
 --
 -- What a purge gives up: if the held observation is removed later (the source deletes
 -- that item), the merge falls back to the latest live observation it still has. Once the
@@ -110,7 +112,7 @@ begin
   end if;
   statement := format($sql$
     with scanned as (
-      select o.row_key, o.range_key, o.recorded_at
+      select o.ctid, o.row_key, o.range_key, o.recorded_at
       from sync.observations o
       where o.target_table = %1$L and not o.deleted and o.recorded_at < $1
         and (o.recorded_at, o.row_key, o.range_key) > ($2, $3, $4)
@@ -118,18 +120,15 @@ begin
       limit $5
     ),
     doomed as (
-      select s.row_key, s.range_key
+      select s.ctid
       from scanned s
       join public.%2$I t on %3$s and %4$s = s.row_key
-      join sync.observations h
-        on h.target_table = %1$L and h.row_key = s.row_key and h.range_key = t.sync_range_key
-      where s.range_key < t.sync_range_key and not h.deleted and h.recorded_at < $1
+      where s.range_key < t.sync_range_key and t.synced_at < $1
     ),
     purged as (
       delete from sync.observations o
-      using doomed d
-      where o.target_table = %1$L and o.row_key = d.row_key and o.range_key = d.range_key
-        and not o.deleted and o.recorded_at < $1
+      where o.ctid = any (array(select d.ctid from doomed d))
+        and o.target_table = %1$L and not o.deleted and o.recorded_at < $1
       returning 1
     ),
     last_scanned as (
@@ -163,9 +162,10 @@ $fn$;
 
 -- Deletes what has expired, kind by kind, in batches; returns the rows removed per kind
 -- and, under "incomplete", the kinds that stopped at the run's bounds (the next run goes
--- on with them). Plain kinds delete by their indexed time column, oldest first, and
--- re-check the condition on the row they delete, so a row a merge refreshed meanwhile
--- stays.
+-- on with them). Each kind deletes by its indexed time column, oldest first, and
+-- re-checks the condition on the row it deletes, so that a row a merge refreshed
+-- meanwhile stays. The big kinds delete by ctid (a TID scan), whatever the planner's
+-- statistics say about tables that grew since they were last analyzed.
 create function sync.purge_expired() returns jsonb
 language plpgsql set search_path = ''
 as $fn$
@@ -278,25 +278,23 @@ begin
         )
         select count(*) into n from purged;
       when 'tombstones' then
-        with doomed as (
-          select t.target_table, t.row_key from sync.tombstones t
-          where t.recorded_at < cutoff order by t.recorded_at limit batch
-        ), purged as (
-          delete from sync.tombstones t using doomed d
-          where t.target_table = d.target_table and t.row_key = d.row_key
+        with purged as (
+          delete from sync.tombstones t
+          where t.ctid = any (array(
+              select x.ctid from sync.tombstones x
+              where x.recorded_at < cutoff order by x.recorded_at limit batch))
             and t.recorded_at < cutoff
           returning 1
         )
         select count(*) into n from purged;
       when 'deleted_observations' then
         -- A deleted observation is its own tombstone; no row holds it.
-        with doomed as (
-          select o.target_table, o.row_key, o.range_key from sync.observations o
-          where o.deleted and o.recorded_at < cutoff order by o.recorded_at limit batch
-        ), purged as (
-          delete from sync.observations o using doomed d
-          where o.target_table = d.target_table and o.row_key = d.row_key
-            and o.range_key = d.range_key and o.deleted and o.recorded_at < cutoff
+        with purged as (
+          delete from sync.observations o
+          where o.ctid = any (array(
+              select x.ctid from sync.observations x
+              where x.deleted and x.recorded_at < cutoff order by x.recorded_at limit batch))
+            and o.deleted and o.recorded_at < cutoff
           returning 1
         )
         select count(*) into n from purged;

@@ -37,8 +37,9 @@ insert into sync.tombstones (target_table, row_key, sync_sequence, deleted_at, r
   ('firespring_segments', '{"segment_id": "young"}', 2, now() - interval '47 hours', now() - interval '47 hours');
 
 -- A collapsed table: v1 with three observations, all older than the retention (the
--- oldest two superseded, one of them deleted); v2 whose held observation is recent, so
--- its older observation must stay for the fallback; v3 entirely deleted.
+-- oldest two superseded, one of them deleted), its row written as long ago; v2 whose row
+-- took its held observation just now, so its older observation must stay for the
+-- fallback; v3 entirely deleted.
 create function pg_temp.visit(op text, id text, ts numeric, pages int, seq text)
 returns jsonb language sql as $$
   select jsonb_build_object('op', op, 'seq', seq, 'changed_at', '2026-02-06T10:00:00Z', 'source', 'stream',
@@ -55,6 +56,7 @@ select sync.merge_changes('firespring_visitors', jsonb_build_array(
 select sync.merge_changes('firespring_visitors', jsonb_build_array(
   pg_temp.visit('delete', 'v1', 200, null, '20'), pg_temp.visit('delete', 'v3', 100, null, '21')));
 update sync.observations set recorded_at = now() - interval '3 days' where target_table = 'firespring_visitors';
+update public.firespring_visitors set synced_at = now() - interval '3 days';
 select sync.merge_changes('firespring_visitors', jsonb_build_array(pg_temp.visit('upsert', 'v2', 200, 2, '30')));
 create temp table visitors_before as select * from public.firespring_visitors;
 
@@ -105,7 +107,7 @@ select results_eq($$select row_key ->> 'segment_id' from sync.tombstones$$, $$va
 select results_eq(
   $$select row_key ->> 'visitor_id', range_key::int from sync.observations order by 1, 2$$,
   $$values ('v1'::text, 300), ('v2', 100), ('v2', 200)$$,
-  'deleted observations and superseded ones whose held observation is old are purged; the rest stay');
+  'deleted observations, and superseded ones of a row written before the retention, are purged; the rest stay');
 select ok(exists (select from sync.observations where row_key = '{"visitor_id": "v1"}' and range_key = 300),
   'the held observation is never purged, however old');
 select ok(exists (select from sync.observations where row_key = '{"visitor_id": "v2"}' and range_key = 100),
@@ -144,8 +146,10 @@ select is((sync.purge_expired() ->> 'tombstones')::int, 1, 'a shorter tombstone_
 select is((select count(*)::int from sync.tombstones), 0, 'the 47 h tombstone went with a 1 hour retention');
 update sync.settings set value = '1 hour' where key = 'observation_retention';
 select is((sync.purge_expired() ->> 'superseded_observations')::int, 0,
-  'a superseded observation stays while its held observation is younger than observation_retention');
+  'a superseded observation stays while the row took its held observation less than observation_retention ago');
 update sync.observations set recorded_at = now() - interval '2 hours' where row_key = '{"visitor_id": "v2"}';
+update public.firespring_visitors set synced_at = now() - interval '2 hours' where visitor_id = 'v2';
+update visitors_before set synced_at = now() - interval '2 hours' where visitor_id = 'v2';
 select is((sync.purge_expired() ->> 'superseded_observations')::int, 1, 'and goes once it is older');
 select set_eq($$select to_jsonb(v) from public.firespring_visitors v$$,
   $$select to_jsonb(v) from visitors_before v$$, 'still no row changed');
@@ -181,6 +185,7 @@ select sync.merge_changes('firespring_visitors', jsonb_build_array(
   pg_temp.visit('upsert', 'v5', 200, 2, '44')));
 update sync.observations set recorded_at = now() - interval '3 days' + range_key * interval '1 second'
 where target_table = 'firespring_visitors';
+update public.firespring_visitors set synced_at = now() - interval '3 days';
 select results_eq(
   $$select removed, complete from sync.purge_superseded_observations(
       'firespring_visitors', now() - interval '1 hour', 1, 2, clock_timestamp() + interval '1 minute')$$,
