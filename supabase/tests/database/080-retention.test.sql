@@ -4,7 +4,7 @@
 -- are never purged.
 set client_min_messages = warning;
 begin;
-select plan(35);
+select plan(36);
 
 -- Start from nothing, so that what purge_expired reports is exactly this test's rows.
 delete from sync.tombstones;
@@ -201,6 +201,11 @@ select results_eq(
     where row_key ->> 'visitor_id' in ('v4', 'v5') order by 1, 2$$,
   $$values ('v4'::text, 300), ('v5', 200)$$,
   'only the held observations are left');
+select results_eq(
+  $$select removed, complete from sync.purge_superseded_observations(
+      'firespring_visitors', now() - interval '1 hour', 1, 100, clock_timestamp() - interval '1 second')$$,
+  $$values (0::bigint, false)$$,
+  'past its time budget a run starts no statement and says it is incomplete');
 select throws_ok(
   $$select * from sync.purge_superseded_observations('firespring_actions', now(), 1, 1, now())$$, '22023',
   'sync.purge_superseded_observations: firespring_actions is not a collapsed target table',
