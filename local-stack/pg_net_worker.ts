@@ -2,8 +2,9 @@
  * The background worker of our pg_net emulation (sql/extensions/pg_net--0.14.0.sql):
  * sends the HTTP requests that `net.http_get/post/delete` queued, after their
  * transaction committed, and records each outcome in `net._http_response`, the way
- * pg_net's own background worker does (batches of 200, at most once, responses kept
- * for 6 hours).
+ * pg_net's own background worker does (batches of 200, at most once). Like pg_net, it
+ * also deletes responses older than the `pg_net.ttl` setting (default 6 hours), at most
+ * a batch at each turn of its loop, oldest first.
  *
  * A trigger on the queue sends NOTIFY pg_net_request on commit; the worker also looks
  * once a second, so nothing waits on a missed notification. It survives database
@@ -19,7 +20,8 @@ import { readStackEnv } from "./stack_env.ts";
 
 const BATCH_SIZE = 200;
 const POLL_MS = 1_000;
-const RESPONSE_TTL = "6 hours";
+/** pg_net's default for `pg_net.ttl`, used when the setting is not set. */
+const DEFAULT_RESPONSE_TTL = "6 hours";
 
 interface QueuedRequest {
   id: string;
@@ -75,6 +77,27 @@ export async function send(request: QueuedRequest): Promise<Outcome> {
   }
 }
 
+/**
+ * Deletes up to `batchSize` responses older than `pg_net.ttl` (6 hours when unset),
+ * oldest first, as pg_net's worker does at each turn; returns how many it deleted.
+ * `alter system set pg_net.ttl = '1 hour'` and `select pg_reload_conf()` change it.
+ */
+export async function deleteExpiredResponses(
+  sql: postgres.Sql,
+  batchSize: number = BATCH_SIZE,
+): Promise<number> {
+  const deleted = await sql`
+    with expired as (
+      select ctid from net._http_response
+      where created < now() - coalesce(nullif(current_setting('pg_net.ttl', true), ''),
+                                       ${DEFAULT_RESPONSE_TTL})::interval
+      order by created
+      limit ${batchSize}
+    )
+    delete from net._http_response r using expired e where r.ctid = e.ctid`;
+  return deleted.count;
+}
+
 async function drain(sql: postgres.Sql): Promise<number> {
   const requests = await sql<QueuedRequest[]>`
     delete from net.http_request_queue
@@ -104,15 +127,10 @@ if (import.meta.main) {
   await sql.listen("pg_net_request", () => wake?.()).catch((error) => {
     console.error(`LISTEN failed (will poll): ${error.message}`);
   });
-  let lastPurge = 0;
   console.log("pg_net worker running");
   while (true) {
     try {
-      if (Date.now() - lastPurge > 60_000) {
-        await sql`delete from net._http_response
-                  where created < now() - ${RESPONSE_TTL}::interval`;
-        lastPurge = Date.now();
-      }
+      await deleteExpiredResponses(sql);
       if (await drain(sql) > 0) continue;
     } catch (error) {
       console.error(`pg_net worker: ${(error as Error).message}; retrying`);

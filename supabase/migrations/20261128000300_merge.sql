@@ -83,6 +83,10 @@ create table sync.observations (
   primary key (target_table, row_key, range_key)
 );
 create index observations_deleted_idx on sync.observations (recorded_at) where deleted;
+-- sync.purge_expired (20261128001000_retention.sql) walks the live observations of a
+-- table in recorded_at order, with (row_key, range_key) as the tie-breaker of its cursor.
+create index observations_live_recorded_at_idx
+  on sync.observations (target_table, recorded_at, row_key, range_key) where not deleted;
 comment on table sync.observations is
   'Every observation of the collapsed tables, live or deleted; the target row is the live one with the largest range key.';
 

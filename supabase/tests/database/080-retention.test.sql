@@ -1,0 +1,233 @@
+-- Retention (20261128001000_retention.sql): sync.purge_expired removes each kind of
+-- bookkeeping after its period in sync.settings and keeps it before; open dead letters,
+-- the observation a row holds, and tombstones an older running backfill may still need
+-- are never purged.
+set client_min_messages = warning;
+begin;
+select plan(36);
+
+-- Start from nothing, so that what purge_expired reports is exactly this test's rows.
+delete from sync.tombstones;
+delete from sync.observations;
+delete from public.firespring_visitors;
+delete from public.firespring_extraction_jobs;
+delete from sync.dead_letters;
+delete from sync.webhook_deliveries;
+delete from cron.job_run_details;
+delete from sync.table_state;
+delete from sync.backfill_jobs;
+delete from public.sync_checksums;
+
+select results_eq(
+  $$select key, value from sync.settings where key like '%\_retention' order by key$$,
+  $$values ('backfill_job_retention'::text, '30 days'::text), ('checksum_run_retention', '30 days'),
+           ('cron_history_retention', '7 days'), ('dead_letter_retention', '30 days'),
+           ('observation_retention', '48 hours'), ('tombstone_retention', '48 hours'),
+           ('webhook_id_retention', '10 minutes')$$,
+  'the retention settings and their defaults'
+);
+select is((select count(*)::int from sync.settings where key like '%\_retention' and description <> ''), 7,
+  'each setting says what it keeps');
+select is((select schedule from cron.job where jobname = 'sync-retention'), '23 * * * *',
+  'pg_cron purges hourly');
+
+-- Tombstones: 49 h old (purged), 47 h old (kept).
+insert into sync.tombstones (target_table, row_key, sync_sequence, deleted_at, recorded_at) values
+  ('firespring_segments', '{"segment_id": "old"}', 1, now() - interval '49 hours', now() - interval '49 hours'),
+  ('firespring_segments', '{"segment_id": "young"}', 2, now() - interval '47 hours', now() - interval '47 hours');
+
+-- A collapsed table: v1 with three observations, all older than the retention (the
+-- oldest two superseded, one of them deleted), its row written as long ago; v2 whose row
+-- took its held observation just now, so its older observation must stay for the
+-- fallback; v3 entirely deleted.
+create function pg_temp.visit(op text, id text, ts numeric, pages int, seq text)
+returns jsonb language sql as $$
+  select jsonb_build_object('op', op, 'seq', seq, 'changed_at', '2026-02-06T10:00:00Z', 'source', 'stream',
+    'range_key', ts, 'rank', 0,
+    'row', case when op = 'upsert'
+                then jsonb_build_object('visitor_id', id, 'page_views', pages,
+                       'last_visit_at', to_timestamp(ts::float8), 'session_data', '{}'::jsonb)
+                else jsonb_build_object('visitor_id', id) end)
+$$;
+select sync.merge_changes('firespring_visitors', jsonb_build_array(
+  pg_temp.visit('upsert', 'v1', 100, 1, '10'), pg_temp.visit('upsert', 'v1', 200, 2, '11'),
+  pg_temp.visit('upsert', 'v1', 300, 3, '12'), pg_temp.visit('upsert', 'v2', 100, 1, '13'),
+  pg_temp.visit('upsert', 'v3', 100, 1, '14')));
+select sync.merge_changes('firespring_visitors', jsonb_build_array(
+  pg_temp.visit('delete', 'v1', 200, null, '20'), pg_temp.visit('delete', 'v3', 100, null, '21')));
+update sync.observations set recorded_at = now() - interval '3 days' where target_table = 'firespring_visitors';
+update public.firespring_visitors set synced_at = now() - interval '3 days';
+select sync.merge_changes('firespring_visitors', jsonb_build_array(pg_temp.visit('upsert', 'v2', 200, 2, '30')));
+create temp table visitors_before as select * from public.firespring_visitors;
+
+-- Dead letters: replayed 31 days ago (purged), replayed 29 days ago (kept), open for
+-- 100 days (kept).
+insert into sync.dead_letters (received_at, target_table, record, reason, replayed_at, replay_result) values
+  (now() - interval '40 days', 'firespring_actions', '{"n": 1}', 'r', now() - interval '31 days', 'applied'),
+  (now() - interval '40 days', 'firespring_actions', '{"n": 2}', 'r', now() - interval '29 days', 'applied'),
+  (now() - interval '100 days', 'firespring_actions', '{"n": 3}', 'r', null, null);
+
+-- Webhook-ids: 11 minutes (purged), 9 minutes (kept).
+insert into sync.webhook_deliveries (webhook_id, received_at) values
+  ('msg_old', now() - interval '11 minutes'), ('msg_young', now() - interval '9 minutes');
+
+-- pg_cron's history: 8 days (purged), 6 days (kept).
+insert into cron.job_run_details (jobid, command, status, return_message, start_time, end_time) values
+  (999999, 'select 1', 'succeeded', '1 row', now() - interval '8 days', now() - interval '8 days'),
+  (999999, 'select 1', 'succeeded', '1 row', now() - interval '6 days', now() - interval '6 days');
+
+-- Backfill jobs of the segments table, finished 40 days ago: an older one (purged), one
+-- a stale table points at (kept), the latest (kept); and a recent one of the actions.
+insert into sync.backfill_jobs (source_table, total_segments, status, requested_at, started_at, finished_at)
+select 'firespring-backdoor-segments-dev', 2, 'done', now() - interval '42 days' + g * interval '1 minute',
+       now() - interval '42 days', now() - interval '40 days'
+from generate_series(1, 3) g;
+insert into sync.backfill_segments (job_id, segment, status) select id, 0, 'done' from sync.backfill_jobs;
+insert into sync.table_state (target_table, stale_since, stale_reason, backfill_job_id)
+select 'firespring_segments', null, 'trimmed', id from sync.backfill_jobs order by requested_at offset 1 limit 1;
+insert into sync.backfill_jobs (source_table, total_segments, status, started_at, finished_at)
+values ('firespring-backdoor-actions-dev', 1, 'done', now() - interval '2 days', now() - interval '2 days');
+
+-- Checksum runs of the actions table, 40 days old: two done (the older purged, the
+-- latest done kept), a later failed one (kept: the latest run); and a recent one.
+insert into public.sync_checksums (target_table, status, started_at, checked_at, match) values
+  ('firespring_actions', 'done', now() - interval '42 days', now() - interval '42 days', true),
+  ('firespring_actions', 'done', now() - interval '41 days', now() - interval '41 days', true),
+  ('firespring_actions', 'failed', now() - interval '40 days', null, null),
+  ('firespring_segments', 'done', now() - interval '1 day', now() - interval '1 day', true);
+
+create temp table purged as select sync.purge_expired() as result;
+select is((select result from purged),
+  '{"tombstones": 1, "cron_history": 1, "dead_letters": 1, "backfill_jobs": 1, "sync_checksums": 1,
+    "webhook_deliveries": 1, "deleted_observations": 2, "superseded_observations": 1, "incomplete": []}'::jsonb,
+  'purge_expired reports what it removed per kind');
+
+select results_eq($$select row_key ->> 'segment_id' from sync.tombstones$$, $$values ('young')$$,
+  'a tombstone is purged after tombstone_retention and kept before');
+select results_eq(
+  $$select row_key ->> 'visitor_id', range_key::int from sync.observations order by 1, 2$$,
+  $$values ('v1'::text, 300), ('v2', 100), ('v2', 200)$$,
+  'deleted observations, and superseded ones of a row written before the retention, are purged; the rest stay');
+select ok(exists (select from sync.observations where row_key = '{"visitor_id": "v1"}' and range_key = 300),
+  'the held observation is never purged, however old');
+select ok(exists (select from sync.observations where row_key = '{"visitor_id": "v2"}' and range_key = 100),
+  'an observation superseded less than observation_retention ago stays for the fallback');
+select set_eq($$select to_jsonb(v) from public.firespring_visitors v$$,
+  $$select to_jsonb(v) from visitors_before v$$, 'no row of the collapsed table changed');
+select results_eq($$select record ->> 'n' from sync.dead_letters order by id$$, $$values ('2'), ('3')$$,
+  'a replayed dead letter is purged after dead_letter_retention; younger and open ones stay');
+select results_eq($$select webhook_id from sync.webhook_deliveries$$, $$values ('msg_young')$$,
+  'a webhook-id is purged after webhook_id_retention and kept before');
+select is((select count(*)::int from cron.job_run_details where end_time < now() - interval '7 days'), 0,
+  'pg_cron history older than cron_history_retention is purged');
+select is((select count(*)::int from cron.job_run_details where jobid = 999999), 1, 'younger history stays');
+select is((select count(*)::int from sync.backfill_jobs), 3,
+  'an old finished backfill job is purged; the latest of its table, one a table_state points at and a recent one stay');
+select is((select count(*)::int from sync.backfill_segments), 2, 'the purged job''s segments went with it');
+select results_eq(
+  $$select target_table, status from public.sync_checksums order by started_at$$,
+  $$values ('firespring_actions'::text, 'done'::text), ('firespring_actions', 'failed'), ('firespring_segments', 'done')$$,
+  'an old checksum run is purged; the latest run and the latest done run of a table stay');
+
+select is(sync.purge_expired(),
+  '{"tombstones": 0, "cron_history": 0, "dead_letters": 0, "backfill_jobs": 0, "sync_checksums": 0,
+    "webhook_deliveries": 0, "deleted_observations": 0, "superseded_observations": 0, "incomplete": []}'::jsonb,
+  'a second run finds nothing more');
+
+-- Open dead letters are never purged, whatever the setting.
+update sync.settings set value = '0 seconds' where key = 'dead_letter_retention';
+select sync.purge_expired();
+select results_eq($$select record ->> 'n' from sync.dead_letters order by id$$, $$values ('3')$$,
+  'with dead_letter_retention at 0 only the open dead letter stays');
+
+-- Settings are read from sync.settings at each run.
+update sync.settings set value = '1 hour' where key = 'tombstone_retention';
+select is((sync.purge_expired() ->> 'tombstones')::int, 1, 'a shorter tombstone_retention purges more');
+select is((select count(*)::int from sync.tombstones), 0, 'the 47 h tombstone went with a 1 hour retention');
+update sync.settings set value = '1 hour' where key = 'observation_retention';
+select is((sync.purge_expired() ->> 'superseded_observations')::int, 0,
+  'a superseded observation stays while the row took its held observation less than observation_retention ago');
+update sync.observations set recorded_at = now() - interval '2 hours' where row_key = '{"visitor_id": "v2"}';
+update public.firespring_visitors set synced_at = now() - interval '2 hours' where visitor_id = 'v2';
+update visitors_before set synced_at = now() - interval '2 hours' where visitor_id = 'v2';
+select is((sync.purge_expired() ->> 'superseded_observations')::int, 1, 'and goes once it is older');
+select set_eq($$select to_jsonb(v) from public.firespring_visitors v$$,
+  $$select to_jsonb(v) from visitors_before v$$, 'still no row changed');
+update sync.settings set value = '48 hours' where key in ('tombstone_retention', 'observation_retention');
+
+-- Tombstones stay while a backfill that started before them runs: one recorded 3 days
+-- ago (before the backfill started) goes, one recorded 2.5 days ago stays.
+insert into sync.backfill_jobs (source_table, total_segments, status, started_at)
+values ('firespring-backdoor-actions-dev', 1, 'running', now() - interval '70 hours');
+insert into sync.tombstones (target_table, row_key, sync_sequence, deleted_at, recorded_at) values
+  ('firespring_actions', '{"action_id": "before"}', 1, now() - interval '72 hours', now() - interval '72 hours'),
+  ('firespring_actions', '{"action_id": "during"}', 2, now() - interval '60 hours', now() - interval '60 hours');
+select sync.merge_changes('firespring_extraction_jobs', jsonb_build_array(
+  jsonb_build_object('op', 'delete', 'seq', '5', 'changed_at', '2026-02-06T10:00:00Z', 'source', 'stream',
+    'range_key', 100, 'rank', 0, 'row', '{"job_id": "j1"}'::jsonb)));
+update sync.observations set recorded_at = now() - interval '60 hours' where row_key = '{"job_id": "j1"}';
+select sync.purge_expired();
+select results_eq($$select row_key ->> 'action_id' from sync.tombstones$$, $$values ('during')$$,
+  'a tombstone recorded after the start of a running backfill stays past its retention');
+select is((select count(*)::int from sync.observations where row_key = '{"job_id": "j1"}'), 1,
+  'so does a deleted observation');
+update sync.backfill_jobs set status = 'done', finished_at = now() where status = 'running';
+select sync.purge_expired();
+select is((select count(*)::int from sync.tombstones), 0, 'once the backfill is done the tombstone goes');
+select is((select count(*)::int from sync.observations where row_key = '{"job_id": "j1"}'), 0,
+  'and the deleted observation');
+
+-- The superseded observations are walked in batches with a cursor that steps over the
+-- held ones (oldest first, so the held ones come last): one observation per statement.
+select sync.merge_changes('firespring_visitors', jsonb_build_array(
+  pg_temp.visit('upsert', 'v4', 100, 1, '40'), pg_temp.visit('upsert', 'v4', 200, 2, '41'),
+  pg_temp.visit('upsert', 'v4', 300, 3, '42'), pg_temp.visit('upsert', 'v5', 100, 1, '43'),
+  pg_temp.visit('upsert', 'v5', 200, 2, '44')));
+update sync.observations set recorded_at = now() - interval '3 days' + range_key * interval '1 second'
+where target_table = 'firespring_visitors';
+update public.firespring_visitors set synced_at = now() - interval '3 days';
+select results_eq(
+  $$select removed, complete from sync.purge_superseded_observations(
+      'firespring_visitors', now() - interval '1 hour', 1, 2, clock_timestamp() + interval '1 minute')$$,
+  $$values (2::bigint, false)$$,
+  'a run that reaches its bound says it is incomplete');
+select results_eq(
+  $$select removed, complete from sync.purge_superseded_observations(
+      'firespring_visitors', now() - interval '1 hour', 1, 100, clock_timestamp() + interval '1 minute')$$,
+  $$values (1::bigint, true)$$,
+  'the next run finishes the rest, one observation per statement');
+select results_eq(
+  $$select row_key ->> 'visitor_id', range_key::int from sync.observations
+    where row_key ->> 'visitor_id' in ('v4', 'v5') order by 1, 2$$,
+  $$values ('v4'::text, 300), ('v5', 200)$$,
+  'only the held observations are left');
+select results_eq(
+  $$select removed, complete from sync.purge_superseded_observations(
+      'firespring_visitors', now() - interval '1 hour', 1, 100, clock_timestamp() - interval '1 second')$$,
+  $$values (0::bigint, false)$$,
+  'past its time budget a run starts no statement and says it is incomplete');
+select throws_ok(
+  $$select * from sync.purge_superseded_observations('firespring_actions', now(), 1, 1, now())$$, '22023',
+  'sync.purge_superseded_observations: firespring_actions is not a collapsed target table',
+  'only collapsed tables have superseded observations');
+
+-- A setting that cannot be used is named, with the cause.
+update sync.settings set value = 'soon' where key = 'tombstone_retention';
+select throws_ok($$select sync.purge_expired()$$, '22023',
+  'sync.purge_expired: sync.settings tombstone_retention = ''soon'' is not an interval (e.g. ''48 hours'')',
+  'a value that is not an interval is named');
+update sync.settings set value = '-1 hour' where key = 'tombstone_retention';
+select throws_ok($$select sync.purge_expired()$$, '22023',
+  'sync.purge_expired: sync.settings tombstone_retention = ''-1 hour'' is negative', 'a negative one too');
+update sync.settings set value = '48 hours' where key = 'tombstone_retention';
+update sync.settings set value = '1 second' where key = 'webhook_id_retention';
+select throws_ok($$select sync.purge_expired()$$, '22023', null,
+  'a webhook_id_retention shorter than twice the signature window is refused');
+update sync.settings set value = '10 minutes' where key = 'webhook_id_retention';
+delete from sync.settings where key = 'cron_history_retention';
+select throws_ok($$select sync.purge_expired()$$, '22023',
+  'sync.purge_expired: sync.settings has no row cron_history_retention; insert it again (README, "Retention")',
+  'a missing setting is named');
+
+select * from finish();
+rollback;
