@@ -202,6 +202,8 @@ function stackConf(cluster: Cluster): string {
     "max_connections = 200",
     "shared_preload_libraries = 'pg_cron'",
     "cron.database_name = 'postgres'",
+    // pg_net's response retention, as hosted (the local pg_net worker reads it).
+    "pg_net.ttl = '6 hours'",
     // Jobs run in background workers, so pg_cron needs no password to connect back.
     "cron.use_background_workers = on",
     "max_worker_processes = 32",

@@ -23,7 +23,8 @@
 
 -- A deleted row leaves a tombstone, so that a backfill page read before the delete (or
 -- a late, older stream record) cannot bring it back (sync-semantics.md, "Deletes leave
--- tombstones"). Tombstones older than the stream's 24 h retention may be purged.
+-- tombstones"). sync.purge_expired removes them once older than the stream's 24 h
+-- retention and the `tombstone_retention` setting (48 h by default).
 create table sync.tombstones (
   target_table text not null references sync.source_tables (target_table),
   row_key jsonb not null,
@@ -36,7 +37,7 @@ create table sync.tombstones (
   primary key (target_table, row_key)
 );
 create index tombstones_recorded_at_idx on sync.tombstones (recorded_at);
-comment on table sync.tombstones is 'Deleted keys with the position of the delete; purgeable after 24 h.';
+comment on table sync.tombstones is 'Deleted keys with the position of the delete; purged after tombstone_retention (48 h).';
 
 -- The ordering guard (sync-semantics.md): is the change at (new_seq, new_at) newer than
 -- what a row or tombstone at (old_seq, old_at) reflects?

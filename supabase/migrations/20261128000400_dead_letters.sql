@@ -36,6 +36,9 @@ create table sync.dead_letters (
   constraint dead_letters_record_kept check ((record is null) <> (record_text is null))
 );
 create index dead_letters_open_idx on sync.dead_letters (target_table) where replayed_at is null;
+-- Retention removes replayed dead letters after dead_letter_retention (30 days).
+create index dead_letters_replayed_at_idx on sync.dead_letters (replayed_at)
+  where replayed_at is not null;
 create index dead_letters_open_row_key_idx on sync.dead_letters (target_table, row_key)
   where replayed_at is null and row_key is not null;
 comment on table sync.dead_letters is

@@ -255,7 +255,7 @@ begin
         -- Replayed ones only: an open dead letter waits for its fix however old it is.
         with doomed as (
           select dl.id from sync.dead_letters dl
-          where dl.replayed_at < cutoff order by dl.id limit batch
+          where dl.replayed_at < cutoff order by dl.replayed_at limit batch
         ), purged as (
           delete from sync.dead_letters dl using doomed d
           where dl.id = d.id and dl.replayed_at < cutoff returning 1
