@@ -1,8 +1,10 @@
 /**
- * DynamoDB clients for the Edge Functions, one per region, configured from the
- * function's environment (its secrets): AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
- * optional AWS_SESSION_TOKEN, and DYNAMODB_ENDPOINT for DynamoDB Local. Credentials are
- * given explicitly: the SDK's default chain looks for files an Edge Function lacks.
+ * The one way this project configures an AWS client of DynamoDB (or its Streams): the
+ * Edge Functions, the local stack, the scripts and the tests all build theirs from
+ * {@link awsClientConfig}, which reads the environment given: AWS_ACCESS_KEY_ID,
+ * AWS_SECRET_ACCESS_KEY, optional AWS_SESSION_TOKEN, and DYNAMODB_ENDPOINT for the local
+ * stack. Credentials are given explicitly when set: the SDK's default chain looks for
+ * files an Edge Function lacks.
  *
  * Retries (`DYNAMO_MAX_ATTEMPTS`, the SDK's "standard" mode): up to 5 attempts in all for
  * throttling errors (ProvisionedThroughputExceededException, ThrottlingException, …) and
@@ -28,25 +30,28 @@ export type EnvReader = (name: string) => string | undefined;
 /** Attempts per request, the first included (see above). */
 export const DYNAMO_MAX_ATTEMPTS = 5;
 
-/** Returns a function that gives the (cached) client of a region. */
+/** The configuration of a DynamoDB (or DynamoDB Streams) client of `region`. */
+export function awsClientConfig(env: EnvReader, region: string) {
+  const accessKeyId = env("AWS_ACCESS_KEY_ID");
+  const secretAccessKey = env("AWS_SECRET_ACCESS_KEY");
+  return {
+    region,
+    endpoint: env("DYNAMODB_ENDPOINT") || undefined,
+    maxAttempts: DYNAMO_MAX_ATTEMPTS,
+    retryMode: "standard",
+    ...(accessKeyId && secretAccessKey
+      ? { credentials: { accessKeyId, secretAccessKey, sessionToken: env("AWS_SESSION_TOKEN") } }
+      : {}),
+  };
+}
+
+/** Returns a function that gives the (cached) DynamoDB client of a region. */
 export function dynamoClients(env: EnvReader): (region: string) => DynamoDBClient {
   const clients = new Map<string, DynamoDBClient>();
   return (region) => {
     let client = clients.get(region);
     if (!client) {
-      const accessKeyId = env("AWS_ACCESS_KEY_ID");
-      const secretAccessKey = env("AWS_SECRET_ACCESS_KEY");
-      client = new DynamoDBClient({
-        region,
-        endpoint: env("DYNAMODB_ENDPOINT") || undefined,
-        maxAttempts: DYNAMO_MAX_ATTEMPTS,
-        retryMode: "standard",
-        ...(accessKeyId && secretAccessKey
-          ? {
-            credentials: { accessKeyId, secretAccessKey, sessionToken: env("AWS_SESSION_TOKEN") },
-          }
-          : {}),
-      });
+      client = new DynamoDBClient(awsClientConfig(env, region));
       clients.set(region, client);
     }
     return client;

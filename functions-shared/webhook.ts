@@ -190,12 +190,8 @@ export async function handleWebhook(req: Request, deps: WebhookDeps): Promise<Re
   } catch (error) {
     return errorResponse(400, `body is not valid JSON: ${(error as Error).message}`);
   }
-  // The Lambda form is checked on plain JSON; the direct form keeps numbers exact.
-  const envelope = parseWebhookBody(
-    typeof parsed === "object" && parsed !== null && "records" in parsed
-      ? JSON.parse(text)
-      : parsed,
-  );
+  // Parsed once, numbers exact; the envelope's schema reads the body in either form.
+  const envelope = parseWebhookBody(parsed);
   if (!envelope.ok) return errorResponse(400, `malformed envelope at ${envelope.problem}`);
 
   const { received, changes, deadLetters } = mapBody(envelope);

@@ -9,7 +9,7 @@
 
 import { z } from "zod";
 import type { AttributeValue } from "@aws-sdk/client-dynamodb";
-import { ValueError } from "./dynamo_codec.ts";
+import { isDynamoNumber, ValueError } from "./dynamo_codec.ts";
 
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 const EXPECTED_VALUE = 'expected a DynamoDB attribute value such as {"S": ...} or {"N": "..."}';
@@ -23,7 +23,9 @@ export function attributeValueProblem(
   path: (string | number)[] = [],
 ): { path: (string | number)[]; message: string } | undefined {
   const bad = (message = EXPECTED_VALUE) => ({ path, message });
-  if (typeof value !== "object" || value === null || Array.isArray(value)) return bad();
+  if (
+    typeof value !== "object" || value === null || Array.isArray(value) || isDynamoNumber(value)
+  ) return bad();
   const keys = Object.keys(value);
   if (keys.length !== 1) return bad();
   const [type] = keys;
@@ -100,7 +102,12 @@ export const StreamRecordSchema = z.looseObject({
     NewImage: AttributeMapSchema.optional(),
     OldImage: AttributeMapSchema.optional(),
     SequenceNumber: z.string().regex(/^\d{1,40}$/, "expected up to 40 digits"),
-    ApproximateCreationDateTime: z.number().positive(),
+    // The body is parsed once, keeping every number exact (parseJsonExact): this one is
+    // read as a plain number.
+    ApproximateCreationDateTime: z.preprocess(
+      (v) => (isDynamoNumber(v) ? Number(v.value) : v),
+      z.number().positive(),
+    ),
   }),
 });
 

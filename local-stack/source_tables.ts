@@ -15,15 +15,12 @@ import {
   UpdateTableCommand,
 } from "@aws-sdk/client-dynamodb";
 import { TABLES, type TableSpec } from "../functions-shared/table_registry.ts";
-import type { StackEnv } from "./stack_env.ts";
+import { awsClientConfig } from "../functions-shared/dynamo_client.ts";
+import { type StackEnv, stackEnvReader } from "./stack_env.ts";
 
-/** A DynamoDB client of the stack's DynamoDB Local in `region`. */
+/** A DynamoDB client of the stack's DynamoDB (through its proxy) in `region`. */
 export function localDynamo(env: StackEnv, region: string): DynamoDBClient {
-  return new DynamoDBClient({
-    region,
-    endpoint: env.DYNAMODB_ENDPOINT,
-    credentials: { accessKeyId: env.AWS_ACCESS_KEY_ID, secretAccessKey: env.AWS_SECRET_ACCESS_KEY },
-  });
+  return new DynamoDBClient(awsClientConfig(stackEnvReader(env), region));
 }
 
 /**

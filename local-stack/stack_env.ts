@@ -35,6 +35,11 @@ export interface StackEnv {
   DYNAMODB_FAULTS: string;
 }
 
+/** The stack's settings as an environment reader (for functions-shared/dynamo_client.ts). */
+export function stackEnvReader(env: StackEnv): (name: string) => string | undefined {
+  return (name) => (env as unknown as Record<string, string | undefined>)[name];
+}
+
 /** Parses `KEY=value` lines; blank lines and `#` comments are skipped. */
 export function parseEnvFile(text: string): Record<string, string> {
   const values: Record<string, string> = {};

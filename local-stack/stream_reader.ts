@@ -17,15 +17,12 @@ import {
 } from "@aws-sdk/client-dynamodb-streams";
 import { bytesToBase64 } from "../functions-shared/dynamo_codec.ts";
 import type { StreamRecord } from "../lambda/stream_forwarder.ts";
-import type { StackEnv } from "./stack_env.ts";
+import { awsClientConfig } from "../functions-shared/dynamo_client.ts";
+import { type StackEnv, stackEnvReader } from "./stack_env.ts";
 
-/** A DynamoDB Streams client of the stack's DynamoDB Local in `region`. */
+/** A DynamoDB Streams client of the stack's DynamoDB (through its proxy) in `region`. */
 export function localStreams(env: StackEnv, region: string): DynamoDBStreamsClient {
-  return new DynamoDBStreamsClient({
-    region,
-    endpoint: env.DYNAMODB_ENDPOINT,
-    credentials: { accessKeyId: env.AWS_ACCESS_KEY_ID, secretAccessKey: env.AWS_SECRET_ACCESS_KEY },
-  });
+  return new DynamoDBStreamsClient(awsClientConfig(stackEnvReader(env), region));
 }
 
 function jsonValue(value: unknown): unknown {

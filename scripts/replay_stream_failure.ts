@@ -24,6 +24,7 @@ import { basename, dirname, join } from "node:path";
 import process from "node:process";
 import { DynamoDBStreamsClient } from "@aws-sdk/client-dynamodb-streams";
 import { compareDecimal } from "../functions-shared/dynamo_codec.ts";
+import { awsClientConfig } from "../functions-shared/dynamo_client.ts";
 import { bySourceTable, tableNameFromArn } from "../functions-shared/table_registry.ts";
 import { handler, type StreamRecord } from "../lambda/stream_forwarder.ts";
 import { STACK_ENV_FILE } from "../local-stack/config.ts";
@@ -39,19 +40,12 @@ export type ReplayOutcome =
   | { kind: "failed"; reason: string };
 
 function streamsClient(region: string): DynamoDBStreamsClient {
-  const endpoint = process.env.DYNAMODB_ENDPOINT;
-  return new DynamoDBStreamsClient({
-    region,
-    ...(endpoint
-      ? {
-        endpoint,
-        credentials: {
-          accessKeyId: process.env.AWS_ACCESS_KEY_ID ?? "local",
-          secretAccessKey: process.env.AWS_SECRET_ACCESS_KEY ?? "local",
-        },
-      }
-      : {}),
-  });
+  // Aimed at a local endpoint without keys: DynamoDB Local takes any, the stack's are "local".
+  const local = process.env.DYNAMODB_ENDPOINT ? "local" : undefined;
+  const env = (name: string) =>
+    process.env[name] ??
+      (name === "AWS_ACCESS_KEY_ID" || name === "AWS_SECRET_ACCESS_KEY" ? local : undefined);
+  return new DynamoDBStreamsClient(awsClientConfig(env, region));
 }
 
 /** Reads the message's range back from its stream and delivers it. */

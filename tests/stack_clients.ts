@@ -8,7 +8,8 @@
 import postgres from "postgres";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { DynamoDBStreamsClient } from "@aws-sdk/client-dynamodb-streams";
-import { readStackEnv, type StackEnv } from "../local-stack/stack_env.ts";
+import { awsClientConfig } from "../functions-shared/dynamo_client.ts";
+import { readStackEnv, type StackEnv, stackEnvReader } from "../local-stack/stack_env.ts";
 
 /** The stack's settings. */
 export const stack: StackEnv = readStackEnv();
@@ -18,14 +19,7 @@ export function connectDb(): postgres.Sql {
   return postgres(stack.DATABASE_URL, { max: 4, onnotice: () => {} });
 }
 
-const awsOptions = (region: string) => ({
-  region,
-  endpoint: stack.DYNAMODB_ENDPOINT,
-  credentials: {
-    accessKeyId: stack.AWS_ACCESS_KEY_ID,
-    secretAccessKey: stack.AWS_SECRET_ACCESS_KEY,
-  },
-});
+const awsOptions = (region: string) => awsClientConfig(stackEnvReader(stack), region);
 
 /** A DynamoDB client of DynamoDB Local in `region`. */
 export function dynamo(region = stack.AWS_REGION): DynamoDBClient {
