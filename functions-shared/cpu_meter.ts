@@ -24,9 +24,9 @@
 import process from "node:process";
 
 /**
- * The estimating meter counts each measured step this many times over. Locally, a
- * backfill's whole-process CPU was about 1.5 times the CPU of its mapping steps plus boot
- * (tests/edge_limits_test.ts logs both), so 2 errs on the safe side.
+ * The estimating meter counts each measured step this many times over, for the work
+ * around it that it does not see. A choice on the safe side, not a measurement of the
+ * hosted runtime (which gives none): over-counting only hands on earlier.
  */
 export const ESTIMATE_FACTOR = 2;
 
