@@ -10,7 +10,7 @@
  */
 
 import assert from "node:assert/strict";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { AttributeValue } from "@aws-sdk/client-dynamodb";
 import type postgres from "postgres";
@@ -72,9 +72,10 @@ async function startGateway(limits: Record<string, string>) {
   };
 }
 
-function readLines(file: string): IsolateLine[] {
+async function readLines(file: string): Promise<IsolateLine[]> {
   if (!existsSync(file)) return [];
-  return readFileSync(file, "utf8").split("\n").filter((l) => l.trim()).map((l) => JSON.parse(l));
+  const text = await Deno.readTextFile(file);
+  return text.split("\n").filter((l) => l.trim()).map((l) => JSON.parse(l));
 }
 
 Deno.test("past the hard CPU limit the request answers 546 WORKER_LIMIT and the isolate's line says CPUTime", async () => {
@@ -85,7 +86,7 @@ Deno.test("past the hard CPU limit the request answers 546 WORKER_LIMIT and the 
     assert.deepEqual(answer.body, WORKER_LIMIT_BODY);
     assert.equal(answer.headers.get("sb-error-code"), "WORKER_LIMIT");
     const [line] = await eventually("the isolate's line", async () => {
-      const lines = gateway.lines();
+      const lines = await gateway.lines();
       return lines.length > 0 ? lines : undefined;
     });
     assert.equal(line.function, "burn-cpu");
@@ -112,7 +113,7 @@ Deno.test("past the soft CPU limit the isolate finishes its request; the next go
     assert.equal(second.status, 200);
     assert.notEqual(second.body.pid, first.body.pid, "a retired isolate takes nothing new");
     const line = await eventually("the retired isolate to end", async () => {
-      return gateway.lines().find((l) => l.pid === first.body.pid);
+      return (await gateway.lines()).find((l) => l.pid === first.body.pid);
     });
     assert.equal(line.reason, "retired: cpu soft limit");
     assert.equal(line.requests, 1);
@@ -143,7 +144,7 @@ Deno.test("the wall clock retires an isolate at half and kills it at the limit: 
     assert.equal(answer.status, 546);
     assert.deepEqual(answer.body, WORKER_LIMIT_BODY);
     const line = await eventually("the killed isolate's line", async () => {
-      return gateway.lines().find((l) => l.pid === retired.pid);
+      return (await gateway.lines()).find((l) => l.pid === retired.pid);
     });
     assert.equal(line.reason, "WallClockTime");
     assert.equal(line.requests, 1);
@@ -232,14 +233,14 @@ Deno.test("under the hosted limits, a backfill of thousands of items is never ki
     assert.equal(result.status, "done");
     assert.equal(Number(result.items_scanned), await scanCount(), "no page lost or repeated");
     await assertRows(sql, p, n);
-    const killed = readLines(log).filter((l) =>
+    const killed = (await readLines(log)).filter((l) =>
       l.function === "import-worker" && l.ended_at >= since && l.reason === "CPUTime"
     );
     assert.deepEqual(killed, [], "no import-worker isolate was killed for CPU");
     // The limits were in play: an isolate was retired at the soft limit, and ended
     // when its work was done.
     await eventually("an import-worker isolate retired for CPU to end", async () => {
-      return readLines(log).find((l) =>
+      return (await readLines(log)).find((l) =>
         l.function === "import-worker" && l.ended_at >= since &&
         l.reason === "retired: cpu soft limit"
       );
