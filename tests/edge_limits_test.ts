@@ -47,10 +47,10 @@ async function startGateway(limits: Record<string, string>) {
     return response?.ok ? true : undefined;
   });
   return {
-    /** Calls burn-cpu: burns `cpuMs` of its isolate's CPU, then waits `sleepMs`. */
-    burn: async (cpuMs: number, sleepMs = 0) => {
+    /** Calls burn-cpu: burns `cpuMs` of CPU, keeps `allocMb` more memory, waits `sleepMs`. */
+    burn: async (cpuMs: number, sleepMs = 0, allocMb = 0) => {
       const response = await fetch(
-        `${base}/functions/v1/burn-cpu?cpu_ms=${cpuMs}&sleep_ms=${sleepMs}`,
+        `${base}/functions/v1/burn-cpu?cpu_ms=${cpuMs}&sleep_ms=${sleepMs}&alloc_mb=${allocMb}`,
       );
       return { status: response.status, headers: response.headers, body: await response.json() };
     },
@@ -128,8 +128,10 @@ Deno.test("past the soft CPU limit the isolate finishes its request; the next go
 Deno.test("the wall clock retires an isolate at half and kills it at the limit: 546", async () => {
   const gateway = await startGateway({ EDGE_WALL_CLOCK_LIMIT_MS: "4000" });
   try {
-    // A request that would take 20 s: its isolate is killed at 4 s.
+    // A request that would take 20 s: its isolate is killed at 4 s. Another, on the same
+    // isolate, ends at 3 s, after the retirement at 2 s: it has seen `beforeunload`.
     const slow = gateway.burn(0, 20_000);
+    const short = gateway.burn(0, 3_000);
     const [retired] = await eventually(
       "the isolate to be retired at half its wall clock",
       async () => {
@@ -140,6 +142,10 @@ Deno.test("the wall clock retires an isolate at half and kills it at the limit: 
     const next = await gateway.burn(0);
     assert.equal(next.status, 200);
     assert.notEqual(next.body.pid, retired.pid, "the retired isolate takes nothing new");
+    const shortAnswer = await short;
+    assert.equal(shortAnswer.status, 200, "a retired isolate finishes its requests");
+    assert.equal(shortAnswer.body.pid, retired.pid);
+    assert.deepEqual(shortAnswer.body.reasons, ["wall_clock"], "beforeunload's detail.reason");
     const answer = await slow;
     assert.equal(answer.status, 546);
     assert.deepEqual(answer.body, WORKER_LIMIT_BODY);
@@ -147,8 +153,25 @@ Deno.test("the wall clock retires an isolate at half and kills it at the limit: 
       return (await gateway.lines()).find((l) => l.pid === retired.pid);
     });
     assert.equal(line.reason, "WallClockTime");
-    assert.equal(line.requests, 1);
+    assert.equal(line.requests, 2);
     assert.ok(line.wall_ms >= 4_000, `wall_ms ${line.wall_ms}`);
+  } finally {
+    await gateway.stop();
+  }
+});
+
+Deno.test("past the memory limit the request answers 546 and the isolate's line says Memory", async () => {
+  const gateway = await startGateway({ EDGE_MEMORY_MB: "96" });
+  try {
+    const answer = await gateway.burn(0, 0, 400);
+    assert.equal(answer.status, 546);
+    assert.deepEqual(answer.body, WORKER_LIMIT_BODY);
+    const [line] = await eventually("the isolate's line", async () => {
+      const lines = await gateway.lines();
+      return lines.length > 0 ? lines : undefined;
+    });
+    assert.equal(line.reason, "Memory");
+    assert.equal(line.requests, 1);
   } finally {
     await gateway.stop();
   }
