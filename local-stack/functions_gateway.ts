@@ -34,23 +34,12 @@
 import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { parse as parseToml } from "smol-toml";
-import { DENO_BIN, FUNCTIONS_PORT, HOST, LOG_DIR, ROOT, STACK_ENV_FILE } from "./config.ts";
-import { portOpen, sleep } from "./processes.ts";
+import { FUNCTIONS_PORT, HOST, LOG_DIR, ROOT, STACK_ENV_FILE } from "./config.ts";
+import { sleep } from "./processes.ts";
 import { parseEnvFile, readStackEnv, type StackEnv, verifyJwt } from "./stack_env.ts";
-import {
-  type EdgeLimits,
-  judge,
-  readEdgeLimits,
-  readProcStat,
-  type RetireReason,
-  WORKER_LIMIT_BODY,
-} from "./supabase/edge_limits.ts";
-import {
-  type Isolate,
-  type IsolateLine,
-  IsolatePool,
-  type IsolateProcess,
-} from "./supabase/edge_isolates.ts";
+import { type EdgeLimits, readEdgeLimits, WORKER_LIMIT_BODY } from "./supabase/edge_limits.ts";
+import { type Isolate, type IsolateLine, IsolatePool } from "./supabase/edge_isolates.ts";
+import { spawnIsolate, supervise } from "./supabase/isolate_process.ts";
 
 const FUNCTIONS_DIR = join(ROOT, "supabase", "functions");
 const TEST_FUNCTIONS_DIR = join(ROOT, "local-stack", "test-functions");
@@ -126,137 +115,6 @@ function functionEnv(port: number): Record<string, string> {
     AWS_ACCESS_KEY_ID: stackEnv.AWS_ACCESS_KEY_ID,
     AWS_SECRET_ACCESS_KEY: stackEnv.AWS_SECRET_ACCESS_KEY,
   };
-}
-
-/**
- * Copies a child's output into ours, each line prefixed with the isolate's name; calls
- * `onLine` with every line (to notice V8 running out of heap).
- */
-async function relay(
-  name: string,
-  stream: ReadableStream<Uint8Array>,
-  out: typeof console.log,
-  onLine: (line: string) => void = () => {},
-) {
-  let buffered = "";
-  for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
-    buffered += chunk;
-    const lines = buffered.split("\n");
-    buffered = lines.pop() ?? "";
-    for (const line of lines) {
-      onLine(line);
-      out(`[${name}] ${line}`);
-    }
-  }
-  if (buffered) out(`[${name}] ${buffered}`);
-}
-
-/** A loopback port nobody listens on (the OS picks it). */
-function freePort(): number {
-  const listener = Deno.listen({ hostname: HOST, port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return port;
-}
-
-/** The signal that tells an isolate's shim why it was retired (edge_runtime_shim.ts). */
-const RETIRE_SIGNALS: Record<RetireReason, Deno.Signal> = {
-  "retired: cpu soft limit": "SIGUSR1",
-  "retired: wall clock": "SIGHUP",
-  "retired: memory": "SIGWINCH",
-};
-
-/** Starts an isolate of `fn`: a Deno process on a port of its own. */
-function spawnIsolate(fn: EdgeFunction, id: number): IsolateProcess {
-  const port = freePort();
-  const child = new Deno.Command(DENO_BIN, {
-    args: [
-      "run",
-      "--allow-net",
-      "--allow-env",
-      "--allow-read",
-      "--allow-sys",
-      "--no-prompt",
-      "--config",
-      join(fn.dir, "deno.json"),
-      `--v8-flags=--max-old-space-size=${limits.memoryMb}`,
-      "--preload",
-      join(ROOT, "local-stack", "edge_runtime_shim.ts"),
-      join(fn.dir, "index.ts"),
-    ],
-    env: functionEnv(port),
-    clearEnv: true,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const label = `${fn.name}#${id}`;
-  let outOfMemory = false;
-  relay(label, child.stdout, console.log);
-  relay(label, child.stderr, console.error, (line) => {
-    if (/out of memory/i.test(line)) outOfMemory = true;
-  });
-  let exited = false;
-  const status = child.status.then((status) => {
-    exited = true;
-    const isolate = fn.pool!.live().find((i) => i.process.pid === child.pid);
-    if (isolate && !isolate.killed && !isolate.retired && outOfMemory) isolate.killed = "Memory";
-    console.error(`[gateway] ${label} (pid ${child.pid}) exited with code ${status.code}`);
-    if (isolate) fn.pool!.ended(isolate, status.code);
-    return status.code;
-  });
-  const signal = (name: Deno.Signal) => {
-    try {
-      if (!exited) child.kill(name);
-    } catch { /* it has just exited */ }
-  };
-  return {
-    pid: child.pid,
-    port,
-    ready: (async () => {
-      const deadline = Date.now() + 30_000;
-      while (Date.now() < deadline && !exited) {
-        if (await portOpen(HOST, port)) return true;
-        await sleep(25);
-      }
-      return false;
-    })(),
-    exited: status,
-    drain: () => signal("SIGUSR2"),
-    kill: () => signal("SIGKILL"),
-    signal,
-  };
-}
-
-/** Reads every live isolate's CPU and memory and applies the supervisor's verdict. */
-function supervise(functions: Iterable<EdgeFunction>): void {
-  const now = Date.now();
-  for (const fn of functions) {
-    const pool = fn.pool!;
-    for (const isolate of [...pool.live()]) {
-      if (isolate.killed) continue;
-      const stat = readProcStat(isolate.process.pid);
-      if (!stat) continue;
-      isolate.cpuMs = stat.cpuMs;
-      const verdict = judge(
-        { cpuMs: stat.cpuMs, wallMs: now - isolate.startedAt, rssMb: stat.rssMb },
-        limits,
-        isolate.retired !== undefined,
-      );
-      if (verdict.action === "kill") {
-        console.error(
-          `[gateway] ${fn.name}#${isolate.id} killed: ${verdict.reason} (${
-            Math.round(stat.cpuMs)
-          } ms CPU, ${now - isolate.startedAt} ms old, ${Math.round(stat.rssMb)} MB resident)`,
-        );
-        pool.kill(isolate, verdict.reason);
-      } else if (verdict.action === "retire") {
-        pool.retire(isolate, verdict.reason);
-        isolate.process.signal?.(RETIRE_SIGNALS[verdict.reason]);
-      }
-    }
-    pool.retireIdle(limits.idleMs);
-  }
 }
 
 function json(status: number, body: unknown, headers: Record<string, string> = {}): Response {
@@ -345,6 +203,8 @@ async function route(req: Request, functions: Map<string, EdgeFunction>): Promis
   if (!(await isolate.process.ready)) {
     pool.release(isolate);
     if (isolate.killed) return json(546, WORKER_LIMIT_BODY, { "sb-error-code": "WORKER_LIMIT" });
+    // Not listening after 30 s: no further request waits for it.
+    pool.stop(isolate, "boot failed");
     return json(503, {
       code: "BOOT_ERROR",
       message: `Function ${fn.name} failed to start (see .local/logs/functions.log)`,
@@ -398,13 +258,15 @@ if (import.meta.main) {
     discoverFunctions(Deno.env.get("EDGE_TEST_FUNCTIONS") === "1").map((fn) => [fn.name, fn]),
   );
   for (const fn of functions.values()) {
-    fn.pool = new IsolatePool(fn.name, {
-      spawn: (id) => spawnIsolate(fn, id),
+    const pool: IsolatePool = new IsolatePool(fn.name, {
+      spawn: (id) => spawnIsolate({ ...fn, pool, env: functionEnv, memoryMb: limits.memoryMb }, id),
       now: () => Date.now(),
       record,
     });
+    fn.pool = pool;
   }
-  const supervisor = setInterval(() => supervise(functions.values()), limits.pollMs);
+  const pools = [...functions.values()].map((fn) => fn.pool!);
+  const supervisor = setInterval(() => supervise(pools, limits), limits.pollMs);
   const server = Deno.serve(
     { hostname: HOST, port, onListen: () => {} },
     (req) => route(req, functions),

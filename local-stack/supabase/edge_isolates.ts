@@ -45,7 +45,12 @@ export interface IsolateLine {
 }
 
 /** What an isolate ended for, other than a kill. */
-export type EndReason = RetireReason | "idle" | "stopped" | `exited with code ${number}`;
+export type EndReason =
+  | RetireReason
+  | "idle"
+  | "stopped"
+  | "boot failed"
+  | `exited with code ${number}`;
 
 /** The books of one isolate. */
 export interface Isolate {
@@ -58,7 +63,7 @@ export interface Isolate {
   /** The last CPU reading, for the log line. */
   cpuMs: number;
   /** Set once it takes nothing new; why. */
-  retired?: RetireReason | "idle" | "stopped";
+  retired?: RetireReason | "idle" | "stopped" | "boot failed";
   /** Set when it was killed for a limit. */
   killed?: KillReason;
   ended: boolean;
@@ -134,10 +139,10 @@ export class IsolatePool {
     isolate.process.kill();
   }
 
-  /** The gateway stops: ends it at once, reason `stopped`. */
-  stop(isolate: Isolate): void {
+  /** Ends it at once: the gateway stops, or it did not start listening in time. */
+  stop(isolate: Isolate, reason: "stopped" | "boot failed" = "stopped"): void {
     if (isolate.ended) return;
-    isolate.retired ??= "stopped";
+    isolate.retired ??= reason;
     isolate.process.kill();
   }
 

@@ -96,6 +96,17 @@ Deno.test("an idle isolate is drained; a busy one is not; stop ends every one", 
   assert.deepEqual(lines.map((l) => l.reason), ["idle", "stopped"]);
 });
 
+Deno.test("an isolate that does not start is stopped and takes nothing new", () => {
+  const { pool, events, lines } = fakePool();
+  const isolate = pool.acquire();
+  pool.release(isolate);
+  pool.stop(isolate, "boot failed");
+  assert.deepEqual(events, ["kill 1"]);
+  assert.notEqual(pool.acquire(), isolate);
+  pool.ended(isolate, 137);
+  assert.equal(lines[0].reason, "boot failed");
+});
+
 Deno.test("an isolate that exits on its own says so", () => {
   const { pool, lines } = fakePool();
   const isolate = pool.acquire();
