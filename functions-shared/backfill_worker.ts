@@ -2,10 +2,12 @@
  * The import-worker's work: claim a backfill segment, scan it page by page
  * (Segment / TotalSegments / ExclusiveStartKey), map every item through the table
  * registry, and write each page through `sync.merge_changes` in the same transaction as
- * the segment's checkpoint. It watches its own budget (the platform allows 2 s of CPU
- * and 150 s of wall time per request, 256 MB): when the budget runs out it gives the
- * segment back and calls the worker again, so a new request goes on from the
- * checkpoint. While segments wait and fewer than `maxConcurrent` run, each worker that
+ * the segment's checkpoint. It watches its own budget: the Edge Runtime counts CPU per
+ * isolate, boot and every request included (1 s soft: the isolate is retired; 2 s hard:
+ * it is killed; local-stack/supabase/edge_limits.ts), so the budget is the isolate's CPU
+ * as its {@link CpuMeter} reads it, plus this request's wall time. When the budget runs
+ * out it gives the segment back and calls the worker again, so a new request goes on
+ * from the checkpoint. While segments wait and fewer than `maxConcurrent` run, each worker that
  * claims one wakes another, so a job's segments are scanned in parallel.
  *
  * @module
@@ -13,6 +15,7 @@
 
 import type postgres from "postgres";
 import { type AttributeValue, type DynamoDBClient, ScanCommand } from "@aws-sdk/client-dynamodb";
+import type { CpuMeter } from "./cpu_meter.ts";
 import { mapScannedItem } from "./record_mapping.ts";
 import { applyChanges } from "./sync_db.ts";
 import { bySourceTable } from "./table_registry.ts";
@@ -31,7 +34,9 @@ export interface WorkerDeps {
   dynamo: (region: string) => DynamoDBClient;
   /** Starts another run of the import-worker (an HTTP call to itself). */
   wake: () => Promise<void>;
-  /** Stop after this much synchronous work (mapping, encoding): the CPU budget. */
+  /** The isolate's CPU so far (functions-shared/cpu_meter.ts). */
+  cpu: CpuMeter;
+  /** Hand on once the isolate has used this much CPU, boot included: the CPU budget. */
   cpuBudgetMs: number;
   /** Stop after this much wall time. */
   wallBudgetMs: number;
@@ -80,7 +85,6 @@ async function wakeAnotherIfUseful(deps: WorkerDeps): Promise<void> {
 export async function runWorker(deps: WorkerDeps, worker: string): Promise<RunResult> {
   const log = deps.log ?? (() => {});
   const started = performance.now();
-  let cpu = 0;
   const result: RunResult = {
     segmentsFinished: 0,
     pages: 0,
@@ -89,7 +93,7 @@ export async function runWorker(deps: WorkerDeps, worker: string): Promise<RunRe
     stoppedBy: "no work",
   };
   const overBudget = () =>
-    cpu >= deps.cpuBudgetMs || performance.now() - started >= deps.wallBudgetMs;
+    deps.cpu.usedMs() >= deps.cpuBudgetMs || performance.now() - started >= deps.wallBudgetMs;
 
   while (true) {
     const [claim] = await deps.sql<Claim[]>`select * from sync.claim_segment(${worker})`;
@@ -127,7 +131,7 @@ export async function runWorker(deps: WorkerDeps, worker: string): Promise<RunRe
         await deps.sql`select sync.release_segment(${claim.job_id}, ${claim.segment}, ${worker})`;
         await deps.wake();
         result.stoppedBy = "budget";
-        log(`${where}: budget spent (${cpu.toFixed(0)} ms of work), handed on`);
+        log(`${where}: budget spent (isolate CPU ${deps.cpu.usedMs().toFixed(0)} ms), handed on`);
         return "budget";
       }
       await pacer.wait();
@@ -177,15 +181,15 @@ export async function runWorker(deps: WorkerDeps, worker: string): Promise<RunRe
         throw error;
       }
       pacer.spent(page.ConsumedCapacity?.CapacityUnits ?? 1);
-      const t = performance.now();
-      const mapped = (page.Items ?? []).map((item) => mapScannedItem(spec, item, readAt));
+      const mapped = deps.cpu.measure(() =>
+        (page.Items ?? []).map((item) => mapScannedItem(spec, item, readAt))
+      );
       const changes = mapped.flatMap((m) => (m.ok ? [m.value] : []));
       const deadLetters = mapped.flatMap((m) => (m.ok ? [] : [m.deadLetter]));
       const nextKey = page.LastEvaluatedKey ?? null;
-      cpu += performance.now() - t;
-      // A poison item fails alone (sync-semantics.md, "Bad input"): it is dead-lettered
-      // (when it does not map, or when Postgres refuses it) and the page, with its
-      // checkpoint, is written without it, so the segment moves on and never loops.
+      // A poison item fails alone (docs/sync-semantics.md, "Bad input"): it is
+      // dead-lettered (when it does not map, or when Postgres refuses it) and the page,
+      // with its checkpoint, is written without it, so the segment moves on, never loops.
       const { applied, deadLettered } = await deps.sql.begin(async (tx) => {
         const result = await applyChanges(tx, changes, deadLetters);
         await tx`select sync.checkpoint_segment(${claim.job_id}, ${claim.segment}, ${worker},

@@ -20,8 +20,8 @@ Deno.test("unset settings take their defaults; set ones are parsed", () => {
     envOf({ ...platform, IMPORT_WORKER_MAX_CONCURRENT: " 4 " }),
     IMPORT_WORKER_SETTINGS,
   );
-  assert.equal(settings.cpuBudgetMs, 1_200);
-  assert.equal(settings.wallBudgetMs, 120_000);
+  assert.equal(settings.cpuBudgetMs, 1_100);
+  assert.equal(settings.wallBudgetMs, 60_000);
   assert.equal(settings.maxConcurrent, 4);
   assert.equal(settings.supabaseUrl, "https://ref.supabase.co");
 });

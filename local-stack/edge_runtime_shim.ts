@@ -1,10 +1,20 @@
 /**
- * Preloaded into every Edge Function process of the local stack: the globals that
- * Supabase's Edge Runtime provides and plain Deno does not.
+ * Preloaded into every Edge Function process (isolate) of the local stack: the globals
+ * that Supabase's Edge Runtime provides and plain Deno does not, and the isolate's side
+ * of the lifecycle the gateway enforces (local-stack/supabase/edge_isolates.ts).
  *
  * `EdgeRuntime.waitUntil(promise)` keeps a request's background work alive after the
- * response was sent. In Deno an open server keeps the process (and so the promise)
- * alive anyway; this only makes sure a failure is logged, as the hosted runtime does.
+ * response was sent; a failure is logged, as the hosted runtime does. A user worker's
+ * `EdgeRuntime` has nothing else (supabase/edge-runtime, ext/runtime/js/namespaces.js).
+ *
+ * Signals from the gateway, standing for the hosted runtime's events
+ * (ext/runtime/js/bootstrap.js: `beforeunload` is a CustomEvent whose `detail` is
+ * `{ reason }`, the snake_case `WillTerminateReason` of crates/base/src/runtime/mod.rs):
+ * - SIGUSR1, SIGHUP, SIGWINCH: the isolate was retired for CPU, wall clock or memory:
+ *   `beforeunload` with `{ reason: "cpu" }`, `"wall_clock"` or `"memory"`;
+ * - SIGUSR2: drain: the isolate takes nothing new and has no request in flight: a
+ *   `drain` event, then, once every `waitUntil` promise has settled, `beforeunload` with
+ *   `{ reason: "early_drop" }`, and exit 0 (Deno dispatches `unload`).
  *
  * @module
  */
@@ -21,3 +31,28 @@ const edgeRuntime = {
 };
 
 Object.defineProperty(globalThis, "EdgeRuntime", { value: edgeRuntime, writable: false });
+
+function beforeunload(reason: string): void {
+  globalThis.dispatchEvent(
+    new CustomEvent("beforeunload", { cancelable: true, detail: { reason } }),
+  );
+}
+
+const retireSignals: [Deno.Signal, string][] = [
+  ["SIGUSR1", "cpu"],
+  ["SIGHUP", "wall_clock"],
+  ["SIGWINCH", "memory"],
+];
+for (const [signal, reason] of retireSignals) {
+  Deno.addSignalListener(signal, () => beforeunload(reason));
+}
+
+let draining = false;
+Deno.addSignalListener("SIGUSR2", async () => {
+  if (draining) return;
+  draining = true;
+  globalThis.dispatchEvent(new Event("drain"));
+  while (pending.size > 0) await Promise.allSettled([...pending]);
+  beforeunload("early_drop");
+  Deno.exit(0); // Deno dispatches `unload` on exit.
+});

@@ -2,68 +2,104 @@
  * The local stand-in for Supabase's Edge Functions gateway and Edge Runtime: serves every
  * function of `supabase/functions` at http://127.0.0.1:54321/functions/v1/NAME.
  *
- * Each function runs in a Deno process of its own (as each gets an isolate of its own on
- * the hosted runtime) with its own `deno.json`, the environment Supabase injects
- * (SUPABASE_URL, SUPABASE_ANON_KEY, SUPABASE_SERVICE_ROLE_KEY, SUPABASE_SECRET_KEYS,
- * SUPABASE_DB_URL) plus the project's secrets, 256 MB of heap, and the `EdgeRuntime` global
- * (edge_runtime_shim.ts). This process routes requests to them, emulating the hosted
- * gateway's documented behaviour:
+ * Each function runs in isolates (local-stack/supabase/edge_isolates.ts): Deno processes
+ * of its own, started on demand, each serving several requests, with the function's own
+ * `deno.json`, the environment Supabase injects (SUPABASE_URL, SUPABASE_ANON_KEY,
+ * SUPABASE_SERVICE_ROLE_KEY, SUPABASE_SECRET_KEYS, SUPABASE_DB_URL) plus the project's
+ * secrets, a 256 MB V8 heap, and the `EdgeRuntime` global (edge_runtime_shim.ts). This
+ * process routes requests to them, emulating the hosted gateway's documented behaviour:
  * - the function sees the path without the `/functions/v1` prefix (`/NAME/...`);
  * - `verify_jwt = true` in config.toml requires a JWT signed with the project's secret
  *   (401 otherwise); all of ours set it false and authenticate callers themselves;
  * - an unknown function is a 404, a function that cannot start a 503, and a request
- *   that has no response after the 150 s idle limit a 504.
- * The 2 s CPU limit of the hosted runtime is not enforced here.
+ *   that has no response after the 150 s idle limit a 504;
+ * - the hosted runtime's limits per isolate (local-stack/supabase/edge_limits.ts): CPU
+ *   (user + system of the process, boot included, read from /proc every EDGE_POLL_MS)
+ *   retires the isolate at EDGE_CPU_SOFT_MS and kills it at EDGE_CPU_HARD_MS; the wall
+ *   clock retires it at half of EDGE_WALL_CLOCK_LIMIT_MS and kills it at the limit;
+ *   memory likewise with EDGE_MEMORY_MB. A killed isolate's in-flight requests answer
+ *   546 `WORKER_LIMIT`. Each isolate that ends is one line of
+ *   `.local/logs/edge-isolates.jsonl`.
+ *
+ * The limits are read once, at start, from the environment, then `.local/stack.env`,
+ * else the hosted defaults. EDGE_TEST_FUNCTIONS=1 also serves local-stack/test-functions
+ * (for tests/edge_limits_test.ts); EDGE_GATEWAY_PORT and EDGE_ISOLATES_LOG let such a test
+ * run a gateway of its own beside the stack's.
  *
  * Run by `stack:up`; not meant to be started by hand.
  *
  * @module
  */
 
-import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { join } from "node:path";
+import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { parse as parseToml } from "smol-toml";
-import { DENO_BIN, FIRST_FUNCTION_PORT, FUNCTIONS_PORT, HOST, ROOT } from "./config.ts";
-import { portOpen, sleep } from "./processes.ts";
-import { readStackEnv, type StackEnv, verifyJwt } from "./stack_env.ts";
+import { FUNCTIONS_PORT, HOST, LOG_DIR, ROOT, STACK_ENV_FILE } from "./config.ts";
+import { sleep } from "./processes.ts";
+import { parseEnvFile, readStackEnv, type StackEnv, verifyJwt } from "./stack_env.ts";
+import { type EdgeLimits, readEdgeLimits, WORKER_LIMIT_BODY } from "./supabase/edge_limits.ts";
+import { type Isolate, type IsolateLine, IsolatePool } from "./supabase/edge_isolates.ts";
+import { spawnIsolate, supervise } from "./supabase/isolate_process.ts";
 
 const FUNCTIONS_DIR = join(ROOT, "supabase", "functions");
+const TEST_FUNCTIONS_DIR = join(ROOT, "local-stack", "test-functions");
 const IDLE_TIMEOUT_MS = 150_000;
 
 interface EdgeFunction {
   name: string;
-  port: number;
+  dir: string;
   verifyJwt: boolean;
-  process?: Deno.ChildProcess;
+  pool?: IsolatePool;
 }
 
-/** The functions to serve: every folder of supabase/functions with an index.ts. */
-export function discoverFunctions(): EdgeFunction[] {
+/** Folders of `parent` with an index.ts (those starting with `_` are shared code). */
+function functionFolders(parent: string): string[] {
+  return readdirSync(parent)
+    .filter((name) => !name.startsWith("_") && existsSync(join(parent, name, "index.ts")))
+    .sort();
+}
+
+/**
+ * The functions to serve: every folder of supabase/functions with an index.ts, and the
+ * test functions when `withTestFunctions`.
+ */
+export function discoverFunctions(withTestFunctions = false): EdgeFunction[] {
   const config = parseToml(readFileSync(join(ROOT, "supabase", "config.toml"), "utf8")) as {
     functions?: Record<string, { verify_jwt?: boolean; enabled?: boolean }>;
   };
-  return readdirSync(FUNCTIONS_DIR)
-    .filter((name) => !name.startsWith("_") && existsSync(join(FUNCTIONS_DIR, name, "index.ts")))
+  const functions = functionFolders(FUNCTIONS_DIR)
     .filter((name) => config.functions?.[name]?.enabled !== false)
-    .sort()
-    .map((name, i) => ({
+    .map((name) => ({
       name,
-      port: FIRST_FUNCTION_PORT + i,
+      dir: join(FUNCTIONS_DIR, name),
       // Supabase's default is to verify.
       verifyJwt: config.functions?.[name]?.verify_jwt ?? true,
     }));
+  if (!withTestFunctions) return functions;
+  return [
+    ...functions,
+    ...functionFolders(TEST_FUNCTIONS_DIR).map((name) => ({
+      name,
+      dir: join(TEST_FUNCTIONS_DIR, name),
+      verifyJwt: false,
+    })),
+  ];
 }
 
 /** The stack's addresses and keys, read when the gateway starts. */
 let stackEnv: StackEnv;
+/** The limits, read when the gateway starts. */
+let limits: EdgeLimits;
+/** Where ended isolates are recorded. */
+let isolatesLog: string;
 
 /** The environment of a function: what Supabase injects, plus the project's secrets. */
-function functionEnv(fn: EdgeFunction): Record<string, string> {
+function functionEnv(port: number): Record<string, string> {
   return {
     PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
     HOME: Deno.env.get("HOME") ?? "/tmp",
     ...(Deno.env.get("DENO_DIR") ? { DENO_DIR: Deno.env.get("DENO_DIR")! } : {}),
-    DENO_SERVE_ADDRESS: `tcp:${HOST}:${fn.port}`,
+    DENO_SERVE_ADDRESS: `tcp:${HOST}:${port}`,
     DENO_NO_UPDATE_CHECK: "1",
     SUPABASE_URL: stackEnv.SUPABASE_URL,
     SUPABASE_ANON_KEY: stackEnv.SUPABASE_ANON_KEY,
@@ -81,67 +117,57 @@ function functionEnv(fn: EdgeFunction): Record<string, string> {
   };
 }
 
-/** Copies a child's output into ours, each line prefixed with the function's name. */
-async function relay(name: string, stream: ReadableStream<Uint8Array>, out: typeof console.log) {
-  let buffered = "";
-  for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
-    buffered += chunk;
-    const lines = buffered.split("\n");
-    buffered = lines.pop() ?? "";
-    for (const line of lines) out(`[${name}] ${line}`);
-  }
-  if (buffered) out(`[${name}] ${buffered}`);
-}
-
-function start(fn: EdgeFunction): void {
-  const dir = join(FUNCTIONS_DIR, fn.name);
-  const child = new Deno.Command(DENO_BIN, {
-    args: [
-      "run",
-      "--allow-net",
-      "--allow-env",
-      "--allow-read",
-      "--allow-sys",
-      "--no-prompt",
-      "--config",
-      join(dir, "deno.json"),
-      "--v8-flags=--max-old-space-size=256",
-      "--preload",
-      join(ROOT, "local-stack", "edge_runtime_shim.ts"),
-      join(dir, "index.ts"),
-    ],
-    env: functionEnv(fn),
-    clearEnv: true,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  fn.process = child;
-  relay(fn.name, child.stdout, console.log);
-  relay(fn.name, child.stderr, console.error);
-  child.status.then((status) => {
-    console.error(`[gateway] ${fn.name} exited with code ${status.code}`);
-    if (fn.process === child) fn.process = undefined;
-  });
-}
-
-/** Starts the function if it is not running and waits until it listens. */
-async function ensureRunning(fn: EdgeFunction): Promise<boolean> {
-  if (!fn.process) start(fn);
-  const deadline = Date.now() + 30_000;
-  while (Date.now() < deadline) {
-    if (await portOpen(HOST, fn.port)) return true;
-    if (!fn.process) return false;
-    await sleep(50);
-  }
-  return false;
-}
-
-function json(status: number, body: unknown): Response {
+function json(status: number, body: unknown, headers: Record<string, string> = {}): Response {
   return new Response(JSON.stringify(body), {
     status,
-    headers: { "content-type": "application/json" },
+    headers: { "content-type": "application/json", ...headers },
   });
+}
+
+/** `body`, calling `done` once when it ends, fails or is cancelled. */
+function releasingBody(body: ReadableStream<Uint8Array>, done: () => void) {
+  const reader = body.getReader();
+  let released = false;
+  const once = () => {
+    if (!released) {
+      released = true;
+      done();
+    }
+  };
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      try {
+        const chunk = await reader.read();
+        if (chunk.done) {
+          once();
+          controller.close();
+        } else {
+          controller.enqueue(chunk.value);
+        }
+      } catch (error) {
+        once();
+        controller.error(error);
+      }
+    },
+    cancel(reason) {
+      once();
+      return reader.cancel(reason);
+    },
+  });
+}
+
+/** The answer to a request whose isolate failed under it. */
+async function failure(fn: EdgeFunction, isolate: Isolate, error: unknown): Promise<Response> {
+  if (error instanceof DOMException && error.name === "TimeoutError") {
+    return json(504, { code: "IDLE_TIMEOUT", message: "Function did not respond in 150 s" });
+  }
+  // A V8 heap overflow is noticed when the process has exited: give it a moment.
+  if (!isolate.killed) await Promise.race([isolate.process.exited, sleep(1_000)]);
+  if (isolate.killed) {
+    console.error(`[gateway] ${fn.name}#${isolate.id}: a request answered 546 (${isolate.killed})`);
+    return json(546, WORKER_LIMIT_BODY, { "sb-error-code": WORKER_LIMIT_BODY.code });
+  }
+  return json(502, { code: "FUNCTION_ERROR", message: String(error) });
 }
 
 async function route(req: Request, functions: Map<string, EdgeFunction>): Promise<Response> {
@@ -150,8 +176,14 @@ async function route(req: Request, functions: Map<string, EdgeFunction>): Promis
     return json(200, {
       functions: [...functions.values()].map((f) => ({
         name: f.name,
-        port: f.port,
-        running: f.process !== undefined,
+        isolates: f.pool!.live().map((i) => ({
+          id: i.id,
+          pid: i.process.pid,
+          requests: i.requests,
+          in_flight: i.inFlight,
+          cpu_ms: Math.round(i.cpuMs),
+          retired: i.retired ?? null,
+        })),
       })),
     });
   }
@@ -166,15 +198,22 @@ async function route(req: Request, functions: Map<string, EdgeFunction>): Promis
       return json(401, { code: 401, message: "Invalid JWT" });
     }
   }
-  if (!(await ensureRunning(fn))) {
+  const pool = fn.pool!;
+  const isolate = pool.acquire();
+  if (!(await isolate.process.ready)) {
+    pool.release(isolate);
+    if (isolate.killed) return json(546, WORKER_LIMIT_BODY, { "sb-error-code": "WORKER_LIMIT" });
+    // Not listening after 30 s: no further request waits for it.
+    pool.stop(isolate, "boot failed");
     return json(503, {
       code: "BOOT_ERROR",
       message: `Function ${fn.name} failed to start (see .local/logs/functions.log)`,
     });
   }
-  const target = `http://${HOST}:${fn.port}/${fn.name}${match[2] ?? ""}${url.search}`;
+  const target = `http://${HOST}:${isolate.process.port}/${fn.name}${match[2] ?? ""}${url.search}`;
+  let response: Response;
   try {
-    return await fetch(target, {
+    response = await fetch(target, {
       method: req.method,
       headers: req.headers,
       body: req.body,
@@ -182,29 +221,72 @@ async function route(req: Request, functions: Map<string, EdgeFunction>): Promis
       signal: AbortSignal.timeout(IDLE_TIMEOUT_MS),
     });
   } catch (error) {
-    if (error instanceof DOMException && error.name === "TimeoutError") {
-      return json(504, { code: "IDLE_TIMEOUT", message: "Function did not respond in 150 s" });
-    }
-    return json(502, { code: "FUNCTION_ERROR", message: String(error) });
+    pool.release(isolate);
+    return await failure(fn, isolate, error);
   }
+  if (!response.body) {
+    pool.release(isolate);
+    return response;
+  }
+  return new Response(releasingBody(response.body, () => pool.release(isolate)), {
+    status: response.status,
+    statusText: response.statusText,
+    headers: response.headers,
+  });
+}
+
+/** The limits: the environment first, then `.local/stack.env`, else the hosted defaults. */
+function readLimits(): EdgeLimits {
+  const fromFile = existsSync(STACK_ENV_FILE)
+    ? parseEnvFile(readFileSync(STACK_ENV_FILE, "utf8"))
+    : {};
+  return readEdgeLimits({ ...fromFile, ...Deno.env.toObject() });
+}
+
+/** Appends an ended isolate's line to the log. */
+function record(line: IsolateLine): void {
+  mkdirSync(dirname(isolatesLog), { recursive: true });
+  appendFileSync(isolatesLog, `${JSON.stringify(line)}\n`);
 }
 
 if (import.meta.main) {
   stackEnv = readStackEnv();
-  const functions = new Map(discoverFunctions().map((fn) => [fn.name, fn]));
-  for (const fn of functions.values()) start(fn);
-  await Promise.all([...functions.values()].map(ensureRunning));
+  limits = readLimits();
+  isolatesLog = Deno.env.get("EDGE_ISOLATES_LOG") || join(LOG_DIR, "edge-isolates.jsonl");
+  const port = Number(Deno.env.get("EDGE_GATEWAY_PORT") || FUNCTIONS_PORT);
+  const functions = new Map(
+    discoverFunctions(Deno.env.get("EDGE_TEST_FUNCTIONS") === "1").map((fn) => [fn.name, fn]),
+  );
+  for (const fn of functions.values()) {
+    const pool: IsolatePool = new IsolatePool(fn.name, {
+      spawn: (id) => spawnIsolate({ ...fn, pool, env: functionEnv, memoryMb: limits.memoryMb }, id),
+      now: () => Date.now(),
+      record,
+    });
+    fn.pool = pool;
+  }
+  const pools = [...functions.values()].map((fn) => fn.pool!);
+  const supervisor = setInterval(() => supervise(pools, limits), limits.pollMs);
   const server = Deno.serve(
-    { hostname: HOST, port: FUNCTIONS_PORT, onListen: () => {} },
+    { hostname: HOST, port, onListen: () => {} },
     (req) => route(req, functions),
   );
   console.log(
     `[gateway] serving ${
       [...functions.keys()].join(", ")
-    } at http://${HOST}:${FUNCTIONS_PORT}/functions/v1/`,
+    } at http://${HOST}:${port}/functions/v1/` +
+      ` (limits: ${JSON.stringify(limits)})`,
   );
   const stop = async () => {
-    for (const fn of functions.values()) fn.process?.kill("SIGTERM");
+    clearInterval(supervisor);
+    const exits: Promise<number>[] = [];
+    for (const fn of functions.values()) {
+      for (const isolate of [...fn.pool!.live()]) {
+        fn.pool!.stop(isolate);
+        exits.push(isolate.process.exited);
+      }
+    }
+    await Promise.race([Promise.allSettled(exits), sleep(5_000)]);
     await server.shutdown();
     Deno.exit(0);
   };

@@ -7,6 +7,7 @@
  */
 
 import { runWorker } from "../../../functions-shared/backfill_worker.ts";
+import { isolateCpuMeter } from "../../../functions-shared/cpu_meter.ts";
 import { dynamoClients } from "../../../functions-shared/dynamo_client.ts";
 import { errorResponse, json, methodNotAllowed } from "../../../functions-shared/http.ts";
 import { selfInvoker } from "../../../functions-shared/self_invoke.ts";
@@ -21,6 +22,9 @@ const settings = readSettings(env, IMPORT_WORKER_SETTINGS);
 const serviceKeys = acceptedServiceKeys(env);
 const sql = connectDb(settings.dbUrl, 10);
 const dynamo = dynamoClients(env);
+// Created at cold start: the isolate's CPU, boot included (functions-shared/cpu_meter.ts).
+const cpu = isolateCpuMeter();
+console.log(`import-worker: isolate CPU read by the ${cpu.source} meter`);
 const callSelf = selfInvoker({
   supabaseUrl: settings.supabaseUrl,
   functionName: "import-worker",
@@ -39,6 +43,7 @@ Deno.serve((req) => {
       sql,
       dynamo,
       wake: () => callSelf({}),
+      cpu,
       cpuBudgetMs: settings.cpuBudgetMs,
       wallBudgetMs: settings.wallBudgetMs,
       maxConcurrent: settings.maxConcurrent,

@@ -1,0 +1,61 @@
+import assert from "node:assert/strict";
+import { ESTIMATE_FACTOR, estimatingMeter, isolateCpuMeter, processMeter } from "./cpu_meter.ts";
+
+Deno.test("the process meter reads user + system, in ms", () => {
+  let usage = { user: 250_000, system: 50_000 };
+  const meter = processMeter(() => usage);
+  assert.equal(meter.usedMs(), 300);
+  usage = { user: 900_000, system: 200_000 };
+  assert.equal(meter.usedMs(), 1100);
+  assert.equal(meter.measure(() => 42), 42);
+});
+
+Deno.test("the estimating meter counts the boot's wall time and each step's wall time × the factor", () => {
+  let now = 400; // the isolate booted 400 ms ago
+  const meter = estimatingMeter(() => now);
+  assert.equal(meter.source, "estimate");
+  assert.equal(meter.usedMs(), 400);
+  const value = meter.measure(() => {
+    now += 30;
+    return "mapped";
+  });
+  assert.equal(value, "mapped");
+  assert.equal(meter.usedMs(), 400 + ESTIMATE_FACTOR * 30);
+  // Time outside measured steps (awaiting I/O) is not CPU.
+  now += 5_000;
+  assert.equal(meter.usedMs(), 400 + ESTIMATE_FACTOR * 30);
+  // A step that throws is counted too.
+  assert.throws(() =>
+    meter.measure(() => {
+      now += 10;
+      throw new Error("bad item");
+    })
+  );
+  assert.equal(meter.usedMs(), 400 + ESTIMATE_FACTOR * 40);
+});
+
+Deno.test("the hosted stub (zeros) gets the estimate, asked once; Deno gets the process meter", () => {
+  let calls = 0;
+  const stub = () => {
+    calls++;
+    return { user: 0, system: 0 };
+  };
+  const hosted = isolateCpuMeter(stub, () => 120);
+  assert.equal(hosted.source, "estimate");
+  assert.equal(hosted.usedMs(), 120);
+  assert.equal(calls, 1);
+  assert.equal(
+    isolateCpuMeter(() => {
+      throw new Error("no");
+    }, () => 1).source,
+    "estimate",
+  );
+
+  const local = isolateCpuMeter();
+  assert.equal(local.source, "process");
+  const before = local.usedMs();
+  let x = 0;
+  for (let i = 0; i < 5_000_000; i++) x += Math.sqrt(i);
+  assert.ok(x > 0);
+  assert.ok(local.usedMs() > before, "burning CPU shows in the reading");
+});

@@ -1,0 +1,166 @@
+/**
+ * The hosted Edge Runtime's resource limits, and the decisions its supervisor takes on
+ * them, for the local functions gateway (functions_gateway.ts). Pure: the gateway feeds
+ * it readings (CPU, wall clock, memory) and it answers what to do.
+ *
+ * What the hosted runtime does, from the source of supabase/edge-runtime (the `per_worker`
+ * policy, crates/base/src/worker/supervisor/strategy_per_worker.rs):
+ * - CPU time is counted per isolate, not per request: the CPU the isolate's thread used
+ *   while it evaluated the module and ran its event loop, summed over every request and
+ *   background task it served (crates/base/src/runtime/mod.rs, `with_cpu_metrics_guard`
+ *   around `mod_evaluate`, `get_cpu_metrics_guard` around each poll of the event loop).
+ * - At the soft limit (`SUPABASE_RESOURCE_LIMIT_CPU_SOFT_MS`, 1000 in .cargo/config.toml)
+ *   the isolate is retired (`early_retire_fn`): it takes no new request, finishes what it
+ *   has (in-flight requests and `EdgeRuntime.waitUntil` promises), then is dropped.
+ * - At the hard limit (`SUPABASE_RESOURCE_LIMIT_CPU_HARD_MS`, 2000) it is terminated with
+ *   `ShutdownReason::CPUTime`; its in-flight requests answer 546 `WORKER_LIMIT`.
+ * - Wall clock (`worker_timeout_ms`; 400000 in .cargo/config.toml, 150 s on the Free plan
+ *   and 400 s on paid plans per Supabase's limits page): retired at half, terminated with
+ *   `WallClockTime` at the limit.
+ * - Memory (`SUPABASE_RESOURCE_LIMIT_MEM_MB`, 256: V8 heap plus external memory): at half
+ *   the isolate has a "resource alert" and is dropped once idle; at the limit it is
+ *   terminated with `Memory`.
+ *
+ * Locally an isolate is a Deno process, so the readings are the process's: CPU is user +
+ * system time of the whole process (so GC and compiler threads count too: stricter than
+ * hosted), memory is its resident set minus what an empty Deno process holds
+ * ({@link EdgeLimits.runtimeRssMb}).
+ *
+ * @module
+ */
+
+/** The limits the gateway enforces; read once, at its start. */
+export interface EdgeLimits {
+  /** CPU of the isolate at which it is retired (EDGE_CPU_SOFT_MS, 1000). */
+  cpuSoftMs: number;
+  /** CPU of the isolate at which it is killed, reason `CPUTime` (EDGE_CPU_HARD_MS, 2000). */
+  cpuHardMs: number;
+  /** Age at which the isolate is killed, reason `WallClockTime`; retired at half. */
+  wallClockMs: number;
+  /** Memory at which it is killed, reason `Memory`; retired at half (EDGE_MEMORY_MB, 256). */
+  memoryMb: number;
+  /** Resident memory of a Deno process that has loaded nothing, not counted (EDGE_RUNTIME_RSS_MB). */
+  runtimeRssMb: number;
+  /** An isolate with no request for this long is drained, reason `idle`; 0: never. */
+  idleMs: number;
+  /** How often the gateway reads every isolate's CPU and memory (EDGE_POLL_MS). */
+  pollMs: number;
+}
+
+/** The settings: environment variable, default (as hosted, Free plan), bounds. */
+const SETTINGS: Record<keyof EdgeLimits, [string, number, number, number]> = {
+  cpuSoftMs: ["EDGE_CPU_SOFT_MS", 1_000, 1, 3_600_000],
+  cpuHardMs: ["EDGE_CPU_HARD_MS", 2_000, 1, 3_600_000],
+  wallClockMs: ["EDGE_WALL_CLOCK_LIMIT_MS", 150_000, 100, 3_600_000],
+  memoryMb: ["EDGE_MEMORY_MB", 256, 16, 16_384],
+  runtimeRssMb: ["EDGE_RUNTIME_RSS_MB", 64, 0, 16_384],
+  idleMs: ["EDGE_IDLE_MS", 60_000, 0, 3_600_000],
+  pollMs: ["EDGE_POLL_MS", 25, 5, 1_000],
+};
+
+/**
+ * Reads the limits from `values` (the gateway passes its environment over
+ * `.local/stack.env`); unset means the hosted default. Throws one error naming every bad
+ * value.
+ */
+export function readEdgeLimits(values: Record<string, string | undefined>): EdgeLimits {
+  const limits = {} as EdgeLimits;
+  const problems: string[] = [];
+  for (const [key, [name, fallback, min, max]] of Object.entries(SETTINGS)) {
+    const text = values[name]?.trim();
+    if (!text) {
+      limits[key as keyof EdgeLimits] = fallback;
+      continue;
+    }
+    const value = Number(text);
+    if (!/^\d+$/.test(text) || value < min || value > max) {
+      problems.push(
+        `${name} is ${JSON.stringify(text)}; it must be a whole number from ${min} to ${max}`,
+      );
+    } else {
+      limits[key as keyof EdgeLimits] = value;
+    }
+  }
+  if (problems.length === 0 && limits.cpuSoftMs > limits.cpuHardMs) {
+    problems.push(
+      `EDGE_CPU_SOFT_MS (${limits.cpuSoftMs}) is above EDGE_CPU_HARD_MS (${limits.cpuHardMs})`,
+    );
+  }
+  if (problems.length > 0) throw new Error(`functions gateway: bad limits: ${problems.join("; ")}`);
+  return limits;
+}
+
+/** Why an isolate is killed: the hosted `ShutdownReason`s. */
+export type KillReason = "CPUTime" | "WallClockTime" | "Memory";
+/** Why an isolate is retired (takes nothing new, ends when its work ends). */
+export type RetireReason = "retired: cpu soft limit" | "retired: wall clock" | "retired: memory";
+
+/** One reading of an isolate. */
+export interface IsolateReading {
+  /** CPU the isolate's process has used since it started, boot included. */
+  cpuMs: number;
+  /** Time since it started. */
+  wallMs: number;
+  /** Its resident memory. */
+  rssMb: number;
+}
+
+/** What the supervisor decides for one reading. */
+export type Verdict =
+  | { action: "none" }
+  | { action: "retire"; reason: RetireReason }
+  | { action: "kill"; reason: KillReason };
+
+/**
+ * The supervisor's decision for an isolate (strategy_per_worker.rs): the hard limits
+ * first (kill), then, for an isolate not yet retired, the soft ones (retire).
+ */
+export function judge(reading: IsolateReading, limits: EdgeLimits, retired: boolean): Verdict {
+  const memoryMb = Math.max(0, reading.rssMb - limits.runtimeRssMb);
+  if (reading.cpuMs >= limits.cpuHardMs) return { action: "kill", reason: "CPUTime" };
+  if (memoryMb >= limits.memoryMb) return { action: "kill", reason: "Memory" };
+  if (reading.wallMs >= limits.wallClockMs) return { action: "kill", reason: "WallClockTime" };
+  if (retired) return { action: "none" };
+  if (reading.cpuMs >= limits.cpuSoftMs) {
+    return { action: "retire", reason: "retired: cpu soft limit" };
+  }
+  if (memoryMb >= limits.memoryMb / 2) return { action: "retire", reason: "retired: memory" };
+  if (reading.wallMs >= limits.wallClockMs / 2) {
+    return { action: "retire", reason: "retired: wall clock" };
+  }
+  return { action: "none" };
+}
+
+/**
+ * The body of a 546, as the hosted gateway answers a request whose isolate was killed
+ * for a limit (Supabase's troubleshooting page "546 - WORKER_LIMIT Exceeded").
+ */
+export const WORKER_LIMIT_BODY = {
+  code: "WORKER_LIMIT",
+  message: "Function failed due to not having enough compute resources (please check logs)",
+} as const;
+
+/**
+ * Reads a process's CPU (user + system, all its threads, boot included) and resident
+ * memory from /proc/<pid>/stat; undefined once the process is gone.
+ */
+export function readProcStat(
+  pid: number,
+  readText: (path: string) => string = (path) => Deno.readTextFileSync(path),
+  ticksPerSecond = 100,
+  pageBytes = 4096,
+): { cpuMs: number; rssMb: number } | undefined {
+  let text: string;
+  try {
+    text = readText(`/proc/${pid}/stat`);
+  } catch {
+    return undefined;
+  }
+  // The command name (field 2) is in parentheses and may hold spaces: split after it.
+  const fields = text.slice(text.lastIndexOf(")") + 2).split(" ");
+  // Fields 14 and 15 of proc(5) (utime, stime) are at 11 and 12 here; rss (24) at 21.
+  const ticks = Number(fields[11]) + Number(fields[12]);
+  const rssPages = Number(fields[21]);
+  if (!Number.isFinite(ticks) || !Number.isFinite(rssPages)) return undefined;
+  return { cpuMs: (ticks * 1000) / ticksPerSecond, rssMb: (rssPages * pageBytes) / 2 ** 20 };
+}

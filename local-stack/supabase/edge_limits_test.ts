@@ -1,0 +1,97 @@
+import assert from "node:assert/strict";
+import {
+  type EdgeLimits,
+  judge,
+  readEdgeLimits,
+  readProcStat,
+  WORKER_LIMIT_BODY,
+} from "./edge_limits.ts";
+
+const limits: EdgeLimits = readEdgeLimits({});
+const reading = (cpuMs: number, wallMs = 0, rssMb = 64) => ({ cpuMs, wallMs, rssMb });
+
+Deno.test("the defaults are the hosted runtime's", () => {
+  assert.deepEqual(limits, {
+    cpuSoftMs: 1000,
+    cpuHardMs: 2000,
+    wallClockMs: 150_000,
+    memoryMb: 256,
+    runtimeRssMb: 64,
+    idleMs: 60_000,
+    pollMs: 25,
+  });
+  assert.equal(readEdgeLimits({ EDGE_WALL_CLOCK_LIMIT_MS: "400000" }).wallClockMs, 400_000);
+});
+
+Deno.test("bad limits are refused, each named", () => {
+  assert.throws(
+    () => readEdgeLimits({ EDGE_CPU_SOFT_MS: "1e3", EDGE_MEMORY_MB: "-1" }),
+    /EDGE_CPU_SOFT_MS is "1e3"; it must be a whole number from 1 to 3600000; EDGE_MEMORY_MB is "-1"/,
+  );
+  assert.throws(
+    () => readEdgeLimits({ EDGE_CPU_SOFT_MS: "3000" }),
+    /EDGE_CPU_SOFT_MS \(3000\) is above EDGE_CPU_HARD_MS \(2000\)/,
+  );
+});
+
+Deno.test("CPU: retired at the soft limit, killed at the hard one, boot included", () => {
+  assert.deepEqual(judge(reading(999), limits, false), { action: "none" });
+  assert.deepEqual(judge(reading(1000), limits, false), {
+    action: "retire",
+    reason: "retired: cpu soft limit",
+  });
+  // Once retired, nothing more until a hard limit.
+  assert.deepEqual(judge(reading(1500), limits, true), { action: "none" });
+  assert.deepEqual(judge(reading(2000), limits, true), { action: "kill", reason: "CPUTime" });
+  assert.deepEqual(judge(reading(2000), limits, false), { action: "kill", reason: "CPUTime" });
+});
+
+Deno.test("wall clock: retired at half, killed at the limit", () => {
+  assert.deepEqual(judge(reading(0, 74_999), limits, false), { action: "none" });
+  assert.deepEqual(judge(reading(0, 75_000), limits, false), {
+    action: "retire",
+    reason: "retired: wall clock",
+  });
+  assert.deepEqual(judge(reading(0, 150_000), limits, true), {
+    action: "kill",
+    reason: "WallClockTime",
+  });
+});
+
+Deno.test("memory: what the runtime itself holds is not counted; half retires, all kills", () => {
+  assert.deepEqual(judge(reading(0, 0, 64 + 127), limits, false), { action: "none" });
+  assert.deepEqual(judge(reading(0, 0, 64 + 128), limits, false), {
+    action: "retire",
+    reason: "retired: memory",
+  });
+  assert.deepEqual(judge(reading(0, 0, 64 + 256), limits, true), {
+    action: "kill",
+    reason: "Memory",
+  });
+});
+
+Deno.test("the 546 body is the hosted gateway's", () => {
+  assert.deepEqual(JSON.parse(JSON.stringify(WORKER_LIMIT_BODY)), {
+    code: "WORKER_LIMIT",
+    message: "Function failed due to not having enough compute resources (please check logs)",
+  });
+});
+
+Deno.test("readProcStat reads utime + stime and rss, even with spaces in the name", () => {
+  // proc(5): pid (comm) state ppid ... utime(14) stime(15) ... rss(24)
+  const fields = Array.from({ length: 50 }, () => "0");
+  fields[13] = "12"; // utime, ticks
+  fields[14] = "3"; // stime
+  fields[23] = "2560"; // rss, pages
+  const line = `4242 (deno main) ${fields.slice(2).join(" ")}`;
+  assert.deepEqual(readProcStat(4242, () => line), { cpuMs: 150, rssMb: 10 });
+  assert.equal(
+    readProcStat(4242, () => {
+      throw new Error("gone");
+    }),
+    undefined,
+  );
+  // This very process, for real.
+  const self = readProcStat(Deno.pid);
+  assert.ok(self && self.cpuMs >= 0 && self.rssMb > 0);
+});

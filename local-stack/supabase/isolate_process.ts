@@ -1,0 +1,161 @@
+/**
+ * The processes behind the local gateway's isolates (edge_isolates.ts): how one is
+ * started (a Deno process with the edge_runtime_shim.ts preloaded, on a port of its own),
+ * signalled and killed, and the supervisor's loop that reads each one's CPU and memory
+ * and applies the limits (edge_limits.ts).
+ *
+ * @module
+ */
+
+import { join } from "node:path";
+import { DENO_BIN, HOST, ROOT } from "../config.ts";
+import { portOpen, sleep } from "../processes.ts";
+import type { IsolatePool, IsolateProcess } from "./edge_isolates.ts";
+import { type EdgeLimits, judge, readProcStat, type RetireReason } from "./edge_limits.ts";
+
+/**
+ * Copies a child's output into ours, each line prefixed with the isolate's name; calls
+ * `onLine` with every line (to notice V8 running out of heap).
+ */
+async function relay(
+  name: string,
+  stream: ReadableStream<Uint8Array>,
+  out: typeof console.log,
+  onLine: (line: string) => void = () => {},
+) {
+  let buffered = "";
+  for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+    buffered += chunk;
+    const lines = buffered.split("\n");
+    buffered = lines.pop() ?? "";
+    for (const line of lines) {
+      onLine(line);
+      out(`[${name}] ${line}`);
+    }
+  }
+  if (buffered) out(`[${name}] ${buffered}`);
+}
+
+/** A loopback port nobody listens on (the OS picks it). */
+function freePort(): number {
+  const listener = Deno.listen({ hostname: HOST, port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  return port;
+}
+
+/** The signal that tells an isolate's shim why it was retired (edge_runtime_shim.ts). */
+const RETIRE_SIGNALS: Record<RetireReason, Deno.Signal> = {
+  "retired: cpu soft limit": "SIGUSR1",
+  "retired: wall clock": "SIGHUP",
+  "retired: memory": "SIGWINCH",
+};
+
+/** What an isolate is made of. */
+export interface IsolateSpec {
+  /** The function's name, for log lines. */
+  name: string;
+  /** Its folder: `index.ts` and `deno.json`. */
+  dir: string;
+  /** Its pool, told when the isolate ends. */
+  pool: IsolatePool;
+  /** Its environment, given the port it is to listen on. */
+  env: (port: number) => Record<string, string>;
+  /** V8's heap limit. */
+  memoryMb: number;
+}
+
+/** Starts an isolate of a function: a Deno process on a port of its own. */
+export function spawnIsolate(fn: IsolateSpec, id: number): IsolateProcess {
+  const port = freePort();
+  const child = new Deno.Command(DENO_BIN, {
+    args: [
+      "run",
+      "--allow-net",
+      "--allow-env",
+      "--allow-read",
+      "--allow-sys",
+      "--no-prompt",
+      "--config",
+      join(fn.dir, "deno.json"),
+      `--v8-flags=--max-old-space-size=${fn.memoryMb}`,
+      "--preload",
+      join(ROOT, "local-stack", "edge_runtime_shim.ts"),
+      join(fn.dir, "index.ts"),
+    ],
+    env: fn.env(port),
+    clearEnv: true,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const label = `${fn.name}#${id}`;
+  let outOfMemory = false;
+  relay(label, child.stdout, console.log);
+  relay(label, child.stderr, console.error, (line) => {
+    if (/out of memory/i.test(line)) outOfMemory = true;
+  });
+  let exited = false;
+  const status = child.status.then((status) => {
+    exited = true;
+    const isolate = fn.pool.live().find((i) => i.process.pid === child.pid);
+    if (isolate && !isolate.killed && !isolate.retired && outOfMemory) isolate.killed = "Memory";
+    console.error(`[gateway] ${label} (pid ${child.pid}) exited with code ${status.code}`);
+    if (isolate) fn.pool.ended(isolate, status.code);
+    return status.code;
+  });
+  const signal = (name: Deno.Signal) => {
+    try {
+      if (!exited) child.kill(name);
+    } catch { /* it has just exited */ }
+  };
+  return {
+    pid: child.pid,
+    port,
+    ready: (async () => {
+      const deadline = Date.now() + 30_000;
+      while (Date.now() < deadline && !exited) {
+        if (await portOpen(HOST, port)) return true;
+        await sleep(25);
+      }
+      return false;
+    })(),
+    exited: status,
+    drain: () => signal("SIGUSR2"),
+    kill: () => signal("SIGKILL"),
+    signal,
+  };
+}
+
+/**
+ * Reads every live isolate's CPU and memory (/proc/<pid>/stat) and applies the
+ * supervisor's verdict (edge_limits.ts); drains the idle ones.
+ */
+export function supervise(pools: Iterable<IsolatePool>, limits: EdgeLimits): void {
+  const now = Date.now();
+  for (const pool of pools) {
+    for (const isolate of [...pool.live()]) {
+      if (isolate.killed) continue;
+      const stat = readProcStat(isolate.process.pid);
+      if (!stat) continue;
+      isolate.cpuMs = stat.cpuMs;
+      const verdict = judge(
+        { cpuMs: stat.cpuMs, wallMs: now - isolate.startedAt, rssMb: stat.rssMb },
+        limits,
+        isolate.retired !== undefined,
+      );
+      if (verdict.action === "kill") {
+        console.error(
+          `[gateway] ${pool.functionName}#${isolate.id} killed: ${verdict.reason} (${
+            Math.round(stat.cpuMs)
+          } ms CPU, ${now - isolate.startedAt} ms old, ${Math.round(stat.rssMb)} MB resident)`,
+        );
+        pool.kill(isolate, verdict.reason);
+      } else if (verdict.action === "retire") {
+        pool.retire(isolate, verdict.reason);
+        isolate.process.signal?.(RETIRE_SIGNALS[verdict.reason]);
+      }
+    }
+    pool.retireIdle(limits.idleMs);
+  }
+}
