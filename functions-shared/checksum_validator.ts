@@ -28,6 +28,7 @@
  */
 
 import type { PacingDeps } from "./scan_pacing.ts";
+import type { CpuMeter } from "./cpu_meter.ts";
 import type postgres from "postgres";
 import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import type { TableSpec } from "./table_registry.ts";
@@ -69,6 +70,12 @@ export interface ValidatorDeps {
    * encoding) or wall time, or this many pages; the run then goes on in another request.
    */
   budget?: { cpuMs: number; wallMs: number; pages?: number };
+  /**
+   * The isolate's CPU (functions-shared/cpu_meter.ts): the budget's cpuMs is counted on
+   * it when given (the Edge Runtime counts CPU per isolate, boot included), else on the
+   * mapping steps alone.
+   */
+  cpu?: CpuMeter;
   /**
    * Read capacity units per second the validator may use of a table, shared by its
    * segments (VALIDATOR_MAX_RCU_PER_SECOND): the tables belong to the applications.

@@ -36,7 +36,7 @@ Deno.test("every bad setting is named at once, with what it holds and what it sh
   assert.throws(() => readSettings(bad, VALIDATOR_SETTINGS), (error: unknown) => {
     assert.ok(error instanceof SettingsError);
     assert.deepEqual(error.problems, [
-      'VALIDATOR_CPU_BUDGET_MS is "12OO"; it must be a whole number from 50 to 10000',
+      'VALIDATOR_CPU_BUDGET_MS is "12OO"; it must be a whole number from 50 to 1900',
       'VALIDATOR_WALL_BUDGET_MS is "1.5"; it must be a whole number from 1000 to 400000',
       'VALIDATOR_SETTLE_MS is "-5"; it must be a whole number from 0 to 60000',
     ]);

@@ -86,7 +86,7 @@ export async function handleValidatorRequest(req: Request, deps: EndpointDeps): 
     const pages = body.pagesPerRequest;
     let started: number | undefined = runId;
     const work = validateTable(
-      { ...deps, budget: { ...(deps.budget ?? { cpuMs: 1_200, wallMs: 100_000 }), pages } },
+      { ...deps, budget: { cpuMs: Infinity, wallMs: Infinity, ...deps.budget, pages } },
       spec,
       { repair: "repair" in body ? body.repair : undefined, runId, onRun: (id) => (started = id) },
     ).then(async (outcome) => {

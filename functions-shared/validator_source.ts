@@ -52,9 +52,10 @@ export async function stageSource(
   let cpu = 0;
   let pages = 0;
   const budget = deps.budget;
+  const cpuUsed = () => deps.cpu?.usedMs() ?? cpu;
   const spent = () =>
     budget !== undefined &&
-    (cpu >= budget.cpuMs || performance.now() - started >= budget.wallMs ||
+    (cpuUsed() >= budget.cpuMs || performance.now() - started >= budget.wallMs ||
       (budget.pages !== undefined && pages >= budget.pages));
   const pacing = deps.pacing ?? realPacing;
   const perSegment = segmentBudget(deps.maxRcuPerSecond ?? DEFAULT_RCU_PER_SECOND, segments);
@@ -98,7 +99,9 @@ export async function stageSource(
       pacer.spent(page.ConsumedCapacity?.CapacityUnits ?? 1);
       const items = page.Items ?? [];
       const t = performance.now();
-      const { json, unmappable } = expectedJson(spec, items);
+      const { json, unmappable } = deps.cpu
+        ? deps.cpu.measure(() => expectedJson(spec, items))
+        : expectedJson(spec, items);
       cpu += performance.now() - t;
       start = page.LastEvaluatedKey;
       const next = JSON.stringify(start ?? "done");

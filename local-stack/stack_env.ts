@@ -62,7 +62,8 @@ export function readStackEnv(file = STACK_ENV_FILE): StackEnv {
 
 /**
  * Returns the stack's environment, creating `.local/stack.env` on first use. Existing
- * secrets are kept; the addresses are always rewritten from config.ts.
+ * secrets and any setting added by hand are kept; the addresses are always rewritten
+ * from config.ts.
  */
 export async function ensureStackEnv(file = STACK_ENV_FILE): Promise<StackEnv> {
   const old = existsSync(file) ? parseEnvFile(readFileSync(file, "utf8")) : {};
@@ -85,8 +86,10 @@ export async function ensureStackEnv(file = STACK_ENV_FILE): Promise<StackEnv> {
     SYNC_WEBHOOK_SECRET: old.SYNC_WEBHOOK_SECRET ?? `whsec_${randomBase64(32)}`,
     DYNAMODB_FAULTS: old.DYNAMODB_FAULTS ?? "",
   };
+  // Settings the operator added by hand (EDGE_* limits, say) are kept as they are.
+  const extra = Object.entries(old).filter(([key]) => !(key in env));
   mkdirSync(dirname(file), { recursive: true });
-  const lines = Object.entries(env).map(([key, value]) => `${key}=${value}`);
+  const lines = [...Object.entries(env), ...extra].map(([key, value]) => `${key}=${value}`);
   writeFileSync(file, `# Written by \`npm run stack:up\`.\n${lines.join("\n")}\n`, { mode: 0o600 });
   return env;
 }

@@ -211,7 +211,8 @@ Deno.test("a worker killed mid-segment is taken over from its checkpoint: nothin
         await sql`select pages, status from sync.backfill_segments where job_id = ${job.id}`;
       return s.pages >= 3 && s.status === "running" ? true : undefined;
     });
-    await run("pkill", ["-9", "-f", "supabase/functions/import-worker/index.ts"]);
+    // This checkout's worker only: another checkout may run a stack of its own.
+    await run("pkill", ["-9", "-f", `${ROOT}/supabase/functions/import-worker/index.ts`]);
     const [before] =
       await sql`select pages, items_scanned from sync.backfill_segments where job_id = ${job.id}`;
     assert.ok(

@@ -5,6 +5,7 @@
  * Its settings are read and checked once, here (functions-shared/settings.ts).
  */
 
+import { isolateCpuMeter } from "../../../functions-shared/cpu_meter.ts";
 import { dynamoClients } from "../../../functions-shared/dynamo_client.ts";
 import { selfInvoker } from "../../../functions-shared/self_invoke.ts";
 import { acceptedServiceKeys } from "../../../functions-shared/service_auth.ts";
@@ -14,6 +15,8 @@ import { handleValidatorRequest } from "../../../functions-shared/validator_endp
 
 declare const EdgeRuntime: { waitUntil(promise: Promise<unknown>): void };
 
+// Created at cold start: the isolate's CPU, boot included (functions-shared/cpu_meter.ts).
+const cpu = isolateCpuMeter();
 const env = (name: string) => Deno.env.get(name);
 const settings = readSettings(env, VALIDATOR_SETTINGS);
 const serviceKeys = acceptedServiceKeys(env);
@@ -35,6 +38,7 @@ Deno.serve((req) =>
     waitUntil: (work) => EdgeRuntime.waitUntil(work),
     callSelf,
     budget: { cpuMs: settings.cpuBudgetMs, wallMs: settings.wallBudgetMs },
+    cpu,
     settleMs: settings.settleMs,
     maxRcuPerSecond: settings.maxRcuPerSecond,
     log: (line) => console.log(line),
