@@ -161,7 +161,7 @@ const FilterSchema = z.strictObject({
 /** The HTTP endpoint: service role key, a JSON filter, the {@link ReplayResult} back. */
 export async function handleReplayRequest(
   req: Request,
-  deps: { sql: postgres.Sql; serviceRoleKey: string | undefined },
+  deps: { sql: postgres.Sql; serviceRoleKey: string | readonly string[] | undefined },
 ): Promise<Response> {
   if (req.method !== "POST") return methodNotAllowed("POST");
   const problem = serviceRoleProblem(req, deps.serviceRoleKey);

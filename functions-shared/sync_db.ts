@@ -7,9 +7,10 @@
  * @module
  */
 
+import { toWire } from "./change_wire.ts";
 import postgres from "postgres";
 import { createHash } from "node:crypto";
-import { DynamoNumber, encodeJson, isDynamoNumber, stringProblem } from "./dynamo_codec.ts";
+import { encodeJson, isDynamoNumber, stringProblem } from "./dynamo_codec.ts";
 import type { DeadLetter, TableChange } from "./record_mapping.ts";
 import type { TableSpec } from "./table_registry.ts";
 import type { Change } from "./transform.ts";
@@ -24,20 +25,6 @@ export function connectDb(url: string, max = 4): postgres.Sql {
     connection: { TimeZone: "UTC", application_name: "dynamo-supabase-sync" },
     onnotice: () => {},
   });
-}
-
-/** The JSON form of a change that sync.merge_changes reads. */
-function changeJson(change: Change): Record<string, unknown> {
-  return {
-    op: change.op,
-    row: change.row,
-    seq: change.seq,
-    changed_at: change.changedAt,
-    source: change.source,
-    range_key: change.rangeKey === undefined ? undefined : new DynamoNumber(change.rangeKey),
-    rank: change.rank,
-    seen_at: change.seenAt,
-  };
 }
 
 /** A change that Postgres refused, alone, and the dead letter it became. */
@@ -119,7 +106,7 @@ async function mergeTable(
   table: string,
   changes: TableChange[],
 ): Promise<number> {
-  const json = encodeJson(changes.map((c) => changeJson(c.change)));
+  const json = encodeJson(changes.map((c) => toWire(c.change)));
   const [result] = await tx.unsafe(
     "select applied from sync.merge_changes($1, $2::text::jsonb)",
     [table, json],
@@ -177,7 +164,7 @@ function refusedLetter({ spec, change, deadLetter }: TableChange, error: Error):
     record: {
       sourceTable: spec.sourceTable,
       targetTable: spec.targetTable,
-      change: changeJson(change),
+      change: toWire(change),
     },
     reason,
     position: { seq: change.seq, changedAt: change.changedAt, source: change.source },

@@ -1,8 +1,8 @@
 /**
- * The `data-checksum-validator` endpoint (interfaces.md): `POST {"table": "<target
- * table>", "repair": false}` with the service role key; answers 200 with the
- * validation. A table too big for one request (the platform's 2 s CPU and 150 s per
- * request) answers 202 with the run's id: the run keeps its Scan checkpoints in its
+ * The `data-checksum-validator` endpoint (docs/interfaces.md): `POST {"table": "<target
+ * table>", "repair": false}` with a service key; answers 200 with the validation. A
+ * table too big for one request (the Edge Runtime counts CPU per isolate: retired at
+ * 1 s, killed at 2 s; wall clock 150 s) answers 202 with the run's id: the run keeps its Scan checkpoints in its
  * `sync_checksums` row (which shows progress and, at the end, the result) and goes on in
  * the next request, which the validator makes itself: `POST {"runId": n}`.
  * `"pagesPerRequest"` caps the Scan pages one request reads.

@@ -51,8 +51,6 @@ export const DYNAMODB_PORT = 8000 + PORT_OFFSET;
  * DYNAMODB_PORT.
  */
 export const DYNAMODB_INTERNAL_PORT = 18000 + PORT_OFFSET;
-/** Each Edge Function runs in its own Deno process on a port from here upwards. */
-export const FIRST_FUNCTION_PORT = 54400 + 10 * PORT_OFFSET;
 
 /** PostgreSQL 15's programs, as Debian installs them. */
 export const PG_BIN = "/usr/lib/postgresql/15/bin";

@@ -10,7 +10,6 @@ import {
   DENO_BIN,
   DYNAMODB_INTERNAL_PORT,
   DYNAMODB_PORT,
-  FIRST_FUNCTION_PORT,
   FUNCTIONS_PORT,
   HOST,
   PID_DIR,
@@ -29,9 +28,6 @@ const ports = [
   FUNCTIONS_PORT,
   DYNAMODB_PORT,
   DYNAMODB_INTERNAL_PORT,
-  FIRST_FUNCTION_PORT,
-  FIRST_FUNCTION_PORT + 1,
-  FIRST_FUNCTION_PORT + 2,
 ];
 for (const port of ports) {
   if (await portOpen(HOST, port)) left.push(`port ${port} still answers`);

@@ -17,6 +17,7 @@ import {
   type SourceTableRow,
 } from "../scripts/registry_check.ts";
 import { connectDb } from "./stack_clients.ts";
+import { CHANGE_WIRE_FIELDS } from "../functions-shared/change_wire.ts";
 
 Deno.test("the database's mirror tables and sync.source_tables are the registry's", async () => {
   const sql = connectDb();
@@ -72,4 +73,21 @@ Deno.test("the pgTAP schema test and the demo data list exactly the registry's t
     TABLES.map((t) => t.sourceTable).sort(),
     "the demo data set has a volume for each registry table, and no other",
   );
+});
+
+Deno.test("a change's wire form is the SQL type sync.change, field for field", async () => {
+  const sql = connectDb();
+  try {
+    const attributes = await sql<{ name: string }[]>`
+      select attname::text as name from pg_attribute
+      where attrelid = 'sync.change'::regclass and attnum > 0 and not attisdropped
+      order by attnum`;
+    assert.deepEqual(
+      attributes.map((a) => a.name),
+      [...CHANGE_WIRE_FIELDS],
+      "functions-shared/change_wire.ts and sync.change (20261128000300_merge.sql) list the same fields",
+    );
+  } finally {
+    await sql.end();
+  }
 });

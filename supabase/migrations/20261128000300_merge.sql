@@ -3,11 +3,15 @@
 -- sync.merge_changes(target_table, changes), which applies a whole batch set-based
 -- (one statement per table and batch; two for the collapsed tables).
 --
--- A change is {"op": "upsert" | "delete", "row": {column: value, ...}, "seq": "<stream
--- SequenceNumber>" | null, "changed_at": "<ISO time>", "source": "stream" | "backfill" |
--- "repair" | "direct", "range_key": <number>, "rank": <int>, "seen_at": "<ISO time>"} --
--- range_key and rank for the collapsed tables only, seen_at for repairs only.
--- functions-shared/transform.ts makes them.
+-- A change is a JSON object with the fields of the type sync.change below (declared
+-- once; functions-shared/change_wire.ts is its TypeScript side, and
+-- tests/registry_database_test.ts keeps the two equal): {"op": "upsert" | "delete",
+-- "row": {column: value, ...}, "seq": "<stream SequenceNumber>" | null, "changed_at":
+-- "<ISO time>", "source": "stream" | "backfill" | "repair" | "direct", "range_key":
+-- <number>, "rank": <int>, "seen_at": "<ISO time>"} -- range_key and rank for the
+-- collapsed tables only, seen_at for repairs only. merge_changes refuses a change with
+-- a field the type does not have, or without op, changed_at or source (SQLSTATE SY002:
+-- a bug in the caller, not bad data).
 --
 -- Repairs (sync-semantics.md, "Verification"): the validator saw a divergence at D (the
 -- database's now() when it compared) and then read the divergent keys from DynamoDB
@@ -20,6 +24,18 @@
 -- guard (sync.is_newer), and a stream change that arrives after the repair still wins
 -- if it is newer than the read. sync.is_newer itself does not know about repairs.
 
+create type sync.change as (
+  op text,
+  "row" jsonb,
+  seq numeric(40, 0),
+  changed_at timestamptz,
+  source text,
+  range_key numeric,
+  rank smallint,
+  seen_at timestamptz
+);
+comment on type sync.change is
+  'A change of a mirror row as sync.merge_changes reads it (functions-shared/change_wire.ts).';
 
 -- A deleted row leaves a tombstone, so that a backfill page read before the delete (or
 -- a late, older stream record) cannot bring it back (sync-semantics.md, "Deletes leave
@@ -125,13 +141,12 @@ begin
 
   execute format($sql$
     with changes as (
-      select x.ord, x.c ->> 'op' as op, (x.c ->> 'seq')::numeric as seq,
-             (x.c ->> 'changed_at')::timestamptz as changed_at, x.c ->> 'source' as source,
+      select x.ord, x.op, x.seq, x.changed_at, x.source,
              -- A repair's moment of divergence (see the top of this file); null otherwise.
-             case when x.c ->> 'source' = 'repair' then (x.c ->> 'seen_at')::timestamptz end
-               as seen_at,
-             jsonb_populate_record(null::public.%1$I, x.c -> 'row') as r
-      from jsonb_array_elements($1) with ordinality as x(c, ord)
+             case when x.source = 'repair' then x.seen_at end as seen_at,
+             jsonb_populate_record(null::public.%1$I, x.row) as r
+      from jsonb_populate_recordset(null::sync.change, $1) with ordinality
+        as x(op, row, seq, changed_at, source, range_key, rank, seen_at, ord)
     ),
     latest as (
       -- One change per key: the newest of the batch.
@@ -231,20 +246,18 @@ begin
   where a.attrelid = format('public.%I', p_target)::regclass and a.attnum > 0
     and not a.attisdropped and a.attgenerated = ''
     and a.attname not like 'sync\_%' and a.attname <> 'synced_at';
-  select 'jsonb_build_object(' || string_agg(format('%L, x.c -> %L -> %L', k, 'row', k), ', ') || ')',
+  select 'jsonb_build_object(' || string_agg(format('%L, x.row -> %L', k, k), ', ') || ')',
          'jsonb_build_object(' || string_agg(format('%L, t.%I', k, k), ', ') || ')'
     into key_of_row, key_of_t
   from unnest(p_key) k;
 
   execute format($sql$
     with changes as (
-      select x.ord, x.c ->> 'op' as op, (x.c ->> 'seq')::numeric as seq,
-             (x.c ->> 'changed_at')::timestamptz as changed_at, x.c ->> 'source' as source,
-             case when x.c ->> 'source' = 'repair' then (x.c ->> 'seen_at')::timestamptz end
-               as seen_at,
-             x.c -> 'row' as row, (x.c ->> 'range_key')::numeric as range_key,
-             coalesce((x.c ->> 'rank')::smallint, 0) as rank, %2$s as row_key
-      from jsonb_array_elements($1) with ordinality as x(c, ord)
+      select x.ord, x.op, x.seq, x.changed_at, x.source,
+             case when x.source = 'repair' then x.seen_at end as seen_at,
+             x.row, x.range_key, coalesce(x.rank, 0) as rank, %2$s as row_key
+      from jsonb_populate_recordset(null::sync.change, $1) with ordinality
+        as x(op, row, seq, changed_at, source, range_key, rank, seen_at, ord)
     ),
     latest as (
       -- One change per observation: the newest of the batch.
@@ -335,15 +348,41 @@ language plpgsql set search_path = ''
 as $fn$
 declare
   spec sync.source_tables;
+  problem text;
+  fields constant text[] := (
+    select array_agg(a.attname::text) from pg_attribute a
+    where a.attrelid = 'sync.change'::regclass and a.attnum > 0 and not a.attisdropped);
 begin
+  -- The caller's mistakes are bugs, not bad data: SQLSTATE SY002, which the webhook and
+  -- the backfill do not dead-letter (only data errors, classes 22, 23 and 54, are).
   select * into spec from sync.source_tables s where s.target_table = p_target;
   if not found then
     raise exception 'sync.merge_changes: % is not a registered target table', p_target
-      using errcode = '22023';
+      using errcode = 'SY002';
   end if;
   if jsonb_typeof(p_changes) is distinct from 'array' then
     raise exception 'sync.merge_changes(%): changes must be a JSON array', p_target
-      using errcode = '22023';
+      using errcode = 'SY002';
+  end if;
+  -- Each change has the fields of sync.change and no others (its attributes are the
+  -- one list of them), an op, a time and a source.
+  select format('change %s %s', c.ord, w.why) into problem
+  from jsonb_array_elements(p_changes) with ordinality as c(v, ord)
+  cross join lateral (select case
+    when jsonb_typeof(c.v) <> 'object' then 'is not a JSON object'
+    when exists (select from jsonb_object_keys(c.v) k where k <> all (fields)) then
+      format('has the field "%s", which sync.change does not have',
+             (select k from jsonb_object_keys(c.v) k where k <> all (fields) limit 1))
+    when coalesce(c.v ->> 'op', '') not in ('upsert', 'delete') then
+      'has no op "upsert" or "delete"'
+    when c.v ->> 'changed_at' is null or c.v ->> 'source' is null then
+      'has no changed_at or source'
+  end as why) w
+  where w.why is not null
+  order by c.ord
+  limit 1;
+  if problem is not null then
+    raise exception 'sync.merge_changes(%): %', p_target, problem using errcode = 'SY002';
   end if;
   perform set_config('sync.clock_granularity',
     (select value from sync.settings where key = 'stream_clock_granularity'), true);

@@ -213,8 +213,9 @@ $$;
 -- sync_changed_at is >= start - g afterwards, and so is a row the stream changed during
 -- the backfill. A row older than that was not seen. The deletes are positioned at the
 -- job's start, so the guard applies exactly that condition again, and a stream change
--- that arrives later still wins. Keys with an open dead letter were seen (their item
--- could not be mapped) and are kept.
+-- that arrives later still wins. Keys with an open dead letter, or with one this
+-- backfill saw again (its item could not be mapped; an admin may have replayed a
+-- corrected copy), were seen and are kept.
 create function sync.sweep_unseen(p_job bigint) returns bigint
 language plpgsql set search_path = ''
 as $fn$
@@ -245,7 +246,8 @@ begin
       ) x
       where not exists (
         select from sync.dead_letters d
-        where d.target_table = %1$L and d.replayed_at is null and d.row_key = x.row_key)
+        where d.target_table = %1$L and d.row_key = x.row_key
+          and (d.replayed_at is null or d.last_seen_at >= $1))
       $sql$, spec.target_table, sync.key_json_sql(spec.target_table, 't'))
     into changes using started, cutoff;
   else
@@ -255,7 +257,8 @@ begin
       from (select %2$s as row_key from public.%1$I t where t.sync_changed_at < $2) x
       where not exists (
         select from sync.dead_letters d
-        where d.target_table = %1$L and d.replayed_at is null and d.row_key = x.row_key)
+        where d.target_table = %1$L and d.row_key = x.row_key
+          and (d.replayed_at is null or d.last_seen_at >= $1))
       $sql$, spec.target_table, sync.key_json_sql(spec.target_table, 't'))
     into changes using started, cutoff;
   end if;

@@ -14,10 +14,15 @@
 import { handleWebhook, RecentWebhookIds } from "../../../functions-shared/webhook.ts";
 import { createWebhookVerifier } from "../../../functions-shared/webhook_signing.ts";
 import { handleReplayRequest } from "../../../functions-shared/dead_letters.ts";
+import { acceptedServiceKeys } from "../../../functions-shared/service_auth.ts";
+import { PLATFORM_SETTINGS, readSettings } from "../../../functions-shared/settings.ts";
 import { connectDb } from "../../../functions-shared/sync_db.ts";
 
-const sql = connectDb(Deno.env.get("SUPABASE_DB_URL")!);
-const verifier = createWebhookVerifier(Deno.env.get("SYNC_WEBHOOK_SECRET"));
+const env = (name: string) => Deno.env.get(name);
+const settings = readSettings(env, PLATFORM_SETTINGS);
+const serviceKeys = acceptedServiceKeys(env);
+const sql = connectDb(settings.dbUrl);
+const verifier = createWebhookVerifier(env("SYNC_WEBHOOK_SECRET"));
 if (!verifier.ok) {
   console.error(
     `mmp-toledo-sync refuses every webhook request: ${verifier.problem}`,
@@ -29,7 +34,7 @@ Deno.serve((req) => {
   if (new URL(req.url).pathname.endsWith("/replay-dead-letters")) {
     return handleReplayRequest(req, {
       sql,
-      serviceRoleKey: Deno.env.get("SUPABASE_SERVICE_ROLE_KEY"),
+      serviceRoleKey: serviceKeys,
     });
   }
   return handleWebhook(req, { sql, verifier, recentIds });

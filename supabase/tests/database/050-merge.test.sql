@@ -2,7 +2,7 @@
 -- sync-semantics.md that it enforces whatever order changes arrive in.
 set client_min_messages = warning;
 begin;
-select plan(39);
+select plan(43);
 
 -- The rules as on AWS, whose stream clock has a granularity of 1 s.
 update sync.settings set value = '1 second' where key = 'stream_clock_granularity';
@@ -159,10 +159,30 @@ select pg_temp.merge('firespring_extraction_jobs',
 select is((select status from public.firespring_extraction_jobs where job_id = 'j1'), 'complete',
   'the job holds its state with the largest updated_at');
 
-select throws_ok($$select * from sync.merge_changes('not_a_table', '[]')$$, '22023',
+select throws_ok($$select * from sync.merge_changes('not_a_table', '[]')$$, 'SY002',
   'sync.merge_changes: not_a_table is not a registered target table', 'an unknown table is named in the error');
-select throws_ok($$select * from sync.merge_changes('firespring_actions', '{}')$$, '22023',
+select throws_ok($$select * from sync.merge_changes('firespring_actions', '{}')$$, 'SY002',
   'sync.merge_changes(firespring_actions): changes must be a JSON array', 'changes must be a list');
+-- The wire format is sync.change: a field it lacks is a caller's bug, named, never dropped.
+select throws_ok(
+  $$select * from sync.merge_changes('firespring_actions',
+    '[{"op": "upsert", "row": {"action_id": "w1"}, "seq": null, "changed_at": "2026-01-01T00:00:00Z", "source": "direct"},
+      {"op": "upsert", "row": {"action_id": "w2"}, "seq": null, "changedAt": "2026-01-01T00:00:00Z", "source": "direct"}]')$$,
+  'SY002',
+  'sync.merge_changes(firespring_actions): change 2 has the field "changedAt", which sync.change does not have',
+  'a field the wire format does not have is refused, naming the change and the field');
+select throws_ok(
+  $$select * from sync.merge_changes('firespring_actions', '[{"op": "merge", "row": {}, "changed_at": "2026-01-01T00:00:00Z", "source": "direct"}]')$$,
+  'SY002', 'sync.merge_changes(firespring_actions): change 1 has no op "upsert" or "delete"',
+  'an unknown op is refused');
+select throws_ok(
+  $$select * from sync.merge_changes('firespring_actions', '[{"op": "delete", "row": {"action_id": "x"}, "source": "direct"}]')$$,
+  'SY002', 'sync.merge_changes(firespring_actions): change 1 has no changed_at or source',
+  'a change without its time is refused');
+select throws_ok(
+  $$select * from sync.merge_changes('firespring_actions', '[1]')$$,
+  'SY002', 'sync.merge_changes(firespring_actions): change 1 is not a JSON object',
+  'a change must be an object');
 
 select * from finish();
 rollback;
