@@ -305,30 +305,32 @@ Deno.test("backfill: an item Postgres refuses is isolated; the job finishes", as
   const p = `poison-bfpg-${crypto.randomUUID()}-`;
   const table = dynamo();
   const ids = [`${p}a`, `${p}bad`, `${p}c`];
-  for (const id of ids) {
-    const session = id.endsWith("bad") ? `${p}refused` : "s";
-    await table.send(
-      new PutItemCommand({
-        TableName: ACTIONS,
-        Item: { action_id: S(id), session_id: S(session) },
-      }),
-    );
-  }
   try {
     await withDb(async (sql) => {
-      // Stands for any value the mapping might let through that Postgres refuses.
+      // Stands for any value the mapping might let through that Postgres refuses. In
+      // force before the items exist, so the stream's copy of the bad one is refused too,
+      // and until the rows are checked, so a late stream delivery cannot add it.
       await sql.unsafe(
         `alter table public.firespring_actions add constraint poison_values_backfill_test
            check (session_id is distinct from '${p}refused') not valid`,
       );
       try {
+        for (const id of ids) {
+          const session = id.endsWith("bad") ? `${p}refused` : "s";
+          await table.send(
+            new PutItemCommand({
+              TableName: ACTIONS,
+              Item: { action_id: S(id), session_id: S(session) },
+            }),
+          );
+        }
         assert.equal((await backfillActions(sql)).status, "done");
+        assert.deepEqual(await actionIds(sql, p), [`${p}a`, `${p}c`]);
       } finally {
         await sql.unsafe(
           "alter table public.firespring_actions drop constraint poison_values_backfill_test",
         );
       }
-      assert.deepEqual(await actionIds(sql, p), [`${p}a`, `${p}c`]);
       const letters = await lettersFor(sql, `${p}bad`, "backfill");
       assert.equal(letters.length, 1);
       assert.match(
