@@ -79,12 +79,19 @@ function stillDead(record: unknown, reason: string): Mapped {
  */
 function remap(letter: StoredLetter): Mapped {
   const record = JSON.parse(letter.record);
+  // An admin's edit can leave anything here: it stays a dead letter, with the reason.
+  if (record === null || typeof record !== "object" || Array.isArray(record)) {
+    return stillDead(record, "the dead letter's record is not a JSON object");
+  }
   // Dead letters from before positions were kept: the time they were received.
   const at = new Date(letter.position_at ?? letter.received_at);
-  if (record && typeof record === "object" && "item" in record && "sourceTable" in record) {
+  if ("item" in record && "sourceTable" in record) {
     const spec = bySourceTable(String(record.sourceTable));
+    if (!spec) {
+      return stillDead(record, `no target table is registered for ${record.sourceTable}`);
+    }
     const source = letter.position_source === "repair" ? "repair" : "backfill";
-    if (spec) return mapScannedItem(spec, attributeMapFromJson(record.item), at, source);
+    return mapScannedItem(spec, attributeMapFromJson(record.item), at, source);
   }
   if (record && typeof record === "object" && "eventID" in record) {
     const parsed = StreamRecordSchema.safeParse(record);

@@ -6,10 +6,10 @@
 
 /** A JSON response with the given status and extra headers. */
 export function json(status: number, body: unknown, headers: HeadersInit = {}): Response {
-  return new Response(JSON.stringify(body), {
-    status,
-    headers: { "content-type": "application/json", ...headers },
-  });
+  // Any form of HeadersInit; a content type given there wins.
+  const all = new Headers({ "content-type": "application/json" });
+  new Headers(headers).forEach((value, name) => all.set(name, value));
+  return new Response(JSON.stringify(body), { status, headers: all });
 }
 
 /** An error answer: `{"error": message}` with the status. */

@@ -95,10 +95,12 @@ export async function handleValidatorRequest(req: Request, deps: EndpointDeps): 
       }
       return outcome;
     });
-    const timer = new Promise<"waiting">((resolve) =>
-      setTimeout(() => resolve("waiting"), deps.answerWithinMs ?? 25_000)
-    );
+    let timeout: ReturnType<typeof setTimeout> | undefined;
+    const timer = new Promise<"waiting">((resolve) => {
+      timeout = setTimeout(() => resolve("waiting"), deps.answerWithinMs ?? 25_000);
+    });
     const first = await Promise.race([work, timer]);
+    clearTimeout(timeout);
     if (first === "waiting" || "continued" in (first as ValidationResult | Continuation)) {
       deps.waitUntil(
         work.catch((error) => console.error(`validation of ${spec.targetTable} failed:`, error)),

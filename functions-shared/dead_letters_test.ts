@@ -1,0 +1,326 @@
+/**
+ * The dead-letter replay with a fake database: each kind of stored record mapped again
+ * at its stored position, what closes and what stays open (with the new reason), and
+ * the HTTP endpoint's refusals.
+ */
+
+import assert from "node:assert/strict";
+import { handleReplayRequest, replayDeadLetters, type ReplayFilter } from "./dead_letters.ts";
+import { fakeSql, type Statement } from "./testing_fakes.ts";
+
+const SEGMENTS = "firespring-backdoor-segments-dev";
+const RECEIVED = new Date("2026-03-01T00:00:00Z");
+
+interface Stored {
+  id: string;
+  record: string;
+  position_at: Date | null;
+  position_source: string | null;
+  received_at: Date;
+}
+
+const stored = (id: number, record: unknown, over: Partial<Stored> = {}): Stored => ({
+  id: String(id),
+  record: typeof record === "string" ? record : JSON.stringify(record),
+  position_at: new Date("2026-02-01T00:00:00Z"),
+  position_source: "backfill",
+  received_at: RECEIVED,
+  ...over,
+});
+
+const scanned = (item: Record<string, unknown>) => ({ sourceTable: SEGMENTS, item });
+
+const streamRecord = (id: string, seq: string) => ({
+  eventID: `ev-${id}`,
+  eventName: "MODIFY",
+  eventSourceARN: `arn:aws:dynamodb:us-east-1:000000000000:table/${SEGMENTS}/stream/x`,
+  dynamodb: {
+    Keys: { segment_id: { S: id } },
+    NewImage: { segment_id: { S: id }, value: { N: "7" } },
+    SequenceNumber: seq,
+    ApproximateCreationDateTime: 1770379200,
+  },
+});
+
+interface MergedChange {
+  op: string;
+  row: Record<string, unknown>;
+  seq: string | null;
+  changed_at: string;
+  source: string;
+}
+
+/**
+ * A database holding the open dead letters `letters`; its merge refuses (SQLSTATE 22007)
+ * any batch with a row whose segment_id is in `refuse`.
+ */
+function replayDb(letters: Stored[], refuse: string[] = []) {
+  const merged: MergedChange[] = [];
+  const db = fakeSql((s: Statement) => {
+    if (s.text.includes("from sync.dead_letters") && s.text.includes("for update skip locked")) {
+      return letters;
+    }
+    if (s.text.includes("sync.merge_changes")) {
+      const changes = JSON.parse(String(s.values[1])) as MergedChange[];
+      if (changes.some((c) => refuse.includes(String(c.row.segment_id)))) {
+        throw Object.assign(new Error("value out of range"), { code: "22003" });
+      }
+      merged.push(...changes);
+      return [{ applied: changes.length }];
+    }
+    if (s.text.startsWith("update sync.dead_letters")) return [];
+    return undefined;
+  });
+  const closed = () =>
+    db.matching("set replayed_at = now()").flatMap((s) => s.values[0] as number[]);
+  const reasons = () =>
+    db.matching("replay_result = 'still failing at '").map((s) => [s.values[1], s.values[0]]);
+  return { ...db, merged, closed, reasons };
+}
+
+Deno.test("a Scan's dead letter is replayed at the position it was read at", async () => {
+  const db = replayDb([
+    stored(1, scanned({ segment_id: { S: "a" }, value: { N: "5" } })),
+    stored(2, scanned({ segment_id: { S: "b" }, blob: { B: "AAE=" } }), {
+      position_source: "repair",
+      position_at: new Date("2026-02-02T00:00:00Z"),
+    }),
+  ]);
+  const result = await replayDeadLetters(db.sql, {});
+  assert.deepEqual(result, { considered: 2, replayed: 2, applied: 2, stillFailing: [] });
+  assert.deepEqual(
+    db.merged.map((c) => [c.op, c.row.segment_id, c.changed_at, c.source, c.seq]),
+    [
+      ["upsert", "a", "2026-02-01T00:00:00.000Z", "backfill", null],
+      ["upsert", "b", "2026-02-02T00:00:00.000Z", "repair", null],
+    ],
+  );
+  assert.deepEqual(db.closed(), [1, 2]);
+  assert.deepEqual(db.reasons(), []);
+  assert.deepEqual(db.transactions, { begun: 1, committed: 1, rolledBack: 0 });
+  assert.ok(db.statements.every((s) => s.tx === 1), "all in one transaction");
+});
+
+Deno.test("a dead letter without a position is replayed at the time it was received", async () => {
+  const db = replayDb([
+    stored(4, scanned({ segment_id: { S: "a" } }), { position_at: null, position_source: null }),
+  ]);
+  await replayDeadLetters(db.sql, {});
+  assert.equal(db.merged[0].changed_at, RECEIVED.toISOString());
+  assert.equal(db.merged[0].source, "backfill");
+});
+
+Deno.test("a stream record is replayed at its own stream position", async () => {
+  const db = replayDb([stored(3, streamRecord("s", "4200000000000000000000001"))]);
+  const result = await replayDeadLetters(db.sql, {});
+  assert.equal(result.replayed, 1);
+  const [change] = db.merged;
+  assert.equal(change.source, "stream");
+  assert.equal(change.seq, "4200000000000000000000001");
+  assert.equal(change.changed_at, new Date(1770379200 * 1000).toISOString());
+  assert.equal(change.row.member_count, 7);
+});
+
+Deno.test("a direct request is replayed at its position, every digit kept", async () => {
+  const body = '{"table": "firespring_segments", "action": "UPSERT", ' +
+    '"data": {"segment_id": "d", "value": 12345678901234567890.5}}';
+  const db = replayDb([stored(5, body, { position_source: "direct" })]);
+  const result = await replayDeadLetters(db.sql, {});
+  assert.equal(result.replayed, 1);
+  const merge = db.matching("sync.merge_changes")[0];
+  assert.match(String(merge.values[1]), /"member_count":12345678901234567890\.5/);
+  assert.equal(db.merged[0].source, "direct");
+  assert.equal(db.merged[0].changed_at, "2026-02-01T00:00:00.000Z");
+});
+
+Deno.test("a record that still does not map stays open with the new reason", async () => {
+  const db = replayDb([
+    stored(6, scanned({ segment_id: { S: "p" }, value: { N: "abc" } })),
+    stored(7, scanned({ segment_id: { S: "ok" } })),
+    stored(8, scanned({ segment_id: { S: "q" }, blob: { B: "%%" } })),
+    stored(9, { eventID: "ev-9", eventName: "INSERT", eventSourceARN: "arn" }),
+    stored(10, scanned({ segment_id: { S: "z\u0000" } })),
+  ]);
+  const result = await replayDeadLetters(db.sql, {});
+  assert.equal(result.considered, 5);
+  assert.equal(result.replayed, 1);
+  assert.deepEqual(db.closed(), [7]);
+  const reasons = new Map(result.stillFailing.map((f) => [f.id, f.reason]));
+  assert.deepEqual([...reasons.keys()], [6, 8, 9, 10]);
+  assert.match(
+    reasons.get(6)!,
+    /^firespring-backdoor-segments-dev \[segment_id="p"\]: attribute value/,
+  );
+  assert.equal(reasons.get(8), "attribute blob: binary (B) is not base64 text");
+  assert.match(reasons.get(9)!, /^record is not a stream record at dynamodb: /);
+  assert.match(reasons.get(10)!, /U\+0000/);
+  // Each one's row gets its new reason; U+0000 is written as text Postgres can store.
+  const written = new Map(db.reasons() as [number, string][]);
+  assert.equal(written.get(6), reasons.get(6));
+  assert.ok(!written.get(10)!.includes("\u0000"));
+  assert.ok(written.get(10)!.includes("\\u0000"));
+  assert.equal(db.matching("insert into sync.dead_letters").length, 0, "no new dead letters");
+});
+
+Deno.test("a change Postgres still refuses keeps its own dead letter open, with Postgres's reason", async () => {
+  const db = replayDb(
+    [
+      stored(11, scanned({ segment_id: { S: "good" } })),
+      stored(12, scanned({ segment_id: { S: "bad" }, value: { N: "1e100" } })),
+    ],
+    ["bad"],
+  );
+  const warn = console.warn;
+  console.warn = () => {}; // applyChanges tells the log of each refused change
+  let result;
+  try {
+    result = await replayDeadLetters(db.sql, {});
+  } finally {
+    console.warn = warn;
+  }
+  assert.equal(result.replayed, 1);
+  assert.equal(result.applied, 1);
+  assert.deepEqual(db.closed(), [11]);
+  assert.equal(result.stillFailing.length, 1);
+  assert.equal(result.stillFailing[0].id, 12);
+  assert.equal(
+    result.stillFailing[0].reason,
+    'firespring_segments [segment_id="bad"]: Postgres refused the change: value out of range ' +
+      "(SQLSTATE 22003)",
+  );
+  assert.deepEqual(db.reasons(), [[12, result.stillFailing[0].reason]]);
+  assert.equal(db.matching("insert into sync.dead_letters").length, 0, "no second dead letter");
+});
+
+Deno.test("the filter reaches the query: ids, table, or neither", async () => {
+  for (
+    const [filter, values] of [
+      [{}, [null, null, null, null]],
+      [{ ids: [3, 4] }, [[3, 4], [3, 4], null, null]],
+      [{ table: "firespring_segments" }, [
+        null,
+        null,
+        "firespring_segments",
+        "firespring_segments",
+      ]],
+    ] as [ReplayFilter, unknown[]][]
+  ) {
+    const db = replayDb([]);
+    const result = await replayDeadLetters(db.sql, filter);
+    assert.deepEqual(result, { considered: 0, replayed: 0, applied: 0, stillFailing: [] });
+    const [select] = db.matching("from sync.dead_letters");
+    assert.deepEqual(select.values, values);
+    assert.match(select.text, /where replayed_at is null/);
+  }
+});
+
+// The endpoint.
+
+const KEY = "service-key";
+
+function replayRequest(
+  body: string | null,
+  options: { method?: string; key?: string | null } = {},
+): Request {
+  const key = options.key === undefined ? KEY : options.key;
+  return new Request("http://localhost/mmp-toledo-sync/replay-dead-letters", {
+    method: options.method ?? "POST",
+    headers: key === null ? {} : { authorization: `Bearer ${key}` },
+    body,
+  });
+}
+
+async function answer(response: Response) {
+  return { status: response.status, body: await response.json() };
+}
+
+Deno.test("the endpoint answers 405 to anything but POST, with Allow", async () => {
+  const db = replayDb([]);
+  for (const method of ["GET", "PUT", "DELETE"]) {
+    const response = await handleReplayRequest(
+      replayRequest(method === "GET" ? null : "{}", { method }),
+      { sql: db.sql, serviceRoleKey: KEY },
+    );
+    assert.equal(response.status, 405, method);
+    assert.equal(response.headers.get("allow"), "POST");
+    assert.deepEqual(await response.json(), { error: "method not allowed: use POST" });
+  }
+  assert.equal(db.statements.length, 0);
+});
+
+Deno.test("the endpoint answers 401 without the service key, touching nothing", async () => {
+  const db = replayDb([]);
+  const missing = await answer(
+    await handleReplayRequest(replayRequest("{}", { key: null }), {
+      sql: db.sql,
+      serviceRoleKey: KEY,
+    }),
+  );
+  assert.equal(missing.status, 401);
+  assert.match(missing.body.error, /missing Authorization/);
+  const wrong = await answer(
+    await handleReplayRequest(replayRequest("{}", { key: "other" }), {
+      sql: db.sql,
+      serviceRoleKey: KEY,
+    }),
+  );
+  assert.equal(wrong.status, 401);
+  assert.match(wrong.body.error, /not a service key/);
+  assert.equal(db.statements.length, 0);
+});
+
+Deno.test("the endpoint answers 400 for a body that is not a filter, saying where", async () => {
+  const db = replayDb([]);
+  const cases: [string, RegExp][] = [
+    ["{not json", /^body is not valid JSON: /],
+    ['{"ids": [0]}', /^malformed filter at ids\.0: /],
+    ['{"ids": [1.5]}', /^malformed filter at ids\.0: /],
+    ['{"ids": "1"}', /^malformed filter at ids: /],
+    ['{"table": ""}', /^malformed filter at table: /],
+    ['{"tables": ["x"]}', /^malformed filter at \(the body\): .*tables/],
+    ["[]", /^malformed filter at \(the body\): /],
+  ];
+  for (const [body, expected] of cases) {
+    const { status, body: json } = await answer(
+      await handleReplayRequest(replayRequest(body), { sql: db.sql, serviceRoleKey: KEY }),
+    );
+    assert.equal(status, 400, body);
+    assert.match(json.error, expected, body);
+  }
+  assert.equal(db.statements.length, 0);
+});
+
+Deno.test("the endpoint replays with the filter and answers the result; an empty body means all", async () => {
+  for (const body of ["", "  ", "{}", '{"ids": [1]}']) {
+    const db = replayDb([stored(1, scanned({ segment_id: { S: "a" } }))]);
+    const { status, body: json } = await answer(
+      await handleReplayRequest(replayRequest(body), { sql: db.sql, serviceRoleKey: KEY }),
+    );
+    assert.equal(status, 200, body);
+    assert.deepEqual(json, { considered: 1, replayed: 1, applied: 1, stillFailing: [] });
+  }
+});
+
+Deno.test("the endpoint answers 503 with Retry-After when the database is down", async () => {
+  const down = fakeSql(() => {
+    throw Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:5432"), {
+      code: "ECONNREFUSED",
+    });
+  });
+  const response = await handleReplayRequest(replayRequest("{}"), {
+    sql: down.sql,
+    serviceRoleKey: KEY,
+  });
+  assert.equal(response.status, 503);
+  assert.equal(response.headers.get("retry-after"), "5");
+  assert.deepEqual(await response.json(), {
+    error: "the database is unavailable; retry later",
+  });
+  const broken = fakeSql(() => {
+    throw new Error("relation sync.dead_letters does not exist");
+  });
+  await assert.rejects(
+    handleReplayRequest(replayRequest("{}"), { sql: broken.sql, serviceRoleKey: KEY }),
+    /relation sync\.dead_letters does not exist/,
+  );
+});

@@ -1,0 +1,281 @@
+/**
+ * The data-checksum-validator endpoint with a fake database and a fake DynamoDB (the
+ * validator itself runs on them): refusals, the unknown table, a run that finishes
+ * (200), one that goes on in another request or outlasts the answer (202 with its run
+ * id), and the database's failures.
+ */
+
+import assert from "node:assert/strict";
+import { type EndpointDeps, handleValidatorRequest } from "./validator_endpoint.ts";
+import { TABLES } from "./table_registry.ts";
+import { fakeClock, fakeDynamo, fakeSql, type Statement } from "./testing_fakes.ts";
+
+const KEY = "service-key";
+const RUN = 42;
+
+/**
+ * A database for one validation run of `RUN`: `running` lists the runs that are running
+ * (id -> target table); every staged item and comparison is recorded.
+ */
+function validatorDb(options: { running?: Record<number, string>; fail?: Error } = {}) {
+  return fakeSql((s: Statement) => {
+    if (options.fail) throw options.fail;
+    const t = s.text;
+    if (t.startsWith("insert into public.sync_checksums")) return [{ id: String(RUN) }];
+    if (t.startsWith("select target_table from public.sync_checksums")) {
+      const table = options.running?.[Number(s.values[0])];
+      return table ? [{ target_table: table }] : [];
+    }
+    if (t.startsWith("select repair_requested")) {
+      return options.running?.[Number(s.values[0])] ? [{ repair_requested: false }] : [];
+    }
+    if (t.startsWith("select scan_state")) return [{ scan_state: {} }];
+    if (t.includes("sync.stage_checksum_items")) return [];
+    if (t.startsWith("update public.sync_checksums")) return [];
+    if (t.includes("sync.compare_checksum")) {
+      return [{
+        kind: null,
+        row_key: null,
+        expected_rows: "1",
+        target_rows: "1",
+        seen_at: new Date("2026-02-01T00:00:00Z"),
+      }];
+    }
+    if (t.startsWith("select source_items::int, unmappable")) {
+      return [{ source_items: 1, unmappable: [] }];
+    }
+    if (t.startsWith("delete from sync.checksum_items")) return [];
+    return undefined;
+  });
+}
+
+const segmentItem = { segment_id: { S: "s-1" }, value: { N: "5" } };
+
+function endpointDeps(
+  db: ReturnType<typeof fakeSql>,
+  dynamo: ReturnType<typeof fakeDynamo>,
+  extra: Partial<EndpointDeps> = {},
+) {
+  const waited: Promise<unknown>[] = [];
+  const calls: unknown[] = [];
+  const deps: EndpointDeps = {
+    sql: db.sql,
+    dynamo: dynamo.dynamo,
+    segments: 1,
+    settleMs: 0,
+    pacing: fakeClock(),
+    serviceRoleKey: KEY,
+    waitUntil: (work) => waited.push(work),
+    callSelf: (body) => {
+      calls.push(body);
+      return Promise.resolve();
+    },
+    answerWithinMs: 100,
+    ...extra,
+  };
+  return { deps, waited, calls };
+}
+
+const post = (body: string, key: string | null = KEY) =>
+  new Request("http://localhost/data-checksum-validator", {
+    method: "POST",
+    headers: key === null ? {} : { authorization: `Bearer ${key}` },
+    body,
+  });
+
+/** The endpoint's own answer timer is not cleared: let it fire before the test ends. */
+const timersFire = (deps: EndpointDeps) =>
+  new Promise((resolve) => setTimeout(resolve, (deps.answerWithinMs ?? 0) + 5));
+
+const noDynamo = () =>
+  fakeDynamo(() => {
+    throw new Error("DynamoDB must not be read");
+  });
+
+Deno.test("the validator endpoint answers 405 to anything but POST", async () => {
+  const db = validatorDb();
+  const { deps } = endpointDeps(db, noDynamo());
+  const response = await handleValidatorRequest(new Request("http://localhost/"), deps);
+  assert.equal(response.status, 405);
+  assert.equal(response.headers.get("allow"), "POST");
+  assert.deepEqual(await response.json(), { error: "method not allowed: use POST" });
+});
+
+Deno.test("the validator endpoint answers 401 without a service key, touching nothing", async () => {
+  const db = validatorDb();
+  const { deps, waited } = endpointDeps(db, noDynamo());
+  for (const key of [null, "wrong"]) {
+    const response = await handleValidatorRequest(
+      post('{"table": "firespring_segments"}', key),
+      deps,
+    );
+    assert.equal(response.status, 401, String(key));
+    assert.match((await response.json()).error, /missing Authorization|not a service key/);
+  }
+  assert.equal(db.statements.length, 0);
+  assert.equal(waited.length, 0);
+});
+
+Deno.test("a body that is not a request answers 400", async () => {
+  const db = validatorDb();
+  const { deps } = endpointDeps(db, noDynamo());
+  const cases: [string, RegExp][] = [
+    ["{table", /^body is not valid JSON: /],
+    ["", /^body is not valid JSON: /],
+    ["{}", /^malformed body: send \{"table": "<target table>", "repair": false\}$/],
+    ['{"table": ""}', /^malformed body/],
+    ['{"table": "firespring_segments", "repair": "yes"}', /^malformed body/],
+    ['{"table": "firespring_segments", "extra": 1}', /^malformed body/],
+    ['{"runId": 0}', /^malformed body/],
+    ['{"table": "firespring_segments", "pagesPerRequest": 0}', /^malformed body/],
+  ];
+  for (const [body, expected] of cases) {
+    const response = await handleValidatorRequest(post(body), deps);
+    assert.equal(response.status, 400, body);
+    assert.match((await response.json()).error, expected, body);
+  }
+  assert.equal(db.statements.length, 0);
+});
+
+Deno.test("an unknown table answers 400 naming the known ones", async () => {
+  const db = validatorDb();
+  const { deps } = endpointDeps(db, noDynamo());
+  const response = await handleValidatorRequest(
+    post('{"table": "firespring-backdoor-segments-dev"}'),
+    deps,
+  );
+  assert.equal(response.status, 400);
+  const { error } = await response.json();
+  assert.equal(
+    error,
+    `firespring-backdoor-segments-dev is not a target table; known: ${
+      TABLES.map((t) => t.targetTable).join(", ")
+    }`,
+  );
+  assert.match(error, /firespring_actions, .*toledo_dashboard$/);
+  assert.equal(db.statements.length, 0);
+});
+
+Deno.test("a run id that is not running answers 404", async () => {
+  const db = validatorDb({ running: {} });
+  const { deps } = endpointDeps(db, noDynamo());
+  const response = await handleValidatorRequest(post('{"runId": 9}'), deps);
+  assert.equal(response.status, 404);
+  assert.deepEqual(await response.json(), { error: "validation run 9 is not running" });
+});
+
+Deno.test("a table read within the request answers 200 with the validation", async () => {
+  const db = validatorDb();
+  const dynamo = fakeDynamo(() => ({ Items: [segmentItem] }));
+  const { deps, waited, calls } = endpointDeps(db, dynamo);
+  const response = await handleValidatorRequest(post('{"table": "firespring_segments"}'), deps);
+  assert.equal(response.status, 200);
+  const result = await response.json();
+  assert.equal(result.table, "firespring_segments");
+  assert.equal(result.runId, RUN);
+  assert.equal(result.match, true);
+  assert.equal(result.sourceItems, 1);
+  assert.deepEqual([result.missing, result.unexpected, result.different], [[], [], []]);
+  assert.equal(waited.length, 0);
+  assert.equal(calls.length, 0);
+  assert.equal(dynamo.sent[0].input.TableName, "firespring-backdoor-segments-dev");
+  assert.equal(dynamo.sent[0].input.ConsistentRead, true);
+  await timersFire(deps);
+});
+
+Deno.test("a run that outgrows the request answers 202 with its runId and calls itself to go on", async () => {
+  const db = validatorDb();
+  const dynamo = fakeDynamo(() => ({
+    Items: [segmentItem],
+    LastEvaluatedKey: { segment_id: { S: "s-1" } },
+  }));
+  const { deps, waited, calls } = endpointDeps(db, dynamo);
+  const response = await handleValidatorRequest(
+    post('{"table": "firespring_segments", "pagesPerRequest": 1}'),
+    deps,
+  );
+  assert.equal(response.status, 202);
+  assert.deepEqual(await response.json(), {
+    table: "firespring_segments",
+    runId: RUN,
+    status: "running",
+  });
+  assert.equal(dynamo.sent.length, 1, "one page, as asked");
+  assert.deepEqual(calls, [{ runId: RUN, pagesPerRequest: 1 }]);
+  assert.equal(waited.length, 1);
+  await Promise.all(waited);
+  await timersFire(deps);
+});
+
+Deno.test("a continued run reads its table from its row", async () => {
+  const db = validatorDb({ running: { [RUN]: "firespring_segments" } });
+  const dynamo = fakeDynamo(() => ({ Items: [segmentItem] }));
+  const { deps } = endpointDeps(db, dynamo);
+  const response = await handleValidatorRequest(post(`{"runId": ${RUN}}`), deps);
+  assert.equal(response.status, 200);
+  const result = await response.json();
+  assert.equal(result.runId, RUN);
+  assert.equal(result.table, "firespring_segments");
+  assert.equal(db.matching("insert into public.sync_checksums").length, 0, "no new run");
+  await timersFire(deps);
+});
+
+Deno.test("a run still going when the answer is due answers 202 and goes on in the background", async () => {
+  const db = validatorDb();
+  let release = () => {};
+  const dynamo = fakeDynamo(async () => {
+    await new Promise<void>((resolve) => (release = resolve));
+    return { Items: [segmentItem] };
+  });
+  const { deps, waited, calls } = endpointDeps(db, dynamo, { answerWithinMs: 1 });
+  const response = await handleValidatorRequest(post('{"table": "firespring_segments"}'), deps);
+  assert.equal(response.status, 202);
+  assert.deepEqual(await response.json(), {
+    table: "firespring_segments",
+    runId: RUN,
+    status: "running",
+  });
+  assert.equal(waited.length, 1);
+  release();
+  const outcome = await waited[0] as { match: boolean };
+  assert.equal(outcome.match, true, "the background run finished");
+  assert.equal(calls.length, 0);
+});
+
+Deno.test("the database down answers 503; any other failure 500 naming it", async () => {
+  const down = validatorDb({
+    fail: Object.assign(new Error("connect ECONNREFUSED"), { code: "ECONNREFUSED" }),
+  });
+  const a = endpointDeps(down, noDynamo());
+  const unavailable = await handleValidatorRequest(
+    post('{"table": "firespring_segments"}'),
+    a.deps,
+  );
+  assert.equal(unavailable.status, 503);
+  assert.equal(unavailable.headers.get("retry-after"), "5");
+  await unavailable.body?.cancel();
+  await timersFire(a.deps);
+
+  const db = validatorDb();
+  const dynamo = fakeDynamo(() => {
+    throw Object.assign(new Error("Cannot do operations on a non-existent table"), {
+      name: "ResourceNotFoundException",
+    });
+  });
+  const b = endpointDeps(db, dynamo);
+  const originalError = console.error;
+  console.error = () => {};
+  try {
+    const failed = await handleValidatorRequest(post('{"table": "firespring_segments"}'), b.deps);
+    assert.equal(failed.status, 500);
+    assert.deepEqual(await failed.json(), {
+      error: "validation failed: Cannot do operations on a non-existent table",
+    });
+  } finally {
+    console.error = originalError;
+  }
+  const [failedRun] = db.matching("set status = 'failed'");
+  assert.ok(failedRun, "the run is marked failed");
+  assert.ok(failedRun.values.includes("Cannot do operations on a non-existent table"));
+  await timersFire(b.deps);
+});

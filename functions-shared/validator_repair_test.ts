@@ -1,0 +1,133 @@
+/**
+ * The validator's repair with a fake database and DynamoDB: each divergent key read
+ * consistently and re-applied through the merge as `repair` changes carrying `seenAt`,
+ * observations the source no longer has deleted, unmappable keys left alone.
+ */
+
+import assert from "node:assert/strict";
+import type { ValidatorDeps } from "./checksum_validator.ts";
+import { byTargetTable } from "./table_registry.ts";
+import { fakeDynamo, fakeSql, type SentCommand, type Statement } from "./testing_fakes.ts";
+import { repairKeys } from "./validator_repair.ts";
+
+const SEEN = "2026-02-01T12:00:00.000Z";
+
+interface Merged {
+  op: string;
+  row: Record<string, unknown>;
+  source: string;
+  seq: unknown;
+  seen_at: string;
+  changed_at: string;
+  range_key?: number;
+  rank?: number;
+}
+
+/** A database that knows `known` range keys of every collapsed key and merges everything. */
+function repairDb(known: string[] = []) {
+  const merged: Merged[] = [];
+  const db = fakeSql((s: Statement) => {
+    if (s.text.includes("from sync.observations")) return known.map((k) => ({ range_key: k }));
+    if (s.text.includes("sync.merge_changes")) {
+      const changes = JSON.parse(String(s.values[1])) as Merged[];
+      merged.push(...changes);
+      return [{ applied: changes.length }];
+    }
+    if (s.text.includes("insert into sync.dead_letters")) return [];
+    return undefined;
+  });
+  return { ...db, merged };
+}
+
+function deps(db: ReturnType<typeof repairDb>, dynamo: ReturnType<typeof fakeDynamo>) {
+  return { sql: db.sql, dynamo: dynamo.dynamo } satisfies ValidatorDeps;
+}
+
+Deno.test("a plain table's keys are upserted from the source, or deleted when it has none", async () => {
+  const segments = byTargetTable("firespring_segments")!;
+  const db = repairDb();
+  const dynamo = fakeDynamo((c: SentCommand) => {
+    const id = (c.input.Key as { segment_id: { S: string } }).segment_id.S;
+    return id === "gone" ? {} : { Item: { segment_id: { S: id }, value: { N: "3" } } };
+  });
+  const before = Date.now();
+  const skipped = await repairKeys(deps(db, dynamo), segments, [
+    { kind: "missing", key: { segment_id: "a" } },
+    { kind: "unexpected", key: { segment_id: "gone" } },
+  ], SEEN);
+  assert.deepEqual(skipped, []);
+  assert.deepEqual(dynamo.regions, ["us-east-1", "us-east-1"]);
+  assert.deepEqual(dynamo.sent.map((c) => [c.name, c.input.Key, c.input.ConsistentRead]), [
+    ["GetItemCommand", { segment_id: { S: "a" } }, true],
+    ["GetItemCommand", { segment_id: { S: "gone" } }, true],
+  ]);
+  assert.deepEqual(db.merged.map((c) => [c.op, c.row.segment_id, c.source, c.seq, c.seen_at]), [
+    ["upsert", "a", "repair", null, SEEN],
+    ["delete", "gone", "repair", null, SEEN],
+  ]);
+  assert.equal(db.merged[0].row.member_count, 3);
+  assert.deepEqual(db.merged[1].row, { segment_id: "gone" }, "a delete carries the key alone");
+  for (const change of db.merged) {
+    assert.ok(Date.parse(change.changed_at) >= before - 1, "positioned at the read");
+  }
+  assert.equal(db.transactions.committed, 1, "one transaction");
+  assert.equal(db.matching("sync.observations").length, 0, "no range keys for a plain table");
+});
+
+Deno.test("a collapsed key's observations are upserted, and known ones the source lost deleted", async () => {
+  const visitors = byTargetTable("firespring_visitors")!;
+  const db = repairDb(["100", "200"]);
+  const dynamo = fakeDynamo(() => ({
+    Items: [
+      { session_id: { S: "v-1" }, timestamp: { N: "200" }, pages_viewed: { N: "2" } },
+      { session_id: { S: "v-1" }, timestamp: { N: "300" }, pages_viewed: { N: "3" } },
+    ],
+  }));
+  const skipped = await repairKeys(deps(db, dynamo), visitors, [
+    { kind: "different", key: { visitor_id: "v-1" } },
+  ], SEEN);
+  assert.deepEqual(skipped, []);
+  assert.equal(dynamo.sent[0].name, "QueryCommand");
+  assert.deepEqual(dynamo.sent[0].input.ExpressionAttributeValues, { ":h": { S: "v-1" } });
+  const [known] = db.matching("sync.observations");
+  assert.match(known.text, /from "firespring_visitors" where "visitor_id" = \$3/);
+  assert.deepEqual(known.values, ["firespring_visitors", '{"visitor_id":"v-1"}', "v-1"]);
+  assert.deepEqual(db.merged.map((c) => [c.op, c.range_key, c.source, c.seen_at]), [
+    ["upsert", 200, "repair", SEEN],
+    ["upsert", 300, "repair", SEEN],
+    ["delete", 100, "repair", SEEN],
+  ]);
+  assert.deepEqual(db.merged[2].row, { visitor_id: "v-1" });
+  assert.equal(db.merged[2].rank, 0);
+});
+
+Deno.test("a key with an unmappable item is left alone and returned, the others repaired", async () => {
+  const segments = byTargetTable("firespring_segments")!;
+  const db = repairDb();
+  const dynamo = fakeDynamo((c: SentCommand) => {
+    const id = (c.input.Key as { segment_id: { S: string } }).segment_id.S;
+    return { Item: { segment_id: { S: id }, value: { N: id === "bad" ? "NaN" : "1" } } };
+  });
+  const skipped = await repairKeys(deps(db, dynamo), segments, [
+    { kind: "different", key: { segment_id: "bad" } },
+    { kind: "different", key: { segment_id: "ok" } },
+  ], SEEN);
+  assert.equal(skipped.length, 1);
+  assert.deepEqual(skipped[0].key, { segment_id: "bad" });
+  assert.match(skipped[0].reason, /^firespring-backdoor-segments-dev \[segment_id="bad"\]: /);
+  assert.deepEqual(db.merged.map((c) => c.row.segment_id), ["ok"]);
+  assert.equal(db.matching("insert into sync.dead_letters").length, 0);
+});
+
+Deno.test("no divergent key reads nothing and merges nothing", async () => {
+  const db = repairDb();
+  const dynamo = fakeDynamo(() => assert.fail("no read"));
+  const skipped = await repairKeys(
+    deps(db, dynamo),
+    byTargetTable("firespring_segments")!,
+    [],
+    SEEN,
+  );
+  assert.deepEqual(skipped, []);
+  assert.equal(db.matching("sync.merge_changes").length, 0);
+});

@@ -1,0 +1,300 @@
+/**
+ * The webhook's two body forms: what parses, and the path and message of every kind of
+ * malformed body; attribute values checked by hand; base64 turned into bytes.
+ */
+
+import assert from "node:assert/strict";
+import { ValueError } from "./dynamo_codec.ts";
+import { parseJsonExact } from "./record_mapping.ts";
+import {
+  attributeMapFromJson,
+  attributeMapProblem,
+  attributeValueProblem,
+  parseWebhookBody,
+} from "./webhook_envelope.ts";
+
+const ARN =
+  "arn:aws:dynamodb:us-east-1:000000000000:table/firespring-backdoor-segments-dev/stream/2026-02-06";
+
+/** A stream record as Lambda forwards it; `dynamodb` fields overridable. */
+function record(dynamodb: Record<string, unknown> = {}, top: Record<string, unknown> = {}) {
+  return {
+    eventID: "ev-1",
+    eventName: "INSERT",
+    eventVersion: "1.1",
+    eventSource: "aws:dynamodb",
+    awsRegion: "us-east-1",
+    eventSourceARN: ARN,
+    dynamodb: {
+      ApproximateCreationDateTime: 1770379200,
+      Keys: { segment_id: { S: "s-1" } },
+      NewImage: { segment_id: { S: "s-1" }, value: { N: "5" } },
+      SequenceNumber: "100",
+      SizeBytes: 100,
+      StreamViewType: "NEW_AND_OLD_IMAGES",
+      ...dynamodb,
+    },
+    ...top,
+  };
+}
+
+/** The problem of a body that must not parse. */
+function problemOf(json: unknown): string {
+  const parsed = parseWebhookBody(json);
+  assert.ok(!parsed.ok, `should not parse: ${JSON.stringify(json)}`);
+  return parsed.problem;
+}
+
+Deno.test("the Lambda form parses, keeping the record's other fields", () => {
+  const parsed = parseWebhookBody({ records: [record(), record({}, { eventName: "REMOVE" })] });
+  assert.ok(parsed.ok);
+  assert.equal(parsed.body.kind, "records");
+  assert.ok(parsed.body.kind === "records");
+  assert.equal(parsed.body.records.length, 2);
+  assert.equal(parsed.body.records[1].eventName, "REMOVE");
+  assert.deepEqual(parsed.body.records[0].dynamodb.Keys, { segment_id: { S: "s-1" } });
+  assert.equal((parsed.body.records[0] as Record<string, unknown>).awsRegion, "us-east-1");
+  assert.equal(
+    (parsed.body.records[0].dynamodb as Record<string, unknown>).StreamViewType,
+    "NEW_AND_OLD_IMAGES",
+  );
+  const empty = parseWebhookBody({ records: [] });
+  assert.deepEqual(empty, { ok: true, body: { kind: "records", records: [] } });
+});
+
+Deno.test("a REMOVE record needs no images", () => {
+  const { NewImage: _, ...dynamodb } = record().dynamodb;
+  const parsed = parseWebhookBody({
+    records: [{ ...record({}, { eventName: "REMOVE" }), dynamodb }],
+  });
+  assert.ok(parsed.ok, JSON.stringify(parsed));
+});
+
+Deno.test("the direct form parses", () => {
+  const parsed = parseWebhookBody({
+    table: "firespring_segments",
+    action: "UPSERT",
+    data: { segment_id: "s-1", value: 5 },
+  });
+  assert.deepEqual(parsed, {
+    ok: true,
+    body: {
+      kind: "direct",
+      table: "firespring_segments",
+      action: "UPSERT",
+      data: { segment_id: "s-1", value: 5 },
+    },
+  });
+  const deletion = parseWebhookBody({ table: "t", action: "DELETE", data: {} });
+  assert.ok(deletion.ok && deletion.body.kind === "direct" && deletion.body.action === "DELETE");
+});
+
+Deno.test("a SequenceNumber of up to 40 digits stays exact text", () => {
+  const forty = "9".repeat(40);
+  const parsed = parseWebhookBody({ records: [record({ SequenceNumber: forty })] });
+  assert.ok(parsed.ok && parsed.body.kind === "records");
+  assert.equal(parsed.body.records[0].dynamodb.SequenceNumber, forty);
+  const big = "123456789012345678901234567890123456789";
+  const exact = parseWebhookBody({ records: [record({ SequenceNumber: big })] });
+  assert.ok(exact.ok && exact.body.kind === "records");
+  assert.equal(exact.body.records[0].dynamodb.SequenceNumber, big, "not rounded");
+  assert.equal(
+    problemOf({ records: [record({ SequenceNumber: "9".repeat(41) })] }),
+    "records.0.dynamodb.SequenceNumber: expected up to 40 digits",
+  );
+});
+
+Deno.test("every malformed Lambda body answers with the path of its problem", () => {
+  const { SequenceNumber: _, ...noSeq } = record().dynamodb;
+  const cases: [string, unknown, RegExp][] = [
+    ["null", null, /^\(the body\): /],
+    ["an array", [record()], /^\(the body\): /],
+    ["records not a list", { records: record() }, /^records: /],
+    ["a record not an object", { records: [record(), 7] }, /^records\.1: /],
+    [
+      "no SequenceNumber",
+      { records: [{ ...record(), dynamodb: noSeq }] },
+      /^records\.0\.dynamodb\.SequenceNumber: /,
+    ],
+    [
+      "SequenceNumber a number",
+      { records: [record({ SequenceNumber: 100 })] },
+      /^records\.0\.dynamodb\.SequenceNumber: /,
+    ],
+    [
+      "SequenceNumber not digits",
+      { records: [record({ SequenceNumber: "12a" })] },
+      /^records\.0\.dynamodb\.SequenceNumber: expected up to 40 digits$/,
+    ],
+    ["an empty eventID", { records: [record({}, { eventID: "" })] }, /^records\.0\.eventID: /],
+    [
+      "an unknown eventName",
+      { records: [record({}, { eventName: "UPDATE" })] },
+      /^records\.0\.eventName: /,
+    ],
+    [
+      "no eventSourceARN",
+      { records: [record({}, { eventSourceARN: undefined })] },
+      /^records\.0\.eventSourceARN: /,
+    ],
+    ["no dynamodb", { records: [record({}, { dynamodb: undefined })] }, /^records\.0\.dynamodb: /],
+    [
+      "ApproximateCreationDateTime as text",
+      { records: [record({ ApproximateCreationDateTime: "1770379200" })] },
+      /^records\.0\.dynamodb\.ApproximateCreationDateTime: /,
+    ],
+    [
+      "ApproximateCreationDateTime zero",
+      { records: [record({ ApproximateCreationDateTime: 0 })] },
+      /^records\.0\.dynamodb\.ApproximateCreationDateTime: /,
+    ],
+    ["no Keys", { records: [record({ Keys: undefined })] }, /^records\.0\.dynamodb\.Keys: /],
+    [
+      "a key that is not an attribute value",
+      { records: [record({ Keys: { segment_id: "s-1" } })] },
+      /^records\.0\.dynamodb\.Keys\.segment_id: expected a DynamoDB attribute value/,
+    ],
+    [
+      "a nested bad value in NewImage",
+      {
+        records: [
+          record({}),
+          record({ NewImage: { meta: { M: { tags: { L: [{ S: "ok" }, { S: 1 }] } } } } }),
+        ],
+      },
+      /^records\.1\.dynamodb\.NewImage\.meta\.M\.tags\.L\.1: S must be a string$/,
+    ],
+    [
+      "bad binary in OldImage",
+      { records: [record({ OldImage: { blob: { B: "not base64!" } } })] },
+      /^records\.0\.dynamodb\.OldImage\.blob: B must be base64 text$/,
+    ],
+    ["an extra top-level key", { records: [], extra: true }, /extra/],
+  ];
+  for (const [name, json, expected] of cases) assert.match(problemOf(json), expected, name);
+});
+
+Deno.test("every malformed direct body answers with the path of its problem", () => {
+  const cases: [string, unknown, RegExp][] = [
+    ["empty", {}, /^table: /],
+    ["an empty table", { table: "", action: "UPSERT", data: {} }, /^table: /],
+    ["an unknown action", { table: "t", action: "MERGE", data: {} }, /^action: /],
+    ["no data", { table: "t", action: "UPSERT" }, /^data: /],
+    ["data a list", { table: "t", action: "UPSERT", data: [1] }, /^data: /],
+    ["an extra key", { table: "t", action: "UPSERT", data: {}, when: 1 }, /when/],
+  ];
+  for (const [name, json, expected] of cases) assert.match(problemOf(json), expected, name);
+});
+
+Deno.test("attributeValueProblem accepts every DynamoDB type and names what is wrong", () => {
+  const good = [
+    { S: "" },
+    { N: "1e3" },
+    { B: "AAEC" },
+    { SS: ["a", "b"] },
+    { NS: ["1", "2"] },
+    { BS: ["AA==", "AAE="] },
+    { BOOL: false },
+    { NULL: true },
+    { L: [] },
+    { L: [{ S: "x" }, { M: {} }] },
+    { M: { a: { N: "1" }, b: { L: [{ NULL: true }] } } },
+  ];
+  for (const value of good) {
+    assert.equal(attributeValueProblem(value), undefined, JSON.stringify(value));
+  }
+  const bad: [unknown, string][] = [
+    ["text", 'expected a DynamoDB attribute value such as {"S": ...} or {"N": "..."}'],
+    [null, 'expected a DynamoDB attribute value such as {"S": ...} or {"N": "..."}'],
+    [[{ S: "x" }], 'expected a DynamoDB attribute value such as {"S": ...} or {"N": "..."}'],
+    [{}, 'expected a DynamoDB attribute value such as {"S": ...} or {"N": "..."}'],
+    [{ S: "a", N: "1" }, 'expected a DynamoDB attribute value such as {"S": ...} or {"N": "..."}'],
+    [{ X: "a" }, 'expected a DynamoDB attribute value such as {"S": ...} or {"N": "..."}'],
+    [{ N: 5 }, "N must be a number's text"],
+    [{ B: "abc" }, "B must be base64 text"],
+    [{ SS: [] }, "SS must be a non-empty list of strings"],
+    [{ SS: ["a", 1] }, "SS must be a non-empty list of strings"],
+    [{ NS: [1] }, "NS must be a non-empty list of numbers' text"],
+    [{ BS: ["AA==", "?"] }, "BS must be a non-empty list of base64 text"],
+    [{ BOOL: "true" }, "BOOL must be true or false"],
+    [{ NULL: false }, "NULL must be true"],
+    [{ L: {} }, "L must be a list"],
+    [{ M: [] }, "M must be a map"],
+  ];
+  for (const [value, message] of bad) {
+    assert.deepEqual(attributeValueProblem(value, ["x"]), { path: ["x"], message }, String(value));
+  }
+  assert.deepEqual(
+    attributeMapProblem({ ok: { S: "fine" }, deep: { M: { list: { L: [{ BOOL: 1 }] } } } }),
+    { path: ["deep", "M", "list", "L", 0], message: "BOOL must be true or false" },
+  );
+});
+
+Deno.test("attributeMapFromJson turns base64 into bytes at every depth and leaves the rest", () => {
+  const map = attributeMapFromJson({
+    id: { S: "a" },
+    n: { N: "12345678901234567890123456789012345678" },
+    blob: { B: "AAEC" },
+    blobs: { BS: ["AA==", "/w=="] },
+    meta: { M: { inner: { B: "Aw==" }, list: { L: [{ S: "x" }, { B: "BA==" }] } } },
+  });
+  assert.deepEqual(map.id, { S: "a" });
+  assert.deepEqual(map.n, { N: "12345678901234567890123456789012345678" });
+  assert.deepEqual(map.blob, { B: new Uint8Array([0, 1, 2]) });
+  assert.deepEqual(map.blobs, { BS: [new Uint8Array([0]), new Uint8Array([255])] });
+  assert.deepEqual(map.meta, {
+    M: {
+      inner: { B: new Uint8Array([3]) },
+      list: { L: [{ S: "x" }, { B: new Uint8Array([4]) }] },
+    },
+  });
+});
+
+Deno.test("attributeMapFromJson names the attribute whose binary is not base64", () => {
+  const cases: [Record<string, unknown>, string][] = [
+    [{ blob: { B: "%%" } }, "blob"],
+    [{ meta: { M: { inner: { B: "%%" } } } }, "meta.inner"],
+    [{ list: { L: [{ S: "x" }, { B: "%%" }] } }, "list[1]"],
+    [{ set: { BS: ["AA==", "%%"] } }, "set"],
+  ];
+  for (const [map, path] of cases) {
+    assert.throws(
+      () => attributeMapFromJson(map),
+      (error: Error) => {
+        assert.ok(error instanceof ValueError);
+        assert.equal(error.path, path);
+        assert.equal(error.message, `attribute ${path}: binary (B) is not base64 text`);
+        return true;
+      },
+    );
+  }
+});
+
+Deno.test("a body parsed with exact numbers parses; ApproximateCreationDateTime is read as a number", () => {
+  const text = JSON.stringify({ records: [record({ ApproximateCreationDateTime: 1770379200.5 })] });
+  const parsed = parseWebhookBody(parseJsonExact(text));
+  assert.ok(parsed.ok && parsed.body.kind === "records", JSON.stringify(parsed));
+  assert.equal(parsed.body.records[0].dynamodb.ApproximateCreationDateTime, 1770379200.5);
+  const direct = parseWebhookBody(
+    parseJsonExact('{"table": "t", "action": "UPSERT", "data": {"n": 12345678901234567890.5}}'),
+  );
+  assert.ok(direct.ok && direct.body.kind === "direct");
+  assert.equal((direct.body.data.n as { value: string }).value, "12345678901234567890.5");
+});
+
+Deno.test("an exact number where an attribute value or the SequenceNumber belongs is refused", () => {
+  assert.match(
+    problemOf(parseJsonExact(JSON.stringify({ records: [record({ Keys: { segment_id: 5 } })] }))),
+    /^records\.0\.dynamodb\.Keys\.segment_id: expected a DynamoDB attribute value/,
+  );
+  assert.match(
+    problemOf(parseJsonExact(JSON.stringify({ records: [record({ SequenceNumber: 100 })] }))),
+    /^records\.0\.dynamodb\.SequenceNumber: /,
+  );
+  assert.match(
+    problemOf(
+      parseJsonExact(JSON.stringify({ records: [record({ ApproximateCreationDateTime: -1 })] })),
+    ),
+    /^records\.0\.dynamodb\.ApproximateCreationDateTime: /,
+  );
+});
