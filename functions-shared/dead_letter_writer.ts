@@ -9,7 +9,9 @@
 
 import type postgres from "postgres";
 import { createHash } from "node:crypto";
-import { encodeJson, isDynamoNumber, stringProblem } from "./dynamo_codec.ts";
+import { stringProblem } from "./dynamo_decoder.ts";
+import { encodeJson } from "./dynamo_encoder.ts";
+import { isDynamoNumber } from "./dynamo_numbers.ts";
 import type { DeadLetter } from "./record_mapping.ts";
 
 /** Text Postgres can store: U+0000 written as `\\u0000`, lone surrogates replaced. */

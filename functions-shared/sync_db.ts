@@ -9,7 +9,8 @@
 
 import postgres from "postgres";
 import { recordDeadLetters } from "./dead_letter_writer.ts";
-import { DynamoNumber, encodeJson } from "./dynamo_codec.ts";
+import { encodeJson } from "./dynamo_encoder.ts";
+import { DynamoNumber } from "./dynamo_numbers.ts";
 import type { DeadLetter, TableChange } from "./record_mapping.ts";
 import type { TableSpec } from "./table_registry.ts";
 import type { Change } from "./transform.ts";
