@@ -38,7 +38,7 @@ import {
   waitFor,
 } from "./processes.ts";
 import { ensureStackEnv, type StackEnv, startupSettings } from "./stack_env.ts";
-import { parseWebhookSecrets } from "../functions-shared/webhook_signing.ts";
+import { parseWebhookSecrets } from "../functions-shared/webhook_secrets.ts";
 import { ensureSourceTables } from "./source_tables.ts";
 import { POLLER_STATE_FILE } from "./stream_positions.ts";
 
