@@ -18,15 +18,13 @@ import { DENO_BIN, FUNCTIONS_PORT, HOST, PG_BIN, PID_DIR, ROOT, STACK_ENV_FILE }
 import { startDynamo, stopDynamo } from "./dynamodb.ts";
 import { parseFaults } from "./aws/faults.ts";
 import { PROXY_NAME, startProxy, stopProxy } from "./aws/proxy_process.ts";
+import { isReady, startPostgres, stopPostgres } from "./postgres.ts";
 import {
   applyPlatformSql,
   installExtensionFiles,
-  isReady,
   psql,
   pushMigrations,
-  startPostgres,
-  stopPostgres,
-} from "./postgres.ts";
+} from "./postgres_migrations.ts";
 import {
   logFile,
   portOpen,
