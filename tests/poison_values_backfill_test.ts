@@ -17,7 +17,6 @@ import {
   serviceRoleHeaders,
   streamRecord,
 } from "./stack_clients.ts";
-
 import {
   actionIds,
   ACTIONS,

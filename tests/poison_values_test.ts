@@ -9,7 +9,6 @@
 import assert from "node:assert/strict";
 import type { AttributeValue } from "@aws-sdk/client-dynamodb";
 import { callFunction, postWebhook, serviceRoleHeaders } from "./stack_clients.ts";
-
 import {
   actionIds,
   actionRecord,
