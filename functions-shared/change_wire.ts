@@ -10,7 +10,7 @@
  * @module
  */
 
-import { DynamoNumber } from "./dynamo_codec.ts";
+import { DynamoNumber } from "./dynamo_numbers.ts";
 import type { Change } from "./transform.ts";
 
 /** A change as `sync.merge_changes` reads it (the composite type `sync.change`). */

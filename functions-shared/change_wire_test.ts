@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { encodeJson } from "./dynamo_codec.ts";
+import { encodeJson } from "./dynamo_encoder.ts";
 import { CHANGE_WIRE_FIELDS, toWire } from "./change_wire.ts";
 
 Deno.test("a change's wire form has exactly the declared fields, in snake_case", () => {

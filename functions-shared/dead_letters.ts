@@ -24,7 +24,7 @@ import {
   parseJsonExact,
 } from "./record_mapping.ts";
 import { bySourceTable } from "./table_registry.ts";
-import { ValueError } from "./dynamo_codec.ts";
+import { ValueError } from "./dynamo_decoder.ts";
 import { serviceRoleProblem } from "./service_auth.ts";
 import { applyChanges, isDatabaseUnavailable } from "./sync_db.ts";
 import { attributeMapFromJson, StreamRecordSchema } from "./webhook_envelope.ts";

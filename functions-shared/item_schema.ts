@@ -7,7 +7,8 @@
  */
 
 import { z } from "zod";
-import { dynamoType, type DynamoValue, isDynamoNumber } from "./dynamo_codec.ts";
+import { dynamoType, type DynamoValue } from "./dynamo_decoder.ts";
+import { isDynamoNumber } from "./dynamo_numbers.ts";
 import type { ColumnType, TableSpec } from "./table_registry.ts";
 
 /** What a value must be for each column type, and how to say what it was instead. */

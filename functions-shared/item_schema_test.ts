@@ -5,7 +5,8 @@
  */
 
 import assert from "node:assert/strict";
-import { DynamoNumber, type DynamoValue } from "./dynamo_codec.ts";
+import type { DynamoValue } from "./dynamo_decoder.ts";
+import { DynamoNumber } from "./dynamo_numbers.ts";
 import { describeIssues, itemSchema, keySchema } from "./item_schema.ts";
 import { byTargetTable, type TableSpec } from "./table_registry.ts";
 

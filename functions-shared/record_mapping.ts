@@ -10,17 +10,15 @@
  */
 
 import {
-  bytesToBase64,
   checkPlain,
   type DynamoItem,
-  DynamoNumber,
   type DynamoValue,
   fromDynamo,
-  isDynamoNumber,
-  numberProblem,
   stringProblem,
   ValueError,
-} from "./dynamo_codec.ts";
+} from "./dynamo_decoder.ts";
+import { bytesToBase64 } from "./dynamo_encoder.ts";
+import { DynamoNumber, isDynamoNumber, numberProblem } from "./dynamo_numbers.ts";
 import {
   bySourceTable,
   byTargetTable,

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { encodeJson } from "./dynamo_codec.ts";
+import { encodeJson } from "./dynamo_encoder.ts";
 import {
   type DeadLetter,
   mapDirect,

@@ -2,15 +2,15 @@
  * The Edge Functions' way into Postgres: a small pool on SUPABASE_DB_URL (prepared
  * statements off, so that Supabase's transaction pooler works), and the one call that
  * applies changes: `sync.merge_changes` per table, plus the dead letters, in one
- * transaction.
+ * transaction. The dead letters are written by dead_letter_writer.ts.
  *
  * @module
  */
 
 import { toWire } from "./change_wire.ts";
 import postgres from "postgres";
-import { createHash } from "node:crypto";
-import { encodeJson, isDynamoNumber, stringProblem } from "./dynamo_codec.ts";
+import { recordDeadLetters } from "./dead_letter_writer.ts";
+import { encodeJson } from "./dynamo_encoder.ts";
 import type { DeadLetter, TableChange } from "./record_mapping.ts";
 import type { TableSpec } from "./table_registry.ts";
 import type { Change } from "./transform.ts";
@@ -170,104 +170,6 @@ function refusedLetter({ spec, change, deadLetter }: TableChange, error: Error):
     position: { seq: change.seq, changedAt: change.changedAt, source: change.source },
     rowKey,
   };
-}
-/** Text Postgres can store: U+0000 written as `\\u0000`, lone surrogates replaced. */
-function safeText(text: string | null): string | null {
-  return text === null ? null : text.replaceAll("\u0000", "\\u0000").toWellFormed();
-}
-
-/** Whether jsonb can hold a value: no string or key with U+0000 or a lone surrogate. */
-function jsonbSafe(value: unknown): boolean {
-  if (typeof value === "string") return stringProblem(value) === undefined;
-  if (value === null || typeof value !== "object" || isDynamoNumber(value)) return true;
-  if (value instanceof Uint8Array) return true;
-  if (Array.isArray(value) || value instanceof Set) return [...value].every(jsonbSafe);
-  return Object.entries(value).every(([k, v]) => stringProblem(k) === undefined && jsonbSafe(v));
-}
-
-/** A value with every object's keys in sorted order, so that equal content encodes equally. */
-function sortedKeys(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(sortedKeys);
-  if (
-    value === null || typeof value !== "object" || isDynamoNumber(value) ||
-    value instanceof Uint8Array || value instanceof Set
-  ) return value;
-  return Object.fromEntries(
-    Object.keys(value).sort().map((k) => [k, sortedKeys((value as Record<string, unknown>)[k])]),
-  );
-}
-
-/**
- * What makes two dead letters the same record: a stream record by its source table,
- * eventID and SequenceNumber (a redelivery); a Scan's item or a direct request by its
- * source table and exact content (the same page read again, later).
- */
-export function deadLetterFingerprint(letter: DeadLetter): string {
-  const record = letter.record as { dynamodb?: { SequenceNumber?: unknown } } | null;
-  const basis = letter.eventId !== null
-    ? ["stream", letter.sourceTable, letter.eventId, String(record?.dynamodb?.SequenceNumber)]
-    : [
-      letter.position?.source === "direct" ? "direct" : "scan",
-      letter.sourceTable ?? letter.targetTable,
-      encodeJson(sortedKeys(letter.record)),
-    ];
-  return createHash("md5").update(encodeJson(basis)).digest("hex");
-}
-
-/**
- * Records dead letters, one row per record: a record seen again (same fingerprint)
- * counts in times_seen and last_seen_at, and a Scan copy keeps the later read time. A
- * dead letter already replayed stays closed when its record comes again: the replay
- * applied that record, and the same stream record or the same content brings nothing
- * new (docs/sync-semantics.md, "Bad input").
- */
-async function recordDeadLetters(tx: postgres.TransactionSql, letters: DeadLetter[]) {
-  const rows = new Map<string, Record<string, unknown>>();
-  for (const l of letters) {
-    const fingerprint = deadLetterFingerprint(l);
-    const seen = rows.get(fingerprint);
-    if (seen) {
-      seen.times_seen = (seen.times_seen as number) + 1;
-      seen.reason = safeText(l.reason);
-      if ((l.position?.changedAt ?? "") > String(seen.position_at ?? "")) {
-        seen.position_at = l.position?.changedAt;
-      }
-      continue;
-    }
-    const storable = jsonbSafe(l.record);
-    rows.set(fingerprint, {
-      source_table: safeText(l.sourceTable),
-      target_table: safeText(l.targetTable),
-      event_id: safeText(l.eventId),
-      record: storable ? l.record : null,
-      record_text: storable ? null : encodeJson(l.record),
-      reason: safeText(l.reason),
-      position_seq: l.position?.seq ?? null,
-      position_at: l.position?.changedAt ?? null,
-      position_source: l.position?.source ?? null,
-      row_key: l.rowKey,
-      fingerprint,
-      times_seen: 1,
-    });
-  }
-  await tx.unsafe(
-    `insert into sync.dead_letters as d (source_table, target_table, event_id, record,
-       record_text, reason, position_seq, position_at, position_source, row_key, fingerprint,
-       times_seen)
-     select source_table, target_table, event_id, record, record_text, reason, position_seq,
-            position_at, position_source, row_key, fingerprint, times_seen
-     from jsonb_to_recordset($1::text::jsonb) as x(source_table text, target_table text,
-       event_id text, record jsonb, record_text text, reason text, position_seq numeric,
-       position_at timestamptz, position_source text, row_key jsonb, fingerprint text,
-       times_seen integer)
-     on conflict (fingerprint) do update
-       set times_seen = d.times_seen + excluded.times_seen,
-           last_seen_at = now(),
-           reason = case when d.replayed_at is null then excluded.reason else d.reason end,
-           position_at = greatest(d.position_at, excluded.position_at),
-           row_key = coalesce(d.row_key, excluded.row_key)`,
-    [encodeJson([...rows.values()])],
-  );
 }
 
 /**

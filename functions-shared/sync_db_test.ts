@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import type postgres from "postgres";
 import { mapScannedItem, mapStreamRecord, type TableChange } from "./record_mapping.ts";
-import { applyChanges, deadLetterFingerprint, isDataError } from "./sync_db.ts";
+import { applyChanges, isDataError } from "./sync_db.ts";
 import { byTargetTable } from "./table_registry.ts";
 import type { StreamRecord } from "./webhook_envelope.ts";
 
@@ -118,42 +118,6 @@ Deno.test("the replay's option keeps refused changes out of new dead letters", a
   assert.equal(result.refused.length, 1);
   assert.equal(result.deadLettered, 0);
   assert.equal(fake.letters.length, 0);
-});
-
-Deno.test("the same record twice is one dead letter; a Scan copy keeps the later read", async () => {
-  const actions = byTargetTable("firespring_actions")!;
-  const item = { action_id: { S: "p" }, n: { N: "abc" } };
-  const early = mapScannedItem(actions, item, new Date("2026-02-01T00:00:00Z"));
-  const late = mapScannedItem(actions, item, new Date("2026-02-03T00:00:00Z"));
-  const redelivered = mapStreamRecord({
-    ...streamRecord("q", "7"),
-    dynamodb: { ...streamRecord("q", "7").dynamodb, NewImage: item },
-  } as StreamRecord);
-  assert.ok(!early.ok && !late.ok && !redelivered.ok);
-  assert.equal(deadLetterFingerprint(early.deadLetter), deadLetterFingerprint(late.deadLetter));
-  const fake = fakeTx("none");
-  await applyChanges(fake.tx, [], [
-    late.deadLetter,
-    early.deadLetter,
-    redelivered.deadLetter,
-    redelivered.deadLetter,
-  ]);
-  assert.equal(fake.letters.length, 2);
-  assert.equal(fake.letters[0].times_seen, 2);
-  assert.equal(fake.letters[0].position_at, "2026-02-03T00:00:00.000Z");
-  assert.equal(fake.letters[1].times_seen, 2);
-});
-
-Deno.test("a record jsonb cannot hold is kept as its exact JSON text", async () => {
-  const actions = byTargetTable("firespring_actions")!;
-  const poison = mapScannedItem(actions, { action_id: { S: "z\u0000" } }, new Date());
-  assert.ok(!poison.ok);
-  const fake = fakeTx("none");
-  await applyChanges(fake.tx, [], [poison.deadLetter]);
-  const [letter] = fake.letters;
-  assert.equal(letter.record, null);
-  assert.deepEqual(JSON.parse(letter.record_text as string), poison.deadLetter.record);
-  assert.ok(!(letter.reason as string).includes("\u0000"), "the reason is storable text");
 });
 
 Deno.test("isDataError: classes 22, 23 and 54 only", () => {

@@ -7,13 +7,8 @@
  * @module
  */
 
-import {
-  decimalParts,
-  type DynamoItem,
-  type DynamoValue,
-  isDynamoNumber,
-  ValueError,
-} from "./dynamo_codec.ts";
+import { type DynamoItem, type DynamoValue, ValueError } from "./dynamo_decoder.ts";
+import { decimalParts, isDynamoNumber } from "./dynamo_numbers.ts";
 import { describeIssues, itemSchema, keySchema } from "./item_schema.ts";
 import type { ColumnType, TableSpec } from "./table_registry.ts";
 

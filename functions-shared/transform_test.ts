@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { encodeJson, fromDynamo } from "./dynamo_codec.ts";
+import { fromDynamo } from "./dynamo_decoder.ts";
+import { encodeJson } from "./dynamo_encoder.ts";
 import { byTargetTable, tableNameFromArn, TABLES } from "./table_registry.ts";
 import {
   epochToIso,

@@ -9,7 +9,7 @@
 
 import { GetItemCommand, QueryCommand, ScanCommand } from "@aws-sdk/client-dynamodb";
 import type { ValidatorDeps } from "./checksum_validator.ts";
-import { encodeJson } from "./dynamo_codec.ts";
+import { encodeJson } from "./dynamo_encoder.ts";
 import type { TableSpec } from "./table_registry.ts";
 import { expectedPage, type Item, pointReadKey, type RowKey } from "./validator_plan.ts";
 import { ReadPacer, realPacing, segmentBudget, withBackoff } from "./scan_pacing.ts";

@@ -38,11 +38,8 @@ import {
 } from "./record_mapping.ts";
 import { applyChanges, isDatabaseUnavailable } from "./sync_db.ts";
 import { parseWebhookBody } from "./webhook_envelope.ts";
-import {
-  checkWebhookHeaders,
-  TIMESTAMP_TOLERANCE_SECONDS,
-  type WebhookVerifier,
-} from "./webhook_signing.ts";
+import { checkWebhookHeaders, TIMESTAMP_TOLERANCE_SECONDS } from "./webhook_headers.ts";
+import type { WebhookVerifier } from "./webhook_signing.ts";
 
 /** The largest body accepted: 6 MiB, Lambda's own payload limit. */
 export const MAX_BODY_BYTES = 6 * 1024 * 1024;

@@ -9,7 +9,8 @@
 
 import { z } from "zod";
 import type { AttributeValue } from "@aws-sdk/client-dynamodb";
-import { isDynamoNumber, ValueError } from "./dynamo_codec.ts";
+import { ValueError } from "./dynamo_decoder.ts";
+import { isDynamoNumber } from "./dynamo_numbers.ts";
 
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 const EXPECTED_VALUE = 'expected a DynamoDB attribute value such as {"S": ...} or {"N": "..."}';
@@ -36,7 +37,7 @@ export function attributeValueProblem(
   switch (type) {
     case "S":
       return typeof v === "string" ? undefined : bad("S must be a string");
-    // A number's text is checked by the mapping (dynamo_codec.ts), so that a record with
+    // A number's text is checked by the mapping (dynamo_decoder.ts), so that a record with
     // a bad number is dead-lettered alone rather than refusing the whole batch.
     case "N":
       return typeof v === "string" ? undefined : bad("N must be a number's text");

@@ -4,7 +4,7 @@
  */
 
 import assert from "node:assert/strict";
-import { ValueError } from "./dynamo_codec.ts";
+import { ValueError } from "./dynamo_decoder.ts";
 import { parseJsonExact } from "./record_mapping.ts";
 import {
   attributeMapFromJson,

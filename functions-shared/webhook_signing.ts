@@ -4,22 +4,16 @@
  * and `webhook-signature: v1,<base64 HMAC-SHA256 of "<id>.<timestamp>.<body>">` (several
  * space-separated signatures may be sent; any one may match).
  *
- * The secret setting (SYNC_WEBHOOK_SECRET) holds one `whsec_<base64>` secret, or two
- * separated by a comma during a rotation; either verifies, the first signs. It is
- * checked once, when the verifier is built at cold start ({@link createWebhookVerifier}):
- * - every secret is `whsec_` followed by standard, padded base64 (`A–Z a–z 0–9 + /`,
- *   `=`) that decodes to at least {@link MIN_SECRET_BYTES} (24) bytes, the smallest
- *   Standard Webhooks secret (they are 24 to 64 bytes; `openssl rand -base64 32` gives
- *   32); there is no maximum, HMAC takes keys of any length;
- * - at most {@link MAX_SECRETS} (2) secrets, and no empty part (`whsec_a,` is refused).
- * A malformed setting gives a verifier that verifies nothing: the webhook refuses every
- * request with a message naming the malformed secret by its place ("secret 2 of 2") and
- * the cause, never its value.
+ * The secret setting (SYNC_WEBHOOK_SECRET) is checked once, when the verifier is built at
+ * cold start ({@link createWebhookVerifier}), by webhook_secrets.ts. A malformed setting
+ * gives a verifier that verifies nothing: the webhook refuses every request with a
+ * message naming the malformed secret by its place ("secret 2 of 2") and the cause,
+ * never its value.
  *
  * Verification is done in steps, so that the webhook checks the cheap things first:
- * {@link checkWebhookHeaders} (the three headers, the timestamp within 300 s of now)
- * before the body is read, then {@link WebhookVerifier.verifySignature} over the body
- * with Web Crypto (HMAC-SHA256, then a constant-time comparison of the decoded
+ * checkWebhookHeaders (webhook_headers.ts: the three headers, the timestamp within 300 s
+ * of now) before the body is read, then {@link WebhookVerifier.verifySignature} over the
+ * body with Web Crypto (HMAC-SHA256, then a constant-time comparison of the decoded
  * signatures). Nothing is accepted from a `catch`: every path that does not end in a
  * matching signature is a refusal.
  *
@@ -31,139 +25,14 @@
  */
 
 import { Webhook } from "standardwebhooks";
+import { checkWebhookHeaders, type Delivery } from "./webhook_headers.ts";
+import {
+  decodeBase64,
+  parseWebhookSecrets,
+  WEBHOOK_SECRET_SETTING as SETTING,
+} from "./webhook_secrets.ts";
 
-/** How far (seconds) a request's `webhook-timestamp` may be from now, either way. */
-export const TIMESTAMP_TOLERANCE_SECONDS = 300;
-/** The fewest bytes a secret may decode to (Standard Webhooks secrets are 24 to 64). */
-export const MIN_SECRET_BYTES = 24;
-/** The most secrets a setting may hold: the new and the old one during a rotation. */
-export const MAX_SECRETS = 2;
-/** The longest `webhook-id` accepted (the Lambda sends `msg_<uuid>`, 40 characters). */
-export const MAX_WEBHOOK_ID_LENGTH = 256;
-
-const PREFIX = "whsec_";
-const SETTING = "SYNC_WEBHOOK_SECRET";
-/** Standard base64 with its padding: whole groups of four, `=` only at the end. */
-const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 const NO_MATCH = "webhook-signature does not match the body with any configured secret";
-
-/** The outcome of checking a secret setting: the decoded keys, or what is wrong. */
-export type ParsedSecrets =
-  | { ok: true; keys: Uint8Array[] }
-  | { ok: false; problem: string };
-
-/** Decodes standard, padded base64; undefined when `text` is not exactly that. */
-function decodeBase64(text: string): Uint8Array | undefined {
-  if (text === "" || !BASE64.test(text)) return undefined;
-  return Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
-}
-
-/** Checks one secret of a setting; returns its key, or why it is malformed. */
-function parseOneSecret(part: string): { key: Uint8Array } | { why: string } {
-  if (part === "") return { why: "is empty (a stray comma?)" };
-  if (!part.startsWith(PREFIX)) return { why: `does not start with ${PREFIX}` };
-  const encoded = part.slice(PREFIX.length);
-  if (encoded === "") return { why: `has nothing after ${PREFIX}` };
-  const key = decodeBase64(encoded);
-  if (!key) {
-    return { why: `is not valid base64 after ${PREFIX} (standard alphabet, padded with =)` };
-  }
-  if (key.length < MIN_SECRET_BYTES) {
-    return {
-      why: `decodes to ${key.length} bytes; at least ${MIN_SECRET_BYTES} are required`,
-    };
-  }
-  return { key };
-}
-
-/**
- * Checks a secret setting (`whsec_a` or `whsec_a,whsec_b`) and decodes its secrets.
- * The problem names the malformed secret by its place and the cause, never its value.
- */
-export function parseWebhookSecrets(setting: string | undefined): ParsedSecrets {
-  if (setting === undefined || setting.trim() === "") {
-    return { ok: false, problem: "it is not set" };
-  }
-  const parts = setting.split(",").map((part) => part.trim());
-  if (parts.length > MAX_SECRETS) {
-    return {
-      ok: false,
-      problem: `it holds ${parts.length} comma-separated secrets; at most ${MAX_SECRETS} ` +
-        "(the new and the old one, during a rotation) are allowed",
-    };
-  }
-  const keys: Uint8Array[] = [];
-  for (const [i, part] of parts.entries()) {
-    const parsed = parseOneSecret(part);
-    if ("why" in parsed) {
-      return { ok: false, problem: `secret ${i + 1} of ${parts.length} ${parsed.why}` };
-    }
-    keys.push(parsed.key);
-  }
-  return { ok: true, keys };
-}
-
-/** The checked headers of a request, ready for the signature check over its body. */
-export interface Delivery {
-  /** `webhook-id`: the sender's id of this message (replays reuse it). */
-  id: string;
-  /** `webhook-timestamp`, unix seconds. */
-  timestamp: number;
-  /** The decoded `v1` signatures of `webhook-signature`. */
-  signatures: Uint8Array[];
-}
-
-/** The outcome of {@link checkWebhookHeaders}: the delivery, or why it is refused (401). */
-export type HeaderCheck =
-  | { ok: true; delivery: Delivery }
-  | { ok: false; problem: string };
-
-/**
- * Checks what can be checked before the body is read: the three headers are present,
- * `webhook-id` is short printable ASCII, `webhook-timestamp` is unix seconds within
- * {@link TIMESTAMP_TOLERANCE_SECONDS} of `nowMs` (the problem says how far off it is),
- * and `webhook-signature` holds at least one `v1,<base64>` signature.
- */
-export function checkWebhookHeaders(headers: Headers, nowMs: number = Date.now()): HeaderCheck {
-  const wanted = ["webhook-id", "webhook-timestamp", "webhook-signature"];
-  const missing = wanted.filter((name) => !headers.get(name));
-  if (missing.length > 0) return { ok: false, problem: `missing header ${missing.join(", ")}` };
-  const id = headers.get("webhook-id")!;
-  const timestampText = headers.get("webhook-timestamp")!.trim();
-  const signatureText = headers.get("webhook-signature")!;
-
-  if (id.length > MAX_WEBHOOK_ID_LENGTH || !/^[\x21-\x7e]+$/.test(id)) {
-    return {
-      ok: false,
-      problem: `webhook-id must be 1 to ${MAX_WEBHOOK_ID_LENGTH} printable ASCII characters ` +
-        "without spaces",
-    };
-  }
-  if (!/^\d{1,12}$/.test(timestampText)) {
-    return { ok: false, problem: "webhook-timestamp must be a whole number of unix seconds" };
-  }
-  const timestamp = Number(timestampText);
-  const skew = Math.floor(nowMs / 1000) - timestamp;
-  if (Math.abs(skew) > TIMESTAMP_TOLERANCE_SECONDS) {
-    const direction = skew > 0 ? "in the past" : "in the future";
-    return {
-      ok: false,
-      problem: `webhook-timestamp ${timestamp} is ${Math.abs(skew)} s ${direction}; ` +
-        `it must be within ${TIMESTAMP_TOLERANCE_SECONDS} s of now`,
-    };
-  }
-  const signatures: Uint8Array[] = [];
-  for (const entry of signatureText.split(" ")) {
-    const [version, encoded] = entry.split(",", 2);
-    if (version !== "v1" || encoded === undefined) continue;
-    const decoded = decodeBase64(encoded);
-    if (decoded) signatures.push(decoded);
-  }
-  if (signatures.length === 0) {
-    return { ok: false, problem: "webhook-signature holds no v1,<base64> signature" };
-  }
-  return { ok: true, delivery: { id, timestamp, signatures } };
-}
 
 /** Whether two byte strings are equal, taking the same time wherever they differ. */
 export function timingSafeEqual(a: Uint8Array, b: Uint8Array): boolean {

@@ -18,15 +18,13 @@ import { DENO_BIN, FUNCTIONS_PORT, HOST, PG_BIN, PID_DIR, ROOT, STACK_ENV_FILE }
 import { startDynamo, stopDynamo } from "./dynamodb.ts";
 import { parseFaults } from "./aws/faults.ts";
 import { PROXY_NAME, startProxy, stopProxy } from "./aws/proxy_process.ts";
+import { isReady, startPostgres, stopPostgres } from "./postgres.ts";
 import {
   applyPlatformSql,
   installExtensionFiles,
-  isReady,
   psql,
   pushMigrations,
-  startPostgres,
-  stopPostgres,
-} from "./postgres.ts";
+} from "./postgres_migrations.ts";
 import {
   logFile,
   portOpen,
@@ -38,7 +36,7 @@ import {
   waitFor,
 } from "./processes.ts";
 import { ensureStackEnv, type StackEnv, startupSettings } from "./stack_env.ts";
-import { parseWebhookSecrets } from "../functions-shared/webhook_signing.ts";
+import { parseWebhookSecrets } from "../functions-shared/webhook_secrets.ts";
 import { ensureSourceTables } from "./source_tables.ts";
 import { POLLER_STATE_FILE } from "./stream_positions.ts";
 

@@ -24,7 +24,7 @@ import { DescribeTableCommand } from "@aws-sdk/client-dynamodb";
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
-import { compareDecimal } from "../functions-shared/dynamo_codec.ts";
+import { compareDecimal } from "../functions-shared/dynamo_numbers.ts";
 import { connectDb } from "../functions-shared/sync_db.ts";
 import { bySourceTable, tableNameFromArn, TABLES } from "../functions-shared/table_registry.ts";
 import { handler } from "../lambda/stream_forwarder.ts";

@@ -15,7 +15,7 @@ import {
   GetShardIteratorCommand,
   type Shard,
 } from "@aws-sdk/client-dynamodb-streams";
-import { bytesToBase64 } from "../functions-shared/dynamo_codec.ts";
+import { bytesToBase64 } from "../functions-shared/dynamo_encoder.ts";
 import type { StreamRecord } from "../lambda/stream_forwarder.ts";
 import { awsClientConfig } from "../functions-shared/dynamo_client.ts";
 import { type StackEnv, stackEnvReader } from "./stack_env.ts";

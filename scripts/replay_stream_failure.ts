@@ -23,7 +23,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync 
 import { basename, dirname, join } from "node:path";
 import process from "node:process";
 import { DynamoDBStreamsClient } from "@aws-sdk/client-dynamodb-streams";
-import { compareDecimal } from "../functions-shared/dynamo_codec.ts";
+import { compareDecimal } from "../functions-shared/dynamo_numbers.ts";
 import { awsClientConfig } from "../functions-shared/dynamo_client.ts";
 import { bySourceTable, tableNameFromArn } from "../functions-shared/table_registry.ts";
 import { handler, type StreamRecord } from "../lambda/stream_forwarder.ts";

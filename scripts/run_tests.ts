@@ -26,114 +26,23 @@ import {
   TERRAFORM_DIR,
   terraformInstalled,
 } from "../infrastructure/terraform/terraform_cli.ts";
+import {
+  denoTestCounts,
+  exitWithSummary,
+  pgProveCounts,
+  results,
+  runShown,
+  skip,
+  step,
+  terraformTestCounts,
+  testFiles,
+} from "./step_runner.ts";
 
-interface StepResult {
-  name: string;
-  ok: boolean;
-  passed: number;
-  failed: number;
-  seconds: number;
-}
-
-const results: StepResult[] = [];
 const SUPABASE = join(ROOT, "node_modules", ".bin", "supabase");
-
-/** Runs a command, showing its output as it comes, and returns its exit code and output. */
-async function runShown(command: string, args: string[], env?: Record<string, string>) {
-  const child = new Deno.Command(command, {
-    args,
-    cwd: ROOT,
-    env: { NO_COLOR: "1", ...env },
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  let output = "";
-  const pump = async (stream: ReadableStream<Uint8Array>, sink: typeof Deno.stdout) => {
-    for await (const chunk of stream) {
-      output += new TextDecoder().decode(chunk);
-      await sink.write(chunk);
-    }
-  };
-  const [status] = await Promise.all([
-    child.status,
-    pump(child.stdout, Deno.stdout),
-    pump(child.stderr, Deno.stderr),
-  ]);
-  return { code: status.code, output };
-}
-
-/**
- * Runs one step. `count` reads the numbers of passed and failed tests from the output;
- * without it a step counts as one test.
- */
-async function step(
-  name: string,
-  command: string,
-  args: string[],
-  count?: (output: string) => { passed: number; failed: number } | undefined,
-  env?: Record<string, string>,
-): Promise<boolean> {
-  console.log(`\n=== ${name}: ${[command.replace(ROOT + "/", ""), ...args].join(" ")}`);
-  const started = performance.now();
-  const { code, output } = await runShown(command, args, env);
-  const counted = count?.(output);
-  const ok = code === 0 && (counted?.failed ?? 0) === 0;
-  const result = {
-    name,
-    ok,
-    passed: counted?.passed ?? (ok ? 1 : 0),
-    failed: counted ? Math.max(counted.failed, ok ? 0 : 1) : (ok ? 0 : 1),
-    seconds: (performance.now() - started) / 1000,
-  };
-  results.push(result);
-  console.log(`=== ${name}: ${ok ? "ok" : "FAILED"} (${result.seconds.toFixed(1)}s)`);
-  return ok;
-}
-
-/** `ok | 12 passed (3 steps) | 0 failed` from `deno test`. */
-function denoTestCounts(output: string) {
-  const line = output.match(/(?:ok|FAILED) \| (\d+) passed[^|]*\| (\d+) failed/);
-  return line ? { passed: Number(line[1]), failed: Number(line[2]) } : undefined;
-}
-
-/** `Files=3, Tests=57, ...` and the failed-test lines from pg_prove. */
-function pgProveCounts(output: string) {
-  const total = output.match(/Files=\d+, Tests=(\d+)/);
-  if (!total) return undefined;
-  const failed = [...output.matchAll(/Failed (\d+)\/\d+ subtests/g)]
-    .reduce((sum, m) => sum + Number(m[1]), 0);
-  const badFiles = output.includes("Result: FAIL") && failed === 0 ? 1 : 0;
-  return { passed: Number(total[1]) - failed, failed: failed + badFiles };
-}
-
-function testFiles(dir: string, suffix: string): string[] {
-  const found: string[] = [];
-  const visit = (path: string) => {
-    for (const entry of readdirSync(path, { withFileTypes: true })) {
-      const full = join(path, entry.name);
-      if (entry.isDirectory()) visit(full);
-      else if (entry.name.endsWith(suffix)) found.push(full);
-    }
-  };
-  if (existsSync(dir)) visit(dir);
-  return found.sort();
-}
 
 async function stackRunning(): Promise<boolean> {
   return await portOpen(HOST, POSTGRES_PORT) && await portOpen(HOST, FUNCTIONS_PORT) &&
     await portOpen(HOST, DYNAMODB_PORT);
-}
-
-/** Records a step that could not run here, and why (shown in the summary, counted as neither). */
-function skip(name: string, reason: string) {
-  console.log(`\n=== ${name}: skipped: ${reason}`);
-  results.push({ name: `${name} (skipped)`, ok: true, passed: 0, failed: 0, seconds: 0 });
-}
-
-/** `Success! 5 passed, 0 failed.` / `Failure! 3 passed, 1 failed, 1 skipped.` from terraform test. */
-function terraformTestCounts(output: string) {
-  const line = output.match(/(\d+) passed, (\d+) failed/);
-  return line ? { passed: Number(line[1]), failed: Number(line[2]) } : undefined;
 }
 
 /**
@@ -292,15 +201,4 @@ if (await step("stack:up", DENO_BIN, ["run", "-A", "local-stack/stack.ts", "up"]
   }
 }
 
-const passed = results.reduce((sum, r) => sum + r.passed, 0);
-const failed = results.reduce((sum, r) => sum + r.failed, 0);
-console.log("\n=== summary");
-for (const r of results) {
-  console.log(
-    `${r.ok ? "ok    " : "FAILED"} ${r.name.padEnd(40)} ${String(r.passed).padStart(4)} passed ` +
-      `${String(r.failed).padStart(3)} failed  ${r.seconds.toFixed(1).padStart(6)}s`,
-  );
-}
-console.log(`npm test took ${((performance.now() - started) / 1000).toFixed(0)}s`);
-console.log(`${passed} passed, ${failed} failed`);
-Deno.exit(failed === 0 && results.every((r) => r.ok) ? 0 : 1);
+exitWithSummary(started);

@@ -13,7 +13,7 @@
 import { type AttributeValue, type DynamoDBClient, ScanCommand } from "@aws-sdk/client-dynamodb";
 import type postgres from "postgres";
 import { emptyTargets, loadReportDataSet } from "../demo/load_report_data_set.ts";
-import { encodeJson } from "../functions-shared/dynamo_codec.ts";
+import { encodeJson } from "../functions-shared/dynamo_encoder.ts";
 import { mapScannedItem } from "../functions-shared/record_mapping.ts";
 import { TABLES } from "../functions-shared/table_registry.ts";
 import { up } from "../local-stack/stack.ts";

@@ -21,13 +21,9 @@ import { join } from "node:path";
 import { tmpdir } from "node:os";
 import { PORT_OFFSET, ROOT } from "../local-stack/config.ts";
 import postgres from "postgres";
-import {
-  applyPlatformSql,
-  databaseUrl,
-  destroyPostgres,
-  pushMigrations,
-  startPostgres,
-} from "../local-stack/postgres.ts";
+import { destroyPostgres, startPostgres } from "../local-stack/postgres.ts";
+import { databaseUrl } from "../local-stack/postgres_cluster.ts";
+import { applyPlatformSql, pushMigrations } from "../local-stack/postgres_migrations.ts";
 
 const MIGRATIONS = join(ROOT, "supabase", "migrations");
 const RELEASED = join(ROOT, "supabase", "released_migrations.sha256");

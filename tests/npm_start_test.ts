@@ -6,7 +6,7 @@
 
 import assert from "node:assert/strict";
 import { DENO_BIN, ROOT } from "../local-stack/config.ts";
-import { openProblems } from "../scripts/start.ts";
+import { openProblems } from "../scripts/migration_report.ts";
 import { connectDb } from "./stack_clients.ts";
 
 Deno.test("npm start at scale 0.02 migrates every table and reports a match", async () => {

@@ -5,7 +5,7 @@
  * password file and log go to the clone's own folder under /var/tmp.
  *
  * The test copies the working tree (tracked and new files, as `git ls-files` lists them)
- * into a fresh 0700 folder and runs the copy's own `local-stack/postgres.ts` there, with
+ * into a fresh 0700 folder and runs the copy's own `local-stack/postgres*.ts` there, with
  * the copy as working directory: a throwaway cluster on port 54331 is created and started,
  * the platform SQL applied, the migrations pushed with the Supabase CLI, a query run, and
  * the cluster destroyed. node_modules is a symlink to this repository's: only root uses it
@@ -54,15 +54,13 @@ import { existsSync, lstatSync, readdirSync, readlinkSync, statSync } from "node
 import { join } from "node:path";
 import { PG_BIN, ROOT } from "./local-stack/config.ts";
 import { run } from "./local-stack/processes.ts";
+import { destroyPostgres, startPostgres } from "./local-stack/postgres.ts";
+import { clusterPaths, databaseUrl } from "./local-stack/postgres_cluster.ts";
 import {
   applyPlatformSql,
-  clusterPaths,
-  databaseUrl,
-  destroyPostgres,
   installExtensionFiles,
   pushMigrations,
-  startPostgres,
-} from "./local-stack/postgres.ts";
+} from "./local-stack/postgres_migrations.ts";
 
 const cluster = ${JSON.stringify(CLUSTER)};
 const url = databaseUrl(cluster);

@@ -1,12 +1,12 @@
 -- Records that could not be mapped (or that Postgres refused), kept whole, with the
--- reason, for an admin to fix and replay (sync-semantics.md, "Bad input").
+-- reason, for an admin to fix and replay (docs/sync-semantics.md, "Dead letters").
 --
 -- A dead letter keeps the position its record was streamed or read at: a replay applies
 -- it there, through the same ordering guard as everything else, so a copy read by a
 -- Scan days ago cannot beat a newer stream change or tombstone. The same record
 -- dead-lettered again (a redelivered stream record, a page read again) is the same dead
--- letter: its fingerprint is unique, and a repeat counts in times_seen (functions-shared/
--- sync_db.ts computes the fingerprint and merges repeats).
+-- letter: its fingerprint is unique, and a repeat counts in times_seen
+-- (functions-shared/dead_letter_writer.ts computes the fingerprint and merges repeats).
 create table sync.dead_letters (
   id bigint generated always as identity primary key,
   received_at timestamptz not null default now(),

@@ -22,7 +22,7 @@ select throws_ok(
   '23505', null, 'the same fingerprint cannot be a second dead letter'
 );
 
--- What the sync does with a repeat (functions-shared/sync_db.ts): count it, keep the later read.
+-- What the sync does with a repeat (functions-shared/dead_letter_writer.ts): count it, keep the later read.
 insert into sync.dead_letters as d (record, reason, position_at, position_source, fingerprint)
 values ('{"item": {}}', 'poison', '2026-02-03 00:00:00+00', 'backfill', 'fp-045')
 on conflict (fingerprint) do update

@@ -1,18 +1,9 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import type { AttributeValue } from "@aws-sdk/client-dynamodb";
-import {
-  bytesToBase64,
-  compareDecimal,
-  DynamoNumber,
-  dynamoType,
-  encodeJson,
-  encodeJsonSlowly,
-  fromDynamo,
-  numberJson,
-  toDynamo,
-  ValueError,
-} from "./dynamo_codec.ts";
+import { fromDynamo } from "./dynamo_decoder.ts";
+import { bytesToBase64, encodeJson, encodeJsonSlowly, toDynamo } from "./dynamo_encoder.ts";
+import { compareDecimal, numberJson } from "./dynamo_numbers.ts";
 
 /** Decimal text as DynamoDB carries it: up to 38 significant digits, an optional exponent. */
 const decimalText = fc.tuple(
@@ -111,107 +102,6 @@ Deno.test("toDynamo(fromDynamo(x)) gives back x", () => {
     }),
     { numRuns: 200 },
   );
-});
-
-Deno.test("numberJson rewrites DynamoDB's spellings into JSON without changing the value", () => {
-  assert.equal(
-    numberJson("12345678901234567890123456789012345678"),
-    "12345678901234567890123456789012345678",
-  );
-  assert.equal(numberJson("+5"), "5");
-  assert.equal(numberJson(".5"), "0.5");
-  assert.equal(numberJson("-.5"), "-0.5");
-  assert.equal(numberJson("5."), "5");
-  assert.equal(numberJson("007"), "7");
-  assert.equal(numberJson("1E+2"), "1E+2");
-  assert.throws(() => numberJson("abc"), /not a number: "abc"/);
-  assert.throws(() => numberJson("."), /not a number/);
-  assert.throws(() => numberJson(""), /not a number/);
-});
-
-Deno.test("compareDecimal orders exactly where doubles cannot", () => {
-  assert.equal(compareDecimal("9007199254740993", "9007199254740992"), 1);
-  assert.equal(compareDecimal("1.0", "1"), 0);
-  assert.equal(compareDecimal("1E+2", "100"), 0);
-  assert.equal(compareDecimal("-2", "-10"), 1);
-  assert.equal(compareDecimal("0", "-0"), 0);
-  assert.equal(compareDecimal("0.001", "1E-3"), 0);
-  fc.assert(
-    fc.property(fc.integer(), fc.integer(), (a, b) => {
-      assert.equal(compareDecimal(String(a), String(b)), Math.sign(a - b));
-    }),
-  );
-});
-
-Deno.test("dynamoType names each kind of value", () => {
-  const decoded = fromDynamo({
-    s: { S: "x" },
-    n: { N: "1" },
-    b: { B: new Uint8Array([1]) },
-    ss: { SS: ["a"] },
-    ns: { NS: ["1"] },
-    bs: { BS: [new Uint8Array([1])] },
-    m: { M: {} },
-    l: { L: [] },
-    t: { BOOL: true },
-    z: { NULL: true },
-  });
-  assert.deepEqual(
-    Object.fromEntries(Object.entries(decoded).map(([k, v]) => [k, dynamoType(v)])),
-    { s: "S", n: "N", b: "B", ss: "SS", ns: "NS", bs: "BS", m: "M", l: "L", t: "BOOL", z: "NULL" },
-  );
-  assert.ok(decoded.n instanceof DynamoNumber);
-});
-
-Deno.test("fromDynamo refuses what Postgres cannot store, naming the path and the cause", () => {
-  const cases: [Record<string, AttributeValue>, RegExp][] = [
-    [{ title: { S: "a\u0000b" } }, /^attribute title: the string contains U\+0000 \(NUL\)/],
-    [
-      { meta: { M: { tags: { L: [{ S: "ok" }, { S: "x\u0000" }] } } } },
-      /^attribute meta\.tags\[1\]: the string contains U\+0000/,
-    ],
-    [
-      { meta: { M: { ["bad\u0000key"]: { S: "v" } } } },
-      /^attribute meta: the map key "bad\\u0000key" contains U\+0000/,
-    ],
-    [
-      { ["name\u0000"]: { S: "v" } },
-      /^attribute "name\\u0000": the attribute name contains U\+0000/,
-    ],
-    [{ title: { S: "half \ud800 pair" } }, /^attribute title: the string is not valid UTF-16/],
-    [
-      { meta: { M: { ["\udc00"]: { N: "1" } } } },
-      /^attribute meta: the map key .* is not valid UTF-16/,
-    ],
-    [{ labels: { SS: ["ok", "\u0000"] } }, /^attribute labels\[1\]: the string contains U\+0000/],
-    [{ n: { N: "abc" } }, /^attribute n: "abc" is not a number$/],
-    [{ n: { N: "" } }, /^attribute n: "" is not a number$/],
-    [{ n: { N: "1e999" } }, /^attribute n: "1e999" is out of DynamoDB's number range/],
-    [{ n: { N: "1e-131" } }, /^attribute n: "1e-131" is out of DynamoDB's number range/],
-    [{ n: { N: "1".repeat(39) } }, /has 39 significant digits; DynamoDB numbers have at most 38/],
-    [{ ns: { NS: ["1", "x"] } }, /^attribute ns\[1\]: "x" is not a number$/],
-  ];
-  for (const [item, message] of cases) {
-    assert.throws(() => fromDynamo(item), (e: unknown) => {
-      assert.ok(e instanceof ValueError, `${message}: a ValueError`);
-      assert.match((e as Error).message, message);
-      return true;
-    });
-  }
-});
-
-Deno.test("fromDynamo accepts DynamoDB's extremes and keeps __proto__ as data", () => {
-  const item = fromDynamo({
-    big: { N: "9.9999999999999999999999999999999999999E+125" },
-    small: { N: "-1E-130" },
-    digits: { N: "1".repeat(38) },
-    zero: { N: "0e999" },
-    emoji: { S: "\ud83d\ude00" },
-    ["__proto__"]: { S: "data" },
-  });
-  assert.equal(Object.keys(item).length, 6);
-  assert.equal(Object.getPrototypeOf(item), Object.prototype);
-  assert.equal(Object.getOwnPropertyDescriptor(item, "__proto__")?.value, "data");
 });
 
 Deno.test("a 400 KB binary attribute encodes without overflowing the stack", () => {

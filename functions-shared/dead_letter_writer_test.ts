@@ -1,0 +1,70 @@
+import assert from "node:assert/strict";
+import type postgres from "postgres";
+import { deadLetterFingerprint, recordDeadLetters } from "./dead_letter_writer.ts";
+import { mapScannedItem, mapStreamRecord } from "./record_mapping.ts";
+import { byTargetTable } from "./table_registry.ts";
+import type { StreamRecord } from "./webhook_envelope.ts";
+
+const ACTIONS = "firespring-backdoor-actions-dev";
+
+function streamRecord(id: string, seq: string, eventID = `ev-${id}`): StreamRecord {
+  return {
+    eventID,
+    eventName: "INSERT",
+    eventSourceARN: `arn:aws:dynamodb:us-east-1:000000000000:table/${ACTIONS}/stream/x`,
+    dynamodb: {
+      Keys: { action_id: { S: id } },
+      NewImage: { action_id: { S: id }, session_id: { S: `s-${id}` } },
+      SequenceNumber: seq,
+      ApproximateCreationDateTime: 1770379200,
+    },
+  } as unknown as StreamRecord;
+}
+
+/** A transaction that keeps the dead-letter rows inserted. */
+function fakeTx() {
+  const letters: Record<string, unknown>[] = [];
+  const tx = {
+    unsafe: (query: string, params: string[]) => {
+      if (query.includes("insert into sync.dead_letters")) letters.push(...JSON.parse(params[0]));
+      return Promise.resolve([]);
+    },
+  };
+  return { tx: tx as unknown as postgres.TransactionSql, letters };
+}
+
+Deno.test("the same record twice is one dead letter; a Scan copy keeps the later read", async () => {
+  const actions = byTargetTable("firespring_actions")!;
+  const item = { action_id: { S: "p" }, n: { N: "abc" } };
+  const early = mapScannedItem(actions, item, new Date("2026-02-01T00:00:00Z"));
+  const late = mapScannedItem(actions, item, new Date("2026-02-03T00:00:00Z"));
+  const redelivered = mapStreamRecord({
+    ...streamRecord("q", "7"),
+    dynamodb: { ...streamRecord("q", "7").dynamodb, NewImage: item },
+  } as StreamRecord);
+  assert.ok(!early.ok && !late.ok && !redelivered.ok);
+  assert.equal(deadLetterFingerprint(early.deadLetter), deadLetterFingerprint(late.deadLetter));
+  const fake = fakeTx();
+  await recordDeadLetters(fake.tx, [
+    late.deadLetter,
+    early.deadLetter,
+    redelivered.deadLetter,
+    redelivered.deadLetter,
+  ]);
+  assert.equal(fake.letters.length, 2);
+  assert.equal(fake.letters[0].times_seen, 2);
+  assert.equal(fake.letters[0].position_at, "2026-02-03T00:00:00.000Z");
+  assert.equal(fake.letters[1].times_seen, 2);
+});
+
+Deno.test("a record jsonb cannot hold is kept as its exact JSON text", async () => {
+  const actions = byTargetTable("firespring_actions")!;
+  const poison = mapScannedItem(actions, { action_id: { S: "z\u0000" } }, new Date());
+  assert.ok(!poison.ok);
+  const fake = fakeTx();
+  await recordDeadLetters(fake.tx, [poison.deadLetter]);
+  const [letter] = fake.letters;
+  assert.equal(letter.record, null);
+  assert.deepEqual(JSON.parse(letter.record_text as string), poison.deadLetter.record);
+  assert.ok(!(letter.reason as string).includes("\u0000"), "the reason is storable text");
+});

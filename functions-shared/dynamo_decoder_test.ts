@@ -1,0 +1,75 @@
+import assert from "node:assert/strict";
+import type { AttributeValue } from "@aws-sdk/client-dynamodb";
+import { dynamoType, fromDynamo, ValueError } from "./dynamo_decoder.ts";
+import { DynamoNumber } from "./dynamo_numbers.ts";
+
+Deno.test("dynamoType names each kind of value", () => {
+  const decoded = fromDynamo({
+    s: { S: "x" },
+    n: { N: "1" },
+    b: { B: new Uint8Array([1]) },
+    ss: { SS: ["a"] },
+    ns: { NS: ["1"] },
+    bs: { BS: [new Uint8Array([1])] },
+    m: { M: {} },
+    l: { L: [] },
+    t: { BOOL: true },
+    z: { NULL: true },
+  });
+  assert.deepEqual(
+    Object.fromEntries(Object.entries(decoded).map(([k, v]) => [k, dynamoType(v)])),
+    { s: "S", n: "N", b: "B", ss: "SS", ns: "NS", bs: "BS", m: "M", l: "L", t: "BOOL", z: "NULL" },
+  );
+  assert.ok(decoded.n instanceof DynamoNumber);
+});
+
+Deno.test("fromDynamo refuses what Postgres cannot store, naming the path and the cause", () => {
+  const cases: [Record<string, AttributeValue>, RegExp][] = [
+    [{ title: { S: "a\u0000b" } }, /^attribute title: the string contains U\+0000 \(NUL\)/],
+    [
+      { meta: { M: { tags: { L: [{ S: "ok" }, { S: "x\u0000" }] } } } },
+      /^attribute meta\.tags\[1\]: the string contains U\+0000/,
+    ],
+    [
+      { meta: { M: { ["bad\u0000key"]: { S: "v" } } } },
+      /^attribute meta: the map key "bad\\u0000key" contains U\+0000/,
+    ],
+    [
+      { ["name\u0000"]: { S: "v" } },
+      /^attribute "name\\u0000": the attribute name contains U\+0000/,
+    ],
+    [{ title: { S: "half \ud800 pair" } }, /^attribute title: the string is not valid UTF-16/],
+    [
+      { meta: { M: { ["\udc00"]: { N: "1" } } } },
+      /^attribute meta: the map key .* is not valid UTF-16/,
+    ],
+    [{ labels: { SS: ["ok", "\u0000"] } }, /^attribute labels\[1\]: the string contains U\+0000/],
+    [{ n: { N: "abc" } }, /^attribute n: "abc" is not a number$/],
+    [{ n: { N: "" } }, /^attribute n: "" is not a number$/],
+    [{ n: { N: "1e999" } }, /^attribute n: "1e999" is out of DynamoDB's number range/],
+    [{ n: { N: "1e-131" } }, /^attribute n: "1e-131" is out of DynamoDB's number range/],
+    [{ n: { N: "1".repeat(39) } }, /has 39 significant digits; DynamoDB numbers have at most 38/],
+    [{ ns: { NS: ["1", "x"] } }, /^attribute ns\[1\]: "x" is not a number$/],
+  ];
+  for (const [item, message] of cases) {
+    assert.throws(() => fromDynamo(item), (e: unknown) => {
+      assert.ok(e instanceof ValueError, `${message}: a ValueError`);
+      assert.match((e as Error).message, message);
+      return true;
+    });
+  }
+});
+
+Deno.test("fromDynamo accepts DynamoDB's extremes and keeps __proto__ as data", () => {
+  const item = fromDynamo({
+    big: { N: "9.9999999999999999999999999999999999999E+125" },
+    small: { N: "-1E-130" },
+    digits: { N: "1".repeat(38) },
+    zero: { N: "0e999" },
+    emoji: { S: "\ud83d\ude00" },
+    ["__proto__"]: { S: "data" },
+  });
+  assert.equal(Object.keys(item).length, 6);
+  assert.equal(Object.getPrototypeOf(item), Object.prototype);
+  assert.equal(Object.getOwnPropertyDescriptor(item, "__proto__")?.value, "data");
+});

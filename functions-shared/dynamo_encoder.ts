@@ -1,0 +1,93 @@
+/**
+ * The encoder: writes decoded DynamoDB values (dynamo_decoder.ts) as JSON text with every
+ * digit of every number, and back into DynamoDB JSON. Sets become sorted arrays (a set
+ * has no order, so the sorted form is canonical), binary becomes base64 text, maps and
+ * lists stay nested (docs/source-tables.md, "Values that JSON cannot hold as such").
+ *
+ * @module
+ */
+
+import { marshall } from "@aws-sdk/util-dynamodb";
+import type { AttributeMap, DynamoItem } from "./dynamo_decoder.ts";
+import { compareDecimal, isDynamoNumber, numberJson } from "./dynamo_numbers.ts";
+
+/** Encodes an item into DynamoDB JSON (numbers keep their text). */
+export function toDynamo(item: DynamoItem): AttributeMap {
+  return marshall(item, { removeUndefinedValues: true }) as AttributeMap;
+}
+
+/**
+ * Binary as base64 text. Chunked: spreading a 400 KB item's bytes into one
+ * `String.fromCharCode` call would overflow the stack.
+ */
+export function bytesToBase64(bytes: Uint8Array): string {
+  const CHUNK = 0x2000;
+  let binary = "";
+  for (let i = 0; i < bytes.length; i += CHUNK) {
+    binary += String.fromCharCode.apply(null, Array.from(bytes.subarray(i, i + CHUNK)));
+  }
+  return btoa(binary);
+}
+
+/**
+ * The JSON-compatible form of a value, for anything that is not a number: sets become
+ * sorted arrays, binary becomes base64. Numbers are left as {@link DynamoNumber}s for
+ * {@link encodeJson} to write exactly.
+ */
+function canonical(value: unknown): unknown {
+  if (value instanceof Uint8Array) return bytesToBase64(value);
+  if (value instanceof Set) {
+    const members = [...value].map(canonical);
+    return members.sort((a, b) => {
+      if (isDynamoNumber(a) && isDynamoNumber(b)) return compareDecimal(a.value, b.value);
+      const x = String(a);
+      const y = String(b);
+      return x < y ? -1 : x > y ? 1 : 0;
+    });
+  }
+  return value;
+}
+
+/** `JSON.rawJSON` (TC39 JSON.parse source text access), where the runtime has it. */
+const rawJSON = (JSON as unknown as { rawJSON?: (text: string) => unknown }).rawJSON;
+
+/**
+ * Writes a value as JSON text, with every digit of every DynamoDB number (JSON itself
+ * has no limit on digits; `JSON.stringify` alone would round). Accepts plain JS values
+ * too.
+ */
+export function encodeJson(value: unknown): string {
+  if (rawJSON) {
+    // Native and fast: numbers are spliced in as their own text.
+    return JSON.stringify(value, (_key, v) => {
+      if (isDynamoNumber(v)) return rawJSON(numberJson(v.value));
+      if (typeof v === "bigint") return rawJSON(v.toString());
+      if (typeof v === "number" && !Number.isFinite(v)) {
+        throw new TypeError(`not a finite number: ${v}`);
+      }
+      return v instanceof Uint8Array || v instanceof Set ? canonical(v) : v;
+    }) ?? "null";
+  }
+  return encodeJsonSlowly(value);
+}
+
+/** {@link encodeJson} for runtimes without `JSON.rawJSON`. */
+export function encodeJsonSlowly(value: unknown): string {
+  const v = canonical(value);
+  if (v === null || v === undefined) return "null";
+  if (isDynamoNumber(v)) return numberJson(v.value);
+  if (typeof v === "number") {
+    if (!Number.isFinite(v)) throw new TypeError(`not a finite number: ${v}`);
+    return JSON.stringify(v);
+  }
+  if (typeof v === "string" || typeof v === "boolean") return JSON.stringify(v);
+  if (typeof v === "bigint") return v.toString();
+  if (Array.isArray(v)) return `[${v.map(encodeJsonSlowly).join(",")}]`;
+  if (typeof v === "object") {
+    const entries = Object.entries(v as Record<string, unknown>)
+      .filter(([, member]) => member !== undefined)
+      .map(([key, member]) => `${JSON.stringify(key)}:${encodeJsonSlowly(member)}`);
+    return `{${entries.join(",")}}`;
+  }
+  throw new TypeError(`cannot encode a ${typeof v} as JSON`);
+}

@@ -1,0 +1,99 @@
+/**
+ * DynamoDB's numbers, kept exact: up to 38 significant digits, more than a JS number
+ * holds, so a number stays a {@link DynamoNumber} (its exact decimal text) from the stream
+ * record to the JSON that reaches Postgres, where jsonb and numeric keep every digit.
+ * Here: the check that a text is one of DynamoDB's numbers, its JSON spelling, and exact
+ * comparison without rounding to a double (docs/source-tables.md, "Values that JSON
+ * cannot hold as such").
+ *
+ * @module
+ */
+
+import { NumberValueImpl } from "@aws-sdk/util-dynamodb";
+
+/** A DynamoDB number, kept as its exact decimal text. */
+export const DynamoNumber = NumberValueImpl;
+/** A DynamoDB number, kept as its exact decimal text. */
+export type DynamoNumber = InstanceType<typeof NumberValueImpl>;
+
+/** Whether a value is a DynamoDB number. */
+export function isDynamoNumber(value: unknown): value is DynamoNumber {
+  return value instanceof NumberValueImpl;
+}
+
+/** DynamoDB's numbers: up to 38 significant digits, magnitudes from 1E-130 to under 1E+126. */
+const MAX_DIGITS = 38;
+const MIN_EXPONENT = -130;
+const MAX_EXPONENT = 125;
+
+/** Why a text is not a DynamoDB number, or undefined when it is one. */
+export function numberProblem(text: string): string | undefined {
+  const shown = JSON.stringify(text.length > 60 ? `${text.slice(0, 60)}...` : text);
+  let parts;
+  try {
+    parts = decimalParts(text);
+  } catch {
+    return `${shown} is not a number`;
+  }
+  if (parts.digits.length > MAX_DIGITS) {
+    return `${shown} has ${parts.digits.length} significant digits; DynamoDB numbers have at most ${MAX_DIGITS}`;
+  }
+  const lead = parts.exponent + parts.digits.length - 1;
+  if (parts.sign !== 0 && (lead < MIN_EXPONENT || lead > MAX_EXPONENT)) {
+    return `${shown} is out of DynamoDB's number range (exponent ${MIN_EXPONENT} to +${MAX_EXPONENT})`;
+  }
+  return undefined;
+}
+
+/** A JSON number: DynamoDB's number text must be one to be written as it is. */
+const JSON_NUMBER = /^-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?$/;
+
+/**
+ * The exact JSON text of a DynamoDB number. DynamoDB accepts a few spellings that JSON
+ * does not (`+1`, `.5`, `5.`, `007`); they are rewritten without changing the value.
+ * Throws on text that is not a number at all.
+ */
+export function numberJson(text: string): string {
+  if (JSON_NUMBER.test(text)) return text;
+  const match = text.trim().match(/^([+-]?)(\d*)(?:\.(\d*))?([eE][+-]?\d+)?$/);
+  if (!match || (match[2] === "" && (match[3] ?? "") === "")) {
+    throw new TypeError(`not a number: ${JSON.stringify(text)}`);
+  }
+  const [, sign, whole, fraction, exponent] = match;
+  const digits = whole.replace(/^0+(?=\d)/, "") || "0";
+  const normalized = `${sign === "-" ? "-" : ""}${digits}${fraction ? `.${fraction}` : ""}${
+    exponent ?? ""
+  }`;
+  if (!JSON_NUMBER.test(normalized)) throw new TypeError(`not a number: ${JSON.stringify(text)}`);
+  return normalized;
+}
+
+/** Sign, significant digits and the exponent of the last digit: 12.5 is (1, "125", -1). */
+export function decimalParts(text: string): { sign: number; digits: string; exponent: number } {
+  const [, sign, whole, fraction = "", exp = "0"] = numberJson(text).match(
+    /^(-?)(\d+)(?:\.(\d+))?(?:[eE]([+-]?\d+))?$/,
+  )!;
+  const all = (whole + fraction).replace(/^0+/, "");
+  const digits = all.replace(/0+$/, "");
+  if (digits === "") return { sign: 0, digits: "", exponent: 0 };
+  const exponent = Number(exp) - fraction.length + (all.length - digits.length);
+  return { sign: sign === "-" ? -1 : 1, digits, exponent };
+}
+
+/** Compares two decimal numbers exactly (no rounding to a double): -1, 0 or 1. */
+export function compareDecimal(a: string, b: string): number {
+  const x = decimalParts(a);
+  const y = decimalParts(b);
+  if (x.sign !== y.sign) return Math.sign(x.sign - y.sign);
+  if (x.sign === 0) return 0;
+  // Compare magnitudes: first by the position of the leading digit, then digit by digit.
+  const lead = (p: typeof x) => p.digits.length + p.exponent;
+  let magnitude = Math.sign(lead(x) - lead(y));
+  if (magnitude === 0) {
+    const width = Math.max(x.digits.length, y.digits.length);
+    const dx = x.digits.padEnd(width, "0");
+    const dy = y.digits.padEnd(width, "0");
+    magnitude = dx < dy ? -1 : dx > dy ? 1 : 0;
+  }
+  return magnitude * x.sign;
+}

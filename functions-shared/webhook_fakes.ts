@@ -1,0 +1,161 @@
+/**
+ * What the webhook handler's tests share: a fake database (through the handler's `sql`
+ * dependency) that plays `sync.webhook_deliveries`, `sync.merge_changes` and
+ * `sync.dead_letters`; stream records; signed and unsigned requests; a body that must not
+ * be read.
+ *
+ * @module
+ */
+
+import type postgres from "postgres";
+import { RecentWebhookIds, type WebhookDeps } from "./webhook.ts";
+import { createWebhookVerifier, signWebhook } from "./webhook_signing.ts";
+
+/** A good secret (32 bytes). */
+export const secretA = `whsec_${btoa("a".repeat(32))}`;
+/** Another good secret (32 bytes). */
+export const secretB = `whsec_${btoa("b".repeat(32))}`;
+/** The webhook's address in the tests. */
+export const URL_ = "http://localhost/mmp-toledo-sync";
+
+/** A stream record of the segments table, as the Lambda forwards it. */
+export function segment(id: string, seq: string, table = "firespring-backdoor-segments-dev") {
+  return {
+    eventID: crypto.randomUUID(),
+    eventName: "INSERT",
+    eventVersion: "1.1",
+    eventSource: "aws:dynamodb",
+    awsRegion: "us-east-1",
+    eventSourceARN: `arn:aws:dynamodb:us-east-1:000000000000:table/${table}/stream/2026-02-06`,
+    dynamodb: {
+      ApproximateCreationDateTime: Math.floor(Date.now() / 1000),
+      Keys: { segment_id: { S: id } },
+      NewImage: { segment_id: { S: id }, name: { S: "vip" }, value: { N: "5" } },
+      SequenceNumber: seq,
+      SizeBytes: 100,
+      StreamViewType: "NEW_AND_OLD_IMAGES",
+    },
+  };
+}
+
+/** A body of one good record. */
+export const oneRecord = JSON.stringify({ records: [segment("s-1", "100")] });
+
+/**
+ * A database that plays `sync.webhook_deliveries` (ids kept across transactions, undone
+ * by a rollback) and `sync.merge_changes` (each change counts as applied).
+ */
+export function fakeDb(options: { unavailableTimes?: number; knownIds?: string[] } = {}) {
+  const deliveries = new Set(options.knownIds ?? []);
+  let unavailable = options.unavailableTimes ?? 0;
+  const db = {
+    /** Every statement run, in order, across transactions. */
+    statements: [] as string[],
+    /** Transactions begun / committed. */
+    begun: 0,
+    committed: 0,
+    /** Changes and dead letters of committed transactions. */
+    applied: 0,
+    deadLettered: 0,
+    deliveries,
+    sql: undefined as unknown as postgres.Sql,
+  };
+  const begin = async (work: (tx: unknown) => Promise<unknown>) => {
+    db.begun++;
+    if (unavailable > 0) {
+      unavailable--;
+      throw Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:5432"), {
+        code: "ECONNREFUSED",
+      });
+    }
+    const inserted: string[] = [];
+    let applied = 0;
+    let deadLettered = 0;
+    const tx = {
+      unsafe(query: string, params: unknown[]) {
+        db.statements.push(query.replace(/\s+/g, " ").trim());
+        if (query.includes("sync.webhook_deliveries")) {
+          const id = String(params[0]);
+          if (deliveries.has(id)) return Promise.resolve([]);
+          deliveries.add(id);
+          inserted.push(id);
+          return Promise.resolve([{ webhook_id: id }]);
+        }
+        if (query.includes("sync.merge_changes")) {
+          const changes = JSON.parse(String(params[1])) as unknown[];
+          applied += changes.length;
+          return Promise.resolve([{ applied: changes.length }]);
+        }
+        if (query.includes("sync.dead_letters")) {
+          deadLettered += (JSON.parse(String(params[0])) as unknown[]).length;
+          return Promise.resolve([]);
+        }
+        throw new Error(`the fake database does not know: ${query}`);
+      },
+      /** A savepoint of the fake runs its work on the same transaction. */
+      savepoint(work: (sp: unknown) => Promise<unknown>) {
+        return work(tx);
+      },
+    };
+    try {
+      const result = await work(tx);
+      db.committed++;
+      db.applied += applied;
+      db.deadLettered += deadLettered;
+      return result;
+    } catch (error) {
+      for (const id of inserted) deliveries.delete(id);
+      throw error;
+    }
+  };
+  db.sql = { begin } as unknown as postgres.Sql;
+  return db;
+}
+
+/** The handler's dependencies: a verifier of `setting`, fresh recent ids, the fake's sql. */
+export function deps(
+  db: ReturnType<typeof fakeDb>,
+  setting: string | undefined = secretA,
+  extra: Partial<WebhookDeps> = {},
+): WebhookDeps {
+  return {
+    verifier: createWebhookVerifier(setting),
+    recentIds: new RecentWebhookIds(),
+    sql: db.sql,
+    ...extra,
+  };
+}
+
+/** A POST of `body` with `headers` (JSON content type unless overridden). */
+export function post(body: BodyInit | null, headers: Record<string, string> = {}): Request {
+  return new Request(URL_, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...headers },
+    body,
+  });
+}
+
+/** A request signed with `secret` (the first of a setting). */
+export function signed(body: string, secret = secretA, id?: string, at?: Date): Request {
+  return post(body, signWebhook(secret, body, id, at));
+}
+
+/** A body stream that fails the test if anything reads it. */
+export function unreadableBody(): { stream: ReadableStream<Uint8Array>; wasRead: () => boolean } {
+  let read = false;
+  // highWaterMark 0: nothing is pulled until someone reads.
+  const stream = new ReadableStream<Uint8Array>({
+    pull() {
+      read = true;
+      throw new Error("the body must not be read");
+    },
+  }, { highWaterMark: 0 });
+  return { stream, wasRead: () => read };
+}
+
+/** An answer's status and JSON body (`error` on refusals, the counts on a 200). */
+export async function answer(
+  response: Response,
+): Promise<{ status: number; body: { error: string; [key: string]: unknown } }> {
+  return { status: response.status, body: await response.json() };
+}

@@ -1,0 +1,78 @@
+/**
+ * The webhook handler's replays, with a fake database (webhook_fakes.ts): a webhook-id
+ * seen again answers 409, from the isolate's memory or from the database, and a retry
+ * after a rolled-back 503 applies.
+ */
+
+import assert from "node:assert/strict";
+import { handleWebhook, RecentWebhookIds } from "./webhook.ts";
+import { signWebhook } from "./webhook_signing.ts";
+import { answer, deps, fakeDb, oneRecord, post, secretA, signed } from "./webhook_fakes.ts";
+
+Deno.test("a replayed webhook-id answers 409 from the isolate's memory", async () => {
+  const db = fakeDb();
+  const shared = deps(db);
+  const headers = signWebhook(secretA, oneRecord, "msg_replayed");
+  const first = await answer(await handleWebhook(post(oneRecord, headers), shared));
+  assert.equal(first.status, 200);
+  const beganBefore = db.begun;
+  const replay = await answer(await handleWebhook(post(oneRecord, headers), shared));
+  assert.equal(replay.status, 409);
+  assert.match(
+    replay.body.error,
+    /webhook-id msg_replayed was already accepted within the last 300 s/,
+  );
+  assert.match(replay.body.error, /nothing was applied/);
+  assert.equal(db.begun, beganBefore, "refused without the database");
+  assert.equal(db.applied, 1, "applied once");
+  // Without a good signature the id means nothing: 401, not 409.
+  const forged = {
+    ...headers,
+    "webhook-signature": "v1,AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+  };
+  const unsigned = await answer(await handleWebhook(post(oneRecord, forged), shared));
+  assert.equal(unsigned.status, 401);
+});
+
+Deno.test("a webhook-id the database already holds answers 409 and rolls back", async () => {
+  // Another isolate accepted it: this one's memory does not know it.
+  const db = fakeDb({ knownIds: ["msg_elsewhere"] });
+  const shared = deps(db);
+  const request = () => signed(oneRecord, secretA, "msg_elsewhere");
+  const { status, body } = await answer(await handleWebhook(request(), shared));
+  assert.equal(status, 409);
+  assert.match(body.error, /webhook-id msg_elsewhere was already accepted/);
+  assert.equal(db.committed, 0, "rolled back");
+  assert.equal(db.applied, 0);
+  assert.equal(db.statements.length, 1, "nothing after the insert ran");
+  // Now the isolate remembers it too: the next replay does not reach the database.
+  const again = await handleWebhook(request(), shared);
+  assert.equal(again.status, 409);
+  await again.body?.cancel();
+  assert.equal(db.begun, 1);
+});
+
+Deno.test("after a 503 (rolled back) the sender's retry with the same id applies", async () => {
+  const db = fakeDb({ unavailableTimes: 1 });
+  const shared = deps(db);
+  const headers = signWebhook(secretA, oneRecord, "msg_retry");
+  const down = await handleWebhook(post(oneRecord, headers), shared);
+  assert.equal(down.status, 503);
+  assert.equal(down.headers.get("retry-after"), "5");
+  assert.match((await down.json()).error, /database is unavailable; nothing was applied/);
+  const retried = await answer(await handleWebhook(post(oneRecord, headers), shared));
+  assert.equal(retried.status, 200);
+  assert.deepEqual(retried.body, { received: 1, applied: 1, skipped: 0, deadLettered: 0 });
+});
+
+Deno.test("RecentWebhookIds holds an id until its timestamp leaves the window", () => {
+  const ids = new RecentWebhookIds();
+  const t = 1_700_000_000;
+  ids.remember("a", t, t * 1000);
+  assert.equal(ids.has("a", t * 1000), true);
+  assert.equal(ids.has("a", (t + 299) * 1000), true);
+  assert.equal(ids.has("a", (t + 300) * 1000), false);
+  assert.equal(ids.has("b", t * 1000), false);
+  ids.remember("b", t + 400, (t + 400) * 1000);
+  assert.equal(ids.size, 1, "the expired id was pruned");
+});

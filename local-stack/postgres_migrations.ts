@@ -1,0 +1,68 @@
+/**
+ * What the stack's database gets besides the server: our emulations of pg_net and
+ * supabase_vault installed as extensions (`sql/extensions`), Supabase's platform objects
+ * (`sql/platform`: what a hosted project has and the local Postgres lacks), psql, and the
+ * project's migrations pushed with the real Supabase CLI.
+ *
+ * @module
+ */
+
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { PG_BIN, ROOT } from "./config.ts";
+import { run } from "./processes.ts";
+import { DATABASE_URL } from "./postgres_cluster.ts";
+
+const EXTENSION_DIR = "/usr/share/postgresql/15/extension";
+
+/**
+ * Installs our emulations of pg_net and supabase_vault (sql/extensions) as real
+ * extensions of the server, so that `create extension pg_net` works as on a hosted
+ * project. Writes only when a file differs.
+ */
+export function installExtensionFiles(): void {
+  const source = join(ROOT, "sql", "extensions");
+  for (const name of readdirSync(source)) {
+    const text = readFileSync(join(source, name), "utf8");
+    const target = join(EXTENSION_DIR, name);
+    if (existsSync(target) && readFileSync(target, "utf8") === text) continue;
+    try {
+      writeFileSync(target, text);
+    } catch (error) {
+      throw new Error(
+        `cannot install ${name} into ${EXTENSION_DIR} (${(error as Error).message}): ` +
+          "run `npm run stack:up` once as root",
+      );
+    }
+  }
+}
+
+/** Runs SQL (or a file of it) through psql, stopping at the first error. */
+export async function psql(sql: string, file?: string, url = DATABASE_URL): Promise<string> {
+  const args = ["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url];
+  return await run(join(PG_BIN, "psql"), file ? [...args, "-f", file] : [...args, "-c", sql]);
+}
+
+/** Applies `sql/platform/*.sql` in name order; every file there is idempotent. */
+export async function applyPlatformSql(url = DATABASE_URL): Promise<string[]> {
+  const dir = join(ROOT, "sql", "platform");
+  const files = readdirSync(dir).filter((f) => f.endsWith(".sql")).sort();
+  for (const file of files) await psql("", join(dir, file), url);
+  return files;
+}
+
+/**
+ * Pushes the migrations of `workdir`/supabase/migrations with the real Supabase CLI;
+ * returns what it printed.
+ */
+export async function pushMigrations(url = DATABASE_URL, workdir = ROOT): Promise<string> {
+  return await run(join(ROOT, "node_modules", ".bin", "supabase"), [
+    "db",
+    "push",
+    `--remote=${url}`,
+    "--include-all",
+    "--yes",
+    "--workdir",
+    workdir,
+  ], { env: { SUPABASE_YES: "1", DO_NOT_TRACK: "1" } });
+}

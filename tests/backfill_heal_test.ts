@@ -1,0 +1,73 @@
+/**
+ * A stream that lost records (the poller was away longer than the stream keeps them)
+ * marks its table stale and heals it with a backfill of its own, which removes the row
+ * whose delete was lost and leaves a tombstone (docs/sync-semantics.md, "A backfill
+ * ends equal").
+ */
+
+import assert from "node:assert/strict";
+import { readFileSync, writeFileSync } from "node:fs";
+import { DENO_BIN, ROOT } from "../local-stack/config.ts";
+import { run } from "../local-stack/processes.ts";
+import { stopDetached } from "../local-stack/processes.ts";
+import { POLLER_STATE_FILE } from "../local-stack/stream_positions.ts";
+import { connectDb, eventually } from "./stack_clients.ts";
+
+Deno.test("a stream that lost records marks its table stale and heals it with a backfill", async () => {
+  const sql = connectDb();
+  const since = new Date();
+  try {
+    await stopDetached("stream_poller");
+    const file = POLLER_STATE_FILE;
+    const state = JSON.parse(readFileSync(file, "utf8")) as Record<string, Record<string, string>>;
+    const arn = Object.keys(state).find((a) =>
+      a.includes("table/Lead-sqiqbtbugvfabolqwdt4rz3dla-NONE/")
+    )!;
+    assert.ok(arn, "the poller has read the leads stream");
+    // Pretend the poller was away for longer than the stream keeps records.
+    for (const shard of Object.keys(state[arn])) state[arn][shard] = "0".repeat(21);
+    writeFileSync(file, JSON.stringify(state));
+    // Two rows whose items DynamoDB does not hold: one the stream wrote two hours ago
+    // (its REMOVE record was among those lost), one it wrote just now (as if the item
+    // came after the Scan passed its place, and went again).
+    const lead = (id: string, seq: string, at: Date) => ({
+      op: "upsert",
+      row: { lead_id: id, name: id, lead_data: {} },
+      seq,
+      changed_at: at.toISOString(),
+      source: "stream",
+    });
+    await sql`select sync.merge_changes('mmp_toledo_leads', ${
+      JSON.stringify([
+        lead("lost-remove", "1", new Date(Date.now() - 2 * 3600_000)),
+        lead("streamed-now", "2", new Date()),
+      ])
+    }::text::jsonb)`;
+    await run(DENO_BIN, ["run", "-A", "local-stack/stack.ts", "up"], { cwd: ROOT });
+
+    const healed = await eventually("the table to be marked stale and healed", async () => {
+      const [s] = await sql`
+        select s.stale_reason, j.status, j.requested_at
+        from sync.table_state s join sync.backfill_jobs j on j.id = s.backfill_job_id
+        where s.target_table = 'mmp_toledo_leads' and j.requested_at >= ${since}`;
+      return s?.status === "done" ? s : undefined;
+    }, 60_000);
+    assert.match(healed.stale_reason, /passed the stream's retention unread/);
+    const [status] =
+      await sql`select stale from sync.status where target_table = 'mmp_toledo_leads'`;
+    assert.equal(status.stale, false, "the finished backfill clears the mark");
+    const kept = await sql`select lead_id from public.mmp_toledo_leads
+                           where lead_id in ('lost-remove', 'streamed-now')`;
+    assert.deepEqual(
+      kept.map((r) => r.lead_id),
+      ["streamed-now"],
+      "the row whose delete was lost is gone",
+    );
+    const [tomb] = await sql`select count(*)::int as n from sync.tombstones
+      where target_table = 'mmp_toledo_leads' and row_key = '{"lead_id": "lost-remove"}'`;
+    assert.equal(tomb.n, 1, "its removal left a tombstone");
+    await sql`delete from public.mmp_toledo_leads where lead_id = 'streamed-now'`;
+  } finally {
+    await sql.end();
+  }
+});

@@ -1,0 +1,57 @@
+/**
+ * What the validator tests share (tests/validator_test.ts, tests/validator_repair_test.ts):
+ * attribute builders, a validation through the data-checksum-validator, and loading
+ * items until the stream has delivered them.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import type { AttributeValue } from "@aws-sdk/client-dynamodb";
+import { batchWrite } from "../demo/load_dynamo.ts";
+import { byTargetTable } from "../functions-shared/table_registry.ts";
+import {
+  callFunction,
+  connectDb,
+  dynamo,
+  eventually,
+  serviceRoleHeaders,
+} from "./stack_clients.ts";
+
+/** A string attribute. */
+export const S = (s: string): AttributeValue => ({ S: s });
+/** A number attribute. */
+export const N = (n: number | string): AttributeValue => ({ N: String(n) });
+
+/** Validates a table through the data-checksum-validator (200 expected); its JSON answer. */
+export async function validate(table: string, repair = false) {
+  const response = await callFunction("data-checksum-validator", {
+    method: "POST",
+    headers: serviceRoleHeaders(),
+    body: JSON.stringify({ table, repair }),
+  });
+  assert.equal(response.status, 200);
+  return await response.json();
+}
+
+/** Loads items and waits until the stream has delivered all of them. */
+export async function load(
+  target: string,
+  items: Record<string, AttributeValue>[],
+  prefix: string,
+) {
+  const spec = byTargetTable(target)!;
+  await batchWrite(dynamo(spec.region), spec.sourceTable, items);
+  const sql = connectDb();
+  try {
+    await eventually("the stream to deliver", async () => {
+      const [r] = await sql.unsafe(
+        `select count(*)::int as n from public.${target} where ${spec.targetKey[0]} like $1`,
+        [`${prefix}%`],
+      );
+      return r.n === items.length ? true : undefined;
+    }, 60_000);
+  } finally {
+    await sql.end();
+  }
+}

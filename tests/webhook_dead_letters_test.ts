@@ -1,0 +1,94 @@
+/**
+ * The mmp-toledo-sync webhook's dead letters over HTTP: a batch applies what maps and
+ * dead-letters the rest, whole, with the reason; a dead letter is replayed once its record
+ * is fixed (docs/sync-semantics.md, "Dead letters").
+ */
+
+import assert from "node:assert/strict";
+import {
+  callFunction,
+  connectDb,
+  postWebhook,
+  serviceRoleHeaders,
+  streamRecord,
+} from "./stack_clients.ts";
+import { countSegments, segment, SEGMENTS } from "./webhook_fixtures.ts";
+
+Deno.test("a batch applies what maps and dead-letters the rest, whole, with the reason", async () => {
+  const prefix = `mixed-${crypto.randomUUID()}-`;
+  const body = JSON.stringify({
+    records: [
+      segment(`${prefix}ok`, "vip", "10"),
+      segment(`${prefix}bad`, "vip", "11", { S: "many" }),
+      streamRecord("no-such-table", "INSERT", { id: { S: "x" } }, { id: { S: "x" } }, "12"),
+      streamRecord(SEGMENTS, "INSERT", { segment_id: { S: `${prefix}keys` } }, undefined, "13"),
+    ],
+  });
+  const response = await postWebhook(body);
+  assert.equal(response.status, 200);
+  assert.deepEqual(await response.json(), { received: 4, applied: 1, skipped: 0, deadLettered: 3 });
+  assert.equal(await countSegments(prefix), 1);
+  const sql = connectDb();
+  try {
+    const letters = await sql`
+      select reason, record -> 'eventSourceARN' is not null as whole from sync.dead_letters
+      where record::text like ${"%" + prefix + "%"} or record::text like '%no-such-table%'
+      order by id desc limit 3`;
+    const reasons = letters.map((l) => l.reason);
+    const expected = [
+      /firespring-backdoor-segments-dev \[segment_id=".*bad"\]: attribute value: expected a number \(N\), got S "many"/,
+      /firespring-backdoor-segments-dev INSERT record .* has no NewImage/,
+      /no target table is registered for DynamoDB table no-such-table/,
+    ];
+    for (const reason of expected) {
+      assert.ok(reasons.some((r) => reason.test(r)), `a dead letter says ${reason}`);
+    }
+    assert.ok(letters.every((l) => l.whole), "each record is kept whole");
+  } finally {
+    await sql.end();
+  }
+});
+
+Deno.test("a dead letter is replayed once its record is fixed", async () => {
+  const id = `replay-${crypto.randomUUID()}`;
+  await (await postWebhook(JSON.stringify({
+    records: [segment(id, "vip", "300", { S: "twelve" })],
+  }))).body?.cancel();
+  const sql = connectDb();
+  try {
+    const [letter] = await sql`select id from sync.dead_letters
+                               where record::text like ${"%" + id + "%"} and replayed_at is null`;
+    const replay = (body: unknown) =>
+      callFunction("mmp-toledo-sync/replay-dead-letters", {
+        method: "POST",
+        headers: serviceRoleHeaders(),
+        body: JSON.stringify(body),
+      });
+    const refused = await callFunction("mmp-toledo-sync/replay-dead-letters", {
+      method: "POST",
+      body: "{}",
+    });
+    assert.equal(refused.status, 401);
+    await refused.body?.cancel();
+
+    const stillBad = await (await replay({ ids: [Number(letter.id)] })).json();
+    assert.equal(stillBad.replayed, 0);
+    assert.match(stillBad.stillFailing[0].reason, /got S "twelve"/);
+
+    // The admin fixes the record in place, then replays it.
+    await sql`update sync.dead_letters
+              set record = jsonb_set(record, '{dynamodb,NewImage,value}', '{"N": "12"}')
+              where id = ${letter.id}`;
+    const fixed = await (await replay({ ids: [Number(letter.id)] })).json();
+    assert.deepEqual(fixed, { considered: 1, replayed: 1, applied: 1, stillFailing: [] });
+    const [row] = await sql`select member_count::int as n, sync_sequence::text as seq
+                            from public.firespring_segments where segment_id = ${id}`;
+    assert.deepEqual({ ...row }, { n: 12, seq: "300" });
+    const [closed] = await sql`select replay_result from sync.dead_letters where id = ${letter.id}`;
+    assert.equal(closed.replay_result, "applied");
+    const none = await (await replay({ ids: [Number(letter.id)] })).json();
+    assert.equal(none.considered, 0, "a replayed dead letter is not replayed again");
+  } finally {
+    await sql.end();
+  }
+});
