@@ -1,6 +1,6 @@
 /**
  * The checksum validator: proves, key by key, that a target table equals the projection
- * of its DynamoDB table (sync-semantics.md, "Verification").
+ * of its DynamoDB table (docs/sync-semantics.md, "Verification").
  *
  * 1. A parallel Scan of the source; every item mapped through the same registry and
  *    transformers as the sync; each page's expected rows staged in Postgres

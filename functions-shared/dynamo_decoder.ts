@@ -30,7 +30,7 @@ export type DynamoItem = Record<string, DynamoValue>;
 export type AttributeMap = Record<string, AttributeValue>;
 
 /**
- * A value that DynamoDB holds but Postgres cannot (sync-semantics.md, "Bad input"), at
+ * A value that DynamoDB holds but Postgres cannot (docs/sync-semantics.md, "Bad input"), at
  * `path` inside the item (`meta.tags[2].title`). The mapping turns it into a
  * `MappingError` that also names the table and the key.
  */

@@ -2,7 +2,7 @@
  * From what the webhook receives to changes of target rows: a DynamoDB Streams record
  * (the table read from its `eventSourceARN`), or a person's direct request. What cannot
  * be mapped becomes a dead letter: the record whole, with the reason, the position it
- * was streamed or read at and the key of the row it is about (sync-semantics.md, "Bad
+ * was streamed or read at and the key of the row it is about (docs/sync-semantics.md, "Bad
  * input"). Only a {@link MappingError} is a mapping problem; any other error is a bug
  * and propagates.
  *

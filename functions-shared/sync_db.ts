@@ -67,7 +67,7 @@ export function isDataError(error: unknown): boolean {
  * (`sql.begin(tx => applyChanges(tx, ...))`), so that a batch applies whole or not at all.
  *
  * A change that Postgres still refuses for its data (a value the mapping let through)
- * fails alone (sync-semantics.md, "Bad input"): the table's batch is retried in
+ * fails alone (docs/sync-semantics.md, "Bad input"): the table's batch is retried in
  * savepoints, halved until the refused change stands alone; it is dead-lettered with
  * Postgres's message and the rest are applied, in the same transaction.
  */

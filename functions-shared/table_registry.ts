@@ -1,6 +1,6 @@
 /**
  * The nine source tables and how each lands in Postgres, as data: one entry per table
- * (../shared/contract/source-tables.md). The transformer, the webhook, the backfill, the
+ * (docs/source-tables.md). The transformer, the webhook, the backfill, the
  * validator, the demo data and the tests all read this one registry.
  *
  * @module

@@ -1,5 +1,5 @@
 /**
- * The `mmp-toledo-sync` webhook (interfaces.md): verify the signature, check and parse
+ * The `mmp-toledo-sync` webhook (docs/interfaces.md): verify the signature, check and parse
  * the body, map each record through the table registry, apply the batch in one
  * transaction through `sync.merge_changes`, dead-letter what cannot be mapped, and
  * answer with counts.

@@ -1,5 +1,5 @@
 /**
- * The webhook's request bodies (interfaces.md, "mmp-toledo-sync"), as zod schemas:
+ * The webhook's request bodies (docs/interfaces.md, "mmp-toledo-sync"), as zod schemas:
  * - from the Lambda: `{"records": [DynamoDB Streams records as Lambda receives them]}`;
  * - direct, for people: `{"table", "action": "UPSERT" | "DELETE", "data": {...}}`.
  * A body that fits neither is refused (400) with the path of the first problem.

@@ -1,6 +1,6 @@
 /**
  * Fixed facts of the local stack: where things live and which loopback ports they use
- * (`../shared/contract/interfaces.md`, "The local stack").
+ * (`docs/interfaces.md`, "The local stack").
  *
  * @module
  */

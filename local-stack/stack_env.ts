@@ -1,6 +1,6 @@
 /**
  * `.local/stack.env`: the `KEY=value` lines through which tests, scripts and people reach
- * the local stack (the keys are fixed by `../shared/contract/interfaces.md`). Secrets are
+ * the local stack (the keys are fixed by `docs/interfaces.md`). Secrets are
  * made once, at the first `stack:up`, and kept, so a running stack and its clients agree.
  * A value changed by hand (say SYNC_WEBHOOK_SECRET) is kept too, and the next `stack:up`
  * restarts the processes that started with the old one (see {@link startupSettings}).

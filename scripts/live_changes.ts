@@ -1,5 +1,5 @@
 /**
- * The live phase of `npm start` (interfaces.md, "npm start"): changes of every kind
+ * The live phase of `npm start` (docs/interfaces.md, "npm start"): changes of every kind
  * written to DynamoDB Local, so that they travel the real stream path (DynamoDB Streams ->
  * the Lambda handler -> the webhook); then every record of the streams delivered again,
  * late and newest first; and the wait until the stream has drained.

@@ -1,5 +1,5 @@
 /**
- * The migration report of `npm start` (interfaces.md, "npm start"; README, "What the
+ * The migration report of `npm start` (docs/interfaces.md, "npm start"; README, "What the
  * report means"): validates every table through the data-checksum-validator, counts
  * source items, distinct keys and rows per table, prints the table and the times, and
  * names what keeps the migration from being done (unmappable items, open dead letters).

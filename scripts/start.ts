@@ -1,6 +1,6 @@
 /**
  * `npm start [-- --scale N] [-- --seed N]`: the main job on the embedded stack
- * (interfaces.md, "npm start"). Starts the stack; loads the demo data set into a fresh
+ * (docs/interfaces.md, "npm start"). Starts the stack; loads the demo data set into a fresh
  * DynamoDB Local (streams on after the load, as on AWS before a backfill); backfills
  * every table through the import-worker with a progress bar per table; pushes a burst
  * of live changes through DynamoDB Streams -> the Lambda handler -> the webhook

@@ -1,6 +1,6 @@
 /**
  * Property: whatever order, batching and repetition changes arrive in, the merge ends
- * in the state that the newest change of each item describes (sync-semantics.md, "The
+ * in the state that the newest change of each item describes (docs/sync-semantics.md, "The
  * one property"). Checked with fast-check against the real sync.merge_changes, for a
  * plain table and for a collapsed one.
  */

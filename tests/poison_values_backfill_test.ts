@@ -1,5 +1,5 @@
 /**
- * Poison values (sync-semantics.md, "Bad input") through a backfill: an item Postgres
+ * Poison values (docs/sync-semantics.md, "Bad input") through a backfill: an item Postgres
  * cannot hold fails alone, becomes one dead letter naming the table, the key, the
  * attribute and the cause, and the backfill job finishes with the rest written. A dead
  * letter keeps its position: a stale backfill copy replayed after a newer stream delete

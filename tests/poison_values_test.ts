@@ -1,5 +1,5 @@
 /**
- * Poison values (sync-semantics.md, "Bad input") through the webhook: values DynamoDB
+ * Poison values (docs/sync-semantics.md, "Bad input") through the webhook: values DynamoDB
  * holds but Postgres cannot fail alone: the good records are applied, the poison one
  * becomes one dead letter naming the table, the key, the attribute and the cause, and the
  * answer is 200; the same stream record dead-lettered twice is one dead letter. Through a

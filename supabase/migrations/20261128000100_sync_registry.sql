@@ -32,7 +32,7 @@ insert into sync.source_tables (source_table, region, target_table, key_columns,
   ('toledo-consulting-dashboard-data', 'us-east-2', 'toledo_dashboard', '{pk,sk}', false);
 
 -- A deleted row leaves a tombstone, so that a backfill page read before the delete (or
--- a late, older stream record) cannot bring it back (sync-semantics.md, "Deletes leave
+-- a late, older stream record) cannot bring it back (docs/sync-semantics.md, "Deletes leave
 
 -- Settings of the sync machinery, each with its meaning. The merge reads
 -- stream_clock_granularity: AWS rounds a stream record's ApproximateCreationDateTime

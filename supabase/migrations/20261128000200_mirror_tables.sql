@@ -5,7 +5,7 @@
 -- timestamptz; maps, lists and every attribute without a column of its own land in
 -- the table's jsonb column, under their own names.
 --
--- Each table also carries the columns of the ordering guard (sync-semantics.md):
+-- Each table also carries the columns of the ordering guard (docs/sync-semantics.md):
 --   sync_sequence    the stream SequenceNumber of the change the row reflects (null for
 --                    a row written by a backfill or a repair, which has no position);
 --   sync_changed_at  that change's ApproximateCreationDateTime, or the time the

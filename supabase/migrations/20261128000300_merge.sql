@@ -13,7 +13,7 @@
 -- a field the type does not have, or without op, changed_at or source (SQLSTATE SY002:
 -- a bug in the caller, not bad data).
 --
--- Repairs (sync-semantics.md, "Verification"): the validator saw a divergence at D (the
+-- Repairs (docs/sync-semantics.md, "Verification"): the validator saw a divergence at D (the
 -- database's now() when it compared) and then read the divergent keys from DynamoDB
 -- consistently, after D. That read reflects every change whose state was written here
 -- before D, so a change with source 'repair' and seen_at D replaces a row, tombstone or
@@ -38,7 +38,7 @@ comment on type sync.change is
   'A change of a mirror row as sync.merge_changes reads it (functions-shared/change_wire.ts).';
 
 -- A deleted row leaves a tombstone, so that a backfill page read before the delete (or
--- a late, older stream record) cannot bring it back (sync-semantics.md, "Deletes leave
+-- a late, older stream record) cannot bring it back (docs/sync-semantics.md, "Deletes leave
 -- tombstones"). sync.purge_expired removes them once older than the stream's 24 h
 -- retention and the `tombstone_retention` setting (48 h by default).
 create table sync.tombstones (
@@ -55,7 +55,7 @@ create table sync.tombstones (
 create index tombstones_recorded_at_idx on sync.tombstones (recorded_at);
 comment on table sync.tombstones is 'Deleted keys with the position of the delete; purged after tombstone_retention (48 h).';
 
--- The ordering guard (sync-semantics.md): is the change at (new_seq, new_at) newer than
+-- The ordering guard (docs/sync-semantics.md): is the change at (new_seq, new_at) newer than
 -- what a row or tombstone at (old_seq, old_at) reflects?
 -- * two stream positions compare as numbers;
 -- * a stream change replaces a row read by a Scan at old_at unless it surely happened

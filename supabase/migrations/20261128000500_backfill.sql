@@ -1,5 +1,5 @@
 -- Backfills in Supabase: SQL is the control panel, the import-worker Edge Function does
--- the work, pg_cron is the heartbeat (interfaces.md, "import-worker" and "SQL").
+-- the work, pg_cron is the heartbeat (docs/interfaces.md, "import-worker" and "SQL").
 --
 --   select sync.start_backfill('firespring-backdoor-actions-dev');   -- 8 Scan segments
 --   select * from sync.backfill_progress;

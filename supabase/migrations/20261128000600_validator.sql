@@ -1,5 +1,5 @@
--- The checksum validator's SQL half (interfaces.md, "data-checksum-validator";
--- sync-semantics.md, "Verification"). The validator scans the source, maps every item
+-- The checksum validator's SQL half (docs/interfaces.md, "data-checksum-validator";
+-- docs/sync-semantics.md, "Verification"). The validator scans the source, maps every item
 -- through the same registry and transformers as the sync, and stages what each row
 -- should be; Postgres reduces both sides through one canonical form, compares them per
 -- bucket of keys, and lists key by key only the buckets that differ.
@@ -104,7 +104,7 @@ $$;
 -- The rows are fetched straight into the OUT parameters (for ... in execute, return
 -- next), so that plpgsql_check (supabase db lint) sees them assigned. Every row also
 -- carries seen_at, the database's now() of the comparing transaction: the moment the
--- divergence was seen, after which a repair reads the source (sync-semantics.md,
+-- divergence was seen, after which a repair reads the source (docs/sync-semantics.md,
 -- "Verification"; see sync.merge_plain).
 create function sync.compare_checksum(p_run bigint, p_target text, p_buckets integer default 256)
 returns table (kind text, row_key jsonb, expected_rows bigint, target_rows bigint,

@@ -1,4 +1,4 @@
--- Row Level Security on all ten public tables (interfaces.md, "Who may do what"):
+-- Row Level Security on all ten public tables (docs/interfaces.md, "Who may do what"):
 --   anon                                    nothing
 --   authenticated without a role claim      nothing
 --   authenticated, app_metadata.role admin  select and update

@@ -1,5 +1,5 @@
 -- firespring_visitors_detailed: one row per element of session_data -> 'sessions' of
--- each visitor, with the location and browser parsed (interfaces.md, "The view").
+-- each visitor, with the location and browser parsed (docs/interfaces.md, "The view").
 --
 -- The sessions are kept flattened in analytics.visitor_sessions, maintained by triggers
 -- on firespring_visitors, so that the common queries of the seed report (by country

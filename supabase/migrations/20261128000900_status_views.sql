@@ -1,5 +1,5 @@
 -- The control panel in SQL: sync.status (one row per target table) and
--- sync.backfill_progress (one row per backfill job), per interfaces.md.
+-- sync.backfill_progress (one row per backfill job), per docs/interfaces.md.
 
 -- Rows and the last write of each mirror table; the table names come from the registry.
 create function sync.table_counts()

@@ -1,4 +1,4 @@
--- Retention: nothing the sync keeps grows without bound (sync-semantics.md, "Deletes
+-- Retention: nothing the sync keeps grows without bound (docs/sync-semantics.md, "Deletes
 -- leave tombstones"; README, "Retention"). Tombstones and deleted or superseded
 -- observations are kept past the stream's 24 h retention (48 h by default), then purged;
 -- replayed dead letters after 30 days; pg_cron's history after 7 days; accepted

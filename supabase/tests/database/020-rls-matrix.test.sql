@@ -1,4 +1,4 @@
--- Every cell of the RLS matrix (interfaces.md, "Who may do what"): each of the ten
+-- Every cell of the RLS matrix (docs/interfaces.md, "Who may do what"): each of the ten
 -- tables and the view, for each persona, for select / insert / update / delete.
 -- A cell is the observed outcome: rows seen or changed ('rows:N'), or the error raised
 -- ('error:42501' is "permission denied"). Each statement is rolled back after it ran.

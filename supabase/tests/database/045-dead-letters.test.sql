@@ -1,4 +1,4 @@
--- sync.dead_letters (sync-semantics.md, "Bad input"): one row per record (a unique
+-- sync.dead_letters (docs/sync-semantics.md, "Bad input"): one row per record (a unique
 -- fingerprint), the position the record was streamed or read at, the row's key, and
 -- the record kept whole even when jsonb cannot hold it.
 set client_min_messages = warning;

@@ -1,5 +1,5 @@
 -- sync.merge_changes: the one merge of every write path, and the rules of
--- sync-semantics.md that it enforces whatever order changes arrive in.
+-- docs/sync-semantics.md that it enforces whatever order changes arrive in.
 set client_min_messages = warning;
 begin;
 select plan(43);
