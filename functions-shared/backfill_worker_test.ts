@@ -1,139 +1,24 @@
 /**
  * The import-worker's loop with a fake database (claims, checkpoints, releases) and a
- * fake DynamoDB (pages, throttling, a missing table): what it sends, in which
- * transaction, and when it stops.
+ * fake DynamoDB (pages, a missing table, a failing Scan): what it sends, in which
+ * transaction, how it resumes, and what a lost lease, a poison item or a Scan error does.
+ * Budgets, pacing and throttling are in backfill_worker_budget_test.ts.
  */
 
 import assert from "node:assert/strict";
-import { runWorker, type WorkerDeps } from "./backfill_worker.ts";
-import { SCAN_ROUNDS } from "./scan_pacing.ts";
+import { runWorker } from "./backfill_worker.ts";
+import { awsError, fakeDynamo } from "./testing_fakes.ts";
 import {
-  awsError,
-  fakeClock,
-  fakeCpuMeter,
-  fakeDynamo,
-  fakeSql,
-  type SentCommand,
-  type Statement,
-} from "./testing_fakes.ts";
-
-const SEGMENTS = "firespring-backdoor-segments-dev";
-const WHERE = `backfill job 7 segment 1/4 of ${SEGMENTS}`;
-
-interface Claim {
-  job_id: string;
-  segment: number;
-  total_segments: number;
-  source_table: string;
-  target_table: string;
-  region: string;
-  exclusive_start_key: Record<string, unknown> | null;
-  page_size: number;
-}
-
-const claim = (over: Partial<Claim> = {}): Claim => ({
-  job_id: "7",
-  segment: 1,
-  total_segments: 4,
-  source_table: SEGMENTS,
-  target_table: "firespring_segments",
-  region: "us-east-1",
-  exclusive_start_key: null,
-  page_size: 2,
-  ...over,
-});
-
-const item = (id: string, value = "5") => ({
-  segment_id: { S: id },
-  name: { S: `name ${id}` },
-  value: { N: value },
-});
-
-const keyOf = (id: string) => ({ segment_id: { S: id } });
-
-/**
- * A database that hands out `claims` one by one, answers the wake check with
- * `pending`/`running`, merges every change, and runs `checkpoint` for each checkpoint.
- */
-function backfillDb(
-  claims: Claim[],
-  options: {
-    pending?: boolean;
-    running?: number;
-    checkpoint?: (s: Statement) => unknown[];
-    release?: (s: Statement) => unknown[];
-  } = {},
-) {
-  const queue = [...claims];
-  return fakeSql((s) => {
-    if (s.text.includes("sync.claim_segment")) {
-      const next = queue.shift();
-      return next ? [next] : [];
-    }
-    if (s.text.includes("sync.backfill_work_pending")) {
-      return [{ pending: options.pending ?? false, running: options.running ?? 0 }];
-    }
-    if (s.text.includes("sync.merge_changes")) {
-      return [{ applied: (JSON.parse(String(s.values[1])) as unknown[]).length }];
-    }
-    if (s.text.includes("insert into sync.dead_letters")) return [];
-    if (s.text.includes("sync.checkpoint_segment")) return options.checkpoint?.(s) ?? [];
-    if (s.text.includes("sync.release_segment")) return options.release?.(s) ?? [];
-    if (s.text.includes("sync.fail_segment")) return [];
-    return undefined;
-  });
-}
-
-/** A DynamoDB whose Scan answers from `pages`, keyed by the JSON of ExclusiveStartKey. */
-function pagedDynamo(
-  pages: Record<string, { Items: unknown[]; LastEvaluatedKey?: unknown; units?: number }>,
-  before: (command: SentCommand) => void = () => {},
-) {
-  return fakeDynamo((command) => {
-    before(command);
-    assert.equal(command.name, "ScanCommand");
-    const start = JSON.stringify(command.input.ExclusiveStartKey ?? null);
-    const page = pages[start];
-    if (!page) throw new Error(`no page starts at ${start}`);
-    return {
-      Items: page.Items,
-      LastEvaluatedKey: page.LastEvaluatedKey,
-      ConsumedCapacity: page.units === undefined ? undefined : { CapacityUnits: page.units },
-    };
-  });
-}
-
-function workerDeps(
-  db: ReturnType<typeof backfillDb>,
-  dynamo: ReturnType<typeof fakeDynamo>,
-  extra: Partial<WorkerDeps> = {},
-) {
-  const lines: string[] = [];
-  const woken = { count: 0 };
-  const deps: WorkerDeps = {
-    sql: db.sql,
-    dynamo: dynamo.dynamo,
-    wake: () => {
-      woken.count++;
-      return Promise.resolve();
-    },
-    cpu: fakeCpuMeter(),
-    cpuBudgetMs: 60_000,
-    // Short, so that a regression that loops over pages fails in seconds rather than hangs.
-    wallBudgetMs: 2_000,
-    maxConcurrent: 4,
-    maxRcuPerSecond: 1_000_000,
-    pacing: fakeClock(),
-    log: (line) => lines.push(line),
-    ...extra,
-  };
-  return { deps, lines, woken };
-}
-
-const twoPages = {
-  "null": { Items: [item("a"), item("b")], LastEvaluatedKey: keyOf("b") },
-  [JSON.stringify(keyOf("b"))]: { Items: [item("c")] },
-};
+  backfillDb,
+  claim,
+  item,
+  keyOf,
+  pagedDynamo,
+  SEGMENTS,
+  twoPages,
+  WHERE,
+  workerDeps,
+} from "./backfill_worker_fakes.ts";
 
 Deno.test("a claimed segment is scanned page by page, each page written with its checkpoint in one transaction", async () => {
   const db = backfillDb([claim()]);
@@ -209,92 +94,6 @@ Deno.test("each claim wakes another worker only while segments wait and fewer th
     await runWorker(deps, "worker-a");
     assert.equal(woken.count, expected, `pending ${pending}, running ${running}`);
   }
-});
-
-Deno.test("an isolate already over its CPU budget hands the segment on before any Scan", async () => {
-  const db = backfillDb([claim(), claim({ segment: 2 })]);
-  const dynamo = pagedDynamo(twoPages);
-  const { deps, lines, woken } = workerDeps(db, dynamo, {
-    cpu: fakeCpuMeter(1500),
-    cpuBudgetMs: 1000,
-  });
-  const result = await runWorker(deps, "worker-a");
-  assert.equal(result.stoppedBy, "budget");
-  assert.equal(result.pages, 0);
-  assert.equal(dynamo.sent.length, 0);
-  assert.deepEqual(db.matching("sync.release_segment").map((s) => s.values), [
-    ["7", 1, "worker-a"],
-  ]);
-  assert.equal(woken.count, 1, "another request goes on");
-  assert.equal(db.matching("sync.claim_segment").length, 1, "no second claim");
-  assert.equal(lines.at(-1), `${WHERE}: budget spent (isolate CPU 1500 ms), handed on`);
-});
-
-Deno.test("the mapping is measured on the isolate's CPU meter, and the budget checked before each page", async () => {
-  const db = backfillDb([claim()]);
-  const ids = ["a", "b", "c", "d", "e"];
-  const pages = Object.fromEntries(ids.map((id, i) => [
-    i === 0 ? "null" : JSON.stringify(keyOf(ids[i - 1])),
-    { Items: [item(id)], LastEvaluatedKey: i < ids.length - 1 ? keyOf(id) : undefined },
-  ]));
-  const dynamo = pagedDynamo(pages);
-  // 400 ms per page's mapping, a budget of 1000 ms: three pages (1200 ms), then hand on.
-  const cpu = fakeCpuMeter(0, 400);
-  const { deps, lines, woken } = workerDeps(db, dynamo, { cpu, cpuBudgetMs: 1000 });
-  const result = await runWorker(deps, "worker-a");
-  assert.equal(result.pages, 3);
-  assert.equal(result.stoppedBy, "budget");
-  assert.equal(cpu.steps, 3, "each page's mapping measured once");
-  assert.equal(dynamo.sent.length, 3);
-  assert.deepEqual(db.matching("sync.checkpoint_segment").at(-1)!.values.slice(3), [
-    JSON.stringify(keyOf("c")),
-    1,
-    1,
-    false,
-  ]);
-  assert.equal(woken.count, 1);
-  assert.equal(lines.at(-1), `${WHERE}: budget spent (isolate CPU 1200 ms), handed on`);
-});
-
-Deno.test("when the wall budget runs out between pages, the segment is released and the worker woken", async () => {
-  // The worker reads its wall clock with performance.now: each Scan moves it 100 ms.
-  let t = 0;
-  Object.defineProperty(performance, "now", { value: () => t, configurable: true });
-  try {
-    const db = backfillDb([claim()]);
-    const dynamo = pagedDynamo({
-      "null": { Items: [item("a")], LastEvaluatedKey: keyOf("a") },
-      [JSON.stringify(keyOf("a"))]: { Items: [item("b")], LastEvaluatedKey: keyOf("b") },
-      [JSON.stringify(keyOf("b"))]: { Items: [item("c")] },
-    }, () => (t += 100));
-    const { deps, lines, woken } = workerDeps(db, dynamo, { wallBudgetMs: 150 });
-    const result = await runWorker(deps, "worker-a");
-    assert.equal(result.stoppedBy, "budget");
-    assert.equal(result.pages, 2);
-    assert.equal(result.segmentsFinished, 0);
-    assert.equal(dynamo.sent.length, 2);
-    const checkpoints = db.matching("sync.checkpoint_segment").map((s) => s.values);
-    assert.deepEqual(checkpoints.at(-1), [
-      "7",
-      1,
-      "worker-a",
-      JSON.stringify(keyOf("b")),
-      1,
-      1,
-      false,
-    ]);
-    assert.equal(db.matching("sync.release_segment").length, 1);
-    assert.ok(
-      db.statements.findIndex((s) => s.text.includes("sync.release_segment")) >
-        db.statements.findLastIndex((s) => s.text.includes("sync.checkpoint_segment")),
-      "released after the last checkpoint",
-    );
-    assert.equal(woken.count, 1);
-    assert.match(lines.at(-1)!, /budget spent .* handed on/);
-  } finally {
-    delete (performance as unknown as Record<string, unknown>).now;
-  }
-  assert.notEqual(performance.now(), 0, "the real clock is back");
 });
 
 Deno.test("a lost lease (the checkpoint's 40001) rolls the page back and the worker goes on", async () => {
@@ -381,48 +180,6 @@ Deno.test("a poison item becomes a dead letter and its page still checkpoints", 
   assert.ok(lines.includes(`${WHERE}: 1 item(s) dead-lettered`));
 });
 
-Deno.test("a throttled Scan is retried after a jittered backoff, then the page is written", async () => {
-  let calls = 0;
-  const db = backfillDb([claim()]);
-  const dynamo = fakeDynamo(() => {
-    if (calls++ === 0) throw awsError("ProvisionedThroughputExceededException");
-    return { Items: [item("a")] };
-  });
-  const clock = fakeClock(0.5);
-  const { deps, lines } = workerDeps(db, dynamo, { pacing: clock });
-  const result = await runWorker(deps, "worker-a");
-  assert.equal(dynamo.sent.length, 2);
-  assert.deepEqual(clock.slept, [500], "random 0.5 × 1 s");
-  assert.equal(result.segmentsFinished, 1);
-  assert.ok(lines.includes(
-    `${WHERE}: ProvisionedThroughputExceededException after the SDK's retries; trying again in 500 ms`,
-  ));
-});
-
-Deno.test("a Scan that stays throttled gives up after the rounds, releases its segment and names table and segment", async () => {
-  const db = backfillDb([claim(), claim({ segment: 2 })]);
-  const dynamo = fakeDynamo(() => {
-    throw awsError("ThrottlingException", "Rate of requests exceeds the allowed throughput");
-  });
-  const clock = fakeClock(1);
-  const { deps, lines } = workerDeps(db, dynamo, { pacing: clock });
-  const result = await runWorker(deps, "worker-a");
-  assert.equal(result.stoppedBy, "throttled");
-  assert.equal(dynamo.sent.length, SCAN_ROUNDS);
-  assert.deepEqual(clock.slept, [1000, 2000]);
-  assert.deepEqual(db.matching("sync.release_segment").map((s) => s.values), [
-    ["7", 1, "worker-a"],
-  ]);
-  assert.equal(db.matching("sync.claim_segment").length, 1, "the worker stops");
-  assert.equal(db.matching("sync.checkpoint_segment").length, 0);
-  assert.equal(
-    lines.at(-1),
-    `${WHERE}: Scan failed ${SCAN_ROUNDS} times in a row (each after the SDK's own retries): ` +
-      "ThrottlingException: Rate of requests exceeds the allowed throughput; " +
-      "released for a later worker",
-  );
-});
-
 Deno.test("any other Scan error releases the segment and propagates, even if the release fails", async () => {
   for (const releaseFails of [false, true]) {
     const db = backfillDb([claim()], {
@@ -445,30 +202,4 @@ Deno.test("any other Scan error releases the segment and propagates, even if the
       `backfill job 7 segment 1 of ${SEGMENTS}: ExclusiveStartKey is invalid; released for another worker`,
     );
   }
-});
-
-Deno.test("pages are paced by their consumed capacity within the segment's share of the table's budget", async () => {
-  const db = backfillDb([claim()]);
-  const dynamo = pagedDynamo({
-    "null": { Items: [item("a")], LastEvaluatedKey: keyOf("a"), units: 50 },
-    [JSON.stringify(keyOf("a"))]: { Items: [item("b")], LastEvaluatedKey: keyOf("b"), units: 10 },
-    [JSON.stringify(keyOf("b"))]: { Items: [] },
-  });
-  const clock = fakeClock();
-  // 100 units per second for the table, 4 segments: 25 per second for this one.
-  const { deps } = workerDeps(db, dynamo, { pacing: clock, maxRcuPerSecond: 100 });
-  const result = await runWorker(deps, "worker-a");
-  assert.equal(result.pages, 3);
-  assert.deepEqual(clock.slept, [2000, 400]);
-  // An empty last page still checkpoints the segment as done, with no merge.
-  assert.deepEqual(db.matching("sync.checkpoint_segment").at(-1)!.values, [
-    "7",
-    1,
-    "worker-a",
-    null,
-    0,
-    0,
-    true,
-  ]);
-  assert.equal(db.matching("sync.merge_changes").length, 2);
 });

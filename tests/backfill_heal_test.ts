@@ -6,24 +6,41 @@
  */
 
 import assert from "node:assert/strict";
-import { readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { DeleteItemCommand, PutItemCommand } from "@aws-sdk/client-dynamodb";
 import { DENO_BIN, ROOT } from "../local-stack/config.ts";
 import { run } from "../local-stack/processes.ts";
 import { stopDetached } from "../local-stack/processes.ts";
 import { POLLER_STATE_FILE } from "../local-stack/stream_positions.ts";
-import { connectDb, eventually } from "./stack_clients.ts";
+import { connectDb, dynamo, eventually } from "./stack_clients.ts";
+
+const LEADS = "Lead-sqiqbtbugvfabolqwdt4rz3dla-NONE";
+
+/** The poller's saved shard positions of the leads stream, once it has read a record. */
+function leadsStreamState(): Record<string, Record<string, string>> | undefined {
+  if (!existsSync(POLLER_STATE_FILE)) return undefined;
+  const state = JSON.parse(readFileSync(POLLER_STATE_FILE, "utf8"));
+  return Object.keys(state).some((arn) => arn.includes(`table/${LEADS}/`)) ? state : undefined;
+}
 
 Deno.test("a stream that lost records marks its table stale and heals it with a backfill", async () => {
   const sql = connectDb();
   const since = new Date();
+  const leads = dynamo("us-east-2");
+  const probe = { id: { S: `heal-probe-${crypto.randomUUID()}` } };
   try {
+    // A record on the leads stream, so that the poller has read it and saved its place.
+    await leads.send(
+      new PutItemCommand({ TableName: LEADS, Item: { ...probe, name: { S: "p" } } }),
+    );
+    await eventually("the poller to read the leads stream", async () => {
+      const [row] = await sql`select 1 from public.mmp_toledo_leads where lead_id = ${probe.id.S}`;
+      return row && leadsStreamState();
+    }, 60_000);
     await stopDetached("stream_poller");
     const file = POLLER_STATE_FILE;
-    const state = JSON.parse(readFileSync(file, "utf8")) as Record<string, Record<string, string>>;
-    const arn = Object.keys(state).find((a) =>
-      a.includes("table/Lead-sqiqbtbugvfabolqwdt4rz3dla-NONE/")
-    )!;
-    assert.ok(arn, "the poller has read the leads stream");
+    const state = leadsStreamState()!;
+    const arn = Object.keys(state).find((a) => a.includes(`table/${LEADS}/`))!;
     // Pretend the poller was away for longer than the stream keeps records.
     for (const shard of Object.keys(state[arn])) state[arn][shard] = "0".repeat(21);
     writeFileSync(file, JSON.stringify(state));
@@ -68,6 +85,9 @@ Deno.test("a stream that lost records marks its table stale and heals it with a 
     assert.equal(tomb.n, 1, "its removal left a tombstone");
     await sql`delete from public.mmp_toledo_leads where lead_id = 'streamed-now'`;
   } finally {
+    // The poller runs again whatever happened, or every later stream test would wait.
+    await run(DENO_BIN, ["run", "-A", "local-stack/stack.ts", "up"], { cwd: ROOT });
+    await leads.send(new DeleteItemCommand({ TableName: LEADS, Key: probe }));
     await sql.end();
   }
 });

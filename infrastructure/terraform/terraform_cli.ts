@@ -28,7 +28,7 @@ export async function terraformInstalled(): Promise<boolean> {
 
 /**
  * The oldest AWS provider the configurations accept (`required_providers` in both
- * versions.tf; terraform_test.ts keeps them equal). Moving the Lambda to `nodejs24.x`
+ * versions.tf; lambda_runtime_test.ts keeps them equal). Moving the Lambda to `nodejs24.x`
  * raises it to 6.19.0, the first release that accepts that runtime.
  */
 export const AWS_PROVIDER_MIN = "5.40.0";

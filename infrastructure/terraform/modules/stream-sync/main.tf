@@ -97,7 +97,7 @@ resource "aws_iam_role_policy" "lambda" {
 # (hashicorp/terraform-provider-aws#44986); the provider mirror this project's checks run
 # with offline has 5.100.0, which refuses it, so the move waits for a newer mirror. The
 # zip is built for Node 22 (lambda/build.ts) and its tests run it on Node 22
-# (lambda/lambda_node.ts); infrastructure/terraform/terraform_test.ts fails from the day
+# (lambda/lambda_node.ts); infrastructure/terraform/lambda_runtime_test.ts fails from the day
 # the runtime named here is deprecated, naming the runtime to move to.
 resource "aws_lambda_function" "forwarder" {
   function_name                  = var.name

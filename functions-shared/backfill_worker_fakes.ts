@@ -1,0 +1,136 @@
+/**
+ * What the import-worker's tests share: a fake database that hands out claims and plays
+ * the checkpoints, releases and merges of a backfill; a fake DynamoDB that answers Scan
+ * page by page; and the worker's dependencies around them.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import type { WorkerDeps } from "./backfill_worker.ts";
+import {
+  fakeClock,
+  fakeCpuMeter,
+  fakeDynamo,
+  fakeSql,
+  type SentCommand,
+  type Statement,
+} from "./testing_fakes.ts";
+
+export const SEGMENTS = "firespring-backdoor-segments-dev";
+export const WHERE = `backfill job 7 segment 1/4 of ${SEGMENTS}`;
+
+export interface Claim {
+  job_id: string;
+  segment: number;
+  total_segments: number;
+  source_table: string;
+  target_table: string;
+  region: string;
+  exclusive_start_key: Record<string, unknown> | null;
+  page_size: number;
+}
+
+export const claim = (over: Partial<Claim> = {}): Claim => ({
+  job_id: "7",
+  segment: 1,
+  total_segments: 4,
+  source_table: SEGMENTS,
+  target_table: "firespring_segments",
+  region: "us-east-1",
+  exclusive_start_key: null,
+  page_size: 2,
+  ...over,
+});
+
+export const item = (id: string, value = "5") => ({
+  segment_id: { S: id },
+  name: { S: `name ${id}` },
+  value: { N: value },
+});
+
+export const keyOf = (id: string) => ({ segment_id: { S: id } });
+
+/**
+ * A database that hands out `claims` one by one, answers the wake check with
+ * `pending`/`running`, merges every change, and runs `checkpoint` for each checkpoint.
+ */
+export function backfillDb(
+  claims: Claim[],
+  options: {
+    pending?: boolean;
+    running?: number;
+    checkpoint?: (s: Statement) => unknown[];
+    release?: (s: Statement) => unknown[];
+  } = {},
+) {
+  const queue = [...claims];
+  return fakeSql((s) => {
+    if (s.text.includes("sync.claim_segment")) {
+      const next = queue.shift();
+      return next ? [next] : [];
+    }
+    if (s.text.includes("sync.backfill_work_pending")) {
+      return [{ pending: options.pending ?? false, running: options.running ?? 0 }];
+    }
+    if (s.text.includes("sync.merge_changes")) {
+      return [{ applied: (JSON.parse(String(s.values[1])) as unknown[]).length }];
+    }
+    if (s.text.includes("insert into sync.dead_letters")) return [];
+    if (s.text.includes("sync.checkpoint_segment")) return options.checkpoint?.(s) ?? [];
+    if (s.text.includes("sync.release_segment")) return options.release?.(s) ?? [];
+    if (s.text.includes("sync.fail_segment")) return [];
+    return undefined;
+  });
+}
+
+/** A DynamoDB whose Scan answers from `pages`, keyed by the JSON of ExclusiveStartKey. */
+export function pagedDynamo(
+  pages: Record<string, { Items: unknown[]; LastEvaluatedKey?: unknown; units?: number }>,
+  before: (command: SentCommand) => void = () => {},
+) {
+  return fakeDynamo((command) => {
+    before(command);
+    assert.equal(command.name, "ScanCommand");
+    const start = JSON.stringify(command.input.ExclusiveStartKey ?? null);
+    const page = pages[start];
+    if (!page) throw new Error(`no page starts at ${start}`);
+    return {
+      Items: page.Items,
+      LastEvaluatedKey: page.LastEvaluatedKey,
+      ConsumedCapacity: page.units === undefined ? undefined : { CapacityUnits: page.units },
+    };
+  });
+}
+
+export function workerDeps(
+  db: ReturnType<typeof backfillDb>,
+  dynamo: ReturnType<typeof fakeDynamo>,
+  extra: Partial<WorkerDeps> = {},
+) {
+  const lines: string[] = [];
+  const woken = { count: 0 };
+  const deps: WorkerDeps = {
+    sql: db.sql,
+    dynamo: dynamo.dynamo,
+    wake: () => {
+      woken.count++;
+      return Promise.resolve();
+    },
+    cpu: fakeCpuMeter(),
+    cpuBudgetMs: 60_000,
+    // Short, so that a regression that loops over pages fails in seconds rather than hangs.
+    wallBudgetMs: 2_000,
+    maxConcurrent: 4,
+    maxRcuPerSecond: 1_000_000,
+    pacing: fakeClock(),
+    log: (line) => lines.push(line),
+    ...extra,
+  };
+  return { deps, lines, woken };
+}
+
+export const twoPages = {
+  "null": { Items: [item("a"), item("b")], LastEvaluatedKey: keyOf("b") },
+  [JSON.stringify(keyOf("b"))]: { Items: [item("c")] },
+};
