@@ -28,6 +28,9 @@ import {
   withBackoff,
 } from "./scan_pacing.ts";
 
+/** The SQLSTATE sync.checkpoint_segment raises when the worker no longer holds the lease. */
+export const LEASE_LOST = "SY001";
+
 /** What the worker needs. */
 export interface WorkerDeps {
   sql: postgres.Sql;
@@ -105,7 +108,7 @@ export async function runWorker(deps: WorkerDeps, worker: string): Promise<RunRe
     } catch (error) {
       const where =
         `backfill job ${claim.job_id} segment ${claim.segment} of ${claim.source_table}`;
-      if ((error as { code?: string }).code === "40001") {
+      if ((error as { code?: string }).code === LEASE_LOST) {
         log(`${where}: lease lost to another worker; its page was not written`);
         continue;
       }

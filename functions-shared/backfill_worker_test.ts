@@ -96,14 +96,14 @@ Deno.test("each claim wakes another worker only while segments wait and fewer th
   }
 });
 
-Deno.test("a lost lease (the checkpoint's 40001) rolls the page back and the worker goes on", async () => {
+Deno.test("a lost lease (the checkpoint's SY001) rolls the page back and the worker goes on", async () => {
   let checkpoints = 0;
   const db = backfillDb([claim(), claim({ segment: 2 })], {
     checkpoint: () => {
       if (checkpoints++ === 0) {
         throw Object.assign(
           new Error("backfill job 7 segment 1: worker worker-a no longer holds the lease"),
-          { code: "40001" },
+          { code: "SY001" },
         );
       }
       return [];

@@ -179,8 +179,10 @@ begin
   where s.job_id = p_job and s.segment = p_segment and j.id = s.job_id
     and s.status = 'running' and s.lease_owner = p_worker;
   if not found then
+    -- SY001, the project's own code for a lost lease (40001 would read as a
+    -- serialization failure, which a caller may rightly retry as it is).
     raise exception 'backfill job % segment %: worker % no longer holds the lease; another worker took over',
-      p_job, p_segment, p_worker using errcode = '40001';
+      p_job, p_segment, p_worker using errcode = 'SY001';
   end if;
   if not p_done then
     return;

@@ -51,7 +51,7 @@ select results_eq(
 );
 select throws_ok(
   $$select sync.checkpoint_segment((select id from sync.backfill_jobs), 0, 'w2', null, 1, 1, false)$$,
-  '40001', null, 'a worker without the lease cannot checkpoint (its page rolls back)'
+  'SY001', null, 'a worker without the lease cannot checkpoint (its page rolls back)'
 );
 
 -- w1 dies: its lease lapses, and a new worker takes over from the checkpoint.
@@ -63,7 +63,7 @@ select results_eq(
 );
 select throws_ok(
   $$select sync.checkpoint_segment((select id from sync.backfill_jobs), 0, 'w1', null, 1, 1, false)$$,
-  '40001', null, 'the old worker, should it wake, cannot write any more'
+  'SY001', null, 'the old worker, should it wake, cannot write any more'
 );
 
 -- A worker whose budget ran out hands its segment back.
