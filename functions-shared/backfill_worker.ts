@@ -55,7 +55,7 @@ export interface WorkerDeps {
 }
 
 /** A claimed segment, as sync.claim_segment returns it. */
-interface Claim {
+export interface Claim {
   job_id: string;
   segment: number;
   total_segments: number;

@@ -6,6 +6,7 @@
  * @module
  */
 
+import type { Claim } from "./backfill_worker.ts";
 import assert from "node:assert/strict";
 import type { WorkerDeps } from "./backfill_worker.ts";
 import {
@@ -19,17 +20,6 @@ import {
 
 export const SEGMENTS = "firespring-backdoor-segments-dev";
 export const WHERE = `backfill job 7 segment 1/4 of ${SEGMENTS}`;
-
-export interface Claim {
-  job_id: string;
-  segment: number;
-  total_segments: number;
-  source_table: string;
-  target_table: string;
-  region: string;
-  exclusive_start_key: Record<string, unknown> | null;
-  page_size: number;
-}
 
 export const claim = (over: Partial<Claim> = {}): Claim => ({
   job_id: "7",

@@ -3,23 +3,10 @@ import type postgres from "postgres";
 import { deadLetterFingerprint, recordDeadLetters } from "./dead_letter_writer.ts";
 import { mapScannedItem, mapStreamRecord } from "./record_mapping.ts";
 import { byTargetTable } from "./table_registry.ts";
+import { actionStreamRecord as streamRecord } from "./testing_fakes.ts";
 import type { StreamRecord } from "./webhook_envelope.ts";
 
 const ACTIONS = "firespring-backdoor-actions-dev";
-
-function streamRecord(id: string, seq: string, eventID = `ev-${id}`): StreamRecord {
-  return {
-    eventID,
-    eventName: "INSERT",
-    eventSourceARN: `arn:aws:dynamodb:us-east-1:000000000000:table/${ACTIONS}/stream/x`,
-    dynamodb: {
-      Keys: { action_id: { S: id } },
-      NewImage: { action_id: { S: id }, session_id: { S: `s-${id}` } },
-      SequenceNumber: seq,
-      ApproximateCreationDateTime: 1770379200,
-    },
-  } as unknown as StreamRecord;
-}
 
 /** A transaction that keeps the dead-letter rows inserted. */
 function fakeTx() {

@@ -1,27 +1,6 @@
 import assert from "node:assert/strict";
-import {
-  type PacingDeps,
-  ReadPacer,
-  ScanGaveUp,
-  segmentBudget,
-  withBackoff,
-} from "./scan_pacing.ts";
-
-/** A fake clock: sleeping moves it. */
-function fakeClock(random = 0.5): PacingDeps & { slept: number[] } {
-  let t = 0;
-  const slept: number[] = [];
-  return {
-    now: () => t,
-    sleep: (ms) => {
-      slept.push(ms);
-      t += ms;
-      return Promise.resolve();
-    },
-    random: () => random,
-    slept,
-  };
-}
+import { ReadPacer, ScanGaveUp, segmentBudget, withBackoff } from "./scan_pacing.ts";
+import { fakeClock } from "./testing_fakes.ts";
 
 const named = (name: string) => Object.assign(new Error(`${name} happened`), { name });
 

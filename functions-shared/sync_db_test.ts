@@ -3,23 +3,9 @@ import type postgres from "postgres";
 import { mapScannedItem, mapStreamRecord, type TableChange } from "./record_mapping.ts";
 import { applyChanges, isDataError } from "./sync_db.ts";
 import { byTargetTable } from "./table_registry.ts";
-import type { StreamRecord } from "./webhook_envelope.ts";
+import { actionStreamRecord as streamRecord } from "./testing_fakes.ts";
 
 const ACTIONS = "firespring-backdoor-actions-dev";
-
-function streamRecord(id: string, seq: string, eventID = `ev-${id}`): StreamRecord {
-  return {
-    eventID,
-    eventName: "INSERT",
-    eventSourceARN: `arn:aws:dynamodb:us-east-1:000000000000:table/${ACTIONS}/stream/x`,
-    dynamodb: {
-      Keys: { action_id: { S: id } },
-      NewImage: { action_id: { S: id }, session_id: { S: `s-${id}` } },
-      SequenceNumber: seq,
-      ApproximateCreationDateTime: 1770379200,
-    },
-  } as unknown as StreamRecord;
-}
 
 function change(id: string, seq: string): TableChange {
   const mapped = mapStreamRecord(streamRecord(id, seq));

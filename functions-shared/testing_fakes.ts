@@ -10,6 +10,7 @@ import type postgres from "postgres";
 import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import type { CpuMeter } from "./cpu_meter.ts";
 import type { PacingDeps } from "./scan_pacing.ts";
+import type { StreamRecord } from "./webhook_envelope.ts";
 
 /** One statement the fake database was sent. */
 export interface Statement {
@@ -179,4 +180,20 @@ export function fakeCpuMeter(usedMs = 0, perStepMs = 0): CpuMeter & { steps: num
     },
   };
   return meter;
+}
+
+/** An INSERT stream record of the actions table, as Lambda hands it over. */
+export function actionStreamRecord(id: string, seq: string, eventID = `ev-${id}`): StreamRecord {
+  return {
+    eventID,
+    eventName: "INSERT",
+    eventSourceARN:
+      "arn:aws:dynamodb:us-east-1:000000000000:table/firespring-backdoor-actions-dev/stream/x",
+    dynamodb: {
+      Keys: { action_id: { S: id } },
+      NewImage: { action_id: { S: id }, session_id: { S: `s-${id}` } },
+      SequenceNumber: seq,
+      ApproximateCreationDateTime: 1770379200,
+    },
+  } as unknown as StreamRecord;
 }
