@@ -3,8 +3,12 @@
 # so the names are fixed here, not variables (a test checks the two agree).
 
 locals {
-  webhook_url = "https://${var.supabase_project_ref}.supabase.co/functions/v1/mmp-toledo-sync"
-  lambda_zip  = coalesce(var.lambda_zip, "${path.module}/../../../lambda/dist/stream-forwarder.zip")
+  # Pinned to the database's region when known: every batch's round trips stay there.
+  webhook_url = join("", [
+    "https://${var.supabase_project_ref}.supabase.co/functions/v1/mmp-toledo-sync",
+    var.supabase_region == "" ? "" : "?forceFunctionRegion=${var.supabase_region}",
+  ])
+  lambda_zip = coalesce(var.lambda_zip, "${path.module}/../../../lambda/dist/stream-forwarder.zip")
 
   tags = {
     project     = var.project_name

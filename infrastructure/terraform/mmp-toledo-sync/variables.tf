@@ -8,6 +8,22 @@ variable "supabase_project_ref" {
   }
 }
 
+variable "supabase_region" {
+  description = "The region of the Supabase project's database. When set, the webhook runs there (forceFunctionRegion), next to the database; an Edge Function otherwise runs in the region nearest its caller."
+  type        = string
+  default     = ""
+
+  validation {
+    # Supabase's regions for Edge Functions (docs: functions/regional-invocation).
+    condition = var.supabase_region == "" || contains([
+      "ap-northeast-1", "ap-northeast-2", "ap-south-1", "ap-southeast-1", "ap-southeast-2",
+      "ca-central-1", "us-east-1", "us-west-1", "us-west-2", "eu-central-1", "eu-west-1",
+      "eu-west-2", "eu-west-3", "sa-east-1",
+    ], var.supabase_region)
+    error_message = "supabase_region is a region Edge Functions run in (e.g. us-east-1), or empty."
+  }
+}
+
 variable "project_name" {
   description = "Prefix of every resource's name."
   type        = string

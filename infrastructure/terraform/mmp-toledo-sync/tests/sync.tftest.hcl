@@ -125,3 +125,26 @@ run "a_malformed_project_ref_is_refused" {
 
   expect_failures = [var.supabase_project_ref]
 }
+
+run "the_webhook_runs_in_the_database_region" {
+  command = plan
+
+  variables {
+    supabase_region = "us-east-1"
+  }
+
+  assert {
+    condition     = output.webhook_url == "https://abcdefghijklmnopqrst.supabase.co/functions/v1/mmp-toledo-sync?forceFunctionRegion=us-east-1"
+    error_message = "With supabase_region set, the Lambdas pin the webhook to the database's region."
+  }
+}
+
+run "refuses_a_region_edge_functions_do_not_run_in" {
+  command = plan
+
+  variables {
+    supabase_region = "mars-north-1"
+  }
+
+  expect_failures = [var.supabase_region]
+}
