@@ -62,6 +62,8 @@ export interface ValidatorDeps {
   sql: postgres.Sql;
   dynamo: (region: string) => DynamoDBClient;
   segments?: number;
+  /** Segments scanned at once in one request (2): their pages in flight add up in the isolate. */
+  segmentsAtOnce?: number;
   pageSize?: number;
   /** Pause before looking again at keys that differ (changes in flight settle). */
   settleMs?: number;

@@ -132,6 +132,13 @@ export const IMPORT_WORKER_SETTINGS = {
     1,
     64,
   ),
+  runsPerIsolate: integer(
+    "IMPORT_WORKER_RUNS_PER_ISOLATE",
+    "runs one isolate takes on at once (their CPU adds up in the isolate; run_gate.ts)",
+    2,
+    1,
+    8,
+  ),
   maxRcuPerSecond: integer(
     "IMPORT_WORKER_MAX_RCU_PER_SECOND",
     "read capacity units per second a backfill may use of a table, shared by its segments",

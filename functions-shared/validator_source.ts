@@ -59,7 +59,9 @@ export async function stageSource(
       (budget.pages !== undefined && pages >= budget.pages));
   const pacing = deps.pacing ?? realPacing;
   const perSegment = segmentBudget(deps.maxRcuPerSecond ?? DEFAULT_RCU_PER_SECOND, segments);
-  const done = await Promise.all(Array.from({ length: segments }, async (_, segment) => {
+  // A few segments at a time, not all: the Edge Runtime counts CPU per isolate, and each
+  // segment's page in flight when the budget is reached still adds to it (run_gate.ts).
+  const scanSegment = async (segment: number): Promise<boolean> => {
     const checkpoint = state[String(segment)];
     if (checkpoint === "done") return true;
     let start: Item | undefined = checkpoint;
@@ -120,7 +122,16 @@ export async function stageSource(
       });
       if (!start) return true;
     }
-  }));
+  };
+  const queue = Array.from({ length: segments }, (_, segment) => segment);
+  const done: boolean[] = [];
+  await Promise.all(
+    Array.from({ length: Math.min(deps.segmentsAtOnce ?? 2, segments) }, async () => {
+      for (let next = queue.shift(); next !== undefined; next = queue.shift()) {
+        done[next] = await scanSegment(next);
+      }
+    }),
+  );
   return done.every(Boolean) ? "complete" : "budget";
 }
 

@@ -7,6 +7,7 @@
  */
 
 import { runWorker } from "../../../functions-shared/backfill_worker.ts";
+import { RunGate } from "../../../functions-shared/run_gate.ts";
 import { isolateCpuMeter } from "../../../functions-shared/cpu_meter.ts";
 import { dynamoClients } from "../../../functions-shared/dynamo_client.ts";
 import { errorResponse, json, methodNotAllowed } from "../../../functions-shared/http.ts";
@@ -33,12 +34,14 @@ const callSelf = selfInvoker({
   log: (line) => console.error(line),
 });
 
+const gate = new RunGate(settings.runsPerIsolate);
+
 Deno.serve((req) => {
   if (req.method !== "POST") return methodNotAllowed("POST");
   const problem = serviceRoleProblem(req, serviceKeys);
   if (problem) return errorResponse(401, problem);
   const worker = `import-worker-${crypto.randomUUID()}`;
-  EdgeRuntime.waitUntil(
+  const run = gate.admit(() =>
     runWorker({
       sql,
       dynamo,
@@ -53,7 +56,12 @@ Deno.serve((req) => {
       console.log(
         `${worker}: ${r.pages} pages, ${r.items} items, ${r.rows} rows, stopped by ${r.stoppedBy}`,
       )
-    ),
+    )
   );
+  if (!run) {
+    // The runs already here go on; a busy isolate takes no more (run_gate.ts).
+    return json(202, { accepted: false, reason: `this isolate already runs ${gate.active}` });
+  }
+  EdgeRuntime.waitUntil(run);
   return json(202, { accepted: true, worker });
 });

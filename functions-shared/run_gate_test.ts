@@ -1,0 +1,34 @@
+import assert from "node:assert/strict";
+import { RunGate } from "./run_gate.ts";
+
+Deno.test("a gate admits up to its maximum and frees a place when a run settles", async () => {
+  const gate = new RunGate(2);
+  const releases: (() => void)[] = [];
+  const run = () => new Promise<void>((resolve) => releases.push(resolve));
+  const first = gate.admit(run);
+  const second = gate.admit(run);
+  assert.ok(first && second);
+  assert.equal(gate.admit(run), undefined, "a third run is turned away, and not started");
+  assert.equal(releases.length, 2);
+  releases[0]();
+  await first;
+  assert.equal(gate.active, 1);
+  const third = gate.admit(run);
+  assert.ok(third, "the freed place is taken");
+  releases[1]();
+  releases[2]();
+  await Promise.all([second, third]);
+  assert.equal(gate.active, 0);
+});
+
+Deno.test("a run that fails frees its place too", async () => {
+  const gate = new RunGate(1);
+  await assert.rejects(gate.admit(() => Promise.reject(new Error("boom")))!, /boom/);
+  assert.equal(gate.active, 0);
+  assert.throws(() =>
+    gate.admit(() => {
+      throw new Error("sync boom");
+    }), /sync boom/);
+  assert.equal(gate.active, 0);
+  assert.throws(() => new RunGate(0), /1 or more runs/);
+});
