@@ -6,8 +6,6 @@ import { byTargetTable } from "./table_registry.ts";
 import { actionStreamRecord as streamRecord } from "./testing_fakes.ts";
 import type { StreamRecord } from "./webhook_envelope.ts";
 
-const ACTIONS = "firespring-backdoor-actions-dev";
-
 /** A transaction that keeps the dead-letter rows inserted. */
 function fakeTx() {
   const letters: Record<string, unknown>[] = [];

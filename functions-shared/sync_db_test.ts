@@ -5,8 +5,6 @@ import { applyChanges, isDataError } from "./sync_db.ts";
 import { byTargetTable } from "./table_registry.ts";
 import { actionStreamRecord as streamRecord } from "./testing_fakes.ts";
 
-const ACTIONS = "firespring-backdoor-actions-dev";
-
 function change(id: string, seq: string): TableChange {
   const mapped = mapStreamRecord(streamRecord(id, seq));
   assert.ok(mapped.ok);
