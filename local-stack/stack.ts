@@ -14,10 +14,18 @@
 import { createHash } from "node:crypto";
 import { existsSync, readdirSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { DENO_BIN, FUNCTIONS_PORT, HOST, PG_BIN, PID_DIR, ROOT, STACK_ENV_FILE } from "./config.ts";
+import {
+  DENO_BIN,
+  DYNAMODB_PORT,
+  FUNCTIONS_PORT,
+  HOST,
+  PG_BIN,
+  PID_DIR,
+  ROOT,
+  STACK_ENV_FILE,
+} from "./config.ts";
 import { startDynamo, stopDynamo } from "./dynamodb.ts";
-import { parseFaults } from "./aws/faults.ts";
-import { PROXY_NAME, startProxy, stopProxy } from "./aws/proxy_process.ts";
+import { describeFaults, parseFaults } from "./aws/faults.ts";
 import { isReady, startPostgres, stopPostgres } from "./postgres.ts";
 import {
   applyPlatformSql,
@@ -51,13 +59,25 @@ interface DenoPart {
    * as when a value of `.local/stack.env` changes).
    */
   variables: string[];
+  /** The port it listens on, when the stack must see it free before and open after. */
+  port?: { number: number; what: string };
 }
+
+/** The DynamoDB proxy (local-stack/aws/): it reads DYNAMODB_FAULTS from `.local/stack.env`. */
+const PROXY_PART: DenoPart = {
+  name: "dynamodb_proxy",
+  script: "local-stack/aws/main.ts",
+  code: ["deno.json", "local-stack/aws", "local-stack/config.ts", "local-stack/stack_env.ts"],
+  variables: ["STACK_PORT_OFFSET"],
+  port: { number: DYNAMODB_PORT, what: "the DynamoDB proxy" },
+};
 
 /** The Deno processes of the stack. */
 const DENO_PARTS: DenoPart[] = [
   {
     name: "functions",
     script: "local-stack/functions_gateway.ts",
+    port: { number: FUNCTIONS_PORT, what: "the functions gateway" },
     code: [
       "deno.json",
       "local-stack",
@@ -150,20 +170,22 @@ function startFingerprint(part: DenoPart, env: StackEnv): string {
 
 /**
  * Starts a part, or reuses it when it runs with the same code and settings; one that
- * runs with other code or settings (a changed SYNC_WEBHOOK_SECRET, say) is restarted.
+ * runs with other code or settings (a changed SYNC_WEBHOOK_SECRET, say), or whose
+ * upstream was restarted (`restart`), is restarted.
  */
 async function startDenoPart(
   part: DenoPart,
   env: StackEnv,
+  restart = false,
 ): Promise<"started" | "restarted" | "reused"> {
   const print = startFingerprint(part, env);
   const running = runningProcess(part.name);
-  if (running !== undefined && running.fingerprint === print) return "reused";
+  if (running !== undefined && running.fingerprint === print && !restart) return "reused";
   await stopDetached(part.name);
   // The fingerprint lived in a file of its own before it moved into the pid file.
   rmSync(join(PID_DIR, `${part.name}.fingerprint`), { force: true });
-  if (part.name === "functions" && await portOpen(HOST, FUNCTIONS_PORT)) {
-    throw portTaken(FUNCTIONS_PORT, "the functions gateway");
+  if (part.port && await portOpen(HOST, part.port.number)) {
+    throw portTaken(part.port.number, part.port.what);
   }
   startDetached({
     name: part.name,
@@ -172,6 +194,10 @@ async function startDenoPart(
     cwd: ROOT,
     fingerprint: print,
   });
+  if (part.port) {
+    const port = part.port.number;
+    await waitFor(part.port.what, () => portOpen(HOST, port), 60_000, logFile(part.name));
+  }
   return running === undefined ? "started" : "restarted";
 }
 
@@ -197,7 +223,8 @@ export async function up(): Promise<void> {
   const started = performance.now();
   checkPrerequisites();
   const env = await ensureStackEnv();
-  parseFaults(env.DYNAMODB_FAULTS); // a bad value stops `up` here, naming the setting
+  // A bad value stops `up` here, naming the setting.
+  const faults = describeFaults(parseFaults(env.DYNAMODB_FAULTS));
   installExtensionFiles();
   step(`postgres ${await startPostgres()} on ${env.DATABASE_URL}`, started);
   step(`platform SQL applied: ${(await applyPlatformSql()).join(", ")}`, started);
@@ -213,8 +240,9 @@ export async function up(): Promise<void> {
   // A new DynamoDB Local has new streams: the poller's old checkpoints mean nothing.
   if (dynamo === "started") rmSync(POLLER_STATE_FILE, { force: true });
   step(`dynamodb local ${dynamo}`, started);
-  const proxy = await startProxy(env.DYNAMODB_FAULTS, dynamo === "started");
-  step(`dynamodb proxy ${proxy} on ${env.DYNAMODB_ENDPOINT}`, started);
+  // A new DynamoDB Local: the proxy's memory of item versions is stale too.
+  const proxy = await startDenoPart(PROXY_PART, env, dynamo === "started");
+  step(`dynamodb proxy ${proxy} on ${env.DYNAMODB_ENDPOINT} (faults: ${faults})`, started);
   const created = await ensureSourceTables(env);
   step(
     `source tables: ${created.length > 0 ? `created ${created.join(", ")}` : "all nine exist"}`,
@@ -233,14 +261,18 @@ async function down(): Promise<void> {
       `stack: ${part.name} ${(await stopDetached(part.name)) ? "stopped" : "was not running"}`,
     );
   }
-  console.log(`stack: ${PROXY_NAME} ${(await stopProxy()) ? "stopped" : "was not running"}`);
+  console.log(
+    `stack: ${PROXY_PART.name} ${
+      (await stopDetached(PROXY_PART.name)) ? "stopped" : "was not running"
+    }`,
+  );
   console.log(`stack: dynamodb ${(await stopDynamo()) ? "stopped" : "was not running"}`);
   console.log(`stack: postgres ${(await stopPostgres()) ? "stopped" : "was not running"}`);
 }
 
 async function status(): Promise<void> {
   console.log(`postgres: ${(await isReady()) ? "running" : "stopped"}`);
-  for (const name of ["dynamodb", PROXY_NAME, ...DENO_PARTS.map((p) => p.name)]) {
+  for (const name of ["dynamodb", PROXY_PART.name, ...DENO_PARTS.map((p) => p.name)]) {
     const pid = runningPid(name);
     console.log(`${name}: ${pid ? `running (pid ${pid})` : "stopped"}`);
   }

@@ -1,18 +1,19 @@
 /**
- * The DynamoDB proxy's process (started by `stack:up`, local-stack/aws/proxy_process.ts):
+ * The DynamoDB proxy's process (started by `stack:up` as one of its Deno parts):
  * listens at DYNAMODB_PORT (the stack's DYNAMODB_ENDPOINT) and forwards to DynamoDB Local
- * at DYNAMODB_INTERNAL_PORT, with the faults of the DYNAMODB_FAULTS environment variable.
+ * at DYNAMODB_INTERNAL_PORT, with the faults of DYNAMODB_FAULTS in `.local/stack.env`.
  *
  * @module
  */
 
 import { DYNAMODB_INTERNAL_PORT, DYNAMODB_PORT, HOST } from "../config.ts";
+import { readStackEnv } from "../stack_env.ts";
 import { describeFaults, parseFaults } from "./faults.ts";
 import { createProxy } from "./proxy.ts";
 
 let faults;
 try {
-  faults = parseFaults(Deno.env.get("DYNAMODB_FAULTS"));
+  faults = parseFaults(readStackEnv().DYNAMODB_FAULTS);
 } catch (error) {
   console.error((error as Error).message);
   Deno.exit(2);
