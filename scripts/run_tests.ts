@@ -21,12 +21,18 @@ import {
 import { portOpen } from "../local-stack/processes.ts";
 import { readStackEnv } from "../local-stack/stack_env.ts";
 import {
+  HANDS_ON_FUNCTIONS,
+  isolateLogOffset,
+  killsSince,
+} from "../local-stack/supabase/isolate_log.ts";
+import {
   initArgs,
   providerUnreachable,
   TERRAFORM_DIR,
   terraformInstalled,
 } from "../infrastructure/terraform/terraform_cli.ts";
 import {
+  check,
   denoTestCounts,
   exitWithSummary,
   pgProveCounts,
@@ -139,6 +145,10 @@ await step("unit tests", DENO_BIN, ["test", "-A", ...unitTests], denoTestCounts)
 await terraformSteps();
 
 const wasRunning = await stackRunning();
+// The backfill and the validator hand on before their isolate's CPU reaches the hosted
+// hard limit (docs/interfaces.md, "Edge Function limits"): none of their isolates may be
+// killed while the tests run (the gateway logs every isolate that ends).
+const isolateLog = isolateLogOffset();
 if (await step("stack:up", DENO_BIN, ["run", "-A", "local-stack/stack.ts", "up"])) {
   const env = readStackEnv();
   await step(
@@ -191,6 +201,10 @@ if (await step("stack:up", DENO_BIN, ["run", "-A", "local-stack/stack.ts", "up"]
     DENO_BIN,
     ["test", "-A", ...testFiles(join(ROOT, "tests"), "_test.ts")],
     denoTestCounts,
+  );
+  check(
+    "no import-worker or validator isolate was killed at a hard limit",
+    killsSince(isolateLog, HANDS_ON_FUNCTIONS),
   );
   if (!wasRunning && !keepStack) {
     await step("stack:down leaves nothing running", DENO_BIN, [

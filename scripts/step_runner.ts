@@ -73,6 +73,19 @@ export async function step(
   return ok;
 }
 
+/**
+ * A check made by this script rather than by a command: ok when `problems` is empty;
+ * each problem is printed on its own line.
+ */
+export function check(name: string, problems: string[]): boolean {
+  console.log(`\n=== ${name}`);
+  for (const problem of problems) console.log(`  ${problem}`);
+  const ok = problems.length === 0;
+  results.push({ name, ok, passed: ok ? 1 : 0, failed: ok ? 0 : 1, seconds: 0 });
+  console.log(`=== ${name}: ${ok ? "ok" : "FAILED"}`);
+  return ok;
+}
+
 /** `ok | 12 passed (3 steps) | 0 failed` from `deno test`. */
 export function denoTestCounts(output: string) {
   const line = output.match(/(?:ok|FAILED) \| (\d+) passed[^|]*\| (\d+) failed/);

@@ -17,17 +17,13 @@ import type postgres from "postgres";
 import { up } from "../local-stack/stack.ts";
 import { signWebhook } from "../functions-shared/webhook_signing.ts";
 import { benchBackfill } from "./bench_backfill.ts";
+import { percentile } from "./bench_edge_cpu.ts";
 import { connectDb, postWebhook, stack, streamRecord } from "./stack_clients.ts";
 
 const CHANGES_PER_SIZE = Number(Deno.env.get("BENCH_CHANGES") ?? 10_000);
 
 function figure(name: string, value: number, digits = 1): void {
   console.log(`${name}: ${value.toFixed(digits)}`);
-}
-
-function percentile(values: number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
 }
 
 /** A batch of INSERT records of firespring_actions with realistic attributes. */

@@ -18,6 +18,7 @@ import { mapScannedItem } from "../functions-shared/record_mapping.ts";
 import { TABLES } from "../functions-shared/table_registry.ts";
 import { up } from "../local-stack/stack.ts";
 import { localDynamo } from "../local-stack/source_tables.ts";
+import { edgeCpuSince, markEdgeCpu, printEdgeCpu } from "./bench_edge_cpu.ts";
 import { callFunction, connectDb, eventually, serviceRoleHeaders, stack } from "./stack_clients.ts";
 
 const SEGMENTS = 8;
@@ -127,7 +128,10 @@ async function backfillAll(sql: postgres.Sql) {
     return rows.every((r) => r.status === "done") ? rows : undefined;
   }, 600_000);
   const seconds = (performance.now() - t) / 1000;
+  const [{ pages }] = await sql`select coalesce(sum(pages), 0)::int as pages
+                                from sync.backfill_segments where job_id = any(${jobs}::bigint[])`;
   return {
+    pages,
     seconds,
     items: done.reduce((sum, r) => sum + Number(r.items_scanned), 0),
     rows: done.reduce((sum, r) => sum + Number(r.rows_written), 0),
@@ -175,7 +179,14 @@ export async function benchBackfill(
     console.error(`bench: loaded ${total} items into DynamoDB Local`);
     const raw = await rawLimit(sql);
     await emptyTargets(sql);
+    const workerCpu = await markEdgeCpu();
     const backfill = await backfillAll(sql);
+    printEdgeCpu(
+      "import_worker",
+      await edgeCpuSince(workerCpu, "import-worker"),
+      backfill.pages,
+      figure,
+    );
     const [{ rows }] = await sql.unsafe(
       `select ${
         TABLES.map((t) => `(select count(*) from public.${t.targetTable})`).join(" + ")
