@@ -3,7 +3,7 @@
 -- record, which marks the table stale (queuing the healing backfill) on a problem.
 set client_min_messages = warning;
 begin;
-select plan(17);
+select plan(18);
 
 delete from sync.stream_checks;
 delete from sync.stream_records_applied;
@@ -63,6 +63,11 @@ select is(
   sync.record_stream_check('firespring_segments', 'arn:s1', '{}', 'still lost', now() - interval '25 hours'),
   null, 'a pending backfill queued since the lost record covers it');
 select is((select count(*)::int from sync.backfill_jobs), 1, 'one backfill only');
+-- Once that backfill is done, it still covers what was made before it was queued.
+update sync.backfill_jobs set status = 'done', finished_at = now();
+select is(
+  sync.record_stream_check('firespring_segments', 'arn:s1', '{}', 'still lost', now() - interval '21 hours'),
+  null, 'a finished backfill queued since the records covers them too');
 -- A problem about records newer than that backfill's request needs one of its own.
 select isnt(
   sync.record_stream_check('firespring_segments', 'arn:s1', '{}', 'unwatched', now() + interval '1 second'),
