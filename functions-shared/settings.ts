@@ -180,3 +180,22 @@ export const VALIDATOR_SETTINGS = {
     1_000_000,
   ),
 };
+
+/** The lost-record check's settings (docs/interfaces.md, "stream-check"). */
+export const STREAM_CHECK_SETTINGS = {
+  ...PLATFORM_SETTINGS,
+  cpuBudgetMs: integer(
+    "STREAM_CHECK_CPU_BUDGET_MS",
+    "the isolate's CPU (boot included) after which no further table is checked in a run",
+    1_100,
+    50,
+    1_900,
+  ),
+  wallBudgetMs: integer(
+    "STREAM_CHECK_WALL_BUDGET_MS",
+    "wall time per request after which no further table is checked",
+    60_000,
+    1_000,
+    400_000,
+  ),
+};

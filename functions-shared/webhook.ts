@@ -36,6 +36,7 @@ import {
   parseJsonExact,
   type TableChange,
 } from "./record_mapping.ts";
+import { noteStreamRecords, recordsToNote } from "./stream_progress.ts";
 import { applyChanges, isDatabaseUnavailable } from "./sync_db.ts";
 import { parseWebhookBody } from "./webhook_envelope.ts";
 import { checkWebhookHeaders, TIMESTAMP_TOLERANCE_SECONDS } from "./webhook_headers.ts";
@@ -195,7 +196,10 @@ export async function handleWebhook(req: Request, deps: WebhookDeps): Promise<Re
   try {
     const result = await deps.sql.begin(async (tx) => {
       if (!(await recordDelivery(tx, delivery.id))) throw new ReplayedDelivery(delivery.id);
-      return await applyChanges(tx, changes, deadLetters);
+      const applied = await applyChanges(tx, changes, deadLetters);
+      // What the lost-record check compares with the stream (stream_progress.ts).
+      await noteStreamRecords(tx, recordsToNote(envelope.body));
+      return applied;
     });
     deps.recentIds.remember(delivery.id, delivery.timestamp, now);
     for (const letter of deadLetters) {

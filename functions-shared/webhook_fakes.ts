@@ -1,8 +1,8 @@
 /**
  * What the webhook handler's tests share: a fake database (through the handler's `sql`
- * dependency) that plays `sync.webhook_deliveries`, `sync.merge_changes` and
- * `sync.dead_letters`; stream records; signed and unsigned requests; a body that must not
- * be read.
+ * dependency) that plays `sync.webhook_deliveries`, `sync.merge_changes`,
+ * `sync.dead_letters` and `sync.note_stream_records`; stream records; signed and
+ * unsigned requests; a body that must not be read.
  *
  * @module
  */
@@ -57,6 +57,8 @@ export function fakeDb(options: { unavailableTimes?: number; knownIds?: string[]
     /** Changes and dead letters of committed transactions. */
     applied: 0,
     deadLettered: 0,
+    /** Stream records noted (sync.note_stream_records) by committed transactions. */
+    noted: [] as { arn: string; seq: string; at: number }[],
     deliveries,
     sql: undefined as unknown as postgres.Sql,
   };
@@ -71,6 +73,7 @@ export function fakeDb(options: { unavailableTimes?: number; knownIds?: string[]
     const inserted: string[] = [];
     let applied = 0;
     let deadLettered = 0;
+    const noted: { arn: string; seq: string; at: number }[] = [];
     const tx = {
       unsafe(query: string, params: unknown[]) {
         db.statements.push(query.replace(/\s+/g, " ").trim());
@@ -85,6 +88,11 @@ export function fakeDb(options: { unavailableTimes?: number; knownIds?: string[]
           const changes = JSON.parse(String(params[1])) as unknown[];
           applied += changes.length;
           return Promise.resolve([{ applied: changes.length }]);
+        }
+        if (query.includes("sync.note_stream_records")) {
+          const records = JSON.parse(String(params[0])) as typeof noted;
+          noted.push(...records);
+          return Promise.resolve([{ noted: records.length }]);
         }
         if (query.includes("sync.dead_letters")) {
           deadLettered += (JSON.parse(String(params[0])) as unknown[]).length;
@@ -102,6 +110,7 @@ export function fakeDb(options: { unavailableTimes?: number; knownIds?: string[]
       db.committed++;
       db.applied += applied;
       db.deadLettered += deadLettered;
+      db.noted.push(...noted);
       return result;
     } catch (error) {
       for (const id of inserted) deliveries.delete(id);

@@ -34,6 +34,7 @@ Deno.test("a good batch answers 200 with its counts; the id is recorded first, i
     "insert into sync.webhook_deliveries",
     "select applied from",
     "insert into sync.dead_letters",
+    "select sync.note_stream_records($1::text::jsonb) as",
   ]);
   assert.ok(db.deliveries.has("msg_good"));
 });

@@ -28,7 +28,7 @@ import {
   stack,
 } from "./stack_clients.ts";
 
-const FUNCTIONS = ["data-checksum-validator", "import-worker", "mmp-toledo-sync"];
+const FUNCTIONS = ["data-checksum-validator", "import-worker", "mmp-toledo-sync", "stream-check"];
 
 Deno.test("postgres answers as PostgreSQL 15 with the project's settings", async () => {
   const sql = connectDb();

@@ -160,7 +160,7 @@ Deno.test({
       // The Edge Functions' reader: read actions on exactly the nine tables' ARNs.
       const reader = planned.prior_state.values.root_module.resources
         .find((r: Json) => r.address === "data.aws_iam_policy_document.supabase_reader[0]");
-      const [statement] = JSON.parse(reader.values.json).Statement;
+      const [statement, streams] = JSON.parse(reader.values.json).Statement;
       const arns = described.map((table) => table.TableArn);
       assert.deepEqual(statement.Action.toSorted(), [
         "dynamodb:DescribeTable",
@@ -169,6 +169,16 @@ Deno.test({
         "dynamodb:Scan",
       ]);
       assert.deepEqual(statement.Resource.toSorted(), arns.toSorted());
+      // The lost-record check reads their streams, and no other stream.
+      assert.deepEqual(streams.Action.toSorted(), [
+        "dynamodb:DescribeStream",
+        "dynamodb:GetRecords",
+        "dynamodb:GetShardIterator",
+      ]);
+      assert.deepEqual(
+        streams.Resource.toSorted(),
+        arns.map((arn) => `${arn}/stream/*`).toSorted(),
+      );
     } finally {
       copy.remove();
     }

@@ -239,12 +239,21 @@ Deno.test("the seed report's variables, passed through to both regions", async (
   );
 });
 
-Deno.test("the Edge Functions' AWS reader may only read the synced tables", () => {
+Deno.test("the Edge Functions' AWS reader may only read the synced tables and their streams", () => {
   const reader = only(root.data.aws_iam_policy_document.supabase_reader, "reader policy");
   assert.deepEqual(reader.statement.map((s: Hcl) => [s.actions, s.resources]), [[
     ["dynamodb:Scan", "dynamodb:GetItem", "dynamodb:Query", "dynamodb:DescribeTable"],
     "${local.synced_table_arns}",
+  ], [
+    ["dynamodb:DescribeStream", "dynamodb:GetShardIterator", "dynamodb:GetRecords"],
+    "${local.synced_stream_arns}",
   ]]);
+  const locals = Object.assign({}, ...root.locals);
+  assert.equal(
+    locals.synced_stream_arns,
+    '${[for arn in local.synced_table_arns : "${arn}/stream/*"]}',
+    "the streams of exactly the synced tables",
+  );
   // No access key in Terraform: the operator creates it, so it is never in the state.
   assert.equal(root.resource.aws_iam_access_key, undefined);
 });

@@ -10,6 +10,7 @@ import { DYNAMODB_INTERNAL_PORT, DYNAMODB_PORT, HOST } from "../config.ts";
 import { readStackEnv } from "../stack_env.ts";
 import { describeFaults, parseFaults } from "./faults.ts";
 import { createProxy } from "./proxy.ts";
+import { StreamTrim } from "./stream_trim.ts";
 
 let faults;
 try {
@@ -20,6 +21,8 @@ try {
 }
 const log = (line: string) => console.log(`${new Date().toISOString()} ${line}`);
 const proxy = createProxy({ upstream: `http://${HOST}:${DYNAMODB_INTERNAL_PORT}`, faults, log });
+// Streams trimmed on request, as AWS trims them after 24 h (local-stack/aws/stream_trim.ts).
+const trim = new StreamTrim(log);
 if (faults.staleMs > 0) {
   setInterval(() => proxy.history.sweep(Date.now()), Math.max(faults.staleMs, 1000));
 }
@@ -33,7 +36,7 @@ Deno.serve({
     ),
 }, async (request) => {
   try {
-    return await proxy.handle(request);
+    return await trim.handle(request, proxy.handle);
   } catch (error) {
     // DynamoDB Local unreachable or answering nonsense: a 500 as AWS would, said plainly.
     log(`request failed: ${(error as Error).message}`);

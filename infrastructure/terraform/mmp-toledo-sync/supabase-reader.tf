@@ -1,6 +1,8 @@
 # What the Supabase Edge Functions need in AWS: the import-worker (backfills) and the
-# data-checksum-validator read the source tables with Scan, GetItem and Query. An IAM
-# user with exactly that, on exactly the synced tables. Its access key is created by the
+# data-checksum-validator read the source tables with Scan, GetItem and Query; the
+# stream-check (lost stream records, docs/sync-semantics.md) reads the tables' streams
+# with DescribeStream, GetShardIterator and GetRecords. An IAM user with exactly that, on
+# exactly the synced tables and their streams. Its access key is created by the
 # operator (aws iam create-access-key) and given to Supabase as a function secret, so it
 # is in neither Terraform's state nor its variables.
 
@@ -15,6 +17,11 @@ locals {
     values(try(module.firespring_sync[0].table_arns, {})),
     values(try(module.mmp_toledo_sync[0].table_arns, {})),
   )
+  # A stream's ARN is its table's followed by /stream/<label>; the label changes when a
+  # stream is turned off and on again, so every stream of exactly these tables
+  # (https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazondynamodb.html,
+  # resource type "stream").
+  synced_stream_arns = [for arn in local.synced_table_arns : "${arn}/stream/*"]
 }
 
 data "aws_iam_policy_document" "supabase_reader" {
@@ -25,6 +32,12 @@ data "aws_iam_policy_document" "supabase_reader" {
     sid       = "ReadTheSourceTables"
     actions   = ["dynamodb:Scan", "dynamodb:GetItem", "dynamodb:Query", "dynamodb:DescribeTable"]
     resources = local.synced_table_arns
+  }
+
+  statement {
+    sid       = "ReadTheSourceStreams"
+    actions   = ["dynamodb:DescribeStream", "dynamodb:GetShardIterator", "dynamodb:GetRecords"]
+    resources = local.synced_stream_arns
   }
 }
 

@@ -81,6 +81,10 @@ run "both_regions_with_the_seed_tfvars" {
     condition     = output.supabase_reader_user == "mmp-toledo-supabase-reader-dev" && length(data.aws_iam_policy_document.supabase_reader[0].statement[0].resources) == 9
     error_message = "The Edge Functions' reader may read the nine synced tables."
   }
+  assert {
+    condition     = length(data.aws_iam_policy_document.supabase_reader[0].statement[1].resources) == 9 && alltrue([for arn in data.aws_iam_policy_document.supabase_reader[0].statement[1].resources : endswith(arn, "/stream/*")])
+    error_message = "The Edge Functions' reader may read the streams of the nine synced tables, and no others."
+  }
 }
 
 run "the_enable_flags_choose_the_tables" {

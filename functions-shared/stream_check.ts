@@ -1,0 +1,247 @@
+/**
+ * The lost-record check (docs/sync-semantics.md, "Lost stream records"): does a table's
+ * DynamoDB stream still hold every record the webhook has not applied yet?
+ *
+ * DynamoDB Streams keeps a record 24 hours; older records are "subject to removal
+ * (trimming)" at any moment
+ * (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_streams_GetShardIterator.html,
+ * TrimmedDataAccessException). Lambda's event source mapping reads each shard in order; when
+ * it is disabled or failing for longer than that, the records it had not delivered are
+ * trimmed and never reach the webhook. The webhook notes every record it commits
+ * (functions-shared/stream_progress.ts); this check reads each shard (GetShardIterator,
+ * GetRecords) and finds its **frontier**, the first record not noted. Everything before
+ * it was applied (a shard is delivered in order), everything from it on is still to come.
+ *
+ * It reports a problem, and the table is marked stale (which queues the healing backfill),
+ * when:
+ * - **lost**: the frontier of the previous run is no longer held (trimmed, or its shard
+ *   gone) and was never applied;
+ * - **at risk**: the frontier is older than the retention less the longest allowed gap
+ *   between runs, so it could be trimmed before the next run looks (a backfill queued now
+ *   heals it, as a backfill reads every item as it is when its Scan runs);
+ * - **unwatched**: the previous run is longer ago than that gap, so records may have been
+ *   trimmed unseen (or the stream was replaced, or a shard could not be read far enough).
+ * Together these leave no gap: a record trimmed before it was applied was, at the run
+ * before its trimming (at most `maxIntervalMs` earlier), the frontier or after it, and
+ * older than the at-risk line. Its first run on a table takes the stream as it finds it.
+ *
+ * Reads are incremental: per shard, the run keeps how far it has seen every record
+ * applied (`through`) and the frontier, and the next run reads on from there.
+ *
+ * @module
+ */
+
+/** A stream record as the check needs it. */
+export interface HeldRecord {
+  seq: string;
+  /** ApproximateCreationDateTime, epoch ms. */
+  createdAt: number;
+}
+
+/** What a run keeps per shard for the next one (`sync.stream_checks.shards`). */
+export interface ShardState {
+  /** The last record seen applied, all before it applied too. */
+  through?: string;
+  /** The first record not applied when the run looked. */
+  frontier?: { seq: string; created_at: string };
+  /** A closed shard read to its end with every record applied: nothing more to read. */
+  done?: boolean;
+}
+
+/** Where to start reading a shard. */
+export type Position = "oldest" | { at: string } | { after: string };
+
+/** How the check reads a stream (DescribeStream, GetShardIterator, GetRecords). */
+export interface StreamReader {
+  /** Every shard of the stream. */
+  shards(): Promise<string[]>;
+  /** An iterator, or "trimmed" when the position is older than what the shard holds. */
+  iterator(shardId: string, position: Position): Promise<string | "trimmed" | undefined>;
+  /** One page; `next` is undefined once a closed shard is read to its end. */
+  read(iterator: string): Promise<{ records: HeldRecord[]; next?: string }>;
+}
+
+/** Which of these sequence numbers the webhook applied. */
+export type AppliedLookup = (seqs: string[]) => Promise<Set<string>>;
+
+/** The timing the check relies on. */
+export interface CheckTiming {
+  now: number;
+  /** How long the stream keeps a record for sure: 24 h on AWS. */
+  retentionMs: number;
+  /** The longest gap between two runs that the check vouches across. */
+  maxIntervalMs: number;
+}
+
+/** 24 hours, DynamoDB Streams' retention. */
+export const STREAM_RETENTION_MS = 24 * 3600_000;
+/** The job runs hourly; two missed ticks are tolerated. */
+export const MAX_CHECK_INTERVAL_MS = 3 * 3600_000;
+/** Pages read per shard per run at most (1,000 records each). */
+export const MAX_PAGES_PER_SHARD = 50;
+/** Empty pages in a row taken as the end of an open shard (AWS may return a few). */
+const EMPTY_PAGES_AT_END = 3;
+
+/** What reading one shard found. */
+export interface ShardFinding {
+  shardId: string;
+  state: ShardState;
+  /** The previous frontier, trimmed (or its shard gone) before it was applied. */
+  lost?: HeldRecord;
+  /** The oldest record the shard still holds, when the run read it (for messages). */
+  oldestHeld?: string;
+  /** The run stopped at MAX_PAGES_PER_SHARD before the frontier or the shard's end. */
+  incomplete?: { lastCreatedAt: number };
+}
+
+const iso = (ms: number) => new Date(ms).toISOString();
+
+/** Reads one shard from where the previous run left it; finds its frontier. */
+export async function checkShard(
+  shardId: string,
+  previous: ShardState | undefined,
+  reader: StreamReader,
+  applied: AppliedLookup,
+  maxPages = MAX_PAGES_PER_SHARD,
+): Promise<ShardFinding> {
+  if (previous?.done) return { shardId, state: previous };
+  const finding: ShardFinding = { shardId, state: { through: previous?.through } };
+  let iterator: string | "trimmed" | undefined;
+  const frontier = previous?.frontier;
+  if (frontier) {
+    iterator = await reader.iterator(shardId, { at: frontier.seq });
+    if (iterator === "trimmed" && !(await applied([frontier.seq])).has(frontier.seq)) {
+      finding.lost = { seq: frontier.seq, createdAt: Date.parse(frontier.created_at) };
+    }
+  } else if (previous?.through) {
+    iterator = await reader.iterator(shardId, { after: previous.through });
+  }
+  let fromOldest = false;
+  if (iterator === undefined || iterator === "trimmed") {
+    iterator = await reader.iterator(shardId, "oldest");
+    fromOldest = true;
+  }
+  let empty = 0;
+  let lastSeenAt = 0;
+  for (let page = 0; iterator !== undefined && iterator !== "trimmed"; page++) {
+    if (page >= maxPages) {
+      finding.incomplete = { lastCreatedAt: lastSeenAt };
+      return finding;
+    }
+    const { records, next } = await reader.read(iterator);
+    if (fromOldest && page === 0 && records[0]) finding.oldestHeld = records[0].seq;
+    if (records.length === 0) {
+      if (!next) finding.state.done = true;
+      if (!next || ++empty >= EMPTY_PAGES_AT_END) return finding;
+      iterator = next;
+      continue;
+    }
+    empty = 0;
+    const done = await applied(records.map((r) => r.seq));
+    for (const record of records) {
+      lastSeenAt = record.createdAt;
+      if (!done.has(record.seq)) {
+        finding.state.frontier = { seq: record.seq, created_at: iso(record.createdAt) };
+        return finding;
+      }
+      finding.state.through = record.seq;
+    }
+    if (!next) finding.state.done = true;
+    iterator = next;
+  }
+  return finding;
+}
+
+/** The verdict of one run on one table. */
+export interface TableVerdict {
+  shards: Record<string, ShardState>;
+  /** Why the table is stale, naming table, shards and sequence numbers; undefined: none. */
+  problem?: string;
+  /** A backfill queued at or after this moment heals what the problem is about. */
+  coversUntil?: number;
+}
+
+/** What the previous run of a table left. */
+export interface PreviousCheck {
+  streamArn: string | null;
+  checkedAt: number;
+  shards: Record<string, ShardState>;
+}
+
+/**
+ * Judges one table from its shards' findings (docs/sync-semantics.md, "Lost stream
+ * records"). `gone` are shards of the previous run that the stream no longer lists, with
+ * whether their frontier was applied since.
+ */
+export function judgeTable(
+  table: string,
+  streamArn: string,
+  findings: ShardFinding[],
+  gone: { shardId: string; frontier: HeldRecord; applied: boolean }[],
+  previous: PreviousCheck | undefined,
+  timing: CheckTiming,
+): TableVerdict {
+  const { now, retentionMs, maxIntervalMs } = timing;
+  const atRiskBefore = now - (retentionMs - maxIntervalMs);
+  const problems: string[] = [];
+  let coversUntil = -Infinity;
+  const cover = (at: number) => coversUntil = Math.max(coversUntil, at);
+
+  if (previous && previous.streamArn && previous.streamArn !== streamArn) {
+    problems.push(
+      `the stream was replaced since the last check (${previous.streamArn} → ${streamArn}): ` +
+        `records of the old stream may never have been applied`,
+    );
+    cover(now);
+  }
+  if (previous && now - previous.checkedAt > maxIntervalMs) {
+    problems.push(
+      `the previous check ran at ${iso(previous.checkedAt)}, more than ${
+        maxIntervalMs / 3600_000
+      } h ago: records the stream trimmed meanwhile cannot be vouched for`,
+    );
+    cover(now);
+  }
+  for (const f of findings) {
+    if (f.lost) {
+      problems.push(
+        `shard ${f.shardId}: record ${f.lost.seq} (created ${iso(f.lost.createdAt)}) was ` +
+          `trimmed from the stream before the webhook applied it` +
+          (f.oldestHeld ? `; the shard now starts at ${f.oldestHeld}` : ""),
+      );
+      cover(f.lost.createdAt);
+    }
+    const frontier = f.state.frontier;
+    if (frontier && Date.parse(frontier.created_at) < atRiskBefore) {
+      problems.push(
+        `shard ${f.shardId}: record ${frontier.seq} (created ${frontier.created_at}) is not ` +
+          `applied yet and may be trimmed before the next check (the stream keeps records ` +
+          `${retentionMs / 3600_000} h)`,
+      );
+      cover(atRiskBefore);
+    }
+    if (f.incomplete && f.incomplete.lastCreatedAt < atRiskBefore) {
+      problems.push(
+        `shard ${f.shardId}: could not be read as far as its first unapplied record in one ` +
+          `run (stopped after ${f.state.through ?? "nothing"})`,
+      );
+      cover(now);
+    }
+  }
+  for (const g of gone) {
+    if (g.applied) continue;
+    problems.push(
+      `shard ${g.shardId}: gone from the stream with record ${g.frontier.seq} (created ${
+        iso(g.frontier.createdAt)
+      }) never applied`,
+    );
+    cover(g.frontier.createdAt);
+  }
+  const shards = Object.fromEntries(findings.map((f) => [f.shardId, f.state]));
+  if (problems.length === 0) return { shards };
+  return {
+    shards,
+    problem: `${table}: lost-record check of ${streamArn}: ${problems.join("; ")}`,
+    coversUntil,
+  };
+}

@@ -1,0 +1,97 @@
+/**
+ * The lost-record check's reads of AWS (functions-shared/stream_check.ts): a table's
+ * current stream (DescribeTable's `LatestStreamArn`), its shards (DescribeStream, page by
+ * page), iterators (GetShardIterator: TRIM_HORIZON, AT_ or AFTER_SEQUENCE_NUMBER) and
+ * records (GetRecords). A position older than what the shard holds answers
+ * TrimmedDataAccessException
+ * (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_streams_GetShardIterator.html),
+ * which the reader turns into "trimmed".
+ *
+ * The reader user needs dynamodb:DescribeTable on the tables and DescribeStream,
+ * GetShardIterator and GetRecords on their streams (infrastructure/terraform).
+ *
+ * @module
+ */
+
+import { DescribeTableCommand, type DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import {
+  DescribeStreamCommand,
+  DynamoDBStreamsClient,
+  GetRecordsCommand,
+  GetShardIteratorCommand,
+} from "@aws-sdk/client-dynamodb-streams";
+import { awsClientConfig, type EnvReader } from "./dynamo_client.ts";
+import type { StreamReader } from "./stream_check.ts";
+
+/** The table's current stream ARN, or undefined when its stream is off. */
+export async function latestStreamArn(
+  client: DynamoDBClient,
+  table: string,
+): Promise<string | undefined> {
+  const { Table } = await client.send(new DescribeTableCommand({ TableName: table }));
+  return Table?.StreamSpecification?.StreamEnabled === false
+    ? undefined
+    : Table?.LatestStreamArn ?? undefined;
+}
+
+/** Returns a function that gives the (cached) DynamoDB Streams client of a region. */
+export function streamsClients(env: EnvReader): (region: string) => DynamoDBStreamsClient {
+  const clients = new Map<string, DynamoDBStreamsClient>();
+  return (region) => {
+    let client = clients.get(region);
+    if (!client) {
+      client = new DynamoDBStreamsClient(awsClientConfig(env, region));
+      clients.set(region, client);
+    }
+    return client;
+  };
+}
+
+/** A {@link StreamReader} of one stream. */
+export function awsStreamReader(client: DynamoDBStreamsClient, streamArn: string): StreamReader {
+  return {
+    async shards() {
+      const ids: string[] = [];
+      let start: string | undefined;
+      do {
+        const { StreamDescription } = await client.send(
+          new DescribeStreamCommand({ StreamArn: streamArn, ExclusiveStartShardId: start }),
+        );
+        for (const shard of StreamDescription?.Shards ?? []) ids.push(shard.ShardId!);
+        start = StreamDescription?.LastEvaluatedShardId;
+      } while (start);
+      return ids;
+    },
+    async iterator(shardId, position) {
+      try {
+        const { ShardIterator } = await client.send(
+          new GetShardIteratorCommand({
+            StreamArn: streamArn,
+            ShardId: shardId,
+            ...(position === "oldest"
+              ? { ShardIteratorType: "TRIM_HORIZON" }
+              : "at" in position
+              ? { ShardIteratorType: "AT_SEQUENCE_NUMBER", SequenceNumber: position.at }
+              : { ShardIteratorType: "AFTER_SEQUENCE_NUMBER", SequenceNumber: position.after }),
+          }),
+        );
+        return ShardIterator;
+      } catch (error) {
+        if ((error as Error).name === "TrimmedDataAccessException") return "trimmed";
+        throw error;
+      }
+    },
+    async read(iterator) {
+      const { Records, NextShardIterator } = await client.send(
+        new GetRecordsCommand({ ShardIterator: iterator, Limit: 1000 }),
+      );
+      return {
+        records: (Records ?? []).map((r) => ({
+          seq: r.dynamodb!.SequenceNumber!,
+          createdAt: r.dynamodb!.ApproximateCreationDateTime!.getTime(),
+        })),
+        next: NextShardIterator,
+      };
+    },
+  };
+}

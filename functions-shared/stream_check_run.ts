@@ -1,0 +1,205 @@
+/**
+ * The `stream-check` Edge Function's work (docs/interfaces.md, "stream-check"): for each
+ * registry table, read its stream and compare it with what the webhook applied
+ * (functions-shared/stream_check.ts), record the run with `sync.record_stream_check`,
+ * which marks the table stale on a problem (queuing the healing backfill), and answer
+ * one line per table.
+ *
+ * Bounded like the other functions: before each table the isolate's CPU (boot included,
+ * functions-shared/cpu_meter.ts) and the request's wall time are compared with the
+ * budget; tables left over are named in `skipped` and taken by the next run (hourly; a
+ * table not checked for 3 hours is marked stale by its next check). One run per isolate
+ * at a time (functions-shared/run_gate.ts).
+ *
+ * @module
+ */
+
+import type postgres from "postgres";
+import type { CpuMeter } from "./cpu_meter.ts";
+import { errorResponse, json, methodNotAllowed } from "./http.ts";
+import type { RunGate } from "./run_gate.ts";
+import { serviceRoleProblem } from "./service_auth.ts";
+import {
+  type AppliedLookup,
+  checkShard,
+  type CheckTiming,
+  judgeTable,
+  MAX_CHECK_INTERVAL_MS,
+  type PreviousCheck,
+  type ShardFinding,
+  type ShardState,
+  STREAM_RETENTION_MS,
+  type StreamReader,
+} from "./stream_check.ts";
+import { byTargetTable, TABLES, type TableSpec } from "./table_registry.ts";
+
+/** What the check needs; built once, at cold start. */
+export interface StreamCheckDeps {
+  sql: postgres.Sql;
+  serviceKeys: readonly string[];
+  /** The table's current stream ARN (DescribeTable), undefined when its stream is off. */
+  streamArnOf(spec: TableSpec): Promise<string | undefined>;
+  /** A reader of a stream of the table's region. */
+  readerOf(spec: TableSpec, streamArn: string): StreamReader;
+  cpu: CpuMeter;
+  budget: { cpuMs: number; wallMs: number };
+  gate: RunGate;
+  now?: () => number;
+  log?: (line: string) => void;
+}
+
+/** One table's line of the answer. */
+export interface TableReport {
+  table: string;
+  streamArn?: string;
+  shards?: number;
+  problem?: string;
+  backfillJobId?: number;
+  error?: string;
+}
+
+async function previousCheck(
+  sql: postgres.Sql,
+  table: string,
+): Promise<PreviousCheck | undefined> {
+  const [row] = await sql`select stream_arn, checked_at, shards from sync.stream_checks
+                          where target_table = ${table}`;
+  if (!row) return undefined;
+  return {
+    streamArn: row.stream_arn,
+    checkedAt: new Date(row.checked_at).getTime(),
+    shards: row.shards as Record<string, ShardState>,
+  };
+}
+
+function appliedLookup(sql: postgres.Sql, streamArn: string): AppliedLookup {
+  return async (seqs) => {
+    if (seqs.length === 0) return new Set();
+    const [row] = await sql`select sync.stream_records_applied_of(${streamArn}, ${seqs}) as s`;
+    return new Set(row.s as string[]);
+  };
+}
+
+/** Checks one table and records the run; returns its line. */
+export async function checkTable(
+  spec: TableSpec,
+  deps: StreamCheckDeps,
+  timing: CheckTiming,
+): Promise<TableReport> {
+  const { sql } = deps;
+  const table = spec.targetTable;
+  const previous = await previousCheck(sql, table);
+  const streamArn = await deps.streamArnOf(spec);
+  let verdict;
+  if (!streamArn) {
+    verdict = {
+      shards: {},
+      problem: `${table}: lost-record check: ${spec.sourceTable} has no stream enabled, so ` +
+        `its changes are not captured`,
+      coversUntil: timing.now,
+    };
+  } else {
+    const reader = deps.readerOf(spec, streamArn);
+    const applied = appliedLookup(sql, streamArn);
+    const sameStream = previous?.streamArn === streamArn;
+    const before = sameStream ? previous!.shards : {};
+    const listed = await reader.shards();
+    const findings: ShardFinding[] = [];
+    for (const shardId of listed) {
+      findings.push(await checkShard(shardId, before[shardId], reader, applied));
+    }
+    const gone = [];
+    for (const [shardId, state] of Object.entries(before)) {
+      if (listed.includes(shardId) || !state.frontier) continue;
+      const frontier = {
+        seq: state.frontier.seq,
+        createdAt: Date.parse(state.frontier.created_at),
+      };
+      gone.push({ shardId, frontier, applied: (await applied([frontier.seq])).size > 0 });
+    }
+    verdict = judgeTable(table, streamArn, findings, gone, previous, timing);
+  }
+  const [row] = await sql`select sync.record_stream_check(
+      ${table}, ${streamArn ?? null}, ${JSON.stringify(verdict.shards)}::text::jsonb,
+      ${verdict.problem ?? null},
+      ${verdict.coversUntil === undefined ? null : new Date(verdict.coversUntil)}) as job`;
+  const report: TableReport = {
+    table,
+    streamArn,
+    shards: Object.keys(verdict.shards).length,
+  };
+  if (verdict.problem) report.problem = verdict.problem;
+  if (row.job !== null) report.backfillJobId = Number(row.job);
+  return report;
+}
+
+/** Runs the check over `tables` within the budget. */
+export async function runStreamCheck(
+  tables: readonly TableSpec[],
+  deps: StreamCheckDeps,
+): Promise<{ checked: TableReport[]; skipped: string[] }> {
+  const now = deps.now ?? Date.now;
+  const log = deps.log ?? console.log;
+  const started = now();
+  const checked: TableReport[] = [];
+  const skipped: string[] = [];
+  for (const spec of tables) {
+    if (deps.cpu.usedMs() >= deps.budget.cpuMs || now() - started >= deps.budget.wallMs) {
+      skipped.push(spec.targetTable);
+      continue;
+    }
+    const timing = {
+      now: now(),
+      retentionMs: STREAM_RETENTION_MS,
+      maxIntervalMs: MAX_CHECK_INTERVAL_MS,
+    };
+    try {
+      const report = await checkTable(spec, deps, timing);
+      if (report.problem) log(`stream-check: ${report.problem} (backfill ${report.backfillJobId})`);
+      checked.push(report);
+    } catch (error) {
+      // An AWS or database failure vouches for nothing and marks nothing: the next run
+      // tries again, and a table left unchecked for 3 hours is marked stale then.
+      const message = `${spec.targetTable}: the lost-record check could not run: ${
+        (error as Error).name
+      }: ${(error as Error).message}`;
+      log(`stream-check: ${message}`);
+      checked.push({ table: spec.targetTable, error: message });
+    }
+  }
+  return { checked, skipped };
+}
+
+/** Handles a request: POST with a service key; body `{}` or `{"tables": [...]}`. */
+export async function handleStreamCheckRequest(
+  req: Request,
+  deps: StreamCheckDeps,
+): Promise<Response> {
+  if (req.method !== "POST") return methodNotAllowed("POST");
+  const problem = serviceRoleProblem(req, deps.serviceKeys);
+  if (problem) return errorResponse(401, problem);
+  let body: unknown = {};
+  const text = await req.text();
+  if (text.trim() !== "") {
+    try {
+      body = JSON.parse(text);
+    } catch (error) {
+      return errorResponse(400, `body is not valid JSON: ${(error as Error).message}`);
+    }
+  }
+  const names = (body as { tables?: unknown })?.tables;
+  let tables: readonly TableSpec[] = TABLES;
+  if (names !== undefined) {
+    if (!Array.isArray(names) || names.some((n) => typeof n !== "string")) {
+      return errorResponse(400, "tables must be a list of target table names");
+    }
+    const unknown = names.filter((n) => !byTargetTable(n));
+    if (unknown.length > 0) {
+      return errorResponse(400, `unknown target table(s): ${unknown.join(", ")}`);
+    }
+    tables = names.map((n) => byTargetTable(n)!);
+  }
+  const run = deps.gate.admit(() => runStreamCheck(tables, deps));
+  if (!run) return errorResponse(429, "a lost-record check is already running in this isolate");
+  return json(200, await run);
+}

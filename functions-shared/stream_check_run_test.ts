@@ -1,0 +1,94 @@
+import assert from "node:assert/strict";
+import type postgres from "postgres";
+import { RunGate } from "./run_gate.ts";
+import { handleStreamCheckRequest, type StreamCheckDeps } from "./stream_check_run.ts";
+
+const KEY = "sb_secret_test";
+
+/** A database that answers every statement with `rows` and remembers what it was asked. */
+function fakeSql(rows: (text: string) => unknown[] = () => []) {
+  const statements: { text: string; values: unknown[] }[] = [];
+  const sql = ((strings: TemplateStringsArray, ...values: unknown[]) => {
+    const text = strings.join("$").replace(/\s+/g, " ").trim();
+    statements.push({ text, values });
+    return Promise.resolve(rows(text));
+  }) as unknown as postgres.Sql;
+  return { sql, statements };
+}
+
+function deps(extra: Partial<StreamCheckDeps> = {}): StreamCheckDeps {
+  return {
+    sql: fakeSql().sql,
+    serviceKeys: [KEY],
+    streamArnOf: () => Promise.reject(new Error("not expected to read AWS")),
+    readerOf: () => {
+      throw new Error("not expected to read a stream");
+    },
+    cpu: { source: "process", usedMs: () => 0, measure: (step) => step() },
+    budget: { cpuMs: 1_100, wallMs: 60_000 },
+    gate: new RunGate(1),
+    log: () => {},
+    ...extra,
+  };
+}
+
+const post = (body: string, key = KEY) =>
+  new Request("http://localhost/stream-check", {
+    method: "POST",
+    headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+    body,
+  });
+
+Deno.test("refusals: 405 not POST, 401 no key, 400 bad body or unknown table, each saying why", async () => {
+  const get = await handleStreamCheckRequest(new Request("http://localhost/"), deps());
+  assert.equal(get.status, 405);
+  assert.equal((await handleStreamCheckRequest(post("{}", "wrong"), deps())).status, 401);
+  const notJson = await handleStreamCheckRequest(post("{"), deps());
+  assert.equal(notJson.status, 400);
+  assert.match((await notJson.json()).error, /not valid JSON/);
+  const unknown = await handleStreamCheckRequest(post('{"tables": ["nope"]}'), deps());
+  assert.equal(unknown.status, 400);
+  assert.match((await unknown.json()).error, /unknown target table\(s\): nope/);
+});
+
+Deno.test("a spent budget checks no table and names every one skipped", async () => {
+  const db = fakeSql();
+  const cpu = { source: "process" as const, usedMs: () => 1_500, measure: <T>(s: () => T) => s() };
+  const response = await handleStreamCheckRequest(post("{}"), deps({ sql: db.sql, cpu }));
+  const body = await response.json();
+  assert.equal(response.status, 200);
+  assert.equal(body.checked.length, 0);
+  assert.equal(body.skipped.length, 9);
+  assert.equal(db.statements.length, 0);
+});
+
+Deno.test("an AWS failure marks nothing and names the table and the cause", async () => {
+  const db = fakeSql();
+  const denied = Object.assign(new Error("not authorized to perform dynamodb:DescribeTable"), {
+    name: "AccessDeniedException",
+  });
+  const response = await handleStreamCheckRequest(
+    post('{"tables": ["firespring_segments"]}'),
+    deps({ sql: db.sql, streamArnOf: () => Promise.reject(denied) }),
+  );
+  const [line] = (await response.json()).checked;
+  assert.equal(response.status, 200);
+  assert.match(
+    line.error,
+    /^firespring_segments: the lost-record check could not run: AccessDeniedException: not authorized/,
+  );
+  assert.equal(db.statements.some((s) => s.text.includes("record_stream_check")), false);
+});
+
+Deno.test("a table without a stream is a problem: its changes are not captured", async () => {
+  const db = fakeSql((text) => text.includes("record_stream_check") ? [{ job: 12 }] : []);
+  const response = await handleStreamCheckRequest(
+    post('{"tables": ["mmp_toledo_leads"]}'),
+    deps({ sql: db.sql, streamArnOf: () => Promise.resolve(undefined) }),
+  );
+  const [line] = (await response.json()).checked;
+  assert.match(line.problem, /^mmp_toledo_leads: .*Lead-.* has no stream enabled/);
+  assert.equal(line.backfillJobId, 12);
+  const recorded = db.statements.find((s) => s.text.includes("record_stream_check"))!;
+  assert.equal(recorded.values[3], line.problem);
+});

@@ -1,0 +1,154 @@
+import assert from "node:assert/strict";
+import {
+  checkShard,
+  type HeldRecord,
+  judgeTable,
+  type Position,
+  type PreviousCheck,
+  type ShardState,
+  type StreamReader,
+} from "./stream_check.ts";
+
+const HOUR = 3600_000;
+const NOW = Date.parse("2026-11-28T12:00:00Z");
+const timing = { now: NOW, retentionMs: 24 * HOUR, maxIntervalMs: 3 * HOUR };
+const ARN = "arn:aws:dynamodb:us-east-1:1:table/t/stream/1";
+
+/** A shard: its records (seq, age in hours), how many are trimmed, whether it is closed. */
+interface FakeShard {
+  records: HeldRecord[];
+  trimmed: number;
+  closed: boolean;
+}
+
+function shard(ages: number[], trimmed = 0, closed = false, firstSeq = 100): FakeShard {
+  return {
+    records: ages.map((h, i) => ({ seq: String(firstSeq + i), createdAt: NOW - h * HOUR })),
+    trimmed,
+    closed,
+  };
+}
+
+/** A stream reader over fake shards, two records a page; remembers the positions asked. */
+function fakeReader(shards: Record<string, FakeShard>) {
+  const asked: Position[] = [];
+  const reader: StreamReader = {
+    shards: () => Promise.resolve(Object.keys(shards)),
+    iterator(shardId, position) {
+      asked.push(position);
+      const s = shards[shardId];
+      if (position === "oldest") return Promise.resolve(`${shardId}|${s.trimmed}`);
+      const seq = "at" in position ? position.at : position.after;
+      const index = s.records.findIndex((r) => r.seq === seq);
+      if (index < s.trimmed) return Promise.resolve("trimmed");
+      return Promise.resolve(`${shardId}|${"at" in position ? index : index + 1}`);
+    },
+    read(iterator) {
+      const [shardId, at] = iterator.split("|");
+      const s = shards[shardId];
+      const from = Number(at);
+      const records = s.records.slice(from, from + 2);
+      const end = from + records.length;
+      const next = s.closed && end >= s.records.length ? undefined : `${shardId}|${end}`;
+      return Promise.resolve({ records, next });
+    },
+  };
+  return { reader, asked };
+}
+
+const appliedOf = (seqs: string[]) => (asked: string[]) =>
+  Promise.resolve(new Set(asked.filter((s) => seqs.includes(s))));
+
+Deno.test("every record applied: no frontier, read through to the last record, no problem", async () => {
+  const { reader } = fakeReader({ s1: shard([5, 4, 3], 0, true) });
+  const finding = await checkShard("s1", undefined, reader, appliedOf(["100", "101", "102"]));
+  assert.deepEqual(finding.state, { through: "102", done: true });
+  const verdict = judgeTable("t", ARN, [finding], [], undefined, timing);
+  assert.equal(verdict.problem, undefined);
+});
+
+Deno.test("the first record not applied is the frontier; a young one is no problem", async () => {
+  const { reader } = fakeReader({ s1: shard([5, 4, 3]) });
+  const finding = await checkShard("s1", undefined, reader, appliedOf(["100"]));
+  assert.equal(finding.state.through, "100");
+  assert.equal(finding.state.frontier?.seq, "101");
+  assert.equal(judgeTable("t", ARN, [finding], [], undefined, timing).problem, undefined);
+});
+
+Deno.test("a frontier trimmed before it was applied is a lost record, named with its shard", async () => {
+  const previous: ShardState = {
+    through: "100",
+    frontier: { seq: "101", created_at: new Date(NOW - 25 * HOUR).toISOString() },
+  };
+  const { reader } = fakeReader({ s1: shard([26, 25, 2], 2) });
+  const finding = await checkShard("s1", previous, reader, appliedOf(["100"]));
+  assert.equal(finding.lost?.seq, "101");
+  const before: PreviousCheck = { streamArn: ARN, checkedAt: NOW - HOUR, shards: { s1: previous } };
+  const verdict = judgeTable("firespring_segments", ARN, [finding], [], before, timing);
+  assert.match(
+    verdict.problem!,
+    /^firespring_segments: lost-record check of arn:.*: shard s1: record 101 \(created 2026-11-27T11:00:00.000Z\) was trimmed from the stream before the webhook applied it; the shard now starts at 102$/,
+  );
+  assert.equal(verdict.coversUntil, NOW - 25 * HOUR);
+  assert.equal(verdict.shards.s1.frontier?.seq, "102", "the new frontier is kept");
+});
+
+Deno.test("a frontier applied before it was trimmed is no problem", async () => {
+  const previous: ShardState = {
+    frontier: { seq: "101", created_at: new Date(NOW - 25 * HOUR).toISOString() },
+  };
+  const { reader } = fakeReader({ s1: shard([26, 25, 2], 2) });
+  const finding = await checkShard("s1", previous, reader, appliedOf(["100", "101", "102"]));
+  assert.equal(finding.lost, undefined);
+  assert.equal(finding.state.through, "102");
+});
+
+Deno.test("an old frontier is at risk: the table is stale before anything is lost", async () => {
+  const { reader } = fakeReader({ s1: shard([22, 1]) });
+  const finding = await checkShard("s1", undefined, reader, appliedOf([]));
+  const verdict = judgeTable("t", ARN, [finding], [], undefined, timing);
+  assert.match(verdict.problem!, /shard s1: record 100 .* is not applied yet and may be trimmed/);
+  assert.equal(verdict.coversUntil, NOW - 21 * HOUR);
+});
+
+Deno.test("a run more than the allowed gap after the last one cannot vouch for it", () => {
+  const before: PreviousCheck = { streamArn: ARN, checkedAt: NOW - 4 * HOUR, shards: {} };
+  const verdict = judgeTable("t", ARN, [], [], before, timing);
+  assert.match(verdict.problem!, /previous check ran at 2026-11-28T08:00:00.000Z, more than 3 h/);
+  assert.equal(verdict.coversUntil, NOW);
+});
+
+Deno.test("a replaced stream, and a shard gone with its frontier unapplied, are problems", () => {
+  const before: PreviousCheck = { streamArn: "old-arn", checkedAt: NOW - HOUR, shards: {} };
+  const gone = [{
+    shardId: "s0",
+    frontier: { seq: "7", createdAt: NOW - 30 * HOUR },
+    applied: false,
+  }];
+  const verdict = judgeTable("t", ARN, [], gone, before, timing);
+  assert.match(verdict.problem!, /stream was replaced since the last check \(old-arn →/);
+  assert.match(verdict.problem!, /shard s0: gone from the stream with record 7 .* never applied/);
+  const fine = judgeTable("t", ARN, [], [{ ...gone[0], applied: true }], undefined, timing);
+  assert.equal(fine.problem, undefined);
+});
+
+Deno.test("reads go on from where the last run stopped; a closed shard read whole is not read again", async () => {
+  const { reader, asked } = fakeReader({ s1: shard([5, 4, 3, 2]) });
+  await checkShard("s1", { through: "101" }, reader, appliedOf(["102", "103"]));
+  assert.deepEqual(asked, [{ after: "101" }]);
+  const done = await checkShard("s1", { through: "103", done: true }, reader, appliedOf([]));
+  assert.deepEqual(done.state, { through: "103", done: true });
+  assert.equal(asked.length, 1);
+});
+
+Deno.test("a shard longer than the page cap is incomplete; an old one is a problem", async () => {
+  const { reader } = fakeReader({ s1: shard([23, 22.5, 22.2, 22.1, 1]) });
+  const all = ["100", "101", "102", "103", "104"];
+  const finding = await checkShard("s1", undefined, reader, appliedOf(all), 2);
+  assert.ok(finding.incomplete);
+  const verdict = judgeTable("t", ARN, [finding], [], undefined, timing);
+  assert.match(
+    verdict.problem!,
+    /shard s1: could not be read as far as its first unapplied record/,
+  );
+});

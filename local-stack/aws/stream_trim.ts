@@ -1,0 +1,124 @@
+/**
+ * Trimming, as DynamoDB Streams does it, for the stack's streams. DynamoDB Local keeps
+ * every stream record; AWS keeps one 24 hours and then may remove it ("trimming"): a
+ * TRIM_HORIZON iterator starts after what was removed, and asking for a position in it
+ * answers TrimmedDataAccessException
+ * (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_streams_GetShardIterator.html).
+ * Tests trim a stream up to a record with a control request to the proxy:
+ *
+ *   POST {DYNAMODB_ENDPOINT}/__local/streams/trim
+ *   {"streamArn": "...", "throughSequenceNumber": "000000000000000000042"}   (null: untrim)
+ *
+ * From then on, for that stream: GetShardIterator at or after a sequence number up to it
+ * answers 400 TrimmedDataAccessException; GetRecords leaves out the records up to it (so
+ * a TRIM_HORIZON iterator starts after them). DynamoDB Local numbers the records of a
+ * stream from one counter, so one number trims every shard alike. The trims live in the
+ * proxy's memory until it restarts. Nothing else changes: with no trim set, requests pass
+ * through untouched.
+ *
+ * @module
+ */
+
+import { crc32 } from "./crc32.ts";
+
+/** The control path. */
+export const TRIM_PATH = "/__local/streams/trim";
+const TARGET = "DynamoDBStreams_20120810.";
+
+/** Compares two sequence numbers (decimal text of up to 40 digits) as numbers. */
+function seqAtMost(seq: string, limit: string): boolean {
+  return BigInt(seq) <= BigInt(limit);
+}
+
+function awsAnswer(status: number, body: unknown, headers?: Headers): Response {
+  const text = JSON.stringify(body);
+  const out = new Headers(headers);
+  out.delete("content-length");
+  out.delete("transfer-encoding");
+  out.set("content-type", "application/x-amz-json-1.0");
+  out.set("x-amz-crc32", String(crc32(text)));
+  return new Response(text, { status, headers: out });
+}
+
+/** The trims of the stack's streams, and the proxy hook that applies them. */
+export class StreamTrim {
+  #through = new Map<string, string>();
+
+  constructor(private readonly log: (line: string) => void = () => {}) {}
+
+  /** Trims `streamArn` through `seq` (inclusive), or untrims it with null. */
+  trim(streamArn: string, seq: string | null): void {
+    if (seq === null) this.#through.delete(streamArn);
+    else this.#through.set(streamArn, seq);
+  }
+
+  /** What `streamArn` is trimmed through, if anything. */
+  trimmedThrough(streamArn: string): string | undefined {
+    return this.#through.get(streamArn);
+  }
+
+  /** Serves the control path and applies the trims; everything else goes to `next`. */
+  async handle(request: Request, next: (request: Request) => Promise<Response>): Promise<Response> {
+    const url = new URL(request.url);
+    if (url.pathname === TRIM_PATH) return await this.#control(request);
+    const target = request.headers.get("x-amz-target") ?? "";
+    const operation = target.startsWith(TARGET) ? target.slice(TARGET.length) : "";
+    if (
+      this.#through.size === 0 ||
+      (operation !== "GetShardIterator" && operation !== "GetRecords")
+    ) {
+      return await next(request);
+    }
+    const text = await request.text();
+    const forward = new Request(request.url, {
+      method: request.method,
+      headers: request.headers,
+      body: text,
+    });
+    const body = JSON.parse(text) as Record<string, string | undefined>;
+    if (operation === "GetShardIterator") {
+      const limit = this.#through.get(body.StreamArn ?? "");
+      const positioned = body.ShardIteratorType === "AT_SEQUENCE_NUMBER" ||
+        body.ShardIteratorType === "AFTER_SEQUENCE_NUMBER";
+      if (limit && positioned && body.SequenceNumber && seqAtMost(body.SequenceNumber, limit)) {
+        this.log(`GetShardIterator ${body.ShardId}: ${body.SequenceNumber} is trimmed`);
+        return awsAnswer(400, {
+          __type: "com.amazonaws.dynamodb.v20120810#TrimmedDataAccessException",
+          message: `The data you are trying to access has been trimmed: ${body.SequenceNumber} ` +
+            `of ${body.ShardId} is at or before the trim point ${limit}`,
+        });
+      }
+      return await next(forward);
+    }
+    // GetRecords: the iterator begins with the stream's ARN ("<arn>|...").
+    const limit = this.#through.get((body.ShardIterator ?? "").split("|")[0]);
+    const response = await next(forward);
+    if (!limit || !response.ok) return response;
+    const page = await response.json() as { Records?: { dynamodb: { SequenceNumber: string } }[] };
+    page.Records = (page.Records ?? []).filter((r) => !seqAtMost(r.dynamodb.SequenceNumber, limit));
+    return awsAnswer(response.status, page, response.headers);
+  }
+
+  async #control(request: Request): Promise<Response> {
+    if (request.method !== "POST") return new Response("POST only\n", { status: 405 });
+    let body: { streamArn?: unknown; throughSequenceNumber?: unknown };
+    try {
+      body = await request.json();
+    } catch {
+      return Response.json({ error: "the body is not JSON" }, { status: 400 });
+    }
+    const { streamArn, throughSequenceNumber: seq } = body;
+    if (typeof streamArn !== "string" || streamArn === "") {
+      return Response.json({ error: "streamArn must be a stream's ARN" }, { status: 400 });
+    }
+    if (seq !== null && !(typeof seq === "string" && /^\d{1,40}$/.test(seq))) {
+      return Response.json(
+        { error: "throughSequenceNumber must be a sequence number (digits) or null" },
+        { status: 400 },
+      );
+    }
+    this.trim(streamArn, seq);
+    this.log(`stream ${streamArn} trimmed through ${seq ?? "nothing"}`);
+    return Response.json({ streamArn, trimmedThrough: seq });
+  }
+}

@@ -1,0 +1,136 @@
+-- Lost stream records are noticed on AWS too (docs/sync-semantics.md, "Lost stream
+-- records"). On AWS the event source mapping loses records silently when it is disabled
+-- or failing for longer than the stream keeps them (24 h). Two halves:
+--
+-- 1. The webhook notes every stream record of a batch it committed, in the batch's own
+--    transaction (sync.note_stream_records: one statement per batch). A Lambda event
+--    record names its stream (eventSourceARN) and its SequenceNumber but not its shard
+--    (https://docs.aws.amazon.com/lambda/latest/dg/with-ddb.html), and sequence numbers
+--    of different shards are not ordered against each other, so "the last sequence
+--    number applied per shard" cannot be computed here: the record's own number is what
+--    is kept, and the check attributes it to a shard by reading the shard.
+-- 2. A scheduled check (the `stream-check` Edge Function, hourly: the pg_cron job
+--    `sync-stream-check`) reads each table's stream (DescribeStream, GetShardIterator,
+--    GetRecords), finds per shard the first record not noted here (its frontier), and
+--    records the result with sync.record_stream_check, which marks the table stale
+--    (sync.mark_stale, which queues the healing backfill) when it found a problem.
+
+-- The stream records the webhook committed, by stream and sequence number. Kept 48 hours
+-- after they were applied (the stream keeps a record 24 hours; the check looks back at
+-- most one check interval further), purged by sync.record_stream_check.
+create table sync.stream_records_applied (
+  stream_arn text not null,
+  sequence_number numeric(40, 0) not null,
+  created_at timestamptz not null,
+  applied_at timestamptz not null default now(),
+  primary key (stream_arn, sequence_number)
+);
+create index stream_records_applied_purge_idx on sync.stream_records_applied (stream_arn, applied_at);
+comment on table sync.stream_records_applied is
+  'Stream records (stream ARN, sequence number, ApproximateCreationDateTime) whose webhook batch committed; kept 48 h.';
+
+-- The lost-record check's memory per table: when it last ran, on which stream, and per
+-- shard how far it has seen every record applied (`through`) and the first record not
+-- yet applied (`frontier`: {"seq", "created_at"}).
+create table sync.stream_checks (
+  target_table text primary key references sync.source_tables (target_table),
+  stream_arn text,
+  checked_at timestamptz not null,
+  shards jsonb not null default '{}'::jsonb,
+  problem text,
+  backfill_job_id bigint references sync.backfill_jobs (id) on delete set null
+);
+create index stream_checks_job_idx on sync.stream_checks (backfill_job_id);
+comment on table sync.stream_checks is
+  'The lost-record check''s last run per table: its stream, per-shard positions, and the problem it found (null: none).';
+comment on column sync.stream_checks.shards is
+  'Shard id -> {"through": last sequence number seen applied, "frontier": {"seq", "created_at"} of the first record not applied, "done": a closed shard read to its end}.';
+
+-- Notes the stream records of a committed batch: p_records is a jsonb array of
+-- {"arn", "seq", "at"} (at: ApproximateCreationDateTime, epoch seconds). Called by the
+-- webhook inside the batch's transaction, so a rolled-back batch notes nothing.
+create function sync.note_stream_records(p_records jsonb) returns integer
+language sql set search_path = ''
+as $$
+  with noted as (
+    insert into sync.stream_records_applied (stream_arn, sequence_number, created_at)
+    select distinct on (r ->> 'arn', (r ->> 'seq')::numeric(40, 0))
+           r ->> 'arn', (r ->> 'seq')::numeric(40, 0), to_timestamp((r ->> 'at')::double precision)
+    from jsonb_array_elements(p_records) r
+    on conflict (stream_arn, sequence_number) do nothing
+    returning 1)
+  select count(*)::integer from noted;
+$$;
+comment on function sync.note_stream_records(jsonb) is
+  'Notes the stream records of a committed webhook batch ([{"arn", "seq", "at"}]); returns how many were new.';
+
+-- Which of these sequence numbers (decimal text) of a stream the webhook applied.
+create function sync.stream_records_applied_of(p_stream_arn text, p_seqs text[]) returns text[]
+language sql stable set search_path = ''
+as $$
+  select coalesce(array_agg(s order by ord), '{}')
+  from unnest(p_seqs) with ordinality as u(s, ord)
+  where exists (
+    select from sync.stream_records_applied a
+    where a.stream_arn = p_stream_arn and a.sequence_number = u.s::numeric(40, 0));
+$$;
+comment on function sync.stream_records_applied_of(text, text[]) is
+  'The subset of the given sequence numbers of a stream whose records the webhook committed.';
+
+-- Records one run of the lost-record check for a table and, when it found a problem,
+-- marks the table stale (which queues the healing backfill) unless a backfill queued at
+-- or after p_covers_until is pending, running or done: a backfill reads every item as it
+-- is when its Scan runs, so it heals every change made before it was queued (a record
+-- the webhook will never apply, e.g. one sent to the on-failure queue, is thus healed
+-- once, not again every hour until the stream drops it). Returns the backfill job
+-- queued, or null. Purges the table's noted records older than 48 hours.
+create function sync.record_stream_check(
+  p_target text,
+  p_stream_arn text,
+  p_shards jsonb,
+  p_problem text,
+  p_covers_until timestamptz
+) returns bigint
+language plpgsql set search_path = ''
+as $$
+declare
+  job_id bigint;
+  healing boolean;
+begin
+  if not exists (select from sync.source_tables s where s.target_table = p_target) then
+    raise exception 'sync.record_stream_check: % is not a registered target table', p_target
+      using errcode = '22023';
+  end if;
+  if p_problem is not null then
+    select exists (
+      select from sync.backfill_jobs j
+      join sync.source_tables s on s.source_table = j.source_table
+      where s.target_table = p_target and j.status in ('pending', 'running', 'done')
+        and j.requested_at >= coalesce(p_covers_until, now()))
+    into healing;
+    if not healing then
+      job_id := sync.mark_stale(p_target, p_problem);
+    end if;
+  end if;
+  insert into sync.stream_checks (target_table, stream_arn, checked_at, shards, problem, backfill_job_id)
+  values (p_target, p_stream_arn, now(), coalesce(p_shards, '{}'::jsonb), p_problem, job_id)
+  on conflict (target_table) do update
+    set stream_arn = excluded.stream_arn, checked_at = excluded.checked_at,
+        shards = excluded.shards, problem = excluded.problem,
+        backfill_job_id = coalesce(excluded.backfill_job_id, sync.stream_checks.backfill_job_id);
+  delete from sync.stream_records_applied
+  where stream_arn = p_stream_arn and applied_at < now() - interval '48 hours';
+  return job_id;
+end
+$$;
+comment on function sync.record_stream_check(text, text, jsonb, text, timestamptz) is
+  'Records a lost-record check of a table; with a problem, marks it stale (queues a backfill) unless one queued since p_covers_until is pending, running or done.';
+
+-- The check runs hourly (minute 41); it tolerates up to 3 hours between runs (a missed
+-- tick or two) before it says it cannot vouch for what the stream dropped meanwhile.
+select cron.schedule('sync-stream-check', '41 * * * *',
+  $$select sync.call_edge_function('stream-check', '{}'::jsonb, 120000)$$);
+
+revoke all on function sync.note_stream_records(jsonb),
+  sync.stream_records_applied_of(text, text[]),
+  sync.record_stream_check(text, text, jsonb, text, timestamptz) from public;

@@ -1,0 +1,92 @@
+-- The lost-record check's SQL (20261128001300_stream_progress.sql): the webhook's notes of
+-- the stream records it committed, which of a shard's records are applied, and a check's
+-- record, which marks the table stale (queuing the healing backfill) on a problem.
+set client_min_messages = warning;
+begin;
+select plan(18);
+
+delete from sync.stream_checks;
+delete from sync.stream_records_applied;
+delete from sync.table_state;
+delete from sync.backfill_jobs;
+
+-- Notes: one row per record; a redelivered record is noted once.
+select is(
+  sync.note_stream_records('[{"arn": "arn:s1", "seq": "000000000000000000007", "at": 1795870680},
+                             {"arn": "arn:s1", "seq": "8", "at": 1795870680.5},
+                             {"arn": "arn:s1", "seq": "8", "at": 1795870680.5}]'),
+  2, 'a batch''s records are noted, each once');
+select is(
+  sync.note_stream_records('[{"arn": "arn:s1", "seq": "7", "at": 1795870680}]'),
+  0, 'a record noted before is not noted again');
+select results_eq(
+  $$select sequence_number, created_at from sync.stream_records_applied order by 1$$,
+  $$values (7::numeric, to_timestamp(1795870680)), (8::numeric, to_timestamp(1795870680.5))$$,
+  'sequence numbers as numbers, creation times to the fraction');
+
+-- Which records of a shard the webhook applied: compared as numbers, in the order asked.
+select is(
+  sync.stream_records_applied_of('arn:s1', array['9', '8', '000000000000000000007']),
+  array['8', '000000000000000000007'],
+  'the applied subset, in the order asked');
+select is(
+  sync.stream_records_applied_of('arn:other', array['7']), '{}'::text[],
+  'another stream''s records are its own');
+
+-- A run that found nothing: recorded, nothing marked.
+select is(
+  sync.record_stream_check('firespring_segments', 'arn:s1', '{"shard-1": {"through": "8"}}', null, null),
+  null, 'no problem, no backfill');
+select results_eq(
+  $$select stream_arn, shards, problem from sync.stream_checks$$,
+  $$values ('arn:s1'::text, '{"shard-1": {"through": "8"}}'::jsonb, null::text)$$,
+  'the run and its shard positions are kept');
+select is((select stale from sync.status where target_table = 'firespring_segments'), false,
+  'the table is not stale');
+
+-- A run that found a lost record: the table is stale, with the reason, and healing queued.
+select isnt(
+  sync.record_stream_check('firespring_segments', 'arn:s1', '{}',
+    'firespring_segments: shard shard-1: record 9 was trimmed', now() - interval '25 hours'),
+  null, 'a problem queues a backfill');
+select results_eq(
+  $$select stale, stale_reason from sync.status where target_table = 'firespring_segments'$$,
+  $$values (true, 'firespring_segments: shard shard-1: record 9 was trimmed'::text)$$,
+  'sync.status shows it stale, with the check''s reason');
+select results_eq(
+  $$select c.problem, j.status from sync.stream_checks c join sync.backfill_jobs j on j.id = c.backfill_job_id$$,
+  $$values ('firespring_segments: shard shard-1: record 9 was trimmed'::text, 'pending'::text)$$,
+  'the check names the backfill it queued');
+
+-- The same problem again while that backfill waits: it heals it already, none is added.
+select is(
+  sync.record_stream_check('firespring_segments', 'arn:s1', '{}', 'still lost', now() - interval '25 hours'),
+  null, 'a pending backfill queued since the lost record covers it');
+select is((select count(*)::int from sync.backfill_jobs), 1, 'one backfill only');
+-- Once that backfill is done, it still covers what was made before it was queued.
+update sync.backfill_jobs set status = 'done', finished_at = now();
+select is(
+  sync.record_stream_check('firespring_segments', 'arn:s1', '{}', 'still lost', now() - interval '21 hours'),
+  null, 'a finished backfill queued since the records covers them too');
+-- A problem about records newer than that backfill's request needs one of its own.
+select isnt(
+  sync.record_stream_check('firespring_segments', 'arn:s1', '{}', 'unwatched', now() + interval '1 second'),
+  null, 'a problem the pending backfill does not cover queues another');
+
+select throws_ok(
+  $$select sync.record_stream_check('no_such_table', 'arn', '{}', null, null)$$,
+  '22023', null, 'an unknown table is refused');
+
+-- Notes older than 48 hours go with the next run of their stream.
+update sync.stream_records_applied set applied_at = now() - interval '49 hours' where sequence_number = 7;
+select sync.record_stream_check('firespring_segments', 'arn:s1', '{}', null, null);
+select is(
+  (select array_agg(sequence_number::text) from sync.stream_records_applied), array['8'],
+  'notes past 48 hours are purged, younger ones kept');
+
+select is(
+  (select schedule from cron.job where jobname = 'sync-stream-check'), '41 * * * *',
+  'a pg_cron job runs the check hourly');
+
+select * from finish();
+rollback;

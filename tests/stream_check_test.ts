@@ -1,0 +1,147 @@
+/**
+ * The lost-record check (`stream-check`; docs/sync-semantics.md, "Lost stream records")
+ * against the stack's emulated stream: records the webhook applied leave the table as it
+ * is; records the stream trimmed before the webhook applied them (the poller, Lambda's
+ * event source mapping here, was away) mark the table stale with a reason naming the
+ * table, the shard and the sequence number, and the queued backfill heals the table.
+ */
+
+import assert from "node:assert/strict";
+import { DeleteItemCommand, DescribeTableCommand, PutItemCommand } from "@aws-sdk/client-dynamodb";
+import { DENO_BIN, ROOT } from "../local-stack/config.ts";
+import { run, stopDetached } from "../local-stack/processes.ts";
+import { TRIM_PATH } from "../local-stack/aws/stream_trim.ts";
+import { readShard } from "../local-stack/stream_reader.ts";
+import { listShards } from "../local-stack/stream_reader.ts";
+import {
+  callFunction,
+  connectDb,
+  dynamo,
+  dynamoStreams,
+  eventually,
+  serviceRoleHeaders,
+  stack,
+} from "./stack_clients.ts";
+
+const SOURCE = "firespring-backdoor-segments-dev";
+const TARGET = "firespring_segments";
+
+interface Report {
+  table: string;
+  problem?: string;
+  backfillJobId?: number;
+  error?: string;
+}
+
+async function check(): Promise<Report> {
+  const response = await callFunction("stream-check", {
+    method: "POST",
+    headers: serviceRoleHeaders(),
+    body: JSON.stringify({ tables: [TARGET] }),
+  });
+  const body = await response.json();
+  assert.equal(response.status, 200, JSON.stringify(body));
+  const [report] = body.checked as Report[];
+  assert.equal(report.error, undefined, report.error);
+  return report;
+}
+
+async function trim(streamArn: string, seq: string | null): Promise<void> {
+  const response = await fetch(`${stack.DYNAMODB_ENDPOINT}${TRIM_PATH}`, {
+    method: "POST",
+    body: JSON.stringify({ streamArn, throughSequenceNumber: seq }),
+  });
+  assert.equal(response.status, 200, await response.text());
+}
+
+Deno.test("the lost-record check: applied records pass; trimmed unapplied ones mark the table stale and heal it", async () => {
+  const sql = connectDb();
+  const db = dynamo("us-east-1");
+  const marker = `stream-check-${crypto.randomUUID()}`;
+  const ids = ["applied", "lost-1", "lost-2"].map((n) => `${marker}-${n}`);
+  const { Table } = await db.send(new DescribeTableCommand({ TableName: SOURCE }));
+  const streamArn = Table!.LatestStreamArn!;
+  const put = (id: string) =>
+    db.send(new PutItemCommand({ TableName: SOURCE, Item: { segment_id: { S: id } } }));
+  try {
+    // A first run on the table takes the stream as it finds it.
+    await sql`delete from sync.stream_checks where target_table = ${TARGET}`;
+
+    // Applied normally: the webhook noted the record, and the check finds nothing.
+    await put(ids[0]);
+    await eventually("the record to be applied", async () => {
+      const [row] = await sql`select 1 from public.firespring_segments where segment_id = ${
+        ids[0]
+      }`;
+      return row;
+    }, 60_000);
+    const fine = await check();
+    assert.equal(fine.problem, undefined);
+    assert.equal(fine.backfillJobId, undefined);
+    const [state] =
+      await sql`select problem from sync.stream_checks where target_table = ${TARGET}`;
+    assert.equal(state.problem, null);
+
+    // The mapping stops; two records arrive that it does not deliver.
+    await stopDetached("stream_poller");
+    await put(ids[1]);
+    await put(ids[2]);
+    const second = await check();
+    assert.equal(second.problem, undefined, "records not yet applied are no loss while held");
+    const [{ shards }] = await sql`select shards from sync.stream_checks
+                                   where target_table = ${TARGET}`;
+    const [shardId, shard] = Object.entries(
+      shards as Record<string, { frontier?: { seq: string } }>,
+    )
+      .find(([, s]) => s.frontier)!;
+    const frontier = shard.frontier!.seq;
+
+    // The stream trims them before the mapping comes back.
+    const streams = dynamoStreams("us-east-1");
+    const records = [];
+    for (const s of await listShards(streams, streamArn)) {
+      records.push(...await readShard(streams, streamArn, s.ShardId!));
+    }
+    const ours = records.filter((r) => ids.some((id) => JSON.stringify(r).includes(id)));
+    const lastSeq = ours.at(-1)!.dynamodb!.SequenceNumber!;
+    assert.ok(BigInt(frontier) <= BigInt(lastSeq), "the frontier is one of them, or before");
+    await trim(streamArn, lastSeq);
+
+    const since = new Date();
+    const lost = await check();
+    assert.ok(lost.problem, "the check reports the loss");
+    assert.match(
+      lost.problem!,
+      new RegExp(
+        `^${TARGET}: lost-record check of ${streamArn.replace(/[.]/g, "\\.")}: shard ${shardId}: ` +
+          `record ${frontier} \\(created [^)]+\\) was trimmed from the stream before the ` +
+          `webhook applied it`,
+      ),
+    );
+    assert.ok(lost.backfillJobId, "a healing backfill is queued");
+    const [stale] = await sql`select stale, stale_reason from sync.status
+                              where target_table = ${TARGET}`;
+    assert.equal(stale.stale, true);
+    assert.equal(stale.stale_reason, lost.problem);
+
+    // The backfill heals what the stream lost, and clears the mark.
+    await eventually("the healing backfill", async () => {
+      const [job] = await sql`select status from sync.backfill_jobs
+                              where id = ${lost.backfillJobId!} and requested_at >= ${since}`;
+      return job?.status === "done" ? job : undefined;
+    }, 120_000);
+    const healed = await sql`select segment_id from public.firespring_segments
+                             where segment_id in ${sql(ids)} order by segment_id`;
+    assert.deepEqual(healed.map((r) => r.segment_id), [...ids].sort());
+    const [after] = await sql`select stale from sync.status where target_table = ${TARGET}`;
+    assert.equal(after.stale, false);
+  } finally {
+    await trim(streamArn, null);
+    // The poller runs again whatever happened, or every later stream test would wait.
+    await run(DENO_BIN, ["run", "-A", "local-stack/stack.ts", "up"], { cwd: ROOT });
+    for (const id of ids) {
+      await db.send(new DeleteItemCommand({ TableName: SOURCE, Key: { segment_id: { S: id } } }));
+    }
+    await sql.end();
+  }
+});
