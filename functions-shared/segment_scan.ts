@@ -95,7 +95,13 @@ export async function scanSegments(
   work: SegmentWork,
 ): Promise<ScanResult> {
   const log = deps.log ?? (() => {});
-  const result: ScanResult = { segmentsFinished: 0, pages: 0, items: 0, rows: 0, stoppedBy: "no work" };
+  const result: ScanResult = {
+    segmentsFinished: 0,
+    pages: 0,
+    items: 0,
+    rows: 0,
+    stoppedBy: "no work",
+  };
   const release = (claim: Claim) =>
     deps.sql`select sync.release_segment(${claim.job_id}, ${claim.segment}, ${worker})`;
 
