@@ -37,6 +37,8 @@ alter table public.sync_checksums
   add column lease_expires_at timestamptz,
   add column revalidation_run_id bigint references public.sync_checksums (id) on delete set null,
   drop column scan_state;
+-- ON DELETE SET NULL of the run a re-validation follows looks it up by this column.
+create index sync_checksums_revalidation_idx on public.sync_checksums (revalidation_run_id);
 comment on column public.sync_checksums.phase is
   'Where the run is: scan (its segments), compare (bucket ranges), recheck, report, repair, done.';
 comment on column public.sync_checksums.next_bucket is
