@@ -276,23 +276,23 @@ begin
       select distinct on (i.row_key) i.row_key, i.digest
       from sync.checksum_items i
       where i.run_id = $1
-        and sync.checksum_bucket(hashtext(i.row_key::text), $2) between $3 and $4
+        and ((hashtext(i.row_key::text)::bigint & 2147483647) %% $2) between $3 and $4
         and ($5::jsonb is null or i.row_key in (select jsonb_array_elements($5)))
       order by i.row_key, i.range_key desc nulls last, i.rank desc
     ),
     target as (
       select k.row_key, sync.canonical_digest(to_jsonb(t)) as digest
       from public.%1$I t cross join lateral (select %2$s as row_key) k
-      where sync.checksum_bucket(hashtext(k.row_key::text), $2) between $3 and $4
+      where ((hashtext(k.row_key::text)::bigint & 2147483647) %% $2) between $3 and $4
         and ($5::jsonb is null or k.row_key in (select jsonb_array_elements($5)))
     ),
     expected_buckets as (
-      select sync.checksum_bucket(hashtext(row_key::text), $2) as bucket,
+      select ((hashtext(row_key::text)::bigint & 2147483647) %% $2) as bucket,
              md5(string_agg(row_key::text || digest, ',' order by row_key::text)) as sum
       from expected group by 1
     ),
     target_buckets as (
-      select sync.checksum_bucket(hashtext(row_key::text), $2) as bucket,
+      select ((hashtext(row_key::text)::bigint & 2147483647) %% $2) as bucket,
              md5(string_agg(row_key::text || digest, ',' order by row_key::text)) as sum
       from target group by 1
     ),
@@ -307,9 +307,9 @@ begin
                   else 'different' end as kind,
              coalesce(e.row_key, t.row_key) as row_key
       from (select * from expected
-            where sync.checksum_bucket(hashtext(row_key::text), $2) in (select bucket from differing)) e
+            where ((hashtext(row_key::text)::bigint & 2147483647) %% $2) in (select bucket from differing)) e
       full join (select * from target
-                 where sync.checksum_bucket(hashtext(row_key::text), $2) in (select bucket from differing)) t
+                 where ((hashtext(row_key::text)::bigint & 2147483647) %% $2) in (select bucket from differing)) t
         using (row_key)
       where e.digest is distinct from t.digest
     )
