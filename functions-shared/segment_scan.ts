@@ -57,6 +57,11 @@ export interface SegmentScanDeps {
   cpu: CpuMeter;
   /** A table's read units per second, shared by the job's segments (scan_pacing.ts). */
   maxRcuPerSecond: number;
+  /**
+   * How many of a job's segments scan at once at most (the validator's segmentsAtOnce):
+   * the table's budget is shared by these, not by every segment. Default: all of them.
+   */
+  segmentsAtOnce?: number;
   /** Clock and randomness of the pacing and retries (tests replace them). */
   pacing?: PacingDeps;
   log?: (line: string) => void;
@@ -130,7 +135,8 @@ export async function scanSegments(
     const where = work.describe(claim);
     let startKey = claim.exclusive_start_key ?? undefined;
     const pacing = deps.pacing ?? realPacing;
-    const pacer = new ReadPacer(segmentBudget(deps.maxRcuPerSecond, claim.total_segments), pacing);
+    const sharing = Math.min(claim.total_segments, deps.segmentsAtOnce ?? claim.total_segments);
+    const pacer = new ReadPacer(segmentBudget(deps.maxRcuPerSecond, sharing), pacing);
     log(`${where}: claimed${startKey ? " (resuming from its checkpoint)" : ""}`);
     while (true) {
       if (work.overBudget()) {

@@ -58,6 +58,8 @@ export async function scanForRun(
       dynamo: deps.dynamo,
       cpu: deps.cpu ?? estimatingMeter(() => 0, 1),
       maxRcuPerSecond: deps.maxRcuPerSecond ?? DEFAULT_RCU_PER_SECOND,
+      // At most segmentsAtOnce requests scan a run (wakeAnother below): they share the budget.
+      segmentsAtOnce,
       pacing: deps.pacing,
       log: deps.log,
     },

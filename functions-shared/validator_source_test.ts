@@ -215,3 +215,29 @@ Deno.test("pointRead queries every observation of a collapsed key, page by page"
   });
   assert.deepEqual(dynamo.sent[1].input.ExclusiveStartKey, obs("2"));
 });
+
+Deno.test("scanForRun paces each segment to the table's budget shared by the segments scanning at once", async () => {
+  const db = runsDb();
+  db.newRun("firespring_segments", false, 8, 5);
+  const clock = fakeClock();
+  const dynamo = fakeDynamo((c: SentCommand) => ({
+    Items: [],
+    // Segment 0 has three pages, of 50 read units each.
+    LastEvaluatedKey: c.input.Segment === 0 && c.input.ExclusiveStartKey === undefined
+      ? { segment_id: { S: "a" } }
+      : c.input.Segment === 0 &&
+          JSON.stringify(c.input.ExclusiveStartKey) === '{"segment_id":{"S":"a"}}'
+      ? { segment_id: { S: "b" } }
+      : undefined,
+    ConsumedCapacity: { CapacityUnits: 50 },
+  }));
+  await scanForRun(
+    deps(db, dynamo, { pacing: clock, maxRcuPerSecond: 100, segmentsAtOnce: 2 }),
+    segments,
+    5,
+    "w1",
+    () => false,
+  );
+  // 100 RCU/s shared by the 2 segments at once (not by all 8): 50 units take one second.
+  assert.deepEqual(clock.slept, [1000, 1000]);
+});
