@@ -125,7 +125,7 @@ Deno.test("a lost lease (the checkpoint's SY001) rolls the page back and the wor
   assert.equal(db.matching("sync.release_segment").length, 0, "the lease is another's now");
   assert.ok(
     lines.includes(
-      `backfill job 7 segment 1 of ${SEGMENTS}: lease lost to another worker; its page was not written`,
+      `${WHERE}: lease lost to another worker; its page was not written`,
     ),
     lines.join("\n"),
   );
@@ -199,7 +199,7 @@ Deno.test("any other Scan error releases the segment and propagates, even if the
     ]);
     assert.equal(
       lines.at(-1),
-      `backfill job 7 segment 1 of ${SEGMENTS}: ExclusiveStartKey is invalid; released for another worker`,
+      `${WHERE}: ExclusiveStartKey is invalid; released for another worker`,
     );
   }
 });

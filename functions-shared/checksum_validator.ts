@@ -20,9 +20,14 @@
  * (2, 3), validator_repair.ts (4) and validator_plan.ts (their I/O-free plans); this
  * module keeps the run's state.
  *
- * Every run is a row of `public.sync_checksums` (its source_items grow as pages are read).
- * A request works within a budget; a run that outgrows it keeps its Scan checkpoints in
- * that row and goes on in the next request (see {@link validateTable}'s `runId`).
+ * Every run is a row of `public.sync_checksums` (its source_items grow as pages are read)
+ * and moves through phases: scan (on the backfill's leased segments, one checkpoint per
+ * page, functions-shared/segment_scan.ts), compare (ranges of buckets), recheck (one look
+ * at a time), report, repair. Each step is checkpointed in the database; a request works
+ * within a budget on the isolate's real CPU and hands on (see {@link validateTable}'s
+ * `runId`); a request killed mid-way loses its leases, and the next call or the pg_cron
+ * heartbeat (`sync.wake_validations`) goes on from the last checkpoint. A run's staging
+ * rows go when it ends (`sync.end_validation`).
  *
  * @module
  */
@@ -32,10 +37,11 @@ import type { CpuMeter } from "./cpu_meter.ts";
 import type postgres from "postgres";
 import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import type { TableSpec } from "./table_registry.ts";
-import { compare, type Divergence, recheck } from "./validator_compare.ts";
+import { compareRanges, type Divergence, divergentOf, recheckLook } from "./validator_compare.ts";
 import type { RowKey, Unmappable } from "./validator_plan.ts";
 import { repairKeys } from "./validator_repair.ts";
-import { stageSource } from "./validator_source.ts";
+import { scanForRun } from "./validator_source.ts";
+import { LEASE_LOST } from "./segment_scan.ts";
 
 export type { RowKey, Unmappable } from "./validator_plan.ts";
 
@@ -62,14 +68,15 @@ export interface ValidatorDeps {
   sql: postgres.Sql;
   dynamo: (region: string) => DynamoDBClient;
   segments?: number;
-  /** Segments scanned at once in one request (2): their pages in flight add up in the isolate. */
+  /** Segments of a run scanned at once, each in a request of its own (2). */
   segmentsAtOnce?: number;
   pageSize?: number;
   /** Pause before looking again at keys that differ (changes in flight settle). */
   settleMs?: number;
   /**
-   * The request's budget: stop scanning after this much synchronous work (mapping,
-   * encoding) or wall time, or this many pages; the run then goes on in another request.
+   * The request's budget: hand on once the isolate's CPU (boot included) or this
+   * request's wall time reaches it, or after this many Scan pages; the run then goes on
+   * in another request.
    */
   budget?: { cpuMs: number; wallMs: number; pages?: number };
   /**
@@ -83,114 +90,258 @@ export interface ValidatorDeps {
    * segments (VALIDATOR_MAX_RCU_PER_SECOND): the tables belong to the applications.
    */
   maxRcuPerSecond?: number;
+  /** Starts another request on a run (`{"runId": n}`), to scan another of its segments. */
+  wake?: (runId: number) => Promise<void>;
   /** Clock and randomness of the pacing and retries (tests replace them). */
   pacing?: PacingDeps;
   log?: (line: string) => void;
 }
 
-/** A run that ran out of budget before reading the whole table goes on in another request. */
+/**
+ * A run this request did not finish: `handOn` when the budget ran out (the caller calls
+ * the validator again with the run's id); without it, another request holds the run's
+ * work (or the heartbeat will go on with it).
+ */
 export interface Continuation {
   continued: true;
   runId: number;
   table: string;
+  handOn: boolean;
+}
+
+/** Makes the request's budget check: CPU (the isolate's when metered), wall time, pages. */
+function budgetCheck(deps: ValidatorDeps, startedAt: number): () => boolean {
+  const budget = deps.budget;
+  let pages = 0;
+  return () => {
+    if (budget === undefined) return false;
+    const cpu = deps.cpu?.usedMs() ?? 0;
+    if (cpu >= budget.cpuMs || performance.now() - startedAt >= budget.wallMs) return true;
+    if (budget.pages !== undefined && pages >= budget.pages) return true;
+    pages++;
+    return false;
+  };
 }
 
 /**
  * Validates one table (and repairs it if asked); records the run in sync_checksums.
- * With `runId`, goes on with a run that an earlier request started. When the budget
- * runs out before the table is read, returns a {@link Continuation} instead of a result.
+ * With `runId`, goes on with a run that an earlier request (or sync.validate_all)
+ * started. When the budget runs out first, or another request holds the run's work,
+ * returns a {@link Continuation} instead of a result.
  */
 export async function validateTable(
   deps: ValidatorDeps,
   spec: TableSpec,
-  options: { repair?: boolean; runId?: number; onRun?: (runId: number) => void } = {},
+  options: {
+    repair?: boolean;
+    runId?: number;
+    onRun?: (runId: number) => void;
+    startedAt?: number;
+  } = {},
 ): Promise<ValidationResult | Continuation> {
   const log = deps.log ?? (() => {});
+  const startedAt = options.startedAt ?? performance.now();
   let run: number;
-  let repair = options.repair === true;
   if (options.runId !== undefined) {
-    const [existing] = await deps.sql`select repair_requested from public.sync_checksums
+    const [existing] = await deps.sql`select id from public.sync_checksums
                                       where id = ${options.runId} and status = 'running'`;
     if (!existing) throw new Error(`validation run ${options.runId} is not running`);
     run = options.runId;
-    repair = existing.repair_requested;
   } else {
-    const [{ id }] = await deps.sql`insert into public.sync_checksums
-        (target_table, status, source_items, repair_requested)
-      values (${spec.targetTable}, 'running', 0, ${repair}) returning id`;
+    const [{ id }] = await deps.sql`select sync.start_validation(${spec.targetTable},
+        ${options.repair === true}, ${deps.segments ?? 8}, ${deps.pageSize ?? 1000}) as id`;
     run = Number(id);
   }
   options.onRun?.(run);
-  let finished = false;
+  const worker = `validator-${crypto.randomUUID()}`;
+  const overBudget = budgetCheck(deps, startedAt);
+  const continuation = (handOn: boolean): Continuation => {
+    if (handOn) log(`${spec.targetTable}: validation run ${run} goes on in another request`);
+    return { continued: true, runId: run, table: spec.targetTable, handOn };
+  };
+  const handOn = async () => {
+    await deps.sql`select sync.release_validation(${run}, ${worker})`;
+    return continuation(true);
+  };
+  let scanned = false;
   try {
-    if (await stageSource(deps, spec, run) === "budget") {
-      log(`${spec.targetTable}: validation run ${run} goes on in another request`);
-      return { continued: true, runId: run, table: spec.targetTable };
+    while (true) {
+      const [{ phase }] = await deps.sql<{ phase: string | null }[]>`
+        select sync.claim_validation(${run}, ${worker}) as phase`;
+      if (phase === null) return continuation(false);
+      if (phase === "scan") {
+        // Nothing left to claim yet the Scan is not done: other requests scan the
+        // last segments, and the one that finishes the last goes on.
+        if (scanned) return continuation(false);
+        const outcome = await scanForRun(deps, spec, run, worker, overBudget);
+        if (outcome.stoppedBy === "budget") return continuation(true);
+        if (outcome.stoppedBy === "throttled") return continuation(false);
+        const [job] = await deps.sql<{ error: string }[]>`
+          select error from sync.backfill_jobs where checksum_run_id = ${run} and status = 'failed'`;
+        if (job) throw new Error(`the Scan of ${spec.sourceTable} failed: ${job.error}`);
+        scanned = true;
+      } else if (phase === "compare") {
+        if (await compareRanges(deps, run, worker, overBudget) === "budget") return await handOn();
+      } else if (phase === "recheck") {
+        if (overBudget()) return await handOn();
+        await recheckLook(deps, spec, run, worker);
+      } else if (phase === "report") {
+        const result = await report(deps, spec, run, worker);
+        if (result) return result;
+      } else if (phase === "repair") {
+        if (overBudget()) return await handOn();
+        return await repairAndRevalidate(deps, spec, run, worker, startedAt);
+      } else {
+        throw new Error(`validation run ${run} is in an unknown phase ${phase}`);
+      }
     }
-    finished = true;
-    let outcome = await compare(deps, spec, run);
-    if (outcome.divergent.length > 0) outcome = await recheck(deps, spec, run, outcome.divergent);
-    const pick = (kind: Divergence["kind"]) =>
-      outcome.divergent.filter((d) => d.kind === kind).map((d) => d.key);
-    const [{ source_items: sourceItems, unmappable }] = await deps.sql<
-      { source_items: number; unmappable: Unmappable[] }[]
-    >`select source_items::int, unmappable from public.sync_checksums where id = ${run}`;
-    const result: ValidationResult = {
-      table: spec.targetTable,
-      sourceItems,
-      expectedRows: outcome.expectedRows,
-      targetRows: outcome.targetRows,
-      // An item that maps to no row is never a match: the table cannot be proven.
-      match: outcome.divergent.length === 0 && unmappable.length === 0,
-      missing: pick("missing"),
-      unexpected: pick("unexpected"),
-      different: pick("different"),
-      unmappable,
-      checkedAt: new Date().toISOString(),
-      runId: run,
-    };
-    const repairing = repair && outcome.divergent.length > 0;
-    await deps.sql`update public.sync_checksums set
-        status = 'done', checked_at = ${result.checkedAt},
-        expected_rows = ${result.expectedRows}, target_rows = ${result.targetRows},
-        match = ${result.match}, missing = ${JSON.stringify(result.missing)}::text::jsonb,
-        unexpected = ${JSON.stringify(result.unexpected)}::text::jsonb,
-        different = ${JSON.stringify(result.different)}::text::jsonb, repaired = ${repairing},
-        scan_state = '{}'
-      where id = ${run}`;
-    log(
-      `${spec.targetTable}: ${sourceItems} items, ${result.expectedRows} expected rows, ` +
-        `${result.targetRows} target rows, ${
-          result.match
-            ? "match"
-            : `${outcome.divergent.length} divergent keys, ${unmappable.length} unmappable items`
-        }`,
-    );
-    if (!repairing) return result;
-    const skipped = await repairKeys(deps, spec, outcome.divergent, outcome.seenAt);
-    if (skipped.length > 0) {
-      log(`${spec.targetTable}: repair left ${skipped.length} unmappable items alone`);
-    }
-    // The check after the repair reads the whole table in this request.
-    const again = await validateTable({ ...deps, budget: undefined }, spec, { repair: false });
-    return {
-      ...(again as ValidationResult),
-      repaired: {
-        missing: result.missing,
-        unexpected: result.unexpected,
-        different: result.different,
-      },
-    };
   } catch (error) {
-    finished = true;
-    await deps.sql`update public.sync_checksums set status = 'failed', error = ${
-      (error as Error).message
-    },
-                   checked_at = now() where id = ${run}`.catch(() => {});
-    throw error;
-  } finally {
-    if (finished) {
-      await deps.sql`delete from sync.checksum_items where run_id = ${run}`.catch(() => {});
+    if ((error as { code?: string }).code === LEASE_LOST) {
+      log(`${spec.targetTable}: validation run ${run}: ${(error as Error).message}`);
+      return continuation(false);
     }
+    await deps.sql`select sync.end_validation(${run}, 'failed', ${(error as Error).message})`
+      .catch(() => {});
+    throw error;
   }
+}
+
+/** The run's result as its row holds it. */
+async function resultOf(deps: ValidatorDeps, spec: TableSpec, run: number) {
+  const [row] = await deps.sql<
+    {
+      source_items: number;
+      expected_rows: number;
+      target_rows: number;
+      unmappable: Unmappable[];
+      repair_requested: boolean;
+    }[]
+  >`select source_items::int, coalesce(expected_rows, 0)::int as expected_rows,
+           coalesce(target_rows, 0)::int as target_rows, unmappable, repair_requested
+    from public.sync_checksums where id = ${run}`;
+  const divergent = await divergentOf(deps, run);
+  const pick = (kind: Divergence["kind"]) =>
+    divergent.filter((d) => d.kind === kind).map((d) => d.key);
+  const result: ValidationResult = {
+    table: spec.targetTable,
+    sourceItems: row.source_items,
+    expectedRows: row.expected_rows,
+    targetRows: row.target_rows,
+    // An item that maps to no row is never a match: the table cannot be proven.
+    match: divergent.length === 0 && row.unmappable.length === 0,
+    missing: pick("missing"),
+    unexpected: pick("unexpected"),
+    different: pick("different"),
+    unmappable: row.unmappable,
+    checkedAt: new Date().toISOString(),
+    runId: run,
+  };
+  return { result, divergent, repair: row.repair_requested };
+}
+
+/**
+ * Records the run's result. A run that repairs moves on to its repair (undefined is
+ * returned); any other ends (its staging rows go) and its result is returned.
+ */
+async function report(deps: ValidatorDeps, spec: TableSpec, run: number, worker: string) {
+  const { result, divergent, repair } = await resultOf(deps, spec, run);
+  const repairing = repair && divergent.length > 0;
+  await deps.sql.begin(async (tx) => {
+    await tx`select sync.hold_validation(${run}, ${worker})`;
+    await tx`update public.sync_checksums
+             set checked_at = ${result.checkedAt}, match = ${result.match},
+                 phase = ${repairing ? "repair" : "report"}
+             where id = ${run}`;
+    if (!repairing) await tx`select sync.end_validation(${run}, 'done')`;
+  });
+  deps.log?.(
+    `${spec.targetTable}: ${result.sourceItems} items, ${result.expectedRows} expected rows, ` +
+      `${result.targetRows} target rows, ${
+        result.match
+          ? "match"
+          : `${divergent.length} divergent keys, ${result.unmappable.length} unmappable items`
+      }`,
+  );
+  return repairing ? undefined : result;
+}
+
+/**
+ * Re-applies the source state of the run's divergent keys, ends the run as repaired, and
+ * validates the table again in a new run (linked as revalidation_run_id), in this
+ * request while its budget lasts and in later ones after.
+ */
+async function repairAndRevalidate(
+  deps: ValidatorDeps,
+  spec: TableSpec,
+  run: number,
+  worker: string,
+  startedAt: number,
+): Promise<ValidationResult | Continuation> {
+  const { result, divergent } = await resultOf(deps, spec, run);
+  const [{ compared_at: seenAt }] = await deps.sql<{ compared_at: Date }[]>`
+    select compared_at from public.sync_checksums where id = ${run}`;
+  const skipped = await repairKeys(deps, spec, divergent, seenAt.toISOString());
+  if (skipped.length > 0) {
+    deps.log?.(`${spec.targetTable}: repair left ${skipped.length} unmappable items alone`);
+  }
+  const again = await deps.sql.begin(async (tx) => {
+    await tx`select sync.hold_validation(${run}, ${worker})`;
+    const [{ id }] = await tx`select sync.start_validation(${spec.targetTable}, ${false},
+        ${deps.segments ?? 8}, ${deps.pageSize ?? 1000}) as id`;
+    await tx`update public.sync_checksums set repaired = true, revalidation_run_id = ${id}
+             where id = ${run}`;
+    await tx`select sync.end_validation(${run}, 'done')`;
+    return Number(id);
+  });
+  const revalidated = await validateTable(deps, spec, { runId: again, startedAt });
+  if ("continued" in revalidated) return revalidated;
+  return {
+    ...revalidated,
+    repaired: {
+      missing: result.missing,
+      unexpected: result.unexpected,
+      different: result.different,
+    },
+  };
+}
+
+/**
+ * The answer a run's record gives (the endpoint's 200 body), whichever request finished
+ * it: "running" while it (or, after a repair, its re-validation) runs; the error of a
+ * failed run; else the result, with `repaired` when the run repaired.
+ */
+export async function recordedResult(
+  deps: Pick<ValidatorDeps, "sql">,
+  spec: TableSpec,
+  run: number,
+): Promise<ValidationResult | "running" | { failed: string }> {
+  const [row] = await deps.sql<
+    {
+      status: string;
+      error: string | null;
+      repaired: boolean;
+      revalidation_run_id: string | null;
+      checked_at: Date | null;
+    }[]
+  >`select status, error, repaired, revalidation_run_id, checked_at
+    from public.sync_checksums where id = ${run}`;
+  if (!row) return { failed: `validation run ${run} does not exist` };
+  if (row.status === "failed") return { failed: row.error ?? "the run failed" };
+  if (row.status !== "done") return "running";
+  const { result } = await resultOf(deps as ValidatorDeps, spec, run);
+  result.checkedAt = (row.checked_at ?? new Date()).toISOString();
+  const [{ match }] = await deps.sql<{ match: boolean }[]>`
+    select match from public.sync_checksums where id = ${run}`;
+  result.match = match;
+  if (!row.repaired || row.revalidation_run_id === null) return result;
+  const again = await recordedResult(deps, spec, Number(row.revalidation_run_id));
+  if (again === "running" || "failed" in again) return again;
+  return {
+    ...again,
+    repaired: {
+      missing: result.missing,
+      unexpected: result.unexpected,
+      different: result.different,
+    },
+  };
 }

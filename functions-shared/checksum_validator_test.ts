@@ -1,62 +1,17 @@
 /**
- * The checksum validator's run with a fake database and DynamoDB: the run's row from
- * start to end, the verdict (divergent keys by kind, unmappable items), continuation,
- * failure, and the repair followed by a second validation.
+ * The checksum validator's run with a fake database (validator_fakes.ts) and DynamoDB:
+ * the run from start to end through its phases, the verdict (divergent keys by kind,
+ * unmappable items), the hand-on mid-segment that loses and repeats nothing, a lost run
+ * lease, failure, and the repair followed by a second validation.
  */
 
 import assert from "node:assert/strict";
 import { validateTable, type ValidatorDeps } from "./checksum_validator.ts";
 import { byTargetTable } from "./table_registry.ts";
-import {
-  fakeClock,
-  fakeDynamo,
-  fakeSql,
-  type SentCommand,
-  type Statement,
-} from "./testing_fakes.ts";
-import type { Divergence } from "./validator_compare.ts";
+import { fakeClock, fakeCpuMeter, fakeDynamo, type SentCommand } from "./testing_fakes.ts";
+import { runsDb, SEEN } from "./validator_fakes.ts";
 
 const segments = byTargetTable("firespring_segments")!;
-const SEEN = new Date("2026-02-01T12:00:00Z");
-
-/**
- * A database of validation runs: new runs get ids from 42; `running` are the running
- * runs (id -> repair_requested); compare_checksum answers `divergent(run)`.
- */
-function runDb(options: {
-  running?: Record<number, boolean>;
-  divergent?: (run: number) => Divergence[];
-  unmappable?: unknown[];
-} = {}) {
-  let nextId = 42;
-  return fakeSql((s: Statement) => {
-    const t = s.text;
-    if (t.startsWith("insert into public.sync_checksums")) return [{ id: String(nextId++) }];
-    if (t.startsWith("select repair_requested")) {
-      const repair = options.running?.[Number(s.values[0])];
-      return repair === undefined ? [] : [{ repair_requested: repair }];
-    }
-    if (t.startsWith("select scan_state")) return [{ scan_state: {} }];
-    if (t.includes("sync.stage_checksum_items")) return [];
-    if (t.startsWith("update public.sync_checksums")) return [];
-    if (t.includes("sync.compare_checksum")) {
-      const divergent = options.divergent?.(Number(s.values[0])) ?? [];
-      const rows = divergent.length === 0
-        ? [{ kind: null, row_key: null }]
-        : divergent.map((d) => ({ kind: d.kind, row_key: d.key }));
-      return rows.map((r) => ({ ...r, expected_rows: "2", target_rows: "2", seen_at: SEEN }));
-    }
-    if (t.startsWith("select source_items::int, unmappable")) {
-      return [{ source_items: 2, unmappable: options.unmappable ?? [] }];
-    }
-    if (t.startsWith("delete from sync.checksum_items")) return [];
-    if (t.includes("from sync.observations")) return [];
-    if (t.includes("sync.merge_changes")) {
-      return [{ applied: (JSON.parse(String(s.values[1])) as unknown[]).length }];
-    }
-    return undefined;
-  });
-}
 
 const item = (id: string) => ({ segment_id: { S: id }, value: { N: "1" } });
 
@@ -67,27 +22,34 @@ const source = () =>
   );
 
 function deps(
-  db: ReturnType<typeof fakeSql>,
+  db: ReturnType<typeof runsDb>,
   dynamo: ReturnType<typeof fakeDynamo>,
   extra: Partial<ValidatorDeps> = {},
 ) {
-  const lines: string[] = [];
+  const all: string[] = [];
+  // The run's own lines; the Scan's lines per segment are segment_scan.ts's.
+  const lines = {
+    get length() {
+      return all.filter((l) => !l.startsWith("validation run")).length;
+    },
+    get list() {
+      return all.filter((l) => !l.startsWith("validation run"));
+    },
+  };
   const d: ValidatorDeps = {
     sql: db.sql,
     dynamo: dynamo.dynamo,
     segments: 1,
     settleMs: 0,
     pacing: fakeClock(),
-    log: (line) => lines.push(line),
+    log: (line) => all.push(line),
     ...extra,
   };
-  return { deps: d, lines };
+  return { deps: d, lines, all };
 }
 
-const doneUpdate = (db: ReturnType<typeof fakeSql>) => db.matching("set status = 'done'");
-
-Deno.test("a new run is recorded, scanned, compared and closed as a match", async () => {
-  const db = runDb();
+Deno.test("a new run scans its leased segment, compares range by range and ends as a match", async () => {
+  const db = runsDb();
   const { deps: d, lines } = deps(db, source());
   const runs: number[] = [];
   const result = await validateTable(d, segments, { onRun: (id) => runs.push(id) });
@@ -97,37 +59,43 @@ Deno.test("a new run is recorded, scanned, compared and closed as a match", asyn
   assert.equal(result.runId, 42);
   assert.equal(result.match, true);
   assert.equal(result.sourceItems, 2);
-  assert.equal(result.expectedRows, 2);
-  assert.equal(result.targetRows, 2);
   assert.deepEqual([result.missing, result.unexpected, result.different], [[], [], []]);
   assert.equal(result.repaired, undefined);
-  assert.deepEqual(db.matching("insert into public.sync_checksums")[0].values, [
+  assert.deepEqual(db.matching("sync.start_validation")[0].values, [
     "firespring_segments",
     false,
+    1,
+    1000,
   ]);
-  const [done] = doneUpdate(db);
-  assert.ok(done.values.includes(true), "match recorded");
-  assert.equal(done.values.at(-1), 42);
-  assert.deepEqual(db.statements.at(-1)!.values, [42], "its staged items removed");
-  assert.match(db.statements.at(-1)!.text, /^delete from sync\.checksum_items/);
-  assert.deepEqual(lines, [
+  assert.deepEqual(db.matching("sync.claim_segment")[0].values.slice(1), [42]);
+  assert.equal(db.matching("sync.checkpoint_segment").length, 1);
+  assert.equal(
+    db.matching("sync.checkpoint_segment")[0].tx,
+    db.matching("sync.stage_checksum_items")[0].tx,
+    "the page is staged in its checkpoint's transaction",
+  );
+  assert.equal(db.matching("sync.compare_checksum_range").length, 8, "one statement per range");
+  const run = db.runs.get(42)!;
+  assert.deepEqual([run.status, run.phase, run.match, run.staged], ["done", "done", true, 0]);
+  assert.deepEqual(lines.list, [
     "firespring_segments: 2 items, 2 expected rows, 2 target rows, match",
   ]);
 });
 
 Deno.test("an unmappable source item means no match, even with nothing divergent", async () => {
-  const unmappable = [{ key: { segment_id: "x" }, reason: "bad" }];
-  const db = runDb({ unmappable });
-  const { deps: d, lines } = deps(db, source());
+  const db = runsDb();
+  const dynamo = fakeDynamo(() => ({ Items: [{ segment_id: { S: "x" }, value: { S: "bad" } }] }));
+  const { deps: d, lines } = deps(db, dynamo);
   const result = await validateTable(d, segments);
   assert.ok(!("continued" in result));
   assert.equal(result.match, false);
-  assert.deepEqual(result.unmappable, unmappable);
-  assert.match(lines[0], /0 divergent keys, 1 unmappable items$/);
+  assert.equal(result.unmappable.length, 1);
+  assert.deepEqual(result.unmappable[0].key, { segment_id: "x" });
+  assert.match(lines.list[0], /0 divergent keys, 1 unmappable items$/);
 });
 
 Deno.test("keys that differ on every look are reported by kind", async () => {
-  const db = runDb({
+  const db = runsDb({
     divergent: () => [
       { kind: "missing", key: { segment_id: "a" } },
       { kind: "unexpected", key: { segment_id: "z" } },
@@ -141,39 +109,91 @@ Deno.test("keys that differ on every look are reported by kind", async () => {
   assert.deepEqual(result.missing, [{ segment_id: "a" }]);
   assert.deepEqual(result.unexpected, [{ segment_id: "z" }]);
   assert.deepEqual(result.different, [{ segment_id: "b" }]);
-  assert.equal(db.matching("sync.compare_checksum").length, 4, "one look and three rechecks");
-  const [done] = doneUpdate(db);
-  assert.ok(done.values.includes('[{"segment_id":"a"}]'));
-  assert.ok(done.values.includes('[{"segment_id":"z"}]'));
-  assert.ok(done.values.includes('[{"segment_id":"b"}]'));
+  assert.equal(db.matching("from sync.compare_checksum(").length, 3, "three rechecks");
+  assert.equal(db.runs.get(42)!.looks, 3);
   assert.equal(db.matching("sync.merge_changes").length, 0, "no repair unless asked");
 });
 
 Deno.test("a run that is not running cannot be continued", async () => {
-  const db = runDb({ running: {} });
+  const db = runsDb();
   const { deps: d } = deps(db, source());
   await assert.rejects(validateTable(d, segments, { runId: 9 }), /validation run 9 is not running/);
-  assert.equal(db.matching("insert into").length, 0);
+  assert.equal(db.matching("sync.start_validation").length, 0);
 });
 
-Deno.test("a run out of budget returns a continuation and keeps its staged items", async () => {
-  const db = runDb();
-  const dynamo = fakeDynamo(() => ({
-    Items: [item("a")],
-    LastEvaluatedKey: { segment_id: { S: "a" } },
-  }));
-  const { deps: d, lines } = deps(db, dynamo, {
-    budget: { cpuMs: 1e9, wallMs: 1e9, pages: 1 },
+Deno.test("a tiny budget hands on mid-segment; the next request goes on from the checkpoint, losing and repeating nothing", async () => {
+  const db = runsDb();
+  const pages: Record<string, { Items: unknown[]; LastEvaluatedKey?: unknown }> = {
+    "null": { Items: [item("a")], LastEvaluatedKey: { segment_id: { S: "a" } } },
+    '{"segment_id":{"S":"a"}}': {
+      Items: [item("b")],
+      LastEvaluatedKey: { segment_id: { S: "b" } },
+    },
+    '{"segment_id":{"S":"b"}}': { Items: [item("c")] },
+  };
+  const dynamo = fakeDynamo((c: SentCommand) =>
+    pages[JSON.stringify(c.input.ExclusiveStartKey ?? null)]
+  );
+  const { deps: d, lines } = deps(db, dynamo, { budget: { cpuMs: 1e9, wallMs: 1e9, pages: 1 } });
+  const first = await validateTable(d, segments);
+  assert.deepEqual(first, {
+    continued: true,
+    runId: 42,
+    table: "firespring_segments",
+    handOn: true,
   });
-  const result = await validateTable(d, segments);
-  assert.deepEqual(result, { continued: true, runId: 42, table: "firespring_segments" });
-  assert.equal(db.matching("delete from sync.checksum_items").length, 0);
-  assert.equal(doneUpdate(db).length, 0);
-  assert.deepEqual(lines, ["firespring_segments: validation run 42 goes on in another request"]);
+  assert.deepEqual(db.runs.get(42)!.segments[0], {
+    status: "pending",
+    key: { segment_id: { S: "a" } },
+    owner: db.matching("sync.claim_segment")[0].values[0],
+  }, "released at its checkpoint");
+  assert.deepEqual(lines.list, [
+    "firespring_segments: validation run 42 goes on in another request",
+  ]);
+  // The next requests (a page each) go on from the checkpoint.
+  let outcome = await validateTable(d, segments, { runId: 42 });
+  while ("continued" in outcome) outcome = await validateTable(d, segments, { runId: 42 });
+  assert.equal(outcome.match, true);
+  assert.deepEqual(
+    dynamo.sent.map((c) => c.input.ExclusiveStartKey ?? null),
+    [null, { segment_id: { S: "a" } }, { segment_id: { S: "b" } }],
+    "every page read once",
+  );
+  assert.equal(outcome.sourceItems, 3, "every item counted once");
+  assert.equal(db.matching("sync.stage_checksum_items").length, 3, "every page staged once");
 });
 
-Deno.test("a failing run is marked failed with the error, its staged items removed", async () => {
-  const db = runDb();
+Deno.test("the budget counts the isolate's CPU: spent after the Scan, the compare hands on", async () => {
+  const db = runsDb();
+  const cpu = fakeCpuMeter(0, 500);
+  const dynamo = fakeDynamo(() => ({ Items: [item("a")] }));
+  const { deps: d } = deps(db, dynamo, { cpu, budget: { cpuMs: 400, wallMs: 1e9 } });
+  const first = await validateTable(d, segments);
+  assert.ok("continued" in first && first.handOn);
+  assert.equal(db.runs.get(42)!.phase, "compare");
+  assert.equal(db.matching("sync.compare_checksum_range").length, 0);
+  assert.equal(db.runs.get(42)!.leaseOwner, undefined, "the run's lease is given back");
+});
+
+Deno.test("a request that lost the run's lease stops without failing the run", async () => {
+  let lose = false;
+  const db = runsDb({ loseRunLease: () => lose });
+  const { deps: d } = deps(db, source());
+  const run = db.newRun("firespring_segments", false, 1, 7);
+  run.phase = "compare";
+  lose = true;
+  const outcome = await validateTable(d, segments, { runId: 7 });
+  assert.deepEqual(outcome, {
+    continued: true,
+    runId: 7,
+    table: "firespring_segments",
+    handOn: false,
+  });
+  assert.equal(run.status, "running");
+});
+
+Deno.test("a failing run ends failed with the error, its staging removed", async () => {
+  const db = runsDb();
   const dynamo = fakeDynamo(() => {
     throw Object.assign(new Error("One or more parameter values were invalid"), {
       name: "ValidationException",
@@ -181,16 +201,30 @@ Deno.test("a failing run is marked failed with the error, its staged items remov
   });
   const { deps: d } = deps(db, dynamo);
   await assert.rejects(validateTable(d, segments), /One or more parameter values were invalid/);
-  const [failed] = db.matching("set status = 'failed'");
-  assert.deepEqual(failed.values, ["One or more parameter values were invalid", 42]);
-  assert.deepEqual(db.matching("delete from sync.checksum_items")[0].values, [42]);
+  const [ended] = db.matching("sync.end_validation");
+  assert.deepEqual(ended.values, [42, "One or more parameter values were invalid"]);
+  assert.equal(db.runs.get(42)!.status, "failed");
+});
+
+Deno.test("a missing source table fails the run naming it", async () => {
+  const db = runsDb();
+  const dynamo = fakeDynamo(() => {
+    throw Object.assign(new Error("Requested resource not found"), {
+      name: "ResourceNotFoundException",
+    });
+  });
+  const { deps: d } = deps(db, dynamo);
+  await assert.rejects(
+    validateTable(d, segments),
+    /the Scan of firespring-backdoor-segments-dev failed: segment 0: DynamoDB table firespring-backdoor-segments-dev does not exist in us-east-1/,
+  );
 });
 
 Deno.test("a continued run asked to repair re-applies the divergent keys and validates again", async () => {
-  const db = runDb({
-    running: { 7: true },
+  const db = runsDb({
     divergent: (run) => (run === 7 ? [{ kind: "missing", key: { segment_id: "a" } }] : []),
   });
+  db.newRun("firespring_segments", true, 1, 7);
   const { deps: d, lines } = deps(db, source());
   const result = await validateTable(d, segments, { runId: 7 });
   assert.ok(!("continued" in result));
@@ -207,20 +241,10 @@ Deno.test("a continued run asked to repair re-applies the divergent keys and val
   assert.deepEqual(
     changes.map((
       c: { op: string; row: { segment_id: string }; source: string; seen_at: string },
-    ) => [
-      c.op,
-      c.row.segment_id,
-      c.source,
-      c.seen_at,
-    ]),
+    ) => [c.op, c.row.segment_id, c.source, c.seen_at]),
     [["upsert", "a", "repair", SEEN.toISOString()]],
   );
-  const [firstDone] = doneUpdate(db);
-  assert.equal(firstDone.values.at(-1), 7);
-  assert.ok(firstDone.values.includes(true), "repaired = true recorded");
-  assert.deepEqual(db.matching("insert into public.sync_checksums")[0].values, [
-    "firespring_segments",
-    false,
-  ]);
+  const first = db.runs.get(7)!;
+  assert.deepEqual([first.status, first.repaired, first.revalidation], ["done", true, 42]);
   assert.equal(lines.length, 2);
 });

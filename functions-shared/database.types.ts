@@ -339,17 +339,24 @@ export type Database = {
       };
       "sync_checksums": {
         Row: {
+          "buckets": number;
           "checked_at": string | null;
+          "compared_at": string | null;
           "different": NonNullable<Json>;
           "error": string | null;
           "expected_rows": number | null;
           "id": number;
+          "lease_expires_at": string | null;
+          "lease_owner": string | null;
+          "looks": number;
           "match": boolean | null;
           "missing": NonNullable<Json>;
+          "next_bucket": number;
+          "phase": string;
           "progress_at": string | null;
           "repair_requested": boolean;
           "repaired": boolean;
-          "scan_state": NonNullable<Json>;
+          "revalidation_run_id": number | null;
           "source_items": number | null;
           "started_at": string;
           "status": string;
@@ -360,17 +367,24 @@ export type Database = {
         };
         ComputedFields: never;
         Insert: {
+          "buckets"?: number;
           "checked_at"?: string | null;
+          "compared_at"?: string | null;
           "different"?: NonNullable<Json>;
           "error"?: string | null;
           "expected_rows"?: number | null;
           "id"?: never;
+          "lease_expires_at"?: string | null;
+          "lease_owner"?: string | null;
+          "looks"?: number;
           "match"?: boolean | null;
           "missing"?: NonNullable<Json>;
+          "next_bucket"?: number;
+          "phase"?: string;
           "progress_at"?: string | null;
           "repair_requested"?: boolean;
           "repaired"?: boolean;
-          "scan_state"?: NonNullable<Json>;
+          "revalidation_run_id"?: number | null;
           "source_items"?: number | null;
           "started_at"?: string;
           "status"?: string;
@@ -380,17 +394,24 @@ export type Database = {
           "unmappable"?: NonNullable<Json>;
         };
         Update: {
+          "buckets"?: number;
           "checked_at"?: string | null;
+          "compared_at"?: string | null;
           "different"?: NonNullable<Json>;
           "error"?: string | null;
           "expected_rows"?: number | null;
           "id"?: never;
+          "lease_expires_at"?: string | null;
+          "lease_owner"?: string | null;
+          "looks"?: number;
           "match"?: boolean | null;
           "missing"?: NonNullable<Json>;
+          "next_bucket"?: number;
+          "phase"?: string;
           "progress_at"?: string | null;
           "repair_requested"?: boolean;
           "repaired"?: boolean;
-          "scan_state"?: NonNullable<Json>;
+          "revalidation_run_id"?: number | null;
           "source_items"?: number | null;
           "started_at"?: string;
           "status"?: string;
@@ -399,7 +420,15 @@ export type Database = {
           "unexpected"?: NonNullable<Json>;
           "unmappable"?: NonNullable<Json>;
         };
-        Relationships: [];
+        Relationships: [
+          {
+            foreignKeyName: "sync_checksums_revalidation_run_id_fkey";
+            columns: ["revalidation_run_id"];
+            isOneToOne: false;
+            referencedRelation: "sync_checksums";
+            referencedColumns: ["id"];
+          },
+        ];
       };
       "toledo_dashboard": {
         Row: {

@@ -1,8 +1,9 @@
 /**
  * The validator's comparison (docs/sync-semantics.md, "Verification"):
- * `sync.compare_checksum` per bucket of key hashes, and the second and third looks at
- * keys that differ, after a settle pause and with fresh point reads, so that keys merely
- * in flight are not reported.
+ * `sync.compare_checksum` per bucket of key hashes, range by range of buckets, and the
+ * further looks at keys that differ, after a settle pause and with fresh point reads, so
+ * that keys merely in flight are not reported. Each step is checkpointed in the run's
+ * row, so a request whose budget is spent hands on between steps.
  *
  * @module
  */
@@ -16,53 +17,81 @@ import { pointRead, stage } from "./validator_source.ts";
 export type Divergence = { kind: "missing" | "unexpected" | "different"; key: RowKey };
 
 /**
- * Compares a run's staged rows with the target table: the divergent keys, both row
- * counts, and `seenAt`, the database's time of the comparison (when the divergence was
- * seen, after which a repair reads the source).
+ * Compares the run's staged rows with the target table range by range of buckets
+ * (`sync.compare_checksum_range`: one statement per range, its divergent keys and counts
+ * added to the run and its checkpoint moved, held by `worker`), until the compare is
+ * done or the budget is spent. Returns the run's phase after it ("recheck" or "report"),
+ * or "budget".
  */
-export async function compare(deps: ValidatorDeps, spec: TableSpec, run: number) {
-  const rows = await deps.sql<
-    {
-      kind: Divergence["kind"] | null;
-      row_key: RowKey | null;
-      expected_rows: string;
-      target_rows: string;
-      seen_at: Date;
-    }[]
-  >`select * from sync.compare_checksum(${run}, ${spec.targetTable})`;
-  return {
-    divergent: rows.filter((r) => r.kind !== null).map((r) => ({ kind: r.kind!, key: r.row_key! })),
-    expectedRows: Number(rows[0].expected_rows),
-    targetRows: Number(rows[0].target_rows),
-    /** The database's time of the comparison: when the divergence was seen. */
-    seenAt: rows[0].seen_at.toISOString(),
-  };
+export async function compareRanges(
+  deps: ValidatorDeps,
+  run: number,
+  worker: string,
+  overBudget: () => boolean,
+): Promise<string> {
+  while (true) {
+    if (overBudget()) return "budget";
+    const [{ phase }] = await deps.sql<{ phase: string }[]>`
+      select sync.compare_checksum_range(${run}, ${worker}) as phase`;
+    if (phase !== "compare") return phase;
+  }
+}
+
+/** The divergent keys a run has recorded so far. */
+export async function divergentOf(deps: ValidatorDeps, run: number): Promise<Divergence[]> {
+  const [row] = await deps.sql<{ missing: RowKey[]; unexpected: RowKey[]; different: RowKey[] }[]>`
+    select missing, unexpected, different from public.sync_checksums where id = ${run}`;
+  return [
+    ...row.missing.map((key) => ({ kind: "missing" as const, key })),
+    ...row.unexpected.map((key) => ({ kind: "unexpected" as const, key })),
+    ...row.different.map((key) => ({ kind: "different" as const, key })),
+  ];
 }
 
 const sameKey = (a: RowKey, b: RowKey) => JSON.stringify(a) === JSON.stringify(b);
 
+/** How many times a divergent key is looked at again before it is reported. */
+export const LOOKS = 3;
+
 /**
- * Looks again at divergent keys, after a settle pause, with fresh point reads of the
- * source; keeps only the keys that differ every time (up to `looks` times, stopping as
- * soon as none does).
+ * One more look at the run's divergent keys, after a settle pause, with fresh point
+ * reads of the source, compared (`sync.compare_checksum` restricted to those keys); keeps
+ * only the keys that still differ. The run's lists, its look count and its phase (another
+ * look, or "report" after {@link LOOKS} or when none differs) move in one transaction
+ * held by `worker`. Returns the phase after it.
  */
-export async function recheck(
+export async function recheckLook(
   deps: ValidatorDeps,
   spec: TableSpec,
   run: number,
-  first: Divergence[],
-  looks = 3,
-) {
-  let divergent = first;
-  let outcome = { divergent, expectedRows: 0, targetRows: 0, seenAt: new Date().toISOString() };
-  for (let look = 0; look < looks && divergent.length > 0; look++) {
-    await new Promise((resolve) => setTimeout(resolve, deps.settleMs ?? 1_000));
-    const keys = divergent.map((d) => JSON.stringify(d.key));
-    await deps.sql`delete from sync.checksum_items
-                   where run_id = ${run} and row_key = any(${keys}::text[]::jsonb[])`;
-    for (const { key } of divergent) await stage(deps, spec, run, await pointRead(deps, spec, key));
-    outcome = await compare(deps, spec, run);
-    divergent = outcome.divergent.filter((d) => divergent.some((f) => sameKey(f.key, d.key)));
-  }
-  return { ...outcome, divergent };
+  worker: string,
+): Promise<string> {
+  const before = await divergentOf(deps, run);
+  await new Promise((resolve) => setTimeout(resolve, deps.settleMs ?? 1_000));
+  const keys = before.map((d) => JSON.stringify(d.key));
+  await deps.sql`delete from sync.checksum_items
+                 where run_id = ${run} and row_key = any(${keys}::text[]::jsonb[])`;
+  for (const { key } of before) await stage(deps, spec, run, await pointRead(deps, spec, key));
+  const rows = await deps.sql<{ kind: Divergence["kind"] | null; row_key: RowKey | null }[]>`
+    select kind, row_key from sync.compare_checksum(${run}, ${spec.targetTable}, 256, 0, null,
+                                                    ${
+    JSON.stringify(before.map((d) => d.key))
+  }::text::jsonb)`;
+  const still = rows.filter((r) =>
+    r.kind !== null && before.some((b) => sameKey(b.key, r.row_key!))
+  );
+  const pick = (kind: Divergence["kind"]) =>
+    JSON.stringify(still.filter((r) => r.kind === kind).map((r) => r.row_key));
+  const [{ phase }] = await deps.sql.begin(async (tx) => {
+    await tx`select sync.hold_validation(${run}, ${worker})`;
+    return await tx<{ phase: string }[]>`
+      update public.sync_checksums
+      set missing = ${pick("missing")}::text::jsonb, unexpected = ${
+      pick("unexpected")
+    }::text::jsonb,
+          different = ${pick("different")}::text::jsonb, looks = looks + 1, compared_at = now(),
+          phase = case when looks + 1 >= ${LOOKS} or ${still.length} = 0 then 'report' else 'recheck' end
+      where id = ${run} returning phase`;
+  });
+  return phase;
 }

@@ -1,116 +1,103 @@
 /**
- * The validator's comparison with a fake database and DynamoDB: what
- * sync.compare_checksum's answer becomes, and the rechecks that drop keys merely in
- * flight.
+ * The validator's comparison with a fake database (validator_fakes.ts): the compare
+ * range by range of buckets within the budget, and the rechecks, one look at a time,
+ * that drop keys merely in flight.
  */
 
 import assert from "node:assert/strict";
 import type { ValidatorDeps } from "./checksum_validator.ts";
-import { compare, type Divergence, recheck } from "./validator_compare.ts";
 import { byTargetTable } from "./table_registry.ts";
-import { fakeClock, fakeDynamo, fakeSql, type Statement } from "./testing_fakes.ts";
+import { fakeClock, fakeDynamo, type SentCommand } from "./testing_fakes.ts";
+import { compareRanges, recheckLook } from "./validator_compare.ts";
+import { runsDb } from "./validator_fakes.ts";
 
 const segments = byTargetTable("firespring_segments")!;
-const SEEN = new Date("2026-02-01T12:00:00Z");
+const key = (id: string) => ({ segment_id: id });
 
-type Row = { kind: Divergence["kind"] | null; row_key: Record<string, string> | null };
-
-/** What compare_checksum answers: the divergent rows (or one null row when none). */
-const answerOf = (divergent: Divergence[], expected = "10", target = "9") =>
-  (divergent.length === 0 ? [{ kind: null, row_key: null }] as Row[] : divergent.map((d) => ({
-    kind: d.kind,
-    row_key: d.key,
-  }))).map((r) => ({ ...r, expected_rows: expected, target_rows: target, seen_at: SEEN }));
-
-/** A database whose compare_checksum answers `answers` in turn (the last one again). */
-function compareDb(answers: Divergence[][]) {
-  let calls = 0;
-  return fakeSql((s: Statement) => {
-    if (s.text.includes("sync.compare_checksum")) {
-      return answerOf(answers[Math.min(calls++, answers.length - 1)]);
-    }
-    if (s.text.startsWith("delete from sync.checksum_items")) return [];
-    if (s.text.includes("sync.stage_checksum_items")) return [];
-    if (s.text.startsWith("update public.sync_checksums set progress_at")) return [];
-    return undefined;
-  });
-}
-
-function deps(db: ReturnType<typeof fakeSql>, dynamo = fakeDynamo(() => ({}))): ValidatorDeps {
+function deps(db: ReturnType<typeof runsDb>): ValidatorDeps {
+  const dynamo = fakeDynamo((c: SentCommand) => ({
+    Item: { ...(c.input.Key as object), value: { N: "1" } },
+  }));
   return { sql: db.sql, dynamo: dynamo.dynamo, settleMs: 0, pacing: fakeClock() };
 }
 
-const d = (kind: Divergence["kind"], id: string): Divergence => ({
-  kind,
-  key: { segment_id: id },
-});
+/** A run of `db` in its compare, leased to "w1". */
+function comparing(db: ReturnType<typeof runsDb>) {
+  const run = db.newRun("firespring_segments", false, 1, 7);
+  run.phase = "compare";
+  run.leaseOwner = "w1";
+  return run;
+}
 
-Deno.test("compare asks sync.compare_checksum for the run and table, and reads its answer", async () => {
-  const db = compareDb([[d("missing", "a"), d("unexpected", "b"), d("different", "c")]]);
-  const outcome = await compare(deps(db), segments, 7);
-  assert.deepEqual(db.statements.map((s) => [s.text, s.values]), [
-    ["select * from sync.compare_checksum($1, $2)", [7, "firespring_segments"]],
-  ]);
-  assert.deepEqual(outcome, {
-    divergent: [d("missing", "a"), d("unexpected", "b"), d("different", "c")],
-    expectedRows: 10,
-    targetRows: 9,
-    seenAt: SEEN.toISOString(),
-  });
-});
-
-Deno.test("compare with nothing divergent answers the counts alone", async () => {
-  const outcome = await compare(deps(compareDb([[]])), segments, 7);
-  assert.deepEqual(outcome.divergent, []);
-  assert.equal(outcome.expectedRows, 10);
-  assert.equal(outcome.targetRows, 9);
-});
-
-Deno.test("recheck reads the divergent keys again and keeps only those that differ every time", async () => {
-  // Second look: a has settled, b still differs, c is new (not divergent the first time).
-  const db = compareDb([[d("different", "b"), d("missing", "c")], [d("different", "b")]]);
-  // The source holds each key it is asked for (its item is its key).
-  const dynamo = fakeDynamo((command) => ({ Item: command.input.Key }));
-  const outcome = await recheck(deps(db, dynamo), segments, 7, [
-    d("missing", "a"),
-    d("different", "b"),
-  ]);
-  assert.deepEqual(outcome.divergent, [d("different", "b")]);
-  assert.equal(outcome.seenAt, SEEN.toISOString());
-  // The first look re-read a and b; the next ones only b.
+Deno.test("compareRanges runs one statement per range until the compare is done", async () => {
+  const db = runsDb({ ranges: 8 });
+  comparing(db);
+  assert.equal(await compareRanges(deps(db), 7, "w1", () => false), "report");
   assert.deepEqual(
-    dynamo.sent.map((c) => [c.name, c.input.Key, c.input.ConsistentRead]),
-    [
-      ["GetItemCommand", { segment_id: { S: "a" } }, true],
-      ["GetItemCommand", { segment_id: { S: "b" } }, true],
-      ["GetItemCommand", { segment_id: { S: "b" } }, true],
-      ["GetItemCommand", { segment_id: { S: "b" } }, true],
-    ],
+    db.matching("sync.compare_checksum_range").map((s) => s.values),
+    Array.from({ length: 8 }, () => [7, "w1"]),
   );
-  const deletes = db.matching("delete from sync.checksum_items");
-  assert.deepEqual(deletes[0].values, [7, ['{"segment_id":"a"}', '{"segment_id":"b"}']]);
-  assert.deepEqual(deletes[1].values, [7, ['{"segment_id":"b"}']]);
-  assert.equal(db.matching("sync.compare_checksum").length, 3, "three looks at most");
-  const staged = db.matching("sync.stage_checksum_items");
-  assert.deepEqual(staged[0].values.slice(0, 2), [7, "firespring_segments"]);
-  assert.deepEqual(JSON.parse(String(staged[0].values[2])), [
-    { row: { segment_id: "a", segment_name: null, member_count: null, segment_criteria: {} } },
-  ]);
 });
 
-Deno.test("recheck stops as soon as no key differs, and a key gone from the source stages nothing", async () => {
-  const db = compareDb([[]]);
-  const dynamo = fakeDynamo(() => ({}));
-  const outcome = await recheck(deps(db, dynamo), segments, 7, [d("unexpected", "x")]);
-  assert.deepEqual(outcome.divergent, []);
-  assert.equal(db.matching("sync.compare_checksum").length, 1);
-  assert.equal(db.matching("sync.stage_checksum_items").length, 0, "no item, no row");
-  assert.equal(db.matching("set progress_at = now()").length, 1);
+Deno.test("compareRanges hands on between ranges when the budget is spent", async () => {
+  const db = runsDb({ ranges: 8 });
+  const run = comparing(db);
+  let calls = 0;
+  assert.equal(await compareRanges(deps(db), 7, "w1", () => calls++ >= 3), "budget");
+  assert.equal(run.ranges, 3, "three ranges compared and checkpointed");
+  assert.equal(await compareRanges(deps(db), 7, "w1", () => false), "report");
+  assert.equal(run.ranges, 8, "the next request goes on with the fourth");
 });
 
-Deno.test("recheck with no divergent key does nothing", async () => {
-  const db = compareDb([[]]);
-  const outcome = await recheck(deps(db), segments, 7, []);
-  assert.deepEqual(outcome.divergent, []);
-  assert.equal(db.statements.length, 0);
+Deno.test("compareRanges moves on to the rechecks when a key diverges", async () => {
+  const db = runsDb({ divergent: () => [{ kind: "missing", key: key("a") }] });
+  const run = comparing(db);
+  assert.equal(await compareRanges(deps(db), 7, "w1", () => false), "recheck");
+  assert.deepEqual(run.missing, [key("a")]);
+});
+
+Deno.test("a recheck reads the divergent keys again and keeps only those that still differ", async () => {
+  const db = runsDb({
+    divergent: (_run, look) =>
+      look === 0
+        ? [{ kind: "missing", key: key("a") }, { kind: "different", key: key("b") }]
+        : [{ kind: "different", key: key("b") }],
+  });
+  const run = comparing(db);
+  await compareRanges(deps(db), 7, "w1", () => false);
+  run.leaseOwner = "w1";
+  assert.equal(await recheckLook(deps(db), segments, 7, "w1"), "recheck");
+  assert.deepEqual([run.missing, run.different, run.looks], [[], [key("b")], 1]);
+  const deleted = db.matching("delete from sync.checksum_items")[0];
+  assert.deepEqual(deleted.values, [7, [JSON.stringify(key("a")), JSON.stringify(key("b"))]]);
+  assert.equal(
+    db.matching("sync.stage_checksum_items").length,
+    2,
+    "each key read and staged again",
+  );
+  const [compared] = db.matching("from sync.compare_checksum(");
+  assert.deepEqual(JSON.parse(String(compared.values[2])), [key("a"), key("b")], "only those keys");
+  assert.equal(await recheckLook(deps(db), segments, 7, "w1"), "recheck");
+  assert.equal(await recheckLook(deps(db), segments, 7, "w1"), "report", "three looks at most");
+  assert.deepEqual(run.different, [key("b")]);
+});
+
+Deno.test("a recheck that finds nothing differing ends the looks", async () => {
+  const db = runsDb({
+    divergent: (_run, look) => (look === 0 ? [{ kind: "missing", key: key("a") }] : []),
+  });
+  const run = comparing(db);
+  await compareRanges(deps(db), 7, "w1", () => false);
+  assert.equal(await recheckLook(deps(db), segments, 7, "w1"), "report");
+  assert.deepEqual([run.missing, run.looks], [[], 1]);
+});
+
+Deno.test("a recheck by a request that lost the run's lease writes nothing", async () => {
+  const db = runsDb({ divergent: () => [{ kind: "missing", key: key("a") }] });
+  const run = comparing(db);
+  await compareRanges(deps(db), 7, "w1", () => false);
+  run.leaseOwner = "w2";
+  await assert.rejects(recheckLook(deps(db), segments, 7, "w1"), { code: "SY001" });
+  assert.equal(run.looks, 0);
+  assert.deepEqual(run.missing, [key("a")]);
 });

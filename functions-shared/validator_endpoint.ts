@@ -2,21 +2,19 @@
  * The `data-checksum-validator` endpoint (docs/interfaces.md): `POST {"table": "<target
  * table>", "repair": false}` with a service key; answers 200 with the validation. A
  * table too big for one request (the Edge Runtime counts CPU per isolate: retired at
- * 1 s, killed at 2 s; wall clock 150 s) answers 202 with the run's id: the run keeps its Scan checkpoints in its
- * `sync_checksums` row (which shows progress and, at the end, the result) and goes on in
- * the next request, which the validator makes itself: `POST {"runId": n}`.
+ * 1 s, killed at 2 s; wall clock 150 s) answers 202 with the run's id: the run keeps its
+ * checkpoints (its Scan's leased segments, its compare's next bucket) in the database,
+ * its `sync_checksums` row shows progress and, at the end, the result, and it goes on in
+ * the next request, which the validator makes itself: `POST {"runId": n}` (or the pg_cron
+ * heartbeat, `sync.wake_validations`, when a request was killed); such a request answers
+ * 202 at once. The first request waits up to 25 s for the run's record to show the result.
  * `"pagesPerRequest"` caps the Scan pages one request reads.
  *
  * @module
  */
 
 import { z } from "zod";
-import {
-  type Continuation,
-  validateTable,
-  type ValidationResult,
-  type ValidatorDeps,
-} from "./checksum_validator.ts";
+import { recordedResult, validateTable, type ValidatorDeps } from "./checksum_validator.ts";
 import { errorResponse, json, methodNotAllowed } from "./http.ts";
 import { serviceRoleProblem } from "./service_auth.ts";
 import { isDatabaseUnavailable } from "./sync_db.ts";
@@ -44,6 +42,8 @@ export interface EndpointDeps extends ValidatorDeps {
   callSelf: (body: unknown) => Promise<void>;
   /** How long a request waits for the result before answering 202. */
   answerWithinMs?: number;
+  /** How often a request that handed on looks at its run's record for the answer (250 ms). */
+  pollMs?: number;
 }
 
 /** Handles one request. */
@@ -86,28 +86,59 @@ export async function handleValidatorRequest(req: Request, deps: EndpointDeps): 
     const pages = body.pagesPerRequest;
     let started: number | undefined = runId;
     const work = validateTable(
-      { ...deps, budget: { cpuMs: Infinity, wallMs: Infinity, ...deps.budget, pages } },
+      {
+        ...deps,
+        budget: { cpuMs: Infinity, wallMs: Infinity, ...deps.budget, pages },
+        // Not awaited: the scan goes on while the call is under way.
+        wake: (id) => {
+          deps.callSelf({ runId: id, pagesPerRequest: pages }).catch((error) =>
+            console.error(`waking another validator request failed: ${(error as Error).message}`)
+          );
+          return Promise.resolve();
+        },
+      },
       spec,
       { repair: "repair" in body ? body.repair : undefined, runId, onRun: (id) => (started = id) },
     ).then(async (outcome) => {
-      if ("continued" in outcome) {
+      // Handed on: the next request goes on from the checkpoints. Otherwise another
+      // request holds the run's work (or the heartbeat, sync.wake_validations, resumes it).
+      if ("continued" in outcome && outcome.handOn) {
         await deps.callSelf({ runId: outcome.runId, pagesPerRequest: pages });
       }
       return outcome;
     });
+    if (runId !== undefined) {
+      // A request the validator (or pg_cron) makes to go on with a run: nobody waits for
+      // its answer, and a self-call waits for the headers, so it answers at once.
+      deps.waitUntil(
+        work.catch((error) => console.error(`validation of ${spec.targetTable} failed:`, error)),
+      );
+      return json(202, { table: spec.targetTable, runId, status: "running" });
+    }
+    const deadline = performance.now() + (deps.answerWithinMs ?? 25_000);
     let timeout: ReturnType<typeof setTimeout> | undefined;
     const timer = new Promise<"waiting">((resolve) => {
       timeout = setTimeout(() => resolve("waiting"), deps.answerWithinMs ?? 25_000);
     });
     const first = await Promise.race([work, timer]);
     clearTimeout(timeout);
-    if (first === "waiting" || "continued" in (first as ValidationResult | Continuation)) {
-      deps.waitUntil(
-        work.catch((error) => console.error(`validation of ${spec.targetTable} failed:`, error)),
-      );
-      return json(202, { table: spec.targetTable, runId: started, status: "running" });
+    if (first !== "waiting" && !("continued" in first)) return json(200, first);
+    deps.waitUntil(
+      work.catch((error) => console.error(`validation of ${spec.targetTable} failed:`, error)),
+    );
+    // Another request (one it woke, or the next it handed on to) may finish the run
+    // within the time left: the answer is then the run's record.
+    while (first !== "waiting" && started !== undefined && performance.now() < deadline) {
+      const recorded = await recordedResult(deps, spec, started);
+      if (recorded !== "running") {
+        if ("failed" in recorded) {
+          return errorResponse(500, `validation failed: ${recorded.failed}`);
+        }
+        return json(200, recorded);
+      }
+      await new Promise((resolve) => setTimeout(resolve, deps.pollMs ?? 250));
     }
-    return json(200, first as ValidationResult);
+    return json(202, { table: spec.targetTable, runId: started, status: "running" });
   } catch (error) {
     if (isDatabaseUnavailable(error)) {
       return errorResponse(503, "the database is unavailable; retry later", { "retry-after": "5" });

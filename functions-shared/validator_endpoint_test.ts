@@ -8,51 +8,28 @@
 import assert from "node:assert/strict";
 import { type EndpointDeps, handleValidatorRequest } from "./validator_endpoint.ts";
 import { TABLES } from "./table_registry.ts";
-import { fakeClock, fakeDynamo, fakeSql, type Statement } from "./testing_fakes.ts";
+import { fakeClock, fakeDynamo } from "./testing_fakes.ts";
+import { runsDb } from "./validator_fakes.ts";
 
 const KEY = "service-key";
 const RUN = 42;
 
 /**
- * A database for one validation run of `RUN`: `running` lists the runs that are running
- * (id -> target table); every staged item and comparison is recorded.
+ * A database of validation runs (validator_fakes.ts); `running` are runs already running
+ * (id -> target table); `fail` makes every statement fail.
  */
 function validatorDb(options: { running?: Record<number, string>; fail?: Error } = {}) {
-  return fakeSql((s: Statement) => {
-    if (options.fail) throw options.fail;
-    const t = s.text;
-    if (t.startsWith("insert into public.sync_checksums")) return [{ id: String(RUN) }];
-    if (t.startsWith("select target_table from public.sync_checksums")) {
-      const table = options.running?.[Number(s.values[0])];
-      return table ? [{ target_table: table }] : [];
-    }
-    if (t.startsWith("select repair_requested")) {
-      return options.running?.[Number(s.values[0])] ? [{ repair_requested: false }] : [];
-    }
-    if (t.startsWith("select scan_state")) return [{ scan_state: {} }];
-    if (t.includes("sync.stage_checksum_items")) return [];
-    if (t.startsWith("update public.sync_checksums")) return [];
-    if (t.includes("sync.compare_checksum")) {
-      return [{
-        kind: null,
-        row_key: null,
-        expected_rows: "1",
-        target_rows: "1",
-        seen_at: new Date("2026-02-01T00:00:00Z"),
-      }];
-    }
-    if (t.startsWith("select source_items::int, unmappable")) {
-      return [{ source_items: 1, unmappable: [] }];
-    }
-    if (t.startsWith("delete from sync.checksum_items")) return [];
-    return undefined;
-  });
+  const db = runsDb({ fail: options.fail });
+  for (const [id, table] of Object.entries(options.running ?? {})) {
+    db.newRun(table, false, 1, Number(id));
+  }
+  return db;
 }
 
 const segmentItem = { segment_id: { S: "s-1" }, value: { N: "5" } };
 
 function endpointDeps(
-  db: ReturnType<typeof fakeSql>,
+  db: ReturnType<typeof runsDb>,
   dynamo: ReturnType<typeof fakeDynamo>,
   extra: Partial<EndpointDeps> = {},
 ) {
@@ -211,9 +188,16 @@ Deno.test("a continued run reads its table from its row", async () => {
   const db = validatorDb({ running: { [RUN]: "firespring_segments" } });
   const dynamo = fakeDynamo(() => ({ Items: [segmentItem] }));
   const { deps } = endpointDeps(db, dynamo);
-  const response = await handleValidatorRequest(post(`{"runId": ${RUN}}`), deps);
-  assert.equal(response.status, 200);
-  const result = await response.json();
+  const { deps: d, waited } = { deps, waited: [] as Promise<unknown>[] };
+  d.waitUntil = (work) => waited.push(work);
+  const response = await handleValidatorRequest(post(`{"runId": ${RUN}}`), d);
+  assert.equal(response.status, 202, "a request to go on answers at once");
+  assert.deepEqual(await response.json(), {
+    table: "firespring_segments",
+    runId: RUN,
+    status: "running",
+  });
+  const result = await waited[0] as { runId: number; table: string };
   assert.equal(result.runId, RUN);
   assert.equal(result.table, "firespring_segments");
   assert.equal(db.matching("insert into public.sync_checksums").length, 0, "no new run");
@@ -269,13 +253,16 @@ Deno.test("the database down answers 503; any other failure 500 naming it", asyn
     const failed = await handleValidatorRequest(post('{"table": "firespring_segments"}'), b.deps);
     assert.equal(failed.status, 500);
     assert.deepEqual(await failed.json(), {
-      error: "validation failed: Cannot do operations on a non-existent table",
+      error:
+        "validation failed: the Scan of firespring-backdoor-segments-dev failed: segment 0: DynamoDB table firespring-backdoor-segments-dev does not exist in us-east-1",
     });
   } finally {
     console.error = originalError;
   }
-  const [failedRun] = db.matching("set status = 'failed'");
-  assert.ok(failedRun, "the run is marked failed");
-  assert.ok(failedRun.values.includes("Cannot do operations on a non-existent table"));
+  assert.equal(db.runs.get(RUN)!.status, "failed", "the run is marked failed");
+  assert.match(
+    db.runs.get(RUN)!.error!,
+    /DynamoDB table firespring-backdoor-segments-dev does not exist/,
+  );
   await timersFire(b.deps);
 });

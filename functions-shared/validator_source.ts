@@ -1,18 +1,20 @@
 /**
  * The validator's reads of the source (docs/sync-semantics.md, "Verification"): the
- * parallel Scan, each page's expected rows (and unmappable items) staged in Postgres in
- * the transaction that moves the page's checkpoint, and consistent point reads of one
+ * parallel Scan on the backfill's leased segments (functions-shared/segment_scan.ts), each
+ * page's expected rows (and unmappable items) staged in Postgres in the transaction that
+ * moves the segment's checkpoint, and consistent point reads of one
  * key (GetItem, or a Query of every observation for a collapsed table).
  *
  * @module
  */
 
-import { GetItemCommand, QueryCommand, ScanCommand } from "@aws-sdk/client-dynamodb";
+import { GetItemCommand, QueryCommand } from "@aws-sdk/client-dynamodb";
 import type { ValidatorDeps } from "./checksum_validator.ts";
 import { encodeJson } from "./dynamo_encoder.ts";
 import type { TableSpec } from "./table_registry.ts";
 import { expectedPage, type Item, pointReadKey, type RowKey } from "./validator_plan.ts";
-import { ReadPacer, realPacing, segmentBudget, withBackoff } from "./scan_pacing.ts";
+import { estimatingMeter } from "./cpu_meter.ts";
+import { type Claim, type ScanResult, scanSegments } from "./segment_scan.ts";
 
 /** A table's read budget for a validation when VALIDATOR_MAX_RCU_PER_SECOND is not given. */
 const DEFAULT_RCU_PER_SECOND = 250;
@@ -35,104 +37,73 @@ export async function stage(deps: ValidatorDeps, spec: TableSpec, run: number, i
 }
 
 /**
- * Scans the source in parallel segments, from the run's checkpoints, staging every page
- * in the transaction that moves the page's checkpoint. Returns whether the whole table
- * was read, or the budget ran out first.
+ * Scans the run's segments (the backfill's leased Scan, functions-shared/segment_scan.ts),
+ * staging every page's expected rows, unmappable items and item count in the transaction
+ * that moves the segment's checkpoint. Returns what the request did: "no work" once no
+ * segment of the run is left to claim (done, or leased by another request), "budget"
+ * when the budget ran out first (the segment was given back), "throttled" when the
+ * Scan kept failing (the segment was given back; the heartbeat goes on later).
  */
-export async function stageSource(
+export async function scanForRun(
   deps: ValidatorDeps,
   spec: TableSpec,
   run: number,
-): Promise<"complete" | "budget"> {
-  const client = deps.dynamo(spec.region);
-  const segments = deps.segments ?? 8;
-  const [{ scan_state: state }] = await deps.sql<{ scan_state: Record<string, Item | "done"> }[]>`
-    select scan_state from public.sync_checksums where id = ${run}`;
-  const started = performance.now();
-  let cpu = 0;
-  let pages = 0;
-  const budget = deps.budget;
-  const cpuUsed = () => deps.cpu?.usedMs() ?? cpu;
-  const spent = () =>
-    budget !== undefined &&
-    (cpuUsed() >= budget.cpuMs || performance.now() - started >= budget.wallMs ||
-      (budget.pages !== undefined && pages >= budget.pages));
-  const pacing = deps.pacing ?? realPacing;
-  const perSegment = segmentBudget(deps.maxRcuPerSecond ?? DEFAULT_RCU_PER_SECOND, segments);
-  // A few segments at a time, not all: the Edge Runtime counts CPU per isolate, and each
-  // segment's page in flight when the budget is reached still adds to it (run_gate.ts).
-  const scanSegment = async (segment: number): Promise<boolean> => {
-    const checkpoint = state[String(segment)];
-    if (checkpoint === "done") return true;
-    let start: Item | undefined = checkpoint;
-    const pacer = new ReadPacer(perSegment, pacing);
-    while (true) {
-      if (spent()) return false;
-      pages++;
-      await pacer.wait();
-      // Consistent, as the backfill's: an eventually consistent page may show an item as
-      // it was up to a moment ago, and the comparison would report a divergence that is
-      // not there (or miss one). Paced to the validator's share of the table's read
-      // capacity, with backoff on throttling (functions-shared/scan_pacing.ts).
-      const page: {
-        Items?: Item[];
-        LastEvaluatedKey?: Item;
-        ConsumedCapacity?: { CapacityUnits?: number };
-      } = await withBackoff(
-        () =>
-          client.send(
-            new ScanCommand({
-              TableName: spec.sourceTable,
-              Segment: segment,
-              TotalSegments: segments,
-              ExclusiveStartKey: start,
-              Limit: deps.pageSize ?? 1000,
-              ConsistentRead: true,
-              ReturnConsumedCapacity: "TOTAL",
-            }),
-          ),
-        (error, waitMs) =>
-          deps.log?.(
-            `validation of ${spec.sourceTable} segment ${segment}: ${error.name}; ` +
-              `again in ${Math.round(waitMs)} ms`,
-          ),
-        pacing,
-      );
-      pacer.spent(page.ConsumedCapacity?.CapacityUnits ?? 1);
-      const items = page.Items ?? [];
-      const t = performance.now();
-      const { json, unmappable } = deps.cpu
-        ? deps.cpu.measure(() => expectedJson(spec, items))
-        : expectedJson(spec, items);
-      cpu += performance.now() - t;
-      start = page.LastEvaluatedKey;
-      const next = JSON.stringify(start ?? "done");
-      await deps.sql.begin(async (tx) => {
+  worker: string,
+  overBudget: () => boolean,
+): Promise<ScanResult> {
+  const segmentsAtOnce = deps.segmentsAtOnce ?? 2;
+  return await scanSegments(
+    {
+      sql: deps.sql,
+      dynamo: deps.dynamo,
+      cpu: deps.cpu ?? estimatingMeter(() => 0, 1),
+      maxRcuPerSecond: deps.maxRcuPerSecond ?? DEFAULT_RCU_PER_SECOND,
+      // At most segmentsAtOnce requests scan a run (wakeAnother below): they share the budget.
+      segmentsAtOnce,
+      pacing: deps.pacing,
+      log: deps.log,
+    },
+    worker,
+    {
+      claim: async () => {
+        const [claim] = await deps.sql<
+          Claim[]
+        >`select * from sync.claim_segment(${worker}, ${run})`;
+        return claim;
+      },
+      // A few segments at a time, not all: each request's pages add to its isolate's CPU.
+      wakeAnother: async () => {
+        if (!deps.wake) return;
+        const [state] = await deps.sql<{ pending: number; running: number }[]>`
+        select count(*) filter (where s.status = 'pending'
+                                   or (s.status = 'running' and s.lease_expires_at < now()))::int as pending,
+               count(*) filter (where s.status = 'running' and s.lease_expires_at >= now())::int as running
+        from sync.backfill_segments s join sync.backfill_jobs j on j.id = s.job_id
+        where j.checksum_run_id = ${run}`;
+        if (state && state.pending > 0 && state.running < segmentsAtOnce) await deps.wake(run);
+      },
+      overBudget,
+      // The caller hands on (checksum_validator.ts answers a Continuation).
+      handOn: async () => {},
+      describe: (claim) =>
+        `validation run ${run} segment ${claim.segment}/${claim.total_segments} of ${claim.source_table}`,
+      writePage: async (tx, _claim, page) => {
+        const cpu = deps.cpu;
+        const { json, unmappable } = cpu
+          ? cpu.measure(() => expectedJson(spec, page.items))
+          : expectedJson(spec, page.items);
         if (json) {
           await tx`select sync.stage_checksum_items(${run}, ${spec.targetTable}, ${json}::text::jsonb)`;
         }
         await tx`update public.sync_checksums
-                 set source_items = source_items + ${items.length},
-                     scan_state = jsonb_set(scan_state, ${[
-          String(segment),
-        ]}::text[], ${next}::text::jsonb),
-                     unmappable = unmappable || ${JSON.stringify(unmappable)}::text::jsonb,
-                     progress_at = now()
-                 where id = ${run}`;
-      });
-      if (!start) return true;
-    }
-  };
-  const queue = Array.from({ length: segments }, (_, segment) => segment);
-  const done: boolean[] = [];
-  await Promise.all(
-    Array.from({ length: Math.min(deps.segmentsAtOnce ?? 2, segments) }, async () => {
-      for (let next = queue.shift(); next !== undefined; next = queue.shift()) {
-        done[next] = await scanSegment(next);
-      }
-    }),
+               set source_items = source_items + ${page.items.length},
+                   unmappable = unmappable || ${JSON.stringify(unmappable)}::text::jsonb,
+                   progress_at = now()
+               where id = ${run}`;
+        return 0;
+      },
+    },
   );
-  return done.every(Boolean) ? "complete" : "budget";
 }
 
 /** The source's current items for one target key (all observations for a collapsed table). */

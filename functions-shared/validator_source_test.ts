@@ -1,7 +1,8 @@
 /**
- * The validator's reads of the source with a fake DynamoDB and database: the parallel
- * Scan from the run's checkpoints, each page staged with its checkpoint in one
- * transaction, the budget, throttling, and the consistent point reads.
+ * The validator's reads of the source with a fake DynamoDB and database: the Scan on the
+ * run's leased segments from their checkpoints, each page staged with its checkpoint in
+ * one transaction, the budget, waking another request, throttling, and the consistent
+ * point reads.
  */
 
 import assert from "node:assert/strict";
@@ -10,13 +11,13 @@ import { byTargetTable } from "./table_registry.ts";
 import {
   awsError,
   fakeClock,
-  fakeCpuMeter,
   fakeDynamo,
   fakeSql,
   type SentCommand,
   type Statement,
 } from "./testing_fakes.ts";
-import { pointRead, stage, stageSource } from "./validator_source.ts";
+import { pointRead, scanForRun, stage } from "./validator_source.ts";
+import { runsDb } from "./validator_fakes.ts";
 
 const segments = byTargetTable("firespring_segments")!;
 const visitors = byTargetTable("firespring_visitors")!;
@@ -24,10 +25,9 @@ const leads = byTargetTable("mmp_toledo_leads")!;
 
 const item = (id: string, value = "1") => ({ segment_id: { S: id }, value: { N: value } });
 
-/** A database whose run has `scanState`; staging and checkpoints are recorded. */
-function sourceDb(scanState: Record<string, unknown> = {}) {
+/** A database that records staging and progress. */
+function sourceDb() {
   return fakeSql((s: Statement) => {
-    if (s.text.startsWith("select scan_state")) return [{ scan_state: scanState }];
     if (s.text.includes("sync.stage_checksum_items")) return [];
     if (s.text.startsWith("update public.sync_checksums")) return [];
     return undefined;
@@ -35,7 +35,7 @@ function sourceDb(scanState: Record<string, unknown> = {}) {
 }
 
 function deps(
-  db: ReturnType<typeof fakeSql>,
+  db: { sql: ReturnType<typeof fakeSql>["sql"] },
   dynamo: ReturnType<typeof fakeDynamo>,
   extra: Partial<ValidatorDeps> = {},
 ): ValidatorDeps {
@@ -53,8 +53,11 @@ function scans(pages: Record<string, { Items: unknown[]; LastEvaluatedKey?: unkn
   });
 }
 
-Deno.test("stageSource scans every segment from its checkpoint and stages each page with it", async () => {
-  const db = sourceDb({ "0": "done", "1": { segment_id: { S: "k" } } });
+Deno.test("scanForRun claims the run's segments, from their checkpoints, staging each page with its checkpoint", async () => {
+  const db = runsDb();
+  const run = db.newRun("firespring_segments", false, 3, 5);
+  run.segments[0].status = "done";
+  run.segments[1].key = { segment_id: { S: "k" } };
   const dynamo = scans({
     [`1:${JSON.stringify({ segment_id: { S: "k" } })}`]: {
       Items: [item("m"), item("bad", "x")],
@@ -63,12 +66,22 @@ Deno.test("stageSource scans every segment from its checkpoint and stages each p
     [`1:${JSON.stringify({ segment_id: { S: "m" } })}`]: { Items: [] },
     "2:null": { Items: [item("z")] },
   });
-  const outcome = await stageSource(deps(db, dynamo, { segments: 3, pageSize: 2 }), segments, 5);
-  assert.equal(outcome, "complete");
-  assert.deepEqual(db.matching("select scan_state")[0].values, [5]);
+  const outcome = await scanForRun(deps(db, dynamo), segments, 5, "w1", () => false);
+  assert.deepEqual(outcome, {
+    segmentsFinished: 2,
+    pages: 3,
+    items: 3,
+    rows: 0,
+    stoppedBy: "no work",
+  });
+  assert.deepEqual(db.matching("sync.claim_segment").map((c) => c.values), [
+    ["w1", 5],
+    ["w1", 5],
+    ["w1", 5],
+  ]);
   assert.deepEqual(
-    dynamo.sent.map((c) => [c.input.Segment, c.input.TotalSegments, c.input.Limit]).sort(),
-    [[1, 3, 2], [1, 3, 2], [2, 3, 2]],
+    dynamo.sent.map((c) => [c.input.Segment, c.input.TotalSegments, c.input.Limit]),
+    [[1, 3, 1000], [1, 3, 1000], [2, 3, 1000]],
     "segment 0 was done already",
   );
   for (const c of dynamo.sent) {
@@ -76,68 +89,57 @@ Deno.test("stageSource scans every segment from its checkpoint and stages each p
     assert.equal(c.input.ConsistentRead, true);
     assert.equal(c.input.ReturnConsumedCapacity, "TOTAL");
   }
-  // Each page: its staged rows and its checkpoint in one transaction.
+  // Each page: its staged rows, its counts and its checkpoint in one transaction.
   const staged = db.matching("sync.stage_checksum_items");
-  const checkpoints = db.matching("set source_items = source_items +");
+  const counts = db.matching("set source_items = source_items +");
+  const checkpoints = db.matching("sync.checkpoint_segment");
   assert.equal(staged.length, 2, "the empty page stages nothing");
+  assert.equal(counts.length, 3);
   assert.equal(checkpoints.length, 3);
-  for (const s of staged) {
-    assert.ok(checkpoints.some((c) => c.tx === s.tx), "staged with its checkpoint");
+  for (const s of [...staged, ...counts]) {
+    assert.ok(checkpoints.some((c) => c.tx === s.tx), "written with its checkpoint");
   }
-  const bySegment = (segment: string) =>
-    checkpoints.filter((c) => (c.values[1] as string[])[0] === segment).map((c) => c.values);
-  const [first, last] = bySegment("1");
-  assert.deepEqual(first.slice(0, 3), [2, ["1"], JSON.stringify({ segment_id: { S: "m" } })]);
-  const unmappable = JSON.parse(String(first[3]));
+  const unmappable = JSON.parse(String(counts[0].values[1]));
   assert.equal(unmappable.length, 1);
   assert.deepEqual(unmappable[0].key, { segment_id: "bad" });
   assert.match(unmappable[0].reason, /\[segment_id="bad"\]/);
-  assert.deepEqual(last.slice(0, 4), [0, ["1"], '"done"', "[]"]);
-  assert.equal(first[4], 5, "the run's row");
-  const rows = JSON.parse(String(
-    staged.find((s) => String(s.values[2]).includes('"m"'))!
-      .values[2],
-  ));
-  assert.deepEqual(rows.map((r: { row: { segment_id: string } }) => r.row.segment_id), ["m"]);
+  assert.equal(run.sourceItems, 3);
+  assert.equal(run.phase, "compare", "the last segment's checkpoint moves the run on");
 });
 
-Deno.test("stageSource stops when the request's page budget is spent", async () => {
-  const db = sourceDb();
+Deno.test("scanForRun stops when the budget is spent, giving the segment back at its checkpoint", async () => {
+  const db = runsDb();
+  const run = db.newRun("firespring_segments", false, 1, 5);
   const dynamo = scans({
     "0:null": { Items: [item("a")], LastEvaluatedKey: { segment_id: { S: "a" } } },
   });
-  const outcome = await stageSource(
-    deps(db, dynamo, { segments: 1, budget: { cpuMs: 1e9, wallMs: 1e9, pages: 1 } }),
-    segments,
-    5,
-  );
-  assert.equal(outcome, "budget");
+  let pages = 0;
+  const outcome = await scanForRun(deps(db, dynamo), segments, 5, "w1", () => pages++ >= 1);
+  assert.equal(outcome.stoppedBy, "budget");
   assert.equal(dynamo.sent.length, 1);
-  assert.equal(db.matching("set source_items").length, 1, "the page read is checkpointed");
+  assert.deepEqual(run.segments[0].status, "pending");
+  assert.deepEqual(run.segments[0].key, { segment_id: { S: "a" } });
 });
 
-Deno.test("stageSource counts the budget's CPU on the isolate's meter when given", async () => {
-  const db = sourceDb();
-  const dynamo = scans({
-    "0:null": { Items: [item("a")], LastEvaluatedKey: { segment_id: { S: "a" } } },
-    [`0:${JSON.stringify({ segment_id: { S: "a" } })}`]: {
-      Items: [item("b")],
-      LastEvaluatedKey: { segment_id: { S: "b" } },
-    },
-  });
-  const cpu = fakeCpuMeter(100, 500);
-  const outcome = await stageSource(
-    deps(db, dynamo, { segments: 1, cpu, budget: { cpuMs: 1000, wallMs: 1e9 } }),
+Deno.test("scanForRun wakes another request while segments wait and fewer than two scan", async () => {
+  const db = runsDb();
+  db.newRun("firespring_segments", false, 4, 5);
+  const woken: number[] = [];
+  const dynamo = fakeDynamo(() => ({ Items: [] }));
+  await scanForRun(
+    deps(db, dynamo, { wake: (id) => Promise.resolve(void woken.push(id)) }),
     segments,
     5,
+    "w1",
+    () => false,
   );
-  assert.equal(outcome, "budget");
-  assert.equal(cpu.steps, 2, "each page's mapping measured");
-  assert.equal(dynamo.sent.length, 2, "100 + 500 + 500 ms: over after the second page");
+  // Claims 1..3 each leave pending segments with one running (this request's).
+  assert.deepEqual(woken, [5, 5, 5]);
 });
 
-Deno.test("stageSource retries a throttled page after a backoff, logging table and segment", async () => {
-  const db = sourceDb();
+Deno.test("scanForRun retries a throttled page after a backoff, logging run and segment", async () => {
+  const db = runsDb();
+  db.newRun("firespring_segments", false, 1, 5);
   let calls = 0;
   const dynamo = fakeDynamo(() => {
     if (calls++ === 0) throw awsError("ThrottlingException");
@@ -145,16 +147,21 @@ Deno.test("stageSource retries a throttled page after a backoff, logging table a
   });
   const lines: string[] = [];
   const clock = fakeClock(0.25);
-  const outcome = await stageSource(
-    deps(db, dynamo, { segments: 1, pacing: clock, log: (l) => lines.push(l) }),
+  const outcome = await scanForRun(
+    deps(db, dynamo, { pacing: clock, log: (l) => lines.push(l) }),
     segments,
     5,
+    "w1",
+    () => false,
   );
-  assert.equal(outcome, "complete");
+  assert.equal(outcome.stoppedBy, "no work");
   assert.deepEqual(clock.slept, [250]);
-  assert.deepEqual(lines, [
-    "validation of firespring-backdoor-segments-dev segment 0: ThrottlingException; again in 250 ms",
-  ]);
+  assert.ok(
+    lines.includes(
+      "validation run 5 segment 0/1 of firespring-backdoor-segments-dev: ThrottlingException after the SDK's retries; trying again in 250 ms",
+    ),
+    lines.join("\n"),
+  );
 });
 
 Deno.test("stage writes a point read's rows with the run's progress; a soft delete stages no row", async () => {
@@ -207,4 +214,30 @@ Deno.test("pointRead queries every observation of a collapsed key, page by page"
     ExclusiveStartKey: undefined,
   });
   assert.deepEqual(dynamo.sent[1].input.ExclusiveStartKey, obs("2"));
+});
+
+Deno.test("scanForRun paces each segment to the table's budget shared by the segments scanning at once", async () => {
+  const db = runsDb();
+  db.newRun("firespring_segments", false, 8, 5);
+  const clock = fakeClock();
+  const dynamo = fakeDynamo((c: SentCommand) => ({
+    Items: [],
+    // Segment 0 has three pages, of 50 read units each.
+    LastEvaluatedKey: c.input.Segment === 0 && c.input.ExclusiveStartKey === undefined
+      ? { segment_id: { S: "a" } }
+      : c.input.Segment === 0 &&
+          JSON.stringify(c.input.ExclusiveStartKey) === '{"segment_id":{"S":"a"}}'
+      ? { segment_id: { S: "b" } }
+      : undefined,
+    ConsumedCapacity: { CapacityUnits: 50 },
+  }));
+  await scanForRun(
+    deps(db, dynamo, { pacing: clock, maxRcuPerSecond: 100, segmentsAtOnce: 2 }),
+    segments,
+    5,
+    "w1",
+    () => false,
+  );
+  // 100 RCU/s shared by the 2 segments at once (not by all 8): 50 units take one second.
+  assert.deepEqual(clock.slept, [1000, 1000]);
 });

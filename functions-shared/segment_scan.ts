@@ -1,0 +1,216 @@
+/**
+ * The one resumable Scan of the backfill and the validator (docs/sync-semantics.md,
+ * "Verification"): claim a leased parallel-Scan segment (`sync.claim_segment`), read it
+ * page by page from its checkpoint (Segment / TotalSegments / ExclusiveStartKey),
+ * consistent and paced, and write each page together with the segment's checkpoint
+ * (`sync.checkpoint_segment`) in one transaction. What a page writes is the caller's:
+ * the backfill merges rows, the validator stages expected rows. When the budget runs
+ * out the segment is given back and the caller hands on; a request killed mid-way loses
+ * its lease, and the next claim goes on from the last checkpoint, so no page is written
+ * twice or lost.
+ *
+ * @module
+ */
+
+import type postgres from "postgres";
+import { type AttributeValue, type DynamoDBClient, ScanCommand } from "@aws-sdk/client-dynamodb";
+import type { CpuMeter } from "./cpu_meter.ts";
+import {
+  type PacingDeps,
+  ReadPacer,
+  realPacing,
+  ScanGaveUp,
+  segmentBudget,
+  withBackoff,
+} from "./scan_pacing.ts";
+
+/** The SQLSTATE sync.checkpoint_segment raises when the worker no longer holds the lease. */
+export const LEASE_LOST = "SY001";
+
+/** A DynamoDB item or key, as the Scan returns it. */
+export type Item = Record<string, AttributeValue>;
+
+/** A claimed segment, as sync.claim_segment returns it. */
+export interface Claim {
+  job_id: string;
+  segment: number;
+  total_segments: number;
+  source_table: string;
+  target_table: string;
+  region: string;
+  exclusive_start_key: Item | null;
+  page_size: number;
+}
+
+/** A page the Scan read: its items, when it was read, and the checkpoint after it. */
+export interface ScanPage {
+  items: Item[];
+  readAt: Date;
+  nextKey: Item | null;
+}
+
+/** What the Scan needs. */
+export interface SegmentScanDeps {
+  sql: postgres.Sql;
+  dynamo: (region: string) => DynamoDBClient;
+  /** The isolate's CPU so far (functions-shared/cpu_meter.ts). */
+  cpu: CpuMeter;
+  /** A table's read units per second, shared by the job's segments (scan_pacing.ts). */
+  maxRcuPerSecond: number;
+  /**
+   * How many of a job's segments scan at once at most (the validator's segmentsAtOnce):
+   * the table's budget is shared by these, not by every segment. Default: all of them.
+   */
+  segmentsAtOnce?: number;
+  /** Clock and randomness of the pacing and retries (tests replace them). */
+  pacing?: PacingDeps;
+  log?: (line: string) => void;
+}
+
+/** What the caller decides: which segments, when to stop, what a page writes. */
+export interface SegmentWork {
+  /** Claims the next segment (sync.claim_segment), or none is left. */
+  claim: () => Promise<Claim | undefined>;
+  /** Called after each claim: may wake another request while segments wait. */
+  wakeAnother: () => Promise<void>;
+  /** Whether the request's budget is spent (checked before each page). */
+  overBudget: () => boolean;
+  /** Called once a segment was given back for the budget: calls the function again. */
+  handOn: () => Promise<void>;
+  /** Writes a page in `tx`, before its checkpoint; returns the rows it wrote. */
+  writePage: (tx: postgres.TransactionSql, claim: Claim, page: ScanPage) => Promise<number>;
+  /** How log lines name a segment, e.g. "backfill job 7 segment 1/4 of <table>". */
+  describe: (claim: Claim) => string;
+}
+
+/** What one request did. */
+export interface ScanResult {
+  segmentsFinished: number;
+  pages: number;
+  items: number;
+  rows: number;
+  /** "throttled": a Scan kept failing (throttled or erroring) and its segment was released. */
+  stoppedBy: "no work" | "budget" | "throttled";
+}
+
+/** Scans claimed segments until none is left or the budget is spent. */
+export async function scanSegments(
+  deps: SegmentScanDeps,
+  worker: string,
+  work: SegmentWork,
+): Promise<ScanResult> {
+  const log = deps.log ?? (() => {});
+  const result: ScanResult = {
+    segmentsFinished: 0,
+    pages: 0,
+    items: 0,
+    rows: 0,
+    stoppedBy: "no work",
+  };
+  const release = (claim: Claim) =>
+    deps.sql`select sync.release_segment(${claim.job_id}, ${claim.segment}, ${worker})`;
+
+  while (true) {
+    const claim = await work.claim();
+    if (!claim) return result;
+    await work.wakeAnother();
+    try {
+      const outcome = await scanSegment(claim);
+      if (outcome === "budget" || outcome === "gave up") return result;
+    } catch (error) {
+      const where = work.describe(claim);
+      if ((error as { code?: string }).code === LEASE_LOST) {
+        log(`${where}: lease lost to another worker; its page was not written`);
+        continue;
+      }
+      // Give the segment back at once if the database lets us (else the lease lapses);
+      // the next worker goes on from the last checkpoint.
+      await release(claim).catch(() => {});
+      log(`${where}: ${(error as Error).message}; released for another worker`);
+      throw error;
+    }
+  }
+
+  async function scanSegment(claim: Claim): Promise<"done" | "budget" | "gave up"> {
+    const where = work.describe(claim);
+    let startKey = claim.exclusive_start_key ?? undefined;
+    const pacing = deps.pacing ?? realPacing;
+    const sharing = Math.min(claim.total_segments, deps.segmentsAtOnce ?? claim.total_segments);
+    const pacer = new ReadPacer(segmentBudget(deps.maxRcuPerSecond, sharing), pacing);
+    log(`${where}: claimed${startKey ? " (resuming from its checkpoint)" : ""}`);
+    while (true) {
+      if (work.overBudget()) {
+        await release(claim);
+        await work.handOn();
+        result.stoppedBy = "budget";
+        log(`${where}: budget spent (isolate CPU ${deps.cpu.usedMs().toFixed(0)} ms), handed on`);
+        return "budget";
+      }
+      await pacer.wait();
+      let readAt = new Date();
+      let page;
+      try {
+        page = await withBackoff(
+          () => {
+            readAt = new Date();
+            return deps.dynamo(claim.region).send(
+              new ScanCommand({
+                TableName: claim.source_table,
+                Segment: claim.segment,
+                TotalSegments: claim.total_segments,
+                ExclusiveStartKey: startKey,
+                Limit: claim.page_size,
+                // Consistent: the page shows the table as of readAt, which the merge's
+                // ordering guard takes as the rows' change time (docs/sync-semantics.md). An
+                // eventually consistent page "might not contain the results from other
+                // recently completed write operations" (AWS, Scan's ConsistentRead): it could
+                // carry an item older than a stream change already merged, or one deleted
+                // before readAt, yet stamped readAt, and so overwrite the newer change or
+                // pass its tombstone; the validator would report a divergence not there.
+                ConsistentRead: true,
+                ReturnConsumedCapacity: "TOTAL",
+              }),
+            );
+          },
+          (error, waitMs) =>
+            log(`${where}: ${error.name} after the SDK's retries; trying again in ${waitMs} ms`),
+          pacing,
+        );
+      } catch (error) {
+        if (error instanceof ScanGaveUp) {
+          // Give the segment back from its checkpoint; a later worker (pg_cron) goes on.
+          await release(claim);
+          result.stoppedBy = "throttled";
+          log(`${where}: ${error.message}; released for a later worker`);
+          return "gave up";
+        }
+        if ((error as Error).name === "ResourceNotFoundException") {
+          await deps.sql`select sync.fail_segment(${claim.job_id}, ${claim.segment}, ${worker},
+                           ${`DynamoDB table ${claim.source_table} does not exist in ${claim.region}`})`;
+          log(`${where}: the table does not exist; job failed`);
+          return "done";
+        }
+        throw error;
+      }
+      pacer.spent(page.ConsumedCapacity?.CapacityUnits ?? 1);
+      const items = page.Items ?? [];
+      const nextKey = page.LastEvaluatedKey ?? null;
+      const rows = await deps.sql.begin(async (tx) => {
+        const written = await work.writePage(tx, claim, { items, readAt, nextKey });
+        await tx`select sync.checkpoint_segment(${claim.job_id}, ${claim.segment}, ${worker},
+                   ${nextKey ? JSON.stringify(nextKey) : null}::text::jsonb,
+                   ${items.length}, ${written}, ${nextKey === null})`;
+        return written;
+      });
+      result.pages++;
+      result.items += items.length;
+      result.rows += rows;
+      if (nextKey === null) {
+        result.segmentsFinished++;
+        log(`${where}: done`);
+        return "done";
+      }
+      startKey = nextKey;
+    }
+  }
+}

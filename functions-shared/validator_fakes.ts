@@ -1,0 +1,273 @@
+/**
+ * What the validator's tests share: an in-memory stand-in for the validation runs'
+ * SQL (20261128001100_validator_segments.sql) — runs and their phases, their Scan's
+ * leased segments and checkpoints, the compare's ranges, the rechecks, the run lease
+ * and the end of a run — playing each statement the validator sends.
+ *
+ * @module
+ */
+
+import type { Divergence } from "./validator_compare.ts";
+import { byTargetTable } from "./table_registry.ts";
+import { fakeSql, type Statement } from "./testing_fakes.ts";
+
+/** When the fake compare saw the divergences (the run's compared_at). */
+export const SEEN = new Date("2026-02-01T12:00:00Z");
+
+/** One validation run as the fake holds it. */
+export interface FakeRun {
+  id: number;
+  target: string;
+  status: "queued" | "running" | "done" | "failed";
+  phase: string;
+  repair: boolean;
+  segments: { status: "pending" | "running" | "done"; key: unknown; owner?: string }[];
+  jobError?: string;
+  sourceItems: number;
+  unmappable: unknown[];
+  missing: unknown[];
+  unexpected: unknown[];
+  different: unknown[];
+  ranges: number;
+  looks: number;
+  match?: boolean;
+  error?: string;
+  leaseOwner?: string;
+  repaired: boolean;
+  revalidation?: number;
+  staged: number;
+}
+
+/** The fake's options: what the compare finds per run and look, and faults. */
+export interface RunsOptions {
+  /** Divergences of run `run` at look `look` (0: the compare; 1..3 the rechecks). */
+  divergent?: (run: number, look: number) => Divergence[];
+  /** Ranges of buckets the compare takes (8, as 256 buckets by 32). */
+  ranges?: number;
+  /** Whether the run lease is lost at the next hold (another request took over). */
+  loseRunLease?: () => boolean;
+  /** Throws this from every statement (the database is down). */
+  fail?: Error;
+}
+
+/** A fake database of validation runs; runs created get ids from 42. */
+export function runsDb(options: RunsOptions = {}) {
+  const runs = new Map<number, FakeRun>();
+  let nextId = 42;
+  const ranges = options.ranges ?? 8;
+  const newRun = (target: string, repair: boolean, segments: number, id = nextId++) => {
+    const run: FakeRun = {
+      id,
+      target,
+      status: "running",
+      phase: "scan",
+      repair,
+      segments: Array.from({ length: segments }, () => ({ status: "pending", key: null })),
+      sourceItems: 0,
+      unmappable: [],
+      missing: [],
+      unexpected: [],
+      different: [],
+      ranges: 0,
+      looks: 0,
+      repaired: false,
+      staged: 0,
+    };
+    runs.set(id, run);
+    return run;
+  };
+  const runOf = (value: unknown) => runs.get(Number(value))!;
+  const byKind = (run: FakeRun, divergent: Divergence[]) => {
+    for (const kind of ["missing", "unexpected", "different"] as const) {
+      run[kind] = divergent.filter((d) => d.kind === kind).map((d) => d.key);
+    }
+  };
+  const hold = (run: FakeRun, worker: unknown) => {
+    if (options.loseRunLease?.() || run.leaseOwner !== worker) {
+      throw Object.assign(
+        new Error(`validation run ${run.id}: request ${worker} no longer holds it`),
+        {
+          code: "SY001",
+        },
+      );
+    }
+  };
+  const db = fakeSql((s: Statement) => {
+    if (options.fail) throw options.fail;
+    const t = s.text;
+    const v = s.values;
+    if (t.includes("sync.start_validation(")) {
+      return [{ id: String(newRun(String(v[0]), v[1] === true, Number(v[2])).id) }];
+    }
+    if (t.startsWith("select id from public.sync_checksums")) {
+      return runs.get(Number(v[0]))?.status === "running" ? [{ id: String(v[0]) }] : [];
+    }
+    if (t.startsWith("select target_table from public.sync_checksums")) {
+      const run = runs.get(Number(v[0]));
+      return run?.status === "running" ? [{ target_table: run.target }] : [];
+    }
+    if (t.includes("sync.claim_validation(")) {
+      const run = runOf(v[0]);
+      if (run?.status !== "running") return [{ phase: null }];
+      if (run.phase === "scan") return [{ phase: "scan" }];
+      if (run.leaseOwner !== undefined && run.leaseOwner !== v[1]) return [{ phase: null }];
+      run.leaseOwner = String(v[1]);
+      return [{ phase: run.phase }];
+    }
+    if (t.includes("sync.release_validation(")) {
+      const run = runOf(v[0]);
+      if (run.leaseOwner === v[1]) run.leaseOwner = undefined;
+      return [];
+    }
+    if (t.includes("sync.hold_validation(")) {
+      hold(runOf(v[0]), v[1]);
+      return [];
+    }
+    if (t.includes("sync.claim_segment(")) {
+      const run = runOf(v[1]);
+      const segment = run.segments.findIndex((g) => g.status === "pending");
+      if (segment < 0) return [];
+      run.segments[segment].status = "running";
+      run.segments[segment].owner = String(v[0]);
+      const spec = byTargetTable(run.target)!;
+      return [{
+        job_id: String(run.id),
+        segment,
+        total_segments: run.segments.length,
+        source_table: spec.sourceTable,
+        target_table: run.target,
+        region: spec.region,
+        exclusive_start_key: run.segments[segment].key,
+        page_size: 1000,
+      }];
+    }
+    if (t.includes("from sync.backfill_segments s join sync.backfill_jobs")) {
+      const run = runOf(v[0]);
+      return [{
+        pending: run.segments.filter((g) => g.status === "pending").length,
+        running: run.segments.filter((g) => g.status === "running").length,
+      }];
+    }
+    if (t.includes("sync.stage_checksum_items")) {
+      runOf(v[0]).staged += (JSON.parse(String(v[2])) as unknown[]).length;
+      return [];
+    }
+    if (t.includes("set source_items = source_items +")) {
+      const run = runOf(v[2]);
+      run.sourceItems += Number(v[0]);
+      run.unmappable.push(...JSON.parse(String(v[1])));
+      return [];
+    }
+    if (t.includes("sync.checkpoint_segment(")) {
+      const run = runOf(v[0]);
+      const segment = run.segments[Number(v[1])];
+      if (segment.status !== "running" || segment.owner !== v[2]) {
+        throw Object.assign(new Error(`segment ${v[1]}: lease lost`), { code: "SY001" });
+      }
+      segment.key = v[3] === null ? null : JSON.parse(String(v[3]));
+      if (v[6] === true) segment.status = "done";
+      if (run.segments.every((g) => g.status === "done")) run.phase = "compare";
+      return [];
+    }
+    if (t.includes("sync.release_segment(")) {
+      const segment = runOf(v[0]).segments[Number(v[1])];
+      if (segment.owner === v[2] && segment.status === "running") segment.status = "pending";
+      return [];
+    }
+    if (t.includes("sync.fail_segment(")) {
+      runOf(v[0]).jobError = `segment ${v[1]}: ${v[3]}`;
+      return [];
+    }
+    if (t.startsWith("select error from sync.backfill_jobs")) {
+      const error = runOf(v[0]).jobError;
+      return error ? [{ error }] : [];
+    }
+    if (t.includes("sync.compare_checksum_range(")) {
+      const run = runOf(v[0]);
+      hold(run, v[1]);
+      run.ranges++;
+      if (run.ranges < ranges) return [{ phase: "compare" }];
+      const divergent = options.divergent?.(run.id, 0) ?? [];
+      byKind(run, divergent);
+      run.phase = divergent.length > 0 ? "recheck" : "report";
+      return [{ phase: run.phase }];
+    }
+    if (t.startsWith("select missing, unexpected, different")) {
+      const run = runOf(v[0]);
+      return [{ missing: run.missing, unexpected: run.unexpected, different: run.different }];
+    }
+    if (t.startsWith("delete from sync.checksum_items")) return [];
+    if (t.includes("from sync.compare_checksum(")) {
+      const run = runOf(v[0]);
+      const keys = (JSON.parse(String(v[2])) as unknown[]).map((k) => JSON.stringify(k));
+      const found = (options.divergent?.(run.id, run.looks + 1) ?? [])
+        .filter((d) => keys.includes(JSON.stringify(d.key)));
+      return found.length === 0
+        ? [{ kind: null, row_key: null }]
+        : found.map((d) => ({ kind: d.kind, row_key: d.key }));
+    }
+    if (t.includes("looks = looks + 1")) {
+      const run = runOf(v.at(-1));
+      run.missing = JSON.parse(String(v[0]));
+      run.unexpected = JSON.parse(String(v[1]));
+      run.different = JSON.parse(String(v[2]));
+      run.looks++;
+      run.phase = run.looks >= Number(v[3]) || Number(v[4]) === 0 ? "report" : "recheck";
+      return [{ phase: run.phase }];
+    }
+    if (t.startsWith("select source_items::int, coalesce(expected_rows")) {
+      const run = runOf(v[0]);
+      return [{
+        source_items: run.sourceItems,
+        expected_rows: 2,
+        target_rows: 2,
+        unmappable: run.unmappable,
+        repair_requested: run.repair,
+      }];
+    }
+    if (t.includes("set checked_at = $1, match = $2")) {
+      const run = runOf(v[3]);
+      run.match = v[1] === true;
+      run.phase = String(v[2]);
+      return [];
+    }
+    if (t.includes("sync.end_validation(")) {
+      const run = runOf(v[0]);
+      run.status = t.includes("'done'") ? "done" : "failed";
+      if (run.status === "done") run.phase = "done";
+      else run.error = String(v[1]);
+      run.staged = 0;
+      run.leaseOwner = undefined;
+      return [];
+    }
+    if (t.startsWith("select compared_at")) return [{ compared_at: SEEN }];
+    if (t.includes("set repaired = true, revalidation_run_id")) {
+      const run = runOf(v[1]);
+      run.repaired = true;
+      run.revalidation = Number(v[0]);
+      return [];
+    }
+    if (t.startsWith("select status, error, repaired, revalidation_run_id")) {
+      const run = runs.get(Number(v[0]));
+      return run
+        ? [{
+          status: run.status,
+          error: run.error ?? null,
+          repaired: run.repaired,
+          revalidation_run_id: run.revalidation === undefined ? null : String(run.revalidation),
+          checked_at: SEEN,
+        }]
+        : [];
+    }
+    if (t.startsWith("select match from public.sync_checksums")) {
+      return [{ match: runOf(v[0]).match ?? false }];
+    }
+    if (t.includes("set progress_at = now()")) return [];
+    if (t.includes("from sync.observations")) return [];
+    if (t.includes("sync.merge_changes")) {
+      return [{ applied: (JSON.parse(String(v[1])) as unknown[]).length }];
+    }
+    return undefined;
+  });
+  return { ...db, runs, newRun };
+}

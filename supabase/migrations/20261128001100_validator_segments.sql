@@ -1,0 +1,547 @@
+-- One resumable scan for the backfill and the validator (docs/sync-semantics.md,
+-- "Verification"; docs/interfaces.md, "data-checksum-validator").
+--
+-- Until now a validation run kept its Scan checkpoints in a jsonb (sync_checksums.
+-- scan_state) written by one request at a time, and a request killed mid-way (the Edge
+-- Runtime's CPU limit) left its run 'running' for ever. Now a validation run scans on the
+-- backfill's own machinery: a sync.backfill_jobs row that belongs to the run
+-- (checksum_run_id), its leased segments, sync.claim_segment, sync.checkpoint_segment
+-- (committed in the transaction that stages the page), release and lease expiry. The
+-- steps after the Scan (compare, recheck, report, repair) hold a lease on the run row
+-- and checkpoint too: the compare works in ranges of buckets, one statement per range.
+-- A killed request is resumed by the next call or by the pg_cron tick.
+--
+-- Functions of 20261128000500_backfill.sql and 20261128000600_validator.sql that must
+-- know about validation runs are replaced here (create or replace, or drop and create
+-- where the signature grows); each is defined here from now on.
+
+-- A job scans either for a backfill (checksum_run_id null) or for a validation run.
+alter table sync.backfill_jobs
+  add column checksum_run_id bigint unique references public.sync_checksums (id) on delete cascade;
+comment on column sync.backfill_jobs.checksum_run_id is
+  'The validation run this Scan stages for (null: a backfill that writes through the merge).';
+
+-- The run's steps, their checkpoint and the lease of the steps after the Scan; queued
+-- runs wait for a slot (sync.validate_all staggers). scan_state is gone: the segments
+-- keep the checkpoints.
+alter table public.sync_checksums drop constraint sync_checksums_status_check;
+alter table public.sync_checksums
+  add constraint sync_checksums_status_check check (status in ('queued', 'running', 'done', 'failed')),
+  add column phase text not null default 'scan'
+    check (phase in ('scan', 'compare', 'recheck', 'report', 'repair', 'done')),
+  add column buckets integer not null default 256 check (buckets between 1 and 65536),
+  add column next_bucket integer not null default 0,
+  add column looks integer not null default 0,
+  add column compared_at timestamptz,
+  add column lease_owner text,
+  add column lease_expires_at timestamptz,
+  add column revalidation_run_id bigint references public.sync_checksums (id) on delete set null,
+  drop column scan_state;
+-- ON DELETE SET NULL of the run a re-validation follows looks it up by this column.
+create index sync_checksums_revalidation_idx on public.sync_checksums (revalidation_run_id);
+comment on column public.sync_checksums.phase is
+  'Where the run is: scan (its segments), compare (bucket ranges), recheck, report, repair, done.';
+comment on column public.sync_checksums.next_bucket is
+  'The compare''s checkpoint: the first bucket of key hashes not yet compared.';
+comment on column public.sync_checksums.looks is 'Rechecks of the divergent keys done so far (at most 3).';
+comment on column public.sync_checksums.compared_at is
+  'When the compare began: the divergences were seen after it, and a repair reads the source later.';
+comment on column public.sync_checksums.lease_owner is
+  'The request doing the run''s steps after the Scan; another takes over when the lease lapses.';
+comment on column public.sync_checksums.revalidation_run_id is
+  'For a run that repaired: the run that validated the table again afterwards.';
+comment on column public.sync_checksums.missing is
+  'Keys expected but not in the target (while the run compares: the ranges compared so far).';
+
+insert into sync.settings (key, value, description) values
+  ('validation_concurrency', '2',
+   'How many validation runs scan at once; sync.validate_all queues the others.'),
+  ('checksum_buckets_per_statement', '32',
+   'Buckets of key hashes one compare statement covers (of 256): each statement stays far under the 2-minute statement timeout.'),
+  ('validation_lease_seconds', '60',
+   'How long a request holds a validation run''s steps after the Scan without checkpointing.');
+
+-- Replaces 20261128000500's: only backfills wait for the import-worker.
+create or replace function sync.backfill_work_pending() returns boolean
+language sql stable set search_path = ''
+as $$
+  select exists (
+    select from sync.backfill_segments s
+    join sync.backfill_jobs j on j.id = s.job_id
+    where j.status in ('pending', 'running') and j.checksum_run_id is null
+      and (s.status = 'pending' or (s.status = 'running' and s.lease_expires_at < now())))
+$$;
+
+-- Replaces 20261128000500's claim_segment(text): with p_run, a segment of that
+-- validation run's Scan; without, of a backfill.
+drop function sync.claim_segment(text);
+create function sync.claim_segment(p_worker text, p_run bigint default null)
+returns table (
+  job_id bigint, segment integer, total_segments integer, source_table text, target_table text,
+  region text, exclusive_start_key jsonb, page_size integer
+)
+language plpgsql set search_path = ''
+as $$
+begin
+  return query
+  with candidate as (
+    select s.job_id, s.segment
+    from sync.backfill_segments s
+    join sync.backfill_jobs j on j.id = s.job_id
+    where j.status in ('pending', 'running')
+      and j.checksum_run_id is not distinct from p_run
+      and (s.status = 'pending' or (s.status = 'running' and s.lease_expires_at < now()))
+    order by s.job_id, s.segment
+    limit 1
+    for update of s skip locked
+  ),
+  claimed as (
+    update sync.backfill_segments s
+    set status = 'running', lease_owner = p_worker,
+        lease_expires_at = now() + make_interval(secs => j.lease_seconds),
+        started_at = coalesce(s.started_at, now()), updated_at = now()
+    from candidate c, sync.backfill_jobs j
+    where s.job_id = c.job_id and s.segment = c.segment and j.id = c.job_id
+    returning s.job_id, s.segment, s.exclusive_start_key
+  ),
+  started as (
+    update sync.backfill_jobs j
+    set status = 'running', started_at = coalesce(j.started_at, now())
+    from claimed c where j.id = c.job_id
+    returning j.id, j.total_segments, j.source_table, j.page_size
+  )
+  select c.job_id, c.segment, st.total_segments, st.source_table, t.target_table, t.region,
+         c.exclusive_start_key, st.page_size
+  from claimed c
+  join started st on st.id = c.job_id
+  join sync.source_tables t on t.source_table = st.source_table;
+end
+$$;
+
+-- Replaces 20261128000500's: the last segment of a validation run's Scan moves the run
+-- on to its compare instead of sweeping.
+create or replace function sync.checkpoint_segment(
+  p_job bigint, p_segment integer, p_worker text, p_next_key jsonb,
+  p_items integer, p_rows integer, p_done boolean
+) returns void
+language plpgsql set search_path = ''
+as $$
+declare
+  run_id bigint;
+begin
+  update sync.backfill_segments s
+  set exclusive_start_key = p_next_key,
+      items_scanned = s.items_scanned + p_items,
+      rows_written = s.rows_written + p_rows,
+      pages = s.pages + 1,
+      status = case when p_done then 'done' else 'running' end,
+      finished_at = case when p_done then now() end,
+      lease_expires_at = case when p_done then null
+                              else now() + make_interval(secs => j.lease_seconds) end,
+      lease_owner = case when p_done then null else p_worker end,
+      updated_at = now()
+  from sync.backfill_jobs j
+  where s.job_id = p_job and s.segment = p_segment and j.id = s.job_id
+    and s.status = 'running' and s.lease_owner = p_worker;
+  if not found then
+    -- SY001, the project's own code for a lost lease (40001 would read as a
+    -- serialization failure, which a caller may rightly retry as it is).
+    raise exception 'backfill job % segment %: worker % no longer holds the lease; another worker took over',
+      p_job, p_segment, p_worker using errcode = 'SY001';
+  end if;
+  if not p_done then
+    return;
+  end if;
+  -- Segments finishing at once must not each miss the other: the job row's lock makes
+  -- the last one see every other segment done.
+  select j.checksum_run_id into run_id from sync.backfill_jobs j where j.id = p_job for update;
+  if exists (select from sync.backfill_segments where job_id = p_job and status <> 'done') then
+    return;
+  end if;
+  if run_id is not null then
+    -- A validation run's Scan is complete: its compare comes next.
+    update sync.backfill_jobs set status = 'done', finished_at = now() where id = p_job;
+    update public.sync_checksums
+    set phase = 'compare', progress_at = now()
+    where id = run_id and phase = 'scan';
+    return;
+  end if;
+  -- Every segment has been read: remove what the backfill did not see, then the
+  -- table is whole again (the stale reason stays as a record of what happened).
+  update sync.backfill_jobs
+  set status = 'done', finished_at = now(), rows_removed = sync.sweep_unseen(p_job)
+  where id = p_job;
+  update sync.table_state set stale_since = null where backfill_job_id = p_job;
+end
+$$;
+
+-- Starts a validation run of one table: its row, and its Scan's job and segments.
+-- With p_queued the run waits for a slot (sync.start_queued_validations).
+create function sync.start_validation(
+  p_target text, p_repair boolean default false, p_segments integer default 8,
+  p_page_size integer default 1000, p_queued boolean default false
+) returns bigint
+language plpgsql set search_path = ''
+as $$
+declare
+  run bigint;
+  job bigint;
+begin
+  if not exists (select from sync.source_tables s where s.target_table = p_target) then
+    raise exception 'sync.start_validation: % is not a target table (known: %)',
+      p_target, (select string_agg(s.target_table, ', ' order by s.target_table) from sync.source_tables s)
+      using errcode = '22023';
+  end if;
+  insert into public.sync_checksums (target_table, status, source_items, repair_requested)
+  values (p_target, case when p_queued then 'queued' else 'running' end, 0, p_repair)
+  returning id into run;
+  insert into sync.backfill_jobs (source_table, total_segments, page_size, checksum_run_id)
+  select s.source_table, p_segments, p_page_size, run from sync.source_tables s
+  where s.target_table = p_target
+  returning id into job;
+  insert into sync.backfill_segments (job_id, segment)
+  select job, g from generate_series(0, p_segments - 1) g;
+  return run;
+end
+$$;
+comment on function sync.start_validation(text, boolean, integer, integer, boolean) is
+  'Creates a validation run of one target table with its Scan''s segments; returns the run id.';
+
+-- Takes the lease of a run's steps after the Scan. Returns the run's phase: 'scan' (its
+-- segments have leases of their own; no run lease is taken), the step now leased to
+-- p_worker, or null when the run is not running or another request holds it.
+create function sync.claim_validation(p_run bigint, p_worker text) returns text
+language plpgsql set search_path = ''
+as $$
+declare
+  claimed text;
+begin
+  update public.sync_checksums c
+  set lease_owner = case when c.phase = 'scan' then c.lease_owner else p_worker end,
+      lease_expires_at = case when c.phase = 'scan' then c.lease_expires_at
+        else now() + make_interval(secs => (select value::integer from sync.settings
+                                            where key = 'validation_lease_seconds')) end
+  where c.id = p_run and c.status = 'running'
+    and (c.phase = 'scan' or c.lease_owner is null or c.lease_owner = p_worker
+         or c.lease_expires_at < now())
+  returning c.phase into claimed;
+  return claimed;
+end
+$$;
+
+-- Gives a run's steps back (the request's budget ran out); the next request goes on.
+create function sync.release_validation(p_run bigint, p_worker text) returns void
+language sql set search_path = ''
+as $$
+  update public.sync_checksums set lease_owner = null, lease_expires_at = null
+  where id = p_run and lease_owner = p_worker
+$$;
+
+-- Checks, in the transaction of a step's checkpoint, that p_worker still holds the run;
+-- else raises SY001 (the lost lease), which rolls the step back.
+create function sync.hold_validation(p_run bigint, p_worker text) returns void
+language plpgsql set search_path = ''
+as $$
+begin
+  update public.sync_checksums
+  set progress_at = now(),
+      lease_expires_at = now() + make_interval(secs => (select value::integer from sync.settings
+                                                        where key = 'validation_lease_seconds'))
+  where id = p_run and status = 'running' and lease_owner = p_worker;
+  if not found then
+    raise exception 'validation run %: request % no longer holds it; another took over',
+      p_run, p_worker using errcode = 'SY001';
+  end if;
+end
+$$;
+
+-- Replaces 20261128000600's compare_checksum(bigint, text, integer): the same comparison
+-- restricted to buckets p_first .. p_last (all when null), or to the keys p_keys (a JSON
+-- array of row keys; the rechecks). Counts are those of the range. Each call is one
+-- statement over a range, so at 100x the report's volume none nears the hosted
+-- 2-minute statement timeout (docs/sync-semantics.md, "Verification").
+drop function sync.compare_checksum(bigint, text, integer);
+create function sync.compare_checksum(
+  p_run bigint, p_target text, p_buckets integer default 256,
+  p_first integer default 0, p_last integer default null, p_keys jsonb default null
+)
+returns table (kind text, row_key jsonb, expected_rows bigint, target_rows bigint,
+               seen_at timestamptz)
+language plpgsql set search_path = ''
+as $fn$
+begin
+  for kind, row_key, expected_rows, target_rows in execute format($sql$
+    with expected as (
+      -- Collapsed tables: the observation with the largest range key (then rank) is the row.
+      select distinct on (i.row_key) i.row_key, i.digest
+      from sync.checksum_items i
+      where i.run_id = $1
+        and ((hashtext(i.row_key::text)::bigint & 2147483647) %% $2) between $3 and $4
+        and ($5::jsonb is null or i.row_key in (select jsonb_array_elements($5)))
+      order by i.row_key, i.range_key desc nulls last, i.rank desc
+    ),
+    target as (
+      select k.row_key, sync.canonical_digest(to_jsonb(t)) as digest
+      from public.%1$I t cross join lateral (select %2$s as row_key) k
+      where ((hashtext(k.row_key::text)::bigint & 2147483647) %% $2) between $3 and $4
+        and ($5::jsonb is null or k.row_key in (select jsonb_array_elements($5)))
+    ),
+    expected_buckets as (
+      select ((hashtext(row_key::text)::bigint & 2147483647) %% $2) as bucket,
+             md5(string_agg(row_key::text || digest, ',' order by row_key::text)) as sum
+      from expected group by 1
+    ),
+    target_buckets as (
+      select ((hashtext(row_key::text)::bigint & 2147483647) %% $2) as bucket,
+             md5(string_agg(row_key::text || digest, ',' order by row_key::text)) as sum
+      from target group by 1
+    ),
+    differing as (
+      select coalesce(e.bucket, t.bucket) as bucket
+      from expected_buckets e full join target_buckets t using (bucket)
+      where e.sum is distinct from t.sum
+    ),
+    divergent as (
+      select case when t.row_key is null then 'missing'
+                  when e.row_key is null then 'unexpected'
+                  else 'different' end as kind,
+             coalesce(e.row_key, t.row_key) as row_key
+      from (select * from expected
+            where ((hashtext(row_key::text)::bigint & 2147483647) %% $2) in (select bucket from differing)) e
+      full join (select * from target
+                 where ((hashtext(row_key::text)::bigint & 2147483647) %% $2) in (select bucket from differing)) t
+        using (row_key)
+      where e.digest is distinct from t.digest
+    )
+    select d.kind, d.row_key, (select count(*) from expected) as expected_rows,
+           (select count(*) from target) as target_rows
+    from divergent d
+    union all
+    -- Always one row carrying the counts, even when nothing diverges.
+    select null, null, (select count(*) from expected), (select count(*) from target)
+    order by 1 nulls last, 2
+    $sql$, p_target, sync.key_json_sql(p_target, 't'))
+  using p_run, p_buckets, p_first, coalesce(p_last, p_buckets - 1), p_keys
+  loop
+    seen_at := now();
+    return next;
+  end loop;
+end
+$fn$;
+
+-- One step of a run's compare: the next range of buckets (checksum_buckets_per_statement
+-- of them), its divergent keys appended to the run's lists and its counts added, the
+-- checkpoint moved, in one transaction held by p_worker (SY001 otherwise). After the
+-- last range the lists are put in the order of the whole-table comparison (kind, key)
+-- and the run moves on: to its rechecks when a key diverges, else to its report.
+-- Returns the run's phase afterwards.
+create function sync.compare_checksum_range(p_run bigint, p_worker text) returns text
+language plpgsql set search_path = ''
+as $$
+declare
+  run public.sync_checksums;
+  width integer := (select value::integer from sync.settings where key = 'checksum_buckets_per_statement');
+  last_bucket integer;
+  phase_after text;
+begin
+  perform sync.hold_validation(p_run, p_worker);
+  select * into run from public.sync_checksums where id = p_run;
+  if run.phase <> 'compare' then
+    return run.phase;
+  end if;
+  last_bucket := least(run.next_bucket + width - 1, run.buckets - 1);
+  with found as (
+    select * from sync.compare_checksum(p_run, run.target_table, run.buckets, run.next_bucket, last_bucket)
+  )
+  update public.sync_checksums c
+  set missing = c.missing || coalesce((select jsonb_agg(f.row_key order by f.row_key) from found f where f.kind = 'missing'), '[]'),
+      unexpected = c.unexpected || coalesce((select jsonb_agg(f.row_key order by f.row_key) from found f where f.kind = 'unexpected'), '[]'),
+      different = c.different || coalesce((select jsonb_agg(f.row_key order by f.row_key) from found f where f.kind = 'different'), '[]'),
+      expected_rows = coalesce(c.expected_rows, 0) + (select max(f.expected_rows) from found f),
+      target_rows = coalesce(c.target_rows, 0) + (select max(f.target_rows) from found f),
+      compared_at = coalesce(c.compared_at, now()),
+      next_bucket = last_bucket + 1
+  where c.id = p_run;
+  if last_bucket + 1 >= run.buckets then
+    update public.sync_checksums c
+    set missing = (select coalesce(jsonb_agg(x order by x), '[]') from jsonb_array_elements(c.missing) x),
+        unexpected = (select coalesce(jsonb_agg(x order by x), '[]') from jsonb_array_elements(c.unexpected) x),
+        different = (select coalesce(jsonb_agg(x order by x), '[]') from jsonb_array_elements(c.different) x),
+        phase = case when jsonb_array_length(c.missing) + jsonb_array_length(c.unexpected)
+                          + jsonb_array_length(c.different) > 0 then 'recheck' else 'report' end
+    where c.id = p_run
+    returning c.phase into phase_after;
+    return phase_after;
+  end if;
+  return 'compare';
+end
+$$;
+
+-- Ends a run (done or failed): its staging rows and its lease go, and queued runs take
+-- the slot it frees (sync.start_queued_validations).
+create function sync.end_validation(p_run bigint, p_status text, p_error text default null)
+returns void
+language plpgsql set search_path = ''
+as $$
+begin
+  if p_status not in ('done', 'failed') then
+    raise exception 'sync.end_validation: run % cannot end as %', p_run, p_status using errcode = '22023';
+  end if;
+  update public.sync_checksums
+  set status = p_status, phase = case when p_status = 'done' then 'done' else phase end,
+      error = coalesce(p_error, error), checked_at = coalesce(checked_at, now()),
+      lease_owner = null, lease_expires_at = null
+  where id = p_run and status in ('queued', 'running');
+  update sync.backfill_jobs set status = case when p_status = 'done' then 'done' else 'cancelled' end,
+    finished_at = coalesce(finished_at, now())
+  where checksum_run_id = p_run and status in ('pending', 'running');
+  delete from sync.checksum_items where run_id = p_run;
+  perform sync.start_queued_validations();
+end
+$$;
+
+-- Starts queued runs while fewer than validation_concurrency scan at once (oldest
+-- first), calling the validator for each. Returns how many started.
+create function sync.start_queued_validations() returns integer
+language plpgsql set search_path = ''
+as $$
+declare
+  slots integer;
+  started integer := 0;
+  r bigint;
+begin
+  -- One caller at a time decides, so two ending runs do not both fill the same slot.
+  perform pg_advisory_xact_lock(hashtext('sync.start_queued_validations'));
+  slots := (select value::integer from sync.settings where key = 'validation_concurrency')
+           - (select count(*) from public.sync_checksums where status = 'running');
+  for r in
+    select id from public.sync_checksums where status = 'queued'
+    order by started_at, id limit greatest(slots, 0)
+  loop
+    update public.sync_checksums set status = 'running', started_at = now(), progress_at = now()
+    where id = r;
+    perform sync.call_edge_function('data-checksum-validator', jsonb_build_object('runId', r), 60000);
+    started := started + 1;
+  end loop;
+  return started;
+end
+$$;
+
+-- The validator's heartbeat: starts queued runs that have a slot, and calls the
+-- validator for every running run that waits for a request (a segment pending or its
+-- lease lapsed; a later step unleased or its lease lapsed), so a killed request is
+-- resumed. Returns how many runs it called.
+create function sync.wake_validations() returns integer
+language plpgsql set search_path = ''
+as $$
+declare
+  r bigint;
+  calls integer := 0;
+begin
+  perform sync.start_queued_validations();
+  for r in
+    select c.id from public.sync_checksums c
+    where c.status = 'running'
+      and case when c.phase = 'scan' then exists (
+            select from sync.backfill_jobs j join sync.backfill_segments s on s.job_id = j.id
+            where j.checksum_run_id = c.id
+              and (s.status = 'pending' or (s.status = 'running' and s.lease_expires_at < now())))
+          else c.lease_owner is null or c.lease_expires_at < now() end
+  loop
+    perform sync.call_edge_function('data-checksum-validator', jsonb_build_object('runId', r), 60000);
+    calls := calls + 1;
+  end loop;
+  return calls;
+end
+$$;
+
+do $$
+declare
+  version int[] := (
+    select string_to_array(split_part(extversion, '-', 1), '.')::int[]
+    from pg_extension where extname = 'pg_cron');
+begin
+  perform cron.schedule(
+    'sync-validator',
+    case when version >= array[1, 5] then '10 seconds' else '* * * * *' end,
+    'select sync.wake_validations()');
+end
+$$;
+
+-- Replaces 20261128000600's: a stalled run is one that staged or compared nothing for
+-- p_after and that nobody can resume (the heartbeat calls the validator for any run
+-- whose leases lapsed, so this is a run whose requests keep failing). It is failed,
+-- naming when it stopped, through sync.end_validation (its staging rows go).
+create or replace function sync.reap_stalled_validations(p_after interval default '15 minutes')
+returns integer
+language plpgsql set search_path = ''
+as $$
+declare
+  r public.sync_checksums;
+  reaped integer := 0;
+begin
+  for r in
+    select c.* from public.sync_checksums c
+    where c.status = 'running' and coalesce(c.progress_at, c.started_at) < now() - p_after
+      and not (c.lease_expires_at is not null and c.lease_expires_at > now())
+      and not exists (
+        select from sync.backfill_jobs j join sync.backfill_segments s on s.job_id = j.id
+        where j.checksum_run_id = c.id and s.status = 'running' and s.lease_expires_at > now()
+          and s.updated_at >= now() - p_after)
+  loop
+    perform sync.end_validation(r.id, 'failed',
+      format('stopped making progress at %s', coalesce(r.progress_at, r.started_at)));
+    reaped := reaped + 1;
+  end loop;
+  return reaped;
+end
+$$;
+
+-- Replaces 20261128000600's: queues one run per table and starts as many as
+-- validation_concurrency allows; the others start as earlier ones end, so the daily
+-- validation never scans every table (8 segments each) at once. Returns the runs queued.
+create or replace function sync.validate_all() returns integer
+language plpgsql set search_path = ''
+as $$
+declare
+  queued integer;
+begin
+  select count(sync.start_validation(s.target_table, false, 8, 1000, true)) into queued
+  from (select target_table from sync.source_tables order by target_table) s;
+  perform sync.start_queued_validations();
+  return queued;
+end
+$$;
+
+revoke all on function sync.claim_segment(text, bigint),
+  sync.start_validation(text, boolean, integer, integer, boolean),
+  sync.claim_validation(bigint, text), sync.release_validation(bigint, text),
+  sync.hold_validation(bigint, text),
+  sync.compare_checksum(bigint, text, integer, integer, integer, jsonb),
+  sync.compare_checksum_range(bigint, text), sync.end_validation(bigint, text, text),
+  sync.start_queued_validations(), sync.wake_validations() from public;
+
+-- Replaces 20261128000900's view: validation runs' Scans are not backfills (their
+-- progress shows in public.sync_checksums).
+create or replace view sync.backfill_progress as
+select
+  j.id as job_id,
+  j.source_table,
+  s.target_table,
+  j.status,
+  count(g.segment) filter (where g.status = 'done') as segments_done,
+  j.total_segments,
+  coalesce(sum(g.items_scanned), 0)::bigint as items_scanned,
+  coalesce(sum(g.rows_written), 0)::bigint as rows_written,
+  j.started_at,
+  j.finished_at,
+  round(
+    coalesce(sum(g.items_scanned), 0)
+      / nullif(extract(epoch from coalesce(j.finished_at, now()) - j.started_at), 0),
+    1
+  ) as items_per_second
+from sync.backfill_jobs j
+join sync.source_tables s on s.source_table = j.source_table
+left join sync.backfill_segments g on g.job_id = j.id
+where j.checksum_run_id is null
+group by j.id, s.target_table;

@@ -1,0 +1,155 @@
+-- The validator on the backfill's leased segments (20261128001100_validator_segments.sql):
+-- a run's own Scan job, claims kept apart from backfills, checkpoints and hand-on, the
+-- compare in bucket ranges giving exactly the whole comparison, the run lease, the end of
+-- a run, the staggered validate_all, the reaper and the heartbeat.
+set client_min_messages = warning;
+begin;
+select plan(32);
+
+delete from public.sync_checksums;
+delete from sync.backfill_jobs;
+
+-- A run and its Scan.
+create temporary table run as
+select sync.start_validation('toledo_dashboard', false, 3, 2) as id;
+select results_eq(
+  $$select c.status, c.phase, j.total_segments, j.page_size, j.source_table
+    from public.sync_checksums c join sync.backfill_jobs j on j.checksum_run_id = c.id$$,
+  $$values ('running'::text, 'scan'::text, 3, 2, 'toledo-consulting-dashboard-data'::text)$$,
+  'a run has a Scan job of its own, with its segments'
+);
+select throws_ok($$select sync.start_validation('nope')$$, '22023', null, 'an unknown table is refused');
+select ok(not sync.backfill_work_pending(), 'a validation''s segments are no backfill work');
+select is((select count(*)::int from sync.claim_segment('import-worker')), 0,
+  'the import-worker claims no segment of a validation');
+select is((select count(*)::int from sync.claim_segment('v1', (select id from run) + 1)), 0,
+  'nor does a request of another run');
+select results_eq(
+  $$select segment, exclusive_start_key from sync.claim_segment('v1', (select id from run))$$,
+  $$values (0, null::jsonb)$$,
+  'a request of the run claims its first segment'
+);
+
+-- A page staged with its checkpoint, a hand-on, and the next request going on.
+select sync.checkpoint_segment((select j.id from sync.backfill_jobs j), 0, 'v1', '{"pk": {"S": "p"}}', 2, 0, false);
+select sync.release_segment((select j.id from sync.backfill_jobs j), 0, 'v1');
+select results_eq(
+  $$select segment, exclusive_start_key from sync.claim_segment('v2', (select id from run))$$,
+  $$values (0, '{"pk": {"S": "p"}}'::jsonb)$$,
+  'the next request goes on from the checkpoint'
+);
+select throws_ok(
+  $$select sync.checkpoint_segment((select j.id from sync.backfill_jobs j), 0, 'v1', null, 1, 0, true)$$,
+  'SY001', null, 'the request that handed on can no longer checkpoint'
+);
+select sync.checkpoint_segment((select j.id from sync.backfill_jobs j), 0, 'v2', null, 1, 0, true);
+select segment from sync.claim_segment('v2', (select id from run));
+select sync.checkpoint_segment((select j.id from sync.backfill_jobs j), 1, 'v2', null, 0, 0, true);
+select is((select phase from public.sync_checksums), 'scan', 'the Scan is not done while a segment is left');
+select segment from sync.claim_segment('v2', (select id from run));
+select sync.checkpoint_segment((select j.id from sync.backfill_jobs j), 2, 'v2', null, 0, 0, true);
+select results_eq(
+  $$select c.phase, j.status, j.rows_removed from public.sync_checksums c
+    join sync.backfill_jobs j on j.checksum_run_id = c.id$$,
+  $$values ('compare'::text, 'done'::text, null::bigint)$$,
+  'the last segment moves the run to its compare, with no sweep'
+);
+select is((select count(*)::int from sync.backfill_progress), 0, 'a validation''s Scan is not a backfill''s progress');
+
+-- The compare: a table and what the source says (as in 070-checksum), plus more keys.
+delete from public.toledo_dashboard;
+insert into public.toledo_dashboard (pk, sk, metrics, updated_at, sync_changed_at, sync_source)
+select 'p', 'k' || g, '{}', null, now(), 'stream' from generate_series(1, 200) g;
+insert into public.toledo_dashboard (pk, sk, metrics, updated_at, sync_changed_at, sync_source) values
+  ('p', 'changed', '{"v": 1}', null, now(), 'stream'),
+  ('p', 'extra', '{}', null, now(), 'stream');
+select sync.stage_checksum_items((select id from run), 'toledo_dashboard', (
+  select jsonb_agg(jsonb_build_object('row', jsonb_build_object('pk', 'p', 'sk', 'k' || g,
+           'metrics', '{}'::jsonb, 'updated_at', null, 'dashboard_data', '{}'::jsonb)))
+  from generate_series(1, 200) g));
+select sync.stage_checksum_items((select id from run), 'toledo_dashboard',
+  '[{"row": {"pk": "p", "sk": "changed", "metrics": {"v": 2}, "dashboard_data": {}}},
+    {"row": {"pk": "p", "sk": "missing", "metrics": {}, "dashboard_data": {}}}]');
+create temporary table whole as
+select * from sync.compare_checksum((select id from run), 'toledo_dashboard');
+create temporary table ranged as
+select r.* from generate_series(0, 255, 64) f
+cross join lateral sync.compare_checksum((select id from run), 'toledo_dashboard', 256, f, f + 63) r;
+select results_eq(
+  $$select kind, row_key from ranged where kind is not null order by kind, row_key$$,
+  $$select kind, row_key from whole where kind is not null order by kind, row_key$$,
+  'four ranges of buckets name exactly the keys the whole comparison names'
+);
+select results_eq(
+  $$select distinct expected_rows, target_rows from whole$$,
+  $$values (202::bigint, 202::bigint)$$,
+  'the whole comparison counts both sides'
+);
+select results_eq(
+  $$select kind, row_key from sync.compare_checksum((select id from run), 'toledo_dashboard', 256, 0, null,
+      '[{"pk": "p", "sk": "changed"}, {"pk": "p", "sk": "k1"}]') where kind is not null$$,
+  $$values ('different'::text, '{"pk": "p", "sk": "changed"}'::jsonb)$$,
+  'a comparison restricted to keys looks at those keys only'
+);
+
+-- The run's compare, range by range, under its lease.
+select is(sync.claim_validation((select id from run), 'v3'), 'compare', 'a request takes the run''s lease');
+select is(sync.claim_validation((select id from run), 'v4'), null, 'another cannot while it holds it');
+select throws_ok($$select sync.compare_checksum_range((select id from run), 'v4')$$, 'SY001', null,
+  'nor compare a range');
+select is(sync.compare_checksum_range((select id from run), 'v3'), 'compare', 'one range at a time');
+select is((select next_bucket from public.sync_checksums), 32, 'each range is checkpointed');
+select sync.release_validation((select id from run), 'v3');
+select is(sync.claim_validation((select id from run), 'v4'), 'compare', 'after a hand-on the next request takes over');
+create temporary table steps as
+select sync.compare_checksum_range((select id from run), 'v4') as phase from generate_series(1, 7);
+select results_eq(
+  $$select phase, count(*)::int from steps group by phase order by phase$$,
+  $$values ('compare'::text, 6), ('recheck', 1)$$,
+  '256 buckets take eight ranges of 32; a divergent key means rechecks'
+);
+select results_eq(
+  $$select missing, unexpected, different, expected_rows, target_rows from public.sync_checksums$$,
+  $$select (select jsonb_agg(row_key order by row_key) from whole where kind = 'missing'),
+           (select jsonb_agg(row_key order by row_key) from whole where kind = 'unexpected'),
+           (select jsonb_agg(row_key order by row_key) from whole where kind = 'different'),
+           202::bigint, 202::bigint$$,
+  'the run holds the whole comparison''s keys, in its order, and counts summed over the ranges'
+);
+
+-- The end of a run.
+select sync.end_validation((select id from run), 'done');
+select results_eq(
+  $$select status, phase, lease_owner, (select count(*)::int from sync.checksum_items) from public.sync_checksums$$,
+  $$values ('done'::text, 'done'::text, null::text, 0)$$,
+  'an ended run leaves no staging rows and no lease'
+);
+select throws_ok($$select sync.end_validation((select id from run), 'running')$$, '22023', null,
+  'a run ends done or failed');
+
+-- validate_all queues a run per table and starts validation_concurrency of them.
+select is(sync.validate_all(), (select count(*)::int from sync.source_tables), 'one run per table');
+select results_eq(
+  $$select status, count(*)::int from public.sync_checksums where id <> (select id from run)
+    group by status order by status$$,
+  $$values ('queued'::text, (select count(*)::int - 2 from sync.source_tables)), ('running', 2)$$,
+  'two run at once, the others wait'
+);
+select sync.end_validation((select min(id) from public.sync_checksums where status = 'running'), 'failed', 'x');
+select is((select count(*)::int from public.sync_checksums where status = 'running'), 2,
+  'a queued run takes the slot an ended one frees');
+
+-- The reaper and the heartbeat.
+update public.sync_checksums set progress_at = now() - interval '1 hour', phase = 'compare',
+  lease_owner = 'live', lease_expires_at = now() + interval '1 minute'
+where status = 'running';
+select is(sync.reap_stalled_validations(), 0, 'a run whose lease is live is not reaped');
+select is(sync.wake_validations(), 0, 'nor woken');
+update public.sync_checksums set lease_expires_at = now() - interval '1 second' where status = 'running';
+select is(sync.wake_validations(), 2, 'a run whose lease lapsed is woken');
+select is(sync.reap_stalled_validations(), 2, 'and, after making no progress for 15 minutes, reaped');
+select is((select count(*)::int from cron.job where jobname = 'sync-validator'), 1,
+  'a pg_cron heartbeat resumes validation runs');
+
+select * from finish();
+rollback;

@@ -1,0 +1,85 @@
+/**
+ * A validator request killed mid-segment (as the Edge Runtime kills an isolate over its
+ * CPU limit) is resumed from the segment's checkpoint once its lease lapses, by the
+ * heartbeat (`sync.wake_validations`, which pg_cron runs): no page staged twice or lost,
+ * and the run ends with its staging removed (docs/sync-semantics.md, "Verification").
+ */
+
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { byTargetTable } from "../functions-shared/table_registry.ts";
+import { LOCAL_DIR, ROOT } from "../local-stack/config.ts";
+import { run } from "../local-stack/processes.ts";
+import { batchWrite } from "../demo/load_dynamo.ts";
+import { connectDb, dynamo, eventually } from "./stack_clients.ts";
+import { itemsFor, scanCount } from "./backfill_fixtures.ts";
+
+Deno.test("a validator request killed mid-segment is resumed from its checkpoint: nothing staged twice or lost", async () => {
+  const sql = connectDb();
+  const p = `vkill-${crypto.randomUUID().slice(0, 8)}-`;
+  const spec = byTargetTable("firespring_actions")!;
+  try {
+    await batchWrite(dynamo(spec.region), spec.sourceTable, itemsFor(spec.targetTable, p, 1500));
+    await eventually("the stream to deliver the items", async () => {
+      const [r] =
+        await sql`select count(*)::int as n from firespring_actions where action_id like ${
+          p + "%"
+        }`;
+      return r.n === 1500 ? true : undefined;
+    }, 90_000);
+    const total = await scanCount(spec.targetTable);
+
+    // One segment, pages of 10, a 5 s lease; the validator called as pg_cron would.
+    const [started] =
+      await sql`select sync.start_validation(${spec.targetTable}, false, 1, 10) as id`;
+    const runId = Number(started.id);
+    await sql`update sync.backfill_jobs set lease_seconds = 5 where checksum_run_id = ${runId}`;
+    await sql`select sync.wake_validations()`;
+    const segment = () =>
+      sql`select s.pages, s.status, s.items_scanned, s.lease_expires_at < now() as lapsed
+          from sync.backfill_segments s join sync.backfill_jobs j on j.id = s.job_id
+          where j.checksum_run_id = ${runId}`;
+    await eventually("the validator to be a few pages in", async () => {
+      const [s] = await segment();
+      return s.pages >= 3 && s.status === "running" ? true : undefined;
+    });
+    // This checkout's validator only: another checkout may run a stack of its own.
+    await run("pkill", [
+      "-9",
+      "-f",
+      `${ROOT}/supabase/functions/data-checksum-validator/index.ts`,
+    ]);
+    const [before] = await segment();
+    assert.ok(Number(before.items_scanned) < total, "the request died before the segment's end");
+
+    // Once the lease lapses, the heartbeat's next call goes on from the checkpoint.
+    await eventually("the lease to lapse", async () => {
+      const [s] = await segment();
+      return s.lapsed || s.status !== "running" ? true : undefined;
+    }, 15_000);
+    await sql`select sync.wake_validations()`;
+    const result = await eventually("the run to end", async () => {
+      const [r] = await sql`select status, match, source_items::int as items,
+                                   (select count(*)::int from sync.checksum_items i
+                                    where i.run_id = c.id) as staged
+                            from public.sync_checksums c where id = ${runId}`;
+      return r.status === "running" ? undefined : r;
+    }, 120_000);
+    assert.equal(result.status, "done");
+    assert.equal(result.items, total, "every item counted once: no page lost or repeated");
+    assert.equal(result.match, true, "nothing staged twice: the comparison matches");
+    assert.equal(result.staged, 0, "the ended run's staging rows are gone");
+    const [after] = await segment();
+    assert.equal(Number(after.items_scanned), total);
+    const log = readFileSync(join(LOCAL_DIR, "logs", "functions.log"), "utf8");
+    assert.match(
+      log,
+      new RegExp(
+        `validation run ${runId} segment 0/1 .*: claimed \\(resuming from its checkpoint\\)`,
+      ),
+    );
+  } finally {
+    await sql.end();
+  }
+});
