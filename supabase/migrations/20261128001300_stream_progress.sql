@@ -106,6 +106,7 @@ begin
       select from sync.backfill_jobs j
       join sync.source_tables s on s.source_table = j.source_table
       where s.target_table = p_target and j.status in ('pending', 'running', 'done')
+        and j.checksum_run_id is null -- a validation run's Scan writes nothing
         and j.requested_at >= coalesce(p_covers_until, now()))
     into healing;
     if not healing then

@@ -3,7 +3,7 @@
 -- record, which marks the table stale (queuing the healing backfill) on a problem.
 set client_min_messages = warning;
 begin;
-select plan(18);
+select plan(19);
 
 delete from sync.stream_checks;
 delete from sync.stream_records_applied;
@@ -43,6 +43,17 @@ select results_eq(
   'the run and its shard positions are kept');
 select is((select stale from sync.status where target_table = 'firespring_segments'), false,
   'the table is not stale');
+
+-- A validation run scans on a job of its own (20261128001100_validator_segments.sql), but
+-- writes nothing: it heals no lost record.
+select sync.start_validation('firespring_segments');
+select isnt(
+  sync.record_stream_check('firespring_segments', 'arn:s1', '{}',
+    'firespring_segments: shard shard-1: record 9 was trimmed', now() - interval '25 hours'),
+  null, 'a validation run queued since the lost record is no healing backfill');
+delete from sync.table_state;
+delete from sync.backfill_jobs;
+delete from public.sync_checksums where target_table = 'firespring_segments';
 
 -- A run that found a lost record: the table is stale, with the reason, and healing queued.
 select isnt(
