@@ -36,8 +36,12 @@ if (faults.staleMs > 0) {
 let logged = "";
 setInterval(() => {
   streamTimes.sweep(Date.now());
-  const counts = JSON.stringify(streamTimes.counts());
-  if (counts !== logged) log(`stream records timed: ${logged = counts}`);
+  const { recentUnmatched, ...numbers } = streamTimes.counts();
+  const counts = JSON.stringify(numbers);
+  if (counts === logged) return;
+  log(
+    `stream records timed: ${logged = counts}; recently unmatched: ${recentUnmatched.join("; ")}`,
+  );
 }, 60_000);
 Deno.serve({
   hostname: HOST,

@@ -170,6 +170,8 @@ export function createProxy(options: ProxyOptions): {
       const response = await passThrough(request, raw);
       if (!response.ok) return response;
       const json = await response.json() as Body;
+      await streamTimes.settled();
+      // DynamoDB Local answered, so the request was JSON with a ShardIterator.
       const iterator = JSON.parse(new TextDecoder().decode(raw)).ShardIterator;
       const stream = typeof iterator === "string" ? streamOfIterator(iterator) : undefined;
       if (stream && Array.isArray(json.Records)) {
@@ -220,6 +222,7 @@ export function createProxy(options: ProxyOptions): {
     const release = streamTimes && written.length > 0
       ? await locks.lock(written.map(({ table, key }) => `${ns}/${table}\0${keyText(key)}`))
       : () => {};
+    const landed = streamTimes && written.length > 0 ? streamTimes.inFlight() : () => {};
     let response: Response;
     let text: string;
     try {
@@ -250,6 +253,7 @@ export function createProxy(options: ProxyOptions): {
         }
       }
     } finally {
+      landed();
       release();
     }
     if (!response.ok) return answer(response.status, text, response.headers);

@@ -27,6 +27,11 @@
  * later, than the truth) and is counted as unmatched. A record read again (a checkpoint
  * re-read, a replay) gets the same time: the match is remembered by sequence number.
  *
+ * A write's record can be read before the proxy has noted the write (DynamoDB Local has
+ * applied it; the proxy is still reading the image after it), so a GetRecords answer
+ * waits until every write in flight when it came is noted ({@link StreamTimes.inFlight},
+ * {@link StreamTimes.settled}) before its records are matched.
+ *
  * So that the second is exact, a write about to be forwarded within {@link edgeMarginMs}
  * of the next second waits for that second ({@link StreamTimes.delayBeforeForwarding});
  * one whose answer still came in a later second is counted as `straddled` (it keeps the
@@ -60,6 +65,8 @@ export interface StreamTimeCounts {
   unmatched: number;
   /** Matched writes whose answer came in a later second than they were forwarded in. */
   straddled: number;
+  /** The last few unmatched records: table, key, event and sequence number. */
+  recentUnmatched: string[];
 }
 
 interface Write {
@@ -135,8 +142,10 @@ export function parseStreamArn(arn: string): { table: string; createdAt: number 
 /** The writes noted for each key and the matches of their stream records. */
 export class StreamTimes {
   #writes = new Map<string, Write[]>();
-  #counts: StreamTimeCounts = { matched: 0, unmatched: 0, straddled: 0 };
+  #counts = { matched: 0, unmatched: 0, straddled: 0 };
+  #recentUnmatched: string[] = [];
   #slowest = 0;
+  #inFlight = new Set<Promise<void>>();
 
   /**
    * @param keepMs how long a write is remembered (its record must be read by then to be
@@ -156,6 +165,25 @@ export class StreamTimes {
   delayBeforeForwarding(now: number): number {
     const intoSecond = ((now % 1000) + 1000) % 1000;
     return intoSecond > 1000 - this.edgeMarginMs() ? 1000 - intoSecond : 0;
+  }
+
+  /**
+   * Marks a write as in flight, from before it is forwarded until it is noted; call the
+   * returned function once it is noted (or failed).
+   */
+  inFlight(): () => void {
+    let done!: () => void;
+    const flight = new Promise<void>((resolve) => done = resolve);
+    this.#inFlight.add(flight);
+    return () => {
+      this.#inFlight.delete(flight);
+      done();
+    };
+  }
+
+  /** Resolves once every write in flight now is noted (later writes have no record yet). */
+  async settled(): Promise<void> {
+    await Promise.all([...this.#inFlight]);
   }
 
   /**
@@ -222,6 +250,13 @@ export class StreamTimes {
     }
     const matched = timed.size;
     const unmatched = records.length - matched;
+    for (const record of records.filter((r) => !timed.has(r))) {
+      this.#recentUnmatched.push(
+        `${namespace}/${parsed?.table} ${JSON.stringify(record.dynamodb?.Keys)} ` +
+          `${record.eventName} ${record.dynamodb?.SequenceNumber}`,
+      );
+    }
+    this.#recentUnmatched.splice(0, Math.max(0, this.#recentUnmatched.length - 10));
     this.#counts.matched += matched;
     this.#counts.unmatched += unmatched;
     return { matched, unmatched };
@@ -229,7 +264,7 @@ export class StreamTimes {
 
   /** The counts so far. */
   counts(): StreamTimeCounts {
-    return { ...this.#counts };
+    return { ...this.#counts, recentUnmatched: [...this.#recentUnmatched] };
   }
 
   /** Forgets writes older than `keepMs`. */

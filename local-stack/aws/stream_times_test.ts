@@ -80,7 +80,10 @@ Deno.test("a record no single write explains keeps DynamoDB Local's minute and i
   times.timeRecords("ns", STREAM, others);
   times.timeRecords("other", STREAM, [record(12, "MODIFY", image("2"), image("1"))]);
   assert.deepEqual(seconds(others), [MINUTE, MINUTE]);
-  assert.deepEqual(times.counts(), { matched: 0, unmatched: 4, straddled: 0 });
+  const { recentUnmatched, ...counts } = times.counts();
+  assert.deepEqual(counts, { matched: 0, unmatched: 4, straddled: 0 });
+  assert.equal(recentUnmatched.length, 4);
+  assert.match(recentUnmatched[3], /^other\/actions \{"id":\{"S":"a"\}\} MODIFY 0+12$/);
 });
 
 Deno.test("read in order, repeated images are told apart by the records before them", () => {
@@ -122,7 +125,7 @@ Deno.test("a write answered in a later second keeps the second it was forwarded 
   const records = [record(1, "INSERT", undefined, image("1"))];
   times.timeRecords("ns", STREAM, records);
   assert.deepEqual(seconds(records), [Math.floor(T0 / 1000)]);
-  assert.deepEqual(times.counts(), { matched: 1, unmatched: 0, straddled: 1 });
+  assert.deepEqual(times.counts(), { matched: 1, unmatched: 0, straddled: 1, recentUnmatched: [] });
 });
 
 Deno.test("writes wait out the edge of a second; the margin follows the slowest recent write", () => {
@@ -189,4 +192,24 @@ Deno.test("key locks let one write of a key through at a time, in order, without
   await Promise.all([second, third]);
   assert.deepEqual(order, ["other", "second", "third"]);
   assert.equal(locks.size(), 0);
+});
+
+Deno.test("a GetRecords answer waits for the writes in flight when it came, not for later ones", async () => {
+  const times = new StreamTimes();
+  const first = times.inFlight();
+  let settled = false;
+  const waiting = times.settled().then(() => settled = true);
+  const later = times.inFlight();
+  await new Promise((resolve) => setTimeout(resolve, 10));
+  assert.equal(settled, false);
+  // The write is noted, then its flight ends: the record read meanwhile now matches.
+  times.recordWrite("ns/actions", key, null, image("1"), T0, T0 + 10);
+  first();
+  await waiting;
+  assert.equal(settled, true);
+  const records = [record(1, "INSERT", undefined, image("1"))];
+  times.timeRecords("ns", STREAM, records);
+  assert.deepEqual(seconds(records), [Math.floor(T0 / 1000)]);
+  later();
+  await times.settled();
 });
