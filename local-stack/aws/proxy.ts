@@ -22,7 +22,8 @@ import { decideError, internalServerError, WRITE_OPERATIONS } from "./errors.ts"
 import type { Faults } from "./faults.ts";
 import { History, keyText, type Random } from "./history.ts";
 import { applyStale, type Body, writtenKeys } from "./stale_reads.ts";
-import { KeyLocks, streamOfIterator, type StreamTimes } from "./stream_times.ts";
+import { KeyLocks } from "./key_locks.ts";
+import { streamOfIterator, type StreamTimes } from "./stream_times.ts";
 
 const READ_OPERATIONS = new Set(["GetItem", "BatchGetItem", "Query", "Scan"]);
 

@@ -7,7 +7,7 @@
  * `stream_clock_granularity` to 60 s (docs/sync-semantics.md, "Scan against stream").
  *
  * The DynamoDB proxy (local-stack/aws/proxy.ts) serialises the writes of each key
- * ({@link KeyLocks}), reads the key's image consistently before and after each write, and
+ * (local-stack/aws/key_locks.ts), reads the key's image consistently before and after each write, and
  * notes here when the write was forwarded and when it was answered ({@link StreamTimes.recordWrite}).
  * A write that changes nothing is not noted: "if you perform a PutItem or UpdateItem
  * operation that does not change any data in an item, DynamoDB Streams does not write a
@@ -76,34 +76,6 @@ interface Write {
   after: string;
   /** The stream and sequence number of the record matched to it, once matched. */
   match?: { stream: string; seq: bigint };
-}
-
-/** Serialises the writes of each key: one write of a key passes the proxy at a time. */
-export class KeyLocks {
-  #tails = new Map<string, Promise<void>>();
-
-  /** Waits until every id is free, takes them (in sorted order: no deadlock); returns the release. */
-  async lock(ids: string[]): Promise<() => void> {
-    const releases: (() => void)[] = [];
-    for (const id of [...new Set(ids)].sort()) {
-      const previous = this.#tails.get(id) ?? Promise.resolve();
-      let release!: () => void;
-      const mine = new Promise<void>((resolve) => release = resolve);
-      const tail = previous.then(() => mine);
-      this.#tails.set(id, tail);
-      await previous;
-      releases.push(() => {
-        release();
-        if (this.#tails.get(id) === tail) this.#tails.delete(id);
-      });
-    }
-    return () => releases.forEach((release) => release());
-  }
-
-  /** How many ids are held or awaited (for tests). */
-  size(): number {
-    return this.#tails.size;
-  }
 }
 
 /** The canonical text of an image: attributes and set members sorted; null when absent. */

@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
 import {
   imageDigest,
-  KeyLocks,
   parseStreamArn,
   streamOfIterator,
   StreamTimes,
@@ -168,30 +167,6 @@ Deno.test("stream ARNs and DynamoDB Local's iterators name the table", () => {
     table: "actions",
     createdAt: Date.parse("2026-11-28T12:00:00.000Z"),
   });
-});
-
-Deno.test("key locks let one write of a key through at a time, in order, without deadlock", async () => {
-  const locks = new KeyLocks();
-  const order: string[] = [];
-  const first = await locks.lock(["b", "a"]);
-  const second = locks.lock(["a"]).then((release) => {
-    order.push("second");
-    release();
-  });
-  const third = locks.lock(["a", "b"]).then((release) => {
-    order.push("third");
-    release();
-  });
-  const other = locks.lock(["c"]).then((release) => {
-    order.push("other");
-    release();
-  });
-  await other;
-  assert.deepEqual(order, ["other"]);
-  first();
-  await Promise.all([second, third]);
-  assert.deepEqual(order, ["other", "second", "third"]);
-  assert.equal(locks.size(), 0);
 });
 
 Deno.test("a GetRecords answer waits for the writes in flight when it came, not for later ones", async () => {
