@@ -232,9 +232,11 @@ export async function up(): Promise<void> {
     .filter((line) => line.trim() && !line.startsWith("Target:")).join("; ");
   step(`migrations pushed with the Supabase CLI: ${pushed}`, started);
   await storeVaultSecrets(env);
-  // DynamoDB Local rounds ApproximateCreationDateTime down to the minute (AWS: the second).
+  // DynamoDB Local rounds ApproximateCreationDateTime down to the minute; the proxy gives
+  // each stream record the second its write passed it, as AWS does (local-stack/aws/
+  // stream_times.ts), so the guard runs with AWS's granularity (docs/sync-semantics.md).
   await psql(
-    "update sync.settings set value = '60 seconds' where key = 'stream_clock_granularity'",
+    "update sync.settings set value = '1 second' where key = 'stream_clock_granularity'",
   );
   const dynamo = await startDynamo();
   // A new DynamoDB Local has new streams: the poller's old checkpoints mean nothing.

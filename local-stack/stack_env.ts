@@ -28,12 +28,20 @@ export interface StackEnv {
   AWS_SECRET_ACCESS_KEY: string;
   SYNC_WEBHOOK_SECRET: string;
   /**
-   * The faults the DynamoDB proxy injects (local-stack/aws/faults.ts), e.g.
-   * `stale_ms=2000,throttle_rcu=300,error_rate=0.02`; empty for none. Kept across
-   * `stack:up`s; a changed value is in force after the next one.
+   * The faults the DynamoDB proxy injects (local-stack/aws/faults.ts): a fresh stack.env
+   * gets {@link DEFAULT_DYNAMODB_FAULTS}, DynamoDB as production serves it; `none` (or
+   * empty) turns them off. Kept across `stack:up`s; a changed value is in force after the
+   * next one.
    */
   DYNAMODB_FAULTS: string;
 }
+
+/**
+ * The faults a fresh `.local/stack.env` starts with: reads as stale, as throttled and as
+ * failing as AWS may serve them (README, "The local stack"), so that every end-to-end
+ * test and `npm start` meet them.
+ */
+export const DEFAULT_DYNAMODB_FAULTS = "stale_ms=2000,throttle_rcu=300,error_rate=0.02";
 
 /** The stack's settings as an environment reader (for functions-shared/dynamo_client.ts). */
 export function stackEnvReader(env: StackEnv): (name: string) => string | undefined {
@@ -84,7 +92,7 @@ export async function ensureStackEnv(file = STACK_ENV_FILE): Promise<StackEnv> {
     AWS_ACCESS_KEY_ID: "local",
     AWS_SECRET_ACCESS_KEY: "local",
     SYNC_WEBHOOK_SECRET: old.SYNC_WEBHOOK_SECRET ?? `whsec_${randomBase64(32)}`,
-    DYNAMODB_FAULTS: old.DYNAMODB_FAULTS ?? "",
+    DYNAMODB_FAULTS: old.DYNAMODB_FAULTS ?? DEFAULT_DYNAMODB_FAULTS,
   };
   // Settings the operator added by hand (EDGE_* limits, say) are kept as they are.
   const extra = Object.entries(old).filter(([key]) => !(key in env));

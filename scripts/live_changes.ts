@@ -25,13 +25,20 @@ import type { StackEnv } from "../local-stack/stack_env.ts";
 /** An item in DynamoDB JSON. */
 export type Item = Record<string, AttributeValue>;
 
-/** Every item of a table (for the live burst and the report's distinct keys). */
+/**
+ * Every item of a table (for the live burst and the report's distinct keys), read
+ * consistently: an eventually consistent Scan may miss the latest writes.
+ */
 export async function scanAll(env: StackEnv, spec: TableSpec): Promise<Item[]> {
   const items: Item[] = [];
   let start: Item | undefined;
   do {
     const page = await localDynamo(env, spec.region).send(
-      new ScanCommand({ TableName: spec.sourceTable, ExclusiveStartKey: start }),
+      new ScanCommand({
+        TableName: spec.sourceTable,
+        ConsistentRead: true,
+        ExclusiveStartKey: start,
+      }),
     );
     items.push(...(page.Items ?? []));
     start = page.LastEvaluatedKey;

@@ -136,7 +136,12 @@ export async function scanCount(target: string): Promise<number> {
   let start: Record<string, AttributeValue> | undefined;
   do {
     const page = await dynamo(spec.region).send(
-      new ScanCommand({ TableName: spec.sourceTable, Select: "COUNT", ExclusiveStartKey: start }),
+      new ScanCommand({
+        TableName: spec.sourceTable,
+        Select: "COUNT",
+        ConsistentRead: true,
+        ExclusiveStartKey: start,
+      }),
     );
     count += page.Count ?? 0;
     start = page.LastEvaluatedKey;

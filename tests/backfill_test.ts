@@ -159,8 +159,13 @@ Deno.test("a backfill interleaved with updates, deletes and inserts converges", 
     const source = new Map<string, string>();
     let start: Record<string, AttributeValue> | undefined;
     do {
+      // Consistent: an eventually consistent Scan may miss the last writes (DYNAMODB_FAULTS).
       const page = await client.send(
-        new ScanCommand({ TableName: spec.sourceTable, ExclusiveStartKey: start }),
+        new ScanCommand({
+          TableName: spec.sourceTable,
+          ConsistentRead: true,
+          ExclusiveStartKey: start,
+        }),
       );
       for (const item of page.Items ?? []) {
         if (item.segment_id.S!.startsWith(p)) {

@@ -231,6 +231,7 @@ async function scanCount(): Promise<number> {
       new ScanCommand({
         TableName: searches.sourceTable,
         Select: "COUNT",
+        ConsistentRead: true,
         ExclusiveStartKey: start,
       }),
     );

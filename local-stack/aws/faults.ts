@@ -10,7 +10,7 @@
  *   burst) get ProvisionedThroughputExceededException.
  * - `error_rate`: the share of requests (0 to 1) answered with InternalServerError.
  *
- * An empty value means no faults: the proxy passes everything through.
+ * An empty value, or `none`, means no faults: the proxy passes reads and writes through.
  *
  * @module
  */
@@ -53,6 +53,7 @@ const SETTINGS: Record<
 export function parseFaults(text: string | undefined): Faults {
   const faults = { ...NO_FAULTS };
   const seen = new Set<string>();
+  if ((text ?? "").trim() === "none") return faults;
   for (const part of (text ?? "").split(",")) {
     const entry = part.trim();
     if (entry === "") continue;

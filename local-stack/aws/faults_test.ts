@@ -5,6 +5,8 @@ Deno.test("an empty or missing DYNAMODB_FAULTS means no faults", () => {
   assert.deepEqual(parseFaults(undefined), NO_FAULTS);
   assert.deepEqual(parseFaults(""), NO_FAULTS);
   assert.deepEqual(parseFaults(" , "), NO_FAULTS);
+  assert.deepEqual(parseFaults(" none "), NO_FAULTS);
+  assert.equal(describeFaults(parseFaults("none")), "none");
   assert.equal(describeFaults(parseFaults("")), "none");
 });
 

@@ -1,7 +1,10 @@
 /**
  * The DynamoDB proxy's process (started by `stack:up` as one of its Deno parts):
  * listens at DYNAMODB_PORT (the stack's DYNAMODB_ENDPOINT) and forwards to DynamoDB Local
- * at DYNAMODB_INTERNAL_PORT, with the faults of DYNAMODB_FAULTS in `.local/stack.env`.
+ * at DYNAMODB_INTERNAL_PORT, with the faults of DYNAMODB_FAULTS in `.local/stack.env`,
+ * giving stream records the second their write passed it (local-stack/aws/stream_times.ts).
+ * `GET /_stack/stream-times` answers how many records were timed to the second and how
+ * many kept DynamoDB Local's minute (logged too, once a minute when they changed).
  *
  * @module
  */
@@ -11,6 +14,7 @@ import { readStackEnv } from "../stack_env.ts";
 import { describeFaults, parseFaults } from "./faults.ts";
 import { createProxy } from "./proxy.ts";
 import { StreamTrim } from "./stream_trim.ts";
+import { StreamTimes } from "./stream_times.ts";
 
 let faults;
 try {
@@ -20,12 +24,28 @@ try {
   Deno.exit(2);
 }
 const log = (line: string) => console.log(`${new Date().toISOString()} ${line}`);
-const proxy = createProxy({ upstream: `http://${HOST}:${DYNAMODB_INTERNAL_PORT}`, faults, log });
+const streamTimes = new StreamTimes();
+const proxy = createProxy({
+  upstream: `http://${HOST}:${DYNAMODB_INTERNAL_PORT}`,
+  faults,
+  log,
+  streamTimes,
+});
 // Streams trimmed on request, as AWS trims them after 24 h (local-stack/aws/stream_trim.ts).
 const trim = new StreamTrim(log);
 if (faults.staleMs > 0) {
   setInterval(() => proxy.history.sweep(Date.now()), Math.max(faults.staleMs, 1000));
 }
+let logged = "";
+setInterval(() => {
+  streamTimes.sweep(Date.now());
+  const { recentUnmatched, ...numbers } = streamTimes.counts();
+  const counts = JSON.stringify(numbers);
+  if (counts === logged) return;
+  log(
+    `stream records timed: ${logged = counts}; recently unmatched: ${recentUnmatched.join("; ")}`,
+  );
+}, 60_000);
 Deno.serve({
   hostname: HOST,
   port: DYNAMODB_PORT,
@@ -35,6 +55,9 @@ Deno.serve({
         `faults: ${describeFaults(faults)}`,
     ),
 }, async (request) => {
+  if (request.method === "GET" && new URL(request.url).pathname === "/_stack/stream-times") {
+    return Response.json(streamTimes.counts());
+  }
   try {
     return await trim.handle(request, proxy.handle);
   } catch (error) {

@@ -22,6 +22,8 @@ import { decideError, internalServerError, WRITE_OPERATIONS } from "./errors.ts"
 import type { Faults } from "./faults.ts";
 import { History, keyText, type Random } from "./history.ts";
 import { applyStale, type Body, writtenKeys } from "./stale_reads.ts";
+import { KeyLocks } from "./key_locks.ts";
+import { streamOfIterator, type StreamTimes } from "./stream_times.ts";
 
 const READ_OPERATIONS = new Set(["GetItem", "BatchGetItem", "Query", "Scan"]);
 
@@ -33,6 +35,11 @@ export interface ProxyOptions {
   random?: Random;
   now?: () => number;
   log?: (line: string) => void;
+  /**
+   * When given, stream records get the second their write passed the proxy
+   * (local-stack/aws/stream_times.ts): writes are serialised per key and their images noted.
+   */
+  streamTimes?: StreamTimes;
 }
 
 /** The proxy's request handler (for Deno.serve), with its history for sweeping. */
@@ -47,6 +54,8 @@ export function createProxy(options: ProxyOptions): {
   const history = new History(faults.staleMs, random);
   const throttle = new ReadThrottle(faults.throttleRcu);
   const keySchemas = new Map<string, string[]>();
+  const { streamTimes } = options;
+  const locks = new KeyLocks();
 
   /** `AKID/region` from `Credential=AKID/date/region/service/aws4_request`. */
   function scope(headers: Headers): string {
@@ -158,6 +167,19 @@ export function createProxy(options: ProxyOptions): {
       ? undefined
       : await request.arrayBuffer();
     const target = request.headers.get("x-amz-target") ?? "";
+    if (streamTimes && target === "DynamoDBStreams_20120810.GetRecords") {
+      const response = await passThrough(request, raw);
+      if (!response.ok) return response;
+      const json = await response.json() as Body;
+      await streamTimes.settled();
+      // DynamoDB Local answered, so the request was JSON with a ShardIterator.
+      const iterator = JSON.parse(new TextDecoder().decode(raw)).ShardIterator;
+      const stream = typeof iterator === "string" ? streamOfIterator(iterator) : undefined;
+      if (stream && Array.isArray(json.Records)) {
+        streamTimes.timeRecords(scope(request.headers), stream, json.Records);
+      }
+      return answer(response.status, JSON.stringify(json), response.headers);
+    }
     if (request.method !== "POST" || !target.startsWith("DynamoDB_20120810.")) {
       return await passThrough(request, raw);
     }
@@ -193,22 +215,48 @@ export function createProxy(options: ProxyOptions): {
       ? { ...body, ReturnConsumedCapacity: "TOTAL" }
       : body;
     const staleOn = faults.staleMs > 0 && (isRead || isWrite);
-    if (staleOn) await loadKeySchema(request.headers, tables);
+    const imagesOn = isWrite && (staleOn || streamTimes !== undefined);
+    if (staleOn || imagesOn) await loadKeySchema(request.headers, tables);
     const keyNames = (table: string) => keySchemas.get(`${ns}/${table}`);
-    const written = isWrite && staleOn ? writtenKeys(operation, body, keyNames) : [];
-    // The images before the write, for keys the history does not hold by the time the
-    // write is recorded (read for every key: a sweep may drop a key's history meanwhile).
-    const before = written.length > 0 ? await currentImages(request.headers, written) : new Map();
-
-    const headers = new Headers(request.headers);
-    headers.delete("host");
-    headers.delete("content-length");
-    const response = await fetch(upstream, {
-      method: "POST",
-      headers,
-      body: forwardBody === body ? raw : JSON.stringify(forwardBody),
-    });
-    const text = await response.text();
+    const written = imagesOn ? writtenKeys(operation, body, keyNames) : [];
+    // One write of a key at a time, so that the images read around it are its own.
+    const release = streamTimes && written.length > 0
+      ? await locks.lock(written.map(({ table, key }) => `${ns}/${table}\0${keyText(key)}`))
+      : () => {};
+    const landed = streamTimes && written.length > 0 ? streamTimes.inFlight() : () => {};
+    let response: Response;
+    let text: string;
+    try {
+      // The images before the write, for keys the history does not hold by the time the
+      // write is recorded (read for every key: a sweep may drop a key's history meanwhile).
+      const before = written.length > 0 ? await currentImages(request.headers, written) : new Map();
+      const wait = streamTimes && written.length > 0 ? streamTimes.delayBeforeForwarding(now()) : 0;
+      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+      const headers = new Headers(request.headers);
+      headers.delete("host");
+      headers.delete("content-length");
+      const forwardedAt = now();
+      response = await fetch(upstream, {
+        method: "POST",
+        headers,
+        body: forwardBody === body ? raw : JSON.stringify(forwardBody),
+      });
+      text = await response.text();
+      const answeredAt = now();
+      // A refused write changed nothing; its images say so (and a stream has no record of it).
+      if (written.length > 0 && (response.ok || streamTimes)) {
+        const after = await currentImages(request.headers, written);
+        for (const { table, key } of written) {
+          const id = `${table}\0${keyText(key)}`;
+          const [was, is] = [before.get(id) ?? null, after.get(id) ?? null];
+          if (staleOn && response.ok) history.record(`${ns}/${table}`, key, was, is, answeredAt);
+          streamTimes?.recordWrite(`${ns}/${table}`, key, was, is, forwardedAt, answeredAt);
+        }
+      }
+    } finally {
+      landed();
+      release();
+    }
     if (!response.ok) return answer(response.status, text, response.headers);
 
     let changed = forwardBody !== body;
@@ -231,14 +279,6 @@ export function createProxy(options: ProxyOptions): {
           history,
           now(),
         ) || changed;
-      }
-    }
-    if (written.length > 0) {
-      const after = await currentImages(request.headers, written);
-      const at = now();
-      for (const { table, key } of written) {
-        const id = `${table}\0${keyText(key)}`;
-        history.record(`${ns}/${table}`, key, before.get(id) ?? null, after.get(id) ?? null, at);
       }
     }
     if (decision === "fail after forwarding") {
