@@ -29,9 +29,10 @@ export interface StackEnv {
   SYNC_WEBHOOK_SECRET: string;
   /**
    * The faults the DynamoDB proxy injects (local-stack/aws/faults.ts): a fresh stack.env
-   * gets {@link DEFAULT_DYNAMODB_FAULTS}, DynamoDB as production serves it; `none` (or
-   * empty) turns them off. Kept across `stack:up`s; a changed value is in force after the
-   * next one.
+   * gets {@link DEFAULT_DYNAMODB_FAULTS}, DynamoDB as production serves it; `none` turns
+   * them off. Kept across `stack:up`s (an empty value, which stack.envs written before the
+   * faults were the default hold, becomes the default); a changed value is in force after
+   * the next one.
    */
   DYNAMODB_FAULTS: string;
 }
@@ -92,7 +93,7 @@ export async function ensureStackEnv(file = STACK_ENV_FILE): Promise<StackEnv> {
     AWS_ACCESS_KEY_ID: "local",
     AWS_SECRET_ACCESS_KEY: "local",
     SYNC_WEBHOOK_SECRET: old.SYNC_WEBHOOK_SECRET ?? `whsec_${randomBase64(32)}`,
-    DYNAMODB_FAULTS: old.DYNAMODB_FAULTS ?? DEFAULT_DYNAMODB_FAULTS,
+    DYNAMODB_FAULTS: old.DYNAMODB_FAULTS?.trim() ? old.DYNAMODB_FAULTS : DEFAULT_DYNAMODB_FAULTS,
   };
   // Settings the operator added by hand (EDGE_* limits, say) are kept as they are.
   const extra = Object.entries(old).filter(([key]) => !(key in env));
