@@ -142,6 +142,7 @@ const sqlForPolling = connectDb();
 
 /** Validates every table through the function; returns the time and divergent keys found. */
 async function validateAll(repair = false) {
+  const [{ since }] = await sqlForPolling`select now() as since`;
   const t = performance.now();
   let divergent = 0;
   for (const spec of TABLES) {
@@ -157,14 +158,20 @@ async function validateAll(repair = false) {
       result = await eventually(`validation run ${runId}`, async () => {
         const [run] = await sqlForPolling`select status, missing, unexpected, different
                                           from public.sync_checksums where id = ${runId}`;
-        return run.status === "running" ? undefined : run;
+        return run.status === "running" || run.status === "queued" ? undefined : run;
       }, 300_000);
     } else if (response.status !== 200) {
       throw new Error(`validating ${spec.targetTable}: ${JSON.stringify(result)}`);
     }
     divergent += result.missing.length + result.unexpected.length + result.different.length;
   }
-  return { seconds: (performance.now() - t) / 1000, divergent };
+  const seconds = (performance.now() - t) / 1000;
+  // The pages the runs' Scans read: their segments are the backfill's (checksum_run_id).
+  const [{ pages }] = await sqlForPolling`
+    select coalesce(sum(s.pages), 0)::int as pages
+    from sync.backfill_segments s join sync.backfill_jobs j on j.id = s.job_id
+    where j.checksum_run_id is not null and j.requested_at >= ${since}`;
+  return { seconds, divergent, pages };
 }
 
 /** The benchmark; prints `name: value` lines. */
@@ -205,9 +212,16 @@ export async function benchBackfill(
     figure("backfill_speedup_vs_seed_report", (19.4 * 60) / backfill.seconds, 1);
 
     // The validator on the same data: every table matching, then with 10 divergent keys.
+    const validatorCpu = await markEdgeCpu();
     const matching = await validateAll();
     figure("validate_all_matching_seconds", matching.seconds, 2);
     figure("validate_all_matching_divergent_keys", matching.divergent, 0);
+    printEdgeCpu(
+      "validator",
+      await edgeCpuSince(validatorCpu, "data-checksum-validator"),
+      matching.pages,
+      figure,
+    );
     await sql`update public.firespring_actions set action_type = 'drifted',
               sync_changed_at = now() - interval '1 hour'
               where action_id in (select action_id from public.firespring_actions order by action_id limit 4)`;

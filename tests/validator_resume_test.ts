@@ -60,7 +60,8 @@ Deno.test("a validator request killed mid-segment is resumed from its checkpoint
     }, 15_000);
     await sql`select sync.wake_validations()`;
     const result = await eventually("the run to end", async () => {
-      const [r] = await sql`select status, match, source_items::int as items,
+      const [r] = await sql`select status, missing || unexpected || different as divergent,
+                                   source_items::int as items,
                                    (select count(*)::int from sync.checksum_items i
                                     where i.run_id = c.id) as staged
                             from public.sync_checksums c where id = ${runId}`;
@@ -68,7 +69,13 @@ Deno.test("a validator request killed mid-segment is resumed from its checkpoint
     }, 120_000);
     assert.equal(result.status, "done");
     assert.equal(result.items, total, "every item counted once: no page lost or repeated");
-    assert.equal(result.match, true, "nothing staged twice: the comparison matches");
+    // Other tests' rows may diverge on the shared table (a webhook-only poison row, say);
+    // this test's own keys must not.
+    assert.deepEqual(
+      (result.divergent as { action_id: string }[]).filter((k) => k.action_id.startsWith(p)),
+      [],
+      "the resumed run's comparison finds none of this test's keys divergent",
+    );
     assert.equal(result.staged, 0, "the ended run's staging rows are gone");
     const [after] = await segment();
     assert.equal(Number(after.items_scanned), total);
