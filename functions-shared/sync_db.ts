@@ -238,7 +238,12 @@ function refusedLetter({ spec, change, deadLetter }: TableChange, error: Error):
 
 /**
  * Whether an error means the database cannot be reached right now (so the request may
- * be retried as it is), rather than that the request itself is wrong.
+ * be retried as it is), rather than that the request itself is wrong: a refused or lost
+ * connection, a server shutting down or out of connections, any SQLSTATE of class 08
+ * (connection exception). PgBouncer reports its own failures as 08P01, e.g.
+ * `query_wait_timeout` (no server connection came free, or the server is down) and
+ * `server login has been failing, try again later (server_login_retry)` right after
+ * the server came back (https://www.pgbouncer.org/config.html).
  */
 export function isDatabaseUnavailable(error: unknown): boolean {
   const e = error as { code?: string; message?: string; name?: string };
@@ -255,14 +260,25 @@ export function isDatabaseUnavailable(error: unknown): boolean {
     "57P02", // crash_shutdown
     "57P03", // cannot_connect_now
     "53300", // too_many_connections
-    "08000",
-    "08001",
-    "08003",
-    "08004",
-    "08006",
   ];
-  return codes.includes(e?.code ?? "") || e?.name === "ConnectionRefused" ||
+  return codes.includes(e?.code ?? "") || /^08[0-9A-Z]{3}$/.test(e?.code ?? "") ||
+    e?.name === "ConnectionRefused" ||
     /connection refused|connection reset|ECONNREFUSED|terminating connection/i.test(
       e?.message ?? "",
     );
+}
+
+/**
+ * Keeps the isolate alive when the driver drops a rejection of a lost connection that
+ * nothing awaits (postgres.js can, when a pooler answers a connection with a FATAL
+ * error such as PgBouncer's `server_login_retry`): it is logged, and the request that
+ * met it has answered 503 already. Any other unhandled rejection still ends the isolate,
+ * as the runtime does by default. Call once, at cold start.
+ */
+export function survivePooledConnectionLoss(log: (line: string) => void = console.error): void {
+  globalThis.addEventListener("unhandledrejection", (event) => {
+    if (!isDatabaseUnavailable(event.reason)) return;
+    event.preventDefault();
+    log(`database connection lost: ${(event.reason as Error).message}`);
+  });
 }

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import type postgres from "postgres";
 import { mapScannedItem, mapStreamRecord, type TableChange } from "./record_mapping.ts";
-import { applyChanges, isDataError, poolOptions } from "./sync_db.ts";
+import { applyChanges, isDatabaseUnavailable, isDataError, poolOptions } from "./sync_db.ts";
 import { parseDbUrl } from "./db_url.ts";
 import { byTargetTable } from "./table_registry.ts";
 import { actionStreamRecord as streamRecord } from "./testing_fakes.ts";
@@ -138,4 +138,18 @@ Deno.test("the pool: no prepared statements through a transaction pooler, TLS as
     servername: "db.ref.supabase.co",
     ca: "-----BEGIN CERTIFICATE-----",
   });
+});
+
+Deno.test("a pooler's own failures (08P01) and every connection exception mean retry later", () => {
+  const pooler = (message: string) => Object.assign(new Error(message), { code: "08P01" });
+  assert.equal(isDatabaseUnavailable(pooler("query_wait_timeout")), true);
+  assert.equal(
+    isDatabaseUnavailable(
+      pooler("server login has been failing, try again later (server_login_retry)"),
+    ),
+    true,
+  );
+  assert.equal(isDatabaseUnavailable(Object.assign(new Error("x"), { code: "08006" })), true);
+  assert.equal(isDatabaseUnavailable(Object.assign(new Error("x"), { code: "57014" })), false);
+  assert.equal(isDatabaseUnavailable(Object.assign(new Error("x"), { code: "22007" })), false);
 });
