@@ -34,13 +34,15 @@ select results_eq(
   'above the limit sync.status shows the estimate (3, not the 4 rows there are) and says so'
 );
 
-select is(
-  (select count(*)::int from sync.status where not rows_estimated and rows is not null),
-  8, 'the other tables, under the limit, are counted exactly'
+update sync.settings set value = '1000' where key = 'status_exact_count_limit';
+select results_eq(
+  $$select rows, rows_estimated from sync.status where target_table = 'firespring_searches'$$,
+  $$values (4::bigint, false)$$,
+  'with the limit raised the same table is counted exactly again'
 );
 
 select is(
-  (select value from sync.settings where key = 'status_exact_count_limit'), '2',
+  (select count(*)::int from sync.settings where key = 'status_exact_count_limit'), 1,
   'the limit is a row of sync.settings'
 );
 
