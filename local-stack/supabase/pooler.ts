@@ -23,7 +23,7 @@
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { HOST, POOLER_PORT, POSTGRES_PORT } from "../config.ts";
+import { HOST, PG_BIN, POOLER_PORT, POSTGRES_PORT } from "../config.ts";
 import {
   asRoot,
   chownToPostgres,
@@ -35,6 +35,7 @@ import {
   logFile,
   portOpen,
   portTaken,
+  run,
   runningProcess,
   startDetached,
   stopDetached,
@@ -108,7 +109,10 @@ export async function startPooler(): Promise<"started" | "reused"> {
   const iniFile = join(paths.data, "pgbouncer.ini");
   const fingerprint = createHash("sha256").update(ini).digest("hex");
   const running = runningProcess(NAME);
-  if (running?.fingerprint === fingerprint && await portOpen(HOST, POOLER_PORT)) return "reused";
+  if (running?.fingerprint === fingerprint && await portOpen(HOST, POOLER_PORT)) {
+    await waitUntilServing();
+    return "reused";
+  }
   await stopDetached(NAME);
   if (await portOpen(HOST, POOLER_PORT)) throw portTaken(POOLER_PORT, "the pooler (PgBouncer)");
   writeFileSync(iniFile, ini, { mode: 0o600 });
@@ -122,7 +126,25 @@ export async function startPooler(): Promise<"started" | "reused"> {
     fingerprint,
   });
   await waitFor("the pooler (PgBouncer)", () => portOpen(HOST, POOLER_PORT), 30_000, logFile(NAME));
+  await waitUntilServing();
   return "started";
+}
+
+/**
+ * Waits until a query through the pooler reaches Postgres. After Postgres was away (a
+ * restart), PgBouncer refuses clients for `server_login_retry` (15 s) and the first one
+ * after that; `stack:up` hands over a pooler that serves.
+ */
+async function waitUntilServing(): Promise<void> {
+  await waitFor(
+    "the pooler (PgBouncer) to reach Postgres",
+    async () => {
+      await run(join(PG_BIN, "psql"), ["-Atc", "select 1", poolerUrl().replace(/\?.*$/, "")]);
+      return true;
+    },
+    60_000,
+    logFile(NAME),
+  );
 }
 
 /** Stops PgBouncer; returns whether it was running. */
