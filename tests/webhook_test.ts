@@ -180,6 +180,23 @@ Deno.test("the direct form upserts and deletes by the source attribute names", a
   }
 });
 
+/**
+ * Starts the stack's Postgres again. On a machine where many connections are open, the
+ * kernel may lend its port to one of them as a source port while the server is down
+ * ("could not bind ... Address already in use"): it is tried again until it binds.
+ */
+async function restartPostgres(): Promise<void> {
+  for (let attempt = 1;; attempt++) {
+    try {
+      await startPostgres();
+      return;
+    } catch (error) {
+      if (attempt === 20) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 3_000));
+    }
+  }
+}
+
 // The webhook reaches Postgres through the stack's transaction pooler (PgBouncer), as a
 // hosted project's functions do through port 6543: with the server down, the pooler holds
 // the request until its query_wait_timeout (120 s) and then fails it; right after the
@@ -195,7 +212,7 @@ Deno.test("with the database down the webhook answers 503 and loses nothing", as
     assert.equal(response.headers.get("retry-after"), "5");
     assert.match((await response.json()).error, /database is unavailable; nothing was applied/);
   } finally {
-    await startPostgres();
+    await restartPostgres();
   }
   const retried = await eventually(
     "the webhook to apply the batch once Postgres is back",
