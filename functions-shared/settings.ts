@@ -9,6 +9,8 @@
  * @module
  */
 
+import { type DbTarget, parseDbUrl } from "./db_url.ts";
+
 /** Reads an environment variable (Deno's or, in Node, the process's). */
 export type EnvReader = (name: string) => string | undefined;
 
@@ -16,6 +18,8 @@ export type EnvReader = (name: string) => string | undefined;
 export interface SettingSpec<T> {
   /** The environment variable. */
   env: string;
+  /** Read when `env` is unset or empty (e.g. `SUPABASE_DB_URL` for `SYNC_DB_URL`). */
+  fallbackEnv?: string;
   /** What it is for, for messages and docs. */
   about: string;
   /** Used when the variable is unset or empty; undefined makes the setting required. */
@@ -54,6 +58,11 @@ export function text(env: string, about: string, secret = false): SettingSpec<st
   return { env, about, secret, parse: (value) => value };
 }
 
+/** An optional text; empty when unset. */
+export function optionalText(env: string, about: string): SettingSpec<string> {
+  return { env, about, default: "", parse: (value) => value };
+}
+
 /** The settings' values, by the names they are declared under. */
 export type Settings<S extends Record<string, SettingSpec<unknown>>> = {
   [K in keyof S]: S[K] extends SettingSpec<infer T> ? T : never;
@@ -75,9 +84,15 @@ export function readSettings<S extends Record<string, SettingSpec<unknown>>>(
   const values: Record<string, unknown> = {};
   const problems: string[] = [];
   for (const [key, spec] of Object.entries(specs)) {
-    const raw = env(spec.env);
-    if (raw === undefined || raw.trim() === "") {
-      if (spec.default === undefined) problems.push(`${spec.env} is not set (${spec.about})`);
+    const given = (name: string | undefined) => {
+      const value = name === undefined ? undefined : env(name);
+      return value === undefined || value.trim() === "" ? undefined : value;
+    };
+    const name = given(spec.env) !== undefined ? spec.env : spec.fallbackEnv ?? spec.env;
+    const raw = given(name);
+    if (raw === undefined) {
+      const names = spec.fallbackEnv ? `${spec.env} (or ${spec.fallbackEnv})` : spec.env;
+      if (spec.default === undefined) problems.push(`${names} is not set (${spec.about})`);
       else values[key] = spec.default;
       continue;
     }
@@ -85,7 +100,7 @@ export function readSettings<S extends Record<string, SettingSpec<unknown>>>(
       values[key] = spec.parse(raw);
     } catch (error) {
       const shown = spec.secret ? "(a secret, not shown)" : JSON.stringify(raw);
-      problems.push(`${spec.env} is ${shown}; it must be ${(error as Error).message}`);
+      problems.push(`${name} is ${shown}; it must be ${(error as Error).message}`);
     }
   }
   if (problems.length > 0) throw new SettingsError(problems);
@@ -93,12 +108,64 @@ export function readSettings<S extends Record<string, SettingSpec<unknown>>>(
 }
 
 /**
- * What every function reads from the platform (Supabase injects these). The service keys
- * are read by `acceptedServiceKeys` (service_auth.ts), as there are two kinds.
+ * The database connection string (db_url.ts): `SYNC_DB_URL`, which may name Supabase's
+ * transaction pooler (port 6543), else the `SUPABASE_DB_URL` that Supabase injects (the
+ * direct connection). Secret: a message names the setting and the cause, never the value.
+ */
+export function dbUrl(): SettingSpec<DbTarget> {
+  return {
+    env: "SYNC_DB_URL",
+    fallbackEnv: "SUPABASE_DB_URL",
+    about: "the database's connection string",
+    secret: true,
+    parse: parseDbUrl,
+  };
+}
+
+/**
+ * What every function reads from the platform (Supabase injects these), and how it opens
+ * its pool (sync_db.ts). The service keys are read by `acceptedServiceKeys`
+ * (service_auth.ts), as there are two kinds.
  */
 export const PLATFORM_SETTINGS = {
-  dbUrl: text("SUPABASE_DB_URL", "the database's connection string", true),
+  db: dbUrl(),
   supabaseUrl: text("SUPABASE_URL", "the project's URL, to call functions"),
+  // Each isolate holds its own pool, and a burst starts many isolates: 8 import-workers
+  // (IMPORT_WORKER_MAX_CONCURRENT) with 10 connections each would be 80, more than a
+  // Nano or Micro project's 60 direct connections, which PostgREST, Auth and Storage
+  // share (https://supabase.com/docs/guides/platform/compute-and-disk). A run holds one
+  // connection at a time (a page's transaction); an import-worker isolate takes 2 runs at
+  // once (run_gate.ts), a validator scans 2 segments at once (validator_source.ts), the
+  // webhook applies a batch in one transaction: 3 leaves one for a claim or a release
+  // while both pages commit. More only queues in the pooler.
+  dbPoolMax: integer(
+    "SYNC_DB_POOL_MAX",
+    "connections one isolate may hold at once",
+    3,
+    1,
+    20,
+  ),
+  // A pooler that has no server connection free queues the client; 10 s is enough for a
+  // free one and short enough for the request to answer 503 and be retried.
+  dbConnectTimeoutS: integer(
+    "SYNC_DB_CONNECT_TIMEOUT_S",
+    "seconds to wait for a connection before the request is refused (503)",
+    10,
+    1,
+    60,
+  ),
+  // An idle isolate gives its connections back soon: it may live on for minutes.
+  dbIdleTimeoutS: integer(
+    "SYNC_DB_IDLE_TIMEOUT_S",
+    "seconds an unused connection stays open",
+    20,
+    1,
+    600,
+  ),
+  dbCaCert: optionalText(
+    "SYNC_DB_CA_CERT",
+    "the PEM certificate that signs the database's, for sslmode=verify-full",
+  ),
 };
 
 /** The import-worker's settings and their defaults (docs/interfaces.md, "import-worker"). */

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import {
   IMPORT_WORKER_SETTINGS,
   integer,
+  PLATFORM_SETTINGS,
   readSettings,
   SettingsError,
   text,
@@ -70,5 +71,64 @@ Deno.test("a missing required setting is named; a secret's value is never shown"
       assert.ok(!error.message.includes("hunter2"));
       return true;
     },
+  );
+});
+
+Deno.test("SYNC_DB_URL wins over SUPABASE_DB_URL, which is the fallback", () => {
+  const fallback = readSettings(envOf(platform), PLATFORM_SETTINGS);
+  assert.equal(fallback.db.host, "db");
+  assert.equal(fallback.db.transactionPooler, false);
+  assert.equal(fallback.dbPoolMax, 3);
+  assert.equal(fallback.dbConnectTimeoutS, 10);
+  assert.equal(fallback.dbIdleTimeoutS, 20);
+  assert.equal(fallback.dbCaCert, "");
+  const pooled = readSettings(
+    envOf({
+      ...platform,
+      SYNC_DB_URL:
+        "postgresql://postgres.ref:hunter2@aws-0-us-east-1.pooler.supabase.com:6543/postgres?sslmode=require",
+      SYNC_DB_POOL_MAX: "2",
+    }),
+    PLATFORM_SETTINGS,
+  );
+  assert.equal(pooled.db.host, "aws-0-us-east-1.pooler.supabase.com");
+  assert.equal(pooled.db.transactionPooler, true);
+  assert.equal(pooled.db.tls, "require");
+  assert.equal(pooled.dbPoolMax, 2);
+});
+
+Deno.test("a bad connection string is named by the setting it came from, its password never shown", () => {
+  const problems = (vars: Record<string, string>) => {
+    try {
+      readSettings(envOf(vars), PLATFORM_SETTINGS);
+      return [];
+    } catch (error) {
+      assert.ok(error instanceof SettingsError);
+      assert.ok(!error.message.includes("hunter2"), error.message);
+      return error.problems;
+    }
+  };
+  assert.deepEqual(
+    problems({
+      ...platform,
+      SYNC_DB_URL: "postgresql://postgres:hunter2@db:6543/postgres?sslmode=maybe",
+      SYNC_DB_POOL_MAX: "0",
+    }),
+    [
+      "SYNC_DB_URL is (a secret, not shown); it must be a postgresql:// URL whose sslmode is " +
+      'one of disable, allow, prefer, require, verify-ca, verify-full (it is "maybe")',
+      'SYNC_DB_POOL_MAX is "0"; it must be a whole number from 1 to 20',
+    ],
+  );
+  assert.deepEqual(
+    problems({ ...platform, SUPABASE_DB_URL: "https://hunter2@db/postgres" }),
+    [
+      "SUPABASE_DB_URL is (a secret, not shown); it must be a " +
+      "postgresql://user:password@host:port/database URL (the scheme is https:)",
+    ],
+  );
+  assert.deepEqual(
+    problems({ SUPABASE_URL: "https://ref.supabase.co" }),
+    ["SYNC_DB_URL (or SUPABASE_DB_URL) is not set (the database's connection string)"],
   );
 });

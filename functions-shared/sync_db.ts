@@ -1,7 +1,7 @@
 /**
- * The Edge Functions' way into Postgres: a small pool on SUPABASE_DB_URL (prepared
- * statements off, so that Supabase's transaction pooler works), and the one call that
- * applies changes: `sync.merge_changes` per table, plus the dead letters, in one
+ * The Edge Functions' way into Postgres: a small pool per isolate on the connection
+ * string of `SYNC_DB_URL` / `SUPABASE_DB_URL` (db_url.ts, settings.ts), and the one call
+ * that applies changes: `sync.merge_changes` per table, plus the dead letters, in one
  * transaction. The dead letters are written by dead_letter_writer.ts.
  *
  * @module
@@ -9,22 +9,86 @@
 
 import { toWire } from "./change_wire.ts";
 import postgres from "postgres";
+import { type DbTarget, parseDbUrl } from "./db_url.ts";
 import { recordDeadLetters } from "./dead_letter_writer.ts";
 import { encodeJson } from "./dynamo_encoder.ts";
 import type { DeadLetter, TableChange } from "./record_mapping.ts";
 import type { TableSpec } from "./table_registry.ts";
 import type { Change } from "./transform.ts";
 
-/** Opens a pool. Sessions run in UTC, so timestamps without a zone read the same everywhere. */
-export function connectDb(url: string, max = 4): postgres.Sql {
-  return postgres(url, {
-    max,
-    prepare: false,
-    idle_timeout: 20,
-    connect_timeout: 10,
+/** How a pool is sized and how long it waits (settings.ts, `SYNC_DB_*`). */
+export interface PoolSettings {
+  /** Connections the pool may hold at once. */
+  max: number;
+  /** Seconds to wait for a connection (through a busy pooler too). */
+  connectTimeoutS?: number;
+  /** Seconds an unused connection stays open. */
+  idleTimeoutS?: number;
+  /** PEM of the CA that signs the server's certificate, for `sslmode=verify-full`. */
+  caCert?: string;
+}
+
+/**
+ * The driver's options for a target: what the URL names decides them.
+ * - A transaction pooler (Supavisor or PgBouncer in transaction mode, port 6543) hands
+ *   each transaction to whichever server connection is free, so a statement prepared on
+ *   one is unknown on the next: "Supavisor in transaction mode does not [support prepared
+ *   statements]" (https://supabase.com/docs/guides/troubleshooting/disabling-prepared-statements-qL8lEL),
+ *   hence `prepare: false`. Nor does session state survive (`SET`, session advisory locks,
+ *   `LISTEN`, temporary tables): the code keeps all of it inside a transaction
+ *   (`set_config(..., true)`, `pg_advisory_xact_lock`).
+ * - TLS as `sslmode` asks: `require` encrypts without checking the certificate (libpq's
+ *   meaning); `verify-full` checks it and the host name, against `caCert` when given
+ *   (Supabase's own CA, downloadable from the dashboard's database settings) else the
+ *   system's roots.
+ * - Sessions run in UTC, so timestamps without a zone read the same everywhere
+ *   (`TimeZone` is a startup parameter that PgBouncer and Supavisor pass on).
+ */
+export function poolOptions(target: DbTarget, pool: PoolSettings): postgres.Options<never> {
+  const ssl = target.tls === "disable" ? false : target.tls === "verify-full"
+    ? {
+      rejectUnauthorized: true,
+      servername: target.host,
+      ...(pool.caCert ? { ca: pool.caCert } : {}),
+    }
+    : target.tls;
+  return {
+    max: pool.max,
+    prepare: !target.transactionPooler,
+    ssl,
+    idle_timeout: pool.idleTimeoutS ?? 20,
+    connect_timeout: pool.connectTimeoutS ?? 10,
     connection: { TimeZone: "UTC", application_name: "dynamo-supabase-sync" },
     onnotice: () => {},
-  });
+  };
+}
+
+/** The pool settings of a function's settings (settings.ts, `PLATFORM_SETTINGS`). */
+export function dbPool(settings: {
+  dbPoolMax: number;
+  dbConnectTimeoutS: number;
+  dbIdleTimeoutS: number;
+  dbCaCert: string;
+}): PoolSettings {
+  return {
+    max: settings.dbPoolMax,
+    connectTimeoutS: settings.dbConnectTimeoutS,
+    idleTimeoutS: settings.dbIdleTimeoutS,
+    caCert: settings.dbCaCert || undefined,
+  };
+}
+
+/**
+ * Opens a pool on a connection string (parsed by db_url.ts; a URL string is parsed here)
+ * with `pool` connections at most, or the settings of {@link PoolSettings}.
+ */
+export function connectDb(
+  target: string | DbTarget,
+  pool: number | PoolSettings = 4,
+): postgres.Sql {
+  const parsed = typeof target === "string" ? parseDbUrl(target) : target;
+  const settings = typeof pool === "number" ? { max: pool } : pool;
+  return postgres(parsed.url, poolOptions(parsed, settings));
 }
 
 /** A change that Postgres refused, alone, and the dead letter it became. */
@@ -174,7 +238,12 @@ function refusedLetter({ spec, change, deadLetter }: TableChange, error: Error):
 
 /**
  * Whether an error means the database cannot be reached right now (so the request may
- * be retried as it is), rather than that the request itself is wrong.
+ * be retried as it is), rather than that the request itself is wrong: a refused or lost
+ * connection, a server shutting down or out of connections, any SQLSTATE of class 08
+ * (connection exception). PgBouncer reports its own failures as 08P01, e.g.
+ * `query_wait_timeout` (no server connection came free, or the server is down) and
+ * `server login has been failing, try again later (server_login_retry)` right after
+ * the server came back (https://www.pgbouncer.org/config.html).
  */
 export function isDatabaseUnavailable(error: unknown): boolean {
   const e = error as { code?: string; message?: string; name?: string };
@@ -191,14 +260,25 @@ export function isDatabaseUnavailable(error: unknown): boolean {
     "57P02", // crash_shutdown
     "57P03", // cannot_connect_now
     "53300", // too_many_connections
-    "08000",
-    "08001",
-    "08003",
-    "08004",
-    "08006",
   ];
-  return codes.includes(e?.code ?? "") || e?.name === "ConnectionRefused" ||
+  return codes.includes(e?.code ?? "") || /^08[0-9A-Z]{3}$/.test(e?.code ?? "") ||
+    e?.name === "ConnectionRefused" ||
     /connection refused|connection reset|ECONNREFUSED|terminating connection/i.test(
       e?.message ?? "",
     );
+}
+
+/**
+ * Keeps the isolate alive when the driver drops a rejection of a lost connection that
+ * nothing awaits (postgres.js can, when a pooler answers a connection with a FATAL
+ * error such as PgBouncer's `server_login_retry`): it is logged, and the request that
+ * met it has answered 503 already. Any other unhandled rejection still ends the isolate,
+ * as the runtime does by default. Call once, at cold start.
+ */
+export function survivePooledConnectionLoss(log: (line: string) => void = console.error): void {
+  globalThis.addEventListener("unhandledrejection", (event) => {
+    if (!isDatabaseUnavailable(event.reason)) return;
+    event.preventDefault();
+    log(`database connection lost: ${(event.reason as Error).message}`);
+  });
 }

@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import type postgres from "postgres";
 import { mapScannedItem, mapStreamRecord, type TableChange } from "./record_mapping.ts";
-import { applyChanges, isDataError } from "./sync_db.ts";
+import { applyChanges, isDatabaseUnavailable, isDataError, poolOptions } from "./sync_db.ts";
+import { parseDbUrl } from "./db_url.ts";
 import { byTargetTable } from "./table_registry.ts";
 import { actionStreamRecord as streamRecord } from "./testing_fakes.ts";
 
@@ -109,4 +110,46 @@ Deno.test("isDataError: classes 22, 23 and 54 only", () => {
   for (const code of ["08006", "40001", "57P01", undefined]) {
     assert.ok(!isDataError({ code }), String(code));
   }
+});
+
+Deno.test("the pool: no prepared statements through a transaction pooler, TLS as the URL asks", () => {
+  const pooled = poolOptions(
+    parseDbUrl(
+      "postgresql://postgres.ref:pw@aws-0-us-east-1.pooler.supabase.com:6543/postgres?sslmode=require",
+    ),
+    { max: 3, connectTimeoutS: 10, idleTimeoutS: 20 },
+  );
+  assert.equal(pooled.prepare, false);
+  assert.equal(pooled.ssl, "require");
+  assert.equal(pooled.max, 3);
+  assert.equal(pooled.connect_timeout, 10);
+  assert.equal(pooled.idle_timeout, 20);
+  const direct = poolOptions(parseDbUrl("postgresql://postgres:pw@127.0.0.1:54322/postgres"), {
+    max: 1,
+  });
+  assert.equal(direct.prepare, true);
+  assert.equal(direct.ssl, false);
+  const verified = poolOptions(
+    parseDbUrl("postgresql://postgres:pw@db.ref.supabase.co:5432/postgres?sslmode=verify-full"),
+    { max: 1, caCert: "-----BEGIN CERTIFICATE-----" },
+  );
+  assert.deepEqual(verified.ssl, {
+    rejectUnauthorized: true,
+    servername: "db.ref.supabase.co",
+    ca: "-----BEGIN CERTIFICATE-----",
+  });
+});
+
+Deno.test("a pooler's own failures (08P01) and every connection exception mean retry later", () => {
+  const pooler = (message: string) => Object.assign(new Error(message), { code: "08P01" });
+  assert.equal(isDatabaseUnavailable(pooler("query_wait_timeout")), true);
+  assert.equal(
+    isDatabaseUnavailable(
+      pooler("server login has been failing, try again later (server_login_retry)"),
+    ),
+    true,
+  );
+  assert.equal(isDatabaseUnavailable(Object.assign(new Error("x"), { code: "08006" })), true);
+  assert.equal(isDatabaseUnavailable(Object.assign(new Error("x"), { code: "57014" })), false);
+  assert.equal(isDatabaseUnavailable(Object.assign(new Error("x"), { code: "22007" })), false);
 });

@@ -43,6 +43,11 @@ export const PORT_OFFSET: number = (() => {
 })();
 export const POSTGRES_PORT = 54322 + PORT_OFFSET;
 export const FUNCTIONS_PORT = 54321 + PORT_OFFSET;
+/**
+ * The transaction pooler (PgBouncer, local-stack/supabase/pooler.ts) through which the
+ * functions reach Postgres: 6543, Supabase's transaction-mode port, plus the offset.
+ */
+export const POOLER_PORT = 6543 + PORT_OFFSET;
 /** DYNAMODB_ENDPOINT: the DynamoDB proxy (local-stack/aws/proxy.ts) that every client reaches. */
 export const DYNAMODB_PORT = 8000 + PORT_OFFSET;
 /**

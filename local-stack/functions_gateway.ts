@@ -106,7 +106,10 @@ function functionEnv(port: number): Record<string, string> {
     SUPABASE_SERVICE_ROLE_KEY: stackEnv.SUPABASE_SERVICE_ROLE_KEY,
     // As hosted: "the secret keys JSON dictionary" (docs: functions/secrets).
     SUPABASE_SECRET_KEYS: JSON.stringify({ default: stackEnv.SUPABASE_SECRET_KEY }),
+    // As hosted, SUPABASE_DB_URL is the direct connection; the project sets SYNC_DB_URL
+    // to the transaction pooler (README, "Connections"), here PgBouncer (supabase/pooler.ts).
     SUPABASE_DB_URL: stackEnv.DATABASE_URL,
+    SYNC_DB_URL: stackEnv.POOLER_URL,
     SB_REGION: "us-east-1",
     // Secrets (`supabase secrets set` on a hosted project).
     SYNC_WEBHOOK_SECRET: stackEnv.SYNC_WEBHOOK_SECRET,

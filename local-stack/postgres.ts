@@ -54,6 +54,11 @@ function stackConf(cluster: Cluster): string {
     // As on hosted Supabase, `extensions` is on every role's search path.
     `search_path = '"$user", public, extensions'`,
     "password_encryption = 'scram-sha-256'",
+    // Hosted, every statement is cut at 2 minutes unless its role says otherwise: "postgres:
+    // none (capped by default global timeout to be 2min)"
+    // (https://supabase.com/docs/guides/database/postgres/timeouts, "Role level"). The
+    // functions, pg_cron's jobs and migrations run as postgres, so they meet this limit.
+    "statement_timeout = '2min'",
     "log_min_messages = warning",
     "log_line_prefix = '%m [%p] %q%u@%d '",
     "",

@@ -25,6 +25,7 @@ import {
   STACK_ENV_FILE,
 } from "./config.ts";
 import { startDynamo, stopDynamo } from "./dynamodb.ts";
+import { pgbouncerMissing, startPooler, stopPooler } from "./supabase/pooler.ts";
 import { describeFaults, parseFaults } from "./aws/faults.ts";
 import { isReady, startPostgres, stopPostgres } from "./postgres.ts";
 import {
@@ -138,6 +139,8 @@ function checkPrerequisites(): void {
     [DENO_BIN, "npm dependencies (run `npm ci`)"],
     [join(PG_BIN, "postgres"), "PostgreSQL 15 (apt-get install postgresql-15)"],
   ].filter(([path]) => !existsSync(path)).map(([, what]) => what);
+  const pooler = pgbouncerMissing();
+  if (pooler) missing.push(pooler);
   if (missing.length > 0) throw new Error(`stack: missing ${missing.join(", ")}`);
 }
 
@@ -232,6 +235,7 @@ export async function up(): Promise<void> {
     .filter((line) => line.trim() && !line.startsWith("Target:")).join("; ");
   step(`migrations pushed with the Supabase CLI: ${pushed}`, started);
   await storeVaultSecrets(env);
+  step(`pooler (PgBouncer, transaction mode) ${await startPooler()} on ${env.POOLER_URL}`, started);
   // DynamoDB Local rounds ApproximateCreationDateTime down to the minute; the proxy gives
   // each stream record the second its write passed it, as AWS does (local-stack/aws/
   // stream_times.ts), so the guard runs with AWS's granularity (docs/sync-semantics.md).
@@ -269,12 +273,13 @@ async function down(): Promise<void> {
     }`,
   );
   console.log(`stack: dynamodb ${(await stopDynamo()) ? "stopped" : "was not running"}`);
+  console.log(`stack: pooler ${(await stopPooler()) ? "stopped" : "was not running"}`);
   console.log(`stack: postgres ${(await stopPostgres()) ? "stopped" : "was not running"}`);
 }
 
 async function status(): Promise<void> {
   console.log(`postgres: ${(await isReady()) ? "running" : "stopped"}`);
-  for (const name of ["dynamodb", PROXY_PART.name, ...DENO_PARTS.map((p) => p.name)]) {
+  for (const name of ["pooler", "dynamodb", PROXY_PART.name, ...DENO_PARTS.map((p) => p.name)]) {
     const pid = runningPid(name);
     console.log(`${name}: ${pid ? `running (pid ${pid})` : "stopped"}`);
   }

@@ -11,10 +11,16 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { DYNAMODB_PORT, FUNCTIONS_PORT, HOST, POSTGRES_PORT, STACK_ENV_FILE } from "./config.ts";
+import { poolerUrl } from "./supabase/pooler.ts";
 
 /** The values of `.local/stack.env`. */
 export interface StackEnv {
   DATABASE_URL: string;
+  /**
+   * The transaction pooler in front of it (PgBouncer; local-stack/supabase/pooler.ts):
+   * what the functions get as SYNC_DB_URL.
+   */
+  POOLER_URL: string;
   SUPABASE_URL: string;
   FUNCTIONS_URL: string;
   SUPABASE_ANON_KEY: string;
@@ -79,6 +85,7 @@ export async function ensureStackEnv(file = STACK_ENV_FILE): Promise<StackEnv> {
   const jwtSecret = old.SUPABASE_JWT_SECRET ?? randomBase64(32);
   const env: StackEnv = {
     DATABASE_URL: `postgresql://postgres:postgres@${HOST}:${POSTGRES_PORT}/postgres`,
+    POOLER_URL: poolerUrl(),
     SUPABASE_URL: `http://${HOST}:${FUNCTIONS_PORT}`,
     FUNCTIONS_URL: `http://${HOST}:${FUNCTIONS_PORT}/functions/v1`,
     SUPABASE_JWT_SECRET: jwtSecret,

@@ -18,6 +18,8 @@ missing=()
 [ -f /usr/lib/postgresql/15/lib/pg_cron.so ] || missing+=(postgresql-15-cron)
 [ -f /usr/lib/postgresql/15/lib/plpgsql_check.so ] || missing+=(postgresql-15-plpgsql-check)
 command -v pg_prove >/dev/null || missing+=(libtap-parser-sourcehandler-pgtap-perl)
+# The stand-in for Supabase's transaction pooler (local-stack/supabase/pooler.ts).
+[ -x /usr/sbin/pgbouncer ] || missing+=(pgbouncer)
 java_major=$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -n 1 || true)
 [ "${java_major:-0}" -ge 17 ] || missing+=(openjdk-17-jre-headless)
 
@@ -31,6 +33,9 @@ if [ ${#missing[@]} -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    for program in /usr/lib/postgresql/15/bin/postgres /usr/sbin/pgbouncer; do
+      [ -x "$program" ] || { echo "bootstrap: apt-get did not install $program" >&2; exit 1; }
+    done
   else
     echo "bootstrap: missing system packages: ${missing[*]} (install them, e.g. with apt-get as root)" >&2
     exit 1

@@ -13,6 +13,7 @@ import {
   FUNCTIONS_PORT,
   HOST,
   PID_DIR,
+  POOLER_PORT,
   POSTGRES_PORT,
   ROOT,
 } from "../local-stack/config.ts";
@@ -25,6 +26,7 @@ console.log(await run(DENO_BIN, ["run", "-A", "local-stack/stack.ts", "down"]));
 const left: string[] = [];
 const ports = [
   POSTGRES_PORT,
+  POOLER_PORT,
   FUNCTIONS_PORT,
   DYNAMODB_PORT,
   DYNAMODB_INTERNAL_PORT,

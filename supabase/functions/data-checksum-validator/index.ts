@@ -10,7 +10,12 @@ import { dynamoClients } from "../../../functions-shared/dynamo_client.ts";
 import { selfInvoker } from "../../../functions-shared/self_invoke.ts";
 import { acceptedServiceKeys } from "../../../functions-shared/service_auth.ts";
 import { readSettings, VALIDATOR_SETTINGS } from "../../../functions-shared/settings.ts";
-import { connectDb } from "../../../functions-shared/sync_db.ts";
+import { describeDbTarget } from "../../../functions-shared/db_url.ts";
+import {
+  connectDb,
+  dbPool,
+  survivePooledConnectionLoss,
+} from "../../../functions-shared/sync_db.ts";
 import { handleValidatorRequest } from "../../../functions-shared/validator_endpoint.ts";
 
 declare const EdgeRuntime: { waitUntil(promise: Promise<unknown>): void };
@@ -20,7 +25,9 @@ const cpu = isolateCpuMeter();
 const env = (name: string) => Deno.env.get(name);
 const settings = readSettings(env, VALIDATOR_SETTINGS);
 const serviceKeys = acceptedServiceKeys(env);
-const sql = connectDb(settings.dbUrl, 10);
+const sql = connectDb(settings.db, dbPool(settings));
+survivePooledConnectionLoss();
+console.log(`data-checksum-validator: database ${describeDbTarget(settings.db)}`);
 const dynamo = dynamoClients(env);
 const callSelf = selfInvoker({
   supabaseUrl: settings.supabaseUrl,

@@ -14,14 +14,21 @@ import { errorResponse, json, methodNotAllowed } from "../../../functions-shared
 import { selfInvoker } from "../../../functions-shared/self_invoke.ts";
 import { acceptedServiceKeys, serviceRoleProblem } from "../../../functions-shared/service_auth.ts";
 import { IMPORT_WORKER_SETTINGS, readSettings } from "../../../functions-shared/settings.ts";
-import { connectDb } from "../../../functions-shared/sync_db.ts";
+import { describeDbTarget } from "../../../functions-shared/db_url.ts";
+import {
+  connectDb,
+  dbPool,
+  survivePooledConnectionLoss,
+} from "../../../functions-shared/sync_db.ts";
 
 declare const EdgeRuntime: { waitUntil(promise: Promise<unknown>): void };
 
 const env = (name: string) => Deno.env.get(name);
 const settings = readSettings(env, IMPORT_WORKER_SETTINGS);
 const serviceKeys = acceptedServiceKeys(env);
-const sql = connectDb(settings.dbUrl, 10);
+const sql = connectDb(settings.db, dbPool(settings));
+survivePooledConnectionLoss();
+console.log(`import-worker: database ${describeDbTarget(settings.db)}`);
 const dynamo = dynamoClients(env);
 // Created at cold start: the isolate's CPU, boot included (functions-shared/cpu_meter.ts).
 const cpu = isolateCpuMeter();

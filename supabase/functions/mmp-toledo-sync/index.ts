@@ -16,12 +16,19 @@ import { createWebhookVerifier } from "../../../functions-shared/webhook_signing
 import { handleReplayRequest } from "../../../functions-shared/dead_letters.ts";
 import { acceptedServiceKeys } from "../../../functions-shared/service_auth.ts";
 import { PLATFORM_SETTINGS, readSettings } from "../../../functions-shared/settings.ts";
-import { connectDb } from "../../../functions-shared/sync_db.ts";
+import { describeDbTarget } from "../../../functions-shared/db_url.ts";
+import {
+  connectDb,
+  dbPool,
+  survivePooledConnectionLoss,
+} from "../../../functions-shared/sync_db.ts";
 
 const env = (name: string) => Deno.env.get(name);
 const settings = readSettings(env, PLATFORM_SETTINGS);
 const serviceKeys = acceptedServiceKeys(env);
-const sql = connectDb(settings.dbUrl);
+const sql = connectDb(settings.db, dbPool(settings));
+survivePooledConnectionLoss();
+console.log(`mmp-toledo-sync: database ${describeDbTarget(settings.db)}`);
 const verifier = createWebhookVerifier(env("SYNC_WEBHOOK_SECRET"));
 if (!verifier.ok) {
   console.error(

@@ -1,0 +1,112 @@
+/**
+ * The database connection string the Edge Functions use (`SYNC_DB_URL`, else the
+ * platform's `SUPABASE_DB_URL`; docs/interfaces.md, "Settings"), parsed and checked once:
+ * what it names (a direct connection, a session pooler, a transaction pooler) decides
+ * how the pool is opened (sync_db.ts).
+ *
+ * A hosted project offers three ways in
+ * (https://supabase.com/docs/guides/database/connecting-to-postgres): the direct
+ * connection `db.<ref>.supabase.co:5432`, which `SUPABASE_DB_URL` names; the shared
+ * pooler (Supavisor) `aws-0-<region>.pooler.supabase.com`, session mode on 5432 and
+ * transaction mode on 6543; and the dedicated pooler (PgBouncer) on the database's host,
+ * port 6543, in transaction mode. Port 6543 is transaction mode on both; a URL says so
+ * itself with `?pgbouncer=true` (Prisma's convention, which Supabase's docs show).
+ *
+ * Errors never repeat the URL: it holds the password.
+ *
+ * @module
+ */
+
+/** How the connection is encrypted, after libpq's `sslmode` (https://www.postgresql.org/docs/15/libpq-ssl.html). */
+export type DbTls = "disable" | "prefer" | "require" | "verify-full";
+
+/** A checked connection string and what it tells about the connection. */
+export interface DbTarget {
+  /** The URL as given, for the driver (parameters of ours removed). */
+  url: string;
+  host: string;
+  port: number;
+  database: string;
+  user: string;
+  /**
+   * Whether the URL names a transaction-mode pooler (port 6543, or `pgbouncer=true`):
+   * then no prepared statements, no session state (sync_db.ts).
+   */
+  transactionPooler: boolean;
+  /** From `sslmode`; `disable` when absent, as the driver does (a hosted project says `require`). */
+  tls: DbTls;
+}
+
+/** Supabase's port for transaction mode, on Supavisor and on the dedicated PgBouncer. */
+export const TRANSACTION_POOLER_PORT = 6543;
+
+const SSL_MODES: Record<string, DbTls> = {
+  disable: "disable",
+  allow: "prefer",
+  prefer: "prefer",
+  require: "require",
+  // verify-ca checks the chain but not the host name; we check both, the stricter.
+  "verify-ca": "verify-full",
+  "verify-full": "verify-full",
+};
+
+/** The query parameters a URL may carry; anything else would reach Postgres as a startup parameter. */
+const KNOWN_PARAMETERS = ["sslmode", "pgbouncer"];
+
+/**
+ * Parses a Postgres connection string; throws an Error saying what is wrong with it
+ * (never quoting the URL, which holds the password).
+ */
+export function parseDbUrl(text: string): DbTarget {
+  let url: URL;
+  try {
+    url = new URL(text.trim());
+  } catch {
+    throw new Error("a postgresql://user:password@host:port/database URL (this is not a URL)");
+  }
+  if (url.protocol !== "postgresql:" && url.protocol !== "postgres:") {
+    throw new Error(
+      `a postgresql://user:password@host:port/database URL (the scheme is ${url.protocol})`,
+    );
+  }
+  if (url.hostname === "") throw new Error("a postgresql:// URL with a host (it names none)");
+  if (url.username === "") throw new Error("a postgresql:// URL with a user (it names none)");
+  const port = url.port === "" ? 5432 : Number(url.port);
+  const database = decodeURIComponent(url.pathname.replace(/^\//, "")) || "postgres";
+  const unknown = [...url.searchParams.keys()].filter((key) => !KNOWN_PARAMETERS.includes(key));
+  if (unknown.length > 0) {
+    throw new Error(
+      `a postgresql:// URL whose parameters are among ${KNOWN_PARAMETERS.join(", ")} ` +
+        `(it has ${unknown.join(", ")})`,
+    );
+  }
+  const sslmode = url.searchParams.get("sslmode") ?? "disable";
+  const tls = SSL_MODES[sslmode];
+  if (tls === undefined) {
+    throw new Error(
+      `a postgresql:// URL whose sslmode is one of ${Object.keys(SSL_MODES).join(", ")} ` +
+        `(it is ${JSON.stringify(sslmode)})`,
+    );
+  }
+  const pgbouncer = url.searchParams.get("pgbouncer");
+  if (pgbouncer !== null && pgbouncer !== "true" && pgbouncer !== "false") {
+    throw new Error(`a postgresql:// URL whose pgbouncer is true or false (it is ${pgbouncer})`);
+  }
+  const driverUrl = new URL(url.href);
+  driverUrl.search = "";
+  return {
+    url: driverUrl.href,
+    host: url.hostname,
+    port,
+    database,
+    user: decodeURIComponent(url.username),
+    transactionPooler: port === TRANSACTION_POOLER_PORT || pgbouncer === "true",
+    tls,
+  };
+}
+
+/** `user@host:port/database`, for logs and messages: never the password. */
+export function describeDbTarget(target: DbTarget): string {
+  const mode = target.transactionPooler ? "transaction pooler" : "direct or session";
+  return `${target.user}@${target.host}:${target.port}/${target.database} (${mode}, tls ${target.tls})`;
+}

@@ -1,0 +1,77 @@
+import assert from "node:assert/strict";
+import { describeDbTarget, parseDbUrl } from "./db_url.ts";
+
+const PASSWORD = "s3cr3t-pa55";
+
+Deno.test("a direct connection: port 5432, prepared statements allowed, TLS as sslmode asks", () => {
+  const target = parseDbUrl(
+    `postgresql://postgres:${PASSWORD}@db.abcdefghij.supabase.co:5432/postgres?sslmode=require`,
+  );
+  assert.equal(target.host, "db.abcdefghij.supabase.co");
+  assert.equal(target.port, 5432);
+  assert.equal(target.user, "postgres");
+  assert.equal(target.database, "postgres");
+  assert.equal(target.transactionPooler, false);
+  assert.equal(target.tls, "require");
+  // The driver gets the URL without our parameters (they would be startup parameters).
+  assert.equal(
+    target.url,
+    `postgresql://postgres:${PASSWORD}@db.abcdefghij.supabase.co:5432/postgres`,
+  );
+});
+
+Deno.test("Supabase's transaction pooler (port 6543) is recognised, as is ?pgbouncer=true", () => {
+  const shared = parseDbUrl(
+    `postgres://postgres.abcdefghij:${PASSWORD}@aws-0-us-east-1.pooler.supabase.com:6543/postgres`,
+  );
+  assert.equal(shared.transactionPooler, true);
+  assert.equal(shared.user, "postgres.abcdefghij");
+  assert.equal(shared.tls, "disable");
+  const session = parseDbUrl(
+    `postgres://postgres.abcdefghij:${PASSWORD}@aws-0-us-east-1.pooler.supabase.com:5432/postgres`,
+  );
+  assert.equal(session.transactionPooler, false);
+  const local = parseDbUrl(
+    `postgresql://postgres:${PASSWORD}@127.0.0.1:54329/postgres?pgbouncer=true`,
+  );
+  assert.equal(local.transactionPooler, true);
+  assert.equal(local.port, 54329);
+});
+
+Deno.test("sslmode maps to what the driver does; verify-ca is checked as verify-full", () => {
+  const tls = (mode: string) => parseDbUrl(`postgresql://u:p@h:5432/d?sslmode=${mode}`).tls;
+  assert.equal(tls("disable"), "disable");
+  assert.equal(tls("prefer"), "prefer");
+  assert.equal(tls("require"), "require");
+  assert.equal(tls("verify-ca"), "verify-full");
+  assert.equal(tls("verify-full"), "verify-full");
+  assert.equal(parseDbUrl("postgresql://u:p@h/d").port, 5432);
+});
+
+Deno.test("a bad URL says what is wrong and never repeats the password", () => {
+  const cases: [string, RegExp][] = [
+    [`not a url ${PASSWORD}`, /this is not a URL/],
+    [`mysql://root:${PASSWORD}@h:3306/d`, /the scheme is mysql:/],
+    [`postgresql://:${PASSWORD}@h:5432/d`, /names none/],
+    [
+      `postgresql://u:${PASSWORD}@h:5432/d?sslmode=always`,
+      /sslmode is one of .* \(it is "always"\)/,
+    ],
+    [`postgresql://u:${PASSWORD}@h:5432/d?options=-c%20statement_timeout%3D0`, /it has options/],
+    [`postgresql://u:${PASSWORD}@h:5432/d?pgbouncer=yes`, /pgbouncer is true or false/],
+  ];
+  for (const [url, expected] of cases) {
+    assert.throws(() => parseDbUrl(url), (error: Error) => {
+      assert.match(error.message, expected);
+      assert.ok(!error.message.includes(PASSWORD), error.message);
+      return true;
+    });
+  }
+});
+
+Deno.test("describeDbTarget names the target without its password", () => {
+  const text = describeDbTarget(
+    parseDbUrl(`postgresql://postgres:${PASSWORD}@127.0.0.1:6543/postgres?sslmode=require`),
+  );
+  assert.equal(text, "postgres@127.0.0.1:6543/postgres (transaction pooler, tls require)");
+});

@@ -1,0 +1,153 @@
+/**
+ * The local stand-in for Supabase's transaction pooler: a real PgBouncer (Debian's
+ * `pgbouncer`, installed by scripts/bootstrap.sh) in transaction mode, on POOLER_PORT,
+ * in front of the stack's Postgres. The functions gateway gives the Edge Functions its
+ * URL as `SYNC_DB_URL` (docs/interfaces.md, "The local stack"), so they reach Postgres as
+ * they would through port 6543 of a hosted project.
+ *
+ * Why PgBouncer: a project's dedicated pooler is PgBouncer, and Supavisor's transaction
+ * mode has the same restrictions (https://supabase.com/docs/guides/database/connecting-to-postgres):
+ * each transaction may run on another server connection, so anything that needs session
+ * state fails here as it would hosted: a prepared statement ("prepared statement ... does
+ * not exist"), a session `SET`, a session advisory lock, `LISTEN`, a temporary table used
+ * across transactions.
+ *
+ * Its files (`pgbouncer.ini`, `userlist.txt`) live where the cluster's do
+ * (postgres_cluster.ts: `.local/pgbouncer`, or the root-only clone's folder under
+ * /var/tmp), because as root PgBouncer runs as the `postgres` user, as Postgres does
+ * (it refuses to run as root). Its log is `.local/logs/pooler.log`.
+ *
+ * @module
+ */
+
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { HOST, PG_BIN, POOLER_PORT, POSTGRES_PORT } from "../config.ts";
+import {
+  asRoot,
+  chownToPostgres,
+  clusterPaths,
+  PASSWORD,
+  prepareFallbackDir,
+} from "../postgres_cluster.ts";
+import {
+  logFile,
+  portOpen,
+  portTaken,
+  run,
+  runningProcess,
+  startDetached,
+  stopDetached,
+  waitFor,
+} from "../processes.ts";
+
+/** Where Debian installs PgBouncer. */
+export const PGBOUNCER_BIN = "/usr/sbin/pgbouncer";
+
+const NAME = "pooler";
+
+/**
+ * Server connections per database and user: small, as a small project's pool is (the
+ * dashboard's "pool size" setting; https://supabase.com/docs/guides/database/connecting-to-postgres/pooling-and-limits).
+ * More clients than this wait in PgBouncer's queue, as they do hosted.
+ */
+export const POOL_SIZE = 15;
+/** Client connections PgBouncer accepts: a Nano or Micro project's pooler takes 200. */
+export const MAX_CLIENTS = 200;
+
+/** The pooler's URL, as `SYNC_DB_URL` names it (`pgbouncer=true`: its port is not 6543). */
+export function poolerUrl(port = POOLER_PORT): string {
+  return `postgresql://postgres:${PASSWORD}@${HOST}:${port}/postgres?pgbouncer=true`;
+}
+
+/** PgBouncer's configuration: transaction mode, a small pool, SCRAM as hosted. */
+export function pgbouncerIni(dir: string, port = POOLER_PORT, serverPort = POSTGRES_PORT): string {
+  return [
+    "; Written by local-stack/supabase/pooler.ts at every start.",
+    "[databases]",
+    `postgres = host=${HOST} port=${serverPort} dbname=postgres`,
+    "",
+    "[pgbouncer]",
+    `listen_addr = ${HOST}`,
+    `listen_port = ${port}`,
+    "unix_socket_dir =",
+    "pool_mode = transaction",
+    `default_pool_size = ${POOL_SIZE}`,
+    `max_client_conn = ${MAX_CLIENTS}`,
+    "auth_type = scram-sha-256",
+    `auth_file = ${join(dir, "userlist.txt")}`,
+    // Nothing session-wide survives a transaction here; no reset query runs between them.
+    "server_reset_query =",
+    // A client may wait this long for a server connection, then gets an error.
+    "query_wait_timeout = 120",
+    "log_connections = 0",
+    "log_disconnections = 0",
+    "",
+  ].join("\n");
+}
+
+/** Whether PgBouncer is installed; `stack:up` stops with this message when it is not. */
+export function pgbouncerMissing(): string | undefined {
+  return existsSync(PGBOUNCER_BIN)
+    ? undefined
+    : `PgBouncer (${PGBOUNCER_BIN}), the stand-in for Supabase's transaction pooler: ` +
+      "run `npm run bootstrap` as root, or `apt-get install pgbouncer`";
+}
+
+/**
+ * Starts PgBouncer unless it already runs with this configuration; resolves once it
+ * accepts connections.
+ */
+export async function startPooler(): Promise<"started" | "reused"> {
+  const missing = pgbouncerMissing();
+  if (missing) throw new Error(`stack: missing ${missing}`);
+  const paths = await clusterPaths({ name: "pgbouncer", port: POOLER_PORT });
+  if (paths.fallback) await prepareFallbackDir(paths.fallback.dir);
+  mkdirSync(paths.data, { recursive: true, mode: 0o700 });
+  const ini = pgbouncerIni(paths.data);
+  const iniFile = join(paths.data, "pgbouncer.ini");
+  const fingerprint = createHash("sha256").update(ini).digest("hex");
+  const running = runningProcess(NAME);
+  if (running?.fingerprint === fingerprint && await portOpen(HOST, POOLER_PORT)) {
+    await waitUntilServing();
+    return "reused";
+  }
+  await stopDetached(NAME);
+  if (await portOpen(HOST, POOLER_PORT)) throw portTaken(POOLER_PORT, "the pooler (PgBouncer)");
+  writeFileSync(iniFile, ini, { mode: 0o600 });
+  writeFileSync(join(paths.data, "userlist.txt"), `"postgres" "${PASSWORD}"\n`, { mode: 0o600 });
+  await chownToPostgres(paths.data);
+  startDetached({
+    name: NAME,
+    command: asRoot ? "runuser" : PGBOUNCER_BIN,
+    args: asRoot ? ["-u", "postgres", "--", PGBOUNCER_BIN, iniFile] : [iniFile],
+    cwd: "/",
+    fingerprint,
+  });
+  await waitFor("the pooler (PgBouncer)", () => portOpen(HOST, POOLER_PORT), 30_000, logFile(NAME));
+  await waitUntilServing();
+  return "started";
+}
+
+/**
+ * Waits until a query through the pooler reaches Postgres. After Postgres was away (a
+ * restart), PgBouncer refuses clients for `server_login_retry` (15 s) and the first one
+ * after that; `stack:up` hands over a pooler that serves.
+ */
+async function waitUntilServing(): Promise<void> {
+  await waitFor(
+    "the pooler (PgBouncer) to reach Postgres",
+    async () => {
+      await run(join(PG_BIN, "psql"), ["-Atc", "select 1", poolerUrl().replace(/\?.*$/, "")]);
+      return true;
+    },
+    60_000,
+    logFile(NAME),
+  );
+}
+
+/** Stops PgBouncer; returns whether it was running. */
+export async function stopPooler(): Promise<boolean> {
+  return await stopDetached(NAME);
+}

@@ -1,0 +1,117 @@
+/**
+ * The stack's transaction pooler (PgBouncer; local-stack/supabase/pooler.ts) behaves as
+ * Supabase's port 6543 does: a client's statements run on whichever server connection is
+ * free, so session state (a SET, a prepared statement) does not follow its client, while the functions' own pool
+ * (functions-shared/sync_db.ts, which turns prepared statements off for a transaction
+ * pooler) works through it. The statement timeouts are the hosted ones.
+ */
+
+import assert from "node:assert/strict";
+import postgres from "postgres";
+import { connectDb as connectFunctionsDb } from "../functions-shared/sync_db.ts";
+import { parseDbUrl } from "../functions-shared/db_url.ts";
+import { connectDb, stack } from "./stack_clients.ts";
+
+Deno.test("the pooler URL names a transaction pooler, which the functions get as SYNC_DB_URL", () => {
+  const target = parseDbUrl(stack.POOLER_URL);
+  assert.equal(target.transactionPooler, true);
+  assert.notEqual(target.port, parseDbUrl(stack.DATABASE_URL).port);
+});
+
+Deno.test("through the pooler session state stays with the server connection, not the client", async () => {
+  const { url } = parseDbUrl(stack.POOLER_URL);
+  const client = postgres(url, { max: 1, prepare: false, onnotice: () => {} });
+  const other = postgres(url, { max: 1, prepare: false, onnotice: () => {} });
+  try {
+    // Session state, each statement its own transaction: what a session SET or PREPARE
+    // (postgres.js retries its own prepared statements, so the plain SQL shows it).
+    await client.unsafe("set statement_timeout = '1s'");
+    await client.unsafe("prepare probe as select 1 as one");
+    const [mine] = await client`select pg_backend_pid() as pid`;
+    // The other client gets the server connection released last (PgBouncer's default),
+    // and holds it; the first client's next statement runs on another one.
+    await other.begin(async (tx) => {
+      const [held] =
+        await tx`select pg_backend_pid() as pid, current_setting('statement_timeout') as timeout`;
+      assert.equal(held.pid, mine.pid);
+      assert.equal(held.timeout, "1s", "the other client inherits the first one's SET");
+      const [now] =
+        await client`select pg_backend_pid() as pid, current_setting('statement_timeout') as timeout`;
+      assert.notEqual(now.pid, mine.pid);
+      assert.equal(now.timeout, "2min", "the first client lost its own SET");
+      await assert.rejects(
+        () => client.unsafe("execute probe"),
+        (error: Error & { code?: string }) => {
+          assert.equal(error.code, "26000", error.message); // invalid_sql_statement_name
+          assert.match(error.message, /prepared statement "probe" does not exist/);
+          return true;
+        },
+      );
+      await tx`reset statement_timeout`;
+      await tx`deallocate all`;
+    });
+  } finally {
+    await client.end();
+    await other.end();
+  }
+});
+
+Deno.test("the functions' pool works through the pooler while other clients hold connections", async () => {
+  const sql = connectFunctionsDb(stack.POOLER_URL, 1);
+  const other = postgres(parseDbUrl(stack.POOLER_URL).url, { max: 1, prepare: false });
+  try {
+    const [first] = await sql`select ${"a"}::text as value`;
+    await other.begin(async (tx) => {
+      await tx`select 1`;
+      const [again] = await sql`select ${"b"}::text as value`;
+      assert.equal(again.value, "b");
+    });
+    assert.equal(first.value, "a");
+    // A transaction keeps one server connection: set_config(..., true) and
+    // pg_advisory_xact_lock, as sync.merge_changes uses them, hold within it.
+    const [inside] = await sql.begin(async (tx) => {
+      await tx`select set_config('sync.probe', 'kept', true)`;
+      return await tx`select current_setting('sync.probe') as value`;
+    });
+    assert.equal(inside.value, "kept");
+  } finally {
+    await sql.end();
+    await other.end();
+  }
+});
+
+Deno.test("statement timeouts are the hosted ones: postgres 2 min, anon 3 s, authenticated and authenticator 8 s", async () => {
+  const sql = connectDb();
+  try {
+    const [global] = await sql`select current_setting('statement_timeout') as value`;
+    assert.equal(global.value, "2min");
+    const roles = await sql`
+      select rolname, coalesce(array_to_string(rolconfig, ','), '') as config
+      from pg_roles
+      where rolname in ('anon', 'authenticated', 'authenticator', 'postgres', 'service_role')
+      order by rolname`;
+    assert.deepEqual(roles.map((r) => [r.rolname, r.config]), [
+      ["anon", "statement_timeout=3s"],
+      ["authenticated", "statement_timeout=8s"],
+      ["authenticator", "statement_timeout=8s"],
+      ["postgres", ""],
+      ["service_role", ""],
+    ]);
+    // A statement past the limit is cancelled as hosted (57014 query_canceled); set lower
+    // in this transaction only, so the test does not wait 2 minutes.
+    await assert.rejects(
+      () =>
+        sql.begin(async (tx) => {
+          await tx`set local statement_timeout = '100ms'`;
+          await tx`select pg_sleep(1)`;
+        }),
+      (error: Error & { code?: string }) => {
+        assert.equal(error.code, "57014");
+        assert.match(error.message, /statement timeout/);
+        return true;
+      },
+    );
+  } finally {
+    await sql.end();
+  }
+});
