@@ -239,6 +239,16 @@ export const VALIDATOR_SETTINGS = {
     0,
     60_000,
   ),
+  // A validator request scans up to 2 segments at once (validator_source.ts), and every
+  // hand-on lands a request on the newest isolate: without a limit four requests (eight
+  // segments) shared one isolate and took it to 1,800 ms of CPU, near the 2,000 ms kill.
+  runsPerIsolate: integer(
+    "VALIDATOR_RUNS_PER_ISOLATE",
+    "requests one isolate works on at once (their CPU adds up in the isolate; run_gate.ts)",
+    1,
+    1,
+    8,
+  ),
   maxRcuPerSecond: integer(
     "VALIDATOR_MAX_RCU_PER_SECOND",
     "read capacity units per second a validation may use of a table, shared by its segments",

@@ -16,6 +16,7 @@
 import { z } from "zod";
 import { recordedResult, validateTable, type ValidatorDeps } from "./checksum_validator.ts";
 import { errorResponse, json, methodNotAllowed } from "./http.ts";
+import type { RunGate } from "./run_gate.ts";
 import { serviceRoleProblem } from "./service_auth.ts";
 import { isDatabaseUnavailable } from "./sync_db.ts";
 import { byTargetTable, TABLES } from "./table_registry.ts";
@@ -40,6 +41,13 @@ export interface EndpointDeps extends ValidatorDeps {
   waitUntil: (work: Promise<unknown>) => void;
   /** Calls this endpoint again (another request, with a budget of its own). */
   callSelf: (body: unknown) => Promise<void>;
+  /**
+   * The runs one isolate works on at once (run_gate.ts). A request beyond them starts no
+   * work here: a run's own request answers 202 with `accepted: false` (the heartbeat,
+   * sync.wake_validations, calls again while a segment waits), and a new validation is
+   * started and handed on at once. None: no limit.
+   */
+  gate?: RunGate;
   /** How long a request waits for the result before answering 202. */
   answerWithinMs?: number;
   /** How often a request that handed on looks at its run's record for the answer (250 ms). */
@@ -84,29 +92,42 @@ export async function handleValidatorRequest(req: Request, deps: EndpointDeps): 
       );
     }
     const pages = body.pagesPerRequest;
+    const full = deps.gate !== undefined && deps.gate.active >= deps.gate.max;
+    if (full && runId !== undefined) {
+      return json(202, { table: spec.targetTable, runId, status: "running", accepted: false });
+    }
     let started: number | undefined = runId;
-    const work = validateTable(
-      {
-        ...deps,
-        budget: { cpuMs: Infinity, wallMs: Infinity, ...deps.budget, pages },
-        // Not awaited: the scan goes on while the call is under way.
-        wake: (id) => {
-          deps.callSelf({ runId: id, pagesPerRequest: pages }).catch((error) =>
-            console.error(`waking another validator request failed: ${(error as Error).message}`)
-          );
-          return Promise.resolve();
+    const start = () =>
+      validateTable(
+        {
+          ...deps,
+          // A busy isolate only starts the run: no budget, so it hands on at once.
+          budget: full
+            ? { cpuMs: 0, wallMs: 0, pages: 0 }
+            : { cpuMs: Infinity, wallMs: Infinity, ...deps.budget, pages },
+          // Not awaited: the scan goes on while the call is under way.
+          wake: (id) => {
+            deps.callSelf({ runId: id, pagesPerRequest: pages }).catch((error) =>
+              console.error(`waking another validator request failed: ${(error as Error).message}`)
+            );
+            return Promise.resolve();
+          },
         },
-      },
-      spec,
-      { repair: "repair" in body ? body.repair : undefined, runId, onRun: (id) => (started = id) },
-    ).then(async (outcome) => {
-      // Handed on: the next request goes on from the checkpoints. Otherwise another
-      // request holds the run's work (or the heartbeat, sync.wake_validations, resumes it).
-      if ("continued" in outcome && outcome.handOn) {
-        await deps.callSelf({ runId: outcome.runId, pagesPerRequest: pages });
-      }
-      return outcome;
-    });
+        spec,
+        {
+          repair: "repair" in body ? body.repair : undefined,
+          runId,
+          onRun: (id) => (started = id),
+        },
+      ).then(async (outcome) => {
+        // Handed on: the next request goes on from the checkpoints. Otherwise another
+        // request holds the run's work (or the heartbeat, sync.wake_validations, resumes it).
+        if ("continued" in outcome && outcome.handOn) {
+          await deps.callSelf({ runId: outcome.runId, pagesPerRequest: pages });
+        }
+        return outcome;
+      });
+    const work = full || deps.gate === undefined ? start() : deps.gate.admit(start)!;
     if (runId !== undefined) {
       // A request the validator (or pg_cron) makes to go on with a run: nobody waits for
       // its answer, and a self-call waits for the headers, so it answers at once.

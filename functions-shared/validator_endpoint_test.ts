@@ -7,6 +7,7 @@
 
 import assert from "node:assert/strict";
 import { type EndpointDeps, handleValidatorRequest } from "./validator_endpoint.ts";
+import { RunGate } from "./run_gate.ts";
 import { TABLES } from "./table_registry.ts";
 import { fakeClock, fakeDynamo } from "./testing_fakes.ts";
 import { runsDb } from "./validator_fakes.ts";
@@ -224,6 +225,56 @@ Deno.test("a run still going when the answer is due answers 202 and goes on in t
   const outcome = await waited[0] as { match: boolean };
   assert.equal(outcome.match, true, "the background run finished");
   assert.equal(calls.length, 0);
+});
+
+/** A gate whose one place is taken, as by a run already working in the isolate. */
+function fullGate(): RunGate {
+  const gate = new RunGate(1);
+  gate.admit(() => new Promise(() => {}));
+  return gate;
+}
+
+Deno.test("a busy isolate takes no run's request: 202 accepted false, nothing read", async () => {
+  const db = validatorDb({ running: { [RUN]: "firespring_segments" } });
+  const { deps, waited, calls } = endpointDeps(db, noDynamo(), { gate: fullGate() });
+  const response = await handleValidatorRequest(post(`{"runId": ${RUN}}`), deps);
+  assert.equal(response.status, 202);
+  assert.deepEqual(await response.json(), {
+    table: "firespring_segments",
+    runId: RUN,
+    status: "running",
+    accepted: false,
+  });
+  assert.equal(waited.length, 0, "no work started");
+  assert.equal(calls.length, 0, "the heartbeat, not this request, calls again");
+  assert.equal(db.matching("claim_validation").length, 0);
+});
+
+Deno.test("a busy isolate starts a new validation and hands it on at once, reading nothing", async () => {
+  const db = validatorDb();
+  const { deps, waited, calls } = endpointDeps(db, noDynamo(), { gate: fullGate() });
+  const response = await handleValidatorRequest(post('{"table": "firespring_segments"}'), deps);
+  assert.equal(response.status, 202);
+  assert.deepEqual(await response.json(), {
+    table: "firespring_segments",
+    runId: RUN,
+    status: "running",
+  });
+  assert.deepEqual(calls, [{ runId: RUN, pagesPerRequest: undefined }]);
+  await Promise.all(waited);
+  await timersFire(deps);
+});
+
+Deno.test("a free gate admits the request's work and frees its place at the end", async () => {
+  const db = validatorDb();
+  const gate = new RunGate(1);
+  const dynamo = fakeDynamo(() => ({ Items: [segmentItem] }));
+  const { deps } = endpointDeps(db, dynamo, { gate });
+  const response = await handleValidatorRequest(post('{"table": "firespring_segments"}'), deps);
+  assert.equal(response.status, 200);
+  assert.equal((await response.json()).match, true);
+  assert.equal(gate.active, 0);
+  await timersFire(deps);
 });
 
 Deno.test("the database down answers 503; any other failure 500 naming it", async () => {

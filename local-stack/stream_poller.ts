@@ -24,6 +24,7 @@ import { DescribeTableCommand } from "@aws-sdk/client-dynamodb";
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
+import { dynamoClients } from "../functions-shared/dynamo_client.ts";
 import { compareDecimal } from "../functions-shared/dynamo_numbers.ts";
 import { connectDb } from "../functions-shared/sync_db.ts";
 import { bySourceTable, tableNameFromArn, TABLES } from "../functions-shared/table_registry.ts";
@@ -34,10 +35,9 @@ import {
   EventSourceMapping,
   type StreamFailureMessage,
 } from "./event_source_mapping.ts";
-import { localDynamo } from "./source_tables.ts";
 import { POLLER_STATE_FILE } from "./stream_positions.ts";
-import { readStackEnv } from "./stack_env.ts";
-import { listShards, localStreams, readRecords, shardIterator } from "./stream_reader.ts";
+import { readStackEnv, stackEnvReader } from "./stack_env.ts";
+import { listShards, localStreamsPerRegion, readRecords, shardIterator } from "./stream_reader.ts";
 
 const STATE_FILE = POLLER_STATE_FILE;
 /** Where the on-failure destination's messages land. */
@@ -69,6 +69,9 @@ async function writeFailure(message: StreamFailureMessage): Promise<void> {
 
 if (import.meta.main) {
   const env = readStackEnv();
+  // One client per region for the poller's life (a client per call leaks its sockets).
+  const streamsIn = localStreamsPerRegion(env);
+  const dynamoIn = dynamoClients(stackEnvReader(env));
   process.env.WEBHOOK_URL = `${env.FUNCTIONS_URL}/mmp-toledo-sync`;
   process.env.SYNC_WEBHOOK_SECRET = env.SYNC_WEBHOOK_SECRET;
   const sql = connectDb(env.DATABASE_URL, 1);
@@ -103,7 +106,7 @@ if (import.meta.main) {
   };
 
   const pollShard = async (region: string, streamArn: string, shardId: string) => {
-    const client = localStreams(env, region);
+    const client = streamsIn(region);
     const shards = (state[streamArn] ??= {});
     let iterator: string | undefined;
     while (shards[shardId] !== "done") {
@@ -160,7 +163,7 @@ if (import.meta.main) {
 
   /** Finds lost records of one stream, then polls its shards that wait (parents first). */
   const visitStream = async (region: string, sourceTable: string, streamArn: string) => {
-    const shards = await listShards(localStreams(env, region), streamArn);
+    const shards = await listShards(streamsIn(region), streamArn);
     const known = (state[streamArn] ??= {});
     for (const shard of shards) {
       const checkpoint = known[shard.ShardId!];
@@ -199,7 +202,7 @@ if (import.meta.main) {
   while (true) {
     for (const spec of TABLES) {
       try {
-        const { Table } = await localDynamo(env, spec.region).send(
+        const { Table } = await dynamoIn(spec.region).send(
           new DescribeTableCommand({ TableName: spec.sourceTable }),
         );
         const latest = Table?.LatestStreamArn;

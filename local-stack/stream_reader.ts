@@ -25,6 +25,23 @@ export function localStreams(env: StackEnv, region: string): DynamoDBStreamsClie
   return new DynamoDBStreamsClient(awsClientConfig(stackEnvReader(env), region));
 }
 
+/**
+ * One Streams client per region for a long-running reader: each client keeps its own
+ * pool of keep-alive sockets, so a client made per call leaks a socket each time (the
+ * poller once held thousands, and their source ports took the stack's own ports).
+ */
+export function localStreamsPerRegion(env: StackEnv): (region: string) => DynamoDBStreamsClient {
+  const clients = new Map<string, DynamoDBStreamsClient>();
+  return (region) => {
+    let client = clients.get(region);
+    if (!client) {
+      client = localStreams(env, region);
+      clients.set(region, client);
+    }
+    return client;
+  };
+}
+
 function jsonValue(value: unknown): unknown {
   if (value instanceof Uint8Array) return bytesToBase64(value);
   if (value instanceof Date) return Math.floor(value.getTime() / 1000);

@@ -9,6 +9,7 @@ import { isolateCpuMeter } from "../../../functions-shared/cpu_meter.ts";
 import { dynamoClients } from "../../../functions-shared/dynamo_client.ts";
 import { selfInvoker } from "../../../functions-shared/self_invoke.ts";
 import { acceptedServiceKeys } from "../../../functions-shared/service_auth.ts";
+import { RunGate } from "../../../functions-shared/run_gate.ts";
 import { readSettings, VALIDATOR_SETTINGS } from "../../../functions-shared/settings.ts";
 import { describeDbTarget } from "../../../functions-shared/db_url.ts";
 import {
@@ -37,6 +38,9 @@ const callSelf = selfInvoker({
   log: (line) => console.error(line),
 });
 
+// The requests this isolate works on at once; their CPU adds up (run_gate.ts).
+const gate = new RunGate(settings.runsPerIsolate);
+
 Deno.serve((req) =>
   handleValidatorRequest(req, {
     sql,
@@ -48,6 +52,7 @@ Deno.serve((req) =>
     cpu,
     settleMs: settings.settleMs,
     maxRcuPerSecond: settings.maxRcuPerSecond,
+    gate,
     log: (line) => console.log(line),
   })
 );
