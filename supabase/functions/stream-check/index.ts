@@ -10,21 +10,31 @@ import { isolateCpuMeter } from "../../../functions-shared/cpu_meter.ts";
 import { dynamoClients } from "../../../functions-shared/dynamo_client.ts";
 import { RunGate } from "../../../functions-shared/run_gate.ts";
 import { acceptedServiceKeys } from "../../../functions-shared/service_auth.ts";
-import { readSettings, STREAM_CHECK_SETTINGS } from "../../../functions-shared/settings.ts";
+import {
+  readSettings,
+  STREAM_CHECK_SETTINGS,
+} from "../../../functions-shared/settings.ts";
 import {
   awsStreamReader,
   latestStreamArn,
   streamsClients,
 } from "../../../functions-shared/stream_check_aws.ts";
 import { handleStreamCheckRequest } from "../../../functions-shared/stream_check_run.ts";
-import { connectDb } from "../../../functions-shared/sync_db.ts";
+import { describeDbTarget } from "../../../functions-shared/db_url.ts";
+import {
+  connectDb,
+  dbPool,
+  survivePooledConnectionLoss,
+} from "../../../functions-shared/sync_db.ts";
 
 // Created at cold start: the isolate's CPU, boot included (functions-shared/cpu_meter.ts).
 const cpu = isolateCpuMeter();
 const env = (name: string) => Deno.env.get(name);
 const settings = readSettings(env, STREAM_CHECK_SETTINGS);
 const serviceKeys = acceptedServiceKeys(env);
-const sql = connectDb(settings.dbUrl, 2);
+const sql = connectDb(settings.db, dbPool(settings));
+survivePooledConnectionLoss();
+console.log(`stream-check: database ${describeDbTarget(settings.db)}`);
 const dynamo = dynamoClients(env);
 const streams = streamsClients(env);
 const gate = new RunGate(1);
@@ -33,7 +43,8 @@ Deno.serve((req) =>
   handleStreamCheckRequest(req, {
     sql,
     serviceKeys,
-    streamArnOf: (spec) => latestStreamArn(dynamo(spec.region), spec.sourceTable),
+    streamArnOf: (spec) =>
+      latestStreamArn(dynamo(spec.region), spec.sourceTable),
     readerOf: (spec, arn) => awsStreamReader(streams(spec.region), arn),
     cpu,
     budget: { cpuMs: settings.cpuBudgetMs, wallMs: settings.wallBudgetMs },
