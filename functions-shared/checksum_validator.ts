@@ -61,7 +61,20 @@ export interface ValidationResult {
   checkedAt: string;
   runId: number;
   repaired?: { missing: RowKey[]; unexpected: RowKey[]; different: RowKey[] };
+  /**
+   * A repair of more divergent keys than {@link MAX_KEYS_BY_KEY}: the backfill job queued
+   * to heal the table (the table is stale until it ends), instead of key-by-key repairs.
+   */
+  healingBackfillJobId?: number;
 }
+
+/**
+ * The most divergent keys a run looks at again, and repairs, one by one (each is a point
+ * read of the source and a little CPU): more would outgrow a request's budget and, being
+ * one step, could never hand on. Past it the rechecks are skipped, and a repair queues a
+ * backfill of the table, which is resumable and ends equal (docs/sync-semantics.md).
+ */
+export const MAX_KEYS_BY_KEY = 200;
 
 /** What the validator needs. */
 export interface ValidatorDeps {
@@ -71,6 +84,8 @@ export interface ValidatorDeps {
   /** Segments of a run scanned at once, each in a request of its own (2). */
   segmentsAtOnce?: number;
   pageSize?: number;
+  /** Overrides {@link MAX_KEYS_BY_KEY} (tests). */
+  maxKeysByKey?: number;
   /** Pause before looking again at keys that differ (changes in flight settle). */
   settleMs?: number;
   /**
@@ -184,7 +199,7 @@ export async function validateTable(
         if (await compareRanges(deps, run, worker, overBudget) === "budget") return await handOn();
       } else if (phase === "recheck") {
         if (overBudget()) return await handOn();
-        await recheckLook(deps, spec, run, worker);
+        await recheckLook(deps, spec, run, worker, deps.maxKeysByKey ?? MAX_KEYS_BY_KEY);
       } else if (phase === "report") {
         const result = await report(deps, spec, run, worker);
         if (result) return result;
@@ -278,6 +293,8 @@ async function repairAndRevalidate(
   startedAt: number,
 ): Promise<ValidationResult | Continuation> {
   const { result, divergent } = await resultOf(deps, spec, run);
+  const limit = deps.maxKeysByKey ?? MAX_KEYS_BY_KEY;
+  if (divergent.length > limit) return await healByBackfill(deps, spec, run, worker, result, limit);
   const [{ compared_at: seenAt }] = await deps.sql<{ compared_at: Date }[]>`
     select compared_at from public.sync_checksums where id = ${run}`;
   const skipped = await repairKeys(deps, spec, divergent, seenAt.toISOString());
@@ -306,6 +323,33 @@ async function repairAndRevalidate(
 }
 
 /**
+ * A repair of more keys than `limit`: the table is marked stale with the reason, which
+ * queues the backfill that heals it (sync.mark_stale), and the run ends naming that job.
+ */
+async function healByBackfill(
+  deps: ValidatorDeps,
+  spec: TableSpec,
+  run: number,
+  worker: string,
+  result: ValidationResult,
+  limit: number,
+): Promise<ValidationResult> {
+  const divergent = result.missing.length + result.unexpected.length + result.different.length;
+  const reason = `${spec.targetTable}: validation run ${run} found ${divergent} divergent keys, ` +
+    `more than the ${limit} a repair reads again one by one; a backfill heals the table`;
+  const job = await deps.sql.begin(async (tx) => {
+    await tx`select sync.hold_validation(${run}, ${worker})`;
+    const [{ job }] = await tx<{ job: string }[]>`
+      select sync.mark_stale(${spec.targetTable}, ${reason}) as job`;
+    await tx`update public.sync_checksums set healing_backfill_job_id = ${job} where id = ${run}`;
+    await tx`select sync.end_validation(${run}, 'done')`;
+    return Number(job);
+  });
+  deps.log?.(`${reason}: backfill job ${job}`);
+  return { ...result, healingBackfillJobId: job };
+}
+
+/**
  * The answer a run's record gives (the endpoint's 200 body), whichever request finished
  * it: "running" while it (or, after a repair, its re-validation) runs; the error of a
  * failed run; else the result, with `repaired` when the run repaired.
@@ -322,8 +366,9 @@ export async function recordedResult(
       repaired: boolean;
       revalidation_run_id: string | null;
       checked_at: Date | null;
+      healing_backfill_job_id: string | null;
     }[]
-  >`select status, error, repaired, revalidation_run_id, checked_at
+  >`select status, error, repaired, revalidation_run_id, checked_at, healing_backfill_job_id
     from public.sync_checksums where id = ${run}`;
   if (!row) return { failed: `validation run ${run} does not exist` };
   if (row.status === "failed") return { failed: row.error ?? "the run failed" };
@@ -333,6 +378,9 @@ export async function recordedResult(
   const [{ match }] = await deps.sql<{ match: boolean }[]>`
     select match from public.sync_checksums where id = ${run}`;
   result.match = match;
+  if (row.healing_backfill_job_id !== null) {
+    return { ...result, healingBackfillJobId: Number(row.healing_backfill_job_id) };
+  }
   if (!row.repaired || row.revalidation_run_id === null) return result;
   const again = await recordedResult(deps, spec, Number(row.revalidation_run_id));
   if (again === "running" || "failed" in again) return again;

@@ -248,3 +248,41 @@ Deno.test("a continued run asked to repair re-applies the divergent keys and val
   assert.deepEqual([first.status, first.repaired, first.revalidation], ["done", true, 42]);
   assert.equal(lines.length, 2);
 });
+
+Deno.test("more divergent keys than are read one by one: no rechecks, and a repair queues a healing backfill", async () => {
+  const db = runsDb({
+    divergent: (run) =>
+      run === 7
+        ? [
+          { kind: "missing", key: { segment_id: "a" } },
+          { kind: "unexpected", key: { segment_id: "z" } },
+          { kind: "different", key: { segment_id: "b" } },
+        ]
+        : [],
+  });
+  db.newRun("firespring_segments", true, 1, 7);
+  const dynamo = source();
+  const { deps: d, all } = deps(db, dynamo, { maxKeysByKey: 2 });
+  const result = await validateTable(d, segments, { runId: 7 });
+  assert.ok(!("continued" in result));
+  assert.equal(result.runId, 7);
+  assert.equal(result.match, false);
+  assert.deepEqual(result.different, [{ segment_id: "b" }]);
+  assert.equal(result.healingBackfillJobId, 77);
+  assert.equal(result.repaired, undefined, "nothing was repaired key by key");
+  assert.equal(db.matching("from sync.compare_checksum(").length, 0, "no rechecks");
+  assert.equal(db.matching("sync.merge_changes").length, 0, "no key-by-key repair");
+  assert.deepEqual(
+    dynamo.sent.filter((c) => c.name !== "ScanCommand"),
+    [],
+    "no point reads",
+  );
+  assert.deepEqual(db.staleMarks, [{
+    table: "firespring_segments",
+    reason: "firespring_segments: validation run 7 found 3 divergent keys, more than the 2 " +
+      "a repair reads again one by one; a backfill heals the table",
+  }]);
+  const run = db.runs.get(7)!;
+  assert.deepEqual([run.status, run.healingJob], ["done", 77]);
+  assert.ok(all.some((l) => l.endsWith(": backfill job 77")));
+});

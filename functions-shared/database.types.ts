@@ -345,6 +345,7 @@ export type Database = {
           "different": NonNullable<Json>;
           "error": string | null;
           "expected_rows": number | null;
+          "healing_backfill_job_id": number | null;
           "id": number;
           "lease_expires_at": string | null;
           "lease_owner": string | null;
@@ -373,6 +374,7 @@ export type Database = {
           "different"?: NonNullable<Json>;
           "error"?: string | null;
           "expected_rows"?: number | null;
+          "healing_backfill_job_id"?: number | null;
           "id"?: never;
           "lease_expires_at"?: string | null;
           "lease_owner"?: string | null;
@@ -400,6 +402,7 @@ export type Database = {
           "different"?: NonNullable<Json>;
           "error"?: string | null;
           "expected_rows"?: number | null;
+          "healing_backfill_job_id"?: number | null;
           "id"?: never;
           "lease_expires_at"?: string | null;
           "lease_owner"?: string | null;

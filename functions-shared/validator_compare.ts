@@ -58,15 +58,27 @@ export const LOOKS = 3;
  * reads of the source, compared (`sync.compare_checksum` restricted to those keys); keeps
  * only the keys that still differ. The run's lists, its look count and its phase (another
  * look, or "report" after {@link LOOKS} or when none differs) move in one transaction
- * held by `worker`. Returns the phase after it.
+ * held by `worker`. More than `maxKeys` divergent keys are not looked at again: the run
+ * moves on to its report. Returns the phase after it.
  */
 export async function recheckLook(
   deps: ValidatorDeps,
   spec: TableSpec,
   run: number,
   worker: string,
+  maxKeys: number,
 ): Promise<string> {
   const before = await divergentOf(deps, run);
+  if (before.length > maxKeys) {
+    // Too many to look at one by one within a request (checksum_validator.ts,
+    // MAX_KEYS_BY_KEY): reported as the compare found them.
+    deps.log?.(`validation run ${run}: ${before.length} divergent keys, not rechecked one by one`);
+    await deps.sql.begin(async (tx) => {
+      await tx`select sync.hold_validation(${run}, ${worker})`;
+      await tx`update public.sync_checksums set phase = 'report' where id = ${run}`;
+    });
+    return "report";
+  }
   await new Promise((resolve) => setTimeout(resolve, deps.settleMs ?? 1_000));
   const keys = before.map((d) => JSON.stringify(d.key));
   await deps.sql`delete from sync.checksum_items

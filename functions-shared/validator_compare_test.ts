@@ -66,7 +66,7 @@ Deno.test("a recheck reads the divergent keys again and keeps only those that st
   const run = comparing(db);
   await compareRanges(deps(db), 7, "w1", () => false);
   run.leaseOwner = "w1";
-  assert.equal(await recheckLook(deps(db), segments, 7, "w1"), "recheck");
+  assert.equal(await recheckLook(deps(db), segments, 7, "w1", 200), "recheck");
   assert.deepEqual([run.missing, run.different, run.looks], [[], [key("b")], 1]);
   const deleted = db.matching("delete from sync.checksum_items")[0];
   assert.deepEqual(deleted.values, [7, [JSON.stringify(key("a")), JSON.stringify(key("b"))]]);
@@ -77,8 +77,8 @@ Deno.test("a recheck reads the divergent keys again and keeps only those that st
   );
   const [compared] = db.matching("from sync.compare_checksum(");
   assert.deepEqual(JSON.parse(String(compared.values[2])), [key("a"), key("b")], "only those keys");
-  assert.equal(await recheckLook(deps(db), segments, 7, "w1"), "recheck");
-  assert.equal(await recheckLook(deps(db), segments, 7, "w1"), "report", "three looks at most");
+  assert.equal(await recheckLook(deps(db), segments, 7, "w1", 200), "recheck");
+  assert.equal(await recheckLook(deps(db), segments, 7, "w1", 200), "report", "three looks at most");
   assert.deepEqual(run.different, [key("b")]);
 });
 
@@ -88,7 +88,7 @@ Deno.test("a recheck that finds nothing differing ends the looks", async () => {
   });
   const run = comparing(db);
   await compareRanges(deps(db), 7, "w1", () => false);
-  assert.equal(await recheckLook(deps(db), segments, 7, "w1"), "report");
+  assert.equal(await recheckLook(deps(db), segments, 7, "w1", 200), "report");
   assert.deepEqual([run.missing, run.looks], [[], 1]);
 });
 
@@ -97,7 +97,7 @@ Deno.test("a recheck by a request that lost the run's lease writes nothing", asy
   const run = comparing(db);
   await compareRanges(deps(db), 7, "w1", () => false);
   run.leaseOwner = "w2";
-  await assert.rejects(recheckLook(deps(db), segments, 7, "w1"), { code: "SY001" });
+  await assert.rejects(recheckLook(deps(db), segments, 7, "w1", 200), { code: "SY001" });
   assert.equal(run.looks, 0);
   assert.deepEqual(run.missing, [key("a")]);
 });

@@ -35,6 +35,8 @@ export interface FakeRun {
   leaseOwner?: string;
   repaired: boolean;
   revalidation?: number;
+  /** The backfill a repair of too many keys queued (sync.mark_stale). */
+  healingJob?: number;
   staged: number;
 }
 
@@ -53,6 +55,8 @@ export interface RunsOptions {
 /** A fake database of validation runs; runs created get ids from 42. */
 export function runsDb(options: RunsOptions = {}) {
   const runs = new Map<number, FakeRun>();
+  /** The tables marked stale (sync.mark_stale), with the reason. */
+  const staleMarks: { table: string; reason: string }[] = [];
   let nextId = 42;
   const ranges = options.ranges ?? 8;
   const newRun = (target: string, repair: boolean, segments: number, id = nextId++) => {
@@ -241,6 +245,18 @@ export function runsDb(options: RunsOptions = {}) {
       return [];
     }
     if (t.startsWith("select compared_at")) return [{ compared_at: SEEN }];
+    if (t.includes("set phase = 'report'")) {
+      runOf(v[0]).phase = "report";
+      return [];
+    }
+    if (t.includes("sync.mark_stale(")) {
+      staleMarks.push({ table: String(v[0]), reason: String(v[1]) });
+      return [{ job: "77" }];
+    }
+    if (t.includes("set healing_backfill_job_id")) {
+      runOf(v[1]).healingJob = Number(v[0]);
+      return [];
+    }
     if (t.includes("set repaired = true, revalidation_run_id")) {
       const run = runOf(v[1]);
       run.repaired = true;
@@ -256,6 +272,7 @@ export function runsDb(options: RunsOptions = {}) {
           repaired: run.repaired,
           revalidation_run_id: run.revalidation === undefined ? null : String(run.revalidation),
           checked_at: SEEN,
+          healing_backfill_job_id: run.healingJob === undefined ? null : String(run.healingJob),
         }]
         : [];
     }
@@ -269,5 +286,5 @@ export function runsDb(options: RunsOptions = {}) {
     }
     return undefined;
   });
-  return { ...db, runs, newRun };
+  return { ...db, runs, newRun, staleMarks };
 }

@@ -36,6 +36,7 @@ alter table public.sync_checksums
   add column lease_owner text,
   add column lease_expires_at timestamptz,
   add column revalidation_run_id bigint references public.sync_checksums (id) on delete set null,
+  add column healing_backfill_job_id bigint,
   drop column scan_state;
 -- ON DELETE SET NULL of the run a re-validation follows looks it up by this column.
 create index sync_checksums_revalidation_idx on public.sync_checksums (revalidation_run_id);
@@ -50,6 +51,8 @@ comment on column public.sync_checksums.lease_owner is
   'The request doing the run''s steps after the Scan; another takes over when the lease lapses.';
 comment on column public.sync_checksums.revalidation_run_id is
   'For a run that repaired: the run that validated the table again afterwards.';
+comment on column public.sync_checksums.healing_backfill_job_id is
+  'For a repair with more divergent keys than it re-reads one by one: the backfill (sync.backfill_jobs) that heals the table instead.';
 comment on column public.sync_checksums.missing is
   'Keys expected but not in the target (while the run compares: the ranges compared so far).';
 
