@@ -119,7 +119,11 @@ export async function handleValidatorRequest(req: Request, deps: EndpointDeps): 
           runId,
           onRun: (id) => (started = id),
         },
-      ).then(async (outcome) => {
+      );
+    // The gate's place is given back before the hand-on's call, which may land on this
+    // very isolate.
+    const work = (full || deps.gate === undefined ? start() : deps.gate.admit(start)!)
+      .then(async (outcome) => {
         // Handed on: the next request goes on from the checkpoints. Otherwise another
         // request holds the run's work (or the heartbeat, sync.wake_validations, resumes it).
         if ("continued" in outcome && outcome.handOn) {
@@ -127,7 +131,6 @@ export async function handleValidatorRequest(req: Request, deps: EndpointDeps): 
         }
         return outcome;
       });
-    const work = full || deps.gate === undefined ? start() : deps.gate.admit(start)!;
     if (runId !== undefined) {
       // A request the validator (or pg_cron) makes to go on with a run: nobody waits for
       // its answer, and a self-call waits for the headers, so it answers at once.

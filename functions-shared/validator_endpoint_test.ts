@@ -277,6 +277,31 @@ Deno.test("a free gate admits the request's work and frees its place at the end"
   await timersFire(deps);
 });
 
+Deno.test("a request hands on after giving its gate's place back, so the isolate can take the next", async () => {
+  const db = validatorDb();
+  const gate = new RunGate(1);
+  const dynamo = fakeDynamo(() => ({
+    Items: [segmentItem],
+    LastEvaluatedKey: { segment_id: { S: "s-1" } },
+  }));
+  const placesTaken: number[] = [];
+  const { deps, waited } = endpointDeps(db, dynamo, {
+    gate,
+    callSelf: () => {
+      placesTaken.push(gate.active);
+      return Promise.resolve();
+    },
+  });
+  const response = await handleValidatorRequest(
+    post('{"table": "firespring_segments", "pagesPerRequest": 1}'),
+    deps,
+  );
+  assert.equal(response.status, 202);
+  await Promise.all(waited);
+  assert.deepEqual(placesTaken, [0]);
+  await timersFire(deps);
+});
+
 Deno.test("the database down answers 503; any other failure 500 naming it", async () => {
   const down = validatorDb({
     fail: Object.assign(new Error("connect ECONNREFUSED"), { code: "ECONNREFUSED" }),
