@@ -199,7 +199,7 @@ async function restartPostgres(): Promise<void> {
 
 // The webhook reaches Postgres through the stack's transaction pooler (PgBouncer), as a
 // hosted project's functions do through port 6543: with the server down, the pooler holds
-// the request (at most until its query_wait_timeout, 120 s) and then fails it; right after the
+// the request (at most until its query_wait_timeout, 5 s as Supavisor's checkout) and then fails it; right after the
 // server is back, it refuses for server_login_retry (15 s). Both answer 503, and the
 // Lambda retries until the batch is applied, as this test does.
 Deno.test("with the database down the webhook answers 503 and loses nothing", async () => {

@@ -79,8 +79,11 @@ export function pgbouncerIni(dir: string, port = POOLER_PORT, serverPort = POSTG
     `auth_file = ${join(dir, "userlist.txt")}`,
     // Nothing session-wide survives a transaction here; no reset query runs between them.
     "server_reset_query =",
-    // A client may wait this long for a server connection, then gets an error.
-    "query_wait_timeout = 120",
+    // A client may wait this long for a server connection, then gets an error: Supavisor
+    // gives up a checkout after 5,000 ms in transaction mode ("(ECHECKOUTTIMEOUT) unable
+    // to check out connection from the pool after 5000ms in Transaction mode",
+    // https://github.com/supabase/supavisor/pull/904), not PgBouncer's default 120 s.
+    "query_wait_timeout = 5",
     "log_connections = 0",
     "log_disconnections = 0",
     "",
