@@ -78,7 +78,11 @@ Deno.test("a recheck reads the divergent keys again and keeps only those that st
   const [compared] = db.matching("from sync.compare_checksum(");
   assert.deepEqual(JSON.parse(String(compared.values[2])), [key("a"), key("b")], "only those keys");
   assert.equal(await recheckLook(deps(db), segments, 7, "w1", 200), "recheck");
-  assert.equal(await recheckLook(deps(db), segments, 7, "w1", 200), "report", "three looks at most");
+  assert.equal(
+    await recheckLook(deps(db), segments, 7, "w1", 200),
+    "report",
+    "three looks at most",
+  );
   assert.deepEqual(run.different, [key("b")]);
 });
 

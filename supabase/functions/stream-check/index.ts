@@ -10,10 +10,7 @@ import { isolateCpuMeter } from "../../../functions-shared/cpu_meter.ts";
 import { dynamoClients } from "../../../functions-shared/dynamo_client.ts";
 import { RunGate } from "../../../functions-shared/run_gate.ts";
 import { acceptedServiceKeys } from "../../../functions-shared/service_auth.ts";
-import {
-  readSettings,
-  STREAM_CHECK_SETTINGS,
-} from "../../../functions-shared/settings.ts";
+import { readSettings, STREAM_CHECK_SETTINGS } from "../../../functions-shared/settings.ts";
 import {
   awsStreamReader,
   latestStreamArn,
@@ -43,8 +40,7 @@ Deno.serve((req) =>
   handleStreamCheckRequest(req, {
     sql,
     serviceKeys,
-    streamArnOf: (spec) =>
-      latestStreamArn(dynamo(spec.region), spec.sourceTable),
+    streamArnOf: (spec) => latestStreamArn(dynamo(spec.region), spec.sourceTable),
     readerOf: (spec, arn) => awsStreamReader(streams(spec.region), arn),
     cpu,
     budget: { cpuMs: settings.cpuBudgetMs, wallMs: settings.wallBudgetMs },
