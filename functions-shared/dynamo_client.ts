@@ -45,15 +45,24 @@ export function awsClientConfig(env: EnvReader, region: string) {
   };
 }
 
-/** Returns a function that gives the (cached) DynamoDB client of a region. */
-export function dynamoClients(env: EnvReader): (region: string) => DynamoDBClient {
-  const clients = new Map<string, DynamoDBClient>();
+/**
+ * Returns a function that gives one client per region, made by `make` on first use and
+ * kept: each AWS client holds its own keep-alive sockets, so a client made per call
+ * leaks them.
+ */
+export function perRegion<T>(make: (region: string) => T): (region: string) => T {
+  const clients = new Map<string, T>();
   return (region) => {
     let client = clients.get(region);
-    if (!client) {
-      client = new DynamoDBClient(awsClientConfig(env, region));
+    if (client === undefined) {
+      client = make(region);
       clients.set(region, client);
     }
     return client;
   };
+}
+
+/** Returns a function that gives the (cached) DynamoDB client of a region. */
+export function dynamoClients(env: EnvReader): (region: string) => DynamoDBClient {
+  return perRegion((region) => new DynamoDBClient(awsClientConfig(env, region)));
 }

@@ -20,7 +20,7 @@ import {
   GetRecordsCommand,
   GetShardIteratorCommand,
 } from "@aws-sdk/client-dynamodb-streams";
-import { awsClientConfig, type EnvReader } from "./dynamo_client.ts";
+import { awsClientConfig, type EnvReader, perRegion } from "./dynamo_client.ts";
 import type { StreamReader } from "./stream_check.ts";
 
 /** The table's current stream ARN, or undefined when its stream is off. */
@@ -36,15 +36,31 @@ export async function latestStreamArn(
 
 /** Returns a function that gives the (cached) DynamoDB Streams client of a region. */
 export function streamsClients(env: EnvReader): (region: string) => DynamoDBStreamsClient {
-  const clients = new Map<string, DynamoDBStreamsClient>();
-  return (region) => {
-    let client = clients.get(region);
-    if (!client) {
-      client = new DynamoDBStreamsClient(awsClientConfig(env, region));
-      clients.set(region, client);
-    }
-    return client;
-  };
+  return perRegion((region) => new DynamoDBStreamsClient(awsClientConfig(env, region)));
+}
+
+/** Where an iterator starts: the oldest record held, at or after a sequence number. */
+export type ShardPosition = "oldest" | { at: string } | { after: string };
+
+/** A shard iterator at `position` (GetShardIterator). */
+export async function shardIterator(
+  client: DynamoDBStreamsClient,
+  streamArn: string,
+  shardId: string,
+  position: ShardPosition,
+): Promise<string | undefined> {
+  const { ShardIterator } = await client.send(
+    new GetShardIteratorCommand({
+      StreamArn: streamArn,
+      ShardId: shardId,
+      ...(position === "oldest"
+        ? { ShardIteratorType: "TRIM_HORIZON" }
+        : "at" in position
+        ? { ShardIteratorType: "AT_SEQUENCE_NUMBER", SequenceNumber: position.at }
+        : { ShardIteratorType: "AFTER_SEQUENCE_NUMBER", SequenceNumber: position.after }),
+    }),
+  );
+  return ShardIterator;
 }
 
 /** A {@link StreamReader} of one stream. */
@@ -64,18 +80,7 @@ export function awsStreamReader(client: DynamoDBStreamsClient, streamArn: string
     },
     async iterator(shardId, position) {
       try {
-        const { ShardIterator } = await client.send(
-          new GetShardIteratorCommand({
-            StreamArn: streamArn,
-            ShardId: shardId,
-            ...(position === "oldest"
-              ? { ShardIteratorType: "TRIM_HORIZON" }
-              : "at" in position
-              ? { ShardIteratorType: "AT_SEQUENCE_NUMBER", SequenceNumber: position.at }
-              : { ShardIteratorType: "AFTER_SEQUENCE_NUMBER", SequenceNumber: position.after }),
-          }),
-        );
-        return ShardIterator;
+        return await shardIterator(client, streamArn, shardId, position);
       } catch (error) {
         if ((error as Error).name === "TrimmedDataAccessException") return "trimmed";
         throw error;

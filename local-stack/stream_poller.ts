@@ -37,7 +37,8 @@ import {
 } from "./event_source_mapping.ts";
 import { POLLER_STATE_FILE } from "./stream_positions.ts";
 import { readStackEnv, stackEnvReader } from "./stack_env.ts";
-import { listShards, localStreamsPerRegion, readRecords, shardIterator } from "./stream_reader.ts";
+import { listShards, readRecords, shardIterator } from "./stream_reader.ts";
+import { streamsClients } from "../functions-shared/stream_check_aws.ts";
 
 const STATE_FILE = POLLER_STATE_FILE;
 /** Where the on-failure destination's messages land. */
@@ -70,7 +71,7 @@ async function writeFailure(message: StreamFailureMessage): Promise<void> {
 if (import.meta.main) {
   const env = readStackEnv();
   // One client per region for the poller's life (a client per call leaks its sockets).
-  const streamsIn = localStreamsPerRegion(env);
+  const streamsIn = streamsClients(stackEnvReader(env));
   const dynamoIn = dynamoClients(stackEnvReader(env));
   process.env.WEBHOOK_URL = `${env.FUNCTIONS_URL}/mmp-toledo-sync`;
   process.env.SYNC_WEBHOOK_SECRET = env.SYNC_WEBHOOK_SECRET;

@@ -12,34 +12,17 @@ import {
   DescribeStreamCommand,
   DynamoDBStreamsClient,
   GetRecordsCommand,
-  GetShardIteratorCommand,
   type Shard,
 } from "@aws-sdk/client-dynamodb-streams";
 import { bytesToBase64 } from "../functions-shared/dynamo_encoder.ts";
 import type { StreamRecord } from "../lambda/stream_forwarder.ts";
 import { awsClientConfig } from "../functions-shared/dynamo_client.ts";
+import { shardIterator } from "../functions-shared/stream_check_aws.ts";
 import { type StackEnv, stackEnvReader } from "./stack_env.ts";
 
 /** A DynamoDB Streams client of the stack's DynamoDB (through its proxy) in `region`. */
 export function localStreams(env: StackEnv, region: string): DynamoDBStreamsClient {
   return new DynamoDBStreamsClient(awsClientConfig(stackEnvReader(env), region));
-}
-
-/**
- * One Streams client per region for a long-running reader: each client keeps its own
- * pool of keep-alive sockets, so a client made per call leaks a socket each time (the
- * poller once held thousands, and their source ports took the stack's own ports).
- */
-export function localStreamsPerRegion(env: StackEnv): (region: string) => DynamoDBStreamsClient {
-  const clients = new Map<string, DynamoDBStreamsClient>();
-  return (region) => {
-    let client = clients.get(region);
-    if (!client) {
-      client = localStreams(env, region);
-      clients.set(region, client);
-    }
-    return client;
-  };
 }
 
 function jsonValue(value: unknown): unknown {
@@ -76,26 +59,8 @@ export async function listShards(
   return shards;
 }
 
-/** A shard iterator after `sequenceNumber`, or at the shard's oldest record. */
-export async function shardIterator(
-  client: DynamoDBStreamsClient,
-  streamArn: string,
-  shardId: string,
-  position: { after: string } | { at: string } | "oldest",
-): Promise<string | undefined> {
-  const { ShardIterator } = await client.send(
-    new GetShardIteratorCommand({
-      StreamArn: streamArn,
-      ShardId: shardId,
-      ...(position === "oldest"
-        ? { ShardIteratorType: "TRIM_HORIZON" }
-        : "after" in position
-        ? { ShardIteratorType: "AFTER_SEQUENCE_NUMBER", SequenceNumber: position.after }
-        : { ShardIteratorType: "AT_SEQUENCE_NUMBER", SequenceNumber: position.at }),
-    }),
-  );
-  return ShardIterator;
-}
+// The stack reads iterators as the lost-record check does (functions-shared/stream_check_aws.ts).
+export { shardIterator };
 
 /** One GetRecords call: the records in Lambda's form, and the next iterator (none once the shard is closed and read). */
 export async function readRecords(

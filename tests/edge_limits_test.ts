@@ -21,6 +21,7 @@ import { DENO_BIN, HOST, LOG_DIR, ROOT } from "../local-stack/config.ts";
 import type { IsolateLine } from "../local-stack/supabase/edge_isolates.ts";
 import { WORKER_LIMIT_BODY } from "../local-stack/supabase/edge_limits.ts";
 import { batchWrite } from "../demo/load_dynamo.ts";
+import { scanCount } from "./backfill_fixtures.ts";
 import { connectDb, dynamo, eventually } from "./stack_clients.ts";
 
 /** A gateway of the test's own, serving the test functions, with `limits`. */
@@ -222,25 +223,6 @@ async function waitForJob(sql: postgres.Sql, id: string) {
   }, 180_000);
 }
 
-async function scanCount(): Promise<number> {
-  const { ScanCommand } = await import("@aws-sdk/client-dynamodb");
-  let count = 0;
-  let start: Record<string, AttributeValue> | undefined;
-  do {
-    const page = await dynamo(searches.region).send(
-      new ScanCommand({
-        TableName: searches.sourceTable,
-        Select: "COUNT",
-        ConsistentRead: true,
-        ExclusiveStartKey: start,
-      }),
-    );
-    count += page.Count ?? 0;
-    start = page.LastEvaluatedKey;
-  } while (start);
-  return count;
-}
-
 Deno.test("under the hosted limits, a backfill of thousands of items is never killed for CPU", async () => {
   const sql = connectDb();
   const p = `lim-${crypto.randomUUID().slice(0, 8)}-`;
@@ -255,7 +237,11 @@ Deno.test("under the hosted limits, a backfill of thousands of items is never ki
     await sql`select sync.wake_import_worker()`;
     const result = await waitForJob(sql, job.id);
     assert.equal(result.status, "done");
-    assert.equal(Number(result.items_scanned), await scanCount(), "no page lost or repeated");
+    assert.equal(
+      Number(result.items_scanned),
+      await scanCount(searches.targetTable),
+      "no page lost or repeated",
+    );
     await assertRows(sql, p, n);
     const killed = (await readLines(log)).filter((l) =>
       l.function === "import-worker" && l.ended_at >= since && l.reason === "CPUTime"
@@ -280,7 +266,7 @@ Deno.test("a tiny CPU budget hands on mid-segment: nothing lost, nothing repeate
   const n = 500;
   try {
     await seedSearches(sql, p, n);
-    const total = await scanCount();
+    const total = await scanCount(searches.targetTable);
     const [job] = await sql`select sync.start_backfill(${searches.sourceTable}, 1, false) as id`;
     await sql`update sync.backfill_jobs set page_size = 50 where id = ${job.id}`;
     const lines: string[] = [];
