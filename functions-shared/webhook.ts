@@ -36,8 +36,9 @@ import {
   parseJsonExact,
   type TableChange,
 } from "./record_mapping.ts";
-import { noteStreamRecords, recordsToNote } from "./stream_progress.ts";
-import { applyChanges, isDatabaseUnavailable } from "./sync_db.ts";
+import { recordsToNote } from "./stream_progress.ts";
+import { isDatabaseUnavailable } from "./sync_db.ts";
+import { applyWebhookBatch } from "./webhook_apply.ts";
 import { parseWebhookBody } from "./webhook_envelope.ts";
 import { checkWebhookHeaders, TIMESTAMP_TOLERANCE_SECONDS } from "./webhook_headers.ts";
 import type { WebhookVerifier } from "./webhook_signing.ts";
@@ -88,27 +89,6 @@ export class RecentWebhookIds {
   get size(): number {
     return this.#expiries.size;
   }
-}
-
-/** Thrown inside the transaction when its `webhook-id` was already recorded: rolls back. */
-class ReplayedDelivery extends Error {
-  constructor(readonly webhookId: string) {
-    super(`webhook-id ${webhookId} was already accepted`);
-    this.name = "ReplayedDelivery";
-  }
-}
-
-/**
- * Records a delivery's `webhook-id` inside the caller's transaction; false when it was
- * already there (a replay).
- */
-async function recordDelivery(tx: postgres.TransactionSql, webhookId: string): Promise<boolean> {
-  const rows = await tx.unsafe(
-    `insert into sync.webhook_deliveries (webhook_id, received_at) values ($1, now())
-     on conflict do nothing returning webhook_id`,
-    [webhookId],
-  );
-  return rows.length === 1;
 }
 
 /** The 409 for a replayed `webhook-id`. */
@@ -194,28 +174,25 @@ export async function handleWebhook(req: Request, deps: WebhookDeps): Promise<Re
 
   const { received, changes, deadLetters } = mapBody(envelope);
   try {
-    const result = await deps.sql.begin(async (tx) => {
-      if (!(await recordDelivery(tx, delivery.id))) throw new ReplayedDelivery(delivery.id);
-      const applied = await applyChanges(tx, changes, deadLetters);
+    const outcome = await applyWebhookBatch(deps.sql, {
+      webhookId: delivery.id,
+      changes,
+      deadLetters,
       // What the lost-record check compares with the stream (stream_progress.ts).
-      await noteStreamRecords(tx, recordsToNote(envelope.body));
-      return applied;
+      records: recordsToNote(envelope.body),
     });
     deps.recentIds.remember(delivery.id, delivery.timestamp, now);
+    if (outcome.replayed) return replayRefused(delivery.id);
     for (const letter of deadLetters) {
       console.warn(`dead letter: ${letter.reason} (event ${letter.eventId ?? "direct"})`);
     }
     return json(200, {
       received,
-      applied: result.applied,
-      skipped: received - result.applied - result.deadLettered,
-      deadLettered: result.deadLettered,
+      applied: outcome.applied,
+      skipped: received - outcome.applied - outcome.deadLettered,
+      deadLettered: outcome.deadLettered,
     });
   } catch (error) {
-    if (error instanceof ReplayedDelivery) {
-      deps.recentIds.remember(delivery.id, delivery.timestamp, now);
-      return replayRefused(error.webhookId);
-    }
     if (isDatabaseUnavailable(error)) {
       console.error(`database unavailable: ${(error as Error).message}`);
       return errorResponse(503, "the database is unavailable; nothing was applied, retry later", {

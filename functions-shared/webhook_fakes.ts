@@ -43,15 +43,19 @@ export const oneRecord = JSON.stringify({ records: [segment("s-1", "100")] });
 
 /**
  * A database that plays `sync.webhook_deliveries` (ids kept across transactions, undone
- * by a rollback) and `sync.merge_changes` (each change counts as applied).
+ * by a rollback), `sync.merge_changes` (each change counts as applied) and
+ * `sync.apply_webhook_batch` (all of it in one statement; `refuseData` makes it fail as
+ * Postgres does on a change it refuses, SQLSTATE 22P02).
  */
-export function fakeDb(options: { unavailableTimes?: number; knownIds?: string[] } = {}) {
+export function fakeDb(
+  options: { unavailableTimes?: number; knownIds?: string[]; refuseData?: boolean } = {},
+) {
   const deliveries = new Set(options.knownIds ?? []);
   let unavailable = options.unavailableTimes ?? 0;
   const db = {
     /** Every statement run, in order, across transactions. */
     statements: [] as string[],
-    /** Transactions begun / committed. */
+    /** Transactions begun (one-statement batches included) / committed. */
     begun: 0,
     committed: 0,
     /** Changes and dead letters of committed transactions. */
@@ -75,8 +79,8 @@ export function fakeDb(options: { unavailableTimes?: number; knownIds?: string[]
     let deadLettered = 0;
     const noted: { arn: string; seq: string; at: number }[] = [];
     const tx = {
-      unsafe(query: string, params: unknown[]) {
-        db.statements.push(query.replace(/\s+/g, " ").trim());
+      unsafe(query: string, params: unknown[], inner = false) {
+        if (!inner) db.statements.push(query.replace(/\s+/g, " ").trim());
         if (query.includes("sync.webhook_deliveries")) {
           const id = String(params[0]);
           if (deliveries.has(id)) return Promise.resolve([]);
@@ -117,7 +121,40 @@ export function fakeDb(options: { unavailableTimes?: number; knownIds?: string[]
       throw error;
     }
   };
-  db.sql = { begin } as unknown as postgres.Sql;
+  /** `sync.apply_webhook_batch`: the same statements, in one transaction of their own. */
+  const unsafe = (query: string, params: unknown[]) => {
+    if (!query.includes("sync.apply_webhook_batch")) {
+      throw new Error(`the fake database does not know: ${query}`);
+    }
+    db.statements.push(query.replace(/\s+/g, " ").trim());
+    const replayed = new Error("replayed");
+    return begin(async (tx) => {
+      // What the function runs inside: not statements the client sent.
+      const run = (q: string, p: unknown[]) =>
+        (tx as { unsafe: (q: string, p: unknown[], inner: boolean) => Promise<unknown[]> })
+          .unsafe(q, p, true);
+      if ((await run("insert into sync.webhook_deliveries", [params[0]])).length === 0) {
+        throw replayed; // nothing was written
+      }
+      if (options.refuseData) {
+        throw Object.assign(new Error('invalid input syntax for type integer: "x"'), {
+          code: "22P02",
+        });
+      }
+      let applied = 0;
+      const byTable = JSON.parse(String(params[1])) as Record<string, unknown[]>;
+      for (const [table, changes] of Object.entries(byTable).sort()) {
+        const [row] = await run("select sync.merge_changes", [table, JSON.stringify(changes)]);
+        applied += (row as { applied: number }).applied;
+      }
+      if (String(params[2]) !== "[]") await run("select sync.note_stream_records", [params[2]]);
+      return [{ replayed: false, applied }];
+    }).catch((error) => {
+      if (error === replayed) return [{ replayed: true, applied: 0 }];
+      throw error;
+    });
+  };
+  db.sql = { begin, unsafe } as unknown as postgres.Sql;
   return db;
 }
 

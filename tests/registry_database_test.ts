@@ -91,3 +91,17 @@ Deno.test("a change's wire form is the SQL type sync.change, field for field", a
     await sql.end();
   }
 });
+
+Deno.test("every mirror table's compiled merge is current (sync.stale_merges)", async () => {
+  const sql = connectDb();
+  try {
+    const stale = await sql<{ table: string }[]>`select sync.stale_merges() as table`;
+    assert.deepEqual(
+      stale.map((s) => s.table),
+      [],
+      "a migration that changes a mirror table's columns must end with select sync.compile_merges()",
+    );
+  } finally {
+    await sql.end();
+  }
+});

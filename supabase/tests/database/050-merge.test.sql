@@ -2,7 +2,7 @@
 -- docs/sync-semantics.md that it enforces whatever order changes arrive in.
 set client_min_messages = warning;
 begin;
-select plan(43);
+select plan(48);
 
 -- The rules as on AWS, whose stream clock has a granularity of 1 s.
 update sync.settings set value = '1 second' where key = 'stream_clock_granularity';
@@ -183,6 +183,28 @@ select throws_ok(
   $$select * from sync.merge_changes('firespring_actions', '[1]')$$,
   'SY002', 'sync.merge_changes(firespring_actions): change 1 is not a JSON object',
   'a change must be an object');
+
+-- Compiled merges (20261128001400_compiled_merges.sql): one per registered table, each
+-- compiled from the table's current columns; a column added later makes it stale until
+-- sync.compile_merges() runs again.
+select is_empty('select * from sync.stale_merges()', 'every compiled merge is current');
+select is(
+  (select count(*)::int from pg_proc
+   where pronamespace = 'sync'::regnamespace and proname like 'merge\_into\_%'),
+  (select count(*)::int from sync.source_tables),
+  'one compiled merge per registered table');
+alter table public.firespring_segments add column test_extra text;
+select results_eq('select * from sync.stale_merges()', array['firespring_segments'],
+  'a column added to a mirror table makes its compiled merge stale');
+select sync.compile_merges();
+select lives_ok($$
+  select sync.merge_changes('firespring_segments', jsonb_build_array(jsonb_build_object(
+    'op', 'upsert', 'row', jsonb_build_object('segment_id', 'compiled-1', 'segment_criteria', '{}'::jsonb,
+                           'test_extra', 'kept'),
+    'seq', '900', 'changed_at', '2026-02-06T12:00:00Z', 'source', 'stream')))
+$$, 'recompiled, the merge takes a change with the new column');
+select is((select test_extra from public.firespring_segments where segment_id = 'compiled-1'),
+  'kept', 'and writes it');
 
 select * from finish();
 rollback;

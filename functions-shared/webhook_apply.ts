@@ -1,0 +1,111 @@
+/**
+ * Applies one accepted webhook batch exactly once: the delivery's `webhook-id`, the
+ * changes through `sync.merge_changes`, the dead letters and the stream records noted
+ * for the lost-record check, all in one transaction.
+ *
+ * Two ways, one result:
+ * - **One round trip** when the batch has no dead letters: `sync.apply_webhook_batch`
+ *   does it all in one statement (its own transaction). This is the common case, and
+ *   at the deployed mapping's batch size of 10 the fixed cost per request is what
+ *   counts: the savepoint path below takes seven round trips.
+ * - **Savepoints** otherwise, or when Postgres refuses a change for its data (the
+ *   one-statement call then rolled back whole): `applyChanges` isolates the refused
+ *   change, dead-letters it, and applies the rest (docs/sync-semantics.md, "Bad input").
+ *
+ * @module
+ */
+
+import type postgres from "postgres";
+import { toWire } from "./change_wire.ts";
+import { encodeJson } from "./dynamo_encoder.ts";
+import type { DeadLetter, TableChange } from "./record_mapping.ts";
+import { type NotedRecord, noteStreamRecords } from "./stream_progress.ts";
+import { applyChanges, isDataError } from "./sync_db.ts";
+
+/** What applying a batch did; `replayed` when its `webhook-id` was accepted before. */
+export type BatchOutcome =
+  | { replayed: true }
+  | { replayed: false; applied: number; deadLettered: number };
+
+/** One accepted batch, mapped. */
+export interface WebhookBatch {
+  webhookId: string;
+  changes: TableChange[];
+  deadLetters: DeadLetter[];
+  /** The stream records to note (stream_progress.ts). */
+  records: NotedRecord[];
+}
+
+/** Thrown inside the transaction when its `webhook-id` was already recorded: rolls back. */
+class ReplayedDelivery extends Error {
+  constructor(readonly webhookId: string) {
+    super(`webhook-id ${webhookId} was already accepted`);
+    this.name = "ReplayedDelivery";
+  }
+}
+
+/** `{target table: [wire change, ...]}`, as `sync.apply_webhook_batch` reads it. */
+export function changesByTable(changes: TableChange[]): Record<string, unknown[]> {
+  const byTable: Record<string, unknown[]> = {};
+  for (const { spec, change } of changes) {
+    (byTable[spec.targetTable] ??= []).push(toWire(change));
+  }
+  return byTable;
+}
+
+/** The batch in one statement; undefined when Postgres refused a change for its data. */
+async function applyAtOnce(
+  sql: postgres.Sql,
+  batch: WebhookBatch,
+): Promise<BatchOutcome | undefined> {
+  try {
+    const [row] = await sql.unsafe(
+      "select replayed, applied from sync.apply_webhook_batch($1, $2::text::jsonb, $3::text::jsonb)",
+      [batch.webhookId, encodeJson(changesByTable(batch.changes)), JSON.stringify(batch.records)],
+    );
+    if (row.replayed) return { replayed: true };
+    return { replayed: false, applied: Number(row.applied), deadLettered: 0 };
+  } catch (error) {
+    if (isDataError(error)) return undefined;
+    throw error;
+  }
+}
+
+/** The batch in savepoints: refused changes are isolated and dead-lettered. */
+async function applyInSavepoints(sql: postgres.Sql, batch: WebhookBatch): Promise<BatchOutcome> {
+  try {
+    return await sql.begin(async (tx) => {
+      const rows = await tx.unsafe(
+        `insert into sync.webhook_deliveries (webhook_id, received_at) values ($1, now())
+         on conflict do nothing returning webhook_id`,
+        [batch.webhookId],
+      );
+      if (rows.length !== 1) throw new ReplayedDelivery(batch.webhookId);
+      const result = await applyChanges(tx, batch.changes, batch.deadLetters);
+      await noteStreamRecords(tx, batch.records);
+      return {
+        replayed: false as const,
+        applied: result.applied,
+        deadLettered: result.deadLettered,
+      };
+    });
+  } catch (error) {
+    if (error instanceof ReplayedDelivery) return { replayed: true };
+    throw error;
+  }
+}
+
+/**
+ * Applies `batch` once, whole or not at all. Errors other than refused data (the
+ * database unavailable, a bug) are thrown, with nothing applied.
+ */
+export async function applyWebhookBatch(
+  sql: postgres.Sql,
+  batch: WebhookBatch,
+): Promise<BatchOutcome> {
+  if (batch.deadLetters.length === 0) {
+    const outcome = await applyAtOnce(sql, batch);
+    if (outcome) return outcome;
+  }
+  return await applyInSavepoints(sql, batch);
+}

@@ -1,0 +1,82 @@
+import assert from "node:assert/strict";
+import { mapStreamRecord, type TableChange } from "./record_mapping.ts";
+import { applyWebhookBatch, changesByTable } from "./webhook_apply.ts";
+import { fakeDb, segment } from "./webhook_fakes.ts";
+
+function changes(...ids: string[]): TableChange[] {
+  return ids.map((id, i) => {
+    const mapped = mapStreamRecord(segment(id, String(100 + i)) as never);
+    if (!mapped.ok) throw new Error(mapped.deadLetter.reason);
+    return mapped.value;
+  });
+}
+
+const records = [{ arn: "arn:aws:dynamodb:us-east-1:0:table/t/stream/s", seq: "100", at: 1 }];
+
+Deno.test("a batch without dead letters is applied in one statement", async () => {
+  const db = fakeDb();
+  const outcome = await applyWebhookBatch(db.sql, {
+    webhookId: "msg_1",
+    changes: changes("s-1", "s-2"),
+    deadLetters: [],
+    records,
+  });
+  assert.deepEqual(outcome, { replayed: false, applied: 2, deadLettered: 0 });
+  assert.deepEqual(db.statements.map((s) => s.slice(0, 40)), [
+    "select replayed, applied from sync.apply",
+  ]);
+  assert.deepEqual(db.noted, records);
+  assert.ok(db.deliveries.has("msg_1"));
+});
+
+Deno.test("a replay in one statement writes nothing and says so", async () => {
+  const db = fakeDb({ knownIds: ["msg_old"] });
+  const outcome = await applyWebhookBatch(db.sql, {
+    webhookId: "msg_old",
+    changes: changes("s-1"),
+    deadLetters: [],
+    records,
+  });
+  assert.deepEqual(outcome, { replayed: true });
+  assert.equal(db.applied, 0);
+  assert.deepEqual(db.noted, []);
+});
+
+Deno.test("a change Postgres refuses sends the batch through savepoints, once", async () => {
+  const db = fakeDb({ refuseData: true });
+  const outcome = await applyWebhookBatch(db.sql, {
+    webhookId: "msg_2",
+    changes: changes("s-1", "s-2"),
+    deadLetters: [],
+    records,
+  });
+  assert.deepEqual(outcome, { replayed: false, applied: 2, deadLettered: 0 });
+  assert.equal(db.committed, 1, "the refused statement rolled back; the savepoint path committed");
+  assert.ok(db.statements[0].includes("sync.apply_webhook_batch"));
+  assert.ok(db.statements[1].includes("sync.webhook_deliveries"), "the delivery, recorded again");
+  assert.deepEqual(db.noted, records);
+});
+
+Deno.test("a batch with dead letters goes straight to the savepoint path", async () => {
+  const db = fakeDb();
+  const bad = segment("s-9", "300");
+  bad.dynamodb.NewImage = { segment_id: { S: "s-9" }, value: { N: "abc" } } as never;
+  const mapped = mapStreamRecord(bad as never);
+  assert.equal(mapped.ok, false);
+  const outcome = await applyWebhookBatch(db.sql, {
+    webhookId: "msg_3",
+    changes: changes("s-1"),
+    deadLetters: mapped.ok ? [] : [mapped.deadLetter],
+    records,
+  });
+  assert.deepEqual(outcome, { replayed: false, applied: 1, deadLettered: 1 });
+  assert.equal(db.statements.some((s) => s.includes("apply_webhook_batch")), false);
+  assert.equal(db.deadLettered, 1);
+});
+
+Deno.test("changes are grouped per target table in their wire form", () => {
+  const grouped = changesByTable(changes("s-1", "s-2"));
+  assert.deepEqual(Object.keys(grouped), ["firespring_segments"]);
+  assert.equal(grouped.firespring_segments.length, 2);
+  assert.equal((grouped.firespring_segments[0] as { op: string }).op, "upsert");
+});
