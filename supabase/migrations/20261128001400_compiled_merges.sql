@@ -204,9 +204,8 @@ declare
   key_of_row text := (select 'jsonb_build_object(' ||
                              string_agg(format('%L, x.row -> %L', k, k), ', ') || ')'
                       from unnest(p_key) k);
-  key_of_t text := (select 'jsonb_build_object(' ||
-                           string_agg(format('%L, t.%I', k, k), ', ') || ')'
-                    from unnest(p_key) k);
+  key_match text := (select string_agg(format('t.%1$I = (x.r).%1$I', k), ' and ')
+                     from unnest(p_key) k);
 begin
   return format($sql$
   with changes as (
@@ -251,16 +250,24 @@ begin
          (select count(*) from merged) + (select count(*) from repaired)
   into touched, merged;
 
+  -- Per touched key, its best live observation: a top-1 through the primary key of
+  -- sync.observations, whatever the table's size.
   with best as (
-    select distinct on (o.row_key) o.*
-    from sync.observations o
-    where o.target_table = %1$L and o.row_key = any(touched) and not o.deleted
-    order by o.row_key, o.range_key desc, o.rank desc, o.sync_sequence desc nulls last,
-             o.sync_changed_at desc
+    select b.* from unnest(touched) k(row_key)
+    cross join lateral (
+      select o.* from sync.observations o
+      where o.target_table = %1$L and o.row_key = k.row_key and not o.deleted
+      order by o.range_key desc, o.rank desc, o.sync_sequence desc nulls last,
+               o.sync_changed_at desc
+      limit 1) b
   ),
+  -- Keys with no live observation left lose their row; the key is matched by the
+  -- table's own typed columns, so the primary key finds it.
   removed as (
     delete from public.%1$I t
-    where %8$s = any(touched) and not exists (select 1 from best b where b.row_key = %8$s)
+    using (select k.row_key, jsonb_populate_record(null::public.%1$I, k.row_key) as r
+           from unnest(touched) k(row_key)) x
+    where %8$s and not exists (select 1 from best b where b.row_key = x.row_key)
     returning 1
   ),
   written as (
@@ -290,7 +297,7 @@ begin
      where c <> all (p_key)),
     sync.newer_expression('excluded.sync_sequence', 'excluded.sync_changed_at',
                           'o.sync_sequence', 'o.sync_changed_at', 'granularity'),
-    key_of_t);
+    key_match);
 end
 $fn$;
 
@@ -390,9 +397,9 @@ begin
   from jsonb_array_elements(p_changes) with ordinality as c(v, ord)
   cross join lateral (select case
     when jsonb_typeof(c.v) <> 'object' then 'is not a JSON object'
-    when exists (select from jsonb_object_keys(c.v) k where k <> all (fields)) then
+    when (c.v - fields) <> '{}'::jsonb then
       format('has the field "%s", which sync.change does not have',
-             (select k from jsonb_object_keys(c.v) k where k <> all (fields) limit 1))
+             (select min(k) from jsonb_object_keys(c.v - fields) k))
     when coalesce(c.v ->> 'op', '') not in ('upsert', 'delete') then
       'has no op "upsert" or "delete"'
     when c.v ->> 'changed_at' is null or c.v ->> 'source' is null then
