@@ -16,13 +16,8 @@
 import type postgres from "postgres";
 import { z } from "zod";
 import { errorResponse, json, methodNotAllowed } from "./http.ts";
-import {
-  mapDirect,
-  type Mapped,
-  mapScannedItem,
-  mapStreamRecord,
-  parseJsonExact,
-} from "./record_mapping.ts";
+import { mapDirect, type Mapped, mapScannedItem, mapStreamRecord } from "./record_mapping.ts";
+import { parseJsonExact } from "./dynamo_numbers.ts";
 import { bySourceTable } from "./table_registry.ts";
 import { ValueError } from "./dynamo_decoder.ts";
 import { serviceRoleProblem } from "./service_auth.ts";

@@ -97,3 +97,15 @@ export function compareDecimal(a: string, b: string): number {
   }
   return magnitude * x.sign;
 }
+
+/** JSON.parse that keeps each number's exact text as a {@link DynamoNumber}. */
+export function parseJsonExact(text: string): unknown {
+  // The reviver's third argument (the number's source text) is TC39's JSON.parse
+  // source text access, in V8 and so in Deno and Node 20+.
+  // deno-lint-ignore no-explicit-any
+  return (JSON.parse as any)(
+    text,
+    (_key: string, value: unknown, context?: { source?: string }) =>
+      typeof value === "number" && context?.source ? new DynamoNumber(context.source) : value,
+  );
+}

@@ -231,7 +231,7 @@ function plainToItem(value: unknown, path: string): DynamoValue {
 }
 
 /**
- * Maps a person's direct request. `data` must come from {@link parseJsonExact}, so that
+ * Maps a person's direct request. `data` must come from `parseJsonExact` (dynamo_numbers.ts), so that
  * its numbers keep every digit.
  */
 export function mapDirect(
@@ -271,16 +271,4 @@ export function mapDirect(
     if (error instanceof MappingError) return { ok: false, deadLetter: letter(error.message) };
     throw error;
   }
-}
-
-/** JSON.parse that keeps each number's exact text as a {@link DynamoNumber}. */
-export function parseJsonExact(text: string): unknown {
-  // The reviver's third argument (the number's source text) is TC39's JSON.parse
-  // source text access, in V8 and so in Deno and Node 20+.
-  // deno-lint-ignore no-explicit-any
-  return (JSON.parse as any)(
-    text,
-    (_key: string, value: unknown, context?: { source?: string }) =>
-      typeof value === "number" && context?.source ? new DynamoNumber(context.source) : value,
-  );
 }

@@ -6,9 +6,9 @@ import {
   type Mapped,
   mapScannedItem,
   mapStreamRecord,
-  parseJsonExact,
   rowKeyOf,
 } from "./record_mapping.ts";
+import { parseJsonExact } from "./dynamo_numbers.ts";
 import { byTargetTable } from "./table_registry.ts";
 import type { StreamRecord } from "./webhook_envelope.ts";
 

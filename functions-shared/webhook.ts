@@ -33,13 +33,12 @@ import {
   mapDirect,
   type Mapped,
   mapStreamRecord,
-  parseJsonExact,
   type TableChange,
 } from "./record_mapping.ts";
 import { recordsToNote } from "./stream_progress.ts";
 import { isDatabaseUnavailable } from "./sync_db.ts";
 import { applyWebhookBatch } from "./webhook_apply.ts";
-import { parseWebhookBody } from "./webhook_envelope.ts";
+import { parseWebhookBody, parseWebhookJson } from "./webhook_envelope.ts";
 import { checkWebhookHeaders, TIMESTAMP_TOLERANCE_SECONDS } from "./webhook_headers.ts";
 import type { WebhookVerifier } from "./webhook_signing.ts";
 
@@ -164,11 +163,11 @@ export async function handleWebhook(req: Request, deps: WebhookDeps): Promise<Re
   const text = new TextDecoder().decode(bytes);
   let parsed: unknown;
   try {
-    parsed = parseJsonExact(text);
+    parsed = parseWebhookJson(text);
   } catch (error) {
     return errorResponse(400, `body is not valid JSON: ${(error as Error).message}`);
   }
-  // Parsed once, numbers exact; the envelope's schema reads the body in either form.
+  // Numbers exact where they matter; the envelope's schema reads the body in either form.
   const envelope = parseWebhookBody(parsed);
   if (!envelope.ok) return errorResponse(400, `malformed envelope at ${envelope.problem}`);
 

@@ -10,7 +10,7 @@
 import { z } from "zod";
 import type { AttributeValue } from "@aws-sdk/client-dynamodb";
 import { ValueError } from "./dynamo_decoder.ts";
-import { isDynamoNumber } from "./dynamo_numbers.ts";
+import { isDynamoNumber, parseJsonExact } from "./dynamo_numbers.ts";
 
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 const EXPECTED_VALUE = 'expected a DynamoDB attribute value such as {"S": ...} or {"N": "..."}';
@@ -103,8 +103,8 @@ export const StreamRecordSchema = z.looseObject({
     NewImage: AttributeMapSchema.optional(),
     OldImage: AttributeMapSchema.optional(),
     SequenceNumber: z.string().regex(/^\d{1,40}$/, "expected up to 40 digits"),
-    // The body is parsed once, keeping every number exact (parseJsonExact): this one is
-    // read as a plain number.
+    // A number, exact (a DynamoNumber) when the body was parsed exactly: read as a plain
+    // number either way.
     ApproximateCreationDateTime: z.preprocess(
       (v) => (isDynamoNumber(v) ? Number(v.value) : v),
       z.number().positive(),
@@ -180,4 +180,23 @@ export function attributeMapFromJson(
       [k, v],
     ) => [k, value(v as Record<string, unknown>, path ? `${path}.${k}` : k)]),
   );
+}
+
+/**
+ * Parses a webhook body's JSON (throws a SyntaxError when it is not JSON), every number
+ * exact where it matters.
+ *
+ * A body from the Lambda (`{"records": [...]}`) carries its item's numbers as text (`{"N":
+ * "1.50"}`, DynamoDB JSON); its only JSON numbers are ApproximateCreationDateTime and
+ * SizeBytes, read as plain numbers anyway, and a number anywhere else is refused by
+ * {@link parseWebhookBody}. So such a body is parsed by the runtime's own `JSON.parse`,
+ * which at a batch of 1,000 records is several times cheaper than
+ * {@link parseJsonExact}'s reviver, called for every value. Any other body (a person's
+ * direct request, whose data holds plain JSON numbers) is parsed again, exactly.
+ */
+export function parseWebhookJson(text: string): unknown {
+  const plain: unknown = JSON.parse(text);
+  const fromLambda = typeof plain === "object" && plain !== null && !Array.isArray(plain) &&
+    Array.isArray((plain as { records?: unknown }).records);
+  return fromLambda ? plain : parseJsonExact(text);
 }

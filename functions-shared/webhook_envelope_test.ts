@@ -4,13 +4,15 @@
  */
 
 import assert from "node:assert/strict";
+import { parseJsonExact } from "./dynamo_numbers.ts";
+import { encodeJson } from "./dynamo_encoder.ts";
 import { ValueError } from "./dynamo_decoder.ts";
-import { parseJsonExact } from "./record_mapping.ts";
 import {
   attributeMapFromJson,
   attributeMapProblem,
   attributeValueProblem,
   parseWebhookBody,
+  parseWebhookJson,
 } from "./webhook_envelope.ts";
 
 const ARN =
@@ -297,4 +299,34 @@ Deno.test("an exact number where an attribute value or the SequenceNumber belong
     ),
     /^records\.0\.dynamodb\.ApproximateCreationDateTime: /,
   );
+});
+
+Deno.test("a Lambda body is parsed plainly, a direct body exactly, to the same envelope", () => {
+  const lambda = JSON.stringify({
+    records: [{
+      eventID: "e-1",
+      eventName: "INSERT",
+      eventSourceARN: "arn:aws:dynamodb:us-east-1:0:table/t/stream/s",
+      dynamodb: {
+        ApproximateCreationDateTime: 1770379200,
+        Keys: { id: { S: "a" } },
+        NewImage: { id: { S: "a" }, price: { N: "12345678901234567890.50" } },
+        SequenceNumber: "100",
+        SizeBytes: 40,
+      },
+    }],
+  });
+  const plain = parseWebhookJson(lambda) as { records: { dynamodb: Record<string, unknown> }[] };
+  assert.equal(plain.records[0].dynamodb.ApproximateCreationDateTime, 1770379200);
+  const fromPlain = parseWebhookBody(plain);
+  const fromExact = parseWebhookBody(parseJsonExact(lambda));
+  assert.ok(fromPlain.ok && fromExact.ok);
+  // The same records either way, down to their stored JSON (dead letters keep it).
+  assert.equal(encodeJson(fromPlain.body), encodeJson(fromExact.body));
+
+  const direct = '{"table": "firespring_segments", "action": "UPSERT", ' +
+    '"data": {"segment_id": "s", "member_count": 12345678901234567890.50}}';
+  const exact = parseWebhookJson(direct) as { data: { member_count: { value: string } } };
+  assert.equal(exact.data.member_count.value, "12345678901234567890.50", "every digit kept");
+  assert.throws(() => parseWebhookJson("{not json"), SyntaxError);
 });

@@ -17,6 +17,7 @@ import type postgres from "postgres";
 import { up } from "../local-stack/stack.ts";
 import { signWebhook } from "../functions-shared/webhook_signing.ts";
 import { benchBackfill } from "./bench_backfill.ts";
+import { formatted, Goals } from "./bench_goals.ts";
 import { percentile } from "./bench_edge_cpu.ts";
 import { connectDb, postWebhook, stack, streamRecord } from "./stack_clients.ts";
 
@@ -99,7 +100,10 @@ async function benchRaw(sql: postgres.Sql, run: string, size: number) {
   return { seconds: (performance.now() - started) / 1000, changes: batches * size, latencies };
 }
 
-async function webhookSection(sql: postgres.Sql): Promise<void> {
+/** Issue "Close to the limit": the webhook's time per change against the raw upsert's. */
+const WEBHOOK_GOALS: Record<number, number> = { 10: 3, 1000: 2 };
+
+async function webhookSection(sql: postgres.Sql, goals: Goals): Promise<void> {
   const run = crypto.randomUUID().slice(0, 8);
   console.error(
     `bench: ${CHANGES_PER_SIZE} changes per batch size, against ${stack.FUNCTIONS_URL}`,
@@ -119,6 +123,16 @@ async function webhookSection(sql: postgres.Sql): Promise<void> {
       figure(`raw_upsert_batch${size}_changes_per_second`, rawRate, 0);
       figure(`raw_upsert_batch${size}_p99_ms`, percentile(raw.latencies, 99));
       figure(`webhook_batch${size}_time_vs_raw_upsert`, rawRate / hookRate, 2);
+      if (WEBHOOK_GOALS[size]) {
+        goals.add({
+          path: `webhook, signed batches of ${size}, one at a time`,
+          now: `${formatted(hookRate)} changes/s`,
+          raw: `${formatted(rawRate)} changes/s (bare multi-row upsert)`,
+          ratio: rawRate / hookRate,
+          kind: "max",
+          target: WEBHOOK_GOALS[size],
+        });
+      }
     }
   } finally {
     await sql`delete from public.firespring_actions where action_id like ${`bench-${run}%`}
@@ -130,10 +144,12 @@ if (import.meta.main) {
   await up();
   const sections = Deno.args.length > 0 ? Deno.args : ["webhook", "backfill"];
   const sql = connectDb();
+  const goals = new Goals();
   try {
-    if (sections.includes("webhook")) await webhookSection(sql);
+    if (sections.includes("webhook")) await webhookSection(sql, goals);
     if (sections.includes("backfill")) await benchBackfill(sql, figure);
   } finally {
     await sql.end();
   }
+  console.log(`\nEach path against its raw limit, same run:\n${goals.table()}`);
 }

@@ -1,0 +1,65 @@
+/**
+ * The goals of `npm run bench` (issue "Close to the limit", README "Benchmarks"): each
+ * path's figure against its raw limit measured in the same run, the ratio, the goal,
+ * and whether it is met, printed at the end as one table (the README's is copied from
+ * it).
+ *
+ * A goal is either a ceiling on "time ÷ raw time" (the path may cost at most that many
+ * times its raw limit) or a floor on "rate ÷ other rate" (collapsed tables against plain
+ * ones).
+ *
+ * @module
+ */
+
+/** One path measured against its limit. */
+export interface Goal {
+  /** What was measured, e.g. "webhook, batches of 10". */
+  path: string;
+  /** The path's figure and the raw limit's, with their unit, e.g. "915 changes/s". */
+  now: string;
+  raw: string;
+  ratio: number;
+  /** `max`: the ratio may be at most `target`; `min`: at least. */
+  kind: "max" | "min";
+  target: number;
+}
+
+/** Whether a goal is met. */
+export function met(goal: Goal): boolean {
+  return goal.kind === "max" ? goal.ratio <= goal.target : goal.ratio >= goal.target;
+}
+
+/** The goals of one bench run, in the order they were measured. */
+export class Goals {
+  readonly all: Goal[] = [];
+
+  /** Records a goal. */
+  add(goal: Goal): void {
+    this.all.push(goal);
+  }
+
+  /** The table, as Markdown. */
+  table(): string {
+    const lines = [
+      "| path | now | raw limit, same run | ratio | goal | met |",
+      "| --- | ---: | ---: | ---: | ---: | :---: |",
+    ];
+    for (const goal of this.all) {
+      const target = `${goal.kind === "max" ? "≤" : "≥"} ${goal.target}`;
+      lines.push(
+        `| ${goal.path} | ${goal.now} | ${goal.raw} | ${goal.ratio.toFixed(2)}× | ${target} | ${
+          met(goal) ? "yes" : "no"
+        } |`,
+      );
+    }
+    return lines.join("\n");
+  }
+}
+
+/** A number with thousands separators and `digits` decimals. */
+export function formatted(value: number, digits = 0): string {
+  return value.toLocaleString("en-US", {
+    minimumFractionDigits: digits,
+    maximumFractionDigits: digits,
+  });
+}

@@ -1,0 +1,32 @@
+import assert from "node:assert/strict";
+import { formatted, Goals, met } from "./bench_goals.ts";
+
+Deno.test("a goal is met below a ceiling or above a floor, and the table says so", () => {
+  const goals = new Goals();
+  goals.add({
+    path: "webhook, batches of 10",
+    now: "3,000/s",
+    raw: "9,000/s",
+    ratio: 3,
+    kind: "max",
+    target: 3,
+  });
+  goals.add({
+    path: "collapsed vs plain",
+    now: "900/s",
+    raw: "1,500/s",
+    ratio: 0.6,
+    kind: "min",
+    target: 0.7,
+  });
+  assert.deepEqual(goals.all.map(met), [true, false]);
+  const lines = goals.table().split("\n");
+  assert.equal(lines.length, 4);
+  assert.equal(lines[2], "| webhook, batches of 10 | 3,000/s | 9,000/s | 3.00× | ≤ 3 | yes |");
+  assert.equal(lines[3], "| collapsed vs plain | 900/s | 1,500/s | 0.60× | ≥ 0.7 | no |");
+});
+
+Deno.test("numbers are printed with thousands separators", () => {
+  assert.equal(formatted(12345.678), "12,346");
+  assert.equal(formatted(2.345, 1), "2.3");
+});
