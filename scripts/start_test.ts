@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { TABLES } from "../functions-shared/table_registry.ts";
-import { inTurn, loadLanes, segmentsFor } from "./start.ts";
+import { inTurn, loadLanes, segmentsFor, settleLater } from "./start.ts";
 
 Deno.test("the small tables load in one lane, the visitors then the actions in another", () => {
   const [small, big] = loadLanes(TABLES).map((lane) => lane.map((t) => t.targetTable));
@@ -37,4 +37,15 @@ Deno.test("work given in turn runs one at a time, in order, past a failure", asy
   ]);
   assert.deepEqual(results.map((r) => r.status), ["fulfilled", "rejected", "fulfilled"]);
   assert.deepEqual(log, ["a begins", "a ends", "b begins", "b ends", "c begins", "c ends"]);
+});
+
+Deno.test("a promise settled later keeps its first settling", async () => {
+  const ok = settleLater();
+  ok.resolve();
+  ok.reject(new Error("too late"));
+  await ok.promise;
+  const failed = settleLater();
+  failed.reject(new Error("the load of firespring_actions failed"));
+  failed.resolve();
+  await assert.rejects(failed.promise, /the load of firespring_actions failed/);
 });
