@@ -12,18 +12,24 @@ import {
   type DynamoDBClient,
 } from "@aws-sdk/client-dynamodb";
 
-type Item = Record<string, AttributeValue>;
+/** An item in DynamoDB JSON. */
+export type Item = Record<string, AttributeValue>;
 
-/** Writes `items` into `table`; returns how many were written. */
+/**
+ * Writes `items` into `table`, `concurrency` requests at a time; returns how many were
+ * written. `onProgress` hears the count written so far after each request.
+ */
 export async function batchWrite(
   client: DynamoDBClient,
   table: string,
   items: Item[],
   concurrency = 8,
+  onProgress: (written: number) => void = () => {},
 ): Promise<number> {
   const chunks: Item[][] = [];
   for (let i = 0; i < items.length; i += 25) chunks.push(items.slice(i, i + 25));
   let next = 0;
+  let written = 0;
   const writeChunk = async (chunk: Item[]) => {
     let requests = chunk.map((Item) => ({ PutRequest: { Item } }));
     for (let attempt = 0; requests.length > 0; attempt++) {
@@ -34,6 +40,8 @@ export async function batchWrite(
       );
       requests = (UnprocessedItems?.[table] ?? []) as typeof requests;
     }
+    written += chunk.length;
+    onProgress(written);
   };
   await Promise.all(
     Array.from({ length: concurrency }, async () => {

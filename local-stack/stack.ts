@@ -74,7 +74,7 @@ const PROXY_PART: DenoPart = {
 };
 
 /** The Deno processes of the stack. */
-const DENO_PARTS: DenoPart[] = [
+export const DENO_PARTS: DenoPart[] = [
   {
     name: "functions",
     script: "local-stack/functions_gateway.ts",
@@ -176,7 +176,7 @@ function startFingerprint(part: DenoPart, env: StackEnv): string {
  * runs with other code or settings (a changed SYNC_WEBHOOK_SECRET, say), or whose
  * upstream was restarted (`restart`), is restarted.
  */
-async function startDenoPart(
+export async function startDenoPart(
   part: DenoPart,
   env: StackEnv,
   restart = false,

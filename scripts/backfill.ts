@@ -26,7 +26,8 @@ import {
 import { STACK_ENV_FILE } from "../local-stack/config.ts";
 import { readStackEnv } from "../local-stack/stack_env.ts";
 
-interface Progress {
+/** A row of `sync.backfill_progress`. */
+export interface Progress {
   job_id: string;
   target_table: string;
   status: string;

@@ -46,104 +46,150 @@ export async function scanAll(env: StackEnv, spec: TableSpec): Promise<Item[]> {
   return items;
 }
 
-/** The live phase: changes of every kind through the real stream path; returns how many. */
-export async function liveBurst(env: StackEnv, seed: number): Promise<number> {
+/** Runs `work` over `items`, `concurrency` at a time (each item its own key). */
+async function eachLimited<T>(
+  items: T[],
+  concurrency: number,
+  work: (item: T) => Promise<void>,
+): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < items.length) await work(items[next++]);
+    }),
+  );
+}
+
+/**
+ * The live phase: changes of every kind through the real stream path; returns how many.
+ * The items it changes are picked from `loaded`, the data set just written (per source
+ * table), not read back with a Scan: a consistent Scan of the visitors costs as many
+ * read units as their backfill (the proxy's 300 a second per table) and would only find
+ * what was written. Writes to different keys go several at a time; each key is written
+ * once, so their order does not matter.
+ */
+export async function liveBurst(
+  env: StackEnv,
+  seed: number,
+  loaded: Record<string, Item[]>,
+): Promise<number> {
   const table = (name: string) => TABLES.find((t) => t.targetTable === name)!;
+  const clients = new Map<string, ReturnType<typeof localDynamo>>();
+  const client = (region: string) => {
+    if (!clients.has(region)) clients.set(region, localDynamo(env, region));
+    return clients.get(region)!;
+  };
   const put = (spec: TableSpec, item: Item) =>
-    localDynamo(env, spec.region).send(
+    client(spec.region).send(
       new PutItemCommand({ TableName: spec.sourceTable, Item: item }),
     );
   const remove = (spec: TableSpec, key: Item) =>
-    localDynamo(env, spec.region).send(
+    client(spec.region).send(
       new DeleteItemCommand({ TableName: spec.sourceTable, Key: key }),
     );
+  const itemsOf = (spec: TableSpec) => loaded[spec.sourceTable] ?? [];
   let changes = 0;
+  const writes: (() => Promise<unknown>)[] = [];
   const actions = table("firespring_actions");
   for (let i = 0; i < 50; i++) {
-    await put(actions, {
-      action_id: { S: `live-${seed}-${i}` },
-      action_type: { S: "page_view" },
-      timestamp: { N: String(1770379200 + i) },
-      data: { M: { live: { BOOL: true } } },
-    });
-    changes++;
+    writes.push(() =>
+      put(actions, {
+        action_id: { S: `live-${seed}-${i}` },
+        action_type: { S: "page_view" },
+        timestamp: { N: String(1770379200 + i) },
+        data: { M: { live: { BOOL: true } } },
+      })
+    );
   }
-  const existing = (await scanAll(env, actions)).filter((a) => !a.action_id.S!.startsWith("live-"));
-  for (const item of existing.slice(0, 20)) {
-    await remove(actions, { action_id: item.action_id });
-    changes++;
+  for (const item of itemsOf(actions).slice(0, 20)) {
+    writes.push(() => remove(actions, { action_id: item.action_id }));
   }
   const visitors = table("firespring_visitors");
-  const observations = await scanAll(env, visitors);
   const byVisitor = new Map<string, Item[]>();
-  for (const o of observations) {
+  for (const o of itemsOf(visitors)) {
     byVisitor.set(o.session_id.S!, [...(byVisitor.get(o.session_id.S!) ?? []), o]);
   }
   let v = 0;
   for (const [id, items] of byVisitor) {
     if (v++ >= 20) break;
-    const sorted = items.sort((a, b) => Number(a.timestamp.N) - Number(b.timestamp.N));
+    const sorted = [...items].sort((a, b) => Number(a.timestamp.N) - Number(b.timestamp.N));
     const latest = sorted.at(-1)!;
     if (v % 2 === 0 && sorted.length > 1) {
       // Delete the observation the row holds: the row falls back to the one before.
-      await remove(visitors, { session_id: { S: id }, timestamp: latest.timestamp });
+      writes.push(() => remove(visitors, { session_id: { S: id }, timestamp: latest.timestamp }));
     } else {
-      await put(visitors, {
-        ...latest,
-        timestamp: { N: String(Number(latest.timestamp.N) + 60) },
-        pages_viewed: { N: String(Number(latest.pages_viewed?.N ?? 0) + 1) },
-      });
+      writes.push(() =>
+        put(visitors, {
+          ...latest,
+          timestamp: { N: String(Number(latest.timestamp.N) + 60) },
+          pages_viewed: { N: String(Number(latest.pages_viewed?.N ?? 0) + 1) },
+        })
+      );
     }
-    changes++;
   }
   const traffic = table("firespring_traffic_sources");
-  for (const item of (await scanAll(env, traffic)).slice(0, 20)) {
-    await localDynamo(env, traffic.region).send(
-      new UpdateItemCommand({
-        TableName: traffic.sourceTable,
-        Key: { source_id: item.source_id },
-        UpdateExpression: "SET visitors = visitors + :one",
-        ExpressionAttributeValues: { ":one": { N: "1" } },
-      }),
+  for (const item of itemsOf(traffic).slice(0, 20)) {
+    writes.push(() =>
+      client(traffic.region).send(
+        new UpdateItemCommand({
+          TableName: traffic.sourceTable,
+          Key: { source_id: item.source_id },
+          UpdateExpression: "SET visitors = visitors + :one",
+          ExpressionAttributeValues: { ":one": { N: "1" } },
+        }),
+      )
     );
-    changes++;
   }
   const leads = table("mmp_toledo_leads");
-  const [lead] = await scanAll(env, leads);
+  const [lead] = itemsOf(leads);
   if (lead) {
     // Amplify's soft delete: the row goes away as if the item had been removed.
-    await put(leads, { ...lead, _deleted: { BOOL: true }, _version: { N: "2" } });
-    changes++;
+    writes.push(() => put(leads, { ...lead, _deleted: { BOOL: true }, _version: { N: "2" } }));
   }
   const dashboard = table("toledo_dashboard");
-  await put(dashboard, {
-    pk: { S: "dashboard#toledo" },
-    sk: { S: "metrics#2026-03" },
-    metrics: { M: { visitors: { N: "12" } } },
-    updated_at: { S: new Date().toISOString() },
+  writes.push(() =>
+    put(dashboard, {
+      pk: { S: "dashboard#toledo" },
+      sk: { S: "metrics#2026-03" },
+      metrics: { M: { visitors: { N: "12" } } },
+      updated_at: { S: new Date().toISOString() },
+    })
+  );
+  await eachLimited(writes, 8, async (write) => {
+    await write();
+    changes++;
   });
-  changes++;
   return changes;
 }
+
+/** The target tables the live phase changes: their validation waits for it. */
+export const LIVE_TABLES: ReadonlySet<string> = new Set([
+  "firespring_actions",
+  "firespring_visitors",
+  "firespring_traffic_sources",
+  "mmp_toledo_leads",
+  "toledo_dashboard",
+]);
 
 /**
  * Late and duplicated deliveries: every record the streams of the live phase hold, sent
  * to the webhook again, newest first, as a retrying Lambda or a replay would.
  */
 export async function redeliver(env: StackEnv): Promise<number> {
-  let sent = 0;
-  for (const spec of TABLES) {
+  // The tables' streams in parallel; within a stream, newest first, one request at a time.
+  const counts = await Promise.all(TABLES.map(async (spec) => {
     const { Table } = await localDynamo(env, spec.region).send(
       new DescribeTableCommand({ TableName: spec.sourceTable }),
     );
     const arn = Table?.LatestStreamArn;
-    if (!arn) continue;
+    if (!arn) return 0;
     const client = localStreams(env, spec.region);
     const records = [];
     for (const shard of await listShards(client, arn)) {
       records.push(...await readShard(client, arn, shard.ShardId!));
     }
     records.reverse();
+    let sent = 0;
     for (let i = 0; i < records.length; i += 25) {
       const body = JSON.stringify({ records: records.slice(i, i + 25) });
       const response = await fetch(`${env.FUNCTIONS_URL}/mmp-toledo-sync`, {
@@ -155,35 +201,92 @@ export async function redeliver(env: StackEnv): Promise<number> {
         body,
       });
       if (!response.ok) {
-        throw new Error(`redelivery refused: ${response.status} ${await response.text()}`);
+        throw new Error(
+          `redelivery to ${spec.targetTable} refused: ${response.status} ${await response.text()}`,
+        );
       }
       await response.body?.cancel();
       sent += Math.min(25, records.length - i);
     }
-  }
-  return sent;
+    return sent;
+  }));
+  return counts.reduce((a, b) => a + b, 0);
 }
 
-/** Waits until the poller has handed every stream record to the webhook. */
-export async function drained(sql: postgres.Sql, timeoutMs = 120_000): Promise<void> {
-  // The stream is drained when no row changed for a few seconds.
-  const deadline = Date.now() + timeoutMs;
-  let last = "";
-  let stableSince = Date.now();
-  while (Date.now() < deadline) {
-    const [row] = await sql.unsafe(
-      `select ${
-        TABLES.map((t) => `(select max(synced_at) from public.${t.targetTable})`).join(
-          " || ' ' || ",
-        )
-      } as marks`,
+/** A table whose stream holds records the webhook has not committed yet. */
+export interface Unapplied {
+  table: string;
+  records: number;
+  firstSequenceNumber: string;
+}
+
+/**
+ * The stream records of every table's current stream that no committed webhook batch
+ * has noted in sync.stream_records_applied (20261128001300_stream_progress.sql: the
+ * webhook notes each record of a batch in the batch's own transaction, applied or
+ * skipped as older, so a noted record is in Postgres for good).
+ */
+export async function unappliedRecords(env: StackEnv, sql: postgres.Sql): Promise<Unapplied[]> {
+  const found: Unapplied[] = [];
+  await Promise.all(TABLES.map(async (spec) => {
+    const { Table } = await localDynamo(env, spec.region).send(
+      new DescribeTableCommand({ TableName: spec.sourceTable }),
     );
-    if (row.marks !== last) {
-      last = row.marks;
-      stableSince = Date.now();
-    } else if (Date.now() - stableSince > 5_000) {
-      return;
+    const arn = Table?.LatestStreamArn;
+    if (!arn) return;
+    const client = localStreams(env, spec.region);
+    const sequences: string[] = [];
+    for (const shard of await listShards(client, arn)) {
+      for (const record of await readShard(client, arn, shard.ShardId!)) {
+        sequences.push(record.dynamodb!.SequenceNumber!);
+      }
     }
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    if (sequences.length === 0) return;
+    const missing = await sql<{ seq: string }[]>`
+      select s.seq from unnest(${sequences}::text[]) s (seq)
+      where not exists (select from sync.stream_records_applied a
+                        where a.stream_arn = ${arn} and a.sequence_number = s.seq::numeric(40, 0))
+      order by s.seq::numeric(40, 0)`;
+    if (missing.length > 0) {
+      found.push({
+        table: spec.targetTable,
+        records: missing.length,
+        firstSequenceNumber: missing[0].seq,
+      });
+    }
+  }));
+  return found;
+}
+
+/**
+ * Waits until the webhook has committed every record the streams hold (polled every
+ * 250 ms: the signal, not a quiet spell). Throws after `timeoutMs`, naming each table
+ * with the records still unapplied and where the poller's failures land.
+ */
+export async function drained(
+  env: StackEnv,
+  sql: postgres.Sql,
+  timeoutMs = 120_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    let why: string;
+    try {
+      const pending = await unappliedRecords(env, sql);
+      if (pending.length === 0) return;
+      why = pending.map((p) =>
+        `${p.table}: ${p.records} records not applied (first sequence number ${p.firstSequenceNumber})`
+      ).join("; ");
+    } catch (error) {
+      // A failed look (an injected 500 past the SDK's retries) is looked at again.
+      why = `reading the streams failed: ${(error as Error).message}`;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(
+        `the streams did not drain in ${timeoutMs / 1000}s: ${why}; ` +
+          "see .local/logs/stream_poller.log and .local/stream-failures/",
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, 250));
   }
 }

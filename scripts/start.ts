@@ -1,34 +1,108 @@
 /**
  * `npm start [-- --scale N] [-- --seed N]`: the main job on the embedded stack
- * (docs/interfaces.md, "npm start"). Starts the stack; loads the demo data set into a fresh
- * DynamoDB Local (streams on after the load, as on AWS before a backfill); backfills
- * every table through the import-worker with a progress bar per table; pushes a burst
- * of live changes through DynamoDB Streams -> the Lambda handler -> the webhook
- * (inserts, updates, deletes, an Amplify soft delete, and late and duplicated
- * deliveries); validates every table; prints the migration report. Exits 0 only if
- * every table matches, no source item is unmappable and no dead letter is open (each
- * named in the report with its table and count).
+ * (docs/interfaces.md, "npm start"). Starts the stack; loads the demo data set into
+ * DynamoDB Local (a table's stream on after its load, as on AWS before a backfill);
+ * backfills every table through the import-worker; pushes a burst of live changes through
+ * DynamoDB Streams -> the Lambda handler -> the webhook (inserts, updates, deletes, an
+ * Amplify soft delete, and late and duplicated deliveries); validates every table;
+ * prints the migration report. Exits 0 only if every table matches, no source item is
+ * unmappable, no dead letter is open and no isolate was killed (each named in the report).
+ *
+ * The phases overlap where the result is the same (README, "Where the time goes"): the
+ * small tables load beside the big ones, and a table's backfill starts as soon as that
+ * table is loaded, while the others load; the live burst runs while backfills run (the
+ * stream carries every later write and the ordering guard makes the order of arrival
+ * irrelevant: docs/sync-semantics.md); a table is validated as soon as its own backfill
+ * is done and, for the tables the live phase changes, the streams have drained and the
+ * redelivery is answered; validations go one at a time (see below). Waits poll their
+ * signal (a job's status, the records noted applied, a run's status), not a quiet spell.
  *
  * @module
  */
 
 import { parseArgs } from "node:util";
-import { loadReportDataSet } from "../demo/load_report_data_set.ts";
-import { dynamoClients } from "../functions-shared/dynamo_client.ts";
+import { demoItems } from "../demo/demo_data.ts";
+import { loadLine, loadTable, resetSources } from "../demo/load_report_data_set.ts";
 import { connectDb } from "../functions-shared/sync_db.ts";
-import { TABLES } from "../functions-shared/table_registry.ts";
-import { up } from "../local-stack/stack.ts";
+import { TABLES, type TableSpec } from "../functions-shared/table_registry.ts";
+import { DENO_PARTS, startDenoPart, up } from "../local-stack/stack.ts";
 import { readStackEnv } from "../local-stack/stack_env.ts";
 import {
   HANDS_ON_FUNCTIONS,
   isolateLogOffset,
   killsSince,
 } from "../local-stack/supabase/isolate_log.ts";
-import { followBackfills, startBackfills } from "./backfill.ts";
-import { drained, liveBurst, redeliver } from "./live_changes.ts";
-import { openProblems, printReport, validateEveryTable } from "./migration_report.ts";
+import { drained, LIVE_TABLES, liveBurst, redeliver } from "./live_changes.ts";
+import {
+  openProblems,
+  printReport,
+  reportOf,
+  type TableVerdict,
+  validateTable,
+} from "./migration_report.ts";
+import { PhaseClock } from "./phase_clock.ts";
+import { StartBoard } from "./start_board.ts";
 
 const say = (line = "") => console.log(line);
+
+/**
+ * The load in two lanes that run side by side: the small tables one after another (a few
+ * seconds each: their backfills are queued first and done, and the ones the live phase
+ * leaves alone validated, while the big tables still load), and the two big tables, the
+ * visitors first (their backfill is the longest: the most read units and the collapsing
+ * merge) and the actions after them. The import-worker claims segments in the order the
+ * jobs were queued (sync.claim_segment), so this is also the backfills' order.
+ */
+export function loadLanes(tables: readonly TableSpec[]): TableSpec[][] {
+  const big = ["firespring_visitors", "firespring_actions"];
+  return [
+    tables.filter((t) => !big.includes(t.targetTable)),
+    big.map((name) => tables.find((t) => t.targetTable === name)!).filter(Boolean),
+  ];
+}
+
+/**
+ * Scan segments for a table's backfill: one for a small table (its few pages take less
+ * than a worker's start), four for a large one, so that two large tables share the
+ * import-worker's eight concurrent segments (IMPORT_WORKER_MAX_CONCURRENT) instead of the
+ * first taking all eight while the next waits; a table's read budget is shared by its
+ * segments anyway (functions-shared/scan_pacing.ts).
+ */
+export function segmentsFor(items: number): number {
+  return items < 5_000 ? 1 : 4;
+}
+
+/** Runs the work given to it one at a time, in the order it was given. */
+export function inTurn(): <T>(work: () => Promise<T>) => Promise<T> {
+  let last: Promise<unknown> = Promise.resolve();
+  return <T>(work: () => Promise<T>) => {
+    const mine = last.catch(() => {}).then(work);
+    last = mine;
+    return mine;
+  };
+}
+
+/** A promise and the functions that settle it (the first call wins). */
+export function settleLater(): {
+  promise: Promise<void>;
+  resolve: () => void;
+  reject: (error: unknown) => void;
+} {
+  let resolve!: () => void;
+  let reject!: (error: unknown) => void;
+  const promise = new Promise<void>((yes, no) => {
+    resolve = yes;
+    reject = no;
+  });
+  promise.catch(() => {}); // awaited where it matters; not an unhandled rejection here
+  return { promise, resolve, reject };
+}
+
+/** Starts the stream poller again (stopped by the reset), as `up` starts it. */
+async function restartPoller(): Promise<void> {
+  const poller = DENO_PARTS.find((part) => part.name === "stream_poller")!;
+  await startDenoPart(poller, readStackEnv());
+}
 
 if (import.meta.main) {
   const { values } = parseArgs({
@@ -40,39 +114,119 @@ if (import.meta.main) {
   });
   const scale = Number(values.scale);
   const seed = Number(values.seed);
-  const started = performance.now();
-  await up();
+  const clock = new PhaseClock();
+  const stackUp = clock.time("stack up", () => up());
+  // The data set is generated (3 s of CPU at scale 1) while `up` waits for its processes.
+  const generated = clock.time(
+    "generate the data set",
+    () => Promise.resolve(demoItems(seed, scale)),
+  );
+  await stackUp;
+  const data = await generated;
   const isolateLog = isolateLogOffset();
   const env = readStackEnv();
-  const sql = connectDb(env.DATABASE_URL, 4);
+  const sql = connectDb(env.DATABASE_URL, 6);
+  const tty = Deno.stdout.isTerminal();
+  let board: StartBoard | undefined;
   try {
     say(`npm start: loading the demo data set (seed ${seed}, scale ${scale}) into DynamoDB Local`);
-    await loadReportDataSet(env, sql, seed, scale);
+    say("npm start: each table is backfilled through the import-worker once it is loaded");
+    const counts = Object.fromEntries(
+      TABLES.map((t) => [t.sourceTable, data[t.sourceTable].length]),
+    );
+    await clock.time("reset source tables", () => resetSources(env, sql));
+    // The poller (stopped by the reset) starts again while the tables load; it finds each
+    // stream once turned on and reads it from its oldest record.
+    const pollerBack = clock.time("stream poller restart", restartPoller);
+    pollerBack.catch(() => {});
+    board = new StartBoard(sql, TABLES, counts, {
+      tty,
+      write: (text) => Deno.stdout.writeSync(new TextEncoder().encode(text)),
+      everyMs: 5_000,
+    });
+    board.start();
+    const loads: string[] = [];
+    // Each table's backfill, settled when its job has finished (known before it is queued,
+    // so that validations can wait for it while other tables still load).
+    const backfilled = new Map(TABLES.map((t) => [t.targetTable, settleLater()]));
+    const loadOne = async (spec: TableSpec) => {
+      const table = spec.targetTable;
+      const items = data[spec.sourceTable];
+      board!.set(table, { stage: "loading", written: 0, total: items.length });
+      const load = await clock.time(
+        `load ${table}`,
+        () =>
+          loadTable(env, spec, items, (written) => {
+            board!.set(table, { stage: "loading", written, total: items.length });
+          }),
+      );
+      loads.push(loadLine(load));
+      clock.start(`backfill ${table}`);
+      const [job] = await sql`
+        select sync.start_backfill(${spec.sourceTable}, ${segmentsFor(items.length)}) as id`;
+      const done = board!.follow(table, String(job.id)).then((end) => {
+        clock.end(`backfill ${table}`);
+        if (end.status !== "done") {
+          throw new Error(
+            `backfill job ${job.id} of ${spec.sourceTable} ${end.status}: ${end.error}`,
+          );
+        }
+      });
+      done.then(backfilled.get(table)!.resolve, backfilled.get(table)!.reject);
+    };
+    const loading = Promise.all(
+      loadLanes(TABLES).map(async (lane) => {
+        for (const spec of lane) await loadOne(spec);
+      }),
+    );
+    // A load that fails fails every table still waiting for its backfill.
+    loading.catch((error) => backfilled.forEach((b) => b.reject(error)));
 
-    say("\nnpm start: backfilling every table through the import-worker");
-    const backfillStarted = performance.now();
-    const envOf = (name: string) => (env as unknown as Record<string, string>)[name];
-    const { jobs, expected } = await startBackfills(sql, dynamoClients(envOf), [...TABLES], 8);
-    const failures = await followBackfills(sql, jobs, expected);
-    if (failures.length > 0) throw new Error(failures.join("\n"));
-    const backfillSeconds = (performance.now() - backfillStarted) / 1000;
+    const live = (async () => {
+      await loading;
+      await pollerBack;
+      clock.start("live changes");
+      board.live("writing the burst");
+      const changes = await clock.time("live burst", () => liveBurst(env, seed, data));
+      board.live(`${changes} changes written; waiting for the streams to drain`);
+      await clock.time("live drain", () => drained(env, sql));
+      board.live("drained; delivering every record again, late and newest first");
+      const again = await clock.time("live redelivery", () => redeliver(env));
+      const seconds = clock.end("live changes");
+      board.live(`${changes} applied, ${again} delivered again, in ${seconds.toFixed(1)}s`);
+      return { changes, again, seconds };
+    })();
+    live.catch(() => {});
 
-    say("\nnpm start: live changes through DynamoDB Streams -> Lambda -> webhook");
-    const liveStarted = performance.now();
-    const changes = await liveBurst(env, seed);
-    await drained(sql);
-    const again = await redeliver(env);
+    // One validation at a time, in the order the tables become ready: a validator isolate
+    // works on one request (VALIDATOR_RUNS_PER_ISOLATE) and refuses a second, whose run
+    // then waits for the heartbeat, a pg_cron tick (a minute on pg_cron 1.4).
+    const oneAtATime = inTurn();
+    const verdicts: TableVerdict[] = await Promise.all(TABLES.map(async (spec) => {
+      const table = spec.targetTable;
+      await backfilled.get(table)!.promise;
+      if (LIVE_TABLES.has(table)) await live;
+      board!.set(table, { stage: "ready" });
+      const verdict = await oneAtATime(() => {
+        board!.set(table, { stage: "validating" });
+        return clock.time(`validate ${table}`, () => validateTable(env, sql, spec));
+      });
+      board!.set(table, { stage: "validated", match: verdict.match });
+      return verdict;
+    }));
+    await loading;
+    const { changes, again, seconds } = await live;
+    await board.stop();
+    board = undefined;
+    say(`\n${loads.join("\n")}`);
+    say(`npm start: ${changes} live changes applied in ${seconds.toFixed(1)}s`);
     say(`npm start: ${again} stream records delivered again, late and out of order`);
-    await drained(sql);
-    const liveSeconds = (performance.now() - liveStarted) / 1000;
-    say(`npm start: ${changes} live changes applied in ${liveSeconds.toFixed(1)}s`);
-
-    say("\nnpm start: validating every table");
-    const report = await validateEveryTable(env, sql);
+    const report = reportOf(verdicts);
     printReport(report.rows, {
-      backfillSeconds,
-      liveSeconds,
-      wholeSeconds: (performance.now() - started) / 1000,
+      backfillSeconds: clock.span("backfill "),
+      liveSeconds: seconds,
+      wholeSeconds: clock.elapsedMs() / 1000,
+      phases: clock.lines(),
     }, env.DATABASE_URL);
     // A killed isolate loses nothing (its lease is resumed) but on a hosted project it is
     // a 546 and a stalled minute: the functions must hand on before the hard limit.
@@ -86,7 +240,9 @@ if (import.meta.main) {
     }
     Deno.exit(report.allMatch && problems.length === 0 ? 0 : 1);
   } catch (error) {
+    await board?.stop().catch(() => {});
     console.error(`npm start: ${(error as Error).message}`);
+    say(clock.lines().join("\n"));
     Deno.exit(1);
   } finally {
     await sql.end();

@@ -1,10 +1,11 @@
 /**
  * `npm start` at a small scale, end to end: the demo data set, the backfill, the live
- * changes through the stream path, the validation and the report, exiting 0 only when
- * every table matches.
+ * changes through the stream path, the validation and the report with its phase lines,
+ * exiting 0 only when every table matches.
  */
 
 import assert from "node:assert/strict";
+import { TABLES } from "../functions-shared/table_registry.ts";
 import { DENO_BIN, ROOT } from "../local-stack/config.ts";
 import { openProblems } from "../scripts/migration_report.ts";
 import { connectDb } from "./stack_clients.ts";
@@ -25,6 +26,18 @@ Deno.test("npm start at scale 0.02 migrates every table and reports a match", as
   assert.ok(lines.every((l) => l.trimEnd().endsWith("match")), lines.join("\n"));
   assert.match(report, /stream records delivered again, late and out of order/);
   assert.match(report, /backfill [\d.]+s, live changes [\d.]+s, whole run [\d.]+s/);
+  // A line per phase with its seconds: the stack, and each table's load, backfill and
+  // validation, the live burst, drain and redelivery; none left running.
+  assert.match(report, /^phase stack up +from +0\.0s to +[\d.]+s +[\d.]+s$/m);
+  for (const name of TABLES.map((t) => t.targetTable)) {
+    for (const phase of ["load", "backfill", "validate"]) {
+      assert.match(report, new RegExp(`^phase ${phase} ${name} +from .* [\\d.]+s$`, "m"));
+    }
+  }
+  for (const phase of ["live burst", "live drain", "live redelivery"]) {
+    assert.match(report, new RegExp(`^phase ${phase} +from`, "m"));
+  }
+  assert.doesNotMatch(report, /still running/);
 });
 
 Deno.test("npm start names every table with unmappable items or open dead letters", async () => {

@@ -1,0 +1,82 @@
+import assert from "node:assert/strict";
+import type postgres from "postgres";
+import { TABLES } from "../functions-shared/table_registry.ts";
+import { stageLine, StartBoard } from "./start_board.ts";
+
+const visitors = TABLES.find((t) => t.targetTable === "firespring_visitors")!;
+const actions = TABLES.find((t) => t.targetTable === "firespring_actions")!;
+
+/** A stand-in for postgres.js that answers every query with the rows `answer` gives. */
+function fakeSql(answer: () => unknown[]) {
+  return ((_strings: TemplateStringsArray, ..._values: unknown[]) =>
+    Promise.resolve(answer())) as unknown as postgres.Sql;
+}
+
+Deno.test("a table's line follows it from loading to its verdict", () => {
+  assert.match(
+    stageLine(visitors, { stage: "loading", written: 6_902, total: 13_804 }, 13_804),
+    /^firespring_visitors +\[#{12}-{12}\] +6,902\/13,804 +items loading into DynamoDB Local$/,
+  );
+  assert.match(
+    stageLine(visitors, { stage: "backfilling", jobId: "7" }, 13_804),
+    /backfill job 7 queued$/,
+  );
+  assert.match(
+    stageLine(visitors, {
+      stage: "backfilling",
+      jobId: "7",
+      progress: {
+        job_id: "7",
+        target_table: "firespring_visitors",
+        status: "running",
+        segments_done: 1,
+        total_segments: 4,
+        items_scanned: 3_451,
+        rows_written: 600,
+        items_per_second: 250,
+      },
+    }, 13_804),
+    /3,451\/13,804 +items .* segments 1\/4 +ETA 42s$/,
+  );
+  assert.match(stageLine(visitors, { stage: "validated", match: false }, 0), /MISMATCH$/);
+});
+
+Deno.test("the board settles a followed job once it has finished, with its error", async () => {
+  let rows: unknown[] = [];
+  const written: string[] = [];
+  const board = new StartBoard(fakeSql(() => rows), [visitors, actions], {}, {
+    tty: false,
+    write: (text) => written.push(text),
+    everyMs: 60_000,
+  });
+  const ended = board.follow("firespring_visitors", "7");
+  let settled = false;
+  ended.then(() => settled = true);
+  const row = (status: string, error: string | null) => ({
+    job_id: "7",
+    target_table: "firespring_visitors",
+    status,
+    segments_done: 0,
+    total_segments: 4,
+    items_scanned: 10,
+    rows_written: 10,
+    items_per_second: 5,
+    error,
+  });
+  rows = [row("running", null)];
+  await board.tick();
+  await Promise.resolve();
+  assert.equal(settled, false);
+  rows = [row("failed", "firespring_visitors: session_id s-1: bad timestamp")];
+  await board.tick();
+  assert.deepEqual(await ended, {
+    status: "failed",
+    error: "firespring_visitors: session_id s-1: bad timestamp",
+  });
+  // Printed once (the first tick), then not again within everyMs; stop() forces it.
+  assert.equal(written.length, 1);
+  board.live("drained");
+  await board.stop();
+  assert.equal(written.length, 2);
+  assert.match(written[1], /firespring_actions +waiting to load\nlive changes: drained\n/);
+});

@@ -1,0 +1,51 @@
+import assert from "node:assert/strict";
+import { TABLES } from "../functions-shared/table_registry.ts";
+import { inTurn, loadLanes, segmentsFor, settleLater } from "./start.ts";
+
+Deno.test("the small tables load in one lane, the visitors then the actions in another", () => {
+  const [small, big] = loadLanes(TABLES).map((lane) => lane.map((t) => t.targetTable));
+  assert.deepEqual(big, ["firespring_visitors", "firespring_actions"]);
+  assert.equal(small.length, 7);
+  assert.deepEqual([...small, ...big].sort(), TABLES.map((t) => t.targetTable).sort());
+});
+
+Deno.test("small tables get one segment, large ones four", () => {
+  assert.equal(segmentsFor(0), 1);
+  assert.equal(segmentsFor(1_915), 1);
+  assert.equal(segmentsFor(13_804), 4);
+  assert.equal(segmentsFor(28_936), 4);
+});
+
+Deno.test("work given in turn runs one at a time, in order, past a failure", async () => {
+  const oneAtATime = inTurn();
+  const log: string[] = [];
+  let running = 0;
+  const job = (name: string, fail = false) => async () => {
+    running++;
+    assert.equal(running, 1, `${name} ran beside another`);
+    log.push(`${name} begins`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    log.push(`${name} ends`);
+    running--;
+    if (fail) throw new Error(`${name} failed`);
+    return name;
+  };
+  const results = await Promise.allSettled([
+    oneAtATime(job("a")),
+    oneAtATime(job("b", true)),
+    oneAtATime(job("c")),
+  ]);
+  assert.deepEqual(results.map((r) => r.status), ["fulfilled", "rejected", "fulfilled"]);
+  assert.deepEqual(log, ["a begins", "a ends", "b begins", "b ends", "c begins", "c ends"]);
+});
+
+Deno.test("a promise settled later keeps its first settling", async () => {
+  const ok = settleLater();
+  ok.resolve();
+  ok.reject(new Error("too late"));
+  await ok.promise;
+  const failed = settleLater();
+  failed.reject(new Error("the load of firespring_actions failed"));
+  failed.resolve();
+  await assert.rejects(failed.promise, /the load of firespring_actions failed/);
+});
