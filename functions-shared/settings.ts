@@ -192,12 +192,22 @@ export const IMPORT_WORKER_SETTINGS = {
     1_000,
     400_000,
   ),
+  // A paced segment mostly waits for its turn (scan_pacing.ts), so one run scans several
+  // at once, and a job's segments run together: the table's read budget is shared by all
+  // of them, so a table reads at its budget only while every segment runs.
   maxConcurrent: integer(
     "IMPORT_WORKER_MAX_CONCURRENT",
     "segments scanned at once, across requests",
-    8,
+    32,
     1,
     64,
+  ),
+  segmentsPerRun: integer(
+    "IMPORT_WORKER_SEGMENTS_PER_RUN",
+    "segments one run scans at once (their pages' CPU adds up in the isolate)",
+    8,
+    1,
+    32,
   ),
   runsPerIsolate: integer(
     "IMPORT_WORKER_RUNS_PER_ISOLATE",

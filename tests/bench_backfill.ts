@@ -17,7 +17,7 @@ import { encodeJson } from "../functions-shared/dynamo_encoder.ts";
 import { mapScannedItem } from "../functions-shared/record_mapping.ts";
 import { byTargetTable, TABLES, type TableSpec } from "../functions-shared/table_registry.ts";
 import { toWire } from "../functions-shared/change_wire.ts";
-import { ReadPacer, segmentBudget, withBackoff } from "../functions-shared/scan_pacing.ts";
+import { withBackoff } from "../functions-shared/scan_pacing.ts";
 import { stackEnvReader } from "../local-stack/stack_env.ts";
 import { up } from "../local-stack/stack.ts";
 import { localDynamo } from "../local-stack/source_tables.ts";
@@ -38,6 +38,39 @@ const RCU_PER_SECOND = Number(
 );
 
 type Item = Record<string, AttributeValue>;
+
+/**
+ * A table's read budget shared by all of its segments, as tightly as a reader in one
+ * process can: reads take their turn one after another (each booked at the cost of the
+ * table's last page, corrected when its own cost is known), so the table reads at its
+ * budget whichever segments are left. The strictest baseline: the backfill's segments,
+ * each in its own request, can only split the budget between them.
+ */
+class TablePacer {
+  #next = -Infinity;
+  #estimate = 1;
+  #turn: Promise<void> = Promise.resolve();
+  constructor(readonly perSecond: number) {}
+
+  /** Waits for the next read's turn; returns the units booked for it. */
+  async take(): Promise<number> {
+    const booked = this.#turn.then(async () => {
+      const delay = this.#next - performance.now();
+      if (delay > 0) await new Promise((r) => setTimeout(r, delay));
+      const units = this.#estimate;
+      this.#next = Math.max(this.#next, performance.now()) + (units / this.perSecond) * 1000;
+      return units;
+    });
+    this.#turn = booked.then(() => {});
+    return await booked;
+  }
+
+  /** Corrects a read's booking by what it cost. */
+  settle(booked: number, units: number): void {
+    this.#next += ((units - booked) / this.perSecond) * 1000;
+    this.#estimate = units;
+  }
+}
 
 /** Columns of a row that Postgres may be given (a generated column may not). */
 async function writableColumns(sql: postgres.Sql, table: string): Promise<Set<string>> {
@@ -78,7 +111,8 @@ function pageRows(spec: TableSpec, items: Item[], readAt: Date) {
 
 /**
  * The raw limit: every segment of every table scanned at once, as the backfill must read
- * them (consistent reads, paced to the same read budget per table, through the same
+ * them (consistent reads, paced to the same read budget per table, shared by the
+ * table's segments as tightly as one process can (TablePacer), through the same
  * proxy with its throttling and faults, the SDK's retries and the worker's own rounds),
  * each page inserted as it arrives with one bare multi-row upsert. No merge, no
  * ordering guard, no checkpoint, no lease, no Edge Function: what is left is what the
@@ -93,11 +127,11 @@ async function rawLimit(sql: postgres.Sql) {
     const columns = await writableColumns(sql, spec.targetTable);
     const started = performance.now();
     let items = 0;
+    const pacer = new TablePacer(RCU_PER_SECOND);
     await Promise.all(Array.from({ length: SEGMENTS }, async (_, segment) => {
-      const pacer = new ReadPacer(segmentBudget(RCU_PER_SECOND, SEGMENTS));
       let start: Item | undefined;
       do {
-        await pacer.wait();
+        const booked = await pacer.take();
         const readAt = new Date();
         const page = await withBackoff(() =>
           client.send(
@@ -111,7 +145,7 @@ async function rawLimit(sql: postgres.Sql) {
               ReturnConsumedCapacity: "TOTAL",
             }),
           ), () => {});
-        pacer.spent(page.ConsumedCapacity?.CapacityUnits ?? 1);
+        pacer.settle(booked, page.ConsumedCapacity?.CapacityUnits ?? 1);
         start = page.LastEvaluatedKey;
         items += page.Items?.length ?? 0;
         const chunk = pageRows(spec, page.Items ?? [], readAt);
