@@ -32,7 +32,7 @@ import { toWire } from "./change_wire.ts";
 import type { CpuMeter } from "./cpu_meter.ts";
 import { encodeJson } from "./dynamo_encoder.ts";
 import { type DeadLetter, mapScannedItem, type TableChange } from "./record_mapping.ts";
-import type { Checkpoint, Claim, ScanPage } from "./segment_scan.ts";
+import type { Checkpoint, Claim, Committed, ScanPage } from "./segment_scan.ts";
 import { applyChanges, isDataError } from "./sync_db.ts";
 import { bySourceTable } from "./table_registry.ts";
 
@@ -107,13 +107,16 @@ function mapPage(cpu: CpuMeter, claim: Claim, page: ScanPage) {
   });
 }
 
+/** A count the statement returned, if it did. */
+const countOf = (value: unknown) => (typeof value === "number" ? value : undefined);
+
 /** The one-statement path: the merge's rows and the checkpoint, one round trip. */
 async function commitAtOnce(
   sql: postgres.Sql,
   claim: Claim,
   json: string | null,
   checkpoint: Checkpoint,
-): Promise<number> {
+): Promise<Committed> {
   const args = [
     claim.job_id,
     claim.segment,
@@ -121,12 +124,17 @@ async function commitAtOnce(
     checkpoint.nextKey,
     checkpoint.items,
   ];
+  // The job's segments not done, read in the same statement (the count as of its start:
+  // never fewer than there are, so the shares it gives stay within the budget).
+  const left =
+    "(select count(*)::int from sync.backfill_segments where job_id = $1 and status <> 'done')";
   if (json === null) {
-    await sql.unsafe(
-      "select sync.checkpoint_segment($1, $2, $3, $4::text::jsonb, $5, $6, $7)",
+    const [row] = await sql.unsafe(
+      `select sync.checkpoint_segment($1, $2, $3, $4::text::jsonb, $5, $6, $7) as checkpointed,
+              ${left} as segments_left`,
       [...args, 0, checkpoint.done],
     );
-    return 0;
+    return { rows: 0, segmentsLeft: countOf(row?.segments_left) };
   }
   // The checkpoint takes the merge's count as an argument, so the merge runs first; the
   // CTE, read twice, runs once.
@@ -134,15 +142,16 @@ async function commitAtOnce(
     `with merged as (select applied::int as applied from sync.merge_changes($6, $7::text::jsonb))
      select sync.checkpoint_segment($1, $2, $3, $4::text::jsonb, $5,
               (select applied from merged), $8) as checkpointed,
-            (select applied from merged) as applied`,
+            (select applied from merged) as applied,
+            ${left} as segments_left`,
     [...args, claim.target_table, json, checkpoint.done],
   );
-  return Number(row.applied);
+  return { rows: Number(row.applied), segmentsLeft: countOf(row.segments_left) };
 }
 
 /**
  * Writes a page and its checkpoint atomically (see the module's comment); returns the
- * rows (or observations) written.
+ * rows (or observations) written and, on the one-statement path, the job's segments left.
  */
 export async function commitPage(
   sql: postgres.Sql,
@@ -150,7 +159,7 @@ export async function commitPage(
   page: ScanPage,
   checkpoint: Checkpoint,
   deps: PageDeps,
-): Promise<number> {
+): Promise<Committed> {
   const { changes, deadLetters, json } = mapPage(deps.cpu, claim, page);
   if (deadLetters.length === 0) {
     try {
@@ -173,6 +182,6 @@ export async function commitPage(
     await tx`select sync.checkpoint_segment(${claim.job_id}, ${claim.segment}, ${checkpoint.worker},
                ${checkpoint.nextKey}::text::jsonb, ${checkpoint.items}, ${applied},
                ${checkpoint.done})`;
-    return applied;
+    return { rows: applied };
   });
 }

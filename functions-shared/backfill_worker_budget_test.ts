@@ -173,3 +173,19 @@ Deno.test("pages are paced by their consumed capacity within the segment's share
   ]);
   assert.equal(db.matching("sync.merge_changes").length, 2);
 });
+
+Deno.test("once other segments of its job are done, a segment's share of the budget grows", async () => {
+  // The page's statement answers that 2 of the job's 4 segments are left.
+  const db = backfillDb([claim()], { segmentsLeft: 2 });
+  const dynamo = pagedDynamo({
+    "null": { Items: [item("a")], LastEvaluatedKey: keyOf("a"), units: 50 },
+    [JSON.stringify(keyOf("a"))]: { Items: [item("b")], LastEvaluatedKey: keyOf("b"), units: 10 },
+    [JSON.stringify(keyOf("b"))]: { Items: [] },
+  });
+  const clock = fakeClock();
+  // 100 units per second for the table: 25 for each of 4 segments, 50 for each of 2.
+  const { deps } = workerDeps(db, dynamo, { pacing: clock, maxRcuPerSecond: 100 });
+  const result = await runWorker(deps, "worker-a");
+  assert.equal(result.pages, 3);
+  assert.deepEqual(clock.slept, [1000, 200]);
+});

@@ -52,6 +52,8 @@ export function backfillDb(
     running?: number;
     checkpoint?: (s: Statement) => unknown[];
     release?: (s: Statement) => unknown[];
+    /** The job's segments not done, as a page's statement answers it. */
+    segmentsLeft?: number;
   } = {},
 ) {
   const queue = [...claims];
@@ -59,7 +61,10 @@ export function backfillDb(
     if (s.text.includes("sync.merge_changes") && s.text.includes("sync.checkpoint_segment")) {
       // The page and its checkpoint in one statement (backfill_page.ts).
       options.checkpoint?.(s);
-      return [{ applied: (JSON.parse(String(s.values[6])) as unknown[]).length }];
+      return [{
+        applied: (JSON.parse(String(s.values[6])) as unknown[]).length,
+        segments_left: options.segmentsLeft,
+      }];
     }
     if (s.text.includes("sync.claim_segment")) {
       const next = queue.shift();
@@ -72,7 +77,9 @@ export function backfillDb(
       return [{ applied: (JSON.parse(String(s.values[1])) as unknown[]).length }];
     }
     if (s.text.includes("insert into sync.dead_letters")) return [];
-    if (s.text.includes("sync.checkpoint_segment")) return options.checkpoint?.(s) ?? [];
+    if (s.text.includes("sync.checkpoint_segment")) {
+      return options.checkpoint?.(s) ?? [{ segments_left: options.segmentsLeft }];
+    }
     if (s.text.includes("sync.release_segment")) return options.release?.(s) ?? [];
     if (s.text.includes("sync.fail_segment")) return [];
     return undefined;

@@ -10,6 +10,7 @@ import { runWorker } from "./backfill_worker.ts";
 import { awsError, fakeDynamo } from "./testing_fakes.ts";
 import {
   backfillDb,
+  checkpointArgs,
   claim,
   item,
   keyOf,
@@ -210,4 +211,28 @@ Deno.test("any other Scan error releases the segment and propagates, even if the
       `${WHERE}: ExclusiveStartKey is invalid; released for another worker`,
     );
   }
+});
+
+Deno.test("a page Postgres refuses as a whole is written again the careful way, in one transaction with its checkpoint", async () => {
+  const refused = Object.assign(new Error("invalid input syntax"), { code: "22P02" });
+  const db = backfillDb([claim()], {
+    checkpoint: (s) => {
+      if (s.text.includes("sync.merge_changes")) throw refused;
+      return [];
+    },
+  });
+  const dynamo = pagedDynamo({ "null": { Items: [item("a"), item("b")] } });
+  const { deps } = workerDeps(db, dynamo);
+  const result = await runWorker(deps, "worker-a");
+  assert.equal(result.rows, 2);
+  assert.equal(result.segmentsFinished, 1);
+  const [once, careful] = db.matching("sync.checkpoint_segment");
+  assert.ok(once.text.includes("sync.merge_changes"), "first the one statement");
+  assert.equal(careful.tx, 1, "then a transaction");
+  assert.deepEqual(checkpointArgs(careful), ["7", 1, "worker-a", null, 2, 2, true]);
+  assert.equal(
+    db.matching("savepoint").length + db.matching("sync.merge_changes").length >= 2,
+    true,
+  );
+  assert.deepEqual(db.transactions, { begun: 1, committed: 1, rolledBack: 0 });
 });

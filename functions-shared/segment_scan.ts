@@ -76,6 +76,17 @@ export interface Checkpoint {
   done: boolean;
 }
 
+/** What `commitPage` wrote, and how many of the job's segments are not done yet. */
+export interface Committed {
+  rows: number;
+  /**
+   * The job's segments not done after this page, read in the same statement. The table's
+   * budget is then shared by these only: each of them reads at most budget ÷ this many,
+   * and the count only falls, so the shares never add up to more than the budget.
+   */
+  segmentsLeft?: number;
+}
+
 /** What the caller decides: which segments, when to stop, what a page writes. */
 export interface SegmentWork {
   /** Claims the next segment (sync.claim_segment), or none is left. */
@@ -100,7 +111,7 @@ export interface SegmentWork {
    * statement, backfill_page.ts); returns the rows written. Without it, `writePage` and
    * the checkpoint run in one transaction.
    */
-  commitPage?: (claim: Claim, page: ScanPage, checkpoint: Checkpoint) => Promise<number>;
+  commitPage?: (claim: Claim, page: ScanPage, checkpoint: Checkpoint) => Promise<Committed>;
   /** Called once a segment was given back for the budget: calls the function again. */
   handOn: () => Promise<void>;
   /**
@@ -179,7 +190,7 @@ export async function scanSegments(
         return "budget";
       }
       try {
-        const outcome = await readAndWrite(claim, where, pacer, pacing, startKey);
+        const outcome = await readAndWrite(claim, where, pacer, pacing, startKey, sharing);
         if (outcome === "done" || outcome === "gave up") return outcome;
         startKey = outcome.nextKey;
       } finally {
@@ -195,6 +206,7 @@ export async function scanSegments(
     pacer: ReadPacer,
     pacing: PacingDeps,
     startKey: Item | undefined,
+    sharing: number,
   ): Promise<"done" | "gave up" | { nextKey: Item }> {
     let readAt = new Date();
     let page;
@@ -251,15 +263,19 @@ export async function scanSegments(
       items: items.length,
       done: nextKey === null,
     };
-    const rows = work.commitPage
+    const committed: Committed = work.commitPage
       ? await work.commitPage(claim, scanned, checkpoint)
       : await deps.sql.begin(async (tx) => {
         const written = await work.writePage!(tx, claim, scanned);
         await tx`select sync.checkpoint_segment(${claim.job_id}, ${claim.segment}, ${worker},
                    ${checkpoint.nextKey}::text::jsonb,
                    ${checkpoint.items}, ${written}, ${checkpoint.done})`;
-        return written;
+        return { rows: written };
       });
+    const rows = committed.rows;
+    if (committed.segmentsLeft !== undefined && committed.segmentsLeft > 0) {
+      pacer.raiseTo(segmentBudget(deps.maxRcuPerSecond, Math.min(sharing, committed.segmentsLeft)));
+    }
     result.pages++;
     result.items += items.length;
     result.rows += rows;

@@ -192,20 +192,21 @@ export const IMPORT_WORKER_SETTINGS = {
     1_000,
     400_000,
   ),
-  // A paced segment mostly waits for its turn (scan_pacing.ts), so one run scans several
-  // at once, and a job's segments run together: the table's read budget is shared by all
-  // of them, so a table reads at its budget only while every segment runs.
   maxConcurrent: integer(
     "IMPORT_WORKER_MAX_CONCURRENT",
     "segments scanned at once, across requests",
-    32,
+    8,
     1,
     64,
   ),
+  // A paced segment mostly waits for its turn (scan_pacing.ts), so a run may scan several
+  // at once. Off (1) by default: every hand-on starts their pacing afresh, so their first
+  // pages reach the table together and are throttled, and the pages in flight that the
+  // budget must count make a run hand on early (README, "Where the time goes").
   segmentsPerRun: integer(
     "IMPORT_WORKER_SEGMENTS_PER_RUN",
     "segments one run scans at once (their pages' CPU adds up in the isolate)",
-    8,
+    1,
     1,
     32,
   ),

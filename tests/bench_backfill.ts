@@ -297,9 +297,16 @@ export async function benchBackfill(
 ) {
   const scale = Number(Deno.env.get("BENCH_SCALE") ?? 1);
   try {
-    const loaded = await loadReportDataSet(stack, sql, 20260206, scale, (l) => console.error(l));
-    const total = Object.values(loaded).reduce((x, y) => x + y, 0);
-    console.error(`bench: loaded ${total} items into DynamoDB Local`);
+    // BENCH_REUSE_DATA=1 keeps what an earlier run loaded into DynamoDB Local (loading
+    // takes minutes on a busy machine); the targets are emptied either way.
+    if (Deno.env.get("BENCH_REUSE_DATA") === "1") {
+      await emptyTargets(sql);
+      console.error("bench: reusing the data set already in DynamoDB Local");
+    } else {
+      const loaded = await loadReportDataSet(stack, sql, 20260206, scale, (l) => console.error(l));
+      const total = Object.values(loaded).reduce((x, y) => x + y, 0);
+      console.error(`bench: loaded ${total} items into DynamoDB Local`);
+    }
     const raw = await rawLimit(sql);
     await emptyTargets(sql);
     const workerCpu = await markEdgeCpu();
