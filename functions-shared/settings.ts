@@ -210,10 +210,13 @@ export const IMPORT_WORKER_SETTINGS = {
     1,
     32,
   ),
+  // Each run is one paced segment, mostly waiting; the budget check counts the pages the
+  // isolate's runs have in flight (backfill_page.ts, PagesInFlight), so four runs cannot
+  // pass the 2 s hard limit together.
   runsPerIsolate: integer(
     "IMPORT_WORKER_RUNS_PER_ISOLATE",
     "runs one isolate takes on at once (their CPU adds up in the isolate; run_gate.ts)",
-    2,
+    4,
     1,
     8,
   ),
