@@ -1,11 +1,12 @@
 /**
  * The import-worker's work: claim a backfill segment, scan it page by page
  * (Segment / TotalSegments / ExclusiveStartKey), map every item through the table
- * registry, and write each page through `sync.merge_changes` in the same transaction as
- * the segment's checkpoint. It watches its own budget: the Edge Runtime counts CPU per
+ * registry, and write each page through `sync.merge_changes` together with the segment's
+ * checkpoint, in one statement (backfill_page.ts). It watches its own budget: the Edge Runtime counts CPU per
  * isolate, boot and every request included (1 s soft: the isolate is retired; 2 s hard:
  * it is killed; local-stack/supabase/edge_limits.ts), so the budget is the isolate's CPU
- * as its {@link CpuMeter} reads it, plus this request's wall time. When the budget runs
+ * as its {@link CpuMeter} reads it (plus the CPU the isolate's pages in flight will still
+ * use), and this request's wall time. When the budget runs
  * out it gives the segment back and calls the worker again, so a new request goes on
  * from the checkpoint. While segments wait and fewer than `maxConcurrent` run, each worker that
  * claims one wakes another, so a job's segments are scanned in parallel. The Scan, its
