@@ -1,11 +1,12 @@
 /**
  * The import-worker's work: claim a backfill segment, scan it page by page
  * (Segment / TotalSegments / ExclusiveStartKey), map every item through the table
- * registry, and write each page through `sync.merge_changes` in the same transaction as
- * the segment's checkpoint. It watches its own budget: the Edge Runtime counts CPU per
+ * registry, and write each page through `sync.merge_changes` together with the segment's
+ * checkpoint, in one statement (backfill_page.ts). It watches its own budget: the Edge Runtime counts CPU per
  * isolate, boot and every request included (1 s soft: the isolate is retired; 2 s hard:
  * it is killed; local-stack/supabase/edge_limits.ts), so the budget is the isolate's CPU
- * as its {@link CpuMeter} reads it, plus this request's wall time. When the budget runs
+ * as its {@link CpuMeter} reads it (plus the CPU the isolate's pages in flight will still
+ * use), and this request's wall time. When the budget runs
  * out it gives the segment back and calls the worker again, so a new request goes on
  * from the checkpoint. While segments wait and fewer than `maxConcurrent` run, each worker that
  * claims one wakes another, so a job's segments are scanned in parallel. The Scan, its
@@ -17,13 +18,12 @@
 import type postgres from "postgres";
 import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import type { CpuMeter } from "./cpu_meter.ts";
-import { mapScannedItem } from "./record_mapping.ts";
-import { applyChanges } from "./sync_db.ts";
-import { bySourceTable } from "./table_registry.ts";
 import type { PacingDeps } from "./scan_pacing.ts";
 import { type Claim, type ScanResult, scanSegments } from "./segment_scan.ts";
+import { commitPage, PagesInFlight } from "./backfill_page.ts";
 
 export { LEASE_LOST } from "./segment_scan.ts";
+export { PagesInFlight } from "./backfill_page.ts";
 export type { Claim } from "./segment_scan.ts";
 
 /** What the worker needs. */
@@ -39,6 +39,16 @@ export interface WorkerDeps {
   /** Stop after this much wall time. */
   wallBudgetMs: number;
   maxConcurrent: number;
+  /**
+   * Segments one run scans at once (IMPORT_WORKER_SEGMENTS_PER_RUN): a paced segment
+   * mostly waits for its turn, so a run keeps several in flight. Default 1.
+   */
+  segmentsPerRun?: number;
+  /**
+   * The isolate's pages in flight, shared by its runs (one per isolate, made at cold
+   * start): the budget counts what they will still cost. Default: the run's own.
+   */
+  inFlight?: PagesInFlight;
   /**
    * A table's read budget for a backfill, in read units per second, shared by the job's
    * segments (functions-shared/scan_pacing.ts; the setting IMPORT_WORKER_MAX_RCU_PER_SECOND).
@@ -62,38 +72,72 @@ async function wakeAnotherIfUseful(deps: WorkerDeps): Promise<void> {
   if (state.pending && state.running < deps.maxConcurrent) await deps.wake();
 }
 
-/** Runs until no segment waits or the budget is spent. */
-export function runWorker(deps: WorkerDeps, worker: string): Promise<RunResult> {
+/**
+ * Runs until no segment waits or the budget is spent: `segmentsPerRun` lanes, each
+ * claiming and scanning one segment at a time. The first lane to find the budget spent
+ * stops the others (their pacing waits end; each gives its segment back at its next
+ * page), and the run hands on once, after every lane gave its segment back, so that the
+ * woken run finds them all waiting.
+ */
+export async function runWorker(deps: WorkerDeps, worker: string): Promise<RunResult> {
   const log = deps.log ?? (() => {});
   const started = performance.now();
-  return scanSegments(deps, worker, {
-    claim: async () => {
-      const [claim] = await deps.sql<Claim[]>`select * from sync.claim_segment(${worker})`;
-      return claim;
-    },
-    wakeAnother: () => wakeAnotherIfUseful(deps),
-    overBudget: () =>
-      deps.cpu.usedMs() >= deps.cpuBudgetMs || performance.now() - started >= deps.wallBudgetMs,
-    handOn: () => deps.wake(),
-    describe: (claim) =>
-      `backfill job ${claim.job_id} segment ${claim.segment}/${claim.total_segments} of ${claim.source_table}`,
-    writePage: async (tx, claim, page) => {
-      const spec = bySourceTable(claim.source_table)!;
-      const mapped = deps.cpu.measure(() =>
-        page.items.map((item) => mapScannedItem(spec, item, page.readAt))
-      );
-      const changes = mapped.flatMap((m) => (m.ok ? [m.value] : []));
-      const deadLetters = mapped.flatMap((m) => (m.ok ? [] : [m.deadLetter]));
-      // A poison item fails alone (docs/sync-semantics.md, "Bad input"): it is
-      // dead-lettered (when it does not map, or when Postgres refuses it) and the page,
-      // with its checkpoint, is written without it, so the segment moves on, never loops.
-      const { applied, deadLettered } = await applyChanges(tx, changes, deadLetters);
-      if (deadLettered > 0) {
-        log(
-          `backfill job ${claim.job_id} segment ${claim.segment}/${claim.total_segments} of ${claim.source_table}: ${deadLettered} item(s) dead-lettered`,
-        );
-      }
-      return applied;
-    },
-  });
+  const inFlight = deps.inFlight ?? new PagesInFlight();
+  const lanes = Math.max(1, deps.segmentsPerRun ?? 1);
+  let stop!: () => void;
+  const stopping = new Promise<void>((resolve) => (stop = resolve));
+  let stopped = false;
+  let wokeAnother = false;
+  const overBudget = () => {
+    const spent = stopped ||
+      deps.cpu.usedMs() + inFlight.expectedMs() >= deps.cpuBudgetMs ||
+      performance.now() - started >= deps.wallBudgetMs;
+    if (spent) {
+      stopped = true;
+      stop();
+    } else {
+      inFlight.begin(deps.cpu.usedMs());
+    }
+    return spent;
+  };
+  const lane = () =>
+    scanSegments(deps, worker, {
+      claim: async () => {
+        if (stopped) return undefined;
+        const [claim] = await deps.sql<Claim[]>`select * from sync.claim_segment(${worker})`;
+        return claim;
+      },
+      // One wake check per run: its other lanes' claims need none.
+      wakeAnother: async () => {
+        if (wokeAnother) return;
+        wokeAnother = true;
+        await wakeAnotherIfUseful(deps);
+      },
+      overBudget,
+      stopping,
+      pageEnded: () => inFlight.end(deps.cpu.usedMs()),
+      // The run hands on once, below, when every lane has given its segment back.
+      handOn: () => Promise.resolve(),
+      describe: (claim) =>
+        `backfill job ${claim.job_id} segment ${claim.segment}/${claim.total_segments} of ${claim.source_table}`,
+      commitPage: (claim, page, checkpoint) =>
+        commitPage(deps.sql, claim, page, checkpoint, { cpu: deps.cpu, log }),
+    });
+  const results = await Promise.allSettled(Array.from({ length: lanes }, lane));
+  const failed = results.find((r) => r.status === "rejected");
+  const done = results.flatMap((r) => r.status === "fulfilled" ? [r.value] : []);
+  const result: RunResult = {
+    segmentsFinished: done.reduce((n, r) => n + r.segmentsFinished, 0),
+    pages: done.reduce((n, r) => n + r.pages, 0),
+    items: done.reduce((n, r) => n + r.items, 0),
+    rows: done.reduce((n, r) => n + r.rows, 0),
+    stoppedBy: done.some((r) => r.stoppedBy === "budget")
+      ? "budget"
+      : done.some((r) => r.stoppedBy === "throttled")
+      ? "throttled"
+      : "no work",
+  };
+  if (result.stoppedBy === "budget") await deps.wake();
+  if (failed) throw (failed as PromiseRejectedResult).reason;
+  return result;
 }

@@ -10,6 +10,7 @@ import { SCAN_ROUNDS } from "./scan_pacing.ts";
 import { awsError, fakeClock, fakeCpuMeter, fakeDynamo } from "./testing_fakes.ts";
 import {
   backfillDb,
+  checkpointArgs,
   claim,
   item,
   keyOf,
@@ -54,7 +55,7 @@ Deno.test("the mapping is measured on the isolate's CPU meter, and the budget ch
   assert.equal(result.stoppedBy, "budget");
   assert.equal(cpu.steps, 3, "each page's mapping measured once");
   assert.equal(dynamo.sent.length, 3);
-  assert.deepEqual(db.matching("sync.checkpoint_segment").at(-1)!.values.slice(3), [
+  assert.deepEqual(checkpointArgs(db.matching("sync.checkpoint_segment").at(-1)!).slice(3), [
     JSON.stringify(keyOf("c")),
     1,
     1,
@@ -81,7 +82,7 @@ Deno.test("when the wall budget runs out between pages, the segment is released 
     assert.equal(result.pages, 2);
     assert.equal(result.segmentsFinished, 0);
     assert.equal(dynamo.sent.length, 2);
-    const checkpoints = db.matching("sync.checkpoint_segment").map((s) => s.values);
+    const checkpoints = db.matching("sync.checkpoint_segment").map(checkpointArgs);
     assert.deepEqual(checkpoints.at(-1), [
       "7",
       1,
@@ -161,7 +162,7 @@ Deno.test("pages are paced by their consumed capacity within the segment's share
   assert.equal(result.pages, 3);
   assert.deepEqual(clock.slept, [2000, 400]);
   // An empty last page still checkpoints the segment as done, with no merge.
-  assert.deepEqual(db.matching("sync.checkpoint_segment").at(-1)!.values, [
+  assert.deepEqual(checkpointArgs(db.matching("sync.checkpoint_segment").at(-1)!), [
     "7",
     1,
     "worker-a",
@@ -171,4 +172,20 @@ Deno.test("pages are paced by their consumed capacity within the segment's share
     true,
   ]);
   assert.equal(db.matching("sync.merge_changes").length, 2);
+});
+
+Deno.test("once other segments of its job are done, a segment's share of the budget grows", async () => {
+  // The page's statement answers that 2 of the job's 4 segments are left.
+  const db = backfillDb([claim()], { segmentsLeft: 2 });
+  const dynamo = pagedDynamo({
+    "null": { Items: [item("a")], LastEvaluatedKey: keyOf("a"), units: 50 },
+    [JSON.stringify(keyOf("a"))]: { Items: [item("b")], LastEvaluatedKey: keyOf("b"), units: 10 },
+    [JSON.stringify(keyOf("b"))]: { Items: [] },
+  });
+  const clock = fakeClock();
+  // 100 units per second for the table: 25 for each of 4 segments, 50 for each of 2.
+  const { deps } = workerDeps(db, dynamo, { pacing: clock, maxRcuPerSecond: 100 });
+  const result = await runWorker(deps, "worker-a");
+  assert.equal(result.pages, 3);
+  assert.deepEqual(clock.slept, [1000, 200]);
 });

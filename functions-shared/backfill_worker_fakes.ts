@@ -52,10 +52,20 @@ export function backfillDb(
     running?: number;
     checkpoint?: (s: Statement) => unknown[];
     release?: (s: Statement) => unknown[];
+    /** The job's segments not done, as a page's statement answers it. */
+    segmentsLeft?: number;
   } = {},
 ) {
   const queue = [...claims];
   return fakeSql((s) => {
+    if (s.text.includes("sync.merge_changes") && s.text.includes("sync.checkpoint_segment")) {
+      // The page and its checkpoint in one statement (backfill_page.ts).
+      options.checkpoint?.(s);
+      return [{
+        applied: (JSON.parse(String(s.values[6])) as unknown[]).length,
+        segments_left: options.segmentsLeft,
+      }];
+    }
     if (s.text.includes("sync.claim_segment")) {
       const next = queue.shift();
       return next ? [next] : [];
@@ -67,7 +77,9 @@ export function backfillDb(
       return [{ applied: (JSON.parse(String(s.values[1])) as unknown[]).length }];
     }
     if (s.text.includes("insert into sync.dead_letters")) return [];
-    if (s.text.includes("sync.checkpoint_segment")) return options.checkpoint?.(s) ?? [];
+    if (s.text.includes("sync.checkpoint_segment")) {
+      return options.checkpoint?.(s) ?? [{ segments_left: options.segmentsLeft }];
+    }
     if (s.text.includes("sync.release_segment")) return options.release?.(s) ?? [];
     if (s.text.includes("sync.fail_segment")) return [];
     return undefined;
@@ -124,3 +136,16 @@ export const twoPages = {
   "null": { Items: [item("a"), item("b")], LastEvaluatedKey: keyOf("b") },
   [JSON.stringify(keyOf("b"))]: { Items: [item("c")] },
 };
+
+/**
+ * A checkpoint's arguments as sync.checkpoint_segment takes them (job, segment, worker,
+ * next key, items, rows, done), from the one statement of a page (backfill_page.ts;
+ * rows: the changes it carried, which the fake merge applies all) or from the careful
+ * path's own call.
+ */
+export function checkpointArgs(s: Statement): unknown[] {
+  if (!s.text.includes("sync.merge_changes")) return s.values;
+  const [job, segment, worker, nextKey, items, , json, done] = s.values;
+  const rows = json === null ? 0 : (JSON.parse(String(json)) as unknown[]).length;
+  return [job, segment, worker, nextKey, items, rows, done];
+}

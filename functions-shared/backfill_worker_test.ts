@@ -10,6 +10,7 @@ import { runWorker } from "./backfill_worker.ts";
 import { awsError, fakeDynamo } from "./testing_fakes.ts";
 import {
   backfillDb,
+  checkpointArgs,
   claim,
   item,
   keyOf,
@@ -20,7 +21,7 @@ import {
   workerDeps,
 } from "./backfill_worker_fakes.ts";
 
-Deno.test("a claimed segment is scanned page by page, each page written with its checkpoint in one transaction", async () => {
+Deno.test("a claimed segment is scanned page by page, each page written with its checkpoint in one statement", async () => {
   const db = backfillDb([claim()]);
   const dynamo = pagedDynamo(twoPages);
   const { deps, lines } = workerDeps(db, dynamo);
@@ -47,18 +48,21 @@ Deno.test("a claimed segment is scanned page by page, each page written with its
     assert.equal(input.ReturnConsumedCapacity, "TOTAL");
     assert.deepEqual(input.ExclusiveStartKey, i === 0 ? undefined : keyOf("b"));
   }
-  // Each page: its merge and its checkpoint in the same transaction, one per page.
-  const merges = db.matching("sync.merge_changes");
-  const checkpoints = db.matching("sync.checkpoint_segment");
-  assert.deepEqual(merges.map((s) => s.tx), [1, 2]);
-  assert.deepEqual(checkpoints.map((s) => s.tx), [1, 2]);
-  assert.deepEqual(db.transactions, { begun: 2, committed: 2, rolledBack: 0 });
-  assert.deepEqual(checkpoints.map((s) => s.values), [
-    ["7", 1, "worker-a", JSON.stringify(keyOf("b")), 2, 2, false],
-    ["7", 1, "worker-a", null, 1, 1, true],
+  // Each page: its merge and its checkpoint in ONE statement (its own transaction), the
+  // checkpoint counting the rows the merge wrote.
+  const pages = db.matching("sync.checkpoint_segment");
+  assert.equal(pages.length, 2);
+  for (const page of pages) {
+    assert.match(page.text, /sync\.merge_changes\(\$6, \$7::text::jsonb\)/);
+    assert.match(page.text, /\(select applied from merged\)/);
+    assert.equal(page.tx, 0, "no explicit transaction: one statement is one");
+  }
+  assert.deepEqual(db.transactions, { begun: 0, committed: 0, rolledBack: 0 });
+  assert.deepEqual(pages.map((s) => [...s.values.slice(0, 6), s.values[7]]), [
+    ["7", 1, "worker-a", JSON.stringify(keyOf("b")), 2, "firespring_segments", false],
+    ["7", 1, "worker-a", null, 1, "firespring_segments", true],
   ]);
-  assert.equal(merges[0].values[0], "firespring_segments");
-  const changes = JSON.parse(String(merges[0].values[1])) as {
+  const changes = JSON.parse(String(pages[0].values[6])) as {
     op: string;
     row: Record<string, unknown>;
     source: string;
@@ -119,7 +123,12 @@ Deno.test("a lost lease (the checkpoint's SY001) rolls the page back and the wor
     rows: 1,
     stoppedBy: "no work",
   });
-  assert.deepEqual(db.transactions, { begun: 2, committed: 1, rolledBack: 1 });
+  // The refused checkpoint is the statement that carried the page's merge: one statement,
+  // so the merge's rows roll back with it (tests/backfill_page_test.ts shows it in Postgres).
+  const pages = db.matching("sync.checkpoint_segment");
+  assert.equal(pages.length, 2);
+  assert.ok(pages.every((p) => p.text.includes("sync.merge_changes")));
+  assert.deepEqual(db.transactions, { begun: 0, committed: 0, rolledBack: 0 });
   assert.deepEqual(dynamo.sent.map((c) => c.input.Segment), [1, 2]);
   assert.equal(db.matching("sync.claim_segment").length, 3);
   assert.equal(db.matching("sync.release_segment").length, 0, "the lease is another's now");
@@ -202,4 +211,28 @@ Deno.test("any other Scan error releases the segment and propagates, even if the
       `${WHERE}: ExclusiveStartKey is invalid; released for another worker`,
     );
   }
+});
+
+Deno.test("a page Postgres refuses as a whole is written again the careful way, in one transaction with its checkpoint", async () => {
+  const refused = Object.assign(new Error("invalid input syntax"), { code: "22P02" });
+  const db = backfillDb([claim()], {
+    checkpoint: (s) => {
+      if (s.text.includes("sync.merge_changes")) throw refused;
+      return [];
+    },
+  });
+  const dynamo = pagedDynamo({ "null": { Items: [item("a"), item("b")] } });
+  const { deps } = workerDeps(db, dynamo);
+  const result = await runWorker(deps, "worker-a");
+  assert.equal(result.rows, 2);
+  assert.equal(result.segmentsFinished, 1);
+  const [once, careful] = db.matching("sync.checkpoint_segment");
+  assert.ok(once.text.includes("sync.merge_changes"), "first the one statement");
+  assert.equal(careful.tx, 1, "then a transaction");
+  assert.deepEqual(checkpointArgs(careful), ["7", 1, "worker-a", null, 2, 2, true]);
+  assert.equal(
+    db.matching("savepoint").length + db.matching("sync.merge_changes").length >= 2,
+    true,
+  );
+  assert.deepEqual(db.transactions, { begun: 1, committed: 1, rolledBack: 0 });
 });

@@ -85,11 +85,6 @@ function checkedNumber(text: unknown, path: string): DynamoNumber {
   return new DynamoNumber(text);
 }
 
-function checkedBytes(value: unknown, path: string): Uint8Array {
-  if (value instanceof Uint8Array) return value;
-  throw new ValueError(path, "expected binary");
-}
-
 /** Throws when Postgres could not store a map key (or an attribute name, at the top). */
 function checkName(name: string, path: string): void {
   const problem = stringProblem(name);
@@ -98,33 +93,113 @@ function checkName(name: string, path: string): void {
   throw new ValueError(path, `the map key ${JSON.stringify(name)} ${problem}`);
 }
 
+/**
+ * A value that cannot be stored, found while decoding; the path to it is put together
+ * only then, on the way out (`segments`, outermost first), so that the decoding of the
+ * many values that are fine builds no path at all.
+ */
+class Unstorable {
+  readonly segments: (string | number)[] = [];
+  constructor(readonly error: (path: string) => ValueError) {}
+
+  /** The {@link ValueError}, its path joined as `join` joins it. */
+  toValueError(): ValueError {
+    return this.error(this.segments.reduce<string>((path, s) => join(path, s), ""));
+  }
+}
+
+const unstorable = (problem: string) => new Unstorable((path) => new ValueError(path, problem));
+
+/** Why a DynamoDB number text cannot be stored, without building a message when it can. */
+function numberTextProblem(text: string): string | undefined {
+  // Plain decimals of at most 38 digits (nearly every number) are DynamoDB numbers: the
+  // exponent of their first digit lies within -38..37, well inside -130..+125.
+  if (text.length <= 40 && SIMPLE_DECIMAL.test(text)) {
+    const digits = text.length - (text[0] === "-" ? 1 : 0) - (text.includes(".") ? 1 : 0);
+    if (digits <= 38) return undefined;
+  }
+  return numberProblem(text);
+}
+const SIMPLE_DECIMAL = /^-?(0|[1-9]\d*)(\.\d+)?$/;
+
+function decodedString(text: unknown): string {
+  if (typeof text !== "string") throw unstorable("expected a string");
+  const problem = stringProblem(text);
+  if (problem) throw unstorable(`the string ${problem}`);
+  return text;
+}
+
+function decodedNumber(text: unknown): DynamoNumber {
+  if (typeof text !== "string") throw unstorable("expected a number's text");
+  const problem = numberTextProblem(text);
+  if (problem) throw unstorable(problem);
+  return new DynamoNumber(text);
+}
+
+function decodedBytes(value: unknown): Uint8Array {
+  if (value instanceof Uint8Array) return value;
+  throw unstorable("expected binary");
+}
+
+/** Runs `decode` on a member; a failure gets the member's name or index on its path. */
+function member<T>(name: string | number, decode: () => T): T {
+  try {
+    return decode();
+  } catch (error) {
+    if (error instanceof Unstorable) error.segments.unshift(name);
+    throw error;
+  }
+}
+
 /** Decodes a map's members, checking every name. */
-function decodeMap(map: Record<string, unknown>, path: string): Record<string, DynamoValue> {
+function decodeMap(map: Record<string, unknown>): Record<string, DynamoValue> {
   const out: Record<string, DynamoValue> = {};
-  for (const [name, value] of Object.entries(map)) {
-    checkName(name, path);
-    setOwn(out, name, decodeValue(value as AttributeValue, join(path, name)));
+  for (const name in map) {
+    if (!Object.hasOwn(map, name)) continue;
+    const problem = stringProblem(name);
+    if (problem) {
+      throw new Unstorable((path) =>
+        path === ""
+          ? new ValueError(JSON.stringify(name), `the attribute name ${problem}`)
+          : new ValueError(path, `the map key ${JSON.stringify(name)} ${problem}`)
+      );
+    }
+    let value: DynamoValue;
+    try {
+      value = decodeValue(map[name] as AttributeValue);
+    } catch (error) {
+      if (error instanceof Unstorable) error.segments.unshift(name);
+      throw error;
+    }
+    // A plain assignment makes an own data property of every name but `__proto__`.
+    if (name === "__proto__") setOwn(out, name, value);
+    else out[name] = value;
   }
   return out;
 }
 
+/** Decodes a list's or set's members with `decode`, each failure naming its index. */
+function decodeMembers<T>(values: unknown[], decode: (v: unknown) => T): T[] {
+  const out = new Array<T>(values.length);
+  for (let i = 0; i < values.length; i++) out[i] = member(i, () => decode(values[i]));
+  return out;
+}
+
 /** Decodes one attribute value, checking it on the way (one pass). */
-function decodeValue(value: AttributeValue, path: string): DynamoValue {
+function decodeValue(value: AttributeValue): DynamoValue {
   const v = value as unknown as Record<string, unknown>;
-  if (v === null || typeof v !== "object") {
-    throw new ValueError(path, "expected an attribute value");
-  }
-  if ("S" in v) return checkedString(v.S, path);
-  if ("N" in v) return checkedNumber(v.N, path);
-  if ("B" in v) return checkedBytes(v.B, path);
+  if (v === null || typeof v !== "object") throw unstorable("expected an attribute value");
+  if ("S" in v) return decodedString(v.S);
+  if ("N" in v) return decodedNumber(v.N);
+  if ("B" in v) return decodedBytes(v.B);
   if ("BOOL" in v) return v.BOOL === true;
   if ("NULL" in v) return null;
-  if ("SS" in v) return new Set((v.SS as unknown[]).map((s, i) => checkedString(s, join(path, i))));
-  if ("NS" in v) return new Set((v.NS as unknown[]).map((n, i) => checkedNumber(n, join(path, i))));
-  if ("BS" in v) return new Set((v.BS as unknown[]).map((b, i) => checkedBytes(b, join(path, i))));
-  if ("L" in v) return (v.L as AttributeValue[]).map((x, i) => decodeValue(x, join(path, i)));
-  if ("M" in v) return decodeMap(v.M as Record<string, unknown>, path);
-  throw new ValueError(path, `unknown DynamoDB type ${JSON.stringify(Object.keys(v))}`);
+  if ("SS" in v) return new Set(decodeMembers(v.SS as unknown[], decodedString));
+  if ("NS" in v) return new Set(decodeMembers(v.NS as unknown[], decodedNumber));
+  if ("BS" in v) return new Set(decodeMembers(v.BS as unknown[], decodedBytes));
+  if ("L" in v) return decodeMembers(v.L as unknown[], (x) => decodeValue(x as AttributeValue));
+  if ("M" in v) return decodeMap(v.M as Record<string, unknown>);
+  throw unstorable(`unknown DynamoDB type ${JSON.stringify(Object.keys(v))}`);
 }
 
 /**
@@ -133,7 +208,12 @@ function decodeValue(value: AttributeValue, path: string): DynamoValue {
  * and valid UTF-16, numbers DynamoDB's own. Throws {@link ValueError} naming the path.
  */
 export function fromDynamo(item: AttributeMap): DynamoItem {
-  return decodeMap(item, "");
+  try {
+    return decodeMap(item);
+  } catch (error) {
+    if (error instanceof Unstorable) throw error.toValueError();
+    throw error;
+  }
 }
 
 /**

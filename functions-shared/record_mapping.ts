@@ -172,6 +172,15 @@ export function mapStreamRecord(record: StreamRecord): Mapped {
   }
 }
 
+/** The last read time's ISO text: a page's items share one read time. */
+let lastRead = { at: NaN, iso: "" };
+
+function isoOf(readAt: Date): string {
+  const at = readAt.getTime();
+  if (at !== lastRead.at) lastRead = { at, iso: readAt.toISOString() };
+  return lastRead.iso;
+}
+
 /**
  * Maps an item read by a Scan at `readAt` (the backfill and the validator's repair). A
  * dead letter keeps `{"sourceTable", "item"}` with the item in DynamoDB JSON.
@@ -182,7 +191,7 @@ export function mapScannedItem(
   readAt: Date,
   source: "backfill" | "repair" = "backfill",
 ): Mapped {
-  const position = { seq: null, changedAt: readAt.toISOString(), source };
+  const position = { seq: null, changedAt: isoOf(readAt), source };
   const letter = (reason: string): DeadLetter => ({
     sourceTable: spec.sourceTable,
     targetTable: spec.targetTable,

@@ -55,7 +55,22 @@ export function segmentBudget(tablePerSecond: number, totalSegments: number): nu
 /** Spaces pages so that a segment's reads stay within its budget. */
 export class ReadPacer {
   #next = -Infinity;
-  constructor(readonly perSecond: number, readonly deps: PacingDeps = realPacing) {}
+  #lastAt = -Infinity;
+  #lastUnits = 0;
+  constructor(public perSecond: number, readonly deps: PacingDeps = realPacing) {}
+
+  /**
+   * Raises (never lowers) the budget: the segment's share grows when others of its job
+   * are done (segmentBudget over the segments left). The last read is booked again at
+   * the new budget.
+   */
+  raiseTo(perSecond: number): void {
+    if (perSecond <= this.perSecond) return;
+    this.perSecond = perSecond;
+    if (this.#lastUnits > 0) {
+      this.#next = this.#lastAt + (this.#lastUnits / this.perSecond) * 1000;
+    }
+  }
 
   /** Waits until the next read may start. */
   async wait(): Promise<void> {
@@ -65,7 +80,9 @@ export class ReadPacer {
 
   /** Books what a read cost (its ConsumedCapacity.CapacityUnits). */
   spent(units: number): void {
-    this.#next = Math.max(this.#next, this.deps.now()) + (units / this.perSecond) * 1000;
+    this.#lastAt = Math.max(this.#next, this.deps.now());
+    this.#lastUnits = units;
+    this.#next = this.#lastAt + (units / this.perSecond) * 1000;
   }
 }
 

@@ -67,18 +67,58 @@ export interface SegmentScanDeps {
   log?: (line: string) => void;
 }
 
+/** The arguments of sync.checkpoint_segment after a page, but the rows written. */
+export interface Checkpoint {
+  worker: string;
+  /** The Scan's LastEvaluatedKey as JSON text; null when the segment is done. */
+  nextKey: string | null;
+  items: number;
+  done: boolean;
+}
+
+/** What `commitPage` wrote, and how many of the job's segments are not done yet. */
+export interface Committed {
+  rows: number;
+  /**
+   * The job's segments not done after this page, read in the same statement. The table's
+   * budget is then shared by these only: each of them reads at most budget ÷ this many,
+   * and the count only falls, so the shares never add up to more than the budget.
+   */
+  segmentsLeft?: number;
+}
+
 /** What the caller decides: which segments, when to stop, what a page writes. */
 export interface SegmentWork {
   /** Claims the next segment (sync.claim_segment), or none is left. */
   claim: () => Promise<Claim | undefined>;
   /** Called after each claim: may wake another request while segments wait. */
   wakeAnother: () => Promise<void>;
-  /** Whether the request's budget is spent (checked before each page). */
+  /**
+   * Whether the request's budget is spent: checked before each page's Scan, once the
+   * pacing lets the page start (a segment waiting for its turn holds no CPU).
+   */
   overBudget: () => boolean;
+  /**
+   * Resolves when the caller wants the scan to stop at once (another segment of the same
+   * request found the budget spent): a pacing wait ends early, the budget is checked, and
+   * the segment is given back. Optional.
+   */
+  stopping?: Promise<void>;
+  /** Called once each page that passed the budget check is written or failed. Optional. */
+  pageEnded?: () => void;
+  /**
+   * Writes a page and the segment's checkpoint in one atomic step (the backfill's one
+   * statement, backfill_page.ts); returns the rows written. Without it, `writePage` and
+   * the checkpoint run in one transaction.
+   */
+  commitPage?: (claim: Claim, page: ScanPage, checkpoint: Checkpoint) => Promise<Committed>;
   /** Called once a segment was given back for the budget: calls the function again. */
   handOn: () => Promise<void>;
-  /** Writes a page in `tx`, before its checkpoint; returns the rows it wrote. */
-  writePage: (tx: postgres.TransactionSql, claim: Claim, page: ScanPage) => Promise<number>;
+  /**
+   * Writes a page in `tx`, before its checkpoint; returns the rows it wrote. Needed
+   * unless `commitPage` is given.
+   */
+  writePage?: (tx: postgres.TransactionSql, claim: Claim, page: ScanPage) => Promise<number>;
   /** How log lines name a segment, e.g. "backfill job 7 segment 1/4 of <table>". */
   describe: (claim: Claim) => string;
 }
@@ -139,6 +179,9 @@ export async function scanSegments(
     const pacer = new ReadPacer(segmentBudget(deps.maxRcuPerSecond, sharing), pacing);
     log(`${where}: claimed${startKey ? " (resuming from its checkpoint)" : ""}`);
     while (true) {
+      // The budget is checked once the pacing lets the page start: a paced segment holds
+      // no CPU while it waits, and a stop asked meanwhile ends the wait.
+      await (work.stopping ? Promise.race([pacer.wait(), work.stopping]) : pacer.wait());
       if (work.overBudget()) {
         await release(claim);
         await work.handOn();
@@ -146,71 +189,101 @@ export async function scanSegments(
         log(`${where}: budget spent (isolate CPU ${deps.cpu.usedMs().toFixed(0)} ms), handed on`);
         return "budget";
       }
-      await pacer.wait();
-      let readAt = new Date();
-      let page;
       try {
-        page = await withBackoff(
-          () => {
-            readAt = new Date();
-            return deps.dynamo(claim.region).send(
-              new ScanCommand({
-                TableName: claim.source_table,
-                Segment: claim.segment,
-                TotalSegments: claim.total_segments,
-                ExclusiveStartKey: startKey,
-                Limit: claim.page_size,
-                // Consistent: the page shows the table as of readAt, which the merge's
-                // ordering guard takes as the rows' change time (docs/sync-semantics.md). An
-                // eventually consistent page "might not contain the results from other
-                // recently completed write operations" (AWS, Scan's ConsistentRead): it could
-                // carry an item older than a stream change already merged, or one deleted
-                // before readAt, yet stamped readAt, and so overwrite the newer change or
-                // pass its tombstone; the validator would report a divergence not there.
-                ConsistentRead: true,
-                ReturnConsumedCapacity: "TOTAL",
-              }),
-            );
-          },
-          (error, waitMs) =>
-            log(`${where}: ${error.name} after the SDK's retries; trying again in ${waitMs} ms`),
-          pacing,
-        );
-      } catch (error) {
-        if (error instanceof ScanGaveUp) {
-          // Give the segment back from its checkpoint; a later worker (pg_cron) goes on.
-          await release(claim);
-          result.stoppedBy = "throttled";
-          log(`${where}: ${error.message}; released for a later worker`);
-          return "gave up";
-        }
-        if ((error as Error).name === "ResourceNotFoundException") {
-          await deps.sql`select sync.fail_segment(${claim.job_id}, ${claim.segment}, ${worker},
-                           ${`DynamoDB table ${claim.source_table} does not exist in ${claim.region}`})`;
-          log(`${where}: the table does not exist; job failed`);
-          return "done";
-        }
-        throw error;
+        const outcome = await readAndWrite(claim, where, pacer, pacing, startKey, sharing);
+        if (outcome === "done" || outcome === "gave up") return outcome;
+        startKey = outcome.nextKey;
+      } finally {
+        work.pageEnded?.();
       }
-      pacer.spent(page.ConsumedCapacity?.CapacityUnits ?? 1);
-      const items = page.Items ?? [];
-      const nextKey = page.LastEvaluatedKey ?? null;
-      const rows = await deps.sql.begin(async (tx) => {
-        const written = await work.writePage(tx, claim, { items, readAt, nextKey });
-        await tx`select sync.checkpoint_segment(${claim.job_id}, ${claim.segment}, ${worker},
-                   ${nextKey ? JSON.stringify(nextKey) : null}::text::jsonb,
-                   ${items.length}, ${written}, ${nextKey === null})`;
-        return written;
-      });
-      result.pages++;
-      result.items += items.length;
-      result.rows += rows;
-      if (nextKey === null) {
-        result.segmentsFinished++;
-        log(`${where}: done`);
+    }
+  }
+
+  /** Reads one page and writes it with its checkpoint; the key after it, or how it ended. */
+  async function readAndWrite(
+    claim: Claim,
+    where: string,
+    pacer: ReadPacer,
+    pacing: PacingDeps,
+    startKey: Item | undefined,
+    sharing: number,
+  ): Promise<"done" | "gave up" | { nextKey: Item }> {
+    let readAt = new Date();
+    let page;
+    try {
+      page = await withBackoff(
+        () => {
+          readAt = new Date();
+          return deps.dynamo(claim.region).send(
+            new ScanCommand({
+              TableName: claim.source_table,
+              Segment: claim.segment,
+              TotalSegments: claim.total_segments,
+              ExclusiveStartKey: startKey,
+              Limit: claim.page_size,
+              // Consistent: the page shows the table as of readAt, which the merge's
+              // ordering guard takes as the rows' change time (docs/sync-semantics.md). An
+              // eventually consistent page "might not contain the results from other
+              // recently completed write operations" (AWS, Scan's ConsistentRead): it could
+              // carry an item older than a stream change already merged, or one deleted
+              // before readAt, yet stamped readAt, and so overwrite the newer change or
+              // pass its tombstone; the validator would report a divergence not there.
+              ConsistentRead: true,
+              ReturnConsumedCapacity: "TOTAL",
+            }),
+          );
+        },
+        (error, waitMs) =>
+          log(`${where}: ${error.name} after the SDK's retries; trying again in ${waitMs} ms`),
+        pacing,
+      );
+    } catch (error) {
+      if (error instanceof ScanGaveUp) {
+        // Give the segment back from its checkpoint; a later worker (pg_cron) goes on.
+        await release(claim);
+        result.stoppedBy = "throttled";
+        log(`${where}: ${error.message}; released for a later worker`);
+        return "gave up";
+      }
+      if ((error as Error).name === "ResourceNotFoundException") {
+        await deps.sql`select sync.fail_segment(${claim.job_id}, ${claim.segment}, ${worker},
+                           ${`DynamoDB table ${claim.source_table} does not exist in ${claim.region}`})`;
+        log(`${where}: the table does not exist; job failed`);
         return "done";
       }
-      startKey = nextKey;
+      throw error;
     }
+    pacer.spent(page.ConsumedCapacity?.CapacityUnits ?? 1);
+    const items = page.Items ?? [];
+    const nextKey = page.LastEvaluatedKey ?? null;
+    const scanned = { items, readAt, nextKey };
+    const checkpoint: Checkpoint = {
+      worker,
+      nextKey: nextKey ? JSON.stringify(nextKey) : null,
+      items: items.length,
+      done: nextKey === null,
+    };
+    const committed: Committed = work.commitPage
+      ? await work.commitPage(claim, scanned, checkpoint)
+      : await deps.sql.begin(async (tx) => {
+        const written = await work.writePage!(tx, claim, scanned);
+        await tx`select sync.checkpoint_segment(${claim.job_id}, ${claim.segment}, ${worker},
+                   ${checkpoint.nextKey}::text::jsonb,
+                   ${checkpoint.items}, ${written}, ${checkpoint.done})`;
+        return { rows: written };
+      });
+    const rows = committed.rows;
+    if (committed.segmentsLeft !== undefined && committed.segmentsLeft > 0) {
+      pacer.raiseTo(segmentBudget(deps.maxRcuPerSecond, Math.min(sharing, committed.segmentsLeft)));
+    }
+    result.pages++;
+    result.items += items.length;
+    result.rows += rows;
+    if (nextKey === null) {
+      result.segmentsFinished++;
+      log(`${where}: done`);
+      return "done";
+    }
+    return { nextKey };
   }
 }

@@ -199,10 +199,24 @@ export const IMPORT_WORKER_SETTINGS = {
     1,
     64,
   ),
+  // A paced segment mostly waits for its turn (scan_pacing.ts), so a run may scan several
+  // at once. Off (1) by default: every hand-on starts their pacing afresh, so their first
+  // pages reach the table together and are throttled, and the pages in flight that the
+  // budget must count make a run hand on early (README, "Where the time goes").
+  segmentsPerRun: integer(
+    "IMPORT_WORKER_SEGMENTS_PER_RUN",
+    "segments one run scans at once (their pages' CPU adds up in the isolate)",
+    1,
+    1,
+    32,
+  ),
+  // Each run is one paced segment, mostly waiting; the budget check counts the pages the
+  // isolate's runs have in flight (backfill_page.ts, PagesInFlight), so four runs cannot
+  // pass the 2 s hard limit together.
   runsPerIsolate: integer(
     "IMPORT_WORKER_RUNS_PER_ISOLATE",
     "runs one isolate takes on at once (their CPU adds up in the isolate; run_gate.ts)",
-    2,
+    4,
     1,
     8,
   ),

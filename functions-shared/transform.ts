@@ -62,12 +62,21 @@ export function describeKey(spec: TableSpec, item: DynamoItem): string {
 
 const MIN_MICROS = -62135596800000000n; // 0001-01-01T00:00:00Z
 const MAX_MICROS = 253402300799999999n; // 9999-12-31T23:59:59.999999Z
+const MIN_MS = -62135596800000;
+const MAX_MS = 253402300799999;
+const WHOLE = /^-?(0|[1-9]\d*)$/;
 
 /**
  * An epoch number (exact decimal text) as an ISO-8601 timestamp with microseconds,
  * computed exactly (no rounding through a double); digits below a microsecond are cut.
  */
 export function epochToIso(text: string, unit: "seconds" | "millis"): string {
+  // Whole seconds or milliseconds within the years 1 to 9999 (nearly every epoch) are
+  // exact as doubles: the same result without BigInt.
+  if (text.length <= (unit === "seconds" ? 12 : 15) && WHOLE.test(text)) {
+    const ms = unit === "seconds" ? Number(text) * 1000 : Number(text);
+    if (ms >= MIN_MS && ms <= MAX_MS) return new Date(ms).toISOString().replace("Z", "000Z");
+  }
   const { sign, digits, exponent } = decimalParts(text);
   let micros = sign === 0 ? 0n : BigInt(digits) * BigInt(sign);
   const scale = exponent + (unit === "seconds" ? 6 : 3);
@@ -99,6 +108,22 @@ export function isIsoTimestamp(text: string): boolean {
   const date = new Date(Date.UTC(year, month - 1, day));
   return year >= 1 && date.getUTCMonth() === month - 1 && date.getUTCDate() === day &&
     hour < 24 && minute < 60 && second < 60 && offsetHours <= 15 && offsetMinutes < 60;
+}
+
+/** A table's columns as the mapping walks them, made once per table. */
+const COLUMNS = new Map<TableSpec, { column: string; from: string[]; type: ColumnType }[]>();
+
+function columnsOf(spec: TableSpec) {
+  let columns = COLUMNS.get(spec);
+  if (!columns) {
+    columns = Object.entries(spec.columns).map(([column, { from, type }]) => ({
+      column,
+      from: [from].flat(),
+      type,
+    }));
+    COLUMNS.set(spec, columns);
+  }
+  return columns;
 }
 
 function columnValue(type: ColumnType, value: DynamoValue, attribute: string): unknown {
@@ -136,17 +161,18 @@ function columnValue(type: ColumnType, value: DynamoValue, attribute: string): u
  * `deletedFlag` is true. Throws {@link MappingError} when the item does not fit.
  */
 export function itemToChange(spec: TableSpec, item: DynamoItem, position: Position): Change {
-  const key = describeKey(spec, item);
   const parsed = itemSchema(spec).safeParse(item);
-  if (!parsed.success) throw new MappingError(spec.sourceTable, key, describeIssues(parsed.error));
+  if (!parsed.success) {
+    throw new MappingError(spec.sourceTable, describeKey(spec, item), describeIssues(parsed.error));
+  }
   if (spec.deletedFlag && item[spec.deletedFlag] === true) {
     return keyToChange(spec, item, position);
   }
   const row: Record<string, unknown> = {};
   const consumed = new Set<string>();
   try {
-    for (const [column, { from, type }] of Object.entries(spec.columns)) {
-      const attribute = [from].flat().find((name) => item[name] !== undefined);
+    for (const { column, from, type } of columnsOf(spec)) {
+      const attribute = from.find((name) => item[name] !== undefined);
       if (attribute === undefined) {
         row[column] = null;
         continue;
@@ -156,11 +182,17 @@ export function itemToChange(spec: TableSpec, item: DynamoItem, position: Positi
     }
   } catch (error) {
     // Only a value the item carries is a mapping problem; anything else is a bug.
-    if (error instanceof ValueError) throw new MappingError(spec.sourceTable, key, error.message);
+    if (error instanceof ValueError) {
+      throw new MappingError(spec.sourceTable, describeKey(spec, item), error.message);
+    }
     throw error;
   }
   const rest: Record<string, DynamoValue> = {};
-  for (const [name, value] of Object.entries(item)) if (!consumed.has(name)) rest[name] = value;
+  for (const name in item) {
+    if (Object.hasOwn(item, name) && !consumed.has(name)) {
+      rest[name] = item[name];
+    }
+  }
   row[spec.catchAll] = rest;
   return { op: "upsert", row, ...collapseFields(spec, item), ...position };
 }

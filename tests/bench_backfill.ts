@@ -10,12 +10,15 @@
  * @module
  */
 
-import { type AttributeValue, type DynamoDBClient, ScanCommand } from "@aws-sdk/client-dynamodb";
+import { type AttributeValue, ScanCommand } from "@aws-sdk/client-dynamodb";
 import type postgres from "postgres";
 import { emptyTargets, loadReportDataSet } from "../demo/load_report_data_set.ts";
 import { encodeJson } from "../functions-shared/dynamo_encoder.ts";
 import { mapScannedItem } from "../functions-shared/record_mapping.ts";
-import { TABLES } from "../functions-shared/table_registry.ts";
+import { byTargetTable, TABLES, type TableSpec } from "../functions-shared/table_registry.ts";
+import { toWire } from "../functions-shared/change_wire.ts";
+import { withBackoff } from "../functions-shared/scan_pacing.ts";
+import { stackEnvReader } from "../local-stack/stack_env.ts";
 import { up } from "../local-stack/stack.ts";
 import { localDynamo } from "../local-stack/source_tables.ts";
 import { edgeCpuSince, markEdgeCpu, printEdgeCpu } from "./bench_edge_cpu.ts";
@@ -24,97 +27,153 @@ import { callFunction, connectDb, eventually, serviceRoleHeaders, stack } from "
 const SEGMENTS = 8;
 const PAGE = 1000;
 
+/**
+ * The table's read budget the import-worker paces itself to (IMPORT_WORKER_MAX_RCU_PER_SECOND,
+ * functions-shared/settings.ts; 250 unless the stack's env says otherwise). The raw limit
+ * reads within the same budget: it is the limit a copy meets that reads the tables as
+ * the backfill may, not one that takes the applications' capacity.
+ */
+const RCU_PER_SECOND = Number(
+  stackEnvReader(stack)("IMPORT_WORKER_MAX_RCU_PER_SECOND") ?? 250,
+);
+
 type Item = Record<string, AttributeValue>;
 
-async function scanSegment(
-  client: DynamoDBClient,
-  table: string,
-  segment: number,
-): Promise<Item[]> {
-  const items: Item[] = [];
-  let start: Item | undefined;
-  do {
-    const page = await client.send(
-      new ScanCommand({
-        TableName: table,
-        Segment: segment,
-        TotalSegments: SEGMENTS,
-        ExclusiveStartKey: start,
-        Limit: PAGE,
-      }),
-    );
-    items.push(...(page.Items ?? []));
-    start = page.LastEvaluatedKey;
-  } while (start);
-  return items;
+/**
+ * A table's read budget shared by all of its segments, as tightly as a reader in one
+ * process can: reads take their turn one after another (each booked at the cost of the
+ * table's last page, corrected when its own cost is known), so the table reads at its
+ * budget whichever segments are left. The strictest baseline: the backfill's segments,
+ * each in its own request, can only split the budget between them.
+ */
+class TablePacer {
+  #next = -Infinity;
+  #estimate = 1;
+  #turn: Promise<void> = Promise.resolve();
+  constructor(readonly perSecond: number) {}
+
+  /** Waits for the next read's turn; returns the units booked for it. */
+  async take(): Promise<number> {
+    const booked = this.#turn.then(async () => {
+      const delay = this.#next - performance.now();
+      if (delay > 0) await new Promise((r) => setTimeout(r, delay));
+      const units = this.#estimate;
+      this.#next = Math.max(this.#next, performance.now()) + (units / this.perSecond) * 1000;
+      return units;
+    });
+    this.#turn = booked.then(() => {});
+    return await booked;
+  }
+
+  /** Corrects a read's booking by what it cost. */
+  settle(booked: number, units: number): void {
+    this.#next += ((units - booked) / this.perSecond) * 1000;
+    this.#estimate = units;
+  }
 }
 
-/** The raw limit: seconds of a bare parallel Scan, and of a bare insert of the same rows. */
-async function rawLimit(sql: postgres.Sql) {
-  let t = performance.now();
-  const scanned = await Promise.all(TABLES.map(async (spec) => {
-    const client = localDynamo(stack, spec.region);
-    const segments = await Promise.all(
-      Array.from({ length: SEGMENTS }, (_, s) => scanSegment(client, spec.sourceTable, s)),
-    );
-    return { spec, items: segments.flat() };
-  }));
-  const scanSeconds = (performance.now() - t) / 1000;
+/** Columns of a row that Postgres may be given (a generated column may not). */
+async function writableColumns(sql: postgres.Sql, table: string): Promise<Set<string>> {
+  const rows = await sql`select column_name from information_schema.columns
+                         where table_schema = 'public' and table_name = ${table}
+                           and is_generated = 'NEVER'`;
+  return new Set(rows.map((r) => String(r.column_name)));
+}
 
-  // The rows the backfill ends with: mapped, and collapsed to one per key (not timed).
-  const readAt = new Date();
-  const rowsPerTable = scanned.map(({ spec, items }) => {
-    const rows = new Map<string, Record<string, unknown>>();
-    const best = new Map<string, [string, number]>();
-    for (const item of items) {
-      const mapped = mapScannedItem(spec, item, readAt);
-      if (!mapped.ok || mapped.value.change.op !== "upsert") continue;
-      const { change } = mapped.value;
-      const key = spec.targetKey.map((k) => String(change.row[k])).join("|");
-      const rank: [string, number] = [change.rangeKey ?? "0", change.rank ?? 0];
-      const held = best.get(key);
-      if (
-        !held || Number(rank[0]) > Number(held[0]) || (rank[0] === held[0] && rank[1] > held[1])
-      ) {
-        best.set(key, rank);
-        rows.set(key, {
-          ...change.row,
-          ...(spec.collapse ? { sync_range_key: change.rangeKey } : {}),
-          sync_changed_at: change.changedAt,
-          sync_source: "backfill",
-        });
-      }
-    }
-    return { spec, rows: [...rows.values()], items: items.length };
-  });
-
-  t = performance.now();
-  for (const { spec, rows } of rowsPerTable) {
-    for (let i = 0; i < rows.length; i += PAGE) {
-      const chunk = encodeJson(rows.slice(i, i + PAGE));
-      await sql.unsafe(
-        `insert into public.${spec.targetTable} select * from jsonb_populate_recordset(null::public.${spec.targetTable}, $1::text::jsonb)`,
-        [chunk],
-      ).catch(async () => {
-        // Tables with generated columns take the columns by name.
-        const cols = Object.keys(rows[0]);
-        await sql.unsafe(
-          `insert into public.${spec.targetTable} (${cols.join(", ")})
-           select ${
-            cols.join(", ")
-          } from jsonb_populate_recordset(null::public.${spec.targetTable}, $1::text::jsonb)`,
-          [chunk],
-        );
+/**
+ * One page's rows as the backfill ends with them: mapped, one per key (the newest
+ * observation of a collapsed table's key within the page).
+ */
+function pageRows(spec: TableSpec, items: Item[], readAt: Date) {
+  const rows = new Map<string, Record<string, unknown>>();
+  const best = new Map<string, [string, number]>();
+  for (const item of items) {
+    const mapped = mapScannedItem(spec, item, readAt);
+    if (!mapped.ok || mapped.value.change.op !== "upsert") continue;
+    const { change } = mapped.value;
+    const key = spec.targetKey.map((k) => String(change.row[k])).join("|");
+    const rank: [string, number] = [change.rangeKey ?? "0", change.rank ?? 0];
+    const held = best.get(key);
+    if (
+      !held || Number(rank[0]) > Number(held[0]) || (rank[0] === held[0] && rank[1] > held[1])
+    ) {
+      best.set(key, rank);
+      rows.set(key, {
+        ...change.row,
+        ...(spec.collapse ? { sync_range_key: change.rangeKey } : {}),
+        sync_changed_at: change.changedAt,
+        sync_source: "backfill",
       });
     }
   }
-  const insertSeconds = (performance.now() - t) / 1000;
-  const items = rowsPerTable.reduce((sum, r) => sum + r.items, 0);
-  const rows = rowsPerTable.reduce((sum, r) => sum + r.rows.length, 0);
-  return { scanSeconds, insertSeconds, items, rows };
+  return [...rows.values()];
 }
 
-/** Runs the backfill of every table and waits for it; returns seconds, items and rows. */
+/**
+ * The raw limit: every segment of every table scanned at once, as the backfill must read
+ * them (consistent reads, paced to the same read budget per table, shared by the
+ * table's segments as tightly as one process can (TablePacer), through the same
+ * proxy with its throttling and faults, the SDK's retries and the worker's own rounds),
+ * each page inserted as it arrives with one bare multi-row upsert. No merge, no
+ * ordering guard, no checkpoint, no lease, no Edge Function: what is left is what the
+ * tables and Postgres allow. Returns seconds, items, rows, and each table's seconds.
+ */
+async function rawLimit(sql: postgres.Sql) {
+  const t = performance.now();
+  let rows = 0;
+  const perTable = new Map<string, { seconds: number; items: number }>();
+  await Promise.all(TABLES.map(async (spec) => {
+    const client = localDynamo(stack, spec.region);
+    const columns = await writableColumns(sql, spec.targetTable);
+    const started = performance.now();
+    let items = 0;
+    const pacer = new TablePacer(RCU_PER_SECOND);
+    await Promise.all(Array.from({ length: SEGMENTS }, async (_, segment) => {
+      let start: Item | undefined;
+      do {
+        const booked = await pacer.take();
+        const readAt = new Date();
+        const page = await withBackoff(() =>
+          client.send(
+            new ScanCommand({
+              TableName: spec.sourceTable,
+              Segment: segment,
+              TotalSegments: SEGMENTS,
+              ExclusiveStartKey: start,
+              Limit: PAGE,
+              ConsistentRead: true,
+              ReturnConsumedCapacity: "TOTAL",
+            }),
+          ), () => {});
+        pacer.settle(booked, page.ConsumedCapacity?.CapacityUnits ?? 1);
+        start = page.LastEvaluatedKey;
+        items += page.Items?.length ?? 0;
+        const chunk = pageRows(spec, page.Items ?? [], readAt);
+        if (chunk.length === 0) continue;
+        const cols = Object.keys(chunk[0]).filter((c) => columns.has(c));
+        const keys = spec.targetKey.join(", ");
+        await sql.unsafe(
+          `insert into public.${spec.targetTable} (${cols.join(", ")})
+           select ${cols.join(", ")}
+           from jsonb_populate_recordset(null::public.${spec.targetTable}, $1::text::jsonb)
+           on conflict (${keys}) do update set
+             ${cols.map((c) => `${c} = excluded.${c}`).join(", ")}`,
+          [encodeJson(chunk)],
+        );
+        rows += chunk.length;
+      } while (start);
+    }));
+    perTable.set(spec.targetTable, { seconds: (performance.now() - started) / 1000, items });
+  }));
+  const seconds = (performance.now() - t) / 1000;
+  const items = [...perTable.values()].reduce((n, x) => n + x.items, 0);
+  return { seconds, items, rows, perTable };
+}
+
+/**
+ * Runs the backfill of every table and waits for it; returns seconds, items, rows and
+ * each table's items per second (its job's items over its job's own time).
+ */
 async function backfillAll(sql: postgres.Sql) {
   const t = performance.now();
   const jobs: string[] = [];
@@ -130,12 +189,69 @@ async function backfillAll(sql: postgres.Sql) {
   const seconds = (performance.now() - t) / 1000;
   const [{ pages }] = await sql`select coalesce(sum(pages), 0)::int as pages
                                 from sync.backfill_segments where job_id = any(${jobs}::bigint[])`;
+  const perJob = await sql`
+    select t.target_table, sum(s.items_scanned)::int as items,
+           extract(epoch from j.finished_at - j.requested_at)::float8 as seconds
+    from sync.backfill_jobs j
+    join sync.backfill_segments s on s.job_id = j.id
+    join sync.source_tables t on t.source_table = j.source_table
+    where j.id = any(${jobs}::bigint[])
+    group by t.target_table, j.finished_at, j.requested_at`;
   return {
     pages,
     seconds,
     items: done.reduce((sum, r) => sum + Number(r.items_scanned), 0),
     rows: done.reduce((sum, r) => sum + Number(r.rows_written), 0),
+    perTable: new Map(perJob.map((r) => [r.target_table as string, r])),
   };
+}
+
+/**
+ * Postgres's time per item of `sync.merge_changes` for pages of a table read again (the
+ * rows are there: the merge updates them, as a backfill over a synced table does), each
+ * in a transaction that is rolled back. Measures the merge alone: what a collapsed
+ * table costs in Postgres against a plain one.
+ */
+async function mergeMsPerItem(sql: postgres.Sql, spec: TableSpec): Promise<number> {
+  const client = localDynamo(stack, spec.region);
+  let ms = 0;
+  let items = 0;
+  let start: Item | undefined;
+  for (let page = 0; page < 3; page++) {
+    const read = await withBackoff(() =>
+      client.send(
+        new ScanCommand({
+          TableName: spec.sourceTable,
+          Segment: 0,
+          TotalSegments: SEGMENTS,
+          ExclusiveStartKey: start,
+          Limit: PAGE,
+          ConsistentRead: true,
+        }),
+      ), () => {});
+    const readAt = new Date();
+    const changes = (read.Items ?? []).flatMap((item) => {
+      const mapped = mapScannedItem(spec, item, readAt);
+      return mapped.ok ? [toWire(mapped.value.change)] : [];
+    });
+    const json = encodeJson(changes);
+    const rolledBack = new Error("rolled back");
+    await sql.begin(async (tx) => {
+      const t = performance.now();
+      await tx.unsafe("select applied from sync.merge_changes($1, $2::text::jsonb)", [
+        spec.targetTable,
+        json,
+      ]);
+      ms += performance.now() - t;
+      throw rolledBack; // the merge's effects are not kept
+    }).catch((error) => {
+      if (error !== rolledBack) throw error;
+    });
+    items += changes.length;
+    start = read.LastEvaluatedKey;
+    if (!start) break;
+  }
+  return items > 0 ? ms / items : 0;
 }
 
 const sqlForPolling = connectDb();
@@ -181,9 +297,16 @@ export async function benchBackfill(
 ) {
   const scale = Number(Deno.env.get("BENCH_SCALE") ?? 1);
   try {
-    const loaded = await loadReportDataSet(stack, sql, 20260206, scale, (l) => console.error(l));
-    const total = Object.values(loaded).reduce((x, y) => x + y, 0);
-    console.error(`bench: loaded ${total} items into DynamoDB Local`);
+    // BENCH_REUSE_DATA=1 keeps what an earlier run loaded into DynamoDB Local (loading
+    // takes minutes on a busy machine); the targets are emptied either way.
+    if (Deno.env.get("BENCH_REUSE_DATA") === "1") {
+      await emptyTargets(sql);
+      console.error("bench: reusing the data set already in DynamoDB Local");
+    } else {
+      const loaded = await loadReportDataSet(stack, sql, 20260206, scale, (l) => console.error(l));
+      const total = Object.values(loaded).reduce((x, y) => x + y, 0);
+      console.error(`bench: loaded ${total} items into DynamoDB Local`);
+    }
     const raw = await rawLimit(sql);
     await emptyTargets(sql);
     const workerCpu = await markEdgeCpu();
@@ -199,15 +322,44 @@ export async function benchBackfill(
         TABLES.map((t) => `(select count(*) from public.${t.targetTable})`).join(" + ")
       } as rows`,
     );
-    const rawSeconds = raw.scanSeconds + raw.insertSeconds;
     figure("backfill_items", backfill.items, 0);
     figure("backfill_target_rows", Number(rows), 0);
     figure("backfill_seconds", backfill.seconds, 2);
     figure("backfill_items_per_second", backfill.items / backfill.seconds, 0);
-    figure("raw_parallel_scan_seconds", raw.scanSeconds, 2);
-    figure("raw_multirow_insert_seconds", raw.insertSeconds, 2);
-    figure("raw_limit_seconds", rawSeconds, 2);
-    figure("backfill_vs_raw_limit", backfill.seconds / rawSeconds, 2);
+    figure("raw_limit_items", raw.items, 0);
+    figure("raw_limit_rows_inserted", raw.rows, 0);
+    figure("raw_limit_rcu_per_second_per_table", RCU_PER_SECOND, 0);
+    figure("raw_limit_seconds", raw.seconds, 2);
+    figure("backfill_vs_raw_limit", backfill.seconds / raw.seconds, 2);
+    // Per table: the collapsed visitors against the plain actions, each over its own job.
+    const rate = (table: string) => {
+      const job = backfill.perTable.get(table);
+      return job ? Number(job.items) / Number(job.seconds) : 0;
+    };
+    const rawRate = (table: string) => {
+      const r = raw.perTable.get(table);
+      return r ? r.items / r.seconds : 0;
+    };
+    for (const table of ["firespring_visitors", "firespring_actions"]) {
+      figure(`backfill_${table}_items_per_second`, rate(table), 0);
+      figure(`raw_${table}_items_per_second`, rawRate(table), 0);
+      figure(`backfill_${table}_vs_raw_rate`, rate(table) / rawRate(table), 2);
+    }
+    figure(
+      "collapsed_vs_plain_rate",
+      rate("firespring_visitors") / rate("firespring_actions"),
+      2,
+    );
+    figure(
+      "raw_collapsed_vs_plain_rate",
+      rawRate("firespring_visitors") / rawRate("firespring_actions"),
+      2,
+    );
+    const mergeVisitors = await mergeMsPerItem(sql, byTargetTable("firespring_visitors")!);
+    const mergeActions = await mergeMsPerItem(sql, byTargetTable("firespring_actions")!);
+    figure("merge_ms_per_item_firespring_visitors", mergeVisitors, 3);
+    figure("merge_ms_per_item_firespring_actions", mergeActions, 3);
+    figure("merge_collapsed_vs_plain_cost", mergeVisitors / mergeActions, 2);
     figure("seed_report_seconds", 19.4 * 60, 0);
     figure("backfill_speedup_vs_seed_report", (19.4 * 60) / backfill.seconds, 1);
 

@@ -6,7 +6,7 @@
  * checked once, here (functions-shared/settings.ts); a bad one stops the cold start.
  */
 
-import { runWorker } from "../../../functions-shared/backfill_worker.ts";
+import { PagesInFlight, runWorker } from "../../../functions-shared/backfill_worker.ts";
 import { RunGate } from "../../../functions-shared/run_gate.ts";
 import { isolateCpuMeter } from "../../../functions-shared/cpu_meter.ts";
 import { dynamoClients } from "../../../functions-shared/dynamo_client.ts";
@@ -42,6 +42,8 @@ const callSelf = selfInvoker({
 });
 
 const gate = new RunGate(settings.runsPerIsolate);
+// The isolate's pages in flight, across its runs: the budget counts their CPU to come.
+const inFlight = new PagesInFlight();
 
 Deno.serve((req) => {
   if (req.method !== "POST") return methodNotAllowed("POST");
@@ -57,6 +59,8 @@ Deno.serve((req) => {
       cpuBudgetMs: settings.cpuBudgetMs,
       wallBudgetMs: settings.wallBudgetMs,
       maxConcurrent: settings.maxConcurrent,
+      segmentsPerRun: settings.segmentsPerRun,
+      inFlight,
       maxRcuPerSecond: settings.maxRcuPerSecond,
       log: (line) => console.log(`${worker}: ${line}`),
     }, worker).then((r) =>

@@ -1,0 +1,187 @@
+/**
+ * How the import-worker writes a page (functions-shared/backfill_worker.ts): the page's
+ * items mapped once, in one pass, and written with the segment's checkpoint in ONE
+ * statement, one round trip:
+ *
+ * ```sql
+ * select sync.checkpoint_segment(job, segment, worker, next_key, items,
+ *          (select applied from sync.merge_changes(target, changes)), done)
+ * ```
+ *
+ * A single statement is its own transaction, so the rows and the checkpoint commit
+ * together or not at all (docs/sync-semantics.md, "Backfills"): a lost lease (SY001,
+ * raised by the checkpoint after the merge ran) rolls the page's rows back. The merge's
+ * lock on its table is held for that one statement only, not across the round trips of
+ * BEGIN, SAVEPOINT, merge, RELEASE, checkpoint and COMMIT.
+ *
+ * A page with an item that does not map, or one that Postgres refuses as a whole (a data
+ * error, SQLSTATE class 22, 23 or 54), takes the careful path instead: one transaction
+ * in which `applyChanges` (sync_db.ts) dead-letters what cannot be applied, isolating a
+ * refused change in savepoints, then the checkpoint. Either way the page and its
+ * checkpoint commit together and nothing is lost.
+ *
+ * {@link PagesInFlight} keeps the isolate's pages in flight, so that the budget check
+ * counts the CPU they will still use (the Edge Runtime kills an isolate at 2 s of CPU,
+ * whatever its pages are doing).
+ *
+ * @module
+ */
+
+import type postgres from "postgres";
+import { toWire } from "./change_wire.ts";
+import type { CpuMeter } from "./cpu_meter.ts";
+import { encodeJson } from "./dynamo_encoder.ts";
+import { type DeadLetter, mapScannedItem, type TableChange } from "./record_mapping.ts";
+import type { Checkpoint, Claim, Committed, ScanPage } from "./segment_scan.ts";
+import { applyChanges, isDataError } from "./sync_db.ts";
+import { bySourceTable } from "./table_registry.ts";
+
+/** The CPU a page is expected to cost before this isolate has measured one, in ms. */
+export const FIRST_PAGE_CPU_MS = 150;
+
+/**
+ * An isolate's pages in flight and what a page costs it: the CPU used from the first
+ * page's start, over the pages ended (every run's work in the isolate after its boot,
+ * on the safe side).
+ */
+export class PagesInFlight {
+  #inFlight = 0;
+  #ended = 0;
+  #firstStartMs: number | undefined;
+  #lastEndMs = 0;
+
+  /** A page passed the budget check at `cpuMs` of the isolate's CPU. */
+  begin(cpuMs: number): void {
+    this.#inFlight++;
+    this.#firstStartMs ??= cpuMs;
+  }
+
+  /** A page ended (written, or failed) at `cpuMs`. */
+  end(cpuMs: number): void {
+    this.#inFlight = Math.max(0, this.#inFlight - 1);
+    this.#ended++;
+    this.#lastEndMs = Math.max(this.#lastEndMs, cpuMs);
+  }
+
+  /** The CPU a page costs, as measured so far (or {@link FIRST_PAGE_CPU_MS}). */
+  perPageMs(): number {
+    if (this.#ended === 0 || this.#firstStartMs === undefined) return FIRST_PAGE_CPU_MS;
+    return Math.max(1, (this.#lastEndMs - this.#firstStartMs) / this.#ended);
+  }
+
+  /** The CPU the pages in flight are still expected to use. */
+  expectedMs(): number {
+    return this.#inFlight * this.perPageMs();
+  }
+
+  /** Pages in flight now. */
+  get count(): number {
+    return this.#inFlight;
+  }
+}
+
+/** What writing a page needs besides the pool. */
+export interface PageDeps {
+  cpu: CpuMeter;
+  log?: (line: string) => void;
+}
+
+/**
+ * A page mapped in one pass and, when every item maps, encoded once for the merge: one
+ * step on the isolate's CPU meter.
+ */
+function mapPage(cpu: CpuMeter, claim: Claim, page: ScanPage) {
+  const spec = bySourceTable(claim.source_table)!;
+  return cpu.measure(() => {
+    const changes: TableChange[] = [];
+    const deadLetters: DeadLetter[] = [];
+    for (const item of page.items) {
+      const mapped = mapScannedItem(spec, item, page.readAt);
+      if (mapped.ok) changes.push(mapped.value);
+      else deadLetters.push(mapped.deadLetter);
+    }
+    const json = deadLetters.length === 0 && changes.length > 0
+      ? encodeJson(changes.map((c) => toWire(c.change)))
+      : null;
+    return { changes, deadLetters, json };
+  });
+}
+
+/** A count the statement returned, if it did. */
+const countOf = (value: unknown) => (typeof value === "number" ? value : undefined);
+
+/** The one-statement path: the merge's rows and the checkpoint, one round trip. */
+async function commitAtOnce(
+  sql: postgres.Sql,
+  claim: Claim,
+  json: string | null,
+  checkpoint: Checkpoint,
+): Promise<Committed> {
+  const args = [
+    claim.job_id,
+    claim.segment,
+    checkpoint.worker,
+    checkpoint.nextKey,
+    checkpoint.items,
+  ];
+  // The job's segments not done, read in the same statement (the count as of its start:
+  // never fewer than there are, so the shares it gives stay within the budget).
+  const left =
+    "(select count(*)::int from sync.backfill_segments where job_id = $1 and status <> 'done')";
+  if (json === null) {
+    const [row] = await sql.unsafe(
+      `select sync.checkpoint_segment($1, $2, $3, $4::text::jsonb, $5, $6, $7) as checkpointed,
+              ${left} as segments_left`,
+      [...args, 0, checkpoint.done],
+    );
+    return { rows: 0, segmentsLeft: countOf(row?.segments_left) };
+  }
+  // The checkpoint takes the merge's count as an argument, so the merge runs first; the
+  // CTE, read twice, runs once.
+  const [row] = await sql.unsafe(
+    `with merged as (select applied::int as applied from sync.merge_changes($6, $7::text::jsonb))
+     select sync.checkpoint_segment($1, $2, $3, $4::text::jsonb, $5,
+              (select applied from merged), $8) as checkpointed,
+            (select applied from merged) as applied,
+            ${left} as segments_left`,
+    [...args, claim.target_table, json, checkpoint.done],
+  );
+  return { rows: Number(row.applied), segmentsLeft: countOf(row.segments_left) };
+}
+
+/**
+ * Writes a page and its checkpoint atomically (see the module's comment); returns the
+ * rows (or observations) written and, on the one-statement path, the job's segments left.
+ */
+export async function commitPage(
+  sql: postgres.Sql,
+  claim: Claim,
+  page: ScanPage,
+  checkpoint: Checkpoint,
+  deps: PageDeps,
+): Promise<Committed> {
+  const { changes, deadLetters, json } = mapPage(deps.cpu, claim, page);
+  if (deadLetters.length === 0) {
+    try {
+      return await commitAtOnce(sql, claim, json, checkpoint);
+    } catch (error) {
+      // A value Postgres refuses: the careful path isolates it (nothing was written).
+      if (!isDataError(error)) throw error;
+    }
+  }
+  // A poison item fails alone (docs/sync-semantics.md, "Bad input"): it is dead-lettered
+  // (when it does not map, or when Postgres refuses it) and the page, with its
+  // checkpoint, is written without it, so the segment moves on, never loops.
+  return await sql.begin(async (tx) => {
+    const { applied, deadLettered } = await applyChanges(tx, changes, deadLetters);
+    if (deadLettered > 0) {
+      deps.log?.(
+        `backfill job ${claim.job_id} segment ${claim.segment}/${claim.total_segments} of ${claim.source_table}: ${deadLettered} item(s) dead-lettered`,
+      );
+    }
+    await tx`select sync.checkpoint_segment(${claim.job_id}, ${claim.segment}, ${checkpoint.worker},
+               ${checkpoint.nextKey}::text::jsonb, ${checkpoint.items}, ${applied},
+               ${checkpoint.done})`;
+    return { rows: applied };
+  });
+}
