@@ -147,7 +147,7 @@ if (import.meta.main) {
   const goals = new Goals();
   try {
     if (sections.includes("webhook")) await webhookSection(sql, goals);
-    if (sections.includes("backfill")) await benchBackfill(sql, figure);
+    if (sections.includes("backfill")) await benchBackfill(sql, figure, goals);
   } finally {
     await sql.end();
   }

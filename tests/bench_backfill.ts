@@ -10,6 +10,7 @@
  * @module
  */
 
+import { formatted, Goals } from "./bench_goals.ts";
 import { type AttributeValue, ScanCommand } from "@aws-sdk/client-dynamodb";
 import type postgres from "postgres";
 import { emptyTargets, loadReportDataSet } from "../demo/load_report_data_set.ts";
@@ -294,6 +295,7 @@ async function validateAll(repair = false) {
 export async function benchBackfill(
   sql: postgres.Sql,
   figure: (n: string, v: number, d?: number) => void,
+  goals = new Goals(),
 ) {
   const scale = Number(Deno.env.get("BENCH_SCALE") ?? 1);
   try {
@@ -331,6 +333,14 @@ export async function benchBackfill(
     figure("raw_limit_rcu_per_second_per_table", RCU_PER_SECOND, 0);
     figure("raw_limit_seconds", raw.seconds, 2);
     figure("backfill_vs_raw_limit", backfill.seconds / raw.seconds, 2);
+    goals.add({
+      path: "backfill of the data set, nine tables",
+      now: `${formatted(backfill.seconds, 1)} s`,
+      raw: `${formatted(raw.seconds, 1)} s (every segment at once, paced, each page upserted)`,
+      ratio: backfill.seconds / raw.seconds,
+      kind: "max",
+      target: 1.2,
+    });
     // Per table: the collapsed visitors against the plain actions, each over its own job.
     const rate = (table: string) => {
       const job = backfill.perTable.get(table);
@@ -355,6 +365,23 @@ export async function benchBackfill(
       rawRate("firespring_visitors") / rawRate("firespring_actions"),
       2,
     );
+    goals.add({
+      path: "collapsed (visitors) vs plain (actions) backfill rate",
+      now: `${formatted(rate("firespring_visitors"))} items/s`,
+      raw: `${formatted(rate("firespring_actions"))} items/s (actions, same run)`,
+      ratio: rate("firespring_visitors") / rate("firespring_actions"),
+      kind: "min",
+      target: 0.7,
+    });
+    goals.add({
+      path: "the same, each table against its own raw rate (item sizes differ 7×)",
+      now: `${(rate("firespring_visitors") / rawRate("firespring_visitors")).toFixed(2)}× raw`,
+      raw: `${(rate("firespring_actions") / rawRate("firespring_actions")).toFixed(2)}× raw`,
+      ratio: (rate("firespring_visitors") / rawRate("firespring_visitors")) /
+        (rate("firespring_actions") / rawRate("firespring_actions")),
+      kind: "min",
+      target: 0.7,
+    });
     const mergeVisitors = await mergeMsPerItem(sql, byTargetTable("firespring_visitors")!);
     const mergeActions = await mergeMsPerItem(sql, byTargetTable("firespring_actions")!);
     figure("merge_ms_per_item_firespring_visitors", mergeVisitors, 3);
