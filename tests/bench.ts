@@ -17,6 +17,7 @@ import type postgres from "postgres";
 import { up } from "../local-stack/stack.ts";
 import { signWebhook } from "../functions-shared/webhook_signing.ts";
 import { benchBackfill } from "./bench_backfill.ts";
+import { benchValidator } from "./bench_validator.ts";
 import { percentile } from "./bench_edge_cpu.ts";
 import { connectDb, postWebhook, stack, streamRecord } from "./stack_clients.ts";
 
@@ -128,11 +129,12 @@ async function webhookSection(sql: postgres.Sql): Promise<void> {
 
 if (import.meta.main) {
   await up();
-  const sections = Deno.args.length > 0 ? Deno.args : ["webhook", "backfill"];
+  const sections = Deno.args.length > 0 ? Deno.args : ["webhook", "backfill", "validator"];
   const sql = connectDb();
   try {
     if (sections.includes("webhook")) await webhookSection(sql);
     if (sections.includes("backfill")) await benchBackfill(sql, figure);
+    if (sections.includes("validator")) await benchValidator(sql, figure);
   } finally {
     await sql.end();
   }
