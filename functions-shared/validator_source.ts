@@ -63,14 +63,23 @@ export async function scanForRun(
   overBudget: () => boolean,
 ): Promise<ScanResult> {
   const segmentsAtOnce = deps.segmentsAtOnce ?? 4;
-  // The pages in flight (scanned, not yet mapped) each cost up to the dearest page's CPU
-  // once they arrive: a page starts only while the budget leaves room for them, so that
-  // the isolate stays under the hard limit however many segments scan at once.
+  // The pages in flight (scanned, not yet written) each cost up to what a page has cost
+  // so far once they arrive (their mapping, the SDK's parsing, the driver's encoding): a
+  // page starts only while the budget leaves room for it and for those in flight, so the
+  // isolate stays under the hard limit however many segments scan at once. Until the
+  // first page has been measured, which may be far dearer on another table (a visitors
+  // page is 1.3 MB), one page is in flight at a time.
+  const startCpu = deps.cpu?.usedMs() ?? 0;
   let inFlight = 0;
+  let pagesDone = 0;
   let pageCpuMs = 0;
+  let measured: () => void = () => {};
+  const firstMeasured = new Promise<void>((resolve) => (measured = resolve));
+  const perPage = () =>
+    1.25 * Math.max(pageCpuMs, ((deps.cpu?.usedMs() ?? 0) - startCpu) / Math.max(pagesDone, 1));
   const roomFor = () => {
-    const reserved = (deps.cpu?.usedMs() ?? 0) + inFlight * pageCpuMs;
-    if (deps.budget !== undefined && reserved >= deps.budget.cpuMs) return true;
+    const reserved = (deps.cpu?.usedMs() ?? 0) + (inFlight + 1) * perPage();
+    if (deps.budget !== undefined && pagesDone > 0 && reserved >= deps.budget.cpuMs) return true;
     if (overBudget()) return true;
     inFlight++;
     return false;
@@ -107,6 +116,8 @@ export async function scanForRun(
         : expectedJson(spec, page.items);
       pageCpuMs = Math.max(pageCpuMs, (cpu?.usedMs() ?? 0) - before);
       inFlight = Math.max(0, inFlight - 1);
+      pagesDone++;
+      measured();
       if (json && streamed) {
         await tx`select sync.check_checksum_page(${run}, ${spec.targetTable}, ${json}::text::jsonb)`;
       } else if (json) {
@@ -120,8 +131,15 @@ export async function scanForRun(
       return 0;
     },
   };
+  const first = scanSegments(scanDeps, worker, work);
   const outcomes = await Promise.all(
-    Array.from({ length: segmentsAtOnce }, () => scanSegments(scanDeps, worker, work)),
+    Array.from({ length: segmentsAtOnce }, async (_, i) => {
+      if (i === 0) return await first;
+      // The others start once the first page is measured, or once the first scan
+      // stops without one (nothing to scan, or the budget).
+      await Promise.race([firstMeasured, first.then(() => {}, () => {})]);
+      return await scanSegments(scanDeps, worker, work);
+    }),
   );
   const total: ScanResult = {
     segmentsFinished: 0,

@@ -301,3 +301,31 @@ Deno.test("scanForRun paces each segment to the table's budget shared by the seg
   // 100 RCU/s shared by the 2 segments at once (not by all 8): 50 units take one second.
   assert.deepEqual(clock.slept, [1000, 1000]);
 });
+
+Deno.test("scanForRun keeps its first page alone in flight: a table's pages may cost far more than the last table's", async () => {
+  const db = runsDb();
+  db.newRun("firespring_segments", false, 8, 5);
+  let cpu = 800; // an isolate that already worked on another run
+  const meter = {
+    source: "process" as const,
+    usedMs: () => cpu,
+    measure: <T>(step: () => T) => {
+      cpu += 400; // a dear page
+      return step();
+    },
+  };
+  const dynamo = fakeDynamo(async () => {
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    return { Items: [item("a")], LastEvaluatedKey: { segment_id: { S: "a" } } };
+  });
+  const outcome = await scanForRun(
+    deps(db, dynamo, { cpu: meter, budget: { cpuMs: 1100, wallMs: 1e9 }, segmentsAtOnce: 4 }),
+    segments,
+    5,
+    "w1",
+    () => cpu >= 1100,
+  );
+  assert.equal(outcome.stoppedBy, "budget");
+  assert.equal(dynamo.sent.length, 1, "four pages at once would have reached 2,400 ms");
+  assert.equal(cpu, 1200);
+});

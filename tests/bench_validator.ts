@@ -107,10 +107,13 @@ export async function validateAll(sql: postgres.Sql, repair = false) {
   return { seconds, divergent, pages };
 }
 
-/** Makes sure the data set is loaded and backfilled (the backfill section leaves it so). */
+/**
+ * Makes sure the data set is loaded and backfilled (the backfill section leaves it so):
+ * loads it when the actions table holds fewer items than the data set (tests leave a few).
+ */
 async function ensureData(sql: postgres.Sql) {
-  const [{ rows }] = await sql`select count(*)::int as rows from public.firespring_actions`;
-  if (rows > 0) return;
+  const scale = Number(Deno.env.get("BENCH_SCALE") ?? 1);
+  if ((await rawScan()).items >= 28_000 * scale) return;
   await loadReportDataSet(
     stack,
     sql,
