@@ -2,7 +2,7 @@
  * `npm run bench`: the benchmarks, each figure on its own line as `name: value`.
  *
  * Sections (all by default; `npm run bench -- webhook backfill` picks):
- * - webhook (below), backfill (tests/bench_backfill.ts).
+ * - webhook (below), backfill (tests/bench_backfill.ts), validator (tests/bench_validator.ts).
  *
  * Webhook throughput: batches of 10, 100 and 1000 DynamoDB Streams records posted to
  * the mmp-toledo-sync webhook (signature check, validation, mapping, one transaction

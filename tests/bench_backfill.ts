@@ -19,7 +19,7 @@ import { TABLES } from "../functions-shared/table_registry.ts";
 import { up } from "../local-stack/stack.ts";
 import { localDynamo } from "../local-stack/source_tables.ts";
 import { edgeCpuSince, markEdgeCpu, printEdgeCpu } from "./bench_edge_cpu.ts";
-import { callFunction, connectDb, eventually, serviceRoleHeaders, stack } from "./stack_clients.ts";
+import { eventually, stack } from "./stack_clients.ts";
 
 const SEGMENTS = 8;
 const PAGE = 1000;
@@ -138,42 +138,6 @@ async function backfillAll(sql: postgres.Sql) {
   };
 }
 
-const sqlForPolling = connectDb();
-
-/** Validates every table through the function; returns the time and divergent keys found. */
-async function validateAll(repair = false) {
-  const [{ since }] = await sqlForPolling`select now() as since`;
-  const t = performance.now();
-  let divergent = 0;
-  for (const spec of TABLES) {
-    const response = await callFunction("data-checksum-validator", {
-      method: "POST",
-      headers: serviceRoleHeaders(),
-      body: JSON.stringify({ table: spec.targetTable, repair }),
-    });
-    let result = await response.json();
-    if (response.status === 202) {
-      // Too big for one request: the run goes on; its row carries the answer at the end.
-      const runId = result.runId;
-      result = await eventually(`validation run ${runId}`, async () => {
-        const [run] = await sqlForPolling`select status, missing, unexpected, different
-                                          from public.sync_checksums where id = ${runId}`;
-        return run.status === "running" || run.status === "queued" ? undefined : run;
-      }, 300_000);
-    } else if (response.status !== 200) {
-      throw new Error(`validating ${spec.targetTable}: ${JSON.stringify(result)}`);
-    }
-    divergent += result.missing.length + result.unexpected.length + result.different.length;
-  }
-  const seconds = (performance.now() - t) / 1000;
-  // The pages the runs' Scans read: their segments are the backfill's (checksum_run_id).
-  const [{ pages }] = await sqlForPolling`
-    select coalesce(sum(s.pages), 0)::int as pages
-    from sync.backfill_segments s join sync.backfill_jobs j on j.id = s.job_id
-    where j.checksum_run_id is not null and j.requested_at >= ${since}`;
-  return { seconds, divergent, pages };
-}
-
 /** The benchmark; prints `name: value` lines. */
 export async function benchBackfill(
   sql: postgres.Sql,
@@ -210,32 +174,7 @@ export async function benchBackfill(
     figure("backfill_vs_raw_limit", backfill.seconds / rawSeconds, 2);
     figure("seed_report_seconds", 19.4 * 60, 0);
     figure("backfill_speedup_vs_seed_report", (19.4 * 60) / backfill.seconds, 1);
-
-    // The validator on the same data: every table matching, then with 10 divergent keys.
-    const validatorCpu = await markEdgeCpu();
-    const matching = await validateAll();
-    figure("validate_all_matching_seconds", matching.seconds, 2);
-    figure("validate_all_matching_divergent_keys", matching.divergent, 0);
-    printEdgeCpu(
-      "validator",
-      await edgeCpuSince(validatorCpu, "data-checksum-validator"),
-      matching.pages,
-      figure,
-    );
-    await sql`update public.firespring_actions set action_type = 'drifted',
-              sync_changed_at = now() - interval '1 hour'
-              where action_id in (select action_id from public.firespring_actions order by action_id limit 4)`;
-    await sql`delete from public.firespring_visitors
-              where visitor_id in (select visitor_id from public.firespring_visitors order by visitor_id limit 3)`;
-    await sql`update public.firespring_segments set member_count = member_count + 1,
-              sync_changed_at = now() - interval '1 hour'
-              where segment_id in (select segment_id from public.firespring_segments order by segment_id limit 3)`;
-    const drifted = await validateAll();
-    figure("validate_all_10_divergent_seconds", drifted.seconds, 2);
-    figure("validate_all_10_divergent_keys_found", drifted.divergent, 0);
-    await validateAll(true);
   } finally {
-    await sqlForPolling.end();
     await up(); // whatever happened, leave the stack running
   }
 }
