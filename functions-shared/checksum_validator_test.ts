@@ -71,8 +71,8 @@ Deno.test("a new run scans its leased segment, compares range by range and ends 
   assert.equal(db.matching("sync.checkpoint_segment").length, 1);
   assert.equal(
     db.matching("sync.checkpoint_segment")[0].tx,
-    db.matching("sync.stage_checksum_items")[0].tx,
-    "the page is staged in its checkpoint's transaction",
+    db.matching("sync.check_checksum_page")[0].tx,
+    "a plain table's page is compared in its checkpoint's transaction",
   );
   assert.equal(db.matching("sync.compare_checksum_range").length, 8, "one statement per range");
   const run = db.runs.get(42)!;
@@ -160,7 +160,7 @@ Deno.test("a tiny budget hands on mid-segment; the next request goes on from the
     "every page read once",
   );
   assert.equal(outcome.sourceItems, 3, "every item counted once");
-  assert.equal(db.matching("sync.stage_checksum_items").length, 3, "every page staged once");
+  assert.equal(db.matching("sync.check_checksum_page").length, 3, "every page compared once");
 });
 
 Deno.test("the budget counts the isolate's CPU: spent after the Scan, the compare hands on", async () => {

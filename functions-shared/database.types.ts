@@ -361,6 +361,7 @@ export type Database = {
           "source_items": number | null;
           "started_at": string;
           "status": string;
+          "streamed": boolean;
           "target_rows": number | null;
           "target_table": string;
           "unexpected": NonNullable<Json>;
@@ -390,6 +391,7 @@ export type Database = {
           "source_items"?: number | null;
           "started_at"?: string;
           "status"?: string;
+          "streamed"?: boolean;
           "target_rows"?: number | null;
           "target_table": string;
           "unexpected"?: NonNullable<Json>;
@@ -418,6 +420,7 @@ export type Database = {
           "source_items"?: number | null;
           "started_at"?: string;
           "status"?: string;
+          "streamed"?: boolean;
           "target_rows"?: number | null;
           "target_table"?: string;
           "unexpected"?: NonNullable<Json>;

@@ -10,6 +10,13 @@
  * 202 at once. The first request waits up to 25 s for the run's record to show the result.
  * `"pagesPerRequest"` caps the Scan pages one request reads.
  *
+ * A run's request that finds the isolate's gate full (run_gate.ts) waits in the isolate
+ * for the place, in arrival order, and starts the moment the run before it ends or hands
+ * on: no run waits for the 10 s heartbeat because its request landed on a busy isolate.
+ * Its wall budget counts from its arrival, so a request that waited long hands on at once,
+ * and an isolate (which takes no new request after half the wall-clock limit) ends well
+ * before the limit; one whose CPU is spent hands each waiting request on at once.
+ *
  * @module
  */
 
@@ -42,10 +49,9 @@ export interface EndpointDeps extends ValidatorDeps {
   /** Calls this endpoint again (another request, with a budget of its own). */
   callSelf: (body: unknown) => Promise<void>;
   /**
-   * The runs one isolate works on at once (run_gate.ts). A request beyond them starts no
-   * work here: a run's own request answers 202 with `accepted: false` (the heartbeat,
-   * sync.wake_validations, calls again while a segment waits), and a new validation is
-   * started and handed on at once. None: no limit.
+   * The runs one isolate works on at once (run_gate.ts). Beyond them, a run's own request
+   * answers 202 and waits for a place (see above), and a new validation is started and
+   * handed on at once. None: no limit.
    */
   gate?: RunGate;
   /** How long a request waits for the result before answering 202. */
@@ -92,10 +98,8 @@ export async function handleValidatorRequest(req: Request, deps: EndpointDeps): 
       );
     }
     const pages = body.pagesPerRequest;
+    const arrivedAt = performance.now();
     const full = deps.gate !== undefined && deps.gate.active >= deps.gate.max;
-    if (full && runId !== undefined) {
-      return json(202, { table: spec.targetTable, runId, status: "running", accepted: false });
-    }
     let started: number | undefined = runId;
     const start = () =>
       validateTable(
@@ -118,11 +122,16 @@ export async function handleValidatorRequest(req: Request, deps: EndpointDeps): 
           repair: "repair" in body ? body.repair : undefined,
           runId,
           onRun: (id) => (started = id),
+          startedAt: arrivedAt,
         },
       );
     // The gate's place is given back before the hand-on's call, which may land on this
     // very isolate.
-    const work = (full || deps.gate === undefined ? start() : deps.gate.admit(start)!)
+    const gate = deps.gate;
+    const admitted = gate === undefined || (full && runId === undefined)
+      ? start()
+      : whenAdmitted(gate, start);
+    const work = admitted
       .then(async (outcome) => {
         // Handed on: the next request goes on from the checkpoints. Otherwise another
         // request holds the run's work (or the heartbeat, sync.wake_validations, resumes it).
@@ -170,4 +179,30 @@ export async function handleValidatorRequest(req: Request, deps: EndpointDeps): 
     console.error("validation failed:", error);
     return errorResponse(500, `validation failed: ${(error as Error).message}`);
   }
+}
+
+/** The requests waiting for a place at each gate, in arrival order. */
+const waiting = new WeakMap<RunGate, (() => void)[]>();
+
+/**
+ * Runs `work` through the gate as soon as it has a place: at once when free, else when
+ * a run admitted here ends (in arrival order; a request that finds the place taken again
+ * waits again, first in line).
+ */
+export function whenAdmitted<T>(gate: RunGate, work: () => Promise<T>): Promise<T> {
+  const queue = waiting.get(gate) ?? [];
+  waiting.set(gate, queue);
+  const next = () => queue.shift()?.();
+  return new Promise<T>((resolve, reject) => {
+    const tryNow = (first: boolean) => {
+      const running = queue.length > 0 && first ? undefined : gate.admit(work);
+      if (running === undefined) {
+        if (first) queue.push(() => tryNow(false));
+        else queue.unshift(() => tryNow(false));
+        return;
+      }
+      running.then(resolve, reject).finally(next);
+    };
+    tryNow(true);
+  });
 }

@@ -6,7 +6,7 @@
  */
 
 import assert from "node:assert/strict";
-import { type EndpointDeps, handleValidatorRequest } from "./validator_endpoint.ts";
+import { type EndpointDeps, handleValidatorRequest, whenAdmitted } from "./validator_endpoint.ts";
 import { RunGate } from "./run_gate.ts";
 import { TABLES } from "./table_registry.ts";
 import { fakeClock, fakeDynamo } from "./testing_fakes.ts";
@@ -234,20 +234,48 @@ function fullGate(): RunGate {
   return gate;
 }
 
-Deno.test("a busy isolate takes no run's request: 202 accepted false, nothing read", async () => {
+Deno.test("a busy isolate keeps a run's request: 202 at once, and the run goes on when the place frees", async () => {
   const db = validatorDb({ running: { [RUN]: "firespring_segments" } });
-  const { deps, waited, calls } = endpointDeps(db, noDynamo(), { gate: fullGate() });
+  const gate = new RunGate(1);
+  let free = () => {};
+  // Another run working in the isolate (admitted as the endpoint admits every run).
+  const other = whenAdmitted(gate, () => new Promise<void>((resolve) => (free = resolve)));
+  const { deps, waited } = endpointDeps(db, noDynamo(), { gate });
   const response = await handleValidatorRequest(post(`{"runId": ${RUN}}`), deps);
   assert.equal(response.status, 202);
   assert.deepEqual(await response.json(), {
     table: "firespring_segments",
     runId: RUN,
     status: "running",
-    accepted: false,
   });
-  assert.equal(waited.length, 0, "no work started");
-  assert.equal(calls.length, 0, "the heartbeat, not this request, calls again");
-  assert.equal(db.matching("claim_validation").length, 0);
+  assert.equal(waited.length, 1, "kept alive until it has run");
+  await new Promise((resolve) => setTimeout(resolve, 5));
+  assert.equal(db.matching("claim_validation").length, 0, "nothing read while the place is taken");
+  free();
+  await other;
+  await Promise.all(waited);
+  assert.ok(db.matching("claim_validation").length >= 1, "the run went on, no heartbeat needed");
+  assert.equal(gate.active, 0);
+});
+
+Deno.test("whenAdmitted runs waiting work in arrival order as each admitted run ends", async () => {
+  const gate = new RunGate(1);
+  const order: string[] = [];
+  const step = (name: string, ms: number) => () =>
+    new Promise<string>((resolve) =>
+      setTimeout(() => {
+        order.push(name);
+        resolve(name);
+      }, ms)
+    );
+  const results = await Promise.all([
+    whenAdmitted(gate, step("a", 20)),
+    whenAdmitted(gate, step("b", 1)),
+    whenAdmitted(gate, step("c", 1)),
+  ]);
+  assert.deepEqual(results, ["a", "b", "c"]);
+  assert.deepEqual(order, ["a", "b", "c"], "one at a time, first come first served");
+  assert.equal(gate.active, 0);
 });
 
 Deno.test("a busy isolate starts a new validation and hands it on at once, reading nothing", async () => {

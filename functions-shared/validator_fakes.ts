@@ -37,7 +37,10 @@ export interface FakeRun {
   revalidation?: number;
   /** The backfill a repair of too many keys queued (sync.mark_stale). */
   healingJob?: number;
+  /** Expected rows staged (sync.stage_checksum_items) or, streamed, compared page by page. */
   staged: number;
+  /** Whether pages are compared as they come (a plain table; sync.check_checksum_page). */
+  streamed: boolean;
 }
 
 /** The fake's options: what the compare finds per run and look, and faults. */
@@ -76,6 +79,7 @@ export function runsDb(options: RunsOptions = {}) {
       looks: 0,
       repaired: false,
       staged: 0,
+      streamed: byTargetTable(target)?.collapse === undefined,
     };
     runs.set(id, run);
     return run;
@@ -151,6 +155,15 @@ export function runsDb(options: RunsOptions = {}) {
         pending: run.segments.filter((g) => g.status === "pending").length,
         running: run.segments.filter((g) => g.status === "running").length,
       }];
+    }
+    if (t.startsWith("select streamed from public.sync_checksums")) {
+      return [{ streamed: runOf(v[0]).streamed }];
+    }
+    if (t.includes("sync.check_checksum_page")) {
+      const run = runOf(v[0]);
+      if (!run.streamed) throw new Error(`run ${run.id} is not streamed`);
+      run.staged += (JSON.parse(String(v[2])) as unknown[]).length;
+      return [{ check_checksum_page: 0 }];
     }
     if (t.includes("sync.stage_checksum_items")) {
       runOf(v[0]).staged += (JSON.parse(String(v[2])) as unknown[]).length;

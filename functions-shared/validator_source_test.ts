@@ -1,8 +1,9 @@
 /**
  * The validator's reads of the source with a fake DynamoDB and database: the Scan on the
- * run's leased segments from their checkpoints, each page staged with its checkpoint in
- * one transaction, the budget, waking another request, throttling, and the consistent
- * point reads.
+ * run's leased segments from their checkpoints, several at once, each page compared (a
+ * plain table) or staged (a collapsed one) with its checkpoint in one transaction, the
+ * budget and the CPU the pages in flight will cost, throttling, and the consistent point
+ * reads.
  */
 
 import assert from "node:assert/strict";
@@ -16,7 +17,7 @@ import {
   type SentCommand,
   type Statement,
 } from "./testing_fakes.ts";
-import { pointRead, scanForRun, stage } from "./validator_source.ts";
+import { IN_FLIGHT_CEILING, pointRead, scanForRun, stage } from "./validator_source.ts";
 import { runsDb } from "./validator_fakes.ts";
 
 const segments = byTargetTable("firespring_segments")!;
@@ -53,7 +54,7 @@ function scans(pages: Record<string, { Items: unknown[]; LastEvaluatedKey?: unkn
   });
 }
 
-Deno.test("scanForRun claims the run's segments, from their checkpoints, staging each page with its checkpoint", async () => {
+Deno.test("scanForRun claims the run's segments, from their checkpoints, comparing each page with its checkpoint", async () => {
   const db = runsDb();
   const run = db.newRun("firespring_segments", false, 3, 5);
   run.segments[0].status = "done";
@@ -74,37 +75,55 @@ Deno.test("scanForRun claims the run's segments, from their checkpoints, staging
     rows: 0,
     stoppedBy: "no work",
   });
-  assert.deepEqual(db.matching("sync.claim_segment").map((c) => c.values), [
-    ["w1", 5],
-    ["w1", 5],
-    ["w1", 5],
-  ]);
+  for (const claim of db.matching("sync.claim_segment")) assert.deepEqual(claim.values, ["w1", 5]);
   assert.deepEqual(
-    dynamo.sent.map((c) => [c.input.Segment, c.input.TotalSegments, c.input.Limit]),
+    dynamo.sent.map((c) => [c.input.Segment, c.input.TotalSegments, c.input.Limit]).sort(),
     [[1, 3, 1000], [1, 3, 1000], [2, 3, 1000]],
     "segment 0 was done already",
+  );
+  assert.deepEqual(
+    dynamo.sent.slice(0, 2).map((c) => c.input.Segment),
+    [1, 2],
+    "segments 1 and 2 are scanned at once",
   );
   for (const c of dynamo.sent) {
     assert.equal(c.input.TableName, "firespring-backdoor-segments-dev");
     assert.equal(c.input.ConsistentRead, true);
     assert.equal(c.input.ReturnConsumedCapacity, "TOTAL");
   }
-  // Each page: its staged rows, its counts and its checkpoint in one transaction.
-  const staged = db.matching("sync.stage_checksum_items");
+  // Each page of a plain table: compared as it comes (no staging), with its counts and
+  // its checkpoint in one transaction.
+  const compared = db.matching("sync.check_checksum_page");
   const counts = db.matching("set source_items = source_items +");
   const checkpoints = db.matching("sync.checkpoint_segment");
-  assert.equal(staged.length, 2, "the empty page stages nothing");
+  assert.equal(db.matching("sync.stage_checksum_items").length, 0, "nothing staged");
+  assert.equal(compared.length, 2, "the empty page compares nothing");
   assert.equal(counts.length, 3);
   assert.equal(checkpoints.length, 3);
-  for (const s of [...staged, ...counts]) {
+  for (const s of [...compared, ...counts]) {
     assert.ok(checkpoints.some((c) => c.tx === s.tx), "written with its checkpoint");
   }
-  const unmappable = JSON.parse(String(counts[0].values[1]));
+  const unmappable = counts.map((c) => JSON.parse(String(c.values[1]))).flat();
   assert.equal(unmappable.length, 1);
   assert.deepEqual(unmappable[0].key, { segment_id: "bad" });
   assert.match(unmappable[0].reason, /\[segment_id="bad"\]/);
   assert.equal(run.sourceItems, 3);
+  assert.equal(run.staged, 2, "the two mapped items were compared");
   assert.equal(run.phase, "compare", "the last segment's checkpoint moves the run on");
+});
+
+Deno.test("scanForRun stages a collapsed table's pages: a row is the latest of observations on any page", async () => {
+  const db = runsDb();
+  const run = db.newRun("firespring_visitors", false, 1, 5);
+  const dynamo = fakeDynamo(() => ({
+    Items: [{ session_id: { S: "v" }, timestamp: { N: "1" } }],
+  }));
+  await scanForRun(deps(db, dynamo), visitors, 5, "w1", () => false);
+  assert.equal(run.streamed, false);
+  assert.equal(db.matching("sync.check_checksum_page").length, 0);
+  const staged = db.matching("sync.stage_checksum_items");
+  assert.equal(staged.length, 1);
+  assert.equal(staged[0].tx, db.matching("sync.checkpoint_segment")[0].tx);
 });
 
 Deno.test("scanForRun stops when the budget is spent, giving the segment back at its checkpoint", async () => {
@@ -121,20 +140,61 @@ Deno.test("scanForRun stops when the budget is spent, giving the segment back at
   assert.deepEqual(run.segments[0].key, { segment_id: { S: "a" } });
 });
 
-Deno.test("scanForRun wakes another request while segments wait and fewer than two scan", async () => {
+Deno.test("scanForRun scans segmentsAtOnce segments in this request and wakes no other", async () => {
   const db = runsDb();
-  db.newRun("firespring_segments", false, 4, 5);
+  db.newRun("firespring_segments", false, 8, 5);
   const woken: number[] = [];
-  const dynamo = fakeDynamo(() => ({ Items: [] }));
-  await scanForRun(
-    deps(db, dynamo, { wake: (id) => Promise.resolve(void woken.push(id)) }),
+  let inFlight = 0;
+  let most = 0;
+  const dynamo = fakeDynamo(async () => {
+    most = Math.max(most, ++inFlight);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    inFlight--;
+    return { Items: [] };
+  });
+  const outcome = await scanForRun(
+    deps(db, dynamo, { wake: (id) => Promise.resolve(void woken.push(id)), segmentsAtOnce: 3 }),
     segments,
     5,
     "w1",
     () => false,
   );
-  // Claims 1..3 each leave pending segments with one running (this request's).
-  assert.deepEqual(woken, [5, 5, 5]);
+  assert.equal(outcome.segmentsFinished, 8);
+  assert.equal(most, 3, "three segments at once");
+  assert.deepEqual(woken, [], "another request would land on this isolate's gate");
+});
+
+Deno.test("scanForRun starts a page only while the pages in flight stay within the ceiling past the budget", async () => {
+  const db = runsDb();
+  db.newRun("firespring_segments", false, 8, 5);
+  let cpu = 0;
+  const meter = {
+    source: "process" as const,
+    usedMs: () => cpu,
+    measure: <T>(step: () => T) => {
+      cpu += 200; // each page's mapping costs 200 ms
+      return step();
+    },
+  };
+  const dynamo = fakeDynamo(async () => {
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    return { Items: [item("a")], LastEvaluatedKey: { segment_id: { S: "a" } } };
+  });
+  const outcome = await scanForRun(
+    deps(db, dynamo, {
+      cpu: meter,
+      budget: { cpuMs: 1000, wallMs: 1e9 },
+      segmentsAtOnce: 4,
+    }),
+    segments,
+    5,
+    "w1",
+    () => cpu >= 1000,
+  );
+  assert.equal(outcome.stoppedBy, "budget");
+  // Without the reservation the four segments would each start a page at 800 ms and
+  // take the isolate to 1,600 ms; with it the pages in flight stay within 1.4 x the budget.
+  assert.ok(cpu <= 1000 * IN_FLIGHT_CEILING, `CPU ${cpu} ms`);
 });
 
 Deno.test("scanForRun retries a throttled page after a backoff, logging run and segment", async () => {
@@ -240,4 +300,32 @@ Deno.test("scanForRun paces each segment to the table's budget shared by the seg
   );
   // 100 RCU/s shared by the 2 segments at once (not by all 8): 50 units take one second.
   assert.deepEqual(clock.slept, [1000, 1000]);
+});
+
+Deno.test("scanForRun keeps its first page alone in flight: a table's pages may cost far more than the last table's", async () => {
+  const db = runsDb();
+  db.newRun("firespring_segments", false, 8, 5);
+  let cpu = 800; // an isolate that already worked on another run
+  const meter = {
+    source: "process" as const,
+    usedMs: () => cpu,
+    measure: <T>(step: () => T) => {
+      cpu += 400; // a dear page
+      return step();
+    },
+  };
+  const dynamo = fakeDynamo(async () => {
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    return { Items: [item("a")], LastEvaluatedKey: { segment_id: { S: "a" } } };
+  });
+  const outcome = await scanForRun(
+    deps(db, dynamo, { cpu: meter, budget: { cpuMs: 1100, wallMs: 1e9 }, segmentsAtOnce: 4 }),
+    segments,
+    5,
+    "w1",
+    () => cpu >= 1100,
+  );
+  assert.equal(outcome.stoppedBy, "budget");
+  assert.equal(dynamo.sent.length, 1, "four pages at once would have reached 2,400 ms");
+  assert.equal(cpu, 1200);
 });

@@ -2,7 +2,7 @@
  * `npm run bench`: the benchmarks, each figure on its own line as `name: value`.
  *
  * Sections (all by default; `npm run bench -- webhook backfill` picks):
- * - webhook (below), backfill (tests/bench_backfill.ts).
+ * - webhook (below), backfill (tests/bench_backfill.ts), validator (tests/bench_validator.ts).
  *
  * Webhook throughput: batches of 10, 100 and 1000 DynamoDB Streams records posted to
  * the mmp-toledo-sync webhook (signature check, validation, mapping, one transaction
@@ -18,6 +18,7 @@ import { up } from "../local-stack/stack.ts";
 import { signWebhook } from "../functions-shared/webhook_signing.ts";
 import { benchBackfill } from "./bench_backfill.ts";
 import { formatted, Goals } from "./bench_goals.ts";
+import { benchValidator } from "./bench_validator.ts";
 import { percentile } from "./bench_edge_cpu.ts";
 import { connectDb, postWebhook, stack, streamRecord } from "./stack_clients.ts";
 
@@ -142,12 +143,13 @@ async function webhookSection(sql: postgres.Sql, goals: Goals): Promise<void> {
 
 if (import.meta.main) {
   await up();
-  const sections = Deno.args.length > 0 ? Deno.args : ["webhook", "backfill"];
+  const sections = Deno.args.length > 0 ? Deno.args : ["webhook", "backfill", "validator"];
   const sql = connectDb();
   const goals = new Goals();
   try {
     if (sections.includes("webhook")) await webhookSection(sql, goals);
     if (sections.includes("backfill")) await benchBackfill(sql, figure, goals);
+    if (sections.includes("validator")) await benchValidator(sql, figure, goals);
   } finally {
     await sql.end();
   }

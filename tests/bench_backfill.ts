@@ -10,6 +10,7 @@
  * @module
  */
 
+import { TablePacer } from "./table_pacer.ts";
 import { formatted, Goals } from "./bench_goals.ts";
 import { type AttributeValue, ScanCommand } from "@aws-sdk/client-dynamodb";
 import type postgres from "postgres";
@@ -23,7 +24,7 @@ import { stackEnvReader } from "../local-stack/stack_env.ts";
 import { up } from "../local-stack/stack.ts";
 import { localDynamo } from "../local-stack/source_tables.ts";
 import { edgeCpuSince, markEdgeCpu, printEdgeCpu } from "./bench_edge_cpu.ts";
-import { callFunction, connectDb, eventually, serviceRoleHeaders, stack } from "./stack_clients.ts";
+import { eventually, stack } from "./stack_clients.ts";
 
 const SEGMENTS = 8;
 const PAGE = 1000;
@@ -39,39 +40,6 @@ const RCU_PER_SECOND = Number(
 );
 
 type Item = Record<string, AttributeValue>;
-
-/**
- * A table's read budget shared by all of its segments, as tightly as a reader in one
- * process can: reads take their turn one after another (each booked at the cost of the
- * table's last page, corrected when its own cost is known), so the table reads at its
- * budget whichever segments are left. The strictest baseline: the backfill's segments,
- * each in its own request, can only split the budget between them.
- */
-class TablePacer {
-  #next = -Infinity;
-  #estimate = 1;
-  #turn: Promise<void> = Promise.resolve();
-  constructor(readonly perSecond: number) {}
-
-  /** Waits for the next read's turn; returns the units booked for it. */
-  async take(): Promise<number> {
-    const booked = this.#turn.then(async () => {
-      const delay = this.#next - performance.now();
-      if (delay > 0) await new Promise((r) => setTimeout(r, delay));
-      const units = this.#estimate;
-      this.#next = Math.max(this.#next, performance.now()) + (units / this.perSecond) * 1000;
-      return units;
-    });
-    this.#turn = booked.then(() => {});
-    return await booked;
-  }
-
-  /** Corrects a read's booking by what it cost. */
-  settle(booked: number, units: number): void {
-    this.#next += ((units - booked) / this.perSecond) * 1000;
-    this.#estimate = units;
-  }
-}
 
 /** Columns of a row that Postgres may be given (a generated column may not). */
 async function writableColumns(sql: postgres.Sql, table: string): Promise<Set<string>> {
@@ -255,42 +223,6 @@ async function mergeMsPerItem(sql: postgres.Sql, spec: TableSpec): Promise<numbe
   return items > 0 ? ms / items : 0;
 }
 
-const sqlForPolling = connectDb();
-
-/** Validates every table through the function; returns the time and divergent keys found. */
-async function validateAll(repair = false) {
-  const [{ since }] = await sqlForPolling`select now() as since`;
-  const t = performance.now();
-  let divergent = 0;
-  for (const spec of TABLES) {
-    const response = await callFunction("data-checksum-validator", {
-      method: "POST",
-      headers: serviceRoleHeaders(),
-      body: JSON.stringify({ table: spec.targetTable, repair }),
-    });
-    let result = await response.json();
-    if (response.status === 202) {
-      // Too big for one request: the run goes on; its row carries the answer at the end.
-      const runId = result.runId;
-      result = await eventually(`validation run ${runId}`, async () => {
-        const [run] = await sqlForPolling`select status, missing, unexpected, different
-                                          from public.sync_checksums where id = ${runId}`;
-        return run.status === "running" || run.status === "queued" ? undefined : run;
-      }, 300_000);
-    } else if (response.status !== 200) {
-      throw new Error(`validating ${spec.targetTable}: ${JSON.stringify(result)}`);
-    }
-    divergent += result.missing.length + result.unexpected.length + result.different.length;
-  }
-  const seconds = (performance.now() - t) / 1000;
-  // The pages the runs' Scans read: their segments are the backfill's (checksum_run_id).
-  const [{ pages }] = await sqlForPolling`
-    select coalesce(sum(s.pages), 0)::int as pages
-    from sync.backfill_segments s join sync.backfill_jobs j on j.id = s.job_id
-    where j.checksum_run_id is not null and j.requested_at >= ${since}`;
-  return { seconds, divergent, pages };
-}
-
 /** The benchmark; prints `name: value` lines. */
 export async function benchBackfill(
   sql: postgres.Sql,
@@ -389,32 +321,7 @@ export async function benchBackfill(
     figure("merge_collapsed_vs_plain_cost", mergeVisitors / mergeActions, 2);
     figure("seed_report_seconds", 19.4 * 60, 0);
     figure("backfill_speedup_vs_seed_report", (19.4 * 60) / backfill.seconds, 1);
-
-    // The validator on the same data: every table matching, then with 10 divergent keys.
-    const validatorCpu = await markEdgeCpu();
-    const matching = await validateAll();
-    figure("validate_all_matching_seconds", matching.seconds, 2);
-    figure("validate_all_matching_divergent_keys", matching.divergent, 0);
-    printEdgeCpu(
-      "validator",
-      await edgeCpuSince(validatorCpu, "data-checksum-validator"),
-      matching.pages,
-      figure,
-    );
-    await sql`update public.firespring_actions set action_type = 'drifted',
-              sync_changed_at = now() - interval '1 hour'
-              where action_id in (select action_id from public.firespring_actions order by action_id limit 4)`;
-    await sql`delete from public.firespring_visitors
-              where visitor_id in (select visitor_id from public.firespring_visitors order by visitor_id limit 3)`;
-    await sql`update public.firespring_segments set member_count = member_count + 1,
-              sync_changed_at = now() - interval '1 hour'
-              where segment_id in (select segment_id from public.firespring_segments order by segment_id limit 3)`;
-    const drifted = await validateAll();
-    figure("validate_all_10_divergent_seconds", drifted.seconds, 2);
-    figure("validate_all_10_divergent_keys_found", drifted.divergent, 0);
-    await validateAll(true);
   } finally {
-    await sqlForPolling.end();
     await up(); // whatever happened, leave the stack running
   }
 }

@@ -61,14 +61,19 @@ Deno.test("a validator request killed mid-segment is resumed from its checkpoint
     await sql`select sync.wake_validations()`;
     const result = await eventually("the run to end", async () => {
       const [r] = await sql`select status, missing || unexpected || different as divergent,
-                                   source_items::int as items,
+                                   source_items::int as items, streamed,
+                                   expected_rows::int + jsonb_array_length(unmappable) as compared,
                                    (select count(*)::int from sync.checksum_items i
-                                    where i.run_id = c.id) as staged
+                                    where i.run_id = c.id)
+                                   + (select count(*)::int from sync.checksum_seen s
+                                      where s.run_id = c.id) as staged
                             from public.sync_checksums c where id = ${runId}`;
       return r.status === "running" ? undefined : r;
     }, 120_000);
     assert.equal(result.status, "done");
     assert.equal(result.items, total, "every item counted once: no page lost or repeated");
+    assert.equal(result.streamed, true, "a plain table's pages are compared as they come");
+    assert.equal(result.compared, total, "every item compared once (or named unmappable)");
     // Other tests' rows may diverge on the shared table (a webhook-only poison row, say);
     // this test's own keys must not.
     assert.deepEqual(

@@ -1,0 +1,250 @@
+-- The validator compares as its Scan goes (docs/sync-semantics.md, "Verification";
+-- docs/interfaces.md, "data-checksum-validator").
+--
+-- Until now every page's expected rows were staged (sync.checksum_items, a digest per
+-- row) and, after the Scan, compared in ranges of buckets against digests of the whole
+-- target table: the expected side was written, read and digested again, and the compare
+-- (6.5 s of a 39 s validation of firespring_actions at scale 1) waited for the last page.
+-- Now, for a plain table (one row per item), each page is compared in the transaction
+-- that moves its segment's checkpoint, against the target's rows of the same keys (an
+-- index lookup each): only the divergent keys (missing, different) are kept, in the run's
+-- lists, and the page's keys in sync.checksum_seen (a key and its bucket, no digest),
+-- which is all the final pass needs to list the target's rows the Scan never saw
+-- (unexpected), range by range of buckets as before. A page whose lease is lost rolls
+-- back with its checkpoint, so nothing is counted twice or lost after a kill.
+--
+-- The collapsed tables (visitors, extraction jobs), whose row is the latest of several
+-- observations that may span pages, keep the staged compare (sync_checksums.streamed
+-- false). So does a run started before this migration.
+--
+-- Replaced here (each is defined here from now on): sync.start_validation,
+-- sync.compare_checksum_range and sync.end_validation of 20261128001100.
+
+alter table public.sync_checksums
+  add column streamed boolean not null default false;
+comment on column public.sync_checksums.streamed is
+  'Whether the run compares each page as it is read (plain tables; sync.check_checksum_page) rather than staging every expected row.';
+
+-- The keys a streamed run's Scan has seen, and their bucket: what the unexpected pass
+-- needs. Unlogged, like sync.checksum_items: a crash loses a run, which is then failed
+-- by sync.reap_stalled_validations and run again.
+create unlogged table sync.checksum_seen (
+  run_id bigint not null references public.sync_checksums (id) on delete cascade,
+  bucket integer not null,
+  row_key jsonb not null
+);
+create index checksum_seen_run_bucket_idx on sync.checksum_seen (run_id, bucket);
+comment on table sync.checksum_seen is
+  'Keys a streamed validation run has read from the source, by bucket of key hash; gone when the run ends.';
+
+insert into sync.settings (key, value, description) values
+  ('checksum_unseen_rows_per_statement', '500000',
+   'Target rows one statement of a streamed validation''s unseen pass covers at most (by the table''s estimate): each stays far under the 2-minute statement timeout.');
+
+-- Replaces 20261128001100's: a run of a plain table is streamed.
+create or replace function sync.start_validation(
+  p_target text, p_repair boolean default false, p_segments integer default 8,
+  p_page_size integer default 1000, p_queued boolean default false
+) returns bigint
+language plpgsql set search_path = ''
+as $$
+declare
+  run bigint;
+  job bigint;
+begin
+  if not exists (select from sync.source_tables s where s.target_table = p_target) then
+    raise exception 'sync.start_validation: % is not a target table (known: %)',
+      p_target, (select string_agg(s.target_table, ', ' order by s.target_table) from sync.source_tables s)
+      using errcode = '22023';
+  end if;
+  insert into public.sync_checksums (target_table, status, source_items, repair_requested, streamed)
+  select p_target, case when p_queued then 'queued' else 'running' end, 0, p_repair, not s.collapsed
+  from sync.source_tables s where s.target_table = p_target
+  returning id into run;
+  insert into sync.backfill_jobs (source_table, total_segments, page_size, checksum_run_id)
+  select s.source_table, p_segments, p_page_size, run from sync.source_tables s
+  where s.target_table = p_target
+  returning id into job;
+  insert into sync.backfill_segments (job_id, segment)
+  select job, g from generate_series(0, p_segments - 1) g;
+  return run;
+end
+$$;
+
+-- Compares one page of a streamed run with the target, in the caller's transaction (the
+-- one that moves the segment's checkpoint): p_rows as sync.stage_checksum_items takes
+-- them ([{"row": {...}}, ...]). Each row is reduced to the same canonical form as the
+-- target's row of its key (sync.canonical_digest of the row as the table's types make
+-- it); a key without a target row is missing, one whose digests differ is different.
+-- The divergent keys are appended to the run's lists (sorted at the end of the compare)
+-- and the page's keys kept in sync.checksum_seen; expected_rows grows by the page's rows.
+-- Returns the page's divergent keys.
+create function sync.check_checksum_page(p_run bigint, p_target text, p_rows jsonb)
+returns integer
+language plpgsql set search_path = ''
+as $fn$
+declare
+  divergent integer;
+  buckets integer := (select c.buckets from public.sync_checksums c where c.id = p_run);
+begin
+  execute format($sql$
+    with page as (
+      select r, %2$s as row_key
+      from jsonb_array_elements($2) as x
+      cross join lateral jsonb_populate_record(null::public.%1$I, x -> 'row') as r
+    ),
+    seen as (
+      insert into sync.checksum_seen (run_id, bucket, row_key)
+      select $1, ((hashtext(p.row_key::text)::bigint & 2147483647) %% $3), p.row_key from page p
+      returning 1
+    ),
+    found as (
+      select case when t is null then 'missing' else 'different' end as kind, p.row_key
+      from page p left join public.%1$I t on %3$s
+      where t is null
+         or sync.canonical_digest(to_jsonb(p.r)) is distinct from sync.canonical_digest(to_jsonb(t))
+    ),
+    noted as (
+      update public.sync_checksums c
+      set missing = c.missing || coalesce((select jsonb_agg(f.row_key order by f.row_key) from found f
+                                           where f.kind = 'missing'), '[]'),
+          different = c.different || coalesce((select jsonb_agg(f.row_key order by f.row_key) from found f
+                                               where f.kind = 'different'), '[]'),
+          expected_rows = coalesce(c.expected_rows, 0) + (select count(*) from seen),
+          compared_at = coalesce(c.compared_at, now())
+      where c.id = $1
+      returning 1
+    )
+    select (select count(*) from found)::integer + 0 * (select count(*) from noted)
+    $sql$, p_target, sync.key_json_sql(p_target, 'r'),
+    (select string_agg(format('t.%1$I = (p.r).%1$I', k), ' and ')
+     from sync.source_tables s, unnest(s.key_columns) k where s.target_table = p_target))
+  into divergent
+  using p_run, p_rows, buckets;
+  return divergent;
+end
+$fn$;
+
+-- The target's keys in buckets p_first .. p_last that a streamed run's Scan has not seen
+-- (unexpected rows), and the count of the target's rows in those buckets.
+create function sync.unseen_checksum(p_run bigint, p_target text, p_buckets integer,
+                                     p_first integer, p_last integer)
+returns table (row_key jsonb, target_rows bigint)
+language plpgsql set search_path = ''
+as $fn$
+begin
+  for row_key, target_rows in execute format($sql$
+    with target as (
+      select k.row_key
+      from public.%1$I t cross join lateral (select %2$s as row_key) k
+      -- sync.checksum_bucket written out: a function with its own search_path is not
+      -- inlined, and its call per row was most of the statement's time.
+      where ((hashtext(k.row_key::text)::bigint & 2147483647) %% $2) between $3 and $4
+    )
+    select t.row_key, (select count(*) from target)
+    from target t
+    where not exists (select from sync.checksum_seen s
+                      where s.run_id = $1 and s.bucket between $3 and $4 and s.row_key = t.row_key)
+    union all
+    -- Always one row carrying the count, even when nothing is unexpected.
+    select null, (select count(*) from target)
+    $sql$, p_target, sync.key_json_sql(p_target, 't'))
+  using p_run, p_buckets, p_first, p_last
+  loop
+    return next;
+  end loop;
+end
+$fn$;
+
+-- Replaces 20261128001100's: a streamed run's ranges only look for unexpected rows
+-- (missing and different keys were found page by page); a staged run's compare as before.
+create or replace function sync.compare_checksum_range(p_run bigint, p_worker text) returns text
+language plpgsql set search_path = ''
+as $$
+declare
+  run public.sync_checksums;
+  width integer := (select value::integer from sync.settings where key = 'checksum_buckets_per_statement');
+  last_bucket integer;
+  phase_after text;
+begin
+  perform sync.hold_validation(p_run, p_worker);
+  select * into run from public.sync_checksums where id = p_run;
+  if run.phase <> 'compare' then
+    return run.phase;
+  end if;
+  if run.streamed then
+    -- The unseen pass reads only keys (no digests), and each statement reads the whole
+    -- target to bucket it: as few statements as keep each under
+    -- checksum_unseen_rows_per_statement of the table's estimated rows (one, at the
+    -- report's volume; a handful at 100x, each far under the 2-minute timeout).
+    width := greatest(width, floor(run.buckets::numeric
+      * (select value::numeric from sync.settings where key = 'checksum_unseen_rows_per_statement')
+      / greatest(sync.estimated_rows(format('public.%I', run.target_table)::regclass), 1))::integer);
+  end if;
+  last_bucket := least(run.next_bucket + width - 1, run.buckets - 1);
+  if run.streamed then
+    with found as (
+      select * from sync.unseen_checksum(p_run, run.target_table, run.buckets, run.next_bucket, last_bucket)
+    )
+    update public.sync_checksums c
+    set unexpected = c.unexpected || coalesce((select jsonb_agg(f.row_key order by f.row_key) from found f
+                                               where f.row_key is not null), '[]'),
+        target_rows = coalesce(c.target_rows, 0) + (select max(f.target_rows) from found f),
+        expected_rows = coalesce(c.expected_rows, 0),
+        compared_at = coalesce(c.compared_at, now()),
+        next_bucket = last_bucket + 1
+    where c.id = p_run;
+  else
+    with found as (
+      select * from sync.compare_checksum(p_run, run.target_table, run.buckets, run.next_bucket, last_bucket)
+    )
+    update public.sync_checksums c
+    set missing = c.missing || coalesce((select jsonb_agg(f.row_key order by f.row_key) from found f where f.kind = 'missing'), '[]'),
+        unexpected = c.unexpected || coalesce((select jsonb_agg(f.row_key order by f.row_key) from found f where f.kind = 'unexpected'), '[]'),
+        different = c.different || coalesce((select jsonb_agg(f.row_key order by f.row_key) from found f where f.kind = 'different'), '[]'),
+        expected_rows = coalesce(c.expected_rows, 0) + (select max(f.expected_rows) from found f),
+        target_rows = coalesce(c.target_rows, 0) + (select max(f.target_rows) from found f),
+        compared_at = coalesce(c.compared_at, now()),
+        next_bucket = last_bucket + 1
+    where c.id = p_run;
+  end if;
+  if last_bucket + 1 >= run.buckets then
+    update public.sync_checksums c
+    set missing = (select coalesce(jsonb_agg(x order by x), '[]') from jsonb_array_elements(c.missing) x),
+        unexpected = (select coalesce(jsonb_agg(x order by x), '[]') from jsonb_array_elements(c.unexpected) x),
+        different = (select coalesce(jsonb_agg(x order by x), '[]') from jsonb_array_elements(c.different) x),
+        phase = case when jsonb_array_length(c.missing) + jsonb_array_length(c.unexpected)
+                          + jsonb_array_length(c.different) > 0 then 'recheck' else 'report' end
+    where c.id = p_run
+    returning c.phase into phase_after;
+    return phase_after;
+  end if;
+  return 'compare';
+end
+$$;
+
+-- Replaces 20261128001100's: a run's seen keys go with its staging rows.
+create or replace function sync.end_validation(p_run bigint, p_status text, p_error text default null)
+returns void
+language plpgsql set search_path = ''
+as $$
+begin
+  if p_status not in ('done', 'failed') then
+    raise exception 'sync.end_validation: run % cannot end as %', p_run, p_status using errcode = '22023';
+  end if;
+  update public.sync_checksums
+  set status = p_status, phase = case when p_status = 'done' then 'done' else phase end,
+      error = coalesce(p_error, error), checked_at = coalesce(checked_at, now()),
+      lease_owner = null, lease_expires_at = null
+  where id = p_run and status in ('queued', 'running');
+  update sync.backfill_jobs set status = case when p_status = 'done' then 'done' else 'cancelled' end,
+    finished_at = coalesce(finished_at, now())
+  where checksum_run_id = p_run and status in ('pending', 'running');
+  delete from sync.checksum_items where run_id = p_run;
+  delete from sync.checksum_seen where run_id = p_run;
+  perform sync.start_queued_validations();
+end
+$$;
+
+revoke all on function sync.check_checksum_page(bigint, text, jsonb),
+  sync.unseen_checksum(bigint, text, integer, integer, integer) from public;

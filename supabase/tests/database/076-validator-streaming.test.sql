@@ -1,0 +1,94 @@
+-- A plain table's validation compares each page as it comes
+-- (20261128001600_validator_streaming.sql): sync.check_checksum_page finds the page's
+-- missing and different keys against the target's rows of the same keys and keeps the
+-- keys seen; the unseen pass lists the target's rows the Scan never saw; together they
+-- name exactly the keys the whole staged comparison names. A collapsed table's run is
+-- staged, and an ended run leaves no seen keys.
+set client_min_messages = warning;
+begin;
+select plan(12);
+
+delete from public.sync_checksums;
+delete from sync.backfill_jobs;
+
+create temporary table collapsed as select sync.start_validation('firespring_visitors') as id;
+create temporary table run as select sync.start_validation('toledo_dashboard', false, 1, 1000) as id;
+select ok(not (select streamed from public.sync_checksums where id = (select id from collapsed)),
+  'a collapsed table''s run is staged');
+select ok((select streamed from public.sync_checksums where id = (select id from run)),
+  'a plain table''s run is streamed');
+
+-- The target: 200 equal rows, one changed, one the source lacks.
+delete from public.toledo_dashboard;
+insert into public.toledo_dashboard (pk, sk, metrics, updated_at, sync_changed_at, sync_source)
+select 'p', 'k' || g, '{}', null, now(), 'stream' from generate_series(1, 200) g;
+insert into public.toledo_dashboard (pk, sk, metrics, updated_at, sync_changed_at, sync_source) values
+  ('p', 'changed', '{"v": 1}', null, now(), 'stream'),
+  ('p', 'extra', '{}', null, now(), 'stream');
+-- The source's pages, as the validator sends them.
+create temporary table pages (n int, rows jsonb);
+insert into pages values
+  (1, (select jsonb_agg(jsonb_build_object('row', jsonb_build_object('pk', 'p', 'sk', 'k' || g,
+         'metrics', '{}'::jsonb, 'updated_at', null, 'dashboard_data', '{}'::jsonb)))
+       from generate_series(1, 200) g)),
+  (2, '[{"row": {"pk": "p", "sk": "changed", "metrics": {"v": 2}, "dashboard_data": {}}},
+        {"row": {"pk": "p", "sk": "missing", "metrics": {}, "dashboard_data": {}}}]');
+
+select is(sync.check_checksum_page((select id from run), 'toledo_dashboard', (select rows from pages where n = 1)),
+  0, 'a page equal to its rows diverges nowhere');
+select is(sync.check_checksum_page((select id from run), 'toledo_dashboard', (select rows from pages where n = 2)),
+  2, 'a page with a changed and a missing key: two divergent keys');
+select results_eq(
+  $$select missing, different, expected_rows, (select count(*)::int from sync.checksum_items)
+    from public.sync_checksums where id = (select id from run)$$,
+  $$values ('[{"pk": "p", "sk": "missing"}]'::jsonb, '[{"pk": "p", "sk": "changed"}]'::jsonb, 202::bigint, 0)$$,
+  'the run keeps only the divergent keys and the expected count; nothing is staged'
+);
+select is((select count(*)::int from sync.checksum_seen where run_id = (select id from run)), 202,
+  'and the keys seen, for the unseen pass');
+
+-- The whole staged comparison of the same pages, for reference.
+select sync.start_validation('toledo_dashboard', false, 1, 1000) as staged_run \gset
+update public.sync_checksums set streamed = false where id = :staged_run;
+select sync.stage_checksum_items(:staged_run, 'toledo_dashboard', rows) from pages;
+create temporary table whole as select * from sync.compare_checksum(:staged_run, 'toledo_dashboard');
+
+-- The unseen pass, under the run's lease, after its Scan.
+update public.sync_checksums set phase = 'compare' where id = (select id from run);
+select is(sync.claim_validation((select id from run), 'v1'), 'compare', 'a request takes the run''s compare');
+select is(sync.compare_checksum_range((select id from run), 'v1'), 'recheck',
+  'at this size one statement covers every bucket; divergent keys mean rechecks');
+select results_eq(
+  $$select missing, unexpected, different, expected_rows, target_rows
+    from public.sync_checksums where id = (select id from run)$$,
+  $$select (select jsonb_agg(row_key order by row_key) from whole where kind = 'missing'),
+           (select jsonb_agg(row_key order by row_key) from whole where kind = 'unexpected'),
+           (select jsonb_agg(row_key order by row_key) from whole where kind = 'different'),
+           202::bigint, 202::bigint$$,
+  'the streamed run names exactly the keys and counts of the whole staged comparison'
+);
+
+-- Ranges: with a small statement size the unseen pass takes several, and finds the same.
+update sync.settings set value = '1' where key = 'checksum_unseen_rows_per_statement';
+analyze public.toledo_dashboard;
+update public.sync_checksums set phase = 'compare', next_bucket = 0, unexpected = '[]', target_rows = null
+where id = (select id from run);
+create temporary table steps as
+select sync.compare_checksum_range((select id from run), 'v1') as phase from generate_series(1, 8);
+select results_eq(
+  $$select phase, count(*)::int from steps group by phase order by phase$$,
+  $$values ('compare'::text, 7), ('recheck', 1)$$,
+  'past checksum_unseen_rows_per_statement the pass goes by ranges of 32 buckets'
+);
+select results_eq(
+  $$select unexpected, target_rows from public.sync_checksums where id = (select id from run)$$,
+  $$values ('[{"pk": "p", "sk": "extra"}]'::jsonb, 202::bigint)$$,
+  'and finds the same unexpected key, counting the target once'
+);
+
+select sync.end_validation((select id from run), 'done');
+select is((select count(*)::int from sync.checksum_seen where run_id = (select id from run)), 0,
+  'an ended run leaves no seen keys');
+
+select * from finish();
+rollback;
