@@ -1,3 +1,13 @@
+/**
+ * The webhook's handler in one process, for a CPU profile of its own work (no gateway):
+ * signed batches of firespring_actions records through `handleWebhook` against the
+ * stack's pooler (or, with U=direct, straight to Postgres).
+ *
+ *   deno run -A --cpu-prof tests/bench_webhook_driver.ts [batch size] [requests]
+ *
+ * @module
+ */
+
 import { handleWebhook, RecentWebhookIds } from "../functions-shared/webhook.ts";
 import { createWebhookVerifier, signWebhook } from "../functions-shared/webhook_signing.ts";
 import { connectDb } from "../functions-shared/sync_db.ts";
