@@ -121,12 +121,16 @@ export function fakeDb(
       throw error;
     }
   };
-  /** `sync.apply_webhook_batch`: the same statements, in one transaction of their own. */
-  const unsafe = (query: string, params: unknown[]) => {
+  /**
+   * `sync.apply_webhook_batch`: the same statements, in one transaction of their own. Its
+   * values come in the statement's text, dollar-quoted (sql_text.ts).
+   */
+  const unsafe = (query: string) => {
     if (!query.includes("sync.apply_webhook_batch")) {
       throw new Error(`the fake database does not know: ${query}`);
     }
     db.statements.push(query.replace(/\s+/g, " ").trim());
+    const params = [...query.matchAll(/\$(q+)\$([\s\S]*?)\$\1\$/g)].map((m) => m[2]);
     const replayed = new Error("replayed");
     return begin(async (tx) => {
       // What the function runs inside: not statements the client sent.
