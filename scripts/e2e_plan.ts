@@ -18,9 +18,8 @@
 
 /** Files that share the stack, in the order they start (the longest first). */
 export const SHARED: readonly string[] = [
-  // pg_cron's own clock: each waits up to a minute for the next tick.
+  // pg_cron's own clock: waits up to a minute for the next tick.
   "cron_test.ts",
-  "stack_test.ts",
   // Own clusters on ports of their own.
   "migrations_test.ts",
   "root_only_clone_test.ts",
@@ -33,10 +32,37 @@ export const SHARED: readonly string[] = [
   "stream_failure_test.ts",
   "pooler_test.ts",
   "registry_database_test.ts",
+  // Waits for pg_cron's tick too, after cron_test.ts (see AFTER).
+  "stack_test.ts",
   // These two build lambda/dist/stream-forwarder.zip, which the terraform steps read: they
   // start once those steps are done (scripts/run_tests.ts).
   "lambda_bundle_test.ts",
   "terraform_plan_test.ts",
+];
+
+/**
+ * Shared files that start only once another is done, and why: they may not overlap
+ * with it.
+ */
+export const AFTER: Readonly<Record<string, { file: string; why: string }>> = {
+  "stack_test.ts": {
+    file: "cron_test.ts",
+    why: "it calls the import-worker, which would claim the segments that cron_test.ts " +
+      "waits for pg_cron to wake a worker for",
+  },
+};
+
+/**
+ * Shared files the batches do not wait for: they use no table and no Postgres, only
+ * DynamoDB Local's control plane, so they go on beside the batches until one that
+ * restarts DynamoDB Local or its proxy ({@link WAITS_FOR_BACKGROUND}).
+ */
+export const BACKGROUND: readonly string[] = ["terraform_plan_test.ts"];
+
+/** The {@link ALONE} files before whose batch the {@link BACKGROUND} files must be done. */
+export const WAITS_FOR_BACKGROUND: readonly string[] = [
+  "dynamodb_faults_test.ts",
+  "npm_start_test.ts",
 ];
 
 /** The files that build the Lambda's zip (they wait for the terraform steps). */
@@ -73,7 +99,6 @@ export const ALONE: Readonly<Record<string, string>> = {
  * of the stack or changes a setting every table obeys.
  */
 export const BATCHES: readonly (readonly string[])[] = [
-  ["database_down_test.ts"],
   // Backfills of searches (and a worker of the test's own, which must be the only one to
   // claim its job's segment) | validations of segments, network state, traffic sources.
   ["edge_limits_test.ts", "validator_test.ts"],
@@ -82,6 +107,7 @@ export const BATCHES: readonly (readonly string[])[] = [
   ["backfill_test.ts"],
   // Validations of actions (killing the validator's processes) | a backfill of segments.
   ["validator_resume_test.ts", "stream_times_test.ts"],
+  ["database_down_test.ts"],
   ["retention_test.ts"],
   ["backfill_heal_test.ts"],
   ["stream_check_test.ts"],

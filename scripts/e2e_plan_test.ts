@@ -7,7 +7,16 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { basename, join } from "node:path";
 import { ROOT } from "../local-stack/config.ts";
-import { ALONE, BATCHES, BUILDS_LAMBDA_ZIP, planE2e, SHARED } from "./e2e_plan.ts";
+import {
+  AFTER,
+  ALONE,
+  BACKGROUND,
+  BATCHES,
+  BUILDS_LAMBDA_ZIP,
+  planE2e,
+  SHARED,
+  WAITS_FOR_BACKGROUND,
+} from "./e2e_plan.ts";
 import { testFiles } from "./step_runner.ts";
 
 const TESTS = join(ROOT, "tests");
@@ -18,6 +27,12 @@ Deno.test("every end-to-end file is named once: shared or alone", () => {
   assert.deepEqual([...named].sort(), [...files].sort());
   assert.equal(new Set(named).size, named.length, "a file is either shared or alone");
   assert.ok(BUILDS_LAMBDA_ZIP.every((f) => SHARED.includes(f)));
+  assert.ok(BACKGROUND.every((f) => SHARED.includes(f)));
+  assert.ok(WAITS_FOR_BACKGROUND.every((f) => f in ALONE));
+  for (const [file, { file: before }] of Object.entries(AFTER)) {
+    // The pool starts files in order: the one waited for must start earlier.
+    assert.ok(SHARED.indexOf(before) >= 0 && SHARED.indexOf(before) < SHARED.indexOf(file));
+  }
   assert.deepEqual(BATCHES.flat().sort(), Object.keys(ALONE).sort(), "each alone file in a batch");
   assert.deepEqual(BATCHES.at(-1), ["npm_start_test.ts"], "npm start empties every table: last");
 });
@@ -77,5 +92,12 @@ Deno.test("no file of a batch of several stops, kills or reconfigures", () => {
       if (ALLOWED_IN_BATCH[file]?.includes(what)) continue;
       assert.ok(!pattern.test(source), `${file} ${what}: it must run alone (scripts/e2e_plan.ts)`);
     }
+  }
+});
+
+Deno.test("a background file uses neither Postgres nor the tables", () => {
+  for (const file of BACKGROUND) {
+    const source = readFileSync(join(TESTS, file), "utf8");
+    assert.ok(!/connectDb|callFunction|postWebhook|PutItem|BatchWrite/.test(source), file);
   }
 });

@@ -40,7 +40,7 @@ import {
   TERRAFORM_DIR,
   terraformInstalled,
 } from "../infrastructure/terraform/terraform_cli.ts";
-import { BUILDS_LAMBDA_ZIP, planE2e } from "./e2e_plan.ts";
+import { AFTER, BACKGROUND, BUILDS_LAMBDA_ZIP, planE2e, WAITS_FOR_BACKGROUND } from "./e2e_plan.ts";
 import {
   check,
   denoTestCounts,
@@ -215,23 +215,32 @@ async function databaseChecks(databaseUrl: string): Promise<void> {
 
 /**
  * The end-to-end files of `tests/`: those that may share the stack a few at a time
- * (the ones that build the Lambda's zip once `zipFree` resolves), then the others in
- * their batches, a batch's files at the same time (scripts/e2e_plan.ts).
+ * (the ones that build the Lambda's zip once `zipFree` resolves, and each of those that
+ * must not overlap another once that one is done), then the others in their batches, a
+ * batch's files at the same time; the background files go on beside the batches until
+ * one that must not overlap them (scripts/e2e_plan.ts).
  */
 async function endToEnd(zipFree: Promise<unknown>): Promise<void> {
   const dir = join(ROOT, "tests");
   const { shared, batches } = planE2e(testFiles(dir, "_test.ts").map((f) => basename(f)));
+  const done = new Map(shared.map((file) => [file, Promise.withResolvers<void>()]));
+  const run = async (file: string) => {
+    if (BUILDS_LAMBDA_ZIP.includes(file)) await zipFree;
+    await done.get(AFTER[file]?.file)?.promise;
+    await denoTest(`e2e ${file}`, [join(dir, file)]);
+    done.get(file)!.resolve();
+  };
+  const background = Promise.all(shared.filter((f) => BACKGROUND.includes(f)).map(run));
   await pool(
     SHARED_E2E_AT_ONCE,
-    shared.map((file) => async () => {
-      if (BUILDS_LAMBDA_ZIP.includes(file)) await zipFree;
-      await denoTest(`e2e ${file}`, [join(dir, file)]);
-    }),
+    shared.filter((f) => !BACKGROUND.includes(f)).map((f) => () => run(f)),
   );
   for (const batch of batches) {
+    if (batch.some((f) => WAITS_FOR_BACKGROUND.includes(f))) await background;
     const tag = batch.length > 1 ? `(batch of ${batch.length})` : "(alone)";
     await Promise.all(batch.map((file) => denoTest(`e2e ${file} ${tag}`, [join(dir, file)])));
   }
+  await background;
 }
 
 const keepStack = Deno.args.includes("--keep-stack");
