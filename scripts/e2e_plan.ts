@@ -53,14 +53,16 @@ export const AFTER: Readonly<Record<string, { file: string; why: string }>> = {
 };
 
 /**
- * Shared files the batches do not wait for: they use no table and no Postgres, only
- * DynamoDB Local's control plane, so they go on beside the batches until one that
- * restarts DynamoDB Local or its proxy ({@link WAITS_FOR_BACKGROUND}).
+ * Shared files the batches do not wait for (the two that wait for the terraform steps
+ * first): they touch no table a batch empties or backfills as a whole, and need only
+ * Postgres, the functions and DynamoDB Local, so they go on beside the batches until one
+ * that stops or restarts those ({@link WAITS_FOR_BACKGROUND}).
  */
-export const BACKGROUND: readonly string[] = ["terraform_plan_test.ts"];
+export const BACKGROUND: readonly string[] = ["lambda_bundle_test.ts", "terraform_plan_test.ts"];
 
 /** The {@link ALONE} files before whose batch the {@link BACKGROUND} files must be done. */
 export const WAITS_FOR_BACKGROUND: readonly string[] = [
+  "database_down_test.ts",
   "dynamodb_faults_test.ts",
   "npm_start_test.ts",
 ];
