@@ -7,7 +7,7 @@
  *
  * Three lanes run at the same time, as they need different things: the stack starting
  * (then pgTAP, the advisors, db lint and the generated types against it, then the
- * end-to-end tests); the static checks and the unit tests (format, lint, one type check
+ * end-to-end tests); the static checks and the unit tests (format, lint, the type checks,
  * per configuration, then the unit tests), which start first and end long before the
  * end-to-end tests; and the Lambda's zip and Terraform. Each
  * step prints a line when it starts and ends, and its whole output when it fails
@@ -17,7 +17,7 @@
  * @module
  */
 
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
 import { basename, join } from "node:path";
 import {
   DENO_BIN,
@@ -74,9 +74,8 @@ function denoTest(name: string, files: string[]): Promise<boolean> {
 
 /**
  * The static checks, then the unit tests: format, lint, the types of the code outside
- * the functions, the types of the Edge Functions (one `deno check` per distinct
- * deno.json: functions with the same import map are checked together, as each would be
- * alone), then every unit test but the Lambda zip's (run by {@link terraformLane}).
+ * the functions, the types of each Edge Function with its own deno.json, then every
+ * unit test but the Lambda zip's (run by {@link terraformLane}).
  */
 async function staticLane(): Promise<void> {
   await step("format", DENO_BIN, ["fmt", "--check"]);
@@ -91,22 +90,17 @@ async function staticLane(): Promise<void> {
     "tests",
     "infrastructure",
   ]);
-  const byConfig = new Map<string, string[]>();
+  // One check per function, each with its own deno.json and deno.lock: checked together
+  // under one config, a function's lock would get the others' packages written into it.
   const functions = join(ROOT, "supabase", "functions");
   for (const fn of readdirSync(functions).sort()) {
-    const config = join(functions, fn, "deno.json");
     const entry = join(functions, fn, "index.ts");
     if (!existsSync(entry)) continue;
-    const text = readFileSync(config, "utf8");
-    byConfig.set(text, [...(byConfig.get(text) ?? []), entry]);
-  }
-  for (const entries of byConfig.values()) {
-    const names = entries.map((e) => basename(join(e, ".."))).join(", ");
-    await step(`types ${names}`, DENO_BIN, [
+    await step(`types ${fn}`, DENO_BIN, [
       "check",
       "--config",
-      join(entries[0], "..", "deno.json"),
-      ...entries,
+      join(functions, fn, "deno.json"),
+      entry,
     ]);
   }
   const unitTests = [
