@@ -30,7 +30,6 @@ export const SHARED: readonly string[] = [
   "merge_ordering_test.ts",
   "stream_sync_test.ts",
   "stream_failure_test.ts",
-  "pooler_test.ts",
   "registry_database_test.ts",
   // Waits for pg_cron's tick too, after cron_test.ts (see AFTER).
   "stack_test.ts",
@@ -79,6 +78,8 @@ export const BUILDS_LAMBDA_ZIP: readonly string[] = [
  */
 export const ALONE: Readonly<Record<string, string>> = {
   "database_down_test.ts": "stops Postgres",
+  "pooler_test.ts":
+    "sets session state on the pooler's server connections and needs the one released last",
   "edge_limits_test.ts": "backfills the searches table with 10,000 items",
   "validator_test.ts": "validates whole tables: segments, network state, traffic sources",
   "poison_values_backfill_test.ts": "backfills the actions table",
@@ -110,6 +111,7 @@ export const BATCHES: readonly (readonly string[])[] = [
   // Validations of actions (killing the validator's processes) | a backfill of segments.
   ["validator_resume_test.ts", "stream_times_test.ts"],
   ["database_down_test.ts"],
+  ["pooler_test.ts"],
   ["retention_test.ts"],
   ["backfill_heal_test.ts"],
   ["stream_check_test.ts"],

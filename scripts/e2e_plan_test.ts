@@ -38,9 +38,9 @@ Deno.test("every end-to-end file is named once: shared or alone", () => {
 });
 
 Deno.test("a file the plan does not name runs alone, last", () => {
-  const plan = planE2e(["zz_new_test.ts", "pooler_test.ts", "retention_test.ts"]);
+  const plan = planE2e(["zz_new_test.ts", "webhook_test.ts", "retention_test.ts"]);
   assert.deepEqual(plan, {
-    shared: ["pooler_test.ts"],
+    shared: ["webhook_test.ts"],
     batches: [["retention_test.ts"], ["zz_new_test.ts"]],
   });
 });
@@ -54,6 +54,7 @@ const EXCLUSIVE: [string, RegExp][] = [
   ["validates a table", /start_validation\(|validate\(|data-checksum-validator", \{/],
   ["changes a setting of every table", /update sync\.settings/],
   ["restarts the stack with other settings", /STACK_ENV_FILE|DYNAMODB_FAULTS/],
+  ["holds the pooler's server connections", /POOLER_URL/],
 ];
 
 /** The exceptions, each the point of its file. */

@@ -8,8 +8,8 @@
  * Three lanes run at the same time, as they need different things: the stack starting
  * (then pgTAP, the advisors, db lint and the generated types against it, then the
  * end-to-end tests); the static checks and the unit tests (format, lint, the type checks,
- * per configuration, then the unit tests), which start first and end long before the
- * end-to-end tests; and the Lambda's zip and Terraform. Each
+ * then the unit tests), which start first and end long before the end-to-end tests; and
+ * the Lambda's zip and Terraform. Each
  * step prints a line when it starts and ends, and its whole output when it fails
  * (scripts/step_runner.ts). The tests themselves run with `--no-check`: the `types`
  * steps have checked every file they load.
