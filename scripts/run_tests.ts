@@ -1,15 +1,24 @@
 /**
- * `npm test`: every check and test of the project, in order, against the local stack,
- * with a closing summary line. Starts the stack when it is not running, and stops it
- * again at the end (checking that nothing is left behind) when it started it.
+ * `npm test`: every check and test of the project against the local stack, with a
+ * closing summary line. Starts the stack when it is not running, and stops it again at
+ * the end (checking that nothing is left behind) when it started it.
  *
  *   deno run -A scripts/run_tests.ts [--keep-stack]
+ *
+ * Three lanes run at the same time, as they need different things: the stack starting
+ * (then pgTAP, the advisors, db lint and the generated types against it, then the
+ * end-to-end tests); the static checks and the unit tests (format, lint, the type checks,
+ * then the unit tests), which start first and end long before the end-to-end tests; and
+ * the Lambda's zip and Terraform. Each
+ * step prints a line when it starts and ends, and its whole output when it fails
+ * (scripts/step_runner.ts). The tests themselves run with `--no-check`: the `types`
+ * steps have checked every file they load.
  *
  * @module
  */
 
 import { existsSync, readdirSync } from "node:fs";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import {
   DENO_BIN,
   DYNAMODB_PORT,
@@ -31,13 +40,15 @@ import {
   TERRAFORM_DIR,
   terraformInstalled,
 } from "../infrastructure/terraform/terraform_cli.ts";
+import { AFTER, BACKGROUND, BUILDS_LAMBDA_ZIP, planE2e, WAITS_FOR_BACKGROUND } from "./e2e_plan.ts";
 import {
   check,
   denoTestCounts,
   exitWithSummary,
+  fail,
   pgProveCounts,
-  results,
-  runShown,
+  pool,
+  runCaptured,
   skip,
   step,
   terraformTestCounts,
@@ -45,163 +56,209 @@ import {
 } from "./step_runner.ts";
 
 const SUPABASE = join(ROOT, "node_modules", ".bin", "supabase");
+/** How many end-to-end files that may share the stack run at once. */
+const SHARED_E2E_AT_ONCE = 4;
+/** The unit test that builds the Lambda's zip, which the terraform steps read. */
+const LAMBDA_ZIP_UNIT_TEST = join(ROOT, "lambda", "lambda_node_test.ts");
 
 async function stackRunning(): Promise<boolean> {
   return await portOpen(HOST, POSTGRES_PORT) && await portOpen(HOST, FUNCTIONS_PORT) &&
     await portOpen(HOST, DYNAMODB_PORT);
 }
 
+/** `deno test` of `files`, unchecked (the types steps checked them), as one step. */
+function denoTest(name: string, files: string[]): Promise<boolean> {
+  const args = ["test", "-A", "--no-check", ...files];
+  return step(name, DENO_BIN, args, denoTestCounts);
+}
+
 /**
- * The Terraform checks that need terraform itself (the HCL is also checked without it, by
- * infrastructure/terraform/terraform_test.ts): fmt, then for the root configuration and
- * the module, init (from a local provider mirror when there is one), validate, and
- * `terraform test` with mocked providers. Nothing touches AWS.
+ * The static checks, then the unit tests: format, lint, the types of the code outside
+ * the functions, the types of each Edge Function with its own deno.json, then every
+ * unit test but the Lambda zip's (run by {@link terraformLane}).
  */
-async function terraformSteps() {
+async function staticLane(): Promise<void> {
+  await step("format", DENO_BIN, ["fmt", "--check"]);
+  await step("lint", DENO_BIN, ["lint"]);
+  await step("types", DENO_BIN, [
+    "check",
+    "local-stack",
+    "functions-shared",
+    "lambda",
+    "demo",
+    "scripts",
+    "tests",
+    "infrastructure",
+  ]);
+  // One check per function, each with its own deno.json and deno.lock: checked together
+  // under one config, a function's lock would get the others' packages written into it.
+  const functions = join(ROOT, "supabase", "functions");
+  for (const fn of readdirSync(functions).sort()) {
+    const entry = join(functions, fn, "index.ts");
+    if (!existsSync(entry)) continue;
+    await step(`types ${fn}`, DENO_BIN, [
+      "check",
+      "--config",
+      join(functions, fn, "deno.json"),
+      entry,
+    ]);
+  }
+  const unitTests = [
+    "local-stack",
+    "functions-shared",
+    "lambda",
+    "demo",
+    "scripts",
+    "supabase/functions",
+    "infrastructure",
+  ].flatMap((d) => testFiles(join(ROOT, d), "_test.ts"))
+    .filter((f) => f !== LAMBDA_ZIP_UNIT_TEST);
+  // One file at a time: some set process.env, which the files of a parallel run share.
+  await denoTest("unit tests", unitTests);
+}
+
+/**
+ * The Lambda's zip and the Terraform checks that need terraform itself (the HCL is also
+ * checked without it, by infrastructure/terraform/terraform_test.ts): the zip's unit
+ * test, build:lambda (the configuration hashes the zip it would deploy), fmt, then for
+ * the root configuration and the module at the same time, init (from a local provider
+ * mirror when there is one), validate and `terraform test` with mocked providers.
+ * Nothing touches AWS.
+ */
+async function terraformLane(): Promise<void> {
+  await denoTest("unit tests: the Lambda's zip on Node.js 22", [LAMBDA_ZIP_UNIT_TEST]);
+  await step("build:lambda", DENO_BIN, ["run", "-A", "lambda/build.ts"]);
   const terraform = "terraform";
   if (!(await terraformInstalled())) {
     skip("terraform", "terraform is not installed (the parsed-HCL checks ran in the unit tests)");
     return;
   }
   await step("terraform fmt", terraform, ["fmt", "-check", "-recursive", "-diff", TERRAFORM_DIR]);
-  // terraform test deploys nothing, but the configuration hashes the zip it would deploy.
-  await step("build:lambda", DENO_BIN, ["run", "-A", "lambda/build.ts"]);
-  for (const config of ["mmp-toledo-sync", "modules/stream-sync"]) {
+  await Promise.all(["mmp-toledo-sync", "modules/stream-sync"].map(async (config) => {
     const chdir = `-chdir=${join(TERRAFORM_DIR, config)}`;
     const env = { TF_DATA_DIR: join(ROOT, ".local", "terraform", config), TF_IN_AUTOMATION: "1" };
-    const { code, output } = await runShown(terraform, [chdir, ...initArgs()], env);
+    const { code, output } = await runCaptured(terraform, [chdir, ...initArgs()], env);
     if (code !== 0) {
       if (providerUnreachable(output)) {
         skip(
           `terraform ${config}`,
           "the AWS provider cannot be installed (no registry, no TF_PLUGIN_DIR mirror)",
         );
-        continue;
+      } else {
+        fail(`terraform init ${config}`, output);
       }
-      results.push({
-        name: `terraform init ${config}`,
-        ok: false,
-        passed: 0,
-        failed: 1,
-        seconds: 0,
-      });
-      continue;
+      return;
     }
-    await step(
-      `terraform validate ${config}`,
-      terraform,
-      [chdir, "validate", "-no-color"],
-      undefined,
-      env,
-    );
-    await step(
-      `terraform test ${config}`,
-      terraform,
-      [chdir, "test", "-no-color"],
-      terraformTestCounts,
-      env,
-    );
+    const validate = [chdir, "validate", "-no-color"];
+    await step(`terraform validate ${config}`, terraform, validate, undefined, env);
+    const test = [chdir, "test", "-no-color"];
+    await step(`terraform test ${config}`, terraform, test, terraformTestCounts, env);
+  }));
+}
+
+/** The checks of the database the migrations made, at the same time (all read-only). */
+async function databaseChecks(databaseUrl: string): Promise<void> {
+  const remote = `--remote=${databaseUrl}`;
+  await Promise.all([
+    step(
+      "pgTAP",
+      "pg_prove",
+      ["--failures", "-d", databaseUrl, ...testFiles(join(ROOT, "supabase", "tests"), ".sql")],
+      pgProveCounts,
+    ),
+    step("advisors (security)", SUPABASE, [
+      "db",
+      "advisors",
+      remote,
+      "--type",
+      "security",
+      "--level",
+      "info",
+      "--fail-on",
+      "info",
+    ]),
+    step("advisors (performance, warnings)", SUPABASE, [
+      "db",
+      "advisors",
+      remote,
+      "--type",
+      "performance",
+      "--level",
+      "info",
+      "--fail-on",
+      "warn",
+    ]),
+    step("db lint (plpgsql_check)", SUPABASE, [
+      "db",
+      "lint",
+      remote,
+      "--schema",
+      "public,sync,analytics",
+      "--level",
+      "warning",
+      "--fail-on",
+      "warning",
+    ]),
+    step("generated types match the migrations", DENO_BIN, [
+      "run",
+      "-A",
+      "scripts/gen_types.ts",
+      "--check",
+    ]),
+  ]);
+}
+
+/**
+ * The end-to-end files of `tests/`: those that may share the stack a few at a time
+ * (the ones that build the Lambda's zip once `zipFree` resolves, and each of those that
+ * must not overlap another once that one is done), then the others in their batches, a
+ * batch's files at the same time; the background files go on beside the batches until
+ * one that must not overlap them (scripts/e2e_plan.ts).
+ */
+async function endToEnd(zipFree: Promise<unknown>): Promise<void> {
+  const dir = join(ROOT, "tests");
+  const { shared, batches } = planE2e(testFiles(dir, "_test.ts").map((f) => basename(f)));
+  const done = new Map(shared.map((file) => [file, Promise.withResolvers<void>()]));
+  const run = async (file: string) => {
+    if (BUILDS_LAMBDA_ZIP.includes(file)) await zipFree;
+    await done.get(AFTER[file]?.file)?.promise;
+    await denoTest(`e2e ${file}`, [join(dir, file)]);
+    done.get(file)!.resolve();
+  };
+  const background = Promise.all(shared.filter((f) => BACKGROUND.includes(f)).map(run));
+  await pool(
+    SHARED_E2E_AT_ONCE,
+    shared.filter((f) => !BACKGROUND.includes(f)).map((f) => () => run(f)),
+  );
+  for (const batch of batches) {
+    if (batch.some((f) => WAITS_FOR_BACKGROUND.includes(f))) await background;
+    const tag = batch.length > 1 ? `(batch of ${batch.length})` : "(alone)";
+    await Promise.all(batch.map((file) => denoTest(`e2e ${file} ${tag}`, [join(dir, file)])));
   }
+  await background;
 }
 
 const keepStack = Deno.args.includes("--keep-stack");
 const started = performance.now();
-const denoCode = [
-  "local-stack",
-  "functions-shared",
-  "lambda",
-  "demo",
-  "scripts",
-  "tests",
-  "supabase/functions",
-  "infrastructure",
-];
-
-await step("format", DENO_BIN, ["fmt", "--check"]);
-await step("lint", DENO_BIN, ["lint"]);
-await step("types", DENO_BIN, [
-  "check",
-  "local-stack",
-  "functions-shared",
-  "lambda",
-  "demo",
-  "scripts",
-  "tests",
-  "infrastructure",
-]);
-for (const fn of readdirSync(join(ROOT, "supabase", "functions")).sort()) {
-  const dir = join(ROOT, "supabase", "functions", fn);
-  if (!existsSync(join(dir, "index.ts"))) continue;
-  await step(`types ${fn}`, DENO_BIN, [
-    "check",
-    "--config",
-    join(dir, "deno.json"),
-    join(dir, "index.ts"),
-  ]);
-}
-const unitTests = denoCode.flatMap((d) => testFiles(join(ROOT, d), "_test.ts"))
-  .filter((f) => !f.startsWith(join(ROOT, "tests")));
-await step("unit tests", DENO_BIN, ["test", "-A", ...unitTests], denoTestCounts);
-await terraformSteps();
-
 const wasRunning = await stackRunning();
 // The backfill and the validator hand on before their isolate's CPU reaches the hosted
 // hard limit (docs/interfaces.md, "Edge Function limits"): none of their isolates may be
 // killed while the tests run (the gateway logs every isolate that ends).
 const isolateLog = isolateLogOffset();
-if (await step("stack:up", DENO_BIN, ["run", "-A", "local-stack/stack.ts", "up"])) {
-  const env = readStackEnv();
-  await step(
-    "pgTAP",
-    "pg_prove",
-    ["--failures", "-d", env.DATABASE_URL, ...testFiles(join(ROOT, "supabase", "tests"), ".sql")],
-    pgProveCounts,
-  );
-  await step("advisors (security)", SUPABASE, [
-    "db",
-    "advisors",
-    `--remote=${env.DATABASE_URL}`,
-    "--type",
-    "security",
-    "--level",
-    "info",
-    "--fail-on",
-    "info",
-  ]);
-  await step("advisors (performance, warnings)", SUPABASE, [
-    "db",
-    "advisors",
-    `--remote=${env.DATABASE_URL}`,
-    "--type",
-    "performance",
-    "--level",
-    "info",
-    "--fail-on",
-    "warn",
-  ]);
-  await step("db lint (plpgsql_check)", SUPABASE, [
-    "db",
-    "lint",
-    `--remote=${env.DATABASE_URL}`,
-    "--schema",
-    "public,sync,analytics",
-    "--level",
-    "warning",
-    "--fail-on",
-    "warning",
-  ]);
-  await step("generated types match the migrations", DENO_BIN, [
-    "run",
-    "-A",
-    "scripts/gen_types.ts",
-    "--check",
-  ]);
-  await step(
-    "end-to-end tests",
-    DENO_BIN,
-    ["test", "-A", ...testFiles(join(ROOT, "tests"), "_test.ts")],
-    denoTestCounts,
-  );
+
+const terraformDone = terraformLane();
+const staticDone = staticLane();
+const stackDone = (async () => {
+  if (!(await step("stack:up", DENO_BIN, ["run", "-A", "local-stack/stack.ts", "up"]))) {
+    return false;
+  }
+  await databaseChecks(readStackEnv().DATABASE_URL);
+  await endToEnd(terraformDone);
+  return true;
+})();
+const [stackUp] = await Promise.all([stackDone, staticDone, terraformDone]);
+
+if (stackUp) {
   check(
     "no import-worker or validator isolate was killed at a hard limit",
     killsSince(isolateLog, HANDS_ON_FUNCTIONS),

@@ -1,14 +1,19 @@
 /**
  * The step runner of `npm test` (scripts/run_tests.ts): runs a command with its output
- * shown as it comes, counts the passed and failed tests it reports (deno test, pg_prove,
+ * captured, counts the passed and failed tests it reports (deno test, pg_prove,
  * terraform test), records skipped steps, and prints the closing summary.
+ *
+ * Steps may run at the same time (run_tests.ts runs independent lanes concurrently), so
+ * a step never streams its output: it prints one line when it starts and one when it
+ * ends, its whole output only when it fails, and keeps the output of every step in
+ * `.local/test-logs/<step>.log` for a look afterwards.
  *
  * @module
  */
 
-import { existsSync, readdirSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { ROOT } from "../local-stack/config.ts";
+import { LOCAL_DIR, ROOT } from "../local-stack/config.ts";
 
 /** What a step did. */
 export interface StepResult {
@@ -19,35 +24,55 @@ export interface StepResult {
   seconds: number;
 }
 
-/** Every step run so far, in order (the summary lists them). */
+/** Where each step's whole output is kept. */
+export const TEST_LOG_DIR: string = join(LOCAL_DIR, "test-logs");
+
+/** Every step run so far, in the order they started (the summary lists them). */
 export const results: StepResult[] = [];
-/** Runs a command, showing its output as it comes, and returns its exit code and output. */
-export async function runShown(command: string, args: string[], env?: Record<string, string>) {
+
+/** Runs a command with its output captured; returns its exit code and output. */
+export async function runCaptured(
+  command: string,
+  args: string[],
+  env?: Record<string, string>,
+): Promise<{ code: number; output: string }> {
   const child = new Deno.Command(command, {
     args,
     cwd: ROOT,
     env: { NO_COLOR: "1", ...env },
+    stdin: "null",
     stdout: "piped",
     stderr: "piped",
   }).spawn();
+  // stdout and stderr interleaved as they come, as a terminal would show them.
   let output = "";
-  const pump = async (stream: ReadableStream<Uint8Array>, sink: typeof Deno.stdout) => {
-    for await (const chunk of stream) {
-      output += new TextDecoder().decode(chunk);
-      await sink.write(chunk);
-    }
+  const decoder = () => new TextDecoder();
+  const pump = async (stream: ReadableStream<Uint8Array>) => {
+    const text = decoder();
+    for await (const chunk of stream) output += text.decode(chunk, { stream: true });
   };
-  const [status] = await Promise.all([
-    child.status,
-    pump(child.stdout, Deno.stdout),
-    pump(child.stderr, Deno.stderr),
-  ]);
+  const [status] = await Promise.all([child.status, pump(child.stdout), pump(child.stderr)]);
   return { code: status.code, output };
+}
+
+/** The file name a step's output is kept under. */
+function logFile(name: string): string {
+  return join(TEST_LOG_DIR, `${name.replace(/[^A-Za-z0-9._-]+/g, "_")}.log`);
+}
+
+/** Keeps a step's output in `.local/test-logs/`. */
+function keepLog(name: string, commandLine: string, output: string): string {
+  mkdirSync(TEST_LOG_DIR, { recursive: true });
+  const file = logFile(name);
+  writeFileSync(file, `$ ${commandLine}\n${output}`);
+  return file;
 }
 
 /**
  * Runs one step. `count` reads the numbers of passed and failed tests from the output;
- * without it a step counts as one test.
+ * without it a step counts as one test. Prints a line at the start and one at the end
+ * (with the counts and seconds); a failed step's whole output is printed before its end
+ * line.
  */
 export async function step(
   name: string,
@@ -56,20 +81,28 @@ export async function step(
   count?: (output: string) => { passed: number; failed: number } | undefined,
   env?: Record<string, string>,
 ): Promise<boolean> {
-  console.log(`\n=== ${name}: ${[command.replace(ROOT + "/", ""), ...args].join(" ")}`);
+  const commandLine = [command.replace(ROOT + "/", ""), ...args].join(" ")
+    .replaceAll(ROOT + "/", "");
+  const result: StepResult = { name, ok: false, passed: 0, failed: 0, seconds: 0 };
+  results.push(result);
+  console.log(`--- ${name}: started`);
   const started = performance.now();
-  const { code, output } = await runShown(command, args, env);
+  const { code, output } = await runCaptured(command, args, env);
   const counted = count?.(output);
   const ok = code === 0 && (counted?.failed ?? 0) === 0;
-  const result = {
-    name,
-    ok,
-    passed: counted?.passed ?? (ok ? 1 : 0),
-    failed: counted ? Math.max(counted.failed, ok ? 0 : 1) : (ok ? 0 : 1),
-    seconds: (performance.now() - started) / 1000,
-  };
-  results.push(result);
-  console.log(`=== ${name}: ${ok ? "ok" : "FAILED"} (${result.seconds.toFixed(1)}s)`);
+  result.ok = ok;
+  result.passed = counted?.passed ?? (ok ? 1 : 0);
+  result.failed = counted ? Math.max(counted.failed, ok ? 0 : 1) : (ok ? 0 : 1);
+  result.seconds = (performance.now() - started) / 1000;
+  const file = keepLog(name, commandLine, output);
+  const tally = counted ? `, ${result.passed} passed, ${result.failed} failed` : "";
+  if (!ok) {
+    console.log(`\n=== ${name} FAILED: ${commandLine}\n${output.trimEnd()}\n`);
+  }
+  console.log(
+    `${ok ? "ok " : "FAILED"} ${name} (${result.seconds.toFixed(1)}s${tally}; ` +
+      `output in ${file.replace(ROOT + "/", "")})`,
+  );
   return ok;
 }
 
@@ -78,12 +111,17 @@ export async function step(
  * each problem is printed on its own line.
  */
 export function check(name: string, problems: string[]): boolean {
-  console.log(`\n=== ${name}`);
-  for (const problem of problems) console.log(`  ${problem}`);
   const ok = problems.length === 0;
   results.push({ name, ok, passed: ok ? 1 : 0, failed: ok ? 0 : 1, seconds: 0 });
-  console.log(`=== ${name}: ${ok ? "ok" : "FAILED"}`);
+  console.log(`${ok ? "ok " : "FAILED"} ${name}`);
+  for (const problem of problems) console.log(`  ${problem}`);
   return ok;
+}
+
+/** Records a step that failed before it could run a command, with the reason shown. */
+export function fail(name: string, reason: string) {
+  results.push({ name, ok: false, passed: 0, failed: 1, seconds: 0 });
+  console.log(`FAILED ${name}: ${reason}`);
 }
 
 /** `ok | 12 passed (3 steps) | 0 failed` from `deno test`. */
@@ -118,7 +156,7 @@ export function testFiles(dir: string, suffix: string): string[] {
 
 /** Records a step that could not run here, and why (shown in the summary, counted as neither). */
 export function skip(name: string, reason: string) {
-  console.log(`\n=== ${name}: skipped: ${reason}`);
+  console.log(`skipped ${name}: ${reason}`);
   results.push({ name: `${name} (skipped)`, ok: true, passed: 0, failed: 0, seconds: 0 });
 }
 
@@ -126,6 +164,18 @@ export function skip(name: string, reason: string) {
 export function terraformTestCounts(output: string) {
   const line = output.match(/(\d+) passed, (\d+) failed/);
   return line ? { passed: Number(line[1]), failed: Number(line[2]) } : undefined;
+}
+
+/**
+ * Runs `tasks` at most `limit` at a time, in the order given; resolves when all are done.
+ * Used for the end-to-end files that may share the stack.
+ */
+export async function pool(limit: number, tasks: (() => Promise<unknown>)[]): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < tasks.length) await tasks[next++]();
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, tasks.length) }, worker));
 }
 
 /**
@@ -138,7 +188,7 @@ export function exitWithSummary(started: number): never {
   console.log("\n=== summary");
   for (const r of results) {
     console.log(
-      `${r.ok ? "ok    " : "FAILED"} ${r.name.padEnd(40)} ${String(r.passed).padStart(4)} passed ` +
+      `${r.ok ? "ok    " : "FAILED"} ${r.name.padEnd(48)} ${String(r.passed).padStart(4)} passed ` +
         `${String(r.failed).padStart(3)} failed  ${r.seconds.toFixed(1).padStart(6)}s`,
     );
   }

@@ -2,8 +2,8 @@
  * The live path end to end: items put, updated and deleted in DynamoDB Local flow
  * through its streams, the stack's poller (Lambda's event source mapping), the real
  * Lambda handler and the webhook into Postgres, for all nine tables. Redelivering the
- * same records in any order and number changes nothing, and a burst written while the
- * database is down arrives once it is back.
+ * same records in any order and number changes nothing. A burst written while the
+ * database is down arriving once it is back: tests/database_down_test.ts.
  */
 
 import assert from "node:assert/strict";
@@ -11,7 +11,6 @@ import { isDeepStrictEqual } from "node:util";
 import { DeleteItemCommand, PutItemCommand, UpdateItemCommand } from "@aws-sdk/client-dynamodb";
 import type { AttributeValue } from "@aws-sdk/client-dynamodb";
 import { byTargetTable } from "../functions-shared/table_registry.ts";
-import { startPostgres, stopPostgres } from "../local-stack/postgres.ts";
 import {
   connectDb,
   dynamo,
@@ -233,33 +232,4 @@ Deno.test("duplicated, reordered and replayed deliveries change nothing", async 
     assert.equal((await response.json()).applied, 0);
   }
   assert.deepEqual(await fullState(prefix), before);
-});
-
-Deno.test("a burst written while the database is down arrives once it is back", async () => {
-  const burst = `${prefix}burst-`;
-  await stopPostgres();
-  try {
-    for (let i = 0; i < 30; i++) {
-      await put("firespring_actions", { action_id: S(`${burst}${i}`), action_type: S(`n${i}`) });
-    }
-    // Let the poller try (and fail) against the stopped database.
-    await new Promise((resolve) => setTimeout(resolve, 1_500));
-  } finally {
-    await startPostgres();
-  }
-  const sql = connectDb();
-  try {
-    const count = await eventually("the burst to arrive", async () => {
-      const [row] = await sql`select count(*)::int as n from firespring_actions
-                              where action_id like ${burst + "%"}`;
-      return row.n === 30 ? row.n : undefined;
-    }, 90_000);
-    assert.equal(count, 30);
-    const [row] = await sql`select action_type from firespring_actions where action_id = ${
-      burst + "29"
-    }`;
-    assert.equal(row.action_type, "n29");
-  } finally {
-    await sql.end();
-  }
 });

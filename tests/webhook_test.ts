@@ -1,13 +1,13 @@
 /**
  * The mmp-toledo-sync webhook over HTTP: every status of the contract, nothing applied
- * on a refusal, a replayed request refused, duplicates, the direct form, and the database
- * going away. Dead letters and their replay: tests/webhook_dead_letters_test.ts.
+ * on a refusal, a replayed request refused, duplicates and the direct form. The database
+ * going away: tests/database_down_test.ts; dead letters and their replay:
+ * tests/webhook_dead_letters_test.ts.
  */
 
 import assert from "node:assert/strict";
 import { signWebhook } from "../functions-shared/webhook_signing.ts";
-import { startPostgres, stopPostgres } from "../local-stack/postgres.ts";
-import { callFunction, connectDb, eventually, postWebhook, stack } from "./stack_clients.ts";
+import { callFunction, connectDb, postWebhook, stack } from "./stack_clients.ts";
 import { countSegments, segment } from "./webhook_fixtures.ts";
 
 Deno.test("refusals: 405, 415, 413, 401, 400 — each named, nothing applied", async () => {
@@ -37,13 +37,15 @@ Deno.test("refusals: 405, 415, 413, 401, 400 — each named, nothing applied", a
       "old timestamp",
       postWebhook(good, { "webhook-timestamp": String(Math.floor(Date.now() / 1000) - 301) }),
       401,
-      /webhook-timestamp \d+ is 30\d s in the past; it must be within 300 s of now/,
+      // How far off, as the function measures it when the request reaches it: more than
+      // 300 s, by as much as a loaded machine takes to get the request there.
+      /webhook-timestamp \d+ is (30[1-9]|3[1-9]\d|[4-9]\d\d) s in the past; it must be within 300 s of now/,
     ],
     [
       "future timestamp",
       postWebhook(good, { "webhook-timestamp": String(Math.floor(Date.now() / 1000) + 400) }),
       401,
-      /webhook-timestamp \d+ is (39\d|400) s in the future/,
+      /webhook-timestamp \d+ is (30[1-9]|3[1-9]\d|400) s in the future/,
     ],
     [
       "timestamp moved after signing",
@@ -178,52 +180,4 @@ Deno.test("the direct form upserts and deletes by the source attribute names", a
   } finally {
     await sql.end();
   }
-});
-
-/**
- * Starts the stack's Postgres again. On a machine where many connections are open, the
- * kernel may lend its port to one of them as a source port while the server is down
- * ("could not bind ... Address already in use"): it is tried again until it binds.
- */
-async function restartPostgres(): Promise<void> {
-  for (let attempt = 1;; attempt++) {
-    try {
-      await startPostgres();
-      return;
-    } catch (error) {
-      if (attempt === 20) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 3_000));
-    }
-  }
-}
-
-// The webhook reaches Postgres through the stack's transaction pooler (PgBouncer), as a
-// hosted project's functions do through port 6543: with the server down, the pooler holds
-// the request (at most until its query_wait_timeout, 5 s as Supavisor's checkout) and then fails it; right after the
-// server is back, it refuses for server_login_retry (15 s). Both answer 503, and the
-// Lambda retries until the batch is applied, as this test does.
-Deno.test("with the database down the webhook answers 503 and loses nothing", async () => {
-  const id = `down-${crypto.randomUUID()}`;
-  const body = JSON.stringify({ records: [segment(id, "kept", "400")] });
-  await stopPostgres();
-  try {
-    const response = await postWebhook(body);
-    assert.equal(response.status, 503);
-    assert.equal(response.headers.get("retry-after"), "5");
-    assert.match((await response.json()).error, /database is unavailable; nothing was applied/);
-  } finally {
-    await restartPostgres();
-  }
-  const retried = await eventually(
-    "the webhook to apply the batch once Postgres is back",
-    async () => {
-      const response = await postWebhook(body);
-      const answer = await response.json();
-      if (response.status === 503) return undefined;
-      return answer;
-    },
-    60_000,
-  );
-  assert.deepEqual(retried, { received: 1, applied: 1, skipped: 0, deadLettered: 0 });
-  assert.equal(await countSegments(id), 1);
 });

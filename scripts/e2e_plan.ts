@@ -1,0 +1,135 @@
+/**
+ * Which end-to-end files of `tests/` may run at the same time against the one local
+ * stack, and which need it to themselves (scripts/run_tests.ts runs them in that order).
+ *
+ * A file may share the stack when nothing it does can change what another file sees:
+ * it uses keys of its own (a random prefix), and it neither stops nor restarts a part of
+ * the stack, kills a function's processes, changes a setting every table obeys, starts
+ * a backfill (whose sweep removes the rows of a table that its Scan did not see,
+ * docs/sync-semantics.md, "What a backfill ends with") nor validates a whole table
+ * (which another file's rows would make differ). Such files run first, a few at a time;
+ * the pg_cron tests are among them, so that their wait for pg_cron's next minute
+ * (pg_cron 1.4 schedules by the minute) overlaps with the others' work. Every other
+ * file needs more of the stack: {@link ALONE} says why for each; they run in
+ * {@link BATCHES}. A file that this plan does not name runs alone (the safe default).
+ *
+ * @module
+ */
+
+/** Files that share the stack, in the order they start (the longest first). */
+export const SHARED: readonly string[] = [
+  // pg_cron's own clock: waits up to a minute for the next tick.
+  "cron_test.ts",
+  // Own clusters on ports of their own.
+  "migrations_test.ts",
+  "root_only_clone_test.ts",
+  // The webhook and the merge with keys of their own, on tables no shared file backfills.
+  "webhook_test.ts",
+  "webhook_dead_letters_test.ts",
+  "poison_values_test.ts",
+  "merge_ordering_test.ts",
+  "stream_sync_test.ts",
+  "stream_failure_test.ts",
+  "registry_database_test.ts",
+  // Waits for pg_cron's tick too, after cron_test.ts (see AFTER).
+  "stack_test.ts",
+  // These two build lambda/dist/stream-forwarder.zip, which the terraform steps read: they
+  // start once those steps are done (scripts/run_tests.ts).
+  "lambda_bundle_test.ts",
+  "terraform_plan_test.ts",
+];
+
+/**
+ * Shared files that start only once another is done, and why: they may not overlap
+ * with it.
+ */
+export const AFTER: Readonly<Record<string, { file: string; why: string }>> = {
+  "stack_test.ts": {
+    file: "cron_test.ts",
+    why: "it calls the import-worker, which would claim the segments that cron_test.ts " +
+      "waits for pg_cron to wake a worker for",
+  },
+};
+
+/**
+ * Shared files the batches do not wait for (the two that wait for the terraform steps
+ * first): they touch no table a batch empties or backfills as a whole, and need only
+ * Postgres, the functions and DynamoDB Local, so they go on beside the batches until one
+ * that stops or restarts those ({@link WAITS_FOR_BACKGROUND}).
+ */
+export const BACKGROUND: readonly string[] = ["lambda_bundle_test.ts", "terraform_plan_test.ts"];
+
+/** The {@link ALONE} files before whose batch the {@link BACKGROUND} files must be done. */
+export const WAITS_FOR_BACKGROUND: readonly string[] = [
+  "database_down_test.ts",
+  "dynamodb_faults_test.ts",
+  "npm_start_test.ts",
+];
+
+/** The files that build the Lambda's zip (they wait for the terraform steps). */
+export const BUILDS_LAMBDA_ZIP: readonly string[] = [
+  "lambda_bundle_test.ts",
+  "terraform_plan_test.ts",
+];
+
+/**
+ * Files that may not share the stack with the shared ones, and why. They run in
+ * {@link BATCHES}, one batch after another.
+ */
+export const ALONE: Readonly<Record<string, string>> = {
+  "database_down_test.ts": "stops Postgres",
+  "pooler_test.ts":
+    "sets session state on the pooler's server connections and needs the one released last",
+  "edge_limits_test.ts": "backfills the searches table with 10,000 items",
+  "validator_test.ts": "validates whole tables: segments, network state, traffic sources",
+  "poison_values_backfill_test.ts": "backfills the actions table",
+  "backfill_test.ts": "backfills every table (the sweep) and kills the import-worker's processes",
+  "validator_repair_test.ts": "validates and repairs whole tables",
+  "validator_resume_test.ts": "kills the validator's processes",
+  "stream_times_test.ts": "backfills while it streams, and counts the proxy's stream records",
+  "retention_test.ts": "shortens every retention setting",
+  "backfill_heal_test.ts": "stops the stream poller and restarts the stack",
+  "stream_check_test.ts": "stops the stream poller and restarts the stack",
+  "dynamodb_faults_test.ts": "restarts the DynamoDB proxy with other faults",
+  "npm_start_test.ts":
+    "empties DynamoDB Local and every table, then loads, backfills and validates",
+};
+
+/**
+ * The order of the {@link ALONE} files: each batch runs when the one before it is done,
+ * its files at the same time. Files share a batch only when each backfills or validates
+ * tables no other file of the batch writes to, and none stops, restarts or kills a part
+ * of the stack or changes a setting every table obeys.
+ */
+export const BATCHES: readonly (readonly string[])[] = [
+  // Backfills of searches (and a worker of the test's own, which must be the only one to
+  // claim its job's segment) | validations of segments, network state, traffic sources.
+  ["edge_limits_test.ts", "validator_test.ts"],
+  // A backfill of actions | validations and repairs of segments and visitors.
+  ["poison_values_backfill_test.ts", "validator_repair_test.ts"],
+  ["backfill_test.ts"],
+  // Validations of actions (killing the validator's processes) | a backfill of segments.
+  ["validator_resume_test.ts", "stream_times_test.ts"],
+  ["database_down_test.ts"],
+  ["pooler_test.ts"],
+  ["retention_test.ts"],
+  ["backfill_heal_test.ts"],
+  ["stream_check_test.ts"],
+  ["dynamodb_faults_test.ts"],
+  // Last: it empties DynamoDB Local and every table.
+  ["npm_start_test.ts"],
+];
+
+/**
+ * Splits the end-to-end files (names relative to `tests/`) into those run together and
+ * the batches of the others, each in the plan's order; a file the plan does not name
+ * runs alone, in a batch of its own after the others.
+ */
+export function planE2e(files: readonly string[]): { shared: string[]; batches: string[][] } {
+  const present = new Set(files);
+  const shared = SHARED.filter((f) => present.has(f));
+  const batches = BATCHES.map((b) => b.filter((f) => present.has(f))).filter((b) => b.length);
+  const named = new Set([...shared, ...batches.flat()]);
+  const unnamed = files.filter((f) => !named.has(f)).sort().map((f) => [f]);
+  return { shared, batches: [...batches, ...unnamed] };
+}

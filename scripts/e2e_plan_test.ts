@@ -1,0 +1,106 @@
+/**
+ * The end-to-end plan (scripts/e2e_plan.ts) names every file of `tests/` exactly once,
+ * and no file that shares the stack does what only a file alone may do.
+ */
+
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { basename, join } from "node:path";
+import { ROOT } from "../local-stack/config.ts";
+import {
+  AFTER,
+  ALONE,
+  BACKGROUND,
+  BATCHES,
+  BUILDS_LAMBDA_ZIP,
+  planE2e,
+  SHARED,
+  WAITS_FOR_BACKGROUND,
+} from "./e2e_plan.ts";
+import { testFiles } from "./step_runner.ts";
+
+const TESTS = join(ROOT, "tests");
+const files = testFiles(TESTS, "_test.ts").map((f) => basename(f));
+
+Deno.test("every end-to-end file is named once: shared or alone", () => {
+  const named = [...SHARED, ...Object.keys(ALONE)];
+  assert.deepEqual([...named].sort(), [...files].sort());
+  assert.equal(new Set(named).size, named.length, "a file is either shared or alone");
+  assert.ok(BUILDS_LAMBDA_ZIP.every((f) => SHARED.includes(f)));
+  assert.ok(BACKGROUND.every((f) => SHARED.includes(f)));
+  assert.ok(WAITS_FOR_BACKGROUND.every((f) => f in ALONE));
+  for (const [file, { file: before }] of Object.entries(AFTER)) {
+    // The pool starts files in order: the one waited for must start earlier.
+    assert.ok(SHARED.indexOf(before) >= 0 && SHARED.indexOf(before) < SHARED.indexOf(file));
+  }
+  assert.deepEqual(BATCHES.flat().sort(), Object.keys(ALONE).sort(), "each alone file in a batch");
+  assert.deepEqual(BATCHES.at(-1), ["npm_start_test.ts"], "npm start empties every table: last");
+});
+
+Deno.test("a file the plan does not name runs alone, last", () => {
+  const plan = planE2e(["zz_new_test.ts", "webhook_test.ts", "retention_test.ts"]);
+  assert.deepEqual(plan, {
+    shared: ["webhook_test.ts"],
+    batches: [["retention_test.ts"], ["zz_new_test.ts"]],
+  });
+});
+
+/** What only a file that has the stack to itself may do, and how its source says so. */
+const EXCLUSIVE: [string, RegExp][] = [
+  ["stops Postgres", /stopPostgres\(/],
+  ["stops a part of the stack", /stopDetached\(/],
+  ["kills processes", /pkill/],
+  ["starts a backfill", /start_backfill\(|npm run backfill|scripts\/backfill\.ts/],
+  ["validates a table", /start_validation\(|validate\(|data-checksum-validator", \{/],
+  ["changes a setting of every table", /update sync\.settings/],
+  ["restarts the stack with other settings", /STACK_ENV_FILE|DYNAMODB_FAULTS/],
+  ["holds the pooler's server connections", /POOLER_URL/],
+];
+
+/** The exceptions, each the point of its file. */
+const ALLOWED: Record<string, string[]> = {
+  // Its own backfill, of a table no other shared file writes: the one cron schedule test.
+  "cron_test.ts": ["starts a backfill"],
+};
+
+/** A batch's files, each with the others of its batch. */
+const batchMates = BATCHES.filter((b) => b.length > 1).flat();
+
+Deno.test("no shared file stops, kills, backfills, validates or reconfigures", () => {
+  for (const file of SHARED) {
+    const source = readFileSync(join(TESTS, file), "utf8");
+    for (const [what, pattern] of EXCLUSIVE) {
+      if (ALLOWED[file]?.includes(what)) continue;
+      assert.ok(!pattern.test(source), `${file} ${what}: it must run alone (scripts/e2e_plan.ts)`);
+    }
+  }
+});
+
+/** What no file may do that shares a batch with others. */
+const DISRUPTIVE = EXCLUSIVE.filter(([what]) =>
+  !["starts a backfill", "validates a table"].includes(what)
+);
+/** The exceptions, each the point of its file and harmless to its batch's others. */
+const ALLOWED_IN_BATCH: Record<string, string[]> = {
+  // It kills the validator's processes; its batch validates nothing else.
+  "validator_resume_test.ts": ["kills processes"],
+};
+
+Deno.test("no file of a batch of several stops, kills or reconfigures", () => {
+  for (const file of batchMates) {
+    const source = readFileSync(join(TESTS, file), "utf8");
+    for (const [what, pattern] of DISRUPTIVE) {
+      if (ALLOWED_IN_BATCH[file]?.includes(what)) continue;
+      assert.ok(!pattern.test(source), `${file} ${what}: it must run alone (scripts/e2e_plan.ts)`);
+    }
+  }
+});
+
+Deno.test("every file that stops Postgres or restarts DynamoDB waits for the background", () => {
+  for (const file of Object.keys(ALONE)) {
+    const source = readFileSync(join(TESTS, file), "utf8");
+    if (/stopPostgres\(|STACK_ENV_FILE[,)]|scripts\/start\.ts/.test(source)) {
+      assert.ok(WAITS_FOR_BACKGROUND.includes(file), `${file} must wait for the background`);
+    }
+  }
+});

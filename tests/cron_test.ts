@@ -1,0 +1,39 @@
+/**
+ * pg_cron alone drives a backfill to the end: the `sync-import-worker` job
+ * (docs/interfaces.md) wakes the import-worker while a segment waits, with nobody else
+ * calling it. pg_cron 1.4 schedules by the minute, so this waits up to one tick and the
+ * work; scripts/run_tests.ts runs it beside other files that start no backfill and call
+ * no import-worker (scripts/e2e_plan.ts), so that no other worker drives this job.
+ */
+
+import assert from "node:assert/strict";
+import { connectDb } from "./stack_clients.ts";
+import { waitForJobs } from "./backfill_fixtures.ts";
+
+Deno.test("pg_cron alone drives a backfill to the end", async () => {
+  const sql = connectDb();
+  try {
+    const [job] =
+      await sql`select sync.start_backfill('toledo-consulting-dashboard-data', 2, false) as id`;
+    // pg_cron 1.4 ticks once a minute: this waits up to one tick and the work.
+    const [result] = await waitForJobs(sql, [job.id], 100_000);
+    assert.equal(result.status, "done");
+    assert.equal(Number(result.segments_done), 2);
+    // What woke it: a run of sync-import-worker after the job was requested and before its
+    // first segment was claimed (start_backfill was told not to wake the worker itself).
+    const [woken] = await sql`
+      select j.requested_at, j.started_at,
+             (select min(d.start_time) from cron.job_run_details d join cron.job c using (jobid)
+              where c.jobname = 'sync-import-worker' and d.status = 'succeeded'
+                and d.start_time >= j.requested_at) as cron_run
+      from sync.backfill_jobs j where j.id = ${job.id}`;
+    assert.ok(woken.cron_run, `no run of sync-import-worker since ${woken.requested_at}`);
+    assert.ok(
+      woken.started_at >= woken.cron_run,
+      `the job started at ${woken.started_at.toISOString()}, before sync-import-worker's run at ` +
+        `${woken.cron_run.toISOString()}: something else woke the import-worker`,
+    );
+  } finally {
+    await sql.end();
+  }
+});
