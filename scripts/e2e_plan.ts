@@ -31,6 +31,8 @@ export const SHARED: readonly string[] = [
   "stream_sync_test.ts",
   "stream_failure_test.ts",
   "registry_database_test.ts",
+  // No stack at all: the bench's goal table.
+  "bench_goals_test.ts",
   // Waits for pg_cron's tick too, after cron_test.ts (see AFTER).
   "stack_test.ts",
   // These two build lambda/dist/stream-forwarder.zip, which the terraform steps read: they
@@ -93,6 +95,7 @@ export const ALONE: Readonly<Record<string, string>> = {
   "dynamodb_faults_test.ts": "restarts the DynamoDB proxy with other faults",
   "npm_start_test.ts":
     "empties DynamoDB Local and every table, then loads, backfills and validates",
+  "backfill_page_test.ts": "starts a backfill job of the actions table, leased by hand",
 };
 
 /**
@@ -108,6 +111,7 @@ export const BATCHES: readonly (readonly string[])[] = [
   // A backfill of actions | validations and repairs of segments and visitors.
   ["poison_values_backfill_test.ts", "validator_repair_test.ts"],
   ["backfill_test.ts"],
+  ["backfill_page_test.ts"],
   // Validations of actions (killing the validator's processes) | a backfill of segments.
   ["validator_resume_test.ts", "stream_times_test.ts"],
   ["database_down_test.ts"],
