@@ -95,7 +95,7 @@ export function compareDecimal(a: string, b: string): number {
     const dy = y.digits.padEnd(width, "0");
     magnitude = dx < dy ? -1 : dx > dy ? 1 : 0;
   }
-  return magnitude * x.sign;
+  return magnitude * x.sign || 0; // never -0: equal numbers compare as 0
 }
 
 /** JSON.parse that keeps each number's exact text as a {@link DynamoNumber}. */
