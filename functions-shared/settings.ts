@@ -169,6 +169,30 @@ export const PLATFORM_SETTINGS = {
 };
 
 /** The import-worker's settings and their defaults (docs/interfaces.md, "import-worker"). */
+/**
+ * The isolate age by which its runs hand on. The Edge Runtime retires an isolate at half
+ * its wall clock (no new requests) and kills it at the limit, with whatever it still
+ * runs: 150 s on the Free plan, 400 s on paid plans
+ * (https://supabase.com/docs/guides/functions/limits). A run that arrived just before
+ * the retirement must end well before the kill, its last page (paced to the read budget,
+ * throttled and retried) included.
+ */
+export const RUNS_END_BY_ISOLATE_AGE_MS = 110_000;
+
+/** When this module was loaded: the isolate's start, near enough (its boot before it). */
+const ISOLATE_LOADED_AT = performance.now();
+
+/**
+ * A run's wall budget: its setting, or less when the isolate is near the end of its wall
+ * clock (at least 1 s: a run that starts then scans a page and hands on).
+ */
+export function runWallBudgetMs(
+  settingMs: number,
+  ageMs = performance.now() - ISOLATE_LOADED_AT,
+): number {
+  return Math.max(1_000, Math.min(settingMs, RUNS_END_BY_ISOLATE_AGE_MS - ageMs));
+}
+
 export const IMPORT_WORKER_SETTINGS = {
   ...PLATFORM_SETTINGS,
   // The isolate's CPU, boot and every request included, at which a run hands on. Above
@@ -184,7 +208,7 @@ export const IMPORT_WORKER_SETTINGS = {
     1_900,
   ),
   // An isolate is retired at half its wall clock (75 s of the Free plan's 150 s) and
-  // killed at the limit, so a request that arrives just before retirement has 75 s.
+  // killed at the limit: a run's budget is also cut to end by RUNS_END_BY_ISOLATE_AGE_MS.
   wallBudgetMs: integer(
     "IMPORT_WORKER_WALL_BUDGET_MS",
     "wall time per request before it hands on",

@@ -4,6 +4,8 @@ import {
   integer,
   PLATFORM_SETTINGS,
   readSettings,
+  RUNS_END_BY_ISOLATE_AGE_MS,
+  runWallBudgetMs,
   SettingsError,
   text,
   VALIDATOR_SETTINGS,
@@ -131,4 +133,10 @@ Deno.test("a bad connection string is named by the setting it came from, its pas
     problems({ SUPABASE_URL: "https://ref.supabase.co" }),
     ["SYNC_DB_URL (or SUPABASE_DB_URL) is not set (the database's connection string)"],
   );
+});
+
+Deno.test("a run's wall budget ends by the isolate age at which runs hand on", () => {
+  assert.equal(runWallBudgetMs(60_000, 1_000), 60_000, "a young isolate: the setting");
+  assert.equal(runWallBudgetMs(60_000, 74_000), RUNS_END_BY_ISOLATE_AGE_MS - 74_000);
+  assert.equal(runWallBudgetMs(60_000, 200_000), 1_000, "never less than a page's worth");
 });

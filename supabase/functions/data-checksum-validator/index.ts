@@ -10,7 +10,11 @@ import { dynamoClients } from "../../../functions-shared/dynamo_client.ts";
 import { selfInvoker } from "../../../functions-shared/self_invoke.ts";
 import { acceptedServiceKeys } from "../../../functions-shared/service_auth.ts";
 import { RunGate } from "../../../functions-shared/run_gate.ts";
-import { readSettings, VALIDATOR_SETTINGS } from "../../../functions-shared/settings.ts";
+import {
+  readSettings,
+  runWallBudgetMs,
+  VALIDATOR_SETTINGS,
+} from "../../../functions-shared/settings.ts";
 import { describeDbTarget } from "../../../functions-shared/db_url.ts";
 import {
   connectDb,
@@ -48,7 +52,7 @@ Deno.serve((req) =>
     serviceRoleKey: serviceKeys,
     waitUntil: (work) => EdgeRuntime.waitUntil(work),
     callSelf,
-    budget: { cpuMs: settings.cpuBudgetMs, wallMs: settings.wallBudgetMs },
+    budget: { cpuMs: settings.cpuBudgetMs, wallMs: runWallBudgetMs(settings.wallBudgetMs) },
     cpu,
     settleMs: settings.settleMs,
     maxRcuPerSecond: settings.maxRcuPerSecond,

@@ -13,7 +13,11 @@ import { dynamoClients } from "../../../functions-shared/dynamo_client.ts";
 import { errorResponse, json, methodNotAllowed } from "../../../functions-shared/http.ts";
 import { selfInvoker } from "../../../functions-shared/self_invoke.ts";
 import { acceptedServiceKeys, serviceRoleProblem } from "../../../functions-shared/service_auth.ts";
-import { IMPORT_WORKER_SETTINGS, readSettings } from "../../../functions-shared/settings.ts";
+import {
+  IMPORT_WORKER_SETTINGS,
+  readSettings,
+  runWallBudgetMs,
+} from "../../../functions-shared/settings.ts";
 import { describeDbTarget } from "../../../functions-shared/db_url.ts";
 import {
   connectDb,
@@ -57,7 +61,7 @@ Deno.serve((req) => {
       wake: () => callSelf({}),
       cpu,
       cpuBudgetMs: settings.cpuBudgetMs,
-      wallBudgetMs: settings.wallBudgetMs,
+      wallBudgetMs: runWallBudgetMs(settings.wallBudgetMs),
       maxConcurrent: settings.maxConcurrent,
       segmentsPerRun: settings.segmentsPerRun,
       inFlight,
