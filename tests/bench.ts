@@ -29,7 +29,7 @@ function figure(name: string, value: number, digits = 1): void {
 }
 
 /** A batch of INSERT records of firespring_actions with realistic attributes. */
-function actionRecords(run: string, batch: number, size: number, seqBase: bigint) {
+export function actionRecords(run: string, batch: number, size: number, seqBase: bigint) {
   return Array.from({ length: size }, (_, i) => {
     const id = `bench-${run}-${size}-${batch}-${i}`;
     return streamRecord(

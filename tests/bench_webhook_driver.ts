@@ -11,31 +11,17 @@
 import { handleWebhook, RecentWebhookIds } from "../functions-shared/webhook.ts";
 import { createWebhookVerifier, signWebhook } from "../functions-shared/webhook_signing.ts";
 import { connectDb } from "../functions-shared/sync_db.ts";
-import { stack, streamRecord } from "./stack_clients.ts";
+import { stack } from "./stack_clients.ts";
+import { actionRecords } from "./bench.ts";
 
 const sql = connectDb(Deno.env.get("U") === "direct" ? stack.DATABASE_URL : stack.POOLER_URL, 3);
 const verifier = createWebhookVerifier(stack.SYNC_WEBHOOK_SECRET);
 const recentIds = new RecentWebhookIds();
 const run = crypto.randomUUID().slice(0, 8);
-function recs(b: number, size: number) {
-  return Array.from({ length: size }, (_, i) => {
-    const id = `prof-${run}-${b}-${i}`;
-    return streamRecord("firespring-backdoor-actions-dev", "INSERT", { action_id: { S: id } }, {
-      action_id: { S: id },
-      action_type: { S: "click" },
-      session_id: { S: `s-${i % 97}` },
-      timestamp: { N: String(1770379200 + i) },
-      url: { S: `/page/${i % 50}` },
-      title: { S: "A page title" },
-      data: { M: { x: { N: String(i) }, tag: { S: "bench" } } },
-      created_at: { S: "2026-02-06T12:00:00Z" },
-    }, String(10n ** 18n + BigInt(b * size + i)).padStart(21, "0"));
-  });
-}
 const size = Number(Deno.args[0] ?? 10);
 const n = Number(Deno.args[1] ?? 500);
 const reqs = Array.from({ length: n }, (_, b) => {
-  const body = JSON.stringify({ records: recs(b, size) });
+  const body = JSON.stringify({ records: actionRecords(`prof-${run}`, b, size, 10n ** 18n) });
   return { body, headers: signWebhook(stack.SYNC_WEBHOOK_SECRET, body) };
 });
 const t = performance.now();
@@ -51,5 +37,5 @@ for (const { body, headers } of reqs) {
   if (r.status !== 200) throw new Error(await r.text());
 }
 console.log(`in-process: ${((performance.now() - t) / n).toFixed(2)} ms/request of ${size}`);
-await sql`delete from public.firespring_actions where action_id like ${"prof-" + run + "%"}`;
+await sql`delete from public.firespring_actions where action_id like ${"bench-prof-" + run + "%"}`;
 await sql.end();
