@@ -8,7 +8,6 @@
 
 import {
   CreateTableCommand,
-  DeleteTableCommand,
   DescribeTableCommand,
   DynamoDBClient,
   ResourceNotFoundException,
@@ -69,15 +68,6 @@ export async function enableStream(client: DynamoDBClient, spec: TableSpec): Pro
   await client.send(
     new UpdateTableCommand({ TableName: spec.sourceTable, StreamSpecification: STREAM }),
   );
-}
-
-/** Deletes a table if it exists (its stream goes with it). */
-export async function dropSourceTable(client: DynamoDBClient, spec: TableSpec): Promise<void> {
-  try {
-    await client.send(new DeleteTableCommand({ TableName: spec.sourceTable }));
-  } catch (error) {
-    if (!(error instanceof ResourceNotFoundException)) throw error;
-  }
 }
 
 /** Makes sure all nine tables exist; returns the names it created. */
