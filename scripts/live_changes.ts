@@ -172,6 +172,28 @@ export const LIVE_TABLES: ReadonlySet<string> = new Set([
 ]);
 
 /**
+ * Posts a signed batch; a 503 (the database unavailable for a moment, e.g. no pooled
+ * connection came free in time) is tried again after its Retry-After, as the Lambda
+ * does, up to 5 times. Each try is signed afresh (a 503 applied nothing).
+ */
+async function postRetrying(env: StackEnv, body: string): Promise<Response> {
+  for (let attempt = 1;; attempt++) {
+    const response = await fetch(`${env.FUNCTIONS_URL}/mmp-toledo-sync`, {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        ...signWebhook(env.SYNC_WEBHOOK_SECRET, body),
+      },
+      body,
+    });
+    if (response.status !== 503 || attempt === 5) return response;
+    await response.body?.cancel();
+    const seconds = Math.min(Number(response.headers.get("retry-after") ?? 1) || 1, 5);
+    await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
+  }
+}
+
+/**
  * Late and duplicated deliveries: every record the streams of the live phase hold, sent
  * to the webhook again, newest first, as a retrying Lambda or a replay would.
  */
@@ -192,14 +214,7 @@ export async function redeliver(env: StackEnv): Promise<number> {
     let sent = 0;
     for (let i = 0; i < records.length; i += 25) {
       const body = JSON.stringify({ records: records.slice(i, i + 25) });
-      const response = await fetch(`${env.FUNCTIONS_URL}/mmp-toledo-sync`, {
-        method: "POST",
-        headers: {
-          "content-type": "application/json",
-          ...signWebhook(env.SYNC_WEBHOOK_SECRET, body),
-        },
-        body,
-      });
+      const response = await postRetrying(env, body);
       if (!response.ok) {
         throw new Error(
           `redelivery to ${spec.targetTable} refused: ${response.status} ${await response.text()}`,
