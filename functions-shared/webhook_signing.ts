@@ -17,14 +17,17 @@
  * signatures). Nothing is accepted from a `catch`: every path that does not end in a
  * matching signature is a refusal.
  *
- * Signing ({@link signWebhook}) stays synchronous, for the Lambda (Node 22) and the
- * tools that spread its headers into a request; it uses the `standardwebhooks`
- * package's HMAC with the secret already checked here.
+ * Signing ({@link signWebhook}) stays synchronous, for the Lambda (Node 20) and the
+ * tools that spread its headers into a request; it uses `node:crypto`'s native HMAC
+ * (Node and Deno both have it). The `standardwebhooks` package's own HMAC is plain
+ * JavaScript: 43 ms to sign a 750 KB batch of 1,000 records on this machine, against
+ * well under one with `node:crypto`; webhook_signing_test.ts checks that the package's
+ * verifier accepts what is signed here.
  *
  * @module
  */
 
-import { Webhook } from "standardwebhooks";
+import { createHmac } from "node:crypto";
 import { checkWebhookHeaders, type Delivery } from "./webhook_headers.ts";
 import {
   decodeBase64,
@@ -125,9 +128,13 @@ export function createWebhookVerifier(setting: string | undefined): WebhookVerif
   };
 }
 
-/** The `v1,<base64>` signature of a message with one key (the package's HMAC). */
+/** The `v1,<base64>` signature of a message with one key. */
 function signWithKey(key: Uint8Array, id: string, at: Date, body: string): string {
-  return new Webhook(key, { format: "raw" }).sign(id, at, body);
+  const mac = createHmac("sha256", key)
+    .update(`${id}.${Math.floor(at.getTime() / 1000)}.`)
+    .update(body)
+    .digest("base64");
+  return `v1,${mac}`;
 }
 
 /**

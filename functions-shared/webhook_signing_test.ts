@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { Webhook } from "standardwebhooks";
 import { checkWebhookHeaders, type Delivery } from "./webhook_headers.ts";
 import {
   createWebhookVerifier,
@@ -100,4 +101,13 @@ Deno.test("timingSafeEqual compares whole byte strings", () => {
   assert.equal(timingSafeEqual(bytes("abc"), bytes("abcd")), false);
   assert.equal(timingSafeEqual(bytes("abc\0"), bytes("abc")), false);
   assert.equal(timingSafeEqual(bytes(""), bytes("")), true);
+});
+
+Deno.test("what signWebhook signs, the standardwebhooks package verifies (the scheme's reference)", () => {
+  const key = secretA.slice("whsec_".length);
+  const at = new Date("2026-11-28T12:00:00Z");
+  for (const payload of [body, "", "é ünïcode \u2028", "x".repeat(100_000)]) {
+    const headers = signWebhook(secretA, payload, "msg_ref", at);
+    assert.equal(headers["webhook-signature"], new Webhook(key).sign("msg_ref", at, payload));
+  }
 });

@@ -44,6 +44,13 @@ import { spawnIsolate, supervise } from "./supabase/isolate_process.ts";
 const FUNCTIONS_DIR = join(ROOT, "supabase", "functions");
 const TEST_FUNCTIONS_DIR = join(ROOT, "local-stack", "test-functions");
 const IDLE_TIMEOUT_MS = 150_000;
+/**
+ * Bodies up to this size with a declared length are passed on whole, in one write each
+ * way; larger or unsized ones stream (a function may refuse a body before reading it).
+ * Streaming a small body costs a chunked upload and a stream per response (README,
+ * "Where the time goes": the webhook).
+ */
+const WHOLE_BODY_MAX_BYTES = 1024 * 1024;
 
 interface EdgeFunction {
   name: string;
@@ -159,6 +166,12 @@ function releasingBody(body: ReadableStream<Uint8Array>, done: () => void) {
   });
 }
 
+/** A small declared length: read whole. */
+function small(headers: Headers): boolean {
+  const length = Number(headers.get("content-length") ?? NaN);
+  return Number.isInteger(length) && length <= WHOLE_BODY_MAX_BYTES;
+}
+
 /** The answer to a request whose isolate failed under it. */
 async function failure(fn: EdgeFunction, isolate: Isolate, error: unknown): Promise<Response> {
   if (error instanceof DOMException && error.name === "TimeoutError") {
@@ -219,10 +232,19 @@ async function route(req: Request, functions: Map<string, EdgeFunction>): Promis
     response = await fetch(target, {
       method: req.method,
       headers: req.headers,
-      body: req.body,
+      body: req.body && small(req.headers) ? await req.arrayBuffer() : req.body,
       redirect: "manual",
       signal: AbortSignal.timeout(IDLE_TIMEOUT_MS),
     });
+    if (response.body && small(response.headers)) {
+      const whole = await response.arrayBuffer();
+      pool.release(isolate);
+      return new Response(whole, {
+        status: response.status,
+        statusText: response.statusText,
+        headers: response.headers,
+      });
+    }
   } catch (error) {
     pool.release(isolate);
     return await failure(fn, isolate, error);
