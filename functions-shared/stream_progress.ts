@@ -1,7 +1,8 @@
 /**
  * The webhook's half of the lost-record check (docs/sync-semantics.md, "Lost stream
  * records"): every stream record of a batch the webhook commits is noted in
- * `sync.stream_records_applied`, in the batch's own transaction, so that the scheduled
+ * `sync.stream_batches_applied` (one row per stream of the batch: its records' sequence
+ * numbers), in the batch's own transaction, so that the scheduled
  * check (functions-shared/stream_check.ts) can tell which records a shard still holds
  * were applied.
  *
@@ -20,32 +21,32 @@
 import type postgres from "postgres";
 import type { WebhookBody } from "./webhook_envelope.ts";
 
-/** One noted record: stream ARN, sequence number, ApproximateCreationDateTime (epoch s). */
-export interface NotedRecord {
-  arn: string;
-  seq: string;
-  at: number;
-}
+/** The records to note: each stream's ARN and its records' sequence numbers. */
+export type NotedRecords = Record<string, string[]>;
 
 /** The records of a body to note: every stream record, whatever became of it. */
-export function recordsToNote(body: WebhookBody): NotedRecord[] {
-  if (body.kind !== "records") return [];
-  return body.records.map((r) => ({
-    arn: r.eventSourceARN,
-    seq: r.dynamodb.SequenceNumber,
-    at: r.dynamodb.ApproximateCreationDateTime as number,
-  }));
+export function recordsToNote(body: WebhookBody): NotedRecords {
+  const noted: NotedRecords = {};
+  if (body.kind !== "records") return noted;
+  for (const r of body.records) (noted[r.eventSourceARN] ??= []).push(r.dynamodb.SequenceNumber);
+  return noted;
+}
+
+/** Whether there is nothing to note. */
+export function noneToNote(records: NotedRecords): boolean {
+  for (const _ in records) return false;
+  return true;
 }
 
 /**
  * Notes `records` inside the caller's transaction (one statement for the batch);
- * returns how many were new. Nothing to note, no round trip.
+ * returns how many it noted. Nothing to note, no round trip.
  */
 export async function noteStreamRecords(
   tx: postgres.TransactionSql,
-  records: NotedRecord[],
+  records: NotedRecords,
 ): Promise<number> {
-  if (records.length === 0) return 0;
+  if (noneToNote(records)) return 0;
   const [row] = await tx.unsafe("select sync.note_stream_records($1::text::jsonb) as noted", [
     JSON.stringify(records),
   ]);

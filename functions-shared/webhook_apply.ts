@@ -20,7 +20,7 @@ import type postgres from "postgres";
 import { toWire } from "./change_wire.ts";
 import { encodeJson } from "./dynamo_encoder.ts";
 import type { DeadLetter, TableChange } from "./record_mapping.ts";
-import { type NotedRecord, noteStreamRecords } from "./stream_progress.ts";
+import { type NotedRecords, noteStreamRecords } from "./stream_progress.ts";
 import { dollarQuoted } from "./sql_text.ts";
 import { applyChanges, isDataError } from "./sync_db.ts";
 
@@ -35,7 +35,7 @@ export interface WebhookBatch {
   changes: TableChange[];
   deadLetters: DeadLetter[];
   /** The stream records to note (stream_progress.ts). */
-  records: NotedRecord[];
+  records: NotedRecords;
 }
 
 /** Thrown inside the transaction when its `webhook-id` was already recorded: rolls back. */

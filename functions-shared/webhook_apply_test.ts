@@ -11,7 +11,9 @@ function changes(...ids: string[]): TableChange[] {
   });
 }
 
-const records = [{ arn: "arn:aws:dynamodb:us-east-1:0:table/t/stream/s", seq: "100", at: 1 }];
+const arn = "arn:aws:dynamodb:us-east-1:0:table/t/stream/s";
+const records = { [arn]: ["100"] };
+const noted = [{ arn, seq: "100" }];
 
 Deno.test("a batch without dead letters is applied in one statement", async () => {
   const db = fakeDb();
@@ -25,7 +27,7 @@ Deno.test("a batch without dead letters is applied in one statement", async () =
   assert.deepEqual(db.statements.map((s) => s.slice(0, 40)), [
     "select replayed, applied from sync.apply",
   ]);
-  assert.deepEqual(db.noted, records);
+  assert.deepEqual(db.noted, noted);
   assert.ok(db.deliveries.has("msg_1"));
 });
 
@@ -54,7 +56,7 @@ Deno.test("a change Postgres refuses sends the batch through savepoints, once", 
   assert.equal(db.committed, 1, "the refused statement rolled back; the savepoint path committed");
   assert.ok(db.statements[0].includes("sync.apply_webhook_batch"));
   assert.ok(db.statements[1].includes("sync.webhook_deliveries"), "the delivery, recorded again");
-  assert.deepEqual(db.noted, records);
+  assert.deepEqual(db.noted, noted);
 });
 
 Deno.test("a batch with dead letters goes straight to the savepoint path", async () => {

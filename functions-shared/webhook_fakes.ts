@@ -62,7 +62,7 @@ export function fakeDb(
     applied: 0,
     deadLettered: 0,
     /** Stream records noted (sync.note_stream_records) by committed transactions. */
-    noted: [] as { arn: string; seq: string; at: number }[],
+    noted: [] as { arn: string; seq: string }[],
     deliveries,
     sql: undefined as unknown as postgres.Sql,
   };
@@ -77,7 +77,7 @@ export function fakeDb(
     const inserted: string[] = [];
     let applied = 0;
     let deadLettered = 0;
-    const noted: { arn: string; seq: string; at: number }[] = [];
+    const noted: { arn: string; seq: string }[] = [];
     const tx = {
       unsafe(query: string, params: unknown[], inner = false) {
         if (!inner) db.statements.push(query.replace(/\s+/g, " ").trim());
@@ -94,7 +94,10 @@ export function fakeDb(
           return Promise.resolve([{ applied: changes.length }]);
         }
         if (query.includes("sync.note_stream_records")) {
-          const records = JSON.parse(String(params[0])) as typeof noted;
+          const byStream = JSON.parse(String(params[0])) as Record<string, string[]>;
+          const records = Object.entries(byStream).flatMap(([arn, seqs]) =>
+            seqs.map((seq) => ({ arn, seq }))
+          );
           noted.push(...records);
           return Promise.resolve([{ noted: records.length }]);
         }
@@ -151,7 +154,7 @@ export function fakeDb(
         const [row] = await run("select sync.merge_changes", [table, JSON.stringify(changes)]);
         applied += (row as { applied: number }).applied;
       }
-      if (String(params[2]) !== "[]") await run("select sync.note_stream_records", [params[2]]);
+      if (String(params[2]) !== "{}") await run("select sync.note_stream_records", [params[2]]);
       return [{ replayed: false, applied }];
     }).catch((error) => {
       if (error === replayed) return [{ replayed: true, applied: 0 }];

@@ -237,9 +237,10 @@ export interface Unapplied {
 
 /**
  * The stream records of every table's current stream that no committed webhook batch
- * has noted in sync.stream_records_applied (20261128001300_stream_progress.sql: the
- * webhook notes each record of a batch in the batch's own transaction, applied or
- * skipped as older, so a noted record is in Postgres for good).
+ * has noted (sync.stream_records_applied_of, the lost-record check's own lookup,
+ * 20261128001300_stream_progress.sql: the webhook notes each record of a batch in the
+ * batch's own transaction, applied or skipped as older, so a noted record is in Postgres
+ * for good).
  */
 export async function unappliedRecords(env: StackEnv, sql: postgres.Sql): Promise<Unapplied[]> {
   const found: Unapplied[] = [];
@@ -257,11 +258,12 @@ export async function unappliedRecords(env: StackEnv, sql: postgres.Sql): Promis
       }
     }
     if (sequences.length === 0) return;
-    const missing = await sql<{ seq: string }[]>`
-      select s.seq from unnest(${sequences}::text[]) s (seq)
-      where not exists (select from sync.stream_records_applied a
-                        where a.stream_arn = ${arn} and a.sequence_number = s.seq::numeric(40, 0))
-      order by s.seq::numeric(40, 0)`;
+    const [{ applied }] = await sql<{ applied: string[] }[]>`
+      select sync.stream_records_applied_of(${arn}, ${sequences}) as applied`;
+    const noted = new Set(applied);
+    const missing = sequences.filter((seq) => !noted.has(seq))
+      .sort((a, b) => (BigInt(a) < BigInt(b) ? -1 : BigInt(a) > BigInt(b) ? 1 : 0))
+      .map((seq) => ({ seq }));
     if (missing.length > 0) {
       found.push({
         table: spec.targetTable,

@@ -3,7 +3,7 @@
 -- or failing for longer than the stream keeps them (24 h). Two halves:
 --
 -- 1. The webhook notes every stream record of a batch it committed, in the batch's own
---    transaction (sync.note_stream_records: one statement per batch). A Lambda event
+--    transaction (sync.note_stream_records: one statement, one row per stream, per batch). A Lambda event
 --    record names its stream (eventSourceARN) and its SequenceNumber but not its shard
 --    (https://docs.aws.amazon.com/lambda/latest/dg/with-ddb.html), and sequence numbers
 --    of different shards are not ordered against each other, so "the last sequence
@@ -15,19 +15,26 @@
 --    records the result with sync.record_stream_check, which marks the table stale
 --    (sync.mark_stale, which queues the healing backfill) when it found a problem.
 
--- The stream records the webhook committed, by stream and sequence number. Kept 48 hours
--- after they were applied (the stream keeps a record 24 hours; the check looks back at
--- most one check interval further), purged by sync.record_stream_check.
-create table sync.stream_records_applied (
+-- The stream records the webhook committed: one row per stream of a committed batch, its
+-- records' sequence numbers (sorted) and their span, found through a GiST index on the
+-- span. One row per batch rather than per record: at a batch of 1,000 records, 1,000
+-- B-tree entries cost about as much as the batch's upsert itself, one row with a GiST
+-- entry a third of that (README, "Where the time goes": the webhook). A record delivered
+-- twice is in two rows; looking it up finds it either way. Kept 48 hours after they
+-- were applied (the stream keeps a record 24 hours; the check looks back at most one
+-- check interval further), purged by sync.record_stream_check.
+create table sync.stream_batches_applied (
+  id bigint generated always as identity primary key,
   stream_arn text not null,
-  sequence_number numeric(40, 0) not null,
-  created_at timestamptz not null,
-  applied_at timestamptz not null default now(),
-  primary key (stream_arn, sequence_number)
+  span numrange not null,
+  sequence_numbers numeric(40, 0)[] not null,
+  applied_at timestamptz not null default now()
 );
-create index stream_records_applied_purge_idx on sync.stream_records_applied (stream_arn, applied_at);
-comment on table sync.stream_records_applied is
-  'Stream records (stream ARN, sequence number, ApproximateCreationDateTime) whose webhook batch committed; kept 48 h.';
+create index stream_batches_applied_span_idx on sync.stream_batches_applied using gist (span);
+-- Rows arrive in applied_at order: a BRIN index finds the old ones for nearly nothing.
+create index stream_batches_applied_purge_idx on sync.stream_batches_applied using brin (applied_at);
+comment on table sync.stream_batches_applied is
+  'The stream records of each committed webhook batch, per stream: sorted sequence numbers and their span; kept 48 h.';
 
 -- The lost-record check's memory per table: when it last ran, on which stream, and per
 -- shard how far it has seen every record applied (`through`) and the first record not
@@ -46,33 +53,44 @@ comment on table sync.stream_checks is
 comment on column sync.stream_checks.shards is
   'Shard id -> {"through": last sequence number seen applied, "frontier": {"seq", "created_at"} of the first record not applied, "done": a closed shard read to its end}.';
 
--- Notes the stream records of a committed batch: p_records is a jsonb array of
--- {"arn", "seq", "at"} (at: ApproximateCreationDateTime, epoch seconds). Called by the
--- webhook inside the batch's transaction, so a rolled-back batch notes nothing.
+-- Notes the stream records of a committed batch: p_records is a jsonb object of stream
+-- ARN -> array of sequence numbers (decimal text), {"<arn>": ["<seq>", ...], ...}.
+-- Called by the webhook inside the batch's transaction, so a rolled-back batch notes
+-- nothing. Returns how many records it noted.
 create function sync.note_stream_records(p_records jsonb) returns integer
 language sql set search_path = ''
 as $$
   with noted as (
-    insert into sync.stream_records_applied (stream_arn, sequence_number, created_at)
-    select distinct on (r ->> 'arn', (r ->> 'seq')::numeric(40, 0))
-           r ->> 'arn', (r ->> 'seq')::numeric(40, 0), to_timestamp((r ->> 'at')::double precision)
-    from jsonb_array_elements(p_records) r
-    on conflict (stream_arn, sequence_number) do nothing
-    returning 1)
-  select count(*)::integer from noted;
+    insert into sync.stream_batches_applied (stream_arn, span, sequence_numbers)
+    select r.key, numrange(min(x.n), max(x.n), '[]'), array_agg(x.n order by x.n)
+    from jsonb_each(p_records) r
+    cross join lateral (
+      select s::numeric(40, 0) as n from jsonb_array_elements_text(r.value) s) x
+    group by r.key
+    returning cardinality(sequence_numbers) as records)
+  select coalesce(sum(records), 0)::integer from noted;
 $$;
 comment on function sync.note_stream_records(jsonb) is
-  'Notes the stream records of a committed webhook batch ([{"arn", "seq", "at"}]); returns how many were new.';
+  'Notes the stream records of a committed webhook batch ({"<stream arn>": ["<seq>", ...]}); returns how many.';
 
--- Which of these sequence numbers (decimal text) of a stream the webhook applied.
+-- Which of these sequence numbers (decimal text) of a stream the webhook applied: the
+-- batches whose span overlaps the asked ones' (GiST), their numbers unnested and matched.
 create function sync.stream_records_applied_of(p_stream_arn text, p_seqs text[]) returns text[]
 language sql stable set search_path = ''
 as $$
-  select coalesce(array_agg(s order by ord), '{}')
-  from unnest(p_seqs) with ordinality as u(s, ord)
-  where exists (
-    select from sync.stream_records_applied a
-    where a.stream_arn = p_stream_arn and a.sequence_number = u.s::numeric(40, 0));
+  with asked as (
+    select u.s, u.ord, u.s::numeric(40, 0) as n
+    from unnest(p_seqs) with ordinality as u(s, ord)),
+  noted as (
+    select x.n
+    from sync.stream_batches_applied b
+    cross join lateral unnest(b.sequence_numbers) as x(n)
+    where b.stream_arn = p_stream_arn
+      and b.span && (select numrange(min(a.n), max(a.n), '[]') from asked a)
+      and exists (select from asked))
+  select coalesce(array_agg(a.s order by a.ord), '{}')
+  from asked a
+  where a.n in (select n from noted);
 $$;
 comment on function sync.stream_records_applied_of(text, text[]) is
   'The subset of the given sequence numbers of a stream whose records the webhook committed.';
@@ -119,7 +137,7 @@ begin
     set stream_arn = excluded.stream_arn, checked_at = excluded.checked_at,
         shards = excluded.shards, problem = excluded.problem,
         backfill_job_id = coalesce(excluded.backfill_job_id, sync.stream_checks.backfill_job_id);
-  delete from sync.stream_records_applied
+  delete from sync.stream_batches_applied
   where stream_arn = p_stream_arn and applied_at < now() - interval '48 hours';
   return job_id;
 end

@@ -3,26 +3,30 @@
 -- record, which marks the table stale (queuing the healing backfill) on a problem.
 set client_min_messages = warning;
 begin;
-select plan(19);
+select plan(23);
 
 delete from sync.stream_checks;
-delete from sync.stream_records_applied;
+delete from sync.stream_batches_applied;
 delete from sync.table_state;
 delete from sync.backfill_jobs;
 
--- Notes: one row per record; a redelivered record is noted once.
+-- Notes: one row per stream of a batch, its sequence numbers sorted, as numbers.
 select is(
-  sync.note_stream_records('[{"arn": "arn:s1", "seq": "000000000000000000007", "at": 1795870680},
-                             {"arn": "arn:s1", "seq": "8", "at": 1795870680.5},
-                             {"arn": "arn:s1", "seq": "8", "at": 1795870680.5}]'),
-  2, 'a batch''s records are noted, each once');
+  sync.note_stream_records('{"arn:s1": ["000000000000000000008", "7"], "arn:s2": ["7"]}'),
+  3, 'a batch''s records are noted, each stream''s in a row');
 select is(
-  sync.note_stream_records('[{"arn": "arn:s1", "seq": "7", "at": 1795870680}]'),
-  0, 'a record noted before is not noted again');
+  sync.note_stream_records('{"arn:s1": ["8"]}'),
+  1, 'a record delivered again is noted again (found either way)');
 select results_eq(
-  $$select sequence_number, created_at from sync.stream_records_applied order by 1$$,
-  $$values (7::numeric, to_timestamp(1795870680)), (8::numeric, to_timestamp(1795870680.5))$$,
-  'sequence numbers as numbers, creation times to the fraction');
+  $$select stream_arn, span, sequence_numbers from sync.stream_batches_applied order by id$$,
+  $$values ('arn:s1'::text, numrange(7, 8, '[]'), array[7, 8]::numeric[]),
+           ('arn:s2', numrange(7, 7, '[]'), array[7]::numeric[]),
+           ('arn:s1', numrange(8, 8, '[]'), array[8]::numeric[])$$,
+  'sequence numbers as numbers, sorted, with their span');
+select is(sync.note_stream_records('{}'), 0, 'nothing to note notes nothing');
+select throws_ok(
+  $$select sync.note_stream_records('{"arn:s1": ["8x"]}')$$,
+  '22P02', null, 'a sequence number that is not a number is refused');
 
 -- Which records of a shard the webhook applied: compared as numbers, in the order asked.
 select is(
@@ -32,6 +36,10 @@ select is(
 select is(
   sync.stream_records_applied_of('arn:other', array['7']), '{}'::text[],
   'another stream''s records are its own');
+select is(
+  sync.stream_records_applied_of('arn:s1', array['6', '9']), '{}'::text[],
+  'numbers inside no batch are not applied');
+select is(sync.stream_records_applied_of('arn:s1', '{}'), '{}'::text[], 'nothing asked, nothing found');
 
 -- A run that found nothing: recorded, nothing marked.
 select is(
@@ -89,11 +97,12 @@ select throws_ok(
   '22023', null, 'an unknown table is refused');
 
 -- Notes older than 48 hours go with the next run of their stream.
-update sync.stream_records_applied set applied_at = now() - interval '49 hours' where sequence_number = 7;
+update sync.stream_batches_applied set applied_at = now() - interval '49 hours' where span @> 7::numeric;
 select sync.record_stream_check('firespring_segments', 'arn:s1', '{}', null, null);
-select is(
-  (select array_agg(sequence_number::text) from sync.stream_records_applied), array['8'],
-  'notes past 48 hours are purged, younger ones kept');
+select results_eq(
+  $$select stream_arn, sequence_numbers from sync.stream_batches_applied order by id$$,
+  $$values ('arn:s2'::text, array[7]::numeric[]), ('arn:s1', array[8]::numeric[])$$,
+  'a stream''s notes past 48 hours are purged, younger ones and other streams'' kept');
 
 select is(
   (select schedule from cron.job where jobname = 'sync-stream-check'), '41 * * * *',
