@@ -65,11 +65,17 @@ export interface TableChange {
 /** The outcome of mapping one record. */
 export type Mapped = { ok: true; value: TableChange } | { ok: false; deadLetter: DeadLetter };
 
+/** The last creation time's ISO text: a batch's records mostly share their second. */
+let lastCreated = { value: NaN, iso: null as string | null };
+
 /** ApproximateCreationDateTime is in seconds in Lambda's events (milliseconds in some SDKs). */
 function creationTime(value: number): string | null {
+  if (value === lastCreated.value) return lastCreated.iso;
   const ms = value > 1e11 ? value : value * 1000;
   // 9999-12-31T23:59:59.999Z: later times have no ISO-8601 form Postgres reads.
-  return Number.isFinite(ms) && ms <= 253402300799999 ? new Date(ms).toISOString() : null;
+  const iso = Number.isFinite(ms) && ms <= 253402300799999 ? new Date(ms).toISOString() : null;
+  lastCreated = { value, iso };
+  return iso;
 }
 
 /** A key attribute's value, from DynamoDB JSON or a plain (direct) value, if storable. */

@@ -154,14 +154,36 @@ export function parseWebhookBody(
     };
 }
 
+/** Whether an attribute value, or any value inside it, is a binary (B or BS). */
+function holdsBinary(v: Record<string, unknown>): boolean {
+  if (v.B !== undefined || v.BS !== undefined) return true;
+  if (v.M && typeof v.M === "object") {
+    for (const inner of Object.values(v.M as Record<string, unknown>)) {
+      if (inner && typeof inner === "object" && holdsBinary(inner as Record<string, unknown>)) {
+        return true;
+      }
+    }
+  }
+  if (Array.isArray(v.L)) {
+    for (const inner of v.L) {
+      if (inner && typeof inner === "object" && holdsBinary(inner as Record<string, unknown>)) {
+        return true;
+      }
+    }
+  }
+  return false;
+}
+
 /**
  * Turns the base64 text of B and BS values into bytes, as the SDK's codec expects.
- * Throws {@link ValueError} naming the attribute when the text is not base64.
+ * Throws {@link ValueError} naming the attribute when the text is not base64. A map
+ * without binaries (most items) is returned as it is, without a copy.
  */
 export function attributeMapFromJson(
   map: Record<string, unknown>,
   path = "",
 ): Record<string, AttributeValue> {
+  if (!holdsBinary({ M: map })) return map as Record<string, AttributeValue>;
   const decode = (text: string, at: string) => {
     if (!BASE64.test(text)) throw new ValueError(at, "binary (B) is not base64 text");
     return Uint8Array.from(atob(text), (c) => c.charCodeAt(0));

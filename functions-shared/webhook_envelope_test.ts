@@ -252,6 +252,17 @@ Deno.test("attributeMapFromJson turns base64 into bytes at every depth and leave
   });
 });
 
+Deno.test("attributeMapFromJson returns a map without binaries as it is, and finds a deep one", () => {
+  const plain = { id: { S: "a" }, meta: { M: { list: { L: [{ N: "1" }, { M: {} }] } } } };
+  assert.equal(attributeMapFromJson(plain), plain, "no copy");
+  const deep = { meta: { M: { list: { L: [{ N: "1" }, { M: { b: { B: "BQ==" } } }] } } } };
+  assert.notEqual(attributeMapFromJson(deep), deep);
+  assert.deepEqual(
+    (attributeMapFromJson(deep).meta as { M: { list: { L: unknown[] } } }).M.list.L[1],
+    { M: { b: { B: new Uint8Array([5]) } } },
+  );
+});
+
 Deno.test("attributeMapFromJson names the attribute whose binary is not base64", () => {
   const cases: [Record<string, unknown>, string][] = [
     [{ blob: { B: "%%" } }, "blob"],
