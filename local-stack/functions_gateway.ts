@@ -47,7 +47,8 @@ const IDLE_TIMEOUT_MS = 150_000;
 /**
  * Bodies up to this size with a declared length are passed on whole, in one write each
  * way; larger or unsized ones stream (a function may refuse a body before reading it).
- * Streaming a small body costs a chunked upload and a stream per response (README,
+ * Streaming a small body cost a chunked upload and a stream per response: for 1,000
+ * requests of 7 KB, the gateway's CPU went from 1.27 to 0.81-0.85 ms a request (README,
  * "Where the time goes": the webhook).
  */
 const WHOLE_BODY_MAX_BYTES = 1024 * 1024;
