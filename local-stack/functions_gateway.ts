@@ -200,6 +200,7 @@ async function route(req: Request, functions: Map<string, EdgeFunction>): Promis
           in_flight: i.inFlight,
           cpu_ms: Math.round(i.cpuMs),
           retired: i.retired ?? null,
+          successor: i.successor,
         })),
       })),
     });

@@ -6,6 +6,15 @@
  * ends when its requests and background work are done, or is killed at a hard limit.
  * Every isolate that ends is reported once, as an {@link IsolateLine}.
  *
+ * One thing differs, and not in the limits: the hosted runtime boots a worker from the
+ * function's bundle in tens of milliseconds, while an isolate here is a Deno process
+ * that takes 650-790 ms to listen on this machine (140-180 ms of it CPU). So that a
+ * request does not wait for a boot production would not make it wait for, the supervisor
+ * starts the next isolate as a *successor* once the current one has used half of a
+ * retiring limit ({@link IsolatePool.prepareSuccessor}); it takes requests only when
+ * the current one is retired, and its own boot counts in its own limits. One that is
+ * never needed ends as `idle`.
+ *
  * The processes themselves are made by the gateway (functions_gateway.ts) through
  * {@link PoolDeps.spawn}; this module only keeps the books and routes.
  *
@@ -62,6 +71,8 @@ export interface Isolate {
   inFlight: number;
   /** The last CPU reading, for the log line. */
   cpuMs: number;
+  /** Started ahead as the next isolate; takes requests once the current one retires. */
+  successor: boolean;
   /** Set once it takes nothing new; why. */
   retired?: RetireReason | "idle" | "stopped" | "boot failed";
   /** Set when it was killed for a limit. */
@@ -91,30 +102,50 @@ export class IsolatePool {
   }
 
   /**
-   * The isolate for a new request: the newest that is not retired, or a new one. The
-   * request is counted as in flight until {@link release}.
+   * The isolate for a new request: the newest that is not retired, else the successor
+   * started ahead, else a new one. The request is counted as in flight until
+   * {@link release}.
    */
   acquire(): Isolate {
-    let isolate = this.#isolates.findLast((i) => !i.retired && !i.killed);
-    if (!isolate) {
-      const id = this.#nextId++;
-      const now = this.deps.now();
-      isolate = {
-        id,
-        process: this.deps.spawn(id),
-        startedAt: now,
-        lastActivity: now,
-        requests: 0,
-        inFlight: 0,
-        cpuMs: 0,
-        ended: false,
-        draining: false,
-      };
-      this.#isolates.push(isolate);
+    const usable = (i: Isolate) => !i.retired && !i.killed;
+    let isolate = this.#isolates.findLast((i) => usable(i) && !i.successor) ??
+      this.#isolates.find((i) => usable(i) && i.successor);
+    if (isolate) {
+      isolate.successor = false;
+    } else {
+      isolate = this.#start(false);
     }
     isolate.requests++;
     isolate.inFlight++;
     isolate.lastActivity = this.deps.now();
+    return isolate;
+  }
+
+  /**
+   * Starts the isolate that takes the requests once the current one retires, unless one
+   * is waiting already (see the module's doc).
+   */
+  prepareSuccessor(): void {
+    if (this.#isolates.some((i) => i.successor && !i.retired && !i.killed)) return;
+    this.#start(true);
+  }
+
+  #start(successor: boolean): Isolate {
+    const id = this.#nextId++;
+    const now = this.deps.now();
+    const isolate: Isolate = {
+      id,
+      process: this.deps.spawn(id),
+      startedAt: now,
+      lastActivity: now,
+      requests: 0,
+      inFlight: 0,
+      cpuMs: 0,
+      successor,
+      ended: false,
+      draining: false,
+    };
+    this.#isolates.push(isolate);
     return isolate;
   }
 

@@ -113,3 +113,29 @@ Deno.test("an isolate that exits on its own says so", () => {
   pool.ended(isolate, 1);
   assert.equal(lines[0].reason, "exited with code 1");
 });
+
+Deno.test("a successor started ahead takes requests only once the current isolate retires", () => {
+  const { pool } = fakePool();
+  const current = pool.acquire();
+  pool.prepareSuccessor();
+  pool.prepareSuccessor();
+  assert.equal(pool.live().length, 2, "one successor at a time");
+  const successor = pool.live()[1];
+  assert.equal(successor.successor, true);
+  assert.equal(pool.acquire(), current, "the current isolate keeps the requests");
+  assert.equal(successor.requests, 0);
+  pool.retire(current, "retired: cpu soft limit");
+  assert.equal(pool.acquire(), successor, "then the successor, already booted, takes them");
+  assert.equal(successor.successor, false);
+  assert.equal(pool.live().length, 2, "no isolate started for it");
+});
+
+Deno.test("a successor never needed ends as idle, with no request", () => {
+  const { pool, events, tick } = fakePool();
+  pool.release(pool.acquire());
+  pool.prepareSuccessor();
+  tick(60_000);
+  pool.retireIdle(60_000);
+  assert.deepEqual(events, ["drain 1", "drain 2"]);
+  assert.equal(pool.live()[1].retired, "idle");
+});

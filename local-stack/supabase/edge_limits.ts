@@ -132,6 +132,14 @@ export function judge(reading: IsolateReading, limits: EdgeLimits, retired: bool
 }
 
 /**
+ * Whether an isolate not yet retired has used half of a limit that retires it (CPU or
+ * wall clock): the time to start its successor (edge_isolates.ts).
+ */
+export function nearsRetirement(reading: IsolateReading, limits: EdgeLimits): boolean {
+  return reading.cpuMs >= limits.cpuSoftMs / 2 || reading.wallMs >= limits.wallClockMs / 4;
+}
+
+/**
  * The body of a 546, as the hosted gateway answers a request whose isolate was killed
  * for a limit (Supabase's troubleshooting page "546 - WORKER_LIMIT Exceeded").
  */

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import {
   type EdgeLimits,
   judge,
+  nearsRetirement,
   readEdgeLimits,
   readProcStat,
   WORKER_LIMIT_BODY,
@@ -94,4 +95,10 @@ Deno.test("readProcStat reads utime + stime and rss, even with spaces in the nam
   // This very process, for real.
   const self = readProcStat(Deno.pid);
   assert.ok(self && self.cpuMs >= 0 && self.rssMb > 0);
+});
+
+Deno.test("an isolate nears retirement at half its soft CPU limit or half its retiring age", () => {
+  assert.equal(nearsRetirement(reading(499, 37_499), limits), false);
+  assert.equal(nearsRetirement(reading(500), limits), true);
+  assert.equal(nearsRetirement(reading(0, 37_500), limits), true);
 });

@@ -11,7 +11,13 @@ import { join } from "node:path";
 import { DENO_BIN, HOST, ROOT } from "../config.ts";
 import { portOpen, sleep } from "../processes.ts";
 import type { IsolatePool, IsolateProcess } from "./edge_isolates.ts";
-import { type EdgeLimits, judge, readProcStat, type RetireReason } from "./edge_limits.ts";
+import {
+  type EdgeLimits,
+  judge,
+  nearsRetirement,
+  readProcStat,
+  type RetireReason,
+} from "./edge_limits.ts";
 
 /**
  * Copies a child's output into ours, each line prefixed with the isolate's name; calls
@@ -139,11 +145,8 @@ export function supervise(pools: Iterable<IsolatePool>, limits: EdgeLimits): voi
       const stat = readProcStat(isolate.process.pid);
       if (!stat) continue;
       isolate.cpuMs = stat.cpuMs;
-      const verdict = judge(
-        { cpuMs: stat.cpuMs, wallMs: now - isolate.startedAt, rssMb: stat.rssMb },
-        limits,
-        isolate.retired !== undefined,
-      );
+      const reading = { cpuMs: stat.cpuMs, wallMs: now - isolate.startedAt, rssMb: stat.rssMb };
+      const verdict = judge(reading, limits, isolate.retired !== undefined);
       if (verdict.action === "kill") {
         console.error(
           `[gateway] ${pool.functionName}#${isolate.id} killed: ${verdict.reason} (${
@@ -154,6 +157,12 @@ export function supervise(pools: Iterable<IsolatePool>, limits: EdgeLimits): voi
       } else if (verdict.action === "retire") {
         pool.retire(isolate, verdict.reason);
         isolate.process.signal?.(RETIRE_SIGNALS[verdict.reason]);
+      }
+      if (
+        !isolate.retired && !isolate.successor && isolate.requests > 0 &&
+        nearsRetirement(reading, limits)
+      ) {
+        pool.prepareSuccessor();
       }
     }
     pool.retireIdle(limits.idleMs);
