@@ -31,7 +31,7 @@ Deno.test("an isolate already over its CPU budget hands the segment on before an
   assert.equal(result.stoppedBy, "budget");
   assert.equal(result.pages, 0);
   assert.equal(dynamo.sent.length, 0);
-  assert.deepEqual(db.matching("sync.release_segment").map((s) => s.values), [
+  assert.deepEqual(db.matching("sync.release_segment").map((s) => s.values.slice(0, 3)), [
     ["7", 1, "worker-a"],
   ]);
   assert.equal(woken.count, 1, "another request goes on");
@@ -135,7 +135,7 @@ Deno.test("a Scan that stays throttled gives up after the rounds, releases its s
   assert.equal(result.stoppedBy, "throttled");
   assert.equal(dynamo.sent.length, SCAN_ROUNDS);
   assert.deepEqual(clock.slept, [1000, 2000]);
-  assert.deepEqual(db.matching("sync.release_segment").map((s) => s.values), [
+  assert.deepEqual(db.matching("sync.release_segment").map((s) => s.values.slice(0, 3)), [
     ["7", 1, "worker-a"],
   ]);
   assert.equal(db.matching("sync.claim_segment").length, 1, "the worker stops");
@@ -148,7 +148,7 @@ Deno.test("a Scan that stays throttled gives up after the rounds, releases its s
   );
 });
 
-Deno.test("pages are paced by their consumed capacity within the segment's share of the table's budget", async () => {
+Deno.test("without read turns, pages are paced by their consumed capacity within the segment's share of the table's budget", async () => {
   const db = backfillDb([claim()]);
   const dynamo = pagedDynamo({
     "null": { Items: [item("a")], LastEvaluatedKey: keyOf("a"), units: 50 },
@@ -174,18 +174,46 @@ Deno.test("pages are paced by their consumed capacity within the segment's share
   assert.equal(db.matching("sync.merge_changes").length, 2);
 });
 
-Deno.test("once other segments of its job are done, a segment's share of the budget grows", async () => {
-  // The page's statement answers that 2 of the job's 4 segments are left.
-  const db = backfillDb([claim()], { segmentsLeft: 2 });
+Deno.test("a segment reads at the turns its job's read ledger books, and settles each read's cost with its page", async () => {
+  // The claim's turn, then each page's statement books the next read (backfill_page.ts).
+  const db = backfillDb([claim()], {
+    turns: [{ wait_ms: 300, units: 257 }, { wait_ms: 1200, units: 50 }, {
+      wait_ms: 0,
+      units: 10,
+    }],
+  });
   const dynamo = pagedDynamo({
     "null": { Items: [item("a")], LastEvaluatedKey: keyOf("a"), units: 50 },
     [JSON.stringify(keyOf("a"))]: { Items: [item("b")], LastEvaluatedKey: keyOf("b"), units: 10 },
-    [JSON.stringify(keyOf("b"))]: { Items: [] },
+    [JSON.stringify(keyOf("b"))]: { Items: [], units: 2 },
   });
   const clock = fakeClock();
-  // 100 units per second for the table: 25 for each of 4 segments, 50 for each of 2.
   const { deps } = workerDeps(db, dynamo, { pacing: clock, maxRcuPerSecond: 100 });
   const result = await runWorker(deps, "worker-a");
   assert.equal(result.pages, 3);
-  assert.deepEqual(clock.slept, [1000, 200]);
+  // The ledger's waits, not the segment's own share (100 ÷ 4 a second would be 2,000 ms).
+  assert.deepEqual(clock.slept, [300, 1200]);
+  const [claimed] = db.matching("sync.claim_segment");
+  assert.match(claimed.text, /sync\.backfill_read_turn\(c\.job_id, \$1, 0, 0, true\)/);
+  // Each page: the table's budget, what the read cost, what its turn booked, whether
+  // another read follows (the last page books none).
+  assert.deepEqual(
+    db.matching("sync.checkpoint_segment").map((s) => s.values.slice(-4)),
+    [[100, 50, 257, true], [100, 10, 50, true], [100, 2, 10, false]],
+  );
+});
+
+Deno.test("a segment handed on before its read gives its turn back to the job with the segment", async () => {
+  const db = backfillDb([claim()], { turns: [{ wait_ms: 0, units: 257 }] });
+  const { deps } = workerDeps(db, pagedDynamo(twoPages), {
+    cpu: fakeCpuMeter(1500),
+    cpuBudgetMs: 1000,
+  });
+  const result = await runWorker(deps, "worker-a");
+  assert.equal(result.stoppedBy, "budget");
+  // One statement: the release and the unused turn (257 units booked, none spent).
+  const released = db.matching("sync.release_segment");
+  assert.equal(released.length, 1);
+  assert.match(released[0].text, /sync\.backfill_read_turn\(\$4, \$5,\s+0, \$6, false\)/);
+  assert.deepEqual(released[0].values, ["7", 1, "worker-a", "7", 1_000_000, 257]);
 });
