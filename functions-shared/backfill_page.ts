@@ -49,6 +49,7 @@ export class PagesInFlight {
   #ended = 0;
   #firstStartMs: number | undefined;
   #lastEndMs = 0;
+  #waiting: (() => void)[] = [];
 
   /** A page passed the budget check at `cpuMs` of the isolate's CPU. */
   begin(cpuMs: number): void {
@@ -61,6 +62,15 @@ export class PagesInFlight {
     this.#inFlight = Math.max(0, this.#inFlight - 1);
     this.#ended++;
     this.#lastEndMs = Math.max(this.#lastEndMs, cpuMs);
+    const waiting = this.#waiting;
+    this.#waiting = [];
+    for (const resolve of waiting) resolve();
+  }
+
+  /** Resolves when a page in flight ends (at once when none is in flight). */
+  oneEnded(): Promise<void> {
+    if (this.#inFlight === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#waiting.push(resolve));
   }
 
   /** The CPU a page costs, as measured so far (or {@link FIRST_PAGE_CPU_MS}). */

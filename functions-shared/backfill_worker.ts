@@ -29,6 +29,14 @@ export { LEASE_LOST } from "./segment_scan.ts";
 export { PagesInFlight } from "./backfill_page.ts";
 export type { Claim } from "./segment_scan.ts";
 
+/**
+ * The isolate's CPU that its pages may reach at most: the hosted runtime kills an isolate
+ * at 2 s of CPU ("Maximum CPU Time: 2s", https://supabase.com/docs/guides/functions/limits;
+ * local-stack/supabase/edge_limits.ts, hard limit), less 300 ms for what the estimate
+ * of a page's CPU misses. A page starts only if the pages in flight and it stay below.
+ */
+export const CPU_PAGE_CEILING_MS = 1_700;
+
 /** What the worker needs. */
 export interface WorkerDeps {
   sql: postgres.Sql;
@@ -107,10 +115,20 @@ export async function runWorker(deps: WorkerDeps, worker: string): Promise<RunRe
   let wokeAnother = false;
   // Each claim's first turn, booked in the claim's statement.
   const firstTurns = new WeakMap<Claim, Turn>();
+  // Whether another page fits under the hard limit with the pages already in flight.
+  const roomForAPage = () =>
+    deps.cpu.usedMs() + inFlight.expectedMs() + inFlight.perPageMs() < CPU_PAGE_CEILING_MS;
+  const retired = () =>
+    stopped || deps.cpu.usedMs() >= deps.cpuBudgetMs ||
+    performance.now() - started >= deps.wallBudgetMs;
+  // While the isolate has no room for another page but is not spent, wait for a page in
+  // flight to end instead of handing on: a run woken now would land on this same isolate
+  // (not yet retired), find no room either, and hand on again and again.
+  const room = async () => {
+    while (!retired() && !roomForAPage() && inFlight.count > 0) await inFlight.oneEnded();
+  };
   const overBudget = () => {
-    const spent = stopped ||
-      deps.cpu.usedMs() + inFlight.expectedMs() >= deps.cpuBudgetMs ||
-      performance.now() - started >= deps.wallBudgetMs;
+    const spent = retired() || !roomForAPage();
     if (spent) {
       stopped = true;
       stop();
@@ -126,7 +144,7 @@ export async function runWorker(deps: WorkerDeps, worker: string): Promise<RunRe
       claim: async () => {
         if (stopped) return undefined;
         const [row] = await deps.sql<(Claim & { turn: unknown })[]>`
-          select c.*, sync.backfill_read_turn(c.job_id, ${deps.maxRcuPerSecond}, 0, 0, true) as turn
+          select c.*, sync.backfill_read_turn(c.job_id, ${deps.maxRcuPerSecond}, null, 0, true) as turn
           from sync.claim_segment(${worker}) c`;
         if (!row) return undefined;
         const { turn, ...claim } = row;
@@ -138,7 +156,7 @@ export async function runWorker(deps: WorkerDeps, worker: string): Promise<RunRe
         release: async (claim, turn) => {
           await deps.sql`select sync.release_segment(${claim.job_id}, ${claim.segment}, ${worker}),
                                 sync.backfill_read_turn(${claim.job_id}, ${deps.maxRcuPerSecond},
-                                  0, ${turn.units}, false)`;
+                                  null, ${turn.units}, false)`;
         },
       },
       // One wake check per run: its other lanes' claims need none.
@@ -148,6 +166,7 @@ export async function runWorker(deps: WorkerDeps, worker: string): Promise<RunRe
         await wakeAnotherIfUseful(deps);
       },
       overBudget,
+      room,
       stopping,
       pageEnded: () => inFlight.end(deps.cpu.usedMs()),
       // The run hands on once, below, when every lane has given its segment back.

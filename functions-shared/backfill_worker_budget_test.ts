@@ -5,7 +5,7 @@
  */
 
 import assert from "node:assert/strict";
-import { runWorker } from "./backfill_worker.ts";
+import { CPU_PAGE_CEILING_MS, PagesInFlight, runWorker } from "./backfill_worker.ts";
 import { SCAN_ROUNDS } from "./scan_pacing.ts";
 import { awsError, fakeClock, fakeCpuMeter, fakeDynamo } from "./testing_fakes.ts";
 import {
@@ -194,7 +194,7 @@ Deno.test("a segment reads at the turns its job's read ledger books, and settles
   // The ledger's waits, not the segment's own share (100 ÷ 4 a second would be 2,000 ms).
   assert.deepEqual(clock.slept, [300, 1200]);
   const [claimed] = db.matching("sync.claim_segment");
-  assert.match(claimed.text, /sync\.backfill_read_turn\(c\.job_id, \$1, 0, 0, true\)/);
+  assert.match(claimed.text, /sync\.backfill_read_turn\(c\.job_id, \$1, null, 0, true\)/);
   // Each page: the table's budget, what the read cost, what its turn booked, whether
   // another read follows (the last page books none).
   assert.deepEqual(
@@ -214,6 +214,32 @@ Deno.test("a segment handed on before its read gives its turn back to the job wi
   // One statement: the release and the unused turn (257 units booked, none spent).
   const released = db.matching("sync.release_segment");
   assert.equal(released.length, 1);
-  assert.match(released[0].text, /sync\.backfill_read_turn\(\$4, \$5,\s+0, \$6, false\)/);
+  assert.match(released[0].text, /sync\.backfill_read_turn\(\$4, \$5,\s+null, \$6, false\)/);
   assert.deepEqual(released[0].values, ["7", 1, "worker-a", "7", 1_000_000, 257]);
+});
+
+Deno.test("an isolate without room for another page yet waits for a page in flight to end rather than hand on", async () => {
+  // Another run of the isolate has a page in flight; a page costs 400 ms here, so at
+  // 900 ms a second one would pass the ceiling: 900 + 400 + 400 = 1,700.
+  const inFlight = new PagesInFlight();
+  inFlight.begin(0);
+  inFlight.begin(0);
+  inFlight.end(400);
+  const db = backfillDb([claim()]);
+  const dynamo = pagedDynamo({ "null": { Items: [item("a")] } });
+  const { deps, woken } = workerDeps(db, dynamo, {
+    cpu: fakeCpuMeter(900),
+    cpuBudgetMs: 1100,
+    inFlight,
+  });
+  const run = runWorker(deps, "worker-a");
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  assert.equal(dynamo.sent.length, 0, "no Scan while the isolate has no room");
+  assert.equal(db.matching("sync.release_segment").length, 0, "the segment is kept");
+  inFlight.end(400); // the other run's page ends
+  const result = await run;
+  assert.equal(result.pages, 1);
+  assert.equal(result.stoppedBy, "no work");
+  assert.equal(woken.count, 0, "no request woken only to land on this isolate again");
+  assert.ok(CPU_PAGE_CEILING_MS < 2000, "below the hosted hard limit");
 });

@@ -140,6 +140,11 @@ export interface SegmentWork {
    */
   overBudget: () => boolean;
   /**
+   * Resolves when the isolate has room for another page (its pages in flight may have
+   * to end first); awaited before `overBudget`. Optional.
+   */
+  room?: () => Promise<void>;
+  /**
    * Resolves when the caller wants the scan to stop at once (another segment of the same
    * request found the budget spent): a pacing wait ends early, the budget is checked, and
    * the segment is given back. Optional.
@@ -238,6 +243,9 @@ export async function scanSegments(
       // no CPU while it waits, and a stop asked meanwhile ends the wait.
       const wait = turn ? untilTurn(turn, pacing) : pacer.wait();
       await (work.stopping ? Promise.race([wait, work.stopping]) : wait);
+      if (work.room) {
+        await (work.stopping ? Promise.race([work.room(), work.stopping]) : work.room());
+      }
       if (work.overBudget()) {
         // The turn not taken goes back to the job's other segments with the segment.
         if (turn) await work.turns!.release(claim, { waitMs: 0, units: turn.units });

@@ -192,11 +192,11 @@ insert into sync.settings (key, value, description) values
 on conflict (key) do nothing;
 
 -- Settles a segment's last turn and books its next one, in the statement that writes
--- the page (or alone, after a claim). p_spent: what the last read cost (its
--- ConsumedCapacity; 0 if none was made); p_booked: the units its turn was booked at (0:
--- none); p_next: whether to book the next read. Returns when that read may start, as
+-- the page (or with a claim, or a release). p_spent: what the last read cost (its
+-- ConsumedCapacity; null when no read was made); p_booked: the units its turn was booked
+-- at (0: none); p_next: whether to book the next read. Returns when that read may start, as
 -- milliseconds from now (wait_ms), and the units booked for it (units); both null when
--- p_next is false. A turn given back unused (p_spent 0) frees its place for the next one.
+-- p_next is false. A turn given back unused (p_spent null) frees its place for the next one.
 create function sync.backfill_read_turn(
   p_job bigint, p_rate numeric, p_spent numeric, p_booked numeric, p_next boolean
 ) returns jsonb
@@ -220,8 +220,9 @@ begin
   -- The last turn was booked at an estimate: what it really cost moves the next turns.
   ledger.next_at := ledger.next_at
     + make_interval(secs => ((coalesce(p_spent, 0) - coalesce(p_booked, 0)) / p_rate)::float8);
-  if coalesce(p_spent, 0) > 0 then
-    ledger.units := p_spent;
+  if p_spent is not null then
+    -- A read was made: its cost is the next one's estimate (an empty page's, too).
+    ledger.units := greatest(p_spent, 0.5);
   end if;
   if p_next then
     start_at := greatest(ledger.next_at, clock_timestamp());

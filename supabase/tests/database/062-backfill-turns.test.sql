@@ -4,7 +4,7 @@
 -- the job's read ledger books each read's turn and settles what it cost.
 set client_min_messages = warning;
 begin;
-select plan(20);
+select plan(21);
 
 delete from sync.table_state;
 delete from sync.backfill_jobs;
@@ -107,13 +107,13 @@ select throws_ok(
 -- The read ledger. A job's first turn starts now, booked at the most a page may cost.
 select results_eq(
   $$select (t->>'wait_ms')::numeric, (t->>'units')::numeric
-    from sync.backfill_read_turn((select segments from job), 250, 0, 0, true) t$$,
+    from sync.backfill_read_turn((select segments from job), 250, null, 0, true) t$$,
   $$values (0::numeric, 257::numeric)$$,
   'the first turn: at once, booked at 257 read units'
 );
 select ok(
   (select (t->>'wait_ms')::numeric between 900 and 1040
-   from sync.backfill_read_turn((select segments from job), 250, 0, 0, true) t),
+   from sync.backfill_read_turn((select segments from job), 250, null, 0, true) t),
   'the next turn waits for the first one''s units at the budget''s rate (257 ÷ 250 a second)'
 );
 -- The first read cost 50: the next turns move up, and are booked at 50.
@@ -126,17 +126,22 @@ select is((select units from sync.backfill_read_ledger where job_id = (select se
   50::numeric, 'the ledger keeps the last page''s cost');
 -- A turn given back unused frees its place.
 select is(
-  (select sync.backfill_read_turn((select segments from job), 250, 0, 50, false)),
+  (select sync.backfill_read_turn((select segments from job), 250, null, 50, false)),
   '{"wait_ms": null, "units": null}'::jsonb,
   'giving a turn back books nothing'
 );
 select ok(
   (select (t->>'wait_ms')::numeric between 1000 and 1250
-   from sync.backfill_read_turn((select segments from job), 250, 0, 0, true) t),
+   from sync.backfill_read_turn((select segments from job), 250, null, 0, true) t),
   'the turn given back is the next one''s'
 );
+select is(
+  (select (t->>'units')::numeric
+   from sync.backfill_read_turn((select segments from job), 250, 0, 50, true) t),
+  0.5, 'an empty page (no read units) makes the next turns cheap, not free'
+);
 select throws_ok(
-  $$select sync.backfill_read_turn((select segments from job), 0, 0, 0, true)$$,
+  $$select sync.backfill_read_turn((select segments from job), 0, null, 0, true)$$,
   '22023', null, 'a read budget that is not positive is refused'
 );
 select is(
