@@ -31,15 +31,14 @@ import { batchWrite, type Item } from "./load_dynamo.ts";
 /**
  * Empties the target tables and what the merge remembers (tombstones, observations),
  * after cancelling backfills still under way (they would write into the empty tables).
- * A cancelled job's running segments lose their leases too: a worker with a page in
- * flight then finds its checkpoint refused, and its page is not written.
+ * A worker with a page of a cancelled job in flight finds its checkpoint refused
+ * (sync.checkpoint_segment, SQLSTATE SY002), so its page is not written; the cancel
+ * commits before the truncate, and a page committing meanwhile holds the cancel back
+ * until it is done (the checkpoint's share lock on its job), so it is truncated too.
  */
 export async function emptyTargets(sql: postgres.Sql): Promise<void> {
-  await sql`with cancelled as (
-              update sync.backfill_jobs set status = 'cancelled', finished_at = now()
-              where status in ('pending', 'running') returning id)
-            update sync.backfill_segments set lease_owner = null, lease_expires_at = null
-            where job_id in (select id from cancelled) and status = 'running'`;
+  await sql`update sync.backfill_jobs set status = 'cancelled', finished_at = now()
+            where status in ('pending', 'running')`;
   await sql.unsafe(
     `truncate ${TABLES.map((t) => `public.${t.targetTable}`).join(", ")}, sync.tombstones,
      sync.observations, analytics.visitor_sessions, sync.table_state, sync.dead_letters`,

@@ -32,7 +32,7 @@ import { toWire } from "./change_wire.ts";
 import type { CpuMeter } from "./cpu_meter.ts";
 import { encodeJson } from "./dynamo_encoder.ts";
 import { type DeadLetter, mapScannedItem, type TableChange } from "./record_mapping.ts";
-import type { Checkpoint, Claim, Committed, ScanPage } from "./segment_scan.ts";
+import type { Checkpoint, Claim, Committed, ScanPage, Turn } from "./segment_scan.ts";
 import { applyChanges, isDataError } from "./sync_db.ts";
 import { bySourceTable } from "./table_registry.ts";
 
@@ -49,6 +49,7 @@ export class PagesInFlight {
   #ended = 0;
   #firstStartMs: number | undefined;
   #lastEndMs = 0;
+  #waiting: (() => void)[] = [];
 
   /** A page passed the budget check at `cpuMs` of the isolate's CPU. */
   begin(cpuMs: number): void {
@@ -61,6 +62,15 @@ export class PagesInFlight {
     this.#inFlight = Math.max(0, this.#inFlight - 1);
     this.#ended++;
     this.#lastEndMs = Math.max(this.#lastEndMs, cpuMs);
+    const waiting = this.#waiting;
+    this.#waiting = [];
+    for (const resolve of waiting) resolve();
+  }
+
+  /** Resolves when a page in flight ends (at once when none is in flight). */
+  oneEnded(): Promise<void> {
+    if (this.#inFlight === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#waiting.push(resolve));
   }
 
   /** The CPU a page costs, as measured so far (or {@link FIRST_PAGE_CPU_MS}). */
@@ -84,6 +94,12 @@ export class PagesInFlight {
 export interface PageDeps {
   cpu: CpuMeter;
   log?: (line: string) => void;
+  /**
+   * The table's read budget (read units a second) when the worker reads by the job's
+   * turns: the page's statement then settles its read and books the segment's next one
+   * (`sync.backfill_read_turn`). Without it, no turn is booked.
+   */
+  rate?: number;
 }
 
 /**
@@ -107,15 +123,44 @@ function mapPage(cpu: CpuMeter, claim: Claim, page: ScanPage) {
   });
 }
 
-/** A count the statement returned, if it did. */
-const countOf = (value: unknown) => (typeof value === "number" ? value : undefined);
+/** What a page's statement needs to book the segment's next read (read turns). */
+interface TurnArgs {
+  /** The table's read budget, read units a second. */
+  rate: number;
+  spent: number;
+  booked: number;
+  next: boolean;
+}
 
-/** The one-statement path: the merge's rows and the checkpoint, one round trip. */
+/** The turn `sync.backfill_read_turn` booked ({wait_ms, units}); none when not asked. */
+export function turnOf(value: unknown): Turn | undefined {
+  const turn = value as { wait_ms?: unknown; units?: unknown } | null | undefined;
+  if (turn?.wait_ms == null || turn.units == null) return undefined;
+  return { waitMs: Number(turn.wait_ms), units: Number(turn.units) };
+}
+
+/** The turn's arguments of a page, when the worker reads by turns. */
+function turnArgs(rate: number | undefined, checkpoint: Checkpoint): TurnArgs | undefined {
+  if (rate === undefined) return undefined;
+  return {
+    rate,
+    spent: checkpoint.spentUnits ?? 0,
+    booked: checkpoint.bookedUnits ?? 0,
+    next: !checkpoint.done,
+  };
+}
+
+/**
+ * The one-statement path: the merge's rows, the checkpoint and the segment's next turn,
+ * one round trip. The turn comes after the checkpoint in the select list (evaluated in
+ * order), so the ledger's row is locked only from then until the statement commits.
+ */
 async function commitAtOnce(
   sql: postgres.Sql,
   claim: Claim,
   json: string | null,
   checkpoint: Checkpoint,
+  turn: TurnArgs | undefined,
 ): Promise<Committed> {
   const args = [
     claim.job_id,
@@ -124,17 +169,21 @@ async function commitAtOnce(
     checkpoint.nextKey,
     checkpoint.items,
   ];
-  // The job's segments not done, read in the same statement (the count as of its start:
-  // never fewer than there are, so the shares it gives stay within the budget).
-  const left =
-    "(select count(*)::int from sync.backfill_segments where job_id = $1 and status <> 'done')";
+  const turnValues = turn ? [turn.rate, turn.spent, turn.booked, turn.next] : [];
+  /** The turn's call, its arguments numbered from `$first`. */
+  const turnSql = (first: number) =>
+    turn
+      ? `, sync.backfill_read_turn($1, $${first}, $${first + 1}, $${first + 2}, $${
+        first + 3
+      }) as turn`
+      : "";
   if (json === null) {
     const [row] = await sql.unsafe(
-      `select sync.checkpoint_segment($1, $2, $3, $4::text::jsonb, $5, $6, $7) as checkpointed,
-              ${left} as segments_left`,
-      [...args, 0, checkpoint.done],
+      `select sync.checkpoint_segment($1, $2, $3, $4::text::jsonb, $5, $6, $7) as checkpointed
+              ${turnSql(8)}`,
+      [...args, 0, checkpoint.done, ...turnValues],
     );
-    return { rows: 0, segmentsLeft: countOf(row?.segments_left) };
+    return { rows: 0, nextTurn: turnOf(row?.turn) };
   }
   // The checkpoint takes the merge's count as an argument, so the merge runs first; the
   // CTE, read twice, runs once.
@@ -142,11 +191,11 @@ async function commitAtOnce(
     `with merged as (select applied::int as applied from sync.merge_changes($6, $7::text::jsonb))
      select sync.checkpoint_segment($1, $2, $3, $4::text::jsonb, $5,
               (select applied from merged), $8) as checkpointed,
-            (select applied from merged) as applied,
-            ${left} as segments_left`,
-    [...args, claim.target_table, json, checkpoint.done],
+            (select applied from merged) as applied
+            ${turnSql(9)}`,
+    [...args, claim.target_table, json, checkpoint.done, ...turnValues],
   );
-  return { rows: Number(row.applied), segmentsLeft: countOf(row.segments_left) };
+  return { rows: Number(row.applied), nextTurn: turnOf(row.turn) };
 }
 
 /**
@@ -161,9 +210,10 @@ export async function commitPage(
   deps: PageDeps,
 ): Promise<Committed> {
   const { changes, deadLetters, json } = mapPage(deps.cpu, claim, page);
+  const turn = turnArgs(deps.rate, checkpoint);
   if (deadLetters.length === 0) {
     try {
-      return await commitAtOnce(sql, claim, json, checkpoint);
+      return await commitAtOnce(sql, claim, json, checkpoint, turn);
     } catch (error) {
       // A value Postgres refuses: the careful path isolates it (nothing was written).
       if (!isDataError(error)) throw error;
@@ -179,9 +229,15 @@ export async function commitPage(
         `backfill job ${claim.job_id} segment ${claim.segment}/${claim.total_segments} of ${claim.source_table}: ${deadLettered} item(s) dead-lettered`,
       );
     }
-    await tx`select sync.checkpoint_segment(${claim.job_id}, ${claim.segment}, ${checkpoint.worker},
-               ${checkpoint.nextKey}::text::jsonb, ${checkpoint.items}, ${applied},
-               ${checkpoint.done})`;
-    return { rows: applied };
+    const [row] = turn
+      ? await tx`select sync.checkpoint_segment(${claim.job_id}, ${claim.segment},
+                   ${checkpoint.worker}, ${checkpoint.nextKey}::text::jsonb, ${checkpoint.items},
+                   ${applied}, ${checkpoint.done}) as checkpointed,
+                   sync.backfill_read_turn(${claim.job_id}, ${turn.rate}, ${turn.spent},
+                     ${turn.booked}, ${turn.next}) as turn`
+      : await tx`select sync.checkpoint_segment(${claim.job_id}, ${claim.segment},
+                   ${checkpoint.worker}, ${checkpoint.nextKey}::text::jsonb, ${checkpoint.items},
+                   ${applied}, ${checkpoint.done}) as checkpointed`;
+    return { rows: applied, nextTurn: turnOf(row?.turn) };
   });
 }

@@ -9,7 +9,10 @@
  * use), and this request's wall time. When the budget runs
  * out it gives the segment back and calls the worker again, so a new request goes on
  * from the checkpoint. While segments wait and fewer than `maxConcurrent` run, each worker that
- * claims one wakes another, so a job's segments are scanned in parallel. The Scan, its
+ * claims one wakes another, so a job's segments are scanned in parallel. Every read takes
+ * its turn in the job's read ledger (`sync.backfill_read_turn`, booked with the claim and
+ * with each page's statement), so the table's read budget is shared by whichever of its
+ * segments are in flight, in whichever isolate. The Scan, its
  * leases and checkpoints are functions-shared/segment_scan.ts, shared with the validator.
  *
  * @module
@@ -19,12 +22,20 @@ import type postgres from "postgres";
 import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import type { CpuMeter } from "./cpu_meter.ts";
 import type { PacingDeps } from "./scan_pacing.ts";
-import { type Claim, type ScanResult, scanSegments } from "./segment_scan.ts";
-import { commitPage, PagesInFlight } from "./backfill_page.ts";
+import { type Claim, type ScanResult, scanSegments, type Turn } from "./segment_scan.ts";
+import { commitPage, PagesInFlight, turnOf } from "./backfill_page.ts";
 
 export { LEASE_LOST } from "./segment_scan.ts";
 export { PagesInFlight } from "./backfill_page.ts";
 export type { Claim } from "./segment_scan.ts";
+
+/**
+ * The isolate's CPU that its pages may reach at most: the hosted runtime kills an isolate
+ * at 2 s of CPU ("Maximum CPU Time: 2s", https://supabase.com/docs/guides/functions/limits;
+ * local-stack/supabase/edge_limits.ts, hard limit), less 300 ms for what the estimate
+ * of a page's CPU misses. A page starts only if the pages in flight and it stay below.
+ */
+export const CPU_PAGE_CEILING_MS = 1_700;
 
 /** What the worker needs. */
 export interface WorkerDeps {
@@ -62,14 +73,28 @@ export interface WorkerDeps {
 /** What one run did. */
 export type RunResult = ScanResult;
 
+/**
+ * Wakes another run while segments wait and fewer than `maxConcurrent` are in flight.
+ *
+ * The statement carries a parameter on purpose: postgres.js sends a statement without
+ * one in a single message and then lets the next statement wait on the same connection
+ * behind it (pipelining); with parameters it first asks Postgres for their types (Parse,
+ * Describe, Flush) and sends the values when the answer comes. A statement with
+ * parameters pipelined behind one without lost its answer in the transaction pooler:
+ * PgBouncer hands the server connection back to its pool at the first statement's end
+ * (ReadyForQuery), so the second one's ParseComplete and ParameterDescription reach no
+ * client ("got packet '1' from server when not linked" in its log) and the worker waits
+ * for ever, holding its segment's lease (60 s). Every statement of the worker has a
+ * parameter, so none is pipelined behind another.
+ */
 async function wakeAnotherIfUseful(deps: WorkerDeps): Promise<void> {
   const [state] = await deps.sql`
-    select sync.backfill_work_pending() as pending,
-           (select count(*)::int from sync.backfill_segments s
-            join sync.backfill_jobs j on j.id = s.job_id
-            where j.checksum_run_id is null and s.status = 'running'
-              and s.lease_expires_at > now()) as running`;
-  if (state.pending && state.running < deps.maxConcurrent) await deps.wake();
+    select sync.backfill_work_pending()
+           and (select count(*)::int from sync.backfill_segments s
+                join sync.backfill_jobs j on j.id = s.job_id
+                where j.checksum_run_id is null and s.status = 'running'
+                  and s.lease_expires_at > now()) < ${deps.maxConcurrent} as wake`;
+  if (state.wake) await deps.wake();
 }
 
 /**
@@ -88,10 +113,22 @@ export async function runWorker(deps: WorkerDeps, worker: string): Promise<RunRe
   const stopping = new Promise<void>((resolve) => (stop = resolve));
   let stopped = false;
   let wokeAnother = false;
+  // Each claim's first turn, booked in the claim's statement.
+  const firstTurns = new WeakMap<Claim, Turn>();
+  // Whether another page fits under the hard limit with the pages already in flight.
+  const roomForAPage = () =>
+    deps.cpu.usedMs() + inFlight.expectedMs() + inFlight.perPageMs() < CPU_PAGE_CEILING_MS;
+  const retired = () =>
+    stopped || deps.cpu.usedMs() >= deps.cpuBudgetMs ||
+    performance.now() - started >= deps.wallBudgetMs;
+  // While the isolate has no room for another page but is not spent, wait for a page in
+  // flight to end instead of handing on: a run woken now would land on this same isolate
+  // (not yet retired), find no room either, and hand on again and again.
+  const room = async () => {
+    while (!retired() && !roomForAPage() && inFlight.count > 0) await inFlight.oneEnded();
+  };
   const overBudget = () => {
-    const spent = stopped ||
-      deps.cpu.usedMs() + inFlight.expectedMs() >= deps.cpuBudgetMs ||
-      performance.now() - started >= deps.wallBudgetMs;
+    const spent = retired() || !roomForAPage();
     if (spent) {
       stopped = true;
       stop();
@@ -102,10 +139,25 @@ export async function runWorker(deps: WorkerDeps, worker: string): Promise<RunRe
   };
   const lane = () =>
     scanSegments(deps, worker, {
+      // The claim and its first read's turn in one round trip (the job's read ledger,
+      // supabase/migrations/20261128001800_backfill_turns.sql).
       claim: async () => {
         if (stopped) return undefined;
-        const [claim] = await deps.sql<Claim[]>`select * from sync.claim_segment(${worker})`;
+        const [row] = await deps.sql<(Claim & { turn: unknown })[]>`
+          select c.*, sync.backfill_read_turn(c.job_id, ${deps.maxRcuPerSecond}, null, 0, true) as turn
+          from sync.claim_segment(${worker}) c`;
+        if (!row) return undefined;
+        const { turn, ...claim } = row;
+        firstTurns.set(claim, turnOf(turn) ?? { waitMs: 0, units: 0 });
         return claim;
+      },
+      turns: {
+        first: (claim) => Promise.resolve(firstTurns.get(claim) ?? { waitMs: 0, units: 0 }),
+        release: async (claim, turn) => {
+          await deps.sql`select sync.release_segment(${claim.job_id}, ${claim.segment}, ${worker}),
+                                sync.backfill_read_turn(${claim.job_id}, ${deps.maxRcuPerSecond},
+                                  null, ${turn.units}, false)`;
+        },
       },
       // One wake check per run: its other lanes' claims need none.
       wakeAnother: async () => {
@@ -114,6 +166,7 @@ export async function runWorker(deps: WorkerDeps, worker: string): Promise<RunRe
         await wakeAnotherIfUseful(deps);
       },
       overBudget,
+      room,
       stopping,
       pageEnded: () => inFlight.end(deps.cpu.usedMs()),
       // The run hands on once, below, when every lane has given its segment back.
@@ -121,7 +174,11 @@ export async function runWorker(deps: WorkerDeps, worker: string): Promise<RunRe
       describe: (claim) =>
         `backfill job ${claim.job_id} segment ${claim.segment}/${claim.total_segments} of ${claim.source_table}`,
       commitPage: (claim, page, checkpoint) =>
-        commitPage(deps.sql, claim, page, checkpoint, { cpu: deps.cpu, log }),
+        commitPage(deps.sql, claim, page, checkpoint, {
+          cpu: deps.cpu,
+          log,
+          rate: deps.maxRcuPerSecond,
+        }),
     });
   const results = await Promise.allSettled(Array.from({ length: lanes }, lane));
   const failed = results.find((r) => r.status === "rejected");

@@ -5,7 +5,7 @@
  */
 
 import assert from "node:assert/strict";
-import { runWorker } from "./backfill_worker.ts";
+import { CPU_PAGE_CEILING_MS, PagesInFlight, runWorker } from "./backfill_worker.ts";
 import { SCAN_ROUNDS } from "./scan_pacing.ts";
 import { awsError, fakeClock, fakeCpuMeter, fakeDynamo } from "./testing_fakes.ts";
 import {
@@ -31,7 +31,7 @@ Deno.test("an isolate already over its CPU budget hands the segment on before an
   assert.equal(result.stoppedBy, "budget");
   assert.equal(result.pages, 0);
   assert.equal(dynamo.sent.length, 0);
-  assert.deepEqual(db.matching("sync.release_segment").map((s) => s.values), [
+  assert.deepEqual(db.matching("sync.release_segment").map((s) => s.values.slice(0, 3)), [
     ["7", 1, "worker-a"],
   ]);
   assert.equal(woken.count, 1, "another request goes on");
@@ -135,7 +135,7 @@ Deno.test("a Scan that stays throttled gives up after the rounds, releases its s
   assert.equal(result.stoppedBy, "throttled");
   assert.equal(dynamo.sent.length, SCAN_ROUNDS);
   assert.deepEqual(clock.slept, [1000, 2000]);
-  assert.deepEqual(db.matching("sync.release_segment").map((s) => s.values), [
+  assert.deepEqual(db.matching("sync.release_segment").map((s) => s.values.slice(0, 3)), [
     ["7", 1, "worker-a"],
   ]);
   assert.equal(db.matching("sync.claim_segment").length, 1, "the worker stops");
@@ -148,7 +148,7 @@ Deno.test("a Scan that stays throttled gives up after the rounds, releases its s
   );
 });
 
-Deno.test("pages are paced by their consumed capacity within the segment's share of the table's budget", async () => {
+Deno.test("without read turns, pages are paced by their consumed capacity within the segment's share of the table's budget", async () => {
   const db = backfillDb([claim()]);
   const dynamo = pagedDynamo({
     "null": { Items: [item("a")], LastEvaluatedKey: keyOf("a"), units: 50 },
@@ -174,18 +174,72 @@ Deno.test("pages are paced by their consumed capacity within the segment's share
   assert.equal(db.matching("sync.merge_changes").length, 2);
 });
 
-Deno.test("once other segments of its job are done, a segment's share of the budget grows", async () => {
-  // The page's statement answers that 2 of the job's 4 segments are left.
-  const db = backfillDb([claim()], { segmentsLeft: 2 });
+Deno.test("a segment reads at the turns its job's read ledger books, and settles each read's cost with its page", async () => {
+  // The claim's turn, then each page's statement books the next read (backfill_page.ts).
+  const db = backfillDb([claim()], {
+    turns: [{ wait_ms: 300, units: 257 }, { wait_ms: 1200, units: 50 }, {
+      wait_ms: 0,
+      units: 10,
+    }],
+  });
   const dynamo = pagedDynamo({
     "null": { Items: [item("a")], LastEvaluatedKey: keyOf("a"), units: 50 },
     [JSON.stringify(keyOf("a"))]: { Items: [item("b")], LastEvaluatedKey: keyOf("b"), units: 10 },
-    [JSON.stringify(keyOf("b"))]: { Items: [] },
+    [JSON.stringify(keyOf("b"))]: { Items: [], units: 2 },
   });
   const clock = fakeClock();
-  // 100 units per second for the table: 25 for each of 4 segments, 50 for each of 2.
   const { deps } = workerDeps(db, dynamo, { pacing: clock, maxRcuPerSecond: 100 });
   const result = await runWorker(deps, "worker-a");
   assert.equal(result.pages, 3);
-  assert.deepEqual(clock.slept, [1000, 200]);
+  // The ledger's waits, not the segment's own share (100 ÷ 4 a second would be 2,000 ms).
+  assert.deepEqual(clock.slept, [300, 1200]);
+  const [claimed] = db.matching("sync.claim_segment");
+  assert.match(claimed.text, /sync\.backfill_read_turn\(c\.job_id, \$1, null, 0, true\)/);
+  // Each page: the table's budget, what the read cost, what its turn booked, whether
+  // another read follows (the last page books none).
+  assert.deepEqual(
+    db.matching("sync.checkpoint_segment").map((s) => s.values.slice(-4)),
+    [[100, 50, 257, true], [100, 10, 50, true], [100, 2, 10, false]],
+  );
+});
+
+Deno.test("a segment handed on before its read gives its turn back to the job with the segment", async () => {
+  const db = backfillDb([claim()], { turns: [{ wait_ms: 0, units: 257 }] });
+  const { deps } = workerDeps(db, pagedDynamo(twoPages), {
+    cpu: fakeCpuMeter(1500),
+    cpuBudgetMs: 1000,
+  });
+  const result = await runWorker(deps, "worker-a");
+  assert.equal(result.stoppedBy, "budget");
+  // One statement: the release and the unused turn (257 units booked, none spent).
+  const released = db.matching("sync.release_segment");
+  assert.equal(released.length, 1);
+  assert.match(released[0].text, /sync\.backfill_read_turn\(\$4, \$5,\s+null, \$6, false\)/);
+  assert.deepEqual(released[0].values, ["7", 1, "worker-a", "7", 1_000_000, 257]);
+});
+
+Deno.test("an isolate without room for another page yet waits for a page in flight to end rather than hand on", async () => {
+  // Another run of the isolate has a page in flight; a page costs 400 ms here, so at
+  // 900 ms a second one would pass the ceiling: 900 + 400 + 400 = 1,700.
+  const inFlight = new PagesInFlight();
+  inFlight.begin(0);
+  inFlight.begin(0);
+  inFlight.end(400);
+  const db = backfillDb([claim()]);
+  const dynamo = pagedDynamo({ "null": { Items: [item("a")] } });
+  const { deps, woken } = workerDeps(db, dynamo, {
+    cpu: fakeCpuMeter(900),
+    cpuBudgetMs: 1100,
+    inFlight,
+  });
+  const run = runWorker(deps, "worker-a");
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  assert.equal(dynamo.sent.length, 0, "no Scan while the isolate has no room");
+  assert.equal(db.matching("sync.release_segment").length, 0, "the segment is kept");
+  inFlight.end(400); // the other run's page ends
+  const result = await run;
+  assert.equal(result.pages, 1);
+  assert.equal(result.stoppedBy, "no work");
+  assert.equal(woken.count, 0, "no request woken only to land on this isolate again");
+  assert.ok(CPU_PAGE_CEILING_MS < 2000, "below the hosted hard limit");
 });

@@ -54,9 +54,17 @@ export function backfillDb(
     release?: (s: Statement) => unknown[];
     /** The job's segments not done, as a page's statement answers it. */
     segmentsLeft?: number;
+    /**
+     * The read ledger's turns ({wait_ms, units}), handed out in order to the claims and
+     * the pages' statements that book one (none once they run out).
+     */
+    turns?: { wait_ms: number; units: number }[];
   } = {},
 ) {
   const queue = [...claims];
+  const turns = [...(options.turns ?? [])];
+  const turn = (s: Statement) =>
+    s.text.includes("sync.backfill_read_turn") ? turns.shift() ?? null : undefined;
   return fakeSql((s) => {
     if (s.text.includes("sync.merge_changes") && s.text.includes("sync.checkpoint_segment")) {
       // The page and its checkpoint in one statement (backfill_page.ts).
@@ -64,21 +72,23 @@ export function backfillDb(
       return [{
         applied: (JSON.parse(String(s.values[6])) as unknown[]).length,
         segments_left: options.segmentsLeft,
+        turn: turn(s),
       }];
     }
     if (s.text.includes("sync.claim_segment")) {
       const next = queue.shift();
-      return next ? [next] : [];
+      return next ? [{ ...next, turn: turn(s) }] : [];
     }
     if (s.text.includes("sync.backfill_work_pending")) {
-      return [{ pending: options.pending ?? false, running: options.running ?? 0 }];
+      // The statement compares the segments in flight with its parameter, maxConcurrent.
+      return [{ wake: (options.pending ?? false) && (options.running ?? 0) < Number(s.values[0]) }];
     }
     if (s.text.includes("sync.merge_changes")) {
       return [{ applied: (JSON.parse(String(s.values[1])) as unknown[]).length }];
     }
     if (s.text.includes("insert into sync.dead_letters")) return [];
     if (s.text.includes("sync.checkpoint_segment")) {
-      return options.checkpoint?.(s) ?? [{ segments_left: options.segmentsLeft }];
+      return options.checkpoint?.(s) ?? [{ segments_left: options.segmentsLeft, turn: turn(s) }];
     }
     if (s.text.includes("sync.release_segment")) return options.release?.(s) ?? [];
     if (s.text.includes("sync.fail_segment")) return [];
@@ -144,7 +154,8 @@ export const twoPages = {
  * path's own call.
  */
 export function checkpointArgs(s: Statement): unknown[] {
-  if (!s.text.includes("sync.merge_changes")) return s.values;
+  // The read turn's arguments come after the checkpoint's (backfill_page.ts).
+  if (!s.text.includes("sync.merge_changes")) return s.values.slice(0, 7);
   const [job, segment, worker, nextKey, items, , json, done] = s.values;
   const rows = json === null ? 0 : (JSON.parse(String(json)) as unknown[]).length;
   return [job, segment, worker, nextKey, items, rows, done];

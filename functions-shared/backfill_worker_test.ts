@@ -33,9 +33,10 @@ Deno.test("a claimed segment is scanned page by page, each page written with its
     rows: 3,
     stoppedBy: "no work",
   });
+  // The table's read budget (its first read's turn), then the worker.
   assert.deepEqual(db.matching("sync.claim_segment").map((s) => s.values), [
-    ["worker-a"],
-    ["worker-a"],
+    [1_000_000, "worker-a"],
+    [1_000_000, "worker-a"],
   ]);
   assert.deepEqual(dynamo.regions, ["us-east-1", "us-east-1"]);
   assert.equal(dynamo.sent.length, 2);
@@ -140,6 +141,30 @@ Deno.test("a lost lease (the checkpoint's SY001) rolls the page back and the wor
   );
 });
 
+Deno.test("a page of a job no longer running (the checkpoint's SY002) is not written, and its segment stops", async () => {
+  const refused = `backfill job 7 segment 1 of ${SEGMENTS}: the job is cancelled, ` +
+    "so this page was not written; the segment stops";
+  const db = backfillDb([claim()], {
+    checkpoint: () => {
+      throw Object.assign(new Error(refused), { code: "SY002" });
+    },
+  });
+  const dynamo = pagedDynamo(twoPages);
+  const { deps, lines } = workerDeps(db, dynamo);
+  const result = await runWorker(deps, "worker-a");
+  assert.deepEqual(result, {
+    segmentsFinished: 0,
+    pages: 0,
+    items: 0,
+    rows: 0,
+    stoppedBy: "no work",
+  });
+  assert.equal(dynamo.sent.length, 1, "no page after the refused one");
+  assert.equal(db.matching("sync.release_segment").length, 0, "nothing to give back");
+  assert.equal(db.matching("sync.claim_segment").length, 2, "the worker asks for other work");
+  assert.ok(lines.includes(refused), lines.join("\n"));
+});
+
 Deno.test("a missing table fails its segment with a message naming the table and region", async () => {
   const lead = "Lead-sqiqbtbugvfabolqwdt4rz3dla-NONE";
   const db = backfillDb([
@@ -175,7 +200,22 @@ Deno.test("a poison item becomes a dead letter and its page still checkpoints", 
   const [letters] = db.matching("insert into sync.dead_letters");
   const [checkpoint] = db.matching("sync.checkpoint_segment");
   assert.equal(letters.tx, checkpoint.tx, "the dead letter is written with the page");
-  assert.deepEqual(checkpoint.values, ["7", 1, "worker-a", null, 2, 1, true]);
+  // The checkpoint, then the read turn in the same statement (the read cost 1 unit, the
+  // segment is done: no next turn).
+  assert.deepEqual(checkpoint.values, [
+    "7",
+    1,
+    "worker-a",
+    null,
+    2,
+    1,
+    true,
+    "7",
+    1_000_000,
+    1,
+    0,
+    false,
+  ]);
   const rows = JSON.parse(String(letters.values[0])) as Record<string, unknown>[];
   assert.equal(rows.length, 1);
   assert.equal(rows[0].source_table, SEGMENTS);
@@ -203,7 +243,7 @@ Deno.test("any other Scan error releases the segment and propagates, even if the
     const { deps, lines } = workerDeps(db, dynamo);
     await assert.rejects(runWorker(deps, "worker-a"), /ExclusiveStartKey is invalid/);
     assert.equal(dynamo.sent.length, 1, "not retried");
-    assert.deepEqual(db.matching("sync.release_segment").map((s) => s.values), [
+    assert.deepEqual(db.matching("sync.release_segment").map((s) => s.values.slice(0, 3)), [
       ["7", 1, "worker-a"],
     ]);
     assert.equal(

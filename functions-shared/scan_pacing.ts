@@ -7,6 +7,9 @@
  * U units the next page waits until U ÷ budget seconds have passed since the last one. The
  * budget is a table's (IMPORT_WORKER_MAX_RCU_PER_SECOND, functions-shared/settings.ts)
  * divided by the job's segments, since each parallel segment runs in its own request.
+ * The backfill paces by its job's read ledger in Postgres instead (`ReadTurns` in
+ * segment_scan.ts, `sync.backfill_read_turn`): the same rule, one budget for the table
+ * shared by every request; `ReadPacer` paces the validator's segments.
  *
  * Retries: the SDK client (functions-shared/dynamo_client.ts) already makes up to 5
  * attempts for throttling (ProvisionedThroughputExceededException, ThrottlingException)

@@ -27,6 +27,13 @@ import {
 /** The SQLSTATE sync.checkpoint_segment raises when the worker no longer holds the lease. */
 export const LEASE_LOST = "SY001";
 
+/**
+ * The SQLSTATE sync.checkpoint_segment raises when the segment's job is no longer
+ * running (cancelled, failed, done): the page was not written and the segment stops
+ * (supabase/migrations/20261128001800_backfill_turns.sql).
+ */
+export const JOB_OVER = "SY002";
+
 /** A DynamoDB item or key, as the Scan returns it. */
 export type Item = Record<string, AttributeValue>;
 
@@ -40,6 +47,34 @@ export interface Claim {
   region: string;
   exclusive_start_key: Item | null;
   page_size: number;
+}
+
+/**
+ * A read's turn against its table's read budget, as the job's read ledger booked it
+ * (`sync.backfill_read_turn`): in how many milliseconds the read may start, and the read
+ * units it was booked at (the ledger corrects them by what the read cost).
+ */
+export interface Turn {
+  waitMs: number;
+  units: number;
+}
+
+/** A turn on the pacing clock: when it comes. */
+type TurnAt = { at: number; units: number };
+
+/**
+ * Turns shared by every request scanning the job (the backfill's read ledger in
+ * Postgres): the table's budget is used by whichever segments are in flight, instead
+ * of each segment pacing itself to a fixed share of it.
+ */
+export interface ReadTurns {
+  /** The first read's turn of a segment just claimed. */
+  first: (claim: Claim) => Promise<Turn>;
+  /**
+   * Gives the segment back (sync.release_segment) and its turn, unused, to the job's other
+   * segments, in one statement: the segment is handed on before its read.
+   */
+  release: (claim: Claim, turn: Turn) => Promise<void>;
 }
 
 /** A page the Scan read: its items, when it was read, and the checkpoint after it. */
@@ -74,6 +109,10 @@ export interface Checkpoint {
   nextKey: string | null;
   items: number;
   done: boolean;
+  /** The read units the page's Scan consumed (its ConsumedCapacity). */
+  spentUnits?: number;
+  /** The units its turn was booked at, with read turns (0 without). */
+  bookedUnits?: number;
 }
 
 /** What `commitPage` wrote, and how many of the job's segments are not done yet. */
@@ -85,6 +124,8 @@ export interface Committed {
    * and the count only falls, so the shares never add up to more than the budget.
    */
   segmentsLeft?: number;
+  /** With read turns, and the segment not done: the next read's turn. */
+  nextTurn?: Turn;
 }
 
 /** What the caller decides: which segments, when to stop, what a page writes. */
@@ -98,6 +139,11 @@ export interface SegmentWork {
    * pacing lets the page start (a segment waiting for its turn holds no CPU).
    */
   overBudget: () => boolean;
+  /**
+   * Resolves when the isolate has room for another page (its pages in flight may have
+   * to end first); awaited before `overBudget`. Optional.
+   */
+  room?: () => Promise<void>;
   /**
    * Resolves when the caller wants the scan to stop at once (another segment of the same
    * request found the budget spent): a pacing wait ends early, the budget is checked, and
@@ -121,6 +167,11 @@ export interface SegmentWork {
   writePage?: (tx: postgres.TransactionSql, claim: Claim, page: ScanPage) => Promise<number>;
   /** How log lines name a segment, e.g. "backfill job 7 segment 1/4 of <table>". */
   describe: (claim: Claim) => string;
+  /**
+   * The job's read turns (the backfill's read ledger); `commitPage` must then book the
+   * next turn with each page. Without them each segment paces itself to its share.
+   */
+  turns?: ReadTurns;
 }
 
 /** What one request did. */
@@ -163,6 +214,12 @@ export async function scanSegments(
         log(`${where}: lease lost to another worker; its page was not written`);
         continue;
       }
+      if ((error as { code?: string }).code === JOB_OVER) {
+        // The job was cancelled or failed meanwhile: nothing of the page was written, and
+        // no claim gives out the job's segments any more (the message names them).
+        log(`${(error as Error).message}`);
+        continue;
+      }
       // Give the segment back at once if the database lets us (else the lease lapses);
       // the next worker goes on from the last checkpoint.
       await release(claim).catch(() => {});
@@ -177,22 +234,32 @@ export async function scanSegments(
     const pacing = deps.pacing ?? realPacing;
     const sharing = Math.min(claim.total_segments, deps.segmentsAtOnce ?? claim.total_segments);
     const pacer = new ReadPacer(segmentBudget(deps.maxRcuPerSecond, sharing), pacing);
+    const at = (t: Turn | undefined): TurnAt | undefined =>
+      t && { at: pacing.now() + t.waitMs, units: t.units };
+    let turn = work.turns ? at(await work.turns.first(claim)) : undefined;
     log(`${where}: claimed${startKey ? " (resuming from its checkpoint)" : ""}`);
     while (true) {
       // The budget is checked once the pacing lets the page start: a paced segment holds
       // no CPU while it waits, and a stop asked meanwhile ends the wait.
-      await (work.stopping ? Promise.race([pacer.wait(), work.stopping]) : pacer.wait());
+      const wait = turn ? untilTurn(turn, pacing) : pacer.wait();
+      await (work.stopping ? Promise.race([wait, work.stopping]) : wait);
+      if (work.room) {
+        await (work.stopping ? Promise.race([work.room(), work.stopping]) : work.room());
+      }
       if (work.overBudget()) {
-        await release(claim);
+        // The turn not taken goes back to the job's other segments with the segment.
+        if (turn) await work.turns!.release(claim, { waitMs: 0, units: turn.units });
+        else await release(claim);
         await work.handOn();
         result.stoppedBy = "budget";
         log(`${where}: budget spent (isolate CPU ${deps.cpu.usedMs().toFixed(0)} ms), handed on`);
         return "budget";
       }
       try {
-        const outcome = await readAndWrite(claim, where, pacer, pacing, startKey, sharing);
+        const outcome = await readAndWrite(claim, where, pacer, pacing, startKey, sharing, turn);
         if (outcome === "done" || outcome === "gave up") return outcome;
         startKey = outcome.nextKey;
+        turn = at(outcome.nextTurn);
       } finally {
         work.pageEnded?.();
       }
@@ -207,7 +274,8 @@ export async function scanSegments(
     pacing: PacingDeps,
     startKey: Item | undefined,
     sharing: number,
-  ): Promise<"done" | "gave up" | { nextKey: Item }> {
+    turn: TurnAt | undefined,
+  ): Promise<"done" | "gave up" | { nextKey: Item; nextTurn?: Turn }> {
     let readAt = new Date();
     let page;
     try {
@@ -253,7 +321,8 @@ export async function scanSegments(
       }
       throw error;
     }
-    pacer.spent(page.ConsumedCapacity?.CapacityUnits ?? 1);
+    const spentUnits = page.ConsumedCapacity?.CapacityUnits ?? 1;
+    pacer.spent(spentUnits);
     const items = page.Items ?? [];
     const nextKey = page.LastEvaluatedKey ?? null;
     const scanned = { items, readAt, nextKey };
@@ -262,6 +331,8 @@ export async function scanSegments(
       nextKey: nextKey ? JSON.stringify(nextKey) : null,
       items: items.length,
       done: nextKey === null,
+      spentUnits,
+      bookedUnits: turn?.units ?? 0,
     };
     const committed: Committed = work.commitPage
       ? await work.commitPage(claim, scanned, checkpoint)
@@ -284,6 +355,12 @@ export async function scanSegments(
       log(`${where}: done`);
       return "done";
     }
-    return { nextKey };
+    return { nextKey, nextTurn: committed.nextTurn };
   }
+}
+
+/** Waits until a read's turn (at once when it has come). */
+async function untilTurn(turn: TurnAt, pacing: PacingDeps): Promise<void> {
+  const delay = turn.at - pacing.now();
+  if (delay > 0) await pacing.sleep(delay);
 }

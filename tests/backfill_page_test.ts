@@ -2,7 +2,8 @@
  * A backfill page and its checkpoint written in one statement (functions-shared/
  * backfill_page.ts), against the stack's Postgres through its pooler, as the
  * import-worker writes them: the rows and the checkpoint commit together; a lost lease
- * leaves neither. (A page that Postgres refuses as a whole takes the careful path:
+ * leaves neither, and so does a page of a cancelled job; the statement books the
+ * segment's next read in the job's read ledger. (A page that Postgres refuses as a whole takes the careful path:
  * functions-shared/backfill_worker_test.ts.)
  */
 
@@ -118,5 +119,62 @@ Deno.test("a page's rows and its checkpoint commit in one statement; a lost leas
       [segment.items_scanned, segment.rows_written, segment.pages].map(Number),
       [2, 2, 1],
     );
+  });
+});
+
+Deno.test("a page of a cancelled job writes nothing and says so, naming the table, job and segment", async () => {
+  await withSetup(async (sql, pool, p) => {
+    const worker = `${p}worker`;
+    const claim = await leasedSegment(sql, worker);
+    const page = { items: [action(`${p}a`)], readAt: new Date(), nextKey: null };
+    const next = JSON.stringify({ action_id: { S: `${p}a` } });
+    // The reset (demo/load_report_data_set.ts, emptyTargets) cancels the job; the lease
+    // is left as it was: the checkpoint refuses the page for the job's sake alone.
+    await sql`update sync.backfill_jobs set status = 'cancelled', finished_at = now()
+              where id = ${claim.job_id}`;
+    await assert.rejects(
+      commitPage(pool, claim, page, { worker, nextKey: next, items: 1, done: false }, {
+        cpu,
+        rate: 250,
+      }),
+      (error: { code?: string; message?: string }) => {
+        assert.equal(error.code, "SY002");
+        assert.equal(
+          error.message,
+          `backfill job ${claim.job_id} segment 0 of ${ACTIONS}: the job is cancelled, ` +
+            "so this page was not written; the segment stops",
+        );
+        return true;
+      },
+    );
+    const none = await sql`select action_id from public.firespring_actions
+                           where action_id like ${`${p}%`}`;
+    assert.equal(none.length, 0, "the merge rolled back with the refused checkpoint");
+    const [segment] = await sql`select pages, lease_owner from sync.backfill_segments
+                                where job_id = ${claim.job_id}`;
+    assert.deepEqual([segment.pages, segment.lease_owner], [0, worker]);
+  });
+});
+
+Deno.test("a page's statement settles its read in the job's ledger and books the segment's next turn", async () => {
+  await withSetup(async (sql, pool, p) => {
+    const worker = `${p}worker`;
+    const claim = await leasedSegment(sql, worker);
+    const page = { items: [action(`${p}a`)], readAt: new Date(), nextKey: null };
+    const next = JSON.stringify({ action_id: { S: `${p}a` } });
+    const committed = await commitPage(pool, claim, page, {
+      worker,
+      nextKey: next,
+      items: 1,
+      done: false,
+      spentUnits: 3,
+      bookedUnits: 0,
+    }, { cpu, rate: 250 });
+    assert.equal(committed.rows, 1);
+    assert.equal(committed.nextTurn?.units, 3, "booked at what the last page cost");
+    assert.ok(committed.nextTurn!.waitMs >= 0);
+    const [ledger] = await sql`select units from sync.backfill_read_ledger
+                               where job_id = ${claim.job_id}`;
+    assert.equal(Number(ledger.units), 3);
   });
 });

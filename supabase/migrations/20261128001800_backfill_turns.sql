@@ -1,0 +1,247 @@
+-- A backfill's pages against their job's state and their table's read budget (issue 16;
+-- docs/sync-semantics.md, "Backfills"; docs/interfaces.md, "import-worker").
+--
+-- 1. A page of a job that is no longer running writes nothing. Until now
+--    sync.checkpoint_segment checked only the segment's lease, so a page in flight when
+--    its job was cancelled (npm start's reset, a validation run that ended) or failed (a
+--    sibling segment's table went missing) still landed, unless whoever cancelled also
+--    took the leases away (demo/load_report_data_set.ts's emptyTargets did, as a special
+--    case). Now the checkpoint reads its job's status under a share lock, after the
+--    segment's row (so that a claim of the same segment cannot deadlock with it): a job
+--    that is not pending or running refuses the page with SQLSTATE SY002 and a message
+--    naming the table, the job and the segment; the statement, and the page's rows with
+--    it, roll back, and the worker stops that segment (functions-shared/segment_scan.ts).
+--    The share lock orders the page against a cancel: either the page commits first, or
+--    the cancel does and the page is refused.
+--
+-- 2. A job's read ledger: its segments' turns against the table's read budget. Each
+--    segment paced itself to a fixed share of the budget (the table's ÷ its job's
+--    segments), so the table's budget was used in full only while every segment was in
+--    flight, and the gaps between requests (a hand-on, a fresh isolate's boot) left it
+--    unused. Now each read takes its turn in sync.backfill_read_ledger, as one reader
+--    would (tests/table_pacer.ts is the same rule in one process): a turn starts when the
+--    previous ones have used their read units at the budget's rate, booked at the cost
+--    of the job's last page and corrected by what the page really cost in the statement
+--    that writes it (the same round trip).
+--
+-- 3. Claims by the work left. sync.claim_segment gave out the segments in job order, so
+--    with few segments in flight (IMPORT_WORKER_MAX_CONCURRENT, 8, and four runs an
+--    isolate) a backfill of every table read them one after the other (the first job's 8
+--    segments, then the next job's), each table's budget unused until its turn, and the
+--    longest table started last. Now a claim takes a segment of the job with the most
+--    reads left (its last page's read units times its segments not done) among those
+--    whose read ledger is not already booked two pages ahead, then of the job with the
+--    fewest segments in flight: the longest table gets the segments that use its budget,
+--    and the others the rest.
+
+-- Replaces 20261128001100_validator_segments.sql's (whole; the same signature): the
+-- job's status is checked under a share lock, and a page of a job that is not running
+-- is refused (SY002). Everything else is as it was.
+create or replace function sync.checkpoint_segment(
+  p_job bigint, p_segment integer, p_worker text, p_next_key jsonb,
+  p_items integer, p_rows integer, p_done boolean
+) returns void
+language plpgsql set search_path = ''
+as $$
+declare
+  run_id bigint;
+  job_status text;
+  job_table text;
+begin
+  update sync.backfill_segments s
+  set exclusive_start_key = p_next_key,
+      items_scanned = s.items_scanned + p_items,
+      rows_written = s.rows_written + p_rows,
+      pages = s.pages + 1,
+      status = case when p_done then 'done' else 'running' end,
+      finished_at = case when p_done then now() end,
+      lease_expires_at = case when p_done then null
+                              else now() + make_interval(secs => j.lease_seconds) end,
+      lease_owner = case when p_done then null else p_worker end,
+      updated_at = now()
+  from sync.backfill_jobs j
+  where s.job_id = p_job and s.segment = p_segment and j.id = s.job_id
+    and s.status = 'running' and s.lease_owner = p_worker;
+  if not found then
+    -- SY001, the project's own code for a lost lease (40001 would read as a
+    -- serialization failure, which a caller may rightly retry as it is).
+    raise exception 'backfill job % segment %: worker % no longer holds the lease; another worker took over',
+      p_job, p_segment, p_worker using errcode = 'SY001';
+  end if;
+  -- The job's state, locked until this page commits: a cancel waits for the page, or
+  -- the page sees the cancel. The last segment takes the stronger lock at once (below),
+  -- so that two segments finishing together never both hold a share and wait.
+  if p_done then
+    select j.status, j.source_table, j.checksum_run_id into job_status, job_table, run_id
+    from sync.backfill_jobs j where j.id = p_job for update;
+  else
+    select j.status, j.source_table, j.checksum_run_id into job_status, job_table, run_id
+    from sync.backfill_jobs j where j.id = p_job for share;
+  end if;
+  if job_status not in ('pending', 'running') then
+    -- SY002: the job is over; the page's rows roll back with this statement and the
+    -- worker stops the segment (functions-shared/segment_scan.ts).
+    raise exception '% job % segment % of %: the job is %, so this page was not written; the segment stops',
+      case when run_id is null then 'backfill' else format('validation run %s''s scan', run_id) end,
+      p_job, p_segment, job_table, job_status
+      using errcode = 'SY002',
+            hint = 'Start a new backfill (sync.start_backfill) if the table still needs one.';
+  end if;
+  if not p_done then
+    return;
+  end if;
+  -- Segments finishing at once must not each miss the other: the job row's lock (taken
+  -- above) makes the last one see every other segment done.
+  if exists (select from sync.backfill_segments where job_id = p_job and status <> 'done') then
+    return;
+  end if;
+  if run_id is not null then
+    -- A validation run's Scan is complete: its compare comes next.
+    update sync.backfill_jobs set status = 'done', finished_at = now() where id = p_job;
+    update public.sync_checksums
+    set phase = 'compare', progress_at = now()
+    where id = run_id and phase = 'scan';
+    return;
+  end if;
+  -- Every segment has been read: remove what the backfill did not see, then the
+  -- table is whole again (the stale reason stays as a record of what happened).
+  update sync.backfill_jobs
+  set status = 'done', finished_at = now(), rows_removed = sync.sweep_unseen(p_job)
+  where id = p_job;
+  update sync.table_state set stale_since = null where backfill_job_id = p_job;
+end
+$$;
+
+-- The read ledger: one row per backfill job, made by its first turn.
+create table sync.backfill_read_ledger (
+  job_id bigint primary key references sync.backfill_jobs (id) on delete cascade,
+  next_at timestamptz not null,
+  units numeric not null check (units > 0),
+  rate numeric not null check (rate > 0)
+);
+comment on table sync.backfill_read_ledger is
+  'Per backfill job: when its next Scan page may start (next_at), what a page is expected to cost in read units (units: the last page''s), and the table''s read budget in read units a second (rate, IMPORT_WORKER_MAX_RCU_PER_SECOND).';
+
+-- Replaces 20261128001100_validator_segments.sql's (whole; the same signature): the
+-- candidate is chosen by the work its job has left (3. above), no longer by job order.
+
+create or replace function sync.claim_segment(p_worker text, p_run bigint default null)
+returns table (
+  job_id bigint, segment integer, total_segments integer, source_table text, target_table text,
+  region text, exclusive_start_key jsonb, page_size integer
+)
+language plpgsql set search_path = ''
+as $$
+begin
+  return query
+  with candidate as (
+    select s.job_id, s.segment
+    from sync.backfill_segments s
+    join sync.backfill_jobs j on j.id = s.job_id
+    left join sync.backfill_read_ledger l on l.job_id = s.job_id
+    where j.status in ('pending', 'running')
+      and j.checksum_run_id is not distinct from p_run
+      and (s.status = 'pending' or (s.status = 'running' and s.lease_expires_at < now()))
+    order by
+      -- Jobs whose turns are booked two pages ahead have segments enough in flight to
+      -- use their table's budget: they come last.
+      coalesce(l.next_at > clock_timestamp() + make_interval(secs => (2 * l.units / l.rate)::float8),
+               false),
+      -- Then the job with the most reads left (its page's cost times its segments not
+      -- done): the longest job, which the whole backfill waits for, first.
+      coalesce(l.units, 257) * (select count(*) from sync.backfill_segments r
+                                where r.job_id = s.job_id and r.status <> 'done') desc,
+      (select count(*) from sync.backfill_segments r
+       where r.job_id = s.job_id and r.status = 'running' and r.lease_expires_at >= now()),
+      s.job_id, s.segment
+    limit 1
+    for update of s skip locked
+  ),
+  claimed as (
+    update sync.backfill_segments s
+    set status = 'running', lease_owner = p_worker,
+        lease_expires_at = now() + make_interval(secs => j.lease_seconds),
+        started_at = coalesce(s.started_at, now()), updated_at = now()
+    from candidate c, sync.backfill_jobs j
+    where s.job_id = c.job_id and s.segment = c.segment and j.id = c.job_id
+    returning s.job_id, s.segment, s.exclusive_start_key
+  ),
+  started as (
+    update sync.backfill_jobs j
+    set status = 'running', started_at = coalesce(j.started_at, now())
+    from claimed c where j.id = c.job_id
+    returning j.id, j.total_segments, j.source_table, j.page_size
+  )
+  select c.job_id, c.segment, st.total_segments, st.source_table, t.target_table, t.region,
+         c.exclusive_start_key, st.page_size
+  from claimed c
+  join started st on st.id = c.job_id
+  join sync.source_tables t on t.source_table = st.source_table;
+end
+$$;
+
+-- A page of a consistent Scan reads at most 1 MB: 256 read units of 4 KB, and one more for
+-- the rounding (AWS Developer Guide, "DynamoDB read and write operations": a Scan
+-- "reads up to the maximum number of items set (if using the Limit parameter) or a
+-- maximum of 1 MB of data"; a strongly consistent read costs one unit per 4 KB). Until
+-- a job has read a page, each turn is booked at that cost, so that its segments' first
+-- pages do not reach the table together and are throttled.
+insert into sync.settings (key, value, description) values
+  ('backfill_first_page_units', '257',
+   'The read units a backfill books for a page before its job has read one (the most a 1 MB consistent Scan page costs).')
+on conflict (key) do nothing;
+
+-- Settles a segment's last turn and books its next one, in the statement that writes
+-- the page (or with a claim, or a release). p_spent: what the last read cost (its
+-- ConsumedCapacity; null when no read was made); p_booked: the units its turn was booked
+-- at (0: none); p_next: whether to book the next read. Returns when that read may start, as
+-- milliseconds from now (wait_ms), and the units booked for it (units); both null when
+-- p_next is false. A turn given back unused (p_spent null) frees its place for the next one.
+create function sync.backfill_read_turn(
+  p_job bigint, p_rate numeric, p_spent numeric, p_booked numeric, p_next boolean
+) returns jsonb
+language plpgsql set search_path = ''
+as $$
+declare
+  ledger sync.backfill_read_ledger;
+  start_at timestamptz;
+  booked numeric;
+begin
+  if p_rate is null or p_rate <= 0 then
+    raise exception 'sync.backfill_read_turn: backfill job %: the read budget must be a positive number of read units a second, not %',
+      p_job, p_rate using errcode = '22023';
+  end if;
+  insert into sync.backfill_read_ledger (job_id, next_at, units, rate)
+  values (p_job, '-infinity',
+          coalesce((select value::numeric from sync.settings where key = 'backfill_first_page_units'), 257),
+          p_rate)
+  on conflict (job_id) do nothing;
+  select * into strict ledger from sync.backfill_read_ledger where job_id = p_job for update;
+  -- The last turn was booked at an estimate: what it really cost moves the next turns.
+  ledger.next_at := ledger.next_at
+    + make_interval(secs => ((coalesce(p_spent, 0) - coalesce(p_booked, 0)) / p_rate)::float8);
+  if p_spent is not null then
+    -- A read was made: its cost is the next one's estimate (an empty page's, too).
+    ledger.units := greatest(p_spent, 0.5);
+  end if;
+  if p_next then
+    start_at := greatest(ledger.next_at, clock_timestamp());
+    booked := ledger.units;
+    ledger.next_at := start_at + make_interval(secs => (booked / p_rate)::float8);
+  end if;
+  update sync.backfill_read_ledger
+  set next_at = ledger.next_at, units = ledger.units, rate = p_rate
+  where job_id = p_job;
+  if not p_next then
+    return jsonb_build_object('wait_ms', null, 'units', null);
+  end if;
+  return jsonb_build_object(
+    'wait_ms', greatest(0, extract(epoch from start_at - clock_timestamp()) * 1000),
+    'units', booked);
+end
+$$;
+comment on function sync.backfill_read_turn(bigint, numeric, numeric, numeric, boolean) is
+  'A backfill segment''s turns against its table''s read budget: settles the last read''s cost and books the next read; returns {wait_ms, units}.';
+
+revoke all on table sync.backfill_read_ledger from public;
+revoke all on function sync.backfill_read_turn(bigint, numeric, numeric, numeric, boolean) from public;

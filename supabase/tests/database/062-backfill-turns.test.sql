@@ -1,0 +1,152 @@
+-- A backfill's pages against their job's state and their table's read budget
+-- (supabase/migrations/20261128001800_backfill_turns.sql): a page of a job that is no
+-- longer running is refused (SY002) and writes nothing; claims are shared between jobs;
+-- the job's read ledger books each read's turn and settles what it cost.
+set client_min_messages = warning;
+begin;
+select plan(21);
+
+delete from sync.table_state;
+delete from sync.backfill_jobs;
+
+-- Two jobs of two tables, queued without waking the worker.
+do $$
+begin
+  perform sync.start_backfill('firespring-backdoor-segments-dev', 3, false);
+  perform sync.start_backfill('firespring-backdoor-searches-dev', 3, false);
+end
+$$;
+create temporary table job on commit drop as
+  select (select id from sync.backfill_jobs where source_table = 'firespring-backdoor-segments-dev') as segments,
+         (select id from sync.backfill_jobs where source_table = 'firespring-backdoor-searches-dev') as searches;
+
+-- Claims: jobs alike (no page read yet) take turns, fewest segments in flight first.
+select results_eq(
+  $$select source_table, segment from sync.claim_segment('w1')$$,
+  $$values ('firespring-backdoor-segments-dev'::text, 0)$$,
+  'the first claim takes the oldest job''s first segment'
+);
+select results_eq(
+  $$select source_table, segment from sync.claim_segment('w2')$$,
+  $$values ('firespring-backdoor-searches-dev'::text, 0)$$,
+  'the second claim takes the job with no segment in flight, not the first job''s next one'
+);
+-- The searches' pages cost 200 read units, the segments' 5: the searches have the most
+-- reads left, so their segments come first...
+insert into sync.backfill_read_ledger (job_id, next_at, units, rate)
+values ((select segments from job), now() - interval '1 minute', 5, 250),
+       ((select searches from job), now() - interval '1 minute', 200, 250);
+select results_eq(
+  $$select source_table, segment from sync.claim_segment('w3')$$,
+  $$values ('firespring-backdoor-searches-dev'::text, 1)$$,
+  'then the job with the most reads left, though it has more segments in flight'
+);
+-- ... until their turns are booked two pages ahead: then the other job's.
+update sync.backfill_read_ledger set next_at = clock_timestamp() + interval '5 seconds'
+where job_id = (select searches from job);
+select results_eq(
+  $$select source_table, segment from sync.claim_segment('w4')$$,
+  $$values ('firespring-backdoor-segments-dev'::text, 1)$$,
+  'a job booked two pages ahead (2 × 200 ÷ 250 s) has segments enough in flight: the other job''s'
+);
+delete from sync.backfill_read_ledger;
+
+-- A page of a running job is written.
+select lives_ok(
+  $$select sync.checkpoint_segment((select segments from job), 0, 'w1',
+      '{"segment_id": {"S": "seg-1"}}', 10, 10, false)$$,
+  'a page of a running job checkpoints'
+);
+
+-- The job is cancelled (npm start's reset): its page in flight is refused.
+update sync.backfill_jobs set status = 'cancelled', finished_at = now()
+where id = (select segments from job);
+select throws_like(
+  $$select sync.checkpoint_segment((select segments from job), 0, 'w1',
+      '{"segment_id": {"S": "seg-2"}}', 10, 10, false)$$,
+  'backfill job % segment 0 of firespring-backdoor-segments-dev: the job is cancelled, so this page was not written; the segment stops',
+  'a page of a cancelled job is refused, naming the table, the job and the segment'
+);
+select throws_ok(
+  $$select sync.checkpoint_segment((select segments from job), 1, 'w4', null, 10, 10, true)$$,
+  'SY002', null, 'with SQLSTATE SY002, the last page of a segment too'
+);
+select results_eq(
+  $$select items_scanned, rows_written, pages, exclusive_start_key, status
+    from sync.backfill_segments where job_id = (select segments from job) and segment = 0$$,
+  $$values (10::bigint, 10::bigint, 1, '{"segment_id": {"S": "seg-1"}}'::jsonb, 'running'::text)$$,
+  'the refused page left the segment''s checkpoint and counts as they were'
+);
+select is((select status from sync.backfill_jobs where id = (select segments from job)), 'cancelled',
+  'the job stays cancelled (no sweep, no done)');
+select is_empty(
+  $$select from sync.claim_segment('w6') c where c.job_id = (select segments from job)$$,
+  'no claim gives out a cancelled job''s segments'
+);
+
+-- A failed job (another segment's table went missing) refuses its other pages too.
+do $$
+begin
+  perform sync.fail_segment((select searches from job), 0, 'w2', 'DynamoDB table gone');
+end
+$$;
+update sync.backfill_segments set status = 'running', lease_owner = 'w5',
+  lease_expires_at = now() + interval '1 minute'
+where job_id = (select searches from job) and segment = 1;
+select throws_like(
+  $$select sync.checkpoint_segment((select searches from job), 1, 'w5', null, 1, 1, false)$$,
+  '% of firespring-backdoor-searches-dev: the job is failed, so this page was not written%',
+  'a page of a failed job is refused'
+);
+-- A lost lease is still SY001, checked first.
+select throws_ok(
+  $$select sync.checkpoint_segment((select searches from job), 1, 'not-w5', null, 1, 1, false)$$,
+  'SY001', null, 'a worker without the lease gets SY001 as before'
+);
+
+-- The read ledger. A job's first turn starts now, booked at the most a page may cost.
+select results_eq(
+  $$select (t->>'wait_ms')::numeric, (t->>'units')::numeric
+    from sync.backfill_read_turn((select segments from job), 250, null, 0, true) t$$,
+  $$values (0::numeric, 257::numeric)$$,
+  'the first turn: at once, booked at 257 read units'
+);
+select ok(
+  (select (t->>'wait_ms')::numeric between 900 and 1040
+   from sync.backfill_read_turn((select segments from job), 250, null, 0, true) t),
+  'the next turn waits for the first one''s units at the budget''s rate (257 ÷ 250 a second)'
+);
+-- The first read cost 50: the next turns move up, and are booked at 50.
+select ok(
+  (select (t->>'units')::numeric = 50 and (t->>'wait_ms')::numeric between 1000 and 1250
+   from sync.backfill_read_turn((select segments from job), 250, 50, 257, true) t),
+  'a read''s real cost corrects the ledger and becomes the estimate'
+);
+select is((select units from sync.backfill_read_ledger where job_id = (select segments from job)),
+  50::numeric, 'the ledger keeps the last page''s cost');
+-- A turn given back unused frees its place.
+select is(
+  (select sync.backfill_read_turn((select segments from job), 250, null, 50, false)),
+  '{"wait_ms": null, "units": null}'::jsonb,
+  'giving a turn back books nothing'
+);
+select ok(
+  (select (t->>'wait_ms')::numeric between 1000 and 1250
+   from sync.backfill_read_turn((select segments from job), 250, null, 0, true) t),
+  'the turn given back is the next one''s'
+);
+select is(
+  (select (t->>'units')::numeric
+   from sync.backfill_read_turn((select segments from job), 250, 0, 50, true) t),
+  0.5, 'an empty page (no read units) makes the next turns cheap, not free'
+);
+select throws_ok(
+  $$select sync.backfill_read_turn((select segments from job), 0, null, 0, true)$$,
+  '22023', null, 'a read budget that is not positive is refused'
+);
+select is(
+  (select count(*)::int from sync.backfill_read_ledger where job_id = (select searches from job)),
+  0, 'a job that booked no turn has no ledger row');
+
+select * from finish();
+rollback;
