@@ -1,14 +1,16 @@
 /**
  * Loads the demo data set into DynamoDB Local, the way a real migration finds its
- * tables: full of items, streams turned on only afterwards. The source tables are
- * dropped and created again empty (without a stream); the stream poller is stopped
+ * tables: full of items, streams turned on only afterwards. DynamoDB Local is started
+ * afresh with the source tables empty (without a stream); the stream poller is stopped
  * meanwhile and starts again on the new streams; the target tables and what the merge
  * remembers are emptied, so a backfill starts from nothing.
  *
- * Bulk loading into tables whose streams are on is a hundred times slower in DynamoDB
- * Local (the streams keep every record), hence the order. The tables are dropped rather
- * than DynamoDB Local restarted: a restart costs a Java start (15 to 35 s on the 2-core
- * machine) and the stack's `up` again, for the same empty tables.
+ * Hence the order: a table's stream goes on after its load. Turning the visitors' stream
+ * on halfway through their load, and starting their backfill then, was tried: their
+ * backfill ended with the load, but the stream held 6,900 records that DynamoDB Local
+ * serves slowly (reading them back for the drain and the redelivery took 30 s each on
+ * the 2-core machine) and the webhook's deliveries slowed the actions' load by a third;
+ * the whole run took longer (README, "`npm start`").
  *
  * `npm start` uses the pieces (resetSources, loadTable) to start a table's backfill as
  * soon as that table is loaded; loadReportDataSet does all of it in one call.

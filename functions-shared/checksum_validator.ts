@@ -2,16 +2,18 @@
  * The checksum validator: proves, key by key, that a target table equals the projection
  * of its DynamoDB table (docs/sync-semantics.md, "Verification").
  *
- * 1. A parallel Scan of the source; every item mapped through the same registry and
- *    transformers as the sync; each page's expected rows staged in Postgres
- *    (`sync.stage_checksum_items`), so memory stays at a page.
+ * 1. A parallel Scan of the source, eventually consistent (half the read units); every
+ *    item mapped through the same registry and transformers as the sync; each page's
+ *    expected rows staged in Postgres (`sync.stage_checksum_items`), so memory stays at
+ *    a page.
  * 2. `sync.compare_checksum` reduces both sides through one canonical form in Postgres,
  *    compares them per bucket of key hashes, and lists key by key only the buckets that
  *    differ: missing, unexpected and different keys.
  * 3. Changes in flight: a key that differs is looked at again after a settle pause, with
- *    a fresh point read of the source (GetItem, or Query for a collapsed table), up to
- *    three times, and is reported only if it differs every time. A key that was merely
- *    in flight (its change on its way through the stream) is not reported.
+ *    a fresh consistent point read of the source (GetItem, or Query for a collapsed
+ *    table), up to three times, and is reported only if it differs every time. A key
+ *    that was merely in flight (its change on its way through the stream), or that the
+ *    eventually consistent Scan read stale, is not reported.
  * 4. With `repair`, the source state of exactly the divergent keys is re-applied through
  *    the normal merge (missing and different keys upserted, unexpected ones deleted),
  *    then the table is validated again.
@@ -105,6 +107,12 @@ export interface ValidatorDeps {
    * segments (VALIDATOR_MAX_RCU_PER_SECOND): the tables belong to the applications.
    */
   maxRcuPerSecond?: number;
+  /**
+   * Whether the run's Scan reads consistently (default false: eventually consistent, half
+   * the read units; every key that differs is read again consistently before it is
+   * reported, validator_source.ts).
+   */
+  consistentScan?: boolean;
   /** Starts another request on a run (`{"runId": n}`), to scan another of its segments. */
   wake?: (runId: number) => Promise<void>;
   /** Clock and randomness of the pacing and retries (tests replace them). */

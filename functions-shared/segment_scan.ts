@@ -2,7 +2,7 @@
  * The one resumable Scan of the backfill and the validator (docs/sync-semantics.md,
  * "Verification"): claim a leased parallel-Scan segment (`sync.claim_segment`), read it
  * page by page from its checkpoint (Segment / TotalSegments / ExclusiveStartKey),
- * consistent and paced, and write each page together with the segment's checkpoint
+ * consistent (the validator's eventually consistent) and paced, and write each page together with the segment's checkpoint
  * (`sync.checkpoint_segment`) in one transaction. What a page writes is the caller's:
  * the backfill merges rows, the validator stages expected rows. When the budget runs
  * out the segment is given back and the caller hands on; a request killed mid-way loses
@@ -97,6 +97,13 @@ export interface SegmentScanDeps {
    * the table's budget is shared by these, not by every segment. Default: all of them.
    */
   segmentsAtOnce?: number;
+  /**
+   * Whether the Scan reads consistently (default true). Only the validator turns it off:
+   * it re-reads every key that differs consistently before reporting it
+   * (validator_compare.ts), so a stale page costs a recheck, never a false verdict; the
+   * backfill must read consistently (see the Scan below).
+   */
+  consistentRead?: boolean;
   /** Clock and randomness of the pacing and retries (tests replace them). */
   pacing?: PacingDeps;
   log?: (line: string) => void;
@@ -295,8 +302,9 @@ export async function scanSegments(
               // recently completed write operations" (AWS, Scan's ConsistentRead): it could
               // carry an item older than a stream change already merged, or one deleted
               // before readAt, yet stamped readAt, and so overwrite the newer change or
-              // pass its tombstone; the validator would report a divergence not there.
-              ConsistentRead: true,
+              // pass its tombstone. The validator alone may read eventually consistently
+              // (half the read units): it reads every key that differs again, consistently.
+              ConsistentRead: deps.consistentRead ?? true,
               ReturnConsumedCapacity: "TOTAL",
             }),
           );

@@ -1,9 +1,10 @@
 /**
  * The validator's reads of the source (docs/sync-semantics.md, "Verification"): the
- * parallel Scan on the backfill's leased segments (functions-shared/segment_scan.ts), each
- * page's expected rows (and unmappable items) staged in Postgres in the transaction that
- * moves the segment's checkpoint, and consistent point reads of one
- * key (GetItem, or a Query of every observation for a collapsed table).
+ * parallel Scan on the backfill's leased segments (functions-shared/segment_scan.ts),
+ * eventually consistent, each page's expected rows (and unmappable items) compared or
+ * staged in Postgres in the transaction that moves the segment's checkpoint, and
+ * consistent point reads of one key (GetItem, or a Query of every observation for a
+ * collapsed table), which decide every key the Scan found different.
  *
  * @module
  */
@@ -105,6 +106,15 @@ export async function scanForRun(
     maxRcuPerSecond: deps.maxRcuPerSecond ?? DEFAULT_RCU_PER_SECOND,
     // The segments this request scans at once share the table's budget.
     segmentsAtOnce,
+    // Eventually consistent: half the read units of a consistent Scan ("50
+    // ReadCapacityUnits per second provides 100 eventually consistent ReadCapacityUnits per
+    // second", https://docs.aws.amazon.com/sdk-for-kotlin/api/latest/dynamodb/aws.sdk.kotlin.services.dynamodb.model/-provisioned-throughput-description/read-capacity-units.html),
+    // so half the time at the table's read budget. Exact all the same: a page "might not
+    // contain the results from other recently completed write operations" (ScanRequest's
+    // ConsistentRead, same guide), and then the key differs from the target, and every key
+    // that differs is read again consistently (pointRead) before it is reported
+    // (validator_compare.ts, recheckLook; docs/sync-semantics.md, "Verification").
+    consistentRead: deps.consistentScan ?? false,
     pacing: deps.pacing,
     log: deps.log,
   };

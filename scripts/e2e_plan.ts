@@ -96,6 +96,7 @@ export const ALONE: Readonly<Record<string, string>> = {
   "npm_start_test.ts":
     "empties DynamoDB Local and every table, then loads, backfills and validates",
   "backfill_page_test.ts": "starts a backfill job of the actions table, leased by hand",
+  "validator_eventual_test.ts": "validates and repairs the traffic sources table whole",
 };
 
 /**
@@ -108,8 +109,9 @@ export const BATCHES: readonly (readonly string[])[] = [
   // Backfills of searches (and a worker of the test's own, which must be the only one to
   // claim its job's segment) | validations of segments, network state, traffic sources.
   ["edge_limits_test.ts", "validator_test.ts"],
-  // A backfill of actions | validations and repairs of segments and visitors.
-  ["poison_values_backfill_test.ts", "validator_repair_test.ts"],
+  // A backfill of actions | validations and repairs of segments and visitors | of
+  // traffic sources.
+  ["poison_values_backfill_test.ts", "validator_repair_test.ts", "validator_eventual_test.ts"],
   ["backfill_test.ts"],
   ["backfill_page_test.ts"],
   // Validations of actions (killing the validator's processes) | a backfill of segments.

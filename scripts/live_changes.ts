@@ -72,6 +72,7 @@ export async function liveBurst(
   env: StackEnv,
   seed: number,
   loaded: Record<string, Item[]>,
+  tables: ReadonlySet<string> = LIVE_TABLES,
 ): Promise<number> {
   const table = (name: string) => TABLES.find((t) => t.targetTable === name)!;
   const clients = new Map<string, ReturnType<typeof localDynamo>>();
@@ -90,19 +91,23 @@ export async function liveBurst(
   const itemsOf = (spec: TableSpec) => loaded[spec.sourceTable] ?? [];
   let changes = 0;
   const writes: (() => Promise<unknown>)[] = [];
+  // The changes of the tables asked for only: each table's part is the same whichever
+  // tables are asked for, so a burst in parts writes what one burst writes.
+  const add = (spec: TableSpec, write: () => Promise<unknown>) => {
+    if (tables.has(spec.targetTable)) writes.push(write);
+  };
   const actions = table("firespring_actions");
   for (let i = 0; i < 50; i++) {
-    writes.push(() =>
+    add(actions, () =>
       put(actions, {
         action_id: { S: `live-${seed}-${i}` },
         action_type: { S: "page_view" },
         timestamp: { N: String(1770379200 + i) },
         data: { M: { live: { BOOL: true } } },
-      })
-    );
+      }));
   }
   for (const item of itemsOf(actions).slice(0, 20)) {
-    writes.push(() => remove(actions, { action_id: item.action_id }));
+    add(actions, () => remove(actions, { action_id: item.action_id }));
   }
   const visitors = table("firespring_visitors");
   const byVisitor = new Map<string, Item[]>();
@@ -116,20 +121,19 @@ export async function liveBurst(
     const latest = sorted.at(-1)!;
     if (v % 2 === 0 && sorted.length > 1) {
       // Delete the observation the row holds: the row falls back to the one before.
-      writes.push(() => remove(visitors, { session_id: { S: id }, timestamp: latest.timestamp }));
+      add(visitors, () => remove(visitors, { session_id: { S: id }, timestamp: latest.timestamp }));
     } else {
-      writes.push(() =>
+      add(visitors, () =>
         put(visitors, {
           ...latest,
           timestamp: { N: String(Number(latest.timestamp.N) + 60) },
           pages_viewed: { N: String(Number(latest.pages_viewed?.N ?? 0) + 1) },
-        })
-      );
+        }));
     }
   }
   const traffic = table("firespring_traffic_sources");
   for (const item of itemsOf(traffic).slice(0, 20)) {
-    writes.push(() =>
+    add(traffic, () =>
       client(traffic.region).send(
         new UpdateItemCommand({
           TableName: traffic.sourceTable,
@@ -137,24 +141,22 @@ export async function liveBurst(
           UpdateExpression: "SET visitors = visitors + :one",
           ExpressionAttributeValues: { ":one": { N: "1" } },
         }),
-      )
-    );
+      ));
   }
   const leads = table("mmp_toledo_leads");
   const [lead] = itemsOf(leads);
   if (lead) {
     // Amplify's soft delete: the row goes away as if the item had been removed.
-    writes.push(() => put(leads, { ...lead, _deleted: { BOOL: true }, _version: { N: "2" } }));
+    add(leads, () => put(leads, { ...lead, _deleted: { BOOL: true }, _version: { N: "2" } }));
   }
   const dashboard = table("toledo_dashboard");
-  writes.push(() =>
+  add(dashboard, () =>
     put(dashboard, {
       pk: { S: "dashboard#toledo" },
       sk: { S: "metrics#2026-03" },
       metrics: { M: { visitors: { N: "12" } } },
       updated_at: { S: new Date().toISOString() },
-    })
-  );
+    }));
   await eachLimited(writes, 8, async (write) => {
     await write();
     changes++;
@@ -193,38 +195,62 @@ async function postRetrying(env: StackEnv, body: string): Promise<Response> {
   }
 }
 
+/** The source tables of the given target tables (every table when none are given). */
+function specsOf(tables?: ReadonlySet<string>): TableSpec[] {
+  return TABLES.filter((spec) => tables === undefined || tables.has(spec.targetTable));
+}
+
+/** A table's current stream and its shards, or none when its stream is off. */
+async function streamOf(env: StackEnv, spec: TableSpec) {
+  const { Table } = await localDynamo(env, spec.region).send(
+    new DescribeTableCommand({ TableName: spec.sourceTable }),
+  );
+  const arn = Table?.LatestStreamArn;
+  if (!arn) return undefined;
+  const client = localStreams(env, spec.region);
+  return { arn, client, shards: await listShards(client, arn) };
+}
+
+/** Whether sequence number `a` comes after `b` (both decimal digit strings). */
+function after(a: string, b: string | undefined): boolean {
+  return b === undefined || BigInt(a) > BigInt(b);
+}
+
 /**
- * Late and duplicated deliveries: every record the streams of the live phase hold, sent
- * to the webhook again, newest first, as a retrying Lambda or a replay would.
+ * Late and duplicated deliveries: every record the streams of `tables` hold (the live
+ * phase's: a stream goes on after its table's load), sent to the webhook again, newest
+ * first, as a retrying Lambda or a replay would.
  */
-export async function redeliver(env: StackEnv): Promise<number> {
+export async function redeliver(
+  env: StackEnv,
+  tables: ReadonlySet<string> = LIVE_TABLES,
+): Promise<number> {
   // The tables' streams in parallel; within a stream, newest first, one request at a time.
-  const counts = await Promise.all(TABLES.map(async (spec) => {
-    const { Table } = await localDynamo(env, spec.region).send(
-      new DescribeTableCommand({ TableName: spec.sourceTable }),
-    );
-    const arn = Table?.LatestStreamArn;
-    if (!arn) return 0;
-    const client = localStreams(env, spec.region);
-    const records = [];
-    for (const shard of await listShards(client, arn)) {
-      records.push(...await readShard(client, arn, shard.ShardId!));
-    }
-    records.reverse();
-    let sent = 0;
-    for (let i = 0; i < records.length; i += 25) {
-      const body = JSON.stringify({ records: records.slice(i, i + 25) });
-      const response = await postRetrying(env, body);
-      if (!response.ok) {
-        throw new Error(
-          `redelivery to ${spec.targetTable} refused: ${response.status} ${await response.text()}`,
-        );
+  const counts = await Promise.all(
+    specsOf(tables).map(async (spec) => {
+      const stream = await streamOf(env, spec);
+      if (!stream) return 0;
+      const records = [];
+      for (const shard of stream.shards) {
+        records.push(...await readShard(stream.client, stream.arn, shard.ShardId!));
       }
-      await response.body?.cancel();
-      sent += Math.min(25, records.length - i);
-    }
-    return sent;
-  }));
+      records.reverse();
+      let sent = 0;
+      for (let i = 0; i < records.length; i += 25) {
+        const body = JSON.stringify({ records: records.slice(i, i + 25) });
+        const response = await postRetrying(env, body);
+        if (!response.ok) {
+          throw new Error(
+            `redelivery to ${spec.targetTable} refused: ${response.status} ${await response
+              .text()}`,
+          );
+        }
+        await response.body?.cancel();
+        sent += Math.min(25, records.length - i);
+      }
+      return sent;
+    }),
+  );
   return counts.reduce((a, b) => a + b, 0);
 }
 
@@ -236,47 +262,57 @@ export interface Unapplied {
 }
 
 /**
- * The stream records of every table's current stream that no committed webhook batch
- * has noted (sync.stream_records_applied_of, the lost-record check's own lookup,
- * 20261128001300_stream_progress.sql: the webhook notes each record of a batch in the
- * batch's own transaction, applied or skipped as older, so a noted record is in Postgres
- * for good).
+ * The stream records of every table's current stream (of `tables` when given) that no
+ * committed webhook batch has noted (sync.stream_records_applied_of, the lost-record
+ * check's own lookup, 20261128001300_stream_progress.sql: the webhook notes each record of
+ * a batch in the batch's own transaction, applied or skipped as older, so a noted record
+ * is in Postgres for good); `confirmed` carries what earlier looks found noted.
  */
-export async function unappliedRecords(env: StackEnv, sql: postgres.Sql): Promise<Unapplied[]> {
+export async function unappliedRecords(
+  env: StackEnv,
+  sql: postgres.Sql,
+  tables?: ReadonlySet<string>,
+  confirmed: Map<string, string> = new Map(),
+): Promise<Unapplied[]> {
   const found: Unapplied[] = [];
-  await Promise.all(TABLES.map(async (spec) => {
-    const { Table } = await localDynamo(env, spec.region).send(
-      new DescribeTableCommand({ TableName: spec.sourceTable }),
-    );
-    const arn = Table?.LatestStreamArn;
-    if (!arn) return;
-    const client = localStreams(env, spec.region);
-    const sequences: string[] = [];
-    for (const shard of await listShards(client, arn)) {
-      for (const record of await readShard(client, arn, shard.ShardId!)) {
-        sequences.push(record.dynamodb!.SequenceNumber!);
+  await Promise.all(
+    specsOf(tables).map(async (spec) => {
+      const stream = await streamOf(env, spec);
+      if (!stream) return;
+      let records = 0;
+      let first: string | undefined;
+      for (const shard of stream.shards) {
+        // `confirmed` remembers, per shard, the record up to which every one was found
+        // noted (noted is for good), so that a wait reads only what came after it.
+        const at = `${stream.arn}\u0000${shard.ShardId}`;
+        const sequences =
+          (await readShard(stream.client, stream.arn, shard.ShardId!, confirmed.get(at)))
+            .map((record) => record.dynamodb!.SequenceNumber!);
+        if (sequences.length === 0) continue;
+        // A shard's records come in sequence order, and so do the ones missing.
+        const [{ applied }] = await sql<{ applied: string[] }[]>`
+          select sync.stream_records_applied_of(${stream.arn}, ${sequences}) as applied`;
+        const noted = new Set(applied);
+        const missing = sequences.filter((seq) => !noted.has(seq)).map((seq) => ({ seq }));
+        const firstMissing = missing.length > 0 ? sequences.indexOf(missing[0].seq) : -1;
+        const upTo = firstMissing === -1 ? sequences.length : firstMissing;
+        if (upTo > 0) confirmed.set(at, sequences[upTo - 1]);
+        records += missing.length;
+        if (missing.length > 0 && (first === undefined || after(first, missing[0].seq))) {
+          first = missing[0].seq;
+        }
       }
-    }
-    if (sequences.length === 0) return;
-    const [{ applied }] = await sql<{ applied: string[] }[]>`
-      select sync.stream_records_applied_of(${arn}, ${sequences}) as applied`;
-    const noted = new Set(applied);
-    const missing = sequences.filter((seq) => !noted.has(seq))
-      .sort((a, b) => (BigInt(a) < BigInt(b) ? -1 : BigInt(a) > BigInt(b) ? 1 : 0))
-      .map((seq) => ({ seq }));
-    if (missing.length > 0) {
-      found.push({
-        table: spec.targetTable,
-        records: missing.length,
-        firstSequenceNumber: missing[0].seq,
-      });
-    }
-  }));
+      if (records > 0) {
+        found.push({ table: spec.targetTable, records, firstSequenceNumber: first! });
+      }
+    }),
+  );
   return found;
 }
 
 /**
- * Waits until the webhook has committed every record the streams hold (polled every
+ * Waits until the webhook has committed every record the streams (of `tables` when
+ * given) hold (polled every
  * 250 ms: the signal, not a quiet spell). Throws after `timeoutMs`, naming each table
  * with the records still unapplied and where the poller's failures land.
  */
@@ -284,12 +320,14 @@ export async function drained(
   env: StackEnv,
   sql: postgres.Sql,
   timeoutMs = 120_000,
+  tables?: ReadonlySet<string>,
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
+  const confirmed = new Map<string, string>();
   for (;;) {
     let why: string;
     try {
-      const pending = await unappliedRecords(env, sql);
+      const pending = await unappliedRecords(env, sql, tables, confirmed);
       if (pending.length === 0) return;
       why = pending.map((p) =>
         `${p.table}: ${p.records} records not applied (first sequence number ${p.firstSequenceNumber})`

@@ -72,6 +72,19 @@ export function segmentsFor(items: number): number {
   return items < 5_000 ? 1 : 4;
 }
 
+/**
+ * The live phase in parts, each run once its own tables are loaded: the actions load
+ * last (after the visitors), and the other tables' live changes, drain and redelivery
+ * (the visitors' validation waits for them) need not wait for that load.
+ */
+export function liveGroups(live: ReadonlySet<string>): Set<string>[] {
+  const last = "firespring_actions";
+  return [
+    new Set([...live].filter((t) => t !== last)),
+    new Set([...live].filter((t) => t === last)),
+  ].filter((group) => group.size > 0);
+}
+
 /** Runs the work given to it one at a time, in the order it was given. */
 export function inTurn(): <T>(work: () => Promise<T>) => Promise<T> {
   let last: Promise<unknown> = Promise.resolve();
@@ -135,10 +148,15 @@ if (import.meta.main) {
       TABLES.map((t) => [t.sourceTable, data[t.sourceTable].length]),
     );
     await clock.time("reset source tables", () => resetSources(env, sql));
-    // The poller (stopped by the reset) starts again while the tables load; it finds each
-    // stream once turned on and reads it from its oldest record.
-    const pollerBack = clock.time("stream poller restart", restartPoller);
-    pollerBack.catch(() => {});
+    // The poller (stopped by the reset) starts again before the first live write, not
+    // while the tables load: nothing else writes to a table once its stream is on, the
+    // poller reads each stream from its oldest record, and its polling of DynamoDB Local's
+    // streams (every 250 ms per shard) slowed the loads beside it.
+    let pollerStarted: Promise<void> | undefined;
+    const pollerBack = () => {
+      pollerStarted ??= clock.time("stream poller restart", restartPoller);
+      return pollerStarted;
+    };
     board = new StartBoard(sql, TABLES, counts, {
       tty,
       write: (text) => Deno.stdout.writeSync(new TextEncoder().encode(text)),
@@ -147,8 +165,9 @@ if (import.meta.main) {
     board.start();
     const loads: string[] = [];
     // Each table's backfill, settled when its job has finished (known before it is queued,
-    // so that validations can wait for it while other tables still load).
+    // so that validations can wait for it while other tables still load); and its load.
     const backfilled = new Map(TABLES.map((t) => [t.targetTable, settleLater()]));
+    const loaded = new Map(TABLES.map((t) => [t.targetTable, settleLater()]));
     const loadOne = async (spec: TableSpec) => {
       const table = spec.targetTable;
       const items = data[spec.sourceTable];
@@ -161,6 +180,7 @@ if (import.meta.main) {
           }),
       );
       loads.push(loadLine(load));
+      loaded.get(table)!.resolve();
       clock.start(`backfill ${table}`);
       const [job] = await sql`
         select sync.start_backfill(${spec.sourceTable}, ${segmentsFor(items.length)}) as id`;
@@ -179,23 +199,51 @@ if (import.meta.main) {
         for (const spec of lane) await loadOne(spec);
       }),
     );
-    // A load that fails fails every table still waiting for its backfill.
-    loading.catch((error) => backfilled.forEach((b) => b.reject(error)));
+    // A load that fails fails every table still waiting for its load or backfill.
+    loading.catch((error) => {
+      backfilled.forEach((b) => b.reject(error));
+      loaded.forEach((l) => l.reject(error));
+    });
 
-    const live = (async () => {
-      await loading;
-      await pollerBack;
-      clock.start("live changes");
-      board.live("writing the burst");
-      const changes = await clock.time("live burst", () => liveBurst(env, seed, data));
-      board.live(`${changes} changes written; waiting for the streams to drain`);
-      await clock.time("live drain", () => drained(env, sql));
-      board.live("drained; delivering every record again, late and newest first");
-      const again = await clock.time("live redelivery", () => redeliver(env));
-      const seconds = clock.end("live changes");
-      board.live(`${changes} applied, ${again} delivered again, in ${seconds.toFixed(1)}s`);
-      return { changes, again, seconds };
-    })();
+    // The live phase in parts (liveGroups), each once its tables are loaded (their streams
+    // on), one after the other; a part's drain and redelivery read its tables' streams.
+    const inOrder = inTurn();
+    const groups = liveGroups(LIVE_TABLES);
+    const liveParts = groups.map((group, i) => {
+      const suffix = i === 0 ? "" : ` ${[...group].join(", ")}`;
+      const part = (async () => {
+        await Promise.all([...group].map((t) => loaded.get(t)!.promise));
+        await pollerBack();
+        return await inOrder(async () => {
+          clock.start(`live changes${suffix}`);
+          board!.live(`writing the burst${suffix}`);
+          const changes = await clock.time(
+            `live burst${suffix}`,
+            () => liveBurst(env, seed, data, group),
+          );
+          board!.live(`${changes} changes written${suffix}; waiting for the streams to drain`);
+          await clock.time(`live drain${suffix}`, () => drained(env, sql, 120_000, group));
+          board!.live(`drained${suffix}; delivering its records again, late and newest first`);
+          const again = await clock.time(
+            `live redelivery${suffix}`,
+            () => redeliver(env, group),
+          );
+          const seconds = clock.end(`live changes${suffix}`);
+          board!.live(
+            `${changes} applied, ${again} delivered again${suffix}, in ${seconds.toFixed(1)}s`,
+          );
+          return { changes, again };
+        });
+      })();
+      part.catch(() => {});
+      return { group, part };
+    });
+    const liveOf = (table: string) => liveParts.find((p) => p.group.has(table))!.part;
+    const live = Promise.all(liveParts.map((p) => p.part)).then((parts) => ({
+      changes: parts.reduce((n, p) => n + p.changes, 0),
+      again: parts.reduce((n, p) => n + p.again, 0),
+      seconds: clock.span("live changes"),
+    }));
     live.catch(() => {});
 
     // One validation at a time, in the order the tables become ready: a validator isolate
@@ -205,7 +253,7 @@ if (import.meta.main) {
     const verdicts: TableVerdict[] = await Promise.all(TABLES.map(async (spec) => {
       const table = spec.targetTable;
       await backfilled.get(table)!.promise;
-      if (LIVE_TABLES.has(table)) await live;
+      if (LIVE_TABLES.has(table)) await liveOf(table);
       board!.set(table, { stage: "ready" });
       const verdict = await oneAtATime(() => {
         board!.set(table, { stage: "validating" });

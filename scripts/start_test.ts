@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { TABLES } from "../functions-shared/table_registry.ts";
-import { inTurn, loadLanes, segmentsFor, settleLater } from "./start.ts";
+import { LIVE_TABLES } from "./live_changes.ts";
+import { inTurn, liveGroups, loadLanes, segmentsFor, settleLater } from "./start.ts";
 
 Deno.test("the small tables load in one lane, the visitors then the actions in another", () => {
   const [small, big] = loadLanes(TABLES).map((lane) => lane.map((t) => t.targetTable));
@@ -48,4 +49,15 @@ Deno.test("a promise settled later keeps its first settling", async () => {
   failed.reject(new Error("the load of firespring_actions failed"));
   failed.resolve();
   await assert.rejects(failed.promise, /the load of firespring_actions failed/);
+});
+
+Deno.test("the live phase goes in two parts: the actions, loaded last, on their own", () => {
+  const groups = liveGroups(LIVE_TABLES).map((g) => [...g].sort());
+  assert.deepEqual(groups, [
+    ["firespring_traffic_sources", "firespring_visitors", "mmp_toledo_leads", "toledo_dashboard"],
+    ["firespring_actions"],
+  ]);
+  assert.deepEqual(liveGroups(new Set(["toledo_dashboard"])).map((g) => [...g]), [[
+    "toledo_dashboard",
+  ]]);
 });

@@ -3,7 +3,7 @@
  * (28,966 items at scale 1) through the `data-checksum-validator` function, against the
  * raw limit measured in the same run: a bare parallel Scan (8 segments) of the same
  * table through the same DynamoDB proxy, with its faults and throttling, read as the
- * validator reads (consistent, the SDK's retries) and within the same read budget
+ * validator reads (eventually consistent, the SDK's retries) and within the same read budget
  * (VALIDATOR_MAX_RCU_PER_SECOND, shared by the segments: tests/table_pacer.ts), as the
  * backfill's raw limit is. Then every table validated, one after
  * the other, matching, then with 10 divergent keys.
@@ -35,7 +35,10 @@ type Figure = (name: string, value: number, digits?: number) => void;
 /** The validator's read budget per table (functions-shared/settings.ts; 250 by default). */
 const RCU_PER_SECOND = Number(stackEnvReader(stack)("VALIDATOR_MAX_RCU_PER_SECOND") ?? 250);
 
-/** Items of one segment, read as the validator reads them (consistent, 1,000 a page). */
+/**
+ * Items of one segment, read as the validator reads them (eventually consistent, half the
+ * read units of a consistent Scan: functions-shared/validator_source.ts; 1,000 a page).
+ */
 async function scanSegment(
   client: DynamoDBClient,
   table: string,
@@ -53,7 +56,7 @@ async function scanSegment(
         TotalSegments: SEGMENTS,
         ExclusiveStartKey: start,
         Limit: PAGE,
-        ConsistentRead: true,
+        ConsistentRead: false,
         ReturnConsumedCapacity: "TOTAL",
       }),
     );
