@@ -10,9 +10,15 @@ import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { DynamoDBStreamsClient } from "@aws-sdk/client-dynamodb-streams";
 import { awsClientConfig } from "../functions-shared/dynamo_client.ts";
 import { readStackEnv, type StackEnv, stackEnvReader } from "../local-stack/stack_env.ts";
+import { parseFaults } from "../local-stack/aws/faults.ts";
 
 /** The stack's settings. */
 export const stack: StackEnv = readStackEnv();
+
+/** How old an eventually consistent read may be on this stack (its proxy's `stale_ms`). */
+export function staleReadMs(): number {
+  return parseFaults(stack.DYNAMODB_FAULTS).staleMs;
+}
 
 /** A Postgres connection pool; call `end()` when done. */
 export function connectDb(): postgres.Sql {

@@ -14,14 +14,13 @@ import { join } from "node:path";
 import { LOCAL_DIR } from "../local-stack/config.ts";
 import { DeleteItemCommand, PutItemCommand } from "@aws-sdk/client-dynamodb";
 import { byTargetTable } from "../functions-shared/table_registry.ts";
-import { parseFaults } from "../local-stack/aws/faults.ts";
 import {
   callFunction,
   connectDb,
   dynamo,
   eventually,
   serviceRoleHeaders,
-  stack,
+  staleReadMs,
 } from "./stack_clients.ts";
 import { load, N, S, validate } from "./validator_fixtures.ts";
 
@@ -210,8 +209,7 @@ Deno.test("an item that maps to no row is named, and the table is not a match", 
   // The validator's Scan is eventually consistent (docs/sync-semantics.md, "Verification"):
   // an item written within the stale window may not be in it yet, as one written after
   // a consistent Scan passed its key would not be. The run looks at the table after it.
-  const staleMs = parseFaults(stack.DYNAMODB_FAULTS).staleMs;
-  await new Promise((resolve) => setTimeout(resolve, staleMs));
+  await new Promise((resolve) => setTimeout(resolve, staleReadMs()));
   const sql = connectDb();
   try {
     const result = await validate("firespring_segments");
