@@ -22,6 +22,7 @@ import { encodeJson } from "./dynamo_encoder.ts";
 import type { DeadLetter, TableChange } from "./record_mapping.ts";
 import { type NotedRecords, noteStreamRecords } from "./stream_progress.ts";
 import { dollarQuoted } from "./sql_text.ts";
+import { statementSlotsOf } from "./statement_slots.ts";
 import { applyChanges, isDataError } from "./sync_db.ts";
 
 /** What applying a batch did; `replayed` when its `webhook-id` was accepted before. */
@@ -62,12 +63,17 @@ async function applyAtOnce(
 ): Promise<BatchOutcome | undefined> {
   try {
     // The values in the statement's text: one round trip through a transaction pooler,
-    // not two (sql_text.ts).
-    const [row] = await sql.unsafe(
-      `select replayed, applied from sync.apply_webhook_batch(${dollarQuoted(batch.webhookId)}, ${
-        dollarQuoted(encodeJson(changesByTable(batch.changes)))
-      }::jsonb, ${dollarQuoted(JSON.stringify(batch.records))}::jsonb)`,
-    );
+    // not two (sql_text.ts). Without parameters, it must not have another statement
+    // pipelined behind it: it waits for a connection of its own (statement_slots.ts).
+    const text = `select replayed, applied from sync.apply_webhook_batch(${
+      dollarQuoted(batch.webhookId)
+    }, ${dollarQuoted(encodeJson(changesByTable(batch.changes)))}::jsonb, ${
+      dollarQuoted(JSON.stringify(batch.records))
+    }::jsonb)`;
+    const slots = statementSlotsOf(sql);
+    const [row] = slots
+      ? await slots.run(() => sql.unsafe(text).then((rows) => rows))
+      : await sql.unsafe(text);
     if (row.replayed) return { replayed: true };
     return { replayed: false, applied: Number(row.applied), deadLettered: 0 };
   } catch (error) {
