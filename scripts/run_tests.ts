@@ -40,7 +40,7 @@ import {
   TERRAFORM_DIR,
   terraformInstalled,
 } from "../infrastructure/terraform/terraform_cli.ts";
-import { AFTER, BACKGROUND, BUILDS_LAMBDA_ZIP, planE2e, WAITS_FOR_BACKGROUND } from "./e2e_plan.ts";
+import { BACKGROUND, BUILDS_LAMBDA_ZIP, planE2e, WAITS_FOR_BACKGROUND } from "./e2e_plan.ts";
 import {
   check,
   denoTestCounts,
@@ -123,11 +123,18 @@ async function staticLane(): Promise<void> {
  * test, build:lambda (the configuration hashes the zip it would deploy), fmt, then for
  * the root configuration and the module at the same time, init (from a local provider
  * mirror when there is one), validate and `terraform test` with mocked providers.
- * Nothing touches AWS.
+ * Nothing touches AWS. `zipBuilt` is resolved once the zip is built (and the Lambda's
+ * Node.js installed, by the zip's unit test): the end-to-end files that build it again
+ * wait for that, not for Terraform, which reads the zip whole meanwhile (lambda/build.ts
+ * writes it by a rename).
  */
-async function terraformLane(): Promise<void> {
-  await denoTest("unit tests: the Lambda's zip on Node.js 22", [LAMBDA_ZIP_UNIT_TEST]);
-  await step("build:lambda", DENO_BIN, ["run", "-A", "lambda/build.ts"]);
+async function terraformLane(zipBuilt: () => void): Promise<void> {
+  try {
+    await denoTest("unit tests: the Lambda's zip on Node.js 22", [LAMBDA_ZIP_UNIT_TEST]);
+    await step("build:lambda", DENO_BIN, ["run", "-A", "lambda/build.ts"]);
+  } finally {
+    zipBuilt();
+  }
   const terraform = "terraform";
   if (!(await terraformInstalled())) {
     skip("terraform", "terraform is not installed (the parsed-HCL checks ran in the unit tests)");
@@ -209,22 +216,24 @@ async function databaseChecks(databaseUrl: string): Promise<void> {
 }
 
 /**
- * The end-to-end files of `tests/`: those that may share the stack a few at a time
- * (the ones that build the Lambda's zip once `zipFree` resolves, and each of those that
- * must not overlap another once that one is done), then the others in their batches, a
- * batch's files at the same time; the background files go on beside the batches until
- * one that must not overlap them (scripts/e2e_plan.ts).
+ * The end-to-end files of `tests/` once the stack is up: those that need no stack at
+ * once, beside the database checks; once those checks are done, the files that may share
+ * the stack a few at a time (the ones that build the Lambda's zip once `zipBuilt`
+ * resolves), then the others in their batches, a batch's files at the same time; the
+ * background files go on beside the batches until one that must not overlap them
+ * (scripts/e2e_plan.ts).
  */
-async function endToEnd(zipFree: Promise<unknown>): Promise<void> {
+async function endToEnd(databaseChecked: Promise<void>, zipBuilt: Promise<unknown>): Promise<void> {
   const dir = join(ROOT, "tests");
-  const { shared, batches } = planE2e(testFiles(dir, "_test.ts").map((f) => basename(f)));
-  const done = new Map(shared.map((file) => [file, Promise.withResolvers<void>()]));
+  const { noStack, shared, batches } = planE2e(testFiles(dir, "_test.ts").map((f) => basename(f)));
   const run = async (file: string) => {
-    if (BUILDS_LAMBDA_ZIP.includes(file)) await zipFree;
-    await done.get(AFTER[file]?.file)?.promise;
+    if (BUILDS_LAMBDA_ZIP.includes(file)) await zipBuilt;
     await denoTest(`e2e ${file}`, [join(dir, file)]);
-    done.get(file)!.resolve();
   };
+  const withoutStack = Promise.all(
+    noStack.map((file) => denoTest(`e2e ${file} (no stack)`, [join(dir, file)])),
+  );
+  await databaseChecked;
   const background = Promise.all(shared.filter((f) => BACKGROUND.includes(f)).map(run));
   await pool(
     SHARED_E2E_AT_ONCE,
@@ -235,7 +244,7 @@ async function endToEnd(zipFree: Promise<unknown>): Promise<void> {
     const tag = batch.length > 1 ? `(batch of ${batch.length})` : "(alone)";
     await Promise.all(batch.map((file) => denoTest(`e2e ${file} ${tag}`, [join(dir, file)])));
   }
-  await background;
+  await Promise.all([background, withoutStack]);
 }
 
 const keepStack = Deno.args.includes("--keep-stack");
@@ -246,14 +255,14 @@ const wasRunning = await stackRunning();
 // killed while the tests run (the gateway logs every isolate that ends).
 const isolateLog = isolateLogOffset();
 
-const terraformDone = terraformLane();
+const zipBuilt = Promise.withResolvers<void>();
+const terraformDone = terraformLane(zipBuilt.resolve);
 const staticDone = staticLane();
 const stackDone = (async () => {
   if (!(await step("stack:up", DENO_BIN, ["run", "-A", "local-stack/stack.ts", "up"]))) {
     return false;
   }
-  await databaseChecks(readStackEnv().DATABASE_URL);
-  await endToEnd(terraformDone);
+  await endToEnd(databaseChecks(readStackEnv().DATABASE_URL), zipBuilt.promise);
   return true;
 })();
 const [stackUp] = await Promise.all([stackDone, staticDone, terraformDone]);
