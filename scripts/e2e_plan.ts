@@ -50,32 +50,36 @@ export const SHARED: readonly string[] = [
   "stream_failure_test.ts",
   "registry_database_test.ts",
   // These two build the Lambda's zip (lambda/build.ts writes it whole, by a rename, so
-  // Terraform may read it meanwhile): they start once the Lambda's Node.js is installed
-  // and the zip built, by the first steps of the Terraform lane (scripts/run_tests.ts).
+  // Terraform may read it meanwhile) and read DynamoDB Local: they start beside the
+  // database checks, in the background ({@link BACKGROUND}).
   "lambda_bundle_test.ts",
   "terraform_plan_test.ts",
 ];
 
 /**
- * Shared files the batches do not wait for (the two that wait for the Lambda's zip
- * first): they touch no table a batch empties or backfills as a whole, and need only
- * Postgres, the functions and DynamoDB Local, so they go on beside the batches until one
- * that stops or restarts those ({@link WAITS_FOR_BACKGROUND}).
+ * Shared files that start as soon as the stack is up, beside the database checks (which
+ * they leave alone: neither writes to Postgres), and that the batches do not wait for:
+ * they touch no table a batch empties or backfills as a whole, and need only Postgres,
+ * the functions and DynamoDB Local, so they go on beside the batches until one that stops
+ * or restarts those ({@link WAITS_FOR_BACKGROUND}).
  */
 export const BACKGROUND: readonly string[] = ["lambda_bundle_test.ts", "terraform_plan_test.ts"];
 
-/** The {@link ALONE} files before whose batch the {@link BACKGROUND} files must be done. */
+/**
+ * The {@link ALONE} files before whose batch the {@link BACKGROUND} files must be done.
+ * Their batches come last, so that the background has the others' time to end in.
+ */
 export const WAITS_FOR_BACKGROUND: readonly string[] = [
   "database_down_test.ts",
   "dynamodb_faults_test.ts",
   "npm_start_test.ts",
 ];
 
-/** The files that build the Lambda's zip (they wait for the terraform steps). */
-export const BUILDS_LAMBDA_ZIP: readonly string[] = [
-  "lambda_bundle_test.ts",
-  "terraform_plan_test.ts",
-];
+/**
+ * The files that run the Lambda's zip on its Node.js: they wait for the zip's unit test,
+ * which installs that Node.js (two installs at once would race), and `build:lambda`.
+ */
+export const NEEDS_LAMBDA_NODE: readonly string[] = ["lambda_bundle_test.ts"];
 
 /**
  * Files that may not share the stack with the shared ones, and why. They run in
@@ -117,11 +121,12 @@ export const BATCHES: readonly (readonly string[])[] = [
   ["backfill_page_test.ts"],
   // Validations of actions (killing the validator's processes) | a backfill of segments.
   ["validator_resume_test.ts", "stream_times_test.ts"],
-  ["database_down_test.ts"],
   ["pooler_test.ts"],
   ["retention_test.ts"],
   ["backfill_heal_test.ts"],
   ["stream_check_test.ts"],
+  // The batches that wait for the background (WAITS_FOR_BACKGROUND), last.
+  ["database_down_test.ts"],
   ["dynamodb_faults_test.ts"],
   // Last: it empties DynamoDB Local and every table.
   ["npm_start_test.ts"],

@@ -11,7 +11,7 @@ import {
   ALONE,
   BACKGROUND,
   BATCHES,
-  BUILDS_LAMBDA_ZIP,
+  NEEDS_LAMBDA_NODE,
   NO_STACK,
   planE2e,
   SHARED,
@@ -26,11 +26,15 @@ Deno.test("every end-to-end file is named once: without the stack, shared or alo
   const named = [...NO_STACK, ...SHARED, ...Object.keys(ALONE)];
   assert.deepEqual([...named].sort(), [...files].sort());
   assert.equal(new Set(named).size, named.length, "a file is in one place only");
-  assert.ok(BUILDS_LAMBDA_ZIP.every((f) => SHARED.includes(f)));
+  assert.ok(NEEDS_LAMBDA_NODE.every((f) => SHARED.includes(f)));
   assert.ok(BACKGROUND.every((f) => SHARED.includes(f)));
   assert.ok(WAITS_FOR_BACKGROUND.every((f) => f in ALONE));
   assert.deepEqual(BATCHES.flat().sort(), Object.keys(ALONE).sort(), "each alone file in a batch");
   assert.deepEqual(BATCHES.at(-1), ["npm_start_test.ts"], "npm start empties every table: last");
+  // The batches that wait for the background come after every other.
+  const waiting = BATCHES.map((b, i) => b.some((f) => WAITS_FOR_BACKGROUND.includes(f)) ? i : -1)
+    .filter((i) => i >= 0);
+  assert.deepEqual(waiting, waiting.map((_, k) => BATCHES.length - waiting.length + k));
 });
 
 Deno.test("a file the plan does not name runs alone, last", () => {

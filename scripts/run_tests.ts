@@ -40,7 +40,7 @@ import {
   TERRAFORM_DIR,
   terraformInstalled,
 } from "../infrastructure/terraform/terraform_cli.ts";
-import { BACKGROUND, BUILDS_LAMBDA_ZIP, planE2e, WAITS_FOR_BACKGROUND } from "./e2e_plan.ts";
+import { BACKGROUND, NEEDS_LAMBDA_NODE, planE2e, WAITS_FOR_BACKGROUND } from "./e2e_plan.ts";
 import {
   check,
   denoTestCounts,
@@ -123,17 +123,17 @@ async function staticLane(): Promise<void> {
  * test, build:lambda (the configuration hashes the zip it would deploy), fmt, then for
  * the root configuration and the module at the same time, init (from a local provider
  * mirror when there is one), validate and `terraform test` with mocked providers.
- * Nothing touches AWS. `zipBuilt` is resolved once the zip is built (and the Lambda's
- * Node.js installed, by the zip's unit test): the end-to-end files that build it again
- * wait for that, not for Terraform, which reads the zip whole meanwhile (lambda/build.ts
- * writes it by a rename).
+ * Nothing touches AWS. `lambdaNodeReady` is called once the zip's unit test has installed
+ * the Lambda's Node.js and the zip is built: the end-to-end file that runs the zip on that
+ * Node.js waits for it, not for Terraform, which reads the zip whole meanwhile
+ * (lambda/build.ts writes it by a rename).
  */
-async function terraformLane(zipBuilt: () => void): Promise<void> {
+async function terraformLane(lambdaNodeReady: () => void): Promise<void> {
   try {
     await denoTest("unit tests: the Lambda's zip on Node.js 22", [LAMBDA_ZIP_UNIT_TEST]);
     await step("build:lambda", DENO_BIN, ["run", "-A", "lambda/build.ts"]);
   } finally {
-    zipBuilt();
+    lambdaNodeReady();
   }
   const terraform = "terraform";
   if (!(await terraformInstalled())) {
@@ -216,33 +216,34 @@ async function databaseChecks(databaseUrl: string): Promise<void> {
 }
 
 /**
- * The end-to-end files of `tests/` once the stack is up: those that need no stack at
- * once, beside the database checks; once those checks are done, the files that may share
- * the stack a few at a time (the ones that build the Lambda's zip once `zipBuilt`
- * resolves), then the others in their batches, a batch's files at the same time; the
- * background files go on beside the batches until one that must not overlap them
- * (scripts/e2e_plan.ts).
+ * The end-to-end files of `tests/` once the stack is up: those that need no stack and
+ * the background files at once, beside the database checks (the background ones that
+ * run the Lambda's zip once `lambdaNode` resolves); once those checks are done, the
+ * files that may share the stack a few at a time, then the others in their batches, a
+ * batch's files at the same time; the background files go on beside the batches until
+ * one that must not overlap them (scripts/e2e_plan.ts).
  */
-async function endToEnd(databaseChecked: Promise<void>, zipBuilt: Promise<unknown>): Promise<void> {
+async function endToEnd(
+  databaseChecked: Promise<void>,
+  lambdaNode: Promise<unknown>,
+): Promise<void> {
   const dir = join(ROOT, "tests");
   const { noStack, shared, batches } = planE2e(testFiles(dir, "_test.ts").map((f) => basename(f)));
-  const run = async (file: string) => {
-    if (BUILDS_LAMBDA_ZIP.includes(file)) await zipBuilt;
-    await denoTest(`e2e ${file}`, [join(dir, file)]);
+  const run = async (file: string, tag = "") => {
+    if (NEEDS_LAMBDA_NODE.includes(file)) await lambdaNode;
+    await denoTest(`e2e ${file}${tag}`, [join(dir, file)]);
   };
-  const withoutStack = Promise.all(
-    noStack.map((file) => denoTest(`e2e ${file} (no stack)`, [join(dir, file)])),
-  );
+  const withoutStack = Promise.all(noStack.map((file) => run(file, " (no stack)")));
+  const background = Promise.all(shared.filter((f) => BACKGROUND.includes(f)).map((f) => run(f)));
   await databaseChecked;
-  const background = Promise.all(shared.filter((f) => BACKGROUND.includes(f)).map(run));
   await pool(
     SHARED_E2E_AT_ONCE,
     shared.filter((f) => !BACKGROUND.includes(f)).map((f) => () => run(f)),
   );
   for (const batch of batches) {
     if (batch.some((f) => WAITS_FOR_BACKGROUND.includes(f))) await background;
-    const tag = batch.length > 1 ? `(batch of ${batch.length})` : "(alone)";
-    await Promise.all(batch.map((file) => denoTest(`e2e ${file} ${tag}`, [join(dir, file)])));
+    const tag = batch.length > 1 ? ` (batch of ${batch.length})` : " (alone)";
+    await Promise.all(batch.map((file) => run(file, tag)));
   }
   await Promise.all([background, withoutStack]);
 }
@@ -255,14 +256,14 @@ const wasRunning = await stackRunning();
 // killed while the tests run (the gateway logs every isolate that ends).
 const isolateLog = isolateLogOffset();
 
-const zipBuilt = Promise.withResolvers<void>();
-const terraformDone = terraformLane(zipBuilt.resolve);
+const lambdaNode = Promise.withResolvers<void>();
+const terraformDone = terraformLane(lambdaNode.resolve);
 const staticDone = staticLane();
 const stackDone = (async () => {
   if (!(await step("stack:up", DENO_BIN, ["run", "-A", "local-stack/stack.ts", "up"]))) {
     return false;
   }
-  await endToEnd(databaseChecks(readStackEnv().DATABASE_URL), zipBuilt.promise);
+  await endToEnd(databaseChecks(readStackEnv().DATABASE_URL), lambdaNode.promise);
   return true;
 })();
 const [stackUp] = await Promise.all([stackDone, staticDone, terraformDone]);
