@@ -6,10 +6,11 @@
  *   deno run -A scripts/run_tests.ts [--keep-stack]
  *
  * Three lanes run at the same time, as they need different things: the stack starting
- * (then pgTAP, the advisors, db lint and the generated types against it, then the
- * end-to-end tests); the static checks and the unit tests (format, lint, the type checks,
- * then the unit tests), which start first and end long before the end-to-end tests; and
- * the Lambda's zip and Terraform. Each
+ * (then pgTAP, and beside it the advisors, db lint, the generated types and the
+ * end-to-end files that need no stack or run in the background; then the others, once
+ * pgTAP is done: scripts/e2e_plan.ts); the static checks and the unit tests (format,
+ * lint, the type checks, then the unit tests), which start first and end long before the
+ * end-to-end tests; and the Lambda's zip and Terraform. Each
  * step prints a line when it starts and ends, and its whole output when it fails
  * (scripts/step_runner.ts). The tests themselves run with `--no-check`: the `types`
  * steps have checked every file they load.
@@ -163,16 +164,34 @@ async function terraformLane(lambdaNodeReady: () => void): Promise<void> {
   }));
 }
 
-/** The checks of the database the migrations made, at the same time (all read-only). */
-async function databaseChecks(databaseUrl: string): Promise<void> {
+/**
+ * pgTAP: the end-to-end files that use the stack wait for it, as its tests empty tables
+ * within their transactions and count what is left (each file rolls back at its end).
+ */
+async function pgTap(databaseUrl: string): Promise<void> {
+  await step(
+    "pgTAP",
+    "pg_prove",
+    [
+      "--failures",
+      "--timer",
+      "-d",
+      databaseUrl,
+      ...testFiles(join(ROOT, "supabase", "tests"), ".sql"),
+    ],
+    pgProveCounts,
+  );
+}
+
+/**
+ * The checks of the schema the migrations made, at the same time: both advisors, db lint
+ * and the generated types. They read the catalog only (the performance advisor's lints
+ * that fail at `warn` are of the schema, not of the data), so the end-to-end files'
+ * writes cannot change them: they run beside those files.
+ */
+async function schemaChecks(databaseUrl: string): Promise<void> {
   const remote = `--remote=${databaseUrl}`;
   await Promise.all([
-    step(
-      "pgTAP",
-      "pg_prove",
-      ["--failures", "-d", databaseUrl, ...testFiles(join(ROOT, "supabase", "tests"), ".sql")],
-      pgProveCounts,
-    ),
     step("advisors (security)", SUPABASE, [
       "db",
       "advisors",
@@ -217,14 +236,14 @@ async function databaseChecks(databaseUrl: string): Promise<void> {
 
 /**
  * The end-to-end files of `tests/` once the stack is up: those that need no stack and
- * the background files at once, beside the database checks (the background ones that
- * run the Lambda's zip once `lambdaNode` resolves); once those checks are done, the
- * files that may share the stack a few at a time, then the others in their batches, a
- * batch's files at the same time; the background files go on beside the batches until
- * one that must not overlap them (scripts/e2e_plan.ts).
+ * the background files at once, beside pgTAP (the background ones that run the Lambda's
+ * zip once `lambdaNode` resolves); once pgTAP is done, the files that may share the
+ * stack a few at a time, then the others in their batches, a batch's files at the same
+ * time; the background files go on beside the batches until one that must not overlap
+ * them (scripts/e2e_plan.ts).
  */
 async function endToEnd(
-  databaseChecked: Promise<void>,
+  pgTapDone: Promise<void>,
   lambdaNode: Promise<unknown>,
 ): Promise<void> {
   const dir = join(ROOT, "tests");
@@ -235,7 +254,7 @@ async function endToEnd(
   };
   const withoutStack = Promise.all(noStack.map((file) => run(file, " (no stack)")));
   const background = Promise.all(shared.filter((f) => BACKGROUND.includes(f)).map((f) => run(f)));
-  await databaseChecked;
+  await pgTapDone;
   await pool(
     SHARED_E2E_AT_ONCE,
     shared.filter((f) => !BACKGROUND.includes(f)).map((f) => () => run(f)),
@@ -263,7 +282,10 @@ const stackDone = (async () => {
   if (!(await step("stack:up", DENO_BIN, ["run", "-A", "local-stack/stack.ts", "up"]))) {
     return false;
   }
-  await endToEnd(databaseChecks(readStackEnv().DATABASE_URL), lambdaNode.promise);
+  const databaseUrl = readStackEnv().DATABASE_URL;
+  const schemaChecked = schemaChecks(databaseUrl);
+  await endToEnd(pgTap(databaseUrl), lambdaNode.promise);
+  await schemaChecked;
   return true;
 })();
 const [stackUp] = await Promise.all([stackDone, staticDone, terraformDone]);
