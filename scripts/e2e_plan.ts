@@ -41,6 +41,8 @@ export const SHARED: readonly string[] = [
   // job aside): stack_test.ts's pg_cron job calls another function.
   "cron_test.ts",
   "stack_test.ts",
+  // stack:up again, beside them.
+  "stack_reuse_test.ts",
   // The webhook and the merge with keys of their own, on tables no shared file backfills.
   "webhook_test.ts",
   "webhook_dead_letters_test.ts",
@@ -97,8 +99,8 @@ export const ALONE: Readonly<Record<string, string>> = {
   "validator_resume_test.ts": "kills the validator's processes",
   "stream_times_test.ts": "backfills while it streams, and counts the proxy's stream records",
   "retention_test.ts": "shortens every retention setting",
-  "backfill_heal_test.ts": "stops the stream poller and restarts the stack",
-  "stream_check_test.ts": "stops the stream poller and restarts the stack",
+  "backfill_heal_test.ts": "stops the stream poller and starts it again",
+  "stream_check_test.ts": "stops the stream poller and starts it again",
   "dynamodb_faults_test.ts": "restarts the DynamoDB proxy with other faults",
   "npm_start_test.ts":
     "empties DynamoDB Local and every table, then loads, backfills and validates",

@@ -1,6 +1,7 @@
 /**
  * The local stack itself: each part answers, pg_cron reaches a function through
- * pg_net, DynamoDB Local records changes in its streams, and `stack:up` is idempotent.
+ * pg_net, and DynamoDB Local records changes in its streams. (That `stack:up` is
+ * idempotent is tests/stack_reuse_test.ts, which runs meanwhile.)
  */
 
 import assert from "node:assert/strict";
@@ -16,8 +17,6 @@ import {
   GetRecordsCommand,
   GetShardIteratorCommand,
 } from "@aws-sdk/client-dynamodb-streams";
-import { DENO_BIN, ROOT } from "../local-stack/config.ts";
-import { run } from "../local-stack/processes.ts";
 import { callFunction, connectDb, dynamo, dynamoStreams, eventually } from "./stack_clients.ts";
 
 const FUNCTIONS = ["data-checksum-validator", "import-worker", "mmp-toledo-sync", "stream-check"];
@@ -169,12 +168,4 @@ Deno.test("DynamoDB Local keeps the two regions apart", async () => {
   } finally {
     await east2.send(new DeleteTableCommand({ TableName })).catch(() => {});
   }
-});
-
-Deno.test("a second stack:up reuses every running part", async () => {
-  const output = await run(DENO_BIN, ["run", "-A", "local-stack/stack.ts", "up"], { cwd: ROOT });
-  for (const part of ["postgres", "dynamodb local", "functions", "pg_net", "stream_poller"]) {
-    assert.match(output, new RegExp(`stack: ${part} reused`), `${part} is reused`);
-  }
-  assert.match(output, /migrations pushed with the Supabase CLI: .*up to date/);
 });
