@@ -2,27 +2,47 @@
  * Which end-to-end files of `tests/` may run at the same time against the one local
  * stack, and which need it to themselves (scripts/run_tests.ts runs them in that order).
  *
+ * A few files need nothing of the stack ({@link NO_STACK}: clusters or gateways of their
+ * own on ports of their own): they start as soon as the stack is up, beside the database
+ * checks, and hold no place among the others.
+ *
  * A file may share the stack when nothing it does can change what another file sees:
  * it uses keys of its own (a random prefix), and it neither stops nor restarts a part of
  * the stack, kills a function's processes, changes a setting every table obeys, starts
  * a backfill (whose sweep removes the rows of a table that its Scan did not see,
  * docs/sync-semantics.md, "What a backfill ends with") nor validates a whole table
  * (which another file's rows would make differ). Such files run first, a few at a time;
- * the pg_cron tests are among them, so that their wait for pg_cron's next minute
- * (pg_cron 1.4 schedules by the minute) overlaps with the others' work. Every other
- * file needs more of the stack: {@link ALONE} says why for each; they run in
+ * the two that wait for pg_cron's next minute (pg_cron 1.4 schedules by the minute)
+ * start first and together, so that they wait for the same tick while the others work.
+ * Every other file needs more of the stack: {@link ALONE} says why for each; they run in
  * {@link BATCHES}. A file that this plan does not name runs alone (the safe default).
  *
  * @module
  */
 
-/** Files that share the stack, in the order they start (the longest first). */
-export const SHARED: readonly string[] = [
-  // pg_cron's own clock: waits up to a minute for the next tick.
-  "cron_test.ts",
-  // Own clusters on ports of their own.
+/**
+ * Files that need nothing of the stack, so they run beside everything from the moment
+ * the stack is up: each makes what it tests on ports of its own.
+ */
+export const NO_STACK: readonly string[] = [
+  // A cluster of its own, every migration pushed: the longest, first.
   "migrations_test.ts",
   "root_only_clone_test.ts",
+  // Gateways of its own serving the burn-cpu test function.
+  "edge_gateway_limits_test.ts",
+  // The bench's goal table, from text.
+  "bench_goals_test.ts",
+];
+
+/** Files that share the stack, in the order they start (the longest first). */
+export const SHARED: readonly string[] = [
+  // pg_cron's own clock: each waits up to a minute for the next tick, the same one. Only
+  // cron_test.ts calls the import-worker (it must be the only one to wake it, pg_cron's
+  // job aside): stack_test.ts's pg_cron job calls another function.
+  "cron_test.ts",
+  "stack_test.ts",
+  // stack:up again, beside them.
+  "stack_reuse_test.ts",
   // The webhook and the merge with keys of their own, on tables no shared file backfills.
   "webhook_test.ts",
   "webhook_dead_letters_test.ts",
@@ -31,48 +51,37 @@ export const SHARED: readonly string[] = [
   "stream_sync_test.ts",
   "stream_failure_test.ts",
   "registry_database_test.ts",
-  // No stack at all: the bench's goal table.
-  "bench_goals_test.ts",
-  // Waits for pg_cron's tick too, after cron_test.ts (see AFTER).
-  "stack_test.ts",
-  // These two build lambda/dist/stream-forwarder.zip, which the terraform steps read: they
-  // start once those steps are done (scripts/run_tests.ts).
+  // These two build the Lambda's zip (lambda/build.ts writes it whole, by a rename, so
+  // Terraform may read it meanwhile) and read DynamoDB Local: they start beside the
+  // database checks, in the background ({@link BACKGROUND}).
   "lambda_bundle_test.ts",
   "terraform_plan_test.ts",
 ];
 
 /**
- * Shared files that start only once another is done, and why: they may not overlap
- * with it.
- */
-export const AFTER: Readonly<Record<string, { file: string; why: string }>> = {
-  "stack_test.ts": {
-    file: "cron_test.ts",
-    why: "it calls the import-worker, which would claim the segments that cron_test.ts " +
-      "waits for pg_cron to wake a worker for",
-  },
-};
-
-/**
- * Shared files the batches do not wait for (the two that wait for the terraform steps
- * first): they touch no table a batch empties or backfills as a whole, and need only
- * Postgres, the functions and DynamoDB Local, so they go on beside the batches until one
- * that stops or restarts those ({@link WAITS_FOR_BACKGROUND}).
+ * Shared files that start as soon as the stack is up, beside the database checks (which
+ * they leave alone: neither writes to Postgres), and that the batches do not wait for:
+ * they touch no table a batch empties or backfills as a whole, and need only Postgres,
+ * the functions and DynamoDB Local, so they go on beside the batches until one that stops
+ * or restarts those ({@link WAITS_FOR_BACKGROUND}).
  */
 export const BACKGROUND: readonly string[] = ["lambda_bundle_test.ts", "terraform_plan_test.ts"];
 
-/** The {@link ALONE} files before whose batch the {@link BACKGROUND} files must be done. */
+/**
+ * The {@link ALONE} files before whose batch the {@link BACKGROUND} files must be done.
+ * Their batches come last, so that the background has the others' time to end in.
+ */
 export const WAITS_FOR_BACKGROUND: readonly string[] = [
   "database_down_test.ts",
   "dynamodb_faults_test.ts",
   "npm_start_test.ts",
 ];
 
-/** The files that build the Lambda's zip (they wait for the terraform steps). */
-export const BUILDS_LAMBDA_ZIP: readonly string[] = [
-  "lambda_bundle_test.ts",
-  "terraform_plan_test.ts",
-];
+/**
+ * The files that run the Lambda's zip on its Node.js: they wait for the zip's unit test,
+ * which installs that Node.js (two installs at once would race), and `build:lambda`.
+ */
+export const NEEDS_LAMBDA_NODE: readonly string[] = ["lambda_bundle_test.ts"];
 
 /**
  * Files that may not share the stack with the shared ones, and why. They run in
@@ -90,8 +99,8 @@ export const ALONE: Readonly<Record<string, string>> = {
   "validator_resume_test.ts": "kills the validator's processes",
   "stream_times_test.ts": "backfills while it streams, and counts the proxy's stream records",
   "retention_test.ts": "shortens every retention setting",
-  "backfill_heal_test.ts": "stops the stream poller and restarts the stack",
-  "stream_check_test.ts": "stops the stream poller and restarts the stack",
+  "backfill_heal_test.ts": "stops the stream poller and starts it again",
+  "stream_check_test.ts": "stops the stream poller and starts it again",
   "dynamodb_faults_test.ts": "restarts the DynamoDB proxy with other faults",
   "npm_start_test.ts":
     "empties DynamoDB Local and every table, then loads, backfills and validates",
@@ -116,26 +125,38 @@ export const BATCHES: readonly (readonly string[])[] = [
   ["backfill_page_test.ts"],
   // Validations of actions (killing the validator's processes) | a backfill of segments.
   ["validator_resume_test.ts", "stream_times_test.ts"],
-  ["database_down_test.ts"],
   ["pooler_test.ts"],
   ["retention_test.ts"],
   ["backfill_heal_test.ts"],
   ["stream_check_test.ts"],
+  // The batches that wait for the background (WAITS_FOR_BACKGROUND), last.
+  ["database_down_test.ts"],
   ["dynamodb_faults_test.ts"],
   // Last: it empties DynamoDB Local and every table.
   ["npm_start_test.ts"],
 ];
 
+/** The plan of a set of end-to-end files: which run when. */
+export interface E2ePlan {
+  /** Files that need no stack, run beside everything once the stack is up. */
+  noStack: string[];
+  /** Files that share the stack, a few at a time. */
+  shared: string[];
+  /** The batches of the others, one after another. */
+  batches: string[][];
+}
+
 /**
- * Splits the end-to-end files (names relative to `tests/`) into those run together and
- * the batches of the others, each in the plan's order; a file the plan does not name
- * runs alone, in a batch of its own after the others.
+ * Splits the end-to-end files (names relative to `tests/`) into those that need no
+ * stack, those run together and the batches of the others, each in the plan's order; a
+ * file the plan does not name runs alone, in a batch of its own after the others.
  */
-export function planE2e(files: readonly string[]): { shared: string[]; batches: string[][] } {
+export function planE2e(files: readonly string[]): E2ePlan {
   const present = new Set(files);
+  const noStack = NO_STACK.filter((f) => present.has(f));
   const shared = SHARED.filter((f) => present.has(f));
   const batches = BATCHES.map((b) => b.filter((f) => present.has(f))).filter((b) => b.length);
-  const named = new Set([...shared, ...batches.flat()]);
+  const named = new Set([...noStack, ...shared, ...batches.flat()]);
   const unnamed = files.filter((f) => !named.has(f)).sort().map((f) => [f]);
-  return { shared, batches: [...batches, ...unnamed] };
+  return { noStack, shared, batches: [...batches, ...unnamed] };
 }

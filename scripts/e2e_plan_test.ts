@@ -8,11 +8,11 @@ import { readFileSync } from "node:fs";
 import { basename, join } from "node:path";
 import { ROOT } from "../local-stack/config.ts";
 import {
-  AFTER,
   ALONE,
   BACKGROUND,
   BATCHES,
-  BUILDS_LAMBDA_ZIP,
+  NEEDS_LAMBDA_NODE,
+  NO_STACK,
   planE2e,
   SHARED,
   WAITS_FOR_BACKGROUND,
@@ -22,24 +22,30 @@ import { testFiles } from "./step_runner.ts";
 const TESTS = join(ROOT, "tests");
 const files = testFiles(TESTS, "_test.ts").map((f) => basename(f));
 
-Deno.test("every end-to-end file is named once: shared or alone", () => {
-  const named = [...SHARED, ...Object.keys(ALONE)];
+Deno.test("every end-to-end file is named once: without the stack, shared or alone", () => {
+  const named = [...NO_STACK, ...SHARED, ...Object.keys(ALONE)];
   assert.deepEqual([...named].sort(), [...files].sort());
-  assert.equal(new Set(named).size, named.length, "a file is either shared or alone");
-  assert.ok(BUILDS_LAMBDA_ZIP.every((f) => SHARED.includes(f)));
+  assert.equal(new Set(named).size, named.length, "a file is in one place only");
+  assert.ok(NEEDS_LAMBDA_NODE.every((f) => SHARED.includes(f)));
   assert.ok(BACKGROUND.every((f) => SHARED.includes(f)));
   assert.ok(WAITS_FOR_BACKGROUND.every((f) => f in ALONE));
-  for (const [file, { file: before }] of Object.entries(AFTER)) {
-    // The pool starts files in order: the one waited for must start earlier.
-    assert.ok(SHARED.indexOf(before) >= 0 && SHARED.indexOf(before) < SHARED.indexOf(file));
-  }
   assert.deepEqual(BATCHES.flat().sort(), Object.keys(ALONE).sort(), "each alone file in a batch");
   assert.deepEqual(BATCHES.at(-1), ["npm_start_test.ts"], "npm start empties every table: last");
+  // The batches that wait for the background come after every other.
+  const waiting = BATCHES.map((b, i) => b.some((f) => WAITS_FOR_BACKGROUND.includes(f)) ? i : -1)
+    .filter((i) => i >= 0);
+  assert.deepEqual(waiting, waiting.map((_, k) => BATCHES.length - waiting.length + k));
 });
 
 Deno.test("a file the plan does not name runs alone, last", () => {
-  const plan = planE2e(["zz_new_test.ts", "webhook_test.ts", "retention_test.ts"]);
+  const plan = planE2e([
+    "zz_new_test.ts",
+    "webhook_test.ts",
+    "retention_test.ts",
+    "migrations_test.ts",
+  ]);
   assert.deepEqual(plan, {
+    noStack: ["migrations_test.ts"],
     shared: ["webhook_test.ts"],
     batches: [["retention_test.ts"], ["zz_new_test.ts"]],
   });
@@ -102,5 +108,25 @@ Deno.test("every file that stops Postgres or restarts DynamoDB waits for the bac
     if (/stopPostgres\(|STACK_ENV_FILE[,)]|scripts\/start\.ts/.test(source)) {
       assert.ok(WAITS_FOR_BACKGROUND.includes(file), `${file} must wait for the background`);
     }
+  }
+});
+
+Deno.test("a file run without the stack reaches for none of it", () => {
+  for (const file of NO_STACK) {
+    const source = readFileSync(join(TESTS, file), "utf8");
+    assert.ok(
+      !/stack_clients|readStackEnv|stack\.env/.test(source),
+      `${file} uses the stack: it must share it (scripts/e2e_plan.ts)`,
+    );
+  }
+});
+
+Deno.test("of the shared files, only cron_test.ts calls the import-worker", () => {
+  // cron_test.ts proves that pg_cron's job alone woke the import-worker for its backfill:
+  // no file beside it may call the import-worker, or make pg_cron call it.
+  const calls = /callFunction\("import-worker"|functions\/v1\/import-worker|wake_import_worker/;
+  for (const file of SHARED.filter((f) => f !== "cron_test.ts")) {
+    const source = readFileSync(join(TESTS, file), "utf8");
+    assert.ok(!calls.test(source), `${file} calls the import-worker beside cron_test.ts`);
   }
 });

@@ -6,10 +6,11 @@
  *   deno run -A scripts/run_tests.ts [--keep-stack]
  *
  * Three lanes run at the same time, as they need different things: the stack starting
- * (then pgTAP, the advisors, db lint and the generated types against it, then the
- * end-to-end tests); the static checks and the unit tests (format, lint, the type checks,
- * then the unit tests), which start first and end long before the end-to-end tests; and
- * the Lambda's zip and Terraform. Each
+ * (then pgTAP, and beside it the advisors, db lint, the generated types and the
+ * end-to-end files that need no stack or run in the background; then the others, once
+ * pgTAP is done: scripts/e2e_plan.ts); the static checks and the unit tests (format,
+ * lint, the type checks, then the unit tests), which start first and end long before the
+ * end-to-end tests; and the Lambda's zip and Terraform. Each
  * step prints a line when it starts and ends, and its whole output when it fails
  * (scripts/step_runner.ts). The tests themselves run with `--no-check`: the `types`
  * steps have checked every file they load.
@@ -40,7 +41,7 @@ import {
   TERRAFORM_DIR,
   terraformInstalled,
 } from "../infrastructure/terraform/terraform_cli.ts";
-import { AFTER, BACKGROUND, BUILDS_LAMBDA_ZIP, planE2e, WAITS_FOR_BACKGROUND } from "./e2e_plan.ts";
+import { BACKGROUND, NEEDS_LAMBDA_NODE, planE2e, WAITS_FOR_BACKGROUND } from "./e2e_plan.ts";
 import {
   check,
   denoTestCounts,
@@ -123,11 +124,18 @@ async function staticLane(): Promise<void> {
  * test, build:lambda (the configuration hashes the zip it would deploy), fmt, then for
  * the root configuration and the module at the same time, init (from a local provider
  * mirror when there is one), validate and `terraform test` with mocked providers.
- * Nothing touches AWS.
+ * Nothing touches AWS. `lambdaNodeReady` is called once the zip's unit test has installed
+ * the Lambda's Node.js and the zip is built: the end-to-end file that runs the zip on that
+ * Node.js waits for it, not for Terraform, which reads the zip whole meanwhile
+ * (lambda/build.ts writes it by a rename).
  */
-async function terraformLane(): Promise<void> {
-  await denoTest("unit tests: the Lambda's zip on Node.js 22", [LAMBDA_ZIP_UNIT_TEST]);
-  await step("build:lambda", DENO_BIN, ["run", "-A", "lambda/build.ts"]);
+async function terraformLane(lambdaNodeReady: () => void): Promise<void> {
+  try {
+    await denoTest("unit tests: the Lambda's zip on Node.js 22", [LAMBDA_ZIP_UNIT_TEST]);
+    await step("build:lambda", DENO_BIN, ["run", "-A", "lambda/build.ts"]);
+  } finally {
+    lambdaNodeReady();
+  }
   const terraform = "terraform";
   if (!(await terraformInstalled())) {
     skip("terraform", "terraform is not installed (the parsed-HCL checks ran in the unit tests)");
@@ -156,16 +164,34 @@ async function terraformLane(): Promise<void> {
   }));
 }
 
-/** The checks of the database the migrations made, at the same time (all read-only). */
-async function databaseChecks(databaseUrl: string): Promise<void> {
+/**
+ * pgTAP: the end-to-end files that use the stack wait for it, as its tests empty tables
+ * within their transactions and count what is left (each file rolls back at its end).
+ */
+async function pgTap(databaseUrl: string): Promise<void> {
+  await step(
+    "pgTAP",
+    "pg_prove",
+    [
+      "--failures",
+      "--timer",
+      "-d",
+      databaseUrl,
+      ...testFiles(join(ROOT, "supabase", "tests"), ".sql"),
+    ],
+    pgProveCounts,
+  );
+}
+
+/**
+ * The checks of the schema the migrations made, at the same time: both advisors, db lint
+ * and the generated types. They read the catalog only (the performance advisor's lints
+ * that fail at `warn` are of the schema, not of the data), so the end-to-end files'
+ * writes cannot change them: they run beside those files.
+ */
+async function schemaChecks(databaseUrl: string): Promise<void> {
   const remote = `--remote=${databaseUrl}`;
   await Promise.all([
-    step(
-      "pgTAP",
-      "pg_prove",
-      ["--failures", "-d", databaseUrl, ...testFiles(join(ROOT, "supabase", "tests"), ".sql")],
-      pgProveCounts,
-    ),
     step("advisors (security)", SUPABASE, [
       "db",
       "advisors",
@@ -209,33 +235,36 @@ async function databaseChecks(databaseUrl: string): Promise<void> {
 }
 
 /**
- * The end-to-end files of `tests/`: those that may share the stack a few at a time
- * (the ones that build the Lambda's zip once `zipFree` resolves, and each of those that
- * must not overlap another once that one is done), then the others in their batches, a
- * batch's files at the same time; the background files go on beside the batches until
- * one that must not overlap them (scripts/e2e_plan.ts).
+ * The end-to-end files of `tests/` once the stack is up: those that need no stack and
+ * the background files at once, beside pgTAP (the background ones that run the Lambda's
+ * zip once `lambdaNode` resolves); once pgTAP is done, the files that may share the
+ * stack a few at a time, then the others in their batches, a batch's files at the same
+ * time; the background files go on beside the batches until one that must not overlap
+ * them (scripts/e2e_plan.ts).
  */
-async function endToEnd(zipFree: Promise<unknown>): Promise<void> {
+async function endToEnd(
+  pgTapDone: Promise<void>,
+  lambdaNode: Promise<unknown>,
+): Promise<void> {
   const dir = join(ROOT, "tests");
-  const { shared, batches } = planE2e(testFiles(dir, "_test.ts").map((f) => basename(f)));
-  const done = new Map(shared.map((file) => [file, Promise.withResolvers<void>()]));
-  const run = async (file: string) => {
-    if (BUILDS_LAMBDA_ZIP.includes(file)) await zipFree;
-    await done.get(AFTER[file]?.file)?.promise;
-    await denoTest(`e2e ${file}`, [join(dir, file)]);
-    done.get(file)!.resolve();
+  const { noStack, shared, batches } = planE2e(testFiles(dir, "_test.ts").map((f) => basename(f)));
+  const run = async (file: string, tag = "") => {
+    if (NEEDS_LAMBDA_NODE.includes(file)) await lambdaNode;
+    await denoTest(`e2e ${file}${tag}`, [join(dir, file)]);
   };
-  const background = Promise.all(shared.filter((f) => BACKGROUND.includes(f)).map(run));
+  const withoutStack = Promise.all(noStack.map((file) => run(file, " (no stack)")));
+  const background = Promise.all(shared.filter((f) => BACKGROUND.includes(f)).map((f) => run(f)));
+  await pgTapDone;
   await pool(
     SHARED_E2E_AT_ONCE,
     shared.filter((f) => !BACKGROUND.includes(f)).map((f) => () => run(f)),
   );
   for (const batch of batches) {
     if (batch.some((f) => WAITS_FOR_BACKGROUND.includes(f))) await background;
-    const tag = batch.length > 1 ? `(batch of ${batch.length})` : "(alone)";
-    await Promise.all(batch.map((file) => denoTest(`e2e ${file} ${tag}`, [join(dir, file)])));
+    const tag = batch.length > 1 ? ` (batch of ${batch.length})` : " (alone)";
+    await Promise.all(batch.map((file) => run(file, tag)));
   }
-  await background;
+  await Promise.all([background, withoutStack]);
 }
 
 const keepStack = Deno.args.includes("--keep-stack");
@@ -246,14 +275,17 @@ const wasRunning = await stackRunning();
 // killed while the tests run (the gateway logs every isolate that ends).
 const isolateLog = isolateLogOffset();
 
-const terraformDone = terraformLane();
+const lambdaNode = Promise.withResolvers<void>();
+const terraformDone = terraformLane(lambdaNode.resolve);
 const staticDone = staticLane();
 const stackDone = (async () => {
   if (!(await step("stack:up", DENO_BIN, ["run", "-A", "local-stack/stack.ts", "up"]))) {
     return false;
   }
-  await databaseChecks(readStackEnv().DATABASE_URL);
-  await endToEnd(terraformDone);
+  const databaseUrl = readStackEnv().DATABASE_URL;
+  const schemaChecked = schemaChecks(databaseUrl);
+  await endToEnd(pgTap(databaseUrl), lambdaNode.promise);
+  await schemaChecked;
   return true;
 })();
 const [stackUp] = await Promise.all([stackDone, staticDone, terraformDone]);

@@ -8,11 +8,10 @@
 import assert from "node:assert/strict";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { DeleteItemCommand, PutItemCommand } from "@aws-sdk/client-dynamodb";
-import { DENO_BIN, ROOT } from "../local-stack/config.ts";
-import { run } from "../local-stack/processes.ts";
 import { stopDetached } from "../local-stack/processes.ts";
 import { POLLER_STATE_FILE } from "../local-stack/stream_positions.ts";
 import { connectDb, dynamo, eventually } from "./stack_clients.ts";
+import { startStreamPoller } from "./stream_poller.ts";
 
 const LEADS = "Lead-sqiqbtbugvfabolqwdt4rz3dla-NONE";
 
@@ -62,7 +61,7 @@ Deno.test("a stream that lost records marks its table stale and heals it with a 
         lead("streamed-now", "2", new Date(Date.now() + 30_000)),
       ])
     }::text::jsonb)`;
-    await run(DENO_BIN, ["run", "-A", "local-stack/stack.ts", "up"], { cwd: ROOT });
+    await startStreamPoller();
 
     const healed = await eventually("the table to be marked stale and healed", async () => {
       const [s] = await sql`
@@ -88,7 +87,7 @@ Deno.test("a stream that lost records marks its table stale and heals it with a 
     await sql`delete from public.mmp_toledo_leads where lead_id = 'streamed-now'`;
   } finally {
     // The poller runs again whatever happened, or every later stream test would wait.
-    await run(DENO_BIN, ["run", "-A", "local-stack/stack.ts", "up"], { cwd: ROOT });
+    await startStreamPoller();
     await leads.send(new DeleteItemCommand({ TableName: LEADS, Key: probe }));
     await sql.end();
   }

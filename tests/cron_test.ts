@@ -3,11 +3,12 @@
  * (docs/interfaces.md) wakes the import-worker while a segment waits, with nobody else
  * calling it. pg_cron 1.4 schedules by the minute, so this waits up to one tick and the
  * work; scripts/run_tests.ts runs it beside other files that start no backfill and call
- * no import-worker (scripts/e2e_plan.ts), so that no other worker drives this job.
+ * no import-worker (scripts/e2e_plan.ts), so that no other worker drives this job. Then,
+ * the job done, the import-worker's keys: the one file that calls it.
  */
 
 import assert from "node:assert/strict";
-import { connectDb } from "./stack_clients.ts";
+import { callFunction, connectDb, serviceRoleHeaders, stack } from "./stack_clients.ts";
 import { waitForJobs } from "./backfill_fixtures.ts";
 
 Deno.test("pg_cron alone drives a backfill to the end", async () => {
@@ -36,4 +37,32 @@ Deno.test("pg_cron alone drives a backfill to the end", async () => {
   } finally {
     await sql.end();
   }
+});
+
+// After the test above (a file's tests run in order): a call now wakes no worker for its job.
+Deno.test("import-worker accepts a service key (legacy or sb_secret_) and nothing else", async () => {
+  const refused = await callFunction("import-worker", { method: "POST", body: "{}" });
+  assert.equal(refused.status, 401);
+  assert.match((await refused.json()).error, /missing Authorization/);
+  const wrongKey = await callFunction("import-worker", {
+    method: "POST",
+    headers: { authorization: `Bearer ${stack.SUPABASE_ANON_KEY}` },
+    body: "{}",
+  });
+  assert.equal(wrongKey.status, 401);
+  await wrongKey.body?.cancel();
+  const accepted = await callFunction("import-worker", {
+    method: "POST",
+    headers: serviceRoleHeaders(),
+    body: "{}",
+  });
+  assert.equal(accepted.status, 202);
+  assert.equal((await accepted.json()).accepted, true);
+  const secretKey = await callFunction("import-worker", {
+    method: "POST",
+    headers: { authorization: `Bearer ${stack.SUPABASE_SECRET_KEY}` },
+    body: "{}",
+  });
+  assert.equal(secretKey.status, 202, "the new sb_secret_ key is accepted too");
+  await secretKey.body?.cancel();
 });

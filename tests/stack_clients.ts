@@ -50,20 +50,7 @@ export function serviceRoleHeaders(): Record<string, string> {
   };
 }
 
-/** Polls `read` every 250 ms until it returns a value other than undefined. */
-export async function eventually<T>(
-  what: string,
-  read: () => Promise<T | undefined>,
-  timeoutMs = 30_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const value = await read();
-    if (value !== undefined) return value;
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-  throw new Error(`timed out after ${timeoutMs / 1000}s waiting for ${what}`);
-}
+export { eventually } from "./eventually.ts";
 
 /** Posts a body to the webhook, signed with the stack's secret unless `headers` override. */
 export async function postWebhook(

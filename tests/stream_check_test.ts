@@ -8,8 +8,7 @@
 
 import assert from "node:assert/strict";
 import { DeleteItemCommand, DescribeTableCommand, PutItemCommand } from "@aws-sdk/client-dynamodb";
-import { DENO_BIN, ROOT } from "../local-stack/config.ts";
-import { run, stopDetached } from "../local-stack/processes.ts";
+import { stopDetached } from "../local-stack/processes.ts";
 import { TRIM_PATH } from "../local-stack/aws/stream_trim.ts";
 import { readShard } from "../local-stack/stream_reader.ts";
 import { listShards } from "../local-stack/stream_reader.ts";
@@ -22,6 +21,7 @@ import {
   serviceRoleHeaders,
   stack,
 } from "./stack_clients.ts";
+import { startStreamPoller } from "./stream_poller.ts";
 
 const SOURCE = "firespring-backdoor-segments-dev";
 const TARGET = "firespring_segments";
@@ -138,7 +138,7 @@ Deno.test("the lost-record check: applied records pass; trimmed unapplied ones m
   } finally {
     await trim(streamArn, null);
     // The poller runs again whatever happened, or every later stream test would wait.
-    await run(DENO_BIN, ["run", "-A", "local-stack/stack.ts", "up"], { cwd: ROOT });
+    await startStreamPoller();
     for (const id of ids) {
       await db.send(new DeleteItemCommand({ TableName: SOURCE, Key: { segment_id: { S: id } } }));
     }

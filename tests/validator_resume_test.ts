@@ -19,20 +19,23 @@ Deno.test("a validator request killed mid-segment is resumed from its checkpoint
   const sql = connectDb();
   const p = `vkill-${crypto.randomUUID().slice(0, 8)}-`;
   const spec = byTargetTable("firespring_actions")!;
+  // Pages of 25 over at least these 500 items of its own: 20 pages or more, so that the
+  // kill (a few pages in) lands well before the segment's end, which the test asserts.
+  const n = 500;
   try {
-    await batchWrite(dynamo(spec.region), spec.sourceTable, itemsFor(spec.targetTable, p, 1500));
+    await batchWrite(dynamo(spec.region), spec.sourceTable, itemsFor(spec.targetTable, p, n));
     await eventually("the stream to deliver the items", async () => {
       const [r] =
         await sql`select count(*)::int as n from firespring_actions where action_id like ${
           p + "%"
         }`;
-      return r.n === 1500 ? true : undefined;
+      return r.n === n ? true : undefined;
     }, 90_000);
     const total = await scanCount(spec.targetTable);
 
-    // One segment, pages of 10, a 5 s lease; the validator called as pg_cron would.
+    // One segment, pages of 25, a 5 s lease; the validator called as pg_cron would.
     const [started] =
-      await sql`select sync.start_validation(${spec.targetTable}, false, 1, 10) as id`;
+      await sql`select sync.start_validation(${spec.targetTable}, false, 1, 25) as id`;
     const runId = Number(started.id);
     await sql`update sync.backfill_jobs set lease_seconds = 5 where checksum_run_id = ${runId}`;
     await sql`select sync.wake_validations()`;
