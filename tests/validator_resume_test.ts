@@ -12,7 +12,7 @@ import { byTargetTable } from "../functions-shared/table_registry.ts";
 import { LOCAL_DIR, ROOT } from "../local-stack/config.ts";
 import { run } from "../local-stack/processes.ts";
 import { batchWrite } from "../demo/load_dynamo.ts";
-import { connectDb, dynamo, eventually } from "./stack_clients.ts";
+import { connectDb, dynamo, eventually, staleReadMs } from "./stack_clients.ts";
 import { itemsFor, scanCount } from "./backfill_fixtures.ts";
 
 Deno.test("a validator request killed mid-segment is resumed from its checkpoint: nothing staged twice or lost", async () => {
@@ -32,6 +32,9 @@ Deno.test("a validator request killed mid-segment is resumed from its checkpoint
       return r.n === n ? true : undefined;
     }, 90_000);
     const total = await scanCount(spec.targetTable);
+    // The validator's Scan is eventually consistent (docs/sync-semantics.md,
+    // "Verification"): it counts what was written before its stale window.
+    await new Promise((resolve) => setTimeout(resolve, staleReadMs()));
 
     // One segment, pages of 25, a 5 s lease; the validator called as pg_cron would.
     const [started] =
