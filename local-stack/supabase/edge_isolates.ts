@@ -10,8 +10,8 @@
  * function's bundle in tens of milliseconds, while an isolate here is a Deno process
  * that takes 650-790 ms to listen on this machine (140-180 ms of it CPU). So that a
  * request does not wait for a boot production would not make it wait for, the supervisor
- * starts the next isolate as a *successor* once the current one has used half of a
- * retiring limit ({@link IsolatePool.prepareSuccessor}); it takes requests only when
+ * starts the next isolate as a *successor* once the current one has used half of its
+ * soft CPU limit ({@link IsolatePool.prepareSuccessor}); it takes requests only when
  * the current one is retired, and its own boot counts in its own limits. One that is
  * never needed ends as `idle`.
  *

@@ -132,11 +132,12 @@ export function judge(reading: IsolateReading, limits: EdgeLimits, retired: bool
 }
 
 /**
- * Whether an isolate not yet retired has used half of a limit that retires it (CPU or
- * wall clock): the time to start its successor (edge_isolates.ts).
+ * Whether an isolate not yet retired has used half of its soft CPU limit: the time to
+ * start its successor (edge_isolates.ts). Not the wall clock: a successor started ahead
+ * ages while it waits, and would itself be retired by the wall clock the sooner.
  */
 export function nearsRetirement(reading: IsolateReading, limits: EdgeLimits): boolean {
-  return reading.cpuMs >= limits.cpuSoftMs / 2 || reading.wallMs >= limits.wallClockMs / 4;
+  return reading.cpuMs >= limits.cpuSoftMs / 2;
 }
 
 /**
