@@ -150,13 +150,18 @@ Deno.test("under the hosted limits, a backfill of thousands of items is never ki
     );
     assert.deepEqual(killed, [], "no import-worker isolate was killed for CPU");
     // The limits were in play: an isolate was retired at the soft limit, and ended
-    // when its work was done.
-    await eventually("an import-worker isolate retired for CPU to end", () =>
-      Promise.resolve(
-        isolateLinesSince(offset).find((l) =>
-          l.function === "import-worker" && l.reason === "retired: cpu soft limit"
+    // when its work was done: its runs end at their budget or the job's end, and at the
+    // latest the wall clock (150 s from its boot) ends the isolate.
+    await eventually(
+      "an import-worker isolate retired for CPU to end",
+      () =>
+        Promise.resolve(
+          isolateLinesSince(offset).find((l) =>
+            l.function === "import-worker" && l.reason === "retired: cpu soft limit"
+          ),
         ),
-      ));
+      150_000,
+    );
   } finally {
     await sql.end();
   }
