@@ -80,11 +80,13 @@ Deno.test("a worker killed mid-segment is taken over from its checkpoint: nothin
     const [job] = await sql`select sync.start_backfill(${spec.sourceTable}, 1, false) as id`;
     await sql`update sync.backfill_jobs set page_size = 25, lease_seconds = 5 where id = ${job.id}`;
     await sql`select sync.wake_import_worker()`;
+    // Woken by hand; if that run finds no turn free, pg_cron's heartbeat (every minute)
+    // starts the next one.
     await eventually("the worker to be a few pages in", async () => {
       const [s] =
         await sql`select pages, status from sync.backfill_segments where job_id = ${job.id}`;
       return s.pages >= 3 && s.status === "running" ? true : undefined;
-    });
+    }, 90_000);
     // This checkout's worker only: another checkout may run a stack of its own.
     await run("pkill", ["-9", "-f", `${ROOT}/supabase/functions/import-worker/index.ts`]);
     const [before] =

@@ -116,7 +116,8 @@ select set_eq($$select to_jsonb(v) from public.firespring_visitors v$$,
   $$select to_jsonb(v) from visitors_before v$$, 'no row of the collapsed table changed');
 select results_eq($$select record ->> 'n' from sync.dead_letters order by id$$, $$values ('2'), ('3')$$,
   'a replayed dead letter is purged after dead_letter_retention; younger and open ones stay');
-select results_eq($$select webhook_id from sync.webhook_deliveries$$, $$values ('msg_young')$$,
+-- Only this test's ids: the stack's background tests may deliver to the webhook meanwhile.
+select results_eq($$select webhook_id from sync.webhook_deliveries where webhook_id in ('msg_old', 'msg_young')$$, $$values ('msg_young')$$,
   'a webhook-id is purged after webhook_id_retention and kept before');
 select is((select count(*)::int from cron.job_run_details where end_time < now() - interval '7 days'), 0,
   'pg_cron history older than cron_history_retention is purged');

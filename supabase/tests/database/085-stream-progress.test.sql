@@ -10,7 +10,8 @@ delete from sync.stream_batches_applied;
 delete from sync.table_state;
 delete from sync.backfill_jobs;
 
--- Notes: one row per stream of a batch, its sequence numbers sorted, as numbers.
+-- Notes: one row per stream of a batch, its sequence numbers sorted, as numbers. (Only
+-- this test's streams are read: the stack's background tests may deliver meanwhile.)
 select is(
   sync.note_stream_records('{"arn:s1": ["000000000000000000008", "7"], "arn:s2": ["7"]}'),
   3, 'a batch''s records are noted, each stream''s in a row');
@@ -18,7 +19,8 @@ select is(
   sync.note_stream_records('{"arn:s1": ["8"]}'),
   1, 'a record delivered again is noted again (found either way)');
 select results_eq(
-  $$select stream_arn, span, sequence_numbers from sync.stream_batches_applied order by id$$,
+  $$select stream_arn, span, sequence_numbers from sync.stream_batches_applied
+    where stream_arn like 'arn:s_' order by id$$,
   $$values ('arn:s1'::text, numrange(7, 8, '[]'), array[7, 8]::numeric[]),
            ('arn:s2', numrange(7, 7, '[]'), array[7]::numeric[]),
            ('arn:s1', numrange(8, 8, '[]'), array[8]::numeric[])$$,
@@ -100,7 +102,8 @@ select throws_ok(
 update sync.stream_batches_applied set applied_at = now() - interval '49 hours' where span @> 7::numeric;
 select sync.record_stream_check('firespring_segments', 'arn:s1', '{}', null, null);
 select results_eq(
-  $$select stream_arn, sequence_numbers from sync.stream_batches_applied order by id$$,
+  $$select stream_arn, sequence_numbers from sync.stream_batches_applied
+    where stream_arn like 'arn:s_' order by id$$,
   $$values ('arn:s2'::text, array[7]::numeric[]), ('arn:s1', array[8]::numeric[])$$,
   'a stream''s notes past 48 hours are purged, younger ones and other streams'' kept');
 
