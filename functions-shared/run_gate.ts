@@ -8,6 +8,8 @@
  * and the isolate is killed, leases and all. The gate keeps the runs of an isolate to a
  * few; a request beyond them answers at once and starts nothing (the runs already in
  * the isolate go on, and hand on to a fresh isolate when the budget is spent).
+ * {@link whenAdmitted} waits for a place instead, in arrival order (the validator's
+ * requests; the webhook's statements, statement_slots.ts).
  *
  * @module
  */
@@ -43,4 +45,35 @@ export class RunGate {
     }
     return running.finally(() => this.#active--);
   }
+}
+
+/** The requests waiting for a place at each gate, in arrival order. */
+const waiting = new WeakMap<RunGate, (() => void)[]>();
+
+/** How many are waiting for a place at `gate` through {@link whenAdmitted}. */
+export function waitingAt(gate: RunGate): number {
+  return waiting.get(gate)?.length ?? 0;
+}
+
+/**
+ * Runs `work` through the gate as soon as it has a place: at once when free, else when
+ * a run admitted here ends (in arrival order; a request that finds the place taken again
+ * waits again, first in line).
+ */
+export function whenAdmitted<T>(gate: RunGate, work: () => Promise<T>): Promise<T> {
+  const queue = waiting.get(gate) ?? [];
+  waiting.set(gate, queue);
+  const next = () => queue.shift()?.();
+  return new Promise<T>((resolve, reject) => {
+    const tryNow = (first: boolean) => {
+      const running = queue.length > 0 && first ? undefined : gate.admit(work);
+      if (running === undefined) {
+        if (first) queue.push(() => tryNow(false));
+        else queue.unshift(() => tryNow(false));
+        return;
+      }
+      running.then(resolve, reject).finally(next);
+    };
+    tryNow(true);
+  });
 }

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { RunGate } from "./run_gate.ts";
+import { RunGate, whenAdmitted } from "./run_gate.ts";
 
 Deno.test("a gate admits up to its maximum and frees a place when a run settles", async () => {
   const gate = new RunGate(2);
@@ -31,4 +31,24 @@ Deno.test("a run that fails frees its place too", async () => {
     }), /sync boom/);
   assert.equal(gate.active, 0);
   assert.throws(() => new RunGate(0), /1 or more runs/);
+});
+
+Deno.test("whenAdmitted runs waiting work in arrival order as each admitted run ends", async () => {
+  const gate = new RunGate(1);
+  const order: string[] = [];
+  const step = (name: string, ms: number) => () =>
+    new Promise<string>((resolve) =>
+      setTimeout(() => {
+        order.push(name);
+        resolve(name);
+      }, ms)
+    );
+  const results = await Promise.all([
+    whenAdmitted(gate, step("a", 20)),
+    whenAdmitted(gate, step("b", 1)),
+    whenAdmitted(gate, step("c", 1)),
+  ]);
+  assert.deepEqual(results, ["a", "b", "c"]);
+  assert.deepEqual(order, ["a", "b", "c"], "one at a time, first come first served");
+  assert.equal(gate.active, 0);
 });

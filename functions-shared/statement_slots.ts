@@ -1,6 +1,7 @@
 /**
  * At most as many statements in flight on a connection pool as it has connections, the
- * others waiting their turn, in order.
+ * others waiting their turn, in order: a {@link RunGate} sized to the pool, entered with
+ * {@link whenAdmitted}.
  *
  * Why: postgres.js pipelines a statement behind another on a busy connection once every
  * connection of its pool is busy, unless the statement in front carries parameters
@@ -14,50 +15,18 @@
  * @module
  */
 
-/** A counting semaphore: {@link run} waits for a free slot. */
-export class StatementSlots {
-  #free: number;
-  #waiting: (() => void)[] = [];
+import { RunGate } from "./run_gate.ts";
 
-  constructor(readonly size: number) {
-    if (!Number.isInteger(size) || size < 1) {
-      throw new RangeError(`statement slots must be 1 or more, not ${size}`);
-    }
-    this.#free = size;
-  }
-
-  /** Callers waiting for a slot. */
-  get waiting(): number {
-    return this.#waiting.length;
-  }
-
-  /** Runs `work` once a slot is free, and frees it when `work` settles. */
-  async run<T>(work: () => Promise<T>): Promise<T> {
-    if (this.#free > 0) {
-      this.#free--;
-    } else {
-      await new Promise<void>((resolve) => this.#waiting.push(resolve));
-    }
-    try {
-      return await work();
-    } finally {
-      const next = this.#waiting.shift();
-      if (next) next();
-      else this.#free++;
-    }
-  }
-}
-
-const bySql = new WeakMap<object, StatementSlots>();
+const bySql = new WeakMap<object, RunGate>();
 
 /**
  * The slots of a postgres.js pool, sized to its `max` connections (made once per pool);
  * undefined for an object with no such option (a test's fake).
  */
-export function statementSlotsOf(sql: object): StatementSlots | undefined {
+export function statementSlotsOf(sql: object): RunGate | undefined {
   const max = (sql as { options?: { max?: unknown } }).options?.max;
   if (typeof max !== "number" || !Number.isInteger(max) || max < 1) return undefined;
   let slots = bySql.get(sql);
-  if (!slots) bySql.set(sql, slots = new StatementSlots(max));
+  if (!slots) bySql.set(sql, slots = new RunGate(max));
   return slots;
 }

@@ -1,14 +1,15 @@
 import assert from "node:assert/strict";
-import { StatementSlots, statementSlotsOf } from "./statement_slots.ts";
+import { RunGate, waitingAt, whenAdmitted } from "./run_gate.ts";
+import { statementSlotsOf } from "./statement_slots.ts";
 
 Deno.test("no more than the slots run at once; the others wait, in order", async () => {
-  const slots = new StatementSlots(2);
+  const slots = new RunGate(2);
   const order: string[] = [];
   let running = 0;
   let most = 0;
   const gates: (() => void)[] = [];
   const work = (name: string) =>
-    slots.run(async () => {
+    whenAdmitted(slots, async () => {
       running++;
       most = Math.max(most, running);
       order.push(`start ${name}`);
@@ -20,8 +21,8 @@ Deno.test("no more than the slots run at once; the others wait, in order", async
   const all = Promise.all(["a", "b", "c", "d"].map(work));
   await new Promise((resolve) => setTimeout(resolve, 0));
   assert.deepEqual(order, ["start a", "start b"]);
-  assert.equal(slots.waiting, 2);
-  while (gates.length > 0 || slots.waiting > 0) {
+  assert.equal(waitingAt(slots), 2);
+  while (gates.length > 0 || waitingAt(slots) > 0) {
     gates.shift()?.();
     await new Promise((resolve) => setTimeout(resolve, 0));
   }
@@ -36,16 +37,16 @@ Deno.test("no more than the slots run at once; the others wait, in order", async
 });
 
 Deno.test("a failed statement frees its slot", async () => {
-  const slots = new StatementSlots(1);
-  await assert.rejects(slots.run(() => Promise.reject(new Error("refused"))), /refused/);
-  assert.equal(await slots.run(() => Promise.resolve(7)), 7);
+  const slots = new RunGate(1);
+  await assert.rejects(whenAdmitted(slots, () => Promise.reject(new Error("refused"))), /refused/);
+  assert.equal(await whenAdmitted(slots, () => Promise.resolve(7)), 7);
 });
 
 Deno.test("a pool's slots are sized to its connections and made once; a fake has none", () => {
   const pool = { options: { max: 3 } };
   const slots = statementSlotsOf(pool);
-  assert.equal(slots?.size, 3);
+  assert.equal(slots?.max, 3);
   assert.equal(statementSlotsOf(pool), slots);
   assert.equal(statementSlotsOf({}), undefined);
-  assert.throws(() => new StatementSlots(0), /1 or more/);
+  assert.throws(() => new RunGate(0), /1 or more/);
 });

@@ -23,7 +23,7 @@
 import { z } from "zod";
 import { recordedResult, validateTable, type ValidatorDeps } from "./checksum_validator.ts";
 import { errorResponse, json, methodNotAllowed } from "./http.ts";
-import type { RunGate } from "./run_gate.ts";
+import { type RunGate, whenAdmitted } from "./run_gate.ts";
 import { serviceRoleProblem } from "./service_auth.ts";
 import { isDatabaseUnavailable } from "./sync_db.ts";
 import { byTargetTable, TABLES } from "./table_registry.ts";
@@ -179,30 +179,4 @@ export async function handleValidatorRequest(req: Request, deps: EndpointDeps): 
     console.error("validation failed:", error);
     return errorResponse(500, `validation failed: ${(error as Error).message}`);
   }
-}
-
-/** The requests waiting for a place at each gate, in arrival order. */
-const waiting = new WeakMap<RunGate, (() => void)[]>();
-
-/**
- * Runs `work` through the gate as soon as it has a place: at once when free, else when
- * a run admitted here ends (in arrival order; a request that finds the place taken again
- * waits again, first in line).
- */
-export function whenAdmitted<T>(gate: RunGate, work: () => Promise<T>): Promise<T> {
-  const queue = waiting.get(gate) ?? [];
-  waiting.set(gate, queue);
-  const next = () => queue.shift()?.();
-  return new Promise<T>((resolve, reject) => {
-    const tryNow = (first: boolean) => {
-      const running = queue.length > 0 && first ? undefined : gate.admit(work);
-      if (running === undefined) {
-        if (first) queue.push(() => tryNow(false));
-        else queue.unshift(() => tryNow(false));
-        return;
-      }
-      running.then(resolve, reject).finally(next);
-    };
-    tryNow(true);
-  });
 }

@@ -6,8 +6,8 @@
  */
 
 import assert from "node:assert/strict";
-import { type EndpointDeps, handleValidatorRequest, whenAdmitted } from "./validator_endpoint.ts";
-import { RunGate } from "./run_gate.ts";
+import { type EndpointDeps, handleValidatorRequest } from "./validator_endpoint.ts";
+import { RunGate, whenAdmitted } from "./run_gate.ts";
 import { TABLES } from "./table_registry.ts";
 import { fakeClock, fakeDynamo } from "./testing_fakes.ts";
 import { runsDb } from "./validator_fakes.ts";
@@ -256,26 +256,6 @@ Deno.test("a busy isolate keeps a run's request: 202 at once, and the run goes o
   await other;
   await Promise.all(waited);
   assert.ok(db.matching("claim_validation").length >= 1, "the run went on, no heartbeat needed");
-  assert.equal(gate.active, 0);
-});
-
-Deno.test("whenAdmitted runs waiting work in arrival order as each admitted run ends", async () => {
-  const gate = new RunGate(1);
-  const order: string[] = [];
-  const step = (name: string, ms: number) => () =>
-    new Promise<string>((resolve) =>
-      setTimeout(() => {
-        order.push(name);
-        resolve(name);
-      }, ms)
-    );
-  const results = await Promise.all([
-    whenAdmitted(gate, step("a", 20)),
-    whenAdmitted(gate, step("b", 1)),
-    whenAdmitted(gate, step("c", 1)),
-  ]);
-  assert.deepEqual(results, ["a", "b", "c"]);
-  assert.deepEqual(order, ["a", "b", "c"], "one at a time, first come first served");
   assert.equal(gate.active, 0);
 });
 

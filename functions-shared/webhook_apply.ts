@@ -22,6 +22,7 @@ import { encodeJson } from "./dynamo_encoder.ts";
 import type { DeadLetter, TableChange } from "./record_mapping.ts";
 import { type NotedRecords, noteStreamRecords } from "./stream_progress.ts";
 import { dollarQuoted } from "./sql_text.ts";
+import { whenAdmitted } from "./run_gate.ts";
 import { statementSlotsOf } from "./statement_slots.ts";
 import { applyChanges, isDataError } from "./sync_db.ts";
 
@@ -72,7 +73,7 @@ async function applyAtOnce(
     }::jsonb)`;
     const slots = statementSlotsOf(sql);
     const [row] = slots
-      ? await slots.run(() => sql.unsafe(text).then((rows) => rows))
+      ? await whenAdmitted(slots, () => sql.unsafe(text).then((rows) => rows))
       : await sql.unsafe(text);
     if (row.replayed) return { replayed: true };
     return { replayed: false, applied: Number(row.applied), deadLettered: 0 };
