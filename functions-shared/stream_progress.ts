@@ -34,8 +34,7 @@ export function recordsToNote(body: WebhookBody): NotedRecords {
 
 /** Whether there is nothing to note. */
 export function noneToNote(records: NotedRecords): boolean {
-  for (const _ in records) return false;
-  return true;
+  return Object.keys(records).length === 0;
 }
 
 /**
