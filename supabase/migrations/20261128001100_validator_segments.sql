@@ -6,7 +6,8 @@
 -- Runtime's CPU limit) left its run 'running' for ever. Now a validation run scans on the
 -- backfill's own machinery: a sync.backfill_jobs row that belongs to the run
 -- (checksum_run_id), its leased segments, sync.claim_segment, sync.checkpoint_segment
--- (committed in the transaction that stages the page), release and lease expiry. The
+-- (committed in the transaction that stages the page; both redefined for validation
+-- runs in 20261128001800_backfill_turns.sql), release and lease expiry. The
 -- steps after the Scan (compare, recheck, report, repair) hold a lease on the run row
 -- and checkpoint too: the compare works in ranges of buckets, one statement per range.
 -- A killed request is resumed by the next call or by the pg_cron tick.
@@ -75,108 +76,11 @@ as $$
       and (s.status = 'pending' or (s.status = 'running' and s.lease_expires_at < now())))
 $$;
 
--- Replaces 20261128000500's claim_segment(text): with p_run, a segment of that
--- validation run's Scan; without, of a backfill.
+-- 20261128000500's claim_segment(text) goes: 20261128001800_backfill_turns.sql defines
+-- claim_segment(text, bigint), which with p_run claims a segment of that validation
+-- run's Scan, and sync.checkpoint_segment, whose last segment of a validation run's Scan
+-- moves the run on to its compare instead of sweeping. Each is defined there only.
 drop function sync.claim_segment(text);
-create function sync.claim_segment(p_worker text, p_run bigint default null)
-returns table (
-  job_id bigint, segment integer, total_segments integer, source_table text, target_table text,
-  region text, exclusive_start_key jsonb, page_size integer
-)
-language plpgsql set search_path = ''
-as $$
-begin
-  return query
-  with candidate as (
-    select s.job_id, s.segment
-    from sync.backfill_segments s
-    join sync.backfill_jobs j on j.id = s.job_id
-    where j.status in ('pending', 'running')
-      and j.checksum_run_id is not distinct from p_run
-      and (s.status = 'pending' or (s.status = 'running' and s.lease_expires_at < now()))
-    order by s.job_id, s.segment
-    limit 1
-    for update of s skip locked
-  ),
-  claimed as (
-    update sync.backfill_segments s
-    set status = 'running', lease_owner = p_worker,
-        lease_expires_at = now() + make_interval(secs => j.lease_seconds),
-        started_at = coalesce(s.started_at, now()), updated_at = now()
-    from candidate c, sync.backfill_jobs j
-    where s.job_id = c.job_id and s.segment = c.segment and j.id = c.job_id
-    returning s.job_id, s.segment, s.exclusive_start_key
-  ),
-  started as (
-    update sync.backfill_jobs j
-    set status = 'running', started_at = coalesce(j.started_at, now())
-    from claimed c where j.id = c.job_id
-    returning j.id, j.total_segments, j.source_table, j.page_size
-  )
-  select c.job_id, c.segment, st.total_segments, st.source_table, t.target_table, t.region,
-         c.exclusive_start_key, st.page_size
-  from claimed c
-  join started st on st.id = c.job_id
-  join sync.source_tables t on t.source_table = st.source_table;
-end
-$$;
-
--- Replaces 20261128000500's: the last segment of a validation run's Scan moves the run
--- on to its compare instead of sweeping.
-create or replace function sync.checkpoint_segment(
-  p_job bigint, p_segment integer, p_worker text, p_next_key jsonb,
-  p_items integer, p_rows integer, p_done boolean
-) returns void
-language plpgsql set search_path = ''
-as $$
-declare
-  run_id bigint;
-begin
-  update sync.backfill_segments s
-  set exclusive_start_key = p_next_key,
-      items_scanned = s.items_scanned + p_items,
-      rows_written = s.rows_written + p_rows,
-      pages = s.pages + 1,
-      status = case when p_done then 'done' else 'running' end,
-      finished_at = case when p_done then now() end,
-      lease_expires_at = case when p_done then null
-                              else now() + make_interval(secs => j.lease_seconds) end,
-      lease_owner = case when p_done then null else p_worker end,
-      updated_at = now()
-  from sync.backfill_jobs j
-  where s.job_id = p_job and s.segment = p_segment and j.id = s.job_id
-    and s.status = 'running' and s.lease_owner = p_worker;
-  if not found then
-    -- SY001, the project's own code for a lost lease (40001 would read as a
-    -- serialization failure, which a caller may rightly retry as it is).
-    raise exception 'backfill job % segment %: worker % no longer holds the lease; another worker took over',
-      p_job, p_segment, p_worker using errcode = 'SY001';
-  end if;
-  if not p_done then
-    return;
-  end if;
-  -- Segments finishing at once must not each miss the other: the job row's lock makes
-  -- the last one see every other segment done.
-  select j.checksum_run_id into run_id from sync.backfill_jobs j where j.id = p_job for update;
-  if exists (select from sync.backfill_segments where job_id = p_job and status <> 'done') then
-    return;
-  end if;
-  if run_id is not null then
-    -- A validation run's Scan is complete: its compare comes next.
-    update sync.backfill_jobs set status = 'done', finished_at = now() where id = p_job;
-    update public.sync_checksums
-    set phase = 'compare', progress_at = now()
-    where id = run_id and phase = 'scan';
-    return;
-  end if;
-  -- Every segment has been read: remove what the backfill did not see, then the
-  -- table is whole again (the stale reason stays as a record of what happened).
-  update sync.backfill_jobs
-  set status = 'done', finished_at = now(), rows_removed = sync.sweep_unseen(p_job)
-  where id = p_job;
-  update sync.table_state set stale_since = null where backfill_job_id = p_job;
-end
-$$;
 
 -- Starts a validation run of one table: its row, and its Scan's job and segments.
 -- With p_queued the run waits for a slot (sync.start_queued_validations).
@@ -516,8 +420,7 @@ begin
 end
 $$;
 
-revoke all on function sync.claim_segment(text, bigint),
-  sync.start_validation(text, boolean, integer, integer, boolean),
+revoke all on function sync.start_validation(text, boolean, integer, integer, boolean),
   sync.claim_validation(bigint, text), sync.release_validation(bigint, text),
   sync.hold_validation(bigint, text),
   sync.compare_checksum(bigint, text, integer, integer, integer, jsonb),

@@ -34,9 +34,10 @@
 --    fewest segments in flight: the longest table gets the segments that use its budget,
 --    and the others the rest.
 
--- Replaces 20261128001100_validator_segments.sql's (whole; the same signature): the
--- job's status is checked under a share lock, and a page of a job that is not running
--- is refused (SY002). Everything else is as it was.
+-- Replaces 20261128000500_backfill.sql's (whole; the same signature): the last segment
+-- of a validation run's Scan (20261128001100_validator_segments.sql) moves the run on to
+-- its compare instead of sweeping, and the job's status is checked under a share lock,
+-- so that a page of a job that is not running is refused (SY002).
 create or replace function sync.checkpoint_segment(
   p_job bigint, p_segment integer, p_worker text, p_next_key jsonb,
   p_items integer, p_rows integer, p_done boolean
@@ -122,10 +123,11 @@ create table sync.backfill_read_ledger (
 comment on table sync.backfill_read_ledger is
   'Per backfill job: when its next Scan page may start (next_at), what a page is expected to cost in read units (units: the last page''s), and the table''s read budget in read units a second (rate, IMPORT_WORKER_MAX_RCU_PER_SECOND).';
 
--- Replaces 20261128001100_validator_segments.sql's (whole; the same signature): the
--- candidate is chosen by the work its job has left (3. above), no longer by job order.
-
-create or replace function sync.claim_segment(p_worker text, p_run bigint default null)
+-- Replaces 20261128000500_backfill.sql's claim_segment(text), which
+-- 20261128001100_validator_segments.sql dropped: with p_run, a segment of that
+-- validation run's Scan; without, of a backfill. The candidate is chosen by the work its
+-- job has left (3. above), no longer by job order.
+create function sync.claim_segment(p_worker text, p_run bigint default null)
 returns table (
   job_id bigint, segment integer, total_segments integer, source_table text, target_table text,
   region text, exclusive_start_key jsonb, page_size integer
@@ -244,4 +246,5 @@ comment on function sync.backfill_read_turn(bigint, numeric, numeric, numeric, b
   'A backfill segment''s turns against its table''s read budget: settles the last read''s cost and books the next read; returns {wait_ms, units}.';
 
 revoke all on table sync.backfill_read_ledger from public;
-revoke all on function sync.backfill_read_turn(bigint, numeric, numeric, numeric, boolean) from public;
+revoke all on function sync.backfill_read_turn(bigint, numeric, numeric, numeric, boolean),
+  sync.claim_segment(text, bigint) from public;
