@@ -1,0 +1,134 @@
+/**
+ * The items of one data file of a DynamoDB export, read as a stream in pages: the
+ * gzipped object is decompressed as it arrives and cut into lines, so memory holds one
+ * page of items and never the file (docs/sync-semantics.md, "Backfills from an export").
+ *
+ * Each line of a full export in DynamoDB JSON is one item, `{"Item": {...}}`, with its
+ * numbers as text and its binaries as base64 (AWS Developer Guide, "DynamoDB table
+ * export output format", "DynamoDB JSON":
+ * https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/S3DataExport.Output.html).
+ *
+ * A file is checked whole as it is read: every line must be an item, the lines must
+ * number what the files manifest says, and the bytes must have the manifest's MD5. A load
+ * resumed from a checkpoint passes `fromLine`; the lines before it are read (a gzip
+ * stream cannot be entered in the middle) and checked, but not returned.
+ *
+ * @module
+ */
+
+import { createHash } from "node:crypto";
+import type { AttributeValue } from "@aws-sdk/client-dynamodb";
+import { ValueError } from "./dynamo_decoder.ts";
+import type { ExportDataFile } from "./export_manifest.ts";
+import { attributeMapFromJson } from "./webhook_envelope.ts";
+
+/** A page of a data file's items. */
+export interface ExportPage {
+  items: Record<string, AttributeValue>[];
+  /** The lines read up to the end of this page: where the next page starts. */
+  nextLine: number;
+  /** Whether this is the file's last page (then the file was checked whole). */
+  done: boolean;
+}
+
+/** A data file that cannot be loaded as it is, with its key, the line and why. */
+export class ExportDataError extends Error {
+  constructor(file: string, problem: string) {
+    super(`export data file ${file}: ${problem}`);
+    this.name = "ExportDataError";
+  }
+}
+
+/** Reads one line's item; `line` is 1-based, for the error. */
+function itemOf(text: string, file: string, line: number): Record<string, AttributeValue> {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    throw new ExportDataError(file, `line ${line} is not JSON (${(error as Error).message})`);
+  }
+  const item = (value as { Item?: unknown } | null)?.Item;
+  if (typeof item !== "object" || item === null || Array.isArray(item)) {
+    throw new ExportDataError(file, `line ${line} is not an {"Item": {...}} line`);
+  }
+  try {
+    return attributeMapFromJson(item as Record<string, unknown>);
+  } catch (error) {
+    if (error instanceof ValueError) {
+      throw new ExportDataError(file, `line ${line}: ${error.message}`);
+    }
+    throw error;
+  }
+}
+
+/**
+ * The pages of `file`'s items from `body` (the gzipped object's bytes), `pageSize` items
+ * each, starting at line `fromLine` (0: the first). The last page has `done` set, and
+ * may be empty. Throws {@link ExportDataError} on a line that is not an item, a line
+ * count or an MD5 that differs from the manifest's.
+ */
+export async function* exportPages(
+  body: ReadableStream<Uint8Array>,
+  file: ExportDataFile,
+  pageSize: number,
+  fromLine = 0,
+): AsyncGenerator<ExportPage> {
+  const md5 = createHash("md5");
+  const hashed = body.pipeThrough(
+    new TransformStream<Uint8Array, Uint8Array>({
+      transform(chunk, controller) {
+        md5.update(chunk);
+        controller.enqueue(chunk);
+      },
+    }),
+  );
+  const text = hashed
+    .pipeThrough(
+      new DecompressionStream("gzip") as unknown as TransformStream<
+        Uint8Array,
+        Uint8Array
+      >,
+    )
+    .pipeThrough(new TextDecoderStream("utf-8", { fatal: true }));
+  let rest = "";
+  let line = 0;
+  let items: Record<string, AttributeValue>[] = [];
+  const take = (content: string) => {
+    line++;
+    if (line > fromLine) items.push(itemOf(content, file.key, line));
+  };
+  try {
+    for await (const chunk of text) {
+      const lines = (rest + chunk).split("\n");
+      rest = lines.pop()!;
+      for (const content of lines) {
+        take(content);
+        if (items.length === pageSize) {
+          yield { items, nextLine: line, done: false };
+          items = [];
+        }
+      }
+    }
+  } catch (error) {
+    if (error instanceof ExportDataError) throw error;
+    throw new ExportDataError(
+      file.key,
+      `unreadable after line ${line}: ${(error as Error).message}`,
+    );
+  }
+  if (rest !== "") take(rest);
+  if (line !== file.itemCount) {
+    throw new ExportDataError(
+      file.key,
+      `holds ${line} items, but the files manifest says ${file.itemCount}`,
+    );
+  }
+  const digest = md5.digest("base64");
+  if (digest !== file.md5Checksum) {
+    throw new ExportDataError(
+      file.key,
+      `its MD5 is ${digest}, but the files manifest says ${file.md5Checksum}: it is not the file the export wrote`,
+    );
+  }
+  yield { items, nextLine: line, done: true };
+}

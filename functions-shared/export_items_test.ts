@@ -1,0 +1,95 @@
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { ExportDataError, type ExportPage, exportPages } from "./export_items.ts";
+import type { ExportDataFile } from "./export_manifest.ts";
+
+async function gzip(text: string): Promise<Uint8Array> {
+  const stream = new Blob([text]).stream().pipeThrough(new CompressionStream("gzip"));
+  return new Uint8Array(await new Response(stream).arrayBuffer());
+}
+
+/** A data file of `lines`, delivered in chunks of 7 bytes (a line spans chunks). */
+async function dataFile(lines: string[], over: Partial<ExportDataFile> = {}) {
+  const bytes = await gzip(lines.map((l) => `${l}\n`).join(""));
+  const file: ExportDataFile = {
+    key: "p/AWSDynamoDB/x/data/f.json.gz",
+    itemCount: lines.length,
+    md5Checksum: createHash("md5").update(bytes).digest("base64"),
+    etag: "e",
+    ...over,
+  };
+  const body = new ReadableStream<Uint8Array>({
+    start(controller) {
+      for (let i = 0; i < bytes.length; i += 7) controller.enqueue(bytes.slice(i, i + 7));
+      controller.close();
+    },
+  });
+  return { body, file };
+}
+
+async function pagesOf(gen: AsyncGenerator<ExportPage>): Promise<ExportPage[]> {
+  const pages = [];
+  for await (const page of gen) pages.push(page);
+  return pages;
+}
+
+const item = (i: number) => JSON.stringify({ Item: { id: { S: `k${i}` }, n: { N: `${i}.50` } } });
+
+Deno.test("a data file is read in pages of items, the last one marked done after the file is checked", async () => {
+  const { body, file } = await dataFile([1, 2, 3, 4, 5].map(item));
+  const pages = await pagesOf(exportPages(body, file, 2));
+  assert.deepEqual(pages.map((p) => [p.items.map((i) => i.id.S), p.nextLine, p.done]), [
+    [["k1", "k2"], 2, false],
+    [["k3", "k4"], 4, false],
+    [["k5"], 5, true],
+  ]);
+  assert.deepEqual(pages[0].items[0].n, { N: "1.50" });
+});
+
+Deno.test("a resumed read skips the lines before its checkpoint but still checks the whole file", async () => {
+  const { body, file } = await dataFile([1, 2, 3, 4, 5].map(item));
+  const pages = await pagesOf(exportPages(body, file, 10, 3));
+  assert.deepEqual(pages.map((p) => [p.items.map((i) => i.id.S), p.nextLine, p.done]), [
+    [["k4", "k5"], 5, true],
+  ]);
+});
+
+Deno.test("binaries arrive as bytes", async () => {
+  const { body, file } = await dataFile([
+    JSON.stringify({ Item: { id: { S: "a" }, b: { B: "AAE=" } } }),
+  ]);
+  const [page] = await pagesOf(exportPages(body, file, 10));
+  assert.deepEqual(page.items[0].b, { B: new Uint8Array([0, 1]) });
+});
+
+Deno.test("a file that is not what its manifest says is refused, naming the file, the line and why", async () => {
+  const cases: [string[], Partial<ExportDataFile>, RegExp][] = [
+    [[item(1), "{oops"], {}, /f\.json\.gz: line 2 is not JSON/],
+    [
+      [item(1), JSON.stringify({ id: { S: "x" } })],
+      {},
+      /line 2 is not an \{"Item": \{\.\.\.\}\} line/,
+    ],
+    [[JSON.stringify({ Item: { b: { B: "!!" } } })], {}, /line 1: .*not base64/],
+    [[item(1)], { itemCount: 2 }, /holds 1 items, but the files manifest says 2/],
+    [[item(1)], { md5Checksum: "AAAA" }, /but the files manifest says AAAA: it is not the file/],
+  ];
+  for (const [lines, over, message] of cases) {
+    const { body, file } = await dataFile(lines, over);
+    await assert.rejects(pagesOf(exportPages(body, file, 10)), (error: Error) => {
+      assert.ok(error instanceof ExportDataError, String(error));
+      assert.match(error.message, /^export data file p\/AWSDynamoDB\/x\/data\/f\.json\.gz: /);
+      assert.match(error.message, message);
+      return true;
+    });
+  }
+});
+
+Deno.test("bytes that are not gzip are refused as unreadable", async () => {
+  const file: ExportDataFile = { key: "k.json.gz", itemCount: 0, md5Checksum: "", etag: "" };
+  const body = new Blob(["plain text\n"]).stream();
+  await assert.rejects(
+    pagesOf(exportPages(body, file, 10)),
+    /export data file k\.json\.gz: unreadable after line 0/,
+  );
+});
