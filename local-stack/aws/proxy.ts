@@ -23,6 +23,7 @@ import type { Faults } from "./faults.ts";
 import { History, keyText, type Random } from "./history.ts";
 import { applyStale, type Body, writtenKeys } from "./stale_reads.ts";
 import { KeyLocks } from "./key_locks.ts";
+import { scopeOf } from "./scope.ts";
 import { streamOfIterator, type StreamTimes } from "./stream_times.ts";
 
 const READ_OPERATIONS = new Set(["GetItem", "BatchGetItem", "Query", "Scan"]);
@@ -57,11 +58,7 @@ export function createProxy(options: ProxyOptions): {
   const { streamTimes } = options;
   const locks = new KeyLocks();
 
-  /** `AKID/region` from `Credential=AKID/date/region/service/aws4_request`. */
-  function scope(headers: Headers): string {
-    const match = /Credential=([^/]+)\/[^/]+\/([^/]+)\//.exec(headers.get("authorization") ?? "");
-    return match ? `${match[1]}/${match[2]}` : "anonymous";
-  }
+  const scope = scopeOf;
 
   async function call(headers: Headers, operation: string, body: Body): Promise<Body> {
     const forward = new Headers(headers);

@@ -19,7 +19,7 @@
  * @module
  */
 
-import { crc32 } from "./crc32.ts";
+import { awsJsonAnswer as awsAnswer } from "./json_answer.ts";
 
 /** The control path. */
 export const TRIM_PATH = "/__local/streams/trim";
@@ -28,16 +28,6 @@ const TARGET = "DynamoDBStreams_20120810.";
 /** Compares two sequence numbers (decimal text of up to 40 digits) as numbers. */
 function seqAtMost(seq: string, limit: string): boolean {
   return BigInt(seq) <= BigInt(limit);
-}
-
-function awsAnswer(status: number, body: unknown, headers?: Headers): Response {
-  const text = JSON.stringify(body);
-  const out = new Headers(headers);
-  out.delete("content-length");
-  out.delete("transfer-encoding");
-  out.set("content-type", "application/x-amz-json-1.0");
-  out.set("x-amz-crc32", String(crc32(text)));
-  return new Response(text, { status, headers: out });
 }
 
 /** The trims of the stack's streams, and the proxy hook that applies them. */

@@ -1,0 +1,119 @@
+/**
+ * The objects a DynamoDB export writes to S3, in AWS's layout (AWS Developer Guide,
+ * "DynamoDB table export output format":
+ * https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/S3DataExport.Output.html):
+ *
+ *     <prefix>/AWSDynamoDB/<ExportId>/_started                 (empty)
+ *     <prefix>/AWSDynamoDB/<ExportId>/data/<name>.json.gz      one {"Item": {...}} per line
+ *     <prefix>/AWSDynamoDB/<ExportId>/manifest-files.json      one line per data file
+ *     <prefix>/AWSDynamoDB/<ExportId>/manifest-files.checksum
+ *     <prefix>/AWSDynamoDB/<ExportId>/manifest-summary.json
+ *     <prefix>/AWSDynamoDB/<ExportId>/manifest-summary.checksum
+ *
+ * As in AWS's own example, the keys inside the manifests start at `AWSDynamoDB/`,
+ * without the prefix (functions-shared/export_manifest.ts reads either form).
+ *
+ * @module
+ */
+
+import { createHash } from "node:crypto";
+
+type Body = Record<string, unknown>;
+
+/** One object to put in the bucket. */
+export interface ExportObject {
+  key: string;
+  bytes: Uint8Array;
+}
+
+/** An export's objects, and what its description reports. */
+export interface ExportFiles {
+  objects: ExportObject[];
+  /** The key of manifest-summary.json (the description's ExportManifest). */
+  summaryKey: string;
+  dataFiles: number;
+  billedSizeBytes: number;
+}
+
+/** A gzipped data file of items, with its MD5 as the files manifest gives it. */
+export async function gzipItems(items: Body[]): Promise<{ bytes: Uint8Array; md5: string }> {
+  const text = items.map((item) => JSON.stringify({ Item: item })).join("\n") +
+    (items.length > 0 ? "\n" : "");
+  const gz = new Blob([text]).stream().pipeThrough(new CompressionStream("gzip"));
+  const bytes = new Uint8Array(await new Response(gz).arrayBuffer());
+  return { bytes, md5: createHash("md5").update(bytes).digest("base64") };
+}
+
+const iso = (seconds: unknown) => new Date(Number(seconds) * 1000).toISOString();
+const encode = (text: string) => new TextEncoder().encode(text);
+const md5Hex = (bytes: Uint8Array) => createHash("md5").update(bytes).digest("hex");
+
+/**
+ * The objects of an export of `items` described by `description` (an ExportDescription:
+ * ExportArn, TableArn, TableId, ExportTime, StartTime, S3Bucket, S3Prefix,
+ * S3SseAlgorithm), `itemsPerFile` items a data file, at least one file.
+ */
+export async function exportFiles(input: {
+  description: Body;
+  endTime: number;
+  items: Body[];
+  itemsPerFile: number;
+}): Promise<ExportFiles> {
+  const d = input.description;
+  const exportId = String(d.ExportArn).split("/export/")[1];
+  const relative = `AWSDynamoDB/${exportId}`;
+  const prefix = typeof d.S3Prefix === "string" && d.S3Prefix !== ""
+    ? `${d.S3Prefix.replace(/\/+$/, "")}/`
+    : "";
+  const objects: ExportObject[] = [{
+    key: `${prefix}${relative}/_started`,
+    bytes: new Uint8Array(),
+  }];
+  const lines: string[] = [];
+  let billedSizeBytes = 0;
+  const count = Math.max(1, Math.ceil(input.items.length / input.itemsPerFile));
+  for (let i = 0; i < count; i++) {
+    const items = input.items.slice(i * input.itemsPerFile, (i + 1) * input.itemsPerFile);
+    const { bytes, md5 } = await gzipItems(items);
+    const name = `${relative}/data/${crypto.randomUUID().replaceAll("-", "").slice(0, 26)}.json.gz`;
+    objects.push({ key: `${prefix}${name}`, bytes });
+    billedSizeBytes += bytes.length;
+    lines.push(JSON.stringify({
+      itemCount: items.length,
+      md5Checksum: md5,
+      etag: `${md5Hex(bytes)}-1`,
+      dataFileS3Key: name,
+    }));
+  }
+  const filesManifest = encode(lines.join("\n") + "\n");
+  const summary = encode(JSON.stringify({
+    version: "2020-06-30",
+    exportArn: d.ExportArn,
+    startTime: iso(d.StartTime),
+    endTime: new Date(input.endTime).toISOString(),
+    tableArn: d.TableArn,
+    tableId: d.TableId,
+    exportTime: iso(d.ExportTime),
+    s3Bucket: d.S3Bucket,
+    s3Prefix: d.S3Prefix ?? null,
+    s3SseAlgorithm: d.S3SseAlgorithm ?? "AES256",
+    s3SseKmsKeyId: null,
+    manifestFilesS3Key: `${relative}/manifest-files.json`,
+    billedSizeBytes,
+    itemCount: input.items.length,
+    outputFormat: "DYNAMODB_JSON",
+    exportType: "FULL_EXPORT",
+  }));
+  objects.push(
+    { key: `${prefix}${relative}/manifest-files.json`, bytes: filesManifest },
+    { key: `${prefix}${relative}/manifest-files.checksum`, bytes: encode(md5Hex(filesManifest)) },
+    { key: `${prefix}${relative}/manifest-summary.json`, bytes: summary },
+    { key: `${prefix}${relative}/manifest-summary.checksum`, bytes: encode(md5Hex(summary)) },
+  );
+  return {
+    objects,
+    summaryKey: `${prefix}${relative}/manifest-summary.json`,
+    dataFiles: count,
+    billedSizeBytes,
+  };
+}

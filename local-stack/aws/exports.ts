@@ -1,0 +1,319 @@
+/**
+ * DynamoDB's point-in-time recovery and exports to S3, for the stack's tables, which
+ * DynamoDB Local does not have (it answers UnknownOperationException). The proxy serves
+ * these operations itself:
+ *
+ * - `UpdateContinuousBackups` / `DescribeContinuousBackups`: PITR on or off per table
+ *   (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_UpdateContinuousBackups.html).
+ * - `ExportTableToPointInTime`: refused with PointInTimeRecoveryUnavailableException
+ *   unless PITR is on, TableNotFoundException for an ARN that is not the table's, and
+ *   InvalidExportTimeException for an ExportTime before PITR was turned on or in the
+ *   future. It answers IN_PROGRESS at once; the export is written in the background and
+ *   stays IN_PROGRESS for at least `minExportMs`, as a real one takes minutes, so clients
+ *   must poll `DescribeExport`
+ *   (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_ExportTableToPointInTime.html).
+ *   A bucket that does not exist ends the export FAILED with S3NoSuchBucket, as AWS
+ *   reports a destination it cannot write to.
+ * - `DescribeExport` (ExportNotFoundException for an unknown ARN) and `ListExports`.
+ *
+ * The export is a snapshot of one instant: writes to every table of the account and
+ * region wait while the table is read (directly from DynamoDB Local, so it uses no read
+ * capacity, as an export does not), and the export time is that instant. The local
+ * stack takes only the present as ExportTime (it keeps no history of old versions):
+ * an earlier one is refused with InvalidExportTimeException saying so. Files are written
+ * in AWS's layout (local-stack/aws/export_layout.ts). Only full exports in DynamoDB JSON
+ * are written; ION or an incremental export is refused with a ValidationException.
+ *
+ * @module
+ */
+
+import { WRITE_OPERATIONS } from "./errors.ts";
+import { awsError, awsJsonAnswer } from "./json_answer.ts";
+import { type ExportFiles, exportFiles } from "./export_layout.ts";
+import { scopeOf } from "./scope.ts";
+
+type Body = Record<string, unknown>;
+
+/** Where exports are written: the S3 stand-in. */
+export interface ExportStorage {
+  bucketExists(bucket: string): Promise<boolean>;
+  put(bucket: string, key: string, bytes: Uint8Array): Promise<void>;
+}
+
+/** What the exports need. */
+export interface ExportOptions {
+  /** Calls DynamoDB Local (no faults) with the request's headers; answers its JSON or throws. */
+  upstream: (headers: Headers, operation: string, body: Body) => Promise<Body>;
+  storage: ExportStorage;
+  now?: () => number;
+  /** Items per data file (AWS writes at least one file per partition). */
+  itemsPerFile?: number;
+  /** How long an export stays IN_PROGRESS at least. */
+  minExportMs?: number;
+  log?: (line: string) => void;
+}
+
+interface ExportState {
+  description: Body;
+  /** When DescribeExport may first answer COMPLETED or FAILED. */
+  readyAt: number;
+  outcome?: Body;
+}
+
+/** Writes wait while a snapshot is read: many writes at once, or one snapshot. */
+class WriteGate {
+  #writes = 0;
+  #snapshot: Promise<void> | undefined;
+  #idle: (() => void) | undefined;
+
+  async write<T>(work: () => Promise<T>): Promise<T> {
+    while (this.#snapshot) await this.#snapshot;
+    this.#writes++;
+    try {
+      return await work();
+    } finally {
+      if (--this.#writes === 0) this.#idle?.();
+    }
+  }
+
+  async snapshot<T>(work: () => Promise<T>): Promise<T> {
+    while (this.#snapshot) await this.#snapshot;
+    let open!: () => void;
+    this.#snapshot = new Promise((resolve) => open = resolve);
+    try {
+      if (this.#writes > 0) await new Promise<void>((resolve) => this.#idle = resolve);
+      this.#idle = undefined;
+      return await work();
+    } finally {
+      this.#snapshot = undefined;
+      open();
+    }
+  }
+}
+
+const OPERATIONS = new Set([
+  "UpdateContinuousBackups",
+  "DescribeContinuousBackups",
+  "ExportTableToPointInTime",
+  "DescribeExport",
+  "ListExports",
+]);
+
+/** PITR and exports for the stack's tables; `handle` wraps the proxy's handler. */
+export class TableExports {
+  #pitrSince = new Map<string, number>();
+  #exports = new Map<string, ExportState>();
+  #gates = new Map<string, WriteGate>();
+  readonly #now: () => number;
+
+  constructor(private readonly options: ExportOptions) {
+    this.#now = options.now ?? Date.now;
+  }
+
+  #gate(scope: string): WriteGate {
+    let gate = this.#gates.get(scope);
+    if (!gate) this.#gates.set(scope, gate = new WriteGate());
+    return gate;
+  }
+
+  /** Serves the PITR and export operations; writes wait for a snapshot; the rest go to `next`. */
+  async handle(request: Request, next: (request: Request) => Promise<Response>) {
+    const operation = (request.headers.get("x-amz-target") ?? "").replace(
+      /^DynamoDB_20120810\./,
+      "",
+    );
+    if (WRITE_OPERATIONS.has(operation)) {
+      return await this.#gate(scopeOf(request.headers)).write(() => next(request));
+    }
+    if (!OPERATIONS.has(operation)) return await next(request);
+    const body = await request.json().catch(() => ({})) as Body;
+    return await this.#serve(operation, body, request.headers);
+  }
+
+  async #describeTable(headers: Headers, name: unknown): Promise<Body | undefined> {
+    if (typeof name !== "string") return undefined;
+    const described = await this.options.upstream(headers, "DescribeTable", { TableName: name })
+      .catch(() => undefined);
+    return described?.Table as Body | undefined;
+  }
+
+  #continuousBackups(key: string): Body {
+    const since = this.#pitrSince.get(key);
+    return {
+      ContinuousBackupsDescription: {
+        ContinuousBackupsStatus: "ENABLED",
+        PointInTimeRecoveryDescription: since === undefined
+          ? { PointInTimeRecoveryStatus: "DISABLED" }
+          : {
+            PointInTimeRecoveryStatus: "ENABLED",
+            EarliestRestorableDateTime: since / 1000,
+            LatestRestorableDateTime: this.#now() / 1000,
+          },
+      },
+    };
+  }
+
+  async #serve(operation: string, body: Body, headers: Headers): Promise<Response> {
+    const scope = scopeOf(headers);
+    if (operation === "UpdateContinuousBackups" || operation === "DescribeContinuousBackups") {
+      const table = await this.#describeTable(headers, body.TableName);
+      if (!table) return awsError("TableNotFoundException", `Table not found: ${body.TableName}`);
+      const key = `${scope}/${table.TableName}`;
+      if (operation === "UpdateContinuousBackups") {
+        const on = (body.PointInTimeRecoverySpecification as Body | undefined)
+          ?.PointInTimeRecoveryEnabled;
+        if (typeof on !== "boolean") {
+          return awsError(
+            "ValidationException",
+            "PointInTimeRecoveryEnabled must be true or false",
+          );
+        }
+        if (!on) this.#pitrSince.delete(key);
+        else if (!this.#pitrSince.has(key)) this.#pitrSince.set(key, this.#now());
+      }
+      return awsJsonAnswer(200, this.#continuousBackups(key));
+    }
+    if (operation === "DescribeExport") {
+      const state = this.#exports.get(`${scope}/${body.ExportArn}`);
+      if (!state) return awsError("ExportNotFoundException", `Export not found: ${body.ExportArn}`);
+      const done = state.outcome && this.#now() >= state.readyAt;
+      return awsJsonAnswer(200, {
+        ExportDescription: done ? { ...state.description, ...state.outcome } : state.description,
+      });
+    }
+    if (operation === "ListExports") {
+      const summaries = [...this.#exports.entries()]
+        .filter(([id, s]) =>
+          id.startsWith(`${scope}/`) &&
+          (body.TableArn === undefined || s.description.TableArn === body.TableArn)
+        )
+        .map(([, s]) => ({
+          ExportArn: s.description.ExportArn,
+          ExportStatus: s.outcome && this.#now() >= s.readyAt
+            ? s.outcome.ExportStatus
+            : "IN_PROGRESS",
+          ExportType: "FULL_EXPORT",
+        }));
+      return awsJsonAnswer(200, { ExportSummaries: summaries });
+    }
+    return await this.#startExport(body, headers, scope);
+  }
+
+  async #startExport(body: Body, headers: Headers, scope: string): Promise<Response> {
+    const arn = String(body.TableArn ?? "");
+    const table = await this.#describeTable(headers, arn.split(":table/")[1]);
+    if (!table || table.TableArn !== arn) {
+      return awsError("TableNotFoundException", `Table not found: ${arn}`);
+    }
+    if (
+      (body.ExportFormat ?? "DYNAMODB_JSON") !== "DYNAMODB_JSON" ||
+      (body.ExportType ?? "FULL_EXPORT") !== "FULL_EXPORT"
+    ) {
+      return awsError(
+        "ValidationException",
+        "the local stack writes only full exports in DYNAMODB_JSON (ExportFormat, ExportType)",
+      );
+    }
+    if (typeof body.S3Bucket !== "string" || body.S3Bucket === "") {
+      return awsError("ValidationException", "S3Bucket is required");
+    }
+    const since = this.#pitrSince.get(`${scope}/${table.TableName}`);
+    if (since === undefined) {
+      return awsError(
+        "PointInTimeRecoveryUnavailableException",
+        `Point in time recovery is not enabled for table '${table.TableName}'`,
+      );
+    }
+    const now = this.#now();
+    if (body.ExportTime !== undefined) {
+      const at = Number(body.ExportTime) * 1000;
+      if (!(at >= since) || at > now) {
+        return awsError(
+          "InvalidExportTimeException",
+          "ExportTime is outside the table's PITR window",
+        );
+      }
+      if (at < now - 1000) {
+        return awsError(
+          "InvalidExportTimeException",
+          "the local stack exports only the present (it keeps no older versions): leave ExportTime out",
+        );
+      }
+    }
+    // The snapshot, read before answering, so that the answer's ExportTime is its instant.
+    const { exportTime, items } = await this.#snapshot(headers, scope, String(table.TableName));
+    const id = `${String(exportTime).padStart(14, "0")}-${crypto.randomUUID().slice(0, 8)}`;
+    const description: Body = {
+      ExportArn: `${arn}/export/${id}`,
+      ExportStatus: "IN_PROGRESS",
+      ExportTime: exportTime / 1000,
+      StartTime: now / 1000,
+      TableArn: arn,
+      TableId: table.TableId,
+      S3Bucket: body.S3Bucket,
+      S3Prefix: body.S3Prefix ?? null,
+      S3SseAlgorithm: body.S3SseAlgorithm ?? "AES256",
+      ExportFormat: "DYNAMODB_JSON",
+      ExportType: "FULL_EXPORT",
+      ClientToken: body.ClientToken ?? crypto.randomUUID(),
+    };
+    const state: ExportState = { description, readyAt: now + (this.options.minExportMs ?? 2000) };
+    this.#exports.set(`${scope}/${description.ExportArn}`, state);
+    this.#write(state, items).catch((error) => {
+      state.outcome = {
+        ExportStatus: "FAILED",
+        FailureCode: "InternalServerError",
+        FailureMessage: String(error),
+      };
+    });
+    return awsJsonAnswer(200, { ExportDescription: description });
+  }
+
+  /** Every item of the table at one instant: writes of its account and region held off. */
+  #snapshot(headers: Headers, scope: string, tableName: string) {
+    return this.#gate(scope).snapshot(async () => {
+      const exportTime = this.#now();
+      const items: Body[] = [];
+      let start: Body | undefined;
+      do {
+        const page = await this.options.upstream(headers, "Scan", {
+          TableName: tableName,
+          ConsistentRead: true,
+          ...(start ? { ExclusiveStartKey: start } : {}),
+        });
+        items.push(...(page.Items as Body[]));
+        start = page.LastEvaluatedKey as Body | undefined;
+      } while (start);
+      return { exportTime, items };
+    });
+  }
+
+  /** Writes the export's files, or fails it as AWS would for a bucket it cannot write. */
+  async #write(state: ExportState, items: Body[]) {
+    const d = state.description;
+    const bucket = String(d.S3Bucket);
+    if (!await this.options.storage.bucketExists(bucket)) {
+      state.outcome = {
+        ExportStatus: "FAILED",
+        FailureCode: "S3NoSuchBucket",
+        FailureMessage: `The specified bucket does not exist: ${bucket}`,
+      };
+      return;
+    }
+    const files: ExportFiles = await exportFiles({
+      description: d,
+      endTime: this.#now(),
+      items,
+      itemsPerFile: this.options.itemsPerFile ?? 1000,
+    });
+    for (const file of files.objects) await this.options.storage.put(bucket, file.key, file.bytes);
+    this.options.log?.(`export ${d.ExportArn}: ${items.length} items in ${files.dataFiles} files`);
+    state.outcome = {
+      ExportStatus: "COMPLETED",
+      EndTime: this.#now() / 1000,
+      ExportManifest: files.summaryKey,
+      ItemCount: items.length,
+      BilledSizeBytes: files.billedSizeBytes,
+    };
+  }
+}

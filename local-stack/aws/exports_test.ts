@@ -1,0 +1,161 @@
+import assert from "node:assert/strict";
+import { exportPages } from "../../functions-shared/export_items.ts";
+import { parseExportFiles, parseExportSummary } from "../../functions-shared/export_manifest.ts";
+import { TableExports } from "./exports.ts";
+
+type Body = Record<string, unknown>;
+const TABLE_ARN = "arn:aws:dynamodb:ddblocal:000000000000:table/things";
+const AUTH = "AWS4-HMAC-SHA256 Credential=local/20261128/us-east-1/dynamodb/aws4_request";
+
+/** A table of `count` items behind a fake DynamoDB Local, a bucket, and a clock. */
+function setup(count: number, options: { scanDelay?: Promise<void> } = {}) {
+  const items: Body[] = Array.from({ length: count }, (_, i) => ({ id: { S: `k${i}` } }));
+  let clock = 1_800_000_000_000;
+  const objects = new Map<string, Uint8Array<ArrayBuffer>>();
+  const exports = new TableExports({
+    now: () => clock,
+    itemsPerFile: 2,
+    minExportMs: 5_000,
+    storage: {
+      bucketExists: (bucket) => Promise.resolve(bucket === "exports"),
+      put: (bucket, key, bytes) => {
+        objects.set(`${bucket}/${key}`, new Uint8Array(bytes));
+        return Promise.resolve();
+      },
+    },
+    upstream: async (_headers, operation, body) => {
+      if (operation === "DescribeTable") {
+        if (body.TableName !== "things") throw new Error("ResourceNotFoundException");
+        return { Table: { TableName: "things", TableArn: TABLE_ARN, TableId: "t-1" } };
+      }
+      await options.scanDelay;
+      return { Items: [...items] };
+    },
+  });
+  const call = async (operation: string, body: Body) => {
+    const request = new Request("http://dynamodb", {
+      method: "POST",
+      headers: { "x-amz-target": `DynamoDB_20120810.${operation}`, authorization: AUTH },
+      body: JSON.stringify(body),
+    });
+    const response = await exports.handle(request, () => {
+      items.push({ id: { S: "written" } });
+      return Promise.resolve(new Response("{}"));
+    });
+    return { status: response.status, json: await response.json() as Body };
+  };
+  return { call, items, objects, tick: (ms: number) => clock += ms };
+}
+
+const errorType = (json: Body) => String(json.__type).split("#")[1];
+
+Deno.test("an export needs point-in-time recovery on, and the table's own ARN", async () => {
+  const { call } = setup(1);
+  let answer = await call("ExportTableToPointInTime", { TableArn: TABLE_ARN, S3Bucket: "exports" });
+  assert.equal(answer.status, 400);
+  assert.equal(errorType(answer.json), "PointInTimeRecoveryUnavailableException");
+  assert.match(String(answer.json.message), /not enabled for table 'things'/);
+  answer = await call("ExportTableToPointInTime", {
+    TableArn: `${TABLE_ARN}x`,
+    S3Bucket: "exports",
+  });
+  assert.equal(errorType(answer.json), "TableNotFoundException");
+  answer = await call("DescribeContinuousBackups", { TableName: "things" });
+  assert.deepEqual(
+    (answer.json.ContinuousBackupsDescription as Body).PointInTimeRecoveryDescription,
+    { PointInTimeRecoveryStatus: "DISABLED" },
+  );
+});
+
+Deno.test("an export stays IN_PROGRESS for a while, then its files read back as the table's items", async () => {
+  const { call, objects, tick } = setup(5);
+  await call("UpdateContinuousBackups", {
+    TableName: "things",
+    PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+  });
+  tick(1000);
+  const started = await call("ExportTableToPointInTime", {
+    TableArn: TABLE_ARN,
+    S3Bucket: "exports",
+    S3Prefix: "full",
+  });
+  assert.equal(started.status, 200);
+  const arn = (started.json.ExportDescription as Body).ExportArn;
+  assert.equal((started.json.ExportDescription as Body).ExportStatus, "IN_PROGRESS");
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  let described = await call("DescribeExport", { ExportArn: arn });
+  assert.equal((described.json.ExportDescription as Body).ExportStatus, "IN_PROGRESS");
+  tick(5000);
+  described = await call("DescribeExport", { ExportArn: arn });
+  const d = described.json.ExportDescription as Body;
+  assert.equal(d.ExportStatus, "COMPLETED");
+  assert.equal(d.ItemCount, 5);
+
+  const text = (key: string) => new TextDecoder().decode(objects.get(`exports/${key}`)!);
+  const summary = parseExportSummary(text(String(d.ExportManifest)), "summary");
+  assert.equal(summary.exportTime.getTime(), 1_800_000_001_000);
+  const files = parseExportFiles(text(summary.manifestFilesKey), summary, "files");
+  assert.equal(files.length, 3);
+  const ids: unknown[] = [];
+  for (const file of files) {
+    const body = new Blob([objects.get(`exports/${file.key}`)!]).stream();
+    for await (const page of exportPages(body, file, 10)) {
+      ids.push(...page.items.map((i) => i.id.S));
+    }
+  }
+  assert.deepEqual(ids, ["k0", "k1", "k2", "k3", "k4"]);
+  const exportId = String(arn).split("/export/")[1];
+  assert.ok(objects.has(`exports/full/AWSDynamoDB/${exportId}/_started`));
+});
+
+Deno.test("an export to a bucket that does not exist ends FAILED with S3NoSuchBucket", async () => {
+  const { call, tick } = setup(1);
+  await call("UpdateContinuousBackups", {
+    TableName: "things",
+    PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+  });
+  const started = await call("ExportTableToPointInTime", { TableArn: TABLE_ARN, S3Bucket: "nope" });
+  tick(5000);
+  await new Promise((resolve) => setTimeout(resolve, 10));
+  const described = await call("DescribeExport", {
+    ExportArn: (started.json.ExportDescription as Body).ExportArn,
+  });
+  assert.equal((described.json.ExportDescription as Body).ExportStatus, "FAILED");
+  assert.equal((described.json.ExportDescription as Body).FailureCode, "S3NoSuchBucket");
+  assert.equal(
+    errorType((await call("DescribeExport", { ExportArn: "x" })).json),
+    "ExportNotFoundException",
+  );
+});
+
+Deno.test("an ExportTime before PITR or in the past is refused; a write waits for the snapshot", async () => {
+  let release!: () => void;
+  const { call, tick } = setup(2, { scanDelay: new Promise<void>((r) => release = r) });
+  await call("UpdateContinuousBackups", {
+    TableName: "things",
+    PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+  });
+  tick(10_000);
+  const early = await call("ExportTableToPointInTime", {
+    TableArn: TABLE_ARN,
+    S3Bucket: "exports",
+    ExportTime: 1_700_000_000,
+  });
+  assert.equal(errorType(early.json), "InvalidExportTimeException");
+  const past = await call("ExportTableToPointInTime", {
+    TableArn: TABLE_ARN,
+    S3Bucket: "exports",
+    ExportTime: 1_800_000_005,
+  });
+  assert.match(String(past.json.message), /exports only the present/);
+
+  const exporting = call("ExportTableToPointInTime", { TableArn: TABLE_ARN, S3Bucket: "exports" });
+  await new Promise((resolve) => setTimeout(resolve, 10));
+  let wrote = false;
+  const writing = call("PutItem", { TableName: "things" }).then(() => wrote = true);
+  await new Promise((resolve) => setTimeout(resolve, 10));
+  assert.equal(wrote, false, "the write waits while the snapshot is read");
+  release();
+  await writing;
+  assert.equal((await exporting).status, 200);
+});
