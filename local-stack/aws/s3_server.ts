@@ -1,0 +1,46 @@
+/**
+ * The stack's S3: s3rver, an S3-compatible server from the npm registry, keeping its
+ * objects in a folder. It answers S3's XML errors (NoSuchBucket, NoSuchKey) and supports
+ * multipart uploads; it is reached with path-style addresses. Like DynamoDB Local, it does
+ * not check request signatures under Deno: who may read and write the export bucket is
+ * Terraform's IAM policy, checked offline (infrastructure/terraform).
+ *
+ * @module
+ */
+
+import S3rver from "s3rver";
+import { S3Client } from "@aws-sdk/client-s3";
+
+/** s3rver's own key pair, which clients sign with. */
+export const S3_CREDENTIALS = { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" };
+
+/** A running S3 stand-in. */
+export interface S3Server {
+  endpoint: string;
+  close(): Promise<void>;
+}
+
+/** Starts s3rver on `port` (0: any free one) over `directory`, with `buckets` made. */
+export async function startS3Server(
+  options: { host: string; port: number; directory: string; buckets: string[] },
+): Promise<S3Server> {
+  const server = new S3rver({
+    address: options.host,
+    port: options.port,
+    directory: options.directory,
+    silent: true,
+    configureBuckets: options.buckets.map((name) => ({ name, configs: [] })),
+  });
+  const { port } = await server.run() as { port: number };
+  return { endpoint: `http://${options.host}:${port}`, close: () => server.close() };
+}
+
+/** A client of the S3 stand-in at `endpoint`. */
+export function s3Client(endpoint: string): S3Client {
+  return new S3Client({
+    region: "us-east-1",
+    endpoint,
+    forcePathStyle: true,
+    credentials: S3_CREDENTIALS,
+  });
+}
