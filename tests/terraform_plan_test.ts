@@ -98,12 +98,13 @@ Deno.test({
         "-out=sync.tfplan",
       ], data);
       assert.equal(plan.code, 0, plan.text);
-      assert.match(plan.text, /Plan: 23 to add, 0 to change, 0 to destroy\./);
+      assert.match(plan.text, /Plan: 30 to add, 0 to change, 0 to destroy\./);
       const shown = await terraform(root, ["show", "-json", "sync.tfplan"], data);
       const planned: Json = JSON.parse(shown.stdout);
       // (The Lambda's policy document waits for the ARNs of what apply makes: a "read".)
       const changes: Json[] = planned.resource_changes.filter((c: Json) => c.mode === "managed");
-      assert.equal(changes.length, 23);
+      // 23 for the sync, 7 for the export bucket and the reader's rights to it (exports.tf).
+      assert.equal(changes.length, 30);
       assert.ok(changes.every((c) => c.change.actions.join() === "create"), "only creates");
 
       // One mapping per registry table, on the stream DynamoDB reports for that table.

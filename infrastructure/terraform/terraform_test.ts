@@ -258,6 +258,38 @@ Deno.test("the Edge Functions' AWS reader may only read the synced tables and th
   assert.equal(root.resource.aws_iam_access_key, undefined);
 });
 
+Deno.test("exports: a private, encrypted, expiring bucket, and the reader may export only the synced tables", () => {
+  const exporter = only(root.data.aws_iam_policy_document.supabase_exporter, "exporter policy");
+  assert.deepEqual(exporter.statement.map((s: Hcl) => [s.actions, s.resources]), [
+    [["dynamodb:ExportTableToPointInTime"], "${local.synced_table_arns}"],
+    [["dynamodb:DescribeExport"], '${[for arn in local.synced_table_arns : "${arn}/export/*"]}'],
+    [
+      ["s3:PutObject", "s3:PutObjectAcl", "s3:AbortMultipartUpload", "s3:GetObject"],
+      ["${aws_s3_bucket.exports[0].arn}/*"],
+    ],
+    [["s3:ListBucket"], ["${aws_s3_bucket.exports[0].arn}"]],
+  ]);
+  const block = only(
+    root.resource.aws_s3_bucket_public_access_block.exports,
+    "public access block",
+  );
+  for (
+    const setting of [
+      "block_public_acls",
+      "block_public_policy",
+      "ignore_public_acls",
+      "restrict_public_buckets",
+    ]
+  ) {
+    assert.equal(block[setting], true, setting);
+  }
+  const tls = only(root.data.aws_iam_policy_document.exports_bucket, "bucket policy").statement[0];
+  assert.equal(tls.effect, "Deny");
+  assert.deepEqual(tls.condition[0].variable, "aws:SecureTransport");
+  const lifecycle = only(root.resource.aws_s3_bucket_lifecycle_configuration.exports, "lifecycle");
+  assert.equal(lifecycle.rule[0].expiration[0].days, "${var.export_expiration_days}");
+});
+
 Deno.test("monitoring: alarms on the DLQ and on iterator age, only when enabled", () => {
   const alarms = module.resource.aws_cloudwatch_metric_alarm;
   assert.deepEqual(Object.keys(alarms).toSorted(), ["dead_letters", "iterator_age"]);

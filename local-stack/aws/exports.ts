@@ -153,6 +153,12 @@ export class TableExports {
     };
   }
 
+  /** An export's description as DescribeExport answers it now. */
+  #describe(state: ExportState): Body {
+    const done = state.outcome && this.#now() >= state.readyAt;
+    return done ? { ...state.description, ...state.outcome } : state.description;
+  }
+
   async #serve(operation: string, body: Body, headers: Headers): Promise<Response> {
     const scope = scopeOf(headers);
     if (operation === "UpdateContinuousBackups" || operation === "DescribeContinuousBackups") {
@@ -176,10 +182,7 @@ export class TableExports {
     if (operation === "DescribeExport") {
       const state = this.#exports.get(`${scope}/${body.ExportArn}`);
       if (!state) return awsError("ExportNotFoundException", `Export not found: ${body.ExportArn}`);
-      const done = state.outcome && this.#now() >= state.readyAt;
-      return awsJsonAnswer(200, {
-        ExportDescription: done ? { ...state.description, ...state.outcome } : state.description,
-      });
+      return awsJsonAnswer(200, { ExportDescription: this.#describe(state) });
     }
     if (operation === "ListExports") {
       const summaries = [...this.#exports.entries()]
@@ -214,9 +217,21 @@ export class TableExports {
         "the local stack writes only full exports in DYNAMODB_JSON (ExportFormat, ExportType)",
       );
     }
-    if (typeof body.S3Bucket !== "string" || body.S3Bucket === "") {
-      return awsError("ValidationException", "S3Bucket is required");
+    // The API's own pattern for a bucket name (API_ExportTableToPointInTime.html, S3Bucket).
+    if (
+      typeof body.S3Bucket !== "string" || !/^[a-z0-9A-Z]+[.\-\w]*[a-z0-9A-Z]+$/.test(body.S3Bucket)
+    ) {
+      return awsError(
+        "ValidationException",
+        `S3Bucket ${JSON.stringify(body.S3Bucket)} is not a bucket name`,
+      );
     }
+    // A ClientToken makes the request idempotent: the same token answers the same export.
+    const same = [...this.#exports.entries()].find(([id, s]) =>
+      id.startsWith(`${scope}/`) && body.ClientToken !== undefined &&
+      s.description.ClientToken === body.ClientToken
+    );
+    if (same) return awsJsonAnswer(200, { ExportDescription: this.#describe(same[1]) });
     const since = this.#pitrSince.get(`${scope}/${table.TableName}`);
     if (since === undefined) {
       return awsError(

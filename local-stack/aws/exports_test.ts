@@ -90,6 +90,16 @@ Deno.test("an export stays IN_PROGRESS for a while, then its files read back as 
   const d = described.json.ExportDescription as Body;
   assert.equal(d.ExportStatus, "COMPLETED");
   assert.equal(d.ItemCount, 5);
+  const again = await call("ExportTableToPointInTime", {
+    TableArn: TABLE_ARN,
+    S3Bucket: "exports",
+    ClientToken: (started.json.ExportDescription as Body).ClientToken,
+  });
+  assert.equal(
+    (again.json.ExportDescription as Body).ExportArn,
+    arn,
+    "same ClientToken, same export",
+  );
 
   const text = (key: string) => new TextDecoder().decode(objects.get(`exports/${key}`)!);
   const summary = parseExportSummary(text(String(d.ExportManifest)), "summary");
@@ -126,6 +136,8 @@ Deno.test("an export to a bucket that does not exist ends FAILED with S3NoSuchBu
     errorType((await call("DescribeExport", { ExportArn: "x" })).json),
     "ExportNotFoundException",
   );
+  const named = await call("ExportTableToPointInTime", { TableArn: TABLE_ARN, S3Bucket: "-bad-" });
+  assert.equal(errorType(named.json), "ValidationException");
 });
 
 Deno.test("an ExportTime before PITR or in the past is refused; a write waits for the snapshot", async () => {

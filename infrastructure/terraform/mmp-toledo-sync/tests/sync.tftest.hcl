@@ -85,6 +85,28 @@ run "both_regions_with_the_seed_tfvars" {
     condition     = length(data.aws_iam_policy_document.supabase_reader[0].statement[1].resources) == 9 && alltrue([for arn in data.aws_iam_policy_document.supabase_reader[0].statement[1].resources : endswith(arn, "/stream/*")])
     error_message = "The Edge Functions' reader may read the streams of the nine synced tables, and no others."
   }
+  assert {
+    condition = (
+      aws_s3_bucket_public_access_block.exports[0].block_public_acls &&
+      aws_s3_bucket_public_access_block.exports[0].restrict_public_buckets &&
+      one(aws_s3_bucket_server_side_encryption_configuration.exports[0].rule).apply_server_side_encryption_by_default[0].sse_algorithm == "AES256" &&
+      one(aws_s3_bucket_lifecycle_configuration.exports[0].rule).expiration[0].days == 7
+    )
+    error_message = "The export bucket is private, encrypted, and its files expire."
+  }
+  assert {
+    condition = (
+      data.aws_iam_policy_document.supabase_exporter[0].statement[0].actions == toset(["dynamodb:ExportTableToPointInTime"]) &&
+      length(data.aws_iam_policy_document.supabase_exporter[0].statement[0].resources) == 9 &&
+      alltrue([for arn in data.aws_iam_policy_document.supabase_exporter[0].statement[1].resources : endswith(arn, "/export/*")]) &&
+      aws_iam_user_policy.supabase_exporter[0].user == "mmp-toledo-supabase-reader-dev"
+    )
+    error_message = "The reader may export the nine synced tables and follow their exports, and nothing else."
+  }
+  assert {
+    condition     = length(output.point_in_time_recovery_commands) == 9 && alltrue([for c in output.point_in_time_recovery_commands : startswith(c, "aws dynamodb update-continuous-backups --region us-east-")])
+    error_message = "The output gives the command that turns PITR on for each of the nine tables, in its region."
+  }
 }
 
 run "the_enable_flags_choose_the_tables" {
@@ -115,8 +137,8 @@ run "nothing_enabled_makes_nothing" {
   }
 
   assert {
-    condition     = output.lambdas == {} && output.supabase_reader_user == null
-    error_message = "No table, no Lambda and no reader."
+    condition     = output.lambdas == {} && output.supabase_reader_user == null && output.export_bucket == null
+    error_message = "No table, no Lambda, no reader and no export bucket."
   }
 }
 
