@@ -1,0 +1,118 @@
+/**
+ * Asking DynamoDB for a point-in-time export of a table and waiting for it
+ * (docs/sync-semantics.md, "Backfills from an export").
+ *
+ * An export needs point-in-time recovery (PITR) on its table
+ * (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/S3DataExport_Requesting.html):
+ * {@link requestExport} checks first and, when it is off, refuses with the command that
+ * turns it on, rather than letting ExportTableToPointInTime fail. The request carries a
+ * ClientToken, so a retried request (a timeout, a restarted command) joins the export it
+ * started instead of starting another: the token is valid for 8 hours
+ * (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_ExportTableToPointInTime.html).
+ * {@link waitForExport} polls DescribeExport until the export is COMPLETED, reporting
+ * progress, and turns FAILED into an error naming the table, the export and AWS's reason.
+ *
+ * @module
+ */
+
+import {
+  DescribeContinuousBackupsCommand,
+  DescribeExportCommand,
+  DescribeTableCommand,
+  type DynamoDBClient,
+  type ExportDescription,
+  ExportTableToPointInTimeCommand,
+} from "@aws-sdk/client-dynamodb";
+
+/** An export that could not be had, naming the table and why. */
+export class ExportRequestError extends Error {
+  constructor(table: string, problem: string) {
+    super(`export of ${table}: ${problem}`);
+    this.name = "ExportRequestError";
+  }
+}
+
+/** Where an export goes. */
+export interface ExportTarget {
+  bucket: string;
+  /** The export's prefix in the bucket ("" for none). */
+  prefix: string;
+}
+
+/**
+ * Asks for an export of `table` (in `client`'s region) to `target`, as of now; answers
+ * the export's ARN. `clientToken` names this request for retries (e.g. the backfill job's
+ * id and the table).
+ */
+export async function requestExport(
+  client: DynamoDBClient,
+  table: string,
+  target: ExportTarget,
+  clientToken: string,
+): Promise<string> {
+  const region = await client.config.region();
+  const backups = await client.send(new DescribeContinuousBackupsCommand({ TableName: table }));
+  const pitr = backups.ContinuousBackupsDescription?.PointInTimeRecoveryDescription
+    ?.PointInTimeRecoveryStatus;
+  if (pitr !== "ENABLED") {
+    throw new ExportRequestError(
+      table,
+      `point-in-time recovery is ${pitr ?? "off"}; an export needs it on: ` +
+        `aws dynamodb update-continuous-backups --region ${region} --table-name ${table} ` +
+        `--point-in-time-recovery-specification PointInTimeRecoveryEnabled=true`,
+    );
+  }
+  const described = await client.send(new DescribeTableCommand({ TableName: table }));
+  const answer = await client.send(
+    new ExportTableToPointInTimeCommand({
+      TableArn: described.Table!.TableArn!,
+      S3Bucket: target.bucket,
+      ...(target.prefix ? { S3Prefix: target.prefix } : {}),
+      ExportFormat: "DYNAMODB_JSON",
+      ExportType: "FULL_EXPORT",
+      ClientToken: clientToken,
+    }),
+  );
+  return answer.ExportDescription!.ExportArn!;
+}
+
+/** What {@link waitForExport} needs besides the client. */
+export interface WaitOptions {
+  /** Called after each poll that finds the export still running. */
+  progress?: (description: ExportDescription) => void;
+  /** Waits between polls (ms); exports take minutes, so the default is 10 s. */
+  pollMs?: number;
+  sleep?: (ms: number) => Promise<void>;
+  /** Gives up after this long (ms); the default is 2 hours. */
+  timeoutMs?: number;
+  now?: () => number;
+}
+
+/** Waits for export `exportArn` of `table` to complete; answers its description. */
+export async function waitForExport(
+  client: DynamoDBClient,
+  table: string,
+  exportArn: string,
+  options: WaitOptions = {},
+): Promise<ExportDescription> {
+  const now = options.now ?? Date.now;
+  const sleep = options.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
+  const deadline = now() + (options.timeoutMs ?? 2 * 3600_000);
+  for (;;) {
+    const { ExportDescription: d } = await client.send(
+      new DescribeExportCommand({ ExportArn: exportArn }),
+    );
+    if (d?.ExportStatus === "COMPLETED") return d;
+    if (d?.ExportStatus === "FAILED") {
+      throw new ExportRequestError(
+        table,
+        `export ${exportArn} failed: ${d.FailureCode ?? "no code"}: ${d.FailureMessage ?? ""}`,
+      );
+    }
+    if (now() >= deadline) {
+      throw new ExportRequestError(table, `export ${exportArn} is still ${d?.ExportStatus}`);
+    }
+    options.progress?.(d ?? {});
+    await sleep(options.pollMs ?? 10_000);
+  }
+}
