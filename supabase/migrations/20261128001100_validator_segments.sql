@@ -65,21 +65,13 @@ insert into sync.settings (key, value, description) values
   ('validation_lease_seconds', '60',
    'How long a request holds a validation run''s steps after the Scan without checkpointing.');
 
--- Replaces 20261128000500's: only backfills wait for the import-worker.
-create or replace function sync.backfill_work_pending() returns boolean
-language sql stable set search_path = ''
-as $$
-  select exists (
-    select from sync.backfill_segments s
-    join sync.backfill_jobs j on j.id = s.job_id
-    where j.status in ('pending', 'running') and j.checksum_run_id is null
-      and (s.status = 'pending' or (s.status = 'running' and s.lease_expires_at < now())))
-$$;
+-- sync.backfill_work_pending, which leaves validation runs' Scans out, is defined in
+-- 20261128002300_export_backfills.sql.
 
--- 20261128000500's claim_segment(text) goes: 20261128001800_backfill_turns.sql defines
+-- 20261128000500's claim_segment(text) goes: 20261128002300_export_backfills.sql defines
 -- claim_segment(text, bigint), which with p_run claims a segment of that validation
--- run's Scan, and sync.checkpoint_segment, whose last segment of a validation run's Scan
--- moves the run on to its compare instead of sweeping. Each is defined there only.
+-- run's Scan; 20261128001800_backfill_turns.sql defines sync.checkpoint_segment, whose last segment of a validation run's Scan
+-- moves the run on to its compare instead of sweeping. Each is defined only there.
 drop function sync.claim_segment(text);
 
 -- Starts a validation run of one table: its row, and its Scan's job and segments.

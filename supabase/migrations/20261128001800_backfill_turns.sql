@@ -123,64 +123,8 @@ create table sync.backfill_read_ledger (
 comment on table sync.backfill_read_ledger is
   'Per backfill job: when its next Scan page may start (next_at), what a page is expected to cost in read units (units: the last page''s), and the table''s read budget in read units a second (rate, IMPORT_WORKER_MAX_RCU_PER_SECOND).';
 
--- Replaces 20261128000500_backfill.sql's claim_segment(text), which
--- 20261128001100_validator_segments.sql dropped: with p_run, a segment of that
--- validation run's Scan; without, of a backfill. The candidate is chosen by the work its
--- job has left (3. above), no longer by job order.
-create function sync.claim_segment(p_worker text, p_run bigint default null)
-returns table (
-  job_id bigint, segment integer, total_segments integer, source_table text, target_table text,
-  region text, exclusive_start_key jsonb, page_size integer
-)
-language plpgsql set search_path = ''
-as $$
-begin
-  return query
-  with candidate as (
-    select s.job_id, s.segment
-    from sync.backfill_segments s
-    join sync.backfill_jobs j on j.id = s.job_id
-    left join sync.backfill_read_ledger l on l.job_id = s.job_id
-    where j.status in ('pending', 'running')
-      and j.checksum_run_id is not distinct from p_run
-      and (s.status = 'pending' or (s.status = 'running' and s.lease_expires_at < now()))
-    order by
-      -- Jobs whose turns are booked two pages ahead have segments enough in flight to
-      -- use their table's budget: they come last.
-      coalesce(l.next_at > clock_timestamp() + make_interval(secs => (2 * l.units / l.rate)::float8),
-               false),
-      -- Then the job with the most reads left (its page's cost times its segments not
-      -- done): the longest job, which the whole backfill waits for, first.
-      coalesce(l.units, 257) * (select count(*) from sync.backfill_segments r
-                                where r.job_id = s.job_id and r.status <> 'done') desc,
-      (select count(*) from sync.backfill_segments r
-       where r.job_id = s.job_id and r.status = 'running' and r.lease_expires_at >= now()),
-      s.job_id, s.segment
-    limit 1
-    for update of s skip locked
-  ),
-  claimed as (
-    update sync.backfill_segments s
-    set status = 'running', lease_owner = p_worker,
-        lease_expires_at = now() + make_interval(secs => j.lease_seconds),
-        started_at = coalesce(s.started_at, now()), updated_at = now()
-    from candidate c, sync.backfill_jobs j
-    where s.job_id = c.job_id and s.segment = c.segment and j.id = c.job_id
-    returning s.job_id, s.segment, s.exclusive_start_key
-  ),
-  started as (
-    update sync.backfill_jobs j
-    set status = 'running', started_at = coalesce(j.started_at, now())
-    from claimed c where j.id = c.job_id
-    returning j.id, j.total_segments, j.source_table, j.page_size
-  )
-  select c.job_id, c.segment, st.total_segments, st.source_table, t.target_table, t.region,
-         c.exclusive_start_key, st.page_size
-  from claimed c
-  join started st on st.id = c.job_id
-  join sync.source_tables t on t.source_table = st.source_table;
-end
-$$;
+-- sync.claim_segment, which claims by the work left (3. above), is defined in
+-- 20261128002300_export_backfills.sql, which also keeps export jobs out of it.
 
 -- A page of a consistent Scan reads at most 1 MB: 256 read units of 4 KB, and one more for
 -- the rounding (AWS Developer Guide, "DynamoDB read and write operations": a Scan
@@ -246,5 +190,4 @@ comment on function sync.backfill_read_turn(bigint, numeric, numeric, numeric, b
   'A backfill segment''s turns against its table''s read budget: settles the last read''s cost and books the next read; returns {wait_ms, units}.';
 
 revoke all on table sync.backfill_read_ledger from public;
-revoke all on function sync.backfill_read_turn(bigint, numeric, numeric, numeric, boolean),
-  sync.claim_segment(text, bigint) from public;
+revoke all on function sync.backfill_read_turn(bigint, numeric, numeric, numeric, boolean) from public;

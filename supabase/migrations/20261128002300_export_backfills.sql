@@ -1,0 +1,218 @@
+-- Backfills from a DynamoDB point-in-time export (issue 17; docs/sync-semantics.md,
+-- "Backfills from an export").
+--
+-- DynamoDB writes a consistent snapshot of a table, as of one instant (its export time),
+-- to S3: gzipped data files of one item a line, listed in manifests. An export backfill
+-- is a sync.backfill_jobs row like a Scan's, whose units of work are the export's data
+-- files instead of Scan segments: one sync.backfill_segments row per file (its lease and
+-- its checkpoint, the number of lines loaded, in exclusive_start_key as {"line": n}),
+-- with the file's key, item count and MD5 in sync.backfill_export_files. Its pages go
+-- through the same merge and the same sync.checkpoint_segment as a Scan's pages, every
+-- row stamped with the export time; its started_at IS the export time, so that the sweep
+-- at its end (sync.sweep_unseen) removes exactly the rows that are older than the
+-- snapshot and not in it. Stream changes after the export time win over it, those before
+-- lose, as with a Scan's read time.
+--
+-- Export jobs are loaded by the command that asked for them (npm run backfill --
+-- --from-export), next to the database, not by the import-worker: a gzip stream cannot
+-- be entered mid-file, so an Edge Function handing on under its CPU limit would inflate
+-- each file again from its first byte. So the import-worker's claim and its pg_cron wake
+-- leave export jobs out, and the command claims its own job's files
+-- (sync.claim_export_file).
+
+alter table sync.backfill_jobs
+  add column export_arn text,
+  add column export_bucket text,
+  add constraint backfill_jobs_export_check
+    check ((export_arn is null) = (export_bucket is null)
+           and (export_arn is null or checksum_run_id is null));
+comment on column sync.backfill_jobs.export_arn is
+  'For a backfill from a point-in-time export: the export''s ARN (its started_at is the export time).';
+comment on column sync.backfill_jobs.export_bucket is 'The S3 bucket the export''s files are in.';
+
+create table sync.backfill_export_files (
+  job_id bigint not null,
+  segment integer not null,
+  data_key text not null,
+  item_count bigint not null check (item_count >= 0),
+  md5 text not null,
+  primary key (job_id, segment),
+  foreign key (job_id, segment) references sync.backfill_segments (job_id, segment)
+    on delete cascade
+);
+comment on table sync.backfill_export_files is
+  'The data file each segment of an export backfill loads: its key in the export''s bucket, its item count and its MD5 (base64), from the export''s manifest.';
+
+-- Replaces 20261128000500_backfill.sql's: only Scan backfills wait for the import-worker
+-- (not validation runs' Scans, nor export backfills).
+create or replace function sync.backfill_work_pending() returns boolean
+language sql stable set search_path = ''
+as $$
+  select exists (
+    select from sync.backfill_segments s
+    join sync.backfill_jobs j on j.id = s.job_id
+    where j.status in ('pending', 'running') and j.checksum_run_id is null
+      and j.export_arn is null
+      and (s.status = 'pending' or (s.status = 'running' and s.lease_expires_at < now())))
+$$;
+
+-- Replaces 20261128000500_backfill.sql's claim_segment(text), which
+-- 20261128001100_validator_segments.sql dropped: with p_run, a segment of that
+-- validation run's Scan; without, of a Scan backfill (never an export's). The candidate
+-- is chosen by the work its job has left (20261128001800_backfill_turns.sql, 3.), no
+-- longer by job order.
+create function sync.claim_segment(p_worker text, p_run bigint default null)
+returns table (
+  job_id bigint, segment integer, total_segments integer, source_table text, target_table text,
+  region text, exclusive_start_key jsonb, page_size integer
+)
+language plpgsql set search_path = ''
+as $$
+begin
+  return query
+  with candidate as (
+    select s.job_id, s.segment
+    from sync.backfill_segments s
+    join sync.backfill_jobs j on j.id = s.job_id
+    left join sync.backfill_read_ledger l on l.job_id = s.job_id
+    where j.status in ('pending', 'running')
+      and j.checksum_run_id is not distinct from p_run
+      and j.export_arn is null
+      and (s.status = 'pending' or (s.status = 'running' and s.lease_expires_at < now()))
+    order by
+      -- Jobs whose turns are booked two pages ahead have segments enough in flight to
+      -- use their table's budget: they come last.
+      coalesce(l.next_at > clock_timestamp() + make_interval(secs => (2 * l.units / l.rate)::float8),
+               false),
+      -- Then the job with the most reads left (its page's cost times its segments not
+      -- done): the longest job, which the whole backfill waits for, first.
+      coalesce(l.units, 257) * (select count(*) from sync.backfill_segments r
+                                where r.job_id = s.job_id and r.status <> 'done') desc,
+      (select count(*) from sync.backfill_segments r
+       where r.job_id = s.job_id and r.status = 'running' and r.lease_expires_at >= now()),
+      s.job_id, s.segment
+    limit 1
+    for update of s skip locked
+  ),
+  claimed as (
+    update sync.backfill_segments s
+    set status = 'running', lease_owner = p_worker,
+        lease_expires_at = now() + make_interval(secs => j.lease_seconds),
+        started_at = coalesce(s.started_at, now()), updated_at = now()
+    from candidate c, sync.backfill_jobs j
+    where s.job_id = c.job_id and s.segment = c.segment and j.id = c.job_id
+    returning s.job_id, s.segment, s.exclusive_start_key
+  ),
+  started as (
+    update sync.backfill_jobs j
+    set status = 'running', started_at = coalesce(j.started_at, now())
+    from claimed c where j.id = c.job_id
+    returning j.id, j.total_segments, j.source_table, j.page_size
+  )
+  select c.job_id, c.segment, st.total_segments, st.source_table, t.target_table, t.region,
+         c.exclusive_start_key, st.page_size
+  from claimed c
+  join started st on st.id = c.job_id
+  join sync.source_tables t on t.source_table = st.source_table;
+end
+$$;
+
+-- Starts a backfill of `p_source_table` from its export `p_export_arn` (as of
+-- `p_export_time`) in `p_bucket`: one segment per data file of `p_files`, a JSON array of
+-- {"key", "itemCount", "md5"} in the manifest's order. Returns the job's id.
+create function sync.start_export_backfill(
+  p_source_table text,
+  p_export_arn text,
+  p_export_time timestamptz,
+  p_bucket text,
+  p_files jsonb,
+  p_page_size integer default 1000
+) returns bigint
+language plpgsql set search_path = ''
+as $$
+declare
+  job_id bigint;
+  files integer := coalesce(jsonb_array_length(p_files), 0);
+begin
+  if not exists (select from sync.source_tables s where s.source_table = p_source_table) then
+    raise exception 'sync.start_export_backfill: % is not a registered DynamoDB table (known: %)',
+      p_source_table,
+      (select string_agg(s.source_table, ', ' order by s.source_table) from sync.source_tables s)
+      using errcode = '22023';
+  end if;
+  if position(format(':table/%s/export/', p_source_table) in coalesce(p_export_arn, '')) = 0 then
+    raise exception 'sync.start_export_backfill: % is not an export of %', p_export_arn, p_source_table
+      using errcode = '22023';
+  end if;
+  if files = 0 then
+    raise exception 'sync.start_export_backfill: the export % of % lists no data file',
+      p_export_arn, p_source_table using errcode = '22023';
+  end if;
+  insert into sync.backfill_jobs
+    (source_table, total_segments, page_size, started_at, export_arn, export_bucket)
+  values (p_source_table, files, p_page_size, p_export_time, p_export_arn, p_bucket)
+  returning id into job_id;
+  insert into sync.backfill_segments (job_id, segment)
+  select job_id, g from generate_series(0, files - 1) g;
+  insert into sync.backfill_export_files (job_id, segment, data_key, item_count, md5)
+  select job_id, (f.n - 1)::integer, f.file ->> 'key', (f.file ->> 'itemCount')::bigint,
+         f.file ->> 'md5'
+  from jsonb_array_elements(p_files) with ordinality as f (file, n);
+  return job_id;
+end
+$$;
+comment on function sync.start_export_backfill(text, text, timestamptz, text, jsonb, integer) is
+  'Starts a backfill from a point-in-time export: one segment per data file, every row stamped with the export time.';
+
+-- Claims a data file of export backfill `p_job` for `p_worker`: a pending one, or one
+-- whose lease expired (its worker died), with the line to go on from. No row when every
+-- file is taken or done, or the job is over.
+create function sync.claim_export_file(p_job bigint, p_worker text)
+returns table (
+  segment integer, data_key text, item_count bigint, md5 text, next_line bigint,
+  source_table text, target_table text, page_size integer
+)
+language plpgsql set search_path = ''
+as $$
+begin
+  return query
+  with candidate as (
+    select s.segment
+    from sync.backfill_segments s
+    join sync.backfill_jobs j on j.id = s.job_id
+    where s.job_id = p_job and j.export_arn is not null and j.status in ('pending', 'running')
+      and (s.status = 'pending' or (s.status = 'running' and s.lease_expires_at < now()))
+    order by s.segment
+    limit 1
+    for update of s skip locked
+  ),
+  claimed as (
+    update sync.backfill_segments s
+    set status = 'running', lease_owner = p_worker,
+        lease_expires_at = now() + make_interval(secs => j.lease_seconds),
+        started_at = coalesce(s.started_at, now()), updated_at = now()
+    from candidate c, sync.backfill_jobs j
+    where s.job_id = p_job and s.segment = c.segment and j.id = p_job
+    returning s.segment, s.exclusive_start_key
+  ),
+  started as (
+    update sync.backfill_jobs j set status = 'running'
+    where j.id = p_job and exists (select from claimed)
+    returning j.source_table, j.page_size
+  )
+  select c.segment, f.data_key, f.item_count, f.md5,
+         coalesce((c.exclusive_start_key ->> 'line')::bigint, 0), st.source_table,
+         t.target_table, st.page_size
+  from claimed c
+  cross join started st
+  join sync.backfill_export_files f on f.job_id = p_job and f.segment = c.segment
+  join sync.source_tables t on t.source_table = st.source_table;
+end
+$$;
+comment on function sync.claim_export_file(bigint, text) is
+  'Claims a data file of an export backfill (pending, or its lease expired), with the line to go on from.';
+
+revoke all on table sync.backfill_export_files from public;
+revoke all on function sync.claim_segment(text, bigint),
+  sync.start_export_backfill(text, text, timestamptz, text, jsonb, integer),
+  sync.claim_export_file(bigint, text) from public;

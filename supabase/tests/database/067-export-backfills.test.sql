@@ -1,0 +1,116 @@
+-- Backfills from a point-in-time export (supabase/migrations/20261128002300_export_backfills.sql):
+-- one segment per data file, claimed only by the loading command, never by the
+-- import-worker; the job starts at the export time, so its sweep removes exactly what
+-- is older than the snapshot and not in it, and keeps what the stream wrote after it.
+set client_min_messages = warning;
+begin;
+select plan(14);
+
+delete from sync.table_state;
+delete from sync.backfill_jobs;
+delete from sync.tombstones;
+delete from sync.dead_letters;
+delete from public.firespring_segments;
+
+create temporary table export as select
+  'arn:aws:dynamodb:us-east-1:123456789012:table/firespring-backdoor-segments-dev/export/01800000000000-a1b2c3d4'::text as arn,
+  now() - interval '10 minutes' as at;
+
+-- Refusals name the table and why.
+select throws_ok(
+  $$select sync.start_export_backfill('nope', 'arn', now(), 'b', '[{"key": "k", "itemCount": 1, "md5": "m"}]')$$,
+  '22023', null, 'an unregistered table is refused'
+);
+select throws_like(
+  $$select sync.start_export_backfill('firespring-backdoor-segments-dev',
+      'arn:aws:dynamodb:us-east-1:123456789012:table/other/export/1', now(), 'b',
+      '[{"key": "k", "itemCount": 1, "md5": "m"}]')$$,
+  '%is not an export of firespring-backdoor-segments-dev%', 'an export of another table is refused'
+);
+select throws_like(
+  $$select sync.start_export_backfill('firespring-backdoor-segments-dev', (select arn from export), now(), 'b', '[]')$$,
+  '%lists no data file%', 'an export without data files is refused'
+);
+
+-- Before the export: a row the export does not hold (deleted before it), and one it does.
+select sync.merge_changes('firespring_segments', jsonb_build_array(
+  jsonb_build_object('op', 'upsert', 'row', '{"segment_id": "deleted-before", "segment_name": "a", "segment_criteria": {}}'::jsonb,
+    'seq', '1', 'changed_at', now() - interval '1 hour', 'source', 'stream'),
+  jsonb_build_object('op', 'upsert', 'row', '{"segment_id": "exported", "segment_name": "old", "segment_criteria": {}}'::jsonb,
+    'seq', '2', 'changed_at', now() - interval '1 hour', 'source', 'stream')));
+-- After the export time: the stream writes a row the export cannot hold, and changes one it holds.
+select sync.merge_changes('firespring_segments', jsonb_build_array(
+  jsonb_build_object('op', 'upsert', 'row', '{"segment_id": "streamed-after", "segment_name": "c", "segment_criteria": {}}'::jsonb,
+    'seq', '3', 'changed_at', now() - interval '5 minutes', 'source', 'stream'),
+  jsonb_build_object('op', 'upsert', 'row', '{"segment_id": "changed-after", "segment_name": "newer", "segment_criteria": {}}'::jsonb,
+    'seq', '4', 'changed_at', now() - interval '5 minutes', 'source', 'stream')));
+
+create temporary table job as select sync.start_export_backfill(
+  'firespring-backdoor-segments-dev', (select arn from export), (select at from export), 'exports',
+  '[{"key": "p/AWSDynamoDB/x/data/a.json.gz", "itemCount": 2, "md5": "m1"},
+    {"key": "p/AWSDynamoDB/x/data/b.json.gz", "itemCount": 1, "md5": "m2"}]') as id;
+
+select results_eq(
+  $$select j.total_segments, j.started_at = (select at from export), j.export_bucket,
+           array_agg(f.data_key order by f.segment)
+    from sync.backfill_jobs j join sync.backfill_export_files f on f.job_id = j.id
+    where j.id = (select id from job) group by j.id$$,
+  $$values (2, true, 'exports'::text,
+            array['p/AWSDynamoDB/x/data/a.json.gz', 'p/AWSDynamoDB/x/data/b.json.gz'])$$,
+  'one segment per data file, the job started at the export time'
+);
+select ok(not sync.backfill_work_pending(), 'an export job does not wake the import-worker');
+select is_empty($$select * from sync.claim_segment('edge')$$,
+  'the import-worker never claims an export''s file');
+
+-- The loader claims the files in turn.
+select results_eq(
+  $$select segment, data_key, item_count, md5, next_line, target_table
+    from sync.claim_export_file((select id from job), 'w1')$$,
+  $$values (0, 'p/AWSDynamoDB/x/data/a.json.gz'::text, 2::bigint, 'm1'::text, 0::bigint,
+            'firespring_segments'::text)$$,
+  'the first claim takes the first file from its first line'
+);
+select results_eq(
+  $$select segment from sync.claim_export_file((select id from job), 'w2')$$,
+  $$values (1)$$, 'the next claim takes the next file'
+);
+select is_empty($$select * from sync.claim_export_file((select id from job), 'w3')$$,
+  'no file is left to claim');
+
+-- w1 loads one line of file 0 (stamped with the export time), then dies; its lease expires.
+select sync.checkpoint_segment((select id from job), 0, 'w1', '{"line": 1}', 1,
+  (select applied::int from sync.merge_changes('firespring_segments', jsonb_build_array(
+    jsonb_build_object('op', 'upsert', 'row', '{"segment_id": "exported", "segment_name": "at-export", "segment_criteria": {}}'::jsonb,
+      'seq', null, 'changed_at', (select at from export), 'source', 'backfill')))), false);
+update sync.backfill_segments set lease_expires_at = now() - interval '1 second'
+where job_id = (select id from job) and segment = 0;
+select results_eq(
+  $$select segment, next_line from sync.claim_export_file((select id from job), 'w4')$$,
+  $$values (0, 1::bigint)$$, 'a file whose worker died is claimed again from its checkpoint'
+);
+
+-- w4 loads the file's last line: the stream's newer change wins over the export's image.
+select lives_ok(
+  $$select sync.checkpoint_segment((select id from job), 0, 'w4', '{"line": 2}', 1,
+    (select applied::int from sync.merge_changes('firespring_segments', jsonb_build_array(
+      jsonb_build_object('op', 'upsert', 'row', '{"segment_id": "changed-after", "segment_name": "at-export", "segment_criteria": {}}'::jsonb,
+        'seq', null, 'changed_at', (select at from export), 'source', 'backfill')))), true)$$,
+  'the first file is done'
+);
+select lives_ok(
+  $$select sync.checkpoint_segment((select id from job), 1, 'w2', '{"line": 1}', 0, 0, true)$$,
+  'the second file is done, and with it the job'
+);
+select results_eq(
+  $$select segment_id, segment_name from public.firespring_segments order by 1$$,
+  $$values ('changed-after'::text, 'newer'::text), ('exported', 'at-export'), ('streamed-after', 'c')$$,
+  'the row deleted before the export is swept; the stream''s changes after it stay'
+);
+select results_eq(
+  $$select status, rows_removed from sync.backfill_jobs where id = (select id from job)$$,
+  $$values ('done'::text, 1::bigint)$$, 'the job is done and counts what it removed'
+);
+
+select * from finish();
+rollback;
