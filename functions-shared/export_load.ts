@@ -1,0 +1,119 @@
+/**
+ * Loading an export backfill's data files (docs/sync-semantics.md, "Backfills from an
+ * export"): workers claim the job's files (`sync.claim_export_file`), read each as a
+ * stream of pages (functions-shared/export_items.ts), and write every page with the same
+ * statement as a Scan's page (functions-shared/backfill_page.ts's `commitPage`): the one
+ * merge, every row stamped with the export time, and the file's checkpoint (the lines
+ * loaded), in one transaction. A file whose worker died is taken up from its checkpoint;
+ * a file that is not what its manifest says fails its segment, and with it the job,
+ * with the file's key, line and cause.
+ *
+ * @module
+ */
+
+import type postgres from "postgres";
+import { commitPage } from "./backfill_page.ts";
+import type { CpuMeter } from "./cpu_meter.ts";
+import { exportPages } from "./export_items.ts";
+import type { Claim } from "./segment_scan.ts";
+
+/** A data file claimed by `sync.claim_export_file`. */
+export interface ExportFileClaim {
+  segment: number;
+  data_key: string;
+  item_count: number;
+  md5: string;
+  next_line: number;
+  source_table: string;
+  target_table: string;
+  page_size: number;
+}
+
+/** What loading needs. */
+export interface ExportLoadDeps {
+  sql: postgres.Sql;
+  /** A data file's gzipped bytes, from the export's bucket. */
+  open: (key: string) => Promise<ReadableStream<Uint8Array>>;
+  /** The export's time: every row's stamp. */
+  exportTime: Date;
+  cpu: CpuMeter;
+  /** After each page: the items read and the rows written. */
+  onPage?: (items: number, rows: number) => void;
+  log?: (line: string) => void;
+}
+
+/** Loads one claimed file from its checkpoint to its end; answers the rows written. */
+export async function loadExportFile(
+  job: string,
+  worker: string,
+  file: ExportFileClaim,
+  deps: ExportLoadDeps,
+): Promise<number> {
+  const claim: Claim = {
+    job_id: job,
+    segment: file.segment,
+    total_segments: 0,
+    source_table: file.source_table,
+    target_table: file.target_table,
+    region: "",
+    exclusive_start_key: null,
+    page_size: file.page_size,
+  };
+  const data = {
+    key: file.data_key,
+    itemCount: Number(file.item_count),
+    md5Checksum: file.md5,
+    etag: "",
+  };
+  let rows = 0;
+  const body = await deps.open(file.data_key);
+  for await (const page of exportPages(body, data, file.page_size, Number(file.next_line))) {
+    const committed = await commitPage(
+      deps.sql,
+      claim,
+      { items: page.items, readAt: deps.exportTime, nextKey: null },
+      {
+        worker,
+        nextKey: JSON.stringify({ line: page.nextLine }),
+        items: page.items.length,
+        done: page.done,
+      },
+      { cpu: deps.cpu, log: deps.log },
+    );
+    rows += committed.rows;
+    deps.onPage?.(page.items.length, committed.rows);
+  }
+  return rows;
+}
+
+/**
+ * Loads every file of export backfill `job` with `workers` workers at once, until none
+ * is left to claim. A file that fails fails its segment and the job (`sync.fail_segment`),
+ * and the error is thrown once the other workers have stopped.
+ */
+export async function loadExportJob(
+  job: string,
+  workers: number,
+  name: string,
+  deps: ExportLoadDeps,
+): Promise<void> {
+  let failure: unknown;
+  const work = async (n: number) => {
+    const worker = `${name}-${n}`;
+    while (failure === undefined) {
+      const [file] = await deps.sql<ExportFileClaim[]>`
+        select * from sync.claim_export_file(${job}, ${worker})`;
+      if (!file) return;
+      try {
+        await loadExportFile(job, worker, file, deps);
+      } catch (error) {
+        failure ??= error;
+        const message = (error as Error).message;
+        deps.log?.(`export backfill job ${job} of ${file.source_table}: ${message}`);
+        await deps.sql`select sync.fail_segment(${job}, ${file.segment}, ${worker}, ${message})`;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: workers }, (_, n) => work(n)));
+  if (failure !== undefined) throw failure;
+}
