@@ -4,6 +4,11 @@
  * table (items, rows, rate, ETA, segments) from `sync.backfill_progress` until every job
  * has finished. Exits non-zero if one failed, with its cause.
  *
+ * `npm run backfill -- --from-export <table ...|--all> [--bucket B] [--prefix P]
+ * [--export-arn ARN] [--workers N]`: backfills from point-in-time exports instead
+ * (scripts/export_backfill.ts), loaded here, next to the database, by N workers (4) per
+ * table. The bucket defaults to EXPORT_BUCKET (the local stack's S3 stand-in has one).
+ *
  * Reads DATABASE_URL (default: the local stack's, with its DynamoDB Local) and, for the
  * ETA, the tables' item counts from DynamoDB (DYNAMODB_ENDPOINT and the usual AWS
  * settings; with DATABASE_URL given, the local stack's are not used).
@@ -15,16 +20,25 @@ import { existsSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { DescribeTableCommand, type DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import type postgres from "postgres";
+import { processMeter } from "../functions-shared/cpu_meter.ts";
 import { dynamoClients } from "../functions-shared/dynamo_client.ts";
+import { loadExportJob } from "../functions-shared/export_load.ts";
 import { connectDb } from "../functions-shared/sync_db.ts";
 import {
   bySourceTable,
   byTargetTable,
+  tableNameFromArn,
   TABLES,
   type TableSpec,
 } from "../functions-shared/table_registry.ts";
 import { STACK_ENV_FILE } from "../local-stack/config.ts";
 import { readStackEnv } from "../local-stack/stack_env.ts";
+import {
+  type ExportBackfillDeps,
+  exportFileOpener,
+  exportS3Client,
+  startExportBackfill,
+} from "./export_backfill.ts";
 
 /** A row of `sync.backfill_progress`. */
 export interface Progress {
@@ -131,6 +145,78 @@ export async function followBackfills(
   }
 }
 
+/**
+ * The `--from-export` mode: every table's export asked for (or the one named), waited
+ * for and started, then loaded here by `workers` workers per table while the progress
+ * bars show; answers the exit code.
+ */
+async function backfillFromExports(
+  env: (name: string) => string | undefined,
+  databaseUrl: string,
+  tables: TableSpec[],
+  options: { bucket: string; prefix: string; exportArn?: string; workers: number },
+): Promise<number> {
+  if (!options.exportArn && !options.bucket) {
+    console.error("backfill --from-export: name the export bucket (--bucket, or EXPORT_BUCKET)");
+    return 2;
+  }
+  if (!(options.workers >= 1)) {
+    console.error(`backfill --from-export: --workers must be 1 or more, not ${options.workers}`);
+    return 2;
+  }
+  const sql = connectDb(databaseUrl, 2);
+  const pool = connectDb(databaseUrl, options.workers * tables.length);
+  const deps: ExportBackfillDeps = {
+    sql,
+    dynamo: dynamoClients(env),
+    s3: exportS3Client(env),
+    log: (line) => console.log(line),
+  };
+  // One request per table an hour: a rerun within the hour joins the export asked for.
+  const hour = new Date().toISOString().slice(0, 13).replace(/\D/g, "");
+  try {
+    const started = await Promise.all(
+      tables.map((spec) =>
+        startExportBackfill(deps, spec, options, `backfill-${spec.sourceTable}-${hour}`)
+      ),
+    );
+    const cpu = processMeter(() => ({ user: 0, system: 0 }));
+    const loading = Promise.all(
+      started.map((job) =>
+        loadExportJob(job.job, options.workers, `export-loader-${Deno.pid}`, {
+          sql: pool,
+          open: exportFileOpener(deps.s3, job.bucket),
+          exportTime: job.exportTime,
+          cpu,
+        })
+      ),
+    );
+    const following = followBackfills(
+      sql,
+      started.map((job) => job.job),
+      new Map(started.map((job) => [job.spec.targetTable, job.items])),
+    );
+    // A loader that stops with an error (its job failed, or the database went away) ends
+    // the wait: the bars would otherwise wait for a job nobody loads.
+    const failures = await Promise.race([
+      following,
+      loading.then(() => following, (error) => {
+        following.catch(() => {});
+        throw error;
+      }),
+    ]);
+    for (const failure of failures) console.error(failure);
+    return failures.length > 0 ? 1 : 0;
+  } catch (error) {
+    console.error((error as Error).message);
+    return 1;
+  } finally {
+    deps.s3.destroy();
+    await pool.end();
+    await sql.end();
+  }
+}
+
 if (import.meta.main) {
   const { values, positionals } = parseArgs({
     args: Deno.args,
@@ -138,11 +224,22 @@ if (import.meta.main) {
     options: {
       all: { type: "boolean", default: false },
       segments: { type: "string", default: "8" },
+      "from-export": { type: "boolean", default: false },
+      bucket: { type: "string" },
+      prefix: { type: "string", default: "" },
+      "export-arn": { type: "string" },
+      workers: { type: "string", default: "4" },
     },
   });
-  const tables = resolveTables(positionals, values.all!);
+  const exportArn = values["export-arn"];
+  const named = exportArn ? [tableNameFromArn(exportArn) ?? exportArn] : positionals;
+  const tables = resolveTables(named, values.all! && !exportArn);
   if (tables.length === 0) {
-    console.error("usage: npm run backfill -- <table ...|--all> [--segments N]");
+    console.error(
+      "usage: npm run backfill -- <table ...|--all> [--segments N]\n" +
+        "       npm run backfill -- --from-export <table ...|--all> [--bucket B] [--prefix P] [--workers N]\n" +
+        "       npm run backfill -- --from-export --export-arn ARN [--workers N]",
+    );
     Deno.exit(2);
   }
   // The local stack's settings, unless a database is named: then DynamoDB is AWS's too
@@ -156,6 +253,16 @@ if (import.meta.main) {
   if (!databaseUrl) {
     console.error("backfill: set DATABASE_URL, or start the local stack (npm run stack:up)");
     Deno.exit(2);
+  }
+  if (values["from-export"]) {
+    Deno.exit(
+      await backfillFromExports(env, databaseUrl, tables, {
+        bucket: values.bucket ?? env("EXPORT_BUCKET") ?? "",
+        prefix: values.prefix!,
+        exportArn,
+        workers: Number(values.workers),
+      }),
+    );
   }
   const sql = connectDb(databaseUrl, 2);
   const { jobs, expected } = await startBackfills(

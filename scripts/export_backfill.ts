@@ -1,0 +1,121 @@
+/**
+ * `npm run backfill -- --from-export <table ...|--all>`: backfills tables from DynamoDB
+ * point-in-time exports (docs/sync-semantics.md, "Backfills from an export"), next to the
+ * database: asks DynamoDB for an export of each table (or takes the one `--export-arn`
+ * names), waits for it, reads its manifests from S3, starts the job
+ * (`sync.start_export_backfill`) and loads its data files with several workers
+ * (functions-shared/export_load.ts), while scripts/backfill.ts shows the progress bars.
+ *
+ * @module
+ */
+
+import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { GetObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import type postgres from "postgres";
+import { awsClientConfig, type EnvReader } from "../functions-shared/dynamo_client.ts";
+import { parseExportFiles, parseExportSummary } from "../functions-shared/export_manifest.ts";
+import { requestExport, waitForExport } from "../functions-shared/export_request.ts";
+import type { TableSpec } from "../functions-shared/table_registry.ts";
+
+/** Where exports go, or which one to load. */
+export interface ExportSource {
+  bucket: string;
+  prefix: string;
+  /** An export already made (then nothing is asked for). */
+  exportArn?: string;
+}
+
+/** What an export backfill needs. */
+export interface ExportBackfillDeps {
+  sql: postgres.Sql;
+  dynamo: (region: string) => DynamoDBClient;
+  s3: S3Client;
+  log: (line: string) => void;
+}
+
+/** A started export backfill. */
+export interface ExportJob {
+  job: string;
+  spec: TableSpec;
+  bucket: string;
+  exportTime: Date;
+  items: number;
+}
+
+/**
+ * The S3 client of the export bucket: the local stack's S3 stand-in when S3_ENDPOINT is
+ * set (reached path-style), else AWS's, with the same credentials as DynamoDB's.
+ */
+export function exportS3Client(env: EnvReader): S3Client {
+  const { credentials } = awsClientConfig(env, "us-east-1");
+  const endpoint = env("S3_ENDPOINT");
+  return new S3Client({
+    region: env("EXPORT_BUCKET_REGION") ?? "us-east-1",
+    ...(endpoint ? { endpoint, forcePathStyle: true } : {}),
+    ...(credentials ? { credentials } : {}),
+  });
+}
+
+async function objectText(s3: S3Client, bucket: string, key: string): Promise<string> {
+  const object = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+  return await object.Body!.transformToString();
+}
+
+/** A data file's gzipped bytes, as a stream. */
+export function exportFileOpener(s3: S3Client, bucket: string) {
+  return async (key: string) => {
+    const object = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+    return object.Body!.transformToWebStream() as ReadableStream<Uint8Array>;
+  };
+}
+
+/**
+ * Asks for (or takes) `spec`'s export, waits for it, checks its manifests and starts
+ * its job. `token` names the request, so that a rerun joins the export already asked for.
+ */
+export async function startExportBackfill(
+  deps: ExportBackfillDeps,
+  spec: TableSpec,
+  source: ExportSource,
+  token: string,
+): Promise<ExportJob> {
+  const dynamo = deps.dynamo(spec.region);
+  const arn = source.exportArn ??
+    await requestExport(dynamo, spec.sourceTable, source, token);
+  deps.log(`${spec.targetTable}: export ${arn}`);
+  const description = await waitForExport(dynamo, spec.sourceTable, arn, {
+    progress: (d) => deps.log(`${spec.targetTable}: export ${d.ExportStatus ?? "?"}, waiting`),
+  });
+  const bucket = description.S3Bucket!;
+  const summaryKey = description.ExportManifest!;
+  const summary = parseExportSummary(
+    await objectText(deps.s3, bucket, summaryKey),
+    `s3://${bucket}/${summaryKey}`,
+  );
+  if (summary.tableName !== spec.sourceTable) {
+    throw new Error(
+      `export backfill of ${spec.sourceTable}: export ${arn} is of ${summary.tableName}`,
+    );
+  }
+  const files = parseExportFiles(
+    await objectText(deps.s3, bucket, summary.manifestFilesKey),
+    summary,
+    `s3://${bucket}/${summary.manifestFilesKey}`,
+  );
+  const [{ id }] = await deps.sql`
+    select sync.start_export_backfill(${spec.sourceTable}, ${arn}, ${summary.exportTime},
+      ${bucket},
+      ${
+    JSON.stringify(files.map((f) => ({ key: f.key, itemCount: f.itemCount, md5: f.md5Checksum })))
+  }::text::jsonb) as id`;
+  deps.log(
+    `${spec.targetTable}: job ${id}, ${files.length} files, ${summary.itemCount} items as of ${summary.exportTime.toISOString()}`,
+  );
+  return {
+    job: String(id),
+    spec,
+    bucket,
+    exportTime: summary.exportTime,
+    items: summary.itemCount,
+  };
+}
