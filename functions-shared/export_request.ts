@@ -80,7 +80,10 @@ export async function requestExport(
 export interface WaitOptions {
   /** Called after each poll that finds the export still running. */
   progress?: (description: ExportDescription) => void;
-  /** Waits between polls (ms); exports take minutes, so the default is 10 s. */
+  /**
+   * The longest wait between polls (ms): the waits start at 1 s and double up to it.
+   * Exports take minutes on AWS, so the default is 10 s.
+   */
   pollMs?: number;
   sleep?: (ms: number) => Promise<void>;
   /** Gives up after this long (ms); the default is 2 hours. */
@@ -98,7 +101,7 @@ export async function waitForExport(
   const now = options.now ?? Date.now;
   const sleep = options.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
   const deadline = now() + (options.timeoutMs ?? 2 * 3600_000);
-  for (;;) {
+  for (let poll = 0;; poll++) {
     const { ExportDescription: d } = await client.send(
       new DescribeExportCommand({ ExportArn: exportArn }),
     );
@@ -113,6 +116,6 @@ export async function waitForExport(
       throw new ExportRequestError(table, `export ${exportArn} is still ${d?.ExportStatus}`);
     }
     options.progress?.(d ?? {});
-    await sleep(options.pollMs ?? 10_000);
+    await sleep(Math.min(options.pollMs ?? 10_000, 1000 * 2 ** poll));
   }
 }

@@ -66,10 +66,10 @@ Deno.test("waiting polls until COMPLETED, reporting progress; FAILED is an error
   const done = await waitForExport(client, "things", `${ARN}/export/1`, {
     progress: (d) => seen.push(d),
     sleep: (ms) => Promise.resolve(void slept.push(ms)),
-    pollMs: 5,
+    pollMs: 1500,
   });
   assert.equal(done.ItemCount, 3);
-  assert.deepEqual([seen.length, slept], [2, [5, 5]]);
+  assert.deepEqual([seen.length, slept], [2, [1000, 1500]], "waits double up to pollMs");
 
   const failing = fakeClient({
     DescribeExport: () => ({

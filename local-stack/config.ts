@@ -57,6 +57,18 @@ export const DYNAMODB_PORT = 8000 + PORT_OFFSET;
  */
 export const DYNAMODB_INTERNAL_PORT = 18000 + PORT_OFFSET;
 
+/**
+ * S3_ENDPOINT: the S3 stand-in (local-stack/aws/s3_server.ts) that exports are written to
+ * and read from. 4568 (s3rver's own default) plus the offset stays clear of the others.
+ */
+export const S3_PORT = 4568 + PORT_OFFSET;
+/** Where the S3 stand-in keeps its buckets' objects. */
+export const S3_DIR: string = join(LOCAL_DIR, "s3");
+/** s3rver's own key pair: it knows no other access key. */
+export const S3_CREDENTIALS = { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" };
+/** EXPORT_BUCKET: the bucket the stack's DynamoDB exports go to. */
+export const EXPORT_BUCKET = "dynamodb-exports";
+
 /** PostgreSQL 15's programs, as Debian installs them. */
 export const PG_BIN = "/usr/lib/postgresql/15/bin";
 

@@ -22,6 +22,7 @@ import {
   PG_BIN,
   PID_DIR,
   ROOT,
+  S3_PORT,
   STACK_ENV_FILE,
 } from "./config.ts";
 import { startDynamo, stopDynamo } from "./dynamodb.ts";
@@ -75,6 +76,19 @@ const PROXY_PART: DenoPart = {
 
 /** The Deno processes of the stack. */
 export const DENO_PARTS: DenoPart[] = [
+  // The S3 stand-in, where the DynamoDB proxy writes exports (local-stack/aws/exports.ts).
+  {
+    name: "s3",
+    script: "local-stack/aws/s3_main.ts",
+    code: [
+      "deno.json",
+      "local-stack/aws/s3_main.ts",
+      "local-stack/aws/s3_server.ts",
+      "local-stack/config.ts",
+    ],
+    variables: ["STACK_PORT_OFFSET"],
+    port: { number: S3_PORT, what: "the S3 stand-in" },
+  },
   {
     name: "functions",
     script: "local-stack/functions_gateway.ts",

@@ -10,7 +10,16 @@
 
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
-import { DYNAMODB_PORT, FUNCTIONS_PORT, HOST, POSTGRES_PORT, STACK_ENV_FILE } from "./config.ts";
+import {
+  DYNAMODB_PORT,
+  EXPORT_BUCKET,
+  FUNCTIONS_PORT,
+  HOST,
+  POSTGRES_PORT,
+  S3_CREDENTIALS,
+  S3_PORT,
+  STACK_ENV_FILE,
+} from "./config.ts";
 import { poolerUrl } from "./supabase/pooler.ts";
 
 /** The values of `.local/stack.env`. */
@@ -41,6 +50,13 @@ export interface StackEnv {
    * the next one.
    */
   DYNAMODB_FAULTS: string;
+  /** The S3 stand-in (local-stack/aws/s3_server.ts), reached path-style. */
+  S3_ENDPOINT: string;
+  /** The bucket the stack's DynamoDB exports go to (made when the S3 stand-in starts). */
+  EXPORT_BUCKET: string;
+  /** The S3 stand-in's own key pair (s3rver knows no other). */
+  S3_ACCESS_KEY_ID: string;
+  S3_SECRET_ACCESS_KEY: string;
 }
 
 /**
@@ -101,6 +117,10 @@ export async function ensureStackEnv(file = STACK_ENV_FILE): Promise<StackEnv> {
     AWS_SECRET_ACCESS_KEY: "local",
     SYNC_WEBHOOK_SECRET: old.SYNC_WEBHOOK_SECRET ?? `whsec_${randomBase64(32)}`,
     DYNAMODB_FAULTS: old.DYNAMODB_FAULTS?.trim() ? old.DYNAMODB_FAULTS : DEFAULT_DYNAMODB_FAULTS,
+    S3_ENDPOINT: `http://${HOST}:${S3_PORT}`,
+    EXPORT_BUCKET,
+    S3_ACCESS_KEY_ID: S3_CREDENTIALS.accessKeyId,
+    S3_SECRET_ACCESS_KEY: S3_CREDENTIALS.secretAccessKey,
   };
   // Settings the operator added by hand (EDGE_* limits, say) are kept as they are.
   const extra = Object.entries(old).filter(([key]) => !(key in env));

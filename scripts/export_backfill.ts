@@ -44,10 +44,15 @@ export interface ExportJob {
 
 /**
  * The S3 client of the export bucket: the local stack's S3 stand-in when S3_ENDPOINT is
- * set (reached path-style), else AWS's, with the same credentials as DynamoDB's.
+ * set (reached path-style, with S3_ACCESS_KEY_ID), else AWS's, with the same credentials
+ * as DynamoDB's.
  */
 export function exportS3Client(env: EnvReader): S3Client {
-  const { credentials } = awsClientConfig(env, "us-east-1");
+  // The local stack's S3 stand-in knows its own key pair only (S3_ACCESS_KEY_ID).
+  const s3Key = env("S3_ACCESS_KEY_ID");
+  const credentials = s3Key
+    ? { accessKeyId: s3Key, secretAccessKey: env("S3_SECRET_ACCESS_KEY") ?? "" }
+    : awsClientConfig(env, "us-east-1").credentials;
   const endpoint = env("S3_ENDPOINT");
   return new S3Client({
     region: env("EXPORT_BUCKET_REGION") ?? "us-east-1",

@@ -2,7 +2,8 @@
  * The DynamoDB proxy's process (started by `stack:up` as one of its Deno parts):
  * listens at DYNAMODB_PORT (the stack's DYNAMODB_ENDPOINT) and forwards to DynamoDB Local
  * at DYNAMODB_INTERNAL_PORT, with the faults of DYNAMODB_FAULTS in `.local/stack.env`,
- * giving stream records the second their write passed it (local-stack/aws/stream_times.ts).
+ * giving stream records the second their write passed it (local-stack/aws/stream_times.ts),
+ * and serving point-in-time recovery and exports to the S3 stand-in (local-stack/aws/exports.ts).
  * `GET /_stack/stream-times` answers how many records were timed to the second and how
  * many kept DynamoDB Local's minute (logged too, once a minute when they changed).
  *
@@ -12,24 +13,36 @@
 import { DYNAMODB_INTERNAL_PORT, DYNAMODB_PORT, HOST } from "../config.ts";
 import { readStackEnv } from "../stack_env.ts";
 import { describeFaults, parseFaults } from "./faults.ts";
+import { TableExports } from "./exports.ts";
 import { createProxy } from "./proxy.ts";
+import { s3Client } from "./s3_server.ts";
+import { s3Storage } from "./s3_storage.ts";
+import { callUpstream } from "./upstream.ts";
 import { StreamTrim } from "./stream_trim.ts";
 import { StreamTimes } from "./stream_times.ts";
 
 let faults;
+const env = readStackEnv();
 try {
-  faults = parseFaults(readStackEnv().DYNAMODB_FAULTS);
+  faults = parseFaults(env.DYNAMODB_FAULTS);
 } catch (error) {
   console.error((error as Error).message);
   Deno.exit(2);
 }
 const log = (line: string) => console.log(`${new Date().toISOString()} ${line}`);
 const streamTimes = new StreamTimes();
+const upstream = `http://${HOST}:${DYNAMODB_INTERNAL_PORT}`;
 const proxy = createProxy({
-  upstream: `http://${HOST}:${DYNAMODB_INTERNAL_PORT}`,
+  upstream,
   faults,
   log,
   streamTimes,
+});
+// PITR and exports to the S3 stand-in, which DynamoDB Local lacks (local-stack/aws/exports.ts).
+const exports = new TableExports({
+  upstream: (headers, operation, body) => callUpstream(upstream, headers, operation, body),
+  storage: s3Storage(s3Client(env.S3_ENDPOINT)),
+  log,
 });
 // Streams trimmed on request, as AWS trims them after 24 h (local-stack/aws/stream_trim.ts).
 const trim = new StreamTrim(log);
@@ -59,7 +72,7 @@ Deno.serve({
     return Response.json(streamTimes.counts());
   }
   try {
-    return await trim.handle(request, proxy.handle);
+    return await trim.handle(request, (r) => exports.handle(r, proxy.handle));
   } catch (error) {
     // DynamoDB Local unreachable or answering nonsense: a 500 as AWS would, said plainly.
     log(`request failed: ${(error as Error).message}`);

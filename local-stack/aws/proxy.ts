@@ -24,6 +24,7 @@ import { History, keyText, type Random } from "./history.ts";
 import { applyStale, type Body, writtenKeys } from "./stale_reads.ts";
 import { KeyLocks } from "./key_locks.ts";
 import { scopeOf } from "./scope.ts";
+import { callUpstream } from "./upstream.ts";
 import { streamOfIterator, type StreamTimes } from "./stream_times.ts";
 
 const READ_OPERATIONS = new Set(["GetItem", "BatchGetItem", "Query", "Scan"]);
@@ -60,19 +61,8 @@ export function createProxy(options: ProxyOptions): {
 
   const scope = scopeOf;
 
-  async function call(headers: Headers, operation: string, body: Body): Promise<Body> {
-    const forward = new Headers(headers);
-    forward.set("x-amz-target", `DynamoDB_20120810.${operation}`);
-    forward.delete("content-length");
-    const response = await fetch(upstream, {
-      method: "POST",
-      headers: forward,
-      body: JSON.stringify(body),
-    });
-    const json = await response.json();
-    if (!response.ok) throw new Error(`${operation}: ${JSON.stringify(json)}`);
-    return json;
-  }
+  const call = (headers: Headers, operation: string, body: Body) =>
+    callUpstream(upstream, headers, operation, body);
 
   async function loadKeySchema(headers: Headers, tables: string[]): Promise<void> {
     for (const table of tables) {

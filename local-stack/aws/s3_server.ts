@@ -10,9 +10,7 @@
 
 import S3rver from "s3rver";
 import { S3Client } from "@aws-sdk/client-s3";
-
-/** s3rver's own key pair, which clients sign with. */
-export const S3_CREDENTIALS = { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" };
+import { S3_CREDENTIALS } from "../config.ts";
 
 /** A running S3 stand-in. */
 export interface S3Server {
