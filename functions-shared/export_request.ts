@@ -6,7 +6,7 @@
  * (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/S3DataExport_Requesting.html):
  * {@link requestExport} checks first and, when it is off, refuses with the command that
  * turns it on, rather than letting ExportTableToPointInTime fail. The request carries a
- * ClientToken, so a retried request (a timeout, a restarted command) joins the export it
+ * ClientToken, so a retried request (the SDK's, after a timeout) joins the export it
  * started instead of starting another: the token is valid for 8 hours
  * (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_ExportTableToPointInTime.html).
  * {@link waitForExport} polls DescribeExport until the export is COMPLETED, reporting

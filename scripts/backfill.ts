@@ -172,12 +172,13 @@ async function backfillFromExports(
     s3: exportS3Client(env),
     log: (line) => console.log(line),
   };
-  // One request per table an hour: a rerun within the hour joins the export asked for.
-  const hour = new Date().toISOString().slice(0, 13).replace(/\D/g, "");
+  // A token per run and table: the SDK's retries of a request join its export, and a new
+  // run makes a new one (an export already made is loaded again with --export-arn).
+  const run = crypto.randomUUID();
   try {
     const started = await Promise.all(
       tables.map((spec) =>
-        startExportBackfill(deps, spec, options, `backfill-${spec.sourceTable}-${hour}`)
+        startExportBackfill(deps, spec, options, `backfill-${spec.sourceTable}-${run}`.slice(0, 64))
       ),
     );
     const cpu = processMeter(() => ({ user: 0, system: 0 }));

@@ -76,7 +76,7 @@ export function exportFileOpener(s3: S3Client, bucket: string) {
 
 /**
  * Asks for (or takes) `spec`'s export, waits for it, checks its manifests and starts
- * its job. `token` names the request, so that a rerun joins the export already asked for.
+ * its job. `token` names the request, so that a retried request joins its export.
  */
 export async function startExportBackfill(
   deps: ExportBackfillDeps,
