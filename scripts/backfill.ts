@@ -50,6 +50,10 @@ export interface Progress {
   items_scanned: number;
   rows_written: number;
   items_per_second: number | null;
+  /** `scan`, or `export` (then the segments are the export's data files). */
+  source?: string;
+  /** An export's item count (its manifest's). */
+  expected_items?: number | null;
 }
 
 const BAR = 24;
@@ -57,7 +61,7 @@ const BAR = 24;
 /** One line of progress for a job. */
 export function progressLine(p: Progress, expectedItems: number | undefined): string {
   const items = Number(p.items_scanned);
-  const total = Math.max(expectedItems ?? 0, items);
+  const total = Math.max(Number(p.expected_items ?? expectedItems ?? 0), items);
   const share = p.status === "done" ? 1 : total > 0 ? Math.min(1, items / total) : 0;
   const filled = Math.round(share * BAR);
   const rate = Number(p.items_per_second ?? 0);
@@ -73,7 +77,8 @@ export function progressLine(p: Progress, expectedItems: number | undefined): st
       total.toLocaleString("en-US").padEnd(7)
     } items ` +
     `${Number(p.rows_written).toLocaleString("en-US").padStart(7)} rows ` +
-    `${rate.toFixed(0).padStart(6)}/s  segments ${p.segments_done}/${p.total_segments}  ${eta}`;
+    `${rate.toFixed(0).padStart(6)}/s  ${p.source === "export" ? "files" : "segments"} ` +
+    `${p.segments_done}/${p.total_segments}  ${eta}`;
 }
 
 function resolveTables(names: string[], all: boolean): TableSpec[] {

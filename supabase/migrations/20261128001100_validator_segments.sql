@@ -419,27 +419,5 @@ revoke all on function sync.start_validation(text, boolean, integer, integer, bo
   sync.compare_checksum_range(bigint, text), sync.end_validation(bigint, text, text),
   sync.start_queued_validations(), sync.wake_validations() from public;
 
--- Replaces 20261128000900's view: validation runs' Scans are not backfills (their
--- progress shows in public.sync_checksums).
-create or replace view sync.backfill_progress as
-select
-  j.id as job_id,
-  j.source_table,
-  s.target_table,
-  j.status,
-  count(g.segment) filter (where g.status = 'done') as segments_done,
-  j.total_segments,
-  coalesce(sum(g.items_scanned), 0)::bigint as items_scanned,
-  coalesce(sum(g.rows_written), 0)::bigint as rows_written,
-  j.started_at,
-  j.finished_at,
-  round(
-    coalesce(sum(g.items_scanned), 0)
-      / nullif(extract(epoch from coalesce(j.finished_at, now()) - j.started_at), 0),
-    1
-  ) as items_per_second
-from sync.backfill_jobs j
-join sync.source_tables s on s.source_table = j.source_table
-left join sync.backfill_segments g on g.job_id = j.id
-where j.checksum_run_id is null
-group by j.id, s.target_table;
+-- sync.backfill_progress, which leaves validation runs' Scans out (their progress shows
+-- in public.sync_checksums), is defined in 20261128002300_export_backfills.sql.

@@ -117,6 +117,38 @@ begin
 end
 $$;
 
+-- Replaces 20261128000900_status_views.sql's view: validation runs' Scans are not
+-- backfills (their progress shows in public.sync_checksums); an export backfill says so
+-- (source 'export': its segments are files) and how many items its files hold
+-- (expected_items, for the ETA); the rate counts from the first segment's start, as an
+-- export job's started_at is its export time, minutes before its loading began.
+create or replace view sync.backfill_progress as
+select
+  j.id as job_id,
+  j.source_table,
+  s.target_table,
+  j.status,
+  count(g.segment) filter (where g.status = 'done') as segments_done,
+  j.total_segments,
+  coalesce(sum(g.items_scanned), 0)::bigint as items_scanned,
+  coalesce(sum(g.rows_written), 0)::bigint as rows_written,
+  j.started_at,
+  j.finished_at,
+  round(
+    coalesce(sum(g.items_scanned), 0)
+      / nullif(extract(epoch from coalesce(j.finished_at, now())
+                                  - coalesce(min(g.started_at), j.started_at)), 0),
+    1
+  ) as items_per_second,
+  case when j.export_arn is null then 'scan' else 'export' end as source,
+  (select sum(f.item_count) from sync.backfill_export_files f where f.job_id = j.id)::bigint
+    as expected_items
+from sync.backfill_jobs j
+join sync.source_tables s on s.source_table = j.source_table
+left join sync.backfill_segments g on g.job_id = j.id
+where j.checksum_run_id is null
+group by j.id, s.target_table;
+
 -- Starts a backfill of `p_source_table` from its export `p_export_arn` (as of
 -- `p_export_time`) in `p_bucket`: one segment per data file of `p_files`, a JSON array of
 -- {"key", "itemCount", "md5"} in the manifest's order. Returns the job's id.
