@@ -40,6 +40,8 @@ export interface ExportLoadDeps {
   /** After each page: the items read and the rows written. */
   onPage?: (items: number, rows: number) => void;
   log?: (line: string) => void;
+  /** Waits while files in flight are held by other loaders (tests pass a fake). */
+  sleep?: (ms: number) => Promise<void>;
 }
 
 /** Loads one claimed file from its checkpoint to its end; answers the rows written. */
@@ -87,9 +89,11 @@ export async function loadExportFile(
 }
 
 /**
- * Loads every file of export backfill `job` with `workers` workers at once, until none
- * is left to claim. A file that fails fails its segment and the job (`sync.fail_segment`),
- * and the error is thrown once the other workers have stopped.
+ * Loads every file of export backfill `job` with `workers` workers at once, until the job
+ * is over. A file held by a loader that died is taken up once its lease expires, so a
+ * worker with nothing to claim waits while the job still has files in flight. A file
+ * that fails fails its segment and the job (`sync.fail_segment`), and the error is thrown
+ * once the other workers have stopped.
  */
 export async function loadExportJob(
   job: string,
@@ -98,12 +102,21 @@ export async function loadExportJob(
   deps: ExportLoadDeps,
 ): Promise<void> {
   let failure: unknown;
+  const sleep = deps.sleep ?? ((ms: number) => new Promise((resolve) => setTimeout(resolve, ms)));
   const work = async (n: number) => {
     const worker = `${name}-${n}`;
     while (failure === undefined) {
       const [file] = await deps.sql<ExportFileClaim[]>`
         select * from sync.claim_export_file(${job}, ${worker})`;
-      if (!file) return;
+      if (!file) {
+        const [left] = await deps.sql`
+          select count(*)::int as n from sync.backfill_segments s
+          join sync.backfill_jobs j on j.id = s.job_id
+          where s.job_id = ${job} and s.status <> 'done' and j.status in ('pending', 'running')`;
+        if (left.n === 0) return;
+        await sleep(1000);
+        continue;
+      }
       try {
         await loadExportFile(job, worker, file, deps);
       } catch (error) {

@@ -107,6 +107,23 @@ export async function startExportBackfill(
     summary,
     `s3://${bucket}/${summary.manifestFilesKey}`,
   );
+  // A job of this export that a dead loader left unfinished is taken up where it stopped.
+  const [unfinished] = await deps.sql`
+    select id from sync.backfill_jobs
+    where export_arn = ${arn} and status in ('pending', 'running') order by id desc limit 1`;
+  if (unfinished) {
+    deps.log(
+      `${spec.targetTable}: job ${unfinished.id} of this export is unfinished: taking it up ` +
+        `(files held by a loader that died come free when their lease runs out)`,
+    );
+    return {
+      job: String(unfinished.id),
+      spec,
+      bucket,
+      exportTime: summary.exportTime,
+      items: summary.itemCount,
+    };
+  }
   const [{ id }] = await deps.sql`
     select sync.start_export_backfill(${spec.sourceTable}, ${arn}, ${summary.exportTime},
       ${bucket},

@@ -97,10 +97,21 @@ Deno.test("a killed loader's file is taken up from its checkpoint; every item la
       { line: 4 },
       4,
     ]);
-    // Its lease runs out; two workers load the rest.
-    await sql`update sync.backfill_segments set lease_expires_at = now() - interval '1 second'
-              where job_id = ${job} and status = 'running'`;
-    await loadExportJob(job, 2, "loader", { sql: pool, open, exportTime: EXPORT_TIME, cpu });
+    // Two workers load the rest; the dead loader's file waits for its lease to run out.
+    let waits = 0;
+    await loadExportJob(job, 2, "loader", {
+      sql: pool,
+      open,
+      exportTime: EXPORT_TIME,
+      cpu,
+      sleep: async () => {
+        if (waits++ === 0) {
+          await sql`update sync.backfill_segments set lease_expires_at = now() - interval '1 second'
+                    where job_id = ${job} and lease_owner = 'doomed'`;
+        }
+      },
+    });
+    assert.ok(waits >= 1, "a worker waited for the dead loader's lease");
 
     const rows = await sql`select action_id, sync_changed_at from public.firespring_actions
                            where action_id like ${prefix + "-%"}`;
