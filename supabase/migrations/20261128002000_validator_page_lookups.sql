@@ -32,9 +32,11 @@
 
 alter table sync.checksum_seen drop constraint checksum_seen_run_id_fkey;
 
--- The cascade of the dropped key, once per statement that deletes runs (retention).
+-- The cascade of the dropped key, once per statement that deletes runs (retention). As
+-- the key's cascade did, it runs with its owner's rights: whoever may delete a run (the
+-- service role) deletes its seen keys, which only the sync schema's owner may touch.
 create function sync.forget_seen_of_deleted_runs() returns trigger
-language plpgsql set search_path = ''
+language plpgsql security definer set search_path = ''
 as $$
 begin
   delete from sync.checksum_seen s using gone g where s.run_id = g.id;
