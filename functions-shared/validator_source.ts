@@ -15,8 +15,13 @@ import { encodeJson } from "./dynamo_encoder.ts";
 import type { TableSpec } from "./table_registry.ts";
 import { expectedPage, type Item, pointReadKey, type RowKey } from "./validator_plan.ts";
 import { estimatingMeter } from "./cpu_meter.ts";
-import type postgres from "postgres";
-import { type Claim, type ScanPage, type ScanResult, scanSegments } from "./segment_scan.ts";
+import {
+  type Checkpoint,
+  type Claim,
+  type ScanPage,
+  type ScanResult,
+  scanSegments,
+} from "./segment_scan.ts";
 
 /**
  * How far past the CPU budget the pages a request has in flight may take its isolate:
@@ -129,7 +134,11 @@ export async function scanForRun(
     handOn: async () => {},
     describe: (claim: Claim) =>
       `validation run ${run} segment ${claim.segment}/${claim.total_segments} of ${claim.source_table}`,
-    writePage: async (tx: postgres.TransactionSql, _claim: Claim, page: ScanPage) => {
+    // The page is mapped before its transaction, so no connection is held while the
+    // isolate computes (the isolate's pool is small, SYNC_DB_POOL_MAX, and its segments
+    // share it), then written in one transaction whose statements are sent at once
+    // (pipelined): the compare (or staging), the run's count, the segment's checkpoint.
+    commitPage: async (claim: Claim, page: ScanPage, checkpoint: Checkpoint) => {
       const cpu = deps.cpu;
       const before = cpu?.usedMs() ?? 0;
       const { json, unmappable } = cpu
@@ -139,17 +148,31 @@ export async function scanForRun(
       inFlight = Math.max(0, inFlight - 1);
       pagesDone++;
       measured();
-      if (json && streamed) {
-        await tx`select sync.check_checksum_page(${run}, ${spec.targetTable}, ${json}::text::jsonb)`;
-      } else if (json) {
-        await tx`select sync.stage_checksum_items(${run}, ${spec.targetTable}, ${json}::text::jsonb)`;
-      }
-      await tx`update public.sync_checksums
+      await deps.sql.begin((tx) => {
+        const statements = [];
+        if (json && streamed) {
+          statements.push(
+            tx`select sync.check_checksum_page(${run}, ${spec.targetTable}, ${json}::text::jsonb)`,
+          );
+        } else if (json) {
+          statements.push(
+            tx`select sync.stage_checksum_items(${run}, ${spec.targetTable}, ${json}::text::jsonb)`,
+          );
+        }
+        statements.push(
+          tx`update public.sync_checksums
              set source_items = source_items + ${page.items.length},
                  unmappable = unmappable || ${JSON.stringify(unmappable)}::text::jsonb,
                  progress_at = now()
-             where id = ${run}`;
-      return 0;
+             where id = ${run}`,
+          tx`select sync.checkpoint_segment(${claim.job_id}, ${claim.segment}, ${checkpoint.worker},
+                     ${checkpoint.nextKey}::text::jsonb, ${checkpoint.items}, ${0}, ${checkpoint.done})`,
+        );
+        // postgres.js sends a query once it is awaited: Promise.all sends the three in
+        // order without waiting for an answer in between.
+        return Promise.all(statements);
+      });
+      return { rows: 0 };
     },
   };
   const first = scanSegments(scanDeps, worker, work);

@@ -114,6 +114,34 @@ Deno.test("scanForRun claims the run's segments, from their checkpoints, compari
   assert.equal(run.phase, "compare", "the last segment's checkpoint moves the run on");
 });
 
+Deno.test("scanForRun maps a page before its transaction, then sends the compare, the count and the checkpoint in it", async () => {
+  const db = runsDb();
+  db.newRun("firespring_segments", false, 1, 5);
+  const dynamo = scans({ "0:null": { Items: [item("a"), item("b")] } });
+  // The transactions begun when each page was mapped: the page's own must not be one
+  // of them (no connection is held while the isolate computes).
+  const mappedAt: number[] = [];
+  const cpu = {
+    source: "estimate" as const,
+    usedMs: () => 0,
+    measure: <T>(step: () => T): T => {
+      mappedAt.push(db.transactions.begun);
+      return step();
+    },
+  };
+  await scanForRun(deps(db, dynamo, { cpu }), segments, 5, "w1", () => false);
+  assert.equal(mappedAt.length, 1);
+  const page = db.statements.filter((s) => s.tx > 0);
+  assert.deepEqual(
+    page.map((s) => s.text.match(/check_checksum_page|source_items|checkpoint_segment/)?.[0]),
+    ["check_checksum_page", "source_items", "checkpoint_segment"],
+    "the page's statements, in this order, in one transaction",
+  );
+  assert.equal(new Set(page.map((s) => s.tx)).size, 1);
+  assert.ok(page[0].tx > mappedAt[0], "the transaction begins after the page is mapped");
+  assert.deepEqual(page[2].values.slice(3, 7), [null, 2, 0, true], "the checkpoint: done, 2 items");
+});
+
 Deno.test("scanForRun stages a collapsed table's pages: a row is the latest of observations on any page", async () => {
   const db = runsDb();
   const run = db.newRun("firespring_visitors", false, 1, 5);
