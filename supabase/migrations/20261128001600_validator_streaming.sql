@@ -29,13 +29,33 @@ comment on column public.sync_checksums.streamed is
 -- needs. Unlogged, like sync.checksum_items: a crash loses a run, which is then failed
 -- by sync.reap_stalled_validations and run again.
 create unlogged table sync.checksum_seen (
-  run_id bigint not null references public.sync_checksums (id) on delete cascade,
+  -- No foreign key to its run: a check per key written, 1,000 a page, was about 40% of
+  -- the page's statement. The page's statement reads and updates its run's row instead
+  -- (a missing run is refused, naming it), and the trigger below deletes a deleted run's keys.
+  run_id bigint not null,
   bucket integer not null,
   row_key jsonb not null
 );
 create index checksum_seen_run_bucket_idx on sync.checksum_seen (run_id, bucket);
 comment on table sync.checksum_seen is
   'Keys a streamed validation run has read from the source, by bucket of key hash; gone when the run ends.';
+
+-- A deleted run's seen keys go with it, once per statement that deletes runs (retention),
+-- as a key's cascade would; it runs with its owner's rights: whoever may delete a run (the
+-- service role) deletes its seen keys, which only the sync schema's owner may touch.
+create function sync.forget_seen_of_deleted_runs() returns trigger
+language plpgsql security definer set search_path = ''
+as $$
+begin
+  delete from sync.checksum_seen s using gone g where s.run_id = g.id;
+  return null;
+end
+$$;
+create trigger sync_checksums_forget_seen
+  after delete on public.sync_checksums
+  referencing old table as gone
+  for each statement execute function sync.forget_seen_of_deleted_runs();
+revoke all on function sync.forget_seen_of_deleted_runs() from public;
 
 insert into sync.settings (key, value, description) values
   ('checksum_unseen_rows_per_statement', '500000',
@@ -71,11 +91,40 @@ begin
 end
 $$;
 
+-- How a page is compared: only the target's rows of the page's keys are read
+-- (docs/sync-semantics.md, "Verification"; README, "Where the time goes", the validator).
+--
+-- Profiled on the local stack (pg_stat_user_functions, validating firespring_actions at
+-- scale 1, 29 pages of 1,000 rows): sync.check_checksum_page took 770 ms a call, most of
+-- the validation's time, for three reasons:
+-- - The planner, which takes jsonb_array_elements for 100 rows, joined the page to the
+--   target with a hash join over a sequential scan of the WHOLE target table (28,936
+--   rows, their jsonb read and hashed) for every page, instead of 1,000 index lookups.
+--   The target's row of each key is now a lateral subquery with `limit 1`, which the
+--   planner cannot flatten into a join: one primary-key index lookup per page row.
+-- - sync.canonical_digest, called twice per row: a SQL function with its own
+--   search_path is never inlined, so each call pays the function-call and GUC set-up
+--   (8.1 s of the 24.6 s), on top of to_jsonb of both rows, five jsonb copies and md5.
+--   The compare now tests the same canonical form column by column: a column whose
+--   type's equality is identity of its text (text, varchar, timestamps, date, integers,
+--   bool, uuid) with `is not distinct from`, any other (jsonb, numeric, ...) by its JSON
+--   text (to_jsonb(v)::text, SQL NULL as 'null'), which is exactly that column's part of
+--   the text whose md5 sync.canonical_digest is (the row as the table's own types make
+--   it, every column but the sync bookkeeping ones; 20261128000300_merge.sql). Equal
+--   parts are equal texts: the verdicts are the same (without md5's collisions);
+--   supabase/tests/database/077-validator-page-lookups.test.sql checks the edge cases.
+-- - sync.checksum_seen's foreign key to its run: a check per key written, 1,000 a page
+--   (about 40% of the statement). The page's statement reads and updates its run's row,
+--   which stands in for the check (a missing run is refused with an error naming it), and
+--   a statement-level trigger deletes the seen keys of deleted runs, as the key's
+--   `on delete cascade` did (sync.end_validation deletes them when a run ends, as before).
+
 -- Compares one page of a streamed run with the target, in the caller's transaction (the
 -- one that moves the segment's checkpoint): p_rows as sync.stage_checksum_items takes
 -- them ([{"row": {...}}, ...]). Each row is reduced to the same canonical form as the
 -- target's row of its key (sync.canonical_digest of the row as the table's types make
--- it); a key without a target row is missing, one whose digests differ is different.
+-- it, compared column by column as above); a key without a target row is missing, one
+-- whose canonical form differs is different.
 -- The divergent keys are appended to the run's lists (sorted at the end of the compare)
 -- and the page's keys kept in sync.checksum_seen; expected_rows grows by the page's rows.
 -- Returns the page's divergent keys.
@@ -86,7 +135,26 @@ as $fn$
 declare
   divergent integer;
   buckets integer := (select c.buckets from public.sync_checksums c where c.id = p_run);
+  -- The page row (p.r) equals the target's (t) column by column, as sync.canonical_digest
+  -- compares them (see above).
+  same text := (
+    select string_agg(
+      case when a.atttypid = any (array['text', 'varchar', 'timestamptz', 'timestamp', 'date',
+                                        'int2', 'int4', 'int8', 'bool', 'uuid']::regtype[]::oid[])
+           then format('(p.r).%1$I is not distinct from t.%1$I', a.attname)
+           else format('coalesce(to_jsonb((p.r).%1$I)::text, ''null'') = coalesce(to_jsonb(t.%1$I)::text, ''null'')',
+                       a.attname)
+      end, ' and ' order by a.attnum)
+    from pg_catalog.pg_attribute a
+    where a.attrelid = format('public.%I', p_target)::regclass and a.attnum > 0 and not a.attisdropped
+      and a.attname <> all (array['sync_sequence', 'sync_changed_at', 'sync_source', 'synced_at',
+                                  'sync_range_key']));
 begin
+  -- The run's row, read above, stands in for the foreign key dropped below.
+  if buckets is null then
+    raise exception 'sync.check_checksum_page: validation run % of % does not exist', p_run, p_target
+      using errcode = '22023';
+  end if;
   execute format($sql$
     with page as (
       select r, %2$s as row_key
@@ -100,9 +168,11 @@ begin
     ),
     found as (
       select case when t is null then 'missing' else 'different' end as kind, p.row_key
-      from page p left join public.%1$I t on %3$s
-      where t is null
-         or sync.canonical_digest(to_jsonb(p.r)) is distinct from sync.canonical_digest(to_jsonb(t))
+      from page p
+      -- One index lookup per row: `limit 1` keeps the planner from turning the lookups
+      -- into a hash join over the whole target (see above).
+      left join lateral (select * from public.%1$I t where %3$s limit 1) t on true
+      where t is null or not (%4$s)
     ),
     noted as (
       update public.sync_checksums c
@@ -118,20 +188,26 @@ begin
     select (select count(*) from found)::integer + 0 * (select count(*) from noted)
     $sql$, p_target, sync.key_json_sql(p_target, 'r'),
     (select string_agg(format('t.%1$I = (p.r).%1$I', k), ' and ')
-     from sync.source_tables s, unnest(s.key_columns) k where s.target_table = p_target))
+     from sync.source_tables s, unnest(s.key_columns) k where s.target_table = p_target),
+    same)
   into divergent
   using p_run, p_rows, buckets;
   return divergent;
 end
 $fn$;
 
--- The target's keys in buckets p_first .. p_last that a streamed run's Scan has not seen
--- (unexpected rows), and the count of the target's rows in those buckets.
+-- The target's keys in buckets p_first .. p_last that a streamed run's Scan has not seen, and
+-- the count of the target's rows in those buckets. At the report's volume one statement
+-- covers every bucket (sync.compare_checksum_range), and then no key is hashed into its
+-- bucket: that filter, on every row of the target, was most of the statement's time
+-- (0.6 s of 0.83 s for firespring_actions on the local stack). Same result.
 create function sync.unseen_checksum(p_run bigint, p_target text, p_buckets integer,
-                                     p_first integer, p_last integer)
+                                                p_first integer, p_last integer)
 returns table (row_key jsonb, target_rows bigint)
 language plpgsql set search_path = ''
 as $fn$
+declare
+  every_bucket boolean := p_first <= 0 and p_last >= p_buckets - 1;
 begin
   for row_key, target_rows in execute format($sql$
     with target as (
@@ -139,7 +215,7 @@ begin
       from public.%1$I t cross join lateral (select %2$s as row_key) k
       -- sync.checksum_bucket written out: a function with its own search_path is not
       -- inlined, and its call per row was most of the statement's time.
-      where ((hashtext(k.row_key::text)::bigint & 2147483647) %% $2) between $3 and $4
+      where %3$s
     )
     select t.row_key, (select count(*) from target)
     from target t
@@ -148,7 +224,9 @@ begin
     union all
     -- Always one row carrying the count, even when nothing is unexpected.
     select null, (select count(*) from target)
-    $sql$, p_target, sync.key_json_sql(p_target, 't'))
+    $sql$, p_target, sync.key_json_sql(p_target, 't'),
+    case when every_bucket then 'true'
+         else '((hashtext(k.row_key::text)::bigint & 2147483647) % $2) between $3 and $4' end)
   using p_run, p_buckets, p_first, p_last
   loop
     return next;

@@ -1,4 +1,4 @@
--- The page compare of a streamed validation (20261128002000_validator_page_lookups.sql)
+-- The page compare of a streamed validation (20261128001600_validator_streaming.sql)
 -- compares column by column, and its verdicts are those of sync.canonical_digest on
 -- every edge of the canonical form: a number's written scale inside jsonb differs, a JSON
 -- null and an SQL NULL in a jsonb column are the same, timestamps are compared as
