@@ -45,6 +45,7 @@ export interface Problem {
 }
 
 const EVENT_NAMES = new Set(["INSERT", "MODIFY", "REMOVE"]);
+const IMAGES = ["Keys", "NewImage", "OldImage"] as const;
 const SEQUENCE_NUMBER = /^\d{1,40}$/;
 
 function isObject(value: unknown): value is Record<string, unknown> {
@@ -87,14 +88,17 @@ export function streamRecordProblem(
     return at("eventSourceARN", `expected a non-empty string, not ${described(eventSourceARN)}`);
   }
   if (!isObject(dynamodb)) return at("dynamodb", `expected an object, not ${described(dynamodb)}`);
-  for (const image of ["Keys", "NewImage", "OldImage"]) {
+  for (const image of IMAGES) {
     const map = dynamodb[image];
     if (map === undefined && image !== "Keys") continue;
     if (!isObject(map)) {
       return at(image, `expected a map of attribute values, not ${described(map)}`, true);
     }
-    const problem = attributeMapProblem(map, [...path, "dynamodb", image]);
-    if (problem) return { problem };
+    // The path is built only for a problem (the check runs for every record).
+    const problem = attributeMapProblem(map);
+    if (problem) {
+      return { problem: { ...problem, path: [...path, "dynamodb", image, ...problem.path] } };
+    }
   }
   const seq = dynamodb.SequenceNumber;
   if (typeof seq !== "string") {
