@@ -22,7 +22,7 @@ import { bySourceTable } from "./table_registry.ts";
 import { ValueError } from "./dynamo_decoder.ts";
 import { serviceRoleProblem } from "./service_auth.ts";
 import { applyChanges, isDatabaseUnavailable } from "./sync_db.ts";
-import { attributeMapFromJson, StreamRecordSchema } from "./webhook_envelope.ts";
+import { attributeMapFromJson, streamRecordProblem } from "./webhook_envelope.ts";
 
 /** Which dead letters to replay: by id, by target table, or (neither) all open ones. */
 export interface ReplayFilter {
@@ -89,15 +89,12 @@ function remap(letter: StoredLetter): Mapped {
     return mapScannedItem(spec, attributeMapFromJson(record.item), at, source);
   }
   if (record && typeof record === "object" && "eventID" in record) {
-    const parsed = StreamRecordSchema.safeParse(record);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0];
-      return stillDead(
-        record,
-        `record is not a stream record at ${issue.path.join(".")}: ${issue.message}`,
-      );
+    const checked = streamRecordProblem(record);
+    if ("problem" in checked) {
+      const { path, message } = checked.problem;
+      return stillDead(record, `record is not a stream record at ${path.join(".")}: ${message}`);
     }
-    return mapStreamRecord(parsed.data as Parameters<typeof mapStreamRecord>[0]);
+    return mapStreamRecord(checked.record);
   }
   return mapDirect(parseJsonExact(letter.record) as Parameters<typeof mapDirect>[0], at);
 }

@@ -99,11 +99,21 @@ function replayRefused(webhookId: string): Response {
   );
 }
 
-/** Reads a body up to `limit` bytes; undefined when it is longer. */
+/**
+ * Reads a body up to `limit` bytes; undefined when it is longer. A body with a declared
+ * length within the limit (the Lambda's, always) is read in one piece: the server reads
+ * no more than the declared length (HTTP/1.1 framing), and the size is checked again
+ * after. Only a body without one is streamed, counting, so that a long one is refused
+ * before it is all in memory.
+ */
 async function readLimited(req: Request, limit: number): Promise<Uint8Array | undefined> {
-  const declared = Number(req.headers.get("content-length") ?? "0");
-  if (declared > limit) return undefined;
+  const declared = req.headers.get("content-length");
+  if (declared !== null && Number(declared) > limit) return undefined;
   if (!req.body) return new Uint8Array(0);
+  if (declared !== null) {
+    const whole = new Uint8Array(await req.arrayBuffer());
+    return whole.byteLength > limit ? undefined : whole;
+  }
   const chunks: Uint8Array[] = [];
   let size = 0;
   for await (const chunk of req.body) {

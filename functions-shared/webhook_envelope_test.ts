@@ -13,6 +13,7 @@ import {
   attributeValueProblem,
   parseWebhookBody,
   parseWebhookJson,
+  streamRecordProblem,
 } from "./webhook_envelope.ts";
 
 const ARN =
@@ -340,4 +341,48 @@ Deno.test("a Lambda body is parsed plainly, a direct body exactly, to the same e
   const exact = parseWebhookJson(direct) as { data: { member_count: { value: string } } };
   assert.equal(exact.data.member_count.value, "12345678901234567890.50", "every digit kept");
   assert.throws(() => parseWebhookJson("{not json"), SyntaxError);
+});
+
+Deno.test("a checked stream record is the body's own object, copied only to read an exact time", () => {
+  const plain = record();
+  const checked = streamRecordProblem(plain);
+  assert.ok("record" in checked);
+  assert.equal(checked.record, plain, "no copy");
+  const exact = parseJsonExact(JSON.stringify(record({ ApproximateCreationDateTime: 1770379200 })));
+  const read = streamRecordProblem(exact);
+  assert.ok("record" in read);
+  assert.equal(read.record.dynamodb.ApproximateCreationDateTime, 1770379200);
+  assert.notEqual(read.record, exact);
+  assert.equal(read.record.dynamodb.StreamViewType, "NEW_AND_OLD_IMAGES", "other fields kept");
+});
+
+Deno.test("a stream record's problems name the field and what was found there", () => {
+  const cases: [unknown, string][] = [
+    [7, "records.0: expected an object, not a number"],
+    [record({}, { eventID: 5 }), "records.0.eventID: expected a non-empty string, not a number"],
+    [
+      record({}, { eventName: "UPDATE" }),
+      'records.0.eventName: expected INSERT, MODIFY or REMOVE, not "UPDATE"',
+    ],
+    [record({}, { dynamodb: [] }), "records.0.dynamodb: expected an object, not a list"],
+    [
+      record({ Keys: "k" }),
+      "records.0.dynamodb.Keys: expected a map of attribute values, not a string",
+    ],
+    [
+      record({ NewImage: null }),
+      "records.0.dynamodb.NewImage: expected a map of attribute values, not null",
+    ],
+    [
+      record({ SequenceNumber: 100 }),
+      "records.0.dynamodb.SequenceNumber: expected up to 40 digits as text, not a number",
+    ],
+    [
+      record({ ApproximateCreationDateTime: "1" }),
+      "records.0.dynamodb.ApproximateCreationDateTime: expected a positive number, not a string",
+    ],
+  ];
+  for (const [one, expected] of cases) assert.equal(problemOf({ records: [one] }), expected);
+  assert.equal(problemOf({ records: [], a: 1, b: 2 }), '(the body): unrecognized keys: "a", "b"');
+  assert.equal(problemOf({ records: {} }), "records: expected a list, not an object");
 });

@@ -74,6 +74,13 @@ Deno.test("refusals 405, 415, 413, 400 each say why, and nothing is applied", as
       /body is larger than 64 bytes/,
     ],
     [
+      "declared small, sent too big",
+      post(big, { ...signWebhook(secretA, big), "content-length": "10" }),
+      small,
+      413,
+      /body is larger than 64 bytes/,
+    ],
+    [
       "streamed too big",
       post(bigStream(), signWebhook(secretA, big)),
       small,
