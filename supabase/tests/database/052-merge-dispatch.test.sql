@@ -1,5 +1,5 @@
 -- sync.merge_changes reaches each table's compiled merge through the compiled dispatcher
--- (20261128001900_merge_dispatch.sql): generated from the registry, checked against it
+-- (20261128001400_compiled_merges.sql): generated from the registry, checked against it
 -- by sync.stale_merges, with the wrapper's checks and errors unchanged.
 set client_min_messages = warning;
 begin;
