@@ -280,13 +280,20 @@ async function upDynamo(
     await stopDetached("stream_poller");
     await stopDynamo();
   }
+  // A new DynamoDB Local: the proxy's memory of item versions is stale too. The proxy
+  // reaches DynamoDB Local per request (local-stack/aws/main.ts), so when DynamoDB Local
+  // is new for certain its restart goes beside the JVM's start.
+  const proxyStep = (restart: boolean) =>
+    startDenoPart(PROXY_PART, env, restart).then((proxy) =>
+      step(`dynamodb proxy ${proxy} on ${env.DYNAMODB_ENDPOINT} (faults: ${faults})`, started)
+    );
+  const proxyBeside = fresh ? proxyStep(true) : undefined;
+  proxyBeside?.catch(() => {}); // awaited below, after DynamoDB Local's start
   const dynamo = await startDynamo();
   // A new DynamoDB Local has new streams: the poller's old checkpoints mean nothing.
   if (dynamo === "started") rmSync(POLLER_STATE_FILE, { force: true });
   step(`dynamodb local ${dynamo}`, started);
-  // A new DynamoDB Local: the proxy's memory of item versions is stale too.
-  const proxy = await startDenoPart(PROXY_PART, env, dynamo === "started");
-  step(`dynamodb proxy ${proxy} on ${env.DYNAMODB_ENDPOINT} (faults: ${faults})`, started);
+  await (proxyBeside ?? proxyStep(dynamo === "started"));
   const created = await ensureSourceTables(env, !fresh);
   step(
     `source tables: ${
@@ -320,12 +327,15 @@ export async function up(options: UpOptions = {}): Promise<void> {
   ]);
   for (const side of sides) if (side.status === "rejected") throw side.reason;
   warnOfMalformedSecret(env, started);
-  for (const part of DENO_PARTS) {
-    if (fresh && part.name === "stream_poller") {
-      step("stream_poller left stopped: the source tables are about to be loaded", started);
-      continue;
-    }
+  // The gateway and the pg_net worker start together; the poller after the gateway
+  // listens (it posts its batches there: a refused post would count as a failed attempt).
+  const startPart = async (part: DenoPart) =>
     step(`${part.name} ${await startDenoPart(part, env)}`, started);
+  const poller = DENO_PARTS.filter((part) => part.name === "stream_poller");
+  await Promise.all(DENO_PARTS.filter((part) => !poller.includes(part)).map(startPart));
+  for (const part of poller) {
+    if (fresh) step(`${part.name} left stopped: the source tables are about to be loaded`, started);
+    else await startPart(part);
   }
   await waitFor("the functions gateway", functionsHealthy, 60_000, logFile("functions"));
   step(`functions served at ${env.FUNCTIONS_URL}/NAME`, started);
