@@ -12,8 +12,10 @@
  * the 2-core machine) and the webhook's deliveries slowed the actions' load by a third;
  * the whole run took longer (README, "`npm start`").
  *
- * `npm start` uses the pieces (resetSources, loadTable) to start a table's backfill as
- * soon as that table is loaded; loadReportDataSet does all of it in one call.
+ * `npm start` gets the fresh DynamoDB Local from `up({ freshSources: true })` (its JVM
+ * starting beside Postgres, local-stack/stack.ts) and uses the pieces (emptyTargets,
+ * loadTable) to start a table's backfill as soon as that table is loaded;
+ * loadReportDataSet does all of it in one call.
  *
  * @module
  */

@@ -52,6 +52,57 @@ export async function applyPlatformSql(url = DATABASE_URL): Promise<string[]> {
 }
 
 /**
+ * The versions of the migration files in `dir`, as the Supabase CLI reads them: the digits
+ * before the first `_` of each `<version>_<name>.sql` (other files are not migrations).
+ */
+export function migrationFileVersions(dir = join(ROOT, "supabase", "migrations")): string[] {
+  return readdirSync(dir)
+    .map((file) => /^([0-9]+)_.*\.sql$/.exec(file)?.[1])
+    .filter((version): version is string => version !== undefined)
+    .sort();
+}
+
+/**
+ * The versions in `files` that the database's migration history lacks; and whether the
+ * history lists a version no file has (the CLI then refuses to push, and says so).
+ */
+export function migrationsToPush(
+  files: readonly string[],
+  applied: readonly string[],
+): { missing: string[]; unknown: string[] } {
+  const have = new Set(applied);
+  const local = new Set(files);
+  return {
+    missing: files.filter((version) => !have.has(version)),
+    unknown: applied.filter((version) => !local.has(version)),
+  };
+}
+
+/**
+ * The versions the database's migration history holds: the Supabase CLI records each
+ * migration it applied as a row of `supabase_migrations.schema_migrations` (version, name,
+ * statements; https://pkg.go.dev/github.com/supabase/cli/internal/migration/history), and
+ * `db push` applies the files whose version is not there. None when the table is missing
+ * (a new database).
+ */
+export async function appliedMigrationVersions(url = DATABASE_URL): Promise<string[]> {
+  const out = await run(join(PG_BIN, "psql"), [
+    "-X",
+    "-A",
+    "-t",
+    "-v",
+    "ON_ERROR_STOP=1",
+    "-d",
+    url,
+    "-c",
+    `select case when to_regclass('supabase_migrations.schema_migrations') is null then ''
+       else (select coalesce(string_agg(version, ' ' order by version), '')
+             from supabase_migrations.schema_migrations) end`,
+  ], { stdoutOnly: true });
+  return out.trim().split(/\s+/).filter((version) => version !== "");
+}
+
+/**
  * Pushes the migrations of `workdir`/supabase/migrations with the real Supabase CLI;
  * returns what it printed.
  */

@@ -30,8 +30,11 @@ import { pgbouncerMissing, startPooler, stopPooler } from "./supabase/pooler.ts"
 import { describeFaults, parseFaults } from "./aws/faults.ts";
 import { isReady, startPostgres, stopPostgres } from "./postgres.ts";
 import {
+  appliedMigrationVersions,
   applyPlatformSql,
   installExtensionFiles,
+  migrationFileVersions,
+  migrationsToPush,
   psql,
   pushMigrations,
 } from "./postgres_migrations.ts";
@@ -235,19 +238,39 @@ async function functionsHealthy(): Promise<boolean> {
   return response.ok;
 }
 
-/** `stack:up`: starts (or reuses) every part of the stack; prints a line per step. */
-export async function up(): Promise<void> {
-  const started = performance.now();
-  checkPrerequisites();
-  const env = await ensureStackEnv();
-  // A bad value stops `up` here, naming the setting.
-  const faults = describeFaults(parseFaults(env.DYNAMODB_FAULTS));
-  installExtensionFiles();
+/** How `up` treats DynamoDB Local. */
+export interface UpOptions {
+  /**
+   * DynamoDB Local started afresh (empty, in memory) even when one runs, its source tables
+   * made without streams, the stream poller stopped, its checkpoints forgotten and left
+   * stopped: what `npm start` loads the data set into (demo/load_report_data_set.ts), a
+   * table's stream going on after its load. Saves `npm start` the second Java start of
+   * a reset after `up`.
+   */
+  freshSources?: boolean;
+}
+
+/**
+ * The Postgres side of `up`: the server, the platform SQL, the migrations (pushed with the
+ * Supabase CLI only when the database's history lacks one: checked, not assumed), the
+ * Vault secrets and the pooler.
+ */
+async function upPostgres(env: StackEnv, started: number): Promise<void> {
   step(`postgres ${await startPostgres()} on ${env.DATABASE_URL}`, started);
   step(`platform SQL applied: ${(await applyPlatformSql()).join(", ")}`, started);
-  const pushed = (await pushMigrations()).split("\n")
-    .filter((line) => line.trim() && !line.startsWith("Target:")).join("; ");
-  step(`migrations pushed with the Supabase CLI: ${pushed}`, started);
+  const { missing, unknown } = migrationsToPush(
+    migrationFileVersions(),
+    await appliedMigrationVersions(),
+  );
+  if (missing.length === 0 && unknown.length === 0) {
+    // `db push` would apply nothing (it applies the files whose version the history
+    // lacks) and costs a CLI start and its own look at the history: 4-11 s here.
+    step("migrations: the database has every one of supabase/migrations", started);
+  } else {
+    const pushed = (await pushMigrations()).split("\n")
+      .filter((line) => line.trim() && !line.startsWith("Target:")).join("; ");
+    step(`migrations pushed with the Supabase CLI: ${pushed}`, started);
+  }
   await storeVaultSecrets(env);
   step(`pooler (PgBouncer, transaction mode) ${await startPooler()} on ${env.POOLER_URL}`, started);
   // DynamoDB Local rounds ApproximateCreationDateTime down to the minute; the proxy gives
@@ -256,20 +279,78 @@ export async function up(): Promise<void> {
   await psql(
     "update sync.settings set value = '1 second' where key = 'stream_clock_granularity'",
   );
+}
+
+/** The DynamoDB side of `up`: DynamoDB Local, its proxy and the nine source tables. */
+async function upDynamo(
+  env: StackEnv,
+  faults: string,
+  fresh: boolean,
+  started: number,
+): Promise<void> {
+  if (fresh) {
+    // The poller reads the streams of the DynamoDB Local about to go: stopped first, and
+    // its checkpoints (of streams that go with it) forgotten.
+    await stopDetached("stream_poller");
+    await stopDynamo();
+  }
+  // A new DynamoDB Local: the proxy's memory of item versions is stale too. The proxy
+  // reaches DynamoDB Local per request (local-stack/aws/main.ts), so when DynamoDB Local
+  // is new for certain its restart goes beside the JVM's start.
+  const proxyStep = (restart: boolean) =>
+    startDenoPart(PROXY_PART, env, restart).then((proxy) =>
+      step(`dynamodb proxy ${proxy} on ${env.DYNAMODB_ENDPOINT} (faults: ${faults})`, started)
+    );
+  const proxyBeside = fresh ? proxyStep(true) : undefined;
+  proxyBeside?.catch(() => {}); // awaited below, after DynamoDB Local's start
   const dynamo = await startDynamo();
   // A new DynamoDB Local has new streams: the poller's old checkpoints mean nothing.
   if (dynamo === "started") rmSync(POLLER_STATE_FILE, { force: true });
   step(`dynamodb local ${dynamo}`, started);
-  // A new DynamoDB Local: the proxy's memory of item versions is stale too.
-  const proxy = await startDenoPart(PROXY_PART, env, dynamo === "started");
-  step(`dynamodb proxy ${proxy} on ${env.DYNAMODB_ENDPOINT} (faults: ${faults})`, started);
-  const created = await ensureSourceTables(env);
+  await (proxyBeside ?? proxyStep(dynamo === "started"));
+  const created = await ensureSourceTables(env, !fresh);
   step(
-    `source tables: ${created.length > 0 ? `created ${created.join(", ")}` : "all nine exist"}`,
+    `source tables: ${
+      created.length > 0
+        ? `created ${created.join(", ")}${fresh ? " (streams off until loaded)" : ""}`
+        : "all nine exist"
+    }`,
     started,
   );
+}
+
+/**
+ * `stack:up`: starts (or reuses) every part of the stack; prints a line per step. The
+ * Postgres side and the DynamoDB side do not depend on each other and start together
+ * (DynamoDB Local's JVM starts in 5-25 s on the 2-core machine, beside Postgres and the
+ * migrations); the Deno parts (functions gateway, pg_net worker, stream poller) need
+ * both and start after them.
+ */
+export async function up(options: UpOptions = {}): Promise<void> {
+  const started = performance.now();
+  checkPrerequisites();
+  const env = await ensureStackEnv();
+  // A bad value stops `up` here, naming the setting.
+  const faults = describeFaults(parseFaults(env.DYNAMODB_FAULTS));
+  installExtensionFiles();
+  const fresh = options.freshSources === true;
+  // Both sides run to the end before a failure is told: neither is left half started.
+  const sides = await Promise.allSettled([
+    upPostgres(env, started),
+    upDynamo(env, faults, fresh, started),
+  ]);
+  for (const side of sides) if (side.status === "rejected") throw side.reason;
   warnOfMalformedSecret(env, started);
-  for (const part of DENO_PARTS) step(`${part.name} ${await startDenoPart(part, env)}`, started);
+  // The gateway and the pg_net worker start together; the poller after the gateway
+  // listens (it posts its batches there: a refused post would count as a failed attempt).
+  const startPart = async (part: DenoPart) =>
+    step(`${part.name} ${await startDenoPart(part, env)}`, started);
+  const poller = DENO_PARTS.filter((part) => part.name === "stream_poller");
+  await Promise.all(DENO_PARTS.filter((part) => !poller.includes(part)).map(startPart));
+  for (const part of poller) {
+    if (fresh) step(`${part.name} left stopped: the source tables are about to be loaded`, started);
+    else await startPart(part);
+  }
   await waitFor("the functions gateway", functionsHealthy, 60_000, logFile("functions"));
   step(`functions served at ${env.FUNCTIONS_URL}/NAME`, started);
   console.error(`stack: up; settings in ${STACK_ENV_FILE}`);

@@ -22,7 +22,7 @@
 
 import { parseArgs } from "node:util";
 import { demoItems } from "../demo/demo_data.ts";
-import { loadLine, loadTable, resetSources } from "../demo/load_report_data_set.ts";
+import { emptyTargets, loadLine, loadTable } from "../demo/load_report_data_set.ts";
 import { connectDb } from "../functions-shared/sync_db.ts";
 import { TABLES, type TableSpec } from "../functions-shared/table_registry.ts";
 import { DENO_PARTS, startDenoPart, up } from "../local-stack/stack.ts";
@@ -113,7 +113,7 @@ export function settleLater(): {
   return { promise, resolve, reject };
 }
 
-/** Starts the stream poller again (stopped by the reset), as `up` starts it. */
+/** Starts the stream poller (`up({ freshSources: true })` leaves it stopped), as `up` starts it. */
 async function restartPoller(): Promise<void> {
   const poller = DENO_PARTS.find((part) => part.name === "stream_poller")!;
   await startDenoPart(poller, readStackEnv());
@@ -130,7 +130,10 @@ if (import.meta.main) {
   const scale = Number(values.scale);
   const seed = Number(values.seed);
   const clock = new PhaseClock();
-  const stackUp = clock.time("stack up", () => up());
+  // DynamoDB Local afresh, the source tables empty without streams and the poller stopped
+  // (what resetSources did after `up`, with a second Java start): `up` starts that JVM
+  // beside Postgres.
+  const stackUp = clock.time("stack up", () => up({ freshSources: true }));
   // The data set is generated (3 s of CPU at scale 1) while `up` waits for its processes.
   const generated = clock.time(
     "generate the data set",
@@ -149,8 +152,8 @@ if (import.meta.main) {
     const counts = Object.fromEntries(
       TABLES.map((t) => [t.sourceTable, data[t.sourceTable].length]),
     );
-    await clock.time("reset source tables", () => resetSources(env, sql));
-    // The poller (stopped by the reset) starts again before the first live write, not
+    await clock.time("empty the targets", () => emptyTargets(sql));
+    // The poller (left stopped by `up`) starts before the first live write, not
     // while the tables load: nothing else writes to a table once its stream is on, the
     // poller reads each stream from its oldest record, and its polling of DynamoDB Local's
     // streams (every 250 ms per shard) slowed the loads beside it.
