@@ -22,9 +22,14 @@
  * DynamoDB Local's own (minute) time allows, and between the writes already matched to the
  * key's earlier and later records (sequence numbers order a key's records as its
  * serialised writes were applied). Only when exactly one write qualifies does the record
- * get that write's second: the second the proxy forwarded it, never later than DynamoDB
- * Local applied it. Otherwise the record keeps DynamoDB Local's minute (earlier, never
- * later, than the truth) and is counted as unmatched. A record read again (a checkpoint
+ * get that write's second: the second DynamoDB Local answered it in, which is never
+ * earlier than the write took effect. AWS's time is the record's creation, so a
+ * consistent Scan sent after that time sees the write; the second the proxy forwarded
+ * the write can be seconds earlier than DynamoDB Local applied it on a loaded machine,
+ * and a record stamped with it told the ordering guard that a Scan which read the item
+ * before the write came after it (a deleted observation came back, in `npm start`'s
+ * report). Otherwise the record keeps DynamoDB Local's minute and is counted as
+ * unmatched. A record read again (a checkpoint
  * re-read, a replay) gets the same time: the match is remembered by sequence number.
  *
  * A write's record can be read before the proxy has noted the write (DynamoDB Local has
@@ -34,8 +39,8 @@
  *
  * So that the second is exact, a write about to be forwarded within {@link edgeMarginMs}
  * of the next second waits for that second ({@link StreamTimes.delayBeforeForwarding});
- * one whose answer still came in a later second is counted as `straddled` (it keeps the
- * earlier second).
+ * one whose answer still came in a later second is counted as `straddled` (it gets the
+ * later second, its answer's).
  *
  * @module
  */
@@ -218,7 +223,7 @@ export class StreamTimes {
       }
     }
     for (const [record, write] of timed) {
-      record.dynamodb!.ApproximateCreationDateTime = Math.floor(write.forwardedAt / 1000);
+      record.dynamodb!.ApproximateCreationDateTime = Math.floor(write.answeredAt / 1000);
     }
     const matched = timed.size;
     const unmatched = records.length - matched;
