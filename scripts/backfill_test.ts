@@ -17,12 +17,12 @@ Deno.test("a Scan backfill's bar counts segments, its ETA from DynamoDB's item c
   const line = progressLine(progress({ source: "scan" }), 1000);
   assert.match(
     line,
-    /\[#{12}-{12}\]\s+500\/1,000\s+items\s+500 rows\s+100\/s  segments 1\/4  ETA 5s$/,
+    /\[#{12}-{12}\]\s+500\/1,000\s+items\s+500 rows\s+100\/s {2}segments 1\/4 {2}ETA 5s$/,
   );
 });
 
 Deno.test("an export backfill's bar counts files, its ETA from the export's own item count", () => {
   const line = progressLine(progress({ source: "export", expected_items: 2000 }), undefined);
-  assert.match(line, /500\/2,000\s+items .* files 1\/4  ETA 15s$/);
+  assert.match(line, /500\/2,000\s+items .* files 1\/4 {2}ETA 15s$/);
   assert.match(progressLine(progress({ source: "export", status: "done" }), undefined), /done$/);
 });
