@@ -51,7 +51,8 @@ export const SHARED: readonly string[] = [
   "stream_sync_test.ts",
   "stream_failure_test.ts",
   "registry_database_test.ts",
-  // Export jobs of its own, stamped in 2001: their sweep removes only rows older than that.
+  // Export jobs of its own, stamped in 2001 (their sweep removes only rows older than
+  // that), loaded over a direct connection as the command loads them.
   "export_backfill_test.ts",
   // These two build the Lambda's zip (lambda/build.ts writes it whole, by a rename, so
   // Terraform may read it meanwhile) and read DynamoDB Local: they start beside the
@@ -126,8 +127,8 @@ export const BATCHES: readonly (readonly string[])[] = [
   // traffic sources.
   ["poison_values_backfill_test.ts", "validator_repair_test.ts", "validator_eventual_test.ts"],
   ["backfill_test.ts"],
-  // A backfill of actions, leased by hand | an export backfill and validation of segments.
-  ["backfill_page_test.ts", "export_backfill_cli_test.ts"],
+  ["backfill_page_test.ts"],
+  ["export_backfill_cli_test.ts"],
   // Validations of actions (killing the validator's processes) | a backfill of segments.
   ["validator_resume_test.ts", "stream_times_test.ts"],
   ["pooler_test.ts"],

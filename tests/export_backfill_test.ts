@@ -1,6 +1,6 @@
 /**
  * Loading an export backfill (functions-shared/export_load.ts) into the stack's Postgres
- * through its pooler: every item of every data file lands once, stamped with the export
+ * over a direct connection, as `npm run backfill -- --from-export` does: every item of every data file lands once, stamped with the export
  * time; a loader killed mid-file is taken up from its checkpoint with nothing lost or
  * doubled; a file that is not what its manifest says fails the job, naming the file.
  *
@@ -54,7 +54,8 @@ async function withJob(
   ) => Promise<void>,
 ) {
   const sql = connectDb();
-  const pool = connectPool(stack.POOLER_URL);
+  // The command loads next to the database, over a direct connection (not the pooler).
+  const pool = connectPool(stack.DATABASE_URL, 3);
   const arn = `arn:aws:dynamodb:us-east-1:000000000000:table/${ACTIONS}/export/${prefix}`;
   const [{ id }] = await sql`
     select sync.start_export_backfill(${ACTIONS}, ${arn}, ${EXPORT_TIME}, 'exports',
