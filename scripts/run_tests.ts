@@ -12,8 +12,8 @@
  * lint, the type checks, then the unit tests), which start first and end long before the
  * end-to-end tests; and the Lambda's zip and Terraform. Each
  * step prints a line when it starts and ends, and its whole output when it fails
- * (scripts/step_runner.ts). The tests themselves run with `--no-check`: the `types`
- * steps have checked every file they load.
+ * (scripts/step_runner.ts), with its CPU seconds. The tests themselves run with
+ * `--no-check`: the `types` step has checked every file they load.
  *
  * @module
  */
@@ -67,7 +67,7 @@ async function stackRunning(): Promise<boolean> {
     await portOpen(HOST, DYNAMODB_PORT);
 }
 
-/** `deno test` of `files`, unchecked (the types steps checked them), as one step. */
+/** `deno test` of `files`, unchecked (the types step checked them), as one step. */
 function denoTest(name: string, files: string[]): Promise<boolean> {
   const args = ["test", "-A", "--no-check", ...files];
   return step(name, DENO_BIN, args, denoTestCounts);
