@@ -18,7 +18,7 @@
  * @module
  */
 
-import { basename, join } from "node:path";
+import { basename, join, relative } from "node:path";
 import {
   DENO_BIN,
   DYNAMODB_PORT,
@@ -101,15 +101,17 @@ async function staticLane(): Promise<void> {
   ]);
   // Each function's import map and lock, as the Edge Runtime loads it: every import of
   // its module graph resolves through its own deno.json, with its deno.lock as it is
-  // (--frozen: a lock that would change fails). No type check: "types" did that.
+  // (--frozen: a lock that would change fails). No type check: "types" did that. Paths
+  // relative to the repository (the steps' working directory): the end-to-end files that
+  // kill a function's isolates match their command lines, and this is none.
   await Promise.all(
     functionDirs(ROOT).map((dir) =>
       step(`functions resolve: ${basename(dir)}`, DENO_BIN, [
         "cache",
         "--frozen",
         "--config",
-        join(dir, "deno.json"),
-        join(dir, "index.ts"),
+        relative(ROOT, join(dir, "deno.json")),
+        relative(ROOT, join(dir, "index.ts")),
       ])
     ),
   );
