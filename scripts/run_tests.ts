@@ -12,14 +12,13 @@
  * lint, the type checks, then the unit tests), which start first and end long before the
  * end-to-end tests; and the Lambda's zip and Terraform. Each
  * step prints a line when it starts and ends, and its whole output when it fails
- * (scripts/step_runner.ts). The tests themselves run with `--no-check`: the `types`
- * steps have checked every file they load.
+ * (scripts/step_runner.ts), with its CPU seconds. The tests themselves run with
+ * `--no-check`: the `types` step has checked every file they load.
  *
  * @module
  */
 
-import { existsSync, readdirSync } from "node:fs";
-import { basename, join } from "node:path";
+import { basename, join, relative } from "node:path";
 import {
   DENO_BIN,
   DYNAMODB_PORT,
@@ -42,6 +41,7 @@ import {
   terraformInstalled,
 } from "../infrastructure/terraform/terraform_cli.ts";
 import { BACKGROUND, NEEDS_LAMBDA_NODE, planE2e, WAITS_FOR_BACKGROUND } from "./e2e_plan.ts";
+import { functionDirs } from "./function_configs.ts";
 import {
   check,
   denoTestCounts,
@@ -67,20 +67,27 @@ async function stackRunning(): Promise<boolean> {
     await portOpen(HOST, DYNAMODB_PORT);
 }
 
-/** `deno test` of `files`, unchecked (the types steps checked them), as one step. */
+/** `deno test` of `files`, unchecked (the types step checked them), as one step. */
 function denoTest(name: string, files: string[]): Promise<boolean> {
   const args = ["test", "-A", "--no-check", ...files];
   return step(name, DENO_BIN, args, denoTestCounts);
 }
 
 /**
- * The static checks, then the unit tests: format, lint, the types of the code outside
- * the functions, the types of each Edge Function with its own deno.json, then every
- * unit test but the Lambda zip's (run by {@link terraformLane}).
+ * The static checks, then the unit tests: format, lint, the types of every file at once
+ * (the Edge Functions' entry points among them), that each function's own `deno.json`
+ * resolves its imports under its own lock unchanged, then every unit test but the Lambda
+ * zip's (run by {@link terraformLane}).
  */
 async function staticLane(): Promise<void> {
   await step("format", DENO_BIN, ["fmt", "--check"]);
   await step("lint", DENO_BIN, ["lint"]);
+  // One type check of everything, the functions' entry points with the rest: each module
+  // the functions share is checked once, not once more per function. The repository's
+  // deno.json maps every package a function's does, to the same version, and its deno.lock
+  // resolves each as the function's does (scripts/function_configs_test.ts, a unit test
+  // below, fails otherwise), so the functions are typed against the packages they run
+  // with. (Checked each with its own config, the five checks cost 2-3 times the CPU.)
   await step("types", DENO_BIN, [
     "check",
     "local-stack",
@@ -90,20 +97,24 @@ async function staticLane(): Promise<void> {
     "scripts",
     "tests",
     "infrastructure",
+    "supabase/functions",
   ]);
-  // One check per function, each with its own deno.json and deno.lock: checked together
-  // under one config, a function's lock would get the others' packages written into it.
-  const functions = join(ROOT, "supabase", "functions");
-  for (const fn of readdirSync(functions).sort()) {
-    const entry = join(functions, fn, "index.ts");
-    if (!existsSync(entry)) continue;
-    await step(`types ${fn}`, DENO_BIN, [
-      "check",
-      "--config",
-      join(functions, fn, "deno.json"),
-      entry,
-    ]);
-  }
+  // Each function's import map and lock, as the Edge Runtime loads it: every import of
+  // its module graph resolves through its own deno.json, with its deno.lock as it is
+  // (--frozen: a lock that would change fails). No type check: "types" did that. Paths
+  // relative to the repository (the steps' working directory): the end-to-end files that
+  // kill a function's isolates match their command lines, and this is none.
+  await Promise.all(
+    functionDirs(ROOT).map((dir) =>
+      step(`functions resolve: ${basename(dir)}`, DENO_BIN, [
+        "cache",
+        "--frozen",
+        "--config",
+        relative(ROOT, join(dir, "deno.json")),
+        relative(ROOT, join(dir, "index.ts")),
+      ])
+    ),
+  );
   const unitTests = [
     "local-stack",
     "functions-shared",
@@ -120,22 +131,35 @@ async function staticLane(): Promise<void> {
 
 /**
  * The Lambda's zip and the Terraform checks that need terraform itself (the HCL is also
- * checked without it, by infrastructure/terraform/terraform_test.ts): the zip's unit
- * test, build:lambda (the configuration hashes the zip it would deploy), fmt, then for
- * the root configuration and the module at the same time, init (from a local provider
- * mirror when there is one), validate and `terraform test` with mocked providers.
- * Nothing touches AWS. `lambdaNodeReady` is called once the zip's unit test has installed
- * the Lambda's Node.js and the zip is built: the end-to-end file that runs the zip on that
- * Node.js waits for it, not for Terraform, which reads the zip whole meanwhile
- * (lambda/build.ts writes it by a rename).
+ * checked without it, by infrastructure/terraform/terraform_test.ts): build:lambda (the
+ * configuration hashes the zip it would deploy), then at the same time the zip's unit
+ * test (which installs the Lambda's Node.js with npm: mostly a wait on the network and
+ * the disk) and Terraform: fmt, then for the root configuration and the module at the
+ * same time, init (from a local provider mirror when there is one) and `terraform test`
+ * with mocked providers. Nothing touches AWS. No separate `terraform validate`:
+ * `terraform test` validates the whole configuration before each run block's plan
+ * (`TestFileRunner.validate` in hashicorp/terraform's internal/backend/local/test.go,
+ * https://github.com/hashicorp/terraform/blob/v1.11.4/internal/backend/local/test.go), and
+ * fails the suite on any error validate would report: a reference to an undeclared
+ * resource, an unknown argument of a resource. `lambdaNodeReady` is called once the
+ * zip's unit test has installed the Lambda's Node.js: the end-to-end file that runs the
+ * zip on that Node.js waits for it, not for Terraform, which reads the zip whole
+ * meanwhile (lambda/build.ts writes it by a rename).
  */
 async function terraformLane(lambdaNodeReady: () => void): Promise<void> {
-  try {
-    await denoTest("unit tests: the Lambda's zip on Node.js 22", [LAMBDA_ZIP_UNIT_TEST]);
-    await step("build:lambda", DENO_BIN, ["run", "-A", "lambda/build.ts"]);
-  } finally {
-    lambdaNodeReady();
-  }
+  const built = await step("build:lambda", DENO_BIN, ["run", "-A", "lambda/build.ts"]);
+  const zipTested = (async () => {
+    try {
+      await denoTest("unit tests: the Lambda's zip on Node.js 22", [LAMBDA_ZIP_UNIT_TEST]);
+    } finally {
+      lambdaNodeReady();
+    }
+  })();
+  await Promise.all([zipTested, built ? terraformChecks() : undefined]);
+}
+
+/** `terraform fmt`, then init and `terraform test` of both configurations at once. */
+async function terraformChecks(): Promise<void> {
   const terraform = "terraform";
   if (!(await terraformInstalled())) {
     skip("terraform", "terraform is not installed (the parsed-HCL checks ran in the unit tests)");
@@ -157,8 +181,6 @@ async function terraformLane(lambdaNodeReady: () => void): Promise<void> {
       }
       return;
     }
-    const validate = [chdir, "validate", "-no-color"];
-    await step(`terraform validate ${config}`, terraform, validate, undefined, env);
     const test = [chdir, "test", "-no-color"];
     await step(`terraform test ${config}`, terraform, test, terraformTestCounts, env);
   }));

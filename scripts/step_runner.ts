@@ -22,6 +22,8 @@ export interface StepResult {
   passed: number;
   failed: number;
   seconds: number;
+  /** CPU seconds (user + system) of the step's command and every process it waited for. */
+  cpu: number;
 }
 
 /** Where each step's whole output is kept. */
@@ -30,14 +32,26 @@ export const TEST_LOG_DIR: string = join(LOCAL_DIR, "test-logs");
 /** Every step run so far, in the order they started (the summary lists them). */
 export const results: StepResult[] = [];
 
-/** Runs a command with its output captured; returns its exit code and output. */
+/**
+ * GNU time, which reports the CPU a command and the processes it waited for used (the
+ * rusage of its children): each step's CPU seconds, for the summary. Absent, steps run
+ * bare and their CPU reads 0.
+ */
+const GNU_TIME = "/usr/bin/time";
+const timeAvailable = existsSync(GNU_TIME);
+
+/**
+ * Runs a command with its output captured; returns its exit code, output and CPU seconds
+ * (user + system, its waited-for children included; 0 when GNU time is not installed).
+ */
 export async function runCaptured(
   command: string,
   args: string[],
   env?: Record<string, string>,
-): Promise<{ code: number; output: string }> {
-  const child = new Deno.Command(command, {
-    args,
+): Promise<{ code: number; output: string; cpu: number }> {
+  const cpuFile = timeAvailable ? Deno.makeTempFileSync({ prefix: "step-cpu-" }) : undefined;
+  const child = new Deno.Command(cpuFile ? GNU_TIME : command, {
+    args: cpuFile ? ["-q", "-f", "%U %S", "-o", cpuFile, command, ...args] : args,
     cwd: ROOT,
     env: { NO_COLOR: "1", ...env },
     stdin: "null",
@@ -52,7 +66,18 @@ export async function runCaptured(
     for await (const chunk of stream) output += text.decode(chunk, { stream: true });
   };
   const [status] = await Promise.all([child.status, pump(child.stdout), pump(child.stderr)]);
-  return { code: status.code, output };
+  return { code: status.code, output, cpu: cpuFile ? readCpu(cpuFile) : 0 };
+}
+
+/** The user + system seconds GNU time wrote (`%U %S`) to `file`, which it then removes. */
+function readCpu(file: string): number {
+  try {
+    const line = Deno.readTextFileSync(file).trim().split("\n").pop() ?? "";
+    const [user, system] = line.split(" ").map(Number);
+    return Number.isFinite(user + system) ? user + system : 0;
+  } finally {
+    Deno.removeSync(file);
+  }
 }
 
 /** The file name a step's output is kept under. */
@@ -83,24 +108,26 @@ export async function step(
 ): Promise<boolean> {
   const commandLine = [command.replace(ROOT + "/", ""), ...args].join(" ")
     .replaceAll(ROOT + "/", "");
-  const result: StepResult = { name, ok: false, passed: 0, failed: 0, seconds: 0 };
+  const result: StepResult = { name, ok: false, passed: 0, failed: 0, seconds: 0, cpu: 0 };
   results.push(result);
   console.log(`--- ${name}: started`);
   const started = performance.now();
-  const { code, output } = await runCaptured(command, args, env);
+  const { code, output, cpu } = await runCaptured(command, args, env);
   const counted = count?.(output);
   const ok = code === 0 && (counted?.failed ?? 0) === 0;
   result.ok = ok;
   result.passed = counted?.passed ?? (ok ? 1 : 0);
   result.failed = counted ? Math.max(counted.failed, ok ? 0 : 1) : (ok ? 0 : 1);
   result.seconds = (performance.now() - started) / 1000;
+  result.cpu = cpu;
   const file = keepLog(name, commandLine, output);
   const tally = counted ? `, ${result.passed} passed, ${result.failed} failed` : "";
   if (!ok) {
     console.log(`\n=== ${name} FAILED: ${commandLine}\n${output.trimEnd()}\n`);
   }
   console.log(
-    `${ok ? "ok " : "FAILED"} ${name} (${result.seconds.toFixed(1)}s${tally}; ` +
+    `${ok ? "ok " : "FAILED"} ${name} (${result.seconds.toFixed(1)}s, ` +
+      `${result.cpu.toFixed(1)}s CPU${tally}; ` +
       `output in ${file.replace(ROOT + "/", "")})`,
   );
   return ok;
@@ -112,7 +139,7 @@ export async function step(
  */
 export function check(name: string, problems: string[]): boolean {
   const ok = problems.length === 0;
-  results.push({ name, ok, passed: ok ? 1 : 0, failed: ok ? 0 : 1, seconds: 0 });
+  results.push({ name, ok, passed: ok ? 1 : 0, failed: ok ? 0 : 1, seconds: 0, cpu: 0 });
   console.log(`${ok ? "ok " : "FAILED"} ${name}`);
   for (const problem of problems) console.log(`  ${problem}`);
   return ok;
@@ -120,7 +147,7 @@ export function check(name: string, problems: string[]): boolean {
 
 /** Records a step that failed before it could run a command, with the reason shown. */
 export function fail(name: string, reason: string) {
-  results.push({ name, ok: false, passed: 0, failed: 1, seconds: 0 });
+  results.push({ name, ok: false, passed: 0, failed: 1, seconds: 0, cpu: 0 });
   console.log(`FAILED ${name}: ${reason}`);
 }
 
@@ -157,7 +184,14 @@ export function testFiles(dir: string, suffix: string): string[] {
 /** Records a step that could not run here, and why (shown in the summary, counted as neither). */
 export function skip(name: string, reason: string) {
   console.log(`skipped ${name}: ${reason}`);
-  results.push({ name: `${name} (skipped)`, ok: true, passed: 0, failed: 0, seconds: 0 });
+  results.push({
+    name: `${name} (skipped)`,
+    ok: true,
+    passed: 0,
+    failed: 0,
+    seconds: 0,
+    cpu: 0,
+  });
 }
 
 /** `Success! 5 passed, 0 failed.` / `Failure! 3 passed, 1 failed, 1 skipped.` from terraform test. */
@@ -189,10 +223,15 @@ export function exitWithSummary(started: number): never {
   for (const r of results) {
     console.log(
       `${r.ok ? "ok    " : "FAILED"} ${r.name.padEnd(48)} ${String(r.passed).padStart(4)} passed ` +
-        `${String(r.failed).padStart(3)} failed  ${r.seconds.toFixed(1).padStart(6)}s`,
+        `${String(r.failed).padStart(3)} failed  ${r.seconds.toFixed(1).padStart(6)}s ` +
+        `${r.cpu.toFixed(1).padStart(6)}s CPU`,
     );
   }
-  console.log(`npm test took ${((performance.now() - started) / 1000).toFixed(0)}s`);
+  const cpu = results.reduce((sum, r) => sum + r.cpu, 0);
+  console.log(
+    `npm test took ${((performance.now() - started) / 1000).toFixed(0)}s; its steps' own ` +
+      `processes used ${cpu.toFixed(0)} CPU seconds (the stack's servers not counted)`,
+  );
   console.log(`${passed} passed, ${failed} failed`);
   Deno.exit(failed === 0 && results.every((r) => r.ok) ? 0 : 1);
 }

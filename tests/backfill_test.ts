@@ -87,8 +87,15 @@ Deno.test("a worker killed mid-segment is taken over from its checkpoint: nothin
         await sql`select pages, status from sync.backfill_segments where job_id = ${job.id}`;
       return s.pages >= 3 && s.status === "running" ? true : undefined;
     }, 90_000);
-    // This checkout's worker only: another checkout may run a stack of its own.
-    await run("pkill", ["-9", "-f", `${ROOT}/supabase/functions/import-worker/index.ts`]);
+    // This checkout's worker isolates only: another checkout may run a stack of its own,
+    // and a command that merely names the file (npm test's type check or module
+    // resolution of the function) is no isolate. An isolate's command line ends with the
+    // gateway's preload, then the function's entry point (local-stack/supabase/isolate_process.ts).
+    await run("pkill", [
+      "-9",
+      "-f",
+      `edge_runtime_shim\\.ts ${ROOT}/supabase/functions/import-worker/index\\.ts`,
+    ]);
     const [before] =
       await sql`select pages, items_scanned from sync.backfill_segments where job_id = ${job.id}`;
     assert.ok(

@@ -50,11 +50,14 @@ Deno.test("a validator request killed mid-segment is resumed from its checkpoint
       const [s] = await segment();
       return s.pages >= 3 && s.status === "running" ? true : undefined;
     });
-    // This checkout's validator only: another checkout may run a stack of its own.
+    // This checkout's validator isolates only: another checkout may run a stack of its
+    // own, and a command that merely names the file (npm test's type check or module
+    // resolution of the function) is no isolate. An isolate's command line ends with the
+    // gateway's preload, then the function's entry point (local-stack/supabase/isolate_process.ts).
     await run("pkill", [
       "-9",
       "-f",
-      `${ROOT}/supabase/functions/data-checksum-validator/index.ts`,
+      `edge_runtime_shim\\.ts ${ROOT}/supabase/functions/data-checksum-validator/index\\.ts`,
     ]);
     const [before] = await segment();
     assert.ok(Number(before.items_scanned) < total, "the request died before the segment's end");
