@@ -86,19 +86,19 @@ export function migrationsToPush(
  * (a new database).
  */
 export async function appliedMigrationVersions(url = DATABASE_URL): Promise<string[]> {
-  const out = await run(join(PG_BIN, "psql"), [
-    "-X",
-    "-A",
-    "-t",
-    "-v",
-    "ON_ERROR_STOP=1",
-    "-d",
-    url,
-    "-c",
-    `select case when to_regclass('supabase_migrations.schema_migrations') is null then ''
-       else (select coalesce(string_agg(version, ' ' order by version), '')
-             from supabase_migrations.schema_migrations) end`,
-  ], { stdoutOnly: true });
+  const query = (sql: string) =>
+    run(join(PG_BIN, "psql"), ["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", url, "-c", sql], {
+      stdoutOnly: true,
+    });
+  // Two statements: one naming a missing table fails when it is parsed, whatever a CASE
+  // around it says.
+  const exists = await query(
+    "select to_regclass('supabase_migrations.schema_migrations') is not null",
+  );
+  if (exists.trim() !== "t") return [];
+  const out = await query(
+    "select coalesce(string_agg(version, ' ' order by version), '') from supabase_migrations.schema_migrations",
+  );
   return out.trim().split(/\s+/).filter((version) => version !== "");
 }
 

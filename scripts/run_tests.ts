@@ -317,13 +317,15 @@ if (stackUp) {
     "no import-worker or validator isolate was killed at a hard limit",
     killsSince(isolateLog, HANDS_ON_FUNCTIONS),
   );
-  if (!wasRunning && !keepStack) {
-    await step("stack:down leaves nothing running", DENO_BIN, [
-      "run",
-      "-A",
-      "scripts/check_stack_down.ts",
-    ]);
-  }
+}
+// Whatever happened, a stack this run started is stopped (a stack:up that failed half way
+// leaves Postgres or DynamoDB Local running otherwise).
+if (!wasRunning && !keepStack) {
+  await step("stack:down leaves nothing running", DENO_BIN, [
+    "run",
+    "-A",
+    "scripts/check_stack_down.ts",
+  ]);
 }
 
 exitWithSummary(started);
