@@ -79,12 +79,17 @@ function isRetryable(status: number): boolean {
   return status >= 500 || status === 408 || status === 429;
 }
 
-/** Delivers one body, retrying transient failures until `deadline`; returns whether it got a 200. */
-async function deliver(
+/**
+ * Delivers one body, retrying transient failures until `deadline`; returns whether it got
+ * a 200. `log` gets the line of a delivery (the Lambda's: its log); failures always go to
+ * the error log. `npm start`'s redelivery (scripts/live_changes.ts) sends through it too.
+ */
+export async function deliver(
   url: string,
   secret: string,
   records: StreamRecord[],
   deadline: number,
+  log: (line: string) => void = console.log,
 ): Promise<boolean> {
   const body = JSON.stringify({ records });
   const first = records[0]?.dynamodb?.SequenceNumber ?? "?";
@@ -99,7 +104,7 @@ async function deliver(
       });
       const text = await response.text();
       if (response.ok) {
-        console.log(`delivered ${records.length} records from ${first}: ${text}`);
+        log(`delivered ${records.length} records from ${first}: ${text}`);
         return true;
       }
       console.error(`webhook answered ${response.status} for records from ${first}: ${text}`);

@@ -17,7 +17,7 @@ import {
 } from "@aws-sdk/client-dynamodb";
 import type postgres from "postgres";
 import { TABLES, type TableSpec } from "../functions-shared/table_registry.ts";
-import { signWebhook } from "../functions-shared/webhook_signing.ts";
+import { deliver } from "../lambda/stream_forwarder.ts";
 import { localDynamo } from "../local-stack/source_tables.ts";
 import { listShards, localStreams, readShard } from "../local-stack/stream_reader.ts";
 import type { StackEnv } from "../local-stack/stack_env.ts";
@@ -173,28 +173,6 @@ export const LIVE_TABLES: ReadonlySet<string> = new Set([
   "toledo_dashboard",
 ]);
 
-/**
- * Posts a signed batch; a 503 (the database unavailable for a moment, e.g. no pooled
- * connection came free in time) is tried again after its Retry-After, as the Lambda
- * does, up to 5 times. Each try is signed afresh (a 503 applied nothing).
- */
-async function postRetrying(env: StackEnv, body: string): Promise<Response> {
-  for (let attempt = 1;; attempt++) {
-    const response = await fetch(`${env.FUNCTIONS_URL}/mmp-toledo-sync`, {
-      method: "POST",
-      headers: {
-        "content-type": "application/json",
-        ...signWebhook(env.SYNC_WEBHOOK_SECRET, body),
-      },
-      body,
-    });
-    if (response.status !== 503 || attempt === 5) return response;
-    await response.body?.cancel();
-    const seconds = Math.min(Number(response.headers.get("retry-after") ?? 1) || 1, 5);
-    await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
-  }
-}
-
 /** The source tables of the given target tables (every table when none are given). */
 function specsOf(tables?: ReadonlySet<string>): TableSpec[] {
   return TABLES.filter((spec) => tables === undefined || tables.has(spec.targetTable));
@@ -237,15 +215,20 @@ export async function redeliver(
       records.reverse();
       let sent = 0;
       for (let i = 0; i < records.length; i += 25) {
-        const body = JSON.stringify({ records: records.slice(i, i + 25) });
-        const response = await postRetrying(env, body);
-        if (!response.ok) {
+        // Through the Lambda's own delivery: signed afresh each try, transient failures
+        // (a 503 when no pooled connection came free in time) retried with backoff.
+        const delivered = await deliver(
+          `${env.FUNCTIONS_URL}/mmp-toledo-sync`,
+          env.SYNC_WEBHOOK_SECRET,
+          records.slice(i, i + 25),
+          Date.now() + 60_000,
+          () => {},
+        );
+        if (!delivered) {
           throw new Error(
-            `redelivery to ${spec.targetTable} refused: ${response.status} ${await response
-              .text()}`,
+            `redelivery to ${spec.targetTable} refused (the webhook's answers are logged above)`,
           );
         }
-        await response.body?.cancel();
         sent += Math.min(25, records.length - i);
       }
       return sent;
