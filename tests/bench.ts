@@ -17,6 +17,7 @@ import type postgres from "postgres";
 import { up } from "../local-stack/stack.ts";
 import { signWebhook } from "../functions-shared/webhook_signing.ts";
 import { benchBackfill } from "./bench_backfill.ts";
+import { benchExport } from "./bench_export.ts";
 import { formatted, Goals } from "./bench_goals.ts";
 import { benchValidator } from "./bench_validator.ts";
 import { percentile } from "./bench_edge_cpu.ts";
@@ -155,6 +156,8 @@ if (import.meta.main) {
     if (sections.includes("webhook")) await webhookSection(sql, goals);
     if (sections.includes("backfill")) await benchBackfill(sql, figure, goals);
     if (sections.includes("validator")) await benchValidator(sql, figure, goals);
+    // Not by default: at its scale (100×) it loads 4.8 million items.
+    if (sections.includes("export")) await benchExport(sql, figure, goals);
   } finally {
     await sql.end();
   }
