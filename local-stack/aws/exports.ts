@@ -192,9 +192,7 @@ export class TableExports {
         )
         .map(([, s]) => ({
           ExportArn: s.description.ExportArn,
-          ExportStatus: s.outcome && this.#now() >= s.readyAt
-            ? s.outcome.ExportStatus
-            : "IN_PROGRESS",
+          ExportStatus: this.#describe(s).ExportStatus,
           ExportType: "FULL_EXPORT",
         }));
       return awsJsonAnswer(200, { ExportSummaries: summaries });

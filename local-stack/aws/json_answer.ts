@@ -8,9 +8,11 @@
 
 import { crc32 } from "./crc32.ts";
 
-/** `body` as DynamoDB would answer it, keeping `headers` (an upstream answer's) but its length. */
-export function awsJsonAnswer(status: number, body: unknown, headers?: Headers): Response {
-  const text = JSON.stringify(body);
+/**
+ * JSON `text` as DynamoDB would answer it, keeping `headers` (an upstream answer's) but
+ * its length, and its request id when it has one.
+ */
+export function awsJsonText(status: number, text: string, headers?: Headers): Response {
   const out = new Headers(headers);
   out.delete("content-length");
   out.delete("transfer-encoding");
@@ -18,6 +20,11 @@ export function awsJsonAnswer(status: number, body: unknown, headers?: Headers):
   out.set("x-amz-crc32", String(crc32(text)));
   if (!out.has("x-amzn-requestid")) out.set("x-amzn-requestid", crypto.randomUUID());
   return new Response(text, { status, headers: out });
+}
+
+/** `body` as DynamoDB would answer it (see {@link awsJsonText}). */
+export function awsJsonAnswer(status: number, body: unknown, headers?: Headers): Response {
+  return awsJsonText(status, JSON.stringify(body), headers);
 }
 
 /** A DynamoDB error answer: HTTP 400 with `__type` and `message`, as AWS sends one. */

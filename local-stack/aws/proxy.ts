@@ -17,12 +17,12 @@
  */
 
 import { type Item, ReadThrottle, throughputExceeded, unitsByTable } from "./capacity.ts";
-import { crc32 } from "./crc32.ts";
 import { decideError, internalServerError, WRITE_OPERATIONS } from "./errors.ts";
 import type { Faults } from "./faults.ts";
 import { History, keyText, type Random } from "./history.ts";
 import { applyStale, type Body, writtenKeys } from "./stale_reads.ts";
 import { KeyLocks } from "./key_locks.ts";
+import { awsJsonText } from "./json_answer.ts";
 import { scopeOf } from "./scope.ts";
 import { callUpstream } from "./upstream.ts";
 import { streamOfIterator, type StreamTimes } from "./stream_times.ts";
@@ -123,16 +123,7 @@ export function createProxy(options: ProxyOptions): {
     return [];
   }
 
-  function answer(status: number, text: string, upstreamHeaders?: Headers): Response {
-    const headers = new Headers();
-    headers.set("content-type", "application/x-amz-json-1.0");
-    headers.set(
-      "x-amzn-requestid",
-      upstreamHeaders?.get("x-amzn-requestid") ?? crypto.randomUUID(),
-    );
-    headers.set("x-amz-crc32", String(crc32(text)));
-    return new Response(text, { status, headers });
-  }
+  const answer = awsJsonText;
 
   async function passThrough(request: Request, body: ArrayBuffer | undefined): Promise<Response> {
     const url = new URL(request.url);
