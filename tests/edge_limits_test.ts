@@ -149,18 +149,23 @@ Deno.test("under the hosted limits, a backfill of thousands of items is never ki
       l.function === "import-worker" && l.reason === "CPUTime"
     );
     assert.deepEqual(killed, [], "no import-worker isolate was killed for CPU");
-    // The limits were in play: an isolate was retired at the soft limit, and ended
-    // when its work was done: its runs end at their budget or the job's end, and at the
-    // latest the wall clock (150 s from its boot) ends the isolate.
+    // The limits were in play: an isolate was retired at a soft limit, and ended when
+    // its work was done: its runs end at their budget or the job's end, and at the
+    // latest the wall clock (150 s from its boot) ends the isolate. Mostly the soft
+    // limit is the CPU one; on a loaded machine the isolate that took the job's first
+    // pages may reach half its wall clock (75 s since its boot, in earlier tests) first,
+    // and its successor may finish the job under 1,000 ms: both are the hosted
+    // supervisor's retirements (local-stack/supabase/edge_limits.ts), so either counts.
+    const softLimits = ["retired: cpu soft limit", "retired: wall clock"];
     await eventually(
-      "an import-worker isolate retired for CPU to end",
+      "an import-worker isolate retired at a soft limit (CPU or wall clock) to end",
       () =>
         Promise.resolve(
           isolateLinesSince(offset).find((l) =>
-            l.function === "import-worker" && l.reason === "retired: cpu soft limit"
+            l.function === "import-worker" && softLimits.includes(l.reason)
           ),
         ),
-      150_000,
+      160_000,
     );
   } finally {
     await sql.end();
