@@ -52,6 +52,13 @@ export interface TableSpec {
   columns: Record<string, ColumnSpec>;
   /** The jsonb column that takes every attribute without a column, under its own name. */
   catchAll: string;
+  /**
+   * The attributes docs/source-tables.md names for the table that land in the catch-all
+   * column. The write-back (docs/sync-semantics.md, "Admin edits") may write these keys
+   * of the catch-all and no other: its IAM identity is granted exactly
+   * {@link writeBackAttributes} (infrastructure/terraform, checked against it).
+   */
+  catchAllAttributes: readonly string[];
   collapse?: CollapseSpec;
   /** Amplify's soft delete: an item whose attribute is `true` counts as deleted. */
   deletedFlag?: string;
@@ -73,6 +80,7 @@ export const TABLES: readonly TableSpec[] = [
       created_at: { from: "created_at", type: "iso_timestamp" },
     },
     catchAll: "action_data",
+    catchAllAttributes: ["url", "title", "data"],
   },
   {
     sourceTable: "firespring-backdoor-visitors-dev",
@@ -87,6 +95,7 @@ export const TABLES: readonly TableSpec[] = [
       created_at: { from: "created_at", type: "iso_timestamp" },
     },
     catchAll: "session_data",
+    catchAllAttributes: ["ip_address", "country", "city", "referrer", "sessions"],
     collapse: { rangeAttribute: "timestamp" },
   },
   {
@@ -106,6 +115,7 @@ export const TABLES: readonly TableSpec[] = [
       last_updated_at: { from: "updated_at", type: "epoch_millis" },
     },
     catchAll: "job_data",
+    catchAllAttributes: ["params"],
     collapse: {
       rangeAttribute: "updated_at",
       rank: {
@@ -127,6 +137,7 @@ export const TABLES: readonly TableSpec[] = [
       visitor_count: { from: "visitors", type: "numeric" },
     },
     catchAll: "source_data",
+    catchAllAttributes: ["period", "data"],
   },
   {
     sourceTable: "firespring-backdoor-segments-dev",
@@ -140,6 +151,7 @@ export const TABLES: readonly TableSpec[] = [
       member_count: { from: "value", type: "numeric" },
     },
     catchAll: "segment_criteria",
+    catchAllAttributes: ["raw"],
   },
   {
     sourceTable: "firespring-backdoor-searches-dev",
@@ -155,6 +167,7 @@ export const TABLES: readonly TableSpec[] = [
       searched_at: { from: "searched_at", type: "epoch_seconds" },
     },
     catchAll: "search_data",
+    catchAllAttributes: [],
   },
   {
     sourceTable: "firespring-backdoor-network-state-dev",
@@ -168,6 +181,7 @@ export const TABLES: readonly TableSpec[] = [
       updated_at: { from: "updated_at", type: "epoch_seconds" },
     },
     catchAll: "state_data",
+    catchAllAttributes: [],
   },
   {
     sourceTable: "Lead-sqiqbtbugvfabolqwdt4rz3dla-NONE",
@@ -188,6 +202,7 @@ export const TABLES: readonly TableSpec[] = [
       updated_at: { from: "updatedAt", type: "iso_timestamp" },
     },
     catchAll: "lead_data",
+    catchAllAttributes: ["__typename", "_version", "_lastChangedAt"],
     deletedFlag: "_deleted",
   },
   {
@@ -203,8 +218,24 @@ export const TABLES: readonly TableSpec[] = [
       updated_at: { from: "updated_at", type: "iso_timestamp" },
     },
     catchAll: "dashboard_data",
+    catchAllAttributes: [],
   },
 ];
+
+/**
+ * The attributes an admin's edit may write back to an item of the table (sorted, each
+ * once): the key attributes (in the update's key, never changed), every column's source
+ * attribute(s), and the catch-all's documented attributes. The writer's IAM condition on
+ * `dynamodb:Attributes` lists exactly these (infrastructure/terraform).
+ */
+export function writeBackAttributes(spec: TableSpec): string[] {
+  const names = new Set<string>(spec.sourceKey.map((key) => key.name));
+  for (const column of Object.values(spec.columns)) {
+    for (const name of [column.from].flat()) names.add(name);
+  }
+  for (const name of spec.catchAllAttributes) names.add(name);
+  return [...names].sort();
+}
 
 /** The table a DynamoDB table name maps to, or undefined. */
 export function bySourceTable(name: string): TableSpec | undefined {

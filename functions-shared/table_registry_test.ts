@@ -5,7 +5,13 @@
  */
 
 import assert from "node:assert/strict";
-import { bySourceTable, byTargetTable, tableNameFromArn, TABLES } from "./table_registry.ts";
+import {
+  bySourceTable,
+  byTargetTable,
+  tableNameFromArn,
+  TABLES,
+  writeBackAttributes,
+} from "./table_registry.ts";
 
 const sources = (column: { from: string | string[] }) => [column.from].flat();
 
@@ -113,6 +119,38 @@ Deno.test("the catch-all column and the deleted flag are distinct from the colum
         `${spec.sourceTable}: ${spec.deletedFlag} is no column`,
       );
     }
+  }
+});
+
+Deno.test("the catch-all's documented attributes feed no column and are no flag or key", () => {
+  for (const spec of TABLES) {
+    const fed = new Set(Object.values(spec.columns).flatMap(sources));
+    for (const name of spec.catchAllAttributes) {
+      assert.ok(!fed.has(name), `${spec.targetTable}: ${name} has a column`);
+      assert.notEqual(name, spec.deletedFlag, `${spec.targetTable}: ${name} is the deleted flag`);
+    }
+  }
+});
+
+Deno.test("writeBackAttributes: keys, every column's sources and the catch-all's, once each", () => {
+  const actions = bySourceTable("firespring-backdoor-actions-dev")!;
+  assert.deepEqual(writeBackAttributes(actions), [
+    "action_id",
+    "action_type",
+    "created_at",
+    "data",
+    "session_id",
+    "timestamp",
+    "title",
+    "type",
+    "url",
+  ]);
+  const leads = bySourceTable("Lead-sqiqbtbugvfabolqwdt4rz3dla-NONE")!;
+  assert.ok(!writeBackAttributes(leads).includes("_deleted"), "deletes stay denied");
+  for (const spec of TABLES) {
+    const names = writeBackAttributes(spec);
+    assert.deepEqual(names, [...new Set(names)].sort(), spec.targetTable);
+    for (const key of spec.sourceKey) assert.ok(names.includes(key.name), spec.targetTable);
   }
 });
 
