@@ -74,37 +74,9 @@ insert into sync.settings (key, value, description) values
 -- moves the run on to its compare instead of sweeping. Each is defined only there.
 drop function sync.claim_segment(text);
 
--- Starts a validation run of one table: its row, and its Scan's job and segments.
--- With p_queued the run waits for a slot (sync.start_queued_validations).
-create function sync.start_validation(
-  p_target text, p_repair boolean default false, p_segments integer default 8,
-  p_page_size integer default 1000, p_queued boolean default false
-) returns bigint
-language plpgsql set search_path = ''
-as $$
-declare
-  run bigint;
-  job bigint;
-begin
-  if not exists (select from sync.source_tables s where s.target_table = p_target) then
-    raise exception 'sync.start_validation: % is not a target table (known: %)',
-      p_target, (select string_agg(s.target_table, ', ' order by s.target_table) from sync.source_tables s)
-      using errcode = '22023';
-  end if;
-  insert into public.sync_checksums (target_table, status, source_items, repair_requested)
-  values (p_target, case when p_queued then 'queued' else 'running' end, 0, p_repair)
-  returning id into run;
-  insert into sync.backfill_jobs (source_table, total_segments, page_size, checksum_run_id)
-  select s.source_table, p_segments, p_page_size, run from sync.source_tables s
-  where s.target_table = p_target
-  returning id into job;
-  insert into sync.backfill_segments (job_id, segment)
-  select job, g from generate_series(0, p_segments - 1) g;
-  return run;
-end
-$$;
-comment on function sync.start_validation(text, boolean, integer, integer, boolean) is
-  'Creates a validation run of one target table with its Scan''s segments; returns the run id.';
+-- sync.start_validation, sync.compare_checksum_range and sync.end_validation are defined
+-- in 20261128001600_validator_streaming.sql, beside the streamed comparison they start,
+-- finish and clean up after.
 
 -- Takes the lease of a run's steps after the Scan. Returns the run's phase: 'scan' (its
 -- segments have leases of their own; no run lease is taken), the step now leased to
@@ -228,77 +200,6 @@ begin
 end
 $fn$;
 
--- One step of a run's compare: the next range of buckets (checksum_buckets_per_statement
--- of them), its divergent keys appended to the run's lists and its counts added, the
--- checkpoint moved, in one transaction held by p_worker (SY001 otherwise). After the
--- last range the lists are put in the order of the whole-table comparison (kind, key)
--- and the run moves on: to its rechecks when a key diverges, else to its report.
--- Returns the run's phase afterwards.
-create function sync.compare_checksum_range(p_run bigint, p_worker text) returns text
-language plpgsql set search_path = ''
-as $$
-declare
-  run public.sync_checksums;
-  width integer := (select value::integer from sync.settings where key = 'checksum_buckets_per_statement');
-  last_bucket integer;
-  phase_after text;
-begin
-  perform sync.hold_validation(p_run, p_worker);
-  select * into run from public.sync_checksums where id = p_run;
-  if run.phase <> 'compare' then
-    return run.phase;
-  end if;
-  last_bucket := least(run.next_bucket + width - 1, run.buckets - 1);
-  with found as (
-    select * from sync.compare_checksum(p_run, run.target_table, run.buckets, run.next_bucket, last_bucket)
-  )
-  update public.sync_checksums c
-  set missing = c.missing || coalesce((select jsonb_agg(f.row_key order by f.row_key) from found f where f.kind = 'missing'), '[]'),
-      unexpected = c.unexpected || coalesce((select jsonb_agg(f.row_key order by f.row_key) from found f where f.kind = 'unexpected'), '[]'),
-      different = c.different || coalesce((select jsonb_agg(f.row_key order by f.row_key) from found f where f.kind = 'different'), '[]'),
-      expected_rows = coalesce(c.expected_rows, 0) + (select max(f.expected_rows) from found f),
-      target_rows = coalesce(c.target_rows, 0) + (select max(f.target_rows) from found f),
-      compared_at = coalesce(c.compared_at, now()),
-      next_bucket = last_bucket + 1
-  where c.id = p_run;
-  if last_bucket + 1 >= run.buckets then
-    update public.sync_checksums c
-    set missing = (select coalesce(jsonb_agg(x order by x), '[]') from jsonb_array_elements(c.missing) x),
-        unexpected = (select coalesce(jsonb_agg(x order by x), '[]') from jsonb_array_elements(c.unexpected) x),
-        different = (select coalesce(jsonb_agg(x order by x), '[]') from jsonb_array_elements(c.different) x),
-        phase = case when jsonb_array_length(c.missing) + jsonb_array_length(c.unexpected)
-                          + jsonb_array_length(c.different) > 0 then 'recheck' else 'report' end
-    where c.id = p_run
-    returning c.phase into phase_after;
-    return phase_after;
-  end if;
-  return 'compare';
-end
-$$;
-
--- Ends a run (done or failed): its staging rows and its lease go, and queued runs take
--- the slot it frees (sync.start_queued_validations).
-create function sync.end_validation(p_run bigint, p_status text, p_error text default null)
-returns void
-language plpgsql set search_path = ''
-as $$
-begin
-  if p_status not in ('done', 'failed') then
-    raise exception 'sync.end_validation: run % cannot end as %', p_run, p_status using errcode = '22023';
-  end if;
-  update public.sync_checksums
-  set status = p_status, phase = case when p_status = 'done' then 'done' else phase end,
-      error = coalesce(p_error, error), checked_at = coalesce(checked_at, now()),
-      lease_owner = null, lease_expires_at = null
-  where id = p_run and status in ('queued', 'running');
-  update sync.backfill_jobs set status = case when p_status = 'done' then 'done' else 'cancelled' end,
-    finished_at = coalesce(finished_at, now())
-  where checksum_run_id = p_run and status in ('pending', 'running');
-  delete from sync.checksum_items where run_id = p_run;
-  perform sync.start_queued_validations();
-end
-$$;
-
 -- Starts queued runs while fewer than validation_concurrency scan at once (oldest
 -- first), calling the validator for each. Returns how many started.
 create function sync.start_queued_validations() returns integer
@@ -412,11 +313,9 @@ begin
 end
 $$;
 
-revoke all on function sync.start_validation(text, boolean, integer, integer, boolean),
-  sync.claim_validation(bigint, text), sync.release_validation(bigint, text),
+revoke all on function sync.claim_validation(bigint, text), sync.release_validation(bigint, text),
   sync.hold_validation(bigint, text),
   sync.compare_checksum(bigint, text, integer, integer, integer, jsonb),
-  sync.compare_checksum_range(bigint, text), sync.end_validation(bigint, text, text),
   sync.start_queued_validations(), sync.wake_validations() from public;
 
 -- sync.backfill_progress, which leaves validation runs' Scans out (their progress shows

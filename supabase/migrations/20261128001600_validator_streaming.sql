@@ -61,8 +61,10 @@ insert into sync.settings (key, value, description) values
   ('checksum_unseen_rows_per_statement', '500000',
    'Target rows one statement of a streamed validation''s unseen pass covers at most (by the table''s estimate): each stays far under the 2-minute statement timeout.');
 
--- Replaces 20261128001100's: a run of a plain table is streamed.
-create or replace function sync.start_validation(
+-- Starts a validation run of one table: its row, and its Scan's job and segments. A run
+-- of a plain table is streamed. With p_queued the run waits for a slot
+-- (sync.start_queued_validations).
+create function sync.start_validation(
   p_target text, p_repair boolean default false, p_segments integer default 8,
   p_page_size integer default 1000, p_queued boolean default false
 ) returns bigint
@@ -234,9 +236,15 @@ begin
 end
 $fn$;
 
--- Replaces 20261128001100's: a streamed run's ranges only look for unexpected rows
--- (missing and different keys were found page by page); a staged run's compare as before.
-create or replace function sync.compare_checksum_range(p_run bigint, p_worker text) returns text
+-- One step of a run's compare: the next range of buckets (checksum_buckets_per_statement
+-- of them), its divergent keys appended to the run's lists and its counts added, the
+-- checkpoint moved, in one transaction held by p_worker (SY001 otherwise). After the
+-- last range the lists are put in the order of the whole-table comparison (kind, key)
+-- and the run moves on: to its rechecks when a key diverges, else to its report.
+-- Returns the run's phase afterwards.
+-- A streamed run's ranges only look for unexpected rows (missing and different keys were
+-- found page by page); a staged run's compare as above.
+create function sync.compare_checksum_range(p_run bigint, p_worker text) returns text
 language plpgsql set search_path = ''
 as $$
 declare
@@ -301,8 +309,9 @@ begin
 end
 $$;
 
--- Replaces 20261128001100's: a run's seen keys go with its staging rows.
-create or replace function sync.end_validation(p_run bigint, p_status text, p_error text default null)
+-- Ends a run (done or failed): its staging rows, its seen keys and its lease go, and
+-- queued runs take the slot it frees (sync.start_queued_validations).
+create function sync.end_validation(p_run bigint, p_status text, p_error text default null)
 returns void
 language plpgsql set search_path = ''
 as $$
@@ -324,5 +333,10 @@ begin
 end
 $$;
 
+comment on function sync.start_validation(text, boolean, integer, integer, boolean) is
+  'Creates a validation run of one target table with its Scan''s segments; returns the run id.';
+
 revoke all on function sync.check_checksum_page(bigint, text, jsonb),
-  sync.unseen_checksum(bigint, text, integer, integer, integer) from public;
+  sync.unseen_checksum(bigint, text, integer, integer, integer),
+  sync.start_validation(text, boolean, integer, integer, boolean),
+  sync.compare_checksum_range(bigint, text), sync.end_validation(bigint, text, text) from public;
