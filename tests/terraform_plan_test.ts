@@ -135,6 +135,7 @@ Deno.test({
         assert.equal(after.maximum_retry_attempts, 10);
         assert.equal(after.maximum_record_age_in_seconds, 3600);
         assert.equal(after.starting_position, "TRIM_HORIZON");
+        assert.equal(after.enabled, true, "forwarding (until the cutover)");
       }
 
       const lambdas = changes.filter((c) => c.type === "aws_lambda_function");

@@ -101,6 +101,13 @@ Deno.test("each mapping: NEW_AND_OLD_IMAGES, batch 10, partial failures, bisect,
     "${aws_sqs_queue.dead_letters.arn}",
   );
   assert.equal(mapping.event_source_arn, "${each.value.stream_arn}");
+  // The cutover's switch (README, "The cutover"): on by default, passed from the root.
+  assert.equal(mapping.enabled, "${var.mappings_enabled}");
+  assert.equal(moduleDefault("mappings_enabled"), true);
+  assert.equal(only(root.variable.enable_stream_mappings, "enable_stream_mappings").default, true);
+  for (const { name, instance } of instances) {
+    assert.equal(instance.mappings_enabled, "${var.enable_stream_mappings}", name);
+  }
   assert.equal(mapping.function_name, "${aws_lambda_function.forwarder.arn}");
   const [check] = only(mapping.lifecycle, "lifecycle").precondition;
   assert.match(check.condition, /stream_view_type == "NEW_AND_OLD_IMAGES"/);
