@@ -19,7 +19,7 @@ import {
   DeleteTableCommand,
   DescribeTableCommand,
 } from "@aws-sdk/client-dynamodb";
-import { TABLES } from "../functions-shared/table_registry.ts";
+import { TABLES, writeBackAttributes } from "../functions-shared/table_registry.ts";
 import {
   initArgs,
   providerMirror,
@@ -98,13 +98,14 @@ Deno.test({
         "-out=sync.tfplan",
       ], data);
       assert.equal(plan.code, 0, plan.text);
-      assert.match(plan.text, /Plan: 30 to add, 0 to change, 0 to destroy\./);
+      assert.match(plan.text, /Plan: 33 to add, 0 to change, 0 to destroy\./);
       const shown = await terraform(root, ["show", "-json", "sync.tfplan"], data);
       const planned: Json = JSON.parse(shown.stdout);
       // (The Lambda's policy document waits for the ARNs of what apply makes: a "read".)
       const changes: Json[] = planned.resource_changes.filter((c: Json) => c.mode === "managed");
-      // 23 for the sync, 7 for the export bucket and the reader's rights to it (exports.tf).
-      assert.equal(changes.length, 30);
+      // 23 for the sync, 7 for the export bucket and the reader's rights to it (exports.tf),
+      // 3 for the write-back's writer (supabase-writer.tf).
+      assert.equal(changes.length, 33);
       assert.ok(changes.every((c) => c.change.actions.join() === "create"), "only creates");
 
       // One mapping per registry table, on the stream DynamoDB reports for that table.
@@ -134,6 +135,7 @@ Deno.test({
         assert.equal(after.maximum_retry_attempts, 10);
         assert.equal(after.maximum_record_age_in_seconds, 3600);
         assert.equal(after.starting_position, "TRIM_HORIZON");
+        assert.equal(after.enabled, true, "forwarding (until the cutover)");
       }
 
       const lambdas = changes.filter((c) => c.type === "aws_lambda_function");
@@ -179,6 +181,39 @@ Deno.test({
       assert.deepEqual(
         streams.Resource.toSorted(),
         arns.map((arn) => `${arn}/stream/*`).toSorted(),
+      );
+
+      // The write-back's writer: UpdateItem of each table, on that table's ARN only, of
+      // exactly its registry attributes, returning nothing or the updated old values.
+      const writer = planned.prior_state.values.root_module.resources
+        .find((r: Json) => r.address === "data.aws_iam_policy_document.supabase_writer[0]");
+      const document = JSON.parse(writer.values.json);
+      assert.equal(document.Statement.length, TABLES.length);
+      for (const [i, spec] of TABLES.entries()) {
+        const granted = document.Statement.find((s: Json) => s.Resource === described[i].TableArn);
+        assert.ok(granted, `${spec.sourceTable} has its statement`);
+        assert.equal(granted.Effect, "Allow");
+        assert.equal(granted.Action, "dynamodb:UpdateItem");
+        assert.deepEqual(
+          [granted.Condition["ForAllValues:StringEquals"]["dynamodb:Attributes"]].flat().toSorted(),
+          writeBackAttributes(spec),
+          spec.sourceTable,
+        );
+        assert.deepEqual(
+          [granted.Condition.StringEqualsIfExists["dynamodb:ReturnValues"]].flat().toSorted(),
+          ["NONE", "UPDATED_OLD"],
+        );
+      }
+      const policy = changes.find((c) => c.address === "aws_iam_policy.supabase_writer[0]");
+      assert.equal(policy.change.after.name, "mmp-toledo-write-back-dev");
+      // A managed policy holds 6,144 characters, whitespace not counted
+      // (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html).
+      const size = writer.values.json.replace(/\s/g, "").length;
+      assert.ok(size <= 6144, `the writer's policy has ${size} characters, at most 6,144`);
+      assert.deepEqual(
+        changes.filter((c) => c.type === "aws_iam_user").map((c) => c.change.after.name)
+          .toSorted(),
+        ["mmp-toledo-supabase-reader-dev", "mmp-toledo-supabase-writer-dev"],
       );
     } finally {
       copy.remove();

@@ -3,7 +3,8 @@
  * terraform nor AWS. Every source table of the registry has exactly one stream mapping,
  * in the Lambda of its own region, with the settings of the real-time sync; the Lambda's
  * IAM policy grants only the stream reads, the DLQ send, the one secret (and its own
- * logs); the Lambda is configured the way lambda/stream_forwarder.ts reads its settings.
+ * logs); the Lambda is configured the way lambda/stream_forwarder.ts reads its settings;
+ * the write-back's writer may only UpdateItem each table's registry attributes.
  * Its Node.js runtime and the AWS provider version are checked in lambda_runtime_test.ts.
  * `terraform fmt`, `validate` and `terraform test` (mocked providers) run beside these in
  * `npm test` when terraform is installed.
@@ -14,7 +15,7 @@ import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 // @ts-types="./hcl2json.d.ts"
 import { parse } from "@cdktf/hcl2json";
-import { TABLES } from "../../functions-shared/table_registry.ts";
+import { TABLES, writeBackAttributes } from "../../functions-shared/table_registry.ts";
 import { ZIP } from "../../lambda/build.ts";
 import { LAMBDA_NODE_MAJOR, NODE_VERSION } from "../../lambda/lambda_node.ts";
 import { DEPLOYED_MAPPING } from "../../local-stack/event_source_mapping.ts";
@@ -100,6 +101,13 @@ Deno.test("each mapping: NEW_AND_OLD_IMAGES, batch 10, partial failures, bisect,
     "${aws_sqs_queue.dead_letters.arn}",
   );
   assert.equal(mapping.event_source_arn, "${each.value.stream_arn}");
+  // The cutover's switch (README, "The cutover"): on by default, passed from the root.
+  assert.equal(mapping.enabled, "${var.mappings_enabled}");
+  assert.equal(moduleDefault("mappings_enabled"), true);
+  assert.equal(only(root.variable.enable_stream_mappings, "enable_stream_mappings").default, true);
+  for (const { name, instance } of instances) {
+    assert.equal(instance.mappings_enabled, "${var.enable_stream_mappings}", name);
+  }
   assert.equal(mapping.function_name, "${aws_lambda_function.forwarder.arn}");
   const [check] = only(mapping.lifecycle, "lifecycle").precondition;
   assert.match(check.condition, /stream_view_type == "NEW_AND_OLD_IMAGES"/);
@@ -255,6 +263,77 @@ Deno.test("the Edge Functions' AWS reader may only read the synced tables and th
     "the streams of exactly the synced tables",
   );
   // No access key in Terraform: the operator creates it, so it is never in the state.
+  assert.equal(root.resource.aws_iam_access_key, undefined);
+});
+
+Deno.test("the write-back's writer: UpdateItem only, per table exactly the registry's attributes", () => {
+  const writer = only(root.data.aws_iam_policy_document.supabase_writer, "writer policy");
+  // No static statement beside the one per table.
+  assert.equal(writer.statement, undefined, "no statement outside the per-table one");
+  const perTable = only(writer.dynamic.statement, "the per-table statement");
+  assert.equal(perTable.for_each, "${local.synced_table_arn_by_name}");
+  const content = only(perTable.content, "its content");
+  assert.deepEqual(content.actions, ["dynamodb:UpdateItem"], "no other action");
+  assert.deepEqual(content.resources, ["${statement.value}"], "that one table's ARN");
+  assert.equal(content.not_actions, undefined);
+  assert.equal(content.not_resources, undefined);
+  assert.equal(content.effect ?? "Allow", "Allow");
+  assert.deepEqual(content.condition, [
+    {
+      test: "ForAllValues:StringEquals",
+      variable: "dynamodb:Attributes",
+      values: "${local.write_back_attributes[statement.key]}",
+    },
+    {
+      test: "StringEqualsIfExists",
+      variable: "dynamodb:ReturnValues",
+      values: ["NONE", "UPDATED_OLD"],
+    },
+  ]);
+
+  // The table names → ARNs are the two module instances' tables, no wildcard.
+  assert.equal(
+    locals.synced_table_arn_by_name,
+    "${merge(\n    try(module.firespring_sync[0].table_arns, {}),\n    try(module.mmp_toledo_sync[0].table_arns, {}),\n  )}",
+  );
+  // Every table's list is writeBackAttributes of the registry, and no table besides.
+  const lists = locals.write_back_attributes as Record<string, string[]>;
+  assert.deepEqual(
+    Object.keys(lists).toSorted(),
+    TABLES.map((t) => t.sourceTable).toSorted(),
+    "one list per registry table",
+  );
+  for (const spec of TABLES) {
+    assert.deepEqual(lists[spec.sourceTable], writeBackAttributes(spec), spec.sourceTable);
+    assert.ok(!lists[spec.sourceTable].some((a) => a.includes("*")), "no wildcard");
+    if (spec.deletedFlag) {
+      assert.ok(!lists[spec.sourceTable].includes(spec.deletedFlag), "deletes stay denied");
+    }
+  }
+
+  // The policy is the user's only one (managed: nine statements pass the 2,048 characters
+  // of a user's inline policies), attached to the writer and nothing else.
+  const policy = only(root.resource.aws_iam_policy.supabase_writer, "writer's policy");
+  assert.equal(policy.policy, "${data.aws_iam_policy_document.supabase_writer[0].json}");
+  assert.deepEqual(Object.keys(root.resource.aws_iam_policy), ["supabase_writer"]);
+  const attached = only(
+    root.resource.aws_iam_user_policy_attachment.supabase_writer,
+    "writer's attachment",
+  );
+  assert.equal(attached.user, "${aws_iam_user.supabase_writer[0].name}");
+  assert.equal(attached.policy_arn, "${aws_iam_policy.supabase_writer[0].arn}");
+  assert.deepEqual(Object.keys(root.resource.aws_iam_user_policy_attachment), ["supabase_writer"]);
+  for (const policies of Object.values(root.resource.aws_iam_user_policy) as Hcl[][]) {
+    assert.notEqual(
+      only(policies, "inline policy").user,
+      "${aws_iam_user.supabase_writer[0].name}",
+    );
+  }
+  assert.equal(
+    only(root.variable.create_supabase_writer, "create_supabase_writer").default,
+    true,
+  );
+  // No access key in Terraform for the writer either.
   assert.equal(root.resource.aws_iam_access_key, undefined);
 });
 

@@ -42,5 +42,6 @@ module "mmp_toledo_sync" {
   batch_size         = var.batch_size
   log_retention_days = var.log_retention_days
   enable_monitoring  = var.enable_monitoring
+  mappings_enabled   = var.enable_stream_mappings
   alarm_actions      = lookup(var.alarm_actions, "us-east-2", [])
 }

@@ -54,6 +54,12 @@ variable "enable_firespring_sync" {
   default     = true
 }
 
+variable "enable_stream_mappings" {
+  description = "Whether the event source mappings forward the nine streams. false stops them (the cutover, README \"The cutover\"); true again resumes each from where it stopped, within the stream's 24 h."
+  type        = bool
+  default     = true
+}
+
 variable "lambda_memory_size" {
   description = "Memory of each forwarding Lambda in MB."
   type        = number

@@ -104,6 +104,30 @@ run "both_regions_with_the_seed_tfvars" {
     error_message = "The reader may export the nine synced tables and follow their exports, and nothing else."
   }
   assert {
+    condition = (
+      output.supabase_writer_user == "mmp-toledo-supabase-writer-dev" &&
+      length(data.aws_iam_policy_document.supabase_writer[0].statement) == 9 &&
+      alltrue([for s in data.aws_iam_policy_document.supabase_writer[0].statement : s.actions == toset(["dynamodb:UpdateItem"]) && length(s.resources) == 1]) &&
+      aws_iam_user_policy_attachment.supabase_writer[0].user == "mmp-toledo-supabase-writer-dev"
+    )
+    error_message = "The write-back's writer may UpdateItem the nine synced tables, one statement each, and nothing else."
+  }
+  assert {
+    condition = alltrue(flatten([
+      for s in data.aws_iam_policy_document.supabase_writer[0].statement : [
+        anytrue([for c in s.condition : c.test == "ForAllValues:StringEquals" && c.variable == "dynamodb:Attributes" && length(c.values) > 0]),
+        anytrue([for c in s.condition : c.test == "StringEqualsIfExists" && c.variable == "dynamodb:ReturnValues" && toset(c.values) == toset(["NONE", "UPDATED_OLD"])]),
+      ]
+    ]))
+    error_message = "Each of the writer's statements limits the attributes and the return values."
+  }
+  assert {
+    condition = toset([
+      for s in data.aws_iam_policy_document.supabase_writer[0].statement : one([for c in s.condition : c.values if c.variable == "dynamodb:Attributes"])
+    ]) == toset(values(local.write_back_attributes))
+    error_message = "Each table's statement lists that table's write-back attributes (the registry's, checked by terraform_test.ts)."
+  }
+  assert {
     condition     = length(output.point_in_time_recovery_commands) == 9 && alltrue([for c in output.point_in_time_recovery_commands : startswith(c, "aws dynamodb update-continuous-backups --region us-east-")])
     error_message = "The output gives the command that turns PITR on for each of the nine tables, in its region."
   }
@@ -137,8 +161,34 @@ run "nothing_enabled_makes_nothing" {
   }
 
   assert {
-    condition     = output.lambdas == {} && output.supabase_reader_user == null && output.export_bucket == null
-    error_message = "No table, no Lambda, no reader and no export bucket."
+    condition     = output.lambdas == {} && output.supabase_reader_user == null && output.supabase_writer_user == null && output.export_bucket == null
+    error_message = "No table, no Lambda, no reader, no writer and no export bucket."
+  }
+}
+
+run "the_writer_can_be_left_out" {
+  command = plan
+
+  variables {
+    create_supabase_writer = false
+  }
+
+  assert {
+    condition     = output.supabase_writer_user == null && length(aws_iam_policy.supabase_writer) == 0 && output.supabase_reader_user == "mmp-toledo-supabase-reader-dev"
+    error_message = "create_supabase_writer = false makes no writer, and leaves the reader."
+  }
+}
+
+run "without_firespring_the_writer_writes_the_us_east_2_tables_only" {
+  command = plan
+
+  variables {
+    enable_firespring_sync = false
+  }
+
+  assert {
+    condition     = length(data.aws_iam_policy_document.supabase_writer[0].statement) == 2
+    error_message = "The writer gets one statement per synced table: the lead and dashboard tables."
   }
 }
 

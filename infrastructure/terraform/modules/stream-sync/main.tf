@@ -133,6 +133,11 @@ resource "aws_lambda_function" "forwarder" {
 resource "aws_lambda_event_source_mapping" "stream" {
   for_each = data.aws_dynamodb_table.source
 
+  # Off for the cutover (README, "The cutover"): Lambda stops polling and, enabled again,
+  # resumes from where it stopped, losing no record still in the stream
+  # (UpdateEventSourceMapping's Enabled, in AWS's SDK reference:
+  # https://docs.aws.amazon.com/sdkfornet/latest/apidocs/items/TLambdaUpdateEventSourceMappingRequestNET45.html).
+  enabled                            = var.mappings_enabled
   event_source_arn                   = each.value.stream_arn
   function_name                      = aws_lambda_function.forwarder.arn
   starting_position                  = var.starting_position

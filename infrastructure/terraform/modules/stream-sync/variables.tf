@@ -57,6 +57,12 @@ variable "batch_size" {
   }
 }
 
+variable "mappings_enabled" {
+  description = "Whether the mappings forward the streams (false stops them for the cutover; true again resumes each from where it stopped)."
+  type        = bool
+  default     = true
+}
+
 variable "maximum_batching_window_in_seconds" {
   description = "How long Lambda may gather records before it invokes (0: at once)."
   type        = number

@@ -47,6 +47,10 @@ run "one_mapping_per_table_with_the_seed_settings" {
     error_message = "Each table gets exactly one event source mapping."
   }
   assert {
+    condition     = alltrue([for m in aws_lambda_event_source_mapping.stream : m.enabled])
+    error_message = "The mappings forward their streams by default."
+  }
+  assert {
     condition = alltrue([for m in aws_lambda_event_source_mapping.stream :
       m.batch_size == 10 && m.function_response_types == toset(["ReportBatchItemFailures"]) &&
       m.bisect_batch_on_function_error && m.maximum_retry_attempts == 10 &&
@@ -149,4 +153,17 @@ run "batch_size_and_retries_are_bounded" {
   }
 
   expect_failures = [var.batch_size, var.maximum_retry_attempts]
+}
+
+run "the_cutover_stops_the_mappings_and_keeps_them" {
+  command = plan
+
+  variables {
+    mappings_enabled = false
+  }
+
+  assert {
+    condition     = keys(aws_lambda_event_source_mapping.stream) == ["table-a", "table-b"] && alltrue([for m in aws_lambda_event_source_mapping.stream : !m.enabled])
+    error_message = "mappings_enabled = false keeps each mapping (and its position in the stream) but stops it."
+  }
 }
