@@ -120,12 +120,20 @@ export function planWriteBack(
     }
     throw error;
   }
+  // An earlier attempt that wrote the edit and died before it was recorded: the item
+  // holds the edit already, and writing it again would only fail its condition.
+  const typeOf = (column: string) => spec.columns[column]?.type ?? "jsonb";
+  if (
+    edit.columns.every((column) =>
+      sameColumnValue(typeOf(column), mapped[column], edit.after[column])
+    )
+  ) {
+    return { kind: "noop" };
+  }
   // The item must still hold what the row was built from, column by column.
-  const changed = edit.columns.filter((column) => {
-    const spec_ = spec.columns[column];
-    const type = spec_ ? spec_.type : "jsonb";
-    return !sameColumnValue(type, mapped[column], edit.before[column]);
-  });
+  const changed = edit.columns.filter((column) =>
+    !sameColumnValue(typeOf(column), mapped[column], edit.before[column])
+  );
   if (changed.length > 0) {
     const source = Object.fromEntries(edit.columns.map((c) => [c, mapped[c] ?? null]));
     return {
