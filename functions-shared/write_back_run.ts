@@ -23,6 +23,7 @@ import { type DynamoDBClient, GetItemCommand, UpdateItemCommand } from "@aws-sdk
 import type postgres from "postgres";
 import type { ValidatorDeps } from "./checksum_validator.ts";
 import { type AttributeMap, fromDynamo } from "./dynamo_decoder.ts";
+import { encodeJson } from "./dynamo_encoder.ts";
 import { parseJsonExact } from "./dynamo_numbers.ts";
 import { errorResponse, json, methodNotAllowed } from "./http.ts";
 import { serviceRoleProblem } from "./service_auth.ts";
@@ -128,7 +129,7 @@ async function writeOne(deps: WriteBackDeps, row: Claimed): Promise<string | nul
   }
   const [ended] = await deps.sql<{ status: string | null }[]>`
     select sync.finish_write_back(${row.id}::bigint, ${deps.worker}, ${outcome.status},
-      ${detail}, ${outcome.source === undefined ? null : JSON.stringify(outcome.source)}::jsonb)
+      ${detail}, ${outcome.source === undefined ? null : encodeJson(outcome.source)}::text::jsonb)
       as status`;
   if (ended.status === "failed" && outcome.status === "pending") {
     // The last attempt: the row goes back to the source's state too.
@@ -169,8 +170,13 @@ async function attempt(
   } catch (error) {
     if ((error as { name?: string }).name !== "ConditionalCheckFailedException") throw error;
   }
-  // The item changed between the read and the update.
+  // The condition failed: the item changed between the read and the update, or an
+  // earlier try of this very update took effect and its answer was lost (a 500 after the
+  // write, which the SDK retried): then the item holds the edit.
   const now = await readItem(deps, spec, key);
+  if (now && planWriteBack(spec, edit, key, now).kind === "noop") {
+    return { status: "applied", detail: `${where}: written to ${spec.sourceTable}` };
+  }
   const source = now ? sourceValues(spec, edit, now) : null;
   return {
     status: "conflict",
@@ -198,9 +204,7 @@ function sourceValues(spec: TableSpec, edit: WriteBackEdit, raw: AttributeMap): 
       changedAt: new Date(0).toISOString(),
       source: "direct",
     }).row;
-    return JSON.parse(
-      JSON.stringify(Object.fromEntries(edit.columns.map((c) => [c, row[c] ?? null]))),
-    );
+    return Object.fromEntries(edit.columns.map((c) => [c, row[c] ?? null]));
   } catch {
     return null;
   }

@@ -85,6 +85,20 @@ Deno.test("the item changed since the row was built: a conflict with the source'
   assert.match(p.detail, /segment_name now "Old name"/);
 });
 
+Deno.test("an item that already holds the edit (an attempt that died after writing) is no-op", () => {
+  const p = plan(
+    "firespring_segments",
+    edit({
+      rowKey: { segment_id: "s-1" },
+      columns: ["segment_name"],
+      before: { segment_name: "Older name" },
+      after: { segment_name: "Old name" },
+    }),
+    segment,
+  );
+  assert.deepEqual(p, { kind: "noop" });
+});
+
 Deno.test("catch-all keys go back to their attributes; a set stays a set", () => {
   const before = parseJsonExact('{"raw": {"tags": ["a", "b"]}}') as Record<string, unknown>;
   const after = parseJsonExact('{"raw": {"tags": ["a", "b", "c"], "n": 1e400}}') as Record<

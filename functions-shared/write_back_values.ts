@@ -230,7 +230,12 @@ export function sameColumnValue(type: ColumnType, mapped: unknown, recorded: unk
     case "epoch_seconds":
     case "epoch_millis":
     case "iso_timestamp":
-      return isoToMicros(String(mapped)) === isoToMicros(String(recorded));
+      try {
+        return isoToMicros(String(mapped)) === isoToMicros(String(recorded));
+      } catch (error) {
+        if (error instanceof WriteBackValueError) return false; // not a timestamp: not equal
+        throw error;
+      }
     case "jsonb":
       return sameJson(normalized(mapped), recorded);
   }
