@@ -87,8 +87,8 @@ declare
   editor_role text := coalesce(nullif(current_setting('role', true), 'none'), session_user::text);
   mode text;
   key_cols text[];
-  old_row jsonb := to_jsonb(old);
-  new_row jsonb := to_jsonb(new);
+  old_row jsonb;
+  new_row jsonb;
   edited text[];
   before_v jsonb := '{}';
   after_v jsonb := '{}';
@@ -101,6 +101,8 @@ begin
      and editor_role not in ('anon', 'authenticated') then
     return null;
   end if;
+  old_row := to_jsonb(old);
+  new_row := to_jsonb(new);
   select s.key_columns into key_cols from sync.source_tables s where s.target_table = tg_table_name;
   select array_agg(k order by k) into edited
   from jsonb_object_keys(new_row) k
@@ -188,8 +190,14 @@ declare
   t text;
 begin
   for t in select target_table from sync.source_tables order by 1 loop
+    -- The WHEN clause spares the merge's writes the function call (the merge's hot path);
+    -- the function checks again.
     execute format(
-      'create trigger write_back after update on public.%I for each row execute function sync.record_write_back()', t);
+      $t$create trigger write_back after update on public.%I for each row
+         when (coalesce(current_setting('sync.write_back_skip', true), '') <> 'on'
+               or current_setting('role', true) in ('anon', 'authenticated')
+               or session_user in ('anon', 'authenticated'))
+         execute function sync.record_write_back()$t$, t);
     execute format(
       'create trigger write_back_delivery after update on public.%I for each statement execute function sync.deliver_write_backs()', t);
   end loop;
