@@ -220,7 +220,8 @@ export function planWriteBack(
       ConditionExpression: conditions.join(" AND "),
       ExpressionAttributeNames: names,
       ...(Object.keys(values).length ? { ExpressionAttributeValues: values } : {}),
-      ReturnValuesOnConditionCheckFailure: "ALL_OLD",
+      // No ReturnValues of any kind: the writer's IAM policy admits ReturnValues NONE
+      // (infrastructure/terraform); after a failed condition the item is read again.
     },
   };
 }
