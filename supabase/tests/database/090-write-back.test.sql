@@ -6,6 +6,9 @@ set client_min_messages = warning;
 begin;
 select plan(28);
 
+-- Start from no write-backs (end-to-end runs leave theirs; all of this is rolled back).
+delete from sync.write_backs;
+
 select tests.create_supabase_user('wb_admin', '{"role": "admin"}');
 select tests.create_supabase_user('wb_superuser', '{"role": "superuser"}');
 select tests.create_supabase_user('wb_no_role');
