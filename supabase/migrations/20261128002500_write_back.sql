@@ -123,6 +123,15 @@ begin
   if mode <> 'on' then
     raise exception 'sync.settings write_back is %, not on, off or cutover', mode using errcode = 'SY002';
   end if;
+  -- Collapsed tables (tg_argv[0]: the column fed by the range key): the edit goes to the
+  -- observation the row shows (its sync_range_key, never null there); that range key is
+  -- part of the item's key, which an update cannot change.
+  if tg_nargs > 0 and tg_argv[0] = any (edited) then
+    raise exception '% [%]: % comes from the range key of the item the row shows, which an update cannot change; edit the item in DynamoDB',
+      tg_table_name, (select string_agg(format('%s=%s', k, old_row ->> k), ', ') from unnest(key_cols) k),
+      tg_argv[0]
+      using errcode = 'SY004';
+  end if;
   foreach c in array edited loop
     execute format('select sync.write_back_value($1.%1$I), sync.write_back_value($2.%1$I)', c)
       into v_old, v_new using old, new;
@@ -188,8 +197,15 @@ revoke all on function sync.deliver_write_backs(), sync.wake_write_back(),
 do $$
 declare
   t text;
+  range_column text;
 begin
-  for t in select target_table from sync.source_tables order by 1 loop
+  for t, range_column in
+    select s.target_table,
+           -- The column fed by a collapsed table's range key (functions-shared/table_registry.ts).
+           case s.target_table when 'firespring_visitors' then 'last_visit_at'
+                               when 'firespring_extraction_jobs' then 'last_updated_at' end
+    from sync.source_tables s order by 1
+  loop
     -- The WHEN clause spares the merge's writes the function call (the merge's hot path);
     -- the function checks again.
     execute format(
@@ -197,7 +213,7 @@ begin
          when (coalesce(current_setting('sync.write_back_skip', true), '') <> 'on'
                or current_setting('role', true) in ('anon', 'authenticated')
                or session_user in ('anon', 'authenticated'))
-         execute function sync.record_write_back()$t$, t);
+         execute function sync.record_write_back(%s)$t$, t, coalesce(quote_literal(range_column), ''));
     execute format(
       'create trigger write_back_delivery after update on public.%I for each statement execute function sync.deliver_write_backs()', t);
   end loop;

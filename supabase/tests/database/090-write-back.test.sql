@@ -4,7 +4,7 @@
 -- counts, and who may read sync.write_backs.
 set client_min_messages = warning;
 begin;
-select plan(28);
+select plan(30);
 
 -- Start from no write-backs (end-to-end runs leave theirs; all of this is rolled back).
 delete from sync.write_backs;
@@ -124,6 +124,24 @@ select matches((select detail from sync.write_backs where target_table = 'firesp
 select is(sync.finish_write_back(1, 'not-the-holder', 'applied', 'x'), null,
   'a worker that does not hold the lease ends nothing');
 
+-- Collapsed tables: the edit names the observation the row shows; its range key column
+-- cannot be edited.
+select * from sync.merge_changes('firespring_visitors', $$[
+  {"op": "upsert", "row": {"visitor_id": "v-1", "page_views": 3,
+   "last_visit_at": "2026-11-28T10:00:00Z", "session_data": {}},
+   "seq": "200", "changed_at": "2026-11-28T10:00:00Z", "source": "stream",
+   "range_key": "1795860000", "rank": 0}
+]$$);
+select tests.authenticate_as('wb_admin');
+update public.firespring_visitors set page_views = 4 where visitor_id = 'v-1';
+select tests.clear_authentication();
+select is((select range_key::text from sync.write_backs where target_table = 'firespring_visitors'),
+  '1795860000', 'a collapsed row''s edit names the observation the row shows');
+select throws_like(
+  $$update public.firespring_visitors set last_visit_at = now() where visitor_id = 'v-1'$$,
+  'firespring_visitors [visitor_id=v-1]: last_visit_at comes from the range key of the item the row shows%',
+  'its range key column is refused, naming the table, the key and why');
+
 -- The switch.
 update sync.settings set value = 'off' where key = 'write_back';
 select throws_like(
@@ -138,7 +156,7 @@ update public.firespring_segments set segment_name = 'after the cutover' where s
 select tests.clear_authentication();
 select is((select segment_name from public.firespring_segments where segment_id = 'g-1'),
   'after the cutover', 'cutover: the edit stays');
-select is((select count(*)::int from sync.write_backs), 4, 'and nothing is written back');
+select is((select count(*)::int from sync.write_backs), 5, 'and nothing is written back');
 update sync.settings set value = 'on' where key = 'write_back';
 
 -- Who may read sync.write_backs: the database owner only.
