@@ -45,7 +45,8 @@ export async function emptyTargets(sql: postgres.Sql): Promise<void> {
             where status in ('pending', 'running')`;
   await sql.unsafe(
     `truncate ${TABLES.map((t) => `public.${t.targetTable}`).join(", ")}, sync.tombstones,
-     sync.observations, analytics.visitor_sessions, sync.table_state, sync.dead_letters`,
+     sync.observations, analytics.visitor_sessions, sync.table_state, sync.dead_letters,
+     sync.write_backs`,
   );
 }
 

@@ -314,3 +314,17 @@ export const STREAM_CHECK_SETTINGS = {
     400_000,
   ),
 };
+
+/** The write-back's settings (docs/interfaces.md, "write-back"). */
+export const WRITE_BACK_SETTINGS = {
+  ...PLATFORM_SETTINGS,
+  // Well under the Free plan's 150 s wall clock (https://supabase.com/docs/guides/functions/limits):
+  // what is still due then is taken by the next call (the pg_cron sweep, every 10 s).
+  wallBudgetMs: integer(
+    "WRITE_BACK_WALL_BUDGET_MS",
+    "wall time per request after which no further write-back is claimed",
+    20_000,
+    1_000,
+    100_000,
+  ),
+};

@@ -125,6 +125,11 @@ function functionEnv(port: number): Record<string, string> {
     AWS_REGION: stackEnv.AWS_REGION,
     AWS_ACCESS_KEY_ID: stackEnv.AWS_ACCESS_KEY_ID,
     AWS_SECRET_ACCESS_KEY: stackEnv.AWS_SECRET_ACCESS_KEY,
+    // The write-back's own key (on AWS an identity of its own, infrastructure/terraform).
+    // Locally the same key: DynamoDB Local keeps one database per access key
+    // (local-stack/dynamodb.ts), so another key would write to another database.
+    WRITE_BACK_AWS_ACCESS_KEY_ID: stackEnv.AWS_ACCESS_KEY_ID,
+    WRITE_BACK_AWS_SECRET_ACCESS_KEY: stackEnv.AWS_SECRET_ACCESS_KEY,
   };
 }
 

@@ -77,6 +77,7 @@ export const BACKGROUND: readonly string[] = ["lambda_bundle_test.ts", "terrafor
 export const WAITS_FOR_BACKGROUND: readonly string[] = [
   "database_down_test.ts",
   "dynamodb_faults_test.ts",
+  "write_back_test.ts",
   "npm_start_test.ts",
 ];
 
@@ -111,6 +112,8 @@ export const ALONE: Readonly<Record<string, string>> = {
   "validator_eventual_test.ts": "validates and repairs the traffic sources table whole",
   "export_backfill_cli_test.ts":
     "backfills the segments table from an export (its sweep covers the whole table) and validates it",
+  "write_back_test.ts":
+    "validates toledo_dashboard whole, changes write_back_max_attempts (every table obeys it) and restarts the DynamoDB proxy with other faults",
 };
 
 /**
@@ -138,6 +141,7 @@ export const BATCHES: readonly (readonly string[])[] = [
   // The batches that wait for the background (WAITS_FOR_BACKGROUND), last.
   ["database_down_test.ts"],
   ["dynamodb_faults_test.ts"],
+  ["write_back_test.ts"],
   // Last: it empties DynamoDB Local and every table.
   ["npm_start_test.ts"],
 ];

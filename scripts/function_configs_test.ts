@@ -14,7 +14,7 @@ import { configDrift, functionDirs } from "./function_configs.ts";
 Deno.test("every function's deno.json and deno.lock agree with the repository's", () => {
   assert.deepEqual(
     functionDirs(ROOT).map((d) => d.slice(d.lastIndexOf("/") + 1)),
-    ["data-checksum-validator", "import-worker", "mmp-toledo-sync", "stream-check"],
+    ["data-checksum-validator", "import-worker", "mmp-toledo-sync", "stream-check", "write-back"],
   );
   assert.deepEqual(configDrift(ROOT), []);
 });

@@ -34,6 +34,7 @@ import {
   isolateLogOffset,
   killsSince,
 } from "../local-stack/supabase/isolate_log.ts";
+import { ADMIN_EDIT_TABLE, type AdminEdit, adminEdit } from "./admin_edit.ts";
 import { drained, LIVE_TABLES, liveBurst, redeliver } from "./live_changes.ts";
 import {
   openProblems,
@@ -262,10 +263,16 @@ if (import.meta.main) {
     // works on one request (VALIDATOR_RUNS_PER_ISOLATE) and refuses a second, whose run
     // then waits for the heartbeat, a pg_cron tick (a minute on pg_cron 1.4).
     const oneAtATime = inTurn();
+    let edited: AdminEdit | undefined;
     const verdicts: TableVerdict[] = await Promise.all(TABLES.map(async (spec) => {
       const table = spec.targetTable;
       await backfilled.get(table)!.promise;
       if (LIVE_TABLES.has(table)) await liveOf(table);
+      if (table === ADMIN_EDIT_TABLE) {
+        // An admin's edit, written back to DynamoDB and streamed back before validation.
+        edited = await clock.time("admin edit", () => adminEdit(sql, data));
+        lastWrite.set(table, Date.now());
+      }
       board!.set(table, { stage: "ready" });
       const verdict = await oneAtATime(async () => {
         await sleep((lastWrite.get(table) ?? 0) + staleMs - Date.now());
@@ -282,6 +289,13 @@ if (import.meta.main) {
     say(`\n${loads.join("\n")}`);
     say(`npm start: ${changes} live changes applied in ${seconds.toFixed(1)}s`);
     say(`npm start: ${again} stream records delivered again, late and out of order`);
+    if (edited) {
+      say(
+        `npm start: an admin renamed ${ADMIN_EDIT_TABLE} [source_id=${
+          JSON.stringify(edited.key)
+        }] to ${JSON.stringify(edited.to)}: write-back ${edited.status}`,
+      );
+    }
     const report = reportOf(verdicts);
     printReport(report.rows, {
       backfillSeconds: clock.span("backfill "),
@@ -294,6 +308,9 @@ if (import.meta.main) {
     const problems = [
       ...await openProblems(sql, report.unmappable),
       ...killsSince(isolateLog, HANDS_ON_FUNCTIONS),
+      ...(edited && edited.status !== "applied"
+        ? [`${ADMIN_EDIT_TABLE}: the admin edit ended ${edited.status}: ${edited.detail}`]
+        : []),
     ];
     if (problems.length > 0) {
       say("\nnpm start: the migration is not done; these need a fix:");

@@ -208,14 +208,18 @@ export async function benchValidator(sql: postgres.Sql, figure: Figure, goals = 
     matching.pages,
     figure,
   );
-  await sql`update public.firespring_actions set action_type = 'drifted',
-            sync_changed_at = now() - interval '1 hour'
-            where action_id in (select action_id from public.firespring_actions order by action_id limit 4)`;
-  await sql`delete from public.firespring_visitors
-            where visitor_id in (select visitor_id from public.firespring_visitors order by visitor_id limit 3)`;
-  await sql`update public.firespring_segments set member_count = member_count + 1,
-            sync_changed_at = now() - interval '1 hour'
-            where segment_id in (select segment_id from public.firespring_segments order by segment_id limit 3)`;
+  // Drift made on purpose, not edits to write back (20261128002500_write_back.sql).
+  await sql.begin(async (tx) => {
+    await tx`set local sync.write_back_skip = 'on'`;
+    await tx`update public.firespring_actions set action_type = 'drifted',
+              sync_changed_at = now() - interval '1 hour'
+              where action_id in (select action_id from public.firespring_actions order by action_id limit 4)`;
+    await tx`delete from public.firespring_visitors
+              where visitor_id in (select visitor_id from public.firespring_visitors order by visitor_id limit 3)`;
+    await tx`update public.firespring_segments set member_count = member_count + 1,
+              sync_changed_at = now() - interval '1 hour'
+              where segment_id in (select segment_id from public.firespring_segments order by segment_id limit 3)`;
+  });
   const drifted = await validateAll(sql);
   figure("validate_all_10_divergent_seconds", drifted.seconds, 2);
   figure("validate_all_10_divergent_keys_found", drifted.divergent, 0);

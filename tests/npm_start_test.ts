@@ -25,6 +25,12 @@ Deno.test("npm start at scale 0.02 migrates every table and reports a match", as
   assert.equal(lines.length, 10, "one line per table and a total");
   assert.ok(lines.every((l) => l.trimEnd().endsWith("match")), lines.join("\n"));
   assert.match(report, /stream records delivered again, late and out of order/);
+  // An admin's edit, written back to DynamoDB and streamed back before its validation.
+  assert.match(
+    report,
+    /^npm start: an admin renamed firespring_traffic_sources \[source_id=".+"\] to ".+": write-back applied$/m,
+  );
+  assert.match(report, /^phase admin edit +from/m);
   assert.match(report, /backfill [\d.]+s, live changes [\d.]+s, whole run [\d.]+s/);
   // A line per phase with its seconds: the stack, and each table's load, backfill and
   // validation, the live burst, drain and redelivery; none left running.

@@ -19,7 +19,13 @@ import {
 } from "@aws-sdk/client-dynamodb-streams";
 import { callFunction, connectDb, dynamo, dynamoStreams, eventually } from "./stack_clients.ts";
 
-const FUNCTIONS = ["data-checksum-validator", "import-worker", "mmp-toledo-sync", "stream-check"];
+const FUNCTIONS = [
+  "data-checksum-validator",
+  "import-worker",
+  "mmp-toledo-sync",
+  "stream-check",
+  "write-back",
+];
 
 Deno.test("postgres answers as PostgreSQL 15 with the project's settings", async () => {
   const sql = connectDb();

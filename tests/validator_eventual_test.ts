@@ -90,8 +90,12 @@ Deno.test("a stale Scan page never ends as a false mismatch; a true difference i
   // A true difference, with the source written a moment before as well: found and named.
   const sql = connectDb();
   try {
-    await sql`update public.firespring_traffic_sources set visitor_count = 999,
-              sync_changed_at = now() - interval '1 hour' where source_id = ${`${p}7`}`;
+    // Drift made on purpose, not an edit to write back (20261128002500_write_back.sql).
+    await sql.begin(async (tx) => {
+      await tx`set local sync.write_back_skip = 'on'`;
+      await tx`update public.firespring_traffic_sources set visitor_count = 999,
+                sync_changed_at = now() - interval '1 hour' where source_id = ${`${p}7`}`;
+    });
   } finally {
     await sql.end();
   }

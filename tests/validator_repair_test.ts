@@ -28,7 +28,11 @@ Deno.test("collapsed tables: a divergent visitor is found and repaired from all 
   try {
     // Drift seconds after the stream wrote the rows: within the stream clock's
     // granularity of the repair's read, which the repair must replace all the same.
-    await sql`update public.firespring_visitors set page_views = 0 where visitor_id = ${p + "1"}`;
+    // Drift made on purpose, not an edit to write back (20261128002500_write_back.sql).
+    await sql.begin(async (tx) => {
+      await tx`set local sync.write_back_skip = 'on'`;
+      await tx`update public.firespring_visitors set page_views = 0 where visitor_id = ${p + "1"}`;
+    });
     // An observation the source never had, newer than the real ones, held by the row, as
     // if the stream had just delivered it (a stream position, a change time of now).
     await sql`insert into sync.observations
@@ -39,8 +43,11 @@ Deno.test("collapsed tables: a divergent visitor is found and repaired from all 
                       1770379299, ${
       JSON.stringify({ visitor_id: p + "2", page_views: 42, session_data: {} })
     }::text::jsonb, 99999999999999999999, now(), 'stream')`;
-    await sql`update public.firespring_visitors set page_views = 42, sync_range_key = 1770379299
-              where visitor_id = ${p + "2"}`;
+    await sql.begin(async (tx) => {
+      await tx`set local sync.write_back_skip = 'on'`;
+      await tx`update public.firespring_visitors set page_views = 42, sync_range_key = 1770379299
+                where visitor_id = ${p + "2"}`;
+    });
     const found = await validate("firespring_visitors");
     assert.deepEqual(found.different, [{ visitor_id: `${p}1` }, { visitor_id: `${p}2` }]);
     const fixed = await validate("firespring_visitors", true);
@@ -81,6 +88,8 @@ Deno.test("a repair mends rows that streamed in seconds before, and a later stre
   try {
     // Behind the sync's back, as the service role, seconds after the stream wrote them.
     await sql.begin(async (tx) => {
+      // Drift made on purpose, not an edit to write back (20261128002500_write_back.sql).
+      await tx`set local sync.write_back_skip = 'on'`;
       await tx`set local role service_role`;
       await tx`update public.firespring_segments set segment_name = 'changed', member_count = 999
                where segment_id = ${p + "0"}`;

@@ -85,18 +85,23 @@ Deno.test("divergences are found by key, and repair fixes exactly them", async (
       `insert into public.firespring_segments (segment_id, segment_name, sync_changed_at, sync_source)
                       values ('${p}extra', 'not in DynamoDB', ${old}, 'direct')`,
     );
-    await sql.unsafe(
-      `update public.firespring_segments set segment_criteria = jsonb_set(segment_criteria, '{raw,at}', '99'),
-                      sync_changed_at = ${old} where segment_id = '${p}2'`,
-    );
-    await sql.unsafe(
-      `update public.firespring_segments set member_count = member_count::float8::numeric,
-                      sync_changed_at = ${old} where segment_id = '${p}3'`,
-    );
-    await sql.unsafe(
-      `update public.firespring_network_state set updated_at = updated_at + interval '1 millisecond',
-                      sync_changed_at = ${old} where state_key = '${p}4'`,
-    );
+    // Drift made on purpose: not an admin's edit to write back (sync.write_back_skip,
+    // 20261128002500_write_back.sql).
+    await sql.begin(async (tx) => {
+      await tx`set local sync.write_back_skip = 'on'`;
+      await tx.unsafe(
+        `update public.firespring_segments set segment_criteria = jsonb_set(segment_criteria, '{raw,at}', '99'),
+                        sync_changed_at = ${old} where segment_id = '${p}2'`,
+      );
+      await tx.unsafe(
+        `update public.firespring_segments set member_count = member_count::float8::numeric,
+                        sync_changed_at = ${old} where segment_id = '${p}3'`,
+      );
+      await tx.unsafe(
+        `update public.firespring_network_state set updated_at = updated_at + interval '1 millisecond',
+                        sync_changed_at = ${old} where state_key = '${p}4'`,
+      );
+    });
     const before = await sql`select segment_id, synced_at from public.firespring_segments
                              where segment_id like ${p + "%"} and segment_id not in (${p + "2"}, ${
       p + "3"

@@ -1,0 +1,246 @@
+/**
+ * The `write-back` Edge Function's work (docs/interfaces.md, "write-back"): claims the
+ * due rows of `sync.write_backs` (a lease each; the oldest edit of a row first) and
+ * writes each to its DynamoDB item (write_back_update.ts):
+ * - the item holds the edit already (an earlier attempt wrote it): `applied`;
+ * - the update succeeds: `applied`; the change comes back through the stream and the one
+ *   merge, whose writes never fire the trigger, so nothing loops;
+ * - the item changed in between (the mapped values differ, or ConditionalCheckFailed):
+ *   `conflict`, with the source's values, and the row restored from a consistent read
+ *   through the one merge (validator_repair.ts's repairKeys);
+ * - the edit cannot be written (a key attribute, an undocumented catch-all key, a value
+ *   DynamoDB cannot hold): `failed` at once, the row restored from the source;
+ * - throttling, 5xx, no writer credentials, the item gone: retried after a backoff
+ *   (`sync.finish_write_back`), `failed` after `write_back_max_attempts`, the row then
+ *   restored from the source when it can be read (so the row never shows an edit the
+ *   source does not hold; the edit stays in `after_values`).
+ * Every detail names the table, the key and the cause; no secret is ever part of one.
+ *
+ * @module
+ */
+
+import { type DynamoDBClient, GetItemCommand, UpdateItemCommand } from "@aws-sdk/client-dynamodb";
+import type postgres from "postgres";
+import type { ValidatorDeps } from "./checksum_validator.ts";
+import { type AttributeMap, fromDynamo } from "./dynamo_decoder.ts";
+import { encodeJson } from "./dynamo_encoder.ts";
+import { parseJsonExact } from "./dynamo_numbers.ts";
+import { errorResponse, json, methodNotAllowed } from "./http.ts";
+import { serviceRoleProblem } from "./service_auth.ts";
+import { byTargetTable, type TableSpec } from "./table_registry.ts";
+import { itemToChange } from "./transform.ts";
+import { repairKeys } from "./validator_repair.ts";
+import { describeEdit, itemKeyOf, planWriteBack, type WriteBackEdit } from "./write_back_update.ts";
+
+/** What the function needs, given by its entry point (or a test). */
+export interface WriteBackDeps {
+  sql: postgres.Sql;
+  serviceKeys: readonly string[];
+  /** The reader's client of a region (GetItem and Query, consistent). */
+  reader: (region: string) => DynamoDBClient;
+  /** The writer's client (UpdateItem only), or why there is none (no credentials). */
+  writer: (region: string) => DynamoDBClient | string;
+  /** This isolate's name in leases. */
+  worker: string;
+  /** Wall time after which no further batch is claimed (ms). */
+  wallBudgetMs: number;
+  /** Write-backs claimed at once (10). */
+  batch?: number;
+  log?: (line: string) => void;
+}
+
+/** The outcome of one request: how many ended how. */
+export interface WriteBackReport {
+  applied: number;
+  conflict: number;
+  failed: number;
+  retrying: number;
+}
+
+interface Claimed {
+  id: string;
+  target_table: string;
+  row_key: string;
+  range_key: string | null;
+  columns: string[];
+  before_values: string;
+  after_values: string;
+}
+
+/** Handles a request: POST with a service key; answers the report. */
+export async function handleWriteBackRequest(req: Request, deps: WriteBackDeps): Promise<Response> {
+  if (req.method !== "POST") return methodNotAllowed("POST");
+  const problem = serviceRoleProblem(req, deps.serviceKeys);
+  if (problem) return errorResponse(401, problem);
+  await req.body?.cancel();
+  return json(200, await runWriteBacks(deps));
+}
+
+/** Claims and writes due write-backs until none is due or the wall budget is spent. */
+export async function runWriteBacks(deps: WriteBackDeps): Promise<WriteBackReport> {
+  const report: WriteBackReport = { applied: 0, conflict: 0, failed: 0, retrying: 0 };
+  const started = performance.now();
+  while (performance.now() - started < deps.wallBudgetMs) {
+    const claimed = await deps.sql<Claimed[]>`
+      select id::text, target_table, row_key::text, range_key::text, columns,
+             before_values::text, after_values::text
+      from sync.claim_write_backs(${deps.worker}, ${deps.batch ?? 10})`;
+    if (claimed.length === 0) break;
+    for (const row of claimed) {
+      const status = await writeOne(deps, row);
+      if (status === "applied") report.applied++;
+      else if (status === "conflict") report.conflict++;
+      else if (status === "failed") report.failed++;
+      else if (status === "pending") report.retrying++;
+    }
+  }
+  return report;
+}
+
+function editOf(row: Claimed): WriteBackEdit {
+  return {
+    id: Number(row.id),
+    rowKey: JSON.parse(row.row_key),
+    columns: row.columns,
+    before: parseJsonExact(row.before_values) as Record<string, unknown>,
+    after: parseJsonExact(row.after_values) as Record<string, unknown>,
+    rangeKey: row.range_key,
+  };
+}
+
+type Outcome = {
+  status: "applied" | "conflict" | "failed" | "pending";
+  detail: string;
+  source?: unknown;
+};
+
+async function writeOne(deps: WriteBackDeps, row: Claimed): Promise<string | null> {
+  const spec = byTargetTable(row.target_table)!;
+  const edit = editOf(row);
+  let outcome: Outcome;
+  try {
+    outcome = await attempt(deps, spec, edit);
+  } catch (error) {
+    outcome = { status: "pending", detail: `${describeEdit(spec, edit)}: ${causeOf(error)}` };
+  }
+  let detail = outcome.detail;
+  if (outcome.status === "conflict" || outcome.status === "failed") {
+    detail += await restore(deps, spec, edit);
+  }
+  const [ended] = await deps.sql<{ status: string | null }[]>`
+    select sync.finish_write_back(${row.id}::bigint, ${deps.worker}, ${outcome.status},
+      ${detail}, ${outcome.source === undefined ? null : encodeJson(outcome.source)}::text::jsonb)
+      as status`;
+  if (ended.status === "failed" && outcome.status === "pending") {
+    // The last attempt: the row goes back to the source's state too.
+    const restored = await restore(deps, spec, edit);
+    await deps.sql`update sync.write_backs set detail = detail || ${restored} where id = ${row.id}`;
+  }
+  deps.log?.(`write-back ${row.id}: ${ended.status}: ${detail}`);
+  return ended.status;
+}
+
+/** One attempt at one edit. Throws for what a retry may cure. */
+async function attempt(
+  deps: WriteBackDeps,
+  spec: TableSpec,
+  edit: WriteBackEdit,
+): Promise<Outcome> {
+  const where = describeEdit(spec, edit);
+  const key = itemKeyOf(spec, edit);
+  if (typeof key === "string") return { status: "failed", detail: key };
+  const writer = deps.writer(spec.region);
+  if (typeof writer === "string") return { status: "pending", detail: `${where}: ${writer}` };
+  const read = await readItem(deps, spec, key);
+  if (!read) {
+    return { status: "pending", detail: `${where}: the item is gone from ${spec.sourceTable}` };
+  }
+  const plan = planWriteBack(spec, edit, key, read);
+  switch (plan.kind) {
+    case "noop":
+      return { status: "applied", detail: `${where}: the item already holds the edit` };
+    case "conflict":
+      return { status: "conflict", detail: plan.detail, source: plan.source };
+    case "refused":
+      return { status: "failed", detail: plan.detail };
+  }
+  try {
+    await writer.send(new UpdateItemCommand(plan.input));
+    return { status: "applied", detail: `${where}: written to ${spec.sourceTable}` };
+  } catch (error) {
+    if ((error as { name?: string }).name !== "ConditionalCheckFailedException") throw error;
+  }
+  // The condition failed: the item changed between the read and the update, or an
+  // earlier try of this very update took effect and its answer was lost (a 500 after the
+  // write, which the SDK retried): then the item holds the edit.
+  const now = await readItem(deps, spec, key);
+  if (now && planWriteBack(spec, edit, key, now).kind === "noop") {
+    return { status: "applied", detail: `${where}: written to ${spec.sourceTable}` };
+  }
+  const source = now ? sourceValues(spec, edit, now) : null;
+  return {
+    status: "conflict",
+    detail:
+      `${where}: the item changed in DynamoDB while the edit was written (the condition failed); the edit was not applied`,
+    source,
+  };
+}
+
+async function readItem(
+  deps: WriteBackDeps,
+  spec: TableSpec,
+  key: AttributeMap,
+): Promise<AttributeMap | undefined> {
+  const { Item } = await deps.reader(spec.region).send(
+    new GetItemCommand({ TableName: spec.sourceTable, Key: key, ConsistentRead: true }),
+  );
+  return Item;
+}
+
+function sourceValues(spec: TableSpec, edit: WriteBackEdit, raw: AttributeMap): unknown {
+  try {
+    const row = itemToChange(spec, fromDynamo(raw), {
+      seq: null,
+      changedAt: new Date(0).toISOString(),
+      source: "direct",
+    }).row;
+    return Object.fromEntries(edit.columns.map((c) => [c, row[c] ?? null]));
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Puts the row back to the source's state: the key read consistently after now and
+ * applied through the one merge as a repair (validator_repair.ts). Returns what to add
+ * to the detail.
+ */
+async function restore(deps: WriteBackDeps, spec: TableSpec, edit: WriteBackEdit): Promise<string> {
+  try {
+    const [{ seen_at }] = await deps.sql<{ seen_at: string }[]>`
+      select to_char(clock_timestamp() at time zone 'UTC',
+                     'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as seen_at`;
+    const validatorDeps: ValidatorDeps = { sql: deps.sql, dynamo: deps.reader };
+    const unmappable = await repairKeys(validatorDeps, spec, [{
+      kind: "different",
+      key: edit.rowKey,
+    }], seen_at);
+    if (unmappable.length > 0) {
+      return `; the row was left as edited: the source item cannot be mapped (${
+        unmappable[0].reason
+      })`;
+    }
+    return "; the row shows the source's state again";
+  } catch (error) {
+    return `; the row still shows the edit: restoring it from the source failed (${
+      causeOf(error)
+    })`;
+  }
+}
+
+/** The cause of an error, without anything secret (AWS errors carry no key). */
+function causeOf(error: unknown): string {
+  const e = error as { name?: string; message?: string; $metadata?: { httpStatusCode?: number } };
+  const status = e.$metadata?.httpStatusCode ? ` (HTTP ${e.$metadata.httpStatusCode})` : "";
+  return `${e.name ?? "Error"}: ${e.message ?? String(error)}${status}`;
+}

@@ -1,0 +1,265 @@
+/**
+ * The write-back's reverse mapping (docs/interfaces.md, "write-back"): an admin's edit of
+ * a mirror row, as `sync.write_backs` recorded it (the edited columns' values before and
+ * after), becomes one DynamoDB `UpdateItem` of the item the row was built from:
+ * - SET of each changed attribute and REMOVE of each one the edit emptied;
+ * - a ConditionExpression that the item still holds, for every attribute the update
+ *   touches, exactly the value read (`attribute_not_exists` when it had none), and that
+ *   the item exists (an update never creates an item).
+ *
+ * The item is read consistently first and mapped by the sync's own code
+ * (transform.ts): when the edited columns' source values are no longer the values the
+ * row held, the item changed in between and the edit is a conflict without a write.
+ * Otherwise the condition pins what was read, so a change racing the update fails it.
+ *
+ * Which attribute a column goes to: the one that fed it (a column fed by alternatives,
+ * `action_type` / `type`, goes to the one the item has; the first when it has none).
+ * Catch-all keys go back to their attributes, only those of `catchAllAttributes`
+ * (table_registry.ts; the writer's IAM identity allows no other). Key columns, range
+ * keys and the `sync_*` columns are never written. Collapsed tables: the edit goes to the
+ * observation the row shows (its `sync_range_key`); a row without one is refused.
+ *
+ * @module
+ */
+
+import type { AttributeValue, UpdateItemCommandInput } from "@aws-sdk/client-dynamodb";
+import { type AttributeMap, fromDynamo } from "./dynamo_decoder.ts";
+import { itemToChange, MappingError } from "./transform.ts";
+import type { TableSpec } from "./table_registry.ts";
+import {
+  columnToAttribute,
+  jsonToAttribute,
+  sameColumnValue,
+  sameJsonValue,
+  shownValue,
+  WriteBackValueError,
+} from "./write_back_values.ts";
+
+/** One recorded edit, as the function reads it from `sync.write_backs`. */
+export interface WriteBackEdit {
+  id: number;
+  /** The target row's key columns and their values (text). */
+  rowKey: Record<string, string>;
+  /** The edited data columns. */
+  columns: string[];
+  /** Column -> value before the edit (see write_back_values.ts for the forms). */
+  before: Record<string, unknown>;
+  /** Column -> value after the edit. */
+  after: Record<string, unknown>;
+  /** Collapsed tables: the range key of the observation the row showed. */
+  rangeKey: string | null;
+}
+
+/** What to do with one edit, given the item as read. */
+export type WriteBackPlan =
+  | { kind: "update"; input: UpdateItemCommandInput }
+  /** The edit changes nothing in the item (it already holds the edit). */
+  | { kind: "noop" }
+  /** The item changed since the row was built: `source` holds its edited columns. */
+  | { kind: "conflict"; detail: string; source: Record<string, unknown> }
+  /** The edit cannot be written back; retrying does not help. */
+  | { kind: "refused"; detail: string };
+
+/** `table [col=value, ...]`, the prefix of every message about an edit. */
+export function describeEdit(spec: TableSpec, edit: Pick<WriteBackEdit, "rowKey" | "rangeKey">) {
+  const parts = spec.targetKey.map((k) => `${k}=${JSON.stringify(edit.rowKey[k] ?? null)}`);
+  if (spec.collapse && edit.rangeKey !== null) {
+    parts.push(`${spec.collapse.rangeAttribute}=${edit.rangeKey}`);
+  }
+  return `${spec.targetTable} [${parts.join(", ")}]`;
+}
+
+/**
+ * The DynamoDB key of the item an edit writes to, or why there is none (a collapsed row
+ * without the range key of the observation it shows).
+ */
+export function itemKeyOf(spec: TableSpec, edit: WriteBackEdit): AttributeMap | string {
+  const key: AttributeMap = {};
+  for (const column of spec.targetKey) {
+    const attribute = [spec.columns[column].from].flat()[0];
+    const type = spec.sourceKey.find((k) => k.name === attribute)!.type;
+    key[attribute] = type === "S" ? { S: edit.rowKey[column] } : { N: edit.rowKey[column] };
+  }
+  if (spec.collapse) {
+    if (edit.rangeKey === null) {
+      return `${
+        describeEdit(spec, edit)
+      }: the row names no observation (sync_range_key is null), ` +
+        "so there is no item to write the edit to";
+    }
+    const range = spec.sourceKey[1];
+    key[range.name] = range.type === "S" ? { S: edit.rangeKey } : { N: edit.rangeKey };
+  }
+  return key;
+}
+
+/** The source attributes that must never be written: the item's key. */
+function keyAttributes(spec: TableSpec): Set<string> {
+  return new Set(spec.sourceKey.map((k) => k.name));
+}
+
+/** Builds the update (or says why not) for one edit and the item read consistently. */
+export function planWriteBack(
+  spec: TableSpec,
+  edit: WriteBackEdit,
+  key: AttributeMap,
+  raw: AttributeMap,
+): WriteBackPlan {
+  const where = describeEdit(spec, edit);
+  const item = fromDynamo(raw);
+  let mapped: Record<string, unknown>;
+  try {
+    mapped = itemToChange(spec, item, {
+      seq: null,
+      changedAt: new Date(0).toISOString(),
+      source: "direct",
+    }).row;
+  } catch (error) {
+    if (error instanceof MappingError) {
+      return { kind: "refused", detail: `${where}: the item cannot be mapped: ${error.cause_}` };
+    }
+    throw error;
+  }
+  // An earlier attempt that wrote the edit and died before it was recorded: the item
+  // holds the edit already, and writing it again would only fail its condition.
+  const typeOf = (column: string) => spec.columns[column]?.type ?? "jsonb";
+  if (
+    edit.columns.every((column) =>
+      sameColumnValue(typeOf(column), mapped[column], edit.after[column])
+    )
+  ) {
+    return { kind: "noop" };
+  }
+  // The item must still hold what the row was built from, column by column.
+  const changed = edit.columns.filter((column) =>
+    !sameColumnValue(typeOf(column), mapped[column], edit.before[column])
+  );
+  if (changed.length > 0) {
+    const source = Object.fromEntries(edit.columns.map((c) => [c, mapped[c] ?? null]));
+    return {
+      kind: "conflict",
+      detail: `${where}: the item changed in DynamoDB since the row was built (${
+        changed.join(", ")
+      } now ${changed.map((c) => shownValue(mapped[c])).join(", ")}); the edit was not applied`,
+      source,
+    };
+  }
+  const names: Record<string, string> = {};
+  const values: Record<string, AttributeValue> = {};
+  const sets: string[] = [];
+  const removes: string[] = [];
+  const conditions: string[] = [];
+  const nameOf = (attribute: string) => {
+    const existing = Object.entries(names).find(([, a]) => a === attribute);
+    if (existing) return existing[0];
+    const alias = `#a${Object.keys(names).length}`;
+    names[alias] = attribute;
+    return alias;
+  };
+  const keys = keyAttributes(spec);
+  const write = (attribute: string, value: AttributeValue | undefined) => {
+    const alias = nameOf(attribute);
+    if (value === undefined) removes.push(alias);
+    else {
+      const v = `:v${Object.keys(values).length}`;
+      values[v] = value;
+      sets.push(`${alias} = ${v}`);
+    }
+    if (raw[attribute] === undefined) conditions.push(`attribute_not_exists(${alias})`);
+    else {
+      const b = `:v${Object.keys(values).length}`;
+      values[b] = raw[attribute];
+      conditions.push(`${alias} = ${b}`);
+    }
+  };
+  try {
+    for (const column of edit.columns) {
+      const after = edit.after[column];
+      if (column === spec.catchAll) {
+        const problem = writeCatchAll(spec, edit, item, write);
+        if (problem) return { kind: "refused", detail: `${where}: ${problem}` };
+        continue;
+      }
+      const columnSpec = spec.columns[column];
+      if (!columnSpec) {
+        return { kind: "refused", detail: `${where}: ${column} is not a column the sync maps` };
+      }
+      const from = [columnSpec.from].flat();
+      const attribute = from.find((name) => item[name] !== undefined) ?? from[0];
+      if (keys.has(attribute)) {
+        return {
+          kind: "refused",
+          detail: `${where}: column ${column} comes from the item's key attribute ${attribute}, ` +
+            "which an update cannot change",
+        };
+      }
+      // A null column is an absent attribute, or a NULL one when the item holds NULL.
+      const value = after === null && raw[attribute]?.NULL === undefined
+        ? undefined
+        : columnToAttribute(columnSpec.type, after, item[attribute], column);
+      write(attribute, value);
+    }
+  } catch (error) {
+    if (error instanceof WriteBackValueError) {
+      return { kind: "refused", detail: `${where}: ${error.message}` };
+    }
+    throw error;
+  }
+  if (sets.length === 0 && removes.length === 0) return { kind: "noop" };
+  for (const name of Object.keys(key)) conditions.unshift(`attribute_exists(${nameOf(name)})`);
+  const update = [
+    sets.length ? `SET ${sets.join(", ")}` : "",
+    removes.length ? `REMOVE ${removes.join(", ")}` : "",
+  ].filter(Boolean).join(" ");
+  return {
+    kind: "update",
+    input: {
+      TableName: spec.sourceTable,
+      Key: key,
+      UpdateExpression: update,
+      ConditionExpression: conditions.join(" AND "),
+      ExpressionAttributeNames: names,
+      ...(Object.keys(values).length ? { ExpressionAttributeValues: values } : {}),
+      // No ReturnValues of any kind: the writer's IAM policy admits ReturnValues NONE
+      // (infrastructure/terraform); after a failed condition the item is read again.
+    },
+  };
+}
+
+/** The catch-all's changed keys, each to its attribute; returns a refusal or undefined. */
+function writeCatchAll(
+  spec: TableSpec,
+  edit: WriteBackEdit,
+  item: Record<string, unknown>,
+  write: (attribute: string, value: AttributeValue | undefined) => void,
+): string | undefined {
+  const before = asObject(edit.before[spec.catchAll]);
+  const after = asObject(edit.after[spec.catchAll]);
+  if (after === undefined) return `${spec.catchAll} must stay a JSON object`;
+  const names = [...new Set([...Object.keys(before ?? {}), ...Object.keys(after)])].sort();
+  for (const name of names) {
+    if (
+      before && Object.hasOwn(before, name) && Object.hasOwn(after, name) &&
+      sameJsonValue(before[name], after[name])
+    ) continue;
+    if (!spec.catchAllAttributes.includes(name)) {
+      return `${spec.catchAll}.${name} is not an attribute the write-back may write ` +
+        `(${spec.targetTable} writes back ${
+          spec.catchAllAttributes.length ? spec.catchAllAttributes.join(", ") : "no catch-all key"
+        })`;
+    }
+    write(
+      name,
+      Object.hasOwn(after, name)
+        ? jsonToAttribute(after[name], item[name] as never, `${spec.catchAll}.${name}`)
+        : undefined,
+    );
+  }
+  return undefined;
+}
+
+function asObject(value: unknown): Record<string, unknown> | undefined {
+  return value !== null && typeof value === "object" && !Array.isArray(value)
+    ? value as Record<string, unknown>
+    : undefined;
+}

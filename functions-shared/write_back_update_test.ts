@@ -1,0 +1,243 @@
+import assert from "node:assert/strict";
+import type { AttributeMap } from "./dynamo_decoder.ts";
+import { DynamoNumber, parseJsonExact } from "./dynamo_numbers.ts";
+import { byTargetTable } from "./table_registry.ts";
+import { itemKeyOf, planWriteBack, type WriteBackEdit } from "./write_back_update.ts";
+import { isoToMicros, microsToEpoch, microsToIso } from "./write_back_values.ts";
+
+const spec = (table: string) => byTargetTable(table)!;
+
+function edit(partial: Partial<WriteBackEdit>): WriteBackEdit {
+  return { id: 1, rowKey: {}, columns: [], before: {}, after: {}, rangeKey: null, ...partial };
+}
+
+function plan(table: string, e: WriteBackEdit, raw: AttributeMap) {
+  const key = itemKeyOf(spec(table), e);
+  assert.equal(typeof key, "object");
+  return planWriteBack(spec(table), e, key as AttributeMap, raw);
+}
+
+const segment: AttributeMap = {
+  segment_id: { S: "s-1" },
+  name: { S: "Old name" },
+  value: { N: "12345678901234567890.5" },
+  raw: { M: { tags: { SS: ["a", "b"] } } },
+};
+
+Deno.test("a text column becomes SET of its attribute, conditioned on the value read", () => {
+  const p = plan(
+    "firespring_segments",
+    edit({
+      rowKey: { segment_id: "s-1" },
+      columns: ["segment_name"],
+      before: { segment_name: "Old name" },
+      after: { segment_name: "New name" },
+    }),
+    segment,
+  );
+  assert.equal(p.kind, "update");
+  if (p.kind !== "update") return;
+  assert.deepEqual(p.input.Key, { segment_id: { S: "s-1" } });
+  assert.equal(p.input.UpdateExpression, "SET #a0 = :v0");
+  assert.equal(p.input.ConditionExpression, "attribute_exists(#a1) AND #a0 = :v1");
+  assert.deepEqual(p.input.ExpressionAttributeNames, { "#a0": "name", "#a1": "segment_id" });
+  assert.deepEqual(p.input.ExpressionAttributeValues, {
+    ":v0": { S: "New name" },
+    ":v1": { S: "Old name" },
+  });
+});
+
+Deno.test("numbers keep every digit; an emptied column is REMOVE with attribute_exists kept", () => {
+  const p = plan(
+    "firespring_segments",
+    edit({
+      rowKey: { segment_id: "s-1" },
+      columns: ["member_count", "segment_name"],
+      before: { member_count: "12345678901234567890.50", segment_name: "Old name" },
+      after: { member_count: "98765432109876543210987654321.000001", segment_name: null },
+    }),
+    segment,
+  );
+  assert.equal(p.kind, "update");
+  if (p.kind !== "update") return;
+  assert.equal(p.input.UpdateExpression, "SET #a0 = :v0 REMOVE #a1");
+  const values = p.input.ExpressionAttributeValues!;
+  assert.deepEqual(values[":v0"], { N: "98765432109876543210987654321.000001" });
+  assert.deepEqual(values[":v1"], { N: "12345678901234567890.5" });
+  assert.match(p.input.ConditionExpression!, /#a1 = :v2/);
+});
+
+Deno.test("the item changed since the row was built: a conflict with the source's values", () => {
+  const p = plan(
+    "firespring_segments",
+    edit({
+      rowKey: { segment_id: "s-1" },
+      columns: ["segment_name"],
+      before: { segment_name: "What the row held" },
+      after: { segment_name: "New name" },
+    }),
+    segment,
+  );
+  assert.equal(p.kind, "conflict");
+  if (p.kind !== "conflict") return;
+  assert.deepEqual(p.source, { segment_name: "Old name" });
+  assert.match(p.detail, /^firespring_segments \[segment_id="s-1"\]: the item changed/);
+  assert.match(p.detail, /segment_name now "Old name"/);
+});
+
+Deno.test("an item that already holds the edit (an attempt that died after writing) is no-op", () => {
+  const p = plan(
+    "firespring_segments",
+    edit({
+      rowKey: { segment_id: "s-1" },
+      columns: ["segment_name"],
+      before: { segment_name: "Older name" },
+      after: { segment_name: "Old name" },
+    }),
+    segment,
+  );
+  assert.deepEqual(p, { kind: "noop" });
+});
+
+Deno.test("catch-all keys go back to their attributes; a set stays a set", () => {
+  const before = parseJsonExact('{"raw": {"tags": ["a", "b"]}}') as Record<string, unknown>;
+  const after = parseJsonExact('{"raw": {"tags": ["a", "b", "c"], "n": 1e400}}') as Record<
+    string,
+    unknown
+  >;
+  const p = plan(
+    "firespring_segments",
+    edit({
+      rowKey: { segment_id: "s-1" },
+      columns: ["segment_criteria"],
+      before: { segment_criteria: before },
+      after: { segment_criteria: after },
+    }),
+    segment,
+  );
+  assert.equal(p.kind, "refused", "1e400 is no DynamoDB number");
+  const ok = plan(
+    "firespring_segments",
+    edit({
+      rowKey: { segment_id: "s-1" },
+      columns: ["segment_criteria"],
+      before: { segment_criteria: before },
+      after: {
+        segment_criteria: parseJsonExact(
+          '{"raw": {"tags": ["a", "b", "c"], "n": 12345678901234567890123}}',
+        ) as Record<string, unknown>,
+      },
+    }),
+    segment,
+  );
+  assert.equal(ok.kind, "update");
+  if (ok.kind !== "update") return;
+  assert.deepEqual(ok.input.ExpressionAttributeValues![":v0"], {
+    M: { tags: { SS: ["a", "b", "c"] }, n: { N: "12345678901234567890123" } },
+  });
+});
+
+Deno.test("a catch-all key that is not a documented attribute is refused, naming it", () => {
+  const p = plan(
+    "firespring_segments",
+    edit({
+      rowKey: { segment_id: "s-1" },
+      columns: ["segment_criteria"],
+      before: { segment_criteria: { raw: { tags: ["a", "b"] } } },
+      after: { segment_criteria: { raw: { tags: ["a", "b"] }, owner: "x" } },
+    }),
+    segment,
+  );
+  assert.equal(p.kind, "refused");
+  if (p.kind !== "refused") return;
+  assert.match(p.detail, /segment_criteria\.owner is not an attribute the write-back may write/);
+  assert.match(p.detail, /firespring_segments \[segment_id="s-1"\]/);
+});
+
+Deno.test("a column fed by alternatives goes to the attribute the item has", () => {
+  const raw: AttributeMap = {
+    action_id: { S: "a-1" },
+    type: { S: "click" },
+    timestamp: { N: "1770379200" },
+    created_at: { S: "2026-02-06 12:00:00.5+00:00" },
+  };
+  const p = plan(
+    "firespring_actions",
+    edit({
+      rowKey: { action_id: "a-1" },
+      columns: ["action_type", "occurred_at", "created_at"],
+      before: {
+        action_type: "click",
+        occurred_at: "2026-02-06T12:00:00.000000Z",
+        created_at: "2026-02-06T12:00:00.500000Z",
+      },
+      after: {
+        action_type: "view",
+        occurred_at: "2026-02-06T12:00:01.250000Z",
+        created_at: "2026-02-07T01:02:03.000000Z",
+      },
+    }),
+    raw,
+  );
+  assert.equal(p.kind, "update");
+  if (p.kind !== "update") return;
+  const names = p.input.ExpressionAttributeNames!;
+  assert.deepEqual(Object.values(names).slice(0, 3), ["type", "timestamp", "created_at"]);
+  const values = p.input.ExpressionAttributeValues!;
+  assert.deepEqual(values[":v0"], { S: "view" });
+  assert.deepEqual(values[":v2"], { N: "1770379201.25" }, "epoch seconds, exact");
+  assert.deepEqual(values[":v4"], { S: "2026-02-07 01:02:03.0+00:00" }, "the source's form");
+});
+
+Deno.test("collapsed tables write to the observation the row shows, or refuse", () => {
+  const jobs = spec("firespring_extraction_jobs");
+  const e = edit({
+    rowKey: { job_id: "j-1" },
+    columns: ["status"],
+    before: { status: "running" },
+    after: { status: "failed" },
+    rangeKey: "1770379200123",
+  });
+  assert.deepEqual(itemKeyOf(jobs, e), {
+    job_id: { S: "j-1" },
+    updated_at: { N: "1770379200123" },
+  });
+  assert.match(
+    String(itemKeyOf(jobs, { ...e, rangeKey: null })),
+    /firespring_extraction_jobs \[job_id="j-1"\]: the row names no observation/,
+  );
+  const refused = planWriteBack(
+    jobs,
+    { ...e, columns: ["last_updated_at"], before: {}, after: { last_updated_at: "x" } },
+    itemKeyOf(jobs, e) as AttributeMap,
+    { job_id: { S: "j-1" }, updated_at: { N: "1770379200123" } },
+  );
+  assert.equal(refused.kind, "conflict", "the row held no last_updated_at: the item differs");
+  const refusedKey = planWriteBack(
+    jobs,
+    {
+      ...e,
+      columns: ["last_updated_at"],
+      before: { last_updated_at: "2026-02-06T12:00:00.123000Z" },
+      after: { last_updated_at: "2026-02-06T12:00:00.124000Z" },
+    },
+    itemKeyOf(jobs, e) as AttributeMap,
+    { job_id: { S: "j-1" }, updated_at: { N: "1770379200123" } },
+  );
+  assert.equal(refusedKey.kind, "refused");
+  if (refusedKey.kind === "refused") assert.match(refusedKey.detail, /key attribute updated_at/);
+});
+
+Deno.test("timestamps convert exactly", () => {
+  const micros = isoToMicros("2023-11-14T22:13:20.000001Z");
+  assert.equal(microsToEpoch(micros, "seconds"), "1700000000.000001");
+  assert.equal(microsToEpoch(micros, "millis"), "1700000000000.001");
+  assert.equal(microsToEpoch(isoToMicros("1969-12-31T23:59:59.5Z"), "seconds"), "-0.5");
+  assert.equal(microsToIso(micros, "2020-01-01T00:00:00Z"), "2023-11-14T22:13:20.000001Z");
+  assert.equal(
+    microsToIso(isoToMicros("2023-11-14T22:13:20Z"), "2020-01-01T00:00:00.000-05:00"),
+    "2023-11-14T17:13:20.000-05:00",
+  );
+  assert.equal(isoToMicros("0050-01-01T00:00:00Z") < 0n, true);
+  assert.equal(new DynamoNumber("1").value, "1");
+});

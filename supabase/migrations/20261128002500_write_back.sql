@@ -1,0 +1,387 @@
+-- Write-back (issue 18; docs/interfaces.md, "write-back"): an admin's edit of a mirror
+-- row is recorded, in the edit's own transaction, as a row of sync.write_backs, and
+-- delivered through pg_net to the `write-back` Edge Function, which applies it to the
+-- DynamoDB item on condition that the item still holds what the row was built from
+-- (functions-shared/write_back_update.ts). The change then comes back through the
+-- stream and the one merge, whose writes never fire the trigger: nothing loops.
+--
+-- Replaces sync.merge_changes (20261128001400_compiled_merges.sql) only to mark its
+-- writes as the sync's own (the transaction-local setting `sync.write_back_skip`, on
+-- for the merge's duration), and the view sync.status (20261128001200) to add the
+-- write-back counts; everything else is new.
+
+-- The switch (docs/interfaces.md, "write-back"): on, off or cutover.
+insert into sync.settings (key, value, description) values (
+  'write_back', 'on',
+  'Admin edits of mirror rows: on (recorded and written back to DynamoDB), off (refused: the sync would undo them), cutover (kept, not written back: Supabase is the source of truth).'
+), (
+  'write_back_max_attempts', '8',
+  'Attempts of one write-back (throttling, 5xx, no credentials, item gone) before it is recorded as failed.'
+);
+
+create table sync.write_backs (
+  id bigint generated always as identity primary key,
+  target_table text not null references sync.source_tables (target_table),
+  -- The row's key columns as text, as sync.tombstones keys rows.
+  row_key jsonb not null,
+  -- Collapsed tables: the observation the row showed (its sync_range_key); the edit
+  -- goes to that item.
+  range_key numeric,
+  -- Who edited: the JWT's email or sub for an API user, else the database role.
+  edited_by text not null,
+  edited_role text not null,
+  columns text[] not null,
+  -- Column -> value: text for text and numeric columns (every digit),
+  -- YYYY-MM-DDTHH:MM:SS.ffffffZ for timestamptz, the value for jsonb.
+  before_values jsonb not null,
+  after_values jsonb not null,
+  -- The row's stamp when edited: the change it was built from.
+  row_sequence numeric(40, 0),
+  row_changed_at timestamptz,
+  row_source text,
+  status text not null default 'pending'
+    check (status in ('pending', 'applied', 'conflict', 'failed')),
+  detail text,
+  -- A conflict's source values of the edited columns.
+  source_values jsonb,
+  attempts integer not null default 0,
+  next_attempt_at timestamptz not null default now(),
+  lease_owner text,
+  lease_expires_at timestamptz,
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now()
+);
+comment on table sync.write_backs is
+  'One row per admin edit of a mirror row to write back to DynamoDB: pending, applied, conflict (the item had changed; the row shows the source again) or failed (after bounded retries).';
+create index write_backs_due on sync.write_backs (next_attempt_at) where status = 'pending';
+create index write_backs_row on sync.write_backs (target_table, row_key, id);
+-- Readable by the database owner only (the SQL editor, Studio, the functions), as every
+-- table of the closed sync schema (010-schema.test.sql): not by anon, authenticated
+-- (admins included) or service_role.
+revoke all on table sync.write_backs from public, anon, authenticated, service_role;
+
+-- A column's value as sync.write_backs keeps it (see before_values above).
+create function sync.write_back_value(p_value anyelement) returns jsonb
+language sql immutable set search_path = ''
+as $$
+  select case
+    when p_value is null then 'null'::jsonb
+    when pg_typeof(p_value) = 'jsonb'::regtype then p_value::text::jsonb
+    when pg_typeof(p_value) = 'timestamp with time zone'::regtype then
+      to_jsonb(to_char(p_value::text::timestamptz at time zone 'UTC',
+                       'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'))
+    else to_jsonb(p_value::text)
+  end
+$$;
+
+-- The row trigger of every mirror table. Skipped for the sync's own writes (the merge
+-- sets sync.write_back_skip) and, for the database owner and service_role only, for a
+-- transaction that sets it itself (drift made on purpose: tests, hand repairs); an API
+-- user cannot skip. Only data columns count: a change of nothing but sync_* or key
+-- columns (the owner's maintenance; the API roles cannot) records nothing.
+-- Security definer: it writes sync.write_backs, which the editing role cannot.
+create function sync.record_write_back() returns trigger
+language plpgsql security definer set search_path = ''
+as $$
+declare
+  editor_role text := coalesce(nullif(current_setting('role', true), 'none'), session_user::text);
+  mode text;
+  key_cols text[];
+  old_row jsonb;
+  new_row jsonb;
+  edited text[];
+  before_v jsonb := '{}';
+  after_v jsonb := '{}';
+  c text;
+  v_old jsonb;
+  v_new jsonb;
+  claims jsonb;
+begin
+  if coalesce(current_setting('sync.write_back_skip', true), '') = 'on'
+     and editor_role not in ('anon', 'authenticated') then
+    return null;
+  end if;
+  old_row := to_jsonb(old);
+  new_row := to_jsonb(new);
+  select s.key_columns into key_cols from sync.source_tables s where s.target_table = tg_table_name;
+  select array_agg(k order by k) into edited
+  from jsonb_object_keys(new_row) k
+  where k <> all (key_cols) and k not like 'sync\_%' and k <> 'synced_at'
+    and new_row -> k is distinct from old_row -> k;
+  if edited is null then
+    return null;
+  end if;
+  mode := coalesce((select value from sync.settings where key = 'write_back'), 'on');
+  if mode = 'cutover' then
+    return null;
+  end if;
+  if mode = 'off' then
+    raise exception '%: write-back is off, so an edit of % would be undone by the sync (DynamoDB is the source of truth); edit the item in DynamoDB, or turn write-back on (sync.settings write_back)',
+      tg_table_name, array_to_string(edited, ', ')
+      using errcode = 'SY003';
+  end if;
+  if mode <> 'on' then
+    raise exception 'sync.settings write_back is %, not on, off or cutover', mode using errcode = 'SY002';
+  end if;
+  -- Collapsed tables (tg_argv[0]: the column fed by the range key): the edit goes to the
+  -- observation the row shows (its sync_range_key, never null there); that range key is
+  -- part of the item's key, which an update cannot change.
+  if tg_nargs > 0 and tg_argv[0] = any (edited) then
+    raise exception '% [%]: % comes from the range key of the item the row shows, which an update cannot change; edit the item in DynamoDB',
+      tg_table_name, (select string_agg(format('%s=%s', k, old_row ->> k), ', ') from unnest(key_cols) k),
+      tg_argv[0]
+      using errcode = 'SY004';
+  end if;
+  foreach c in array edited loop
+    execute format('select sync.write_back_value($1.%1$I), sync.write_back_value($2.%1$I)', c)
+      into v_old, v_new using old, new;
+    before_v := before_v || jsonb_build_object(c, v_old);
+    after_v := after_v || jsonb_build_object(c, v_new);
+  end loop;
+  claims := nullif(current_setting('request.jwt.claims', true), '')::jsonb;
+  insert into sync.write_backs (target_table, row_key, range_key, edited_by, edited_role,
+    columns, before_values, after_values, row_sequence, row_changed_at, row_source)
+  values (
+    tg_table_name,
+    (select jsonb_object_agg(k, old_row ->> k) from unnest(key_cols) k),
+    (old_row ->> 'sync_range_key')::numeric,
+    case when editor_role in ('anon', 'authenticated', 'service_role')
+      then coalesce(claims ->> 'email', claims ->> 'sub', editor_role)
+      else editor_role end,
+    editor_role,
+    edited, before_v, after_v,
+    (old_row ->> 'sync_sequence')::numeric, (old_row ->> 'sync_changed_at')::timestamptz,
+    old_row ->> 'sync_source');
+  perform set_config('sync.write_back_queued', 'on', true);
+  return null;
+end
+$$;
+comment on function sync.record_write_back() is
+  'Row trigger of the mirror tables: records an admin edit of data columns as a write-back (or refuses it while write_back is off).';
+revoke all on function sync.record_write_back() from public;
+
+-- Calls the write-back function (sync.call_edge_function: URL, key and region from
+-- Vault). pg_net sends the request after the transaction commits, and not at all when
+-- it rolls back (https://supabase.com/docs/guides/database/extensions/pg_net: requests
+-- are queued in a table and sent by a background worker).
+create function sync.wake_write_back() returns bigint
+language sql set search_path = ''
+as $$
+  select sync.call_edge_function('write-back', '{}'::jsonb, 30000)
+$$;
+
+-- Whether a write-back is due (the sweep calls the function only then).
+create function sync.write_back_work_pending() returns boolean
+language sql stable set search_path = ''
+as $$
+  select exists (select from sync.write_backs w
+                 where w.status = 'pending' and w.next_attempt_at <= now()
+                   and (w.lease_expires_at is null or w.lease_expires_at < now()))
+$$;
+
+-- The statement trigger: one call of the function per statement that recorded edits.
+create function sync.deliver_write_backs() returns trigger
+language plpgsql security definer set search_path = ''
+as $$
+begin
+  if current_setting('sync.write_back_queued', true) = 'on' then
+    perform set_config('sync.write_back_queued', '', true);
+    perform sync.wake_write_back();
+  end if;
+  return null;
+end
+$$;
+revoke all on function sync.deliver_write_backs(), sync.wake_write_back(),
+  sync.write_back_work_pending() from public;
+
+do $$
+declare
+  t text;
+  range_column text;
+begin
+  for t, range_column in
+    select s.target_table,
+           -- The column fed by a collapsed table's range key (functions-shared/table_registry.ts).
+           case s.target_table when 'firespring_visitors' then 'last_visit_at'
+                               when 'firespring_extraction_jobs' then 'last_updated_at' end
+    from sync.source_tables s order by 1
+  loop
+    -- The WHEN clause spares the merge's writes the function call (the merge's hot path);
+    -- the function checks again.
+    execute format(
+      $t$create trigger write_back after update on public.%I for each row
+         when (coalesce(current_setting('sync.write_back_skip', true), '') <> 'on'
+               or current_setting('role', true) in ('anon', 'authenticated')
+               or session_user in ('anon', 'authenticated'))
+         execute function sync.record_write_back(%s)$t$, t, coalesce(quote_literal(range_column), ''));
+    execute format(
+      'create trigger write_back_delivery after update on public.%I for each statement execute function sync.deliver_write_backs()', t);
+  end loop;
+end
+$$;
+
+-- Claims up to p_limit due write-backs for p_worker for p_lease: pending ones whose time
+-- has come and whose lease is free or lapsed, the oldest of each row only (edits of one
+-- row are written in the order they were made: a later one's condition expects the
+-- earlier one's values). Each claim counts an attempt.
+create function sync.claim_write_backs(p_worker text, p_limit integer default 10,
+  p_lease interval default '2 minutes')
+returns setof sync.write_backs
+language sql set search_path = ''
+as $$
+  update sync.write_backs w
+  set lease_owner = p_worker, lease_expires_at = now() + p_lease,
+      attempts = w.attempts + 1, updated_at = now()
+  where w.id in (
+    select d.id from sync.write_backs d
+    where d.status = 'pending' and d.next_attempt_at <= now()
+      and (d.lease_expires_at is null or d.lease_expires_at < now())
+      and not exists (select from sync.write_backs e
+                      where e.target_table = d.target_table and e.row_key = d.row_key
+                        and e.id < d.id and e.status = 'pending')
+    order by d.id
+    limit p_limit
+    for update skip locked)
+  returning w.*
+$$;
+
+-- Ends a claimed write-back: applied, conflict (with the source's values) or failed;
+-- or, with p_status 'pending', schedules its next attempt after a backoff of 5 s
+-- doubling per attempt up to 5 minutes, and fails it once write_back_max_attempts are
+-- spent. Returns the status it ends with; null when p_worker no longer holds it.
+create function sync.finish_write_back(p_id bigint, p_worker text, p_status text,
+  p_detail text, p_source_values jsonb default null)
+returns text
+language plpgsql set search_path = ''
+as $$
+declare
+  max_attempts integer := (select value::integer from sync.settings where key = 'write_back_max_attempts');
+  result text;
+begin
+  if p_status not in ('pending', 'applied', 'conflict', 'failed') then
+    raise exception 'sync.finish_write_back(%): unknown status %', p_id, p_status using errcode = 'SY002';
+  end if;
+  update sync.write_backs w
+  set status = case when p_status = 'pending' and w.attempts >= coalesce(max_attempts, 8)
+                    then 'failed' else p_status end,
+      detail = case when p_status = 'pending' and w.attempts >= coalesce(max_attempts, 8)
+                    then format('%s (gave up after %s attempts)', p_detail, w.attempts)
+                    else p_detail end,
+      source_values = coalesce(p_source_values, w.source_values),
+      next_attempt_at = case when p_status = 'pending'
+        then now() + least(interval '5 minutes', interval '5 seconds' * 2 ^ greatest(w.attempts - 1, 0))
+        else w.next_attempt_at end,
+      lease_owner = null, lease_expires_at = null, updated_at = now()
+  where w.id = p_id and w.lease_owner = p_worker
+  returning w.status into result;
+  return result;
+end
+$$;
+revoke all on function sync.claim_write_backs(text, integer, interval),
+  sync.finish_write_back(bigint, text, text, text, jsonb) from public;
+
+-- The sweep: every 10 seconds where pg_cron can (1.5 and later), else every minute, it
+-- calls the function when a write-back is due (retries after their backoff, deliveries
+-- pg_net lost).
+do $$
+declare
+  version int[] := (
+    select string_to_array(split_part(extversion, '-', 1), '.')::int[]
+    from pg_extension where extname = 'pg_cron');
+begin
+  perform cron.schedule(
+    'sync-write-back',
+    case when version >= array[1, 5] then '10 seconds' else '* * * * *' end,
+    'select sync.wake_write_back() where sync.write_back_work_pending()');
+end
+$$;
+
+-- Replaces 20261128001400's sync.merge_changes: the same, with its writes marked as the
+-- sync's own (sync.write_back_skip on while it runs, restored after), so the write-back
+-- trigger never records them.
+create or replace function sync.merge_changes(p_target text, p_changes jsonb)
+returns table (applied bigint, upserted bigint, deleted bigint)
+language plpgsql set search_path = ''
+as $fn$
+declare
+  problem text;
+  fields constant text[] := sync.change_fields();
+  skip_before text := coalesce(current_setting('sync.write_back_skip', true), '');
+begin
+  -- The caller's mistakes are bugs, not bad data: SQLSTATE SY002, which the webhook and
+  -- the backfill do not dead-letter (only data errors, classes 22, 23 and 54, are).
+  if not exists (select from sync.source_tables s where s.target_table = p_target) then
+    raise exception 'sync.merge_changes: % is not a registered target table', p_target
+      using errcode = 'SY002';
+  end if;
+  if jsonb_typeof(p_changes) is distinct from 'array' then
+    raise exception 'sync.merge_changes(%): changes must be a JSON array', p_target
+      using errcode = 'SY002';
+  end if;
+  -- Each change has the fields of sync.change and no others, an op, a time and a source.
+  select format('change %s %s', c.ord, w.why) into problem
+  from jsonb_array_elements(p_changes) with ordinality as c(v, ord)
+  cross join lateral (select case
+    when jsonb_typeof(c.v) <> 'object' then 'is not a JSON object'
+    when (c.v - fields) <> '{}'::jsonb then
+      format('has the field "%s", which sync.change does not have',
+             (select min(k) from jsonb_object_keys(c.v - fields) k))
+    when coalesce(c.v ->> 'op', '') not in ('upsert', 'delete') then
+      'has no op "upsert" or "delete"'
+    when c.v ->> 'changed_at' is null or c.v ->> 'source' is null then
+      'has no changed_at or source'
+  end as why) w
+  where w.why is not null
+  order by c.ord
+  limit 1;
+  if problem is not null then
+    raise exception 'sync.merge_changes(%): %', p_target, problem using errcode = 'SY002';
+  end if;
+  perform set_config('sync.clock_granularity',
+    (select value from sync.settings where key = 'stream_clock_granularity'), true);
+  perform pg_advisory_xact_lock(hashtext('sync.merge_changes'), hashtext(p_target));
+  perform set_config('sync.write_back_skip', 'on', true);
+  select m.applied, m.upserted, m.deleted into applied, upserted, deleted
+  from sync.merge_compiled(p_target, p_changes) m;
+  perform set_config('sync.write_back_skip', skip_before, true);
+  return next;
+end
+$fn$;
+
+-- Replaces 20261128001200's sync.status: the same columns, and the write-backs pending,
+-- in conflict and failed per table (docs/interfaces.md, "SQL").
+create or replace view sync.status as
+select
+  s.target_table,
+  s.source_table,
+  s.region,
+  c.row_count as rows,
+  c.rows_estimated,
+  c.last_change_at,
+  (select count(*) from sync.dead_letters d
+    where d.target_table = s.target_table and d.replayed_at is null) as dead_letters,
+  k.checked_at as last_checksum_at,
+  k.match as last_checksum_match,
+  k.status as last_checksum_status,
+  jsonb_array_length(k.unmappable) as last_checksum_unmappable,
+  ts.stale_since is not null as stale,
+  case when ts.stale_since is not null then ts.stale_reason end as stale_reason,
+  coalesce(wb.pending, 0) as write_backs_pending,
+  coalesce(wb.conflict, 0) as write_backs_conflict,
+  coalesce(wb.failed, 0) as write_backs_failed
+from sync.source_tables s
+join sync.table_counts() c on c.target_table = s.target_table
+left join lateral (
+  select x.checked_at, x.match, x.status, x.unmappable from public.sync_checksums x
+  where x.target_table = s.target_table
+  order by x.started_at desc limit 1
+) k on true
+left join sync.table_state ts on ts.target_table = s.target_table
+left join lateral (
+  select count(*) filter (where w.status = 'pending') as pending,
+         count(*) filter (where w.status = 'conflict') as conflict,
+         count(*) filter (where w.status = 'failed') as failed
+  from sync.write_backs w where w.target_table = s.target_table
+) wb on true;
+comment on view sync.status is
+  'One row per target table: rows (an estimate above status_exact_count_limit: rows_estimated), last change applied, open dead letters, last checksum result (and its unmappable source items), stale, write-backs pending, in conflict and failed.';

@@ -1,0 +1,170 @@
+-- Write-back (20261128002500_write_back.sql; docs/interfaces.md, "write-back"): the
+-- trigger records admin edits of data columns and nothing else (never the merge's own
+-- writes), the switch (on, off, cutover), the claim and its backoff, sync.status's
+-- counts, and who may read sync.write_backs.
+set client_min_messages = warning;
+begin;
+select plan(30);
+
+-- Start from no write-backs (end-to-end runs leave theirs; all of this is rolled back).
+delete from sync.write_backs;
+
+select tests.create_supabase_user('wb_admin', '{"role": "admin"}');
+select tests.create_supabase_user('wb_superuser', '{"role": "superuser"}');
+select tests.create_supabase_user('wb_no_role');
+
+-- Rows as the sync writes them: through the one merge.
+select * from sync.merge_changes('firespring_segments', $$[
+  {"op": "upsert", "row": {"segment_id": "g-1", "segment_name": "returning",
+   "member_count": 12345678901234567890.5, "segment_criteria": {"raw": {"n": 1}}},
+   "seq": "100", "changed_at": "2026-11-28T10:00:00Z", "source": "stream"},
+  {"op": "upsert", "row": {"segment_id": "g-2", "segment_name": "new", "segment_criteria": {}},
+   "seq": "101", "changed_at": "2026-11-28T10:00:00Z", "source": "stream"}
+]$$);
+select * from sync.merge_changes('firespring_actions', $$[
+  {"op": "upsert", "row": {"action_id": "a-1", "action_type": "click",
+   "occurred_at": "2026-11-28T10:00:00.000001Z", "action_data": {}},
+   "seq": null, "changed_at": "2026-11-28T10:00:00Z", "source": "backfill"}
+]$$);
+select is((select count(*)::int from sync.write_backs), 0, 'the merge''s inserts record nothing');
+
+-- The merge's updates record nothing either.
+select * from sync.merge_changes('firespring_segments', $$[
+  {"op": "upsert", "row": {"segment_id": "g-2", "segment_name": "renamed by the source",
+   "segment_criteria": {}}, "seq": "102", "changed_at": "2026-11-28T10:00:01Z", "source": "stream"}
+]$$);
+select is((select segment_name from public.firespring_segments where segment_id = 'g-2'),
+  'renamed by the source', 'the merge updated the row');
+select is((select count(*)::int from sync.write_backs), 0, 'the merge''s updates record nothing');
+
+-- An admin's edit through the Data API.
+select tests.authenticate_as('wb_admin');
+update public.firespring_segments set segment_name = 'Returning visitors',
+  member_count = 98765432109876543210987654321.000001 where segment_id = 'g-1';
+select tests.clear_authentication();
+select is((select count(*)::int from sync.write_backs), 1, 'an admin''s update is recorded');
+select results_eq(
+  $$select target_table, row_key, edited_by, edited_role, columns, status, attempts
+    from sync.write_backs$$,
+  $$values ('firespring_segments', '{"segment_id": "g-1"}'::jsonb, 'wb_admin@test.local',
+            'authenticated', array['member_count', 'segment_name'], 'pending', 0)$$,
+  'with the table, key, who, the edited columns, pending'
+);
+select is((select before_values from sync.write_backs),
+  '{"member_count": "12345678901234567890.5", "segment_name": "returning"}'::jsonb,
+  'the values before, numbers with every digit as text');
+select is((select after_values from sync.write_backs),
+  '{"member_count": "98765432109876543210987654321.000001", "segment_name": "Returning visitors"}'::jsonb,
+  'and after');
+select is((select row_sequence::text || ' ' || row_source from sync.write_backs), '100 stream',
+  'with the stamp of the change the row was built from');
+select is((select write_backs_pending::int from sync.status where target_table = 'firespring_segments'),
+  1, 'sync.status counts it as pending');
+
+-- A superuser's edit of a catch-all and a timestamp; the timestamp kept exactly, in UTC.
+select tests.authenticate_as('wb_superuser');
+set local timezone = 'America/New_York';
+update public.firespring_actions set occurred_at = '2026-11-28T11:00:00.000002Z',
+  action_data = '{"url": "/pricing"}' where action_id = 'a-1';
+reset timezone;
+select tests.clear_authentication();
+select is(
+  (select after_values from sync.write_backs where target_table = 'firespring_actions'),
+  '{"occurred_at": "2026-11-28T11:00:00.000002Z", "action_data": {"url": "/pricing"}}'::jsonb,
+  'a superuser''s edit: timestamps as UTC text with microseconds, jsonb as jsonb');
+
+-- No role claim: RLS lets nothing through, nothing is recorded.
+select is(tests.outcome_as('wb_no_role',
+  $$update public.firespring_segments set segment_name = 'x' where segment_id = 'g-2'$$),
+  'rows:0', 'a user without the admin claim changes nothing');
+select is((select count(*)::int from sync.write_backs), 2, 'and records nothing');
+
+-- The database owner (Studio's table editor, the SQL editor) edits too.
+update public.firespring_segments set segment_name = 'edited in Studio' where segment_id = 'g-2';
+select is((select edited_by || '/' || edited_role from sync.write_backs
+           where row_key = '{"segment_id": "g-2"}'), 'postgres/postgres',
+  'an edit as postgres (Studio) is recorded too');
+
+-- What is not an edit: sync columns only; a transaction that skips on purpose.
+update public.firespring_segments set synced_at = synced_at - interval '1 minute';
+select is((select count(*)::int from sync.write_backs), 3, 'changing only sync columns records nothing');
+set local sync.write_back_skip = 'on';
+update public.firespring_segments set segment_name = 'drift on purpose' where segment_id = 'g-2';
+select is((select count(*)::int from sync.write_backs), 3,
+  'the owner may skip on purpose (drift made for a test)');
+select tests.authenticate_as('wb_admin');
+update public.firespring_segments set segment_name = 'skip attempt' where segment_id = 'g-2';
+select tests.clear_authentication();
+select is((select count(*)::int from sync.write_backs), 4, 'an API user cannot skip');
+reset sync.write_back_skip;
+
+-- Edits of one row are claimed in order: only the oldest pending one.
+select is(
+  (select array_agg(id order by id) from sync.claim_write_backs('w-1', 10)),
+  (select array_agg(id order by id) from (
+     select min(id) as id from sync.write_backs group by target_table, row_key) f),
+  'the claim takes the oldest pending edit of each row');
+select is((select count(*)::int from sync.claim_write_backs('w-2', 10)), 0,
+  'claimed ones are leased: nobody else takes them, nor the later edit of a leased row');
+select is(
+  sync.finish_write_back((select min(id) from sync.write_backs where row_key = '{"segment_id": "g-2"}'),
+                         'w-1', 'pending', 'ThrottlingException'),
+  'pending', 'a retry stays pending');
+select ok(
+  (select next_attempt_at > now() and lease_owner is null from sync.write_backs
+   where id = (select min(id) from sync.write_backs where row_key = '{"segment_id": "g-2"}')),
+  'with a backoff before the next attempt');
+update sync.settings set value = '1' where key = 'write_back_max_attempts';
+select is(
+  sync.finish_write_back((select min(id) from sync.write_backs where target_table = 'firespring_actions'),
+                         'w-1', 'pending', 'no credentials'),
+  'failed', 'after the last attempt a retry is recorded as failed');
+select matches((select detail from sync.write_backs where target_table = 'firespring_actions'),
+  'no credentials \(gave up after 1 attempts\)', 'saying why and after how many attempts');
+select is(sync.finish_write_back(1, 'not-the-holder', 'applied', 'x'), null,
+  'a worker that does not hold the lease ends nothing');
+
+-- Collapsed tables: the edit names the observation the row shows; its range key column
+-- cannot be edited.
+select * from sync.merge_changes('firespring_visitors', $$[
+  {"op": "upsert", "row": {"visitor_id": "v-1", "page_views": 3,
+   "last_visit_at": "2026-11-28T10:00:00Z", "session_data": {}},
+   "seq": "200", "changed_at": "2026-11-28T10:00:00Z", "source": "stream",
+   "range_key": "1795860000", "rank": 0}
+]$$);
+select tests.authenticate_as('wb_admin');
+update public.firespring_visitors set page_views = 4 where visitor_id = 'v-1';
+select tests.clear_authentication();
+select is((select range_key::text from sync.write_backs where target_table = 'firespring_visitors'),
+  '1795860000', 'a collapsed row''s edit names the observation the row shows');
+select throws_like(
+  $$update public.firespring_visitors set last_visit_at = now() where visitor_id = 'v-1'$$,
+  'firespring_visitors [visitor_id=v-1]: last_visit_at comes from the range key of the item the row shows%',
+  'its range key column is refused, naming the table, the key and why');
+
+-- The switch.
+update sync.settings set value = 'off' where key = 'write_back';
+select throws_like(
+  $$select tests.authenticate_as('wb_admin');
+    update public.firespring_segments set segment_name = 'x' where segment_id = 'g-1'$$,
+  'firespring_segments: write-back is off, so an edit of segment_name would be undone by the sync%',
+  'off: an admin''s edit is refused, naming the table and why');
+select tests.clear_authentication();
+update sync.settings set value = 'cutover' where key = 'write_back';
+select tests.authenticate_as('wb_admin');
+update public.firespring_segments set segment_name = 'after the cutover' where segment_id = 'g-1';
+select tests.clear_authentication();
+select is((select segment_name from public.firespring_segments where segment_id = 'g-1'),
+  'after the cutover', 'cutover: the edit stays');
+select is((select count(*)::int from sync.write_backs), 5, 'and nothing is written back');
+update sync.settings set value = 'on' where key = 'write_back';
+
+-- Who may read sync.write_backs: the database owner only.
+select is(tests.outcome_as('anon', 'select * from sync.write_backs'), 'error:42501',
+  'anon may not read write-backs');
+select is(tests.outcome_as('wb_admin', 'select * from sync.write_backs')
+          || tests.outcome_as('service_role', 'select * from sync.write_backs'),
+  'error:42501error:42501', 'neither may admins nor service_role (the sync schema is closed)');
+
+select * from finish();
+rollback;

@@ -1,0 +1,246 @@
+/**
+ * Write-back end to end (issue 18; docs/interfaces.md, "write-back"): an admin's update
+ * (as `authenticated` with the admin claim, as the Data API runs it) is recorded by the
+ * trigger, delivered by pg_net to the `write-back` function, written to DynamoDB Local
+ * through the stack's DynamoDB proxy, and streams back through the one merge; the
+ * validator then finds the table equal to its source. A change made in DynamoDB first
+ * ends as a recorded conflict with the row equal to the source; an item gone is retried
+ * and then recorded as failed; under DynamoDB faults (error_rate 0.2) every edit still
+ * lands. Runs alone (scripts/e2e_plan.ts): it validates toledo_dashboard whole, changes
+ * write_back_max_attempts and restarts the DynamoDB proxy with other faults.
+ */
+
+import assert from "node:assert/strict";
+import { readFileSync, writeFileSync } from "node:fs";
+import { DeleteItemCommand, GetItemCommand, PutItemCommand } from "@aws-sdk/client-dynamodb";
+import type postgres from "postgres";
+import { byTargetTable } from "../functions-shared/table_registry.ts";
+import { DENO_BIN, ROOT, STACK_ENV_FILE } from "../local-stack/config.ts";
+import { run } from "../local-stack/processes.ts";
+import { connectDb, dynamo, eventually } from "./stack_clients.ts";
+import { load, N, S, validate } from "./validator_fixtures.ts";
+
+const spec = byTargetTable("toledo_dashboard")!;
+const TABLE = spec.sourceTable;
+
+/** Runs `statement` as an `authenticated` admin, as PostgREST runs a request. */
+async function asAdmin(sql: postgres.Sql, statement: (tx: postgres.TransactionSql) => unknown) {
+  await sql.begin(async (tx) => {
+    await tx`select set_config('request.jwt.claims', ${
+      JSON.stringify({
+        sub: "00000000-0000-0000-0000-00000000ad01",
+        email: "ops-admin@example.test",
+        role: "authenticated",
+        app_metadata: { role: "admin" },
+      })
+    }, true)`;
+    await tx`set local role authenticated`;
+    await statement(tx);
+  });
+}
+
+/** The write-backs of a key, oldest first. */
+async function writeBacksOf(sql: postgres.Sql, pk: string) {
+  return await sql`select id, status, detail, attempts, edited_by, columns, source_values
+                   from sync.write_backs
+                   where target_table = 'toledo_dashboard' and row_key ->> 'pk' = ${pk}
+                   order by id`;
+}
+
+async function waitEnded(sql: postgres.Sql, pk: string, timeoutMs = 90_000) {
+  return await eventually(`the write-back of ${pk} to end`, async () => {
+    const rows = await writeBacksOf(sql, pk);
+    return rows.length > 0 && rows.every((r) => r.status !== "pending") ? rows : undefined;
+  }, timeoutMs);
+}
+
+async function sourceItem(pk: string, sk = "a") {
+  const { Item } = await dynamo(spec.region).send(
+    new GetItemCommand({ TableName: TABLE, Key: { pk: S(pk), sk: S(sk) }, ConsistentRead: true }),
+  );
+  return Item;
+}
+
+/** Holds the merge's lock of toledo_dashboard while `during` runs: the stream waits. */
+async function withMergeHeld(sql: postgres.Sql, during: () => Promise<void>) {
+  const held = Promise.withResolvers<void>();
+  const release = Promise.withResolvers<void>();
+  const tx = sql.begin(async (t) => {
+    await t`select pg_advisory_xact_lock(hashtext('sync.merge_changes'), hashtext('toledo_dashboard'))`;
+    held.resolve();
+    await release.promise;
+  });
+  await held.promise;
+  try {
+    await during();
+  } finally {
+    release.resolve();
+    await tx;
+  }
+}
+
+Deno.test("an admin's edit reaches DynamoDB, streams back, and the validator matches", async () => {
+  const p = `wb-${crypto.randomUUID().slice(0, 8)}`;
+  const sql = connectDb();
+  try {
+    await load("toledo_dashboard", [{
+      pk: S(p),
+      sk: S("a"),
+      metrics: { M: { visits: N("12345678901234567890123"), tags: { SS: ["x"] } } },
+      updated_at: S("2026-11-28T10:00:00Z"),
+    }], p);
+    const [before] = await sql`select sync_sequence::text as seq from public.toledo_dashboard
+                               where pk = ${p}`;
+    await asAdmin(sql, (tx) =>
+      tx`update public.toledo_dashboard
+         set metrics = '{"visits": 98765432109876543210987654321, "tags": ["x", "y"]}',
+             updated_at = '2026-11-28T11:30:00.25Z'
+         where pk = ${p}`);
+    const [done] = await waitEnded(sql, p);
+    assert.equal(done.status, "applied", done.detail);
+    assert.equal(done.edited_by, "ops-admin@example.test");
+    assert.deepEqual(done.columns, ["metrics", "updated_at"]);
+    const item = await sourceItem(p);
+    assert.deepEqual(item?.metrics, {
+      M: { visits: { N: "98765432109876543210987654321" }, tags: { SS: ["x", "y"] } },
+    }, "every digit, and the set stays a set");
+    assert.deepEqual(item?.updated_at, { S: "2026-11-28T11:30:00.25Z" }, "the source's form");
+    const row = await eventually("the stream to bring the change back", async () => {
+      const [r] = await sql`select sync_source, sync_sequence::text as seq, metrics::text as m
+                            from public.toledo_dashboard where pk = ${p}`;
+      return r?.sync_source === "stream" && BigInt(r.seq) > BigInt(before.seq) ? r : undefined;
+    });
+    assert.equal(row.m, '{"tags": ["x", "y"], "visits": 98765432109876543210987654321}');
+    const result = await validate("toledo_dashboard");
+    assert.equal(result.match, true, JSON.stringify(result));
+    assert.equal((await writeBacksOf(sql, p)).length, 1, "the merge's write recorded nothing");
+  } finally {
+    await sql.end();
+  }
+});
+
+Deno.test("a change made in DynamoDB first: a recorded conflict, the row equal to the source", async () => {
+  const p = `wbc-${crypto.randomUUID().slice(0, 8)}`;
+  const sql = connectDb();
+  try {
+    await load("toledo_dashboard", [{ pk: S(p), sk: S("a"), metrics: { M: { v: N(1) } } }], p);
+    await withMergeHeld(sql, async () => {
+      await dynamo(spec.region).send(
+        new PutItemCommand({
+          TableName: TABLE,
+          Item: { pk: S(p), sk: S("a"), metrics: { M: { v: N(2) } } },
+        }),
+      );
+      await asAdmin(
+        sql,
+        (tx) => tx`update public.toledo_dashboard set metrics = '{"v": 3}' where pk = ${p}`,
+      );
+    });
+    const [done] = await waitEnded(sql, p);
+    assert.equal(done.status, "conflict", done.detail);
+    assert.match(
+      done.detail,
+      new RegExp(`^toledo_dashboard \\[pk="${p}", sk="a"\\]: the item changed`),
+    );
+    assert.deepEqual(done.source_values, { metrics: { v: 2 } }, "the source's values");
+    assert.deepEqual((await sourceItem(p))?.metrics, { M: { v: { N: "2" } } }, "not applied");
+    await eventually("the row to show the source", async () => {
+      const [r] = await sql`select metrics from public.toledo_dashboard where pk = ${p}`;
+      return r?.metrics?.v === 2 ? true : undefined;
+    });
+  } finally {
+    await sql.end();
+  }
+});
+
+Deno.test("an item gone is retried with backoff, then recorded as failed", async () => {
+  const p = `wbg-${crypto.randomUUID().slice(0, 8)}`;
+  const sql = connectDb();
+  const [{ value: old }] = await sql`select value from sync.settings
+                                     where key = 'write_back_max_attempts'`;
+  try {
+    await sql`update sync.settings set value = '2' where key = 'write_back_max_attempts'`;
+    await load("toledo_dashboard", [{ pk: S(p), sk: S("a"), metrics: { M: {} } }], p);
+    await withMergeHeld(sql, async () => {
+      await dynamo(spec.region).send(
+        new DeleteItemCommand({ TableName: TABLE, Key: { pk: S(p), sk: S("a") } }),
+      );
+      await asAdmin(
+        sql,
+        (tx) => tx`update public.toledo_dashboard set metrics = '{"v": 3}' where pk = ${p}`,
+      );
+    });
+    // pg_cron's sweep takes the second attempt after the backoff (every 10 s, or minute).
+    const [done] = await waitEnded(sql, p, 150_000);
+    assert.equal(done.status, "failed", done.detail);
+    assert.equal(done.attempts, 2);
+    assert.match(
+      done.detail,
+      new RegExp(
+        `^toledo_dashboard \\[pk="${p}", sk="a"\\]: the item is gone from ${TABLE} \\(gave up after 2 attempts\\)`,
+      ),
+    );
+    await eventually("the row to be gone, as the source", async () => {
+      const rows = await sql`select 1 from public.toledo_dashboard where pk = ${p}`;
+      return rows.length === 0 ? true : undefined;
+    });
+  } finally {
+    await sql`update sync.settings set value = ${old} where key = 'write_back_max_attempts'`;
+    await sql.end();
+  }
+});
+
+/** Sets DYNAMODB_FAULTS in stack.env and runs `stack:up`; returns the value it replaced. */
+async function setFaults(value: string): Promise<string> {
+  const text = readFileSync(STACK_ENV_FILE, "utf8");
+  const old = /^DYNAMODB_FAULTS=(.*)$/m.exec(text)?.[1] ?? "";
+  if (old === value) return old;
+  const next = /^DYNAMODB_FAULTS=/m.test(text)
+    ? text.replace(/^DYNAMODB_FAULTS=.*$/m, `DYNAMODB_FAULTS=${value}`)
+    : `${text}DYNAMODB_FAULTS=${value}\n`;
+  writeFileSync(STACK_ENV_FILE, next, { mode: 0o600 });
+  await run(DENO_BIN, ["run", "-A", "local-stack/stack.ts", "up"], { cwd: ROOT });
+  return old;
+}
+
+Deno.test("under DynamoDB faults (a fifth of the requests fail) every write-back is retried and lands", async () => {
+  const p = `wbf-${crypto.randomUUID().slice(0, 8)}`;
+  const sql = connectDb();
+  const keys = ["a", "b", "c", "d", "e"];
+  const old = /^DYNAMODB_FAULTS=(.*)$/m.exec(readFileSync(STACK_ENV_FILE, "utf8"))?.[1] ?? "";
+  try {
+    await load(
+      "toledo_dashboard",
+      keys.map((sk) => ({ pk: S(`${p}-${sk}`), sk: S(sk), metrics: { M: { v: N(1) } } })),
+      p,
+    );
+    await setFaults("stale_ms=2000,throttle_rcu=300,error_rate=0.2");
+    await asAdmin(
+      sql,
+      (tx) =>
+        tx`update public.toledo_dashboard set metrics = jsonb_build_object('v', 2, 'sk', sk)
+         where pk like ${p + "-%"}`,
+    );
+    for (const sk of keys) {
+      const [done] = await waitEnded(sql, `${p}-${sk}`, 240_000);
+      assert.equal(done.status, "applied", done.detail);
+    }
+  } finally {
+    await setFaults(old);
+  }
+  try {
+    for (const sk of keys) {
+      assert.deepEqual((await sourceItem(`${p}-${sk}`, sk))?.metrics, {
+        M: { v: { N: "2" }, sk: { S: sk } },
+      });
+    }
+    await eventually("the stream to bring every change back", async () => {
+      const [r] = await sql`select count(*)::int as n from public.toledo_dashboard
+                            where pk like ${p + "-%"} and sync_source = 'stream'
+                              and metrics ->> 'v' = '2'`;
+      return r.n === keys.length ? true : undefined;
+    });
+  } finally {
+    await sql.end();
+  }
+});
