@@ -18,7 +18,8 @@
 --   does, is no longer a HOT update and writes the index too.
 --
 -- sync.table_counts changes its result (rows_estimated), and sync.status shows it, so both
--- are dropped and defined again here; this is now their one definition.
+-- are dropped; table_counts is defined again here, sync.status in
+-- 20261128002500_write_back.sql (with the write-back counts).
 
 insert into sync.settings (key, value, description) values (
   'status_exact_count_limit', '100000',
@@ -85,31 +86,7 @@ $$;
 comment on function sync.table_counts() is
   'Rows of each mirror table (exact up to status_exact_count_limit, else the estimate, flagged) and its last write.';
 
-create view sync.status as
-select
-  s.target_table,
-  s.source_table,
-  s.region,
-  c.row_count as rows,
-  c.rows_estimated,
-  c.last_change_at,
-  (select count(*) from sync.dead_letters d
-    where d.target_table = s.target_table and d.replayed_at is null) as dead_letters,
-  k.checked_at as last_checksum_at,
-  k.match as last_checksum_match,
-  k.status as last_checksum_status,
-  jsonb_array_length(k.unmappable) as last_checksum_unmappable,
-  ts.stale_since is not null as stale,
-  case when ts.stale_since is not null then ts.stale_reason end as stale_reason
-from sync.source_tables s
-join sync.table_counts() c on c.target_table = s.target_table
-left join lateral (
-  select x.checked_at, x.match, x.status, x.unmappable from public.sync_checksums x
-  where x.target_table = s.target_table
-  order by x.started_at desc limit 1
-) k on true
-left join sync.table_state ts on ts.target_table = s.target_table;
-comment on view sync.status is
-  'One row per target table: rows (an estimate above status_exact_count_limit: rows_estimated), last change applied, open dead letters, last checksum result (and its unmappable source items), stale.';
+-- sync.status, which shows table_counts' columns, is defined again in
+-- 20261128002500_write_back.sql with the write-back counts: its one definition since.
 
 revoke all on function sync.estimated_rows(regclass), sync.table_counts() from public;

@@ -440,7 +440,9 @@ $$;
 -- Merges of one table are serialized (a transaction-level advisory lock per table),
 -- which makes the guard race-free for tombstones and collapsed rows without a lock per
 -- key; callers that touch several tables call this in table-name order, so they cannot
--- deadlock.
+-- deadlock. Its writes are marked as the sync's own while it runs (the transaction-local
+-- setting sync.write_back_skip, restored after), so the write-back trigger
+-- (20261128002500_write_back.sql) never records them: nothing the sync writes loops back.
 create or replace function sync.merge_changes(p_target text, p_changes jsonb)
 returns table (applied bigint, upserted bigint, deleted bigint)
 language plpgsql set search_path = ''
@@ -448,6 +450,7 @@ as $fn$
 declare
   problem text;
   fields constant text[] := sync.change_fields();
+  skip_before text := coalesce(current_setting('sync.write_back_skip', true), '');
 begin
   -- The caller's mistakes are bugs, not bad data: SQLSTATE SY002, which the webhook and
   -- the backfill do not dead-letter (only data errors, classes 22, 23 and 54, are).
@@ -481,8 +484,10 @@ begin
   perform set_config('sync.clock_granularity',
     (select value from sync.settings where key = 'stream_clock_granularity'), true);
   perform pg_advisory_xact_lock(hashtext('sync.merge_changes'), hashtext(p_target));
+  perform set_config('sync.write_back_skip', 'on', true);
   select m.applied, m.upserted, m.deleted into applied, upserted, deleted
   from sync.merge_compiled(p_target, p_changes) m;
+  perform set_config('sync.write_back_skip', skip_before, true);
   return next;
 end
 $fn$;

@@ -5,10 +5,10 @@
 -- (functions-shared/write_back_update.ts). The change then comes back through the
 -- stream and the one merge, whose writes never fire the trigger: nothing loops.
 --
--- Replaces sync.merge_changes (20261128001400_compiled_merges.sql) only to mark its
--- writes as the sync's own (the transaction-local setting `sync.write_back_skip`, on
--- for the merge's duration), and the view sync.status (20261128001200) to add the
--- write-back counts; everything else is new.
+-- sync.merge_changes (20261128001400_compiled_merges.sql) marks its writes as the sync's
+-- own (the transaction-local setting `sync.write_back_skip`, on for the merge's
+-- duration), so the trigger here never records them. The view sync.status is defined
+-- here, with the write-back counts; everything else is new.
 
 -- The switch (docs/interfaces.md, "write-back"): on, off or cutover.
 insert into sync.settings (key, value, description) values (
@@ -296,61 +296,11 @@ begin
 end
 $$;
 
--- Replaces 20261128001400's sync.merge_changes: the same, with its writes marked as the
--- sync's own (sync.write_back_skip on while it runs, restored after), so the write-back
--- trigger never records them.
-create or replace function sync.merge_changes(p_target text, p_changes jsonb)
-returns table (applied bigint, upserted bigint, deleted bigint)
-language plpgsql set search_path = ''
-as $fn$
-declare
-  problem text;
-  fields constant text[] := sync.change_fields();
-  skip_before text := coalesce(current_setting('sync.write_back_skip', true), '');
-begin
-  -- The caller's mistakes are bugs, not bad data: SQLSTATE SY002, which the webhook and
-  -- the backfill do not dead-letter (only data errors, classes 22, 23 and 54, are).
-  if not exists (select from sync.source_tables s where s.target_table = p_target) then
-    raise exception 'sync.merge_changes: % is not a registered target table', p_target
-      using errcode = 'SY002';
-  end if;
-  if jsonb_typeof(p_changes) is distinct from 'array' then
-    raise exception 'sync.merge_changes(%): changes must be a JSON array', p_target
-      using errcode = 'SY002';
-  end if;
-  -- Each change has the fields of sync.change and no others, an op, a time and a source.
-  select format('change %s %s', c.ord, w.why) into problem
-  from jsonb_array_elements(p_changes) with ordinality as c(v, ord)
-  cross join lateral (select case
-    when jsonb_typeof(c.v) <> 'object' then 'is not a JSON object'
-    when (c.v - fields) <> '{}'::jsonb then
-      format('has the field "%s", which sync.change does not have',
-             (select min(k) from jsonb_object_keys(c.v - fields) k))
-    when coalesce(c.v ->> 'op', '') not in ('upsert', 'delete') then
-      'has no op "upsert" or "delete"'
-    when c.v ->> 'changed_at' is null or c.v ->> 'source' is null then
-      'has no changed_at or source'
-  end as why) w
-  where w.why is not null
-  order by c.ord
-  limit 1;
-  if problem is not null then
-    raise exception 'sync.merge_changes(%): %', p_target, problem using errcode = 'SY002';
-  end if;
-  perform set_config('sync.clock_granularity',
-    (select value from sync.settings where key = 'stream_clock_granularity'), true);
-  perform pg_advisory_xact_lock(hashtext('sync.merge_changes'), hashtext(p_target));
-  perform set_config('sync.write_back_skip', 'on', true);
-  select m.applied, m.upserted, m.deleted into applied, upserted, deleted
-  from sync.merge_compiled(p_target, p_changes) m;
-  perform set_config('sync.write_back_skip', skip_before, true);
-  return next;
-end
-$fn$;
-
--- Replaces 20261128001200's sync.status: the same columns, and the write-backs pending,
--- in conflict and failed per table (docs/interfaces.md, "SQL").
-create or replace view sync.status as
+-- One row per target table (docs/interfaces.md, "SQL"): its rows, exact or estimated
+-- (sync.table_counts), last change, open dead letters, last checksum result, whether it
+-- is stale, and its write-backs pending, in conflict and failed. (20261128001200 dropped
+-- the first version of the view; this is its one definition since.)
+create view sync.status as
 select
   s.target_table,
   s.source_table,
@@ -381,7 +331,50 @@ left join lateral (
   select count(*) filter (where w.status = 'pending') as pending,
          count(*) filter (where w.status = 'conflict') as conflict,
          count(*) filter (where w.status = 'failed') as failed
-  from sync.write_backs w where w.target_table = s.target_table
+  from sync.write_backs w where w.target_table = s.target_table and w.status <> 'applied'
 ) wb on true;
 comment on view sync.status is
   'One row per target table: rows (an estimate above status_exact_count_limit: rows_estimated), last change applied, open dead letters, last checksum result (and its unmappable source items), stale, write-backs pending, in conflict and failed.';
+
+-- Retention (docs/sync-semantics.md, "Retention"): a write-back that has ended (applied,
+-- conflict, failed) is kept for write_back_retention after its last change, then
+-- purged, so sync.write_backs does not grow without bound; pending ones are never
+-- purged. The status counts read only the ones not applied (write_backs_open).
+insert into sync.settings (key, value, description) values (
+  'write_back_retention', '30 days',
+  'How long an ended write-back (applied, conflict, failed) stays in sync.write_backs after its last change.'
+);
+create index write_backs_open on sync.write_backs (target_table) where status <> 'applied';
+create index write_backs_ended on sync.write_backs (updated_at) where status <> 'pending';
+
+-- Purges ended write-backs older than write_back_retention, 5,000 a statement, for at
+-- most 20 seconds (far under the hosted 2-minute statement timeout). Returns how many.
+create function sync.purge_ended_write_backs() returns bigint
+language plpgsql set search_path = ''
+as $$
+declare
+  cutoff constant timestamptz := now() - sync.retention_setting('write_back_retention');
+  deadline constant timestamptz := clock_timestamp() + interval '20 seconds';
+  n bigint;
+  total bigint := 0;
+begin
+  loop
+    with doomed as (
+      select w.id from sync.write_backs w
+      where w.status <> 'pending' and w.updated_at < cutoff
+      order by w.updated_at limit 5000
+    )
+    delete from sync.write_backs w using doomed d where w.id = d.id;
+    get diagnostics n = row_count;
+    total := total + n;
+    exit when n < 5000 or clock_timestamp() >= deadline;
+  end loop;
+  return total;
+end
+$$;
+comment on function sync.purge_ended_write_backs() is
+  'Deletes write-backs that ended (applied, conflict, failed) more than write_back_retention ago; returns how many.';
+revoke all on function sync.purge_ended_write_backs() from public;
+
+select cron.schedule('sync-write-back-retention', '41 * * * *',
+  'select sync.purge_ended_write_backs()');

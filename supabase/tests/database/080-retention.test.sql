@@ -23,10 +23,10 @@ select results_eq(
   $$values ('backfill_job_retention'::text, '30 days'::text), ('checksum_run_retention', '30 days'),
            ('cron_history_retention', '7 days'), ('dead_letter_retention', '30 days'),
            ('observation_retention', '48 hours'), ('tombstone_retention', '48 hours'),
-           ('webhook_id_retention', '10 minutes')$$,
+           ('webhook_id_retention', '10 minutes'), ('write_back_retention', '30 days')$$,
   'the retention settings and their defaults'
 );
-select is((select count(*)::int from sync.settings where key like '%\_retention' and description <> ''), 7,
+select is((select count(*)::int from sync.settings where key like '%\_retention' and description <> ''), 8,
   'each setting says what it keeps');
 select is((select schedule from cron.job where jobname = 'sync-retention'), '23 * * * *',
   'pg_cron purges hourly');

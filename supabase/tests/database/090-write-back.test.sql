@@ -4,7 +4,7 @@
 -- counts, and who may read sync.write_backs.
 set client_min_messages = warning;
 begin;
-select plan(30);
+select plan(34);
 
 -- Start from no write-backs (end-to-end runs leave theirs; all of this is rolled back).
 delete from sync.write_backs;
@@ -165,6 +165,19 @@ select is(tests.outcome_as('anon', 'select * from sync.write_backs'), 'error:425
 select is(tests.outcome_as('wb_admin', 'select * from sync.write_backs')
           || tests.outcome_as('service_role', 'select * from sync.write_backs'),
   'error:42501error:42501', 'neither may admins nor service_role (the sync schema is closed)');
+
+-- Retention: ended write-backs older than write_back_retention go, pending ones stay.
+update sync.write_backs set updated_at = now() - interval '31 days', status = 'pending';
+update sync.write_backs set status = 'applied' where id = (select min(id) from sync.write_backs);
+select is(sync.purge_ended_write_backs(), 1::bigint,
+  'the purge removes the ended write-back older than write_back_retention');
+select is((select count(*)::int from sync.write_backs where status = 'pending'), 4,
+  'and keeps every pending one, however old');
+update sync.write_backs set status = 'failed' where id = (select min(id) from sync.write_backs);
+update sync.write_backs set updated_at = now() where id = (select min(id) from sync.write_backs);
+select is(sync.purge_ended_write_backs(), 0::bigint, 'a recently ended one stays');
+select is((select schedule from cron.job where jobname = 'sync-write-back-retention'), '41 * * * *',
+  'the purge runs every hour');
 
 select * from finish();
 rollback;
