@@ -4,8 +4,9 @@
  * database holds, and names every difference: a registry column the table lacks (which
  * `jsonb_populate_record` would otherwise drop without a word, on the write path and on
  * the validator's expected side alike), a table column the registry does not know, a
- * type that cannot hold what the registry writes, a key that differs, or a row of
- * `sync.source_tables` that is not the registry's.
+ * type that cannot hold what the registry writes, a key that differs, a row of
+ * `sync.source_tables` that is not the registry's, or a `write_back` trigger missing or
+ * not told the column a collapsed table's range key feeds.
  *
  * `tests/registry_database_test.ts` runs it against the stack's database;
  * `registry_check_test.ts` shows each kind of difference on a made-up catalog.
@@ -39,6 +40,21 @@ export interface Catalog {
   /** Primary key columns per table, in key order. */
   primaryKeys: Record<string, string[]>;
   sourceTables: SourceTableRow[];
+  /**
+   * The arguments of each mirror table's `write_back` trigger
+   * (20261128002500_write_back.sql), by table; a table without the trigger is absent.
+   */
+  writeBackTriggers: Record<string, string[]>;
+}
+
+/**
+ * The column a collapsed table's range key feeds (an admin may not edit it: the write-back
+ * trigger's argument), or undefined for a plain table.
+ */
+export function rangeKeyColumn(spec: TableSpec): string | undefined {
+  if (!spec.collapse) return undefined;
+  const range = spec.collapse.rangeAttribute;
+  return Object.entries(spec.columns).find(([, c]) => [c.from].flat().includes(range))?.[0];
 }
 
 /** The Postgres type that holds each registry column type. */
@@ -129,6 +145,17 @@ function tableProblems(spec: TableSpec, catalog: Catalog): string[] {
           `(add it to ${spec.sourceTable}'s columns, or drop it)`,
       );
     }
+  }
+  const trigger = catalog.writeBackTriggers[table];
+  const range = rangeKeyColumn(spec);
+  const wantArgs = range ? [range] : [];
+  if (!trigger) {
+    problems.push(`public.${table} has no write_back trigger (admin edits would be lost)`);
+  } else if (JSON.stringify(trigger) !== JSON.stringify(wantArgs)) {
+    problems.push(
+      `public.${table}'s write_back trigger takes (${trigger.join(", ")}); the registry's ` +
+        `range key column is (${wantArgs.join(", ")})`,
+    );
   }
   const key = catalog.primaryKeys[table] ?? [];
   if (JSON.stringify(key) !== JSON.stringify(spec.targetKey)) {

@@ -4,6 +4,7 @@ import {
   type Catalog,
   type CatalogColumn,
   POSTGRES_TYPE,
+  rangeKeyColumn,
   registryProblems,
   type SourceTableRow,
 } from "./registry_check.ts";
@@ -13,7 +14,10 @@ function catalogOf(tables: readonly TableSpec[]): Catalog {
   const columns: CatalogColumn[] = [];
   const primaryKeys: Record<string, string[]> = {};
   const sourceTables: SourceTableRow[] = [];
+  const writeBackTriggers: Record<string, string[]> = {};
   for (const spec of tables) {
+    const range = rangeKeyColumn(spec);
+    writeBackTriggers[spec.targetTable] = range ? [range] : [];
     for (const [column, { type }] of Object.entries(spec.columns)) {
       columns.push({ table: spec.targetTable, column, type: POSTGRES_TYPE[type], notNull: false });
     }
@@ -33,7 +37,7 @@ function catalogOf(tables: readonly TableSpec[]): Catalog {
       collapsed: spec.collapse !== undefined,
     });
   }
-  return { columns, primaryKeys, sourceTables };
+  return { columns, primaryKeys, sourceTables, writeBackTriggers };
 }
 
 Deno.test("a catalog made from the registry has no problem", () => {
@@ -110,5 +114,24 @@ Deno.test("a missing table, a wrong key and a table the registry lacks are named
     "public.firespring_searches (registry: firespring-backdoor-searches-dev) does not exist",
     "public.toledo_dashboard's primary key is (pk); the registry's targetKey is (pk, sk)",
     "public.orphan is a mirror table in the database but not in the registry",
+  ]);
+});
+
+Deno.test("a missing write_back trigger, or one not told the range key column, is named", () => {
+  assert.equal(
+    rangeKeyColumn(TABLES.find((t) => t.targetTable === "firespring_visitors")!),
+    "last_visit_at",
+  );
+  assert.equal(
+    rangeKeyColumn(TABLES.find((t) => t.targetTable === "firespring_actions")!),
+    undefined,
+  );
+  const catalog = catalogOf(TABLES);
+  delete catalog.writeBackTriggers.firespring_segments;
+  catalog.writeBackTriggers.firespring_extraction_jobs = ["started_at"];
+  assert.deepEqual(registryProblems(TABLES, catalog), [
+    "public.firespring_extraction_jobs's write_back trigger takes (started_at); the registry's " +
+    "range key column is (last_updated_at)",
+    "public.firespring_segments has no write_back trigger (admin edits would be lost)",
   ]);
 });

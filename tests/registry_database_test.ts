@@ -44,10 +44,20 @@ Deno.test("the database's mirror tables and sync.source_tables are the registry'
     const sourceTables = await sql<SourceTableRow[]>`
       select source_table, region, target_table, key_columns, collapsed
       from sync.source_tables order by source_table`;
+    // tgargs: the trigger's arguments, each ended by a NUL byte.
+    const triggers = await sql<{ table: string; args: string }[]>`
+      select c.relname as table, encode(t.tgargs, 'escape') as args
+      from pg_trigger t
+      join pg_class c on c.oid = t.tgrelid
+      join pg_namespace n on n.oid = c.relnamespace
+      where n.nspname = 'public' and t.tgname = 'write_back'`;
     const problems = registryProblems(TABLES, {
       columns: [...columns],
       primaryKeys: Object.fromEntries(keys.map((k) => [k.table, k.columns])),
       sourceTables: [...sourceTables],
+      writeBackTriggers: Object.fromEntries(
+        triggers.map((t) => [t.table, t.args.split("\\000").filter((a) => a !== "")]),
+      ),
     });
     assert.deepEqual(problems, [], `the registry and the database differ:\n${problems.join("\n")}`);
   } finally {
