@@ -66,3 +66,27 @@ export function perRegion<T>(make: (region: string) => T): (region: string) => T
 export function dynamoClients(env: EnvReader): (region: string) => DynamoDBClient {
   return perRegion((region) => new DynamoDBClient(awsClientConfig(env, region)));
 }
+
+/** Why the write-back has no writer client: its own key is not set. */
+export const NO_WRITER_KEY =
+  "no writer credentials: set the function secrets WRITE_BACK_AWS_ACCESS_KEY_ID and WRITE_BACK_AWS_SECRET_ACCESS_KEY (README, write-back)";
+
+/**
+ * The write-back's clients (docs/sync-semantics.md, "Admin edits"): the same
+ * configuration as {@link dynamoClients}, with the writer's own key
+ * (WRITE_BACK_AWS_ACCESS_KEY_ID, WRITE_BACK_AWS_SECRET_ACCESS_KEY: an identity allowed
+ * only UpdateItem of the mapped attributes) in place of the reader's, never falling back
+ * to it; without that key, {@link NO_WRITER_KEY} for every region.
+ */
+export function writerClients(env: EnvReader): (region: string) => DynamoDBClient | string {
+  const accessKeyId = env("WRITE_BACK_AWS_ACCESS_KEY_ID")?.trim();
+  const secretAccessKey = env("WRITE_BACK_AWS_SECRET_ACCESS_KEY")?.trim();
+  if (!accessKeyId || !secretAccessKey) return () => NO_WRITER_KEY;
+  const writerEnv: EnvReader = (name) => {
+    if (name === "AWS_ACCESS_KEY_ID") return accessKeyId;
+    if (name === "AWS_SECRET_ACCESS_KEY") return secretAccessKey;
+    if (name === "AWS_SESSION_TOKEN") return undefined;
+    return env(name);
+  };
+  return perRegion((region) => new DynamoDBClient(awsClientConfig(writerEnv, region)));
+}

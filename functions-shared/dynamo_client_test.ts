@@ -5,7 +5,12 @@
 
 import assert from "node:assert/strict";
 import { GetItemCommand } from "@aws-sdk/client-dynamodb";
-import { DYNAMO_MAX_ATTEMPTS, dynamoClients } from "./dynamo_client.ts";
+import {
+  DYNAMO_MAX_ATTEMPTS,
+  dynamoClients,
+  NO_WRITER_KEY,
+  writerClients,
+} from "./dynamo_client.ts";
 
 function fakeDynamo(answers: { status: number; type?: string }[]) {
   let calls = 0;
@@ -62,4 +67,22 @@ Deno.test("a validation error is not retried", async () => {
   } finally {
     await fake.server.shutdown();
   }
+});
+
+Deno.test("the writer's clients sign with the writer's own key, never the reader's", async () => {
+  const env: Record<string, string> = {
+    AWS_ACCESS_KEY_ID: "READERKEY",
+    AWS_SECRET_ACCESS_KEY: "reader-secret",
+    AWS_SESSION_TOKEN: "reader-token",
+  };
+  assert.equal(writerClients((n) => env[n])("us-east-1"), NO_WRITER_KEY, "no key: why");
+  env.WRITE_BACK_AWS_ACCESS_KEY_ID = "WRITERKEY";
+  env.WRITE_BACK_AWS_SECRET_ACCESS_KEY = "writer-secret";
+  const client = writerClients((n) => env[n])("us-east-2");
+  assert.ok(typeof client !== "string");
+  const credentials = await client.config.credentials();
+  assert.equal(credentials.accessKeyId, "WRITERKEY");
+  assert.equal(credentials.secretAccessKey, "writer-secret");
+  assert.equal(credentials.sessionToken, undefined, "the reader's session token is not borrowed");
+  assert.equal(await client.config.region(), "us-east-2");
 });

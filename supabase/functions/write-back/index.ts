@@ -11,12 +11,7 @@
  * retried and then recorded as failed, saying so.
  */
 
-import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import {
-  awsClientConfig,
-  dynamoClients,
-  perRegion,
-} from "../../../functions-shared/dynamo_client.ts";
+import { dynamoClients, writerClients } from "../../../functions-shared/dynamo_client.ts";
 import { acceptedServiceKeys } from "../../../functions-shared/service_auth.ts";
 import { readSettings, WRITE_BACK_SETTINGS } from "../../../functions-shared/settings.ts";
 import { describeDbTarget } from "../../../functions-shared/db_url.ts";
@@ -34,18 +29,7 @@ const sql = connectDb(settings.db, dbPool(settings));
 survivePooledConnectionLoss();
 console.log(`write-back: database ${describeDbTarget(settings.db)}`);
 const reader = dynamoClients(env);
-const hasWriterKey = Boolean(
-  env("WRITE_BACK_AWS_ACCESS_KEY_ID")?.trim() && env("WRITE_BACK_AWS_SECRET_ACCESS_KEY")?.trim(),
-);
-// The writer's client: the same configuration with the writer's key in place of the reader's.
-const writer = perRegion((region) =>
-  new DynamoDBClient(awsClientConfig((name) => {
-    if (name === "AWS_ACCESS_KEY_ID") return env("WRITE_BACK_AWS_ACCESS_KEY_ID");
-    if (name === "AWS_SECRET_ACCESS_KEY") return env("WRITE_BACK_AWS_SECRET_ACCESS_KEY");
-    if (name === "AWS_SESSION_TOKEN") return undefined;
-    return env(name);
-  }, region))
-);
+const writer = writerClients(env);
 const worker = `write-back-${crypto.randomUUID()}`;
 
 Deno.serve((req) =>
@@ -53,10 +37,7 @@ Deno.serve((req) =>
     sql,
     serviceKeys,
     reader,
-    writer: (region) =>
-      hasWriterKey
-        ? writer(region)
-        : "no writer credentials: set the function secrets WRITE_BACK_AWS_ACCESS_KEY_ID and WRITE_BACK_AWS_SECRET_ACCESS_KEY (README, write-back)",
+    writer,
     worker,
     wallBudgetMs: settings.wallBudgetMs,
     log: (line) => console.log(line),
