@@ -69,7 +69,7 @@ export function dynamoClients(env: EnvReader): (region: string) => DynamoDBClien
 
 /** Why the write-back has no writer client: its own key is not set. */
 export const NO_WRITER_KEY =
-  "no writer credentials: set the function secrets WRITE_BACK_AWS_ACCESS_KEY_ID and WRITE_BACK_AWS_SECRET_ACCESS_KEY (README, write-back)";
+  'no writer credentials: set the function secrets WRITE_BACK_AWS_ACCESS_KEY_ID and WRITE_BACK_AWS_SECRET_ACCESS_KEY (README, "The writer\'s key")';
 
 /**
  * The write-back's clients (docs/sync-semantics.md, "Admin edits"): the same

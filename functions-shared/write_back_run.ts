@@ -29,6 +29,7 @@ import { errorResponse, json, methodNotAllowed } from "./http.ts";
 import { serviceRoleProblem } from "./service_auth.ts";
 import { byTargetTable, type TableSpec } from "./table_registry.ts";
 import { itemToChange } from "./transform.ts";
+import { isDatabaseUnavailable } from "./sync_db.ts";
 import { repairKeys } from "./validator_repair.ts";
 import { describeEdit, itemKeyOf, planWriteBack, type WriteBackEdit } from "./write_back_update.ts";
 
@@ -73,7 +74,16 @@ export async function handleWriteBackRequest(req: Request, deps: WriteBackDeps):
   const problem = serviceRoleProblem(req, deps.serviceKeys);
   if (problem) return errorResponse(401, problem);
   await req.body?.cancel();
-  return json(200, await runWriteBacks(deps));
+  try {
+    return json(200, await runWriteBacks(deps));
+  } catch (error) {
+    // As the other functions answer: pg_net's call is lost either way, and pg_cron's
+    // sweep calls again while write-backs are due.
+    if (isDatabaseUnavailable(error)) {
+      return errorResponse(503, "the database is unavailable; retry later", { "retry-after": "5" });
+    }
+    throw error;
+  }
 }
 
 /** Claims and writes due write-backs until none is due or the wall budget is spent. */

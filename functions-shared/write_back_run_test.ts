@@ -104,3 +104,19 @@ Deno.test("throttling and missing writer credentials are retried, naming the cau
   assert.equal(noKey.finished[0].values[2], "pending");
   assert.match(String(noKey.finished[0].values[3]), /no writer credentials/);
 });
+
+Deno.test("an unreachable database answers 503 with Retry-After, as the other functions", async () => {
+  const { sql } = fakeSql(() => {
+    throw Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:6543"), { code: "ECONNREFUSED" });
+  });
+  const answer = await handleWriteBackRequest(
+    new Request("http://x/", {
+      method: "POST",
+      headers: { authorization: "Bearer sb_secret_test" },
+    }),
+    deps(sql),
+  );
+  assert.equal(answer.status, 503);
+  assert.equal(answer.headers.get("retry-after"), "5");
+  assert.deepEqual(await answer.json(), { error: "the database is unavailable; retry later" });
+});

@@ -220,8 +220,9 @@ export function planWriteBack(
       ConditionExpression: conditions.join(" AND "),
       ExpressionAttributeNames: names,
       ...(Object.keys(values).length ? { ExpressionAttributeValues: values } : {}),
-      // No ReturnValues of any kind: the writer's IAM policy admits ReturnValues NONE
-      // (infrastructure/terraform); after a failed condition the item is read again.
+      // No ReturnValues of any kind: the writer's IAM policy admits only NONE and
+      // UPDATED_OLD (infrastructure/terraform), and none is needed: after a failed
+      // condition the item is read again.
     },
   };
 }

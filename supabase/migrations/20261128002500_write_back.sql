@@ -376,5 +376,5 @@ comment on function sync.purge_ended_write_backs() is
   'Deletes write-backs that ended (applied, conflict, failed) more than write_back_retention ago; returns how many.';
 revoke all on function sync.purge_ended_write_backs() from public;
 
-select cron.schedule('sync-write-back-retention', '41 * * * *',
+select cron.schedule('sync-write-back-retention', '47 * * * *',
   'select sync.purge_ended_write_backs()');

@@ -176,7 +176,7 @@ select is((select count(*)::int from sync.write_backs where status = 'pending'),
 update sync.write_backs set status = 'failed' where id = (select min(id) from sync.write_backs);
 update sync.write_backs set updated_at = now() where id = (select min(id) from sync.write_backs);
 select is(sync.purge_ended_write_backs(), 0::bigint, 'a recently ended one stays');
-select is((select schedule from cron.job where jobname = 'sync-write-back-retention'), '41 * * * *',
+select is((select schedule from cron.job where jobname = 'sync-write-back-retention'), '47 * * * *',
   'the purge runs every hour');
 
 select * from finish();
