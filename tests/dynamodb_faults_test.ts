@@ -10,7 +10,6 @@
  */
 
 import assert from "node:assert/strict";
-import { readFileSync, writeFileSync } from "node:fs";
 import { isDeepStrictEqual } from "node:util";
 import {
   type AttributeValue,
@@ -24,28 +23,14 @@ import {
 } from "@aws-sdk/client-dynamodb";
 import type postgres from "postgres";
 import { byTargetTable } from "../functions-shared/table_registry.ts";
-import { DENO_BIN, ROOT, STACK_ENV_FILE } from "../local-stack/config.ts";
-import { run } from "../local-stack/processes.ts";
 import { batchWrite } from "../demo/load_dynamo.ts";
+import { currentFaults, setFaults } from "./stack_faults.ts";
 import { connectDb, dynamo, eventually, stack } from "./stack_clients.ts";
 
 const FAULTS = "stale_ms=2000,throttle_rcu=300,error_rate=0.02";
 type Item = Record<string, AttributeValue>;
 const S = (s: string): AttributeValue => ({ S: s });
 const N = (n: number): AttributeValue => ({ N: String(n) });
-
-/** Sets DYNAMODB_FAULTS in stack.env and runs `stack:up`; returns the value it replaced. */
-async function setFaults(value: string): Promise<string> {
-  const text = readFileSync(STACK_ENV_FILE, "utf8");
-  const old = /^DYNAMODB_FAULTS=(.*)$/m.exec(text)?.[1] ?? "";
-  if (old === value) return old;
-  const next = /^DYNAMODB_FAULTS=/m.test(text)
-    ? text.replace(/^DYNAMODB_FAULTS=.*$/m, `DYNAMODB_FAULTS=${value}`)
-    : `${text}DYNAMODB_FAULTS=${value}\n`;
-  writeFileSync(STACK_ENV_FILE, next, { mode: 0o600 });
-  await run(DENO_BIN, ["run", "-A", "local-stack/stack.ts", "up"], { cwd: ROOT });
-  return old;
-}
 
 /** A client that does not retry, to see each answer of the proxy. */
 function bareClient(): DynamoDBClient {

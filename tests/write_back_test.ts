@@ -11,12 +11,10 @@
  */
 
 import assert from "node:assert/strict";
-import { readFileSync, writeFileSync } from "node:fs";
 import { DeleteItemCommand, GetItemCommand, PutItemCommand } from "@aws-sdk/client-dynamodb";
 import type postgres from "postgres";
 import { byTargetTable } from "../functions-shared/table_registry.ts";
-import { DENO_BIN, ROOT, STACK_ENV_FILE } from "../local-stack/config.ts";
-import { run } from "../local-stack/processes.ts";
+import { currentFaults, setFaults } from "./stack_faults.ts";
 import { connectDb, dynamo, eventually } from "./stack_clients.ts";
 import { load, N, S, validate } from "./validator_fixtures.ts";
 
@@ -200,24 +198,11 @@ Deno.test("an item gone is retried with backoff, then recorded as failed", async
   }
 });
 
-/** Sets DYNAMODB_FAULTS in stack.env and runs `stack:up`; returns the value it replaced. */
-async function setFaults(value: string): Promise<string> {
-  const text = readFileSync(STACK_ENV_FILE, "utf8");
-  const old = /^DYNAMODB_FAULTS=(.*)$/m.exec(text)?.[1] ?? "";
-  if (old === value) return old;
-  const next = /^DYNAMODB_FAULTS=/m.test(text)
-    ? text.replace(/^DYNAMODB_FAULTS=.*$/m, `DYNAMODB_FAULTS=${value}`)
-    : `${text}DYNAMODB_FAULTS=${value}\n`;
-  writeFileSync(STACK_ENV_FILE, next, { mode: 0o600 });
-  await run(DENO_BIN, ["run", "-A", "local-stack/stack.ts", "up"], { cwd: ROOT });
-  return old;
-}
-
 Deno.test("under DynamoDB faults (a fifth of the requests fail) every write-back is retried and lands", async () => {
   const p = `wbf-${crypto.randomUUID().slice(0, 8)}`;
   const sql = connectDb();
   const keys = ["a", "b", "c", "d", "e"];
-  const old = /^DYNAMODB_FAULTS=(.*)$/m.exec(readFileSync(STACK_ENV_FILE, "utf8"))?.[1] ?? "";
+  const old = currentFaults();
   try {
     await load(
       "toledo_dashboard",

@@ -255,18 +255,18 @@ begin
 end
 $$;
 
-do $$
-declare
-  version int[] := (
-    select string_to_array(split_part(extversion, '-', 1), '.')::int[]
-    from pg_extension where extname = 'pg_cron');
-begin
-  perform cron.schedule(
-    'sync-validator',
-    case when version >= array[1, 5] then '10 seconds' else '* * * * *' end,
-    'select sync.wake_validations()');
-end
+-- The schedule of the sync's sweeps: every 10 seconds where pg_cron can (1.5 and later,
+-- as on hosted Supabase), else every minute (Debian's 1.4).
+create function sync.sweep_schedule() returns text
+language sql stable set search_path = ''
+as $$
+  select case when string_to_array(split_part(e.extversion, '-', 1), '.')::int[] >= array[1, 5]
+              then '10 seconds' else '* * * * *' end
+  from pg_catalog.pg_extension e where e.extname = 'pg_cron'
 $$;
+revoke all on function sync.sweep_schedule() from public;
+
+select cron.schedule('sync-validator', sync.sweep_schedule(), 'select sync.wake_validations()');
 
 -- Replaces 20261128000600's: a stalled run is one that staged or compared nothing for
 -- p_after and that nobody can resume (the heartbeat calls the validator for any run

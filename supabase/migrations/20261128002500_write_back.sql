@@ -283,18 +283,8 @@ revoke all on function sync.claim_write_backs(text, integer, interval),
 -- The sweep: every 10 seconds where pg_cron can (1.5 and later), else every minute, it
 -- calls the function when a write-back is due (retries after their backoff, deliveries
 -- pg_net lost).
-do $$
-declare
-  version int[] := (
-    select string_to_array(split_part(extversion, '-', 1), '.')::int[]
-    from pg_extension where extname = 'pg_cron');
-begin
-  perform cron.schedule(
-    'sync-write-back',
-    case when version >= array[1, 5] then '10 seconds' else '* * * * *' end,
-    'select sync.wake_write_back() where sync.write_back_work_pending()');
-end
-$$;
+select cron.schedule('sync-write-back', sync.sweep_schedule(),
+  'select sync.wake_write_back() where sync.write_back_work_pending()');
 
 -- One row per target table (docs/interfaces.md, "SQL"): its rows, exact or estimated
 -- (sync.table_counts), last change, open dead letters, last checksum result, whether it
