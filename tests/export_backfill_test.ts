@@ -85,6 +85,7 @@ Deno.test("a killed loader's file is taken up from its checkpoint; every item la
         open,
         exportTime: EXPORT_TIME,
         cpu,
+        chunkPages: 1,
         onPage: () => {
           throw killed;
         },
