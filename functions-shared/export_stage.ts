@@ -143,6 +143,12 @@ export async function commitChunk(
   }
   try {
     const result = await sql.begin(async (tx) => {
+      // The chunk's commit does not wait for its WAL to reach the disk: a crash of the
+      // server may lose the last chunks committed, but each with its own checkpoint, "as
+      // if those transactions had been aborted cleanly"
+      // (https://www.postgresql.org/docs/current/wal-async-commit.html), so the load goes
+      // on from the last checkpoint that lasted, with nothing lost or written twice.
+      await tx.unsafe(`set local synchronous_commit = off`);
       await tx.unsafe(
         `create temp table export_staged_changes (
            ord bigint generated always as identity, change jsonb not null) on commit drop`,
