@@ -41,6 +41,11 @@ export interface ExportLoadDeps {
   cpu: CpuMeter;
   /** The pages of a chunk (one transaction), by default {@link DEFAULT_CHUNK_PAGES}. */
   chunkPages?: number;
+  /**
+   * Write every page on its own through `commitPage` instead of in chunks (how files were
+   * loaded before issue 17's staging; the bench's same-run comparison).
+   */
+  pageByPage?: boolean;
   /** After each chunk (or page) committed: the items read and the rows written. */
   onPage?: (items: number, rows: number) => void;
   log?: (line: string) => void;
@@ -73,7 +78,7 @@ export async function loadExportFile(
   const chunkPages = deps.chunkPages ?? DEFAULT_CHUNK_PAGES;
   let line = Number(file.next_line);
   // Lines up to which pages are written one by one (a refused chunk's).
-  let carefulTo = -1;
+  let carefulTo = deps.pageByPage ? Infinity : -1;
   let rows = 0;
   for (;;) {
     const body = await deps.open(file.data_key);

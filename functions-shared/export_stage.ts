@@ -1,29 +1,28 @@
 /**
  * How an export backfill writes a chunk of a data file (issue 17; docs/sync-semantics.md,
  * "Backfills from an export"): several pages of items, mapped page by page, are `COPY`ed
- * into a staging table that lives for one transaction, then merged in ONE call of the
- * one merge, `sync.merge_changes`, with the file's checkpoint, and committed:
+ * into the staging table, then merged in one statement with the file's checkpoint, in
+ * one transaction:
  *
  * ```sql
  * begin;
- * create temp table export_staged_changes (ord ..., change jsonb) on commit drop;
- * copy export_staged_changes (change) from stdin;          -- a page at a time
- * with merged as (select applied from sync.merge_changes(target,
- *                   (select jsonb_agg(change order by ord) from export_staged_changes)))
+ * copy sync.staged_changes (ord, op, row, seq, ...) from stdin;   -- a page at a time
+ * with merged as (select applied from sync.merge_staged(target))
  * select sync.checkpoint_segment(job, file, worker, {"line": n}, items, applied, done);
  * commit;
  * ```
  *
- * The rows go through the same guarded SQL as every other write (the staged changes are
- * handed to `sync.merge_changes` as its JSON array, built by the server), so the ordering
- * guard, the tombstones and the collapsed tables' observations hold as for any page. What
- * the chunk saves is the merge's fixed costs paid once per chunk instead of once per page:
- * a collapsed table's row (a visitor, with its sessions flattened by a trigger) is
- * recomputed and written once per chunk instead of once in each page that observes it,
- * and the checkpoint's and the lock's round trips are paid once.
+ * `sync.merge_staged` (supabase/migrations/20261128002400_export_staged_merge.sql) checks
+ * the staged changes as `sync.merge_changes` checks its JSON array, takes the same lock,
+ * and runs the table's staged merge: the statements of its compiled merge, derived from
+ * them with the staging table as their source of changes, so the ordering guard, the
+ * tombstones and the collapsed tables' observations hold as for any page. What the chunk
+ * saves: the JSON array of every change, which Postgres parsed and checked change by
+ * change, and the merge's fixed costs (a collapsed table's row is recomputed once per
+ * chunk, not once in every page that observes it; one checkpoint, one lock).
  *
  * The client holds one page at a time (the COPY stream is fed page by page from the
- * file's stream); Postgres holds the chunk, in a temporary table, until the commit.
+ * file's stream); Postgres holds the chunk, in its staging rows, until the commit.
  *
  * Items that do not map are dead-lettered in the same transaction (table, key, cause). A
  * chunk that Postgres refuses for its data (SQLSTATE class 22, 23 or 54) writes nothing
@@ -77,26 +76,64 @@ export class RefusedChunk extends Error {
   }
 }
 
+/** The staging table's columns, in the order of a COPY line's fields. */
+export const STAGED_COLUMNS = [
+  "ord",
+  "op",
+  "row",
+  "seq",
+  "changed_at",
+  "source",
+  "range_key",
+  "rank",
+  "seen_at",
+] as const;
+
 /**
- * A page's items as COPY text lines of the staging table's one column (the change's wire
- * JSON; COPY's text format needs only its backslashes doubled, as JSON text never holds
- * a raw tab or newline), and the items that do not map, as dead letters.
+ * A value as a field of COPY's text format: `\N` for null; else the text with
+ * backslashes, tabs, newlines and carriage returns escaped
+ * (https://www.postgresql.org/docs/current/sql-copy.html, "Text Format").
+ */
+export function copyField(value: string | number | null | undefined): string {
+  if (value === null || value === undefined) return "\\N";
+  return String(value).replace(/[\\\t\n\r]/g, (c) =>
+    c === "\\" ? "\\\\" : c === "\t" ? "\\t" : c === "\n" ? "\\n" : "\\r"
+  );
+}
+
+/**
+ * A page's items as COPY text lines of the staging table (sync.staged_changes, its
+ * {@link STAGED_COLUMNS}: each change's line in the file, then its wire fields,
+ * functions-shared/change_wire.ts), and the items that do not map, as dead letters.
+ * `firstLine` is the 1-based line of the page's first item.
  */
 export function pageCopyText(
   spec: TableSpec,
   items: ExportPage["items"],
   exportTime: Date,
+  firstLine: number,
 ): { text: string; changes: number; deadLetters: DeadLetter[] } {
   const lines: string[] = [];
   const deadLetters: DeadLetter[] = [];
-  for (const item of items) {
+  items.forEach((item, i) => {
     const mapped = mapScannedItem(spec, item, exportTime);
     if (!mapped.ok) {
       deadLetters.push(mapped.deadLetter);
-      continue;
+      return;
     }
-    lines.push(encodeJson(toWire(mapped.value.change)).replaceAll("\\", "\\\\"));
-  }
+    const wire = toWire(mapped.value.change);
+    lines.push([
+      copyField(firstLine + i),
+      copyField(wire.op),
+      copyField(encodeJson(wire.row)),
+      copyField(wire.seq),
+      copyField(wire.changed_at),
+      copyField(wire.source),
+      copyField(wire.range_key === undefined ? null : encodeJson(wire.range_key)),
+      copyField(wire.rank),
+      copyField(wire.seen_at),
+    ].join("\t"));
+  });
   return {
     text: lines.length > 0 ? lines.join("\n") + "\n" : "",
     changes: lines.length,
@@ -131,7 +168,12 @@ export async function commitChunk(
       taken++;
       const page = next.value;
       const staged = deps.cpu.measure(() =>
-        pageCopyText(target.spec, page.items, target.exportTime)
+        pageCopyText(
+          target.spec,
+          page.items,
+          target.exportTime,
+          page.nextLine - page.items.length + 1,
+        )
       );
       nextLine = page.nextLine;
       items += page.items.length;
@@ -149,12 +191,9 @@ export async function commitChunk(
       // (https://www.postgresql.org/docs/current/wal-async-commit.html), so the load goes
       // on from the last checkpoint that lasted, with nothing lost or written twice.
       await tx.unsafe(`set local synchronous_commit = off`);
-      await tx.unsafe(
-        `create temp table export_staged_changes (
-           ord bigint generated always as identity, change jsonb not null) on commit drop`,
-      );
-      const writable = await tx.unsafe(`copy export_staged_changes (change) from stdin`)
-        .writable();
+      const writable = await tx.unsafe(
+        `copy sync.staged_changes (${STAGED_COLUMNS.join(", ")}) from stdin`,
+      ).writable();
       await pipeline(Readable.from(copyText()), writable);
       if (taken === 0) return null;
       if (deadLetters.length > 0) {
@@ -180,9 +219,7 @@ export async function commitChunk(
       // The checkpoint takes the merge's count as an argument, so the merge runs first;
       // the CTE, read twice, runs once (as in backfill_page.ts).
       const [row] = await tx.unsafe(
-        `with merged as (
-           select applied::int as applied from sync.merge_changes($6,
-             (select jsonb_agg(s.change order by s.ord) from export_staged_changes s)))
+        `with merged as (select applied::int as applied from sync.merge_staged($6))
          select sync.checkpoint_segment($1, $2, $3, $4::text::jsonb, $5,
                   (select applied from merged), $7) as checkpointed,
                 (select applied from merged) as applied`,

@@ -5,7 +5,8 @@
  * --from-export` loads them (functions-shared/export_load.ts, `BENCH_EXPORT_WORKERS`
  * workers per job, over a direct connection), then prints one JSON line: the seconds,
  * this process's CPU seconds and its peak resident memory (VmHWM, the kernel's own
- * high-water mark).
+ * high-water mark). BENCH_EXPORT_PAGE_BY_PAGE=1 loads page by page, as before the chunks
+ * (functions-shared/export_load.ts), for a comparison in the same conditions.
  *
  * `deno run -A tests/bench_export_load.ts <export time ISO> <job> [<job> ...]`
  *
@@ -49,6 +50,7 @@ if (import.meta.main) {
         exportTime,
         cpu: processMeter(() => ({ user: 0, system: 0 })),
         log: (line) => console.error(line),
+        pageByPage: Deno.env.get("BENCH_EXPORT_PAGE_BY_PAGE") === "1",
       })
     ));
   } finally {
