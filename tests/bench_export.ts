@@ -4,18 +4,24 @@
  *
  * Export files of `BENCH_EXPORT_SCALE` (100) copies of the demo data set, in the demo's
  * shapes with each copy's keys made its own, are written straight into the S3 stand-in in
- * AWS's layout (one data file per table and copy), one copy in memory at a time. Every
- * table's export job is then loaded as `npm run backfill -- --from-export` loads it
- * (functions-shared/export_load.ts: `BENCH_EXPORT_WORKERS`, 2, workers per table, pages
- * of 1,000), into emptied targets. The raw limit: the same rows, dumped by the server, then
- * `COPY`ed back by the server into an unlogged, unindexed copy of each table (no client,
- * no parsing of DynamoDB JSON, no guard, no index).
+ * AWS's layout (one data file per table and copy), one copy in memory at a time; with
+ * BENCH_EXPORT_REUSE=1, the files an earlier run wrote are loaded again (it says so).
+ * Every table's export job is then loaded as `npm run backfill -- --from-export` loads it
+ * (functions-shared/export_load.ts: chunks of 20 pages of 1,000 COPYed into staging and
+ * merged at once; `BENCH_EXPORT_WORKERS`, 2, workers per table), into emptied targets, in
+ * a process of its own (tests/bench_export_load.ts), whose peak memory is the loader's
+ * alone. BENCH_EXPORT_PAGE_BY_PAGE=1 loads page by page instead, as before the chunks. The
+ * raw limit: the same rows, dumped by the server, then `COPY`ed back by the server into an
+ * unlogged, unindexed copy of each table (no client, no parsing of DynamoDB JSON, no
+ * guard, no index, no observations).
  *
  * Prints export_items, export_rows, export_rows_expected (every distinct key; the demo's
  * poison items are dead letters instead: export_dead_letters), export_backfill_seconds,
- * export_raw_copy_seconds and export_peak_rss_mb (this process's, sampled every 200 ms),
- * and the goal: the import within 2× the raw COPY. Not in the default sections: at scale
- * 100 it loads 4.8 million items.
+ * export_raw_copy_seconds, export_peak_rss_mb (the loader's VmHWM), the CPU seconds of the
+ * loader and of Postgres (its backends, reaped by the postmaster), the WAL written and the
+ * size the rows take (tables, observations, sessions, with their indexes), and the goal:
+ * the import within 2× the raw COPY. Not in the default sections: at scale 100 it loads
+ * 4.8 million items.
  *
  * @module
  */
@@ -158,6 +164,7 @@ export async function benchExport(
   // is then the loader's, not this process's, which wrote the export files.
   const postmaster = await postmasterPid();
   const pgCpuBefore = cpuSeconds(postmaster, true);
+  const [{ lsn: walBefore }] = await sql`select pg_current_wal_lsn()::text as lsn`;
   const child = await new Deno.Command(Deno.execPath(), {
     args: [
       "run",
@@ -180,6 +187,18 @@ export async function benchExport(
   // The loader's backends have exited with its connections; the postmaster reaps them.
   await new Promise((resolve) => setTimeout(resolve, 500));
   const postgresCpu = cpuSeconds(postmaster, true) - pgCpuBefore;
+  const [{ bytes: walBytes }] = await sql`
+    select pg_wal_lsn_diff(pg_current_wal_lsn(), ${walBefore}::pg_lsn)::bigint as bytes`;
+  const [{ bytes: dataBytes }] = await sql.unsafe(
+    `select (${
+      [
+        ...TABLES.map((t) => `public.${t.targetTable}`),
+        "sync.observations",
+        "analytics.visitor_sessions",
+      ]
+        .map((t) => `pg_total_relation_size('${t}')`).join(" + ")
+    })::bigint as bytes`,
+  );
   const [{ rows }] = await sql.unsafe(
     `select (${
       TABLES.map((t) => `(select count(*) from public.${t.targetTable})`).join(" + ")
@@ -198,6 +217,8 @@ export async function benchExport(
   figure("export_peak_rss_mb", load.peakRssMb, 0);
   figure("export_loader_cpu_seconds", load.cpuSeconds, 2);
   figure("export_postgres_cpu_seconds", postgresCpu, 2);
+  figure("export_wal_mb", Number(walBytes) / 2 ** 20, 0);
+  figure("export_data_mb", Number(dataBytes) / 2 ** 20, 0);
   goals.add({
     path: `backfill from an export, ${formatted(items)} items`,
     now: `${formatted(backfill, 1)} s`,
