@@ -96,8 +96,9 @@ export const STAGED_COLUMNS = [
  */
 export function copyField(value: string | number | null | undefined): string {
   if (value === null || value === undefined) return "\\N";
-  return String(value).replace(/[\\\t\n\r]/g, (c) =>
-    c === "\\" ? "\\\\" : c === "\t" ? "\\t" : c === "\n" ? "\\n" : "\\r"
+  return String(value).replace(
+    /[\\\t\n\r]/g,
+    (c) => c === "\\" ? "\\\\" : c === "\t" ? "\\t" : c === "\n" ? "\\n" : "\\r",
   );
 }
 
