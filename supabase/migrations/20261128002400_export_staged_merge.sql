@@ -37,9 +37,9 @@ create unlogged table sync.staged_changes (
   source text,
   range_key numeric,
   rank smallint,
-  seen_at timestamptz
+  seen_at timestamptz,
+  primary key (stager, ord)
 );
-create index staged_changes_stager_idx on sync.staged_changes (stager);
 comment on table sync.staged_changes is
   'Changes an export loader COPYs in a transaction for sync.merge_staged (functions-shared/export_stage.ts); each transaction''s own, deleted once merged.';
 
