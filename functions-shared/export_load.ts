@@ -1,10 +1,10 @@
 /**
  * Loading an export backfill's data files (docs/sync-semantics.md, "Backfills from an
  * export"): workers claim the job's files (`sync.claim_export_file`), read each as a
- * stream of pages (functions-shared/export_items.ts), and write every page with the same
- * statement as a Scan's page (functions-shared/backfill_page.ts's `commitPage`): the one
- * merge, every row stamped with the export time, and the file's checkpoint (the lines
- * loaded), in one transaction. A file whose worker died is taken up from its checkpoint;
+ * stream of pages (functions-shared/export_items.ts), and write them a chunk of pages at
+ * a time (functions-shared/export_stage.ts: COPY into staging, then the one merge, every
+ * row stamped with the export time, and the file's checkpoint, the lines loaded, in one
+ * transaction). A file whose worker died is taken up from its checkpoint;
  * a file that is not what its manifest says fails its segment, and with it the job,
  * with the file's key, line and cause.
  *
@@ -15,7 +15,9 @@ import type postgres from "postgres";
 import { commitPage } from "./backfill_page.ts";
 import type { CpuMeter } from "./cpu_meter.ts";
 import { exportPages } from "./export_items.ts";
+import { commitChunk, DEFAULT_CHUNK_PAGES, RefusedChunk } from "./export_stage.ts";
 import type { Claim } from "./segment_scan.ts";
+import { bySourceTable } from "./table_registry.ts";
 
 /** A data file claimed by `sync.claim_export_file`. */
 export interface ExportFileClaim {
@@ -37,21 +39,96 @@ export interface ExportLoadDeps {
   /** The export's time: every row's stamp. */
   exportTime: Date;
   cpu: CpuMeter;
-  /** After each page: the items read and the rows written. */
+  /** The pages of a chunk (one transaction), by default {@link DEFAULT_CHUNK_PAGES}. */
+  chunkPages?: number;
+  /**
+   * Write every page on its own through `commitPage` instead of in chunks (how files were
+   * loaded before issue 17's staging; the bench's same-run comparison).
+   */
+  pageByPage?: boolean;
+  /** After each chunk (or page) committed: the items read and the rows written. */
   onPage?: (items: number, rows: number) => void;
   log?: (line: string) => void;
   /** Waits while files in flight are held by other loaders (tests pass a fake). */
   sleep?: (ms: number) => Promise<void>;
 }
 
-/** Loads one claimed file from its checkpoint to its end; answers the rows written. */
+/**
+ * Loads one claimed file from its checkpoint to its end, a chunk at a time
+ * (functions-shared/export_stage.ts: pages COPYed into staging, one merge and the
+ * checkpoint per transaction); answers the rows written. A chunk that Postgres refuses
+ * for its data is written again page by page through `commitPage`, whose careful path
+ * dead-letters the refused change alone; then chunks go on.
+ */
 export async function loadExportFile(
   job: string,
   worker: string,
   file: ExportFileClaim,
   deps: ExportLoadDeps,
 ): Promise<number> {
-  const claim: Claim = {
+  const spec = bySourceTable(file.source_table);
+  if (!spec) throw new Error(`export backfill job ${job}: ${file.source_table} is not registered`);
+  const data = {
+    key: file.data_key,
+    itemCount: Number(file.item_count),
+    md5Checksum: file.md5,
+    etag: "",
+  };
+  const target = { job, segment: file.segment, worker, spec, exportTime: deps.exportTime };
+  const chunkPages = deps.chunkPages ?? DEFAULT_CHUNK_PAGES;
+  let line = Number(file.next_line);
+  // Lines up to which pages are written one by one (a refused chunk's).
+  let carefulTo = deps.pageByPage ? Infinity : -1;
+  let rows = 0;
+  for (;;) {
+    const body = await deps.open(file.data_key);
+    const pages = exportPages(body, data, file.page_size, line)[Symbol.asyncIterator]();
+    try {
+      for (;;) {
+        if (line < carefulTo) {
+          const next = await pages.next();
+          if (next.done) return rows;
+          const page = next.value;
+          const committed = await commitPage(
+            deps.sql,
+            carefulClaim(job, file),
+            { items: page.items, readAt: deps.exportTime, nextKey: null },
+            {
+              worker,
+              nextKey: JSON.stringify({ line: page.nextLine }),
+              items: page.items.length,
+              done: page.done,
+            },
+            { cpu: deps.cpu, log: deps.log },
+          );
+          line = page.nextLine;
+          rows += committed.rows;
+          deps.onPage?.(page.items.length, committed.rows);
+          if (page.done) return rows;
+          continue;
+        }
+        const chunk = await commitChunk(deps.sql, target, pages, line, chunkPages, deps);
+        if (chunk === null) return rows;
+        line = chunk.nextLine;
+        rows += chunk.rows;
+        deps.onPage?.(chunk.items, chunk.rows);
+        if (chunk.done) return rows;
+      }
+    } catch (error) {
+      if (!(error instanceof RefusedChunk)) throw error;
+      deps.log?.(
+        `export backfill job ${job} file ${file.data_key} of ${file.source_table}: ${error.message}; writing those lines page by page`,
+      );
+      carefulTo = error.toLine;
+    } finally {
+      await pages.return?.(undefined);
+    }
+  }
+}
+
+/** The claim `commitPage` takes, for a file's page. */
+function carefulClaim(job: string, file: ExportFileClaim): Claim {
+  return {
     job_id: job,
     segment: file.segment,
     total_segments: 0,
@@ -61,31 +138,6 @@ export async function loadExportFile(
     exclusive_start_key: null,
     page_size: file.page_size,
   };
-  const data = {
-    key: file.data_key,
-    itemCount: Number(file.item_count),
-    md5Checksum: file.md5,
-    etag: "",
-  };
-  let rows = 0;
-  const body = await deps.open(file.data_key);
-  for await (const page of exportPages(body, data, file.page_size, Number(file.next_line))) {
-    const committed = await commitPage(
-      deps.sql,
-      claim,
-      { items: page.items, readAt: deps.exportTime, nextKey: null },
-      {
-        worker,
-        nextKey: JSON.stringify({ line: page.nextLine }),
-        items: page.items.length,
-        done: page.done,
-      },
-      { cpu: deps.cpu, log: deps.log },
-    );
-    rows += committed.rows;
-    deps.onPage?.(page.items.length, committed.rows);
-  }
-  return rows;
 }
 
 /**

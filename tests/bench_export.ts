@@ -4,33 +4,37 @@
  *
  * Export files of `BENCH_EXPORT_SCALE` (100) copies of the demo data set, in the demo's
  * shapes with each copy's keys made its own, are written straight into the S3 stand-in in
- * AWS's layout (one data file per table and copy), one copy in memory at a time. Every
- * table's export job is then loaded as `npm run backfill -- --from-export` loads it
- * (functions-shared/export_load.ts: `BENCH_EXPORT_WORKERS`, 2, workers per table, pages
- * of 1,000), into emptied targets. The raw limit: the same rows, dumped by the server, then
- * `COPY`ed back by the server into an unlogged, unindexed copy of each table (no client,
- * no parsing of DynamoDB JSON, no guard, no index).
+ * AWS's layout (one data file per table and copy), one copy in memory at a time; with
+ * BENCH_EXPORT_REUSE=1, the files an earlier run wrote are loaded again (it says so).
+ * Every table's export job is then loaded as `npm run backfill -- --from-export` loads it
+ * (functions-shared/export_load.ts: chunks of 20 pages of 1,000 COPYed into staging and
+ * merged at once; `BENCH_EXPORT_WORKERS`, 2, workers per table), into emptied targets, in
+ * a process of its own (tests/bench_export_load.ts), whose peak memory is the loader's
+ * alone. BENCH_EXPORT_PAGE_BY_PAGE=1 loads page by page instead, as before the chunks. The
+ * raw limit: the same rows, dumped by the server, then `COPY`ed back by the server into an
+ * unlogged, unindexed copy of each table (no client, no parsing of DynamoDB JSON, no
+ * guard, no index, no observations).
  *
  * Prints export_items, export_rows, export_rows_expected (every distinct key; the demo's
  * poison items are dead letters instead: export_dead_letters), export_backfill_seconds,
- * export_raw_copy_seconds and export_peak_rss_mb (this process's, sampled every 200 ms),
- * and the goal: the import within 2× the raw COPY. Not in the default sections: at scale
- * 100 it loads 4.8 million items.
+ * export_raw_copy_seconds, export_peak_rss_mb (the loader's VmHWM), the CPU seconds of the
+ * loader and of Postgres (its backends, reaped by the postmaster), the WAL written and the
+ * size the rows take (tables, observations, sessions, with their indexes), and the goal:
+ * the import within 2× the raw COPY. Not in the default sections: at scale 100 it loads
+ * 4.8 million items.
  *
  * @module
  */
 
+import { HeadObjectCommand } from "@aws-sdk/client-s3";
 import type postgres from "postgres";
 import { demoItems, REPORT_VOLUMES } from "../demo/demo_data.ts";
 import { emptyTargets } from "../demo/load_report_data_set.ts";
-import { processMeter } from "../functions-shared/cpu_meter.ts";
-import { loadExportJob } from "../functions-shared/export_load.ts";
-import { connectDb as connectPool } from "../functions-shared/sync_db.ts";
 import { TABLES } from "../functions-shared/table_registry.ts";
 import { gzipItems } from "../local-stack/aws/export_layout.ts";
 import { s3Client } from "../local-stack/aws/s3_server.ts";
+import { dataDir } from "../local-stack/postgres_cluster.ts";
 import { s3Storage } from "../local-stack/aws/s3_storage.ts";
-import { exportFileOpener } from "../scripts/export_backfill.ts";
 import { formatted, type Goals } from "./bench_goals.ts";
 import { stack } from "./stack_clients.ts";
 
@@ -72,6 +76,55 @@ async function writeExport(scale: number, id: string) {
   return { files, items };
 }
 
+/**
+ * CPU seconds from /proc/<pid>/stat: the process's own (user + system), or, with
+ * `children`, that of its children that have exited (the postmaster's: every Postgres
+ * backend of a closed connection). Clock ticks are 100 a second on Linux.
+ */
+function cpuSeconds(pid: string, children: boolean): number {
+  const fields = Deno.readTextFileSync(`/proc/${pid}/stat`).split(") ")[1].split(" ");
+  const [user, system] = children ? [fields[13], fields[14]] : [fields[11], fields[12]];
+  return (Number(user) + Number(system)) / 100;
+}
+
+/** The stack's postmaster's pid (the first line of its postmaster.pid). */
+async function postmasterPid(): Promise<string> {
+  return (await Deno.readTextFile(`${await dataDir()}/postmaster.pid`)).split("\n")[0].trim();
+}
+
+/**
+ * The export files of `scale` copies: written now, or, with BENCH_EXPORT_REUSE=1, the
+ * ones an earlier run wrote into the S3 stand-in (their list kept in
+ * .local/bench-export-<scale>.json), when their first file is still there. Says which.
+ */
+async function exportFor(scale: number) {
+  const cache = new URL(`../.local/bench-export-${scale}.json`, import.meta.url).pathname;
+  if (Deno.env.get("BENCH_EXPORT_REUSE") === "1") {
+    const kept = await Deno.readTextFile(cache).then(JSON.parse).catch(() => null);
+    const first = kept?.files?.[0]?.[1]?.[0]?.key;
+    const client = s3Client(stack.S3_ENDPOINT);
+    const there = first &&
+      await client.send(new HeadObjectCommand({ Bucket: stack.EXPORT_BUCKET, Key: first }))
+        .then(() => true, () => false);
+    client.destroy();
+    if (there) {
+      console.log(`export files: reusing the ${kept.items} items written at ${kept.writtenAt}`);
+      return {
+        id: `${kept.id}-${Date.now()}`,
+        items: kept.items as number,
+        files: new Map<string, { key: string; itemCount: number; md5: string }[]>(kept.files),
+      };
+    }
+  }
+  const id = `${Date.now()}-bench`;
+  const { files, items } = await writeExport(scale, id);
+  await Deno.writeTextFile(
+    cache,
+    JSON.stringify({ id, items, writtenAt: new Date().toISOString(), files: [...files] }),
+  );
+  return { id, files, items };
+}
+
 /** The bare COPY of the rows the import wrote: server-side, into unindexed copies. */
 async function rawCopySeconds(sql: postgres.Sql): Promise<number> {
   let seconds = 0;
@@ -96,9 +149,7 @@ export async function benchExport(
   goals: Goals,
 ): Promise<void> {
   const scale = Number(Deno.env.get("BENCH_EXPORT_SCALE") ?? 100);
-  const workers = Number(Deno.env.get("BENCH_EXPORT_WORKERS") ?? 2);
-  const id = `${Date.now()}-bench`;
-  const { files, items } = await writeExport(scale, id);
+  const { files, items, id } = await exportFor(scale);
   await emptyTargets(sql);
   const exportTime = new Date();
   const jobs: string[] = [];
@@ -109,27 +160,45 @@ export async function benchExport(
         ${JSON.stringify(list)}::text::jsonb) as id`;
     jobs.push(String(job));
   }
-  let peakRss = Deno.memoryUsage().rss;
-  const sampler = setInterval(() => peakRss = Math.max(peakRss, Deno.memoryUsage().rss), 200);
-  const pool = connectPool(stack.DATABASE_URL, workers * jobs.length);
-  const client = s3Client(stack.S3_ENDPOINT);
-  const open = exportFileOpener(client, stack.EXPORT_BUCKET);
-  const started = performance.now();
-  try {
-    await Promise.all(jobs.map((job) =>
-      loadExportJob(job, workers, "bench-export", {
-        sql: pool,
-        open,
-        exportTime,
-        cpu: processMeter(() => ({ user: 0, system: 0 })),
-      })
-    ));
-  } finally {
-    clearInterval(sampler);
-    client.destroy();
-    await pool.end();
-  }
-  const backfill = (performance.now() - started) / 1000;
+  // The loader runs in a process of its own (tests/bench_export_load.ts): its peak memory
+  // is then the loader's, not this process's, which wrote the export files.
+  const postmaster = await postmasterPid();
+  const pgCpuBefore = cpuSeconds(postmaster, true);
+  const [{ lsn: walBefore }] = await sql`select pg_current_wal_lsn()::text as lsn`;
+  const child = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      new URL("./bench_export_load.ts", import.meta.url).pathname,
+      exportTime.toISOString(),
+      ...jobs,
+    ],
+    stdout: "piped",
+    stderr: "inherit",
+  }).output();
+  const out = new TextDecoder().decode(child.stdout);
+  if (!child.success) throw new Error(`the export loader failed (${child.code}): ${out}`);
+  const load = JSON.parse(out.trim().split("\n").at(-1)!) as {
+    seconds: number;
+    cpuSeconds: number;
+    peakRssMb: number;
+  };
+  const backfill = load.seconds;
+  // The loader's backends have exited with its connections; the postmaster reaps them.
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  const postgresCpu = cpuSeconds(postmaster, true) - pgCpuBefore;
+  const [{ bytes: walBytes }] = await sql`
+    select pg_wal_lsn_diff(pg_current_wal_lsn(), ${walBefore}::pg_lsn)::bigint as bytes`;
+  const [{ bytes: dataBytes }] = await sql.unsafe(
+    `select (${
+      [
+        ...TABLES.map((t) => `public.${t.targetTable}`),
+        "sync.observations",
+        "analytics.visitor_sessions",
+      ]
+        .map((t) => `pg_total_relation_size('${t}')`).join(" + ")
+    })::bigint as bytes`,
+  );
   const [{ rows }] = await sql.unsafe(
     `select (${
       TABLES.map((t) => `(select count(*) from public.${t.targetTable})`).join(" + ")
@@ -145,7 +214,11 @@ export async function benchExport(
   figure("export_dead_letters", letters, 0);
   figure("export_backfill_seconds", backfill, 2);
   figure("export_raw_copy_seconds", raw, 2);
-  figure("export_peak_rss_mb", peakRss / 2 ** 20, 0);
+  figure("export_peak_rss_mb", load.peakRssMb, 0);
+  figure("export_loader_cpu_seconds", load.cpuSeconds, 2);
+  figure("export_postgres_cpu_seconds", postgresCpu, 2);
+  figure("export_wal_mb", Number(walBytes) / 2 ** 20, 0);
+  figure("export_data_mb", Number(dataBytes) / 2 ** 20, 0);
   goals.add({
     path: `backfill from an export, ${formatted(items)} items`,
     now: `${formatted(backfill, 1)} s`,

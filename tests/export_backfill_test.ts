@@ -26,15 +26,23 @@ const EXPORT_TIME = new Date("2001-01-01T00:00:00Z");
 const cpu = processMeter(() => ({ user: 0, system: 0 }));
 
 /** An export of `count` actions in files of `perFile`, kept in memory as the bucket. */
-async function exportOf(prefix: string, count: number, perFile: number) {
+async function exportOf(
+  prefix: string,
+  count: number,
+  perFile: number,
+  itemOf = (n: number): Record<string, unknown> => ({
+    action_id: { S: `${prefix}-${n}` },
+    action_type: { S: "click" },
+    timestamp: { N: "1770379200" },
+  }),
+) {
   const bucket = new Map<string, Uint8Array<ArrayBuffer>>();
   const files = [];
   for (let first = 0; first < count; first += perFile) {
-    const items = Array.from({ length: Math.min(perFile, count - first) }, (_, i) => ({
-      action_id: { S: `${prefix}-${first + i}` },
-      action_type: { S: "click" },
-      timestamp: { N: "1770379200" },
-    }));
+    const items = Array.from(
+      { length: Math.min(perFile, count - first) },
+      (_, i) => itemOf(first + i),
+    );
     const { bytes, md5 } = await gzipItems(items);
     const key = `x/AWSDynamoDB/${prefix}/data/${first}.json.gz`;
     bucket.set(key, new Uint8Array(bytes));
@@ -85,6 +93,7 @@ Deno.test("a killed loader's file is taken up from its checkpoint; every item la
         open,
         exportTime: EXPORT_TIME,
         cpu,
+        chunkPages: 1,
         onPage: () => {
           throw killed;
         },
@@ -141,5 +150,65 @@ Deno.test("a data file whose MD5 is not the manifest's fails the job, naming the
       failed.error,
       new RegExp(`segment 0: export data file ${files[0].key}: its MD5 is`),
     );
+  });
+});
+
+Deno.test("a chunk's unmappable item and the change Postgres refuses are dead-lettered alone; a stream change after the export time wins", async () => {
+  const prefix = `export-${crypto.randomUUID().slice(0, 8)}`;
+  const refused = `${prefix}-refused`;
+  const { files, open } = await exportOf(prefix, 12, 6, (n) => ({
+    // Line 3 of the first file does not map (its key is a number); line 3 of the second
+    // is refused by Postgres (the constraint below), after the mapping let it through.
+    action_id: n === 2 ? { N: "7" } : { S: `${prefix}-${n}` },
+    action_type: { S: n === 8 ? refused : n === 5 ? "export" : "click" },
+    timestamp: { N: "1770379200" },
+  }));
+  await withJob(prefix, files, async (sql, pool, job) => {
+    // A stream change of a key the export holds, an hour after the export time.
+    await sql`select sync.merge_changes('firespring_actions', ${
+      JSON.stringify([{
+        op: "upsert",
+        seq: "1",
+        changed_at: "2001-01-01T01:00:00Z",
+        source: "stream",
+        row: { action_id: `${prefix}-5`, action_type: "stream", action_data: {} },
+      }])
+    }::text::jsonb)`;
+    const constraint = `refuse_${prefix.replaceAll("-", "_")}`;
+    await sql.unsafe(
+      `alter table public.firespring_actions add constraint ${constraint}
+         check (action_type is distinct from '${refused}') not valid`,
+    );
+    try {
+      await loadExportJob(job, 2, "loader", { sql: pool, open, exportTime: EXPORT_TIME, cpu });
+    } finally {
+      await sql.unsafe(`alter table public.firespring_actions drop constraint ${constraint}`);
+    }
+    const rows = await sql`select action_id, action_type from public.firespring_actions
+                           where action_id like ${prefix + "-%"} order by action_id`;
+    assert.equal(rows.length, 10, "every item but the two dead letters");
+    assert.equal(rows.find((r) => r.action_id === `${prefix}-5`)?.action_type, "stream");
+    const [pgLetter] = await sql`select target_table, row_key, reason from sync.dead_letters
+                                 where row_key = ${sql.json({ action_id: `${prefix}-8` })}`;
+    assert.equal(
+      pgLetter?.target_table,
+      "firespring_actions",
+      "the refused change is a dead letter",
+    );
+    assert.match(pgLetter.reason, new RegExp(constraint));
+    const [mapLetter] = await sql`select reason from sync.dead_letters
+                                  where target_table = 'firespring_actions'
+                                    and record -> 'item' -> 'action_id' = '{"N": "7"}'
+                                    and record -> 'item' -> 'timestamp' = '{"N": "1770379200"}'
+                                    and position_at = ${EXPORT_TIME}`;
+    assert.ok(mapLetter, "the unmappable item is a dead letter");
+    assert.ok(mapLetter.reason.length > 0);
+    const [done] = await sql`select status, (select sum(items_scanned) from sync.backfill_segments
+                               where job_id = ${job})::int as items
+                             from sync.backfill_jobs where id = ${job}`;
+    assert.deepEqual([done.status, done.items], ["done", 12]);
+    await sql`delete from sync.dead_letters where row_key = ${
+      sql.json({ action_id: `${prefix}-8` })
+    } or (record -> 'item' -> 'action_id' = '{"N": "7"}' and position_at = ${EXPORT_TIME})`;
   });
 });

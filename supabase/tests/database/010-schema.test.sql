@@ -189,7 +189,8 @@ select ok(
 select tables_are('sync', array[
   'source_tables', 'tombstones', 'observations', 'dead_letters', 'backfill_jobs',
   'backfill_segments', 'table_state', 'settings', 'checksum_items', 'checksum_seen', 'webhook_deliveries',
-  'stream_batches_applied', 'stream_checks', 'backfill_read_ledger', 'backfill_export_files', 'write_backs'
+  'stream_batches_applied', 'stream_checks', 'backfill_read_ledger', 'backfill_export_files',
+  'staged_changes', 'write_backs'
 ], 'sync holds the machinery');
 select views_are('sync', array['status', 'backfill_progress'], 'sync has the status views');
 select is((select count(*)::int from sync.source_tables), 9, 'nine source tables are registered');

@@ -1,0 +1,237 @@
+/**
+ * How an export backfill writes a chunk of a data file (issue 17; docs/sync-semantics.md,
+ * "Backfills from an export"): several pages of items, mapped page by page, are `COPY`ed
+ * into the staging table, then merged in one statement with the file's checkpoint, in
+ * one transaction:
+ *
+ * ```sql
+ * begin;
+ * copy sync.staged_changes (ord, op, row, seq, ...) from stdin;   -- a page at a time
+ * with merged as (select applied from sync.merge_staged(target))
+ * select sync.checkpoint_segment(job, file, worker, {"line": n}, items, applied, done);
+ * commit;
+ * ```
+ *
+ * `sync.merge_staged` (supabase/migrations/20261128002400_export_staged_merge.sql) checks
+ * the staged changes as `sync.merge_changes` checks its JSON array, takes the same lock,
+ * and runs the table's staged merge: the statements of its compiled merge, derived from
+ * them with the staging table as their source of changes, so the ordering guard, the
+ * tombstones and the collapsed tables' observations hold as for any page. What the chunk
+ * saves: the JSON array of every change, which Postgres parsed and checked change by
+ * change, and the merge's fixed costs (a collapsed table's row is recomputed once per
+ * chunk, not once in every page that observes it; one checkpoint, one lock).
+ *
+ * The client holds one page at a time (the COPY stream is fed page by page from the
+ * file's stream); Postgres holds the chunk, in its staging rows, until the commit.
+ *
+ * Items that do not map are dead-lettered in the same transaction (table, key, cause). A
+ * chunk that Postgres refuses for its data (SQLSTATE class 22, 23 or 54) writes nothing
+ * and is thrown as {@link RefusedChunk}: the loader then writes that chunk's lines again
+ * page by page through `commitPage`'s careful path, which isolates and dead-letters the
+ * refused change (functions-shared/export_load.ts).
+ *
+ * @module
+ */
+
+import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import type postgres from "postgres";
+import { toWire } from "./change_wire.ts";
+import type { CpuMeter } from "./cpu_meter.ts";
+import { recordDeadLetters } from "./dead_letter_writer.ts";
+import { encodeJson } from "./dynamo_encoder.ts";
+import type { ExportPage } from "./export_items.ts";
+import { type DeadLetter, mapScannedItem } from "./record_mapping.ts";
+import { isDataError } from "./sync_db.ts";
+import type { TableSpec } from "./table_registry.ts";
+
+/** The pages a chunk holds, by default (20,000 items at the default page of 1,000). */
+export const DEFAULT_CHUNK_PAGES = 20;
+
+/** A chunk's place in its file and job. */
+export interface ChunkTarget {
+  job: string;
+  segment: number;
+  worker: string;
+  spec: TableSpec;
+  /** The export's time: every row's stamp. */
+  exportTime: Date;
+}
+
+/** What a committed chunk did. */
+export interface ChunkResult {
+  /** The lines of the file read up to the chunk's end (its checkpoint). */
+  nextLine: number;
+  items: number;
+  rows: number;
+  deadLettered: number;
+  done: boolean;
+}
+
+/** A chunk Postgres refused for its data: nothing of it was written. */
+export class RefusedChunk extends Error {
+  constructor(readonly fromLine: number, readonly toLine: number, override readonly cause: Error) {
+    super(`lines ${fromLine + 1} to ${toLine}: ${cause.message}`);
+    this.name = "RefusedChunk";
+  }
+}
+
+/** The staging table's columns, in the order of a COPY line's fields. */
+export const STAGED_COLUMNS = [
+  "ord",
+  "op",
+  "row",
+  "seq",
+  "changed_at",
+  "source",
+  "range_key",
+  "rank",
+  "seen_at",
+] as const;
+
+/**
+ * A value as a field of COPY's text format: `\N` for null; else the text with
+ * backslashes, tabs, newlines and carriage returns escaped
+ * (https://www.postgresql.org/docs/current/sql-copy.html, "Text Format").
+ */
+export function copyField(value: string | number | null | undefined): string {
+  if (value === null || value === undefined) return "\\N";
+  return String(value).replace(
+    /[\\\t\n\r]/g,
+    (c) => c === "\\" ? "\\\\" : c === "\t" ? "\\t" : c === "\n" ? "\\n" : "\\r",
+  );
+}
+
+/**
+ * A page's items as COPY text lines of the staging table (sync.staged_changes, its
+ * {@link STAGED_COLUMNS}: each change's line in the file, then its wire fields,
+ * functions-shared/change_wire.ts), and the items that do not map, as dead letters.
+ * `firstLine` is the 1-based line of the page's first item.
+ */
+export function pageCopyText(
+  spec: TableSpec,
+  items: ExportPage["items"],
+  exportTime: Date,
+  firstLine: number,
+): { text: string; changes: number; deadLetters: DeadLetter[] } {
+  const lines: string[] = [];
+  const deadLetters: DeadLetter[] = [];
+  items.forEach((item, i) => {
+    const mapped = mapScannedItem(spec, item, exportTime);
+    if (!mapped.ok) {
+      deadLetters.push(mapped.deadLetter);
+      return;
+    }
+    const wire = toWire(mapped.value.change);
+    lines.push([
+      copyField(firstLine + i),
+      copyField(wire.op),
+      copyField(encodeJson(wire.row)),
+      copyField(wire.seq),
+      copyField(wire.changed_at),
+      copyField(wire.source),
+      copyField(wire.range_key === undefined ? null : encodeJson(wire.range_key)),
+      copyField(wire.rank),
+      copyField(wire.seen_at),
+    ].join("\t"));
+  });
+  return {
+    text: lines.length > 0 ? lines.join("\n") + "\n" : "",
+    changes: lines.length,
+    deadLetters,
+  };
+}
+
+/**
+ * Takes up to `maxPages` pages from `pages` (the file's reader, positioned at
+ * `fromLine`), stages and merges them with the file's checkpoint in one transaction.
+ * Answers null when the reader had no page left.
+ */
+export async function commitChunk(
+  sql: postgres.Sql,
+  target: ChunkTarget,
+  pages: AsyncIterator<ExportPage>,
+  fromLine: number,
+  maxPages: number,
+  deps: { cpu: CpuMeter; log?: (line: string) => void },
+): Promise<ChunkResult | null> {
+  let nextLine = fromLine;
+  let items = 0;
+  let changes = 0;
+  let done = false;
+  let taken = 0;
+  const deadLetters: DeadLetter[] = [];
+  // The file's pages as COPY text, one page in memory at a time.
+  async function* copyText(): AsyncGenerator<string> {
+    while (taken < maxPages && !done) {
+      const next = await pages.next();
+      if (next.done) return;
+      taken++;
+      const page = next.value;
+      const staged = deps.cpu.measure(() =>
+        pageCopyText(
+          target.spec,
+          page.items,
+          target.exportTime,
+          page.nextLine - page.items.length + 1,
+        )
+      );
+      nextLine = page.nextLine;
+      items += page.items.length;
+      changes += staged.changes;
+      done = page.done;
+      deadLetters.push(...staged.deadLetters);
+      if (staged.text !== "") yield staged.text;
+    }
+  }
+  try {
+    const result = await sql.begin(async (tx) => {
+      // The chunk's commit does not wait for its WAL to reach the disk: a crash of the
+      // server may lose the last chunks committed, but each with its own checkpoint, "as
+      // if those transactions had been aborted cleanly"
+      // (https://www.postgresql.org/docs/current/wal-async-commit.html), so the load goes
+      // on from the last checkpoint that lasted, with nothing lost or written twice.
+      await tx.unsafe(`set local synchronous_commit = off`);
+      const writable = await tx.unsafe(
+        `copy sync.staged_changes (${STAGED_COLUMNS.join(", ")}) from stdin`,
+      ).writable();
+      await pipeline(Readable.from(copyText()), writable);
+      if (taken === 0) return null;
+      if (deadLetters.length > 0) {
+        await recordDeadLetters(tx, deadLetters);
+        deps.log?.(
+          `export backfill job ${target.job} file ${target.segment} of ${target.spec.sourceTable}: ${deadLetters.length} item(s) dead-lettered`,
+        );
+      }
+      const checkpoint = [
+        target.job,
+        target.segment,
+        target.worker,
+        JSON.stringify({ line: nextLine }),
+        items,
+      ];
+      if (changes === 0) {
+        await tx.unsafe(
+          `select sync.checkpoint_segment($1, $2, $3, $4::text::jsonb, $5, 0, $6)`,
+          [...checkpoint, done],
+        );
+        return 0;
+      }
+      // The checkpoint takes the merge's count as an argument, so the merge runs first;
+      // the CTE, read twice, runs once (as in backfill_page.ts).
+      const [row] = await tx.unsafe(
+        `with merged as (select applied::int as applied from sync.merge_staged($6))
+         select sync.checkpoint_segment($1, $2, $3, $4::text::jsonb, $5,
+                  (select applied from merged), $7) as checkpointed,
+                (select applied from merged) as applied`,
+        [...checkpoint, target.spec.targetTable, done],
+      );
+      return Number(row.applied);
+    });
+    if (result === null) return null;
+    return { nextLine, items, rows: result, deadLettered: deadLetters.length, done };
+  } catch (error) {
+    if (isDataError(error)) throw new RefusedChunk(fromLine, nextLine, error as Error);
+    throw error;
+  }
+}
