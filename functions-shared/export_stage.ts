@@ -12,7 +12,7 @@
  * commit;
  * ```
  *
- * `sync.merge_staged` (supabase/migrations/20261128002400_export_staged_merge.sql) checks
+ * `sync.merge_staged` (supabase/migrations/20261128001400_compiled_merges.sql) checks
  * the staged changes as `sync.merge_changes` checks its JSON array, takes the same lock,
  * and runs the table's staged merge: the statements of its compiled merge, derived from
  * them with the staging table as their source of changes, so the ordering guard, the

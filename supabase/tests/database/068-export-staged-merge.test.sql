@@ -1,5 +1,5 @@
 -- The staged merge of an export backfill's chunks (supabase/migrations/
--- 20261128002400_export_staged_merge.sql; docs/sync-semantics.md, "Backfills from an
+-- 20261128001400_compiled_merges.sql; docs/sync-semantics.md, "Backfills from an
 -- export"): changes COPYed into sync.staged_changes are merged by sync.merge_staged with
 -- the same statements, and so the same ordering guard, as sync.merge_changes: a read at
 -- the export time loses to a stream change after it and to a tombstone after it, wins

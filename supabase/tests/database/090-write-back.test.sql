@@ -4,7 +4,7 @@
 -- counts, and who may read sync.write_backs.
 set client_min_messages = warning;
 begin;
-select plan(34);
+select plan(36);
 
 -- Start from no write-backs (end-to-end runs leave theirs; all of this is rolled back).
 delete from sync.write_backs;
@@ -36,6 +36,16 @@ select * from sync.merge_changes('firespring_segments', $$[
 select is((select segment_name from public.firespring_segments where segment_id = 'g-2'),
   'renamed by the source', 'the merge updated the row');
 select is((select count(*)::int from sync.write_backs), 0, 'the merge''s updates record nothing');
+
+-- Nor do the staged merge's (an export backfill's chunk).
+insert into sync.staged_changes (ord, op, "row", seq, changed_at, source) values
+  (1, 'upsert', '{"segment_id": "g-2", "segment_name": "renamed by an export", "segment_criteria": {}}',
+   null, '2026-11-28T10:00:05Z', 'backfill');
+select * from sync.merge_staged('firespring_segments');
+select is((select segment_name from public.firespring_segments where segment_id = 'g-2'),
+  'renamed by an export', 'the staged merge updated the row');
+select is((select count(*)::int from sync.write_backs), 0,
+  'the staged merge''s updates record nothing either');
 
 -- An admin's edit through the Data API.
 select tests.authenticate_as('wb_admin');
