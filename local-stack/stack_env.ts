@@ -8,7 +8,7 @@
  * @module
  */
 
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import {
   DYNAMODB_PORT,
@@ -126,8 +126,20 @@ export async function ensureStackEnv(file = STACK_ENV_FILE): Promise<StackEnv> {
   const extra = Object.entries(old).filter(([key]) => !(key in env));
   mkdirSync(dirname(file), { recursive: true });
   const lines = [...Object.entries(env), ...extra].map(([key, value]) => `${key}=${value}`);
-  writeFileSync(file, `# Written by \`npm run stack:up\`.\n${lines.join("\n")}\n`, { mode: 0o600 });
+  writeStackEnvFile(file, `# Written by \`npm run stack:up\`.\n${lines.join("\n")}\n`);
   return env;
+}
+
+/**
+ * Replaces `.local/stack.env` whole: written beside it, then renamed over it, so that a
+ * process reading it at that moment (a test starting while another runs `stack:up`) reads
+ * the old file or the new one, never a truncated one. Readable by its owner only: it
+ * holds the stack's secrets.
+ */
+export function writeStackEnvFile(file: string, text: string): void {
+  const next = `${file}.${Deno.pid}.tmp`;
+  writeFileSync(next, text, { mode: 0o600 });
+  renameSync(next, file);
 }
 
 /**

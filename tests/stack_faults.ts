@@ -5,9 +5,10 @@
  * @module
  */
 
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { DENO_BIN, ROOT, STACK_ENV_FILE } from "../local-stack/config.ts";
 import { run } from "../local-stack/processes.ts";
+import { writeStackEnvFile } from "../local-stack/stack_env.ts";
 
 /** Sets DYNAMODB_FAULTS in stack.env and runs `stack:up`; returns the value it replaced. */
 export async function setFaults(value: string): Promise<string> {
@@ -17,7 +18,7 @@ export async function setFaults(value: string): Promise<string> {
   const next = /^DYNAMODB_FAULTS=/m.test(text)
     ? text.replace(/^DYNAMODB_FAULTS=.*$/m, `DYNAMODB_FAULTS=${value}`)
     : `${text}DYNAMODB_FAULTS=${value}\n`;
-  writeFileSync(STACK_ENV_FILE, next, { mode: 0o600 });
+  writeStackEnvFile(STACK_ENV_FILE, next);
   await run(DENO_BIN, ["run", "-A", "local-stack/stack.ts", "up"], { cwd: ROOT });
   return old;
 }

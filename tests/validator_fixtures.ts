@@ -16,6 +16,7 @@ import {
   dynamo,
   eventually,
   serviceRoleHeaders,
+  staleReadMs,
 } from "./stack_clients.ts";
 
 /** A string attribute. */
@@ -34,7 +35,13 @@ export async function validate(table: string, repair = false) {
   return await response.json();
 }
 
-/** Loads items and waits until the stream has delivered all of them. */
+/**
+ * Loads items and waits until the stream has delivered all of them, and until the
+ * DynamoDB proxy's stale window (`stale_ms`) has passed since the load: as on AWS, an
+ * eventually consistent read (the validator's Scan) may not yet see an item made within
+ * it, and a validation that missed an item the target lacks too would find nothing to
+ * repair (docs/sync-semantics.md, "Verification").
+ */
 export async function load(
   target: string,
   items: Record<string, AttributeValue>[],
@@ -42,6 +49,7 @@ export async function load(
 ) {
   const spec = byTargetTable(target)!;
   await batchWrite(dynamo(spec.region), spec.sourceTable, items);
+  const settled = Date.now() + staleReadMs();
   const sql = connectDb();
   try {
     await eventually("the stream to deliver", async () => {
@@ -54,4 +62,5 @@ export async function load(
   } finally {
     await sql.end();
   }
+  await new Promise((resolve) => setTimeout(resolve, Math.max(0, settled - Date.now())));
 }
