@@ -24,7 +24,7 @@ import {
 import type postgres from "postgres";
 import { byTargetTable } from "../functions-shared/table_registry.ts";
 import { batchWrite } from "../demo/load_dynamo.ts";
-import { currentFaults, setFaults } from "./stack_faults.ts";
+import { setFaults } from "./stack_faults.ts";
 import { connectDb, dynamo, eventually, stack } from "./stack_clients.ts";
 
 const FAULTS = "stale_ms=2000,throttle_rcu=300,error_rate=0.02";
