@@ -121,14 +121,19 @@ async function rawLimit(sql: postgres.Sql) {
         if (chunk.length === 0) continue;
         const cols = Object.keys(chunk[0]).filter((c) => columns.has(c));
         const keys = spec.targetKey.join(", ");
-        await sql.unsafe(
-          `insert into public.${spec.targetTable} (${cols.join(", ")})
-           select ${cols.join(", ")}
-           from jsonb_populate_recordset(null::public.${spec.targetTable}, $1::text::jsonb)
-           on conflict (${keys}) do update set
-             ${cols.map((c) => `${c} = excluded.${c}`).join(", ")}`,
-          [encodeJson(chunk)],
-        );
+        // The raw limit writes as the sync does, not as an admin: its updates are not
+        // edits to write back (sync.write_back_skip, 20261128002500_write_back.sql).
+        await sql.begin(async (tx) => {
+          await tx`select set_config('sync.write_back_skip', 'on', true)`;
+          await tx.unsafe(
+            `insert into public.${spec.targetTable} (${cols.join(", ")})
+             select ${cols.join(", ")}
+             from jsonb_populate_recordset(null::public.${spec.targetTable}, $1::text::jsonb)
+             on conflict (${keys}) do update set
+               ${cols.map((c) => `${c} = excluded.${c}`).join(", ")}`,
+            [encodeJson(chunk)],
+          );
+        });
         rows += chunk.length;
       } while (start);
     }));
