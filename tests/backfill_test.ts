@@ -79,14 +79,21 @@ Deno.test("a worker killed mid-segment is taken over from its checkpoint: nothin
 
     const [job] = await sql`select sync.start_backfill(${spec.sourceTable}, 1, false) as id`;
     await sql`update sync.backfill_jobs set page_size = 25, lease_seconds = 5 where id = ${job.id}`;
-    await sql`select sync.wake_import_worker()`;
-    // Woken by hand; if that run finds no turn free, pg_cron's heartbeat (every minute)
-    // starts the next one.
+    // Woken by hand, and again every 10 s until it runs: a run that finds no read turn of
+    // the table free (earlier tests' Scans of it booked theirs, 20261128001800) ends
+    // claiming nothing, and pg_cron's heartbeat would only start the next one at its
+    // minute (Debian's pg_cron 1.4).
+    let woken = 0;
     await eventually("the worker to be a few pages in", async () => {
       const [s] =
         await sql`select pages, status from sync.backfill_segments where job_id = ${job.id}`;
-      return s.pages >= 3 && s.status === "running" ? true : undefined;
-    }, 90_000);
+      if (s.pages >= 3 && s.status === "running") return true;
+      if (Date.now() - woken >= 10_000 && s.status === "pending") {
+        woken = Date.now();
+        await sql`select sync.wake_import_worker()`;
+      }
+      return undefined;
+    }, 150_000);
     // This checkout's worker isolates only: another checkout may run a stack of its own,
     // and a command that merely names the file (npm test's type check or module
     // resolution of the function) is no isolate. An isolate's command line ends with the
