@@ -36,7 +36,7 @@
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type postgres from "postgres";
-import { toWire } from "./change_wire.ts";
+import { CHANGE_WIRE_FIELDS, type ChangeWire, toWire } from "./change_wire.ts";
 import type { CpuMeter } from "./cpu_meter.ts";
 import { recordDeadLetters } from "./dead_letter_writer.ts";
 import { encodeJson } from "./dynamo_encoder.ts";
@@ -76,18 +76,21 @@ export class RefusedChunk extends Error {
   }
 }
 
-/** The staging table's columns, in the order of a COPY line's fields. */
-export const STAGED_COLUMNS = [
-  "ord",
-  "op",
-  "row",
-  "seq",
-  "changed_at",
-  "source",
-  "range_key",
-  "rank",
-  "seen_at",
-] as const;
+/**
+ * The staging table's columns, in the order of a COPY line's fields: the change's line in
+ * its file, then the wire's fields in the SQL type's order (change_wire.ts), so the two
+ * cannot drift apart.
+ */
+export const STAGED_COLUMNS: readonly string[] = ["ord", ...CHANGE_WIRE_FIELDS];
+
+/** One wire field as a COPY field: the row and the range key as JSON, the rest as text. */
+function wireField(wire: ChangeWire, field: keyof ChangeWire): string {
+  const value = wire[field];
+  if (field === "row" || field === "range_key") {
+    return copyField(value === undefined ? null : encodeJson(value));
+  }
+  return copyField(value as string | number | null | undefined);
+}
 
 /**
  * A value as a field of COPY's text format: `\N` for null; else the text with
@@ -123,17 +126,9 @@ export function pageCopyText(
       return;
     }
     const wire = toWire(mapped.value.change);
-    lines.push([
-      copyField(firstLine + i),
-      copyField(wire.op),
-      copyField(encodeJson(wire.row)),
-      copyField(wire.seq),
-      copyField(wire.changed_at),
-      copyField(wire.source),
-      copyField(wire.range_key === undefined ? null : encodeJson(wire.range_key)),
-      copyField(wire.rank),
-      copyField(wire.seen_at),
-    ].join("\t"));
+    lines.push(
+      [copyField(firstLine + i), ...CHANGE_WIRE_FIELDS.map((f) => wireField(wire, f))].join("\t"),
+    );
   });
   return {
     text: lines.length > 0 ? lines.join("\n") + "\n" : "",
