@@ -27,6 +27,31 @@ export interface AdminEdit {
   detail: string;
 }
 
+/** Who an admin is in {@link asAdmin}: their user id and email. */
+export interface AdminUser {
+  sub: string;
+  email: string;
+}
+
+/**
+ * Runs `statement` in a transaction as an `authenticated` user whose `app_metadata.role`
+ * is admin, as PostgREST runs a request of theirs (the JWT's claims in
+ * `request.jwt.claims`, then `set local role`).
+ */
+export async function asAdmin<T>(
+  sql: postgres.Sql,
+  user: AdminUser,
+  statement: (tx: postgres.TransactionSql) => Promise<T>,
+): Promise<T> {
+  return await sql.begin(async (tx) => {
+    await tx`select set_config('request.jwt.claims', ${
+      JSON.stringify({ ...user, role: "authenticated", app_metadata: { role: "admin" } })
+    }, true)`;
+    await tx`set local role authenticated`;
+    return await statement(tx);
+  }) as T;
+}
+
 /**
  * Renames the first loaded traffic source as an admin and waits (up to `timeoutMs`) until
  * its write-back has ended and, when applied, the stream has brought the new name back.
@@ -41,16 +66,11 @@ export async function adminEdit(
   const key = loaded[spec.sourceTable][0].source_id.S!;
   const to = `Renamed by an admin (${new Date().toISOString()})`;
   let from: string | null = null;
-  await sql.begin(async (tx) => {
-    await tx`select set_config('request.jwt.claims', ${
-      JSON.stringify({
-        sub: "00000000-0000-0000-0000-0000000005a1",
-        email: "npm-start-admin@example.test",
-        role: "authenticated",
-        app_metadata: { role: "admin" },
-      })
-    }, true)`;
-    await tx`set local role authenticated`;
+  const admin = {
+    sub: "00000000-0000-0000-0000-0000000005a1",
+    email: "npm-start-admin@example.test",
+  };
+  await asAdmin(sql, admin, async (tx) => {
     const [row] = await tx`select source_name from public.firespring_traffic_sources
                            where source_id = ${key}`;
     from = row?.source_name ?? null;

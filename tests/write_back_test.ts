@@ -14,6 +14,7 @@ import assert from "node:assert/strict";
 import { DeleteItemCommand, GetItemCommand, PutItemCommand } from "@aws-sdk/client-dynamodb";
 import type postgres from "postgres";
 import { byTargetTable } from "../functions-shared/table_registry.ts";
+import { asAdmin as asAdminUser } from "../scripts/admin_edit.ts";
 import { currentFaults, setFaults } from "./stack_faults.ts";
 import { connectDb, dynamo, eventually } from "./stack_clients.ts";
 import { load, N, S, validate } from "./validator_fixtures.ts";
@@ -22,19 +23,12 @@ const spec = byTargetTable("toledo_dashboard")!;
 const TABLE = spec.sourceTable;
 
 /** Runs `statement` as an `authenticated` admin, as PostgREST runs a request. */
-async function asAdmin(sql: postgres.Sql, statement: (tx: postgres.TransactionSql) => unknown) {
-  await sql.begin(async (tx) => {
-    await tx`select set_config('request.jwt.claims', ${
-      JSON.stringify({
-        sub: "00000000-0000-0000-0000-00000000ad01",
-        email: "ops-admin@example.test",
-        role: "authenticated",
-        app_metadata: { role: "admin" },
-      })
-    }, true)`;
-    await tx`set local role authenticated`;
-    await statement(tx);
-  });
+function asAdmin(sql: postgres.Sql, statement: (tx: postgres.TransactionSql) => unknown) {
+  return asAdminUser(
+    sql,
+    { sub: "00000000-0000-0000-0000-00000000ad01", email: "ops-admin@example.test" },
+    async (tx) => await statement(tx),
+  );
 }
 
 /** The write-backs of a key, oldest first. */
