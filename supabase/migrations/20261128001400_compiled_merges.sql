@@ -328,9 +328,14 @@ begin
   return format($body$
 #variable_conflict use_column
 declare
-  granularity constant interval := %1$s;%2$s
+  granularity constant interval := %1$s;
+  skip_before constant text := coalesce(current_setting('sync.write_back_skip', true), '');%2$s
 begin
+  -- The sync's own writes: the write-back trigger (20261128002500_write_back.sql) records
+  -- none of them.
+  perform set_config('sync.write_back_skip', 'on', true);
 %3$s
+  perform set_config('sync.write_back_skip', skip_before, true);
 end
 $body$,
     sync.granularity_expression(),
@@ -519,9 +524,10 @@ $$;
 -- Merges of one table are serialized (a transaction-level advisory lock per table),
 -- which makes the guard race-free for tombstones and collapsed rows without a lock per
 -- key; callers that touch several tables call this in table-name order, so they cannot
--- deadlock. Its writes are marked as the sync's own while it runs (the transaction-local
--- setting sync.write_back_skip, restored after), so the write-back trigger
--- (20261128002500_write_back.sql) never records them: nothing the sync writes loops back.
+-- deadlock. The compiled merge marks its writes as the sync's own while it runs (the
+-- transaction-local setting sync.write_back_skip, restored after), so the write-back
+-- trigger (20261128002500_write_back.sql) never records them: nothing the sync writes
+-- loops back.
 create or replace function sync.merge_changes(p_target text, p_changes jsonb)
 returns table (applied bigint, upserted bigint, deleted bigint)
 language plpgsql set search_path = ''
@@ -529,7 +535,6 @@ as $fn$
 declare
   problem text;
   fields constant text[] := sync.change_fields();
-  skip_before text := coalesce(current_setting('sync.write_back_skip', true), '');
 begin
   -- The caller's mistakes are bugs, not bad data: SQLSTATE SY002, which the webhook and
   -- the backfill do not dead-letter (only data errors, classes 22, 23 and 54, are).
@@ -563,10 +568,8 @@ begin
   perform set_config('sync.clock_granularity',
     (select value from sync.settings where key = 'stream_clock_granularity'), true);
   perform pg_advisory_xact_lock(hashtext('sync.merge_changes'), hashtext(p_target));
-  perform set_config('sync.write_back_skip', 'on', true);
   select m.applied, m.upserted, m.deleted into applied, upserted, deleted
   from sync.merge_compiled(p_target, p_changes) m;
-  perform set_config('sync.write_back_skip', skip_before, true);
   return next;
 end
 $fn$;
@@ -574,15 +577,14 @@ $fn$;
 -- Merges the changes this transaction staged (sync.staged_changes) into `p_target`, as
 -- sync.merge_changes merges a JSON array: the same checks of each change (an op, a time
 -- and a source), the same clock granularity and the same per-table lock, then the
--- table's staged merge, its writes marked as the sync's own (sync.write_back_skip); then
--- deletes the staged rows.
+-- table's staged merge (whose writes are marked as the sync's own, as the compiled
+-- merge's are); then deletes the staged rows.
 create function sync.merge_staged(p_target text)
 returns table (applied bigint, upserted bigint, deleted bigint)
 language plpgsql set search_path = ''
 as $fn$
 declare
   problem text;
-  skip_before text := coalesce(current_setting('sync.write_back_skip', true), '');
 begin
   if not exists (select from sync.source_tables s where s.target_table = p_target) then
     raise exception 'sync.merge_staged: % is not a registered target table', p_target
@@ -602,11 +604,9 @@ begin
   perform set_config('sync.clock_granularity',
     (select value from sync.settings where key = 'stream_clock_granularity'), true);
   perform pg_advisory_xact_lock(hashtext('sync.merge_changes'), hashtext(p_target));
-  perform set_config('sync.write_back_skip', 'on', true);
   execute format('select m.applied, m.upserted, m.deleted from sync.%I() m',
                  sync.staged_merge_function_name(p_target))
     into applied, upserted, deleted;
-  perform set_config('sync.write_back_skip', skip_before, true);
   delete from sync.staged_changes c where c.stager = pg_current_xact_id();
   return next;
 end

@@ -5,9 +5,10 @@
 -- (functions-shared/write_back_update.ts). The change then comes back through the
 -- stream and the one merge, whose writes never fire the trigger: nothing loops.
 --
--- sync.merge_changes (20261128001400_compiled_merges.sql) marks its writes as the sync's
--- own (the transaction-local setting `sync.write_back_skip`, on for the merge's
--- duration), so the trigger here never records them. The view sync.status is defined
+-- Each compiled merge (20261128001400_compiled_merges.sql, behind sync.merge_changes and
+-- sync.merge_staged) marks its writes as the sync's own (the transaction-local setting
+-- `sync.write_back_skip`, on for the merge's duration), so the trigger here never
+-- records them. The view sync.status is defined
 -- here, with the write-back counts; everything else is new.
 
 -- The switch (docs/interfaces.md, "write-back"): on, off or cutover.
