@@ -181,6 +181,9 @@ as $$
 $$;
 
 -- The statement trigger: one call of the function per statement that recorded edits.
+-- It has no WHEN clause on sync.write_back_queued: a statement trigger's WHEN is
+-- evaluated before the row triggers that set it have run (tried: every edit then waited
+-- for the sweep).
 create function sync.deliver_write_backs() returns trigger
 language plpgsql security definer set search_path = ''
 as $$
