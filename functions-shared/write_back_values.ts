@@ -13,7 +13,7 @@
 
 import type { AttributeValue } from "@aws-sdk/client-dynamodb";
 import type { DynamoValue } from "./dynamo_decoder.ts";
-import { bytesToBase64, encodeJson } from "./dynamo_encoder.ts";
+import { encodeJson } from "./dynamo_encoder.ts";
 import { compareDecimal, isDynamoNumber, numberProblem, parseJsonExact } from "./dynamo_numbers.ts";
 import type { ColumnType } from "./table_registry.ts";
 
@@ -193,9 +193,11 @@ export function columnToAttribute(
   }
 }
 
-/** JSON-comparable form of a mapped value: sets sorted, binary as base64, numbers exact. */
+/**
+ * JSON-comparable form of a mapped value: sets sorted, binary as base64, numbers exact
+ * (all three as encodeJson writes them).
+ */
 function normalized(value: unknown): unknown {
-  if (value instanceof Uint8Array) return bytesToBase64(value);
   return parseJsonExact(encodeJson(value ?? null));
 }
 
