@@ -81,9 +81,16 @@ export class ReadPacer {
     if (delay > 0) await this.deps.sleep(delay);
   }
 
-  /** Books what a read cost (its ConsumedCapacity.CapacityUnits). */
-  spent(units: number): void {
-    this.#lastAt = Math.max(this.#next, this.deps.now());
+  /**
+   * Books what a read cost (its ConsumedCapacity.CapacityUnits), from when it started
+   * (`startedAt`, on this pacer's clock; now by default): the next read may start
+   * units / perSecond after this one started, as a token bucket spends its tokens when a
+   * request arrives. Booked from its end instead, every page also waited out the read's
+   * own latency, and a validator's segment (a Scan, then the comparison) read at about
+   * two thirds of its share of the budget.
+   */
+  spent(units: number, startedAt = this.deps.now()): void {
+    this.#lastAt = Math.max(this.#next, startedAt);
     this.#lastUnits = units;
     this.#next = this.#lastAt + (units / this.perSecond) * 1000;
   }

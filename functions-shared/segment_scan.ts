@@ -284,11 +284,13 @@ export async function scanSegments(
     turn: TurnAt | undefined,
   ): Promise<"done" | "gave up" | { nextKey: Item; nextTurn?: Turn }> {
     let readAt = new Date();
+    let startedAt = pacing.now();
     let page;
     try {
       page = await withBackoff(
         () => {
           readAt = new Date();
+          startedAt = pacing.now();
           return deps.dynamo(claim.region).send(
             new ScanCommand({
               TableName: claim.source_table,
@@ -330,7 +332,7 @@ export async function scanSegments(
       throw error;
     }
     const spentUnits = page.ConsumedCapacity?.CapacityUnits ?? 1;
-    pacer.spent(spentUnits);
+    pacer.spent(spentUnits, startedAt);
     const items = page.Items ?? [];
     const nextKey = page.LastEvaluatedKey ?? null;
     const scanned = { items, readAt, nextKey };

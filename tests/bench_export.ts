@@ -142,6 +142,47 @@ async function rawCopySeconds(sql: postgres.Sql): Promise<number> {
   return seconds;
 }
 
+/**
+ * The floor of this data model: the rows the import wrote, and the observations of the
+ * collapsed tables, dumped by the server, the targets emptied, then `COPY`ed back by the
+ * server into the real tables: logged, with every index, constraint and trigger (the
+ * visitors' sessions flattened by theirs). No client, no parsing of DynamoDB JSON, no
+ * staging, no guard: what any loader that keeps the sync's tables must at least pay.
+ */
+async function floorCopySeconds(sql: postgres.Sql): Promise<number> {
+  const files = TABLES.map((spec) => ({
+    table: `public.${spec.targetTable}`,
+    rows: `/tmp/bench-export-floor-${spec.targetTable}.copy`,
+    observations: `/tmp/bench-export-floor-${spec.targetTable}.observations.copy`,
+    target: spec.targetTable,
+  }));
+  for (const f of files) {
+    await sql.unsafe(`copy ${f.table} to '${f.rows}'`);
+    await sql.unsafe(
+      `copy (select * from sync.observations where target_table = '${f.target}') to '${f.observations}'`,
+    );
+  }
+  await emptyTargets(sql);
+  await sql.unsafe(`checkpoint`);
+  let seconds = 0;
+  for (const f of files) {
+    const started = performance.now();
+    await sql.unsafe(`copy ${f.table} from '${f.rows}'`);
+    const rowsDone = performance.now();
+    await sql.unsafe(`copy sync.observations from '${f.observations}'`);
+    const done = performance.now();
+    seconds += (done - started) / 1000;
+    console.error(
+      `bench: floor: ${f.table} ${((rowsDone - started) / 1000).toFixed(2)} s, its observations ${
+        ((done - rowsDone) / 1000).toFixed(2)
+      } s`,
+    );
+    await Deno.remove(f.rows).catch(() => {});
+    if (!Deno.env.get("KEEPF")) await Deno.remove(f.observations).catch(() => {});
+  }
+  return seconds;
+}
+
 /** The export section. */
 export async function benchExport(
   sql: postgres.Sql,
@@ -208,12 +249,15 @@ export async function benchExport(
   const expected = Object.values(REPORT_VOLUMES).reduce((sum, v) => sum + v.keys, 0) * scale;
   const [{ letters }] = await sql`select count(*)::int as letters from sync.dead_letters`;
   const raw = await rawCopySeconds(sql);
+  const floor = await floorCopySeconds(sql);
   figure("export_items", items, 0);
   figure("export_rows", Number(rows), 0);
   figure("export_rows_expected", expected, 0);
   figure("export_dead_letters", letters, 0);
   figure("export_backfill_seconds", backfill, 2);
   figure("export_raw_copy_seconds", raw, 2);
+  figure("export_floor_copy_seconds", floor, 2);
+  figure("export_backfill_vs_floor", backfill / floor, 2);
   figure("export_peak_rss_mb", load.peakRssMb, 0);
   figure("export_loader_cpu_seconds", load.cpuSeconds, 2);
   figure("export_postgres_cpu_seconds", postgresCpu, 2);
