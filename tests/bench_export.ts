@@ -178,7 +178,7 @@ async function floorCopySeconds(sql: postgres.Sql): Promise<number> {
       } s`,
     );
     await Deno.remove(f.rows).catch(() => {});
-    if (!Deno.env.get("KEEPF")) await Deno.remove(f.observations).catch(() => {});
+    await Deno.remove(f.observations).catch(() => {});
   }
   return seconds;
 }
