@@ -59,8 +59,20 @@ export function runningPid(name: string): number | undefined {
   return runningProcess(name)?.pid;
 }
 
-/** Whether a process exists (signal 0 checks without sending anything). */
+/**
+ * Whether a process is running. An exited process that its parent has not reaped yet (a
+ * zombie, state `Z` in /proc/PID/stat) still takes signals, but is not running: the
+ * stack's detached processes are reparented to this machine's init, which reaps them
+ * only every few seconds, and stopping each part waited about 2 s for that.
+ */
 export function isAlive(pid: number): boolean {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+    // No /proc (not Linux), or no such process: ask the kernel.
+  }
   try {
     Deno.kill(pid, "SIGCONT");
     return true;
