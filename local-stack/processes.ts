@@ -60,25 +60,37 @@ export function runningPid(name: string): number | undefined {
 }
 
 /**
- * Whether a process is running. An exited process that its parent has not reaped yet (a
- * zombie, state `Z` in /proc/PID/stat) still takes signals, but is not running: the
- * stack's detached processes are reparented to this machine's init, which reaps them
- * only every few seconds, and stopping each part waited about 2 s for that.
+ * Whether a process is running: whether any of its threads has not exited. An exited
+ * process that its parent has not reaped yet (a zombie, state `Z` in /proc) still takes
+ * signals, but is not running: the stack's detached processes are reparented to this
+ * machine's init, which reaps them only every few seconds, and stopping each part waited
+ * about 2 s for that. The threads count, not the leader alone: while a process exits,
+ * its leader turns `Z` before the other threads are gone, and they still hold its files
+ * (a part's listening port) until they are.
  */
 export function isAlive(pid: number): boolean {
+  let tasks: string[];
   try {
-    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
+    tasks = [...Deno.readDirSync(`/proc/${pid}/task`)].map((entry) => entry.name);
   } catch (error) {
     if (!(error instanceof Deno.errors.NotFound)) throw error;
     // No /proc (not Linux), or no such process: ask the kernel.
+    try {
+      Deno.kill(pid, "SIGCONT");
+      return true;
+    } catch {
+      return false;
+    }
   }
-  try {
-    Deno.kill(pid, "SIGCONT");
-    return true;
-  } catch {
-    return false;
-  }
+  return tasks.some((task) => {
+    try {
+      const stat = Deno.readTextFileSync(`/proc/${pid}/task/${task}/stat`);
+      const state = stat.charAt(stat.lastIndexOf(")") + 2);
+      return state !== "Z" && state !== "X";
+    } catch {
+      return false; // the thread is gone
+    }
+  });
 }
 
 /** Starts a detached process whose output goes to its log; returns its pid. */
