@@ -139,9 +139,12 @@ function signalGroup(pid: number, signal: Deno.Signal): void {
   }
 }
 
-/** Resolves after `ms` milliseconds. */
+/**
+ * Resolves after `ms` milliseconds; at once (on the next turn) when `ms` is not positive,
+ * such as a deadline already passed (Node's timers warn of a negative delay).
+ */
 export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+  return new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
 }
 
 /**
