@@ -11,6 +11,7 @@ import {
   BatchWriteItemCommand,
   type DynamoDBClient,
 } from "@aws-sdk/client-dynamodb";
+import { realPacing, withBackoff } from "../functions-shared/scan_pacing.ts";
 
 /** An item in DynamoDB JSON. */
 export type Item = Record<string, AttributeValue>;
@@ -35,8 +36,13 @@ export async function batchWrite(
     for (let attempt = 0; requests.length > 0; attempt++) {
       if (attempt > 10) throw new Error(`${table}: ${requests.length} items stayed unprocessed`);
       if (attempt > 0) await new Promise((r) => setTimeout(r, Math.min(2000, 50 * 2 ** attempt)));
-      const { UnprocessedItems } = await client.send(
-        new BatchWriteItemCommand({ RequestItems: { [table]: requests } }),
+      // A request the SDK's own retries could not get through (throttling, a 5xx: the
+      // local stack injects 2% of them, and the SDK's retry quota runs dry under many)
+      // is tried again, rounds with backoff, as the sync's own Scans are.
+      const { UnprocessedItems } = await withBackoff(
+        () => client.send(new BatchWriteItemCommand({ RequestItems: { [table]: requests } })),
+        () => {},
+        realPacing,
       );
       requests = (UnprocessedItems?.[table] ?? []) as typeof requests;
     }
