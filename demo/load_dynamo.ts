@@ -11,7 +11,7 @@ import {
   BatchWriteItemCommand,
   type DynamoDBClient,
 } from "@aws-sdk/client-dynamodb";
-import { realPacing, withBackoff } from "../functions-shared/scan_pacing.ts";
+import { realPacing, ScanGaveUp, withBackoff } from "../functions-shared/scan_pacing.ts";
 
 /** An item in DynamoDB JSON. */
 export type Item = Record<string, AttributeValue>;
@@ -43,7 +43,12 @@ export async function batchWrite(
         () => client.send(new BatchWriteItemCommand({ RequestItems: { [table]: requests } })),
         () => {},
         realPacing,
-      );
+      ).catch((error) => {
+        if (!(error instanceof ScanGaveUp)) throw error;
+        throw new Error(`BatchWriteItem on ${table}: ${error.cause.name}: ${error.cause.message}`, {
+          cause: error,
+        });
+      });
       requests = (UnprocessedItems?.[table] ?? []) as typeof requests;
     }
     written += chunk.length;

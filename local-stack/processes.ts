@@ -72,9 +72,8 @@ export function isAlive(pid: number): boolean {
   let tasks: string[];
   try {
     tasks = [...Deno.readDirSync(`/proc/${pid}/task`)].map((entry) => entry.name);
-  } catch (error) {
-    if (!(error instanceof Deno.errors.NotFound)) throw error;
-    // No /proc (not Linux), or no such process: ask the kernel.
+  } catch {
+    // No /proc (not Linux), no such process, or one /proc does not show us: ask the kernel.
     try {
       Deno.kill(pid, "SIGCONT");
       return true;
@@ -113,8 +112,35 @@ export function startDetached(spec: ProcessSpec): number {
 }
 
 /**
+ * The running processes of process group `pgid` (a detached part's pid is its group's id:
+ * the gateway's isolates are in it), from /proc; none where there is no /proc.
+ */
+function groupMembers(pgid: number): number[] {
+  const members: number[] = [];
+  let entries: Deno.DirEntry[];
+  try {
+    entries = [...Deno.readDirSync("/proc")];
+  } catch {
+    return members;
+  }
+  for (const entry of entries) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    try {
+      const stat = Deno.readTextFileSync(`/proc/${entry.name}/stat`);
+      // After the command's closing parenthesis: state, parent pid, process group.
+      const group = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[2]);
+      if (group === pgid && isAlive(Number(entry.name))) members.push(Number(entry.name));
+    } catch {
+      // The process is gone.
+    }
+  }
+  return members;
+}
+
+/**
  * Stops a detached process and everything in its process group: SIGTERM, then SIGKILL
- * after `graceMs`. Returns whether something was running.
+ * after `graceMs` to whatever of the group still runs. Returns whether something was
+ * running.
  */
 export async function stopDetached(name: string, graceMs = 10_000): Promise<boolean> {
   const pid = runningPid(name);
@@ -122,8 +148,9 @@ export async function stopDetached(name: string, graceMs = 10_000): Promise<bool
   if (pid === undefined) return false;
   signalGroup(pid, "SIGTERM");
   const deadline = Date.now() + graceMs;
-  while (isAlive(pid) && Date.now() < deadline) await sleep(100);
-  if (isAlive(pid)) signalGroup(pid, "SIGKILL");
+  const running = () => isAlive(pid) || groupMembers(pid).length > 0;
+  while (running() && Date.now() < deadline) await sleep(100);
+  if (running()) signalGroup(pid, "SIGKILL");
   return true;
 }
 

@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
-import { isAlive, sleep } from "./processes.ts";
+import { join } from "node:path";
+import { LOG_DIR } from "./config.ts";
+import { isAlive, sleep, startDetached, stopDetached } from "./processes.ts";
 
 /** The state letter of a process in /proc (`Z`: exited, not reaped), or null when gone. */
 function stateOf(pid: number): string | null {
@@ -11,7 +13,10 @@ function stateOf(pid: number): string | null {
   }
 }
 
-Deno.test("an exited process that its parent has not reaped (a zombie) is not alive", async () => {
+Deno.test({
+  name: "an exited process that its parent has not reaped (a zombie) is not alive",
+  ignore: Deno.build.os !== "linux", // reads /proc
+}, async () => {
   // `sleep 30` is the child of a process that never waits for it (the shell exec'd into
   // `sleep 60`), so once killed it stays a zombie, as the stack's parts do until this
   // machine's init reaps them.
@@ -30,9 +35,61 @@ Deno.test("an exited process that its parent has not reaped (a zombie) is not al
     assert.equal(stateOf(pid), "Z", "the killed child is a zombie");
     assert.equal(isAlive(pid), false);
   } finally {
+    if (pid > 0) {
+      try {
+        Deno.kill(pid, "SIGKILL");
+      } catch {
+        // Already killed.
+      }
+    }
     parent.kill("SIGKILL");
     await parent.stdout.cancel();
     await parent.status;
+  }
+});
+
+Deno.test({
+  name: "stopping a part stops its whole process group, and does not wait for init's reaping",
+  ignore: Deno.build.os !== "linux",
+}, async () => {
+  const part = `processes-test-${crypto.randomUUID().slice(0, 8)}`;
+  // A leader that exits on SIGTERM at once, and a member of its group that ignores it.
+  const pid = startDetached({
+    name: part,
+    command: "sh",
+    args: ["-c", "sh -c 'trap \"\" TERM; sleep 30' & sleep 30"],
+    cwd: Deno.cwd(),
+  });
+  await sleep(200);
+  const started = performance.now();
+  assert.equal(await stopDetached(part, 1_000), true);
+  Deno.removeSync(join(LOG_DIR, `${part}.log`));
+  assert.ok(performance.now() - started < 5_000);
+  for (let waited = 0; waited < 2_000; waited += 50) {
+    if (!isAlive(pid)) break;
+    await sleep(50);
+  }
+  assert.equal(isAlive(pid), false, "the leader");
+  let left = true;
+  try {
+    Deno.kill(-pid, "SIGCONT");
+  } catch {
+    left = false;
+  }
+  // The group may still hold zombies (init reaps them later), but nothing that runs.
+  if (left) {
+    const running = [...Deno.readDirSync("/proc")].filter((e) => /^\d+$/.test(e.name)).some(
+      (e) => {
+        try {
+          const stat = Deno.readTextFileSync(`/proc/${e.name}/stat`);
+          const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+          return Number(fields[2]) === pid && fields[0] !== "Z";
+        } catch {
+          return false;
+        }
+      },
+    );
+    assert.equal(running, false, "a member of the group that ignored SIGTERM");
   }
 });
 
