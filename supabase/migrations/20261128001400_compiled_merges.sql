@@ -519,6 +519,20 @@ as $$
   select sync.compile_merge_dispatch();
 $$;
 
+-- What every merge of a table takes first, whichever its entry point (sync.merge_changes,
+-- sync.merge_staged): the stream clock's granularity for the guard, for the rest of the
+-- transaction, and the table's merge lock, the one key that serializes merges of a table
+-- (the retention purge of 20261128001000_retention.sql takes the same key).
+create function sync.enter_merge(p_target text) returns void
+language sql set search_path = ''
+as $$
+  select set_config('sync.clock_granularity',
+    (select value from sync.settings where key = 'stream_clock_granularity'), true);
+  select pg_advisory_xact_lock(hashtext('sync.merge_changes'), hashtext(p_target));
+$$;
+comment on function sync.enter_merge(text) is
+  'Sets the clock granularity and takes the table''s merge lock for this transaction: what sync.merge_changes and sync.merge_staged do first.';
+
 -- The entry point (20261128000300_merge.sql), now calling the table's compiled merge
 -- through the compiled dispatcher (sync.merge_compiled), without dynamic SQL: plpgsql
 -- prepares the call once per session, where `execute format(...)` parsed and planned it
@@ -570,9 +584,7 @@ begin
   if problem is not null then
     raise exception 'sync.merge_changes(%): %', p_target, problem using errcode = 'SY002';
   end if;
-  perform set_config('sync.clock_granularity',
-    (select value from sync.settings where key = 'stream_clock_granularity'), true);
-  perform pg_advisory_xact_lock(hashtext('sync.merge_changes'), hashtext(p_target));
+  perform sync.enter_merge(p_target);
   select m.applied, m.upserted, m.deleted into applied, upserted, deleted
   from sync.merge_compiled(p_target, p_changes) m;
   return next;
@@ -606,9 +618,7 @@ begin
   if problem is not null then
     raise exception 'sync.merge_staged(%): %', p_target, problem using errcode = 'SY002';
   end if;
-  perform set_config('sync.clock_granularity',
-    (select value from sync.settings where key = 'stream_clock_granularity'), true);
-  perform pg_advisory_xact_lock(hashtext('sync.merge_changes'), hashtext(p_target));
+  perform sync.enter_merge(p_target);
   execute format('select m.applied, m.upserted, m.deleted from sync.%I() m',
                  sync.staged_merge_function_name(p_target))
     into applied, upserted, deleted;
@@ -628,7 +638,7 @@ revoke all on function sync.newer_expression(text, text, text, text, text),
   sync.merge_function_source(text), sync.compile_merge(text), sync.compile_merges(),
   sync.stale_merges(), sync.merge_dispatch_source(), sync.change_fields_source(),
   sync.compile_merge_dispatch(), sync.staged_merge_function_name(text),
-  sync.staged_merge_source(text), sync.merge_staged(text) from public;
+  sync.staged_merge_source(text), sync.merge_staged(text), sync.enter_merge(text) from public;
 revoke all on table sync.staged_changes from public;
 
 select sync.compile_merges();
