@@ -60,6 +60,20 @@ export function runningPid(name: string): number | undefined {
 }
 
 /**
+ * The fields of a /proc `stat` file after the command's closing parenthesis (state,
+ * parent pid, process group, ...; the command itself may hold spaces and parentheses),
+ * or null when the process or thread is gone.
+ */
+function statFields(path: string): string[] | null {
+  try {
+    const stat = Deno.readTextFileSync(path);
+    return stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  } catch {
+    return null;
+  }
+}
+
+/**
  * Whether a process is running: whether any of its threads has not exited. An exited
  * process that its parent has not reaped yet (a zombie, state `Z` in /proc) still takes
  * signals, but is not running: the stack's detached processes are reparented to this
@@ -82,13 +96,8 @@ export function isAlive(pid: number): boolean {
     }
   }
   return tasks.some((task) => {
-    try {
-      const stat = Deno.readTextFileSync(`/proc/${pid}/task/${task}/stat`);
-      const state = stat.charAt(stat.lastIndexOf(")") + 2);
-      return state !== "Z" && state !== "X";
-    } catch {
-      return false; // the thread is gone
-    }
+    const state = statFields(`/proc/${pid}/task/${task}/stat`)?.[0];
+    return state !== undefined && state !== "Z" && state !== "X";
   });
 }
 
@@ -125,14 +134,8 @@ function groupMembers(pgid: number): number[] {
   }
   for (const entry of entries) {
     if (!/^\d+$/.test(entry.name)) continue;
-    try {
-      const stat = Deno.readTextFileSync(`/proc/${entry.name}/stat`);
-      // After the command's closing parenthesis: state, parent pid, process group.
-      const group = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[2]);
-      if (group === pgid && isAlive(Number(entry.name))) members.push(Number(entry.name));
-    } catch {
-      // The process is gone.
-    }
+    const group = Number(statFields(`/proc/${entry.name}/stat`)?.[2]);
+    if (group === pgid && isAlive(Number(entry.name))) members.push(Number(entry.name));
   }
   return members;
 }
