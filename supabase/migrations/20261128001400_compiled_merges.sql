@@ -357,20 +357,23 @@ $fn$;
 -- ties, as later changes of a JSON array do). Unlogged: staged rows are written to no WAL
 -- (they are gone after a crash, with the transaction that staged them). sync.merge_staged
 -- deletes a transaction's rows once merged. A permanent table rather than a temporary one
--- so that plpgsql_check (supabase db lint) sees the staged merges' statements whole.
-create unlogged table sync.staged_changes (
-  stager xid8 not null default pg_current_xact_id(),
-  ord bigint not null,
-  op text,
-  "row" jsonb,
-  seq numeric(40, 0),
-  changed_at timestamptz,
-  source text,
-  range_key numeric,
-  rank smallint,
-  seen_at timestamptz,
-  primary key (stager, ord)
-);
+-- so that plpgsql_check (supabase db lint) sees the staged merges' statements whole. The
+-- change's columns are sync.change's attributes, read from the type, so the two cannot
+-- drift apart.
+do $do$
+begin
+  execute format(
+    'create unlogged table sync.staged_changes (
+       stager xid8 not null default pg_current_xact_id(),
+       ord bigint not null,
+       %s,
+       primary key (stager, ord))',
+    (select string_agg(format('%I %s', a.attname, format_type(a.atttypid, a.atttypmod)), ', '
+                       order by a.attnum)
+     from pg_attribute a
+     where a.attrelid = 'sync.change'::regclass and a.attnum > 0 and not a.attisdropped));
+end
+$do$;
 comment on table sync.staged_changes is
   'Changes an export loader COPYs in a transaction for sync.merge_staged (functions-shared/export_stage.ts); each transaction''s own, deleted once merged.';
 
