@@ -24,7 +24,15 @@ export interface StepResult {
   seconds: number;
   /** CPU seconds (user + system) of the step's command and every process it waited for. */
   cpu: number;
+  /** Seconds from the start of `npm test` to the step's start: the summary's timeline. */
+  at: number;
 }
+
+/** When this run began (this module is loaded first thing): the steps' offsets count from it. */
+const runStarted = performance.now();
+
+/** Seconds since the run began. */
+const sinceStart = () => (performance.now() - runStarted) / 1000;
 
 /** Where each step's whole output is kept. */
 export const TEST_LOG_DIR: string = join(LOCAL_DIR, "test-logs");
@@ -108,9 +116,17 @@ export async function step(
 ): Promise<boolean> {
   const commandLine = [command.replace(ROOT + "/", ""), ...args].join(" ")
     .replaceAll(ROOT + "/", "");
-  const result: StepResult = { name, ok: false, passed: 0, failed: 0, seconds: 0, cpu: 0 };
+  const result: StepResult = {
+    name,
+    ok: false,
+    passed: 0,
+    failed: 0,
+    seconds: 0,
+    cpu: 0,
+    at: sinceStart(),
+  };
   results.push(result);
-  console.log(`--- ${name}: started`);
+  console.log(`--- ${name}: started at ${result.at.toFixed(1)}s`);
   const started = performance.now();
   const { code, output, cpu } = await runCaptured(command, args, env);
   const counted = count?.(output);
@@ -139,7 +155,15 @@ export async function step(
  */
 export function check(name: string, problems: string[]): boolean {
   const ok = problems.length === 0;
-  results.push({ name, ok, passed: ok ? 1 : 0, failed: ok ? 0 : 1, seconds: 0, cpu: 0 });
+  results.push({
+    name,
+    ok,
+    passed: ok ? 1 : 0,
+    failed: ok ? 0 : 1,
+    seconds: 0,
+    cpu: 0,
+    at: sinceStart(),
+  });
   console.log(`${ok ? "ok " : "FAILED"} ${name}`);
   for (const problem of problems) console.log(`  ${problem}`);
   return ok;
@@ -147,7 +171,7 @@ export function check(name: string, problems: string[]): boolean {
 
 /** Records a step that failed before it could run a command, with the reason shown. */
 export function fail(name: string, reason: string) {
-  results.push({ name, ok: false, passed: 0, failed: 1, seconds: 0, cpu: 0 });
+  results.push({ name, ok: false, passed: 0, failed: 1, seconds: 0, cpu: 0, at: sinceStart() });
   console.log(`FAILED ${name}: ${reason}`);
 }
 
@@ -191,6 +215,7 @@ export function skip(name: string, reason: string) {
     failed: 0,
     seconds: 0,
     cpu: 0,
+    at: sinceStart(),
   });
 }
 
@@ -213,8 +238,9 @@ export async function pool(limit: number, tasks: (() => Promise<unknown>)[]): Pr
 }
 
 /**
- * Prints the summary (one line per step, then the totals) and exits: 0 only when every
- * step is ok and no test failed.
+ * Prints the summary (one line per step: its counts, when it started after the run
+ * began, its seconds and CPU seconds; then the totals) and exits: 0 only when every step
+ * is ok and no test failed.
  */
 export function exitWithSummary(started: number): never {
   const passed = results.reduce((sum, r) => sum + r.passed, 0);
@@ -223,7 +249,8 @@ export function exitWithSummary(started: number): never {
   for (const r of results) {
     console.log(
       `${r.ok ? "ok    " : "FAILED"} ${r.name.padEnd(48)} ${String(r.passed).padStart(4)} passed ` +
-        `${String(r.failed).padStart(3)} failed  ${r.seconds.toFixed(1).padStart(6)}s ` +
+        `${String(r.failed).padStart(3)} failed  at ${r.at.toFixed(1).padStart(5)}s ` +
+        `${r.seconds.toFixed(1).padStart(6)}s ` +
         `${r.cpu.toFixed(1).padStart(6)}s CPU`,
     );
   }
