@@ -189,6 +189,9 @@ async function terraformChecks(): Promise<void> {
 /**
  * pgTAP: the end-to-end files that use the stack wait for it, as its tests empty tables
  * within their transactions and count what is left (each file rolls back at its end).
+ * Two files at a time (`pg_prove -j 2`): each is one transaction that commits nothing,
+ * so no file sees another's rows; where two empty the same table the second waits for
+ * the first's rollback. On a quiet machine 7.0 s one at a time, 4.9 s two at a time.
  */
 async function pgTap(databaseUrl: string): Promise<void> {
   await step(
@@ -197,6 +200,8 @@ async function pgTap(databaseUrl: string): Promise<void> {
     [
       "--failures",
       "--timer",
+      "--jobs",
+      "2",
       "-d",
       databaseUrl,
       ...testFiles(join(ROOT, "supabase", "tests"), ".sql"),
