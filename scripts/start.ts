@@ -9,8 +9,8 @@
  * unmappable, no dead letter is open and no isolate was killed (each named in the report).
  *
  * The phases overlap where the result is the same (README, "Where the time goes"): the
- * small tables load beside the big ones, and a table's backfill starts as soon as that
- * table is loaded, while the others load; the live burst runs while backfills run (the
+ * tables load one after another ({@link loadOrder}), and a table's backfill starts as
+ * soon as that table is loaded, while the others load; the live burst runs while backfills run (the
  * stream carries every later write and the ordering guard makes the order of arrival
  * irrelevant: docs/sync-semantics.md); a table is validated as soon as its own backfill
  * is done and, for the tables the live phase changes, the streams have drained and the
@@ -49,18 +49,21 @@ import { StartBoard } from "./start_board.ts";
 const say = (line = "") => console.log(line);
 
 /**
- * The load in two lanes that run side by side: the small tables one after another (a few
- * seconds each: their backfills are queued first and done, and the ones the live phase
- * leaves alone validated, while the big tables still load), and the two big tables, the
- * visitors first (their backfill is the longest: the most read units and the collapsing
- * merge) and the actions after them. The import-worker claims segments in the order the
- * jobs were queued (sync.claim_segment), so this is also the backfills' order.
+ * The order of the load, one table at a time: the visitors first (their chain is the
+ * longest: the most read units to backfill and to validate, and the collapsing merge),
+ * then the actions, then the small tables. DynamoDB Local is a fresh JVM when the load
+ * begins (`up({ freshSources: true })`), and loads beside one another shared its cold
+ * start: the visitors took 26 s beside the small tables (whose backfills and validations
+ * started isolates meanwhile) and 16 s alone; beside the actions, 26 s and 46 s. The small
+ * tables' loads, backfills and validations then run during the visitors' backfill, which
+ * waits on its read budget rather than on CPU. The import-worker claims segments in the
+ * order the jobs were queued (sync.claim_segment), so this is also the backfills' order.
  */
-export function loadLanes(tables: readonly TableSpec[]): TableSpec[][] {
+export function loadOrder(tables: readonly TableSpec[]): TableSpec[] {
   const big = ["firespring_visitors", "firespring_actions"];
   return [
-    tables.filter((t) => !big.includes(t.targetTable)),
-    big.map((name) => tables.find((t) => t.targetTable === name)!).filter(Boolean),
+    ...big.map((name) => tables.find((t) => t.targetTable === name)!).filter(Boolean),
+    ...tables.filter((t) => !big.includes(t.targetTable)),
   ];
 }
 
@@ -76,9 +79,9 @@ export function segmentsFor(items: number): number {
 }
 
 /**
- * The live phase in parts, each run once its own tables are loaded: the actions load
- * last (after the visitors), and the other tables' live changes, drain and redelivery
- * (the visitors' validation waits for them) need not wait for that load.
+ * The live phase in parts, each run once its own tables are loaded: the actions' part as
+ * soon as the actions are (their backfill and validation wait for it), and the other
+ * tables' part once the small tables are, which load after the actions ({@link loadOrder}).
  */
 export function liveGroups(live: ReadonlySet<string>): Set<string>[] {
   const last = "firespring_actions";
@@ -206,11 +209,9 @@ if (import.meta.main) {
       });
       done.then(backfilled.get(table)!.resolve, backfilled.get(table)!.reject);
     };
-    const loading = Promise.all(
-      loadLanes(TABLES).map(async (lane) => {
-        for (const spec of lane) await loadOne(spec);
-      }),
-    );
+    const loading = (async () => {
+      for (const spec of loadOrder(TABLES)) await loadOne(spec);
+    })();
     // A load that fails fails every table still waiting for its load or backfill.
     loading.catch((error) => {
       backfilled.forEach((b) => b.reject(error));
