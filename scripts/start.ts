@@ -79,15 +79,15 @@ export function segmentsFor(items: number): number {
 }
 
 /**
- * The live phase in parts, each run once its own tables are loaded: the actions' part as
- * soon as the actions are (their backfill and validation wait for it), and the other
- * tables' part once the small tables are, which load after the actions ({@link loadOrder}).
+ * The live phase in parts, each run once its own tables are loaded: the big tables'
+ * part (the visitors and the actions, loaded first: {@link loadOrder}), on which their
+ * validations wait, and the small tables' part, once those are loaded after them.
  */
 export function liveGroups(live: ReadonlySet<string>): Set<string>[] {
-  const last = "firespring_actions";
+  const big = ["firespring_visitors", "firespring_actions"];
   return [
-    new Set([...live].filter((t) => t !== last)),
-    new Set([...live].filter((t) => t === last)),
+    new Set([...live].filter((t) => big.includes(t))),
+    new Set([...live].filter((t) => !big.includes(t))),
   ].filter((group) => group.size > 0);
 }
 
@@ -157,10 +157,11 @@ if (import.meta.main) {
       TABLES.map((t) => [t.sourceTable, data[t.sourceTable].length]),
     );
     await clock.time("empty the targets", () => emptyTargets(sql));
-    // The poller (left stopped by `up`) starts before the first live write, not
-    // while the tables load: nothing else writes to a table once its stream is on, the
-    // poller reads each stream from its oldest record, and its polling of DynamoDB Local's
-    // streams (every 250 ms per shard) slowed the loads beside it.
+    // The poller (left stopped by `up`) starts just before the first live write, once the
+    // big tables are loaded (the small ones load after them): nothing else writes to a
+    // table once its stream is on, the poller reads each stream from its oldest record,
+    // and its polling of DynamoDB Local's streams (every 250 ms per shard) slowed the
+    // loads beside it.
     let pollerStarted: Promise<void> | undefined;
     const pollerBack = () => {
       pollerStarted ??= clock.time("stream poller restart", restartPoller);
