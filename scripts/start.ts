@@ -224,7 +224,7 @@ if (import.meta.main) {
     const inOrder = inTurn();
     const groups = liveGroups(LIVE_TABLES);
     const liveParts = groups.map((group, i) => {
-      const suffix = i === 0 ? "" : ` ${[...group].join(", ")}`;
+      const suffix = i === 0 ? "" : " (small tables)";
       const part = (async () => {
         await Promise.all([...group].map((t) => loaded.get(t)!.promise));
         await pollerBack();
