@@ -91,6 +91,11 @@ export interface ValidatorDeps {
   /** Pause before looking again at keys that differ (changes in flight settle). */
   settleMs?: number;
   /**
+   * Waits out that pause (a timer when absent); the endpoint's gives up the run's place
+   * at the isolate's gate meanwhile (run_gate.ts, `pausedAt`).
+   */
+  pause?: (ms: number) => Promise<void>;
+  /**
    * The request's budget: hand on once the isolate's CPU (boot included) or this
    * request's wall time reaches it, or after this many Scan pages; the run then goes on
    * in another request.

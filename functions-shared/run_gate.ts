@@ -9,7 +9,8 @@
  * few; a request beyond them answers at once and starts nothing (the runs already in
  * the isolate go on, and hand on to a fresh isolate when the budget is spent).
  * {@link whenAdmitted} waits for a place instead, in arrival order (the validator's
- * requests; the webhook's statements, statement_slots.ts).
+ * requests; the webhook's statements, statement_slots.ts), and {@link pausedAt} gives a
+ * place up while its run waits on a timer.
  *
  * @module
  */
@@ -29,26 +30,44 @@ export class RunGate {
     return this.#active;
   }
 
+  /** Takes a place if one is free; whether it did. */
+  take(): boolean {
+    if (this.#active >= this.max) return false;
+    this.#active++;
+    return true;
+  }
+
+  /** Gives back a place taken with {@link take} (or held by an admitted run). */
+  give(): void {
+    this.#active = Math.max(0, this.#active - 1);
+  }
+
   /**
    * Starts `work` if a place is free and returns its promise, which frees the place when
    * it settles; returns undefined, starting nothing, when the gate is full.
    */
   admit<T>(work: () => Promise<T>): Promise<T> | undefined {
-    if (this.#active >= this.max) return undefined;
-    this.#active++;
+    if (!this.take()) return undefined;
     let running: Promise<T>;
     try {
       running = work();
     } catch (error) {
-      this.#active--;
+      this.give();
       throw error;
     }
-    return running.finally(() => this.#active--);
+    return running.finally(() => this.give());
   }
 }
 
 /** The requests waiting for a place at each gate, in arrival order. */
 const waiting = new WeakMap<RunGate, (() => void)[]>();
+
+/** The line of requests waiting for a place at `gate`. */
+function queueOf(gate: RunGate): (() => void)[] {
+  const queue = waiting.get(gate) ?? [];
+  waiting.set(gate, queue);
+  return queue;
+}
 
 /** How many are waiting for a place at `gate` through {@link whenAdmitted}. */
 export function waitingAt(gate: RunGate): number {
@@ -61,8 +80,7 @@ export function waitingAt(gate: RunGate): number {
  * waits again, first in line).
  */
 export function whenAdmitted<T>(gate: RunGate, work: () => Promise<T>): Promise<T> {
-  const queue = waiting.get(gate) ?? [];
-  waiting.set(gate, queue);
+  const queue = queueOf(gate);
   const next = () => queue.shift()?.();
   return new Promise<T>((resolve, reject) => {
     const tryNow = (first: boolean) => {
@@ -75,5 +93,31 @@ export function whenAdmitted<T>(gate: RunGate, work: () => Promise<T>): Promise<
       running.then(resolve, reject).finally(next);
     };
     tryNow(true);
+  });
+}
+
+/**
+ * Waits `ms` without holding a place at `gate`, for a run admitted through
+ * {@link whenAdmitted} that waits on a timer (the validator's settle pause,
+ * validator_compare.ts): it uses no CPU meanwhile, so the first request in line starts.
+ * The run then takes a place again, ahead of the line (it held one), waiting for one to
+ * free up if every place is taken.
+ */
+export async function pausedAt(
+  gate: RunGate,
+  ms: number,
+  sleep: (ms: number) => Promise<void> = (wait) =>
+    new Promise((resolve) => setTimeout(resolve, wait)),
+): Promise<void> {
+  const queue = queueOf(gate);
+  gate.give();
+  queue.shift()?.();
+  await sleep(ms);
+  await new Promise<void>((resolve) => {
+    const tryTake = () => {
+      if (gate.take()) resolve();
+      else queue.unshift(tryTake);
+    };
+    tryTake();
   });
 }

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { RunGate, whenAdmitted } from "./run_gate.ts";
+import { pausedAt, RunGate, waitingAt, whenAdmitted } from "./run_gate.ts";
 
 Deno.test("a gate admits up to its maximum and frees a place when a run settles", async () => {
   const gate = new RunGate(2);
@@ -50,5 +50,51 @@ Deno.test("whenAdmitted runs waiting work in arrival order as each admitted run 
   ]);
   assert.deepEqual(results, ["a", "b", "c"]);
   assert.deepEqual(order, ["a", "b", "c"], "one at a time, first come first served");
+  assert.equal(gate.active, 0);
+});
+
+Deno.test("a run paused on a timer lets the next in line start, then takes a place again", async () => {
+  const gate = new RunGate(1);
+  const events: string[] = [];
+  let wake!: () => void;
+  const timer = (ms: number) =>
+    new Promise<void>((resolve) => {
+      events.push(`a sleeps ${ms} ms`);
+      wake = resolve;
+    });
+  let finishB!: () => void;
+  const a = whenAdmitted(gate, async () => {
+    events.push("a starts");
+    await pausedAt(gate, 1_000, timer);
+    events.push("a goes on");
+    assert.equal(gate.active, 1, "a holds a place again");
+  });
+  const b = whenAdmitted(gate, async () => {
+    events.push("b starts");
+    await new Promise<void>((resolve) => (finishB = resolve));
+    events.push("b ends");
+  });
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  assert.deepEqual(events, ["a starts", "a sleeps 1000 ms", "b starts"], "b ran in a's pause");
+  assert.equal(gate.active, 1);
+  wake();
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  assert.deepEqual(events.slice(3), [], "a waits for b's place, not beside it");
+  finishB();
+  await Promise.all([a, b]);
+  assert.deepEqual(events.slice(3), ["b ends", "a goes on"]);
+  assert.equal(gate.active, 0);
+  assert.equal(waitingAt(gate), 0);
+});
+
+Deno.test("a paused run with nobody in line takes its place straight back", async () => {
+  const gate = new RunGate(1);
+  await whenAdmitted(gate, async () => {
+    await pausedAt(gate, 1, () => {
+      assert.equal(gate.active, 0, "the place is free during the pause");
+      return Promise.resolve();
+    });
+    assert.equal(gate.active, 1);
+  });
   assert.equal(gate.active, 0);
 });

@@ -79,7 +79,8 @@ export async function recheckLook(
     });
     return "report";
   }
-  await new Promise((resolve) => setTimeout(resolve, deps.settleMs ?? 1_000));
+  const settleMs = deps.settleMs ?? 1_000;
+  await (deps.pause?.(settleMs) ?? new Promise((resolve) => setTimeout(resolve, settleMs)));
   const keys = before.map((d) => JSON.stringify(d.key));
   await deps.sql`delete from sync.checksum_items
                  where run_id = ${run} and row_key = any(${keys}::text[]::jsonb[])`;

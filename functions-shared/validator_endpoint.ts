@@ -23,7 +23,7 @@
 import { z } from "zod";
 import { recordedResult, validateTable, type ValidatorDeps } from "./checksum_validator.ts";
 import { errorResponse, json, methodNotAllowed } from "./http.ts";
-import { type RunGate, whenAdmitted } from "./run_gate.ts";
+import { pausedAt, type RunGate, whenAdmitted } from "./run_gate.ts";
 import { serviceRoleProblem } from "./service_auth.ts";
 import { isDatabaseUnavailable } from "./sync_db.ts";
 import { byTargetTable, TABLES } from "./table_registry.ts";
@@ -101,10 +101,11 @@ export async function handleValidatorRequest(req: Request, deps: EndpointDeps): 
     const arrivedAt = performance.now();
     const full = deps.gate !== undefined && deps.gate.active >= deps.gate.max;
     let started: number | undefined = runId;
-    const start = () =>
+    const start = (pause?: (ms: number) => Promise<void>) =>
       validateTable(
         {
           ...deps,
+          pause,
           // A busy isolate only starts the run: no budget, so it hands on at once.
           budget: full
             ? { cpuMs: 0, wallMs: 0, pages: 0 }
@@ -127,10 +128,11 @@ export async function handleValidatorRequest(req: Request, deps: EndpointDeps): 
       );
     // The gate's place is given back before the hand-on's call, which may land on this
     // very isolate.
+    // A run admitted through the gate gives its place up while it waits on a timer.
     const gate = deps.gate;
     const admitted = gate === undefined || (full && runId === undefined)
       ? start()
-      : whenAdmitted(gate, start);
+      : whenAdmitted(gate, () => start((ms) => pausedAt(gate, ms)));
     const work = admitted
       .then(async (outcome) => {
         // Handed on: the next request goes on from the checkpoints. Otherwise another
