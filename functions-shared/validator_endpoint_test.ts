@@ -311,6 +311,37 @@ Deno.test("a request hands on after giving its gate's place back, so the isolate
   await timersFire(deps);
 });
 
+Deno.test("a run waiting out a settle pause gives its place up to the next in line", async () => {
+  // Every look finds s-1 different: the run pauses before each of its looks again.
+  const db = runsDb({ divergent: () => [{ kind: "different", key: { segment_id: "s-1" } }] });
+  const gate = new RunGate(1);
+  const dynamo = fakeDynamo(() => ({ Items: [segmentItem] }));
+  const { deps } = endpointDeps(db, dynamo, { gate, settleMs: 100, answerWithinMs: 1_500 });
+  const events: string[] = [];
+  const answered = handleValidatorRequest(post('{"table": "firespring_segments"}'), deps)
+    .then((response) => {
+      events.push("the validation answers");
+      return response;
+    });
+  // Once the run is between its looks (in its first settle pause), the next one in line.
+  const inRecheck = () => [...db.runs.values()].some((run) => run.phase === "recheck");
+  for (let i = 0; i < 2_000 && !inRecheck(); i++) {
+    await new Promise((resolve) => setTimeout(resolve, 1));
+  }
+  assert.ok(inRecheck(), "the run reached its looks");
+  const next = whenAdmitted(gate, () => {
+    events.push(inRecheck() ? "the next in line runs between the looks" : "it runs after them");
+    return Promise.resolve();
+  });
+  const response = await answered;
+  await next;
+  assert.equal(response.status, 200);
+  assert.deepEqual((await response.json()).different, [{ segment_id: "s-1" }]);
+  assert.deepEqual(events, ["the next in line runs between the looks", "the validation answers"]);
+  assert.equal(gate.active, 0);
+  await timersFire(deps);
+});
+
 Deno.test("the database down answers 503; any other failure 500 naming it", async () => {
   const down = validatorDb({
     fail: Object.assign(new Error("connect ECONNREFUSED"), { code: "ECONNREFUSED" }),
