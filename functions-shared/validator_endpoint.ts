@@ -127,8 +127,8 @@ export async function handleValidatorRequest(req: Request, deps: EndpointDeps): 
         },
       );
     // The gate's place is given back before the hand-on's call, which may land on this
-    // very isolate.
-    // A run admitted through the gate gives its place up while it waits on a timer.
+    // very isolate; a run admitted through the gate also gives it up while it waits on a
+    // timer (pausedAt).
     const gate = deps.gate;
     const admitted = gate === undefined || (full && runId === undefined)
       ? start()

@@ -64,7 +64,7 @@ export function runningPid(name: string): number | undefined {
  * parent pid, process group, ...; the command itself may hold spaces and parentheses),
  * or null when the process or thread is gone.
  */
-function statFields(path: string): string[] | null {
+export function statFields(path: string): string[] | null {
   try {
     const stat = Deno.readTextFileSync(path);
     return stat.slice(stat.lastIndexOf(")") + 2).split(" ");
@@ -124,7 +124,7 @@ export function startDetached(spec: ProcessSpec): number {
  * The running processes of process group `pgid` (a detached part's pid is its group's id:
  * the gateway's isolates are in it), from /proc; none where there is no /proc.
  */
-function groupMembers(pgid: number): number[] {
+export function groupMembers(pgid: number): number[] {
   const members: number[] = [];
   let entries: Deno.DirEntry[];
   try {

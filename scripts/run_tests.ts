@@ -295,7 +295,6 @@ async function endToEnd(
 }
 
 const keepStack = Deno.args.includes("--keep-stack");
-const started = performance.now();
 const wasRunning = await stackRunning();
 // The backfill and the validator hand on before their isolate's CPU reaches the hosted
 // hard limit (docs/interfaces.md, "Edge Function limits"): none of their isolates may be
@@ -343,4 +342,4 @@ if (!wasRunning && !keepStack) {
   ]);
 }
 
-exitWithSummary(started);
+exitWithSummary();

@@ -48,6 +48,9 @@ import { StartBoard } from "./start_board.ts";
 
 const say = (line = "") => console.log(line);
 
+/** The two big tables, in the order they load: their chains bound `npm start`. */
+const BIG_TABLES: readonly string[] = ["firespring_visitors", "firespring_actions"];
+
 /**
  * The order of the load, one table at a time: the visitors first (their chain is the
  * longest: the most read units to backfill and to validate, and the collapsing merge),
@@ -60,10 +63,9 @@ const say = (line = "") => console.log(line);
  * order the jobs were queued (sync.claim_segment), so this is also the backfills' order.
  */
 export function loadOrder(tables: readonly TableSpec[]): TableSpec[] {
-  const big = ["firespring_visitors", "firespring_actions"];
   return [
-    ...big.map((name) => tables.find((t) => t.targetTable === name)!).filter(Boolean),
-    ...tables.filter((t) => !big.includes(t.targetTable)),
+    ...BIG_TABLES.map((name) => tables.find((t) => t.targetTable === name)!).filter(Boolean),
+    ...tables.filter((t) => !BIG_TABLES.includes(t.targetTable)),
   ];
 }
 
@@ -84,10 +86,9 @@ export function segmentsFor(items: number): number {
  * validations wait, and the small tables' part, once those are loaded after them.
  */
 export function liveGroups(live: ReadonlySet<string>): Set<string>[] {
-  const big = ["firespring_visitors", "firespring_actions"];
   return [
-    new Set([...live].filter((t) => big.includes(t))),
-    new Set([...live].filter((t) => !big.includes(t))),
+    new Set([...live].filter((t) => BIG_TABLES.includes(t))),
+    new Set([...live].filter((t) => !BIG_TABLES.includes(t))),
   ].filter((group) => group.size > 0);
 }
 

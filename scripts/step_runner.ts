@@ -34,6 +34,13 @@ const runStarted = performance.now();
 /** Seconds since the run began. */
 const sinceStart = () => (performance.now() - runStarted) / 1000;
 
+/** Adds a step's result to {@link results}, started now, and returns it. */
+function record(name: string, ok: boolean, passed: number, failed: number): StepResult {
+  const result = { name, ok, passed, failed, seconds: 0, cpu: 0, at: sinceStart() };
+  results.push(result);
+  return result;
+}
+
 /** Where each step's whole output is kept. */
 export const TEST_LOG_DIR: string = join(LOCAL_DIR, "test-logs");
 
@@ -116,16 +123,7 @@ export async function step(
 ): Promise<boolean> {
   const commandLine = [command.replace(ROOT + "/", ""), ...args].join(" ")
     .replaceAll(ROOT + "/", "");
-  const result: StepResult = {
-    name,
-    ok: false,
-    passed: 0,
-    failed: 0,
-    seconds: 0,
-    cpu: 0,
-    at: sinceStart(),
-  };
-  results.push(result);
+  const result = record(name, false, 0, 0);
   console.log(`--- ${name}: started at ${result.at.toFixed(1)}s`);
   const started = performance.now();
   const { code, output, cpu } = await runCaptured(command, args, env);
@@ -155,15 +153,7 @@ export async function step(
  */
 export function check(name: string, problems: string[]): boolean {
   const ok = problems.length === 0;
-  results.push({
-    name,
-    ok,
-    passed: ok ? 1 : 0,
-    failed: ok ? 0 : 1,
-    seconds: 0,
-    cpu: 0,
-    at: sinceStart(),
-  });
+  record(name, ok, ok ? 1 : 0, ok ? 0 : 1);
   console.log(`${ok ? "ok " : "FAILED"} ${name}`);
   for (const problem of problems) console.log(`  ${problem}`);
   return ok;
@@ -171,7 +161,7 @@ export function check(name: string, problems: string[]): boolean {
 
 /** Records a step that failed before it could run a command, with the reason shown. */
 export function fail(name: string, reason: string) {
-  results.push({ name, ok: false, passed: 0, failed: 1, seconds: 0, cpu: 0, at: sinceStart() });
+  record(name, false, 0, 1);
   console.log(`FAILED ${name}: ${reason}`);
 }
 
@@ -208,15 +198,7 @@ export function testFiles(dir: string, suffix: string): string[] {
 /** Records a step that could not run here, and why (shown in the summary, counted as neither). */
 export function skip(name: string, reason: string) {
   console.log(`skipped ${name}: ${reason}`);
-  results.push({
-    name: `${name} (skipped)`,
-    ok: true,
-    passed: 0,
-    failed: 0,
-    seconds: 0,
-    cpu: 0,
-    at: sinceStart(),
-  });
+  record(`${name} (skipped)`, true, 0, 0);
 }
 
 /** `Success! 5 passed, 0 failed.` / `Failure! 3 passed, 1 failed, 1 skipped.` from terraform test. */
@@ -242,7 +224,7 @@ export async function pool(limit: number, tasks: (() => Promise<unknown>)[]): Pr
  * began, its seconds and CPU seconds; then the totals) and exits: 0 only when every step
  * is ok and no test failed.
  */
-export function exitWithSummary(started: number): never {
+export function exitWithSummary(): never {
   const passed = results.reduce((sum, r) => sum + r.passed, 0);
   const failed = results.reduce((sum, r) => sum + r.failed, 0);
   console.log("\n=== summary");
@@ -256,7 +238,7 @@ export function exitWithSummary(started: number): never {
   }
   const cpu = results.reduce((sum, r) => sum + r.cpu, 0);
   console.log(
-    `npm test took ${((performance.now() - started) / 1000).toFixed(0)}s; its steps' own ` +
+    `npm test took ${sinceStart().toFixed(0)}s; its steps' own ` +
       `processes used ${cpu.toFixed(0)} CPU seconds (the stack's servers not counted)`,
   );
   console.log(`${passed} passed, ${failed} failed`);
