@@ -32,7 +32,8 @@ import { toWire } from "./change_wire.ts";
 import type { CpuMeter } from "./cpu_meter.ts";
 import { encodeJson } from "./dynamo_encoder.ts";
 import { type DeadLetter, mapScannedItem, type TableChange } from "./record_mapping.ts";
-import type { Checkpoint, Claim, Committed, ScanPage, Turn } from "./segment_scan.ts";
+import { turnOf, turnSettlement } from "./read_turns.ts";
+import type { Checkpoint, Claim, Committed, ScanPage } from "./segment_scan.ts";
 import { applyChanges, isDataError } from "./sync_db.ts";
 import { bySourceTable } from "./table_registry.ts";
 
@@ -124,30 +125,15 @@ function mapPage(cpu: CpuMeter, claim: Claim, page: ScanPage) {
 }
 
 /** What a page's statement needs to book the segment's next read (read turns). */
-interface TurnArgs {
+interface TurnArgs extends ReturnType<typeof turnSettlement> {
   /** The table's read budget, read units a second. */
   rate: number;
-  spent: number;
-  booked: number;
-  next: boolean;
-}
-
-/** The turn `sync.backfill_read_turn` booked ({wait_ms, units}); none when not asked. */
-export function turnOf(value: unknown): Turn | undefined {
-  const turn = value as { wait_ms?: unknown; units?: unknown } | null | undefined;
-  if (turn?.wait_ms == null || turn.units == null) return undefined;
-  return { waitMs: Number(turn.wait_ms), units: Number(turn.units) };
 }
 
 /** The turn's arguments of a page, when the worker reads by turns. */
 function turnArgs(rate: number | undefined, checkpoint: Checkpoint): TurnArgs | undefined {
   if (rate === undefined) return undefined;
-  return {
-    rate,
-    spent: checkpoint.spentUnits ?? 0,
-    booked: checkpoint.bookedUnits ?? 0,
-    next: !checkpoint.done,
-  };
+  return { rate, ...turnSettlement(checkpoint) };
 }
 
 /**

@@ -22,8 +22,9 @@ import type postgres from "postgres";
 import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import type { CpuMeter } from "./cpu_meter.ts";
 import type { PacingDeps } from "./scan_pacing.ts";
-import { type Claim, type ScanResult, scanSegments, type Turn } from "./segment_scan.ts";
-import { commitPage, PagesInFlight, turnOf } from "./backfill_page.ts";
+import { type Claim, type ScanResult, scanSegments } from "./segment_scan.ts";
+import { commitPage, PagesInFlight } from "./backfill_page.ts";
+import { LedgerTurns } from "./read_turns.ts";
 
 export { LEASE_LOST } from "./segment_scan.ts";
 export { PagesInFlight } from "./backfill_page.ts";
@@ -113,8 +114,7 @@ export async function runWorker(deps: WorkerDeps, worker: string): Promise<RunRe
   const stopping = new Promise<void>((resolve) => (stop = resolve));
   let stopped = false;
   let wokeAnother = false;
-  // Each claim's first turn, booked in the claim's statement.
-  const firstTurns = new WeakMap<Claim, Turn>();
+  const turns = new LedgerTurns(deps.sql, worker, deps.maxRcuPerSecond);
   // Whether another page fits under the hard limit with the pages already in flight.
   const roomForAPage = () =>
     deps.cpu.usedMs() + inFlight.expectedMs() + inFlight.perPageMs() < CPU_PAGE_CEILING_MS;
@@ -146,19 +146,9 @@ export async function runWorker(deps: WorkerDeps, worker: string): Promise<RunRe
         const [row] = await deps.sql<(Claim & { turn: unknown })[]>`
           select c.*, sync.backfill_read_turn(c.job_id, ${deps.maxRcuPerSecond}, null, 0, true) as turn
           from sync.claim_segment(${worker}) c`;
-        if (!row) return undefined;
-        const { turn, ...claim } = row;
-        firstTurns.set(claim, turnOf(turn) ?? { waitMs: 0, units: 0 });
-        return claim;
+        return turns.claimed(row);
       },
-      turns: {
-        first: (claim) => Promise.resolve(firstTurns.get(claim) ?? { waitMs: 0, units: 0 }),
-        release: async (claim, turn) => {
-          await deps.sql`select sync.release_segment(${claim.job_id}, ${claim.segment}, ${worker}),
-                                sync.backfill_read_turn(${claim.job_id}, ${deps.maxRcuPerSecond},
-                                  null, ${turn.units}, false)`;
-        },
-      },
+      turns,
       // One wake check per run: its other lanes' claims need none.
       wakeAnother: async () => {
         if (wokeAnother) return;

@@ -52,8 +52,6 @@ export function backfillDb(
     running?: number;
     checkpoint?: (s: Statement) => unknown[];
     release?: (s: Statement) => unknown[];
-    /** The job's segments not done, as a page's statement answers it. */
-    segmentsLeft?: number;
     /**
      * The read ledger's turns ({wait_ms, units}), handed out in order to the claims and
      * the pages' statements that book one (none once they run out).
@@ -71,7 +69,6 @@ export function backfillDb(
       options.checkpoint?.(s);
       return [{
         applied: (JSON.parse(String(s.values[6])) as unknown[]).length,
-        segments_left: options.segmentsLeft,
         turn: turn(s),
       }];
     }
@@ -88,7 +85,7 @@ export function backfillDb(
     }
     if (s.text.includes("insert into sync.dead_letters")) return [];
     if (s.text.includes("sync.checkpoint_segment")) {
-      return options.checkpoint?.(s) ?? [{ segments_left: options.segmentsLeft, turn: turn(s) }];
+      return options.checkpoint?.(s) ?? [{ turn: turn(s) }];
     }
     if (s.text.includes("sync.release_segment")) return options.release?.(s) ?? [];
     if (s.text.includes("sync.fail_segment")) return [];

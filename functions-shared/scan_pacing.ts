@@ -1,15 +1,14 @@
 /**
- * How the import-worker reads DynamoDB without hurting it (functions-shared/backfill_worker.ts):
- * a pace in read capacity units per second, and bounded retries with full jitter for the
+ * How the backfill and the validator read DynamoDB without hurting it (segment_scan.ts): a
+ * pace in read capacity units per second, and bounded retries with full jitter for the
  * errors a busy or unwell table answers.
  *
- * Pacing: each Scan asks for `ReturnConsumedCapacity: "TOTAL"`, and after a page that cost
- * U units the next page waits until U ÷ budget seconds have passed since the last one. The
- * budget is a table's (IMPORT_WORKER_MAX_RCU_PER_SECOND, functions-shared/settings.ts)
- * divided by the job's segments, since each parallel segment runs in its own request.
- * The backfill paces by its job's read ledger in Postgres instead (`ReadTurns` in
- * segment_scan.ts, `sync.backfill_read_turn`): the same rule, one budget for the table
- * shared by every request; `ReadPacer` paces the validator's segments.
+ * Pacing: each Scan asks for `ReturnConsumedCapacity: "TOTAL"`, and a read that cost U
+ * units holds the next one back U ÷ budget seconds, the budget being a table's
+ * (IMPORT_WORKER_MAX_RCU_PER_SECOND, VALIDATOR_MAX_RCU_PER_SECOND, functions-shared/settings.ts).
+ * The backfill and the validator both keep that rule in their job's read ledger in
+ * Postgres (read_turns.ts, `sync.backfill_read_turn`): one budget for the table, shared
+ * by every segment in flight in every request. This module keeps the clock and the retries.
  *
  * Retries: the SDK client (functions-shared/dynamo_client.ts) already makes up to 5
  * attempts for throttling (ProvisionedThroughputExceededException, ThrottlingException)
@@ -49,52 +48,6 @@ export const realPacing: PacingDeps = {
   sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
   random: Math.random,
 };
-
-/** The read budget of one segment: the table's, shared by the job's segments. */
-export function segmentBudget(tablePerSecond: number, totalSegments: number): number {
-  return tablePerSecond / Math.max(1, totalSegments);
-}
-
-/** Spaces pages so that a segment's reads stay within its budget. */
-export class ReadPacer {
-  #next = -Infinity;
-  #lastAt = -Infinity;
-  #lastUnits = 0;
-  constructor(public perSecond: number, readonly deps: PacingDeps = realPacing) {}
-
-  /**
-   * Raises (never lowers) the budget: the segment's share grows when others of its job
-   * are done (segmentBudget over the segments left). The last read is booked again at
-   * the new budget.
-   */
-  raiseTo(perSecond: number): void {
-    if (perSecond <= this.perSecond) return;
-    this.perSecond = perSecond;
-    if (this.#lastUnits > 0) {
-      this.#next = this.#lastAt + (this.#lastUnits / this.perSecond) * 1000;
-    }
-  }
-
-  /** Waits until the next read may start. */
-  async wait(): Promise<void> {
-    const delay = this.#next - this.deps.now();
-    if (delay > 0) await this.deps.sleep(delay);
-  }
-
-  /**
-   * Books what a read cost (its ConsumedCapacity.CapacityUnits), from when it started
-   * (`startedAt`, on this pacer's clock; now by default): the next read may start
-   * units / perSecond after this one started, as a token bucket spends its tokens when a
-   * request arrives. Booked from its end instead, every page also waited out the read's
-   * own latency, and a validator's segment (a Scan, then the comparison) read at about
-   * two thirds of its share of the budget.
-   */
-  spent(units: number, startedAt = this.deps.now()): void {
-    this.#lastAt = Math.max(this.#next, startedAt);
-    this.#lastUnits = units;
-    this.#next = this.#lastAt + (units / this.perSecond) * 1000;
-  }
-}
 
 /** A Scan that kept failing with a retryable error; names the cause. */
 export class ScanGaveUp extends Error {

@@ -15,14 +15,7 @@
 import type postgres from "postgres";
 import { type AttributeValue, type DynamoDBClient, ScanCommand } from "@aws-sdk/client-dynamodb";
 import type { CpuMeter } from "./cpu_meter.ts";
-import {
-  type PacingDeps,
-  ReadPacer,
-  realPacing,
-  ScanGaveUp,
-  segmentBudget,
-  withBackoff,
-} from "./scan_pacing.ts";
+import { type PacingDeps, realPacing, ScanGaveUp, withBackoff } from "./scan_pacing.ts";
 
 /** The SQLSTATE sync.checkpoint_segment raises when the worker no longer holds the lease. */
 export const LEASE_LOST = "SY001";
@@ -63,9 +56,9 @@ export interface Turn {
 type TurnAt = { at: number; units: number };
 
 /**
- * Turns shared by every request scanning the job (the backfill's read ledger in
- * Postgres): the table's budget is used by whichever segments are in flight, instead
- * of each segment pacing itself to a fixed share of it.
+ * Turns shared by every request scanning the job (its read ledger in Postgres,
+ * functions-shared/read_turns.ts): the table's budget is used by whichever segments are
+ * in flight.
  */
 export interface ReadTurns {
   /** The first read's turn of a segment just claimed. */
@@ -90,13 +83,6 @@ export interface SegmentScanDeps {
   dynamo: (region: string) => DynamoDBClient;
   /** The isolate's CPU so far (functions-shared/cpu_meter.ts). */
   cpu: CpuMeter;
-  /** A table's read units per second, shared by the job's segments (scan_pacing.ts). */
-  maxRcuPerSecond: number;
-  /**
-   * How many of a job's segments scan at once at most (the validator's segmentsAtOnce):
-   * the table's budget is shared by these, not by every segment. Default: all of them.
-   */
-  segmentsAtOnce?: number;
   /**
    * Whether the Scan reads consistently (default true). Only the validator turns it off:
    * it re-reads every key that differs consistently before reporting it
@@ -122,16 +108,9 @@ export interface Checkpoint {
   bookedUnits?: number;
 }
 
-/** What `commitPage` wrote, and how many of the job's segments are not done yet. */
+/** What `commitPage` wrote, and the segment's next read's turn (none once it is done). */
 export interface Committed {
   rows: number;
-  /**
-   * The job's segments not done after this page, read in the same statement. The table's
-   * budget is then shared by these only: each of them reads at most budget ÷ this many,
-   * and the count only falls, so the shares never add up to more than the budget.
-   */
-  segmentsLeft?: number;
-  /** With read turns, and the segment not done: the next read's turn. */
   nextTurn?: Turn;
 }
 
@@ -160,25 +139,17 @@ export interface SegmentWork {
   /** Called once each page that passed the budget check is written or failed. Optional. */
   pageEnded?: () => void;
   /**
-   * Writes a page and the segment's checkpoint in one atomic step (the backfill's one
-   * statement, backfill_page.ts); returns the rows written. Without it, `writePage` and
-   * the checkpoint run in one transaction.
+   * Writes a page, the segment's checkpoint (sync.checkpoint_segment) and the next read's
+   * turn (sync.backfill_read_turn) in one atomic step: the backfill's one statement
+   * (backfill_page.ts), the validator's one transaction (validator_source.ts).
    */
-  commitPage?: (claim: Claim, page: ScanPage, checkpoint: Checkpoint) => Promise<Committed>;
+  commitPage: (claim: Claim, page: ScanPage, checkpoint: Checkpoint) => Promise<Committed>;
   /** Called once a segment was given back for the budget: calls the function again. */
   handOn: () => Promise<void>;
-  /**
-   * Writes a page in `tx`, before its checkpoint; returns the rows it wrote. Needed
-   * unless `commitPage` is given.
-   */
-  writePage?: (tx: postgres.TransactionSql, claim: Claim, page: ScanPage) => Promise<number>;
   /** How log lines name a segment, e.g. "backfill job 7 segment 1/4 of <table>". */
   describe: (claim: Claim) => string;
-  /**
-   * The job's read turns (the backfill's read ledger); `commitPage` must then book the
-   * next turn with each page. Without them each segment paces itself to its share.
-   */
-  turns?: ReadTurns;
+  /** The job's read turns (its read ledger: read_turns.ts), the first and a given back. */
+  turns: ReadTurns;
 }
 
 /** What one request did. */
@@ -239,31 +210,32 @@ export async function scanSegments(
     const where = work.describe(claim);
     let startKey = claim.exclusive_start_key ?? undefined;
     const pacing = deps.pacing ?? realPacing;
-    const sharing = Math.min(claim.total_segments, deps.segmentsAtOnce ?? claim.total_segments);
-    const pacer = new ReadPacer(segmentBudget(deps.maxRcuPerSecond, sharing), pacing);
-    const at = (t: Turn | undefined): TurnAt | undefined =>
-      t && { at: pacing.now() + t.waitMs, units: t.units };
-    let turn = work.turns ? at(await work.turns.first(claim)) : undefined;
+    // A page's statement that booked no turn (none is asked for after a segment's last
+    // page) leaves the next read to start at once, at no units booked.
+    const at = (t: Turn | undefined): TurnAt => ({
+      at: pacing.now() + (t?.waitMs ?? 0),
+      units: t?.units ?? 0,
+    });
+    let turn = at(await work.turns.first(claim));
     log(`${where}: claimed${startKey ? " (resuming from its checkpoint)" : ""}`);
     while (true) {
       // The budget is checked once the pacing lets the page start: a paced segment holds
       // no CPU while it waits, and a stop asked meanwhile ends the wait.
-      const wait = turn ? untilTurn(turn, pacing) : pacer.wait();
+      const wait = untilTurn(turn, pacing);
       await (work.stopping ? Promise.race([wait, work.stopping]) : wait);
       if (work.room) {
         await (work.stopping ? Promise.race([work.room(), work.stopping]) : work.room());
       }
       if (work.overBudget()) {
         // The turn not taken goes back to the job's other segments with the segment.
-        if (turn) await work.turns!.release(claim, { waitMs: 0, units: turn.units });
-        else await release(claim);
+        await work.turns.release(claim, { waitMs: 0, units: turn.units });
         await work.handOn();
         result.stoppedBy = "budget";
         log(`${where}: budget spent (isolate CPU ${deps.cpu.usedMs().toFixed(0)} ms), handed on`);
         return "budget";
       }
       try {
-        const outcome = await readAndWrite(claim, where, pacer, pacing, startKey, sharing, turn);
+        const outcome = await readAndWrite(claim, where, pacing, startKey, turn);
         if (outcome === "done" || outcome === "gave up") return outcome;
         startKey = outcome.nextKey;
         turn = at(outcome.nextTurn);
@@ -277,20 +249,16 @@ export async function scanSegments(
   async function readAndWrite(
     claim: Claim,
     where: string,
-    pacer: ReadPacer,
     pacing: PacingDeps,
     startKey: Item | undefined,
-    sharing: number,
-    turn: TurnAt | undefined,
+    turn: TurnAt,
   ): Promise<"done" | "gave up" | { nextKey: Item; nextTurn?: Turn }> {
     let readAt = new Date();
-    let startedAt = pacing.now();
     let page;
     try {
       page = await withBackoff(
         () => {
           readAt = new Date();
-          startedAt = pacing.now();
           return deps.dynamo(claim.region).send(
             new ScanCommand({
               TableName: claim.source_table,
@@ -317,8 +285,9 @@ export async function scanSegments(
       );
     } catch (error) {
       if (error instanceof ScanGaveUp) {
-        // Give the segment back from its checkpoint; a later worker (pg_cron) goes on.
-        await release(claim);
+        // Give the segment back from its checkpoint, and its turn (a throttled read uses
+        // no capacity); a later worker (pg_cron) goes on.
+        await work.turns.release(claim, { waitMs: 0, units: turn.units });
         result.stoppedBy = "throttled";
         log(`${where}: ${error.message}; released for a later worker`);
         return "gave up";
@@ -332,7 +301,6 @@ export async function scanSegments(
       throw error;
     }
     const spentUnits = page.ConsumedCapacity?.CapacityUnits ?? 1;
-    pacer.spent(spentUnits, startedAt);
     const items = page.Items ?? [];
     const nextKey = page.LastEvaluatedKey ?? null;
     const scanned = { items, readAt, nextKey };
@@ -342,21 +310,10 @@ export async function scanSegments(
       items: items.length,
       done: nextKey === null,
       spentUnits,
-      bookedUnits: turn?.units ?? 0,
+      bookedUnits: turn.units,
     };
-    const committed: Committed = work.commitPage
-      ? await work.commitPage(claim, scanned, checkpoint)
-      : await deps.sql.begin(async (tx) => {
-        const written = await work.writePage!(tx, claim, scanned);
-        await tx`select sync.checkpoint_segment(${claim.job_id}, ${claim.segment}, ${worker},
-                   ${checkpoint.nextKey}::text::jsonb,
-                   ${checkpoint.items}, ${written}, ${checkpoint.done})`;
-        return { rows: written };
-      });
+    const committed = await work.commitPage(claim, scanned, checkpoint);
     const rows = committed.rows;
-    if (committed.segmentsLeft !== undefined && committed.segmentsLeft > 0) {
-      pacer.raiseTo(segmentBudget(deps.maxRcuPerSecond, Math.min(sharing, committed.segmentsLeft)));
-    }
     result.pages++;
     result.items += items.length;
     result.rows += rows;

@@ -53,6 +53,11 @@ export interface RunsOptions {
   loseRunLease?: () => boolean;
   /** Throws this from every statement (the database is down). */
   fail?: Error;
+  /**
+   * The read ledger's turns ({wait_ms, units}), handed out in order to the claims and the
+   * pages' statements that book one (none once they run out: read at once).
+   */
+  turns?: { wait_ms: number; units: number }[];
 }
 
 /** A fake database of validation runs; runs created get ids from 42. */
@@ -62,6 +67,7 @@ export function runsDb(options: RunsOptions = {}) {
   const staleMarks: { table: string; reason: string }[] = [];
   let nextId = 42;
   const ranges = options.ranges ?? 8;
+  const turns = [...(options.turns ?? [])];
   const newRun = (target: string, repair: boolean, segments: number, id = nextId++) => {
     const run: FakeRun = {
       id,
@@ -132,13 +138,16 @@ export function runsDb(options: RunsOptions = {}) {
       return [];
     }
     if (t.includes("sync.claim_segment(")) {
-      const run = runOf(v[1]);
+      // The claim books its first read's turn: the worker and the run are the last values.
+      const [worker, runId] = v.slice(-2);
+      const run = runOf(runId);
       const segment = run.segments.findIndex((g) => g.status === "pending");
       if (segment < 0) return [];
       run.segments[segment].status = "running";
-      run.segments[segment].owner = String(v[0]);
+      run.segments[segment].owner = String(worker);
       const spec = byTargetTable(run.target)!;
       return [{
+        turn: turns.shift() ?? null,
         job_id: String(run.id),
         segment,
         total_segments: run.segments.length,
@@ -191,6 +200,7 @@ export function runsDb(options: RunsOptions = {}) {
       if (segment.owner === v[2] && segment.status === "running") segment.status = "pending";
       return [];
     }
+    if (t.includes("sync.backfill_read_turn(")) return [{ turn: turns.shift() ?? null }];
     if (t.includes("sync.fail_segment(")) {
       runOf(v[0]).jobError = `segment ${v[1]}: ${v[3]}`;
       return [];

@@ -15,6 +15,7 @@ import { encodeJson } from "./dynamo_encoder.ts";
 import type { TableSpec } from "./table_registry.ts";
 import { expectedPage, type Item, pointReadKey, type RowKey } from "./validator_plan.ts";
 import { estimatingMeter } from "./cpu_meter.ts";
+import { LedgerTurns, turnOf, turnSettlement } from "./read_turns.ts";
 import {
   type Checkpoint,
   type Claim,
@@ -104,13 +105,14 @@ export async function scanForRun(
   const [mode] = await deps.sql<{ streamed: boolean }[]>`
     select streamed from public.sync_checksums where id = ${run}`;
   const streamed = mode?.streamed === true;
+  const rate = deps.maxRcuPerSecond ?? DEFAULT_RCU_PER_SECOND;
+  // The run's Scan reads by its job's read ledger, as the backfill does: the table's
+  // budget goes to whichever of its segments are in flight (read_turns.ts).
+  const turns = new LedgerTurns(deps.sql, worker, rate);
   const scanDeps = {
     sql: deps.sql,
     dynamo: deps.dynamo,
     cpu: deps.cpu ?? estimatingMeter(() => 0, 1),
-    maxRcuPerSecond: deps.maxRcuPerSecond ?? DEFAULT_RCU_PER_SECOND,
-    // The segments this request scans at once share the table's budget.
-    segmentsAtOnce,
     // Eventually consistent: half the read units of a consistent Scan ("50
     // ReadCapacityUnits per second provides 100 eventually consistent ReadCapacityUnits per
     // second", https://docs.aws.amazon.com/sdk-for-kotlin/api/latest/dynamodb/aws.sdk.kotlin.services.dynamodb.model/-provisioned-throughput-description/read-capacity-units.html),
@@ -124,10 +126,14 @@ export async function scanForRun(
     log: deps.log,
   };
   const work = {
+    // The claim and its first read's turn in one round trip.
     claim: async () => {
-      const [claim] = await deps.sql<Claim[]>`select * from sync.claim_segment(${worker}, ${run})`;
-      return claim;
+      const [row] = await deps.sql<(Claim & { turn: unknown })[]>`
+        select c.*, sync.backfill_read_turn(c.job_id, ${rate}, null, 0, true) as turn
+        from sync.claim_segment(${worker}, ${run}) c`;
+      return turns.claimed(row);
     },
+    turns,
     wakeAnother: async () => {},
     overBudget: roomFor,
     // The caller hands on (checksum_validator.ts answers a Continuation).
@@ -137,9 +143,11 @@ export async function scanForRun(
     // The page is mapped before its transaction, so no connection is held while the
     // isolate computes (the isolate's pool is small, SYNC_DB_POOL_MAX, and its segments
     // share it), then written in one transaction whose statements are sent at once
-    // (pipelined): the compare (or staging), the run's count, the segment's checkpoint.
+    // (pipelined): the compare (or staging), the run's count, the segment's checkpoint and
+    // its next read's turn (settling what this read cost).
     commitPage: async (claim: Claim, page: ScanPage, checkpoint: Checkpoint) => {
       const cpu = deps.cpu;
+      const settled = turnSettlement(checkpoint);
       const before = cpu?.usedMs() ?? 0;
       const { json, unmappable } = cpu
         ? cpu.measure(() => expectedJson(spec, page.items))
@@ -148,7 +156,7 @@ export async function scanForRun(
       inFlight = Math.max(0, inFlight - 1);
       pagesDone++;
       measured();
-      await deps.sql.begin((tx) => {
+      const answers = await deps.sql.begin((tx) => {
         const statements = [];
         if (json && streamed) {
           statements.push(
@@ -167,12 +175,15 @@ export async function scanForRun(
              where id = ${run}`,
           tx`select sync.checkpoint_segment(${claim.job_id}, ${claim.segment}, ${checkpoint.worker},
                      ${checkpoint.nextKey}::text::jsonb, ${checkpoint.items}, ${0}, ${checkpoint.done})`,
+          tx`select sync.backfill_read_turn(${claim.job_id}, ${rate}, ${settled.spent},
+                     ${settled.booked}, ${settled.next}) as turn`,
         );
-        // postgres.js sends a query once it is awaited: Promise.all sends the three in
-        // order without waiting for an answer in between.
+        // postgres.js sends a query once it is awaited: Promise.all sends them in order
+        // without waiting for an answer in between.
         return Promise.all(statements);
       });
-      return { rows: 0 };
+      const [booked] = answers.at(-1) as { turn?: unknown }[];
+      return { rows: 0, nextTurn: turnOf(booked?.turn) };
     },
   };
   const first = scanSegments(scanDeps, worker, work);

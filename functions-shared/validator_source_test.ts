@@ -75,15 +75,24 @@ Deno.test("scanForRun claims the run's segments, from their checkpoints, compari
     rows: 0,
     stoppedBy: "no work",
   });
-  for (const claim of db.matching("sync.claim_segment")) assert.deepEqual(claim.values, ["w1", 5]);
+  // Each claim books its segment's first read in the job's read ledger, at the table's
+  // budget (250 read units a second by default).
+  for (const claim of db.matching("sync.claim_segment")) {
+    assert.deepEqual(claim.values, [250, "w1", 5]);
+    assert.match(claim.text, /sync\.backfill_read_turn\(c\.job_id, \$1, null, 0, true\)/);
+  }
   assert.deepEqual(
     dynamo.sent.map((c) => [c.input.Segment, c.input.TotalSegments, c.input.Limit]).sort(),
     [[1, 3, 1000], [1, 3, 1000], [2, 3, 1000]],
     "segment 0 was done already",
   );
-  assert.deepEqual(
-    dynamo.sent.slice(0, 2).map((c) => c.input.Segment),
-    [1, 2],
+  // Segments 1 and 2 are scanned at once: segment 2 is claimed before segment 1 is done.
+  const secondClaim = db.statements.filter((s) => s.text.includes("sync.claim_segment("))[1];
+  const segmentOneDone = db.matching("sync.checkpoint_segment")
+    .find((s) => s.values[1] === 1 && s.values[6] === true)!;
+  assert.ok(secondClaim && segmentOneDone);
+  assert.ok(
+    db.statements.indexOf(secondClaim) < db.statements.indexOf(segmentOneDone),
     "segments 1 and 2 are scanned at once",
   );
   for (const c of dynamo.sent) {
@@ -114,7 +123,7 @@ Deno.test("scanForRun claims the run's segments, from their checkpoints, compari
   assert.equal(run.phase, "compare", "the last segment's checkpoint moves the run on");
 });
 
-Deno.test("scanForRun maps a page before its transaction, then sends the compare, the count and the checkpoint in it", async () => {
+Deno.test("scanForRun maps a page before its transaction, then sends the compare, the count, the checkpoint and the next turn in it", async () => {
   const db = runsDb();
   db.newRun("firespring_segments", false, 1, 5);
   const dynamo = scans({ "0:null": { Items: [item("a"), item("b")] } });
@@ -133,8 +142,10 @@ Deno.test("scanForRun maps a page before its transaction, then sends the compare
   assert.equal(mappedAt.length, 1);
   const page = db.statements.filter((s) => s.tx > 0);
   assert.deepEqual(
-    page.map((s) => s.text.match(/check_checksum_page|source_items|checkpoint_segment/)?.[0]),
-    ["check_checksum_page", "source_items", "checkpoint_segment"],
+    page.map((s) =>
+      s.text.match(/check_checksum_page|source_items|checkpoint_segment|backfill_read_turn/)?.[0]
+    ),
+    ["check_checksum_page", "source_items", "checkpoint_segment", "backfill_read_turn"],
     "the page's statements, in this order, in one transaction",
   );
   assert.equal(new Set(page.map((s) => s.tx)).size, 1);
@@ -306,17 +317,22 @@ Deno.test("pointRead queries every observation of a collapsed key, page by page"
   assert.deepEqual(dynamo.sent[1].input.ExclusiveStartKey, obs("2"));
 });
 
-Deno.test("scanForRun paces each segment to the table's budget shared by the segments scanning at once", async () => {
-  const db = runsDb();
-  db.newRun("firespring_segments", false, 8, 5);
+Deno.test("scanForRun reads at the turns its job's read ledger books, and settles each read's cost with its page", async () => {
+  // The claim's turn, then each page's transaction books the next read (read_turns.ts).
+  const db = runsDb({
+    turns: [{ wait_ms: 300, units: 257 }, { wait_ms: 1200, units: 50 }, {
+      wait_ms: 0,
+      units: 50,
+    }],
+  });
+  db.newRun("firespring_segments", false, 1, 5);
   const clock = fakeClock();
   const dynamo = fakeDynamo((c: SentCommand) => ({
     Items: [],
-    // Segment 0 has three pages, of 50 read units each.
-    LastEvaluatedKey: c.input.Segment === 0 && c.input.ExclusiveStartKey === undefined
+    // Three pages, of 50 read units each.
+    LastEvaluatedKey: c.input.ExclusiveStartKey === undefined
       ? { segment_id: { S: "a" } }
-      : c.input.Segment === 0 &&
-          JSON.stringify(c.input.ExclusiveStartKey) === '{"segment_id":{"S":"a"}}'
+      : JSON.stringify(c.input.ExclusiveStartKey) === '{"segment_id":{"S":"a"}}'
       ? { segment_id: { S: "b" } }
       : undefined,
     ConsumedCapacity: { CapacityUnits: 50 },
@@ -328,8 +344,19 @@ Deno.test("scanForRun paces each segment to the table's budget shared by the seg
     "w1",
     () => false,
   );
-  // 100 RCU/s shared by the 2 segments at once (not by all 8): 50 units take one second.
-  assert.deepEqual(clock.slept, [1000, 1000]);
+  // The ledger's waits, not a fixed share of the budget per segment (100 ÷ 2 a second
+  // would be 1,000 ms a page).
+  assert.deepEqual(clock.slept, [300, 1200]);
+  // Each page: the job, the table's budget, what the read cost, what its turn booked,
+  // whether another read follows (the last page books none).
+  assert.deepEqual(
+    db.matching("sync.backfill_read_turn(").filter((s) => s.tx > 0).map((s) => s.values),
+    [
+      ["5", 100, 50, 257, true],
+      ["5", 100, 50, 50, true],
+      ["5", 100, 50, 50, false],
+    ],
+  );
 });
 
 Deno.test("scanForRun keeps its first page alone in flight: a table's pages may cost far more than the last table's", async () => {

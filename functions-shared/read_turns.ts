@@ -1,0 +1,74 @@
+/**
+ * A worker's side of its scan job's read ledger (`sync.backfill_read_turn`,
+ * supabase/migrations/20261128001800_backfill_turns.sql), for the backfill and the
+ * validator alike: a segment's first read is booked in the statement that claims it,
+ * each page's statement settles what its read cost and books the next read, and a turn
+ * not used goes back to the job with its segment. So a table's read budget is used by
+ * whichever of the job's segments are in flight, in whichever request or isolate, rather
+ * than each segment pacing itself to a fixed share of it, which left the budget unused
+ * while fewer segments were in flight (a validation's last segment read alone at a
+ * quarter of it).
+ *
+ * @module
+ */
+
+import type postgres from "postgres";
+import type { Checkpoint, Claim, ReadTurns, Turn } from "./segment_scan.ts";
+
+/** A turn to read at once, at no units (what a claim without a booked turn gets). */
+const NOW: Turn = { waitMs: 0, units: 0 };
+
+/** The turn `sync.backfill_read_turn` booked ({wait_ms, units}); none when not asked. */
+export function turnOf(value: unknown): Turn | undefined {
+  const turn = value as { wait_ms?: unknown; units?: unknown } | null | undefined;
+  if (turn?.wait_ms == null || turn.units == null) return undefined;
+  return { waitMs: Number(turn.wait_ms), units: Number(turn.units) };
+}
+
+/** What a page's statement passes `sync.backfill_read_turn` after the job and the rate. */
+export function turnSettlement(checkpoint: Checkpoint): {
+  spent: number;
+  booked: number;
+  next: boolean;
+} {
+  return {
+    spent: checkpoint.spentUnits ?? 0,
+    booked: checkpoint.bookedUnits ?? 0,
+    next: !checkpoint.done,
+  };
+}
+
+/** The job's read ledger, as one worker (a request) reads by it. */
+export class LedgerTurns implements ReadTurns {
+  #first = new WeakMap<Claim, Turn>();
+
+  /** `rate`: the table's read budget, read units a second. */
+  constructor(
+    readonly sql: postgres.Sql,
+    readonly worker: string,
+    readonly rate: number,
+  ) {}
+
+  /**
+   * The claim of a claim statement's row, whose `turn` column is the segment's first turn
+   * (`sync.backfill_read_turn(c.job_id, rate, null, 0, true)`); none when no row.
+   */
+  claimed(row: (Claim & { turn?: unknown }) | undefined): Claim | undefined {
+    if (!row) return undefined;
+    const { turn, ...claim } = row;
+    this.#first.set(claim, turnOf(turn) ?? NOW);
+    return claim;
+  }
+
+  /** The first read's turn of a segment {@link claimed}. */
+  first(claim: Claim): Promise<Turn> {
+    return Promise.resolve(this.#first.get(claim) ?? NOW);
+  }
+
+  /** Gives the segment back and its turn, unused, to the job, in one statement. */
+  async release(claim: Claim, turn: Turn): Promise<void> {
+    await this.sql`select sync.release_segment(${claim.job_id}, ${claim.segment}, ${this.worker}),
+                          sync.backfill_read_turn(${claim.job_id}, ${this.rate},
+                            null, ${turn.units}, false)`;
+  }
+}
