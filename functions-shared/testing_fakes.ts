@@ -26,7 +26,9 @@ export interface Statement {
  * Answers a statement with its rows; `undefined` means the test did not expect it (the
  * statement then fails). Throwing (or rejecting) makes the statement fail with that error.
  */
-export type Responder = (statement: Statement) => unknown[] | undefined | Promise<unknown[]>;
+export type Responder = (
+  statement: Statement,
+) => unknown[] | undefined | Promise<unknown[] | undefined>;
 
 /** What a fake database saw. */
 export interface FakeSql {

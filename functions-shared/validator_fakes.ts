@@ -58,6 +58,8 @@ export interface RunsOptions {
    * pages' statements that book one (none once they run out: read at once).
    */
   turns?: { wait_ms: number; units: number }[];
+  /** Awaited before each statement is answered (a slow statement, to order events). */
+  beforeAnswer?: (s: Statement) => Promise<void>;
 }
 
 /** A fake database of validation runs; runs created get ids from 42. */
@@ -106,7 +108,7 @@ export function runsDb(options: RunsOptions = {}) {
       );
     }
   };
-  const db = fakeSql((s: Statement) => {
+  const answer = (s: Statement): unknown[] | undefined => {
     if (options.fail) throw options.fail;
     const t = s.text;
     const v = s.values;
@@ -308,6 +310,8 @@ export function runsDb(options: RunsOptions = {}) {
       return [{ applied: (JSON.parse(String(v[1])) as unknown[]).length }];
     }
     return undefined;
-  });
+  };
+  const before = options.beforeAnswer;
+  const db = fakeSql((s) => before ? before(s).then(() => answer(s)) : answer(s));
   return { ...db, runs, newRun, staleMarks };
 }

@@ -155,7 +155,6 @@ export async function scanForRun(
       pageCpuMs = Math.max(pageCpuMs, (cpu?.usedMs() ?? 0) - before);
       inFlight = Math.max(0, inFlight - 1);
       pagesDone++;
-      measured();
       const answers = await deps.sql.begin((tx) => {
         const statements = [];
         if (json && streamed) {
@@ -182,6 +181,10 @@ export async function scanForRun(
         // without waiting for an answer in between.
         return Promise.all(statements);
       });
+      // The other segments start now that the page's cost is measured and settled in the
+      // job's read ledger: claimed before, each would be booked at the ledger's first
+      // estimate (a consistent 1 MB page), a second apart even on an empty table.
+      measured();
       const [booked] = answers.at(-1) as { turn?: unknown }[];
       return { rows: 0, nextTurn: turnOf(booked?.turn) };
     },

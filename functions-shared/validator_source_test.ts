@@ -317,6 +317,30 @@ Deno.test("pointRead queries every observation of a collapsed key, page by page"
   assert.deepEqual(dynamo.sent[1].input.ExclusiveStartKey, obs("2"));
 });
 
+Deno.test("scanForRun claims its other segments once the first page's cost is settled in the ledger", async () => {
+  // The first page's settlement in the ledger is slow to answer; the other segments'
+  // Scans note whether it had been answered when they ran.
+  let settled = false;
+  const db = runsDb({
+    beforeAnswer: async (s) => {
+      if (s.tx > 0 && s.text.includes("sync.backfill_read_turn(")) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        settled = true;
+      }
+    },
+  });
+  db.newRun("firespring_segments", false, 4, 5);
+  const scannedAfterSettling: boolean[] = [];
+  const dynamo = fakeDynamo((c: SentCommand) => {
+    if (c.input.Segment !== 0) scannedAfterSettling.push(settled);
+    return { Items: [] };
+  });
+  await scanForRun(deps(db, dynamo, { segmentsAtOnce: 4 }), segments, 5, "w1", () => false);
+  // Claimed before, the others' first turns would be booked at the ledger's first
+  // estimate (a consistent 1 MB page, 257 units), a second apart even on an empty table.
+  assert.deepEqual(scannedAfterSettling, [true, true, true]);
+});
+
 Deno.test("scanForRun reads at the turns its job's read ledger books, and settles each read's cost with its page", async () => {
   // The claim's turn, then each page's transaction books the next read (read_turns.ts).
   const db = runsDb({
