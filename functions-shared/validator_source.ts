@@ -92,13 +92,21 @@ export async function scanForRun(
   const firstMeasured = new Promise<void>((resolve) => (measured = resolve));
   const perPage = () =>
     1.25 * Math.max(pageCpuMs, ((deps.cpu?.usedMs() ?? 0) - startCpu) / Math.max(pagesDone, 1));
-  const roomFor = () => {
+  // Once one segment finds the budget spent, the others stop at once (a wait for a turn
+  // ends, and each gives its segment back, or its page in flight ends first) and the
+  // request hands on now: waiting for each of their next turns to come, up to a page's
+  // turn each, no segment of the run read meanwhile.
+  let stop!: () => void;
+  const stopping = new Promise<void>((resolve) => (stop = resolve));
+  let stopped = false;
+  const spent = () => {
     const reserved = (deps.cpu?.usedMs() ?? 0) + (inFlight + 1) * perPage();
-    if (
-      deps.budget !== undefined && pagesDone > 0 &&
-      reserved >= deps.budget.cpuMs * IN_FLIGHT_CEILING
-    ) return true;
-    if (overBudget()) return true;
+    stopped ||= (deps.budget !== undefined && pagesDone > 0 &&
+      reserved >= deps.budget.cpuMs * IN_FLIGHT_CEILING) || overBudget();
+    if (stopped) {
+      stop();
+      return true;
+    }
     inFlight++;
     return false;
   };
@@ -135,7 +143,8 @@ export async function scanForRun(
     },
     turns,
     wakeAnother: async () => {},
-    overBudget: roomFor,
+    overBudget: spent,
+    stopping,
     // The caller hands on (checksum_validator.ts answers a Continuation).
     handOn: async () => {},
     describe: (claim: Claim) =>

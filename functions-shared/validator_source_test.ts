@@ -19,6 +19,7 @@ import {
 } from "./testing_fakes.ts";
 import { IN_FLIGHT_CEILING, pointRead, scanForRun, stage } from "./validator_source.ts";
 import { runsDb } from "./validator_fakes.ts";
+import type { ScanResult } from "./segment_scan.ts";
 
 const segments = byTargetTable("firespring_segments")!;
 const visitors = byTargetTable("firespring_visitors")!;
@@ -339,6 +340,43 @@ Deno.test("scanForRun claims its other segments once the first page's cost is se
   // Claimed before, the others' first turns would be booked at the ledger's first
   // estimate (a consistent 1 MB page, 257 units), a second apart even on an empty table.
   assert.deepEqual(scannedAfterSettling, [true, true, true]);
+});
+
+Deno.test("scanForRun stops every segment once one finds the budget spent, without waiting for their turns", async () => {
+  // Segment 1's first turn is far off; segment 0 finds the budget spent at its second page.
+  const db = runsDb({
+    turns: [{ wait_ms: 0, units: 1 }, { wait_ms: 0, units: 1 }, { wait_ms: 60_000, units: 1 }],
+  });
+  const run = db.newRun("firespring_segments", false, 2, 5);
+  const clock = fakeClock();
+  // A wait for a turn ends only when its time comes (never, here) or the scan stops.
+  const pacing = {
+    ...clock,
+    sleep: (ms: number) => ms > 0 ? new Promise<void>(() => {}) : Promise.resolve(),
+  };
+  const dynamo = scans({
+    "0:null": { Items: [item("a")], LastEvaluatedKey: { segment_id: { S: "a" } } },
+  });
+  let checks = 0;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const outcome = await Promise.race([
+    scanForRun(
+      deps(db, dynamo, { pacing, segmentsAtOnce: 2 }),
+      segments,
+      5,
+      "w1",
+      () => checks++ >= 1,
+    ),
+    new Promise<"stuck">((resolve) => timer = setTimeout(() => resolve("stuck"), 2_000)),
+  ]);
+  clearTimeout(timer);
+  assert.notEqual(outcome, "stuck", "the request waited for segment 1's turn");
+  assert.equal((outcome as ScanResult).stoppedBy, "budget");
+  assert.equal(dynamo.sent.length, 1, "segment 1 never read");
+  assert.deepEqual(run.segments.map((g) => [g.status, g.key]), [
+    ["pending", { segment_id: { S: "a" } }],
+    ["pending", null],
+  ], "both given back, each at its checkpoint");
 });
 
 Deno.test("scanForRun reads at the turns its job's read ledger books, and settles each read's cost with its page", async () => {
