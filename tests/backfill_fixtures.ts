@@ -148,3 +148,24 @@ export async function scanCount(target: string): Promise<number> {
   } while (start);
   return count;
 }
+
+/**
+ * Queues a backfill of `sourceTable` without waking the import-worker, with its page size
+ * and lease set in the same transaction: a claim made meanwhile (a pg_cron tick, a run
+ * still going) never sees the job with the defaults. Returns the job's id.
+ */
+export async function queueBackfill(
+  sql: postgres.Sql,
+  sourceTable: string,
+  segments: number,
+  set: { pageSize?: number; leaseSeconds?: number },
+): Promise<string> {
+  return await sql.begin(async (tx) => {
+    const [row] = await tx`select sync.start_backfill(${sourceTable}, ${segments}, false) as id`;
+    await tx`update sync.backfill_jobs
+             set page_size = coalesce(${set.pageSize ?? null}::int, page_size),
+                 lease_seconds = coalesce(${set.leaseSeconds ?? null}::int, lease_seconds)
+             where id = ${row.id}`;
+    return String(row.id);
+  });
+}

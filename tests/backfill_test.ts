@@ -22,7 +22,16 @@ import { LOCAL_DIR, ROOT } from "../local-stack/config.ts";
 import { run } from "../local-stack/processes.ts";
 import { batchWrite } from "../demo/load_dynamo.ts";
 import { connectDb, dynamo, eventually } from "./stack_clients.ts";
-import { forget, itemsFor, N, S, scanCount, snapshot, waitForJobs } from "./backfill_fixtures.ts";
+import {
+  forget,
+  itemsFor,
+  N,
+  queueBackfill,
+  S,
+  scanCount,
+  snapshot,
+  waitForJobs,
+} from "./backfill_fixtures.ts";
 
 Deno.test("a backfill of every table gives back exactly the rows the stream made", async () => {
   const sql = connectDb();
@@ -79,8 +88,7 @@ Deno.test("a worker killed mid-segment is taken over from its checkpoint: nothin
     await forget(sql, p, [spec.targetTable]);
     const total = await scanCount(spec.targetTable);
 
-    const [job] = await sql`select sync.start_backfill(${spec.sourceTable}, 1, false) as id`;
-    await sql`update sync.backfill_jobs set page_size = 25, lease_seconds = 5 where id = ${job.id}`;
+    const jobId = await queueBackfill(sql, spec.sourceTable, 1, { pageSize: 25, leaseSeconds: 5 });
     // Woken by hand, and again every 10 s until it runs: a run that finds no read turn of
     // the table free (earlier tests' Scans of it booked theirs, 20261128001800) ends
     // claiming nothing, and pg_cron's heartbeat would only start the next one at its
@@ -88,7 +96,7 @@ Deno.test("a worker killed mid-segment is taken over from its checkpoint: nothin
     let woken = 0;
     await eventually("the worker to have checkpointed its first page", async () => {
       const [s] =
-        await sql`select pages, status from sync.backfill_segments where job_id = ${job.id}`;
+        await sql`select pages, status from sync.backfill_segments where job_id = ${jobId}`;
       if (s.pages >= 1 && s.status === "running") return true;
       if (Date.now() - woken >= 10_000 && s.status === "pending") {
         woken = Date.now();
@@ -106,7 +114,7 @@ Deno.test("a worker killed mid-segment is taken over from its checkpoint: nothin
       `edge_runtime_shim\\.ts ${ROOT}/supabase/functions/import-worker/index\\.ts`,
     ]);
     const [before] =
-      await sql`select pages, items_scanned from sync.backfill_segments where job_id = ${job.id}`;
+      await sql`select pages, items_scanned from sync.backfill_segments where job_id = ${jobId}`;
     assert.ok(
       Number(before.items_scanned) < total,
       "the worker died before the end of the segment",
@@ -115,11 +123,11 @@ Deno.test("a worker killed mid-segment is taken over from its checkpoint: nothin
     // Once the lease lapses, the next worker (here woken by hand) takes the segment over.
     await eventually("the lease to lapse", async () => {
       const [s] = await sql`select lease_expires_at < now() as lapsed from sync.backfill_segments
-                            where job_id = ${job.id}`;
+                            where job_id = ${jobId}`;
       return s.lapsed ? true : undefined;
     }, 15_000);
     await sql`select sync.wake_import_worker()`;
-    const [result] = await waitForJobs(sql, [job.id]);
+    const [result] = await waitForJobs(sql, [jobId]);
     assert.equal(result.status, "done");
     assert.equal(
       Number(result.items_scanned),
@@ -133,7 +141,7 @@ Deno.test("a worker killed mid-segment is taken over from its checkpoint: nothin
     assert.match(
       log,
       new RegExp(
-        `backfill job ${job.id} segment 0/1 .*: claimed \\(resuming from its checkpoint\\)`,
+        `backfill job ${jobId} segment 0/1 .*: claimed \\(resuming from its checkpoint\\)`,
       ),
     );
   } finally {
@@ -148,8 +156,7 @@ Deno.test("a backfill interleaved with updates, deletes and inserts converges", 
   const client = dynamo(spec.region);
   try {
     await batchWrite(client, spec.sourceTable, itemsFor(spec.targetTable, p, 400));
-    const [job] = await sql`select sync.start_backfill(${spec.sourceTable}, 2, false) as id`;
-    await sql`update sync.backfill_jobs set page_size = 25 where id = ${job.id}`;
+    const jobId = await queueBackfill(sql, spec.sourceTable, 2, { pageSize: 25 });
     await sql`select sync.wake_import_worker()`;
     for (let i = 0; i < 400; i += 3) {
       if (i % 2 === 0) {
@@ -176,7 +183,7 @@ Deno.test("a backfill interleaved with updates, deletes and inserts converges", 
         );
       }
     }
-    await waitForJobs(sql, [job.id]);
+    await waitForJobs(sql, [jobId]);
 
     const source = new Map<string, string>();
     let start: Record<string, AttributeValue> | undefined;

@@ -24,7 +24,7 @@ import {
 import { byTargetTable } from "../functions-shared/table_registry.ts";
 import { batchWrite } from "../demo/load_dynamo.ts";
 import { connectDb, dynamo, eventually, stack, streamRecordsContaining } from "./stack_clients.ts";
-import { itemsFor, N, S, waitForJobs } from "./backfill_fixtures.ts";
+import { itemsFor, N, queueBackfill, S, waitForJobs } from "./backfill_fixtures.ts";
 
 const spec = byTargetTable("firespring_segments")!;
 
@@ -142,15 +142,14 @@ Deno.test("at a 1 s granularity, a backfill racing live changes in the same seco
     assert.equal(granularity.value, "1 second");
     const before = await streamTimeCounts();
     await batchWrite(client, spec.sourceTable, itemsFor(spec.targetTable, p, 200));
-    const [job] = await sql`select sync.start_backfill(${spec.sourceTable}, 2, false) as id`;
-    await sql`update sync.backfill_jobs set page_size = 10 where id = ${job.id}`;
+    const jobId = await queueBackfill(sql, spec.sourceTable, 2, { pageSize: 10 });
     await sql`select sync.wake_import_worker()`;
     // Change keys until the backfill is done: updates, deletes, inserts, re-inserts, each
     // key again and again, so that pages and stream records meet within the same seconds.
     let changes = 0;
     for (let round = 0;; round++) {
       const [progress] =
-        await sql`select status from sync.backfill_progress where job_id = ${job.id}`;
+        await sql`select status from sync.backfill_progress where job_id = ${jobId}`;
       if (progress.status !== "running" && progress.status !== "pending" && round > 0) break;
       for (let i = round % 5; i < 200; i += 23) {
         const id = S(`${p}${i}`);
@@ -168,9 +167,9 @@ Deno.test("at a 1 s granularity, a backfill racing live changes in the same seco
         }
         changes++;
       }
-      if (round > 400) throw new Error(`backfill job ${job.id} still runs after 400 rounds`);
+      if (round > 400) throw new Error(`backfill job ${jobId} still runs after 400 rounds`);
     }
-    const [result] = await waitForJobs(sql, [job.id]);
+    const [result] = await waitForJobs(sql, [jobId]);
     assert.equal(result.status, "done");
     assert.ok(changes > 0);
 
