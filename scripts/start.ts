@@ -263,8 +263,9 @@ if (import.meta.main) {
     live.catch(() => {});
 
     // One validation at a time, in the order the tables become ready: a validator isolate
-    // works on one request (VALIDATOR_RUNS_PER_ISOLATE) and refuses a second, whose run
-    // then waits for the heartbeat, a pg_cron tick (a minute on pg_cron 1.4).
+    // works on one request at a time (VALIDATOR_RUNS_PER_ISOLATE) and the gateway sends new
+    // requests to the newest isolate, so two runs at once would only take turns there,
+    // request by request, each leaving its table's read budget unused while it waits.
     const oneAtATime = inTurn();
     let edited: AdminEdit | undefined;
     const verdicts: TableVerdict[] = await Promise.all(TABLES.map(async (spec) => {
