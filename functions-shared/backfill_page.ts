@@ -186,7 +186,7 @@ async function commitAtOnce(
 
 /**
  * Writes a page and its checkpoint atomically (see the module's comment); returns the
- * rows (or observations) written and, on the one-statement path, the job's segments left.
+ * rows (or observations) written and, with `deps.rate`, the segment's next read's turn.
  */
 export async function commitPage(
   sql: postgres.Sql,

@@ -22,7 +22,7 @@ import type postgres from "postgres";
 import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import type { CpuMeter } from "./cpu_meter.ts";
 import type { PacingDeps } from "./scan_pacing.ts";
-import { type Claim, type ScanResult, scanSegments } from "./segment_scan.ts";
+import { type ScanResult, scanSegments } from "./segment_scan.ts";
 import { commitPage, PagesInFlight } from "./backfill_page.ts";
 import { LedgerTurns } from "./read_turns.ts";
 
@@ -63,7 +63,8 @@ export interface WorkerDeps {
   inFlight?: PagesInFlight;
   /**
    * A table's read budget for a backfill, in read units per second, shared by the job's
-   * segments (functions-shared/scan_pacing.ts; the setting IMPORT_WORKER_MAX_RCU_PER_SECOND).
+   * segments through its read ledger (read_turns.ts; the setting
+   * IMPORT_WORKER_MAX_RCU_PER_SECOND).
    */
   maxRcuPerSecond: number;
   /** Clock and randomness of the pacing and retries (tests replace them). */
@@ -139,15 +140,7 @@ export async function runWorker(deps: WorkerDeps, worker: string): Promise<RunRe
   };
   const lane = () =>
     scanSegments(deps, worker, {
-      // The claim and its first read's turn in one round trip (the job's read ledger,
-      // supabase/migrations/20261128001800_backfill_turns.sql).
-      claim: async () => {
-        if (stopped) return undefined;
-        const [row] = await deps.sql<(Claim & { turn: unknown })[]>`
-          select c.*, sync.backfill_read_turn(c.job_id, ${deps.maxRcuPerSecond}, null, 0, true) as turn
-          from sync.claim_segment(${worker}) c`;
-        return turns.claimed(row);
-      },
+      claim: () => stopped ? Promise.resolve(undefined) : turns.claim(),
       turns,
       // One wake check per run: its other lanes' claims need none.
       wakeAnother: async () => {

@@ -125,7 +125,7 @@ Deno.test("a throttled Scan is retried after a jittered backoff, then the page i
 });
 
 Deno.test("a Scan that stays throttled gives up after the rounds, releases its segment and names table and segment", async () => {
-  const db = backfillDb([claim(), claim({ segment: 2 })]);
+  const db = backfillDb([claim(), claim({ segment: 2 })], { turns: [{ wait_ms: 0, units: 40 }] });
   const dynamo = fakeDynamo(() => {
     throw awsError("ThrottlingException", "Rate of requests exceeds the allowed throughput");
   });
@@ -135,8 +135,9 @@ Deno.test("a Scan that stays throttled gives up after the rounds, releases its s
   assert.equal(result.stoppedBy, "throttled");
   assert.equal(dynamo.sent.length, SCAN_ROUNDS);
   assert.deepEqual(clock.slept, [1000, 2000]);
-  assert.deepEqual(db.matching("sync.release_segment").map((s) => s.values.slice(0, 3)), [
-    ["7", 1, "worker-a"],
+  // Given back with its turn's units: a throttled read consumed no capacity.
+  assert.deepEqual(db.matching("sync.release_segment").map((s) => s.values), [
+    ["7", 1, "worker-a", "7", 1_000_000, 40],
   ]);
   assert.equal(db.matching("sync.claim_segment").length, 1, "the worker stops");
   assert.equal(db.matching("sync.checkpoint_segment").length, 0);

@@ -22,7 +22,10 @@ import {
 } from "./backfill_worker_fakes.ts";
 
 Deno.test("a claimed segment is scanned page by page, each page written with its checkpoint in one statement", async () => {
-  const db = backfillDb([claim()]);
+  // The ledger's turns: the claim's, then the first page's statement books the second's.
+  const db = backfillDb([claim()], {
+    turns: [{ wait_ms: 0, units: 257 }, { wait_ms: 0, units: 1 }],
+  });
   const dynamo = pagedDynamo(twoPages);
   const { deps, lines } = workerDeps(db, dynamo);
   const result = await runWorker(deps, "worker-a");
@@ -33,10 +36,11 @@ Deno.test("a claimed segment is scanned page by page, each page written with its
     rows: 3,
     stoppedBy: "no work",
   });
-  // The table's read budget (its first read's turn), then the worker.
+  // The table's read budget (its first read's turn), then the worker, and no run (a
+  // backfill's segment, not a validation's).
   assert.deepEqual(db.matching("sync.claim_segment").map((s) => s.values), [
-    [1_000_000, "worker-a"],
-    [1_000_000, "worker-a"],
+    [1_000_000, "worker-a", null],
+    [1_000_000, "worker-a", null],
   ]);
   assert.deepEqual(dynamo.regions, ["us-east-1", "us-east-1"]);
   assert.equal(dynamo.sent.length, 2);

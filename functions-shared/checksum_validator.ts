@@ -83,7 +83,7 @@ export interface ValidatorDeps {
   sql: postgres.Sql;
   dynamo: (region: string) => DynamoDBClient;
   segments?: number;
-  /** Segments of a run scanned at once, each in a request of its own (2). */
+  /** Segments of a run scanned at once in one request (4; validator_source.ts). */
   segmentsAtOnce?: number;
   pageSize?: number;
   /** Overrides {@link MAX_KEYS_BY_KEY} (tests). */

@@ -50,17 +50,21 @@ export class LedgerTurns implements ReadTurns {
   ) {}
 
   /**
-   * The claim of a claim statement's row, whose `turn` column is the segment's first turn
-   * (`sync.backfill_read_turn(c.job_id, rate, null, 0, true)`); none when no row.
+   * Claims a segment (`sync.claim_segment`: of a Scan backfill, or with `run` of that
+   * validation run's Scan) and books its first read in the same statement, one round
+   * trip; undefined when none is left.
    */
-  claimed(row: (Claim & { turn?: unknown }) | undefined): Claim | undefined {
+  async claim(run: number | null = null): Promise<Claim | undefined> {
+    const [row] = await this.sql<(Claim & { turn: unknown })[]>`
+      select c.*, sync.backfill_read_turn(c.job_id, ${this.rate}, null, 0, true) as turn
+      from sync.claim_segment(${this.worker}, ${run}) c`;
     if (!row) return undefined;
     const { turn, ...claim } = row;
     this.#first.set(claim, turnOf(turn) ?? NOW);
     return claim;
   }
 
-  /** The first read's turn of a segment {@link claimed}. */
+  /** The first read's turn of a segment {@link claim}ed. */
   first(claim: Claim): Promise<Turn> {
     return Promise.resolve(this.#first.get(claim) ?? NOW);
   }

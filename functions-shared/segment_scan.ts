@@ -104,7 +104,7 @@ export interface Checkpoint {
   done: boolean;
   /** The read units the page's Scan consumed (its ConsumedCapacity). */
   spentUnits?: number;
-  /** The units its turn was booked at, with read turns (0 without). */
+  /** The units its read's turn was booked at (0 for a turn booked at none). */
   bookedUnits?: number;
 }
 
@@ -210,8 +210,9 @@ export async function scanSegments(
     const where = work.describe(claim);
     let startKey = claim.exclusive_start_key ?? undefined;
     const pacing = deps.pacing ?? realPacing;
-    // A page's statement that booked no turn (none is asked for after a segment's last
-    // page) leaves the next read to start at once, at no units booked.
+    // A turn the ledger did not give (a claim or a page's statement that booked none,
+    // which `commitPage` must not do but for a segment's last page) starts at once, at no
+    // units booked; readAndWrite logs it.
     const at = (t: Turn | undefined): TurnAt => ({
       at: pacing.now() + (t?.waitMs ?? 0),
       units: t?.units ?? 0,
@@ -322,6 +323,7 @@ export async function scanSegments(
       log(`${where}: done`);
       return "done";
     }
+    if (!committed.nextTurn) log(`${where}: the page booked no next read's turn; reading on now`);
     return { nextKey, nextTurn: committed.nextTurn };
   }
 }

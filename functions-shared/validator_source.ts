@@ -67,7 +67,8 @@ export async function stage(deps: ValidatorDeps, spec: TableSpec, run: number, i
  * One request scans a run, several segments at once, rather than one segment in each of
  * several requests: the Edge Runtime sends concurrent requests to the same isolate
  * (supabase/edge-runtime's per_worker policy), where the validator takes one run at a
- * time for the CPU limit (run_gate.ts), so a second request would only be turned away.
+ * time for the CPU limit (run_gate.ts), so a second request would only wait there for
+ * the first to end.
  */
 export async function scanForRun(
   deps: ValidatorDeps,
@@ -92,14 +93,17 @@ export async function scanForRun(
   const firstMeasured = new Promise<void>((resolve) => (measured = resolve));
   const perPage = () =>
     1.25 * Math.max(pageCpuMs, ((deps.cpu?.usedMs() ?? 0) - startCpu) / Math.max(pagesDone, 1));
-  // Once one segment finds the budget spent, the others stop at once (a wait for a turn
-  // ends, and each gives its segment back, or its page in flight ends first) and the
-  // request hands on now: waiting for each of their next turns to come, up to a page's
-  // turn each, no segment of the run read meanwhile.
+  // Once one segment must stop (the request's budget is spent: CPU, wall time or pages;
+  // or the isolate has no room for another page in flight, which comes near the CPU
+  // budget anyway), the others stop at once (a wait for a turn ends, and each gives its
+  // segment back, or its page in flight ends first) and claim no other, and the request
+  // hands on now: waiting for each of their next turns to come, up to a page's turn each,
+  // no segment of the run read meanwhile. A lane that fails stops the others too.
   let stop!: () => void;
   const stopping = new Promise<void>((resolve) => (stop = resolve));
   let stopped = false;
-  const spent = () => {
+  /** Whether the segment must stop now; if not, its page is counted in flight. */
+  const mustStop = () => {
     const reserved = (deps.cpu?.usedMs() ?? 0) + (inFlight + 1) * perPage();
     stopped ||= (deps.budget !== undefined && pagesDone > 0 &&
       reserved >= deps.budget.cpuMs * IN_FLIGHT_CEILING) || overBudget();
@@ -134,16 +138,11 @@ export async function scanForRun(
     log: deps.log,
   };
   const work = {
-    // The claim and its first read's turn in one round trip.
-    claim: async () => {
-      const [row] = await deps.sql<(Claim & { turn: unknown })[]>`
-        select c.*, sync.backfill_read_turn(c.job_id, ${rate}, null, 0, true) as turn
-        from sync.claim_segment(${worker}, ${run}) c`;
-      return turns.claimed(row);
-    },
+    // No new segment once the request stops: it would only be given back.
+    claim: () => stopped ? Promise.resolve(undefined) : turns.claim(run),
     turns,
     wakeAnother: async () => {},
-    overBudget: spent,
+    overBudget: mustStop,
     stopping,
     // The caller hands on (checksum_validator.ts answers a Continuation).
     handOn: async () => {},
@@ -198,16 +197,25 @@ export async function scanForRun(
       return { rows: 0, nextTurn: turnOf(booked?.turn) };
     },
   };
-  const first = scanSegments(scanDeps, worker, work);
-  const outcomes = await Promise.all(
+  const lane = (): Promise<ScanResult> =>
+    scanSegments(scanDeps, worker, work).catch((error) => {
+      stopped = true;
+      stop();
+      throw error;
+    });
+  const first = lane();
+  const settled = await Promise.allSettled(
     Array.from({ length: segmentsAtOnce }, async (_, i) => {
       if (i === 0) return await first;
       // The others start once the first page is measured, or once the first scan
       // stops without one (nothing to scan, or the budget).
       await Promise.race([firstMeasured, first.then(() => {}, () => {})]);
-      return await scanSegments(scanDeps, worker, work);
+      return await lane();
     }),
   );
+  const failed = settled.find((r) => r.status === "rejected");
+  if (failed) throw (failed as PromiseRejectedResult).reason;
+  const outcomes = settled.map((r) => (r as PromiseFulfilledResult<ScanResult>).value);
   const total: ScanResult = {
     segmentsFinished: 0,
     pages: 0,

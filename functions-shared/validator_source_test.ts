@@ -377,6 +377,12 @@ Deno.test("scanForRun stops every segment once one finds the budget spent, witho
     ["pending", { segment_id: { S: "a" } }],
     ["pending", null],
   ], "both given back, each at its checkpoint");
+  // Each with its turn, unused: the units it was booked at go back to the job.
+  assert.deepEqual(
+    db.matching("sync.release_segment").map((s) => s.values.slice(1, 2).concat(s.values.at(-1))),
+    [[0, 1], [1, 1]],
+  );
+  assert.equal(db.matching("sync.claim_segment").length, 2, "no claim after the stop");
 });
 
 Deno.test("scanForRun reads at the turns its job's read ledger books, and settles each read's cost with its page", async () => {

@@ -113,7 +113,8 @@ begin
 end
 $$;
 
--- The read ledger: one row per backfill job, made by its first turn.
+-- The read ledger: one row per Scan job (a backfill's, or a validation run's Scan), made by
+-- its first turn.
 create table sync.backfill_read_ledger (
   job_id bigint primary key references sync.backfill_jobs (id) on delete cascade,
   next_at timestamptz not null,
@@ -121,7 +122,7 @@ create table sync.backfill_read_ledger (
   rate numeric not null check (rate > 0)
 );
 comment on table sync.backfill_read_ledger is
-  'Per backfill job: when its next Scan page may start (next_at), what a page is expected to cost in read units (units: the last page''s), and the table''s read budget in read units a second (rate, IMPORT_WORKER_MAX_RCU_PER_SECOND).';
+  'Per Scan job (a backfill''s or a validation run''s): when its next Scan page may start (next_at), what a page is expected to cost in read units (units: the last page''s), and the table''s read budget in read units a second (rate: IMPORT_WORKER_MAX_RCU_PER_SECOND or VALIDATOR_MAX_RCU_PER_SECOND).';
 
 -- sync.claim_segment, which claims by the work left (3. above), is defined in
 -- 20261128002300_export_backfills.sql, which also keeps export jobs out of it.
@@ -187,7 +188,7 @@ begin
 end
 $$;
 comment on function sync.backfill_read_turn(bigint, numeric, numeric, numeric, boolean) is
-  'A backfill segment''s turns against its table''s read budget: settles the last read''s cost and books the next read; returns {wait_ms, units}.';
+  'A Scan segment''s turns (a backfill''s or a validation run''s) against its table''s read budget: settles the last read''s cost and books the next read; returns {wait_ms, units}.';
 
 revoke all on table sync.backfill_read_ledger from public;
 revoke all on function sync.backfill_read_turn(bigint, numeric, numeric, numeric, boolean) from public;
