@@ -22,7 +22,7 @@ import type postgres from "postgres";
 import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import type { CpuMeter } from "./cpu_meter.ts";
 import type { PacingDeps } from "./scan_pacing.ts";
-import { type ScanResult, scanSegments } from "./segment_scan.ts";
+import { ScanLanes, type ScanResult, scanSegments } from "./segment_scan.ts";
 import { commitPage, PagesInFlight } from "./backfill_page.ts";
 import { LedgerTurns } from "./read_turns.ts";
 
@@ -111,16 +111,14 @@ export async function runWorker(deps: WorkerDeps, worker: string): Promise<RunRe
   const started = performance.now();
   const inFlight = deps.inFlight ?? new PagesInFlight();
   const lanes = Math.max(1, deps.segmentsPerRun ?? 1);
-  let stop!: () => void;
-  const stopping = new Promise<void>((resolve) => (stop = resolve));
-  let stopped = false;
+  const lanesOfRun = new ScanLanes();
   let wokeAnother = false;
   const turns = new LedgerTurns(deps.sql, worker, deps.maxRcuPerSecond);
   // Whether another page fits under the hard limit with the pages already in flight.
   const roomForAPage = () =>
     deps.cpu.usedMs() + inFlight.expectedMs() + inFlight.perPageMs() < CPU_PAGE_CEILING_MS;
   const retired = () =>
-    stopped || deps.cpu.usedMs() >= deps.cpuBudgetMs ||
+    lanesOfRun.stopped || deps.cpu.usedMs() >= deps.cpuBudgetMs ||
     performance.now() - started >= deps.wallBudgetMs;
   // While the isolate has no room for another page but is not spent, wait for a page in
   // flight to end instead of handing on: a run woken now would land on this same isolate
@@ -131,8 +129,7 @@ export async function runWorker(deps: WorkerDeps, worker: string): Promise<RunRe
   const overBudget = () => {
     const spent = retired() || !roomForAPage();
     if (spent) {
-      stopped = true;
-      stop();
+      lanesOfRun.stop();
     } else {
       inFlight.begin(deps.cpu.usedMs());
     }
@@ -140,7 +137,7 @@ export async function runWorker(deps: WorkerDeps, worker: string): Promise<RunRe
   };
   const lane = () =>
     scanSegments(deps, worker, {
-      claim: () => stopped ? Promise.resolve(undefined) : turns.claim(),
+      claim: () => lanesOfRun.stopped ? Promise.resolve(undefined) : turns.claim(),
       turns,
       // One wake check per run: its other lanes' claims need none.
       wakeAnother: async () => {
@@ -150,7 +147,7 @@ export async function runWorker(deps: WorkerDeps, worker: string): Promise<RunRe
       },
       overBudget,
       room,
-      stopping,
+      stopping: lanesOfRun.stopping,
       pageEnded: () => inFlight.end(deps.cpu.usedMs()),
       // The run hands on once, below, when every lane has given its segment back.
       handOn: () => Promise.resolve(),
@@ -163,21 +160,9 @@ export async function runWorker(deps: WorkerDeps, worker: string): Promise<RunRe
           rate: deps.maxRcuPerSecond,
         }),
     });
-  const results = await Promise.allSettled(Array.from({ length: lanes }, lane));
-  const failed = results.find((r) => r.status === "rejected");
-  const done = results.flatMap((r) => r.status === "fulfilled" ? [r.value] : []);
-  const result: RunResult = {
-    segmentsFinished: done.reduce((n, r) => n + r.segmentsFinished, 0),
-    pages: done.reduce((n, r) => n + r.pages, 0),
-    items: done.reduce((n, r) => n + r.items, 0),
-    rows: done.reduce((n, r) => n + r.rows, 0),
-    stoppedBy: done.some((r) => r.stoppedBy === "budget")
-      ? "budget"
-      : done.some((r) => r.stoppedBy === "throttled")
-      ? "throttled"
-      : "no work",
-  };
-  if (result.stoppedBy === "budget") await deps.wake();
-  if (failed) throw (failed as PromiseRejectedResult).reason;
-  return result;
+  for (let i = 0; i < lanes; i++) lanesOfRun.add(lane());
+  const { total, failure } = await lanesOfRun.settle();
+  if (total.stoppedBy === "budget") await deps.wake();
+  if (failure) throw failure;
+  return total;
 }

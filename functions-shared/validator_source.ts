@@ -19,6 +19,7 @@ import { LedgerTurns, turnOf, turnSettlement } from "./read_turns.ts";
 import {
   type Checkpoint,
   type Claim,
+  ScanLanes,
   type ScanPage,
   type ScanResult,
   scanSegments,
@@ -99,16 +100,17 @@ export async function scanForRun(
   // segment back, or its page in flight ends first) and claim no other, and the request
   // hands on now: waiting for each of their next turns to come, up to a page's turn each,
   // no segment of the run read meanwhile. A lane that fails stops the others too.
-  let stop!: () => void;
-  const stopping = new Promise<void>((resolve) => (stop = resolve));
-  let stopped = false;
+  const lanes = new ScanLanes();
   /** Whether the segment must stop now; if not, its page is counted in flight. */
   const mustStop = () => {
     const reserved = (deps.cpu?.usedMs() ?? 0) + (inFlight + 1) * perPage();
-    stopped ||= (deps.budget !== undefined && pagesDone > 0 &&
-      reserved >= deps.budget.cpuMs * IN_FLIGHT_CEILING) || overBudget();
-    if (stopped) {
-      stop();
+    if (
+      lanes.stopped ||
+      (deps.budget !== undefined && pagesDone > 0 &&
+        reserved >= deps.budget.cpuMs * IN_FLIGHT_CEILING) ||
+      overBudget()
+    ) {
+      lanes.stop();
       return true;
     }
     inFlight++;
@@ -139,11 +141,11 @@ export async function scanForRun(
   };
   const work = {
     // No new segment once the request stops: it would only be given back.
-    claim: () => stopped ? Promise.resolve(undefined) : turns.claim(run),
+    claim: () => lanes.stopped ? Promise.resolve(undefined) : turns.claim(run),
     turns,
     wakeAnother: async () => {},
     overBudget: mustStop,
-    stopping,
+    stopping: lanes.stopping,
     // The caller hands on (checksum_validator.ts answers a Continuation).
     handOn: async () => {},
     describe: (claim: Claim) =>
@@ -197,42 +199,22 @@ export async function scanForRun(
       return { rows: 0, nextTurn: turnOf(booked?.turn) };
     },
   };
+  // A lane that fails stops the others; the request then fails (checksum_validator.ts).
   const lane = (): Promise<ScanResult> =>
     scanSegments(scanDeps, worker, work).catch((error) => {
-      stopped = true;
-      stop();
+      lanes.stop();
       throw error;
     });
-  const first = lane();
-  const settled = await Promise.allSettled(
-    Array.from({ length: segmentsAtOnce }, async (_, i) => {
-      if (i === 0) return await first;
-      // The others start once the first page is measured, or once the first scan
-      // stops without one (nothing to scan, or the budget).
-      await Promise.race([firstMeasured, first.then(() => {}, () => {})]);
-      return await lane();
-    }),
-  );
-  const failed = settled.find((r) => r.status === "rejected");
-  if (failed) throw (failed as PromiseRejectedResult).reason;
-  const outcomes = settled.map((r) => (r as PromiseFulfilledResult<ScanResult>).value);
-  const total: ScanResult = {
-    segmentsFinished: 0,
-    pages: 0,
-    items: 0,
-    rows: 0,
-    stoppedBy: "no work",
-  };
-  for (const outcome of outcomes) {
-    total.segmentsFinished += outcome.segmentsFinished;
-    total.pages += outcome.pages;
-    total.items += outcome.items;
-    total.rows += outcome.rows;
-    if (outcome.stoppedBy === "budget") total.stoppedBy = "budget";
-    else if (outcome.stoppedBy === "throttled" && total.stoppedBy === "no work") {
-      total.stoppedBy = "throttled";
-    }
+  const first = lanes.add(lane());
+  for (let i = 1; i < segmentsAtOnce; i++) {
+    // The others start once the first page is measured, or once the first scan stops
+    // without one (nothing to scan, or the budget).
+    lanes.add(
+      Promise.race([firstMeasured, first.then(() => {}, () => {})]).then(lane),
+    );
   }
+  const { total, failure } = await lanes.settle();
+  if (failure) throw failure;
   return total;
 }
 

@@ -385,6 +385,37 @@ Deno.test("scanForRun stops every segment once one finds the budget spent, witho
   assert.equal(db.matching("sync.claim_segment").length, 2, "no claim after the stop");
 });
 
+Deno.test("scanForRun: a segment that fails stops the others and the request fails with its error", async () => {
+  // Segment 1 waits for a far turn; segment 0's second Scan fails with an error no retry helps.
+  const db = runsDb({
+    turns: [{ wait_ms: 0, units: 1 }, { wait_ms: 0, units: 1 }, { wait_ms: 60_000, units: 1 }],
+  });
+  const run = db.newRun("firespring_segments", false, 2, 5);
+  const clock = fakeClock();
+  const pacing = {
+    ...clock,
+    sleep: (ms: number) => ms > 0 ? new Promise<void>(() => {}) : Promise.resolve(),
+  };
+  const dynamo = fakeDynamo((c: SentCommand) => {
+    if (c.input.ExclusiveStartKey) {
+      throw Object.assign(new Error("bad key"), { name: "ValidationException" });
+    }
+    return { Items: [item("a")], LastEvaluatedKey: { segment_id: { S: "a" } } };
+  });
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const outcome = await Promise.race([
+    scanForRun(deps(db, dynamo, { pacing, segmentsAtOnce: 2 }), segments, 5, "w1", () => false)
+      .then(() => "answered", (error: Error) => error.message),
+    new Promise<"stuck">((resolve) => timer = setTimeout(() => resolve("stuck"), 2_000)),
+  ]);
+  clearTimeout(timer);
+  assert.equal(outcome, "bad key");
+  assert.deepEqual(run.segments.map((g) => [g.status, g.key]), [
+    ["pending", { segment_id: { S: "a" } }],
+    ["pending", null],
+  ], "both given back, each at its checkpoint");
+});
+
 Deno.test("scanForRun reads at the turns its job's read ledger books, and settles each read's cost with its page", async () => {
   // The claim's turn, then each page's transaction books the next read (read_turns.ts).
   const db = runsDb({
