@@ -22,7 +22,8 @@ import type postgres from "postgres";
 import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import type { CpuMeter } from "./cpu_meter.ts";
 import type { PacingDeps } from "./scan_pacing.ts";
-import { ScanLanes, type ScanResult, scanSegments } from "./segment_scan.ts";
+import { ScanLanes } from "./scan_lanes.ts";
+import { type ScanResult, scanSegments } from "./segment_scan.ts";
 import { commitPage, PagesInFlight } from "./backfill_page.ts";
 import { LedgerTurns } from "./read_turns.ts";
 

@@ -162,59 +162,6 @@ export interface ScanResult {
   stoppedBy: "no work" | "budget" | "throttled";
 }
 
-/**
- * A request's lanes (each a {@link scanSegments} of its own) and their shared stop: once
- * one lane must stop (its budget spent), `stop()` ends the others' waits for a turn
- * (their `stopping`) and `stopped` keeps them from claiming another segment. `settle`
- * waits for every lane, then answers their sum and the first failure, if any.
- */
-export class ScanLanes {
-  stopped = false;
-  readonly stopping: Promise<void>;
-  #stop!: () => void;
-  #lanes: Promise<ScanResult>[] = [];
-
-  constructor() {
-    this.stopping = new Promise<void>((resolve) => (this.#stop = resolve));
-  }
-
-  /** Stops every lane at its next wait or check. */
-  stop(): void {
-    this.stopped = true;
-    this.#stop();
-  }
-
-  /** Counts a lane started (settled with the others). */
-  add(lane: Promise<ScanResult>): Promise<ScanResult> {
-    this.#lanes.push(lane);
-    return lane;
-  }
-
-  /**
-   * Every lane's end: their sum (stopped by the budget if one was, else throttled if one
-   * was) and the first failure, if any (the others ran to their end).
-   */
-  async settle(): Promise<{ total: ScanResult; failure?: unknown }> {
-    const settled = await Promise.allSettled(this.#lanes);
-    const done = settled.flatMap((r) => r.status === "fulfilled" ? [r.value] : []);
-    const failed = settled.find((r) => r.status === "rejected") as
-      | PromiseRejectedResult
-      | undefined;
-    const total: ScanResult = {
-      segmentsFinished: done.reduce((n, r) => n + r.segmentsFinished, 0),
-      pages: done.reduce((n, r) => n + r.pages, 0),
-      items: done.reduce((n, r) => n + r.items, 0),
-      rows: done.reduce((n, r) => n + r.rows, 0),
-      stoppedBy: done.some((r) => r.stoppedBy === "budget")
-        ? "budget"
-        : done.some((r) => r.stoppedBy === "throttled")
-        ? "throttled"
-        : "no work",
-    };
-    return failed ? { total, failure: failed.reason } : { total };
-  }
-}
-
 /** Scans claimed segments until none is left or the budget is spent. */
 export async function scanSegments(
   deps: SegmentScanDeps,

@@ -16,10 +16,10 @@ import type { TableSpec } from "./table_registry.ts";
 import { expectedPage, type Item, pointReadKey, type RowKey } from "./validator_plan.ts";
 import { estimatingMeter } from "./cpu_meter.ts";
 import { LedgerTurns, turnOf, turnSettlement } from "./read_turns.ts";
+import { ScanLanes } from "./scan_lanes.ts";
 import {
   type Checkpoint,
   type Claim,
-  ScanLanes,
   type ScanPage,
   type ScanResult,
   scanSegments,

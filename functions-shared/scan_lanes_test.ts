@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { ScanLanes, type ScanResult } from "./segment_scan.ts";
+import { ScanLanes } from "./scan_lanes.ts";
+import type { ScanResult } from "./segment_scan.ts";
 
 const result = (stoppedBy: ScanResult["stoppedBy"], n = 1): ScanResult => ({
   segmentsFinished: n,
