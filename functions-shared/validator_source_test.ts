@@ -20,6 +20,7 @@ import {
 import { IN_FLIGHT_CEILING, pointRead, scanForRun, stage } from "./validator_source.ts";
 import { runsDb } from "./validator_fakes.ts";
 import type { ScanResult } from "./segment_scan.ts";
+import type { PacingDeps } from "./scan_pacing.ts";
 
 const segments = byTargetTable("firespring_segments")!;
 const visitors = byTargetTable("firespring_visitors")!;
@@ -342,34 +343,46 @@ Deno.test("scanForRun claims its other segments once the first page's cost is se
   assert.deepEqual(scannedAfterSettling, [true, true, true]);
 });
 
-Deno.test("scanForRun stops every segment once one finds the budget spent, without waiting for their turns", async () => {
-  // Segment 1's first turn is far off; segment 0 finds the budget spent at its second page.
+/**
+ * A run of two segments where segment 1's first turn never comes unless the scan stops
+ * (a wait for a turn ends only when its time comes or the scan stops), and `scan`'s
+ * outcome, or "stuck" when it did not end within 2 s.
+ */
+async function withFarTurn<T>(
+  scan: (db: ReturnType<typeof runsDb>, pacing: PacingDeps) => Promise<T>,
+) {
   const db = runsDb({
     turns: [{ wait_ms: 0, units: 1 }, { wait_ms: 0, units: 1 }, { wait_ms: 60_000, units: 1 }],
   });
   const run = db.newRun("firespring_segments", false, 2, 5);
-  const clock = fakeClock();
-  // A wait for a turn ends only when its time comes (never, here) or the scan stops.
   const pacing = {
-    ...clock,
+    ...fakeClock(),
     sleep: (ms: number) => ms > 0 ? new Promise<void>(() => {}) : Promise.resolve(),
   };
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const outcome = await Promise.race([
+    scan(db, pacing),
+    new Promise<"stuck">((resolve) => timer = setTimeout(() => resolve("stuck"), 2_000)),
+  ]);
+  clearTimeout(timer);
+  return { db, run, outcome };
+}
+
+Deno.test("scanForRun stops every segment once one finds the budget spent, without waiting for their turns", async () => {
+  // Segment 0 finds the budget spent at its second page; segment 1's turn is far off.
   const dynamo = scans({
     "0:null": { Items: [item("a")], LastEvaluatedKey: { segment_id: { S: "a" } } },
   });
   let checks = 0;
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const outcome = await Promise.race([
+  const { db, run, outcome } = await withFarTurn((db, pacing) =>
     scanForRun(
       deps(db, dynamo, { pacing, segmentsAtOnce: 2 }),
       segments,
       5,
       "w1",
       () => checks++ >= 1,
-    ),
-    new Promise<"stuck">((resolve) => timer = setTimeout(() => resolve("stuck"), 2_000)),
-  ]);
-  clearTimeout(timer);
+    )
+  );
   assert.notEqual(outcome, "stuck", "the request waited for segment 1's turn");
   assert.equal((outcome as ScanResult).stoppedBy, "budget");
   assert.equal(dynamo.sent.length, 1, "segment 1 never read");
@@ -386,29 +399,17 @@ Deno.test("scanForRun stops every segment once one finds the budget spent, witho
 });
 
 Deno.test("scanForRun: a segment that fails stops the others and the request fails with its error", async () => {
-  // Segment 1 waits for a far turn; segment 0's second Scan fails with an error no retry helps.
-  const db = runsDb({
-    turns: [{ wait_ms: 0, units: 1 }, { wait_ms: 0, units: 1 }, { wait_ms: 60_000, units: 1 }],
-  });
-  const run = db.newRun("firespring_segments", false, 2, 5);
-  const clock = fakeClock();
-  const pacing = {
-    ...clock,
-    sleep: (ms: number) => ms > 0 ? new Promise<void>(() => {}) : Promise.resolve(),
-  };
+  // Segment 0's second Scan fails with an error no retry helps; segment 1's turn is far off.
   const dynamo = fakeDynamo((c: SentCommand) => {
     if (c.input.ExclusiveStartKey) {
       throw Object.assign(new Error("bad key"), { name: "ValidationException" });
     }
     return { Items: [item("a")], LastEvaluatedKey: { segment_id: { S: "a" } } };
   });
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const outcome = await Promise.race([
+  const { run, outcome } = await withFarTurn((db, pacing) =>
     scanForRun(deps(db, dynamo, { pacing, segmentsAtOnce: 2 }), segments, 5, "w1", () => false)
-      .then(() => "answered", (error: Error) => error.message),
-    new Promise<"stuck">((resolve) => timer = setTimeout(() => resolve("stuck"), 2_000)),
-  ]);
-  clearTimeout(timer);
+      .then(() => "answered", (error: Error) => error.message)
+  );
   assert.equal(outcome, "bad key");
   assert.deepEqual(run.segments.map((g) => [g.status, g.key]), [
     ["pending", { segment_id: { S: "a" } }],
