@@ -15,6 +15,8 @@
  * @module
  */
 
+import { realPacing } from "./scan_pacing.ts";
+
 /** Admits at most `max` runs at a time. */
 export class RunGate {
   #active = 0;
@@ -106,8 +108,7 @@ export function whenAdmitted<T>(gate: RunGate, work: () => Promise<T>): Promise<
 export async function pausedAt(
   gate: RunGate,
   ms: number,
-  sleep: (ms: number) => Promise<void> = (wait) =>
-    new Promise((resolve) => setTimeout(resolve, wait)),
+  sleep: (ms: number) => Promise<void> = realPacing.sleep,
 ): Promise<void> {
   const queue = queueOf(gate);
   gate.give();

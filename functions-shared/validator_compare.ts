@@ -12,6 +12,7 @@ import type { ValidatorDeps } from "./checksum_validator.ts";
 import type { TableSpec } from "./table_registry.ts";
 import type { RowKey } from "./validator_plan.ts";
 import { pointRead, stage } from "./validator_source.ts";
+import { realPacing } from "./scan_pacing.ts";
 
 /** A key that differs, and how. */
 export type Divergence = { kind: "missing" | "unexpected" | "different"; key: RowKey };
@@ -80,7 +81,7 @@ export async function recheckLook(
     return "report";
   }
   const settleMs = deps.settleMs ?? 1_000;
-  await (deps.pause?.(settleMs) ?? new Promise((resolve) => setTimeout(resolve, settleMs)));
+  await (deps.pause ?? realPacing.sleep)(settleMs);
   const keys = before.map((d) => JSON.stringify(d.key));
   await deps.sql`delete from sync.checksum_items
                  where run_id = ${run} and row_key = any(${keys}::text[]::jsonb[])`;

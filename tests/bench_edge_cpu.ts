@@ -16,7 +16,7 @@ import {
   isolateLogOffset,
   wasKilled,
 } from "../local-stack/supabase/isolate_log.ts";
-import { stack } from "./stack_clients.ts";
+import { liveIsolates } from "./stack_clients.ts";
 
 /** Where a section started: the isolate log's length and the isolates then alive. */
 export interface EdgeCpuMark {
@@ -31,18 +31,6 @@ export interface EdgeCpu {
   /** Isolates killed at a hard limit (`CPUTime`, `WallClockTime`, `Memory`). */
   killed: number;
   requests: number;
-}
-
-interface LiveIsolate {
-  id: number;
-  requests: number;
-  cpu_ms: number;
-}
-
-async function liveIsolates(): Promise<Map<string, LiveIsolate[]>> {
-  const response = await fetch(new URL("/_stack/health", stack.FUNCTIONS_URL));
-  const body = await response.json() as { functions: { name: string; isolates: LiveIsolate[] }[] };
-  return new Map(body.functions.map((f) => [f.name, f.isolates]));
 }
 
 /** Marks the start of a section. */

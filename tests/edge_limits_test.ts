@@ -14,7 +14,7 @@ import { byTargetTable } from "../functions-shared/table_registry.ts";
 import { isolateLinesSince, isolateLogOffset } from "../local-stack/supabase/isolate_log.ts";
 import { batchWrite } from "../demo/load_dynamo.ts";
 import { queueBackfill, scanCount } from "./backfill_fixtures.ts";
-import { connectDb, dynamo, eventually, stack } from "./stack_clients.ts";
+import { connectDb, dynamo, eventually, liveIsolates } from "./stack_clients.ts";
 
 const searches = byTargetTable("firespring_searches")!;
 const S = (s: string): AttributeValue => ({ S: s });
@@ -122,13 +122,8 @@ Deno.test("a tiny CPU budget hands on mid-segment: nothing lost, nothing repeate
 /** The soft limits' retirements: the hosted supervisor's (local-stack/supabase/edge_limits.ts). */
 const SOFT_LIMITS = ["retired: cpu soft limit", "retired: wall clock"];
 
-/** The ids of the import-worker's isolates alive now, as the gateway lists them. */
-async function liveImportWorkers(): Promise<{ id: number; retired: string | null }[]> {
-  const health = await (await fetch(new URL("/_stack/health", stack.FUNCTIONS_URL))).json() as {
-    functions: { name: string; isolates: { id: number; retired: string | null }[] }[];
-  };
-  return health.functions.find((f) => f.name === "import-worker")?.isolates ?? [];
-}
+/** The import-worker's isolates alive now. */
+const liveImportWorkers = async () => (await liveIsolates()).get("import-worker") ?? [];
 
 /**
  * Whether an import-worker isolate made since `offset` (not one of `before`, alive then)

@@ -42,6 +42,22 @@ export async function callFunction(name: string, init: RequestInit = {}): Promis
   return await fetch(`${stack.FUNCTIONS_URL}/${name}`, init);
 }
 
+/** An isolate alive now, as the gateway's `/_stack/health` lists it. */
+export interface LiveIsolate {
+  id: number;
+  requests: number;
+  cpu_ms: number;
+  /** Why it was retired (e.g. "retired: cpu soft limit"), or null while it takes requests. */
+  retired: string | null;
+}
+
+/** The isolates alive now, by function, from the gateway's `/_stack/health`. */
+export async function liveIsolates(): Promise<Map<string, LiveIsolate[]>> {
+  const response = await fetch(new URL("/_stack/health", stack.FUNCTIONS_URL));
+  const body = await response.json() as { functions: { name: string; isolates: LiveIsolate[] }[] };
+  return new Map(body.functions.map((f) => [f.name, f.isolates]));
+}
+
 /** The service role key as an Authorization header. */
 export function serviceRoleHeaders(): Record<string, string> {
   return {
