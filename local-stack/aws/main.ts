@@ -3,6 +3,7 @@
  * listens at DYNAMODB_PORT (the stack's DYNAMODB_ENDPOINT) and forwards to DynamoDB Local
  * at DYNAMODB_INTERNAL_PORT, with the faults of DYNAMODB_FAULTS in `.local/stack.env`,
  * giving stream records the second their write passed it (local-stack/aws/stream_times.ts),
+ * answering polls of idle streams itself (local-stack/aws/idle_polls.ts),
  * and serving point-in-time recovery and exports to the S3 stand-in (local-stack/aws/exports.ts).
  * `GET /_stack/stream-times` answers how many records were timed to the second and how
  * many kept DynamoDB Local's minute (logged too, once a minute when they changed).
@@ -15,6 +16,7 @@ import { readStackEnv } from "../stack_env.ts";
 import { describeFaults, parseFaults } from "./faults.ts";
 import { TableExports } from "./exports.ts";
 import { createProxy } from "./proxy.ts";
+import { IdlePolls } from "./idle_polls.ts";
 import { s3Client } from "./s3_server.ts";
 import { s3Storage } from "./s3_storage.ts";
 import { callUpstream } from "./upstream.ts";
@@ -37,6 +39,7 @@ const proxy = createProxy({
   faults,
   log,
   streamTimes,
+  idlePolls: new IdlePolls(),
 });
 // PITR and exports to the S3 stand-in, which DynamoDB Local lacks (local-stack/aws/exports.ts).
 const exports = new TableExports({

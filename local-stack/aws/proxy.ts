@@ -25,9 +25,18 @@ import { KeyLocks } from "./key_locks.ts";
 import { awsJsonText } from "./json_answer.ts";
 import { scopeOf } from "./scope.ts";
 import { callUpstream } from "./upstream.ts";
-import { streamOfIterator, type StreamTimes } from "./stream_times.ts";
+import { parseStreamArn, streamOfIterator, type StreamTimes } from "./stream_times.ts";
+import type { IdlePolls } from "./idle_polls.ts";
 
 const READ_OPERATIONS = new Set(["GetItem", "BatchGetItem", "Query", "Scan"]);
+
+/**
+ * Whether an operation may add stream records: any but the reads and the Describe, List
+ * and Get operations (PartiQL included, whatever its statement).
+ */
+function mayWriteStreams(operation: string): boolean {
+  return !READ_OPERATIONS.has(operation) && !/^(Describe|List|Get)/.test(operation);
+}
 
 /** What the proxy needs. */
 export interface ProxyOptions {
@@ -42,6 +51,8 @@ export interface ProxyOptions {
    * (local-stack/aws/stream_times.ts): writes are serialised per key and their images noted.
    */
   streamTimes?: StreamTimes;
+  /** When given, polls of idle streams are answered here (local-stack/aws/idle_polls.ts). */
+  idlePolls?: IdlePolls;
 }
 
 /** The proxy's request handler (for Deno.serve), with its history for sweeping. */
@@ -56,7 +67,7 @@ export function createProxy(options: ProxyOptions): {
   const history = new History(faults.staleMs, random);
   const throttle = new ReadThrottle(faults.throttleRcu);
   const keySchemas = new Map<string, string[]>();
-  const { streamTimes } = options;
+  const { streamTimes, idlePolls } = options;
   const locks = new KeyLocks();
 
   const scope = scopeOf;
@@ -140,27 +151,69 @@ export function createProxy(options: ProxyOptions): {
     return new Response(await response.arrayBuffer(), { status: response.status, headers: out });
   }
 
+  /** A poll of a shard: answered here when its stream is idle, its records timed. */
+  async function getRecords(
+    request: Request,
+    raw: ArrayBuffer | undefined,
+    streamTimes: StreamTimes,
+  ): Promise<Response> {
+    let iterator: unknown;
+    try {
+      iterator = JSON.parse(new TextDecoder().decode(raw)).ShardIterator;
+    } catch {
+      return await passThrough(request, raw);
+    }
+    const stream = typeof iterator === "string" ? streamOfIterator(iterator) : undefined;
+    const table = stream && `${scope(request.headers)}/${parseStreamArn(stream)?.table}`;
+    if (idlePolls && table && idlePolls.answer(iterator as string, now())) {
+      return answer(200, JSON.stringify({ Records: [], NextShardIterator: iterator }));
+    }
+    const writesBefore = table ? idlePolls?.writesTo(table) : undefined;
+    const response = await passThrough(request, raw);
+    if (!response.ok) return response;
+    const json = await response.json() as Body;
+    await streamTimes.settled();
+    if (stream && Array.isArray(json.Records)) {
+      streamTimes.timeRecords(scope(request.headers), stream, json.Records);
+      const next = json.NextShardIterator;
+      if (json.Records.length === 0 && typeof next === "string" && writesBefore !== undefined) {
+        idlePolls?.answeredEmpty(table!, next, writesBefore, now());
+      }
+    }
+    return answer(response.status, JSON.stringify(json), response.headers);
+  }
+
   async function handle(request: Request): Promise<Response> {
     const raw = request.method === "GET" || request.method === "HEAD"
       ? undefined
       : await request.arrayBuffer();
     const target = request.headers.get("x-amz-target") ?? "";
     if (streamTimes && target === "DynamoDBStreams_20120810.GetRecords") {
-      const response = await passThrough(request, raw);
-      if (!response.ok) return response;
-      const json = await response.json() as Body;
-      await streamTimes.settled();
-      // DynamoDB Local answered, so the request was JSON with a ShardIterator.
-      const iterator = JSON.parse(new TextDecoder().decode(raw)).ShardIterator;
-      const stream = typeof iterator === "string" ? streamOfIterator(iterator) : undefined;
-      if (stream && Array.isArray(json.Records)) {
-        streamTimes.timeRecords(scope(request.headers), stream, json.Records);
-      }
-      return answer(response.status, JSON.stringify(json), response.headers);
+      return await getRecords(request, raw, streamTimes);
     }
     if (request.method !== "POST" || !target.startsWith("DynamoDB_20120810.")) {
       return await passThrough(request, raw);
     }
+    const operation = target.slice("DynamoDB_20120810.".length);
+    if (!idlePolls || !mayWriteStreams(operation)) {
+      return await tableOperation(request, raw, target, () => {});
+    }
+    // Counted once answered, when DynamoDB Local has the write's record (idle_polls.ts).
+    let named: string[] = [];
+    try {
+      return await tableOperation(request, raw, target, (tables) => named = tables);
+    } finally {
+      idlePolls.written(named.map((t) => `${scope(request.headers)}/${t}`));
+    }
+  }
+
+  /** A DynamoDB operation: faults applied; `noteTables` is told the tables it names. */
+  async function tableOperation(
+    request: Request,
+    raw: ArrayBuffer | undefined,
+    target: string,
+    noteTables: (tables: string[]) => void,
+  ): Promise<Response> {
     const operation = target.slice("DynamoDB_20120810.".length);
     const isRead = READ_OPERATIONS.has(operation);
     const isWrite = WRITE_OPERATIONS.has(operation);
@@ -172,6 +225,7 @@ export function createProxy(options: ProxyOptions): {
       return await passThrough(request, raw);
     }
     const tables = tablesOf(operation, body);
+    noteTables(tables);
     const where = tables.length > 0 ? tables.join(", ") : undefined;
     const decision = decideError(target, faults.errorRate, random);
     if (decision === "fail before forwarding") {

@@ -1,0 +1,81 @@
+/**
+ * Stream polls of an idle table, answered without DynamoDB Local.
+ *
+ * The stack's poller reads each open shard every 250 ms, as Lambda's event source
+ * mappings poll a shard several times a second. On AWS those polls cost the table's
+ * owner nothing. DynamoDB Local, though, spends CPU on every GetRecords in proportion to
+ * what its streams hold: 75-85 ms of its CPU for one poll of an idle stream once the
+ * report's data set had been loaded, so nine streams polled four times a second kept
+ * one of this machine's two cores busy (99 % of it, with nothing written), and a PutItem
+ * queued behind the polls took up to 0.6 s (p50 0.1 s) where it took 13-20 ms without
+ * them (README, "The live path"). Every test, bench and `npm start` ran on the other core.
+ *
+ * So the proxy remembers the iterator that an empty answer gave back, with the number of
+ * writes its table had been sent when that poll was forwarded. A poll with that iterator
+ * is answered as DynamoDB Local answered it (no records, the same iterator) while the
+ * table has had no write since and the answer is under `refreshMs` old. Any write to the
+ * table (every operation that is not a read), once DynamoDB Local has answered it, sends
+ * the table's next poll to DynamoDB Local, which then has the write's record. An
+ * operation whose tables the proxy cannot tell (PartiQL) counts as a write to every
+ * table. A record that appears without a write through the proxy is read at the latest
+ * `refreshMs` later: never lost, only late.
+ *
+ * @module
+ */
+
+/** What a remembered empty answer was: its table and the table's writes when it was asked. */
+interface Idle {
+  table: string;
+  writes: number;
+  answeredAt: number;
+}
+
+/** The remembered empty answers of one proxy. */
+export class IdlePolls {
+  #writes = new Map<string, number>();
+  #everywhere = 0;
+  #idle = new Map<string, Idle>();
+
+  /**
+   * @param refreshMs the longest an empty answer is given again without DynamoDB Local
+   * @param maxIterators how many iterators are remembered (the oldest are forgotten)
+   */
+  constructor(readonly refreshMs = 10_000, readonly maxIterators = 10_000) {}
+
+  /** The writes sent so far to `table` (a namespaced table name), those to every table included. */
+  writesTo(table: string): number {
+    return (this.#writes.get(table) ?? 0) + this.#everywhere;
+  }
+
+  /** A write to `tables` was answered; with no tables, a write that may touch any table. */
+  written(tables: string[]): void {
+    if (tables.length === 0) this.#everywhere++;
+    for (const table of tables) this.#writes.set(table, (this.#writes.get(table) ?? 0) + 1);
+  }
+
+  /**
+   * The iterator to give back with no records when a poll with `iterator` may be answered
+   * here; undefined when it must go to DynamoDB Local.
+   */
+  answer(iterator: string, now: number): string | undefined {
+    const idle = this.#idle.get(iterator);
+    if (!idle) return undefined;
+    if (idle.writes !== this.writesTo(idle.table) || now - idle.answeredAt >= this.refreshMs) {
+      this.#idle.delete(iterator);
+      return undefined;
+    }
+    return iterator;
+  }
+
+  /**
+   * DynamoDB Local answered a poll of `table` with no records and `next`, the poll having
+   * been forwarded when the table had had `writesBefore` writes.
+   */
+  answeredEmpty(table: string, next: string, writesBefore: number, now: number): void {
+    this.#idle.delete(next);
+    this.#idle.set(next, { table, writes: writesBefore, answeredAt: now });
+    if (this.#idle.size > this.maxIterators) {
+      this.#idle.delete(this.#idle.keys().next().value!);
+    }
+  }
+}
