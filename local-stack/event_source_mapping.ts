@@ -1,12 +1,13 @@
 /**
  * An emulation of AWS Lambda's event source mapping for DynamoDB Streams, which cannot
  * run here, following its documented behaviour: records of one shard are handed to the
- * function in order, in batches of at most `batchSize`; with ReportBatchItemFailures
- * the function's `batchItemFailures` make it retry from the first failed record; an
- * invocation that throws or times out is retried, split in two first when
- * BisectBatchOnFunctionError is on; once `maxRetryAttempts` is spent the batch's shard
- * and sequence-number range (not its records) goes to the on-failure destination and
- * the mapping moves on.
+ * function in order, in batches of at most `batchSize` records and at most
+ * {@link MAX_EVENT_BYTES} of event (Lambda's synchronous payload limit); with
+ * ReportBatchItemFailures the function's `batchItemFailures` make it retry from the first
+ * failed record; an invocation that throws or times out is retried, split in two first
+ * when BisectBatchOnFunctionError is on; once `maxRetryAttempts` is spent the batch's
+ * shard and sequence-number range (not its records) goes to the on-failure destination
+ * and the mapping moves on.
  *
  * @module
  */
@@ -51,6 +52,47 @@ export const DEPLOYED_MAPPING = {
   functionTimeoutMs: 60_000,
 } as const;
 
+/**
+ * Lambda's limit on a synchronous invocation's payload, 6 MB: a batch holds at most
+ * `BatchSize` records "up to the payload limit for synchronous invocation (6 MB)"
+ * (AWS's Lambda API reference, EventSourceMappingConfiguration's BatchSize), and a larger
+ * request is refused as not "smaller than 6291456 bytes for the InvokeFunction operation".
+ */
+export const MAX_EVENT_BYTES = 6_291_456;
+
+const encoder = new TextEncoder();
+
+/**
+ * Lambda's batches of one shard's records, in order: each as many records as fit in
+ * `batchSize` and in `maxBytes` of event (`{"Records":[...]}` as JSON); a record alone
+ * is always a batch, whatever its size (a DynamoDB item is at most 400 KB).
+ */
+export function batchesOf(
+  records: StreamRecord[],
+  batchSize: number,
+  maxBytes = MAX_EVENT_BYTES,
+): StreamRecord[][] {
+  const envelope = encoder.encode('{"Records":[]}').length;
+  const batches: StreamRecord[][] = [];
+  let batch: StreamRecord[] = [];
+  let bytes = 0; // the event's size with the records of `batch`
+  for (const record of records) {
+    const size = encoder.encode(JSON.stringify(record)).length;
+    // The event with this record too: a comma before it unless it is the first.
+    const withIt = batch.length === 0 ? envelope + size : bytes + 1 + size;
+    if (batch.length > 0 && (batch.length >= batchSize || withIt > maxBytes)) {
+      batches.push(batch);
+      batch = [];
+      bytes = envelope + size;
+    } else {
+      bytes = withIt;
+    }
+    batch.push(record);
+  }
+  if (batch.length > 0) batches.push(batch);
+  return batches;
+}
+
 /** The mapping's settings. */
 export interface MappingConfig {
   handler: (event: DynamoDBStreamEvent, context: LambdaContext) => Promise<BatchResponse | void>;
@@ -78,8 +120,8 @@ export class EventSourceMapping {
 
   /** Processes records (all of one shard, in order) until each is delivered or dead-lettered. */
   async process(streamArn: string, shardId: string, records: StreamRecord[]): Promise<void> {
-    for (let i = 0; i < records.length; i += this.config.batchSize) {
-      await this.deliver(streamArn, shardId, records.slice(i, i + this.config.batchSize), 0);
+    for (const batch of batchesOf(records, this.config.batchSize)) {
+      await this.deliver(streamArn, shardId, batch, 0);
     }
   }
 
