@@ -3,7 +3,7 @@ import fc from "fast-check";
 import type { AttributeValue } from "@aws-sdk/client-dynamodb";
 import { fromDynamo } from "./dynamo_decoder.ts";
 import { bytesToBase64, encodeJson, encodeJsonSlowly, toDynamo } from "./dynamo_encoder.ts";
-import { compareDecimal, numberJson } from "./dynamo_numbers.ts";
+import { compareDecimal, isDynamoNumber, numberJson } from "./dynamo_numbers.ts";
 
 /** Decimal text as DynamoDB carries it: up to 38 significant digits, an optional exponent. */
 const decimalText = fc.tuple(
@@ -111,4 +111,23 @@ Deno.test("a 400 KB binary attribute encodes without overflowing the stack", () 
   const json = JSON.parse(encodeJson(fromDynamo({ blob: { B: bytes } })));
   assert.equal(json.blob, text);
   assert.equal(JSON.parse(encodeJsonSlowly({ blob: bytes })).blob, text);
+});
+
+Deno.test("encodeJson writes plain values as JSON.stringify does, bigints exactly", () => {
+  const value = {
+    big: 12345678901234567890123n,
+    when: new Date("2026-11-29T08:00:00Z"),
+    gone: undefined,
+    list: [1, "two", null, undefined, { three: 3n }],
+  };
+  assert.equal(
+    encodeJson(value),
+    '{"big":12345678901234567890123,"when":"2026-11-29T08:00:00.000Z",' +
+      '"list":[1,"two",null,null,{"three":3}]}',
+  );
+  const held = { list: [fromDynamo({ n: { N: "1.50" } })] };
+  assert.equal(encodeJson(held), '{"list":[{"n":1.50}]}');
+  assert.ok(isDynamoNumber(held.list[0].n), "the value itself is left as it was");
+  assert.throws(() => encodeJson({ x: [Infinity] }), /not a finite number: Infinity/);
+  assert.throws(() => encodeJson(NaN), /not a finite number: NaN/);
 });
