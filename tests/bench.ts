@@ -2,7 +2,8 @@
  * `npm run bench`: the benchmarks, each figure on its own line as `name: value`.
  *
  * Sections (all by default; `npm run bench -- webhook backfill` picks):
- * - webhook (below), backfill (tests/bench_backfill.ts), validator (tests/bench_validator.ts).
+ * - webhook (below), live (tests/bench_live.ts), backfill (tests/bench_backfill.ts),
+ *   validator (tests/bench_validator.ts).
  *
  * Webhook throughput: batches of 10, 100 and 1000 DynamoDB Streams records posted to
  * the mmp-toledo-sync webhook (signature check, validation, mapping, one transaction
@@ -18,6 +19,7 @@ import { up } from "../local-stack/stack.ts";
 import { signWebhook } from "../functions-shared/webhook_signing.ts";
 import { benchBackfill } from "./bench_backfill.ts";
 import { benchExport } from "./bench_export.ts";
+import { benchLive } from "./bench_live.ts";
 import { formatted, Goals } from "./bench_goals.ts";
 import { benchValidator } from "./bench_validator.ts";
 import { percentile } from "./bench_edge_cpu.ts";
@@ -149,11 +151,12 @@ async function webhookSection(sql: postgres.Sql, goals: Goals): Promise<void> {
 
 if (import.meta.main) {
   await up();
-  const sections = Deno.args.length > 0 ? Deno.args : ["webhook", "backfill", "validator"];
+  const sections = Deno.args.length > 0 ? Deno.args : ["webhook", "live", "backfill", "validator"];
   const sql = connectDb();
   const goals = new Goals();
   try {
     if (sections.includes("webhook")) await webhookSection(sql, goals);
+    if (sections.includes("live")) await benchLive(sql, figure, goals);
     if (sections.includes("backfill")) await benchBackfill(sql, figure, goals);
     if (sections.includes("validator")) await benchValidator(sql, figure, goals);
     // Not by default: at its scale (100×) it loads 4.8 million items.

@@ -6,7 +6,8 @@
  *
  * A goal is either a ceiling on "time ÷ raw time" (the path may cost at most that many
  * times its raw limit) or a floor on "rate ÷ other rate" (collapsed tables against plain
- * ones).
+ * ones); a figure with no raw limit to divide by (the live path's latency) is given with
+ * its unit instead.
  *
  * @module
  */
@@ -19,6 +20,8 @@ export interface Goal {
   now: string;
   raw: string;
   ratio: number;
+  /** The unit of `ratio` and `target` when they are not a ratio (e.g. "ms"). */
+  unit?: string;
   /** `max`: the ratio may be at most `target`; `min`: at least. */
   kind: "max" | "min";
   target: number;
@@ -45,9 +48,11 @@ export class Goals {
       "| --- | ---: | ---: | ---: | ---: | :---: |",
     ];
     for (const goal of this.all) {
-      const target = `${goal.kind === "max" ? "≤" : "≥"} ${goal.target}`;
+      const unit = goal.unit ? ` ${goal.unit}` : "";
+      const target = `${goal.kind === "max" ? "≤" : "≥"} ${goal.target}${unit}`;
+      const ratio = goal.unit ? `${formatted(goal.ratio)}${unit}` : `${goal.ratio.toFixed(2)}×`;
       lines.push(
-        `| ${goal.path} | ${goal.now} | ${goal.raw} | ${goal.ratio.toFixed(2)}× | ${target} | ${
+        `| ${goal.path} | ${goal.now} | ${goal.raw} | ${ratio} | ${target} | ${
           met(goal) ? "yes" : "no"
         } |`,
       );

@@ -19,11 +19,21 @@ Deno.test("a goal is met below a ceiling or above a floor, and the table says so
     kind: "min",
     target: 0.7,
   });
-  assert.deepEqual(goals.all.map(met), [true, false]);
+  goals.add({
+    path: "live path",
+    now: "p50 180 ms, p90 264 ms",
+    raw: "—",
+    ratio: 264.4,
+    unit: "ms",
+    kind: "max",
+    target: 300,
+  });
+  assert.deepEqual(goals.all.map(met), [true, false, true]);
   const lines = goals.table().split("\n");
-  assert.equal(lines.length, 4);
+  assert.equal(lines.length, 5);
   assert.equal(lines[2], "| webhook, batches of 10 | 3,000/s | 9,000/s | 3.00× | ≤ 3 | yes |");
   assert.equal(lines[3], "| collapsed vs plain | 900/s | 1,500/s | 0.60× | ≥ 0.7 | no |");
+  assert.equal(lines[4], "| live path | p50 180 ms, p90 264 ms | — | 264 ms | ≤ 300 ms | yes |");
 });
 
 Deno.test("numbers are printed with thousands separators", () => {
