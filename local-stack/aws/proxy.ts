@@ -24,9 +24,10 @@ import { applyStale, type Body, writtenKeys } from "./stale_reads.ts";
 import { KeyLocks } from "./key_locks.ts";
 import { awsJsonText } from "./json_answer.ts";
 import { scopeOf } from "./scope.ts";
-import { callUpstream } from "./upstream.ts";
-import { parseStreamArn, streamOfIterator, type StreamTimes } from "./stream_times.ts";
+import { callUpstream, passUpstream } from "./upstream.ts";
+import type { StreamTimes } from "./stream_times.ts";
 import type { IdlePolls } from "./idle_polls.ts";
+import { streamReads } from "./stream_reads.ts";
 
 const READ_OPERATIONS = new Set(["GetItem", "BatchGetItem", "Query", "Scan"]);
 
@@ -136,60 +137,18 @@ export function createProxy(options: ProxyOptions): {
 
   const answer = awsJsonText;
 
-  async function passThrough(request: Request, body: ArrayBuffer | undefined): Promise<Response> {
-    const url = new URL(request.url);
-    const headers = new Headers(request.headers);
-    headers.delete("host");
-    const response = await fetch(`${upstream}${url.pathname}${url.search}`, {
-      method: request.method,
-      headers,
-      body: request.method === "GET" || request.method === "HEAD" ? undefined : body,
-    });
-    const out = new Headers(response.headers);
-    out.delete("content-length");
-    out.delete("transfer-encoding");
-    return new Response(await response.arrayBuffer(), { status: response.status, headers: out });
-  }
-
-  /** A poll of a shard: answered here when its stream is idle, its records timed. */
-  async function getRecords(
-    request: Request,
-    raw: ArrayBuffer | undefined,
-    streamTimes: StreamTimes,
-  ): Promise<Response> {
-    let iterator: unknown;
-    try {
-      iterator = JSON.parse(new TextDecoder().decode(raw)).ShardIterator;
-    } catch {
-      return await passThrough(request, raw);
-    }
-    const stream = typeof iterator === "string" ? streamOfIterator(iterator) : undefined;
-    const table = stream && `${scope(request.headers)}/${parseStreamArn(stream)?.table}`;
-    if (idlePolls && table && idlePolls.answer(iterator as string, now())) {
-      return answer(200, JSON.stringify({ Records: [], NextShardIterator: iterator }));
-    }
-    const writesBefore = table ? idlePolls?.writesTo(table) : undefined;
-    const response = await passThrough(request, raw);
-    if (!response.ok) return response;
-    const json = await response.json() as Body;
-    await streamTimes.settled();
-    if (stream && Array.isArray(json.Records)) {
-      streamTimes.timeRecords(scope(request.headers), stream, json.Records);
-      const next = json.NextShardIterator;
-      if (json.Records.length === 0 && typeof next === "string" && writesBefore !== undefined) {
-        idlePolls?.answeredEmpty(table!, next, writesBefore, now());
-      }
-    }
-    return answer(response.status, JSON.stringify(json), response.headers);
-  }
+  const passThrough = (request: Request, raw: ArrayBuffer | undefined) =>
+    passUpstream(upstream, request, raw);
+  const getRecords = streamTimes &&
+    streamReads({ upstream, streamTimes, idlePolls, now });
 
   async function handle(request: Request): Promise<Response> {
     const raw = request.method === "GET" || request.method === "HEAD"
       ? undefined
       : await request.arrayBuffer();
     const target = request.headers.get("x-amz-target") ?? "";
-    if (streamTimes && target === "DynamoDBStreams_20120810.GetRecords") {
-      return await getRecords(request, raw, streamTimes);
+    if (getRecords && target === "DynamoDBStreams_20120810.GetRecords") {
+      return await getRecords(request, raw);
     }
     if (request.method !== "POST" || !target.startsWith("DynamoDB_20120810.")) {
       return await passThrough(request, raw);

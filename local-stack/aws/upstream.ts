@@ -1,6 +1,7 @@
 /**
- * A call from the DynamoDB stand-in to DynamoDB Local itself (no faults): the proxy's own
- * reads around a write, and the exports' reads (local-stack/aws/exports.ts).
+ * Calls from the DynamoDB stand-in to DynamoDB Local itself (no faults): the proxy's own
+ * reads around a write, the exports' reads (local-stack/aws/exports.ts), and requests
+ * passed on as they came.
  *
  * @module
  */
@@ -30,4 +31,24 @@ export async function callUpstream(
   const json = await response.json();
   if (!response.ok) throw new Error(`${operation}: ${JSON.stringify(json)}`);
   return json;
+}
+
+/** `request` (its body already read as `body`) sent on to DynamoDB Local as it came. */
+export async function passUpstream(
+  upstream: string,
+  request: Request,
+  body: ArrayBuffer | undefined,
+): Promise<Response> {
+  const url = new URL(request.url);
+  const headers = new Headers(request.headers);
+  headers.delete("host");
+  const response = await fetch(`${upstream}${url.pathname}${url.search}`, {
+    method: request.method,
+    headers,
+    body: request.method === "GET" || request.method === "HEAD" ? undefined : body,
+  });
+  const out = new Headers(response.headers);
+  out.delete("content-length");
+  out.delete("transfer-encoding");
+  return new Response(await response.arrayBuffer(), { status: response.status, headers: out });
 }

@@ -1,0 +1,53 @@
+/**
+ * The DynamoDB proxy's answer to a GetRecords: a poll of an idle stream answered without
+ * DynamoDB Local (idle_polls.ts), any other passed on, its records given the second
+ * their write took effect in (stream_times.ts).
+ *
+ * @module
+ */
+
+import type { IdlePolls } from "./idle_polls.ts";
+import { awsJsonText } from "./json_answer.ts";
+import { scopeOf } from "./scope.ts";
+import { parseStreamArn, streamOfIterator, type StreamTimes } from "./stream_times.ts";
+import { passUpstream } from "./upstream.ts";
+
+/** What the answers need. */
+export interface StreamReadsOptions {
+  /** DynamoDB Local's address. */
+  upstream: string;
+  streamTimes: StreamTimes;
+  idlePolls?: IdlePolls;
+  now: () => number;
+}
+
+/** The handler of GetRecords requests (their bodies already read as `raw`). */
+export function streamReads(options: StreamReadsOptions) {
+  const { upstream, streamTimes, idlePolls, now } = options;
+  return async (request: Request, raw: ArrayBuffer | undefined): Promise<Response> => {
+    let iterator: unknown;
+    try {
+      iterator = JSON.parse(new TextDecoder().decode(raw)).ShardIterator;
+    } catch {
+      return await passUpstream(upstream, request, raw);
+    }
+    const stream = typeof iterator === "string" ? streamOfIterator(iterator) : undefined;
+    const table = stream && `${scopeOf(request.headers)}/${parseStreamArn(stream)?.table}`;
+    if (idlePolls && table && idlePolls.answer(iterator as string, now())) {
+      return awsJsonText(200, JSON.stringify({ Records: [], NextShardIterator: iterator }));
+    }
+    const writesBefore = table ? idlePolls?.writesTo(table) : undefined;
+    const response = await passUpstream(upstream, request, raw);
+    if (!response.ok) return response;
+    const json = await response.json() as Record<string, unknown>;
+    await streamTimes.settled();
+    if (stream && Array.isArray(json.Records)) {
+      streamTimes.timeRecords(scopeOf(request.headers), stream, json.Records);
+      const next = json.NextShardIterator;
+      if (json.Records.length === 0 && typeof next === "string" && writesBefore !== undefined) {
+        idlePolls?.answeredEmpty(table!, next, writesBefore, now());
+      }
+    }
+    return awsJsonText(response.status, JSON.stringify(json), response.headers);
+  };
+}
