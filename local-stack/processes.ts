@@ -140,20 +140,27 @@ export function groupMembers(pgid: number): number[] {
   return members;
 }
 
+/** How long a SIGKILLed process may take to stop running (it is not ours to reap). */
+const KILLED_MS = 2_000;
+
 /**
  * Stops a detached process and everything in its process group: SIGTERM, then SIGKILL
- * after `graceMs` to whatever of the group still runs. Returns whether something was
- * running.
+ * after `graceMs` to whatever of the group still runs, and a wait of up to 2 s for it to
+ * stop (a SIGKILL is delivered, not done, when `kill` returns: a loaded machine showed a
+ * killed member still running just after). Returns whether something was running.
  */
 export async function stopDetached(name: string, graceMs = 10_000): Promise<boolean> {
   const pid = runningPid(name);
   rmSync(pidFile(name), { force: true });
   if (pid === undefined) return false;
   signalGroup(pid, "SIGTERM");
-  const deadline = Date.now() + graceMs;
   const running = () => isAlive(pid) || groupMembers(pid).length > 0;
+  const deadline = Date.now() + graceMs;
   while (running() && Date.now() < deadline) await sleep(100);
-  if (running()) signalGroup(pid, "SIGKILL");
+  if (!running()) return true;
+  signalGroup(pid, "SIGKILL");
+  const killed = Date.now() + KILLED_MS;
+  while (running() && Date.now() < killed) await sleep(20);
   return true;
 }
 
