@@ -10,25 +10,29 @@
  * queued behind the polls took up to 0.6 s (p50 0.1 s) where it took 13-20 ms without
  * them (README, "The live path"). Every test, bench and `npm start` ran on the other core.
  *
- * So the proxy remembers the iterator that an empty answer gave back, with the number of
- * writes its table had been sent when that poll was forwarded. A poll with that iterator
- * is answered as DynamoDB Local answered it (no records, the same iterator) while the
- * table has had no write since and the answer is under `refreshMs` old. Any write to the
- * table (every operation that is not a read), once DynamoDB Local has answered it, sends
- * the table's next poll to DynamoDB Local, which then has the write's record. An
- * operation whose tables the proxy cannot tell (PartiQL) counts as a write to every
- * table. A record that appears without a write through the proxy is read at the latest
- * `refreshMs` later: never lost, only late.
+ * So the proxy remembers the iterator that an empty answer gave back, for the table (in
+ * its database: access key and region) it reads, with the number of writes that table
+ * had been sent when that poll was forwarded. A poll of the same table with that iterator
+ * is answered with no records and the same iterator (DynamoDB Local would have given a
+ * new one) while the table has had no write since and the answer is under `refreshMs`
+ * old. A write to the table, once DynamoDB Local has answered it, sends the table's next
+ * poll to DynamoDB Local, which then has the write's record. What counts as a write is
+ * the proxy's to say (local-stack/aws/proxy.ts): generously, any operation but the reads,
+ * and one whose tables it does not read counts for every table. What DynamoDB Local does
+ * on its own is seen at the latest `refreshMs` late, never lost: a shard it closes (its
+ * rollover), an item its TTL deletes.
  *
  * @module
  */
 
-/** What a remembered empty answer was: its table and the table's writes when it was asked. */
+/** A remembered empty answer: its table's writes when it was asked, and when. */
 interface Idle {
-  table: string;
   writes: number;
   answeredAt: number;
 }
+
+/** A remembered answer's key: the same iterator of another database is another answer. */
+const keyOf = (table: string, iterator: string) => `${table}\0${iterator}`;
 
 /** The remembered empty answers of one proxy. */
 export class IdlePolls {
@@ -54,14 +58,15 @@ export class IdlePolls {
   }
 
   /**
-   * The iterator to give back with no records when a poll with `iterator` may be answered
-   * here; undefined when it must go to DynamoDB Local.
+   * The iterator to give back with no records when a poll of `table` (a namespaced table
+   * name) with `iterator` may be answered here; undefined when it must go to DynamoDB Local.
    */
-  answer(iterator: string, now: number): string | undefined {
-    const idle = this.#idle.get(iterator);
+  answer(table: string, iterator: string, now: number): string | undefined {
+    const key = keyOf(table, iterator);
+    const idle = this.#idle.get(key);
     if (!idle) return undefined;
-    if (idle.writes !== this.writesTo(idle.table) || now - idle.answeredAt >= this.refreshMs) {
-      this.#idle.delete(iterator);
+    if (idle.writes !== this.writesTo(table) || now - idle.answeredAt >= this.refreshMs) {
+      this.#idle.delete(key);
       return undefined;
     }
     return iterator;
@@ -72,8 +77,9 @@ export class IdlePolls {
    * been forwarded when the table had had `writesBefore` writes.
    */
   answeredEmpty(table: string, next: string, writesBefore: number, now: number): void {
-    this.#idle.delete(next);
-    this.#idle.set(next, { table, writes: writesBefore, answeredAt: now });
+    const key = keyOf(table, next);
+    this.#idle.delete(key);
+    this.#idle.set(key, { writes: writesBefore, answeredAt: now });
     if (this.#idle.size > this.maxIterators) {
       this.#idle.delete(this.#idle.keys().next().value!);
     }

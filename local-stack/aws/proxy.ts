@@ -4,12 +4,15 @@
  * faults of DYNAMODB_FAULTS (local-stack/aws/faults.ts): stale eventually consistent reads
  * (local-stack/aws/stale_reads.ts), read throttling (local-stack/aws/capacity.ts) and
  * internal server errors (local-stack/aws/errors.ts). With no faults it passes every
- * request through unchanged.
+ * table operation through unchanged. Given `streamTimes`, it also answers GetRecords
+ * (local-stack/aws/stream_reads.ts): records get the second their write took effect in,
+ * and, given `idlePolls`, polls of an idle stream are answered without DynamoDB Local.
  *
  * It speaks DynamoDB's JSON protocol (POST, `X-Amz-Target: DynamoDB_20120810.<Op>` or
  * `DynamoDBStreams_20120810.<Op>`, `application/x-amz-json-1.0`). Signatures are not
  * checked (DynamoDB Local ignores them); headers are forwarded as they came, and a body
- * only changes when a fault applies, with its `x-amz-crc32` recomputed (the SDK checks it).
+ * only changes when a fault applies or a record is timed, with its `x-amz-crc32`
+ * recomputed (the SDK checks it).
  * Tables are told apart by the access key and region of the request's credential scope,
  * as DynamoDB Local keeps one database per access key and region.
  *
@@ -24,19 +27,22 @@ import { applyStale, type Body, writtenKeys } from "./stale_reads.ts";
 import { KeyLocks } from "./key_locks.ts";
 import { awsJsonText } from "./json_answer.ts";
 import { scopeOf } from "./scope.ts";
-import { callUpstream, passUpstream } from "./upstream.ts";
+import { callUpstream, passUpstream, relayed } from "./upstream.ts";
 import type { StreamTimes } from "./stream_times.ts";
 import type { IdlePolls } from "./idle_polls.ts";
 import { streamReads } from "./stream_reads.ts";
 
 const READ_OPERATIONS = new Set(["GetItem", "BatchGetItem", "Query", "Scan"]);
 
+/** The target prefix of DynamoDB's table operations (not of its streams). */
+const TABLE_TARGET = "DynamoDB_20120810.";
+
 /**
- * Whether an operation may add stream records: any but the reads and the Describe, List
- * and Get operations (PartiQL included, whatever its statement).
+ * Whether an operation may add stream records: any but the reads and the Describe, List,
+ * Get and TransactGet operations (PartiQL included, whatever its statement).
  */
 function mayWriteStreams(operation: string): boolean {
-  return !READ_OPERATIONS.has(operation) && !/^(Describe|List|Get)/.test(operation);
+  return !READ_OPERATIONS.has(operation) && !/^(Describe|List|Get|TransactGet)/.test(operation);
 }
 
 /** What the proxy needs. */
@@ -52,7 +58,10 @@ export interface ProxyOptions {
    * (local-stack/aws/stream_times.ts): writes are serialised per key and their images noted.
    */
   streamTimes?: StreamTimes;
-  /** When given, polls of idle streams are answered here (local-stack/aws/idle_polls.ts). */
+  /**
+   * With `streamTimes`, polls of idle streams are answered here, and every operation that
+   * may write is counted for them (local-stack/aws/idle_polls.ts).
+   */
   idlePolls?: IdlePolls;
 }
 
@@ -150,17 +159,18 @@ export function createProxy(options: ProxyOptions): {
     if (getRecords && target === "DynamoDBStreams_20120810.GetRecords") {
       return await getRecords(request, raw);
     }
-    if (request.method !== "POST" || !target.startsWith("DynamoDB_20120810.")) {
+    if (request.method !== "POST" || !target.startsWith(TABLE_TARGET)) {
       return await passThrough(request, raw);
     }
-    const operation = target.slice("DynamoDB_20120810.".length);
-    if (!idlePolls || !mayWriteStreams(operation)) {
-      return await tableOperation(request, raw, target, () => {});
+    const operation = target.slice(TABLE_TARGET.length);
+    if (!getRecords || !idlePolls || !mayWriteStreams(operation)) {
+      return await tableOperation(request, raw, operation, () => {});
     }
-    // Counted once answered, when DynamoDB Local has the write's record (idle_polls.ts).
+    // Counted once answered, when DynamoDB Local has the write's record (idle_polls.ts);
+    // an operation that is passed through before its tables are read counts for all.
     let named: string[] = [];
     try {
-      return await tableOperation(request, raw, target, (tables) => named = tables);
+      return await tableOperation(request, raw, operation, (tables) => named = tables);
     } finally {
       idlePolls.written(named.map((t) => `${scope(request.headers)}/${t}`));
     }
@@ -170,10 +180,9 @@ export function createProxy(options: ProxyOptions): {
   async function tableOperation(
     request: Request,
     raw: ArrayBuffer | undefined,
-    target: string,
+    operation: string,
     noteTables: (tables: string[]) => void,
   ): Promise<Response> {
-    const operation = target.slice("DynamoDB_20120810.".length);
     const isRead = READ_OPERATIONS.has(operation);
     const isWrite = WRITE_OPERATIONS.has(operation);
     if (!isRead && !isWrite && faults.errorRate === 0) return await passThrough(request, raw);
@@ -186,7 +195,7 @@ export function createProxy(options: ProxyOptions): {
     const tables = tablesOf(operation, body);
     noteTables(tables);
     const where = tables.length > 0 ? tables.join(", ") : undefined;
-    const decision = decideError(target, faults.errorRate, random);
+    const decision = decideError(TABLE_TARGET + operation, faults.errorRate, random);
     if (decision === "fail before forwarding") {
       log(`${operation} ${where ?? ""}: injected InternalServerError (not forwarded)`);
       return answer(500, internalServerError(operation, where));
@@ -278,12 +287,7 @@ export function createProxy(options: ProxyOptions): {
       );
       return answer(500, internalServerError(operation, where));
     }
-    if (!changed || !json) {
-      const out = new Headers(response.headers);
-      out.delete("content-length");
-      out.delete("transfer-encoding");
-      return new Response(text, { status: response.status, headers: out });
-    }
+    if (!changed || !json) return relayed(response, text);
     return answer(response.status, JSON.stringify(json), response.headers);
   }
 

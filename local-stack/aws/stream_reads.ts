@@ -21,19 +21,32 @@ export interface StreamReadsOptions {
   now: () => number;
 }
 
+/**
+ * Whether DynamoDB Local would take the request: a ShardIterator and at most a Limit of
+ * 1 to 1,000 (API_streams_GetRecords); anything else goes to it, to be refused there.
+ */
+function valid(body: Record<string, unknown>): boolean {
+  const { ShardIterator, Limit, ...rest } = body;
+  return typeof ShardIterator === "string" && Object.keys(rest).length === 0 &&
+    (Limit === undefined || (Number.isInteger(Limit) && Number(Limit) >= 1 &&
+      Number(Limit) <= 1000));
+}
+
 /** The handler of GetRecords requests (their bodies already read as `raw`). */
 export function streamReads(options: StreamReadsOptions) {
   const { upstream, streamTimes, idlePolls, now } = options;
   return async (request: Request, raw: ArrayBuffer | undefined): Promise<Response> => {
-    let iterator: unknown;
+    let body: Record<string, unknown>;
     try {
-      iterator = JSON.parse(new TextDecoder().decode(raw)).ShardIterator;
+      body = JSON.parse(new TextDecoder().decode(raw));
     } catch {
       return await passUpstream(upstream, request, raw);
     }
+    const iterator = body.ShardIterator;
     const stream = typeof iterator === "string" ? streamOfIterator(iterator) : undefined;
-    const table = stream && `${scopeOf(request.headers)}/${parseStreamArn(stream)?.table}`;
-    if (idlePolls && table && idlePolls.answer(iterator as string, now())) {
+    const parsed = stream ? parseStreamArn(stream) : undefined;
+    const table = parsed && `${scopeOf(request.headers)}/${parsed.table}`;
+    if (idlePolls && table && valid(body) && idlePolls.answer(table, iterator as string, now())) {
       return awsJsonText(200, JSON.stringify({ Records: [], NextShardIterator: iterator }));
     }
     const writesBefore = table ? idlePolls?.writesTo(table) : undefined;

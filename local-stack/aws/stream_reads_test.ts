@@ -1,0 +1,282 @@
+/**
+ * GetRecords through the proxy with idle polls on (stream_reads.ts, idle_polls.ts, the
+ * proxy's count of writes): polls of an idle stream stay off DynamoDB Local, and every
+ * write, whatever its operation, outcome or timing, is seen by the table's next poll.
+ */
+
+import assert from "node:assert/strict";
+import { crc32 } from "./crc32.ts";
+import { type Faults, NO_FAULTS } from "./faults.ts";
+import { IdlePolls } from "./idle_polls.ts";
+import { createProxy } from "./proxy.ts";
+import { StreamTimes } from "./stream_times.ts";
+
+type Body = Record<string, unknown>;
+
+const arn = (table: string) =>
+  `arn:aws:dynamodb:ddblocal:000000000000:table/${table}/stream/2026-11-29T00:00:00.000`;
+
+/**
+ * DynamoDB Local in small: tables keyed by `id`, each with one shard (an array of
+ * records), iterators `ARN|position|tag`. `holdWriteMs` delays a write before it is
+ * applied; `holdPollMs` delays a GetRecords answer after it is made.
+ */
+function fakeDynamo() {
+  const streams = new Map<string, Body[]>();
+  const streamOf = (table: string) => streams.get(table) ?? streams.set(table, []).get(table)!;
+  const calls: string[] = [];
+  const timing = { holdWriteMs: 0, holdPollMs: 0, closed: false, failPolls: false };
+  const record = (table: string, id: unknown) =>
+    streamOf(table).push({
+      eventName: "INSERT",
+      dynamodb: {
+        Keys: { id },
+        NewImage: { id },
+        SequenceNumber: String(streamOf(table).length + 1).padStart(21, "0"),
+      },
+    });
+  const hold = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (req) => {
+    const op = (req.headers.get("x-amz-target") ?? "").split(".")[1];
+    const body = await req.json();
+    calls.push(op);
+    let out: unknown = {};
+    let status = 200;
+    if (op === "DescribeTable") {
+      out = { Table: { KeySchema: [{ AttributeName: "id", KeyType: "HASH" }] } };
+    } else if (op === "BatchGetItem") {
+      out = { Responses: {} };
+    } else if (op === "PutItem") {
+      await hold(timing.holdWriteMs);
+      record(body.TableName, body.Item.id);
+    } else if (op === "BatchWriteItem") {
+      for (const [table, writes] of Object.entries(body.RequestItems as Record<string, Body[]>)) {
+        for (const w of writes) record(table, (w.PutRequest as Body & { Item: Body }).Item.id);
+      }
+    } else if (op === "TransactWriteItems") {
+      for (const t of body.TransactItems as { Put: Body & { Item: Body } }[]) {
+        record(t.Put.TableName as string, t.Put.Item.id);
+      }
+    } else if (op === "ExecuteStatement") {
+      record("t", { S: "partiql" });
+    } else if (op === "GetRecords") {
+      const [stream, position] = body.ShardIterator.split("|");
+      const table = /table\/([^/]+)\//.exec(stream)![1];
+      const records = streamOf(table).slice(Number(position));
+      if (timing.failPolls) {
+        status = 400;
+        out = { __type: "com.amazonaws.dynamodb.v20120810#ValidationException" };
+      } else {
+        out = {
+          Records: records,
+          ...(timing.closed ? {} : {
+            NextShardIterator: `${stream}|${streamOf(table).length}|${calls.length}`,
+          }),
+        };
+      }
+      await hold(timing.holdPollMs);
+    }
+    const text = JSON.stringify(out);
+    return new Response(text, {
+      status,
+      headers: { "content-type": "application/x-amz-json-1.0", "x-amz-crc32": String(crc32(text)) },
+    });
+  });
+  return { url: `http://127.0.0.1:${server.addr.port}`, server, calls, timing };
+}
+
+function setup(faults: Partial<Faults> = {}, random = () => 0.5) {
+  const dynamo = fakeDynamo();
+  let clock = 1_000_000;
+  const proxy = createProxy({
+    upstream: dynamo.url,
+    faults: { ...NO_FAULTS, ...faults },
+    random,
+    now: () => clock,
+    streamTimes: new StreamTimes(),
+    idlePolls: new IdlePolls(10_000),
+  });
+  const send = async (target: string, body: unknown, key = "local") => {
+    const response = await proxy.handle(
+      new Request("http://proxy/", {
+        method: "POST",
+        headers: {
+          "x-amz-target": target,
+          "content-type": "application/x-amz-json-1.0",
+          authorization:
+            `AWS4-HMAC-SHA256 Credential=${key}/20261129/us-east-1/dynamodb/aws4_request`,
+        },
+        body: JSON.stringify(body),
+      }),
+    );
+    const text = await response.text();
+    assert.equal(response.headers.get("x-amz-crc32"), String(crc32(text)));
+    return { status: response.status, ...JSON.parse(text) };
+  };
+  const write = (op: string, body: Body, key?: string) =>
+    send(`DynamoDB_20120810.${op}`, body, key);
+  const poll = (iterator: string, key?: string, extra: Body = {}) =>
+    send("DynamoDBStreams_20120810.GetRecords", { ShardIterator: iterator, ...extra }, key);
+  /** Polls `table` from its start until idle; the iterator an empty answer gave back. */
+  const idle = async (table: string, key?: string) => {
+    let answer = await poll(`${arn(table)}|0|first`, key);
+    while (answer.Records.length > 0) answer = await poll(answer.NextShardIterator, key);
+    return answer.NextShardIterator as string;
+  };
+  const forwarded = () => dynamo.calls.filter((c) => c === "GetRecords").length;
+  return {
+    dynamo,
+    write,
+    poll,
+    idle,
+    forwarded,
+    tick: (ms: number) => (clock += ms),
+    close: () => dynamo.server.shutdown(),
+  };
+}
+
+const put = (table: string, id: string) => ({ TableName: table, Item: { id: { S: id } } });
+const events = (answer: { Records: Body[] }) => answer.Records.map((r) => r.eventName);
+
+Deno.test("idle polls stay off DynamoDB Local until a write or refreshMs; the write is read next", async () => {
+  const s = setup();
+  try {
+    const it = await s.idle("t");
+    const before = s.forwarded();
+    for (let i = 0; i < 5; i++) {
+      assert.deepEqual(await s.poll(it), { status: 200, Records: [], NextShardIterator: it });
+    }
+    assert.equal(s.forwarded(), before, "five idle polls answered by the proxy");
+    await s.write("PutItem", put("t", "a"));
+    assert.deepEqual(events(await s.poll(it)), ["INSERT"]);
+    const again = await s.idle("t");
+    s.tick(10_000);
+    const forwarded = s.forwarded();
+    await s.poll(again);
+    assert.equal(s.forwarded(), forwarded + 1, "refreshed after refreshMs");
+  } finally {
+    await s.close();
+  }
+});
+
+Deno.test("a write still being applied when a poll came is read by the poll after its answer", async () => {
+  const s = setup();
+  try {
+    const it = await s.idle("t");
+    s.dynamo.timing.holdWriteMs = 100;
+    const writing = s.write("PutItem", put("t", "held"));
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    const during = await s.poll(it);
+    assert.deepEqual(events(during), [], "not applied yet");
+    await writing;
+    assert.deepEqual(events(await s.poll(during.NextShardIterator)), ["INSERT"]);
+  } finally {
+    await s.close();
+  }
+});
+
+Deno.test("a write answered while an empty answer was on its way is read by the next poll", async () => {
+  const s = setup();
+  try {
+    await s.idle("t");
+    s.dynamo.timing.holdPollMs = 100;
+    const polling = s.poll(`${arn("t")}|0|fresh`);
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    await s.write("PutItem", put("t", "meanwhile"));
+    const answer = await polling;
+    assert.deepEqual(events(answer), [], "the answer was made before the write");
+    s.dynamo.timing.holdPollMs = 0;
+    assert.deepEqual(events(await s.poll(answer.NextShardIterator)), ["INSERT"]);
+  } finally {
+    await s.close();
+  }
+});
+
+Deno.test("every kind of write is seen: batches over two tables, transactions, PartiQL", async () => {
+  const s = setup();
+  try {
+    const [t, u] = [await s.idle("t"), await s.idle("u")];
+    await s.write("BatchWriteItem", {
+      RequestItems: {
+        t: [{ PutRequest: { Item: { id: { S: "b1" } } } }],
+        u: [{ PutRequest: { Item: { id: { S: "b2" } } } }],
+      },
+    });
+    assert.deepEqual(events(await s.poll(t)), ["INSERT"]);
+    assert.deepEqual(events(await s.poll(u)), ["INSERT"]);
+    const t2 = await s.idle("t");
+    await s.write("TransactWriteItems", { TransactItems: [{ Put: put("t", "x") }] });
+    assert.deepEqual(events(await s.poll(t2)), ["INSERT"]);
+    const [t3, u3] = [await s.idle("t"), await s.idle("u")];
+    await s.write("ExecuteStatement", { Statement: "INSERT INTO t VALUE {'id': 'p'}" });
+    const forwarded = s.forwarded();
+    assert.deepEqual(events(await s.poll(t3)), ["INSERT"]);
+    await s.poll(u3);
+    assert.equal(s.forwarded(), forwarded + 2, "a statement counts for every table");
+  } finally {
+    await s.close();
+  }
+});
+
+Deno.test("a write that took effect before its injected error is seen", async () => {
+  // error_rate 1, and a random that picks "fail after forwarding" (errors.ts).
+  const s = setup({ errorRate: 1 }, () => 0.7);
+  try {
+    const it = await s.idle("t");
+    const answer = await s.write("PutItem", put("t", "failed-but-written"));
+    assert.equal(answer.status, 500);
+    assert.deepEqual(events(await s.poll(it)), ["INSERT"]);
+  } finally {
+    await s.close();
+  }
+});
+
+Deno.test("another database's writes and polls are its own", async () => {
+  const s = setup();
+  try {
+    const it = await s.idle("t", "key-a");
+    await s.write("PutItem", put("t", "other"), "key-b");
+    const forwarded = s.forwarded();
+    assert.deepEqual(events(await s.poll(it, "key-a")), [], "key-b's write is not key-a's");
+    assert.equal(s.forwarded(), forwarded);
+    await s.poll(it, "key-b");
+    assert.equal(s.forwarded(), forwarded + 1, "key-a's answer is not given to key-b");
+  } finally {
+    await s.close();
+  }
+});
+
+Deno.test("only an empty, open, valid answer is given again", async () => {
+  const s = setup();
+  try {
+    const it = await s.idle("t");
+    let forwarded = s.forwarded();
+    await s.poll(it, undefined, { Limit: 0 });
+    await s.poll(it, undefined, { Limit: 1001 });
+    await s.poll(it, undefined, { Unknown: true });
+    assert.equal(s.forwarded(), forwarded + 3, "what DynamoDB would refuse goes to it");
+    await s.poll(it, undefined, { Limit: 5 });
+    assert.equal(s.forwarded(), forwarded + 3, "a valid Limit is answered here");
+
+    await s.write("PutItem", put("t", "r"));
+    const withRecords = await s.poll(it);
+    assert.deepEqual(events(withRecords), ["INSERT"]);
+    forwarded = s.forwarded();
+    await s.poll(it);
+    assert.equal(s.forwarded(), forwarded + 1, "an answer with records is not remembered");
+
+    const open = await s.idle("t");
+    await s.write("PutItem", put("t", "s"));
+    s.dynamo.timing.failPolls = true;
+    assert.equal((await s.poll(open)).status, 400);
+    s.dynamo.timing.failPolls = false;
+    s.dynamo.timing.closed = true;
+    const closed = await s.poll(`${arn("t")}|99|end`);
+    assert.equal(closed.NextShardIterator, undefined, "a closed shard's end");
+    forwarded = s.forwarded();
+    await s.poll(`${arn("t")}|99|end`);
+    assert.equal(s.forwarded(), forwarded + 1, "nothing to give again");
+  } finally {
+    await s.close();
+  }
+});
