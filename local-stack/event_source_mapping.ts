@@ -2,7 +2,7 @@
  * An emulation of AWS Lambda's event source mapping for DynamoDB Streams, which cannot
  * run here, following its documented behaviour: records of one shard are handed to the
  * function in order, in batches of at most `batchSize` records and at most
- * {@link MAX_EVENT_BYTES} of event (Lambda's synchronous payload limit); with
+ * under {@link EVENT_LIMIT_BYTES} of event (Lambda's synchronous payload limit); with
  * ReportBatchItemFailures the function's `batchItemFailures` make it retry from the first
  * failed record; an invocation that throws or times out is retried, split in two first
  * when BisectBatchOnFunctionError is on; once `maxRetryAttempts` is spent the batch's
@@ -55,22 +55,22 @@ export const DEPLOYED_MAPPING = {
 /**
  * Lambda's limit on a synchronous invocation's payload, 6 MB: a batch holds at most
  * `BatchSize` records "up to the payload limit for synchronous invocation (6 MB)"
- * (AWS's Lambda API reference, EventSourceMappingConfiguration's BatchSize), and a larger
- * request is refused as not "smaller than 6291456 bytes for the InvokeFunction operation".
+ * (AWS's Lambda API reference, EventSourceMappingConfiguration's BatchSize), and a
+ * request must be "smaller than 6291456 bytes for the InvokeFunction operation".
  */
-export const MAX_EVENT_BYTES = 6_291_456;
+export const EVENT_LIMIT_BYTES = 6_291_456;
 
 const encoder = new TextEncoder();
 
 /**
  * Lambda's batches of one shard's records, in order: each as many records as fit in
- * `batchSize` and in `maxBytes` of event (`{"Records":[...]}` as JSON); a record alone
- * is always a batch, whatever its size (a DynamoDB item is at most 400 KB).
+ * `batchSize` and in an event (`{"Records":[...]}` as JSON) smaller than `limitBytes`; a
+ * record alone is always a batch, whatever its size (a DynamoDB item is at most 400 KB).
  */
 export function batchesOf(
   records: StreamRecord[],
   batchSize: number,
-  maxBytes = MAX_EVENT_BYTES,
+  limitBytes = EVENT_LIMIT_BYTES,
 ): StreamRecord[][] {
   const envelope = encoder.encode('{"Records":[]}').length;
   const batches: StreamRecord[][] = [];
@@ -80,7 +80,7 @@ export function batchesOf(
     const size = encoder.encode(JSON.stringify(record)).length;
     // The event with this record too: a comma before it unless it is the first.
     const withIt = batch.length === 0 ? envelope + size : bytes + 1 + size;
-    if (batch.length > 0 && (batch.length >= batchSize || withIt > maxBytes)) {
+    if (batch.length > 0 && (batch.length >= batchSize || withIt >= limitBytes)) {
       batches.push(batch);
       batch = [];
       bytes = envelope + size;

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import type { StreamRecord } from "../lambda/stream_forwarder.ts";
-import { batchesOf, MAX_EVENT_BYTES } from "./event_source_mapping.ts";
+import { batchesOf, EVENT_LIMIT_BYTES } from "./event_source_mapping.ts";
 
 /** A record of about `bytes` bytes of JSON, numbered by its sequence number. */
 function record(n: number, bytes = 200): StreamRecord {
@@ -24,17 +24,17 @@ Deno.test("batches hold at most batchSize records, in order", () => {
   assert.deepEqual(batches.flat(), records);
 });
 
-Deno.test("a batch ends before its event would pass Lambda's 6 MB payload limit", () => {
+Deno.test("a batch ends before its event would reach Lambda's 6 MB payload limit", () => {
   // 100 records of about 300 KB: 30 MB, which Lambda never sends in one invocation.
   const records = Array.from({ length: 100 }, (_, i) => record(i, 300_000));
   const batches = batchesOf(records, 100);
   assert.deepEqual(batches.flat(), records, "every record, in order");
   for (const batch of batches) {
-    assert.ok(eventBytes(batch) <= MAX_EVENT_BYTES, `${eventBytes(batch)} bytes`);
+    assert.ok(eventBytes(batch) < EVENT_LIMIT_BYTES, `${eventBytes(batch)} bytes`);
   }
   assert.equal(batches[0].length, 20, "as many as fit: 20 of 300 KB");
   assert.ok(
-    eventBytes([...batches[0], batches[1][0]]) > MAX_EVENT_BYTES,
+    eventBytes([...batches[0], batches[1][0]]) >= EVENT_LIMIT_BYTES,
     "one more would not have fitted",
   );
 });
@@ -42,7 +42,7 @@ Deno.test("a batch ends before its event would pass Lambda's 6 MB payload limit"
 Deno.test("the limit is counted exactly: the envelope, the records and their commas", () => {
   const records = [record(1), record(2), record(3)];
   const exact = eventBytes(records);
-  assert.deepEqual(batchesOf(records, 10, exact).map((b) => b.length), [3]);
-  assert.deepEqual(batchesOf(records, 10, exact - 1).map((b) => b.length), [2, 1]);
+  assert.deepEqual(batchesOf(records, 10, exact + 1).map((b) => b.length), [3]);
+  assert.deepEqual(batchesOf(records, 10, exact).map((b) => b.length), [2, 1], "smaller than");
   assert.deepEqual(batchesOf([record(1, 5_000)], 10, 100).map((b) => b.length), [1]);
 });
