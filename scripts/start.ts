@@ -161,8 +161,8 @@ if (import.meta.main) {
     // The poller (left stopped by `up`) starts just before the first live write, once the
     // big tables are loaded (the small ones load after them): nothing else writes to a
     // table once its stream is on, the poller reads each stream from its oldest record,
-    // and its polling of DynamoDB Local's streams (every 250 ms per shard) slowed the
-    // loads beside it.
+    // and its reads of the streams being written (every 250 ms per shard, each one dear
+    // in DynamoDB Local: local-stack/aws/idle_polls.ts) slowed the loads beside it.
     let pollerStarted: Promise<void> | undefined;
     const pollerBack = () => {
       pollerStarted ??= clock.time("stream poller restart", restartPoller);

@@ -10,12 +10,12 @@
  * @module
  */
 
-import { PutItemCommand } from "@aws-sdk/client-dynamodb";
+import { DeleteItemCommand, PutItemCommand } from "@aws-sdk/client-dynamodb";
 import type postgres from "postgres";
 import { byTargetTable } from "../functions-shared/table_registry.ts";
 import { percentile } from "./bench_edge_cpu.ts";
 import { formatted, type Goals } from "./bench_goals.ts";
-import { dynamo } from "./stack_clients.ts";
+import { dynamo, eventually } from "./stack_clients.ts";
 
 type Figure = (name: string, value: number, digits?: number) => void;
 
@@ -47,20 +47,40 @@ async function oneItem(sql: postgres.Sql, id: string): Promise<number> {
   }
 }
 
+/**
+ * Deletes the items in DynamoDB and waits for their rows to go the same way, so that the
+ * table and its source still agree (a later validation of it would see them otherwise).
+ */
+async function removeItems(sql: postgres.Sql, ids: string[], run: string): Promise<void> {
+  for (const id of ids) {
+    await dynamo(SEARCHES.region).send(
+      new DeleteItemCommand({ TableName: SEARCHES.sourceTable, Key: { search_id: { S: id } } }),
+    );
+  }
+  await eventually(`the rows of ${run}* to be deleted by the stream`, async () => {
+    const [r] = await sql`select count(*)::int as n from public.firespring_searches
+                          where search_id like ${run + "%"}`;
+    return r.n === 0 ? true : undefined;
+  }, 60_000);
+}
+
 /** Writes `BENCH_LIVE_ITEMS` (50) items one at a time and prints the latencies. */
 export async function benchLive(sql: postgres.Sql, figure: Figure, goals: Goals): Promise<void> {
   const run = `bench-live-${crypto.randomUUID().slice(0, 8)}-`;
   const n = Number(Deno.env.get("BENCH_LIVE_ITEMS") ?? 50);
   const latencies: number[] = [];
+  const written: string[] = [];
   try {
+    written.push(`${run}warm`);
     await oneItem(sql, `${run}warm`);
     for (let i = 0; i < n; i++) {
+      written.push(`${run}${i}`);
       latencies.push(await oneItem(sql, `${run}${i}`));
       // Unaligned with the poller's 250 ms, as real writes are.
       await new Promise((resolve) => setTimeout(resolve, Math.random() * 250));
     }
   } finally {
-    await sql`delete from public.firespring_searches where search_id like ${run + "%"}`;
+    await removeItems(sql, written, run);
   }
   const [p50, p90] = [percentile(latencies, 50), percentile(latencies, 90)];
   figure("live_put_to_row_p50_ms", p50, 0);
