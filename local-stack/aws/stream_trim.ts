@@ -20,6 +20,7 @@
  */
 
 import { awsJsonAnswer as awsAnswer } from "./json_answer.ts";
+import { streamOfIterator } from "./stream_times.ts";
 
 /** The control path. */
 export const TRIM_PATH = "/__local/streams/trim";
@@ -81,7 +82,8 @@ export class StreamTrim {
       return await next(forward);
     }
     // GetRecords: the iterator begins with the stream's ARN ("<arn>|...").
-    const limit = this.#through.get((body.ShardIterator ?? "").split("|")[0]);
+    const stream = streamOfIterator(String(body.ShardIterator ?? ""));
+    const limit = stream && this.#through.get(stream);
     const response = await next(forward);
     if (!limit || !response.ok) return response;
     const page = await response.json() as { Records?: { dynamodb: { SequenceNumber: string } }[] };

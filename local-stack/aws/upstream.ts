@@ -47,8 +47,13 @@ export async function passUpstream(
     headers,
     body: request.method === "GET" || request.method === "HEAD" ? undefined : body,
   });
+  return relayed(response, await response.arrayBuffer());
+}
+
+/** DynamoDB Local's answer with `body` (read from it), without its framing headers. */
+export function relayed(response: Response, body: BodyInit): Response {
   const out = new Headers(response.headers);
   out.delete("content-length");
   out.delete("transfer-encoding");
-  return new Response(await response.arrayBuffer(), { status: response.status, headers: out });
+  return new Response(body, { status: response.status, headers: out });
 }
