@@ -157,6 +157,7 @@ Deno.test("under the hosted limits, a backfill of thousands of items is never ki
       round <= 3 && (round === 1 || !await retiredForCpu(offset, before));
       round++
     ) {
+      const started = performance.now();
       await seedSearches(sql, `${p}${round}-`, n);
       const job = await queueBackfill(sql, searches.sourceTable, 4, { pageSize: 100 });
       await sql`select sync.wake_import_worker()`;
@@ -168,6 +169,12 @@ Deno.test("under the hosted limits, a backfill of thousands of items is never ki
         "no page lost or repeated",
       );
       for (let r = 1; r <= round; r++) await assertRows(sql, `${p}${r}-`, n);
+      // How many rounds it took, in the test's log (each costs a seeding and a backfill).
+      console.log(
+        `round ${round}: ${round * n} items backfilled in ${
+          ((performance.now() - started) / 1000).toFixed(1)
+        } s`,
+      );
     }
     const killed = isolateLinesSince(offset).filter((l) =>
       l.function === "import-worker" && l.reason === "CPUTime"
