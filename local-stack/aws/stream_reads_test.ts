@@ -135,12 +135,31 @@ function setup(faults: Partial<Faults> = {}, random = () => 0.5) {
   };
 }
 
+type Setup = ReturnType<typeof setup>;
+
+/** A test with a proxy and a fake DynamoDB Local of its own, closed however it ends. */
+function proxyTest(
+  name: string,
+  body: (s: Setup) => Promise<void>,
+  faults?: Partial<Faults>,
+  random?: () => number,
+) {
+  Deno.test(name, async () => {
+    const s = setup(faults, random);
+    try {
+      await body(s);
+    } finally {
+      await s.close();
+    }
+  });
+}
+
 const put = (table: string, id: string) => ({ TableName: table, Item: { id: { S: id } } });
 const events = (answer: { Records: Body[] }) => answer.Records.map((r) => r.eventName);
 
-Deno.test("idle polls stay off DynamoDB Local until a write or refreshMs; the write is read next", async () => {
-  const s = setup();
-  try {
+proxyTest(
+  "idle polls stay off DynamoDB Local until a write or refreshMs; the write is read next",
+  async (s) => {
     const it = await s.idle("t");
     const before = s.forwarded();
     for (let i = 0; i < 5; i++) {
@@ -154,14 +173,12 @@ Deno.test("idle polls stay off DynamoDB Local until a write or refreshMs; the wr
     const forwarded = s.forwarded();
     await s.poll(again);
     assert.equal(s.forwarded(), forwarded + 1, "refreshed after refreshMs");
-  } finally {
-    await s.close();
-  }
-});
+  },
+);
 
-Deno.test("a write still being applied when a poll came is read by the poll after its answer", async () => {
-  const s = setup();
-  try {
+proxyTest(
+  "a write still being applied when a poll came is read by the poll after its answer",
+  async (s) => {
     const it = await s.idle("t");
     s.dynamo.timing.holdWriteMs = 100;
     const writing = s.write("PutItem", put("t", "held"));
@@ -170,14 +187,12 @@ Deno.test("a write still being applied when a poll came is read by the poll afte
     assert.deepEqual(events(during), [], "not applied yet");
     await writing;
     assert.deepEqual(events(await s.poll(during.NextShardIterator)), ["INSERT"]);
-  } finally {
-    await s.close();
-  }
-});
+  },
+);
 
-Deno.test("a write answered while an empty answer was on its way is read by the next poll", async () => {
-  const s = setup();
-  try {
+proxyTest(
+  "a write answered while an empty answer was on its way is read by the next poll",
+  async (s) => {
     await s.idle("t");
     s.dynamo.timing.holdPollMs = 100;
     const polling = s.poll(`${arn("t")}|0|fresh`);
@@ -187,14 +202,12 @@ Deno.test("a write answered while an empty answer was on its way is read by the 
     assert.deepEqual(events(answer), [], "the answer was made before the write");
     s.dynamo.timing.holdPollMs = 0;
     assert.deepEqual(events(await s.poll(answer.NextShardIterator)), ["INSERT"]);
-  } finally {
-    await s.close();
-  }
-});
+  },
+);
 
-Deno.test("every kind of write is seen: batches over two tables, transactions, PartiQL", async () => {
-  const s = setup();
-  try {
+proxyTest(
+  "every kind of write is seen: batches over two tables, transactions, PartiQL",
+  async (s) => {
     const [t, u] = [await s.idle("t"), await s.idle("u")];
     await s.write("BatchWriteItem", {
       RequestItems: {
@@ -213,70 +226,58 @@ Deno.test("every kind of write is seen: batches over two tables, transactions, P
     assert.deepEqual(events(await s.poll(t3)), ["INSERT"]);
     await s.poll(u3);
     assert.equal(s.forwarded(), forwarded + 2, "a statement counts for every table");
-  } finally {
-    await s.close();
-  }
-});
+  },
+);
 
-Deno.test("a write that took effect before its injected error is seen", async () => {
-  // error_rate 1, and a random that picks "fail after forwarding" (errors.ts).
-  const s = setup({ errorRate: 1 }, () => 0.7);
-  try {
+// error_rate 1, and a random that picks "fail after forwarding" (errors.ts).
+proxyTest(
+  "a write that took effect before its injected error is seen",
+  async (s) => {
     const it = await s.idle("t");
     const answer = await s.write("PutItem", put("t", "failed-but-written"));
     assert.equal(answer.status, 500);
     assert.deepEqual(events(await s.poll(it)), ["INSERT"]);
-  } finally {
-    await s.close();
-  }
+  },
+  { errorRate: 1 },
+  () => 0.7,
+);
+
+proxyTest("another database's writes and polls are its own", async (s) => {
+  const it = await s.idle("t", "key-a");
+  await s.write("PutItem", put("t", "other"), "key-b");
+  const forwarded = s.forwarded();
+  assert.deepEqual(events(await s.poll(it, "key-a")), [], "key-b's write is not key-a's");
+  assert.equal(s.forwarded(), forwarded);
+  await s.poll(it, "key-b");
+  assert.equal(s.forwarded(), forwarded + 1, "key-a's answer is not given to key-b");
 });
 
-Deno.test("another database's writes and polls are its own", async () => {
-  const s = setup();
-  try {
-    const it = await s.idle("t", "key-a");
-    await s.write("PutItem", put("t", "other"), "key-b");
-    const forwarded = s.forwarded();
-    assert.deepEqual(events(await s.poll(it, "key-a")), [], "key-b's write is not key-a's");
-    assert.equal(s.forwarded(), forwarded);
-    await s.poll(it, "key-b");
-    assert.equal(s.forwarded(), forwarded + 1, "key-a's answer is not given to key-b");
-  } finally {
-    await s.close();
-  }
-});
+proxyTest("only an empty, open, valid answer is given again", async (s) => {
+  const it = await s.idle("t");
+  let forwarded = s.forwarded();
+  await s.poll(it, undefined, { Limit: 0 });
+  await s.poll(it, undefined, { Limit: 1001 });
+  await s.poll(it, undefined, { Unknown: true });
+  assert.equal(s.forwarded(), forwarded + 3, "what DynamoDB would refuse goes to it");
+  await s.poll(it, undefined, { Limit: 5 });
+  assert.equal(s.forwarded(), forwarded + 3, "a valid Limit is answered here");
 
-Deno.test("only an empty, open, valid answer is given again", async () => {
-  const s = setup();
-  try {
-    const it = await s.idle("t");
-    let forwarded = s.forwarded();
-    await s.poll(it, undefined, { Limit: 0 });
-    await s.poll(it, undefined, { Limit: 1001 });
-    await s.poll(it, undefined, { Unknown: true });
-    assert.equal(s.forwarded(), forwarded + 3, "what DynamoDB would refuse goes to it");
-    await s.poll(it, undefined, { Limit: 5 });
-    assert.equal(s.forwarded(), forwarded + 3, "a valid Limit is answered here");
+  await s.write("PutItem", put("t", "r"));
+  const withRecords = await s.poll(it);
+  assert.deepEqual(events(withRecords), ["INSERT"]);
+  forwarded = s.forwarded();
+  await s.poll(it);
+  assert.equal(s.forwarded(), forwarded + 1, "an answer with records is not remembered");
 
-    await s.write("PutItem", put("t", "r"));
-    const withRecords = await s.poll(it);
-    assert.deepEqual(events(withRecords), ["INSERT"]);
-    forwarded = s.forwarded();
-    await s.poll(it);
-    assert.equal(s.forwarded(), forwarded + 1, "an answer with records is not remembered");
-
-    const open = await s.idle("t");
-    await s.write("PutItem", put("t", "s"));
-    s.dynamo.timing.failPolls = true;
-    assert.equal((await s.poll(open)).status, 400);
-    s.dynamo.timing.failPolls = false;
-    s.dynamo.timing.closed = true;
-    const closed = await s.poll(`${arn("t")}|99|end`);
-    assert.equal(closed.NextShardIterator, undefined, "a closed shard's end");
-    forwarded = s.forwarded();
-    await s.poll(`${arn("t")}|99|end`);
-    assert.equal(s.forwarded(), forwarded + 1, "nothing to give again");
-  } finally {
-    await s.close();
-  }
+  const open = await s.idle("t");
+  await s.write("PutItem", put("t", "s"));
+  s.dynamo.timing.failPolls = true;
+  assert.equal((await s.poll(open)).status, 400);
+  s.dynamo.timing.failPolls = false;
+  s.dynamo.timing.closed = true;
+  const closed = await s.poll(`${arn("t")}|99|end`);
+  assert.equal(closed.NextShardIterator, undefined, "a closed shard's end");
+  forwarded = s.forwarded();
+  await s.poll(`${arn("t")}|99|end`);
+  assert.equal(s.forwarded(), forwarded + 1, "nothing to give again");
 });
