@@ -129,8 +129,7 @@ const liveImportWorkers = async () => (await liveIsolates()).get("import-worker"
  * Whether an import-worker isolate was retired at the CPU soft limit since `offset` (the
  * isolates log's length then), whether it has ended or not: any isolate but those of
  * `retiredBefore`, which were retired already. One alive before, which took pages of the
- * test's backfill, counts: the limit was reached in the test's work. (Counting only
- * isolates made since missed those: CI ran a second round of 10,000 items twice.)
+ * test's backfill, counts: the limit was reached in the test's work.
  */
 async function retiredForCpu(offset: number, retiredBefore: Set<number>): Promise<boolean> {
   const reason = "retired: cpu soft limit";
@@ -145,9 +144,10 @@ Deno.test("under the hosted limits, a backfill of thousands of items is never ki
   // Enough that an import-worker isolate passes the 1,000 ms soft limit and its runs hand
   // on at their 1,100 ms budget (functions-shared/settings.ts): the CPU an item costs
   // differs between machines and rounds of this code (10,000 items of 100 a page took one
-  // isolate to 870 ms, boot included, on a quiet run and past the soft limit on others),
-  // so the table grows by 10,000 items a round, each backfill reading all of it, until
-  // an isolate was retired at the CPU soft limit (three rounds at most). At the end,
+  // isolate to 740-960 ms, boot included, once DynamoDB Local stopped taking a core; in
+  // pages of 25, the isolates' CPU is 1,800 ms in all and the first retires at 1,100-1,130
+  // ms), so the table grows by 10,000 items a round, each backfill reading all of it,
+  // until an isolate was retired at the CPU soft limit (three rounds at most). At the end,
   // either soft limit counts: on a loaded machine the isolate that took the job's first
   // pages may reach half its wall clock (75 s since its boot) first, and its successor
   // may finish the job under 1,000 ms; both are the hosted supervisor's retirements.
@@ -164,7 +164,7 @@ Deno.test("under the hosted limits, a backfill of thousands of items is never ki
     ) {
       const started = performance.now();
       await seedSearches(sql, `${p}${round}-`, n);
-      const job = await queueBackfill(sql, searches.sourceTable, 4, { pageSize: 100 });
+      const job = await queueBackfill(sql, searches.sourceTable, 4, { pageSize: 25 });
       await sql`select sync.wake_import_worker()`;
       const result = await waitForJob(sql, job);
       assert.equal(result.status, "done");
