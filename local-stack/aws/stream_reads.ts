@@ -25,8 +25,8 @@ export interface StreamReadsOptions {
  * Whether DynamoDB Local would take the request: a ShardIterator and at most a Limit of
  * 1 to 1,000 (API_streams_GetRecords); anything else goes to it, to be refused there.
  */
-function valid(body: Record<string, unknown>): boolean {
-  const { ShardIterator, Limit, ...rest } = body;
+function valid(body: object): boolean {
+  const { ShardIterator, Limit, ...rest } = body as Record<string, unknown>;
   return typeof ShardIterator === "string" && Object.keys(rest).length === 0 &&
     (Limit === undefined || (Number.isInteger(Limit) && Number(Limit) >= 1 &&
       Number(Limit) <= 1000));
@@ -36,13 +36,17 @@ function valid(body: Record<string, unknown>): boolean {
 export function streamReads(options: StreamReadsOptions) {
   const { upstream, streamTimes, idlePolls, now } = options;
   return async (request: Request, raw: ArrayBuffer | undefined): Promise<Response> => {
-    let body: Record<string, unknown>;
+    let body: unknown;
     try {
       body = JSON.parse(new TextDecoder().decode(raw));
     } catch {
+      body = undefined;
+    }
+    // Not a JSON object: DynamoDB Local's to refuse.
+    if (typeof body !== "object" || body === null || Array.isArray(body)) {
       return await passUpstream(upstream, request, raw);
     }
-    const iterator = body.ShardIterator;
+    const iterator = (body as { ShardIterator?: unknown }).ShardIterator;
     const stream = typeof iterator === "string" ? streamOfIterator(iterator) : undefined;
     const parsed = stream ? parseStreamArn(stream) : undefined;
     const table = parsed && `${scopeOf(request.headers)}/${parsed.table}`;

@@ -59,6 +59,9 @@ function fakeDynamo() {
       }
     } else if (op === "ExecuteStatement") {
       record("t", { S: "partiql" });
+    } else if (op === "GetRecords" && typeof body?.ShardIterator !== "string") {
+      status = 400;
+      out = { __type: "com.amazonaws.dynamodb.v20120810#ValidationException" };
     } else if (op === "GetRecords") {
       const [stream, position] = body.ShardIterator.split("|");
       const table = /table\/([^/]+)\//.exec(stream)![1];
@@ -126,6 +129,7 @@ function setup(faults: Partial<Faults> = {}, random = () => 0.5) {
   const forwarded = () => dynamo.calls.filter((c) => c === "GetRecords").length;
   return {
     dynamo,
+    send,
     write,
     poll,
     idle,
@@ -258,9 +262,11 @@ proxyTest("only an empty, open, valid answer is given again", async (s) => {
   await s.poll(it, undefined, { Limit: 0 });
   await s.poll(it, undefined, { Limit: 1001 });
   await s.poll(it, undefined, { Unknown: true });
-  assert.equal(s.forwarded(), forwarded + 3, "what DynamoDB would refuse goes to it");
+  const notAnObject = await s.send("DynamoDBStreams_20120810.GetRecords", null);
+  assert.equal(notAnObject.status, 400, "a body that is no object goes to DynamoDB Local");
+  assert.equal(s.forwarded(), forwarded + 4, "what DynamoDB would refuse goes to it");
   await s.poll(it, undefined, { Limit: 5 });
-  assert.equal(s.forwarded(), forwarded + 3, "a valid Limit is answered here");
+  assert.equal(s.forwarded(), forwarded + 4, "a valid Limit is answered here");
 
   await s.write("PutItem", put("t", "r"));
   const withRecords = await s.poll(it);
