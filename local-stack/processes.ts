@@ -161,6 +161,11 @@ export async function stopDetached(name: string, graceMs = 10_000): Promise<bool
   signalGroup(pid, "SIGKILL");
   const killed = Date.now() + KILLED_MS;
   while (running() && Date.now() < killed) await sleep(20);
+  if (running()) {
+    console.error(
+      `${name}: process group ${pid} still runs ${KILLED_MS} ms after SIGKILL (its ports may be taken)`,
+    );
+  }
   return true;
 }
 

@@ -264,9 +264,11 @@ proxyTest("only an empty, open, valid answer is given again", async (s) => {
   await s.poll(it, undefined, { Unknown: true });
   const notAnObject = await s.send("DynamoDBStreams_20120810.GetRecords", null);
   assert.equal(notAnObject.status, 400, "a body that is no object goes to DynamoDB Local");
-  assert.equal(s.forwarded(), forwarded + 4, "what DynamoDB would refuse goes to it");
+  const notAString = await s.send("DynamoDBStreams_20120810.GetRecords", { ShardIterator: 5 });
+  assert.equal(notAString.status, 400, "an iterator that is no string goes to it too");
+  assert.equal(s.forwarded(), forwarded + 5, "what DynamoDB would refuse goes to it");
   await s.poll(it, undefined, { Limit: 5 });
-  assert.equal(s.forwarded(), forwarded + 4, "a valid Limit is answered here");
+  assert.equal(s.forwarded(), forwarded + 5, "a valid Limit is answered here");
 
   await s.write("PutItem", put("t", "r"));
   const withRecords = await s.poll(it);
