@@ -6,13 +6,16 @@
  */
 
 import assert from "node:assert/strict";
-import { existsSync, readFileSync, statSync } from "node:fs";
 import type { AttributeValue } from "@aws-sdk/client-dynamodb";
 import type postgres from "postgres";
 import { runWorker } from "../functions-shared/backfill_worker.ts";
 import type { CpuMeter } from "../functions-shared/cpu_meter.ts";
 import { byTargetTable } from "../functions-shared/table_registry.ts";
-import { isolateLinesSince, isolateLogOffset } from "../local-stack/supabase/isolate_log.ts";
+import {
+  isolateLinesSince,
+  isolateLogOffset,
+  logTextSince,
+} from "../local-stack/supabase/isolate_log.ts";
 import { logFile } from "../local-stack/processes.ts";
 import { batchWrite } from "../demo/load_dynamo.ts";
 import { queueBackfill, scanCount } from "./backfill_fixtures.ts";
@@ -124,25 +127,17 @@ Deno.test("a tiny CPU budget hands on mid-segment: nothing lost, nothing repeate
 /** The import-worker's log (its isolates' standard output, through the gateway's). */
 const FUNCTIONS_LOG = logFile("functions");
 
-/** The length of the functions' log now, to read what comes after it. */
-const functionsLogOffset = () => existsSync(FUNCTIONS_LOG) ? statSync(FUNCTIONS_LOG).size : 0;
-
 /**
  * Whether a run of one of `jobs` spent its isolate's CPU budget and handed its segment on
  * since `offset` in the functions' log (segment_scan.ts logs it): the hand-on the test is
  * about, under the real limits, not a fake meter's.
  */
 function handedOn(offset: number, jobs: string[]): boolean {
-  if (!existsSync(FUNCTIONS_LOG)) return false;
-  const lines = new TextDecoder().decode(readFileSync(FUNCTIONS_LOG).subarray(offset)).split("\n");
-  return lines.some((line) =>
-    jobs.some((job) =>
-      new RegExp(
-        `backfill job ${job} segment \\d+/\\d+ of .*: budget spent \\(isolate CPU \\d+ ms\\), handed on`,
-      )
-        .test(line)
-    )
+  const handOn = new RegExp(
+    `backfill job (${jobs.join("|")}) segment \\d+/\\d+ of .*: ` +
+      `budget spent \\(isolate CPU \\d+ ms\\), handed on`,
   );
+  return jobs.length > 0 && handOn.test(logTextSince(offset, FUNCTIONS_LOG));
 }
 
 /** The soft limits' retirements: the hosted supervisor's (local-stack/supabase/edge_limits.ts). */
@@ -180,7 +175,7 @@ Deno.test("under the hosted limits, a backfill of thousands of items is never ki
   const n = 10_000;
   try {
     const offset = isolateLogOffset();
-    const logOffset = functionsLogOffset();
+    const logOffset = isolateLogOffset(FUNCTIONS_LOG);
     const jobs: string[] = [];
     const retiredBefore = new Set(
       (await liveImportWorkers()).filter((i) => i.retired).map((i) => i.id),

@@ -150,6 +150,8 @@ export function createProxy(options: ProxyOptions): {
     passUpstream(upstream, request, raw);
   const getRecords = streamTimes &&
     streamReads({ upstream, streamTimes, idlePolls, now });
+  // The writes idle polls must hear of: only where GetRecords is answered here.
+  const writesHeard = getRecords ? idlePolls : undefined;
 
   async function handle(request: Request): Promise<Response> {
     const raw = request.method === "GET" || request.method === "HEAD"
@@ -163,7 +165,7 @@ export function createProxy(options: ProxyOptions): {
       return await passThrough(request, raw);
     }
     const operation = target.slice(TABLE_TARGET.length);
-    if (!getRecords || !idlePolls || !mayWriteStreams(operation)) {
+    if (!writesHeard || !mayWriteStreams(operation)) {
       return await tableOperation(request, raw, operation, () => {});
     }
     // Counted once answered, when DynamoDB Local has the write's record (idle_polls.ts);
@@ -172,7 +174,7 @@ export function createProxy(options: ProxyOptions): {
     try {
       return await tableOperation(request, raw, operation, (tables) => named = tables);
     } finally {
-      idlePolls.written(named.map((t) => `${scope(request.headers)}/${t}`));
+      writesHeard.written(named.map((t) => `${scope(request.headers)}/${t}`));
     }
   }
 

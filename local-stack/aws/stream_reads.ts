@@ -49,7 +49,8 @@ export function streamReads(options: StreamReadsOptions) {
     const iterator = (body as { ShardIterator?: unknown }).ShardIterator;
     const stream = typeof iterator === "string" ? streamOfIterator(iterator) : undefined;
     const parsed = stream ? parseStreamArn(stream) : undefined;
-    const table = parsed && `${scopeOf(request.headers)}/${parsed.table}`;
+    const scope = scopeOf(request.headers);
+    const table = parsed && `${scope}/${parsed.table}`;
     if (idlePolls && table && valid(body) && idlePolls.answer(table, iterator as string, now())) {
       return awsJsonText(200, JSON.stringify({ Records: [], NextShardIterator: iterator }));
     }
@@ -59,7 +60,7 @@ export function streamReads(options: StreamReadsOptions) {
     const json = await response.json() as Record<string, unknown>;
     await streamTimes.settled();
     if (stream && Array.isArray(json.Records)) {
-      streamTimes.timeRecords(scopeOf(request.headers), stream, json.Records);
+      streamTimes.timeRecords(scope, stream, json.Records);
       const next = json.NextShardIterator;
       if (json.Records.length === 0 && typeof next === "string" && writesBefore !== undefined) {
         idlePolls?.answeredEmpty(table!, next, writesBefore, now());

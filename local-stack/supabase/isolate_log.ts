@@ -37,11 +37,14 @@ export function isolateLogOffset(log: string = ISOLATES_LOG): number {
   return existsSync(log) ? statSync(log).size : 0;
 }
 
+/** The text appended to a log (this one by default) since `offset`. */
+export function logTextSince(offset: number, log: string = ISOLATES_LOG): string {
+  return existsSync(log) ? readFileSync(log).subarray(offset).toString("utf8") : "";
+}
+
 /** The lines appended to the log since `offset`. */
 export function isolateLinesSince(offset: number, log: string = ISOLATES_LOG): IsolateLine[] {
-  if (!existsSync(log)) return [];
-  const text = readFileSync(log).subarray(offset).toString("utf8");
-  return text.split("\n").filter((line) => line.trim() !== "").map((line) =>
+  return logTextSince(offset, log).split("\n").filter((line) => line.trim() !== "").map((line) =>
     JSON.parse(line) as IsolateLine
   );
 }
