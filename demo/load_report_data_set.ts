@@ -26,7 +26,7 @@ import { TABLES, type TableSpec } from "../functions-shared/table_registry.ts";
 import { stopDetached } from "../local-stack/processes.ts";
 import { startDynamo, stopDynamo } from "../local-stack/dynamodb.ts";
 import { up } from "../local-stack/stack.ts";
-import { enableStream, ensureSourceTable, localDynamo } from "../local-stack/source_tables.ts";
+import { ensureSourceTable, fillNewTable, localDynamo } from "../local-stack/source_tables.ts";
 import { POLLER_STATE_FILE } from "../local-stack/stream_positions.ts";
 import type { StackEnv } from "../local-stack/stack_env.ts";
 import { demoItems } from "./demo_data.ts";
@@ -78,8 +78,11 @@ export interface TableLoad {
 }
 
 /**
- * Writes one table's items (parallel BatchWriteItem through the proxy, load_dynamo.ts)
- * and then turns its stream on; `onProgress` hears the items written so far.
+ * Writes one table's items (parallel BatchWriteItem, load_dynamo.ts) into the new table,
+ * past the proxy as DynamoDB's import from S3 fills a new table (fillNewTable), and then
+ * turns its stream on; `onProgress` hears the items written so far. The data set stands
+ * for what the company's tables held before the migration: the sync's own reads and
+ * every later write go through the proxy and its faults.
  */
 export async function loadTable(
   env: StackEnv,
@@ -87,10 +90,12 @@ export async function loadTable(
   items: Item[],
   onProgress: (written: number) => void = () => {},
 ): Promise<TableLoad> {
-  const client = localDynamo(env, spec.region);
   const t = performance.now();
-  const written = await batchWrite(client, spec.sourceTable, items, 16, onProgress);
-  await enableStream(client, spec);
+  const written = await fillNewTable(
+    env,
+    spec,
+    (client) => batchWrite(client, spec.sourceTable, items, 16, onProgress),
+  );
   return { table: spec.sourceTable, items: written, seconds: (performance.now() - t) / 1000 };
 }
 

@@ -15,11 +15,60 @@ import {
 } from "@aws-sdk/client-dynamodb";
 import { TABLES, type TableSpec } from "../functions-shared/table_registry.ts";
 import { awsClientConfig } from "../functions-shared/dynamo_client.ts";
+import { DYNAMODB_INTERNAL_PORT, HOST } from "./config.ts";
 import { type StackEnv, stackEnvReader } from "./stack_env.ts";
+
+/** A source table: its name and region. */
+type SourceTable = Pick<TableSpec, "sourceTable" | "region">;
 
 /** A DynamoDB client of the stack's DynamoDB (through its proxy) in `region`. */
 export function localDynamo(env: StackEnv, region: string): DynamoDBClient {
   return new DynamoDBClient(awsClientConfig(stackEnvReader(env), region));
+}
+
+/**
+ * A client of DynamoDB Local itself in `region`, past the proxy: for filling a new table
+ * whose stream is still off, as DynamoDB's import from S3 fills one. That import writes a
+ * new table outside the request path: it "does not consume write capacity on the new
+ * table" (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/S3DataImport.HowItWorks.html),
+ * so neither the proxy's throttling nor its faults apply, and the items are older than
+ * any read, so no stale read can return an earlier image of them. Nothing else may write
+ * through it ({@link fillNewTable} checks the stream is off).
+ */
+function importingDynamo(env: StackEnv, region: string): DynamoDBClient {
+  const endpoint = `http://${HOST}:${DYNAMODB_INTERNAL_PORT}`;
+  return new DynamoDBClient(
+    awsClientConfig(stackEnvReader({ ...env, DYNAMODB_ENDPOINT: endpoint }), region),
+  );
+}
+
+/**
+ * Fills `spec`'s table, new and without a stream, by `write` (given a client past the
+ * proxy: {@link importingDynamo}), as DynamoDB's import from S3 fills a new table, then
+ * turns its stream on through the proxy; answers what `write` answered. Refuses a table
+ * whose stream is on: its records would come from writes the proxy never saw.
+ */
+export async function fillNewTable<T>(
+  env: StackEnv,
+  spec: SourceTable,
+  write: (client: DynamoDBClient) => Promise<T>,
+): Promise<T> {
+  const client = localDynamo(env, spec.region);
+  const { Table } = await client.send(new DescribeTableCommand({ TableName: spec.sourceTable }));
+  if (Table?.StreamSpecification?.StreamEnabled) {
+    throw new Error(
+      `${spec.sourceTable} (${spec.region}): its stream is on; only a new table without one ` +
+        `is filled past the proxy, as DynamoDB's import from S3 fills one`,
+    );
+  }
+  const importer = importingDynamo(env, spec.region);
+  try {
+    const answer = await write(importer);
+    await enableStream(client, spec);
+    return answer;
+  } finally {
+    importer.destroy();
+  }
 }
 
 /**
@@ -62,7 +111,7 @@ const STREAM = { StreamEnabled: true, StreamViewType: "NEW_AND_OLD_IMAGES" } as 
  * before it: DynamoDB Local writes items a hundred times slower once a stream keeps
  * records of them.
  */
-export async function enableStream(client: DynamoDBClient, spec: TableSpec): Promise<void> {
+async function enableStream(client: DynamoDBClient, spec: SourceTable): Promise<void> {
   const { Table } = await client.send(new DescribeTableCommand({ TableName: spec.sourceTable }));
   if (Table?.StreamSpecification?.StreamEnabled) return;
   await client.send(

@@ -11,13 +11,22 @@ import {
   DescribeTableCommand,
   ListTablesCommand,
   PutItemCommand,
+  ScanCommand,
 } from "@aws-sdk/client-dynamodb";
 import {
   DescribeStreamCommand,
   GetRecordsCommand,
   GetShardIteratorCommand,
 } from "@aws-sdk/client-dynamodb-streams";
-import { callFunction, connectDb, dynamo, dynamoStreams, eventually } from "./stack_clients.ts";
+import { fillNewTable } from "../local-stack/source_tables.ts";
+import {
+  callFunction,
+  connectDb,
+  dynamo,
+  dynamoStreams,
+  eventually,
+  stack,
+} from "./stack_clients.ts";
 
 const FUNCTIONS = [
   "data-checksum-validator",
@@ -173,5 +182,55 @@ Deno.test("DynamoDB Local keeps the two regions apart", async () => {
     assert.ok(!inEast1.TableNames?.includes(TableName));
   } finally {
     await east2.send(new DeleteTableCommand({ TableName })).catch(() => {});
+  }
+});
+
+Deno.test("a new table is filled past the proxy as DynamoDB's import fills one: no stream record, then its stream on", async () => {
+  const client = dynamo("us-east-1");
+  const spec = { sourceTable: `stack-test-${crypto.randomUUID()}`, region: "us-east-1" as const };
+  try {
+    await client.send(
+      new CreateTableCommand({
+        TableName: spec.sourceTable,
+        KeySchema: [{ AttributeName: "id", KeyType: "HASH" }],
+        AttributeDefinitions: [{ AttributeName: "id", AttributeType: "S" }],
+        BillingMode: "PAY_PER_REQUEST",
+      }),
+    );
+    const written = await fillNewTable(stack, spec, async (importer) => {
+      for (const id of ["a", "b", "c"]) {
+        await importer.send(
+          new PutItemCommand({ TableName: spec.sourceTable, Item: { id: { S: id } } }),
+        );
+      }
+      return 3;
+    });
+    assert.equal(written, 3);
+    const { Items } = await client.send(
+      new ScanCommand({ TableName: spec.sourceTable, ConsistentRead: true }),
+    );
+    assert.deepEqual(Items?.map((i) => i.id.S).sort(), ["a", "b", "c"]);
+    const table = await client.send(new DescribeTableCommand({ TableName: spec.sourceTable }));
+    assert.equal(table.Table?.StreamSpecification?.StreamEnabled, true, "its stream is on");
+    const streams = dynamoStreams("us-east-1");
+    const { StreamDescription } = await streams.send(
+      new DescribeStreamCommand({ StreamArn: table.Table!.LatestStreamArn! }),
+    );
+    const { ShardIterator } = await streams.send(
+      new GetShardIteratorCommand({
+        StreamArn: table.Table!.LatestStreamArn!,
+        ShardId: StreamDescription!.Shards![0].ShardId!,
+        ShardIteratorType: "TRIM_HORIZON",
+      }),
+    );
+    const { Records } = await streams.send(new GetRecordsCommand({ ShardIterator }));
+    assert.deepEqual(Records, [], "the items filled in are not in the stream");
+    // Its stream on, the table is no longer new: filling it past the proxy is refused.
+    await assert.rejects(
+      fillNewTable(stack, spec, () => Promise.resolve(0)),
+      new RegExp(`${spec.sourceTable} \\(us-east-1\\): its stream is on`),
+    );
+  } finally {
+    await client.send(new DeleteTableCommand({ TableName: spec.sourceTable })).catch(() => {});
   }
 });
