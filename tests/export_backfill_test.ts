@@ -2,7 +2,8 @@
  * Loading an export backfill (functions-shared/export_load.ts) into the stack's Postgres
  * over a direct connection, as `npm run backfill -- --from-export` does: every item of every data file lands once, stamped with the export
  * time; a loader killed mid-file is taken up from its checkpoint with nothing lost or
- * doubled; a file that is not what its manifest says fails the job, naming the file.
+ * doubled, and one whose chunk outlasts its lease leaves the file to the loader that took
+ * it over, failing nothing; a file that is not what its manifest says fails the job, naming the file.
  *
  * The export time is in 2001, so that the sweep at the job's end (which removes rows
  * older than the export time that the export lacks) touches none of the rows the other
@@ -132,6 +133,59 @@ Deno.test("a killed loader's file is taken up from its checkpoint; every item la
                                where job_id = ${job})::int as items
                              from sync.backfill_jobs where id = ${job}`;
     assert.deepEqual([done.status, Number(done.rows_removed), done.items], ["done", 0, 25]);
+  });
+});
+
+Deno.test("a loader whose chunk outlasts its lease leaves the file to the one that took it over; the job ends done", async () => {
+  const prefix = `export-${crypto.randomUUID().slice(0, 8)}`;
+  const { files, open } = await exportOf(prefix, 25, 15);
+  await withJob(prefix, files, async (sql, pool, job) => {
+    // The slow loader's file stalls in its first chunk (its transaction open, COPY waiting)
+    // until the gate opens.
+    let openGate = () => {};
+    const gate = new Promise<void>((resolve) => openGate = resolve);
+    let stalled = () => {};
+    const inChunk = new Promise<void>((resolve) => stalled = resolve);
+    const stalledOpen = async (key: string) => {
+      const bytes = await new Response(await open(key)).bytes();
+      return new ReadableStream<Uint8Array>({
+        async start(controller) {
+          stalled();
+          await gate;
+          controller.enqueue(bytes);
+          controller.close();
+        },
+      });
+    };
+    const lines: string[] = [];
+    const slow = loadExportJob(job, 1, "slow", {
+      sql: pool,
+      open: stalledOpen,
+      exportTime: EXPORT_TIME,
+      cpu,
+      log: (line) => lines.push(line),
+      sleep: () => new Promise((resolve) => setTimeout(resolve, 20)),
+    });
+    await inChunk;
+    // Its lease runs out meanwhile: another loader takes the file over and loads the job.
+    await sql`update sync.backfill_segments set lease_expires_at = now() - interval '1 second'
+              where job_id = ${job} and lease_owner = 'slow-0'`;
+    await loadExportJob(job, 1, "fast", { sql: pool, open, exportTime: EXPORT_TIME, cpu });
+    openGate();
+    await slow; // its chunk's checkpoint is refused (SY001): it leaves the file, failing nothing
+    assert.ok(
+      lines.some((l) => /slow-0 left file 0 .*no longer holds the lease/.test(l)),
+      lines.join("\n"),
+    );
+    const [done] = await sql`select status, error,
+                               (select sum(items_scanned) from sync.backfill_segments
+                                where job_id = ${job})::int as items
+                             from sync.backfill_jobs where id = ${job}`;
+    assert.deepEqual([done.status, done.error, done.items], ["done", null, 25]);
+    const rows = await sql`select action_id, sync_changed_at from public.firespring_actions
+                           where action_id like ${prefix + "-%"}`;
+    assert.equal(rows.length, 25);
+    assert.ok(rows.every((r) => r.sync_changed_at.getTime() === EXPORT_TIME.getTime()));
   });
 });
 

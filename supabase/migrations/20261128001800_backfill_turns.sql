@@ -113,6 +113,28 @@ begin
 end
 $$;
 
+-- Replaces 20261128000500_backfill.sql's (whole; the same signature): only the worker that
+-- holds the segment's lease fails it, and with it the job, and only a job still pending or
+-- running. The job was failed by whoever called: a worker whose chunk outlasted its lease,
+-- while another worker had taken the file over and was loading it from the last
+-- checkpoint, failed the job under it (an export backfill at 4 copies, once in seven runs).
+create or replace function sync.fail_segment(p_job bigint, p_segment integer, p_worker text, p_error text)
+returns void
+language sql set search_path = ''
+as $$
+  with failed as (
+    update sync.backfill_segments
+    set status = 'failed', error = p_error, lease_owner = null, lease_expires_at = null,
+        updated_at = now()
+    where job_id = p_job and segment = p_segment and lease_owner = p_worker
+    returning job_id
+  )
+  update sync.backfill_jobs j set status = 'failed', finished_at = now(),
+    error = format('segment %s: %s', p_segment, p_error)
+  from failed f
+  where j.id = f.job_id and j.status in ('pending', 'running');
+$$;
+
 -- The read ledger: one row per Scan job (a backfill's, or a validation run's Scan), made by
 -- its first turn.
 create table sync.backfill_read_ledger (

@@ -2,7 +2,7 @@
 -- a lapsed lease, completion, failure, and stale tables.
 set client_min_messages = warning;
 begin;
-select plan(24);
+select plan(26);
 
 delete from sync.table_state;
 delete from sync.backfill_jobs;
@@ -91,11 +91,29 @@ select ok(not sync.backfill_work_pending(), 'nothing is pending any more');
 -- A missing table fails the job with the cause.
 select sync.start_backfill('firespring-backdoor-searches-dev', 1, false);
 select segment from sync.claim_segment('w6');
+-- A worker that no longer holds the segment (its lease taken over) fails nothing.
+select sync.fail_segment((select max(id) from sync.backfill_jobs), 0, 'w1', 'stale worker''s error');
+select results_eq(
+  $$select j.status, s.status, s.lease_owner from sync.backfill_jobs j
+    join sync.backfill_segments s on s.job_id = j.id where j.id = (select max(id) from sync.backfill_jobs)$$,
+  $$values ('running'::text, 'running'::text, 'w6'::text)$$,
+  'a worker that lost the lease fails neither the segment nor the job'
+);
 select sync.fail_segment((select max(id) from sync.backfill_jobs), 0, 'w6', 'DynamoDB table firespring-backdoor-searches-dev does not exist in us-east-1');
 select results_eq(
   $$select status, error from sync.backfill_jobs where id = (select max(id) from sync.backfill_jobs)$$,
   $$values ('failed'::text, 'segment 0: DynamoDB table firespring-backdoor-searches-dev does not exist in us-east-1'::text)$$,
   'a failed segment fails its job, with the cause'
+);
+-- A job that is over stays as it ended: a cancelled one is not failed afterwards.
+select sync.start_backfill('firespring-backdoor-searches-dev', 1, false);
+select segment from sync.claim_segment('w7');
+update sync.backfill_jobs set status = 'cancelled', finished_at = now()
+where id = (select max(id) from sync.backfill_jobs);
+select sync.fail_segment((select max(id) from sync.backfill_jobs), 0, 'w7', 'too late');
+select is(
+  (select status from sync.backfill_jobs where id = (select max(id) from sync.backfill_jobs)),
+  'cancelled', 'a segment failing after its job was cancelled leaves the job cancelled'
 );
 
 -- A stream lost records: stale, with a backfill queued, until that backfill finishes.
