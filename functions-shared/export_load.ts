@@ -16,7 +16,7 @@ import { commitPage } from "./backfill_page.ts";
 import type { CpuMeter } from "./cpu_meter.ts";
 import { exportPages } from "./export_items.ts";
 import { commitChunk, DEFAULT_CHUNK_PAGES, RefusedChunk } from "./export_stage.ts";
-import { type Claim, JOB_OVER, LEASE_LOST } from "./segment_scan.ts";
+import { checkpointRefused, type Claim } from "./segment_scan.ts";
 import { bySourceTable } from "./table_registry.ts";
 
 /** A data file claimed by `sync.claim_export_file`. */
@@ -141,23 +141,15 @@ function carefulClaim(job: string, file: ExportFileClaim): Claim {
 }
 
 /**
- * Whether `error` means the file is no longer this worker's to write: its lease was
- * taken over by another worker (SQLSTATE SY001: a chunk outlasted the lease, and the new
- * holder goes on from the last checkpoint) or the job is over (SY002: cancelled, or
- * failed by another file). The chunk rolled back; nothing is lost or written twice.
- */
-function noLongerOurs(error: unknown): boolean {
-  const code = (error as { code?: unknown })?.code;
-  return code === LEASE_LOST || code === JOB_OVER;
-}
-
-/**
  * Loads every file of export backfill `job` with `workers` workers at once, until the job
  * is over. A file held by a loader that died, or whose chunk outlasted its lease, is taken
  * up once its lease expires, so a worker with nothing to claim waits while the job still
- * has files in flight; the worker that lost it leaves it (logged) and claims another. A
- * file that fails otherwise fails its segment and the job (`sync.fail_segment`), and the
- * error is thrown once the other workers have stopped.
+ * has files in flight. A worker whose file is no longer its own leaves it (logged) and
+ * claims another: its checkpoint refused (the lease taken over, the job over:
+ * `checkpointRefused`), or its own error met after the lease was taken over, which
+ * `sync.fail_segment` then ignores (the new holder meets a real one itself). A file that
+ * fails otherwise fails its segment and the job, and the error is thrown once the other
+ * workers have stopped; so is a job that ended other than done (cancelled, say).
  */
 export async function loadExportJob(
   job: string,
@@ -167,6 +159,11 @@ export async function loadExportJob(
 ): Promise<void> {
   let failure: unknown;
   const sleep = deps.sleep ?? ((ms: number) => new Promise((resolve) => setTimeout(resolve, ms)));
+  const jobStatus = async () => {
+    const [row] = await deps.sql<{ status: string; error: string | null }[]>`
+      select status, error from sync.backfill_jobs where id = ${job}`;
+    return row;
+  };
   const work = async (n: number) => {
     const worker = `${name}-${n}`;
     while (failure === undefined) {
@@ -184,21 +181,27 @@ export async function loadExportJob(
       try {
         await loadExportFile(job, worker, file, deps);
       } catch (error) {
-        if (noLongerOurs(error)) {
-          deps.log?.(
-            `export backfill job ${job} of ${file.source_table}: ${worker} left file ${file.segment} (${file.data_key}): ${
-              (error as Error).message
-            }`,
-          );
-          continue;
-        }
-        failure ??= error;
         const message = (error as Error).message;
-        deps.log?.(`export backfill job ${job} of ${file.source_table}: ${message}`);
-        await deps.sql`select sync.fail_segment(${job}, ${file.segment}, ${worker}, ${message})`;
+        const where = `export backfill job ${job} of ${file.source_table}`;
+        if (!checkpointRefused(error)) {
+          await deps.sql`select sync.fail_segment(${job}, ${file.segment}, ${worker}, ${message})`;
+          if ((await jobStatus())?.status === "failed") {
+            failure ??= error;
+            deps.log?.(`${where}: ${message}`);
+            continue;
+          }
+        }
+        deps.log?.(`${where}: ${worker} left file ${file.segment} (${file.data_key}): ${message}`);
       }
     }
   };
   await Promise.all(Array.from({ length: workers }, (_, n) => work(n)));
   if (failure !== undefined) throw failure;
+  const ended = await jobStatus();
+  if (ended?.status !== "done") {
+    throw new Error(
+      `export backfill job ${job} ended ${ended?.status ?? "deleted"}` +
+        (ended?.error ? `: ${ended.error}` : ""),
+    );
+  }
 }

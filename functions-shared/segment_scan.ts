@@ -27,6 +27,16 @@ export const LEASE_LOST = "SY001";
  */
 export const JOB_OVER = "SY002";
 
+/**
+ * Whether `error` is a checkpoint's refusal: the lease taken over by another worker
+ * ({@link LEASE_LOST}) or the job over ({@link JOB_OVER}). The page (or chunk) rolled
+ * back with it; the segment is no longer this worker's to write.
+ */
+export function checkpointRefused(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return code === LEASE_LOST || code === JOB_OVER;
+}
+
 /** A DynamoDB item or key, as the Scan returns it. */
 export type Item = Record<string, AttributeValue>;
 

@@ -48,10 +48,16 @@ export const FUNCTIONS_PORT = 54321 + PORT_OFFSET;
  * functions reach Postgres: 6543, Supabase's transaction-mode port, plus the offset.
  */
 export const POOLER_PORT = 6543 + PORT_OFFSET;
-/** DYNAMODB_ENDPOINT: the DynamoDB proxy (local-stack/aws/proxy.ts) that every client reaches. */
+/**
+ * DYNAMODB_ENDPOINT: the DynamoDB proxy (local-stack/aws/proxy.ts) that every client
+ * reaches, but for the demo data set's load into new tables (fillNewTable,
+ * local-stack/source_tables.ts).
+ */
 export const DYNAMODB_PORT = 8000 + PORT_OFFSET;
 /**
- * DynamoDB Local itself, reached only through the proxy. 18000 + offset rather than
+ * DynamoDB Local itself, reached through the proxy, and directly only to fill a new table
+ * whose stream is still off, as DynamoDB's import from S3 does (fillNewTable). 18000 +
+ * offset rather than
  * DYNAMODB_PORT + 1000: with offsets up to 1000 that would be another checkout's
  * DYNAMODB_PORT.
  */

@@ -2,7 +2,9 @@
  * AWS's DynamoDB Local (the jar shipped in the `amplify-dynamodb-simulator` npm package),
  * in memory, on an internal port (DYNAMODB_INTERNAL_PORT): clients reach it through the
  * DynamoDB proxy at DYNAMODB_ENDPOINT (local-stack/aws/proxy.ts), which is as strict as
- * the real service where DynamoDB Local is kinder. Streams are built in.
+ * the real service where DynamoDB Local is kinder; only the demo data set's load fills
+ * new tables straight into it, before their streams are on, as DynamoDB's import from S3
+ * does (fillNewTable, local-stack/source_tables.ts). Streams are built in.
  *
  * In memory because its disk mode (SQLite) writes a few dozen items a second here, far
  * too slow for the report's 48,124 items; the source data is demo data that `npm start`

@@ -11,6 +11,7 @@ import {
   DescribeTableCommand,
   DynamoDBClient,
   ResourceNotFoundException,
+  ScanCommand,
   UpdateTableCommand,
 } from "@aws-sdk/client-dynamodb";
 import { TABLES, type TableSpec } from "../functions-shared/table_registry.ts";
@@ -33,7 +34,7 @@ export function localDynamo(env: StackEnv, region: string): DynamoDBClient {
  * table" (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/S3DataImport.HowItWorks.html),
  * so neither the proxy's throttling nor its faults apply, and the items are older than
  * any read, so no stale read can return an earlier image of them. Nothing else may write
- * through it ({@link fillNewTable} checks the stream is off).
+ * through it ({@link fillNewTable} checks the table is empty and its stream off).
  */
 function importingDynamo(env: StackEnv, region: string): DynamoDBClient {
   const endpoint = `http://${HOST}:${DYNAMODB_INTERNAL_PORT}`;
@@ -43,10 +44,12 @@ function importingDynamo(env: StackEnv, region: string): DynamoDBClient {
 }
 
 /**
- * Fills `spec`'s table, new and without a stream, by `write` (given a client past the
+ * Fills `spec`'s table, new (empty, its stream off), by `write` (given a client past the
  * proxy: {@link importingDynamo}), as DynamoDB's import from S3 fills a new table, then
  * turns its stream on through the proxy; answers what `write` answered. Refuses a table
- * whose stream is on: its records would come from writes the proxy never saw.
+ * that holds items or whose stream is on, before writing, and fails if its stream was
+ * turned on while it was filled: stream records of writes the proxy never saw would have
+ * no stream times, and the proxy's idle polls would not know of them.
  */
 export async function fillNewTable<T>(
   env: StackEnv,
@@ -54,20 +57,37 @@ export async function fillNewTable<T>(
   write: (client: DynamoDBClient) => Promise<T>,
 ): Promise<T> {
   const client = localDynamo(env, spec.region);
-  const { Table } = await client.send(new DescribeTableCommand({ TableName: spec.sourceTable }));
-  if (Table?.StreamSpecification?.StreamEnabled) {
-    throw new Error(
-      `${spec.sourceTable} (${spec.region}): its stream is on; only a new table without one ` +
-        `is filled past the proxy, as DynamoDB's import from S3 fills one`,
+  const where = `${spec.sourceTable} (${spec.region})`;
+  const refuse = (why: string) =>
+    new Error(
+      `${where}: ${why}; only a new table, empty and without a stream, is filled past the ` +
+        `proxy, as DynamoDB's import from S3 fills one`,
     );
-  }
+  if (await streamOn(client, where, spec)) throw refuse("its stream is on");
+  const { Count } = await client.send(
+    new ScanCommand({ TableName: spec.sourceTable, Limit: 1, Select: "COUNT" }),
+  );
+  if (Count) throw refuse("it holds items");
   const importer = importingDynamo(env, spec.region);
   try {
     const answer = await write(importer);
+    if (await streamOn(client, where, spec)) throw refuse("its stream was turned on meanwhile");
     await enableStream(client, spec);
     return answer;
   } finally {
     importer.destroy();
+  }
+}
+
+/** Whether `spec`'s stream is on; an error names the table and region (`where`). */
+async function streamOn(client: DynamoDBClient, where: string, spec: SourceTable) {
+  try {
+    const { Table } = await client.send(
+      new DescribeTableCommand({ TableName: spec.sourceTable }),
+    );
+    return Table?.StreamSpecification?.StreamEnabled === true;
+  } catch (error) {
+    throw new Error(`${where}: ${(error as Error).message}`, { cause: error });
   }
 }
 

@@ -18,6 +18,7 @@ import {
   GetRecordsCommand,
   GetShardIteratorCommand,
 } from "@aws-sdk/client-dynamodb-streams";
+import { DYNAMODB_INTERNAL_PORT } from "../local-stack/config.ts";
 import { fillNewTable } from "../local-stack/source_tables.ts";
 import {
   callFunction,
@@ -188,16 +189,21 @@ Deno.test("DynamoDB Local keeps the two regions apart", async () => {
 Deno.test("a new table is filled past the proxy as DynamoDB's import fills one: no stream record, then its stream on", async () => {
   const client = dynamo("us-east-1");
   const spec = { sourceTable: `stack-test-${crypto.randomUUID()}`, region: "us-east-1" as const };
-  try {
-    await client.send(
+  const full = { sourceTable: `stack-test-${crypto.randomUUID()}`, region: "us-east-1" as const };
+  const create = (TableName: string) =>
+    client.send(
       new CreateTableCommand({
-        TableName: spec.sourceTable,
+        TableName,
         KeySchema: [{ AttributeName: "id", KeyType: "HASH" }],
         AttributeDefinitions: [{ AttributeName: "id", AttributeType: "S" }],
         BillingMode: "PAY_PER_REQUEST",
       }),
     );
+  try {
+    await create(spec.sourceTable);
     const written = await fillNewTable(stack, spec, async (importer) => {
+      const endpoint = await importer.config.endpoint!();
+      assert.equal(Number(endpoint.port), DYNAMODB_INTERNAL_PORT, "DynamoDB Local itself");
       for (const id of ["a", "b", "c"]) {
         await importer.send(
           new PutItemCommand({ TableName: spec.sourceTable, Item: { id: { S: id } } }),
@@ -225,12 +231,24 @@ Deno.test("a new table is filled past the proxy as DynamoDB's import fills one: 
     );
     const { Records } = await streams.send(new GetRecordsCommand({ ShardIterator }));
     assert.deepEqual(Records, [], "the items filled in are not in the stream");
-    // Its stream on, the table is no longer new: filling it past the proxy is refused.
-    await assert.rejects(
-      fillNewTable(stack, spec, () => Promise.resolve(0)),
-      new RegExp(`${spec.sourceTable} \\(us-east-1\\): its stream is on`),
+    // No longer new (its stream on), or never (it holds an item): refused before any write.
+    await create(full.sourceTable);
+    await client.send(
+      new PutItemCommand({ TableName: full.sourceTable, Item: { id: { S: "x" } } }),
     );
+    for (
+      const [table, why] of [[spec, "its stream is on"], [full, "it holds items"]] as const
+    ) {
+      let wrote = false;
+      await assert.rejects(
+        fillNewTable(stack, table, () => Promise.resolve(wrote = true)),
+        new RegExp(`${table.sourceTable} \\(us-east-1\\): ${why}; only a new table`),
+      );
+      assert.equal(wrote, false, `${why}: nothing written`);
+    }
   } finally {
-    await client.send(new DeleteTableCommand({ TableName: spec.sourceTable })).catch(() => {});
+    for (const TableName of [spec.sourceTable, full.sourceTable]) {
+      await client.send(new DeleteTableCommand({ TableName })).catch(() => {});
+    }
   }
 });
