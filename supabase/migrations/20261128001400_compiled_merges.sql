@@ -240,7 +240,10 @@ begin
   ),
   -- A repair replaces an observation recorded here before it saw the divergence; the
   -- insert below then leaves it alone. Only a repair has a seen_at, tested first so that
-  -- other changes probe no index here (as in the plain merge).
+  -- other changes probe no index here (as in the plain merge); the repairs' keys, as an
+  -- array, bound the observations read to theirs (none in a batch without repairs). A
+  -- hash join, chosen while the table's statistics still showed it nearly empty (an
+  -- initial load), otherwise read every observation of the table for each batch.
   repaired as (
     update sync.observations o
     set rank = l.rank, row = case when l.op = 'upsert' then l.row end, deleted = l.op = 'delete',
@@ -248,7 +251,9 @@ begin
         recorded_at = now()
     from latest l
     where l.seen_at is not null
-      and o.target_table = %1$L and o.row_key = l.row_key and o.range_key = l.range_key
+      and o.target_table = %1$L
+      and o.row_key = any (array(select r.row_key from latest r where r.seen_at is not null))
+      and o.row_key = l.row_key and o.range_key = l.range_key
       and o.recorded_at < l.seen_at
     returning o.row_key, o.range_key
   ),
