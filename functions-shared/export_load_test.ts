@@ -35,7 +35,7 @@ function jobDb(files: ExportFileClaim[], afterFail = "failed", ended = "done") {
 }
 
 /** Loads job 7 with one worker; opening a file fails with `errors[its segment]`. */
-async function load(db: ReturnType<typeof jobDb>, errors: Record<number, Error>) {
+function load(db: ReturnType<typeof jobDb>, errors: Record<number, Error>) {
   const lines: string[] = [];
   const done = loadExportJob("7", 1, "loader", {
     sql: db.sql,
@@ -61,7 +61,7 @@ Deno.test("a worker whose checkpoint is refused leaves the file, fails nothing a
   ) {
     const db = jobDb([fileOf(3), fileOf(4)]);
     const nextFile = new Error("file 4 opened");
-    const { done, lines } = await load(db, {
+    const { done, lines } = load(db, {
       3: Object.assign(new Error(message), { code }),
       4: nextFile,
     });
@@ -78,7 +78,7 @@ Deno.test("a worker whose checkpoint is refused leaves the file, fails nothing a
 Deno.test("a file that fails for its own reason fails its segment and the job, and is thrown", async () => {
   const db = jobDb([fileOf(3)]);
   const gone = new Error("NoSuchKey: AWSDynamoDB/01/data/3.json.gz");
-  const { done } = await load(db, { 3: gone });
+  const { done } = load(db, { 3: gone });
   await assert.rejects(done, gone);
   const [failed] = db.matching("sync.fail_segment");
   assert.deepEqual(failed.values, ["7", 3, "loader-0", gone.message]);
@@ -88,13 +88,13 @@ Deno.test("an error met after the lease was taken over fails nothing: the new ho
   // sync.fail_segment leaves the job running: this worker no longer held the file.
   const db = jobDb([fileOf(3)], "running");
   const late = new Error("canceling statement due to statement timeout");
-  const { done, lines } = await load(db, { 3: late });
+  const { done, lines } = load(db, { 3: late });
   await done;
   assert.deepEqual(lines, [left(3, late.message)]);
 });
 
 Deno.test("a job that ended other than done (cancelled) is thrown, naming the job", async () => {
   const db = jobDb([], "failed", "cancelled");
-  const { done } = await load(db, {});
+  const { done } = load(db, {});
   await assert.rejects(done, /export backfill job 7 ended cancelled/);
 });
