@@ -150,7 +150,11 @@ Deno.test("a page of a job no longer running (the checkpoint's SY002) is not wri
     "so this page was not written; the segment stops";
   const db = backfillDb([claim()], {
     checkpoint: () => {
-      throw Object.assign(new Error(refused), { code: "SY002" });
+      throw Object.assign(new Error(refused), {
+        code: "SY002",
+        where: "PL/pgSQL function sync.checkpoint_segment(bigint,integer,text,jsonb,integer," +
+          "integer,boolean) line 40 at RAISE",
+      });
     },
   });
   const dynamo = pagedDynamo(twoPages);

@@ -148,8 +148,10 @@ function carefulClaim(job: string, file: ExportFileClaim): Claim {
  * claims another: its checkpoint refused (the lease taken over, the job over:
  * `checkpointRefused`), or its own error met after the lease was taken over, which
  * `sync.fail_segment` then ignores (the new holder meets a real one itself). A file that
- * fails otherwise fails its segment and the job, and the error is thrown once the other
- * workers have stopped; so is a job that ended other than done (cancelled, say).
+ * fails while its worker holds the lease fails its segment and the job, and the error is
+ * thrown once the other workers have stopped; so is a job that ended other than done
+ * (cancelled, say). A file whose chunk always outlasts the lease is taken over again and
+ * again: the job neither ends nor fails (the lease must be longer than a chunk).
  */
 export async function loadExportJob(
   job: string,
@@ -164,6 +166,16 @@ export async function loadExportJob(
       select status, error from sync.backfill_jobs where id = ${job}`;
     return row;
   };
+  // Fails the file's segment, and with it the job, if `worker` still held its lease (read
+  // under the segment's row lock, so that no claim comes between); answers whether it did.
+  const failSegment = (worker: string, segment: number, message: string) =>
+    deps.sql.begin(async (tx) => {
+      const [row] = await tx<{ mine: boolean }[]>`
+        select lease_owner is not distinct from ${worker} and status = 'running' as mine
+        from sync.backfill_segments where job_id = ${job} and segment = ${segment} for update`;
+      await tx`select sync.fail_segment(${job}, ${segment}, ${worker}, ${message})`;
+      return row?.mine === true;
+    });
   const work = async (n: number) => {
     const worker = `${name}-${n}`;
     while (failure === undefined) {
@@ -183,13 +195,16 @@ export async function loadExportJob(
       } catch (error) {
         const message = (error as Error).message;
         const where = `export backfill job ${job} of ${file.source_table}`;
-        if (!checkpointRefused(error)) {
-          await deps.sql`select sync.fail_segment(${job}, ${file.segment}, ${worker}, ${message})`;
-          if ((await jobStatus())?.status === "failed") {
+        try {
+          if (!checkpointRefused(error) && await failSegment(worker, file.segment, message)) {
             failure ??= error;
             deps.log?.(`${where}: ${message}`);
             continue;
           }
+        } catch (bookkeeping) {
+          failure ??= error;
+          deps.log?.(`${where}: ${message}; failing the job failed too: ${bookkeeping}`);
+          continue;
         }
         deps.log?.(`${where}: ${worker} left file ${file.segment} (${file.data_key}): ${message}`);
       }

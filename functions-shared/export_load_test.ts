@@ -13,22 +13,27 @@ const fileOf = (segment: number): ExportFileClaim => ({
   page_size: 2,
 });
 
+/** The checkpoint's refusal of a page of a job that is over, with its context. */
+const jobOver = (message: string) =>
+  Object.assign(new Error(message), {
+    code: "SY002",
+    where: "PL/pgSQL function sync.checkpoint_segment(bigint,integer,text,jsonb,integer," +
+      "integer,boolean) line 40 at RAISE",
+  });
+
 /**
  * A database that hands out `files` in order, then nothing, with no file of the job left
- * in flight; `sync.fail_segment` leaves the job `afterFail` (failed when the worker held
- * the lease), and the job's last status is `ended`.
+ * in flight; this worker holds the lease of the segments in `held` when it fails one;
+ * the job's last status is `ended`.
  */
-function jobDb(files: ExportFileClaim[], afterFail = "failed", ended = "done") {
-  let status = "running";
+function jobDb(files: ExportFileClaim[], held: number[], ended = "done") {
   return fakeSql((s) => {
     if (s.text.includes("sync.claim_export_file")) return files.length ? [files.shift()] : [];
     if (s.text.includes("count(*)::int as n")) return [{ n: 0 }];
-    if (s.text.includes("sync.fail_segment")) {
-      status = afterFail;
-      return [];
-    }
+    if (s.text.includes("as mine")) return [{ mine: held.includes(s.values[2] as number) }];
+    if (s.text.includes("sync.fail_segment")) return [];
     if (s.text.includes("select status, error from sync.backfill_jobs")) {
-      return [{ status: status === "running" ? ended : status, error: null }];
+      return [{ status: ended, error: null }];
     }
     return undefined;
   });
@@ -51,50 +56,63 @@ function load(db: ReturnType<typeof jobDb>, errors: Record<number, Error>) {
 const left = (segment: number, message: string) =>
   `export backfill job 7 of firespring-backdoor-segments-dev: loader-0 left file ${segment} ` +
   `(AWSDynamoDB/01/data/${segment}.json.gz): ${message}`;
+const failedSegments = (db: ReturnType<typeof jobDb>) =>
+  db.matching("sync.fail_segment").map((s) => s.values[1]);
 
 Deno.test("a worker whose checkpoint is refused leaves the file, fails nothing and claims the next", async () => {
   for (
-    const [code, message] of [
-      ["SY001", "backfill job 7 segment 3: worker loader-0 no longer holds the lease"],
-      ["SY002", "backfill job 7 segment 3 of firespring-backdoor-segments-dev: the job is failed"],
+    const refusal of [
+      Object.assign(
+        new Error("backfill job 7 segment 3: worker loader-0 no longer holds the lease"),
+        {
+          code: "SY001",
+        },
+      ),
+      jobOver("backfill job 7 segment 3 of firespring-backdoor-segments-dev: the job is failed"),
     ]
   ) {
-    const db = jobDb([fileOf(3), fileOf(4)]);
+    const db = jobDb([fileOf(3), fileOf(4)], [4]);
     const nextFile = new Error("file 4 opened");
-    const { done, lines } = load(db, {
-      3: Object.assign(new Error(message), { code }),
-      4: nextFile,
-    });
-    await assert.rejects(done, nextFile, `${code}: the worker went on to file 4`);
-    assert.deepEqual(
-      db.matching("sync.fail_segment").map((s) => s.values[1]),
-      [4],
-      `${code} fails nothing of file 3`,
-    );
-    assert.equal(lines[0], left(3, message));
+    const { done, lines } = load(db, { 3: refusal, 4: nextFile });
+    await assert.rejects(done, nextFile, `${refusal.message}: the worker went on to file 4`);
+    assert.deepEqual(failedSegments(db), [4], "file 3 failed nothing");
+    assert.equal(lines[0], left(3, refusal.message));
   }
 });
 
-Deno.test("a file that fails for its own reason fails its segment and the job, and is thrown", async () => {
-  const db = jobDb([fileOf(3)]);
+Deno.test("a file that fails while its worker holds the lease fails its segment and the job, and is thrown", async () => {
+  const db = jobDb([fileOf(3)], [3]);
   const gone = new Error("NoSuchKey: AWSDynamoDB/01/data/3.json.gz");
   const { done } = load(db, { 3: gone });
   await assert.rejects(done, gone);
   const [failed] = db.matching("sync.fail_segment");
   assert.deepEqual(failed.values, ["7", 3, "loader-0", gone.message]);
+  assert.equal(db.transactions.committed, 1, "the lease read and the fail in one transaction");
 });
 
-Deno.test("an error met after the lease was taken over fails nothing: the new holder goes on", async () => {
-  // sync.fail_segment leaves the job running: this worker no longer held the file.
-  const db = jobDb([fileOf(3)], "running");
+Deno.test("an error met after the lease was taken over fails nothing: the worker leaves the file", async () => {
+  const db = jobDb([fileOf(3), fileOf(4)], [4]);
   const late = new Error("canceling statement due to statement timeout");
-  const { done, lines } = load(db, { 3: late });
-  await done;
-  assert.deepEqual(lines, [left(3, late.message)]);
+  const nextFile = new Error("file 4 opened");
+  const { done, lines } = load(db, { 3: late, 4: nextFile });
+  await assert.rejects(done, nextFile, "the worker went on to file 4");
+  assert.deepEqual(failedSegments(db), [3, 4], "fail_segment is asked, and ignores file 3");
+  assert.equal(lines[0], left(3, late.message));
+});
+
+Deno.test("the merge's own SY002 (a caller's mistake) is an error, not a job that is over", async () => {
+  const db = jobDb([fileOf(3)], [3]);
+  const mistake = Object.assign(
+    new Error("sync.merge_staged(firespring_segments): change 1 has no changed_at or source"),
+    { code: "SY002", where: "PL/pgSQL function sync.merge_staged(text) line 16 at RAISE" },
+  );
+  const { done } = load(db, { 3: mistake });
+  await assert.rejects(done, mistake);
+  assert.deepEqual(failedSegments(db), [3]);
 });
 
 Deno.test("a job that ended other than done (cancelled) is thrown, naming the job", async () => {
-  const db = jobDb([], "failed", "cancelled");
+  const db = jobDb([], [], "cancelled");
   const { done } = load(db, {});
   await assert.rejects(done, /export backfill job 7 ended cancelled/);
 });

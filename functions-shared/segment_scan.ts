@@ -29,12 +29,15 @@ export const JOB_OVER = "SY002";
 
 /**
  * Whether `error` is a checkpoint's refusal: the lease taken over by another worker
- * ({@link LEASE_LOST}) or the job over ({@link JOB_OVER}). The page (or chunk) rolled
- * back with it; the segment is no longer this worker's to write.
+ * ({@link LEASE_LOST}) or the job over ({@link JOB_OVER}, raised by
+ * `sync.checkpoint_segment`: the merge's own refusals of a caller's mistake share that
+ * code, and are errors). The page (or chunk) rolled back with it; the segment is no
+ * longer this worker's to write.
  */
 export function checkpointRefused(error: unknown): boolean {
-  const code = (error as { code?: unknown } | null)?.code;
-  return code === LEASE_LOST || code === JOB_OVER;
+  const { code, where } = (error ?? {}) as { code?: unknown; where?: unknown };
+  return code === LEASE_LOST ||
+    (code === JOB_OVER && String(where ?? "").includes("sync.checkpoint_segment"));
 }
 
 /** A DynamoDB item or key, as the Scan returns it. */
@@ -202,7 +205,7 @@ export async function scanSegments(
         log(`${where}: lease lost to another worker; its page was not written`);
         continue;
       }
-      if ((error as { code?: string }).code === JOB_OVER) {
+      if (checkpointRefused(error)) {
         // The job was cancelled or failed meanwhile: nothing of the page was written, and
         // no claim gives out the job's segments any more (the message names them).
         log(`${(error as Error).message}`);

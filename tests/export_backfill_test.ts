@@ -136,12 +136,16 @@ Deno.test("a killed loader's file is taken up from its checkpoint; every item la
   });
 });
 
-Deno.test("a loader whose chunk outlasts its lease leaves the file to the one that took it over; the job ends done", async () => {
+/**
+ * A loader whose first chunk stalls (its transaction open, COPY waiting) while its lease
+ * runs out and another loader loads the whole job; then the stall ends with `ending`:
+ * the file's bytes (its checkpoint is then refused, SY001) or an error of its own (a
+ * timeout, say). Either way it leaves the file, failing nothing, and the job ends done.
+ */
+async function stalledPastItsLease(ending: "bytes" | Error, leaving: RegExp) {
   const prefix = `export-${crypto.randomUUID().slice(0, 8)}`;
   const { files, open } = await exportOf(prefix, 25, 15);
   await withJob(prefix, files, async (sql, pool, job) => {
-    // The slow loader's file stalls in its first chunk (its transaction open, COPY waiting)
-    // until the gate opens.
     let openGate = () => {};
     const gate = new Promise<void>((resolve) => openGate = resolve);
     let stalled = () => {};
@@ -152,6 +156,7 @@ Deno.test("a loader whose chunk outlasts its lease leaves the file to the one th
         async start(controller) {
           stalled();
           await gate;
+          if (ending instanceof Error) return controller.error(ending);
           controller.enqueue(bytes);
           controller.close();
         },
@@ -172,11 +177,8 @@ Deno.test("a loader whose chunk outlasts its lease leaves the file to the one th
               where job_id = ${job} and lease_owner = 'slow-0'`;
     await loadExportJob(job, 1, "fast", { sql: pool, open, exportTime: EXPORT_TIME, cpu });
     openGate();
-    await slow; // its chunk's checkpoint is refused (SY001): it leaves the file, failing nothing
-    assert.ok(
-      lines.some((l) => /slow-0 left file 0 .*no longer holds the lease/.test(l)),
-      lines.join("\n"),
-    );
+    await slow; // it leaves the file, failing nothing
+    assert.ok(lines.some((l) => leaving.test(l)), lines.join("\n"));
     const [done] = await sql`select status, error,
                                (select sum(items_scanned) from sync.backfill_segments
                                 where job_id = ${job})::int as items
@@ -187,6 +189,15 @@ Deno.test("a loader whose chunk outlasts its lease leaves the file to the one th
     assert.equal(rows.length, 25);
     assert.ok(rows.every((r) => r.sync_changed_at.getTime() === EXPORT_TIME.getTime()));
   });
+}
+
+Deno.test("a loader whose chunk outlasts its lease leaves the file to the one that took it over; the job ends done", async () => {
+  await stalledPastItsLease("bytes", /slow-0 left file 0 .*no longer holds the lease/);
+});
+
+Deno.test("a loader's own error after its lease was taken over fails nothing; the job ends done", async () => {
+  const timeout = new Error("the S3 read timed out");
+  await stalledPastItsLease(timeout, /slow-0 left file 0 .*the S3 read timed out/);
 });
 
 Deno.test("a data file whose MD5 is not the manifest's fails the job, naming the file", async () => {

@@ -127,6 +127,21 @@ Deno.test("pg_net sends only committed requests and records failures", async () 
   }
 });
 
+/** The records of a us-east-1 stream's first shard, from its start (TRIM_HORIZON). */
+async function recordsFromStart(StreamArn: string) {
+  const streams = dynamoStreams("us-east-1");
+  const { StreamDescription } = await streams.send(new DescribeStreamCommand({ StreamArn }));
+  const { ShardIterator } = await streams.send(
+    new GetShardIteratorCommand({
+      StreamArn,
+      ShardId: StreamDescription!.Shards![0].ShardId!,
+      ShardIteratorType: "TRIM_HORIZON",
+    }),
+  );
+  const { Records } = await streams.send(new GetRecordsCommand({ ShardIterator }));
+  return Records;
+}
+
 Deno.test("DynamoDB Local records item changes in its stream", async () => {
   const client = dynamo("us-east-1");
   const TableName = `stack-test-${crypto.randomUUID()}`;
@@ -144,18 +159,7 @@ Deno.test("DynamoDB Local records item changes in its stream", async () => {
       new PutItemCommand({ TableName, Item: { id: { S: "a" }, n: { N: "12345678901234567890" } } }),
     );
     const table = await client.send(new DescribeTableCommand({ TableName }));
-    const streams = dynamoStreams("us-east-1");
-    const { StreamDescription } = await streams.send(
-      new DescribeStreamCommand({ StreamArn: table.Table!.LatestStreamArn! }),
-    );
-    const { ShardIterator } = await streams.send(
-      new GetShardIteratorCommand({
-        StreamArn: table.Table!.LatestStreamArn!,
-        ShardId: StreamDescription!.Shards![0].ShardId!,
-        ShardIteratorType: "TRIM_HORIZON",
-      }),
-    );
-    const { Records } = await streams.send(new GetRecordsCommand({ ShardIterator }));
+    const Records = await recordsFromStart(table.Table!.LatestStreamArn!);
     assert.equal(Records?.length, 1);
     assert.equal(Records![0].eventName, "INSERT");
     assert.deepEqual(Records![0].dynamodb?.NewImage?.n, { N: "12345678901234567890" });
@@ -218,18 +222,7 @@ Deno.test("a new table is filled past the proxy as DynamoDB's import fills one: 
     assert.deepEqual(Items?.map((i) => i.id.S).sort(), ["a", "b", "c"]);
     const table = await client.send(new DescribeTableCommand({ TableName: spec.sourceTable }));
     assert.equal(table.Table?.StreamSpecification?.StreamEnabled, true, "its stream is on");
-    const streams = dynamoStreams("us-east-1");
-    const { StreamDescription } = await streams.send(
-      new DescribeStreamCommand({ StreamArn: table.Table!.LatestStreamArn! }),
-    );
-    const { ShardIterator } = await streams.send(
-      new GetShardIteratorCommand({
-        StreamArn: table.Table!.LatestStreamArn!,
-        ShardId: StreamDescription!.Shards![0].ShardId!,
-        ShardIteratorType: "TRIM_HORIZON",
-      }),
-    );
-    const { Records } = await streams.send(new GetRecordsCommand({ ShardIterator }));
+    const Records = await recordsFromStart(table.Table!.LatestStreamArn!);
     assert.deepEqual(Records, [], "the items filled in are not in the stream");
     // No longer new (its stream on), or never (it holds an item): refused before any write.
     await create(full.sourceTable);

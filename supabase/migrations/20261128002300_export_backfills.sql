@@ -103,10 +103,13 @@ begin
     where s.job_id = c.job_id and s.segment = c.segment and j.id = c.job_id
     returning s.job_id, s.segment, s.exclusive_start_key
   ),
+  -- Only a job still pending or running: the status test above reads the statement's
+  -- snapshot, and a job failed or cancelled since must not be set running again (this
+  -- update re-checks its own condition on the newest row).
   started as (
     update sync.backfill_jobs j
     set status = 'running', started_at = coalesce(j.started_at, now())
-    from claimed c where j.id = c.job_id
+    from claimed c where j.id = c.job_id and j.status in ('pending', 'running')
     returning j.id, j.total_segments, j.source_table, j.page_size
   )
   select c.job_id, c.segment, st.total_segments, st.source_table, t.target_table, t.region,
@@ -227,9 +230,10 @@ begin
     where s.job_id = p_job and s.segment = c.segment and j.id = p_job
     returning s.segment, s.exclusive_start_key
   ),
+  -- Only a job still pending or running (as in sync.claim_segment).
   started as (
     update sync.backfill_jobs j set status = 'running'
-    where j.id = p_job and exists (select from claimed)
+    where j.id = p_job and exists (select from claimed) and j.status in ('pending', 'running')
     returning j.source_table, j.page_size
   )
   select c.segment, f.data_key, f.item_count, f.md5,
