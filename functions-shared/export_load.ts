@@ -150,8 +150,8 @@ function carefulClaim(job: string, file: ExportFileClaim): Claim {
  * `sync.fail_segment` then ignores (the new holder meets a real one itself). A file that
  * fails while its worker holds the lease fails its segment and the job, and the error is
  * thrown once the other workers have stopped; so is a job that ended other than done
- * (cancelled, say). A file whose chunk always outlasts the lease is taken over again and
- * again: the job neither ends nor fails (the lease must be longer than a chunk).
+ * (cancelled, say): among them a file taken over more than three times in a row, no chunk
+ * written, which `sync.claim_export_file` fails rather than hand out again.
  */
 export async function loadExportJob(
   job: string,

@@ -34,6 +34,14 @@
 --    fewest segments in flight: the longest table gets the segments that use its budget,
 --    and the others the rest.
 
+-- Claims of a segment whose lease ran out, since its last checkpoint (a page or chunk
+-- written): sync.claim_export_file fails a file taken over too often in a row
+-- (20261128002300_export_backfills.sql), whose chunk outlasts the lease every time.
+alter table sync.backfill_segments
+  add column takeovers integer not null default 0 check (takeovers >= 0);
+comment on column sync.backfill_segments.takeovers is
+  'Claims of this segment after its lease ran out, since its last checkpoint.';
+
 -- Replaces 20261128000500_backfill.sql's (whole; the same signature): the last segment
 -- of a validation run's Scan (20261128001100_validator_segments.sql) moves the run on to
 -- its compare instead of sweeping, and the job's status is checked under a share lock,
@@ -59,6 +67,7 @@ begin
       lease_expires_at = case when p_done then null
                               else now() + make_interval(secs => j.lease_seconds) end,
       lease_owner = case when p_done then null else p_worker end,
+      takeovers = 0,
       updated_at = now()
   from sync.backfill_jobs j
   where s.job_id = p_job and s.segment = p_segment and j.id = s.job_id

@@ -209,10 +209,13 @@ returns table (
 )
 language plpgsql set search_path = ''
 as $$
+declare
+  -- Takeovers in a row, without a chunk written, after which a file fails its job.
+  max_takeovers constant integer := 3;
+  taken record;
 begin
-  return query
   with candidate as (
-    select s.segment
+    select s.segment, s.status = 'running' as lapsed
     from sync.backfill_segments s
     join sync.backfill_jobs j on j.id = s.job_id
     where s.job_id = p_job and j.export_arn is not null and j.status in ('pending', 'running')
@@ -225,10 +228,11 @@ begin
     update sync.backfill_segments s
     set status = 'running', lease_owner = p_worker,
         lease_expires_at = now() + make_interval(secs => j.lease_seconds),
-        started_at = coalesce(s.started_at, now()), updated_at = now()
+        started_at = coalesce(s.started_at, now()), updated_at = now(),
+        takeovers = s.takeovers + case when c.lapsed then 1 else 0 end
     from candidate c, sync.backfill_jobs j
     where s.job_id = p_job and s.segment = c.segment and j.id = p_job
-    returning s.segment, s.exclusive_start_key
+    returning s.segment, s.exclusive_start_key, s.takeovers, j.lease_seconds
   ),
   -- Only a job still pending or running (as in sync.claim_segment).
   started as (
@@ -236,17 +240,36 @@ begin
     where j.id = p_job and exists (select from claimed) and j.status in ('pending', 'running')
     returning j.source_table, j.page_size
   )
-  select c.segment, f.data_key, f.item_count, f.md5,
-         coalesce((c.exclusive_start_key ->> 'line')::bigint, 0), st.source_table,
-         t.target_table, st.page_size
-  from claimed c
-  cross join started st
-  join sync.backfill_export_files f on f.job_id = p_job and f.segment = c.segment
-  join sync.source_tables t on t.source_table = st.source_table;
+  select c.segment, c.exclusive_start_key, c.takeovers, c.lease_seconds, st.source_table,
+         st.page_size
+  into taken
+  from claimed c cross join started st;
+  if not found then
+    return;
+  end if;
+  -- A file taken over again and again, no chunk written in between, has a chunk that
+  -- outlasts the lease every time (or a loader that dies on it every time): loading it
+  -- again would never end. Its job fails, saying so.
+  if taken.takeovers > max_takeovers then
+    perform sync.fail_segment(p_job, taken.segment, p_worker, format(
+      'export data file %s: its lease (%s s) ran out %s times in a row before a chunk of it was written; '
+      'a chunk takes longer than the lease (raise sync.backfill_jobs.lease_seconds and load again)',
+      (select f.data_key from sync.backfill_export_files f
+       where f.job_id = p_job and f.segment = taken.segment),
+      taken.lease_seconds, taken.takeovers));
+    return;
+  end if;
+  return query
+  select taken.segment, f.data_key, f.item_count, f.md5,
+         coalesce((taken.exclusive_start_key ->> 'line')::bigint, 0), taken.source_table,
+         t.target_table, taken.page_size
+  from sync.backfill_export_files f
+  join sync.source_tables t on t.source_table = taken.source_table
+  where f.job_id = p_job and f.segment = taken.segment;
 end
 $$;
 comment on function sync.claim_export_file(bigint, text) is
-  'Claims a data file of an export backfill (pending, or its lease expired), with the line to go on from.';
+  'Claims a data file of an export backfill (pending, or its lease expired), with the line to go on from; a file taken over more than three times in a row without a chunk written fails its job instead.';
 
 revoke all on table sync.backfill_export_files from public;
 revoke all on function sync.claim_segment(text, bigint),

@@ -4,7 +4,7 @@
 -- is older than the snapshot and not in it, and keeps what the stream wrote after it.
 set client_min_messages = warning;
 begin;
-select plan(14);
+select plan(18);
 
 delete from sync.table_state;
 delete from sync.backfill_jobs;
@@ -110,6 +110,37 @@ select results_eq(
 select results_eq(
   $$select status, rows_removed from sync.backfill_jobs where id = (select id from job)$$,
   $$values ('done'::text, 1::bigint)$$, 'the job is done and counts what it removed'
+);
+
+-- A file taken over again and again, no chunk written in between (its chunk outlasts the
+-- lease every time), fails its job rather than load forever; a chunk written resets the
+-- count.
+create temporary table slow_job as select sync.start_export_backfill(
+  'firespring-backdoor-segments-dev', (select arn from export), (select at from export), 'exports',
+  '[{"key": "p/AWSDynamoDB/x/data/slow.json.gz", "itemCount": 5, "md5": "m3"}]') as id;
+create function pg_temp.lapse_and_claim(p_worker text) returns setof integer
+language sql as $$
+  update sync.backfill_segments set lease_expires_at = now() - interval '1 second'
+  where job_id = (select id from slow_job);
+  select segment from sync.claim_export_file((select id from slow_job), p_worker);
+$$;
+select segment from sync.claim_export_file((select id from slow_job), 's0');
+select pg_temp.lapse_and_claim('s1');
+select sync.checkpoint_segment((select id from slow_job), 0, 's1', '{"line": 1}', 1, 0, false);
+select is((select takeovers from sync.backfill_segments where job_id = (select id from slow_job)),
+  0, 'a chunk written resets the count of takeovers');
+select pg_temp.lapse_and_claim('s2');
+select pg_temp.lapse_and_claim('s3');
+select results_eq($$select pg_temp.lapse_and_claim('s4')$$, $$values (0)$$,
+  'a third takeover in a row is still a claim');
+select is_empty($$select pg_temp.lapse_and_claim('s5')$$,
+  'a fourth takeover in a row is not');
+select results_eq(
+  $$select j.status, j.error like '%export data file p/AWSDynamoDB/x/data/slow.json.gz: its lease (60 s) ran out 4 times in a row before a chunk of it was written; a chunk takes longer than the lease%', s.status
+    from sync.backfill_jobs j join sync.backfill_segments s on s.job_id = j.id
+    where j.id = (select id from slow_job)$$,
+  $$values ('failed'::text, true, 'failed'::text)$$,
+  'it fails the file and its job, naming the file, the lease and what to do'
 );
 
 select * from finish();
