@@ -161,11 +161,6 @@ export async function loadExportJob(
 ): Promise<void> {
   let failure: unknown;
   const sleep = deps.sleep ?? ((ms: number) => new Promise((resolve) => setTimeout(resolve, ms)));
-  const jobStatus = async () => {
-    const [row] = await deps.sql<{ status: string; error: string | null }[]>`
-      select status, error from sync.backfill_jobs where id = ${job}`;
-    return row;
-  };
   // Fails the file's segment, and with it the job, if `worker` still held its lease (read
   // under the segment's row lock, so that no claim comes between); answers whether it did.
   const failSegment = (worker: string, segment: number, message: string) =>
@@ -212,7 +207,8 @@ export async function loadExportJob(
   };
   await Promise.all(Array.from({ length: workers }, (_, n) => work(n)));
   if (failure !== undefined) throw failure;
-  const ended = await jobStatus();
+  const [ended] = await deps.sql<{ status: string; error: string | null }[]>`
+    select status, error from sync.backfill_jobs where id = ${job}`;
   if (ended?.status !== "done") {
     throw new Error(
       `export backfill job ${job} ended ${ended?.status ?? "deleted"}` +

@@ -72,7 +72,11 @@ export async function fillNewTable<T>(
   try {
     const answer = await write(importer);
     if (await streamOn(client, where, spec)) throw refuse("its stream was turned on meanwhile");
-    await enableStream(client, spec);
+    // The stream goes on after the load, as one turns it on on AWS before a backfill (and
+    // DynamoDB Local writes items a hundred times slower once a stream keeps records).
+    await client.send(
+      new UpdateTableCommand({ TableName: spec.sourceTable, StreamSpecification: STREAM }),
+    );
     return answer;
   } finally {
     importer.destroy();
@@ -125,19 +129,6 @@ export async function ensureSourceTable(
 }
 
 const STREAM = { StreamEnabled: true, StreamViewType: "NEW_AND_OLD_IMAGES" } as const;
-
-/**
- * Turns a table's stream on, as one does on AWS before a backfill. Bulk loads go in
- * before it: DynamoDB Local writes items a hundred times slower once a stream keeps
- * records of them.
- */
-async function enableStream(client: DynamoDBClient, spec: SourceTable): Promise<void> {
-  const { Table } = await client.send(new DescribeTableCommand({ TableName: spec.sourceTable }));
-  if (Table?.StreamSpecification?.StreamEnabled) return;
-  await client.send(
-    new UpdateTableCommand({ TableName: spec.sourceTable, StreamSpecification: STREAM }),
-  );
-}
 
 /**
  * Makes sure all nine tables exist (those it makes with their streams unless `streams` is
