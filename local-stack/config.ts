@@ -13,7 +13,12 @@ import { fileURLToPath } from "node:url";
 export const ROOT: string = fileURLToPath(new URL("..", import.meta.url)).replace(/\/$/, "");
 /** Everything the stack writes at run time: data, logs, pid files, stack.env. */
 export const LOCAL_DIR: string = join(ROOT, ".local");
-export const LOG_DIR: string = join(LOCAL_DIR, "logs");
+export const LOG_DIR: string = logDirOf(ROOT);
+
+/** {@link LOG_DIR} of the checkout at `root` (the parts' logs, and the gateway's isolates log). */
+export function logDirOf(root: string): string {
+  return join(root, ".local", "logs");
+}
 export const PID_DIR: string = join(LOCAL_DIR, "pids");
 export const STACK_ENV_FILE: string = join(LOCAL_DIR, "stack.env");
 /**
@@ -22,9 +27,14 @@ export const STACK_ENV_FILE: string = join(LOCAL_DIR, "stack.env");
  * `mktemp -d` folder): a folder of this repository's own under /var/tmp, named after a hash
  * of the repository's path, so that two clones never share one.
  */
-export const POSTGRES_FALLBACK_DIR: string = `/var/tmp/dynamo-supabase-sync-${
-  createHash("sha256").update(ROOT).digest("hex").slice(0, 12)
-}`;
+export const POSTGRES_FALLBACK_DIR: string = postgresFallbackDir(ROOT);
+
+/** {@link POSTGRES_FALLBACK_DIR} of the checkout at `root`. */
+export function postgresFallbackDir(root: string): string {
+  return `/var/tmp/dynamo-supabase-sync-${
+    createHash("sha256").update(root).digest("hex").slice(0, 12)
+  }`;
+}
 
 export const HOST = "127.0.0.1";
 

@@ -34,12 +34,13 @@
 import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { parse as parseToml } from "smol-toml";
-import { FUNCTIONS_PORT, HOST, LOG_DIR, ROOT, STACK_ENV_FILE } from "./config.ts";
+import { FUNCTIONS_PORT, HOST, ROOT, STACK_ENV_FILE } from "./config.ts";
 import { sleep } from "./processes.ts";
 import { parseEnvFile, readStackEnv, type StackEnv, verifyJwt } from "./stack_env.ts";
 import { type EdgeLimits, readEdgeLimits, WORKER_LIMIT_BODY } from "./supabase/edge_limits.ts";
 import { type Isolate, type IsolateLine, IsolatePool } from "./supabase/edge_isolates.ts";
 import { spawnIsolate, supervise } from "./supabase/isolate_process.ts";
+import { ISOLATES_LOG } from "./supabase/isolate_log.ts";
 
 const FUNCTIONS_DIR = join(ROOT, "supabase", "functions");
 const TEST_FUNCTIONS_DIR = join(ROOT, "local-stack", "test-functions");
@@ -284,7 +285,7 @@ function record(line: IsolateLine): void {
 if (import.meta.main) {
   stackEnv = readStackEnv();
   limits = readLimits();
-  isolatesLog = Deno.env.get("EDGE_ISOLATES_LOG") || join(LOG_DIR, "edge-isolates.jsonl");
+  isolatesLog = Deno.env.get("EDGE_ISOLATES_LOG") || ISOLATES_LOG;
   const port = Number(Deno.env.get("EDGE_GATEWAY_PORT") || FUNCTIONS_PORT);
   const functions = new Map(
     discoverFunctions(Deno.env.get("EDGE_TEST_FUNCTIONS") === "1").map((fn) => [fn.name, fn]),

@@ -14,8 +14,11 @@
  * (which another file's rows would make differ). Such files run first, a few at a time;
  * the two that wait for pg_cron's next minute (pg_cron 1.4 schedules by the minute)
  * start first and together, so that they wait for the same tick while the others work.
- * Every other file needs more of the stack: {@link ALONE} says why for each; they run in
- * {@link BATCHES}. A file that this plan does not name runs alone (the safe default).
+ * Every other file needs more of the stack: {@link ALONE} says why for each. Those that
+ * stop, restart or reconfigure a part of the stack run on a second stack of their own
+ * ({@link SECOND_STACK}, scripts/second_stack.ts) while everything else runs on the
+ * first; the others run in {@link BATCHES}. A file that this plan does not name runs
+ * alone (the safe default).
  *
  * @module
  */
@@ -65,21 +68,10 @@ export const SHARED: readonly string[] = [
  * Shared files that start as soon as the stack is up, beside the database checks (which
  * they leave alone: neither writes to Postgres), and that the batches do not wait for:
  * they touch no table a batch empties or backfills as a whole, and need only Postgres,
- * the functions and DynamoDB Local, so they go on beside the batches until one that stops
- * or restarts those ({@link WAITS_FOR_BACKGROUND}).
+ * the functions and DynamoDB Local, which no batch of the first stack stops or restarts
+ * (those that do run on the second: {@link SECOND_STACK}).
  */
 export const BACKGROUND: readonly string[] = ["lambda_bundle_test.ts", "terraform_plan_test.ts"];
-
-/**
- * The {@link ALONE} files before whose batch the {@link BACKGROUND} files must be done.
- * Their batches come last, so that the background has the others' time to end in.
- */
-export const WAITS_FOR_BACKGROUND: readonly string[] = [
-  "database_down_test.ts",
-  "dynamodb_faults_test.ts",
-  "write_back_test.ts",
-  "npm_start_test.ts",
-];
 
 /**
  * The files that run the Lambda's zip on its Node.js: they wait for the zip's unit test,
@@ -117,7 +109,8 @@ export const ALONE: Readonly<Record<string, string>> = {
 };
 
 /**
- * The order of the {@link ALONE} files: each batch runs when the one before it is done,
+ * The order of the {@link ALONE} files of the first stack (the others are in
+ * {@link SECOND_STACK}): each batch runs when the one before it is done,
  * its files at the same time. Files share a batch only when each backfills or validates
  * tables no other file of the batch writes to, and none stops, restarts or kills a part
  * of the stack or changes a setting every table obeys.
@@ -134,11 +127,18 @@ export const BATCHES: readonly (readonly string[])[] = [
   ["export_backfill_cli_test.ts"],
   // Validations of actions (killing the validator's processes) | a backfill of segments.
   ["validator_resume_test.ts", "stream_times_test.ts"],
+];
+
+/**
+ * The {@link ALONE} files that run on the second stack (scripts/second_stack.ts), one
+ * batch after another, while the first stack runs every other file: each stops,
+ * restarts or reconfigures a part of the stack, and mostly waits while it does.
+ */
+export const SECOND_STACK: readonly (readonly string[])[] = [
   ["pooler_test.ts"],
   ["retention_test.ts"],
   ["backfill_heal_test.ts"],
   ["stream_check_test.ts"],
-  // The batches that wait for the background (WAITS_FOR_BACKGROUND), last.
   ["database_down_test.ts"],
   ["dynamodb_faults_test.ts"],
   ["write_back_test.ts"],
@@ -152,21 +152,27 @@ export interface E2ePlan {
   noStack: string[];
   /** Files that share the stack, a few at a time. */
   shared: string[];
-  /** The batches of the others, one after another. */
+  /** The batches of the others on the first stack, one after another. */
   batches: string[][];
+  /** The batches of the second stack, one after another. */
+  secondStack: string[][];
 }
 
 /**
  * Splits the end-to-end files (names relative to `tests/`) into those that need no
- * stack, those run together and the batches of the others, each in the plan's order; a
- * file the plan does not name runs alone, in a batch of its own after the others.
+ * stack, those run together, the batches of the others and those of the second stack,
+ * each in the plan's order; a file the plan does not name runs alone, in a batch of its
+ * own after the others of the first stack.
  */
 export function planE2e(files: readonly string[]): E2ePlan {
   const present = new Set(files);
   const noStack = NO_STACK.filter((f) => present.has(f));
   const shared = SHARED.filter((f) => present.has(f));
-  const batches = BATCHES.map((b) => b.filter((f) => present.has(f))).filter((b) => b.length);
-  const named = new Set([...noStack, ...shared, ...batches.flat()]);
+  const inPlan = (batches: readonly (readonly string[])[]) =>
+    batches.map((b) => b.filter((f) => present.has(f))).filter((b) => b.length);
+  const batches = inPlan(BATCHES);
+  const secondStack = inPlan(SECOND_STACK);
+  const named = new Set([...noStack, ...shared, ...batches.flat(), ...secondStack.flat()]);
   const unnamed = files.filter((f) => !named.has(f)).sort().map((f) => [f]);
-  return { noStack, shared, batches: [...batches, ...unnamed] };
+  return { noStack, shared, batches: [...batches, ...unnamed], secondStack };
 }

@@ -14,8 +14,8 @@ import {
   NEEDS_LAMBDA_NODE,
   NO_STACK,
   planE2e,
+  SECOND_STACK,
   SHARED,
-  WAITS_FOR_BACKGROUND,
 } from "./e2e_plan.ts";
 import { testFiles } from "./step_runner.ts";
 
@@ -28,13 +28,16 @@ Deno.test("every end-to-end file is named once: without the stack, shared or alo
   assert.equal(new Set(named).size, named.length, "a file is in one place only");
   assert.ok(NEEDS_LAMBDA_NODE.every((f) => SHARED.includes(f)));
   assert.ok(BACKGROUND.every((f) => SHARED.includes(f)));
-  assert.ok(WAITS_FOR_BACKGROUND.every((f) => f in ALONE));
-  assert.deepEqual(BATCHES.flat().sort(), Object.keys(ALONE).sort(), "each alone file in a batch");
-  assert.deepEqual(BATCHES.at(-1), ["npm_start_test.ts"], "npm start empties every table: last");
-  // The batches that wait for the background come after every other.
-  const waiting = BATCHES.map((b, i) => b.some((f) => WAITS_FOR_BACKGROUND.includes(f)) ? i : -1)
-    .filter((i) => i >= 0);
-  assert.deepEqual(waiting, waiting.map((_, k) => BATCHES.length - waiting.length + k));
+  assert.deepEqual(
+    [...BATCHES.flat(), ...SECOND_STACK.flat()].sort(),
+    Object.keys(ALONE).sort(),
+    "each alone file in a batch of one stack",
+  );
+  assert.deepEqual(
+    SECOND_STACK.at(-1),
+    ["npm_start_test.ts"],
+    "npm start empties every table: last",
+  );
 });
 
 Deno.test("a file the plan does not name runs alone, last", () => {
@@ -47,7 +50,8 @@ Deno.test("a file the plan does not name runs alone, last", () => {
   assert.deepEqual(plan, {
     noStack: ["migrations_test.ts"],
     shared: ["webhook_test.ts"],
-    batches: [["retention_test.ts"], ["zz_new_test.ts"]],
+    batches: [["zz_new_test.ts"]],
+    secondStack: [["retention_test.ts"]],
   });
 });
 
@@ -72,7 +76,7 @@ const ALLOWED: Record<string, string[]> = {
 };
 
 /** A batch's files, each with the others of its batch. */
-const batchMates = BATCHES.filter((b) => b.length > 1).flat();
+const batchMates = [...BATCHES, ...SECOND_STACK].filter((b) => b.length > 1).flat();
 
 Deno.test("no shared file stops, kills, backfills, validates or reconfigures", () => {
   for (const file of SHARED) {
@@ -104,12 +108,13 @@ Deno.test("no file of a batch of several stops, kills or reconfigures", () => {
   }
 });
 
-Deno.test("every file that stops Postgres or restarts DynamoDB waits for the background", () => {
-  for (const file of Object.keys(ALONE)) {
+Deno.test("every file that stops or restarts a part of the stack runs on the second", () => {
+  // The background files (BACKGROUND) go on beside the first stack's batches, reading
+  // Postgres and DynamoDB Local: no batch of the first stack may stop or restart them.
+  for (const file of BATCHES.flat()) {
     const source = readFileSync(join(TESTS, file), "utf8");
-    if (/stopPostgres\(|STACK_ENV_FILE[,)]|scripts\/start\.ts/.test(source)) {
-      assert.ok(WAITS_FOR_BACKGROUND.includes(file), `${file} must wait for the background`);
-    }
+    const stops = /stopPostgres\(|stopDetached\(|STACK_ENV_FILE[,)]|scripts\/start\.ts/;
+    assert.ok(!stops.test(source), `${file} must run on the second stack (scripts/e2e_plan.ts)`);
   }
 });
 

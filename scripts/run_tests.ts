@@ -24,6 +24,7 @@ import {
   DYNAMODB_PORT,
   FUNCTIONS_PORT,
   HOST,
+  logDirOf,
   POSTGRES_PORT,
   ROOT,
 } from "../local-stack/config.ts";
@@ -32,6 +33,7 @@ import { DEFAULT_DYNAMODB_FAULTS, readStackEnv } from "../local-stack/stack_env.
 import {
   HANDS_ON_FUNCTIONS,
   isolateLogOffset,
+  isolatesLogIn,
   killsSince,
 } from "../local-stack/supabase/isolate_log.ts";
 import {
@@ -40,7 +42,8 @@ import {
   TERRAFORM_DIR,
   terraformInstalled,
 } from "../infrastructure/terraform/terraform_cli.ts";
-import { BACKGROUND, NEEDS_LAMBDA_NODE, planE2e, WAITS_FOR_BACKGROUND } from "./e2e_plan.ts";
+import { BACKGROUND, type E2ePlan, NEEDS_LAMBDA_NODE, planE2e } from "./e2e_plan.ts";
+import { copyCheckout, SECOND_STACK_DIR, secondStackEnv } from "./second_stack.ts";
 import { functionDirs } from "./function_configs.ts";
 import {
   check,
@@ -52,6 +55,7 @@ import {
   runCaptured,
   skip,
   step,
+  type StepOptions,
   terraformTestCounts,
   testFiles,
 } from "./step_runner.ts";
@@ -68,9 +72,9 @@ async function stackRunning(): Promise<boolean> {
 }
 
 /** `deno test` of `files`, unchecked (the types step checked them), as one step. */
-function denoTest(name: string, files: string[]): Promise<boolean> {
+function denoTest(name: string, files: string[], options?: StepOptions): Promise<boolean> {
   const args = ["test", "-A", "--no-check", ...files];
-  return step(name, DENO_BIN, args, denoTestCounts);
+  return step(name, DENO_BIN, args, denoTestCounts, options);
 }
 
 /**
@@ -169,7 +173,7 @@ async function terraformChecks(): Promise<void> {
   await Promise.all(["mmp-toledo-sync", "modules/stream-sync"].map(async (config) => {
     const chdir = `-chdir=${join(TERRAFORM_DIR, config)}`;
     const env = { TF_DATA_DIR: join(ROOT, ".local", "terraform", config), TF_IN_AUTOMATION: "1" };
-    const { code, output } = await runCaptured(terraform, [chdir, ...initArgs()], env);
+    const { code, output } = await runCaptured(terraform, [chdir, ...initArgs()], { env });
     if (code !== 0) {
       if (providerUnreachable(output)) {
         skip(
@@ -182,7 +186,7 @@ async function terraformChecks(): Promise<void> {
       return;
     }
     const test = [chdir, "test", "-no-color"];
-    await step(`terraform test ${config}`, terraform, test, terraformTestCounts, env);
+    await step(`terraform test ${config}`, terraform, test, terraformTestCounts, { env });
   }));
 }
 
@@ -270,14 +274,13 @@ async function schemaChecks(databaseUrl: string): Promise<void> {
  * them (scripts/e2e_plan.ts).
  */
 async function endToEnd(
+  { noStack, shared, batches }: E2ePlan,
   pgTapDone: Promise<void>,
   lambdaNode: Promise<unknown>,
 ): Promise<void> {
-  const dir = join(ROOT, "tests");
-  const { noStack, shared, batches } = planE2e(testFiles(dir, "_test.ts").map((f) => basename(f)));
   const run = async (file: string, tag = "") => {
     if (NEEDS_LAMBDA_NODE.includes(file)) await lambdaNode;
-    await denoTest(`e2e ${file}${tag}`, [join(dir, file)]);
+    await denoTest(`e2e ${file}${tag}`, [join(ROOT, "tests", file)]);
   };
   const withoutStack = Promise.all(noStack.map((file) => run(file, " (no stack)")));
   const background = Promise.all(shared.filter((f) => BACKGROUND.includes(f)).map((f) => run(f)));
@@ -286,12 +289,58 @@ async function endToEnd(
     SHARED_E2E_AT_ONCE,
     shared.filter((f) => !BACKGROUND.includes(f)).map((f) => () => run(f)),
   );
-  for (const batch of batches) {
-    if (batch.some((f) => WAITS_FOR_BACKGROUND.includes(f))) await background;
-    const tag = batch.length > 1 ? ` (batch of ${batch.length})` : " (alone)";
-    await Promise.all(batch.map((file) => run(file, tag)));
-  }
+  for (const batch of batches) await Promise.all(batch.map((file) => run(file, batchTag(batch))));
   await Promise.all([background, withoutStack]);
+}
+
+/** How a batch's files are named in the steps: " (alone)" or " (batch of 3)". */
+function batchTag(batch: string[], stack = ""): string {
+  return batch.length > 1 ? ` (${stack}batch of ${batch.length})` : ` (${stack}alone)`;
+}
+
+/**
+ * The second stack (scripts/second_stack.ts), once the first is up: a fresh copy of this
+ * checkout, its own stack:up on ports of its own, its batches one after another
+ * (scripts/e2e_plan.ts, `SECOND_STACK`), the check that none of its import-worker or
+ * validator isolates was killed at a hard limit, and its stack:down, checked, whatever
+ * happened.
+ */
+async function secondStackLane(batches: string[][], firstUp: Promise<boolean>): Promise<void> {
+  if (batches.length === 0 || !(await firstUp)) return;
+  const where = { cwd: SECOND_STACK_DIR, env: secondStackEnv() };
+  try {
+    const copied = await copyCheckout();
+    console.log(`--- second stack: ${copied} files copied to ${relative(ROOT, SECOND_STACK_DIR)}`);
+  } catch (error) {
+    fail("second stack: a copy of this checkout", (error as Error).message);
+    return;
+  }
+  try {
+    const up = ["run", "-A", "local-stack/stack.ts", "up"];
+    if (!(await step("second stack: stack:up", DENO_BIN, up, undefined, where))) return;
+    for (const batch of batches) {
+      const tag = batchTag(batch, "second stack, ");
+      await Promise.all(
+        batch.map((file) => denoTest(`e2e ${file}${tag}`, [`tests/${file}`], where)),
+      );
+    }
+    check(
+      "no import-worker or validator isolate of the second stack was killed at a hard limit",
+      killsSince(0, HANDS_ON_FUNCTIONS, isolatesLogIn(logDirOf(SECOND_STACK_DIR))),
+    );
+  } finally {
+    await step(
+      "second stack: stack:down leaves nothing running",
+      DENO_BIN,
+      [
+        "run",
+        "-A",
+        "scripts/check_stack_down.ts",
+      ],
+      undefined,
+      where,
+    );
+  }
 }
 
 const keepStack = Deno.args.includes("--keep-stack");
@@ -301,13 +350,14 @@ const wasRunning = await stackRunning();
 // killed while the tests run (the gateway logs every isolate that ends).
 const isolateLog = isolateLogOffset();
 
+const plan = planE2e(testFiles(join(ROOT, "tests"), "_test.ts").map((f) => basename(f)));
 const lambdaNode = Promise.withResolvers<void>();
 const terraformDone = terraformLane(lambdaNode.resolve);
 const staticDone = staticLane();
+const firstUp = step("stack:up", DENO_BIN, ["run", "-A", "local-stack/stack.ts", "up"]);
+const secondDone = secondStackLane(plan.secondStack, firstUp);
 const stackDone = (async () => {
-  if (!(await step("stack:up", DENO_BIN, ["run", "-A", "local-stack/stack.ts", "up"]))) {
-    return false;
-  }
+  if (!(await firstUp)) return false;
   const { DATABASE_URL: databaseUrl, DYNAMODB_FAULTS: faults } = readStackEnv();
   if (faults !== DEFAULT_DYNAMODB_FAULTS) {
     // A test that changes the faults puts them back when it ends; a run killed during it
@@ -320,11 +370,11 @@ const stackDone = (async () => {
     );
   }
   const schemaChecked = schemaChecks(databaseUrl);
-  await endToEnd(pgTap(databaseUrl), lambdaNode.promise);
+  await endToEnd(plan, pgTap(databaseUrl), lambdaNode.promise);
   await schemaChecked;
   return true;
 })();
-const [stackUp] = await Promise.all([stackDone, staticDone, terraformDone]);
+const [stackUp] = await Promise.all([stackDone, staticDone, terraformDone, secondDone]);
 
 if (stackUp) {
   check(

@@ -55,6 +55,12 @@ export const results: StepResult[] = [];
 const GNU_TIME = "/usr/bin/time";
 const timeAvailable = existsSync(GNU_TIME);
 
+/** Where a step's command runs: its folder (the repository's by default), its environment. */
+export interface StepOptions {
+  env?: Record<string, string>;
+  cwd?: string;
+}
+
 /**
  * Runs a command with its output captured; returns its exit code, output and CPU seconds
  * (user + system, its waited-for children included; 0 when GNU time is not installed).
@@ -62,13 +68,13 @@ const timeAvailable = existsSync(GNU_TIME);
 export async function runCaptured(
   command: string,
   args: string[],
-  env?: Record<string, string>,
+  options: StepOptions = {},
 ): Promise<{ code: number; output: string; cpu: number }> {
   const cpuFile = timeAvailable ? Deno.makeTempFileSync({ prefix: "step-cpu-" }) : undefined;
   const child = new Deno.Command(cpuFile ? GNU_TIME : command, {
     args: cpuFile ? ["-q", "-f", "%U %S", "-o", cpuFile, command, ...args] : args,
-    cwd: ROOT,
-    env: { NO_COLOR: "1", ...env },
+    cwd: options.cwd ?? ROOT,
+    env: { NO_COLOR: "1", ...options.env },
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
@@ -119,14 +125,14 @@ export async function step(
   command: string,
   args: string[],
   count?: (output: string) => { passed: number; failed: number } | undefined,
-  env?: Record<string, string>,
+  options: StepOptions = {},
 ): Promise<boolean> {
   const commandLine = [command.replace(ROOT + "/", ""), ...args].join(" ")
     .replaceAll(ROOT + "/", "");
   const result = record(name, false, 0, 0);
   console.log(`--- ${name}: started at ${result.at.toFixed(1)}s`);
   const started = performance.now();
-  const { code, output, cpu } = await runCaptured(command, args, env);
+  const { code, output, cpu } = await runCaptured(command, args, options);
   const counted = count?.(output);
   const ok = code === 0 && (counted?.failed ?? 0) === 0;
   result.ok = ok;

@@ -13,7 +13,12 @@ import type { IsolateLine } from "./edge_isolates.ts";
 import type { KillReason } from "./edge_limits.ts";
 
 /** The gateway's log of ended isolates. */
-export const ISOLATES_LOG: string = join(LOG_DIR, "edge-isolates.jsonl");
+export const ISOLATES_LOG: string = isolatesLogIn(LOG_DIR);
+
+/** The gateway's log of ended isolates in a log folder (another checkout's: `logDirOf` in config.ts). */
+export function isolatesLogIn(logDir: string): string {
+  return join(logDir, "edge-isolates.jsonl");
+}
 
 const KILL_REASONS: readonly string[] = [
   "CPUTime",
