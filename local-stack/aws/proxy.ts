@@ -6,7 +6,8 @@
  * internal server errors (local-stack/aws/errors.ts). With no faults it passes every
  * table operation through unchanged. Given `streamTimes`, it also answers GetRecords
  * (local-stack/aws/stream_reads.ts): records get the second their write took effect in,
- * and, given `idlePolls`, polls of an idle stream are answered without DynamoDB Local.
+ * and, given `idlePolls`, polls of an idle stream and descriptions of a table with no
+ * write since are answered without DynamoDB Local (local-stack/aws/descriptions.ts).
  *
  * It speaks DynamoDB's JSON protocol (POST, `X-Amz-Target: DynamoDB_20120810.<Op>` or
  * `DynamoDBStreams_20120810.<Op>`, `application/x-amz-json-1.0`). Signatures are not
@@ -28,8 +29,9 @@ import { KeyLocks } from "./key_locks.ts";
 import { awsJsonText } from "./json_answer.ts";
 import { scopeOf } from "./scope.ts";
 import { callUpstream, passUpstream, relayed } from "./upstream.ts";
-import type { StreamTimes } from "./stream_times.ts";
+import { parseStreamArn, type StreamTimes } from "./stream_times.ts";
 import type { IdlePolls } from "./idle_polls.ts";
+import { Descriptions } from "./descriptions.ts";
 import { streamReads } from "./stream_reads.ts";
 
 const READ_OPERATIONS = new Set(["GetItem", "BatchGetItem", "Query", "Scan"]);
@@ -43,6 +45,28 @@ const TABLE_TARGET = "DynamoDB_20120810.";
  */
 function mayWriteStreams(operation: string): boolean {
   return !READ_OPERATIONS.has(operation) && !/^(Describe|List|Get|TransactGet)/.test(operation);
+}
+
+/**
+ * The table a DescribeTable or DescribeStream is about (descriptions.ts); undefined for
+ * any other request, or one whose body does not parse (DynamoDB Local's to refuse).
+ */
+function describedTable(target: string, raw: ArrayBuffer | undefined): string | undefined {
+  const operation = target === `${TABLE_TARGET}DescribeTable`
+    ? "DescribeTable"
+    : target === "DynamoDBStreams_20120810.DescribeStream"
+    ? "DescribeStream"
+    : undefined;
+  if (!operation) return undefined;
+  try {
+    const body = JSON.parse(new TextDecoder().decode(raw));
+    if (operation === "DescribeTable") {
+      return typeof body?.TableName === "string" ? body.TableName : undefined;
+    }
+    return typeof body?.StreamArn === "string" ? parseStreamArn(body.StreamArn)?.table : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** What the proxy needs. */
@@ -152,6 +176,8 @@ export function createProxy(options: ProxyOptions): {
     streamReads({ upstream, streamTimes, idlePolls, now });
   // The writes idle polls must hear of: only where GetRecords is answered here.
   const writesHeard = getRecords ? idlePolls : undefined;
+  // Descriptions of tables with no write since, given again (descriptions.ts).
+  const described = writesHeard && new Descriptions(writesHeard);
 
   async function handle(request: Request): Promise<Response> {
     const raw = request.method === "GET" || request.method === "HEAD"
@@ -161,10 +187,22 @@ export function createProxy(options: ProxyOptions): {
     if (getRecords && target === "DynamoDBStreams_20120810.GetRecords") {
       return await getRecords(request, raw);
     }
+    const operation = target.slice(target.indexOf(".") + 1);
+    const table = described && describedTable(target, raw);
+    if (described && table) {
+      // A kept answer fails as often as a forwarded one would (error_rate).
+      if (decideError(target, faults.errorRate, random) !== "none") {
+        log(`${operation} ${table}: injected InternalServerError (not forwarded)`);
+        return answer(500, internalServerError(operation, table));
+      }
+      const ns = scope(request.headers);
+      const key = `${ns}\0${target}\0${new TextDecoder().decode(raw)}`;
+      const ask = () => passThrough(request, raw);
+      return await described.describe(key, `${ns}/${table}`, now(), ask);
+    }
     if (request.method !== "POST" || !target.startsWith(TABLE_TARGET)) {
       return await passThrough(request, raw);
     }
-    const operation = target.slice(TABLE_TARGET.length);
     if (!writesHeard || !mayWriteStreams(operation)) {
       return await tableOperation(request, raw, operation, () => {});
     }
