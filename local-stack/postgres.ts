@@ -17,11 +17,12 @@ import {
   readFileSync,
   rmdirSync,
   rmSync,
+  statSync,
   writeFileSync,
 } from "node:fs";
 import { dirname, join } from "node:path";
 import { HOST } from "./config.ts";
-import { portOpen, portTaken } from "./processes.ts";
+import { portOpen, portTaken, sleep } from "./processes.ts";
 import {
   checkPostgresReaches,
   chownToPostgres,
@@ -123,8 +124,34 @@ export async function startPostgres(
   }
   writeFileSync(join(dir, "stack.conf"), stackConf(cluster));
   await chownToPostgres(join(dir, "stack.conf"));
-  await pg("pg_ctl", ["-D", dir, "-l", paths.log, "-w", "-t", "60", "start"]);
+  await pgCtlStart(dir, paths.log, cluster.port);
   return "started";
+}
+
+/**
+ * `pg_ctl start`, tried again while the port is held by one end of a connection rather
+ * than by a server. The stack's Postgres port (54322 plus the offset) lies in Linux's
+ * ephemeral range (`/proc/sys/net/ipv4/ip_local_port_range`: 32768-60999), which the
+ * kernel hands to outgoing connections, so on a busy machine (npm test's second stack
+ * starting, or Postgres started again by database_down_test.ts) a client's socket may hold
+ * it for a moment, and Postgres stops with "could not bind IPv4 address: Address already
+ * in use". A server listening there is another matter: refused at once (portTaken).
+ */
+async function pgCtlStart(dir: string, log: string, port: number): Promise<void> {
+  for (let attempt = 1;; attempt++) {
+    const logged = statSync(log).size;
+    try {
+      await pg("pg_ctl", ["-D", dir, "-l", log, "-w", "-t", "60", "start"]);
+      return;
+    } catch (error) {
+      const said = readFileSync(log).subarray(logged).toString("utf8");
+      const held = /could not bind .*Address already in use/.test(said);
+      if (!held || attempt >= 20) throw error;
+      if (await portOpen(HOST, port)) throw portTaken(port, "Postgres");
+      console.log(`stack: port ${port} is held by a connection's end; starting Postgres again`);
+      await sleep(1_000);
+    }
+  }
 }
 
 /** Stops a cluster (fast shutdown); returns whether it was running. */

@@ -125,14 +125,13 @@ export const BATCHES: readonly (readonly string[])[] = [
   ["backfill_test.ts"],
   ["backfill_page_test.ts"],
   ["export_backfill_cli_test.ts"],
-  // Validations of actions (killing the validator's processes) | a backfill of segments.
-  ["validator_resume_test.ts", "stream_times_test.ts"],
 ];
 
 /**
  * The {@link ALONE} files that run on the second stack (scripts/second_stack.ts), one
- * batch after another, while the first stack runs every other file: each stops,
- * restarts or reconfigures a part of the stack, and mostly waits while it does.
+ * batch after another, while the first stack runs every other file: those that stop,
+ * restart or reconfigure a part of the stack (they mostly wait while they do), and one
+ * batch more, so that the two stacks end about together.
  */
 export const SECOND_STACK: readonly (readonly string[])[] = [
   ["pooler_test.ts"],
@@ -142,6 +141,9 @@ export const SECOND_STACK: readonly (readonly string[])[] = [
   ["database_down_test.ts"],
   ["dynamodb_faults_test.ts"],
   ["write_back_test.ts"],
+  // Validations of actions (killing the validator's processes) | a backfill of segments.
+  // Here rather than on the first stack, whose batches wait for pg_cron's minute first.
+  ["validator_resume_test.ts", "stream_times_test.ts"],
   // Last: it empties DynamoDB Local and every table.
   ["npm_start_test.ts"],
 ];
@@ -156,13 +158,17 @@ export interface E2ePlan {
   batches: string[][];
   /** The batches of the second stack, one after another. */
   secondStack: string[][];
+  /**
+   * Files the plan does not name: each alone on the first stack, after its batches and
+   * once the background files are done (the safe default).
+   */
+  unnamed: string[];
 }
 
 /**
  * Splits the end-to-end files (names relative to `tests/`) into those that need no
  * stack, those run together, the batches of the others and those of the second stack,
- * each in the plan's order; a file the plan does not name runs alone, in a batch of its
- * own after the others of the first stack.
+ * each in the plan's order, and those it does not name.
  */
 export function planE2e(files: readonly string[]): E2ePlan {
   const present = new Set(files);
@@ -173,6 +179,6 @@ export function planE2e(files: readonly string[]): E2ePlan {
   const batches = inPlan(BATCHES);
   const secondStack = inPlan(SECOND_STACK);
   const named = new Set([...noStack, ...shared, ...batches.flat(), ...secondStack.flat()]);
-  const unnamed = files.filter((f) => !named.has(f)).sort().map((f) => [f]);
-  return { noStack, shared, batches: [...batches, ...unnamed], secondStack };
+  const unnamed = files.filter((f) => !named.has(f)).sort();
+  return { noStack, shared, batches, secondStack, unnamed };
 }

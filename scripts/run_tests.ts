@@ -43,7 +43,7 @@ import {
   terraformInstalled,
 } from "../infrastructure/terraform/terraform_cli.ts";
 import { BACKGROUND, type E2ePlan, NEEDS_LAMBDA_NODE, planE2e } from "./e2e_plan.ts";
-import { copyCheckout, SECOND_STACK_DIR, secondStackEnv } from "./second_stack.ts";
+import { copyCheckout, removeStackData, SECOND_STACK_DIR, secondStackEnv } from "./second_stack.ts";
 import { functionDirs } from "./function_configs.ts";
 import {
   check,
@@ -274,7 +274,7 @@ async function schemaChecks(databaseUrl: string): Promise<void> {
  * them (scripts/e2e_plan.ts).
  */
 async function endToEnd(
-  { noStack, shared, batches }: E2ePlan,
+  { noStack, shared, batches, unnamed }: E2ePlan,
   pgTapDone: Promise<void>,
   lambdaNode: Promise<unknown>,
 ): Promise<void> {
@@ -290,7 +290,10 @@ async function endToEnd(
     shared.filter((f) => !BACKGROUND.includes(f)).map((f) => () => run(f)),
   );
   for (const batch of batches) await Promise.all(batch.map((file) => run(file, batchTag(batch))));
-  await Promise.all([background, withoutStack]);
+  // A file the plan does not name may stop what the background files read: after them.
+  await background;
+  for (const file of unnamed) await run(file, " (alone, not in scripts/e2e_plan.ts)");
+  await withoutStack;
 }
 
 /** How a batch's files are named in the steps: " (alone)" or " (batch of 3)". */
@@ -299,14 +302,14 @@ function batchTag(batch: string[], stack = ""): string {
 }
 
 /**
- * The second stack (scripts/second_stack.ts), once the first is up: a fresh copy of this
+ * The second stack (scripts/second_stack.ts), beside the first: a fresh copy of this
  * checkout, its own stack:up on ports of its own, its batches one after another
  * (scripts/e2e_plan.ts, `SECOND_STACK`), the check that none of its import-worker or
  * validator isolates was killed at a hard limit, and its stack:down, checked, whatever
  * happened.
  */
-async function secondStackLane(batches: string[][], firstUp: Promise<boolean>): Promise<void> {
-  if (batches.length === 0 || !(await firstUp)) return;
+async function secondStackLane(batches: string[][]): Promise<void> {
+  if (batches.length === 0) return;
   const where = { cwd: SECOND_STACK_DIR, env: secondStackEnv() };
   try {
     const copied = await copyCheckout();
@@ -329,17 +332,9 @@ async function secondStackLane(batches: string[][], firstUp: Promise<boolean>): 
       killsSince(0, HANDS_ON_FUNCTIONS, isolatesLogIn(logDirOf(SECOND_STACK_DIR))),
     );
   } finally {
-    await step(
-      "second stack: stack:down leaves nothing running",
-      DENO_BIN,
-      [
-        "run",
-        "-A",
-        "scripts/check_stack_down.ts",
-      ],
-      undefined,
-      where,
-    );
+    const down = ["run", "-A", "scripts/check_stack_down.ts"];
+    const name = "second stack: stack:down leaves nothing running";
+    if (await step(name, DENO_BIN, down, undefined, where)) removeStackData();
   }
 }
 
@@ -355,7 +350,10 @@ const lambdaNode = Promise.withResolvers<void>();
 const terraformDone = terraformLane(lambdaNode.resolve);
 const staticDone = staticLane();
 const firstUp = step("stack:up", DENO_BIN, ["run", "-A", "local-stack/stack.ts", "up"]);
-const secondDone = secondStackLane(plan.secondStack, firstUp);
+// Both stacks start at once, before the run's connections crowd the ports: the stacks'
+// Postgres and gateway ports lie in the range the kernel gives outgoing connections and
+// port-0 listeners (local-stack/postgres.ts, pgCtlStart).
+const secondDone = secondStackLane(plan.secondStack);
 const stackDone = (async () => {
   if (!(await firstUp)) return false;
   const { DATABASE_URL: databaseUrl, DYNAMODB_FAULTS: faults } = readStackEnv();

@@ -14,8 +14,7 @@
  * @module
  */
 
-import { existsSync, mkdirSync, rmSync, symlinkSync } from "node:fs";
-import { copyFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import {
   DENO_BIN,
@@ -66,26 +65,49 @@ export async function checkoutFiles(root: string): Promise<string[]> {
   return files.filter((path) => existsSync(join(root, path)));
 }
 
+/** Written last into a copy: only a whole copy may have started a stack. */
+const COPIED = ".copied";
+
 /**
- * Makes a fresh copy of the checkout at `root` in `dir`: first stops the stack of a copy
- * an earlier run left (a run killed before its end) and removes it with its Postgres
- * cluster, then copies {@link checkoutFiles} and links `node_modules` (the copy runs the
- * same installed programs). Returns how many files it copied.
+ * Makes a fresh copy of the checkout at `root` in `dir`: first stops the stack of a whole
+ * copy an earlier run left (a run killed before its end; a copy cut short started none)
+ * and removes it with its Postgres cluster, then copies {@link checkoutFiles} and links
+ * `node_modules` (the copy runs the same installed programs). Returns how many files it
+ * copied.
  */
 export async function copyCheckout(root: string = ROOT, dir: string = SECOND_STACK_DIR) {
-  if (existsSync(join(dir, "local-stack", "stack.ts"))) {
-    await run(DENO_BIN, ["run", "-A", "local-stack/stack.ts", "down"], {
-      cwd: dir,
-      env: secondStackEnv(),
-    });
+  if (existsSync(join(dir, COPIED))) {
+    try {
+      await run(DENO_BIN, ["run", "-A", "local-stack/stack.ts", "down"], {
+        cwd: dir,
+        env: secondStackEnv(),
+      });
+    } catch (error) {
+      throw new Error(
+        `the second stack an earlier run left in ${dir} could not be stopped; stop what ` +
+          `its pid files (${join(dir, ".local", "pids")}) name, then delete ${dir}: ` +
+          (error as Error).message,
+      );
+    }
   }
+  removeStackData(dir);
   rmSync(dir, { recursive: true, force: true });
-  rmSync(postgresFallbackDir(dir), { recursive: true, force: true });
   const files = await checkoutFiles(root);
   for (const path of files) {
     mkdirSync(dirname(join(dir, path)), { recursive: true });
     copyFileSync(join(root, path), join(dir, path));
   }
   symlinkSync(join(root, "node_modules"), join(dir, "node_modules"));
+  writeFileSync(join(dir, COPIED), `a copy of ${root} for npm test's second stack\n`);
   return files.length;
+}
+
+/**
+ * Removes the Postgres cluster of the copy in `dir` (its stack stopped): in the copy's
+ * `.local/`, or in its folder under /var/tmp when the stack ran as root (a fresh
+ * `mktemp -d` clone each CI run would leave one there every time). Its logs stay.
+ */
+export function removeStackData(dir: string = SECOND_STACK_DIR): void {
+  rmSync(join(dir, ".local", "postgres"), { recursive: true, force: true });
+  rmSync(postgresFallbackDir(dir), { recursive: true, force: true });
 }

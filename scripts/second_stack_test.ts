@@ -67,6 +67,7 @@ Deno.test("the copy holds the working tree's files as a commit of it would, node
     assert.ok(!existsSync(join(copy, ".local")));
     assert.ok(!existsSync(join(copy, "left-by-an-earlier-run")));
     assert.equal(readlinkSync(join(copy, "node_modules")), join(root, "node_modules"));
+    assert.ok(existsSync(join(copy, ".copied")), "a whole copy is marked, last");
   } finally {
     rmSync(root, { recursive: true, force: true });
     rmSync(target, { recursive: true, force: true });

@@ -289,3 +289,40 @@ proxyTest("only an empty, open, valid answer is given again", async (s) => {
   await s.poll(`${arn("t")}|99|end`);
   assert.equal(s.forwarded(), forwarded + 1, "nothing to give again");
 });
+
+proxyTest(
+  "a description is given again until its table is written to, apart per database",
+  async (s) => {
+    // The proxy reads a table's key schema (a DescribeTable of its own) at its first write.
+    await s.write("PutItem", put("t", "a"));
+    await s.write("PutItem", put("u", "a"));
+    const start = s.dynamo.calls.filter((c) => c === "DescribeTable").length;
+    const described = () => s.dynamo.calls.filter((c) => c === "DescribeTable").length - start;
+    const describe = (table: string, key?: string) =>
+      s.send("DynamoDB_20120810.DescribeTable", { TableName: table }, key);
+    const first = await describe("t");
+    assert.deepEqual(await describe("t"), first);
+    assert.equal(described(), 1, "the second answer was the proxy's");
+    await describe("t", "other-key");
+    assert.equal(described(), 2, "another database's table is another table");
+    await s.write("PutItem", put("u", "b"));
+    await describe("t");
+    assert.equal(described(), 2, "a write to another table changes nothing");
+    await s.write("PutItem", put("t", "b"));
+    await describe("t");
+    assert.equal(described(), 3, "a write to the table sends its next description on");
+    s.tick(10_000);
+    await describe("t");
+    assert.equal(described(), 4, "so does refreshMs");
+  },
+);
+
+proxyTest(
+  "error_rate fails a description given again as often as one passed on",
+  async (s) => {
+    const answer = await s.send("DynamoDB_20120810.DescribeTable", { TableName: "t" });
+    assert.equal(answer.status, 500);
+    assert.match(answer.message, /InternalServerError|injected/i);
+  },
+  { errorRate: 1 },
+);
