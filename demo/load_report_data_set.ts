@@ -20,14 +20,11 @@
  * @module
  */
 
-import { rmSync } from "node:fs";
 import type postgres from "postgres";
 import { TABLES, type TableSpec } from "../functions-shared/table_registry.ts";
 import { stopDetached } from "../local-stack/processes.ts";
-import { startDynamo, stopDynamo } from "../local-stack/dynamodb.ts";
 import { up } from "../local-stack/stack.ts";
-import { ensureSourceTable, fillNewTable, localDynamo } from "../local-stack/source_tables.ts";
-import { POLLER_STATE_FILE } from "../local-stack/stream_positions.ts";
+import { fillNewTable } from "../local-stack/source_tables.ts";
 import type { StackEnv } from "../local-stack/stack_env.ts";
 import { demoItems } from "./demo_data.ts";
 import { batchWrite, type Item } from "./load_dynamo.ts";
@@ -51,23 +48,21 @@ export async function emptyTargets(sql: postgres.Sql): Promise<void> {
 }
 
 /**
- * Stops the stream poller and forgets its checkpoints (the streams they belong to go
- * with the tables, and must not read as lost records), drops and creates again every
- * source table, empty and without a stream, and empties the targets. The poller stays
- * stopped: `up()` starts it again (loadReportDataSet and `npm start` do, while loading).
+ * Stops the stream poller, empties the targets, and starts a fresh DynamoDB Local with
+ * every source table empty and without a stream: `up({ freshSources: true })`, as `npm
+ * start` does, which also forgets the poller's checkpoints (the streams they belong to go
+ * with the tables, and must not read as lost records) and starts the DynamoDB proxy again
+ * beside the new DynamoDB Local (what it remembers of the old one goes with it). The
+ * poller stays stopped: `up()` starts it again (loadReportDataSet does, once loaded).
  */
-export async function resetSources(env: StackEnv, sql: postgres.Sql): Promise<void> {
+export async function resetSources(sql: postgres.Sql): Promise<void> {
+  // First, so that nothing it still has in hand lands after the targets are emptied.
   await stopDetached("stream_poller");
-  rmSync(POLLER_STATE_FILE, { force: true });
   await emptyTargets(sql);
   // A fresh (in-memory) DynamoDB Local rather than each table dropped and created again:
   // after the whole test suite, a recreated table's stream brought back 15 leads that
   // earlier tests had written, and the report did not match.
-  await stopDynamo();
-  await startDynamo();
-  await Promise.all(TABLES.map(async (spec) => {
-    await ensureSourceTable(localDynamo(env, spec.region), spec, false);
-  }));
+  await up({ freshSources: true });
 }
 
 /** What loading one table did. */
@@ -119,7 +114,7 @@ export async function loadReportDataSet(
   scale: number,
   log: (line: string) => void = console.log,
 ): Promise<Record<string, number>> {
-  await resetSources(env, sql);
+  await resetSources(sql);
   const data = demoItems(seed, scale);
   const written: Record<string, number> = {};
   for (const spec of TABLES) {

@@ -72,6 +72,11 @@ export async function startDynamo(): Promise<"started" | "reused"> {
   return "started";
 }
 
+/** The process id of the running DynamoDB Local, if one runs. */
+export function dynamoLocalPid(): number | undefined {
+  return runningPid(NAME);
+}
+
 /** Stops DynamoDB Local; returns whether it was running. */
 export async function stopDynamo(): Promise<boolean> {
   return await stopDetached(NAME);

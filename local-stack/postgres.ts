@@ -138,17 +138,26 @@ export async function startPostgres(
  * in use". A server listening there is another matter: refused at once (portTaken).
  */
 async function pgCtlStart(dir: string, log: string, port: number): Promise<void> {
-  for (let attempt = 1;; attempt++) {
+  // A client's end of a closed connection stays in TIME_WAIT for 60 s (Linux's
+  // TCP_TIMEWAIT_LEN) and keeps the port from a server's bind all that while.
+  const deadline = Date.now() + 75_000;
+  for (;;) {
     const logged = statSync(log).size;
     try {
       await pg("pg_ctl", ["-D", dir, "-l", log, "-w", "-t", "60", "start"]);
       return;
     } catch (error) {
       const said = readFileSync(log).subarray(logged).toString("utf8");
-      const held = /could not bind .*Address already in use/.test(said);
-      if (!held || attempt >= 20) throw error;
+      if (!/could not bind .*Address already in use/.test(said)) throw error;
       if (await portOpen(HOST, port)) throw portTaken(port, "Postgres");
-      console.log(`stack: port ${port} is held by a connection's end; starting Postgres again`);
+      if (Date.now() > deadline) {
+        throw new Error(
+          `Postgres could not bind port ${port} for 75 s: no server listens there, so one end ` +
+            `of a connection holds it (see \`ss -tan 'sport = :${port}'\`); stop what holds ` +
+            `it, or move the stack with STACK_PORT_OFFSET`,
+        );
+      }
+      console.error(`stack: port ${port} is held by a connection's end; starting Postgres again`);
       await sleep(1_000);
     }
   }

@@ -22,10 +22,23 @@ import { type StackEnv, stackEnvReader } from "./stack_env.ts";
 /** A source table: its name and region. */
 type SourceTable = Pick<TableSpec, "sourceTable" | "region">;
 
-/** A DynamoDB client of the stack's DynamoDB (through its proxy) in `region`. */
-export function localDynamo(env: StackEnv, region: string): DynamoDBClient {
-  return new DynamoDBClient(awsClientConfig(stackEnvReader(env), region));
+/** A DynamoDB client of the stack's DynamoDB (through its proxy) in `region`; `maxAttempts` when given. */
+export function localDynamo(
+  env: StackEnv,
+  region: string,
+  maxAttempts?: number,
+): DynamoDBClient {
+  const config = awsClientConfig(stackEnvReader(env), region);
+  return new DynamoDBClient(maxAttempts ? { ...config, maxAttempts } : config);
 }
+
+/**
+ * Attempts of the stack's own calls through the proxy, which must ride out the faults it
+ * injects for the code under test: with a fifth of the requests failing (as
+ * write_back_test.ts sets them), five attempts of one of the nine DescribeTables of
+ * `stack:up` all failed in about one start in 350; ten, in one in a million.
+ */
+const SETUP_ATTEMPTS = 10;
 
 /**
  * A client of DynamoDB Local itself in `region`, past the proxy: for filling a new table
@@ -136,7 +149,9 @@ const STREAM = { StreamEnabled: true, StreamViewType: "NEW_AND_OLD_IMAGES" } as 
  */
 export async function ensureSourceTables(env: StackEnv, streams = true): Promise<string[]> {
   const made = await Promise.all(
-    TABLES.map((spec) => ensureSourceTable(localDynamo(env, spec.region), spec, streams)),
+    TABLES.map((spec) =>
+      ensureSourceTable(localDynamo(env, spec.region, SETUP_ATTEMPTS), spec, streams)
+    ),
   );
   return TABLES.filter((_, i) => made[i]).map((spec) => spec.sourceTable);
 }

@@ -5,12 +5,14 @@
  *
  *   deno run -A scripts/run_tests.ts [--keep-stack]
  *
- * Three lanes run at the same time, as they need different things: the stack starting
+ * Four lanes run at the same time, as they need different things: the stack starting
  * (then pgTAP, and beside it the advisors, db lint, the generated types and the
  * end-to-end files that need no stack or run in the background; then the others, once
- * pgTAP is done: scripts/e2e_plan.ts); the static checks and the unit tests (format,
- * lint, the type checks, then the unit tests), which start first and end long before the
- * end-to-end tests; and the Lambda's zip and Terraform. Each
+ * pgTAP is done: scripts/e2e_plan.ts); a second stack in a copy of the checkout, for the
+ * files that stop, restart or reconfigure a part of a stack (scripts/second_stack.ts);
+ * the static checks and the unit tests (format, lint, the type checks, then the unit
+ * tests); and the Lambda's zip and Terraform. The second stack is always stopped at the
+ * end, checked. Each
  * step prints a line when it starts and ends, and its whole output when it fails
  * (scripts/step_runner.ts), with its CPU seconds. The tests themselves run with
  * `--no-check`: the `types` step has checked every file they load.
@@ -270,8 +272,8 @@ async function schemaChecks(databaseUrl: string): Promise<void> {
  * the background files at once, beside pgTAP (the background ones that run the Lambda's
  * zip once `lambdaNode` resolves); once pgTAP is done, the files that may share the
  * stack a few at a time, then the others in their batches, a batch's files at the same
- * time; the background files go on beside the batches until one that must not overlap
- * them (scripts/e2e_plan.ts).
+ * time, with the background files going on beside them; last, once the background files
+ * are done, any file the plan does not name, each alone (scripts/e2e_plan.ts).
  */
 async function endToEnd(
   { noStack, shared, batches, unnamed }: E2ePlan,

@@ -14,7 +14,15 @@
  * @module
  */
 
-import { copyFileSync, existsSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { dirname, join } from "node:path";
 import {
   DENO_BIN,
@@ -24,6 +32,7 @@ import {
   ROOT,
 } from "../local-stack/config.ts";
 import { run } from "../local-stack/processes.ts";
+import { STACK_CLUSTER } from "../local-stack/postgres_cluster.ts";
 
 /** Where the copy lives: under `.local/`, which git, fmt, lint and the type check skip. */
 export const SECOND_STACK_DIR: string = join(LOCAL_DIR, "second-stack");
@@ -76,6 +85,13 @@ const COPIED = ".copied";
  * copied.
  */
 export async function copyCheckout(root: string = ROOT, dir: string = SECOND_STACK_DIR) {
+  const pids = join(dir, ".local", "pids");
+  if (!existsSync(join(dir, COPIED)) && existsSync(pids) && readdirSync(pids).length > 0) {
+    throw new Error(
+      `${dir} holds pid files but is not marked a whole copy: stop what ${pids} names, ` +
+        `then delete ${dir}`,
+    );
+  }
   if (existsSync(join(dir, COPIED))) {
     try {
       await run(DENO_BIN, ["run", "-A", "local-stack/stack.ts", "down"], {
@@ -90,7 +106,7 @@ export async function copyCheckout(root: string = ROOT, dir: string = SECOND_STA
       );
     }
   }
-  removeStackData(dir);
+  rmSync(postgresFallbackDir(dir), { recursive: true, force: true });
   rmSync(dir, { recursive: true, force: true });
   const files = await checkoutFiles(root);
   for (const path of files) {
@@ -103,11 +119,12 @@ export async function copyCheckout(root: string = ROOT, dir: string = SECOND_STA
 }
 
 /**
- * Removes the Postgres cluster of the copy in `dir` (its stack stopped): in the copy's
- * `.local/`, or in its folder under /var/tmp when the stack ran as root (a fresh
- * `mktemp -d` clone each CI run would leave one there every time). Its logs stay.
+ * Removes the Postgres cluster's data of the copy in `dir` (its stack stopped): in the
+ * copy's `.local/`, or in its folder under /var/tmp when the stack ran as root (a fresh
+ * `mktemp -d` clone each CI run would leave one there every time). Its log stays.
  */
 export function removeStackData(dir: string = SECOND_STACK_DIR): void {
-  rmSync(join(dir, ".local", "postgres"), { recursive: true, force: true });
-  rmSync(postgresFallbackDir(dir), { recursive: true, force: true });
+  for (const data of [join(dir, ".local"), postgresFallbackDir(dir)]) {
+    rmSync(join(data, STACK_CLUSTER.name), { recursive: true, force: true });
+  }
 }

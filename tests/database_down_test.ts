@@ -19,23 +19,6 @@ import { startPostgres, stopPostgres } from "../local-stack/postgres.ts";
 import { connectDb, dynamo, eventually, postWebhook } from "./stack_clients.ts";
 import { countSegments, segment } from "./webhook_fixtures.ts";
 
-/**
- * Starts the stack's Postgres again. On a machine where many connections are open, the
- * kernel may lend its port to one of them as a source port while the server is down
- * ("could not bind ... Address already in use"): it is tried again until it binds.
- */
-async function restartPostgres(): Promise<void> {
-  for (let attempt = 1;; attempt++) {
-    try {
-      await startPostgres();
-      return;
-    } catch (error) {
-      if (attempt === 20) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 3_000));
-    }
-  }
-}
-
 /** Puts an action into DynamoDB Local (its stream carries it to the webhook). */
 function putAction(id: string, type: string) {
   const spec = byTargetTable("firespring_actions")!;
@@ -63,7 +46,7 @@ Deno.test("with the database down the webhook answers 503 and a stream burst wai
     // Let the poller try (and fail) against the stopped database.
     await new Promise((resolve) => setTimeout(resolve, 1_500));
   } finally {
-    await restartPostgres();
+    await startPostgres();
   }
 
   await t.step("the webhook's retry applies the batch once Postgres is back", async () => {

@@ -18,6 +18,9 @@
  * operation but the reads) and it is under `refreshMs` old: what DynamoDB Local does on
  * its own (a shard it closes, records past the retention) is seen at most that late, as
  * for idle polls. Only a successful answer is kept: a table not found is asked again.
+ * DynamoDB never forgets its tables, but the stack's DynamoDB Local does when it starts
+ * again (it keeps them in memory; `npm start` and the benches start a fresh one): every
+ * kept answer is dropped when `upstreamEpoch` (its process id) changes.
  *
  * @module
  */
@@ -39,14 +42,17 @@ interface Kept {
 /** The kept descriptions of one proxy. */
 export class Descriptions {
   #kept = new Map<string, Kept>();
+  #epoch: string | undefined;
 
   /**
    * @param writes the tables' write counts
+   * @param upstreamEpoch what changes when DynamoDB Local starts again (its process id)
    * @param refreshMs the longest an answer is given again without DynamoDB Local
    * @param maxKept how many answers are kept (the oldest are forgotten)
    */
   constructor(
     readonly writes: TableWrites,
+    readonly upstreamEpoch: () => string,
     readonly refreshMs = 10_000,
     readonly maxKept = 1_000,
   ) {}
@@ -62,6 +68,9 @@ export class Descriptions {
     now: number,
     ask: () => Promise<Response>,
   ): Promise<Response> {
+    const epoch = this.upstreamEpoch();
+    if (epoch !== this.#epoch) this.#kept.clear();
+    this.#epoch = epoch;
     const kept = this.#kept.get(key);
     const writes = this.writes.writesTo(table);
     if (kept && kept.writes === writes && now - kept.askedAt < this.refreshMs) {

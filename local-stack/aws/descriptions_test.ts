@@ -4,7 +4,13 @@ import { Descriptions } from "./descriptions.ts";
 /** Descriptions over a write count the test moves, and an ask that counts its calls. */
 function setup() {
   const writes = new Map<string, number>();
-  const described = new Descriptions({ writesTo: (t) => writes.get(t) ?? 0 }, 10_000, 2);
+  let epoch = "1";
+  const described = new Descriptions(
+    { writesTo: (t) => writes.get(t) ?? 0 },
+    () => epoch,
+    10_000,
+    2,
+  );
   let asked = 0;
   let status = 200;
   const ask = () => {
@@ -27,6 +33,7 @@ function setup() {
     write: (t: string) => writes.set(t, (writes.get(t) ?? 0) + 1),
     asked: () => asked,
     refuse: () => status = 400,
+    restartUpstream: () => epoch = String(Number(epoch) + 1),
   };
 }
 
@@ -79,4 +86,14 @@ Deno.test("a refused description is not kept, and only the newest tables are", a
   assert.equal(t.asked(), 3);
   await t.describe("db/a", 1);
   assert.equal(t.asked(), 4, "the oldest was forgotten");
+});
+
+Deno.test("DynamoDB Local started again (it forgot its tables) drops every kept answer", async () => {
+  const s = setup();
+  await s.describe("db/t", 0);
+  await s.describe("db/t", 1);
+  assert.equal(s.asked(), 1);
+  s.restartUpstream();
+  await s.describe("db/t", 2);
+  assert.equal(s.asked(), 2);
 });

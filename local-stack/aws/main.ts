@@ -13,6 +13,7 @@
 
 import { DYNAMODB_INTERNAL_PORT, DYNAMODB_PORT, HOST } from "../config.ts";
 import { readStackEnv } from "../stack_env.ts";
+import { dynamoLocalPid } from "../dynamodb.ts";
 import { describeFaults, parseFaults } from "./faults.ts";
 import { TableExports } from "./exports.ts";
 import { createProxy } from "./proxy.ts";
@@ -40,6 +41,8 @@ const proxy = createProxy({
   log,
   streamTimes,
   idlePolls: new IdlePolls(),
+  // A DynamoDB Local started again has forgotten its tables (it keeps them in memory).
+  upstreamEpoch: () => String(dynamoLocalPid() ?? ""),
 });
 // PITR and exports to the S3 stand-in, which DynamoDB Local lacks (local-stack/aws/exports.ts).
 const exports = new TableExports({

@@ -87,6 +87,11 @@ export interface ProxyOptions {
    * may write is counted for them (local-stack/aws/idle_polls.ts).
    */
   idlePolls?: IdlePolls;
+  /**
+   * What changes when DynamoDB Local starts again, forgetting its tables (its process
+   * id): answers kept for descriptions are dropped then (descriptions.ts).
+   */
+  upstreamEpoch?: () => string;
 }
 
 /** The proxy's request handler (for Deno.serve), with its history for sweeping. */
@@ -177,7 +182,8 @@ export function createProxy(options: ProxyOptions): {
   // The writes idle polls must hear of: only where GetRecords is answered here.
   const writesHeard = getRecords ? idlePolls : undefined;
   // Descriptions of tables with no write since, given again (descriptions.ts).
-  const described = writesHeard && new Descriptions(writesHeard);
+  const described = writesHeard &&
+    new Descriptions(writesHeard, options.upstreamEpoch ?? (() => ""));
 
   async function handle(request: Request): Promise<Response> {
     const raw = request.method === "GET" || request.method === "HEAD"
