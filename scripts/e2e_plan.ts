@@ -123,8 +123,6 @@ export const BATCHES: readonly (readonly string[])[] = [
   // traffic sources.
   ["poison_values_backfill_test.ts", "validator_repair_test.ts", "validator_eventual_test.ts"],
   ["backfill_test.ts"],
-  ["backfill_page_test.ts"],
-  ["export_backfill_cli_test.ts"],
 ];
 
 /**
@@ -142,8 +140,11 @@ export const SECOND_STACK: readonly (readonly string[])[] = [
   ["dynamodb_faults_test.ts"],
   ["write_back_test.ts"],
   // Validations of actions (killing the validator's processes) | a backfill of segments.
-  // Here rather than on the first stack, whose batches wait for pg_cron's minute first.
+  // These three batches here rather than on the first stack, whose batches wait for
+  // pg_cron's minute first (up to 60 s).
   ["validator_resume_test.ts", "stream_times_test.ts"],
+  ["backfill_page_test.ts"],
+  ["export_backfill_cli_test.ts"],
   // Last: it empties DynamoDB Local and every table.
   ["npm_start_test.ts"],
 ];
