@@ -49,9 +49,9 @@ export async function startDynamo(): Promise<"started" | "reused"> {
       "-Xmx1g",
       // Its own CPU, not what it answers: C1 alone compiles far less than C1 then C2, and
       // the serial collector runs no concurrent GC threads beside the stack on two cores.
-      // Measured over `npm start` (three runs each): DynamoDB Local used 62-68 s of CPU
-      // with the JVM's defaults and 48-51 s with these, and the run took 61-64 s against
-      // 57-63 s.
+      // Measured over `npm start`: DynamoDB Local used 62-68 s of CPU with the JVM's
+      // defaults and 48-51 s with these (three runs each); the run's wall time, bound by
+      // the read budgets, moved less than its spread (61-64 s against 57-65 s).
       "-XX:TieredStopAtLevel=1",
       "-XX:+UseSerialGC",
       `-Djava.library.path=${join(EMULATOR_DIR, "DynamoDBLocal_lib")}`,
