@@ -11,11 +11,13 @@ import {
   ALONE,
   BACKGROUND,
   BATCHES,
+  BESIDE_THE_MINUTE,
   NEEDS_LAMBDA_NODE,
   NO_STACK,
   planE2e,
   SECOND_STACK,
   SHARED,
+  WAIT_FOR_THE_MINUTE,
 } from "./e2e_plan.ts";
 import { testFiles } from "./step_runner.ts";
 
@@ -28,8 +30,9 @@ Deno.test("every end-to-end file is named once: without the stack, shared or alo
   assert.equal(new Set(named).size, named.length, "a file is in one place only");
   assert.ok(NEEDS_LAMBDA_NODE.every((f) => SHARED.includes(f)));
   assert.ok(BACKGROUND.every((f) => SHARED.includes(f)));
+  assert.ok(WAIT_FOR_THE_MINUTE.every((f) => SHARED.includes(f)));
   assert.deepEqual(
-    [...BATCHES.flat(), ...SECOND_STACK.flat()].sort(),
+    [...BESIDE_THE_MINUTE, ...BATCHES.flat(), ...SECOND_STACK.flat()].sort(),
     Object.keys(ALONE).sort(),
     "each alone file in a batch of one stack",
   );
@@ -50,6 +53,7 @@ Deno.test("a file the plan does not name runs alone, last", () => {
   assert.deepEqual(plan, {
     noStack: ["migrations_test.ts"],
     shared: ["webhook_test.ts"],
+    besideTheMinute: [],
     batches: [],
     secondStack: [["retention_test.ts"]],
     unnamed: ["zz_new_test.ts"],
@@ -77,7 +81,8 @@ const ALLOWED: Record<string, string[]> = {
 };
 
 /** A batch's files, each with the others of its batch. */
-const batchMates = [...BATCHES, ...SECOND_STACK].filter((b) => b.length > 1).flat();
+const batchMates = [...BATCHES, ...SECOND_STACK].filter((b) => b.length > 1).flat()
+  .concat(BESIDE_THE_MINUTE, BATCHES[0] ?? []);
 
 Deno.test("no shared file stops, kills, backfills, validates or reconfigures", () => {
   for (const file of SHARED) {
@@ -135,11 +140,11 @@ Deno.test("a file run without the stack reaches for none of it", () => {
   }
 });
 
-Deno.test("of the shared files, only cron_test.ts calls the import-worker", () => {
+Deno.test("of the files beside cron_test.ts, none calls the import-worker", () => {
   // cron_test.ts proves that pg_cron's job alone woke the import-worker for its backfill:
   // no file beside it may call the import-worker, or make pg_cron call it.
   const calls = /callFunction\("import-worker"|functions\/v1\/import-worker|wake_import_worker/;
-  for (const file of SHARED.filter((f) => f !== "cron_test.ts")) {
+  for (const file of [...SHARED, ...BESIDE_THE_MINUTE].filter((f) => f !== "cron_test.ts")) {
     const source = readFileSync(join(TESTS, file), "utf8");
     assert.ok(!calls.test(source), `${file} calls the import-worker beside cron_test.ts`);
   }

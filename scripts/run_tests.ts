@@ -44,7 +44,13 @@ import {
   TERRAFORM_DIR,
   terraformInstalled,
 } from "../infrastructure/terraform/terraform_cli.ts";
-import { BACKGROUND, type E2ePlan, NEEDS_LAMBDA_NODE, planE2e } from "./e2e_plan.ts";
+import {
+  BACKGROUND,
+  type E2ePlan,
+  NEEDS_LAMBDA_NODE,
+  planE2e,
+  WAIT_FOR_THE_MINUTE,
+} from "./e2e_plan.ts";
 import { copyCheckout, removeStackData, SECOND_STACK_DIR, secondStackEnv } from "./second_stack.ts";
 import { functionDirs } from "./function_configs.ts";
 import {
@@ -271,12 +277,14 @@ async function schemaChecks(databaseUrl: string): Promise<void> {
  * The end-to-end files of `tests/` once the stack is up: those that need no stack and
  * the background files at once, beside pgTAP (the background ones that run the Lambda's
  * zip once `lambdaNode` resolves); once pgTAP is done, the files that may share the
- * stack a few at a time, then the others in their batches, a batch's files at the same
- * time, with the background files going on beside them; last, once the background files
- * are done, any file the plan does not name, each alone (scripts/e2e_plan.ts).
+ * stack a few at a time (those waiting for pg_cron's minute first, and beside them, once
+ * the others are done, the files that may run while they wait), then the others in their
+ * batches, a batch's files at the same time, with the background files going on beside
+ * them; last, once the background files are done, any file the plan does not name, each
+ * alone (scripts/e2e_plan.ts).
  */
 async function endToEnd(
-  { noStack, shared, batches, unnamed }: E2ePlan,
+  { noStack, shared, besideTheMinute, batches, unnamed }: E2ePlan,
   pgTapDone: Promise<void>,
   lambdaNode: Promise<unknown>,
 ): Promise<void> {
@@ -287,11 +295,21 @@ async function endToEnd(
   const withoutStack = Promise.all(noStack.map((file) => run(file, " (no stack)")));
   const background = Promise.all(shared.filter((f) => BACKGROUND.includes(f)).map((f) => run(f)));
   await pgTapDone;
+  // The two that wait for pg_cron's minute first; once the other shared files are done,
+  // the files that may run while they still wait; the batches once they are done.
+  const waiting = shared.filter((f) => WAIT_FOR_THE_MINUTE.includes(f));
+  const minute = Promise.all(waiting.map((f) => run(f)));
   await pool(
-    SHARED_E2E_AT_ONCE,
-    shared.filter((f) => !BACKGROUND.includes(f)).map((f) => () => run(f)),
+    SHARED_E2E_AT_ONCE - waiting.length,
+    shared.filter((f) => !BACKGROUND.includes(f) && !waiting.includes(f)).map((f) => () => run(f)),
   );
-  for (const batch of batches) await Promise.all(batch.map((file) => run(file, batchTag(batch))));
+  const beside = Promise.all(besideTheMinute.map((f) => run(f, " (beside pg_cron's minute)")));
+  await minute;
+  for (const [i, batch] of batches.entries()) {
+    await Promise.all(batch.map((file) => run(file, batchTag(batch))));
+    if (i === 0) await beside;
+  }
+  await beside;
   // A file the plan does not name may stop what the background files read: after them.
   await background;
   for (const file of unnamed) await run(file, " (alone, not in scripts/e2e_plan.ts)");
