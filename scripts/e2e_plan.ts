@@ -12,13 +12,14 @@
  * a backfill (whose sweep removes the rows of a table that its Scan did not see,
  * docs/sync-semantics.md, "What a backfill ends with") nor validates a whole table
  * (which another file's rows would make differ). Such files run first, a few at a time;
- * the two that wait for pg_cron's next minute (pg_cron 1.4 schedules by the minute)
- * start first and together, so that they wait for the same tick while the others work.
- * Every other file needs more of the stack: {@link ALONE} says why for each. Those that
- * stop, restart or reconfigure a part of the stack run on a second stack of their own
- * ({@link SECOND_STACK}, scripts/second_stack.ts) while everything else runs on the
- * first; the others run in {@link BATCHES}. A file that this plan does not name runs
- * alone (the safe default).
+ * the two that wait for pg_cron's next minute (pg_cron 1.4 schedules by the minute,
+ * {@link WAIT_FOR_THE_MINUTE}) start first and together, so that they wait for the same
+ * tick while the others work. Every other file needs more of the stack: {@link ALONE}
+ * says why for each. Those that stop, restart or reconfigure a part of the stack run on
+ * a second stack of their own ({@link SECOND_STACK}, scripts/second_stack.ts) while
+ * everything else runs on the first; the others run in {@link BATCHES}, but for
+ * {@link BESIDE_THE_MINUTE}, which may start while the two still wait. A file that this
+ * plan does not name runs alone (the safe default).
  *
  * @module
  */
