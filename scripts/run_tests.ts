@@ -46,6 +46,7 @@ import {
 } from "../infrastructure/terraform/terraform_cli.ts";
 import {
   BACKGROUND,
+  BATCHES,
   type E2ePlan,
   NEEDS_LAMBDA_NODE,
   planE2e,
@@ -300,14 +301,15 @@ async function endToEnd(
   const waiting = shared.filter((f) => WAIT_FOR_THE_MINUTE.includes(f));
   const minute = Promise.all(waiting.map((f) => run(f)));
   await pool(
-    SHARED_E2E_AT_ONCE - waiting.length,
+    Math.max(1, SHARED_E2E_AT_ONCE - waiting.length),
     shared.filter((f) => !BACKGROUND.includes(f) && !waiting.includes(f)).map((f) => () => run(f)),
   );
   const beside = Promise.all(besideTheMinute.map((f) => run(f, " (beside pg_cron's minute)")));
   await minute;
-  for (const [i, batch] of batches.entries()) {
+  // Only the plan's first batch may run beside them (BESIDE_THE_MINUTE).
+  for (const batch of batches) {
+    if (!batch.every((file) => BATCHES[0]?.includes(file))) await beside;
     await Promise.all(batch.map((file) => run(file, batchTag(batch))));
-    if (i === 0) await beside;
   }
   await beside;
   // A file the plan does not name may stop what the background files read: after them.
