@@ -12,12 +12,17 @@ import { fileURLToPath } from "node:url";
 /** The repository's root directory. */
 export const ROOT: string = fileURLToPath(new URL("..", import.meta.url)).replace(/\/$/, "");
 /** Everything the stack writes at run time: data, logs, pid files, stack.env. */
-export const LOCAL_DIR: string = join(ROOT, ".local");
+export const LOCAL_DIR: string = localDirOf(ROOT);
 export const LOG_DIR: string = logDirOf(ROOT);
+
+/** {@link LOCAL_DIR} of the checkout at `root`. */
+export function localDirOf(root: string): string {
+  return join(root, ".local");
+}
 
 /** {@link LOG_DIR} of the checkout at `root` (the parts' logs, and the gateway's isolates log). */
 export function logDirOf(root: string): string {
-  return join(root, ".local", "logs");
+  return join(localDirOf(root), "logs");
 }
 export const PID_DIR: string = join(LOCAL_DIR, "pids");
 export const STACK_ENV_FILE: string = join(LOCAL_DIR, "stack.env");

@@ -93,6 +93,7 @@ export async function fillNewTable<T>(
     return answer;
   } finally {
     importer.destroy();
+    client.destroy();
   }
 }
 

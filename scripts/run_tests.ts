@@ -72,6 +72,9 @@ import {
 const SUPABASE = join(ROOT, "node_modules", ".bin", "supabase");
 /** How many end-to-end files that may share the stack run at once. */
 const SHARED_E2E_AT_ONCE = 4;
+/** `stack:up`, and `stack:down` with the check that it left nothing running, for either stack. */
+const STACK_UP = ["run", "-A", "local-stack/stack.ts", "up"];
+const STACK_DOWN_CHECKED = ["run", "-A", "scripts/check_stack_down.ts"];
 /** The unit test that builds the Lambda's zip, which the terraform steps read. */
 const LAMBDA_ZIP_UNIT_TEST = join(ROOT, "lambda", "lambda_node_test.ts");
 
@@ -341,8 +344,7 @@ async function secondStackLane(batches: string[][]): Promise<void> {
     return;
   }
   try {
-    const up = ["run", "-A", "local-stack/stack.ts", "up"];
-    if (!(await step("second stack: stack:up", DENO_BIN, up, undefined, where))) return;
+    if (!(await step("second stack: stack:up", DENO_BIN, STACK_UP, undefined, where))) return;
     for (const batch of batches) {
       const tag = batchTag(batch, "second stack, ");
       await Promise.all(
@@ -354,9 +356,8 @@ async function secondStackLane(batches: string[][]): Promise<void> {
       killsSince(0, HANDS_ON_FUNCTIONS, isolatesLogIn(logDirOf(SECOND_STACK_DIR))),
     );
   } finally {
-    const down = ["run", "-A", "scripts/check_stack_down.ts"];
     const name = "second stack: stack:down leaves nothing running";
-    if (await step(name, DENO_BIN, down, undefined, where)) removeStackData();
+    if (await step(name, DENO_BIN, STACK_DOWN_CHECKED, undefined, where)) removeStackData();
   }
 }
 
@@ -371,7 +372,7 @@ const plan = planE2e(testFiles(join(ROOT, "tests"), "_test.ts").map((f) => basen
 const lambdaNode = Promise.withResolvers<void>();
 const terraformDone = terraformLane(lambdaNode.resolve);
 const staticDone = staticLane();
-const firstUp = step("stack:up", DENO_BIN, ["run", "-A", "local-stack/stack.ts", "up"]);
+const firstUp = step("stack:up", DENO_BIN, STACK_UP);
 // Both stacks start at once, before the run's connections crowd the ports: the stacks'
 // Postgres and gateway ports lie in the range the kernel gives outgoing connections and
 // port-0 listeners (local-stack/postgres.ts, pgCtlStart).
@@ -405,11 +406,7 @@ if (stackUp) {
 // Whatever happened, a stack this run started is stopped (a stack:up that failed half way
 // leaves Postgres or DynamoDB Local running otherwise).
 if (!wasRunning && !keepStack) {
-  await step("stack:down leaves nothing running", DENO_BIN, [
-    "run",
-    "-A",
-    "scripts/check_stack_down.ts",
-  ]);
+  await step("stack:down leaves nothing running", DENO_BIN, STACK_DOWN_CHECKED);
 }
 
 exitWithSummary();

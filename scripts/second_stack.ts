@@ -27,6 +27,7 @@ import { dirname, join } from "node:path";
 import {
   DENO_BIN,
   LOCAL_DIR,
+  localDirOf,
   PORT_OFFSET,
   postgresFallbackDir,
   ROOT,
@@ -85,14 +86,15 @@ const COPIED = ".copied";
  * copied.
  */
 export async function copyCheckout(root: string = ROOT, dir: string = SECOND_STACK_DIR) {
-  const pids = join(dir, ".local", "pids");
-  if (!existsSync(join(dir, COPIED)) && existsSync(pids) && readdirSync(pids).length > 0) {
+  const pids = join(localDirOf(dir), "pids");
+  const whole = existsSync(join(dir, COPIED));
+  if (!whole && existsSync(pids) && readdirSync(pids).length > 0) {
     throw new Error(
       `${dir} holds pid files but is not marked a whole copy: stop what ${pids} names, ` +
         `then delete ${dir}`,
     );
   }
-  if (existsSync(join(dir, COPIED))) {
+  if (whole) {
     try {
       await run(DENO_BIN, ["run", "-A", "local-stack/stack.ts", "down"], {
         cwd: dir,
@@ -101,7 +103,7 @@ export async function copyCheckout(root: string = ROOT, dir: string = SECOND_STA
     } catch (error) {
       throw new Error(
         `the second stack an earlier run left in ${dir} could not be stopped; stop what ` +
-          `its pid files (${join(dir, ".local", "pids")}) name, then delete ${dir}: ` +
+          `its pid files (${pids}) name, then delete ${dir}: ` +
           (error as Error).message,
       );
     }
@@ -124,7 +126,7 @@ export async function copyCheckout(root: string = ROOT, dir: string = SECOND_STA
  * `mktemp -d` clone each CI run would leave one there every time). Its log stays.
  */
 export function removeStackData(dir: string = SECOND_STACK_DIR): void {
-  for (const data of [join(dir, ".local"), postgresFallbackDir(dir)]) {
+  for (const data of [localDirOf(dir), postgresFallbackDir(dir)]) {
     rmSync(join(data, STACK_CLUSTER.name), { recursive: true, force: true });
   }
 }
