@@ -105,7 +105,7 @@ export const ALONE: Readonly<Record<string, string>> = {
   "database_down_test.ts": "stops Postgres",
   "pooler_test.ts":
     "sets session state on the pooler's server connections and needs the one released last",
-  "edge_limits_test.ts": "backfills the searches table with 10,000 items",
+  "edge_limits_test.ts": "backfills the searches table with 5,000 items or more",
   "validator_test.ts": "validates whole tables: segments, network state, traffic sources",
   "poison_values_backfill_test.ts": "backfills the actions table",
   "backfill_test.ts": "backfills every table (the sweep) and kills the import-worker's processes",

@@ -67,7 +67,7 @@ async function waitForJob(sql: postgres.Sql, id: string) {
 }
 
 // Before the backfill of thousands: its worker scans the whole searches table, three pages
-// of 50 a run, so it runs on the few hundred items of its own rather than on 10,000 more.
+// of 50 a run, so it runs on the few hundred items of its own rather than on 5,000 more.
 Deno.test("a tiny CPU budget hands on mid-segment: nothing lost, nothing repeated", async () => {
   const sql = connectDb();
   const p = `tiny-${crypto.randomUUID().slice(0, 8)}-`;
@@ -166,13 +166,15 @@ Deno.test("under the hosted limits, a backfill of thousands of items is never ki
   // on at their 1,100 ms budget (functions-shared/settings.ts): the CPU an item costs
   // differs between machines and rounds of this code (10,000 items of 100 a page took one
   // isolate to 740-960 ms, boot included, once DynamoDB Local stopped taking a core; in
-  // pages of 25, the isolates' CPU is 1,800 ms in all and the first retires at 1,100-1,130
-  // ms), so the table grows by 10,000 items a round, each backfill reading all of it,
-  // until an isolate was retired at the CPU soft limit (three rounds at most). At the end,
+  // pages of 25, 10,000 items took three isolates to their soft limit, and 5,000 one; in
+  // pages of 15, 5,000 items took two), so the table grows by 5,000 items a round, each
+  // backfill reading all of it, until an isolate was retired at the CPU soft limit (three
+  // rounds at most). Writing the items through the proxy is most of a round (10,000 took
+  // 12 s of the round's 21 s on a quiet machine, 5,000 of pages of 15 took 6 s of 15). At the end,
   // either soft limit counts: on a loaded machine the isolate that took the job's first
   // pages may reach half its wall clock (75 s since its boot) first, and its successor
   // may finish the job under 1,000 ms; both are the hosted supervisor's retirements.
-  const n = 10_000;
+  const n = 5_000;
   try {
     const offset = isolateLogOffset();
     const logOffset = isolateLogOffset(FUNCTIONS_LOG);
@@ -188,7 +190,7 @@ Deno.test("under the hosted limits, a backfill of thousands of items is never ki
     ) {
       const started = performance.now();
       await seedSearches(sql, `${p}${round}-`, n);
-      const job = await queueBackfill(sql, searches.sourceTable, 4, { pageSize: 25 });
+      const job = await queueBackfill(sql, searches.sourceTable, 4, { pageSize: 15 });
       jobs.push(job);
       await sql`select sync.wake_import_worker()`;
       const result = await waitForJob(sql, job);

@@ -45,25 +45,29 @@ Deno.test("the validator refuses what it should, naming the problem", async () =
 
 Deno.test("divergences are found by key, and repair fixes exactly them", async () => {
   const p = `val-${crypto.randomUUID().slice(0, 8)}-`;
-  await load(
-    "firespring_segments",
-    Array.from({ length: 40 }, (_, i) => ({
-      segment_id: S(`${p}${i}`),
-      name: S(`segment ${i}`),
-      value: N(`${i + 1}${"1234567890".repeat(3)}7`),
-      raw: { M: { rules: { L: [{ S: "a" }] }, at: N(i) } },
-    })),
-    p,
-  );
-  await load(
-    "firespring_network_state",
-    Array.from({ length: 10 }, (_, i) => ({
-      state_key: S(`${p}${i}`),
-      value: { M: { up: { BOOL: true } } },
-      updated_at: N(1770379200 + i),
-    })),
-    p,
-  );
+  // The two tables side by side, here and below: each validation that finds a divergence
+  // waits for it to settle (VALIDATOR_SETTLE_MS, three looks), a few seconds each.
+  await Promise.all([
+    load(
+      "firespring_segments",
+      Array.from({ length: 40 }, (_, i) => ({
+        segment_id: S(`${p}${i}`),
+        name: S(`segment ${i}`),
+        value: N(`${i + 1}${"1234567890".repeat(3)}7`),
+        raw: { M: { rules: { L: [{ S: "a" }] }, at: N(i) } },
+      })),
+      p,
+    ),
+    load(
+      "firespring_network_state",
+      Array.from({ length: 10 }, (_, i) => ({
+        state_key: S(`${p}${i}`),
+        value: { M: { up: { BOOL: true } } },
+        updated_at: N(1770379200 + i),
+      })),
+      p,
+    ),
+  ]);
 
   // Start from tables that match (earlier tests write straight into Postgres too).
   for (const table of ["firespring_segments", "firespring_network_state"]) {
@@ -107,12 +111,14 @@ Deno.test("divergences are found by key, and repair fixes exactly them", async (
       p + "3"
     })`;
 
-    const segments = await validate("firespring_segments");
+    const [segments, network] = await Promise.all([
+      validate("firespring_segments"),
+      validate("firespring_network_state"),
+    ]);
     assert.equal(segments.match, false);
     assert.deepEqual(segments.missing, [{ segment_id: `${p}1` }]);
     assert.deepEqual(segments.unexpected, [{ segment_id: `${p}extra` }]);
     assert.deepEqual(segments.different, [{ segment_id: `${p}2` }, { segment_id: `${p}3` }]);
-    const network = await validate("firespring_network_state");
     assert.deepEqual(network.different, [{ state_key: `${p}4` }], "a changed timestamp is found");
 
     const [run] = await sql`select match, missing, unexpected, different from public.sync_checksums
@@ -128,7 +134,10 @@ Deno.test("divergences are found by key, and repair fixes exactly them", async (
       "the run is recorded with every divergent key",
     );
 
-    const repaired = await validate("firespring_segments", true);
+    const [repaired, networkRepaired] = await Promise.all([
+      validate("firespring_segments", true),
+      validate("firespring_network_state", true),
+    ]);
     assert.equal(repaired.match, true, JSON.stringify(repaired));
     assert.deepEqual(repaired.repaired, {
       missing: segments.missing,
@@ -149,7 +158,7 @@ Deno.test("divergences are found by key, and repair fixes exactly them", async (
       ) => [r.segment_id, r.synced_at.toISOString()]).sort(),
       "no other row was written",
     );
-    assert.equal((await validate("firespring_network_state", true)).match, true);
+    assert.equal(networkRepaired.match, true, JSON.stringify(networkRepaired));
   } finally {
     await sql.end();
   }
@@ -226,7 +235,10 @@ Deno.test("an item that maps to no row is named, and the table is not a match", 
     const [run] = await sql`select match, unmappable from public.sync_checksums
                             where id = ${result.runId}`;
     assert.deepEqual({ ...run }, { match: false, unmappable: result.unmappable });
-    const repaired = await validate("firespring_segments", true);
+    const [repaired, networkRepaired] = await Promise.all([
+      validate("firespring_segments", true),
+      validate("firespring_network_state", true),
+    ]);
     assert.equal(repaired.match, false, "a repair cannot make an unmappable item match");
   } finally {
     await client.send(
