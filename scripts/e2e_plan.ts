@@ -109,7 +109,8 @@ export const ALONE: Readonly<Record<string, string>> = {
   "validator_test.ts": "validates whole tables: segments, network state, traffic sources",
   "poison_values_backfill_test.ts": "backfills the actions table",
   "backfill_test.ts": "backfills every table (the sweep) and kills the import-worker's processes",
-  "validator_repair_test.ts": "validates and repairs whole tables",
+  "validator_repair_test.ts": "validates and repairs the visitors table whole",
+  "validator_repair_stream_test.ts": "validates and repairs the segments table whole",
   "validator_resume_test.ts": "kills the validator's processes",
   "stream_times_test.ts": "backfills while it streams, and counts the proxy's stream records",
   "retention_test.ts": "shortens every retention setting",
@@ -137,9 +138,14 @@ export const BATCHES: readonly (readonly string[])[] = [
   // Backfills of searches (and a worker of the test's own, which must be the only one to
   // claim its job's segment), beside validator_test.ts (BESIDE_THE_MINUTE).
   ["edge_limits_test.ts"],
-  // A backfill of actions | validations and repairs of segments and visitors | of
+  // A backfill of actions | validations and repairs of visitors | of segments | of
   // traffic sources.
-  ["poison_values_backfill_test.ts", "validator_repair_test.ts", "validator_eventual_test.ts"],
+  [
+    "poison_values_backfill_test.ts",
+    "validator_repair_test.ts",
+    "validator_repair_stream_test.ts",
+    "validator_eventual_test.ts",
+  ],
   ["backfill_test.ts"],
 ];
 

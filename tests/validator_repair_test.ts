@@ -1,15 +1,13 @@
 /**
  * The checksum validator's repair against the stack: a divergent visitor (a collapsed
- * table) is found and repaired from all its observations, and a repair mends rows that
- * streamed in seconds before while a later stream change still wins
- * (docs/sync-semantics.md, "Repairs").
+ * table) is found and repaired from all its observations (docs/sync-semantics.md,
+ * "Repairs"). A repair of rows that streamed in seconds before is
+ * tests/validator_repair_stream_test.ts, a file of its own so that the two run side by side.
  */
 
 import assert from "node:assert/strict";
-import { PutItemCommand } from "@aws-sdk/client-dynamodb";
 import { batchWrite } from "../demo/load_dynamo.ts";
-import { byTargetTable } from "../functions-shared/table_registry.ts";
-import { connectDb, dynamo, eventually } from "./stack_clients.ts";
+import { connectDb, dynamo } from "./stack_clients.ts";
 import { load, N, S, validate } from "./validator_fixtures.ts";
 
 Deno.test("collapsed tables: a divergent visitor is found and repaired from all its observations", async () => {
@@ -66,84 +64,6 @@ Deno.test("collapsed tables: a divergent visitor is found and repaired from all 
                                and row_key = ${JSON.stringify({ visitor_id: p + "2" })}::text::jsonb
                                and range_key = 1770379299`;
     assert.equal(gone.deleted, true, "the observation the source lacks is removed");
-  } finally {
-    await sql.end();
-  }
-});
-
-Deno.test("a repair mends rows that streamed in seconds before, and a later stream change still wins", async () => {
-  const p = `valr-${crypto.randomUUID().slice(0, 8)}-`;
-  const table = byTargetTable("firespring_segments")!;
-  await load(
-    "firespring_segments",
-    Array.from({ length: 5 }, (_, i) => ({
-      segment_id: S(`${p}${i}`),
-      name: S(`segment ${i}`),
-      value: N(i + 10),
-    })),
-    p,
-  );
-  assert.equal((await validate("firespring_segments", true)).match, true);
-  const sql = connectDb();
-  try {
-    // Behind the sync's back, as the service role, seconds after the stream wrote them.
-    await sql.begin(async (tx) => {
-      // Drift made on purpose, not an edit to write back (20261128002500_write_back.sql).
-      await tx`set local sync.write_back_skip = 'on'`;
-      await tx`set local role service_role`;
-      await tx`update public.firespring_segments set segment_name = 'changed', member_count = 999
-               where segment_id = ${p + "0"}`;
-      await tx`insert into public.firespring_segments (segment_id, segment_name, sync_changed_at, sync_source)
-               values (${p + "extra"}, 'not in DynamoDB', now(), 'direct')`;
-      await tx`delete from public.firespring_segments where segment_id = ${p + "1"}`;
-    });
-    const [{ age }] = await sql`select extract(epoch from now() - min(synced_at))::int as age
-                                from public.firespring_segments where segment_id like ${p + "%"}`;
-    assert.ok(
-      age < 60,
-      `the rows streamed in ${age}s before, within the local clock's granularity`,
-    );
-
-    const repaired = await validate("firespring_segments", true);
-    assert.equal(repaired.match, true, JSON.stringify(repaired));
-    assert.deepEqual(repaired.repaired, {
-      missing: [{ segment_id: `${p}1` }],
-      unexpected: [{ segment_id: `${p}extra` }],
-      different: [{ segment_id: `${p}0` }],
-    });
-    const rows = await sql`select segment_id, segment_name, member_count::int as n,
-                                  sync_source from public.firespring_segments
-                           where segment_id like ${p + "%"} order by segment_id`;
-    assert.deepEqual(
-      rows.map((r) => [r.segment_id, r.segment_name, r.n]),
-      Array.from({ length: 5 }, (_, i) => [`${p}${i}`, `segment ${i}`, i + 10]),
-      "the rows equal the source again, and the extra row is gone",
-    );
-    assert.equal(rows[0].sync_source, "repair");
-    const [tomb] = await sql`select sync_sequence from sync.tombstones
-                             where target_table = 'firespring_segments'
-                               and row_key = ${
-      JSON.stringify({ segment_id: p + "extra" })
-    }::text::jsonb`;
-    assert.equal(tomb.sync_sequence, null, "the repair's delete leaves a tombstone at its read");
-
-    // A change made after the repair reaches the row through the stream and the webhook.
-    await dynamo(table.region).send(
-      new PutItemCommand({
-        TableName: table.sourceTable,
-        Item: { segment_id: S(`${p}0`), name: S("after the repair"), value: N(7) },
-      }),
-    );
-    await eventually("the later stream change to apply", async () => {
-      const [row] = await sql`select segment_name, sync_source from public.firespring_segments
-                              where segment_id = ${p + "0"}`;
-      return row.segment_name === "after the repair" ? row : undefined;
-    }, 60_000);
-    assert.equal((await validate("firespring_segments")).match, true);
-    const [run] = await sql`select count(*)::int as n from sync.checksum_items i
-                            join public.sync_checksums c on c.id = i.run_id
-                            where c.status <> 'running'`;
-    assert.equal(run.n, 0, "finished runs leave no staging rows");
   } finally {
     await sql.end();
   }
