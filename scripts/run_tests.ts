@@ -10,13 +10,12 @@
  * end-to-end files that need no stack or run in the background; then the others, once
  * pgTAP is done: scripts/e2e_plan.ts); a second stack in a copy of the checkout, for the
  * files that stop, restart or reconfigure a part of a stack (scripts/second_stack.ts);
- * the static checks and the unit tests (format, lint, then the type checks beside the
- * unit tests); and the Lambda's zip and Terraform. The last two lanes wait for nothing of
- * the stacks and nothing waits for them: they run at a lower CPU priority. The second
- * stack is always stopped at the end, checked. Each step prints a line when it starts and
- * ends, and its whole output when it fails (scripts/step_runner.ts), with its CPU
- * seconds. The tests themselves run with `--no-check`: the `types` step checks every
- * file they load, and fails the run if one does not type-check.
+ * the static checks and the unit tests (format, lint, the type checks, then the unit
+ * tests); and the Lambda's zip and Terraform. The second stack is always stopped at the
+ * end, checked. Each
+ * step prints a line when it starts and ends, and its whole output when it fails
+ * (scripts/step_runner.ts), with its CPU seconds. The tests themselves run with
+ * `--no-check`: the `types` step has checked every file they load.
  *
  * @module
  */
@@ -98,15 +97,59 @@ function denoTest(name: string, files: string[], options?: StepOptions): Promise
 }
 
 /**
- * The static checks and the unit tests: format and lint, then at the same time
- * {@link typeChecks} and every unit test but the Lambda zip's (run by
- * {@link terraformLane}). The unit tests run unchecked beside the type check rather than
- * after it: at a lower priority each fills the CPU the stacks leave, and the two end
- * together rather than one after the other.
+ * The static checks, then the unit tests: format, lint, the types of every file at once
+ * (the Edge Functions' entry points among them), that each function's own `deno.json`
+ * resolves its imports under its own lock unchanged, then every unit test but the Lambda
+ * zip's (run by {@link terraformLane}).
  */
 async function staticLane(): Promise<void> {
   await step("format", DENO_BIN, ["fmt", "--check"], undefined, OFF_THE_CRITICAL_PATH);
   await step("lint", DENO_BIN, ["lint"], undefined, OFF_THE_CRITICAL_PATH);
+  // One type check of everything, the functions' entry points with the rest: each module
+  // the functions share is checked once, not once more per function. The repository's
+  // deno.json maps every package a function's does, to the same version, and its deno.lock
+  // resolves each as the function's does (scripts/function_configs_test.ts, a unit test
+  // below, fails otherwise), so the functions are typed against the packages they run
+  // with. (Checked each with its own config, the five checks cost 2-3 times the CPU.)
+  await step(
+    "types",
+    DENO_BIN,
+    [
+      "check",
+      "local-stack",
+      "functions-shared",
+      "lambda",
+      "demo",
+      "scripts",
+      "tests",
+      "infrastructure",
+      "supabase/functions",
+    ],
+    undefined,
+    OFF_THE_CRITICAL_PATH,
+  );
+  // Each function's import map and lock, as the Edge Runtime loads it: every import of
+  // its module graph resolves through its own deno.json, with its deno.lock as it is
+  // (--frozen: a lock that would change fails). No type check: "types" did that. Paths
+  // relative to the repository (the steps' working directory): the end-to-end files that
+  // kill a function's isolates match their command lines, and this is none.
+  await Promise.all(
+    functionDirs(ROOT).map((dir) =>
+      step(
+        `functions resolve: ${basename(dir)}`,
+        DENO_BIN,
+        [
+          "cache",
+          "--frozen",
+          "--config",
+          relative(ROOT, join(dir, "deno.json")),
+          relative(ROOT, join(dir, "index.ts")),
+        ],
+        undefined,
+        OFF_THE_CRITICAL_PATH,
+      )
+    ),
+  );
   const unitTests = [
     "local-stack",
     "functions-shared",
@@ -118,49 +161,7 @@ async function staticLane(): Promise<void> {
   ].flatMap((d) => testFiles(join(ROOT, d), "_test.ts"))
     .filter((f) => f !== LAMBDA_ZIP_UNIT_TEST);
   // One file at a time: some set process.env, which the files of a parallel run share.
-  await Promise.all([typeChecks(), denoTest("unit tests", unitTests, OFF_THE_CRITICAL_PATH)]);
-}
-
-/**
- * The types of every file at once (the Edge Functions' entry points among them), then
- * that each function's own `deno.json` resolves its imports under its own lock unchanged.
- */
-async function typeChecks(): Promise<void> {
-  // One type check of everything, the functions' entry points with the rest: each module
-  // the functions share is checked once, not once more per function. The repository's
-  // deno.json maps every package a function's does, to the same version, and its deno.lock
-  // resolves each as the function's does (scripts/function_configs_test.ts, a unit test,
-  // fails otherwise), so the functions are typed against the packages they run with.
-  // (Checked each with its own config, the five checks cost 2-3 times the CPU.)
-  const everything = [
-    "local-stack",
-    "functions-shared",
-    "lambda",
-    "demo",
-    "scripts",
-    "tests",
-    "infrastructure",
-    "supabase/functions",
-  ];
-  await step("types", DENO_BIN, ["check", ...everything], undefined, OFF_THE_CRITICAL_PATH);
-  // Each function's import map and lock, as the Edge Runtime loads it: every import of
-  // its module graph resolves through its own deno.json, with its deno.lock as it is
-  // (--frozen: a lock that would change fails). No type check: "types" did that. Paths
-  // relative to the repository (the steps' working directory): the end-to-end files that
-  // kill a function's isolates match their command lines, and this is none.
-  await Promise.all(
-    functionDirs(ROOT).map((dir) => {
-      const config = relative(ROOT, join(dir, "deno.json"));
-      const args = ["cache", "--frozen", "--config", config, relative(ROOT, join(dir, "index.ts"))];
-      return step(
-        `functions resolve: ${basename(dir)}`,
-        DENO_BIN,
-        args,
-        undefined,
-        OFF_THE_CRITICAL_PATH,
-      );
-    }),
-  );
+  await denoTest("unit tests", unitTests, OFF_THE_CRITICAL_PATH);
 }
 
 /**
