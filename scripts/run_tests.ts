@@ -75,13 +75,6 @@ const SHARED_E2E_AT_ONCE = 4;
 /** `stack:up`, and `stack:down` with the check that it left nothing running, for either stack. */
 const STACK_UP = ["run", "-A", "local-stack/stack.ts", "up"];
 const STACK_DOWN_CHECKED = ["run", "-A", "scripts/check_stack_down.ts"];
-/**
- * The static lane's and the Terraform lane's steps gate no end-to-end file but
- * lambda_bundle_test.ts, itself in the background: they run at a lower CPU priority, so
- * that on a full machine (the first two minutes of a run, in a fresh clone with its cold
- * type check above all) the stacks and the files waiting on them go first.
- */
-const OFF_THE_CRITICAL_PATH: StepOptions = { nice: 10 };
 /** The unit test that builds the Lambda's zip, which the terraform steps read. */
 const LAMBDA_ZIP_UNIT_TEST = join(ROOT, "lambda", "lambda_node_test.ts");
 
@@ -103,31 +96,25 @@ function denoTest(name: string, files: string[], options?: StepOptions): Promise
  * zip's (run by {@link terraformLane}).
  */
 async function staticLane(): Promise<void> {
-  await step("format", DENO_BIN, ["fmt", "--check"], undefined, OFF_THE_CRITICAL_PATH);
-  await step("lint", DENO_BIN, ["lint"], undefined, OFF_THE_CRITICAL_PATH);
+  await step("format", DENO_BIN, ["fmt", "--check"]);
+  await step("lint", DENO_BIN, ["lint"]);
   // One type check of everything, the functions' entry points with the rest: each module
   // the functions share is checked once, not once more per function. The repository's
   // deno.json maps every package a function's does, to the same version, and its deno.lock
   // resolves each as the function's does (scripts/function_configs_test.ts, a unit test
   // below, fails otherwise), so the functions are typed against the packages they run
   // with. (Checked each with its own config, the five checks cost 2-3 times the CPU.)
-  await step(
-    "types",
-    DENO_BIN,
-    [
-      "check",
-      "local-stack",
-      "functions-shared",
-      "lambda",
-      "demo",
-      "scripts",
-      "tests",
-      "infrastructure",
-      "supabase/functions",
-    ],
-    undefined,
-    OFF_THE_CRITICAL_PATH,
-  );
+  await step("types", DENO_BIN, [
+    "check",
+    "local-stack",
+    "functions-shared",
+    "lambda",
+    "demo",
+    "scripts",
+    "tests",
+    "infrastructure",
+    "supabase/functions",
+  ]);
   // Each function's import map and lock, as the Edge Runtime loads it: every import of
   // its module graph resolves through its own deno.json, with its deno.lock as it is
   // (--frozen: a lock that would change fails). No type check: "types" did that. Paths
@@ -135,19 +122,13 @@ async function staticLane(): Promise<void> {
   // kill a function's isolates match their command lines, and this is none.
   await Promise.all(
     functionDirs(ROOT).map((dir) =>
-      step(
-        `functions resolve: ${basename(dir)}`,
-        DENO_BIN,
-        [
-          "cache",
-          "--frozen",
-          "--config",
-          relative(ROOT, join(dir, "deno.json")),
-          relative(ROOT, join(dir, "index.ts")),
-        ],
-        undefined,
-        OFF_THE_CRITICAL_PATH,
-      )
+      step(`functions resolve: ${basename(dir)}`, DENO_BIN, [
+        "cache",
+        "--frozen",
+        "--config",
+        relative(ROOT, join(dir, "deno.json")),
+        relative(ROOT, join(dir, "index.ts")),
+      ])
     ),
   );
   const unitTests = [
@@ -161,7 +142,7 @@ async function staticLane(): Promise<void> {
   ].flatMap((d) => testFiles(join(ROOT, d), "_test.ts"))
     .filter((f) => f !== LAMBDA_ZIP_UNIT_TEST);
   // One file at a time: some set process.env, which the files of a parallel run share.
-  await denoTest("unit tests", unitTests, OFF_THE_CRITICAL_PATH);
+  await denoTest("unit tests", unitTests);
 }
 
 /**
@@ -185,11 +166,7 @@ async function terraformLane(lambdaNodeReady: () => void): Promise<void> {
   const built = await step("build:lambda", DENO_BIN, ["run", "-A", "lambda/build.ts"]);
   const zipTested = (async () => {
     try {
-      await denoTest(
-        "unit tests: the Lambda's zip on Node.js 22",
-        [LAMBDA_ZIP_UNIT_TEST],
-        OFF_THE_CRITICAL_PATH,
-      );
+      await denoTest("unit tests: the Lambda's zip on Node.js 22", [LAMBDA_ZIP_UNIT_TEST]);
     } finally {
       lambdaNodeReady();
     }
@@ -204,20 +181,11 @@ async function terraformChecks(): Promise<void> {
     skip("terraform", "terraform is not installed (the parsed-HCL checks ran in the unit tests)");
     return;
   }
-  await step(
-    "terraform fmt",
-    terraform,
-    ["fmt", "-check", "-recursive", "-diff", TERRAFORM_DIR],
-    undefined,
-    OFF_THE_CRITICAL_PATH,
-  );
+  await step("terraform fmt", terraform, ["fmt", "-check", "-recursive", "-diff", TERRAFORM_DIR]);
   await Promise.all(["mmp-toledo-sync", "modules/stream-sync"].map(async (config) => {
     const chdir = `-chdir=${join(TERRAFORM_DIR, config)}`;
     const env = { TF_DATA_DIR: join(ROOT, ".local", "terraform", config), TF_IN_AUTOMATION: "1" };
-    const { code, output } = await runCaptured(terraform, [chdir, ...initArgs()], {
-      env,
-      ...OFF_THE_CRITICAL_PATH,
-    });
+    const { code, output } = await runCaptured(terraform, [chdir, ...initArgs()], { env });
     if (code !== 0) {
       if (providerUnreachable(output)) {
         skip(
@@ -230,10 +198,7 @@ async function terraformChecks(): Promise<void> {
       return;
     }
     const test = [chdir, "test", "-no-color"];
-    await step(`terraform test ${config}`, terraform, test, terraformTestCounts, {
-      env,
-      ...OFF_THE_CRITICAL_PATH,
-    });
+    await step(`terraform test ${config}`, terraform, test, terraformTestCounts, { env });
   }));
 }
 

@@ -54,19 +54,11 @@ export const results: StepResult[] = [];
  */
 const GNU_TIME = "/usr/bin/time";
 const timeAvailable = existsSync(GNU_TIME);
-const NICE = "/usr/bin/nice";
-const niceAvailable = existsSync(NICE);
 
 /** Where a step's command runs: its folder (the repository's by default), its environment. */
 export interface StepOptions {
   env?: Record<string, string>;
   cwd?: string;
-  /**
-   * A lower CPU priority (`nice -n`, inherited by the step's children), for a step that no
-   * other waits for: on a full machine the others' processes go first. Ignored where
-   * `nice` is not installed.
-   */
-  nice?: number;
 }
 
 /**
@@ -79,11 +71,8 @@ export async function runCaptured(
   options: StepOptions = {},
 ): Promise<{ code: number; output: string; cpu: number }> {
   const cpuFile = timeAvailable ? Deno.makeTempFileSync({ prefix: "step-cpu-" }) : undefined;
-  const argv = options.nice && niceAvailable
-    ? [NICE, "-n", String(options.nice), command, ...args]
-    : [command, ...args];
-  const child = new Deno.Command(cpuFile ? GNU_TIME : argv[0], {
-    args: cpuFile ? ["-q", "-f", "%U %S", "-o", cpuFile, ...argv] : argv.slice(1),
+  const child = new Deno.Command(cpuFile ? GNU_TIME : command, {
+    args: cpuFile ? ["-q", "-f", "%U %S", "-o", cpuFile, command, ...args] : args,
     cwd: options.cwd ?? ROOT,
     env: { NO_COLOR: "1", ...options.env },
     stdin: "null",
