@@ -84,6 +84,12 @@ export function pgbouncerIni(dir: string, port = POOLER_PORT, serverPort = POSTG
     // to check out connection from the pool after 5000ms in Transaction mode",
     // https://github.com/supabase/supavisor/pull/904), not PgBouncer's default 120 s.
     "query_wait_timeout = 5",
+    // server_login_retry stays PgBouncer's 15 s: after a failed login (Postgres down or
+    // restarting) a project's dedicated pooler, PgBouncer, refuses every client for that
+    // long, where Supavisor's pool connects again after 2.5 s (`@reconnect_timeout 2_500`
+    // in lib/supavisor/db_handler.ex, https://github.com/supabase/supavisor). Of the two
+    // poolers a project may put its functions behind, the stand-in keeps the stricter, as
+    // it does for the checkout above.
     "log_connections = 0",
     "log_disconnections = 0",
     "",
