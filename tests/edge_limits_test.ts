@@ -164,13 +164,14 @@ Deno.test("under the hosted limits, a backfill of thousands of items is never ki
   const p = `lim-${crypto.randomUUID().slice(0, 8)}-`;
   // Enough that an import-worker isolate passes the 1,000 ms soft limit and its runs hand
   // on at their 1,100 ms budget (functions-shared/settings.ts): the CPU an item costs
-  // differs between machines and rounds of this code (10,000 items of 100 a page took one
-  // isolate to 740-960 ms, boot included, once DynamoDB Local stopped taking a core; in
-  // pages of 25, 10,000 items took three isolates to their soft limit, and 5,000 one; in
-  // pages of 15, 5,000 items took two), so the table grows by 5,000 items a round, each
-  // backfill reading all of it, until an isolate was retired at the CPU soft limit (three
-  // rounds at most). Writing the items through the proxy is most of a round (10,000 took
-  // 12 s of the round's 21 s on a quiet machine, 5,000 of pages of 15 took 6 s of 15). At the end,
+  // differs between machines and rounds of this code (an earlier round: 10,000 items of
+  // 100 a page took one isolate to 740-960 ms, boot included, and in pages of 25 the
+  // first isolate retired at 1,100-1,130 ms; on a fresh stack since, in pages of 25,
+  // 10,000 items took three isolates to their soft limit and 5,000 one, and in pages of
+  // 15, 5,000 took two), so the table grows by 5,000 items a round, each backfill reading
+  // all of it, until an isolate was retired at the CPU soft limit (three rounds at most).
+  // Writing the items through the proxy is most of a round (10,000 took 12 s of a 21 s
+  // round on a quiet machine; 5,000, 6 s of 14). At the end,
   // either soft limit counts: on a loaded machine the isolate that took the job's first
   // pages may reach half its wall clock (75 s since its boot) first, and its successor
   // may finish the job under 1,000 ms; both are the hosted supervisor's retirements.

@@ -1,7 +1,8 @@
 /**
- * What the validator tests share (tests/validator_test.ts, tests/validator_repair_test.ts):
- * attribute builders, a validation through the data-checksum-validator, and loading
- * items until the stream has delivered them.
+ * What the validator tests share (tests/validator_test.ts, validator_repair_test.ts,
+ * validator_repair_stream_test.ts, validator_eventual_test.ts, write_back_test.ts,
+ * export_backfill_cli_test.ts): attribute builders, a validation through the
+ * data-checksum-validator, and loading items until the stream has delivered them.
  *
  * @module
  */

@@ -4,8 +4,8 @@
  * that lost digits are each named by key, and repair fixes them and nothing else; a run
  * too big for one request goes on; a source item that maps to no row makes the table a
  * mismatch and is named; keys merely in flight while a validation runs are not reported.
- * Repairs of collapsed tables and of rows that streamed in seconds before are in
- * tests/validator_repair_test.ts.
+ * Repairs of collapsed tables are in tests/validator_repair_test.ts, of rows that
+ * streamed in seconds before in tests/validator_repair_stream_test.ts.
  */
 
 import assert from "node:assert/strict";
