@@ -3,7 +3,7 @@
 -- and the indexes that the seed report's queries use.
 set client_min_messages = warning;
 begin;
-select plan(17);
+select plan(19);
 
 select tests.create_supabase_user('view_admin', '{"role": "admin"}');
 
@@ -204,6 +204,33 @@ select is(
   (select count(*)::int from analytics.visitor_sessions where visitor_id = 'full'),
   0,
   'an update that leaves session_data alone leaves the sessions alone'
+);
+-- One statement that updates several visitors, the sessions of only some of them:
+-- theirs are replaced, the others' stay (20261128002600_visitors_write_cost.sql).
+insert into public.firespring_visitors (visitor_id, session_data, sync_range_key, sync_changed_at, sync_source)
+values ('multi-a', '{"sessions": [{"session_id": "a-1"}]}', 1, now(), 'direct'),
+       ('multi-b', '{"sessions": [{"session_id": "b-1"}]}', 1, now(), 'direct');
+update public.firespring_visitors
+  set page_views = 5,
+      session_data = case when visitor_id = 'multi-a'
+                          then '{"sessions": [{"session_id": "a-2"}, {"session_id": "a-3"}]}'::jsonb
+                          else session_data end
+  where visitor_id in ('multi-a', 'multi-b');
+select results_eq(
+  $$select visitor_id, session_id from public.firespring_visitors_detailed
+    where visitor_id like 'multi-%' order by visitor_id, session_index$$,
+  $$values ('multi-a', 'a-2'), ('multi-a', 'a-3'), ('multi-b', 'b-1')$$,
+  'an update of several visitors replaces the sessions of those whose session_data changed, and only theirs'
+);
+select is(
+  (select string_agg(format('%s.%s %s', attrelid::regclass, attname, attcompression), ', '
+                     order by format('%s.%s', attrelid::regclass, attname))
+   from pg_attribute
+   where (attrelid, attname) in (('sync.observations'::regclass, 'row'),
+                                 ('public.firespring_visitors'::regclass, 'session_data'),
+                                 ('analytics.visitor_sessions'::regclass, 'session'))),
+  'analytics.visitor_sessions.session l, firespring_visitors.session_data l, sync.observations.row l',
+  'the columns that hold whole items compress with LZ4'
 );
 
 -- An admin edits a visitor through the API: the derived sessions follow, although the
