@@ -9,9 +9,11 @@
 --    `session_data` are compressed by TOAST on every write, by default with pglz; LZ4
 --    compresses several times faster for a few per cent more bytes (alone: 156 -> 128
 --    ms). The setting applies to values written from now on; those already stored keep
---    pglz until they are written again. Supabase's Postgres is built with LZ4 since
---    January 2023 (https://github.com/supabase/postgres/issues/483), before its first
---    Postgres 15 projects; a server built without it keeps pglz, and this says so.
+--    pglz until they are written again. Supabase's Postgres images are built with LZ4
+--    since January 2023 (https://github.com/supabase/postgres/issues/483), and a project
+--    upgraded to a newer Postgres runs on a new instance of the latest image
+--    (https://supabase.com/docs/guides/platform/migrating-and-upgrading-projects); a
+--    server built without it keeps pglz, and this says so.
 do $$
 begin
   alter table sync.observations alter column row set compression lz4;
