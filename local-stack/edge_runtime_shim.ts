@@ -10,14 +10,17 @@
  * Signals from the gateway, standing for the hosted runtime's events
  * (ext/runtime/js/bootstrap.js: `beforeunload` is a CustomEvent whose `detail` is
  * `{ reason }`, the snake_case `WillTerminateReason` of crates/base/src/runtime/mod.rs):
- * - SIGUSR1, SIGHUP, SIGWINCH: the isolate was retired for CPU, wall clock or memory:
- *   `beforeunload` with `{ reason: "cpu" }`, `"wall_clock"` or `"memory"`;
+ * - SIGXCPU, SIGHUP, SIGWINCH: the isolate was retired for CPU, wall clock or memory:
+ *   `beforeunload` with `{ reason: "cpu" }`, `"wall_clock"` or `"memory"`
+ *   (`RETIRE_SIGNALS`, local-stack/supabase/edge_limits.ts);
  * - SIGUSR2: drain: the isolate takes nothing new and has no request in flight: a
  *   `drain` event, then, once every `waitUntil` promise has settled, `beforeunload` with
  *   `{ reason: "early_drop" }`, and exit 0 (Deno dispatches `unload`).
  *
  * @module
  */
+
+import { RETIRE_SIGNALS } from "./supabase/edge_limits.ts";
 
 const pending = new Set<Promise<unknown>>();
 
@@ -38,13 +41,8 @@ function beforeunload(reason: string): void {
   );
 }
 
-const retireSignals: [Deno.Signal, string][] = [
-  ["SIGUSR1", "cpu"],
-  ["SIGHUP", "wall_clock"],
-  ["SIGWINCH", "memory"],
-];
-for (const [signal, reason] of retireSignals) {
-  Deno.addSignalListener(signal, () => beforeunload(reason));
+for (const { signal, unload } of Object.values(RETIRE_SIGNALS)) {
+  Deno.addSignalListener(signal, () => beforeunload(unload));
 }
 
 let draining = false;

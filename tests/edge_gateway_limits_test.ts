@@ -93,10 +93,12 @@ Deno.test("past the hard CPU limit the request answers 546 WORKER_LIMIT and the 
 Deno.test("past the soft CPU limit the isolate finishes its request; the next goes to a new isolate", async () => {
   const gateway = await startGateway({});
   try {
-    // Boot included, 1,200 ms of burning takes the isolate past the 1,000 ms soft limit.
-    const first = await gateway.burn(1_200);
+    // Boot included, 1,200 ms of burning takes the isolate past the 1,000 ms soft limit;
+    // the 1.5 s it then waits lets the retirement's signal reach it.
+    const first = await gateway.burn(1_200, 1_500);
     assert.equal(first.status, 200);
     assert.ok(first.body.cpu_ms >= 1_000 && first.body.cpu_ms < 2_000, `${first.body.cpu_ms}`);
+    assert.deepEqual(first.body.reasons, ["cpu"], "beforeunload's detail.reason");
     const second = await gateway.burn(0);
     assert.equal(second.status, 200);
     assert.notEqual(second.body.pid, first.body.pid, "a retired isolate takes nothing new");

@@ -95,6 +95,20 @@ export type KillReason = "CPUTime" | "WallClockTime" | "Memory";
 /** Why an isolate is retired (takes nothing new, ends when its work ends). */
 export type RetireReason = "retired: cpu soft limit" | "retired: wall clock" | "retired: memory";
 
+/**
+ * How the gateway tells an isolate why it was retired (local-stack/edge_runtime_shim.ts):
+ * the signal it sends, and the `reason` of the `beforeunload` the shim then dispatches (the
+ * hosted runtime's snake_case `WillTerminateReason`, crates/base/src/runtime/mod.rs of
+ * supabase/edge-runtime). Not SIGUSR1: on SIGUSR1 Deno opens a V8 inspector on
+ * 127.0.0.1:9229 ("Debugger listening on ws://…"), which any local process could attach
+ * to and run code in an isolate that holds the service role key.
+ */
+export const RETIRE_SIGNALS: Record<RetireReason, { signal: Deno.Signal; unload: string }> = {
+  "retired: cpu soft limit": { signal: "SIGXCPU", unload: "cpu" },
+  "retired: wall clock": { signal: "SIGHUP", unload: "wall_clock" },
+  "retired: memory": { signal: "SIGWINCH", unload: "memory" },
+};
+
 /** One reading of an isolate. */
 export interface IsolateReading {
   /** CPU the isolate's process has used since it started, boot included. */

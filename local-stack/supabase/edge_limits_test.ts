@@ -5,6 +5,7 @@ import {
   nearsRetirement,
   readEdgeLimits,
   readProcStat,
+  RETIRE_SIGNALS,
   WORKER_LIMIT_BODY,
 } from "./edge_limits.ts";
 
@@ -100,4 +101,16 @@ Deno.test("readProcStat reads utime + stime and rss, even with spaces in the nam
 Deno.test("an isolate nears retirement at half its soft CPU limit, whatever its age", () => {
   assert.equal(nearsRetirement(reading(499, 74_000), limits), false);
   assert.equal(nearsRetirement(reading(500), limits), true);
+});
+
+Deno.test("each retirement has a signal of its own, none that opens Deno's inspector", () => {
+  const signals = Object.values(RETIRE_SIGNALS).map((r) => r.signal);
+  assert.equal(new Set(signals).size, signals.length);
+  // SIGUSR1 makes Deno listen for a debugger on 127.0.0.1:9229; SIGUSR2 is the drain.
+  assert.ok(!signals.includes("SIGUSR1") && !signals.includes("SIGUSR2"), signals.join(", "));
+  assert.deepEqual(Object.values(RETIRE_SIGNALS).map((r) => r.unload), [
+    "cpu",
+    "wall_clock",
+    "memory",
+  ]);
 });

@@ -16,7 +16,7 @@ import {
   judge,
   nearsRetirement,
   readProcStat,
-  type RetireReason,
+  RETIRE_SIGNALS,
 } from "./edge_limits.ts";
 
 /**
@@ -49,13 +49,6 @@ function freePort(): number {
   listener.close();
   return port;
 }
-
-/** The signal that tells an isolate's shim why it was retired (edge_runtime_shim.ts). */
-const RETIRE_SIGNALS: Record<RetireReason, Deno.Signal> = {
-  "retired: cpu soft limit": "SIGUSR1",
-  "retired: wall clock": "SIGHUP",
-  "retired: memory": "SIGWINCH",
-};
 
 /** What an isolate is made of. */
 export interface IsolateSpec {
@@ -156,7 +149,7 @@ export function supervise(pools: Iterable<IsolatePool>, limits: EdgeLimits): voi
         pool.kill(isolate, verdict.reason);
       } else if (verdict.action === "retire") {
         pool.retire(isolate, verdict.reason);
-        isolate.process.signal?.(RETIRE_SIGNALS[verdict.reason]);
+        isolate.process.signal?.(RETIRE_SIGNALS[verdict.reason].signal);
       }
       if (
         !isolate.retired && !isolate.successor && isolate.requests > 0 &&
