@@ -171,9 +171,17 @@ export async function validateTable(
   const startedAt = options.startedAt ?? performance.now();
   let run: number;
   if (options.runId !== undefined) {
-    const [existing] = await deps.sql`select id from public.sync_checksums
-                                      where id = ${options.runId} and status = 'running'`;
-    if (!existing) throw new Error(`validation run ${options.runId} is not running`);
+    const [existing] = await deps.sql<{ id: string; status: string }[]>`
+      select id, status from public.sync_checksums where id = ${options.runId}`;
+    if (!existing) throw new Error(`validation run ${options.runId} does not exist`);
+    if (existing.status !== "running") {
+      // Another request finished (or failed) the run while this one waited for a place:
+      // there is nothing left to do, and nothing went wrong.
+      log(
+        `${spec.targetTable}: validation run ${options.runId} has ended (${existing.status}); nothing to go on with`,
+      );
+      return { continued: true, runId: options.runId, table: spec.targetTable, handOn: false };
+    }
     run = options.runId;
   } else {
     const [{ id }] = await deps.sql`select sync.start_validation(${spec.targetTable},

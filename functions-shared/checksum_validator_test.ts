@@ -114,11 +114,23 @@ Deno.test("keys that differ on every look are reported by kind", async () => {
   assert.equal(db.matching("sync.merge_changes").length, 0, "no repair unless asked");
 });
 
-Deno.test("a run that is not running cannot be continued", async () => {
+Deno.test("a run that does not exist cannot be continued", async () => {
   const db = runsDb();
   const { deps: d } = deps(db, source());
-  await assert.rejects(validateTable(d, segments, { runId: 9 }), /validation run 9 is not running/);
+  await assert.rejects(validateTable(d, segments, { runId: 9 }), /validation run 9 does not exist/);
   assert.equal(db.matching("sync.start_validation").length, 0);
+});
+
+Deno.test("a run another request finished meanwhile is left as it is, with no error", async () => {
+  const db = runsDb();
+  const { deps: d } = deps(db, source());
+  const first = await validateTable(d, segments);
+  assert.ok(!("continued" in first) && first.match);
+  const runId = Number(first.runId);
+  const claims = db.matching("sync.claim_validation(").length;
+  const again = await validateTable(d, segments, { runId });
+  assert.deepEqual(again, { continued: true, runId, table: segments.targetTable, handOn: false });
+  assert.equal(db.matching("sync.claim_validation(").length, claims, "no claim on an ended run");
 });
 
 Deno.test("a tiny budget hands on mid-segment; the next request goes on from the checkpoint, losing and repeating nothing", async () => {

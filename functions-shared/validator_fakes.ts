@@ -115,8 +115,9 @@ export function runsDb(options: RunsOptions = {}) {
     if (t.includes("sync.start_validation(")) {
       return [{ id: String(newRun(String(v[0]), v[1] === true, Number(v[2])).id) }];
     }
-    if (t.startsWith("select id from public.sync_checksums")) {
-      return runs.get(Number(v[0]))?.status === "running" ? [{ id: String(v[0]) }] : [];
+    if (t.startsWith("select id, status from public.sync_checksums")) {
+      const run = runs.get(Number(v[0]));
+      return run ? [{ id: String(v[0]), status: run.status }] : [];
     }
     if (t.startsWith("select target_table from public.sync_checksums")) {
       const run = runs.get(Number(v[0]));
