@@ -42,6 +42,7 @@ import {
   initArgs,
   providerUnreachable,
   TERRAFORM_DIR,
+  terraformEnv,
   terraformInstalled,
 } from "../infrastructure/terraform/terraform_cli.ts";
 import {
@@ -184,7 +185,7 @@ async function terraformChecks(): Promise<void> {
   await step("terraform fmt", terraform, ["fmt", "-check", "-recursive", "-diff", TERRAFORM_DIR]);
   await Promise.all(["mmp-toledo-sync", "modules/stream-sync"].map(async (config) => {
     const chdir = `-chdir=${join(TERRAFORM_DIR, config)}`;
-    const env = { TF_DATA_DIR: join(ROOT, ".local", "terraform", config), TF_IN_AUTOMATION: "1" };
+    const env = terraformEnv(join(ROOT, ".local", "terraform", config));
     const { code, output } = await runCaptured(terraform, [chdir, ...initArgs()], { env });
     if (code !== 0) {
       if (providerUnreachable(output)) {

@@ -24,6 +24,7 @@ import {
   initArgs,
   providerMirror,
   TERRAFORM_DIR,
+  terraformEnv,
   terraformInstalled,
 } from "../infrastructure/terraform/terraform_cli.ts";
 import { buildLambda } from "../lambda/build.ts";
@@ -53,7 +54,7 @@ provider "aws" {
 async function terraform(dir: string, args: string[], dataDir: string) {
   const out = await new Deno.Command("terraform", {
     args: [`-chdir=${dir}`, ...args],
-    env: { TF_DATA_DIR: dataDir, TF_IN_AUTOMATION: "1" },
+    env: terraformEnv(dataDir),
     stdout: "piped",
     stderr: "piped",
   }).output();
