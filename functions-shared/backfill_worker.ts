@@ -148,7 +148,9 @@ export async function runWorker(deps: WorkerDeps, worker: string): Promise<RunRe
       },
       overBudget,
       room,
-      stopping: lanesOfRun.stopping,
+      // This run's lanes stop together, and with every run of the isolate once a page
+      // takes the isolate's CPU past the budget (PagesInFlight.cpuSpent).
+      stopping: Promise.race([lanesOfRun.stopping, inFlight.cpuSpent(deps.cpuBudgetMs)]),
       pageEnded: () => inFlight.end(deps.cpu.usedMs()),
       // The run hands on once, below, when every lane has given its segment back.
       handOn: () => Promise.resolve(),

@@ -240,3 +240,58 @@ Deno.test("an isolate without room for another page yet waits for a page in flig
   assert.equal(woken.count, 0, "no request woken only to land on this isolate again");
   assert.ok(CPU_PAGE_CEILING_MS < 2000, "below the hosted hard limit");
 });
+
+Deno.test("a run waiting for its read's turn hands on as soon as another run's page spends the isolate's CPU", async () => {
+  // Run B claims first and is booked a read a minute away; run A, in the same isolate,
+  // then spends the isolate's CPU budget (two pages of 600 ms against 1,000 ms).
+  const db = backfillDb([claim({ segment: 1 }), claim({ segment: 2 })], {
+    turns: [{ wait_ms: 60_000, units: 257 }, { wait_ms: 0, units: 10 }],
+  });
+  const dynamo = pagedDynamo({
+    "null": { Items: [item("a")], LastEvaluatedKey: keyOf("a") },
+    [JSON.stringify(keyOf("a"))]: { Items: [item("b")], LastEvaluatedKey: keyOf("b") },
+    [JSON.stringify(keyOf("b"))]: { Items: [item("c")] },
+  });
+  const inFlight = new PagesInFlight();
+  const cpu = fakeCpuMeter(0, 600);
+  const shared = { inFlight, cpu, cpuBudgetMs: 1000 };
+  // B's clock never reaches its turn: only the isolate's spent budget can end its wait.
+  const neverDue = { now: () => 0, sleep: () => new Promise<void>(() => {}), random: () => 0.5 };
+  const b = workerDeps(db, dynamo, { ...shared, pacing: neverDue });
+  const runB = runWorker(b.deps, "worker-b");
+  await new Promise((resolve) => setTimeout(resolve, 10));
+  const a = workerDeps(db, dynamo, shared);
+  const resultA = await runWorker(a.deps, "worker-a");
+  assert.equal(resultA.pages, 2);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const resultB = await Promise.race([
+    runB,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error("run B still waits for its turn")), 2_000);
+    }),
+  ]).finally(() => clearTimeout(timer));
+  assert.equal(resultB.stoppedBy, "budget");
+  assert.equal(resultB.pages, 0);
+  const releasedB = db.matching("sync.release_segment").find((s) => s.values[2] === "worker-b");
+  assert.deepEqual(releasedB?.values.slice(0, 3), ["7", 1, "worker-b"]);
+  assert.equal(releasedB?.values.at(-1), 257, "its turn goes back to the job unused");
+  assert.equal(b.woken.count, 1, "B's segment goes on in another request");
+  assert.match(b.lines.at(-1)!, /segment 1\/4 .*budget spent \(isolate CPU 1200 ms\), handed on/);
+});
+
+Deno.test("the isolate's CPU spent: one promise per budget, resolved by the page that passes it", async () => {
+  const pages = new PagesInFlight();
+  const spent = pages.cpuSpent(1000);
+  assert.equal(pages.cpuSpent(1000), spent, "shared by every run");
+  let resolved = false;
+  spent.then(() => (resolved = true));
+  pages.begin(0);
+  pages.end(900);
+  await Promise.resolve();
+  assert.equal(resolved, false);
+  pages.begin(900);
+  pages.end(1100);
+  await spent;
+  // A budget already passed is spent at once.
+  await pages.cpuSpent(1050);
+});
