@@ -51,7 +51,7 @@ export class PagesInFlight {
   #firstStartMs: number | undefined;
   #lastEndMs = 0;
   #waiting: (() => void)[] = [];
-  #spent = new Map<number, { promise: Promise<void>; resolve: () => void }>();
+  #pastListeners = new Set<{ budgetMs: number; notify: () => void }>();
 
   /** A page passed the budget check at `cpuMs` of the isolate's CPU. */
   begin(cpuMs: number): void {
@@ -67,30 +67,26 @@ export class PagesInFlight {
     const waiting = this.#waiting;
     this.#waiting = [];
     for (const resolve of waiting) resolve();
-    for (const [budgetMs, { resolve }] of this.#spent) {
-      if (cpuMs >= budgetMs) resolve();
+    for (const listener of [...this.#pastListeners]) {
+      if (cpuMs < listener.budgetMs) continue;
+      this.#pastListeners.delete(listener);
+      listener.notify();
     }
   }
 
   /**
-   * Resolves once a page of any run ends with the isolate's CPU at `budgetMs` or past it
-   * (one promise per budget, shared by the isolate's runs). A run waiting for its read's
-   * turn then hands its segment on at once, rather than at its turn: the isolate's other
-   * runs went on booking turns meanwhile, and every run that found the budget spent only
-   * when its own turn came left the table unread for that turn, then queued its
-   * successor's first read behind the others (about 4 s lost each time an isolate was
-   * spent, with four runs in it).
+   * Calls `notify` once, when a page of any run of the isolate ends with the isolate's CPU
+   * at `budgetMs` or past it (not for a page that ended before); returns a function that
+   * cancels it. A run waiting for its read's turn is then stopped at once, rather than at
+   * its turn: the isolate's other runs went on booking turns meanwhile, and every run that
+   * found the budget spent only when its own turn came left the table unread for that
+   * turn, then queued its successor's first read behind the others (about 4 s lost each
+   * time an isolate was spent, with four runs in it).
    */
-  cpuSpent(budgetMs: number): Promise<void> {
-    let spent = this.#spent.get(budgetMs);
-    if (!spent) {
-      let resolve!: () => void;
-      const promise = new Promise<void>((r) => (resolve = r));
-      spent = { promise, resolve };
-      this.#spent.set(budgetMs, spent);
-      if (this.#lastEndMs >= budgetMs) resolve();
-    }
-    return spent.promise;
+  onCpuPast(budgetMs: number, notify: () => void): () => void {
+    const listener = { budgetMs, notify };
+    this.#pastListeners.add(listener);
+    return () => this.#pastListeners.delete(listener);
   }
 
   /** Resolves when a page in flight ends (at once when none is in flight). */

@@ -148,9 +148,7 @@ export async function runWorker(deps: WorkerDeps, worker: string): Promise<RunRe
       },
       overBudget,
       room,
-      // This run's lanes stop together, and with every run of the isolate once a page
-      // takes the isolate's CPU past the budget (PagesInFlight.cpuSpent).
-      stopping: Promise.race([lanesOfRun.stopping, inFlight.cpuSpent(deps.cpuBudgetMs)]),
+      stopping: lanesOfRun.stopping,
       pageEnded: () => inFlight.end(deps.cpu.usedMs()),
       // The run hands on once, below, when every lane has given its segment back.
       handOn: () => Promise.resolve(),
@@ -163,9 +161,16 @@ export async function runWorker(deps: WorkerDeps, worker: string): Promise<RunRe
           rate: deps.maxRcuPerSecond,
         }),
     });
+  // The run's lanes stop together, and with every run of the isolate once a page of any
+  // of them takes the isolate's CPU to the budget (PagesInFlight.onCpuPast): then
+  // `retired()` holds, so a lane whose wait for a turn ends gives its segment back.
+  const cancel = inFlight.onCpuPast(deps.cpuBudgetMs, () => lanesOfRun.stop());
   for (let i = 0; i < lanes; i++) lanesOfRun.add(lane());
   const { total, failure } = await lanesOfRun.settle();
-  if (total.stoppedBy === "budget") await deps.wake();
+  cancel();
+  // Stopped from outside, a run's lane may have been between segments, claiming none:
+  // the segments left still need a request.
+  if (total.stoppedBy === "budget" || lanesOfRun.stopped) await deps.wake();
   if (failure) throw failure;
   return total;
 }

@@ -279,19 +279,20 @@ Deno.test("a run waiting for its read's turn hands on as soon as another run's p
   assert.match(b.lines.at(-1)!, /segment 1\/4 .*budget spent \(isolate CPU 1200 ms\), handed on/);
 });
 
-Deno.test("the isolate's CPU spent: one promise per budget, resolved by the page that passes it", async () => {
+Deno.test("the isolate's CPU past a budget: each listener told once, by the page that passes it", () => {
   const pages = new PagesInFlight();
-  const spent = pages.cpuSpent(1000);
-  assert.equal(pages.cpuSpent(1000), spent, "shared by every run");
-  let resolved = false;
-  spent.then(() => (resolved = true));
+  const told: string[] = [];
   pages.begin(0);
-  pages.end(900);
-  await Promise.resolve();
-  assert.equal(resolved, false);
-  pages.begin(900);
-  pages.end(1100);
-  await spent;
-  // A budget already passed is spent at once.
-  await pages.cpuSpent(1050);
+  pages.end(1200); // a page that ended before: no one is told of it
+  const cancelA = pages.onCpuPast(1000, () => told.push("a"));
+  pages.onCpuPast(1500, () => told.push("b"));
+  const cancelC = pages.onCpuPast(1000, () => told.push("c"));
+  cancelC();
+  pages.begin(1200);
+  pages.end(1300);
+  assert.deepEqual(told, ["a"]);
+  pages.begin(1300);
+  pages.end(1600);
+  assert.deepEqual(told, ["a", "b"], "each once");
+  cancelA(); // cancelling after the call is harmless
 });

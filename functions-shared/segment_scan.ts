@@ -145,8 +145,9 @@ export interface SegmentWork {
   room?: () => Promise<void>;
   /**
    * Resolves when the caller wants the scan to stop at once (another segment of the same
-   * request found the budget spent): a pacing wait ends early, the budget is checked, and
-   * the segment is given back. Optional.
+   * request, or a page of another run of the isolate, found the budget spent): a pacing
+   * wait ends early, the budget is checked, and the segment is given back. Once it has
+   * resolved, `overBudget` must hold: every later wait ends at once too. Optional.
    */
   stopping?: Promise<void>;
   /** Called once each page that passed the budget check is written or failed. Optional. */
