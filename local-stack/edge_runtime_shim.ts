@@ -10,17 +10,17 @@
  * Signals from the gateway, standing for the hosted runtime's events
  * (ext/runtime/js/bootstrap.js: `beforeunload` is a CustomEvent whose `detail` is
  * `{ reason }`, the snake_case `WillTerminateReason` of crates/base/src/runtime/mod.rs):
- * - SIGXCPU, SIGHUP, SIGWINCH: the isolate was retired for CPU, wall clock or memory:
- *   `beforeunload` with `{ reason: "cpu" }`, `"wall_clock"` or `"memory"`
- *   (`RETIRE_SIGNALS`, local-stack/supabase/edge_limits.ts);
- * - SIGUSR2: drain: the isolate takes nothing new and has no request in flight: a
- *   `drain` event, then, once every `waitUntil` promise has settled, `beforeunload` with
- *   `{ reason: "early_drop" }`, and exit 0 (Deno dispatches `unload`).
+ * - a retirement (`RETIRE_SIGNALS`, local-stack/supabase/edge_limits.ts: the isolate was
+ *   retired for CPU, wall clock or memory): `beforeunload` with `{ reason: "cpu" }`,
+ *   `"wall_clock"` or `"memory"`;
+ * - a drain (`DRAIN_SIGNAL`: the isolate takes nothing new and has no request in
+ *   flight): a `drain` event, then, once every `waitUntil` promise has settled,
+ *   `beforeunload` with `{ reason: "early_drop" }`, and exit 0 (Deno dispatches `unload`).
  *
  * @module
  */
 
-import { RETIRE_SIGNALS } from "./supabase/edge_limits.ts";
+import { DRAIN_SIGNAL, RETIRE_SIGNALS } from "./supabase/edge_limits.ts";
 
 const pending = new Set<Promise<unknown>>();
 
@@ -46,7 +46,7 @@ for (const { signal, unload } of Object.values(RETIRE_SIGNALS)) {
 }
 
 let draining = false;
-Deno.addSignalListener("SIGUSR2", async () => {
+Deno.addSignalListener(DRAIN_SIGNAL, async () => {
   if (draining) return;
   draining = true;
   globalThis.dispatchEvent(new Event("drain"));

@@ -109,6 +109,12 @@ export const RETIRE_SIGNALS: Record<RetireReason, { signal: Deno.Signal; unload:
   "retired: memory": { signal: "SIGWINCH", unload: "memory" },
 };
 
+/**
+ * How the gateway tells an idle retired isolate to drain (edge_runtime_shim.ts): it takes
+ * nothing new and has no request in flight, so it ends once its `waitUntil` work is done.
+ */
+export const DRAIN_SIGNAL: Deno.Signal = "SIGUSR2";
+
 /** One reading of an isolate. */
 export interface IsolateReading {
   /** CPU the isolate's process has used since it started, boot included. */

@@ -12,6 +12,7 @@ import { DENO_BIN, HOST, ROOT } from "../config.ts";
 import { portOpen, sleep } from "../processes.ts";
 import type { IsolatePool, IsolateProcess } from "./edge_isolates.ts";
 import {
+  DRAIN_SIGNAL,
   type EdgeLimits,
   judge,
   nearsRetirement,
@@ -120,7 +121,7 @@ export function spawnIsolate(fn: IsolateSpec, id: number): IsolateProcess {
       return false;
     })(),
     exited: status,
-    drain: () => signal("SIGUSR2"),
+    drain: () => signal(DRAIN_SIGNAL),
     kill: () => signal("SIGKILL"),
     signal,
   };
