@@ -118,8 +118,6 @@ export interface ValidatorDeps {
    * reported, validator_source.ts).
    */
   consistentScan?: boolean;
-  /** Starts another request on a run (`{"runId": n}`), to scan another of its segments. */
-  wake?: (runId: number) => Promise<void>;
   /** Clock and randomness of the pacing and retries (tests replace them). */
   pacing?: PacingDeps;
   log?: (line: string) => void;
@@ -128,7 +126,8 @@ export interface ValidatorDeps {
 /**
  * A run this request did not finish: `handOn` when the budget ran out (the caller calls
  * the validator again with the run's id); without it, another request holds the run's
- * work (or the heartbeat will go on with it).
+ * work (or the heartbeat will go on with it), or another request ended the run, done or
+ * failed, while this one waited for a place.
  */
 export interface Continuation {
   continued: true;
@@ -174,13 +173,17 @@ export async function validateTable(
     const [existing] = await deps.sql<{ id: string; status: string }[]>`
       select id, status from public.sync_checksums where id = ${options.runId}`;
     if (!existing) throw new Error(`validation run ${options.runId} does not exist`);
-    if (existing.status !== "running") {
-      // Another request finished (or failed) the run while this one waited for a place:
-      // there is nothing left to do, and nothing went wrong.
+    if (existing.status === "done" || existing.status === "failed") {
+      // Another request ended the run while this one waited for a place: nothing is left
+      // for this one to do (a failed run's cause is in its record, and its first request
+      // answers with it).
       log(
         `${spec.targetTable}: validation run ${options.runId} has ended (${existing.status}); nothing to go on with`,
       );
       return { continued: true, runId: options.runId, table: spec.targetTable, handOn: false };
+    }
+    if (existing.status !== "running") {
+      throw new Error(`validation run ${options.runId} is ${existing.status}, not running`);
     }
     run = options.runId;
   } else {

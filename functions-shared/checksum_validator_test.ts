@@ -131,6 +131,13 @@ Deno.test("a run another request finished meanwhile is left as it is, with no er
   const again = await validateTable(d, segments, { runId });
   assert.deepEqual(again, { continued: true, runId, table: segments.targetTable, handOn: false });
   assert.equal(db.matching("sync.claim_validation(").length, claims, "no claim on an ended run");
+  db.runs.get(runId)!.status = "failed";
+  assert.deepEqual(await validateTable(d, segments, { runId }), again, "nor on a failed one");
+  db.runs.get(runId)!.status = "queued";
+  await assert.rejects(
+    validateTable(d, segments, { runId }),
+    new RegExp(`validation run ${runId} is queued, not running`),
+  );
 });
 
 Deno.test("a tiny budget hands on mid-segment; the next request goes on from the checkpoint, losing and repeating nothing", async () => {

@@ -277,9 +277,10 @@ export const VALIDATOR_SETTINGS = {
     0,
     60_000,
   ),
-  // A validator request scans up to 2 segments at once (validator_source.ts), and every
-  // hand-on lands a request on the newest isolate: without a limit four requests (eight
-  // segments) shared one isolate and took it to 1,800 ms of CPU, near the 2,000 ms kill.
+  // A validator request scans several segments at once (4, validator_source.ts), and every
+  // hand-on lands a request on the newest isolate: without a limit, four requests (of two
+  // segments each, then) shared one isolate and took it to 1,800 ms of CPU, near the
+  // 2,000 ms kill.
   runsPerIsolate: integer(
     "VALIDATOR_RUNS_PER_ISOLATE",
     "requests one isolate works on at once (their CPU adds up in the isolate; run_gate.ts)",

@@ -82,9 +82,17 @@ export async function handleValidatorRequest(req: Request, deps: EndpointDeps): 
     let table: string;
     let runId: number | undefined;
     if ("runId" in body) {
-      const [run] = await deps.sql`select target_table from public.sync_checksums
-                                   where id = ${body.runId} and status = 'running'`;
-      if (!run) return errorResponse(404, `validation run ${body.runId} is not running`);
+      const [run] = await deps.sql<{ target_table: string; status: string }[]>`
+        select target_table, status from public.sync_checksums where id = ${body.runId}`;
+      if (!run) return errorResponse(404, `validation run ${body.runId} does not exist`);
+      if (run.status === "done" || run.status === "failed") {
+        // Another request (a hand-on, or pg_cron's heartbeat for the same run) finished
+        // it first: nothing is left to do, and nothing went wrong here.
+        return json(200, { table: run.target_table, runId: body.runId, status: run.status });
+      }
+      if (run.status !== "running") {
+        return errorResponse(409, `validation run ${body.runId} is ${run.status}, not running`);
+      }
       table = run.target_table;
       runId = body.runId;
     } else {
@@ -110,13 +118,6 @@ export async function handleValidatorRequest(req: Request, deps: EndpointDeps): 
           budget: full
             ? { cpuMs: 0, wallMs: 0, pages: 0 }
             : { cpuMs: Infinity, wallMs: Infinity, ...deps.budget, pages },
-          // Not awaited: the scan goes on while the call is under way.
-          wake: (id) => {
-            deps.callSelf({ runId: id, pagesPerRequest: pages }).catch((error) =>
-              console.error(`waking another validator request failed: ${(error as Error).message}`)
-            );
-            return Promise.resolve();
-          },
         },
         spec,
         {

@@ -134,12 +134,38 @@ Deno.test("an unknown table answers 400 naming the known ones", async () => {
   assert.equal(db.statements.length, 0);
 });
 
-Deno.test("a run id that is not running answers 404", async () => {
+Deno.test("a run id that does not exist answers 404", async () => {
   const db = validatorDb({ running: {} });
   const { deps } = endpointDeps(db, noDynamo());
   const response = await handleValidatorRequest(post('{"runId": 9}'), deps);
   assert.equal(response.status, 404);
-  assert.deepEqual(await response.json(), { error: "validation run 9 is not running" });
+  assert.deepEqual(await response.json(), { error: "validation run 9 does not exist" });
+});
+
+Deno.test("a run id whose run has ended answers 200 with its status and does nothing", async () => {
+  const db = validatorDb({ running: { 9: "firespring_segments" } });
+  db.runs.get(9)!.status = "failed";
+  const { deps, waited, calls } = endpointDeps(db, noDynamo());
+  const response = await handleValidatorRequest(post('{"runId": 9}'), deps);
+  assert.equal(response.status, 200);
+  assert.deepEqual(await response.json(), {
+    table: "firespring_segments",
+    runId: 9,
+    status: "failed",
+  });
+  assert.equal(waited.length + calls.length, 0, "no work, no hand-on");
+  assert.equal(db.statements.length, 1, "one look at the run");
+});
+
+Deno.test("a run id of a queued run answers 409", async () => {
+  const db = validatorDb({ running: { 9: "firespring_segments" } });
+  db.runs.get(9)!.status = "queued";
+  const { deps } = endpointDeps(db, noDynamo());
+  const response = await handleValidatorRequest(post('{"runId": 9}'), deps);
+  assert.equal(response.status, 409);
+  assert.deepEqual(await response.json(), {
+    error: "validation run 9 is queued, not running",
+  });
 });
 
 Deno.test("a table read within the request answers 200 with the validation", async () => {

@@ -119,9 +119,9 @@ export function runsDb(options: RunsOptions = {}) {
       const run = runs.get(Number(v[0]));
       return run ? [{ id: String(v[0]), status: run.status }] : [];
     }
-    if (t.startsWith("select target_table from public.sync_checksums")) {
+    if (t.startsWith("select target_table, status from public.sync_checksums")) {
       const run = runs.get(Number(v[0]));
-      return run?.status === "running" ? [{ target_table: run.target }] : [];
+      return run ? [{ target_table: run.target, status: run.status }] : [];
     }
     if (t.includes("sync.claim_validation(")) {
       const run = runOf(v[0]);

@@ -143,6 +143,8 @@ export async function scanForRun(
     // No new segment once the request stops: it would only be given back.
     claim: () => lanes.stopped ? Promise.resolve(undefined) : turns.claim(run),
     turns,
+    // Another request would land on this isolate's gate (VALIDATOR_RUNS_PER_ISOLATE):
+    // a run's segments are scanned here, and by the requests it hands on to.
     wakeAnother: async () => {},
     overBudget: mustStop,
     stopping: lanes.stopping,
