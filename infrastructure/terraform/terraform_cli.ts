@@ -13,16 +13,17 @@ import { join } from "node:path";
 export const TERRAFORM_DIR = new URL(".", import.meta.url).pathname.replace(/\/$/, "");
 
 /**
- * The environment of every terraform run of the checks, given `TF_DATA_DIR`, the folder of
- * its working files. `GOGC=400`: terraform and the AWS provider are Go programs, and the
+ * The environment of the checks' terraform runs that start the AWS provider (init, test,
+ * plan, show), given `TF_DATA_DIR`, the folder of their working files. `GOGC=400` unless
+ * GOGC is set already: terraform and the AWS provider are Go programs, and the
  * provider, started three times per plan, spends much of its start collecting the garbage
  * of building its schemas. Collecting at 400 % heap growth instead of Go's 100 % took
  * `terraform test` of mmp-toledo-sync from 21.2 to 15.9 CPU seconds and a one-table plan
- * from 14.4 to 10.8 on this 2-core machine, each provider peaking at about 420 MB
+ * from 14.4 to 10.8 on a 2-core machine, each provider peaking at about 420 MB
  * instead of 315 MB (`npm test` is CPU-bound; GOGC=off took 2.2 GB).
  */
 export function terraformEnv(dataDir: string): Record<string, string> {
-  return { TF_DATA_DIR: dataDir, TF_IN_AUTOMATION: "1", GOGC: "400" };
+  return { TF_DATA_DIR: dataDir, TF_IN_AUTOMATION: "1", GOGC: Deno.env.get("GOGC") ?? "400" };
 }
 
 /** Whether `terraform` runs here. */
