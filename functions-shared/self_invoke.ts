@@ -41,12 +41,23 @@ export function selfInvoker(options: SelfInvokeOptions): (body: unknown) => Prom
         },
         body: JSON.stringify(body),
       });
-      await response.body?.cancel();
-      if (!response.ok) {
-        options.log(`${options.functionName} could not call itself: HTTP ${response.status}`);
+      if (response.ok) {
+        await response.body?.cancel();
+        return;
       }
+      // The function's own answer names the cause (the run, the table).
+      const answer = (await response.text().catch(() => "")).slice(0, 300);
+      options.log(
+        `${options.functionName} could not call itself with ${
+          JSON.stringify(body)
+        }: HTTP ${response.status}${answer ? ` ${answer}` : ""}`,
+      );
     } catch (error) {
-      options.log(`${options.functionName} could not call itself: ${(error as Error).message}`);
+      options.log(
+        `${options.functionName} could not call itself with ${JSON.stringify(body)}: ${
+          (error as Error).message
+        }`,
+      );
     }
   };
 }

@@ -34,11 +34,12 @@ Deno.test("a failed self-call is logged with its cause, never thrown", async () 
   );
   await selfInvoker({
     ...options,
-    fetch: () => Promise.resolve(new Response("no", { status: 401 })),
-  })({});
+    fetch: () =>
+      Promise.resolve(Response.json({ error: "validation run 9 does not exist" }, { status: 404 })),
+  })({ runId: 9 });
   assert.deepEqual(lines, [
-    "v could not call itself: connection refused",
-    "v could not call itself: HTTP 401",
+    "v could not call itself with {}: connection refused",
+    'v could not call itself with {"runId":9}: HTTP 404 {"error":"validation run 9 does not exist"}',
   ]);
 });
 
