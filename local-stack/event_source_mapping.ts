@@ -7,7 +7,14 @@
  * failed record; an invocation that throws or times out is retried, split in two first
  * when BisectBatchOnFunctionError is on; once `maxRetryAttempts` is spent the batch's
  * shard and sequence-number range (not its records) goes to the on-failure destination
- * and the mapping moves on.
+ * and the mapping moves on. Records older than `maxRecordAgeS` are not handed to the
+ * function at all, before a first invocation or a retry: their range goes to the
+ * on-failure destination ("MaximumRecordAgeInSeconds – Discard records older than the
+ * specified age", CreateEventSourceMapping in AWS's Lambda API reference; a mapping that
+ * cannot invoke the function "retries until the records expire or exceed the maximum
+ * age", https://docs.aws.amazon.com/lambda/latest/dg/services-dynamodb-errors.html). So
+ * a mapping turned on again after more than that, or behind by more, sends the oldest
+ * records' ranges there, not to the webhook.
  *
  * @module
  */
@@ -24,7 +31,7 @@ export interface StreamFailureMessage {
   requestContext: {
     requestId: string;
     functionArn: string;
-    condition: "RetryAttemptsExhausted";
+    condition: "RetryAttemptsExhausted" | "RecordAgeExceeded";
     approximateInvokeCount: number;
   };
   responseContext: { statusCode: number; executedVersion: string; functionError?: string };
@@ -48,6 +55,7 @@ export interface StreamFailureMessage {
 export const DEPLOYED_MAPPING = {
   batchSize: 10,
   maxRetryAttempts: 10,
+  maxRecordAgeS: 3600,
   bisectBatchOnFunctionError: true,
   functionTimeoutMs: 60_000,
 } as const;
@@ -99,12 +107,19 @@ export interface MappingConfig {
   batchSize: number;
   /** -1: retry until the records expire (AWS's default). */
   maxRetryAttempts: number;
+  /**
+   * Seconds after which a record (by its ApproximateCreationDateTime) goes to the
+   * on-failure destination instead of the function; -1: never (AWS's default).
+   */
+  maxRecordAgeS: number;
   bisectBatchOnFunctionError: boolean;
   functionTimeoutMs: number;
   /** Pause before a retry: grows from this, doubling, to 30 s. */
   retryBaseDelayMs: number;
   onFailure: (message: StreamFailureMessage) => Promise<void>;
   functionArn?: string;
+  /** The clock, in ms (tests replace it). */
+  now?: () => number;
 }
 
 type Outcome = { kind: "ok" } | { kind: "partial"; from: number } | {
@@ -166,13 +181,26 @@ export class EventSourceMapping {
     let batch = records;
     let tries = attempts;
     while (batch.length > 0) {
+      const expired = this.expiredHead(batch);
+      if (expired > 0) {
+        await this.config.onFailure(
+          this.failureMessage(streamArn, shardId, batch.slice(0, expired), tries, {
+            condition: "RecordAgeExceeded",
+          }),
+        );
+        batch = batch.slice(expired);
+        continue;
+      }
       const outcome = await this.invoke(batch);
       if (outcome.kind === "ok") return;
       if (outcome.kind === "partial") batch = batch.slice(outcome.from);
       const limit = this.config.maxRetryAttempts;
       if (limit >= 0 && tries >= limit) {
         await this.config.onFailure(
-          this.failureMessage(streamArn, shardId, batch, tries + 1, outcome),
+          this.failureMessage(streamArn, shardId, batch, tries + 1, {
+            condition: "RetryAttemptsExhausted",
+            outcome,
+          }),
         );
         return;
       }
@@ -187,30 +215,40 @@ export class EventSourceMapping {
     }
   }
 
+  /**
+   * How many records at the head of `batch` are older than `maxRecordAgeS` (a shard's
+   * records come in the order they were written, so the expired ones lead).
+   */
+  private expiredHead(batch: StreamRecord[]): number {
+    const limit = this.config.maxRecordAgeS;
+    if (limit < 0) return 0;
+    const oldest = (this.config.now ?? Date.now)() - limit * 1000;
+    let n = 0;
+    while (n < batch.length && (createdMs(batch[n]) ?? Infinity) < oldest) n++;
+    return n;
+  }
+
   private failureMessage(
     streamArn: string,
     shardId: string,
     batch: StreamRecord[],
     invocations: number,
-    outcome: Outcome,
+    why: { condition: StreamFailureMessage["requestContext"]["condition"]; outcome?: Outcome },
   ): StreamFailureMessage {
-    const arrival = (r: StreamRecord) => {
-      const seconds = (r.dynamodb as { ApproximateCreationDateTime?: number } | undefined)
-        ?.ApproximateCreationDateTime;
-      return new Date((seconds ?? 0) * 1000).toISOString();
-    };
+    const arrival = (r: StreamRecord) => new Date(createdMs(r) ?? 0).toISOString();
+    const outcome = why.outcome;
     return {
       requestContext: {
         requestId: crypto.randomUUID(),
         functionArn: this.config.functionArn ??
           "arn:aws:lambda:us-east-1:000000000000:function:stream-forwarder",
-        condition: "RetryAttemptsExhausted",
+        condition: why.condition,
         approximateInvokeCount: invocations,
       },
       responseContext: {
         statusCode: 200,
         executedVersion: "$LATEST",
-        ...(outcome.kind === "error" ? { functionError: "Unhandled" } : {}),
+        ...(outcome?.kind === "error" ? { functionError: "Unhandled" } : {}),
       },
       version: "1.0",
       timestamp: new Date().toISOString(),
@@ -225,4 +263,11 @@ export class EventSourceMapping {
       },
     };
   }
+}
+
+/** When a record was written: its ApproximateCreationDateTime (seconds), in ms. */
+function createdMs(record: StreamRecord): number | undefined {
+  const seconds = (record.dynamodb as { ApproximateCreationDateTime?: number } | undefined)
+    ?.ApproximateCreationDateTime;
+  return seconds === undefined ? undefined : seconds * 1000;
 }

@@ -1,6 +1,12 @@
 import assert from "node:assert/strict";
-import type { StreamRecord } from "../lambda/stream_forwarder.ts";
-import { batchesOf, EVENT_LIMIT_BYTES } from "./event_source_mapping.ts";
+import type { BatchResponse, StreamRecord } from "../lambda/stream_forwarder.ts";
+import {
+  batchesOf,
+  DEPLOYED_MAPPING,
+  EVENT_LIMIT_BYTES,
+  EventSourceMapping,
+  type StreamFailureMessage,
+} from "./event_source_mapping.ts";
 
 /** A record of about `bytes` bytes of JSON, numbered by its sequence number. */
 function record(n: number, bytes = 200): StreamRecord {
@@ -45,4 +51,88 @@ Deno.test("the limit is counted exactly: the envelope, the records and their com
   assert.deepEqual(batchesOf(records, 10, exact + 1).map((b) => b.length), [3]);
   assert.deepEqual(batchesOf(records, 10, exact).map((b) => b.length), [2, 1], "smaller than");
   assert.deepEqual(batchesOf([record(1, 5_000)], 10, 100).map((b) => b.length), [1]);
+});
+
+/** A record written `ageS` seconds before `now` (ApproximateCreationDateTime in seconds). */
+function written(n: number, now: number, ageS: number): StreamRecord {
+  const r = record(n);
+  (r.dynamodb as Record<string, unknown>).ApproximateCreationDateTime = Math.floor(
+    (now - ageS * 1000) / 1000,
+  );
+  return r;
+}
+
+/** A mapping with the deployed settings, a fixed clock and `handler`; what it sent where. */
+function mappingAt(
+  now: () => number,
+  handler: (records: StreamRecord[]) => Promise<BatchResponse | void>,
+) {
+  const invoked: string[][] = [];
+  const failures: StreamFailureMessage[] = [];
+  const mapping = new EventSourceMapping({
+    ...DEPLOYED_MAPPING,
+    handler: (event) => {
+      invoked.push(event.Records.map((r) => r.eventID!));
+      return handler(event.Records);
+    },
+    retryBaseDelayMs: 1,
+    onFailure: (message) => Promise.resolve(void failures.push(message)),
+    now,
+  });
+  return { mapping, invoked, failures };
+}
+
+Deno.test("records past the maximum record age go to the on-failure destination, never to the function", async () => {
+  const now = Date.UTC(2026, 10, 29, 12);
+  // A mapping turned on again after two hours off: three records older than the hour.
+  const records = [
+    written(1, now, 7_200),
+    written(2, now, 5_000),
+    written(3, now, 3_601),
+    written(4, now, 3_000),
+    written(5, now, 10),
+  ];
+  const { mapping, invoked, failures } = mappingAt(() => now, () => Promise.resolve());
+  await mapping.process("arn:stream", "shard-1", records);
+  assert.deepEqual(invoked, [["e4", "e5"]]);
+  assert.equal(failures.length, 1);
+  const [failure] = failures;
+  assert.equal(failure.requestContext.condition, "RecordAgeExceeded");
+  assert.equal(failure.requestContext.approximateInvokeCount, 0);
+  assert.deepEqual(failure.DDBStreamBatchInfo, {
+    shardId: "shard-1",
+    startSequenceNumber: records[0].dynamodb!.SequenceNumber,
+    endSequenceNumber: records[2].dynamodb!.SequenceNumber,
+    approximateArrivalOfFirstRecord: new Date(now - 7_200_000).toISOString(),
+    approximateArrivalOfLastRecord: new Date(now - 3_601_000).toISOString(),
+    batchSize: 3,
+    streamArn: "arn:stream",
+  });
+});
+
+Deno.test("a batch retried past the maximum record age goes to the on-failure destination then", async () => {
+  let now = Date.UTC(2026, 10, 29, 12);
+  const records = [written(1, now, 0), written(2, now, 0)];
+  // Each failed invocation takes 20 minutes of the clock: the records pass their hour
+  // on the fourth attempt, well before the 10 retries are spent.
+  const { mapping, invoked, failures } = mappingAt(() => now, () => {
+    now += 20 * 60_000;
+    return Promise.reject(new Error("the webhook is down"));
+  });
+  await mapping.process("arn:stream", "shard-1", records);
+  // Bisected after the first failure, each half reaches its hour on its own.
+  assert.deepEqual(
+    failures.map((f) => [f.requestContext.condition, f.DDBStreamBatchInfo.startSequenceNumber]),
+    records.map((r) => ["RecordAgeExceeded", r.dynamodb!.SequenceNumber]),
+  );
+  assert.ok(invoked.length < DEPLOYED_MAPPING.maxRetryAttempts, `${invoked.length} invocations`);
+});
+
+Deno.test("with no maximum age (-1), old records are still handed to the function", async () => {
+  const now = Date.UTC(2026, 10, 29, 12);
+  const { mapping, invoked, failures } = mappingAt(() => now, () => Promise.resolve());
+  (mapping.config as { maxRecordAgeS: number }).maxRecordAgeS = -1;
+  await mapping.process("arn:stream", "shard-1", [written(1, now, 86_000)]);
+  assert.deepEqual(invoked, [["e1"]]);
+  assert.equal(failures.length, 0);
 });

@@ -13,7 +13,7 @@
  *
  * Settings (environment; the defaults are the deployed mappings', DEPLOYED_MAPPING):
  * STREAM_BATCH_SIZE (10), STREAM_MAX_RETRY_ATTEMPTS (10; -1: until the records expire),
- * STREAM_BISECT_ON_ERROR (true).
+ * STREAM_MAX_RECORD_AGE_S (3600; -1: never), STREAM_BISECT_ON_ERROR (true).
  *
  * Run by `stack:up`; not meant to be started by hand.
  *
@@ -81,6 +81,9 @@ if (import.meta.main) {
     batchSize: Number(Deno.env.get("STREAM_BATCH_SIZE") ?? DEPLOYED_MAPPING.batchSize),
     maxRetryAttempts: Number(
       Deno.env.get("STREAM_MAX_RETRY_ATTEMPTS") ?? DEPLOYED_MAPPING.maxRetryAttempts,
+    ),
+    maxRecordAgeS: Number(
+      Deno.env.get("STREAM_MAX_RECORD_AGE_S") ?? DEPLOYED_MAPPING.maxRecordAgeS,
     ),
     bisectBatchOnFunctionError: (Deno.env.get("STREAM_BISECT_ON_ERROR") ??
       String(DEPLOYED_MAPPING.bisectBatchOnFunctionError)) === "true",

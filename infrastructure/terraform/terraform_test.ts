@@ -118,6 +118,7 @@ Deno.test("each mapping: NEW_AND_OLD_IMAGES, batch 10, partial failures, bisect,
   assert.deepEqual(DEPLOYED_MAPPING, {
     batchSize: moduleDefault("batch_size"),
     maxRetryAttempts: retries,
+    maxRecordAgeS: age,
     bisectBatchOnFunctionError: mapping.bisect_batch_on_function_error,
     functionTimeoutMs: (moduleDefault("lambda_timeout") as number) * 1000,
   });

@@ -134,9 +134,10 @@ resource "aws_lambda_event_source_mapping" "stream" {
   for_each = data.aws_dynamodb_table.source
 
   # Off for the cutover (README, "The cutover"): Lambda stops polling and, enabled again,
-  # resumes from where it stopped, losing no record still in the stream
-  # (UpdateEventSourceMapping's Enabled, in AWS's SDK reference:
+  # resumes from where it stopped (UpdateEventSourceMapping's Enabled, in AWS's SDK reference:
   # https://docs.aws.amazon.com/sdkfornet/latest/apidocs/items/TLambdaUpdateEventSourceMappingRequestNET45.html).
+  # Records older than maximum_record_age_in_seconds by then are not delivered: their
+  # ranges go to the dead-letter queue, for npm run stream:replay while the stream holds them.
   enabled                            = var.mappings_enabled
   event_source_arn                   = each.value.stream_arn
   function_name                      = aws_lambda_function.forwarder.arn
