@@ -204,14 +204,17 @@ export class EventSourceMapping {
         );
         return;
       }
-      tries++;
-      await sleep(Math.min(30_000, this.config.retryBaseDelayMs * 2 ** Math.min(tries - 1, 10)));
       if (outcome.kind === "error" && this.config.bisectBatchOnFunctionError && batch.length > 1) {
+        // "Splitting batches doesn't consume the retry quota"
+        // (https://docs.aws.amazon.com/lambda/latest/dg/services-dynamodb-errors.html).
+        await sleep(this.config.retryBaseDelayMs);
         const half = Math.ceil(batch.length / 2);
         await this.deliver(streamArn, shardId, batch.slice(0, half), tries);
         await this.deliver(streamArn, shardId, batch.slice(half), tries);
         return;
       }
+      tries++;
+      await sleep(Math.min(30_000, this.config.retryBaseDelayMs * 2 ** Math.min(tries - 1, 10)));
     }
   }
 

@@ -136,3 +136,36 @@ Deno.test("with no maximum age (-1), old records are still handed to the functio
   assert.deepEqual(invoked, [["e1"]]);
   assert.equal(failures.length, 0);
 });
+
+Deno.test("splitting a failed batch uses up no retry: the bad record alone gets every one", async () => {
+  const now = Date.UTC(2026, 10, 29, 12);
+  const records = ["a", "b", "c", "d", "e", "f", "poison", "h"].map((id, i) => {
+    const r = written(i, now, 0);
+    r.eventID = id;
+    return r;
+  });
+  const { mapping, invoked, failures } = mappingAt(
+    () => now,
+    (batch) =>
+      batch.some((r) => r.eventID === "poison")
+        ? Promise.reject(new Error("boom"))
+        : Promise.resolve(),
+  );
+  await mapping.process("arn:stream", "shard-1", records);
+  // 8 → 4 → 2 → 1 by halves, then the record alone: its first attempt and 10 retries.
+  const alone = invoked.filter((ids) => ids.length === 1 && ids[0] === "poison");
+  assert.equal(alone.length, 1 + DEPLOYED_MAPPING.maxRetryAttempts);
+  assert.deepEqual(invoked.filter((ids) => !ids.includes("poison")).flat(), [
+    "a",
+    "b",
+    "c",
+    "d",
+    "e",
+    "f",
+    "h",
+  ]);
+  assert.equal(failures.length, 1);
+  assert.equal(failures[0].requestContext.condition, "RetryAttemptsExhausted");
+  assert.equal(failures[0].requestContext.approximateInvokeCount, 11);
+  assert.equal(failures[0].DDBStreamBatchInfo.batchSize, 1);
+});
