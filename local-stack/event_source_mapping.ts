@@ -58,6 +58,8 @@ export const DEPLOYED_MAPPING = {
   maxRecordAgeS: 3600,
   bisectBatchOnFunctionError: true,
   functionTimeoutMs: 60_000,
+  /** The function's `reserved_concurrent_executions`: invocations at once, per region. */
+  reservedConcurrency: 5,
 } as const;
 
 /**
@@ -118,8 +120,39 @@ export interface MappingConfig {
   retryBaseDelayMs: number;
   onFailure: (message: StreamFailureMessage) => Promise<void>;
   functionArn?: string;
+  /**
+   * Invocations at once of the function of a region (one Lambda per region, its reserved
+   * concurrency), across the shards of all its tables; none: no limit. A mapping "unable
+   * to invoke the function due to throttling" retries until the records expire or pass
+   * their maximum age (https://docs.aws.amazon.com/lambda/latest/dg/services-dynamodb-errors.html):
+   * here a batch waits for a free place, and its records' age is checked once it has one.
+   */
+  reservedConcurrency?: number;
   /** The clock, in ms (tests replace it). */
   now?: () => number;
+}
+
+/** Places for invocations at once, handed out in the order asked for. */
+class Places {
+  #free: number;
+  #waiting: (() => void)[] = [];
+  constructor(count: number) {
+    this.#free = count;
+  }
+
+  /** Resolves with the function that gives the place back, once one is free. */
+  async take(): Promise<() => void> {
+    if (this.#free > 0) this.#free--;
+    else await new Promise<void>((resolve) => this.#waiting.push(resolve));
+    let given = false;
+    return () => {
+      if (given) return;
+      given = true;
+      const next = this.#waiting.shift();
+      if (next) next();
+      else this.#free++;
+    };
+  }
 }
 
 type Outcome = { kind: "ok" } | { kind: "partial"; from: number } | {
@@ -131,7 +164,18 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Hands the records of one shard to the function the way Lambda does. */
 export class EventSourceMapping {
+  #places = new Map<string, Places>();
   constructor(readonly config: MappingConfig) {}
+
+  /** A place to invoke the function of the stream's region (see `reservedConcurrency`). */
+  #place(streamArn: string): Promise<() => void> {
+    const limit = this.config.reservedConcurrency;
+    if (limit === undefined) return Promise.resolve(() => {});
+    const region = streamArn.split(":")[3] ?? "";
+    let places = this.#places.get(region);
+    if (!places) this.#places.set(region, places = new Places(limit));
+    return places.take();
+  }
 
   /** Processes records (all of one shard, in order) until each is delivered or dead-lettered. */
   async process(streamArn: string, shardId: string, records: StreamRecord[]): Promise<void> {
@@ -181,17 +225,23 @@ export class EventSourceMapping {
     let batch = records;
     let tries = attempts;
     while (batch.length > 0) {
-      const expired = this.expiredHead(batch);
-      if (expired > 0) {
-        await this.config.onFailure(
-          this.failureMessage(streamArn, shardId, batch.slice(0, expired), tries, {
-            condition: "RecordAgeExceeded",
-          }),
-        );
-        batch = batch.slice(expired);
-        continue;
+      const release = await this.#place(streamArn);
+      let outcome: Outcome;
+      try {
+        const expired = this.expiredHead(batch);
+        if (expired > 0) {
+          await this.config.onFailure(
+            this.failureMessage(streamArn, shardId, batch.slice(0, expired), tries, {
+              condition: "RecordAgeExceeded",
+            }),
+          );
+          batch = batch.slice(expired);
+          continue;
+        }
+        outcome = await this.invoke(batch);
+      } finally {
+        release();
       }
-      const outcome = await this.invoke(batch);
       if (outcome.kind === "ok") return;
       if (outcome.kind === "partial") batch = batch.slice(outcome.from);
       const limit = this.config.maxRetryAttempts;

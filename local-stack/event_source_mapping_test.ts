@@ -169,3 +169,38 @@ Deno.test("splitting a failed batch uses up no retry: the bad record alone gets 
   assert.equal(failures[0].requestContext.approximateInvokeCount, 11);
   assert.equal(failures[0].DDBStreamBatchInfo.batchSize, 1);
 });
+
+Deno.test("a region's function runs at most its reserved concurrency at once, across shards", async () => {
+  const now = Date.UTC(2026, 10, 29, 12);
+  let inFlight = 0;
+  let most = 0;
+  const mostByRegion = new Map<string, number>();
+  const inRegion = new Map<string, number>();
+  const { mapping, invoked } = mappingAt(() => now, async (batch) => {
+    const region = batch[0].eventSourceARN!.split(":")[3];
+    inRegion.set(region, (inRegion.get(region) ?? 0) + 1);
+    mostByRegion.set(region, Math.max(mostByRegion.get(region) ?? 0, inRegion.get(region)!));
+    most = Math.max(most, ++inFlight);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    inFlight--;
+    inRegion.set(region, inRegion.get(region)! - 1);
+  });
+  (mapping.config as { reservedConcurrency?: number }).reservedConcurrency = 2;
+  const shard = (region: string, table: string, n: number) => {
+    const arn = `arn:aws:dynamodb:${region}:000000000000:table/${table}/stream/2026`;
+    const records = Array.from({ length: 30 }, (_, i) => {
+      const r = written(n * 100 + i, now, 0);
+      r.eventSourceARN = arn;
+      return r;
+    });
+    return mapping.process(arn, `shard-${n}`, records);
+  };
+  await Promise.all([
+    ...[1, 2, 3, 4].map((n) => shard("us-east-1", `t${n}`, n)),
+    shard("us-east-2", "leads", 5),
+  ]);
+  assert.equal(invoked.flat().length, 150, "every record delivered");
+  assert.equal(mostByRegion.get("us-east-1"), 2, "four shards share us-east-1's two places");
+  assert.equal(mostByRegion.get("us-east-2"), 1);
+  assert.equal(most, 3);
+});

@@ -13,7 +13,8 @@
  *
  * Settings (environment; the defaults are the deployed mappings', DEPLOYED_MAPPING):
  * STREAM_BATCH_SIZE (10), STREAM_MAX_RETRY_ATTEMPTS (10; -1: until the records expire),
- * STREAM_MAX_RECORD_AGE_S (3600; -1: never), STREAM_BISECT_ON_ERROR (true).
+ * STREAM_MAX_RECORD_AGE_S (3600; -1: never), STREAM_BISECT_ON_ERROR (true),
+ * STREAM_RESERVED_CONCURRENCY (5: invocations at once of a region's function).
  *
  * Run by `stack:up`; not meant to be started by hand.
  *
@@ -88,6 +89,9 @@ if (import.meta.main) {
     bisectBatchOnFunctionError: (Deno.env.get("STREAM_BISECT_ON_ERROR") ??
       String(DEPLOYED_MAPPING.bisectBatchOnFunctionError)) === "true",
     functionTimeoutMs: DEPLOYED_MAPPING.functionTimeoutMs,
+    reservedConcurrency: Number(
+      Deno.env.get("STREAM_RESERVED_CONCURRENCY") ?? DEPLOYED_MAPPING.reservedConcurrency,
+    ),
     retryBaseDelayMs: 500,
     onFailure: writeFailure,
   });

@@ -121,6 +121,7 @@ Deno.test("each mapping: NEW_AND_OLD_IMAGES, batch 10, partial failures, bisect,
     maxRecordAgeS: age,
     bisectBatchOnFunctionError: mapping.bisect_batch_on_function_error,
     functionTimeoutMs: (moduleDefault("lambda_timeout") as number) * 1000,
+    reservedConcurrency: moduleDefault("reserved_concurrency"),
   });
 });
 
