@@ -8,8 +8,11 @@
  * destination, a JSON file per batch in `.local/stream-failures/`.
  *
  * When records are lost (a checkpoint older than what the shard still holds, a shard or
- * a whole stream gone before it was read to its end), it marks the table stale with
- * `sync.mark_stale`, which queues a backfill of it, and reads on from the oldest record.
+ * a whole stream gone before it was read to its end), it says so in its log and reads on
+ * from the oldest record, as Lambda's mapping does: nothing tells the database. Finding
+ * lost records and healing their table is `stream-check`'s work, on AWS as here
+ * (docs/sync-semantics.md, "Lost stream records"); a stand-in that marked the table
+ * stale itself would heal locally what production only heals after the next check.
  *
  * Settings (environment; the defaults are the deployed mappings', DEPLOYED_MAPPING):
  * STREAM_BATCH_SIZE (10), STREAM_MAX_RETRY_ATTEMPTS (10; -1: until the records expire),
@@ -27,8 +30,7 @@ import { join } from "node:path";
 import process from "node:process";
 import { dynamoClients } from "../functions-shared/dynamo_client.ts";
 import { compareDecimal } from "../functions-shared/dynamo_numbers.ts";
-import { connectDb } from "../functions-shared/sync_db.ts";
-import { bySourceTable, tableNameFromArn, TABLES } from "../functions-shared/table_registry.ts";
+import { tableNameFromArn, TABLES } from "../functions-shared/table_registry.ts";
 import { handler } from "../lambda/stream_forwarder.ts";
 import { LOCAL_DIR } from "./config.ts";
 import {
@@ -76,7 +78,6 @@ if (import.meta.main) {
   const dynamoIn = dynamoClients(stackEnvReader(env));
   process.env.WEBHOOK_URL = `${env.FUNCTIONS_URL}/mmp-toledo-sync`;
   process.env.SYNC_WEBHOOK_SECRET = env.SYNC_WEBHOOK_SECRET;
-  const sql = connectDb(env.DATABASE_URL, 1);
   const mapping = new EventSourceMapping({
     handler,
     batchSize: Number(Deno.env.get("STREAM_BATCH_SIZE") ?? DEPLOYED_MAPPING.batchSize),
@@ -98,19 +99,11 @@ if (import.meta.main) {
   const state = loadState();
   const running = new Set<string>();
 
-  /** Records were lost: the table is stale and a backfill of it is queued. */
-  const markStale = async (sourceTable: string, reason: string) => {
-    const spec = bySourceTable(sourceTable)!;
-    for (;;) {
-      try {
-        const [row] = await sql`select sync.mark_stale(${spec.targetTable}, ${reason}) as job`;
-        console.error(`${spec.targetTable} is stale (${reason}); backfill job ${row.job} queued`);
-        return;
-      } catch (error) {
-        console.error(`cannot mark ${spec.targetTable} stale yet: ${(error as Error).message}`);
-        await new Promise((resolve) => setTimeout(resolve, 2_000));
-      }
-    }
+  /** Records were lost: said in the log only (see the module's comment). */
+  const lost = (sourceTable: string, what: string) => {
+    console.error(
+      `${sourceTable}: ${what}; reading on from the oldest record (stream-check will find the loss)`,
+    );
   };
 
   const pollShard = async (region: string, streamArn: string, shardId: string) => {
@@ -150,7 +143,7 @@ if (import.meta.main) {
         if (name === "ResourceNotFoundException") break; // the stream is gone; discovery decides
         if (name === "TrimmedDataAccessException" && asking === "GetShardIterator") {
           // The checkpoint itself is past the retention: what followed it is lost.
-          await markStale(
+          lost(
             tableNameFromArn(streamArn)!,
             `records of ${shardId} after ${shards[shardId]} passed the stream's retention unread`,
           );
@@ -180,7 +173,7 @@ if (import.meta.main) {
         checkpoint && checkpoint !== "done" && oldest && compareDecimal(oldest, checkpoint) > 0 &&
         !running.has(`${streamArn} ${shard.ShardId}`)
       ) {
-        await markStale(
+        lost(
           sourceTable,
           `records of ${shard.ShardId} after ${checkpoint} passed the stream's retention unread (oldest now ${oldest})`,
         );
@@ -190,7 +183,7 @@ if (import.meta.main) {
     }
     for (const [shardId, checkpoint] of Object.entries(known)) {
       if (checkpoint !== "done" && !shards.some((s) => s.ShardId === shardId)) {
-        await markStale(sourceTable, `shard ${shardId} expired before it was read to its end`);
+        lost(sourceTable, `shard ${shardId} expired before it was read to its end`);
         delete known[shardId];
         saveState(state);
       }
@@ -225,10 +218,7 @@ if (import.meta.main) {
             await visitStream(spec.region, spec.sourceTable, arn);
           } catch (error) {
             if ((error as Error).name !== "ResourceNotFoundException") throw error;
-            await markStale(
-              spec.sourceTable,
-              `stream ${arn} was replaced before it was read to its end`,
-            );
+            lost(spec.sourceTable, `stream ${arn} was replaced before it was read to its end`);
             delete state[arn];
             saveState(state);
           }

@@ -114,7 +114,8 @@ export const ALONE: Readonly<Record<string, string>> = {
   "validator_resume_test.ts": "kills the validator's processes",
   "stream_times_test.ts": "backfills while it streams, and counts the proxy's stream records",
   "retention_test.ts": "shortens every retention setting",
-  "backfill_heal_test.ts": "stops the stream poller and starts it again",
+  "backfill_heal_test.ts":
+    "backfills the leads table whole (its sweep removes what it does not find)",
   "stream_check_test.ts": "stops the stream poller and starts it again",
   "dynamodb_faults_test.ts": "restarts the DynamoDB proxy with other faults",
   "npm_start_test.ts":
