@@ -10,11 +10,16 @@
  *   {"streamArn": "...", "throughSequenceNumber": "000000000000000000042"}   (null: untrim)
  *
  * From then on, for that stream: GetShardIterator at or after a sequence number up to it
- * answers 400 TrimmedDataAccessException; GetRecords leaves out the records up to it (so
- * a TRIM_HORIZON iterator starts after them). DynamoDB Local numbers the records of a
- * stream from one counter, so one number trims every shard alike. The trims live in the
- * proxy's memory until it restarts. Nothing else changes: with no trim set, requests pass
- * through untouched.
+ * answers 400 TrimmedDataAccessException; a TRIM_HORIZON iterator taken after the trim
+ * starts after what it trimmed (GetRecords leaves those records out of its pages, and of
+ * the pages of the iterators that follow from it); and GetRecords with any other iterator
+ * that is still at a trimmed record (one taken before the trim) answers 400
+ * TrimmedDataAccessException, as AWS does when "a stream record in the shard exceeds the
+ * 24 hour period and is trimmed" between GetShardIterator and GetRecords
+ * (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_streams_GetRecords.html).
+ * DynamoDB Local numbers the records of a stream from one counter, so one number trims
+ * every shard alike. The trims live in the proxy's memory until it restarts. Nothing else
+ * changes: with no trim set, requests pass through untouched.
  *
  * @module
  */
@@ -34,6 +39,8 @@ function seqAtMost(seq: string, limit: string): boolean {
 /** The trims of the stack's streams, and the proxy hook that applies them. */
 export class StreamTrim {
   #through = new Map<string, string>();
+  /** Iterators that start at a trim horizon taken after the trim, and those that follow. */
+  #afterTrim = new Set<string>();
 
   constructor(private readonly log: (line: string) => void = () => {}) {}
 
@@ -41,6 +48,8 @@ export class StreamTrim {
   trim(streamArn: string, seq: string | null): void {
     if (seq === null) this.#through.delete(streamArn);
     else this.#through.set(streamArn, seq);
+    // An iterator taken after the last trim may be at a record this one trims.
+    this.#afterTrim.clear();
   }
 
   /** What `streamArn` is trimmed through, if anything. */
@@ -73,22 +82,47 @@ export class StreamTrim {
         body.ShardIteratorType === "AFTER_SEQUENCE_NUMBER";
       if (limit && positioned && body.SequenceNumber && seqAtMost(body.SequenceNumber, limit)) {
         this.log(`GetShardIterator ${body.ShardId}: ${body.SequenceNumber} is trimmed`);
-        return awsAnswer(400, {
-          __type: "com.amazonaws.dynamodb.v20120810#TrimmedDataAccessException",
-          message: `The data you are trying to access has been trimmed: ${body.SequenceNumber} ` +
-            `of ${body.ShardId} is at or before the trim point ${limit}`,
-        });
+        return trimmed(
+          `${body.SequenceNumber} of ${body.ShardId} is at or before the trim point ${limit}`,
+        );
       }
-      return await next(forward);
+      const response = await next(forward);
+      if (limit && body.ShardIteratorType === "TRIM_HORIZON" && response.ok) {
+        const { ShardIterator } = await response.clone().json() as { ShardIterator?: string };
+        if (ShardIterator) this.#remember(ShardIterator);
+      }
+      return response;
     }
     // GetRecords: the iterator begins with the stream's ARN ("<arn>|...").
-    const stream = streamOfIterator(String(body.ShardIterator ?? ""));
+    const iterator = String(body.ShardIterator ?? "");
+    const stream = streamOfIterator(iterator);
     const limit = stream && this.#through.get(stream);
     const response = await next(forward);
     if (!limit || !response.ok) return response;
-    const page = await response.json() as { Records?: { dynamodb: { SequenceNumber: string } }[] };
-    page.Records = (page.Records ?? []).filter((r) => !seqAtMost(r.dynamodb.SequenceNumber, limit));
+    const page = await response.json() as {
+      Records?: { dynamodb: { SequenceNumber: string } }[];
+      NextShardIterator?: string;
+    };
+    const records = page.Records ?? [];
+    const first = records[0]?.dynamodb.SequenceNumber;
+    if (!this.#afterTrim.has(iterator)) {
+      if (first !== undefined && seqAtMost(first, limit)) {
+        this.log(`GetRecords: an iterator at ${first}, trimmed through ${limit}`);
+        return trimmed(`the iterator is at ${first}, at or before the trim point ${limit}`);
+      }
+      return awsAnswer(response.status, page, response.headers);
+    }
+    page.Records = records.filter((r) => !seqAtMost(r.dynamodb.SequenceNumber, limit));
+    if (page.NextShardIterator) this.#remember(page.NextShardIterator);
     return awsAnswer(response.status, page, response.headers);
+  }
+
+  /** Notes an iterator that starts after the trim (the set is bounded: oldest out). */
+  #remember(iterator: string): void {
+    this.#afterTrim.add(iterator);
+    if (this.#afterTrim.size > 10_000) {
+      this.#afterTrim.delete(this.#afterTrim.values().next().value!);
+    }
   }
 
   async #control(request: Request): Promise<Response> {
@@ -113,4 +147,12 @@ export class StreamTrim {
     this.log(`stream ${streamArn} trimmed through ${seq ?? "nothing"}`);
     return Response.json({ streamArn, trimmedThrough: seq });
   }
+}
+
+/** AWS's answer for a read of trimmed data. */
+function trimmed(detail: string): Response {
+  return awsAnswer(400, {
+    __type: "com.amazonaws.dynamodb.v20120810#TrimmedDataAccessException",
+    message: `The data you are trying to access has been trimmed: ${detail}`,
+  });
 }

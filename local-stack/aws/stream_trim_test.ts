@@ -41,26 +41,48 @@ Deno.test("untrimmed, every request passes through untouched", async () => {
   assert.equal((await response.json()).Records.length, 3);
 });
 
-Deno.test("a trimmed stream leaves out the records up to the trim point, with a right checksum", async () => {
+Deno.test("a trim horizon taken after the trim starts after it, with a right checksum", async () => {
   const trim = new StreamTrim();
   assert.equal((await trimThrough(trim, "6")).status, 200);
-  const response = await trim.handle(
-    streamsCall("GetRecords", { ShardIterator: `${ARN}|001|x` }),
-    upstream([]),
+  const horizon = await trim.handle(
+    streamsCall("GetShardIterator", {
+      StreamArn: ARN,
+      ShardId: "shardId-1",
+      ShardIteratorType: "TRIM_HORIZON",
+    }),
+    () => Promise.resolve(Response.json({ ShardIterator: `${ARN}|001|horizon` })),
   );
-  const text = await response.text();
-  assert.deepEqual(
-    JSON.parse(text).Records.map((r: { dynamodb: { SequenceNumber: string } }) =>
+  const { ShardIterator } = await horizon.json();
+  const seqs = async (response: Response) => {
+    const text = await response.text();
+    assert.ok(response.headers.get("x-amz-crc32"));
+    return JSON.parse(text).Records.map((r: { dynamodb: { SequenceNumber: string } }) =>
       r.dynamodb.SequenceNumber
-    ),
-    ["7"],
-  );
-  assert.ok(response.headers.get("x-amz-crc32"));
+    );
+  };
+  const read = (iterator: string) =>
+    trim.handle(streamsCall("GetRecords", { ShardIterator: iterator }), upstream([]));
+  assert.deepEqual(await seqs(await read(ShardIterator)), ["7"]);
+  // The iterator that follows from it starts after the trim too.
+  assert.deepEqual(await seqs(await read(`${ARN}|001|next`)), ["7"]);
   const other = await trim.handle(
     streamsCall("GetRecords", { ShardIterator: "arn:other|001|x" }),
     upstream([]),
   );
   assert.equal((await other.json()).Records.length, 3, "other streams are not trimmed");
+});
+
+Deno.test("an iterator taken before the trim, still at a trimmed record, answers TrimmedDataAccessException", async () => {
+  const trim = new StreamTrim();
+  assert.equal((await trimThrough(trim, "6")).status, 200);
+  const response = await trim.handle(
+    streamsCall("GetRecords", { ShardIterator: `${ARN}|001|taken-before` }),
+    upstream([]),
+  );
+  assert.equal(response.status, 400);
+  const error = await response.json();
+  assert.match(error.__type, /#TrimmedDataAccessException$/);
+  assert.match(error.message, /the iterator is at 5, at or before the trim point 6/);
 });
 
 Deno.test("an iterator at or after a trimmed record answers TrimmedDataAccessException", async () => {
