@@ -137,6 +137,9 @@ class Places {
   #free: number;
   #waiting: (() => void)[] = [];
   constructor(count: number) {
+    if (!Number.isInteger(count) || count < 1) {
+      throw new Error(`reserved concurrency must be a positive integer, not ${count}`);
+    }
     this.#free = count;
   }
 

@@ -61,6 +61,24 @@ function saveState(state: State): void {
   renameSync(`${STATE_FILE}.tmp`, STATE_FILE);
 }
 
+/**
+ * STREAM_RESERVED_CONCURRENCY: a positive integer, or -1 for no limit; unset, the deployed
+ * value. Anything else stops the poller with one line saying why.
+ */
+export function reservedConcurrency(text: string | undefined): number | undefined {
+  if (text === undefined) return DEPLOYED_MAPPING.reservedConcurrency;
+  if (text.trim() === "-1") return undefined;
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1 || text.trim() === "") {
+    throw new Error(
+      `STREAM_RESERVED_CONCURRENCY must be a positive integer (invocations at once of a region's function) or -1 (no limit), not ${
+        JSON.stringify(text)
+      }`,
+    );
+  }
+  return n;
+}
+
 async function writeFailure(message: StreamFailureMessage): Promise<void> {
   mkdirSync(FAILURE_DIR, { recursive: true });
   const info = message.DDBStreamBatchInfo;
@@ -90,9 +108,7 @@ if (import.meta.main) {
     bisectBatchOnFunctionError: (Deno.env.get("STREAM_BISECT_ON_ERROR") ??
       String(DEPLOYED_MAPPING.bisectBatchOnFunctionError)) === "true",
     functionTimeoutMs: DEPLOYED_MAPPING.functionTimeoutMs,
-    reservedConcurrency: Number(
-      Deno.env.get("STREAM_RESERVED_CONCURRENCY") ?? DEPLOYED_MAPPING.reservedConcurrency,
-    ),
+    reservedConcurrency: reservedConcurrency(Deno.env.get("STREAM_RESERVED_CONCURRENCY")),
     retryBaseDelayMs: 500,
     onFailure: writeFailure,
   });
@@ -149,9 +165,18 @@ if (import.meta.main) {
           );
           delete shards[shardId];
           saveState(state);
+        } else if (name === "TrimmedDataAccessException" && !shards[shardId]) {
+          // An iterator from the shard's start, taken before a trim: the next one starts
+          // after what was trimmed, unread.
+          lost(
+            tableNameFromArn(streamArn)!,
+            `records of ${shardId} were trimmed before it read them`,
+          );
         }
-        // DynamoDB Local sometimes refuses the iterator of a long-idle shard (trimmed or
-        // expired); a fresh one from the checkpoint reads on without losing anything.
+        // Otherwise a fresh iterator from the checkpoint: DynamoDB Local sometimes refuses
+        // the iterator of a long-idle shard (expired), and an iterator taken before a trim
+        // at a record after the checkpoint is refused there, as it is later at
+        // GetShardIterator if the checkpoint itself was trimmed.
         const iteratorProblem = name === "ExpiredIteratorException" ||
           name === "TrimmedDataAccessException";
         console.error(`${streamArn} ${shardId}: ${name}: ${(error as Error).message}; retrying`);

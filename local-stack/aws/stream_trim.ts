@@ -48,8 +48,10 @@ export class StreamTrim {
   trim(streamArn: string, seq: string | null): void {
     if (seq === null) this.#through.delete(streamArn);
     else this.#through.set(streamArn, seq);
-    // An iterator taken after the last trim may be at a record this one trims.
-    this.#afterTrim.clear();
+    // This stream's iterators taken after its last trim may be at a record this one trims.
+    for (const iterator of this.#afterTrim) {
+      if (streamOfIterator(iterator) === streamArn) this.#afterTrim.delete(iterator);
+    }
   }
 
   /** What `streamArn` is trimmed through, if anything. */

@@ -115,3 +115,24 @@ Deno.test("the control path refuses a bad request and says why", async () => {
   assert.equal(bad.status, 400);
   assert.match((await bad.json()).error, /throughSequenceNumber must be a sequence number/);
 });
+
+Deno.test("trimming another stream leaves this one's trim horizon as it was", async () => {
+  const trim = new StreamTrim();
+  await trimThrough(trim, "6");
+  const horizon = await trim.handle(
+    streamsCall("GetShardIterator", {
+      StreamArn: ARN,
+      ShardId: "shardId-1",
+      ShardIteratorType: "TRIM_HORIZON",
+    }),
+    () => Promise.resolve(Response.json({ ShardIterator: `${ARN}|001|horizon` })),
+  );
+  const { ShardIterator } = await horizon.json();
+  trim.trim("arn:aws:dynamodb:ddblocal:000000000000:table/u/stream/2026", "3");
+  const response = await trim.handle(
+    streamsCall("GetRecords", { ShardIterator }),
+    upstream([]),
+  );
+  assert.equal(response.status, 200);
+  assert.equal((await response.json()).Records.length, 1);
+});
