@@ -33,6 +33,19 @@ async function trimThrough(trim: StreamTrim, seq: string | null): Promise<Respon
   );
 }
 
+/** A TRIM_HORIZON iterator of the stream's shard, taken through the hook. */
+async function trimHorizon(trim: StreamTrim): Promise<string> {
+  const horizon = await trim.handle(
+    streamsCall("GetShardIterator", {
+      StreamArn: ARN,
+      ShardId: "shardId-1",
+      ShardIteratorType: "TRIM_HORIZON",
+    }),
+    () => Promise.resolve(Response.json({ ShardIterator: `${ARN}|001|horizon` })),
+  );
+  return (await horizon.json()).ShardIterator;
+}
+
 Deno.test("untrimmed, every request passes through untouched", async () => {
   const trim = new StreamTrim();
   const seen: string[] = [];
@@ -44,15 +57,7 @@ Deno.test("untrimmed, every request passes through untouched", async () => {
 Deno.test("a trim horizon taken after the trim starts after it, with a right checksum", async () => {
   const trim = new StreamTrim();
   assert.equal((await trimThrough(trim, "6")).status, 200);
-  const horizon = await trim.handle(
-    streamsCall("GetShardIterator", {
-      StreamArn: ARN,
-      ShardId: "shardId-1",
-      ShardIteratorType: "TRIM_HORIZON",
-    }),
-    () => Promise.resolve(Response.json({ ShardIterator: `${ARN}|001|horizon` })),
-  );
-  const { ShardIterator } = await horizon.json();
+  const ShardIterator = await trimHorizon(trim);
   const seqs = async (response: Response) => {
     const text = await response.text();
     assert.ok(response.headers.get("x-amz-crc32"));
@@ -119,15 +124,7 @@ Deno.test("the control path refuses a bad request and says why", async () => {
 Deno.test("trimming another stream leaves this one's trim horizon as it was", async () => {
   const trim = new StreamTrim();
   await trimThrough(trim, "6");
-  const horizon = await trim.handle(
-    streamsCall("GetShardIterator", {
-      StreamArn: ARN,
-      ShardId: "shardId-1",
-      ShardIteratorType: "TRIM_HORIZON",
-    }),
-    () => Promise.resolve(Response.json({ ShardIterator: `${ARN}|001|horizon` })),
-  );
-  const { ShardIterator } = await horizon.json();
+  const ShardIterator = await trimHorizon(trim);
   trim.trim("arn:aws:dynamodb:ddblocal:000000000000:table/u/stream/2026", "3");
   const response = await trim.handle(
     streamsCall("GetRecords", { ShardIterator }),
