@@ -89,8 +89,21 @@ async function writeFailure(message: StreamFailureMessage): Promise<void> {
   );
 }
 
+/** The value of `read`, or, when a setting is wrong, its one line and exit code 1. */
+function setting<T>(read: () => T): T {
+  try {
+    return read();
+  } catch (error) {
+    console.error(`stream poller: ${(error as Error).message}`);
+    Deno.exit(1);
+  }
+}
+
 if (import.meta.main) {
   const env = readStackEnv();
+  const concurrency = setting(() =>
+    reservedConcurrency(Deno.env.get("STREAM_RESERVED_CONCURRENCY"))
+  );
   // One client per region for the poller's life (a client per call leaks its sockets).
   const streamsIn = streamsClients(stackEnvReader(env));
   const dynamoIn = dynamoClients(stackEnvReader(env));
@@ -108,7 +121,7 @@ if (import.meta.main) {
     bisectBatchOnFunctionError: (Deno.env.get("STREAM_BISECT_ON_ERROR") ??
       String(DEPLOYED_MAPPING.bisectBatchOnFunctionError)) === "true",
     functionTimeoutMs: DEPLOYED_MAPPING.functionTimeoutMs,
-    reservedConcurrency: reservedConcurrency(Deno.env.get("STREAM_RESERVED_CONCURRENCY")),
+    reservedConcurrency: concurrency,
     retryBaseDelayMs: 500,
     onFailure: writeFailure,
   });
