@@ -1,7 +1,13 @@
 /**
  * The DynamoDB proxy's answer to a GetRecords: a poll of an idle stream answered without
  * DynamoDB Local (idle_polls.ts), any other passed on, its records given the second
- * their write took effect in (stream_times.ts).
+ * their write took effect in (stream_times.ts), and no more of them than fit in 1 MB.
+ * AWS: "GetRecords can retrieve a maximum of 1 MB of data or 1000 stream records,
+ * whichever comes first"
+ * (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_streams_GetRecords.html);
+ * DynamoDB Local holds to the count only. A page past 1 MB (by its records' `SizeBytes`)
+ * is asked for again with the `Limit` that fits, so that DynamoDB Local's own next
+ * iterator follows the last record given.
  *
  * @module
  */
@@ -32,6 +38,26 @@ function valid(body: object): boolean {
       Number(Limit) <= 1000));
 }
 
+/** The most a GetRecords answer holds, in bytes of its records' `SizeBytes`. */
+export const GET_RECORDS_MAX_BYTES = 1_048_576;
+
+/**
+ * How many of `records`, from the first, fit in `maxBytes` by their `SizeBytes` (a record
+ * without one counts its JSON's length); at least one.
+ */
+export function recordsWithin(records: unknown[], maxBytes = GET_RECORDS_MAX_BYTES): number {
+  let bytes = 0;
+  for (let i = 0; i < records.length; i++) {
+    const data = (records[i] as { dynamodb?: { SizeBytes?: unknown } }).dynamodb;
+    const size = typeof data?.SizeBytes === "number"
+      ? data.SizeBytes
+      : JSON.stringify(data ?? {}).length;
+    bytes += size;
+    if (bytes > maxBytes) return Math.max(1, i);
+  }
+  return records.length;
+}
+
 /** The handler of GetRecords requests (their bodies already read as `raw`). */
 export function streamReads(options: StreamReadsOptions) {
   const { upstream, streamTimes, idlePolls, now } = options;
@@ -55,9 +81,24 @@ export function streamReads(options: StreamReadsOptions) {
       return awsJsonText(200, JSON.stringify({ Records: [], NextShardIterator: iterator }));
     }
     const writesBefore = table ? idlePolls?.writesTo(table) : undefined;
-    const response = await passUpstream(upstream, request, raw);
+    let response = await passUpstream(upstream, request, raw);
     if (!response.ok) return response;
-    const json = await response.json() as Record<string, unknown>;
+    let json = await response.json() as Record<string, unknown>;
+    const records = Array.isArray(json.Records) ? json.Records : [];
+    const fit = recordsWithin(records);
+    if (fit < records.length) {
+      // The same iterator again, for the records that fit: its next iterator follows them.
+      const limited = new TextEncoder().encode(JSON.stringify({ ...body, Limit: fit }));
+      const headers = new Headers(request.headers);
+      headers.delete("content-length");
+      response = await passUpstream(
+        upstream,
+        new Request(request.url, { method: "POST", headers }),
+        limited.buffer,
+      );
+      if (!response.ok) return response;
+      json = await response.json() as Record<string, unknown>;
+    }
     await streamTimes.settled();
     if (stream && Array.isArray(json.Records)) {
       streamTimes.timeRecords(scope, stream, json.Records);

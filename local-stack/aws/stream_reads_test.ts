@@ -10,6 +10,7 @@ import { type Faults, NO_FAULTS } from "./faults.ts";
 import { IdlePolls } from "./idle_polls.ts";
 import { createProxy } from "./proxy.ts";
 import { StreamTimes } from "./stream_times.ts";
+import { recordsWithin } from "./stream_reads.ts";
 
 type Body = Record<string, unknown>;
 
@@ -26,6 +27,7 @@ function fakeDynamo() {
   const streamOf = (table: string) => streams.get(table) ?? streams.set(table, []).get(table)!;
   const calls: string[] = [];
   const timing = { holdWriteMs: 0, holdPollMs: 0, closed: false, failPolls: false };
+  // An item whose id begins "big-" makes a record of 300 KB (SizeBytes), the others 10 B.
   const record = (table: string, id: unknown) =>
     streamOf(table).push({
       eventName: "INSERT",
@@ -33,6 +35,7 @@ function fakeDynamo() {
         Keys: { id },
         NewImage: { id },
         SequenceNumber: String(streamOf(table).length + 1).padStart(21, "0"),
+        SizeBytes: String((id as { S?: string }).S).startsWith("big-") ? 300_000 : 10,
       },
     });
   const hold = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -65,7 +68,10 @@ function fakeDynamo() {
     } else if (op === "GetRecords") {
       const [stream, position] = body.ShardIterator.split("|");
       const table = /table\/([^/]+)\//.exec(stream)![1];
-      const records = streamOf(table).slice(Number(position));
+      const records = streamOf(table).slice(
+        Number(position),
+        Number(position) + (body.Limit ?? 1000),
+      );
       if (timing.failPolls) {
         status = 400;
         out = { __type: "com.amazonaws.dynamodb.v20120810#ValidationException" };
@@ -73,7 +79,7 @@ function fakeDynamo() {
         out = {
           Records: records,
           ...(timing.closed ? {} : {
-            NextShardIterator: `${stream}|${streamOf(table).length}|${calls.length}`,
+            NextShardIterator: `${stream}|${Number(position) + records.length}|${calls.length}`,
           }),
         };
       }
@@ -326,3 +332,29 @@ proxyTest(
   },
   { errorRate: 1 },
 );
+
+proxyTest(
+  "a GetRecords answer holds at most 1 MB of records; the next iterator follows the last",
+  async (s) => {
+    const it = await s.idle("t");
+    for (let i = 0; i < 5; i++) await s.write("PutItem", put("t", `big-${i}`));
+    const first = await s.poll(it);
+    // 3 × 300 KB fit in 1 MB (1,048,576 B); a fourth would not.
+    assert.deepEqual(first.Records.map((r: Body) => (r.dynamodb as Body).SequenceNumber), [
+      "000000000000000000001",
+      "000000000000000000002",
+      "000000000000000000003",
+    ]);
+    const second = await s.poll(first.NextShardIterator);
+    assert.equal(second.Records.length, 2, "the rest, none lost or repeated");
+    assert.equal((second.Records[0].dynamodb as Body).SequenceNumber, "000000000000000000004");
+  },
+);
+
+Deno.test("recordsWithin: the records that fit, at least one", () => {
+  const sized = (n: number) => ({ dynamodb: { SizeBytes: n } });
+  assert.equal(recordsWithin([sized(600), sized(400), sized(1)], 1000), 2);
+  assert.equal(recordsWithin([sized(2000), sized(1)], 1000), 1, "one too big alone still goes");
+  assert.equal(recordsWithin([sized(10), sized(10)], 1000), 2);
+  assert.equal(recordsWithin([], 1000), 0);
+});
