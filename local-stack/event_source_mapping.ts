@@ -19,6 +19,7 @@
  * @module
  */
 
+import { RunGate, whenAdmitted } from "../functions-shared/run_gate.ts";
 import type {
   BatchResponse,
   DynamoDBStreamEvent,
@@ -132,32 +133,6 @@ export interface MappingConfig {
   now?: () => number;
 }
 
-/** Places for invocations at once, handed out in the order asked for. */
-class Places {
-  #free: number;
-  #waiting: (() => void)[] = [];
-  constructor(count: number) {
-    if (!Number.isInteger(count) || count < 1) {
-      throw new Error(`reserved concurrency must be a positive integer, not ${count}`);
-    }
-    this.#free = count;
-  }
-
-  /** Resolves with the function that gives the place back, once one is free. */
-  async take(): Promise<() => void> {
-    if (this.#free > 0) this.#free--;
-    else await new Promise<void>((resolve) => this.#waiting.push(resolve));
-    let given = false;
-    return () => {
-      if (given) return;
-      given = true;
-      const next = this.#waiting.shift();
-      if (next) next();
-      else this.#free++;
-    };
-  }
-}
-
 type Outcome = { kind: "ok" } | { kind: "partial"; from: number } | {
   kind: "error";
   message: string;
@@ -167,17 +142,20 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Hands the records of one shard to the function the way Lambda does. */
 export class EventSourceMapping {
-  #places = new Map<string, Places>();
+  #gates = new Map<string, RunGate>();
   constructor(readonly config: MappingConfig) {}
 
-  /** A place to invoke the function of the stream's region (see `reservedConcurrency`). */
-  #place(streamArn: string): Promise<() => void> {
+  /**
+   * Runs `work` once a place to invoke the function of the stream's region is free (see
+   * `reservedConcurrency`), in the order asked for.
+   */
+  #inPlace<T>(streamArn: string, work: () => Promise<T>): Promise<T> {
     const limit = this.config.reservedConcurrency;
-    if (limit === undefined) return Promise.resolve(() => {});
+    if (limit === undefined) return work();
     const region = streamArn.split(":")[3] ?? "";
-    let places = this.#places.get(region);
-    if (!places) this.#places.set(region, places = new Places(limit));
-    return places.take();
+    let gate = this.#gates.get(region);
+    if (!gate) this.#gates.set(region, gate = new RunGate(limit));
+    return whenAdmitted(gate, work);
   }
 
   /** Processes records (all of one shard, in order) until each is delivered or dead-lettered. */
@@ -228,23 +206,25 @@ export class EventSourceMapping {
     let batch = records;
     let tries = attempts;
     while (batch.length > 0) {
-      const release = await this.#place(streamArn);
-      let outcome: Outcome;
-      try {
-        const expired = this.expiredHead(batch);
-        if (expired > 0) {
+      const current = batch;
+      const step = await this.#inPlace(
+        streamArn,
+        async (): Promise<{ expired: number } | { outcome: Outcome }> => {
+          const expired = this.expiredHead(current);
+          if (expired === 0) return { outcome: await this.invoke(current) };
           await this.config.onFailure(
-            this.failureMessage(streamArn, shardId, batch.slice(0, expired), tries, {
+            this.failureMessage(streamArn, shardId, current.slice(0, expired), tries, {
               condition: "RecordAgeExceeded",
             }),
           );
-          batch = batch.slice(expired);
-          continue;
-        }
-        outcome = await this.invoke(batch);
-      } finally {
-        release();
+          return { expired };
+        },
+      );
+      if ("expired" in step) {
+        batch = batch.slice(step.expired);
+        continue;
       }
+      const outcome = step.outcome;
       if (outcome.kind === "ok") return;
       if (outcome.kind === "partial") batch = batch.slice(outcome.from);
       const limit = this.config.maxRetryAttempts;
