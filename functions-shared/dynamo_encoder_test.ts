@@ -131,3 +131,24 @@ Deno.test("encodeJson writes plain values as JSON.stringify does, bigints exactl
   assert.throws(() => encodeJson({ x: [Infinity] }), /not a finite number: Infinity/);
   assert.throws(() => encodeJson(NaN), /not a finite number: NaN/);
 });
+
+Deno.test("encodeJson writes each number's own text, whether a double holds it or not", () => {
+  const texts = [
+    "42",
+    "-1.5",
+    "0",
+    "-0",
+    "1.50",
+    "1E+5",
+    "1e5",
+    "0.1",
+    "123456789012345678",
+    "9007199254740993",
+    "12345678901234567890123456789012345678",
+    "1E-130",
+    "-9.99E125",
+  ];
+  const encoded = encodeJson(texts.map((N) => fromDynamo({ n: { N } }).n));
+  assert.equal(encoded, `[${texts.map(numberJson).join(",")}]`);
+  assert.throws(() => encodeJson([Number.NaN]), /not a finite number/);
+});
