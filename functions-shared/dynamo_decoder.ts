@@ -151,12 +151,30 @@ function member<T>(name: string | number, decode: () => T): T {
   }
 }
 
+/**
+ * Names (attribute names and map keys) already found storable. Items of a table repeat
+ * the same few dozen names, and a visitor's holds about 90 of them (its sessions' keys):
+ * a lookup here costs less than checking the name again. Bounded, and short names only.
+ */
+const STORABLE_NAMES = new Set<string>();
+const MAX_STORABLE_NAMES = 4_096;
+
+/** {@link stringProblem} of a name, remembering the storable ones. */
+function nameProblem(name: string): string | undefined {
+  if (STORABLE_NAMES.has(name)) return undefined;
+  const problem = stringProblem(name);
+  if (!problem && name.length <= 64 && STORABLE_NAMES.size < MAX_STORABLE_NAMES) {
+    STORABLE_NAMES.add(name);
+  }
+  return problem;
+}
+
 /** Decodes a map's members, checking every name. */
 function decodeMap(map: Record<string, unknown>): Record<string, DynamoValue> {
   const out: Record<string, DynamoValue> = {};
   for (const name in map) {
     if (!Object.hasOwn(map, name)) continue;
-    const problem = stringProblem(name);
+    const problem = nameProblem(name);
     if (problem) {
       throw new Unstorable((path) =>
         path === ""

@@ -73,3 +73,17 @@ Deno.test("fromDynamo accepts DynamoDB's extremes and keeps __proto__ as data", 
   assert.equal(Object.getPrototypeOf(item), Object.prototype);
   assert.equal(Object.getOwnPropertyDescriptor(item, "__proto__")?.value, "data");
 });
+
+Deno.test("a name is checked every time until it is found storable", () => {
+  const bad = "lone\uD800";
+  for (let i = 0; i < 3; i++) {
+    assert.throws(
+      () => fromDynamo({ ok: { M: { [bad]: { S: "x" } } } }),
+      (error: ValueError) => error.path === "ok" && /lone surrogate/.test(error.problem),
+    );
+    assert.throws(() => fromDynamo({ [bad]: { S: "x" } }), /attribute name/);
+  }
+  // Names found storable are remembered; values never are.
+  assert.deepEqual(fromDynamo({ ok: { M: { fine: { S: "x" } } } }), { ok: { fine: "x" } });
+  assert.throws(() => fromDynamo({ ok: { M: { fine: { S: bad } } } }), /ok\.fine/);
+});
