@@ -23,6 +23,10 @@ import { gzipItems } from "../local-stack/aws/export_layout.ts";
 import { connectDb, stack } from "./stack_clients.ts";
 
 const ACTIONS = "firespring-backdoor-actions-dev";
+/**
+ * Long ago, so that the jobs' sweeps (which remove the rows of the whole table older than
+ * the export and not in it) leave the other files' rows of the shared stack alone.
+ */
 const EXPORT_TIME = new Date("2001-01-01T00:00:00Z");
 const cpu = processMeter(() => ({ user: 0, system: 0 }));
 
@@ -66,9 +70,22 @@ async function withJob(
   // The command loads next to the database, over a direct connection (not the pooler).
   const pool = connectPool(stack.DATABASE_URL, 3);
   const arn = `arn:aws:dynamodb:us-east-1:000000000000:table/${ACTIONS}/export/${prefix}`;
-  const [{ id }] = await sql`
-    select sync.start_export_backfill(${ACTIONS}, ${arn}, ${EXPORT_TIME}, 'exports',
-      ${JSON.stringify(files)}::text::jsonb, 4) as id`;
+  // An export that old is refused while the tombstones kept are younger than it: they are
+  // kept longer for as long as this transaction takes, which no other session sees.
+  const [{ id }] = await sql.begin(async (tx) => {
+    const kept = await tx`
+      select key, value from sync.settings
+      where key in ('tombstone_retention', 'observation_retention') for update`;
+    await tx`update sync.settings set value = '100 years'
+             where key in ('tombstone_retention', 'observation_retention')`;
+    const started = await tx`
+      select sync.start_export_backfill(${ACTIONS}, ${arn}, ${EXPORT_TIME}, 'exports',
+        ${JSON.stringify(files)}::text::jsonb, 4) as id`;
+    for (const { key, value } of kept) {
+      await tx`update sync.settings set value = ${value} where key = ${key}`;
+    }
+    return started;
+  });
   try {
     await test(sql, pool, String(id));
   } finally {

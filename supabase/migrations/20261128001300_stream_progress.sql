@@ -103,12 +103,15 @@ comment on function sync.stream_records_applied_of(text, text[]) is
   'The subset of the given sequence numbers of a stream whose records the webhook committed.';
 
 -- Records one run of the lost-record check for a table and, when it found a problem,
--- marks the table stale (which queues the healing backfill) unless a backfill queued at
--- or after p_covers_until is pending, running or done: a backfill reads every item as it
--- is when its Scan runs, so it heals every change made before it was queued (a record
--- the webhook will never apply, e.g. one sent to the on-failure queue, is thus healed
--- once, not again every hour until the stream drops it). Returns the backfill job
--- queued, or null. Purges the table's noted records older than 48 hours.
+-- marks the table stale (which queues the healing backfill) unless a backfill whose
+-- data is as of p_covers_until or later is pending, running or done: a Scan backfill
+-- reads every item as it is when its Scan runs, so it heals every change made before it
+-- was queued (a record the webhook will never apply, e.g. one sent to the on-failure
+-- queue, is thus healed once, not again every hour until the stream drops it). An
+-- export's backfill holds the table as of its export time, its started_at
+-- (20261128002300_export_backfills.sql), which is earlier than its queueing: hence the
+-- earlier of the two. Returns the backfill job queued, or null. Purges the table's
+-- noted records older than 48 hours.
 create function sync.record_stream_check(
   p_target text,
   p_stream_arn text,
@@ -132,7 +135,7 @@ begin
       join sync.source_tables s on s.source_table = j.source_table
       where s.target_table = p_target and j.status in ('pending', 'running', 'done')
         and j.checksum_run_id is null -- a validation run's Scan writes nothing
-        and j.requested_at >= coalesce(p_covers_until, now()))
+        and least(j.requested_at, j.started_at) >= coalesce(p_covers_until, now()))
     into healing;
     if not healing then
       job_id := sync.mark_stale(p_target, p_problem);
@@ -150,7 +153,7 @@ begin
 end
 $$;
 comment on function sync.record_stream_check(text, text, jsonb, text, timestamptz) is
-  'Records a lost-record check of a table; with a problem, marks it stale (queues a backfill) unless one queued since p_covers_until is pending, running or done.';
+  'Records a lost-record check of a table; with a problem, marks it stale (queues a backfill) unless one whose data is as of p_covers_until or later is pending, running or done.';
 
 -- The check runs hourly (minute 41); it tolerates up to 3 hours between runs (a missed
 -- tick or two) before it says it cannot vouch for what the stream dropped meanwhile.

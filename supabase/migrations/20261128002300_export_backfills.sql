@@ -155,6 +155,14 @@ group by j.id, s.target_table;
 -- Starts a backfill of `p_source_table` from its export `p_export_arn` (as of
 -- `p_export_time`) in `p_bucket`: one segment per data file of `p_files`, a JSON array of
 -- {"key", "itemCount", "md5"} in the manifest's order. Returns the job's id.
+--
+-- The export's rows are stamped with its time, and only a tombstone (or a deleted
+-- observation) recorded after that time stops one of them from bringing back an item
+-- deleted since. Those are kept for tombstone_retention (observation_retention), and
+-- every one recorded after a running backfill's start is kept while it runs
+-- (sync.purge_expired): so an export older than the shorter of the two periods is
+-- refused (its deletes' tombstones may be gone), and the job is running from the start,
+-- its started_at the export time, so that no tombstone it needs is purged from then on.
 create function sync.start_export_backfill(
   p_source_table text,
   p_export_arn text,
@@ -168,6 +176,7 @@ as $$
 declare
   job_id bigint;
   files integer := coalesce(jsonb_array_length(p_files), 0);
+  kept interval;
 begin
   if not exists (select from sync.source_tables s where s.source_table = p_source_table) then
     raise exception 'sync.start_export_backfill: % is not a registered DynamoDB table (known: %)',
@@ -183,9 +192,16 @@ begin
     raise exception 'sync.start_export_backfill: the export % of % lists no data file',
       p_export_arn, p_source_table using errcode = '22023';
   end if;
+  kept := least(sync.retention_setting('tombstone_retention'),
+                sync.retention_setting('observation_retention'));
+  if p_export_time is null or p_export_time < now() - kept then
+    raise exception 'sync.start_export_backfill: the export % of % is as of %, more than % ago (the shorter of tombstone_retention and observation_retention): the tombstones of items deleted since may be purged, and its rows would bring those items back; export the table again',
+      p_export_arn, p_source_table, coalesce(p_export_time::text, 'no time'), kept
+      using errcode = '22023';
+  end if;
   insert into sync.backfill_jobs
-    (source_table, total_segments, page_size, started_at, export_arn, export_bucket)
-  values (p_source_table, files, p_page_size, p_export_time, p_export_arn, p_bucket)
+    (source_table, status, total_segments, page_size, started_at, export_arn, export_bucket)
+  values (p_source_table, 'running', files, p_page_size, p_export_time, p_export_arn, p_bucket)
   returning id into job_id;
   insert into sync.backfill_segments (job_id, segment)
   select job_id, g from generate_series(0, files - 1) g;

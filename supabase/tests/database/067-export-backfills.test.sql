@@ -4,7 +4,7 @@
 -- is older than the snapshot and not in it, and keeps what the stream wrote after it.
 set client_min_messages = warning;
 begin;
-select plan(18);
+select plan(24);
 
 delete from sync.table_state;
 delete from sync.backfill_jobs;
@@ -141,6 +141,53 @@ select results_eq(
     where j.id = (select id from slow_job)$$,
   $$values ('failed'::text, true, 'failed'::text)$$,
   'it fails the file and its job, naming the file, the lease and what to do'
+);
+
+-- An export older than the tombstones kept (48 hours by default) is refused: the deletes
+-- since it may have lost their tombstones, and its rows would bring those items back.
+select throws_like(
+  $$select sync.start_export_backfill('firespring-backdoor-segments-dev', (select arn from export),
+      now() - interval '49 hours', 'exports', '[{"key": "k", "itemCount": 1, "md5": "m"}]')$$,
+  '%is as of % more than 48:00:00 ago (the shorter of tombstone_retention and observation_retention)%export the table again%',
+  'an export older than the tombstones kept is refused, saying why and what to do'
+);
+update sync.settings set value = '3 hours' where key = 'observation_retention';
+select throws_like(
+  $$select sync.start_export_backfill('firespring-backdoor-segments-dev', (select arn from export),
+      now() - interval '4 hours', 'exports', '[{"key": "k", "itemCount": 1, "md5": "m"}]')$$,
+  '%more than 03:00:00 ago%', 'the shorter of the two retentions counts'
+);
+
+-- The job runs from the start, its started_at the export time: from then on no tombstone
+-- recorded after the export time is purged (sync.purge_expired).
+create temporary table held_job as select sync.start_export_backfill(
+  'firespring-backdoor-segments-dev', (select arn from export), now() - interval '2 hours',
+  'exports', '[{"key": "p/AWSDynamoDB/x/data/held.json.gz", "itemCount": 1, "md5": "m4"}]') as id;
+select is((select status from sync.backfill_jobs where id = (select id from held_job)), 'running',
+  'an export job is running from the start');
+insert into sync.tombstones (target_table, row_key, sync_sequence, deleted_at, recorded_at)
+values ('firespring_segments', '{"segment_id": "deleted-after-export"}', 9, now() - interval '90 minutes',
+        now() - interval '90 minutes');
+update sync.settings set value = '1 hour' where key = 'tombstone_retention';
+select sync.purge_expired();
+select ok(exists (select from sync.tombstones where row_key = '{"segment_id": "deleted-after-export"}'),
+  'a tombstone recorded after the export time outlives its retention while the job runs');
+
+-- A lost stream record is healed by an export's backfill only if the export is as late
+-- as the record: the job's data is as of its export time, not of when it was queued.
+delete from sync.table_state;
+delete from sync.backfill_jobs where id <> (select id from held_job);
+select is(
+  sync.record_stream_check('firespring_segments', 'arn:s', '{}', 'lost after the export',
+    now() - interval '1 hour') is not null,
+  true, 'a record lost after the export time marks the table stale'
+);
+delete from sync.table_state;
+delete from sync.backfill_jobs where id <> (select id from held_job);
+select is(
+  sync.record_stream_check('firespring_segments', 'arn:s', '{}', 'lost before the export',
+    now() - interval '3 hours'),
+  null, 'a record lost before the export time is healed by the export''s backfill'
 );
 
 select * from finish();
