@@ -85,7 +85,24 @@ export async function startExportBackfill(
   token: string,
 ): Promise<ExportJob> {
   const dynamo = deps.dynamo(spec.region);
-  const arn = source.exportArn ??
+  // A job of this table that a dead loader left unfinished is taken up where it stopped,
+  // before anything is asked of DynamoDB: a new export would start a second job, and the
+  // first, running for ever, would hold every tombstone since its export time (the purge
+  // keeps them while a backfill runs).
+  const [unfinished] = await deps.sql`
+    select id, export_arn from sync.backfill_jobs
+    where source_table = ${spec.sourceTable} and export_arn is not null
+      and status in ('pending', 'running')
+    order by id desc limit 1`;
+  if (unfinished && source.exportArn && unfinished.export_arn !== source.exportArn) {
+    throw new Error(
+      `export backfill of ${spec.sourceTable}: job ${unfinished.id}, of export ` +
+        `${unfinished.export_arn}, is unfinished; finish it first (the same command ` +
+        `without --export-arn takes it up) or cancel it: update sync.backfill_jobs set ` +
+        `status = 'cancelled', finished_at = now() where id = ${unfinished.id}`,
+    );
+  }
+  const arn = unfinished?.export_arn ?? source.exportArn ??
     await requestExport(dynamo, spec.sourceTable, source, token);
   deps.log(`${spec.targetTable}: export ${arn}`);
   const description = await waitForExport(dynamo, spec.sourceTable, arn, {
@@ -107,10 +124,6 @@ export async function startExportBackfill(
     summary,
     `s3://${bucket}/${summary.manifestFilesKey}`,
   );
-  // A job of this export that a dead loader left unfinished is taken up where it stopped.
-  const [unfinished] = await deps.sql`
-    select id from sync.backfill_jobs
-    where export_arn = ${arn} and status in ('pending', 'running') order by id desc limit 1`;
   if (unfinished) {
     deps.log(
       `${spec.targetTable}: job ${unfinished.id} of this export is unfinished: taking it up ` +

@@ -1,0 +1,116 @@
+import assert from "node:assert/strict";
+import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import type { S3Client } from "@aws-sdk/client-s3";
+import { bySourceTable } from "../functions-shared/table_registry.ts";
+import { fakeSql, type Statement } from "../functions-shared/testing_fakes.ts";
+import { exportFiles } from "../local-stack/aws/export_layout.ts";
+import { startExportBackfill } from "./export_backfill.ts";
+
+const spec = bySourceTable("firespring-backdoor-segments-dev")!;
+const TABLE_ARN = "arn:aws:dynamodb:us-east-1:000000000000:table/firespring-backdoor-segments-dev";
+
+/** A completed export of the table in a fake bucket, as DescribeExport reports it. */
+async function anExport(id: string) {
+  const seconds = Date.now() / 1000;
+  const description: Record<string, unknown> = {
+    ExportArn: `${TABLE_ARN}/export/${id}`,
+    TableArn: TABLE_ARN,
+    TableId: "table-id",
+    ExportTime: seconds - 60,
+    StartTime: seconds - 60,
+    S3Bucket: "exports",
+    S3Prefix: "p",
+    ExportStatus: "COMPLETED",
+  };
+  const files = await exportFiles({
+    description,
+    endTime: Date.now(),
+    items: [{ segment_id: { S: "a" } }],
+    itemsPerFile: 10,
+  });
+  description.ExportManifest = files.summaryKey;
+  return { arn: String(description.ExportArn), description, objects: files.objects };
+}
+
+/** The command's clients, each a fake; what DynamoDB was asked, by command name. */
+function deps(exports: Awaited<ReturnType<typeof anExport>>[], unfinished: unknown[]) {
+  const asked: string[] = [];
+  const dynamo = {
+    send: (command: { constructor: { name: string }; input: { ExportArn?: string } }) => {
+      const name = command.constructor.name.replace(/Command$/, "");
+      asked.push(name);
+      if (name !== "DescribeExport") throw new Error(`not expected here: ${name}`);
+      const found = exports.find((e) => e.arn === command.input.ExportArn)!;
+      return Promise.resolve({ ExportDescription: found.description });
+    },
+  } as unknown as DynamoDBClient;
+  const objects = new Map(exports.flatMap((e) => e.objects).map((o) => [o.key, o.bytes]));
+  const s3 = {
+    send: (command: { input: { Key: string } }) =>
+      Promise.resolve({
+        Body: {
+          transformToString: () =>
+            Promise.resolve(new TextDecoder().decode(objects.get(command.input.Key)!)),
+        },
+      }),
+  } as unknown as S3Client;
+  const db = fakeSql((s: Statement) => {
+    if (s.text.startsWith("select id, export_arn from sync.backfill_jobs")) return unfinished;
+    if (s.text.includes("sync.start_export_backfill")) return [{ id: 99 }];
+    return undefined;
+  });
+  const lines: string[] = [];
+  return {
+    deps: {
+      sql: db.sql,
+      dynamo: () => dynamo,
+      s3,
+      log: (line: string) => void lines.push(line),
+    },
+    asked,
+    lines,
+    db,
+  };
+}
+
+Deno.test("a job a dead loader left unfinished is taken up, not exported again", async () => {
+  const old = await anExport("old");
+  const run = deps([old], [{ id: 7, export_arn: old.arn }]);
+  const job = await startExportBackfill(run.deps, spec, { bucket: "exports", prefix: "p" }, "t");
+  assert.equal(job.job, "7");
+  assert.deepEqual(run.asked, ["DescribeExport"], "no new export was asked for");
+  assert.equal(run.db.matching("sync.start_export_backfill").length, 0, "no new job");
+  assert.ok(run.lines.some((l) => /job 7 of this export is unfinished: taking it up/.test(l)));
+});
+
+Deno.test("another export is refused while one of the table is unfinished, naming it and the way out", async () => {
+  const [old, other] = [await anExport("old"), await anExport("other")];
+  const run = deps([old, other], [{ id: 7, export_arn: old.arn }]);
+  await assert.rejects(
+    startExportBackfill(run.deps, spec, { bucket: "", prefix: "", exportArn: other.arn }, "t"),
+    (error: Error) =>
+      error.message.startsWith(
+        `export backfill of firespring-backdoor-segments-dev: job 7, of export ${old.arn}, is unfinished;`,
+      ) &&
+      error.message.includes("without --export-arn takes it up") &&
+      error.message.includes(
+        "update sync.backfill_jobs set status = 'cancelled', finished_at = now() where id = 7",
+      ),
+  );
+  assert.deepEqual(run.asked, [], "DynamoDB was not asked anything");
+});
+
+Deno.test("without an unfinished job, the export named is loaded as a new job", async () => {
+  const named = await anExport("named");
+  const run = deps([named], []);
+  const job = await startExportBackfill(
+    run.deps,
+    spec,
+    { bucket: "", prefix: "", exportArn: named.arn },
+    "t",
+  );
+  assert.equal(job.job, "99");
+  assert.equal(job.items, 1);
+  const [start] = run.db.matching("sync.start_export_backfill");
+  assert.equal(start.values[1], named.arn);
+});
