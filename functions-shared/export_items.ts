@@ -95,6 +95,14 @@ export async function* exportPages(
   let items: Record<string, AttributeValue>[] = [];
   const take = (content: string) => {
     line++;
+    // Refused before the page with the line is handed on: its rows would be written with
+    // the export's time, and the file is not the one its manifest describes.
+    if (line > file.itemCount) {
+      throw new ExportDataError(
+        file.key,
+        `holds more than the ${file.itemCount} items the files manifest says (line ${line})`,
+      );
+    }
     if (line > fromLine) items.push(itemOf(content, file.key, line));
   };
   try {

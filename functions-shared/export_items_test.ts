@@ -93,3 +93,15 @@ Deno.test("bytes that are not gzip are refused as unreadable", async () => {
     /export data file k\.json\.gz: unreadable after line 0/,
   );
 });
+
+Deno.test("a file longer than its manifest says hands on no page past the manifest's count", async () => {
+  const { body, file } = await dataFile([1, 2, 3, 4, 5].map(item), { itemCount: 2 });
+  const handed: ExportPage[] = [];
+  await assert.rejects(
+    (async () => {
+      for await (const page of exportPages(body, file, 2)) handed.push(page);
+    })(),
+    /f\.json\.gz: holds more than the 2 items the files manifest says \(line 3\)/,
+  );
+  assert.deepEqual(handed.map((p) => p.nextLine), [2], "only the manifest's two lines");
+});

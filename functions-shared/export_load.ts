@@ -188,20 +188,26 @@ export async function loadExportJob(
       try {
         await loadExportFile(job, worker, file, deps);
       } catch (error) {
-        const message = (error as Error).message;
         const where = `export backfill job ${job} of ${file.source_table}`;
+        // What the job records and the command prints names the file, whatever failed (S3's
+        // own NoSuchKey names nothing).
+        const raw = (error as Error).message;
+        const message = raw.includes(file.data_key)
+          ? raw
+          : `export data file ${file.data_key}: ${raw}`;
+        const failed = () => new Error(`${where}: ${message}`, { cause: error });
         try {
           if (!checkpointRefused(error) && await failSegment(worker, file.segment, message)) {
-            failure ??= error;
+            failure ??= failed();
             deps.log?.(`${where}: ${message}`);
             continue;
           }
         } catch (bookkeeping) {
-          failure ??= error;
+          failure ??= failed();
           deps.log?.(`${where}: ${message}; failing the job failed too: ${bookkeeping}`);
           continue;
         }
-        deps.log?.(`${where}: ${worker} left file ${file.segment} (${file.data_key}): ${message}`);
+        deps.log?.(`${where}: ${worker} left file ${file.segment} (${file.data_key}): ${raw}`);
       }
     }
   };

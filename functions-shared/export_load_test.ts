@@ -56,6 +56,12 @@ function load(db: ReturnType<typeof jobDb>, errors: Record<number, Error>) {
 const left = (segment: number, message: string) =>
   `export backfill job 7 of firespring-backdoor-segments-dev: loader-0 left file ${segment} ` +
   `(AWSDynamoDB/01/data/${segment}.json.gz): ${message}`;
+/** The error a failed load throws: the file's, with the job, the table and the file named. */
+const causedBy = (cause: Error) => (error: Error) => {
+  assert.equal(error.cause, cause, error.message);
+  assert.match(error.message, /^export backfill job 7 of firespring-backdoor-segments-dev: /);
+  return true;
+};
 const failedSegments = (db: ReturnType<typeof jobDb>) =>
   db.matching("sync.fail_segment").map((s) => s.values[1]);
 
@@ -74,19 +80,30 @@ Deno.test("a worker whose checkpoint is refused leaves the file, fails nothing a
     const db = jobDb([fileOf(3), fileOf(4)], [4]);
     const nextFile = new Error("file 4 opened");
     const { done, lines } = load(db, { 3: refusal, 4: nextFile });
-    await assert.rejects(done, nextFile, `${refusal.message}: the worker went on to file 4`);
+    await assert.rejects(done, causedBy(nextFile), `${refusal.message}: went on to file 4`);
     assert.deepEqual(failedSegments(db), [4], "file 3 failed nothing");
     assert.equal(lines[0], left(3, refusal.message));
   }
 });
 
-Deno.test("a file that fails while its worker holds the lease fails its segment and the job, and is thrown", async () => {
+Deno.test("a file that fails while its worker holds the lease fails its segment and the job, and is thrown naming the job, the table and the file", async () => {
   const db = jobDb([fileOf(3)], [3]);
-  const gone = new Error("NoSuchKey: AWSDynamoDB/01/data/3.json.gz");
+  // S3's own error names no file.
+  const gone = Object.assign(new Error("The specified key does not exist."), {
+    name: "NoSuchKey",
+  });
   const { done } = load(db, { 3: gone });
-  await assert.rejects(done, gone);
+  const named = "export data file AWSDynamoDB/01/data/3.json.gz: The specified key does not exist.";
+  await assert.rejects(done, (error: Error) => {
+    assert.equal(
+      error.message,
+      `export backfill job 7 of firespring-backdoor-segments-dev: ${named}`,
+    );
+    assert.equal(error.cause, gone);
+    return true;
+  });
   const [failed] = db.matching("sync.fail_segment");
-  assert.deepEqual(failed.values, ["7", 3, "loader-0", gone.message]);
+  assert.deepEqual(failed.values, ["7", 3, "loader-0", named]);
   assert.equal(db.transactions.committed, 1, "the lease read and the fail in one transaction");
 });
 
@@ -95,7 +112,7 @@ Deno.test("an error met after the lease was taken over fails nothing: the worker
   const late = new Error("canceling statement due to statement timeout");
   const nextFile = new Error("file 4 opened");
   const { done, lines } = load(db, { 3: late, 4: nextFile });
-  await assert.rejects(done, nextFile, "the worker went on to file 4");
+  await assert.rejects(done, causedBy(nextFile), "the worker went on to file 4");
   assert.deepEqual(failedSegments(db), [3, 4], "fail_segment is asked, and ignores file 3");
   assert.equal(lines[0], left(3, late.message));
 });
@@ -107,7 +124,7 @@ Deno.test("the merge's own SY002 (a caller's mistake) is an error, not a job tha
     { code: "SY002", where: "PL/pgSQL function sync.merge_staged(text) line 16 at RAISE" },
   );
   const { done } = load(db, { 3: mistake });
-  await assert.rejects(done, mistake);
+  await assert.rejects(done, causedBy(mistake));
   assert.deepEqual(failedSegments(db), [3]);
 });
 

@@ -147,9 +147,9 @@ export function parseExportSummary(text: string, where: string): ExportSummary {
 
 /**
  * Reads and checks manifest-files.json's text (one JSON object per line) against its
- * summary: every data file's key, and the sum of their item counts equal to the
- * summary's, so that a manifest cut short is refused rather than loaded as a smaller
- * table.
+ * summary: every data file's key, each listed once, and the sum of their item counts
+ * equal to the summary's, so that a manifest cut short is refused rather than loaded as
+ * a smaller table.
  */
 export function parseExportFiles(
   text: string,
@@ -157,6 +157,7 @@ export function parseExportFiles(
   where: string,
 ): ExportDataFile[] {
   const files: ExportDataFile[] = [];
+  const listed = new Set<string>();
   const lines = text.split("\n");
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i].trim();
@@ -167,6 +168,10 @@ export function parseExportFiles(
     if (!key.endsWith(".json.gz")) {
       throw new ExportManifestError(at, `data file ${key} is not a .json.gz file`);
     }
+    // A file listed twice would be loaded twice, and one left out would pass the count:
+    // the job's sweep would then remove every row of the file it never loaded.
+    if (listed.has(key)) throw new ExportManifestError(at, `data file ${key} is listed twice`);
+    listed.add(key);
     files.push({
       key,
       itemCount: countField(o, "itemCount", at),

@@ -93,6 +93,23 @@ Deno.test("the files manifest lists each data file; a count that falls short of 
     },
   );
   assert.throws(
+    () =>
+      parseExportFiles(
+        [
+          fileLine("AWSDynamoDB/x/data/aaa.json.gz", 3),
+          fileLine("AWSDynamoDB/x/data/aaa.json.gz", 2),
+        ]
+          .join("\n"),
+        summary,
+        "files",
+      ),
+    {
+      name: "ExportManifestError",
+      message:
+        "export manifest files line 2: data file 2026-11/AWSDynamoDB/x/data/aaa.json.gz is listed twice",
+    },
+  );
+  assert.throws(
     () => parseExportFiles(`${fileLine("a/data/x.json", 5)}\n`, summary, "files"),
     {
       name: "ExportManifestError",

@@ -224,7 +224,11 @@ Deno.test("a data file whose MD5 is not the manifest's fails the job, naming the
   await withJob(prefix, files, async (sql, pool, job) => {
     await assert.rejects(
       loadExportJob(job, 1, "loader", { sql: pool, open, exportTime: EXPORT_TIME, cpu }),
-      (error: Error) => error instanceof ExportDataError && error.message.includes(files[0].key),
+      (error: Error) =>
+        error.cause instanceof ExportDataError &&
+        error.message.startsWith(
+          `export backfill job ${job} of ${ACTIONS}: export data file ${files[0].key}: its MD5 is`,
+        ),
     );
     const [failed] = await sql`select status, error from sync.backfill_jobs where id = ${job}`;
     assert.equal(failed.status, "failed");
