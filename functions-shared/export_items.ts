@@ -74,10 +74,12 @@ export async function* exportPages(
   fromLine = 0,
 ): AsyncGenerator<ExportPage> {
   const md5 = createHash("md5");
+  let bytes = 0;
   const hashed = body.pipeThrough(
     new TransformStream<Uint8Array, Uint8Array>({
       transform(chunk, controller) {
         md5.update(chunk);
+        bytes += chunk.byteLength;
         controller.enqueue(chunk);
       },
     }),
@@ -119,10 +121,15 @@ export async function* exportPages(
     }
   } catch (error) {
     if (error instanceof ExportDataError) throw error;
-    throw new ExportDataError(
-      file.key,
-      `unreadable after line ${line}: ${(error as Error).message}`,
-    );
+    // "For partitions that are empty, your export request will create an empty file" (AWS
+    // Developer Guide, "DynamoDB table export output format"): no bytes at all, which is
+    // not a gzip stream. It holds no line; its count and MD5 are checked below.
+    if (bytes > 0) {
+      throw new ExportDataError(
+        file.key,
+        `unreadable after line ${line}: ${(error as Error).message}`,
+      );
+    }
   }
   if (rest !== "") take(rest);
   if (line !== file.itemCount) {

@@ -105,3 +105,18 @@ Deno.test("a file longer than its manifest says hands on no page past the manife
   );
   assert.deepEqual(handed.map((p) => p.nextLine), [2], "only the manifest's two lines");
 });
+
+Deno.test("an empty partition's file, no bytes at all, holds no item", async () => {
+  const empty: ExportDataFile = {
+    key: "p/AWSDynamoDB/x/data/empty.json.gz",
+    itemCount: 0,
+    md5Checksum: createHash("md5").update(new Uint8Array()).digest("base64"),
+    etag: "",
+  };
+  const pages = await pagesOf(exportPages(new Blob([]).stream(), empty, 10));
+  assert.deepEqual(pages, [{ items: [], nextLine: 0, done: true }]);
+  await assert.rejects(
+    pagesOf(exportPages(new Blob([]).stream(), { ...empty, itemCount: 3 }, 10)),
+    /empty\.json\.gz: holds 0 items, but the files manifest says 3/,
+  );
+});

@@ -74,7 +74,12 @@ export async function exportFiles(input: {
   const count = Math.max(1, Math.ceil(input.items.length / input.itemsPerFile));
   for (let i = 0; i < count; i++) {
     const items = input.items.slice(i * input.itemsPerFile, (i + 1) * input.itemsPerFile);
-    const { bytes, md5 } = await gzipItems(items);
+    // "For partitions that are empty, your export request will create an empty file": no
+    // bytes, not a gzip of nothing (the Developer Guide's page above).
+    const { bytes, md5 } = items.length > 0 ? await gzipItems(items) : {
+      bytes: new Uint8Array(),
+      md5: createHash("md5").update(new Uint8Array()).digest("base64"),
+    };
     const name = `${relative}/data/${crypto.randomUUID().replaceAll("-", "").slice(0, 26)}.json.gz`;
     objects.push({ key: `${prefix}${name}`, bytes });
     billedSizeBytes += bytes.length;

@@ -34,6 +34,8 @@ import { scopeOf } from "./scope.ts";
 
 type Body = Record<string, unknown>;
 
+/** How long a ClientToken keeps an export request idempotent after it completed: 8 hours. */
+const TOKEN_WINDOW_MS = 8 * 3600_000;
 /** Where exports are written: the S3 stand-in. */
 export interface ExportStorage {
   bucketExists(bucket: string): Promise<boolean>;
@@ -224,12 +226,31 @@ export class TableExports {
         `S3Bucket ${JSON.stringify(body.S3Bucket)} is not a bucket name`,
       );
     }
-    // A ClientToken makes the request idempotent: the same token answers the same export.
+    // A ClientToken makes the request idempotent for 8 hours after the first request with
+    // it completed; within them, the same token with other parameters is refused with
+    // ImportConflictException (API reference, ExportTableToPointInTime, ClientToken).
     const same = [...this.#exports.entries()].find(([id, s]) =>
       id.startsWith(`${scope}/`) && body.ClientToken !== undefined &&
-      s.description.ClientToken === body.ClientToken
+      s.description.ClientToken === body.ClientToken &&
+      !(Number(s.outcome?.EndTime ?? Infinity) * 1000 + TOKEN_WINDOW_MS <= this.#now())
     );
-    if (same) return awsJsonAnswer(200, { ExportDescription: this.#describe(same[1]) });
+    if (same) {
+      const d = same[1].description;
+      const differs = [
+        ["TableArn", arn, d.TableArn],
+        ["S3Bucket", body.S3Bucket, d.S3Bucket],
+        ["S3Prefix", body.S3Prefix ?? null, d.S3Prefix],
+      ].find(([, asked, made]) => asked !== made);
+      if (differs) {
+        return awsError(
+          "ImportConflictException",
+          `ClientToken ${body.ClientToken} was used within the last 8 hours with another ${
+            differs[0]
+          }`,
+        );
+      }
+      return awsJsonAnswer(200, { ExportDescription: this.#describe(same[1]) });
+    }
     const since = this.#pitrSince.get(`${scope}/${table.TableName}`);
     if (since === undefined) {
       return awsError(

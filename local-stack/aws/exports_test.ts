@@ -90,16 +90,28 @@ Deno.test("an export stays IN_PROGRESS for a while, then its files read back as 
   const d = described.json.ExportDescription as Body;
   assert.equal(d.ExportStatus, "COMPLETED");
   assert.equal(d.ItemCount, 5);
+  const token = (started.json.ExportDescription as Body).ClientToken;
   const again = await call("ExportTableToPointInTime", {
     TableArn: TABLE_ARN,
     S3Bucket: "exports",
-    ClientToken: (started.json.ExportDescription as Body).ClientToken,
+    S3Prefix: "full",
+    ClientToken: token,
   });
   assert.equal(
     (again.json.ExportDescription as Body).ExportArn,
     arn,
     "same ClientToken, same export",
   );
+  // The same token with another parameter, within 8 hours of the export's end: refused.
+  const other = await call("ExportTableToPointInTime", {
+    TableArn: TABLE_ARN,
+    S3Bucket: "exports",
+    S3Prefix: "elsewhere",
+    ClientToken: token,
+  });
+  assert.equal(other.status, 400);
+  assert.equal(errorType(other.json), "ImportConflictException");
+  assert.match(String(other.json.message), /used within the last 8 hours with another S3Prefix/);
 
   const text = (key: string) => new TextDecoder().decode(objects.get(`exports/${key}`)!);
   const summary = parseExportSummary(text(String(d.ExportManifest)), "summary");
@@ -116,6 +128,43 @@ Deno.test("an export stays IN_PROGRESS for a while, then its files read back as 
   assert.deepEqual(ids, ["k0", "k1", "k2", "k3", "k4"]);
   const exportId = String(arn).split("/export/")[1];
   assert.ok(objects.has(`exports/full/AWSDynamoDB/${exportId}/_started`));
+
+  // 8 hours after the export ended, the token is a new request's.
+  tick(8 * 3600_000);
+  const later = await call("ExportTableToPointInTime", {
+    TableArn: TABLE_ARN,
+    S3Bucket: "exports",
+    S3Prefix: "elsewhere",
+    ClientToken: token,
+  });
+  assert.equal(later.status, 200);
+  assert.notEqual((later.json.ExportDescription as Body).ExportArn, arn, "a new export");
+});
+
+Deno.test("an empty table's export has one data file of no bytes, which reads back as no item", async () => {
+  const { call, objects, tick } = setup(0);
+  await call("UpdateContinuousBackups", {
+    TableName: "things",
+    PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+  });
+  const started = await call("ExportTableToPointInTime", {
+    TableArn: TABLE_ARN,
+    S3Bucket: "exports",
+  });
+  tick(5000);
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  const described = await call("DescribeExport", {
+    ExportArn: (started.json.ExportDescription as Body).ExportArn,
+  });
+  const d = described.json.ExportDescription as Body;
+  assert.equal(d.ExportStatus, "COMPLETED");
+  const text = (key: string) => new TextDecoder().decode(objects.get(`exports/${key}`)!);
+  const summary = parseExportSummary(text(String(d.ExportManifest)), "summary");
+  const [file, ...more] = parseExportFiles(text(summary.manifestFilesKey), summary, "files");
+  assert.equal(more.length, 0);
+  assert.equal(objects.get(`exports/${file.key}`)!.byteLength, 0, "an empty file");
+  const body = new Blob([objects.get(`exports/${file.key}`)!]).stream();
+  for await (const page of exportPages(body, file, 10)) assert.equal(page.items.length, 0);
 });
 
 Deno.test("an export to a bucket that does not exist ends FAILED with S3NoSuchBucket", async () => {
