@@ -39,6 +39,18 @@ export class ExportDataError extends Error {
   }
 }
 
+/**
+ * A data file whose bytes could not be read to their end: the connection to S3 broken
+ * mid-way, or bytes that are not gzip (which reading again cannot mend, but cannot be
+ * told apart from a broken stream either).
+ */
+export class ExportReadError extends ExportDataError {
+  constructor(file: string, problem: string) {
+    super(file, problem);
+    this.name = "ExportReadError";
+  }
+}
+
 /** Reads one line's item; `line` is 1-based, for the error. */
 function itemOf(text: string, file: string, line: number): Record<string, AttributeValue> {
   let value: unknown;
@@ -75,12 +87,16 @@ export async function* exportPages(
 ): AsyncGenerator<ExportPage> {
   const md5 = createHash("md5");
   let bytes = 0;
+  let ended = false; // the bytes came to their end (rather than the stream failing)
   const hashed = body.pipeThrough(
     new TransformStream<Uint8Array, Uint8Array>({
       transform(chunk, controller) {
         md5.update(chunk);
         bytes += chunk.byteLength;
         controller.enqueue(chunk);
+      },
+      flush() {
+        ended = true;
       },
     }),
   );
@@ -124,8 +140,8 @@ export async function* exportPages(
     // "For partitions that are empty, your export request will create an empty file" (AWS
     // Developer Guide, "DynamoDB table export output format"): no bytes at all, which is
     // not a gzip stream. It holds no line; its count and MD5 are checked below.
-    if (bytes > 0) {
-      throw new ExportDataError(
+    if (!(ended && bytes === 0)) {
+      throw new ExportReadError(
         file.key,
         `unreadable after line ${line}: ${(error as Error).message}`,
       );

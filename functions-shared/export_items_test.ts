@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { ExportDataError, type ExportPage, exportPages } from "./export_items.ts";
+import { ExportDataError, type ExportPage, exportPages, ExportReadError } from "./export_items.ts";
 import type { ExportDataFile } from "./export_manifest.ts";
 
 async function gzip(text: string): Promise<Uint8Array> {
@@ -118,5 +118,20 @@ Deno.test("an empty partition's file, no bytes at all, holds no item", async () 
   await assert.rejects(
     pagesOf(exportPages(new Blob([]).stream(), { ...empty, itemCount: 3 }, 10)),
     /empty\.json\.gz: holds 0 items, but the files manifest says 3/,
+  );
+});
+
+Deno.test("a read that fails before its first byte is an unreadable file, not an empty one", async () => {
+  const file: ExportDataFile = { key: "k.json.gz", itemCount: 0, md5Checksum: "", etag: "" };
+  const broken = new ReadableStream<Uint8Array>({
+    pull(controller) {
+      controller.error(new Error("connection reset by peer"));
+    },
+  });
+  await assert.rejects(
+    pagesOf(exportPages(broken, file, 10)),
+    (error: Error) =>
+      error instanceof ExportReadError &&
+      /k\.json\.gz: unreadable after line 0: connection reset by peer/.test(error.message),
   );
 });

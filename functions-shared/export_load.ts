@@ -14,7 +14,7 @@
 import type postgres from "postgres";
 import { commitPage } from "./backfill_page.ts";
 import type { CpuMeter } from "./cpu_meter.ts";
-import { exportPages } from "./export_items.ts";
+import { exportPages, ExportReadError } from "./export_items.ts";
 import { commitChunk, DEFAULT_CHUNK_PAGES, RefusedChunk } from "./export_stage.ts";
 import { checkpointRefused, type Claim } from "./segment_scan.ts";
 import { bySourceTable } from "./table_registry.ts";
@@ -49,16 +49,25 @@ export interface ExportLoadDeps {
   /** After each chunk (or page) committed: the items read and the rows written. */
   onPage?: (items: number, rows: number) => void;
   log?: (line: string) => void;
-  /** Waits while files in flight are held by other loaders (tests pass a fake). */
+  /** Waits while files in flight are held by other loaders, and before a file is read again (tests pass a fake). */
   sleep?: (ms: number) => Promise<void>;
 }
+
+/** Waits `ms` milliseconds (tests pass a fake in {@link ExportLoadDeps.sleep}). */
+const waitFor = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** Reads of a file after the first whose bytes stopped mid-way (ExportReadError). */
+export const FILE_READ_RETRIES = 3;
 
 /**
  * Loads one claimed file from its checkpoint to its end, a chunk at a time
  * (functions-shared/export_stage.ts: pages COPYed into staging, one merge and the
  * checkpoint per transaction); answers the rows written. A chunk that Postgres refuses
  * for its data is written again page by page through `commitPage`, whose careful path
- * dead-letters the refused change alone; then chunks go on.
+ * dead-letters the refused change alone; then chunks go on. A file whose bytes stop
+ * mid-way (a connection to S3 broken) is read again from its last checkpoint, up to
+ * {@link FILE_READ_RETRIES} times, 1, 2 and 4 s apart: the chunk it was in was not
+ * committed, so nothing is written twice.
  */
 export async function loadExportFile(
   job: string,
@@ -80,6 +89,8 @@ export async function loadExportFile(
   // Lines up to which pages are written one by one (a refused chunk's).
   let carefulTo = deps.pageByPage ? Infinity : -1;
   let rows = 0;
+  let retries = 0;
+  const sleep = deps.sleep ?? waitFor;
   for (;;) {
     const body = await deps.open(file.data_key);
     const pages = exportPages(body, data, file.page_size, line)[Symbol.asyncIterator]();
@@ -115,6 +126,14 @@ export async function loadExportFile(
         if (chunk.done) return rows;
       }
     } catch (error) {
+      if (error instanceof ExportReadError && retries < FILE_READ_RETRIES) {
+        const waitMs = 1000 * 2 ** retries++;
+        deps.log?.(
+          `export backfill job ${job} file ${file.data_key} of ${file.source_table}: ${error.message}; reading it again from line ${line} in ${waitMs} ms`,
+        );
+        await sleep(waitMs);
+        continue;
+      }
       if (!(error instanceof RefusedChunk)) throw error;
       deps.log?.(
         `export backfill job ${job} file ${file.data_key} of ${file.source_table}: ${error.message}; writing those lines page by page`,
@@ -160,7 +179,7 @@ export async function loadExportJob(
   deps: ExportLoadDeps,
 ): Promise<void> {
   let failure: unknown;
-  const sleep = deps.sleep ?? ((ms: number) => new Promise((resolve) => setTimeout(resolve, ms)));
+  const sleep = deps.sleep ?? waitFor;
   // Fails the file's segment, and with it the job, if `worker` still held its lease (read
   // under the segment's row lock, so that no claim comes between); answers whether it did.
   const failSegment = (worker: string, segment: number, message: string) =>

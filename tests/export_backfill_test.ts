@@ -217,6 +217,50 @@ Deno.test("a loader's own error after its lease was taken over fails nothing; th
   await stalledPastItsLease(timeout, /slow-0 left file 0 .*the S3 read timed out/);
 });
 
+Deno.test("a file whose bytes stop mid-way is read again from its checkpoint; every item lands once", async () => {
+  const prefix = `export-${crypto.randomUUID().slice(0, 8)}`;
+  const { files, open } = await exportOf(prefix, 40, 40);
+  let opened = 0;
+  // The first read breaks after the first 300 bytes, as a connection to S3 can.
+  const flaky = async (key: string) => {
+    const body = await open(key);
+    if (opened++ > 0) return body;
+    const bytes = new Uint8Array(await new Response(body).arrayBuffer());
+    let pulls = 0;
+    return new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (pulls++ === 0) controller.enqueue(bytes.slice(0, 300));
+        else controller.error(new Error("connection reset by peer"));
+      },
+    });
+  };
+  const lines: string[] = [];
+  await withJob(prefix, files, async (sql, pool, job) => {
+    await loadExportJob(job, 1, "loader", {
+      sql: pool,
+      open: flaky,
+      exportTime: EXPORT_TIME,
+      cpu,
+      log: (line) => lines.push(line),
+      sleep: () => Promise.resolve(),
+    });
+    assert.equal(opened, 2);
+    assert.match(
+      lines.join("\n"),
+      new RegExp(
+        `file ${files[0].key} of ${ACTIONS}: export data file ${
+          files[0].key
+        }: unreadable after line \\d+: connection reset by peer; reading it again from line 0 in 1000 ms`,
+      ),
+    );
+    const [r] = await sql`select count(*)::int as n, count(distinct action_id)::int as keys
+                          from public.firespring_actions where action_id like ${prefix + "-%"}`;
+    assert.deepEqual([r.n, r.keys], [40, 40]);
+    const [ended] = await sql`select status from sync.backfill_jobs where id = ${job}`;
+    assert.equal(ended.status, "done");
+  });
+});
+
 Deno.test("a data file whose MD5 is not the manifest's fails the job, naming the file", async () => {
   const prefix = `export-${crypto.randomUUID().slice(0, 8)}`;
   const { files, open } = await exportOf(prefix, 3, 10);
