@@ -76,8 +76,10 @@ const EXCLUSIVE: [string, RegExp][] = [
 const ALLOWED: Record<string, string[]> = {
   // Its own backfill, of a table no other shared file writes: the one cron schedule test.
   "cron_test.ts": ["starts a backfill"],
-  // Export jobs stamped in 2001: their sweep removes no row another file writes.
-  "export_backfill_test.ts": ["starts a backfill"],
+  // Export jobs stamped in 2001: their sweep removes no row another file writes. Such an
+  // export is older than the tombstones kept, so each job is started in a transaction
+  // that keeps them longer and sets them back before it commits: no other session sees it.
+  "export_backfill_test.ts": ["starts a backfill", "changes a setting of every table"],
 };
 
 /** A batch's files, each with the others of its batch. */
