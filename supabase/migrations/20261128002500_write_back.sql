@@ -96,6 +96,7 @@ declare
   c text;
   v_old jsonb;
   v_new jsonb;
+  unwritable boolean;
   claims jsonb;
 begin
   if coalesce(current_setting('sync.write_back_skip', true), '') = 'on'
@@ -133,7 +134,32 @@ begin
       tg_argv[0]
       using errcode = 'SY004';
   end if;
+  -- The key names the item the edit goes to: edited with data columns, the data would be
+  -- written to the old key's item and the row left under the new key, which no item has.
+  -- (A change of the key alone is the owner's maintenance, recorded nowhere, as above.)
+  if exists (select from unnest(key_cols) k where new_row -> k is distinct from old_row -> k) then
+    raise exception '% [%]: the key (%) names the DynamoDB item an edit is written to, and an update cannot change it; edit the data columns alone, or the item in DynamoDB',
+      tg_table_name, (select string_agg(format('%s=%s', k, old_row ->> k), ', ') from unnest(key_cols) k),
+      array_to_string(key_cols, ', ')
+      using errcode = 'SY004';
+  end if;
   foreach c in array edited loop
+    -- A timestamp DynamoDB's items cannot carry back: the mapping reads ISO-8601 text of
+    -- the years 1 to 9999 (and epochs within them), and to_char gives no text at all
+    -- for infinity (its write-back would remove the attribute) and drops a date's era.
+    if (select a.atttypid = 'timestamptz'::regtype from pg_attribute a
+        where a.attrelid = tg_relid and a.attname = c) then
+      execute format('select not (isfinite($1.%1$I) and $1.%1$I >= %2$L::timestamptz
+                                  and $1.%1$I < %3$L::timestamptz)', c,
+                     '0001-01-01T00:00:00Z', '10000-01-01T00:00:00Z')
+        into unwritable using new;
+      if unwritable then
+        raise exception '% [%]: % = % cannot be written back: DynamoDB''s items hold timestamps of the years 1 to 9999',
+          tg_table_name, (select string_agg(format('%s=%s', k, old_row ->> k), ', ') from unnest(key_cols) k),
+          c, new_row ->> c
+          using errcode = 'SY004';
+      end if;
+    end if;
     execute format('select sync.write_back_value($1.%1$I), sync.write_back_value($2.%1$I)', c)
       into v_old, v_new using old, new;
     before_v := before_v || jsonb_build_object(c, v_old);
@@ -227,12 +253,22 @@ $$;
 -- Claims up to p_limit due write-backs for p_worker for p_lease: pending ones whose time
 -- has come and whose lease is free or lapsed, the oldest of each row only (edits of one
 -- row are written in the order they were made: a later one's condition expects the
--- earlier one's values). Each claim counts an attempt.
+-- earlier one's values). Each claim counts an attempt. One whose attempts are spent and
+-- whose last run ended without an answer (the function stopped: a killed isolate) is
+-- failed here, not claimed again: sync.finish_write_back, which fails the others,
+-- was never called for it.
 create function sync.claim_write_backs(p_worker text, p_limit integer default 10,
   p_lease interval default '2 minutes')
 returns setof sync.write_backs
 language sql set search_path = ''
 as $$
+  update sync.write_backs w
+  set status = 'failed', lease_owner = null, lease_expires_at = null, updated_at = now(),
+      detail = format('gave up after %s attempts; the last run ended without an answer (the write-back function stopped: see its logs), so it may or may not have been applied: compare the item with the row',
+                      w.attempts)
+  where w.status = 'pending' and w.lease_expires_at < now()
+    and w.attempts >= coalesce((select value::integer from sync.settings
+                                where key = 'write_back_max_attempts'), 8);
   update sync.write_backs w
   set lease_owner = p_worker, lease_expires_at = now() + p_lease,
       attempts = w.attempts + 1, updated_at = now()

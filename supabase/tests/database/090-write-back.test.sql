@@ -4,7 +4,7 @@
 -- counts, and who may read sync.write_backs.
 set client_min_messages = warning;
 begin;
-select plan(36);
+select plan(42);
 
 -- Start from no write-backs (end-to-end runs leave theirs; all of this is rolled back).
 delete from sync.write_backs;
@@ -151,6 +151,51 @@ select throws_like(
   $$update public.firespring_visitors set last_visit_at = now() where visitor_id = 'v-1'$$,
   'firespring_visitors [visitor_id=v-1]: last_visit_at comes from the range key of the item the row shows%',
   'its range key column is refused, naming the table, the key and why');
+
+-- A timestamp no DynamoDB item can carry back is refused, naming the table, the key and
+-- the value: infinity (to_char gives no text: the write-back would remove the attribute),
+-- a date before the year 1 (to_char drops the era) or after 9999.
+select throws_like(
+  $$update public.firespring_actions set created_at = 'infinity' where action_id = 'a-1'$$,
+  'firespring_actions [action_id=a-1]: created_at = infinity cannot be written back: DynamoDB''s items hold timestamps of the years 1 to 9999',
+  'infinity is refused'
+);
+select throws_like(
+  $$update public.firespring_actions set occurred_at = '0044-03-15 BC' where action_id = 'a-1'$$,
+  'firespring_actions [action_id=a-1]: occurred_at = % BC cannot be written back%',
+  'a date before the year 1 is refused'
+);
+select throws_like(
+  $$update public.firespring_actions set occurred_at = '10000-01-01T00:00:00Z' where action_id = 'a-1'$$,
+  'firespring_actions [action_id=a-1]: occurred_at = 10000-%cannot be written back%',
+  'a date after 9999 is refused'
+);
+
+-- The key names the item: edited with data columns (as Studio saves a row), refused.
+select throws_like(
+  $$update public.firespring_segments set segment_id = 'g-9', segment_name = 'moved' where segment_id = 'g-1'$$,
+  'firespring_segments [segment_id=g-1]: the key (segment_id) names the DynamoDB item an edit is written to, and an update cannot change it%',
+  'a key edited with data columns is refused, naming the table, the key and why'
+);
+
+-- A write-back whose attempts are spent and whose last run never answered (its isolate
+-- killed) is failed at the next claim, not claimed again for ever.
+update sync.settings set value = '8' where key = 'write_back_max_attempts';
+insert into sync.write_backs (target_table, row_key, edited_by, edited_role, columns,
+  before_values, after_values, attempts, lease_owner, lease_expires_at)
+values ('firespring_segments', '{"segment_id": "g-killed"}', 'postgres', 'postgres',
+  array['segment_name'], '{"segment_name": "a"}', '{"segment_name": "b"}', 8, 'killed-run',
+  now() - interval '1 second');
+select is_empty(
+  $$select * from sync.claim_write_backs('w-3', 10) where row_key = '{"segment_id": "g-killed"}'$$,
+  'a write-back whose attempts are spent is not claimed again');
+select results_eq(
+  $$select status, detail like 'gave up after 8 attempts; the last run ended without an answer%', lease_owner
+    from sync.write_backs where row_key = '{"segment_id": "g-killed"}'$$,
+  $$values ('failed'::text, true, null::text)$$,
+  'it is failed, saying why and that it may have been applied'
+);
+delete from sync.write_backs where row_key = '{"segment_id": "g-killed"}';
 
 -- The switch.
 update sync.settings set value = 'off' where key = 'write_back';
