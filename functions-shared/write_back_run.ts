@@ -19,7 +19,12 @@
  * @module
  */
 
-import { type DynamoDBClient, GetItemCommand, UpdateItemCommand } from "@aws-sdk/client-dynamodb";
+import {
+  type DynamoDBClient,
+  GetItemCommand,
+  QueryCommand,
+  UpdateItemCommand,
+} from "@aws-sdk/client-dynamodb";
 import type postgres from "postgres";
 import type { ValidatorDeps } from "./checksum_validator.ts";
 import { type AttributeMap, fromDynamo } from "./dynamo_decoder.ts";
@@ -165,6 +170,16 @@ async function attempt(
   if (!read) {
     return { status: "pending", detail: `${where}: the item is gone from ${spec.sourceTable}` };
   }
+  const newer = await newerObservation(deps, spec, key);
+  if (newer) {
+    return {
+      status: "conflict",
+      detail:
+        `${where}: a newer observation of this key (${spec.collapse!.rangeAttribute} ${newer}) ` +
+        `is in ${spec.sourceTable}, and the row will show it: the edit was not applied`,
+      source: null,
+    };
+  }
   const plan = planWriteBack(spec, edit, key, read);
   switch (plan.kind) {
     case "noop":
@@ -194,6 +209,37 @@ async function attempt(
       `${where}: the item changed in DynamoDB while the edit was written (the condition failed); the edit was not applied`,
     source,
   };
+}
+
+/**
+ * A collapsed table's row shows its key's observation with the largest range key. An
+ * edit written to the observation the row showed when edited is lost once a newer one
+ * exists (its stream record not yet merged): the row will show that one. Returns the
+ * newest range key above the edited observation's, if any (a consistent Query of the
+ * key, newest first). An observation written between this and the UpdateItem is not
+ * seen: no condition of one item can speak of another.
+ */
+async function newerObservation(
+  deps: WriteBackDeps,
+  spec: TableSpec,
+  key: AttributeMap,
+): Promise<string | undefined> {
+  if (!spec.collapse) return undefined;
+  const [hash, range] = spec.sourceKey;
+  const { Items } = await deps.reader(spec.region).send(
+    new QueryCommand({
+      TableName: spec.sourceTable,
+      KeyConditionExpression: "#h = :h AND #r > :r",
+      ExpressionAttributeNames: { "#h": hash.name, "#r": range.name },
+      ExpressionAttributeValues: { ":h": key[hash.name], ":r": key[range.name] },
+      ProjectionExpression: "#r",
+      ScanIndexForward: false,
+      Limit: 1,
+      ConsistentRead: true,
+    }),
+  );
+  const found = Items?.[0]?.[range.name];
+  return found ? String(found.N ?? found.S) : undefined;
 }
 
 async function readItem(

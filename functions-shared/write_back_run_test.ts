@@ -13,12 +13,12 @@ const claimed = {
 };
 const item = { segment_id: { S: "s-1" }, name: { S: "Old" } };
 
-/** A database with one due write-back; records how each ended. */
-function db() {
+/** A database with one due write-back (`due`); records how each ended. */
+function db(due: Record<string, unknown> = claimed) {
   let claims = 0;
   const finished: Statement[] = [];
   const fake = fakeSql((s) => {
-    if (s.text.includes("sync.claim_write_backs")) return claims++ === 0 ? [claimed] : [];
+    if (s.text.includes("sync.claim_write_backs")) return claims++ === 0 ? [due] : [];
     if (s.text.includes("sync.finish_write_back")) {
       finished.push(s);
       return [{ status: s.values[2] }];
@@ -66,6 +66,61 @@ Deno.test("a due edit is written with UpdateItem on condition and ends applied",
   assert.equal(dynamo.sent[1].input.ConditionExpression, "attribute_exists(#a1) AND #a0 = :v1");
   assert.equal(database.finished[0].values[2], "applied");
   assert.match(String(database.finished[0].values[3]), /firespring_segments \[segment_id="s-1"\]/);
+});
+
+/** An admin's edit of a visitor, a collapsed row: it showed the observation at T1. */
+const visitEdit = {
+  id: "8",
+  target_table: "firespring_visitors",
+  row_key: '{"visitor_id": "v-1"}',
+  range_key: "1795860000",
+  columns: ["page_views"],
+  before_values: '{"page_views": "3"}',
+  after_values: '{"page_views": "4"}',
+};
+const visitAt = (t: string) => ({
+  session_id: { S: "v-1" },
+  timestamp: { N: t },
+  pages_viewed: { N: "3" },
+});
+
+Deno.test("a collapsed row's edit is a conflict, not written, once a newer observation of its key exists", async () => {
+  const database = db(visitEdit);
+  const dynamo = fakeDynamo((c) => {
+    if (c.name === "GetItemCommand") return { Item: visitAt("1795860000") };
+    if (c.name === "QueryCommand") return { Items: [{ timestamp: { N: "1795860600" } }] };
+    return {};
+  });
+  const report = await runWriteBacks(
+    deps(database.sql, { reader: dynamo.dynamo, writer: dynamo.dynamo }),
+  );
+  assert.deepEqual(report, { applied: 0, conflict: 1, failed: 0, retrying: 0 });
+  assert.ok(!dynamo.sent.some((c) => c.name === "UpdateItemCommand"), "nothing written");
+  const query = dynamo.sent.find((c) => c.name === "QueryCommand")!;
+  assert.equal(query.input.KeyConditionExpression, "#h = :h AND #r > :r");
+  assert.deepEqual(query.input.ExpressionAttributeValues, {
+    ":h": { S: "v-1" },
+    ":r": { N: "1795860000" },
+  });
+  assert.equal(query.input.ConsistentRead, true);
+  assert.match(
+    String(database.finished[0].values[3]),
+    /^firespring_visitors \[visitor_id="v-1", timestamp=1795860000\]: a newer observation of this key \(timestamp 1795860600\) is in firespring-backdoor-visitors-dev, and the row will show it: the edit was not applied/,
+  );
+
+  // Without one, the edit is written to the observation the row showed.
+  const alone = db(visitEdit);
+  const quiet = fakeDynamo((c) => {
+    if (c.name === "GetItemCommand") return { Item: visitAt("1795860000") };
+    if (c.name === "QueryCommand") return { Items: [] };
+    return {};
+  });
+  const written = await runWriteBacks(
+    deps(alone.sql, { reader: quiet.dynamo, writer: quiet.dynamo }),
+  );
+  assert.equal(written.applied, 1);
+  const update = quiet.sent.find((c) => c.name === "UpdateItemCommand")!;
+  assert.deepEqual(update.input.Key, { session_id: { S: "v-1" }, timestamp: { N: "1795860000" } });
 });
 
 Deno.test("a lost answer of an update that took effect is no conflict: applied", async () => {
