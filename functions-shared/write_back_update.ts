@@ -120,6 +120,16 @@ export function planWriteBack(
     }
     throw error;
   }
+  // An Amplify item soft-deleted since: it maps to no row, and an update would be written
+  // to an item no client sees (AppSync's own deletes set the flag and keep the item).
+  if (spec.deletedFlag && item[spec.deletedFlag] === true) {
+    return {
+      kind: "conflict",
+      detail: `${where}: the item was deleted in DynamoDB (${spec.deletedFlag} is true) ` +
+        "since the row was built; the edit was not applied",
+      source: Object.fromEntries(edit.columns.map((c) => [c, null])),
+    };
+  }
   // An earlier attempt that wrote the edit and died before it was recorded: the item
   // holds the edit already, and writing it again would only fail its condition.
   const typeOf = (column: string) => spec.columns[column]?.type ?? "jsonb";
@@ -206,6 +216,21 @@ export function planWriteBack(
     throw error;
   }
   if (sets.length === 0 && removes.length === 0) return { kind: "noop" };
+  // AppSync's versioning (Amplify DataStore, the tables with a soft-delete flag): its
+  // clients sync by _lastChangedAt and its conflict detection compares _version. An
+  // update that left them alone would reach no client, and a client's save with the old
+  // _version would pass AppSync's check and overwrite it. So they move on as AppSync's
+  // own writes move them, on condition of the values read.
+  if (spec.deletedFlag) {
+    const written = new Set(Object.values(names));
+    const version = raw._version?.N;
+    if (version !== undefined && !written.has("_version")) {
+      write("_version", { N: String(BigInt(version) + 1n) });
+    }
+    if (raw._lastChangedAt?.N !== undefined && !written.has("_lastChangedAt")) {
+      write("_lastChangedAt", { N: String(Date.now()) });
+    }
+  }
   for (const name of Object.keys(key)) conditions.unshift(`attribute_exists(${nameOf(name)})`);
   const update = [
     sets.length ? `SET ${sets.join(", ")}` : "",

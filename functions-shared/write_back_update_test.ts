@@ -241,3 +241,59 @@ Deno.test("timestamps convert exactly", () => {
   assert.equal(isoToMicros("0050-01-01T00:00:00Z") < 0n, true);
   assert.equal(new DynamoNumber("1").value, "1");
 });
+
+const lead: AttributeMap = {
+  id: { S: "l-1" },
+  name: { S: "Old" },
+  __typename: { S: "Lead" },
+  _version: { N: "3" },
+  _lastChangedAt: { N: "1795860000000" },
+};
+const renameLead = edit({
+  rowKey: { lead_id: "l-1" },
+  columns: ["name"],
+  before: { name: "Old" },
+  after: { name: "New" },
+});
+
+Deno.test("an Amplify item's edit moves _version and _lastChangedAt on, on condition of the values read", () => {
+  const before = Date.now();
+  const p = plan("mmp_toledo_leads", renameLead, lead);
+  assert.equal(p.kind, "update");
+  if (p.kind !== "update") return;
+  const {
+    UpdateExpression,
+    ConditionExpression,
+    ExpressionAttributeNames,
+    ExpressionAttributeValues,
+  } = p.input;
+  assert.deepEqual(ExpressionAttributeNames, {
+    "#a0": "name",
+    "#a1": "_version",
+    "#a2": "_lastChangedAt",
+    "#a3": "id",
+  });
+  assert.equal(UpdateExpression, "SET #a0 = :v0, #a1 = :v2, #a2 = :v4");
+  assert.equal(
+    ConditionExpression,
+    "attribute_exists(#a3) AND #a0 = :v1 AND #a1 = :v3 AND #a2 = :v5",
+  );
+  assert.deepEqual(ExpressionAttributeValues![":v2"], { N: "4" });
+  assert.deepEqual(ExpressionAttributeValues![":v3"], { N: "3" });
+  assert.ok(Number(ExpressionAttributeValues![":v4"].N) >= before);
+});
+
+Deno.test("an Amplify item soft-deleted since the row was built takes no edit: a conflict", () => {
+  const p = plan("mmp_toledo_leads", {
+    ...renameLead,
+    before: { name: null },
+    after: { name: "New" },
+  }, {
+    ...lead,
+    name: { NULL: true },
+    _deleted: { BOOL: true },
+  });
+  assert.equal(p.kind, "conflict");
+  if (p.kind !== "conflict") return;
+  assert.match(p.detail, /_deleted is true\) since the row was built; the edit was not applied$/);
+});
