@@ -136,7 +136,13 @@ async function writeOne(deps: WriteBackDeps, row: Claimed): Promise<string | nul
   try {
     outcome = await attempt(deps, spec, edit);
   } catch (error) {
-    outcome = { status: "pending", detail: `${describeEdit(spec, edit)}: ${causeOf(error)}` };
+    // DynamoDB refuses the request itself (a set with members alike, an item past 400 KB):
+    // no retry can cure that. Anything else (throttling, 5xx, the network) may pass later.
+    const refused = (error as { name?: string }).name === "ValidationException";
+    outcome = {
+      status: refused ? "failed" : "pending",
+      detail: `${describeEdit(spec, edit)}: ${causeOf(error)}`,
+    };
   }
   let detail = outcome.detail;
   if (outcome.status === "conflict" || outcome.status === "failed") {

@@ -160,6 +160,23 @@ Deno.test("throttling and missing writer credentials are retried, naming the cau
   assert.match(String(noKey.finished[0].values[3]), /no writer credentials/);
 });
 
+Deno.test("a request DynamoDB refuses as invalid fails at once, naming the cause", async () => {
+  const database = db();
+  const dynamo = fakeDynamo((c) => {
+    if (c.name === "GetItemCommand") return { Item: item };
+    throw awsError("ValidationException", "Item size has exceeded the maximum allowed size");
+  });
+  const report = await runWriteBacks(
+    deps(database.sql, { reader: dynamo.dynamo, writer: dynamo.dynamo }),
+  );
+  assert.equal(report.failed, 1);
+  assert.equal(database.finished[0].values[2], "failed");
+  assert.match(
+    String(database.finished[0].values[3]),
+    /^firespring_segments \[segment_id="s-1"\]: ValidationException: Item size has exceeded/,
+  );
+});
+
 Deno.test("an unreachable database answers 503 with Retry-After, as the other functions", async () => {
   const { sql } = fakeSql(() => {
     throw Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:6543"), { code: "ECONNREFUSED" });
