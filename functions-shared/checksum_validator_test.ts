@@ -84,7 +84,8 @@ Deno.test("a new run scans its leased segment, compares range by range and ends 
 
 Deno.test("an unmappable source item means no match, even with nothing divergent", async () => {
   const db = runsDb();
-  const dynamo = fakeDynamo(() => ({ Items: [{ segment_id: { S: "x" }, value: { S: "bad" } }] }));
+  const bad = { segment_id: { S: "x" }, value: { S: "bad" } };
+  const dynamo = fakeDynamo((c) => c.name === "GetItemCommand" ? { Item: bad } : { Items: [bad] });
   const { deps: d, lines } = deps(db, dynamo);
   const result = await validateTable(d, segments);
   assert.ok(!("continued" in result));
@@ -92,6 +93,42 @@ Deno.test("an unmappable source item means no match, even with nothing divergent
   assert.equal(result.unmappable.length, 1);
   assert.deepEqual(result.unmappable[0].key, { segment_id: "x" });
   assert.match(lines.list[0], /0 divergent keys, 1 unmappable items$/);
+  const read = dynamo.sent.find((c) => c.name === "GetItemCommand");
+  assert.equal(read?.input.ConsistentRead, true, "read again consistently before it is reported");
+});
+
+Deno.test("an item unmappable on a stale page but mappable when read again is no longer listed", async () => {
+  const db = runsDb();
+  const stale = { segment_id: { S: "x" }, value: { S: "bad" } };
+  const now = { segment_id: { S: "x" }, value: { N: "1" } };
+  const dynamo = fakeDynamo((c) =>
+    c.name === "GetItemCommand" ? { Item: now } : { Items: [stale] }
+  );
+  const { deps: d } = deps(db, dynamo);
+  const result = await validateTable(d, segments);
+  assert.ok(!("continued" in result));
+  assert.deepEqual(result.unmappable, []);
+  assert.equal(result.match, true, "the fake's target agrees with the item as it is now");
+});
+
+Deno.test("an item unmappable when read again is never part of a match", async () => {
+  // The Scan's stale page held a version that maps (the target lacks it: missing); the
+  // consistent read finds one that does not, and no row: the key drops out of the
+  // divergent keys, but the item is listed.
+  const db = runsDb({
+    divergent: (_run, look) => look === 0 ? [{ kind: "missing", key: { segment_id: "a" } }] : [],
+  });
+  const dynamo = fakeDynamo((c) =>
+    c.name === "GetItemCommand"
+      ? { Item: { segment_id: { S: "a" }, value: { S: "not a number" } } }
+      : { Items: [{ segment_id: { S: "a" }, value: { N: "1" } }] }
+  );
+  const { deps: d } = deps(db, dynamo);
+  const result = await validateTable(d, segments);
+  assert.ok(!("continued" in result));
+  assert.equal(result.match, false);
+  assert.deepEqual(result.missing, []);
+  assert.deepEqual(result.unmappable.map((u) => u.key), [{ segment_id: "a" }]);
 });
 
 Deno.test("keys that differ on every look are reported by kind", async () => {

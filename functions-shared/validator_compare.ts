@@ -10,7 +10,8 @@
 
 import type { ValidatorDeps } from "./checksum_validator.ts";
 import type { TableSpec } from "./table_registry.ts";
-import type { RowKey } from "./validator_plan.ts";
+import { rowKeyOf } from "./record_mapping.ts";
+import type { RowKey, Unmappable } from "./validator_plan.ts";
 import { pointRead, stage } from "./validator_source.ts";
 import { realPacing } from "./scan_pacing.ts";
 
@@ -51,6 +52,13 @@ export async function divergentOf(deps: ValidatorDeps, run: number): Promise<Div
 
 const sameKey = (a: RowKey, b: RowKey) => JSON.stringify(a) === JSON.stringify(b);
 
+/** The items a run has found unmappable so far. */
+async function unmappableOf(deps: ValidatorDeps, run: number): Promise<Unmappable[]> {
+  const [row] = await deps.sql<{ unmappable: Unmappable[] }[]>`
+    select unmappable from public.sync_checksums where id = ${run}`;
+  return row?.unmappable ?? [];
+}
+
 /** How many times a divergent key is looked at again before it is reported. */
 export const LOOKS = 3;
 
@@ -70,7 +78,18 @@ export async function recheckLook(
   maxKeys: number,
 ): Promise<string> {
   const before = await divergentOf(deps, run);
-  if (before.length > maxKeys) {
+  // The keys of items found unmappable so far: a page of the Scan (eventually consistent)
+  // may have shown a version since fixed, so they are read again too (`stage` lists what
+  // is still unmappable in their place).
+  const unmappableKeys = (await unmappableOf(deps, run))
+    .map((u) => rowKeyOf(spec, u.key))
+    .filter((k): k is Record<string, unknown> => k !== null)
+    .map((k) => Object.fromEntries(Object.entries(k).map(([c, v]) => [c, String(v)])) as RowKey)
+    .filter((k, i, all) =>
+      !before.some((b) => sameKey(b.key, k)) && all.findIndex((o) => sameKey(o, k)) === i
+    );
+  const looked = [...before.map((d) => d.key), ...unmappableKeys];
+  if (looked.length > maxKeys) {
     // Too many to look at one by one within a request (checksum_validator.ts,
     // MAX_KEYS_BY_KEY): reported as the compare found them.
     deps.log?.(`validation run ${run}: ${before.length} divergent keys, not rechecked one by one`);
@@ -82,17 +101,17 @@ export async function recheckLook(
   }
   const settleMs = deps.settleMs ?? 1_000;
   await (deps.pause ?? realPacing.sleep)(settleMs);
-  const keys = before.map((d) => JSON.stringify(d.key));
+  const keys = looked.map((key) => JSON.stringify(key));
   await deps.sql`delete from sync.checksum_items
                  where run_id = ${run} and row_key = any(${keys}::text[]::jsonb[])`;
-  for (const { key } of before) await stage(deps, spec, run, await pointRead(deps, spec, key));
+  for (const key of looked) {
+    await stage(deps, spec, run, key, await pointRead(deps, spec, key));
+  }
   const rows = await deps.sql<{ kind: Divergence["kind"] | null; row_key: RowKey | null }[]>`
     select kind, row_key from sync.compare_checksum(${run}, ${spec.targetTable}, 256, 0, null,
-                                                    ${
-    JSON.stringify(before.map((d) => d.key))
-  }::text::jsonb)`;
+                                                    ${JSON.stringify(looked)}::text::jsonb)`;
   const still = rows.filter((r) =>
-    r.kind !== null && before.some((b) => sameKey(b.key, r.row_key!))
+    r.kind !== null && looked.some((key) => sameKey(key, r.row_key!))
   );
   const pick = (kind: Divergence["kind"]) =>
     JSON.stringify(still.filter((r) => r.kind === kind).map((r) => r.row_key));

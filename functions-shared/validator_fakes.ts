@@ -219,7 +219,8 @@ export function runsDb(options: RunsOptions = {}) {
       if (run.ranges < ranges) return [{ phase: "compare" }];
       const divergent = options.divergent?.(run.id, 0) ?? [];
       byKind(run, divergent);
-      run.phase = divergent.length > 0 ? "recheck" : "report";
+      // As the migration: unmappable items are read again too.
+      run.phase = divergent.length + run.unmappable.length > 0 ? "recheck" : "report";
       return [{ phase: run.phase }];
     }
     if (t.startsWith("select missing, unexpected, different")) {
@@ -304,6 +305,13 @@ export function runsDb(options: RunsOptions = {}) {
     }
     if (t.startsWith("select match from public.sync_checksums")) {
       return [{ match: runOf(v[0]).match ?? false }];
+    }
+    if (t.startsWith("select unmappable from public.sync_checksums")) {
+      return [{ unmappable: runOf(v[0]).unmappable }];
+    }
+    if (t.includes("set progress_at = now(), unmappable =")) {
+      runOf(v[1]).unmappable = JSON.parse(String(v[0]));
+      return [];
     }
     if (t.includes("set progress_at = now()")) return [];
     if (t.includes("from sync.observations")) return [];

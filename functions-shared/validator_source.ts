@@ -13,7 +13,14 @@ import { GetItemCommand, QueryCommand } from "@aws-sdk/client-dynamodb";
 import type { ValidatorDeps } from "./checksum_validator.ts";
 import { encodeJson } from "./dynamo_encoder.ts";
 import type { TableSpec } from "./table_registry.ts";
-import { expectedPage, type Item, pointReadKey, type RowKey } from "./validator_plan.ts";
+import { rowKeyOf } from "./record_mapping.ts";
+import {
+  expectedPage,
+  type Item,
+  pointReadKey,
+  type RowKey,
+  type Unmappable,
+} from "./validator_plan.ts";
 import { estimatingMeter } from "./cpu_meter.ts";
 import { LedgerTurns, turnOf, turnSettlement } from "./read_turns.ts";
 import { ScanLanes } from "./scan_lanes.ts";
@@ -41,14 +48,36 @@ function expectedJson(spec: TableSpec, items: Item[]) {
   return { json: rows.length > 0 ? encodeJson(rows) : undefined, unmappable };
 }
 
-/** Stages the expected rows of a point read again (a recheck), marking the run's progress. */
-export async function stage(deps: ValidatorDeps, spec: TableSpec, run: number, items: Item[]) {
-  const { json } = expectedJson(spec, items);
+/**
+ * Stages the expected rows of `key`'s point read (a recheck), marking the run's progress.
+ * The read is consistent, so what it finds unmappable replaces what the Scan's pages
+ * found for the key: an item unmappable now is listed (the table is no match over it,
+ * even when it makes no row and the target has none), and one a stale page showed
+ * unmappable but that maps now is no longer listed.
+ */
+export async function stage(
+  deps: ValidatorDeps,
+  spec: TableSpec,
+  run: number,
+  key: RowKey,
+  items: Item[],
+) {
+  const { json, unmappable } = expectedJson(spec, items);
+  const ofKey = (u: Unmappable) => {
+    const rowKey = rowKeyOf(spec, u.key);
+    return rowKey !== null &&
+      Object.entries(key).every(([column, value]) => String(rowKey[column]) === value);
+  };
   await deps.sql.begin(async (tx) => {
     if (json) {
       await tx`select sync.stage_checksum_items(${run}, ${spec.targetTable}, ${json}::text::jsonb)`;
     }
-    await tx`update public.sync_checksums set progress_at = now() where id = ${run}`;
+    const [row] = await tx<{ unmappable: Unmappable[] }[]>`
+      select unmappable from public.sync_checksums where id = ${run} for update`;
+    const listed = [...row.unmappable.filter((u) => !ofKey(u)), ...unmappable];
+    await tx`update public.sync_checksums
+             set progress_at = now(), unmappable = ${JSON.stringify(listed)}::text::jsonb
+             where id = ${run}`;
   });
 }
 

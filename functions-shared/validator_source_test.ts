@@ -29,9 +29,13 @@ const leads = byTargetTable("mmp_toledo_leads")!;
 const item = (id: string, value = "1") => ({ segment_id: { S: id }, value: { N: value } });
 
 /** A database that records staging and progress. */
-function sourceDb() {
+/** A database for `stage`: the run's unmappable list holds `listed`. */
+function sourceDb(listed: unknown[] = []) {
   return fakeSql((s: Statement) => {
     if (s.text.includes("sync.stage_checksum_items")) return [];
+    if (s.text.startsWith("select unmappable from public.sync_checksums")) {
+      return [{ unmappable: listed }];
+    }
     if (s.text.startsWith("update public.sync_checksums")) return [];
     return undefined;
   });
@@ -267,16 +271,37 @@ Deno.test("scanForRun retries a throttled page after a backoff, logging run and 
 
 Deno.test("stage writes a point read's rows with the run's progress; a soft delete stages no row", async () => {
   const db = sourceDb();
-  await stage(deps(db, fakeDynamo(() => ({}))), segments, 5, [item("a")]);
+  await stage(deps(db, fakeDynamo(() => ({}))), segments, 5, { segment_id: "a" }, [item("a")]);
   assert.equal(db.matching("sync.stage_checksum_items").length, 1);
-  assert.deepEqual(db.matching("set progress_at = now()")[0].values, [5]);
+  assert.deepEqual(db.matching("set progress_at = now()")[0].values, ["[]", 5]);
   const deleted = sourceDb();
-  await stage(deps(deleted, fakeDynamo(() => ({}))), leads, 5, [
+  await stage(deps(deleted, fakeDynamo(() => ({}))), leads, 5, { lead_id: "l-1" }, [
     { id: { S: "l-1" }, _deleted: { BOOL: true } },
   ]);
   assert.equal(deleted.matching("sync.stage_checksum_items").length, 0);
   assert.equal(deleted.matching("set progress_at = now()").length, 1);
   assert.deepEqual(deleted.transactions, { begun: 1, committed: 1, rolledBack: 0 });
+});
+
+Deno.test("a recheck's consistent read replaces what the Scan's pages found unmappable for its key", async () => {
+  const stale = { key: { segment_id: "a" }, reason: "a stale page's reason" };
+  const other = { key: { segment_id: "b" }, reason: "b's own" };
+  // Unmappable now: listed in place of the stale page's entry, other keys' entries kept.
+  const still = sourceDb([stale, other]);
+  await stage(deps(still, fakeDynamo(() => ({}))), segments, 5, { segment_id: "a" }, [
+    { segment_id: { S: "a" }, name: { N: "1" } },
+  ]);
+  const [written] = still.matching("set progress_at = now(), unmappable =");
+  const listed = JSON.parse(String(written.values[0]));
+  assert.deepEqual(listed.map((u: { key: unknown }) => u.key), [{ segment_id: "b" }, {
+    segment_id: "a",
+  }]);
+  assert.match(listed[1].reason, /segment_id="a"/);
+  // Mappable now (fixed since the stale page): no longer listed.
+  const fixed = sourceDb([stale, other]);
+  await stage(deps(fixed, fakeDynamo(() => ({}))), segments, 5, { segment_id: "a" }, [item("a")]);
+  const [cleared] = fixed.matching("set progress_at = now(), unmappable =");
+  assert.deepEqual(JSON.parse(String(cleared.values[0])), [other]);
 });
 
 Deno.test("pointRead gets a plain table's item consistently, or nothing", async () => {

@@ -299,8 +299,12 @@ begin
     set missing = (select coalesce(jsonb_agg(x order by x), '[]') from jsonb_array_elements(c.missing) x),
         unexpected = (select coalesce(jsonb_agg(x order by x), '[]') from jsonb_array_elements(c.unexpected) x),
         different = (select coalesce(jsonb_agg(x order by x), '[]') from jsonb_array_elements(c.different) x),
+        -- Items the Scan's (eventually consistent) pages found unmappable are read again
+        -- too, consistently (functions-shared/validator_compare.ts): a stale page may show
+        -- a version since fixed.
         phase = case when jsonb_array_length(c.missing) + jsonb_array_length(c.unexpected)
-                          + jsonb_array_length(c.different) > 0 then 'recheck' else 'report' end
+                          + jsonb_array_length(c.different) + jsonb_array_length(c.unmappable) > 0
+                     then 'recheck' else 'report' end
     where c.id = p_run
     returning c.phase into phase_after;
     return phase_after;
