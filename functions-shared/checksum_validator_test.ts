@@ -262,6 +262,37 @@ Deno.test("a failing run ends failed with the error, its staging removed", async
   assert.equal(db.runs.get(42)!.status, "failed");
 });
 
+Deno.test("a key read again is retried when throttled, and a read that keeps failing names the run, the table, the key and the cause", async () => {
+  const divergent = () => [{ kind: "missing" as const, key: { segment_id: "a" } }];
+  const throttled = Object.assign(new Error("Rate of requests exceeds the allowed throughput."), {
+    name: "ProvisionedThroughputExceededException",
+  });
+  // Throttled once, then read: the run goes on.
+  let gets = 0;
+  const once = fakeDynamo((c) => {
+    if (c.name !== "GetItemCommand") return { Items: [] };
+    if (gets++ === 0) throw throttled;
+    return { Item: { segment_id: { S: "a" } } };
+  });
+  const { deps: d1 } = deps(runsDb({ divergent }), once);
+  const ok = await validateTable(d1, segments);
+  assert.ok(!("continued" in ok));
+  assert.equal(gets > 1, true, "read again after the throttle");
+  // Throttled every time: the run fails, naming what it was reading.
+  const db = runsDb({ divergent });
+  const always = fakeDynamo((c) => {
+    if (c.name !== "GetItemCommand") return { Items: [] };
+    throw throttled;
+  });
+  const { deps: d2 } = deps(db, always);
+  await assert.rejects(
+    validateTable(d2, segments),
+    /^Error: validation run 42 of firespring_segments: reading key \{"segment_id":"a"\} again failed 3 times in a row: ProvisionedThroughputExceededException: Rate of requests exceeds the allowed throughput\.$/,
+  );
+  const [ended] = db.matching("sync.end_validation");
+  assert.match(String(ended.values[1]), /reading key \{"segment_id":"a"\} again failed/);
+});
+
 Deno.test("a missing source table fails the run naming it", async () => {
   const db = runsDb();
   const dynamo = fakeDynamo(() => {

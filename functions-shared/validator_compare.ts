@@ -13,7 +13,7 @@ import type { TableSpec } from "./table_registry.ts";
 import { rowKeyOf } from "./record_mapping.ts";
 import type { RowKey, Unmappable } from "./validator_plan.ts";
 import { pointRead, stage } from "./validator_source.ts";
-import { realPacing } from "./scan_pacing.ts";
+import { realPacing, SCAN_ROUNDS, ScanGaveUp, withBackoff } from "./scan_pacing.ts";
 
 /** A key that differs, and how. */
 export type Divergence = { kind: "missing" | "unexpected" | "different"; key: RowKey };
@@ -51,6 +51,29 @@ export async function divergentOf(deps: ValidatorDeps, run: number): Promise<Div
 }
 
 const sameKey = (a: RowKey, b: RowKey) => JSON.stringify(a) === JSON.stringify(b);
+
+/**
+ * A divergent key's items, read consistently, with the Scan's backoff on throttling and
+ * 5xx (each after the SDK's own retries); a read that keeps failing is an error naming
+ * the run, the table, the key and the cause.
+ */
+async function readAgain(deps: ValidatorDeps, spec: TableSpec, run: number, key: RowKey) {
+  const where = `validation run ${run} of ${spec.targetTable}: reading key ${
+    JSON.stringify(key)
+  } again`;
+  try {
+    return await withBackoff(
+      () => pointRead(deps, spec, key),
+      (error, waitMs) =>
+        deps.log?.(`${where}: ${error.name} after the SDK's retries; trying again in ${waitMs} ms`),
+      deps.pacing ?? realPacing,
+    );
+  } catch (error) {
+    const cause = error instanceof ScanGaveUp ? error.cause : error as Error;
+    const times = error instanceof ScanGaveUp ? ` ${SCAN_ROUNDS} times in a row` : "";
+    throw new Error(`${where} failed${times}: ${cause.name}: ${cause.message}`, { cause });
+  }
+}
 
 /** The items a run has found unmappable so far. */
 async function unmappableOf(deps: ValidatorDeps, run: number): Promise<Unmappable[]> {
@@ -101,11 +124,14 @@ export async function recheckLook(
   }
   const settleMs = deps.settleMs ?? 1_000;
   await (deps.pause ?? realPacing.sleep)(settleMs);
+  // The pause may be as long as the run's lease: held again before the reads, so that the
+  // heartbeat hands the run to nobody else meanwhile.
+  await deps.sql`select sync.hold_validation(${run}, ${worker})`;
   const keys = looked.map((key) => JSON.stringify(key));
   await deps.sql`delete from sync.checksum_items
                  where run_id = ${run} and row_key = any(${keys}::text[]::jsonb[])`;
   for (const key of looked) {
-    await stage(deps, spec, run, key, await pointRead(deps, spec, key));
+    await stage(deps, spec, run, key, await readAgain(deps, spec, run, key));
   }
   const rows = await deps.sql<{ kind: Divergence["kind"] | null; row_key: RowKey | null }[]>`
     select kind, row_key from sync.compare_checksum(${run}, ${spec.targetTable}, 256, 0, null,
