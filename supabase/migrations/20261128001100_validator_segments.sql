@@ -65,6 +65,26 @@ insert into sync.settings (key, value, description) values
   ('validation_lease_seconds', '60',
    'How long a request holds a validation run''s steps after the Scan without checkpointing.');
 
+-- A whole-number setting of sync.settings, from p_min to p_max; a setting missing or out
+-- of range is an error naming it, its value and the range, rather than a run that never
+-- ends (a width of 0 buckets never moves on) or a cast error naming nothing.
+create function sync.integer_setting(p_key text, p_min integer, p_max integer)
+returns integer
+language plpgsql stable set search_path = ''
+as $$
+declare
+  raw text := (select value from sync.settings where key = p_key);
+begin
+  if raw is null or raw !~ '^\s*-?\d{1,9}\s*$' or raw::integer not between p_min and p_max then
+    raise exception 'sync.settings % = % is not a whole number from % to %; set it again (update sync.settings set value = ''...'' where key = %)',
+      p_key, coalesce(quote_literal(raw), 'missing'), p_min, p_max, quote_literal(p_key)
+      using errcode = '22023';
+  end if;
+  return raw::integer;
+end
+$$;
+revoke all on function sync.integer_setting(text, integer, integer) from public;
+
 -- sync.backfill_work_pending, which leaves validation runs' Scans out, is defined in
 -- 20261128002300_export_backfills.sql.
 
@@ -90,8 +110,7 @@ begin
   update public.sync_checksums c
   set lease_owner = case when c.phase = 'scan' then c.lease_owner else p_worker end,
       lease_expires_at = case when c.phase = 'scan' then c.lease_expires_at
-        else now() + make_interval(secs => (select value::integer from sync.settings
-                                            where key = 'validation_lease_seconds')) end
+        else now() + make_interval(secs => sync.integer_setting('validation_lease_seconds', 5, 3600)) end
   where c.id = p_run and c.status = 'running'
     and (c.phase = 'scan' or c.lease_owner is null or c.lease_owner = p_worker
          or c.lease_expires_at < now())
@@ -116,8 +135,7 @@ as $$
 begin
   update public.sync_checksums
   set progress_at = now(),
-      lease_expires_at = now() + make_interval(secs => (select value::integer from sync.settings
-                                                        where key = 'validation_lease_seconds'))
+      lease_expires_at = now() + make_interval(secs => sync.integer_setting('validation_lease_seconds', 5, 3600))
   where id = p_run and status = 'running' and lease_owner = p_worker;
   if not found then
     raise exception 'validation run %: request % no longer holds it; another took over',
@@ -212,7 +230,7 @@ declare
 begin
   -- One caller at a time decides, so two ending runs do not both fill the same slot.
   perform pg_advisory_xact_lock(hashtext('sync.start_queued_validations'));
-  slots := (select value::integer from sync.settings where key = 'validation_concurrency')
+  slots := sync.integer_setting('validation_concurrency', 1, 100)
            - (select count(*) from public.sync_checksums where status = 'running');
   for r in
     select id from public.sync_checksums where status = 'queued'
@@ -299,7 +317,10 @@ $$;
 
 -- Replaces 20261128000600's: queues one run per table and starts as many as
 -- validation_concurrency allows; the others start as earlier ones end, so the daily
--- validation never scans every table (8 segments each) at once. Returns the runs queued.
+-- validation never scans every table (8 segments each) at once. A table whose run is
+-- still queued or running gets no second one: two runs of a table would read it twice
+-- over, each at the whole read budget, and a day's runs that never got a slot would pile
+-- up behind the next day's. Returns the runs queued.
 create or replace function sync.validate_all() returns integer
 language plpgsql set search_path = ''
 as $$
@@ -307,7 +328,11 @@ declare
   queued integer;
 begin
   select count(sync.start_validation(s.target_table, false, 8, 1000, true)) into queued
-  from (select target_table from sync.source_tables order by target_table) s;
+  from (select t.target_table from sync.source_tables t
+        where not exists (select from public.sync_checksums c
+                          where c.target_table = t.target_table
+                            and c.status in ('queued', 'running'))
+        order by t.target_table) s;
   perform sync.start_queued_validations();
   return queued;
 end

@@ -249,7 +249,7 @@ language plpgsql set search_path = ''
 as $$
 declare
   run public.sync_checksums;
-  width integer := (select value::integer from sync.settings where key = 'checksum_buckets_per_statement');
+  width integer := sync.integer_setting('checksum_buckets_per_statement', 1, 256);
   last_bucket integer;
   phase_after text;
 begin

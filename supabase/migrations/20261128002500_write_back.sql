@@ -267,8 +267,7 @@ as $$
       detail = format('gave up after %s attempts; the last run ended without an answer (the write-back function stopped: see its logs), so it may or may not have been applied: compare the item with the row',
                       w.attempts)
   where w.status = 'pending' and w.lease_expires_at < now()
-    and w.attempts >= coalesce((select value::integer from sync.settings
-                                where key = 'write_back_max_attempts'), 8);
+    and w.attempts >= sync.integer_setting('write_back_max_attempts', 1, 100);
   update sync.write_backs w
   set lease_owner = p_worker, lease_expires_at = now() + p_lease,
       attempts = w.attempts + 1, updated_at = now()
@@ -295,16 +294,16 @@ returns text
 language plpgsql set search_path = ''
 as $$
 declare
-  max_attempts integer := (select value::integer from sync.settings where key = 'write_back_max_attempts');
+  max_attempts integer := sync.integer_setting('write_back_max_attempts', 1, 100);
   result text;
 begin
   if p_status not in ('pending', 'applied', 'conflict', 'failed') then
     raise exception 'sync.finish_write_back(%): unknown status %', p_id, p_status using errcode = 'SY002';
   end if;
   update sync.write_backs w
-  set status = case when p_status = 'pending' and w.attempts >= coalesce(max_attempts, 8)
+  set status = case when p_status = 'pending' and w.attempts >= max_attempts
                     then 'failed' else p_status end,
-      detail = case when p_status = 'pending' and w.attempts >= coalesce(max_attempts, 8)
+      detail = case when p_status = 'pending' and w.attempts >= max_attempts
                     then format('%s (gave up after %s attempts)', p_detail, w.attempts)
                     else p_detail end,
       source_values = coalesce(p_source_values, w.source_values),

@@ -4,7 +4,7 @@
 -- a run, the staggered validate_all, the reaper and the heartbeat.
 set client_min_messages = warning;
 begin;
-select plan(32);
+select plan(36);
 
 delete from public.sync_checksums;
 delete from sync.backfill_jobs;
@@ -138,6 +138,21 @@ select results_eq(
   $$values ('queued'::text, (select count(*)::int - 2 from sync.source_tables)), ('running', 2)$$,
   'two run at once, the others wait'
 );
+select is(sync.validate_all(), 0, 'a table whose run is queued or running gets no second one');
+select is((select count(*)::int from public.sync_checksums where status in ('queued', 'running')),
+  (select count(*)::int from sync.source_tables), 'still one run per table');
+
+-- A setting out of range stops a step with an error naming it, rather than a run that
+-- never ends (0 buckets a statement never moves on) or a cast error naming nothing.
+update sync.settings set value = '0' where key = 'checksum_buckets_per_statement';
+select throws_like($$select sync.integer_setting('checksum_buckets_per_statement', 1, 256)$$,
+  'sync.settings checksum_buckets_per_statement = ''0'' is not a whole number from 1 to 256; set it again%',
+  'a width of 0 buckets is refused, naming the setting');
+update sync.settings set value = 'two' where key = 'validation_concurrency';
+select throws_like($$select sync.start_queued_validations()$$,
+  'sync.settings validation_concurrency = ''two'' is not a whole number from 1 to 100%',
+  'a concurrency that is not a number is refused, naming the setting');
+update sync.settings set value = '2' where key = 'validation_concurrency';
 select sync.end_validation((select min(id) from public.sync_checksums where status = 'running'), 'failed', 'x');
 select is((select count(*)::int from public.sync_checksums where status = 'running'), 2,
   'a queued run takes the slot an ended one frees');
