@@ -131,6 +131,25 @@ Deno.test("an item unmappable when read again is never part of a match", async (
   assert.deepEqual(result.unmappable.map((u) => u.key), [{ segment_id: "a" }]);
 });
 
+Deno.test("unmappable items do not crowd the divergent keys out of the second reads", async () => {
+  const db = runsDb({ divergent: () => [{ kind: "missing", key: { segment_id: "a" } }] });
+  const bad = (id: string) => ({ segment_id: { S: id }, value: { S: "bad" } });
+  const dynamo = fakeDynamo((c) =>
+    c.name === "GetItemCommand"
+      ? { Item: bad(String((c.input.Key as { segment_id: { S: string } }).segment_id.S)) }
+      : { Items: [bad("x"), bad("y"), bad("z")] }
+  );
+  const { deps: d } = deps(db, dynamo, { maxKeysByKey: 2 });
+  const result = await validateTable(d, segments);
+  assert.ok(!("continued" in result));
+  const read = dynamo.sent.filter((c) => c.name === "GetItemCommand")
+    .map((c) => (c.input.Key as { segment_id: { S: string } }).segment_id.S);
+  // Each look reads the divergent key first, then the unmappable ones that fit (the first
+  // look: x; the next looks the others, as the divergent key stays).
+  assert.deepEqual(read.slice(0, 2), ["a", "x"], "the divergent key first, then what fits");
+  assert.deepEqual(result.unmappable.map((u) => u.key.segment_id).sort(), ["a", "x", "y", "z"]);
+});
+
 Deno.test("keys that differ on every look are reported by kind", async () => {
   const db = runsDb({
     divergent: () => [

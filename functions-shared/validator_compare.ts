@@ -111,8 +111,13 @@ export async function recheckLook(
     .filter((k, i, all) =>
       !before.some((b) => sameKey(b.key, k)) && all.findIndex((o) => sameKey(o, k)) === i
     );
-  const looked = [...before.map((d) => d.key), ...unmappableKeys];
-  if (looked.length > maxKeys) {
+  // The divergent keys first: unmappable items (dead-lettered leads, say) must not crowd
+  // them out of the keys read again; those past the limit stay listed as the Scan found.
+  const looked = [
+    ...before.map((d) => d.key),
+    ...unmappableKeys.slice(0, Math.max(0, maxKeys - before.length)),
+  ];
+  if (before.length > maxKeys) {
     // Too many to look at one by one within a request (checksum_validator.ts,
     // MAX_KEYS_BY_KEY): reported as the compare found them.
     deps.log?.(`validation run ${run}: ${before.length} divergent keys, not rechecked one by one`);
@@ -130,7 +135,9 @@ export async function recheckLook(
   const keys = looked.map((key) => JSON.stringify(key));
   await deps.sql`delete from sync.checksum_items
                  where run_id = ${run} and row_key = any(${keys}::text[]::jsonb[])`;
-  for (const key of looked) {
+  for (const [i, key] of looked.entries()) {
+    // Reads that back off may add up past the lease: held again every 25 keys.
+    if (i > 0 && i % 25 === 0) await deps.sql`select sync.hold_validation(${run}, ${worker})`;
     await stage(deps, spec, run, key, await readAgain(deps, spec, run, key));
   }
   const rows = await deps.sql<{ kind: Divergence["kind"] | null; row_key: RowKey | null }[]>`

@@ -65,6 +65,9 @@ export interface WriteBackReport {
 
 interface Claimed {
   id: string;
+  /** "pending" when claimed; "failed" when the claim found its attempts spent. */
+  status: string;
+  detail: string | null;
   target_table: string;
   row_key: string;
   range_key: string | null;
@@ -97,12 +100,12 @@ export async function runWriteBacks(deps: WriteBackDeps): Promise<WriteBackRepor
   const started = performance.now();
   while (performance.now() - started < deps.wallBudgetMs) {
     const claimed = await deps.sql<Claimed[]>`
-      select id::text, target_table, row_key::text, range_key::text, columns,
+      select id::text, status, detail, target_table, row_key::text, range_key::text, columns,
              before_values::text, after_values::text
       from sync.claim_write_backs(${deps.worker}, ${deps.batch ?? 10})`;
     if (claimed.length === 0) break;
     for (const row of claimed) {
-      const status = await writeOne(deps, row);
+      const status = row.status === "failed" ? await spent(deps, row) : await writeOne(deps, row);
       if (status === "applied") report.applied++;
       else if (status === "conflict") report.conflict++;
       else if (status === "failed") report.failed++;
@@ -161,6 +164,20 @@ async function writeOne(deps: WriteBackDeps, row: Claimed): Promise<string | nul
   return ended.status;
 }
 
+/**
+ * A write-back the claim failed, its attempts spent by runs that never answered: its row
+ * goes back to the source's state, as after any failure, and its detail names the table
+ * and the key.
+ */
+async function spent(deps: WriteBackDeps, row: Claimed): Promise<string> {
+  const spec = byTargetTable(row.target_table)!;
+  const edit = editOf(row);
+  const detail = `${describeEdit(spec, edit)}: ${row.detail}${await restore(deps, spec, edit)}`;
+  await deps.sql`update sync.write_backs set detail = ${detail} where id = ${row.id}`;
+  deps.log?.(`write-back ${row.id}: failed: ${detail}`);
+  return "failed";
+}
+
 /** One attempt at one edit. Throws for what a retry may cure. */
 async function attempt(
   deps: WriteBackDeps,
@@ -176,6 +193,15 @@ async function attempt(
   if (!read) {
     return { status: "pending", detail: `${where}: the item is gone from ${spec.sourceTable}` };
   }
+  const plan = planWriteBack(spec, edit, key, read);
+  switch (plan.kind) {
+    case "noop":
+      return { status: "applied", detail: `${where}: the item already holds the edit` };
+    case "conflict":
+      return { status: "conflict", detail: plan.detail, source: plan.source };
+    case "refused":
+      return { status: "failed", detail: plan.detail };
+  }
   const newer = await newerObservation(deps, spec, key);
   if (newer) {
     return {
@@ -185,15 +211,6 @@ async function attempt(
         `is in ${spec.sourceTable}, and the row will show it: the edit was not applied`,
       source: null,
     };
-  }
-  const plan = planWriteBack(spec, edit, key, read);
-  switch (plan.kind) {
-    case "noop":
-      return { status: "applied", detail: `${where}: the item already holds the edit` };
-    case "conflict":
-      return { status: "conflict", detail: plan.detail, source: plan.source };
-    case "refused":
-      return { status: "failed", detail: plan.detail };
   }
   try {
     await writer.send(new UpdateItemCommand(plan.input));

@@ -23,6 +23,7 @@ function db(due: Record<string, unknown> = claimed) {
       finished.push(s);
       return [{ status: s.values[2] }];
     }
+    if (s.text.startsWith("update sync.write_backs set detail")) return [];
     return undefined;
   });
   return { ...fake, finished };
@@ -175,6 +176,32 @@ Deno.test("a request DynamoDB refuses as invalid fails at once, naming the cause
     String(database.finished[0].values[3]),
     /^firespring_segments \[segment_id="s-1"\]: ValidationException: Item size has exceeded/,
   );
+});
+
+Deno.test("a write-back the claim failed (its attempts spent by runs that never answered) is restored and named, not written", async () => {
+  const database = db({
+    ...claimed,
+    status: "failed",
+    detail: "gave up after 8 attempts; the last run ended without an answer",
+  });
+  const dynamo = fakeDynamo(() => ({ Item: item }));
+  const lines: string[] = [];
+  const report = await runWriteBacks(
+    deps(database.sql, {
+      reader: dynamo.dynamo,
+      writer: dynamo.dynamo,
+      log: (line) => lines.push(line),
+    }),
+  );
+  assert.deepEqual(report, { applied: 0, conflict: 0, failed: 1, retrying: 0 });
+  assert.ok(!dynamo.sent.some((c) => c.name === "UpdateItemCommand"), "nothing written");
+  const [named] = database.matching("update sync.write_backs set detail");
+  assert.match(
+    String(named.values[0]),
+    /^firespring_segments \[segment_id="s-1"\]: gave up after 8 attempts; the last run ended without an answer; the row/,
+  );
+  assert.equal(named.values[1], "7");
+  assert.equal(database.finished.length, 0, "the claim ended it already");
 });
 
 Deno.test("an unreachable database answers 503 with Retry-After, as the other functions", async () => {

@@ -181,11 +181,20 @@ async function backfillFromExports(
   // run makes a new one (an export already made is loaded again with --export-arn).
   const run = crypto.randomUUID();
   try {
-    const started = await Promise.all(
+    // Each table's export on its own: one that fails (its export FAILED, its manifest
+    // refused) leaves the others' jobs to load. A job made and left unloaded runs for
+    // ever, holding every tombstone since its export time from the purge.
+    const starts = await Promise.allSettled(
       tables.map((spec) =>
         startExportBackfill(deps, spec, options, `backfill-${spec.sourceTable}-${run}`.slice(0, 64))
       ),
     );
+    const started = starts.flatMap((s) => s.status === "fulfilled" ? [s.value] : []);
+    const notStarted = starts.flatMap((s) =>
+      s.status === "rejected" ? [(s.reason as Error).message] : []
+    );
+    for (const problem of notStarted) console.error(problem);
+    if (started.length === 0) return 1;
     const cpu = processMeter(() => ({ user: 0, system: 0 }));
     const loading = Promise.all(
       started.map((job) =>
@@ -212,7 +221,12 @@ async function backfillFromExports(
       }),
     ]);
     for (const failure of failures) console.error(failure);
-    return failures.length > 0 ? 1 : 0;
+    if (notStarted.length > 0) {
+      console.error(
+        `backfill --from-export: ${notStarted.length} of ${tables.length} tables did not start (above); the others were loaded`,
+      );
+    }
+    return failures.length + notStarted.length > 0 ? 1 : 0;
   } catch (error) {
     console.error((error as Error).message);
     return 1;

@@ -104,7 +104,8 @@ comment on function sync.stream_records_applied_of(text, text[]) is
 
 -- Records one run of the lost-record check for a table and, when it found a problem,
 -- marks the table stale (which queues the healing backfill) unless a backfill whose
--- data is as of p_covers_until or later is pending, running or done: a Scan backfill
+-- data is as of p_covers_until (plus the clock's granularity: the time of a stream record
+-- is rounded down) or later is pending, running or done: a Scan backfill
 -- reads every item as it is when its Scan runs, so it heals every change made before it
 -- was queued (a record the webhook will never apply, e.g. one sent to the on-failure
 -- queue, is thus healed once, not again every hour until the stream drops it). An
@@ -135,7 +136,10 @@ begin
       join sync.source_tables s on s.source_table = j.source_table
       where s.target_table = p_target and j.status in ('pending', 'running', 'done')
         and j.checksum_run_id is null -- a validation run's Scan writes nothing
-        and least(j.requested_at, j.started_at) >= coalesce(p_covers_until, now()))
+        -- A record's time is ApproximateCreationDateTime, rounded down to the clock's
+        -- granularity: the change may be up to that much later.
+        and least(j.requested_at, j.started_at) >= coalesce(p_covers_until, now())
+              + (select value::interval from sync.settings where key = 'stream_clock_granularity'))
     into healing;
     if not healing then
       job_id := sync.mark_stale(p_target, p_problem);

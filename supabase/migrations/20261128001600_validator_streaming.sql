@@ -240,7 +240,8 @@ $fn$;
 -- of them), its divergent keys appended to the run's lists and its counts added, the
 -- checkpoint moved, in one transaction held by p_worker (SY001 otherwise). After the
 -- last range the lists are put in the order of the whole-table comparison (kind, key)
--- and the run moves on: to its rechecks when a key diverges, else to its report.
+-- and the run moves on: to its rechecks when a key diverges or an item was unmappable,
+-- else to its report.
 -- Returns the run's phase afterwards.
 -- A streamed run's ranges only look for unexpected rows (missing and different keys were
 -- found page by page); a staged run's compare as above.
@@ -249,7 +250,7 @@ language plpgsql set search_path = ''
 as $$
 declare
   run public.sync_checksums;
-  width integer := sync.integer_setting('checksum_buckets_per_statement', 1, 256);
+  width integer := sync.integer_setting('checksum_buckets_per_statement', 1, 65536);
   last_bucket integer;
   phase_after text;
 begin

@@ -255,33 +255,43 @@ $$;
 -- row are written in the order they were made: a later one's condition expects the
 -- earlier one's values). Each claim counts an attempt. One whose attempts are spent and
 -- whose last run ended without an answer (the function stopped: a killed isolate) is
--- failed here, not claimed again: sync.finish_write_back, which fails the others,
--- was never called for it.
+-- failed here, not claimed again (sync.finish_write_back, which fails the others, was
+-- never called for it), and returned with the claimed ones, failed: the function
+-- restores its row from the source and names its table and key in its detail.
 create function sync.claim_write_backs(p_worker text, p_limit integer default 10,
   p_lease interval default '2 minutes')
 returns setof sync.write_backs
 language sql set search_path = ''
 as $$
-  update sync.write_backs w
-  set status = 'failed', lease_owner = null, lease_expires_at = null, updated_at = now(),
-      detail = format('gave up after %s attempts; the last run ended without an answer (the write-back function stopped: see its logs), so it may or may not have been applied: compare the item with the row',
-                      w.attempts)
-  where w.status = 'pending' and w.lease_expires_at < now()
-    and w.attempts >= sync.integer_setting('write_back_max_attempts', 1, 100);
-  update sync.write_backs w
-  set lease_owner = p_worker, lease_expires_at = now() + p_lease,
-      attempts = w.attempts + 1, updated_at = now()
-  where w.id in (
-    select d.id from sync.write_backs d
-    where d.status = 'pending' and d.next_attempt_at <= now()
-      and (d.lease_expires_at is null or d.lease_expires_at < now())
-      and not exists (select from sync.write_backs e
-                      where e.target_table = d.target_table and e.row_key = d.row_key
-                        and e.id < d.id and e.status = 'pending')
-    order by d.id
-    limit p_limit
-    for update skip locked)
-  returning w.*
+  with spent as (
+    update sync.write_backs w
+    set status = 'failed', lease_owner = null, lease_expires_at = null, updated_at = now(),
+        detail = format('gave up after %s attempts; the last run ended without an answer (the write-back function stopped: see its logs), so it may or may not have been applied: compare the item with the row%s',
+                        w.attempts, coalesce('; the attempt before it: ' || w.detail, ''))
+    where w.status = 'pending' and w.lease_expires_at < now()
+      and w.attempts >= sync.integer_setting('write_back_max_attempts', 1, 100)
+    returning w.*
+  ),
+  claimed as (
+    update sync.write_backs w
+    set lease_owner = p_worker, lease_expires_at = now() + p_lease,
+        attempts = w.attempts + 1, updated_at = now()
+    where w.id in (
+      select d.id from sync.write_backs d
+      where d.status = 'pending' and d.next_attempt_at <= now()
+        and (d.lease_expires_at is null or d.lease_expires_at < now())
+        and d.attempts < sync.integer_setting('write_back_max_attempts', 1, 100)
+        and not exists (select from sync.write_backs e
+                        where e.target_table = d.target_table and e.row_key = d.row_key
+                          and e.id < d.id and e.status = 'pending')
+      order by d.id
+      limit p_limit
+      for update skip locked)
+    returning w.*
+  )
+  select * from spent
+  union all
+  select * from claimed
 $$;
 
 -- Ends a claimed write-back: applied, conflict (with the source's values) or failed;

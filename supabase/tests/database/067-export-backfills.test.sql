@@ -4,7 +4,7 @@
 -- is older than the snapshot and not in it, and keeps what the stream wrote after it.
 set client_min_messages = warning;
 begin;
-select plan(24);
+select plan(25);
 
 delete from sync.table_state;
 delete from sync.backfill_jobs;
@@ -188,6 +188,13 @@ select is(
   sync.record_stream_check('firespring_segments', 'arn:s', '{}', 'lost before the export',
     now() - interval '3 hours'),
   null, 'a record lost before the export time is healed by the export''s backfill'
+);
+-- A record's time is rounded down to the second: one stamped half a second before the
+-- export time may have been made after it.
+select is(
+  sync.record_stream_check('firespring_segments', 'arn:s', '{}', 'lost at the export''s second',
+    (select started_at from sync.backfill_jobs where id = (select id from held_job)) - interval '500 milliseconds') is not null,
+  true, 'a record stamped within the clock''s granularity before the export time is not healed by it'
 );
 
 select * from finish();

@@ -145,8 +145,8 @@ select is((select count(*)::int from public.sync_checksums where status in ('que
 -- A setting out of range stops a step with an error naming it, rather than a run that
 -- never ends (0 buckets a statement never moves on) or a cast error naming nothing.
 update sync.settings set value = '0' where key = 'checksum_buckets_per_statement';
-select throws_like($$select sync.integer_setting('checksum_buckets_per_statement', 1, 256)$$,
-  'sync.settings checksum_buckets_per_statement = ''0'' is not a whole number from 1 to 256; set it again%',
+select throws_like($$select sync.compare_checksum_range((select id from run), 'w')$$,
+  'sync.settings checksum_buckets_per_statement = ''0'' is not a whole number from 1 to 65536; set it again%',
   'a width of 0 buckets is refused, naming the setting');
 update sync.settings set value = 'two' where key = 'validation_concurrency';
 select throws_like($$select sync.start_queued_validations()$$,
