@@ -25,19 +25,19 @@ const segment = (id: string, name: string) => ({
   segment_criteria: { M: { plan: S("gold") } },
 });
 
-async function setPitr(on: boolean) {
+async function setPitr(on: boolean, table = TABLE) {
   await dynamo().send(
     new UpdateContinuousBackupsCommand({
-      TableName: TABLE,
+      TableName: table,
       PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: on },
     }),
   );
 }
 
-/** Runs the command; its exit code and output. */
-async function backfillFromExport() {
+/** Runs the command (for `targets`); its exit code and output. */
+async function backfillFromExport(targets = [TARGET]) {
   const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "scripts/backfill.ts", "--from-export", TARGET],
+    args: ["run", "-A", "scripts/backfill.ts", "--from-export", ...targets],
     cwd: ROOT,
     stdout: "piped",
     stderr: "piped",
@@ -107,6 +107,28 @@ Deno.test("a drifted table backfilled from its export under live writes ends equ
     ]);
     const checked = await validate(TARGET);
     assert.equal(checked.match, true, JSON.stringify(checked));
+  } finally {
+    await sql.end();
+  }
+});
+
+Deno.test("a table whose export cannot start leaves the others' to load; the command says so and fails", async () => {
+  const sql = connectDb();
+  try {
+    await setPitr(true);
+    // The searches table has point-in-time recovery off: its export is refused.
+    await setPitr(false, "firespring-backdoor-searches-dev");
+    const { code, text } = await backfillFromExport([TARGET, "firespring_searches"]);
+    assert.equal(code, 1, text);
+    assert.match(
+      text,
+      /export of firespring-backdoor-searches-dev: point-in-time recovery is DISABLED/,
+    );
+    assert.match(text, /1 of 2 tables did not start \(above\); the others were loaded/);
+    const [job] = await sql`select status from sync.backfill_jobs
+                            where source_table = ${TABLE} and export_arn is not null
+                            order by id desc limit 1`;
+    assert.equal(job.status, "done", "the segments' export was loaded");
   } finally {
     await sql.end();
   }
