@@ -141,6 +141,14 @@ Deno.test("a Scan that stays throttled gives up after the rounds, releases its s
   ]);
   assert.equal(db.matching("sync.claim_segment").length, 1, "the worker stops");
   assert.equal(db.matching("sync.checkpoint_segment").length, 0);
+  // Why, kept on the segment: a run that never gets past the throttle is reaped naming it.
+  assert.deepEqual(db.matching("update sync.backfill_segments set error").map((s) => s.values), [
+    [
+      `Scan failed ${SCAN_ROUNDS} times in a row (each after the SDK's own retries): ThrottlingException: Rate of requests exceeds the allowed throughput`,
+      "7",
+      1,
+    ],
+  ]);
   assert.equal(
     lines.at(-1),
     `${WHERE}: Scan failed ${SCAN_ROUNDS} times in a row (each after the SDK's own retries): ` +

@@ -303,6 +303,10 @@ export async function scanSegments(
         // Give the segment back from its checkpoint, and its turn (a throttled read uses
         // no capacity); a later worker (pg_cron) goes on.
         await work.turns.release(claim, { waitMs: 0, units: turn.units });
+        // Kept on the segment (still pending), so that a run or job that never gets past
+        // the throttle is reaped naming why (sync.reap_stalled_validations).
+        await deps.sql`update sync.backfill_segments set error = ${error.message}
+                       where job_id = ${claim.job_id} and segment = ${claim.segment}`;
         result.stoppedBy = "throttled";
         log(`${where}: ${error.message}; released for a later worker`);
         return "gave up";

@@ -198,6 +198,7 @@ export function runsDb(options: RunsOptions = {}) {
       if (run.segments.every((g) => g.status === "done")) run.phase = "compare";
       return [];
     }
+    if (t.startsWith("update sync.backfill_segments set error")) return [];
     if (t.includes("sync.release_segment(")) {
       const segment = runOf(v[0]).segments[Number(v[1])];
       if (segment.owner === v[2] && segment.status === "running") segment.status = "pending";

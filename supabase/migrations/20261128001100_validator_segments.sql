@@ -289,7 +289,8 @@ select cron.schedule('sync-validator', sync.sweep_schedule(), 'select sync.wake_
 -- Replaces 20261128000600's: a stalled run is one that staged or compared nothing for
 -- p_after and that nobody can resume (the heartbeat calls the validator for any run
 -- whose leases lapsed, so this is a run whose requests keep failing). It is failed,
--- naming when it stopped, through sync.end_validation (its staging rows go).
+-- naming when it stopped and why its Scan last gave up (a table throttled for good),
+-- through sync.end_validation (its staging rows go).
 create or replace function sync.reap_stalled_validations(p_after interval default '15 minutes')
 returns integer
 language plpgsql set search_path = ''
@@ -308,7 +309,14 @@ begin
           and s.updated_at >= now() - p_after)
   loop
     perform sync.end_validation(r.id, 'failed',
-      format('stopped making progress at %s', coalesce(r.progress_at, r.started_at)));
+      format('stopped making progress at %s%s', coalesce(r.progress_at, r.started_at),
+             -- Why its Scan last gave up (functions-shared/segment_scan.ts keeps it on the
+             -- segment it gave back), if it did.
+             coalesce('; its Scan last gave up: ' || (
+               select s.error from sync.backfill_jobs j
+               join sync.backfill_segments s on s.job_id = j.id
+               where j.checksum_run_id = r.id and s.error is not null
+               order by s.updated_at desc limit 1), '')));
     reaped := reaped + 1;
   end loop;
   return reaped;

@@ -4,7 +4,7 @@
 -- a run, the staggered validate_all, the reaper and the heartbeat.
 set client_min_messages = warning;
 begin;
-select plan(36);
+select plan(37);
 
 delete from public.sync_checksums;
 delete from sync.backfill_jobs;
@@ -165,7 +165,17 @@ select is(sync.reap_stalled_validations(), 0, 'a run whose lease is live is not 
 select is(sync.wake_validations(), 0, 'nor woken');
 update public.sync_checksums set lease_expires_at = now() - interval '1 second' where status = 'running';
 select is(sync.wake_validations(), 2, 'a run whose lease lapsed is woken');
+-- One of them never got past the throttle: its Scan gave its segment back, saying why.
+update sync.backfill_segments s set error = 'Scan failed 3 times in a row (each after the SDK''s own retries): ProvisionedThroughputExceededException: rate exceeded'
+from sync.backfill_jobs j
+where s.job_id = j.id and s.segment = 0
+  and j.checksum_run_id = (select min(id) from public.sync_checksums where status = 'running');
 select is(sync.reap_stalled_validations(), 2, 'and, after making no progress for 15 minutes, reaped');
+select matches(
+  (select error from public.sync_checksums
+   where id = (select min(id) from public.sync_checksums where status = 'failed' and error like 'stopped%')),
+  '^stopped making progress at .*; its Scan last gave up: Scan failed 3 times in a row .*ProvisionedThroughputExceededException: rate exceeded$',
+  'a run reaped after its Scan gave up names why');
 select is((select count(*)::int from cron.job where jobname = 'sync-validator'), 1,
   'a pg_cron heartbeat resumes validation runs');
 
