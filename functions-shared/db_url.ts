@@ -33,7 +33,7 @@ export interface DbTarget {
    * then no prepared statements, no session state (sync_db.ts).
    */
   transactionPooler: boolean;
-  /** From `sslmode`; `disable` when absent, as the driver does (a hosted project says `require`). */
+  /** From `sslmode`; when absent, `require` for Supabase's hosts, else `prefer` (libpq's default). */
   tls: DbTls;
 }
 
@@ -80,7 +80,11 @@ export function parseDbUrl(text: string): DbTarget {
         `(it has ${unknown.join(", ")})`,
     );
   }
-  const sslmode = url.searchParams.get("sslmode") ?? "disable";
+  // Without one, libpq's own default (prefer: encrypted when the server offers it), and
+  // require for Supabase's hosts, which always do: a URL without sslmode (the platform's
+  // SUPABASE_DB_URL, say) must not send rows in the clear.
+  const sslmode = url.searchParams.get("sslmode") ??
+    (/\.supabase\.(co|com)$/i.test(url.hostname) ? "require" : "prefer");
   const tls = SSL_MODES[sslmode];
   if (tls === undefined) {
     throw new Error(

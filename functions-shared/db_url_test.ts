@@ -26,7 +26,7 @@ Deno.test("Supabase's transaction pooler (port 6543) is recognised, as is ?pgbou
   );
   assert.equal(shared.transactionPooler, true);
   assert.equal(shared.user, "postgres.abcdefghij");
-  assert.equal(shared.tls, "disable");
+  assert.equal(shared.tls, "require", "Supabase's hosts: encrypted without being asked");
   const session = parseDbUrl(
     `postgres://postgres.abcdefghij:${PASSWORD}@aws-0-us-east-1.pooler.supabase.com:5432/postgres`,
   );
@@ -36,6 +36,15 @@ Deno.test("Supabase's transaction pooler (port 6543) is recognised, as is ?pgbou
   );
   assert.equal(local.transactionPooler, true);
   assert.equal(local.port, 54329);
+  assert.equal(local.tls, "prefer", "elsewhere libpq's default: encrypted when offered");
+  assert.equal(
+    parseDbUrl(`postgresql://postgres:${PASSWORD}@db.abcdefghij.supabase.co:5432/postgres`).tls,
+    "require",
+  );
+  assert.equal(
+    parseDbUrl(`postgresql://postgres:${PASSWORD}@127.0.0.1:5432/postgres?sslmode=disable`).tls,
+    "disable",
+  );
 });
 
 Deno.test("sslmode maps to what the driver does; verify-ca is checked as verify-full", () => {

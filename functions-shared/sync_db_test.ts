@@ -128,7 +128,7 @@ Deno.test("the pool: no prepared statements through a transaction pooler, TLS as
     max: 1,
   });
   assert.equal(direct.prepare, true);
-  assert.equal(direct.ssl, false);
+  assert.equal(direct.ssl, "prefer", "no sslmode: encrypted when the server offers it");
   const verified = poolOptions(
     parseDbUrl("postgresql://postgres:pw@db.ref.supabase.co:5432/postgres?sslmode=verify-full"),
     { max: 1, caCert: "-----BEGIN CERTIFICATE-----" },
