@@ -130,6 +130,16 @@ async function readLimited(req: Request, limit: number): Promise<Uint8Array | un
   return bytes;
 }
 
+/**
+ * An error's message without the text it quotes: V8's JSON.parse quotes the body
+ * (`Unexpected token 's', "ssn-123-45-6789" is not valid JSON`) and Postgres quotes
+ * values (`invalid input syntax for type numeric: "abc"`), and the answer lands in the
+ * Lambda's CloudWatch logs. The function's own log keeps the whole error.
+ */
+export function withoutQuotes(message: string): string {
+  return message.replace(/"(?:[^"\\]|\\.)*"(?:\.\.\.)?/g, "(quoted text)");
+}
+
 /** Maps every record of a body; splits the results into changes and dead letters. */
 export function mapBody(body: ReturnType<typeof parseWebhookBody> & { ok: true }): {
   received: number;
@@ -175,7 +185,7 @@ export async function handleWebhook(req: Request, deps: WebhookDeps): Promise<Re
   try {
     parsed = parseWebhookJson(text);
   } catch (error) {
-    return errorResponse(400, `body is not valid JSON: ${(error as Error).message}`);
+    return errorResponse(400, `body is not valid JSON: ${withoutQuotes((error as Error).message)}`);
   }
   // Numbers exact where they matter; the envelope's schema reads the body in either form.
   const envelope = parseWebhookBody(parsed);
@@ -211,7 +221,9 @@ export async function handleWebhook(req: Request, deps: WebhookDeps): Promise<Re
     console.error("applying the batch failed:", error);
     return errorResponse(
       500,
-      `applying the batch failed, nothing was applied: ${(error as Error).message}`,
+      `applying the batch failed, nothing was applied: ${
+        withoutQuotes((error as Error).message)
+      } (the function's log has the whole error)`,
     );
   }
 }

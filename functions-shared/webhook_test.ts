@@ -89,6 +89,13 @@ Deno.test("refusals 405, 415, 413, 400 each say why, and nothing is applied", as
     ],
     ["invalid JSON", signed("{not json"), deps(db), 400, /body is not valid JSON/],
     [
+      "invalid JSON, the body not repeated",
+      signed("ssn-123-45-6789"),
+      deps(db),
+      400,
+      /^body is not valid JSON: (?!.*ssn-123)/,
+    ],
+    [
       "no sequence number",
       signed(JSON.stringify({ records: [{ ...segment("s-3", "1"), dynamodb: { Keys: {} } }] })),
       deps(db),

@@ -2,7 +2,7 @@
 -- guard's columns, RLS switched on and forced, the policies, and the private schemas.
 set client_min_messages = warning;
 begin;
-select plan(78);
+select plan(80);
 
 select tables_are('public', array[
   'firespring_actions', 'firespring_visitors', 'firespring_extraction_jobs',
@@ -142,6 +142,24 @@ select is(
    where n.nspname = 'public' and has_function_privilege('anon', p.oid, 'execute')),
   0,
   'anon can execute no function in the exposed schema'
+);
+-- What a later migration could open by mistake: hosted Supabase's default privileges
+-- give the API roles every right on a new object in public, so a plain view (run as its
+-- owner, RLS bypassed) or a sequence would be theirs.
+select is(
+  (select string_agg(c.relname, ', ') from pg_class c join pg_namespace n on n.oid = c.relnamespace
+   where n.nspname = 'public' and c.relkind in ('v', 'm')
+     and not coalesce('security_invoker=true' = any (c.reloptions), false)),
+  null,
+  'every view in the exposed schema runs with its caller''s rights (security_invoker)'
+);
+select is(
+  (select string_agg(c.relname, ', ') from pg_class c join pg_namespace n on n.oid = c.relnamespace
+   where n.nspname = 'public' and c.relkind = 'S'
+     and (has_sequence_privilege('anon', c.oid, 'usage')
+          or has_sequence_privilege('authenticated', c.oid, 'usage'))),
+  null,
+  'no API role may use a sequence of the exposed schema'
 );
 select table_privs_are('public', 'firespring_actions', 'authenticated', array['SELECT'],
   'authenticated may select (RLS decides which rows), nothing more on the whole table');
