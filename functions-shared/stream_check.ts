@@ -194,6 +194,16 @@ export function judgeTable(
     );
     cover(now);
   }
+  if (previous && previous.streamArn === null) {
+    // The last check found no stream (it marked the table, and the backfill it queued
+    // read the table then); changes made after that and before this stream began were
+    // captured by no stream at all.
+    problems.push(
+      `the table had no stream at the last check (${iso(previous.checkedAt)}); changes ` +
+        `made before ${streamArn} began were captured by no stream`,
+    );
+    cover(now);
+  }
   if (previous && now - previous.checkedAt > maxIntervalMs) {
     problems.push(
       `the previous check ran at ${iso(previous.checkedAt)}, more than ${
@@ -225,7 +235,10 @@ export function judgeTable(
         `shard ${f.shardId}: could not be read as far as its first unapplied record in one ` +
           `run (stopped after ${f.state.through ?? "nothing"})`,
       );
-      cover(now);
+      // What this run could not read and may be trimmed before the next is older than
+      // atRiskBefore: a backfill since then heals it (not one queued now, every hour,
+      // while the check catches up with a busy shard).
+      cover(atRiskBefore);
     }
   }
   for (const g of gone) {

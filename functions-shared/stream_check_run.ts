@@ -7,9 +7,10 @@
  *
  * Bounded like the other functions: before each table the isolate's CPU (boot included,
  * functions-shared/cpu_meter.ts) and the request's wall time are compared with the
- * budget; tables left over are named in `skipped` and taken by the next run (hourly; a
- * table not checked for 3 hours is marked stale by its next check). One run per isolate
- * at a time (functions-shared/run_gate.ts).
+ * budget; tables left over are named in `skipped` and taken first by the next run
+ * (hourly; the least recently checked go first). A table not checked for 3 hours is marked
+ * stale by its next check, or by its next failure to check. One run per isolate at a time
+ * (functions-shared/run_gate.ts).
  *
  * @module
  */
@@ -133,6 +134,30 @@ export async function checkTable(
   return report;
 }
 
+/**
+ * Records a check that could not run as a problem: the table's stream positions kept as
+ * they were, so that the next check that runs goes on from them. Returns the backfill it
+ * queued, if any.
+ */
+async function recordUnchecked(
+  sql: postgres.Sql,
+  table: string,
+  message: string,
+  last: number | undefined,
+  now: number,
+): Promise<number | undefined> {
+  const since = last === undefined
+    ? "never checked"
+    : `unchecked since ${new Date(last).toISOString()}`;
+  const [row] = await sql`
+    select sync.record_stream_check(${table}, s.stream_arn, coalesce(s.shards, '{}'::jsonb),
+             ${`${message} (${since}: records the stream trimmed meanwhile cannot be vouched for)`},
+             ${new Date(now)}) as job
+    from (select) as one
+    left join sync.stream_checks s on s.target_table = ${table}`;
+  return row.job === null ? undefined : Number(row.job);
+}
+
 /** Runs the check over `tables` within the budget. */
 export async function runStreamCheck(
   tables: readonly TableSpec[],
@@ -143,7 +168,17 @@ export async function runStreamCheck(
   const started = now();
   const checked: TableReport[] = [];
   const skipped: string[] = [];
-  for (const spec of tables) {
+  // The least recently checked first (never checked before any): a table the budget
+  // leaves over, or whose check keeps failing, is not always last.
+  const lastChecked = new Map(
+    (await deps.sql<{ target_table: string; checked_at: Date }[]>`
+      select target_table, checked_at from sync.stream_checks`)
+      .map((r) => [r.target_table, new Date(r.checked_at).getTime()]),
+  );
+  const order = [...tables].sort((a, b) =>
+    (lastChecked.get(a.targetTable) ?? -Infinity) - (lastChecked.get(b.targetTable) ?? -Infinity)
+  );
+  for (const spec of order) {
     if (deps.cpu.usedMs() >= deps.budget.cpuMs || now() - started >= deps.budget.wallMs) {
       skipped.push(spec.targetTable);
       continue;
@@ -158,13 +193,33 @@ export async function runStreamCheck(
       if (report.problem) log(`stream-check: ${report.problem} (backfill ${report.backfillJobId})`);
       checked.push(report);
     } catch (error) {
-      // An AWS or database failure vouches for nothing and marks nothing: the next run
-      // tries again, and a table left unchecked for 3 hours is marked stale then.
+      // An AWS or database failure vouches for nothing: the next run tries again. Once a
+      // table has gone unchecked for longer than the check tolerates (or was never
+      // checked), records may have been trimmed unseen: the failure itself is recorded as
+      // the problem, which marks the table stale (once, not every hour: it counts as its
+      // check). A failure to record that too is logged and left to the next run.
       const message = `${spec.targetTable}: the lost-record check could not run: ${
         (error as Error).name
       }: ${(error as Error).message}`;
       log(`stream-check: ${message}`);
-      checked.push({ table: spec.targetTable, error: message });
+      const report: TableReport = { table: spec.targetTable, error: message };
+      const last = lastChecked.get(spec.targetTable);
+      if (last === undefined || timing.now - last > MAX_CHECK_INTERVAL_MS) {
+        try {
+          report.backfillJobId = await recordUnchecked(
+            deps.sql,
+            spec.targetTable,
+            message,
+            last,
+            timing.now,
+          );
+        } catch (again) {
+          log(
+            `stream-check: ${spec.targetTable}: recording that it went unchecked failed too: ${again}`,
+          );
+        }
+      }
+      checked.push(report);
     }
   }
   return { checked, skipped };

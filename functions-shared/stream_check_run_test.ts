@@ -59,25 +59,81 @@ Deno.test("a spent budget checks no table and names every one skipped", async ()
   assert.equal(response.status, 200);
   assert.equal(body.checked.length, 0);
   assert.equal(body.skipped.length, 9);
-  assert.equal(db.statements.length, 0);
+  assert.deepEqual(
+    db.statements.map((s) => s.text),
+    ["select target_table, checked_at from sync.stream_checks"],
+    "nothing but which tables were checked when",
+  );
 });
 
-Deno.test("an AWS failure marks nothing and names the table and the cause", async () => {
-  const db = fakeSql();
+Deno.test("an AWS failure names the table and the cause, and marks the table once it has gone unchecked too long", async () => {
   const denied = Object.assign(new Error("not authorized to perform dynamodb:DescribeTable"), {
     name: "AccessDeniedException",
   });
-  const response = await handleStreamCheckRequest(
-    post('{"tables": ["firespring_segments"]}'),
-    deps({ sql: db.sql, streamArnOf: () => Promise.reject(denied) }),
-  );
-  const [line] = (await response.json()).checked;
-  assert.equal(response.status, 200);
+  const now = Date.parse("2026-11-29T12:00:00Z");
+  const run = async (lastChecked: number | undefined) => {
+    const db = fakeSql((text) => {
+      if (text.startsWith("select target_table, checked_at")) {
+        return lastChecked === undefined
+          ? []
+          : [{ target_table: "firespring_segments", checked_at: new Date(lastChecked) }];
+      }
+      return text.includes("record_stream_check") ? [{ job: 5 }] : [];
+    });
+    const response = await handleStreamCheckRequest(
+      post('{"tables": ["firespring_segments"]}'),
+      deps({ sql: db.sql, streamArnOf: () => Promise.reject(denied), now: () => now }),
+    );
+    assert.equal(response.status, 200);
+    const [line] = (await response.json()).checked;
+    assert.match(
+      line.error,
+      /^firespring_segments: the lost-record check could not run: AccessDeniedException: not authorized/,
+    );
+    return { line, recorded: db.statements.find((s) => s.text.includes("record_stream_check")) };
+  };
+  // Checked an hour ago: the next run tries again, nothing is marked.
+  const recent = await run(now - 3600_000);
+  assert.equal(recent.recorded, undefined);
+  // Unchecked for longer than the check tolerates: the failure is the problem.
+  const late = await run(now - 4 * 3600_000);
+  assert.equal(late.line.backfillJobId, 5);
   assert.match(
-    line.error,
-    /^firespring_segments: the lost-record check could not run: AccessDeniedException: not authorized/,
+    String(late.recorded!.values[1]),
+    /could not run: AccessDeniedException: .*\(unchecked since 2026-11-29T08:00:00\.000Z: records the stream trimmed meanwhile cannot be vouched for\)$/,
   );
-  assert.equal(db.statements.some((s) => s.text.includes("record_stream_check")), false);
+  // Never checked: the same.
+  const never = await run(undefined);
+  assert.match(String(never.recorded!.values[1]), /\(never checked: records the stream trimmed/);
+});
+
+Deno.test("the least recently checked tables come first, so none is always left over", async () => {
+  const now = Date.parse("2026-11-29T12:00:00Z");
+  const db = fakeSql((text) =>
+    text.startsWith("select target_table, checked_at")
+      ? [
+        { target_table: "firespring_segments", checked_at: new Date(now - 60_000) },
+        { target_table: "mmp_toledo_leads", checked_at: new Date(now - 7200_000) },
+      ]
+      : []
+  );
+  const asked: string[] = [];
+  let cpu = 0;
+  await handleStreamCheckRequest(
+    post('{"tables": ["firespring_segments", "mmp_toledo_leads", "firespring_searches"]}'),
+    deps({
+      sql: db.sql,
+      now: () => now,
+      // Each table's check spends the whole budget: only the first is checked.
+      cpu: { source: "process", usedMs: () => cpu, measure: (step) => step() },
+      streamArnOf: (spec) => {
+        asked.push(spec.targetTable);
+        cpu = 2_000;
+        return Promise.reject(new Error("stop here"));
+      },
+    }),
+  );
+  assert.deepEqual(asked, ["firespring_searches"], "never checked, then the oldest");
 });
 
 Deno.test("a table without a stream is a problem: its changes are not captured", async () => {

@@ -151,4 +151,17 @@ Deno.test("a shard longer than the page cap is incomplete; an old one is a probl
     verdict.problem!,
     /shard s1: could not be read as far as its first unapplied record/,
   );
+  // A backfill since the at-risk line heals what this run could not read: not only one
+  // queued now (a new one every hour while the check catches up).
+  assert.equal(verdict.coversUntil, NOW - 21 * HOUR);
+});
+
+Deno.test("a stream that came back after the last check found none is a problem: no stream captured the gap", () => {
+  const before: PreviousCheck = { streamArn: null, checkedAt: NOW - HOUR, shards: {} };
+  const verdict = judgeTable("t", ARN, [], [], before, timing);
+  assert.match(
+    verdict.problem!,
+    /the table had no stream at the last check \(2026-11-28T11:00:00.000Z\); changes made before .* began were captured by no stream/,
+  );
+  assert.equal(verdict.coversUntil, NOW);
 });
