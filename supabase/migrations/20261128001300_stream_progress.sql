@@ -111,8 +111,10 @@ comment on function sync.stream_records_applied_of(text, text[]) is
 -- queue, is thus healed once, not again every hour until the stream drops it). An
 -- export's backfill holds the table as of its export time, its started_at
 -- (20261128002300_export_backfills.sql), which is earlier than its queueing: hence the
--- earlier of the two. Returns the backfill job queued, or null. Purges the table's
--- noted records older than 48 hours.
+-- earlier of the two. A covering job not yet done leaves the table stale until it is
+-- (cleared when it ends done; still stale, naming the problem, if it fails or is
+-- cancelled). Returns the backfill job queued, or null. Purges the table's noted records
+-- older than 48 hours.
 create function sync.record_stream_check(
   p_target text,
   p_stream_arn text,
@@ -124,25 +126,36 @@ language plpgsql set search_path = ''
 as $$
 declare
   job_id bigint;
-  healing boolean;
+  healer sync.backfill_jobs;
 begin
   if not exists (select from sync.source_tables s where s.target_table = p_target) then
     raise exception 'sync.record_stream_check: % is not a registered target table', p_target
       using errcode = '22023';
   end if;
   if p_problem is not null then
-    select exists (
-      select from sync.backfill_jobs j
-      join sync.source_tables s on s.source_table = j.source_table
-      where s.target_table = p_target and j.status in ('pending', 'running', 'done')
-        and j.checksum_run_id is null -- a validation run's Scan writes nothing
-        -- A record's time is ApproximateCreationDateTime, rounded down to the clock's
-        -- granularity: the change may be up to that much later.
-        and least(j.requested_at, j.started_at) >= coalesce(p_covers_until, now())
-              + (select value::interval from sync.settings where key = 'stream_clock_granularity'))
-    into healing;
-    if not healing then
+    -- A done one first: then nothing is left to heal.
+    select j.* into healer
+    from sync.backfill_jobs j
+    join sync.source_tables s on s.source_table = j.source_table
+    where s.target_table = p_target and j.status in ('pending', 'running', 'done')
+      and j.checksum_run_id is null -- a validation run's Scan writes nothing
+      -- A record's time is ApproximateCreationDateTime, rounded down to the clock's
+      -- granularity: the change may be up to that much later.
+      and least(j.requested_at, j.started_at) >= coalesce(p_covers_until, now())
+            + (select value::interval from sync.settings where key = 'stream_clock_granularity')
+    order by j.status = 'done' desc, j.id desc
+    limit 1;
+    if healer.id is null then
       job_id := sync.mark_stale(p_target, p_problem);
+    elsif healer.status <> 'done' then
+      -- Healing, not healed: the table is stale until that job is done (which clears
+      -- it), and stays so, naming the problem, if the job fails or is cancelled.
+      insert into sync.table_state (target_table, stale_since, stale_reason, backfill_job_id)
+      values (p_target, now(), p_problem, healer.id)
+      on conflict (target_table) do update
+        set stale_since = now(), stale_reason = excluded.stale_reason,
+            backfill_job_id = excluded.backfill_job_id
+        where sync.table_state.stale_since is null;
     end if;
   end if;
   insert into sync.stream_checks (target_table, stream_arn, checked_at, shards, problem, backfill_job_id)

@@ -3,7 +3,7 @@
 -- record, which marks the table stale (queuing the healing backfill) on a problem.
 set client_min_messages = warning;
 begin;
-select plan(23);
+select plan(26);
 
 delete from sync.stream_checks;
 delete from sync.stream_batches_applied;
@@ -93,6 +93,26 @@ select is(
 select isnt(
   sync.record_stream_check('firespring_segments', 'arn:s1', '{}', 'unwatched', now() + interval '1 second'),
   null, 'a problem the pending backfill does not cover queues another');
+
+-- A covering backfill not yet done: the table is stale until it is, and stays stale,
+-- naming the problem, if it fails.
+delete from sync.table_state;
+delete from sync.backfill_jobs;
+select sync.start_backfill('firespring-backdoor-segments-dev');
+select is(
+  sync.record_stream_check('firespring_segments', 'arn:s1', '{}', 'lost while a backfill runs',
+    now() - interval '1 hour'),
+  null, 'a running backfill that covers the record queues none');
+select results_eq(
+  $$select t.stale_reason, t.backfill_job_id = (select max(id) from sync.backfill_jobs)
+    from sync.table_state t where t.target_table = 'firespring_segments' and t.stale_since is not null$$,
+  $$values ('lost while a backfill runs'::text, true)$$,
+  'the table is stale, healed by that backfill');
+update sync.backfill_jobs set status = 'failed', finished_at = now();
+select is(
+  (select stale_reason from sync.status where target_table = 'firespring_segments' and stale),
+  'lost while a backfill runs',
+  'the backfill failed: the table stays stale, naming the lost record');
 
 select throws_ok(
   $$select sync.record_stream_check('no_such_table', 'arn', '{}', null, null)$$,
