@@ -48,6 +48,39 @@ function streamsClient(region: string): DynamoDBStreamsClient {
   return new DynamoDBStreamsClient(awsClientConfig(env, region));
 }
 
+/** Empty GetRecords pages in a row after which a range's read gives up. */
+export const MAX_EMPTY_PAGES = 100;
+
+/**
+ * The records from `first` (an iterator at the range's start) through `end`, page by
+ * page. GetRecords may answer empty pages before later records of an open shard (AWS,
+ * DynamoDB Streams' GetRecords), so an empty page is no end: the read stops once it has
+ * seen a record at or past `end` (`reached`), at the shard's end, or after
+ * `maxEmptyPages` empty pages in a row.
+ */
+export async function readRange(
+  readPage: (iterator: string) => Promise<{ records: StreamRecord[]; next?: string }>,
+  first: string | undefined,
+  end: string,
+  maxEmptyPages = MAX_EMPTY_PAGES,
+): Promise<{ records: StreamRecord[]; reached: boolean; emptyPages: number }> {
+  const records: StreamRecord[] = [];
+  let reached = false;
+  let emptyPages = 0;
+  let iterator = first;
+  while (iterator && !reached && emptyPages < maxEmptyPages) {
+    const page = await readPage(iterator);
+    for (const record of page.records) {
+      const position = compareDecimal(record.dynamodb!.SequenceNumber!, end);
+      if (position <= 0) records.push(record);
+      if (position >= 0) reached = true;
+    }
+    emptyPages = page.records.length === 0 ? emptyPages + 1 : 0;
+    iterator = page.next;
+  }
+  return { records, reached, emptyPages };
+}
+
 /** Reads the message's range back from its stream and delivers it. */
 export async function replayMessage(message: StreamFailureMessage): Promise<ReplayOutcome> {
   const info = message.DDBStreamBatchInfo;
@@ -84,25 +117,31 @@ export async function replayMessage(message: StreamFailureMessage): Promise<Repl
     return expired("are past the stream's 24 h retention and cannot be read back");
   }
 
-  const records: StreamRecord[] = [];
+  let read;
   try {
-    let iterator = await shardIterator(client, info.streamArn, info.shardId, {
+    const first = await shardIterator(client, info.streamArn, info.shardId, {
       at: info.startSequenceNumber,
     });
-    while (iterator) {
-      const page = await readRecords(client, info.streamArn, iterator);
-      const inRange = page.records.filter((r) =>
-        compareDecimal(r.dynamodb!.SequenceNumber!, info.endSequenceNumber) <= 0
-      );
-      records.push(...inRange);
-      if (page.records.length === 0 || inRange.length < page.records.length) break;
-      iterator = page.next;
-    }
+    read = await readRange(
+      (iterator) => readRecords(client, info.streamArn, iterator),
+      first,
+      info.endSequenceNumber,
+    );
   } catch (error) {
     if ((error as Error).name === "TrimmedDataAccessException") {
       return expired("are past the stream's 24 h retention and cannot be read back");
     }
     throw error;
+  }
+  const { records } = read;
+  if (!read.reached) {
+    // Not replayed (the message stays where it is): what was read is not the range.
+    return {
+      kind: "failed",
+      reason: `${range}: the stream gave them only up to ${
+        records.at(-1)?.dynamodb?.SequenceNumber ?? "none"
+      } (${read.emptyPages} empty pages in a row after it); nothing was delivered, run the command again`,
+    };
   }
 
   const end = Date.now() + 5 * 60_000;
