@@ -16,7 +16,13 @@
 import type postgres from "postgres";
 import { z } from "zod";
 import { errorResponse, json, methodNotAllowed } from "./http.ts";
-import { mapDirect, type Mapped, mapScannedItem, mapStreamRecord } from "./record_mapping.ts";
+import {
+  mapDirect,
+  type Mapped,
+  mapScannedItem,
+  mapStreamRecord,
+  type TableChange,
+} from "./record_mapping.ts";
 import { parseJsonExact } from "./dynamo_numbers.ts";
 import { bySourceTable } from "./table_registry.ts";
 import { ValueError } from "./dynamo_decoder.ts";
@@ -109,6 +115,26 @@ function remapChecked(letter: StoredLetter): Mapped {
   }
 }
 
+/**
+ * The changes in rounds, none holding two changes of one row (or observation): a merge
+ * keeps one change per key of its batch, the one with a sequence number first, where the
+ * ordering guard between a stream change and a Scan's read ten seconds later prefers the
+ * read. Only a replay mixes them in one batch; merged one round after another, each
+ * change meets the guard against the row, in either order to the same end.
+ */
+export function rounds(changes: TableChange[]): TableChange[][] {
+  const out: TableChange[][] = [];
+  const seen = new Map<string, number>();
+  for (const change of changes) {
+    const { spec, change: c } = change;
+    const id = JSON.stringify([spec.targetTable, spec.targetKey.map((k) => c.row[k]), c.rangeKey]);
+    const n = seen.get(id) ?? 0;
+    seen.set(id, n + 1);
+    (out[n] ??= []).push(change);
+  }
+  return out;
+}
+
 /** Replays the open dead letters that match `filter`, in one transaction. */
 export async function replayDeadLetters(
   sql: postgres.Sql,
@@ -127,10 +153,13 @@ export async function replayDeadLetters(
     const mapped = rows.map((row) => ({ id: Number(row.id), result: remapChecked(row) }));
     const ok = mapped.flatMap((m) => (m.result.ok ? [{ id: m.id, change: m.result.value }] : []));
     // A change Postgres still refuses keeps its own dead letter open (no new one).
-    const { applied, refused } = await applyChanges(tx, ok.map((m) => m.change), [], {
-      deadLetterRefused: false,
-    });
-    const refusedReason = new Map(refused.map((r) => [r.change, r.deadLetter.reason]));
+    let applied = 0;
+    const refusedReason = new Map<TableChange, string>();
+    for (const round of rounds(ok.map((m) => m.change))) {
+      const result = await applyChanges(tx, round, [], { deadLetterRefused: false });
+      applied += result.applied;
+      for (const r of result.refused) refusedReason.set(r.change, r.deadLetter.reason);
+    }
     const closed = ok.filter((m) => !refusedReason.has(m.change)).map((m) => m.id);
     const stillFailing = [
       ...mapped.flatMap((m) =>

@@ -133,6 +133,23 @@ Deno.test("a direct request is replayed at its position, every digit kept", asyn
   assert.equal(db.merged[0].changed_at, "2026-02-01T00:00:00.000Z");
 });
 
+Deno.test("dead letters of one row are merged one round after another, so that the guard, not the batch, picks", async () => {
+  const db = replayDb([
+    stored(1, streamRecord("s", "10")),
+    stored(2, scanned({ segment_id: { S: "s" }, value: { N: "5" } }), {
+      position_at: new Date(1770379200_000 + 10_000),
+    }),
+    stored(3, scanned({ segment_id: { S: "other" } })),
+  ]);
+  const result = await replayDeadLetters(db.sql, {});
+  assert.equal(result.replayed, 3);
+  const merges = db.matching("sync.merge_changes").map((m) =>
+    (JSON.parse(String(m.values[1])) as MergedChange[]).map((c) => [c.row.segment_id, c.source])
+  );
+  assert.deepEqual(merges, [[["s", "stream"], ["other", "backfill"]], [["s", "backfill"]]]);
+  assert.deepEqual(db.transactions, { begun: 1, committed: 1, rolledBack: 0 });
+});
+
 Deno.test("a record that still does not map stays open with the new reason", async () => {
   const db = replayDb([
     stored(6, scanned({ segment_id: { S: "p" }, value: { N: "abc" } })),
