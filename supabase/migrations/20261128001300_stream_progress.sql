@@ -113,8 +113,8 @@ comment on function sync.stream_records_applied_of(text, text[]) is
 -- (20261128002300_export_backfills.sql), which is earlier than its queueing: hence the
 -- earlier of the two. A covering job not yet done leaves the table stale until it is
 -- (cleared when it ends done; still stale, naming the problem, if it fails or is
--- cancelled). Returns the backfill job queued, or null. Purges the table's noted records
--- older than 48 hours.
+-- cancelled). Returns the backfill job queued, or null. Purges noted records older than
+-- 48 hours, of every stream.
 create function sync.record_stream_check(
   p_target text,
   p_stream_arn text,
@@ -164,8 +164,16 @@ begin
     set stream_arn = excluded.stream_arn, checked_at = excluded.checked_at,
         shards = excluded.shards, problem = excluded.problem,
         backfill_job_id = coalesce(excluded.backfill_job_id, sync.stream_checks.backfill_job_id);
-  delete from sync.stream_batches_applied
-  where stream_arn = p_stream_arn and applied_at < now() - interval '48 hours';
+  -- Every stream's notes past 48 hours, not only this stream's: a replaced stream's, or
+  -- those of a table whose check keeps failing, would otherwise stay for ever. Oldest
+  -- first, at most 50,000 a call (the BRIN index finds them), so that a backlog is
+  -- purged over a few runs rather than in one long statement.
+  delete from sync.stream_batches_applied b
+  where b.ctid = any (array(
+      select x.ctid from sync.stream_batches_applied x
+      where x.applied_at < now() - interval '48 hours'
+      order by x.applied_at limit 50000))
+    and (b.applied_at < now() - interval '48 hours') is true;
   return job_id;
 end
 $$;
