@@ -305,7 +305,8 @@ export async function scanSegments(
         await work.turns.release(claim, { waitMs: 0, units: turn.units });
         // Kept on the segment (still pending), so that a run or job that never gets past
         // the throttle is reaped naming why (sync.reap_stalled_validations).
-        await deps.sql`update sync.backfill_segments set error = ${error.message}
+        await deps
+          .sql`update sync.backfill_segments set error = ${error.message}, updated_at = now()
                        where job_id = ${claim.job_id} and segment = ${claim.segment}`;
         result.stoppedBy = "throttled";
         log(`${where}: ${error.message}; released for a later worker`);

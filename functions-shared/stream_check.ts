@@ -163,6 +163,7 @@ export interface TableVerdict {
 
 /** What the previous run of a table left. */
 export interface PreviousCheck {
+  /** null: the table had no stream; "": the check failed before it learned the stream. */
   streamArn: string | null;
   checkedAt: number;
   shards: Record<string, ShardState>;

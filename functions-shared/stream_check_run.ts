@@ -149,10 +149,16 @@ async function recordUnchecked(
   const since = last === undefined
     ? "never checked"
     : `unchecked since ${new Date(last).toISOString()}`;
+  // What may be trimmed before the next check is what is older than the at-risk line: a
+  // backfill since then heals it (so a check that keeps failing costs a backfill about
+  // once a day, not one each time it is found unchecked). A table never checked keeps
+  // an unknown stream (''), not null, which would read as "no stream" to the next check.
+  const atRiskBefore = now - (STREAM_RETENTION_MS - MAX_CHECK_INTERVAL_MS);
   const [row] = await sql`
-    select sync.record_stream_check(${table}, s.stream_arn, coalesce(s.shards, '{}'::jsonb),
+    select sync.record_stream_check(${table}, coalesce(s.stream_arn, ''),
+             coalesce(s.shards, '{}'::jsonb),
              ${`${message} (${since}: records the stream trimmed meanwhile cannot be vouched for)`},
-             ${new Date(now)}) as job
+             ${new Date(atRiskBefore)}) as job
     from (select) as one
     left join sync.stream_checks s on s.target_table = ${table}`;
   return row.job === null ? undefined : Number(row.job);
@@ -170,13 +176,18 @@ export async function runStreamCheck(
   const skipped: string[] = [];
   // The least recently checked first (never checked before any): a table the budget
   // leaves over, or whose check keeps failing, is not always last.
-  const lastChecked = new Map(
-    (await deps.sql<{ target_table: string; checked_at: Date }[]>`
-      select target_table, checked_at from sync.stream_checks`)
-      .map((r) => [r.target_table, new Date(r.checked_at).getTime()]),
-  );
+  // (Unknown when the database cannot say: then the tables go in their order, each
+  // reporting its own failure, and none is marked for going unchecked.)
+  const lastChecked = await deps.sql<{ target_table: string; checked_at: Date }[]>`
+      select target_table, checked_at from sync.stream_checks`
+    .then((rows) => new Map(rows.map((r) => [r.target_table, new Date(r.checked_at).getTime()])))
+    .catch((error) => {
+      log(`stream-check: when each table was last checked could not be read: ${error}`);
+      return undefined;
+    });
   const order = [...tables].sort((a, b) =>
-    (lastChecked.get(a.targetTable) ?? -Infinity) - (lastChecked.get(b.targetTable) ?? -Infinity)
+    (lastChecked?.get(a.targetTable) ?? -Infinity) -
+    (lastChecked?.get(b.targetTable) ?? -Infinity)
   );
   for (const spec of order) {
     if (deps.cpu.usedMs() >= deps.budget.cpuMs || now() - started >= deps.budget.wallMs) {
@@ -196,15 +207,16 @@ export async function runStreamCheck(
       // An AWS or database failure vouches for nothing: the next run tries again. Once a
       // table has gone unchecked for longer than the check tolerates (or was never
       // checked), records may have been trimmed unseen: the failure itself is recorded as
-      // the problem, which marks the table stale (once, not every hour: it counts as its
-      // check). A failure to record that too is logged and left to the next run.
+      // the problem, which marks the table stale (it counts as a check, so not every
+      // hour, and a backfill of the last 21 h covers it). A failure to record that too is
+      // logged and left to the next run.
       const message = `${spec.targetTable}: the lost-record check could not run: ${
         (error as Error).name
       }: ${(error as Error).message}`;
       log(`stream-check: ${message}`);
       const report: TableReport = { table: spec.targetTable, error: message };
-      const last = lastChecked.get(spec.targetTable);
-      if (last === undefined || timing.now - last > MAX_CHECK_INTERVAL_MS) {
+      const last = lastChecked?.get(spec.targetTable);
+      if (lastChecked && (last === undefined || timing.now - last > MAX_CHECK_INTERVAL_MS)) {
         try {
           report.backfillJobId = await recordUnchecked(
             deps.sql,

@@ -96,6 +96,13 @@ Deno.test("refusals 405, 415, 413, 400 each say why, and nothing is applied", as
       /^body is not valid JSON: (?!.*ssn-123)/,
     ],
     [
+      "invalid JSON with quotes of its own, the body not repeated",
+      signed('["jane@x.com",x]'),
+      deps(db),
+      400,
+      /^body is not valid JSON: (?!.*jane@x\.com)/,
+    ],
+    [
       "no sequence number",
       signed(JSON.stringify({ records: [{ ...segment("s-3", "1"), dynamodb: { Keys: {} } }] })),
       deps(db),

@@ -315,7 +315,7 @@ begin
              coalesce('; its Scan last gave up: ' || (
                select s.error from sync.backfill_jobs j
                join sync.backfill_segments s on s.job_id = j.id
-               where j.checksum_run_id = r.id and s.error is not null
+               where j.checksum_run_id = r.id and s.error is not null and s.status <> 'done'
                order by s.updated_at desc limit 1), '')));
     reaped := reaped + 1;
   end loop;
