@@ -208,6 +208,15 @@ export function planWriteBack(
         ? undefined
         : columnToAttribute(columnSpec.type, after, item[attribute], column);
       write(attribute, value);
+      // The column shows the first alternative the item has: emptied, it must have none,
+      // or the next one would show (and the edit, reported applied, would not).
+      if (value === undefined) {
+        for (const other of from) {
+          if (other !== attribute && item[other] !== undefined && !keys.has(other)) {
+            write(other, undefined);
+          }
+        }
+      }
     }
   } catch (error) {
     if (error instanceof WriteBackValueError) {

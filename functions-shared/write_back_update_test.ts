@@ -189,6 +189,26 @@ Deno.test("a column fed by alternatives goes to the attribute the item has", () 
   assert.deepEqual(values[":v4"], { S: "2026-02-07 01:02:03.0+00:00" }, "the source's form");
 });
 
+Deno.test("a column fed by alternatives, emptied, removes every alternative the item has", () => {
+  const p = plan(
+    "firespring_actions",
+    edit({
+      rowKey: { action_id: "a-1" },
+      columns: ["action_type"],
+      before: { action_type: "click" },
+      after: { action_type: null },
+    }),
+    { action_id: { S: "a-1" }, action_type: { S: "click" }, type: { S: "view" } },
+  );
+  assert.equal(p.kind, "update");
+  if (p.kind !== "update") return;
+  assert.match(p.input.UpdateExpression!, /^REMOVE #a0, #a1$/);
+  assert.deepEqual(
+    [p.input.ExpressionAttributeNames!["#a0"], p.input.ExpressionAttributeNames!["#a1"]],
+    ["action_type", "type"],
+  );
+});
+
 Deno.test("collapsed tables write to the observation the row shows, or refuse", () => {
   const jobs = spec("firespring_extraction_jobs");
   const e = edit({
