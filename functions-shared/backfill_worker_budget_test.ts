@@ -304,3 +304,26 @@ Deno.test("the isolate's CPU past a budget: each listener told once, by the page
   assert.deepEqual(told, ["a", "b"], "each once");
   cancelA(); // cancelling after the call is harmless
 });
+
+Deno.test("a segment waiting long for its turn holds its lease as it waits, and leaves a segment taken over meanwhile", async () => {
+  // The claim's turn is 10 s away (a low read budget): held at 4 s and 8 s, then read.
+  const db = backfillDb([claim()], { turns: [{ wait_ms: 10_000, units: 1 }] });
+  const dynamo = pagedDynamo({ null: { Items: [item("a")] } });
+  const clock = fakeClock();
+  const { deps } = workerDeps(db, dynamo, { pacing: clock });
+  await runWorker(deps, "worker-a");
+  const holds = db.matching("update sync.backfill_segments s set lease_expires_at");
+  assert.equal(holds.length, 2);
+  assert.deepEqual(holds[0].values, ["7", 1, "worker-a"]);
+  assert.deepEqual(clock.slept.slice(0, 3), [4_000, 4_000, 2_000]);
+  assert.equal(dynamo.sent.length, 1, "then read");
+
+  // A hold that finds the lease another's: no read, no release, the segment is left.
+  const lost = backfillDb([claim()], { turns: [{ wait_ms: 10_000, units: 1 }], hold: () => [] });
+  const untouched = pagedDynamo({ null: { Items: [item("a")] } });
+  const { deps: lostDeps, lines } = workerDeps(lost, untouched, { pacing: fakeClock() });
+  await runWorker(lostDeps, "worker-a");
+  assert.equal(untouched.sent.length, 0);
+  assert.equal(lost.matching("sync.release_segment").length, 0);
+  assert.ok(lines.some((l) => /its lease was taken over while it waited for its turn/.test(l)));
+});

@@ -57,6 +57,8 @@ export function backfillDb(
      * the pages' statements that book one (none once they run out).
      */
     turns?: { wait_ms: number; units: number }[];
+    /** The answer to a hold of a lease during a long wait (default: held). */
+    hold?: (s: Statement) => unknown[];
   } = {},
 ) {
   const queue = [...claims];
@@ -89,6 +91,9 @@ export function backfillDb(
     }
     if (s.text.includes("sync.release_segment")) return options.release?.(s) ?? [];
     if (s.text.startsWith("update sync.backfill_segments set error")) return [];
+    if (s.text.startsWith("update sync.backfill_segments s set lease_expires_at")) {
+      return options.hold?.(s) ?? [{ held: 1 }];
+    }
     if (s.text.includes("sync.fail_segment")) return [];
     return undefined;
   });

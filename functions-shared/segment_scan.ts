@@ -220,6 +220,19 @@ export async function scanSegments(
     }
   }
 
+  /** Holds `claim`'s lease as a checkpoint would; false when it is no longer this worker's. */
+  async function holdLease(claim: Claim): Promise<boolean> {
+    const held = await deps.sql`
+      update sync.backfill_segments s
+      set lease_expires_at = now() + make_interval(secs => j.lease_seconds), updated_at = now()
+      from sync.backfill_jobs j
+      where s.job_id = ${claim.job_id} and s.segment = ${claim.segment}
+        and s.lease_owner = ${worker} and s.status = 'running'
+        and j.id = s.job_id and j.status in ('pending', 'running')
+      returning 1`;
+    return held.length === 1;
+  }
+
   async function scanSegment(claim: Claim): Promise<"done" | "budget" | "gave up"> {
     const where = work.describe(claim);
     let startKey = claim.exclusive_start_key ?? undefined;
@@ -236,8 +249,13 @@ export async function scanSegments(
     while (true) {
       // The budget is checked once the pacing lets the page start: a paced segment holds
       // no CPU while it waits, and a stop asked meanwhile ends the wait.
-      const wait = untilTurn(turn, pacing);
-      await (work.stopping ? Promise.race([wait, work.stopping]) : wait);
+      const wait = untilTurn(turn, pacing, () => holdLease(claim));
+      const held = await (work.stopping ? Promise.race([wait, work.stopping]) : wait);
+      if (held === false) {
+        // Taken over while it waited (the lease lapsed): the segment is another's now.
+        log(`${where}: its lease was taken over while it waited for its turn; left to its holder`);
+        return "done";
+      }
       if (work.room) {
         await (work.stopping ? Promise.race([work.room(), work.stopping]) : work.room());
       }
@@ -348,7 +366,32 @@ export async function scanSegments(
 }
 
 /** Waits until a read's turn (at once when it has come). */
-async function untilTurn(turn: TurnAt, pacing: PacingDeps): Promise<void> {
-  const delay = turn.at - pacing.now();
-  if (delay > 0) await pacing.sleep(delay);
+/**
+ * How long a segment waits for its turn between holds of its lease: under the shortest
+ * lease a job may have (5 s, `sync.backfill_jobs.lease_seconds`). A read budget low
+ * against the pages in flight makes turns tens of seconds apart; a wait past the lease
+ * let another worker take the segment over and book a turn further back still, so that
+ * at a budget low enough no page after the first ever committed.
+ */
+export const HOLD_EVERY_MS = 4_000;
+
+/**
+ * Waits for `turn`, holding the segment's lease (`hold`) every {@link HOLD_EVERY_MS} of
+ * a longer wait; false when a hold finds the lease another's.
+ */
+async function untilTurn(
+  turn: TurnAt,
+  pacing: PacingDeps,
+  hold: () => Promise<boolean>,
+): Promise<boolean> {
+  for (;;) {
+    const delay = turn.at - pacing.now();
+    if (delay <= 0) return true;
+    if (delay <= HOLD_EVERY_MS) {
+      await pacing.sleep(delay);
+      return true;
+    }
+    await pacing.sleep(HOLD_EVERY_MS);
+    if (!await hold()) return false;
+  }
 }

@@ -199,6 +199,7 @@ export function runsDb(options: RunsOptions = {}) {
       return [];
     }
     if (t.startsWith("update sync.backfill_segments set error")) return [];
+    if (t.startsWith("update sync.backfill_segments s set lease_expires_at")) return [{ held: 1 }];
     if (t.includes("sync.release_segment(")) {
       const segment = runOf(v[0]).segments[Number(v[1])];
       if (segment.owner === v[2] && segment.status === "running") segment.status = "pending";
