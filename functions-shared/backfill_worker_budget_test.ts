@@ -327,3 +327,27 @@ Deno.test("a segment waiting long for its turn holds its lease as it waits, and 
   assert.equal(lost.matching("sync.release_segment").length, 0);
   assert.ok(lines.some((l) => /its lease was taken over while it waited for its turn/.test(l)));
 });
+
+Deno.test("a page whose checkpoint is refused still settles its read in the ledger", async () => {
+  const lost = Object.assign(
+    new Error("backfill job 7 segment 1: worker-a no longer holds the lease"),
+    {
+      code: "SY001",
+    },
+  );
+  const db = backfillDb([claim()], {
+    turns: [{ wait_ms: 0, units: 40 }],
+    checkpoint: () => {
+      throw lost;
+    },
+  });
+  const dynamo = pagedDynamo({ null: { Items: [item("a")], units: 64 } });
+  const { deps, lines } = workerDeps(db, dynamo, { pacing: fakeClock() });
+  await runWorker(deps, "worker-a");
+  const settled = db.statements.filter((s) => s.text.startsWith("select sync.backfill_read_turn("));
+  assert.equal(settled.length, 1);
+  // (job, rate, spent, booked), none booked next: 64 spent against 40 booked.
+  assert.deepEqual(settled[0].values.slice(2), [64, 40]);
+  assert.match(settled[0].text, /, false\)$/);
+  assert.ok(lines.some((l) => /lease lost to another worker; its page was not written/.test(l)));
+});

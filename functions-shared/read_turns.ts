@@ -69,6 +69,12 @@ export class LedgerTurns implements ReadTurns {
     return Promise.resolve(this.#first.get(claim) ?? NOW);
   }
 
+  /** Settles a read whose page's statement (which settles it) was refused. */
+  async settle(claim: Claim, spent: number, booked: number): Promise<void> {
+    await this.sql`select sync.backfill_read_turn(${claim.job_id}, ${this.rate},
+                            ${spent}, ${booked}, false)`;
+  }
+
   /** Gives the segment back and its turn, unused, to the job, in one statement. */
   async release(claim: Claim, turn: Turn): Promise<void> {
     await this.sql`select sync.release_segment(${claim.job_id}, ${claim.segment}, ${this.worker}),

@@ -81,6 +81,11 @@ export interface ReadTurns {
    * segments, in one statement: the segment is handed on before its read.
    */
   release: (claim: Claim, turn: Turn) => Promise<void>;
+  /**
+   * Settles a read whose page was not written (its checkpoint refused: the page's own
+   * statement, which settles it, rolled back): what it spent against what was booked.
+   */
+  settle?: (claim: Claim, spent: number, booked: number) => Promise<void>;
 }
 
 /** A page the Scan read: its items, when it was read, and the checkpoint after it. */
@@ -350,7 +355,13 @@ export async function scanSegments(
       spentUnits,
       bookedUnits: turn.units,
     };
-    const committed = await work.commitPage(claim, scanned, checkpoint);
+    const committed = await work.commitPage(claim, scanned, checkpoint).catch(async (error) => {
+      // The read happened whatever became of its page: the ledger counts what it spent.
+      if (checkpointRefused(error)) {
+        await work.turns.settle?.(claim, spentUnits, turn.units).catch(() => {});
+      }
+      throw error;
+    });
     const rows = committed.rows;
     result.pages++;
     result.items += items.length;
@@ -365,7 +376,6 @@ export async function scanSegments(
   }
 }
 
-/** Waits until a read's turn (at once when it has come). */
 /**
  * How long a segment waits for its turn between holds of its lease: under the shortest
  * lease a job may have (5 s, `sync.backfill_jobs.lease_seconds`). A read budget low
