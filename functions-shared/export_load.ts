@@ -16,6 +16,7 @@ import { commitPage } from "./backfill_page.ts";
 import type { CpuMeter } from "./cpu_meter.ts";
 import { exportPages, ExportReadError } from "./export_items.ts";
 import { commitChunk, DEFAULT_CHUNK_PAGES, RefusedChunk } from "./export_stage.ts";
+import { realPacing } from "./scan_pacing.ts";
 import { checkpointRefused, type Claim } from "./segment_scan.ts";
 import { bySourceTable } from "./table_registry.ts";
 
@@ -53,9 +54,6 @@ export interface ExportLoadDeps {
   sleep?: (ms: number) => Promise<void>;
 }
 
-/** Waits `ms` milliseconds (tests pass a fake in {@link ExportLoadDeps.sleep}). */
-const waitFor = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
 /** Reads of a file after the first whose bytes stopped mid-way (ExportReadError). */
 export const FILE_READ_RETRIES = 3;
 
@@ -90,7 +88,7 @@ export async function loadExportFile(
   let carefulTo = deps.pageByPage ? Infinity : -1;
   let rows = 0;
   let retries = 0;
-  const sleep = deps.sleep ?? waitFor;
+  const sleep = deps.sleep ?? realPacing.sleep;
   for (;;) {
     const body = await deps.open(file.data_key);
     const pages = exportPages(body, data, file.page_size, line)[Symbol.asyncIterator]();
@@ -179,7 +177,7 @@ export async function loadExportJob(
   deps: ExportLoadDeps,
 ): Promise<void> {
   let failure: unknown;
-  const sleep = deps.sleep ?? waitFor;
+  const sleep = deps.sleep ?? realPacing.sleep;
   // Fails the file's segment, and with it the job, if `worker` still held its lease (read
   // under the segment's row lock, so that no claim comes between); answers whether it did.
   const failSegment = (worker: string, segment: number, message: string) =>

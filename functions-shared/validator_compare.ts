@@ -10,8 +10,7 @@
 
 import type { ValidatorDeps } from "./checksum_validator.ts";
 import type { TableSpec } from "./table_registry.ts";
-import { rowKeyOf } from "./record_mapping.ts";
-import type { RowKey, Unmappable } from "./validator_plan.ts";
+import { type RowKey, type Unmappable, unmappableRowKey } from "./validator_plan.ts";
 import { pointRead, stage } from "./validator_source.ts";
 import { realPacing, SCAN_ROUNDS, ScanGaveUp, withBackoff } from "./scan_pacing.ts";
 
@@ -104,13 +103,17 @@ export async function recheckLook(
   // The keys of items found unmappable so far: a page of the Scan (eventually consistent)
   // may have shown a version since fixed, so they are read again too (`stage` lists what
   // is still unmappable in their place).
-  const unmappableKeys = (await unmappableOf(deps, run))
-    .map((u) => rowKeyOf(spec, u.key))
-    .filter((k): k is Record<string, unknown> => k !== null)
-    .map((k) => Object.fromEntries(Object.entries(k).map(([c, v]) => [c, String(v)])) as RowKey)
-    .filter((k, i, all) =>
-      !before.some((b) => sameKey(b.key, k)) && all.findIndex((o) => sameKey(o, k)) === i
-    );
+  // Each key once, and none of the divergent ones (a set of their text, not a search
+  // per key: a table may hold thousands of unmappable items).
+  const known = new Set(before.map((d) => JSON.stringify(d.key)));
+  const unmappableKeys: RowKey[] = [];
+  for (const u of await unmappableOf(deps, run)) {
+    const key = unmappableRowKey(spec, u);
+    const text = JSON.stringify(key);
+    if (key === null || known.has(text)) continue;
+    known.add(text);
+    unmappableKeys.push(key);
+  }
   // The divergent keys first: unmappable items (dead-lettered leads, say) must not crowd
   // them out of the keys read again; those past the limit stay listed as the Scan found.
   const looked = [

@@ -8,7 +8,7 @@
  */
 
 import type { AttributeValue } from "@aws-sdk/client-dynamodb";
-import { mapScannedItem, type TableChange } from "./record_mapping.ts";
+import { mapScannedItem, rowKeyOf, type TableChange } from "./record_mapping.ts";
 import type { TableSpec } from "./table_registry.ts";
 import type { Change } from "./transform.ts";
 
@@ -22,6 +22,13 @@ export type RowKey = Record<string, string>;
 export interface Unmappable {
   key: Record<string, string>;
   reason: string;
+}
+
+/** The target row key an unmappable item's source key names, as text; null when it names none. */
+export function unmappableRowKey(spec: TableSpec, unmappable: Unmappable): RowKey | null {
+  const key = rowKeyOf(spec, unmappable.key);
+  if (key === null) return null;
+  return Object.fromEntries(Object.entries(key).map(([column, v]) => [column, String(v)]));
 }
 
 /** What an item should be in Postgres, as `sync.stage_checksum_items` reads it. */

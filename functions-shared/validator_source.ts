@@ -13,13 +13,13 @@ import { GetItemCommand, QueryCommand } from "@aws-sdk/client-dynamodb";
 import type { ValidatorDeps } from "./checksum_validator.ts";
 import { encodeJson } from "./dynamo_encoder.ts";
 import type { TableSpec } from "./table_registry.ts";
-import { rowKeyOf } from "./record_mapping.ts";
 import {
   expectedPage,
   type Item,
   pointReadKey,
   type RowKey,
   type Unmappable,
+  unmappableRowKey,
 } from "./validator_plan.ts";
 import { estimatingMeter } from "./cpu_meter.ts";
 import { LedgerTurns, turnOf, turnSettlement } from "./read_turns.ts";
@@ -64,9 +64,9 @@ export async function stage(
 ) {
   const { json, unmappable } = expectedJson(spec, items);
   const ofKey = (u: Unmappable) => {
-    const rowKey = rowKeyOf(spec, u.key);
+    const rowKey = unmappableRowKey(spec, u);
     return rowKey !== null &&
-      Object.entries(key).every(([column, value]) => String(rowKey[column]) === value);
+      Object.entries(key).every(([column, value]) => rowKey[column] === value);
   };
   await deps.sql.begin(async (tx) => {
     if (json) {
