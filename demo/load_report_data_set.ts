@@ -24,7 +24,7 @@ import type postgres from "postgres";
 import { TABLES, type TableSpec } from "../functions-shared/table_registry.ts";
 import { stopDetached } from "../local-stack/processes.ts";
 import { up } from "../local-stack/stack.ts";
-import { fillNewTable } from "../local-stack/source_tables.ts";
+import { fillNewTable } from "../local-stack/aws/source_tables.ts";
 import type { StackEnv } from "../local-stack/stack_env.ts";
 import { demoItems } from "./demo_data.ts";
 import { batchWrite, type Item } from "./load_dynamo.ts";

@@ -66,7 +66,7 @@ export const POOLER_PORT = 6543 + PORT_OFFSET;
 /**
  * DYNAMODB_ENDPOINT: the DynamoDB proxy (local-stack/aws/proxy.ts) that every client
  * reaches, but for the demo data set's load into new tables (fillNewTable,
- * local-stack/source_tables.ts).
+ * local-stack/aws/source_tables.ts).
  */
 export const DYNAMODB_PORT = 8000 + PORT_OFFSET;
 /**

@@ -25,10 +25,10 @@ import {
   S3_PORT,
   STACK_ENV_FILE,
 } from "./config.ts";
-import { startDynamo, stopDynamo } from "./dynamodb.ts";
+import { startDynamo, stopDynamo } from "./aws/dynamodb.ts";
 import { pgbouncerMissing, startPooler, stopPooler } from "./supabase/pooler.ts";
 import { describeFaults, parseFaults } from "./aws/faults.ts";
-import { isReady, startPostgres, stopPostgres } from "./postgres.ts";
+import { isReady, startPostgres, stopPostgres } from "./supabase/postgres.ts";
 import {
   appliedMigrationVersions,
   applyPlatformSql,
@@ -37,7 +37,7 @@ import {
   migrationsToPush,
   psql,
   pushMigrations,
-} from "./postgres_migrations.ts";
+} from "./supabase/postgres_migrations.ts";
 import {
   logFile,
   portOpen,
@@ -50,8 +50,8 @@ import {
 } from "./processes.ts";
 import { ensureStackEnv, type StackEnv, startupSettings } from "./stack_env.ts";
 import { parseWebhookSecrets } from "../functions-shared/webhook_secrets.ts";
-import { ensureSourceTables } from "./source_tables.ts";
-import { POLLER_STATE_FILE } from "./stream_positions.ts";
+import { ensureSourceTables } from "./aws/source_tables.ts";
+import { POLLER_STATE_FILE } from "./aws/stream_positions.ts";
 
 /** One Deno process of the stack. */
 interface DenoPart {
@@ -94,7 +94,7 @@ export const DENO_PARTS: DenoPart[] = [
   },
   {
     name: "functions",
-    script: "local-stack/functions_gateway.ts",
+    script: "local-stack/supabase/functions_gateway.ts",
     port: { number: FUNCTIONS_PORT, what: "the functions gateway" },
     code: [
       "deno.json",
@@ -107,13 +107,13 @@ export const DENO_PARTS: DenoPart[] = [
   },
   {
     name: "pg_net",
-    script: "local-stack/pg_net_worker.ts",
+    script: "local-stack/supabase/pg_net_worker.ts",
     code: ["deno.json", "local-stack"],
     variables: ["STACK_PORT_OFFSET"],
   },
   {
     name: "stream_poller",
-    script: "local-stack/stream_poller.ts",
+    script: "local-stack/aws/stream_poller.ts",
     code: [
       "deno.json",
       "local-stack",

@@ -18,7 +18,7 @@ import {
   ROOT,
 } from "../local-stack/config.ts";
 import { portOpen, run } from "../local-stack/processes.ts";
-import { dataDir } from "../local-stack/postgres_cluster.ts";
+import { dataDir } from "../local-stack/supabase/postgres_cluster.ts";
 
 const pidsBefore = readdirSync(PID_DIR).filter((f) => f.endsWith(".pid"));
 console.log(await run(DENO_BIN, ["run", "-A", "local-stack/stack.ts", "down"]));

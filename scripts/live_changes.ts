@@ -18,8 +18,8 @@ import {
 import type postgres from "postgres";
 import { TABLES, type TableSpec } from "../functions-shared/table_registry.ts";
 import { deliver } from "../lambda/stream_forwarder.ts";
-import { localDynamo } from "../local-stack/source_tables.ts";
-import { listShards, localStreams, readShard } from "../local-stack/stream_reader.ts";
+import { localDynamo } from "../local-stack/aws/source_tables.ts";
+import { listShards, localStreams, readShard } from "../local-stack/aws/stream_reader.ts";
 import type { StackEnv } from "../local-stack/stack_env.ts";
 
 /** An item in DynamoDB JSON. */

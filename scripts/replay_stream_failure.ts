@@ -28,10 +28,10 @@ import { awsClientConfig } from "../functions-shared/dynamo_client.ts";
 import { bySourceTable, tableNameFromArn } from "../functions-shared/table_registry.ts";
 import { handler, type StreamRecord } from "../lambda/stream_forwarder.ts";
 import { STACK_ENV_FILE } from "../local-stack/config.ts";
-import type { StreamFailureMessage } from "../local-stack/event_source_mapping.ts";
+import type { StreamFailureMessage } from "../local-stack/aws/event_source_mapping.ts";
 import { readStackEnv } from "../local-stack/stack_env.ts";
-import { FAILURE_DIR } from "../local-stack/stream_poller.ts";
-import { listShards, readRecords, shardIterator } from "../local-stack/stream_reader.ts";
+import { FAILURE_DIR } from "../local-stack/aws/stream_poller.ts";
+import { listShards, readRecords, shardIterator } from "../local-stack/aws/stream_reader.ts";
 
 /** What happened to one message. */
 export type ReplayOutcome =

@@ -388,7 +388,7 @@ const staticDone = staticLane();
 const firstUp = step("stack:up", DENO_BIN, STACK_UP);
 // Both stacks start at once, before the run's connections crowd the ports: the stacks'
 // Postgres and gateway ports lie in the range the kernel gives outgoing connections and
-// port-0 listeners (local-stack/postgres.ts, pgCtlStart).
+// port-0 listeners (local-stack/supabase/postgres.ts, pgCtlStart).
 const secondDone = secondStackLane(plan.secondStack);
 const stackDone = (async () => {
   if (!(await firstUp)) return false;

@@ -33,7 +33,7 @@ import {
   ROOT,
 } from "../local-stack/config.ts";
 import { run } from "../local-stack/processes.ts";
-import { STACK_CLUSTER } from "../local-stack/postgres_cluster.ts";
+import { STACK_CLUSTER } from "../local-stack/supabase/postgres_cluster.ts";
 
 /** Where the copy lives: under `.local/`, which git, fmt, lint and the type check skip. */
 export const SECOND_STACK_DIR: string = join(LOCAL_DIR, "second-stack");

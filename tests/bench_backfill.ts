@@ -22,7 +22,7 @@ import { toWire } from "../functions-shared/change_wire.ts";
 import { withBackoff } from "../functions-shared/scan_pacing.ts";
 import { stackEnvReader } from "../local-stack/stack_env.ts";
 import { up } from "../local-stack/stack.ts";
-import { localDynamo } from "../local-stack/source_tables.ts";
+import { localDynamo } from "../local-stack/aws/source_tables.ts";
 import { edgeCpuSince, markEdgeCpu, printEdgeCpu } from "./bench_edge_cpu.ts";
 import { eventually, stack } from "./stack_clients.ts";
 

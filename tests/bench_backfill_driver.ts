@@ -15,7 +15,7 @@ import { runWorker } from "../functions-shared/backfill_worker.ts";
 import { connectDb } from "../functions-shared/sync_db.ts";
 import { processMeter } from "../functions-shared/cpu_meter.ts";
 import { byTargetTable } from "../functions-shared/table_registry.ts";
-import { localDynamo } from "../local-stack/source_tables.ts";
+import { localDynamo } from "../local-stack/aws/source_tables.ts";
 import { stack } from "./stack_clients.ts";
 
 if (import.meta.main) {

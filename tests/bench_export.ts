@@ -33,7 +33,7 @@ import { emptyTargets } from "../demo/load_report_data_set.ts";
 import { TABLES } from "../functions-shared/table_registry.ts";
 import { gzipItems } from "../local-stack/aws/export_layout.ts";
 import { s3Client } from "../local-stack/aws/s3_server.ts";
-import { dataDir } from "../local-stack/postgres_cluster.ts";
+import { dataDir } from "../local-stack/supabase/postgres_cluster.ts";
 import { s3Storage } from "../local-stack/aws/s3_storage.ts";
 import { formatted, type Goals } from "./bench_goals.ts";
 import { stack } from "./stack_clients.ts";
@@ -127,7 +127,7 @@ async function exportFor(scale: number) {
 
 /**
  * One bulk statement (a server-side COPY) without the stack's `statement_timeout` (2
- * minutes, as Supabase's, local-stack/postgres.ts): at 100 copies a COPY of the visitors'
+ * minutes, as Supabase's, local-stack/supabase/postgres.ts): at 100 copies a COPY of the visitors'
  * observations takes about as long, as an operator's bulk load on the project would.
  */
 async function bulk(sql: postgres.Sql, statement: string): Promise<void> {

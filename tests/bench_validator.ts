@@ -18,7 +18,7 @@ import { type AttributeValue, type DynamoDBClient, ScanCommand } from "@aws-sdk/
 import type postgres from "postgres";
 import { loadReportDataSet } from "../demo/load_report_data_set.ts";
 import { TABLES } from "../functions-shared/table_registry.ts";
-import { localDynamo } from "../local-stack/source_tables.ts";
+import { localDynamo } from "../local-stack/aws/source_tables.ts";
 import { stackEnvReader } from "../local-stack/stack_env.ts";
 import { edgeCpuSince, markEdgeCpu, printEdgeCpu } from "./bench_edge_cpu.ts";
 import { callFunction, eventually, serviceRoleHeaders, stack } from "./stack_clients.ts";

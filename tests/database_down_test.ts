@@ -15,7 +15,7 @@
 import assert from "node:assert/strict";
 import { PutItemCommand } from "@aws-sdk/client-dynamodb";
 import { byTargetTable } from "../functions-shared/table_registry.ts";
-import { startPostgres, stopPostgres } from "../local-stack/postgres.ts";
+import { startPostgres, stopPostgres } from "../local-stack/supabase/postgres.ts";
 import { connectDb, dynamo, eventually, postWebhook } from "./stack_clients.ts";
 import { countSegments, segment } from "./webhook_fixtures.ts";
 

@@ -23,7 +23,12 @@ async function startGateway(limits: Record<string, string>) {
   listener.close();
   const log = await Deno.makeTempFile({ prefix: "edge-isolates-", suffix: ".jsonl" });
   const child = new Deno.Command(DENO_BIN, {
-    args: ["run", "-A", "--no-prompt", join(ROOT, "local-stack", "functions_gateway.ts")],
+    args: [
+      "run",
+      "-A",
+      "--no-prompt",
+      join(ROOT, "local-stack", "supabase", "functions_gateway.ts"),
+    ],
     env: {
       ...limits,
       EDGE_TEST_FUNCTIONS: "1",

@@ -21,9 +21,9 @@ import { join } from "node:path";
 import { tmpdir } from "node:os";
 import { PORT_OFFSET, ROOT } from "../local-stack/config.ts";
 import postgres from "postgres";
-import { destroyPostgres, startPostgres } from "../local-stack/postgres.ts";
-import { databaseUrl } from "../local-stack/postgres_cluster.ts";
-import { applyPlatformSql, pushMigrations } from "../local-stack/postgres_migrations.ts";
+import { destroyPostgres, startPostgres } from "../local-stack/supabase/postgres.ts";
+import { databaseUrl } from "../local-stack/supabase/postgres_cluster.ts";
+import { applyPlatformSql, pushMigrations } from "../local-stack/supabase/postgres_migrations.ts";
 
 const MIGRATIONS = join(ROOT, "supabase", "migrations");
 const RELEASED = join(ROOT, "supabase", "released_migrations.sha256");

@@ -10,7 +10,7 @@
 import assert from "node:assert/strict";
 import type postgres from "postgres";
 import { connectDb } from "./stack_clients.ts";
-import { deleteExpiredResponses } from "../local-stack/pg_net_worker.ts";
+import { deleteExpiredResponses } from "../local-stack/supabase/pg_net_worker.ts";
 
 const MIRRORS = [
   "firespring_actions",

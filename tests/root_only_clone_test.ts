@@ -54,13 +54,13 @@ import { existsSync, lstatSync, readdirSync, readlinkSync, statSync } from "node
 import { join } from "node:path";
 import { PG_BIN, ROOT } from "./local-stack/config.ts";
 import { run } from "./local-stack/processes.ts";
-import { destroyPostgres, startPostgres } from "./local-stack/postgres.ts";
-import { clusterPaths, databaseUrl } from "./local-stack/postgres_cluster.ts";
+import { destroyPostgres, startPostgres } from "./local-stack/supabase/postgres.ts";
+import { clusterPaths, databaseUrl } from "./local-stack/supabase/postgres_cluster.ts";
 import {
   applyPlatformSql,
   installExtensionFiles,
   pushMigrations,
-} from "./local-stack/postgres_migrations.ts";
+} from "./local-stack/supabase/postgres_migrations.ts";
 
 const cluster = ${JSON.stringify(CLUSTER)};
 const url = databaseUrl(cluster);

@@ -121,7 +121,7 @@ export function streamRecord(
 export async function streamRecordsContaining(target: string, marker: string) {
   const { byTargetTable } = await import("../functions-shared/table_registry.ts");
   const { listShards, readShard } = await import(
-    "../local-stack/stream_reader.ts"
+    "../local-stack/aws/stream_reader.ts"
   );
   const { DescribeTableCommand } = await import("@aws-sdk/client-dynamodb");
   const spec = byTargetTable(target)!;

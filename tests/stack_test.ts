@@ -19,7 +19,7 @@ import {
   GetShardIteratorCommand,
 } from "@aws-sdk/client-dynamodb-streams";
 import { DYNAMODB_INTERNAL_PORT } from "../local-stack/config.ts";
-import { fillNewTable } from "../local-stack/source_tables.ts";
+import { fillNewTable } from "../local-stack/aws/source_tables.ts";
 import {
   callFunction,
   connectDb,

@@ -10,8 +10,8 @@ import assert from "node:assert/strict";
 import { DeleteItemCommand, DescribeTableCommand, PutItemCommand } from "@aws-sdk/client-dynamodb";
 import { stopDetached } from "../local-stack/processes.ts";
 import { TRIM_PATH } from "../local-stack/aws/stream_trim.ts";
-import { readShard } from "../local-stack/stream_reader.ts";
-import { listShards } from "../local-stack/stream_reader.ts";
+import { readShard } from "../local-stack/aws/stream_reader.ts";
+import { listShards } from "../local-stack/aws/stream_reader.ts";
 import {
   callFunction,
   connectDb,

@@ -18,7 +18,7 @@ import { DENO_BIN, ROOT } from "../local-stack/config.ts";
 import {
   EventSourceMapping,
   type StreamFailureMessage,
-} from "../local-stack/event_source_mapping.ts";
+} from "../local-stack/aws/event_source_mapping.ts";
 import { dynamo, stack, streamRecordsContaining } from "./stack_clients.ts";
 
 const spec = byTargetTable("firespring_segments")!;

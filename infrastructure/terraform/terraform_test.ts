@@ -18,7 +18,7 @@ import { parse } from "@cdktf/hcl2json";
 import { TABLES, writeBackAttributes } from "../../functions-shared/table_registry.ts";
 import { ZIP } from "../../lambda/build.ts";
 import { LAMBDA_NODE_MAJOR, NODE_VERSION } from "../../lambda/lambda_node.ts";
-import { DEPLOYED_MAPPING } from "../../local-stack/event_source_mapping.ts";
+import { DEPLOYED_MAPPING } from "../../local-stack/aws/event_source_mapping.ts";
 import { type Hcl, HERE, module, only, root, ROOT_CONFIG } from "./parsed_hcl.ts";
 
 const locals: Hcl = Object.assign({}, ...root.locals);

@@ -13,7 +13,7 @@
 
 import { DYNAMODB_INTERNAL_PORT, DYNAMODB_PORT, HOST } from "../config.ts";
 import { readStackEnv } from "../stack_env.ts";
-import { dynamoLocalPid } from "../dynamodb.ts";
+import { dynamoLocalPid } from "./dynamodb.ts";
 import { describeFaults, parseFaults } from "./faults.ts";
 import { TableExports } from "./exports.ts";
 import { createProxy } from "./proxy.ts";

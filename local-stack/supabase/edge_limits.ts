@@ -96,7 +96,7 @@ export type KillReason = "CPUTime" | "WallClockTime" | "Memory";
 export type RetireReason = "retired: cpu soft limit" | "retired: wall clock" | "retired: memory";
 
 /**
- * How the gateway tells an isolate why it was retired (local-stack/edge_runtime_shim.ts):
+ * How the gateway tells an isolate why it was retired (local-stack/supabase/edge_runtime_shim.ts):
  * the signal it sends, and the `reason` of the `beforeunload` the shim then dispatches (the
  * hosted runtime's snake_case `WillTerminateReason`, crates/base/src/runtime/mod.rs of
  * supabase/edge-runtime). Not SIGUSR1: on SIGUSR1 Deno opens a V8 inspector on

@@ -1,6 +1,6 @@
 /**
  * Reads `.local/logs/edge-isolates.jsonl`, the gateway's line per ended isolate
- * (local-stack/functions_gateway.ts, {@link IsolateLine}), from a given offset: what the
+ * (local-stack/supabase/functions_gateway.ts, {@link IsolateLine}), from a given offset: what the
  * isolates of a test run, a benchmark section or `npm start` used and how they ended.
  *
  * @module

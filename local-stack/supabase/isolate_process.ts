@@ -80,7 +80,7 @@ export function spawnIsolate(fn: IsolateSpec, id: number): IsolateProcess {
       join(fn.dir, "deno.json"),
       `--v8-flags=--max-old-space-size=${fn.memoryMb}`,
       "--preload",
-      join(ROOT, "local-stack", "edge_runtime_shim.ts"),
+      join(ROOT, "local-stack", "supabase", "edge_runtime_shim.ts"),
       join(fn.dir, "index.ts"),
     ],
     env: fn.env(port),

@@ -30,7 +30,7 @@ import {
   clusterPaths,
   PASSWORD,
   prepareFallbackDir,
-} from "../postgres_cluster.ts";
+} from "./postgres_cluster.ts";
 import {
   logFile,
   portOpen,

@@ -2,7 +2,7 @@
 -- asynchronous behaviour. `net.http_post` only queues the request and returns its id;
 -- the request is sent after the calling transaction commits (a rolled-back call sends
 -- nothing), by a background process -- here the stack's pg_net worker
--- (local-stack/pg_net_worker.ts), which a trigger wakes with NOTIFY. The worker deletes
+-- (local-stack/supabase/pg_net_worker.ts), which a trigger wakes with NOTIFY. The worker deletes
 -- the queued request and records the outcome in `net._http_response`, as pg_net does,
 -- and, as pg_net's worker does, deletes responses older than the `pg_net.ttl` setting
 -- (default 6 hours) a batch at a time, along the index on `created`.

@@ -33,7 +33,7 @@ grant anon, authenticated, service_role to postgres;
 -- Statement timeouts as hosted (https://supabase.com/docs/guides/database/postgres/timeouts,
 -- "Role level"): anon 3s, authenticated 8s, service_role none of its own (the
 -- authenticator's 8s applies), postgres none of its own: the server-wide 2min of
--- local-stack/postgres.ts caps it, as the hosted global default does.
+-- local-stack/supabase/postgres.ts caps it, as the hosted global default does.
 alter role anon set statement_timeout = '3s';
 alter role authenticated set statement_timeout = '8s';
 alter role authenticator set statement_timeout = '8s';

@@ -20,7 +20,7 @@
  * @module
  */
 
-import { DRAIN_SIGNAL, RETIRE_SIGNALS } from "./supabase/edge_limits.ts";
+import { DRAIN_SIGNAL, RETIRE_SIGNALS } from "./edge_limits.ts";
 
 const pending = new Set<Promise<unknown>>();
 

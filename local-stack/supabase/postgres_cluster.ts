@@ -28,8 +28,8 @@ import {
   PG_BIN,
   POSTGRES_FALLBACK_DIR,
   POSTGRES_PORT,
-} from "./config.ts";
-import { run } from "./processes.ts";
+} from "../config.ts";
+import { run } from "../processes.ts";
 
 /** The superuser's password of every cluster of ours. */
 export const PASSWORD = "postgres";

@@ -14,10 +14,10 @@ import {
   ScanCommand,
   UpdateTableCommand,
 } from "@aws-sdk/client-dynamodb";
-import { TABLES, type TableSpec } from "../functions-shared/table_registry.ts";
-import { awsClientConfig } from "../functions-shared/dynamo_client.ts";
-import { DYNAMODB_INTERNAL_PORT, HOST } from "./config.ts";
-import { type StackEnv, stackEnvReader } from "./stack_env.ts";
+import { TABLES, type TableSpec } from "../../functions-shared/table_registry.ts";
+import { awsClientConfig } from "../../functions-shared/dynamo_client.ts";
+import { DYNAMODB_INTERNAL_PORT, HOST } from "../config.ts";
+import { type StackEnv, stackEnvReader } from "../stack_env.ts";
 
 /** A source table: its name and region. */
 type SourceTable = Pick<TableSpec, "sourceTable" | "region">;

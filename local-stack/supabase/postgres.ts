@@ -21,8 +21,8 @@ import {
   writeFileSync,
 } from "node:fs";
 import { dirname, join } from "node:path";
-import { HOST } from "./config.ts";
-import { portOpen, portTaken, sleep } from "./processes.ts";
+import { HOST } from "../config.ts";
+import { portOpen, portTaken, sleep } from "../processes.ts";
 import {
   checkPostgresReaches,
   chownToPostgres,
@@ -40,7 +40,7 @@ import {
 /** The settings the stack adds to postgresql.conf (rewritten at every start). */
 function stackConf(cluster: Cluster): string {
   return [
-    "# Written by local-stack/postgres.ts at every start.",
+    "# Written by local-stack/supabase/postgres.ts at every start.",
     `listen_addresses = '${HOST}'`,
     `port = ${cluster.port}`,
     "unix_socket_directories = ''",

@@ -34,13 +34,13 @@
 import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { parse as parseToml } from "smol-toml";
-import { FUNCTIONS_PORT, HOST, ROOT, STACK_ENV_FILE } from "./config.ts";
-import { sleep } from "./processes.ts";
-import { parseEnvFile, readStackEnv, type StackEnv, verifyJwt } from "./stack_env.ts";
-import { type EdgeLimits, readEdgeLimits, WORKER_LIMIT_BODY } from "./supabase/edge_limits.ts";
-import { type Isolate, type IsolateLine, IsolatePool } from "./supabase/edge_isolates.ts";
-import { spawnIsolate, supervise } from "./supabase/isolate_process.ts";
-import { ISOLATES_LOG } from "./supabase/isolate_log.ts";
+import { FUNCTIONS_PORT, HOST, ROOT, STACK_ENV_FILE } from "../config.ts";
+import { sleep } from "../processes.ts";
+import { parseEnvFile, readStackEnv, type StackEnv, verifyJwt } from "../stack_env.ts";
+import { type EdgeLimits, readEdgeLimits, WORKER_LIMIT_BODY } from "./edge_limits.ts";
+import { type Isolate, type IsolateLine, IsolatePool } from "./edge_isolates.ts";
+import { spawnIsolate, supervise } from "./isolate_process.ts";
+import { ISOLATES_LOG } from "./isolate_log.ts";
 
 const FUNCTIONS_DIR = join(ROOT, "supabase", "functions");
 const TEST_FUNCTIONS_DIR = join(ROOT, "local-stack", "test-functions");
@@ -128,7 +128,7 @@ function functionEnv(port: number): Record<string, string> {
     AWS_SECRET_ACCESS_KEY: stackEnv.AWS_SECRET_ACCESS_KEY,
     // The write-back's own key (on AWS an identity of its own, infrastructure/terraform).
     // Locally the same key: DynamoDB Local keeps one database per access key
-    // (local-stack/dynamodb.ts), so another key would write to another database.
+    // (local-stack/aws/dynamodb.ts), so another key would write to another database.
     WRITE_BACK_AWS_ACCESS_KEY_ID: stackEnv.AWS_ACCESS_KEY_ID,
     WRITE_BACK_AWS_SECRET_ACCESS_KEY: stackEnv.AWS_SECRET_ACCESS_KEY,
   };

@@ -14,11 +14,11 @@ import {
   GetRecordsCommand,
   type Shard,
 } from "@aws-sdk/client-dynamodb-streams";
-import { bytesToBase64 } from "../functions-shared/dynamo_encoder.ts";
-import type { StreamRecord } from "../lambda/stream_forwarder.ts";
-import { awsClientConfig } from "../functions-shared/dynamo_client.ts";
-import { shardIterator } from "../functions-shared/stream_check_aws.ts";
-import { type StackEnv, stackEnvReader } from "./stack_env.ts";
+import { bytesToBase64 } from "../../functions-shared/dynamo_encoder.ts";
+import type { StreamRecord } from "../../lambda/stream_forwarder.ts";
+import { awsClientConfig } from "../../functions-shared/dynamo_client.ts";
+import { shardIterator } from "../../functions-shared/stream_check_aws.ts";
+import { type StackEnv, stackEnvReader } from "../stack_env.ts";
 
 /** A DynamoDB Streams client of the stack's DynamoDB (through its proxy) in `region`. */
 export function localStreams(env: StackEnv, region: string): DynamoDBStreamsClient {

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import type { BatchResponse, StreamRecord } from "../lambda/stream_forwarder.ts";
+import type { BatchResponse, StreamRecord } from "../../lambda/stream_forwarder.ts";
 import {
   batchesOf,
   DEPLOYED_MAPPING,

@@ -16,7 +16,7 @@
  */
 
 import postgres from "postgres";
-import { readStackEnv } from "./stack_env.ts";
+import { readStackEnv } from "../stack_env.ts";
 
 const BATCH_SIZE = 200;
 const POLL_MS = 1_000;

@@ -9,8 +9,8 @@
 
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { PG_BIN, ROOT } from "./config.ts";
-import { run } from "./processes.ts";
+import { PG_BIN, ROOT } from "../config.ts";
+import { run } from "../processes.ts";
 import { DATABASE_URL } from "./postgres_cluster.ts";
 
 const EXTENSION_DIR = "/usr/share/postgresql/15/extension";

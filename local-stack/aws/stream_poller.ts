@@ -28,20 +28,20 @@ import { DescribeTableCommand } from "@aws-sdk/client-dynamodb";
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
-import { dynamoClients } from "../functions-shared/dynamo_client.ts";
-import { compareDecimal } from "../functions-shared/dynamo_numbers.ts";
-import { tableNameFromArn, TABLES } from "../functions-shared/table_registry.ts";
-import { handler } from "../lambda/stream_forwarder.ts";
-import { LOCAL_DIR } from "./config.ts";
+import { dynamoClients } from "../../functions-shared/dynamo_client.ts";
+import { compareDecimal } from "../../functions-shared/dynamo_numbers.ts";
+import { tableNameFromArn, TABLES } from "../../functions-shared/table_registry.ts";
+import { handler } from "../../lambda/stream_forwarder.ts";
+import { LOCAL_DIR } from "../config.ts";
 import {
   DEPLOYED_MAPPING,
   EventSourceMapping,
   type StreamFailureMessage,
 } from "./event_source_mapping.ts";
 import { POLLER_STATE_FILE } from "./stream_positions.ts";
-import { readStackEnv, stackEnvReader } from "./stack_env.ts";
+import { readStackEnv, stackEnvReader } from "../stack_env.ts";
 import { listShards, readRecords, shardIterator } from "./stream_reader.ts";
-import { streamsClients } from "../functions-shared/stream_check_aws.ts";
+import { streamsClients } from "../../functions-shared/stream_check_aws.ts";
 
 const STATE_FILE = POLLER_STATE_FILE;
 /** Where the on-failure destination's messages land. */

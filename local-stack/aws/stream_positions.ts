@@ -10,10 +10,10 @@
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { DescribeTableCommand } from "@aws-sdk/client-dynamodb";
-import { TABLES } from "../functions-shared/table_registry.ts";
-import { LOCAL_DIR } from "./config.ts";
+import { TABLES } from "../../functions-shared/table_registry.ts";
+import { LOCAL_DIR } from "../config.ts";
 import { localDynamo } from "./source_tables.ts";
-import type { StackEnv } from "./stack_env.ts";
+import type { StackEnv } from "../stack_env.ts";
 import { listShards, localStreams, readShard } from "./stream_reader.ts";
 
 /** The poller's checkpoint file. */

@@ -4,7 +4,7 @@
  * DynamoDB proxy at DYNAMODB_ENDPOINT (local-stack/aws/proxy.ts), which is as strict as
  * the real service where DynamoDB Local is kinder; only the demo data set's load fills
  * new tables straight into it, before their streams are on, as DynamoDB's import from S3
- * does (fillNewTable, local-stack/source_tables.ts). Streams are built in.
+ * does (fillNewTable, local-stack/aws/source_tables.ts). Streams are built in.
  *
  * In memory because its disk mode (SQLite) writes a few dozen items a second here, far
  * too slow for the report's 48,124 items; the source data is demo data that `npm start`
@@ -18,7 +18,7 @@
  */
 
 import { join } from "node:path";
-import { DYNAMODB_INTERNAL_PORT, HOST, ROOT } from "./config.ts";
+import { DYNAMODB_INTERNAL_PORT, HOST, ROOT } from "../config.ts";
 import {
   logFile,
   portOpen,
@@ -27,7 +27,7 @@ import {
   startDetached,
   stopDetached,
   waitFor,
-} from "./processes.ts";
+} from "../processes.ts";
 
 const EMULATOR_DIR = join(ROOT, "node_modules", "amplify-dynamodb-simulator", "emulator");
 const NAME = "dynamodb";

@@ -19,13 +19,13 @@
  * @module
  */
 
-import { RunGate, whenAdmitted } from "../functions-shared/run_gate.ts";
+import { RunGate, whenAdmitted } from "../../functions-shared/run_gate.ts";
 import type {
   BatchResponse,
   DynamoDBStreamEvent,
   LambdaContext,
   StreamRecord,
-} from "../lambda/stream_forwarder.ts";
+} from "../../lambda/stream_forwarder.ts";
 
 /** The on-failure destination's message (the shape Lambda sends to SQS or SNS). */
 export interface StreamFailureMessage {
