@@ -33,7 +33,7 @@ import type { CpuMeter } from "./cpu_meter.ts";
 import { encodeJson } from "./dynamo_encoder.ts";
 import { type DeadLetter, mapScannedItem, type TableChange } from "./record_mapping.ts";
 import { turnOf, turnSettlement } from "./read_turns.ts";
-import type { Checkpoint, Claim, Committed, ScanPage } from "./segment_scan.ts";
+import type { Checkpoint, Claim, Committed, ScanPage } from "./segment_work.ts";
 import { applyChanges, isDataError } from "./sync_db.ts";
 import { bySourceTable } from "./table_registry.ts";
 

@@ -23,13 +23,14 @@ import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import type { CpuMeter } from "./cpu_meter.ts";
 import type { PacingDeps } from "./scan_pacing.ts";
 import { ScanLanes } from "./scan_lanes.ts";
-import { type ScanResult, scanSegments } from "./segment_scan.ts";
+import { scanSegments } from "./segment_scan.ts";
+import type { ScanResult } from "./segment_work.ts";
 import { commitPage, PagesInFlight } from "./backfill_page.ts";
 import { LedgerTurns } from "./read_turns.ts";
 
-export { LEASE_LOST } from "./segment_scan.ts";
+export { LEASE_LOST } from "./segment_work.ts";
 export { PagesInFlight } from "./backfill_page.ts";
-export type { Claim } from "./segment_scan.ts";
+export type { Claim } from "./segment_work.ts";
 
 /**
  * The isolate's CPU that its pages may reach at most: the hosted runtime kills an isolate

@@ -43,7 +43,7 @@ import { compareRanges, type Divergence, divergentOf, recheckLook } from "./vali
 import type { RowKey, Unmappable } from "./validator_plan.ts";
 import { repairKeys } from "./validator_repair.ts";
 import { scanForRun } from "./validator_source.ts";
-import { LEASE_LOST } from "./segment_scan.ts";
+import { LEASE_LOST } from "./segment_work.ts";
 
 export type { RowKey, Unmappable } from "./validator_plan.ts";
 

@@ -17,7 +17,7 @@ import type { CpuMeter } from "./cpu_meter.ts";
 import { exportPages, ExportReadError } from "./export_items.ts";
 import { commitChunk, DEFAULT_CHUNK_PAGES, RefusedChunk } from "./export_stage.ts";
 import { realPacing } from "./scan_pacing.ts";
-import { checkpointRefused, type Claim } from "./segment_scan.ts";
+import { checkpointRefused, type Claim } from "./segment_work.ts";
 import { bySourceTable } from "./table_registry.ts";
 
 /** A data file claimed by `sync.claim_export_file`. */

@@ -13,7 +13,7 @@
  */
 
 import type postgres from "postgres";
-import type { Checkpoint, Claim, ReadTurns, Turn } from "./segment_scan.ts";
+import type { Checkpoint, Claim, ReadTurns, Turn } from "./segment_work.ts";
 
 /** A turn to read at once, at no units (what a claim without a booked turn gets). */
 const NOW: Turn = { waitMs: 0, units: 0 };

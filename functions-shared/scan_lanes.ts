@@ -8,7 +8,7 @@
  * @module
  */
 
-import type { ScanResult } from "./segment_scan.ts";
+import type { ScanResult } from "./segment_work.ts";
 
 /**
  * A request's lanes (each a `scanSegments` of its own) and their shared stop: once

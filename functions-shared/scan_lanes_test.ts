@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { ScanLanes } from "./scan_lanes.ts";
-import type { ScanResult } from "./segment_scan.ts";
+import type { ScanResult } from "./segment_work.ts";
 
 const result = (stoppedBy: ScanResult["stoppedBy"], n = 1): ScanResult => ({
   segmentsFinished: n,

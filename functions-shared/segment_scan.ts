@@ -12,174 +12,22 @@
  * @module
  */
 
-import type postgres from "postgres";
-import { type AttributeValue, type DynamoDBClient, ScanCommand } from "@aws-sdk/client-dynamodb";
-import type { CpuMeter } from "./cpu_meter.ts";
+import { ScanCommand } from "@aws-sdk/client-dynamodb";
 import { type PacingDeps, realPacing, ScanGaveUp, withBackoff } from "./scan_pacing.ts";
-
-/** The SQLSTATE sync.checkpoint_segment raises when the worker no longer holds the lease. */
-export const LEASE_LOST = "SY001";
-
-/**
- * The SQLSTATE sync.checkpoint_segment raises when the segment's job is no longer
- * running (cancelled, failed, done): the page was not written and the segment stops
- * (supabase/migrations/20261128001800_backfill_turns.sql).
- */
-export const JOB_OVER = "SY002";
-
-/**
- * Whether `error` is a checkpoint's refusal: the lease taken over by another worker
- * ({@link LEASE_LOST}) or the job over ({@link JOB_OVER}, raised by
- * `sync.checkpoint_segment`: the merge's own refusals of a caller's mistake share that
- * code, and are errors). The page (or chunk) rolled back with it; the segment is no
- * longer this worker's to write.
- */
-export function checkpointRefused(error: unknown): boolean {
-  const { code, where } = (error ?? {}) as { code?: unknown; where?: unknown };
-  return code === LEASE_LOST ||
-    (code === JOB_OVER && String(where ?? "").includes("sync.checkpoint_segment"));
-}
-
-/** A DynamoDB item or key, as the Scan returns it. */
-export type Item = Record<string, AttributeValue>;
-
-/** A claimed segment, as sync.claim_segment returns it. */
-export interface Claim {
-  job_id: string;
-  segment: number;
-  total_segments: number;
-  source_table: string;
-  target_table: string;
-  region: string;
-  exclusive_start_key: Item | null;
-  page_size: number;
-}
-
-/**
- * A read's turn against its table's read budget, as the job's read ledger booked it
- * (`sync.backfill_read_turn`): in how many milliseconds the read may start, and the read
- * units it was booked at (the ledger corrects them by what the read cost).
- */
-export interface Turn {
-  waitMs: number;
-  units: number;
-}
+import {
+  type Checkpoint,
+  checkpointRefused,
+  type Claim,
+  type Item,
+  LEASE_LOST,
+  type ScanResult,
+  type SegmentScanDeps,
+  type SegmentWork,
+  type Turn,
+} from "./segment_work.ts";
 
 /** A turn on the pacing clock: when it comes. */
 type TurnAt = { at: number; units: number };
-
-/**
- * Turns shared by every request scanning the job (its read ledger in Postgres,
- * functions-shared/read_turns.ts): the table's budget is used by whichever segments are
- * in flight.
- */
-export interface ReadTurns {
-  /** The first read's turn of a segment just claimed. */
-  first: (claim: Claim) => Promise<Turn>;
-  /**
-   * Gives the segment back (sync.release_segment) and its turn, unused, to the job's other
-   * segments, in one statement: the segment is handed on before its read.
-   */
-  release: (claim: Claim, turn: Turn) => Promise<void>;
-  /**
-   * Settles a read whose page was not written (its checkpoint refused: the page's own
-   * statement, which settles it, rolled back): what it spent against what was booked.
-   */
-  settle?: (claim: Claim, spent: number, booked: number) => Promise<void>;
-}
-
-/** A page the Scan read: its items, when it was read, and the checkpoint after it. */
-export interface ScanPage {
-  items: Item[];
-  readAt: Date;
-  nextKey: Item | null;
-}
-
-/** What the Scan needs. */
-export interface SegmentScanDeps {
-  sql: postgres.Sql;
-  dynamo: (region: string) => DynamoDBClient;
-  /** The isolate's CPU so far (functions-shared/cpu_meter.ts). */
-  cpu: CpuMeter;
-  /**
-   * Whether the Scan reads consistently (default true). Only the validator turns it off:
-   * it re-reads every key that differs consistently before reporting it
-   * (validator_compare.ts), so a stale page costs a recheck, never a false verdict; the
-   * backfill must read consistently (see the Scan below).
-   */
-  consistentRead?: boolean;
-  /** Clock and randomness of the pacing and retries (tests replace them). */
-  pacing?: PacingDeps;
-  log?: (line: string) => void;
-}
-
-/** The arguments of sync.checkpoint_segment after a page, but the rows written. */
-export interface Checkpoint {
-  worker: string;
-  /** The Scan's LastEvaluatedKey as JSON text; null when the segment is done. */
-  nextKey: string | null;
-  items: number;
-  done: boolean;
-  /** The read units the page's Scan consumed (its ConsumedCapacity). */
-  spentUnits?: number;
-  /** The units its read's turn was booked at (0 for a turn booked at none). */
-  bookedUnits?: number;
-}
-
-/** What `commitPage` wrote, and the segment's next read's turn (none once it is done). */
-export interface Committed {
-  rows: number;
-  nextTurn?: Turn;
-}
-
-/** What the caller decides: which segments, when to stop, what a page writes. */
-export interface SegmentWork {
-  /** Claims the next segment (sync.claim_segment), or none is left. */
-  claim: () => Promise<Claim | undefined>;
-  /** Called after each claim: may wake another request while segments wait. */
-  wakeAnother: () => Promise<void>;
-  /**
-   * Whether the request's budget is spent: checked before each page's Scan, once the
-   * pacing lets the page start (a segment waiting for its turn holds no CPU).
-   */
-  overBudget: () => boolean;
-  /**
-   * Resolves when the isolate has room for another page (its pages in flight may have
-   * to end first); awaited before `overBudget`. Optional.
-   */
-  room?: () => Promise<void>;
-  /**
-   * Resolves when the caller wants the scan to stop at once (another segment of the same
-   * request, or a page of another run of the isolate, found the budget spent): a pacing
-   * wait ends early, the budget is checked, and the segment is given back. Once it has
-   * resolved, `overBudget` must hold: every later wait ends at once too. Optional.
-   */
-  stopping?: Promise<void>;
-  /** Called once each page that passed the budget check is written or failed. Optional. */
-  pageEnded?: () => void;
-  /**
-   * Writes a page, the segment's checkpoint (sync.checkpoint_segment) and the next read's
-   * turn (sync.backfill_read_turn) in one atomic step: the backfill's one statement
-   * (backfill_page.ts), the validator's one transaction (validator_source.ts).
-   */
-  commitPage: (claim: Claim, page: ScanPage, checkpoint: Checkpoint) => Promise<Committed>;
-  /** Called once a segment was given back for the budget: calls the function again. */
-  handOn: () => Promise<void>;
-  /** How log lines name a segment, e.g. "backfill job 7 segment 1/4 of <table>". */
-  describe: (claim: Claim) => string;
-  /** The job's read turns (its read ledger: read_turns.ts), the first and a given back. */
-  turns: ReadTurns;
-}
-
-/** What one request did. */
-export interface ScanResult {
-  segmentsFinished: number;
-  pages: number;
-  items: number;
-  rows: number;
-  /** "throttled": a Scan kept failing (throttled or erroring) and its segment was released. */
-  stoppedBy: "no work" | "budget" | "throttled";
-}
 
 /** Scans claimed segments until none is left or the budget is spent. */
 export async function scanSegments(

@@ -24,13 +24,8 @@ import {
 import { estimatingMeter } from "./cpu_meter.ts";
 import { LedgerTurns, turnOf, turnSettlement } from "./read_turns.ts";
 import { ScanLanes } from "./scan_lanes.ts";
-import {
-  type Checkpoint,
-  type Claim,
-  type ScanPage,
-  type ScanResult,
-  scanSegments,
-} from "./segment_scan.ts";
+import { scanSegments } from "./segment_scan.ts";
+import type { Checkpoint, Claim, ScanPage, ScanResult } from "./segment_work.ts";
 
 /**
  * How far past the CPU budget the pages a request has in flight may take its isolate:

@@ -19,7 +19,7 @@ import {
 } from "./testing_fakes.ts";
 import { IN_FLIGHT_CEILING, pointRead, scanForRun, stage } from "./validator_source.ts";
 import { runsDb } from "./validator_fakes.ts";
-import type { ScanResult } from "./segment_scan.ts";
+import type { ScanResult } from "./segment_work.ts";
 import type { PacingDeps } from "./scan_pacing.ts";
 
 const segments = byTargetTable("firespring_segments")!;

@@ -10,7 +10,7 @@
 import assert from "node:assert/strict";
 import { commitPage } from "../functions-shared/backfill_page.ts";
 import { processMeter } from "../functions-shared/cpu_meter.ts";
-import type { Claim } from "../functions-shared/segment_scan.ts";
+import type { Claim } from "../functions-shared/segment_work.ts";
 import { connectDb as connectPool } from "../functions-shared/sync_db.ts";
 import { connectDb, stack } from "./stack_clients.ts";
 
