@@ -39,36 +39,13 @@ import type { CpuMeter } from "./cpu_meter.ts";
 import type postgres from "postgres";
 import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import type { TableSpec } from "./table_registry.ts";
-import { compareRanges, type Divergence, divergentOf, recheckLook } from "./validator_compare.ts";
-import type { RowKey, Unmappable } from "./validator_plan.ts";
+import { compareRanges, recheckLook } from "./validator_compare.ts";
 import { repairKeys } from "./validator_repair.ts";
 import { scanForRun } from "./validator_source.ts";
 import { LEASE_LOST } from "./segment_work.ts";
+import { runResult, type ValidationResult } from "./validator_result.ts";
 
 export type { RowKey, Unmappable } from "./validator_plan.ts";
-
-/** The answer of the contract, plus the run's id and what a repair changed. */
-export interface ValidationResult {
-  table: string;
-  sourceItems: number;
-  expectedRows: number;
-  targetRows: number;
-  /** True only when no key diverges and every source item maps to a row (or a soft delete). */
-  match: boolean;
-  missing: RowKey[];
-  unexpected: RowKey[];
-  different: RowKey[];
-  /** Source items that map to no row, with the reason: never silently skipped. */
-  unmappable: Unmappable[];
-  checkedAt: string;
-  runId: number;
-  repaired?: { missing: RowKey[]; unexpected: RowKey[]; different: RowKey[] };
-  /**
-   * A repair of more divergent keys than {@link MAX_KEYS_BY_KEY}: the backfill job queued
-   * to heal the table (the table is stale until it ends), instead of key-by-key repairs.
-   */
-  healingBackfillJobId?: number;
-}
 
 /**
  * The most divergent keys a run looks at again, and repairs, one by one (each is a point
@@ -245,45 +222,12 @@ export async function validateTable(
   }
 }
 
-/** The run's result as its row holds it. */
-async function resultOf(deps: ValidatorDeps, spec: TableSpec, run: number) {
-  const [row] = await deps.sql<
-    {
-      source_items: number;
-      expected_rows: number;
-      target_rows: number;
-      unmappable: Unmappable[];
-      repair_requested: boolean;
-    }[]
-  >`select source_items::int, coalesce(expected_rows, 0)::int as expected_rows,
-           coalesce(target_rows, 0)::int as target_rows, unmappable, repair_requested
-    from public.sync_checksums where id = ${run}`;
-  const divergent = await divergentOf(deps, run);
-  const pick = (kind: Divergence["kind"]) =>
-    divergent.filter((d) => d.kind === kind).map((d) => d.key);
-  const result: ValidationResult = {
-    table: spec.targetTable,
-    sourceItems: row.source_items,
-    expectedRows: row.expected_rows,
-    targetRows: row.target_rows,
-    // An item that maps to no row is never a match: the table cannot be proven.
-    match: divergent.length === 0 && row.unmappable.length === 0,
-    missing: pick("missing"),
-    unexpected: pick("unexpected"),
-    different: pick("different"),
-    unmappable: row.unmappable,
-    checkedAt: new Date().toISOString(),
-    runId: run,
-  };
-  return { result, divergent, repair: row.repair_requested };
-}
-
 /**
  * Records the run's result. A run that repairs moves on to its repair (undefined is
  * returned); any other ends (its staging rows go) and its result is returned.
  */
 async function report(deps: ValidatorDeps, spec: TableSpec, run: number, worker: string) {
-  const { result, divergent, repair } = await resultOf(deps, spec, run);
+  const { result, divergent, repair } = await runResult(deps, spec, run);
   const repairing = repair && divergent.length > 0;
   await deps.sql.begin(async (tx) => {
     await tx`select sync.hold_validation(${run}, ${worker})`;
@@ -316,7 +260,7 @@ async function repairAndRevalidate(
   worker: string,
   startedAt: number,
 ): Promise<ValidationResult | Continuation> {
-  const { result, divergent } = await resultOf(deps, spec, run);
+  const { result, divergent } = await runResult(deps, spec, run);
   const limit = deps.maxKeysByKey ?? MAX_KEYS_BY_KEY;
   if (divergent.length > limit) return await healByBackfill(deps, spec, run, worker, result, limit);
   const [{ compared_at: seenAt }] = await deps.sql<{ compared_at: Date }[]>`
@@ -371,49 +315,4 @@ async function healByBackfill(
   });
   deps.log?.(`${reason}: backfill job ${job}`);
   return { ...result, healingBackfillJobId: job };
-}
-
-/**
- * The answer a run's record gives (the endpoint's 200 body), whichever request finished
- * it: "running" while it (or, after a repair, its re-validation) runs; the error of a
- * failed run; else the result, with `repaired` when the run repaired.
- */
-export async function recordedResult(
-  deps: Pick<ValidatorDeps, "sql">,
-  spec: TableSpec,
-  run: number,
-): Promise<ValidationResult | "running" | { failed: string }> {
-  const [row] = await deps.sql<
-    {
-      status: string;
-      error: string | null;
-      repaired: boolean;
-      revalidation_run_id: string | null;
-      checked_at: Date | null;
-      healing_backfill_job_id: string | null;
-    }[]
-  >`select status, error, repaired, revalidation_run_id, checked_at, healing_backfill_job_id
-    from public.sync_checksums where id = ${run}`;
-  if (!row) return { failed: `validation run ${run} does not exist` };
-  if (row.status === "failed") return { failed: row.error ?? "the run failed" };
-  if (row.status !== "done") return "running";
-  const { result } = await resultOf(deps as ValidatorDeps, spec, run);
-  result.checkedAt = (row.checked_at ?? new Date()).toISOString();
-  const [{ match }] = await deps.sql<{ match: boolean }[]>`
-    select match from public.sync_checksums where id = ${run}`;
-  result.match = match;
-  if (row.healing_backfill_job_id !== null) {
-    return { ...result, healingBackfillJobId: Number(row.healing_backfill_job_id) };
-  }
-  if (!row.repaired || row.revalidation_run_id === null) return result;
-  const again = await recordedResult(deps, spec, Number(row.revalidation_run_id));
-  if (again === "running" || "failed" in again) return again;
-  return {
-    ...again,
-    repaired: {
-      missing: result.missing,
-      unexpected: result.unexpected,
-      different: result.different,
-    },
-  };
 }

@@ -21,7 +21,8 @@
  */
 
 import { z } from "zod";
-import { recordedResult, validateTable, type ValidatorDeps } from "./checksum_validator.ts";
+import { validateTable, type ValidatorDeps } from "./checksum_validator.ts";
+import { recordedResult } from "./validator_result.ts";
 import { errorResponse, json, methodNotAllowed } from "./http.ts";
 import { pausedAt, type RunGate, whenAdmitted } from "./run_gate.ts";
 import { serviceRoleProblem } from "./service_auth.ts";

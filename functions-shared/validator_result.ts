@@ -1,0 +1,116 @@
+/**
+ * A validation run's result as its row in `public.sync_checksums` records it: what the
+ * run that finishes it reports, and what the endpoint answers for a run that ended, in
+ * this request or another (docs/interfaces.md, "data-checksum-validator").
+ *
+ * @module
+ */
+
+import type { ValidatorDeps } from "./checksum_validator.ts";
+import type { TableSpec } from "./table_registry.ts";
+import { type Divergence, divergentOf } from "./validator_compare.ts";
+import type { RowKey, Unmappable } from "./validator_plan.ts";
+
+/** The answer of the contract, plus the run's id and what a repair changed. */
+export interface ValidationResult {
+  table: string;
+  sourceItems: number;
+  expectedRows: number;
+  targetRows: number;
+  /** True only when no key diverges and every source item maps to a row (or a soft delete). */
+  match: boolean;
+  missing: RowKey[];
+  unexpected: RowKey[];
+  different: RowKey[];
+  /** Source items that map to no row, with the reason: never silently skipped. */
+  unmappable: Unmappable[];
+  checkedAt: string;
+  runId: number;
+  repaired?: { missing: RowKey[]; unexpected: RowKey[]; different: RowKey[] };
+  /**
+   * A repair of more divergent keys than MAX_KEYS_BY_KEY (checksum_validator.ts): the backfill job queued
+   * to heal the table (the table is stale until it ends), instead of key-by-key repairs.
+   */
+  healingBackfillJobId?: number;
+}
+
+/**
+ * The run's result as its row holds it, its divergent keys, and whether the run was asked
+ * to repair them.
+ */
+export async function runResult(deps: Pick<ValidatorDeps, "sql">, spec: TableSpec, run: number) {
+  const [row] = await deps.sql<
+    {
+      source_items: number;
+      expected_rows: number;
+      target_rows: number;
+      unmappable: Unmappable[];
+      repair_requested: boolean;
+    }[]
+  >`select source_items::int, coalesce(expected_rows, 0)::int as expected_rows,
+           coalesce(target_rows, 0)::int as target_rows, unmappable, repair_requested
+    from public.sync_checksums where id = ${run}`;
+  const divergent = await divergentOf(deps as ValidatorDeps, run);
+  const pick = (kind: Divergence["kind"]) =>
+    divergent.filter((d) => d.kind === kind).map((d) => d.key);
+  const result: ValidationResult = {
+    table: spec.targetTable,
+    sourceItems: row.source_items,
+    expectedRows: row.expected_rows,
+    targetRows: row.target_rows,
+    // An item that maps to no row is never a match: the table cannot be proven.
+    match: divergent.length === 0 && row.unmappable.length === 0,
+    missing: pick("missing"),
+    unexpected: pick("unexpected"),
+    different: pick("different"),
+    unmappable: row.unmappable,
+    checkedAt: new Date().toISOString(),
+    runId: run,
+  };
+  return { result, divergent, repair: row.repair_requested };
+}
+
+/**
+ * The answer a run's record gives (the endpoint's 200 body), whichever request finished
+ * it: "running" while it (or, after a repair, its re-validation) runs; the error of a
+ * failed run; else the result, with `repaired` when the run repaired.
+ */
+export async function recordedResult(
+  deps: Pick<ValidatorDeps, "sql">,
+  spec: TableSpec,
+  run: number,
+): Promise<ValidationResult | "running" | { failed: string }> {
+  const [row] = await deps.sql<
+    {
+      status: string;
+      error: string | null;
+      repaired: boolean;
+      revalidation_run_id: string | null;
+      checked_at: Date | null;
+      healing_backfill_job_id: string | null;
+    }[]
+  >`select status, error, repaired, revalidation_run_id, checked_at, healing_backfill_job_id
+    from public.sync_checksums where id = ${run}`;
+  if (!row) return { failed: `validation run ${run} does not exist` };
+  if (row.status === "failed") return { failed: row.error ?? "the run failed" };
+  if (row.status !== "done") return "running";
+  const { result } = await runResult(deps, spec, run);
+  result.checkedAt = (row.checked_at ?? new Date()).toISOString();
+  const [{ match }] = await deps.sql<{ match: boolean }[]>`
+    select match from public.sync_checksums where id = ${run}`;
+  result.match = match;
+  if (row.healing_backfill_job_id !== null) {
+    return { ...result, healingBackfillJobId: Number(row.healing_backfill_job_id) };
+  }
+  if (!row.repaired || row.revalidation_run_id === null) return result;
+  const again = await recordedResult(deps, spec, Number(row.revalidation_run_id));
+  if (again === "running" || "failed" in again) return again;
+  return {
+    ...again,
+    repaired: {
+      missing: result.missing,
+      unexpected: result.unexpected,
+      different: result.different,
+    },
+  };
+}
