@@ -138,8 +138,11 @@ function signWithKey(key: Uint8Array, id: string, at: Date, body: string): strin
 }
 
 /**
- * The three headers that sign `body` with the first secret of `setting`. Throws when
- * the setting is malformed (naming which secret and why, never its value).
+ * The three headers that sign `body` with every secret of `setting`, one space-separated
+ * signature each (Standard Webhooks allows several; the receiver accepts any one that
+ * verifies): during a rotation the sender signs with the new secret and the old, so the
+ * receiver verifies whichever it holds. Throws when the setting is malformed (naming
+ * which secret and why, never its value).
  */
 export function signWebhook(
   setting: string,
@@ -154,7 +157,7 @@ export function signWebhook(
   return {
     "webhook-id": id,
     "webhook-timestamp": String(Math.floor(at.getTime() / 1000)),
-    "webhook-signature": signWithKey(parsed.keys[0], id, at, body),
+    "webhook-signature": parsed.keys.map((key) => signWithKey(key, id, at, body)).join(" "),
   };
 }
 

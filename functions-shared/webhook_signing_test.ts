@@ -54,10 +54,18 @@ Deno.test("during a rotation either secret verifies; a third does not", async ()
   );
 });
 
-Deno.test("signWebhook signs with the first secret of a rotation", async () => {
+Deno.test("signWebhook signs with every secret of a rotation: a receiver holding either verifies", async () => {
   const headers = new Headers(signWebhook(`${secretB},${secretA}`, body));
+  assert.equal(headers.get("webhook-signature")!.split(" ").length, 2);
   assert.equal(await verify(createWebhookVerifier(secretB), headers, body), undefined);
-  assert.match((await verify(createWebhookVerifier(secretA), headers, body))!, /does not match/);
+  assert.equal(await verify(createWebhookVerifier(secretA), headers, body), undefined);
+  assert.equal(webhookProblem(secretA, headers, body), undefined);
+  const other = createWebhookVerifier(`whsec_${btoa("c".repeat(32))}`);
+  assert.match((await verify(other, headers, body))!, /does not match/);
+  // The reference implementation takes either signature too.
+  const sent = Object.fromEntries(headers);
+  assert.doesNotThrow(() => new Webhook(secretA).verify(body, sent));
+  assert.doesNotThrow(() => new Webhook(secretB).verify(body, sent));
 });
 
 Deno.test("signWebhook refuses a malformed setting, naming the secret, not its value", () => {

@@ -1,10 +1,10 @@
 /**
  * A stand-in for AWS Secrets Manager, for tests: AWS cannot run here. It speaks the
  * service's documented JSON 1.1 protocol for the one call the forwarder makes
- * (`POST /` with `X-Amz-Target: secretsmanager.GetSecretValue`, body `{"SecretId"}`,
- * answer `{"ARN", "Name", "SecretString", "VersionId"}`, or a
- * `ResourceNotFoundException`), so the real AWS SDK talks to it when pointed there with
- * `AWS_ENDPOINT_URL_SECRETS_MANAGER`.
+ * (`POST /` with `X-Amz-Target: secretsmanager.GetSecretValue`, body `{"SecretId"}` and
+ * optionally `"VersionStage"`, answer `{"ARN", "Name", "SecretString", "VersionId"}`, or a
+ * `ResourceNotFoundException` for a secret, or a stage of it, that does not exist), so the
+ * real AWS SDK talks to it when pointed there with `AWS_ENDPOINT_URL_SECRETS_MANAGER`.
  *
  * @module
  */
@@ -12,8 +12,11 @@
 /** A running fake: its endpoint, the secrets it holds (change them to rotate), the calls. */
 export interface FakeSecretsManager {
   endpoint: string;
+  /** The AWSCURRENT version of each secret. */
   secrets: Map<string, string>;
-  /** The SecretId of every GetSecretValue call, in order. */
+  /** The AWSPREVIOUS version of a secret that has one. */
+  previous: Map<string, string>;
+  /** Every GetSecretValue call, in order: the SecretId, with " (STAGE)" when one was asked. */
   reads: string[];
   close(): Promise<void>;
 }
@@ -21,6 +24,7 @@ export interface FakeSecretsManager {
 /** Starts a fake Secrets Manager on a free loopback port holding `secrets` (ARN → value). */
 export function startFakeSecretsManager(secrets: Record<string, string>): FakeSecretsManager {
   const held = new Map(Object.entries(secrets));
+  const previous = new Map<string, string>();
   const reads: string[] = [];
   const json = (status: number, body: unknown) =>
     new Response(JSON.stringify(body), {
@@ -32,13 +36,20 @@ export function startFakeSecretsManager(secrets: Record<string, string>): FakeSe
     if (req.method !== "POST" || target !== "secretsmanager.GetSecretValue") {
       return json(400, { __type: "UnknownOperationException", message: `${target}` });
     }
-    const { SecretId } = await req.json();
-    reads.push(SecretId);
-    const value = held.get(SecretId);
+    const { SecretId, VersionStage } = await req.json();
+    reads.push(VersionStage ? `${SecretId} (${VersionStage})` : SecretId);
+    const stage = VersionStage ?? "AWSCURRENT";
+    const value = stage === "AWSCURRENT"
+      ? held.get(SecretId)
+      : stage === "AWSPREVIOUS" && held.has(SecretId)
+      ? previous.get(SecretId)
+      : undefined;
     if (value === undefined) {
       return json(400, {
         __type: "ResourceNotFoundException",
-        message: "Secrets Manager can't find the specified secret.",
+        message: held.has(SecretId)
+          ? `Secrets Manager can't find the specified secret value for staging label: ${stage}`
+          : "Secrets Manager can't find the specified secret.",
       });
     }
     return json(200, {
@@ -46,7 +57,7 @@ export function startFakeSecretsManager(secrets: Record<string, string>): FakeSe
       Name: SecretId.split(":")[6],
       SecretString: value,
       VersionId: crypto.randomUUID(),
-      VersionStages: ["AWSCURRENT"],
+      VersionStages: [stage],
       CreatedDate: Date.now() / 1000,
     });
   });
@@ -55,6 +66,7 @@ export function startFakeSecretsManager(secrets: Record<string, string>): FakeSe
   return {
     endpoint: `http://127.0.0.1:${server.addr.port}`,
     secrets: held,
+    previous,
     reads,
     close: () => server.shutdown(),
   };

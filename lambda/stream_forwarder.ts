@@ -6,9 +6,11 @@
  * split so that no request exceeds the webhook's 6 MiB, each request signed by the
  * Standard Webhooks scheme. Transient failures (network errors, 5xx, 408, 429) are
  * retried with exponential backoff and jitter, honouring Retry-After, for as long as the
- * invocation's time budget allows. It answers with `batchItemFailures` naming the first
- * record not delivered, so that Lambda (ReportBatchItemFailures) checkpoints what was
- * delivered and retries only from there.
+ * invocation's time budget allows; so is a 401, with the secret read again each time (a
+ * rotation under way: the webhook may not hold the new secret yet, or the forwarder not).
+ * It answers with `batchItemFailures` naming the first record not delivered, so that
+ * Lambda (ReportBatchItemFailures) checkpoints what was delivered and retries only from
+ * there.
  *
  * Settings (environment): WEBHOOK_URL, and either SYNC_WEBHOOK_SECRET_ARN (deployed: the
  * `whsec_...` secret in Secrets Manager, read at cold start and cached) or
@@ -81,12 +83,15 @@ function isRetryable(status: number): boolean {
 
 /**
  * Delivers one body, retrying transient failures until `deadline`; returns whether it got
- * a 200. `log` gets the line of a delivery (the Lambda's: its log); failures always go to
- * the error log. `npm start`'s redelivery (scripts/live_changes.ts) sends through it too.
+ * a 200. `secret` is the setting to sign with, or how to get it: then a 401 makes it
+ * forgotten and read again for the next attempt. A secret that cannot sign fails the
+ * body at once (no attempt could succeed). `log` gets the line of a delivery (the
+ * Lambda's: its log); failures always go to the error log. `npm start`'s redelivery
+ * (scripts/live_changes.ts) sends through it too.
  */
 export async function deliver(
   url: string,
-  secret: string,
+  secret: string | (() => Promise<string>),
   records: StreamRecord[],
   deadline: number,
   log: (line: string) => void = console.log,
@@ -96,9 +101,18 @@ export async function deliver(
   for (let attempt = 0;; attempt++) {
     let wait = Math.min(MAX_DELAY_MS, BASE_DELAY_MS * 2 ** attempt) * (0.5 + Math.random() / 2);
     try {
+      const setting = typeof secret === "string" ? secret : await secret();
+      let headers: Record<string, string>;
+      try {
+        headers = signWebhook(setting, body);
+      } catch (error) {
+        forgetWebhookSecret();
+        console.error(`records from ${first} not sent: ${(error as Error).message}`);
+        return false;
+      }
       const response = await fetch(url, {
         method: "POST",
-        headers: { "content-type": "application/json", ...signWebhook(secret, body) },
+        headers: { "content-type": "application/json", ...headers },
         body,
         signal: AbortSignal.timeout(Math.max(1, deadline - Date.now())),
       });
@@ -108,9 +122,12 @@ export async function deliver(
         return true;
       }
       console.error(`webhook answered ${response.status} for records from ${first}: ${text}`);
-      // A 401 may mean the secret was rotated: read it again before Lambda's retry.
-      if (response.status === 401) forgetWebhookSecret();
-      if (!isRetryable(response.status)) return false;
+      if (response.status === 401 && typeof secret !== "string") {
+        // The secret may be in the middle of a rotation: read it again and retry.
+        forgetWebhookSecret();
+      } else if (!isRetryable(response.status)) {
+        return false;
+      }
       const retryAfter = Number(response.headers.get("retry-after"));
       if (retryAfter > 0) wait = Math.max(wait, retryAfter * 1000);
     } catch (error) {
@@ -132,11 +149,19 @@ export async function handler(
   // the setting is fixed.
   const url = process.env.WEBHOOK_URL;
   if (!url) throw new Error("WEBHOOK_URL must be set");
-  const secret = await webhookSecret();
+  // Read (or refused) before anything is sent: a secret that cannot be read fails the
+  // invocation, and Lambda retries it.
+  await webhookSecret();
   const deadline = Date.now() + context.getRemainingTimeInMillis() - SAFETY_MS;
   for (const records of splitIntoBodies(event.Records ?? [])) {
-    if (!(await deliver(url, secret, records, deadline))) {
-      const failed = records[0]?.dynamodb?.SequenceNumber ?? records[0]?.eventID ?? "";
+    if (!(await deliver(url, () => webhookSecret(), records, deadline))) {
+      const failed = records[0]?.dynamodb?.SequenceNumber;
+      // Lambda reads an empty or unknown identifier as the whole batch failed, records
+      // delivered included; a stream record always has its sequence number, so one
+      // without it fails the invocation instead, naming it (bisection then isolates it).
+      if (!failed) {
+        throw new Error(`stream record ${records[0]?.eventID ?? "?"} has no SequenceNumber`);
+      }
       return { batchItemFailures: [{ itemIdentifier: failed }] };
     }
   }

@@ -65,7 +65,7 @@ Deno.test("retries a 503 and a 500 until it gets through", async () => {
 });
 
 Deno.test("a refusal is not retried: the first record of the failed body is reported", async () => {
-  const webhook = fakeWebhook([401]);
+  const webhook = fakeWebhook([400]);
   try {
     assert.deepEqual(await handler({ Records: [record("7"), record("8")] }, context()), {
       batchItemFailures: [{ itemIdentifier: "7" }],
@@ -119,4 +119,42 @@ Deno.test("without its settings the invocation fails, so Lambda retries it", asy
     /SYNC_WEBHOOK_SECRET_ARN \(or SYNC_WEBHOOK_SECRET\) must be set/,
   );
   delete process.env.WEBHOOK_URL;
+});
+
+Deno.test("a 401 is retried within the invocation with the secret read again: a rotation under way loses no time", async () => {
+  const webhook = fakeWebhook([401, 401, 200]);
+  try {
+    assert.deepEqual(await handler({ Records: [record("3")] }, context()), {
+      batchItemFailures: [],
+    });
+    assert.equal(webhook.received.length, 3);
+  } finally {
+    await webhook.close();
+  }
+});
+
+Deno.test("a secret that cannot sign fails the body at once, sending nothing", async () => {
+  const webhook = fakeWebhook([]);
+  try {
+    process.env.SYNC_WEBHOOK_SECRET = "whsec_c2hvcnQ=";
+    assert.deepEqual(await handler({ Records: [record("4")] }, context(60_000)), {
+      batchItemFailures: [{ itemIdentifier: "4" }],
+    });
+    assert.equal(webhook.received.length, 0);
+  } finally {
+    await webhook.close();
+  }
+});
+
+Deno.test("a record without a sequence number that is not delivered fails the invocation, naming it", async () => {
+  const webhook = fakeWebhook([400]);
+  try {
+    const bad = { ...record("5"), dynamodb: {} };
+    await assert.rejects(
+      handler({ Records: [bad] }, context()),
+      /stream record e5 has no SequenceNumber/,
+    );
+  } finally {
+    await webhook.close();
+  }
 });

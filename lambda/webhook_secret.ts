@@ -3,16 +3,20 @@
  *
  * Deployed, the Lambda gets `SYNC_WEBHOOK_SECRET_ARN` and reads the secret from AWS
  * Secrets Manager: once at cold start (the module starts the read while Lambda
- * initialises it), then from memory for `CACHE_MS`. A 401 from the webhook makes the
- * forwarder forget it, so the retried batch reads it again: a rotated secret is picked
- * up without a redeploy. On the local stack and in tests, `SYNC_WEBHOOK_SECRET` holds
- * the `whsec_...` value itself.
+ * initialises it), then from memory for `CACHE_MS`. It reads the secret's current
+ * version and, when there is one, its previous (`AWSPREVIOUS`: "the version of the secret
+ * that previously had AWSCURRENT"), and the forwarder signs with both: during a rotation,
+ * whichever of the two the webhook holds verifies, in whatever order the operator puts the
+ * new one in Secrets Manager and in Supabase. A 401 from the webhook makes the forwarder
+ * forget them and read them again. On the local stack and in tests,
+ * `SYNC_WEBHOOK_SECRET` holds the `whsec_...` value itself.
  *
  * @module
  */
 
 import process from "node:process";
 import { GetSecretValueCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
+import { MAX_SECRETS, parseWebhookSecrets } from "../functions-shared/webhook_secrets.ts";
 
 /** How long a secret read from Secrets Manager is used before it is read again. */
 export const CACHE_MS = 15 * 60 * 1000;
@@ -20,28 +24,60 @@ export const CACHE_MS = 15 * 60 * 1000;
 let cached: { value: Promise<string>; readAt: number } | undefined;
 let client: SecretsManagerClient | undefined;
 
-async function readSecret(arn: string): Promise<string> {
+/**
+ * One version of the secret (the current one without `stage`); undefined when the secret
+ * has no version at that stage (Secrets Manager answers ResourceNotFoundException).
+ */
+async function readVersion(arn: string, stage?: string): Promise<string | undefined> {
   // The region is the secret's own (the ARN's fourth part), whatever the Lambda's.
   client ??= new SecretsManagerClient({ region: arn.split(":")[3] || undefined });
-  let value: string | undefined;
   try {
-    value = (await client.send(new GetSecretValueCommand({ SecretId: arn }))).SecretString;
+    const answer = await client.send(
+      new GetSecretValueCommand({ SecretId: arn, VersionStage: stage }),
+    );
+    return answer.SecretString?.trim() ?? "";
   } catch (error) {
+    if (stage && (error as Error).name === "ResourceNotFoundException") return undefined;
     throw new Error(
-      `cannot read the webhook secret ${arn} from Secrets Manager: ${(error as Error).message}`,
+      `cannot read the webhook secret ${arn}${stage ? ` (${stage})` : ""} from Secrets ` +
+        `Manager: ${(error as Error).message}`,
     );
   }
-  if (!value?.trim().startsWith("whsec_")) {
-    throw new Error(
-      `the webhook secret ${arn} holds no whsec_... value; put the one Supabase has with ` +
-        `aws secretsmanager put-secret-value --secret-id ${arn} --secret-string whsec_...`,
-    );
-  }
-  return value.trim();
 }
 
 /**
- * The `whsec_...` secret to sign with: `SYNC_WEBHOOK_SECRET` when set, else the secret
+ * The setting to sign with: the current version's secrets (checked as the webhook checks
+ * its own: a malformed value is refused here, naming the problem, never the value), then
+ * the previous version's first secret while there is room (at most {@link MAX_SECRETS}).
+ * A previous version that does not parse is left out: it is no longer the one to use.
+ */
+async function readSecret(arn: string): Promise<string> {
+  const [current, previous] = await Promise.all([
+    readVersion(arn),
+    readVersion(arn, "AWSPREVIOUS"),
+  ]);
+  const parsed = parseWebhookSecrets(current);
+  if (!parsed.ok) {
+    throw new Error(
+      `the webhook secret ${arn} holds no valid whsec_... value (${parsed.problem}); put ` +
+        `the one Supabase has with ` +
+        `aws secretsmanager put-secret-value --secret-id ${arn} --secret-string whsec_...`,
+    );
+  }
+  const secrets = current!.split(",").map((s) => s.trim());
+  const old = previous?.split(",")[0]?.trim();
+  if (
+    old && secrets.length < MAX_SECRETS && !secrets.includes(old) &&
+    parseWebhookSecrets(old).ok
+  ) {
+    secrets.push(old);
+  }
+  return secrets.join(",");
+}
+
+/**
+ * The `whsec_...` secrets to sign with (comma-separated, as the webhook's setting):
+ * `SYNC_WEBHOOK_SECRET` when set, else the current and previous versions of the secret
  * named by `SYNC_WEBHOOK_SECRET_ARN`, cached. Rejects with a message naming the setting
  * or the secret and the cause; a rejected read is not cached.
  */

@@ -13,6 +13,7 @@ const fake = startFakeSecretsManager({});
 /** Points the AWS SDK at the fake holding `secrets`, with fake credentials, as Lambda's env would. */
 function withFake(secrets: Record<string, string>) {
   fake.secrets.clear();
+  fake.previous.clear();
   for (const [arn, value] of Object.entries(secrets)) fake.secrets.set(arn, value);
   fake.reads.length = 0;
   forgetWebhookSecret();
@@ -39,14 +40,14 @@ Deno.test("reads the secret from Secrets Manager once and serves it from memory"
     const now = Date.now();
     assert.equal(await webhookSecret(now), SECRET);
     assert.equal(await webhookSecret(now + 1000), SECRET);
-    assert.deepEqual(fake.reads, [ARN], "one read for two uses");
+    assert.deepEqual(fake.reads.toSorted(), [ARN, `${ARN} (AWSPREVIOUS)`], "one read for two uses");
 
     fake.secrets.set(ARN, ROTATED);
     assert.equal(await webhookSecret(now + CACHE_MS + 1), ROTATED, "read again when stale");
     fake.secrets.set(ARN, SECRET);
     forgetWebhookSecret();
     assert.equal(await webhookSecret(now + CACHE_MS + 2), SECRET, "read again when forgotten");
-    assert.equal(fake.reads.length, 3);
+    assert.equal(fake.reads.length, 6);
   } finally {
     close();
   }
@@ -57,7 +58,7 @@ Deno.test("a secret without a whsec_ value is refused with the command that fixe
   try {
     await assert.rejects(
       webhookSecret(),
-      /the webhook secret arn:aws:secretsmanager:.* holds no whsec_\.\.\. value; .*put-secret-value --secret-id arn:aws:secretsmanager:/,
+      /the webhook secret arn:aws:secretsmanager:.* holds no valid whsec_\.\.\. value \(it is not set\); .*put-secret-value --secret-id arn:aws:secretsmanager:/,
     );
     fake.secrets.set(ARN, SECRET);
     assert.equal(await webhookSecret(), SECRET, "a failed read is not cached");
@@ -84,5 +85,43 @@ Deno.test("SYNC_WEBHOOK_SECRET, when set, is used as it is", async () => {
     assert.equal(await webhookSecret(), SECRET);
   } finally {
     delete process.env.SYNC_WEBHOOK_SECRET;
+  }
+});
+
+Deno.test("a value that is not a usable secret is refused, naming why and not the value, and not cached", async () => {
+  const { fake, close } = withFake({ [ARN]: "whsec_c2hvcnQ=" });
+  try {
+    await assert.rejects(
+      webhookSecret(),
+      (error: Error) =>
+        /holds no valid whsec_\.\.\. value \(secret 1 of 1 .*\)/.test(error.message) &&
+        !error.message.includes("c2hvcnQ"),
+    );
+    fake.secrets.set(ARN, SECRET);
+    assert.equal(await webhookSecret(), SECRET);
+  } finally {
+    close();
+  }
+});
+
+Deno.test("the previous version is signed with too, so either side of a rotation verifies", async () => {
+  const { fake, close } = withFake({ [ARN]: ROTATED });
+  try {
+    fake.previous.set(ARN, SECRET);
+    assert.equal(await webhookSecret(), `${ROTATED},${SECRET}`);
+    forgetWebhookSecret();
+    // A previous version that is not a secret (or the same one) is left out.
+    fake.previous.set(ARN, "not a secret");
+    assert.equal(await webhookSecret(), ROTATED);
+    forgetWebhookSecret();
+    fake.previous.set(ARN, ROTATED);
+    assert.equal(await webhookSecret(), ROTATED);
+    forgetWebhookSecret();
+    // A current value that already holds two secrets is used as it is.
+    fake.secrets.set(ARN, `${ROTATED},${SECRET}`);
+    fake.previous.set(ARN, `whsec_${btoa("c".repeat(32))}`);
+    assert.equal(await webhookSecret(), `${ROTATED},${SECRET}`);
+  } finally {
+    close();
   }
 });

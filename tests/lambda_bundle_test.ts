@@ -25,7 +25,12 @@ import { connectDb, dynamo, eventually, stack, streamRecordsContaining } from ".
  * instance) with each event in turn; returns its answers and its logs. Fails unless that
  * process is Node.js 22.
  */
-async function invokeInNode(dir: string, events: unknown[], env: Record<string, string>) {
+async function invokeInNode(
+  dir: string,
+  events: unknown[],
+  env: Record<string, string>,
+  budgetMs = 10_000,
+) {
   writeFileSync(join(dir, "events.json"), JSON.stringify(events));
   const script = `
     console.log("NODE " + process.version);
@@ -33,7 +38,7 @@ async function invokeInNode(dir: string, events: unknown[], env: Record<string, 
     const events = require(${JSON.stringify(join(dir, "events.json"))});
     (async () => {
       for (const event of events) {
-        const end = Date.now() + 10000;
+        const end = Date.now() + ${budgetMs};
         const context = { getRemainingTimeInMillis: () => end - Date.now(), awsRequestId: "test" };
         await handler(event, context).then(
           (r) => console.log("RESULT " + JSON.stringify(r)),
@@ -88,10 +93,12 @@ Deno.test("the built zip forwards a real stream event to the webhook", async () 
     assert.deepEqual(ok.result, { batchItemFailures: [] }, ok.logs);
     assert.match(ok.logs, /delivered 1 records from \d+: \{"received":1,/);
 
+    // Refused (401) until the invocation's time runs out: retried meanwhile, as a rotation
+    // under way may need.
     const refused = await invokeInNode(dir, [{ Records: records }], {
       ...env,
       SYNC_WEBHOOK_SECRET: `whsec_${btoa("wrong".repeat(8))}`,
-    });
+    }, 3_000);
     assert.deepEqual(refused.result, {
       batchItemFailures: [{ itemIdentifier: records[0].dynamodb!.SequenceNumber }],
     });
@@ -116,11 +123,26 @@ Deno.test("the built zip forwards a real stream event to the webhook", async () 
         [{ batchItemFailures: [] }, { batchItemFailures: [] }],
         warm.logs,
       );
-      assert.deepEqual(secrets.reads, [arn], "one Secrets Manager read for two invocations");
+      assert.deepEqual(
+        secrets.reads.toSorted(),
+        [arn, `${arn} (AWSPREVIOUS)`],
+        "one Secrets Manager read (current and previous versions) for two invocations",
+      );
+
+      // A rotation begun in Secrets Manager before Supabase has the new secret: the
+      // previous version's signature still verifies, and nothing waits.
+      secrets.secrets.set(arn, `whsec_${btoa("rotated".repeat(5))}`);
+      secrets.previous.set(arn, stack.SYNC_WEBHOOK_SECRET);
+      const rotating = await invokeInNode(dir, [{ Records: records }], deployed);
+      assert.deepEqual(rotating.result, { batchItemFailures: [] }, rotating.logs);
+      assert.doesNotMatch(rotating.logs, /webhook answered 401/);
 
       secrets.secrets.set(arn, "");
       const unset = await invokeInNode(dir, [{ Records: records }], deployed);
-      assert.match(unset.result.error, /holds no whsec_\.\.\. value; put the one Supabase has/);
+      assert.match(
+        unset.result.error,
+        /holds no valid whsec_\.\.\. value \(it is not set\); put the one Supabase has/,
+      );
     } finally {
       await secrets.close();
     }
