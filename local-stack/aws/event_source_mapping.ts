@@ -55,7 +55,12 @@ export interface StreamFailureMessage {
  */
 export const DEPLOYED_MAPPING = {
   batchSize: 10,
-  maxRetryAttempts: 10,
+  /**
+   * -1: a failing batch is "retried until the record expires"
+   * (https://docs.aws.amazon.com/lambda/latest/dg/services-ddb-params.html), that is until
+   * it passes `maxRecordAgeS`: an hour of the webhook down loses nothing.
+   */
+  maxRetryAttempts: -1,
   maxRecordAgeS: 3600,
   bisectBatchOnFunctionError: true,
   functionTimeoutMs: 60_000,

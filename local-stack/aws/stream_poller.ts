@@ -15,7 +15,7 @@
  * stale itself would heal locally what production only heals after the next check.
  *
  * Settings (environment; the defaults are the deployed mappings', DEPLOYED_MAPPING):
- * STREAM_BATCH_SIZE (10), STREAM_MAX_RETRY_ATTEMPTS (10; -1: until the records expire),
+ * STREAM_BATCH_SIZE (10), STREAM_MAX_RETRY_ATTEMPTS (-1, as deployed: until the records pass their maximum age),
  * STREAM_MAX_RECORD_AGE_S (3600; -1: never), STREAM_BISECT_ON_ERROR (true),
  * STREAM_RESERVED_CONCURRENCY (5: invocations at once of a region's function).
  *

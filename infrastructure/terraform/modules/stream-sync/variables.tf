@@ -70,13 +70,13 @@ variable "maximum_batching_window_in_seconds" {
 }
 
 variable "maximum_retry_attempts" {
-  description = "Retries of a failing batch (after bisecting it) before its range goes to the dead-letter queue."
+  description = "Retries of a failing batch (after bisecting it) before its range goes to the dead-letter queue; -1 (AWS's default): until its records pass maximum_record_age_in_seconds, which bounds it."
   type        = number
-  default     = 10
+  default     = -1
 
   validation {
-    condition     = var.maximum_retry_attempts >= 0 && var.maximum_retry_attempts <= 10000
-    error_message = "maximum_retry_attempts must be bounded: 0 to 10000."
+    condition     = var.maximum_retry_attempts >= -1 && var.maximum_retry_attempts <= 10000
+    error_message = "maximum_retry_attempts must be -1 (until the records pass their maximum age) or 0 to 10000."
   }
 }
 
