@@ -27,6 +27,7 @@ import { scanSegments } from "./segment_scan.ts";
 import type { ScanResult } from "./segment_work.ts";
 import { commitPage, PagesInFlight } from "./backfill_page.ts";
 import { LedgerTurns } from "./read_turns.ts";
+import { laneId } from "./scan_lanes.ts";
 
 export { LEASE_LOST } from "./segment_work.ts";
 export { PagesInFlight } from "./backfill_page.ts";
@@ -115,7 +116,6 @@ export async function runWorker(deps: WorkerDeps, worker: string): Promise<RunRe
   const lanes = Math.max(1, deps.segmentsPerRun ?? 1);
   const lanesOfRun = new ScanLanes();
   let wokeAnother = false;
-  const turns = new LedgerTurns(deps.sql, worker, deps.maxRcuPerSecond);
   // Whether another page fits under the hard limit with the pages already in flight.
   const roomForAPage = () =>
     deps.cpu.usedMs() + inFlight.expectedMs() + inFlight.perPageMs() < CPU_PAGE_CEILING_MS;
@@ -137,8 +137,13 @@ export async function runWorker(deps: WorkerDeps, worker: string): Promise<RunRe
     }
     return spent;
   };
-  const lane = () =>
-    scanSegments(deps, worker, {
+  const lane = (i: number) => {
+    // Each lane holds its segments under an id of its own: a lane whose lease lapsed
+    // during a slow page must not pass the checkpoint of a lane of the same run that
+    // took the segment over (their checkpoints would both commit, the later one behind).
+    const id = laneId(worker, i, lanes);
+    const turns = new LedgerTurns(deps.sql, id, deps.maxRcuPerSecond);
+    return scanSegments(deps, id, {
       claim: () => lanesOfRun.stopped ? Promise.resolve(undefined) : turns.claim(),
       turns,
       // One wake check per run: its other lanes' claims need none.
@@ -162,11 +167,12 @@ export async function runWorker(deps: WorkerDeps, worker: string): Promise<RunRe
           rate: deps.maxRcuPerSecond,
         }),
     });
+  };
   // The run's lanes stop together, and with every run of the isolate once a page of any
   // of them takes the isolate's CPU to the budget (PagesInFlight.onCpuPast): then
   // `retired()` holds, so a lane whose wait for a turn ends gives its segment back.
   const cancel = inFlight.onCpuPast(deps.cpuBudgetMs, () => lanesOfRun.stop());
-  for (let i = 0; i < lanes; i++) lanesOfRun.add(lane());
+  for (let i = 0; i < lanes; i++) lanesOfRun.add(lane(i));
   const { total, failure } = await lanesOfRun.settle();
   cancel();
   // Stopped from outside, a run's lane may have been between segments, claiming none:

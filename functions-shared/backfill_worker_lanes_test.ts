@@ -46,6 +46,16 @@ Deno.test("a run with two lanes scans two segments at once, each page with its o
       `segment ${segment}: a page, then its last`,
     );
   }
+  // Each lane holds its segment under an id of its own, and checkpoints under it.
+  const claimers = db.matching("sync.claim_segment").map((s) => s.values[1]);
+  assert.deepEqual(new Set(claimers), new Set(["worker-a/1", "worker-a/2"]));
+  for (const segment of [1, 2]) {
+    assert.equal(
+      new Set(checkpoints.filter((a) => a[1] === segment).map((a) => a[2])).size,
+      1,
+      `segment ${segment}: one lane's`,
+    );
+  }
   assert.equal(inFlight.count, 0, "every page ended");
   assert.equal(woken.count, 0, "nothing to hand on");
   assert.equal(db.matching("sync.backfill_work_pending").length, 1, "one wake check per run");

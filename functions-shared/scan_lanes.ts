@@ -62,3 +62,14 @@ export class ScanLanes {
     return failed ? { total, failure: failed.reason } : { total };
   }
 }
+
+/**
+ * The id a lane of a request holds its segments' leases under: the request's own when it
+ * has one lane, else the request's with the lane's number. Two lanes of one request must
+ * differ: a lane whose lease lapsed during a slow page, and a lane that claimed the
+ * segment after, would both pass the checkpoint's lease check under one id, and the later
+ * commit would put the segment's checkpoint behind the earlier's.
+ */
+export function laneId(worker: string, lane: number, lanes: number): string {
+  return lanes > 1 ? `${worker}/${lane + 1}` : worker;
+}

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { ScanLanes } from "./scan_lanes.ts";
+import { laneId, ScanLanes } from "./scan_lanes.ts";
 import type { ScanResult } from "./segment_work.ts";
 
 const result = (stoppedBy: ScanResult["stoppedBy"], n = 1): ScanResult => ({
@@ -45,4 +45,9 @@ Deno.test("ScanLanes.stop ends the lanes' wait and marks them stopped", async ()
   lanes.stop();
   assert.equal(lanes.stopped, true);
   await lanes.stopping;
+});
+
+Deno.test("each lane of a request has an id of its own; a request of one lane keeps its own", () => {
+  assert.equal(laneId("w", 0, 1), "w");
+  assert.deepEqual([0, 1, 2].map((i) => laneId("w", i, 3)), ["w/1", "w/2", "w/3"]);
 });

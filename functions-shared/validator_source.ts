@@ -23,7 +23,7 @@ import {
 } from "./validator_plan.ts";
 import { estimatingMeter } from "./cpu_meter.ts";
 import { LedgerTurns, turnOf, turnSettlement } from "./read_turns.ts";
-import { ScanLanes } from "./scan_lanes.ts";
+import { laneId, ScanLanes } from "./scan_lanes.ts";
 import { scanSegments } from "./segment_scan.ts";
 import type { Checkpoint, Claim, ScanPage, ScanResult } from "./segment_work.ts";
 
@@ -146,7 +146,6 @@ export async function scanForRun(
   const rate = deps.maxRcuPerSecond ?? DEFAULT_RCU_PER_SECOND;
   // The run's Scan reads by its job's read ledger, as the backfill does: the table's
   // budget goes to whichever of its segments are in flight (read_turns.ts).
-  const turns = new LedgerTurns(deps.sql, worker, rate);
   const scanDeps = {
     sql: deps.sql,
     dynamo: deps.dynamo,
@@ -164,9 +163,6 @@ export async function scanForRun(
     log: deps.log,
   };
   const work = {
-    // No new segment once the request stops: it would only be given back.
-    claim: () => lanes.stopped ? Promise.resolve(undefined) : turns.claim(run),
-    turns,
     // Another request would land on this isolate's gate (VALIDATOR_RUNS_PER_ISOLATE):
     // a run's segments are scanned here, and by the requests it hands on to.
     wakeAnother: async () => {},
@@ -226,11 +222,21 @@ export async function scanForRun(
     },
   };
   // A lane that fails stops the others; the request then fails (checksum_validator.ts).
-  const lane = (): Promise<ScanResult> =>
-    scanSegments(scanDeps, worker, work).catch((error) => {
+  // Each lane holds its segments under an id of its own (scan_lanes.ts, laneId).
+  let lanesStarted = 0;
+  const lane = (): Promise<ScanResult> => {
+    const id = laneId(worker, lanesStarted++, segmentsAtOnce);
+    const turns = new LedgerTurns(deps.sql, id, rate);
+    return scanSegments(scanDeps, id, {
+      ...work,
+      // No new segment once the request stops: it would only be given back.
+      claim: () => lanes.stopped ? Promise.resolve(undefined) : turns.claim(run),
+      turns,
+    }).catch((error) => {
       lanes.stop();
       throw error;
     });
+  };
   const first = lanes.add(lane());
   for (let i = 1; i < segmentsAtOnce; i++) {
     // The others start once the first page is measured, or once the first scan stops

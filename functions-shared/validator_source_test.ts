@@ -83,9 +83,20 @@ Deno.test("scanForRun claims the run's segments, from their checkpoints, compari
   });
   // Each claim books its segment's first read in the job's read ledger, at the table's
   // budget (250 read units a second by default).
+  // Each lane claims under an id of its own (laneId), so that two lanes of the request
+  // never pass one another's lease checks.
+  const claimers = [];
   for (const claim of db.matching("sync.claim_segment")) {
-    assert.deepEqual(claim.values, [250, "w1", 5]);
+    const [rate, worker, runId] = claim.values;
+    assert.deepEqual([rate, runId], [250, 5]);
+    assert.match(String(worker), /^w1\/[1-4]$/);
+    claimers.push(worker);
     assert.match(claim.text, /sync\.backfill_read_turn\(c\.job_id, \$1, null, 0, true\)/);
+  }
+  assert.ok(new Set(claimers).size >= 2, `lanes claimed as ${claimers}`);
+  // A page's checkpoint names the lane that claimed its segment.
+  for (const checkpoint of db.matching("sync.checkpoint_segment")) {
+    assert.match(String(checkpoint.values[2]), /^w1\/[1-4]$/);
   }
   assert.deepEqual(
     dynamo.sent.map((c) => [c.input.Segment, c.input.TotalSegments, c.input.Limit]).sort(),
