@@ -243,8 +243,15 @@ function refusedLetter({ spec, change, deadLetter }: TableChange, error: Error):
  * (connection exception). PgBouncer reports its own failures as 08P01, e.g.
  * `query_wait_timeout` (no server connection came free, or the server is down) and
  * `server login has been failing, try again later (server_login_retry)` right after
- * the server came back (https://www.pgbouncer.org/config.html).
+ * the server came back (https://www.pgbouncer.org/config.html). Supavisor, the hosted
+ * pooler, reports its own as XX000 with the reason in parentheses first:
+ * `(ECHECKOUTTIMEOUT) unable to check out connection from the pool` when no connection
+ * came free, `(EMAXCONN...)` for too many clients, `(ECIRCUITBREAKER)` and
+ * `(EDBHANDLEREXITED)` (supabase/supavisor, test/integration/proxy_test.exs).
  */
+const SUPAVISOR_UNAVAILABLE =
+  /^\((ECHECKOUTTIMEOUT|EMAXCONN[A-Z]*|ECIRCUITBREAKER|EDBHANDLEREXITED)\)/;
+
 export function isDatabaseUnavailable(error: unknown): boolean {
   const e = error as { code?: string; message?: string; name?: string };
   const codes = [
@@ -265,7 +272,7 @@ export function isDatabaseUnavailable(error: unknown): boolean {
     e?.name === "ConnectionRefused" ||
     /connection refused|connection reset|ECONNREFUSED|terminating connection/i.test(
       e?.message ?? "",
-    );
+    ) || SUPAVISOR_UNAVAILABLE.test(e?.message ?? "");
 }
 
 /**

@@ -153,3 +153,20 @@ Deno.test("a pooler's own failures (08P01) and every connection exception mean r
   assert.equal(isDatabaseUnavailable(Object.assign(new Error("x"), { code: "57014" })), false);
   assert.equal(isDatabaseUnavailable(Object.assign(new Error("x"), { code: "22007" })), false);
 });
+
+Deno.test("Supavisor's own failures (XX000 with its reason first) mean retry later; other XX000 do not", () => {
+  const supavisor = (message: string) => Object.assign(new Error(message), { code: "XX000" });
+  for (
+    const message of [
+      "(ECHECKOUTTIMEOUT) unable to check out connection from the pool due to timeout",
+      "(EMAXCONNSESSION) max clients reached in session mode - max clients are limited to pool_size: 15",
+      "(EMAXCONN) max client connections reached, limit: 200",
+      "(ECIRCUITBREAKER) too many authentication errors, new connections are temporarily blocked",
+      "(EDBHANDLEREXITED) connection to database closed. Check logs for more information",
+    ]
+  ) {
+    assert.equal(isDatabaseUnavailable(supavisor(message)), true, message);
+  }
+  assert.equal(isDatabaseUnavailable(supavisor("invalid page in block 7 of relation")), false);
+  assert.equal(isDatabaseUnavailable(supavisor("see (ECHECKOUTTIMEOUT) later")), false);
+});
