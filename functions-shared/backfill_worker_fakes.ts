@@ -59,6 +59,8 @@ export function backfillDb(
     turns?: { wait_ms: number; units: number }[];
     /** The answer to a hold of a lease during a long wait (default: held). */
     hold?: (s: Statement) => unknown[];
+    /** Whether a failed attempt is the segment's last, failing its job (default: no). */
+    lastAttempt?: boolean;
   } = {},
 ) {
   const queue = [...claims];
@@ -90,7 +92,9 @@ export function backfillDb(
       return options.checkpoint?.(s) ?? [{ turn: turn(s) }];
     }
     if (s.text.includes("sync.release_segment")) return options.release?.(s) ?? [];
-    if (s.text.startsWith("update sync.backfill_segments set error")) return [];
+    if (s.text.includes("sync.note_failed_attempt")) {
+      return [{ failed: options.lastAttempt ?? false }];
+    }
     if (s.text.startsWith("update sync.backfill_segments s set lease_expires_at")) {
       return options.hold?.(s) ?? [{ held: 1 }];
     }

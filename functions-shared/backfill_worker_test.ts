@@ -237,7 +237,7 @@ Deno.test("a poison item becomes a dead letter and its page still checkpoints", 
   assert.ok(lines.includes(`${WHERE}: 1 item(s) dead-lettered`));
 });
 
-Deno.test("any other Scan error releases the segment and propagates, even if the release fails", async () => {
+Deno.test("any other Scan error is counted on the segment, which is released, and propagates, even if the release fails", async () => {
   for (const releaseFails of [false, true]) {
     const db = backfillDb([claim()], {
       release: () => {
@@ -251,14 +251,31 @@ Deno.test("any other Scan error releases the segment and propagates, even if the
     const { deps, lines } = workerDeps(db, dynamo);
     await assert.rejects(runWorker(deps, "worker-a"), /ExclusiveStartKey is invalid/);
     assert.equal(dynamo.sent.length, 1, "not retried");
+    assert.deepEqual(db.matching("sync.note_failed_attempt").map((s) => s.values), [
+      ["7", 1, "worker-a", `${WHERE}: ValidationException: ExclusiveStartKey is invalid`],
+    ]);
     assert.deepEqual(db.matching("sync.release_segment").map((s) => s.values.slice(0, 3)), [
       ["7", 1, "worker-a"],
     ]);
     assert.equal(
       lines.at(-1),
-      `${WHERE}: ExclusiveStartKey is invalid; released for another worker`,
+      `${WHERE}: ValidationException: ExclusiveStartKey is invalid; released for another worker`,
     );
   }
+});
+
+Deno.test("an error on a segment's last attempt fails its job, naming the table, the segment and the cause", async () => {
+  const db = backfillDb([claim()], { lastAttempt: true });
+  const dynamo = fakeDynamo(() => {
+    throw awsError("AccessDeniedException", "not authorized to perform: dynamodb:Scan");
+  });
+  const { deps, lines } = workerDeps(db, dynamo);
+  await assert.rejects(runWorker(deps, "worker-a"), /not authorized/);
+  assert.equal(db.matching("sync.release_segment").length, 0, "failed, not given back");
+  assert.equal(
+    lines.at(-1),
+    `${WHERE}: AccessDeniedException: not authorized to perform: dynamodb:Scan; its job failed: every attempt in a row ended so`,
+  );
 });
 
 Deno.test("a page Postgres refuses as a whole is written again the careful way, in one transaction with its checkpoint", async () => {

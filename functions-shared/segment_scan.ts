@@ -45,12 +45,20 @@ export async function scanSegments(
   };
   const release = (claim: Claim) =>
     deps.sql`select sync.release_segment(${claim.job_id}, ${claim.segment}, ${worker})`;
+  // Records a failed attempt on the segment, still held, with its cause; true when it was
+  // the last a backfill's segment may have, and its job failed (sync.note_failed_attempt).
+  const noteFailure = async (claim: Claim, cause: string) => {
+    const [row] = await deps.sql<{ failed: boolean }[]>`
+      select sync.note_failed_attempt(${claim.job_id}, ${claim.segment}, ${worker}, ${cause})
+             as failed`;
+    return row?.failed === true;
+  };
 
   while (true) {
     const claim = await work.claim();
     if (!claim) return result;
-    await work.wakeAnother();
     try {
+      await work.wakeAnother();
       const outcome = await scanSegment(claim);
       if (outcome === "budget" || outcome === "gave up") return result;
     } catch (error) {
@@ -65,10 +73,16 @@ export async function scanSegments(
         log(`${(error as Error).message}`);
         continue;
       }
-      // Give the segment back at once if the database lets us (else the lease lapses);
-      // the next worker goes on from the last checkpoint.
-      await release(claim).catch(() => {});
-      log(`${where}: ${(error as Error).message}; released for another worker`);
+      // Counted and given back at once if the database lets us (else the lease lapses,
+      // which the next claim counts); the next worker goes on from the last checkpoint.
+      // Attempts that keep failing fail the job (sync.max_failed_attempts()), naming why.
+      const cause = causeOf(error);
+      if (await noteFailure(claim, `${where}: ${cause}`).catch(() => false)) {
+        log(`${where}: ${cause}; its job failed: every attempt in a row ended so`);
+      } else {
+        await release(claim).catch(() => {});
+        log(`${where}: ${cause}; released for another worker`);
+      }
       throw error;
     }
   }
@@ -171,15 +185,17 @@ export async function scanSegments(
       );
     } catch (error) {
       if (error instanceof ScanGaveUp) {
-        // Give the segment back from its checkpoint, and its turn (a throttled read uses
-        // no capacity); a later worker (pg_cron) goes on.
-        await work.turns.release(claim, { waitMs: 0, units: turn.units });
-        // Kept on the segment (still pending), so that a run or job that never gets past
-        // the throttle is reaped naming why (sync.reap_stalled_validations).
-        await deps
-          .sql`update sync.backfill_segments set error = ${error.message}, updated_at = now()
-                       where job_id = ${claim.job_id} and segment = ${claim.segment}`;
+        // Counted and kept on the segment with its cause, so that a job whose attempts
+        // never get past the throttle fails naming why, and a validation run is reaped
+        // naming it (sync.reap_stalled_validations); then the segment is given back from
+        // its checkpoint, with its turn (a throttled read uses no capacity), and a later
+        // worker (pg_cron) goes on.
         result.stoppedBy = "throttled";
+        if (await noteFailure(claim, `${where}: ${error.message}`)) {
+          log(`${where}: ${error.message}; its job failed: every attempt in a row ended so`);
+          return "gave up";
+        }
+        await work.turns.release(claim, { waitMs: 0, units: turn.units });
         log(`${where}: ${error.message}; released for a later worker`);
         return "gave up";
       }
@@ -252,4 +268,11 @@ async function untilTurn(
     await pacing.sleep(HOLD_EVERY_MS);
     if (!await hold()) return false;
   }
+}
+
+/** An error's cause as a log line and the segment's error give it: AWS's name, then why. */
+function causeOf(error: unknown): string {
+  const { name, message } = error as { name?: string; message?: string };
+  const text = message ?? String(error);
+  return name && name !== "Error" && !text.startsWith(name) ? `${name}: ${text}` : text;
 }

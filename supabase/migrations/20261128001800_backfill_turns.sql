@@ -40,7 +40,7 @@
 alter table sync.backfill_segments
   add column takeovers integer not null default 0 check (takeovers >= 0);
 comment on column sync.backfill_segments.takeovers is
-  'Claims of this segment after its lease ran out, since its last checkpoint.';
+  'Attempts of this segment that ended without a page written since its last checkpoint: claims after its lease ran out, and failures (sync.note_failed_attempt). A backfill''s segment fails its job at sync.max_failed_attempts(); an export''s data file after 3 takeovers.';
 
 -- Replaces 20261128000500_backfill.sql's (whole; the same signature): the last segment
 -- of a validation run's Scan (20261128001100_validator_segments.sql) moves the run on to
