@@ -4,8 +4,13 @@
  * of the lifecycle the gateway enforces (local-stack/supabase/edge_isolates.ts).
  *
  * `EdgeRuntime.waitUntil(promise)` keeps a request's background work alive after the
- * response was sent; a failure is logged, as the hosted runtime does. A user worker's
- * `EdgeRuntime` has nothing else (supabase/edge-runtime, ext/runtime/js/namespaces.js).
+ * response was sent. It only registers the promise, as the hosted runtime's does
+ * (supabase/edge-runtime, ext/runtime/js/async_hook.js): a promise that rejects with
+ * nothing to handle it is an unhandled rejection, which ends the isolate, every other
+ * request and background task in it included, unless an `unhandledrejection` listener
+ * prevents it (ext/runtime/js/bootstrap.js, processUnhandledPromiseRejection: "an
+ * unhandled promise rejection that is about to terminate the runtime"). A user worker's
+ * `EdgeRuntime` has nothing else (ext/runtime/js/namespaces.js).
  *
  * Signals from the gateway, standing for the hosted runtime's events
  * (ext/runtime/js/bootstrap.js: `beforeunload` is a CustomEvent whose `detail` is
@@ -26,10 +31,10 @@ const pending = new Set<Promise<unknown>>();
 
 const edgeRuntime = {
   waitUntil(promise: Promise<unknown>): void {
-    const tracked = promise.catch((error) => {
-      console.error("EdgeRuntime.waitUntil: background task failed:", error);
-    }).finally(() => pending.delete(tracked));
-    pending.add(tracked);
+    pending.add(promise);
+    // The promise `finally` returns rejects as `promise` does, with nothing to handle it:
+    // a failure stays an unhandled rejection, as on the hosted runtime.
+    promise.finally(() => pending.delete(promise));
   },
 };
 

@@ -67,10 +67,15 @@ Deno.serve((req) => {
       inFlight,
       maxRcuPerSecond: settings.maxRcuPerSecond,
       log: (line) => console.log(`${worker}: ${line}`),
-    }, worker).then((r) =>
-      console.log(
-        `${worker}: ${r.pages} pages, ${r.items} items, ${r.rows} rows, stopped by ${r.stoppedBy}`,
-      )
+    }, worker).then(
+      (r) =>
+        console.log(
+          `${worker}: ${r.pages} pages, ${r.items} items, ${r.rows} rows, stopped by ${r.stoppedBy}`,
+        ),
+      // Handled here: an unhandled rejection would end the isolate, and with it its other
+      // runs mid-page (the runtime's waitUntil only registers the promise). The segment
+      // was given back and its cause logged, naming it (segment_scan.ts).
+      (error) => console.error(`${worker}: stopped by an error: ${(error as Error).message}`),
     )
   );
   if (!run) {
