@@ -22,7 +22,8 @@
 -- entry a third of that (README, "Where the time goes": the webhook). A record delivered
 -- twice is in two rows; looking it up finds it either way. Kept 48 hours after they
 -- were applied (the stream keeps a record 24 hours; the check looks back at most one
--- check interval further), purged by sync.record_stream_check.
+-- check interval further), purged by sync.purge_expired
+-- (20261128002700_retention_progress.sql).
 create table sync.stream_batches_applied (
   id bigint generated always as identity primary key,
   stream_arn text not null,
@@ -31,8 +32,6 @@ create table sync.stream_batches_applied (
   applied_at timestamptz not null default now()
 );
 create index stream_batches_applied_span_idx on sync.stream_batches_applied using gist (span);
--- Rows arrive in applied_at order: a BRIN index finds the old ones for nearly nothing.
-create index stream_batches_applied_purge_idx on sync.stream_batches_applied using brin (applied_at);
 comment on table sync.stream_batches_applied is
   'The stream records of each committed webhook batch, per stream: sorted sequence numbers and their span; kept 48 h.';
 
@@ -164,16 +163,6 @@ begin
     set stream_arn = excluded.stream_arn, checked_at = excluded.checked_at,
         shards = excluded.shards, problem = excluded.problem,
         backfill_job_id = coalesce(excluded.backfill_job_id, sync.stream_checks.backfill_job_id);
-  -- Every stream's notes past 48 hours, not only this stream's: a replaced stream's, or
-  -- those of a table whose check keeps failing, would otherwise stay for ever. Oldest
-  -- first, at most 50,000 a call (the BRIN index finds them), so that a backlog is
-  -- purged over a few runs rather than in one long statement.
-  delete from sync.stream_batches_applied b
-  where b.ctid = any (array(
-      select x.ctid from sync.stream_batches_applied x
-      where x.applied_at < now() - interval '48 hours'
-      order by x.applied_at limit 50000))
-    and (b.applied_at < now() - interval '48 hours') is true;
   return job_id;
 end
 $$;

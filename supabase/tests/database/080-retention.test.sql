@@ -4,7 +4,7 @@
 -- are never purged.
 set client_min_messages = warning;
 begin;
-select plan(36);
+select plan(43);
 
 -- Start from nothing, so that what purge_expired reports is exactly this test's rows.
 delete from sync.tombstones;
@@ -22,11 +22,12 @@ select results_eq(
   $$select key, value from sync.settings where key like '%\_retention' order by key$$,
   $$values ('backfill_job_retention'::text, '30 days'::text), ('checksum_run_retention', '30 days'),
            ('cron_history_retention', '7 days'), ('dead_letter_retention', '30 days'),
-           ('observation_retention', '48 hours'), ('tombstone_retention', '48 hours'),
+           ('observation_retention', '48 hours'), ('stream_note_retention', '48 hours'),
+           ('tombstone_retention', '48 hours'),
            ('webhook_id_retention', '10 minutes'), ('write_back_retention', '30 days')$$,
   'the retention settings and their defaults'
 );
-select is((select count(*)::int from sync.settings where key like '%\_retention' and description <> ''), 8,
+select is((select count(*)::int from sync.settings where key like '%\_retention' and description <> ''), 9,
   'each setting says what it keeps');
 select is((select schedule from cron.job where jobname = 'sync-retention'), '23 * * * *',
   'pg_cron purges hourly');
@@ -99,7 +100,8 @@ insert into public.sync_checksums (target_table, status, started_at, checked_at,
 create temp table purged as select sync.purge_expired() as result;
 select is((select result from purged),
   '{"tombstones": 1, "cron_history": 1, "dead_letters": 1, "backfill_jobs": 1, "sync_checksums": 1,
-    "webhook_deliveries": 1, "deleted_observations": 2, "superseded_observations": 1, "incomplete": []}'::jsonb,
+    "webhook_deliveries": 1, "deleted_observations": 2, "superseded_observations": 1, "incomplete": [],
+    "stream_notes": 0}'::jsonb,
   'purge_expired reports what it removed per kind');
 
 select results_eq($$select row_key ->> 'segment_id' from sync.tombstones$$, $$values ('young')$$,
@@ -132,7 +134,8 @@ select results_eq(
 
 select is(sync.purge_expired(),
   '{"tombstones": 0, "cron_history": 0, "dead_letters": 0, "backfill_jobs": 0, "sync_checksums": 0,
-    "webhook_deliveries": 0, "deleted_observations": 0, "superseded_observations": 0, "incomplete": []}'::jsonb,
+    "webhook_deliveries": 0, "deleted_observations": 0, "superseded_observations": 0, "incomplete": [],
+    "stream_notes": 0}'::jsonb,
   'a second run finds nothing more');
 
 -- Open dead letters are never purged, whatever the setting.
@@ -170,8 +173,8 @@ update sync.observations set recorded_at = now() - interval '60 hours' where row
 select sync.purge_expired();
 select results_eq($$select row_key ->> 'action_id' from sync.tombstones$$, $$values ('during')$$,
   'a tombstone recorded after the start of a running backfill stays past its retention');
-select is((select count(*)::int from sync.observations where row_key = '{"job_id": "j1"}'), 1,
-  'so does a deleted observation');
+select is((select count(*)::int from sync.observations where row_key = '{"job_id": "j1"}'), 0,
+  'a running backfill holds its own table''s tombstones only: another table''s deleted observation goes');
 update sync.backfill_jobs set status = 'done', finished_at = now() where status = 'running';
 select sync.purge_expired();
 select is((select count(*)::int from sync.tombstones), 0, 'once the backfill is done the tombstone goes');
@@ -211,6 +214,61 @@ select throws_ok(
   $$select * from sync.purge_superseded_observations('firespring_actions', now(), 1, 1, now())$$, '22023',
   'sync.purge_superseded_observations: firespring_actions is not a collapsed target table',
   'only collapsed tables have superseded observations');
+
+-- The walk goes on from where the last run stopped: observations a row holds (never
+-- purged) ahead of a superseded one no longer stop every run at the same place.
+delete from sync.purge_cursors;
+select sync.merge_changes('firespring_visitors', jsonb_build_array(
+  pg_temp.visit('upsert', 'v6', 100, 1, '46'), pg_temp.visit('upsert', 'v7', 100, 1, '47'),
+  pg_temp.visit('upsert', 'v7', 200, 2, '48')));
+update sync.observations set recorded_at = now() - interval '5 days'
+where row_key = '{"visitor_id": "v6"}';
+update sync.observations set recorded_at = now() - interval '4 days'
+where row_key = '{"visitor_id": "v7"}';
+update public.firespring_visitors set synced_at = now() - interval '3 days';
+select results_eq(
+  $$select removed, complete from sync.purge_superseded_observations(
+      'firespring_visitors', now() - interval '1 hour', 1, 1, clock_timestamp() + interval '1 minute')$$,
+  $$values (0::bigint, false)$$,
+  'a run that walked only a held observation stops there...');
+select results_eq(
+  $$select removed, complete from sync.purge_superseded_observations(
+      'firespring_visitors', now() - interval '1 hour', 1, 1, clock_timestamp() + interval '1 minute')$$,
+  $$values (1::bigint, false)$$,
+  '...and the next goes on past it, to the superseded one');
+select is((select count(*)::int from sync.observations where row_key = '{"visitor_id": "v7"}'), 1,
+  'v7 keeps only its held observation');
+
+-- A tombstone stays while an open dead letter of its key waits for its replay: the
+-- letter's change is older than the delete, and would bring the row back without it.
+insert into sync.tombstones (target_table, row_key, sync_sequence, deleted_at, recorded_at) values
+  ('firespring_segments', '{"segment_id": "lettered"}', 9, now() - interval '4 days', now() - interval '4 days');
+insert into sync.dead_letters (source_table, target_table, reason, record, row_key, position_seq)
+values ('firespring-backdoor-segments-dev', 'firespring_segments', 'a value it could not map',
+        '{"x": 1}', '{"segment_id": "lettered"}', 5);
+select sync.purge_expired();
+select is((select count(*)::int from sync.tombstones where row_key = '{"segment_id": "lettered"}'), 1,
+  'an open dead letter of its key keeps a tombstone past its retention');
+update sync.dead_letters set replayed_at = now(), replay_result = 'skipped'
+where row_key = '{"segment_id": "lettered"}';
+select sync.purge_expired();
+select is((select count(*)::int from sync.tombstones where row_key = '{"segment_id": "lettered"}'), 0,
+  'once the letter is replayed, the tombstone goes');
+
+-- A backfill that has made no progress for longer than tombstones are kept fails, saying
+-- so, and holds its table's tombstones no longer.
+insert into sync.backfill_jobs (source_table, total_segments, status, requested_at, started_at)
+values ('firespring-backdoor-actions-dev', 1, 'running', now() - interval '4 days', now() - interval '4 days');
+insert into sync.backfill_segments (job_id, segment, status, updated_at)
+select id, 0, 'pending', now() - interval '3 days' from sync.backfill_jobs where status = 'running';
+select is(
+  (select jsonb_array_length(sync.purge_expired() -> 'stalled_backfills_failed')), 1,
+  'the purge fails a backfill without progress for longer than tombstone_retention, and says which');
+select matches(
+  (select error from sync.backfill_jobs where source_table = 'firespring-backdoor-actions-dev'
+   order by id desc limit 1),
+  '^no progress since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC, longer than tombstones are kept \(tombstone_retention, 48 hours\): its workers stopped; start the backfill again$',
+  'its error says why and what to do');
 
 -- A setting that cannot be used is named, with the cause.
 update sync.settings set value = 'soon' where key = 'tombstone_retention';

@@ -118,10 +118,11 @@ select throws_ok(
   $$select sync.record_stream_check('no_such_table', 'arn', '{}', null, null)$$,
   '22023', null, 'an unknown table is refused');
 
--- Notes older than 48 hours go with the next run of any check, whatever their stream (a
--- replaced stream's would otherwise stay for ever); younger ones stay.
+-- Notes older than 48 hours go with the hourly purge, whatever their stream (a replaced
+-- stream's would otherwise stay for ever), whether or not any check runs; younger ones
+-- stay.
 update sync.stream_batches_applied set applied_at = now() - interval '49 hours' where span @> 7::numeric;
-select sync.record_stream_check('firespring_segments', 'arn:s1', '{}', null, null);
+select (sync.purge_expired() ->> 'stream_notes')::int >= 1;
 select results_eq(
   $$select stream_arn, sequence_numbers from sync.stream_batches_applied
     where stream_arn like 'arn:s_' order by id$$,

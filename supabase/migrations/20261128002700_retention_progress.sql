@@ -1,0 +1,371 @@
+-- Retention that always makes progress and never brings a deleted row back
+-- (docs/sync-semantics.md, "Retention"). Replaces 20261128001000_retention.sql's
+-- sync.purge_superseded_observations and sync.purge_expired (the same signatures), and
+-- takes over 20261128001300_stream_progress.sql's purge of noted stream records:
+--
+-- 1. The superseded observations of a collapsed table are walked from where the last run
+--    stopped (sync.purge_cursors), not from the oldest every run: the observations a row
+--    holds are never purged, and once there were more of them than a run walks (a
+--    visitor who stopped visiting keeps hers for ever), no run got past them.
+-- 2. A tombstone (or deleted observation) is kept while an open dead letter of its key
+--    waits: the letter's change, older than the delete, would otherwise bring the row back
+--    on its replay once the tombstone was gone.
+-- 3. A running backfill holds its own table's tombstones, not every table's; and one that
+--    has made no progress for longer than tombstones are kept fails, saying so, rather
+--    than hold them for ever.
+-- 4. Noted stream records are purged here, hourly, along their primary key (a batch
+--    costs its rows, not the backlog's), whether or not the lost-record check runs.
+
+create table sync.purge_cursors (
+  target_table text primary key references sync.source_tables (target_table),
+  after_at timestamptz not null,
+  after_key jsonb not null,
+  after_range numeric not null
+);
+comment on table sync.purge_cursors is
+  'Where the last purge of a collapsed table''s superseded observations stopped (recorded_at, row key, range key); none once a walk reached the end.';
+revoke all on table sync.purge_cursors from public;
+
+insert into sync.settings (key, value, description) values
+  ('stream_note_retention', '48 hours',
+   'How long the stream records of each applied webhook batch are noted for the lost-record check: past the stream''s 24 h, and one check interval more.');
+
+create or replace function sync.purge_superseded_observations(
+  p_target text, p_cutoff timestamptz, p_batch integer, p_max_batches integer,
+  p_deadline timestamptz
+) returns table (removed bigint, complete boolean)
+language plpgsql set search_path = ''
+-- Each batch must walk the index in order from its cursor: with statistics from before
+-- the table grew, the planner would rather read every match and sort it, every batch.
+set enable_seqscan = off set enable_bitmapscan = off
+as $fn$
+declare
+  key_match text;
+  statement text;
+  after_at timestamptz;
+  after_key jsonb;
+  after_range numeric;
+  scanned bigint;
+  purged bigint;
+begin
+  select string_agg(format('t.%I = (s.row_key ->> %L)::%s', k.name, k.name,
+                           format_type(a.atttypid, a.atttypmod)), ' and ')
+    into key_match
+  from sync.source_tables st
+  cross join lateral unnest(st.key_columns) as k(name)
+  join pg_attribute a on a.attrelid = format('public.%I', st.target_table)::regclass
+                     and a.attname = k.name
+  where st.target_table = p_target and st.collapsed;
+  if key_match is null then
+    raise exception 'sync.purge_superseded_observations: % is not a collapsed target table', p_target
+      using errcode = '22023';
+  end if;
+  statement := format($sql$
+    with scanned as (
+      select o.ctid, o.row_key, o.range_key, o.recorded_at
+      from sync.observations o
+      where o.target_table = %1$L and not o.deleted and o.recorded_at < $1
+        and (o.recorded_at, o.row_key, o.range_key) > ($2, $3, $4)
+      order by o.recorded_at, o.row_key, o.range_key
+      limit $5
+    ),
+    doomed as (
+      select s.ctid
+      from scanned s
+      -- A lateral lookup by the primary key, so that the plan is one index probe per
+      -- observation whatever the statistics say about the table's size.
+      cross join lateral (
+        select t.sync_range_key, t.synced_at from public.%2$I t
+        where %3$s and %4$s = s.row_key
+        limit 1
+      ) t
+      where s.range_key < t.sync_range_key and t.synced_at < $1
+    ),
+    purged as (
+      -- By ctid alone, a TID scan: the merges of the table wait for this transaction,
+      -- so nothing changed these observations since they were read.
+      delete from sync.observations o
+      where o.ctid = any (array(select d.ctid from doomed d))
+      returning 1
+    ),
+    last_scanned as (
+      select s.recorded_at, s.row_key, s.range_key from scanned s
+      order by s.recorded_at desc, s.row_key desc, s.range_key desc
+      limit 1
+    )
+    select (select count(*) from scanned), (select count(*) from purged),
+           l.recorded_at, l.row_key, l.range_key
+    from (select) as one
+    left join last_scanned l on true
+    $sql$, p_target, p_target, key_match, sync.key_json_sql(p_target, 't'));
+
+  perform pg_advisory_xact_lock(hashtext('sync.merge_changes'), hashtext(p_target));
+  -- Where the last run stopped, or the start.
+  select c.after_at, c.after_key, c.after_range into after_at, after_key, after_range
+  from sync.purge_cursors c where c.target_table = p_target;
+  if not found then
+    after_at := '-infinity'::timestamptz;
+    after_key := 'null'::jsonb;
+    after_range := 0;
+  end if;
+  removed := 0;
+  for i in 1 .. p_max_batches loop
+    exit when clock_timestamp() >= p_deadline;
+    execute statement into scanned, purged, after_at, after_key, after_range
+      using p_cutoff, after_at, after_key, after_range, p_batch;
+    removed := removed + purged;
+    if scanned < p_batch then
+      -- The walk reached the end: the next run starts again from the oldest.
+      delete from sync.purge_cursors c where c.target_table = p_target;
+      complete := true;
+      return next;
+      return;
+    end if;
+  end loop;
+  insert into sync.purge_cursors (target_table, after_at, after_key, after_range)
+  values (p_target, after_at, after_key, after_range)
+  on conflict (target_table) do update
+    set after_at = excluded.after_at, after_key = excluded.after_key,
+        after_range = excluded.after_range;
+  complete := false;
+  return next;
+end
+$fn$;
+
+create or replace function sync.purge_expired() returns jsonb
+language plpgsql set search_path = ''
+-- Batches walk their index oldest first and stop at the LIMIT, however stale the
+-- statistics (see sync.purge_superseded_observations).
+set enable_seqscan = off set enable_bitmapscan = off
+as $fn$
+declare
+  -- Rows per statement and statements per kind: a statement of 5,000 rows takes about
+  -- half a second on a busy 2-core machine, whatever the table's size (an index range
+  -- and a TID scan). No statement starts after the time budget, so a run ends within
+  -- about 31 s, far from the hosted 2-minute statement timeout; the superseded
+  -- observations of each collapsed table get at most 10 s of it, as they hold off that
+  -- table's merges until the run ends.
+  batch constant integer := 5000;
+  max_batches constant integer := 50;
+  deadline constant timestamptz := clock_timestamp() + interval '30 seconds';
+  kinds constant text[] := array['webhook_deliveries', 'cron_history', 'dead_letters',
+    'sync_checksums', 'backfill_jobs', 'tombstones', 'deleted_observations', 'stream_notes'];
+  kind text;
+  cutoff timestamptz;
+  held_tables text[];
+  held_since timestamptz[];
+  stalled jsonb;
+  n bigint;
+  total bigint;
+  finished boolean;
+  removed jsonb := '{}'::jsonb;
+  incomplete text[] := '{}'::text[];
+  collapsed_table text;
+begin
+  -- A backfill that has made no progress for longer than tombstones are kept (its
+  -- workers stopped: an export loader killed and never run again, a Scan backfill whose
+  -- function is not deployed) fails, saying so: otherwise it would hold its table's
+  -- tombstones for ever (below). Resumed after that long it could not be trusted anyway.
+  with stalled_jobs as (
+    update sync.backfill_jobs j
+    set status = 'failed', finished_at = now(),
+        error = format('no progress since %s, longer than tombstones are kept (tombstone_retention, %s): its workers stopped; start the backfill again',
+                       to_char(p.at at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS "UTC"'),
+                       (select s.value from sync.settings s where s.key = 'tombstone_retention'))
+    from (
+      select j2.id, greatest(j2.requested_at,
+               (select max(s.updated_at) from sync.backfill_segments s where s.job_id = j2.id)) as at
+      from sync.backfill_jobs j2
+      where j2.status in ('pending', 'running') and j2.checksum_run_id is null
+    ) p
+    where j.id = p.id and p.at < now() - sync.retention_setting('tombstone_retention')
+      and j.status in ('pending', 'running')
+    returning j.id, j.source_table
+  )
+  select coalesce(jsonb_agg(jsonb_build_object('job', s.id, 'table', s.source_table)), '[]')
+  into stalled from stalled_jobs s;
+
+  -- A backfill page read before a delete and written after its tombstone was purged
+  -- would bring the row back, so nothing of a table deleted after the start of its
+  -- oldest running backfill loses its tombstone (or its deleted observation). Per table:
+  -- one table's long backfill holds no other table's. (A validation run's Scan writes no
+  -- row, so it holds nothing.)
+  select array_agg(t.target_table), array_agg(h.since) into held_tables, held_since
+  from (select j.source_table, min(j.started_at) as since from sync.backfill_jobs j
+        where j.status = 'running' and j.checksum_run_id is null
+        group by j.source_table) h
+  join sync.source_tables t on t.source_table = h.source_table;
+  held_tables := coalesce(held_tables, '{}');
+  held_since := coalesce(held_since, '{}');
+
+  foreach kind in array kinds loop
+    cutoff := now() - sync.retention_setting(case kind
+      when 'webhook_deliveries' then 'webhook_id_retention'
+      when 'cron_history' then 'cron_history_retention'
+      when 'dead_letters' then 'dead_letter_retention'
+      when 'sync_checksums' then 'checksum_run_retention'
+      when 'backfill_jobs' then 'backfill_job_retention'
+      when 'tombstones' then 'tombstone_retention'
+      when 'deleted_observations' then 'observation_retention'
+      -- The stream keeps a record 24 hours; the lost-record check looks back at most one
+      -- check interval (3 hours) further.
+      when 'stream_notes' then 'stream_note_retention'
+    end);
+    total := 0;
+    finished := false;
+    for i in 1 .. max_batches loop
+      exit when clock_timestamp() >= deadline;
+      case kind
+      when 'webhook_deliveries' then
+        with doomed as (
+          select w.webhook_id from sync.webhook_deliveries w
+          where w.received_at < cutoff order by w.received_at limit batch
+        ), purged as (
+          delete from sync.webhook_deliveries w using doomed d
+          where w.webhook_id = d.webhook_id and w.received_at < cutoff
+          returning 1
+        )
+        select count(*) into n from purged;
+      when 'cron_history' then
+        -- Every job's history: the heartbeat's runs are most of it. runid grows with
+        -- time, so the oldest runs come first along the primary key.
+        with doomed as (
+          select r.runid from cron.job_run_details r
+          where coalesce(r.end_time, r.start_time) < cutoff order by r.runid limit batch
+        ), purged as (
+          delete from cron.job_run_details r using doomed d
+          where r.runid = d.runid returning 1
+        )
+        select count(*) into n from purged;
+      when 'dead_letters' then
+        -- Replayed ones only: an open dead letter waits for its fix however old it is.
+        with doomed as (
+          select dl.id from sync.dead_letters dl
+          where dl.replayed_at < cutoff order by dl.replayed_at limit batch
+        ), purged as (
+          delete from sync.dead_letters dl using doomed d
+          where dl.id = d.id and dl.replayed_at < cutoff returning 1
+        )
+        select count(*) into n from purged;
+      when 'sync_checksums' then
+        -- Finished runs only (a running one is the validator's), and never the latest
+        -- run or the latest done run of a table: sync.status shows them.
+        with doomed as (
+          select c.id from public.sync_checksums c
+          where c.status in ('done', 'failed') and c.started_at < cutoff
+            and c.id <> (select l.id from public.sync_checksums l
+                         where l.target_table = c.target_table
+                         order by l.started_at desc, l.id desc limit 1)
+            and c.id is distinct from (select l.id from public.sync_checksums l
+                                       where l.target_table = c.target_table and l.status = 'done'
+                                       order by l.started_at desc, l.id desc limit 1)
+          order by c.id limit batch
+        ), purged as (
+          delete from public.sync_checksums c using doomed d
+          where c.id = d.id and c.status in ('done', 'failed') returning 1
+        )
+        select count(*) into n from purged;
+      when 'backfill_jobs' then
+        -- Finished jobs (their segments go with them), except the latest of each table
+        -- and one a stale table still points at. A job holds up to a million segments,
+        -- so fewer jobs go per statement.
+        with doomed as (
+          select j.id from sync.backfill_jobs j
+          where j.status in ('done', 'failed', 'cancelled') and j.finished_at < cutoff
+            and j.id <> (select l.id from sync.backfill_jobs l
+                         where l.source_table = j.source_table
+                         order by l.requested_at desc, l.id desc limit 1)
+            and not exists (select from sync.table_state ts where ts.backfill_job_id = j.id)
+          order by j.id limit batch / 100
+        ), purged as (
+          delete from sync.backfill_jobs j using doomed d
+          where j.id = d.id and j.status in ('done', 'failed', 'cancelled') returning 1
+        )
+        select count(*) into n from purged;
+      when 'tombstones' then
+        -- Kept while its table's running backfill started before it (above), and while
+        -- an open dead letter of its key waits for a replay: the letter's change, older
+        -- than the delete, would otherwise bring the row back when it is replayed.
+        with purged as (
+          delete from sync.tombstones t
+          where t.ctid = any (array(
+              select x.ctid from sync.tombstones x
+              where x.recorded_at < cutoff
+                and (x.recorded_at < coalesce(held_since[array_position(held_tables, x.target_table)],
+                                              'infinity')) is true
+                and not exists (select from sync.dead_letters dl
+                                where dl.target_table = x.target_table and dl.row_key = x.row_key
+                                  and dl.replayed_at is null)
+              order by x.recorded_at limit batch))
+            and (t.recorded_at < cutoff) is true
+          returning 1
+        )
+        select count(*) into n from purged;
+      when 'deleted_observations' then
+        -- A deleted observation is its own tombstone; no row holds it. Kept as a
+        -- tombstone is.
+        with purged as (
+          delete from sync.observations o
+          where o.ctid = any (array(
+              select x.ctid from sync.observations x
+              where x.deleted and x.recorded_at < cutoff
+                and (x.recorded_at < coalesce(held_since[array_position(held_tables, x.target_table)],
+                                              'infinity')) is true
+                and not exists (select from sync.dead_letters dl
+                                where dl.target_table = x.target_table and dl.row_key = x.row_key
+                                  and dl.replayed_at is null)
+              order by x.recorded_at limit batch))
+            and (o.deleted and o.recorded_at < cutoff) is true
+          returning 1
+        )
+        select count(*) into n from purged;
+      when 'stream_notes' then
+        -- Every stream's, not only the current one's (a replaced stream's, a table whose
+        -- check keeps failing). Along the primary key: ids grow with applied_at, so the
+        -- oldest come first and a batch costs its own rows, however long the backlog.
+        with purged as (
+          delete from sync.stream_batches_applied b
+          where b.ctid = any (array(
+              select x.ctid from sync.stream_batches_applied x
+              where x.applied_at < cutoff order by x.id limit batch))
+            and (b.applied_at < cutoff) is true
+          returning 1
+        )
+        select count(*) into n from purged;
+      end case;
+      total := total + n;
+      if n < (case kind when 'backfill_jobs' then batch / 100 else batch end) then
+        finished := true;
+        exit;
+      end if;
+    end loop;
+    removed := removed || jsonb_build_object(kind, total);
+    if not finished then
+      incomplete := incomplete || kind;
+    end if;
+  end loop;
+
+  -- Last, as it holds off the table's merges until this transaction ends.
+  cutoff := now() - sync.retention_setting('observation_retention');
+  total := 0;
+  finished := true;
+  for collapsed_table in
+    select s.target_table from sync.source_tables s where s.collapsed order by s.target_table
+  loop
+    select p.removed, finished and p.complete into n, finished
+    from sync.purge_superseded_observations(collapsed_table, cutoff, batch, max_batches,
+                                            least(deadline, clock_timestamp() + interval '10 seconds')) p;
+    total := total + n;
+  end loop;
+  removed := removed || jsonb_build_object('superseded_observations', total);
+  if not finished then
+    incomplete := incomplete || 'superseded_observations'::text;
+  end if;
+
+  return removed || jsonb_build_object('incomplete', to_jsonb(incomplete))
+    || case when jsonb_array_length(stalled) > 0
+         then jsonb_build_object('stalled_backfills_failed', stalled) else '{}'::jsonb end;
+end
+$fn$;
+comment on function sync.purge_expired() is
+  'Deletes, in bounded batches, what outlived its retention in sync.settings; returns the rows removed per kind, the kinds left incomplete, and the stalled backfills it failed.';
