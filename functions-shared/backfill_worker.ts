@@ -154,6 +154,7 @@ export async function runWorker(deps: WorkerDeps, worker: string): Promise<RunRe
       },
       overBudget,
       room,
+      wallLeftMs: () => deps.wallBudgetMs - (performance.now() - started),
       stopping: lanesOfRun.stopping,
       pageEnded: () => inFlight.end(deps.cpu.usedMs()),
       // The run hands on once, below, when every lane has given its segment back.

@@ -327,7 +327,7 @@ Deno.test("a segment waiting long for its turn holds its lease as it waits, and 
   const db = backfillDb([claim()], { turns: [{ wait_ms: 10_000, units: 1 }] });
   const dynamo = pagedDynamo({ null: { Items: [item("a")] } });
   const clock = fakeClock();
-  const { deps } = workerDeps(db, dynamo, { pacing: clock });
+  const { deps } = workerDeps(db, dynamo, { pacing: clock, wallBudgetMs: 60_000 });
   await runWorker(deps, "worker-a");
   const holds = db.matching("update sync.backfill_segments s set lease_expires_at");
   assert.equal(holds.length, 2);
@@ -338,11 +338,34 @@ Deno.test("a segment waiting long for its turn holds its lease as it waits, and 
   // A hold that finds the lease another's: no read, no release, the segment is left.
   const lost = backfillDb([claim()], { turns: [{ wait_ms: 10_000, units: 1 }], hold: () => [] });
   const untouched = pagedDynamo({ null: { Items: [item("a")] } });
-  const { deps: lostDeps, lines } = workerDeps(lost, untouched, { pacing: fakeClock() });
+  const { deps: lostDeps, lines } = workerDeps(lost, untouched, {
+    pacing: fakeClock(),
+    wallBudgetMs: 60_000,
+  });
   await runWorker(lostDeps, "worker-a");
   assert.equal(untouched.sent.length, 0);
   assert.equal(lost.matching("sync.release_segment").length, 0);
   assert.ok(lines.some((l) => /its lease was taken over while it waited for its turn/.test(l)));
+});
+
+Deno.test("a turn that comes after the request's wall-clock budget is not slept into: the segment and its turn are given back at the deadline, and the run hands on", async () => {
+  // The turn is 200 s away; the request may run 30 s more.
+  const db = backfillDb([claim()], { turns: [{ wait_ms: 200_000, units: 40 }] });
+  const dynamo = pagedDynamo({ null: { Items: [item("a")] } });
+  const clock = fakeClock();
+  const { deps, lines, woken } = workerDeps(db, dynamo, { pacing: clock, wallBudgetMs: 30_000 });
+  const result = await runWorker(deps, "worker-a");
+  assert.equal(result.stoppedBy, "budget");
+  assert.equal(dynamo.sent.length, 0, "nothing read before its turn");
+  const slept = clock.slept.reduce((a, b) => a + b, 0);
+  assert.ok(slept <= 30_000, `slept ${slept} ms, within the budget`);
+  assert.ok(slept >= 25_000, `slept ${slept} ms, until near the deadline`);
+  // Given back with the turn's units, for the job's other segments.
+  assert.deepEqual(db.matching("sync.release_segment").map((s) => s.values), [
+    ["7", 1, "worker-a", "7", 1_000_000, 40],
+  ]);
+  assert.equal(woken.count, 1, "handed on");
+  assert.match(lines.join("\n"), /its turn comes after the request's wall-clock budget, handed on/);
 });
 
 Deno.test("a page whose checkpoint is refused still settles its read in the ledger", async () => {

@@ -116,22 +116,30 @@ export async function scanSegments(
     while (true) {
       // The budget is checked once the pacing lets the page start: a paced segment holds
       // no CPU while it waits, and a stop asked meanwhile ends the wait.
-      const wait = untilTurn(turn, pacing, () => holdLease(claim));
+      // The wait ends by the request's wall-clock deadline, whenever the turn comes: a
+      // request asleep past it is killed at the platform's wall-clock limit, its lease left
+      // to lapse and its turn unused.
+      const deadline = work.wallLeftMs ? pacing.now() + Math.max(0, work.wallLeftMs()) : Infinity;
+      const wait = untilTurn(turn, pacing, () => holdLease(claim), deadline);
       const held = await (work.stopping ? Promise.race([wait, work.stopping]) : wait);
-      if (held === false) {
+      if (held === "taken") {
         // Taken over while it waited (the lease lapsed): the segment is another's now.
         log(`${where}: its lease was taken over while it waited for its turn; left to its holder`);
         return "done";
       }
-      if (work.room) {
+      if (held !== "deadline" && work.room) {
         await (work.stopping ? Promise.race([work.room(), work.stopping]) : work.room());
       }
-      if (work.overBudget()) {
+      if (held === "deadline" || work.overBudget()) {
         // The turn not taken goes back to the job's other segments with the segment.
         await work.turns.release(claim, { waitMs: 0, units: turn.units });
         await work.handOn();
         result.stoppedBy = "budget";
-        log(`${where}: budget spent (isolate CPU ${deps.cpu.usedMs().toFixed(0)} ms), handed on`);
+        log(
+          held === "deadline"
+            ? `${where}: its turn comes after the request's wall-clock budget, handed on`
+            : `${where}: budget spent (isolate CPU ${deps.cpu.usedMs().toFixed(0)} ms), handed on`,
+        );
         return "budget";
       }
       try {
@@ -251,22 +259,29 @@ export const HOLD_EVERY_MS = 4_000;
 
 /**
  * Waits for `turn`, holding the segment's lease (`hold`) every {@link HOLD_EVERY_MS} of
- * a longer wait; false when a hold finds the lease another's.
+ * a longer wait: "turn" once it came; "taken" when a hold finds the lease another's;
+ * "deadline" when `deadline` (on the pacing clock) comes first, the turn still ahead.
  */
 async function untilTurn(
   turn: TurnAt,
   pacing: PacingDeps,
   hold: () => Promise<boolean>,
-): Promise<boolean> {
+  deadline: number,
+): Promise<"turn" | "taken" | "deadline"> {
   for (;;) {
     const delay = turn.at - pacing.now();
-    if (delay <= 0) return true;
+    if (delay <= 0) return "turn";
+    const left = deadline - pacing.now();
+    if (left < delay && left <= HOLD_EVERY_MS) {
+      if (left > 0) await pacing.sleep(left);
+      return "deadline";
+    }
     if (delay <= HOLD_EVERY_MS) {
       await pacing.sleep(delay);
-      return true;
+      return "turn";
     }
     await pacing.sleep(HOLD_EVERY_MS);
-    if (!await hold()) return false;
+    if (!await hold()) return "taken";
   }
 }
 

@@ -147,6 +147,11 @@ export interface SegmentWork {
    * resolved, `overBudget` must hold: every later wait ends at once too. Optional.
    */
   stopping?: Promise<void>;
+  /**
+   * How much of the request's wall-clock budget is left, in ms: a wait for a turn ends by
+   * then, and the segment is given back with its turn and handed on. Optional (no limit).
+   */
+  wallLeftMs?: () => number;
   /** Called once each page that passed the budget check is written or failed. Optional. */
   pageEnded?: () => void;
   /**

@@ -80,6 +80,11 @@ begin
       and j.checksum_run_id is not distinct from p_run
       and j.export_arn is null
       and (s.status = 'pending' or (s.status = 'running' and s.lease_expires_at < now()))
+      -- Not a job whose reads are booked more than 20 s ahead: its segments in flight use
+      -- its table's read budget already, and another one's first read would wait longer
+      -- than a request can sleep (an isolate is killed at its wall-clock limit). It is
+      -- claimed again once its turns come nearer.
+      and coalesce(l.next_at <= clock_timestamp() + interval '20 seconds', true)
     order by
       -- Jobs whose turns are booked two pages ahead have segments enough in flight to
       -- use their table's budget: they come last.

@@ -4,7 +4,7 @@
 -- the job's read ledger books each read's turn and settles what it cost.
 set client_min_messages = warning;
 begin;
-select plan(23);
+select plan(25);
 
 delete from sync.table_state;
 delete from sync.backfill_jobs;
@@ -163,6 +163,21 @@ select throws_ok(
 select is(
   (select count(*)::int from sync.backfill_read_ledger where job_id = (select searches from job)),
   0, 'a job that booked no turn has no ledger row');
+
+-- A job whose reads are booked more than 20 s ahead is not claimed: another segment's
+-- first read would wait longer than a request may sleep.
+update sync.backfill_jobs set status = 'cancelled' where id = (select searches from job);
+update sync.backfill_jobs set status = 'running', finished_at = null where id = (select segments from job);
+update sync.backfill_segments set status = 'pending', lease_owner = null, lease_expires_at = null
+where job_id = (select segments from job);
+update sync.backfill_read_ledger set next_at = clock_timestamp() + interval '30 seconds'
+where job_id = (select segments from job);
+select is_empty($$select * from sync.claim_segment('w9')$$,
+  'a job booked 30 s ahead gives out no segment');
+update sync.backfill_read_ledger set next_at = clock_timestamp() + interval '10 seconds'
+where job_id = (select segments from job);
+select isnt_empty($$select * from sync.claim_segment('w9')$$,
+  'booked 10 s ahead, it does');
 
 select * from finish();
 rollback;
