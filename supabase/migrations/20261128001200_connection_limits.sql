@@ -40,7 +40,9 @@ drop view sync.status;
 drop function sync.table_counts();
 
 -- The estimate of a table's rows: reltuples per page at the last ANALYZE times the pages it
--- has now (what the planner does), or pg_stat's live tuples when it was never analyzed.
+-- has now (what the planner does), or pg_stat's live tuples when it was never analyzed or
+-- analyzed while it had no page (an estimate of 0 rows per page would say 0 however many
+-- rows came since).
 create function sync.estimated_rows(p_table regclass)
 returns bigint
 language sql stable set search_path = ''
@@ -49,14 +51,15 @@ as $$
     when c.reltuples >= 0 and c.relpages > 0
       then round(c.reltuples / c.relpages
         * (pg_catalog.pg_relation_size(c.oid) / pg_catalog.current_setting('block_size')::bigint))::bigint
-    when c.reltuples >= 0 then c.reltuples::bigint
+    when c.reltuples >= 0
+      then greatest(c.reltuples::bigint, pg_catalog.pg_stat_get_live_tuples(c.oid))
     else pg_catalog.pg_stat_get_live_tuples(c.oid)
   end
   from pg_catalog.pg_class c
   where c.oid = p_table
 $$;
 comment on function sync.estimated_rows(regclass) is
-  'The planner''s estimate of a table''s rows, scaled to its current size; pg_stat''s live tuples before the first ANALYZE.';
+  'The planner''s estimate of a table''s rows, scaled to its current size; pg_stat''s live tuples before the first ANALYZE, or after one of an empty table.';
 
 -- Rows (exact, or estimated above the limit) and the last write of each mirror table.
 create function sync.table_counts()
