@@ -353,6 +353,10 @@ select
   k.match as last_checksum_match,
   k.status as last_checksum_status,
   jsonb_array_length(k.unmappable) as last_checksum_unmappable,
+  -- The latest run that finished: while the next runs queue or run (hours at scale),
+  -- or after one was reaped, this is the last verdict there is.
+  r.checked_at as last_result_at,
+  r.match as last_result_match,
   ts.stale_since is not null as stale,
   case when ts.stale_since is not null then ts.stale_reason end as stale_reason,
   coalesce(wb.pending, 0) as write_backs_pending,
@@ -365,6 +369,11 @@ left join lateral (
   where x.target_table = s.target_table
   order by x.started_at desc limit 1
 ) k on true
+left join lateral (
+  select x.checked_at, x.match from public.sync_checksums x
+  where x.target_table = s.target_table and x.status = 'done'
+  order by x.started_at desc limit 1
+) r on true
 left join sync.table_state ts on ts.target_table = s.target_table
 left join lateral (
   select count(*) filter (where w.status = 'pending') as pending,
@@ -373,7 +382,7 @@ left join lateral (
   from sync.write_backs w where w.target_table = s.target_table and w.status <> 'applied'
 ) wb on true;
 comment on view sync.status is
-  'One row per target table: rows (an estimate above status_exact_count_limit: rows_estimated), last change applied, open dead letters, last checksum result (and its unmappable source items), stale, write-backs pending, in conflict and failed.';
+  'One row per target table: rows (an estimate above status_exact_count_limit: rows_estimated), last change applied, open dead letters, the latest checksum run (its status, result and unmappable source items) and the latest result of a finished one, stale, write-backs pending, in conflict and failed.';
 
 -- Retention (docs/sync-semantics.md, "Retention"): a write-back that has ended (applied,
 -- conflict, failed) is kept for write_back_retention after its last change, then

@@ -2,7 +2,7 @@
 -- sync.backfill_progress (one row per backfill job) report what the tables hold.
 set client_min_messages = warning;
 begin;
-select plan(9);
+select plan(10);
 
 -- Start from empty tables (rolled back at the end, like everything here).
 delete from public.firespring_actions;
@@ -29,6 +29,15 @@ select results_eq(
   $$values (2::bigint, '2026-02-06 11:00:00+00'::timestamptz, 1::bigint,
             '2026-02-06 12:01:00+00'::timestamptz, true)$$,
   'status shows rows, the last change, open dead letters and the latest checksum'
+);
+-- A run queued after them: the latest run has no verdict yet, the last result stands.
+insert into public.sync_checksums (target_table, status, started_at)
+values ('firespring_actions', 'queued', '2026-02-06 13:00:00+00');
+select results_eq(
+  $$select last_checksum_status, last_checksum_match, last_result_at, last_result_match
+    from sync.status where target_table = 'firespring_actions'$$,
+  $$values ('queued'::text, null::boolean, '2026-02-06 12:01:00+00'::timestamptz, true)$$,
+  'while a run is queued, status shows it and the latest finished run''s result'
 );
 select results_eq(
   $$select rows, last_change_at, dead_letters, last_checksum_match
