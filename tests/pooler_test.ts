@@ -18,41 +18,38 @@ Deno.test("the pooler URL names a transaction pooler, which the functions get as
   assert.notEqual(target.port, parseDbUrl(stack.DATABASE_URL).port);
 });
 
-Deno.test("through the pooler session state stays with the server connection, not the client", async () => {
+Deno.test("through the pooler no session state outlasts its transaction, even for a client alone", async () => {
   const { url } = parseDbUrl(stack.POOLER_URL);
   const client = postgres(url, { max: 1, prepare: false, onnotice: () => {} });
-  const other = postgres(url, { max: 1, prepare: false, onnotice: () => {} });
   try {
-    // Session state, each statement its own transaction: what a session SET or PREPARE
-    // (postgres.js retries its own prepared statements, so the plain SQL shows it).
+    // Session state, each statement its own transaction: a session SET, PREPARE, temporary
+    // table and advisory lock (postgres.js retries its own prepared statements, so the
+    // plain SQL shows it).
     await client.unsafe("set statement_timeout = '1s'");
     await client.unsafe("prepare probe as select 1 as one");
-    const [mine] = await client`select pg_backend_pid() as pid`;
-    // The other client gets the server connection released last (PgBouncer's default),
-    // and holds it; the first client's next statement runs on another one.
-    await other.begin(async (tx) => {
-      const [held] =
-        await tx`select pg_backend_pid() as pid, current_setting('statement_timeout') as timeout`;
-      assert.equal(held.pid, mine.pid);
-      assert.equal(held.timeout, "1s", "the other client inherits the first one's SET");
-      const [now] =
-        await client`select pg_backend_pid() as pid, current_setting('statement_timeout') as timeout`;
-      assert.notEqual(now.pid, mine.pid);
-      assert.equal(now.timeout, "2min", "the first client lost its own SET");
-      await assert.rejects(
-        () => client.unsafe("execute probe"),
-        (error: Error & { code?: string }) => {
-          assert.equal(error.code, "26000", error.message); // invalid_sql_statement_name
-          assert.match(error.message, /prepared statement "probe" does not exist/);
-          return true;
-        },
-      );
-      await tx`reset statement_timeout`;
-      await tx`deallocate all`;
+    await client.unsafe("create temporary table probe (id int)");
+    await client.unsafe("select pg_advisory_lock(4242)");
+    // The next transaction, on whichever server connection: none of it is there.
+    const [now] = await client`select current_setting('statement_timeout') as timeout,
+      (select count(*)::int from pg_locks where locktype = 'advisory' and objid = 4242) as locks,
+      to_regclass('pg_temp.probe') is null as no_temp_table`;
+    assert.deepEqual(now, { timeout: "2min", locks: 0, no_temp_table: true });
+    await assert.rejects(
+      () => client.unsafe("execute probe"),
+      (error: Error & { code?: string }) => {
+        assert.equal(error.code, "26000", error.message); // invalid_sql_statement_name
+        assert.match(error.message, /prepared statement "probe" does not exist/);
+        return true;
+      },
+    );
+    // Within one transaction, what a transaction sets holds (set_config(..., true), SET LOCAL).
+    await client.begin(async (tx) => {
+      await tx`select set_config('statement_timeout', '5s', true)`;
+      const [inside] = await tx`select current_setting('statement_timeout') as timeout`;
+      assert.equal(inside.timeout, "5s");
     });
   } finally {
     await client.end();
-    await other.end();
   }
 });
 

@@ -77,8 +77,16 @@ export function pgbouncerIni(dir: string, port = POOLER_PORT, serverPort = POSTG
     `max_client_conn = ${MAX_CLIENTS}`,
     "auth_type = scram-sha-256",
     `auth_file = ${join(dir, "userlist.txt")}`,
-    // Nothing session-wide survives a transaction here; no reset query runs between them.
-    "server_reset_query =",
+    // Nothing session-wide survives a transaction, even for a client alone: PgBouncer would
+    // hand a lone client the server connection it released last (its default), so that a
+    // session SET, PREPARE, temporary table or advisory lock seemed to last, where through
+    // Supavisor, with the pool shared by every isolate, the next transaction may run on
+    // another connection. Reset after every transaction, the loss is certain, and a
+    // function that relies on session state fails here first. (Without DISCARD PLANS: the
+    // functions' cached plans are not session state, and Supavisor keeps them.)
+    "server_reset_query = RESET ALL; SELECT pg_advisory_unlock_all(); DISCARD TEMP; " +
+    "DEALLOCATE ALL; UNLISTEN *",
+    "server_reset_query_always = 1",
     // A client may wait this long for a server connection, then gets an error: Supavisor
     // gives up a checkout after 5,000 ms in transaction mode ("(ECHECKOUTTIMEOUT) unable
     // to check out connection from the pool after 5000ms in Transaction mode",
