@@ -47,6 +47,13 @@ export interface WorkerDeps {
   dynamo: (region: string) => DynamoDBClient;
   /** Starts another run of the import-worker (an HTTP call to itself). */
   wake: () => Promise<void>;
+  /**
+   * Hands the run's work on once it stopped for its budget. Default: `wake`. The
+   * import-worker defers it until the run has given back its place in the isolate
+   * (run_gate.ts): a request that landed on this isolate while the place was held would
+   * be turned away, and nothing would go on until pg_cron's next tick.
+   */
+  handOn?: () => Promise<void>;
   /** The isolate's CPU so far (functions-shared/cpu_meter.ts). */
   cpu: CpuMeter;
   /** Hand on once the isolate has used this much CPU, boot included: the CPU budget. */
@@ -178,7 +185,7 @@ export async function runWorker(deps: WorkerDeps, worker: string): Promise<RunRe
   cancel();
   // Stopped from outside, a run's lane may have been between segments, claiming none:
   // the segments left still need a request.
-  if (total.stoppedBy === "budget" || lanesOfRun.stopped) await deps.wake();
+  if (total.stoppedBy === "budget" || lanesOfRun.stopped) await (deps.handOn ?? deps.wake)();
   if (failure) throw failure;
   return total;
 }

@@ -39,6 +39,28 @@ Deno.test("an isolate already over its CPU budget hands the segment on before an
   assert.equal(lines.at(-1), `${WHERE}: budget spent (isolate CPU 1500 ms), handed on`);
 });
 
+Deno.test("a run that stops for its budget hands on through handOn when given one, not wake", async () => {
+  const db = backfillDb([claim()]);
+  const dynamo = pagedDynamo(twoPages);
+  let handedOn = 0;
+  const { deps, woken } = workerDeps(db, dynamo, {
+    cpu: fakeCpuMeter(1500),
+    cpuBudgetMs: 1000,
+    handOn: () => {
+      handedOn++;
+      return Promise.resolve();
+    },
+  });
+  const result = await runWorker(deps, "worker-a");
+  assert.equal(result.stoppedBy, "budget");
+  assert.equal(handedOn, 1, "handed on once");
+  assert.equal(
+    woken.count,
+    0,
+    "not by wake: the import-worker calls itself once the run's place is free",
+  );
+});
+
 Deno.test("the mapping is measured on the isolate's CPU meter, and the budget checked before each page", async () => {
   const db = backfillDb([claim()]);
   const ids = ["a", "b", "c", "d", "e"];

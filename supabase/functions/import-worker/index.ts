@@ -54,11 +54,17 @@ Deno.serve((req) => {
   const problem = serviceRoleProblem(req, serviceKeys);
   if (problem) return errorResponse(401, problem);
   const worker = `import-worker-${crypto.randomUUID()}`;
+  let handOn = false;
   const run = gate.admit(() =>
     runWorker({
       sql,
       dynamo,
       wake: () => callSelf({}),
+      // After the run has given back its place in the isolate (below).
+      handOn: () => {
+        handOn = true;
+        return Promise.resolve();
+      },
       cpu,
       cpuBudgetMs: settings.cpuBudgetMs,
       wallBudgetMs: runWallBudgetMs(settings.wallBudgetMs),
@@ -82,6 +88,7 @@ Deno.serve((req) => {
     // The runs already here go on; a busy isolate takes no more (run_gate.ts).
     return json(202, { accepted: false, reason: `this isolate already runs ${gate.active}` });
   }
-  EdgeRuntime.waitUntil(run);
+  // The run's place is free by now: a request that comes back to this isolate finds room.
+  EdgeRuntime.waitUntil(run.then(() => handOn ? callSelf({}) : undefined));
   return json(202, { accepted: true, worker });
 });
