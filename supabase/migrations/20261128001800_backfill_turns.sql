@@ -198,11 +198,8 @@ begin
   -- The last turn was booked at an estimate: what it really cost moves the next turns.
   ledger.next_at := ledger.next_at
     + make_interval(secs => ((coalesce(p_spent, 0) - coalesce(p_booked, 0)) / p_rate)::float8);
-  if p_spent is not null and p_next then
-    -- A read was made: its cost is the next one's estimate (an empty page's, too). Not a
-    -- segment's last page (no next read booked), which is mostly short: it would book
-    -- every other segment's next read at nearly nothing, and their full pages, each up to
-    -- 257 units, would reach the table together, past its read budget.
+  if p_spent is not null then
+    -- A read was made: its cost is the next one's estimate (an empty page's, too).
     ledger.units := greatest(p_spent, 0.5);
   end if;
   if p_next then
