@@ -264,6 +264,22 @@ Deno.test("any other Scan error is counted on the segment, which is released, an
   }
 });
 
+Deno.test("a failure that says retry later (the database or its pooler unavailable) is not counted as a failed attempt", async () => {
+  const checkout = Object.assign(
+    new Error("(ECHECKOUTTIMEOUT) unable to check out connection from the pool due to timeout"),
+    { code: "XX000" },
+  );
+  const db = backfillDb([claim()], {
+    checkpoint: () => {
+      throw checkout;
+    },
+  });
+  const { deps } = workerDeps(db, pagedDynamo(twoPages));
+  await assert.rejects(runWorker(deps, "worker-a"), /ECHECKOUTTIMEOUT/);
+  assert.equal(db.matching("sync.note_failed_attempt").length, 0, "not counted");
+  assert.equal(db.matching("sync.release_segment").length, 1, "given back");
+});
+
 Deno.test("an error on a segment's last attempt fails its job, naming the table, the segment and the cause", async () => {
   const db = backfillDb([claim()], { lastAttempt: true });
   const dynamo = fakeDynamo(() => {

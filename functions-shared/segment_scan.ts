@@ -14,6 +14,7 @@
 
 import { ScanCommand } from "@aws-sdk/client-dynamodb";
 import { type PacingDeps, realPacing, ScanGaveUp, withBackoff } from "./scan_pacing.ts";
+import { isDatabaseUnavailable } from "./sync_db.ts";
 import {
   type Checkpoint,
   checkpointRefused,
@@ -75,9 +76,12 @@ export async function scanSegments(
       }
       // Counted and given back at once if the database lets us (else the lease lapses,
       // which the next claim counts); the next worker goes on from the last checkpoint.
-      // Attempts that keep failing fail the job (sync.max_failed_attempts()), naming why.
+      // Attempts that keep failing fail the job (sync.segment_gives_up), naming why. A
+      // failure that says "retry later" (the database or its pooler unavailable) is not
+      // counted: an outage passes by itself.
       const cause = causeOf(error);
-      if (await noteFailure(claim, `${where}: ${cause}`).catch(() => false)) {
+      const counted = !isDatabaseUnavailable(error);
+      if (counted && await noteFailure(claim, `${where}: ${cause}`).catch(() => false)) {
         log(`${where}: ${cause}; its job failed: every attempt in a row ended so`);
       } else {
         await release(claim).catch(() => {});
@@ -193,17 +197,16 @@ export async function scanSegments(
       );
     } catch (error) {
       if (error instanceof ScanGaveUp) {
-        // Counted and kept on the segment with its cause, so that a job whose attempts
-        // never get past the throttle fails naming why, and a validation run is reaped
-        // naming it (sync.reap_stalled_validations); then the segment is given back from
-        // its checkpoint, with its turn (a throttled read uses no capacity), and a later
-        // worker (pg_cron) goes on.
+        // Give the segment back from its checkpoint, and its turn (a throttled read uses
+        // no capacity); a later worker (pg_cron) goes on. Not counted as a failed
+        // attempt: the applications' peak passes. Kept on the segment, so that a
+        // validation run that never gets past the throttle is reaped naming why
+        // (sync.reap_stalled_validations).
         result.stoppedBy = "throttled";
-        if (await noteFailure(claim, `${where}: ${error.message}`)) {
-          log(`${where}: ${error.message}; its job failed: every attempt in a row ended so`);
-          return "gave up";
-        }
         await work.turns.release(claim, { waitMs: 0, units: turn.units });
+        await deps
+          .sql`update sync.backfill_segments set error = ${error.message}, updated_at = now()
+                       where job_id = ${claim.job_id} and segment = ${claim.segment}`;
         log(`${where}: ${error.message}; released for a later worker`);
         return "gave up";
       }

@@ -38,9 +38,12 @@
 -- written): sync.claim_export_file fails a file taken over too often in a row
 -- (20261128002300_export_backfills.sql), whose chunk outlasts the lease every time.
 alter table sync.backfill_segments
-  add column takeovers integer not null default 0 check (takeovers >= 0);
+  add column takeovers integer not null default 0 check (takeovers >= 0),
+  add column failing_since timestamptz;
 comment on column sync.backfill_segments.takeovers is
-  'Attempts of this segment that ended without a page written since its last checkpoint: claims after its lease ran out, and failures (sync.note_failed_attempt). A backfill''s segment fails its job at sync.max_failed_attempts(); an export''s data file after 3 takeovers.';
+  'Attempts of this segment that ended without a page written since its last checkpoint: claims after its lease ran out, and failures (sync.note_failed_attempt). A backfill''s segment fails its job when sync.segment_gives_up says so; an export''s data file after 3 takeovers.';
+comment on column sync.backfill_segments.failing_since is
+  'When the first of the attempts counted in takeovers ended; null after a checkpoint.';
 
 -- Replaces 20261128000500_backfill.sql's (whole; the same signature): the last segment
 -- of a validation run's Scan (20261128001100_validator_segments.sql) moves the run on to
@@ -67,7 +70,7 @@ begin
       lease_expires_at = case when p_done then null
                               else now() + make_interval(secs => j.lease_seconds) end,
       lease_owner = case when p_done then null else p_worker end,
-      takeovers = 0,
+      takeovers = 0, failing_since = null, error = null,
       updated_at = now()
   from sync.backfill_jobs j
   where s.job_id = p_job and s.segment = p_segment and j.id = s.job_id

@@ -101,18 +101,24 @@ begin
     for update of s skip locked
   ),
   -- A claim of a segment whose lease ran out is an attempt that ended without a page
-  -- written (its worker was stopped or killed mid-page): counted, as
+  -- written (its worker was stopped or killed mid-page): counted, with its cause, as
   -- sync.note_failed_attempt counts an attempt that failed.
   claimed as (
     update sync.backfill_segments s
     set status = 'running', lease_owner = p_worker,
         lease_expires_at = now() + make_interval(secs => j.lease_seconds),
         started_at = coalesce(s.started_at, now()), updated_at = now(),
-        takeovers = s.takeovers + case when c.lapsed then 1 else 0 end
+        takeovers = s.takeovers + case when c.lapsed then 1 else 0 end,
+        failing_since = case when c.lapsed then coalesce(s.failing_since, now())
+                             else s.failing_since end,
+        error = case when c.lapsed
+                     then format('its lease (%s s) ran out: its worker was stopped or killed mid-page',
+                                 j.lease_seconds)
+                     else s.error end
     from candidate c, sync.backfill_jobs j
     where s.job_id = c.job_id and s.segment = c.segment and j.id = c.job_id
-    returning s.job_id, s.segment, s.exclusive_start_key, s.takeovers, s.error,
-              j.lease_seconds
+    returning s.job_id, s.segment, s.exclusive_start_key, s.takeovers, s.failing_since,
+              s.error
   ),
   -- Only a job still pending or running: the status test above reads the statement's
   -- snapshot, and a job failed or cancelled since must not be set running again (this
@@ -124,7 +130,7 @@ begin
     returning j.id, j.total_segments, j.source_table, j.page_size
   )
   select c.job_id, c.segment, st.total_segments, st.source_table, t.target_table, t.region,
-         c.exclusive_start_key, st.page_size, c.takeovers, c.error, c.lease_seconds
+         c.exclusive_start_key, st.page_size, c.takeovers, c.failing_since, c.error
   into taken
   from claimed c
   join started st on st.id = c.job_id
@@ -133,14 +139,14 @@ begin
     return;
   end if;
   -- A backfill's segment that no attempt gets a page past would be claimed for ever,
-  -- its job never ending (and the purge holding every tombstone since its start): after
-  -- sync.max_failed_attempts() attempts in a row its job fails, naming why.
-  if p_run is null and taken.takeovers >= sync.max_failed_attempts() then
+  -- its job never ending (and the purge holding every tombstone since its start): its
+  -- job fails, naming why, once sync.segment_gives_up says so.
+  if p_run is null and sync.segment_gives_up(taken.takeovers, taken.failing_since) then
     perform sync.fail_segment(taken.job_id, taken.segment, p_worker, format(
-      '%s of %s: %s attempts in a row ended without a page written; the last: %s',
+      '%s of %s: %s attempts in a row since %s ended without a page written; the last: %s',
       taken.source_table, taken.region, taken.takeovers,
-      coalesce(taken.error, format(
-        'its lease (%s s) ran out: its worker was stopped or killed mid-page', taken.lease_seconds))));
+      to_char(taken.failing_since at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS "UTC"'),
+      taken.error));
     return;
   end if;
   return query select taken.job_id, taken.segment, taken.total_segments, taken.source_table,
@@ -148,19 +154,24 @@ begin
 end
 $$;
 
--- How many attempts of a backfill's segment in a row may end without a page written
--- (sync.claim_segment, sync.note_failed_attempt) before its job fails.
-create function sync.max_failed_attempts() returns integer
-language sql immutable set search_path = ''
-as $$ select 5 $$;
+-- Whether a backfill's segment whose attempts keep ending without a page written
+-- (sync.claim_segment, sync.note_failed_attempt) gives up, failing its job: at 5 in a
+-- row, the first more than 10 minutes ago. An outage shorter than that (a database
+-- restart, the table throttled by the applications' peak) is waited out; what still
+-- fails after it will not pass by itself. (Failures that say "retry later" are not
+-- counted at all: functions-shared/segment_scan.ts.)
+create function sync.segment_gives_up(p_attempts integer, p_failing_since timestamptz)
+returns boolean
+language sql stable set search_path = ''
+as $$ select p_attempts >= 5 and p_failing_since <= now() - interval '10 minutes' $$;
 
--- An attempt of a segment that failed (a Scan that kept failing or was refused, a page
--- whose statement failed): recorded on the segment, still held by p_worker, with its
--- cause, and counted (sync.backfill_segments.takeovers; a checkpoint sets it back to 0).
--- The caller gives the segment back after. A backfill's segment that reaches
--- sync.max_failed_attempts() fails its job instead, naming the cause, and true is
--- returned; a validation run's Scan is ended by its own reaper
--- (sync.reap_stalled_validations), which names the cause kept here.
+-- An attempt of a segment that failed (a Scan refused, a page whose statement failed):
+-- recorded on the segment, still held by p_worker, with its cause, and counted
+-- (sync.backfill_segments.takeovers and failing_since; a checkpoint clears them). The
+-- caller gives the segment back after. A backfill's segment that
+-- sync.segment_gives_up fails its job instead, naming the cause, and true is returned; a
+-- validation run's Scan is ended by its own reaper (sync.reap_stalled_validations),
+-- which names the cause kept here.
 create function sync.note_failed_attempt(
   p_job bigint, p_segment integer, p_worker text, p_error text
 ) returns boolean
@@ -168,19 +179,23 @@ language plpgsql set search_path = ''
 as $$
 declare
   attempts integer;
+  since timestamptz;
   backfill boolean;
 begin
   update sync.backfill_segments s
-  set error = p_error, takeovers = s.takeovers + 1, updated_at = now()
+  set error = p_error, takeovers = s.takeovers + 1,
+      failing_since = coalesce(s.failing_since, now()), updated_at = now()
   from sync.backfill_jobs j
   where s.job_id = p_job and s.segment = p_segment and s.lease_owner = p_worker
     and s.status = 'running' and j.id = s.job_id
-  returning s.takeovers, j.checksum_run_id is null into attempts, backfill;
-  if not found or not backfill or attempts < sync.max_failed_attempts() then
+  returning s.takeovers, s.failing_since, j.checksum_run_id is null
+  into attempts, since, backfill;
+  if not found or not backfill or not sync.segment_gives_up(attempts, since) then
     return false;
   end if;
   perform sync.fail_segment(p_job, p_segment, p_worker, format(
-    '%s attempts in a row ended without a page written; the last: %s', attempts, p_error));
+    '%s attempts in a row since %s ended without a page written; the last: %s', attempts,
+    to_char(since at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS "UTC"'), p_error));
   return true;
 end
 $$;
@@ -354,7 +369,7 @@ comment on function sync.claim_export_file(bigint, text) is
 
 revoke all on table sync.backfill_export_files from public;
 revoke all on function sync.claim_segment(text, bigint),
-  sync.max_failed_attempts(),
+  sync.segment_gives_up(integer, timestamptz),
   sync.note_failed_attempt(bigint, integer, text, text),
   sync.start_export_backfill(text, text, timestamptz, text, jsonb, integer),
   sync.claim_export_file(bigint, text) from public;
