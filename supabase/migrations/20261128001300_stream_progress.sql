@@ -32,6 +32,9 @@ create table sync.stream_batches_applied (
   applied_at timestamptz not null default now()
 );
 create index stream_batches_applied_span_idx on sync.stream_batches_applied using gist (span);
+-- Rows arrive in applied_at order: the purge (sync.purge_expired) walks the oldest, and
+-- stops at its cutoff; each insert appends to the index's last page.
+create index stream_batches_applied_applied_at_idx on sync.stream_batches_applied (applied_at);
 comment on table sync.stream_batches_applied is
   'The stream records of each committed webhook batch, per stream: sorted sequence numbers and their span; kept 48 h.';
 

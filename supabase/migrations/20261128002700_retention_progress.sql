@@ -13,8 +13,17 @@
 -- 3. A running backfill holds its own table's tombstones, not every table's; and one that
 --    has made no progress for longer than tombstones are kept fails, saying so, rather
 --    than hold them for ever.
--- 4. Noted stream records are purged here, hourly, along their primary key (a batch
+-- 4. Noted stream records are purged here, hourly, along their applied_at index (a batch
 --    costs its rows, not the backlog's), whether or not the lost-record check runs.
+
+-- Tombstones and deleted observations are purged table by table, each up to its own
+-- cutoff (a running backfill holds its table's): by table and time, an index range that
+-- ends at the cutoff, so rows held stay outside every batch's walk.
+create index tombstones_table_recorded_at_idx on sync.tombstones (target_table, recorded_at);
+drop index sync.tombstones_recorded_at_idx;
+create index observations_deleted_table_idx on sync.observations (target_table, recorded_at)
+  where deleted;
+drop index sync.observations_deleted_idx;
 
 create table sync.purge_cursors (
   target_table text primary key references sync.source_tables (target_table),
@@ -155,6 +164,9 @@ declare
   held_tables text[];
   held_since timestamptz[];
   stalled jsonb;
+  purged_table text;
+  table_cutoff timestamptz;
+  m bigint;
   n bigint;
   total bigint;
   finished boolean;
@@ -282,52 +294,59 @@ begin
           where j.id = d.id and j.status in ('done', 'failed', 'cancelled') returning 1
         )
         select count(*) into n from purged;
-      when 'tombstones' then
-        -- Kept while its table's running backfill started before it (above), and while
-        -- an open dead letter of its key waits for a replay: the letter's change, older
-        -- than the delete, would otherwise bring the row back when it is replayed.
-        with purged as (
-          delete from sync.tombstones t
-          where t.ctid = any (array(
-              select x.ctid from sync.tombstones x
-              where x.recorded_at < cutoff
-                and (x.recorded_at < coalesce(held_since[array_position(held_tables, x.target_table)],
-                                              'infinity')) is true
-                and not exists (select from sync.dead_letters dl
-                                where dl.target_table = x.target_table and dl.row_key = x.row_key
-                                  and dl.replayed_at is null)
-              order by x.recorded_at limit batch))
-            and (t.recorded_at < cutoff) is true
-          returning 1
-        )
-        select count(*) into n from purged;
-      when 'deleted_observations' then
-        -- A deleted observation is its own tombstone; no row holds it. Kept as a
-        -- tombstone is.
-        with purged as (
-          delete from sync.observations o
-          where o.ctid = any (array(
-              select x.ctid from sync.observations x
-              where x.deleted and x.recorded_at < cutoff
-                and (x.recorded_at < coalesce(held_since[array_position(held_tables, x.target_table)],
-                                              'infinity')) is true
-                and not exists (select from sync.dead_letters dl
-                                where dl.target_table = x.target_table and dl.row_key = x.row_key
-                                  and dl.replayed_at is null)
-              order by x.recorded_at limit batch))
-            and (o.deleted and o.recorded_at < cutoff) is true
-          returning 1
-        )
-        select count(*) into n from purged;
+      when 'tombstones', 'deleted_observations' then
+        -- Table by table, each up to its own cutoff: none recorded after the start of its
+        -- table's oldest running backfill (above). And kept while an open dead letter of
+        -- its key waits for a replay: the letter's change, older than the delete, would
+        -- otherwise bring the row back when it is replayed. A deleted observation is its
+        -- own tombstone; no row holds it.
+        n := 0;
+        for purged_table in select st.target_table from sync.source_tables st
+                            order by st.target_table loop
+          exit when n >= batch;
+          table_cutoff := least(cutoff, coalesce(
+            held_since[array_position(held_tables, purged_table)], 'infinity'));
+          if kind = 'tombstones' then
+            with purged as (
+              delete from sync.tombstones t
+              where t.ctid = any (array(
+                  select x.ctid from sync.tombstones x
+                  where x.target_table = purged_table and x.recorded_at < table_cutoff
+                    and not exists (select from sync.dead_letters dl
+                                    where dl.target_table = x.target_table
+                                      and dl.row_key = x.row_key and dl.replayed_at is null)
+                  order by x.target_table, x.recorded_at limit batch - n))
+                and (t.recorded_at < table_cutoff) is true
+              returning 1
+            )
+            select count(*) into m from purged;
+          else
+            with purged as (
+              delete from sync.observations o
+              where o.ctid = any (array(
+                  select x.ctid from sync.observations x
+                  where x.deleted and x.target_table = purged_table
+                    and x.recorded_at < table_cutoff
+                    and not exists (select from sync.dead_letters dl
+                                    where dl.target_table = x.target_table
+                                      and dl.row_key = x.row_key and dl.replayed_at is null)
+                  order by x.target_table, x.recorded_at limit batch - n))
+                and (o.deleted and o.recorded_at < table_cutoff) is true
+              returning 1
+            )
+            select count(*) into m from purged;
+          end if;
+          n := n + m;
+        end loop;
       when 'stream_notes' then
         -- Every stream's, not only the current one's (a replaced stream's, a table whose
-        -- check keeps failing). Along the primary key: ids grow with applied_at, so the
-        -- oldest come first and a batch costs its own rows, however long the backlog.
+        -- check keeps failing). Along their applied_at index: a batch walks its own rows
+        -- and stops at the cutoff, however long the backlog and the notes kept.
         with purged as (
           delete from sync.stream_batches_applied b
           where b.ctid = any (array(
               select x.ctid from sync.stream_batches_applied x
-              where x.applied_at < cutoff order by x.id limit batch))
+              where x.applied_at < cutoff order by x.applied_at limit batch))
             and (b.applied_at < cutoff) is true
           returning 1
         )
