@@ -1,7 +1,8 @@
 /**
  * The webhook's secret setting (SYNC_WEBHOOK_SECRET), checked: one `whsec_<base64>`
- * secret, or two separated by a comma during a rotation; either verifies, the first
- * signs (webhook_signing.ts). It is checked once, when the verifier is built at cold start:
+ * secret, or two separated by a comma during a rotation; either verifies, and a sender
+ * signs with each (webhook_signing.ts). It is checked once, when the verifier is built at
+ * cold start:
  * - every secret is `whsec_` followed by standard, padded base64 (`A–Z a–z 0–9 + /`,
  *   `=`) that decodes to at least {@link MIN_SECRET_BYTES} (24) bytes, the smallest
  *   Standard Webhooks secret (they are 24 to 64 bytes; `openssl rand -base64 32` gives
