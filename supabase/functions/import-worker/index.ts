@@ -10,9 +10,9 @@ import { PagesInFlight, runWorker } from "../../../functions-shared/backfill_wor
 import { RunGate } from "../../../functions-shared/run_gate.ts";
 import { isolateCpuMeter } from "../../../functions-shared/cpu_meter.ts";
 import { dynamoClients } from "../../../functions-shared/dynamo_client.ts";
-import { errorResponse, json, methodNotAllowed } from "../../../functions-shared/http.ts";
+import { importWorkerHandler } from "../../../functions-shared/import_worker_requests.ts";
 import { selfInvoker } from "../../../functions-shared/self_invoke.ts";
-import { acceptedServiceKeys, serviceRoleProblem } from "../../../functions-shared/service_auth.ts";
+import { acceptedServiceKeys } from "../../../functions-shared/service_auth.ts";
 import {
   IMPORT_WORKER_SETTINGS,
   readSettings,
@@ -49,22 +49,15 @@ const gate = new RunGate(settings.runsPerIsolate);
 // The isolate's pages in flight, across its runs: the budget counts their CPU to come.
 const inFlight = new PagesInFlight();
 
-Deno.serve((req) => {
-  if (req.method !== "POST") return methodNotAllowed("POST");
-  const problem = serviceRoleProblem(req, serviceKeys);
-  if (problem) return errorResponse(401, problem);
-  const worker = `import-worker-${crypto.randomUUID()}`;
-  let handOn = false;
-  const run = gate.admit(() =>
+Deno.serve(importWorkerHandler({
+  serviceKeys,
+  gate,
+  run: (worker, handOn) =>
     runWorker({
       sql,
       dynamo,
       wake: () => callSelf({}),
-      // After the run has given back its place in the isolate (below).
-      handOn: () => {
-        handOn = true;
-        return Promise.resolve();
-      },
+      handOn,
       cpu,
       cpuBudgetMs: settings.cpuBudgetMs,
       wallBudgetMs: runWallBudgetMs(settings.wallBudgetMs),
@@ -73,22 +66,9 @@ Deno.serve((req) => {
       inFlight,
       maxRcuPerSecond: settings.maxRcuPerSecond,
       log: (line) => console.log(`${worker}: ${line}`),
-    }, worker).then(
-      (r) =>
-        console.log(
-          `${worker}: ${r.pages} pages, ${r.items} items, ${r.rows} rows, stopped by ${r.stoppedBy}`,
-        ),
-      // Handled here: an unhandled rejection would end the isolate, and with it its other
-      // runs mid-page (the runtime's waitUntil only registers the promise). The segment
-      // was given back and its cause logged, naming it (segment_scan.ts).
-      (error) => console.error(`${worker}: stopped by an error: ${(error as Error).message}`),
-    )
-  );
-  if (!run) {
-    // The runs already here go on; a busy isolate takes no more (run_gate.ts).
-    return json(202, { accepted: false, reason: `this isolate already runs ${gate.active}` });
-  }
-  // The run's place is free by now: a request that comes back to this isolate finds room.
-  EdgeRuntime.waitUntil(run.then(() => handOn ? callSelf({}) : undefined));
-  return json(202, { accepted: true, worker });
-});
+    }, worker),
+  callSelf: () => callSelf({}),
+  waitUntil: (work) => EdgeRuntime.waitUntil(work),
+  log: (line) => console.log(line),
+  logError: (line) => console.error(line),
+}));
