@@ -3,7 +3,7 @@
 -- and the indexes that the seed report's queries use.
 set client_min_messages = warning;
 begin;
-select plan(19);
+select plan(21);
 
 select tests.create_supabase_user('view_admin', '{"role": "admin"}');
 
@@ -301,6 +301,26 @@ select is(
   'the admin sees every US session (1 in 50 of 12,000)'
 );
 select tests.clear_authentication();
+
+-- A session time the column cannot hold (microseconds by mistake, 1E+125) shows no time,
+-- and the view stays readable for every visitor.
+insert into public.firespring_visitors (visitor_id, session_data, sync_range_key, sync_changed_at, sync_source)
+values ('odd-times', jsonb_build_object('sessions', jsonb_build_array(
+          jsonb_build_object('session_id', 'us', 'time', 1700000000000000),
+          jsonb_build_object('session_id', 'huge', 'time', 1E+125::numeric),
+          jsonb_build_object('session_id', 'ok', 'time', 1700000000))),
+        1, now(), 'direct');
+select results_eq(
+  $$select session_id, session_started_at from public.firespring_visitors_detailed
+    where visitor_id = 'odd-times' order by session_index$$,
+  $$values ('us'::text, null::timestamptz), ('huge', null),
+           ('ok', '2023-11-14 22:13:20+00'::timestamptz)$$,
+  'a session time outside the years 1 to 9999 shows none; the others theirs'
+);
+select lives_ok(
+  $$select count(session_started_at) from public.firespring_visitors_detailed$$,
+  'and every query of the column still reads the whole view'
+);
 
 select tests.create_supabase_user('view_nobody');
 select tests.authenticate_as('view_nobody');
