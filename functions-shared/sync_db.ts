@@ -276,6 +276,19 @@ export function isDatabaseUnavailable(error: unknown): boolean {
 }
 
 /**
+ * Whether a failed statement may succeed as it is if sent again later: the database
+ * unavailable ({@link isDatabaseUnavailable}), or the statement timed out or lost to
+ * another (57014 statement timeout, 55P03 lock timeout, 40001 serialization failure,
+ * 40P01 deadlock), or the server short of a resource (class 53). The webhook answers
+ * these 503 with Retry-After (docs/interfaces.md: a transient failure), not 500.
+ */
+export function isTransientFailure(error: unknown): boolean {
+  const code = (error as { code?: string })?.code ?? "";
+  return isDatabaseUnavailable(error) || ["57014", "55P03", "40001", "40P01"].includes(code) ||
+    /^53[0-9A-Z]{3}$/.test(code);
+}
+
+/**
  * Keeps the isolate alive when the driver drops a rejection of a lost connection that
  * nothing awaits (postgres.js can, when a pooler answers a connection with a FATAL
  * error such as PgBouncer's `server_login_retry`): it is logged, and the request that

@@ -36,7 +36,7 @@ import {
   type TableChange,
 } from "./record_mapping.ts";
 import { recordsToNote } from "./stream_progress.ts";
-import { isDatabaseUnavailable } from "./sync_db.ts";
+import { isDatabaseUnavailable, isTransientFailure } from "./sync_db.ts";
 import { applyWebhookBatch } from "./webhook_apply.ts";
 import { parseWebhookBody, parseWebhookJson } from "./webhook_envelope.ts";
 import { checkWebhookHeaders, TIMESTAMP_TOLERANCE_SECONDS } from "./webhook_headers.ts";
@@ -219,6 +219,16 @@ export async function handleWebhook(req: Request, deps: WebhookDeps): Promise<Re
       return errorResponse(503, "the database is unavailable; nothing was applied, retry later", {
         "retry-after": String(RETRY_AFTER_SECONDS),
       });
+    }
+    if (isTransientFailure(error)) {
+      console.error(`the batch's statement failed for now: ${(error as Error).message}`);
+      return errorResponse(
+        503,
+        `the database could not apply the batch now (${
+          (error as { code?: string }).code
+        }); nothing was applied, retry later`,
+        { "retry-after": String(RETRY_AFTER_SECONDS) },
+      );
     }
     console.error("applying the batch failed:", error);
     return errorResponse(

@@ -14,7 +14,7 @@
 
 import { z } from "zod";
 import type { AttributeValue } from "@aws-sdk/client-dynamodb";
-import { ValueError } from "./dynamo_decoder.ts";
+import { stringProblem, ValueError } from "./dynamo_decoder.ts";
 import { isDynamoNumber, parseJsonExact } from "./dynamo_numbers.ts";
 import { attributeMapProblem, BASE64 } from "./webhook_attributes.ts";
 
@@ -81,12 +81,19 @@ export function streamRecordProblem(
   if (typeof eventID !== "string" || eventID === "") {
     return at("eventID", `expected a non-empty string, not ${described(eventID)}`);
   }
+  // Both are stored as they are (the dead letter, the noted stream records): a text
+  // Postgres cannot hold would fail the batch's transaction, a 500 for ever. AWS sends
+  // neither.
+  const idProblem = stringProblem(eventID);
+  if (idProblem) return at("eventID", idProblem);
   if (typeof eventName !== "string" || !EVENT_NAMES.has(eventName)) {
     return at("eventName", `expected INSERT, MODIFY or REMOVE, not ${JSON.stringify(eventName)}`);
   }
   if (typeof eventSourceARN !== "string" || eventSourceARN === "") {
     return at("eventSourceARN", `expected a non-empty string, not ${described(eventSourceARN)}`);
   }
+  const arnProblem = stringProblem(eventSourceARN);
+  if (arnProblem) return at("eventSourceARN", arnProblem);
   if (!isObject(dynamodb)) return at("dynamodb", `expected an object, not ${described(dynamodb)}`);
   for (const image of IMAGES) {
     const map = dynamodb[image];

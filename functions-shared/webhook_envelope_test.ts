@@ -140,6 +140,20 @@ Deno.test("every malformed Lambda body answers with the path of its problem", ()
       { records: [record({}, { eventSourceARN: undefined })] },
       /^records\.0\.eventSourceARN: /,
     ],
+    [
+      "a NUL in eventSourceARN (it is noted as it is)",
+      {
+        records: [
+          record({}, { eventSourceARN: "arn:aws:dynamodb:us-east-1:0:table/t/stream/\u0000" }),
+        ],
+      },
+      /^records\.0\.eventSourceARN: contains U\+0000 \(NUL\)/,
+    ],
+    [
+      "a NUL in eventID",
+      { records: [record({}, { eventID: "e\u0000" })] },
+      /^records\.0\.eventID: contains U\+0000 \(NUL\)/,
+    ],
     ["no dynamodb", { records: [record({}, { dynamodb: undefined })] }, /^records\.0\.dynamodb: /],
     [
       "ApproximateCreationDateTime as text",

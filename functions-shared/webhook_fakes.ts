@@ -48,7 +48,13 @@ export const oneRecord = JSON.stringify({ records: [segment("s-1", "100")] });
  * Postgres does on a change it refuses, SQLSTATE 22P02).
  */
 export function fakeDb(
-  options: { unavailableTimes?: number; knownIds?: string[]; refuseData?: boolean } = {},
+  options: {
+    unavailableTimes?: number;
+    knownIds?: string[];
+    refuseData?: boolean;
+    /** Fails the merge's statement with this error (a statement timeout, say). */
+    mergeError?: Error;
+  } = {},
 ) {
   const deliveries = new Set(options.knownIds ?? []);
   let unavailable = options.unavailableTimes ?? 0;
@@ -89,6 +95,7 @@ export function fakeDb(
           return Promise.resolve([{ webhook_id: id }]);
         }
         if (query.includes("sync.merge_changes")) {
+          if (options.mergeError) return Promise.reject(options.mergeError);
           const changes = JSON.parse(String(params[1])) as unknown[];
           applied += changes.length;
           return Promise.resolve([{ applied: changes.length }]);

@@ -65,6 +65,33 @@ Deno.test("after a 503 (rolled back) the sender's retry with the same id applies
   assert.deepEqual(retried.body, { received: 1, applied: 1, skipped: 0, deadLettered: 0 });
 });
 
+Deno.test("a statement that timed out or lost to another is a 503 with Retry-After, not a 500", async () => {
+  for (const code of ["57014", "55P03", "40001", "40P01", "53200"]) {
+    const db = fakeDb({
+      mergeError: Object.assign(new Error("canceling statement due to statement timeout"), {
+        code,
+      }),
+    });
+    const { status, body } = await answer(
+      await handleWebhook(signed(oneRecord, secretA, `msg_${code}`), deps(db)),
+    );
+    assert.equal(status, 503, code);
+    assert.match(
+      body.error,
+      new RegExp(`could not apply the batch now \\(${code}\\); nothing was applied, retry later`),
+    );
+    assert.equal(db.committed, 0, "rolled back");
+  }
+  // A refusal that will not pass by itself stays a 500.
+  const db = fakeDb({
+    mergeError: Object.assign(new Error("function does not exist"), { code: "42883" }),
+  });
+  const broken = await answer(
+    await handleWebhook(signed(oneRecord, secretA, "msg_broken"), deps(db)),
+  );
+  assert.equal(broken.status, 500);
+});
+
 Deno.test("RecentWebhookIds holds an id until its timestamp leaves the window", () => {
   const ids = new RecentWebhookIds();
   const t = 1_700_000_000;
