@@ -255,7 +255,19 @@ export async function run(
   const out = new TextDecoder().decode(stdout);
   const err = new TextDecoder().decode(stderr);
   if (code !== 0) {
-    throw new Error(`${command} ${args.join(" ")} failed (exit ${code}):\n${(out + err).trim()}`);
+    throw new Error(
+      withoutPasswords(
+        `${command} ${args.join(" ")} failed (exit ${code}):\n${(out + err).trim()}`,
+      ),
+    );
   }
   return options.stdoutOnly ? out : out + err;
+}
+
+/**
+ * `text` with the password of every URL in it replaced by `***` (a database URL on a
+ * command line, or echoed by the command, ends up in an error message and a CI log).
+ */
+export function withoutPasswords(text: string): string {
+  return text.replace(/(\b[a-z][a-z0-9+.-]*:\/\/[^\s:@/]*:)[^\s@/]*@/gi, "$1***@");
 }

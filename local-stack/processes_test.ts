@@ -4,10 +4,12 @@ import { LOG_DIR } from "./config.ts";
 import {
   groupMembers,
   isAlive,
+  run,
   sleep,
   startDetached,
   statFields,
   stopDetached,
+  withoutPasswords,
 } from "./processes.ts";
 
 /** The state letter of a process in /proc (`Z`: exited, not reaped), or null when gone. */
@@ -78,4 +80,25 @@ Deno.test("sleep with a delay already passed resolves at once", async () => {
   const started = performance.now();
   await sleep(-755);
   assert.ok(performance.now() - started < 1_000);
+});
+
+Deno.test("a failed command's error shows no URL's password", async () => {
+  const url = "postgresql://postgres.abcdref:S3cret%21PW@127.0.0.1:1/postgres?sslmode=require";
+  assert.equal(
+    withoutPasswords(`--remote=${url} and https://u:p@host/x`),
+    "--remote=postgresql://postgres.abcdref:***@127.0.0.1:1/postgres?sslmode=require and https://u:***@host/x",
+  );
+  assert.equal(
+    withoutPasswords("postgresql://127.0.0.1:54322/postgres"),
+    "postgresql://127.0.0.1:54322/postgres",
+  );
+  await assert.rejects(
+    run("sh", ["-c", `echo "cannot connect to ${url}" >&2; exit 3`, url]),
+    (error: Error) => {
+      assert.match(error.message, /failed \(exit 3\)/);
+      assert.doesNotMatch(error.message, /S3cret/);
+      assert.match(error.message, /postgres\.abcdref:\*\*\*@127\.0\.0\.1/);
+      return true;
+    },
+  );
 });
