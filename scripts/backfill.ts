@@ -67,10 +67,12 @@ export function progressLine(p: Progress, expectedItems: number | undefined): st
   const rate = Number(p.items_per_second ?? 0);
   const eta = p.status === "done"
     ? "done"
-    : rate > 0 && total > items
-    ? `ETA ${Math.ceil((total - items) / rate)}s`
     : p.status === "failed"
     ? "FAILED"
+    : p.status === "cancelled"
+    ? "CANCELLED"
+    : rate > 0 && total > items
+    ? `ETA ${Math.ceil((total - items) / rate)}s`
     : "ETA ?";
   return `${p.target_table.padEnd(27)} [${"#".repeat(filled)}${"-".repeat(BAR - filled)}] ` +
     `${items.toLocaleString("en-US").padStart(7)}/${
@@ -132,7 +134,9 @@ export async function followBackfills(
     const rows = await sql<Progress[]>`
       select * from sync.backfill_progress where job_id = any(${jobs}::bigint[]) order by job_id`;
     const lines = rows.map((p) => progressLine(p, expected.get(p.target_table)));
-    const finished = rows.every((p) => p.status === "done" || p.status === "failed");
+    // Cancelled too (npm start's reset, the validator, an operator's update): it never
+    // finishes otherwise, and the bar would show its last ETA for ever.
+    const finished = rows.every((p) => ["done", "failed", "cancelled"].includes(p.status));
     if (tty) {
       if (printed > 0) Deno.stdout.writeSync(new TextEncoder().encode(`\x1b[${printed}A`));
       console.log(lines.map((l) => `\x1b[2K${l}`).join("\n"));
@@ -142,9 +146,16 @@ export async function followBackfills(
       lastPlain = Date.now();
     }
     if (finished) {
-      const failed = await sql`select id, source_table, error from sync.backfill_jobs
-                               where id = any(${jobs}::bigint[]) and status = 'failed'`;
-      return failed.map((f) => `backfill job ${f.id} of ${f.source_table} failed: ${f.error}`);
+      const failed = await sql`select id, source_table, status, error from sync.backfill_jobs
+                               where id = any(${jobs}::bigint[])
+                                 and status in ('failed', 'cancelled')`;
+      return failed.map((f) =>
+        f.status === "cancelled"
+          ? `backfill job ${f.id} of ${f.source_table} was cancelled${
+            f.error ? `: ${f.error}` : ""
+          }; start it again`
+          : `backfill job ${f.id} of ${f.source_table} failed: ${f.error}`
+      );
     }
     await new Promise((resolve) => setTimeout(resolve, 500));
   }

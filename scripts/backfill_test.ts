@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { type Progress, progressLine } from "./backfill.ts";
+import type postgres from "postgres";
+import { followBackfills, type Progress, progressLine } from "./backfill.ts";
 
 const progress = (over: Partial<Progress>): Progress => ({
   job_id: "1",
@@ -25,4 +26,39 @@ Deno.test("an export backfill's bar counts files, its ETA from the export's own 
   const line = progressLine(progress({ source: "export", expected_items: 2000 }), undefined);
   assert.match(line, /500\/2,000\s+items .* files 1\/4 {2}ETA 15s$/);
   assert.match(progressLine(progress({ source: "export", status: "done" }), undefined), /done$/);
+});
+
+Deno.test("a cancelled job ends the wait, named, and its bar says so rather than an ETA", async () => {
+  const row: Progress = {
+    job_id: "7",
+    target_table: "firespring_actions",
+    status: "cancelled",
+    items_scanned: 1000,
+    rows_written: 1000,
+    items_per_second: 50,
+    segments_done: 3,
+    total_segments: 8,
+    source: "scan",
+    expected_items: null,
+  } as unknown as Progress;
+  assert.match(progressLine(row, 5000), /CANCELLED$/);
+  const sql = ((strings: TemplateStringsArray) => {
+    const text = strings.join("?");
+    if (text.includes("sync.backfill_progress")) return Promise.resolve([row]);
+    return Promise.resolve([{
+      id: "7",
+      source_table: "firespring-backdoor-actions-dev",
+      status: "cancelled",
+      error: null,
+    }]);
+  }) as unknown as postgres.Sql;
+  const log = console.log;
+  console.log = () => {};
+  try {
+    assert.deepEqual(await followBackfills(sql, ["7"], new Map()), [
+      "backfill job 7 of firespring-backdoor-actions-dev was cancelled; start it again",
+    ]);
+  } finally {
+    console.log = log;
+  }
 });
