@@ -45,6 +45,27 @@ export const REPORT_VOLUMES: Record<string, { items: number; keys: number }> = {
 };
 
 /** Every item of the demo data set, per source table. */
+/**
+ * The data set's `--scale` and `--seed` as a command got them, checked before anything
+ * is reset: a scale is a positive number (1: the report's volumes), a seed a whole number
+ * from 0. Throws naming the flag, the value and what it must be.
+ */
+export function dataSetArgs(scaleText: string, seedText: string): { scale: number; seed: number } {
+  const scale = Number(scaleText);
+  if (scaleText.trim() === "" || !Number.isFinite(scale) || scale <= 0) {
+    throw new Error(
+      `--scale must be a positive number (1 is the report's volumes), not ${
+        JSON.stringify(scaleText)
+      }`,
+    );
+  }
+  const seed = Number(seedText);
+  if (seedText.trim() === "" || !Number.isSafeInteger(seed) || seed < 0) {
+    throw new Error(`--seed must be a whole number from 0, not ${JSON.stringify(seedText)}`);
+  }
+  return { scale, seed };
+}
+
 export function demoItems(seed: number, scale: number): Record<string, Item[]> {
   const rnd = random(seed);
   const visitors = scaled(2_247, scale);

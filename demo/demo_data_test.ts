@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { demoItems, REPORT_VOLUMES } from "./demo_data.ts";
+import { dataSetArgs, demoItems, REPORT_VOLUMES } from "./demo_data.ts";
 import { bySourceTable } from "../functions-shared/table_registry.ts";
 
 function distinctKeys(table: string, items: Record<string, { S?: string; N?: string }>[]) {
@@ -38,4 +38,22 @@ Deno.test("a small scale keeps every table that has items, and unique keys", () 
   }
   const actions = data["firespring-backdoor-actions-dev"];
   assert.equal(new Set(actions.map((a) => a.action_id.S)).size, actions.length);
+});
+
+Deno.test("--scale and --seed are checked before anything is reset, naming the flag and the value", () => {
+  assert.deepEqual(dataSetArgs("1", "20260206"), { scale: 1, seed: 20260206 });
+  assert.deepEqual(dataSetArgs("0.5", "0"), { scale: 0.5, seed: 0 });
+  for (const bad of ["abc", "0", "-1", "", "Infinity"]) {
+    assert.throws(
+      () => dataSetArgs(bad, "1"),
+      new RegExp(
+        `--scale must be a positive number \\(1 is the report's volumes\\), not ${
+          JSON.stringify(JSON.stringify(bad)).slice(1, -1)
+        }`,
+      ),
+    );
+  }
+  for (const bad of ["abc", "1.5", "-3", ""]) {
+    assert.throws(() => dataSetArgs("1", bad), /--seed must be a whole number from 0/);
+  }
 });

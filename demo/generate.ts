@@ -7,6 +7,7 @@
  * @module
  */
 
+import { dataSetArgs } from "./demo_data.ts";
 import { parseArgs } from "node:util";
 import { connectDb } from "../functions-shared/sync_db.ts";
 import { readStackEnv } from "../local-stack/stack_env.ts";
@@ -20,11 +21,19 @@ if (import.meta.main) {
       scale: { type: "string", default: "1" },
     },
   });
+  // Checked before anything is reset: a bad value must cost nothing.
+  let args: { scale: number; seed: number };
+  try {
+    args = dataSetArgs(values.scale, values.seed);
+  } catch (error) {
+    console.error(`generate: ${(error as Error).message}`);
+    Deno.exit(2);
+  }
   const env = readStackEnv();
   const sql = connectDb(env.DATABASE_URL, 2);
   try {
     const started = performance.now();
-    const written = await loadReportDataSet(env, sql, Number(values.seed), Number(values.scale));
+    const written = await loadReportDataSet(env, sql, args.seed, args.scale);
     const total = Object.values(written).reduce((a, b) => a + b, 0);
     console.log(
       `generate: ${total} items in ${((performance.now() - started) / 1000).toFixed(1)}s ` +

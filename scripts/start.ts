@@ -21,7 +21,7 @@
  */
 
 import { parseArgs } from "node:util";
-import { demoItems } from "../demo/demo_data.ts";
+import { dataSetArgs, demoItems } from "../demo/demo_data.ts";
 import { emptyTargets, loadLine, loadTable } from "../demo/load_report_data_set.ts";
 import { connectDb } from "../functions-shared/sync_db.ts";
 import { TABLES, type TableSpec } from "../functions-shared/table_registry.ts";
@@ -132,8 +132,15 @@ if (import.meta.main) {
       seed: { type: "string", default: "20260206" },
     },
   });
-  const scale = Number(values.scale);
-  const seed = Number(values.seed);
+  // Checked before anything is reset: a bad value must cost nothing.
+  let args: { scale: number; seed: number };
+  try {
+    args = dataSetArgs(values.scale, values.seed);
+  } catch (error) {
+    console.error(`npm start: ${(error as Error).message}`);
+    Deno.exit(2);
+  }
+  const { scale, seed } = args;
   const clock = new PhaseClock();
   // DynamoDB Local afresh, the source tables empty without streams and the poller stopped
   // (what resetSources did after `up`, with a second Java start): `up` starts that JVM
