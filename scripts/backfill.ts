@@ -24,6 +24,7 @@ import { processMeter } from "../functions-shared/cpu_meter.ts";
 import { dynamoClients } from "../functions-shared/dynamo_client.ts";
 import { loadExportJob } from "../functions-shared/export_load.ts";
 import { connectDb } from "../functions-shared/sync_db.ts";
+import { describeDbTarget, parseDbUrl } from "../functions-shared/db_url.ts";
 import {
   bySourceTable,
   byTargetTable,
@@ -85,17 +86,19 @@ export function progressLine(p: Progress, expectedItems: number | undefined): st
 
 function resolveTables(names: string[], all: boolean): TableSpec[] {
   if (all) return [...TABLES];
-  return names.map((name) => {
+  const specs = names.map((name) => {
     const spec = bySourceTable(name) ?? byTargetTable(name);
     if (!spec) {
-      throw new Error(
-        `backfill: ${name} is neither a DynamoDB source nor a target table; known: ${
+      throw new UsageError(
+        `${name} is neither a DynamoDB source nor a target table; known: ${
           TABLES.map((t) => t.targetTable).join(", ")
         }`,
       );
     }
     return spec;
   });
+  // A table named twice (by its source and its target name) is one backfill.
+  return [...new Set(specs)];
 }
 
 /** Queues a backfill of each table; returns the job ids and each table's item count (for the ETA). */
@@ -112,6 +115,21 @@ export async function startBackfills(
       new DescribeTableCommand({ TableName: spec.sourceTable }),
     ).catch(() => undefined);
     expected.set(spec.targetTable, description?.Table?.ItemCount);
+    // A Scan backfill of the table that is still pending or running (a run of this
+    // command interrupted, say) is followed, not started again beside it: two would read
+    // the table at twice its read budget, which is each job's.
+    const [active] = await sql<{ id: string; status: string }[]>`
+      select id, status from sync.backfill_jobs
+      where source_table = ${spec.sourceTable} and status in ('pending', 'running')
+        and checksum_run_id is null and export_arn is null
+      order by id limit 1`;
+    if (active) {
+      console.log(
+        `backfill: ${spec.targetTable}: following backfill job ${active.id}, already ${active.status}`,
+      );
+      jobs.push(active.id);
+      continue;
+    }
     const [row] = await sql`select sync.start_backfill(${spec.sourceTable}, ${segments}) as id`;
     jobs.push(row.id);
   }
@@ -248,30 +266,93 @@ async function backfillFromExports(
   }
 }
 
-if (import.meta.main) {
-  const { values, positionals } = parseArgs({
-    args: Deno.args,
-    allowPositionals: true,
-    options: {
-      all: { type: "boolean", default: false },
-      segments: { type: "string", default: "8" },
-      "from-export": { type: "boolean", default: false },
-      bucket: { type: "string" },
-      prefix: { type: "string", default: "" },
-      "export-arn": { type: "string" },
-      workers: { type: "string", default: "4" },
-    },
-  });
+/** What the command line asks for, checked; a usage error throws {@link UsageError}. */
+export interface BackfillArgs {
+  tables: TableSpec[];
+  fromExport: boolean;
+  segments: number;
+  bucket?: string;
+  prefix: string;
+  exportArn?: string;
+  workers: number;
+}
+
+/** A command line that cannot be run as it is: the message says why (exit 2). */
+export class UsageError extends Error {}
+
+const USAGE = "usage: npm run backfill -- <table ...|--all> [--segments N]\n" +
+  "       npm run backfill -- --from-export <table ...|--all> [--bucket B] [--prefix P] [--workers N]\n" +
+  "       npm run backfill -- --from-export --export-arn ARN [--workers N]";
+
+/**
+ * Parses and checks the command line. Flags that would be ignored are refused rather
+ * than dropped: an export ARN without --from-export would have run a full Scan of a table
+ * too big to Scan, tables named beside --all or an ARN would have been another set.
+ */
+export function backfillArgs(args: string[]): BackfillArgs {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args,
+      allowPositionals: true,
+      options: {
+        all: { type: "boolean", default: false },
+        segments: { type: "string" },
+        "from-export": { type: "boolean", default: false },
+        bucket: { type: "string" },
+        prefix: { type: "string" },
+        "export-arn": { type: "string" },
+        workers: { type: "string" },
+      },
+    });
+  } catch (error) {
+    throw new UsageError(`${(error as Error).message}\n${USAGE}`);
+  }
+  const { values, positionals } = parsed;
+  const fromExport = values["from-export"]!;
   const exportArn = values["export-arn"];
+  const refuse = (why: string) => {
+    throw new UsageError(`${why}\n${USAGE}`);
+  };
+  if (!fromExport) {
+    const exportOnly = ["export-arn", "bucket", "prefix", "workers"]
+      .filter((flag) => (values as Record<string, unknown>)[flag] !== undefined);
+    if (exportOnly.length > 0) {
+      refuse(`--${exportOnly.join(", --")} is for a backfill from an export: add --from-export`);
+    }
+  } else if (values.segments !== undefined) {
+    refuse("--segments is for a Scan backfill; an export's files are its units of work");
+  }
+  if (exportArn && (positionals.length > 0 || values.all)) {
+    refuse("--export-arn names its table: name no table and no --all beside it");
+  }
+  if (values.all && positionals.length > 0) refuse("name tables or --all, not both");
   const named = exportArn ? [tableNameFromArn(exportArn) ?? exportArn] : positionals;
-  const tables = resolveTables(named, values.all! && !exportArn);
-  if (tables.length === 0) {
-    console.error(
-      "usage: npm run backfill -- <table ...|--all> [--segments N]\n" +
-        "       npm run backfill -- --from-export <table ...|--all> [--bucket B] [--prefix P] [--workers N]\n" +
-        "       npm run backfill -- --from-export --export-arn ARN [--workers N]",
-    );
-    Deno.exit(2);
+  const tables = resolveTables(named, values.all!);
+  if (tables.length === 0) refuse("name the tables to backfill");
+  const segments = Number(values.segments ?? "8");
+  if (!Number.isInteger(segments) || segments < 1 || segments > 1_000_000) {
+    refuse(`--segments must be a whole number from 1 to 1000000, not ${values.segments}`);
+  }
+  const workers = Number(values.workers ?? "4");
+  return {
+    tables,
+    fromExport,
+    segments,
+    bucket: values.bucket,
+    prefix: values.prefix ?? "",
+    exportArn,
+    workers,
+  };
+}
+
+async function main(): Promise<number> {
+  let args: BackfillArgs;
+  try {
+    args = backfillArgs(Deno.args);
+  } catch (error) {
+    console.error(`backfill: ${(error as Error).message}`);
+    return 2;
   }
   // The local stack's settings, unless a database is named: then DynamoDB is AWS's too
   // (credentials and region as the AWS CLI has them).
@@ -283,27 +364,41 @@ if (import.meta.main) {
   const databaseUrl = env("DATABASE_URL");
   if (!databaseUrl) {
     console.error("backfill: set DATABASE_URL, or start the local stack (npm run stack:up)");
-    Deno.exit(2);
+    return 2;
   }
-  if (values["from-export"]) {
-    Deno.exit(
-      await backfillFromExports(env, databaseUrl, tables, {
-        bucket: values.bucket ?? env("EXPORT_BUCKET") ?? "",
-        prefix: values.prefix!,
-        exportArn,
-        workers: Number(values.workers),
-      }),
-    );
+  let target: string;
+  try {
+    target = describeDbTarget(parseDbUrl(databaseUrl));
+  } catch (error) {
+    console.error(`backfill: DATABASE_URL: ${(error as Error).message}`);
+    return 2;
+  }
+  console.log(`backfill: database ${target}${local ? " (the local stack's)" : ""}`);
+  if (args.fromExport) {
+    return await backfillFromExports(env, databaseUrl, args.tables, {
+      bucket: args.bucket ?? env("EXPORT_BUCKET") ?? "",
+      prefix: args.prefix,
+      exportArn: args.exportArn,
+      workers: args.workers,
+    });
   }
   const sql = connectDb(databaseUrl, 2);
-  const { jobs, expected } = await startBackfills(
-    sql,
-    dynamoClients(env),
-    tables,
-    Number(values.segments),
-  );
-  const failures = await followBackfills(sql, jobs, expected);
-  for (const failure of failures) console.error(failure);
-  await sql.end();
-  Deno.exit(failures.length > 0 ? 1 : 0);
+  try {
+    const { jobs, expected } = await startBackfills(
+      sql,
+      dynamoClients(env),
+      args.tables,
+      args.segments,
+    );
+    const failures = await followBackfills(sql, jobs, expected);
+    for (const failure of failures) console.error(failure);
+    return failures.length > 0 ? 1 : 0;
+  } catch (error) {
+    console.error(`backfill: ${(error as Error).message}`);
+    return 1;
+  } finally {
+    await sql.end();
+  }
 }
+
+if (import.meta.main) Deno.exit(await main());

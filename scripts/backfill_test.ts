@@ -1,6 +1,13 @@
 import assert from "node:assert/strict";
 import type postgres from "postgres";
-import { followBackfills, type Progress, progressLine } from "./backfill.ts";
+import {
+  backfillArgs,
+  followBackfills,
+  type Progress,
+  progressLine,
+  startBackfills,
+  UsageError,
+} from "./backfill.ts";
 
 const progress = (over: Partial<Progress>): Progress => ({
   job_id: "1",
@@ -58,6 +65,77 @@ Deno.test("a cancelled job ends the wait, named, and its bar says so rather than
     assert.deepEqual(await followBackfills(sql, ["7"], new Map()), [
       "backfill job 7 of firespring-backdoor-actions-dev was cancelled; start it again",
     ]);
+  } finally {
+    console.log = log;
+  }
+});
+
+Deno.test("the command line: what would be ignored is refused, naming why", () => {
+  const ARN = "arn:aws:dynamodb:us-east-1:1:table/firespring-backdoor-actions-dev/export/01";
+  const refused: [string[], RegExp][] = [
+    [["--export-arn", ARN], /--export-arn is for a backfill from an export: add --from-export/],
+    [["firespring_actions", "--workers", "2"], /--workers is for a backfill from an export/],
+    [
+      ["--from-export", "firespring_actions", "--segments", "3"],
+      /--segments is for a Scan backfill/,
+    ],
+    [["--from-export", "--export-arn", ARN, "firespring_visitors"], /--export-arn names its table/],
+    [["--all", "firespring_actions"], /name tables or --all, not both/],
+    [["firespring_actions", "--segments", "0"], /--segments must be a whole number from 1/],
+    [["nope"], /nope is neither a DynamoDB source nor a target table; known: firespring_actions/],
+    [[], /name the tables to backfill/],
+    [["--tabel", "x"], /Unknown option '--tabel'/],
+  ];
+  for (const [args, message] of refused) {
+    assert.throws(() => backfillArgs(args), (error: Error) => {
+      assert.ok(error instanceof UsageError, args.join(" "));
+      assert.match(error.message, message, args.join(" "));
+      return true;
+    });
+  }
+  const ok = backfillArgs([
+    "firespring_actions",
+    "firespring-backdoor-actions-dev",
+    "--segments",
+    "4",
+  ]);
+  assert.deepEqual(
+    ok.tables.map((t) => t.targetTable),
+    ["firespring_actions"],
+    "named twice, one backfill",
+  );
+  assert.equal(ok.segments, 4);
+  const fromArn = backfillArgs(["--from-export", "--export-arn", ARN]);
+  assert.deepEqual(fromArn.tables.map((t) => t.targetTable), ["firespring_actions"]);
+});
+
+Deno.test("a table whose Scan backfill still runs is followed, not backfilled again beside it", async () => {
+  const started: unknown[] = [];
+  const sql = ((strings: TemplateStringsArray, ...values: unknown[]) => {
+    const text = strings.join("?");
+    if (text.includes("from sync.backfill_jobs")) {
+      return Promise.resolve(
+        values[0] === "firespring-backdoor-actions-dev" ? [{ id: "41", status: "running" }] : [],
+      );
+    }
+    if (text.includes("sync.start_backfill")) {
+      started.push(values[0]);
+      return Promise.resolve([{ id: "42" }]);
+    }
+    throw new Error(`unexpected: ${text}`);
+  }) as unknown as postgres.Sql;
+  const dynamo = () => ({ send: () => Promise.resolve({ Table: { ItemCount: 10 } }) }) as never;
+  const log = console.log;
+  console.log = () => {};
+  try {
+    const { jobs } = await startBackfills(
+      sql,
+      dynamo,
+      backfillArgs(["firespring_actions", "firespring_searches"]).tables,
+      8,
+    );
+    assert.deepEqual(jobs, ["41", "42"]);
+    assert.deepEqual(started, ["firespring-backdoor-searches-dev"]);
   } finally {
     console.log = log;
   }
