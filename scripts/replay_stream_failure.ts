@@ -159,12 +159,51 @@ export async function replayMessage(message: StreamFailureMessage): Promise<Repl
   return { kind: "replayed", records: records.length };
 }
 
-function messageFiles(paths: string[]): string[] {
-  return paths.flatMap((path) =>
-    statSync(path).isDirectory()
-      ? readdirSync(path).filter((f) => f.endsWith(".json")).sort().map((f) => join(path, f))
-      : [path]
-  );
+/**
+ * The message files named: a file as it is, a directory's files (any name: `split`
+ * writes `dlq-aa`, `dlq-ab`, ...; not its subdirectories, such as `replayed/`, nor
+ * hidden files). A path that does not exist is a problem, named.
+ */
+export function messageFiles(paths: string[]): { files: string[]; problems: string[] } {
+  const files: string[] = [];
+  const problems: string[] = [];
+  for (const path of paths) {
+    if (!existsSync(path)) {
+      problems.push(`${path}: no such file or directory`);
+    } else if (statSync(path).isDirectory()) {
+      files.push(
+        ...readdirSync(path).filter((f) => !f.startsWith(".")).sort().map((f) => join(path, f))
+          .filter((f) => statSync(f).isFile()),
+      );
+    } else {
+      files.push(path);
+    }
+  }
+  return { files, problems };
+}
+
+/**
+ * An on-failure message from its file: the SQS message's body, or an SNS notification
+ * whose `Message` is that body. Throws naming what the file is not.
+ */
+export function readMessage(text: string): StreamFailureMessage {
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch (error) {
+    throw new Error(`not JSON (${(error as Error).message})`);
+  }
+  const notification = body as { Type?: unknown; Message?: unknown };
+  if (notification?.Type === "Notification" && typeof notification.Message === "string") {
+    return readMessage(notification.Message);
+  }
+  const info = (body as { DDBStreamBatchInfo?: { streamArn?: unknown } })?.DDBStreamBatchInfo;
+  if (typeof info?.streamArn !== "string") {
+    throw new Error(
+      "not an on-failure message of a DynamoDB stream mapping (it has no DDBStreamBatchInfo)",
+    );
+  }
+  return body as StreamFailureMessage;
 }
 
 if (import.meta.main) {
@@ -176,13 +215,25 @@ if (import.meta.main) {
     process.env.DYNAMODB_ENDPOINT ??= env.DYNAMODB_ENDPOINT;
     process.env.FUNCTIONS_URL ??= env.FUNCTIONS_URL;
   }
-  const paths = Deno.args.length > 0 ? Deno.args : existsSync(FAILURE_DIR) ? [FAILURE_DIR] : [];
-  const files = messageFiles(paths);
-  if (files.length === 0) console.log("stream:replay: no on-failure messages to replay");
-  let problems = 0;
+  const named = Deno.args.length > 0;
+  const paths = named ? Deno.args : existsSync(FAILURE_DIR) ? [FAILURE_DIR] : [];
+  const { files, problems: missing } = messageFiles(paths);
+  for (const problem of missing) console.error(`stream:replay: ${problem}`);
+  let problems = missing.length;
+  if (files.length === 0) {
+    console.log(
+      `stream:replay: no on-failure messages to replay${named ? ` in ${paths.join(", ")}` : ""}`,
+    );
+    // Paths named but nothing in them is a mistake to say, not a success.
+    if (named) problems++;
+  }
   for (const file of files) {
-    const message = JSON.parse(readFileSync(file, "utf8")) as StreamFailureMessage;
-    const outcome = await replayMessage(message);
+    let outcome: ReplayOutcome;
+    try {
+      outcome = await replayMessage(readMessage(readFileSync(file, "utf8")));
+    } catch (error) {
+      outcome = { kind: "failed", reason: (error as Error).message };
+    }
     if (outcome.kind === "replayed") {
       const done = join(dirname(file), "replayed");
       mkdirSync(done, { recursive: true });
