@@ -63,18 +63,34 @@ export async function requestExport(
     );
   }
   const described = await client.send(new DescribeTableCommand({ TableName: table }));
-  const answer = await client.send(
-    new ExportTableToPointInTimeCommand({
-      TableArn: described.Table!.TableArn!,
-      S3Bucket: target.bucket,
-      ...(target.prefix ? { S3Prefix: target.prefix } : {}),
-      ExportFormat: "DYNAMODB_JSON",
-      ExportType: "FULL_EXPORT",
-      ClientToken: clientToken,
-    }),
-  );
-  return answer.ExportDescription!.ExportArn!;
+  const request = (token: string) =>
+    client.send(
+      new ExportTableToPointInTimeCommand({
+        TableArn: described.Table!.TableArn!,
+        S3Bucket: target.bucket,
+        ...(target.prefix ? { S3Prefix: target.prefix } : {}),
+        ExportFormat: "DYNAMODB_JSON",
+        ExportType: "FULL_EXPORT",
+        ClientToken: token,
+      }),
+    );
+  const askedAt = Date.now();
+  const answer = await request(clientToken);
+  // A token DynamoDB saw in the last 8 hours, with these parameters, answers that export
+  // (API reference, ExportTableToPointInTime, ClientToken): one still in progress is the
+  // one a run interrupted during its wait asked for, and is joined; one that has ended
+  // holds the table as it was then, so a new one is asked for, under a token of its own.
+  const export_ = answer.ExportDescription!;
+  const exportedAt = export_.ExportTime?.getTime() ?? askedAt;
+  if (export_.ExportStatus !== "IN_PROGRESS" && exportedAt < askedAt - STALE_EXPORT_MS) {
+    const fresh = await request(`${clientToken.slice(0, 55)}-${crypto.randomUUID().slice(0, 8)}`);
+    return fresh.ExportDescription!.ExportArn!;
+  }
+  return export_.ExportArn!;
 }
+
+/** How much older than its request an export that has ended may be and still be its own. */
+const STALE_EXPORT_MS = 60_000;
 
 /** What {@link waitForExport} needs besides the client. */
 export interface WaitOptions {

@@ -42,6 +42,56 @@ Deno.test("an export is asked for as a full DynamoDB JSON export, with the calle
   }]);
 });
 
+Deno.test("a token that answers an export in progress joins it; one that answers an ended export asks again", async () => {
+  const inProgress = fakeClient({
+    DescribeContinuousBackups: pitr("ENABLED"),
+    DescribeTable: () => ({ Table: { TableArn: ARN } }),
+    ExportTableToPointInTime: () => ({
+      ExportDescription: {
+        ExportArn: `${ARN}/export/asked-before`,
+        ExportStatus: "IN_PROGRESS",
+        ExportTime: new Date(Date.now() - 10 * 60_000),
+      },
+    }),
+  });
+  assert.equal(
+    await requestExport(inProgress.client, "things", { bucket: "b", prefix: "" }, "tok"),
+    `${ARN}/export/asked-before`,
+  );
+  assert.equal(inProgress.sent.filter(([n]) => n === "ExportTableToPointInTime").length, 1);
+
+  const tokens: unknown[] = [];
+  const ended = fakeClient({
+    DescribeContinuousBackups: pitr("ENABLED"),
+    DescribeTable: () => ({ Table: { TableArn: ARN } }),
+    ExportTableToPointInTime: (input) => {
+      tokens.push(input.ClientToken);
+      return tokens.length === 1
+        ? {
+          ExportDescription: {
+            ExportArn: `${ARN}/export/old`,
+            ExportStatus: "COMPLETED",
+            ExportTime: new Date(Date.now() - 30 * 60_000),
+          },
+        }
+        : {
+          ExportDescription: {
+            ExportArn: `${ARN}/export/new`,
+            ExportStatus: "IN_PROGRESS",
+            ExportTime: new Date(),
+          },
+        };
+    },
+  });
+  assert.equal(
+    await requestExport(ended.client, "things", { bucket: "b", prefix: "" }, "tok"),
+    `${ARN}/export/new`,
+    "the table as of now, not as of the old export",
+  );
+  assert.equal(tokens[0], "tok");
+  assert.match(String(tokens[1]), /^tok-[0-9a-f]{8}$/);
+});
+
 Deno.test("without point-in-time recovery the request is refused with the command that turns it on", async () => {
   const { client, sent } = fakeClient({ DescribeContinuousBackups: pitr("DISABLED") });
   await assert.rejects(

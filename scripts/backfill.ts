@@ -16,6 +16,7 @@
  * @module
  */
 
+import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { DescribeTableCommand, type DynamoDBClient } from "@aws-sdk/client-dynamodb";
@@ -206,16 +207,14 @@ async function backfillFromExports(
     s3: exportS3Client(env),
     log: (line) => console.log(line),
   };
-  // A token per run and table: the SDK's retries of a request join its export, and a new
-  // run makes a new one (an export already made is loaded again with --export-arn).
-  const run = crypto.randomUUID();
+  const now = new Date();
   try {
     // Each table's export on its own: one that fails (its export FAILED, its manifest
     // refused) leaves the others' jobs to load. A job made and left unloaded runs for
     // ever, holding every tombstone since its export time from the purge.
     const starts = await Promise.allSettled(
       tables.map((spec) =>
-        startExportBackfill(deps, spec, options, `backfill-${spec.sourceTable}-${run}`.slice(0, 64))
+        startExportBackfill(deps, spec, options, exportClientToken(spec, options, now))
       ),
     );
     const started = starts.flatMap((s) => s.status === "fulfilled" ? [s.value] : []);
@@ -264,6 +263,25 @@ async function backfillFromExports(
     await pool.end();
     await sql.end();
   }
+}
+
+/**
+ * The ClientToken of a table's export request: the same for the same table, bucket and
+ * prefix within one UTC hour. DynamoDB answers a request with a token it saw in the last
+ * 8 hours, and the same parameters, with that export: a run interrupted while it waited
+ * for its export (minutes: the likeliest moment for a Ctrl-C) joins that export when run
+ * again, rather than order and pay for a second. A later hour asks for a new one.
+ */
+export function exportClientToken(
+  spec: TableSpec,
+  target: { bucket: string; prefix: string },
+  now: Date,
+): string {
+  const hour = now.toISOString().slice(0, 13);
+  const digest = createHash("sha256")
+    .update(JSON.stringify([spec.sourceTable, spec.region, target.bucket, target.prefix, hour]))
+    .digest("hex");
+  return `backfill-${digest.slice(0, 48)}`;
 }
 
 /** What the command line asks for, checked; a usage error throws {@link UsageError}. */

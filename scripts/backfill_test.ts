@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import type postgres from "postgres";
 import {
   backfillArgs,
+  exportClientToken,
   followBackfills,
   type Progress,
   progressLine,
@@ -139,4 +140,20 @@ Deno.test("a table whose Scan backfill still runs is followed, not backfilled ag
   } finally {
     console.log = log;
   }
+});
+
+Deno.test("an export's ClientToken is the same for a rerun within the hour, so it joins the export asked for", () => {
+  const [actions, searches] = backfillArgs(["firespring_actions", "firespring_searches"]).tables;
+  const target = { bucket: "exports", prefix: "" };
+  const at = (iso: string) => new Date(iso);
+  const token = exportClientToken(actions, target, at("2026-11-29T22:05:00Z"));
+  assert.match(token, /^backfill-[0-9a-f]{48}$/);
+  assert.ok(token.length <= 64, "within DynamoDB's 64 characters");
+  assert.equal(exportClientToken(actions, target, at("2026-11-29T22:59:59Z")), token);
+  assert.notEqual(exportClientToken(actions, target, at("2026-11-29T23:00:00Z")), token);
+  assert.notEqual(exportClientToken(searches, target, at("2026-11-29T22:05:00Z")), token);
+  assert.notEqual(
+    exportClientToken(actions, { bucket: "exports", prefix: "p/" }, at("2026-11-29T22:05:00Z")),
+    token,
+  );
 });
