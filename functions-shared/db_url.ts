@@ -72,7 +72,17 @@ export function parseDbUrl(text: string): DbTarget {
   if (url.hostname === "") throw new Error("a postgresql:// URL with a host (it names none)");
   if (url.username === "") throw new Error("a postgresql:// URL with a user (it names none)");
   const port = url.port === "" ? 5432 : Number(url.port);
-  const database = decodeURIComponent(url.pathname.replace(/^\//, "")) || "postgres";
+  const decoded = (part: string, what: string) => {
+    try {
+      return decodeURIComponent(part);
+    } catch {
+      throw new Error(
+        `a postgresql:// URL whose ${what} is percent-encoded (a % must begin %XX: write a % as %25)`,
+      );
+    }
+  };
+  decoded(url.password, "password");
+  const database = decoded(url.pathname.replace(/^\//, ""), "database name") || "postgres";
   const unknown = [...url.searchParams.keys()].filter((key) => !KNOWN_PARAMETERS.includes(key));
   if (unknown.length > 0) {
     throw new Error(
@@ -103,7 +113,7 @@ export function parseDbUrl(text: string): DbTarget {
     host: url.hostname,
     port,
     database,
-    user: decodeURIComponent(url.username),
+    user: decoded(url.username, "user name"),
     transactionPooler: port === TRANSACTION_POOLER_PORT || pgbouncer === "true",
     tls,
   };

@@ -58,6 +58,28 @@ export function text(env: string, about: string, secret = false): SettingSpec<st
   return { env, about, secret, parse: (value) => value };
 }
 
+/** An http(s) URL, without a trailing slash. */
+export function httpUrl(env: string, about: string): SettingSpec<string> {
+  return {
+    env,
+    about,
+    parse: (value) => {
+      let url: URL;
+      try {
+        url = new URL(value.trim());
+      } catch {
+        throw new Error("an http(s) URL, such as https://<project ref>.supabase.co");
+      }
+      if (url.protocol !== "https:" && url.protocol !== "http:") {
+        throw new Error(
+          `an http(s) URL, such as https://<project ref>.supabase.co (not ${url.protocol})`,
+        );
+      }
+      return url.href.replace(/\/$/, "");
+    },
+  };
+}
+
 /** An optional text; empty when unset. */
 export function optionalText(env: string, about: string): SettingSpec<string> {
   return { env, about, default: "", parse: (value) => value };
@@ -103,8 +125,47 @@ export function readSettings<S extends Record<string, SettingSpec<unknown>>>(
       problems.push(`${name} is ${shown}; it must be ${(error as Error).message}`);
     }
   }
+  if (problems.length === 0) problems.push(...platformProblems(values));
   if (problems.length > 0) throw new SettingsError(problems);
   return values as Settings<S>;
+}
+
+/**
+ * What the platform settings say wrong together (each read well alone): a database of
+ * another project than SUPABASE_URL's, whose rows the functions would write; a CA
+ * certificate that would be ignored (it is used with sslmode=verify-full only), or is no
+ * PEM certificate. Never a secret's value; a project ref is not one.
+ */
+function platformProblems(values: Record<string, unknown>): string[] {
+  const problems: string[] = [];
+  const db = values.db as DbTarget | undefined;
+  const supabaseUrl = values.supabaseUrl as string | undefined;
+  if (db && supabaseUrl) {
+    const project = new URL(supabaseUrl).hostname.match(/^([a-z0-9]{20})\.supabase\.(co|com)$/)
+      ?.[1];
+    const dbProject = db.host.match(/^db\.([a-z0-9]{20})\.supabase\.(co|com)$/)?.[1] ??
+      (/\.supabase\.(co|com)$/.test(db.host)
+        ? db.user.match(/^[^.]+\.([a-z0-9]{20})$/)?.[1]
+        : undefined);
+    if (project && dbProject && project !== dbProject) {
+      problems.push(
+        `SYNC_DB_URL (or SUPABASE_DB_URL) is project ${dbProject}'s database, but SUPABASE_URL ` +
+          `is project ${project}: the functions would write into another project`,
+      );
+    }
+  }
+  const ca = values.dbCaCert as string | undefined;
+  if (db && ca) {
+    if (!ca.includes("-----BEGIN CERTIFICATE-----")) {
+      problems.push("SYNC_DB_CA_CERT is (a certificate, not shown); it must be a PEM certificate");
+    } else if (db.tls !== "verify-full") {
+      problems.push(
+        `SYNC_DB_CA_CERT is set, but the database URL's sslmode is ${db.tls}: the certificate ` +
+          "is used only with sslmode=verify-full, so it would be ignored",
+      );
+    }
+  }
+  return problems;
 }
 
 /**
@@ -129,7 +190,7 @@ export function dbUrl(): SettingSpec<DbTarget> {
  */
 export const PLATFORM_SETTINGS = {
   db: dbUrl(),
-  supabaseUrl: text("SUPABASE_URL", "the project's URL, to call functions"),
+  supabaseUrl: httpUrl("SUPABASE_URL", "the project's URL, to call functions"),
   // Each isolate holds its own pool, and a burst starts many isolates: 8 import-workers
   // (IMPORT_WORKER_MAX_CONCURRENT) with 10 connections each would be 80, more than a
   // Nano or Micro project's 60 direct connections, which PostgREST, Auth and Storage

@@ -135,6 +135,74 @@ Deno.test("a bad connection string is named by the setting it came from, its pas
   );
 });
 
+Deno.test("settings wrong together are named: another project's database, a certificate that would be ignored", () => {
+  const A = "abcdefghijklmnopqrst";
+  const B = "bcdefghijklmnopqrstu";
+  const problems = (vars: Record<string, string>) => {
+    try {
+      readSettings(
+        envOf({ ...platform, SUPABASE_URL: `https://${A}.supabase.co`, ...vars }),
+        PLATFORM_SETTINGS,
+      );
+      return [];
+    } catch (error) {
+      assert.ok(error instanceof SettingsError);
+      assert.doesNotMatch(error.message, /hunter2/);
+      return error.problems;
+    }
+  };
+  assert.deepEqual(
+    problems({
+      SUPABASE_DB_URL: `postgresql://postgres:hunter2@db.${A}.supabase.co:5432/postgres`,
+    }),
+    [],
+  );
+  assert.deepEqual(
+    problems({
+      SUPABASE_DB_URL: `postgresql://postgres:hunter2@db.${B}.supabase.co:5432/postgres`,
+    }),
+    [`SYNC_DB_URL (or SUPABASE_DB_URL) is project ${B}'s database, but SUPABASE_URL is project ${A}: the functions would write into another project`],
+  );
+  assert.equal(
+    problems({
+      SYNC_DB_URL:
+        `postgresql://postgres.${B}:hunter2@aws-0-us-east-1.pooler.supabase.com:6543/postgres`,
+    }).length,
+    1,
+    "the pooler's user names the project",
+  );
+  assert.deepEqual(
+    problems({ SYNC_DB_CA_CERT: "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----" }),
+    [
+      "SYNC_DB_CA_CERT is set, but the database URL's sslmode is prefer: the certificate is used only with sslmode=verify-full, so it would be ignored",
+    ],
+  );
+  assert.deepEqual(problems({ SYNC_DB_CA_CERT: "not a certificate" }), [
+    "SYNC_DB_CA_CERT is (a certificate, not shown); it must be a PEM certificate",
+  ]);
+  assert.match(
+    problems({ SUPABASE_URL: "abc.supabase.co" })[0],
+    /^SUPABASE_URL is "abc\.supabase\.co"; it must be an http\(s\) URL/,
+  );
+});
+
+Deno.test("a percent sign in the password that is no escape is named, the password not shown", () => {
+  assert.throws(
+    () =>
+      readSettings(
+        envOf({
+          ...platform,
+          SUPABASE_DB_URL: "postgresql://postgres:hun%zzter2@db:5432/postgres",
+        }),
+        PLATFORM_SETTINGS,
+      ),
+    (error: Error) =>
+      /SUPABASE_DB_URL is \(a secret, not shown\); it must be a postgresql:\/\/ URL whose password is percent-encoded \(a % must begin %XX: write a % as %25\)/
+        .test(error.message) &&
+      !error.message.includes("hun"),
+  );
+});
+
 Deno.test("a run's wall budget ends by the isolate age at which runs hand on", () => {
   assert.equal(runWallBudgetMs(60_000, 1_000), 60_000, "a young isolate: the setting");
   assert.equal(runWallBudgetMs(60_000, 74_000), RUNS_END_BY_ISOLATE_AGE_MS - 74_000);
