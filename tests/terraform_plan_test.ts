@@ -133,7 +133,7 @@ Deno.test({
         assert.equal(after.batch_size, 10);
         assert.deepEqual(after.function_response_types, ["ReportBatchItemFailures"]);
         assert.equal(after.bisect_batch_on_function_error, true);
-        assert.equal(after.maximum_retry_attempts, 10);
+        assert.equal(after.maximum_retry_attempts, -1);
         assert.equal(after.maximum_record_age_in_seconds, 3600);
         assert.equal(after.starting_position, "TRIM_HORIZON");
         assert.equal(after.enabled, true, "forwarding (until the cutover)");

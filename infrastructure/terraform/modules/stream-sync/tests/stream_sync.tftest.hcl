@@ -53,11 +53,11 @@ run "one_mapping_per_table_with_the_seed_settings" {
   assert {
     condition = alltrue([for m in aws_lambda_event_source_mapping.stream :
       m.batch_size == 10 && m.function_response_types == toset(["ReportBatchItemFailures"]) &&
-      m.bisect_batch_on_function_error && m.maximum_retry_attempts == 10 &&
+      m.bisect_batch_on_function_error && m.maximum_retry_attempts == -1 &&
       m.maximum_record_age_in_seconds == 3600 && m.starting_position == "TRIM_HORIZON" &&
       m.destination_config[0].on_failure[0].destination_arn == aws_sqs_queue.dead_letters.arn
     ])
-    error_message = "Mappings: batch 10, ReportBatchItemFailures, bisect, bounded retries and age, failures to the DLQ."
+    error_message = "Mappings: batch 10, ReportBatchItemFailures, bisect, retries until the records are an hour old, failures to the DLQ."
   }
   assert {
     condition = (
@@ -149,7 +149,7 @@ run "batch_size_and_retries_are_bounded" {
 
   variables {
     batch_size             = 0
-    maximum_retry_attempts = -1
+    maximum_retry_attempts = -2
   }
 
   expect_failures = [var.batch_size, var.maximum_retry_attempts]
