@@ -163,21 +163,42 @@ Deno.test("a Scan that stays throttled gives up after the rounds, releases its s
   ]);
   assert.equal(db.matching("sync.claim_segment").length, 1, "the worker stops");
   assert.equal(db.matching("sync.checkpoint_segment").length, 0);
-  // Why, kept on the segment: a validation run that never gets past the throttle is
-  // reaped naming it. Not a failed attempt: the applications' peak passes.
-  assert.deepEqual(db.matching("update sync.backfill_segments set error").map((s) => s.values), [
+  // Why, kept on the segment while it is still this worker's, and counted: a job whose
+  // attempts never get past the throttle (over more than 10 minutes) fails naming it, a
+  // validation run is reaped naming it.
+  assert.deepEqual(db.matching("sync.note_failed_attempt").map((s) => s.values), [
     [
-      `Scan failed ${SCAN_ROUNDS} times in a row (each after the SDK's own retries): ThrottlingException: Rate of requests exceeds the allowed throughput`,
       "7",
       1,
+      "worker-a",
+      `${WHERE}: Scan failed ${SCAN_ROUNDS} times in a row (each after the SDK's own retries): ThrottlingException: Rate of requests exceeds the allowed throughput`,
     ],
   ]);
-  assert.equal(db.matching("sync.note_failed_attempt").length, 0, "not counted");
+  const [noted, released] = [
+    db.statements.findIndex((s) => s.text.includes("sync.note_failed_attempt")),
+    db.statements.findIndex((s) => s.text.includes("sync.release_segment")),
+  ];
+  assert.ok(noted < released, "noted before it is given back");
   assert.equal(
     lines.at(-1),
     `${WHERE}: Scan failed ${SCAN_ROUNDS} times in a row (each after the SDK's own retries): ` +
       "ThrottlingException: Rate of requests exceeds the allowed throughput; " +
       "released for a later worker",
+  );
+});
+
+Deno.test("a throttled attempt that is the segment's last fails its job instead of giving the segment back", async () => {
+  const db = backfillDb([claim()], { lastAttempt: true });
+  const dynamo = fakeDynamo(() => {
+    throw awsError("ThrottlingException", "Rate of requests exceeds the allowed throughput");
+  });
+  const { deps, lines } = workerDeps(db, dynamo, { pacing: fakeClock(1) });
+  const result = await runWorker(deps, "worker-a");
+  assert.equal(result.stoppedBy, "throttled");
+  assert.equal(db.matching("sync.release_segment").length, 0, "not given back");
+  assert.match(
+    lines.at(-1)!,
+    /ThrottlingException.*; its job failed: every attempt in a row ended so$/,
   );
 });
 

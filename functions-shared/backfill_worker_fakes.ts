@@ -92,7 +92,6 @@ export function backfillDb(
       return options.checkpoint?.(s) ?? [{ turn: turn(s) }];
     }
     if (s.text.includes("sync.release_segment")) return options.release?.(s) ?? [];
-    if (s.text.startsWith("update sync.backfill_segments set error")) return [];
     if (s.text.includes("sync.note_failed_attempt")) {
       return [{ failed: options.lastAttempt ?? false }];
     }

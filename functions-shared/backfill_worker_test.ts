@@ -278,6 +278,19 @@ Deno.test("a failure that says retry later (the database or its pooler unavailab
   await assert.rejects(runWorker(deps, "worker-a"), /ECHECKOUTTIMEOUT/);
   assert.equal(db.matching("sync.note_failed_attempt").length, 0, "not counted");
   assert.equal(db.matching("sync.release_segment").length, 1, "given back");
+  // Nor a statement that lost to another: it passes by itself. A statement timeout does
+  // not (a page too big for it times out every time): it is counted.
+  for (const [code, counted] of [["40P01", 0], ["40001", 0], ["55P03", 0], ["57014", 1]] as const) {
+    const lost = Object.assign(new Error(`statement failed (${code})`), { code });
+    const db = backfillDb([claim()], {
+      checkpoint: () => {
+        throw lost;
+      },
+    });
+    const { deps } = workerDeps(db, pagedDynamo(twoPages));
+    await assert.rejects(runWorker(deps, "worker-a"), new RegExp(code));
+    assert.equal(db.matching("sync.note_failed_attempt").length, counted, code);
+  }
 });
 
 Deno.test("an error on a segment's last attempt fails its job, naming the table, the segment and the cause", async () => {

@@ -15,6 +15,7 @@
  * @module
  */
 
+import { createHash } from "node:crypto";
 import {
   DescribeContinuousBackupsCommand,
   DescribeExportCommand,
@@ -83,7 +84,10 @@ export async function requestExport(
   const export_ = answer.ExportDescription!;
   const exportedAt = export_.ExportTime?.getTime() ?? askedAt;
   if (export_.ExportStatus !== "IN_PROGRESS" && exportedAt < askedAt - STALE_EXPORT_MS) {
-    const fresh = await request(`${clientToken.slice(0, 55)}-${crypto.randomUUID().slice(0, 8)}`);
+    // Its own token, derived from the ended export's: a run interrupted while it waits for
+    // this one derives the same, and joins it.
+    const digest = createHash("sha256").update(export_.ExportArn ?? "").digest("hex");
+    const fresh = await request(`${clientToken.slice(0, 47)}-${digest.slice(0, 16)}`);
     return fresh.ExportDescription!.ExportArn!;
   }
   return export_.ExportArn!;

@@ -66,7 +66,7 @@ Deno.test("a token that answers an export in progress joins it; one that answers
     DescribeTable: () => ({ Table: { TableArn: ARN } }),
     ExportTableToPointInTime: (input) => {
       tokens.push(input.ClientToken);
-      return tokens.length === 1
+      return input.ClientToken === "tok"
         ? {
           ExportDescription: {
             ExportArn: `${ARN}/export/old`,
@@ -89,7 +89,10 @@ Deno.test("a token that answers an export in progress joins it; one that answers
     "the table as of now, not as of the old export",
   );
   assert.equal(tokens[0], "tok");
-  assert.match(String(tokens[1]), /^tok-[0-9a-f]{8}$/);
+  assert.match(String(tokens[1]), /^tok-[0-9a-f]{16}$/);
+  // A rerun asks the same way and derives the same token: it joins the new export.
+  await requestExport(ended.client, "things", { bucket: "b", prefix: "" }, "tok");
+  assert.deepEqual(tokens.slice(2), ["tok", tokens[1]]);
 });
 
 Deno.test("without point-in-time recovery the request is refused with the command that turns it on", async () => {

@@ -76,11 +76,14 @@ export async function scanSegments(
       }
       // Counted and given back at once if the database lets us (else the lease lapses,
       // which the next claim counts); the next worker goes on from the last checkpoint.
-      // Attempts that keep failing fail the job (sync.segment_gives_up), naming why. A
-      // failure that says "retry later" (the database or its pooler unavailable) is not
-      // counted: an outage passes by itself.
+      // Attempts that keep failing fail the job (sync.segment_gives_up: 5 in a row over
+      // more than 10 minutes), naming why. Not counted: the database or its pooler
+      // unavailable, a statement that lost to another (a deadlock, a serialization or a
+      // lock timeout), which pass by themselves; a statement timeout is counted, as a page
+      // too big for it would time out every time.
       const cause = causeOf(error);
-      const counted = !isDatabaseUnavailable(error);
+      const code = (error as { code?: string }).code ?? "";
+      const counted = !isDatabaseUnavailable(error) && !["40001", "40P01", "55P03"].includes(code);
       if (counted && await noteFailure(claim, `${where}: ${cause}`).catch(() => false)) {
         log(`${where}: ${cause}; its job failed: every attempt in a row ended so`);
       } else {
@@ -197,16 +200,18 @@ export async function scanSegments(
       );
     } catch (error) {
       if (error instanceof ScanGaveUp) {
-        // Give the segment back from its checkpoint, and its turn (a throttled read uses
-        // no capacity); a later worker (pg_cron) goes on. Not counted as a failed
-        // attempt: the applications' peak passes. Kept on the segment, so that a
-        // validation run that never gets past the throttle is reaped naming why
-        // (sync.reap_stalled_validations).
+        // Counted, with its cause, while the segment is still this worker's (a job whose
+        // attempts never get past the throttle fails naming why once it has lasted more
+        // than 10 minutes: the applications' peak passes before; a validation run is reaped
+        // naming it, sync.reap_stalled_validations); then the segment is given back from
+        // its checkpoint, with its turn (a throttled read uses no capacity), and a later
+        // worker (pg_cron) goes on.
         result.stoppedBy = "throttled";
+        if (await noteFailure(claim, `${where}: ${error.message}`)) {
+          log(`${where}: ${error.message}; its job failed: every attempt in a row ended so`);
+          return "gave up";
+        }
         await work.turns.release(claim, { waitMs: 0, units: turn.units });
-        await deps
-          .sql`update sync.backfill_segments set error = ${error.message}, updated_at = now()
-                       where job_id = ${claim.job_id} and segment = ${claim.segment}`;
         log(`${where}: ${error.message}; released for a later worker`);
         return "gave up";
       }

@@ -133,8 +133,8 @@ export function readSettings<S extends Record<string, SettingSpec<unknown>>>(
 /**
  * What the platform settings say wrong together (each read well alone): a database of
  * another project than SUPABASE_URL's, whose rows the functions would write; a CA
- * certificate that would be ignored (it is used with sslmode=verify-full only), or is no
- * PEM certificate. Never a secret's value; a project ref is not one.
+ * certificate for sslmode=verify-full that is no PEM certificate (one set for another
+ * sslmode is ignored, with a warning). Never a secret's value; a project ref is not one.
  */
 function platformProblems(values: Record<string, unknown>): string[] {
   const problems: string[] = [];
@@ -154,14 +154,18 @@ function platformProblems(values: Record<string, unknown>): string[] {
       );
     }
   }
+  // With verify-full the certificate is what the connection trusts: one that is no PEM
+  // certificate would fail every connection, so it is refused here, named. Without it,
+  // the certificate is not read (a deployment that set it works as it did): a warning.
   const ca = values.dbCaCert as string | undefined;
   if (db && ca) {
-    if (!ca.includes("-----BEGIN CERTIFICATE-----")) {
+    const pem = ca.includes("-----BEGIN CERTIFICATE-----");
+    if (db.tls === "verify-full" && !pem) {
       problems.push("SYNC_DB_CA_CERT is (a certificate, not shown); it must be a PEM certificate");
     } else if (db.tls !== "verify-full") {
-      problems.push(
+      console.warn(
         `SYNC_DB_CA_CERT is set, but the database URL's sslmode is ${db.tls}: the certificate ` +
-          "is used only with sslmode=verify-full, so it would be ignored",
+          "is used only with sslmode=verify-full, so it is ignored",
       );
     }
   }

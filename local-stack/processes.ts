@@ -269,5 +269,6 @@ export async function run(
  * command line, or echoed by the command, ends up in an error message and a CI log).
  */
 export function withoutPasswords(text: string): string {
-  return text.replace(/(\b[a-z][a-z0-9+.-]*:\/\/[^\s:@/]*:)[^\s@/]*@/gi, "$1***@");
+  // Up to the authority's last @: a password may hold an @ that was not percent-encoded.
+  return text.replace(/(\b[a-z][a-z0-9+.-]*:\/\/[^\s:@/]*:)[^\s/]*@/gi, "$1***@");
 }

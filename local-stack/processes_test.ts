@@ -92,6 +92,11 @@ Deno.test("a failed command's error shows no URL's password", async () => {
     withoutPasswords("postgresql://127.0.0.1:54322/postgres"),
     "postgresql://127.0.0.1:54322/postgres",
   );
+  assert.equal(
+    withoutPasswords("postgresql://postgres:se@cret@db:5432/x"),
+    "postgresql://postgres:***@db:5432/x",
+    "an @ in the password, not percent-encoded",
+  );
   await assert.rejects(
     run("sh", ["-c", `echo "cannot connect to ${url}" >&2; exit 3`, url]),
     (error: Error) => {

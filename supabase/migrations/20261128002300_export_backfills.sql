@@ -118,7 +118,7 @@ begin
     from candidate c, sync.backfill_jobs j
     where s.job_id = c.job_id and s.segment = c.segment and j.id = c.job_id
     returning s.job_id, s.segment, s.exclusive_start_key, s.takeovers, s.failing_since,
-              s.error
+              s.error, c.lapsed
   ),
   -- Only a job still pending or running: the status test above reads the statement's
   -- snapshot, and a job failed or cancelled since must not be set running again (this
@@ -130,7 +130,7 @@ begin
     returning j.id, j.total_segments, j.source_table, j.page_size
   )
   select c.job_id, c.segment, st.total_segments, st.source_table, t.target_table, t.region,
-         c.exclusive_start_key, st.page_size, c.takeovers, c.failing_since, c.error
+         c.exclusive_start_key, st.page_size, c.takeovers, c.failing_since, c.error, c.lapsed
   into taken
   from claimed c
   join started st on st.id = c.job_id
@@ -141,7 +141,8 @@ begin
   -- A backfill's segment that no attempt gets a page past would be claimed for ever,
   -- its job never ending (and the purge holding every tombstone since its start): its
   -- job fails, naming why, once sync.segment_gives_up says so.
-  if p_run is null and sync.segment_gives_up(taken.takeovers, taken.failing_since) then
+  if p_run is null and taken.lapsed
+     and sync.segment_gives_up(taken.takeovers, taken.failing_since) then
     perform sync.fail_segment(taken.job_id, taken.segment, p_worker, format(
       '%s of %s: %s attempts in a row since %s ended without a page written; the last: %s',
       taken.source_table, taken.region, taken.takeovers,
@@ -158,8 +159,8 @@ $$;
 -- (sync.claim_segment, sync.note_failed_attempt) gives up, failing its job: at 5 in a
 -- row, the first more than 10 minutes ago. An outage shorter than that (a database
 -- restart, the table throttled by the applications' peak) is waited out; what still
--- fails after it will not pass by itself. (Failures that say "retry later" are not
--- counted at all: functions-shared/segment_scan.ts.)
+-- fails after it will not pass by itself. (The database unavailable, and a statement
+-- that lost to another, are not counted at all: functions-shared/segment_scan.ts.)
 create function sync.segment_gives_up(p_attempts integer, p_failing_since timestamptz)
 returns boolean
 language sql stable set search_path = ''

@@ -18,7 +18,8 @@
 
 -- Tombstones and deleted observations are purged table by table, each up to its own
 -- cutoff (a running backfill holds its table's): by table and time, an index range that
--- ends at the cutoff, so rows held stay outside every batch's walk.
+-- ends at the cutoff, so the rows a backfill holds stay outside every batch's walk (those
+-- an open dead letter holds, few, are walked again).
 create index tombstones_table_recorded_at_idx on sync.tombstones (target_table, recorded_at);
 drop index sync.tombstones_recorded_at_idx;
 create index observations_deleted_table_idx on sync.observations (target_table, recorded_at)

@@ -7,7 +7,7 @@
 -- that is waited out.
 set client_min_messages = warning;
 begin;
-select plan(14);
+select plan(16);
 
 delete from sync.table_state;
 delete from sync.backfill_jobs;
@@ -119,6 +119,19 @@ select is((select status from sync.backfill_jobs where id = (select id from job2
   'the job is failed');
 
 -- A validation run's Scan is counted but never failed here: its reaper ends it.
+delete from public.sync_checksums;
+create temporary table vrun on commit drop as
+  select sync.start_validation('firespring_segments', false, 1, 1000) as id;
+select sync.claim_segment('v1', (select id from vrun));
+update sync.backfill_segments set takeovers = 9, failing_since = now() - interval '1 hour'
+where job_id = (select j.id from sync.backfill_jobs j where j.checksum_run_id = (select id from vrun));
+select is(
+  sync.note_failed_attempt((select j.id from sync.backfill_jobs j where j.checksum_run_id = (select id from vrun)),
+                           0, 'v1', 'a Scan that keeps failing'),
+  false, 'a validation run''s failed attempt past the limit fails nothing');
+select is(
+  (select j.status from sync.backfill_jobs j where j.checksum_run_id = (select id from vrun)),
+  'running', 'its job goes on, for the reaper to end');
 select is(sync.note_failed_attempt(-1, 0, 'nobody', 'x'), false,
   'an attempt of no held segment changes nothing');
 
