@@ -1,0 +1,41 @@
+import assert from "node:assert/strict";
+import { backfillArgs, UsageError } from "./backfill_args.ts";
+
+Deno.test("the command line: what would be ignored is refused, naming why", () => {
+  const ARN = "arn:aws:dynamodb:us-east-1:1:table/firespring-backdoor-actions-dev/export/01";
+  const refused: [string[], RegExp][] = [
+    [["--export-arn", ARN], /--export-arn is for a backfill from an export: add --from-export/],
+    [["firespring_actions", "--workers", "2"], /--workers is for a backfill from an export/],
+    [
+      ["--from-export", "firespring_actions", "--segments", "3"],
+      /--segments is for a Scan backfill/,
+    ],
+    [["--from-export", "--export-arn", ARN, "firespring_visitors"], /--export-arn names its table/],
+    [["--all", "firespring_actions"], /name tables or --all, not both/],
+    [["firespring_actions", "--segments", "0"], /--segments must be a whole number from 1/],
+    [["nope"], /nope is neither a DynamoDB source nor a target table; known: firespring_actions/],
+    [[], /name the tables to backfill/],
+    [["--tabel", "x"], /Unknown option '--tabel'/],
+  ];
+  for (const [args, message] of refused) {
+    assert.throws(() => backfillArgs(args), (error: Error) => {
+      assert.ok(error instanceof UsageError, args.join(" "));
+      assert.match(error.message, message, args.join(" "));
+      return true;
+    });
+  }
+  const ok = backfillArgs([
+    "firespring_actions",
+    "firespring-backdoor-actions-dev",
+    "--segments",
+    "4",
+  ]);
+  assert.deepEqual(
+    ok.tables.map((t) => t.targetTable),
+    ["firespring_actions"],
+    "named twice, one backfill",
+  );
+  assert.equal(ok.segments, 4);
+  const fromArn = backfillArgs(["--from-export", "--export-arn", ARN]);
+  assert.deepEqual(fromArn.tables.map((t) => t.targetTable), ["firespring_actions"]);
+});
