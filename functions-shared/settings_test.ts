@@ -1,15 +1,11 @@
 import assert from "node:assert/strict";
+import { integer, PLATFORM_SETTINGS, readSettings, SettingsError, text } from "./settings.ts";
 import {
   IMPORT_WORKER_SETTINGS,
-  integer,
-  PLATFORM_SETTINGS,
-  readSettings,
   RUNS_END_BY_ISOLATE_AGE_MS,
   runWallBudgetMs,
-  SettingsError,
-  text,
   VALIDATOR_SETTINGS,
-} from "./settings.ts";
+} from "./function_settings.ts";
 
 const platform = {
   SUPABASE_DB_URL: "postgresql://postgres:hunter2@db:5432/postgres",

@@ -10,11 +10,11 @@ import { dynamoClients } from "../../../functions-shared/dynamo_client.ts";
 import { selfInvoker } from "../../../functions-shared/self_invoke.ts";
 import { acceptedServiceKeys } from "../../../functions-shared/service_auth.ts";
 import { RunGate } from "../../../functions-shared/run_gate.ts";
+import { readSettings } from "../../../functions-shared/settings.ts";
 import {
-  readSettings,
   runWallBudgetMs,
   VALIDATOR_SETTINGS,
-} from "../../../functions-shared/settings.ts";
+} from "../../../functions-shared/function_settings.ts";
 import { describeDbTarget } from "../../../functions-shared/db_url.ts";
 import {
   connectDb,

@@ -13,11 +13,11 @@ import { dynamoClients } from "../../../functions-shared/dynamo_client.ts";
 import { importWorkerHandler } from "../../../functions-shared/import_worker_requests.ts";
 import { selfInvoker } from "../../../functions-shared/self_invoke.ts";
 import { acceptedServiceKeys } from "../../../functions-shared/service_auth.ts";
+import { readSettings } from "../../../functions-shared/settings.ts";
 import {
   IMPORT_WORKER_SETTINGS,
-  readSettings,
   runWallBudgetMs,
-} from "../../../functions-shared/settings.ts";
+} from "../../../functions-shared/function_settings.ts";
 import { describeDbTarget } from "../../../functions-shared/db_url.ts";
 import {
   connectDb,

@@ -10,7 +10,8 @@ import { isolateCpuMeter } from "../../../functions-shared/cpu_meter.ts";
 import { dynamoClients } from "../../../functions-shared/dynamo_client.ts";
 import { RunGate } from "../../../functions-shared/run_gate.ts";
 import { acceptedServiceKeys } from "../../../functions-shared/service_auth.ts";
-import { readSettings, STREAM_CHECK_SETTINGS } from "../../../functions-shared/settings.ts";
+import { readSettings } from "../../../functions-shared/settings.ts";
+import { STREAM_CHECK_SETTINGS } from "../../../functions-shared/function_settings.ts";
 import {
   awsStreamReader,
   latestStreamArn,

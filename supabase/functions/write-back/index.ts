@@ -13,7 +13,8 @@
 
 import { dynamoClients, writerClients } from "../../../functions-shared/dynamo_client.ts";
 import { acceptedServiceKeys } from "../../../functions-shared/service_auth.ts";
-import { readSettings, WRITE_BACK_SETTINGS } from "../../../functions-shared/settings.ts";
+import { readSettings } from "../../../functions-shared/settings.ts";
+import { WRITE_BACK_SETTINGS } from "../../../functions-shared/function_settings.ts";
 import { describeDbTarget } from "../../../functions-shared/db_url.ts";
 import {
   connectDb,
