@@ -16,6 +16,9 @@ import { type Item, scanAll } from "./live_changes.ts";
 
 const say = (line = "") => console.log(line);
 
+/** How long the report waits for a validation run that goes on in the background. */
+const RUN_WAIT_MS = 15 * 60_000;
+
 /** A table's verdict from the data-checksum-validator (waiting for a run that went async). */
 export async function validate(env: StackEnv, sql: postgres.Sql, spec: TableSpec) {
   const response = await fetch(`${env.FUNCTIONS_URL}/data-checksum-validator`, {
@@ -28,9 +31,17 @@ export async function validate(env: StackEnv, sql: postgres.Sql, spec: TableSpec
   });
   let result = await response.json();
   if (response.status === 202) {
+    // The run goes on in the function; its row says when it ended, and how. A queued run
+    // waits its turn (validation_concurrency): it is not done.
+    const id = result.runId;
+    const deadline = Date.now() + RUN_WAIT_MS;
     for (;;) {
-      const [run] = await sql`select * from public.sync_checksums where id = ${result.runId}`;
-      if (run.status !== "running") {
+      const [run] = await sql`select * from public.sync_checksums where id = ${id}`;
+      if (!run) throw new Error(`validating ${spec.targetTable}: run ${id} does not exist`);
+      if (run.status === "failed") {
+        throw new Error(`validating ${spec.targetTable}: run ${id} failed: ${run.error}`);
+      }
+      if (run.status === "done") {
         result = {
           sourceItems: Number(run.source_items),
           expectedRows: Number(run.expected_rows),
@@ -39,6 +50,12 @@ export async function validate(env: StackEnv, sql: postgres.Sql, spec: TableSpec
           unmappable: run.unmappable,
         };
         break;
+      }
+      if (Date.now() > deadline) {
+        throw new Error(
+          `validating ${spec.targetTable}: run ${id} is still ${run.status} after ` +
+            `${RUN_WAIT_MS / 60_000} minutes (see public.sync_checksums and sync.status)`,
+        );
       }
       await new Promise((resolve) => setTimeout(resolve, 250));
     }
