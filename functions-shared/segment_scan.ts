@@ -14,7 +14,7 @@
 
 import { ScanCommand } from "@aws-sdk/client-dynamodb";
 import { type PacingDeps, realPacing, ScanGaveUp, withBackoff } from "./scan_pacing.ts";
-import { isDatabaseUnavailable } from "./sync_db.ts";
+import { isDatabaseUnavailable, lostToAnother } from "./sync_db.ts";
 import {
   type Checkpoint,
   checkpointRefused,
@@ -82,8 +82,7 @@ export async function scanSegments(
       // lock timeout), which pass by themselves; a statement timeout is counted, as a page
       // too big for it would time out every time.
       const cause = causeOf(error);
-      const code = (error as { code?: string }).code ?? "";
-      const counted = !isDatabaseUnavailable(error) && !["40001", "40P01", "55P03"].includes(code);
+      const counted = !isDatabaseUnavailable(error) && !lostToAnother(error);
       if (counted && await noteFailure(claim, `${where}: ${cause}`).catch(() => false)) {
         log(`${where}: ${cause}; its job failed: every attempt in a row ended so`);
       } else {

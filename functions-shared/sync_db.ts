@@ -276,15 +276,23 @@ export function isDatabaseUnavailable(error: unknown): boolean {
 }
 
 /**
+ * Whether a statement failed only because it lost to another one: 40001 serialization
+ * failure, 40P01 deadlock, 55P03 lock timeout. The same statement, sent again, passes.
+ */
+export function lostToAnother(error: unknown): boolean {
+  return ["40001", "40P01", "55P03"].includes((error as { code?: string })?.code ?? "");
+}
+
+/**
  * Whether a failed statement may succeed as it is if sent again later: the database
- * unavailable ({@link isDatabaseUnavailable}), or the statement timed out or lost to
- * another (57014 statement timeout, 55P03 lock timeout, 40001 serialization failure,
- * 40P01 deadlock), or the server short of a resource (class 53). The webhook answers
- * these 503 with Retry-After (docs/interfaces.md: a transient failure), not 500.
+ * unavailable ({@link isDatabaseUnavailable}), the statement lost to another
+ * ({@link lostToAnother}) or timed out (57014), or the server short of a resource
+ * (class 53). The webhook answers these 503 with Retry-After (docs/interfaces.md: a
+ * transient failure), not 500.
  */
 export function isTransientFailure(error: unknown): boolean {
   const code = (error as { code?: string })?.code ?? "";
-  return isDatabaseUnavailable(error) || ["57014", "55P03", "40001", "40P01"].includes(code) ||
+  return isDatabaseUnavailable(error) || lostToAnother(error) || code === "57014" ||
     /^53[0-9A-Z]{3}$/.test(code);
 }
 
