@@ -113,8 +113,11 @@ export interface Continuation {
   handOn: boolean;
 }
 
-/** Makes the request's budget check: CPU (the isolate's when metered), wall time, pages. */
-function budgetCheck(deps: ValidatorDeps, startedAt: number): () => boolean {
+/**
+ * Makes the request's budget check: CPU (the isolate's when metered), wall time, pages.
+ * It answers whether the budget is spent, and counts a page each time it is not.
+ */
+export function budgetCheck(deps: ValidatorDeps, startedAt: number): () => boolean {
   const budget = deps.budget;
   let pages = 0;
   return () => {

@@ -10,6 +10,10 @@
  * 202 at once. The first request waits up to 25 s for the run's record to show the result.
  * `"pagesPerRequest"` caps the Scan pages one request reads.
  *
+ * `POST {"rereads": true}` (pg_cron's `sync.wake_rereads`) re-reads the collapsed keys
+ * whose held observation was removed (collapsed_rereads.ts) and answers 200 with how many
+ * it re-read and how many failed.
+ *
  * A run's request that finds the isolate's gate full (run_gate.ts) waits in the isolate
  * for the place, in arrival order, and starts the moment the run before it ends or hands
  * on: no run waits for the 10 s heartbeat because its request landed on a busy isolate.
@@ -22,6 +26,7 @@
 
 import { z } from "zod";
 import { validateTable, type ValidatorDeps } from "./checksum_validator.ts";
+import { rereadCollapsedKeys } from "./collapsed_rereads.ts";
 import { recordedResult } from "./validator_result.ts";
 import { errorResponse, json, methodNotAllowed } from "./http.ts";
 import { pausedAt, type RunGate, whenAdmitted } from "./run_gate.ts";
@@ -39,6 +44,7 @@ const BodySchema = z.union([
     runId: z.number().int().positive(),
     pagesPerRequest: z.number().int().positive().optional(),
   }),
+  z.strictObject({ rereads: z.literal(true) }),
 ]);
 
 /** What the endpoint needs besides the validator's own dependencies. */
@@ -80,6 +86,17 @@ export async function handleValidatorRequest(req: Request, deps: EndpointDeps): 
     return errorResponse(400, `body is not valid JSON: ${(error as Error).message}`);
   }
   try {
+    if ("rereads" in body) {
+      // The collapsed keys waiting for a re-read (collapsed_rereads.ts), through the gate
+      // like any run of this isolate: their CPU adds up with the runs'.
+      const reread = () =>
+        rereadCollapsedKeys({
+          ...deps,
+          budget: { cpuMs: Infinity, wallMs: Infinity, ...deps.budget },
+        });
+      const outcome = await (deps.gate ? whenAdmitted(deps.gate, reread) : reread());
+      return json(200, outcome);
+    }
     let table: string;
     let runId: number | undefined;
     if ("runId" in body) {

@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { type EndpointDeps, handleValidatorRequest } from "./validator_endpoint.ts";
 import { RunGate, whenAdmitted } from "./run_gate.ts";
 import { TABLES } from "./table_registry.ts";
-import { fakeClock, fakeDynamo } from "./testing_fakes.ts";
+import { fakeClock, fakeDynamo, fakeSql } from "./testing_fakes.ts";
 import { runsDb } from "./validator_fakes.ts";
 
 const KEY = "service-key";
@@ -106,6 +106,8 @@ Deno.test("a body that is not a request answers 400", async () => {
     ['{"table": "firespring_segments", "extra": 1}', /^malformed body/],
     ['{"runId": 0}', /^malformed body/],
     ['{"table": "firespring_segments", "pagesPerRequest": 0}', /^malformed body/],
+    ['{"rereads": false}', /^malformed body/],
+    ['{"rereads": true, "table": "firespring_visitors"}', /^malformed body/],
   ];
   for (const [body, expected] of cases) {
     const response = await handleValidatorRequest(post(body), deps);
@@ -366,6 +368,24 @@ Deno.test("a run waiting out a settle pause gives its place up to the next in li
   assert.deepEqual(events, ["the next in line runs between the looks", "the validation answers"]);
   assert.equal(gate.active, 0);
   await timersFire(deps);
+});
+
+Deno.test("a re-read request waits for the isolate's place, then answers 200 with what it did", async () => {
+  const db = fakeSql((s) => s.text.includes("sync.claim_rereads") ? [] : undefined);
+  const gate = new RunGate(1);
+  let free = () => {};
+  const other = whenAdmitted(gate, () => new Promise<void>((resolve) => (free = resolve)));
+  const { deps } = endpointDeps(validatorDb(), noDynamo(), { gate, sql: db.sql });
+  const answer = handleValidatorRequest(post('{"rereads": true}'), deps);
+  await new Promise((resolve) => setTimeout(resolve, 5));
+  assert.equal(db.statements.length, 0, "nothing claimed while a run holds the place");
+  free();
+  await other;
+  const response = await answer;
+  assert.equal(response.status, 200);
+  assert.deepEqual(await response.json(), { reread: 0, failed: 0 });
+  assert.equal(db.matching("sync.claim_rereads").length, 1);
+  assert.equal(gate.active, 0);
 });
 
 Deno.test("the database down answers 503; any other failure 500 naming it", async () => {

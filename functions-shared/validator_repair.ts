@@ -18,20 +18,23 @@ import { pointRead } from "./validator_source.ts";
  * Re-applies the source state of exactly `divergent` keys through the normal merge:
  * each key read consistently (after `seenAt`, when the divergence was seen) and turned
  * into repair changes by {@link repairPlan}. Keys with an item that cannot be mapped are
- * left alone and returned.
+ * left alone and returned. With `removeUnread: false`, a collapsed key's observations
+ * that the read did not return are left to their own stream records (a re-read that only
+ * brings back purged items, collapsed_rereads.ts).
  */
 export async function repairKeys(
   deps: ValidatorDeps,
   spec: TableSpec,
   divergent: Divergence[],
   seenAt: string,
+  { removeUnread = true }: { removeUnread?: boolean } = {},
 ): Promise<Unmappable[]> {
   const changes: TableChange[] = [];
   const skipped: Unmappable[] = [];
   for (const { key } of divergent) {
     const readAt = new Date();
     const items = await pointRead(deps, spec, key);
-    const known = spec.collapse
+    const known = spec.collapse && removeUnread
       ? (await deps.sql<{ range_key: string }[]>`
           select range_key::text from sync.observations
           where target_table = ${spec.targetTable}

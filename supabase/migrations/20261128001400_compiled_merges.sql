@@ -269,7 +269,26 @@ begin
           sync_sequence = excluded.sync_sequence, sync_changed_at = excluded.sync_changed_at,
           sync_source = excluded.sync_source, recorded_at = now()
       where %7$s
-    returning o.row_key
+    returning o.row_key, o.range_key, o.deleted, o.sync_source
+  ),
+  -- A change that removed the observation its row holds: the row falls back below to the
+  -- newest observation kept here, but older items still live may have been purged
+  -- (observation_retention), so the key is queued for a consistent re-read of its items
+  -- (20261128002900_collapsed_rereads.sql). The row's range key is read through the
+  -- primary key, once per removal; a batch without removals reads nothing. Repairs (the
+  -- re-read itself) and backfills queue none.
+  reread as (
+    insert into sync.collapsed_rereads as q (target_table, row_key)
+    select %1$L, m.row_key
+    from merged m
+    where m.deleted and m.sync_source not in ('repair', 'backfill')
+      and m.range_key = (
+        select t.sync_range_key
+        from (select jsonb_populate_record(null::public.%1$I, m.row_key) as r) x
+        join public.%1$I t on %8$s
+        limit 1)
+    on conflict (target_table, row_key) do update
+      set queued_at = now(), not_before = now(), attempts = 0, error = null
   )
   select coalesce((select array_agg(distinct l.row_key) from latest l), '{}'),
          (select count(*) from merged) + (select count(*) from repaired)

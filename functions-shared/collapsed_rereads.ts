@@ -1,0 +1,94 @@
+/**
+ * Consistent re-reads of collapsed rows (docs/sync-semantics.md, "Collapsed tables";
+ * supabase/migrations/20261128002900_collapsed_rereads.sql). When a change removes the
+ * observation a collapsed row holds, the merge queues the key: older items still live in
+ * DynamoDB may have been purged here as superseded, and the stream never brings them
+ * again. Each queued key is read consistently (a Query of its partition) and its items
+ * applied through the one merge as a repair seen when the held observation was removed
+ * (validator_repair.ts), so the row is the newest live item again. A re-read only brings
+ * items back: an observation whose item it did not find is left to that item's own
+ * stream record (and to the daily validation), as the merge leaves every removal.
+ *
+ * The data-checksum-validator serves the queue (`POST {"rereads": true}`), called by
+ * pg_cron (`sync.wake_rereads`) while keys wait.
+ *
+ * @module
+ */
+
+import { budgetCheck, type ValidatorDeps } from "./checksum_validator.ts";
+import { isDatabaseUnavailable } from "./sync_db.ts";
+import { byTargetTable } from "./table_registry.ts";
+import type { RowKey } from "./validator_plan.ts";
+import { repairKeys } from "./validator_repair.ts";
+
+/** What one request did: keys re-read, and keys whose re-read failed (tried again later). */
+export interface RereadOutcome {
+  reread: number;
+  failed: number;
+}
+
+/** A key claimed from the queue (`sync.claim_rereads`). */
+interface Claimed {
+  target_table: string;
+  row_key: RowKey;
+  /** As Postgres prints it: the exact value, which `sync.finish_reread` compares. */
+  queued_at: string;
+}
+
+/** Keys claimed at a time. */
+export const REREADS_PER_CLAIM = 25;
+
+/**
+ * Re-reads queued keys until none waits or the request's budget (`deps.budget`) is
+ * spent. A key whose re-read fails keeps its cause in the queue and is tried again after
+ * a backoff; a database that is unavailable ends the request (its keys' claims lapse).
+ */
+export async function rereadCollapsedKeys(deps: ValidatorDeps): Promise<RereadOutcome> {
+  const spent = budgetCheck(
+    { ...deps, budget: deps.budget && { ...deps.budget, pages: undefined } },
+    performance.now(),
+  );
+  const outcome: RereadOutcome = { reread: 0, failed: 0 };
+  while (!spent()) {
+    const claimed = await deps.sql<Claimed[]>`
+      select target_table, row_key, queued_at::text as queued_at
+      from sync.claim_rereads(${REREADS_PER_CLAIM})`;
+    if (claimed.length === 0) break;
+    for (const key of claimed) {
+      const error = await rereadKey(deps, key);
+      if (error !== null) {
+        deps.log?.(
+          `re-read of ${key.target_table} ${JSON.stringify(key.row_key)} failed: ${error}`,
+        );
+      }
+      // Both as text: postgres.js would make the time a Date, losing its microseconds.
+      const rowKey = JSON.stringify(key.row_key);
+      await deps.sql`select sync.finish_reread(${key.target_table}, ${rowKey}::text::jsonb,
+                                               ${key.queued_at}::text::timestamptz, ${error})`;
+      outcome[error === null ? "reread" : "failed"]++;
+    }
+  }
+  return outcome;
+}
+
+/** Re-reads one key; null when done, else why not. */
+async function rereadKey(deps: ValidatorDeps, key: Claimed): Promise<string | null> {
+  const spec = byTargetTable(key.target_table);
+  if (!spec?.collapse) return `${key.target_table} is not a collapsed target table`;
+  try {
+    const skipped = await repairKeys(
+      deps,
+      spec,
+      [{ kind: "different", key: key.row_key }],
+      key.queued_at,
+      { removeUnread: false },
+    );
+    if (skipped.length === 0) return null;
+    return `an item cannot be mapped, so the key is left as it is: ${
+      skipped.map((s) => `${JSON.stringify(s.key)}: ${s.reason}`).join("; ")
+    }`;
+  } catch (error) {
+    if (isDatabaseUnavailable(error)) throw error;
+    return (error as Error).message;
+  }
+}

@@ -1,0 +1,138 @@
+/**
+ * The re-reads of collapsed keys with a fake database and DynamoDB: each claimed key read
+ * consistently and merged as a repair seen when it was queued, finished or failed with
+ * its cause, claims repeated until none waits or the budget is spent.
+ */
+
+import assert from "node:assert/strict";
+import type { ValidatorDeps } from "./checksum_validator.ts";
+import { rereadCollapsedKeys } from "./collapsed_rereads.ts";
+import { awsError, fakeCpuMeter, fakeDynamo, fakeSql, type Statement } from "./testing_fakes.ts";
+
+const QUEUED = "2026-02-01 12:00:00.123456+00";
+
+/** A queue of `keys` (visitor ids, or [table, key]), handed out `perClaim` at a time. */
+function queueDb(keys: (string | [string, Record<string, string>])[], perClaim = 25) {
+  const waiting = keys.map((k) =>
+    typeof k === "string"
+      ? { target_table: "firespring_visitors", row_key: { visitor_id: k }, queued_at: QUEUED }
+      : { target_table: k[0], row_key: k[1], queued_at: QUEUED }
+  );
+  const finished: { table: unknown; key: unknown; queuedAt: unknown; error: unknown }[] = [];
+  const merged: { op: string; range_key?: number; source: string; seen_at: string }[] = [];
+  const db = fakeSql((s: Statement) => {
+    if (s.text.includes("sync.claim_rereads")) return waiting.splice(0, perClaim);
+    if (s.text.includes("sync.finish_reread")) {
+      const [table, key, queuedAt, error] = s.values;
+      finished.push({ table, key: JSON.parse(String(key)), queuedAt, error });
+      return [];
+    }
+    if (s.text.includes("sync.merge_changes")) {
+      const changes = JSON.parse(String(s.values[1]));
+      merged.push(...changes);
+      return [{ applied: changes.length }];
+    }
+    return undefined;
+  });
+  return { ...db, finished, merged };
+}
+
+const items = (id: string) => ({
+  Items: [{ session_id: { S: id }, timestamp: { N: "50" }, pages_viewed: { N: "1" } }],
+});
+
+Deno.test("a queued key is read consistently and merged as a repair seen when it was queued", async () => {
+  const db = queueDb(["v-1"]);
+  const dynamo = fakeDynamo(() => items("v-1"));
+  const outcome = await rereadCollapsedKeys({ sql: db.sql, dynamo: dynamo.dynamo });
+  assert.deepEqual(outcome, { reread: 1, failed: 0 });
+  assert.deepEqual(dynamo.sent.map((c) => [c.name, c.input.ConsistentRead]), [[
+    "QueryCommand",
+    true,
+  ]]);
+  assert.deepEqual(db.merged.map((c) => [c.op, c.range_key, c.source, c.seen_at]), [
+    ["upsert", 50, "repair", QUEUED],
+  ], "the purged item comes back");
+  assert.equal(
+    db.matching("from sync.observations").length,
+    0,
+    "observations it did not read are left to their own stream records",
+  );
+  assert.deepEqual(db.finished, [{
+    table: "firespring_visitors",
+    key: { visitor_id: "v-1" },
+    queuedAt: QUEUED,
+    error: null,
+  }], "finished with the exact queued_at it was claimed with");
+  assert.equal(db.matching("sync.claim_rereads").length, 2, "claims until none waits");
+});
+
+Deno.test("a failed re-read keeps its cause, names table and key in the log, and the others go on", async () => {
+  const db = queueDb(["v-1", "v-2"]);
+  const dynamo = fakeDynamo((c) => {
+    const id = (c.input.ExpressionAttributeValues as Record<string, { S: string }>)[":h"].S;
+    if (id === "v-1") throw awsError("ProvisionedThroughputExceededException", "throttled");
+    return items(id);
+  });
+  const lines: string[] = [];
+  const outcome = await rereadCollapsedKeys({
+    sql: db.sql,
+    dynamo: dynamo.dynamo,
+    log: (line) => lines.push(line),
+  });
+  assert.deepEqual(outcome, { reread: 1, failed: 1 });
+  assert.deepEqual(db.finished.map((f) => [f.key, f.error]), [
+    [{ visitor_id: "v-1" }, "throttled"],
+    [{ visitor_id: "v-2" }, null],
+  ]);
+  assert.deepEqual(lines, [
+    're-read of firespring_visitors {"visitor_id":"v-1"} failed: throttled',
+  ]);
+});
+
+Deno.test("an unmappable item leaves the key as it is, and says so", async () => {
+  const db = queueDb(["v-1"]);
+  const dynamo = fakeDynamo(() => ({
+    Items: [{ session_id: { S: "v-1" }, timestamp: { S: "not a number" } }],
+  }));
+  const outcome = await rereadCollapsedKeys({ sql: db.sql, dynamo: dynamo.dynamo });
+  assert.deepEqual(outcome, { reread: 0, failed: 1 });
+  assert.equal(db.merged.length, 0, "nothing merged over an item that cannot be mapped");
+  assert.match(
+    String(db.finished[0].error),
+    /^an item cannot be mapped, so the key is left as it is: /,
+  );
+});
+
+Deno.test("a key of a table that does not collapse is failed, naming the table", async () => {
+  const db = queueDb([["firespring_segments", { segment_id: "s" }]]);
+  const dynamo = fakeDynamo(() => ({}));
+  await rereadCollapsedKeys({ sql: db.sql, dynamo: dynamo.dynamo });
+  assert.equal(dynamo.sent.length, 0);
+  assert.equal(db.finished[0].error, "firespring_segments is not a collapsed target table");
+});
+
+Deno.test("claims stop once the budget is spent; an unavailable database ends the request", async () => {
+  const db = queueDb(["v-1", "v-2", "v-3"], 1);
+  const dynamo = fakeDynamo((c) =>
+    items((c.input.ExpressionAttributeValues as Record<string, { S: string }>)[":h"].S)
+  );
+  const cpu = fakeCpuMeter(0);
+  let claims = 0;
+  const deps: ValidatorDeps = {
+    sql: db.sql,
+    dynamo: dynamo.dynamo,
+    cpu: { ...cpu, usedMs: () => (claims = db.matching("claim_rereads").length) >= 2 ? 1_100 : 0 },
+    budget: { cpuMs: 1_100, wallMs: 60_000 },
+  };
+  assert.deepEqual(await rereadCollapsedKeys(deps), { reread: 2, failed: 0 });
+  assert.equal(claims, 2, "no claim past the budget: the third key waits for the next sweep");
+
+  const down = fakeSql(() => {
+    throw Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:6543"), { code: "ECONNREFUSED" });
+  });
+  await assert.rejects(
+    rereadCollapsedKeys({ sql: down.sql, dynamo: dynamo.dynamo }),
+    /ECONNREFUSED/,
+  );
+});

@@ -1,0 +1,97 @@
+-- Consistent re-reads of a collapsed row whose held observation was removed
+-- (docs/sync-semantics.md, "Collapsed tables" and "Retention").
+--
+-- A collapsed row (visitors, extraction jobs) is the newest live observation of its key.
+-- The observations it does not hold are purged after `observation_retention`
+-- (20261128002700_retention_progress.sql), though their items may well be live in
+-- DynamoDB still. When a change then removes the observation the row holds, the merge can
+-- only fall back to the newest observation kept here, or remove the row: wrong whenever an
+-- older item that is still live was purged. The stream never brings such an item again
+-- (it did not change), so the merge queues the key here (the `reread` step of
+-- sync.collapsed_merge_body, 20261128001400_compiled_merges.sql), and the validator reads
+-- its items consistently from DynamoDB (one Query of the partition) and applies them
+-- through the one merge as a repair seen at the time of the removal
+-- (functions-shared/collapsed_rereads.ts): a purged item comes back as an observation, and
+-- the row is the newest live one again. A re-read only brings items back: an observation
+-- whose item it does not find is left to that item's own stream record, as every other
+-- removal is. pg_cron calls the validator (`{"rereads": true}`) while keys wait.
+--
+-- Whether anything was purged for a key is not tracked: removing the observation a row
+-- holds is rare (a visitor's newest item, a job's latest state), and a re-read costs one
+-- Query of one partition. Repairs (the re-read itself) and backfills (reads of the whole
+-- table) queue none.
+
+create table sync.collapsed_rereads (
+  target_table text not null references sync.source_tables (target_table),
+  row_key jsonb not null,
+  -- When the held observation was removed (the latest such removal): the re-read is a
+  -- repair seen then.
+  queued_at timestamptz not null default now(),
+  -- Not claimed again before this: a claim's lease, or a failure's backoff.
+  not_before timestamptz not null default now(),
+  attempts integer not null default 0,
+  error text,
+  primary key (target_table, row_key)
+);
+comment on table sync.collapsed_rereads is
+  'Collapsed rows whose held observation was removed, waiting for a consistent re-read of their items (older live items may have been purged here).';
+revoke all on table sync.collapsed_rereads from public;
+
+-- Up to p_limit waiting keys, oldest first, each leased for two minutes (a re-read takes
+-- one Query and one merge; a request that dies leaves its keys to the next after that).
+create function sync.claim_rereads(p_limit integer)
+returns table (target_table text, row_key jsonb, queued_at timestamptz, attempts integer)
+language sql set search_path = ''
+as $$
+  update sync.collapsed_rereads r
+  set not_before = now() + interval '2 minutes', attempts = r.attempts + 1
+  from (select q.target_table, q.row_key from sync.collapsed_rereads q
+        where q.not_before <= now()
+        order by q.not_before, q.queued_at
+        limit p_limit
+        for update skip locked) c
+  where r.target_table = c.target_table and r.row_key = c.row_key
+  returning r.target_table, r.row_key, r.queued_at, r.attempts
+$$;
+comment on function sync.claim_rereads(integer) is
+  'Claims up to p_limit collapsed keys waiting for a re-read, each for two minutes.';
+revoke all on function sync.claim_rereads(integer) from public;
+
+-- The end of one key's re-read. Done: the key leaves the queue, unless a later removal
+-- queued it again meanwhile (then it is read again). Failed: the cause is kept, and the
+-- key waits 30 s, doubling with each attempt up to about an hour.
+create function sync.finish_reread(
+  p_target text, p_row_key jsonb, p_queued_at timestamptz, p_error text
+) returns void
+language sql set search_path = ''
+as $$
+  delete from sync.collapsed_rereads r
+  where p_error is null
+    and r.target_table = p_target and r.row_key = p_row_key and r.queued_at = p_queued_at;
+  update sync.collapsed_rereads r
+  set error = p_error,
+      not_before = now() + interval '30 seconds' * 2 ^ (least(r.attempts, 8) - 1)
+  where p_error is not null and r.target_table = p_target and r.row_key = p_row_key;
+$$;
+comment on function sync.finish_reread(text, jsonb, timestamptz, text) is
+  'Ends a collapsed key''s re-read: removes it from the queue, or keeps why it failed and backs off.';
+revoke all on function sync.finish_reread(text, jsonb, timestamptz, text) from public;
+
+-- pg_cron's sweep: calls the validator while a key waits (a request re-reads keys until
+-- none waits or its budget is spent; the next sweep goes on).
+create function sync.wake_rereads() returns integer
+language plpgsql set search_path = ''
+as $$
+begin
+  if not exists (select from sync.collapsed_rereads r where r.not_before <= now()) then
+    return 0;
+  end if;
+  perform sync.call_edge_function('data-checksum-validator', '{"rereads": true}'::jsonb, 60000);
+  return 1;
+end
+$$;
+comment on function sync.wake_rereads() is
+  'Calls the data-checksum-validator to re-read the collapsed keys waiting in sync.collapsed_rereads.';
+revoke all on function sync.wake_rereads() from public;
+
+select cron.schedule('sync-collapsed-rereads', sync.sweep_schedule(), 'select sync.wake_rereads()');

@@ -1,0 +1,91 @@
+-- Re-reads of collapsed rows (20261128002900_collapsed_rereads.sql): a change that removes
+-- the observation a row holds queues the key, since older items still live may have been
+-- purged as superseded; the queue is claimed with a lease, finished, or backed off.
+set client_min_messages = warning;
+begin;
+select plan(17);
+
+delete from sync.collapsed_rereads;
+
+-- A visitor's observation as a stream change (or another source).
+create function pg_temp.visit(op text, id text, ts numeric, seq text, source text default 'stream')
+returns jsonb language sql as $$
+  select jsonb_build_object('op', op, 'seq', seq, 'changed_at', '2026-02-06T10:00:00Z',
+    'source', source, 'range_key', ts, 'rank', 0,
+    'row', case when op = 'upsert'
+                then jsonb_build_object('visitor_id', id, 'page_views', 1,
+                       'last_visit_at', to_timestamp(ts::float8), 'session_data', '{}'::jsonb)
+                else jsonb_build_object('visitor_id', id) end)
+$$;
+create function pg_temp.merge(variadic changes jsonb[]) returns void language sql as $$
+  select from sync.merge_changes('firespring_visitors', to_jsonb(changes))
+$$;
+create function pg_temp.queued() returns text[] language sql as $$
+  select coalesce(array_agg(row_key ->> 'visitor_id' order by row_key ->> 'visitor_id'), '{}')
+  from sync.collapsed_rereads where target_table = 'firespring_visitors'
+$$;
+
+select pg_temp.merge(pg_temp.visit('upsert', 'rr1', 100, '10'), pg_temp.visit('upsert', 'rr1', 200, '11'),
+                     pg_temp.visit('upsert', 'rr2', 100, '12'), pg_temp.visit('upsert', 'rr2', 200, '13'));
+select is(pg_temp.queued(), '{}', 'inserts queue nothing');
+
+select pg_temp.merge(pg_temp.visit('delete', 'rr1', 100, '20'));
+select is(pg_temp.queued(), '{}', 'removing an observation the row does not hold queues nothing');
+
+select pg_temp.merge(pg_temp.visit('delete', 'rr1', 200, '5'));
+select is(pg_temp.queued(), '{}', 'a removal older than the observation (skipped by the guard) queues nothing');
+
+select pg_temp.merge(pg_temp.visit('delete', 'rr1', 200, '21'));
+select is(pg_temp.queued(), '{rr1}', 'removing the observation the row holds queues its key');
+select is((select queued_at from sync.collapsed_rereads where row_key = '{"visitor_id": "rr1"}'), now(),
+  'queued when the held observation was removed');
+
+select pg_temp.merge(pg_temp.visit('delete', 'rr2', 200, null, 'repair')
+                     || jsonb_build_object('changed_at', now(), 'seen_at', now() + interval '1 second'));
+select is((select page_views || ' at ' || sync_range_key from public.firespring_visitors where visitor_id = 'rr2'),
+  '1 at 100', 'a repair removing the held observation falls back');
+select is(pg_temp.queued(), '{rr1}', 'but queues nothing: the repair read the key''s items itself');
+
+-- The other collapsed table, through the same compiled body.
+select from sync.merge_changes('firespring_extraction_jobs', jsonb_build_array(
+  jsonb_build_object('op', 'upsert', 'seq', '30', 'changed_at', '2026-02-06T10:00:00Z', 'source', 'stream',
+    'range_key', 1770000000000, 'rank', 1,
+    'row', '{"job_id": "rrj", "status": "running", "job_data": {}}'::jsonb)));
+select from sync.merge_changes('firespring_extraction_jobs', jsonb_build_array(
+  jsonb_build_object('op', 'delete', 'seq', '31', 'changed_at', '2026-02-06T10:00:01Z', 'source', 'stream',
+    'range_key', 1770000000000, 'rank', 1, 'row', '{"job_id": "rrj"}'::jsonb)));
+select ok(exists (select from sync.collapsed_rereads
+                  where target_table = 'firespring_extraction_jobs' and row_key = '{"job_id": "rrj"}'),
+  'an extraction job whose held state is removed is queued too');
+delete from sync.collapsed_rereads where target_table = 'firespring_extraction_jobs';
+
+-- The queue.
+select is((select array_agg(row_key ->> 'visitor_id') from sync.claim_rereads(10)), '{rr1}',
+  'a claim takes the waiting key');
+select is((select count(*)::int from sync.claim_rereads(10)), 0, 'and leases it: a second claim takes nothing');
+select ok((select not_before = now() + interval '2 minutes' and attempts = 1
+           from sync.collapsed_rereads where row_key = '{"visitor_id": "rr1"}'),
+  'for two minutes, counting the attempt');
+
+select sync.finish_reread('firespring_visitors', '{"visitor_id": "rr1"}', now(), 'DynamoDB throttled the Query');
+select ok((select not_before = now() + interval '30 seconds' and error = 'DynamoDB throttled the Query'
+           from sync.collapsed_rereads where row_key = '{"visitor_id": "rr1"}'),
+  'a failed re-read keeps its cause and waits 30 s');
+update sync.collapsed_rereads set attempts = 40;
+select sync.finish_reread('firespring_visitors', '{"visitor_id": "rr1"}', now(), 'again');
+select ok((select not_before = now() + interval '30 seconds' * 128 from sync.collapsed_rereads),
+  'the backoff doubles up to about an hour, however many attempts');
+
+update sync.collapsed_rereads set not_before = now(), queued_at = now() - interval '1 minute';
+select sync.finish_reread('firespring_visitors', '{"visitor_id": "rr1"}', now(), null);
+select is(pg_temp.queued(), '{rr1}',
+  'a key queued again after its claim (a later removal) stays for another re-read');
+select sync.finish_reread('firespring_visitors', '{"visitor_id": "rr1"}', now() - interval '1 minute', null);
+select is(pg_temp.queued(), '{}', 'a re-read done leaves the queue');
+
+select is(sync.wake_rereads(), 0, 'pg_cron''s sweep calls nobody while no key waits');
+select is((select schedule from cron.job where jobname = 'sync-collapsed-rereads'), sync.sweep_schedule(),
+  'pg_cron sweeps the queue with the others');
+
+select * from finish();
+rollback;
