@@ -100,7 +100,9 @@ drop function sync.claim_segment(text);
 
 -- Takes the lease of a run's steps after the Scan. Returns the run's phase: 'scan' (its
 -- segments have leases of their own; no run lease is taken), the step now leased to
--- p_worker, or null when the run is not running or another request holds it.
+-- p_worker, or null when the run is not running, another request holds it, or it waits
+-- for a backfill of its table (sync.validation_waits_for_backfill,
+-- 20261128003000_validations_wait_for_backfills.sql).
 create function sync.claim_validation(p_run bigint, p_worker text) returns text
 language plpgsql set search_path = ''
 as $$
@@ -114,6 +116,7 @@ begin
   where c.id = p_run and c.status = 'running'
     and (c.phase = 'scan' or c.lease_owner is null or c.lease_owner = p_worker
          or c.lease_expires_at < now())
+    and not sync.validation_waits_for_backfill(c.id)
   returning c.phase into claimed;
   return claimed;
 end
@@ -248,7 +251,8 @@ $$;
 -- The validator's heartbeat: starts queued runs that have a slot, and calls the
 -- validator for every running run that waits for a request (a segment pending or its
 -- lease lapsed; a later step unleased or its lease lapsed), so a killed request is
--- resumed. Returns how many runs it called.
+-- resumed; not for one that waits for a backfill of its table (the backfill's end calls
+-- it). Returns how many runs it called.
 create function sync.wake_validations() returns integer
 language plpgsql set search_path = ''
 as $$
@@ -265,6 +269,7 @@ begin
             where j.checksum_run_id = c.id
               and (s.status = 'pending' or (s.status = 'running' and s.lease_expires_at < now())))
           else c.lease_owner is null or c.lease_expires_at < now() end
+      and not sync.validation_waits_for_backfill(c.id)
   loop
     perform sync.call_edge_function('data-checksum-validator', jsonb_build_object('runId', r), 60000);
     calls := calls + 1;
@@ -288,7 +293,8 @@ select cron.schedule('sync-validator', sync.sweep_schedule(), 'select sync.wake_
 
 -- Replaces 20261128000600's: a stalled run is one that staged or compared nothing for
 -- p_after and that nobody can resume (the heartbeat calls the validator for any run
--- whose leases lapsed, so this is a run whose requests keep failing). It is failed,
+-- whose leases lapsed, so this is a run whose requests keep failing), and that does not
+-- wait for a backfill of its table (however long that takes). It is failed,
 -- naming when it stopped and why its Scan last gave up (a table throttled for good),
 -- through sync.end_validation (its staging rows go).
 create or replace function sync.reap_stalled_validations(p_after interval default '15 minutes')
@@ -307,6 +313,7 @@ begin
         select from sync.backfill_jobs j join sync.backfill_segments s on s.job_id = j.id
         where j.checksum_run_id = c.id and s.status = 'running' and s.lease_expires_at > now()
           and s.updated_at >= now() - p_after)
+      and not sync.validation_waits_for_backfill(c.id)
   loop
     perform sync.end_validation(r.id, 'failed',
       format('stopped making progress at %s%s', coalesce(r.progress_at, r.started_at),
