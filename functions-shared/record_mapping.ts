@@ -20,6 +20,7 @@ import {
 import { bytesToBase64 } from "./dynamo_encoder.ts";
 import { DynamoNumber, isDynamoNumber, numberProblem } from "./dynamo_numbers.ts";
 import {
+  arnRegionProblem,
   bySourceTable,
   byTargetTable,
   tableNameFromArn,
@@ -149,6 +150,8 @@ export function mapStreamRecord(record: StreamRecord): Mapped {
   const dead = (reason: string): Mapped => ({ ok: false, deadLetter: letter(reason) });
   if (!sourceTable) return dead(`eventSourceARN ${record.eventSourceARN} names no DynamoDB table`);
   if (!spec) return dead(`no target table is registered for DynamoDB table ${sourceTable}`);
+  const elsewhere = arnRegionProblem(spec, record.eventSourceARN);
+  if (elsewhere) return dead(`DynamoDB table ${elsewhere}`);
   if (!position) {
     return dead(
       `${sourceTable} ${describeRawKey(spec, record.dynamodb.Keys)}: record ${record.eventID} ` +

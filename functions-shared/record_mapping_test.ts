@@ -181,3 +181,17 @@ Deno.test("rowKeyOf reads the target key from DynamoDB JSON and from plain value
   assert.equal(rowKeyOf(actions, {}), null);
   assert.deepEqual(rowKeyOf(actions, { action_id: "p" }), { action_id: "p" });
 });
+
+Deno.test("a record of a same-named table in another region is dead-lettered, naming both regions", () => {
+  const elsewhere = {
+    ...record({ action_id: { S: "a-1" } }),
+    eventSourceARN: `arn:aws:dynamodb:eu-west-1:000000000000:table/${ACTIONS}/stream/x`,
+  };
+  const letter = deadLetterOf(mapStreamRecord(elsewhere));
+  assert.equal(
+    letter.reason,
+    `DynamoDB table ${ACTIONS} in eu-west-1 is not the registered table, which is in ` +
+      `us-east-1 (${elsewhere.eventSourceARN})`,
+  );
+  assert.deepEqual(letter.record, elsewhere, "the record is kept whole");
+});

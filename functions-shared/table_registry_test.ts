@@ -6,8 +6,10 @@
 
 import assert from "node:assert/strict";
 import {
+  arnRegionProblem,
   bySourceTable,
   byTargetTable,
+  DYNAMODB_LOCAL_REGION,
   tableNameFromArn,
   TABLES,
   writeBackAttributes,
@@ -50,6 +52,25 @@ Deno.test("tableNameFromArn answers undefined for anything else", () => {
   ) {
     assert.equal(tableNameFromArn(garbage), undefined, garbage);
   }
+});
+
+Deno.test("arnRegionProblem passes the registered region and DynamoDB Local's, names any other", () => {
+  const actions = byTargetTable("firespring_actions")!;
+  const leads = byTargetTable("mmp_toledo_leads")!;
+  const arn = (region: string, table: string) =>
+    `arn:aws:dynamodb:${region}:123456789012:table/${table}/stream/2026-02-06T00:00:00.000`;
+  assert.equal(arnRegionProblem(actions, arn("us-east-1", actions.sourceTable)), null);
+  assert.equal(arnRegionProblem(leads, arn("us-east-2", leads.sourceTable)), null);
+  assert.equal(arnRegionProblem(actions, arn(DYNAMODB_LOCAL_REGION, actions.sourceTable)), null);
+  assert.equal(
+    arnRegionProblem(actions, arn("us-west-2", actions.sourceTable)),
+    "firespring-backdoor-actions-dev in us-west-2 is not the registered table, which is in " +
+      `us-east-1 (${arn("us-west-2", actions.sourceTable)})`,
+  );
+  assert.match(
+    arnRegionProblem(leads, arn("us-east-1", leads.sourceTable))!,
+    / in us-east-1 is not the registered table, which is in us-east-2 /,
+  );
 });
 
 Deno.test("bySourceTable and byTargetTable find each table and nothing else", () => {
