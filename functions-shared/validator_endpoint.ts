@@ -12,7 +12,8 @@
  *
  * `POST {"rereads": true}` (pg_cron's `sync.wake_rereads`) re-reads the collapsed keys
  * whose held observation was removed (collapsed_rereads.ts) and answers 200 with how many
- * it re-read and how many failed.
+ * it re-read and how many failed; 202 at once, re-reading nothing, when the isolate is
+ * busy with a validation (the next sweep comes back).
  *
  * A run's request that finds the isolate's gate full (run_gate.ts) waits in the isolate
  * for the place, in arrival order, and starts the moment the run before it ends or hands
@@ -88,14 +89,19 @@ export async function handleValidatorRequest(req: Request, deps: EndpointDeps): 
   try {
     if ("rereads" in body) {
       // The collapsed keys waiting for a re-read (collapsed_rereads.ts), through the gate
-      // like any run of this isolate: their CPU adds up with the runs'.
+      // like any run of this isolate (their CPU adds up with the runs'). An isolate busy
+      // with a validation defers them rather than queue a request behind it: pg_cron's
+      // sweep comes back in 10 s while keys wait, and requests would pile up meanwhile.
       const reread = () =>
         rereadCollapsedKeys({
           ...deps,
           budget: { cpuMs: Infinity, wallMs: Infinity, ...deps.budget },
         });
-      const outcome = await (deps.gate ? whenAdmitted(deps.gate, reread) : reread());
-      return json(200, outcome);
+      const admitted = deps.gate ? deps.gate.admit(reread) : reread();
+      if (admitted === undefined) {
+        return json(202, { reread: 0, failed: 0, deferred: "the isolate is busy" });
+      }
+      return json(200, await admitted);
     }
     let table: string;
     let runId: number | undefined;
