@@ -257,7 +257,10 @@ $$;
 -- whose last run ended without an answer (the function stopped: a killed isolate) is
 -- failed here, not claimed again (sync.finish_write_back, which fails the others, was
 -- never called for it), and returned with the claimed ones, failed: the function
--- restores its row from the source and names its table and key in its detail.
+-- restores its row from the source and names its table and key in its detail. So is one
+-- that waits for its next attempt when write_back_max_attempts was lowered below the
+-- attempts it has made: no claim takes it any more, and it would block every later edit
+-- of its row.
 create function sync.claim_write_backs(p_worker text, p_limit integer default 10,
   p_lease interval default '2 minutes')
 returns setof sync.write_backs
@@ -266,9 +269,16 @@ as $$
   with spent as (
     update sync.write_backs w
     set status = 'failed', lease_owner = null, lease_expires_at = null, updated_at = now(),
-        detail = format('gave up after %s attempts; the last run ended without an answer (the write-back function stopped: see its logs), so it may or may not have been applied: compare the item with the row%s',
-                        w.attempts, coalesce('; the attempt before it: ' || w.detail, ''))
-    where w.status = 'pending' and w.lease_expires_at < now()
+        detail = case
+          when w.lease_expires_at is null then
+            format('gave up after %s attempts: write_back_max_attempts is now %s%s',
+                   w.attempts, sync.integer_setting('write_back_max_attempts', 1, 100),
+                   coalesce('; the last attempt: ' || w.detail, ''))
+          else
+            format('gave up after %s attempts; the last run ended without an answer (the write-back function stopped: see its logs), so it may or may not have been applied: compare the item with the row%s',
+                   w.attempts, coalesce('; the attempt before it: ' || w.detail, ''))
+        end
+    where w.status = 'pending' and coalesce(w.lease_expires_at, '-infinity') < now()
       and w.attempts >= sync.integer_setting('write_back_max_attempts', 1, 100)
     returning w.*
   ),

@@ -4,7 +4,7 @@
 -- counts, and who may read sync.write_backs.
 set client_min_messages = warning;
 begin;
-select plan(42);
+select plan(43);
 
 -- Start from no write-backs (end-to-end runs leave theirs; all of this is rolled back).
 delete from sync.write_backs;
@@ -133,6 +133,13 @@ select matches((select detail from sync.write_backs where target_table = 'firesp
   'no credentials \(gave up after 1 attempts\)', 'saying why and after how many attempts');
 select is(sync.finish_write_back(1, 'not-the-holder', 'applied', 'x'), null,
   'a worker that does not hold the lease ends nothing');
+-- The edit of g-2 waits for its retry, its one attempt now all that is allowed: no claim
+-- would take it again, so the next claim fails it (it blocked every later edit of g-2).
+select results_eq(
+  $$select status, detail ~ '^gave up after 1 attempts: write_back_max_attempts is now 1; the last attempt: '
+    from sync.claim_write_backs('w-3', 0) where row_key = '{"segment_id": "g-2"}'$$,
+  $$values ('failed'::text, true)$$,
+  'an edit waiting for a retry when write_back_max_attempts was lowered below its attempts is failed, saying so');
 
 -- Collapsed tables: the edit names the observation the row shows; its range key column
 -- cannot be edited.
