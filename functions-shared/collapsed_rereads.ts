@@ -40,8 +40,9 @@ export const REREADS_PER_CLAIM = 25;
 
 /**
  * Re-reads queued keys until none waits or the request's budget (`deps.budget`) is
- * spent. A key whose re-read fails keeps its cause in the queue and is tried again after
- * a backoff; a database that is unavailable ends the request (its keys' claims lapse).
+ * spent, checked before each key (a claimed key not reached is given back untried). A
+ * key whose re-read fails keeps its cause in the queue and is tried again after a
+ * backoff; a database that is unavailable ends the request (its keys' claims lapse).
  */
 export async function rereadCollapsedKeys(deps: ValidatorDeps): Promise<RereadOutcome> {
   const spent = budgetCheck(
@@ -54,15 +55,20 @@ export async function rereadCollapsedKeys(deps: ValidatorDeps): Promise<RereadOu
       select target_table, row_key, queued_at::text as queued_at
       from sync.claim_rereads(${REREADS_PER_CLAIM})`;
     if (claimed.length === 0) break;
-    for (const key of claimed) {
+    for (const [i, key] of claimed.entries()) {
+      // Both as text: postgres.js would make the time a Date, losing its microseconds.
+      const rowKey = JSON.stringify(key.row_key);
+      if (i > 0 && spent()) {
+        await deps.sql`select sync.return_reread(${key.target_table}, ${rowKey}::text::jsonb,
+                                                 ${key.queued_at}::text::timestamptz)`;
+        continue;
+      }
       const error = await rereadKey(deps, key);
       if (error !== null) {
         deps.log?.(
           `re-read of ${key.target_table} ${JSON.stringify(key.row_key)} failed: ${error}`,
         );
       }
-      // Both as text: postgres.js would make the time a Date, losing its microseconds.
-      const rowKey = JSON.stringify(key.row_key);
       await deps.sql`select sync.finish_reread(${key.target_table}, ${rowKey}::text::jsonb,
                                                ${key.queued_at}::text::timestamptz, ${error})`;
       outcome[error === null ? "reread" : "failed"]++;
@@ -83,10 +89,16 @@ async function rereadKey(deps: ValidatorDeps, key: Claimed): Promise<string | nu
       key.queued_at,
       { removeUnread: false },
     );
-    if (skipped.length === 0) return null;
-    return `an item cannot be mapped, so the key is left as it is: ${
-      skipped.map((s) => `${JSON.stringify(s.key)}: ${s.reason}`).join("; ")
-    }`;
+    // The items that can be mapped are back; one that cannot is its own problem (its dead
+    // letter, the validation's `unmappable`), not the key's: the re-read is done.
+    for (const item of skipped) {
+      deps.log?.(
+        `re-read of ${key.target_table} ${JSON.stringify(key.row_key)}: item ${
+          JSON.stringify(item.key)
+        } cannot be mapped, so it was left out: ${item.reason}`,
+      );
+    }
+    return null;
   } catch (error) {
     if (isDatabaseUnavailable(error)) throw error;
     return (error as Error).message;

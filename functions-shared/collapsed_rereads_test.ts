@@ -22,6 +22,7 @@ function queueDb(keys: (string | [string, Record<string, string>])[], perClaim =
   const merged: { op: string; range_key?: number; source: string; seen_at: string }[] = [];
   const db = fakeSql((s: Statement) => {
     if (s.text.includes("sync.claim_rereads")) return waiting.splice(0, perClaim);
+    if (s.text.includes("sync.return_reread")) return [];
     if (s.text.includes("sync.finish_reread")) {
       const [table, key, queuedAt, error] = s.values;
       finished.push({ table, key: JSON.parse(String(key)), queuedAt, error });
@@ -90,17 +91,27 @@ Deno.test("a failed re-read keeps its cause, names table and key in the log, and
   ]);
 });
 
-Deno.test("an unmappable item leaves the key as it is, and says so", async () => {
+Deno.test("an unmappable item is left out, named in the log; the others come back", async () => {
   const db = queueDb(["v-1"]);
   const dynamo = fakeDynamo(() => ({
-    Items: [{ session_id: { S: "v-1" }, timestamp: { S: "not a number" } }],
+    Items: [
+      { session_id: { S: "v-1" }, timestamp: { S: "not a number" } },
+      { session_id: { S: "v-1" }, timestamp: { N: "50" }, pages_viewed: { N: "1" } },
+    ],
   }));
-  const outcome = await rereadCollapsedKeys({ sql: db.sql, dynamo: dynamo.dynamo });
-  assert.deepEqual(outcome, { reread: 0, failed: 1 });
-  assert.equal(db.merged.length, 0, "nothing merged over an item that cannot be mapped");
+  const lines: string[] = [];
+  const outcome = await rereadCollapsedKeys({
+    sql: db.sql,
+    dynamo: dynamo.dynamo,
+    log: (line) => lines.push(line),
+  });
+  assert.deepEqual(outcome, { reread: 1, failed: 0 });
+  assert.deepEqual(db.merged.map((c) => [c.op, c.range_key]), [["upsert", 50]]);
+  assert.equal(db.finished[0].error, null, "the key is done: the bad item is its own problem");
+  assert.equal(lines.length, 1);
   assert.match(
-    String(db.finished[0].error),
-    /^an item cannot be mapped, so the key is left as it is: /,
+    lines[0],
+    /^re-read of firespring_visitors \{"visitor_id":"v-1"\}: item \{.*\} cannot be mapped, so it was left out: /,
   );
 });
 
@@ -112,22 +123,30 @@ Deno.test("a key of a table that does not collapse is failed, naming the table",
   assert.equal(db.finished[0].error, "firespring_segments is not a collapsed target table");
 });
 
-Deno.test("claims stop once the budget is spent; an unavailable database ends the request", async () => {
-  const db = queueDb(["v-1", "v-2", "v-3"], 1);
+Deno.test("the budget is checked before each key: keys not reached go back untried", async () => {
+  const db = queueDb(["v-1", "v-2", "v-3"]);
   const dynamo = fakeDynamo((c) =>
     items((c.input.ExpressionAttributeValues as Record<string, { S: string }>)[":h"].S)
   );
   const cpu = fakeCpuMeter(0);
-  let claims = 0;
   const deps: ValidatorDeps = {
     sql: db.sql,
     dynamo: dynamo.dynamo,
-    cpu: { ...cpu, usedMs: () => (claims = db.matching("claim_rereads").length) >= 2 ? 1_100 : 0 },
+    // Spent once the first key is merged.
+    cpu: { ...cpu, usedMs: () => db.merged.length >= 1 ? 1_100 : 0 },
     budget: { cpuMs: 1_100, wallMs: 60_000 },
   };
-  assert.deepEqual(await rereadCollapsedKeys(deps), { reread: 2, failed: 0 });
-  assert.equal(claims, 2, "no claim past the budget: the third key waits for the next sweep");
+  assert.deepEqual(await rereadCollapsedKeys(deps), { reread: 1, failed: 0 });
+  assert.equal(db.matching("sync.claim_rereads").length, 1, "no claim past the budget");
+  assert.deepEqual(
+    db.matching("sync.return_reread").map((s) => JSON.parse(String(s.values[1]))),
+    [{ visitor_id: "v-2" }, { visitor_id: "v-3" }],
+    "the keys not reached are given back untried",
+  );
+});
 
+Deno.test("an unavailable database ends the request", async () => {
+  const dynamo = fakeDynamo(() => ({}));
   const down = fakeSql(() => {
     throw Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:6543"), { code: "ECONNREFUSED" });
   });

@@ -151,7 +151,13 @@ export function mapStreamRecord(record: StreamRecord): Mapped {
   if (!sourceTable) return dead(`eventSourceARN ${record.eventSourceARN} names no DynamoDB table`);
   if (!spec) return dead(`no target table is registered for DynamoDB table ${sourceTable}`);
   const elsewhere = arnRegionProblem(spec, record.eventSourceARN);
-  if (elsewhere) return dead(`DynamoDB table ${elsewhere}`);
+  if (elsewhere) {
+    // A stream mapped by mistake, not a problem of the key: the letter names no row, so
+    // that it holds no key's sweep or tombstone back (every key of a replica would have
+    // one), and its replay cannot apply it.
+    const deadLetter = letter(`DynamoDB table ${elsewhere}`);
+    return { ok: false, deadLetter: { ...deadLetter, targetTable: null, rowKey: null } };
+  }
   if (!position) {
     return dead(
       `${sourceTable} ${describeRawKey(spec, record.dynamodb.Keys)}: record ${record.eventID} ` +

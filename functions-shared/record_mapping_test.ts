@@ -194,4 +194,9 @@ Deno.test("a record of a same-named table in another region is dead-lettered, na
       `us-east-1 (${elsewhere.eventSourceARN})`,
   );
   assert.deepEqual(letter.record, elsewhere, "the record is kept whole");
+  assert.deepEqual(
+    [letter.targetTable, letter.rowKey],
+    [null, null],
+    "a stream mapped by mistake holds back no row's sweep or tombstone",
+  );
 });

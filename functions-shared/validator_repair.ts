@@ -19,8 +19,9 @@ import { pointRead } from "./validator_source.ts";
  * each key read consistently (after `seenAt`, when the divergence was seen) and turned
  * into repair changes by {@link repairPlan}. Keys with an item that cannot be mapped are
  * left alone and returned. With `removeUnread: false`, a collapsed key's observations
- * that the read did not return are left to their own stream records (a re-read that only
- * brings back purged items, collapsed_rereads.ts).
+ * that the read did not return are left to their own stream records, and an item that
+ * cannot be mapped keeps back only itself (a re-read that only brings back purged items,
+ * collapsed_rereads.ts).
  */
 export async function repairKeys(
   deps: ValidatorDeps,
@@ -44,9 +45,15 @@ export async function repairKeys(
           where ${deps.sql(spec.targetKey[0])} = ${key[spec.targetKey[0]]}
             and sync_range_key is not null`).map((r) => r.range_key)
       : [];
-    const plan = repairPlan(spec, key, items, known, readAt, seenAt);
-    changes.push(...plan.changes);
-    skipped.push(...plan.unmappable);
+    // Without removals each item stands alone: one that cannot be mapped keeps back only
+    // itself (with removals, it keeps the key back whole: nothing is deleted over it).
+    const plans = removeUnread
+      ? [repairPlan(spec, key, items, known, readAt, seenAt)]
+      : items.map((item) => repairPlan(spec, key, [item], [], readAt, seenAt));
+    for (const plan of plans) {
+      changes.push(...plan.changes);
+      skipped.push(...plan.unmappable);
+    }
   }
   await deps.sql.begin((tx) => applyChanges(tx, changes));
   return skipped;

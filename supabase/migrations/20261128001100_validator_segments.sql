@@ -222,7 +222,8 @@ end
 $fn$;
 
 -- Starts queued runs while fewer than validation_concurrency scan at once (oldest
--- first), calling the validator for each. Returns how many started.
+-- first; a run waiting for a backfill scans nothing), calling the validator for each.
+-- Returns how many started.
 create function sync.start_queued_validations() returns integer
 language plpgsql set search_path = ''
 as $$
@@ -233,8 +234,11 @@ declare
 begin
   -- One caller at a time decides, so two ending runs do not both fill the same slot.
   perform pg_advisory_xact_lock(hashtext('sync.start_queued_validations'));
+  -- A run that waits for a backfill of its table (sync.validation_waits_for_backfill,
+  -- 20261128003000_validations_wait_for_backfills.sql) reads nothing: it takes no slot.
   slots := sync.integer_setting('validation_concurrency', 1, 100)
-           - (select count(*) from public.sync_checksums where status = 'running');
+           - (select count(*) from public.sync_checksums c
+              where c.status = 'running' and not sync.validation_waits_for_backfill(c.id));
   for r in
     select id from public.sync_checksums where status = 'queued'
     order by started_at, id limit greatest(slots, 0)

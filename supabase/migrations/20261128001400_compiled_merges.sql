@@ -288,7 +288,10 @@ begin
         join public.%1$I t on %8$s
         limit 1)
     on conflict (target_table, row_key) do update
-      set queued_at = now(), not_before = now(), attempts = 0, error = null
+      -- A key being read keeps its lease (its re-read then reads again at once,
+      -- sync.finish_reread); one backing off after a failure is read again now.
+      set queued_at = now(), attempts = 0, error = null,
+          not_before = case when q.error is null then q.not_before else now() end
   )
   select coalesce((select array_agg(distinct l.row_key) from latest l), '{}'),
          (select count(*) from merged) + (select count(*) from repaired)

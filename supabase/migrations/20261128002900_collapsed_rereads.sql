@@ -37,14 +37,23 @@ comment on table sync.collapsed_rereads is
   'Collapsed rows whose held observation was removed, waiting for a consistent re-read of their items (older live items may have been purged here).';
 revoke all on table sync.collapsed_rereads from public;
 
+create index collapsed_rereads_not_before_idx on sync.collapsed_rereads (not_before);
+
 -- Up to p_limit waiting keys, oldest first, each leased for two minutes (a re-read takes
--- one Query and one merge; a request that dies leaves its keys to the next after that).
+-- one Query and one merge), doubling with each attempt up to about an hour: a request
+-- that dies on a key (its partition too big for the isolate, say) leaves it to the next
+-- after that, and the key says so.
 create function sync.claim_rereads(p_limit integer)
 returns table (target_table text, row_key jsonb, queued_at timestamptz, attempts integer)
 language sql set search_path = ''
 as $$
   update sync.collapsed_rereads r
-  set not_before = now() + interval '2 minutes', attempts = r.attempts + 1
+  set not_before = now() + interval '2 minutes' * 2 ^ least(r.attempts, 5),
+      attempts = r.attempts + 1,
+      error = case when r.attempts > 0 and r.error is null
+                   then format('%s earlier re-read(s) of it ended without an answer (the request stopped: see the validator''s logs)',
+                               r.attempts)
+                   else r.error end
   from (select q.target_table, q.row_key from sync.collapsed_rereads q
         where q.not_before <= now()
         order by q.not_before, q.queued_at
@@ -54,28 +63,50 @@ as $$
   returning r.target_table, r.row_key, r.queued_at, r.attempts
 $$;
 comment on function sync.claim_rereads(integer) is
-  'Claims up to p_limit collapsed keys waiting for a re-read, each for two minutes.';
+  'Claims up to p_limit collapsed keys waiting for a re-read, each for two minutes (longer after attempts that ended without an answer).';
 revoke all on function sync.claim_rereads(integer) from public;
 
--- The end of one key's re-read. Done: the key leaves the queue, unless a later removal
--- queued it again meanwhile (then it is read again). Failed: the cause is kept, and the
--- key waits 30 s, doubling with each attempt up to about an hour.
+-- The end of one key's re-read. Done: the key leaves the queue. Failed: the cause is
+-- kept, and the key waits 30 s, doubling with each attempt up to about an hour. Either
+-- way, a key queued again meanwhile (a later removal) is read again at once.
 create function sync.finish_reread(
   p_target text, p_row_key jsonb, p_queued_at timestamptz, p_error text
 ) returns void
-language sql set search_path = ''
+language plpgsql set search_path = ''
 as $$
-  delete from sync.collapsed_rereads r
-  where p_error is null
-    and r.target_table = p_target and r.row_key = p_row_key and r.queued_at = p_queued_at;
-  update sync.collapsed_rereads r
-  set error = p_error,
-      not_before = now() + interval '30 seconds' * 2 ^ (least(r.attempts, 8) - 1)
-  where p_error is not null and r.target_table = p_target and r.row_key = p_row_key;
+begin
+  if p_error is null then
+    delete from sync.collapsed_rereads r
+    where r.target_table = p_target and r.row_key = p_row_key and r.queued_at = p_queued_at;
+  else
+    update sync.collapsed_rereads r
+    set error = p_error,
+        not_before = now() + interval '30 seconds' * 2 ^ (least(r.attempts, 8) - 1)
+    where r.target_table = p_target and r.row_key = p_row_key and r.queued_at = p_queued_at;
+  end if;
+  if not found then
+    update sync.collapsed_rereads r set not_before = now()
+    where r.target_table = p_target and r.row_key = p_row_key;
+  end if;
+end
 $$;
 comment on function sync.finish_reread(text, jsonb, timestamptz, text) is
   'Ends a collapsed key''s re-read: removes it from the queue, or keeps why it failed and backs off.';
 revoke all on function sync.finish_reread(text, jsonb, timestamptz, text) from public;
+
+-- Gives a claimed key back untried (the request's budget ran out first): it waits for
+-- no lease, and the attempt does not count.
+create function sync.return_reread(p_target text, p_row_key jsonb, p_queued_at timestamptz)
+returns void
+language sql set search_path = ''
+as $$
+  update sync.collapsed_rereads r
+  set not_before = now(), attempts = greatest(r.attempts - 1, 0)
+  where r.target_table = p_target and r.row_key = p_row_key and r.queued_at = p_queued_at
+$$;
+comment on function sync.return_reread(text, jsonb, timestamptz) is
+  'Gives a claimed collapsed key back untried, its attempt not counted.';
+revoke all on function sync.return_reread(text, jsonb, timestamptz) from public;
 
 -- pg_cron's sweep: calls the validator while a key waits (a request re-reads keys until
 -- none waits or its budget is spent; the next sweep goes on).

@@ -1,18 +1,21 @@
--- A validation compares only once its table's backfill has ended (docs/sync-semantics.md,
--- "Verification"). A validation that compared while a backfill of its table was still
--- copying reported every key the backfill had not reached yet as missing (and, past 200
--- divergent keys, without reading them again): a mismatch for a table that was only
--- being filled, e.g. the daily validation during a healing backfill.
+-- A validation does not start while a backfill of its table is under way
+-- (docs/sync-semantics.md, "Verification"). A validation that compared while a backfill
+-- of its table was still copying reported every key the backfill had not reached yet as
+-- missing (and, past 200 divergent keys, without reading them again): a mismatch for a
+-- table that was only being filled, e.g. the daily validation during a healing backfill.
 --
--- So a run waits while a backfill of its table (not a validation's own Scan) is pending
--- or running:
--- * a collapsed table's run (which stages its Scan and compares after it) scans
---   meanwhile, and its steps after the Scan wait: the Scan's read overlaps the
---   backfill's, and the compare starts the moment the backfill ends;
--- * a run that compares page by page (a plain table; sync_checksums.streamed) does not
---   scan meanwhile: its pages would be compared with rows the backfill had not written.
--- sync.claim_validation gives such a run to no request, the sync-validator heartbeat
--- calls no request for it, and sync.reap_stalled_validations leaves it alone
+-- So a run whose Scan has not begun (every segment of its own Scan job still pending)
+-- waits while a backfill of its table (not a validation's own Scan) is under way:
+-- pending or running, and alive, i.e. queued within the last 15 minutes, or with a
+-- segment that checkpointed within them or holds a lease now. A backfill that shows no
+-- life for 15 minutes (an export whose loader died, a job no worker claims) is not
+-- waited for: the run then compares, and reports what it finds. A run that has begun
+-- goes on whatever starts meanwhile, as before: pausing it would leave its compared pages
+-- or staged items stale.
+--
+-- sync.claim_validation gives a waiting run to no request, the sync-validator heartbeat
+-- calls no request for it, sync.start_queued_validations does not count it against
+-- validation_concurrency, and sync.reap_stalled_validations leaves it alone
 -- (20261128001100_validator_segments.sql). When the backfill ends (done, failed or
 -- cancelled), the trigger below calls the validator for each run that waited and marks
 -- its progress, so the reaper's 15 minutes count from then.
@@ -25,11 +28,20 @@ as $$
     select from public.sync_checksums c
     join sync.source_tables t on t.target_table = c.target_table
     join sync.backfill_jobs j on j.source_table = t.source_table
-    where c.id = p_run and c.status = 'running' and (c.phase <> 'scan' or c.streamed)
-      and j.checksum_run_id is null and j.status in ('pending', 'running'))
+    where c.id = p_run and c.status = 'running' and c.phase = 'scan'
+      and not exists (
+        select from sync.backfill_jobs v join sync.backfill_segments s on s.job_id = v.id
+        where v.checksum_run_id = c.id and s.status <> 'pending')
+      and j.checksum_run_id is null and j.status in ('pending', 'running')
+      and (j.requested_at > now() - interval '15 minutes'
+           or exists (
+             select from sync.backfill_segments s
+             where s.job_id = j.id
+               and (s.updated_at > now() - interval '15 minutes'
+                    or (s.status = 'running' and s.lease_expires_at > now())))))
 $$;
 comment on function sync.validation_waits_for_backfill(bigint) is
-  'Whether a validation run waits for a backfill of its table: its steps after the Scan (a run compared page by page: its Scan too) start once no backfill of the table is pending or running.';
+  'Whether a validation run waits for a backfill of its table: its Scan has not begun and a backfill of the table is under way (queued, or with a segment active, within 15 minutes).';
 revoke all on function sync.validation_waits_for_backfill(bigint) from public;
 
 -- At the end of a backfill: calls the validator for each run of the table that waited.
@@ -42,8 +54,10 @@ begin
   for r in
     select c.id from public.sync_checksums c
     join sync.source_tables t on t.target_table = c.target_table
-    where t.source_table = new.source_table and c.status = 'running'
-      and (c.phase <> 'scan' or c.streamed)
+    where t.source_table = new.source_table and c.status = 'running' and c.phase = 'scan'
+      and not exists (
+        select from sync.backfill_jobs v join sync.backfill_segments s on s.job_id = v.id
+        where v.checksum_run_id = c.id and s.status <> 'pending')
       and not sync.validation_waits_for_backfill(c.id)
   loop
     update public.sync_checksums set progress_at = now() where id = r;

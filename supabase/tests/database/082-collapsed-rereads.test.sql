@@ -3,7 +3,7 @@
 -- purged as superseded; the queue is claimed with a lease, finished, or backed off.
 set client_min_messages = warning;
 begin;
-select plan(17);
+select plan(22);
 
 delete from sync.collapsed_rereads;
 
@@ -67,6 +67,23 @@ select ok((select not_before = now() + interval '2 minutes' and attempts = 1
            from sync.collapsed_rereads where row_key = '{"visitor_id": "rr1"}'),
   'for two minutes, counting the attempt');
 
+select sync.return_reread('firespring_visitors', '{"visitor_id": "rr1"}', now());
+select ok((select not_before = now() and attempts = 0 from sync.collapsed_rereads),
+  'a key given back untried waits for no lease, its attempt not counted');
+select is((select count(*)::int from sync.claim_rereads(10)), 1, 'and is claimed again');
+-- A removal of the held observation again while the key is being read.
+select pg_temp.merge(pg_temp.visit('upsert', 'rr1', 300, '30'));
+select pg_temp.merge(pg_temp.visit('delete', 'rr1', 300, '31'));
+select ok((select not_before = now() + interval '2 minutes' and attempts = 0 from sync.collapsed_rereads),
+  'a key queued again while it is read keeps its lease');
+update sync.collapsed_rereads set attempts = 1;
+update sync.collapsed_rereads set not_before = now() - interval '1 second';
+select is((select count(*)::int from sync.claim_rereads(10)), 1, 'a lapsed claim is claimed again');
+select ok((select attempts = 2 and not_before = now() + interval '4 minutes'
+                  and error ~ '^1 earlier re-read\(s\) of it ended without an answer'
+           from sync.collapsed_rereads),
+  'a claim that lapsed leaves the next a longer lease, and the key says why');
+update sync.collapsed_rereads set attempts = 1, error = null;
 select sync.finish_reread('firespring_visitors', '{"visitor_id": "rr1"}', now(), 'DynamoDB throttled the Query');
 select ok((select not_before = now() + interval '30 seconds' and error = 'DynamoDB throttled the Query'
            from sync.collapsed_rereads where row_key = '{"visitor_id": "rr1"}'),
