@@ -18,6 +18,7 @@ import { exportPages, ExportReadError } from "./export_items.ts";
 import { commitChunk, DEFAULT_CHUNK_PAGES, RefusedChunk } from "./export_stage.ts";
 import { realPacing } from "./scan_pacing.ts";
 import { checkpointRefused, type Claim } from "./segment_work.ts";
+import { isTransientFailure } from "./sync_db.ts";
 import { bySourceTable } from "./table_registry.ts";
 
 /** A data file claimed by `sync.claim_export_file`. */
@@ -158,17 +159,41 @@ function carefulClaim(job: string, file: ExportFileClaim): Claim {
 }
 
 /**
+ * Failures in a row after which a worker stops, leaving its job running (resumable from
+ * its checkpoints): with waits of 1, 2, 4, 8, 16 and then 30 s, about two minutes.
+ */
+export const TRANSIENT_ATTEMPTS = 8;
+
+/**
+ * Whether loading failed for a cause that may pass as it is: the database unavailable,
+ * a statement that lost to another or timed out (sync_db.ts, `isTransientFailure`), or
+ * S3 throttling, failing on its side (5xx) or timing out. Such a failure fails no file.
+ */
+export function transientLoadFailure(error: unknown): boolean {
+  if (isTransientFailure(error)) return true;
+  const e = error as { name?: string; $metadata?: { httpStatusCode?: number } };
+  const status = e?.$metadata?.httpStatusCode ?? 0;
+  return status >= 500 || status === 429 ||
+    ["SlowDown", "RequestTimeout", "TimeoutError", "ServiceUnavailable", "InternalError"]
+      .includes(e?.name ?? "");
+}
+
+/**
  * Loads every file of export backfill `job` with `workers` workers at once, until the job
  * is over. A file held by a loader that died, or whose chunk outlasted its lease, is taken
  * up once its lease expires, so a worker with nothing to claim waits while the job still
  * has files in flight. A worker whose file is no longer its own leaves it (logged) and
- * claims another: its checkpoint refused (the lease taken over, the job over:
- * `checkpointRefused`), or its own error met after the lease was taken over, which
- * `sync.fail_segment` then ignores (the new holder meets a real one itself). A file that
- * fails while its worker holds the lease fails its segment and the job, and the error is
- * thrown once the other workers have stopped; so is a job that ended other than done
- * (cancelled, say): among them a file taken over more than three times in a row, no chunk
- * written, which `sync.claim_export_file` fails rather than hand out again.
+ * claims another: its checkpoint refused (the lease taken over, the job over, the file's
+ * checkpoint elsewhere than the chunk began: `checkpointRefused`), or its own error met
+ * after the lease was taken over, which `sync.fail_segment` then ignores (the new holder
+ * meets a real one itself). A failure that may pass ({@link transientLoadFailure}) gives
+ * the file back and waits, up to {@link TRANSIENT_ATTEMPTS} in a row, and then stops every
+ * worker, the job left running: the next run of the command goes on from its
+ * checkpoints. Any other failure of a file whose lease its worker holds fails its segment
+ * and the job. Either way the error is thrown once every worker has stopped; so is a job
+ * that ended other than done (cancelled, say): among them a file taken over more than
+ * three times in a row, no chunk written, which `sync.claim_export_file` fails rather
+ * than hand out again.
  */
 export async function loadExportJob(
   job: string,
@@ -190,20 +215,43 @@ export async function loadExportJob(
     });
   const work = async (n: number) => {
     const worker = `${name}-${n}`;
+    let inARow = 0;
+    // After a failure that may pass: waits, or (the attempts spent) stops every worker.
+    const later = async (where: string, message: string) => {
+      inARow++;
+      if (inARow >= TRANSIENT_ATTEMPTS) {
+        failure ??= new Error(
+          `${where}: ${message}; stopped after ${inARow} failed attempts in a row, the job ` +
+            "left running: run the command again to go on from its checkpoints",
+        );
+        return;
+      }
+      const waitMs = Math.min(30_000, 1000 * 2 ** (inARow - 1));
+      deps.log?.(`${where}: ${message}; trying again in ${waitMs} ms`);
+      await sleep(waitMs);
+    };
     while (failure === undefined) {
-      const [file] = await deps.sql<ExportFileClaim[]>`
-        select * from sync.claim_export_file(${job}, ${worker})`;
-      if (!file) {
-        const [left] = await deps.sql`
-          select count(*)::int as n from sync.backfill_segments s
-          join sync.backfill_jobs j on j.id = s.job_id
-          where s.job_id = ${job} and s.status <> 'done' and j.status in ('pending', 'running')`;
-        if (left.n === 0) return;
-        await sleep(1000);
+      let file: ExportFileClaim | undefined;
+      try {
+        [file] = await deps.sql<ExportFileClaim[]>`
+          select * from sync.claim_export_file(${job}, ${worker})`;
+        if (!file) {
+          const [left] = await deps.sql`
+            select count(*)::int as n from sync.backfill_segments s
+            join sync.backfill_jobs j on j.id = s.job_id
+            where s.job_id = ${job} and s.status <> 'done' and j.status in ('pending', 'running')`;
+          if (left.n === 0) return;
+          await sleep(1000);
+          continue;
+        }
+      } catch (error) {
+        if (!transientLoadFailure(error)) throw error;
+        await later(`export backfill job ${job}`, (error as Error).message);
         continue;
       }
       try {
         await loadExportFile(job, worker, file, deps);
+        inARow = 0;
       } catch (error) {
         const where = `export backfill job ${job} of ${file.source_table}`;
         // What the job records and the command prints names the file, whatever failed (S3's
@@ -212,6 +260,13 @@ export async function loadExportJob(
         const message = raw.includes(file.data_key)
           ? raw
           : `export data file ${file.data_key}: ${raw}`;
+        if (!checkpointRefused(error) && transientLoadFailure(error)) {
+          // The file goes back at once (if the database lets it; else its lease runs out).
+          await deps.sql`select sync.release_segment(${job}, ${file.segment}, ${worker})`
+            .catch(() => {});
+          await later(where, message);
+          continue;
+        }
         const failed = () => new Error(`${where}: ${message}`, { cause: error });
         try {
           if (!checkpointRefused(error) && await failSegment(worker, file.segment, message)) {
@@ -228,7 +283,9 @@ export async function loadExportJob(
       }
     }
   };
-  await Promise.all(Array.from({ length: workers }, (_, n) => work(n)));
+  // Every worker ends before this does: none is left writing with a pool its caller ends.
+  const ends = await Promise.allSettled(Array.from({ length: workers }, (_, n) => work(n)));
+  for (const end of ends) if (end.status === "rejected") failure ??= end.reason;
   if (failure !== undefined) throw failure;
   const [ended] = await deps.sql<{ status: string; error: string | null }[]>`
     select status, error from sync.backfill_jobs where id = ${job}`;

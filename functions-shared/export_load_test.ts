@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { type ExportFileClaim, loadExportJob } from "./export_load.ts";
+import { type ExportFileClaim, loadExportJob, TRANSIENT_ATTEMPTS } from "./export_load.ts";
 import { fakeCpuMeter, fakeSql } from "./testing_fakes.ts";
 
 const fileOf = (segment: number): ExportFileClaim => ({
@@ -32,6 +32,7 @@ function jobDb(files: ExportFileClaim[], held: number[], ended = "done") {
     if (s.text.includes("count(*)::int as n")) return [{ n: 0 }];
     if (s.text.includes("as mine")) return [{ mine: held.includes(s.values[2] as number) }];
     if (s.text.includes("sync.fail_segment")) return [];
+    if (s.text.includes("sync.release_segment")) return [];
     if (s.text.includes("select status, error from sync.backfill_jobs")) {
       return [{ status: ended, error: null }];
     }
@@ -132,4 +133,88 @@ Deno.test("a job that ended other than done (cancelled) is thrown, naming the jo
   const db = jobDb([], [], "cancelled");
   const { done } = load(db, {});
   await assert.rejects(done, /export backfill job 7 ended cancelled/);
+});
+
+/** S3's answer when it asks the caller to slow down, as the SDK throws it. */
+const slowDown = () =>
+  Object.assign(new Error("Please reduce your request rate."), {
+    name: "SlowDown",
+    $metadata: { httpStatusCode: 503 },
+  });
+
+/** Loads job 7 with one worker; each open of a file answers the next of `outcomes`. */
+function loadThrough(db: ReturnType<typeof jobDb>, outcomes: Error[]) {
+  const slept: number[] = [];
+  const lines: string[] = [];
+  const done = loadExportJob("7", 1, "loader", {
+    sql: db.sql,
+    open: () => Promise.reject(outcomes.shift()),
+    exportTime: new Date("2026-11-29T00:00:00Z"),
+    cpu: fakeCpuMeter(),
+    log: (line) => lines.push(line),
+    sleep: (ms) => {
+      slept.push(ms);
+      return Promise.resolve();
+    },
+  });
+  return { done, slept, lines };
+}
+
+Deno.test("a failure that may pass gives the file back and waits, failing nothing", async () => {
+  const db = jobDb([fileOf(3), fileOf(3), fileOf(3)], [3]);
+  const gone = Object.assign(new Error("The specified key does not exist."), { name: "NoSuchKey" });
+  const { done, slept, lines } = loadThrough(db, [slowDown(), slowDown(), gone]);
+  await assert.rejects(done, causedBy(gone), "the third attempt met an error that does not pass");
+  assert.deepEqual(slept, [1000, 2000], "waits that double");
+  assert.deepEqual(
+    db.matching("sync.release_segment").map((s) => s.values),
+    [["7", 3, "loader-0"], ["7", 3, "loader-0"]],
+    "the file is given back each time, for any worker to take",
+  );
+  assert.deepEqual(failedSegments(db), [3], "only the error that does not pass fails it");
+  assert.match(
+    lines[0],
+    /^export backfill job 7 of firespring-backdoor-segments-dev: export data file AWSDynamoDB\/01\/data\/3\.json\.gz: Please reduce your request rate\.; trying again in 1000 ms$/,
+  );
+});
+
+Deno.test("failures that may pass, too many in a row, stop the loader and leave the job running", async () => {
+  const files = Array.from({ length: TRANSIENT_ATTEMPTS }, () => fileOf(3));
+  const db = jobDb(files, [3]);
+  const down = () =>
+    Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:5432"), { code: "ECONNREFUSED" });
+  const { done, slept } = loadThrough(db, files.map(down));
+  await assert.rejects(
+    done,
+    /^Error: export backfill job 7 of firespring-backdoor-segments-dev: export data file .*: connect ECONNREFUSED 127\.0\.0\.1:5432; stopped after 8 failed attempts in a row, the job left running: run the command again to go on from its checkpoints$/,
+  );
+  assert.deepEqual(slept, [1000, 2000, 4000, 8000, 16000, 30000, 30000]);
+  assert.deepEqual(
+    failedSegments(db),
+    [],
+    "nothing failed: the next run goes on from the checkpoints",
+  );
+});
+
+Deno.test("a claim that meets an unavailable database waits and claims again", async () => {
+  let claims = 0;
+  const db = fakeSql((s) => {
+    if (s.text.includes("sync.claim_export_file")) {
+      if (claims++ === 0) {
+        throw Object.assign(new Error("terminating connection due to administrator command"), {
+          code: "57P01",
+        });
+      }
+      return [];
+    }
+    if (s.text.includes("count(*)::int as n")) return [{ n: 0 }];
+    if (s.text.includes("select status, error from sync.backfill_jobs")) {
+      return [{ status: "done", error: null }];
+    }
+    return undefined;
+  });
+  const { done, slept } = loadThrough(db as ReturnType<typeof jobDb>, []);
+  await done;
+  assert.equal(claims, 2);
+  assert.deepEqual(slept, [1000]);
 });

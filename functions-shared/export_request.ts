@@ -76,25 +76,42 @@ export async function requestExport(
       }),
     );
   const askedAt = Date.now();
-  const answer = await request(clientToken);
   // A token DynamoDB saw in the last 8 hours, with these parameters, answers that export
   // (API reference, ExportTableToPointInTime, ClientToken): one still in progress is the
   // one a run interrupted during its wait asked for, and is joined; one that has ended
-  // holds the table as it was then, so a new one is asked for, under a token of its own.
-  const export_ = answer.ExportDescription!;
-  const exportedAt = export_.ExportTime?.getTime() ?? askedAt;
-  if (export_.ExportStatus !== "IN_PROGRESS" && exportedAt < askedAt - STALE_EXPORT_MS) {
-    // Its own token, derived from the ended export's: a run interrupted while it waits for
-    // this one derives the same, and joins it.
+  // holds the table as it was then, so a new one is asked for, under a token of its own,
+  // derived from the ended export's (a run interrupted while it waits for the new one
+  // derives the same, and joins it). That token may answer an ended export too (a
+  // backfill asked for earlier in the hour): the chain goes on to the first export that
+  // is not.
+  let token = clientToken;
+  for (let hop = 0; hop <= MAX_ENDED_EXPORTS; hop++) {
+    const export_ = (await request(token)).ExportDescription!;
+    const exportedAt = export_.ExportTime?.getTime() ?? askedAt;
+    if (export_.ExportStatus === "IN_PROGRESS" || exportedAt >= askedAt - STALE_EXPORT_MS) {
+      return export_.ExportArn!;
+    }
     const digest = createHash("sha256").update(export_.ExportArn ?? "").digest("hex");
-    const fresh = await request(`${clientToken.slice(0, 47)}-${digest.slice(0, 16)}`);
-    return fresh.ExportDescription!.ExportArn!;
+    token = `${clientToken.slice(0, 47)}-${digest.slice(0, 16)}`;
   }
-  return export_.ExportArn!;
+  throw new ExportRequestError(
+    table,
+    `${MAX_ENDED_EXPORTS} exports asked for with this bucket and prefix in the last 8 hours ` +
+      "have ended; pass --prefix to ask for one under a prefix of its own",
+  );
 }
 
-/** How much older than its request an export that has ended may be and still be its own. */
-const STALE_EXPORT_MS = 60_000;
+/** Ended exports a request walks past (see {@link requestExport}) before it gives up. */
+const MAX_ENDED_EXPORTS = 50;
+
+/**
+ * How much older than its request an export that has ended may be and still be its own:
+ * a few seconds, for the clocks' skew. On AWS an export takes minutes, so one that has
+ * ended is never this young; the local stand-in's end at once. A wider margin handed a
+ * second backfill asked for within it the first one's snapshot, which cannot heal what
+ * went wrong after it (a row lost here since).
+ */
+const STALE_EXPORT_MS = 10_000;
 
 /** What {@link waitForExport} needs besides the client. */
 export interface WaitOptions {

@@ -95,6 +95,54 @@ Deno.test("a token that answers an export in progress joins it; one that answers
   assert.deepEqual(tokens.slice(2), ["tok", tokens[1]]);
 });
 
+Deno.test("an ended export is its own only within the clocks' skew: 30 s old, another is asked for", async () => {
+  for (const [ageMs, expected] of [[2_000, "made"], [30_000, "new"]] as const) {
+    const { client } = fakeClient({
+      DescribeContinuousBackups: pitr("ENABLED"),
+      DescribeTable: () => ({ Table: { TableArn: ARN } }),
+      ExportTableToPointInTime: (input) => ({
+        ExportDescription: input.ClientToken === "tok"
+          ? {
+            ExportArn: `${ARN}/export/made`,
+            ExportStatus: "COMPLETED",
+            ExportTime: new Date(Date.now() - ageMs),
+          }
+          : { ExportArn: `${ARN}/export/new`, ExportStatus: "IN_PROGRESS" },
+      }),
+    });
+    assert.equal(
+      await requestExport(client, "things", { bucket: "b", prefix: "" }, "tok"),
+      `${ARN}/export/${expected}`,
+      `${ageMs} ms old`,
+    );
+  }
+});
+
+Deno.test("a derived token that answers an ended export too goes on down the chain", async () => {
+  const tokens: string[] = [];
+  const old = new Date(Date.now() - 20 * 60_000);
+  const { client } = fakeClient({
+    DescribeContinuousBackups: pitr("ENABLED"),
+    DescribeTable: () => ({ Table: { TableArn: ARN } }),
+    ExportTableToPointInTime: (input) => {
+      tokens.push(String(input.ClientToken));
+      // The hour's first two backfills made these two, and both have ended.
+      const n = tokens.length;
+      return {
+        ExportDescription: n < 3
+          ? { ExportArn: `${ARN}/export/e${n}`, ExportStatus: "COMPLETED", ExportTime: old }
+          : { ExportArn: `${ARN}/export/e${n}`, ExportStatus: "IN_PROGRESS" },
+      };
+    },
+  });
+  assert.equal(
+    await requestExport(client, "things", { bucket: "b", prefix: "" }, "tok"),
+    `${ARN}/export/e3`,
+  );
+  assert.equal(tokens[0], "tok");
+  assert.equal(new Set(tokens).size, 3, "each ended export leads to a token of its own");
+});
+
 Deno.test("without point-in-time recovery the request is refused with the command that turns it on", async () => {
   const { client, sent } = fakeClient({ DescribeContinuousBackups: pitr("DISABLED") });
   await assert.rejects(

@@ -42,6 +42,7 @@ import { recordDeadLetters } from "./dead_letter_writer.ts";
 import { encodeJson } from "./dynamo_encoder.ts";
 import type { ExportPage } from "./export_items.ts";
 import { type DeadLetter, mapScannedItem } from "./record_mapping.ts";
+import { LEASE_LOST } from "./segment_work.ts";
 import { isDataError } from "./sync_db.ts";
 import type { TableSpec } from "./table_registry.ts";
 
@@ -187,6 +188,30 @@ export async function commitChunk(
       // (https://www.postgresql.org/docs/current/wal-async-commit.html), so the load goes
       // on from the last checkpoint that lasted, with nothing lost or written twice.
       await tx.unsafe(`set local synchronous_commit = off`);
+      // So the chunk starts where the file's checkpoint is, and is refused (as a lease
+      // lost) when not: after a crash that lost the last chunks committed (above), a
+      // worker that went on reading would otherwise write its next chunk's checkpoint past
+      // lines nobody wrote, and the file would end done without them. No row lock: only
+      // the lease's holder moves the checkpoint, and sync.checkpoint_segment refuses a
+      // holder that lost it meanwhile (a lock held through the COPY would keep a stalled
+      // chunk's file from being taken over).
+      const [here] = await tx.unsafe(
+        `select coalesce((exclusive_start_key ->> 'line')::bigint, 0)::text as line
+         from sync.backfill_segments
+         where job_id = $1 and segment = $2 and lease_owner = $3 and status = 'running'`,
+        [target.job, target.segment, target.worker],
+      );
+      if (!here || Number(here.line) !== fromLine) {
+        throw Object.assign(
+          new Error(
+            `export backfill job ${target.job} file ${target.segment} of ${target.spec.sourceTable}: ` +
+              (here
+                ? `its checkpoint is at line ${here.line}, not ${fromLine} where this chunk starts (a chunk committed without waiting for its WAL was lost); the file is read again from its checkpoint`
+                : `worker ${target.worker} no longer holds it; another worker took over`),
+          ),
+          { code: LEASE_LOST },
+        );
+      }
       const writable = await tx.unsafe(
         `copy sync.staged_changes (${STAGED_COLUMNS.join(", ")}) from stdin`,
       ).writable();

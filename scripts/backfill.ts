@@ -116,23 +116,29 @@ export async function startBackfills(
 
 /**
  * Shows a progress bar per job (redrawn in place on a terminal, a block every 2 s
- * otherwise) until every job has finished; returns the failed jobs' causes.
+ * otherwise) until every job has finished, or `until` settles (the loaders of the jobs
+ * have all stopped: a job still running then waits for a later run); returns the failed
+ * jobs' causes, and names each job left running.
  */
 export async function followBackfills(
   sql: postgres.Sql,
   jobs: string[],
   expected: Map<string, number | undefined>,
+  until?: Promise<unknown>,
 ): Promise<string[]> {
   const tty = Deno.stdout.isTerminal();
   let printed = 0;
   let lastPlain = 0;
+  let stopped = false;
+  until?.finally(() => (stopped = true)).catch(() => {});
   for (;;) {
     const rows = await sql<Progress[]>`
       select * from sync.backfill_progress where job_id = any(${jobs}::bigint[]) order by job_id`;
     const lines = rows.map((p) => progressLine(p, expected.get(p.target_table)));
     // Cancelled too (npm start's reset, the validator, an operator's update): it never
     // finishes otherwise, and the bar would show its last ETA for ever.
-    const finished = rows.every((p) => ["done", "failed", "cancelled"].includes(p.status));
+    const over = (p: Progress) => ["done", "failed", "cancelled"].includes(p.status);
+    const finished = stopped || rows.every(over);
     if (tty) {
       if (printed > 0) Deno.stdout.writeSync(new TextEncoder().encode(`\x1b[${printed}A`));
       console.log(lines.map((l) => `\x1b[2K${l}`).join("\n"));
@@ -145,13 +151,19 @@ export async function followBackfills(
       const failed = await sql`select id, source_table, status, error from sync.backfill_jobs
                                where id = any(${jobs}::bigint[])
                                  and status in ('failed', 'cancelled')`;
-      return failed.map((f) =>
-        f.status === "cancelled"
-          ? `backfill job ${f.id} of ${f.source_table} was cancelled${
-            f.error ? `: ${f.error}` : ""
-          }; start it again`
-          : `backfill job ${f.id} of ${f.source_table} failed: ${f.error}`
-      );
+      return [
+        ...failed.map((f) =>
+          f.status === "cancelled"
+            ? `backfill job ${f.id} of ${f.source_table} was cancelled${
+              f.error ? `: ${f.error}` : ""
+            }; start it again`
+            : `backfill job ${f.id} of ${f.source_table} failed: ${f.error}`
+        ),
+        ...rows.filter((p) => !over(p)).map((p) =>
+          `backfill job ${p.job_id} of ${p.target_table} is left ${p.status}: its loader ` +
+          "stopped (above); run the command again to go on from its checkpoints"
+        ),
+      ];
     }
     await new Promise((resolve) => setTimeout(resolve, 500));
   }
@@ -201,6 +213,9 @@ async function backfillFromExports(
     for (const problem of notStarted) console.error(problem);
     if (started.length === 0) return 1;
     const cpu = processMeter(() => ({ user: 0, system: 0 }));
+    // Every table's loader runs to its end whatever the others meet: one that stops early
+    // must not end the pool (below) under the others, which would strand their jobs.
+    const stoppedLoaders: string[] = [];
     const loading = Promise.all(
       started.map((job) =>
         loadExportJob(job.job, options.workers, `export-loader-${Deno.pid}`, {
@@ -208,30 +223,28 @@ async function backfillFromExports(
           open: exportFileOpener(deps.s3, job.bucket),
           exportTime: job.exportTime,
           cpu,
+        }).catch((error) => {
+          stoppedLoaders.push((error as Error).message);
         })
       ),
     );
-    const following = followBackfills(
+    // The bars end when every job is over, or when every loader has stopped (a job still
+    // running then is named: the bars would otherwise wait for a job nobody loads).
+    const failures = await followBackfills(
       sql,
       started.map((job) => job.job),
       new Map(started.map((job) => [job.spec.targetTable, job.items])),
-    );
-    // A loader that stops with an error (its job failed, or the database went away) ends
-    // the wait: the bars would otherwise wait for a job nobody loads.
-    const failures = await Promise.race([
-      following,
-      loading.then(() => following, (error) => {
-        following.catch(() => {});
-        throw error;
-      }),
-    ]);
+      loading,
+    ).finally(() => loading);
+    // Each loader's own error (what it met), then each job's end (what the job records).
+    for (const stopped of stoppedLoaders) console.error(stopped);
     for (const failure of failures) console.error(failure);
     if (notStarted.length > 0) {
       console.error(
         `backfill --from-export: ${notStarted.length} of ${tables.length} tables did not start (above); the others were loaded`,
       );
     }
-    return failures.length + notStarted.length > 0 ? 1 : 0;
+    return failures.length + notStarted.length + stoppedLoaders.length > 0 ? 1 : 0;
   } catch (error) {
     console.error((error as Error).message);
     return 1;

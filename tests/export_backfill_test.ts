@@ -153,6 +153,42 @@ Deno.test("a killed loader's file is taken up from its checkpoint; every item la
   });
 });
 
+Deno.test("a chunk that does not start at its file's checkpoint is refused (a lost asynchronous commit)", async () => {
+  const prefix = `export-${crypto.randomUUID().slice(0, 8)}`;
+  const { files, open } = await exportOf(prefix, 12, 12);
+  await withJob(prefix, files, async (sql, pool, job) => {
+    const [file] = await sql<ExportFileClaim[]>`
+      select * from sync.claim_export_file(${job}, 'w')`;
+    const deps = { sql: pool, open, exportTime: EXPORT_TIME, cpu, chunkPages: 1 };
+    // The first chunk (lines 0-3) commits; the worker stops there.
+    const stop = new Error("stop");
+    await assert.rejects(
+      loadExportFile(job, "w", file, {
+        ...deps,
+        onPage: () => {
+          throw stop;
+        },
+      }),
+      stop,
+    );
+    // That commit, made without waiting for its WAL, is lost in a crash: the checkpoint
+    // is back at line 0, while the worker goes on from line 4.
+    await sql`update sync.backfill_segments set exclusive_start_key = null
+              where job_id = ${job} and segment = 0`;
+    await assert.rejects(
+      loadExportFile(job, "w", { ...file, next_line: 4 }, deps),
+      (error: Error & { code?: string }) => {
+        assert.equal(error.code, "SY001", error.message);
+        assert.match(error.message, /its checkpoint is at line 0, not 4 where this chunk starts/);
+        return true;
+      },
+    );
+    const [segment] = await sql`select exclusive_start_key from sync.backfill_segments
+                                where job_id = ${job} and segment = 0`;
+    assert.equal(segment.exclusive_start_key, null, "nothing was written past the lost lines");
+  });
+});
+
 /**
  * A loader whose first chunk stalls (its transaction open, COPY waiting) while its lease
  * runs out and another loader loads the whole job; then the stall ends with `ending`:
@@ -214,7 +250,12 @@ Deno.test("a loader whose chunk outlasts its lease leaves the file to the one th
 
 Deno.test("a loader's own error after its lease was taken over fails nothing; the job ends done", async () => {
   const timeout = new Error("the S3 read timed out");
-  await stalledPastItsLease(timeout, /slow-0 left file 0 .*the S3 read timed out/);
+  // Read again from its checkpoint, the file is no longer its worker's: it leaves it, on
+  // its next chunk's check (or, read again in vain, on the read's own error).
+  await stalledPastItsLease(
+    timeout,
+    /slow-0 left file 0 .*(the S3 read timed out|worker slow-0 no longer holds it)/,
+  );
 });
 
 Deno.test("a file whose bytes stop mid-way is read again from its checkpoint; every item lands once", async () => {
