@@ -31,13 +31,18 @@ export interface ExportFileClaim {
   source_table: string;
   target_table: string;
   page_size: number;
+  /** The S3 ETag the manifest gives the file (none in jobs made before it was kept). */
+  etag?: string | null;
 }
 
 /** What loading needs. */
 export interface ExportLoadDeps {
   sql: postgres.Sql;
-  /** A data file's gzipped bytes, from the export's bucket. */
-  open: (key: string) => Promise<ReadableStream<Uint8Array>>;
+  /**
+   * A data file's gzipped bytes, from the export's bucket; with `etag`, only those of the
+   * object the manifest names (else an error that fails the file).
+   */
+  open: (key: string, etag?: string) => Promise<ReadableStream<Uint8Array>>;
   /** The export's time: every row's stamp. */
   exportTime: Date;
   cpu: CpuMeter;
@@ -80,7 +85,7 @@ export async function loadExportFile(
     key: file.data_key,
     itemCount: Number(file.item_count),
     md5Checksum: file.md5,
-    etag: "",
+    etag: file.etag ?? "",
   };
   const target = { job, segment: file.segment, worker, spec, exportTime: deps.exportTime };
   const chunkPages = deps.chunkPages ?? DEFAULT_CHUNK_PAGES;
@@ -91,7 +96,7 @@ export async function loadExportFile(
   let retries = 0;
   const sleep = deps.sleep ?? realPacing.sleep;
   for (;;) {
-    const body = await deps.open(file.data_key);
+    const body = await deps.open(file.data_key, file.etag ?? undefined);
     const pages = exportPages(body, data, file.page_size, line)[Symbol.asyncIterator]();
     try {
       for (;;) {

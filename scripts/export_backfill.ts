@@ -12,10 +12,12 @@
 import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { GetObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import type postgres from "postgres";
+import { createHash } from "node:crypto";
 import { awsClientConfig, type EnvReader } from "../functions-shared/dynamo_client.ts";
+import { ExportDataError } from "../functions-shared/export_items.ts";
 import { parseExportFiles, parseExportSummary } from "../functions-shared/export_manifest.ts";
 import { requestExport, waitForExport } from "../functions-shared/export_request.ts";
-import type { TableSpec } from "../functions-shared/table_registry.ts";
+import { arnRegionProblem, type TableSpec } from "../functions-shared/table_registry.ts";
 
 /** Where exports go, or which one to load. */
 export interface ExportSource {
@@ -61,15 +63,58 @@ export function exportS3Client(env: EnvReader): S3Client {
   });
 }
 
+/** An object's text; an error names the object (S3's own names none). */
 async function objectText(s3: S3Client, bucket: string, key: string): Promise<string> {
-  const object = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
-  return await object.Body!.transformToString();
+  try {
+    const object = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+    return await object.Body!.transformToString();
+  } catch (error) {
+    throw Object.assign(new Error(`s3://${bucket}/${key}: ${(error as Error).message}`), {
+      cause: error,
+    });
+  }
 }
 
-/** A data file's gzipped bytes, as a stream. */
+/**
+ * A manifest's text, checked against the MD5 in its `.checksum` object beside it, which
+ * the export writes for each manifest
+ * (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/S3DataExport.Output.html);
+ * its digest is taken in hex or in base64, whichever the file holds.
+ */
+export async function manifestText(s3: S3Client, bucket: string, key: string): Promise<string> {
+  const text = await objectText(s3, bucket, key);
+  const expected = (await objectText(s3, bucket, key.replace(/\.json$/, ".checksum"))).trim();
+  const digest = createHash("md5").update(text).digest();
+  const actual = digest.toString("hex");
+  if (actual !== expected.toLowerCase() && digest.toString("base64") !== expected) {
+    throw new Error(
+      `s3://${bucket}/${key}: its MD5 is ${actual}, but its .checksum says ${expected}: ` +
+        "it is not the manifest the export wrote",
+    );
+  }
+  return text;
+}
+
+/** An ETag without its quotes (S3 quotes it in headers, a manifest does not). */
+const bareEtag = (etag: string) => etag.replace(/"/g, "");
+
+/**
+ * A data file's gzipped bytes, as a stream. With `etag` (the manifest's), an object whose
+ * ETag differs is refused before a byte of it is read: it was written over the export's
+ * file since.
+ */
 export function exportFileOpener(s3: S3Client, bucket: string) {
-  return async (key: string) => {
+  return async (key: string, etag?: string) => {
     const object = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+    if (etag && object.ETag && bareEtag(object.ETag) !== bareEtag(etag)) {
+      await object.Body?.transformToWebStream().cancel();
+      throw new ExportDataError(
+        key,
+        `its ETag is ${bareEtag(object.ETag)}, but the files manifest says ${
+          bareEtag(etag)
+        }: it is not the file the export wrote (written over since?)`,
+      );
+    }
     return object.Body!.transformToWebStream() as ReadableStream<Uint8Array>;
   };
 }
@@ -78,7 +123,21 @@ export function exportFileOpener(s3: S3Client, bucket: string) {
  * Asks for (or takes) `spec`'s export, waits for it, checks its manifests and starts
  * its job. `token` names the request, so that a retried request joins its export.
  */
-export async function startExportBackfill(
+export function startExportBackfill(
+  deps: ExportBackfillDeps,
+  spec: TableSpec,
+  source: ExportSource,
+  token: string,
+): Promise<ExportJob> {
+  // What fails names the table (the SDK's own errors, e.g. S3's Access Denied, name none).
+  return startOne(deps, spec, source, token).catch((error) => {
+    const message = (error as Error).message;
+    if (message.includes(spec.sourceTable)) throw error;
+    throw new Error(`export backfill of ${spec.sourceTable}: ${message}`, { cause: error });
+  });
+}
+
+async function startOne(
   deps: ExportBackfillDeps,
   spec: TableSpec,
   source: ExportSource,
@@ -111,7 +170,7 @@ export async function startExportBackfill(
   const bucket = description.S3Bucket!;
   const summaryKey = description.ExportManifest!;
   const summary = parseExportSummary(
-    await objectText(deps.s3, bucket, summaryKey),
+    await manifestText(deps.s3, bucket, summaryKey),
     `s3://${bucket}/${summaryKey}`,
   );
   if (summary.tableName !== spec.sourceTable) {
@@ -119,8 +178,12 @@ export async function startExportBackfill(
       `export backfill of ${spec.sourceTable}: export ${arn} is of ${summary.tableName}`,
     );
   }
+  const elsewhere = arnRegionProblem(spec, summary.tableArn);
+  if (elsewhere) {
+    throw new Error(`export backfill of ${spec.sourceTable}: export ${arn}: ${elsewhere}`);
+  }
   const files = parseExportFiles(
-    await objectText(deps.s3, bucket, summary.manifestFilesKey),
+    await manifestText(deps.s3, bucket, summary.manifestFilesKey),
     summary,
     `s3://${bucket}/${summary.manifestFilesKey}`,
   );
@@ -141,7 +204,9 @@ export async function startExportBackfill(
     select sync.start_export_backfill(${spec.sourceTable}, ${arn}, ${summary.exportTime},
       ${bucket},
       ${
-    JSON.stringify(files.map((f) => ({ key: f.key, itemCount: f.itemCount, md5: f.md5Checksum })))
+    JSON.stringify(
+      files.map((f) => ({ key: f.key, itemCount: f.itemCount, md5: f.md5Checksum, etag: f.etag })),
+    )
   }::text::jsonb) as id`;
   deps.log(
     `${spec.targetTable}: job ${id}, ${files.length} files, ${summary.itemCount} items as of ${summary.exportTime.toISOString()}`,

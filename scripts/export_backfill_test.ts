@@ -4,17 +4,17 @@ import type { S3Client } from "@aws-sdk/client-s3";
 import { bySourceTable } from "../functions-shared/table_registry.ts";
 import { fakeSql, type Statement } from "../functions-shared/testing_fakes.ts";
 import { exportFiles } from "../local-stack/aws/export_layout.ts";
-import { startExportBackfill } from "./export_backfill.ts";
+import { exportFileOpener, startExportBackfill } from "./export_backfill.ts";
 
 const spec = bySourceTable("firespring-backdoor-segments-dev")!;
 const TABLE_ARN = "arn:aws:dynamodb:us-east-1:000000000000:table/firespring-backdoor-segments-dev";
 
 /** A completed export of the table in a fake bucket, as DescribeExport reports it. */
-async function anExport(id: string) {
+async function anExport(id: string, tableArn = TABLE_ARN) {
   const seconds = Date.now() / 1000;
   const description: Record<string, unknown> = {
-    ExportArn: `${TABLE_ARN}/export/${id}`,
-    TableArn: TABLE_ARN,
+    ExportArn: `${tableArn}/export/${id}`,
+    TableArn: tableArn,
     TableId: "table-id",
     ExportTime: seconds - 60,
     StartTime: seconds - 60,
@@ -47,12 +47,16 @@ function deps(exports: Awaited<ReturnType<typeof anExport>>[], unfinished: unkno
   const objects = new Map(exports.flatMap((e) => e.objects).map((o) => [o.key, o.bytes]));
   const s3 = {
     send: (command: { input: { Key: string } }) =>
-      Promise.resolve({
-        Body: {
-          transformToString: () =>
-            Promise.resolve(new TextDecoder().decode(objects.get(command.input.Key)!)),
-        },
-      }),
+      !objects.has(command.input.Key)
+        ? Promise.reject(
+          Object.assign(new Error("The specified key does not exist."), { name: "NoSuchKey" }),
+        )
+        : Promise.resolve({
+          Body: {
+            transformToString: () =>
+              Promise.resolve(new TextDecoder().decode(objects.get(command.input.Key)!)),
+          },
+        }),
   } as unknown as S3Client;
   const db = fakeSql((s: Statement) => {
     if (s.text.startsWith("select id, export_arn from sync.backfill_jobs")) return unfinished;
@@ -70,6 +74,7 @@ function deps(exports: Awaited<ReturnType<typeof anExport>>[], unfinished: unkno
     asked,
     lines,
     db,
+    objects,
   };
 }
 
@@ -113,4 +118,73 @@ Deno.test("without an unfinished job, the export named is loaded as a new job", 
   assert.equal(job.items, 1);
   const [start] = run.db.matching("sync.start_export_backfill");
   assert.equal(start.values[1], named.arn);
+});
+
+Deno.test("each manifest is checked against its .checksum; the job records each file's ETag", async () => {
+  const named = await anExport("named");
+  const run = deps([named], []);
+  const source = { bucket: "", prefix: "", exportArn: named.arn };
+  await startExportBackfill(run.deps, spec, source, "t");
+  const [start] = run.db.matching("sync.start_export_backfill");
+  const files = JSON.parse(String(start.values[4]));
+  assert.match(files[0].etag, /^[0-9a-f]{32}$/, "the manifest's etag, kept for the reads");
+
+  const filesKey = [...run.objects.keys()].find((k) => k.endsWith("manifest-files.json"))!;
+  run.objects.set(
+    filesKey,
+    new TextEncoder().encode(" " + new TextDecoder().decode(run.objects.get(filesKey))),
+  );
+  await assert.rejects(
+    startExportBackfill(run.deps, spec, source, "t"),
+    new RegExp(
+      `^Error: export backfill of firespring-backdoor-segments-dev: s3://exports/${filesKey}: ` +
+        "its MD5 is [0-9a-f]{32}, but its .checksum says [0-9a-f]{32}: it is not the manifest the export wrote$",
+    ),
+  );
+});
+
+Deno.test("an export of a same-named table in another region is refused, naming both", async () => {
+  const elsewhere = await anExport(
+    "west",
+    "arn:aws:dynamodb:us-west-2:000000000000:table/firespring-backdoor-segments-dev",
+  );
+  const run = deps([elsewhere], []);
+  await assert.rejects(
+    startExportBackfill(run.deps, spec, { bucket: "", prefix: "", exportArn: elsewhere.arn }, "t"),
+    / in us-west-2 is not the registered table, which is in us-east-1 /,
+  );
+  assert.equal(run.db.matching("sync.start_export_backfill").length, 0);
+});
+
+Deno.test("S3's own errors name the table and the object", async () => {
+  const named = await anExport("named");
+  const run = deps([named], []);
+  for (const key of [...run.objects.keys()]) {
+    if (key.endsWith("manifest-summary.json")) run.objects.delete(key);
+  }
+  await assert.rejects(
+    startExportBackfill(run.deps, spec, { bucket: "", prefix: "", exportArn: named.arn }, "t"),
+    /^Error: export backfill of firespring-backdoor-segments-dev: s3:\/\/exports\/.*manifest-summary\.json: The specified key does not exist\.$/,
+  );
+});
+
+Deno.test("a data file whose ETag is not the manifest's is refused before a byte is read", async () => {
+  let cancelled = false;
+  const s3 = {
+    send: () =>
+      Promise.resolve({
+        ETag: '"0123456789abcdef0123456789abcdef"',
+        Body: {
+          transformToWebStream: () => new ReadableStream({ cancel: () => void (cancelled = true) }),
+        },
+      }),
+  } as unknown as S3Client;
+  const open = exportFileOpener(s3, "exports");
+  await assert.rejects(
+    open("p/AWSDynamoDB/x/data/a.json.gz", "fedcba9876543210fedcba9876543210-1"),
+    /^ExportDataError: export data file p\/AWSDynamoDB\/x\/data\/a\.json\.gz: its ETag is 0123456789abcdef0123456789abcdef, but the files manifest says fedcba9876543210fedcba9876543210-1: it is not the file the export wrote/,
+  );
+  assert.ok(cancelled, "its body is let go");
+  assert.ok(await open("p/AWSDynamoDB/x/data/a.json.gz", "0123456789abcdef0123456789abcdef"));
+  assert.ok(await open("p/AWSDynamoDB/x/data/a.json.gz"), "no ETag kept: not checked");
 });

@@ -86,7 +86,8 @@ export async function exportFiles(input: {
     lines.push(JSON.stringify({
       itemCount: items.length,
       md5Checksum: md5,
-      etag: `${md5Hex(bytes)}-1`,
+      // The object's ETag as S3 gives a single-part upload's (the stand-in's own PutObject).
+      etag: md5Hex(bytes),
       dataFileS3Key: name,
     }));
   }

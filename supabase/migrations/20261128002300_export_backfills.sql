@@ -36,12 +36,15 @@ create table sync.backfill_export_files (
   data_key text not null,
   item_count bigint not null check (item_count >= 0),
   md5 text not null,
+  -- The S3 ETag the manifest gives the file: a read whose ETag differs is of another
+  -- object (one written over it since), refused before a line of it is merged.
+  etag text,
   primary key (job_id, segment),
   foreign key (job_id, segment) references sync.backfill_segments (job_id, segment)
     on delete cascade
 );
 comment on table sync.backfill_export_files is
-  'The data file each segment of an export backfill loads: its key in the export''s bucket, its item count and its MD5 (base64), from the export''s manifest.';
+  'The data file each segment of an export backfill loads: its key in the export''s bucket, its item count, its MD5 (base64) and its S3 ETag, from the export''s manifest.';
 
 -- Replaces 20261128000500_backfill.sql's: only Scan backfills wait for the import-worker
 -- (not validation runs' Scans, nor export backfills).
@@ -286,9 +289,9 @@ begin
   returning id into job_id;
   insert into sync.backfill_segments (job_id, segment)
   select job_id, g from generate_series(0, files - 1) g;
-  insert into sync.backfill_export_files (job_id, segment, data_key, item_count, md5)
+  insert into sync.backfill_export_files (job_id, segment, data_key, item_count, md5, etag)
   select job_id, (f.n - 1)::integer, f.file ->> 'key', (f.file ->> 'itemCount')::bigint,
-         f.file ->> 'md5'
+         f.file ->> 'md5', nullif(f.file ->> 'etag', '')
   from jsonb_array_elements(p_files) with ordinality as f (file, n);
   return job_id;
 end
@@ -302,7 +305,7 @@ comment on function sync.start_export_backfill(text, text, timestamptz, text, js
 create function sync.claim_export_file(p_job bigint, p_worker text)
 returns table (
   segment integer, data_key text, item_count bigint, md5 text, next_line bigint,
-  source_table text, target_table text, page_size integer
+  source_table text, target_table text, page_size integer, etag text
 )
 language plpgsql set search_path = ''
 as $$
@@ -359,7 +362,7 @@ begin
   return query
   select taken.segment, f.data_key, f.item_count, f.md5,
          coalesce((taken.exclusive_start_key ->> 'line')::bigint, 0), taken.source_table,
-         t.target_table, taken.page_size
+         t.target_table, taken.page_size, f.etag
   from sync.backfill_export_files f
   join sync.source_tables t on t.source_table = taken.source_table
   where f.job_id = p_job and f.segment = taken.segment;
