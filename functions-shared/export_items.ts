@@ -74,16 +74,32 @@ function itemOf(text: string, file: string, line: number): Record<string, Attrib
 }
 
 /**
+ * The most text of items a page holds: a page ends at `pageSize` items or at this much,
+ * whichever comes first, so that a page of big items (DynamoDB's are up to 400 KB each)
+ * stays a few MB in memory, as a Scan's page is 1 MB at most.
+ */
+export const PAGE_TEXT_CHARS = 4 * 2 ** 20;
+
+/**
+ * The longest line a data file may have. An item is 400 KB at most in DynamoDB, a few
+ * times that as DynamoDB JSON; a line longer than this is no item, and is refused before
+ * it grows without bound in memory.
+ */
+export const MAX_LINE_CHARS = 16 * 2 ** 20;
+
+/**
  * The pages of `file`'s items from `body` (the gzipped object's bytes), `pageSize` items
- * each, starting at line `fromLine` (0: the first). The last page has `done` set, and
- * may be empty. Throws {@link ExportDataError} on a line that is not an item, a line
- * count or an MD5 that differs from the manifest's.
+ * (or {@link PAGE_TEXT_CHARS} of their text) each, starting at line `fromLine` (0: the
+ * first); `bounds` are the two limits (tests make them small). The last page has `done` set, and may be empty. Throws {@link ExportDataError}
+ * on a line that is not an item or is longer than {@link MAX_LINE_CHARS}, a line count or
+ * an MD5 that differs from the manifest's.
  */
 export async function* exportPages(
   body: ReadableStream<Uint8Array>,
   file: ExportDataFile,
   pageSize: number,
   fromLine = 0,
+  bounds = { pageChars: PAGE_TEXT_CHARS, lineChars: MAX_LINE_CHARS },
 ): AsyncGenerator<ExportPage> {
   const md5 = createHash("md5");
   let bytes = 0;
@@ -111,6 +127,7 @@ export async function* exportPages(
   let rest = "";
   let line = 0;
   let items: Record<string, AttributeValue>[] = [];
+  let pageChars = 0;
   const take = (content: string) => {
     line++;
     // Refused before the page with the line is handed on: its rows would be written with
@@ -121,17 +138,28 @@ export async function* exportPages(
         `holds more than the ${file.itemCount} items the files manifest says (line ${line})`,
       );
     }
-    if (line > fromLine) items.push(itemOf(content, file.key, line));
+    if (line > fromLine) {
+      items.push(itemOf(content, file.key, line));
+      pageChars += content.length;
+    }
   };
   try {
     for await (const chunk of text) {
       const lines = (rest + chunk).split("\n");
       rest = lines.pop()!;
+      if (rest.length > bounds.lineChars) {
+        throw new ExportDataError(
+          file.key,
+          `line ${line + lines.length + 1} runs past ${bounds.lineChars} characters without ` +
+            "an end: it is no item of an export",
+        );
+      }
       for (const content of lines) {
         take(content);
-        if (items.length === pageSize) {
+        if (items.length === pageSize || pageChars >= bounds.pageChars) {
           yield { items, nextLine: line, done: false };
           items = [];
+          pageChars = 0;
         }
       }
     }

@@ -135,3 +135,40 @@ Deno.test("a read that fails before its first byte is an unreadable file, not an
       /k\.json\.gz: unreadable after line 0: connection reset by peer/.test(error.message),
   );
 });
+
+Deno.test("a page of big items ends at its text's bound, before its item count", async () => {
+  // Items of a third of the bound each (and their JSON): the third takes a page past it.
+  const big = (i: number) =>
+    JSON.stringify({ Item: { id: { S: `k${i}` }, blob: { S: "x".repeat(100) } } });
+  const { body, file } = await dataFile([1, 2, 3, 4, 5].map(big));
+  const pages = await pagesOf(
+    exportPages(body, file, 1000, 0, { pageChars: 300, lineChars: 1000 }),
+  );
+  assert.deepEqual(pages.map((p) => [p.items.length, p.nextLine, p.done]), [
+    [3, 3, false],
+    [2, 5, true],
+  ]);
+});
+
+Deno.test("a line that runs on without end is refused, naming the file and the line", async () => {
+  const endless = "x".repeat(1001);
+  const bytes = await gzip(`${item(1)}\n${endless}`);
+  const file: ExportDataFile = {
+    key: "p/AWSDynamoDB/x/data/f.json.gz",
+    itemCount: 2,
+    md5Checksum: createHash("md5").update(bytes).digest("base64"),
+    etag: "e",
+  };
+  await assert.rejects(
+    pagesOf(
+      exportPages(new Blob([new Uint8Array(bytes)]).stream(), file, 10, 0, {
+        pageChars: 300,
+        lineChars: 1000,
+      }),
+    ),
+    (error: Error) =>
+      error instanceof ExportDataError &&
+      error.message ===
+        "export data file p/AWSDynamoDB/x/data/f.json.gz: line 2 runs past 1000 characters without an end: it is no item of an export",
+  );
+});
