@@ -19,23 +19,15 @@
  * @module
  */
 
-import {
-  type DynamoDBClient,
-  GetItemCommand,
-  QueryCommand,
-  UpdateItemCommand,
-} from "@aws-sdk/client-dynamodb";
+import { type DynamoDBClient, UpdateItemCommand } from "@aws-sdk/client-dynamodb";
 import type postgres from "postgres";
-import type { ValidatorDeps } from "./checksum_validator.ts";
-import { type AttributeMap, fromDynamo } from "./dynamo_decoder.ts";
 import { encodeJson } from "./dynamo_encoder.ts";
 import { parseJsonExact } from "./dynamo_numbers.ts";
 import { errorResponse, json, methodNotAllowed } from "./http.ts";
 import { serviceRoleProblem } from "./service_auth.ts";
 import { byTargetTable, type TableSpec } from "./table_registry.ts";
-import { itemToChange } from "./transform.ts";
 import { isDatabaseUnavailable } from "./sync_db.ts";
-import { repairKeys } from "./validator_repair.ts";
+import { causeOf, newerObservation, readItem, restore, sourceValues } from "./write_back_source.ts";
 import { describeEdit, itemKeyOf, planWriteBack, type WriteBackEdit } from "./write_back_update.ts";
 
 /** What the function needs, given by its entry point (or a test). */
@@ -105,6 +97,11 @@ export async function runWriteBacks(deps: WriteBackDeps): Promise<WriteBackRepor
       from sync.claim_write_backs(${deps.worker}, ${deps.batch ?? 10})`;
     if (claimed.length === 0) break;
     for (const row of claimed) {
+      // The budget is checked before each edit: one not reached goes back untried.
+      if (row.status !== "failed" && performance.now() - started >= deps.wallBudgetMs) {
+        await deps.sql`select sync.release_write_back(${row.id}::bigint, ${deps.worker})`;
+        continue;
+      }
       const status = row.status === "failed" ? await spent(deps, row) : await writeOne(deps, row);
       if (status === "applied") report.applied++;
       else if (status === "conflict") report.conflict++;
@@ -135,9 +132,9 @@ type Outcome = {
 async function writeOne(deps: WriteBackDeps, row: Claimed): Promise<string | null> {
   const spec = byTargetTable(row.target_table)!;
   const edit = editOf(row);
-  let outcome: Outcome;
+  let outcome: Outcome | "taken";
   try {
-    outcome = await attempt(deps, spec, edit);
+    outcome = await attempt(deps, spec, edit, row.id);
   } catch (error) {
     // DynamoDB refuses the request itself (a set with members alike, an item past 400 KB):
     // no retry can cure that. Anything else (throttling, 5xx, the network) may pass later.
@@ -146,6 +143,14 @@ async function writeOne(deps: WriteBackDeps, row: Claimed): Promise<string | nul
       status: refused ? "failed" : "pending",
       detail: `${describeEdit(spec, edit)}: ${causeOf(error)}`,
     };
+  }
+  if (outcome === "taken") {
+    deps.log?.(
+      `write-back ${row.id}: ${
+        describeEdit(spec, edit)
+      }: left to the run that took it over (this one ran past its lease)`,
+    );
+    return null;
   }
   let detail = outcome.detail;
   if (outcome.status === "conflict" || outcome.status === "failed") {
@@ -172,18 +177,41 @@ async function writeOne(deps: WriteBackDeps, row: Claimed): Promise<string | nul
 async function spent(deps: WriteBackDeps, row: Claimed): Promise<string> {
   const spec = byTargetTable(row.target_table)!;
   const edit = editOf(row);
+  // The run that never answered may have written it: then it is applied, not failed.
+  const key = itemKeyOf(spec, edit);
+  const item = typeof key === "string" ? undefined : await readItem(deps, spec, key).catch(
+    () => undefined,
+  );
+  if (item && typeof key !== "string" && planWriteBack(spec, edit, key, item).kind === "noop") {
+    const detail = `${describeEdit(spec, edit)}: the item holds the edit (written by a run ` +
+      "that ended without an answer)";
+    await deps.sql`update sync.write_backs set status = 'applied', detail = ${detail}
+                   where id = ${row.id}`;
+    deps.log?.(`write-back ${row.id}: applied: ${detail}`);
+    return "applied";
+  }
   const detail = `${describeEdit(spec, edit)}: ${row.detail}${await restore(deps, spec, edit)}`;
   await deps.sql`update sync.write_backs set detail = ${detail} where id = ${row.id}`;
   deps.log?.(`write-back ${row.id}: failed: ${detail}`);
   return "failed";
 }
 
-/** One attempt at one edit. Throws for what a retry may cure. */
+/**
+ * How long a run must still hold an edit's lease when it sends the UpdateItem: the SDK's
+ * retries of one throttled call take seconds.
+ */
+export const LEASE_MARGIN_SECONDS = 30;
+
+/**
+ * One attempt at one edit. Throws for what a retry may cure. "taken": the lease ran out
+ * before the write (another run holds the edit now), so nothing was written.
+ */
 async function attempt(
   deps: WriteBackDeps,
   spec: TableSpec,
   edit: WriteBackEdit,
-): Promise<Outcome> {
+  id: string,
+): Promise<Outcome | "taken"> {
   const where = describeEdit(spec, edit);
   const key = itemKeyOf(spec, edit);
   if (typeof key === "string") return { status: "failed", detail: key };
@@ -212,6 +240,10 @@ async function attempt(
       source: null,
     };
   }
+  const [{ holds }] = await deps.sql<{ holds: boolean }[]>`
+    select sync.holds_write_back(${id}::bigint, ${deps.worker},
+                                 make_interval(secs => ${LEASE_MARGIN_SECONDS})) as holds`;
+  if (!holds) return "taken";
   try {
     await writer.send(new UpdateItemCommand(plan.input));
     return { status: "applied", detail: `${where}: written to ${spec.sourceTable}` };
@@ -232,94 +264,4 @@ async function attempt(
       `${where}: the item changed in DynamoDB while the edit was written (the condition failed); the edit was not applied`,
     source,
   };
-}
-
-/**
- * A collapsed table's row shows its key's observation with the largest range key. An
- * edit written to the observation the row showed when edited is lost once a newer one
- * exists (its stream record not yet merged): the row will show that one. Returns the
- * newest range key above the edited observation's, if any (a consistent Query of the
- * key, newest first). An observation written between this and the UpdateItem is not
- * seen: no condition of one item can speak of another.
- */
-async function newerObservation(
-  deps: WriteBackDeps,
-  spec: TableSpec,
-  key: AttributeMap,
-): Promise<string | undefined> {
-  if (!spec.collapse) return undefined;
-  const [hash, range] = spec.sourceKey;
-  const { Items } = await deps.reader(spec.region).send(
-    new QueryCommand({
-      TableName: spec.sourceTable,
-      KeyConditionExpression: "#h = :h AND #r > :r",
-      ExpressionAttributeNames: { "#h": hash.name, "#r": range.name },
-      ExpressionAttributeValues: { ":h": key[hash.name], ":r": key[range.name] },
-      ProjectionExpression: "#r",
-      ScanIndexForward: false,
-      Limit: 1,
-      ConsistentRead: true,
-    }),
-  );
-  const found = Items?.[0]?.[range.name];
-  return found ? String(found.N ?? found.S) : undefined;
-}
-
-async function readItem(
-  deps: WriteBackDeps,
-  spec: TableSpec,
-  key: AttributeMap,
-): Promise<AttributeMap | undefined> {
-  const { Item } = await deps.reader(spec.region).send(
-    new GetItemCommand({ TableName: spec.sourceTable, Key: key, ConsistentRead: true }),
-  );
-  return Item;
-}
-
-function sourceValues(spec: TableSpec, edit: WriteBackEdit, raw: AttributeMap): unknown {
-  try {
-    const row = itemToChange(spec, fromDynamo(raw), {
-      seq: null,
-      changedAt: new Date(0).toISOString(),
-      source: "direct",
-    }).row;
-    return Object.fromEntries(edit.columns.map((c) => [c, row[c] ?? null]));
-  } catch {
-    return null;
-  }
-}
-
-/**
- * Puts the row back to the source's state: the key read consistently after now and
- * applied through the one merge as a repair (validator_repair.ts). Returns what to add
- * to the detail.
- */
-async function restore(deps: WriteBackDeps, spec: TableSpec, edit: WriteBackEdit): Promise<string> {
-  try {
-    const [{ seen_at }] = await deps.sql<{ seen_at: string }[]>`
-      select to_char(clock_timestamp() at time zone 'UTC',
-                     'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as seen_at`;
-    const validatorDeps: ValidatorDeps = { sql: deps.sql, dynamo: deps.reader };
-    const unmappable = await repairKeys(validatorDeps, spec, [{
-      kind: "different",
-      key: edit.rowKey,
-    }], seen_at);
-    if (unmappable.length > 0) {
-      return `; the row was left as edited: the source item cannot be mapped (${
-        unmappable[0].reason
-      })`;
-    }
-    return "; the row shows the source's state again";
-  } catch (error) {
-    return `; the row still shows the edit: restoring it from the source failed (${
-      causeOf(error)
-    })`;
-  }
-}
-
-/** The cause of an error, without anything secret (AWS errors carry no key). */
-function causeOf(error: unknown): string {
-  const e = error as { name?: string; message?: string; $metadata?: { httpStatusCode?: number } };
-  const status = e.$metadata?.httpStatusCode ? ` (HTTP ${e.$metadata.httpStatusCode})` : "";
-  return `${e.name ?? "Error"}: ${e.message ?? String(error)}${status}`;
 }

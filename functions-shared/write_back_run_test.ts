@@ -13,17 +13,22 @@ const claimed = {
 };
 const item = { segment_id: { S: "s-1" }, name: { S: "Old" } };
 
-/** A database with one due write-back (`due`); records how each ended. */
-function db(due: Record<string, unknown> = claimed) {
+/**
+ * A database with due write-backs (`due`, claimed at once); records how each ended. The
+ * run holds each lease unless `holds` says otherwise.
+ */
+function db(due: Record<string, unknown> | Record<string, unknown>[] = claimed, holds = true) {
   let claims = 0;
   const finished: Statement[] = [];
   const fake = fakeSql((s) => {
-    if (s.text.includes("sync.claim_write_backs")) return claims++ === 0 ? [due] : [];
+    if (s.text.includes("sync.claim_write_backs")) return claims++ === 0 ? [due].flat() : [];
     if (s.text.includes("sync.finish_write_back")) {
       finished.push(s);
       return [{ status: s.values[2] }];
     }
-    if (s.text.startsWith("update sync.write_backs set detail")) return [];
+    if (s.text.includes("sync.holds_write_back")) return [{ holds }];
+    if (s.text.includes("sync.release_write_back")) return [];
+    if (s.text.startsWith("update sync.write_backs set")) return [];
     return undefined;
   });
   return { ...fake, finished };
@@ -202,6 +207,66 @@ Deno.test("a write-back the claim failed (its attempts spent by runs that never 
   );
   assert.equal(named.values[1], "7");
   assert.equal(database.finished.length, 0, "the claim ended it already");
+});
+
+Deno.test("a run slowed past its lease writes nothing: the edit is the run's that took it over", async () => {
+  const database = db(claimed, false);
+  const dynamo = fakeDynamo((c) => (c.name === "GetItemCommand" ? { Item: item } : {}));
+  const lines: string[] = [];
+  const report = await runWriteBacks(
+    deps(database.sql, {
+      reader: dynamo.dynamo,
+      writer: dynamo.dynamo,
+      log: (line) => lines.push(line),
+    }),
+  );
+  assert.deepEqual(report, { applied: 0, conflict: 0, failed: 0, retrying: 0 });
+  assert.ok(!dynamo.sent.some((c) => c.name === "UpdateItemCommand"), "nothing written");
+  assert.equal(database.finished.length, 0, "nor ended: it is no longer this run's");
+  assert.deepEqual(database.matching("sync.holds_write_back")[0].values, ["7", "w-1", 30]);
+  assert.match(lines[0], /^write-back 7: .*: left to the run that took it over/);
+});
+
+Deno.test("a spent write-back whose item holds the edit is applied, not failed", async () => {
+  const database = db({
+    ...claimed,
+    status: "failed",
+    detail: "gave up after 8 attempts; the last run ended without an answer",
+  });
+  const dynamo = fakeDynamo(() => ({ Item: { segment_id: { S: "s-1" }, name: { S: "New" } } }));
+  const report = await runWriteBacks(deps(database.sql, { reader: dynamo.dynamo }));
+  assert.deepEqual(report, { applied: 1, conflict: 0, failed: 0, retrying: 0 });
+  const [applied] = database.matching("set status = 'applied'");
+  assert.match(
+    String(applied.values[0]),
+    /: the item holds the edit \(written by a run that ended without an answer\)$/,
+  );
+});
+
+Deno.test("edits a run's budget does not reach go back untried", async () => {
+  const database = db([claimed, { ...claimed, id: "9" }]);
+  const dynamo = fakeDynamo((c) => (c.name === "GetItemCommand" ? { Item: item } : {}));
+  let now = 0;
+  const clock = performance.now;
+  performance.now = () => now;
+  try {
+    const report = await runWriteBacks(
+      deps(database.sql, {
+        reader: () => {
+          now = 20_000; // the first edit takes the whole budget
+          return dynamo.dynamo("us-east-1");
+        },
+        writer: dynamo.dynamo,
+      }),
+    );
+    assert.deepEqual(report, { applied: 1, conflict: 0, failed: 0, retrying: 0 });
+  } finally {
+    performance.now = clock;
+  }
+  assert.deepEqual(database.matching("sync.release_write_back").map((s) => s.values), [[
+    "9",
+    "w-1",
+  ]]);
 });
 
 Deno.test("an unreachable database answers 503 with Retry-After, as the other functions", async () => {

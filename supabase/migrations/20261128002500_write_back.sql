@@ -336,8 +336,35 @@ begin
   return result;
 end
 $$;
+
+-- Whether p_worker still holds write-back p_id for at least p_margin more: asked just
+-- before the UpdateItem, so that a run slowed past its lease (DynamoDB's throttling,
+-- retried by the SDK) never writes an edit another run has taken over.
+create function sync.holds_write_back(p_id bigint, p_worker text, p_margin interval)
+returns boolean
+language sql stable set search_path = ''
+as $$
+  select exists (
+    select from sync.write_backs w
+    where w.id = p_id and w.lease_owner = p_worker and w.status = 'pending'
+      and w.lease_expires_at > now() + p_margin)
+$$;
+
+-- Gives a claimed write-back back untried (the run's budget ran out before it): its
+-- attempt does not count, and the next run may take it at once.
+create function sync.release_write_back(p_id bigint, p_worker text) returns void
+language sql set search_path = ''
+as $$
+  update sync.write_backs w
+  set lease_owner = null, lease_expires_at = null, attempts = greatest(w.attempts - 1, 0),
+      updated_at = now()
+  where w.id = p_id and w.lease_owner = p_worker and w.status = 'pending'
+$$;
+
 revoke all on function sync.claim_write_backs(text, integer, interval),
-  sync.finish_write_back(bigint, text, text, text, jsonb) from public;
+  sync.finish_write_back(bigint, text, text, text, jsonb),
+  sync.holds_write_back(bigint, text, interval), sync.release_write_back(bigint, text)
+  from public;
 
 -- The sweep: every 10 seconds where pg_cron can (1.5 and later), else every minute, it
 -- calls the function when a write-back is due (retries after their backoff, deliveries
