@@ -9,7 +9,7 @@
  * @module
  */
 
-import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { DescribeTableCommand, type DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { GetObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import type postgres from "postgres";
 import { createHash } from "node:crypto";
@@ -95,6 +95,42 @@ export async function manifestText(s3: S3Client, bucket: string, key: string): P
   return text;
 }
 
+/**
+ * Refuses an export older than the table's stream: the changes made between its export
+ * time and the stream's start are in neither, and its rows, stamped with the export time,
+ * would stand for them. The stream's label is the time it was enabled
+ * (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_TableDescription.html,
+ * LatestStreamLabel). A table with no stream is named in the log: the export is loaded,
+ * and nothing after it reaches the table until the stream and its mapping are on.
+ */
+export async function streamCoversExport(
+  dynamo: DynamoDBClient,
+  spec: TableSpec,
+  arn: string,
+  exportTime: Date,
+  log: (line: string) => void,
+): Promise<void> {
+  const { Table: table } = await dynamo.send(
+    new DescribeTableCommand({ TableName: spec.sourceTable }),
+  );
+  const label = table?.LatestStreamLabel;
+  if (!table?.StreamSpecification?.StreamEnabled || !label) {
+    log(
+      `${spec.targetTable}: ${spec.sourceTable} has no stream: nothing after the export ` +
+        "reaches the table until its stream (NEW_AND_OLD_IMAGES) and its mapping are on",
+    );
+    return;
+  }
+  const since = Date.parse(/Z|[+-]\d\d:\d\d$/.test(label) ? label : `${label}Z`);
+  if (Number.isFinite(since) && since > exportTime.getTime()) {
+    throw new Error(
+      `export backfill of ${spec.sourceTable}: export ${arn} is of ${exportTime.toISOString()}, ` +
+        `before the table's stream began (${label}): the changes between them are in ` +
+        "neither; ask for a new export (without --export-arn)",
+    );
+  }
+}
+
 /** An ETag without its quotes (S3 quotes it in headers, a manifest does not). */
 const bareEtag = (etag: string) => etag.replace(/"/g, "");
 
@@ -178,6 +214,7 @@ async function startOne(
       `export backfill of ${spec.sourceTable}: export ${arn} is of ${summary.tableName}`,
     );
   }
+  await streamCoversExport(dynamo, spec, arn, summary.exportTime, deps.log);
   const elsewhere = arnRegionProblem(spec, summary.tableArn);
   if (elsewhere) {
     throw new Error(`export backfill of ${spec.sourceTable}: export ${arn}: ${elsewhere}`);

@@ -32,6 +32,12 @@ async function anExport(id: string, tableArn = TABLE_ARN) {
   return { arn: String(description.ExportArn), description, objects: files.objects };
 }
 
+/** The table's stream, as DescribeTable gives it: on since a day ago. */
+let streamOf = (): Record<string, unknown> => ({
+  StreamSpecification: { StreamEnabled: true, StreamViewType: "NEW_AND_OLD_IMAGES" },
+  LatestStreamLabel: new Date(Date.now() - 86_400_000).toISOString().replace("Z", ""),
+});
+
 /** The command's clients, each a fake; what DynamoDB was asked, by command name. */
 function deps(exports: Awaited<ReturnType<typeof anExport>>[], unfinished: unknown[]) {
   const asked: string[] = [];
@@ -39,6 +45,7 @@ function deps(exports: Awaited<ReturnType<typeof anExport>>[], unfinished: unkno
     send: (command: { constructor: { name: string }; input: { ExportArn?: string } }) => {
       const name = command.constructor.name.replace(/Command$/, "");
       asked.push(name);
+      if (name === "DescribeTable") return Promise.resolve({ Table: streamOf() });
       if (name !== "DescribeExport") throw new Error(`not expected here: ${name}`);
       const found = exports.find((e) => e.arn === command.input.ExportArn)!;
       return Promise.resolve({ ExportDescription: found.description });
@@ -83,7 +90,7 @@ Deno.test("a job a dead loader left unfinished is taken up, not exported again",
   const run = deps([old], [{ id: 7, export_arn: old.arn }]);
   const job = await startExportBackfill(run.deps, spec, { bucket: "exports", prefix: "p" }, "t");
   assert.equal(job.job, "7");
-  assert.deepEqual(run.asked, ["DescribeExport"], "no new export was asked for");
+  assert.deepEqual(run.asked, ["DescribeExport", "DescribeTable"], "no new export was asked for");
   assert.equal(run.db.matching("sync.start_export_backfill").length, 0, "no new job");
   assert.ok(run.lines.some((l) => /job 7 of this export is unfinished: taking it up/.test(l)));
 });
@@ -187,4 +194,33 @@ Deno.test("a data file whose ETag is not the manifest's is refused before a byte
   assert.ok(cancelled, "its body is let go");
   assert.ok(await open("p/AWSDynamoDB/x/data/a.json.gz", "0123456789abcdef0123456789abcdef"));
   assert.ok(await open("p/AWSDynamoDB/x/data/a.json.gz"), "no ETag kept: not checked");
+});
+
+Deno.test("an export older than the table's stream is refused: the changes between are in neither", async () => {
+  const named = await anExport("named");
+  const run = deps([named], []);
+  const before = streamOf;
+  streamOf = () => ({
+    StreamSpecification: { StreamEnabled: true, StreamViewType: "NEW_AND_OLD_IMAGES" },
+    LatestStreamLabel: new Date().toISOString().replace("Z", ""), // after the export
+  });
+  try {
+    await assert.rejects(
+      startExportBackfill(run.deps, spec, { bucket: "", prefix: "", exportArn: named.arn }, "t"),
+      /^Error: export backfill of firespring-backdoor-segments-dev: export .* is of .*, before the table's stream began \(.*\): the changes between them are in neither; ask for a new export \(without --export-arn\)$/,
+    );
+    assert.equal(run.db.matching("sync.start_export_backfill").length, 0);
+    streamOf = () => ({ StreamSpecification: { StreamEnabled: false } });
+    await startExportBackfill(
+      run.deps,
+      spec,
+      { bucket: "", prefix: "", exportArn: named.arn },
+      "t",
+    );
+    assert.ok(
+      run.lines.some((l) => / has no stream: nothing after the export reaches the table/.test(l)),
+    );
+  } finally {
+    streamOf = before;
+  }
 });
