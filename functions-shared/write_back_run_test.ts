@@ -48,6 +48,22 @@ function deps(sql: WriteBackDeps["sql"], overrides: Partial<WriteBackDeps> = {})
   };
 }
 
+/** Runs the due write-backs with `dynamo` as reader and writer; the report and the log. */
+async function runLogged(
+  database: ReturnType<typeof db>,
+  dynamo: ReturnType<typeof fakeDynamo>,
+) {
+  const lines: string[] = [];
+  const report = await runWriteBacks(
+    deps(database.sql, {
+      reader: dynamo.dynamo,
+      writer: dynamo.dynamo,
+      log: (line) => lines.push(line),
+    }),
+  );
+  return { report, lines };
+}
+
 Deno.test("a request needs POST and a service key", async () => {
   const { sql } = db();
   const get = await handleWriteBackRequest(new Request("http://x/", { method: "GET" }), deps(sql));
@@ -190,14 +206,7 @@ Deno.test("a write-back the claim failed (its attempts spent by runs that never 
     detail: "gave up after 8 attempts; the last run ended without an answer",
   });
   const dynamo = fakeDynamo(() => ({ Item: item }));
-  const lines: string[] = [];
-  const report = await runWriteBacks(
-    deps(database.sql, {
-      reader: dynamo.dynamo,
-      writer: dynamo.dynamo,
-      log: (line) => lines.push(line),
-    }),
-  );
+  const { report, lines } = await runLogged(database, dynamo);
   assert.deepEqual(report, { applied: 0, conflict: 0, failed: 1, retrying: 0 });
   assert.ok(!dynamo.sent.some((c) => c.name === "UpdateItemCommand"), "nothing written");
   const [named] = database.matching("update sync.write_backs set detail");
@@ -212,14 +221,7 @@ Deno.test("a write-back the claim failed (its attempts spent by runs that never 
 Deno.test("a run slowed past its lease writes nothing: the edit is the run's that took it over", async () => {
   const database = db(claimed, false);
   const dynamo = fakeDynamo((c) => (c.name === "GetItemCommand" ? { Item: item } : {}));
-  const lines: string[] = [];
-  const report = await runWriteBacks(
-    deps(database.sql, {
-      reader: dynamo.dynamo,
-      writer: dynamo.dynamo,
-      log: (line) => lines.push(line),
-    }),
-  );
+  const { report, lines } = await runLogged(database, dynamo);
   assert.deepEqual(report, { applied: 0, conflict: 0, failed: 0, retrying: 0 });
   assert.ok(!dynamo.sent.some((c) => c.name === "UpdateItemCommand"), "nothing written");
   assert.equal(database.finished.length, 0, "nor ended: it is no longer this run's");
