@@ -18,7 +18,7 @@ import { exportPages, ExportReadError } from "./export_items.ts";
 import { commitChunk, DEFAULT_CHUNK_PAGES, RefusedChunk } from "./export_stage.ts";
 import { realPacing } from "./scan_pacing.ts";
 import { checkpointRefused, type Claim } from "./segment_work.ts";
-import { isTransientFailure } from "./sync_db.ts";
+import { credentialsRefused, TRANSIENT_ATTEMPTS, transientLoadFailure } from "./export_failures.ts";
 import { bySourceTable } from "./table_registry.ts";
 
 /** A data file claimed by `sync.claim_export_file`. */
@@ -118,6 +118,7 @@ export async function loadExportFile(
           );
           line = page.nextLine;
           rows += committed.rows;
+          retries = 0;
           deps.onPage?.(page.items.length, committed.rows);
           if (page.done) return rows;
           continue;
@@ -126,6 +127,7 @@ export async function loadExportFile(
         if (chunk === null) return rows;
         line = chunk.nextLine;
         rows += chunk.rows;
+        retries = 0; // a broken read is counted from the last progress
         deps.onPage?.(chunk.items, chunk.rows);
         if (chunk.done) return rows;
       }
@@ -161,26 +163,6 @@ function carefulClaim(job: string, file: ExportFileClaim): Claim {
     exclusive_start_key: null,
     page_size: file.page_size,
   };
-}
-
-/**
- * Failures in a row after which a worker stops, leaving its job running (resumable from
- * its checkpoints): with waits of 1, 2, 4, 8, 16 and then 30 s, about two minutes.
- */
-export const TRANSIENT_ATTEMPTS = 8;
-
-/**
- * Whether loading failed for a cause that may pass as it is: the database unavailable,
- * a statement that lost to another or timed out (sync_db.ts, `isTransientFailure`), or
- * S3 throttling, failing on its side (5xx) or timing out. Such a failure fails no file.
- */
-export function transientLoadFailure(error: unknown): boolean {
-  if (isTransientFailure(error)) return true;
-  const e = error as { name?: string; $metadata?: { httpStatusCode?: number } };
-  const status = e?.$metadata?.httpStatusCode ?? 0;
-  return status >= 500 || status === 429 ||
-    ["SlowDown", "RequestTimeout", "TimeoutError", "ServiceUnavailable", "InternalError"]
-      .includes(e?.name ?? "");
 }
 
 /**
@@ -255,7 +237,14 @@ export async function loadExportJob(
         continue;
       }
       try {
-        await loadExportFile(job, worker, file, deps);
+        // Failures in a row are counted from the last chunk written.
+        await loadExportFile(job, worker, file, {
+          ...deps,
+          onPage: (items, rows) => {
+            inARow = 0;
+            deps.onPage?.(items, rows);
+          },
+        });
         inARow = 0;
       } catch (error) {
         const where = `export backfill job ${job} of ${file.source_table}`;
@@ -265,6 +254,15 @@ export async function loadExportJob(
         const message = raw.includes(file.data_key)
           ? raw
           : `export data file ${file.data_key}: ${raw}`;
+        if (credentialsRefused(error)) {
+          await deps.sql`select sync.release_segment(${job}, ${file.segment}, ${worker})`
+            .catch(() => {});
+          failure ??= new Error(
+            `${where}: ${message}; the loader stopped, the job left running: fix the ` +
+              "credentials or the bucket's policy and run the command again",
+          );
+          continue;
+        }
         if (!checkpointRefused(error) && transientLoadFailure(error)) {
           // The file goes back at once (if the database lets it; else its lease runs out).
           await deps.sql`select sync.release_segment(${job}, ${file.segment}, ${worker})`
@@ -284,6 +282,10 @@ export async function loadExportJob(
           deps.log?.(`${where}: ${message}; failing the job failed too: ${bookkeeping}`);
           continue;
         }
+        // Given back at once if still its own (its checkpoint elsewhere than the chunk
+        // began), so that it waits for no lease and counts no takeover.
+        await deps.sql`select sync.release_segment(${job}, ${file.segment}, ${worker})`
+          .catch(() => {});
         deps.log?.(`${where}: ${worker} left file ${file.segment} (${file.data_key}): ${raw}`);
       }
     }

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { type ExportFileClaim, loadExportJob, TRANSIENT_ATTEMPTS } from "./export_load.ts";
+import { TRANSIENT_ATTEMPTS } from "./export_failures.ts";
+import { type ExportFileClaim, loadExportJob } from "./export_load.ts";
 import { fakeCpuMeter, fakeSql } from "./testing_fakes.ts";
 
 const fileOf = (segment: number): ExportFileClaim => ({
@@ -83,6 +84,11 @@ Deno.test("a worker whose checkpoint is refused leaves the file, fails nothing a
     const { done, lines } = load(db, { 3: refusal, 4: nextFile });
     await assert.rejects(done, causedBy(nextFile), `${refusal.message}: went on to file 4`);
     assert.deepEqual(failedSegments(db), [4], "file 3 failed nothing");
+    assert.deepEqual(
+      db.matching("sync.release_segment")[0].values,
+      ["7", 3, "loader-0"],
+      "and is given back, if still its own, to be read again from its checkpoint",
+    );
     assert.equal(lines[0], left(3, refusal.message));
   }
 });
@@ -217,4 +223,24 @@ Deno.test("a claim that meets an unavailable database waits and claims again", a
   await done;
   assert.equal(claims, 2);
   assert.deepEqual(slept, [1000]);
+});
+
+Deno.test("credentials S3 refuses stop the loader at once, the job left running, the file given back", async () => {
+  const db = jobDb([fileOf(3)], [3]);
+  const denied = Object.assign(new Error("Access Denied"), {
+    name: "AccessDenied",
+    $metadata: { httpStatusCode: 403 },
+  });
+  const { done, slept } = loadThrough(db, [denied]);
+  await assert.rejects(
+    done,
+    /: Access Denied; the loader stopped, the job left running: fix the credentials or the bucket's policy and run the command again$/,
+  );
+  assert.deepEqual(slept, [], "no retry: none can cure it");
+  assert.deepEqual(failedSegments(db), [], "nothing failed");
+  assert.deepEqual(db.matching("sync.release_segment").map((s) => s.values), [[
+    "7",
+    3,
+    "loader-0",
+  ]]);
 });

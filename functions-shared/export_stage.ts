@@ -26,7 +26,8 @@
  *
  * Items that do not map are dead-lettered in the same transaction (table, key, cause). A
  * chunk that Postgres refuses for its data (SQLSTATE class 22, 23 or 54) writes nothing
- * and is thrown as {@link RefusedChunk}: the loader then writes that chunk's lines again
+ * and is thrown as {@link RefusedChunk} (so is one that outlasts the statement timeout):
+ * the loader then writes that chunk's lines again
  * page by page through `commitPage`'s careful path, which isolates and dead-letters the
  * refused change (functions-shared/export_load.ts).
  *
@@ -251,7 +252,13 @@ export async function commitChunk(
     if (result === null) return null;
     return { nextLine, items, rows: result, deadLettered: deadLetters.length, done };
   } catch (error) {
-    if (isDataError(error)) throw new RefusedChunk(fromLine, nextLine, error as Error);
+    // Refused for its data, or too big for the statement timeout (57014; the hosted
+    // `postgres` role's is 2 minutes): written again page by page, where a page that
+    // still times out fails its file, naming it (a timeout that would come back every time
+    // must not be retried as if it might pass).
+    if (isDataError(error) || (error as { code?: string }).code === "57014") {
+      throw new RefusedChunk(fromLine, nextLine, error as Error);
+    }
     throw error;
   }
 }

@@ -87,7 +87,10 @@ export async function handleWriteBackRequest(req: Request, deps: WriteBackDeps):
 }
 
 /** Claims and writes due write-backs until none is due or the wall budget is spent. */
-export async function runWriteBacks(deps: WriteBackDeps): Promise<WriteBackReport> {
+export async function runWriteBacks(given: WriteBackDeps): Promise<WriteBackReport> {
+  // Leases are the run's own, not the isolate's: two runs of one isolate must not pass
+  // each other's lease checks.
+  const deps = { ...given, worker: `${given.worker}/${crypto.randomUUID().slice(0, 8)}` };
   const report: WriteBackReport = { applied: 0, conflict: 0, failed: 0, retrying: 0 };
   const started = performance.now();
   while (performance.now() - started < deps.wallBudgetMs) {
@@ -148,7 +151,7 @@ async function writeOne(deps: WriteBackDeps, row: Claimed): Promise<string | nul
     deps.log?.(
       `write-back ${row.id}: ${
         describeEdit(spec, edit)
-      }: left to the run that took it over (this one ran past its lease)`,
+      }: left to the run that took it over (this one ran past its lease), unwritten`,
     );
     return null;
   }
@@ -197,10 +200,12 @@ async function spent(deps: WriteBackDeps, row: Claimed): Promise<string> {
 }
 
 /**
- * How long a run must still hold an edit's lease when it sends the UpdateItem: the SDK's
- * retries of one throttled call take seconds.
+ * How long the UpdateItem may take, its SDK retries included: less than the lease that
+ * `sync.hold_write_back` renews (2 minutes) just before it, so that it has ended, or been
+ * given up, before another run may take the edit over. Given up, it may or may not have
+ * been applied: the next attempt reads the item first.
  */
-export const LEASE_MARGIN_SECONDS = 30;
+export const UPDATE_TIMEOUT_MS = 90_000;
 
 /**
  * One attempt at one edit. Throws for what a retry may cure. "taken": the lease ran out
@@ -241,11 +246,12 @@ async function attempt(
     };
   }
   const [{ holds }] = await deps.sql<{ holds: boolean }[]>`
-    select sync.holds_write_back(${id}::bigint, ${deps.worker},
-                                 make_interval(secs => ${LEASE_MARGIN_SECONDS})) as holds`;
+    select sync.hold_write_back(${id}::bigint, ${deps.worker}) as holds`;
   if (!holds) return "taken";
   try {
-    await writer.send(new UpdateItemCommand(plan.input));
+    await writer.send(new UpdateItemCommand(plan.input), {
+      abortSignal: AbortSignal.timeout(UPDATE_TIMEOUT_MS),
+    });
     return { status: "applied", detail: `${where}: written to ${spec.sourceTable}` };
   } catch (error) {
     if ((error as { name?: string }).name !== "ConditionalCheckFailedException") throw error;

@@ -26,7 +26,7 @@ function db(due: Record<string, unknown> | Record<string, unknown>[] = claimed, 
       finished.push(s);
       return [{ status: s.values[2] }];
     }
-    if (s.text.includes("sync.holds_write_back")) return [{ holds }];
+    if (s.text.includes("sync.hold_write_back")) return [{ holds }];
     if (s.text.includes("sync.release_write_back")) return [];
     if (s.text.startsWith("update sync.write_backs set")) return [];
     return undefined;
@@ -225,7 +225,13 @@ Deno.test("a run slowed past its lease writes nothing: the edit is the run's tha
   assert.deepEqual(report, { applied: 0, conflict: 0, failed: 0, retrying: 0 });
   assert.ok(!dynamo.sent.some((c) => c.name === "UpdateItemCommand"), "nothing written");
   assert.equal(database.finished.length, 0, "nor ended: it is no longer this run's");
-  assert.deepEqual(database.matching("sync.holds_write_back")[0].values, ["7", "w-1", 30]);
+  const [held] = database.matching("sync.hold_write_back");
+  assert.equal(held.values[0], "7");
+  assert.match(
+    String(held.values[1]),
+    /^w-1\/[0-9a-f]{8}$/,
+    "the run's own lease, not the isolate's",
+  );
   assert.match(lines[0], /^write-back 7: .*: left to the run that took it over/);
 });
 
@@ -265,10 +271,9 @@ Deno.test("edits a run's budget does not reach go back untried", async () => {
   } finally {
     performance.now = clock;
   }
-  assert.deepEqual(database.matching("sync.release_write_back").map((s) => s.values), [[
-    "9",
-    "w-1",
-  ]]);
+  const released = database.matching("sync.release_write_back").map((s) => s.values);
+  assert.deepEqual(released.map(([id]) => id), ["9"]);
+  assert.match(String(released[0][1]), /^w-1\//);
 });
 
 Deno.test("an unreachable database answers 503 with Retry-After, as the other functions", async () => {

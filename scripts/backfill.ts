@@ -132,13 +132,15 @@ export async function followBackfills(
   let stopped = false;
   until?.finally(() => (stopped = true)).catch(() => {});
   for (;;) {
+    // Read before the rows: loaders that stopped before the query are seen by it.
+    const loadersStopped = stopped;
     const rows = await sql<Progress[]>`
       select * from sync.backfill_progress where job_id = any(${jobs}::bigint[]) order by job_id`;
     const lines = rows.map((p) => progressLine(p, expected.get(p.target_table)));
     // Cancelled too (npm start's reset, the validator, an operator's update): it never
     // finishes otherwise, and the bar would show its last ETA for ever.
     const over = (p: Progress) => ["done", "failed", "cancelled"].includes(p.status);
-    const finished = stopped || rows.every(over);
+    const finished = loadersStopped || rows.every(over);
     if (tty) {
       if (printed > 0) Deno.stdout.writeSync(new TextEncoder().encode(`\x1b[${printed}A`));
       console.log(lines.map((l) => `\x1b[2K${l}`).join("\n"));

@@ -136,6 +136,18 @@ Deno.test("each manifest is checked against its .checksum; the job records each 
   const files = JSON.parse(String(start.values[4]));
   assert.match(files[0].etag, /^[0-9a-f]{32}$/, "the manifest's etag, kept for the reads");
 
+  const checksumKey = [...run.objects.keys()].find((k) => k.endsWith("manifest-files.checksum"))!;
+  const checksum = run.objects.get(checksumKey)!;
+  run.objects.set(checksumKey, new TextEncoder().encode("sha256:abc"));
+  await startExportBackfill(run.deps, spec, source, "t");
+  assert.ok(
+    run.lines.some((l) =>
+      /manifest-files\.json: its \.checksum \(sha256:abc\) is no MD5 in hex or base64; not checked$/
+        .test(l)
+    ),
+    "a digest of another form is named, not taken for a mismatch",
+  );
+  run.objects.set(checksumKey, checksum);
   const filesKey = [...run.objects.keys()].find((k) => k.endsWith("manifest-files.json"))!;
   run.objects.set(
     filesKey,

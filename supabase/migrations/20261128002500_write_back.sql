@@ -337,17 +337,24 @@ begin
 end
 $$;
 
--- Whether p_worker still holds write-back p_id for at least p_margin more: asked just
--- before the UpdateItem, so that a run slowed past its lease (DynamoDB's throttling,
--- retried by the SDK) never writes an edit another run has taken over.
-create function sync.holds_write_back(p_id bigint, p_worker text, p_margin interval)
+-- Renews p_worker's lease of write-back p_id, if it still holds it, and answers whether:
+-- asked just before the UpdateItem. A claim by another run takes the lease in one update
+-- of the row, so a run that still owns it here is the only one that may write the edit
+-- until the renewed lease runs out, and the UpdateItem is given less time than that: a
+-- run slowed past its lease (DynamoDB's throttling, retried by the SDK) never writes an
+-- edit another run has taken over.
+create function sync.hold_write_back(p_id bigint, p_worker text,
+  p_lease interval default '2 minutes')
 returns boolean
-language sql stable set search_path = ''
+language sql set search_path = ''
 as $$
-  select exists (
-    select from sync.write_backs w
+  with held as (
+    update sync.write_backs w
+    set lease_expires_at = now() + p_lease, updated_at = now()
     where w.id = p_id and w.lease_owner = p_worker and w.status = 'pending'
-      and w.lease_expires_at > now() + p_margin)
+    returning 1
+  )
+  select exists (select from held)
 $$;
 
 -- Gives a claimed write-back back untried (the run's budget ran out before it): its
@@ -363,7 +370,7 @@ $$;
 
 revoke all on function sync.claim_write_backs(text, integer, interval),
   sync.finish_write_back(bigint, text, text, text, jsonb),
-  sync.holds_write_back(bigint, text, interval), sync.release_write_back(bigint, text)
+  sync.hold_write_back(bigint, text, interval), sync.release_write_back(bigint, text)
   from public;
 
 -- The sweep: every 10 seconds where pg_cron can (1.5 and later), else every minute, it

@@ -4,7 +4,7 @@
 -- counts, and who may read sync.write_backs.
 set client_min_messages = warning;
 begin;
-select plan(43);
+select plan(49);
 
 -- Start from no write-backs (end-to-end runs leave theirs; all of this is rolled back).
 delete from sync.write_backs;
@@ -205,6 +205,30 @@ select results_eq(
   'it is failed, saying why and that it may have been applied'
 );
 delete from sync.write_backs where row_key = '{"segment_id": "g-killed"}';
+
+-- A run holds its lease up to its UpdateItem, and gives back what it did not reach.
+insert into sync.write_backs (target_table, row_key, edited_by, edited_role, columns,
+  before_values, after_values)
+values ('firespring_segments', '{"segment_id": "g-held"}', 'postgres', 'postgres',
+  array['segment_name'], '{"segment_name": "a"}', '{"segment_name": "b"}');
+select is((select count(*)::int from sync.claim_write_backs('run-a', 10)
+           where row_key = '{"segment_id": "g-held"}'), 1, 'run a claims the edit');
+update sync.write_backs set lease_expires_at = now() + interval '1 second'
+where row_key = '{"segment_id": "g-held"}';
+select ok(sync.hold_write_back((select id from sync.write_backs where row_key = '{"segment_id": "g-held"}'), 'run-a'),
+  'the run that owns the lease holds it just before its write');
+select is((select lease_expires_at from sync.write_backs where row_key = '{"segment_id": "g-held"}'),
+  now() + interval '2 minutes', 'renewed for two minutes');
+select ok(not sync.hold_write_back((select id from sync.write_backs where row_key = '{"segment_id": "g-held"}'), 'run-b'),
+  'no other run holds it');
+select sync.release_write_back((select id from sync.write_backs where row_key = '{"segment_id": "g-held"}'), 'run-a');
+select results_eq(
+  $$select attempts, lease_owner from sync.write_backs where row_key = '{"segment_id": "g-held"}'$$,
+  $$values (0, null::text)$$,
+  'an edit given back untried keeps no lease, its attempt not counted');
+select ok(not sync.hold_write_back((select id from sync.write_backs where row_key = '{"segment_id": "g-held"}'), 'run-a'),
+  'and the run that gave it back holds it no more');
+delete from sync.write_backs where row_key = '{"segment_id": "g-held"}';
 
 -- The switch.
 update sync.settings set value = 'off' where key = 'write_back';

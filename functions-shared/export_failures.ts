@@ -1,0 +1,51 @@
+/**
+ * How the export loader (export_load.ts) tells its failures apart: one that may pass as
+ * it is (retried after a wait, a few times in a row), credentials S3 refused (the loader
+ * stops at once, its job left running for the next run after the fix), and the others,
+ * which fail the file's job, naming the file.
+ *
+ * @module
+ */
+
+import { isTransientFailure } from "./sync_db.ts";
+
+/**
+ * Failures in a row after which a worker stops, leaving its job running (resumable from
+ * its checkpoints): with waits of 1, 2, 4, 8, 16 and then 30 s, about two minutes.
+ */
+export const TRANSIENT_ATTEMPTS = 8;
+
+/**
+ * Whether loading failed for a cause that may pass as it is: the database unavailable,
+ * a statement that lost to another or timed out (sync_db.ts, `isTransientFailure`), or
+ * S3 throttling, failing on its side (5xx) or timing out. Such a failure fails no file.
+ */
+export function transientLoadFailure(error: unknown): boolean {
+  // A statement timeout comes back every time for the same work: commitChunk writes such
+  // a chunk page by page instead (export_stage.ts), and a page that still times out fails.
+  if ((error as { code?: string })?.code === "57014") return false;
+  if (isTransientFailure(error)) return true;
+  const e = error as { name?: string; $metadata?: { httpStatusCode?: number } };
+  const status = e?.$metadata?.httpStatusCode ?? 0;
+  return status >= 500 || status === 429 ||
+    ["SlowDown", "RequestTimeout", "TimeoutError", "ServiceUnavailable", "InternalError"]
+      .includes(e?.name ?? "");
+}
+
+/**
+ * Whether S3 refused the loader's credentials (403: AccessDenied, an expired or unknown
+ * key, a bad signature): no retry can cure it, but a fix of the IAM policy or the
+ * credentials can, so the loader stops with its job left running rather than fail it.
+ */
+export function credentialsRefused(error: unknown): boolean {
+  const e = error as { name?: string; $metadata?: { httpStatusCode?: number } };
+  return e?.$metadata?.httpStatusCode === 403 ||
+    [
+      "AccessDenied",
+      "ExpiredToken",
+      "InvalidAccessKeyId",
+      "SignatureDoesNotMatch",
+      "InvalidToken",
+      "AllAccessDisabled",
+    ].includes(e?.name ?? "");
+}

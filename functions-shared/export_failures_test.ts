@@ -1,0 +1,46 @@
+import assert from "node:assert/strict";
+import { credentialsRefused, transientLoadFailure } from "./export_failures.ts";
+
+const s3 = (name: string, status: number) =>
+  Object.assign(new Error(name), { name, $metadata: { httpStatusCode: status } });
+const pg = (code: string, message = code) => Object.assign(new Error(message), { code });
+
+Deno.test("what may pass as it is: the database unavailable or busy, S3 throttling or failing", () => {
+  for (
+    const error of [
+      pg("ECONNREFUSED"),
+      pg("57P01"),
+      pg("40P01"),
+      pg("53300"),
+      s3("SlowDown", 503),
+      s3("InternalError", 500),
+      s3("RequestTimeout", 400),
+      Object.assign(new Error("socket hang up"), { name: "TimeoutError" }),
+    ]
+  ) {
+    assert.ok(transientLoadFailure(error), `${error.name} ${(error as { code?: string }).code}`);
+  }
+});
+
+Deno.test("what does not: a statement timeout, S3's refusals, data that is not the export's", () => {
+  for (
+    const error of [
+      pg("57014", "canceling statement due to statement timeout"),
+      pg("22P02"),
+      s3("NoSuchKey", 404),
+      s3("AccessDenied", 403),
+      s3("PreconditionFailed", 412),
+      new Error("export data file k: holds 3 items, but the files manifest says 4"),
+    ]
+  ) {
+    assert.ok(!transientLoadFailure(error), error.message);
+  }
+});
+
+Deno.test("credentials S3 refused stop the loader rather than fail the job", () => {
+  assert.ok(credentialsRefused(s3("AccessDenied", 403)));
+  assert.ok(credentialsRefused(s3("ExpiredToken", 400)));
+  assert.ok(credentialsRefused(s3("InvalidAccessKeyId", 403)));
+  assert.ok(!credentialsRefused(s3("NoSuchKey", 404)));
+  assert.ok(!credentialsRefused(pg("28P01")), "the database's own refusal is not S3's");
+});
