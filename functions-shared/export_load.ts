@@ -14,11 +14,11 @@
 import type postgres from "postgres";
 import { commitPage } from "./backfill_page.ts";
 import type { CpuMeter } from "./cpu_meter.ts";
+import { credentialsRefused, TRANSIENT_ATTEMPTS, transientLoadFailure } from "./export_failures.ts";
 import { exportPages, ExportReadError } from "./export_items.ts";
 import { commitChunk, DEFAULT_CHUNK_PAGES, RefusedChunk } from "./export_stage.ts";
 import { realPacing } from "./scan_pacing.ts";
 import { checkpointRefused, type Claim } from "./segment_work.ts";
-import { credentialsRefused, TRANSIENT_ATTEMPTS, transientLoadFailure } from "./export_failures.ts";
 import { bySourceTable } from "./table_registry.ts";
 
 /** A data file claimed by `sync.claim_export_file`. */
