@@ -206,7 +206,7 @@ Deno.test("a write-back the claim failed (its attempts spent by runs that never 
     detail: "gave up after 8 attempts; the last run ended without an answer",
   });
   const dynamo = fakeDynamo(() => ({ Item: item }));
-  const { report, lines } = await runLogged(database, dynamo);
+  const { report } = await runLogged(database, dynamo);
   assert.deepEqual(report, { applied: 0, conflict: 0, failed: 1, retrying: 0 });
   assert.ok(!dynamo.sent.some((c) => c.name === "UpdateItemCommand"), "nothing written");
   const [named] = database.matching("update sync.write_backs set detail");
