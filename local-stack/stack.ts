@@ -85,6 +85,7 @@ export const DENO_PARTS: DenoPart[] = [
     script: "local-stack/aws/s3_main.ts",
     code: [
       "deno.json",
+      "local-stack/aws/s3_faults.ts",
       "local-stack/aws/s3_main.ts",
       "local-stack/aws/s3_server.ts",
       "local-stack/config.ts",
