@@ -449,30 +449,35 @@ end
 $fn$;
 
 -- (Re)creates the compiled merge of one registered table from its current columns, and
--- its staged twin (sync.merge_staged). Each finds rows only by key, so neither may scan
--- a table: with statistics from when a table was nearly empty (a first load) the planner
--- would otherwise scan it for every key of a batch (enable_seqscan = off; its statements'
--- sources of changes are function scans and staging rows by their primary key).
+-- its staged twin (sync.merge_staged). A collapsed table's finds its observations key by
+-- key (a lateral probe per key), so it may scan no table: with statistics from when a
+-- table was nearly empty (a first load) the planner would otherwise scan
+-- sync.observations for every key of a batch (enable_seqscan = off). Not a plain table's:
+-- its statements join the batch to the table as a whole, and with the setting a batch of
+-- 10 (the webhook's) took five times as long.
 create function sync.compile_merge(p_target text) returns void
 language plpgsql set search_path = ''
 as $fn$
 declare
   name text := sync.merge_function_name(p_target);
   staged text := sync.staged_merge_function_name(p_target);
+  settings text := case when (select s.collapsed from sync.source_tables s
+                              where s.target_table = p_target)
+                        then ' set enable_seqscan = off' else '' end;
 begin
   execute format(
     $f$create or replace function sync.%I(p_changes jsonb)
        returns table (applied bigint, upserted bigint, deleted bigint)
-       language plpgsql set search_path = '' set enable_seqscan = off as %L$f$,
-    name, sync.merge_function_source(p_target));
+       language plpgsql set search_path = ''%s as %L$f$,
+    name, settings, sync.merge_function_source(p_target));
   execute format('revoke all on function sync.%I(jsonb) from public', name);
   execute format('comment on function sync.%I(jsonb) is %L', name,
     format('The merge of public.%I, compiled by sync.compile_merge from its columns.', p_target));
   execute format(
     $f$create or replace function sync.%I()
        returns table (applied bigint, upserted bigint, deleted bigint)
-       language plpgsql set search_path = '' set enable_seqscan = off as %L$f$,
-    staged, sync.staged_merge_source(p_target));
+       language plpgsql set search_path = ''%s as %L$f$,
+    staged, settings, sync.staged_merge_source(p_target));
   execute format('revoke all on function sync.%I() from public', staged);
   execute format('comment on function sync.%I() is %L', staged,
     format('The merge of public.%I from the staging table (sync.merge_staged), compiled by sync.compile_merge.',
