@@ -109,12 +109,15 @@ comment on function sync.return_reread(text, jsonb, timestamptz) is
 revoke all on function sync.return_reread(text, jsonb, timestamptz) from public;
 
 -- pg_cron's sweep: calls the validator while a key waits (a request re-reads keys until
--- none waits or its budget is spent; the next sweep goes on).
+-- none waits or its budget is spent; the next sweep goes on). Not after the cutover
+-- (write_back = 'cutover', 20261128002500_write_back.sql): Supabase is then ahead of
+-- DynamoDB on purpose, and a re-read would write DynamoDB's state over an admin's edit.
 create function sync.wake_rereads() returns integer
 language plpgsql set search_path = ''
 as $$
 begin
-  if not exists (select from sync.collapsed_rereads r where r.not_before <= now()) then
+  if not exists (select from sync.collapsed_rereads r where r.not_before <= now())
+     or (select s.value from sync.settings s where s.key = 'write_back') = 'cutover' then
     return 0;
   end if;
   perform sync.call_edge_function('data-checksum-validator', '{"rereads": true}'::jsonb, 60000);

@@ -3,7 +3,7 @@
 -- purged as superseded; the queue is claimed with a lease, finished, or backed off.
 set client_min_messages = warning;
 begin;
-select plan(22);
+select plan(24);
 
 delete from sync.collapsed_rereads;
 
@@ -101,6 +101,11 @@ select sync.finish_reread('firespring_visitors', '{"visitor_id": "rr1"}', now() 
 select is(pg_temp.queued(), '{}', 'a re-read done leaves the queue');
 
 select is(sync.wake_rereads(), 0, 'pg_cron''s sweep calls nobody while no key waits');
+insert into sync.collapsed_rereads (target_table, row_key) values ('firespring_visitors', '{"visitor_id": "rr9"}');
+select is(sync.wake_rereads(), 1, 'and calls the validator while one does');
+update sync.settings set value = 'cutover' where key = 'write_back';
+select is(sync.wake_rereads(), 0,
+  'but not after the cutover: Supabase is ahead of DynamoDB on purpose');
 select is((select schedule from cron.job where jobname = 'sync-collapsed-rereads'), sync.sweep_schedule(),
   'pg_cron sweeps the queue with the others');
 
