@@ -200,6 +200,14 @@ export async function loadExportJob(
       await tx`select sync.fail_segment(${job}, ${segment}, ${worker}, ${message})`;
       return row?.mine === true;
     });
+  // Gives a file back if `worker` still holds it (sync.release_segment does nothing
+  // otherwise), for any worker to take at once; when the database lets it, else its lease
+  // runs out.
+  const giveBack = (worker: string, segment: number) =>
+    deps.sql`select sync.release_segment(${job}, ${segment}, ${worker})`.then(
+      () => {},
+      () => {},
+    );
   const work = async (n: number) => {
     const worker = `${name}-${n}`;
     let inARow = 0;
@@ -255,8 +263,7 @@ export async function loadExportJob(
           ? raw
           : `export data file ${file.data_key}: ${raw}`;
         if (credentialsRefused(error)) {
-          await deps.sql`select sync.release_segment(${job}, ${file.segment}, ${worker})`
-            .catch(() => {});
+          await giveBack(worker, file.segment);
           failure ??= new Error(
             `${where}: ${message}; the loader stopped, the job left running: fix the ` +
               "credentials or the bucket's policy and run the command again",
@@ -264,9 +271,7 @@ export async function loadExportJob(
           continue;
         }
         if (!checkpointRefused(error) && transientLoadFailure(error)) {
-          // The file goes back at once (if the database lets it; else its lease runs out).
-          await deps.sql`select sync.release_segment(${job}, ${file.segment}, ${worker})`
-            .catch(() => {});
+          await giveBack(worker, file.segment);
           await later(where, message);
           continue;
         }
@@ -284,8 +289,7 @@ export async function loadExportJob(
         }
         // Given back at once if still its own (its checkpoint elsewhere than the chunk
         // began), so that it waits for no lease and counts no takeover.
-        await deps.sql`select sync.release_segment(${job}, ${file.segment}, ${worker})`
-          .catch(() => {});
+        await giveBack(worker, file.segment);
         deps.log?.(`${where}: ${worker} left file ${file.segment} (${file.data_key}): ${raw}`);
       }
     }

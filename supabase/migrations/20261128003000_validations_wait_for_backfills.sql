@@ -20,19 +20,29 @@
 -- cancelled), the trigger below calls the validator for each run that waited and marks
 -- its progress, so the reaper's 15 minutes count from then.
 
--- Whether validation run p_run waits for a backfill of its table (see above).
-create function sync.validation_waits_for_backfill(p_run bigint) returns boolean
+-- Whether validation run p_run is running and its Scan has not begun: every segment of
+-- its own Scan job still pending (the runs that may wait, above).
+create function sync.validation_scan_unbegun(p_run bigint) returns boolean
 language sql stable set search_path = ''
 as $$
   select exists (
     select from public.sync_checksums c
-    join sync.source_tables t on t.target_table = c.target_table
-    join sync.backfill_jobs j on j.source_table = t.source_table
     where c.id = p_run and c.status = 'running' and c.phase = 'scan'
       and not exists (
         select from sync.backfill_jobs v join sync.backfill_segments s on s.job_id = v.id
-        where v.checksum_run_id = c.id and s.status <> 'pending')
-      and j.checksum_run_id is null and j.status in ('pending', 'running')
+        where v.checksum_run_id = c.id and s.status <> 'pending'))
+$$;
+revoke all on function sync.validation_scan_unbegun(bigint) from public;
+
+-- Whether validation run p_run waits for a backfill of its table (see above).
+create function sync.validation_waits_for_backfill(p_run bigint) returns boolean
+language sql stable set search_path = ''
+as $$
+  select sync.validation_scan_unbegun(p_run) and exists (
+    select from public.sync_checksums c
+    join sync.source_tables t on t.target_table = c.target_table
+    join sync.backfill_jobs j on j.source_table = t.source_table
+    where c.id = p_run and j.checksum_run_id is null and j.status in ('pending', 'running')
       and (j.requested_at > now() - interval '15 minutes'
            or exists (
              select from sync.backfill_segments s
@@ -54,11 +64,8 @@ begin
   for r in
     select c.id from public.sync_checksums c
     join sync.source_tables t on t.target_table = c.target_table
-    where t.source_table = new.source_table and c.status = 'running' and c.phase = 'scan'
-      and not exists (
-        select from sync.backfill_jobs v join sync.backfill_segments s on s.job_id = v.id
-        where v.checksum_run_id = c.id and s.status <> 'pending')
-      and not sync.validation_waits_for_backfill(c.id)
+    where t.source_table = new.source_table and c.status = 'running'
+      and sync.validation_scan_unbegun(c.id) and not sync.validation_waits_for_backfill(c.id)
   loop
     update public.sync_checksums set progress_at = now() where id = r;
     perform sync.call_edge_function('data-checksum-validator', jsonb_build_object('runId', r), 60000);
