@@ -89,6 +89,11 @@ export const S3_DIR: string = join(LOCAL_DIR, "s3");
 export const S3_CREDENTIALS = { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" };
 /** EXPORT_BUCKET: the bucket the stack's DynamoDB exports go to. */
 export const EXPORT_BUCKET = "dynamodb-exports";
+/**
+ * Where the S3 stand-in's buckets are: a request signed for another region is answered
+ * `301 PermanentRedirect`, as S3 answers it (local-stack/aws/s3_auth.ts).
+ */
+export const EXPORT_BUCKET_REGION = "us-east-1";
 
 /** PostgreSQL 15's programs, as Debian installs them. */
 export const PG_BIN = "/usr/lib/postgresql/15/bin";

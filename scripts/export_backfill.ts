@@ -47,7 +47,10 @@ export interface ExportJob {
 /**
  * The S3 client of the export bucket: the local stack's S3 stand-in when S3_ENDPOINT is
  * set (reached path-style, with S3_ACCESS_KEY_ID), else AWS's, with the same credentials
- * as DynamoDB's.
+ * as DynamoDB's. Requests are signed for EXPORT_BUCKET_REGION (us-east-1 when unset); a
+ * bucket elsewhere answers `301 PermanentRedirect` with its region, which the client
+ * follows (`followRegionRedirects`: one more round trip per request, so set the region
+ * when it is not us-east-1).
  */
 export function exportS3Client(env: EnvReader): S3Client {
   // The local stack's S3 stand-in knows its own key pair only (S3_ACCESS_KEY_ID).
@@ -58,6 +61,7 @@ export function exportS3Client(env: EnvReader): S3Client {
   const endpoint = env("S3_ENDPOINT");
   return new S3Client({
     region: env("EXPORT_BUCKET_REGION") ?? "us-east-1",
+    followRegionRedirects: true,
     ...(endpoint ? { endpoint, forcePathStyle: true } : {}),
     ...(credentials ? { credentials } : {}),
   });

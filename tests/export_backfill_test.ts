@@ -11,6 +11,7 @@
  */
 
 import assert from "node:assert/strict";
+import { DeleteObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
 import { processMeter } from "../functions-shared/cpu_meter.ts";
 import { ExportDataError } from "../functions-shared/export_items.ts";
 import {
@@ -20,6 +21,8 @@ import {
 } from "../functions-shared/export_load.ts";
 import { connectDb as connectPool } from "../functions-shared/sync_db.ts";
 import { gzipItems } from "../local-stack/aws/export_layout.ts";
+import { EXPORT_BUCKET } from "../local-stack/config.ts";
+import { exportFileOpener, exportS3Client } from "../scripts/export_backfill.ts";
 import { connectDb, stack } from "./stack_clients.ts";
 
 const ACTIONS = "firespring-backdoor-actions-dev";
@@ -300,6 +303,66 @@ Deno.test("a file whose bytes stop mid-way is read again from its checkpoint; ev
     const [ended] = await sql`select status from sync.backfill_jobs where id = ${job}`;
     assert.equal(ended.status, "done");
   });
+});
+
+Deno.test("credentials S3 refuses stop the loader with its job running and no file failed; the right ones finish it", async () => {
+  const prefix = `export-${crypto.randomUUID().slice(0, 8)}`;
+  const { files } = await exportOf(prefix, 25, 15);
+  const { open: inMemory } = await exportOf(prefix, 25, 15);
+  // The files in the S3 stand-in, which checks each request's signature as S3 does.
+  const env = (name: string) => (stack as unknown as Record<string, string>)[name];
+  const s3 = exportS3Client(env);
+  const wrongSecret = `wrong-${crypto.randomUUID()}`;
+  const refused = exportS3Client((name) =>
+    name === "S3_SECRET_ACCESS_KEY" ? wrongSecret : env(name)
+  );
+  for (const file of files) {
+    const body = new Uint8Array(await new Response(await inMemory(file.key)).arrayBuffer());
+    await s3.send(new PutObjectCommand({ Bucket: EXPORT_BUCKET, Key: file.key, Body: body }));
+  }
+  try {
+    await withJob(prefix, files, async (sql, pool, job) => {
+      const load = (client: typeof s3) =>
+        loadExportJob(job, 2, "loader", {
+          sql: pool,
+          open: exportFileOpener(client, EXPORT_BUCKET),
+          exportTime: EXPORT_TIME,
+          cpu,
+          sleep: () => Promise.resolve(),
+        });
+      await assert.rejects(load(refused), (error: Error) => {
+        assert.match(
+          error.message,
+          new RegExp(
+            `^export backfill job ${job} of ${ACTIONS}: export data file ` +
+              `x/AWSDynamoDB/${prefix}/data/\\d+\\.json\\.gz: The request signature we calculated does not match`,
+          ),
+        );
+        assert.match(error.message, /the job left running: fix the credentials/);
+        assert.ok(!error.message.includes(wrongSecret), "no secret in the message");
+        return true;
+      });
+      const [running] = await sql`
+        select j.status, count(*) filter (where s.status = 'failed')::int as failed,
+               coalesce(sum(s.items_scanned), 0)::int as items
+        from sync.backfill_jobs j join sync.backfill_segments s on s.job_id = j.id
+        where j.id = ${job} group by j.status`;
+      assert.deepEqual([running.status, running.failed, running.items], ["running", 0, 0]);
+
+      await load(s3);
+      const [done] = await sql`select status from sync.backfill_jobs where id = ${job}`;
+      assert.equal(done.status, "done");
+      const [{ rows }] = await sql`select count(*)::int as rows from public.firespring_actions
+                                   where action_id like ${prefix + "-%"}`;
+      assert.equal(rows, 25);
+    });
+  } finally {
+    for (const file of files) {
+      await s3.send(new DeleteObjectCommand({ Bucket: EXPORT_BUCKET, Key: file.key }));
+    }
+    s3.destroy();
+    refused.destroy();
+  }
 });
 
 Deno.test("a data file whose MD5 is not the manifest's fails the job, naming the file", async () => {

@@ -1,9 +1,9 @@
 /**
  * The stack's S3: s3rver, an S3-compatible server from the npm registry, keeping its
  * objects in a folder. It answers S3's XML errors (NoSuchBucket, NoSuchKey) and supports
- * multipart uploads; it is reached with path-style addresses. Like DynamoDB Local, it does
- * not check request signatures under Deno: who may read and write the export bucket is
- * Terraform's IAM policy, checked offline (infrastructure/terraform).
+ * multipart uploads; it is reached with path-style addresses. It does not check request
+ * signatures itself: local-stack/aws/s3_auth.ts, in front of it, does. Who may read and
+ * write the export bucket is Terraform's IAM policy, checked offline (infrastructure/terraform).
  *
  * @module
  */

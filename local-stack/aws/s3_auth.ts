@@ -1,0 +1,235 @@
+/**
+ * What S3 checks of a request before it reads or writes anything, and s3rver does not:
+ * s3rver serves a request with no signature at all and takes any Signature Version 4
+ * signature from a key it knows ("V4 signatures have incomplete support", its
+ * lib/middleware/authentication.js). In front of it (local-stack/aws/s3_main.ts) each
+ * request is refused as S3 refuses it (error codes from
+ * https://docs.aws.amazon.com/AmazonS3/latest/API/ErrorResponses.html#ErrorCodeList):
+ *
+ * - no `Authorization` header: `403 AccessDenied`. The export bucket is private, with
+ *   public access blocked (Terraform's), so an anonymous request is never served;
+ * - a signature of another kind than SigV4 in the header (SigV2's `AWS key:sig`):
+ *   `400 InvalidRequest`, as in every region opened since 2014; a header that does not
+ *   parse, a scope of another service, a scope's day not `x-amz-date`'s, or `host` not
+ *   signed: `400 AuthorizationHeaderMalformed`;
+ * - a key the stand-in does not know: `403 InvalidAccessKeyId`;
+ * - `x-amz-date` more than 15 minutes from the stand-in's clock: `403
+ *   RequestTimeTooSkewed` ("the request time and the server's time ... cannot be more
+ *   than 15 minutes apart"). It answers with its `Date`, from which the SDK corrects
+ *   its clock and retries;
+ * - no `x-amz-content-sha256`: `400 InvalidRequest` (S3 requires it of every SigV4
+ *   request: sig-v4-header-based-auth.html);
+ * - a signature that is not the one the key's secret gives: `403 SignatureDoesNotMatch`;
+ * - a body whose SHA-256 is not the one its `x-amz-content-sha256` declares: `400
+ *   XAmzContentSHA256Mismatch`;
+ * - a request to a bucket of another region than the one it was signed for: `301
+ *   PermanentRedirect` with `x-amz-bucket-region`, as a regional endpoint answers (the
+ *   stand-in's one address stands for the endpoint of the region each request is signed
+ *   for). The SDK follows it when its client is made with `followRegionRedirects`.
+ *
+ * Not emulated, and not used by this project: presigned URLs (query-string signatures,
+ * refused here with `403 AccessDenied`) and the chunked signatures of `STREAMING-AWS4-
+ * HMAC-SHA256-PAYLOAD` uploads (their chunks are not checked).
+ *
+ * @module
+ */
+
+import { canonicalRequest, parseAuthorization, sha256Hex, signatureOf } from "./s3_signature.ts";
+
+/** Who may call the stand-in, and where its buckets are. */
+export interface S3AuthConfig {
+  /** The secret of each access key id. */
+  secrets: Record<string, string>;
+  /** The region of every bucket. */
+  region: string;
+  /** The stand-in's clock, in ms (tests move it). */
+  now?: () => number;
+}
+
+/** How far `x-amz-date` may be from the stand-in's clock. */
+export const MAX_SKEW_MS = 15 * 60_000;
+
+/** S3's XML error answer. */
+export function s3Error(
+  status: number,
+  code: string,
+  message: string,
+  headers: Record<string, string> = {},
+): Response {
+  const requestId = crypto.randomUUID();
+  const escaped = message.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+  return new Response(
+    `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${code}</Code><Message>${escaped}</Message>` +
+      `<RequestId>${requestId}</RequestId></Error>`,
+    {
+      status,
+      headers: {
+        "content-type": "application/xml",
+        "x-amz-request-id": requestId,
+        date: new Date().toUTCString(),
+        ...headers,
+      },
+    },
+  );
+}
+
+/** `YYYYMMDDTHHMMSSZ` as a time in ms, or NaN. */
+function amzDateMs(value: string): number {
+  const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/.exec(value);
+  return m ? Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5], +m[6]) : NaN;
+}
+
+/** The bucket a path-style request is for, or null (the service's own root). */
+function bucketOf(path: string): string | null {
+  const first = path.split("/")[1] ?? "";
+  return first === "" ? null : decodeURIComponent(first);
+}
+
+/**
+ * Why S3 would refuse `req` (whose body, when it has one, is `body`), as its answer; or
+ * null when S3 would go on to serve it.
+ */
+export function s3AuthRefusal(
+  req: Request,
+  body: Uint8Array | null,
+  config: S3AuthConfig,
+): Response | null {
+  const url = new URL(req.url);
+  const header = req.headers.get("authorization");
+  if (header === null) {
+    return s3Error(
+      403,
+      "AccessDenied",
+      url.searchParams.has("X-Amz-Algorithm")
+        ? "Access Denied (the S3 stand-in takes no presigned URLs)"
+        : "Access Denied",
+    );
+  }
+  if (!header.startsWith("AWS4-HMAC-SHA256 ")) {
+    return s3Error(
+      400,
+      "InvalidRequest",
+      "The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256.",
+    );
+  }
+  const auth = parseAuthorization(header);
+  if (auth === null) {
+    return s3Error(400, "AuthorizationHeaderMalformed", "The authorization header is malformed.");
+  }
+  const secret = config.secrets[auth.accessKeyId];
+  if (secret === undefined) {
+    return s3Error(
+      403,
+      "InvalidAccessKeyId",
+      "The AWS Access Key Id you provided does not exist in our records.",
+    );
+  }
+  if (auth.service !== "s3") {
+    return s3Error(
+      400,
+      "AuthorizationHeaderMalformed",
+      `The authorization header is malformed; incorrect service '${auth.service}'. This endpoint belongs to 's3'.`,
+    );
+  }
+  if (!auth.signedHeaders.includes("host")) {
+    return s3Error(
+      400,
+      "AuthorizationHeaderMalformed",
+      "The authorization header is malformed; 'host' must be a signed header.",
+    );
+  }
+  const amzDate = req.headers.get("x-amz-date") ?? "";
+  const signedAt = amzDateMs(amzDate);
+  if (Number.isNaN(signedAt)) {
+    return s3Error(
+      403,
+      "AccessDenied",
+      "AWS authentication requires a valid Date or x-amz-date header",
+    );
+  }
+  if (amzDate.slice(0, 8) !== auth.day) {
+    return s3Error(
+      400,
+      "AuthorizationHeaderMalformed",
+      `The authorization header is malformed; Invalid credential date. Date is not the same as X-Amz-Date.`,
+    );
+  }
+  const now = (config.now ?? Date.now)();
+  if (Math.abs(now - signedAt) > MAX_SKEW_MS) {
+    return s3Error(
+      403,
+      "RequestTimeTooSkewed",
+      "The difference between the request time and the current time is too large.",
+      { date: new Date(now).toUTCString() },
+    );
+  }
+  const payloadHash = req.headers.get("x-amz-content-sha256");
+  if (payloadHash === null) {
+    return s3Error(
+      400,
+      "InvalidRequest",
+      "Missing required header for this request: x-amz-content-sha256",
+    );
+  }
+  const expected = signatureOf(
+    canonicalRequest({
+      method: req.method,
+      path: url.pathname,
+      query: url.search.slice(1),
+      header: (name) => req.headers.get(name),
+      signedHeaders: auth.signedHeaders,
+      payloadHash,
+    }),
+    amzDate,
+    auth,
+    secret,
+  );
+  if (expected !== auth.signature) {
+    return s3Error(
+      403,
+      "SignatureDoesNotMatch",
+      "The request signature we calculated does not match the signature you provided. Check your key and signing method.",
+    );
+  }
+  if (/^[0-9a-f]{64}$/.test(payloadHash) && sha256Hex(body ?? new Uint8Array()) !== payloadHash) {
+    return s3Error(
+      400,
+      "XAmzContentSHA256Mismatch",
+      "The provided 'x-amz-content-sha256' header does not match what was computed.",
+    );
+  }
+  const bucket = bucketOf(url.pathname);
+  if (bucket !== null && auth.region !== config.region) {
+    return s3Error(
+      301,
+      "PermanentRedirect",
+      "The bucket you are attempting to access must be addressed using the specified endpoint. Please send all future requests to this endpoint.",
+      { "x-amz-bucket-region": config.region },
+    );
+  }
+  return null;
+}
+
+/**
+ * `handler` behind the checks of {@link s3AuthRefusal}. A body declared by its SHA-256 is
+ * read whole to check it (S3 checks it before it stores anything), then handed on.
+ */
+export function authenticatedS3(
+  handler: (req: Request) => Promise<Response>,
+  config: S3AuthConfig,
+): (req: Request) => Promise<Response> {
+  return async (req) => {
+    const declared = /^[0-9a-f]{64}$/.test(req.headers.get("x-amz-content-sha256") ?? "");
+    const body = req.body !== null && declared ? new Uint8Array(await req.arrayBuffer()) : null;
+    const refusal = s3AuthRefusal(req, body, config);
+    if (refusal !== null) {
+      if (body === null) await req.body?.cancel();
+      return refusal;
+    }
+    return await handler(
+      body === null
+        ? req
+        : new Request(req.url, { method: req.method, headers: req.headers, body }),
+    );
+  };
+}

@@ -1,0 +1,156 @@
+import assert from "node:assert/strict";
+import { GetObjectCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import { authenticatedS3, MAX_SKEW_MS, type S3AuthConfig } from "./s3_auth.ts";
+import { canonicalRequest, sha256Hex, signatureOf } from "./s3_signature.ts";
+
+const KEY = { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" };
+
+/**
+ * The checks in front of an upstream that answers every request it is handed with
+ * "hello" (and counts them); `test` gets its address.
+ */
+async function withStandIn(
+  config: Partial<S3AuthConfig>,
+  test: (endpoint: string, served: () => number) => Promise<void>,
+) {
+  let served = 0;
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    authenticatedS3(async (req) => {
+      await req.body?.cancel();
+      served++;
+      return new Response("hello", { headers: { etag: '"5d41402abc4b2a76b9719d911017c592"' } });
+    }, { secrets: { [KEY.accessKeyId]: KEY.secretAccessKey }, region: "us-east-1", ...config }),
+  );
+  try {
+    await test(`http://127.0.0.1:${server.addr.port}`, () => served);
+  } finally {
+    await server.shutdown();
+  }
+}
+
+function client(
+  endpoint: string,
+  options: Partial<ConstructorParameters<typeof S3Client>[0]> = {},
+) {
+  return new S3Client({
+    region: "us-east-1",
+    endpoint,
+    forcePathStyle: true,
+    credentials: KEY,
+    maxAttempts: 1,
+    ...options,
+  });
+}
+
+const get = new GetObjectCommand({
+  Bucket: "dynamodb-exports",
+  Key: "p/AWSDynamoDB/x/manifest-summary.json",
+});
+
+Deno.test("the SDK's signed requests are served: a read, and a write with its body's hash", async () => {
+  await withStandIn({}, async (endpoint, served) => {
+    const s3 = client(endpoint);
+    const got = await s3.send(get);
+    assert.equal(await got.Body!.transformToString(), "hello");
+    await s3.send(
+      new PutObjectCommand({ Bucket: "dynamodb-exports", Key: "a b/ü$.json", Body: "{}" }),
+    );
+    assert.equal(served(), 2);
+  });
+});
+
+Deno.test("a wrong secret, an unknown key or no signature at all is refused before anything is served", async () => {
+  await withStandIn({}, async (endpoint, served) => {
+    await assert.rejects(
+      client(endpoint, { credentials: { ...KEY, secretAccessKey: "wrong" } }).send(get),
+      (e: Error & { $metadata: { httpStatusCode: number } }) =>
+        e.name === "SignatureDoesNotMatch" && e.$metadata.httpStatusCode === 403,
+    );
+    await assert.rejects(
+      client(endpoint, { credentials: { ...KEY, accessKeyId: "AKIAUNKNOWN" } }).send(get),
+      (e: Error & { $metadata: { httpStatusCode: number } }) =>
+        e.name === "InvalidAccessKeyId" && e.$metadata.httpStatusCode === 403,
+    );
+    const anonymous = await fetch(`${endpoint}/dynamodb-exports/p/manifest-summary.json`);
+    assert.equal(anonymous.status, 403);
+    assert.match(await anonymous.text(), /<Code>AccessDenied<\/Code>/);
+    const v2 = await fetch(`${endpoint}/dynamodb-exports/k`, {
+      headers: { authorization: "AWS S3RVER:frJIUN8DYpKDtOLCwo//yllqDzg=" },
+    });
+    assert.equal(v2.status, 400);
+    assert.match(await v2.text(), /<Code>InvalidRequest<\/Code>.*AWS4-HMAC-SHA256/);
+    assert.equal(served(), 0);
+  });
+});
+
+Deno.test("a request signed for another region is redirected to the bucket's, which the SDK follows when asked to", async () => {
+  await withStandIn({}, async (endpoint, served) => {
+    await assert.rejects(
+      client(endpoint, { region: "us-west-2" }).send(get),
+      (e: Error & { $metadata: { httpStatusCode: number } }) =>
+        e.name === "PermanentRedirect" && e.$metadata.httpStatusCode === 301,
+    );
+    assert.equal(served(), 0);
+    const redirected = client(endpoint, { region: "us-west-2", followRegionRedirects: true });
+    assert.equal(await (await redirected.send(get)).Body!.transformToString(), "hello");
+    assert.equal(served(), 1);
+  });
+});
+
+Deno.test("a clock more than 15 minutes off is refused with the stand-in's time, from which the SDK corrects itself", async () => {
+  await withStandIn({ now: () => Date.now() + MAX_SKEW_MS + 60_000 }, async (endpoint, served) => {
+    await assert.rejects(
+      client(endpoint).send(get),
+      (e: Error & { $metadata: { httpStatusCode: number } }) =>
+        e.name === "RequestTimeTooSkewed" && e.$metadata.httpStatusCode === 403,
+    );
+    assert.equal(served(), 0);
+    const retrying = client(endpoint, { maxAttempts: 2 });
+    assert.equal(await (await retrying.send(get)).Body!.transformToString(), "hello");
+  });
+});
+
+Deno.test("a body that is not the one its signed hash declares is refused", async () => {
+  await withStandIn({}, async (endpoint, served) => {
+    const amzDate = new Date().toISOString().replace(/[-:]|\.\d{3}/g, "");
+    const host = new URL(endpoint).host;
+    const declared = sha256Hex("the body signed");
+    const headers: Record<string, string> = {
+      host,
+      "x-amz-content-sha256": declared,
+      "x-amz-date": amzDate,
+    };
+    const signedHeaders = Object.keys(headers).sort();
+    const signature = signatureOf(
+      canonicalRequest({
+        method: "PUT",
+        path: "/dynamodb-exports/k",
+        query: "",
+        header: (name) => headers[name] ?? null,
+        signedHeaders,
+        payloadHash: declared,
+      }),
+      amzDate,
+      { day: amzDate.slice(0, 8), region: "us-east-1", service: "s3" },
+      KEY.secretAccessKey,
+    );
+    const authorization = `AWS4-HMAC-SHA256 Credential=${KEY.accessKeyId}/${
+      amzDate.slice(0, 8)
+    }/us-east-1/s3/aws4_request, SignedHeaders=${signedHeaders.join(";")}, Signature=${signature}`;
+    const send = (body: string) =>
+      fetch(`${endpoint}/dynamodb-exports/k`, {
+        method: "PUT",
+        headers: { ...headers, authorization },
+        body,
+      });
+    const tampered = await send("another body");
+    assert.equal(tampered.status, 400);
+    assert.match(await tampered.text(), /<Code>XAmzContentSHA256Mismatch<\/Code>/);
+    assert.equal(served(), 0);
+    const intact = await send("the body signed");
+    await intact.body?.cancel();
+    assert.equal(intact.status, 200);
+    assert.equal(served(), 1);
+  });
+});

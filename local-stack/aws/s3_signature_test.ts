@@ -1,0 +1,84 @@
+import assert from "node:assert/strict";
+import { canonicalRequest, parseAuthorization, sha256Hex, signatureOf } from "./s3_signature.ts";
+
+// AWS's own worked examples, with their published signatures ("Examples: Signature
+// Calculations", https://docs.aws.amazon.com/AmazonS3/latest/API/sig-v4-header-based-auth.html).
+const SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+const AMZ_DATE = "20130524T000000Z";
+const SCOPE = { day: "20130524", region: "us-east-1", service: "s3" };
+const EMPTY = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+function signed(
+  method: string,
+  path: string,
+  query: string,
+  headers: Record<string, string>,
+  payloadHash: string,
+): string {
+  const all: Record<string, string> = {
+    host: "examplebucket.s3.amazonaws.com",
+    "x-amz-content-sha256": payloadHash,
+    "x-amz-date": AMZ_DATE,
+    ...headers,
+  };
+  const canonical = canonicalRequest({
+    method,
+    path,
+    query,
+    header: (name) => all[name] ?? null,
+    signedHeaders: Object.keys(all).sort(),
+    payloadHash,
+  });
+  return signatureOf(canonical, AMZ_DATE, SCOPE, SECRET);
+}
+
+Deno.test("GET Object, with a Range header: AWS's published signature", () => {
+  assert.equal(
+    signed("GET", "/test.txt", "", { range: "bytes=0-9" }, EMPTY),
+    "f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41",
+  );
+});
+
+Deno.test("PUT Object, a signed body and an encoded key: AWS's published signature", () => {
+  const body = "Welcome to Amazon S3.";
+  assert.equal(
+    sha256Hex(body),
+    "44ce7dd67c959e0d3524ffac1771dfbba87d2b6b4b4e99e42034a8b803f8b072",
+  );
+  assert.equal(
+    signed("PUT", "/test%24file.text", "", {
+      date: "Fri, 24 May 2013 00:00:00 GMT",
+      "x-amz-storage-class": "REDUCED_REDUNDANCY",
+    }, sha256Hex(body)),
+    "98ad721746da40c64f1a55b78f14c238d841ea1380cd77a1b5971af0ece108bd",
+  );
+});
+
+Deno.test("GET Bucket (list objects), a query sorted by name: AWS's published signature", () => {
+  assert.equal(
+    signed("GET", "/", "prefix=J&max-keys=2", {}, EMPTY),
+    "34b48302e7b5fa45bde8084f4b7868a86f0a534bc59db6670ed5711ef69dc6f7",
+  );
+});
+
+Deno.test("an Authorization header is taken apart, or refused when it does not parse", () => {
+  assert.deepEqual(
+    parseAuthorization(
+      "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request, " +
+        "SignedHeaders=host;range;x-amz-date, Signature=" + "a".repeat(64),
+    ),
+    {
+      accessKeyId: "AKIAIOSFODNN7EXAMPLE",
+      day: "20130524",
+      region: "us-east-1",
+      service: "s3",
+      signedHeaders: ["host", "range", "x-amz-date"],
+      signature: "a".repeat(64),
+    },
+  );
+  assert.equal(parseAuthorization("AWS AKIAIOSFODNN7EXAMPLE:frJIUN8DYpKDtOLCwo//yllqDzg="), null);
+  assert.equal(
+    parseAuthorization("AWS4-HMAC-SHA256 Credential=K/20130524/us-east-1/s3/aws4_request"),
+    null,
+  );
+});
