@@ -4,7 +4,9 @@
  * at DYNAMODB_INTERNAL_PORT, with the faults of DYNAMODB_FAULTS in `.local/stack.env`,
  * giving stream records the second their write passed it (local-stack/aws/stream_times.ts),
  * answering polls of idle streams itself (local-stack/aws/idle_polls.ts),
- * and serving point-in-time recovery and exports to the S3 stand-in (local-stack/aws/exports.ts).
+ * and serving point-in-time recovery and exports to the S3 stand-in (local-stack/aws/exports.ts);
+ * before any of it, each request's signature is checked as DynamoDB checks it
+ * (local-stack/aws/dynamodb_auth.ts: the stack's key, AWS_ACCESS_KEY_ID, is the one known).
  * `GET /_stack/stream-times` answers how many records were timed to the second and how
  * many kept DynamoDB Local's minute (logged too, once a minute when they changed).
  *
@@ -15,13 +17,14 @@ import { DYNAMODB_INTERNAL_PORT, DYNAMODB_PORT, HOST } from "../config.ts";
 import { readStackEnv } from "../stack_env.ts";
 import { dynamoLocalPid } from "./dynamodb.ts";
 import { describeFaults, parseFaults } from "./faults.ts";
+import { authenticatedDynamo } from "./dynamodb_auth.ts";
 import { TableExports } from "./exports.ts";
 import { createProxy } from "./proxy.ts";
 import { IdlePolls } from "./idle_polls.ts";
 import { s3Client } from "./s3_server.ts";
 import { s3Storage } from "./s3_storage.ts";
 import { callUpstream } from "./upstream.ts";
-import { StreamTrim } from "./stream_trim.ts";
+import { StreamTrim, TRIM_PATH } from "./stream_trim.ts";
 import { StreamTimes } from "./stream_times.ts";
 
 let faults;
@@ -55,6 +58,11 @@ const trim = new StreamTrim(log);
 if (faults.staleMs > 0) {
   setInterval(() => proxy.history.sweep(Date.now()), Math.max(faults.staleMs, 1000));
 }
+const serve = (request: Request) => trim.handle(request, (r) => exports.handle(r, proxy.handle));
+// Every DynamoDB request signed with the stack's key, checked as DynamoDB checks it.
+const signed = authenticatedDynamo(serve, {
+  secrets: { [env.AWS_ACCESS_KEY_ID]: env.AWS_SECRET_ACCESS_KEY },
+});
 let logged = "";
 setInterval(() => {
   streamTimes.sweep(Date.now());
@@ -71,14 +79,16 @@ Deno.serve({
   onListen: () =>
     log(
       `dynamodb proxy on ${HOST}:${DYNAMODB_PORT} → DynamoDB Local on ${DYNAMODB_INTERNAL_PORT}; ` +
-        `faults: ${describeFaults(faults)}`,
+        `signatures checked; faults: ${describeFaults(faults)}`,
     ),
 }, async (request) => {
-  if (request.method === "GET" && new URL(request.url).pathname === "/_stack/stream-times") {
+  const path = new URL(request.url).pathname;
+  if (request.method === "GET" && path === "/_stack/stream-times") {
     return Response.json(streamTimes.counts());
   }
   try {
-    return await trim.handle(request, (r) => exports.handle(r, proxy.handle));
+    // The stack's own control path (the streams' trim) is not DynamoDB's: unsigned.
+    return await (path === TRIM_PATH ? serve(request) : signed(request));
   } catch (error) {
     // DynamoDB Local unreachable or answering nonsense: a 500 as AWS would, said plainly.
     log(`request failed: ${(error as Error).message}`);

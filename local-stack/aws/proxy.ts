@@ -10,8 +10,9 @@
  * write since are answered without DynamoDB Local (local-stack/aws/descriptions.ts).
  *
  * It speaks DynamoDB's JSON protocol (POST, `X-Amz-Target: DynamoDB_20120810.<Op>` or
- * `DynamoDBStreams_20120810.<Op>`, `application/x-amz-json-1.0`). Signatures are not
- * checked (DynamoDB Local ignores them); headers are forwarded as they came, and a body
+ * `DynamoDBStreams_20120810.<Op>`, `application/x-amz-json-1.0`). Signatures are checked
+ * before it (local-stack/aws/dynamodb_auth.ts; DynamoDB Local ignores them); headers are
+ * forwarded as they came, and a body
  * only changes when a fault applies or a record is timed, with its `x-amz-crc32`
  * recomputed (the SDK checks it).
  * Tables are told apart by the access key and region of the request's credential scope,

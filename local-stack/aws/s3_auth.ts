@@ -34,7 +34,7 @@
  * @module
  */
 
-import { canonicalRequest, parseAuthorization, sha256Hex, signatureOf } from "./s3_signature.ts";
+import { checkSignature, sha256Hex, type SignatureProblem } from "./signature_v4.ts";
 
 /** Who may call the stand-in, and where its buckets are. */
 export interface S3AuthConfig {
@@ -45,9 +45,6 @@ export interface S3AuthConfig {
   /** The stand-in's clock, in ms (tests move it). */
   now?: () => number;
 }
-
-/** How far `x-amz-date` may be from the stand-in's clock. */
-export const MAX_SKEW_MS = 15 * 60_000;
 
 /** S3's XML error answer. */
 export function s3Error(
@@ -73,10 +70,61 @@ export function s3Error(
   );
 }
 
-/** `YYYYMMDDTHHMMSSZ` as a time in ms, or NaN. */
-function amzDateMs(value: string): number {
-  const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/.exec(value);
-  return m ? Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5], +m[6]) : NaN;
+/** S3's answer to a signature it refuses. */
+function refusal(problem: SignatureProblem, req: Request, now: number): Response {
+  const malformed = (why: string) =>
+    s3Error(400, "AuthorizationHeaderMalformed", `The authorization header is malformed; ${why}`);
+  switch (problem.kind) {
+    case "unsigned":
+      return s3Error(
+        403,
+        "AccessDenied",
+        new URL(req.url).searchParams.has("X-Amz-Algorithm")
+          ? "Access Denied (the S3 stand-in takes no presigned URLs)"
+          : "Access Denied",
+      );
+    case "not SigV4":
+      return s3Error(
+        400,
+        "InvalidRequest",
+        "The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256.",
+      );
+    case "malformed":
+      return malformed(
+        "it is not AWS4-HMAC-SHA256 Credential=..., SignedHeaders=..., Signature=...",
+      );
+    case "unknown key":
+      return s3Error(
+        403,
+        "InvalidAccessKeyId",
+        "The AWS Access Key Id you provided does not exist in our records.",
+      );
+    case "wrong service":
+      return malformed(`incorrect service '${problem.service}'. This endpoint belongs to 's3'.`);
+    case "host unsigned":
+      return malformed("'host' must be a signed header.");
+    case "no date":
+      return s3Error(
+        403,
+        "AccessDenied",
+        "AWS authentication requires a valid Date or x-amz-date header",
+      );
+    case "day not the date's":
+      return malformed("Invalid credential date. Date is not the same as X-Amz-Date.");
+    case "skewed":
+      return s3Error(
+        403,
+        "RequestTimeTooSkewed",
+        "The difference between the request time and the current time is too large.",
+        { date: new Date(now).toUTCString() },
+      );
+    case "mismatch":
+      return s3Error(
+        403,
+        "SignatureDoesNotMatch",
+        "The request signature we calculated does not match the signature you provided. Check your key and signing method.",
+      );
+  }
 }
 
 /** The bucket a path-style request is for, or null (the service's own root). */
@@ -94,112 +142,30 @@ export function s3AuthRefusal(
   body: Uint8Array | null,
   config: S3AuthConfig,
 ): Response | null {
-  const url = new URL(req.url);
-  const header = req.headers.get("authorization");
-  if (header === null) {
-    return s3Error(
-      403,
-      "AccessDenied",
-      url.searchParams.has("X-Amz-Algorithm")
-        ? "Access Denied (the S3 stand-in takes no presigned URLs)"
-        : "Access Denied",
-    );
-  }
-  if (!header.startsWith("AWS4-HMAC-SHA256 ")) {
-    return s3Error(
-      400,
-      "InvalidRequest",
-      "The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256.",
-    );
-  }
-  const auth = parseAuthorization(header);
-  if (auth === null) {
-    return s3Error(400, "AuthorizationHeaderMalformed", "The authorization header is malformed.");
-  }
-  const secret = config.secrets[auth.accessKeyId];
-  if (secret === undefined) {
-    return s3Error(
-      403,
-      "InvalidAccessKeyId",
-      "The AWS Access Key Id you provided does not exist in our records.",
-    );
-  }
-  if (auth.service !== "s3") {
-    return s3Error(
-      400,
-      "AuthorizationHeaderMalformed",
-      `The authorization header is malformed; incorrect service '${auth.service}'. This endpoint belongs to 's3'.`,
-    );
-  }
-  if (!auth.signedHeaders.includes("host")) {
-    return s3Error(
-      400,
-      "AuthorizationHeaderMalformed",
-      "The authorization header is malformed; 'host' must be a signed header.",
-    );
-  }
-  const amzDate = req.headers.get("x-amz-date") ?? "";
-  const signedAt = amzDateMs(amzDate);
-  if (Number.isNaN(signedAt)) {
-    return s3Error(
-      403,
-      "AccessDenied",
-      "AWS authentication requires a valid Date or x-amz-date header",
-    );
-  }
-  if (amzDate.slice(0, 8) !== auth.day) {
-    return s3Error(
-      400,
-      "AuthorizationHeaderMalformed",
-      `The authorization header is malformed; Invalid credential date. Date is not the same as X-Amz-Date.`,
-    );
-  }
   const now = (config.now ?? Date.now)();
-  if (Math.abs(now - signedAt) > MAX_SKEW_MS) {
-    return s3Error(
-      403,
-      "RequestTimeTooSkewed",
-      "The difference between the request time and the current time is too large.",
-      { date: new Date(now).toUTCString() },
-    );
-  }
   const payloadHash = req.headers.get("x-amz-content-sha256");
-  if (payloadHash === null) {
+  // Required of every SigV4 request (sig-v4-header-based-auth.html).
+  if (payloadHash === null && req.headers.get("authorization")?.startsWith("AWS4-HMAC-SHA256 ")) {
     return s3Error(
       400,
       "InvalidRequest",
       "Missing required header for this request: x-amz-content-sha256",
     );
   }
-  const expected = signatureOf(
-    canonicalRequest({
-      method: req.method,
-      path: url.pathname,
-      query: url.search.slice(1),
-      header: (name) => req.headers.get(name),
-      signedHeaders: auth.signedHeaders,
-      payloadHash,
-    }),
-    amzDate,
-    auth,
-    secret,
-  );
-  if (expected !== auth.signature) {
-    return s3Error(
-      403,
-      "SignatureDoesNotMatch",
-      "The request signature we calculated does not match the signature you provided. Check your key and signing method.",
-    );
-  }
-  if (/^[0-9a-f]{64}$/.test(payloadHash) && sha256Hex(body ?? new Uint8Array()) !== payloadHash) {
+  const checked = checkSignature(req, payloadHash ?? "", {
+    secrets: config.secrets,
+    service: "s3",
+    now,
+  });
+  if ("problem" in checked) return refusal(checked.problem, req, now);
+  if (/^[0-9a-f]{64}$/.test(payloadHash!) && sha256Hex(body ?? new Uint8Array()) !== payloadHash) {
     return s3Error(
       400,
       "XAmzContentSHA256Mismatch",
       "The provided 'x-amz-content-sha256' header does not match what was computed.",
     );
   }
-  const bucket = bucketOf(url.pathname);
-  if (bucket !== null && auth.region !== config.region) {
+  if (bucketOf(new URL(req.url).pathname) !== null && checked.auth.region !== config.region) {
     return s3Error(
       301,
       "PermanentRedirect",

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { canonicalRequest, parseAuthorization, sha256Hex, signatureOf } from "./s3_signature.ts";
+import { canonicalRequest, parseAuthorization, sha256Hex, signatureOf } from "./signature_v4.ts";
 
 // AWS's own worked examples, with their published signatures ("Examples: Signature
 // Calculations", https://docs.aws.amazon.com/AmazonS3/latest/API/sig-v4-header-based-auth.html).

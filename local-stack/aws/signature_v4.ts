@@ -1,0 +1,200 @@
+/**
+ * AWS Signature Version 4 as a service computes it for a request signed in its
+ * `Authorization` header ("Signature Calculations for the Authorization Header:
+ * Transferring Payload in a Single Chunk",
+ * https://docs.aws.amazon.com/AmazonS3/latest/API/sig-v4-header-based-auth.html): the
+ * canonical request (method, the path as sent, the query sorted and encoded, the signed
+ * headers, the payload's hash), the string to sign, and the key derived from the secret
+ * for the day, region and service; and {@link checkSignature}, what the S3 and DynamoDB
+ * stand-ins check of a request before they serve it (s3_auth.ts, dynamodb_auth.ts), each
+ * answering its problems in its service's own words. The path is taken as sent: S3 does
+ * not encode it a second time, and DynamoDB's is always `/`.
+ *
+ * @module
+ */
+
+import { createHash, createHmac } from "node:crypto";
+
+/** The parts of an `Authorization: AWS4-HMAC-SHA256 ...` header. */
+export interface SignedAuthorization {
+  accessKeyId: string;
+  /** The scope's day, `YYYYMMDD`. */
+  day: string;
+  region: string;
+  service: string;
+  /** Lower-case header names, in the header's order. */
+  signedHeaders: string[];
+  signature: string;
+}
+
+/** What a request is signed over. */
+export interface CanonicalParts {
+  method: string;
+  /** The path as sent, still percent-encoded. */
+  path: string;
+  /** The query as sent, without its `?`. */
+  query: string;
+  /** The value of each header, by lower-case name. */
+  header: (name: string) => string | null;
+  signedHeaders: string[];
+  /** `x-amz-content-sha256`: a hex SHA-256, or `UNSIGNED-PAYLOAD`, or a streaming form. */
+  payloadHash: string;
+}
+
+const AUTHORIZATION =
+  /^AWS4-HMAC-SHA256 Credential=([^/,\s]+)\/(\d{8})\/([^/,\s]+)\/([^/,\s]+)\/aws4_request,\s*SignedHeaders=([a-z0-9;_.-]+),\s*Signature=([0-9a-f]{64})$/;
+
+/** The header's parts, or null when it is not a SigV4 header S3 would parse. */
+export function parseAuthorization(value: string): SignedAuthorization | null {
+  const match = AUTHORIZATION.exec(value.trim());
+  if (!match) return null;
+  const [, accessKeyId, day, region, service, headers, signature] = match;
+  return { accessKeyId, day, region, service, signedHeaders: headers.split(";"), signature };
+}
+
+/** RFC 3986 encoding, as SigV4 wants for query names and values. */
+function encodeRfc3986(text: string): string {
+  return encodeURIComponent(text).replace(
+    /[!'()*]/g,
+    (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`,
+  );
+}
+
+/** A query's names and values decoded, encoded again, and sorted. */
+function canonicalQuery(query: string): string {
+  if (query === "") return "";
+  return query.split("&").filter((part) => part !== "").map((part) => {
+    const eq = part.indexOf("=");
+    const name = eq < 0 ? part : part.slice(0, eq);
+    const value = eq < 0 ? "" : part.slice(eq + 1);
+    return [encodeRfc3986(decodeURIComponent(name)), encodeRfc3986(decodeURIComponent(value))];
+  }).sort(([a, x], [b, y]) => a < b ? -1 : a > b ? 1 : x < y ? -1 : x > y ? 1 : 0)
+    .map(([name, value]) => `${name}=${value}`).join("&");
+}
+
+/** The canonical request of `parts`. */
+export function canonicalRequest(parts: CanonicalParts): string {
+  const headers = parts.signedHeaders.map((name) =>
+    `${name}:${(parts.header(name) ?? "").trim().replace(/\s+/g, " ")}\n`
+  ).join("");
+  return [
+    parts.method,
+    parts.path === "" ? "/" : parts.path,
+    canonicalQuery(parts.query),
+    headers,
+    parts.signedHeaders.join(";"),
+    parts.payloadHash,
+  ].join("\n");
+}
+
+/** Hex SHA-256 of `data`. */
+export function sha256Hex(data: string | Uint8Array): string {
+  return createHash("sha256").update(data).digest("hex");
+}
+
+function hmac(key: string | Uint8Array, data: string): Uint8Array {
+  return createHmac("sha256", key).update(data).digest();
+}
+
+/**
+ * The signature of `canonical`, made at `amzDate` (`YYYYMMDDTHHMMSSZ`) for the scope's
+ * day, region and service with `secret`.
+ */
+export function signatureOf(
+  canonical: string,
+  amzDate: string,
+  scope: { day: string; region: string; service: string },
+  secret: string,
+): string {
+  const scopeText = `${scope.day}/${scope.region}/${scope.service}/aws4_request`;
+  const stringToSign = `AWS4-HMAC-SHA256\n${amzDate}\n${scopeText}\n${sha256Hex(canonical)}`;
+  const key = [scope.day, scope.region, scope.service, "aws4_request"]
+    .reduce<string | Uint8Array>((k, part) => hmac(k, part), `AWS4${secret}`);
+  return createHmac("sha256", key).update(stringToSign).digest("hex");
+}
+
+/** How far a request's `x-amz-date` may be from the service's clock: 15 minutes ("The
+ * signed portions of requests are valid within 15 minutes of the timestamp in the
+ * request", https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_sigv-signing-elements.html). */
+export const MAX_SKEW_MS = 15 * 60_000;
+
+/** What the check needs of the service. */
+export interface SignatureCheck {
+  /** The secret of each access key id the service knows. */
+  secrets: Record<string, string>;
+  /** The service's name in the credential scope (`s3`, `dynamodb`). */
+  service: string;
+  /** The service's clock, in ms. */
+  now: number;
+}
+
+/** Why a request's signature is refused, for the service to answer in its own words. */
+export type SignatureProblem =
+  | { kind: "unsigned" }
+  | { kind: "not SigV4" }
+  | { kind: "malformed" }
+  | { kind: "unknown key"; accessKeyId: string }
+  | { kind: "wrong service"; service: string }
+  | { kind: "host unsigned" }
+  | { kind: "no date" }
+  | { kind: "day not the date's" }
+  | { kind: "skewed"; signedAt: number }
+  | { kind: "mismatch" };
+
+/** `YYYYMMDDTHHMMSSZ` as a time in ms, or NaN. */
+export function amzDateMs(value: string): number {
+  const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/.exec(value);
+  return m ? Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5], +m[6]) : NaN;
+}
+
+/** `ms` as `YYYYMMDDTHHMMSSZ`. */
+export function amzDate(ms: number): string {
+  return new Date(ms).toISOString().replace(/[-:]|\.\d{3}/g, "");
+}
+
+/**
+ * Whether `req`, whose payload hashes to `payloadHash` (S3: its `x-amz-content-sha256`;
+ * other services: the SHA-256 of its body), is signed by a key `check` knows, within 15
+ * minutes of its clock: the signed scope (`auth`), or the problem.
+ */
+export function checkSignature(
+  req: Request,
+  payloadHash: string,
+  check: SignatureCheck,
+): { auth: SignedAuthorization } | { problem: SignatureProblem } {
+  const header = req.headers.get("authorization");
+  if (header === null) return { problem: { kind: "unsigned" } };
+  if (!header.startsWith("AWS4-HMAC-SHA256 ")) return { problem: { kind: "not SigV4" } };
+  const auth = parseAuthorization(header);
+  if (auth === null) return { problem: { kind: "malformed" } };
+  const secret = check.secrets[auth.accessKeyId];
+  if (secret === undefined) {
+    return { problem: { kind: "unknown key", accessKeyId: auth.accessKeyId } };
+  }
+  if (auth.service !== check.service) {
+    return { problem: { kind: "wrong service", service: auth.service } };
+  }
+  if (!auth.signedHeaders.includes("host")) return { problem: { kind: "host unsigned" } };
+  const date = req.headers.get("x-amz-date") ?? "";
+  const signedAt = amzDateMs(date);
+  if (Number.isNaN(signedAt)) return { problem: { kind: "no date" } };
+  if (date.slice(0, 8) !== auth.day) return { problem: { kind: "day not the date's" } };
+  if (Math.abs(check.now - signedAt) > MAX_SKEW_MS) {
+    return { problem: { kind: "skewed", signedAt } };
+  }
+  const url = new URL(req.url);
+  const expected = signatureOf(
+    canonicalRequest({
+      method: req.method,
+      path: url.pathname,
+      query: url.search.slice(1),
+      header: (name) => req.headers.get(name),
+      signedHeaders: auth.signedHeaders,
+      payloadHash,
+    }),
+    date,
+    auth,
+    secret,
+  );
+  return expected === auth.signature ? { auth } : { problem: { kind: "mismatch" } };
+}
