@@ -2,32 +2,25 @@ import assert from "node:assert/strict";
 import { DynamoDBClient, ListTablesCommand, PutItemCommand } from "@aws-sdk/client-dynamodb";
 import { authenticatedDynamo, type DynamoAuthConfig } from "./dynamodb_auth.ts";
 import { awsJsonAnswer } from "./json_answer.ts";
-import { amzDate, canonicalRequest, MAX_SKEW_MS, sha256Hex, signatureOf } from "./signature_v4.ts";
+import { MAX_SKEW_MS, sha256Hex } from "./signature_v4.ts";
+import { signedHeaders, withCheckedServer } from "./signature_v4_fixtures.ts";
 
 const KEY = { accessKeyId: "local", secretAccessKey: "local" };
 
-/**
- * The checks in front of a DynamoDB that answers every request it is handed with an
- * empty JSON object (and counts them); `test` gets its address.
- */
-async function withProxy(
+/** The checks in front of a DynamoDB that answers `{}` to all it is handed. */
+function withProxy(
   config: Partial<DynamoAuthConfig>,
   test: (endpoint: string, served: () => number) => Promise<void>,
 ) {
-  let served = 0;
-  const server = Deno.serve(
-    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
-    authenticatedDynamo(async (req) => {
-      await req.arrayBuffer();
-      served++;
-      return awsJsonAnswer(200, {});
-    }, { secrets: { [KEY.accessKeyId]: KEY.secretAccessKey }, ...config }),
+  return withCheckedServer(
+    (upstream) =>
+      authenticatedDynamo(upstream, {
+        secrets: { [KEY.accessKeyId]: KEY.secretAccessKey },
+        ...config,
+      }),
+    () => awsJsonAnswer(200, {}),
+    test,
   );
-  try {
-    await test(`http://127.0.0.1:${server.addr.port}`, () => served);
-  } finally {
-    await server.shutdown();
-  }
 }
 
 function client(
@@ -98,39 +91,12 @@ Deno.test("a clock more than 15 minutes off is refused with the proxy's time, fr
 
 Deno.test("a body that is not the one signed is refused", async () => {
   await withProxy({}, async (endpoint, served) => {
-    const date = amzDate(Date.now());
-    const headers: Record<string, string> = {
-      host: new URL(endpoint).host,
-      "x-amz-date": date,
-      "x-amz-target": "DynamoDB_20120810.DeleteTable",
-    };
-    const signedHeaders = Object.keys(headers).sort();
-    const signature = signatureOf(
-      canonicalRequest({
-        method: "POST",
-        path: "/",
-        query: "",
-        header: (name) => headers[name] ?? null,
-        signedHeaders,
-        payloadHash: sha256Hex('{"TableName":"scratch"}'),
-      }),
-      date,
-      { day: date.slice(0, 8), region: "us-east-1", service: "dynamodb" },
-      KEY.secretAccessKey,
-    );
-    const send = (body: string) =>
-      fetch(endpoint, {
-        method: "POST",
-        headers: {
-          ...headers,
-          authorization: `AWS4-HMAC-SHA256 Credential=local/${
-            date.slice(0, 8)
-          }/us-east-1/dynamodb/aws4_request, SignedHeaders=${
-            signedHeaders.join(";")
-          }, Signature=${signature}`,
-        },
-        body,
-      });
+    const headers = signedHeaders("POST", `${endpoint}/`, sha256Hex('{"TableName":"scratch"}'), {
+      service: "dynamodb",
+      key: KEY,
+      extra: { "x-amz-target": "DynamoDB_20120810.DeleteTable" },
+    });
+    const send = (body: string) => fetch(endpoint, { method: "POST", headers, body });
     const tampered = await send('{"TableName":"production"}');
     assert.equal(tampered.status, 400);
     assert.match(await tampered.text(), /InvalidSignatureException/);

@@ -1,38 +1,26 @@
 import assert from "node:assert/strict";
 import { GetObjectCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { authenticatedS3, type S3AuthConfig } from "./s3_auth.ts";
-import {
-  amzDate as amzDateOf,
-  canonicalRequest,
-  MAX_SKEW_MS,
-  sha256Hex,
-  signatureOf,
-} from "./signature_v4.ts";
+import { MAX_SKEW_MS, sha256Hex } from "./signature_v4.ts";
+import { signedHeaders, withCheckedServer } from "./signature_v4_fixtures.ts";
 
 const KEY = { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" };
 
-/**
- * The checks in front of an upstream that answers every request it is handed with
- * "hello" (and counts them); `test` gets its address.
- */
-async function withStandIn(
+/** The checks in front of an upstream that answers "hello" to all it is handed. */
+function withStandIn(
   config: Partial<S3AuthConfig>,
   test: (endpoint: string, served: () => number) => Promise<void>,
 ) {
-  let served = 0;
-  const server = Deno.serve(
-    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
-    authenticatedS3(async (req) => {
-      await req.body?.cancel();
-      served++;
-      return new Response("hello", { headers: { etag: '"5d41402abc4b2a76b9719d911017c592"' } });
-    }, { secrets: { [KEY.accessKeyId]: KEY.secretAccessKey }, region: "us-east-1", ...config }),
+  return withCheckedServer(
+    (upstream) =>
+      authenticatedS3(upstream, {
+        secrets: { [KEY.accessKeyId]: KEY.secretAccessKey },
+        region: "us-east-1",
+        ...config,
+      }),
+    () => new Response("hello", { headers: { etag: '"5d41402abc4b2a76b9719d911017c592"' } }),
+    test,
   );
-  try {
-    await test(`http://127.0.0.1:${server.addr.port}`, () => served);
-  } finally {
-    await server.shutdown();
-  }
 }
 
 function client(
@@ -119,37 +107,12 @@ Deno.test("a clock more than 15 minutes off is refused with the stand-in's time,
 
 Deno.test("a body that is not the one its signed hash declares is refused", async () => {
   await withStandIn({}, async (endpoint, served) => {
-    const amzDate = amzDateOf(Date.now());
-    const host = new URL(endpoint).host;
-    const declared = sha256Hex("the body signed");
-    const headers: Record<string, string> = {
-      host,
-      "x-amz-content-sha256": declared,
-      "x-amz-date": amzDate,
-    };
-    const signedHeaders = Object.keys(headers).sort();
-    const signature = signatureOf(
-      canonicalRequest({
-        method: "PUT",
-        path: "/dynamodb-exports/k",
-        query: "",
-        header: (name) => headers[name] ?? null,
-        signedHeaders,
-        payloadHash: declared,
-      }),
-      amzDate,
-      { day: amzDate.slice(0, 8), region: "us-east-1", service: "s3" },
-      KEY.secretAccessKey,
-    );
-    const authorization = `AWS4-HMAC-SHA256 Credential=${KEY.accessKeyId}/${
-      amzDate.slice(0, 8)
-    }/us-east-1/s3/aws4_request, SignedHeaders=${signedHeaders.join(";")}, Signature=${signature}`;
-    const send = (body: string) =>
-      fetch(`${endpoint}/dynamodb-exports/k`, {
-        method: "PUT",
-        headers: { ...headers, authorization },
-        body,
-      });
+    const url = `${endpoint}/dynamodb-exports/k`;
+    const headers = signedHeaders("PUT", url, sha256Hex("the body signed"), {
+      service: "s3",
+      key: KEY,
+    });
+    const send = (body: string) => fetch(url, { method: "PUT", headers, body });
     const tampered = await send("another body");
     assert.equal(tampered.status, 400);
     assert.match(await tampered.text(), /<Code>XAmzContentSHA256Mismatch<\/Code>/);
