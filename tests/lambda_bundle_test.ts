@@ -16,7 +16,12 @@ import { unzipSync } from "fflate";
 import { byTargetTable } from "../functions-shared/table_registry.ts";
 import { buildLambda } from "../lambda/build.ts";
 import { startFakeSecretsManager } from "../lambda/fake_secrets_manager.ts";
-import { LAMBDA_NODE_MAJOR, lambdaNode } from "../lambda/lambda_node.ts";
+import {
+  LAMBDA_MEMORY_MB,
+  LAMBDA_NODE_MAJOR,
+  lambdaNode,
+  lambdaNodeFlags,
+} from "../lambda/lambda_node.ts";
 import type { StreamRecord } from "../lambda/stream_forwarder.ts";
 import { connectDb, dynamo, eventually, stack, streamRecordsContaining } from "./stack_clients.ts";
 
@@ -44,9 +49,12 @@ async function invokeInNode(
           (r) => console.log("RESULT " + JSON.stringify(r)),
           (e) => console.log("ERROR " + e.message));
       }
+      const status = require("fs").readFileSync("/proc/self/status", "utf8");
+      console.log("PEAK_KB " + status.match(/VmHWM:\\s+(\\d+)/)[1]);
     })();`;
   const out = await new Deno.Command(await lambdaNode(), {
-    args: ["-e", script],
+    // With the heap limits of the Lambda's runtime for its memory size.
+    args: [...lambdaNodeFlags(), "-e", script],
     // Only the function's configured environment, as on Lambda: nothing of this process's.
     clearEnv: true,
     env,
@@ -61,7 +69,8 @@ async function invokeInNode(
   );
   const results = [...logs.matchAll(/^(RESULT|ERROR) (.*)$/gm)]
     .map((m) => m[1] === "RESULT" ? JSON.parse(m[2]) : { error: m[2] });
-  return { results, result: results[0], logs };
+  const peakMb = Number(logs.match(/^PEAK_KB (\d+)$/m)?.[1]) / 1024;
+  return { results, result: results[0], logs, peakMb };
 }
 
 Deno.test("the built zip forwards a real stream event to the webhook", async () => {
@@ -159,6 +168,74 @@ Deno.test("the built zip forwards a real stream event to the webhook", async () 
       await sql.end();
     }
   } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+Deno.test("the largest batch Lambda hands the zip (6 MB of records) is forwarded in one body, within the Lambda's memory", async () => {
+  const files = unzipSync(readFileSync(await buildLambda()));
+  const dir = mkdtempSync(join(tmpdir(), "lambda-"));
+  // The webhook's side: counts the records of each body it gets.
+  const bodies: number[] = [];
+  const webhook = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    async (req) => {
+      const { records } = await req.json();
+      bodies.push(records.length);
+      return Response.json({ received: records.length });
+    },
+  );
+  try {
+    writeFileSync(join(dir, "index.js"), files["index.js"]);
+    // Ten records whose old and new images are near the 400 KB item limit: the event
+    // source mapping's invocation payload is at most 6 MB
+    // (https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html). Text with
+    // characters outside Latin-1 (V8 keeps it two bytes a character).
+    const text = "Données de session € ".repeat(12_400);
+    const image = (i: number) => ({ id: { S: `big-${i}` }, session_data: { S: text } });
+    const records = Array.from({ length: 10 }, (_, i) => ({
+      eventID: `big-${i}`,
+      eventName: "MODIFY",
+      eventVersion: "1.1",
+      eventSource: "aws:dynamodb",
+      awsRegion: "us-east-1",
+      eventSourceARN:
+        "arn:aws:dynamodb:us-east-1:000000000000:table/t/stream/2026-11-30T00:00:00.000",
+      dynamodb: {
+        ApproximateCreationDateTime: 1_795_000_000,
+        Keys: { id: { S: `big-${i}` } },
+        NewImage: image(i),
+        OldImage: image(i),
+        SequenceNumber: String(1_000 + i),
+        SizeBytes: 2 * new TextEncoder().encode(text).length,
+        StreamViewType: "NEW_AND_OLD_IMAGES",
+      },
+    }));
+    const size = new TextEncoder().encode(JSON.stringify({ Records: records })).length;
+    assert.ok(size > 5.5 * 1024 * 1024 && size < 6 * 1024 * 1024, `an event of ${size} bytes`);
+    // As deployed: the secret read from Secrets Manager, with the AWS SDK.
+    const arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:mmp-toledo/webhook-AbCdEf";
+    const secrets = startFakeSecretsManager({ [arn]: stack.SYNC_WEBHOOK_SECRET });
+    const run = await invokeInNode(dir, [{ Records: records }], {
+      PATH: Deno.env.get("PATH")!,
+      WEBHOOK_URL: `http://127.0.0.1:${webhook.addr.port}/`,
+      SYNC_WEBHOOK_SECRET_ARN: arn,
+      AWS_ENDPOINT_URL_SECRETS_MANAGER: secrets.endpoint,
+      AWS_ACCESS_KEY_ID: "AKIDEXAMPLE",
+      AWS_SECRET_ACCESS_KEY: "secret",
+      AWS_REGION: "us-east-1",
+    }).finally(() => secrets.close());
+    assert.deepEqual(run.result, { batchItemFailures: [] }, run.logs);
+    assert.deepEqual(bodies, [10]);
+    console.log(`peak resident memory: ${run.peakMb.toFixed(1)} MB of ${LAMBDA_MEMORY_MB} MB`);
+    assert.ok(
+      run.peakMb < LAMBDA_MEMORY_MB,
+      `the Lambda peaked at ${
+        run.peakMb.toFixed(1)
+      } MB; Lambda kills it past ${LAMBDA_MEMORY_MB} MB`,
+    );
+  } finally {
+    await webhook.shutdown();
     rmSync(dir, { recursive: true, force: true });
   }
 });

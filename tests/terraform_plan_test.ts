@@ -28,6 +28,7 @@ import {
   terraformInstalled,
 } from "../infrastructure/terraform/terraform_cli.ts";
 import { buildLambda } from "../lambda/build.ts";
+import { LAMBDA_MEMORY_MB } from "../lambda/lambda_node.ts";
 import { dynamo, stack } from "./stack_clients.ts";
 
 const available = (await terraformInstalled()) && providerMirror() !== undefined;
@@ -148,7 +149,7 @@ Deno.test({
         const after = lambda.change.after;
         assert.equal(after.runtime, "nodejs22.x");
         assert.deepEqual(after.architectures, ["arm64"]);
-        assert.equal(after.memory_size, 128);
+        assert.equal(after.memory_size, LAMBDA_MEMORY_MB);
         assert.equal(after.reserved_concurrent_executions, 5);
         assert.equal(after.handler, "index.handler");
       }

@@ -17,7 +17,7 @@ import { join, resolve } from "node:path";
 import { parse } from "@cdktf/hcl2json";
 import { TABLES, writeBackAttributes } from "../../functions-shared/table_registry.ts";
 import { ZIP } from "../../lambda/build.ts";
-import { LAMBDA_NODE_MAJOR, NODE_VERSION } from "../../lambda/lambda_node.ts";
+import { LAMBDA_MEMORY_MB, LAMBDA_NODE_MAJOR, NODE_VERSION } from "../../lambda/lambda_node.ts";
 import { DEPLOYED_MAPPING } from "../../local-stack/aws/event_source_mapping.ts";
 import { type Hcl, HERE, module, only, root, ROOT_CONFIG } from "./parsed_hcl.ts";
 
@@ -140,7 +140,7 @@ Deno.test("the Lambda: Node 22, ARM64, 128 MB, reserved concurrency 5, settings 
   assert.deepEqual(lambda.architectures, ["arm64"]);
   assert.equal(lambda.handler, "index.handler", "the handler of npm run build:lambda's zip");
   assert.equal(lambda.memory_size, "${var.lambda_memory_size}");
-  assert.equal(moduleDefault("lambda_memory_size"), 128);
+  assert.equal(moduleDefault("lambda_memory_size"), LAMBDA_MEMORY_MB);
   assert.equal(lambda.reserved_concurrent_executions, "${var.reserved_concurrency}");
   assert.equal(moduleDefault("reserved_concurrency"), 5);
   assert.equal(lambda.source_code_hash, "${filebase64sha256(var.lambda_zip)}");
@@ -229,7 +229,7 @@ Deno.test("the seed report's variables, passed through to both regions", async (
     enable_leads_table_sync: true,
     enable_dashboard_table_sync: true,
     enable_firespring_sync: true,
-    lambda_memory_size: 128,
+    lambda_memory_size: LAMBDA_MEMORY_MB,
     batch_size: 10,
     log_retention_days: 7,
     enable_monitoring: false,
