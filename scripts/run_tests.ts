@@ -336,13 +336,17 @@ async function endToEnd(
   const withoutStack = Promise.all(noStack.map((file) => run(file, " (no stack)")));
   const background = Promise.all(shared.filter((f) => BACKGROUND.includes(f)).map((f) => run(f)));
   await pgTapDone;
-  // The two that wait for pg_cron's minute first; once the other shared files are done,
-  // the files that may run while they still wait; the batches once they are done.
+  // The two that wait for pg_cron's minute first, the other shared files beside them in
+  // the places left (each of the two gives its place to them when it ends); once the
+  // others are done, the files that may run while the two still wait; the batches once
+  // they are done.
   const waiting = shared.filter((f) => WAIT_FOR_THE_MINUTE.includes(f));
-  const minute = Promise.all(waiting.map((f) => run(f)));
+  const eachWaiting = waiting.map((f) => run(f));
+  const minute = Promise.all(eachWaiting);
   await pool(
     Math.max(1, SHARED_E2E_AT_ONCE - waiting.length),
     shared.filter((f) => !BACKGROUND.includes(f) && !waiting.includes(f)).map((f) => () => run(f)),
+    eachWaiting,
   );
   const beside = Promise.all(besideTheMinute.map((f) => run(f, " (beside pg_cron's minute)")));
   await minute;
@@ -432,18 +436,23 @@ const stackDone = (async () => {
   await schemaChecked;
   return true;
 })();
-const [stackUp] = await Promise.all([stackDone, staticDone, terraformDone, secondDone]);
-
-if (stackUp) {
-  check(
-    "no import-worker or validator isolate was killed at a hard limit",
-    killsSince(isolateLog, HANDS_ON_FUNCTIONS),
-  );
-}
-// Whatever happened, a stack this run started is stopped (a stack:up that failed half way
-// leaves Postgres or DynamoDB Local running otherwise).
-if (!wasRunning && !keepStack) {
-  await step("stack:down leaves nothing running", DENO_BIN, STACK_DOWN_CHECKED);
-}
+// The first stack stops once everything that uses it is done, whatever the second is doing
+// (scripts/check_stack_down.ts looks for this checkout's processes only, and the second
+// stack's run from its copy in .local/second-stack/).
+const firstDone = (async () => {
+  const [stackUp] = await Promise.all([stackDone, staticDone, terraformDone]);
+  if (stackUp) {
+    check(
+      "no import-worker or validator isolate was killed at a hard limit",
+      killsSince(isolateLog, HANDS_ON_FUNCTIONS),
+    );
+  }
+  // Whatever happened, a stack this run started is stopped (a stack:up that failed half
+  // way leaves Postgres or DynamoDB Local running otherwise).
+  if (!wasRunning && !keepStack) {
+    await step("stack:down leaves nothing running", DENO_BIN, STACK_DOWN_CHECKED);
+  }
+})();
+await Promise.all([firstDone, secondDone]);
 
 exitWithSummary();

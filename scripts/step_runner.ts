@@ -214,15 +214,34 @@ export function terraformTestCounts(output: string) {
 }
 
 /**
- * Runs `tasks` at most `limit` at a time, in the order given; resolves when all are done.
- * Used for the end-to-end files that may share the stack.
+ * Runs `tasks` at most `limit` at a time, in the order given, and resolves when all are
+ * done. Each of `joining`, once settled, adds a place to the pool for the tasks not yet
+ * started (the places a file held while it waited come back); the pool does not wait for
+ * them to settle. Used for the end-to-end files that may share the stack.
  */
-export async function pool(limit: number, tasks: (() => Promise<unknown>)[]): Promise<void> {
+export function pool(
+  limit: number,
+  tasks: (() => Promise<unknown>)[],
+  joining: Promise<unknown>[] = [],
+): Promise<void> {
   let next = 0;
+  let active = 0;
+  const all = Promise.withResolvers<void>();
   const worker = async () => {
-    while (next < tasks.length) await tasks[next++]();
+    active++;
+    try {
+      while (next < tasks.length) await tasks[next++]();
+    } finally {
+      active--;
+      if (next >= tasks.length && active === 0) all.resolve();
+    }
   };
-  await Promise.all(Array.from({ length: Math.min(limit, tasks.length) }, worker));
+  if (tasks.length === 0) all.resolve();
+  for (let i = 0; i < Math.min(limit, tasks.length); i++) worker().catch(all.reject);
+  for (const settled of joining) {
+    settled.finally(() => worker().catch(all.reject)).catch(() => {});
+  }
+  return all.promise;
 }
 
 /**

@@ -1,9 +1,49 @@
 import assert from "node:assert/strict";
-import { runCaptured } from "./step_runner.ts";
+import { pool, runCaptured } from "./step_runner.ts";
 
 Deno.test("runCaptured returns a step's exit code and its output, both streams", async () => {
   const result = await runCaptured("sh", ["-c", "echo out; echo err >&2; exit 3"]);
   assert.equal(result.code, 3);
   assert.match(result.output, /out/);
   assert.match(result.output, /err/);
+});
+
+Deno.test("pool runs at most its limit at once, and a joining place takes the tasks left without being waited for", async () => {
+  const started: string[] = [];
+  let running = 0;
+  let most = 0;
+  const gates = new Map<string, PromiseWithResolvers<void>>();
+  const task = (name: string) => async () => {
+    started.push(name);
+    most = Math.max(most, ++running);
+    const gate = Promise.withResolvers<void>();
+    gates.set(name, gate);
+    await gate.promise;
+    running--;
+  };
+  const waiting = Promise.withResolvers<void>();
+  const tick = () => new Promise((resolve) => setTimeout(resolve, 0));
+  let done = false;
+  const all = pool(1, ["a", "b", "c"].map(task), [waiting.promise]).then(() => (done = true));
+  await tick();
+  assert.deepEqual(started, ["a"]);
+  waiting.resolve(); // the place it held comes back: b starts beside a
+  await tick();
+  assert.deepEqual(started, ["a", "b"]);
+  gates.get("a")!.resolve();
+  await tick();
+  assert.deepEqual(started, ["a", "b", "c"]);
+  gates.get("b")!.resolve();
+  gates.get("c")!.resolve();
+  await all;
+  assert.ok(done);
+  assert.equal(most, 2);
+});
+
+Deno.test("pool resolves once its tasks are done, while a joining place still waits", async () => {
+  const never = new Promise<void>(() => {});
+  let ran = 0;
+  await pool(2, [async () => ran++, async () => ran++, async () => ran++], [never]);
+  assert.equal(ran, 3);
+  await pool(2, [], [never]);
 });
