@@ -10,9 +10,9 @@
  * - an access key the stack does not know: `UnrecognizedClientException` ("The security
  *   token included in the request is invalid");
  * - a scope of another service than `dynamodb` (DynamoDB Streams' is `dynamodb` too), a
- *   clock more than 15 minutes off (answered with the proxy's `Date`, from which the SDK
- *   corrects itself), or a signature the key's secret does not give, over the request's
- *   body as sent: `InvalidSignatureException`.
+ *   clock more than 5 minutes off (answered with the proxy's `Date`, from which the SDK
+ *   corrects itself; signature_v4.ts, DYNAMODB_MAX_SKEW_MS), or a signature the key's
+ *   secret does not give, over the request's body as sent: `InvalidSignatureException`.
  *
  * The scope's region is not checked against anything: the proxy's one address stands for
  * the endpoint of each region, and the region filed the tables (local-stack/aws/scope.ts).
@@ -21,7 +21,13 @@
  */
 
 import { awsJsonAnswer } from "./json_answer.ts";
-import { amzDate, checkSignature, MAX_SKEW_MS, sha256Hex } from "./signature_v4.ts";
+import {
+  amzDate,
+  checkSignature,
+  DYNAMODB_MAX_SKEW_MS,
+  requestWithBody,
+  sha256Hex,
+} from "./signature_v4.ts";
 
 /** Who may call the proxy. */
 export interface DynamoAuthConfig {
@@ -52,13 +58,18 @@ export function dynamoAuthRefusal(
     secrets: config.secrets,
     service: "dynamodb",
     now,
+    maxSkewMs: DYNAMODB_MAX_SKEW_MS,
   });
   if (!("problem" in checked)) return null;
   const { problem } = checked;
   const invalid = (message: string) => refused("InvalidSignatureException", message, now);
   switch (problem.kind) {
     case "unsigned":
-      return refused("MissingAuthenticationTokenException", "Missing Authentication Token", now);
+      return refused(
+        "MissingAuthenticationTokenException",
+        "Request is missing Authentication Token",
+        now,
+      );
     case "not SigV4":
     case "malformed":
     case "no date":
@@ -78,6 +89,8 @@ export function dynamoAuthRefusal(
       return invalid(`Credential should be scoped to correct service: 'dynamodb'. `);
     case "host unsigned":
       return invalid("'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.");
+    case "bad URI":
+      return invalid("The request's URI could not be decoded.");
     case "day not the date's":
       return invalid(
         "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP.",
@@ -86,11 +99,11 @@ export function dynamoAuthRefusal(
       return invalid(
         problem.signedAt < now
           ? `Signature expired: ${amzDate(problem.signedAt)} is now earlier than ${
-            amzDate(now - MAX_SKEW_MS)
-          } (${amzDate(now)} - 15 min.)`
+            amzDate(now - DYNAMODB_MAX_SKEW_MS)
+          } (${amzDate(now)} - 5 min.)`
           : `Signature not yet current: ${amzDate(problem.signedAt)} is still later than ${
-            amzDate(now + MAX_SKEW_MS)
-          } (${amzDate(now)} + 15 min.)`,
+            amzDate(now + DYNAMODB_MAX_SKEW_MS)
+          } (${amzDate(now)} + 5 min.)`,
       );
     case "mismatch":
       return invalid(
@@ -112,13 +125,6 @@ export function authenticatedDynamo(
     const body = new Uint8Array(await req.arrayBuffer());
     const refusal = dynamoAuthRefusal(req, body, config);
     if (refusal !== null) return refusal;
-    const hasBody = req.method !== "GET" && req.method !== "HEAD";
-    return await handler(
-      new Request(req.url, {
-        method: req.method,
-        headers: req.headers,
-        body: hasBody ? body : undefined,
-      }),
-    );
+    return await handler(requestWithBody(req, body));
   };
 }

@@ -87,7 +87,8 @@ Deno.serve({
     return Response.json(streamTimes.counts());
   }
   try {
-    // The stack's own control path (the streams' trim) is not DynamoDB's: unsigned.
+    // The stack's own paths (the streams' trim, and the counts above) are not DynamoDB's:
+    // unsigned.
     return await (path === TRIM_PATH ? serve(request) : signed(request));
   } catch (error) {
     // DynamoDB Local unreachable or answering nonsense: a 500 as AWS would, said plainly.

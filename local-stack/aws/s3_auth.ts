@@ -28,13 +28,26 @@
  *   for). The SDK follows it when its client is made with `followRegionRedirects`.
  *
  * Not emulated, and not used by this project: presigned URLs (query-string signatures,
- * refused here with `403 AccessDenied`) and the chunked signatures of `STREAMING-AWS4-
- * HMAC-SHA256-PAYLOAD` uploads (their chunks are not checked).
+ * refused here with `403 AccessDenied`), and the streaming forms of the payload
+ * (`STREAMING-UNSIGNED-PAYLOAD-TRAILER`, `STREAMING-AWS4-HMAC-SHA256-PAYLOAD`): the
+ * request's signature is checked over the keyword, but neither the chunks' signatures nor
+ * the trailing checksum. The request is handed on to s3rver by `fetch`, which drops the
+ * `.` and `..` segments of a path (the signature is checked over the path as sent).
  *
  * @module
  */
 
-import { checkSignature, sha256Hex, type SignatureProblem } from "./signature_v4.ts";
+import {
+  checkSignature,
+  pathAndQuery,
+  requestWithBody,
+  S3_MAX_SKEW_MS,
+  sha256Hex,
+  type SignatureProblem,
+} from "./signature_v4.ts";
+
+/** An `x-amz-content-sha256` that declares the body's hash (not a keyword for another form). */
+const DECLARED_HASH = /^[0-9a-f]{64}$/;
 
 /** Who may call the stand-in, and where its buckets are. */
 export interface S3AuthConfig {
@@ -111,6 +124,8 @@ function refusal(problem: SignatureProblem, req: Request, now: number): Response
       );
     case "day not the date's":
       return malformed("Invalid credential date. Date is not the same as X-Amz-Date.");
+    case "bad URI":
+      return s3Error(400, "InvalidURI", "Couldn't parse the specified URI.");
     case "skewed":
       return s3Error(
         403,
@@ -127,10 +142,9 @@ function refusal(problem: SignatureProblem, req: Request, now: number): Response
   }
 }
 
-/** The bucket a path-style request is for, or null (the service's own root). */
-function bucketOf(path: string): string | null {
-  const first = path.split("/")[1] ?? "";
-  return first === "" ? null : decodeURIComponent(first);
+/** Whether a path-style request's path names a bucket (not the service's own root). */
+function namesBucket(path: string): boolean {
+  return (path.split("/")[1] ?? "") !== "";
 }
 
 /**
@@ -156,16 +170,17 @@ export function s3AuthRefusal(
     secrets: config.secrets,
     service: "s3",
     now,
+    maxSkewMs: S3_MAX_SKEW_MS,
   });
   if ("problem" in checked) return refusal(checked.problem, req, now);
-  if (/^[0-9a-f]{64}$/.test(payloadHash!) && sha256Hex(body ?? new Uint8Array()) !== payloadHash) {
+  if (DECLARED_HASH.test(payloadHash!) && sha256Hex(body ?? new Uint8Array()) !== payloadHash) {
     return s3Error(
       400,
       "XAmzContentSHA256Mismatch",
       "The provided 'x-amz-content-sha256' header does not match what was computed.",
     );
   }
-  if (bucketOf(new URL(req.url).pathname) !== null && checked.auth.region !== config.region) {
+  if (namesBucket(pathAndQuery(req.url).path) && checked.auth.region !== config.region) {
     return s3Error(
       301,
       "PermanentRedirect",
@@ -185,17 +200,13 @@ export function authenticatedS3(
   config: S3AuthConfig,
 ): (req: Request) => Promise<Response> {
   return async (req) => {
-    const declared = /^[0-9a-f]{64}$/.test(req.headers.get("x-amz-content-sha256") ?? "");
+    const declared = DECLARED_HASH.test(req.headers.get("x-amz-content-sha256") ?? "");
     const body = req.body !== null && declared ? new Uint8Array(await req.arrayBuffer()) : null;
     const refusal = s3AuthRefusal(req, body, config);
     if (refusal !== null) {
       if (body === null) await req.body?.cancel();
       return refusal;
     }
-    return await handler(
-      body === null
-        ? req
-        : new Request(req.url, { method: req.method, headers: req.headers, body }),
-    );
+    return await handler(requestWithBody(req, body));
   };
 }

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { GetObjectCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { authenticatedS3, type S3AuthConfig } from "./s3_auth.ts";
-import { MAX_SKEW_MS, sha256Hex } from "./signature_v4.ts";
+import { S3_MAX_SKEW_MS, sha256Hex } from "./signature_v4.ts";
 import { signedHeaders, withCheckedServer } from "./signature_v4_fixtures.ts";
 
 const KEY = { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" };
@@ -93,16 +93,19 @@ Deno.test("a request signed for another region is redirected to the bucket's, wh
 });
 
 Deno.test("a clock more than 15 minutes off is refused with the stand-in's time, from which the SDK corrects itself", async () => {
-  await withStandIn({ now: () => Date.now() + MAX_SKEW_MS + 60_000 }, async (endpoint, served) => {
-    await assert.rejects(
-      client(endpoint).send(get),
-      (e: Error & { $metadata: { httpStatusCode: number } }) =>
-        e.name === "RequestTimeTooSkewed" && e.$metadata.httpStatusCode === 403,
-    );
-    assert.equal(served(), 0);
-    const retrying = client(endpoint, { maxAttempts: 2 });
-    assert.equal(await (await retrying.send(get)).Body!.transformToString(), "hello");
-  });
+  await withStandIn(
+    { now: () => Date.now() + S3_MAX_SKEW_MS + 60_000 },
+    async (endpoint, served) => {
+      await assert.rejects(
+        client(endpoint).send(get),
+        (e: Error & { $metadata: { httpStatusCode: number } }) =>
+          e.name === "RequestTimeTooSkewed" && e.$metadata.httpStatusCode === 403,
+      );
+      assert.equal(served(), 0);
+      const retrying = client(endpoint, { maxAttempts: 2 });
+      assert.equal(await (await retrying.send(get)).Body!.transformToString(), "hello");
+    },
+  );
 });
 
 Deno.test("a body that is not the one its signed hash declares is refused", async () => {
@@ -120,6 +123,23 @@ Deno.test("a body that is not the one its signed hash declares is refused", asyn
     const intact = await send("the body signed");
     await intact.body?.cancel();
     assert.equal(intact.status, 200);
+    assert.equal(served(), 1);
+  });
+});
+
+Deno.test("a key with . and .. segments is checked over the path the SDK signed; a query that does not decode is refused", async () => {
+  await withStandIn({}, async (endpoint, served) => {
+    const s3 = client(endpoint);
+    const odd = new GetObjectCommand({ Bucket: "dynamodb-exports", Key: "p/./a/../b c+d.json" });
+    assert.equal(await (await s3.send(odd)).Body!.transformToString(), "hello");
+    assert.equal(served(), 1);
+    // Signed for a query that decodes (the signer cannot sign one that does not), sent
+    // with one that does not: refused before its signature is looked at.
+    const good = `${endpoint}/dynamodb-exports/k?prefix=x`;
+    const headers = signedHeaders("GET", good, sha256Hex(""), { service: "s3", key: KEY });
+    const refused = await fetch(`${endpoint}/dynamodb-exports/k?prefix=%E0%A4%A`, { headers });
+    assert.equal(refused.status, 400);
+    assert.match(await refused.text(), /<Code>InvalidURI<\/Code>/);
     assert.equal(served(), 1);
   });
 });

@@ -10,7 +10,7 @@
 
 import S3rver from "s3rver";
 import { S3Client } from "@aws-sdk/client-s3";
-import { S3_CREDENTIALS } from "../config.ts";
+import { EXPORT_BUCKET_REGION, S3_CREDENTIALS } from "../config.ts";
 
 /** A running S3 stand-in. */
 export interface S3Server {
@@ -33,10 +33,10 @@ export async function startS3Server(
   return { endpoint: `http://${options.host}:${port}`, close: () => server.close() };
 }
 
-/** A client of the S3 stand-in at `endpoint`. */
+/** A client of the S3 stand-in at `endpoint`, signing for its buckets' region. */
 export function s3Client(endpoint: string): S3Client {
   return new S3Client({
-    region: "us-east-1",
+    region: EXPORT_BUCKET_REGION,
     endpoint,
     forcePathStyle: true,
     credentials: S3_CREDENTIALS,

@@ -1,5 +1,11 @@
 import assert from "node:assert/strict";
-import { canonicalRequest, parseAuthorization, sha256Hex, signatureOf } from "./signature_v4.ts";
+import {
+  canonicalRequest,
+  parseAuthorization,
+  pathAndQuery,
+  sha256Hex,
+  signatureOf,
+} from "./signature_v4.ts";
 
 // AWS's own worked examples, with their published signatures ("Examples: Signature
 // Calculations", https://docs.aws.amazon.com/AmazonS3/latest/API/sig-v4-header-based-auth.html).
@@ -81,4 +87,24 @@ Deno.test("an Authorization header is taken apart, or refused when it does not p
     parseAuthorization("AWS4-HMAC-SHA256 Credential=K/20130524/us-east-1/s3/aws4_request"),
     null,
   );
+});
+
+Deno.test("the path and query are taken as sent, . and .. segments kept", () => {
+  assert.deepEqual(pathAndQuery("http://127.0.0.1:4568/b/p/./a/../k?list-type=2&prefix=x%2F"), {
+    path: "/b/p/./a/../k",
+    query: "list-type=2&prefix=x%2F",
+  });
+  assert.deepEqual(pathAndQuery("http://h"), { path: "/", query: "" });
+});
+
+Deno.test("a header's value is canonical with runs of spaces and tabs made one, and nothing else changed", () => {
+  const canonical = canonicalRequest({
+    method: "GET",
+    path: "/",
+    query: "",
+    header: (name) => ({ a: "  x \t  y  ", b: "p\u00a0q" } as Record<string, string>)[name] ?? null,
+    signedHeaders: ["a", "b"],
+    payloadHash: "UNSIGNED-PAYLOAD",
+  });
+  assert.equal(canonical, "GET\n/\n\na:x y\nb:p\u00a0q\n\na;b\nUNSIGNED-PAYLOAD");
 });
