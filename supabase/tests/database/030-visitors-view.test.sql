@@ -227,13 +227,15 @@ select is(
                      order by format('%s.%s', attrelid::regclass, attname))
    from pg_attribute
    where (attrelid, attname) in (('sync.observations'::regclass, 'row'),
+                                 ('sync.staged_changes'::regclass, 'row'),
                                  ('public.firespring_visitors'::regclass, 'session_data'),
                                  ('analytics.visitor_sessions'::regclass, 'session'))),
   -- LZ4 where this server has it ('l'), else the default (20261128002600 skips it).
   (select format('analytics.visitor_sessions.session %1$s, firespring_visitors.session_data %1$s, '
-                 'sync.observations.row %1$s', case when 'lz4' = any (enumvals) then 'l' else '' end)
+                 'sync.observations.row %1$s, sync.staged_changes.row %1$s',
+                 case when 'lz4' = any (enumvals) then 'l' else '' end)
    from pg_settings where name = 'default_toast_compression'),
-  'the columns that hold whole items compress with LZ4 where the server has it'
+  'the columns that hold whole items (and the export loader''s staged items) compress with LZ4 where the server has it'
 );
 
 -- An admin edits a visitor through the API: the derived sessions follow, although the
