@@ -26,9 +26,11 @@ export const LAMBDA_NODE_MAJOR = 22;
 
 /**
  * The Lambda's memory in MB: `lambda_memory_size` in terraform.tfvars, and the module's
- * default (infrastructure/terraform/terraform_test.ts checks both).
+ * default (infrastructure/terraform/terraform_test.ts checks both). Not the seed
+ * deployment's 128: the largest batch peaks at 117 MB in Node alone, before the memory of
+ * Lambda's own runtime client (tests/lambda_bundle_test.ts).
  */
-export const LAMBDA_MEMORY_MB = 128;
+export const LAMBDA_MEMORY_MB = 256;
 
 /**
  * The heap limits Lambda's Node.js runtime starts `node` with for `memoryMb`: its bootstrap

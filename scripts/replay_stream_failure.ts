@@ -40,7 +40,8 @@ export type ReplayOutcome =
   | { kind: "failed"; reason: string };
 
 function streamsClient(region: string): DynamoDBStreamsClient {
-  // Aimed at a local endpoint without keys: DynamoDB Local takes any, the stack's are "local".
+  // Aimed at a local endpoint without keys: the stack's, "local" (its DynamoDB proxy checks
+  // signatures as DynamoDB does, and knows that key only).
   const local = process.env.DYNAMODB_ENDPOINT ? "local" : undefined;
   const env = (name: string) =>
     process.env[name] ??

@@ -48,3 +48,20 @@ Deno.test("pool resolves once its tasks are done, while a joining place still wa
   assert.equal(ran, 3);
   await pool(2, [], [never]);
 });
+
+Deno.test("pool rejects with the first task's failure once the tasks started are done, and starts none after it", async () => {
+  const ran: string[] = [];
+  const failing = new Error("the first failure");
+  await assert.rejects(
+    pool(2, [
+      () => Promise.resolve(ran.push("a")),
+      () => Promise.reject(failing),
+      () => new Promise((resolve) => setTimeout(() => resolve(ran.push("c")), 10)),
+      () => Promise.resolve(ran.push("d")),
+    ]),
+    (error) => error === failing,
+  );
+  assert.ok(ran.includes("a") && ran.includes("c"), "the task started beside it ran to its end");
+  assert.ok(!ran.includes("d"), "no task starts after a failure");
+  await assert.rejects(pool(1, [() => Promise.reject(failing)]), (error) => error === failing);
+});

@@ -172,7 +172,7 @@ Deno.test("the built zip forwards a real stream event to the webhook", async () 
   }
 });
 
-Deno.test("the largest batch Lambda hands the zip (6 MB of records) is forwarded in one body, within the Lambda's memory", async () => {
+Deno.test("the largest batch Lambda hands the zip (6 MB of records) is forwarded in one body, within half the Lambda's memory", async () => {
   const files = unzipSync(readFileSync(await buildLambda()));
   const dir = mkdtempSync(join(tmpdir(), "lambda-"));
   // The webhook's side: counts the records of each body it gets.
@@ -228,11 +228,13 @@ Deno.test("the largest batch Lambda hands the zip (6 MB of records) is forwarded
     assert.deepEqual(run.result, { batchItemFailures: [] }, run.logs);
     assert.deepEqual(bodies, [10]);
     console.log(`peak resident memory: ${run.peakMb.toFixed(1)} MB of ${LAMBDA_MEMORY_MB} MB`);
+    // Half the memory at most: Node alone here, while on Lambda the runtime's own client
+    // (which receives the event and parses it) lives in the same sandbox, and Lambda
+    // kills the sandbox past its memory, heap or not.
     assert.ok(
-      run.peakMb < LAMBDA_MEMORY_MB,
-      `the Lambda peaked at ${
-        run.peakMb.toFixed(1)
-      } MB; Lambda kills it past ${LAMBDA_MEMORY_MB} MB`,
+      run.peakMb <= LAMBDA_MEMORY_MB / 2,
+      `the Lambda peaked at ${run.peakMb.toFixed(1)} MB in Node alone, more than half its ` +
+        `${LAMBDA_MEMORY_MB} MB; Lambda kills it past ${LAMBDA_MEMORY_MB} MB, its runtime included`,
     );
   } finally {
     await webhook.shutdown();

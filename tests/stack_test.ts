@@ -1,6 +1,7 @@
 /**
  * The local stack itself: each part answers, pg_cron reaches a function through
- * pg_net, and DynamoDB Local records changes in its streams. (That `stack:up` is
+ * pg_net, DynamoDB Local records changes in its streams, and the DynamoDB and S3
+ * stand-ins check signatures. (That `stack:up` is
  * idempotent is tests/stack_reuse_test.ts, which runs meanwhile.)
  */
 
@@ -9,6 +10,7 @@ import {
   CreateTableCommand,
   DeleteTableCommand,
   DescribeTableCommand,
+  DynamoDBClient,
   ListTablesCommand,
   PutItemCommand,
   ScanCommand,
@@ -18,6 +20,7 @@ import {
   GetRecordsCommand,
   GetShardIteratorCommand,
 } from "@aws-sdk/client-dynamodb-streams";
+import { ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
 import { DYNAMODB_INTERNAL_PORT } from "../local-stack/config.ts";
 import { fillNewTable } from "../local-stack/aws/source_tables.ts";
 import {
@@ -252,4 +255,33 @@ Deno.test("a new table is filled past the proxy as DynamoDB's import fills one: 
       await client.send(new DeleteTableCommand({ TableName })).catch(() => {});
     }
   }
+});
+
+Deno.test("the stack's DynamoDB and S3 refuse a wrong secret as AWS does, before anything is read", async () => {
+  const wrong = { accessKeyId: stack.AWS_ACCESS_KEY_ID, secretAccessKey: "not-the-secret" };
+  const client = new DynamoDBClient({
+    region: stack.AWS_REGION,
+    endpoint: stack.DYNAMODB_ENDPOINT,
+    credentials: wrong,
+    maxAttempts: 1,
+  });
+  await assert.rejects(
+    client.send(new ListTablesCommand({})),
+    (error: Error & { $metadata?: { httpStatusCode?: number } }) =>
+      error.name === "InvalidSignatureException" && error.$metadata?.httpStatusCode === 400,
+  );
+  const s3 = new S3Client({
+    region: "us-east-1",
+    endpoint: stack.S3_ENDPOINT,
+    forcePathStyle: true,
+    credentials: { accessKeyId: stack.S3_ACCESS_KEY_ID, secretAccessKey: "not-the-secret" },
+    maxAttempts: 1,
+  });
+  await assert.rejects(
+    s3.send(new ListObjectsV2Command({ Bucket: stack.EXPORT_BUCKET })),
+    (error: Error & { $metadata?: { httpStatusCode?: number } }) =>
+      error.name === "SignatureDoesNotMatch" && error.$metadata?.httpStatusCode === 403,
+  );
+  client.destroy();
+  s3.destroy();
 });

@@ -128,7 +128,7 @@ Deno.test("each mapping: NEW_AND_OLD_IMAGES, batch 10, partial failures, bisect,
   });
 });
 
-Deno.test("the Lambda: Node 22, ARM64, 128 MB, reserved concurrency 5, settings it reads", () => {
+Deno.test("the Lambda: Node 22, ARM64, 256 MB, reserved concurrency 5, settings it reads", () => {
   const lambda = only(module.resource.aws_lambda_function.forwarder, "Lambda");
   assert.equal(lambda.runtime, "nodejs22.x");
   // The zip is built for this major (lambda/build.ts) and its tests run it on this major.

@@ -112,3 +112,45 @@ Deno.test("a body that is not the one signed is refused", async () => {
     assert.equal(served(), 1);
   });
 });
+
+Deno.test("a scope of another service or day, host left unsigned, or a clock ahead is refused as DynamoDB refuses it", async () => {
+  const now = Date.now();
+  const typeOf = async (answer: Response) => [answer.status, (await answer.json()).__type];
+  const body = '{"TableName":"t"}';
+  const extra = { "x-amz-target": "DynamoDB_20120810.DescribeTable" };
+  await withProxy({ now: () => now - DYNAMODB_MAX_SKEW_MS - 60_000 }, async (endpoint) => {
+    const headers = signedHeaders("POST", `${endpoint}/`, sha256Hex(body), {
+      service: "dynamodb",
+      key: KEY,
+      extra,
+    });
+    const answer = await fetch(endpoint, { method: "POST", headers, body });
+    const { __type, message } = await answer.json();
+    assert.equal(__type, "com.amazon.coral.service#InvalidSignatureException");
+    assert.match(message, /^Signature not yet current: .* \+ 5 min\.\)$/);
+  });
+  await withProxy({}, async (endpoint, served) => {
+    const signed = signedHeaders("POST", `${endpoint}/`, sha256Hex(body), {
+      service: "dynamodb",
+      key: KEY,
+      extra,
+    });
+    const sent = (headers: Record<string, string>) =>
+      fetch(endpoint, { method: "POST", headers, body });
+    const invalid = [400, "com.amazon.coral.service#InvalidSignatureException"];
+    const s3 = signedHeaders("POST", `${endpoint}/`, sha256Hex(body), {
+      service: "s3",
+      key: KEY,
+      extra,
+    });
+    assert.deepEqual(await typeOf(await sent(s3)), invalid);
+    const noHost = signed.authorization.replace("SignedHeaders=host;", "SignedHeaders=");
+    assert.deepEqual(await typeOf(await sent({ ...signed, authorization: noHost })), invalid);
+    const otherDay = signed.authorization.replace(
+      /Credential=(\w+)\/\d{8}\//,
+      "Credential=$1/20200101/",
+    );
+    assert.deepEqual(await typeOf(await sent({ ...signed, authorization: otherDay })), invalid);
+    assert.equal(served(), 0);
+  });
+});

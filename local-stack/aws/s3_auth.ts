@@ -18,7 +18,8 @@
  *   than 15 minutes apart"). It answers with its `Date`, from which the SDK corrects
  *   its clock and retries;
  * - no `x-amz-content-sha256`: `400 InvalidRequest` (S3 requires it of every SigV4
- *   request: sig-v4-header-based-auth.html);
+ *   request: sig-v4-header-based-auth.html); one that is neither a SHA-256 in lower-case
+ *   hex nor one of S3's keywords: `400 InvalidArgument`;
  * - a signature that is not the one the key's secret gives: `403 SignatureDoesNotMatch`;
  * - a body whose SHA-256 is not the one its `x-amz-content-sha256` declares: `400
  *   XAmzContentSHA256Mismatch`;
@@ -48,6 +49,16 @@ import {
 
 /** An `x-amz-content-sha256` that declares the body's hash (not a keyword for another form). */
 const DECLARED_HASH = /^[0-9a-f]{64}$/;
+
+/** The other values S3 takes for `x-amz-content-sha256` (sig-v4-header-based-auth.html). */
+const PAYLOAD_KEYWORDS = new Set([
+  "UNSIGNED-PAYLOAD",
+  "STREAMING-UNSIGNED-PAYLOAD-TRAILER",
+  "STREAMING-AWS4-HMAC-SHA256-PAYLOAD",
+  "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER",
+  "STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD",
+  "STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD-TRAILER",
+]);
 
 /** Who may call the stand-in, and where its buckets are. */
 export interface S3AuthConfig {
@@ -164,6 +175,15 @@ export function s3AuthRefusal(
       400,
       "InvalidRequest",
       "Missing required header for this request: x-amz-content-sha256",
+    );
+  }
+  if (
+    payloadHash !== null && !DECLARED_HASH.test(payloadHash) && !PAYLOAD_KEYWORDS.has(payloadHash)
+  ) {
+    return s3Error(
+      400,
+      "InvalidArgument",
+      "x-amz-content-sha256 must be UNSIGNED-PAYLOAD, a STREAMING- keyword, or a valid sha256 value.",
     );
   }
   const checked = checkSignature(req, payloadHash ?? "", {

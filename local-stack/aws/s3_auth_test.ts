@@ -143,3 +143,46 @@ Deno.test("a key with . and .. segments is checked over the path the SDK signed;
     assert.equal(served(), 1);
   });
 });
+
+Deno.test("a scope of another service or day, host left unsigned, a clock ahead or a payload hash S3 does not know is refused", async () => {
+  const now = Date.now();
+  await withStandIn({ now: () => now - S3_MAX_SKEW_MS - 60_000 }, async (endpoint) => {
+    const url = `${endpoint}/dynamodb-exports/k`;
+    const sent = (headers: Record<string, string>) => fetch(url, { headers });
+    const codeOf = async (
+      answer: Response,
+    ) => [answer.status, /<Code>(\w+)<\/Code>/.exec(await answer.text())?.[1]];
+    const signed = signedHeaders("GET", url, sha256Hex(""), { service: "s3", key: KEY });
+    // The client's clock 16 minutes ahead of the stand-in's.
+    assert.deepEqual(await codeOf(await sent(signed)), [403, "RequestTimeTooSkewed"]);
+  });
+  await withStandIn({}, async (endpoint, served) => {
+    const url = `${endpoint}/dynamodb-exports/k`;
+    const sent = (headers: Record<string, string>) => fetch(url, { headers });
+    const codeOf = async (
+      answer: Response,
+    ) => [answer.status, /<Code>(\w+)<\/Code>/.exec(await answer.text())?.[1]];
+    const signed = signedHeaders("GET", url, sha256Hex(""), { service: "s3", key: KEY });
+    const other = signedHeaders("GET", url, sha256Hex(""), { service: "dynamodb", key: KEY });
+    other["x-amz-content-sha256"] = sha256Hex("");
+    assert.deepEqual(await codeOf(await sent(other)), [400, "AuthorizationHeaderMalformed"]);
+    const noHost = signed.authorization.replace("SignedHeaders=host;", "SignedHeaders=");
+    assert.deepEqual(await codeOf(await sent({ ...signed, authorization: noHost })), [
+      400,
+      "AuthorizationHeaderMalformed",
+    ]);
+    const otherDay = signed.authorization.replace(
+      /Credential=(\w+)\/\d{8}\//,
+      "Credential=$1/20200101/",
+    );
+    assert.deepEqual(await codeOf(await sent({ ...signed, authorization: otherDay })), [
+      400,
+      "AuthorizationHeaderMalformed",
+    ]);
+    assert.deepEqual(
+      await codeOf(await sent({ ...signed, "x-amz-content-sha256": sha256Hex("").toUpperCase() })),
+      [400, "InvalidArgument"],
+    );
+    assert.equal(served(), 0);
+  });
+});

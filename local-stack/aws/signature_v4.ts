@@ -196,8 +196,8 @@ export function amzDate(ms: number): string {
 
 /**
  * Whether `req`, whose payload hashes to `payloadHash` (S3: its `x-amz-content-sha256`;
- * other services: the SHA-256 of its body), is signed by a key `check` knows, within 15
- * minutes of its clock: the signed scope (`auth`), or the problem.
+ * other services: the SHA-256 of its body), is signed by a key `check` knows, within
+ * `check.maxSkewMs` of its clock: the signed scope (`auth`), or the problem.
  */
 export function checkSignature(
   req: Request,

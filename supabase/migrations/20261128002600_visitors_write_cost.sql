@@ -23,11 +23,6 @@ begin
   alter table sync.observations alter column row set compression lz4;
   alter table public.firespring_visitors alter column session_data set compression lz4;
   alter table analytics.visitor_sessions alter column session set compression lz4;
-  -- The export loader's staged changes (20261128001400_compiled_merges.sql): a chunk's
-  -- visitors changes are compressed as they are COPYed in and inflated again by its
-  -- merge. On the export bench's 4 copies Postgres spent 19.9 and 20.1 s with pglz here,
-  -- 18.4 and 17.9 s with LZ4 (the import's wall clock, bound by the loader, the same).
-  alter table sync.staged_changes alter column row set compression lz4;
 exception when feature_not_supported then
   raise notice 'this server has no LZ4 (%): item columns keep pglz', sqlerrm;
 end

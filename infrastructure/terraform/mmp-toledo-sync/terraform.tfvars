@@ -4,7 +4,9 @@ enable_leads_table_sync     = true
 enable_dashboard_table_sync = true
 enable_firespring_sync      = true # us-east-1 Firespring tables
 
-lambda_memory_size = 128
+# 256 MB, not the seed's 128: a 6 MB batch peaks at 117 MB in Node alone, before the
+# runtime's own memory (tests/lambda_bundle_test.ts; README, "3. AWS").
+lambda_memory_size = 256
 batch_size         = 10
 log_retention_days = 7
 enable_monitoring  = false

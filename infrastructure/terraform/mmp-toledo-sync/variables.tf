@@ -63,7 +63,7 @@ variable "enable_stream_mappings" {
 variable "lambda_memory_size" {
   description = "Memory of each forwarding Lambda in MB."
   type        = number
-  default     = 128
+  default     = 256
 }
 
 variable "batch_size" {

@@ -31,7 +31,7 @@ variable "lambda_zip" {
 variable "lambda_memory_size" {
   description = "Memory of the Lambda in MB."
   type        = number
-  default     = 128
+  default     = 256
 }
 
 variable "lambda_timeout" {

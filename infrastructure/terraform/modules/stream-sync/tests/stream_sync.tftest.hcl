@@ -63,11 +63,11 @@ run "one_mapping_per_table_with_the_seed_settings" {
     condition = (
       aws_lambda_function.forwarder.runtime == "nodejs22.x" &&
       aws_lambda_function.forwarder.architectures == tolist(["arm64"]) &&
-      aws_lambda_function.forwarder.memory_size == 128 &&
+      aws_lambda_function.forwarder.memory_size == 256 &&
       aws_lambda_function.forwarder.reserved_concurrent_executions == 5 &&
       aws_lambda_function.forwarder.handler == "index.handler"
     )
-    error_message = "The Lambda is Node 22 (nodejs22.x) on ARM64, 128 MB, reserved concurrency 5, handler index.handler."
+    error_message = "The Lambda is Node 22 (nodejs22.x) on ARM64, 256 MB, reserved concurrency 5, handler index.handler."
   }
   assert {
     condition = aws_lambda_function.forwarder.environment[0].variables == tomap({
