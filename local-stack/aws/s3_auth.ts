@@ -21,6 +21,8 @@
  *   request: sig-v4-header-based-auth.html); one that is neither a SHA-256 in lower-case
  *   hex nor one of S3's keywords: `400 InvalidArgument`;
  * - a signature that is not the one the key's secret gives: `403 SignatureDoesNotMatch`;
+ *   an `x-amz-*` header outside the signed ones: `403 AccessDenied` ("There were headers
+ *   present in the request which were not signed");
  * - a body whose SHA-256 is not the one its `x-amz-content-sha256` declares: `400
  *   XAmzContentSHA256Mismatch`;
  * - a request to a bucket of another region than the one it was signed for: `301
@@ -193,6 +195,16 @@ export function s3AuthRefusal(
     maxSkewMs: S3_MAX_SKEW_MS,
   });
   if ("problem" in checked) return refusal(checked.problem, req, now);
+  const unsigned = [...req.headers.keys()].filter((name) =>
+    name.startsWith("x-amz-") && !checked.auth.signedHeaders.includes(name)
+  );
+  if (unsigned.length > 0) {
+    return s3Error(
+      403,
+      "AccessDenied",
+      `There were headers present in the request which were not signed: ${unsigned.join(", ")}`,
+    );
+  }
   if (DECLARED_HASH.test(payloadHash!) && sha256Hex(body ?? new Uint8Array()) !== payloadHash) {
     return s3Error(
       400,

@@ -144,7 +144,7 @@ Deno.test("a key with . and .. segments is checked over the path the SDK signed;
   });
 });
 
-Deno.test("a scope of another service or day, host left unsigned, a clock ahead or a payload hash S3 does not know is refused", async () => {
+Deno.test("a scope of another service or day, host left unsigned, a clock ahead, a payload hash S3 does not know or an unsigned x-amz- header is refused", async () => {
   const now = Date.now();
   await withStandIn({ now: () => now - S3_MAX_SKEW_MS - 60_000 }, async (endpoint) => {
     const url = `${endpoint}/dynamodb-exports/k`;
@@ -182,6 +182,10 @@ Deno.test("a scope of another service or day, host left unsigned, a clock ahead 
     assert.deepEqual(
       await codeOf(await sent({ ...signed, "x-amz-content-sha256": sha256Hex("").toUpperCase() })),
       [400, "InvalidArgument"],
+    );
+    assert.deepEqual(
+      await codeOf(await sent({ ...signed, "x-amz-meta-owner": "someone" })),
+      [403, "AccessDenied"],
     );
     assert.equal(served(), 0);
   });
