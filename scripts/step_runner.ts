@@ -13,7 +13,7 @@
 
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { LOCAL_DIR, ROOT } from "../local-stack/config.ts";
+import { DENO_BIN, LOCAL_DIR, ROOT } from "../local-stack/config.ts";
 
 /** What a step did. */
 export interface StepResult {
@@ -211,6 +211,16 @@ export function skip(name: string, reason: string) {
 export function terraformTestCounts(output: string) {
   const line = output.match(/(\d+) passed, (\d+) failed/);
   return line ? { passed: Number(line[1]), failed: Number(line[2]) } : undefined;
+}
+
+/** `deno test` of `files`, unchecked (the types step checked them), as one step. */
+export function denoTest(
+  name: string,
+  files: string[],
+  options?: StepOptions,
+): Promise<boolean> {
+  const args = ["test", "-A", "--no-check", ...files];
+  return step(name, DENO_BIN, args, denoTestCounts, options);
 }
 
 /**
