@@ -9,7 +9,7 @@
  * lock's entry. {@link configDrift} names each place where that is not so; the unit test
  * beside it fails on any. That each function's own import map resolves everything its
  * code imports, under its own lock unchanged, is `deno cache --frozen` with the
- * function's config (run_tests.ts, "functions resolve"), which loads the module graph
+ * function's config (check_lanes.ts, "functions resolve"), which loads the module graph
  * without type-checking it.
  *
  * @module
