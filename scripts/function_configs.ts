@@ -1,6 +1,6 @@
 /**
  * The Edge Functions' own `deno.json` and `deno.lock` against the repository's: `npm test`
- * (scripts/run_tests.ts) type-checks the functions' entry points in the one `deno check`
+ * (scripts/check_lanes.ts) type-checks the functions' entry points in the one `deno check`
  * of the repository, under its `deno.json`, instead of once per function under each
  * function's (which type-checked the shared modules five times over). That proves the
  * same only while each function resolves exactly the packages the repository does: every
