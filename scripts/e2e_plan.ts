@@ -50,9 +50,10 @@ export const SHARED: readonly string[] = [
   // no shared file backfills; export_backfill_test.ts's export jobs of its own, stamped
   // in 2001 (their sweep removes only rows older than that), loaded over a direct
   // connection as the command loads them; stack_reuse_test.ts's stack:up again, beside
-  // them; collapsed_rereads_test.ts's visitor of its own, whose re-read request also
-  // serves other files' queued keys, which it can only bring back to what DynamoDB holds
-  // (as pg_cron's sweep does anyway).
+  // them; collapsed_rereads_test.ts's visitor of its own, whose re-read requests (and
+  // stream_sync_test.ts's, for its own queued visitors) also serve other files' queued
+  // keys, which they can only bring back to what DynamoDB holds (as pg_cron's sweep does
+  // anyway).
   "stream_failure_test.ts",
   "export_backfill_test.ts",
   "webhook_test.ts",
