@@ -42,6 +42,20 @@ const items = (id: string) => ({
   Items: [{ session_id: { S: id }, timestamp: { N: "50" }, pages_viewed: { N: "1" } }],
 });
 
+/** A re-read of `db`'s queued keys through `dynamo`; its outcome and the lines it logged. */
+async function rereadLogged(
+  db: ReturnType<typeof queueDb>,
+  dynamo: ReturnType<typeof fakeDynamo>,
+) {
+  const lines: string[] = [];
+  const outcome = await rereadCollapsedKeys({
+    sql: db.sql,
+    dynamo: dynamo.dynamo,
+    log: (line) => lines.push(line),
+  });
+  return { outcome, lines };
+}
+
 Deno.test("a queued key is read consistently and merged as a repair seen when it was queued", async () => {
   const db = queueDb(["v-1"]);
   const dynamo = fakeDynamo(() => items("v-1"));
@@ -75,12 +89,7 @@ Deno.test("a failed re-read keeps its cause, names table and key in the log, and
     if (id === "v-1") throw awsError("ProvisionedThroughputExceededException", "throttled");
     return items(id);
   });
-  const lines: string[] = [];
-  const outcome = await rereadCollapsedKeys({
-    sql: db.sql,
-    dynamo: dynamo.dynamo,
-    log: (line) => lines.push(line),
-  });
+  const { outcome, lines } = await rereadLogged(db, dynamo);
   assert.deepEqual(outcome, { reread: 1, failed: 1 });
   assert.deepEqual(db.finished.map((f) => [f.key, f.error]), [
     [{ visitor_id: "v-1" }, "throttled"],
@@ -99,12 +108,7 @@ Deno.test("an unmappable item is left out, named in the log; the others come bac
       { session_id: { S: "v-1" }, timestamp: { N: "50" }, pages_viewed: { N: "1" } },
     ],
   }));
-  const lines: string[] = [];
-  const outcome = await rereadCollapsedKeys({
-    sql: db.sql,
-    dynamo: dynamo.dynamo,
-    log: (line) => lines.push(line),
-  });
+  const { outcome, lines } = await rereadLogged(db, dynamo);
   assert.deepEqual(outcome, { reread: 1, failed: 0 });
   assert.deepEqual(db.merged.map((c) => [c.op, c.range_key]), [["upsert", 50]]);
   assert.equal(db.finished[0].error, null, "the key is done: the bad item is its own problem");

@@ -48,6 +48,7 @@ import {
   sha256Hex,
   type SignatureProblem,
 } from "./signature_v4.ts";
+import { s3Error } from "./s3_errors.ts";
 
 /** An `x-amz-content-sha256` that declares the body's hash (not a keyword for another form). */
 const DECLARED_HASH = /^[0-9a-f]{64}$/;
@@ -70,30 +71,6 @@ export interface S3AuthConfig {
   region: string;
   /** The stand-in's clock, in ms (tests move it). */
   now?: () => number;
-}
-
-/** S3's XML error answer. */
-export function s3Error(
-  status: number,
-  code: string,
-  message: string,
-  headers: Record<string, string> = {},
-): Response {
-  const requestId = crypto.randomUUID();
-  const escaped = message.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
-  return new Response(
-    `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${code}</Code><Message>${escaped}</Message>` +
-      `<RequestId>${requestId}</RequestId></Error>`,
-    {
-      status,
-      headers: {
-        "content-type": "application/xml",
-        "x-amz-request-id": requestId,
-        date: new Date().toUTCString(),
-        ...headers,
-      },
-    },
-  );
 }
 
 /** S3's answer to a signature it refuses. */

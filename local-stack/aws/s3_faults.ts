@@ -14,6 +14,8 @@
  * @module
  */
 
+import { s3Error } from "./s3_errors.ts";
+
 /** The shares of requests that fail: 0 turns each off. */
 export interface S3Faults {
   errorRate: number;
@@ -26,13 +28,9 @@ export const DEFAULT_S3_FAULTS: S3Faults = { errorRate: 0.02, cutRate: 0.05 };
 /** An export's data file (`.../AWSDynamoDB/<id>/data/<file>.json.gz`). */
 const DATA_FILE = /\/AWSDynamoDB\/[^/]+\/data\/[^/]+$/;
 
-/** S3's `SlowDown` error, as its REST API answers it. */
-export function slowDown(requestId: string): Response {
-  return new Response(
-    `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown</Code>` +
-      `<Message>Please reduce your request rate.</Message><RequestId>${requestId}</RequestId></Error>`,
-    { status: 503, headers: { "content-type": "application/xml", "x-amz-request-id": requestId } },
-  );
+/** S3's `SlowDown` error. */
+export function slowDown(): Response {
+  return s3Error(503, "SlowDown", "Please reduce your request rate.");
 }
 
 /** A body that ends with an error after its first `keep` bytes. */
@@ -71,7 +69,7 @@ export function faultyS3(
     const url = new URL(req.url);
     if (faults.errorRate > 0 && random() < faults.errorRate) {
       await req.body?.cancel();
-      return slowDown(crypto.randomUUID());
+      return slowDown();
     }
     const answer = await fetch(`${upstream}${url.pathname}${url.search}`, {
       method: req.method,

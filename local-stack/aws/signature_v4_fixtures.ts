@@ -6,7 +6,7 @@
  * @module
  */
 
-import { amzDate, canonicalRequest, signatureOf } from "./signature_v4.ts";
+import { amzDate, canonicalRequest, pathAndQuery, signatureOf } from "./signature_v4.ts";
 
 /**
  * `checked(upstream)` served on a free port, `upstream` counting what reaches it and
@@ -34,8 +34,9 @@ export async function withCheckedServer(
 }
 
 /**
- * Headers of a request to `url` signed now with `key` for `service` in us-east-1, over
- * `payloadHash` (sent as `x-amz-content-sha256` when `s3`), with `extra` headers signed too.
+ * Headers of a request to `url` signed with `key` for `service` in us-east-1, now or `at`
+ * (ms), over `payloadHash` (sent as `x-amz-content-sha256` when `s3`), with `extra`
+ * headers signed too; the path and query as `url` has them.
  */
 export function signedHeaders(
   method: string,
@@ -45,10 +46,12 @@ export function signedHeaders(
     service: string;
     key: { accessKeyId: string; secretAccessKey: string };
     extra?: Record<string, string>;
+    at?: number;
   },
 ): Record<string, string> {
-  const date = amzDate(Date.now());
+  const date = amzDate(options.at ?? Date.now());
   const target = new URL(url);
+  const { path, query } = pathAndQuery(url);
   const headers: Record<string, string> = {
     host: target.host,
     "x-amz-date": date,
@@ -60,8 +63,8 @@ export function signedHeaders(
   const signature = signatureOf(
     canonicalRequest({
       method,
-      path: target.pathname,
-      query: target.search.slice(1),
+      path,
+      query,
       header: (name) => headers[name] ?? null,
       signedHeaders: names,
       payloadHash,
