@@ -17,9 +17,17 @@
 
 import { realPacing } from "./scan_pacing.ts";
 
-/** Admits at most `max` runs at a time. */
+/**
+ * Admits at most `max` runs at a time. Requests that wait for a place
+ * ({@link whenAdmitted}, {@link pausedAt}) stand in the gate's own line, and every place
+ * given back, however it was taken, goes to the first of them: a run admitted with
+ * {@link RunGate.admit} (the validator's re-reads, a backfill's run) hands its place on
+ * when it ends, as one admitted through {@link whenAdmitted} does.
+ */
 export class RunGate {
   #active = 0;
+  /** The requests waiting for a place, in arrival order (a paused run goes first). */
+  readonly line: (() => void)[] = [];
 
   constructor(readonly max: number) {
     if (!Number.isInteger(max) || max < 1) {
@@ -39,9 +47,13 @@ export class RunGate {
     return true;
   }
 
-  /** Gives back a place taken with {@link take} (or held by an admitted run). */
+  /**
+   * Gives back a place taken with {@link take} (or held by an admitted run); the first
+   * request in line, if any, is offered it at once.
+   */
   give(): void {
     this.#active = Math.max(0, this.#active - 1);
+    this.line.shift()?.();
   }
 
   /**
@@ -61,38 +73,26 @@ export class RunGate {
   }
 }
 
-/** The requests waiting for a place at each gate, in arrival order. */
-const waiting = new WeakMap<RunGate, (() => void)[]>();
-
-/** The line of requests waiting for a place at `gate`. */
-function queueOf(gate: RunGate): (() => void)[] {
-  const queue = waiting.get(gate) ?? [];
-  waiting.set(gate, queue);
-  return queue;
-}
-
 /** How many are waiting for a place at `gate` through {@link whenAdmitted}. */
 export function waitingAt(gate: RunGate): number {
-  return waiting.get(gate)?.length ?? 0;
+  return gate.line.length;
 }
 
 /**
- * Runs `work` through the gate as soon as it has a place: at once when free, else when
- * a run admitted here ends (in arrival order; a request that finds the place taken again
- * waits again, first in line).
+ * Runs `work` through the gate as soon as it has a place: at once when free (and nobody
+ * is in line), else when a place is given back (in arrival order; a request that finds
+ * the place taken again waits again, first in line).
  */
 export function whenAdmitted<T>(gate: RunGate, work: () => Promise<T>): Promise<T> {
-  const queue = queueOf(gate);
-  const next = () => queue.shift()?.();
   return new Promise<T>((resolve, reject) => {
     const tryNow = (first: boolean) => {
-      const running = queue.length > 0 && first ? undefined : gate.admit(work);
+      const running = gate.line.length > 0 && first ? undefined : gate.admit(work);
       if (running === undefined) {
-        if (first) queue.push(() => tryNow(false));
-        else queue.unshift(() => tryNow(false));
+        if (first) gate.line.push(() => tryNow(false));
+        else gate.line.unshift(() => tryNow(false));
         return;
       }
-      running.then(resolve, reject).finally(next);
+      running.then(resolve, reject);
     };
     tryNow(true);
   });
@@ -110,14 +110,12 @@ export async function pausedAt(
   ms: number,
   sleep: (ms: number) => Promise<void> = realPacing.sleep,
 ): Promise<void> {
-  const queue = queueOf(gate);
   gate.give();
-  queue.shift()?.();
   await sleep(ms);
   await new Promise<void>((resolve) => {
     const tryTake = () => {
       if (gate.take()) resolve();
-      else queue.unshift(tryTake);
+      else gate.line.unshift(tryTake);
     };
     tryTake();
   });

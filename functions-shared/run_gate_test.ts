@@ -98,3 +98,25 @@ Deno.test("a paused run with nobody in line takes its place straight back", asyn
   });
   assert.equal(gate.active, 0);
 });
+
+Deno.test("a request in line starts when a run admitted with admit() ends, not only one of its own kind", async () => {
+  // The validator's re-reads take the isolate's place with admit(); a validation's
+  // request that came meanwhile waited in line until the next heartbeat a minute later.
+  const gate = new RunGate(1);
+  let endReread!: () => void;
+  const reread = gate.admit(() => new Promise<void>((resolve) => (endReread = resolve)));
+  assert.ok(reread);
+  let started = false;
+  const run = whenAdmitted(gate, () => {
+    started = true;
+    return Promise.resolve("validated");
+  });
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  assert.equal(started, false, "the place is taken");
+  assert.equal(waitingAt(gate), 1);
+  endReread();
+  assert.equal(await run, "validated");
+  assert.ok(started);
+  assert.equal(waitingAt(gate), 0);
+  assert.equal(gate.active, 0);
+});

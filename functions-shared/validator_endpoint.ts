@@ -16,8 +16,9 @@
  * busy with a validation (the next sweep comes back).
  *
  * A run's request that finds the isolate's gate full (run_gate.ts) waits in the isolate
- * for the place, in arrival order, and starts the moment the run before it ends or hands
- * on: no run waits for the 10 s heartbeat because its request landed on a busy isolate.
+ * for the place, in arrival order, and starts the moment the run before it (or the
+ * re-reads) ends or hands on: no run waits for the 10 s heartbeat because its request
+ * landed on a busy isolate.
  * Its wall budget counts from its arrival, so a request that waited long hands on at once,
  * and an isolate (which takes no new request after half the wall-clock limit) ends well
  * before the limit; one whose CPU is spent hands each waiting request on at once.
