@@ -18,6 +18,7 @@ import {
 } from "../infrastructure/terraform/terraform_cli.ts";
 import { functionDirs } from "./function_configs.ts";
 import {
+  BACKGROUND,
   denoTest,
   denoTestCounts,
   fail,
@@ -54,17 +55,23 @@ async function typesAndResolution(): Promise<void> {
   // resolves each as the function's does (scripts/function_configs_test.ts, a unit test
   // below, fails otherwise), so the functions are typed against the packages they run
   // with. (Checked each with its own config, the five checks cost 2-3 times the CPU.)
-  await step("types", DENO_BIN, [
-    "check",
-    "local-stack",
-    "functions-shared",
-    "lambda",
-    "demo",
-    "scripts",
-    "tests",
-    "infrastructure",
-    "supabase/functions",
-  ]);
+  await step(
+    "types",
+    DENO_BIN,
+    [
+      "check",
+      "local-stack",
+      "functions-shared",
+      "lambda",
+      "demo",
+      "scripts",
+      "tests",
+      "infrastructure",
+      "supabase/functions",
+    ],
+    undefined,
+    BACKGROUND,
+  );
   // Each function's import map and lock, as the Edge Runtime loads it: every import of
   // its module graph resolves through its own deno.json, with its deno.lock as it is
   // (--frozen: a lock that would change fails). No type check: "types" did that. Paths
@@ -146,7 +153,11 @@ export async function terraformLane(lambdaNodeReady: () => void): Promise<void> 
   const built = await step("build:lambda", DENO_BIN, ["run", "-A", "lambda/build.ts"]);
   const zipTested = (async () => {
     try {
-      await denoTest("unit tests: the Lambda's zip on Node.js 22", [LAMBDA_ZIP_UNIT_TEST]);
+      await denoTest(
+        "unit tests: the Lambda's zip on Node.js 22",
+        [LAMBDA_ZIP_UNIT_TEST],
+        BACKGROUND,
+      );
     } finally {
       lambdaNodeReady();
     }
@@ -161,11 +172,20 @@ async function terraformChecks(): Promise<void> {
     skip("terraform", "terraform is not installed (the parsed-HCL checks ran in the unit tests)");
     return;
   }
-  await step("terraform fmt", terraform, ["fmt", "-check", "-recursive", "-diff", TERRAFORM_DIR]);
+  await step(
+    "terraform fmt",
+    terraform,
+    ["fmt", "-check", "-recursive", "-diff", TERRAFORM_DIR],
+    undefined,
+    BACKGROUND,
+  );
   await Promise.all(["mmp-toledo-sync", "modules/stream-sync"].map(async (config) => {
     const chdir = `-chdir=${join(TERRAFORM_DIR, config)}`;
     const env = terraformEnv(join(ROOT, ".local", "terraform", config));
-    const { code, output } = await runCaptured(terraform, [chdir, ...initArgs()], { env });
+    const { code, output } = await runCaptured(terraform, [chdir, ...initArgs()], {
+      env,
+      ...BACKGROUND,
+    });
     if (code !== 0) {
       if (providerUnreachable(output)) {
         skip(
@@ -178,6 +198,9 @@ async function terraformChecks(): Promise<void> {
       return;
     }
     const test = [chdir, "test", "-no-color"];
-    await step(`terraform test ${config}`, terraform, test, terraformTestCounts, { env });
+    await step(`terraform test ${config}`, terraform, test, terraformTestCounts, {
+      env,
+      ...BACKGROUND,
+    });
   }));
 }

@@ -49,6 +49,7 @@ import {
 } from "./e2e_plan.ts";
 import { copyCheckout, removeStackData, SECOND_STACK_DIR, secondStackEnv } from "./second_stack.ts";
 import {
+  BACKGROUND as BACKGROUND_STEP,
   check,
   denoTest,
   exitWithSummary,
@@ -56,6 +57,7 @@ import {
   pgProveCounts,
   pool,
   step,
+  type StepOptions,
   testFiles,
 } from "./step_runner.ts";
 
@@ -103,30 +105,19 @@ async function pgTap(databaseUrl: string): Promise<void> {
  */
 async function schemaChecks(databaseUrl: string): Promise<void> {
   const remote = `--remote=${databaseUrl}`;
+  // Off the critical path: they end long before the end-to-end files (StepOptions).
+  const schemaStep = (name: string, command: string, args: string[]) =>
+    step(name, command, args, undefined, BACKGROUND_STEP);
+  const advisors = ["db", "advisors", remote, "--level", "info", "--type"];
   await Promise.all([
-    step("advisors (security)", SUPABASE, [
-      "db",
-      "advisors",
-      remote,
-      "--type",
-      "security",
-      "--level",
-      "info",
-      "--fail-on",
-      "info",
-    ]),
-    step("advisors (performance, warnings)", SUPABASE, [
-      "db",
-      "advisors",
-      remote,
-      "--type",
+    schemaStep("advisors (security)", SUPABASE, [...advisors, "security", "--fail-on", "info"]),
+    schemaStep("advisors (performance, warnings)", SUPABASE, [
+      ...advisors,
       "performance",
-      "--level",
-      "info",
       "--fail-on",
       "warn",
     ]),
-    step("db lint (plpgsql_check)", SUPABASE, [
+    schemaStep("db lint (plpgsql_check)", SUPABASE, [
       "db",
       "lint",
       remote,
@@ -137,7 +128,7 @@ async function schemaChecks(databaseUrl: string): Promise<void> {
       "--fail-on",
       "warning",
     ]),
-    step("generated types match the migrations", DENO_BIN, [
+    schemaStep("generated types match the migrations", DENO_BIN, [
       "run",
       "-A",
       "scripts/gen_types.ts",
@@ -161,12 +152,17 @@ async function endToEnd(
   pgTapDone: Promise<void>,
   lambdaNode: Promise<unknown>,
 ): Promise<void> {
-  const run = async (file: string, tag = "") => {
+  const run = async (file: string, tag = "", options?: StepOptions) => {
     if (NEEDS_LAMBDA_NODE.includes(file)) await lambdaNode;
-    await denoTest(`e2e ${file}${tag}`, [join(ROOT, "tests", file)]);
+    await denoTest(`e2e ${file}${tag}`, [join(ROOT, "tests", file)], options);
   };
-  const withoutStack = Promise.all(noStack.map((file) => run(file, " (no stack)")));
-  const background = Promise.all(shared.filter((f) => BACKGROUND.includes(f)).map((f) => run(f)));
+  // Off the critical path, both: they end long before the stacks' files (StepOptions).
+  const withoutStack = Promise.all(
+    noStack.map((file) => run(file, " (no stack)", BACKGROUND_STEP)),
+  );
+  const background = Promise.all(
+    shared.filter((f) => BACKGROUND.includes(f)).map((f) => run(f, "", BACKGROUND_STEP)),
+  );
   await pgTapDone;
   // The two that wait for pg_cron's minute first, the other shared files beside them in
   // the places left (each of the two gives its place to them when it ends); once the

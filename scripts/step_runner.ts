@@ -55,10 +55,37 @@ export const results: StepResult[] = [];
 const GNU_TIME = "/usr/bin/time";
 const timeAvailable = existsSync(GNU_TIME);
 
+/**
+ * The niceness of a step off the run's critical path ({@link StepOptions.background}):
+ * the two stacks' work (Postgres, DynamoDB Local, the isolates and the files that drive
+ * them) decides when `npm test` ends, and these steps end well before it whatever their
+ * share of the cores.
+ */
+export const BACKGROUND_NICENESS = 10;
+
 /** Where a step's command runs: its folder (the repository's by default), its environment. */
 export interface StepOptions {
   env?: Record<string, string>;
   cwd?: string;
+  /**
+   * Off the critical path: the command (and whatever it starts) runs at
+   * {@link BACKGROUND_NICENESS}, so that it takes what the stacks leave of the cores.
+   */
+  background?: boolean;
+}
+
+/** The options of a step off the critical path ({@link StepOptions.background}). */
+export const BACKGROUND: StepOptions = { background: true };
+
+/** The command and arguments that run `command` as `options` asks (under `nice`). */
+export function commandOf(
+  command: string,
+  args: string[],
+  options: StepOptions = {},
+): [string, string[]] {
+  return options.background
+    ? ["nice", ["-n", String(BACKGROUND_NICENESS), command, ...args]]
+    : [command, args];
 }
 
 /**
@@ -71,8 +98,9 @@ export async function runCaptured(
   options: StepOptions = {},
 ): Promise<{ code: number; output: string; cpu: number }> {
   const cpuFile = timeAvailable ? Deno.makeTempFileSync({ prefix: "step-cpu-" }) : undefined;
-  const child = new Deno.Command(cpuFile ? GNU_TIME : command, {
-    args: cpuFile ? ["-q", "-f", "%U %S", "-o", cpuFile, command, ...args] : args,
+  const [program, programArgs] = commandOf(command, args, options);
+  const child = new Deno.Command(cpuFile ? GNU_TIME : program, {
+    args: cpuFile ? ["-q", "-f", "%U %S", "-o", cpuFile, program, ...programArgs] : programArgs,
     cwd: options.cwd ?? ROOT,
     env: { NO_COLOR: "1", ...options.env },
     stdin: "null",

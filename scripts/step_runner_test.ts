@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { pool, runCaptured } from "./step_runner.ts";
+import { BACKGROUND, BACKGROUND_NICENESS, pool, runCaptured } from "./step_runner.ts";
 
 Deno.test("runCaptured returns a step's exit code and its output, both streams", async () => {
   const result = await runCaptured("sh", ["-c", "echo out; echo err >&2; exit 3"]);
@@ -64,4 +64,11 @@ Deno.test("pool rejects with the first task's failure once the tasks started are
   assert.ok(ran.includes("a") && ran.includes("c"), "the task started beside it ran to its end");
   assert.ok(!ran.includes("d"), "no task starts after a failure");
   await assert.rejects(pool(1, [() => Promise.reject(failing)]), (error) => error === failing);
+});
+
+Deno.test("a background step runs its command, and what it starts, under nice", async () => {
+  const own = Number((await runCaptured("nice", [])).output.trim());
+  const background = await runCaptured("sh", ["-c", "nice"], BACKGROUND);
+  assert.equal(background.code, 0, background.output);
+  assert.equal(Number(background.output.trim()), Math.min(19, own + BACKGROUND_NICENESS));
 });
