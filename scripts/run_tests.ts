@@ -266,9 +266,11 @@ const stackDone = (async () => {
 })();
 // The first stack stops once everything that uses it is done, whatever the second is doing
 // (scripts/check_stack_down.ts looks for this checkout's processes only, and the second
-// stack's run from its copy in .local/second-stack/).
+// stack's run from its copy in .local/second-stack/) and whatever the lanes that need no
+// stack are doing (its servers' idle work, pg_cron's ticks and the JVM's, would take
+// their cores meanwhile).
 const firstDone = (async () => {
-  const [stackUp] = await Promise.all([stackDone, staticDone, terraformDone]);
+  const stackUp = await stackDone;
   if (stackUp) {
     check(
       "no import-worker or validator isolate was killed at a hard limit",
@@ -281,6 +283,6 @@ const firstDone = (async () => {
     await step("stack:down leaves nothing running", DENO_BIN, STACK_DOWN_CHECKED);
   }
 })();
-await Promise.all([firstDone, secondDone]);
+await Promise.all([firstDone, secondDone, staticDone, terraformDone]);
 
 exitWithSummary();
