@@ -19,13 +19,7 @@ import {
 } from "./dynamo_decoder.ts";
 import { bytesToBase64 } from "./dynamo_encoder.ts";
 import { DynamoNumber, isDynamoNumber, numberProblem } from "./dynamo_numbers.ts";
-import {
-  arnRegionProblem,
-  bySourceTable,
-  byTargetTable,
-  tableNameFromArn,
-  type TableSpec,
-} from "./table_registry.ts";
+import { byTargetTable, type TableSpec } from "./table_registry.ts";
 import {
   type Change,
   describeKey,
@@ -34,6 +28,7 @@ import {
   MappingError,
   type Position,
 } from "./transform.ts";
+import { readStreamArn } from "./stream_arn.ts";
 import { attributeMapFromJson, type StreamRecord } from "./webhook_envelope.ts";
 
 /** A record that could not be mapped (or applied), kept whole. */
@@ -132,8 +127,7 @@ function decode(spec: TableSpec, item: Record<string, unknown>, fromJson: boolea
 
 /** Maps one stream record. */
 export function mapStreamRecord(record: StreamRecord): Mapped {
-  const sourceTable = tableNameFromArn(record.eventSourceARN) ?? null;
-  const spec = sourceTable ? bySourceTable(sourceTable) : undefined;
+  const { sourceTable, spec, elsewhere } = readStreamArn(record.eventSourceARN);
   const changedAt = creationTime(record.dynamodb.ApproximateCreationDateTime);
   const position = changedAt === null
     ? null
@@ -150,7 +144,6 @@ export function mapStreamRecord(record: StreamRecord): Mapped {
   const dead = (reason: string): Mapped => ({ ok: false, deadLetter: letter(reason) });
   if (!sourceTable) return dead(`eventSourceARN ${record.eventSourceARN} names no DynamoDB table`);
   if (!spec) return dead(`no target table is registered for DynamoDB table ${sourceTable}`);
-  const elsewhere = arnRegionProblem(spec, record.eventSourceARN);
   if (elsewhere) {
     // A stream mapped by mistake, not a problem of the key: the letter names no row, so
     // that it holds no key's sweep or tombstone back (every key of a replica would have

@@ -8,8 +8,9 @@
  */
 
 import { type DynamoItem, type DynamoValue, ValueError } from "./dynamo_decoder.ts";
+import { isCalendarDay, isoOfEpochMs } from "./civil_time.ts";
 import { decimalParts, isDynamoNumber } from "./dynamo_numbers.ts";
-import { describeIssues, itemSchema, keySchema } from "./item_schema.ts";
+import { itemProblem, keyProblem } from "./item_schema.ts";
 import type { ColumnType, TableSpec } from "./table_registry.ts";
 
 /** Which path produced a change. */
@@ -75,7 +76,7 @@ export function epochToIso(text: string, unit: "seconds" | "millis"): string {
   // exact as doubles: the same result without BigInt.
   if (text.length <= (unit === "seconds" ? 12 : 15) && WHOLE.test(text)) {
     const ms = unit === "seconds" ? Number(text) * 1000 : Number(text);
-    if (ms >= MIN_MS && ms <= MAX_MS) return new Date(ms).toISOString().replace("Z", "000Z");
+    if (ms >= MIN_MS && ms <= MAX_MS) return `${isoOfEpochMs(ms)}000Z`;
   }
   const { sign, digits, exponent } = decimalParts(text);
   let micros = sign === 0 ? 0n : BigInt(digits) * BigInt(sign);
@@ -90,7 +91,7 @@ export function epochToIso(text: string, unit: "seconds" | "millis"): string {
     ms -= 1n;
     rest += 1000n;
   }
-  return new Date(Number(ms)).toISOString().replace("Z", `${String(rest).padStart(3, "0")}Z`);
+  return `${isoOfEpochMs(Number(ms))}${String(rest).padStart(3, "0")}Z`;
 }
 
 const ISO =
@@ -101,13 +102,12 @@ const ISO =
  * a real calendar day and time, and a zone offset Postgres accepts (up to ±15:59).
  */
 export function isIsoTimestamp(text: string): boolean {
-  const m = text.match(ISO);
+  const m = ISO.exec(text);
   if (!m) return false;
-  const [year, month, day, hour, minute, second] = m.slice(1, 7).map((p) => Number(p ?? 0));
-  const [offsetHours, offsetMinutes] = [m[8], m[9]].map((p) => Number(p ?? 0));
-  const date = new Date(Date.UTC(year, month - 1, day));
-  return year >= 1 && date.getUTCMonth() === month - 1 && date.getUTCDate() === day &&
-    hour < 24 && minute < 60 && second < 60 && offsetHours <= 15 && offsetMinutes < 60;
+  // Absent parts (a date alone, no seconds, no zone) read as 0: `+undefined` is NaN.
+  const part = (i: number) => m[i] === undefined ? 0 : +m[i];
+  return isCalendarDay(+m[1], +m[2], +m[3]) && part(4) < 24 && part(5) < 60 &&
+    part(6) < 60 && part(8) <= 15 && part(9) < 60;
 }
 
 /** A table's columns as the mapping walks them, made once per table. */
@@ -161,10 +161,8 @@ function columnValue(type: ColumnType, value: DynamoValue, attribute: string): u
  * `deletedFlag` is true. Throws {@link MappingError} when the item does not fit.
  */
 export function itemToChange(spec: TableSpec, item: DynamoItem, position: Position): Change {
-  const parsed = itemSchema(spec).safeParse(item);
-  if (!parsed.success) {
-    throw new MappingError(spec.sourceTable, describeKey(spec, item), describeIssues(parsed.error));
-  }
+  const problem = itemProblem(spec, item);
+  if (problem !== null) throw new MappingError(spec.sourceTable, describeKey(spec, item), problem);
   if (spec.deletedFlag && item[spec.deletedFlag] === true) {
     return keyToChange(spec, item, position);
   }
@@ -200,8 +198,8 @@ export function itemToChange(spec: TableSpec, item: DynamoItem, position: Positi
 /** The delete of the row (or observation) that a key identifies. */
 export function keyToChange(spec: TableSpec, keys: DynamoItem, position: Position): Change {
   const key = describeKey(spec, keys);
-  const parsed = keySchema(spec).safeParse(keys);
-  if (!parsed.success) throw new MappingError(spec.sourceTable, key, describeIssues(parsed.error));
+  const problem = keyProblem(spec, keys);
+  if (problem !== null) throw new MappingError(spec.sourceTable, key, problem);
   const row: Record<string, unknown> = {};
   for (const column of spec.targetKey) {
     const from = [spec.columns[column].from].flat()[0];
