@@ -24,6 +24,20 @@ export interface SelfInvokeOptions {
   fetch?: typeof fetch;
 }
 
+/**
+ * What to add when the Edge Runtime refused the call itself. A hosted project rate-limits
+ * the calls its functions make to its functions: each request chain has a budget of at
+ * least 5,000 a minute (https://supabase.com/docs/guides/functions/recursive-functions),
+ * and past it `fetch` throws a `RateLimitError` with `retryAfterMs`
+ * (supabase/edge-runtime, vendor/deno_fetch/26_fetch.js). The sync calls itself about
+ * once a second per segment in flight (README, "What the offline checks cannot prove");
+ * the work it would have handed on waits for pg_cron's next sweep.
+ */
+function rateLimitNote(error: unknown): string {
+  if ((error as Error | undefined)?.name !== "RateLimitError") return "";
+  return " (the platform's limit on calls between functions; pg_cron's next sweep resumes the work)";
+}
+
 /** Returns `invoke(body)`, which starts another request of the function with `body`. */
 export function selfInvoker(options: SelfInvokeOptions): (body: unknown) => Promise<void> {
   const base = `${options.supabaseUrl.replace(/\/$/, "")}/functions/v1/${options.functionName}`;
@@ -56,7 +70,7 @@ export function selfInvoker(options: SelfInvokeOptions): (body: unknown) => Prom
       options.log(
         `${options.functionName} could not call itself with ${JSON.stringify(body)}: ${
           (error as Error).message
-        }`,
+        }${rateLimitNote(error)}`,
       );
     }
   };

@@ -37,9 +37,20 @@ Deno.test("a failed self-call is logged with its cause, never thrown", async () 
     fetch: () =>
       Promise.resolve(Response.json({ error: "validation run 9 does not exist" }, { status: 404 })),
   })({ runId: 9 });
+  // The Edge Runtime's own refusal, as its fetch throws it (a RateLimitError).
+  const limited = Object.assign(
+    new Error(
+      "Rate limit exceeded for trace 0af7651916cd43dd8448eb211c80319c. Retry after 5000ms.",
+    ),
+    { name: "RateLimitError", retryAfterMs: 5000 },
+  );
+  await selfInvoker({ ...options, fetch: () => Promise.reject(limited) })({ runId: 3 });
   assert.deepEqual(lines, [
     "v could not call itself with {}: connection refused",
     'v could not call itself with {"runId":9}: HTTP 404 {"error":"validation run 9 does not exist"}',
+    'v could not call itself with {"runId":3}: Rate limit exceeded for trace ' +
+    "0af7651916cd43dd8448eb211c80319c. Retry after 5000ms. (the platform's limit on calls " +
+    "between functions; pg_cron's next sweep resumes the work)",
   ]);
 });
 
