@@ -73,7 +73,10 @@ export class RunGate {
   }
 }
 
-/** How many are waiting for a place at `gate` through {@link whenAdmitted}. */
+/**
+ * How many wait for a place at `gate`: requests through {@link whenAdmitted}, and runs
+ * back from a pause ({@link pausedAt}) while every place is taken.
+ */
 export function waitingAt(gate: RunGate): number {
   return gate.line.length;
 }
@@ -86,7 +89,15 @@ export function waitingAt(gate: RunGate): number {
 export function whenAdmitted<T>(gate: RunGate, work: () => Promise<T>): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     const tryNow = (first: boolean) => {
-      const running = gate.line.length > 0 && first ? undefined : gate.admit(work);
+      let running: Promise<T> | undefined;
+      try {
+        running = gate.line.length > 0 && first ? undefined : gate.admit(work);
+      } catch (error) {
+        // `work` threw before returning its promise: this request fails, not the run
+        // whose end gave it the place (it runs inside that run's give()).
+        reject(error);
+        return;
+      }
       if (running === undefined) {
         if (first) gate.line.push(() => tryNow(false));
         else gate.line.unshift(() => tryNow(false));

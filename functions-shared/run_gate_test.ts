@@ -120,3 +120,17 @@ Deno.test("a request in line starts when a run admitted with admit() ends, not o
   assert.equal(waitingAt(gate), 0);
   assert.equal(gate.active, 0);
 });
+
+Deno.test("work that throws before it returns fails its own request, not the run that gave it the place", async () => {
+  const gate = new RunGate(1);
+  let end!: () => void;
+  const first = gate.admit(() => new Promise<void>((resolve) => (end = resolve)))!;
+  const second = whenAdmitted(gate, () => {
+    throw new Error("second's own failure");
+  });
+  end();
+  await first;
+  await assert.rejects(second, /second's own failure/);
+  assert.equal(gate.active, 0);
+  assert.equal(waitingAt(gate), 0);
+});
