@@ -240,7 +240,8 @@ const isolateLog = isolateLogOffset();
 const plan = planE2e(testFiles(join(ROOT, "tests"), "_test.ts").map((f) => basename(f)));
 const lambdaNode = Promise.withResolvers<void>();
 const terraformDone = terraformLane(lambdaNode.resolve);
-const staticDone = staticLane();
+const unitTestsDone = Promise.withResolvers<void>();
+const staticDone = staticLane(unitTestsDone.resolve);
 const firstUp = step("stack:up", DENO_BIN, STACK_UP);
 // Both stacks start at once, before the run's connections crowd the ports: the stacks'
 // Postgres and gateway ports lie in the range the kernel gives outgoing connections and
@@ -268,9 +269,10 @@ const stackDone = (async () => {
 // (scripts/check_stack_down.ts looks for this checkout's processes only, and the second
 // stack's run from its copy in .local/second-stack/) and whatever the lanes that need no
 // stack are doing (its servers' idle work, pg_cron's ticks and the JVM's, would take
-// their cores meanwhile).
+// their cores meanwhile), once the unit tests are done (scripts/check_lanes.ts,
+// staticLane: two of them look like the stack's leftovers to its checked stop).
 const firstDone = (async () => {
-  const stackUp = await stackDone;
+  const [stackUp] = await Promise.all([stackDone, unitTestsDone.promise]);
   if (stackUp) {
     check(
       "no import-worker or validator isolate was killed at a hard limit",
