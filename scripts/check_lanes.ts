@@ -160,11 +160,8 @@ export async function terraformLane(lambdaNodeReady: () => void): Promise<void> 
   const built = await step("build:lambda", DENO_BIN, ["run", "-A", "lambda/build.ts"]);
   const zipTested = (async () => {
     try {
-      await denoTest(
-        "unit tests: the Lambda's zip on Node.js 22",
-        [LAMBDA_ZIP_UNIT_TEST],
-        BACKGROUND,
-      );
+      // Not in the background: lambda_bundle_test.ts, on the first stack, waits for it.
+      await denoTest("unit tests: the Lambda's zip on Node.js 22", [LAMBDA_ZIP_UNIT_TEST]);
     } finally {
       lambdaNodeReady();
     }
