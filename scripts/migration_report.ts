@@ -13,61 +13,22 @@ import { TABLES } from "../functions-shared/table_registry.ts";
 import type { Unmappable } from "../functions-shared/validator_plan.ts";
 import type { StackEnv } from "../local-stack/stack_env.ts";
 import { type Item, scanAll } from "./live_changes.ts";
+import { validateThroughFunction } from "./validation_client.ts";
 
 const say = (line = "") => console.log(line);
 
-/** How long the report waits for a validation run that goes on in the background. */
-const RUN_WAIT_MS = 15 * 60_000;
-
-/** A table's verdict from the data-checksum-validator (waiting for a run that went async). */
+/** A table's verdict from the data-checksum-validator (scripts/validation_client.ts). */
 export async function validate(env: StackEnv, sql: postgres.Sql, spec: TableSpec) {
-  const response = await fetch(`${env.FUNCTIONS_URL}/data-checksum-validator`, {
-    method: "POST",
-    headers: {
-      authorization: `Bearer ${env.SUPABASE_SERVICE_ROLE_KEY}`,
-      "content-type": "application/json",
-    },
-    body: JSON.stringify({ table: spec.targetTable, repair: false }),
-  });
-  let result = await response.json();
-  if (response.status === 202) {
-    // The run goes on in the function; its row says when it ended, and how. A queued run
-    // waits its turn (validation_concurrency): it is not done.
-    const id = result.runId;
-    const deadline = Date.now() + RUN_WAIT_MS;
-    for (;;) {
-      const [run] = await sql`select * from public.sync_checksums where id = ${id}`;
-      if (!run) throw new Error(`validating ${spec.targetTable}: run ${id} does not exist`);
-      if (run.status === "failed") {
-        throw new Error(`validating ${spec.targetTable}: run ${id} failed: ${run.error}`);
-      }
-      if (run.status === "done") {
-        result = {
-          sourceItems: Number(run.source_items),
-          expectedRows: Number(run.expected_rows),
-          targetRows: Number(run.target_rows),
-          match: run.match,
-          unmappable: run.unmappable,
-        };
-        break;
-      }
-      if (Date.now() > deadline) {
-        throw new Error(
-          `validating ${spec.targetTable}: run ${id} is still ${run.status} after ` +
-            `${RUN_WAIT_MS / 60_000} minutes (see public.sync_checksums and sync.status)`,
-        );
-      }
-      await new Promise((resolve) => setTimeout(resolve, 250));
-    }
-  } else if (response.status !== 200) {
-    throw new Error(`validating ${spec.targetTable}: ${response.status} ${JSON.stringify(result)}`);
-  }
-  return result as {
-    sourceItems: number;
-    expectedRows: number;
-    targetRows: number;
-    match: boolean;
-    unmappable: Unmappable[];
+  const result = await validateThroughFunction(
+    { functionsUrl: env.FUNCTIONS_URL, serviceRoleKey: env.SUPABASE_SERVICE_ROLE_KEY, sql },
+    spec,
+  );
+  return {
+    sourceItems: result.sourceItems,
+    expectedRows: result.expectedRows,
+    targetRows: result.targetRows,
+    match: result.match,
+    unmappable: result.unmappable,
   };
 }
 

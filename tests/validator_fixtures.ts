@@ -7,19 +7,11 @@
  * @module
  */
 
-import assert from "node:assert/strict";
 import type { AttributeValue } from "@aws-sdk/client-dynamodb";
 import { batchWrite } from "../demo/load_dynamo.ts";
 import { byTargetTable } from "../functions-shared/table_registry.ts";
-import { recordedResult } from "../functions-shared/validator_result.ts";
-import {
-  callFunction,
-  connectDb,
-  dynamo,
-  eventually,
-  serviceRoleHeaders,
-  staleReadMs,
-} from "./stack_clients.ts";
+import { validateThroughFunction } from "../scripts/validation_client.ts";
+import { connectDb, dynamo, eventually, stack, staleReadMs } from "./stack_clients.ts";
 
 /** A string attribute. */
 export const S = (s: string): AttributeValue => ({ S: s });
@@ -28,35 +20,24 @@ export const N = (n: number | string): AttributeValue => ({ N: String(n) });
 
 /**
  * Validates a table through the data-checksum-validator; its result, as the 200 answer
- * gives it. A run that goes on past the request's 25 s (handed on to a request that
- * found the database refusing logins, on a loaded machine, and then resumed by pg_cron's
- * heartbeat) answers 202 with its id, as documented: its result is then its record's,
- * once it ends, read as the endpoint reads it (functions-shared/validator_result.ts).
+ * gives it, or as its run's record gives it once the run ends when the function answers
+ * 202 (a run that went on past the request's 25 s); a 503 (the pooler refusing logins
+ * for a while after the second stack's Postgres restarted) is asked again after its
+ * Retry-After (scripts/validation_client.ts).
  */
 export async function validate(table: string, repair = false) {
-  const response = await callFunction("data-checksum-validator", {
-    method: "POST",
-    headers: serviceRoleHeaders(),
-    body: JSON.stringify({ table, repair }),
-  });
-  const answer = await response.json();
-  if (response.status !== 202) {
-    assert.equal(response.status, 200, JSON.stringify(answer));
-    return answer;
-  }
   const sql = connectDb();
   try {
-    const spec = byTargetTable(table)!;
-    const recorded = await eventually(
-      `validation run ${answer.runId} of ${table} to end`,
-      async () => {
-        const result = await recordedResult({ sql }, spec, Number(answer.runId));
-        return result === "running" ? undefined : result;
+    return await validateThroughFunction(
+      {
+        functionsUrl: stack.FUNCTIONS_URL,
+        serviceRoleKey: stack.SUPABASE_SERVICE_ROLE_KEY,
+        sql,
+        waitMs: 180_000,
       },
-      180_000,
+      byTargetTable(table)!,
+      repair,
     );
-    if ("failed" in recorded) throw new Error(`validation of ${table} failed: ${recorded.failed}`);
-    return recorded;
   } finally {
     await sql.end();
   }

@@ -1,0 +1,105 @@
+/**
+ * Asks the `data-checksum-validator` function to validate a table and waits for its
+ * verdict, as a client of its contract should (docs/interfaces.md,
+ * "data-checksum-validator"): `npm start`'s report and the end-to-end tests ask through
+ * it.
+ *
+ * - 200: the result.
+ * - 202: the run goes on in the background (a table too big for one request, or an
+ *   isolate busy with another run); its result is its record's once it ends, read as
+ *   the endpoint reads it (functions-shared/validator_result.ts).
+ * - 503: the database was unavailable to the function (e.g. the transaction pooler
+ *   refusing logins for a while after Postgres restarted); asked again after its
+ *   `Retry-After`, until the wait is over.
+ * - Anything else, a failed run, or a wait that ran out: an error naming the table, and
+ *   the status and answer or the run.
+ *
+ * @module
+ */
+
+import type postgres from "postgres";
+import type { TableSpec } from "../functions-shared/table_registry.ts";
+import { recordedResult, type ValidationResult } from "../functions-shared/validator_result.ts";
+
+/** Where the function is, and how to read a run's record. */
+export interface ValidationClient {
+  /** The functions' base URL (`.../functions/v1`). */
+  functionsUrl: string;
+  serviceRoleKey: string;
+  sql: postgres.Sql;
+  /** How long to wait for a verdict, 503s and background runs included (15 minutes). */
+  waitMs?: number;
+  fetch?: typeof fetch;
+  /** The run's record (recordedResult's answer); tests replace it. */
+  recorded?: (
+    spec: TableSpec,
+    run: number,
+  ) => Promise<ValidationResult | "running" | { failed: string }>;
+  sleep?: (ms: number) => Promise<void>;
+  now?: () => number;
+}
+
+/** How often a background run's record is read. */
+const POLL_MS = 250;
+
+/** Validates `spec`'s table (and repairs it when asked); its result, or an error. */
+export async function validateThroughFunction(
+  client: ValidationClient,
+  spec: TableSpec,
+  repair = false,
+): Promise<ValidationResult> {
+  const send = client.fetch ?? fetch;
+  const sleep = client.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
+  const now = client.now ?? Date.now;
+  const recorded = client.recorded ??
+    ((s: TableSpec, run: number) => recordedResult({ sql: client.sql }, s, run));
+  const deadline = now() + (client.waitMs ?? 15 * 60_000);
+  const table = spec.targetTable;
+  const waited = () => `after ${Math.round((client.waitMs ?? 15 * 60_000) / 1000)} s`;
+  for (;;) {
+    const response = await send(`${client.functionsUrl}/data-checksum-validator`, {
+      method: "POST",
+      headers: {
+        authorization: `Bearer ${client.serviceRoleKey}`,
+        "content-type": "application/json",
+      },
+      body: JSON.stringify({ table, repair }),
+    });
+    const text = await response.text();
+    if (response.status === 503) {
+      const pause = Math.max(1, Number(response.headers.get("retry-after")) || 5) * 1000;
+      if (now() + pause > deadline) {
+        throw new Error(`validating ${table}: still 503 ${waited()}: ${text}`);
+      }
+      await sleep(pause);
+      continue;
+    }
+    let answer: Record<string, unknown>;
+    try {
+      answer = JSON.parse(text);
+    } catch {
+      throw new Error(`validating ${table}: ${response.status} ${text.slice(0, 300)}`);
+    }
+    if (response.status === 200) return answer as unknown as ValidationResult;
+    if (response.status !== 202) {
+      throw new Error(`validating ${table}: ${response.status} ${text.slice(0, 300)}`);
+    }
+    const run = Number(answer.runId);
+    for (;;) {
+      const result = await recorded(spec, run);
+      if (result !== "running") {
+        if ("failed" in result) {
+          throw new Error(`validating ${table}: run ${run} failed: ${result.failed}`);
+        }
+        return result;
+      }
+      if (now() > deadline) {
+        throw new Error(
+          `validating ${table}: run ${run} is still running ${waited()} ` +
+            "(see public.sync_checksums and sync.status)",
+        );
+      }
+      await sleep(POLL_MS);
+    }
+  }
+}

@@ -1,0 +1,116 @@
+import assert from "node:assert/strict";
+import type postgres from "postgres";
+import { TABLES } from "../functions-shared/table_registry.ts";
+import type { ValidationResult } from "../functions-shared/validator_result.ts";
+import { validateThroughFunction, type ValidationClient } from "./validation_client.ts";
+
+const SPEC = TABLES[0];
+const RESULT = { table: SPEC.targetTable, match: true, sourceItems: 3 } as ValidationResult;
+
+/** A client whose function answers `answers` in turn and whose run records say `records`. */
+function fakeClient(
+  answers: Response[],
+  records: (ValidationResult | "running" | { failed: string })[] = [],
+  waitMs = 60_000,
+) {
+  let clock = 0;
+  const sent: { url: string; body: unknown }[] = [];
+  const slept: number[] = [];
+  const client: ValidationClient = {
+    functionsUrl: "http://functions/v1",
+    serviceRoleKey: "key",
+    sql: {} as postgres.Sql,
+    waitMs,
+    fetch: (url, init) => {
+      sent.push({ url: String(url), body: JSON.parse(String(init?.body)) });
+      return Promise.resolve(answers.shift() ?? new Response("no more answers", { status: 599 }));
+    },
+    recorded: () => Promise.resolve(records.length > 1 ? records.shift()! : records[0]),
+    sleep: (ms) => {
+      slept.push(ms);
+      clock += ms;
+      return Promise.resolve();
+    },
+    now: () => clock,
+  };
+  return { client, sent, slept };
+}
+
+Deno.test("a 200 is the result, asked for once with the table and whether to repair", async () => {
+  const { client, sent } = fakeClient([Response.json(RESULT)]);
+  assert.deepEqual(await validateThroughFunction(client, SPEC, true), RESULT);
+  assert.deepEqual(sent, [{
+    url: "http://functions/v1/data-checksum-validator",
+    body: { table: SPEC.targetTable, repair: true },
+  }]);
+});
+
+Deno.test("a 503 is asked again after its Retry-After; the database back, the result", async () => {
+  const unavailable = () =>
+    Response.json({ error: "the database is unavailable; retry later" }, {
+      status: 503,
+      headers: { "retry-after": "5" },
+    });
+  const { client, sent, slept } = fakeClient([unavailable(), unavailable(), Response.json(RESULT)]);
+  assert.deepEqual(await validateThroughFunction(client, SPEC), RESULT);
+  assert.equal(sent.length, 3);
+  assert.deepEqual(slept, [5000, 5000]);
+});
+
+Deno.test("503s past the wait are an error naming the table and the answer", async () => {
+  const answers = Array.from(
+    { length: 20 },
+    () =>
+      Response.json({ error: "the database is unavailable; retry later" }, {
+        status: 503,
+        headers: { "retry-after": "5" },
+      }),
+  );
+  const { client } = fakeClient(answers, [], 12_000);
+  await assert.rejects(
+    validateThroughFunction(client, SPEC),
+    new RegExp(
+      `^Error: validating ${SPEC.targetTable}: still 503 after 12 s: ` +
+        '\\{"error":"the database is unavailable; retry later"\\}$',
+    ),
+  );
+});
+
+Deno.test("a 202's run is waited for, queued or running; its verdict is its record's", async () => {
+  const { client, slept } = fakeClient(
+    [Response.json({ runId: 7, status: "running" }, { status: 202 })],
+    ["running", "running", RESULT],
+  );
+  assert.deepEqual(await validateThroughFunction(client, SPEC), RESULT);
+  assert.deepEqual(slept, [250, 250]);
+});
+
+Deno.test("a failed or missing run, a run past the wait, any other status: errors naming the table", async () => {
+  const running = () => Response.json({ runId: 7, status: "running" }, { status: 202 });
+  const table = SPEC.targetTable;
+  await assert.rejects(
+    validateThroughFunction(
+      fakeClient([running()], [{ failed: "reaped: no progress for 15 minutes" }]).client,
+      SPEC,
+    ),
+    new RegExp(`^Error: validating ${table}: run 7 failed: reaped: no progress for 15 minutes$`),
+  );
+  await assert.rejects(
+    validateThroughFunction(fakeClient([running()], ["running"], 1_000).client, SPEC),
+    new RegExp(`^Error: validating ${table}: run 7 is still running after 1 s`),
+  );
+  await assert.rejects(
+    validateThroughFunction(
+      fakeClient([Response.json({ error: "x is not a target table" }, { status: 400 })]).client,
+      SPEC,
+    ),
+    new RegExp(`^Error: validating ${table}: 400 \\{"error":"x is not a target table"\\}$`),
+  );
+  await assert.rejects(
+    validateThroughFunction(
+      fakeClient([new Response("<html>bad gateway", { status: 502 })]).client,
+      SPEC,
+    ),
+    new RegExp(`^Error: validating ${table}: 502 <html>bad gateway$`),
+  );
+});
