@@ -4,7 +4,7 @@
 -- the job's read ledger books each read's turn and settles what it cost.
 set client_min_messages = warning;
 begin;
-select plan(25);
+select plan(31);
 
 delete from sync.table_state;
 delete from sync.backfill_jobs;
@@ -105,11 +105,17 @@ select throws_ok(
 );
 
 -- The read ledger. A job's first turn starts now, booked at the most a page may cost.
+create temporary table first_turn on commit drop as select clock_timestamp() as before;
 select results_eq(
   $$select (t->>'wait_ms')::numeric, (t->>'units')::numeric
     from sync.backfill_read_turn((select segments from job), 250, null, 0, true) t$$,
   $$values (0::numeric, 257::numeric)$$,
   'the first turn: at once, booked at 257 read units'
+);
+select ok(
+  (select next_at >= (select before from first_turn) + interval '1.028 seconds'
+   from sync.backfill_read_ledger where job_id = (select segments from job)),
+  'a job''s first read catches up nothing: its next turn is a page''s time (257 ÷ 250 s) away'
 );
 -- From here the ledger's next turn is put at a fixed instant in the future, so that what
 -- is checked is the ledger's arithmetic, not how long the statements took.
@@ -163,6 +169,49 @@ select throws_ok(
 select is(
   (select count(*)::int from sync.backfill_read_ledger where job_id = (select searches from job)),
   0, 'a job that booked no turn has no ledger row');
+
+-- After a pause (no read for 10 s) a job catches up on what it missed, up to
+-- backfill_catch_up_seconds (2) of its budget: its next turn is booked from 2 s back, not
+-- from now. Each bound is taken around the statement, so how long it took does not count.
+update sync.backfill_read_ledger set next_at = clock_timestamp() - interval '10 seconds', units = 250
+where job_id = (select segments from job);
+create temporary table paused on commit drop as select clock_timestamp() as before;
+select is(
+  (select (t->>'wait_ms')::numeric
+   from sync.backfill_read_turn((select segments from job), 250, null, 0, true) t),
+  0::numeric, 'after a pause the next read starts at once'
+);
+create temporary table paused_after on commit drop as select clock_timestamp() as after;
+select ok(
+  (select next_at between (select before from paused) - interval '1 second'
+                      and (select after from paused_after) - interval '1 second'
+   from sync.backfill_read_ledger where job_id = (select segments from job)),
+  'booked from 2 s back, one page (1 s) of catch-up still due: the pause''s other 8 s are lost'
+);
+-- With backfill_catch_up_seconds 0 the ledger paces strictly: a pause is lost.
+update sync.settings set value = '0' where key = 'backfill_catch_up_seconds';
+update sync.backfill_read_ledger set next_at = clock_timestamp() - interval '10 seconds', units = 250
+where job_id = (select segments from job);
+create temporary table strict_before on commit drop as select clock_timestamp() as t;
+select is(
+  (select (t->>'wait_ms')::numeric
+   from sync.backfill_read_turn((select segments from job), 250, null, 0, true) t),
+  0::numeric, 'paced strictly, the read after a pause starts at once too'
+);
+create temporary table strict_after on commit drop as select clock_timestamp() as t;
+select ok(
+  (select next_at between (select t from strict_before) + interval '1 second'
+                      and (select t from strict_after) + interval '1 second'
+   from sync.backfill_read_ledger where job_id = (select segments from job)),
+  'but the next turn is a page''s time from now: nothing is caught up'
+);
+update sync.settings set value = '11' where key = 'backfill_catch_up_seconds';
+select throws_like(
+  $$select sync.backfill_read_turn((select segments from job), 250, null, 0, true)$$,
+  '%backfill_catch_up_seconds = ''11'' is not a whole number from 0 to 10%',
+  'a catch-up setting out of range is refused, naming it'
+);
+update sync.settings set value = '2' where key = 'backfill_catch_up_seconds';
 
 -- A job whose reads are booked more than 20 s ahead is not claimed: another segment's
 -- first read would wait longer than a request may sleep.
