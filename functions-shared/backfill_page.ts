@@ -176,12 +176,12 @@ async function commitAtOnce(
     checkpoint.nextKey,
     checkpoint.items,
   ];
-  const turnValues = turn ? [turn.rate, turn.spent, turn.booked, turn.next] : [];
+  const turnValues = turn ? [turn.rate, turn.spent, turn.booked, turn.next, turn.catchUp] : [];
   /** The turn's call, its arguments numbered from `$first`. */
   const turnSql = (first: number) =>
     turn
-      ? `, sync.backfill_read_turn($1, $${first}, $${first + 1}, $${first + 2}, $${
-        first + 3
+      ? `, sync.backfill_read_turn($1, $${first}, $${first + 1}, $${first + 2}, $${first + 3}, $${
+        first + 4
       }) as turn`
       : "";
   if (json === null) {
@@ -241,7 +241,7 @@ export async function commitPage(
                    ${checkpoint.worker}, ${checkpoint.nextKey}::text::jsonb, ${checkpoint.items},
                    ${applied}, ${checkpoint.done}) as checkpointed,
                    sync.backfill_read_turn(${claim.job_id}, ${turn.rate}, ${turn.spent},
-                     ${turn.booked}, ${turn.next}) as turn`
+                     ${turn.booked}, ${turn.next}, ${turn.catchUp}) as turn`
       : await tx`select sync.checkpoint_segment(${claim.job_id}, ${claim.segment},
                    ${checkpoint.worker}, ${checkpoint.nextKey}::text::jsonb, ${checkpoint.items},
                    ${applied}, ${checkpoint.done}) as checkpointed`;

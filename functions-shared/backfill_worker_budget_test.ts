@@ -146,6 +146,29 @@ Deno.test("a throttled Scan is retried after a jittered backoff, then the page i
   ));
 });
 
+Deno.test("a page whose read was retried lets its job catch nothing up: the table may be at its capacity", async () => {
+  // Retried here (a throttle past the SDK's retries), or by the SDK itself ($metadata's
+  // attempts): either way the page's statement books the next read from now.
+  for (
+    const [name, answer] of [
+      ["retried here", (calls: number) => {
+        if (calls === 0) throw awsError("ProvisionedThroughputExceededException");
+        return { Items: [item("a")] };
+      }],
+      ["retried by the SDK", () => ({ Items: [item("a")], $metadata: { attempts: 3 } })],
+      ["read at once", () => ({ Items: [item("a")] })],
+    ] as const
+  ) {
+    let calls = 0;
+    const db = backfillDb([claim()], { turns: [{ wait_ms: 0, units: 40 }] });
+    const dynamo = fakeDynamo(() => answer(calls++));
+    const { deps } = workerDeps(db, dynamo, { pacing: fakeClock(0.5), maxRcuPerSecond: 100 });
+    await runWorker(deps, "worker-a");
+    const [page] = db.matching("sync.checkpoint_segment");
+    assert.equal(page.values.at(-1), name === "read at once", name);
+  }
+});
+
 Deno.test("a Scan that stays throttled gives up after the rounds, releases its segment and names table and segment", async () => {
   const db = backfillDb([claim(), claim({ segment: 2 })], { turns: [{ wait_ms: 0, units: 40 }] });
   const dynamo = fakeDynamo(() => {
@@ -157,9 +180,10 @@ Deno.test("a Scan that stays throttled gives up after the rounds, releases its s
   assert.equal(result.stoppedBy, "throttled");
   assert.equal(dynamo.sent.length, SCAN_ROUNDS);
   assert.deepEqual(clock.slept, [1000, 2000]);
-  // Given back with its turn's units: a throttled read consumed no capacity.
+  // Given back with its turn's units (a throttled read consumed no capacity), the job
+  // catching nothing up: the table was at its capacity.
   assert.deepEqual(db.matching("sync.release_segment").map((s) => s.values), [
-    ["7", 1, "worker-a", "7", 1_000_000, 40],
+    ["7", 1, "worker-a", "7", 1_000_000, 40, false],
   ]);
   assert.equal(db.matching("sync.claim_segment").length, 1, "the worker stops");
   assert.equal(db.matching("sync.checkpoint_segment").length, 0);
@@ -246,10 +270,11 @@ Deno.test("a segment reads at the turns its job's read ledger books, and settles
   const [claimed] = db.matching("sync.claim_segment");
   assert.match(claimed.text, /sync\.backfill_read_turn\(c\.job_id, \$1, null, 0, true\)/);
   // Each page: the table's budget, what the read cost, what its turn booked, whether
-  // another read follows (the last page books none).
+  // another read follows (the last page books none), whether it may catch up after a
+  // pause (no read was retried).
   assert.deepEqual(
-    db.matching("sync.checkpoint_segment").map((s) => s.values.slice(-4)),
-    [[100, 50, 257, true], [100, 10, 50, true], [100, 2, 10, false]],
+    db.matching("sync.checkpoint_segment").map((s) => s.values.slice(-5)),
+    [[100, 50, 257, true, true], [100, 10, 50, true, true], [100, 2, 10, false, true]],
   );
 });
 
@@ -264,8 +289,11 @@ Deno.test("a segment handed on before its read gives its turn back to the job wi
   // One statement: the release and the unused turn (257 units booked, none spent).
   const released = db.matching("sync.release_segment");
   assert.equal(released.length, 1);
-  assert.match(released[0].text, /sync\.backfill_read_turn\(\$4, \$5,\s+null, \$6, false\)/);
-  assert.deepEqual(released[0].values, ["7", 1, "worker-a", "7", 1_000_000, 257]);
+  assert.match(
+    released[0].text,
+    /sync\.backfill_read_turn\(\$4, \$5,\s+null, \$6, false, \$7\)/,
+  );
+  assert.deepEqual(released[0].values, ["7", 1, "worker-a", "7", 1_000_000, 257, true]);
 });
 
 Deno.test("an isolate without room for another page yet waits for a page in flight to end rather than hand on", async () => {
@@ -327,7 +355,7 @@ Deno.test("a run waiting for its read's turn hands on as soon as another run's p
   assert.equal(resultB.pages, 0);
   const releasedB = db.matching("sync.release_segment").find((s) => s.values[2] === "worker-b");
   assert.deepEqual(releasedB?.values.slice(0, 3), ["7", 1, "worker-b"]);
-  assert.equal(releasedB?.values.at(-1), 257, "its turn goes back to the job unused");
+  assert.equal(releasedB?.values.at(-2), 257, "its turn goes back to the job unused");
   assert.equal(b.woken.count, 1, "B's segment goes on in another request");
   assert.match(b.lines.at(-1)!, /segment 1\/4 .*budget spent \(isolate CPU 1200 ms\), handed on/);
 });
@@ -388,9 +416,10 @@ Deno.test("a turn that comes after the request's wall-clock budget is not slept 
   const slept = clock.slept.reduce((a, b) => a + b, 0);
   assert.ok(slept <= 30_000, `slept ${slept} ms, within the budget`);
   assert.ok(slept >= 25_000, `slept ${slept} ms, until near the deadline`);
-  // Given back with the turn's units, for the job's other segments.
+  // Given back with the turn's units, for the job's other segments (a pause, which the
+  // job may catch up).
   assert.deepEqual(db.matching("sync.release_segment").map((s) => s.values), [
-    ["7", 1, "worker-a", "7", 1_000_000, 40],
+    ["7", 1, "worker-a", "7", 1_000_000, 40, true],
   ]);
   assert.equal(woken.count, 1, "handed on");
   assert.match(lines.join("\n"), /its turn comes after the request's wall-clock budget, handed on/);

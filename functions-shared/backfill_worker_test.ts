@@ -223,6 +223,7 @@ Deno.test("a poison item becomes a dead letter and its page still checkpoints", 
     1,
     0,
     false,
+    true,
   ]);
   const rows = JSON.parse(String(letters.values[0])) as Record<string, unknown>[];
   assert.equal(rows.length, 1);

@@ -30,11 +30,13 @@ export function turnSettlement(checkpoint: Checkpoint): {
   spent: number;
   booked: number;
   next: boolean;
+  catchUp: boolean;
 } {
   return {
     spent: checkpoint.spentUnits ?? 0,
     booked: checkpoint.bookedUnits ?? 0,
     next: !checkpoint.done,
+    catchUp: checkpoint.retried !== true,
   };
 }
 
@@ -75,10 +77,13 @@ export class LedgerTurns implements ReadTurns {
                             ${spent}, ${booked}, false)`;
   }
 
-  /** Gives the segment back and its turn, unused, to the job, in one statement. */
-  async release(claim: Claim, turn: Turn): Promise<void> {
+  /**
+   * Gives the segment back and its turn, unused, to the job, in one statement; given up
+   * at the table's capacity (`throttled`), the job catches nothing up.
+   */
+  async release(claim: Claim, turn: Turn, options: { throttled?: boolean } = {}): Promise<void> {
     await this.sql`select sync.release_segment(${claim.job_id}, ${claim.segment}, ${this.worker}),
                           sync.backfill_read_turn(${claim.job_id}, ${this.rate},
-                            null, ${turn.units}, false)`;
+                            null, ${turn.units}, false, ${options.throttled !== true})`;
   }
 }

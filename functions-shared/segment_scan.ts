@@ -169,6 +169,9 @@ export async function scanSegments(
   ): Promise<"done" | "gave up" | { nextKey: Item; nextTurn?: Turn }> {
     let readAt = new Date();
     let page;
+    // Whether the read was retried here or in the SDK (a throttle, a failure): the table
+    // may be at its capacity, so the job's next read catches nothing up (read_turns.ts).
+    let retried = false;
     try {
       page = await withBackoff(
         () => {
@@ -193,8 +196,10 @@ export async function scanSegments(
             }),
           );
         },
-        (error, waitMs) =>
-          log(`${where}: ${error.name} after the SDK's retries; trying again in ${waitMs} ms`),
+        (error, waitMs) => {
+          retried = true;
+          log(`${where}: ${error.name} after the SDK's retries; trying again in ${waitMs} ms`);
+        },
         pacing,
       );
     } catch (error) {
@@ -210,7 +215,7 @@ export async function scanSegments(
           log(`${where}: ${error.message}; its job failed: every attempt in a row ended so`);
           return "gave up";
         }
-        await work.turns.release(claim, { waitMs: 0, units: turn.units });
+        await work.turns.release(claim, { waitMs: 0, units: turn.units }, { throttled: true });
         log(`${where}: ${error.message}; released for a later worker`);
         return "gave up";
       }
@@ -233,6 +238,7 @@ export async function scanSegments(
       done: nextKey === null,
       spentUnits,
       bookedUnits: turn.units,
+      retried: retried || (page.$metadata?.attempts ?? 1) > 1,
     };
     const committed = await work.commitPage(claim, scanned, checkpoint).catch(async (error) => {
       // The read happened whatever became of its page: the ledger counts what it spent.

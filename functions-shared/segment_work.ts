@@ -70,9 +70,10 @@ export interface ReadTurns {
   first: (claim: Claim) => Promise<Turn>;
   /**
    * Gives the segment back (sync.release_segment) and its turn, unused, to the job's other
-   * segments, in one statement: the segment is handed on before its read.
+   * segments, in one statement: the segment is handed on before its read. `throttled`:
+   * given up at the table's capacity, so the job catches nothing up.
    */
-  release: (claim: Claim, turn: Turn) => Promise<void>;
+  release: (claim: Claim, turn: Turn, options?: { throttled?: boolean }) => Promise<void>;
   /**
    * Settles a read whose page was not written (its checkpoint refused: the page's own
    * statement, which settles it, rolled back): what it spent against what was booked.
@@ -116,6 +117,11 @@ export interface Checkpoint {
   spentUnits?: number;
   /** The units its read's turn was booked at (0 for a turn booked at none). */
   bookedUnits?: number;
+  /**
+   * Whether the read was retried (throttled at the table's capacity, or failed): the
+   * job's next read then catches nothing up (`sync.backfill_read_turn`'s p_catch_up).
+   */
+  retried?: boolean;
 }
 
 /** What `commitPage` wrote, and the segment's next read's turn (none once it is done). */

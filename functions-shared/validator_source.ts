@@ -207,7 +207,7 @@ export async function scanForRun(
           tx`select sync.checkpoint_segment(${claim.job_id}, ${claim.segment}, ${checkpoint.worker},
                      ${checkpoint.nextKey}::text::jsonb, ${checkpoint.items}, ${0}, ${checkpoint.done})`,
           tx`select sync.backfill_read_turn(${claim.job_id}, ${rate}, ${settled.spent},
-                     ${settled.booked}, ${settled.next}) as turn`,
+                     ${settled.booked}, ${settled.next}, ${settled.catchUp}) as turn`,
         );
         // postgres.js sends a query once it is awaited: Promise.all sends them in order
         // without waiting for an answer in between.

@@ -426,7 +426,7 @@ Deno.test("scanForRun stops every segment once one finds the budget spent, witho
   ], "both given back, each at its checkpoint");
   // Each with its turn, unused: the units it was booked at go back to the job.
   assert.deepEqual(
-    db.matching("sync.release_segment").map((s) => s.values.slice(1, 2).concat(s.values.at(-1))),
+    db.matching("sync.release_segment").map((s) => s.values.slice(1, 2).concat(s.values.at(-2))),
     [[0, 1], [1, 1]],
   );
   assert.equal(db.matching("sync.claim_segment").length, 2, "no claim after the stop");
@@ -482,13 +482,14 @@ Deno.test("scanForRun reads at the turns its job's read ledger books, and settle
   // would be 1,000 ms a page).
   assert.deepEqual(clock.slept, [300, 1200]);
   // Each page: the job, the table's budget, what the read cost, what its turn booked,
-  // whether another read follows (the last page books none).
+  // whether another read follows (the last page books none), whether it may catch up
+  // (its read was not retried).
   assert.deepEqual(
     db.matching("sync.backfill_read_turn(").filter((s) => s.tx > 0).map((s) => s.values),
     [
-      ["5", 100, 50, 257, true],
-      ["5", 100, 50, 50, true],
-      ["5", 100, 50, 50, false],
+      ["5", 100, 50, 257, true, true],
+      ["5", 100, 50, 50, true, true],
+      ["5", 100, 50, 50, false, true],
     ],
   );
 });

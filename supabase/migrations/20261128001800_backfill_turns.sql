@@ -178,10 +178,13 @@ on conflict (key) do nothing;
 -- visitors' backfill in `npm start` read for 31 s what its budget reads in 26.6. So the
 -- ledger is a token bucket that holds this many seconds of the budget: after a pause a
 -- job reads at once what it missed, up to these seconds' worth, then at its pace again.
--- Over any stretch it reads at most its budget plus these seconds' worth (2 s at 250 a
--- second: 500 units, two 1 MB pages), well within what DynamoDB's own burst capacity keeps
--- (up to 300 seconds of unused capacity, "burst capacity", AWS Developer Guide). A job's
--- first read catches up nothing: it had no pause, only a start. 0: strict pacing.
+-- Over any stretch it reads at most its budget, these seconds' worth and one page more
+-- (2 s at 250 a second: 500 units; with 1 MB pages, three may start at once after a
+-- pause), well within what DynamoDB's own burst capacity keeps (up to 300 seconds of
+-- unused capacity, "burst capacity", AWS Developer Guide). A job's first read catches up
+-- nothing: it had no pause, only a start. Nor does a read after one that was retried (a
+-- throttle: the table is at its capacity) or given up: sync.backfill_read_turn's
+-- p_catch_up. 0: strict pacing.
 insert into sync.settings (key, value, description) values
   ('backfill_catch_up_seconds', '2',
    'Seconds of its read budget a Scan job (a backfill''s or a validation''s) may read at once after its reads paused (a hand-on, an isolate starting), so that it reads at its budget on average (0 to 10; 0: strict pacing).')
@@ -190,11 +193,15 @@ on conflict (key) do nothing;
 -- Settles a segment's last turn and books its next one, in the statement that writes
 -- the page (or with a claim, or a release). p_spent: what the last read cost (its
 -- ConsumedCapacity; null when no read was made); p_booked: the units its turn was booked
--- at (0: none); p_next: whether to book the next read. Returns when that read may start, as
--- milliseconds from now (wait_ms), and the units booked for it (units); both null when
--- p_next is false. A turn given back unused (p_spent null) frees its place for the next one.
+-- at (0: none); p_next: whether to book the next read; p_catch_up: false when the last
+-- read was retried (throttled, or failed) or given up: the table is at its capacity, and
+-- the job keeps none of its catch-up (above) but reads at its pace from now. Returns when
+-- the next read may start, as milliseconds from now (wait_ms), and the units booked for it
+-- (units); both null when p_next is false. A turn given back unused (p_spent null) frees
+-- its place for the next one.
 create function sync.backfill_read_turn(
-  p_job bigint, p_rate numeric, p_spent numeric, p_booked numeric, p_next boolean
+  p_job bigint, p_rate numeric, p_spent numeric, p_booked numeric, p_next boolean,
+  p_catch_up boolean default true
 ) returns jsonb
 language plpgsql set search_path = ''
 as $$
@@ -202,6 +209,8 @@ declare
   ledger sync.backfill_read_ledger;
   start_at timestamptz;
   booked numeric;
+  setting text;
+  catch_up integer := 0;
 begin
   if p_rate is null or p_rate <= 0 then
     raise exception 'sync.backfill_read_turn: backfill job %: the read budget must be a positive number of read units a second, not %',
@@ -220,14 +229,27 @@ begin
     -- A read was made: its cost is the next one's estimate (an empty page's, too).
     ledger.units := greatest(p_spent, 0.5);
   end if;
+  if not p_catch_up and ledger.next_at > '-infinity' then
+    -- Retried or given up at the table's capacity: nothing is caught up.
+    ledger.next_at := greatest(ledger.next_at, clock_timestamp());
+  end if;
   if p_next then
-    -- After a pause the job catches up on what it missed, up to backfill_catch_up_seconds
-    -- of its budget (above); its first read starts now.
-    start_at := case
-      when ledger.next_at = '-infinity' then clock_timestamp()
-      else greatest(ledger.next_at, clock_timestamp() - make_interval(
-        secs => sync.integer_setting('backfill_catch_up_seconds', 0, 10)))
-    end;
+    if ledger.next_at = '-infinity' then
+      -- The job's first read starts now: it had no pause, only a start.
+      start_at := clock_timestamp();
+    else
+      -- After a pause the job catches up on what it missed, up to
+      -- backfill_catch_up_seconds of its budget (above). A setting missing or out of
+      -- range paces strictly (the side that reads less), named in the server's log.
+      setting := (select value from sync.settings where key = 'backfill_catch_up_seconds');
+      if setting ~ '^\s*\d{1,2}\s*$' and setting::integer <= 10 then
+        catch_up := setting::integer;
+      else
+        raise warning 'sync.settings backfill_catch_up_seconds = % is not a whole number from 0 to 10: Scans pace strictly until it is set again',
+          coalesce(quote_literal(setting), 'missing');
+      end if;
+      start_at := greatest(ledger.next_at, clock_timestamp() - make_interval(secs => catch_up));
+    end if;
     booked := ledger.units;
     ledger.next_at := start_at + make_interval(secs => (booked / p_rate)::float8);
   end if;
@@ -242,8 +264,8 @@ begin
     'units', booked);
 end
 $$;
-comment on function sync.backfill_read_turn(bigint, numeric, numeric, numeric, boolean) is
-  'A Scan segment''s turns (a backfill''s or a validation run''s) against its table''s read budget: settles the last read''s cost and books the next read; returns {wait_ms, units}.';
+comment on function sync.backfill_read_turn(bigint, numeric, numeric, numeric, boolean, boolean) is
+  'A Scan segment''s turns (a backfill''s or a validation run''s) against its table''s read budget: settles the last read''s cost and books the next read, catching up after a pause unless the last read was retried at the table''s capacity; returns {wait_ms, units}.';
 
 revoke all on table sync.backfill_read_ledger from public;
-revoke all on function sync.backfill_read_turn(bigint, numeric, numeric, numeric, boolean) from public;
+revoke all on function sync.backfill_read_turn(bigint, numeric, numeric, numeric, boolean, boolean) from public;

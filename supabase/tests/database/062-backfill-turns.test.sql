@@ -4,7 +4,7 @@
 -- the job's read ledger books each read's turn and settles what it cost.
 set client_min_messages = warning;
 begin;
-select plan(31);
+select plan(36);
 
 delete from sync.table_state;
 delete from sync.backfill_jobs;
@@ -205,13 +205,50 @@ select ok(
    from sync.backfill_read_ledger where job_id = (select segments from job)),
   'but the next turn is a page''s time from now: nothing is caught up'
 );
+-- A setting out of range paces strictly (the side that reads less), with a warning.
 update sync.settings set value = '11' where key = 'backfill_catch_up_seconds';
-select throws_like(
+update sync.backfill_read_ledger set next_at = clock_timestamp() - interval '10 seconds', units = 250
+where job_id = (select segments from job);
+set local client_min_messages = error;
+create temporary table bad_before on commit drop as select clock_timestamp() as t;
+select lives_ok(
   $$select sync.backfill_read_turn((select segments from job), 250, null, 0, true)$$,
-  '%backfill_catch_up_seconds = ''11'' is not a whole number from 0 to 10%',
-  'a catch-up setting out of range is refused, naming it'
+  'a catch-up setting out of range stops no Scan'
+);
+set local client_min_messages = warning;
+select ok(
+  (select next_at >= (select t from bad_before) + interval '1 second'
+   from sync.backfill_read_ledger where job_id = (select segments from job)),
+  'it paces strictly: nothing is caught up'
 );
 update sync.settings set value = '2' where key = 'backfill_catch_up_seconds';
+-- A read that was retried (a throttle: the table at its capacity) catches nothing up,
+-- and neither does a turn given back after giving up.
+update sync.backfill_read_ledger set next_at = clock_timestamp() - interval '10 seconds', units = 250
+where job_id = (select segments from job);
+create temporary table retried_before on commit drop as select clock_timestamp() as t;
+select is(
+  (select (t->>'units')::numeric
+   from sync.backfill_read_turn((select segments from job), 250, 250, 250, true, false) t),
+  250::numeric, 'after a retried read the next is booked at its cost'
+);
+select ok(
+  (select next_at >= (select t from retried_before) + interval '1 second'
+   from sync.backfill_read_ledger where job_id = (select segments from job)),
+  'from now, not from 2 s back: the retried read earns no catch-up'
+);
+update sync.backfill_read_ledger set next_at = clock_timestamp() - interval '10 seconds'
+where job_id = (select segments from job);
+create temporary table given_up_before on commit drop as select clock_timestamp() as t;
+select lives_ok(
+  $$select sync.backfill_read_turn((select segments from job), 250, null, 250, false, false)$$,
+  'a turn given back after a throttle'
+);
+select ok(
+  (select next_at >= (select t from given_up_before)
+   from sync.backfill_read_ledger where job_id = (select segments from job)),
+  'leaves the job nothing to catch up: its next turn is now, not 11 s back'
+);
 
 -- A job whose reads are booked more than 20 s ahead is not claimed: another segment's
 -- first read would wait longer than a request may sleep.
