@@ -87,6 +87,9 @@ export async function handleValidatorRequest(req: Request, deps: EndpointDeps): 
   } catch (error) {
     return errorResponse(400, `body is not valid JSON: ${(error as Error).message}`);
   }
+  // The run this request started or goes on with, once known, and its table: a failure
+  // after that is the run's to recover from (the heartbeat resumes it), not the caller's.
+  let started: { runId: number; table: string } | undefined;
   try {
     if ("rereads" in body) {
       // The collapsed keys waiting for a re-read (collapsed_rereads.ts), through the gate
@@ -133,7 +136,7 @@ export async function handleValidatorRequest(req: Request, deps: EndpointDeps): 
     const pages = body.pagesPerRequest;
     const arrivedAt = performance.now();
     const full = deps.gate !== undefined && deps.gate.active >= deps.gate.max;
-    let started: number | undefined = runId;
+    if (runId !== undefined) started = { runId, table: spec.targetTable };
     const start = (pause?: (ms: number) => Promise<void>) =>
       validateTable(
         {
@@ -148,7 +151,7 @@ export async function handleValidatorRequest(req: Request, deps: EndpointDeps): 
         {
           repair: "repair" in body ? body.repair : undefined,
           runId,
-          onRun: (id) => (started = id),
+          onRun: (id) => (started = { runId: id, table: spec.targetTable }),
           startedAt: arrivedAt,
         },
       );
@@ -190,7 +193,7 @@ export async function handleValidatorRequest(req: Request, deps: EndpointDeps): 
     // Another request (one it woke, or the next it handed on to) may finish the run
     // within the time left: the answer is then the run's record.
     while (first !== "waiting" && started !== undefined && performance.now() < deadline) {
-      const recorded = await recordedResult(deps, spec, started);
+      const recorded = await recordedResult(deps, spec, started.runId);
       if (recorded !== "running") {
         if ("failed" in recorded) {
           return errorResponse(500, `validation failed: ${recorded.failed}`);
@@ -199,8 +202,19 @@ export async function handleValidatorRequest(req: Request, deps: EndpointDeps): 
       }
       await new Promise((resolve) => setTimeout(resolve, deps.pollMs ?? 250));
     }
-    return json(202, { table: spec.targetTable, runId: started, status: "running" });
+    return json(202, { table: spec.targetTable, runId: started?.runId, status: "running" });
   } catch (error) {
+    if (isDatabaseUnavailable(error) && started !== undefined) {
+      // The run exists and stays running: pg_cron's heartbeat (sync.wake_validations)
+      // resumes it once the database answers again. Its id, not a 503, so that a caller
+      // follows it rather than start another run of the table.
+      console.error(
+        `validation run ${started.runId} of ${started.table}: ${
+          (error as Error).message
+        }; the heartbeat resumes it`,
+      );
+      return json(202, { table: started.table, runId: started.runId, status: "running" });
+    }
     if (isDatabaseUnavailable(error)) {
       return errorResponse(503, "the database is unavailable; retry later", { "retry-after": "5" });
     }

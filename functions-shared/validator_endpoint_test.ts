@@ -10,17 +10,21 @@ import { type EndpointDeps, handleValidatorRequest } from "./validator_endpoint.
 import { RunGate, whenAdmitted } from "./run_gate.ts";
 import { TABLES } from "./table_registry.ts";
 import { fakeClock, fakeDynamo, fakeSql } from "./testing_fakes.ts";
-import { runsDb } from "./validator_fakes.ts";
+import { runsDb, type RunsOptions } from "./validator_fakes.ts";
 
 const KEY = "service-key";
 const RUN = 42;
 
 /**
  * A database of validation runs (validator_fakes.ts); `running` are runs already running
- * (id -> target table); `fail` makes every statement fail.
+ * (id -> target table); `fail` makes every statement fail, `failWhen` those it names.
  */
-function validatorDb(options: { running?: Record<number, string>; fail?: Error } = {}) {
-  const db = runsDb({ fail: options.fail });
+function validatorDb(
+  options: Pick<RunsOptions, "fail" | "failWhen"> & {
+    running?: Record<number, string>;
+  } = {},
+) {
+  const db = runsDb({ fail: options.fail, failWhen: options.failWhen });
   for (const [id, table] of Object.entries(options.running ?? {})) {
     db.newRun(table, false, 1, Number(id));
   }
@@ -400,6 +404,34 @@ Deno.test("a re-read request answers 200 with what it did, and 202 at once from 
   assert.deepEqual(await response.json(), { reread: 0, failed: 0 });
   assert.equal(db.matching("sync.claim_rereads").length, 1);
   assert.equal(gate.active, 0, "the place is given back");
+});
+
+Deno.test("the database lost once the run exists answers 202 with the run, not a 503 that would start another", async () => {
+  const refused = Object.assign(new Error("connect ECONNREFUSED"), { code: "ECONNREFUSED" });
+  const db = validatorDb({
+    failWhen: (s) => s.text.includes("sync.claim_validation(") ? refused : undefined,
+  });
+  const { deps } = endpointDeps(db, noDynamo());
+  const originalError = console.error;
+  const logged: string[] = [];
+  console.error = (line: string) => logged.push(line);
+  try {
+    const response = await handleValidatorRequest(
+      post('{"table": "firespring_segments"}'),
+      deps,
+    );
+    assert.equal(response.status, 202);
+    assert.deepEqual(await response.json(), {
+      table: "firespring_segments",
+      runId: RUN,
+      status: "running",
+    });
+    assert.deepEqual(logged, [
+      `validation run ${RUN} of firespring_segments: connect ECONNREFUSED; the heartbeat resumes it`,
+    ]);
+  } finally {
+    console.error = originalError;
+  }
 });
 
 Deno.test("the database down answers 503; any other failure 500 naming it", async () => {

@@ -53,6 +53,8 @@ export interface RunsOptions {
   loseRunLease?: () => boolean;
   /** Throws this from every statement (the database is down). */
   fail?: Error;
+  /** Fails the statements it answers an error for (the database lost mid-way). */
+  failWhen?: (statement: Statement) => Error | undefined;
   /**
    * The read ledger's turns ({wait_ms, units}), handed out in order to the claims and the
    * pages' statements that book one (none once they run out: read at once).
@@ -110,6 +112,8 @@ export function runsDb(options: RunsOptions = {}) {
   };
   const answer = (s: Statement): unknown[] | undefined => {
     if (options.fail) throw options.fail;
+    const failure = options.failWhen?.(s);
+    if (failure) throw failure;
     const t = s.text;
     const v = s.values;
     if (t.includes("sync.start_validation(")) {

@@ -11,14 +11,16 @@
  * - 503: the database was unavailable to the function (e.g. the transaction pooler
  *   refusing logins for a while after Postgres restarted); asked again after its
  *   `Retry-After`, until the wait is over.
- * - Anything else, a failed run, or a wait that ran out: an error naming the table, and
- *   the status and answer or the run.
+ * - Anything else, a failed run, a request that hangs, or a wait that ran out: an error
+ *   naming the table, and the status and answer or the run. A run's record that cannot be
+ *   read for a moment (the database restarting) is read again.
  *
  * @module
  */
 
 import type postgres from "postgres";
 import type { TableSpec } from "../functions-shared/table_registry.ts";
+import { isDatabaseUnavailable } from "../functions-shared/sync_db.ts";
 import { recordedResult, type ValidationResult } from "../functions-shared/validator_result.ts";
 
 /** Where the function is, and how to read a run's record. */
@@ -57,15 +59,26 @@ export async function validateThroughFunction(
   const table = spec.targetTable;
   const waited = () => `after ${Math.round((client.waitMs ?? 15 * 60_000) / 1000)} s`;
   for (;;) {
-    const response = await send(`${client.functionsUrl}/data-checksum-validator`, {
-      method: "POST",
-      headers: {
-        authorization: `Bearer ${client.serviceRoleKey}`,
-        "content-type": "application/json",
-      },
-      body: JSON.stringify({ table, repair }),
-    });
-    const text = await response.text();
+    let response: Response;
+    let text: string;
+    try {
+      response = await send(`${client.functionsUrl}/data-checksum-validator`, {
+        method: "POST",
+        headers: {
+          authorization: `Bearer ${client.serviceRoleKey}`,
+          "content-type": "application/json",
+        },
+        body: JSON.stringify({ table, repair }),
+        // The function answers within 25 s (a 202 past it); a request that hangs past the
+        // wait is given up.
+        signal: AbortSignal.timeout(Math.max(1, deadline - now())),
+      });
+      text = await response.text();
+    } catch (error) {
+      throw new Error(
+        `validating ${table}: the function did not answer: ${(error as Error).message}`,
+      );
+    }
     if (response.status === 503) {
       const pause = Math.max(1, Number(response.headers.get("retry-after")) || 5) * 1000;
       if (now() + pause > deadline) {
@@ -85,8 +98,23 @@ export async function validateThroughFunction(
       throw new Error(`validating ${table}: ${response.status} ${text.slice(0, 300)}`);
     }
     const run = Number(answer.runId);
+    if (!Number.isInteger(run) || run <= 0) {
+      // The function answers 202 before its run exists only when starting it took longer
+      // than its 25 s: there is no run to follow.
+      throw new Error(`validating ${table}: 202 without a run to follow: ${text.slice(0, 300)}`);
+    }
     for (;;) {
-      const result = await recorded(spec, run);
+      let result: Awaited<ReturnType<typeof recorded>>;
+      try {
+        result = await recorded(spec, run);
+      } catch (error) {
+        // The database may be away a moment (a restart): read again until the wait is over.
+        if (!isDatabaseUnavailable(error) || now() > deadline) {
+          throw new Error(`validating ${table}: reading run ${run}: ${(error as Error).message}`);
+        }
+        await sleep(POLL_MS * 4);
+        continue;
+      }
       if (result !== "running") {
         if ("failed" in result) {
           throw new Error(`validating ${table}: run ${run} failed: ${result.failed}`);

@@ -114,3 +114,41 @@ Deno.test("a failed or missing run, a run past the wait, any other status: error
     new RegExp(`^Error: validating ${table}: 502 <html>bad gateway$`),
   );
 });
+
+Deno.test("a 202 without a run, an unreachable function, an unreadable record: errors naming the table", async () => {
+  const table = SPEC.targetTable;
+  await assert.rejects(
+    validateThroughFunction(
+      fakeClient([Response.json({ table, status: "running" }, { status: 202 })]).client,
+      SPEC,
+    ),
+    new RegExp(`^Error: validating ${table}: 202 without a run to follow: `),
+  );
+  const unreachable = fakeClient([]);
+  unreachable.client.fetch = () => Promise.reject(new TypeError("error sending request"));
+  await assert.rejects(
+    validateThroughFunction(unreachable.client, SPEC),
+    new RegExp(`^Error: validating ${table}: the function did not answer: error sending request$`),
+  );
+  const broken = fakeClient([Response.json({ runId: 7 }, { status: 202 })]);
+  broken.client.recorded = () => Promise.reject(new Error("permission denied for table x"));
+  await assert.rejects(
+    validateThroughFunction(broken.client, SPEC),
+    new RegExp(`^Error: validating ${table}: reading run 7: permission denied for table x$`),
+  );
+});
+
+Deno.test("a record the database cannot give for a moment is read again", async () => {
+  const { client, slept } = fakeClient([Response.json({ runId: 7 }, { status: 202 })]);
+  let reads = 0;
+  client.recorded = () => {
+    if (reads++ === 0) {
+      return Promise.reject(
+        Object.assign(new Error("connect ECONNREFUSED"), { code: "ECONNREFUSED" }),
+      );
+    }
+    return Promise.resolve(RESULT);
+  };
+  assert.deepEqual(await validateThroughFunction(client, SPEC), RESULT);
+  assert.deepEqual(slept, [1000]);
+});
