@@ -33,6 +33,16 @@ function validatorDb(
 
 const segmentItem = { segment_id: { S: "s-1" }, value: { N: "5" } };
 
+/** Asserts the answer of a run that goes on: 202, the segments table's run, running. */
+async function assertRunning(response: Response, message?: string) {
+  assert.equal(response.status, 202, message);
+  assert.deepEqual(await response.json(), {
+    table: "firespring_segments",
+    runId: RUN,
+    status: "running",
+  });
+}
+
 function endpointDeps(
   db: ReturnType<typeof runsDb>,
   dynamo: ReturnType<typeof fakeDynamo>,
@@ -205,12 +215,7 @@ Deno.test("a run that outgrows the request answers 202 with its runId and calls 
     post('{"table": "firespring_segments", "pagesPerRequest": 1}'),
     deps,
   );
-  assert.equal(response.status, 202);
-  assert.deepEqual(await response.json(), {
-    table: "firespring_segments",
-    runId: RUN,
-    status: "running",
-  });
+  await assertRunning(response);
   assert.equal(dynamo.sent.length, 1, "one page, as asked");
   assert.deepEqual(calls, [{ runId: RUN, pagesPerRequest: 1 }]);
   assert.equal(waited.length, 1);
@@ -225,12 +230,7 @@ Deno.test("a continued run reads its table from its row", async () => {
   const { deps: d, waited } = { deps, waited: [] as Promise<unknown>[] };
   d.waitUntil = (work) => waited.push(work);
   const response = await handleValidatorRequest(post(`{"runId": ${RUN}}`), d);
-  assert.equal(response.status, 202, "a request to go on answers at once");
-  assert.deepEqual(await response.json(), {
-    table: "firespring_segments",
-    runId: RUN,
-    status: "running",
-  });
+  await assertRunning(response, "a request to go on answers at once");
   const result = await waited[0] as { runId: number; table: string };
   assert.equal(result.runId, RUN);
   assert.equal(result.table, "firespring_segments");
@@ -247,12 +247,7 @@ Deno.test("a run still going when the answer is due answers 202 and goes on in t
   });
   const { deps, waited, calls } = endpointDeps(db, dynamo, { answerWithinMs: 1 });
   const response = await handleValidatorRequest(post('{"table": "firespring_segments"}'), deps);
-  assert.equal(response.status, 202);
-  assert.deepEqual(await response.json(), {
-    table: "firespring_segments",
-    runId: RUN,
-    status: "running",
-  });
+  await assertRunning(response);
   assert.equal(waited.length, 1);
   release();
   const outcome = await waited[0] as { match: boolean };
@@ -283,12 +278,7 @@ for (
     const other = hold(gate, () => new Promise<void>((resolve) => (free = resolve)));
     const { deps, waited } = endpointDeps(db, noDynamo(), { gate });
     const response = await handleValidatorRequest(post(`{"runId": ${RUN}}`), deps);
-    assert.equal(response.status, 202);
-    assert.deepEqual(await response.json(), {
-      table: "firespring_segments",
-      runId: RUN,
-      status: "running",
-    });
+    await assertRunning(response);
     assert.equal(waited.length, 1, "kept alive until it has run");
     await new Promise((resolve) => setTimeout(resolve, 5));
     assert.equal(
@@ -308,12 +298,7 @@ Deno.test("a busy isolate starts a new validation and hands it on at once, readi
   const db = validatorDb();
   const { deps, waited, calls } = endpointDeps(db, noDynamo(), { gate: fullGate() });
   const response = await handleValidatorRequest(post('{"table": "firespring_segments"}'), deps);
-  assert.equal(response.status, 202);
-  assert.deepEqual(await response.json(), {
-    table: "firespring_segments",
-    runId: RUN,
-    status: "running",
-  });
+  await assertRunning(response);
   assert.deepEqual(calls, [{ runId: RUN, pagesPerRequest: undefined }]);
   await Promise.all(waited);
   await timersFire(deps);
@@ -420,12 +405,7 @@ Deno.test("the database lost once the run exists answers 202 with the run, not a
       post('{"table": "firespring_segments"}'),
       deps,
     );
-    assert.equal(response.status, 202);
-    assert.deepEqual(await response.json(), {
-      table: "firespring_segments",
-      runId: RUN,
-      status: "running",
-    });
+    await assertRunning(response);
     assert.deepEqual(logged, [
       `validation run ${RUN} of firespring_segments: connect ECONNREFUSED; the heartbeat resumes it`,
     ]);

@@ -4,7 +4,7 @@
 -- the job's read ledger books each read's turn and settles what it cost.
 set client_min_messages = warning;
 begin;
-select plan(36);
+select plan(32);
 
 delete from sync.table_state;
 delete from sync.backfill_jobs;
@@ -170,84 +170,72 @@ select is(
   (select count(*)::int from sync.backfill_read_ledger where job_id = (select searches from job)),
   0, 'a job that booked no turn has no ledger row');
 
--- After a pause (no read for 10 s) a job catches up on what it missed, up to
--- backfill_catch_up_seconds (2) of its budget: its next turn is booked from 2 s back, not
--- from now. Each bound is taken around the statement, so how long it took does not count.
-update sync.backfill_read_ledger set next_at = clock_timestamp() - interval '10 seconds', units = 250
-where job_id = (select segments from job);
-create temporary table paused on commit drop as select clock_timestamp() as before;
-select is(
-  (select (t->>'wait_ms')::numeric
-   from sync.backfill_read_turn((select segments from job), 250, null, 0, true) t),
-  0::numeric, 'after a pause the next read starts at once'
-);
-create temporary table paused_after on commit drop as select clock_timestamp() as after;
+-- After a pause a job catches up on what it missed, up to backfill_catch_up_seconds (2)
+-- of its budget. turn_after_pause books a turn with the job's next read due 10 s ago (a
+-- page costing 1 s of budget), and says when its next turn is due against the clock taken
+-- just before and just after the statement: the turn's own moment lies between, so how
+-- long the statement took does not count. Kept in last_turn too.
+create temporary table last_turn (
+  wait_ms numeric, due_after_end interval, due_after_start interval
+) on commit drop;
+create function pg_temp.turn_after_pause(
+  p_spent numeric, p_booked numeric, p_next boolean, p_catch_up boolean
+) returns setof last_turn
+language plpgsql as $fn$
+declare
+  started timestamptz;
+  turn jsonb;
+  ended timestamptz;
+  due timestamptz;
+begin
+  update sync.backfill_read_ledger set next_at = clock_timestamp() - interval '10 seconds', units = 250
+  where job_id = (select segments from job);
+  started := clock_timestamp();
+  turn := sync.backfill_read_turn((select segments from job), 250, p_spent, p_booked, p_next, p_catch_up);
+  ended := clock_timestamp();
+  select next_at into due from sync.backfill_read_ledger where job_id = (select segments from job);
+  delete from last_turn;
+  insert into last_turn values ((turn->>'wait_ms')::numeric, due - ended, due - started);
+  return query select * from last_turn;
+end
+$fn$;
 select ok(
-  (select next_at between (select before from paused) - interval '1 second'
-                      and (select after from paused_after) - interval '1 second'
-   from sync.backfill_read_ledger where job_id = (select segments from job)),
-  'booked from 2 s back, one page (1 s) of catch-up still due: the pause''s other 8 s are lost'
+  (select wait_ms = 0 and interval '-1 second' between due_after_end and due_after_start
+   from pg_temp.turn_after_pause(null, 0, true, true)),
+  'after a pause the next read starts at once, booked from 2 s back: one page (1 s) of ' ||
+  'catch-up is still due, the pause''s other 8 s are lost'
 );
 -- With backfill_catch_up_seconds 0 the ledger paces strictly: a pause is lost.
 update sync.settings set value = '0' where key = 'backfill_catch_up_seconds';
-update sync.backfill_read_ledger set next_at = clock_timestamp() - interval '10 seconds', units = 250
-where job_id = (select segments from job);
-create temporary table strict_before on commit drop as select clock_timestamp() as t;
-select is(
-  (select (t->>'wait_ms')::numeric
-   from sync.backfill_read_turn((select segments from job), 250, null, 0, true) t),
-  0::numeric, 'paced strictly, the read after a pause starts at once too'
-);
-create temporary table strict_after on commit drop as select clock_timestamp() as t;
 select ok(
-  (select next_at between (select t from strict_before) + interval '1 second'
-                      and (select t from strict_after) + interval '1 second'
-   from sync.backfill_read_ledger where job_id = (select segments from job)),
-  'but the next turn is a page''s time from now: nothing is caught up'
+  (select wait_ms = 0 and interval '1 second' between due_after_end and due_after_start
+   from pg_temp.turn_after_pause(null, 0, true, true)),
+  'paced strictly, the read after a pause starts at once, the next a page''s time from now'
 );
 -- A setting out of range paces strictly (the side that reads less), with a warning.
 update sync.settings set value = '11' where key = 'backfill_catch_up_seconds';
-update sync.backfill_read_ledger set next_at = clock_timestamp() - interval '10 seconds', units = 250
-where job_id = (select segments from job);
 set local client_min_messages = error;
-create temporary table bad_before on commit drop as select clock_timestamp() as t;
 select lives_ok(
-  $$select sync.backfill_read_turn((select segments from job), 250, null, 0, true)$$,
+  $$select pg_temp.turn_after_pause(null, 0, true, true)$$,
   'a catch-up setting out of range stops no Scan'
 );
 set local client_min_messages = warning;
 select ok(
-  (select next_at >= (select t from bad_before) + interval '1 second'
-   from sync.backfill_read_ledger where job_id = (select segments from job)),
+  (select interval '1 second' between due_after_end and due_after_start from last_turn),
   'it paces strictly: nothing is caught up'
 );
 update sync.settings set value = '2' where key = 'backfill_catch_up_seconds';
 -- A read that was retried (a throttle: the table at its capacity) catches nothing up,
 -- and neither does a turn given back after giving up.
-update sync.backfill_read_ledger set next_at = clock_timestamp() - interval '10 seconds', units = 250
-where job_id = (select segments from job);
-create temporary table retried_before on commit drop as select clock_timestamp() as t;
-select is(
-  (select (t->>'units')::numeric
-   from sync.backfill_read_turn((select segments from job), 250, 250, 250, true, false) t),
-  250::numeric, 'after a retried read the next is booked at its cost'
+select ok(
+  (select wait_ms = 0 and interval '1 second' between due_after_end and due_after_start
+   from pg_temp.turn_after_pause(250, 250, true, false)),
+  'after a retried read the next is booked from now, not from 2 s back'
 );
 select ok(
-  (select next_at >= (select t from retried_before) + interval '1 second'
-   from sync.backfill_read_ledger where job_id = (select segments from job)),
-  'from now, not from 2 s back: the retried read earns no catch-up'
-);
-update sync.backfill_read_ledger set next_at = clock_timestamp() - interval '10 seconds'
-where job_id = (select segments from job);
-create temporary table given_up_before on commit drop as select clock_timestamp() as t;
-select lives_ok(
-  $$select sync.backfill_read_turn((select segments from job), 250, null, 250, false, false)$$,
-  'a turn given back after a throttle'
-);
-select ok(
-  (select next_at >= (select t from given_up_before)
-   from sync.backfill_read_ledger where job_id = (select segments from job)),
-  'leaves the job nothing to catch up: its next turn is now, not 11 s back'
+  (select wait_ms is null and interval '0' between due_after_end and due_after_start
+   from pg_temp.turn_after_pause(null, 250, false, false)),
+  'a turn given back after a throttle leaves the job nothing to catch up: its next turn is now'
 );
 
 -- A job whose reads are booked more than 20 s ahead is not claimed: another segment's
