@@ -43,6 +43,7 @@ import { compareRanges, recheckLook } from "./validator_compare.ts";
 import { repairKeys } from "./validator_repair.ts";
 import { scanForRun } from "./validator_source.ts";
 import { LEASE_LOST } from "./segment_work.ts";
+import { isDatabaseUnavailable } from "./sync_db.ts";
 import { runResult, type ValidationResult } from "./validator_result.ts";
 
 export type { RowKey, Unmappable } from "./validator_plan.ts";
@@ -218,6 +219,12 @@ export async function validateTable(
     if ((error as { code?: string }).code === LEASE_LOST) {
       log(`${spec.targetTable}: validation run ${run}: ${(error as Error).message}`);
       return continuation(false);
+    }
+    if (isDatabaseUnavailable(error)) {
+      // Not the run's failure: the database may answer again in a moment, and pg_cron's
+      // heartbeat resumes the run from its checkpoints (one that makes no progress for 15
+      // minutes is failed by sync.reap_stalled_validations, naming why).
+      throw error;
     }
     await deps.sql`select sync.end_validation(${run}, 'failed', ${(error as Error).message})`
       .catch(() => {});

@@ -409,6 +409,7 @@ Deno.test("the database lost once the run exists answers 202 with the run, not a
     assert.deepEqual(logged, [
       `validation run ${RUN} of firespring_segments: connect ECONNREFUSED; the heartbeat resumes it`,
     ]);
+    assert.equal(db.matching("sync.end_validation").length, 0, "the run is not failed for it");
   } finally {
     console.error = originalError;
   }
