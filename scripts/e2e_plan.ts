@@ -98,6 +98,20 @@ export const BESIDE_THE_MINUTE: readonly string[] = ["validator_test.ts"];
 export const BACKGROUND: readonly string[] = ["lambda_bundle_test.ts", "terraform_plan_test.ts"];
 
 /**
+ * The files of {@link NO_STACK} and {@link BACKGROUND} that run under `nice`
+ * (scripts/step_runner.ts, `BACKGROUND`): off the critical path, and with no clock of
+ * their own that a starved process could miss. Not `lambda_bundle_test.ts` (the Lambda's
+ * invocation deadline: starved, its webhook request timed out) nor
+ * `edge_gateway_limits_test.ts` (the Edge Runtime's wall-clock limits).
+ */
+export const UNDER_NICE: readonly string[] = [
+  "migrations_test.ts",
+  "root_only_clone_test.ts",
+  "bench_goals_test.ts",
+  "terraform_plan_test.ts",
+];
+
+/**
  * The files that run the Lambda's zip on its Node.js: they wait for the zip's unit test,
  * which installs that Node.js (two installs at once would race), and `build:lambda`.
  */

@@ -17,6 +17,7 @@ import {
   planE2e,
   SECOND_STACK,
   SHARED,
+  UNDER_NICE,
   WAIT_FOR_THE_MINUTE,
 } from "./e2e_plan.ts";
 import { testFiles } from "./step_runner.ts";
@@ -29,6 +30,8 @@ Deno.test("every end-to-end file is named once: without the stack, shared or alo
   assert.deepEqual([...named].sort(), [...files].sort());
   assert.equal(new Set(named).size, named.length, "a file is in one place only");
   assert.ok(NEEDS_LAMBDA_NODE.every((f) => SHARED.includes(f)));
+  assert.ok(UNDER_NICE.every((f) => NO_STACK.includes(f) || BACKGROUND.includes(f)));
+  assert.ok(!UNDER_NICE.includes("lambda_bundle_test.ts"), "its invocation has a deadline");
   assert.ok(BACKGROUND.every((f) => SHARED.includes(f)));
   assert.ok(WAIT_FOR_THE_MINUTE.every((f) => SHARED.includes(f)));
   assert.deepEqual(

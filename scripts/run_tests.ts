@@ -45,6 +45,7 @@ import {
   type E2ePlan,
   NEEDS_LAMBDA_NODE,
   planE2e,
+  UNDER_NICE,
   WAIT_FOR_THE_MINUTE,
 } from "./e2e_plan.ts";
 import { copyCheckout, removeStackData, SECOND_STACK_DIR, secondStackEnv } from "./second_stack.ts";
@@ -156,12 +157,14 @@ async function endToEnd(
     if (NEEDS_LAMBDA_NODE.includes(file)) await lambdaNode;
     await denoTest(`e2e ${file}${tag}`, [join(ROOT, "tests", file)], options);
   };
-  // Off the critical path, both: they end long before the stacks' files (StepOptions).
+  // Off the critical path, both: they end long before the stacks' files; those without a
+  // clock of their own run under nice (UNDER_NICE, StepOptions).
+  const niceness = (file: string) => UNDER_NICE.includes(file) ? BACKGROUND_STEP : undefined;
   const withoutStack = Promise.all(
-    noStack.map((file) => run(file, " (no stack)", BACKGROUND_STEP)),
+    noStack.map((file) => run(file, " (no stack)", niceness(file))),
   );
   const background = Promise.all(
-    shared.filter((f) => BACKGROUND.includes(f)).map((f) => run(f, "", BACKGROUND_STEP)),
+    shared.filter((f) => BACKGROUND.includes(f)).map((f) => run(f, "", niceness(f))),
   );
   await pgTapDone;
   // The two that wait for pg_cron's minute first, the other shared files beside them in
