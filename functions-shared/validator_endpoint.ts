@@ -204,7 +204,12 @@ export async function handleValidatorRequest(req: Request, deps: EndpointDeps): 
     }
     return json(202, { table: spec.targetTable, runId: started?.runId, status: "running" });
   } catch (error) {
-    if (isDatabaseUnavailable(error) && started !== undefined) {
+    if (isDatabaseUnavailable(error)) {
+      if (started === undefined) {
+        return errorResponse(503, "the database is unavailable; retry later", {
+          "retry-after": "5",
+        });
+      }
       // The run exists and stays running: pg_cron's heartbeat (sync.wake_validations)
       // resumes it once the database answers again. Its id, not a 503, so that a caller
       // follows it rather than start another run of the table.
@@ -214,9 +219,6 @@ export async function handleValidatorRequest(req: Request, deps: EndpointDeps): 
         }; the heartbeat resumes it`,
       );
       return json(202, { table: started.table, runId: started.runId, status: "running" });
-    }
-    if (isDatabaseUnavailable(error)) {
-      return errorResponse(503, "the database is unavailable; retry later", { "retry-after": "5" });
     }
     console.error("validation failed:", error);
     return errorResponse(500, `validation failed: ${(error as Error).message}`);

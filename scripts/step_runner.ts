@@ -78,7 +78,7 @@ export interface StepOptions {
 export const BACKGROUND: StepOptions = { background: true };
 
 /** The command and arguments that run `command` as `options` asks (under `nice`). */
-export function commandOf(
+function commandOf(
   command: string,
   args: string[],
   options: StepOptions = {},

@@ -41,6 +41,9 @@ export interface ValidationClient {
   now?: () => number;
 }
 
+/** How long a verdict is waited for by default. */
+const DEFAULT_WAIT_MS = 15 * 60_000;
+
 /** How often a background run's record is read. */
 const POLL_MS = 250;
 
@@ -55,9 +58,10 @@ export async function validateThroughFunction(
   const now = client.now ?? Date.now;
   const recorded = client.recorded ??
     ((s: TableSpec, run: number) => recordedResult({ sql: client.sql }, s, run));
-  const deadline = now() + (client.waitMs ?? 15 * 60_000);
+  const waitMs = client.waitMs ?? DEFAULT_WAIT_MS;
+  const deadline = now() + waitMs;
   const table = spec.targetTable;
-  const waited = () => `after ${Math.round((client.waitMs ?? 15 * 60_000) / 1000)} s`;
+  const waited = `after ${Math.round(waitMs / 1000)} s`;
   for (;;) {
     let response: Response;
     let text: string;
@@ -82,7 +86,7 @@ export async function validateThroughFunction(
     if (response.status === 503) {
       const pause = Math.max(1, Number(response.headers.get("retry-after")) || 5) * 1000;
       if (now() + pause > deadline) {
-        throw new Error(`validating ${table}: still 503 ${waited()}: ${text}`);
+        throw new Error(`validating ${table}: still 503 ${waited}: ${text}`);
       }
       await sleep(pause);
       continue;
@@ -123,7 +127,7 @@ export async function validateThroughFunction(
       }
       if (now() > deadline) {
         throw new Error(
-          `validating ${table}: run ${run} is still running ${waited()} ` +
+          `validating ${table}: run ${run} is still running ${waited} ` +
             "(see public.sync_checksums and sync.status)",
         );
       }
