@@ -16,9 +16,11 @@ import {
   terraformEnv,
   terraformInstalled,
 } from "../infrastructure/terraform/terraform_cli.ts";
+import { withProviderServer } from "../infrastructure/terraform/provider_server.ts";
 import { functionDirs } from "./function_configs.ts";
 import {
   BACKGROUND,
+  BACKGROUND_NICENESS,
   denoTest,
   denoTestCounts,
   fail,
@@ -146,7 +148,9 @@ async function unitTests(): Promise<void> {
  * test (which installs the Lambda's Node.js with npm: mostly a wait on the network and
  * the disk) and Terraform: fmt, then for the root configuration and the module at the
  * same time, init (from a local provider mirror when there is one) and `terraform test`
- * with mocked providers. Nothing touches AWS. No separate `terraform validate`:
+ * with mocked providers, each suite on one AWS provider started for it
+ * (infrastructure/terraform/provider_server.ts: 33 starts of the provider for the root's
+ * 8 run blocks otherwise). Nothing touches AWS. No separate `terraform validate`:
  * `terraform test` validates the whole configuration before each run block's plan
  * (`TestFileRunner.validate` in hashicorp/terraform's internal/backend/local/test.go,
  * https://github.com/hashicorp/terraform/blob/v1.11.4/internal/backend/local/test.go), and
@@ -201,10 +205,14 @@ async function terraformChecks(): Promise<void> {
       }
       return;
     }
-    const test = [chdir, "test", "-no-color"];
-    await step(`terraform test ${config}`, terraform, test, terraformTestCounts, {
-      env,
-      ...BACKGROUND,
+    // One AWS provider for the whole suite: the mocked runs configure none.
+    const shared = { env, niceness: BACKGROUND_NICENESS, note: console.log };
+    await withProviderServer(env.TF_DATA_DIR, shared, async (reattach) => {
+      const test = [chdir, "test", "-no-color"];
+      await step(`terraform test ${config}`, terraform, test, terraformTestCounts, {
+        env: { ...env, ...reattach },
+        ...BACKGROUND,
+      });
     });
   }));
 }
