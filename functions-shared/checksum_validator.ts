@@ -36,6 +36,7 @@
 
 import type { PacingDeps } from "./scan_pacing.ts";
 import type { CpuMeter } from "./cpu_meter.ts";
+import type { IsolatePages } from "./isolate_pages.ts";
 import type postgres from "postgres";
 import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import type { TableSpec } from "./table_registry.ts";
@@ -85,6 +86,12 @@ export interface ValidatorDeps {
    * mapping steps alone.
    */
   cpu?: CpuMeter;
+  /**
+   * The pages in flight of every request of this isolate (isolate_pages.ts): a page starts
+   * only while all of them together stay within the ceiling past the budget. One per
+   * isolate (the function's module); a request alone counts only its own when absent.
+   */
+  isolatePages?: IsolatePages;
   /**
    * Read capacity units per second the validator may use of a table, shared by its
    * segments (VALIDATOR_MAX_RCU_PER_SECOND): the tables belong to the applications.

@@ -21,7 +21,9 @@ import {
   type Unmappable,
   unmappableRowKey,
 } from "./validator_plan.ts";
+import { FIRST_PAGE_CPU_MS } from "./backfill_page.ts";
 import { estimatingMeter } from "./cpu_meter.ts";
+import { IsolatePages } from "./isolate_pages.ts";
 import { LedgerTurns, turnOf, turnSettlement } from "./read_turns.ts";
 import { laneId, ScanLanes } from "./scan_lanes.ts";
 import { scanSegments } from "./segment_scan.ts";
@@ -91,9 +93,9 @@ export async function stage(
  *
  * One request scans a run, several segments at once, rather than one segment in each of
  * several requests: the Edge Runtime sends concurrent requests to the same isolate
- * (supabase/edge-runtime's per_worker policy), where the validator takes one run at a
- * time for the CPU limit (run_gate.ts), so a second request would only wait there for
- * the first to end.
+ * (supabase/edge-runtime's per_worker policy), where the validator takes a few runs at
+ * a time for the CPU limit (run_gate.ts), so a second request of the run would only wait
+ * there for a place or share the isolate's CPU with the first.
  */
 export async function scanForRun(
   deps: ValidatorDeps,
@@ -105,11 +107,14 @@ export async function scanForRun(
   const segmentsAtOnce = deps.segmentsAtOnce ?? 4;
   // The pages in flight (scanned, not yet written) each cost up to what a page has cost
   // so far once they arrive (their mapping, the SDK's parsing, the driver's encoding): a
-  // page starts only while the budget is not spent and the pages in flight with it stay
-  // within IN_FLIGHT_CEILING of the budget, so the isolate stays well under the hard
-  // limit (2 s, docs/interfaces.md, "The local stack") however many segments scan at once. Until the
-  // first page has been measured, which may be far dearer on another table (a visitors
-  // page is 1.3 MB), one page is in flight at a time.
+  // page starts only while the budget is not spent and the pages in flight of every
+  // request of the isolate (isolate_pages.ts: the isolate takes VALIDATOR_RUNS_PER_ISOLATE
+  // runs at once) with it stay within IN_FLIGHT_CEILING of the budget, so the isolate
+  // stays well under the hard limit (2 s, docs/interfaces.md, "The local stack") however
+  // many segments scan at once. Until the first page has been measured, which may be far
+  // dearer on another table (a visitors page is 1.3 MB), one page is in flight at a time;
+  // and, while another request of the isolate has pages in flight, it counts as
+  // FIRST_PAGE_CPU_MS until then.
   const startCpu = deps.cpu?.usedMs() ?? 0;
   let inFlight = 0;
   let pagesDone = 0;
@@ -117,7 +122,10 @@ export async function scanForRun(
   let measured: () => void = () => {};
   const firstMeasured = new Promise<void>((resolve) => (measured = resolve));
   const perPage = () =>
-    1.25 * Math.max(pageCpuMs, ((deps.cpu?.usedMs() ?? 0) - startCpu) / Math.max(pagesDone, 1));
+    pagesDone === 0 ? FIRST_PAGE_CPU_MS : 1.25 *
+      Math.max(pageCpuMs, ((deps.cpu?.usedMs() ?? 0) - startCpu) / pagesDone);
+  const isolate = deps.isolatePages ?? new IsolatePages();
+  const leaveIsolate = isolate.add(() => inFlight * perPage());
   // Once one segment must stop (the request's budget is spent: CPU, wall time or pages;
   // or the isolate has no room for another page in flight, which comes near the CPU
   // budget anyway), the others stop at once (a wait for a turn ends, and each gives its
@@ -127,10 +135,11 @@ export async function scanForRun(
   const lanes = new ScanLanes();
   /** Whether the segment must stop now; if not, its page is counted in flight. */
   const mustStop = () => {
-    const reserved = (deps.cpu?.usedMs() ?? 0) + (inFlight + 1) * perPage();
+    const others = isolate.expectedMs() - inFlight * perPage();
+    const reserved = (deps.cpu?.usedMs() ?? 0) + isolate.expectedMs() + perPage();
     if (
       lanes.stopped ||
-      (deps.budget !== undefined && pagesDone > 0 &&
+      (deps.budget !== undefined && (pagesDone > 0 || others > 0) &&
         reserved >= deps.budget.cpuMs * IN_FLIGHT_CEILING) ||
       overBudget()
     ) {
@@ -245,9 +254,13 @@ export async function scanForRun(
       Promise.race([firstMeasured, first.then(() => {}, () => {})]).then(lane),
     );
   }
-  const { total, failure } = await lanes.settle();
-  if (failure) throw failure;
-  return total;
+  try {
+    const { total, failure } = await lanes.settle();
+    if (failure) throw failure;
+    return total;
+  } finally {
+    leaveIsolate();
+  }
 }
 
 /** The source's current items for one target key (all observations for a collapsed table). */

@@ -19,6 +19,7 @@ import {
 } from "./testing_fakes.ts";
 import { IN_FLIGHT_CEILING, pointRead, scanForRun, stage } from "./validator_source.ts";
 import { runsDb } from "./validator_fakes.ts";
+import { IsolatePages } from "./isolate_pages.ts";
 import type { ScanResult } from "./segment_work.ts";
 import type { PacingDeps } from "./scan_pacing.ts";
 
@@ -531,4 +532,55 @@ Deno.test("scanForRun reads consistently only when consistentScan asks for it", 
     assert.equal(dynamo.sent.length, 1);
     assert.equal(dynamo.sent[0].input.ConsistentRead, consistentScan === true);
   }
+});
+
+Deno.test("scanForRun counts the pages in flight of the isolate's other requests, even before its first page", async () => {
+  const run = async (othersMs: number) => {
+    const db = runsDb();
+    db.newRun("firespring_segments", false, 1, 5);
+    const isolatePages = new IsolatePages();
+    isolatePages.add(() => othersMs); // another run's pages in flight in this isolate
+    let cpu = 800;
+    const meter = {
+      source: "process" as const,
+      usedMs: () => cpu,
+      measure: <T>(step: () => T) => {
+        cpu += 100;
+        return step();
+      },
+    };
+    const dynamo = scans({ "0:null": { Items: [item("a")] } });
+    const budget = { cpuMs: 1000, wallMs: 1e9 };
+    const outcome = await scanForRun(
+      deps(db, dynamo, { cpu: meter, budget, segmentsAtOnce: 1, isolatePages }),
+      segments,
+      5,
+      "w1",
+      () => cpu >= 1000,
+    );
+    return { outcome, pages: dynamo.sent.length, left: isolatePages.requests };
+  };
+  // 800 ms used, 500 ms of the other run's pages and a first page's 150 pass 1.4 x 1,000.
+  const crowded = await run(500);
+  assert.equal(crowded.outcome.stoppedBy, "budget");
+  assert.equal(crowded.pages, 0, "no page started past the isolate's ceiling");
+  assert.equal(crowded.left, 1, "the request's own estimate is gone once it ends");
+  // With room for it, the first page starts.
+  const roomy = await run(300);
+  assert.equal(roomy.pages, 1);
+  assert.equal(roomy.left, 1);
+});
+
+Deno.test("scanForRun removes its estimate from the isolate's when a segment fails", async () => {
+  const db = runsDb();
+  db.newRun("firespring_segments", false, 1, 5);
+  const isolatePages = new IsolatePages();
+  const dynamo = fakeDynamo(() => {
+    throw Object.assign(new Error("bad key"), { name: "ValidationException" });
+  });
+  await assert.rejects(
+    scanForRun(deps(db, dynamo, { isolatePages }), segments, 5, "w1", () => false),
+    /bad key/,
+  );
+  assert.equal(isolatePages.requests, 0);
 });

@@ -14,7 +14,8 @@
  * stream carries every later write and the ordering guard makes the order of arrival
  * irrelevant: docs/sync-semantics.md); a table is validated as soon as its own backfill
  * is done and, for the tables the live phase changes, the streams have drained and the
- * redelivery is answered; validations go one at a time (see below). Waits poll their
+ * redelivery is answered; validations go as many at a time as a validator isolate
+ * takes runs (see below). Waits poll their
  * signal (a job's status, the records noted applied, a run's status), not a quiet spell.
  *
  * @module
@@ -23,6 +24,7 @@
 import { parseArgs } from "node:util";
 import { dataSetArgs, demoItems } from "../demo/demo_data.ts";
 import { emptyTargets, loadLine, loadTable } from "../demo/load_report_data_set.ts";
+import { VALIDATOR_SETTINGS } from "../functions-shared/function_settings.ts";
 import { connectDb } from "../functions-shared/sync_db.ts";
 import { TABLES, type TableSpec } from "../functions-shared/table_registry.ts";
 import { DENO_PARTS, startDenoPart, up } from "../local-stack/stack.ts";
@@ -92,13 +94,23 @@ export function liveGroups(live: ReadonlySet<string>): Set<string>[] {
   ].filter((group) => group.size > 0);
 }
 
-/** Runs the work given to it one at a time, in the order it was given. */
-export function inTurn(): <T>(work: () => Promise<T>) => Promise<T> {
-  let last: Promise<unknown> = Promise.resolve();
-  return <T>(work: () => Promise<T>) => {
-    const mine = last.catch(() => {}).then(work);
-    last = mine;
-    return mine;
+/**
+ * Runs the work given to it at most `n` at a time, starting each in the order it was
+ * given; a failure frees its place as an end does.
+ */
+export function atMost(n: number): <T>(work: () => Promise<T>) => Promise<T> {
+  let free = n;
+  const line: (() => void)[] = [];
+  return async <T>(work: () => Promise<T>) => {
+    if (free > 0) free--;
+    else await new Promise<void>((resolve) => line.push(resolve));
+    try {
+      return await work();
+    } finally {
+      const next = line.shift();
+      if (next) next();
+      else free++;
+    }
   };
 }
 
@@ -229,7 +241,7 @@ if (import.meta.main) {
 
     // The live phase in parts (liveGroups), each once its tables are loaded (their streams
     // on), one after the other; a part's drain and redelivery read its tables' streams.
-    const inOrder = inTurn();
+    const inOrder = atMost(1);
     const groups = liveGroups(LIVE_TABLES);
     const liveParts = groups.map((group, i) => {
       const suffix = i === 0 ? "" : " (small tables)";
@@ -269,11 +281,11 @@ if (import.meta.main) {
     }));
     live.catch(() => {});
 
-    // One validation at a time, in the order the tables become ready: a validator isolate
-    // works on one request at a time (VALIDATOR_RUNS_PER_ISOLATE) and the gateway sends new
-    // requests to the newest isolate, so two runs at once would only take turns there,
+    // As many validations at once as a validator isolate takes runs (its default
+    // VALIDATOR_RUNS_PER_ISOLATE), in the order the tables become ready: the gateway sends
+    // new requests to the newest isolate, so more runs would only wait there for a place,
     // request by request, each leaving its table's read budget unused while it waits.
-    const oneAtATime = inTurn();
+    const validations = atMost(VALIDATOR_SETTINGS.runsPerIsolate.default!);
     let edited: AdminEdit | undefined;
     const verdicts: TableVerdict[] = await Promise.all(TABLES.map(async (spec) => {
       const table = spec.targetTable;
@@ -285,7 +297,7 @@ if (import.meta.main) {
         lastWrite.set(table, Date.now());
       }
       board!.set(table, { stage: "ready" });
-      const verdict = await oneAtATime(async () => {
+      const verdict = await validations(async () => {
         await sleep((lastWrite.get(table) ?? 0) + staleMs - Date.now());
         board!.set(table, { stage: "validating" });
         return clock.time(`validate ${table}`, () => validateTable(env, sql, spec));

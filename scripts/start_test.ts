@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { TABLES } from "../functions-shared/table_registry.ts";
 import { LIVE_TABLES } from "./live_changes.ts";
-import { inTurn, liveGroups, loadOrder, segmentsFor, settleLater } from "./start.ts";
+import { atMost, liveGroups, loadOrder, segmentsFor, settleLater } from "./start.ts";
 
 Deno.test("the visitors load first, then the actions, then the small tables", () => {
   const order = loadOrder(TABLES).map((t) => t.targetTable);
@@ -17,8 +17,8 @@ Deno.test("small tables get one segment, large ones four", () => {
   assert.equal(segmentsFor(28_936), 4);
 });
 
-Deno.test("work given in turn runs one at a time, in order, past a failure", async () => {
-  const oneAtATime = inTurn();
+Deno.test("work given to atMost(1) runs one at a time, in order, past a failure", async () => {
+  const oneAtATime = atMost(1);
   const log: string[] = [];
   let running = 0;
   const job = (name: string, fail = false) => async () => {
@@ -38,6 +38,45 @@ Deno.test("work given in turn runs one at a time, in order, past a failure", asy
   ]);
   assert.deepEqual(results.map((r) => r.status), ["fulfilled", "rejected", "fulfilled"]);
   assert.deepEqual(log, ["a begins", "a ends", "b begins", "b ends", "c begins", "c ends"]);
+});
+
+Deno.test("atMost(2) runs two at a time, starting each in order as a place frees, past a failure", async () => {
+  const twoAtATime = atMost(2);
+  const log: string[] = [];
+  let running = 0;
+  let most = 0;
+  const ends = new Map<string, () => void>();
+  const job = (name: string, fail = false) => async () => {
+    running++;
+    most = Math.max(most, running);
+    log.push(`${name} begins`);
+    await new Promise<void>((resolve) => ends.set(name, resolve));
+    running--;
+    if (fail) throw new Error(`${name} failed`);
+    return name;
+  };
+  const until = async (name: string) => {
+    while (!ends.has(name)) await new Promise((resolve) => setTimeout(resolve, 1));
+  };
+  const results = Promise.allSettled(
+    [job("a", true), job("b"), job("c"), job("d")].map((work) => twoAtATime(work)),
+  );
+  await until("b");
+  assert.deepEqual(log, ["a begins", "b begins"]);
+  ends.get("b")!();
+  await until("c");
+  ends.get("a")!(); // its failure frees its place too
+  await until("d");
+  assert.deepEqual(log, ["a begins", "b begins", "c begins", "d begins"]);
+  ends.get("c")!();
+  ends.get("d")!();
+  assert.deepEqual((await results).map((r) => r.status), [
+    "rejected",
+    "fulfilled",
+    "fulfilled",
+    "fulfilled",
+  ]);
+  assert.equal(most, 2);
 });
 
 Deno.test("a promise settled later keeps its first settling", async () => {

@@ -76,7 +76,7 @@ Deno.test("a stale Scan page never ends as a false mismatch; a true difference i
   // Scan page that read it stale. Tried again (with another version) until a run has
   // seen a stale item, which a consistent Scan never does: each a 1 - w/2 chance per key
   // for a read w seconds after its write. Up to 12 times: a run whose request waits for
-  // the validator's place (VALIDATOR_RUNS_PER_ISOLATE, taken by another file's run of the
+  // a place at the validator (VALIDATOR_RUNS_PER_ISOLATE, taken by other files' runs of the
   // same batch) may read only after the stale window, and sees nothing stale.
   let sawStale = false;
   for (let attempt = 1; attempt <= 12 && !sawStale; attempt++) {

@@ -9,6 +9,7 @@ import { isolateCpuMeter } from "../../../functions-shared/cpu_meter.ts";
 import { dynamoClients } from "../../../functions-shared/dynamo_client.ts";
 import { selfInvoker } from "../../../functions-shared/self_invoke.ts";
 import { acceptedServiceKeys } from "../../../functions-shared/service_auth.ts";
+import { IsolatePages } from "../../../functions-shared/isolate_pages.ts";
 import { RunGate } from "../../../functions-shared/run_gate.ts";
 import { readSettings } from "../../../functions-shared/settings.ts";
 import {
@@ -42,8 +43,10 @@ const callSelf = selfInvoker({
   log: (line) => console.error(line),
 });
 
-// The requests this isolate works on at once; their CPU adds up (run_gate.ts).
+// The requests this isolate works on at once; their CPU adds up (run_gate.ts), and so do
+// their pages in flight (isolate_pages.ts).
 const gate = new RunGate(settings.runsPerIsolate);
+const isolatePages = new IsolatePages();
 
 Deno.serve((req) =>
   handleValidatorRequest(req, {
@@ -57,6 +60,7 @@ Deno.serve((req) =>
     settleMs: settings.settleMs,
     maxRcuPerSecond: settings.maxRcuPerSecond,
     gate,
+    isolatePages,
     log: (line) => console.log(line),
   })
 );

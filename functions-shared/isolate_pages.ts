@@ -1,0 +1,42 @@
+/**
+ * The CPU that the pages in flight of every request in one isolate are still expected to
+ * cost. The Edge Runtime counts CPU per isolate, not per request, and sends an isolate
+ * several requests at once (its `per_worker` policy), so a request that starts a page
+ * must count the other requests' pages in flight as well as its own: each request's
+ * pages kept within the limit on their own could pass it together.
+ *
+ * Each request adds its own estimate (a function, read whenever asked, so that it follows
+ * the request's pages and what they cost) and removes it when it ends, whatever ended it.
+ *
+ * @module
+ */
+
+/** The pages in flight of an isolate's requests, as each request estimates its own. */
+export class IsolatePages {
+  #estimates = new Set<() => number>();
+
+  /**
+   * Adds a request's estimate of what its pages in flight will still cost, in ms of CPU;
+   * returns the function that removes it (once the request's pages have all ended or
+   * been given up; calling it again does nothing).
+   */
+  add(expectedMs: () => number): () => void {
+    const estimate = () => expectedMs();
+    this.#estimates.add(estimate);
+    return () => {
+      this.#estimates.delete(estimate);
+    };
+  }
+
+  /** What the pages in flight of every request are expected to cost, in ms of CPU. */
+  expectedMs(): number {
+    let total = 0;
+    for (const estimate of this.#estimates) total += estimate();
+    return total;
+  }
+
+  /** How many requests have an estimate here. */
+  get requests(): number {
+    return this.#estimates.size;
+  }
+}

@@ -1,0 +1,30 @@
+import assert from "node:assert/strict";
+import { IsolatePages } from "./isolate_pages.ts";
+
+Deno.test("IsolatePages sums every request's estimate, read when asked", () => {
+  const pages = new IsolatePages();
+  assert.equal(pages.expectedMs(), 0);
+  let mine = 0;
+  const leaveMine = pages.add(() => mine);
+  const leaveOther = pages.add(() => 300);
+  assert.equal(pages.expectedMs(), 300);
+  mine = 2 * 120;
+  assert.equal(pages.expectedMs(), 540, "a request's pages are followed as they change");
+  assert.equal(pages.requests, 2);
+  leaveOther();
+  assert.equal(pages.expectedMs(), 240);
+  leaveMine();
+  leaveMine();
+  assert.equal(pages.expectedMs(), 0);
+  assert.equal(pages.requests, 0);
+});
+
+Deno.test("IsolatePages keeps two requests with the same estimate apart", () => {
+  const pages = new IsolatePages();
+  const same = () => 100;
+  const leave = pages.add(same);
+  pages.add(same);
+  assert.equal(pages.expectedMs(), 200);
+  leave();
+  assert.equal(pages.expectedMs(), 100);
+});
