@@ -28,6 +28,8 @@ export interface ProviderServer {
   env: { TF_REATTACH_PROVIDERS: string };
   /** Ends the provider and waits for it. */
   stop(): Promise<void>;
+  /** Resolves when the provider has ended, however. */
+  ended: Promise<void>;
 }
 
 /**
@@ -71,7 +73,16 @@ export interface ProviderServerOptions {
   niceness?: number;
   /** How long it may take to listen; 60 s by default (a loaded machine). */
   timeoutMs?: number;
+  /**
+   * How long it may live, in seconds (900 by default): a provider in debug mode has no tie
+   * to the process that started it, so one whose starter died without stopping it (killed,
+   * or ended by an error elsewhere) ends by itself then (GNU `timeout`).
+   */
+  lifetimeSeconds?: number;
 }
+
+/** How long a provider asked to stop may take before it is killed. */
+const STOP_GRACE_MS = 5_000;
 
 /**
  * Starts `binary` with `-debug` and resolves once it listens. Rejects, naming the binary
@@ -81,9 +92,13 @@ export async function startProviderServer(
   binary: string,
   options: ProviderServerOptions = {},
 ): Promise<ProviderServer> {
-  const [program, args] = options.niceness === undefined
-    ? [binary, ["-debug"]]
-    : ["nice", ["-n", String(options.niceness), binary, "-debug"]];
+  // `timeout` passes a signal it is sent on to the provider; SIGINT is the one the
+  // provider's debug mode ends on cleanly (it removes its socket).
+  const lifetime = ["timeout", "-s", "INT", "-k", "10", String(options.lifetimeSeconds ?? 900)];
+  const command = [...lifetime, binary, "-debug"];
+  const [program, ...args] = options.niceness === undefined
+    ? command
+    : ["nice", "-n", String(options.niceness), ...command];
   const child = new Deno.Command(program, {
     args,
     env: options.env,
@@ -91,13 +106,20 @@ export async function startProviderServer(
     stdout: "piped",
     stderr: "null",
   }).spawn();
-  const stop = async () => {
+  let ended = false;
+  child.status.then(() => (ended = true));
+  const signal = (name: Deno.Signal) => {
     try {
-      child.kill("SIGTERM");
+      child.kill(name);
     } catch {
       // It has ended already.
     }
+  };
+  const stop = async () => {
+    signal("SIGINT");
+    const killer = setTimeout(() => signal("SIGKILL"), STOP_GRACE_MS);
     await child.status;
+    clearTimeout(killer);
   };
   const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
   let printed = "";
@@ -114,12 +136,16 @@ export async function startProviderServer(
       }
       printed += value;
       const reattach = reattachValue(printed);
-      if (reattach !== undefined) {
+      if (reattach !== undefined && !ended) {
         // Whatever it prints later is read and dropped, so that it never blocks on a pipe.
         (async () => {
           while (!(await reader.read()).done);
         })().catch(() => {});
-        return { env: { TF_REATTACH_PROVIDERS: reattach }, stop };
+        return {
+          env: { TF_REATTACH_PROVIDERS: reattach },
+          stop,
+          ended: child.status.then(() => {}),
+        };
       }
     }
   } catch (error) {
@@ -142,9 +168,9 @@ export async function withProviderServer<T>(
   options: ProviderServerOptions & { note?: (why: string) => void },
   work: (env: Partial<ProviderServer["env"]>) => Promise<T>,
 ): Promise<T> {
-  const binary = installedProvider(dataDir);
   let server: ProviderServer | undefined;
   try {
+    const binary = installedProvider(dataDir);
     if (binary === undefined) throw new Error(`no single AWS provider installed in ${dataDir}`);
     server = await startProviderServer(binary, options);
   } catch (error) {

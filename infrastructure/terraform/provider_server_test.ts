@@ -79,6 +79,24 @@ Deno.test(
 );
 
 Deno.test(
+  "a provider whose starter never stops it ends by itself at its lifetime",
+  withFolder(async (dir) => {
+    const binary = script(
+      dir,
+      `printf '%s' "${PRINTED.replaceAll('"', '\\"')}"\nexec sleep 600`,
+    );
+    const server = await startProviderServer(binary, { lifetimeSeconds: 1 });
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const outcome = await Promise.race([
+      server.ended.then(() => "ended"),
+      new Promise((resolve) => (timer = setTimeout(() => resolve("still running"), 60_000))),
+    ]);
+    clearTimeout(timer);
+    assert.equal(outcome, "ended");
+  }),
+);
+
+Deno.test(
   "startProviderServer rejects, naming the binary and its output, when it ends first",
   withFolder(async (dir) => {
     const binary = script(dir, `echo "Error: unknown flag"\nexit 1`);
