@@ -6,7 +6,8 @@
  * pages kept within the limit on their own could pass it together.
  *
  * Each request adds its own estimate (a function, read whenever asked, so that it follows
- * the request's pages and what they cost) and removes it when it ends, whatever ended it.
+ * the request's pages and what they cost) and removes it when it ends, whatever ended it;
+ * it says when one of its pages ends, so that a request waiting for room goes on.
  *
  * @module
  */
@@ -14,6 +15,7 @@
 /** The pages in flight of an isolate's requests, as each request estimates its own. */
 export class IsolatePages {
   #estimates = new Set<() => number>();
+  #waiting: (() => void)[] = [];
 
   /**
    * Adds a request's estimate of what its pages in flight will still cost, in ms of CPU;
@@ -33,6 +35,18 @@ export class IsolatePages {
     let total = 0;
     for (const estimate of this.#estimates) total += estimate();
     return total;
+  }
+
+  /** A page of some request ended (written, given up or failed): wakes {@link oneEnded}. */
+  pageEnded(): void {
+    const waiting = this.#waiting;
+    this.#waiting = [];
+    for (const resolve of waiting) resolve();
+  }
+
+  /** Resolves when a page of any request ends ({@link pageEnded}). */
+  oneEnded(): Promise<void> {
+    return new Promise((resolve) => this.#waiting.push(resolve));
   }
 
   /** How many requests have an estimate here. */

@@ -28,3 +28,19 @@ Deno.test("IsolatePages keeps two requests with the same estimate apart", () => 
   leave();
   assert.equal(pages.expectedMs(), 100);
 });
+
+Deno.test("IsolatePages wakes every request waiting for a page to end, once", async () => {
+  const pages = new IsolatePages();
+  const woken: string[] = [];
+  const a = pages.oneEnded().then(() => woken.push("a"));
+  const b = pages.oneEnded().then(() => woken.push("b"));
+  await Promise.resolve();
+  assert.deepEqual(woken, []);
+  pages.pageEnded();
+  await Promise.all([a, b]);
+  assert.deepEqual(woken, ["a", "b"]);
+  let late = false;
+  pages.oneEnded().then(() => (late = true));
+  await Promise.resolve();
+  assert.equal(late, false, "a wait begun after the end waits for the next one");
+});

@@ -12,8 +12,9 @@
  *
  * `POST {"rereads": true}` (pg_cron's `sync.wake_rereads`) re-reads the collapsed keys
  * whose held observation was removed (collapsed_rereads.ts) and answers 200 with how many
- * it re-read and how many failed; 202 at once, re-reading nothing, when the isolate is
- * busy with a validation (the next sweep comes back).
+ * it re-read and how many failed; 202 at once, re-reading nothing, when every place of
+ * the isolate is taken (the next sweep comes back). Beside a run, their CPU (a point read
+ * and a staged row per key) is counted as it is used, not reserved ahead as a page's is.
  *
  * A run's request that finds the isolate's gate full (run_gate.ts) waits in the isolate
  * for the place, in arrival order, and starts the moment the run before it (or the
@@ -93,8 +94,8 @@ export async function handleValidatorRequest(req: Request, deps: EndpointDeps): 
   try {
     if ("rereads" in body) {
       // The collapsed keys waiting for a re-read (collapsed_rereads.ts), through the gate
-      // like any run of this isolate (their CPU adds up with the runs'). An isolate busy
-      // with a validation defers them rather than queue a request behind it: pg_cron's
+      // like any run of this isolate (their CPU adds up with the runs'). An isolate whose
+      // places are all taken defers them rather than queue a request behind it: pg_cron's
       // sweep comes back in 10 s while keys wait, and requests would pile up meanwhile.
       const reread = () =>
         rereadCollapsedKeys({
@@ -142,8 +143,9 @@ export async function handleValidatorRequest(req: Request, deps: EndpointDeps): 
         {
           ...deps,
           pause,
-          // A busy isolate only starts the run: no budget, so it hands on at once.
-          budget: full
+          // A busy isolate only starts a new run: no budget, so it hands on at once. A
+          // run's request waits for a place instead (below), and then has its budget.
+          budget: full && runId === undefined
             ? { cpuMs: 0, wallMs: 0, pages: 0 }
             : { cpuMs: Infinity, wallMs: Infinity, ...deps.budget, pages },
         },

@@ -21,7 +21,6 @@ import {
   type Unmappable,
   unmappableRowKey,
 } from "./validator_plan.ts";
-import { FIRST_PAGE_CPU_MS } from "./backfill_page.ts";
 import { estimatingMeter } from "./cpu_meter.ts";
 import { IsolatePages } from "./isolate_pages.ts";
 import { LedgerTurns, turnOf, turnSettlement } from "./read_turns.ts";
@@ -35,6 +34,13 @@ import type { Checkpoint, Claim, ScanPage, ScanResult } from "./segment_work.ts"
  * limit (docs/interfaces.md, "The local stack").
  */
 export const IN_FLIGHT_CEILING = 1.4;
+
+/**
+ * The CPU a page is counted at before this request has measured one: more than the
+ * validator's dearest page seen (a cold isolate's first visitors page of 1.3 MB, about
+ * 190 ms), so that another run's first page does not take the isolate past the limit.
+ */
+export const UNMEASURED_PAGE_MS = 250;
 
 /** A table's read budget for a validation when VALIDATOR_MAX_RCU_PER_SECOND is not given. */
 const DEFAULT_RCU_PER_SECOND = 250;
@@ -112,9 +118,12 @@ export async function scanForRun(
   // runs at once) with it stay within IN_FLIGHT_CEILING of the budget, so the isolate
   // stays well under the hard limit (2 s, docs/interfaces.md, "The local stack") however
   // many segments scan at once. Until the first page has been measured, which may be far
-  // dearer on another table (a visitors page is 1.3 MB), one page is in flight at a time;
-  // and, while another request of the isolate has pages in flight, it counts as
-  // FIRST_PAGE_CPU_MS until then.
+  // dearer on another table (a visitors page is 1.3 MB), one page is in flight at a time,
+  // counted as UNMEASURED_PAGE_MS. A segment that finds no room waits for a page in flight
+  // (its request's or another's) to end, rather than hand on: the request woken would land
+  // on this isolate, not yet retired, and find no room either. A request's first page
+  // starts once no other request has pages in flight, whatever its estimate, so that
+  // every request reads at least one page unless the isolate's budget is spent.
   const startCpu = deps.cpu?.usedMs() ?? 0;
   let inFlight = 0;
   let pagesDone = 0;
@@ -122,10 +131,16 @@ export async function scanForRun(
   let measured: () => void = () => {};
   const firstMeasured = new Promise<void>((resolve) => (measured = resolve));
   const perPage = () =>
-    pagesDone === 0 ? FIRST_PAGE_CPU_MS : 1.25 *
+    pagesDone === 0 ? UNMEASURED_PAGE_MS : 1.25 *
       Math.max(pageCpuMs, ((deps.cpu?.usedMs() ?? 0) - startCpu) / pagesDone);
   const isolate = deps.isolatePages ?? new IsolatePages();
-  const leaveIsolate = isolate.add(() => inFlight * perPage());
+  const cpuNow = () => deps.cpu?.usedMs() ?? 0;
+  /** The CPU the other requests' pages in flight are expected to cost. */
+  const others = () => isolate.expectedMs() - inFlight * perPage();
+  /** Whether another page of this request fits under the ceiling with every page in flight. */
+  const roomForAPage = () =>
+    deps.budget === undefined || (pagesDone === 0 && others() <= 0) ||
+    cpuNow() + isolate.expectedMs() + perPage() < deps.budget.cpuMs * IN_FLIGHT_CEILING;
   // Once one segment must stop (the request's budget is spent: CPU, wall time or pages;
   // or the isolate has no room for another page in flight, which comes near the CPU
   // budget anyway), the others stop at once (a wait for a turn ends, and each gives its
@@ -133,16 +148,18 @@ export async function scanForRun(
   // hands on now: waiting for each of their next turns to come, up to a page's turn each,
   // no segment of the run read meanwhile. A lane that fails stops the others too.
   const lanes = new ScanLanes();
+  /** Waits while there is no room for a page but pages in flight may end and make some. */
+  const room = async () => {
+    while (
+      !lanes.stopped && !roomForAPage() && isolate.expectedMs() > 0 &&
+      cpuNow() < (deps.budget?.cpuMs ?? Infinity)
+    ) {
+      await isolate.oneEnded();
+    }
+  };
   /** Whether the segment must stop now; if not, its page is counted in flight. */
   const mustStop = () => {
-    const others = isolate.expectedMs() - inFlight * perPage();
-    const reserved = (deps.cpu?.usedMs() ?? 0) + isolate.expectedMs() + perPage();
-    if (
-      lanes.stopped ||
-      (deps.budget !== undefined && (pagesDone > 0 || others > 0) &&
-        reserved >= deps.budget.cpuMs * IN_FLIGHT_CEILING) ||
-      overBudget()
-    ) {
+    if (lanes.stopped || !roomForAPage() || overBudget()) {
       lanes.stop();
       return true;
     }
@@ -175,7 +192,6 @@ export async function scanForRun(
     // Another request would land on this isolate's gate (VALIDATOR_RUNS_PER_ISOLATE):
     // a run's segments are scanned here, and by the requests it hands on to.
     wakeAnother: async () => {},
-    overBudget: mustStop,
     stopping: lanes.stopping,
     // The caller hands on (checksum_validator.ts answers a Continuation).
     handOn: async () => {},
@@ -186,7 +202,12 @@ export async function scanForRun(
     // share it), then written in one transaction whose statements are sent at once
     // (pipelined): the compare (or staging), the run's count, the segment's checkpoint and
     // its next read's turn (settling what this read cost).
-    commitPage: async (claim: Claim, page: ScanPage, checkpoint: Checkpoint) => {
+    commitPage: async (
+      claim: Claim,
+      page: ScanPage,
+      checkpoint: Checkpoint,
+      mapped: () => void,
+    ) => {
       const cpu = deps.cpu;
       const settled = turnSettlement(checkpoint);
       const before = cpu?.usedMs() ?? 0;
@@ -194,8 +215,8 @@ export async function scanForRun(
         ? cpu.measure(() => expectedJson(spec, page.items))
         : expectedJson(spec, page.items);
       pageCpuMs = Math.max(pageCpuMs, (cpu?.usedMs() ?? 0) - before);
-      inFlight = Math.max(0, inFlight - 1);
       pagesDone++;
+      mapped();
       const answers = await deps.sql.begin((tx) => {
         const statements = [];
         if (json && streamed) {
@@ -236,16 +257,34 @@ export async function scanForRun(
   const lane = (): Promise<ScanResult> => {
     const id = laneId(worker, lanesStarted++, segmentsAtOnce);
     const turns = new LedgerTurns(deps.sql, id, rate);
+    // This lane's page counted in flight and not yet mapped: its cost is known once
+    // mapped; a page that ends otherwise (given up, failed) stops counting then.
+    let pending = false;
+    const settle = () => {
+      if (!pending) return;
+      pending = false;
+      inFlight = Math.max(0, inFlight - 1);
+      isolate.pageEnded();
+    };
     return scanSegments(scanDeps, id, {
       ...work,
       // No new segment once the request stops: it would only be given back.
       claim: () => lanes.stopped ? Promise.resolve(undefined) : turns.claim(run),
       turns,
+      overBudget: () => {
+        const stop = mustStop();
+        pending = !stop;
+        return stop;
+      },
+      room,
+      commitPage: (claim, page, checkpoint) => work.commitPage(claim, page, checkpoint, settle),
+      pageEnded: settle,
     }).catch((error) => {
       lanes.stop();
       throw error;
     });
   };
+  const leaveIsolate = isolate.add(() => inFlight * perPage());
   const first = lanes.add(lane());
   for (let i = 1; i < segmentsAtOnce; i++) {
     // The others start once the first page is measured, or once the first scan stops

@@ -534,41 +534,67 @@ Deno.test("scanForRun reads consistently only when consistentScan asks for it", 
   }
 });
 
-Deno.test("scanForRun counts the pages in flight of the isolate's other requests, even before its first page", async () => {
-  const run = async (othersMs: number) => {
-    const db = runsDb();
-    db.newRun("firespring_segments", false, 1, 5);
-    const isolatePages = new IsolatePages();
-    isolatePages.add(() => othersMs); // another run's pages in flight in this isolate
-    let cpu = 800;
-    const meter = {
-      source: "process" as const,
-      usedMs: () => cpu,
-      measure: <T>(step: () => T) => {
-        cpu += 100;
-        return step();
-      },
-    };
-    const dynamo = scans({ "0:null": { Items: [item("a")] } });
-    const budget = { cpuMs: 1000, wallMs: 1e9 };
-    const outcome = await scanForRun(
-      deps(db, dynamo, { cpu: meter, budget, segmentsAtOnce: 1, isolatePages }),
-      segments,
-      5,
-      "w1",
-      () => cpu >= 1000,
-    );
-    return { outcome, pages: dynamo.sent.length, left: isolatePages.requests };
+Deno.test("scanForRun waits for the isolate's other pages in flight to end before its first page", async () => {
+  const db = runsDb();
+  db.newRun("firespring_segments", false, 1, 5);
+  const isolatePages = new IsolatePages();
+  let othersMs = 500; // another run's pages in flight in this isolate
+  isolatePages.add(() => othersMs);
+  let cpu = 800;
+  const meter = {
+    source: "process" as const,
+    usedMs: () => cpu,
+    measure: <T>(step: () => T) => {
+      cpu += 100;
+      return step();
+    },
   };
-  // 800 ms used, 500 ms of the other run's pages and a first page's 150 pass 1.4 x 1,000.
-  const crowded = await run(500);
-  assert.equal(crowded.outcome.stoppedBy, "budget");
-  assert.equal(crowded.pages, 0, "no page started past the isolate's ceiling");
-  assert.equal(crowded.left, 1, "the request's own estimate is gone once it ends");
-  // With room for it, the first page starts.
-  const roomy = await run(300);
-  assert.equal(roomy.pages, 1);
-  assert.equal(roomy.left, 1);
+  const dynamo = scans({ "0:null": { Items: [item("a")] } });
+  const budget = { cpuMs: 1000, wallMs: 1e9 };
+  const scanning = scanForRun(
+    deps(db, dynamo, { cpu: meter, budget, segmentsAtOnce: 1, isolatePages }),
+    segments,
+    5,
+    "w1",
+    () => cpu >= 1000,
+  );
+  // 800 ms used, 500 ms of the other run's pages and a first page pass 1.4 x 1,000.
+  await new Promise((resolve) => setTimeout(resolve, 10));
+  assert.equal(dynamo.sent.length, 0, "no page started past the isolate's ceiling");
+  othersMs = 0;
+  isolatePages.pageEnded();
+  const outcome = await scanning;
+  assert.equal(dynamo.sent.length, 1, "the page read once the other's ended");
+  assert.equal(outcome.stoppedBy, "no work", "its one segment read to its end");
+  assert.equal(isolatePages.requests, 1, "the request's own estimate is gone once it ends");
+});
+
+Deno.test("scanForRun hands on without a page when the isolate's budget is spent while it waits", async () => {
+  const db = runsDb();
+  db.newRun("firespring_segments", false, 1, 5);
+  const isolatePages = new IsolatePages();
+  isolatePages.add(() => 500);
+  let cpu = 800;
+  const meter = { source: "process" as const, usedMs: () => cpu, measure: <T>(f: () => T) => f() };
+  const dynamo = scans({ "0:null": { Items: [item("a")] } });
+  const scanning = scanForRun(
+    deps(db, dynamo, {
+      cpu: meter,
+      budget: { cpuMs: 1000, wallMs: 1e9 },
+      segmentsAtOnce: 1,
+      isolatePages,
+    }),
+    segments,
+    5,
+    "w1",
+    () => cpu >= 1000,
+  );
+  await new Promise((resolve) => setTimeout(resolve, 10));
+  cpu = 1050; // the other run's page ended, having spent the isolate
+  isolatePages.pageEnded();
+  const outcome = await scanning;
+  assert.equal(outcome.stoppedBy, "budget");
+  assert.equal(dynamo.sent.length, 0);
 });
 
 Deno.test("scanForRun removes its estimate from the isolate's when a segment fails", async () => {

@@ -99,6 +99,7 @@ export function liveGroups(live: ReadonlySet<string>): Set<string>[] {
  * given; a failure frees its place as an end does.
  */
 export function atMost(n: number): <T>(work: () => Promise<T>) => Promise<T> {
+  if (!Number.isInteger(n) || n < 1) throw new RangeError(`atMost takes 1 or more, not ${n}`);
   let free = n;
   const line: (() => void)[] = [];
   return async <T>(work: () => Promise<T>) => {

@@ -77,6 +77,7 @@ Deno.test("atMost(2) runs two at a time, starting each in order as a place frees
     "fulfilled",
   ]);
   assert.equal(most, 2);
+  assert.throws(() => atMost(0), /atMost takes 1 or more, not 0/);
 });
 
 Deno.test("a promise settled later keeps its first settling", async () => {
