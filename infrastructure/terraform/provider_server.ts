@@ -115,11 +115,16 @@ export async function startProviderServer(
       // It has ended already.
     }
   };
+  // SIGTERM next (`timeout` passes it on too; it ends a Go program at once); SIGKILL
+  // last, which `timeout` cannot pass on: its lifetime no longer guards the provider then.
   const stop = async () => {
     signal("SIGINT");
-    const killer = setTimeout(() => signal("SIGKILL"), STOP_GRACE_MS);
+    const timers = [
+      setTimeout(() => signal("SIGTERM"), STOP_GRACE_MS),
+      setTimeout(() => signal("SIGKILL"), 3 * STOP_GRACE_MS),
+    ];
     await child.status;
-    clearTimeout(killer);
+    timers.forEach(clearTimeout);
   };
   const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
   let printed = "";
