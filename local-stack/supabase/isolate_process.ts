@@ -21,8 +21,17 @@ import {
 } from "./edge_limits.ts";
 
 /**
- * Copies a child's output into ours, each line prefixed with the isolate's name; calls
- * `onLine` with every line (to notice V8 running out of heap).
+ * A line of an isolate's output as the functions' log keeps it: the time it was read and
+ * the isolate's name before it, as the hosted log explorer shows each event with its
+ * time and function (a run's pages and hand-ons can then be timed from the log alone).
+ */
+export function logLine(name: string, line: string, at: Date = new Date()): string {
+  return `${at.toISOString()} [${name}] ${line}`;
+}
+
+/**
+ * Copies a child's output into ours, each line prefixed with its time and the isolate's
+ * name ({@link logLine}); calls `onLine` with every line (to notice V8 running out of heap).
  */
 async function relay(
   name: string,
@@ -37,10 +46,10 @@ async function relay(
     buffered = lines.pop() ?? "";
     for (const line of lines) {
       onLine(line);
-      out(`[${name}] ${line}`);
+      out(logLine(name, line));
     }
   }
-  if (buffered) out(`[${name}] ${buffered}`);
+  if (buffered) out(logLine(name, buffered));
 }
 
 /** A loopback port nobody listens on (the OS picks it). */
