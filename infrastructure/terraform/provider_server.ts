@@ -81,8 +81,8 @@ export interface ProviderServerOptions {
   lifetimeSeconds?: number;
 }
 
-/** How long a provider asked to stop may take before it is killed. */
-const STOP_GRACE_MS = 5_000;
+/** How long a provider asked to stop may take before it is killed, in seconds. */
+const KILL_AFTER_SECONDS = 10;
 
 /**
  * Starts `binary` with `-debug` and resolves once it listens. Rejects, naming the binary
@@ -92,9 +92,19 @@ export async function startProviderServer(
   binary: string,
   options: ProviderServerOptions = {},
 ): Promise<ProviderServer> {
-  // `timeout` passes a signal it is sent on to the provider; SIGINT is the one the
-  // provider's debug mode ends on cleanly (it removes its socket).
-  const lifetime = ["timeout", "-s", "INT", "-k", "10", String(options.lifetimeSeconds ?? 900)];
+  // `timeout` passes a signal it is sent on to the provider (SIGINT, on which the debug
+  // mode ends cleanly, removing its socket) and kills the provider 10 s later if it has
+  // not ended (`-k`, which a signal sent to `timeout` starts too). `--foreground` keeps it
+  // in its starter's process group, so that a Ctrl-C of `npm test` reaches the provider.
+  const lifetime = [
+    "timeout",
+    "--foreground",
+    "-s",
+    "INT",
+    "-k",
+    String(KILL_AFTER_SECONDS),
+    String(options.lifetimeSeconds ?? 900),
+  ];
   const command = [...lifetime, binary, "-debug"];
   const [program, ...args] = options.niceness === undefined
     ? command
@@ -115,16 +125,13 @@ export async function startProviderServer(
       // It has ended already.
     }
   };
-  // SIGTERM next (`timeout` passes it on too; it ends a Go program at once); SIGKILL
-  // last, which `timeout` cannot pass on: its lifetime no longer guards the provider then.
+  // `timeout` kills the provider KILL_AFTER_SECONDS after the SIGINT; SIGKILL ends
+  // `timeout` itself only if it has not ended a few seconds after that.
   const stop = async () => {
     signal("SIGINT");
-    const timers = [
-      setTimeout(() => signal("SIGTERM"), STOP_GRACE_MS),
-      setTimeout(() => signal("SIGKILL"), 3 * STOP_GRACE_MS),
-    ];
+    const killer = setTimeout(() => signal("SIGKILL"), (KILL_AFTER_SECONDS + 5) * 1000);
     await child.status;
-    timers.forEach(clearTimeout);
+    clearTimeout(killer);
   };
   const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
   let printed = "";

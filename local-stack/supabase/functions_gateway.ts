@@ -39,7 +39,7 @@ import { sleep } from "../processes.ts";
 import { parseEnvFile, readStackEnv, type StackEnv, verifyJwt } from "../stack_env.ts";
 import { type EdgeLimits, readEdgeLimits, WORKER_LIMIT_BODY } from "./edge_limits.ts";
 import { type Isolate, type IsolateLine, IsolatePool } from "./edge_isolates.ts";
-import { spawnIsolate, supervise } from "./isolate_process.ts";
+import { logLine, spawnIsolate, supervise } from "./isolate_process.ts";
 import { ISOLATES_LOG } from "./isolate_log.ts";
 
 const FUNCTIONS_DIR = join(ROOT, "supabase", "functions");
@@ -187,7 +187,9 @@ async function failure(fn: EdgeFunction, isolate: Isolate, error: unknown): Prom
   // A V8 heap overflow is noticed when the process has exited: give it a moment.
   if (!isolate.killed) await Promise.race([isolate.process.exited, sleep(1_000)]);
   if (isolate.killed) {
-    console.error(`[gateway] ${fn.name}#${isolate.id}: a request answered 546 (${isolate.killed})`);
+    console.error(
+      logLine("gateway", `${fn.name}#${isolate.id}: a request answered 546 (${isolate.killed})`),
+    );
     return json(546, WORKER_LIMIT_BODY, { "sb-error-code": WORKER_LIMIT_BODY.code });
   }
   return json(502, { code: "FUNCTION_ERROR", message: String(error) });

@@ -109,7 +109,9 @@ export function spawnIsolate(fn: IsolateSpec, id: number): IsolateProcess {
     exited = true;
     const isolate = fn.pool.live().find((i) => i.process.pid === child.pid);
     if (isolate && !isolate.killed && !isolate.retired && outOfMemory) isolate.killed = "Memory";
-    console.error(`[gateway] ${label} (pid ${child.pid}) exited with code ${status.code}`);
+    console.error(
+      logLine("gateway", `${label} (pid ${child.pid}) exited with code ${status.code}`),
+    );
     if (isolate) fn.pool.ended(isolate, status.code);
     return status.code;
   });
@@ -151,11 +153,12 @@ export function supervise(pools: Iterable<IsolatePool>, limits: EdgeLimits): voi
       const reading = { cpuMs: stat.cpuMs, wallMs: now - isolate.startedAt, rssMb: stat.rssMb };
       const verdict = judge(reading, limits, isolate.retired !== undefined);
       if (verdict.action === "kill") {
-        console.error(
-          `[gateway] ${pool.functionName}#${isolate.id} killed: ${verdict.reason} (${
+        console.error(logLine(
+          "gateway",
+          `${pool.functionName}#${isolate.id} killed: ${verdict.reason} (${
             Math.round(stat.cpuMs)
           } ms CPU, ${now - isolate.startedAt} ms old, ${Math.round(stat.rssMb)} MB resident)`,
-        );
+        ));
         pool.kill(isolate, verdict.reason);
       } else if (verdict.action === "retire") {
         pool.retire(isolate, verdict.reason);
