@@ -49,6 +49,31 @@ export class IsolatePages {
     return new Promise((resolve) => this.#waiting.push(resolve));
   }
 
+  /**
+   * Waits for room for a page and takes it in the same step: `reserve` is called at once
+   * when `hasRoom()` holds (and nothing stopped the wait), else after a page of some
+   * request ends and `hasRoom()` holds then, checked and taken without a pause in between,
+   * so that two waiters woken by one page's end cannot both take the room it freed. Gives
+   * up, reserving nothing, once `stopped()`, or once no room can come (`mayFree()` false:
+   * no page in flight, or the isolate's budget spent). Resolves whether it reserved.
+   */
+  async reserveWhenRoom(
+    hasRoom: () => boolean,
+    mayFree: () => boolean,
+    stopped: () => boolean,
+    reserve: () => void,
+  ): Promise<boolean> {
+    while (!stopped()) {
+      if (hasRoom()) {
+        reserve();
+        return true;
+      }
+      if (!mayFree()) return false;
+      await this.oneEnded();
+    }
+    return false;
+  }
+
   /** How many requests have an estimate here. */
   get requests(): number {
     return this.#estimates.size;

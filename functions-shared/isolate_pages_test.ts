@@ -44,3 +44,48 @@ Deno.test("IsolatePages wakes every request waiting for a page to end, once", as
   await Promise.resolve();
   assert.equal(late, false, "a wait begun after the end waits for the next one");
 });
+
+Deno.test("reserveWhenRoom lets one waiter take the room one page's end frees, the other waits on", async () => {
+  const pages = new IsolatePages();
+  let inFlight = 3; // pages in flight in the isolate, one page's room under the ceiling each
+  const ceiling = 3;
+  const taken: string[] = [];
+  const waiter = (name: string) =>
+    pages.reserveWhenRoom(
+      () => inFlight < ceiling,
+      () => inFlight > 0,
+      () => false,
+      () => {
+        inFlight++;
+        taken.push(name);
+      },
+    );
+  const a = waiter("a");
+  const b = waiter("b");
+  await Promise.resolve();
+  assert.deepEqual(taken, [], "no room: both wait");
+  inFlight--;
+  pages.pageEnded();
+  assert.equal(await a, true);
+  await new Promise((resolve) => setTimeout(resolve, 1));
+  assert.deepEqual(taken, ["a"], "the first woken took the room; the second waits again");
+  assert.equal(inFlight, 3);
+  inFlight--;
+  pages.pageEnded();
+  assert.equal(await b, true);
+  assert.deepEqual(taken, ["a", "b"]);
+});
+
+Deno.test("reserveWhenRoom gives up, reserving nothing, when stopped or when no room can come", async () => {
+  const pages = new IsolatePages();
+  const never = () => {
+    throw new Error("reserved");
+  };
+  let stopped = false;
+  const waiting = pages.reserveWhenRoom(() => false, () => true, () => stopped, never);
+  stopped = true;
+  pages.pageEnded();
+  assert.equal(await waiting, false);
+  assert.equal(await pages.reserveWhenRoom(() => false, () => false, () => false, never), false);
+  assert.equal(await pages.reserveWhenRoom(() => true, () => true, () => true, never), false);
+});

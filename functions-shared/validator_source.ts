@@ -148,24 +148,21 @@ export async function scanForRun(
   // hands on now: waiting for each of their next turns to come, up to a page's turn each,
   // no segment of the run read meanwhile. A lane that fails stops the others too.
   const lanes = new ScanLanes();
-  /** Waits while there is no room for a page but pages in flight may end and make some. */
-  const room = async () => {
-    while (
-      !lanes.stopped && !roomForAPage() && isolate.expectedMs() > 0 &&
-      cpuNow() < (deps.budget?.cpuMs ?? Infinity)
-    ) {
-      await isolate.oneEnded();
-    }
-  };
-  /** Whether the segment must stop now; if not, its page is counted in flight. */
-  const mustStop = () => {
-    if (lanes.stopped || !roomForAPage() || overBudget()) {
-      lanes.stop();
-      return true;
-    }
-    inFlight++;
-    return false;
-  };
+  /**
+   * Waits for room for a page while pages in flight may end and make some, and counts the
+   * page in flight as it finds the room (one step: two lanes woken by one page's end
+   * cannot both take it). Whether it found room.
+   */
+  const room = (reserve: () => void) =>
+    isolate.reserveWhenRoom(
+      roomForAPage,
+      () => isolate.expectedMs() > 0 && cpuNow() < (deps.budget?.cpuMs ?? Infinity),
+      () => lanes.stopped,
+      () => {
+        inFlight++;
+        reserve();
+      },
+    );
   const [mode] = await deps.sql<{ streamed: boolean }[]>`
     select streamed from public.sync_checksums where id = ${run}`;
   const streamed = mode?.streamed === true;
@@ -257,8 +254,9 @@ export async function scanForRun(
   const lane = (): Promise<ScanResult> => {
     const id = laneId(worker, lanesStarted++, segmentsAtOnce);
     const turns = new LedgerTurns(deps.sql, id, rate);
-    // This lane's page counted in flight and not yet mapped: its cost is known once
-    // mapped; a page that ends otherwise (given up, failed) stops counting then.
+    // This lane's page counted in flight (by `room`) and not yet mapped: its cost is known
+    // once mapped; a page that ends otherwise (given up, failed, or never started: the
+    // request stopped) stops counting then.
     let pending = false;
     const settle = () => {
       if (!pending) return;
@@ -271,12 +269,16 @@ export async function scanForRun(
       // No new segment once the request stops: it would only be given back.
       claim: () => lanes.stopped ? Promise.resolve(undefined) : turns.claim(run),
       turns,
+      // The segment stops when it found no room, or the request's budget is spent.
       overBudget: () => {
-        const stop = mustStop();
-        pending = !stop;
-        return stop;
+        if (!lanes.stopped && pending && !overBudget()) return false;
+        settle();
+        lanes.stop();
+        return true;
       },
-      room,
+      room: async () => {
+        await room(() => (pending = true));
+      },
       commitPage: (claim, page, checkpoint) => work.commitPage(claim, page, checkpoint, settle),
       pageEnded: settle,
     }).catch((error) => {
@@ -285,15 +287,15 @@ export async function scanForRun(
     });
   };
   const leaveIsolate = isolate.add(() => inFlight * perPage());
-  const first = lanes.add(lane());
-  for (let i = 1; i < segmentsAtOnce; i++) {
-    // The others start once the first page is measured, or once the first scan stops
-    // without one (nothing to scan, or the budget).
-    lanes.add(
-      Promise.race([firstMeasured, first.then(() => {}, () => {})]).then(lane),
-    );
-  }
   try {
+    const first = lanes.add(lane());
+    for (let i = 1; i < segmentsAtOnce; i++) {
+      // The others start once the first page is measured, or once the first scan stops
+      // without one (nothing to scan, or the budget).
+      lanes.add(
+        Promise.race([firstMeasured, first.then(() => {}, () => {})]).then(lane),
+      );
+    }
     const { total, failure } = await lanes.settle();
     if (failure) throw failure;
     return total;

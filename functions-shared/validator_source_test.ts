@@ -610,3 +610,32 @@ Deno.test("scanForRun removes its estimate from the isolate's when a segment fai
   );
   assert.equal(isolatePages.requests, 0);
 });
+
+Deno.test("scanForRun waits for its own page in flight to end rather than hand on while the isolate has budget left", async () => {
+  const db = runsDb();
+  db.newRun("firespring_segments", false, 4, 5);
+  let cpu = 0;
+  const meter = {
+    source: "process" as const,
+    usedMs: () => cpu,
+    measure: <T>(step: () => T) => {
+      cpu += 400; // each page's mapping: after the first, one page in flight fits, not two
+      return step();
+    },
+  };
+  const dynamo = fakeDynamo(async () => {
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    return { Items: [item("a")], LastEvaluatedKey: { segment_id: { S: "a" } } };
+  });
+  const outcome = await scanForRun(
+    deps(db, dynamo, { cpu: meter, budget: { cpuMs: 1000, wallMs: 1e9 }, segmentsAtOnce: 4 }),
+    segments,
+    5,
+    "w1",
+    () => cpu >= 1000,
+  );
+  assert.equal(outcome.stoppedBy, "budget");
+  // Handing on at the first lane without room would have stopped at 800 ms, two pages.
+  assert.ok(cpu >= 1000, `the request read until its budget was spent (CPU ${cpu} ms)`);
+  assert.ok(cpu <= 1000 * IN_FLIGHT_CEILING, `and stayed under the ceiling (CPU ${cpu} ms)`);
+});
