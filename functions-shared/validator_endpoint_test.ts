@@ -276,7 +276,8 @@ for (
     const gate = new RunGate(1);
     let free = () => {};
     const other = hold(gate, () => new Promise<void>((resolve) => (free = resolve)));
-    const { deps, waited, calls } = endpointDeps(db, noDynamo(), { gate });
+    const dynamo = fakeDynamo(() => ({ Items: [segmentItem] })); // the segment's one page
+    const { deps, waited, calls } = endpointDeps(db, dynamo, { gate });
     const response = await handleValidatorRequest(post(`{"runId": ${RUN}}`), deps);
     await assertRunning(response);
     assert.equal(waited.length, 1, "kept alive until it has run");
@@ -290,7 +291,8 @@ for (
     await other;
     await Promise.all(waited);
     assert.ok(db.matching("claim_validation").length >= 1, "the run went on, no heartbeat needed");
-    assert.deepEqual(calls, [], "with its budget: it did not hand on at once, having waited");
+    assert.equal(dynamo.sent.length, 1, "with its budget: it read its page, having waited");
+    assert.deepEqual(calls, [], "and did not hand on");
     assert.equal(gate.active, 0);
   });
 }
