@@ -61,6 +61,45 @@ function scans(pages: Record<string, { Items: unknown[]; LastEvaluatedKey?: unkn
   });
 }
 
+/**
+ * Scans a run of `segments` endless segments (every page has a next key) four at a time,
+ * each page's mapping costing `pageMs` of an isolate's CPU that starts at `startMs`, under
+ * a budget of `budgetMs`: what the request ended with, the CPU it took the isolate to and
+ * the pages it read.
+ */
+async function scanWithPageCost(
+  { segments: total, startMs, pageMs, budgetMs }: {
+    segments: number;
+    startMs: number;
+    pageMs: number;
+    budgetMs: number;
+  },
+) {
+  const db = runsDb();
+  db.newRun("firespring_segments", false, total, 5);
+  let cpu = startMs;
+  const meter = {
+    source: "process" as const,
+    usedMs: () => cpu,
+    measure: <T>(step: () => T) => {
+      cpu += pageMs;
+      return step();
+    },
+  };
+  const dynamo = fakeDynamo(async () => {
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    return { Items: [item("a")], LastEvaluatedKey: { segment_id: { S: "a" } } };
+  });
+  const outcome = await scanForRun(
+    deps(db, dynamo, { cpu: meter, budget: { cpuMs: budgetMs, wallMs: 1e9 }, segmentsAtOnce: 4 }),
+    segments,
+    5,
+    "w1",
+    () => cpu >= budgetMs,
+  );
+  return { outcome, cpu, pages: dynamo.sent.length };
+}
+
 Deno.test("scanForRun claims the run's segments, from their checkpoints, comparing each page with its checkpoint", async () => {
   const db = runsDb();
   const run = db.newRun("firespring_segments", false, 3, 5);
@@ -222,32 +261,13 @@ Deno.test("scanForRun scans segmentsAtOnce segments in this request", async () =
 });
 
 Deno.test("scanForRun starts a page only while the pages in flight stay within the ceiling past the budget", async () => {
-  const db = runsDb();
-  db.newRun("firespring_segments", false, 8, 5);
-  let cpu = 0;
-  const meter = {
-    source: "process" as const,
-    usedMs: () => cpu,
-    measure: <T>(step: () => T) => {
-      cpu += 200; // each page's mapping costs 200 ms
-      return step();
-    },
-  };
-  const dynamo = fakeDynamo(async () => {
-    await new Promise((resolve) => setTimeout(resolve, 5));
-    return { Items: [item("a")], LastEvaluatedKey: { segment_id: { S: "a" } } };
+  // Each page's mapping costs 200 ms.
+  const { outcome, cpu } = await scanWithPageCost({
+    segments: 8,
+    startMs: 0,
+    pageMs: 200,
+    budgetMs: 1000,
   });
-  const outcome = await scanForRun(
-    deps(db, dynamo, {
-      cpu: meter,
-      budget: { cpuMs: 1000, wallMs: 1e9 },
-      segmentsAtOnce: 4,
-    }),
-    segments,
-    5,
-    "w1",
-    () => cpu >= 1000,
-  );
   assert.equal(outcome.stoppedBy, "budget");
   // Without the reservation the four segments would each start a page at 800 ms and
   // take the isolate to 1,600 ms; with it the pages in flight stay within 1.4 x the budget.
@@ -496,30 +516,15 @@ Deno.test("scanForRun reads at the turns its job's read ledger books, and settle
 });
 
 Deno.test("scanForRun keeps its first page alone in flight: a table's pages may cost far more than the last table's", async () => {
-  const db = runsDb();
-  db.newRun("firespring_segments", false, 8, 5);
-  let cpu = 800; // an isolate that already worked on another run
-  const meter = {
-    source: "process" as const,
-    usedMs: () => cpu,
-    measure: <T>(step: () => T) => {
-      cpu += 400; // a dear page
-      return step();
-    },
-  };
-  const dynamo = fakeDynamo(async () => {
-    await new Promise((resolve) => setTimeout(resolve, 5));
-    return { Items: [item("a")], LastEvaluatedKey: { segment_id: { S: "a" } } };
+  // An isolate that already worked on another run; a dear page.
+  const { outcome, cpu, pages } = await scanWithPageCost({
+    segments: 8,
+    startMs: 800,
+    pageMs: 400,
+    budgetMs: 1100,
   });
-  const outcome = await scanForRun(
-    deps(db, dynamo, { cpu: meter, budget: { cpuMs: 1100, wallMs: 1e9 }, segmentsAtOnce: 4 }),
-    segments,
-    5,
-    "w1",
-    () => cpu >= 1100,
-  );
   assert.equal(outcome.stoppedBy, "budget");
-  assert.equal(dynamo.sent.length, 1, "four pages at once would have reached 2,400 ms");
+  assert.equal(pages, 1, "four pages at once would have reached 2,400 ms");
   assert.equal(cpu, 1200);
 });
 
@@ -612,28 +617,13 @@ Deno.test("scanForRun removes its estimate from the isolate's when a segment fai
 });
 
 Deno.test("scanForRun waits for its own page in flight to end rather than hand on while the isolate has budget left", async () => {
-  const db = runsDb();
-  db.newRun("firespring_segments", false, 4, 5);
-  let cpu = 0;
-  const meter = {
-    source: "process" as const,
-    usedMs: () => cpu,
-    measure: <T>(step: () => T) => {
-      cpu += 400; // each page's mapping: after the first, one page in flight fits, not two
-      return step();
-    },
-  };
-  const dynamo = fakeDynamo(async () => {
-    await new Promise((resolve) => setTimeout(resolve, 5));
-    return { Items: [item("a")], LastEvaluatedKey: { segment_id: { S: "a" } } };
+  // After the first page, one page in flight fits under the ceiling, not two.
+  const { outcome, cpu } = await scanWithPageCost({
+    segments: 4,
+    startMs: 0,
+    pageMs: 400,
+    budgetMs: 1000,
   });
-  const outcome = await scanForRun(
-    deps(db, dynamo, { cpu: meter, budget: { cpuMs: 1000, wallMs: 1e9 }, segmentsAtOnce: 4 }),
-    segments,
-    5,
-    "w1",
-    () => cpu >= 1000,
-  );
   assert.equal(outcome.stoppedBy, "budget");
   // Handing on at the first lane without room would have stopped at 800 ms, two pages.
   assert.ok(cpu >= 1000, `the request read until its budget was spent (CPU ${cpu} ms)`);
