@@ -25,6 +25,7 @@ import { parseArgs } from "node:util";
 import { dataSetArgs, demoItems } from "../demo/demo_data.ts";
 import { emptyTargets, loadLine, loadTable } from "../demo/load_report_data_set.ts";
 import { VALIDATOR_SETTINGS } from "../functions-shared/function_settings.ts";
+import { RunGate, whenAdmitted } from "../functions-shared/run_gate.ts";
 import { connectDb } from "../functions-shared/sync_db.ts";
 import { TABLES, type TableSpec } from "../functions-shared/table_registry.ts";
 import { DENO_PARTS, startDenoPart, up } from "../local-stack/stack.ts";
@@ -100,19 +101,10 @@ export function liveGroups(live: ReadonlySet<string>): Set<string>[] {
  */
 export function atMost(n: number): <T>(work: () => Promise<T>) => Promise<T> {
   if (!Number.isInteger(n) || n < 1) throw new RangeError(`atMost takes 1 or more, not ${n}`);
-  let free = n;
-  const line: (() => void)[] = [];
-  return async <T>(work: () => Promise<T>) => {
-    if (free > 0) free--;
-    else await new Promise<void>((resolve) => line.push(resolve));
-    try {
-      return await work();
-    } finally {
-      const next = line.shift();
-      if (next) next();
-      else free++;
-    }
-  };
+  // The functions' own gate (run_gate.ts): places in arrival order, given back however
+  // the work ends.
+  const gate = new RunGate(n);
+  return <T>(work: () => Promise<T>) => whenAdmitted(gate, work);
 }
 
 /** A promise and the functions that settle it (the first call wins). */

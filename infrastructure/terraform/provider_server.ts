@@ -116,8 +116,8 @@ export async function startProviderServer(
     stdout: "piped",
     stderr: "null",
   }).spawn();
-  let ended = false;
-  child.status.then(() => (ended = true));
+  let exited = false;
+  child.status.then(() => (exited = true));
   const signal = (name: Deno.Signal) => {
     try {
       child.kill(name);
@@ -148,7 +148,7 @@ export async function startProviderServer(
       }
       printed += value;
       const reattach = reattachValue(printed);
-      if (reattach !== undefined && !ended) {
+      if (reattach !== undefined && !exited) {
         // Whatever it prints later is read and dropped, so that it never blocks on a pipe.
         (async () => {
           while (!(await reader.read()).done);
