@@ -67,8 +67,10 @@ Deno.test(
   withFolder(async (dir) => {
     const binary = script(
       dir,
-      `[ "$1" = "-debug" ] || exit 3\nprintf '%s' "${PRINTED.replaceAll('"', '\\"')}"\n` +
-        `echo "$GOGC" > ${dir}/gogc\nexec sleep 60`,
+      // The environment is noted before the line that says it listens, as a provider
+      // reads its environment before it listens: the test reads the note once resolved.
+      `[ "$1" = "-debug" ] || exit 3\necho "$GOGC" > ${dir}/gogc\n` +
+        `printf '%s' "${PRINTED.replaceAll('"', '\\"')}"\nexec sleep 60`,
     );
     const server = await startProviderServer(binary, { env: { GOGC: "400" } });
     assert.deepEqual(server.env, { TF_REATTACH_PROVIDERS: REATTACH });
