@@ -3,8 +3,9 @@
  * (local-stack/supabase/edge_limits.ts): a request whose isolate passes the hard CPU limit
  * answers 546 `WORKER_LIMIT`; an isolate past the soft limit finishes its request and the
  * next one goes to a new isolate; the wall clock retires at half and kills at the limit.
- * Each test runs a gateway of its own (with the `burn-cpu` test function) on a port of its
- * own, and needs nothing of the stack: scripts/e2e_plan.ts runs this file beside the
+ * The calls between functions take from their request chain's budget, as hosted
+ * (local-stack/supabase/function_calls.ts). Each test runs a gateway of its own (with the
+ * `burn-cpu` and `call-chain` test functions) on a port of its own, and needs nothing of the stack: scripts/e2e_plan.ts runs this file beside the
  * others, while the stack starts. The import-worker under the stack's gateway and these
  * limits is tests/edge_limits_test.ts.
  */
@@ -51,6 +52,11 @@ async function startGateway(limits: Record<string, string>) {
         `${base}/functions/v1/burn-cpu?cpu_ms=${cpuMs}&sleep_ms=${sleepMs}&alloc_mb=${allocMb}`,
       );
       return { status: response.status, headers: response.headers, body: await response.json() };
+    },
+    /** GETs a function's `path` with `headers`: its status and JSON answer. */
+    get: async (path: string, headers: Record<string, string> = {}) => {
+      const response = await fetch(`${base}/functions/v1/${path}`, { headers });
+      return { status: response.status, body: await response.json() };
     },
     /** The live isolates of burn-cpu, as the gateway's health shows them. */
     isolates: async () => {
@@ -170,6 +176,77 @@ Deno.test("past the memory limit the request answers 546 and the isolate's line 
     });
     assert.equal(line.reason, "Memory");
     assert.equal(line.requests, 1);
+  } finally {
+    await gateway.stop();
+  }
+});
+
+interface Hop {
+  trace: string | null;
+  next: Hop | null;
+  error: { name: string; message: string; retryAfterMs: number; isRateLimitError: boolean } | null;
+}
+
+/** The requests of a `call-chain` answer, the first first. */
+function hopsOf(first: Hop): Hop[] {
+  const hops: Hop[] = [];
+  for (let hop: Hop | null = first; hop; hop = hop.next) hops.push(hop);
+  return hops;
+}
+
+Deno.test("calls between functions share their chain's budget; past it the caller's fetch throws RateLimitError", async () => {
+  const gateway = await startGateway({ EDGE_CALLS_PER_MINUTE: "3" });
+  try {
+    // One inbound request, then a chain of self-calls, as a backfill hands on: three are
+    // taken from the chain's budget, the fourth is refused in its caller.
+    const chain = await gateway.get("call-chain?hops=5");
+    assert.equal(chain.status, 200);
+    const hops = hopsOf(chain.body);
+    assert.equal(hops.length, 4);
+    const trace = hops[0].trace!;
+    assert.match(trace, /^[0-9a-f]{32}$/, "the gateway starts a trace for an inbound request");
+    assert.deepEqual(hops.map((h) => h.trace), [trace, trace, trace, trace], "one chain");
+    assert.deepEqual(hops.slice(0, 3).map((h) => h.error), [null, null, null]);
+    const refused = hops[3].error!;
+    assert.equal(refused.name, "RateLimitError");
+    assert.equal(refused.isRateLimitError, true, "an instance of Deno.errors.RateLimitError");
+    assert.match(
+      refused.message,
+      new RegExp(`^Rate limit exceeded for trace ${trace}\\. Retry after \\d+ms\\.$`),
+    );
+    assert.ok(
+      refused.retryAfterMs > 0 && refused.retryAfterMs <= 60_000,
+      `${refused.retryAfterMs}`,
+    );
+    // Another inbound request is another chain, with a budget of its own.
+    const other = hopsOf((await gateway.get("call-chain?hops=3")).body);
+    assert.equal(other.length, 4);
+    assert.deepEqual(other.map((h) => h.error), [null, null, null, null]);
+    assert.notEqual(other[0].trace, trace);
+    // A request that comes with a trace runs in it, and its calls count in it.
+    const given = `${"ab".repeat(16)}`;
+    const kept = hopsOf(
+      (await gateway.get("call-chain?hops=4", { traceparent: `00-${given}-${"cd".repeat(8)}-01` }))
+        .body,
+    );
+    assert.deepEqual(kept.map((h) => h.trace), [given, given, given, given]);
+    assert.match(kept[3].error!.message, new RegExp(`^Rate limit exceeded for trace ${given}`));
+  } finally {
+    await gateway.stop();
+  }
+});
+
+Deno.test("with no budget every call between functions is refused, and nothing else is", async () => {
+  const gateway = await startGateway({ EDGE_CALLS_PER_MINUTE: "0" });
+  try {
+    const chain = await gateway.get("call-chain?hops=1");
+    assert.equal(chain.status, 200, "an inbound request is never counted");
+    assert.equal(chain.body.next, null);
+    assert.equal(chain.body.error.name, "RateLimitError");
+    assert.equal(chain.body.error.retryAfterMs, 60_000);
+    const other = await gateway.get("call-chain?health=1");
+    assert.deepEqual(other.body.next, { status: 200 }, "a fetch of anything else goes through");
+    assert.equal(other.body.error, null);
   } finally {
     await gateway.stop();
   }

@@ -45,6 +45,11 @@ export interface EdgeLimits {
   idleMs: number;
   /** How often the gateway reads every isolate's CPU and memory (EDGE_POLL_MS). */
   pollMs: number;
+  /**
+   * Calls between functions a request chain may make a minute (EDGE_CALLS_PER_MINUTE,
+   * 5000: hosted's documented floor; function_calls.ts); 0 refuses every one.
+   */
+  callsPerMinute: number;
 }
 
 /** The settings: environment variable, default (as hosted, Free plan), bounds. */
@@ -56,6 +61,7 @@ const SETTINGS: Record<keyof EdgeLimits, [string, number, number, number]> = {
   runtimeRssMb: ["EDGE_RUNTIME_RSS_MB", 64, 0, 16_384],
   idleMs: ["EDGE_IDLE_MS", 60_000, 0, 3_600_000],
   pollMs: ["EDGE_POLL_MS", 25, 5, 1_000],
+  callsPerMinute: ["EDGE_CALLS_PER_MINUTE", 5_000, 0, 1_000_000],
 };
 
 /**

@@ -22,8 +22,10 @@ Deno.test("the defaults are the hosted runtime's", () => {
     runtimeRssMb: 64,
     idleMs: 60_000,
     pollMs: 25,
+    callsPerMinute: 5_000,
   });
   assert.equal(readEdgeLimits({ EDGE_WALL_CLOCK_LIMIT_MS: "400000" }).wallClockMs, 400_000);
+  assert.equal(readEdgeLimits({ EDGE_CALLS_PER_MINUTE: "0" }).callsPerMinute, 0);
 });
 
 Deno.test("bad limits are refused, each named", () => {

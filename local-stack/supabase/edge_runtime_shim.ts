@@ -22,10 +22,25 @@
  *   flight): a `drain` event, then, once every `waitUntil` promise has settled,
  *   `beforeunload` with `{ reason: "early_drop" }`, and exit 0 (Deno dispatches `unload`).
  *
+ * Calls between functions (function_calls.ts): each request's handler, and the work it
+ * starts, runs in the request's trace (its `traceparent`, as ext/runtime/js/http.js
+ * enters a request context); a `fetch` of one of the project's functions carries that
+ * trace on and is counted by the gateway, and a refusal throws `Deno.errors.RateLimitError`
+ * with `retryAfterMs` (ext/runtime/js/errors.js, vendor/deno_fetch/26_fetch.js).
+ *
  * @module
  */
 
+import { AsyncLocalStorage } from "node:async_hooks";
 import { DRAIN_SIGNAL, RETIRE_SIGNALS } from "./edge_limits.ts";
+import {
+  FUNCTION_NAME_ENV,
+  OUTBOUND_CALL_HEADER,
+  refusalMessage,
+  REFUSED_RETRY_HEADER,
+  traceIdOf,
+  traceparent,
+} from "./function_calls.ts";
 
 const pending = new Set<Promise<unknown>>();
 
@@ -59,3 +74,61 @@ Deno.addSignalListener(DRAIN_SIGNAL, async () => {
   beforeunload("early_drop");
   Deno.exit(0); // Deno dispatches `unload` on exit.
 });
+
+/** The hosted runtime's error for a call between functions over its chain's budget. */
+class RateLimitError extends Error {
+  /** Milliseconds until the chain's budget resets. */
+  readonly retryAfterMs: number;
+  constructor(message: string, retryAfterMs: number) {
+    super(message);
+    this.name = "RateLimitError";
+    this.retryAfterMs = retryAfterMs;
+  }
+}
+(Deno.errors as Record<string, unknown>).RateLimitError ??= RateLimitError;
+
+/** An environment variable, or "" where the process may not read the environment. */
+function envOrEmpty(name: string): string {
+  try {
+    return Deno.env.get(name) ?? "";
+  } catch {
+    return "";
+  }
+}
+
+const functionName = envOrEmpty(FUNCTION_NAME_ENV);
+if (functionName) Deno.env.delete(FUNCTION_NAME_ENV);
+const supabaseUrl = envOrEmpty("SUPABASE_URL").replace(/\/$/, "");
+const functionsUrl = supabaseUrl ? `${supabaseUrl}/functions/v1/` : "";
+/** The trace of the request being served, for the work it starts. */
+const requestTrace = new AsyncLocalStorage<string | null>();
+
+type Handler = (request: Request, info: Deno.ServeHandlerInfo) => Response | Promise<Response>;
+const traced = (handler: Handler): Handler => (request, info) =>
+  requestTrace.run(traceIdOf(request.headers.get("traceparent")), () => handler(request, info));
+
+const serve = Deno.serve;
+// deno-lint-ignore no-explicit-any
+(Deno as any).serve = (first: any, second?: any) => {
+  if (typeof first === "function") return serve(traced(first));
+  if (typeof second === "function") return serve(first, traced(second));
+  if (typeof first?.handler === "function") {
+    return serve({ ...first, handler: traced(first.handler) });
+  }
+  return serve(first, second);
+};
+
+const send = globalThis.fetch;
+globalThis.fetch = async (input: string | URL | Request, init?: RequestInit) => {
+  const url = typeof input === "string" ? input : input instanceof URL ? input.href : input.url;
+  if (!functionsUrl || !url.startsWith(functionsUrl)) return await send(input, init);
+  const request = new Request(input, init);
+  const traceId = requestTrace.getStore() ?? null;
+  if (traceId) request.headers.set("traceparent", traceparent(traceId));
+  request.headers.set(OUTBOUND_CALL_HEADER, functionName);
+  const response = await send(request);
+  const retry = response.headers.get(REFUSED_RETRY_HEADER);
+  if (response.status !== 429 || retry === null) return response;
+  await response.body?.cancel();
+  throw new RateLimitError(refusalMessage(traceId, Number(retry)), Number(retry));
+};

@@ -19,7 +19,11 @@
  *   clock retires it at half of EDGE_WALL_CLOCK_LIMIT_MS and kills it at the limit;
  *   memory likewise with EDGE_MEMORY_MB. A killed isolate's in-flight requests answer
  *   546 `WORKER_LIMIT`. Each isolate that ends is one line of
- *   `.local/logs/edge-isolates.jsonl`.
+ *   `.local/logs/edge-isolates.jsonl`;
+ * - every request runs in a trace (`traceparent`: its own, or a new one), and the calls
+ *   functions make to functions take from their chain's budget, EDGE_CALLS_PER_MINUTE;
+ *   past it the calling function's `fetch` throws a `RateLimitError`
+ *   (local-stack/supabase/function_calls.ts).
  *
  * The limits are read once, at start, from the environment, then `.local/stack.env`,
  * else the hosted defaults. EDGE_TEST_FUNCTIONS=1 also serves local-stack/test-functions
@@ -39,6 +43,7 @@ import { sleep } from "../processes.ts";
 import { parseEnvFile, readStackEnv, type StackEnv, verifyJwt } from "../stack_env.ts";
 import { type EdgeLimits, readEdgeLimits, WORKER_LIMIT_BODY } from "./edge_limits.ts";
 import { type Isolate, type IsolateLine, IsolatePool } from "./edge_isolates.ts";
+import { admitCall, CallBudget } from "./function_calls.ts";
 import { logLine, spawnIsolate, supervise } from "./isolate_process.ts";
 import { ISOLATES_LOG } from "./isolate_log.ts";
 
@@ -101,6 +106,10 @@ let stackEnv: StackEnv;
 let limits: EdgeLimits;
 /** Where ended isolates are recorded. */
 let isolatesLog: string;
+/** The address functions reach this gateway at (their SUPABASE_URL). */
+let ownUrl: string;
+/** What the calls between functions have left of their budgets. */
+let callBudget: CallBudget;
 
 /** The environment of a function: what Supabase injects, plus the project's secrets. */
 function functionEnv(port: number): Record<string, string> {
@@ -110,7 +119,7 @@ function functionEnv(port: number): Record<string, string> {
     ...(Deno.env.get("DENO_DIR") ? { DENO_DIR: Deno.env.get("DENO_DIR")! } : {}),
     DENO_SERVE_ADDRESS: `tcp:${HOST}:${port}`,
     DENO_NO_UPDATE_CHECK: "1",
-    SUPABASE_URL: stackEnv.SUPABASE_URL,
+    SUPABASE_URL: ownUrl,
     SUPABASE_ANON_KEY: stackEnv.SUPABASE_ANON_KEY,
     SUPABASE_SERVICE_ROLE_KEY: stackEnv.SUPABASE_SERVICE_ROLE_KEY,
     // As hosted: "the secret keys JSON dictionary" (docs: functions/secrets).
@@ -213,6 +222,9 @@ async function route(req: Request, functions: Map<string, EdgeFunction>): Promis
       })),
     });
   }
+  // Hosted refuses a call over its chain's budget in the caller, before it is sent.
+  const admitted = admitCall(req.headers, callBudget);
+  if ("refused" in admitted) return admitted.refused;
   const match = url.pathname.match(/^\/functions\/v1\/([^/]+)(\/.*)?$/);
   const fn = match ? functions.get(match[1]) : undefined;
   if (!match || !fn) {
@@ -241,7 +253,7 @@ async function route(req: Request, functions: Map<string, EdgeFunction>): Promis
   try {
     response = await fetch(target, {
       method: req.method,
-      headers: req.headers,
+      headers: admitted.forward,
       body: req.body && small(req.headers) ? await req.arrayBuffer() : req.body,
       redirect: "manual",
       signal: AbortSignal.timeout(IDLE_TIMEOUT_MS),
@@ -289,6 +301,9 @@ if (import.meta.main) {
   limits = readLimits();
   isolatesLog = Deno.env.get("EDGE_ISOLATES_LOG") || ISOLATES_LOG;
   const port = Number(Deno.env.get("EDGE_GATEWAY_PORT") || FUNCTIONS_PORT);
+  // A test's gateway of its own is its functions' SUPABASE_URL, as the stack's is theirs.
+  ownUrl = Deno.env.get("EDGE_GATEWAY_PORT") ? `http://${HOST}:${port}` : stackEnv.SUPABASE_URL;
+  callBudget = new CallBudget(limits.callsPerMinute);
   const functions = new Map(
     discoverFunctions(Deno.env.get("EDGE_TEST_FUNCTIONS") === "1").map((fn) => [fn.name, fn]),
   );
