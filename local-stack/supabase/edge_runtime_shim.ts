@@ -22,7 +22,8 @@
  *   flight): a `drain` event, then, once every `waitUntil` promise has settled,
  *   `beforeunload` with `{ reason: "early_drop" }`, and exit 0 (Deno dispatches `unload`).
  *
- * Calls between functions (function_calls.ts): each request's handler, and the work it
+ * `Deno.serve` prints no "Listening on" line, as hosted. Calls between functions
+ * (function_calls.ts): each request's handler, and the work it
  * starts, runs in the request's trace (its `traceparent`, as ext/runtime/js/http.js
  * enters a request context); a `fetch` of one of the project's functions carries that
  * trace on and is counted by the gateway, and a refusal throws `Deno.errors.RateLimitError`
@@ -107,13 +108,16 @@ type Handler = (request: Request, info: Deno.ServeHandlerInfo) => Response | Pro
 const traced = (handler: Handler): Handler => (request, info) =>
   requestTrace.run(traceIdOf(request.headers.get("traceparent")), () => handler(request, info));
 
+// Deno prints "Listening on …" when a server starts; the hosted runtime prints nothing
+// (a line each isolate's boot would add to the function's log events).
+const quiet = { onListen: () => {} };
 const serve = Deno.serve;
 // deno-lint-ignore no-explicit-any
 (Deno as any).serve = (first: any, second?: any) => {
-  if (typeof first === "function") return serve(traced(first));
-  if (typeof second === "function") return serve(first, traced(second));
+  if (typeof first === "function") return serve(quiet, traced(first));
+  if (typeof second === "function") return serve({ ...quiet, ...first }, traced(second));
   if (typeof first?.handler === "function") {
-    return serve({ ...first, handler: traced(first.handler) });
+    return serve({ ...quiet, ...first, handler: traced(first.handler) });
   }
   return serve(first, second);
 };

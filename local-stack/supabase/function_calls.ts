@@ -30,6 +30,8 @@
  * @module
  */
 
+import { FixedWindows } from "./fixed_windows.ts";
+
 /**
  * The isolate's function name, for the shim alone: it reads it and removes it from the
  * environment before the function's code runs (hosted functions have no such variable).
@@ -70,46 +72,13 @@ export function refusalMessage(traceId: string | null, retryAfterMs: number): st
     : `Rate limit exceeded for function.${hint}`;
 }
 
-/** A call taken from its chain's budget, or refused until the window resets. */
-export type CallVerdict = { allowed: true } | { allowed: false; retryAfterMs: number };
-
 /**
- * Budgets of calls between functions: `perWindow` calls per key in a fixed window of
- * {@link CALL_WINDOW_MS} opened by the key's first call (ext/runtime/rate_limit.rs).
+ * Budgets of calls between functions: `perWindow` calls per chain in a fixed window of
+ * {@link CALL_WINDOW_MS} opened by the chain's first call (ext/runtime/rate_limit.rs).
  */
-export class CallBudget {
-  #windows = new Map<string, { count: number; endsAt: number }>();
-
-  constructor(
-    private readonly perWindow: number,
-    private readonly now: () => number = Date.now,
-  ) {}
-
-  /** Takes one call from `key`'s budget, or says when it may call again. */
-  take(key: string): CallVerdict {
-    const now = this.now();
-    let window = this.#windows.get(key);
-    if (!window || now >= window.endsAt) {
-      this.#forgetEnded(now);
-      window = { count: 0, endsAt: now + CALL_WINDOW_MS };
-      this.#windows.set(key, window);
-    }
-    if (window.count >= this.perWindow) {
-      return { allowed: false, retryAfterMs: window.endsAt - now };
-    }
-    window.count += 1;
-    return { allowed: true };
-  }
-
-  /** How many keys have a window open (ended ones are forgotten as new ones open). */
-  get size(): number {
-    return this.#windows.size;
-  }
-
-  #forgetEnded(now: number): void {
-    for (const [key, window] of this.#windows) {
-      if (now >= window.endsAt) this.#windows.delete(key);
-    }
+export class CallBudget extends FixedWindows {
+  constructor(perWindow: number, now: () => number = Date.now) {
+    super(perWindow, CALL_WINDOW_MS, now);
   }
 }
 

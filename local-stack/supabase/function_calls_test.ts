@@ -23,23 +23,6 @@ Deno.test("a traceparent's trace id is read as the hosted runtime reads it", () 
   assert.equal(traceIdOf(traceparent())?.length, 32, "a new trace");
 });
 
-Deno.test("a budget is a fixed window per key, opened by its first call", () => {
-  let now = 1_000;
-  const budget = new CallBudget(2, () => now);
-  assert.deepEqual(budget.take("a"), { allowed: true });
-  now += 10_000;
-  assert.deepEqual(budget.take("a"), { allowed: true });
-  now += 5_000;
-  // Refused until the window the first call opened ends, and told how long that is.
-  assert.deepEqual(budget.take("a"), { allowed: false, retryAfterMs: CALL_WINDOW_MS - 15_000 });
-  assert.deepEqual(budget.take("b"), { allowed: true }, "another chain has its own budget");
-  now = 1_000 + CALL_WINDOW_MS;
-  assert.deepEqual(budget.take("a"), { allowed: true }, "a new window");
-  now += CALL_WINDOW_MS;
-  budget.take("c");
-  assert.equal(budget.size, 1, "ended windows are forgotten");
-});
-
 Deno.test("a budget of zero refuses every call", () => {
   const budget = new CallBudget(0, () => 0);
   assert.deepEqual(budget.take("a"), { allowed: false, retryAfterMs: CALL_WINDOW_MS });

@@ -12,6 +12,7 @@ import { DENO_BIN, HOST, ROOT } from "../config.ts";
 import { portOpen, sleep } from "../processes.ts";
 import type { IsolatePool, IsolateProcess } from "./edge_isolates.ts";
 import { FUNCTION_NAME_ENV } from "./function_calls.ts";
+import { LogLimits } from "./log_limits.ts";
 import {
   DRAIN_SIGNAL,
   type EdgeLimits,
@@ -30,27 +31,33 @@ export function logLine(name: string, line: string, at: Date = new Date()): stri
   return `${at.toISOString()} [${name}] ${line}`;
 }
 
+/** What the hosted log would keep of the functions' lines, across their isolates. */
+const logLimits = new LogLimits();
+
 /**
- * Copies a child's output into ours, each line prefixed with its time and the isolate's
- * name ({@link logLine}); calls `onLine` with every line (to notice V8 running out of heap).
+ * Copies an isolate's output into ours, each line prefixed with its time and the isolate's
+ * name ({@link logLine}) and marked where the hosted log would not keep it
+ * (log_limits.ts); calls `onLine` with every line (to notice V8 running out of heap).
  */
 async function relay(
+  fn: string,
   name: string,
   stream: ReadableStream<Uint8Array>,
   out: typeof console.log,
   onLine: (line: string) => void = () => {},
 ) {
   let buffered = "";
+  const print = (line: string) => out(logLine(name, logLimits.mark(fn, line)));
   for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
     buffered += chunk;
     const lines = buffered.split("\n");
     buffered = lines.pop() ?? "";
     for (const line of lines) {
       onLine(line);
-      out(logLine(name, line));
+      print(line);
     }
   }
-  if (buffered) out(logLine(name, buffered));
+  if (buffered) print(buffered);
 }
 
 /** A loopback port nobody listens on (the OS picks it). */
@@ -101,8 +108,8 @@ export function spawnIsolate(fn: IsolateSpec, id: number): IsolateProcess {
   }).spawn();
   const label = `${fn.name}#${id}`;
   let outOfMemory = false;
-  relay(label, child.stdout, console.log);
-  relay(label, child.stderr, console.error, (line) => {
+  relay(fn.name, label, child.stdout, console.log);
+  relay(fn.name, label, child.stderr, console.error, (line) => {
     if (/out of memory/i.test(line)) outOfMemory = true;
   });
   let exited = false;
