@@ -27,7 +27,9 @@
  * starts, runs in the request's trace (its `traceparent`, as ext/runtime/js/http.js
  * enters a request context); a `fetch` of one of the project's functions carries that
  * trace on and is counted by the gateway, and a refusal throws `Deno.errors.RateLimitError`
- * with `retryAfterMs` (ext/runtime/js/errors.js, vendor/deno_fetch/26_fetch.js).
+ * with `retryAfterMs` (ext/runtime/js/errors.js, vendor/deno_fetch/26_fetch.js). Kinder
+ * than hosted: only `fetch` is counted, where hosted counts `node:http` requests too (the
+ * sync's functions make none).
  *
  * @module
  */
@@ -97,10 +99,19 @@ function envOrEmpty(name: string): string {
   }
 }
 
+/** `input`'s URL as `fetch` resolves it, or null if it is none. */
+function urlOf(input: string | URL | Request): string | null {
+  try {
+    return input instanceof Request ? input.url : new URL(String(input)).href;
+  } catch {
+    return null;
+  }
+}
+
 const functionName = envOrEmpty(FUNCTION_NAME_ENV);
 if (functionName) Deno.env.delete(FUNCTION_NAME_ENV);
-const supabaseUrl = envOrEmpty("SUPABASE_URL").replace(/\/$/, "");
-const functionsUrl = supabaseUrl ? `${supabaseUrl}/functions/v1/` : "";
+const supabaseUrl = envOrEmpty("SUPABASE_URL");
+const functionsUrl = supabaseUrl ? urlOf(`${supabaseUrl.replace(/\/$/, "")}/functions/v1/`) : null;
 /** The trace of the request being served, for the work it starts. */
 const requestTrace = new AsyncLocalStorage<string | null>();
 
@@ -110,25 +121,30 @@ const traced = (handler: Handler): Handler => (request, info) =>
 
 // Deno prints "Listening on …" when a server starts; the hosted runtime prints nothing
 // (a line each isolate's boot would add to the function's log events).
-const quiet = { onListen: () => {} };
+const quiet = () => {};
 const serve = Deno.serve;
 // deno-lint-ignore no-explicit-any
 (Deno as any).serve = (first: any, second?: any) => {
-  if (typeof first === "function") return serve(quiet, traced(first));
-  if (typeof second === "function") return serve({ ...quiet, ...first }, traced(second));
+  if (typeof first === "function") return serve({ onListen: quiet }, traced(first));
+  if (typeof second === "function") {
+    return serve({ ...first, onListen: first?.onListen ?? quiet }, traced(second));
+  }
   if (typeof first?.handler === "function") {
-    return serve({ ...quiet, ...first, handler: traced(first.handler) });
+    return serve({ ...first, onListen: first.onListen ?? quiet, handler: traced(first.handler) });
   }
   return serve(first, second);
 };
 
 const send = globalThis.fetch;
 globalThis.fetch = async (input: string | URL | Request, init?: RequestInit) => {
-  const url = typeof input === "string" ? input : input instanceof URL ? input.href : input.url;
-  if (!functionsUrl || !url.startsWith(functionsUrl)) return await send(input, init);
+  const url = urlOf(input);
+  if (!functionsUrl || !url?.startsWith(functionsUrl)) return await send(input, init);
   const request = new Request(input, init);
+  // The chain is the runtime's own record of the request being served, never a header
+  // the function set: outside any request, the call counts against the function's own key.
   const traceId = requestTrace.getStore() ?? null;
   if (traceId) request.headers.set("traceparent", traceparent(traceId));
+  else request.headers.delete("traceparent");
   request.headers.set(OUTBOUND_CALL_HEADER, functionName);
   const response = await send(request);
   const retry = response.headers.get(REFUSED_RETRY_HEADER);

@@ -2,8 +2,11 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { DENO_BIN, ROOT } from "../config.ts";
 
-/** Runs `code` in a Deno process with the shim preloaded, as an isolate runs; its exit. */
-async function inIsolate(code: string) {
+/**
+ * Runs `code` in a Deno process with the shim preloaded, as an isolate runs; its exit.
+ * With `env`, the process may read its environment and use the network.
+ */
+async function inIsolate(code: string, env?: Record<string, string>) {
   const dir = await Deno.makeTempDir();
   try {
     const main = join(dir, "main.ts");
@@ -12,10 +15,12 @@ async function inIsolate(code: string) {
       args: [
         "run",
         "--no-prompt",
+        ...(env ? ["--allow-env", "--allow-net"] : []),
         "--preload",
         join(ROOT, "local-stack", "supabase", "edge_runtime_shim.ts"),
         main,
       ],
+      ...(env ? { env } : {}),
       stdout: "piped",
       stderr: "piped",
     }).output();
@@ -54,4 +59,84 @@ Deno.test("a waitUntil promise whose failure is handled, or a rejection prevente
   `);
   assert.equal(kept.code, 0, kept.stderr);
   assert.match(kept.stdout, /still here/);
+});
+
+Deno.test("a function's calls of functions carry its request's trace, even from waitUntil work; a refusal throws RateLimitError", async () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  const base = `http://127.0.0.1:${port}`;
+  const trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+  // One server stands for the gateway (the function URLs) and for the function (/entry).
+  const ran = await inIsolate(
+    `
+    declare const EdgeRuntime: { waitUntil(p: Promise<unknown>): void };
+    const seen: Record<string, string | null>[] = [];
+    let background: Promise<unknown> = Promise.resolve();
+    const server = Deno.serve({ hostname: "127.0.0.1", port: ${port} }, async (req) => {
+      const path = new URL(req.url).pathname;
+      if (path === "/functions/v1/refuse") {
+        return Response.json({}, { status: 429, headers: { "x-local-call-refused-retry-after-ms": "1234" } });
+      }
+      if (path.startsWith("/functions/v1/")) {
+        seen.push({
+          path,
+          traceparent: req.headers.get("traceparent"),
+          caller: req.headers.get("x-local-outbound-call"),
+        });
+        return new Response("ok");
+      }
+      if (path !== "/entry") return new Response("not found", { status: 404 });
+      // The function: its call runs after it answered, as a hand-on does.
+      background = new Promise((r) => setTimeout(r, 20))
+        .then(() => fetch("${base}/functions/v1/next"))
+        .then((r) => r.text());
+      EdgeRuntime.waitUntil(background);
+      return new Response("accepted");
+    });
+    await (await fetch("${base}/entry", {
+      headers: { traceparent: "00-${trace}-00f067aa0ba902b7-01" },
+    })).text();
+    await background;
+    // Outside any request: no trace, whatever header the caller sets.
+    await (await fetch(new Request("${base}/functions/v1/outside", {
+      headers: { traceparent: "00-${"f".repeat(32)}-00f067aa0ba902b7-01" },
+    }))).text();
+    // Not a function URL: untouched (an object with toString, as fetch accepts).
+    await (await fetch({ toString: () => "${base}/rest/v1/x" } as unknown as string)).text();
+    let refused = null;
+    try {
+      await fetch(new URL("${base}/functions/v1/refuse"));
+    } catch (e) {
+      refused = {
+        name: (e as Error).name,
+        message: (e as Error).message,
+        retryAfterMs: (e as { retryAfterMs: number }).retryAfterMs,
+        isRateLimitError: e instanceof (Deno.errors as any).RateLimitError,
+      };
+    }
+    await server.shutdown();
+    console.log(JSON.stringify({ seen, refused, envHidden: Deno.env.get("LOCAL_EDGE_FUNCTION_NAME") ?? null }));
+  `,
+    { SUPABASE_URL: `${base}/`, LOCAL_EDGE_FUNCTION_NAME: "import-worker" },
+  );
+  assert.equal(ran.code, 0, ran.stderr);
+  assert.doesNotMatch(ran.stdout, /Listening on/, "hosted prints no line when a server starts");
+  const out = JSON.parse(ran.stdout.trim().split("\n").at(-1)!);
+  assert.equal(out.envHidden, null, "the function never sees the shim's variable");
+  assert.equal(out.seen.length, 2, JSON.stringify(out.seen));
+  assert.equal(out.seen[0].path, "/functions/v1/next");
+  assert.match(out.seen[0].traceparent, new RegExp(`^00-${trace}-[0-9a-f]{16}-01$`));
+  assert.equal(out.seen[0].caller, "import-worker");
+  assert.deepEqual(out.seen[1], {
+    path: "/functions/v1/outside",
+    traceparent: null,
+    caller: "import-worker",
+  });
+  assert.deepEqual(out.refused, {
+    name: "RateLimitError",
+    message: "Rate limit exceeded for function. Retry after 1234ms.",
+    retryAfterMs: 1234,
+    isRateLimitError: true,
+  });
 });

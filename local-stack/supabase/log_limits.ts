@@ -7,8 +7,8 @@
  *
  * Locally every line stays in `.local/logs/functions.log`, so that a test or an operator
  * can still read it, but a line hosted would not keep is marked so: past a function's 100
- * events in a window it starts with {@link OVER_LOG_LIMIT}, and a message longer than
- * 10,000 characters is cut there and says so. A line of output is one event here; a
+ * events in a window it carries {@link OVER_LOG_LIMIT} (after the time and the isolate's
+ * name), and a line longer than 10,000 characters is cut there and says so. A line of output is one event here; a
  * message of several lines (a stack trace) is one event on hosted, so the local count is
  * the stricter.
  *
@@ -23,7 +23,7 @@ export const LOG_EVENTS_PER_WINDOW = 100;
 export const LOG_WINDOW_MS = 10_000;
 /** The longest message hosted keeps. */
 export const LOG_MESSAGE_MAX_CHARS = 10_000;
-/** Starts a line that hosted would have dropped. */
+/** Marks a line that hosted would have dropped. */
 export const OVER_LOG_LIMIT = "[over hosted's log limit: dropped there] ";
 
 /** Marks the functions' log lines as the hosted log would keep them. */

@@ -3,7 +3,7 @@
  * gateway started with EDGE_TEST_FUNCTIONS=1 (never deployed).
  * `GET /call-chain?hops=N` calls itself with N - 1 while N > 0, as a backfill hands on,
  * and answers the trace it ran in, what its call answered, and what that call threw;
- * `GET /call-chain?health=1` fetches the gateway's health page (not a function) instead.
+ * `GET /call-chain?other=1` fetches a URL of the gateway that is no function's instead.
  */
 
 const functionsUrl = `${Deno.env.get("SUPABASE_URL")}/functions/v1/call-chain`;
@@ -15,10 +15,10 @@ Deno.serve(async (req) => {
   let next: unknown = null;
   let error: unknown = null;
   try {
-    if (url.searchParams.has("health")) {
-      const health = await fetch(`${Deno.env.get("SUPABASE_URL")}/_stack/health`);
-      next = { status: health.status };
-      await health.body?.cancel();
+    if (url.searchParams.has("other")) {
+      const other = await fetch(`${Deno.env.get("SUPABASE_URL")}/rest/v1/x`);
+      next = { status: other.status };
+      await other.body?.cancel();
     } else if (hops > 0) {
       next = await (await fetch(`${functionsUrl}?hops=${hops - 1}`)).json();
     }
