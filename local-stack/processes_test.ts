@@ -32,6 +32,17 @@ Deno.test({
   const pid = Number(new TextDecoder().decode(value).trim());
   try {
     assert.equal(isAlive(pid), true);
+    // Killed before the shell has exec'd, the child is the shell's to reap, and it may
+    // (a fresh clone under load failed so): wait until the parent is `sleep 60`.
+    const parentCommand = () => Deno.readTextFile(`/proc/${parent.pid}/comm`).catch(() => "");
+    for (
+      let waited = 0;
+      (await parentCommand()).trim() !== "sleep" && waited < 5_000;
+      waited += 20
+    ) {
+      await sleep(20);
+    }
+    assert.equal((await parentCommand()).trim(), "sleep", "the shell exec'd sleep 60");
     Deno.kill(pid, "SIGKILL");
     for (let waited = 0; stateOf(pid) !== "Z" && waited < 5_000; waited += 20) await sleep(20);
     assert.equal(stateOf(pid), "Z", "the killed child is a zombie");
