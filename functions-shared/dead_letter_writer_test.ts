@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import type postgres from "postgres";
-import { deadLetterFingerprint, recordDeadLetters } from "./dead_letter_writer.ts";
+import { deadLetterFingerprint, logDeadLetters, recordDeadLetters } from "./dead_letter_writer.ts";
 import { mapScannedItem, mapStreamRecord } from "./record_mapping.ts";
 import { byTargetTable } from "./table_registry.ts";
 import { actionStreamRecord as streamRecord } from "./testing_fakes.ts";
@@ -52,4 +52,24 @@ Deno.test("a record jsonb cannot hold is kept as its exact JSON text", async () 
   assert.equal(letter.record, null);
   assert.deepEqual(JSON.parse(letter.record_text as string), poison.deadLetter.record);
   assert.ok(!(letter.reason as string).includes("\u0000"), "the reason is storable text");
+});
+
+Deno.test("a batch's dead letters log three lines, then how many more", () => {
+  const lines: string[] = [];
+  logDeadLetters(["a", "b"], (l) => lines.push(l));
+  assert.deepEqual(lines, ["a", "b"]);
+  lines.length = 0;
+  logDeadLetters(Array.from({ length: 1000 }, (_, i) => `dead letter ${i}`), (l) => lines.push(l));
+  assert.deepEqual(lines, [
+    "dead letter 0",
+    "dead letter 1",
+    "dead letter 2",
+    "…and 997 more dead letters in this batch (sync.dead_letters holds each, with its table, key and cause)",
+  ]);
+  lines.length = 0;
+  logDeadLetters(["a", "b", "c", "d"], (l) => lines.push(l));
+  assert.equal(
+    lines.at(-1),
+    "…and 1 more dead letter in this batch (sync.dead_letters holds each, with its table, key and cause)",
+  );
 });

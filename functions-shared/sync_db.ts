@@ -10,7 +10,7 @@
 import { toWire } from "./change_wire.ts";
 import postgres from "postgres";
 import { type DbTarget, parseDbUrl } from "./db_url.ts";
-import { recordDeadLetters } from "./dead_letter_writer.ts";
+import { logDeadLetters, recordDeadLetters } from "./dead_letter_writer.ts";
 import { encodeJson } from "./dynamo_encoder.ts";
 import type { DeadLetter, TableChange } from "./record_mapping.ts";
 import type { TableSpec } from "./table_registry.ts";
@@ -152,11 +152,10 @@ export async function applyChanges(
     const result = await mergeIsolating(tx, table, byTable.get(table)!);
     applied += result.applied;
     for (const { change, error } of result.refused) {
-      const deadLetter = refusedLetter(change, error);
-      console.warn(`dead letter: ${deadLetter.reason}`);
-      refused.push({ change, deadLetter });
+      refused.push({ change, deadLetter: refusedLetter(change, error) });
     }
   }
+  logDeadLetters(refused.map((r) => `dead letter: ${r.deadLetter.reason}`));
   const letters = options.deadLetterRefused === false
     ? deadLetters
     : [...deadLetters, ...refused.map((r) => r.deadLetter)];

@@ -35,6 +35,7 @@ import {
   mapStreamRecord,
   type TableChange,
 } from "./record_mapping.ts";
+import { logDeadLetters } from "./dead_letter_writer.ts";
 import { recordsToNote } from "./stream_progress.ts";
 import { isDatabaseUnavailable, isTransientFailure } from "./sync_db.ts";
 import { applyWebhookBatch } from "./webhook_apply.ts";
@@ -204,9 +205,9 @@ export async function handleWebhook(req: Request, deps: WebhookDeps): Promise<Re
     });
     deps.recentIds.remember(delivery.id, delivery.timestamp, now);
     if (outcome.replayed) return replayRefused(delivery.id);
-    for (const letter of deadLetters) {
-      console.warn(`dead letter: ${letter.reason} (event ${letter.eventId ?? "direct"})`);
-    }
+    logDeadLetters(
+      deadLetters.map((l) => `dead letter: ${l.reason} (event ${l.eventId ?? "direct"})`),
+    );
     return json(200, {
       received,
       applied: outcome.applied,
