@@ -120,19 +120,29 @@ export async function recordDeadLetters(
 export const DEAD_LETTER_LINES_PER_BATCH = 3;
 
 /**
- * Logs a batch's dead letters: the first {@link DEAD_LETTER_LINES_PER_BATCH} a line each,
- * then one line with how many more. A hosted function keeps 100 log events in 10 s
+ * Logs a batch's dead letters once its transaction committed: the first
+ * {@link DEAD_LETTER_LINES_PER_BATCH} a line each (`line` says how), then one line with how
+ * many more, by table. A hosted function keeps 100 log events in 10 s
  * (https://supabase.com/docs/guides/functions/limits), and a batch of 1,000 poison records
  * logged 1,000 lines, crowding out whatever else went wrong in those 10 s. Each dead letter
  * is in `sync.dead_letters` with its table, key and cause.
  */
-export function logDeadLetters(lines: string[], log: (line: string) => void = console.warn): void {
-  for (const line of lines.slice(0, DEAD_LETTER_LINES_PER_BATCH)) log(line);
-  const more = lines.length - DEAD_LETTER_LINES_PER_BATCH;
-  if (more > 0) {
-    log(
-      `…and ${more} more dead letter${more === 1 ? "" : "s"} in this batch ` +
-        "(sync.dead_letters holds each, with its table, key and cause)",
-    );
+export function logDeadLetters(
+  letters: DeadLetter[],
+  line: (letter: DeadLetter) => string,
+  log: (line: string) => void = console.warn,
+): void {
+  for (const letter of letters.slice(0, DEAD_LETTER_LINES_PER_BATCH)) log(line(letter));
+  const rest = letters.slice(DEAD_LETTER_LINES_PER_BATCH);
+  if (rest.length === 0) return;
+  const byTable = new Map<string, number>();
+  for (const letter of rest) {
+    const table = letter.targetTable ?? letter.sourceTable ?? "no known table";
+    byTable.set(table, (byTable.get(table) ?? 0) + 1);
   }
+  const tables = [...byTable].map(([table, n]) => `${table} ${n}`).join(", ");
+  log(
+    `…and ${rest.length} more dead letter${rest.length === 1 ? "" : "s"} in this batch ` +
+      `(${tables}; sync.dead_letters holds each, with its key and cause)`,
+  );
 }

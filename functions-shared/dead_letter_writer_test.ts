@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import type postgres from "postgres";
 import { deadLetterFingerprint, logDeadLetters, recordDeadLetters } from "./dead_letter_writer.ts";
-import { mapScannedItem, mapStreamRecord } from "./record_mapping.ts";
+import { type DeadLetter, mapScannedItem, mapStreamRecord } from "./record_mapping.ts";
 import { byTargetTable } from "./table_registry.ts";
 import { actionStreamRecord as streamRecord } from "./testing_fakes.ts";
 import type { StreamRecord } from "./webhook_envelope.ts";
@@ -54,22 +54,38 @@ Deno.test("a record jsonb cannot hold is kept as its exact JSON text", async () 
   assert.ok(!(letter.reason as string).includes("\u0000"), "the reason is storable text");
 });
 
-Deno.test("a batch's dead letters log three lines, then how many more", () => {
+Deno.test("a batch's dead letters log three lines, then how many more, by table", () => {
+  const letter = (i: number, targetTable: string | null): DeadLetter => ({
+    sourceTable: null,
+    targetTable,
+    eventId: `e${i}`,
+    record: null,
+    reason: `reason ${i}`,
+    position: null,
+    rowKey: null,
+  });
   const lines: string[] = [];
-  logDeadLetters(["a", "b"], (l) => lines.push(l));
-  assert.deepEqual(lines, ["a", "b"]);
+  const line = (l: DeadLetter) => `dead letter: ${l.reason}`;
+  logDeadLetters([letter(0, "t"), letter(1, "t")], line, (l) => lines.push(l));
+  assert.deepEqual(lines, ["dead letter: reason 0", "dead letter: reason 1"]);
   lines.length = 0;
-  logDeadLetters(Array.from({ length: 1000 }, (_, i) => `dead letter ${i}`), (l) => lines.push(l));
+  const many = Array.from(
+    { length: 1000 },
+    (_, i) =>
+      letter(i, i % 4 === 0 ? "firespring_segments" : i % 4 === 1 ? null : "firespring_actions"),
+  );
+  logDeadLetters(many, line, (l) => lines.push(l));
   assert.deepEqual(lines, [
-    "dead letter 0",
-    "dead letter 1",
-    "dead letter 2",
-    "…and 997 more dead letters in this batch (sync.dead_letters holds each, with its table, key and cause)",
+    "dead letter: reason 0",
+    "dead letter: reason 1",
+    "dead letter: reason 2",
+    "…and 997 more dead letters in this batch (firespring_actions 499, firespring_segments 249, " +
+    "no known table 249; sync.dead_letters holds each, with its key and cause)",
   ]);
   lines.length = 0;
-  logDeadLetters(["a", "b", "c", "d"], (l) => lines.push(l));
+  logDeadLetters([0, 1, 2, 3].map((i) => letter(i, "t")), line, (l) => lines.push(l));
   assert.equal(
     lines.at(-1),
-    "…and 1 more dead letter in this batch (sync.dead_letters holds each, with its table, key and cause)",
+    "…and 1 more dead letter in this batch (t 1; sync.dead_letters holds each, with its key and cause)",
   );
 });

@@ -10,7 +10,7 @@
 import { toWire } from "./change_wire.ts";
 import postgres from "postgres";
 import { type DbTarget, parseDbUrl } from "./db_url.ts";
-import { logDeadLetters, recordDeadLetters } from "./dead_letter_writer.ts";
+import { recordDeadLetters } from "./dead_letter_writer.ts";
 import { encodeJson } from "./dynamo_encoder.ts";
 import type { DeadLetter, TableChange } from "./record_mapping.ts";
 import type { TableSpec } from "./table_registry.ts";
@@ -155,7 +155,8 @@ export async function applyChanges(
       refused.push({ change, deadLetter: refusedLetter(change, error) });
     }
   }
-  logDeadLetters(refused.map((r) => `dead letter: ${r.deadLetter.reason}`));
+  // Not logged here: the caller logs its dead letters once its transaction has committed
+  // (dead_letter_writer.ts, logDeadLetters), so no line names a letter rolled back.
   const letters = options.deadLetterRefused === false
     ? deadLetters
     : [...deadLetters, ...refused.map((r) => r.deadLetter)];

@@ -9,6 +9,7 @@
 import type { ValidatorDeps } from "./checksum_validator.ts";
 import type { TableChange } from "./record_mapping.ts";
 import { applyChanges } from "./sync_db.ts";
+import { logDeadLetters } from "./dead_letter_writer.ts";
 import type { TableSpec } from "./table_registry.ts";
 import type { Divergence } from "./validator_compare.ts";
 import { repairPlan, type Unmappable } from "./validator_plan.ts";
@@ -55,6 +56,11 @@ export async function repairKeys(
       skipped.push(...plan.unmappable);
     }
   }
-  await deps.sql.begin((tx) => applyChanges(tx, changes));
+  const { refused } = await deps.sql.begin((tx) => applyChanges(tx, changes));
+  logDeadLetters(
+    refused.map((r) => r.deadLetter),
+    (l) => `dead letter: ${l.reason}`,
+    deps.log ?? console.warn,
+  );
   return skipped;
 }

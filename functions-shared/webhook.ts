@@ -205,8 +205,10 @@ export async function handleWebhook(req: Request, deps: WebhookDeps): Promise<Re
     });
     deps.recentIds.remember(delivery.id, delivery.timestamp, now);
     if (outcome.replayed) return replayRefused(delivery.id);
+    // Once committed: the lines name only letters that sync.dead_letters holds.
     logDeadLetters(
-      deadLetters.map((l) => `dead letter: ${l.reason} (event ${l.eventId ?? "direct"})`),
+      [...deadLetters, ...outcome.refused],
+      (l) => `dead letter: ${l.reason} (event ${l.eventId ?? "direct"})`,
     );
     return json(200, {
       received,

@@ -29,7 +29,13 @@ import { applyChanges, isDataError } from "./sync_db.ts";
 /** What applying a batch did; `replayed` when its `webhook-id` was accepted before. */
 export type BatchOutcome =
   | { replayed: true }
-  | { replayed: false; applied: number; deadLettered: number };
+  | {
+    replayed: false;
+    applied: number;
+    deadLettered: number;
+    /** The changes Postgres refused, dead-lettered with the batch's own letters. */
+    refused: DeadLetter[];
+  };
 
 /** One accepted batch, mapped. */
 export interface WebhookBatch {
@@ -76,7 +82,7 @@ async function applyAtOnce(
       ? await whenAdmitted(slots, () => sql.unsafe(text).then((rows) => rows))
       : await sql.unsafe(text);
     if (row.replayed) return { replayed: true };
-    return { replayed: false, applied: Number(row.applied), deadLettered: 0 };
+    return { replayed: false, applied: Number(row.applied), deadLettered: 0, refused: [] };
   } catch (error) {
     if (isDataError(error)) return undefined;
     throw error;
@@ -99,6 +105,7 @@ async function applyInSavepoints(sql: postgres.Sql, batch: WebhookBatch): Promis
         replayed: false as const,
         applied: result.applied,
         deadLettered: result.deadLettered,
+        refused: result.refused.map((r) => r.deadLetter),
       };
     });
   } catch (error) {

@@ -124,3 +124,28 @@ Deno.test("refusals 405, 415, 413, 400 each say why, and nothing is applied", as
   }
   assert.equal(db.begun, 0, "the database was not touched");
 });
+
+Deno.test("a batch's dead letters are logged once it committed: three lines, then how many more", async () => {
+  const db = fakeDb();
+  const body = JSON.stringify({
+    records: [0, 1, 2, 3, 4].map((i) => segment(`s-${i}`, String(200 + i), "no-such-table")),
+  });
+  const warned: string[] = [];
+  const warn = console.warn;
+  console.warn = (line: string) => warned.push(line);
+  try {
+    const { status, body: counts } = await answer(
+      await handleWebhook(signed(body, secretA, "msg_poison"), deps(db)),
+    );
+    assert.equal(status, 200);
+    assert.equal(counts.deadLettered, 5);
+  } finally {
+    console.warn = warn;
+  }
+  assert.equal(warned.length, 4, warned.join("\n"));
+  assert.match(warned[0], /^dead letter: .*no-such-table.* \(event /);
+  assert.match(
+    warned[3],
+    /^…and 2 more dead letters in this batch \(.* 2; sync\.dead_letters holds each/,
+  );
+});

@@ -93,32 +93,59 @@ export async function runWriteBacks(given: WriteBackDeps): Promise<WriteBackRepo
   const deps = { ...given, worker: `${given.worker}/${crypto.randomUUID().slice(0, 8)}` };
   const report: WriteBackReport = { applied: 0, conflict: 0, failed: 0, retrying: 0 };
   const started = performance.now();
-  while (performance.now() - started < deps.wallBudgetMs) {
-    const claimed = await deps.sql<Claimed[]>`
-      select id::text, status, detail, target_table, row_key::text, range_key::text, columns,
-             before_values::text, after_values::text
-      from sync.claim_write_backs(${deps.worker}, ${deps.batch ?? 10})`;
-    if (claimed.length === 0) break;
-    for (const row of claimed) {
-      // The budget is checked before each edit: one not reached goes back untried.
-      if (row.status !== "failed" && performance.now() - started >= deps.wallBudgetMs) {
-        await deps.sql`select sync.release_write_back(${row.id}::bigint, ${deps.worker})`;
-        continue;
+  // Each conflict and failure gets a line; applied edits and retries count in the run's
+  // totals, retries after the first few: a bulk edit applies hundreds a run, or retries
+  // them all while the writer's key is missing, and a hosted function keeps 100 log
+  // events in 10 s (https://supabase.com/docs/guides/functions/limits). Each edit is in
+  // sync.write_backs with its detail.
+  let retryLines = 0;
+  const logEnd = (status: string | null, line: string) => {
+    if (status === "applied") return;
+    if (status === "pending" && retryLines++ >= RETRY_LINES_PER_RUN) return;
+    deps.log?.(line);
+  };
+  try {
+    while (performance.now() - started < deps.wallBudgetMs) {
+      const claimed = await deps.sql<Claimed[]>`
+        select id::text, status, detail, target_table, row_key::text, range_key::text, columns,
+               before_values::text, after_values::text
+        from sync.claim_write_backs(${deps.worker}, ${deps.batch ?? 10})`;
+      if (claimed.length === 0) break;
+      for (const row of claimed) {
+        // The budget is checked before each edit: one not reached goes back untried.
+        if (row.status !== "failed" && performance.now() - started >= deps.wallBudgetMs) {
+          await deps.sql`select sync.release_write_back(${row.id}::bigint, ${deps.worker})`;
+          continue;
+        }
+        const { status, line } = row.status === "failed"
+          ? await spent(deps, row)
+          : await writeOne(deps, row);
+        logEnd(status, line);
+        if (status === "applied") report.applied++;
+        else if (status === "conflict") report.conflict++;
+        else if (status === "failed") report.failed++;
+        else if (status === "pending") report.retrying++;
       }
-      const status = row.status === "failed" ? await spent(deps, row) : await writeOne(deps, row);
-      if (status === "applied") report.applied++;
-      else if (status === "conflict") report.conflict++;
-      else if (status === "failed") report.failed++;
-      else if (status === "pending") report.retrying++;
+    }
+  } finally {
+    // Also when the run stops on an error: what it did before is said.
+    if (report.applied + report.conflict + report.failed + report.retrying > 0) {
+      deps.log?.(
+        `write-back run: ${report.applied} applied, ${report.conflict} conflicts, ` +
+          `${report.failed} failed, ${report.retrying} to retry`,
+      );
     }
   }
-  if (report.applied + report.conflict + report.failed + report.retrying > 0) {
-    deps.log?.(
-      `write-back run: ${report.applied} applied, ${report.conflict} conflicts, ` +
-        `${report.failed} failed, ${report.retrying} to retry`,
-    );
-  }
   return report;
+}
+
+/** How many retried edits of a run get a line each (write-back RETRY lines). */
+export const RETRY_LINES_PER_RUN = 3;
+
+/** How an edit ended, and its line for the log. */
+interface Ended {
+  status: string | null;
+  line: string;
 }
 
 function editOf(row: Claimed): WriteBackEdit {
@@ -138,7 +165,7 @@ type Outcome = {
   source?: unknown;
 };
 
-async function writeOne(deps: WriteBackDeps, row: Claimed): Promise<string | null> {
+async function writeOne(deps: WriteBackDeps, row: Claimed): Promise<Ended> {
   const spec = byTargetTable(row.target_table)!;
   const edit = editOf(row);
   let outcome: Outcome | "taken";
@@ -154,12 +181,12 @@ async function writeOne(deps: WriteBackDeps, row: Claimed): Promise<string | nul
     };
   }
   if (outcome === "taken") {
-    deps.log?.(
-      `write-back ${row.id}: ${
+    return {
+      status: null,
+      line: `write-back ${row.id}: ${
         describeEdit(spec, edit)
       }: left to the run that took it over (this one ran past its lease), unwritten`,
-    );
-    return null;
+    };
   }
   let detail = outcome.detail;
   if (outcome.status === "conflict" || outcome.status === "failed") {
@@ -174,12 +201,7 @@ async function writeOne(deps: WriteBackDeps, row: Claimed): Promise<string | nul
     const restored = await restore(deps, spec, edit);
     await deps.sql`update sync.write_backs set detail = detail || ${restored} where id = ${row.id}`;
   }
-  // An applied edit counts in the run's totals only; each is in sync.write_backs. A bulk
-  // edit applies hundreds a run, and a hosted function keeps 100 log events in 10 s
-  // (https://supabase.com/docs/guides/functions/limits): a line each would crowd out the
-  // conflicts and failures, which are logged one by one.
-  if (ended.status !== "applied") deps.log?.(`write-back ${row.id}: ${ended.status}: ${detail}`);
-  return ended.status;
+  return { status: ended.status, line: `write-back ${row.id}: ${ended.status}: ${detail}` };
 }
 
 /**
@@ -187,7 +209,7 @@ async function writeOne(deps: WriteBackDeps, row: Claimed): Promise<string | nul
  * goes back to the source's state, as after any failure, and its detail names the table
  * and the key.
  */
-async function spent(deps: WriteBackDeps, row: Claimed): Promise<string> {
+async function spent(deps: WriteBackDeps, row: Claimed): Promise<Ended> {
   const spec = byTargetTable(row.target_table)!;
   const edit = editOf(row);
   // The run that never answered may have written it: then it is applied, not failed.
@@ -200,13 +222,11 @@ async function spent(deps: WriteBackDeps, row: Claimed): Promise<string> {
       "that ended without an answer)";
     await deps.sql`update sync.write_backs set status = 'applied', detail = ${detail}
                    where id = ${row.id}`;
-    deps.log?.(`write-back ${row.id}: applied: ${detail}`);
-    return "applied";
+    return { status: "applied", line: `write-back ${row.id}: applied: ${detail}` };
   }
   const detail = `${describeEdit(spec, edit)}: ${row.detail}${await restore(deps, spec, edit)}`;
   await deps.sql`update sync.write_backs set detail = ${detail} where id = ${row.id}`;
-  deps.log?.(`write-back ${row.id}: failed: ${detail}`);
-  return "failed";
+  return { status: "failed", line: `write-back ${row.id}: failed: ${detail}` };
 }
 
 /**

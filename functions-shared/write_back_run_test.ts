@@ -113,10 +113,12 @@ Deno.test("a collapsed row's edit is a conflict, not written, once a newer obser
     if (c.name === "QueryCommand") return { Items: [{ timestamp: { N: "1795860600" } }] };
     return {};
   });
-  const report = await runWriteBacks(
-    deps(database.sql, { reader: dynamo.dynamo, writer: dynamo.dynamo }),
-  );
+  const { report, lines } = await runLogged(database, dynamo);
   assert.deepEqual(report, { applied: 0, conflict: 1, failed: 0, retrying: 0 });
+  // A conflict has a line of its own, then the run's totals.
+  assert.equal(lines.length, 2, lines.join("\n"));
+  assert.match(lines[0], /^write-back 8: conflict: firespring_visitors \[visitor_id="v-1"/);
+  assert.equal(lines[1], "write-back run: 0 applied, 1 conflicts, 0 failed, 0 to retry");
   assert.ok(!dynamo.sent.some((c) => c.name === "UpdateItemCommand"), "nothing written");
   const query = dynamo.sent.find((c) => c.name === "QueryCommand")!;
   assert.equal(query.input.KeyConditionExpression, "#h = :h AND #r > :r");
@@ -180,6 +182,21 @@ Deno.test("throttling and missing writer credentials are retried, naming the cau
   );
   assert.equal(noKey.finished[0].values[2], "pending");
   assert.match(String(noKey.finished[0].values[3]), /no writer credentials/);
+});
+
+Deno.test("a run retrying many edits logs the first three, then its totals", async () => {
+  const due = [7, 8, 9, 10, 11].map((id) => ({ ...claimed, id: String(id) }));
+  const dynamo = fakeDynamo(() => {
+    throw awsError("ProvisionedThroughputExceededException", "rate exceeded");
+  });
+  const { report, lines } = await runLogged(db(due), dynamo);
+  assert.equal(report.retrying, 5);
+  assert.deepEqual(lines.map((l) => l.replace(/: firespring_segments.*/, "")), [
+    "write-back 7: pending",
+    "write-back 8: pending",
+    "write-back 9: pending",
+    "write-back run: 0 applied, 0 conflicts, 0 failed, 5 to retry",
+  ]);
 });
 
 Deno.test("a request DynamoDB refuses as invalid fails at once, naming the cause", async () => {
