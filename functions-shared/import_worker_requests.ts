@@ -50,10 +50,16 @@ export function importWorkerHandler(deps: ImportWorkerDeps): (req: Request) => R
         handOn = true;
         return Promise.resolve();
       }).then(
-        (r) =>
+        // A run stopped by its budget said so with its totals, naming its segment
+        // (segment_scan.ts); one that found nothing to do says nothing. An isolate's eight
+        // runs hand on together, and a hosted function keeps 100 log events in 10 s
+        // (https://supabase.com/docs/guides/functions/limits).
+        (r) => {
+          if (r.stoppedBy === "budget" || r.pages === 0) return;
           deps.log(
             `${worker}: ${r.pages} pages, ${r.items} items, ${r.rows} rows, stopped by ${r.stoppedBy}`,
-          ),
+          );
+        },
         // The segment was given back and its cause logged, naming it (segment_scan.ts).
         (error) => deps.logError(`${worker}: stopped by an error: ${(error as Error).message}`),
       )

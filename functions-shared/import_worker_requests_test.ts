@@ -49,14 +49,15 @@ Deno.test("a run that stops for its budget hands on once its place in the isolat
   assert.deepEqual(await answer.json(), { accepted: true, worker: "w1" });
   await Promise.all(background);
   assert.deepEqual(calls, [0], "called itself once, with no run holding a place");
-  assert.deepEqual(lines, ["w1: 2 pages, 20 items, 20 rows, stopped by budget"]);
+  assert.deepEqual(lines, [], "its segment's line says so, with its totals (segment_scan.ts)");
 });
 
-Deno.test("a run that ends with no work left does not call itself", async () => {
-  const { handle, background, calls } = handler(() => Promise.resolve(result("no work")));
+Deno.test("a run that ends with no work left does not call itself, and logs its totals", async () => {
+  const { handle, background, calls, lines } = handler(() => Promise.resolve(result("no work")));
   handle(post());
   await Promise.all(background);
   assert.deepEqual(calls, []);
+  assert.deepEqual(lines, ["w1: 2 pages, 20 items, 20 rows, stopped by no work"]);
 });
 
 Deno.test("a run that fails is logged, and its promise never rejects: the isolate's other runs go on", async () => {

@@ -145,10 +145,16 @@ export async function scanSegments(
         await work.turns.release(claim, { waitMs: 0, units: turn.units });
         await work.handOn();
         result.stoppedBy = "budget";
+        // The run's totals ride on this line: the import-worker logs no line of its own for
+        // a run stopped by its budget (import_worker_requests.ts), one line fewer per run.
+        const read =
+          ` (this run: ${result.pages} pages, ${result.items} items, ${result.rows} rows)`;
         log(
           held === "deadline"
-            ? `${where}: its turn comes after the request's wall-clock budget, handed on`
-            : `${where}: budget spent (isolate CPU ${deps.cpu.usedMs().toFixed(0)} ms), handed on`,
+            ? `${where}: its turn comes after the request's wall-clock budget, handed on${read}`
+            : `${where}: budget spent (isolate CPU ${
+              deps.cpu.usedMs().toFixed(0)
+            } ms), handed on${read}`,
         );
         return "budget";
       }
