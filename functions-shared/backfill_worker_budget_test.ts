@@ -38,7 +38,7 @@ Deno.test("an isolate already over its CPU budget hands the segment on before an
   assert.equal(db.matching("sync.claim_segment").length, 1, "no second claim");
   assert.equal(
     lines.at(-1),
-    `${WHERE}: budget spent (isolate CPU 1500 ms), handed on (this run: 0 pages, 0 items, 0 rows)`,
+    `${WHERE}: budget spent (isolate CPU 1500 ms), handed on (this request: 0 pages, 0 items, 0 rows)`,
   );
 });
 
@@ -90,7 +90,7 @@ Deno.test("the mapping is measured on the isolate's CPU meter, and the budget ch
   assert.match(
     lines.at(-1)!,
     new RegExp(
-      `^${WHERE}: budget spent \\(isolate CPU 1200 ms\\), handed on \\(this run: 3 pages, \\d+ items, \\d+ rows\\)$`,
+      `^${WHERE}: budget spent \\(isolate CPU 1200 ms\\), handed on \\(this request: 3 pages, \\d+ items, \\d+ rows\\)$`,
     ),
   );
 });

@@ -27,6 +27,11 @@ export interface ImportWorkerDeps {
    * (backfill_worker.ts, WorkerDeps.handOn).
    */
   run: (worker: string, handOn: () => Promise<void>) => Promise<RunResult>;
+  /**
+   * The lanes of a run (IMPORT_WORKER_SEGMENTS_PER_RUN; 1 when absent): a run of one lane
+   * stopped by its budget logged its totals on its segment's line (segment_scan.ts).
+   */
+  lanesPerRun?: number;
   /** Calls the function again (self_invoke.ts: never throws). */
   callSelf: () => Promise<void>;
   /** Keeps the background work alive after the answer (EdgeRuntime.waitUntil). */
@@ -50,12 +55,12 @@ export function importWorkerHandler(deps: ImportWorkerDeps): (req: Request) => R
         handOn = true;
         return Promise.resolve();
       }).then(
-        // A run stopped by its budget said so with its totals, naming its segment
-        // (segment_scan.ts); one that found nothing to do says nothing. An isolate's eight
-        // runs hand on together, and a hosted function keeps 100 log events in 10 s
-        // (https://supabase.com/docs/guides/functions/limits).
+        // A run of one lane stopped by its budget said so with its totals, naming its
+        // segment (segment_scan.ts, totalsOnHandOn); one that found nothing to do says
+        // nothing. An isolate's eight runs hand on together, and a hosted function keeps
+        // 100 log events in 10 s (https://supabase.com/docs/guides/functions/limits).
         (r) => {
-          if (r.stoppedBy === "budget" || r.pages === 0) return;
+          if ((r.stoppedBy === "budget" && (deps.lanesPerRun ?? 1) === 1) || r.pages === 0) return;
           deps.log(
             `${worker}: ${r.pages} pages, ${r.items} items, ${r.rows} rows, stopped by ${r.stoppedBy}`,
           );

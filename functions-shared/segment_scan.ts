@@ -119,7 +119,7 @@ export async function scanSegments(
     });
     let turn = at(await work.turns.first(claim));
     // A claim and a segment's end are routine (sync.backfill_progress shows them, and the
-    // import-worker logs each run's totals); a hosted function keeps 100 log events per 10 s
+    // import-worker logs its requests' totals); a hosted function keeps 100 log events per 10 s
     // (local-stack/supabase/log_limits.ts), and eight segments of seven small tables in one
     // validation round logged 112. A resumed segment is worth its line.
     if (startKey) log(`${where}: claimed (resuming from its checkpoint)`);
@@ -145,10 +145,11 @@ export async function scanSegments(
         await work.turns.release(claim, { waitMs: 0, units: turn.units });
         await work.handOn();
         result.stoppedBy = "budget";
-        // The run's totals ride on this line: the import-worker logs no line of its own for
-        // a run stopped by its budget (import_worker_requests.ts), one line fewer per run.
-        const read =
-          ` (this run: ${result.pages} pages, ${result.items} items, ${result.rows} rows)`;
+        // The import-worker's request totals ride on this line (SegmentWork.totalsOnHandOn):
+        // it logs no line of its own for a run stopped by its budget, one line fewer a run.
+        const read = work.totalsOnHandOn
+          ? ` (this request: ${result.pages} pages, ${result.items} items, ${result.rows} rows)`
+          : "";
         log(
           held === "deadline"
             ? `${where}: its turn comes after the request's wall-clock budget, handed on${read}`

@@ -170,6 +170,12 @@ export interface SegmentWork {
   handOn: () => Promise<void>;
   /** How log lines name a segment, e.g. "backfill job 7 segment 1/4 of <table>". */
   describe: (claim: Claim) => string;
+  /**
+   * Whether the line of a segment handed on for the budget carries what this scan read
+   * (pages, items, rows): the import-worker's, whose run has one lane and logs no line of
+   * its own then (import_worker_requests.ts). Optional.
+   */
+  totalsOnHandOn?: boolean;
   /** The job's read turns (its read ledger: read_turns.ts), the first and a given back. */
   turns: ReadTurns;
 }

@@ -200,10 +200,10 @@ export const PLATFORM_SETTINGS = {
   // (IMPORT_WORKER_MAX_CONCURRENT) with 10 connections each would be 80, more than a
   // Nano or Micro project's 60 direct connections, which PostgREST, Auth and Storage
   // share (https://supabase.com/docs/guides/platform/compute-and-disk). A run holds one
-  // connection at a time (a page's transaction); an import-worker isolate takes 2 runs at
-  // once (run_gate.ts), a validator scans 2 segments at once (validator_source.ts), the
-  // webhook applies a batch in one transaction: 3 leaves one for a claim or a release
-  // while both pages commit. More only queues in the pooler.
+  // connection at a time (a page's transaction, after the page is mapped); an
+  // import-worker isolate takes 8 runs at once (run_gate.ts), whose statements queue in
+  // the driver for its 3 connections; a validator isolate 2 runs of 4 segments; the
+  // webhook applies a batch in one transaction. More only queues in the pooler.
   dbPoolMax: integer(
     "SYNC_DB_POOL_MAX",
     "connections one isolate may hold at once",

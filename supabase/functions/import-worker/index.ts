@@ -67,6 +67,7 @@ Deno.serve(importWorkerHandler({
       maxRcuPerSecond: settings.maxRcuPerSecond,
       log: (line) => console.log(`${worker}: ${line}`),
     }, worker),
+  lanesPerRun: settings.segmentsPerRun,
   callSelf: () => callSelf({}),
   waitUntil: (work) => EdgeRuntime.waitUntil(work),
   log: (line) => console.log(line),
