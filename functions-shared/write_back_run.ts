@@ -139,7 +139,7 @@ export async function runWriteBacks(given: WriteBackDeps): Promise<WriteBackRepo
   return report;
 }
 
-/** How many retried edits of a run get a line each (write-back RETRY lines). */
+/** How many retried edits of a run get a line each; the rest count in its totals. */
 export const RETRY_LINES_PER_RUN = 3;
 
 /** How an edit ended, and its line for the log. */
