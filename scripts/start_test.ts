@@ -1,7 +1,14 @@
 import assert from "node:assert/strict";
 import { TABLES } from "../functions-shared/table_registry.ts";
 import { LIVE_TABLES } from "./live_changes.ts";
-import { atMost, liveGroups, loadOrder, segmentsFor, settleLater } from "./start.ts";
+import {
+  atMost,
+  liveGroups,
+  loadOrder,
+  segmentsFor,
+  settleLater,
+  validationPlaces,
+} from "./start.ts";
 
 Deno.test("the visitors load first, then the actions, then the small tables", () => {
   const order = loadOrder(TABLES).map((t) => t.targetTable);
@@ -100,4 +107,32 @@ Deno.test("the live phase goes in two parts: the big tables', then the small tab
   assert.deepEqual(liveGroups(new Set(["toledo_dashboard"])).map((g) => [...g]), [[
     "toledo_dashboard",
   ]]);
+});
+
+Deno.test("the visitors' validation has a place of its own; the other tables share the rest", async () => {
+  const placeOf = validationPlaces(TABLES, 2);
+  const log: string[] = [];
+  const ends = new Map<string, () => void>();
+  const job = (name: string) => () =>
+    new Promise<void>((resolve) => {
+      log.push(`${name} begins`);
+      ends.set(name, resolve);
+    });
+  const actions = placeOf("firespring_actions")(job("actions"));
+  const traffic = placeOf("firespring_traffic_sources")(job("traffic"));
+  const visitors = placeOf("firespring_visitors")(job("visitors"));
+  await new Promise((resolve) => setTimeout(resolve, 5));
+  // The visitors start beside the actions; the admin's table waits for the shared place.
+  assert.deepEqual(log, ["actions begins", "visitors begins"]);
+  ends.get("actions")!();
+  await actions;
+  await new Promise((resolve) => setTimeout(resolve, 5));
+  assert.deepEqual(log, ["actions begins", "visitors begins", "traffic begins"]);
+  ends.get("traffic")!();
+  ends.get("visitors")!();
+  await Promise.all([traffic, visitors]);
+
+  // With one place, every table shares it.
+  const one = validationPlaces(TABLES, 1);
+  assert.equal(one("firespring_visitors"), one("firespring_actions"));
 });
