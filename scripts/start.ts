@@ -23,7 +23,12 @@
 
 import { parseArgs } from "node:util";
 import { dataSetArgs, demoItems } from "../demo/demo_data.ts";
-import { emptyTargets, loadLine, loadTable } from "../demo/load_report_data_set.ts";
+import {
+  emptyTargets,
+  forgetOldStreams,
+  loadLine,
+  loadTable,
+} from "../demo/load_report_data_set.ts";
 import { VALIDATOR_SETTINGS } from "../functions-shared/function_settings.ts";
 import { RunGate, whenAdmitted } from "../functions-shared/run_gate.ts";
 import { connectDb } from "../functions-shared/sync_db.ts";
@@ -190,7 +195,10 @@ if (import.meta.main) {
     const counts = Object.fromEntries(
       TABLES.map((t) => [t.sourceTable, data[t.sourceTable].length]),
     );
-    await clock.time("empty the targets", () => emptyTargets(sql));
+    await clock.time("empty the targets", async () => {
+      await emptyTargets(sql);
+      await forgetOldStreams(sql);
+    });
     // The poller (left stopped by `up`) starts just before the first live write, once the
     // big tables are loaded (the small ones load after them): nothing else writes to a
     // table once its stream is on, the poller reads each stream from its oldest record,
