@@ -71,12 +71,24 @@ export interface CheckTiming {
   retentionMs: number;
   /** The longest gap between two runs that the check vouches across. */
   maxIntervalMs: number;
+  /**
+   * How old a frontier may grow, with nothing past it applied and unmoved since the run
+   * before, before the shard counts as undelivered: {@link DELIVERY_LAG_LIMIT_MS}.
+   */
+  lagLimitMs: number;
 }
 
 /** 24 hours, DynamoDB Streams' retention. */
 export const STREAM_RETENTION_MS = 24 * 3600_000;
 /** The job runs hourly; two missed ticks are tolerated. */
 export const MAX_CHECK_INTERVAL_MS = 3 * 3600_000;
+/**
+ * Two hours: the deployed mapping gives up on a record after an hour
+ * (maximum_record_age_in_seconds, infrastructure/terraform/modules/stream-sync), sending
+ * its batch to the on-failure queue and reading on, so a frontier older than that, that
+ * the run before saw too, with nothing past it applied, is a shard nothing delivers.
+ */
+export const DELIVERY_LAG_LIMIT_MS = 2 * 3600_000;
 /** Pages read per shard per run at most (1,000 records each). */
 export const MAX_PAGES_PER_SHARD = 50;
 /** Empty pages in a row taken as the end of an open shard (AWS may return a few). */
@@ -92,6 +104,12 @@ export interface ShardFinding {
   oldestHeld?: string;
   /** The run stopped at MAX_PAGES_PER_SHARD before the frontier or the shard's end. */
   incomplete?: { lastCreatedAt: number };
+  /**
+   * With a frontier: whether a record after it was found applied (the mapping delivers
+   * past it: the frontier is a record it gave up on, say to the on-failure queue), or
+   * none was, as far as the run read (the shard's end, or the page cap).
+   */
+  appliedPastFrontier?: boolean;
 }
 
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -125,13 +143,14 @@ export async function checkShard(
   let lastSeenAt = 0;
   for (let page = 0; iterator !== undefined && iterator !== "trimmed"; page++) {
     if (page >= maxPages) {
+      if (finding.state.frontier) return finding; // none applied past it, as far as read
       finding.incomplete = { lastCreatedAt: lastSeenAt };
       return finding;
     }
     const { records, next } = await reader.read(iterator);
     if (fromOldest && page === 0 && records[0]) finding.oldestHeld = records[0].seq;
     if (records.length === 0) {
-      if (!next) finding.state.done = true;
+      if (!next && !finding.state.frontier) finding.state.done = true;
       if (!next || ++empty >= EMPTY_PAGES_AT_END) return finding;
       iterator = next;
       continue;
@@ -139,14 +158,23 @@ export async function checkShard(
     empty = 0;
     const done = await applied(records.map((r) => r.seq));
     for (const record of records) {
+      if (finding.state.frontier) {
+        // Past the frontier: one record applied shows that delivery goes on past it.
+        if (done.has(record.seq)) {
+          finding.appliedPastFrontier = true;
+          return finding;
+        }
+        continue;
+      }
       lastSeenAt = record.createdAt;
       if (!done.has(record.seq)) {
         finding.state.frontier = { seq: record.seq, created_at: iso(record.createdAt) };
-        return finding;
+        finding.appliedPastFrontier = false;
+        continue;
       }
       finding.state.through = record.seq;
     }
-    if (!next) finding.state.done = true;
+    if (!next && !finding.state.frontier) finding.state.done = true;
     iterator = next;
   }
   return finding;
@@ -182,8 +210,9 @@ export function judgeTable(
   previous: PreviousCheck | undefined,
   timing: CheckTiming,
 ): TableVerdict {
-  const { now, retentionMs, maxIntervalMs } = timing;
+  const { now, retentionMs, maxIntervalMs, lagLimitMs } = timing;
   const atRiskBefore = now - (retentionMs - maxIntervalMs);
+  const lagLine = now - lagLimitMs;
   const problems: string[] = [];
   let coversUntil = -Infinity;
   const cover = (at: number) => coversUntil = Math.max(coversUntil, at);
@@ -230,6 +259,27 @@ export function judgeTable(
           `${retentionMs / 3600_000} h)`,
       );
       cover(atRiskBefore);
+    }
+    const seenBefore = previous?.streamArn === streamArn
+      ? previous.shards[f.shardId]?.frontier?.seq
+      : undefined;
+    if (
+      frontier && f.appliedPastFrontier === false && seenBefore === frontier.seq &&
+      Date.parse(frontier.created_at) < lagLine
+    ) {
+      // Nothing reaches the webhook from this shard: the mapping is disabled, failing on
+      // every batch, or on another stream: a mapping is made for one stream ARN and never
+      // follows a new one ("to change the stream itself, you must create a new mapping",
+      // http://docs.aws.amazon.com/lambda/latest/dg/API_UpdateEventSourceMapping.html). A
+      // backfill since the lag line heals what was missed until then: while nothing is
+      // delivered, one a run (hourly), each keeping the table within hours of the source.
+      problems.push(
+        `shard ${f.shardId}: nothing has been applied since record ${frontier.seq} (created ` +
+          `${frontier.created_at}), which the last check found waiting too: no delivery ` +
+          `reaches the webhook (is the Lambda's event source mapping enabled, and made for ` +
+          `${streamArn}? After a stream is replaced, terraform apply makes one for the new stream)`,
+      );
+      cover(lagLine);
     }
     if (f.incomplete && f.incomplete.lastCreatedAt < atRiskBefore) {
       problems.push(

@@ -24,6 +24,7 @@ import {
   type AppliedLookup,
   checkShard,
   type CheckTiming,
+  DELIVERY_LAG_LIMIT_MS,
   judgeTable,
   MAX_CHECK_INTERVAL_MS,
   type PreviousCheck,
@@ -198,6 +199,7 @@ export async function runStreamCheck(
       now: now(),
       retentionMs: STREAM_RETENTION_MS,
       maxIntervalMs: MAX_CHECK_INTERVAL_MS,
+      lagLimitMs: DELIVERY_LAG_LIMIT_MS,
     };
     try {
       const report = await checkTable(spec, deps, timing);

@@ -11,7 +11,7 @@ import {
 
 const HOUR = 3600_000;
 const NOW = Date.parse("2026-11-28T12:00:00Z");
-const timing = { now: NOW, retentionMs: 24 * HOUR, maxIntervalMs: 3 * HOUR };
+const timing = { now: NOW, retentionMs: 24 * HOUR, maxIntervalMs: 3 * HOUR, lagLimitMs: 2 * HOUR };
 const ARN = "arn:aws:dynamodb:us-east-1:1:table/t/stream/1";
 
 /** A shard: its records (seq, age in hours), how many are trimmed, whether it is closed. */
@@ -164,4 +164,51 @@ Deno.test("a stream that came back after the last check found none is a problem:
     /the table had no stream at the last check \(2026-11-28T11:00:00.000Z\); changes made before .* began were captured by no stream/,
   );
   assert.equal(verdict.coversUntil, NOW);
+});
+
+Deno.test("past the frontier, the check reads on to see whether delivery goes on past it", async () => {
+  const { reader } = fakeReader({ s1: shard([5, 4, 3, 2, 1], 0, true) });
+  const skipped = await checkShard("s1", undefined, reader, appliedOf(["100", "103"]));
+  assert.equal(skipped.state.frontier?.seq, "101");
+  assert.equal(skipped.appliedPastFrontier, true, "103 was applied: the mapping went on");
+  const stuck = await checkShard("s1", undefined, reader, appliedOf(["100"]));
+  assert.equal(stuck.state.frontier?.seq, "101");
+  assert.equal(stuck.appliedPastFrontier, false);
+  assert.equal(stuck.state.done, undefined, "a closed shard with a frontier is not done");
+});
+
+/** A shard whose records from 101 on wait, the last check having seen 101 waiting too. */
+async function waiting(ages: number[], applied: string[], seenBefore: string | undefined) {
+  const { reader } = fakeReader({ s1: shard(ages) });
+  const finding = await checkShard("s1", undefined, reader, appliedOf(applied));
+  const previous: PreviousCheck = {
+    streamArn: ARN,
+    checkedAt: NOW - HOUR,
+    shards: seenBefore
+      ? { s1: { frontier: { seq: seenBefore, created_at: new Date(NOW).toISOString() } } }
+      : {},
+  };
+  return judgeTable("firespring_actions", ARN, [finding], [], previous, timing);
+}
+
+Deno.test("a shard nothing delivers is a problem once its frontier is past the lag limit", async () => {
+  const verdict = await waiting([5, 3, 2.5, 1], ["100"], "101");
+  assert.match(
+    verdict.problem!,
+    /^firespring_actions: lost-record check of arn:.*: shard s1: nothing has been applied since record 101 \(created 2026-11-28T09:00:00.000Z\), which the last check found waiting too: no delivery reaches the webhook \(is the Lambda's event source mapping enabled, and made for arn:aws:dynamodb:us-east-1:1:table\/t\/stream\/1\? After a stream is replaced, terraform apply makes one for the new stream\)$/,
+  );
+  // What was missed until the lag line: a backfill since then heals it.
+  assert.equal(verdict.coversUntil, NOW - 2 * HOUR);
+});
+
+Deno.test("a frontier that is young, new since the last check, or passed by delivery is not undelivered", async () => {
+  // Younger than the lag limit.
+  assert.equal((await waiting([1.5, 1], ["100"], "100")).problem, undefined);
+  assert.equal((await waiting([5, 1.5, 1], ["100"], "101")).problem, undefined);
+  // The last check saw another frontier: delivery moved since (a mapping catching up).
+  assert.equal((await waiting([5, 3, 2.5, 1], ["100"], "100")).problem, undefined);
+  assert.equal((await waiting([5, 3, 2.5, 1], ["100"], undefined)).problem, undefined);
+  // A record past it was applied: the mapping gave up on 101 (the on-failure queue) and
+  // went on; the at-risk line (21 h) still covers 101.
+  assert.equal((await waiting([5, 3, 2.5, 1], ["100", "103"], "101")).problem, undefined);
 });
