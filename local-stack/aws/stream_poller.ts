@@ -7,6 +7,9 @@
  * `.local/stream-poller.json`; what exhausts its retries goes to the on-failure
  * destination, a JSON file per batch in `.local/stream-failures/`.
  *
+ * Each table's mapping reads the stream it was made for, as on AWS ({@link StreamMappings}):
+ * a replaced stream is not followed until the poller starts again.
+ *
  * When records are lost (a checkpoint older than what the shard still holds, a shard or
  * a whole stream gone before it was read to its end), it says so in its log and reads on
  * from the oldest record, as Lambda's mapping does: nothing tells the database. Finding
@@ -87,6 +90,38 @@ async function writeFailure(message: StreamFailureMessage): Promise<void> {
   console.error(
     `batch ${info.startSequenceNumber}..${info.endSequenceNumber} of ${info.shardId} went to the on-failure destination: ${file}`,
   );
+}
+
+/**
+ * The stream each table's mapping reads: made for the table's stream when the poller first
+ * finds one (as `terraform apply` makes a mapping for each table's stream ARN,
+ * infrastructure/terraform/modules/stream-sync), and tied to it. A mapping never follows a
+ * new stream of its table ("to change the stream itself, you must create a new mapping":
+ * http://docs.aws.amazon.com/lambda/latest/dg/API_UpdateEventSourceMapping.html): a
+ * replaced stream's records go undelivered until the mapping is made again, here when the
+ * poller starts again (`npm run stack:up`), and `stream-check` reports the table.
+ */
+export class StreamMappings {
+  readonly #mapped = new Map<string, string>();
+  readonly #told = new Set<string>();
+
+  /**
+   * The stream `table`'s mapping reads, given the table's current stream (`latest`,
+   * undefined while it has none); `news` is a line to log, once, when the table's stream
+   * is no longer the mapping's.
+   */
+  streamOf(table: string, latest: string | undefined): { arn?: string; news?: string } {
+    if (latest && !this.#mapped.has(table)) this.#mapped.set(table, latest);
+    const arn = this.#mapped.get(table);
+    if (!latest || arn === latest || this.#told.has(latest)) return { arn };
+    this.#told.add(latest);
+    return {
+      arn,
+      news: `${table}: its stream is now ${latest}, but its mapping reads ${arn}, as a ` +
+        `Lambda mapping does: its records are not delivered until a mapping is made for it ` +
+        `(terraform apply; here npm run stack:up)`,
+    };
+  }
 }
 
 /** The value of `read`, or, when a setting is wrong, its one line and exit code 1. */
@@ -237,6 +272,7 @@ if (import.meta.main) {
     }
   };
 
+  const mappings = new StreamMappings();
   console.log("stream poller running");
   while (true) {
     for (const spec of TABLES) {
@@ -244,11 +280,13 @@ if (import.meta.main) {
         const { Table } = await dynamoIn(spec.region).send(
           new DescribeTableCommand({ TableName: spec.sourceTable }),
         );
-        const latest = Table?.LatestStreamArn;
-        // Streams of this table we were reading: a replaced one is read to its end while
-        // it exists; one that vanished with records unread means they are lost.
+        const { arn: mine, news } = mappings.streamOf(spec.sourceTable, Table?.LatestStreamArn);
+        if (news) console.error(news);
+        // Streams read before the poller started again (checkpoints of an earlier run):
+        // a replaced one is read to its end while it exists; one that vanished with
+        // records unread means they are lost.
         const older = Object.keys(state).filter((arn) =>
-          arn !== latest && tableNameFromArn(arn) === spec.sourceTable &&
+          arn !== mine && tableNameFromArn(arn) === spec.sourceTable &&
           Object.values(state[arn]).some((checkpoint) => checkpoint !== "done")
         );
         for (const arn of older) {
@@ -261,7 +299,7 @@ if (import.meta.main) {
             saveState(state);
           }
         }
-        if (latest) await visitStream(spec.region, spec.sourceTable, latest);
+        if (mine) await visitStream(spec.region, spec.sourceTable, mine);
       } catch (error) {
         if ((error as Error).name !== "ResourceNotFoundException") {
           console.error(`${spec.sourceTable}: ${(error as Error).message}`);

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { DEPLOYED_MAPPING } from "./event_source_mapping.ts";
-import { reservedConcurrency } from "./stream_poller.ts";
+import { reservedConcurrency, StreamMappings } from "./stream_poller.ts";
 
 Deno.test("STREAM_RESERVED_CONCURRENCY: the deployed value unset, a positive integer, or -1 for none", () => {
   assert.equal(reservedConcurrency(undefined), DEPLOYED_MAPPING.reservedConcurrency);
@@ -17,4 +17,19 @@ Deno.test("STREAM_RESERVED_CONCURRENCY: the deployed value unset, a positive int
       bad,
     );
   }
+});
+
+Deno.test("a table's mapping reads the stream it was made for, and never follows a new one", () => {
+  const mappings = new StreamMappings();
+  assert.deepEqual(mappings.streamOf("t", undefined), { arn: undefined }, "no stream, no mapping");
+  assert.deepEqual(mappings.streamOf("t", "s1"), { arn: "s1" }, "made once the stream is on");
+  const replaced = mappings.streamOf("t", "s2");
+  assert.equal(replaced.arn, "s1");
+  assert.match(
+    replaced.news!,
+    /^t: its stream is now s2, but its mapping reads s1, as a Lambda mapping does/,
+  );
+  assert.deepEqual(mappings.streamOf("t", "s2"), { arn: "s1" }, "said once");
+  assert.deepEqual(mappings.streamOf("t", undefined), { arn: "s1" }, "the stream turned off");
+  assert.deepEqual(mappings.streamOf("u", "s3"), { arn: "s3" }, "each table its own");
 });
