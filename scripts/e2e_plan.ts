@@ -136,7 +136,8 @@ export const ALONE: Readonly<Record<string, string>> = {
   "retention_test.ts": "shortens every retention setting",
   "backfill_heal_test.ts":
     "backfills the leads table whole (its sweep removes what it does not find)",
-  "stream_check_test.ts": "stops the stream poller and starts it again",
+  "stream_check_test.ts":
+    "stops the stream poller and starts it again, and replaces the segments table's stream",
   "dynamodb_faults_test.ts": "restarts the DynamoDB proxy with other faults",
   "npm_start_test.ts":
     "empties DynamoDB Local and every table, then loads, backfills and validates",

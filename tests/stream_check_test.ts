@@ -3,12 +3,20 @@
  * against the stack's emulated stream: records the webhook applied leave the table as it
  * is; records the stream trimmed before the webhook applied them (the poller, Lambda's
  * event source mapping here, was away) mark the table stale with a reason naming the
- * table, the shard and the sequence number, and the queued backfill heals the table.
+ * table, the shard and the sequence number, and the queued backfill heals the table. A
+ * replaced stream is not followed by the mapping (the poller, as Lambda's), is reported,
+ * and is delivered once the mapping is made again.
  */
 
 import assert from "node:assert/strict";
-import { DeleteItemCommand, DescribeTableCommand, PutItemCommand } from "@aws-sdk/client-dynamodb";
-import { stopDetached } from "../local-stack/processes.ts";
+import {
+  DeleteItemCommand,
+  DescribeTableCommand,
+  PutItemCommand,
+  UpdateTableCommand,
+} from "@aws-sdk/client-dynamodb";
+import { logFile, stopDetached } from "../local-stack/processes.ts";
+import { isolateLogOffset, logTextSince } from "../local-stack/supabase/isolate_log.ts";
 import { TRIM_PATH } from "../local-stack/aws/stream_trim.ts";
 import { readShard } from "../local-stack/aws/stream_reader.ts";
 import { listShards } from "../local-stack/aws/stream_reader.ts";
@@ -138,6 +146,80 @@ Deno.test("the lost-record check: applied records pass; trimmed unapplied ones m
   } finally {
     await trim(streamArn, null);
     // The poller runs again whatever happened, or every later stream test would wait.
+    await startStreamPoller();
+    for (const id of ids) {
+      await db.send(new DeleteItemCommand({ TableName: SOURCE, Key: { segment_id: { S: id } } }));
+    }
+    await sql.end();
+  }
+});
+
+Deno.test("a replaced stream: the mapping stays on the old one until made again; the check reports it and heals the table", async () => {
+  const sql = connectDb();
+  const db = dynamo("us-east-1");
+  const marker = `replaced-${crypto.randomUUID()}`;
+  const ids = [`${marker}-before`, `${marker}-during`, `${marker}-after`];
+  const put = (id: string) =>
+    db.send(new PutItemCommand({ TableName: SOURCE, Item: { segment_id: { S: id } } }));
+  const rowsOf = async () =>
+    (await sql`select segment_id from public.firespring_segments
+               where segment_id in ${sql(ids)} order by segment_id`).map((r) => r.segment_id);
+  const pollerLog = logFile("stream_poller");
+  const offset = isolateLogOffset(pollerLog);
+  try {
+    const { Table } = await db.send(new DescribeTableCommand({ TableName: SOURCE }));
+    const before = Table!.LatestStreamArn!;
+    // The mapping reads this stream: an item written now is delivered.
+    await put(ids[0]);
+    await eventually("the mapping to deliver the stream", async () => {
+      const rows = await rowsOf();
+      return rows.length === 1 ? rows : undefined;
+    }, 60_000);
+    await check(); // the check knows the stream as it is
+    await db.send(
+      new UpdateTableCommand({ TableName: SOURCE, StreamSpecification: { StreamEnabled: false } }),
+    );
+    await db.send(
+      new UpdateTableCommand({
+        TableName: SOURCE,
+        StreamSpecification: { StreamEnabled: true, StreamViewType: "NEW_AND_OLD_IMAGES" },
+      }),
+    );
+    const { Table: now } = await db.send(new DescribeTableCommand({ TableName: SOURCE }));
+    const after = now!.LatestStreamArn!;
+    assert.notEqual(after, before, "a new stream");
+    await put(ids[1]);
+    await eventually("the poller to see the new stream and keep to its mapping", () => {
+      const text = logTextSince(offset, pollerLog);
+      const news = `${SOURCE}: its stream is now ${after}, but its mapping reads ${before}`;
+      return Promise.resolve(text.includes(news) ? true : undefined);
+    }, 30_000);
+    assert.deepEqual(await rowsOf(), [ids[0]], "nothing of the new stream is delivered");
+
+    const since = new Date();
+    const replaced = await check();
+    const expected = `the stream was replaced since the last check (${before} → ${after})`;
+    assert.ok(replaced.problem?.includes(expected), replaced.problem);
+    assert.ok(replaced.backfillJobId, "a healing backfill is queued");
+    await eventually("the healing backfill", async () => {
+      const [job] = await sql`select status from sync.backfill_jobs
+                              where id = ${replaced.backfillJobId!} and requested_at >= ${since}`;
+      return job?.status === "done" ? job : undefined;
+    }, 120_000);
+    assert.deepEqual(await rowsOf(), ids.slice(0, 2).sort(), "the backfill read the item");
+
+    // The mapping made again (terraform apply; here the poller started again).
+    await stopDetached("stream_poller");
+    await startStreamPoller();
+    await put(ids[2]);
+    await eventually("the new stream to be delivered", async () => {
+      const rows = await rowsOf();
+      return rows.length === 3 ? rows : undefined;
+    }, 60_000);
+  } finally {
+    // The mapping made for the table's current stream whatever happened, or every later
+    // stream test of this table would wait.
+    await stopDetached("stream_poller");
     await startStreamPoller();
     for (const id of ids) {
       await db.send(new DeleteItemCommand({ TableName: SOURCE, Key: { segment_id: { S: id } } }));
