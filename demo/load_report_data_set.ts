@@ -53,8 +53,12 @@ export async function emptyTargets(sql: postgres.Sql): Promise<void> {
  * poller's checkpoints do. Otherwise the next hourly check (stream-check, minute 41)
  * finds every new stream "replaced since the last check", marks each table stale and
  * backfills it again beside the run's own backfills (an `npm start` across minute 41 took
- * 98.5 s instead of 60, every table matching). On AWS tables are never swapped for fresh
- * ones: there a replaced stream is a problem, and the check still reports it.
+ * 98.5 s instead of 60, every table matching). Called once the fresh tables are made,
+ * and again once all their streams are on: a check while the tables loaded found "no
+ * stream" on those still loading (and queued their backfills then: a check in that
+ * window of about 30 s still costs a run that much), which the next hour's check would
+ * take for changes no stream captured. On AWS tables are never swapped for fresh ones:
+ * there a replaced stream is a problem, and the check still reports it.
  */
 export async function forgetOldStreams(sql: postgres.Sql): Promise<void> {
   await sql`delete from sync.stream_checks`;
@@ -72,11 +76,11 @@ export async function resetSources(sql: postgres.Sql): Promise<void> {
   // First, so that nothing it still has in hand lands after the targets are emptied.
   await stopDetached("stream_poller");
   await emptyTargets(sql);
-  await forgetOldStreams(sql);
   // A fresh (in-memory) DynamoDB Local rather than each table dropped and created again:
   // after the whole test suite, a recreated table's stream brought back 15 leads that
   // earlier tests had written, and the report did not match.
   await up({ freshSources: true });
+  await forgetOldStreams(sql);
 }
 
 /** What loading one table did. */
@@ -136,6 +140,8 @@ export async function loadReportDataSet(
     written[spec.sourceTable] = load.items;
     log(loadLine(load));
   }
+  // Again once every stream is on: a check while some were off found "no stream" there.
+  await forgetOldStreams(sql);
   await up(); // the poller starts again, on the new streams
   return written;
 }

@@ -20,7 +20,9 @@
  *   between runs, so it could be trimmed before the next run looks (a backfill queued now
  *   heals it, as a backfill reads every item as it is when its Scan runs);
  * - **unwatched**: the previous run is longer ago than that gap, so records may have been
- *   trimmed unseen (or the stream was replaced, or a shard could not be read far enough).
+ *   trimmed unseen (or the stream was replaced, or a shard could not be read far enough);
+ * - **undelivered**: none of the stream's records still held was ever applied, and one has
+ *   waited past {@link DELIVERY_LAG_LIMIT_MS}, seen by two runs: no mapping delivers it.
  * Together these leave no gap: a record trimmed before it was applied was, at the run
  * before its trimming (at most `maxIntervalMs` earlier), the frontier or after it, and
  * older than the at-risk line. Its first run on a table takes the stream as it finds it.
@@ -72,8 +74,8 @@ export interface CheckTiming {
   /** The longest gap between two runs that the check vouches across. */
   maxIntervalMs: number;
   /**
-   * How old a frontier may grow, with nothing past it applied and unmoved since the run
-   * before, before the shard counts as undelivered: {@link DELIVERY_LAG_LIMIT_MS}.
+   * How long a stream's records may wait, none of them ever applied, before the stream
+   * counts as undelivered: {@link DELIVERY_LAG_LIMIT_MS}.
    */
   lagLimitMs: number;
 }
@@ -83,10 +85,11 @@ export const STREAM_RETENTION_MS = 24 * 3600_000;
 /** The job runs hourly; two missed ticks are tolerated. */
 export const MAX_CHECK_INTERVAL_MS = 3 * 3600_000;
 /**
- * Two hours: the deployed mapping gives up on a record after an hour
- * (maximum_record_age_in_seconds, infrastructure/terraform/modules/stream-sync), sending
- * its batch to the on-failure queue and reading on, so a frontier older than that, that
- * the run before saw too, with nothing past it applied, is a shard nothing delivers.
+ * Two hours: how long a stream's first records may wait, unapplied, before the check takes
+ * it that nothing delivers the stream. A mapping made for a stream delivers its first
+ * batch within seconds (or gives up on it after its maximum record age, an hour as
+ * deployed: infrastructure/terraform/modules/stream-sync); one record applied, dead
+ * letters included, and the stream counts as delivered.
  */
 export const DELIVERY_LAG_LIMIT_MS = 2 * 3600_000;
 /** Pages read per shard per run at most (1,000 records each). */
@@ -104,12 +107,6 @@ export interface ShardFinding {
   oldestHeld?: string;
   /** The run stopped at MAX_PAGES_PER_SHARD before the frontier or the shard's end. */
   incomplete?: { lastCreatedAt: number };
-  /**
-   * With a frontier: whether a record after it was found applied (the mapping delivers
-   * past it: the frontier is a record it gave up on, say to the on-failure queue), or
-   * none was, as far as the run read (the shard's end, or the page cap).
-   */
-  appliedPastFrontier?: boolean;
 }
 
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -143,14 +140,13 @@ export async function checkShard(
   let lastSeenAt = 0;
   for (let page = 0; iterator !== undefined && iterator !== "trimmed"; page++) {
     if (page >= maxPages) {
-      if (finding.state.frontier) return finding; // none applied past it, as far as read
       finding.incomplete = { lastCreatedAt: lastSeenAt };
       return finding;
     }
     const { records, next } = await reader.read(iterator);
     if (fromOldest && page === 0 && records[0]) finding.oldestHeld = records[0].seq;
     if (records.length === 0) {
-      if (!next && !finding.state.frontier) finding.state.done = true;
+      if (!next) finding.state.done = true;
       if (!next || ++empty >= EMPTY_PAGES_AT_END) return finding;
       iterator = next;
       continue;
@@ -158,23 +154,14 @@ export async function checkShard(
     empty = 0;
     const done = await applied(records.map((r) => r.seq));
     for (const record of records) {
-      if (finding.state.frontier) {
-        // Past the frontier: one record applied shows that delivery goes on past it.
-        if (done.has(record.seq)) {
-          finding.appliedPastFrontier = true;
-          return finding;
-        }
-        continue;
-      }
       lastSeenAt = record.createdAt;
       if (!done.has(record.seq)) {
         finding.state.frontier = { seq: record.seq, created_at: iso(record.createdAt) };
-        finding.appliedPastFrontier = false;
-        continue;
+        return finding;
       }
       finding.state.through = record.seq;
     }
-    if (!next && !finding.state.frontier) finding.state.done = true;
+    if (!next) finding.state.done = true;
     iterator = next;
   }
   return finding;
@@ -260,27 +247,6 @@ export function judgeTable(
       );
       cover(atRiskBefore);
     }
-    const seenBefore = previous?.streamArn === streamArn
-      ? previous.shards[f.shardId]?.frontier?.seq
-      : undefined;
-    if (
-      frontier && f.appliedPastFrontier === false && seenBefore === frontier.seq &&
-      Date.parse(frontier.created_at) < lagLine
-    ) {
-      // Nothing reaches the webhook from this shard: the mapping is disabled, failing on
-      // every batch, or on another stream: a mapping is made for one stream ARN and never
-      // follows a new one ("to change the stream itself, you must create a new mapping",
-      // http://docs.aws.amazon.com/lambda/latest/dg/API_UpdateEventSourceMapping.html). A
-      // backfill since the lag line heals what was missed until then: while nothing is
-      // delivered, one a run (hourly), each keeping the table within hours of the source.
-      problems.push(
-        `shard ${f.shardId}: nothing has been applied since record ${frontier.seq} (created ` +
-          `${frontier.created_at}), which the last check found waiting too: no delivery ` +
-          `reaches the webhook (is the Lambda's event source mapping enabled, and made for ` +
-          `${streamArn}? After a stream is replaced, terraform apply makes one for the new stream)`,
-      );
-      cover(lagLine);
-    }
     if (f.incomplete && f.incomplete.lastCreatedAt < atRiskBefore) {
       problems.push(
         `shard ${f.shardId}: could not be read as far as its first unapplied record in one ` +
@@ -291,6 +257,38 @@ export function judgeTable(
       // while the check catches up with a busy shard).
       cover(atRiskBefore);
     }
+  }
+  // A stream nothing delivers: none of its records still held applied (no shard, this run
+  // or the last, has a `through`), and one has waited since the last run, past the lag line.
+  // So the Lambda's mapping is missing, disabled or failing on every batch. A mapping is
+  // made for one stream ARN and never follows a new one ("to change the stream itself, you
+  // must create a new mapping": the API reference of UpdateEventSourceMapping,
+  // https://docs.aws.amazon.com/lambda/latest/dg/API_UpdateEventSourceMapping.html, as it
+  // read; Terraform replaces a mapping whose `event_source_arn` changes), so a replaced
+  // stream waits for `terraform apply`, and no alarm of the old mapping sees it. A
+  // backfill since the lag line heals what waited until then: while nothing delivers the
+  // stream, one whenever the last is more than 2 h old.
+  const sameStream = previous?.streamArn === streamArn;
+  const everApplied = findings.some((f) => f.state.through) ||
+    (sameStream && Object.values(previous!.shards).some((s) => s.through));
+  const waiting = sameStream && !everApplied
+    ? findings
+      .filter((f) =>
+        f.state.frontier && previous!.shards[f.shardId]?.frontier?.seq === f.state.frontier.seq &&
+        Date.parse(f.state.frontier.created_at) < lagLine
+      )
+      .sort((a, b) => a.state.frontier!.created_at.localeCompare(b.state.frontier!.created_at))[0]
+    : undefined;
+  if (waiting) {
+    const { seq, created_at } = waiting.state.frontier!;
+    problems.push(
+      `none of the stream's records still held was applied, and record ${seq} of shard ` +
+        `${waiting.shardId} (created ${created_at}) was waiting at the last check too: nothing ` +
+        `delivers this stream (is the Lambda's event source mapping made for it, and enabled? ` +
+        `A mapping never follows a new stream: after a stream is replaced, terraform apply ` +
+        `makes one for it)`,
+    );
+    cover(lagLine);
   }
   for (const g of gone) {
     if (g.applied) continue;

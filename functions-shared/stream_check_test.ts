@@ -166,49 +166,48 @@ Deno.test("a stream that came back after the last check found none is a problem:
   assert.equal(verdict.coversUntil, NOW);
 });
 
-Deno.test("past the frontier, the check reads on to see whether delivery goes on past it", async () => {
-  const { reader } = fakeReader({ s1: shard([5, 4, 3, 2, 1], 0, true) });
-  const skipped = await checkShard("s1", undefined, reader, appliedOf(["100", "103"]));
-  assert.equal(skipped.state.frontier?.seq, "101");
-  assert.equal(skipped.appliedPastFrontier, true, "103 was applied: the mapping went on");
-  const stuck = await checkShard("s1", undefined, reader, appliedOf(["100"]));
-  assert.equal(stuck.state.frontier?.seq, "101");
-  assert.equal(stuck.appliedPastFrontier, false);
-  assert.equal(stuck.state.done, undefined, "a closed shard with a frontier is not done");
-});
-
-/** A shard whose records from 101 on wait, the last check having seen 101 waiting too. */
-async function waiting(ages: number[], applied: string[], seenBefore: string | undefined) {
+/** The verdict on shard s1 of `ages`, of which `applied` were, the last run having seen `seen`. */
+async function waiting(
+  ages: number[],
+  applied: string[],
+  seen: ShardState | undefined,
+  streamBefore = ARN,
+) {
   const { reader } = fakeReader({ s1: shard(ages) });
-  const finding = await checkShard("s1", undefined, reader, appliedOf(applied));
+  const finding = await checkShard("s1", seen, reader, appliedOf(applied));
   const previous: PreviousCheck = {
-    streamArn: ARN,
+    streamArn: streamBefore,
     checkedAt: NOW - HOUR,
-    shards: seenBefore
-      ? { s1: { frontier: { seq: seenBefore, created_at: new Date(NOW).toISOString() } } }
-      : {},
+    shards: seen ? { s1: seen } : {},
   };
   return judgeTable("firespring_actions", ARN, [finding], [], previous, timing);
 }
+const frontierAt = (seq: string, hours: number): ShardState => ({
+  frontier: { seq, created_at: new Date(NOW - hours * HOUR).toISOString() },
+});
 
-Deno.test("a shard nothing delivers is a problem once its frontier is past the lag limit", async () => {
-  const verdict = await waiting([5, 3, 2.5, 1], ["100"], "101");
+Deno.test("a stream none of whose records was ever applied, waiting past the lag limit, is a problem", async () => {
+  const verdict = await waiting([3, 2.5, 1], [], frontierAt("100", 3));
   assert.match(
     verdict.problem!,
-    /^firespring_actions: lost-record check of arn:.*: shard s1: nothing has been applied since record 101 \(created 2026-11-28T09:00:00.000Z\), which the last check found waiting too: no delivery reaches the webhook \(is the Lambda's event source mapping enabled, and made for arn:aws:dynamodb:us-east-1:1:table\/t\/stream\/1\? After a stream is replaced, terraform apply makes one for the new stream\)$/,
+    /^firespring_actions: lost-record check of arn:.*: none of the stream's records still held was applied, and record 100 of shard s1 \(created 2026-11-28T09:00:00.000Z\) was waiting at the last check too: nothing delivers this stream \(is the Lambda's event source mapping made for it, and enabled\? A mapping never follows a new stream: after a stream is replaced, terraform apply makes one for it\)$/,
   );
-  // What was missed until the lag line: a backfill since then heals it.
+  // What waited until the lag line: a backfill since then heals it.
   assert.equal(verdict.coversUntil, NOW - 2 * HOUR);
 });
 
-Deno.test("a frontier that is young, new since the last check, or passed by delivery is not undelivered", async () => {
+Deno.test("a delivered stream, a young record, a first look or a new stream is not undelivered", async () => {
+  // A record was applied: the mapping delivers the stream (the frontier is one it gave up
+  // on, say to the on-failure queue, which the at-risk line covers at 21 h).
+  const gaveUp = await waiting([5, 3, 1], ["100"], { through: "100", ...frontierAt("101", 3) });
+  assert.equal(gaveUp.problem, undefined);
   // Younger than the lag limit.
-  assert.equal((await waiting([1.5, 1], ["100"], "100")).problem, undefined);
-  assert.equal((await waiting([5, 1.5, 1], ["100"], "101")).problem, undefined);
-  // The last check saw another frontier: delivery moved since (a mapping catching up).
-  assert.equal((await waiting([5, 3, 2.5, 1], ["100"], "100")).problem, undefined);
-  assert.equal((await waiting([5, 3, 2.5, 1], ["100"], undefined)).problem, undefined);
-  // A record past it was applied: the mapping gave up on 101 (the on-failure queue) and
-  // went on; the at-risk line (21 h) still covers 101.
-  assert.equal((await waiting([5, 3, 2.5, 1], ["100", "103"], "101")).problem, undefined);
+  assert.equal((await waiting([1.5, 1], [], frontierAt("100", 1.5))).problem, undefined);
+  // The last run saw no such frontier: its first look, or the records came since.
+  assert.equal((await waiting([3, 2.5, 1], [], undefined)).problem, undefined);
+  // The stream was replaced since the last run: that is its own problem, now.
+  const replaced = await waiting([3, 2.5, 1], [], frontierAt("100", 3), "old-arn");
+  assert.match(replaced.problem!, /stream was replaced since the last check/);
+  assert.doesNotMatch(replaced.problem!, /nothing delivers this stream/);
+  assert.equal(replaced.coversUntil, NOW);
 });

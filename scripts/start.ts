@@ -108,7 +108,8 @@ export function liveGroups(live: ReadonlySet<string>): Set<string>[] {
  * keeps a place of its own and starts the moment it is ready; the others share the rest,
  * in the order they become ready. When they all shared two places, the visitors' backfill
  * once ended while the actions and the admin's table held both, and their validation, the
- * run's last link, waited 2.4 s. With one place, every table shares it.
+ * run's last link, waited 2.4 s. With one place, every table shares it. (A table takes its
+ * place once its stale window has passed: `main` waits it out first.)
  */
 export function validationPlaces(
   tables: readonly TableSpec[],
@@ -255,6 +256,9 @@ if (import.meta.main) {
     const loading = (async () => {
       for (const spec of loadOrder(TABLES)) await loadOne(spec);
     })();
+    // Once every stream is on, what a check saw meanwhile is forgotten too (forgetOldStreams).
+    const forgotten = loading.then(() => forgetOldStreams(sql));
+    forgotten.catch(() => {}); // awaited at the end
     // A load that fails fails every table still waiting for its load or backfill.
     loading.catch((error) => {
       backfilled.forEach((b) => b.reject(error));
@@ -325,6 +329,7 @@ if (import.meta.main) {
       return verdict;
     }));
     await loading;
+    await forgotten;
     const { changes, again, seconds } = await live;
     await board.stop();
     board = undefined;

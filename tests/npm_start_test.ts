@@ -15,47 +15,48 @@ Deno.test("npm start at scale 0.02 migrates every table and reports a match", as
   // it, and must not read as replaced to the next hourly check (forgetOldStreams).
   const sql = connectDb();
   const oldStream = `arn:aws:dynamodb:ddblocal:000000000000:table/x/stream/old-${Date.now()}`;
-  await sql`insert into sync.stream_checks (target_table, stream_arn, checked_at, shards)
-            values ('firespring_segments', ${oldStream}, now(), '{}')
-            on conflict (target_table) do update set stream_arn = excluded.stream_arn`;
-  const out = await new Deno.Command(DENO_BIN, {
-    args: ["run", "-A", "scripts/start.ts", "--scale", "0.02"],
-    cwd: ROOT,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const report = new TextDecoder().decode(out.stdout);
-  assert.equal(out.code, 0, report + new TextDecoder().decode(out.stderr));
-  assert.match(report, /Migration report/);
-  const table = report.slice(report.indexOf("Migration report")).split("\n");
-  const lines = table.filter((l) => /^(firespring-|Lead-|toledo-|total )/.test(l));
-  assert.equal(lines.length, 10, "one line per table and a total");
-  assert.ok(lines.every((l) => l.trimEnd().endsWith("match")), lines.join("\n"));
-  assert.match(report, /stream records delivered again, late and out of order/);
-  // An admin's edit, written back to DynamoDB and streamed back before its validation.
-  assert.match(
-    report,
-    /^npm start: an admin renamed firespring_traffic_sources \[source_id=".+"\] to ".+": write-back applied$/m,
-  );
-  assert.match(report, /^phase admin edit +from/m);
-  assert.match(report, /backfill [\d.]+s, live changes [\d.]+s, whole run [\d.]+s/);
-  // A line per phase with its seconds: the stack, and each table's load, backfill and
-  // validation, the live burst, drain and redelivery; none left running.
-  assert.match(report, /^phase stack up +from +0\.0s to +[\d.]+s +[\d.]+s$/m);
-  for (const name of TABLES.map((t) => t.targetTable)) {
-    for (const phase of ["load", "backfill", "validate"]) {
-      assert.match(report, new RegExp(`^phase ${phase} ${name} +from .* [\\d.]+s$`, "m"));
-    }
-  }
-  for (const phase of ["live burst", "live drain", "live redelivery"]) {
-    assert.match(report, new RegExp(`^phase ${phase} +from`, "m"));
-  }
-  assert.doesNotMatch(report, /still running/);
   try {
+    await sql`insert into sync.stream_checks (target_table, stream_arn, checked_at, shards)
+              values ('firespring_segments', ${oldStream}, now(), '{}')
+              on conflict (target_table) do update set stream_arn = excluded.stream_arn`;
+    const out = await new Deno.Command(DENO_BIN, {
+      args: ["run", "-A", "scripts/start.ts", "--scale", "0.02"],
+      cwd: ROOT,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const report = new TextDecoder().decode(out.stdout);
+    assert.equal(out.code, 0, report + new TextDecoder().decode(out.stderr));
+    assert.match(report, /Migration report/);
+    const table = report.slice(report.indexOf("Migration report")).split("\n");
+    const lines = table.filter((l) => /^(firespring-|Lead-|toledo-|total )/.test(l));
+    assert.equal(lines.length, 10, "one line per table and a total");
+    assert.ok(lines.every((l) => l.trimEnd().endsWith("match")), lines.join("\n"));
+    assert.match(report, /stream records delivered again, late and out of order/);
+    // An admin's edit, written back to DynamoDB and streamed back before its validation.
+    assert.match(
+      report,
+      /^npm start: an admin renamed firespring_traffic_sources \[source_id=".+"\] to ".+": write-back applied$/m,
+    );
+    assert.match(report, /^phase admin edit +from/m);
+    assert.match(report, /backfill [\d.]+s, live changes [\d.]+s, whole run [\d.]+s/);
+    // A line per phase with its seconds: the stack, and each table's load, backfill and
+    // validation, the live burst, drain and redelivery; none left running.
+    assert.match(report, /^phase stack up +from +0\.0s to +[\d.]+s +[\d.]+s$/m);
+    for (const name of TABLES.map((t) => t.targetTable)) {
+      for (const phase of ["load", "backfill", "validate"]) {
+        assert.match(report, new RegExp(`^phase ${phase} ${name} +from .* [\\d.]+s$`, "m"));
+      }
+    }
+    for (const phase of ["live burst", "live drain", "live redelivery"]) {
+      assert.match(report, new RegExp(`^phase ${phase} +from`, "m"));
+    }
+    assert.doesNotMatch(report, /still running/);
     const [left] = await sql`select count(*)::int as n from sync.stream_checks
                              where stream_arn = ${oldStream}`;
     assert.equal(left.n, 0, "the old DynamoDB Local's stream is forgotten");
   } finally {
+    await sql`delete from sync.stream_checks where stream_arn = ${oldStream}`;
     await sql.end();
   }
 });

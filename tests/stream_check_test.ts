@@ -217,8 +217,17 @@ Deno.test("a replaced stream: the mapping stays on the old one until made again;
       return rows.length === 3 ? rows : undefined;
     }, 60_000);
   } finally {
-    // The mapping made for the table's current stream whatever happened, or every later
-    // stream test of this table would wait.
+    // The table's stream on, and the mapping made for it, whatever happened, or every later
+    // stream test of this table (on this stack) would wait.
+    const { Table: last } = await db.send(new DescribeTableCommand({ TableName: SOURCE }));
+    if (last?.StreamSpecification?.StreamEnabled !== true) {
+      await db.send(
+        new UpdateTableCommand({
+          TableName: SOURCE,
+          StreamSpecification: { StreamEnabled: true, StreamViewType: "NEW_AND_OLD_IMAGES" },
+        }),
+      );
+    }
     await stopDetached("stream_poller");
     await startStreamPoller();
     for (const id of ids) {

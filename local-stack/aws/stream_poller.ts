@@ -99,7 +99,11 @@ async function writeFailure(message: StreamFailureMessage): Promise<void> {
  * new stream of its table ("to change the stream itself, you must create a new mapping":
  * http://docs.aws.amazon.com/lambda/latest/dg/API_UpdateEventSourceMapping.html): a
  * replaced stream's records go undelivered until the mapping is made again, here when the
- * poller starts again (`npm run stack:up`), and `stream-check` reports the table.
+ * poller starts again (`npm run stack:up`), and `stream-check` reports the table. A mapping
+ * is made only for a stream that is on (Terraform refuses a table whose stream is off).
+ * Made again, it reads the new stream alone: Terraform replaces a mapping whose stream
+ * changed, and what the old one had not delivered is not delivered (the poller forgets
+ * those checkpoints, saying so).
  */
 export class StreamMappings {
   readonly #mapped = new Map<string, string>();
@@ -107,13 +111,17 @@ export class StreamMappings {
 
   /**
    * The stream `table`'s mapping reads, given the table's current stream (`latest`,
-   * undefined while it has none); `news` is a line to log, once, when the table's stream
-   * is no longer the mapping's.
+   * undefined while it has none, and whether it is on); `news` is a line to log, once,
+   * when the table's stream is no longer the mapping's.
    */
-  streamOf(table: string, latest: string | undefined): { arn?: string; news?: string } {
-    if (latest && !this.#mapped.has(table)) this.#mapped.set(table, latest);
+  streamOf(
+    table: string,
+    latest: string | undefined,
+    on: boolean,
+  ): { arn?: string; news?: string } {
+    if (latest && on && !this.#mapped.has(table)) this.#mapped.set(table, latest);
     const arn = this.#mapped.get(table);
-    if (!latest || arn === latest || this.#told.has(latest)) return { arn };
+    if (!arn || !latest || !on || arn === latest || this.#told.has(latest)) return { arn };
     this.#told.add(latest);
     return {
       arn,
@@ -273,6 +281,8 @@ if (import.meta.main) {
   };
 
   const mappings = new StreamMappings();
+  /** Mapped streams found gone (said once each). */
+  const gone = new Set<string>();
   console.log("stream poller running");
   while (true) {
     for (const spec of TABLES) {
@@ -280,26 +290,41 @@ if (import.meta.main) {
         const { Table } = await dynamoIn(spec.region).send(
           new DescribeTableCommand({ TableName: spec.sourceTable }),
         );
-        const { arn: mine, news } = mappings.streamOf(spec.sourceTable, Table?.LatestStreamArn);
+        const { arn: mine, news } = mappings.streamOf(
+          spec.sourceTable,
+          Table?.LatestStreamArn,
+          Table?.StreamSpecification?.StreamEnabled === true,
+        );
         if (news) console.error(news);
-        // Streams read before the poller started again (checkpoints of an earlier run):
-        // a replaced one is read to its end while it exists; one that vanished with
-        // records unread means they are lost.
+        // Checkpoints of another stream of the table, from before the poller started
+        // again: that stream's mapping is gone (Terraform replaced it), with what it had
+        // not delivered.
         const older = Object.keys(state).filter((arn) =>
           arn !== mine && tableNameFromArn(arn) === spec.sourceTable &&
           Object.values(state[arn]).some((checkpoint) => checkpoint !== "done")
         );
         for (const arn of older) {
+          console.error(
+            `${spec.sourceTable}: the mapping of ${arn} went with records it had not ` +
+              `delivered (stream-check will find the replaced stream)`,
+          );
+          delete state[arn];
+          saveState(state);
+        }
+        if (mine) {
           try {
-            await visitStream(spec.region, spec.sourceTable, arn);
+            await visitStream(spec.region, spec.sourceTable, mine);
           } catch (error) {
             if ((error as Error).name !== "ResourceNotFoundException") throw error;
-            lost(spec.sourceTable, `stream ${arn} was replaced before it was read to its end`);
-            delete state[arn];
-            saveState(state);
+            if (!gone.has(mine)) {
+              gone.add(mine);
+              console.error(
+                `${spec.sourceTable}: the stream its mapping reads, ${mine}, is gone; the ` +
+                  `mapping delivers nothing until it is made again (npm run stack:up)`,
+              );
+            }
           }
         }
-        if (mine) await visitStream(spec.region, spec.sourceTable, mine);
       } catch (error) {
         if ((error as Error).name !== "ResourceNotFoundException") {
           console.error(`${spec.sourceTable}: ${(error as Error).message}`);
