@@ -96,6 +96,17 @@ export const DELIVERY_LAG_LIMIT_MS = 2 * 3600_000;
 export const MAX_PAGES_PER_SHARD = 50;
 /** Empty pages in a row taken as the end of an open shard (AWS may return a few). */
 const EMPTY_PAGES_AT_END = 3;
+/**
+ * The same, read from a shard's oldest record before any record came: "If there are no
+ * stream records available in the portion of the shard that the iterator points to,
+ * GetRecords returns an empty list. Note that it might take multiple calls to get to a
+ * portion of the shard that contains stream records"
+ * (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_streams_GetRecords.html).
+ * Its first records lie behind what the stream trimmed, and a run that stopped short
+ * would start there again the next hour, and the next, never reaching them. An idle
+ * shard costs these reads once an hour.
+ */
+const EMPTY_PAGES_BEFORE_RECORDS = 10;
 
 /** What reading one shard found. */
 export interface ShardFinding {
@@ -147,7 +158,10 @@ export async function checkShard(
     if (fromOldest && page === 0 && records[0]) finding.oldestHeld = records[0].seq;
     if (records.length === 0) {
       if (!next) finding.state.done = true;
-      if (!next || ++empty >= EMPTY_PAGES_AT_END) return finding;
+      const enough = fromOldest && lastSeenAt === 0
+        ? EMPTY_PAGES_BEFORE_RECORDS
+        : EMPTY_PAGES_AT_END;
+      if (!next || ++empty >= enough) return finding;
       iterator = next;
       continue;
     }

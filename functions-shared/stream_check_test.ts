@@ -14,11 +14,15 @@ const NOW = Date.parse("2026-11-28T12:00:00Z");
 const timing = { now: NOW, retentionMs: 24 * HOUR, maxIntervalMs: 3 * HOUR, lagLimitMs: 2 * HOUR };
 const ARN = "arn:aws:dynamodb:us-east-1:1:table/t/stream/1";
 
-/** A shard: its records (seq, age in hours), how many are trimmed, whether it is closed. */
+/**
+ * A shard: its records (seq, age in hours), how many are trimmed, whether it is closed, and
+ * how many empty pages a read from its oldest record gets before the first record.
+ */
 interface FakeShard {
   records: HeldRecord[];
   trimmed: number;
   closed: boolean;
+  emptyFirst?: number;
 }
 
 function shard(ages: number[], trimmed = 0, closed = false, firstSeq = 100): FakeShard {
@@ -37,16 +41,21 @@ function fakeReader(shards: Record<string, FakeShard>) {
     iterator(shardId, position) {
       asked.push(position);
       const s = shards[shardId];
-      if (position === "oldest") return Promise.resolve(`${shardId}|${s.trimmed}`);
+      if (position === "oldest") {
+        return Promise.resolve(`${shardId}|${s.trimmed}|${s.emptyFirst ?? 0}`);
+      }
       const seq = "at" in position ? position.at : position.after;
       const index = s.records.findIndex((r) => r.seq === seq);
       if (index < s.trimmed) return Promise.resolve("trimmed");
       return Promise.resolve(`${shardId}|${"at" in position ? index : index + 1}`);
     },
     read(iterator) {
-      const [shardId, at] = iterator.split("|");
+      const [shardId, at, empties] = iterator.split("|");
       const s = shards[shardId];
       const from = Number(at);
+      if (Number(empties) > 0) {
+        return Promise.resolve({ records: [], next: `${shardId}|${at}|${Number(empties) - 1}` });
+      }
       const records = s.records.slice(from, from + 2);
       const end = from + records.length;
       const next = s.closed && end >= s.records.length ? undefined : `${shardId}|${end}`;
@@ -210,4 +219,18 @@ Deno.test("a delivered stream, a young record, a first look or a new stream is n
   assert.match(replaced.problem!, /stream was replaced since the last check/);
   assert.doesNotMatch(replaced.problem!, /nothing delivers this stream/);
   assert.equal(replaced.coversUntil, NOW);
+});
+
+Deno.test("read from its oldest record, a shard may answer empty pages before its first records", async () => {
+  const behind = { ...shard([22, 21, 1]), emptyFirst: 6 };
+  const { reader } = fakeReader({ s1: behind });
+  const finding = await checkShard("s1", undefined, reader, appliedOf([]));
+  assert.equal(finding.state.frontier?.seq, "100", "the records behind the empty pages are read");
+  const verdict = judgeTable("t", ARN, [finding], [], undefined, timing);
+  assert.match(verdict.problem!, /shard s1: record 100 .* is not applied yet and may be trimmed/);
+  // Past its records, three empty pages still end an open shard's read.
+  const { reader: tail, asked } = fakeReader({ s1: shard([3, 2]) });
+  const end = await checkShard("s1", { through: "101" }, tail, appliedOf(["100", "101"]));
+  assert.deepEqual(end.state, { through: "101" });
+  assert.deepEqual(asked, [{ after: "101" }]);
 });
