@@ -9,6 +9,11 @@
  * - `throttle_rcu`: read capacity units per second per table; reads beyond it (after the
  *   burst) get ProvisionedThroughputExceededException.
  * - `error_rate`: the share of requests (0 to 1) answered with InternalServerError.
+ * - `latency_ms`: milliseconds each DynamoDB request waits before the proxy takes it up:
+ *   the network between a Supabase project and AWS, which the loopback does not have
+ *   (DynamoDB Streams' requests pass through, as the other faults leave them). Off by
+ *   default, as the contract's default faults have it; `dynamodb_faults_test.ts` runs a
+ *   backfill with it on.
  *
  * An empty value, or `none`, means no faults: the proxy passes reads and writes through.
  *
@@ -20,10 +25,11 @@ export interface Faults {
   staleMs: number;
   throttleRcu: number;
   errorRate: number;
+  latencyMs: number;
 }
 
 /** No faults at all. */
-export const NO_FAULTS: Faults = { staleMs: 0, throttleRcu: 0, errorRate: 0 };
+export const NO_FAULTS: Faults = { staleMs: 0, throttleRcu: 0, errorRate: 0, latencyMs: 0 };
 
 const SETTINGS: Record<
   string,
@@ -43,6 +49,11 @@ const SETTINGS: Record<
     field: "errorRate",
     check: (n) => Number.isFinite(n) && n >= 0 && n < 1,
     rule: "a share of requests from 0 up to (not including) 1",
+  },
+  latency_ms: {
+    field: "latencyMs",
+    check: (n) => Number.isInteger(n) && n >= 0 && n <= 10_000,
+    rule: "a whole number of milliseconds from 0 to 10000",
   },
 };
 
@@ -86,5 +97,6 @@ export function describeFaults(faults: Faults): string {
   if (faults.staleMs > 0) parts.push(`stale_ms=${faults.staleMs}`);
   if (faults.throttleRcu > 0) parts.push(`throttle_rcu=${faults.throttleRcu}`);
   if (faults.errorRate > 0) parts.push(`error_rate=${faults.errorRate}`);
+  if (faults.latencyMs > 0) parts.push(`latency_ms=${faults.latencyMs}`);
   return parts.length > 0 ? parts.join(",") : "none";
 }

@@ -12,8 +12,11 @@ Deno.test("an empty or missing DYNAMODB_FAULTS means no faults", () => {
 
 Deno.test("every setting is read, in any order, with spaces", () => {
   const faults = parseFaults(" error_rate=0.02, stale_ms=2000 ,throttle_rcu=300");
-  assert.deepEqual(faults, { staleMs: 2000, throttleRcu: 300, errorRate: 0.02 });
+  assert.deepEqual(faults, { staleMs: 2000, throttleRcu: 300, errorRate: 0.02, latencyMs: 0 });
   assert.equal(describeFaults(faults), "stale_ms=2000,throttle_rcu=300,error_rate=0.02");
+  const far = parseFaults("latency_ms=50,error_rate=0.02");
+  assert.equal(far.latencyMs, 50);
+  assert.equal(describeFaults(far), "error_rate=0.02,latency_ms=50");
 });
 
 Deno.test("a bad value names the setting and the value", () => {
@@ -23,6 +26,8 @@ Deno.test("a bad value names the setting and the value", () => {
   assert.throws(() => parseFaults("error_rate=1"), /error_rate="1" is not a share/);
   assert.throws(() => parseFaults("throttle_rcu="), /throttle_rcu="" is not/);
   assert.throws(() => parseFaults("throttle_rcu"), /throttle_rcu="" is not/);
+  assert.throws(() => parseFaults("latency_ms=2.5"), /latency_ms="2.5" is not a whole number/);
+  assert.throws(() => parseFaults("latency_ms=10001"), /latency_ms="10001"/);
 });
 
 Deno.test("an unknown or repeated setting is refused", () => {

@@ -191,6 +191,10 @@ export function createProxy(options: ProxyOptions): {
       ? undefined
       : await request.arrayBuffer();
     const target = request.headers.get("x-amz-target") ?? "";
+    // The network to AWS (latency_ms): DynamoDB's requests only; Streams pass through.
+    if (faults.latencyMs > 0 && target.startsWith(TABLE_TARGET)) {
+      await new Promise((resolve) => setTimeout(resolve, faults.latencyMs));
+    }
     if (getRecords && target === "DynamoDBStreams_20120810.GetRecords") {
       return await getRecords(request, raw);
     }
