@@ -21,7 +21,7 @@
  *   heals it, as a backfill reads every item as it is when its Scan runs);
  * - **unwatched**: the previous run is longer ago than that gap, so records may have been
  *   trimmed unseen (or the stream was replaced, or a shard could not be read far enough);
- * - **undelivered**: none of the stream's records still held was ever applied, and one has
+ * - **undelivered**: none of the stream's records the check sees was applied, and one has
  *   waited past {@link DELIVERY_LAG_LIMIT_MS}, seen by two runs: no mapping delivers it.
  * Together these leave no gap: a record trimmed before it was applied was, at the run
  * before its trimming (at most `maxIntervalMs` earlier), the frontier or after it, and
@@ -87,9 +87,9 @@ export const MAX_CHECK_INTERVAL_MS = 3 * 3600_000;
 /**
  * Two hours: how long a stream's first records may wait, unapplied, before the check takes
  * it that nothing delivers the stream. A mapping made for a stream delivers its first
- * batch within seconds (or gives up on it after its maximum record age, an hour as
- * deployed: infrastructure/terraform/modules/stream-sync); one record applied, dead
- * letters included, and the stream counts as delivered.
+ * batch within seconds, or gives up on it after its maximum record age (an hour as
+ * deployed: infrastructure/terraform/modules/stream-sync) and goes on; one record seen
+ * applied (a dead letter of the webhook's included) and the stream counts as delivered.
  */
 export const DELIVERY_LAG_LIMIT_MS = 2 * 3600_000;
 /** Pages read per shard per run at most (1,000 records each). */
@@ -118,6 +118,11 @@ export interface ShardFinding {
   oldestHeld?: string;
   /** The run stopped at MAX_PAGES_PER_SHARD before the frontier or the shard's end. */
   incomplete?: { lastCreatedAt: number };
+  /**
+   * A record of a page this run read was applied (one after the frontier included: the
+   * mapping gave the frontier's batch up, to its on-failure queue, and went on).
+   */
+  sawApplied?: boolean;
 }
 
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -149,24 +154,25 @@ export async function checkShard(
   }
   let empty = 0;
   let lastSeenAt = 0;
+  let seen = false;
   for (let page = 0; iterator !== undefined && iterator !== "trimmed"; page++) {
     if (page >= maxPages) {
       finding.incomplete = { lastCreatedAt: lastSeenAt };
       return finding;
     }
     const { records, next } = await reader.read(iterator);
-    if (fromOldest && page === 0 && records[0]) finding.oldestHeld = records[0].seq;
+    if (fromOldest && !seen && records[0]) finding.oldestHeld = records[0].seq;
     if (records.length === 0) {
       if (!next) finding.state.done = true;
-      const enough = fromOldest && lastSeenAt === 0
-        ? EMPTY_PAGES_BEFORE_RECORDS
-        : EMPTY_PAGES_AT_END;
+      const enough = fromOldest && !seen ? EMPTY_PAGES_BEFORE_RECORDS : EMPTY_PAGES_AT_END;
       if (!next || ++empty >= enough) return finding;
       iterator = next;
       continue;
     }
+    seen = true;
     empty = 0;
     const done = await applied(records.map((r) => r.seq));
+    if (done.size > 0) finding.sawApplied = true;
     for (const record of records) {
       lastSeenAt = record.createdAt;
       if (!done.has(record.seq)) {
@@ -272,8 +278,9 @@ export function judgeTable(
       cover(atRiskBefore);
     }
   }
-  // A stream nothing delivers: none of its records still held applied (no shard, this run
-  // or the last, has a `through`), and one has waited since the last run, past the lag line.
+  // A stream nothing delivers: none of its records seen applied (no shard has a `through`,
+  // this run or the last, nor a record applied in a page this run read: after a frontier
+  // the mapping gave up on, say), and one has waited since the last run, past the lag line.
   // So the Lambda's mapping is missing, disabled or failing on every batch. A mapping is
   // made for one stream ARN and never follows a new one ("to change the stream itself, you
   // must create a new mapping": the API reference of UpdateEventSourceMapping,
@@ -283,7 +290,7 @@ export function judgeTable(
   // backfill since the lag line heals what waited until then: while nothing delivers the
   // stream, one whenever the last is more than 2 h old.
   const sameStream = previous?.streamArn === streamArn;
-  const everApplied = findings.some((f) => f.state.through) ||
+  const everApplied = findings.some((f) => f.state.through || f.sawApplied) ||
     (sameStream && Object.values(previous!.shards).some((s) => s.through));
   const waiting = sameStream && !everApplied
     ? findings
@@ -296,7 +303,7 @@ export function judgeTable(
   if (waiting) {
     const { seq, created_at } = waiting.state.frontier!;
     problems.push(
-      `none of the stream's records still held was applied, and record ${seq} of shard ` +
+      `none of the stream's records the check sees was applied, and record ${seq} of shard ` +
         `${waiting.shardId} (created ${created_at}) was waiting at the last check too: nothing ` +
         `delivers this stream (is the Lambda's event source mapping made for it, and enabled? ` +
         `A mapping never follows a new stream: after a stream is replaced, terraform apply ` +

@@ -199,7 +199,7 @@ Deno.test("a stream none of whose records was ever applied, waiting past the lag
   const verdict = await waiting([3, 2.5, 1], [], frontierAt("100", 3));
   assert.match(
     verdict.problem!,
-    /^firespring_actions: lost-record check of arn:.*: none of the stream's records still held was applied, and record 100 of shard s1 \(created 2026-11-28T09:00:00.000Z\) was waiting at the last check too: nothing delivers this stream \(is the Lambda's event source mapping made for it, and enabled\? A mapping never follows a new stream: after a stream is replaced, terraform apply makes one for it\)$/,
+    /^firespring_actions: lost-record check of arn:.*: none of the stream's records the check sees was applied, and record 100 of shard s1 \(created 2026-11-28T09:00:00.000Z\) was waiting at the last check too: nothing delivers this stream \(is the Lambda's event source mapping made for it, and enabled\? A mapping never follows a new stream: after a stream is replaced, terraform apply makes one for it\)$/,
   );
   // What waited until the lag line: a backfill since then heals it.
   assert.equal(verdict.coversUntil, NOW - 2 * HOUR);
@@ -210,6 +210,10 @@ Deno.test("a delivered stream, a young record, a first look or a new stream is n
   // on, say to the on-failure queue, which the at-risk line covers at 21 h).
   const gaveUp = await waiting([5, 3, 1], ["100"], { through: "100", ...frontierAt("101", 3) });
   assert.equal(gaveUp.problem, undefined);
+  // The stream's very first batch given up, the next applied: no `through`, but a record
+  // of the frontier's page was seen applied.
+  const firstGivenUp = await waiting([3, 2.5, 1], ["101"], frontierAt("100", 3));
+  assert.doesNotMatch(firstGivenUp.problem ?? "", /nothing delivers this stream/);
   // Younger than the lag limit.
   assert.equal((await waiting([1.5, 1], [], frontierAt("100", 1.5))).problem, undefined);
   // The last run saw no such frontier: its first look, or the records came since.
@@ -228,9 +232,12 @@ Deno.test("read from its oldest record, a shard may answer empty pages before it
   assert.equal(finding.state.frontier?.seq, "100", "the records behind the empty pages are read");
   const verdict = judgeTable("t", ARN, [finding], [], undefined, timing);
   assert.match(verdict.problem!, /shard s1: record 100 .* is not applied yet and may be trimmed/);
-  // Past its records, three empty pages still end an open shard's read.
+  // Past its records, three empty pages end an open shard's read.
   const { reader: tail, asked } = fakeReader({ s1: shard([3, 2]) });
-  const end = await checkShard("s1", { through: "101" }, tail, appliedOf(["100", "101"]));
+  let reads = 0;
+  const counted = { ...tail, read: (iterator: string) => (reads++, tail.read(iterator)) };
+  const end = await checkShard("s1", { through: "101" }, counted, appliedOf(["100", "101"]));
   assert.deepEqual(end.state, { through: "101" });
   assert.deepEqual(asked, [{ after: "101" }]);
+  assert.equal(reads, 3);
 });

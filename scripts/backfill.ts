@@ -172,6 +172,17 @@ export async function followBackfills(
 }
 
 /**
+ * The direct connections the export loaders share: one a worker, at most 16. A hosted
+ * project's smallest compute takes 60 direct connections, shared with PostgREST, Auth,
+ * Storage and the pooler's (https://supabase.com/docs/guides/platform/compute-add-ons),
+ * and `--all` at 4 workers asked for 36; past 16 the workers only wait on Postgres's two
+ * cores anyway (a chunk holds its connection for its COPY and merge).
+ */
+export function exportPoolSize(workers: number, tables: number): number {
+  return Math.min(workers * tables, 16);
+}
+
+/**
  * The `--from-export` mode: every table's export asked for (or the one named), waited
  * for and started, then loaded here by `workers` workers per table while the progress
  * bars show; answers the exit code.
@@ -191,7 +202,7 @@ async function backfillFromExports(
     return 2;
   }
   const sql = connectDb(databaseUrl, 2);
-  const pool = connectDb(databaseUrl, options.workers * tables.length);
+  const pool = connectDb(databaseUrl, exportPoolSize(options.workers, tables.length));
   const deps: ExportBackfillDeps = {
     sql,
     dynamo: dynamoClients(env),

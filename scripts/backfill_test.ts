@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import type postgres from "postgres";
 import {
   exportClientToken,
+  exportPoolSize,
   followBackfills,
   type Progress,
   progressLine,
@@ -116,4 +117,10 @@ Deno.test("an export's ClientToken is the same for a rerun within the hour, so i
     exportClientToken(actions, { bucket: "exports", prefix: "p/" }, at("2026-11-29T22:05:00Z")),
     token,
   );
+});
+
+Deno.test("the export loaders share a connection a worker, at most 16", () => {
+  assert.equal(exportPoolSize(4, 1), 4);
+  assert.equal(exportPoolSize(2, 7), 14);
+  assert.equal(exportPoolSize(4, 9), 16, "--all at 4 workers asked for 36");
 });

@@ -255,8 +255,8 @@ async function backfillGivesBackTheStreamsRows(): Promise<void> {
 }
 
 Deno.test("the same, 50 ms away from DynamoDB: no worker killed, nothing lost", async () => {
-  // The network from a Supabase project to AWS (latency_ms): every page, claim and turn
-  // waits for it, within the Edge Runtime's limits and the segments' leases.
+  // The network from a Supabase project to AWS (latency_ms): every Scan page of the
+  // backfill waits for it, within the Edge Runtime's limits and the segments' leases.
   await setFaults(`${FAULTS},latency_ms=50`);
   const offset = isolateLogOffset();
   await backfillGivesBackTheStreamsRows();

@@ -298,11 +298,14 @@ if (import.meta.main) {
         if (news) console.error(news);
         // Checkpoints of another stream of the table, from before the poller started
         // again: that stream's mapping is gone (Terraform replaced it), with what it had
-        // not delivered.
-        const older = Object.keys(state).filter((arn) =>
-          arn !== mine && tableNameFromArn(arn) === spec.sourceTable &&
-          Object.values(state[arn]).some((checkpoint) => checkpoint !== "done")
-        );
+        // not delivered. Only once a mapping is made for the table's stream: with the
+        // stream off, Terraform refuses the table and the old mapping stays.
+        const older = mine === undefined
+          ? []
+          : Object.keys(state).filter((arn) =>
+            arn !== mine && tableNameFromArn(arn) === spec.sourceTable &&
+            Object.values(state[arn]).some((checkpoint) => checkpoint !== "done")
+          );
         for (const arn of older) {
           console.error(
             `${spec.sourceTable}: the mapping of ${arn} went with records it had not ` +
