@@ -53,10 +53,17 @@ export interface ShardState {
 /** Where to start reading a shard. */
 export type Position = "oldest" | { at: string } | { after: string };
 
+/** A shard as DescribeStream lists it. */
+export interface ListedShard {
+  id: string;
+  /** It has an ending sequence number: no record will come, and its read has an end. */
+  closed: boolean;
+}
+
 /** How the check reads a stream (DescribeStream, GetShardIterator, GetRecords). */
 export interface StreamReader {
   /** Every shard of the stream. */
-  shards(): Promise<string[]>;
+  shards(): Promise<ListedShard[]>;
   /** An iterator, or "trimmed" when the position is older than what the shard holds. */
   iterator(shardId: string, position: Position): Promise<string | "trimmed" | undefined>;
   /** One page; `next` is undefined once a closed shard is read to its end. */
@@ -127,13 +134,18 @@ export interface ShardFinding {
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
-/** Reads one shard from where the previous run left it; finds its frontier. */
+/**
+ * Reads one shard from where the previous run left it; finds its frontier. A `closed`
+ * shard is read until GetRecords gives no next iterator (or the page cap), however many
+ * empty pages come first; an open one until a few empty pages in a row.
+ */
 export async function checkShard(
   shardId: string,
   previous: ShardState | undefined,
   reader: StreamReader,
   applied: AppliedLookup,
   maxPages = MAX_PAGES_PER_SHARD,
+  closed = false,
 ): Promise<ShardFinding> {
   if (previous?.done) return { shardId, state: previous };
   const finding: ShardFinding = { shardId, state: { through: previous?.through } };
@@ -165,7 +177,7 @@ export async function checkShard(
     if (records.length === 0) {
       if (!next) finding.state.done = true;
       const enough = fromOldest && !seen ? EMPTY_PAGES_BEFORE_RECORDS : EMPTY_PAGES_AT_END;
-      if (!next || ++empty >= enough) return finding;
+      if (!next || (!closed && ++empty >= enough)) return finding;
       iterator = next;
       continue;
     }

@@ -21,7 +21,7 @@ import {
   GetShardIteratorCommand,
 } from "@aws-sdk/client-dynamodb-streams";
 import { awsClientConfig, type EnvReader, perRegion } from "./dynamo_client.ts";
-import type { StreamReader } from "./stream_check.ts";
+import type { ListedShard, StreamReader } from "./stream_check.ts";
 
 /** The table's current stream ARN, or undefined when its stream is off. */
 export async function latestStreamArn(
@@ -67,16 +67,21 @@ export async function shardIterator(
 export function awsStreamReader(client: DynamoDBStreamsClient, streamArn: string): StreamReader {
   return {
     async shards() {
-      const ids: string[] = [];
+      const listed: ListedShard[] = [];
       let start: string | undefined;
       do {
         const { StreamDescription } = await client.send(
           new DescribeStreamCommand({ StreamArn: streamArn, ExclusiveStartShardId: start }),
         );
-        for (const shard of StreamDescription?.Shards ?? []) ids.push(shard.ShardId!);
+        for (const shard of StreamDescription?.Shards ?? []) {
+          listed.push({
+            id: shard.ShardId!,
+            closed: shard.SequenceNumberRange?.EndingSequenceNumber !== undefined,
+          });
+        }
         start = StreamDescription?.LastEvaluatedShardId;
       } while (start);
-      return ids;
+      return listed;
     },
     async iterator(shardId, position) {
       try {

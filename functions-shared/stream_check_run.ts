@@ -27,6 +27,7 @@ import {
   DELIVERY_LAG_LIMIT_MS,
   judgeTable,
   MAX_CHECK_INTERVAL_MS,
+  MAX_PAGES_PER_SHARD,
   type PreviousCheck,
   type ShardFinding,
   type ShardState,
@@ -107,12 +108,21 @@ export async function checkTable(
     const before = sameStream ? previous!.shards : {};
     const listed = await reader.shards();
     const findings: ShardFinding[] = [];
-    for (const shardId of listed) {
-      findings.push(await checkShard(shardId, before[shardId], reader, applied));
+    for (const shard of listed) {
+      findings.push(
+        await checkShard(
+          shard.id,
+          before[shard.id],
+          reader,
+          applied,
+          MAX_PAGES_PER_SHARD,
+          shard.closed,
+        ),
+      );
     }
     const gone = [];
     for (const [shardId, state] of Object.entries(before)) {
-      if (listed.includes(shardId) || !state.frontier) continue;
+      if (listed.some((shard) => shard.id === shardId) || !state.frontier) continue;
       const frontier = {
         seq: state.frontier.seq,
         createdAt: Date.parse(state.frontier.created_at),

@@ -37,7 +37,8 @@ function shard(ages: number[], trimmed = 0, closed = false, firstSeq = 100): Fak
 function fakeReader(shards: Record<string, FakeShard>) {
   const asked: Position[] = [];
   const reader: StreamReader = {
-    shards: () => Promise.resolve(Object.keys(shards)),
+    shards: () =>
+      Promise.resolve(Object.entries(shards).map(([id, s]) => ({ id, closed: s.closed }))),
     iterator(shardId, position) {
       asked.push(position);
       const s = shards[shardId];
@@ -240,4 +241,22 @@ Deno.test("read from its oldest record, a shard may answer empty pages before it
   assert.deepEqual(end.state, { through: "101" });
   assert.deepEqual(asked, [{ after: "101" }]);
   assert.equal(reads, 3);
+});
+
+Deno.test("a closed shard is read to its end, however many empty pages come first; an open one is not", async () => {
+  const closed = { ...shard([22, 21], 0, true), emptyFirst: 12 };
+  const { reader } = fakeReader({ s1: closed });
+  const read = await checkShard("s1", undefined, reader, appliedOf([]), 50, true);
+  assert.equal(read.state.frontier?.seq, "100");
+  // The same empty pages before an open shard's records end its read (the documented
+  // limit: such a shard is not read past them).
+  const open = { ...shard([22, 21]), emptyFirst: 12 };
+  const { reader: openReader } = fakeReader({ s1: open });
+  const stopped = await checkShard("s1", undefined, openReader, appliedOf([]), 50, false);
+  assert.equal(stopped.state.frontier, undefined);
+  // A closed shard of nothing but empty pages stops at the page cap, as incomplete.
+  const endless = { ...shard([], 0, true), emptyFirst: 100 };
+  const { reader: endlessReader } = fakeReader({ s1: endless });
+  const capped = await checkShard("s1", undefined, endlessReader, appliedOf([]), 5, true);
+  assert.ok(capped.incomplete);
 });
