@@ -23,17 +23,19 @@ import { serviceRoleProblem } from "./service_auth.ts";
 import {
   type AppliedLookup,
   checkShard,
+  MAX_PAGES_PER_SHARD,
+  type ShardFinding,
+  type ShardState,
+  type StreamReader,
+} from "./stream_check.ts";
+import {
   type CheckTiming,
   DELIVERY_LAG_LIMIT_MS,
   judgeTable,
   MAX_CHECK_INTERVAL_MS,
-  MAX_PAGES_PER_SHARD,
   type PreviousCheck,
-  type ShardFinding,
-  type ShardState,
   STREAM_RETENTION_MS,
-  type StreamReader,
-} from "./stream_check.ts";
+} from "./stream_verdict.ts";
 import { byTargetTable, TABLES, type TableSpec } from "./table_registry.ts";
 
 /** What the check needs; built once, at cold start. */

@@ -2,12 +2,11 @@ import assert from "node:assert/strict";
 import {
   checkShard,
   type HeldRecord,
-  judgeTable,
   type Position,
-  type PreviousCheck,
   type ShardState,
   type StreamReader,
 } from "./stream_check.ts";
+import { judgeTable, type PreviousCheck } from "./stream_verdict.ts";
 
 const HOUR = 3600_000;
 const NOW = Date.parse("2026-11-28T12:00:00Z");
@@ -121,27 +120,6 @@ Deno.test("an old frontier is at risk: the table is stale before anything is los
   assert.equal(verdict.coversUntil, NOW - 21 * HOUR);
 });
 
-Deno.test("a run more than the allowed gap after the last one cannot vouch for it", () => {
-  const before: PreviousCheck = { streamArn: ARN, checkedAt: NOW - 4 * HOUR, shards: {} };
-  const verdict = judgeTable("t", ARN, [], [], before, timing);
-  assert.match(verdict.problem!, /previous check ran at 2026-11-28T08:00:00.000Z, more than 3 h/);
-  assert.equal(verdict.coversUntil, NOW);
-});
-
-Deno.test("a replaced stream, and a shard gone with its frontier unapplied, are problems", () => {
-  const before: PreviousCheck = { streamArn: "old-arn", checkedAt: NOW - HOUR, shards: {} };
-  const gone = [{
-    shardId: "s0",
-    frontier: { seq: "7", createdAt: NOW - 30 * HOUR },
-    applied: false,
-  }];
-  const verdict = judgeTable("t", ARN, [], gone, before, timing);
-  assert.match(verdict.problem!, /stream was replaced since the last check \(old-arn →/);
-  assert.match(verdict.problem!, /shard s0: gone from the stream with record 7 .* never applied/);
-  const fine = judgeTable("t", ARN, [], [{ ...gone[0], applied: true }], undefined, timing);
-  assert.equal(fine.problem, undefined);
-});
-
 Deno.test("reads go on from where the last run stopped; a closed shard read whole is not read again", async () => {
   const { reader, asked } = fakeReader({ s1: shard([5, 4, 3, 2]) });
   await checkShard("s1", { through: "101" }, reader, appliedOf(["102", "103"]));
@@ -164,16 +142,6 @@ Deno.test("a shard longer than the page cap is incomplete; an old one is a probl
   // A backfill since the at-risk line heals what this run could not read: not only one
   // queued now (a new one every hour while the check catches up).
   assert.equal(verdict.coversUntil, NOW - 21 * HOUR);
-});
-
-Deno.test("a stream that came back after the last check found none is a problem: no stream captured the gap", () => {
-  const before: PreviousCheck = { streamArn: null, checkedAt: NOW - HOUR, shards: {} };
-  const verdict = judgeTable("t", ARN, [], [], before, timing);
-  assert.match(
-    verdict.problem!,
-    /the table had no stream at the last check \(2026-11-28T11:00:00.000Z\); changes made before .* began were captured by no stream/,
-  );
-  assert.equal(verdict.coversUntil, NOW);
 });
 
 /** The verdict on shard s1 of `ages`, of which `applied` were, the last run having seen `seen`. */

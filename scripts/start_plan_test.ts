@@ -8,7 +8,7 @@ import {
   segmentsFor,
   settleLater,
   validationPlaces,
-} from "./start.ts";
+} from "./start_plan.ts";
 
 Deno.test("the visitors load first, then the actions, then the small tables", () => {
   const order = loadOrder(TABLES).map((t) => t.targetTable);

@@ -1,0 +1,192 @@
+/**
+ * What the lost-record check's findings (functions-shared/stream_check.ts) mean for a
+ * table (docs/sync-semantics.md, "Lost stream records"). It reports a problem, and the
+ * table is marked stale (which queues the healing backfill), when:
+ * - **lost**: the frontier of the previous run is no longer held (trimmed, or its shard
+ *   gone) and was never applied;
+ * - **at risk**: the frontier is older than the retention less the longest allowed gap
+ *   between runs, so it could be trimmed before the next run looks (a backfill queued now
+ *   heals it, as a backfill reads every item as it is when its Scan runs);
+ * - **unwatched**: the previous run is longer ago than that gap, so records may have been
+ *   trimmed unseen (or the stream was replaced, or a shard could not be read far enough);
+ * - **undelivered**: none of the stream's records the check sees was applied, and one has
+ *   waited past {@link DELIVERY_LAG_LIMIT_MS}, seen by two runs: no mapping delivers it.
+ * Together these leave no gap: a record trimmed before it was applied was, at the run
+ * before its trimming (at most `maxIntervalMs` earlier), the frontier or after it, and
+ * older than the at-risk line. Its first run on a table takes the stream as it finds it.
+ *
+ * @module
+ */
+
+import type { HeldRecord, ShardFinding, ShardState } from "./stream_check.ts";
+
+/** The timing the check relies on. */
+export interface CheckTiming {
+  now: number;
+  /** How long the stream keeps a record for sure: 24 h on AWS. */
+  retentionMs: number;
+  /** The longest gap between two runs that the check vouches across. */
+  maxIntervalMs: number;
+  /**
+   * How long a stream's records may wait, none of them ever applied, before the stream
+   * counts as undelivered: {@link DELIVERY_LAG_LIMIT_MS}.
+   */
+  lagLimitMs: number;
+}
+
+/** 24 hours, DynamoDB Streams' retention. */
+export const STREAM_RETENTION_MS = 24 * 3600_000;
+/** The job runs hourly; two missed ticks are tolerated. */
+export const MAX_CHECK_INTERVAL_MS = 3 * 3600_000;
+/**
+ * Two hours: how long a stream's first records may wait, unapplied, before the check takes
+ * it that nothing delivers the stream. A mapping made for a stream delivers its first
+ * batch within seconds, or gives up on it after its maximum record age (an hour as
+ * deployed: infrastructure/terraform/modules/stream-sync) and goes on; one record seen
+ * applied (a dead letter of the webhook's included) and the stream counts as delivered.
+ */
+export const DELIVERY_LAG_LIMIT_MS = 2 * 3600_000;
+
+const iso = (ms: number) => new Date(ms).toISOString();
+
+/** The verdict of one run on one table. */
+export interface TableVerdict {
+  shards: Record<string, ShardState>;
+  /** Why the table is stale, naming table, shards and sequence numbers; undefined: none. */
+  problem?: string;
+  /** A backfill queued at or after this moment heals what the problem is about. */
+  coversUntil?: number;
+}
+
+/** What the previous run of a table left. */
+export interface PreviousCheck {
+  /** null: the table had no stream; "": the check failed before it learned the stream. */
+  streamArn: string | null;
+  checkedAt: number;
+  shards: Record<string, ShardState>;
+}
+
+/**
+ * Judges one table from its shards' findings (docs/sync-semantics.md, "Lost stream
+ * records"). `gone` are shards of the previous run that the stream no longer lists, with
+ * whether their frontier was applied since.
+ */
+export function judgeTable(
+  table: string,
+  streamArn: string,
+  findings: ShardFinding[],
+  gone: { shardId: string; frontier: HeldRecord; applied: boolean }[],
+  previous: PreviousCheck | undefined,
+  timing: CheckTiming,
+): TableVerdict {
+  const { now, retentionMs, maxIntervalMs, lagLimitMs } = timing;
+  const atRiskBefore = now - (retentionMs - maxIntervalMs);
+  const lagLine = now - lagLimitMs;
+  const problems: string[] = [];
+  let coversUntil = -Infinity;
+  const cover = (at: number) => coversUntil = Math.max(coversUntil, at);
+
+  if (previous && previous.streamArn && previous.streamArn !== streamArn) {
+    problems.push(
+      `the stream was replaced since the last check (${previous.streamArn} → ${streamArn}): ` +
+        `records of the old stream may never have been applied`,
+    );
+    cover(now);
+  }
+  if (previous && previous.streamArn === null) {
+    // The last check found no stream (it marked the table, and the backfill it queued
+    // read the table then); changes made after that and before this stream began were
+    // captured by no stream at all.
+    problems.push(
+      `the table had no stream at the last check (${iso(previous.checkedAt)}); changes ` +
+        `made before ${streamArn} began were captured by no stream`,
+    );
+    cover(now);
+  }
+  if (previous && now - previous.checkedAt > maxIntervalMs) {
+    problems.push(
+      `the previous check ran at ${iso(previous.checkedAt)}, more than ${
+        maxIntervalMs / 3600_000
+      } h ago: records the stream trimmed meanwhile cannot be vouched for`,
+    );
+    cover(now);
+  }
+  for (const f of findings) {
+    if (f.lost) {
+      problems.push(
+        `shard ${f.shardId}: record ${f.lost.seq} (created ${iso(f.lost.createdAt)}) was ` +
+          `trimmed from the stream before the webhook applied it` +
+          (f.oldestHeld ? `; the shard now starts at ${f.oldestHeld}` : ""),
+      );
+      cover(f.lost.createdAt);
+    }
+    const frontier = f.state.frontier;
+    if (frontier && Date.parse(frontier.created_at) < atRiskBefore) {
+      problems.push(
+        `shard ${f.shardId}: record ${frontier.seq} (created ${frontier.created_at}) is not ` +
+          `applied yet and may be trimmed before the next check (the stream keeps records ` +
+          `${retentionMs / 3600_000} h)`,
+      );
+      cover(atRiskBefore);
+    }
+    if (f.incomplete && f.incomplete.lastCreatedAt < atRiskBefore) {
+      problems.push(
+        `shard ${f.shardId}: could not be read as far as its first unapplied record in one ` +
+          `run (stopped after ${f.state.through ?? "nothing"})`,
+      );
+      // What this run could not read and may be trimmed before the next is older than
+      // atRiskBefore: a backfill since then heals it (not one queued now, every hour,
+      // while the check catches up with a busy shard).
+      cover(atRiskBefore);
+    }
+  }
+  // A stream nothing delivers: none of its records seen applied (no shard has a `through`,
+  // this run or the last, nor a record applied in a page this run read: after a frontier
+  // the mapping gave up on, say), and one has waited since the last run, past the lag line.
+  // So the Lambda's mapping is missing, disabled or failing on every batch. A mapping is
+  // made for one stream ARN and never follows a new one ("to change the stream itself, you
+  // must create a new mapping": the API reference of UpdateEventSourceMapping,
+  // https://docs.aws.amazon.com/lambda/latest/dg/API_UpdateEventSourceMapping.html, as it
+  // read; Terraform replaces a mapping whose `event_source_arn` changes), so a replaced
+  // stream waits for `terraform apply`, and no alarm of the old mapping sees it. A
+  // backfill since the lag line heals what waited until then: while nothing delivers the
+  // stream, one whenever the last is more than 2 h old.
+  const sameStream = previous?.streamArn === streamArn;
+  const everApplied = findings.some((f) => f.state.through || f.sawApplied) ||
+    (sameStream && Object.values(previous!.shards).some((s) => s.through));
+  const waiting = sameStream && !everApplied
+    ? findings
+      .filter((f) =>
+        f.state.frontier && previous!.shards[f.shardId]?.frontier?.seq === f.state.frontier.seq &&
+        Date.parse(f.state.frontier.created_at) < lagLine
+      )
+      .sort((a, b) => a.state.frontier!.created_at.localeCompare(b.state.frontier!.created_at))[0]
+    : undefined;
+  if (waiting) {
+    const { seq, created_at } = waiting.state.frontier!;
+    problems.push(
+      `none of the stream's records the check sees was applied, and record ${seq} of shard ` +
+        `${waiting.shardId} (created ${created_at}) was waiting at the last check too: nothing ` +
+        `delivers this stream (is the Lambda's event source mapping made for it, and enabled? ` +
+        `A mapping never follows a new stream: after a stream is replaced, terraform apply ` +
+        `makes one for it)`,
+    );
+    cover(lagLine);
+  }
+  for (const g of gone) {
+    if (g.applied) continue;
+    problems.push(
+      `shard ${g.shardId}: gone from the stream with record ${g.frontier.seq} (created ${
+        iso(g.frontier.createdAt)
+      }) never applied`,
+    );
+    cover(g.frontier.createdAt);
+  }
+  const shards = Object.fromEntries(findings.map((f) => [f.shardId, f.state]));
+  if (problems.length === 0) return { shards };
+  return {
+    shards,
+    problem: `${table}: lost-record check of ${streamArn}: ${problems.join("; ")}`,
+    coversUntil,
+  };
+}
