@@ -21,11 +21,9 @@ import { errorResponse, json, methodNotAllowed } from "./http.ts";
 import type { RunGate } from "./run_gate.ts";
 import { serviceRoleProblem } from "./service_auth.ts";
 import {
-  type AppliedLookup,
   checkShard,
   MAX_PAGES_PER_SHARD,
   type ShardFinding,
-  type ShardState,
   type StreamReader,
 } from "./stream_check.ts";
 import {
@@ -33,10 +31,11 @@ import {
   DELIVERY_LAG_LIMIT_MS,
   judgeTable,
   MAX_CHECK_INTERVAL_MS,
-  type PreviousCheck,
   STREAM_RETENTION_MS,
+  waitingRecord,
 } from "./stream_verdict.ts";
 import { byTargetTable, TABLES, type TableSpec } from "./table_registry.ts";
+import { appliedLookup, previousCheck, streamAppliedSince } from "./stream_check_db.ts";
 
 /** What the check needs; built once, at cold start. */
 export interface StreamCheckDeps {
@@ -61,28 +60,6 @@ export interface TableReport {
   problem?: string;
   backfillJobId?: number;
   error?: string;
-}
-
-async function previousCheck(
-  sql: postgres.Sql,
-  table: string,
-): Promise<PreviousCheck | undefined> {
-  const [row] = await sql`select stream_arn, checked_at, shards from sync.stream_checks
-                          where target_table = ${table}`;
-  if (!row) return undefined;
-  return {
-    streamArn: row.stream_arn,
-    checkedAt: new Date(row.checked_at).getTime(),
-    shards: row.shards as Record<string, ShardState>,
-  };
-}
-
-function appliedLookup(sql: postgres.Sql, streamArn: string): AppliedLookup {
-  return async (seqs) => {
-    if (seqs.length === 0) return new Set();
-    const [row] = await sql`select sync.stream_records_applied_of(${streamArn}, ${seqs}) as s`;
-    return new Set(row.s as string[]);
-  };
 }
 
 /** Checks one table and records the run; returns its line. */
@@ -131,7 +108,12 @@ export async function checkTable(
       };
       gone.push({ shardId, frontier, applied: (await applied([frontier.seq])).size > 0 });
     }
-    verdict = judgeTable(table, streamArn, findings, gone, previous, timing);
+    // Asked only when a record has waited past the lag line (stream_verdict.ts).
+    const waiting = waitingRecord(streamArn, findings, previous, timing);
+    const appliedSince = waiting
+      ? await streamAppliedSince(sql, streamArn, waiting.createdAt)
+      : undefined;
+    verdict = judgeTable(table, streamArn, findings, gone, previous, timing, appliedSince);
   }
   const [row] = await sql`select sync.record_stream_check(
       ${table}, ${streamArn ?? null}, ${JSON.stringify(verdict.shards)}::text::jsonb,

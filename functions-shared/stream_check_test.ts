@@ -6,7 +6,7 @@ import {
   type ShardState,
   type StreamReader,
 } from "./stream_check.ts";
-import { judgeTable, type PreviousCheck } from "./stream_verdict.ts";
+import { judgeTable, type PreviousCheck, waitingRecord } from "./stream_verdict.ts";
 
 const HOUR = 3600_000;
 const NOW = Date.parse("2026-11-28T12:00:00Z");
@@ -144,12 +144,16 @@ Deno.test("a shard longer than the page cap is incomplete; an old one is a probl
   assert.equal(verdict.coversUntil, NOW - 21 * HOUR);
 });
 
-/** The verdict on shard s1 of `ages`, of which `applied` were, the last run having seen `seen`. */
+/**
+ * The verdict on shard s1 of `ages`, of which `applied` were, the last run having seen
+ * `seen`; the webhook's notes say `appliedSince` when asked (and the test says whether they
+ * were asked: only for a record that waits).
+ */
 async function waiting(
   ages: number[],
   applied: string[],
   seen: ShardState | undefined,
-  streamBefore = ARN,
+  { appliedSince = false, streamBefore = ARN } = {},
 ) {
   const { reader } = fakeReader({ s1: shard(ages) });
   const finding = await checkShard("s1", seen, reader, appliedOf(applied));
@@ -158,37 +162,58 @@ async function waiting(
     checkedAt: NOW - HOUR,
     shards: seen ? { s1: seen } : {},
   };
-  return judgeTable("firespring_actions", ARN, [finding], [], previous, timing);
+  const record = waitingRecord(ARN, [finding], previous, timing);
+  const verdict = judgeTable(
+    "firespring_actions",
+    ARN,
+    [finding],
+    [],
+    previous,
+    timing,
+    record ? appliedSince : undefined,
+  );
+  return { ...verdict, asked: record !== undefined };
 }
 const frontierAt = (seq: string, hours: number): ShardState => ({
   frontier: { seq, created_at: new Date(NOW - hours * HOUR).toISOString() },
 });
 
-Deno.test("a stream none of whose records was ever applied, waiting past the lag limit, is a problem", async () => {
-  const verdict = await waiting([3, 2.5, 1], [], frontierAt("100", 3));
+Deno.test("a record waiting past the lag limit, seen by the last check, nothing of the stream applied since: a problem", async () => {
+  // A stream never delivered (a replaced stream, its mapping not made yet).
+  const never = await waiting([3, 2.5, 1], [], frontierAt("100", 3));
   assert.match(
-    verdict.problem!,
-    /^firespring_actions: lost-record check of arn:.*: none of the stream's records the check sees was applied, and record 100 of shard s1 \(created 2026-11-28T09:00:00.000Z\) was waiting at the last check too: nothing delivers this stream \(is the Lambda's event source mapping made for it, and enabled\? A mapping never follows a new stream: after a stream is replaced, terraform apply makes one for it\)$/,
+    never.problem!,
+    /^firespring_actions: lost-record check of arn:.*: no record of the stream has been applied since record 100 of shard s1 \(created 2026-11-28T09:00:00.000Z\), which the last check found waiting too: nothing delivers this stream \(is the Lambda's event source mapping made for it, and enabled\? A mapping never follows a new stream: after a stream is replaced, terraform apply makes one for it\. On a quiet table, the mapping may have given that record up to its on-failure queue: see the dead-letter alarm\)$/,
   );
   // What waited until the lag line: a backfill since then heals it.
-  assert.equal(verdict.coversUntil, NOW - 2 * HOUR);
+  assert.equal(never.coversUntil, NOW - 2 * HOUR);
+  // A stream delivered before, its mapping disabled since: caught at 2 h, not 21.
+  const stopped = await waiting([5, 3, 1], ["100"], { through: "100", ...frontierAt("101", 3) });
+  assert.match(stopped.problem!, /no record of the stream has been applied since record 101/);
 });
 
 Deno.test("a delivered stream, a young record, a first look or a new stream is not undelivered", async () => {
-  // A record was applied: the mapping delivers the stream (the frontier is one it gave up
-  // on, say to the on-failure queue, which the at-risk line covers at 21 h).
-  const gaveUp = await waiting([5, 3, 1], ["100"], { through: "100", ...frontierAt("101", 3) });
+  // Records applied since the waiting one: the mapping delivers and gave that one up (the
+  // on-failure queue), which the at-risk line covers at 21 h.
+  const gaveUp = await waiting([5, 3, 1], ["100"], { through: "100", ...frontierAt("101", 3) }, {
+    appliedSince: true,
+  });
   assert.equal(gaveUp.problem, undefined);
-  // The stream's very first batch given up, the next applied: no `through`, but a record
-  // of the frontier's page was seen applied.
+  assert.ok(gaveUp.asked);
+  // A record of the frontier's page seen applied: the database is not even asked.
   const firstGivenUp = await waiting([3, 2.5, 1], ["101"], frontierAt("100", 3));
+  assert.equal(firstGivenUp.asked, false);
   assert.doesNotMatch(firstGivenUp.problem ?? "", /nothing delivers this stream/);
   // Younger than the lag limit.
-  assert.equal((await waiting([1.5, 1], [], frontierAt("100", 1.5))).problem, undefined);
+  const young = await waiting([1.5, 1], [], frontierAt("100", 1.5));
+  assert.deepEqual([young.problem, young.asked], [undefined, false]);
   // The last run saw no such frontier: its first look, or the records came since.
-  assert.equal((await waiting([3, 2.5, 1], [], undefined)).problem, undefined);
+  const first = await waiting([3, 2.5, 1], [], undefined);
+  assert.deepEqual([first.problem, first.asked], [undefined, false]);
   // The stream was replaced since the last run: that is its own problem, now.
-  const replaced = await waiting([3, 2.5, 1], [], frontierAt("100", 3), "old-arn");
+  const replaced = await waiting([3, 2.5, 1], [], frontierAt("100", 3), {
+    streamBefore: "old-arn",
+  });
   assert.match(replaced.problem!, /stream was replaced since the last check/);
   assert.doesNotMatch(replaced.problem!, /nothing delivers this stream/);
   assert.equal(replaced.coversUntil, NOW);

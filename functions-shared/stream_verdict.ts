@@ -67,9 +67,36 @@ export interface PreviousCheck {
 }
 
 /**
+ * The oldest record of the stream that has waited past the lag line and that the last
+ * run found waiting too (a shard's frontier, unmoved), or undefined: what the
+ * undelivered rule asks the webhook's notes about.
+ */
+export function waitingRecord(
+  streamArn: string,
+  findings: ShardFinding[],
+  previous: PreviousCheck | undefined,
+  timing: CheckTiming,
+): { shardId: string; seq: string; createdAt: number } | undefined {
+  if (previous?.streamArn !== streamArn) return undefined;
+  const lagLine = timing.now - timing.lagLimitMs;
+  const waiting = findings
+    .filter((f) => !f.sawApplied)
+    .flatMap((f) => {
+      const frontier = f.state.frontier;
+      if (!frontier || previous.shards[f.shardId]?.frontier?.seq !== frontier.seq) return [];
+      const createdAt = Date.parse(frontier.created_at);
+      return createdAt < lagLine ? [{ shardId: f.shardId, seq: frontier.seq, createdAt }] : [];
+    })
+    .sort((a, b) => a.createdAt - b.createdAt);
+  return waiting[0];
+}
+
+/**
  * Judges one table from its shards' findings (docs/sync-semantics.md, "Lost stream
  * records"). `gone` are shards of the previous run that the stream no longer lists, with
  * whether their frontier was applied since.
+ * `appliedSince`: whether the webhook applied any record of the stream since the
+ * {@link waitingRecord} was made (the caller asks the database only when there is one).
  */
 export function judgeTable(
   table: string,
@@ -78,6 +105,7 @@ export function judgeTable(
   gone: { shardId: string; frontier: HeldRecord; applied: boolean }[],
   previous: PreviousCheck | undefined,
   timing: CheckTiming,
+  appliedSince?: boolean,
 ): TableVerdict {
   const { now, retentionMs, maxIntervalMs, lagLimitMs } = timing;
   const atRiskBefore = now - (retentionMs - maxIntervalMs);
@@ -140,36 +168,28 @@ export function judgeTable(
       cover(atRiskBefore);
     }
   }
-  // A stream nothing delivers: none of its records seen applied (no shard has a `through`,
-  // this run or the last, nor a record applied in a page this run read: after a frontier
-  // the mapping gave up on, say), and one has waited since the last run, past the lag line.
-  // So the Lambda's mapping is missing, disabled or failing on every batch. A mapping is
-  // made for one stream ARN and never follows a new one ("to change the stream itself, you
+  // A stream nothing delivers: a record has waited past the lag line, the last run found it
+  // waiting too, and no record of the stream has been applied since it was made (the
+  // webhook's notes, `appliedSince`). A mapping that delivers would have applied later
+  // records within its maximum record age, the waiting one given up to its on-failure
+  // queue; so the mapping is missing, disabled or failing on every batch, and its
+  // iterator-age alarm, fed by a mapping that polls, sees nothing of it. A mapping is made
+  // for one stream ARN and never follows a new one ("to change the stream itself, you
   // must create a new mapping": the API reference of UpdateEventSourceMapping,
   // https://docs.aws.amazon.com/lambda/latest/dg/API_UpdateEventSourceMapping.html, as it
   // read; Terraform replaces a mapping whose `event_source_arn` changes), so a replaced
-  // stream waits for `terraform apply`, and no alarm of the old mapping sees it. A
-  // backfill since the lag line heals what waited until then: while nothing delivers the
-  // stream, one whenever the last is more than 2 h old.
-  const sameStream = previous?.streamArn === streamArn;
-  const everApplied = findings.some((f) => f.state.through || f.sawApplied) ||
-    (sameStream && Object.values(previous!.shards).some((s) => s.through));
-  const waiting = sameStream && !everApplied
-    ? findings
-      .filter((f) =>
-        f.state.frontier && previous!.shards[f.shardId]?.frontier?.seq === f.state.frontier.seq &&
-        Date.parse(f.state.frontier.created_at) < lagLine
-      )
-      .sort((a, b) => a.state.frontier!.created_at.localeCompare(b.state.frontier!.created_at))[0]
-    : undefined;
-  if (waiting) {
-    const { seq, created_at } = waiting.state.frontier!;
+  // stream waits for `terraform apply`. A backfill since the lag line heals what waited
+  // until then: while nothing delivers the stream, one whenever the last is more than 2 h
+  // old.
+  const waiting = waitingRecord(streamArn, findings, previous, timing);
+  if (waiting && appliedSince === false) {
     problems.push(
-      `none of the stream's records the check sees was applied, and record ${seq} of shard ` +
-        `${waiting.shardId} (created ${created_at}) was waiting at the last check too: nothing ` +
-        `delivers this stream (is the Lambda's event source mapping made for it, and enabled? ` +
-        `A mapping never follows a new stream: after a stream is replaced, terraform apply ` +
-        `makes one for it)`,
+      `no record of the stream has been applied since record ${waiting.seq} of shard ` +
+        `${waiting.shardId} (created ${iso(waiting.createdAt)}), which the last check found ` +
+        `waiting too: nothing delivers this stream (is the Lambda's event source mapping made ` +
+        `for it, and enabled? A mapping never follows a new stream: after a stream is ` +
+        `replaced, terraform apply makes one for it. On a quiet table, the mapping may have ` +
+        `given that record up to its on-failure queue: see the dead-letter alarm)`,
     );
     cover(lagLine);
   }

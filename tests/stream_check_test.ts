@@ -30,6 +30,7 @@ import {
   stack,
 } from "./stack_clients.ts";
 import { startStreamPoller } from "./stream_poller.ts";
+import { streamAppliedSince } from "../functions-shared/stream_check_db.ts";
 
 const SOURCE = "firespring-backdoor-segments-dev";
 const TARGET = "firespring_segments";
@@ -233,6 +234,21 @@ Deno.test("a replaced stream: the mapping stays on the old one until made again;
     for (const id of ids) {
       await db.send(new DeleteItemCommand({ TableName: SOURCE, Key: { segment_id: { S: id } } }));
     }
+    await sql.end();
+  }
+});
+
+Deno.test("the webhook's notes say whether any record of a stream was applied since a moment", async () => {
+  const sql = connectDb();
+  const arn = `arn:aws:dynamodb:ddblocal:000000000000:table/x/stream/notes-${crypto.randomUUID()}`;
+  try {
+    await sql`insert into sync.stream_batches_applied (stream_arn, span, sequence_numbers)
+              values (${arn}, numrange(1, 2, '[]'), '{1,2}')`;
+    assert.equal(await streamAppliedSince(sql, arn, Date.now() - 60_000), true);
+    assert.equal(await streamAppliedSince(sql, arn, Date.now() + 60_000), false, "not since");
+    assert.equal(await streamAppliedSince(sql, `${arn}-other`, Date.now() - 60_000), false);
+  } finally {
+    await sql`delete from sync.stream_batches_applied where stream_arn = ${arn}`;
     await sql.end();
   }
 });

@@ -1,0 +1,52 @@
+/**
+ * What `stream-check` reads of the database (functions-shared/stream_check_run.ts): the
+ * previous run of a table, which of a stream's records the webhook applied, and whether
+ * it applied any since a moment (`sync.stream_checks`, `sync.stream_batches_applied`).
+ *
+ * @module
+ */
+
+import type postgres from "postgres";
+import type { AppliedLookup, ShardState } from "./stream_check.ts";
+import type { PreviousCheck } from "./stream_verdict.ts";
+
+/** What the previous run of `table` left, if it ran. */
+export async function previousCheck(
+  sql: postgres.Sql,
+  table: string,
+): Promise<PreviousCheck | undefined> {
+  const [row] = await sql`select stream_arn, checked_at, shards from sync.stream_checks
+                          where target_table = ${table}`;
+  if (!row) return undefined;
+  return {
+    streamArn: row.stream_arn,
+    checkedAt: new Date(row.checked_at).getTime(),
+    shards: row.shards as Record<string, ShardState>,
+  };
+}
+
+/** Which of a batch of sequence numbers of `streamArn` the webhook applied. */
+export function appliedLookup(sql: postgres.Sql, streamArn: string): AppliedLookup {
+  return async (seqs) => {
+    if (seqs.length === 0) return new Set();
+    const [row] = await sql`select sync.stream_records_applied_of(${streamArn}, ${seqs}) as s`;
+    return new Set(row.s as string[]);
+  };
+}
+
+/**
+ * Whether the webhook applied any record of the stream since `sinceMs` (its notes,
+ * `sync.stream_batches_applied`, by their time: the index on `applied_at` bounds the read
+ * to the notes since then).
+ */
+export async function streamAppliedSince(
+  sql: postgres.Sql,
+  streamArn: string,
+  sinceMs: number,
+): Promise<boolean> {
+  const since = new Date(sinceMs);
+  const [row] = await sql`
+    select exists (select from sync.stream_batches_applied
+                   where applied_at >= ${since} and stream_arn = ${streamArn}) as applied`;
+  return row.applied === true;
+}
