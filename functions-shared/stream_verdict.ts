@@ -9,8 +9,8 @@
  *   heals it, as a backfill reads every item as it is when its Scan runs);
  * - **unwatched**: the previous run is longer ago than that gap, so records may have been
  *   trimmed unseen (or the stream was replaced, or a shard could not be read far enough);
- * - **undelivered**: none of the stream's records the check sees was applied, and one has
- *   waited past {@link DELIVERY_LAG_LIMIT_MS}, seen by two runs: no mapping delivers it.
+ * - **undelivered**: a record has waited past {@link DELIVERY_LAG_LIMIT_MS}, seen by two
+ *   runs, and no record of the stream was applied since it was made: nothing delivers it.
  * Together these leave no gap: a record trimmed before it was applied was, at the run
  * before its trimming (at most `maxIntervalMs` earlier), the frontier or after it, and
  * older than the at-risk line. Its first run on a table takes the stream as it finds it.
@@ -39,11 +39,11 @@ export const STREAM_RETENTION_MS = 24 * 3600_000;
 /** The job runs hourly; two missed ticks are tolerated. */
 export const MAX_CHECK_INTERVAL_MS = 3 * 3600_000;
 /**
- * Two hours: how long a stream's first records may wait, unapplied, before the check takes
- * it that nothing delivers the stream. A mapping made for a stream delivers its first
- * batch within seconds, or gives up on it after its maximum record age (an hour as
- * deployed: infrastructure/terraform/modules/stream-sync) and goes on; one record seen
- * applied (a dead letter of the webhook's included) and the stream counts as delivered.
+ * Two hours: how long a record may wait, unapplied, with nothing of its stream applied
+ * since, before the check takes it that nothing delivers the stream. A mapping that
+ * delivers applies later records within its maximum record age (an hour as deployed:
+ * infrastructure/terraform/modules/stream-sync), giving a failing batch up to its
+ * on-failure queue; a dead letter of the webhook's counts as applied.
  */
 export const DELIVERY_LAG_LIMIT_MS = 2 * 3600_000;
 
