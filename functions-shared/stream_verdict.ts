@@ -28,8 +28,8 @@ export interface CheckTiming {
   /** The longest gap between two runs that the check vouches across. */
   maxIntervalMs: number;
   /**
-   * How long a stream's records may wait, none of them ever applied, before the stream
-   * counts as undelivered: {@link DELIVERY_LAG_LIMIT_MS}.
+   * How long a record may wait, with nothing of its stream applied since, before the
+   * stream counts as undelivered: {@link DELIVERY_LAG_LIMIT_MS}.
    */
   lagLimitMs: number;
 }
