@@ -91,6 +91,8 @@ export interface ShardFinding {
    * mapping gave the frontier's batch up, to its on-failure queue, and went on).
    */
   sawApplied?: boolean;
+  /** The frontier's page holds records after it: more than the frontier waits. */
+  moreAfterFrontier?: boolean;
 }
 
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -150,6 +152,7 @@ export async function checkShard(
       lastSeenAt = record.createdAt;
       if (!done.has(record.seq)) {
         finding.state.frontier = { seq: record.seq, created_at: iso(record.createdAt) };
+        finding.moreAfterFrontier = record !== records[records.length - 1];
         return finding;
       }
       finding.state.through = record.seq;

@@ -36,8 +36,9 @@ export function appliedLookup(sql: postgres.Sql, streamArn: string): AppliedLook
 
 /**
  * Whether the webhook applied any record of the stream since `sinceMs` (its notes,
- * `sync.stream_batches_applied`, by their time: the index on `applied_at` bounds the read
- * to the notes since then).
+ * `sync.stream_batches_applied`): the index on `applied_at` reads the notes of every
+ * stream since then, about an hour's (the last check's time), each checked for the
+ * stream. Asked only for a record that waits (stream_verdict.ts, `waitingRecord`).
  */
 export async function streamAppliedSince(
   sql: postgres.Sql,

@@ -111,7 +111,7 @@ export async function checkTable(
     // Asked only when a record has waited past the lag line (stream_verdict.ts).
     const waiting = waitingRecord(streamArn, findings, previous, timing);
     const appliedSince = waiting
-      ? await streamAppliedSince(sql, streamArn, waiting.createdAt)
+      ? await streamAppliedSince(sql, streamArn, waiting.askSince)
       : undefined;
     verdict = judgeTable(table, streamArn, findings, gone, previous, timing, appliedSince);
   }

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import type postgres from "postgres";
 import { RunGate } from "./run_gate.ts";
+import type { StreamReader } from "./stream_check.ts";
 import { handleStreamCheckRequest, type StreamCheckDeps } from "./stream_check_run.ts";
 
 const KEY = "sb_secret_test";
@@ -149,4 +150,49 @@ Deno.test("a table without a stream is a problem: its changes are not captured",
   assert.equal(line.backfillJobId, 12);
   const recorded = db.statements.find((s) => s.text.includes("record_stream_check"))!;
   assert.equal(recorded.values[3], line.problem);
+});
+
+Deno.test("a record that waits is asked about since the last check; nothing applied since makes the problem", async () => {
+  const HOUR = 3600_000;
+  const now = Date.parse("2026-11-28T12:00:00Z");
+  const checkedAt = new Date(now - HOUR);
+  const arn = "arn:aws:dynamodb:us-east-1:1:table/firespring-backdoor-segments-dev/stream/1";
+  const record = (seq: string, hours: number) => ({ seq, createdAt: now - hours * HOUR });
+  const db = fakeSql((text) => {
+    if (text.includes("from sync.stream_checks where target_table")) {
+      const frontier = { seq: "100", created_at: new Date(now - 3 * HOUR).toISOString() };
+      return [{ stream_arn: arn, checked_at: checkedAt, shards: { s1: { frontier } } }];
+    }
+    if (text.includes("stream_records_applied_of")) return [{ s: [] }];
+    if (text.includes("from sync.stream_batches_applied")) return [{ applied: false }];
+    if (text.includes("sync.record_stream_check")) return [{ job: 7 }];
+    return [];
+  });
+  let reads = 0;
+  const reader: StreamReader = {
+    shards: () => Promise.resolve([{ id: "s1", closed: false }]),
+    iterator: () => Promise.resolve("it"),
+    read: () =>
+      Promise.resolve(
+        reads++ === 0
+          ? { records: [record("100", 3), record("101", 2.5)], next: "it" }
+          : { records: [], next: "it" },
+      ),
+  };
+  const response = await handleStreamCheckRequest(
+    post('{"tables": ["firespring_segments"]}'),
+    deps({
+      sql: db.sql,
+      streamArnOf: () => Promise.resolve(arn),
+      readerOf: () => reader,
+      now: () => now,
+    }),
+  );
+  const body = await response.json();
+  assert.equal(response.status, 200, JSON.stringify(body));
+  assert.match(body.checked[0].problem, /record 100 of shard s1 .* nothing delivers this stream/);
+  assert.equal(body.checked[0].backfillJobId, 7);
+  const asked = db.statements.find((s) => s.text.includes("from sync.stream_batches_applied"));
+  assert.equal((asked!.values[0] as Date).getTime(), checkedAt.getTime(), "since the last check");
+  assert.equal(asked!.values[1], arn);
 });

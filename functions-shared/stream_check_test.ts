@@ -172,24 +172,34 @@ async function waiting(
     timing,
     record ? appliedSince : undefined,
   );
-  return { ...verdict, asked: record !== undefined };
+  return { ...verdict, asked: record !== undefined, askSince: record?.askSince };
 }
 const frontierAt = (seq: string, hours: number): ShardState => ({
   frontier: { seq, created_at: new Date(NOW - hours * HOUR).toISOString() },
 });
 
 Deno.test("a record waiting past the lag limit, seen by the last check, nothing of the stream applied since: a problem", async () => {
-  // A stream never delivered (a replaced stream, its mapping not made yet).
+  // A stream never delivered (a replaced stream, its mapping not made yet), records
+  // waiting after the oldest.
   const never = await waiting([3, 2.5, 1], [], frontierAt("100", 3));
   assert.match(
     never.problem!,
-    /^firespring_actions: lost-record check of arn:.*: no record of the stream has been applied since record 100 of shard s1 \(created 2026-11-28T09:00:00.000Z\), which the last check found waiting too: nothing delivers this stream \(is the Lambda's event source mapping made for it, and enabled\? A mapping never follows a new stream: after a stream is replaced, terraform apply makes one for it\. On a quiet table, the mapping may have given that record up to its on-failure queue: see the dead-letter alarm\)$/,
+    /^firespring_actions: lost-record check of arn:.*: record 100 of shard s1 \(created 2026-11-28T09:00:00.000Z\) was waiting at the last check too, and no record of the stream has been applied since: nothing delivers this stream \(is the Lambda's event source mapping made for it, and enabled\? A mapping never follows a new stream: after a stream is replaced, terraform apply makes one for it\. On a quiet table, the mapping may have given that record up to its on-failure queue: see the dead-letter alarm\)$/,
   );
-  // What waited until the lag line: a backfill since then heals it.
+  // What waited until the lag line: a backfill since then heals it (one each 2 h while
+  // nothing delivers the stream).
   assert.equal(never.coversUntil, NOW - 2 * HOUR);
+  // The notes are asked about since the last check, which already saw it waiting: a batch
+  // committed just after the record was made must not count for ever.
+  assert.equal(never.askSince, NOW - HOUR);
   // A stream delivered before, its mapping disabled since: caught at 2 h, not 21.
   const stopped = await waiting([5, 3, 1], ["100"], { through: "100", ...frontierAt("101", 3) });
-  assert.match(stopped.problem!, /no record of the stream has been applied since record 101/);
+  assert.match(stopped.problem!, /record 101 of shard s1 .* no record of the stream has been/);
+  // Nothing after it (a quiet table, or a record given up to the on-failure queue): one
+  // backfill since the record heals it, not one each 2 h.
+  const alone = await waiting([3], [], frontierAt("100", 3));
+  assert.match(alone.problem!, /nothing delivers this stream/);
+  assert.equal(alone.coversUntil, NOW - 3 * HOUR);
 });
 
 Deno.test("a delivered stream, a young record, a first look or a new stream is not undelivered", async () => {

@@ -66,17 +66,32 @@ export interface PreviousCheck {
   shards: Record<string, ShardState>;
 }
 
+/** A record the undelivered rule asks the webhook's notes about. */
+export interface WaitingRecord {
+  shardId: string;
+  seq: string;
+  createdAt: number;
+  /** Records wait after it in its shard (its page held more). */
+  more: boolean;
+  /**
+   * Since when to ask whether anything of the stream was applied: the last run's time, when
+   * it already saw the record waiting (or the record's own, if later). A batch committed
+   * just after the record was made must not count for ever.
+   */
+  askSince: number;
+}
+
 /**
  * The oldest record of the stream that has waited past the lag line and that the last
- * run found waiting too (a shard's frontier, unmoved), or undefined: what the
- * undelivered rule asks the webhook's notes about.
+ * run found waiting too (a shard's frontier, unmoved), in a shard whose read saw nothing
+ * applied, or undefined: what the undelivered rule asks the webhook's notes about.
  */
 export function waitingRecord(
   streamArn: string,
   findings: ShardFinding[],
   previous: PreviousCheck | undefined,
   timing: CheckTiming,
-): { shardId: string; seq: string; createdAt: number } | undefined {
+): WaitingRecord | undefined {
   if (previous?.streamArn !== streamArn) return undefined;
   const lagLine = timing.now - timing.lagLimitMs;
   const waiting = findings
@@ -85,7 +100,15 @@ export function waitingRecord(
       const frontier = f.state.frontier;
       if (!frontier || previous.shards[f.shardId]?.frontier?.seq !== frontier.seq) return [];
       const createdAt = Date.parse(frontier.created_at);
-      return createdAt < lagLine ? [{ shardId: f.shardId, seq: frontier.seq, createdAt }] : [];
+      if (createdAt >= lagLine) return [];
+      const askSince = Math.max(createdAt, previous.checkedAt);
+      return [{
+        shardId: f.shardId,
+        seq: frontier.seq,
+        createdAt,
+        askSince,
+        more: !!f.moreAfterFrontier,
+      }];
     })
     .sort((a, b) => a.createdAt - b.createdAt);
   return waiting[0];
@@ -96,7 +119,7 @@ export function waitingRecord(
  * records"). `gone` are shards of the previous run that the stream no longer lists, with
  * whether their frontier was applied since.
  * `appliedSince`: whether the webhook applied any record of the stream since the
- * {@link waitingRecord} was made (the caller asks the database only when there is one).
+ * {@link waitingRecord}'s `askSince` (the caller asks the database only when there is one).
  */
 export function judgeTable(
   table: string,
@@ -169,7 +192,7 @@ export function judgeTable(
     }
   }
   // A stream nothing delivers: a record has waited past the lag line, the last run found it
-  // waiting too, and no record of the stream has been applied since it was made (the
+  // waiting too, and no record of the stream has been applied since that run (the
   // webhook's notes, `appliedSince`). A mapping that delivers would have applied later
   // records within its maximum record age, the waiting one given up to its on-failure
   // queue; so the mapping is missing, disabled or failing on every batch, and its
@@ -178,20 +201,21 @@ export function judgeTable(
   // must create a new mapping": the API reference of UpdateEventSourceMapping,
   // https://docs.aws.amazon.com/lambda/latest/dg/API_UpdateEventSourceMapping.html, as it
   // read; Terraform replaces a mapping whose `event_source_arn` changes), so a replaced
-  // stream waits for `terraform apply`. A backfill since the lag line heals what waited
-  // until then: while nothing delivers the stream, one whenever the last is more than 2 h
-  // old.
+  // stream waits for `terraform apply`. With records waiting after it, a backfill since
+  // the lag line heals what waited until then: while nothing delivers the stream, one
+  // whenever the last is more than 2 h old. With none after it (a quiet table, or a record
+  // the mapping gave up to its on-failure queue), one backfill since the record heals it.
   const waiting = waitingRecord(streamArn, findings, previous, timing);
   if (waiting && appliedSince === false) {
     problems.push(
-      `no record of the stream has been applied since record ${waiting.seq} of shard ` +
-        `${waiting.shardId} (created ${iso(waiting.createdAt)}), which the last check found ` +
-        `waiting too: nothing delivers this stream (is the Lambda's event source mapping made ` +
+      `record ${waiting.seq} of shard ${waiting.shardId} (created ${iso(waiting.createdAt)}) ` +
+        `was waiting at the last check too, and no record of the stream has been applied ` +
+        `since: nothing delivers this stream (is the Lambda's event source mapping made ` +
         `for it, and enabled? A mapping never follows a new stream: after a stream is ` +
         `replaced, terraform apply makes one for it. On a quiet table, the mapping may have ` +
         `given that record up to its on-failure queue: see the dead-letter alarm)`,
     );
-    cover(lagLine);
+    cover(waiting.more ? lagLine : waiting.createdAt);
   }
   for (const g of gone) {
     if (g.applied) continue;
