@@ -202,6 +202,24 @@ Deno.test("a record waiting past the lag limit, seen by the last check, nothing 
   assert.equal(alone.coversUntil, NOW - 3 * HOUR);
 });
 
+Deno.test("the oldest waiting record of all shards is the one named; another shard's waiting makes it more", async () => {
+  const previous: PreviousCheck = {
+    streamArn: ARN,
+    checkedAt: NOW - HOUR,
+    shards: { s1: frontierAt("100", 3), s2: frontierAt("200", 4) },
+  };
+  const { reader } = fakeReader({ s1: shard([3]), s2: shard([4], 0, false, 200) });
+  const findings = [
+    await checkShard("s1", previous.shards.s1, reader, appliedOf([])),
+    await checkShard("s2", previous.shards.s2, reader, appliedOf([])),
+  ];
+  const record = waitingRecord(ARN, findings, previous, timing)!;
+  assert.deepEqual([record.shardId, record.seq, record.more], ["s2", "200", true]);
+  const verdict = judgeTable("t", ARN, findings, [], previous, timing, false);
+  assert.match(verdict.problem!, /record 200 of shard s2/);
+  assert.equal(verdict.coversUntil, NOW - 2 * HOUR, "each shard's one record: more than one");
+});
+
 Deno.test("a delivered stream, a young record, a first look or a new stream is not undelivered", async () => {
   // Records applied since the waiting one: the mapping delivers and gave that one up (the
   // on-failure queue), which the at-risk line covers at 21 h.

@@ -71,7 +71,7 @@ export interface WaitingRecord {
   shardId: string;
   seq: string;
   createdAt: number;
-  /** Records wait after it in its shard (its page held more). */
+  /** Records wait after it: in its shard (its page held more), or in another shard. */
   more: boolean;
   /**
    * Since when to ask whether anything of the stream was applied: the last run's time, when
@@ -111,7 +111,8 @@ export function waitingRecord(
       }];
     })
     .sort((a, b) => a.createdAt - b.createdAt);
-  return waiting[0];
+  // Other shards' records waiting too are more than the oldest alone.
+  return waiting[0] && { ...waiting[0], more: waiting[0].more || waiting.length > 1 };
 }
 
 /**
