@@ -28,7 +28,8 @@ import { bySourceTable } from "./table_registry.ts";
 import { ValueError } from "./dynamo_decoder.ts";
 import { serviceRoleProblem } from "./service_auth.ts";
 import { applyChanges, isDatabaseUnavailable } from "./sync_db.ts";
-import { attributeMapFromJson, streamRecordProblem } from "./webhook_envelope.ts";
+import { attributeMapFromJson } from "./attribute_binaries.ts";
+import { streamRecordProblem } from "./webhook_envelope.ts";
 
 /** Which dead letters to replay: by id, by target table, or (neither) all open ones. */
 export interface ReplayFilter {

@@ -20,7 +20,7 @@ import { createHash } from "node:crypto";
 import type { AttributeValue } from "@aws-sdk/client-dynamodb";
 import { ValueError } from "./dynamo_decoder.ts";
 import type { ExportDataFile } from "./export_manifest.ts";
-import { attributeMapFromJson } from "./webhook_envelope.ts";
+import { attributeMapFromJson } from "./attribute_binaries.ts";
 
 /** A page of a data file's items. */
 export interface ExportPage {

@@ -29,7 +29,8 @@ import {
   type Position,
 } from "./transform.ts";
 import { readStreamArn } from "./stream_arn.ts";
-import { attributeMapFromJson, type StreamRecord } from "./webhook_envelope.ts";
+import { attributeMapFromJson } from "./attribute_binaries.ts";
+import type { StreamRecord } from "./webhook_envelope.ts";
 
 /** A record that could not be mapped (or applied), kept whole. */
 export interface DeadLetter {
