@@ -95,7 +95,8 @@ export interface ShardFinding {
   moreAfterFrontier?: boolean;
 }
 
-const iso = (ms: number) => new Date(ms).toISOString();
+/** A time as ISO 8601 text, as the check stores and names it. */
+export const iso = (ms: number): string => new Date(ms).toISOString();
 
 /**
  * Reads one shard from where the previous run left it; finds its frontier. A `closed`

@@ -109,11 +109,12 @@ export async function checkTable(
       gone.push({ shardId, frontier, applied: (await applied([frontier.seq])).size > 0 });
     }
     // Asked only when a record has waited past the lag line (stream_verdict.ts).
-    const waiting = waitingRecord(streamArn, findings, previous, timing);
-    const appliedSince = waiting
-      ? await streamAppliedSince(sql, streamArn, waiting.askSince)
-      : undefined;
-    verdict = judgeTable(table, streamArn, findings, gone, previous, timing, appliedSince);
+    const record = waitingRecord(streamArn, findings, previous, timing);
+    const waiting = record && {
+      record,
+      appliedSince: await streamAppliedSince(sql, streamArn, record.askSince),
+    };
+    verdict = judgeTable(table, streamArn, findings, gone, previous, timing, waiting);
   }
   const [row] = await sql`select sync.record_stream_check(
       ${table}, ${streamArn ?? null}, ${JSON.stringify(verdict.shards)}::text::jsonb,

@@ -170,7 +170,7 @@ async function waiting(
     [],
     previous,
     timing,
-    record ? appliedSince : undefined,
+    record && { record, appliedSince },
   );
   return { ...verdict, asked: record !== undefined, askSince: record?.askSince };
 }
@@ -215,7 +215,10 @@ Deno.test("the oldest waiting record of all shards is the one named; another sha
   ];
   const record = waitingRecord(ARN, findings, previous, timing)!;
   assert.deepEqual([record.shardId, record.seq, record.more], ["s2", "200", true]);
-  const verdict = judgeTable("t", ARN, findings, [], previous, timing, false);
+  const verdict = judgeTable("t", ARN, findings, [], previous, timing, {
+    record,
+    appliedSince: false,
+  });
   assert.match(verdict.problem!, /record 200 of shard s2/);
   assert.equal(verdict.coversUntil, NOW - 2 * HOUR, "each shard's one record: more than one");
 });

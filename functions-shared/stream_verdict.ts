@@ -18,7 +18,7 @@
  * @module
  */
 
-import type { HeldRecord, ShardFinding, ShardState } from "./stream_check.ts";
+import { type HeldRecord, iso, type ShardFinding, type ShardState } from "./stream_check.ts";
 
 /** The timing the check relies on. */
 export interface CheckTiming {
@@ -46,8 +46,6 @@ export const MAX_CHECK_INTERVAL_MS = 3 * 3600_000;
  * on-failure queue; a dead letter of the webhook's counts as applied.
  */
 export const DELIVERY_LAG_LIMIT_MS = 2 * 3600_000;
-
-const iso = (ms: number) => new Date(ms).toISOString();
 
 /** The verdict of one run on one table. */
 export interface TableVerdict {
@@ -119,8 +117,8 @@ export function waitingRecord(
  * Judges one table from its shards' findings (docs/sync-semantics.md, "Lost stream
  * records"). `gone` are shards of the previous run that the stream no longer lists, with
  * whether their frontier was applied since.
- * `appliedSince`: whether the webhook applied any record of the stream since the
- * {@link waitingRecord}'s `askSince` (the caller asks the database only when there is one).
+ * `waiting`: the stream's {@link waitingRecord}, if any, with whether the webhook applied
+ * any record of the stream since its `askSince` (the caller asks the database only then).
  */
 export function judgeTable(
   table: string,
@@ -129,7 +127,7 @@ export function judgeTable(
   gone: { shardId: string; frontier: HeldRecord; applied: boolean }[],
   previous: PreviousCheck | undefined,
   timing: CheckTiming,
-  appliedSince?: boolean,
+  waiting?: { record: WaitingRecord; appliedSince: boolean },
 ): TableVerdict {
   const { now, retentionMs, maxIntervalMs, lagLimitMs } = timing;
   const atRiskBefore = now - (retentionMs - maxIntervalMs);
@@ -194,7 +192,7 @@ export function judgeTable(
   }
   // A stream nothing delivers: a record has waited past the lag line, the last run found it
   // waiting too, and no record of the stream has been applied since that run (the
-  // webhook's notes, `appliedSince`). A mapping that delivers would have applied later
+  // webhook's notes, `waiting.appliedSince`). A mapping that delivers would have applied later
   // records within its maximum record age, the waiting one given up to its on-failure
   // queue; so the mapping is missing, disabled or failing on every batch, and its
   // iterator-age alarm, fed by a mapping that polls, sees nothing of it. A mapping is made
@@ -206,17 +204,17 @@ export function judgeTable(
   // the lag line heals what waited until then: while nothing delivers the stream, one
   // whenever the last is more than 2 h old. With none after it (a quiet table, or a record
   // the mapping gave up to its on-failure queue), one backfill since the record heals it.
-  const waiting = waitingRecord(streamArn, findings, previous, timing);
-  if (waiting && appliedSince === false) {
+  if (waiting && !waiting.appliedSince) {
+    const { record } = waiting;
     problems.push(
-      `record ${waiting.seq} of shard ${waiting.shardId} (created ${iso(waiting.createdAt)}) ` +
+      `record ${record.seq} of shard ${record.shardId} (created ${iso(record.createdAt)}) ` +
         `was waiting at the last check too, and no record of the stream has been applied ` +
         `since: nothing delivers this stream (is the Lambda's event source mapping made ` +
         `for it, and enabled? A mapping never follows a new stream: after a stream is ` +
         `replaced, terraform apply makes one for it. On a quiet table, the mapping may have ` +
         `given that record up to its on-failure queue: see the dead-letter alarm)`,
     );
-    cover(waiting.more ? lagLine : waiting.createdAt);
+    cover(record.more ? lagLine : record.createdAt);
   }
   for (const g of gone) {
     if (g.applied) continue;

@@ -42,6 +42,24 @@ interface Report {
   error?: string;
 }
 
+type Dynamo = ReturnType<typeof dynamo>;
+const putSegment = (db: Dynamo, id: string) =>
+  db.send(new PutItemCommand({ TableName: SOURCE, Item: { segment_id: { S: id } } }));
+async function deleteSegments(db: Dynamo, ids: string[]): Promise<void> {
+  for (const id of ids) {
+    await db.send(new DeleteItemCommand({ TableName: SOURCE, Key: { segment_id: { S: id } } }));
+  }
+}
+/** Turns the table's stream on (a new stream, when it was off). */
+async function streamOn(db: Dynamo): Promise<void> {
+  await db.send(
+    new UpdateTableCommand({
+      TableName: SOURCE,
+      StreamSpecification: { StreamEnabled: true, StreamViewType: "NEW_AND_OLD_IMAGES" },
+    }),
+  );
+}
+
 async function check(): Promise<Report> {
   const response = await callFunction("stream-check", {
     method: "POST",
@@ -70,8 +88,7 @@ Deno.test("the lost-record check: applied records pass; trimmed unapplied ones m
   const ids = ["applied", "lost-1", "lost-2"].map((n) => `${marker}-${n}`);
   const { Table } = await db.send(new DescribeTableCommand({ TableName: SOURCE }));
   const streamArn = Table!.LatestStreamArn!;
-  const put = (id: string) =>
-    db.send(new PutItemCommand({ TableName: SOURCE, Item: { segment_id: { S: id } } }));
+  const put = (id: string) => putSegment(db, id);
   try {
     // A first run on the table takes the stream as it finds it.
     await sql`delete from sync.stream_checks where target_table = ${TARGET}`;
@@ -148,9 +165,7 @@ Deno.test("the lost-record check: applied records pass; trimmed unapplied ones m
     await trim(streamArn, null);
     // The poller runs again whatever happened, or every later stream test would wait.
     await startStreamPoller();
-    for (const id of ids) {
-      await db.send(new DeleteItemCommand({ TableName: SOURCE, Key: { segment_id: { S: id } } }));
-    }
+    await deleteSegments(db, ids);
     await sql.end();
   }
 });
@@ -160,8 +175,7 @@ Deno.test("a replaced stream: the mapping stays on the old one until made again;
   const db = dynamo("us-east-1");
   const marker = `replaced-${crypto.randomUUID()}`;
   const ids = [`${marker}-before`, `${marker}-during`, `${marker}-after`];
-  const put = (id: string) =>
-    db.send(new PutItemCommand({ TableName: SOURCE, Item: { segment_id: { S: id } } }));
+  const put = (id: string) => putSegment(db, id);
   const rowsOf = async () =>
     (await sql`select segment_id from public.firespring_segments
                where segment_id in ${sql(ids)} order by segment_id`).map((r) => r.segment_id);
@@ -180,12 +194,7 @@ Deno.test("a replaced stream: the mapping stays on the old one until made again;
     await db.send(
       new UpdateTableCommand({ TableName: SOURCE, StreamSpecification: { StreamEnabled: false } }),
     );
-    await db.send(
-      new UpdateTableCommand({
-        TableName: SOURCE,
-        StreamSpecification: { StreamEnabled: true, StreamViewType: "NEW_AND_OLD_IMAGES" },
-      }),
-    );
+    await streamOn(db);
     const { Table: now } = await db.send(new DescribeTableCommand({ TableName: SOURCE }));
     const after = now!.LatestStreamArn!;
     assert.notEqual(after, before, "a new stream");
@@ -222,18 +231,11 @@ Deno.test("a replaced stream: the mapping stays on the old one until made again;
     // stream test of this table (on this stack) would wait.
     const { Table: last } = await db.send(new DescribeTableCommand({ TableName: SOURCE }));
     if (last?.StreamSpecification?.StreamEnabled !== true) {
-      await db.send(
-        new UpdateTableCommand({
-          TableName: SOURCE,
-          StreamSpecification: { StreamEnabled: true, StreamViewType: "NEW_AND_OLD_IMAGES" },
-        }),
-      );
+      await streamOn(db);
     }
     await stopDetached("stream_poller");
     await startStreamPoller();
-    for (const id of ids) {
-      await db.send(new DeleteItemCommand({ TableName: SOURCE, Key: { segment_id: { S: id } } }));
-    }
+    await deleteSegments(db, ids);
     await sql.end();
   }
 });
