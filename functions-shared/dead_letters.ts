@@ -14,7 +14,6 @@
  */
 
 import type postgres from "postgres";
-import { z } from "zod";
 import { errorResponse, json, methodNotAllowed } from "./http.ts";
 import {
   mapDirect,
@@ -30,6 +29,7 @@ import { serviceRoleProblem } from "./service_auth.ts";
 import { applyChanges, isDatabaseUnavailable } from "./sync_db.ts";
 import { attributeMapFromJson } from "./attribute_binaries.ts";
 import { streamRecordProblem } from "./webhook_envelope.ts";
+import { listOf, nonEmptyText, positiveInteger, problemText, strictObject } from "./json_shape.ts";
 
 /** Which dead letters to replay: by id, by target table, or (neither) all open ones. */
 export interface ReplayFilter {
@@ -182,9 +182,9 @@ export async function replayDeadLetters(
   }) as ReplayResult;
 }
 
-const FilterSchema = z.strictObject({
-  ids: z.array(z.number().int().positive()).optional(),
-  table: z.string().min(1).optional(),
+const filterProblem = strictObject({
+  ids: { check: listOf(positiveInteger), optional: true },
+  table: { check: nonEmptyText, optional: true },
 });
 
 /** The HTTP endpoint: service role key, a JSON filter, the {@link ReplayResult} back. */
@@ -198,15 +198,10 @@ export async function handleReplayRequest(
   let filter: ReplayFilter;
   try {
     const text = await req.text();
-    const parsed = FilterSchema.safeParse(text.trim() === "" ? {} : JSON.parse(text));
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0];
-      return errorResponse(
-        400,
-        `malformed filter at ${issue.path.join(".") || "(the body)"}: ${issue.message}`,
-      );
-    }
-    filter = parsed.data;
+    const parsed: unknown = text.trim() === "" ? {} : JSON.parse(text);
+    const problem = filterProblem(parsed, []);
+    if (problem) return errorResponse(400, `malformed filter at ${problemText(problem)}`);
+    filter = parsed as ReplayFilter;
   } catch (error) {
     return errorResponse(400, `body is not valid JSON: ${(error as Error).message}`);
   }

@@ -27,7 +27,6 @@
  * @module
  */
 
-import { z } from "zod";
 import { validateTable, type ValidatorDeps } from "./checksum_validator.ts";
 import { rereadCollapsedKeys } from "./collapsed_rereads.ts";
 import { recordedResult } from "./validator_result.ts";
@@ -36,19 +35,40 @@ import { pausedAt, type RunGate, whenAdmitted } from "./run_gate.ts";
 import { serviceRoleProblem } from "./service_auth.ts";
 import { isDatabaseUnavailable } from "./sync_db.ts";
 import { byTargetTable, TABLES } from "./table_registry.ts";
+import {
+  exactly,
+  isObject,
+  nonEmptyText,
+  positiveInteger,
+  strictObject,
+  trueOrFalse,
+} from "./json_shape.ts";
 
-const BodySchema = z.union([
-  z.strictObject({
-    table: z.string().min(1),
-    repair: z.boolean().optional(),
-    pagesPerRequest: z.number().int().positive().optional(),
+/** The three forms of a request's body: a new run, a run going on, the re-reads. */
+type Body =
+  | { table: string; repair?: boolean; pagesPerRequest?: number }
+  | { runId: number; pagesPerRequest?: number }
+  | { rereads: true };
+
+const BODY_FORMS = {
+  table: strictObject({
+    table: { check: nonEmptyText },
+    repair: { check: trueOrFalse, optional: true },
+    pagesPerRequest: { check: positiveInteger, optional: true },
   }),
-  z.strictObject({
-    runId: z.number().int().positive(),
-    pagesPerRequest: z.number().int().positive().optional(),
+  runId: strictObject({
+    runId: { check: positiveInteger },
+    pagesPerRequest: { check: positiveInteger, optional: true },
   }),
-  z.strictObject({ rereads: z.literal(true) }),
-]);
+  rereads: strictObject({ rereads: { check: exactly(true) } }),
+};
+
+/** The body, if it has one of the three forms (told apart by their first key). */
+function parseBody(json: unknown): Body | undefined {
+  if (!isObject(json)) return undefined;
+  const form = "rereads" in json ? "rereads" : "runId" in json ? "runId" : "table";
+  return BODY_FORMS[form](json, []) === undefined ? json as Body : undefined;
+}
 
 /** What the endpoint needs besides the validator's own dependencies. */
 export interface EndpointDeps extends ValidatorDeps {
@@ -75,16 +95,16 @@ export async function handleValidatorRequest(req: Request, deps: EndpointDeps): 
   if (req.method !== "POST") return methodNotAllowed("POST");
   const problem = serviceRoleProblem(req, deps.serviceRoleKey);
   if (problem) return errorResponse(401, problem);
-  let body: z.infer<typeof BodySchema>;
+  let body: Body;
   try {
-    const parsed = BodySchema.safeParse(JSON.parse(await req.text()));
-    if (!parsed.success) {
+    const parsed = parseBody(JSON.parse(await req.text()));
+    if (parsed === undefined) {
       return errorResponse(
         400,
         'malformed body: send {"table": "<target table>", "repair": false}',
       );
     }
-    body = parsed.data;
+    body = parsed;
   } catch (error) {
     return errorResponse(400, `body is not valid JSON: ${(error as Error).message}`);
   }

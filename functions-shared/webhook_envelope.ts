@@ -7,16 +7,25 @@
  * The Lambda's form is checked by hand, in one pass over each record
  * ({@link streamRecordProblem}): at a batch of 1,000 records, zod's object schemas were
  * a third of the handler's CPU (README, "Where the time goes": the webhook). The direct
- * form, a person's, keeps its zod schema.
+ * form, a person's, is checked by json_shape.ts.
  *
  * @module
  */
 
-import { z } from "zod";
 import type { AttributeValue } from "@aws-sdk/client-dynamodb";
 import { stringProblem } from "./dynamo_decoder.ts";
 import { isDynamoNumber, parseJsonExact } from "./dynamo_numbers.ts";
 import { attributeMapProblem } from "./webhook_attributes.ts";
+import {
+  anyObject,
+  described,
+  isObject,
+  nonEmptyText,
+  oneOf,
+  problemText,
+  type ShapeProblem,
+  strictObject,
+} from "./json_shape.ts";
 
 export { attributeMapProblem, attributeValueProblem } from "./webhook_attributes.ts";
 
@@ -39,28 +48,11 @@ export interface StreamRecord {
 }
 
 /** Where a problem is, and what it is. */
-export interface Problem {
-  path: (string | number)[];
-  message: string;
-}
+export type Problem = ShapeProblem;
 
 const EVENT_NAMES = new Set(["INSERT", "MODIFY", "REMOVE"]);
 const IMAGES = ["Keys", "NewImage", "OldImage"] as const;
 const SEQUENCE_NUMBER = /^\d{1,40}$/;
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value) &&
-    !isDynamoNumber(value);
-}
-
-/** What a value is, for a message: `a string`, `a list`, `nothing`... */
-function described(value: unknown): string {
-  if (value === undefined) return "nothing";
-  if (value === null) return "null";
-  if (Array.isArray(value)) return "a list";
-  if (isDynamoNumber(value)) return "a number";
-  return typeof value === "object" ? "an object" : `a ${typeof value}`;
-}
 
 /**
  * The first problem of a stream record (its fields in the order Lambda writes them), or
@@ -128,10 +120,10 @@ export function streamRecordProblem(
   return { record };
 }
 
-const DirectBodySchema = z.strictObject({
-  table: z.string().min(1),
-  action: z.enum(["UPSERT", "DELETE"]),
-  data: z.record(z.string(), z.unknown()),
+const directBodyProblem = strictObject({
+  table: { check: nonEmptyText },
+  action: { check: oneOf(["UPSERT", "DELETE"]) },
+  data: { check: anyObject },
 });
 
 /** The body of a webhook request, once parsed. */
@@ -141,8 +133,8 @@ export type WebhookBody =
 
 type Parsed = { ok: true; body: WebhookBody } | { ok: false; problem: string };
 
-function refused({ path, message }: Problem): Parsed {
-  return { ok: false, problem: `${path.length > 0 ? path.join(".") : "(the body)"}: ${message}` };
+function refused(problem: Problem): Parsed {
+  return { ok: false, problem: problemText(problem) };
 }
 
 /** The Lambda's form, `{"records": [...]}` and nothing else, checked in one pass. */
@@ -177,12 +169,18 @@ export function parseWebhookBody(json: unknown): Parsed {
   const isDirect = typeof json === "object" && json !== null && !Array.isArray(json) &&
     !("records" in json);
   if (!isDirect) return parseLambdaBody(json);
-  const result = DirectBodySchema.safeParse(json);
-  if (!result.success) {
-    const issue = result.error.issues[0];
-    return refused({ path: issue.path as (string | number)[], message: issue.message });
-  }
-  return { ok: true, body: { kind: "direct", ...result.data } };
+  const problem = directBodyProblem(json, []);
+  if (problem) return refused(problem);
+  const { table, action, data } = json as Record<string, unknown>;
+  return {
+    ok: true,
+    body: {
+      kind: "direct",
+      table: table as string,
+      action: action as "UPSERT" | "DELETE",
+      data: data as Record<string, unknown>,
+    },
+  };
 }
 
 /**

@@ -38,11 +38,11 @@ Deno.test("a function mapping a package to another version is named", () => {
   try {
     assert.deepEqual(configDrift(c.dir), []);
     c.edit(join(c.fn, "deno.json"), (json) => {
-      json.imports.zod = "npm:zod@3.25.0";
+      json.imports.postgres = "npm:postgres@3.4.0";
     });
     assert.deepEqual(configDrift(c.dir), [
-      "import-worker: deno.json maps zod to npm:zod@3.25.0, the repository's deno.json to " +
-      "npm:zod@4.6.7",
+      "import-worker: deno.json maps postgres to npm:postgres@3.4.0, the repository's " +
+      "deno.json to npm:postgres@3.4.9",
     ]);
   } finally {
     c.remove();
@@ -56,10 +56,11 @@ Deno.test("a function's lock resolving a package the repository's does not is na
       json.npm["left-pad@1.3.0"] = { integrity: "sha512-x" };
     });
     c.edit(join(c.dir, "deno.lock"), (json) => {
-      json.npm["zod@4.6.7"] = { integrity: "sha512-other" };
+      json.npm["postgres@3.4.9"] = { integrity: "sha512-other" };
     });
     assert.deepEqual(configDrift(c.dir), [
-      "import-worker: deno.lock's npm entry zod@4.6.7 is otherwise in the repository's deno.lock",
+      "import-worker: deno.lock's npm entry postgres@3.4.9 is otherwise in the repository's " +
+      "deno.lock",
       "import-worker: deno.lock's npm entry left-pad@1.3.0 is missing from the repository's " +
       "deno.lock",
     ]);
