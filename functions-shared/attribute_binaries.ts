@@ -7,7 +7,7 @@
  * @module
  */
 
-import type { AttributeValue } from "@aws-sdk/client-dynamodb";
+import type { AttributeValue } from "./dynamo_commands.ts";
 import { ValueError } from "./dynamo_decoder.ts";
 import { BASE64 } from "./webhook_attributes.ts";
 

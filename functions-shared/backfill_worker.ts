@@ -19,7 +19,7 @@
  */
 
 import type postgres from "postgres";
-import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import type { DynamoClient } from "./dynamo_http.ts";
 import type { CpuMeter } from "./cpu_meter.ts";
 import type { PacingDeps } from "./scan_pacing.ts";
 import { ScanLanes } from "./scan_lanes.ts";
@@ -44,7 +44,7 @@ export const CPU_PAGE_CEILING_MS = 1_700;
 /** What the worker needs. */
 export interface WorkerDeps {
   sql: postgres.Sql;
-  dynamo: (region: string) => DynamoDBClient;
+  dynamo: (region: string) => DynamoClient;
   /** Starts another run of the import-worker (an HTTP call to itself). */
   wake: () => Promise<void>;
   /**

@@ -38,7 +38,7 @@ import type { PacingDeps } from "./scan_pacing.ts";
 import type { CpuMeter } from "./cpu_meter.ts";
 import type { IsolatePages } from "./isolate_pages.ts";
 import type postgres from "postgres";
-import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import type { DynamoClient } from "./dynamo_http.ts";
 import type { TableSpec } from "./table_registry.ts";
 import { compareRanges, recheckLook } from "./validator_compare.ts";
 import { repairKeys } from "./validator_repair.ts";
@@ -60,7 +60,7 @@ export const MAX_KEYS_BY_KEY = 200;
 /** What the validator needs. */
 export interface ValidatorDeps {
   sql: postgres.Sql;
-  dynamo: (region: string) => DynamoDBClient;
+  dynamo: (region: string) => DynamoClient;
   segments?: number;
   /** Segments of a run scanned at once in one request (4; validator_source.ts). */
   segmentsAtOnce?: number;

@@ -1,28 +1,29 @@
 /**
- * The one way this project configures an AWS client of DynamoDB (or its Streams): the
- * Edge Functions, the local stack, the scripts and the tests all build theirs from
- * {@link awsClientConfig}, which reads the environment given: AWS_ACCESS_KEY_ID,
+ * The one way this project configures a client of DynamoDB (or its Streams): the Edge
+ * Functions and the scripts use {@link dynamoClients} (the repository's own client,
+ * dynamo_http.ts), the local stack and the tests build AWS SDK clients from
+ * {@link awsClientConfig}; both read the environment given: AWS_ACCESS_KEY_ID,
  * AWS_SECRET_ACCESS_KEY, optional AWS_SESSION_TOKEN, and DYNAMODB_ENDPOINT for the local
  * stack. Credentials are given explicitly when set: the SDK's default chain looks for
  * files an Edge Function lacks.
  *
- * Retries (`DYNAMO_MAX_ATTEMPTS`, the SDK's "standard" mode): up to 5 attempts in all for
- * throttling errors (ProvisionedThroughputExceededException, ThrottlingException, …) and
- * transient ones (HTTP 5xx such as InternalServerError, timeouts), none for the rest
- * (ValidationException, ResourceNotFoundException, …). Between attempts the SDK waits a
- * full-jitter exponential backoff, random × min(base × 2^i, 20 s), with a base of 1 s
- * after throttling and 50 ms otherwise, as AWS advises ("Error handling with DynamoDB",
- * error retries and exponential backoff); each retry also spends from the client's retry
- * quota (500; 5 per throttling retry, 14 per other), refilled by successes, so a client
- * facing a failing service stops retrying early rather than piling on. The last error
- * reaches the caller: the import-worker adds its own bounded rounds on top
+ * Retries (`DYNAMO_MAX_ATTEMPTS`, the SDK's "standard" mode, which dynamo_http.ts follows):
+ * up to 5 attempts in all for throttling errors (ProvisionedThroughputExceededException,
+ * ThrottlingException, …) and transient ones (HTTP 5xx such as InternalServerError, a
+ * failed connection), none for the rest (ValidationException, ResourceNotFoundException,
+ * …). Between attempts a full-jitter exponential backoff, random × min(base × 2^i, 20 s),
+ * with a base of 1 s after throttling and 50 ms otherwise, as AWS advises ("Error handling
+ * with DynamoDB", error retries and exponential backoff); each retry also spends from the
+ * client's retry quota (500; 5 per throttling retry, 14 per other), refilled by successes,
+ * so a client facing a failing service stops retrying early rather than piling on. The last
+ * error reaches the caller: the import-worker adds its own bounded rounds on top
  * (functions-shared/scan_pacing.ts). functions-shared/dynamo_client_test.ts proves the
  * attempt counts against a fake DynamoDB.
  *
  * @module
  */
 
-import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { DynamoClient } from "./dynamo_http.ts";
 
 /** Reads an environment variable (Deno's or, in Node, the process's). */
 export type EnvReader = (name: string) => string | undefined;
@@ -63,8 +64,8 @@ export function perRegion<T>(make: (region: string) => T): (region: string) => T
 }
 
 /** Returns a function that gives the (cached) DynamoDB client of a region. */
-export function dynamoClients(env: EnvReader): (region: string) => DynamoDBClient {
-  return perRegion((region) => new DynamoDBClient(awsClientConfig(env, region)));
+export function dynamoClients(env: EnvReader): (region: string) => DynamoClient {
+  return perRegion((region) => new DynamoClient(awsClientConfig(env, region)));
 }
 
 /** Why the write-back has no writer client: its own key is not set. */
@@ -78,7 +79,7 @@ export const NO_WRITER_KEY =
  * only UpdateItem of the mapped attributes) in place of the reader's, never falling back
  * to it; without that key, {@link NO_WRITER_KEY} for every region.
  */
-export function writerClients(env: EnvReader): (region: string) => DynamoDBClient | string {
+export function writerClients(env: EnvReader): (region: string) => DynamoClient | string {
   const accessKeyId = env("WRITE_BACK_AWS_ACCESS_KEY_ID")?.trim();
   const secretAccessKey = env("WRITE_BACK_AWS_SECRET_ACCESS_KEY")?.trim();
   if (!accessKeyId || !secretAccessKey) return () => NO_WRITER_KEY;
@@ -88,5 +89,5 @@ export function writerClients(env: EnvReader): (region: string) => DynamoDBClien
     if (name === "AWS_SESSION_TOKEN") return undefined;
     return env(name);
   };
-  return perRegion((region) => new DynamoDBClient(awsClientConfig(writerEnv, region)));
+  return perRegion((region) => new DynamoClient(awsClientConfig(writerEnv, region)));
 }

@@ -7,7 +7,7 @@
  * @module
  */
 
-import type { AttributeValue } from "@aws-sdk/client-dynamodb";
+import type { AttributeValue } from "./dynamo_commands.ts";
 import { DynamoNumber, isDynamoNumber, numberProblem } from "./dynamo_numbers.ts";
 
 /** A value of an item, as {@link fromDynamo} returns it. */

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import type { AttributeValue } from "@aws-sdk/client-dynamodb";
+import type { AttributeValue } from "./dynamo_commands.ts";
 import { dynamoType, fromDynamo, ValueError } from "./dynamo_decoder.ts";
 import { DynamoNumber } from "./dynamo_numbers.ts";
 

@@ -7,13 +7,39 @@
  * @module
  */
 
-import { marshall } from "@aws-sdk/util-dynamodb";
+import type { AttributeValue } from "./dynamo_commands.ts";
 import type { AttributeMap, DynamoItem } from "./dynamo_decoder.ts";
 import { compareDecimal, isDynamoNumber, numberJson } from "./dynamo_numbers.ts";
 
+/**
+ * Encodes a decoded value into DynamoDB JSON (numbers keep their text): the inverse of
+ * the decoder, members that are undefined left out.
+ */
+function toAttribute(value: unknown): AttributeValue {
+  if (value === null) return { NULL: true };
+  if (typeof value === "string") return { S: value };
+  if (typeof value === "boolean") return { BOOL: value };
+  if (typeof value === "number" || typeof value === "bigint") return { N: String(value) };
+  if (isDynamoNumber(value)) return { N: value.value };
+  if (value instanceof Uint8Array) return { B: value };
+  if (value instanceof Set) {
+    const members = [...value];
+    if (members.every((m) => typeof m === "string")) return { SS: members };
+    if (members.every((m) => m instanceof Uint8Array)) return { BS: members };
+    return { NS: members.map((m) => isDynamoNumber(m) ? m.value : String(m)) };
+  }
+  if (Array.isArray(value)) return { L: value.map(toAttribute) };
+  if (typeof value === "object") return { M: toDynamo(value as DynamoItem) };
+  throw new TypeError(`cannot encode ${typeof value} as a DynamoDB value`);
+}
+
 /** Encodes an item into DynamoDB JSON (numbers keep their text). */
 export function toDynamo(item: DynamoItem): AttributeMap {
-  return marshall(item, { removeUndefinedValues: true }) as AttributeMap;
+  const out: AttributeMap = {};
+  for (const [name, value] of Object.entries(item)) {
+    if (value !== undefined) out[name] = toAttribute(value);
+  }
+  return out;
 }
 
 /**

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import type { AttributeValue } from "@aws-sdk/client-dynamodb";
+import type { AttributeValue } from "./dynamo_commands.ts";
 import { fromDynamo } from "./dynamo_decoder.ts";
 import { bytesToBase64, encodeJson, encodeJsonSlowly, toDynamo } from "./dynamo_encoder.ts";
 import { compareDecimal, isDynamoNumber, numberJson } from "./dynamo_numbers.ts";

@@ -9,16 +9,25 @@
  * @module
  */
 
-import { NumberValueImpl } from "@aws-sdk/util-dynamodb";
+/**
+ * A DynamoDB number, kept as its exact decimal text (as the AWS SDK's `NumberValue`
+ * keeps it: `value`, and the text again from `toString` and `valueOf`).
+ */
+export class DynamoNumber {
+  constructor(readonly value: string) {}
 
-/** A DynamoDB number, kept as its exact decimal text. */
-export const DynamoNumber = NumberValueImpl;
-/** A DynamoDB number, kept as its exact decimal text. */
-export type DynamoNumber = InstanceType<typeof NumberValueImpl>;
+  toString(): string {
+    return this.value;
+  }
+
+  valueOf(): string {
+    return this.value;
+  }
+}
 
 /** Whether a value is a DynamoDB number. */
 export function isDynamoNumber(value: unknown): value is DynamoNumber {
-  return value instanceof NumberValueImpl;
+  return value instanceof DynamoNumber;
 }
 
 /** DynamoDB's numbers: up to 38 significant digits, magnitudes from 1E-130 to under 1E+126. */

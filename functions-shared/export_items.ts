@@ -17,7 +17,7 @@
  */
 
 import { createHash } from "node:crypto";
-import type { AttributeValue } from "@aws-sdk/client-dynamodb";
+import type { AttributeValue } from "./dynamo_commands.ts";
 import { ValueError } from "./dynamo_decoder.ts";
 import type { ExportDataFile } from "./export_manifest.ts";
 import { attributeMapFromJson } from "./attribute_binaries.ts";

@@ -12,7 +12,7 @@
  * @module
  */
 
-import { ScanCommand } from "@aws-sdk/client-dynamodb";
+import { ScanCommand } from "./dynamo_commands.ts";
 import { type PacingDeps, realPacing, ScanGaveUp, withBackoff } from "./scan_pacing.ts";
 import { isDatabaseUnavailable, lostToAnother } from "./sync_db.ts";
 import {

@@ -8,7 +8,8 @@
  */
 
 import type postgres from "postgres";
-import type { AttributeValue, DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import type { AttributeValue } from "./dynamo_commands.ts";
+import type { DynamoClient } from "./dynamo_http.ts";
 import type { CpuMeter } from "./cpu_meter.ts";
 import type { PacingDeps } from "./scan_pacing.ts";
 
@@ -91,7 +92,7 @@ export interface ScanPage {
 /** What the Scan needs. */
 export interface SegmentScanDeps {
   sql: postgres.Sql;
-  dynamo: (region: string) => DynamoDBClient;
+  dynamo: (region: string) => DynamoClient;
   /** The isolate's CPU so far (functions-shared/cpu_meter.ts). */
   cpu: CpuMeter;
   /**

@@ -13,19 +13,19 @@
  * @module
  */
 
-import { DescribeTableCommand, type DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import {
   DescribeStreamCommand,
-  DynamoDBStreamsClient,
+  DescribeTableCommand,
   GetRecordsCommand,
   GetShardIteratorCommand,
-} from "@aws-sdk/client-dynamodb-streams";
-import { awsClientConfig, type EnvReader, perRegion } from "./dynamo_client.ts";
+} from "./dynamo_commands.ts";
+import { dynamoClients, type EnvReader } from "./dynamo_client.ts";
+import type { DynamoClient } from "./dynamo_http.ts";
 import type { ListedShard, StreamReader } from "./stream_check.ts";
 
 /** The table's current stream ARN, or undefined when its stream is off. */
 export async function latestStreamArn(
-  client: DynamoDBClient,
+  client: DynamoClient,
   table: string,
 ): Promise<string | undefined> {
   const { Table } = await client.send(new DescribeTableCommand({ TableName: table }));
@@ -34,9 +34,13 @@ export async function latestStreamArn(
     : Table?.LatestStreamArn ?? undefined;
 }
 
-/** Returns a function that gives the (cached) DynamoDB Streams client of a region. */
-export function streamsClients(env: EnvReader): (region: string) => DynamoDBStreamsClient {
-  return perRegion((region) => new DynamoDBStreamsClient(awsClientConfig(env, region)));
+/**
+ * Returns a function that gives the (cached) DynamoDB Streams client of a region: the
+ * one client class serves DynamoDB and its Streams (dynamo_http.ts), each command going
+ * to its own service's endpoint.
+ */
+export function streamsClients(env: EnvReader): (region: string) => DynamoClient {
+  return dynamoClients(env);
 }
 
 /** Where an iterator starts: the oldest record held, at or after a sequence number. */
@@ -44,7 +48,7 @@ export type ShardPosition = "oldest" | { at: string } | { after: string };
 
 /** A shard iterator at `position` (GetShardIterator). */
 export async function shardIterator(
-  client: DynamoDBStreamsClient,
+  client: DynamoClient,
   streamArn: string,
   shardId: string,
   position: ShardPosition,
@@ -64,7 +68,7 @@ export async function shardIterator(
 }
 
 /** A {@link StreamReader} of one stream. */
-export function awsStreamReader(client: DynamoDBStreamsClient, streamArn: string): StreamReader {
+export function awsStreamReader(client: DynamoClient, streamArn: string): StreamReader {
   return {
     async shards() {
       const listed: ListedShard[] = [];
@@ -98,7 +102,8 @@ export function awsStreamReader(client: DynamoDBStreamsClient, streamArn: string
       return {
         records: (Records ?? []).map((r) => ({
           seq: r.dynamodb!.SequenceNumber!,
-          createdAt: r.dynamodb!.ApproximateCreationDateTime!.getTime(),
+          // Seconds since the epoch on the wire (the SDK made it a Date).
+          createdAt: r.dynamodb!.ApproximateCreationDateTime! * 1000,
         })),
         next: NextShardIterator,
       };

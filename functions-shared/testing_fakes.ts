@@ -7,7 +7,7 @@
  */
 
 import type postgres from "postgres";
-import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import type { DynamoClient } from "./dynamo_http.ts";
 import type { CpuMeter } from "./cpu_meter.ts";
 import type { PacingDeps } from "./scan_pacing.ts";
 import type { StreamRecord } from "./webhook_envelope.ts";
@@ -122,8 +122,8 @@ export interface SentCommand {
 export function fakeDynamo(
   respond: (command: SentCommand) => unknown | Promise<unknown>,
 ): {
-  client: DynamoDBClient;
-  dynamo: (region: string) => DynamoDBClient;
+  client: DynamoClient;
+  dynamo: (region: string) => DynamoClient;
   sent: SentCommand[];
   regions: string[];
 } {
@@ -136,7 +136,7 @@ export function fakeDynamo(
       return Promise.resolve().then(() => respond(recorded));
     },
   };
-  const typed = client as unknown as DynamoDBClient;
+  const typed = client as unknown as DynamoClient;
   const dynamo = (region: string) => {
     regions.push(region);
     return typed;

@@ -7,7 +7,7 @@
  * @module
  */
 
-import type { AttributeValue } from "@aws-sdk/client-dynamodb";
+import type { AttributeValue } from "./dynamo_commands.ts";
 import { mapScannedItem, rowKeyOf, type TableChange } from "./record_mapping.ts";
 import type { TableSpec } from "./table_registry.ts";
 import type { Change } from "./transform.ts";

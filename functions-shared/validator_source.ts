@@ -9,7 +9,7 @@
  * @module
  */
 
-import { GetItemCommand, QueryCommand } from "@aws-sdk/client-dynamodb";
+import { GetItemCommand, QueryCommand } from "./dynamo_commands.ts";
 import type { ValidatorDeps } from "./checksum_validator.ts";
 import { encodeJson } from "./dynamo_encoder.ts";
 import type { TableSpec } from "./table_registry.ts";

@@ -12,7 +12,7 @@
  * @module
  */
 
-import type { AttributeValue } from "@aws-sdk/client-dynamodb";
+import type { AttributeValue } from "./dynamo_commands.ts";
 import { stringProblem } from "./dynamo_decoder.ts";
 import { isDynamoNumber, parseJsonExact } from "./dynamo_numbers.ts";
 import { attributeMapProblem } from "./webhook_attributes.ts";

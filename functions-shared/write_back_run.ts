@@ -19,7 +19,8 @@
  * @module
  */
 
-import { type DynamoDBClient, UpdateItemCommand } from "@aws-sdk/client-dynamodb";
+import { UpdateItemCommand } from "./dynamo_commands.ts";
+import type { DynamoClient } from "./dynamo_http.ts";
 import type postgres from "postgres";
 import { encodeJson } from "./dynamo_encoder.ts";
 import { parseJsonExact } from "./dynamo_numbers.ts";
@@ -35,9 +36,9 @@ export interface WriteBackDeps {
   sql: postgres.Sql;
   serviceKeys: readonly string[];
   /** The reader's client of a region (GetItem and Query, consistent). */
-  reader: (region: string) => DynamoDBClient;
+  reader: (region: string) => DynamoClient;
   /** The writer's client (UpdateItem only), or why there is none (no credentials). */
-  writer: (region: string) => DynamoDBClient | string;
+  writer: (region: string) => DynamoClient | string;
   /** This isolate's name in leases. */
   worker: string;
   /** Wall time after which no further batch is claimed (ms). */

@@ -7,7 +7,8 @@
  * @module
  */
 
-import { type DynamoDBClient, GetItemCommand, QueryCommand } from "@aws-sdk/client-dynamodb";
+import { GetItemCommand, QueryCommand } from "./dynamo_commands.ts";
+import type { DynamoClient } from "./dynamo_http.ts";
 import type postgres from "postgres";
 import type { ValidatorDeps } from "./checksum_validator.ts";
 import { type AttributeMap, fromDynamo } from "./dynamo_decoder.ts";
@@ -20,7 +21,7 @@ import type { WriteBackEdit } from "./write_back_update.ts";
 export interface SourceDeps {
   sql: postgres.Sql;
   /** The reader's client of a region (GetItem and Query, consistent). */
-  reader: (region: string) => DynamoDBClient;
+  reader: (region: string) => DynamoClient;
 }
 
 /**

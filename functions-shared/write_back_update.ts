@@ -22,7 +22,7 @@
  * @module
  */
 
-import type { AttributeValue, UpdateItemCommandInput } from "@aws-sdk/client-dynamodb";
+import type { AttributeValue, UpdateItemInput } from "./dynamo_commands.ts";
 import { type AttributeMap, fromDynamo } from "./dynamo_decoder.ts";
 import { itemToChange, MappingError } from "./transform.ts";
 import type { TableSpec } from "./table_registry.ts";
@@ -52,7 +52,7 @@ export interface WriteBackEdit {
 
 /** What to do with one edit, given the item as read. */
 export type WriteBackPlan =
-  | { kind: "update"; input: UpdateItemCommandInput }
+  | { kind: "update"; input: UpdateItemInput }
   /** The edit changes nothing in the item (it already holds the edit). */
   | { kind: "noop" }
   /** The item changed since the row was built: `source` holds its edited columns. */

@@ -11,7 +11,7 @@
  * @module
  */
 
-import type { AttributeValue } from "@aws-sdk/client-dynamodb";
+import type { AttributeValue } from "./dynamo_commands.ts";
 import type { DynamoValue } from "./dynamo_decoder.ts";
 import { encodeJson } from "./dynamo_encoder.ts";
 import { compareDecimal, isDynamoNumber, numberProblem, parseJsonExact } from "./dynamo_numbers.ts";

@@ -18,7 +18,8 @@
 
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
-import { DescribeTableCommand, type DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { DescribeTableCommand } from "../functions-shared/dynamo_commands.ts";
+import type { DynamoClient } from "../functions-shared/dynamo_http.ts";
 import type postgres from "postgres";
 import { processMeter } from "../functions-shared/cpu_meter.ts";
 import { dynamoClients } from "../functions-shared/dynamo_client.ts";
@@ -31,6 +32,7 @@ import { STACK_ENV_FILE } from "../local-stack/config.ts";
 import { readStackEnv } from "../local-stack/stack_env.ts";
 import {
   type ExportBackfillDeps,
+  exportDynamoClients,
   exportFileOpener,
   exportS3Client,
   startExportBackfill,
@@ -82,7 +84,7 @@ export function progressLine(p: Progress, expectedItems: number | undefined): st
 /** Queues a backfill of each table; returns the job ids and each table's item count (for the ETA). */
 export async function startBackfills(
   sql: postgres.Sql,
-  dynamo: (region: string) => DynamoDBClient,
+  dynamo: (region: string) => DynamoClient,
   tables: TableSpec[],
   segments: number,
 ): Promise<{ jobs: string[]; expected: Map<string, number | undefined> }> {
@@ -205,7 +207,7 @@ async function backfillFromExports(
   const pool = connectDb(databaseUrl, exportPoolSize(options.workers, tables.length));
   const deps: ExportBackfillDeps = {
     sql,
-    dynamo: dynamoClients(env),
+    dynamo: exportDynamoClients(env),
     s3: exportS3Client(env),
     log: (line) => console.log(line),
   };

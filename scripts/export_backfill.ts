@@ -9,11 +9,11 @@
  * @module
  */
 
-import { DescribeTableCommand, type DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { DescribeTableCommand, DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { GetObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import type postgres from "postgres";
 import { createHash } from "node:crypto";
-import { awsClientConfig, type EnvReader } from "../functions-shared/dynamo_client.ts";
+import { awsClientConfig, type EnvReader, perRegion } from "../functions-shared/dynamo_client.ts";
 import { ExportDataError } from "../functions-shared/export_items.ts";
 import { parseExportFiles, parseExportSummary } from "../functions-shared/export_manifest.ts";
 import { requestExport, waitForExport } from "../functions-shared/export_request.ts";
@@ -25,6 +25,16 @@ export interface ExportSource {
   prefix: string;
   /** An export already made (then nothing is asked for). */
   exportArn?: string;
+}
+
+/**
+ * The AWS SDK's DynamoDB clients, by region, for asking for exports and reading their
+ * descriptions: this command runs next to the database, not in an Edge Function, so it
+ * may load the SDK (the functions read DynamoDB with their own small client,
+ * functions-shared/dynamo_http.ts).
+ */
+export function exportDynamoClients(env: EnvReader): (region: string) => DynamoDBClient {
+  return perRegion((region) => new DynamoDBClient(awsClientConfig(env, region)));
 }
 
 /** What an export backfill needs. */

@@ -22,7 +22,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import process from "node:process";
-import { DynamoDBStreamsClient } from "@aws-sdk/client-dynamodb-streams";
+import { DynamoClient } from "../functions-shared/dynamo_http.ts";
 import { compareDecimal } from "../functions-shared/dynamo_numbers.ts";
 import { awsClientConfig } from "../functions-shared/dynamo_client.ts";
 import { bySourceTable, tableNameFromArn } from "../functions-shared/table_registry.ts";
@@ -39,14 +39,14 @@ export type ReplayOutcome =
   | { kind: "expired"; reason: string; repair: string }
   | { kind: "failed"; reason: string };
 
-function streamsClient(region: string): DynamoDBStreamsClient {
+function streamsClient(region: string): DynamoClient {
   // Aimed at a local endpoint without keys: the stack's, "local" (its DynamoDB proxy checks
   // signatures as DynamoDB does, and knows that key only).
   const local = process.env.DYNAMODB_ENDPOINT ? "local" : undefined;
   const env = (name: string) =>
     process.env[name] ??
       (name === "AWS_ACCESS_KEY_ID" || name === "AWS_SECRET_ACCESS_KEY" ? local : undefined);
-  return new DynamoDBStreamsClient(awsClientConfig(env, region));
+  return new DynamoClient(awsClientConfig(env, region));
 }
 
 /** Empty GetRecords pages in a row after which a range's read gives up. */

@@ -15,8 +15,7 @@ import { runWorker } from "../functions-shared/backfill_worker.ts";
 import { connectDb } from "../functions-shared/sync_db.ts";
 import { processMeter } from "../functions-shared/cpu_meter.ts";
 import { byTargetTable } from "../functions-shared/table_registry.ts";
-import { localDynamo } from "../local-stack/aws/source_tables.ts";
-import { stack } from "./stack_clients.ts";
+import { functionsDynamo, stack } from "./stack_clients.ts";
 
 if (import.meta.main) {
   const target = Deno.args[0] ?? "firespring_actions";
@@ -24,7 +23,7 @@ if (import.meta.main) {
   const spec = byTargetTable(target);
   if (!spec) throw new Error(`${target} is not a target table`);
   const sql = connectDb(stack.POOLER_URL, 3);
-  const dynamo = localDynamo(stack, spec.region);
+  const dynamo = functionsDynamo(spec.region);
   try {
     const [{ id }] =
       await sql`select sync.start_backfill(${spec.sourceTable}, ${segments}, false) as id`;

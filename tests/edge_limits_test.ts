@@ -19,7 +19,7 @@ import {
 import { logFile } from "../local-stack/processes.ts";
 import { batchWrite } from "../demo/load_dynamo.ts";
 import { queueBackfill, scanCount } from "./backfill_fixtures.ts";
-import { connectDb, dynamo, eventually, liveIsolates } from "./stack_clients.ts";
+import { connectDb, dynamo, eventually, functionsDynamo, liveIsolates } from "./stack_clients.ts";
 
 const searches = byTargetTable("firespring_searches")!;
 const S = (s: string): AttributeValue => ({ S: s });
@@ -92,7 +92,7 @@ Deno.test("a tiny CPU budget hands on mid-segment: nothing lost, nothing repeate
       };
       const result = await runWorker({
         sql,
-        dynamo: (region) => dynamo(region),
+        dynamo: (region) => functionsDynamo(region),
         wake: () => {
           wakes++;
           return Promise.resolve();

@@ -1,14 +1,14 @@
 /**
  * Clients of the local stack for end-to-end tests: Postgres as the superuser, DynamoDB
- * Local per region, and the Edge Functions by name. All read `.local/stack.env`.
+ * Local per region (the AWS SDK's, and the functions' own), and the Edge Functions by name. All read `.local/stack.env`.
  *
  * @module
  */
 
 import postgres from "postgres";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import { DynamoDBStreamsClient } from "@aws-sdk/client-dynamodb-streams";
 import { awsClientConfig } from "../functions-shared/dynamo_client.ts";
+import { DynamoClient } from "../functions-shared/dynamo_http.ts";
 import { readStackEnv, type StackEnv, stackEnvReader } from "../local-stack/stack_env.ts";
 import { parseFaults } from "../local-stack/aws/faults.ts";
 
@@ -32,9 +32,17 @@ export function dynamo(region = stack.AWS_REGION): DynamoDBClient {
   return new DynamoDBClient(awsOptions(region));
 }
 
-/** A DynamoDB Streams client of DynamoDB Local in `region`. */
-export function dynamoStreams(region = stack.AWS_REGION): DynamoDBStreamsClient {
-  return new DynamoDBStreamsClient(awsOptions(region));
+/**
+ * The functions' own client (functions-shared/dynamo_http.ts) of DynamoDB Local in
+ * `region`: what to hand code of functions-shared that reads DynamoDB.
+ */
+export function functionsDynamo(region = stack.AWS_REGION): DynamoClient {
+  return new DynamoClient(awsOptions(region));
+}
+
+/** A DynamoDB Streams client of DynamoDB Local in `region` (the functions' client). */
+export function dynamoStreams(region = stack.AWS_REGION): DynamoClient {
+  return functionsDynamo(region);
 }
 
 /** Calls an Edge Function through the stack's gateway. */

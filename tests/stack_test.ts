@@ -19,7 +19,7 @@ import {
   DescribeStreamCommand,
   GetRecordsCommand,
   GetShardIteratorCommand,
-} from "@aws-sdk/client-dynamodb-streams";
+} from "../functions-shared/dynamo_commands.ts";
 import { ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
 import { DYNAMODB_INTERNAL_PORT } from "../local-stack/config.ts";
 import { fillNewTable } from "../local-stack/aws/source_tables.ts";
@@ -149,7 +149,7 @@ async function recordsFromStart(StreamArn: string) {
       ShardIteratorType: "TRIM_HORIZON",
     }),
   );
-  const { Records } = await streams.send(new GetRecordsCommand({ ShardIterator }));
+  const { Records } = await streams.send(new GetRecordsCommand({ ShardIterator: ShardIterator! }));
   return Records;
 }
 

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { crc32 } from "./crc32.ts";
+import { crc32 } from "../../functions-shared/crc32.ts";
 
 /**
  * JSON `text` as DynamoDB would answer it, keeping `headers` (an upstream answer's) but

@@ -6,7 +6,7 @@
 
 import assert from "node:assert/strict";
 import type { Item } from "./capacity.ts";
-import { crc32 } from "./crc32.ts";
+import { crc32 } from "../../functions-shared/crc32.ts";
 import { type Faults, NO_FAULTS } from "./faults.ts";
 import { createProxy } from "./proxy.ts";
 

@@ -13,7 +13,15 @@
  * @module
  */
 
-import { createHash, createHmac } from "node:crypto";
+import {
+  amzDate,
+  type CanonicalParts,
+  canonicalRequest,
+  sha256Hex,
+  signatureOf,
+} from "../../functions-shared/aws_signature.ts";
+
+export { amzDate, type CanonicalParts, canonicalRequest, sha256Hex, signatureOf };
 
 /** The parts of an `Authorization: AWS4-HMAC-SHA256 ...` header. */
 export interface SignedAuthorization {
@@ -25,20 +33,6 @@ export interface SignedAuthorization {
   /** Lower-case header names, in the header's order. */
   signedHeaders: string[];
   signature: string;
-}
-
-/** What a request is signed over. */
-export interface CanonicalParts {
-  method: string;
-  /** The path as sent, still percent-encoded. */
-  path: string;
-  /** The query as sent, without its `?`. */
-  query: string;
-  /** The value of each header, by lower-case name. */
-  header: (name: string) => string | null;
-  signedHeaders: string[];
-  /** `x-amz-content-sha256`: a hex SHA-256, or `UNSIGNED-PAYLOAD`, or a streaming form. */
-  payloadHash: string;
 }
 
 const AUTHORIZATION =
@@ -77,68 +71,6 @@ export function requestWithBody(
 ): Request {
   if (body === null || req.method === "GET" || req.method === "HEAD") return req;
   return new Request(req.url, { method: req.method, headers: req.headers, body });
-}
-
-/** RFC 3986 encoding, as SigV4 wants for query names and values. */
-function encodeRfc3986(text: string): string {
-  return encodeURIComponent(text).replace(
-    /[!'()*]/g,
-    (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`,
-  );
-}
-
-/** A query's names and values decoded, encoded again, and sorted. */
-function canonicalQuery(query: string): string {
-  if (query === "") return "";
-  return query.split("&").filter((part) => part !== "").map((part) => {
-    const eq = part.indexOf("=");
-    const name = eq < 0 ? part : part.slice(0, eq);
-    const value = eq < 0 ? "" : part.slice(eq + 1);
-    return [encodeRfc3986(decodeURIComponent(name)), encodeRfc3986(decodeURIComponent(value))];
-  }).sort(([a, x], [b, y]) => a < b ? -1 : a > b ? 1 : x < y ? -1 : x > y ? 1 : 0)
-    .map(([name, value]) => `${name}=${value}`).join("&");
-}
-
-/** The canonical request of `parts`. */
-export function canonicalRequest(parts: CanonicalParts): string {
-  const headers = parts.signedHeaders.map((name) =>
-    // Sequential spaces (and tabs) as one, none at either end: nothing else is touched.
-    `${name}:${(parts.header(name) ?? "").replace(/[ \t]+/g, " ").replace(/^ | $/g, "")}\n`
-  ).join("");
-  return [
-    parts.method,
-    parts.path === "" ? "/" : parts.path,
-    canonicalQuery(parts.query),
-    headers,
-    parts.signedHeaders.join(";"),
-    parts.payloadHash,
-  ].join("\n");
-}
-
-/** Hex SHA-256 of `data`. */
-export function sha256Hex(data: string | Uint8Array): string {
-  return createHash("sha256").update(data).digest("hex");
-}
-
-function hmac(key: string | Uint8Array, data: string): Uint8Array {
-  return createHmac("sha256", key).update(data).digest();
-}
-
-/**
- * The signature of `canonical`, made at `amzDate` (`YYYYMMDDTHHMMSSZ`) for the scope's
- * day, region and service with `secret`.
- */
-export function signatureOf(
-  canonical: string,
-  amzDate: string,
-  scope: { day: string; region: string; service: string },
-  secret: string,
-): string {
-  const scopeText = `${scope.day}/${scope.region}/${scope.service}/aws4_request`;
-  const stringToSign = `AWS4-HMAC-SHA256\n${amzDate}\n${scopeText}\n${sha256Hex(canonical)}`;
-  const key = [scope.day, scope.region, scope.service, "aws4_request"]
-    .reduce<string | Uint8Array>((k, part) => hmac(k, part), `AWS4${secret}`);
-  return createHmac("sha256", key).update(stringToSign).digest("hex");
 }
 
 /**
@@ -187,11 +119,6 @@ export type SignatureProblem =
 export function amzDateMs(value: string): number {
   const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/.exec(value);
   return m ? Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5], +m[6]) : NaN;
-}
-
-/** `ms` as `YYYYMMDDTHHMMSSZ`. */
-export function amzDate(ms: number): string {
-  return new Date(ms).toISOString().replace(/[-:]|\.\d{3}/g, "");
 }
 
 /**

@@ -1,19 +1,20 @@
 /**
- * Reading DynamoDB Streams (DescribeStream / GetShardIterator / GetRecords) and turning
- * what the SDK returns back into the JSON records Lambda hands a function: attribute
- * values in DynamoDB JSON (binary as base64), ApproximateCreationDateTime in epoch
- * seconds, and the `eventSourceARN` that Lambda adds.
+ * Reading DynamoDB Streams (DescribeStream / GetShardIterator / GetRecords), with the
+ * functions' own client (functions-shared/dynamo_http.ts), and turning what it returns
+ * back into the JSON records Lambda hands a function: attribute values in DynamoDB JSON
+ * (binary as base64), ApproximateCreationDateTime in epoch seconds, and the
+ * `eventSourceARN` that Lambda adds.
  *
  * @module
  */
 
 import {
-  type _Record,
   DescribeStreamCommand,
-  DynamoDBStreamsClient,
   GetRecordsCommand,
   type Shard,
-} from "@aws-sdk/client-dynamodb-streams";
+  type StreamRecordOut,
+} from "../../functions-shared/dynamo_commands.ts";
+import { DynamoClient } from "../../functions-shared/dynamo_http.ts";
 import { bytesToBase64 } from "../../functions-shared/dynamo_encoder.ts";
 import type { StreamRecord } from "../../lambda/stream_forwarder.ts";
 import { awsClientConfig } from "../../functions-shared/dynamo_client.ts";
@@ -21,8 +22,8 @@ import { shardIterator } from "../../functions-shared/stream_check_aws.ts";
 import { type StackEnv, stackEnvReader } from "../stack_env.ts";
 
 /** A DynamoDB Streams client of the stack's DynamoDB (through its proxy) in `region`. */
-export function localStreams(env: StackEnv, region: string): DynamoDBStreamsClient {
-  return new DynamoDBStreamsClient(awsClientConfig(stackEnvReader(env), region));
+export function localStreams(env: StackEnv, region: string): DynamoClient {
+  return new DynamoClient(awsClientConfig(stackEnvReader(env), region));
 }
 
 function jsonValue(value: unknown): unknown {
@@ -37,14 +38,14 @@ function jsonValue(value: unknown): unknown {
   return value;
 }
 
-/** A record as Lambda delivers it, from a record as the SDK returns it. */
-export function toLambdaRecord(record: _Record, streamArn: string): StreamRecord {
+/** A record as Lambda delivers it, from a record as the client returns it. */
+export function toLambdaRecord(record: StreamRecordOut, streamArn: string): StreamRecord {
   return { ...(jsonValue(record) as StreamRecord), eventSourceARN: streamArn };
 }
 
 /** All shards of a stream. */
 export async function listShards(
-  client: DynamoDBStreamsClient,
+  client: DynamoClient,
   streamArn: string,
 ): Promise<Shard[]> {
   const shards: Shard[] = [];
@@ -64,7 +65,7 @@ export { shardIterator };
 
 /** One GetRecords call: the records in Lambda's form, and the next iterator (none once the shard is closed and read). */
 export async function readRecords(
-  client: DynamoDBStreamsClient,
+  client: DynamoClient,
   streamArn: string,
   iterator: string,
   limit = 1000,
@@ -83,7 +84,7 @@ export async function readRecords(
  * Lambda's form.
  */
 export async function readShard(
-  client: DynamoDBStreamsClient,
+  client: DynamoClient,
   streamArn: string,
   shardId: string,
   after?: string,

@@ -5,7 +5,7 @@
  */
 
 import assert from "node:assert/strict";
-import { crc32 } from "./crc32.ts";
+import { crc32 } from "../../functions-shared/crc32.ts";
 import { type Faults, NO_FAULTS } from "./faults.ts";
 import { IdlePolls } from "./idle_polls.ts";
 import { createProxy } from "./proxy.ts";

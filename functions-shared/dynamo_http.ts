@@ -1,0 +1,266 @@
+/**
+ * The functions' DynamoDB and DynamoDB Streams client: DynamoDB's JSON protocol over
+ * `fetch`, signed with Signature Version 4 (aws_signature.ts), with the AWS SDK's
+ * "standard" retries. It stands in for `@aws-sdk/client-dynamodb` and
+ * `@aws-sdk/client-dynamodb-streams` in the Edge Functions, whose bundles hold every
+ * file of every npm package they import: the two SDK clients and their dependencies
+ * weigh about 7 MB, where a bundle made on Supabase's servers may weigh 5 MB, and an
+ * isolate spent about 100 ms of CPU loading them (README, "Deploying the functions").
+ *
+ * A request is a POST of the command's input as JSON to the region's endpoint
+ * (`https://dynamodb.<region>.amazonaws.com`, `https://streams.dynamodb.<region>.amazonaws.com`
+ * for Streams; or DYNAMODB_ENDPOINT), with `X-Amz-Target: <target>` and
+ * `Content-Type: application/x-amz-json-1.0`, signed for the service `dynamodb` ("DynamoDB
+ * low-level API", https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Programming.LowLevelAPI.html).
+ * An answer's `x-amz-crc32` is checked against its bytes, as the SDK does; a mismatch is
+ * retried like a transient failure. An error answers `{"__type": "...#Name", "message"}`:
+ * it is thrown as a {@link DynamoError} whose `name` is that Name and whose `$metadata`
+ * holds the HTTP status, as the SDK's errors do.
+ *
+ * Retries, as the SDK's "standard" mode does them (retry behavior of the AWS SDKs,
+ * https://docs.aws.amazon.com/sdkref/latest/guide/feature-retry-behavior.html): up to
+ * `maxAttempts` in all for throttling errors and transient ones (HTTP 500, 502, 503, 504,
+ * a failed connection, a CRC mismatch), none for the rest; between attempts a full-jitter
+ * backoff, random × min(base × 2^i, 20 s), the base 1 s after throttling and 50 ms
+ * otherwise; each retry takes from the client's quota of 500 (5 after throttling, 14
+ * otherwise), a success puts 1 back, and an empty quota stops retrying.
+ *
+ * @module
+ */
+
+import { amzDate, canonicalRequest, sha256Hex, signatureOf } from "./aws_signature.ts";
+import { attributeMapFromJson } from "./attribute_binaries.ts";
+import type { Command, Item, ResponseMetadata } from "./dynamo_commands.ts";
+import { crc32 } from "./crc32.ts";
+import { bytesToBase64 } from "./dynamo_encoder.ts";
+
+/** An AWS key. */
+export interface AwsCredentials {
+  accessKeyId: string;
+  secretAccessKey: string;
+  sessionToken?: string;
+}
+
+/** What a {@link DynamoClient} needs. */
+export interface DynamoClientConfig {
+  region: string;
+  /** One endpoint for DynamoDB and its Streams (the local stack); none: AWS's. */
+  endpoint?: string;
+  credentials?: AwsCredentials;
+  /** Attempts per request, the first included. */
+  maxAttempts: number;
+  /** The wait before a retry (tests); default: a timer. */
+  sleep?: (ms: number) => Promise<void>;
+}
+
+/** An error DynamoDB answered (or the last failure of a request's attempts). */
+export class DynamoError extends Error {
+  constructor(
+    name: string,
+    message: string,
+    readonly $metadata: ResponseMetadata,
+  ) {
+    super(message);
+    this.name = name;
+  }
+}
+
+/** Errors AWS's SDKs retry as throttling (the SDK's THROTTLING_ERROR_CODES). */
+const THROTTLING = new Set([
+  "ProvisionedThroughputExceededException",
+  "ThrottlingException",
+  "Throttling",
+  "RequestLimitExceeded",
+  "RequestThrottled",
+  "RequestThrottledException",
+  "TooManyRequestsException",
+  "LimitExceededException",
+  "TransactionInProgressException",
+  "ThrottledException",
+  "BandwidthLimitExceeded",
+  "SlowDown",
+  "PriorRequestNotComplete",
+]);
+const TRANSIENT_STATUS = new Set([500, 502, 503, 504]);
+const MAX_BACKOFF_MS = 20_000;
+const INITIAL_QUOTA = 500;
+const THROTTLING_RETRY_COST = 5;
+const RETRY_COST = 14;
+
+/** The decoded binaries of an answer's items, where answers hold items. */
+function withBinaries(body: Record<string, unknown>): Record<string, unknown> {
+  const map = (value: unknown) =>
+    value && typeof value === "object" ? attributeMapFromJson(value as Item) : value;
+  for (const field of ["Item", "LastEvaluatedKey", "Attributes"]) {
+    if (body[field] !== undefined) body[field] = map(body[field]);
+  }
+  if (Array.isArray(body.Items)) body.Items = body.Items.map(map);
+  if (Array.isArray(body.Records)) {
+    for (const record of body.Records as { dynamodb?: Record<string, unknown> }[]) {
+      const images = record.dynamodb;
+      if (!images) continue;
+      for (const field of ["Keys", "NewImage", "OldImage"]) {
+        if (images[field] !== undefined) images[field] = map(images[field]);
+      }
+    }
+  }
+  return body;
+}
+
+/** JSON of a request, binaries as base64 text. */
+function requestJson(input: unknown): string {
+  return JSON.stringify(input, (_key, v) => v instanceof Uint8Array ? bytesToBase64(v) : v);
+}
+
+/**
+ * The endpoint of `target`'s service: the configured one, else the region's DynamoDB or
+ * DynamoDB Streams endpoint ("Amazon DynamoDB endpoints and quotas").
+ */
+export function serviceUrl(config: { region: string; endpoint?: string }, target: string): URL {
+  if (config.endpoint) return new URL(config.endpoint);
+  const host = target.startsWith("DynamoDBStreams_") ? "streams.dynamodb" : "dynamodb";
+  return new URL(`https://${host}.${config.region}.amazonaws.com/`);
+}
+
+/** One answer's outcome, before retries are decided. */
+type Attempt =
+  | { ok: true; body: Record<string, unknown>; metadata: ResponseMetadata }
+  | { ok: false; error: DynamoError | Error; retry: "throttling" | "transient" | "no" };
+
+/** A DynamoDB (and DynamoDB Streams) client of one region: see the module's comment. */
+export class DynamoClient {
+  #quota = INITIAL_QUOTA;
+
+  constructor(readonly config: DynamoClientConfig) {}
+
+  /** The region this client calls. */
+  get region(): string {
+    return this.config.region;
+  }
+
+  /** Sends `command`; its answer with `$metadata`, or throws the last error. */
+  async send<I, O>(
+    command: Command<I, O>,
+    options: { abortSignal?: AbortSignal } = {},
+  ): Promise<O & { $metadata: ResponseMetadata }> {
+    if (!this.config.credentials) {
+      throw new DynamoError(
+        "CredentialsProviderError",
+        "no AWS credentials: set the secrets AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
+        {},
+      );
+    }
+    const body = requestJson(command.input);
+    for (let attempt = 1;; attempt++) {
+      const outcome = await this.#attempt(command.target, body, options.abortSignal);
+      if (outcome.ok) {
+        this.#quota = Math.min(INITIAL_QUOTA, this.#quota + 1);
+        const result = withBinaries(outcome.body) as O & { $metadata: ResponseMetadata };
+        result.$metadata = { ...outcome.metadata, attempts: attempt };
+        return result;
+      }
+      const { error, retry } = outcome;
+      const cost = retry === "throttling" ? THROTTLING_RETRY_COST : RETRY_COST;
+      if (retry === "no" || attempt >= this.config.maxAttempts || this.#quota < cost) {
+        if (error instanceof DynamoError) error.$metadata.attempts = attempt;
+        throw error;
+      }
+      this.#quota -= cost;
+      const base = retry === "throttling" ? 1000 : 50;
+      const waitMs = Math.random() * Math.min(base * 2 ** (attempt - 1), MAX_BACKOFF_MS);
+      await (this.config.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms))))(waitMs);
+    }
+  }
+
+  async #attempt(target: string, body: string, signal?: AbortSignal): Promise<Attempt> {
+    const url = serviceUrl(this.config, target);
+    let response: Response;
+    try {
+      response = await fetch(url, {
+        method: "POST",
+        headers: this.#signedHeaders(url, target, body),
+        body,
+        signal,
+      });
+    } catch (error) {
+      if (signal?.aborted) return { ok: false, error: error as Error, retry: "no" };
+      // No answer: the connection failed or was cut (the SDK retries these as transient).
+      return { ok: false, error: error as Error, retry: "transient" };
+    }
+    let bytes: Uint8Array;
+    try {
+      bytes = new Uint8Array(await response.arrayBuffer());
+    } catch (error) {
+      if (signal?.aborted) return { ok: false, error: error as Error, retry: "no" };
+      return { ok: false, error: error as Error, retry: "transient" };
+    }
+    const metadata: ResponseMetadata = {
+      httpStatusCode: response.status,
+      requestId: response.headers.get("x-amzn-requestid") ?? undefined,
+    };
+    const sent = response.headers.get("x-amz-crc32");
+    if (sent !== null && Number(sent) !== crc32(bytes)) {
+      const error = new DynamoError(
+        "CRC32CheckFailed",
+        `DynamoDB's answer to ${target} does not match its x-amz-crc32: it was damaged on the way`,
+        metadata,
+      );
+      return { ok: false, error, retry: "transient" };
+    }
+    const text = new TextDecoder().decode(bytes);
+    let parsed: Record<string, unknown>;
+    try {
+      parsed = text === "" ? {} : JSON.parse(text);
+    } catch {
+      const error = new DynamoError(
+        response.ok ? "SerializationException" : `HTTP${response.status}`,
+        `DynamoDB answered ${target} with HTTP ${response.status} and a body that is not JSON`,
+        metadata,
+      );
+      const transient = TRANSIENT_STATUS.has(response.status);
+      return { ok: false, error, retry: transient ? "transient" : "no" };
+    }
+    if (response.ok) return { ok: true, body: parsed, metadata };
+    const type = String(parsed.__type ?? response.headers.get("x-amzn-errortype") ?? "");
+    const name = type.slice(type.lastIndexOf("#") + 1).split(":")[0] ||
+      `HTTP${response.status}`;
+    const message = String(parsed.message ?? parsed.Message ?? `HTTP ${response.status}`);
+    const error = new DynamoError(name, message, metadata);
+    const retry = THROTTLING.has(name) || response.status === 429
+      ? "throttling"
+      : TRANSIENT_STATUS.has(response.status)
+      ? "transient"
+      : "no";
+    return { ok: false, error, retry };
+  }
+
+  /** The request's headers, signed. */
+  #signedHeaders(url: URL, target: string, body: string): Record<string, string> {
+    const headers: Record<string, string> = {
+      "content-type": "application/x-amz-json-1.0",
+      "x-amz-target": target,
+      "accept-encoding": "identity",
+    };
+    const credentials = this.config.credentials!;
+    const now = amzDate(Date.now());
+    headers["x-amz-date"] = now;
+    if (credentials.sessionToken) headers["x-amz-security-token"] = credentials.sessionToken;
+    const signed: Record<string, string> = { ...headers, host: url.host };
+    delete signed["accept-encoding"];
+    const names = Object.keys(signed).sort();
+    const canonical = canonicalRequest({
+      method: "POST",
+      path: url.pathname,
+      query: "",
+      header: (name) => signed[name] ?? null,
+      signedHeaders: names,
+      payloadHash: sha256Hex(body),
+    });
+    const scope = { day: now.slice(0, 8), region: this.config.region, service: "dynamodb" };
+    const signature = signatureOf(canonical, now, scope, credentials.secretAccessKey);
+    headers.authorization = `AWS4-HMAC-SHA256 Credential=${credentials.accessKeyId}/${scope.day}/` +
+      `${scope.region}/dynamodb/aws4_request, SignedHeaders=${names.join(";")}, ` +
+      `Signature=${signature}`;
+    return headers;
+  }
+}

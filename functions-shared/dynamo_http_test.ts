@@ -1,0 +1,264 @@
+/**
+ * The functions' DynamoDB client against a fake DynamoDB (a `Deno.serve` that answers as
+ * AWS does): the request it sends, its retries, its errors, binaries both ways, the CRC.
+ */
+
+import assert from "node:assert/strict";
+import { crc32 } from "./crc32.ts";
+import { DYNAMO_MAX_ATTEMPTS } from "./dynamo_client.ts";
+import { GetItemCommand, GetRecordsCommand, ScanCommand } from "./dynamo_commands.ts";
+import { DynamoClient, type DynamoError, serviceUrl } from "./dynamo_http.ts";
+
+interface Answer {
+  status: number;
+  type?: string;
+  body?: unknown;
+  /** A wrong x-amz-crc32. */
+  badCrc?: boolean;
+}
+
+interface Seen {
+  headers: Headers;
+  body: string;
+}
+
+function fakeDynamo(answers: Answer[]) {
+  const seen: Seen[] = [];
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (req) => {
+    seen.push({ headers: req.headers, body: await req.text() });
+    const answer = answers[Math.min(seen.length - 1, answers.length - 1)];
+    const body = answer.type
+      ? { __type: `com.amazonaws.dynamodb.v20120810#${answer.type}`, message: `${answer.type}!` }
+      : answer.body ?? {};
+    const text = JSON.stringify(body);
+    return new Response(text, {
+      status: answer.status,
+      headers: {
+        "content-type": "application/x-amz-json-1.0",
+        "x-amzn-requestid": `req-${seen.length}`,
+        "x-amz-crc32": String(answer.badCrc ? crc32(text) ^ 1 : crc32(text)),
+      },
+    });
+  });
+  const waits: number[] = [];
+  const client = new DynamoClient({
+    region: "us-east-1",
+    endpoint: `http://127.0.0.1:${server.addr.port}`,
+    credentials: { accessKeyId: "AKIDTEST", secretAccessKey: "test-secret" },
+    maxAttempts: DYNAMO_MAX_ATTEMPTS,
+    sleep: (ms) => {
+      waits.push(ms);
+      return Promise.resolve();
+    },
+  });
+  return { client, seen, waits, close: () => server.shutdown() };
+}
+
+const get = new GetItemCommand({ TableName: "t", Key: { id: { S: "a" } } });
+
+Deno.test("a request is DynamoDB's JSON protocol, signed for the service dynamodb", async () => {
+  const fake = fakeDynamo([{ status: 200, body: { Item: { id: { S: "a" } } } }]);
+  try {
+    const answer = await fake.client.send(get);
+    assert.deepEqual(answer.Item, { id: { S: "a" } });
+    assert.deepEqual(answer.$metadata, { httpStatusCode: 200, requestId: "req-1", attempts: 1 });
+    const [{ headers, body }] = fake.seen;
+    assert.equal(headers.get("x-amz-target"), "DynamoDB_20120810.GetItem");
+    assert.equal(headers.get("content-type"), "application/x-amz-json-1.0");
+    assert.deepEqual(JSON.parse(body), { TableName: "t", Key: { id: { S: "a" } } });
+    assert.match(
+      headers.get("authorization")!,
+      /^AWS4-HMAC-SHA256 Credential=AKIDTEST\/\d{8}\/us-east-1\/dynamodb\/aws4_request, SignedHeaders=content-type;host;x-amz-date;x-amz-target, Signature=[0-9a-f]{64}$/,
+    );
+    assert.match(headers.get("x-amz-date")!, /^\d{8}T\d{6}Z$/);
+  } finally {
+    await fake.close();
+  }
+});
+
+Deno.test("a session token is sent and signed", async () => {
+  const fake = fakeDynamo([{ status: 200 }]);
+  try {
+    const client = new DynamoClient({
+      ...fake.client.config,
+      credentials: { accessKeyId: "AKIDTEST", secretAccessKey: "s", sessionToken: "tok" },
+    });
+    await client.send(get);
+    assert.equal(fake.seen[0].headers.get("x-amz-security-token"), "tok");
+    assert.match(
+      fake.seen[0].headers.get("authorization")!,
+      /SignedHeaders=content-type;host;x-amz-date;x-amz-security-token;x-amz-target,/,
+    );
+  } finally {
+    await fake.close();
+  }
+});
+
+Deno.test("without credentials nothing is sent, and the error says which secrets to set", async () => {
+  const fake = fakeDynamo([{ status: 200 }]);
+  try {
+    const client = new DynamoClient({ ...fake.client.config, credentials: undefined });
+    await assert.rejects(client.send(get), {
+      name: "CredentialsProviderError",
+      message: "no AWS credentials: set the secrets AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
+    });
+    assert.equal(fake.seen.length, 0);
+  } finally {
+    await fake.close();
+  }
+});
+
+Deno.test("an InternalServerError is retried until the attempts are spent, then thrown", async () => {
+  const fake = fakeDynamo([{ status: 500, type: "InternalServerError" }]);
+  try {
+    await assert.rejects(fake.client.send(get), (e: DynamoError) => {
+      assert.equal(e.name, "InternalServerError");
+      assert.equal(e.message, "InternalServerError!");
+      assert.equal(e.$metadata.httpStatusCode, 500);
+      assert.equal(e.$metadata.attempts, DYNAMO_MAX_ATTEMPTS);
+      return true;
+    });
+    assert.equal(fake.seen.length, DYNAMO_MAX_ATTEMPTS);
+    // Full jitter under 50 ms × 2^i.
+    fake.waits.forEach((ms, i) => assert.ok(ms >= 0 && ms <= 50 * 2 ** i, `${ms}`));
+  } finally {
+    await fake.close();
+  }
+});
+
+Deno.test("a throttled request is retried after a backoff of base 1 s, and then succeeds", async () => {
+  const fake = fakeDynamo([
+    { status: 400, type: "ProvisionedThroughputExceededException" },
+    { status: 200, body: { Items: [], Count: 0 } },
+  ]);
+  try {
+    const result = await fake.client.send(new ScanCommand({ TableName: "t" }));
+    assert.deepEqual(result.Items, []);
+    assert.equal(result.$metadata.attempts, 2);
+    assert.equal(fake.seen.length, 2);
+    assert.ok(fake.waits[0] <= 1000);
+  } finally {
+    await fake.close();
+  }
+});
+
+Deno.test("a validation error, a missing table and a failed condition are not retried", async () => {
+  for (
+    const type of [
+      "ValidationException",
+      "ResourceNotFoundException",
+      "ConditionalCheckFailedException",
+    ]
+  ) {
+    const fake = fakeDynamo([{ status: 400, type }]);
+    try {
+      await assert.rejects(fake.client.send(get), { name: type, message: `${type}!` });
+      assert.equal(fake.seen.length, 1, type);
+    } finally {
+      await fake.close();
+    }
+  }
+});
+
+Deno.test("an answer whose x-amz-crc32 does not match is retried, and then named", async () => {
+  const fake = fakeDynamo([{ status: 200, body: { Item: { id: { S: "a" } } }, badCrc: true }]);
+  try {
+    await assert.rejects(fake.client.send(get), (e: DynamoError) => {
+      assert.equal(e.name, "CRC32CheckFailed");
+      assert.match(e.message, /GetItem does not match its x-amz-crc32/);
+      return true;
+    });
+    assert.equal(fake.seen.length, DYNAMO_MAX_ATTEMPTS);
+  } finally {
+    await fake.close();
+  }
+});
+
+Deno.test("the retry quota ends retries early once failures have spent it", async () => {
+  const fake = fakeDynamo([{ status: 500, type: "InternalServerError" }]);
+  try {
+    // 500 tokens at 14 a retry: 35 retries, then none.
+    let calls = 0;
+    for (let i = 0; i < 10; i++) {
+      await assert.rejects(fake.client.send(get));
+      calls = fake.seen.length;
+    }
+    assert.equal(calls, 35 + 10, "35 retries, each request's first attempt besides");
+  } finally {
+    await fake.close();
+  }
+});
+
+Deno.test("binaries are bytes here and base64 on the wire, both ways", async () => {
+  const fake = fakeDynamo([{
+    status: 200,
+    body: {
+      Items: [{ id: { B: "AAEC" }, set: { BS: ["AQ=="] }, deep: { M: { b: { B: "/w==" } } } }],
+      LastEvaluatedKey: { id: { B: "AAEC" } },
+    },
+  }]);
+  try {
+    const page = await fake.client.send(
+      new ScanCommand({ TableName: "t", ExclusiveStartKey: { id: { B: new Uint8Array([7, 8]) } } }),
+    );
+    assert.deepEqual(JSON.parse(fake.seen[0].body).ExclusiveStartKey, { id: { B: "Bwg=" } });
+    assert.deepEqual(page.Items, [{
+      id: { B: new Uint8Array([0, 1, 2]) },
+      set: { BS: [new Uint8Array([1])] },
+      deep: { M: { b: { B: new Uint8Array([255]) } } },
+    }]);
+    assert.deepEqual(page.LastEvaluatedKey, { id: { B: new Uint8Array([0, 1, 2]) } });
+  } finally {
+    await fake.close();
+  }
+});
+
+Deno.test("a stream record's images get their bytes; its time stays in seconds", async () => {
+  const record = {
+    eventName: "INSERT",
+    dynamodb: {
+      ApproximateCreationDateTime: 1770379200,
+      Keys: { id: { B: "AA==" } },
+      NewImage: { id: { B: "AA==" } },
+      SequenceNumber: "100",
+    },
+  };
+  const fake = fakeDynamo([{ status: 200, body: { Records: [record], NextShardIterator: "n" } }]);
+  try {
+    const { Records } = await fake.client.send(new GetRecordsCommand({ ShardIterator: "i" }));
+    assert.equal(fake.seen[0].headers.get("x-amz-target"), "DynamoDBStreams_20120810.GetRecords");
+    assert.equal(Records![0].dynamodb!.ApproximateCreationDateTime, 1770379200);
+    assert.deepEqual(Records![0].dynamodb!.Keys, { id: { B: new Uint8Array([0]) } });
+  } finally {
+    await fake.close();
+  }
+});
+
+Deno.test("an aborted request is not retried", async () => {
+  const fake = fakeDynamo([{ status: 200 }]);
+  try {
+    const controller = new AbortController();
+    controller.abort(new Error("timed out"));
+    await assert.rejects(fake.client.send(get, { abortSignal: controller.signal }));
+    assert.equal(fake.seen.length, 0);
+  } finally {
+    await fake.close();
+  }
+});
+
+Deno.test("each command goes to its own service's endpoint, unless one is configured", () => {
+  const aws = { region: "us-west-2" };
+  assert.equal(
+    serviceUrl(aws, "DynamoDB_20120810.Scan").href,
+    "https://dynamodb.us-west-2.amazonaws.com/",
+  );
+  assert.equal(
+    serviceUrl(aws, "DynamoDBStreams_20120810.GetRecords").href,
+    "https://streams.dynamodb.us-west-2.amazonaws.com/",
+  );
+  assert.equal(
+    serviceUrl({ ...aws, endpoint: "http://127.0.0.1:8000" }, "DynamoDBStreams_20120810.GetRecords")
+      .href,
+    "http://127.0.0.1:8000/",
+  );
+});
