@@ -36,6 +36,8 @@ export const NO_STACK: readonly string[] = [
   "edge_gateway_limits_test.ts",
   // The bench's goal table, from text.
   "bench_goals_test.ts",
+  // The real Supabase CLI deploying the functions to a Management API of its own.
+  "functions_deploy_test.ts",
 ];
 
 /** Files that share the stack, in the order they start (the longest first). */
@@ -108,6 +110,7 @@ export const UNDER_NICE: readonly string[] = [
   "migrations_test.ts",
   "root_only_clone_test.ts",
   "bench_goals_test.ts",
+  "functions_deploy_test.ts",
   "terraform_plan_test.ts",
 ];
 

@@ -1,0 +1,40 @@
+import assert from "node:assert/strict";
+import { bundleUpload, infoSizeBytes, uploadPathProblem } from "./function_bundle.ts";
+
+Deno.test("an upload's paths must be clean paths inside the project", () => {
+  assert.equal(uploadPathProblem("supabase/functions/x/index.ts"), undefined);
+  assert.equal(uploadPathProblem("functions-shared/http.ts"), undefined);
+  for (const bad of ["/etc/passwd", "../x.ts", "a/../b.ts", "./a.ts", "a//b.ts", "C:/x.ts", ""]) {
+    assert.ok(uploadPathProblem(bad), bad);
+  }
+});
+
+Deno.test("deno info's size line is read in bytes", () => {
+  assert.equal(infoSizeBytes("local: x\nsize: 55B\n"), 55);
+  assert.equal(infoSizeBytes("size: 560.29KB"), Math.round(560.29 * 1024));
+  assert.equal(infoSizeBytes("size: 13.46MB"), Math.round(13.46 * 1024 ** 2));
+  assert.equal(infoSizeBytes("no size here"), undefined);
+});
+
+Deno.test("an upload is built from its files alone: a module left out is named", async () => {
+  const text = (s: string) => new TextEncoder().encode(s);
+  const files = new Map([
+    [
+      "supabase/functions/f/index.ts",
+      text('import { a } from "../../../shared/a.ts";\nconsole.log(a);\n'),
+    ],
+  ]);
+  const upload = { slug: "f", entrypointPath: "supabase/functions/f/index.ts", files };
+  const missing = await bundleUpload(upload);
+  assert.deepEqual(missing, {
+    ok: false,
+    problem: 'shared/a.ts: Module not found "shared/a.ts".',
+  });
+  files.set("shared/a.ts", text("export const a = 1;\n"));
+  const built = await bundleUpload(upload);
+  assert.ok(built.ok && built.bytes > 0, JSON.stringify(built));
+  assert.deepEqual(await bundleUpload({ ...upload, entrypointPath: "nope.ts" }), {
+    ok: false,
+    problem: "the entry point nope.ts was not uploaded",
+  });
+});
