@@ -23,7 +23,9 @@
  * a failed connection, a CRC mismatch), none for the rest; between attempts a full-jitter
  * backoff, random × min(base × 2^i, 20 s), the base 1 s after throttling and 50 ms
  * otherwise; each retry takes from the client's quota of 500 (5 after throttling, 14
- * otherwise), a success puts 1 back, and an empty quota stops retrying.
+ * otherwise), a success puts 1 back, and an empty quota stops retrying. An answer whose
+ * `Date` is more than 5 minutes from this machine's clock sets the clock requests are
+ * signed at, and a refusal for a skewed clock is then retried, as the SDK does.
  *
  * @module
  */
@@ -82,6 +84,17 @@ const THROTTLING = new Set([
   "PriorRequestNotComplete",
 ]);
 const TRANSIENT_STATUS = new Set([500, 502, 503, 504]);
+/** Errors that say the request's clock is off (the SDK's CLOCK_SKEW_ERROR_CODES). */
+const CLOCK_SKEW = new Set([
+  "AuthFailure",
+  "InvalidSignatureException",
+  "RequestExpired",
+  "RequestInTheFuture",
+  "RequestTimeTooSkewed",
+  "SignatureDoesNotMatch",
+]);
+/** How far the service's clock may be from ours before requests are signed at its time. */
+const CLOCK_SKEW_MS = 300_000;
 const MAX_BACKOFF_MS = 20_000;
 const INITIAL_QUOTA = 500;
 const THROTTLING_RETRY_COST = 5;
@@ -130,6 +143,8 @@ type Attempt =
 /** A DynamoDB (and DynamoDB Streams) client of one region: see the module's comment. */
 export class DynamoClient {
   #quota = INITIAL_QUOTA;
+  /** Added to our clock when signing: the service's clock, once it was found 5 min off. */
+  #clockOffsetMs = 0;
 
   constructor(readonly config: DynamoClientConfig) {}
 
@@ -194,6 +209,17 @@ export class DynamoClient {
       if (signal?.aborted) return { ok: false, error: error as Error, retry: "no" };
       return { ok: false, error: error as Error, retry: "transient" };
     }
+    // Like the SDK: a service clock more than 5 minutes from ours (its `Date`) is the one
+    // requests are signed at from now on, and a refusal for the skew is then retried.
+    const serverMs = Date.parse(response.headers.get("date") ?? "");
+    let clockCorrected = false;
+    if (
+      Number.isFinite(serverMs) &&
+      Math.abs(serverMs - (Date.now() + this.#clockOffsetMs)) > CLOCK_SKEW_MS
+    ) {
+      this.#clockOffsetMs = serverMs - Date.now();
+      clockCorrected = true;
+    }
     const metadata: ResponseMetadata = {
       httpStatusCode: response.status,
       requestId: response.headers.get("x-amzn-requestid") ?? undefined,
@@ -228,7 +254,7 @@ export class DynamoClient {
     const error = new DynamoError(name, message, metadata);
     const retry = THROTTLING.has(name) || response.status === 429
       ? "throttling"
-      : TRANSIENT_STATUS.has(response.status)
+      : TRANSIENT_STATUS.has(response.status) || (clockCorrected && CLOCK_SKEW.has(name))
       ? "transient"
       : "no";
     return { ok: false, error, retry };
@@ -242,7 +268,7 @@ export class DynamoClient {
       "accept-encoding": "identity",
     };
     const credentials = this.config.credentials!;
-    const now = amzDate(Date.now());
+    const now = amzDate(Date.now() + this.#clockOffsetMs);
     headers["x-amz-date"] = now;
     if (credentials.sessionToken) headers["x-amz-security-token"] = credentials.sessionToken;
     const signed: Record<string, string> = { ...headers, host: url.host };

@@ -262,3 +262,50 @@ Deno.test("each command goes to its own service's endpoint, unless one is config
     "http://127.0.0.1:8000/",
   );
 });
+
+Deno.test("a clock 10 minutes off is corrected from the service's Date, and the refused request retried", async () => {
+  const serverAhead = 10 * 60_000;
+  const seenDates: string[] = [];
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (req) => {
+    await req.body?.cancel();
+    const signed = req.headers.get("x-amz-date")!;
+    seenDates.push(signed);
+    const signedMs = Date.UTC(
+      +signed.slice(0, 4),
+      +signed.slice(4, 6) - 1,
+      +signed.slice(6, 8),
+      +signed.slice(9, 11),
+      +signed.slice(11, 13),
+      +signed.slice(13, 15),
+    );
+    const serverNow = Date.now() + serverAhead;
+    const skewed = Math.abs(serverNow - signedMs) > 5 * 60_000;
+    const body = skewed
+      ? {
+        __type: "com.amazon.coral.service#InvalidSignatureException",
+        message: "Signature expired",
+      }
+      : {};
+    return new Response(JSON.stringify(body), {
+      status: skewed ? 400 : 200,
+      headers: { date: new Date(serverNow).toUTCString() },
+    });
+  });
+  try {
+    const client = new DynamoClient({
+      region: "us-east-1",
+      endpoint: `http://127.0.0.1:${server.addr.port}`,
+      credentials: { accessKeyId: "AKIDTEST", secretAccessKey: "s" },
+      maxAttempts: DYNAMO_MAX_ATTEMPTS,
+      sleep: () => Promise.resolve(),
+    });
+    const answer = await client.send(get);
+    assert.equal(answer.$metadata.attempts, 2);
+    assert.equal(seenDates.length, 2);
+    // The next request is signed at the service's time from the start.
+    await client.send(get);
+    assert.equal(seenDates.length, 3);
+  } finally {
+    await server.shutdown();
+  }
+});
