@@ -150,7 +150,7 @@ Deno.test("a throttled Scan is retried after a jittered backoff, then the page i
   assert.deepEqual(clock.slept, [500], "random 0.5 × 1 s");
   assert.equal(result.segmentsFinished, 1);
   assert.ok(lines.includes(
-    `${WHERE}: ProvisionedThroughputExceededException after the SDK's retries; trying again in 500 ms`,
+    `${WHERE}: ProvisionedThroughputExceededException after the client's retries; trying again in 500 ms`,
   ));
 });
 
@@ -203,7 +203,7 @@ Deno.test("a Scan that stays throttled gives up after the rounds, releases its s
       "7",
       1,
       "worker-a",
-      `${WHERE}: Scan failed ${SCAN_ROUNDS} times in a row (each after the SDK's own retries): ThrottlingException: Rate of requests exceeds the allowed throughput`,
+      `${WHERE}: Scan failed ${SCAN_ROUNDS} times in a row (each after the client's own retries): ThrottlingException: Rate of requests exceeds the allowed throughput`,
     ],
   ]);
   const [noted, released] = [
@@ -213,7 +213,7 @@ Deno.test("a Scan that stays throttled gives up after the rounds, releases its s
   assert.ok(noted < released, "noted before it is given back");
   assert.equal(
     lines.at(-1),
-    `${WHERE}: Scan failed ${SCAN_ROUNDS} times in a row (each after the SDK's own retries): ` +
+    `${WHERE}: Scan failed ${SCAN_ROUNDS} times in a row (each after the client's own retries): ` +
       "ThrottlingException: Rate of requests exceeds the allowed throughput; " +
       "released for a later worker",
   );

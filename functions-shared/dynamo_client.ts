@@ -12,7 +12,7 @@
  * ThrottlingException, …) and transient ones (HTTP 5xx such as InternalServerError, a
  * failed connection), none for the rest (ValidationException, ResourceNotFoundException,
  * …). Between attempts a full-jitter exponential backoff, random × min(base × 2^i, 20 s),
- * with a base of 1 s after throttling and 50 ms otherwise, as AWS advises ("Error handling
+ * with a base of 1 s after throttling and 25 ms otherwise (the SDK's DynamoDB clients), as AWS advises ("Error handling
  * with DynamoDB", error retries and exponential backoff); each retry also spends from the
  * client's retry quota (500; 5 per throttling retry, 14 per other), refilled by successes,
  * so a client facing a failing service stops retrying early rather than piling on. The last
@@ -33,15 +33,23 @@ export const DYNAMO_MAX_ATTEMPTS = 5;
 
 /** The configuration of a DynamoDB (or DynamoDB Streams) client of `region`. */
 export function awsClientConfig(env: EnvReader, region: string) {
-  const accessKeyId = env("AWS_ACCESS_KEY_ID");
-  const secretAccessKey = env("AWS_SECRET_ACCESS_KEY");
+  // Trimmed, as the writer's are: a secret pasted with its newline would make a header
+  // that fetch refuses.
+  const accessKeyId = env("AWS_ACCESS_KEY_ID")?.trim();
+  const secretAccessKey = env("AWS_SECRET_ACCESS_KEY")?.trim();
   return {
     region,
     endpoint: env("DYNAMODB_ENDPOINT") || undefined,
     maxAttempts: DYNAMO_MAX_ATTEMPTS,
     retryMode: "standard",
     ...(accessKeyId && secretAccessKey
-      ? { credentials: { accessKeyId, secretAccessKey, sessionToken: env("AWS_SESSION_TOKEN") } }
+      ? {
+        credentials: {
+          accessKeyId,
+          secretAccessKey,
+          sessionToken: env("AWS_SESSION_TOKEN")?.trim() || undefined,
+        },
+      }
       : {}),
   };
 }

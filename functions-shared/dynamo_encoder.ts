@@ -24,13 +24,16 @@ function toAttribute(value: unknown): AttributeValue {
   if (value instanceof Uint8Array) return { B: value };
   if (value instanceof Set) {
     const members = [...value];
+    if (members.length === 0) throw new TypeError("an empty set is no DynamoDB value");
     if (members.every((m) => typeof m === "string")) return { SS: members };
     if (members.every((m) => m instanceof Uint8Array)) return { BS: members };
     return { NS: members.map((m) => isDynamoNumber(m) ? m.value : String(m)) };
   }
   if (Array.isArray(value)) return { L: value.map(toAttribute) };
-  if (typeof value === "object") return { M: toDynamo(value as DynamoItem) };
-  throw new TypeError(`cannot encode ${typeof value} as a DynamoDB value`);
+  if (typeof value === "object" && Object.getPrototypeOf(value) === Object.prototype) {
+    return { M: toDynamo(value as DynamoItem) };
+  }
+  throw new TypeError(`cannot encode ${Object.prototype.toString.call(value)} as a DynamoDB value`);
 }
 
 /** Encodes an item into DynamoDB JSON (numbers keep their text). */

@@ -152,3 +152,9 @@ Deno.test("encodeJson writes each number's own text, whether a double holds it o
   assert.equal(encoded, `[${texts.map(numberJson).join(",")}]`);
   assert.throws(() => encodeJson([Number.NaN]), /not a finite number/);
 });
+
+Deno.test("toDynamo refuses what DynamoDB cannot hold: an empty set, a Date, a Map", () => {
+  assert.throws(() => toDynamo({ s: new Set() } as never), /an empty set is no DynamoDB value/);
+  assert.throws(() => toDynamo({ d: new Date(0) } as never), /cannot encode \[object Date\]/);
+  assert.throws(() => toDynamo({ m: new Map() } as never), /cannot encode \[object Map\]/);
+});

@@ -5,27 +5,30 @@
  * `@aws-sdk/client-dynamodb-streams` in the Edge Functions, whose bundles hold every
  * file of every npm package they import: the two SDK clients and their dependencies
  * weigh about 7 MB, where a bundle made on Supabase's servers may weigh 5 MB, and an
- * isolate spent about 100 ms of CPU loading them (README, "Deploying the functions").
+ * isolate spent about 60 ms more CPU loading them (README, "Deploying the functions").
  *
  * A request is a POST of the command's input as JSON to the region's endpoint
  * (`https://dynamodb.<region>.amazonaws.com`, `https://streams.dynamodb.<region>.amazonaws.com`
  * for Streams; or DYNAMODB_ENDPOINT), with `X-Amz-Target: <target>` and
  * `Content-Type: application/x-amz-json-1.0`, signed for the service `dynamodb` ("DynamoDB
  * low-level API", https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Programming.LowLevelAPI.html).
- * An answer's `x-amz-crc32` is checked against its bytes, as the SDK does; a mismatch is
- * retried like a transient failure. An error answers `{"__type": "...#Name", "message"}`:
- * it is thrown as a {@link DynamoError} whose `name` is that Name and whose `$metadata`
- * holds the HTTP status, as the SDK's errors do.
+ * An answer's `x-amz-crc32`, DynamoDB's checksum of its bytes, is checked (as the AWS
+ * SDK for JavaScript v2 did); a mismatch is retried like a transient failure. An error
+ * answers `{"__type": "...#Name", "message"}`: it is thrown as a {@link DynamoError}
+ * (dynamo_errors.ts) whose `name` is that Name, whose message names the operation and the
+ * table, and whose `$metadata` holds the HTTP status, as the SDK's errors do. A request
+ * that got no answer throws a `NetworkingError` naming the cause.
  *
  * Retries, as the SDK's "standard" mode does them (retry behavior of the AWS SDKs,
  * https://docs.aws.amazon.com/sdkref/latest/guide/feature-retry-behavior.html): up to
- * `maxAttempts` in all for throttling errors and transient ones (HTTP 500, 502, 503, 504,
- * a failed connection, a CRC mismatch), none for the rest; between attempts a full-jitter
- * backoff, random × min(base × 2^i, 20 s), the base 1 s after throttling and 50 ms
- * otherwise; each retry takes from the client's quota of 500 (5 after throttling, 14
- * otherwise), a success puts 1 back, and an empty quota stops retrying. An answer whose
- * `Date` is more than 5 minutes from this machine's clock sets the clock requests are
- * signed at, and a refusal for a skewed clock is then retried, as the SDK does.
+ * `maxAttempts` in all for throttling errors and transient ones (dynamo_errors.ts: HTTP
+ * 500, 502, 503, 504, a failed connection, a CRC mismatch), none for the rest; between
+ * attempts a full-jitter backoff, random × min(base × 2^i, 20 s), the base 1 s after
+ * throttling and 25 ms otherwise (the SDK's DynamoDB clients); each retry takes from the
+ * client's quota of 500 (5 after throttling, 14 otherwise), and a success gives back what
+ * its last retry took (1 when it took none); an empty quota stops retrying. An answer
+ * whose `Date` is more than 5 minutes from this machine's clock sets the clock requests
+ * are signed at, and a refusal for a skewed clock is then retried, as the SDK does.
  *
  * @module
  */
@@ -33,8 +36,11 @@
 import { amzDate, canonicalRequest, sha256Hex, signatureOf } from "./aws_signature.ts";
 import { attributeMapFromJson } from "./attribute_binaries.ts";
 import type { Command, Item, ResponseMetadata } from "./dynamo_commands.ts";
+import { DynamoError, type RetryKind, retryKind, safeMessage } from "./dynamo_errors.ts";
 import { crc32 } from "./crc32.ts";
 import { bytesToBase64 } from "./dynamo_encoder.ts";
+
+export { DynamoError, isRetryable } from "./dynamo_errors.ts";
 
 /** An AWS key. */
 export interface AwsCredentials {
@@ -55,50 +61,12 @@ export interface DynamoClientConfig {
   sleep?: (ms: number) => Promise<void>;
 }
 
-/** An error DynamoDB answered (or the last failure of a request's attempts). */
-export class DynamoError extends Error {
-  constructor(
-    name: string,
-    message: string,
-    readonly $metadata: ResponseMetadata,
-  ) {
-    super(message);
-    this.name = name;
-  }
-}
-
-/** Errors AWS's SDKs retry as throttling (the SDK's THROTTLING_ERROR_CODES). */
-const THROTTLING = new Set([
-  "ProvisionedThroughputExceededException",
-  "ThrottlingException",
-  "Throttling",
-  "RequestLimitExceeded",
-  "RequestThrottled",
-  "RequestThrottledException",
-  "TooManyRequestsException",
-  "LimitExceededException",
-  "TransactionInProgressException",
-  "ThrottledException",
-  "BandwidthLimitExceeded",
-  "SlowDown",
-  "PriorRequestNotComplete",
-]);
-const TRANSIENT_STATUS = new Set([500, 502, 503, 504]);
-/** Errors that say the request's clock is off (the SDK's CLOCK_SKEW_ERROR_CODES). */
-const CLOCK_SKEW = new Set([
-  "AuthFailure",
-  "InvalidSignatureException",
-  "RequestExpired",
-  "RequestInTheFuture",
-  "RequestTimeTooSkewed",
-  "SignatureDoesNotMatch",
-]);
-/** How far the service's clock may be from ours before requests are signed at its time. */
-const CLOCK_SKEW_MS = 300_000;
 const MAX_BACKOFF_MS = 20_000;
 const INITIAL_QUOTA = 500;
 const THROTTLING_RETRY_COST = 5;
 const RETRY_COST = 14;
+/** How far the service's clock may be from ours before requests are signed at its time. */
+const CLOCK_SKEW_MS = 300_000;
 
 /** The decoded binaries of an answer's items, where answers hold items. */
 function withBinaries(body: Record<string, unknown>): Record<string, unknown> {
@@ -132,13 +100,21 @@ function requestJson(input: unknown): string {
 export function serviceUrl(config: { region: string; endpoint?: string }, target: string): URL {
   if (config.endpoint) return new URL(config.endpoint);
   const host = target.startsWith("DynamoDBStreams_") ? "streams.dynamodb" : "dynamodb";
-  return new URL(`https://${host}.${config.region}.amazonaws.com/`);
+  const domain = config.region.startsWith("cn-") ? "amazonaws.com.cn" : "amazonaws.com";
+  return new URL(`https://${host}.${config.region}.${domain}/`);
 }
 
 /** One answer's outcome, before retries are decided. */
 type Attempt =
   | { ok: true; body: Record<string, unknown>; metadata: ResponseMetadata }
-  | { ok: false; error: DynamoError | Error; retry: "throttling" | "transient" | "no" };
+  | { ok: false; error: DynamoError | Error; retry: RetryKind };
+
+/** The operation of a target (`Scan`), and the table a request names, for messages. */
+function what(target: string, input: unknown): string {
+  const operation = target.slice(target.indexOf(".") + 1);
+  const table = (input as { TableName?: unknown } | null)?.TableName;
+  return typeof table === "string" ? `${operation} on ${table}` : operation;
+}
 
 /** A DynamoDB (and DynamoDB Streams) client of one region: see the module's comment. */
 export class DynamoClient {
@@ -158,18 +134,20 @@ export class DynamoClient {
     command: Command<I, O>,
     options: { abortSignal?: AbortSignal } = {},
   ): Promise<O & { $metadata: ResponseMetadata }> {
+    const about = what(command.target, command.input);
     if (!this.config.credentials) {
       throw new DynamoError(
         "CredentialsProviderError",
-        "no AWS credentials: set the secrets AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
+        `${about}: no AWS credentials: set the secrets AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY`,
         {},
       );
     }
     const body = requestJson(command.input);
+    let lastCost = 0;
     for (let attempt = 1;; attempt++) {
-      const outcome = await this.#attempt(command.target, body, options.abortSignal);
+      const outcome = await this.#attempt(command.target, about, body, options.abortSignal);
       if (outcome.ok) {
-        this.#quota = Math.min(INITIAL_QUOTA, this.#quota + 1);
+        this.#quota = Math.min(INITIAL_QUOTA, this.#quota + (lastCost || 1));
         const result = withBinaries(outcome.body) as O & { $metadata: ResponseMetadata };
         result.$metadata = { ...outcome.metadata, attempts: attempt };
         return result;
@@ -181,33 +159,48 @@ export class DynamoClient {
         throw error;
       }
       this.#quota -= cost;
-      const base = retry === "throttling" ? 1000 : 50;
+      lastCost = cost;
+      const base = retry === "throttling" ? 1000 : 25;
       const waitMs = Math.random() * Math.min(base * 2 ** (attempt - 1), MAX_BACKOFF_MS);
       await (this.config.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms))))(waitMs);
     }
   }
 
-  async #attempt(target: string, body: string, signal?: AbortSignal): Promise<Attempt> {
+  async #attempt(
+    target: string,
+    about: string,
+    body: string,
+    signal?: AbortSignal,
+  ): Promise<Attempt> {
     const url = serviceUrl(this.config, target);
+    // Made before the try: a request that cannot be made (a header fetch refuses) is not
+    // a network failure, and is not retried.
+    const request = new Request(url, {
+      method: "POST",
+      headers: this.#signedHeaders(url, target, body),
+      body,
+      signal,
+    });
     let response: Response;
-    try {
-      response = await fetch(url, {
-        method: "POST",
-        headers: this.#signedHeaders(url, target, body),
-        body,
-        signal,
-      });
-    } catch (error) {
-      if (signal?.aborted) return { ok: false, error: error as Error, retry: "no" };
-      // No answer: the connection failed or was cut (the SDK retries these as transient).
-      return { ok: false, error: error as Error, retry: "transient" };
-    }
     let bytes: Uint8Array;
     try {
+      response = await fetch(request);
       bytes = new Uint8Array(await response.arrayBuffer());
     } catch (error) {
       if (signal?.aborted) return { ok: false, error: error as Error, retry: "no" };
-      return { ok: false, error: error as Error, retry: "transient" };
+      // No answer, or not all of it: the connection failed or was cut (the SDK retries
+      // these as transient).
+      const cause = `${(error as Error).name}: ${(error as Error).message}`;
+      return {
+        ok: false,
+        error: new DynamoError(
+          "NetworkingError",
+          `${about}: no answer from ${url.host}: ${this.#safe(cause)}`,
+          {},
+          "transient",
+        ),
+        retry: "transient",
+      };
     }
     // Like the SDK: a service clock more than 5 minutes from ours (its `Date`) is the one
     // requests are signed at from now on, and a refusal for the skew is then retried.
@@ -226,38 +219,33 @@ export class DynamoClient {
     };
     const sent = response.headers.get("x-amz-crc32");
     if (sent !== null && Number(sent) !== crc32(bytes)) {
-      const error = new DynamoError(
-        "CRC32CheckFailed",
-        `DynamoDB's answer to ${target} does not match its x-amz-crc32: it was damaged on the way`,
-        metadata,
-      );
+      const message = `${about}: the answer does not match its x-amz-crc32 (damaged on the way)`;
+      const error = new DynamoError("CRC32CheckFailed", message, metadata, "transient");
       return { ok: false, error, retry: "transient" };
     }
     const text = new TextDecoder().decode(bytes);
-    let parsed: Record<string, unknown>;
+    let parsed: Record<string, unknown> | undefined;
     try {
       parsed = text === "" ? {} : JSON.parse(text);
     } catch {
-      const error = new DynamoError(
-        response.ok ? "SerializationException" : `HTTP${response.status}`,
-        `DynamoDB answered ${target} with HTTP ${response.status} and a body that is not JSON`,
-        metadata,
-      );
-      const transient = TRANSIENT_STATUS.has(response.status);
-      return { ok: false, error, retry: transient ? "transient" : "no" };
+      parsed = undefined;
     }
-    if (response.ok) return { ok: true, body: parsed, metadata };
-    const type = String(parsed.__type ?? response.headers.get("x-amzn-errortype") ?? "");
+    if (response.ok && parsed) return { ok: true, body: parsed, metadata };
+    const type = String(parsed?.__type ?? response.headers.get("x-amzn-errortype") ?? "");
     const name = type.slice(type.lastIndexOf("#") + 1).split(":")[0] ||
-      `HTTP${response.status}`;
-    const message = String(parsed.message ?? parsed.Message ?? `HTTP ${response.status}`);
-    const error = new DynamoError(name, message, metadata);
-    const retry = THROTTLING.has(name) || response.status === 429
-      ? "throttling"
-      : TRANSIENT_STATUS.has(response.status) || (clockCorrected && CLOCK_SKEW.has(name))
-      ? "transient"
-      : "no";
+      (response.ok ? "SerializationException" : `HTTP${response.status}`);
+    const said = parsed
+      ? String(parsed.message ?? parsed.Message ?? `HTTP ${response.status}`)
+      : `HTTP ${response.status} with a body that is not JSON`;
+    const retry = retryKind(name, response.status, clockCorrected);
+    const error = new DynamoError(name, `${about}: ${this.#safe(said)}`, metadata, retry);
     return { ok: false, error, retry };
+  }
+
+  /** A message without this client's session token or secret. */
+  #safe(message: string): string {
+    const credentials = this.config.credentials;
+    return safeMessage(message, [credentials?.sessionToken, credentials?.secretAccessKey]);
   }
 
   /** The request's headers, signed. */
@@ -265,14 +253,12 @@ export class DynamoClient {
     const headers: Record<string, string> = {
       "content-type": "application/x-amz-json-1.0",
       "x-amz-target": target,
-      "accept-encoding": "identity",
     };
     const credentials = this.config.credentials!;
     const now = amzDate(Date.now() + this.#clockOffsetMs);
     headers["x-amz-date"] = now;
     if (credentials.sessionToken) headers["x-amz-security-token"] = credentials.sessionToken;
     const signed: Record<string, string> = { ...headers, host: url.host };
-    delete signed["accept-encoding"];
     const names = Object.keys(signed).sort();
     const canonical = canonicalRequest({
       method: "POST",
@@ -287,6 +273,8 @@ export class DynamoClient {
     headers.authorization = `AWS4-HMAC-SHA256 Credential=${credentials.accessKeyId}/${scope.day}/` +
       `${scope.region}/dynamodb/aws4_request, SignedHeaders=${names.join(";")}, ` +
       `Signature=${signature}`;
+    // Not signed: whole bodies, never compressed, so x-amz-crc32 is over what arrives.
+    headers["accept-encoding"] = "identity";
     return headers;
   }
 }

@@ -7,7 +7,8 @@ import assert from "node:assert/strict";
 import { crc32 } from "./crc32.ts";
 import { DYNAMO_MAX_ATTEMPTS } from "./dynamo_client.ts";
 import { GetItemCommand, GetRecordsCommand, ScanCommand } from "./dynamo_commands.ts";
-import { DynamoClient, type DynamoError, serviceUrl } from "./dynamo_http.ts";
+import { DynamoClient, type DynamoError, isRetryable, serviceUrl } from "./dynamo_http.ts";
+import { safeMessage } from "./dynamo_errors.ts";
 
 interface Answer {
   status: number;
@@ -100,7 +101,8 @@ Deno.test("without credentials nothing is sent, and the error says which secrets
     const client = new DynamoClient({ ...fake.client.config, credentials: undefined });
     await assert.rejects(client.send(get), {
       name: "CredentialsProviderError",
-      message: "no AWS credentials: set the secrets AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
+      message:
+        "GetItem on t: no AWS credentials: set the secrets AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
     });
     assert.equal(fake.seen.length, 0);
   } finally {
@@ -113,14 +115,14 @@ Deno.test("an InternalServerError is retried until the attempts are spent, then 
   try {
     await assert.rejects(fake.client.send(get), (e: DynamoError) => {
       assert.equal(e.name, "InternalServerError");
-      assert.equal(e.message, "InternalServerError!");
+      assert.equal(e.message, "GetItem on t: InternalServerError!");
       assert.equal(e.$metadata.httpStatusCode, 500);
       assert.equal(e.$metadata.attempts, DYNAMO_MAX_ATTEMPTS);
       return true;
     });
     assert.equal(fake.seen.length, DYNAMO_MAX_ATTEMPTS);
-    // Full jitter under 50 ms × 2^i.
-    fake.waits.forEach((ms, i) => assert.ok(ms >= 0 && ms <= 50 * 2 ** i, `${ms}`));
+    // Full jitter under 25 ms × 2^i.
+    fake.waits.forEach((ms, i) => assert.ok(ms >= 0 && ms <= 25 * 2 ** i, `${ms}`));
   } finally {
     await fake.close();
   }
@@ -152,7 +154,10 @@ Deno.test("a validation error, a missing table and a failed condition are not re
   ) {
     const fake = fakeDynamo([{ status: 400, type }]);
     try {
-      await assert.rejects(fake.client.send(get), { name: type, message: `${type}!` });
+      await assert.rejects(fake.client.send(get), {
+        name: type,
+        message: `GetItem on t: ${type}!`,
+      });
       assert.equal(fake.seen.length, 1, type);
     } finally {
       await fake.close();
@@ -165,7 +170,10 @@ Deno.test("an answer whose x-amz-crc32 does not match is retried, and then named
   try {
     await assert.rejects(fake.client.send(get), (e: DynamoError) => {
       assert.equal(e.name, "CRC32CheckFailed");
-      assert.match(e.message, /GetItem does not match its x-amz-crc32/);
+      assert.equal(
+        e.message,
+        "GetItem on t: the answer does not match its x-amz-crc32 (damaged on the way)",
+      );
       return true;
     });
     assert.equal(fake.seen.length, DYNAMO_MAX_ATTEMPTS);
@@ -308,4 +316,70 @@ Deno.test("a clock 10 minutes off is corrected from the service's Date, and the 
   } finally {
     await server.shutdown();
   }
+});
+
+Deno.test("a success after retries gives back what its retry took from the quota", async () => {
+  // Each request throttled once, then answered: 5 taken, 5 given back. Without the
+  // refund, 100 such requests would leave 0 of the 500, and the next throttle unretried.
+  const answers: Answer[] = [];
+  for (let i = 0; i < 110; i++) {
+    answers.push({ status: 400, type: "ThrottlingException" }, { status: 200 });
+  }
+  const fake = fakeDynamo(answers);
+  try {
+    for (let i = 0; i < 110; i++) {
+      const answer = await fake.client.send(get);
+      assert.equal(answer.$metadata.attempts, 2, `request ${i}`);
+    }
+  } finally {
+    await fake.close();
+  }
+});
+
+Deno.test("no answer is a NetworkingError naming the operation and host, retried, then thrown", async () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close(); // nothing listens there now
+  const waits: number[] = [];
+  const client = new DynamoClient({
+    region: "us-east-1",
+    endpoint: `http://127.0.0.1:${port}`,
+    credentials: { accessKeyId: "AKIDTEST", secretAccessKey: "s3cret-value" },
+    maxAttempts: 3,
+    sleep: (ms) => {
+      waits.push(ms);
+      return Promise.resolve();
+    },
+  });
+  await assert.rejects(client.send(new ScanCommand({ TableName: "things" })), (e: DynamoError) => {
+    assert.equal(e.name, "NetworkingError");
+    assert.match(
+      e.message,
+      new RegExp(`^Scan on things: no answer from 127\\.0\\.0\\.1:${port}: `),
+    );
+    assert.ok(!e.message.includes("s3cret-value"));
+    assert.ok(isRetryable(e));
+    return true;
+  });
+  assert.equal(waits.length, 2, "retried until the attempts were spent");
+});
+
+Deno.test("a signature refusal's echo of the request is cut, and no secret is quoted", () => {
+  const message = "The request signature we calculated does not match.\n\n" +
+    "The Canonical String for this request should have been\n'POST\n/\nx-amz-security-token:TOKEN123\n'";
+  assert.equal(
+    safeMessage(message, ["TOKEN123"]),
+    "The request signature we calculated does not match.",
+  );
+  assert.equal(
+    safeMessage("token TOKEN123 here", ["TOKEN123", undefined]),
+    "token [redacted] here",
+  );
+});
+
+Deno.test("China's regions have their own domain", () => {
+  assert.equal(
+    serviceUrl({ region: "cn-north-1" }, "DynamoDB_20120810.Scan").href,
+    "https://dynamodb.cn-north-1.amazonaws.com.cn/",
+  );
 });

@@ -10,11 +10,11 @@
  * Postgres (read_turns.ts, `sync.backfill_read_turn`): one budget for the table, shared
  * by every segment in flight in every request. This module keeps the clock and the retries.
  *
- * Retries: the SDK client (functions-shared/dynamo_client.ts) already makes up to 5
- * attempts for throttling (ProvisionedThroughputExceededException, ThrottlingException)
- * and transient (HTTP 5xx) errors, waiting a full-jitter exponential backoff between them
- * (random × min(base × 2^i, 20 s); base 1 s for throttling, 50 ms otherwise) while its
- * retry quota lasts. AWS: "reduce the frequency of requests and use exponential backoff"
+ * Retries: the client (functions-shared/dynamo_http.ts) already makes up to 5 attempts
+ * for throttling (ProvisionedThroughputExceededException, ThrottlingException) and
+ * transient (HTTP 5xx, no answer) errors, waiting a full-jitter exponential backoff
+ * between them (random × min(base × 2^i, 20 s); base 1 s for throttling, 25 ms otherwise)
+ * while its retry quota lasts. AWS: "reduce the frequency of requests and use exponential backoff"
  * (Developer Guide, "Error handling with DynamoDB", error retries and exponential
  * backoff). When those are spent, `withBackoff` waits a full-jitter backoff of its own
  * (random × min(1 s × 2^i, 10 s)) and tries again, `SCAN_ROUNDS` times at most; then it
@@ -23,10 +23,15 @@
  * @module
  */
 
-/** Rounds of the SDK's own attempts before a Scan gives up. */
+import { isRetryable } from "./dynamo_errors.ts";
+
+/** Rounds of the client's own attempts before a Scan gives up. */
 export const SCAN_ROUNDS = 3;
 
-/** The errors worth retrying: throttling and the service's own failures. */
+/**
+ * The errors worth retrying by name: throttling and the service's own failures. Any error
+ * the client marks retryable (dynamo_errors.ts, `isRetryable`) is retried too.
+ */
 export const RETRYABLE_ERRORS: ReadonlySet<string> = new Set([
   "ProvisionedThroughputExceededException",
   "ThrottlingException",
@@ -53,7 +58,7 @@ export const realPacing: PacingDeps = {
 export class ScanGaveUp extends Error {
   constructor(override readonly cause: Error, rounds: number) {
     super(
-      `Scan failed ${rounds} times in a row (each after the SDK's own retries): ` +
+      `Scan failed ${rounds} times in a row (each after the client's own retries): ` +
         `${cause.name}: ${cause.message}`,
     );
     this.name = "ScanGaveUp";
@@ -75,7 +80,7 @@ export async function withBackoff<T>(
       return await read();
     } catch (error) {
       const e = error as Error;
-      if (!RETRYABLE_ERRORS.has(e.name)) throw e;
+      if (!RETRYABLE_ERRORS.has(e.name) && !isRetryable(e)) throw e;
       if (round + 1 >= rounds) throw new ScanGaveUp(e, rounds);
       const waitMs = Math.floor(deps.random() * Math.min(10_000, 1000 * 2 ** round));
       onRetry(e, waitMs);

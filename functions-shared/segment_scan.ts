@@ -209,7 +209,7 @@ export async function scanSegments(
         },
         (error, waitMs) => {
           retried = true;
-          log(`${where}: ${error.name} after the SDK's retries; trying again in ${waitMs} ms`);
+          log(`${where}: ${error.name} after the client's retries; trying again in ${waitMs} ms`);
         },
         pacing,
       );

@@ -53,7 +53,7 @@ const sameKey = (a: RowKey, b: RowKey) => JSON.stringify(a) === JSON.stringify(b
 
 /**
  * A divergent key's items, read consistently, with the Scan's backoff on throttling and
- * 5xx (each after the SDK's own retries); a read that keeps failing is an error naming
+ * 5xx (each after the client's own retries); a read that keeps failing is an error naming
  * the run, the table, the key and the cause.
  */
 async function readAgain(deps: ValidatorDeps, spec: TableSpec, run: number, key: RowKey) {
@@ -64,7 +64,9 @@ async function readAgain(deps: ValidatorDeps, spec: TableSpec, run: number, key:
     return await withBackoff(
       () => pointRead(deps, spec, key),
       (error, waitMs) =>
-        deps.log?.(`${where}: ${error.name} after the SDK's retries; trying again in ${waitMs} ms`),
+        deps.log?.(
+          `${where}: ${error.name} after the client's retries; trying again in ${waitMs} ms`,
+        ),
       deps.pacing ?? realPacing,
     );
   } catch (error) {

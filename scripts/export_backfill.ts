@@ -16,7 +16,7 @@ import { createHash } from "node:crypto";
 import { awsClientConfig, type EnvReader, perRegion } from "../functions-shared/dynamo_client.ts";
 import { ExportDataError } from "../functions-shared/export_items.ts";
 import { parseExportFiles, parseExportSummary } from "../functions-shared/export_manifest.ts";
-import { requestExport, waitForExport } from "../functions-shared/export_request.ts";
+import { requestExport, waitForExport } from "./export_request.ts";
 import { arnRegionProblem, type TableSpec } from "../functions-shared/table_registry.ts";
 
 /** Where exports go, or which one to load. */

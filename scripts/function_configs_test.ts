@@ -5,7 +5,7 @@
  */
 
 import assert from "node:assert/strict";
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ROOT } from "../local-stack/config.ts";
@@ -77,4 +77,16 @@ Deno.test("a function without its own deno.lock is named", () => {
   } finally {
     c.remove();
   }
+});
+
+Deno.test("no shared module imports the AWS SDK or zod: they would weigh down every function", () => {
+  // Server-side bundling allows 5 MB a function, every file of every npm package counted
+  // (tests/functions_deploy_test.ts); these two alone weigh about 13 MB.
+  const dir = join(ROOT, "functions-shared");
+  const offenders = readdirSync(dir)
+    .filter((name) => name.endsWith(".ts") && !name.endsWith("_test.ts"))
+    .filter((name) =>
+      /from\s+["'](npm:)?(@aws-sdk\/|zod\b)/.test(readFileSync(join(dir, name), "utf8"))
+    );
+  assert.deepEqual(offenders, []);
 });
