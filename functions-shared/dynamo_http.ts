@@ -28,7 +28,8 @@
  * client's quota of 500 (5 after throttling, 14 otherwise), and a success gives back what
  * its last retry took (1 when it took none); an empty quota stops retrying. An answer
  * whose `Date` is more than 5 minutes from this machine's clock sets the clock requests
- * are signed at, and a refusal for a skewed clock is then retried, as the SDK does.
+ * are signed at, and a refusal for a skewed clock is then retried, as the SDK does. An
+ * attempt silent for 30 s is abandoned and retried (a `TimeoutError`).
  *
  * @module
  */
@@ -59,7 +60,19 @@ export interface DynamoClientConfig {
   maxAttempts: number;
   /** The wait before a retry (tests); default: a timer. */
   sleep?: (ms: number) => Promise<void>;
+  /**
+   * How long one attempt may wait for its whole answer before it is abandoned and, like
+   * a failed connection, retried (default {@link ATTEMPT_TIMEOUT_MS}).
+   */
+  attemptTimeoutMs?: number;
 }
+
+/**
+ * An attempt's longest wait for its answer: DynamoDB answers in milliseconds and a 1 MB
+ * page in about a second, so a connection silent for 30 s is lost, and waiting on it would
+ * stall a backfill's segment until the isolate's wall clock ran out.
+ */
+export const ATTEMPT_TIMEOUT_MS = 30_000;
 
 const MAX_BACKOFF_MS = 20_000;
 const INITIAL_QUOTA = 500;
@@ -175,11 +188,13 @@ export class DynamoClient {
     const url = serviceUrl(this.config, target);
     // Made before the try: a request that cannot be made (a header fetch refuses) is not
     // a network failure, and is not retried.
+    const timeoutMs = this.config.attemptTimeoutMs ?? ATTEMPT_TIMEOUT_MS;
+    const timeout = AbortSignal.timeout(timeoutMs);
     const request = new Request(url, {
       method: "POST",
       headers: this.#signedHeaders(url, target, body),
       body,
-      signal,
+      signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
     });
     let response: Response;
     let bytes: Uint8Array;
@@ -188,6 +203,11 @@ export class DynamoClient {
       bytes = new Uint8Array(await response.arrayBuffer());
     } catch (error) {
       if (signal?.aborted) return { ok: false, error: error as Error, retry: "no" };
+      if (timeout.aborted) {
+        const message = `${about}: no answer from ${url.host} within ${timeoutMs} ms`;
+        const error = new DynamoError("TimeoutError", message, {}, "transient");
+        return { ok: false, error, retry: "transient" };
+      }
       // No answer, or not all of it: the connection failed or was cut (the SDK retries
       // these as transient).
       const cause = `${(error as Error).name}: ${(error as Error).message}`;

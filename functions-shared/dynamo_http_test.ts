@@ -383,3 +383,33 @@ Deno.test("China's regions have their own domain", () => {
     "https://dynamodb.cn-north-1.amazonaws.com.cn/",
   );
 });
+
+Deno.test("an attempt with no answer is abandoned after its timeout and retried, then a TimeoutError", async () => {
+  let calls = 0;
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (req) => {
+    calls++;
+    await req.body?.cancel();
+    // Answers long after the client gave up.
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    return new Response("{}");
+  });
+  try {
+    const client = new DynamoClient({
+      region: "us-east-1",
+      endpoint: `http://127.0.0.1:${server.addr.port}`,
+      credentials: { accessKeyId: "AKIDTEST", secretAccessKey: "s" },
+      maxAttempts: 2,
+      attemptTimeoutMs: 100,
+      sleep: () => Promise.resolve(),
+    });
+    await assert.rejects(client.send(get), (e: DynamoError) => {
+      assert.equal(e.name, "TimeoutError");
+      assert.match(e.message, /^GetItem on t: no answer from 127\.0\.0\.1:\d+ within 100 ms$/);
+      assert.equal(e.$metadata.attempts, 2);
+      return true;
+    });
+    assert.equal(calls, 2);
+  } finally {
+    await server.shutdown();
+  }
+});
