@@ -125,8 +125,13 @@ type Attempt =
 /** The operation of a target (`Scan`), and the table a request names, for messages. */
 function what(target: string, input: unknown): string {
   const operation = target.slice(target.indexOf(".") + 1);
-  const table = (input as { TableName?: unknown } | null)?.TableName;
-  return typeof table === "string" ? `${operation} on ${table}` : operation;
+  const { TableName, StreamArn } = (input ?? {}) as { TableName?: unknown; StreamArn?: unknown };
+  const table = typeof TableName === "string"
+    ? TableName
+    : typeof StreamArn === "string"
+    ? /:table\/([^/]+)\/stream\//.exec(StreamArn)?.[1]
+    : undefined;
+  return table ? `${operation} on ${table}` : operation;
 }
 
 /** A DynamoDB (and DynamoDB Streams) client of one region: see the module's comment. */
@@ -135,11 +140,16 @@ export class DynamoClient {
   /** Added to our clock when signing: the service's clock, once it was found 5 min off. */
   #clockOffsetMs = 0;
 
-  constructor(readonly config: DynamoClientConfig) {}
+  /** Private: it holds the secret key, which nothing may print. */
+  readonly #config: DynamoClientConfig;
+
+  constructor(config: DynamoClientConfig) {
+    this.#config = config;
+  }
 
   /** The region this client calls. */
   get region(): string {
-    return this.config.region;
+    return this.#config.region;
   }
 
   /** Sends `command`; its answer with `$metadata`, or throws the last error. */
@@ -148,7 +158,7 @@ export class DynamoClient {
     options: { abortSignal?: AbortSignal } = {},
   ): Promise<O & { $metadata: ResponseMetadata }> {
     const about = what(command.target, command.input);
-    if (!this.config.credentials) {
+    if (!this.#config.credentials) {
       throw new DynamoError(
         "CredentialsProviderError",
         `${about}: no AWS credentials: set the secrets AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY`,
@@ -167,7 +177,7 @@ export class DynamoClient {
       }
       const { error, retry } = outcome;
       const cost = retry === "throttling" ? THROTTLING_RETRY_COST : RETRY_COST;
-      if (retry === "no" || attempt >= this.config.maxAttempts || this.#quota < cost) {
+      if (retry === "no" || attempt >= this.#config.maxAttempts || this.#quota < cost) {
         if (error instanceof DynamoError) error.$metadata.attempts = attempt;
         throw error;
       }
@@ -175,7 +185,7 @@ export class DynamoClient {
       lastCost = cost;
       const base = retry === "throttling" ? 1000 : 25;
       const waitMs = Math.random() * Math.min(base * 2 ** (attempt - 1), MAX_BACKOFF_MS);
-      await (this.config.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms))))(waitMs);
+      await (this.#config.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms))))(waitMs);
     }
   }
 
@@ -185,10 +195,10 @@ export class DynamoClient {
     body: string,
     signal?: AbortSignal,
   ): Promise<Attempt> {
-    const url = serviceUrl(this.config, target);
+    const url = serviceUrl(this.#config, target);
     // Made before the try: a request that cannot be made (a header fetch refuses) is not
     // a network failure, and is not retried.
-    const timeoutMs = this.config.attemptTimeoutMs ?? ATTEMPT_TIMEOUT_MS;
+    const timeoutMs = this.#config.attemptTimeoutMs ?? ATTEMPT_TIMEOUT_MS;
     const timeout = AbortSignal.timeout(timeoutMs);
     const request = new Request(url, {
       method: "POST",
@@ -264,7 +274,7 @@ export class DynamoClient {
 
   /** A message without this client's session token or secret. */
   #safe(message: string): string {
-    const credentials = this.config.credentials;
+    const credentials = this.#config.credentials;
     return safeMessage(message, [credentials?.sessionToken, credentials?.secretAccessKey]);
   }
 
@@ -274,7 +284,7 @@ export class DynamoClient {
       "content-type": "application/x-amz-json-1.0",
       "x-amz-target": target,
     };
-    const credentials = this.config.credentials!;
+    const credentials = this.#config.credentials!;
     const now = amzDate(Date.now() + this.#clockOffsetMs);
     headers["x-amz-date"] = now;
     if (credentials.sessionToken) headers["x-amz-security-token"] = credentials.sessionToken;
@@ -288,7 +298,7 @@ export class DynamoClient {
       signedHeaders: names,
       payloadHash: sha256Hex(body),
     });
-    const scope = { day: now.slice(0, 8), region: this.config.region, service: "dynamodb" };
+    const scope = { day: now.slice(0, 8), region: this.#config.region, service: "dynamodb" };
     const signature = signatureOf(canonical, now, scope, credentials.secretAccessKey);
     headers.authorization = `AWS4-HMAC-SHA256 Credential=${credentials.accessKeyId}/${scope.day}/` +
       `${scope.region}/dynamodb/aws4_request, SignedHeaders=${names.join(";")}, ` +

@@ -6,8 +6,19 @@
 import assert from "node:assert/strict";
 import { crc32 } from "./crc32.ts";
 import { DYNAMO_MAX_ATTEMPTS } from "./dynamo_client.ts";
-import { GetItemCommand, GetRecordsCommand, ScanCommand } from "./dynamo_commands.ts";
-import { DynamoClient, type DynamoError, isRetryable, serviceUrl } from "./dynamo_http.ts";
+import {
+  DescribeStreamCommand,
+  GetItemCommand,
+  GetRecordsCommand,
+  ScanCommand,
+} from "./dynamo_commands.ts";
+import {
+  DynamoClient,
+  type DynamoClientConfig,
+  type DynamoError,
+  isRetryable,
+  serviceUrl,
+} from "./dynamo_http.ts";
 import { safeMessage } from "./dynamo_errors.ts";
 
 interface Answer {
@@ -42,7 +53,7 @@ function fakeDynamo(answers: Answer[]) {
     });
   });
   const waits: number[] = [];
-  const client = new DynamoClient({
+  const config: DynamoClientConfig = {
     region: "us-east-1",
     endpoint: `http://127.0.0.1:${server.addr.port}`,
     credentials: { accessKeyId: "AKIDTEST", secretAccessKey: "test-secret" },
@@ -51,8 +62,9 @@ function fakeDynamo(answers: Answer[]) {
       waits.push(ms);
       return Promise.resolve();
     },
-  });
-  return { client, seen, waits, close: () => server.shutdown() };
+  };
+  const client = new DynamoClient(config);
+  return { client, config, seen, waits, close: () => server.shutdown() };
 }
 
 const get = new GetItemCommand({ TableName: "t", Key: { id: { S: "a" } } });
@@ -81,7 +93,7 @@ Deno.test("a session token is sent and signed", async () => {
   const fake = fakeDynamo([{ status: 200 }]);
   try {
     const client = new DynamoClient({
-      ...fake.client.config,
+      ...fake.config,
       credentials: { accessKeyId: "AKIDTEST", secretAccessKey: "s", sessionToken: "tok" },
     });
     await client.send(get);
@@ -98,7 +110,7 @@ Deno.test("a session token is sent and signed", async () => {
 Deno.test("without credentials nothing is sent, and the error says which secrets to set", async () => {
   const fake = fakeDynamo([{ status: 200 }]);
   try {
-    const client = new DynamoClient({ ...fake.client.config, credentials: undefined });
+    const client = new DynamoClient({ ...fake.config, credentials: undefined });
     await assert.rejects(client.send(get), {
       name: "CredentialsProviderError",
       message:
@@ -412,4 +424,28 @@ Deno.test("an attempt with no answer is abandoned after its timeout and retried,
   } finally {
     await server.shutdown();
   }
+});
+
+Deno.test("a Streams request's error names the stream's table", async () => {
+  const fake = fakeDynamo([{ status: 400, type: "ResourceNotFoundException" }]);
+  try {
+    const arn =
+      "arn:aws:dynamodb:us-east-1:123456789012:table/things/stream/2026-11-30T00:00:00.000";
+    await assert.rejects(fake.client.send(new DescribeStreamCommand({ StreamArn: arn })), {
+      name: "ResourceNotFoundException",
+      message: "DescribeStream on things: ResourceNotFoundException!",
+    });
+  } finally {
+    await fake.close();
+  }
+});
+
+Deno.test("the client prints no secret", () => {
+  const client = new DynamoClient({
+    region: "us-east-1",
+    credentials: { accessKeyId: "AKIDTEST", secretAccessKey: "very-secret" },
+    maxAttempts: 1,
+  });
+  assert.ok(!Deno.inspect(client, { depth: 10 }).includes("very-secret"));
+  assert.ok(!JSON.stringify(client).includes("very-secret"));
 });
