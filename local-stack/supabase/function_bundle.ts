@@ -5,17 +5,21 @@
  * when it is larger than server-side bundling allows.
  *
  * - Only the uploaded files exist: the CLI finds the files to upload by reading import
- *   statements with a regular expression (`WalkImportPaths`, pkg/function/deno.go of
- *   github.com/supabase/cli), so a module it does not see (an import it cannot read, such
- *   as ``import(`./x.ts`)``) is missing on the server. Hosted may accept such a function
+ *   statements with a regular expression (the CLI 3.1.0 this repository pins, and the Go
+ *   CLI before it, `WalkImportPaths` in pkg/function/deno.go of github.com/supabase/cli,
+ *   use the same one), so a module it does not see (an import it cannot read, such as
+ *   ``import(`./x.ts`)``) is missing on the server. Hosted may accept such a function
  *   and fail at its boot ("worker boot error: failed to read path", supabase/cli#2837);
- *   this stand-in refuses it at once, naming the module, which is never kinder.
+ *   this stand-in refuses it at once, naming the module, which is never kinder. (`deno
+ *   info` also follows type-only imports, which hosted skips; the CLI uploads them too.)
  * - Size: the Edge Runtime's bundle holds every file of every npm package the function
  *   resolves (`build_npm_vfs` adds each package folder whole, crates/deno_facade/eszip/vfs.rs
  *   of github.com/supabase/edge-runtime), and Supabase measures a function's size as
  *   `deno info` prints it; bundles made on its servers may weigh 5 MB, those made by the
  *   CLI 20 MB ("Edge Function bundle size issues",
  *   https://supabase.com/docs/guides/troubleshooting/edge-function-bundle-size-issues).
+ *   Counted here as 5,000,000 bytes (`deno info`'s MB are 1,048,576), with every uploaded
+ *   file that is no module of the graph added (an import map, a static file).
  *
  * The module graph is built by the real Deno (`deno info`) in a folder holding only the
  * upload, with the uploaded import map, from the entry point.
@@ -28,8 +32,11 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { DENO_BIN } from "../config.ts";
 
-/** The largest function Supabase's servers bundle, in bytes. */
-export const SERVER_BUNDLE_MAX_BYTES = 5 * 1024 * 1024;
+/** The largest function Supabase's servers bundle, in bytes (the stricter reading of 5 MB). */
+export const SERVER_BUNDLE_MAX_BYTES = 5_000_000;
+
+/** How long one `deno info` may take (it may download the npm packages first). */
+const DENO_INFO_TIMEOUT_MS = 120_000;
 
 /** What was uploaded for one function. */
 export interface Upload {
@@ -69,6 +76,7 @@ async function denoInfo(dir: string, args: string[]): Promise<string> {
     env: { NO_COLOR: "1" },
     stdout: "piped",
     stderr: "piped",
+    signal: AbortSignal.timeout(DENO_INFO_TIMEOUT_MS),
   }).output();
   const text = new TextDecoder().decode(stdout);
   if (code !== 0) {
@@ -107,14 +115,17 @@ export async function bundleUpload(upload: Upload): Promise<BundleOutcome> {
       const where = broken.specifier.replace(`file://${dir}/`, "");
       return { ok: false, problem: `${where}: ${broken.error!.replaceAll(`file://${dir}/`, "")}` };
     }
-    const bytes = infoSizeBytes(await denoInfo(dir, [...config, upload.entrypointPath]));
-    if (bytes === undefined) return { ok: false, problem: "deno info printed no size" };
+    const graphSize = infoSizeBytes(await denoInfo(dir, [...config, upload.entrypointPath]));
+    if (graphSize === undefined) return { ok: false, problem: "deno info printed no size" };
+    const modules = new Set(graph.modules.map((m) => m.specifier.replace(`file://${dir}/`, "")));
+    const bytes = graphSize + [...upload.files].filter(([path]) => !modules.has(path))
+      .reduce((sum, [, content]) => sum + content.length, 0);
     if (bytes > SERVER_BUNDLE_MAX_BYTES) {
       return {
         ok: false,
         problem: `Function source code exceeds the maximum deployment size: ${
-          (bytes / 1024 ** 2).toFixed(2)
-        } MB, where bundling on the server allows ${SERVER_BUNDLE_MAX_BYTES / 1024 ** 2} MB`,
+          (bytes / 1e6).toFixed(2)
+        } MB, where bundling on the server allows ${SERVER_BUNDLE_MAX_BYTES / 1e6} MB`,
       };
     }
     return { ok: true, bytes };

@@ -2,8 +2,8 @@
  * A stand-in for the part of Supabase's Management API that `supabase functions deploy`
  * calls, so that the real CLI can deploy this repository's functions here as it would to
  * a hosted project (tests/functions_deploy_test.ts). The routes and shapes are the CLI's
- * own client's (pkg/api of github.com/supabase/cli: V1DeployAFunction,
- * V1BulkUpdateFunctions, V1GetProject):
+ * own client's (the Management API's OpenAPI operations v1DeployAFunction,
+ * v1BulkUpdateFunctions and v1GetProject, in pkg/api of github.com/supabase/cli):
  *
  * - every request needs `Authorization: Bearer <the access token>`: else 401;
  * - a project other than the one served: 404;
@@ -13,6 +13,7 @@
  *   servers would (function_bundle.ts): a module missing from it, a path outside the
  *   project, or a bundle over 5 MB answers 400 naming why; else 201 with the function
  *   (its version counting deployments). Without `bundleOnly`, the function is live at once;
+ *   with it, the version waits, and the live one (if any) serves meanwhile;
  * - `PUT /v1/projects/{ref}/functions`: the functions bundled with `bundleOnly`, made live
  *   together (200);
  * - `GET /v1/projects/{ref}`, `GET /v1/projects/{ref}/functions`: the project, the functions.
@@ -33,15 +34,18 @@ export interface DeployedFunction {
   files: string[];
   /** The bundle's size, as the servers measure it. */
   bytes: number;
-  /** Whether it serves requests (a bundle-only deployment is not live until the bulk update). */
-  live: boolean;
 }
 
 /** A running stand-in. */
 export interface ManagementApi {
   url: string;
-  /** Functions by slug. */
+  /** The live functions by slug: what serves requests. */
   functions: Map<string, DeployedFunction>;
+  /**
+   * Versions deployed with `bundleOnly`, by slug, not live until the bulk update names
+   * them (the live version, if any, serves meanwhile).
+   */
+  pending: Map<string, DeployedFunction>;
   /** Each request, as `METHOD path` and its status. */
   requests: string[];
   close(): Promise<void>;
@@ -75,6 +79,7 @@ export function startManagementApi(
   options: { projectRef: string; accessToken: string },
 ): ManagementApi {
   const functions = new Map<string, DeployedFunction>();
+  const pending = new Map<string, DeployedFunction>();
   const requests: string[] = [];
 
   async function deploy(req: Request, url: URL): Promise<Response> {
@@ -115,15 +120,15 @@ export function startManagementApi(
     }
     const deployed: DeployedFunction = {
       slug,
-      version: (functions.get(slug)?.version ?? 0) + 1,
+      version: Math.max(functions.get(slug)?.version ?? 0, pending.get(slug)?.version ?? 0) + 1,
       verifyJwt: metadata.verify_jwt ?? true,
       entrypointPath: upload.entrypointPath,
       importMapPath: upload.importMapPath,
       files: [...upload.files.keys()].sort(),
       bytes: bundled.bytes,
-      live: url.searchParams.get("bundleOnly") !== "true",
     };
-    functions.set(slug, deployed);
+    if (url.searchParams.get("bundleOnly") === "true") pending.set(slug, deployed);
+    else functions.set(slug, deployed);
     return answer(201, described(deployed, options.projectRef));
   }
 
@@ -132,9 +137,15 @@ export function startManagementApi(
     if (!Array.isArray(body)) return answer(400, { message: "expected a list of functions" });
     const updated = [];
     for (const item of body) {
-      const fn = functions.get(item.slug ?? "");
-      if (!fn) return answer(404, { message: `Function ${item.slug} not found` });
-      fn.live = true;
+      if (!pending.has(item.slug ?? "") && !functions.has(item.slug ?? "")) {
+        return answer(404, { message: `Function ${item.slug} not found` });
+      }
+    }
+    for (const item of body) {
+      const slug = item.slug!;
+      const fn = pending.get(slug) ?? functions.get(slug)!;
+      pending.delete(slug);
+      functions.set(slug, fn);
       updated.push(described(fn, options.projectRef));
     }
     return answer(200, { functions: updated });
@@ -181,6 +192,7 @@ export function startManagementApi(
   return {
     url: `http://127.0.0.1:${server.addr.port}`,
     functions,
+    pending,
     requests,
     close: () => server.shutdown(),
   };
