@@ -126,48 +126,45 @@ Deno.test("the real CLI deploys every function, bundled on the server from its u
   }
 });
 
-Deno.test("a module the CLI does not upload fails the deployment, naming it", async () => {
-  // A template literal: Deno resolves it, the CLI's reading of imports does not.
-  const dir = tinyProject({
-    "index.ts":
-      "const { hello } = await import(`./helper.ts`);\nDeno.serve(() => new Response(hello));\n",
-    "helper.ts": 'export const hello = "hello";\n',
-  });
+/**
+ * Deploys `hello` of a project of `files` and asserts that it is refused with `expected`,
+ * nothing deployed.
+ */
+async function assertRefused(files: Record<string, string>, expected: RegExp): Promise<void> {
+  const dir = tinyProject(files);
   const token = randomToken();
   const api = startManagementApi({ projectRef: PROJECT_REF, accessToken: token });
   try {
     const { code, output } = await deploy(dir, api.url, token, ["hello"]);
     assert.notEqual(code, 0, output);
-    assert.match(
-      output,
-      /failed to bundle function hello: supabase\/functions\/hello\/helper\.ts: Module not found/,
-    );
-    assert.equal(api.functions.size, 0);
-  } finally {
-    await api.close();
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
-
-Deno.test("a function over server-side bundling's 5 MB is refused with the hosted error", async () => {
-  const dir = tinyProject({
-    "index.ts": 'import { blob } from "./blob.ts";\nDeno.serve(() => new Response(blob));\n',
-    "blob.ts": `export const blob = "${"x".repeat(5.5 * 1024 * 1024)}";\n`,
-  });
-  const token = randomToken();
-  const api = startManagementApi({ projectRef: PROJECT_REF, accessToken: token });
-  try {
-    const { code, output } = await deploy(dir, api.url, token, ["hello"]);
-    assert.notEqual(code, 0, output);
-    assert.match(
-      output,
-      /Function source code exceeds the maximum deployment size: 5\.\d\d MB, where bundling on the server allows 5 MB/,
-    );
+    assert.match(output, expected);
     assert.equal(api.functions.size + api.pending.size, 0);
   } finally {
     await api.close();
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+Deno.test("a module the CLI does not upload fails the deployment, naming it", async () => {
+  // A template literal: Deno resolves it, the CLI's reading of imports does not.
+  await assertRefused(
+    {
+      "index.ts":
+        "const { hello } = await import(`./helper.ts`);\nDeno.serve(() => new Response(hello));\n",
+      "helper.ts": 'export const hello = "hello";\n',
+    },
+    /failed to bundle function hello: supabase\/functions\/hello\/helper\.ts: Module not found/,
+  );
+});
+
+Deno.test("a function over server-side bundling's 5 MB is refused with the hosted error", async () => {
+  await assertRefused(
+    {
+      "index.ts": 'import { blob } from "./blob.ts";\nDeno.serve(() => new Response(blob));\n',
+      "blob.ts": `export const blob = "${"x".repeat(5.5 * 1024 * 1024)}";\n`,
+    },
+    /Function source code exceeds the maximum deployment size: 5\.\d\d MB, where bundling on the server allows 5 MB/,
+  );
 });
 
 Deno.test("a wrong access token deploys nothing, and neither token is printed", async () => {
