@@ -23,22 +23,10 @@
  * @module
  */
 
-import { isRetryable } from "./dynamo_errors.ts";
+import { isRetryable, retryKind } from "./dynamo_errors.ts";
 
 /** Rounds of the client's own attempts before a Scan gives up. */
 export const SCAN_ROUNDS = 3;
-
-/**
- * The errors worth retrying by name: throttling and the service's own failures. Any error
- * the client marks retryable (dynamo_errors.ts, `isRetryable`) is retried too.
- */
-export const RETRYABLE_ERRORS: ReadonlySet<string> = new Set([
-  "ProvisionedThroughputExceededException",
-  "ThrottlingException",
-  "RequestLimitExceeded",
-  "InternalServerError",
-  "ServiceUnavailable",
-]);
 
 /** Clock and randomness, replaceable in tests. */
 export interface PacingDeps {
@@ -80,7 +68,9 @@ export async function withBackoff<T>(
       return await read();
     } catch (error) {
       const e = error as Error;
-      if (!RETRYABLE_ERRORS.has(e.name) && !isRetryable(e)) throw e;
+      // The client's own classification (dynamo_errors.ts); an error of another source
+      // (a test's fake) by its name alone.
+      if (!isRetryable(e) && retryKind(e.name, 0, false) === "no") throw e;
       if (round + 1 >= rounds) throw new ScanGaveUp(e, rounds);
       const waitMs = Math.floor(deps.random() * Math.min(10_000, 1000 * 2 ** round));
       onRetry(e, waitMs);

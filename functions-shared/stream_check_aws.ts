@@ -7,6 +7,9 @@
  * (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_streams_GetShardIterator.html),
  * which the reader turns into "trimmed".
  *
+ * One client (`dynamoClients`, dynamo_client.ts) serves DynamoDB and its
+ * Streams: each command goes to its own service's endpoint.
+ *
  * The reader user needs dynamodb:DescribeTable on the tables and DescribeStream,
  * GetShardIterator and GetRecords on their streams (infrastructure/terraform).
  *
@@ -19,7 +22,6 @@ import {
   GetRecordsCommand,
   GetShardIteratorCommand,
 } from "./dynamo_commands.ts";
-import { dynamoClients, type EnvReader } from "./dynamo_client.ts";
 import type { DynamoClient } from "./dynamo_http.ts";
 import type { ListedShard, StreamReader } from "./stream_check.ts";
 
@@ -32,15 +34,6 @@ export async function latestStreamArn(
   return Table?.StreamSpecification?.StreamEnabled === false
     ? undefined
     : Table?.LatestStreamArn ?? undefined;
-}
-
-/**
- * Returns a function that gives the (cached) DynamoDB Streams client of a region: the
- * one client class serves DynamoDB and its Streams (dynamo_http.ts), each command going
- * to its own service's endpoint.
- */
-export function streamsClients(env: EnvReader): (region: string) => DynamoClient {
-  return dynamoClients(env);
 }
 
 /** Where an iterator starts: the oldest record held, at or after a sequence number. */

@@ -45,7 +45,6 @@ import { POLLER_STATE_FILE } from "./stream_positions.ts";
 import { StreamMappings } from "./stream_mappings.ts";
 import { readStackEnv, stackEnvReader } from "../stack_env.ts";
 import { listShards, readRecords, shardIterator } from "./stream_reader.ts";
-import { streamsClients } from "../../functions-shared/stream_check_aws.ts";
 
 const STATE_FILE = POLLER_STATE_FILE;
 /** Where the on-failure destination's messages land. */
@@ -109,7 +108,7 @@ if (import.meta.main) {
     reservedConcurrency(Deno.env.get("STREAM_RESERVED_CONCURRENCY"))
   );
   // One client per region for the poller's life (a client per call leaks its sockets).
-  const streamsIn = streamsClients(stackEnvReader(env));
+  // One client per region, for DynamoDB and its Streams alike (dynamo_http.ts).
   const dynamoIn = dynamoClients(stackEnvReader(env));
   process.env.WEBHOOK_URL = `${env.FUNCTIONS_URL}/mmp-toledo-sync`;
   process.env.SYNC_WEBHOOK_SECRET = env.SYNC_WEBHOOK_SECRET;
@@ -140,7 +139,7 @@ if (import.meta.main) {
   };
 
   const pollShard = async (region: string, streamArn: string, shardId: string) => {
-    const client = streamsIn(region);
+    const client = dynamoIn(region);
     const shards = (state[streamArn] ??= {});
     let iterator: string | undefined;
     while (shards[shardId] !== "done") {
@@ -206,7 +205,7 @@ if (import.meta.main) {
 
   /** Finds lost records of one stream, then polls its shards that wait (parents first). */
   const visitStream = async (region: string, sourceTable: string, streamArn: string) => {
-    const shards = await listShards(streamsIn(region), streamArn);
+    const shards = await listShards(dynamoIn(region), streamArn);
     const known = (state[streamArn] ??= {});
     for (const shard of shards) {
       const checkpoint = known[shard.ShardId!];

@@ -12,11 +12,7 @@ import { RunGate } from "../../../functions-shared/run_gate.ts";
 import { acceptedServiceKeys } from "../../../functions-shared/service_auth.ts";
 import { readSettings } from "../../../functions-shared/settings.ts";
 import { STREAM_CHECK_SETTINGS } from "../../../functions-shared/function_settings.ts";
-import {
-  awsStreamReader,
-  latestStreamArn,
-  streamsClients,
-} from "../../../functions-shared/stream_check_aws.ts";
+import { awsStreamReader, latestStreamArn } from "../../../functions-shared/stream_check_aws.ts";
 import { handleStreamCheckRequest } from "../../../functions-shared/stream_check_run.ts";
 import { describeDbTarget } from "../../../functions-shared/db_url.ts";
 import {
@@ -33,8 +29,8 @@ const serviceKeys = acceptedServiceKeys(env);
 const sql = connectDb(settings.db, dbPool(settings));
 survivePooledConnectionLoss();
 console.log(`stream-check: database ${describeDbTarget(settings.db)}`);
+// One client per region, for DynamoDB and its Streams alike.
 const dynamo = dynamoClients(env);
-const streams = streamsClients(env);
 const gate = new RunGate(1);
 
 Deno.serve((req) =>
@@ -42,7 +38,7 @@ Deno.serve((req) =>
     sql,
     serviceKeys,
     streamArnOf: (spec) => latestStreamArn(dynamo(spec.region), spec.sourceTable),
-    readerOf: (spec, arn) => awsStreamReader(streams(spec.region), arn),
+    readerOf: (spec, arn) => awsStreamReader(dynamo(spec.region), arn),
     cpu,
     budget: { cpuMs: settings.cpuBudgetMs, wallMs: settings.wallBudgetMs },
     gate,
