@@ -1,5 +1,11 @@
 import assert from "node:assert/strict";
-import { ESTIMATE_FACTOR, estimatingMeter, isolateCpuMeter, processMeter } from "./cpu_meter.ts";
+import {
+  ESTIMATE_FACTOR,
+  estimatingMeter,
+  isolateCpuMeter,
+  processMeter,
+  STEP_OVERHEAD_MS,
+} from "./cpu_meter.ts";
 
 Deno.test("the process meter reads user + system, in ms", () => {
   let usage = { user: 250_000, system: 50_000 };
@@ -10,7 +16,7 @@ Deno.test("the process meter reads user + system, in ms", () => {
   assert.equal(meter.measure(() => 42), 42);
 });
 
-Deno.test("the estimating meter counts the boot's wall time and each step's wall time × the factor", () => {
+Deno.test("the estimating meter counts the boot's wall time, each step's wall time × the factor, and an allowance per step", () => {
   let now = 400; // the isolate booted 400 ms ago
   const meter = estimatingMeter(() => now);
   assert.equal(meter.source, "estimate");
@@ -20,10 +26,10 @@ Deno.test("the estimating meter counts the boot's wall time and each step's wall
     return "mapped";
   });
   assert.equal(value, "mapped");
-  assert.equal(meter.usedMs(), 400 + ESTIMATE_FACTOR * 30);
+  assert.equal(meter.usedMs(), 400 + ESTIMATE_FACTOR * 30 + STEP_OVERHEAD_MS);
   // Time outside measured steps (awaiting I/O) is not CPU.
   now += 5_000;
-  assert.equal(meter.usedMs(), 400 + ESTIMATE_FACTOR * 30);
+  assert.equal(meter.usedMs(), 400 + ESTIMATE_FACTOR * 30 + STEP_OVERHEAD_MS);
   // A step that throws is counted too.
   assert.throws(() =>
     meter.measure(() => {
@@ -31,7 +37,10 @@ Deno.test("the estimating meter counts the boot's wall time and each step's wall
       throw new Error("bad item");
     })
   );
-  assert.equal(meter.usedMs(), 400 + ESTIMATE_FACTOR * 40);
+  assert.equal(meter.usedMs(), 400 + ESTIMATE_FACTOR * 40 + 2 * STEP_OVERHEAD_MS);
+  // Quick steps still count their pages' round trips, each.
+  for (let i = 0; i < 100; i++) meter.measure(() => 0);
+  assert.equal(meter.usedMs(), 400 + ESTIMATE_FACTOR * 40 + 102 * STEP_OVERHEAD_MS);
 });
 
 Deno.test("the hosted stub (zeros) gets the estimate, asked once; Deno gets the process meter", () => {

@@ -35,6 +35,7 @@
  */
 
 import { AsyncLocalStorage } from "node:async_hooks";
+import process from "node:process";
 import { DRAIN_SIGNAL, RETIRE_SIGNALS } from "./edge_limits.ts";
 import {
   FUNCTION_NAME_ENV,
@@ -44,6 +45,18 @@ import {
   traceIdOf,
   traceparent,
 } from "./function_calls.ts";
+
+/**
+ * The process's real `cpuUsage`, for the stack's own test functions
+ * (local-stack/test-functions/burn-cpu), which never deploy: Deno grants /proc/self to
+ * `--allow-all` only.
+ */
+const REAL_CPU_USAGE = Symbol.for("local-stack.realCpuUsage");
+(globalThis as Record<symbol, unknown>)[REAL_CPU_USAGE] = process.cpuUsage.bind(process);
+process.cpuUsage = () => {
+  console.warn("Warning: Not implemented: process.cpuUsage()");
+  return { user: 0, system: 0 };
+};
 
 const pending = new Set<Promise<unknown>>();
 

@@ -6,17 +6,20 @@
  * pid), how much CPU the isolate has used, and the `beforeunload` reasons it was sent.
  */
 
-import process from "node:process";
-
 const reasons: string[] = [];
 const kept: number[][] = [];
 addEventListener("beforeunload", (event) => {
   reasons.push((event as CustomEvent<{ reason: string }>).detail?.reason ?? "none");
 });
 
-/** The CPU this process has used, in ms. */
+/**
+ * The CPU this process has used, in ms: the real `process.cpuUsage()` that the shim keeps
+ * aside (local-stack/supabase/edge_runtime_shim.ts), where the isolate's own is the hosted
+ * runtime's stub.
+ */
 function cpuMs(): number {
-  const { user, system } = process.cpuUsage();
+  const real = (globalThis as Record<symbol, unknown>)[Symbol.for("local-stack.realCpuUsage")];
+  const { user, system } = (real as () => { user: number; system: number })();
   return (user + system) / 1000;
 }
 
