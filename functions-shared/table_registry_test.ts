@@ -220,3 +220,81 @@ Deno.test("the registry agrees with the contract's table of the nine tables", as
     assert.equal(Boolean(spec.collapse), line.includes("(collapsed)"), source);
   }
 });
+
+Deno.test("every mapped column reads the attribute the contract names (a typo would pass the validator, which maps with the same registry)", () => {
+  // Column ← attribute(s), as docs/source-tables.md states each table; the catch-all
+  // column takes every other attribute.
+  const contract: Record<string, Record<string, string[]>> = {
+    firespring_actions: {
+      action_id: ["action_id"],
+      action_type: ["action_type", "type"],
+      session_id: ["session_id"],
+      occurred_at: ["timestamp"],
+      created_at: ["created_at"],
+    },
+    firespring_visitors: {
+      visitor_id: ["session_id"],
+      page_views: ["pages_viewed"],
+      last_visit_at: ["timestamp"],
+      created_at: ["created_at"],
+    },
+    firespring_extraction_jobs: {
+      job_id: ["job_id"],
+      status: ["status"],
+      job_type: ["job_type"],
+      started_at: ["started_at"],
+      completed_at: ["completed_at"],
+      records_extracted: ["records_extracted"],
+      error_message: ["error_message"],
+      last_updated_at: ["updated_at"],
+    },
+    firespring_traffic_sources: {
+      source_id: ["source_id"],
+      source_name: ["name"],
+      source_type: ["source_type"],
+      visitor_count: ["visitors"],
+    },
+    firespring_segments: {
+      segment_id: ["segment_id"],
+      segment_name: ["name"],
+      member_count: ["value"],
+    },
+    firespring_searches: {
+      search_id: ["search_id"],
+      query: ["query"],
+      search_count: ["count"],
+      engine: ["engine"],
+      searched_at: ["searched_at"],
+    },
+    firespring_network_state: {
+      state_key: ["state_key"],
+      state_value: ["value"],
+      updated_at: ["updated_at"],
+    },
+    mmp_toledo_leads: {
+      lead_id: ["id"],
+      name: ["name"],
+      email: ["email"],
+      phone: ["phone"],
+      company: ["company"],
+      message: ["message"],
+      source: ["source"],
+      status: ["status"],
+      created_at: ["createdAt"],
+      updated_at: ["updatedAt"],
+    },
+    toledo_dashboard: {
+      pk: ["pk"],
+      sk: ["sk"],
+      metrics: ["metrics"],
+      updated_at: ["updated_at"],
+    },
+  };
+  assert.deepEqual(TABLES.map((t) => t.targetTable).sort(), Object.keys(contract).sort());
+  for (const spec of TABLES) {
+    const mapped = Object.fromEntries(
+      Object.entries(spec.columns).map(([column, c]) => [column, sources(c)]),
+    );
+    assert.deepEqual(mapped, contract[spec.targetTable], spec.targetTable);
+  }
+});

@@ -33,6 +33,18 @@ install_system_packages() {
     echo 'create_main_cluster = false' >>/etc/postgresql-common/createcluster.conf
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
+  # PostgreSQL 15 and its extensions come with Debian 12; Ubuntu 22.04 has 14, 24.04 has
+  # 16. Say so in one line rather than leave apt-get's error to be read.
+  local unknown=()
+  for package in "${missing[@]}"; do
+    apt-cache policy "$package" 2>/dev/null | grep -q 'Candidate: [0-9]' || unknown+=("$package")
+  done
+  if [ ${#unknown[@]} -gt 0 ]; then
+    echo "bootstrap: apt has no ${unknown[*]} on $(. /etc/os-release && echo "$PRETTY_NAME");" \
+      "add the PostgreSQL project's apt repository (apt.postgresql.org) or use Debian 12," \
+      "then run again" >&2
+    exit 1
+  fi
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   for program in /usr/lib/postgresql/15/bin/postgres /usr/sbin/pgbouncer; do
     [ -x "$program" ] || { echo "bootstrap: apt-get did not install $program" >&2; exit 1; }

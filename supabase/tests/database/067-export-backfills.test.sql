@@ -151,11 +151,11 @@ select throws_like(
   '%is as of % more than 48:00:00 ago (the shorter of tombstone_retention and observation_retention)%export the table again%',
   'an export older than the tombstones kept is refused, saying why and what to do'
 );
-update sync.settings set value = '3 hours' where key = 'observation_retention';
+update sync.settings set value = '30 hours' where key = 'observation_retention';
 select throws_like(
   $$select sync.start_export_backfill('firespring-backdoor-segments-dev', (select arn from export),
-      now() - interval '4 hours', 'exports', '[{"key": "k", "itemCount": 1, "md5": "m"}]')$$,
-  '%more than 03:00:00 ago%', 'the shorter of the two retentions counts'
+      now() - interval '31 hours', 'exports', '[{"key": "k", "itemCount": 1, "md5": "m"}]')$$,
+  '%more than 30:00:00 ago%', 'the shorter of the two retentions counts'
 );
 
 -- The job runs from the start, its started_at the export time: from then on no tombstone
@@ -165,13 +165,19 @@ create temporary table held_job as select sync.start_export_backfill(
   'exports', '[{"key": "p/AWSDynamoDB/x/data/held.json.gz", "itemCount": 1, "md5": "m4"}]') as id;
 select is((select status from sync.backfill_jobs where id = (select id from held_job)), 'running',
   'an export job is running from the start');
+-- (Retention is 24 hours at least: the job's export time is moved back past it, then
+-- put back.)
+update sync.backfill_jobs set started_at = started_at - interval '1 day'
+where id = (select id from held_job);
 insert into sync.tombstones (target_table, row_key, sync_sequence, deleted_at, recorded_at)
-values ('firespring_segments', '{"segment_id": "deleted-after-export"}', 9, now() - interval '90 minutes',
-        now() - interval '90 minutes');
-update sync.settings set value = '1 hour' where key = 'tombstone_retention';
+values ('firespring_segments', '{"segment_id": "deleted-after-export"}', 9,
+        now() - interval '1 day 90 minutes', now() - interval '1 day 90 minutes');
+update sync.settings set value = '24 hours' where key = 'tombstone_retention';
 select sync.purge_expired();
 select ok(exists (select from sync.tombstones where row_key = '{"segment_id": "deleted-after-export"}'),
   'a tombstone recorded after the export time outlives its retention while the job runs');
+update sync.backfill_jobs set started_at = started_at + interval '1 day'
+where id = (select id from held_job);
 
 -- A lost stream record is healed by an export's backfill only if the export is as late
 -- as the record: the job's data is as of its export time, not of when it was queued.

@@ -4,7 +4,7 @@
 -- are never purged.
 set client_min_messages = warning;
 begin;
-select plan(43);
+select plan(45);
 
 -- Start from nothing, so that what purge_expired reports is exactly this test's rows.
 delete from sync.tombstones;
@@ -145,15 +145,15 @@ select results_eq($$select record ->> 'n' from sync.dead_letters order by id$$, 
   'with dead_letter_retention at 0 only the open dead letter stays');
 
 -- Settings are read from sync.settings at each run.
-update sync.settings set value = '1 hour' where key = 'tombstone_retention';
+update sync.settings set value = '24 hours' where key = 'tombstone_retention';
 select is((sync.purge_expired() ->> 'tombstones')::int, 1, 'a shorter tombstone_retention purges more');
-select is((select count(*)::int from sync.tombstones), 0, 'the 47 h tombstone went with a 1 hour retention');
-update sync.settings set value = '1 hour' where key = 'observation_retention';
+select is((select count(*)::int from sync.tombstones), 0, 'the 47 h tombstone went with a 24 hour retention');
+update sync.settings set value = '24 hours' where key = 'observation_retention';
 select is((sync.purge_expired() ->> 'superseded_observations')::int, 0,
   'a superseded observation stays while the row took its held observation less than observation_retention ago');
-update sync.observations set recorded_at = now() - interval '2 hours' where row_key = '{"visitor_id": "v2"}';
-update public.firespring_visitors set synced_at = now() - interval '2 hours' where visitor_id = 'v2';
-update visitors_before set synced_at = now() - interval '2 hours' where visitor_id = 'v2';
+update sync.observations set recorded_at = now() - interval '25 hours' where row_key = '{"visitor_id": "v2"}';
+update public.firespring_visitors set synced_at = now() - interval '25 hours' where visitor_id = 'v2';
+update visitors_before set synced_at = now() - interval '25 hours' where visitor_id = 'v2';
 select is((sync.purge_expired() ->> 'superseded_observations')::int, 1, 'and goes once it is older');
 select set_eq($$select to_jsonb(v) from public.firespring_visitors v$$,
   $$select to_jsonb(v) from visitors_before v$$, 'still no row changed');
@@ -283,6 +283,15 @@ update sync.settings set value = '1 second' where key = 'webhook_id_retention';
 select throws_ok($$select sync.purge_expired()$$, '22023', null,
   'a webhook_id_retention shorter than twice the signature window is refused');
 update sync.settings set value = '10 minutes' where key = 'webhook_id_retention';
+update sync.settings set value = '23 hours' where key = 'observation_retention';
+select throws_ok($$select sync.purge_expired()$$, '22023',
+  'sync.purge_expired: sync.settings observation_retention = ''23 hours'' is shorter than the stream''s 24 hours, so a stream record arriving late could bring back a deleted item or an older state; set it to 24 hours or more',
+  'an observation_retention shorter than the stream''s 24 hours is refused, naming it');
+update sync.settings set value = '48 hours' where key = 'observation_retention';
+update sync.settings set value = '1 hour' where key = 'tombstone_retention';
+select throws_ok($$select sync.purge_expired()$$, '22023', null,
+  'so is a tombstone_retention shorter than 24 hours');
+update sync.settings set value = '48 hours' where key = 'tombstone_retention';
 delete from sync.settings where key = 'cron_history_retention';
 select throws_ok($$select sync.purge_expired()$$, '22023',
   'sync.purge_expired: sync.settings has no row cron_history_retention; insert it again (README, "Retention")',

@@ -3,7 +3,7 @@
 -- record, which marks the table stale (queuing the healing backfill) on a problem.
 set client_min_messages = warning;
 begin;
-select plan(26);
+select plan(27);
 
 delete from sync.stream_checks;
 delete from sync.stream_batches_applied;
@@ -99,6 +99,8 @@ select isnt(
 delete from sync.table_state;
 delete from sync.backfill_jobs;
 select sync.start_backfill('firespring-backdoor-segments-dev');
+select is((select total_segments from sync.backfill_jobs order by id desc limit 1), 8,
+  'a backfill queued without its segments has 8 (the contract''s default)');
 select is(
   sync.record_stream_check('firespring_segments', 'arn:s1', '{}', 'lost while a backfill runs',
     now() - interval '1 hour'),
