@@ -26,6 +26,7 @@ import { ScanLanes } from "./scan_lanes.ts";
 import { scanSegments } from "./segment_scan.ts";
 import type { ScanResult } from "./segment_work.ts";
 import { commitPage, PagesInFlight } from "./backfill_page.ts";
+import { requestCpuBudget } from "./cpu_meter.ts";
 import { LedgerTurns } from "./read_turns.ts";
 import { laneId } from "./scan_lanes.ts";
 
@@ -126,8 +127,9 @@ export async function runWorker(deps: WorkerDeps, worker: string): Promise<RunRe
   // Whether another page fits under the hard limit with the pages already in flight.
   const roomForAPage = () =>
     deps.cpu.usedMs() + inFlight.expectedMs() + inFlight.perPageMs() < CPU_PAGE_CEILING_MS;
+  const budgetMs = requestCpuBudget(deps.cpu, deps.cpuBudgetMs);
   const retired = () =>
-    lanesOfRun.stopped || deps.cpu.usedMs() >= deps.cpuBudgetMs ||
+    lanesOfRun.stopped || deps.cpu.usedMs() >= budgetMs ||
     performance.now() - started >= deps.wallBudgetMs;
   // While the isolate has no room for another page but is not spent, wait for a page in
   // flight to end instead of handing on: a run woken now would land on this same isolate
@@ -180,7 +182,7 @@ export async function runWorker(deps: WorkerDeps, worker: string): Promise<RunRe
   // The run's lanes stop together, and with every run of the isolate once a page of any
   // of them takes the isolate's CPU to the budget (PagesInFlight.onCpuPast): then
   // `retired()` holds, so a lane whose wait for a turn ends gives its segment back.
-  const cancel = inFlight.onCpuPast(deps.cpuBudgetMs, () => lanesOfRun.stop());
+  const cancel = inFlight.onCpuPast(budgetMs, () => lanesOfRun.stop());
   for (let i = 0; i < lanes; i++) lanesOfRun.add(lane(i));
   const { total, failure } = await lanesOfRun.settle();
   cancel();

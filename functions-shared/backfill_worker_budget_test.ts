@@ -6,6 +6,7 @@
 
 import assert from "node:assert/strict";
 import { CPU_PAGE_CEILING_MS, PagesInFlight, runWorker } from "./backfill_worker.ts";
+import { REQUEST_CPU_FLOOR_MS } from "./cpu_meter.ts";
 import { SCAN_ROUNDS } from "./scan_pacing.ts";
 import { awsError, fakeClock, fakeCpuMeter, fakeDynamo } from "./testing_fakes.ts";
 import {
@@ -39,6 +40,30 @@ Deno.test("an isolate already over its CPU budget hands the segment on before an
   assert.equal(
     lines.at(-1),
     `${WHERE}: budget spent (isolate CPU 1500 ms), handed on (this request: 0 pages, 0 items, 0 rows)`,
+  );
+});
+
+Deno.test("a run in an isolate its meter puts past the budget still scans its floor's worth while pages fit under the ceiling", async () => {
+  // An estimate ahead of the runtime's count: 1,200 ms by the meter, past the 1,100 ms
+  // budget, in an isolate the runtime has not retired, so the hand-on came back here.
+  const db = backfillDb([claim()]);
+  const ids = ["a", "b", "c", "d", "e"];
+  const pages = Object.fromEntries(ids.map((id, i) => [
+    i === 0 ? "null" : JSON.stringify(keyOf(ids[i - 1])),
+    { Items: [item(id)], LastEvaluatedKey: i < ids.length - 1 ? keyOf(id) : undefined },
+  ]));
+  const dynamo = pagedDynamo(pages);
+  const cpu = fakeCpuMeter(1_200, 40);
+  const { deps, lines, woken } = workerDeps(db, dynamo, { cpu, cpuBudgetMs: 1_100 });
+  const result = await runWorker(deps, "worker-a");
+  // 40 ms a page: pages until the meter reaches 1,200 + the floor.
+  assert.equal(REQUEST_CPU_FLOOR_MS, 100);
+  assert.equal(result.pages, 3, "1,240, 1,280, 1,320 ms: the third page passes 1,300");
+  assert.equal(result.stoppedBy, "budget");
+  assert.equal(woken.count, 1, "then it hands on");
+  assert.match(
+    lines.at(-1)!,
+    /budget spent \(isolate CPU 1320 ms\), handed on \(this request: 3 pages/,
   );
 });
 

@@ -34,6 +34,7 @@
  * @module
  */
 
+import { requestCpuBudget } from "./cpu_meter.ts";
 import type { PacingDeps } from "./scan_pacing.ts";
 import type { CpuMeter } from "./cpu_meter.ts";
 import type { IsolatePages } from "./isolate_pages.ts";
@@ -122,16 +123,20 @@ export interface Continuation {
 }
 
 /**
- * Makes the request's budget check: CPU (the isolate's when metered), wall time, pages.
- * It answers whether the budget is spent, and counts a page each time it is not.
+ * Makes the request's budget check: CPU (the isolate's when metered, with the request's
+ * floor: cpu_meter.ts, `requestCpuBudget`), wall time, pages. It answers whether the
+ * budget is spent, and counts a page each time it is not.
  */
 export function budgetCheck(deps: ValidatorDeps, startedAt: number): () => boolean {
   const budget = deps.budget;
+  const cpuBudgetMs = budget && deps.cpu
+    ? requestCpuBudget(deps.cpu, budget.cpuMs)
+    : budget?.cpuMs ?? Infinity;
   let pages = 0;
   return () => {
     if (budget === undefined) return false;
     const cpu = deps.cpu?.usedMs() ?? 0;
-    if (cpu >= budget.cpuMs || performance.now() - startedAt >= budget.wallMs) return true;
+    if (cpu >= cpuBudgetMs || performance.now() - startedAt >= budget.wallMs) return true;
     if (budget.pages !== undefined && pages >= budget.pages) return true;
     pages++;
     return false;

@@ -6,7 +6,8 @@
  */
 
 import assert from "node:assert/strict";
-import { validateTable, type ValidatorDeps } from "./checksum_validator.ts";
+import { budgetCheck, validateTable, type ValidatorDeps } from "./checksum_validator.ts";
+import { REQUEST_CPU_FLOOR_MS } from "./cpu_meter.ts";
 import { byTargetTable } from "./table_registry.ts";
 import { fakeClock, fakeCpuMeter, fakeDynamo, type SentCommand } from "./testing_fakes.ts";
 import { runsDb, SEEN } from "./validator_fakes.ts";
@@ -248,6 +249,21 @@ Deno.test("the budget counts the isolate's CPU: spent after the Scan, the compar
   assert.equal(db.runs.get(42)!.phase, "compare");
   assert.equal(db.matching("sync.compare_checksum_range").length, 0);
   assert.equal(db.runs.get(42)!.leaseOwner, undefined, "the run's lease is given back");
+});
+
+Deno.test("a request in an isolate its meter puts past the budget still gets the floor's worth of CPU", () => {
+  // An estimate ahead of the runtime's count: the hand-on came back to this isolate.
+  const cpu = fakeCpuMeter(1_200, 60);
+  const spent = budgetCheck(
+    { cpu, budget: { cpuMs: 1_100, wallMs: 1e9 } } as unknown as ValidatorDeps,
+    performance.now(),
+  );
+  assert.equal(REQUEST_CPU_FLOOR_MS, 100);
+  assert.equal(spent(), false, "1,200 ms: under 1,200 + the floor");
+  cpu.measure(() => 0);
+  assert.equal(spent(), false, "1,260 ms");
+  cpu.measure(() => 0);
+  assert.equal(spent(), true, "1,320 ms: past 1,300");
 });
 
 Deno.test("a request that lost the run's lease stops without failing the run", async () => {
