@@ -1,7 +1,8 @@
 /**
  * Retention end to end (README, "Retention"; 20261128001000_retention.sql): after heavy
- * churn through sync.merge_changes, with the retention periods set small and the
- * bookkeeping aged past them, one `select sync.purge_expired()` leaves exactly what the
+ * churn through sync.merge_changes, with the retention periods set small (tombstones and
+ * observations at their floor of 24 hours) and the bookkeeping aged past them, one
+ * `select sync.purge_expired()` leaves exactly what the
  * rows still need (no tombstone, the held observation of each collapsed row, the open
  * dead letters, the webhook-ids of the replay window) and changes no row of any mirror
  * table. Also: the local pg_net worker deletes expired responses as pg_net does.
@@ -47,8 +48,6 @@ async function merge(sql: postgres.Sql, table: string, changes: unknown[]): Prom
 }
 
 const SMALL = [
-  "tombstone_retention",
-  "observation_retention",
   "dead_letter_retention",
   "cron_history_retention",
   "backfill_job_retention",
@@ -130,13 +129,18 @@ Deno.test("after heavy churn purge_expired leaves only what the rows need and ch
               select 999998, 'select 1', 'succeeded', now() - interval '8 days', now() - interval '8 days'
               from generate_series(1, 2000)`;
 
-    // Small periods, and everything aged past them (no waiting).
+    // Small periods (tombstones and observations: the least allowed, the stream's 24
+    // hours), and everything aged past them (no waiting).
     await sql`update sync.settings set value = '1 second' where key in ${sql(SMALL)}`;
-    await sql`update sync.tombstones set recorded_at = recorded_at - interval '1 minute'`;
-    await sql`update sync.observations set recorded_at = recorded_at - interval '1 minute'`;
+    await sql`update sync.settings set value = '24 hours'
+              where key in ('tombstone_retention', 'observation_retention')`;
+    const aged = "1 day 1 minute";
+    await sql`update sync.tombstones set recorded_at = recorded_at - ${aged}::interval`;
+    await sql`update sync.observations set recorded_at = recorded_at - ${aged}::interval`;
     // A collapsed row's synced_at is when it took its held observation.
-    await sql`update public.firespring_visitors set synced_at = synced_at - interval '1 minute'`;
-    await sql`update public.firespring_extraction_jobs set synced_at = synced_at - interval '1 minute'`;
+    await sql`update public.firespring_visitors set synced_at = synced_at - ${aged}::interval`;
+    await sql`update public.firespring_extraction_jobs
+              set synced_at = synced_at - ${aged}::interval`;
     await sql`update sync.dead_letters set replayed_at = replayed_at - interval '1 minute'
               where replayed_at is not null`;
 
