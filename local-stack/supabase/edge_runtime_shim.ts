@@ -148,9 +148,32 @@ const serve = Deno.serve;
   return serve(first, second);
 };
 
+/**
+ * "Outgoing connections to ports 25 and 587 are not allowed"
+ * (https://supabase.com/docs/guides/functions/limits): refused here as a connection that
+ * cannot be made, naming why (the hosted error's wording is not documented).
+ */
+const BLOCKED_PORTS = new Set([25, 587]);
+function blockedPort(port: number | string): Error | undefined {
+  if (!BLOCKED_PORTS.has(Number(port))) return undefined;
+  return new TypeError(
+    `error sending request: outgoing connections to port ${port} are not allowed on Supabase Edge Functions`,
+  );
+}
+for (const name of ["connect", "connectTls"] as const) {
+  const open = Deno[name] as (options: { port: number }) => Promise<unknown>;
+  // deno-lint-ignore no-explicit-any
+  (Deno as any)[name] = (options: { port: number }) => {
+    const refused = blockedPort(options.port);
+    return refused ? Promise.reject(refused) : open(options);
+  };
+}
+
 const send = globalThis.fetch;
 globalThis.fetch = async (input: string | URL | Request, init?: RequestInit) => {
   const url = urlOf(input);
+  const refused = url ? blockedPort(new URL(url).port) : undefined;
+  if (refused) throw refused;
   if (!functionsUrl || !url?.startsWith(functionsUrl)) return await send(input, init);
   const request = new Request(input, init);
   // The chain is the runtime's own record of the request being served, never a header

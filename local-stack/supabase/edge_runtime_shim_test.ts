@@ -140,3 +140,27 @@ Deno.test("a function's calls of functions carry its request's trace, even from 
     isRateLimitError: true,
   });
 });
+
+Deno.test("an isolate reads no CPU of its own (the hosted stub warns and answers zeros), and ports 25 and 587 are refused", async () => {
+  const ran = await inIsolate(
+    `
+    import process from "node:process";
+    console.log(JSON.stringify(process.cpuUsage()));
+    for (const target of ["http://127.0.0.1:25/", "http://127.0.0.1:587/"]) {
+      await fetch(target).then(() => console.log("sent"), (e) => console.log(e.name + ": " + e.message));
+    }
+    await Deno.connect({ hostname: "127.0.0.1", port: 587 })
+      .then(() => console.log("connected"), (e) => console.log(e.name + ": " + e.message));
+  `,
+    {},
+  );
+  assert.equal(ran.code, 0, ran.stderr);
+  const lines = ran.stdout.trim().split("\n");
+  assert.deepEqual(lines[0], JSON.stringify({ user: 0, system: 0 }));
+  assert.match(ran.stderr, /Warning: Not implemented: process\.cpuUsage\(\)/);
+  assert.deepEqual(lines.slice(1), [
+    "TypeError: error sending request: outgoing connections to port 25 are not allowed on Supabase Edge Functions",
+    "TypeError: error sending request: outgoing connections to port 587 are not allowed on Supabase Edge Functions",
+    "TypeError: error sending request: outgoing connections to port 587 are not allowed on Supabase Edge Functions",
+  ]);
+});

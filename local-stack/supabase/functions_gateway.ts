@@ -46,6 +46,7 @@ import { type Isolate, type IsolateLine, IsolatePool } from "./edge_isolates.ts"
 import { admitCall, CallBudget } from "./function_calls.ts";
 import { logLine, spawnIsolate, supervise } from "./isolate_process.ts";
 import { ISOLATES_LOG } from "./isolate_log.ts";
+import { secretProblems } from "./project_secrets.ts";
 
 const FUNCTIONS_DIR = join(ROOT, "supabase", "functions");
 const TEST_FUNCTIONS_DIR = join(ROOT, "local-stack", "test-functions");
@@ -111,6 +112,26 @@ let ownUrl: string;
 /** What the calls between functions have left of their budgets. */
 let callBudget: CallBudget;
 
+/**
+ * The project's secrets (`supabase secrets set` on a hosted project), held to the hosted
+ * rules when the gateway starts (project_secrets.ts).
+ */
+function projectSecrets(): Record<string, string> {
+  return {
+    SYNC_DB_URL: stackEnv.POOLER_URL,
+    SYNC_WEBHOOK_SECRET: stackEnv.SYNC_WEBHOOK_SECRET,
+    DYNAMODB_ENDPOINT: stackEnv.DYNAMODB_ENDPOINT,
+    AWS_REGION: stackEnv.AWS_REGION,
+    AWS_ACCESS_KEY_ID: stackEnv.AWS_ACCESS_KEY_ID,
+    AWS_SECRET_ACCESS_KEY: stackEnv.AWS_SECRET_ACCESS_KEY,
+    // The write-back's own key (on AWS an identity of its own, infrastructure/terraform).
+    // Locally the same key: DynamoDB Local keeps one database per access key
+    // (local-stack/aws/dynamodb.ts), so another key would write to another database.
+    WRITE_BACK_AWS_ACCESS_KEY_ID: stackEnv.AWS_ACCESS_KEY_ID,
+    WRITE_BACK_AWS_SECRET_ACCESS_KEY: stackEnv.AWS_SECRET_ACCESS_KEY,
+  };
+}
+
 /** The environment of a function: what Supabase injects, plus the project's secrets. */
 function functionEnv(port: number): Record<string, string> {
   return {
@@ -127,19 +148,8 @@ function functionEnv(port: number): Record<string, string> {
     // As hosted, SUPABASE_DB_URL is the direct connection; the project sets SYNC_DB_URL
     // to the transaction pooler (README, "Connections"), here PgBouncer (supabase/pooler.ts).
     SUPABASE_DB_URL: stackEnv.DATABASE_URL,
-    SYNC_DB_URL: stackEnv.POOLER_URL,
     SB_REGION: "us-east-1",
-    // Secrets (`supabase secrets set` on a hosted project).
-    SYNC_WEBHOOK_SECRET: stackEnv.SYNC_WEBHOOK_SECRET,
-    DYNAMODB_ENDPOINT: stackEnv.DYNAMODB_ENDPOINT,
-    AWS_REGION: stackEnv.AWS_REGION,
-    AWS_ACCESS_KEY_ID: stackEnv.AWS_ACCESS_KEY_ID,
-    AWS_SECRET_ACCESS_KEY: stackEnv.AWS_SECRET_ACCESS_KEY,
-    // The write-back's own key (on AWS an identity of its own, infrastructure/terraform).
-    // Locally the same key: DynamoDB Local keeps one database per access key
-    // (local-stack/aws/dynamodb.ts), so another key would write to another database.
-    WRITE_BACK_AWS_ACCESS_KEY_ID: stackEnv.AWS_ACCESS_KEY_ID,
-    WRITE_BACK_AWS_SECRET_ACCESS_KEY: stackEnv.AWS_SECRET_ACCESS_KEY,
+    ...projectSecrets(),
   };
 }
 
@@ -298,6 +308,14 @@ function record(line: IsolateLine): void {
 
 if (import.meta.main) {
   stackEnv = readStackEnv();
+  const refused = secretProblems(projectSecrets());
+  if (refused.length > 0) {
+    console.error(logLine(
+      "gateway",
+      `the project's secrets would be refused by hosted Supabase: ${refused.join("; ")}`,
+    ));
+    Deno.exit(1);
+  }
   limits = readLimits();
   isolatesLog = Deno.env.get("EDGE_ISOLATES_LOG") || ISOLATES_LOG;
   const port = Number(Deno.env.get("EDGE_GATEWAY_PORT") || FUNCTIONS_PORT);

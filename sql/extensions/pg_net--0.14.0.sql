@@ -45,14 +45,29 @@ $$;
 create trigger wake_worker after insert on net.http_request_queue
   for each statement execute function net._wake_worker();
 
--- Appends `params` to the URL as a query string, as pg_net does.
+-- A text URL-encoded as pg_net's C function does it: every byte of its UTF-8 but the
+-- unreserved ones (letters, digits, - . _ ~) as %XX.
+create function net._urlencode_string(string varchar) returns text
+language sql immutable strict
+as $$
+  select coalesce(string_agg(
+    case when b between 48 and 57 or b between 65 and 90 or b between 97 and 122
+              or b in (45, 46, 95, 126)
+         then chr(b) else '%' || upper(lpad(to_hex(b), 2, '0')) end, '' order by i), '')
+  from (select i, get_byte(convert_to(string, 'UTF8'), i) as b
+        from generate_series(0, octet_length(convert_to(string, 'UTF8')) - 1) i) bytes
+$$;
+
+-- Appends `params` to the URL as a query string, each key and value URL-encoded, as
+-- pg_net does.
 create function net._encode_url_with_params(url text, params jsonb) returns text
 language sql immutable
 as $$
   select case
     when params is null or params = '{}'::jsonb then url
     else url || case when strpos(url, '?') > 0 then '&' else '?' end || (
-      select string_agg(key || '=' || value, '&' order by key)
+      select string_agg(net._urlencode_string(key) || '=' || net._urlencode_string(value), '&'
+                        order by key)
       from jsonb_each_text(params)
     )
   end
@@ -71,6 +86,8 @@ as $$
   returning id
 $$;
 
+-- As pg_net 0.14's: headers without a Content-Type get `application/json`; any other
+-- Content-Type is refused.
 create function net.http_post(
   url text,
   body jsonb default '{}'::jsonb,
@@ -78,12 +95,27 @@ create function net.http_post(
   headers jsonb default '{"Content-Type": "application/json"}'::jsonb,
   timeout_milliseconds integer default 5000
 ) returns bigint
-language sql volatile
+language plpgsql volatile
 as $$
+declare
+  content_type text;
+  request_id bigint;
+begin
+  select h.value into content_type
+  from jsonb_each_text(coalesce(headers, '{}'::jsonb)) h
+  where lower(h.key) = 'content-type'
+  limit 1;
+  if content_type is null then
+    headers := coalesce(headers, '{}'::jsonb) || '{"Content-Type": "application/json"}'::jsonb;
+  elsif content_type <> 'application/json' then
+    raise exception 'Content-Type header must be "application/json"';
+  end if;
   insert into net.http_request_queue (method, url, headers, body, timeout_milliseconds)
   values ('POST', net._encode_url_with_params(url, params), headers,
           convert_to(body::text, 'UTF8'), timeout_milliseconds)
-  returning id
+  returning id into request_id;
+  return request_id;
+end
 $$;
 
 create function net.http_delete(
@@ -107,5 +139,6 @@ grant all on all tables in schema net to postgres, service_role;
 grant all on all sequences in schema net to postgres, service_role;
 grant execute on function net.http_get(text, jsonb, jsonb, integer),
   net.http_post(text, jsonb, jsonb, jsonb, integer),
-  net.http_delete(text, jsonb, jsonb, integer)
+  net.http_delete(text, jsonb, jsonb, integer),
+  net._encode_url_with_params(text, jsonb), net._urlencode_string(varchar)
   to postgres, service_role;

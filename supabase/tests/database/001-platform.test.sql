@@ -3,7 +3,7 @@
 -- pg_net's request queue.
 set client_min_messages = warning;
 begin;
-select plan(30);
+select plan(32);
 
 -- Extensions a hosted project has (or offers) and the stack must have.
 select has_extension('pg_cron', 'pg_cron is enabled (by a migration)');
@@ -85,6 +85,18 @@ select results_eq(
     from net.http_request_queue join posted using (id)$$,
   $$values ('POST', 'http://127.0.0.1:54321/functions/v1/nowhere?a=1', '{"hello": "world"}'::jsonb)$$,
   'the request is queued with its method, url (params appended) and body'
+);
+select results_eq(
+  $$select url, headers from net.http_request_queue
+    where id = net.http_post('http://127.0.0.1:1/x', '{}', '{"q": "a b&c/é"}', '{"X-Id": "1"}')$$,
+  $$values ('http://127.0.0.1:1/x?q=a%20b%26c%2F%C3%A9'::text,
+            '{"X-Id": "1", "Content-Type": "application/json"}'::jsonb)$$,
+  'as pg_net 0.14: params URL-encoded, and headers without a Content-Type get application/json'
+);
+select throws_ok(
+  $$select net.http_post('http://127.0.0.1:1/', '{}', '{}', '{"content-type": "text/plain"}')$$,
+  'P0001', 'Content-Type header must be "application/json"',
+  'as pg_net 0.14: any other Content-Type is refused'
 );
 select tests.authenticate_as_anon();
 select throws_ok(

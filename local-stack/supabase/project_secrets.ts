@@ -1,0 +1,48 @@
+/**
+ * The rules a hosted project's secrets (`supabase secrets set`) must keep, checked when
+ * the local gateway starts, so that a secret the functions need cannot exist here and be
+ * refused there. From Supabase's Edge Functions limits
+ * (https://supabase.com/docs/guides/functions/limits, "Secrets"): at most 100 secrets a
+ * project, names of up to 256 characters that do not start with `SUPABASE_` (the prefix
+ * is reserved for what the platform injects), values of at most 48 KiB (24,576
+ * characters).
+ *
+ * @module
+ */
+
+/** At most this many secrets a project. */
+export const MAX_SECRETS = 100;
+/** A secret's name has at most this many characters. */
+export const MAX_SECRET_NAME_CHARS = 256;
+/** A secret's value has at most this many characters (48 KiB, as the limits page counts). */
+export const MAX_SECRET_VALUE_CHARS = 24_576;
+/** The prefix of the names the platform injects, which no secret may take. */
+export const RESERVED_PREFIX = "SUPABASE_";
+
+/** What is wrong with `secrets` as a hosted project's secrets, one line each (none: []). */
+export function secretProblems(secrets: Record<string, string>): string[] {
+  const problems: string[] = [];
+  const names = Object.keys(secrets);
+  if (names.length > MAX_SECRETS) {
+    problems.push(`${names.length} secrets: a project holds at most ${MAX_SECRETS}`);
+  }
+  for (const name of names) {
+    if (name.startsWith(RESERVED_PREFIX)) {
+      problems.push(`${name}: names starting with ${RESERVED_PREFIX} are reserved`);
+    }
+    if (name.length > MAX_SECRET_NAME_CHARS) {
+      problems.push(
+        `${name.slice(0, 40)}…: a name has at most ${MAX_SECRET_NAME_CHARS} characters`,
+      );
+    }
+    // The value is never printed, only its length.
+    if (secrets[name].length > MAX_SECRET_VALUE_CHARS) {
+      problems.push(
+        `${name}: its value has ${
+          secrets[name].length
+        } characters, at most ${MAX_SECRET_VALUE_CHARS}`,
+      );
+    }
+  }
+  return problems;
+}

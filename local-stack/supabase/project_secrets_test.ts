@@ -1,0 +1,26 @@
+import assert from "node:assert/strict";
+import { MAX_SECRET_VALUE_CHARS, secretProblems } from "./project_secrets.ts";
+
+Deno.test("the project's secrets as hosted Supabase takes them pass", () => {
+  assert.deepEqual(
+    secretProblems({ SYNC_WEBHOOK_SECRET: "whsec_x", SYNC_DB_URL: "postgresql://" }),
+    [],
+  );
+});
+
+Deno.test("a reserved name, a long name, a long value and too many secrets are each named; no value is printed", () => {
+  const secrets: Record<string, string> = {
+    SUPABASE_SYNC: "a",
+    ["N".repeat(257)]: "b",
+    BIG: "s3cr3t".repeat(MAX_SECRET_VALUE_CHARS),
+  };
+  for (let i = 0; i < 98; i++) secrets[`S${i}`] = "v";
+  const problems = secretProblems(secrets);
+  assert.deepEqual(problems, [
+    "101 secrets: a project holds at most 100",
+    "SUPABASE_SYNC: names starting with SUPABASE_ are reserved",
+    `${"N".repeat(40)}…: a name has at most 256 characters`,
+    `BIG: its value has ${6 * MAX_SECRET_VALUE_CHARS} characters, at most 24576`,
+  ]);
+  assert.ok(!problems.join("\n").includes("s3cr3t"));
+});
