@@ -90,8 +90,10 @@ export function spawnIsolate(fn: IsolateSpec, id: number): IsolateProcess {
       "run",
       "--allow-net",
       "--allow-env",
-      "--allow-read",
-      "--allow-sys",
+      // As a hosted user worker: files of its bundle and /tmp only, and of the system its
+      // host name only (supabase/edge-runtime, crates/base/src/runtime/permissions.rs).
+      `--allow-read=${fn.dir},${join(ROOT, "functions-shared")},/tmp`,
+      "--allow-sys=hostname",
       "--no-prompt",
       "--config",
       join(fn.dir, "deno.json"),
