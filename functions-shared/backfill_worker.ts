@@ -127,7 +127,7 @@ export async function runWorker(deps: WorkerDeps, worker: string): Promise<RunRe
   // Whether another page fits under the hard limit with the pages already in flight.
   const roomForAPage = () =>
     deps.cpu.usedMs() + inFlight.expectedMs() + inFlight.perPageMs() < CPU_PAGE_CEILING_MS;
-  const budgetMs = requestCpuBudget(deps.cpu, deps.cpuBudgetMs);
+  const budgetMs = requestCpuBudget(deps.cpu, deps.cpuBudgetMs, CPU_PAGE_CEILING_MS);
   const retired = () =>
     lanesOfRun.stopped || deps.cpu.usedMs() >= budgetMs ||
     performance.now() - started >= deps.wallBudgetMs;
@@ -179,9 +179,10 @@ export async function runWorker(deps: WorkerDeps, worker: string): Promise<RunRe
         }),
     });
   };
-  // The run's lanes stop together, and with every run of the isolate once a page of any
-  // of them takes the isolate's CPU to the budget (PagesInFlight.onCpuPast): then
-  // `retired()` holds, so a lane whose wait for a turn ends gives its segment back.
+  // The run's lanes stop together, and with every run of the isolate whose budget a page
+  // of any of them passes (PagesInFlight.onCpuPast; a run that came after the isolate
+  // passed the budget has a higher one, cpu_meter.ts): then `retired()` holds, so a lane
+  // whose wait for a turn ends gives its segment back.
   const cancel = inFlight.onCpuPast(budgetMs, () => lanesOfRun.stop());
   for (let i = 0; i < lanes; i++) lanesOfRun.add(lane(i));
   const { total, failure } = await lanesOfRun.settle();

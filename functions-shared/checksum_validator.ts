@@ -26,7 +26,8 @@
  * and moves through phases: scan (on the backfill's leased segments, one checkpoint per
  * page, functions-shared/segment_scan.ts), compare (ranges of buckets), recheck (one look
  * at a time), report, repair. Each step is checkpointed in the database; a request works
- * within a budget on the isolate's real CPU and hands on (see {@link validateTable}'s
+ * within a budget on the isolate's CPU (as its meter reads or estimates it,
+ * functions-shared/cpu_meter.ts) and hands on (see {@link validateTable}'s
  * `runId`); a request killed mid-way loses its leases, and the next call or the pg_cron
  * heartbeat (`sync.wake_validations`) goes on from the last checkpoint. A run's staging
  * rows go when it ends (`sync.end_validation`).
@@ -34,16 +35,15 @@
  * @module
  */
 
-import { requestCpuBudget } from "./cpu_meter.ts";
 import type { PacingDeps } from "./scan_pacing.ts";
-import type { CpuMeter } from "./cpu_meter.ts";
+import { type CpuMeter, requestCpuBudget } from "./cpu_meter.ts";
 import type { IsolatePages } from "./isolate_pages.ts";
 import type postgres from "postgres";
 import type { DynamoClient } from "./dynamo_http.ts";
 import type { TableSpec } from "./table_registry.ts";
 import { compareRanges, recheckLook } from "./validator_compare.ts";
 import { repairKeys } from "./validator_repair.ts";
-import { scanForRun } from "./validator_source.ts";
+import { IN_FLIGHT_CEILING, scanForRun } from "./validator_source.ts";
 import { LEASE_LOST } from "./segment_work.ts";
 import { isDatabaseUnavailable } from "./sync_db.ts";
 import { runResult, type ValidationResult } from "./validator_result.ts";
@@ -80,7 +80,16 @@ export interface ValidatorDeps {
    * request's wall time reaches it, or after this many Scan pages; the run then goes on
    * in another request.
    */
-  budget?: { cpuMs: number; wallMs: number; pages?: number };
+  budget?: {
+    cpuMs: number;
+    wallMs: number;
+    pages?: number;
+    /**
+     * The request's own CPU budget, set once when it starts (`requestCpuBudget`,
+     * cpu_meter.ts): `cpuMs`, or more in an isolate its meter already puts past it.
+     */
+    requestCpuMs?: number;
+  };
   /**
    * The isolate's CPU (functions-shared/cpu_meter.ts): the budget's cpuMs is counted on
    * it when given (the Edge Runtime counts CPU per isolate, boot included), else on the
@@ -123,15 +132,24 @@ export interface Continuation {
 }
 
 /**
+ * `deps` with the request's own CPU budget, unless it has one already (a repair validates
+ * again within the same request, and gets no second floor).
+ */
+export function withRequestCpuBudget(deps: ValidatorDeps): ValidatorDeps {
+  const budget = deps.budget;
+  if (!budget || !deps.cpu || budget.requestCpuMs !== undefined) return deps;
+  const requestCpuMs = requestCpuBudget(deps.cpu, budget.cpuMs, budget.cpuMs * IN_FLIGHT_CEILING);
+  return { ...deps, budget: { ...budget, requestCpuMs } };
+}
+
+/**
  * Makes the request's budget check: CPU (the isolate's when metered, with the request's
  * floor: cpu_meter.ts, `requestCpuBudget`), wall time, pages. It answers whether the
  * budget is spent, and counts a page each time it is not.
  */
 export function budgetCheck(deps: ValidatorDeps, startedAt: number): () => boolean {
   const budget = deps.budget;
-  const cpuBudgetMs = budget && deps.cpu
-    ? requestCpuBudget(deps.cpu, budget.cpuMs)
-    : budget?.cpuMs ?? Infinity;
+  const cpuBudgetMs = budget?.requestCpuMs ?? budget?.cpuMs ?? Infinity;
   let pages = 0;
   return () => {
     if (budget === undefined) return false;
@@ -159,6 +177,7 @@ export async function validateTable(
     startedAt?: number;
   } = {},
 ): Promise<ValidationResult | Continuation> {
+  deps = withRequestCpuBudget(deps);
   const log = deps.log ?? (() => {});
   const startedAt = options.startedAt ?? performance.now();
   let run: number;

@@ -6,7 +6,12 @@
  */
 
 import assert from "node:assert/strict";
-import { budgetCheck, validateTable, type ValidatorDeps } from "./checksum_validator.ts";
+import {
+  budgetCheck,
+  validateTable,
+  type ValidatorDeps,
+  withRequestCpuBudget,
+} from "./checksum_validator.ts";
 import { REQUEST_CPU_FLOOR_MS } from "./cpu_meter.ts";
 import { byTargetTable } from "./table_registry.ts";
 import { fakeClock, fakeCpuMeter, fakeDynamo, type SentCommand } from "./testing_fakes.ts";
@@ -251,19 +256,33 @@ Deno.test("the budget counts the isolate's CPU: spent after the Scan, the compar
   assert.equal(db.runs.get(42)!.leaseOwner, undefined, "the run's lease is given back");
 });
 
-Deno.test("a request in an isolate its meter puts past the budget still gets the floor's worth of CPU", () => {
+Deno.test("a request in an isolate its meter puts past the budget still gets the floor's worth of CPU, up to the ceiling", () => {
   // An estimate ahead of the runtime's count: the hand-on came back to this isolate.
   const cpu = fakeCpuMeter(1_200, 60);
-  const spent = budgetCheck(
-    { cpu, budget: { cpuMs: 1_100, wallMs: 1e9 } } as unknown as ValidatorDeps,
-    performance.now(),
-  );
+  const budget = { cpuMs: 1_100, wallMs: 1e9 };
+  const request = withRequestCpuBudget({ cpu, budget } as unknown as ValidatorDeps);
   assert.equal(REQUEST_CPU_FLOOR_MS, 100);
+  assert.equal(request.budget!.requestCpuMs, 1_300);
+  assert.equal(
+    withRequestCpuBudget(request),
+    request,
+    "set once a request (a repair's second pass gets none)",
+  );
+  const spent = budgetCheck(request, performance.now());
   assert.equal(spent(), false, "1,200 ms: under 1,200 + the floor");
   cpu.measure(() => 0);
   assert.equal(spent(), false, "1,260 ms");
   cpu.measure(() => 0);
   assert.equal(spent(), true, "1,320 ms: past 1,300");
+  // Never past the ceiling of pages in flight (1.4 × the budget), nor below the budget.
+  const late = withRequestCpuBudget(
+    { cpu: fakeCpuMeter(1_500), budget } as unknown as ValidatorDeps,
+  );
+  assert.equal(late.budget!.requestCpuMs, 1_540);
+  const early = withRequestCpuBudget(
+    { cpu: fakeCpuMeter(300), budget } as unknown as ValidatorDeps,
+  );
+  assert.equal(early.budget!.requestCpuMs, 1_100);
 });
 
 Deno.test("a request that lost the run's lease stops without failing the run", async () => {

@@ -119,8 +119,9 @@ export function isolateCpuMeter(
 
 /**
  * The CPU a request may use, by the isolate's meter, even in an isolate already past its
- * budget: the import-worker's runs and the validator's requests each get this much (and
- * still start a page only while it fits under the hard limit's ceiling). Their budget
+ * budget, up to the caller's ceiling under the hard limit: the import-worker's runs and
+ * the validator's requests each get this much (and still start a page only while it
+ * fits under that ceiling). Their budget
  * (above the runtime's 1,000 ms soft limit) is meant to be reached after the runtime has
  * retired the isolate, so that the hand-on goes to a fresh one. An estimate that runs
  * ahead of the real CPU (on a busy machine a step's wall time is more than its CPU)
@@ -132,7 +133,10 @@ export function isolateCpuMeter(
  */
 export const REQUEST_CPU_FLOOR_MS = 100;
 
-/** A request's CPU budget: the isolate's, or what the meter reads now plus the floor. */
-export function requestCpuBudget(meter: CpuMeter, budgetMs: number): number {
-  return Math.max(budgetMs, meter.usedMs() + REQUEST_CPU_FLOOR_MS);
+/**
+ * A request's CPU budget: the isolate's, or what the meter reads now plus the floor, but
+ * no further than `ceilingMs`, the caller's ceiling for pages under the hard limit.
+ */
+export function requestCpuBudget(meter: CpuMeter, budgetMs: number, ceilingMs: number): number {
+  return Math.max(budgetMs, Math.min(meter.usedMs() + REQUEST_CPU_FLOOR_MS, ceilingMs));
 }

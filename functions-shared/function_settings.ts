@@ -39,8 +39,9 @@ export const IMPORT_WORKER_SETTINGS = {
   // The isolate's CPU, boot and every request included, at which a run hands on. Above
   // the runtime's 1,000 ms soft limit on purpose: by then the isolate is retired, so the
   // run it wakes lands on a fresh isolate (under the soft limit it would land on this
-  // one, already spent, and hand on again and again); the 2,000 ms hard limit leaves
-  // 900 ms for the pages that the other runs of the isolate have in flight.
+  // one, already spent, and hand on again and again); pages start only while they fit
+  // under CPU_PAGE_CEILING_MS (backfill_worker.ts), 300 ms below the 2,000 ms hard limit,
+  // whatever run they belong to.
   cpuBudgetMs: integer(
     "IMPORT_WORKER_CPU_BUDGET_MS",
     "the isolate's CPU (boot included) at which a run hands on",

@@ -156,7 +156,9 @@ export async function scanForRun(
   const room = (reserve: () => void) =>
     isolate.reserveWhenRoom(
       roomForAPage,
-      () => isolate.expectedMs() > 0 && cpuNow() < (deps.budget?.cpuMs ?? Infinity),
+      () =>
+        isolate.expectedMs() > 0 &&
+        cpuNow() < (deps.budget?.requestCpuMs ?? deps.budget?.cpuMs ?? Infinity),
       () => lanes.stopped,
       () => {
         inFlight++;
@@ -172,7 +174,7 @@ export async function scanForRun(
   const scanDeps = {
     sql: deps.sql,
     dynamo: deps.dynamo,
-    cpu: deps.cpu ?? estimatingMeter(() => 0, 1),
+    cpu: deps.cpu ?? estimatingMeter(() => 0, 1, 0),
     // Eventually consistent: half the read units of a consistent Scan ("50
     // ReadCapacityUnits per second provides 100 eventually consistent ReadCapacityUnits per
     // second", https://docs.aws.amazon.com/sdk-for-kotlin/api/latest/dynamodb/aws.sdk.kotlin.services.dynamodb.model/-provisioned-throughput-description/read-capacity-units.html),

@@ -629,3 +629,40 @@ Deno.test("scanForRun waits for its own page in flight to end rather than hand o
   assert.ok(cpu >= 1000, `the request read until its budget was spent (CPU ${cpu} ms)`);
   assert.ok(cpu <= 1000 * IN_FLIGHT_CEILING, `and stayed under the ceiling (CPU ${cpu} ms)`);
 });
+
+Deno.test("scanForRun in an isolate its meter puts past the budget waits, within the request's own budget, for another request's page", async () => {
+  // The estimate at 1,150 ms, past the 1,000 ms budget; the request's floor took its own
+  // to 1,250 (withRequestCpuBudget). Another request's page in flight leaves no room: the
+  // request waits for it, as it would under the budget, rather than hand on to this same
+  // isolate (not yet retired), again and again.
+  const db = runsDb();
+  db.newRun("firespring_segments", false, 1, 5);
+  const isolatePages = new IsolatePages();
+  let othersMs = 500;
+  isolatePages.add(() => othersMs);
+  let cpu = 1_150;
+  const meter = {
+    source: "estimate" as const,
+    usedMs: () => cpu,
+    measure: <T>(step: () => T) => {
+      cpu += 30;
+      return step();
+    },
+  };
+  const dynamo = scans({ "0:null": { Items: [item("a")] } });
+  const budget = { cpuMs: 1_000, wallMs: 1e9, requestCpuMs: 1_250 };
+  const scanning = scanForRun(
+    deps(db, dynamo, { cpu: meter, budget, segmentsAtOnce: 1, isolatePages }),
+    segments,
+    5,
+    "w1",
+    () => cpu >= 1_250,
+  );
+  await new Promise((resolve) => setTimeout(resolve, 10));
+  assert.equal(dynamo.sent.length, 0, "no page started past the isolate's ceiling");
+  othersMs = 0;
+  isolatePages.pageEnded();
+  const outcome = await scanning;
+  assert.equal(dynamo.sent.length, 1, "the page read once the other's ended");
+  assert.equal(outcome.stoppedBy, "no work", "its one segment read to its end");
+});

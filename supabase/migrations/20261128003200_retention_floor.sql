@@ -41,3 +41,25 @@ begin
   return period;
 end
 $$;
+
+-- A value set under 24 hours before this migration is raised to 24 hours, with a notice
+-- naming it, rather than left to stop the hourly purge of everything else. A value that
+-- is no interval is left for the purge to name, as before.
+do $$
+declare
+  s record;
+begin
+  for s in select key, value from sync.settings
+           where key in ('tombstone_retention', 'observation_retention') loop
+    begin
+      if s.value::interval < interval '24 hours' then
+        update sync.settings set value = '24 hours' where key = s.key;
+        raise notice 'sync.settings %: % is shorter than the stream''s 24 hours; raised to 24 hours',
+          s.key, quote_literal(s.value);
+      end if;
+    exception when invalid_datetime_format or datetime_field_overflow or interval_field_overflow then
+      null;
+    end;
+  end loop;
+end
+$$;
