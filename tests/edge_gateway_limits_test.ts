@@ -5,7 +5,7 @@
  * next one goes to a new isolate; the wall clock retires at half and kills at the limit.
  * The calls between functions take from their request chain's budget, as hosted
  * (local-stack/supabase/function_calls.ts). Each test runs a gateway of its own (with the
- * `burn-cpu` and `call-chain` test functions) on a port of its own, and needs nothing of the stack: scripts/e2e_plan.ts runs this file beside the
+ * `burn-cpu`, `call-chain` and `probe-sandbox` test functions) on a port of its own, and needs nothing of the stack: scripts/e2e_plan.ts runs this file beside the
  * others, while the stack starts. The import-worker under the stack's gateway and these
  * limits is tests/edge_limits_test.ts.
  */
@@ -248,6 +248,23 @@ Deno.test("with no budget every call between functions is refused, and nothing e
     const other = await gateway.get("call-chain?other=1");
     assert.deepEqual(other.body.next, { status: 404 }, "a fetch of anything else goes through");
     assert.equal(other.body.error, null);
+  } finally {
+    await gateway.stop();
+  }
+});
+
+Deno.test("an isolate reads its own files and /tmp, and of the system only its host name, as a hosted user worker", async () => {
+  const gateway = await startGateway({});
+  try {
+    const probe = await gateway.get("probe-sandbox");
+    assert.equal(probe.status, 200);
+    assert.deepEqual(probe.body, {
+      ownFile: "ok",
+      outsideFile: "NotCapable",
+      tmp: "ok",
+      hostname: "ok",
+      osRelease: "NotCapable",
+    });
   } finally {
     await gateway.stop();
   }
