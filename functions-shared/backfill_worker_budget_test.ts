@@ -21,6 +21,15 @@ import {
   workerDeps,
 } from "./backfill_worker_fakes.ts";
 
+/** A segment of five pages of one item each (a to e). */
+function fivePages() {
+  const ids = ["a", "b", "c", "d", "e"];
+  return pagedDynamo(Object.fromEntries(ids.map((id, i) => [
+    i === 0 ? "null" : JSON.stringify(keyOf(ids[i - 1])),
+    { Items: [item(id)], LastEvaluatedKey: i < ids.length - 1 ? keyOf(id) : undefined },
+  ])));
+}
+
 Deno.test("an isolate already over its CPU budget hands the segment on before any Scan", async () => {
   const db = backfillDb([claim(), claim({ segment: 2 })]);
   const dynamo = pagedDynamo(twoPages);
@@ -47,12 +56,7 @@ Deno.test("a run in an isolate its meter puts past the budget still scans its fl
   // An estimate ahead of the runtime's count: 1,200 ms by the meter, past the 1,100 ms
   // budget, in an isolate the runtime has not retired, so the hand-on came back here.
   const db = backfillDb([claim()]);
-  const ids = ["a", "b", "c", "d", "e"];
-  const pages = Object.fromEntries(ids.map((id, i) => [
-    i === 0 ? "null" : JSON.stringify(keyOf(ids[i - 1])),
-    { Items: [item(id)], LastEvaluatedKey: i < ids.length - 1 ? keyOf(id) : undefined },
-  ]));
-  const dynamo = pagedDynamo(pages);
+  const dynamo = fivePages();
   const cpu = fakeCpuMeter(1_200, 40);
   const { deps, lines, woken } = workerDeps(db, dynamo, { cpu, cpuBudgetMs: 1_100 });
   const result = await runWorker(deps, "worker-a");
@@ -91,12 +95,7 @@ Deno.test("a run that stops for its budget hands on through handOn when given on
 
 Deno.test("the mapping is measured on the isolate's CPU meter, and the budget checked before each page", async () => {
   const db = backfillDb([claim()]);
-  const ids = ["a", "b", "c", "d", "e"];
-  const pages = Object.fromEntries(ids.map((id, i) => [
-    i === 0 ? "null" : JSON.stringify(keyOf(ids[i - 1])),
-    { Items: [item(id)], LastEvaluatedKey: i < ids.length - 1 ? keyOf(id) : undefined },
-  ]));
-  const dynamo = pagedDynamo(pages);
+  const dynamo = fivePages();
   // 400 ms per page's mapping, a budget of 1000 ms: three pages (1200 ms), then hand on.
   const cpu = fakeCpuMeter(0, 400);
   const { deps, lines, woken } = workerDeps(db, dynamo, { cpu, cpuBudgetMs: 1000 });

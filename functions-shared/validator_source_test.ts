@@ -539,31 +539,40 @@ Deno.test("scanForRun reads consistently only when consistentScan asks for it", 
   }
 });
 
-Deno.test("scanForRun waits for the isolate's other pages in flight to end before its first page", async () => {
+/**
+ * A request scanning one segment beside another request's page in flight (500 ms
+ * expected), with its meter at `startMs` and 30 or 100 ms a page: no page may start until
+ * the other's ends, which it then does. Its outcome, once its one page was read.
+ */
+async function scanBesideAnotherPage(
+  { startMs, pageMs, budget }: {
+    startMs: number;
+    pageMs: number;
+    budget: { cpuMs: number; wallMs: number; requestCpuMs?: number };
+  },
+) {
   const db = runsDb();
   db.newRun("firespring_segments", false, 1, 5);
   const isolatePages = new IsolatePages();
   let othersMs = 500; // another run's pages in flight in this isolate
   isolatePages.add(() => othersMs);
-  let cpu = 800;
+  let cpu = startMs;
   const meter = {
     source: "process" as const,
     usedMs: () => cpu,
     measure: <T>(step: () => T) => {
-      cpu += 100;
+      cpu += pageMs;
       return step();
     },
   };
   const dynamo = scans({ "0:null": { Items: [item("a")] } });
-  const budget = { cpuMs: 1000, wallMs: 1e9 };
   const scanning = scanForRun(
     deps(db, dynamo, { cpu: meter, budget, segmentsAtOnce: 1, isolatePages }),
     segments,
     5,
     "w1",
-    () => cpu >= 1000,
+    () => cpu >= (budget.requestCpuMs ?? budget.cpuMs),
   );
-  // 800 ms used, 500 ms of the other run's pages and a first page pass 1.4 x 1,000.
   await new Promise((resolve) => setTimeout(resolve, 10));
   assert.equal(dynamo.sent.length, 0, "no page started past the isolate's ceiling");
   othersMs = 0;
@@ -571,6 +580,16 @@ Deno.test("scanForRun waits for the isolate's other pages in flight to end befor
   const outcome = await scanning;
   assert.equal(dynamo.sent.length, 1, "the page read once the other's ended");
   assert.equal(outcome.stoppedBy, "no work", "its one segment read to its end");
+  return { isolatePages };
+}
+
+Deno.test("scanForRun waits for the isolate's other pages in flight to end before its first page", async () => {
+  // 800 ms used, 500 ms of the other run's pages and a first page pass 1.4 x 1,000.
+  const { isolatePages } = await scanBesideAnotherPage({
+    startMs: 800,
+    pageMs: 100,
+    budget: { cpuMs: 1000, wallMs: 1e9 },
+  });
   assert.equal(isolatePages.requests, 1, "the request's own estimate is gone once it ends");
 });
 
@@ -635,34 +654,9 @@ Deno.test("scanForRun in an isolate its meter puts past the budget waits, within
   // to 1,250 (withRequestCpuBudget). Another request's page in flight leaves no room: the
   // request waits for it, as it would under the budget, rather than hand on to this same
   // isolate (not yet retired), again and again.
-  const db = runsDb();
-  db.newRun("firespring_segments", false, 1, 5);
-  const isolatePages = new IsolatePages();
-  let othersMs = 500;
-  isolatePages.add(() => othersMs);
-  let cpu = 1_150;
-  const meter = {
-    source: "estimate" as const,
-    usedMs: () => cpu,
-    measure: <T>(step: () => T) => {
-      cpu += 30;
-      return step();
-    },
-  };
-  const dynamo = scans({ "0:null": { Items: [item("a")] } });
-  const budget = { cpuMs: 1_000, wallMs: 1e9, requestCpuMs: 1_250 };
-  const scanning = scanForRun(
-    deps(db, dynamo, { cpu: meter, budget, segmentsAtOnce: 1, isolatePages }),
-    segments,
-    5,
-    "w1",
-    () => cpu >= 1_250,
-  );
-  await new Promise((resolve) => setTimeout(resolve, 10));
-  assert.equal(dynamo.sent.length, 0, "no page started past the isolate's ceiling");
-  othersMs = 0;
-  isolatePages.pageEnded();
-  const outcome = await scanning;
-  assert.equal(dynamo.sent.length, 1, "the page read once the other's ended");
-  assert.equal(outcome.stoppedBy, "no work", "its one segment read to its end");
+  await scanBesideAnotherPage({
+    startMs: 1_150,
+    pageMs: 30,
+    budget: { cpuMs: 1_000, wallMs: 1e9, requestCpuMs: 1_250 },
+  });
 });
