@@ -120,10 +120,10 @@ export function isolateCpuMeter(
 /**
  * The CPU a request may use, by the isolate's meter, even in an isolate already past its
  * budget, up to the caller's ceiling under the hard limit: the import-worker's runs and
- * the validator's requests each get this much (and still start a page only while it
- * fits under that ceiling). Their budget
- * (above the runtime's 1,000 ms soft limit) is meant to be reached after the runtime has
- * retired the isolate, so that the hand-on goes to a fresh one. An estimate that runs
+ * the validator's requests each get this much (and still start a page only while it fits
+ * under that ceiling). Their budget (above the runtime's 1,000 ms soft limit) is meant to
+ * be reached after the runtime has retired the isolate, so that the hand-on goes to a
+ * fresh one. An estimate that runs
  * ahead of the real CPU (on a busy machine a step's wall time is more than its CPU)
  * reaches the budget first, and the hand-on lands on this same isolate, not yet retired:
  * without a floor it found the budget spent and handed on at once, again and again
