@@ -58,6 +58,13 @@ process.cpuUsage = () => {
   return { user: 0, system: 0 };
 };
 
+// The gateway is the isolate's parent: should it die without stopping the isolate (killed,
+// or the test that ran it ended), the isolate ends too instead of lingering.
+const gateway = Deno.ppid;
+Deno.unrefTimer(setInterval(() => {
+  if (Deno.ppid !== gateway) Deno.exit(0);
+}, 1_000));
+
 const pending = new Set<Promise<unknown>>();
 
 const edgeRuntime = {

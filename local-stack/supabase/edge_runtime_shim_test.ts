@@ -164,3 +164,40 @@ Deno.test("an isolate reads no CPU of its own (the hosted stub warns and answers
     "TypeError: error sending request: outgoing connections to port 587 are not allowed on Supabase Edge Functions",
   ]);
 });
+
+Deno.test("an isolate whose gateway died ends within seconds", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const main = join(dir, "main.ts");
+    await Deno.writeTextFile(
+      main,
+      `Deno.serve({ port: 0, onListen: () => {} }, () => new Response("x"));`,
+    );
+    const shim = join(ROOT, "local-stack", "supabase", "edge_runtime_shim.ts");
+    // A parent that starts the isolate, prints its pid and dies at once, unannounced.
+    const out = await new Deno.Command("bash", {
+      args: [
+        "-c",
+        `"${DENO_BIN}" run -A --preload "${shim}" "${main}" >/dev/null 2>&1 & echo $!; sleep 1; kill -9 $$`,
+      ],
+      stdout: "piped",
+    }).output();
+    const pid = Number(new TextDecoder().decode(out.stdout).trim());
+    assert.ok(pid > 0);
+    const alive = () => {
+      try {
+        Deno.kill(pid, "SIGCONT");
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    const deadline = Date.now() + 10_000;
+    while (alive() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    const lingering = alive();
+    if (lingering) Deno.kill(pid, "SIGKILL");
+    assert.equal(lingering, false, "the isolate ended once its parent had gone");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
