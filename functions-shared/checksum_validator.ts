@@ -43,7 +43,7 @@ import type { DynamoClient } from "./dynamo_http.ts";
 import type { TableSpec } from "./table_registry.ts";
 import { compareRanges, recheckLook } from "./validator_compare.ts";
 import { repairKeys } from "./validator_repair.ts";
-import { IN_FLIGHT_CEILING, scanForRun } from "./validator_source.ts";
+import { IN_FLIGHT_CEILING, requestCpuMs, scanForRun } from "./validator_source.ts";
 import { LEASE_LOST } from "./segment_work.ts";
 import { isDatabaseUnavailable } from "./sync_db.ts";
 import { runResult, type ValidationResult } from "./validator_result.ts";
@@ -138,8 +138,8 @@ export interface Continuation {
 export function withRequestCpuBudget(deps: ValidatorDeps): ValidatorDeps {
   const budget = deps.budget;
   if (!budget || !deps.cpu || budget.requestCpuMs !== undefined) return deps;
-  const requestCpuMs = requestCpuBudget(deps.cpu, budget.cpuMs, budget.cpuMs * IN_FLIGHT_CEILING);
-  return { ...deps, budget: { ...budget, requestCpuMs } };
+  const ownMs = requestCpuBudget(deps.cpu, budget.cpuMs, budget.cpuMs * IN_FLIGHT_CEILING);
+  return { ...deps, budget: { ...budget, requestCpuMs: ownMs } };
 }
 
 /**
@@ -149,7 +149,7 @@ export function withRequestCpuBudget(deps: ValidatorDeps): ValidatorDeps {
  */
 export function budgetCheck(deps: ValidatorDeps, startedAt: number): () => boolean {
   const budget = deps.budget;
-  const cpuBudgetMs = budget?.requestCpuMs ?? budget?.cpuMs ?? Infinity;
+  const cpuBudgetMs = requestCpuMs(budget);
   let pages = 0;
   return () => {
     if (budget === undefined) return false;

@@ -36,6 +36,14 @@ import type { Checkpoint, Claim, ScanPage, ScanResult } from "./segment_work.ts"
 export const IN_FLIGHT_CEILING = 1.4;
 
 /**
+ * The CPU, by the isolate's meter, at which a request's budget is spent: its own
+ * (`requestCpuMs`, set when it starts, checksum_validator.ts) or else the budget's.
+ */
+export function requestCpuMs(budget?: { cpuMs: number; requestCpuMs?: number }): number {
+  return budget?.requestCpuMs ?? budget?.cpuMs ?? Infinity;
+}
+
+/**
  * The CPU a page is counted at before this request has measured one: more than the
  * validator's dearest page seen (a cold isolate's first visitors page of 1.3 MB, about
  * 190 ms), so that another run's first page does not take the isolate past the limit.
@@ -158,7 +166,7 @@ export async function scanForRun(
       roomForAPage,
       () =>
         isolate.expectedMs() > 0 &&
-        cpuNow() < (deps.budget?.requestCpuMs ?? deps.budget?.cpuMs ?? Infinity),
+        cpuNow() < requestCpuMs(deps.budget),
       () => lanes.stopped,
       () => {
         inFlight++;

@@ -22,11 +22,11 @@ export const RESERVED_PREFIX = "SUPABASE_";
 /** What is wrong with `secrets` as a hosted project's secrets, one line each (none: []). */
 export function secretProblems(secrets: Record<string, string>): string[] {
   const problems: string[] = [];
-  const names = Object.keys(secrets);
-  if (names.length > MAX_SECRETS) {
-    problems.push(`${names.length} secrets: a project holds at most ${MAX_SECRETS}`);
+  const entries = Object.entries(secrets);
+  if (entries.length > MAX_SECRETS) {
+    problems.push(`${entries.length} secrets: a project holds at most ${MAX_SECRETS}`);
   }
-  for (const name of names) {
+  for (const [name, value] of entries) {
     if (name.startsWith(RESERVED_PREFIX)) {
       problems.push(`${name}: names starting with ${RESERVED_PREFIX} are reserved`);
     }
@@ -36,11 +36,9 @@ export function secretProblems(secrets: Record<string, string>): string[] {
       );
     }
     // The value is never printed, only its length.
-    if (secrets[name].length > MAX_SECRET_VALUE_CHARS) {
+    if (value.length > MAX_SECRET_VALUE_CHARS) {
       problems.push(
-        `${name}: its value has ${
-          secrets[name].length
-        } characters, at most ${MAX_SECRET_VALUE_CHARS}`,
+        `${name}: its value has ${value.length} characters, at most ${MAX_SECRET_VALUE_CHARS}`,
       );
     }
   }
