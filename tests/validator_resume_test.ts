@@ -19,8 +19,7 @@ Deno.test("a validator request killed mid-segment is resumed from its checkpoint
   const sql = connectDb();
   const p = `vkill-${crypto.randomUUID().slice(0, 8)}-`;
   const spec = byTargetTable("firespring_actions")!;
-  // Pages of 25 over at least these 500 items of its own: 20 pages or more, so that the
-  // kill (a few pages in) lands well before the segment's end, which the test asserts.
+  // At least these 500 items of its own.
   const n = 500;
   try {
     await batchWrite(dynamo(spec.region), spec.sourceTable, itemsFor(spec.targetTable, p, n));
@@ -32,13 +31,19 @@ Deno.test("a validator request killed mid-segment is resumed from its checkpoint
       return r.n === n ? true : undefined;
     }, 90_000);
     const total = await scanCount(spec.targetTable);
+    // About 300 pages (of 2 items or more), some seconds of Scan, so that the kill (a few
+    // pages in) lands well before the segment's end, which the test asserts. With pages of
+    // 25 over 500 items the whole segment took about 0.3 s, which a poll every 250 ms can
+    // miss: a CI run timed out waiting for the third page of a segment that was, most
+    // likely, already done. A segment done before the kill now fails at once.
+    const pageSize = Math.max(2, Math.ceil(total / 300));
     // The validator's Scan is eventually consistent (docs/sync-semantics.md,
     // "Verification"): it counts what was written before its stale window.
     await new Promise((resolve) => setTimeout(resolve, staleReadMs()));
 
-    // One segment, pages of 25, a 5 s lease; the validator called as pg_cron would.
+    // One segment, those pages, a 5 s lease; the validator called as pg_cron would.
     const [started] =
-      await sql`select sync.start_validation(${spec.targetTable}, false, 1, 25) as id`;
+      await sql`select sync.start_validation(${spec.targetTable}, false, 1, ${pageSize}) as id`;
     const runId = Number(started.id);
     await sql`update sync.backfill_jobs set lease_seconds = 5 where checksum_run_id = ${runId}`;
     await sql`select sync.wake_validations()`;
@@ -46,10 +51,16 @@ Deno.test("a validator request killed mid-segment is resumed from its checkpoint
       sql`select s.pages, s.status, s.items_scanned, s.lease_expires_at < now() as lapsed
           from sync.backfill_segments s join sync.backfill_jobs j on j.id = s.job_id
           where j.checksum_run_id = ${runId}`;
-    await eventually("the validator to be a few pages in", async () => {
+    const inFlight = await eventually("the validator to be a few pages in", async () => {
       const [s] = await segment();
-      return s.pages >= 3 && s.status === "running" ? true : undefined;
+      if (s.status !== "running" && s.status !== "pending") return s;
+      return s.pages >= 3 ? s : undefined;
     });
+    assert.equal(
+      inFlight.status,
+      "running",
+      `the segment was ${inFlight.status} after ${inFlight.pages} pages, before the kill`,
+    );
     // This checkout's validator isolates only: another checkout may run a stack of its
     // own, and a command that merely names the file (npm test's type check or module
     // resolution of the function) is no isolate. An isolate's command line ends with the
