@@ -269,7 +269,7 @@ export async function validateTable(
  */
 async function report(deps: ValidatorDeps, spec: TableSpec, run: number, worker: string) {
   const { result, divergent, repair } = await runResult(deps, spec, run);
-  const repairing = repair && divergent.length > 0;
+  const repairing = repair && divergent.total > 0;
   await deps.sql.begin(async (tx) => {
     await tx`select sync.hold_validation(${run}, ${worker})`;
     await tx`update public.sync_checksums
@@ -283,7 +283,7 @@ async function report(deps: ValidatorDeps, spec: TableSpec, run: number, worker:
       `${result.targetRows} target rows, ${
         result.match
           ? "match"
-          : `${divergent.length} divergent keys, ${result.unmappable.length} unmappable items`
+          : `${divergent.total} divergent keys, ${result.unmappable.length} unmappable items`
       }`,
   );
   return repairing ? undefined : result;
@@ -303,10 +303,13 @@ async function repairAndRevalidate(
 ): Promise<ValidationResult | Continuation> {
   const { result, divergent } = await runResult(deps, spec, run);
   const limit = deps.maxKeysByKey ?? MAX_KEYS_BY_KEY;
-  if (divergent.length > limit) return await healByBackfill(deps, spec, run, worker, result, limit);
+  if (divergent.total > limit) {
+    return await healByBackfill(deps, spec, run, worker, result, divergent.total, limit);
+  }
   const [{ compared_at: seenAt }] = await deps.sql<{ compared_at: Date }[]>`
     select compared_at from public.sync_checksums where id = ${run}`;
-  const skipped = await repairKeys(deps, spec, divergent, seenAt.toISOString());
+  // Every key: no more than `limit` (MAX_KEYS_BY_KEY), far fewer than a request reads.
+  const skipped = await repairKeys(deps, spec, divergent.keys, seenAt.toISOString());
   if (skipped.length > 0) {
     deps.log?.(`${spec.targetTable}: repair left ${skipped.length} unmappable items alone`);
   }
@@ -341,9 +344,9 @@ async function healByBackfill(
   run: number,
   worker: string,
   result: ValidationResult,
+  divergent: number,
   limit: number,
 ): Promise<ValidationResult> {
-  const divergent = result.missing.length + result.unexpected.length + result.different.length;
   const reason = `${spec.targetTable}: validation run ${run} found ${divergent} divergent keys, ` +
     `more than the ${limit} a repair reads again one by one; a backfill heals the table`;
   const job = await deps.sql.begin(async (tx) => {

@@ -16,6 +16,7 @@ import { REQUEST_CPU_FLOOR_MS } from "./cpu_meter.ts";
 import { byTargetTable } from "./table_registry.ts";
 import { fakeClock, fakeCpuMeter, fakeDynamo, type SentCommand } from "./testing_fakes.ts";
 import { runsDb, SEEN } from "./validator_fakes.ts";
+import { MAX_KEYS_READ } from "./validator_compare.ts";
 
 const segments = byTargetTable("firespring_segments")!;
 
@@ -426,4 +427,43 @@ Deno.test("more divergent keys than are read one by one: no rechecks, and a repa
   const run = db.runs.get(7)!;
   assert.deepEqual([run.status, run.healingJob], ["done", 77]);
   assert.ok(all.some((l) => l.endsWith(": backfill job 77")));
+});
+
+Deno.test("a run with more divergent keys than an answer carries lists the first of each kind, with every count", async () => {
+  // MAX_KEYS_READ missing keys and one more, one different key: the table emptied, say.
+  const missing = Array.from({ length: MAX_KEYS_READ + 1 }, (_, i) => ({
+    kind: "missing" as const,
+    key: { segment_id: `m${String(i).padStart(6, "0")}` },
+  }));
+  const db = runsDb({
+    divergent: (run) =>
+      run === 7 ? [...missing, { kind: "different", key: { segment_id: "b" } }] : [],
+  });
+  db.newRun("firespring_segments", true, 1, 7);
+  const { deps: d, all } = deps(db, source());
+  const result = await validateTable(d, segments, { runId: 7 });
+  assert.ok(!("continued" in result));
+  assert.equal(result.match, false);
+  assert.equal(result.missing.length, MAX_KEYS_READ, "the first keys of a longer list");
+  assert.deepEqual(result.missing[0], { segment_id: "m000000" });
+  assert.deepEqual(result.different, [{ segment_id: "b" }], "a short list whole");
+  assert.deepEqual(result.counts, { missing: MAX_KEYS_READ + 1, unexpected: 0, different: 1 });
+  assert.equal(result.healingBackfillJobId, 77, "a repair of that many heals by a backfill");
+  assert.ok(
+    all.some((l) => l.includes(`${MAX_KEYS_READ + 2} divergent keys, not rechecked one by one`)),
+    "the log counts every key",
+  );
+  assert.equal(db.runs.get(7)!.missing.length, MAX_KEYS_READ + 1, "the run keeps every key");
+});
+
+Deno.test("a run whose lists fit an answer lists every key and no counts", async () => {
+  const db = runsDb({
+    divergent: (run) => run === 7 ? [{ kind: "missing", key: { segment_id: "a" } }] : [],
+  });
+  db.newRun("firespring_segments", false, 1, 7);
+  const { deps: d } = deps(db, source());
+  const result = await validateTable(d, segments, { runId: 7 });
+  assert.ok(!("continued" in result));
+  assert.deepEqual(result.missing, [{ segment_id: "a" }]);
+  assert.equal(result.counts, undefined);
 });

@@ -38,15 +38,56 @@ export async function compareRanges(
   }
 }
 
-/** The divergent keys a run has recorded so far. */
-export async function divergentOf(deps: ValidatorDeps, run: number): Promise<Divergence[]> {
-  const [row] = await deps.sql<{ missing: RowKey[]; unexpected: RowKey[]; different: RowKey[] }[]>`
-    select missing, unexpected, different from public.sync_checksums where id = ${run}`;
-  return [
-    ...row.missing.map((key) => ({ kind: "missing" as const, key })),
-    ...row.unexpected.map((key) => ({ kind: "unexpected" as const, key })),
-    ...row.different.map((key) => ({ kind: "different" as const, key })),
-  ];
+/**
+ * How many keys of each kind a request reads of a run's lists, and its answer lists: a
+ * table a hundred times the report's, emptied or mapped wrong, diverges by millions of
+ * keys, which would pass the isolate's 256 MB. The run's row keeps every key.
+ */
+export const MAX_KEYS_READ = 10_000;
+
+/** A run's divergent keys as a request reads them: the first of each kind, and the counts. */
+export interface DivergentKeys {
+  /** The first `limit` keys of each list (all of them when none holds more). */
+  keys: Divergence[];
+  /** How many keys each list holds. */
+  counts: Record<Divergence["kind"], number>;
+  /** The sum of the counts. */
+  total: number;
+}
+
+/**
+ * The divergent keys a run has recorded so far: at most `limit` of each kind
+ * (`sync.run_divergent_keys`), with every list's count.
+ */
+export async function divergentOf(
+  deps: Pick<ValidatorDeps, "sql">,
+  run: number,
+  limit = MAX_KEYS_READ,
+): Promise<DivergentKeys> {
+  const [row] = await deps.sql<
+    {
+      missing: RowKey[];
+      unexpected: RowKey[];
+      different: RowKey[];
+      missing_count: number;
+      unexpected_count: number;
+      different_count: number;
+    }[]
+  >`select * from sync.run_divergent_keys(${run}, ${limit})`;
+  const counts = {
+    missing: row.missing_count,
+    unexpected: row.unexpected_count,
+    different: row.different_count,
+  };
+  return {
+    keys: [
+      ...row.missing.map((key) => ({ kind: "missing" as const, key })),
+      ...row.unexpected.map((key) => ({ kind: "unexpected" as const, key })),
+      ...row.different.map((key) => ({ kind: "different" as const, key })),
+    ],
+    counts,
+    total: counts.missing + counts.unexpected + counts.different,
+  };
 }
 
 const sameKey = (a: RowKey, b: RowKey) => JSON.stringify(a) === JSON.stringify(b);
@@ -101,7 +142,20 @@ export async function recheckLook(
   worker: string,
   maxKeys: number,
 ): Promise<string> {
-  const before = await divergentOf(deps, run);
+  const divergent = await divergentOf(deps, run);
+  if (divergent.total > maxKeys) {
+    // Too many to look at one by one within a request (checksum_validator.ts,
+    // MAX_KEYS_BY_KEY): reported as the compare found them.
+    deps.log?.(
+      `validation run ${run}: ${divergent.total} divergent keys, not rechecked one by one`,
+    );
+    await deps.sql.begin(async (tx) => {
+      await tx`select sync.hold_validation(${run}, ${worker})`;
+      await tx`update public.sync_checksums set phase = 'report' where id = ${run}`;
+    });
+    return "report";
+  }
+  const before = divergent.keys;
   // The keys of items found unmappable so far: a page of the Scan (eventually consistent)
   // may have shown a version since fixed, so they are read again too (`stage` lists what
   // is still unmappable in their place).
@@ -122,16 +176,6 @@ export async function recheckLook(
     ...before.map((d) => d.key),
     ...unmappableKeys.slice(0, Math.max(0, maxKeys - before.length)),
   ];
-  if (before.length > maxKeys) {
-    // Too many to look at one by one within a request (checksum_validator.ts,
-    // MAX_KEYS_BY_KEY): reported as the compare found them.
-    deps.log?.(`validation run ${run}: ${before.length} divergent keys, not rechecked one by one`);
-    await deps.sql.begin(async (tx) => {
-      await tx`select sync.hold_validation(${run}, ${worker})`;
-      await tx`update public.sync_checksums set phase = 'report' where id = ${run}`;
-    });
-    return "report";
-  }
   const settleMs = deps.settleMs ?? 1_000;
   await (deps.pause ?? realPacing.sleep)(settleMs);
   // The pause may be as long as the run's lease: held again before the reads, so that the

@@ -229,9 +229,17 @@ export function runsDb(options: RunsOptions = {}) {
       run.phase = divergent.length + run.unmappable.length > 0 ? "recheck" : "report";
       return [{ phase: run.phase }];
     }
-    if (t.startsWith("select missing, unexpected, different")) {
+    if (t.startsWith("select * from sync.run_divergent_keys(")) {
       const run = runOf(v[0]);
-      return [{ missing: run.missing, unexpected: run.unexpected, different: run.different }];
+      const first = (list: unknown[]) => list.slice(0, Number(v[1]));
+      return [{
+        missing: first(run.missing),
+        unexpected: first(run.unexpected),
+        different: first(run.different),
+        missing_count: run.missing.length,
+        unexpected_count: run.unexpected.length,
+        different_count: run.different.length,
+      }];
     }
     if (t.startsWith("delete from sync.checksum_items")) return [];
     if (t.includes("from sync.compare_checksum(")) {

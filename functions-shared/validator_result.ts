@@ -26,6 +26,12 @@ export interface ValidationResult {
   unmappable: Unmappable[];
   checkedAt: string;
   runId: number;
+  /**
+   * Present when a list holds more keys than an answer carries (MAX_KEYS_READ of each
+   * kind, validator_compare.ts: the lists above are their first keys): how many each
+   * holds. The run's row in sync_checksums holds every key.
+   */
+  counts?: { missing: number; unexpected: number; different: number };
   repaired?: { missing: RowKey[]; unexpected: RowKey[]; different: RowKey[] };
   /**
    * A repair of more divergent keys than MAX_KEYS_BY_KEY (checksum_validator.ts): the backfill job queued
@@ -50,22 +56,24 @@ export async function runResult(deps: Pick<ValidatorDeps, "sql">, spec: TableSpe
   >`select source_items::int, coalesce(expected_rows, 0)::int as expected_rows,
            coalesce(target_rows, 0)::int as target_rows, unmappable, repair_requested
     from public.sync_checksums where id = ${run}`;
-  const divergent = await divergentOf(deps as ValidatorDeps, run);
+  const divergent = await divergentOf(deps, run);
   const pick = (kind: Divergence["kind"]) =>
-    divergent.filter((d) => d.kind === kind).map((d) => d.key);
+    divergent.keys.filter((d) => d.kind === kind).map((d) => d.key);
+  const listed = divergent.keys.length === divergent.total;
   const result: ValidationResult = {
     table: spec.targetTable,
     sourceItems: row.source_items,
     expectedRows: row.expected_rows,
     targetRows: row.target_rows,
     // An item that maps to no row is never a match: the table cannot be proven.
-    match: divergent.length === 0 && row.unmappable.length === 0,
+    match: divergent.total === 0 && row.unmappable.length === 0,
     missing: pick("missing"),
     unexpected: pick("unexpected"),
     different: pick("different"),
     unmappable: row.unmappable,
     checkedAt: new Date().toISOString(),
     runId: run,
+    ...(listed ? {} : { counts: divergent.counts }),
   };
   return { result, divergent, repair: row.repair_requested };
 }

@@ -86,7 +86,9 @@ Deno.test("a validator request killed mid-segment is resumed from its checkpoint
                                    (select count(*)::int from sync.checksum_items i
                                     where i.run_id = c.id)
                                    + (select count(*)::int from sync.checksum_seen s
-                                      where s.run_id = c.id) as staged
+                                      where s.run_id = c.id)
+                                   + (select count(*)::int from sync.checksum_divergent d
+                                      where d.run_id = c.id) as staged
                             from public.sync_checksums c where id = ${runId}`;
       return r.status === "running" ? undefined : r;
     }, 120_000);

@@ -183,7 +183,9 @@ Deno.test("a run too big for one request goes on in the next ones and ends with 
                                      (select count(*)::int from sync.checksum_items i
                                       where i.run_id = c.id)
                                      + (select count(*)::int from sync.checksum_seen s
-                                        where s.run_id = c.id) as staged
+                                        where s.run_id = c.id)
+                                     + (select count(*)::int from sync.checksum_divergent d
+                                        where d.run_id = c.id) as staged
                               from public.sync_checksums c where id = ${started.runId}`;
       return row.status === "running" ? undefined : row;
     }, 120_000);

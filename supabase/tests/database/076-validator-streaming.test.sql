@@ -6,7 +6,7 @@
 -- staged, and an ended run leaves no seen keys.
 set client_min_messages = warning;
 begin;
-select plan(12);
+select plan(18);
 
 delete from public.sync_checksums;
 delete from sync.backfill_jobs;
@@ -39,10 +39,15 @@ select is(sync.check_checksum_page((select id from run), 'toledo_dashboard', (se
 select is(sync.check_checksum_page((select id from run), 'toledo_dashboard', (select rows from pages where n = 2)),
   2, 'a page with a changed and a missing key: two divergent keys');
 select results_eq(
+  $$select kind, row_key from sync.checksum_divergent where run_id = (select id from run) order by 1$$,
+  $$values ('different', '{"pk": "p", "sk": "changed"}'::jsonb), ('missing', '{"pk": "p", "sk": "missing"}')$$,
+  'the run keeps the divergent keys aside, one row each'
+);
+select results_eq(
   $$select missing, different, expected_rows, (select count(*)::int from sync.checksum_items)
     from public.sync_checksums where id = (select id from run)$$,
-  $$values ('[{"pk": "p", "sk": "missing"}]'::jsonb, '[{"pk": "p", "sk": "changed"}]'::jsonb, 202::bigint, 0)$$,
-  'the run keeps only the divergent keys and the expected count; nothing is staged'
+  $$values ('[]'::jsonb, '[]'::jsonb, 202::bigint, 0)$$,
+  'its lists wait for the compare''s end (no list rewritten per page); the expected count grows; nothing is staged'
 );
 select is((select count(*)::int from sync.checksum_seen where run_id = (select id from run)), 202,
   'and the keys seen, for the unseen pass');
@@ -67,6 +72,21 @@ select results_eq(
            202::bigint, 202::bigint$$,
   'the streamed run names exactly the keys and counts of the whole staged comparison'
 );
+select is((select count(*)::int from sync.checksum_divergent where run_id = (select id from run)), 0,
+  'the compare''s end wrote the kept keys to the lists and removed them');
+-- What a request reads of the lists (sync.run_divergent_keys): the first keys, the counts.
+update public.sync_checksums
+set missing = '[{"pk": "p", "sk": "m1"}, {"pk": "p", "sk": "m2"}, {"pk": "p", "sk": "m3"}]'
+where id = (select id from run);
+select results_eq(
+  $$select missing, unexpected, different, missing_count, unexpected_count, different_count
+    from sync.run_divergent_keys((select id from run), 2)$$,
+  $$values ('[{"pk": "p", "sk": "m1"}, {"pk": "p", "sk": "m2"}]'::jsonb,
+            '[{"pk": "p", "sk": "extra"}]'::jsonb, '[{"pk": "p", "sk": "changed"}]'::jsonb, 3, 1, 1)$$,
+  'a request reads the first keys of each list and every list''s count'
+);
+select is_empty($$select * from sync.run_divergent_keys(-1, 10)$$,
+  'a run that does not exist gives no row');
 
 -- Ranges: with a small statement size the unseen pass takes several, and finds the same.
 update sync.settings set value = '1' where key = 'checksum_unseen_rows_per_statement';
@@ -89,6 +109,18 @@ select results_eq(
 select sync.end_validation((select id from run), 'done');
 select is((select count(*)::int from sync.checksum_seen where run_id = (select id from run)), 0,
   'an ended run leaves no seen keys');
+
+-- A run ended before its compare ends (failed) leaves no divergent keys either, and a
+-- deleted run's go with it.
+select sync.start_validation('toledo_dashboard', false, 1, 1000) as failing_run \gset
+select sync.check_checksum_page(:failing_run, 'toledo_dashboard', (select rows from pages where n = 2));
+select sync.end_validation(:failing_run, 'failed', 'test');
+select is((select count(*)::int from sync.checksum_divergent where run_id = :failing_run), 0,
+  'a failed run leaves no divergent keys');
+select sync.check_checksum_page(:staged_run, 'toledo_dashboard', (select rows from pages where n = 2));
+delete from public.sync_checksums where id = :staged_run;
+select is((select count(*)::int from sync.checksum_divergent where run_id = :staged_run), 0,
+  'a deleted run''s divergent keys go with it');
 
 select * from finish();
 rollback;
