@@ -235,10 +235,15 @@ export async function scanForRun(
             tx`select sync.stage_checksum_items(${run}, ${spec.targetTable}, ${json}::text::jsonb)`,
           );
         }
+        // A page without unmappable items leaves the list as it is (`||` with null is
+        // null): a new value, even an equal one, would be written whole again, page after
+        // page, once the list is long enough to be stored out of line.
         statements.push(
           tx`update public.sync_checksums
              set source_items = source_items + ${page.items.length},
-                 unmappable = unmappable || ${JSON.stringify(unmappable)}::text::jsonb,
+                 unmappable = coalesce(
+                   unmappable || nullif(${JSON.stringify(unmappable)}::text::jsonb, '[]'),
+                   unmappable),
                  progress_at = now()
              where id = ${run}`,
           tx`select sync.checkpoint_segment(${claim.job_id}, ${claim.segment}, ${checkpoint.worker},
