@@ -41,7 +41,7 @@ import type { IsolatePages } from "./isolate_pages.ts";
 import type postgres from "postgres";
 import type { DynamoClient } from "./dynamo_http.ts";
 import type { TableSpec } from "./table_registry.ts";
-import { compareRanges, recheckLook } from "./validator_compare.ts";
+import { compareRanges, MAX_KEYS_READ, recheckLook } from "./validator_compare.ts";
 import { repairKeys } from "./validator_repair.ts";
 import { IN_FLIGHT_CEILING, requestCpuMs, scanForRun } from "./validator_source.ts";
 import { LEASE_LOST } from "./segment_work.ts";
@@ -57,6 +57,14 @@ export type { RowKey, Unmappable } from "./validator_plan.ts";
  * backfill of the table, which is resumable and ends equal (docs/sync-semantics.md).
  */
 export const MAX_KEYS_BY_KEY = 200;
+
+/**
+ * The keys looked at and repaired one by one: never more than a request reads of a run's
+ * lists (validator_compare.ts, MAX_KEYS_READ), or those past it would be dropped.
+ */
+function keysByKey(deps: ValidatorDeps): number {
+  return Math.min(deps.maxKeysByKey ?? MAX_KEYS_BY_KEY, MAX_KEYS_READ);
+}
 
 /** What the validator needs. */
 export interface ValidatorDeps {
@@ -235,7 +243,7 @@ export async function validateTable(
         if (await compareRanges(deps, run, worker, overBudget) === "budget") return await handOn();
       } else if (phase === "recheck") {
         if (overBudget()) return await handOn();
-        await recheckLook(deps, spec, run, worker, deps.maxKeysByKey ?? MAX_KEYS_BY_KEY);
+        await recheckLook(deps, spec, run, worker, keysByKey(deps));
       } else if (phase === "report") {
         const result = await report(deps, spec, run, worker);
         if (result) return result;
@@ -302,7 +310,7 @@ async function repairAndRevalidate(
   startedAt: number,
 ): Promise<ValidationResult | Continuation> {
   const { result, divergent } = await runResult(deps, spec, run);
-  const limit = deps.maxKeysByKey ?? MAX_KEYS_BY_KEY;
+  const limit = keysByKey(deps);
   if (divergent.total > limit) {
     return await healByBackfill(deps, spec, run, worker, result, divergent.total, limit);
   }

@@ -447,7 +447,12 @@ Deno.test("a run with more divergent keys than an answer carries lists the first
   assert.equal(result.missing.length, MAX_KEYS_READ, "the first keys of a longer list");
   assert.deepEqual(result.missing[0], { segment_id: "m000000" });
   assert.deepEqual(result.different, [{ segment_id: "b" }], "a short list whole");
-  assert.deepEqual(result.counts, { missing: MAX_KEYS_READ + 1, unexpected: 0, different: 1 });
+  assert.deepEqual(result.counts, {
+    missing: MAX_KEYS_READ + 1,
+    unexpected: 0,
+    different: 1,
+    unmappable: 0,
+  });
   assert.equal(result.healingBackfillJobId, 77, "a repair of that many heals by a backfill");
   assert.ok(
     all.some((l) => l.includes(`${MAX_KEYS_READ + 2} divergent keys, not rechecked one by one`)),
@@ -466,4 +471,30 @@ Deno.test("a run whose lists fit an answer lists every key and no counts", async
   assert.ok(!("continued" in result));
   assert.deepEqual(result.missing, [{ segment_id: "a" }]);
   assert.equal(result.counts, undefined);
+});
+
+Deno.test("more unmappable items than a request reads: none read again, the first listed, every one counted", async () => {
+  const db = runsDb();
+  db.newRun("firespring_segments", false, 1, 7);
+  // A table whose items map to no row (an attribute renamed at the source, say).
+  db.runs.get(7)!.unmappable = Array.from({ length: MAX_KEYS_READ + 1 }, (_, i) => ({
+    key: { segment_id: `u${i}` },
+    reason: "segment_id: not a string",
+  }));
+  const dynamo = source();
+  const { deps: d, all } = deps(db, dynamo);
+  const result = await validateTable(d, segments, { runId: 7 });
+  assert.ok(!("continued" in result));
+  assert.equal(result.match, false, "an unmappable item is never a match");
+  assert.equal(result.unmappable.length, MAX_KEYS_READ);
+  assert.deepEqual(result.counts, {
+    missing: 0,
+    unexpected: 0,
+    different: 0,
+    unmappable: MAX_KEYS_READ + 1,
+  });
+  assert.deepEqual(dynamo.sent.filter((c) => c.name !== "ScanCommand"), [], "no point reads");
+  assert.ok(
+    all.some((l) => l.endsWith(`${MAX_KEYS_READ + 1} unmappable items, not rechecked one by one`)),
+  );
 });

@@ -39,45 +39,51 @@ export async function compareRanges(
 }
 
 /**
- * How many keys of each kind a request reads of a run's lists, and its answer lists: a
- * table a hundred times the report's, emptied or mapped wrong, diverges by millions of
- * keys, which would pass the isolate's 256 MB. The run's row keeps every key.
+ * How many entries of each list (keys of each kind, unmappable items) a request reads of
+ * a run, and its answer lists: a table a hundred times the report's, emptied or mapped
+ * wrong, diverges by millions of keys, which would pass the isolate's 256 MB. The run's
+ * row keeps every one.
  */
 export const MAX_KEYS_READ = 10_000;
 
-/** A run's divergent keys as a request reads them: the first of each kind, and the counts. */
-export interface DivergentKeys {
-  /** The first `limit` keys of each list (all of them when none holds more). */
+/** A run's findings as a request reads them: the first of each list, and the counts. */
+export interface Findings {
+  /** The first `limit` keys of each kind (all of them when no list holds more). */
   keys: Divergence[];
-  /** How many keys each list holds. */
-  counts: Record<Divergence["kind"], number>;
-  /** The sum of the counts. */
+  /** The first `limit` unmappable items. */
+  unmappable: Unmappable[];
+  /** How many entries each list holds. */
+  counts: Record<Divergence["kind"] | "unmappable", number>;
+  /** The divergent keys: the sum of the three kinds' counts. */
   total: number;
 }
 
 /**
- * The divergent keys a run has recorded so far: at most `limit` of each kind
- * (`sync.run_divergent_keys`), with every list's count.
+ * What a run has found so far: at most `limit` entries of each list
+ * (`sync.validation_findings`), with every list's count.
  */
-export async function divergentOf(
+export async function findingsOf(
   deps: Pick<ValidatorDeps, "sql">,
   run: number,
   limit = MAX_KEYS_READ,
-): Promise<DivergentKeys> {
+): Promise<Findings> {
   const [row] = await deps.sql<
     {
       missing: RowKey[];
       unexpected: RowKey[];
       different: RowKey[];
+      unmappable: Unmappable[];
       missing_count: number;
       unexpected_count: number;
       different_count: number;
+      unmappable_count: number;
     }[]
-  >`select * from sync.run_divergent_keys(${run}, ${limit})`;
+  >`select * from sync.validation_findings(${run}, ${limit})`;
   const counts = {
     missing: row.missing_count,
     unexpected: row.unexpected_count,
     different: row.different_count,
+    unmappable: row.unmappable_count,
   };
   return {
     keys: [
@@ -85,6 +91,7 @@ export async function divergentOf(
       ...row.unexpected.map((key) => ({ kind: "unexpected" as const, key })),
       ...row.different.map((key) => ({ kind: "different" as const, key })),
     ],
+    unmappable: row.unmappable,
     counts,
     total: counts.missing + counts.unexpected + counts.different,
   };
@@ -117,13 +124,6 @@ async function readAgain(deps: ValidatorDeps, spec: TableSpec, run: number, key:
   }
 }
 
-/** The items a run has found unmappable so far. */
-async function unmappableOf(deps: ValidatorDeps, run: number): Promise<Unmappable[]> {
-  const [row] = await deps.sql<{ unmappable: Unmappable[] }[]>`
-    select unmappable from public.sync_checksums where id = ${run}`;
-  return row?.unmappable ?? [];
-}
-
 /** How many times a divergent key is looked at again before it is reported. */
 export const LOOKS = 3;
 
@@ -142,20 +142,24 @@ export async function recheckLook(
   worker: string,
   maxKeys: number,
 ): Promise<string> {
-  const divergent = await divergentOf(deps, run);
-  if (divergent.total > maxKeys) {
-    // Too many to look at one by one within a request (checksum_validator.ts,
-    // MAX_KEYS_BY_KEY): reported as the compare found them.
-    deps.log?.(
-      `validation run ${run}: ${divergent.total} divergent keys, not rechecked one by one`,
-    );
+  const found = await findingsOf(deps, run);
+  // Too many to look at one by one within a request (checksum_validator.ts,
+  // MAX_KEYS_BY_KEY), or more unmappable items than a request reads (each key read again
+  // rewrites the run's unmappable list, `stage`): reported as the compare found them.
+  const tooMany = found.total > maxKeys
+    ? `${found.total} divergent keys`
+    : found.counts.unmappable > found.unmappable.length
+    ? `${found.counts.unmappable} unmappable items`
+    : undefined;
+  if (tooMany) {
+    deps.log?.(`validation run ${run}: ${tooMany}, not rechecked one by one`);
     await deps.sql.begin(async (tx) => {
       await tx`select sync.hold_validation(${run}, ${worker})`;
       await tx`update public.sync_checksums set phase = 'report' where id = ${run}`;
     });
     return "report";
   }
-  const before = divergent.keys;
+  const before = found.keys;
   // The keys of items found unmappable so far: a page of the Scan (eventually consistent)
   // may have shown a version since fixed, so they are read again too (`stage` lists what
   // is still unmappable in their place).
@@ -163,7 +167,7 @@ export async function recheckLook(
   // per key: a table may hold thousands of unmappable items).
   const known = new Set(before.map((d) => JSON.stringify(d.key)));
   const unmappableKeys: RowKey[] = [];
-  for (const u of await unmappableOf(deps, run)) {
+  for (const u of found.unmappable) {
     const key = unmappableRowKey(spec, u);
     const text = JSON.stringify(key);
     if (key === null || known.has(text)) continue;

@@ -8,7 +8,7 @@
 
 import type { ValidatorDeps } from "./checksum_validator.ts";
 import type { TableSpec } from "./table_registry.ts";
-import { type Divergence, divergentOf } from "./validator_compare.ts";
+import { type Divergence, findingsOf } from "./validator_compare.ts";
 import type { RowKey, Unmappable } from "./validator_plan.ts";
 
 /** The answer of the contract, plus the run's id and what a repair changed. */
@@ -27,11 +27,11 @@ export interface ValidationResult {
   checkedAt: string;
   runId: number;
   /**
-   * Present when a list holds more keys than an answer carries (MAX_KEYS_READ of each
-   * kind, validator_compare.ts: the lists above are their first keys): how many each
-   * holds. The run's row in sync_checksums holds every key.
+   * Present when a list holds more entries than an answer carries (MAX_KEYS_READ of
+   * each, validator_compare.ts: the lists above are their first entries): how many each
+   * holds. The run's row in sync_checksums holds every one.
    */
-  counts?: { missing: number; unexpected: number; different: number };
+  counts?: { missing: number; unexpected: number; different: number; unmappable: number };
   repaired?: { missing: RowKey[]; unexpected: RowKey[]; different: RowKey[] };
   /**
    * A repair of more divergent keys than MAX_KEYS_BY_KEY (checksum_validator.ts): the backfill job queued
@@ -50,27 +50,27 @@ export async function runResult(deps: Pick<ValidatorDeps, "sql">, spec: TableSpe
       source_items: number;
       expected_rows: number;
       target_rows: number;
-      unmappable: Unmappable[];
       repair_requested: boolean;
     }[]
   >`select source_items::int, coalesce(expected_rows, 0)::int as expected_rows,
-           coalesce(target_rows, 0)::int as target_rows, unmappable, repair_requested
+           coalesce(target_rows, 0)::int as target_rows, repair_requested
     from public.sync_checksums where id = ${run}`;
-  const divergent = await divergentOf(deps, run);
+  const divergent = await findingsOf(deps, run);
   const pick = (kind: Divergence["kind"]) =>
     divergent.keys.filter((d) => d.kind === kind).map((d) => d.key);
-  const listed = divergent.keys.length === divergent.total;
+  const listed = divergent.keys.length === divergent.total &&
+    divergent.unmappable.length === divergent.counts.unmappable;
   const result: ValidationResult = {
     table: spec.targetTable,
     sourceItems: row.source_items,
     expectedRows: row.expected_rows,
     targetRows: row.target_rows,
     // An item that maps to no row is never a match: the table cannot be proven.
-    match: divergent.total === 0 && row.unmappable.length === 0,
+    match: divergent.total === 0 && divergent.counts.unmappable === 0,
     missing: pick("missing"),
     unexpected: pick("unexpected"),
     different: pick("different"),
-    unmappable: row.unmappable,
+    unmappable: divergent.unmappable,
     checkedAt: new Date().toISOString(),
     runId: run,
     ...(listed ? {} : { counts: divergent.counts }),

@@ -235,17 +235,23 @@ export async function scanForRun(
             tx`select sync.stage_checksum_items(${run}, ${spec.targetTable}, ${json}::text::jsonb)`,
           );
         }
-        // A page without unmappable items leaves the list as it is (`||` with null is
-        // null): a new value, even an equal one, would be written whole again, page after
-        // page, once the list is long enough to be stored out of line.
         statements.push(
           tx`update public.sync_checksums
-             set source_items = source_items + ${page.items.length},
-                 unmappable = coalesce(
-                   unmappable || nullif(${JSON.stringify(unmappable)}::text::jsonb, '[]'),
-                   unmappable),
-                 progress_at = now()
+             set source_items = source_items + ${page.items.length}, progress_at = now()
              where id = ${run}`,
+        );
+        // Kept aside, as the divergent keys are, and written to the run's list once, when
+        // its compare ends (20261128003300_validation_findings_staged.sql): appended here,
+        // the list was written whole again on every page.
+        if (unmappable.length > 0) {
+          statements.push(
+            tx`insert into sync.checksum_unmappable (run_id, item)
+               select ${run}, x from jsonb_array_elements(${
+              JSON.stringify(unmappable)
+            }::text::jsonb) x`,
+          );
+        }
+        statements.push(
           tx`select sync.checkpoint_segment(${claim.job_id}, ${claim.segment}, ${checkpoint.worker},
                      ${checkpoint.nextKey}::text::jsonb, ${checkpoint.items}, ${0}, ${checkpoint.done})`,
           tx`select sync.backfill_read_turn(${claim.job_id}, ${rate}, ${settled.spent},

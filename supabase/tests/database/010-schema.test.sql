@@ -207,7 +207,7 @@ select ok(
 select tables_are('sync', array[
   'source_tables', 'tombstones', 'observations', 'dead_letters', 'backfill_jobs',
   'backfill_segments', 'table_state', 'settings', 'checksum_items', 'checksum_seen',
-  'checksum_divergent', 'webhook_deliveries',
+  'checksum_divergent', 'checksum_unmappable', 'webhook_deliveries',
   'stream_batches_applied', 'stream_checks', 'backfill_read_ledger', 'backfill_export_files',
   'purge_cursors', 'collapsed_rereads',
   'staged_changes', 'write_backs'

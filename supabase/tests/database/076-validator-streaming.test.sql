@@ -2,11 +2,14 @@
 -- (20261128001600_validator_streaming.sql): sync.check_checksum_page finds the page's
 -- missing and different keys against the target's rows of the same keys and keeps the
 -- keys seen; the unseen pass lists the target's rows the Scan never saw; together they
--- name exactly the keys the whole staged comparison names. A collapsed table's run is
--- staged, and an ended run leaves no seen keys.
+-- name exactly the keys the whole staged comparison names. The keys (and the items found
+-- unmappable) are kept aside until the compare ends, then written to the run's lists
+-- once (20261128003300_validation_findings_staged.sql), and sync.validation_findings
+-- reads the first of each list with every count. A collapsed table's run is staged, and
+-- an ended or deleted run leaves nothing aside.
 set client_min_messages = warning;
 begin;
-select plan(18);
+select plan(19);
 
 delete from public.sync_checksums;
 delete from sync.backfill_jobs;
@@ -58,6 +61,11 @@ update public.sync_checksums set streamed = false where id = :staged_run;
 select sync.stage_checksum_items(:staged_run, 'toledo_dashboard', rows) from pages;
 create temporary table whole as select * from sync.compare_checksum(:staged_run, 'toledo_dashboard');
 
+-- Two items the pages found unmappable, kept aside in the order found.
+insert into sync.checksum_unmappable (run_id, item)
+select (select id from run), x from jsonb_array_elements(
+  '[{"key": {"pk": "p", "sk": "u2"}, "reason": "second"}, {"key": {"pk": "p", "sk": "u1"}, "reason": "first"}]') x;
+
 -- The unseen pass, under the run's lease, after its Scan.
 update public.sync_checksums set phase = 'compare' where id = (select id from run);
 select is(sync.claim_validation((select id from run), 'v1'), 'compare', 'a request takes the run''s compare');
@@ -72,20 +80,26 @@ select results_eq(
            202::bigint, 202::bigint$$,
   'the streamed run names exactly the keys and counts of the whole staged comparison'
 );
-select is((select count(*)::int from sync.checksum_divergent where run_id = (select id from run)), 0,
-  'the compare''s end wrote the kept keys to the lists and removed them');
--- What a request reads of the lists (sync.run_divergent_keys): the first keys, the counts.
+select is((select count(*)::int from sync.checksum_divergent where run_id = (select id from run))
+          + (select count(*)::int from sync.checksum_unmappable where run_id = (select id from run)), 0,
+  'the compare''s end wrote the kept keys and items to the lists and removed them');
+select is((select unmappable from public.sync_checksums where id = (select id from run)),
+  '[{"key": {"pk": "p", "sk": "u2"}, "reason": "second"}, {"key": {"pk": "p", "sk": "u1"}, "reason": "first"}]'::jsonb,
+  'the unmappable items are listed in the order the pages found them');
+-- What a request reads of the lists (sync.validation_findings): the first entries, the counts.
 update public.sync_checksums
 set missing = '[{"pk": "p", "sk": "m1"}, {"pk": "p", "sk": "m2"}, {"pk": "p", "sk": "m3"}]'
 where id = (select id from run);
 select results_eq(
-  $$select missing, unexpected, different, missing_count, unexpected_count, different_count
-    from sync.run_divergent_keys((select id from run), 2)$$,
+  $$select missing, unexpected, different, unmappable -> 0 -> 'reason',
+           missing_count, unexpected_count, different_count, unmappable_count
+    from sync.validation_findings((select id from run), 2)$$,
   $$values ('[{"pk": "p", "sk": "m1"}, {"pk": "p", "sk": "m2"}]'::jsonb,
-            '[{"pk": "p", "sk": "extra"}]'::jsonb, '[{"pk": "p", "sk": "changed"}]'::jsonb, 3, 1, 1)$$,
-  'a request reads the first keys of each list and every list''s count'
+            '[{"pk": "p", "sk": "extra"}]'::jsonb, '[{"pk": "p", "sk": "changed"}]'::jsonb,
+            '"second"'::jsonb, 3, 1, 1, 2)$$,
+  'a request reads the first entries of each list and every list''s count'
 );
-select is_empty($$select * from sync.run_divergent_keys(-1, 10)$$,
+select is_empty($$select * from sync.validation_findings(-1, 10)$$,
   'a run that does not exist gives no row');
 
 -- Ranges: with a small statement size the unseen pass takes several, and finds the same.
@@ -114,13 +128,17 @@ select is((select count(*)::int from sync.checksum_seen where run_id = (select i
 -- deleted run's go with it.
 select sync.start_validation('toledo_dashboard', false, 1, 1000) as failing_run \gset
 select sync.check_checksum_page(:failing_run, 'toledo_dashboard', (select rows from pages where n = 2));
+insert into sync.checksum_unmappable (run_id, item) values (:failing_run, '{}');
 select sync.end_validation(:failing_run, 'failed', 'test');
-select is((select count(*)::int from sync.checksum_divergent where run_id = :failing_run), 0,
-  'a failed run leaves no divergent keys');
+select is((select count(*)::int from sync.checksum_divergent where run_id = :failing_run)
+          + (select count(*)::int from sync.checksum_unmappable where run_id = :failing_run), 0,
+  'a failed run leaves no divergent keys or unmappable items aside');
 select sync.check_checksum_page(:staged_run, 'toledo_dashboard', (select rows from pages where n = 2));
+insert into sync.checksum_unmappable (run_id, item) values (:staged_run, '{}');
 delete from public.sync_checksums where id = :staged_run;
-select is((select count(*)::int from sync.checksum_divergent where run_id = :staged_run), 0,
-  'a deleted run''s divergent keys go with it');
+select is((select count(*)::int from sync.checksum_divergent where run_id = :staged_run)
+          + (select count(*)::int from sync.checksum_unmappable where run_id = :staged_run), 0,
+  'a deleted run''s go with it');
 
 select * from finish();
 rollback;

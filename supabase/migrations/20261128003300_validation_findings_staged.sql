@@ -11,21 +11,29 @@
 -- times the report's (2.9 million actions), emptied or mapped wrong, would have spent
 -- hours rewriting its lists, writing their every copy to the WAL.
 --
--- Now the keys go to sync.checksum_divergent (unlogged, like sync.checksum_items and
--- sync.checksum_seen: a crash loses the run, which is failed by
--- sync.reap_stalled_validations and run again), one row each; the compare's last range
+-- Now the keys go to sync.checksum_divergent, one row each. It is logged, unlike
+-- sync.checksum_items and sync.checksum_seen: a crash that emptied those makes a run find
+-- keys divergent that are not (a false alarm, which the rechecks read again), but one
+-- that emptied this would lose keys found divergent before it, and the run resumed from
+-- its checkpoints could then report a match. Rows are only appended, so its WAL grows
+-- with the keys found, not with their square. The compare's last range
 -- writes the lists from it, in the order they had (kind, then key), and empties it. The
 -- lists hold the same keys as before, in the same order; nothing reads them before the
 -- compare ends (the rechecks, the report and the repair come after it).
 --
--- And a request reads at most a bounded number of each list (sync.run_divergent_keys):
+-- The same for the items a page finds unmappable (sync.checksum_unmappable, in the order
+-- they were found): appended to the run's `unmappable` list page by page, a Scan of a
+-- table whose every item maps to no row (a renamed attribute, say) rewrote a list of
+-- hundreds of thousands of entries on each page.
+--
+-- And a request reads at most a bounded number of each list (sync.validation_findings):
 -- the validator read the whole lists into its isolate, where millions of keys would pass
 -- the Edge Runtime's 256 MB and get the isolate killed, request after request, until the
 -- run was failed as stalled. It needs every key only to look at each again or repair it
 -- (200 at most, functions-shared/checksum_validator.ts, MAX_KEYS_BY_KEY); its answer lists
 -- the first keys of each kind with every list's count, and the run's row keeps them all.
 
-create unlogged table sync.checksum_divergent (
+create table sync.checksum_divergent (
   -- No foreign key to its run, as sync.checksum_seen (a check per key written): the
   -- statements that write here read and update the run's row, and the trigger's function below
   -- deletes a deleted run's keys.
@@ -37,6 +45,17 @@ create index checksum_divergent_run_idx on sync.checksum_divergent (run_id, kind
 comment on table sync.checksum_divergent is
   'Divergent keys a validation run has found while it compares; written to its lists when the compare ends, then gone.';
 
+-- Logged, as sync.checksum_divergent: an item lost here would let the run match.
+create table sync.checksum_unmappable (
+  run_id bigint not null,
+  -- The order the Scan's pages found them in, which the run's list keeps.
+  seq bigint generated always as identity,
+  item jsonb not null
+);
+create index checksum_unmappable_run_idx on sync.checksum_unmappable (run_id, seq);
+comment on table sync.checksum_unmappable is
+  'Source items a validation run''s Scan found unmappable ({key, reason}); written to its unmappable list when the compare ends, then gone.';
+
 -- Replaces 20261128001600_validator_streaming.sql's: a deleted run's divergent keys go
 -- with its seen keys.
 create or replace function sync.forget_seen_of_deleted_runs() returns trigger
@@ -45,6 +64,7 @@ as $$
 begin
   delete from sync.checksum_seen s using gone g where s.run_id = g.id;
   delete from sync.checksum_divergent d using gone g where d.run_id = g.id;
+  delete from sync.checksum_unmappable u using gone g where u.run_id = g.id;
   return null;
 end
 $$;
@@ -187,13 +207,17 @@ begin
   end if;
   if last_bucket + 1 >= run.buckets then
     -- The run's lists, written once: what they held (nothing, unless set by hand) and
-    -- the keys kept page by page and range by range, in key order.
+    -- the keys kept page by page and range by range, in key order; the unmappable items
+    -- in the order they were found.
     update public.sync_checksums c
     set missing = sync.divergent_list(p_run, 'missing', c.missing),
         unexpected = sync.divergent_list(p_run, 'unexpected', c.unexpected),
-        different = sync.divergent_list(p_run, 'different', c.different)
+        different = sync.divergent_list(p_run, 'different', c.different),
+        unmappable = c.unmappable || (select coalesce(jsonb_agg(u.item order by u.seq), '[]')
+                                      from sync.checksum_unmappable u where u.run_id = p_run)
     where c.id = p_run;
     delete from sync.checksum_divergent where run_id = p_run;
+    delete from sync.checksum_unmappable where run_id = p_run;
     update public.sync_checksums c
     set -- Items the Scan's (eventually consistent) pages found unmappable are read again
         -- too, consistently (functions-shared/validator_compare.ts): a stale page may show
@@ -229,25 +253,30 @@ begin
   delete from sync.checksum_items where run_id = p_run;
   delete from sync.checksum_seen where run_id = p_run;
   delete from sync.checksum_divergent where run_id = p_run;
+  delete from sync.checksum_unmappable where run_id = p_run;
   perform sync.start_queued_validations();
 end
 $$;
 
 
--- A run's divergent keys as a request reads them: the first p_limit of each list (in
+-- What a request reads of a run's findings: the first p_limit entries of each list (in
 -- the lists' order) and how many each holds. A run that does not exist gives no row.
-create function sync.run_divergent_keys(p_run bigint, p_limit integer)
-returns table (missing jsonb, unexpected jsonb, different jsonb,
-               missing_count integer, unexpected_count integer, different_count integer)
+create function sync.validation_findings(p_run bigint, p_limit integer)
+returns table (missing jsonb, unexpected jsonb, different jsonb, unmappable jsonb,
+               missing_count integer, unexpected_count integer, different_count integer,
+               unmappable_count integer)
 language sql stable set search_path = ''
 as $$
-  select jsonb_path_query_array(c.missing, '$[0 to $n]', jsonb_build_object('n', greatest(p_limit, 1) - 1)),
-         jsonb_path_query_array(c.unexpected, '$[0 to $n]', jsonb_build_object('n', greatest(p_limit, 1) - 1)),
-         jsonb_path_query_array(c.different, '$[0 to $n]', jsonb_build_object('n', greatest(p_limit, 1) - 1)),
-         jsonb_array_length(c.missing), jsonb_array_length(c.unexpected), jsonb_array_length(c.different)
+  select jsonb_path_query_array(c.missing, '$[0 to $n]', n.vars),
+         jsonb_path_query_array(c.unexpected, '$[0 to $n]', n.vars),
+         jsonb_path_query_array(c.different, '$[0 to $n]', n.vars),
+         jsonb_path_query_array(c.unmappable, '$[0 to $n]', n.vars),
+         jsonb_array_length(c.missing), jsonb_array_length(c.unexpected),
+         jsonb_array_length(c.different), jsonb_array_length(c.unmappable)
   from public.sync_checksums c
+  cross join (select jsonb_build_object('n', greatest(p_limit, 1) - 1) as vars) n
   where c.id = p_run
 $$;
 
 revoke all on function sync.divergent_list(bigint, text, jsonb),
-  sync.run_divergent_keys(bigint, integer) from public;
+  sync.validation_findings(bigint, integer) from public;
