@@ -188,11 +188,13 @@ export async function recheckLook(
   const keys = looked.map((key) => JSON.stringify(key));
   await deps.sql`delete from sync.checksum_items
                  where run_id = ${run} and row_key = any(${keys}::text[]::jsonb[])`;
+  const reads = [];
   for (const [i, key] of looked.entries()) {
     // Reads that back off may add up past the lease: held again every 25 keys.
     if (i > 0 && i % 25 === 0) await deps.sql`select sync.hold_validation(${run}, ${worker})`;
-    await stage(deps, spec, run, key, await readAgain(deps, spec, run, key));
+    reads.push({ key, items: await readAgain(deps, spec, run, key) });
   }
+  await stage(deps, spec, run, reads);
   const rows = await deps.sql<{ kind: Divergence["kind"] | null; row_key: RowKey | null }[]>`
     select kind, row_key from sync.compare_checksum(${run}, ${spec.targetTable}, 256, 0, null,
                                                     ${JSON.stringify(looked)}::text::jsonb)`;

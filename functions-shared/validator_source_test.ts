@@ -306,12 +306,14 @@ Deno.test("scanForRun retries a throttled page after a backoff, logging run and 
 
 Deno.test("stage writes a point read's rows with the run's progress; a soft delete stages no row", async () => {
   const db = sourceDb();
-  await stage(deps(db, fakeDynamo(() => ({}))), segments, 5, { segment_id: "a" }, [item("a")]);
+  await stage(deps(db, fakeDynamo(() => ({}))), segments, 5, [
+    { key: { segment_id: "a" }, items: [item("a")] },
+  ]);
   assert.equal(db.matching("sync.stage_checksum_items").length, 1);
   assert.deepEqual(db.matching("set progress_at = now()")[0].values, ["[]", 5]);
   const deleted = sourceDb();
-  await stage(deps(deleted, fakeDynamo(() => ({}))), leads, 5, { lead_id: "l-1" }, [
-    { id: { S: "l-1" }, _deleted: { BOOL: true } },
+  await stage(deps(deleted, fakeDynamo(() => ({}))), leads, 5, [
+    { key: { lead_id: "l-1" }, items: [{ id: { S: "l-1" }, _deleted: { BOOL: true } }] },
   ]);
   assert.equal(deleted.matching("sync.stage_checksum_items").length, 0);
   assert.equal(deleted.matching("set progress_at = now()").length, 1);
@@ -323,8 +325,8 @@ Deno.test("a recheck's consistent read replaces what the Scan's pages found unma
   const other = { key: { segment_id: "b" }, reason: "b's own" };
   // Unmappable now: listed in place of the stale page's entry, other keys' entries kept.
   const still = sourceDb([stale, other]);
-  await stage(deps(still, fakeDynamo(() => ({}))), segments, 5, { segment_id: "a" }, [
-    { segment_id: { S: "a" }, name: { N: "1" } },
+  await stage(deps(still, fakeDynamo(() => ({}))), segments, 5, [
+    { key: { segment_id: "a" }, items: [{ segment_id: { S: "a" }, name: { N: "1" } }] },
   ]);
   const [written] = still.matching("set progress_at = now(), unmappable =");
   const listed = JSON.parse(String(written.values[0]));
@@ -334,9 +336,30 @@ Deno.test("a recheck's consistent read replaces what the Scan's pages found unma
   assert.match(listed[1].reason, /segment_id="a"/);
   // Mappable now (fixed since the stale page): no longer listed.
   const fixed = sourceDb([stale, other]);
-  await stage(deps(fixed, fakeDynamo(() => ({}))), segments, 5, { segment_id: "a" }, [item("a")]);
+  await stage(deps(fixed, fakeDynamo(() => ({}))), segments, 5, [
+    { key: { segment_id: "a" }, items: [item("a")] },
+  ]);
   const [cleared] = fixed.matching("set progress_at = now(), unmappable =");
   assert.deepEqual(JSON.parse(String(cleared.values[0])), [other]);
+});
+
+Deno.test("a recheck's reads of several keys read and write the run's unmappable list once", async () => {
+  const listed = [
+    { key: { segment_id: "a" }, reason: "a stale page's reason" },
+    { key: { segment_id: "b" }, reason: "b's stale reason" },
+    { key: { segment_id: "c" }, reason: "c's own" },
+  ];
+  const db = sourceDb(listed);
+  await stage(deps(db, fakeDynamo(() => ({}))), segments, 5, [
+    { key: { segment_id: "a" }, items: [item("a")] },
+    { key: { segment_id: "b" }, items: [{ segment_id: { S: "b" }, name: { N: "1" } }] },
+  ]);
+  assert.equal(db.matching("select unmappable from public.sync_checksums").length, 1);
+  const written = db.matching("set progress_at = now(), unmappable =");
+  assert.equal(written.length, 1, "one write for both keys");
+  const now = JSON.parse(String(written[0].values[0])) as { key: unknown }[];
+  assert.deepEqual(now.map((u) => u.key), [{ segment_id: "c" }, { segment_id: "b" }]);
+  assert.equal(db.matching("sync.stage_checksum_items").length, 1, "a's row, staged");
 });
 
 Deno.test("pointRead gets a plain table's item consistently, or nothing", async () => {
