@@ -71,10 +71,7 @@ Deno.test("a worker killed mid-segment is taken over from its checkpoint: nothin
   const sql = connectDb();
   const p = `kill-${crypto.randomUUID().slice(0, 8)}-`;
   const spec = byTargetTable("firespring_actions")!;
-  // Pages of 25 over at least these 1,000 items of its own: 40 pages or more, so that the
-  // kill (once the first page's checkpoint is written) lands well before the segment's
-  // end, which the test asserts. (With 500 items and the kill three pages in, a fast run
-  // in CI read the rest of the segment while pkill started.)
+  // At least these 1,000 items of its own.
   const n = 1000;
   try {
     await batchWrite(dynamo(spec.region), spec.sourceTable, itemsFor(spec.targetTable, p, n));
@@ -87,23 +84,40 @@ Deno.test("a worker killed mid-segment is taken over from its checkpoint: nothin
     }, 90_000);
     await forget(sql, p, [spec.targetTable]);
     const total = await scanCount(spec.targetTable);
+    // About 300 pages (of 2 items or more), some seconds of Scan, so that the kill (once
+    // the first page's checkpoint is written) lands well before the segment's end, which
+    // the test asserts. (With 500 items and the kill three pages in, a fast run in CI read
+    // the rest of the segment while pkill started; with 40 pages, a poll every 250 ms
+    // could see none written, then the segment done, as it did in validator_resume_test.)
+    const pageSize = Math.max(2, Math.ceil(total / 300));
 
-    const jobId = await queueBackfill(sql, spec.sourceTable, 1, { pageSize: 25, leaseSeconds: 5 });
+    const jobId = await queueBackfill(sql, spec.sourceTable, 1, { pageSize, leaseSeconds: 5 });
     // Woken by hand, and again every 10 s until it runs: a run that finds no read turn of
     // the table free (earlier tests' Scans of it booked theirs, 20261128001800) ends
     // claiming nothing, and pg_cron's heartbeat would only start the next one at its
     // minute (Debian's pg_cron 1.4).
     let woken = 0;
-    await eventually("the worker to have checkpointed its first page", async () => {
-      const [s] =
-        await sql`select pages, status from sync.backfill_segments where job_id = ${jobId}`;
-      if (s.pages >= 1 && s.status === "running") return true;
-      if (Date.now() - woken >= 10_000 && s.status === "pending") {
-        woken = Date.now();
-        await sql`select sync.wake_import_worker()`;
-      }
-      return undefined;
-    }, 150_000);
+    const inFlight = await eventually(
+      "the worker to have checkpointed its first page",
+      async () => {
+        const [s] =
+          await sql`select pages, status from sync.backfill_segments where job_id = ${jobId}`;
+        // Done (or failed) before the kill: said at once.
+        if (s.status !== "running" && s.status !== "pending") return s;
+        if (s.pages >= 1 && s.status === "running") return s;
+        if (Date.now() - woken >= 10_000 && s.status === "pending") {
+          woken = Date.now();
+          await sql`select sync.wake_import_worker()`;
+        }
+        return undefined;
+      },
+      150_000,
+    );
+    assert.equal(
+      inFlight.status,
+      "running",
+      `the segment was ${inFlight.status} after ${inFlight.pages} pages, before the kill`,
+    );
     // This checkout's worker isolates only: another checkout may run a stack of its own,
     // and a command that merely names the file (npm test's type check or module
     // resolution of the function) is no isolate. An isolate's command line ends with the
