@@ -35,6 +35,7 @@
  */
 
 import { AsyncLocalStorage } from "node:async_hooks";
+import net from "node:net";
 import process from "node:process";
 import { DRAIN_SIGNAL, RETIRE_SIGNALS } from "./edge_limits.ts";
 import {
@@ -175,6 +176,23 @@ for (const name of ["connect", "connectTls"] as const) {
     return refused ? Promise.reject(refused) : open(options);
   };
 }
+// node:net (and node:tls and node:http over it) connects through Socket#connect, not
+// Deno.connect: refused there as well, as an 'error' on the socket, as a connection
+// refused is. Its arguments: options, a port (and host), or net.connect's normalized
+// [options, callback].
+const connectSocket = net.Socket.prototype.connect;
+net.Socket.prototype.connect = function (this: net.Socket, ...args: unknown[]) {
+  const first = Array.isArray(args[0]) ? args[0][0] : args[0];
+  const port = typeof first === "object" && first !== null
+    ? (first as { port?: unknown }).port
+    : first;
+  const refused = typeof port === "number" || typeof port === "string"
+    ? blockedPort(port)
+    : undefined;
+  if (!refused) return (connectSocket as (...a: unknown[]) => net.Socket).apply(this, args);
+  queueMicrotask(() => this.destroy(refused));
+  return this;
+} as typeof connectSocket;
 
 const send = globalThis.fetch;
 globalThis.fetch = async (input: string | URL | Request, init?: RequestInit) => {

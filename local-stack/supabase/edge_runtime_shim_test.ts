@@ -141,7 +141,7 @@ Deno.test("a function's calls of functions carry its request's trace, even from 
   });
 });
 
-Deno.test("an isolate reads no CPU of its own (the hosted stub warns and answers zeros), and ports 25 and 587 are refused", async () => {
+Deno.test("an isolate reads no CPU of its own (the hosted stub warns and answers zeros), and ports 25 and 587 are refused, node:net's too", async () => {
   const ran = await inIsolate(
     `
     import process from "node:process";
@@ -151,6 +151,19 @@ Deno.test("an isolate reads no CPU of its own (the hosted stub warns and answers
     }
     await Deno.connect({ hostname: "127.0.0.1", port: 587 })
       .then(() => console.log("connected"), (e) => console.log(e.name + ": " + e.message));
+    const { default: net } = await import("node:net");
+    const { default: tls } = await import("node:tls");
+    for (const open of [
+      () => net.connect({ host: "127.0.0.1", port: 25 }),
+      () => net.connect(587, "127.0.0.1"),
+      () => tls.connect({ host: "127.0.0.1", port: 587 }),
+    ]) {
+      await new Promise((resolve) => {
+        const socket = open();
+        socket.on("error", (e) => resolve(console.log(e.name + ": " + e.message)));
+        socket.on("connect", () => resolve(console.log("connected", socket.destroy())));
+      });
+    }
   `,
     {},
   );
@@ -159,6 +172,10 @@ Deno.test("an isolate reads no CPU of its own (the hosted stub warns and answers
   assert.deepEqual(lines[0], JSON.stringify({ user: 0, system: 0 }));
   assert.match(ran.stderr, /Warning: Not implemented: process\.cpuUsage\(\)/);
   assert.deepEqual(lines.slice(1), [
+    "TypeError: error sending request: outgoing connections to port 25 are not allowed on Supabase Edge Functions",
+    "TypeError: error sending request: outgoing connections to port 587 are not allowed on Supabase Edge Functions",
+    "TypeError: error sending request: outgoing connections to port 587 are not allowed on Supabase Edge Functions",
+    // node:net and node:tls too.
     "TypeError: error sending request: outgoing connections to port 25 are not allowed on Supabase Edge Functions",
     "TypeError: error sending request: outgoing connections to port 587 are not allowed on Supabase Edge Functions",
     "TypeError: error sending request: outgoing connections to port 587 are not allowed on Supabase Edge Functions",
