@@ -144,8 +144,9 @@ export async function recheckLook(
 ): Promise<string> {
   const found = await findingsOf(deps, run);
   // Too many to look at one by one within a request (checksum_validator.ts,
-  // MAX_KEYS_BY_KEY), or more unmappable items than a request reads (each key read again
-  // rewrites the run's unmappable list, `stage`): reported as the compare found them.
+  // MAX_KEYS_BY_KEY), or more unmappable items than a request reads (a look reads and
+  // rewrites the run's whole unmappable list, `stage`, in the isolate): reported as the
+  // compare found them.
   const tooMany = found.total > maxKeys
     ? `${found.total} divergent keys`
     : found.counts.unmappable > found.unmappable.length
