@@ -29,6 +29,8 @@ export async function validate(env: StackEnv, sql: postgres.Sql, spec: TableSpec
     targetRows: result.targetRows,
     match: result.match,
     unmappable: result.unmappable,
+    // The answer lists the first of a longer list; `counts` has them all.
+    unmappableCount: result.counts?.unmappable ?? result.unmappable.length,
   };
 }
 
@@ -39,13 +41,13 @@ export async function validate(env: StackEnv, sql: postgres.Sql, spec: TableSpec
  */
 export async function openProblems(
   sql: postgres.Sql,
-  unmappable: Map<string, Unmappable[]>,
+  unmappable: Map<string, UnmappableFound>,
 ): Promise<string[]> {
   const lines: string[] = [];
-  for (const [table, items] of unmappable) {
-    if (items.length === 0) continue;
-    lines.push(`${table}: ${items.length} unmappable source items`);
-    for (const item of items.slice(0, 5)) lines.push(`    ${item.reason}`);
+  for (const [table, { count, first }] of unmappable) {
+    if (count === 0) continue;
+    lines.push(`${table}: ${count} unmappable source items`);
+    for (const item of first.slice(0, 5)) lines.push(`    ${item.reason}`);
   }
   const letters = await sql<{ table: string; n: number; reason: string }[]>`
     select coalesce(target_table, source_table, '(no table)') as table, count(*)::int as n,
@@ -76,7 +78,13 @@ export interface ValidationReport {
   /** Whether every table's checksum matches. */
   allMatch: boolean;
   /** The unmappable source items, per target table. */
-  unmappable: Map<string, Unmappable[]>;
+  unmappable: Map<string, UnmappableFound>;
+}
+
+/** A table's unmappable source items: how many, and the first the validator listed. */
+export interface UnmappableFound {
+  count: number;
+  first: Unmappable[];
 }
 
 /** One table's line of the report. */
@@ -89,7 +97,10 @@ export interface TableVerdict {
   /** The target table's rows. */
   rows: number;
   match: boolean;
+  /** The first unmappable items (the validator's answer lists at most 10,000). */
   unmappable: Unmappable[];
+  /** How many there are. */
+  unmappableCount: number;
 }
 
 /**
@@ -125,20 +136,21 @@ export async function validateTable(
     rows: result.targetRows,
     match: result.match,
     unmappable,
+    unmappableCount: result.unmappableCount,
   };
 }
 
 /** The report's rows (in the registry's order) and totals from every table's verdict. */
 export function reportOf(verdicts: TableVerdict[]): ValidationReport {
   const rows: string[][] = [];
-  const unmappable = new Map<string, Unmappable[]>();
+  const unmappable = new Map<string, UnmappableFound>();
   let allMatch = true;
   const totals = { items: 0, keys: 0, rows: 0 };
   for (const spec of TABLES) {
     const verdict = verdicts.find((v) => v.spec.targetTable === spec.targetTable);
     if (!verdict) throw new Error(`the report has no verdict for ${spec.targetTable}`);
     allMatch &&= verdict.match;
-    unmappable.set(spec.targetTable, verdict.unmappable);
+    unmappable.set(spec.targetTable, { count: verdict.unmappableCount, first: verdict.unmappable });
     totals.items += verdict.items;
     totals.keys += verdict.keys;
     totals.rows += verdict.rows;

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { TABLES } from "../functions-shared/table_registry.ts";
-import { keysOf, reportOf, type TableVerdict } from "./migration_report.ts";
+import type postgres from "postgres";
+import { keysOf, openProblems, reportOf, type TableVerdict } from "./migration_report.ts";
 
 const spec = (name: string) => TABLES.find((t) => t.targetTable === name)!;
 const noScan = () => Promise.reject(new Error("no Scan expected"));
@@ -38,10 +39,31 @@ Deno.test("the report lists every table in the registry's order, then the total"
     rows: 5,
     match: s.targetTable !== "firespring_segments",
     unmappable: [],
+    unmappableCount: 0,
   }));
   const report = reportOf(verdicts);
   assert.deepEqual(report.rows.map((r) => r[0]), [...TABLES.map((t) => t.sourceTable), "total"]);
   assert.equal(report.allMatch, false);
   assert.deepEqual(report.rows.at(-1), ["total", "90", "45", "45", "50.0%", "MISMATCH"]);
   assert.throws(() => reportOf(verdicts.slice(1)), /no verdict for/);
+});
+
+Deno.test("open problems count every unmappable item, not only those the answer listed", async () => {
+  // No dead letters: the statement's answer.
+  const sql = (() => Promise.resolve([])) as unknown as postgres.Sql;
+  const first = Array.from({ length: 10_000 }, (_, i) => ({
+    key: { action_id: `a-${i}` },
+    reason: `a-${i}: action_type is not a string`,
+  }));
+  const lines = await openProblems(
+    sql,
+    new Map([
+      ["firespring_actions", { count: 12_345, first }],
+      ["firespring_segments", { count: 0, first: [] }],
+    ]),
+  );
+  assert.deepEqual(lines, [
+    "firespring_actions: 12345 unmappable source items",
+    ...first.slice(0, 5).map((u) => `    ${u.reason}`),
+  ]);
 });
