@@ -56,6 +56,13 @@ create index checksum_unmappable_run_idx on sync.checksum_unmappable (run_id, se
 comment on table sync.checksum_unmappable is
   'Source items a validation run''s Scan found unmappable ({key, reason}); written to its unmappable list when the compare ends, then gone.';
 
+-- A run's lists are jsonb values, which Postgres caps at 256 MB (about 2 to 4 million
+-- keys): a run that finds more entries than this setting fails, naming the counts and the
+-- backfill that heals the table, rather than with Postgres's own message.
+insert into sync.settings (key, value, description) values
+  ('checksum_max_listed', '1000000',
+   'Divergent keys and unmappable items together that one validation run lists at most; a run that finds more fails, naming the backfill that heals the table (a jsonb list is capped at 256 MB).');
+
 -- Replaces 20261128001600_validator_streaming.sql's: a deleted run's divergent keys go
 -- with its seen keys.
 create or replace function sync.forget_seen_of_deleted_runs() returns trigger
@@ -160,6 +167,7 @@ declare
   width integer := sync.integer_setting('checksum_buckets_per_statement', 1, 65536);
   last_bucket integer;
   phase_after text;
+  kept bigint;
 begin
   perform sync.hold_validation(p_run, p_worker);
   select * into run from public.sync_checksums where id = p_run;
@@ -206,6 +214,15 @@ begin
     where c.id = p_run;
   end if;
   if last_bucket + 1 >= run.buckets then
+    kept := (select count(*) from sync.checksum_divergent d where d.run_id = p_run)
+            + (select count(*) from sync.checksum_unmappable u where u.run_id = p_run);
+    if kept > sync.integer_setting('checksum_max_listed', 1, 100000000) then
+      raise exception 'validation run % of %: % divergent keys and unmappable items, more than the % a run lists (checksum_max_listed); the table diverges too far to name key by key',
+        p_run, run.target_table, kept, sync.integer_setting('checksum_max_listed', 1, 100000000)
+        using errcode = '54000',
+              hint = format('Backfill the table (select sync.start_backfill(%L)), then validate it again.',
+                            (select t.source_table from sync.source_tables t where t.target_table = run.target_table));
+    end if;
     -- The run's lists, written once: what they held (nothing, unless set by hand) and
     -- the keys kept page by page and range by range, in key order; the unmappable items
     -- in the order they were found.

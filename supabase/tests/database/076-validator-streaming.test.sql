@@ -9,7 +9,7 @@
 -- an ended or deleted run leaves nothing aside.
 set client_min_messages = warning;
 begin;
-select plan(19);
+select plan(20);
 
 delete from public.sync_checksums;
 delete from sync.backfill_jobs;
@@ -69,6 +69,16 @@ select (select id from run), x from jsonb_array_elements(
 -- The unseen pass, under the run's lease, after its Scan.
 update public.sync_checksums set phase = 'compare' where id = (select id from run);
 select is(sync.claim_validation((select id from run), 'v1'), 'compare', 'a request takes the run''s compare');
+-- More entries than a run lists: the compare's end fails, naming the counts and the cure.
+update sync.settings set value = '4' where key = 'checksum_max_listed';
+select throws_ok(
+  $$select sync.compare_checksum_range((select id from run), 'v1')$$,
+  '54000',
+  format('validation run %s of toledo_dashboard: 5 divergent keys and unmappable items, more than the 4 a run lists (checksum_max_listed); the table diverges too far to name key by key',
+         (select id from run)),
+  'a run that finds more than checksum_max_listed fails, naming the counts'
+);
+update sync.settings set value = '1000000' where key = 'checksum_max_listed';
 select is(sync.compare_checksum_range((select id from run), 'v1'), 'recheck',
   'at this size one statement covers every bucket; divergent keys mean rechecks');
 select results_eq(
