@@ -217,11 +217,11 @@ begin
     kept := (select count(*) from sync.checksum_divergent d where d.run_id = p_run)
             + (select count(*) from sync.checksum_unmappable u where u.run_id = p_run);
     if kept > sync.integer_setting('checksum_max_listed', 1, 100000000) then
-      raise exception 'validation run % of %: % divergent keys and unmappable items, more than the % a run lists (checksum_max_listed); the table diverges too far to name key by key',
-        p_run, run.target_table, kept, sync.integer_setting('checksum_max_listed', 1, 100000000)
-        using errcode = '54000',
-              hint = format('Backfill the table (select sync.start_backfill(%L)), then validate it again.',
-                            (select t.source_table from sync.source_tables t where t.target_table = run.target_table));
+      -- The cure in the message itself: the validator records the message as the run's error.
+      raise exception 'validation run % of %: % divergent keys and unmappable items, more than the % a run lists (checksum_max_listed); the table diverges too far to name key by key: backfill it (select sync.start_backfill(%)), then validate it again',
+        p_run, run.target_table, kept, sync.integer_setting('checksum_max_listed', 1, 100000000),
+        quote_literal((select t.source_table from sync.source_tables t where t.target_table = run.target_table))
+        using errcode = '54000';
     end if;
     -- The run's lists, written once: what they held (nothing, unless set by hand) and
     -- the keys kept page by page and range by range, in key order; the unmappable items

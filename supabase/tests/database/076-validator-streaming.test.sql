@@ -74,9 +74,9 @@ update sync.settings set value = '4' where key = 'checksum_max_listed';
 select throws_ok(
   $$select sync.compare_checksum_range((select id from run), 'v1')$$,
   '54000',
-  format('validation run %s of toledo_dashboard: 5 divergent keys and unmappable items, more than the 4 a run lists (checksum_max_listed); the table diverges too far to name key by key',
-         (select id from run)),
-  'a run that finds more than checksum_max_listed fails, naming the counts'
+  format('validation run %s of toledo_dashboard: 5 divergent keys and unmappable items, more than the 4 a run lists (checksum_max_listed); the table diverges too far to name key by key: backfill it (select sync.start_backfill(%L)), then validate it again',
+         (select id from run), (select source_table from sync.source_tables where target_table = 'toledo_dashboard')),
+  'a run that finds more than checksum_max_listed fails, naming the counts and the backfill that heals the table'
 );
 update sync.settings set value = '1000000' where key = 'checksum_max_listed';
 select is(sync.compare_checksum_range((select id from run), 'v1'), 'recheck',
