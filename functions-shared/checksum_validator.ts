@@ -291,7 +291,7 @@ async function report(deps: ValidatorDeps, spec: TableSpec, run: number, worker:
       `${result.targetRows} target rows, ${
         result.match
           ? "match"
-          : `${divergent.total} divergent keys, ${result.unmappable.length} unmappable items`
+          : `${divergent.total} divergent keys, ${divergent.counts.unmappable} unmappable items`
       }`,
   );
   return repairing ? undefined : result;
