@@ -10,7 +10,7 @@
 
 import type { ValidatorDeps } from "./checksum_validator.ts";
 import type { TableSpec } from "./table_registry.ts";
-import { type RowKey, type Unmappable, unmappableRowKey } from "./validator_plan.ts";
+import { type RowKey, rowKeyText, type Unmappable, unmappableRowKey } from "./validator_plan.ts";
 import { pointRead, stage } from "./validator_source.ts";
 import { realPacing, SCAN_ROUNDS, ScanGaveUp, withBackoff } from "./scan_pacing.ts";
 
@@ -97,7 +97,7 @@ export async function findingsOf(
   };
 }
 
-const sameKey = (a: RowKey, b: RowKey) => JSON.stringify(a) === JSON.stringify(b);
+const sameKey = (a: RowKey, b: RowKey) => rowKeyText(a) === rowKeyText(b);
 
 /**
  * A divergent key's items, read consistently, with the Scan's backoff on throttling and
@@ -166,12 +166,13 @@ export async function recheckLook(
   // is still unmappable in their place).
   // Each key once, and none of the divergent ones (a set of their text, not a search
   // per key: a table may hold thousands of unmappable items).
-  const known = new Set(before.map((d) => JSON.stringify(d.key)));
+  const known = new Set(before.map((d) => rowKeyText(d.key)));
   const unmappableKeys: RowKey[] = [];
   for (const u of found.unmappable) {
     const key = unmappableRowKey(spec, u);
-    const text = JSON.stringify(key);
-    if (key === null || known.has(text)) continue;
+    if (key === null) continue;
+    const text = rowKeyText(key);
+    if (known.has(text)) continue;
     known.add(text);
     unmappableKeys.push(key);
   }

@@ -18,6 +18,11 @@ export type Item = Record<string, AttributeValue>;
 /** A target row's key, e.g. `{"action_id": "a-1"}`. */
 export type RowKey = Record<string, string>;
 
+/** A row key as text, its columns in order: two keys are the same when their texts are. */
+export function rowKeyText(key: RowKey): string {
+  return JSON.stringify(Object.keys(key).sort().map((column) => [column, key[column]]));
+}
+
 /** A source item that maps to no row: its source key, and why (names table, key, cause). */
 export interface Unmappable {
   key: Record<string, string>;

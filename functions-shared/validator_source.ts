@@ -18,6 +18,7 @@ import {
   type Item,
   pointReadKey,
   type RowKey,
+  rowKeyText,
   type Unmappable,
   unmappableRowKey,
 } from "./validator_plan.ts";
@@ -76,13 +77,10 @@ export async function stage(
   reads: { key: RowKey; items: Item[] }[],
 ) {
   const { json, unmappable } = expectedJson(spec, reads.flatMap((r) => r.items));
-  // A key as text, its columns in order, so that a row key and a looked key compare.
-  const textOf = (key: Record<string, unknown>) =>
-    JSON.stringify(Object.keys(key).sort().map((column) => [column, key[column]]));
-  const looked = new Set(reads.map((r) => textOf(r.key)));
+  const looked = new Set(reads.map((r) => rowKeyText(r.key)));
   const ofLookedKey = (u: Unmappable) => {
     const rowKey = unmappableRowKey(spec, u);
-    return rowKey !== null && looked.has(textOf(rowKey));
+    return rowKey !== null && looked.has(rowKeyText(rowKey));
   };
   await deps.sql.begin(async (tx) => {
     if (json) {

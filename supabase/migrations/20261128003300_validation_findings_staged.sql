@@ -168,6 +168,7 @@ declare
   last_bucket integer;
   phase_after text;
   kept bigint;
+  max_listed integer;
 begin
   perform sync.hold_validation(p_run, p_worker);
   select * into run from public.sync_checksums where id = p_run;
@@ -216,10 +217,11 @@ begin
   if last_bucket + 1 >= run.buckets then
     kept := (select count(*) from sync.checksum_divergent d where d.run_id = p_run)
             + (select count(*) from sync.checksum_unmappable u where u.run_id = p_run);
-    if kept > sync.integer_setting('checksum_max_listed', 1, 100000000) then
+    max_listed := sync.integer_setting('checksum_max_listed', 1, 100000000);
+    if kept > max_listed then
       -- The cure in the message itself: the validator records the message as the run's error.
       raise exception 'validation run % of %: % divergent keys and unmappable items, more than the % a run lists (checksum_max_listed); the table diverges too far to name key by key: backfill it (select sync.start_backfill(%)), then validate it again',
-        p_run, run.target_table, kept, sync.integer_setting('checksum_max_listed', 1, 100000000),
+        p_run, run.target_table, kept, max_listed,
         quote_literal((select t.source_table from sync.source_tables t where t.target_table = run.target_table))
         using errcode = '54000';
     end if;
