@@ -125,14 +125,16 @@ begin
 end
 $$;
 
--- The number of rows of a relation, as the caller sees it.
-create or replace function tests.row_count(relation regclass) returns bigint
+-- The number of rows of a relation that meet `condition` (SQL), as the caller sees them.
+drop function if exists tests.row_count(regclass);
+create or replace function tests.row_count(relation regclass, condition text default 'true')
+returns bigint
 language plpgsql set search_path = ''
 as $$
 declare
   n bigint;
 begin
-  execute format('select count(*) from %s', relation) into n;
+  execute format('select count(*) from %s where %s', relation, condition) into n;
   return n;
 end
 $$;

@@ -2,6 +2,8 @@
 -- tables and the view, for each persona, for select / insert / update / delete.
 -- A cell is the observed outcome: rows seen or changed ('rows:N'), or the error raised
 -- ('error:42501' is "permission denied"). Each statement is rolled back after it ran.
+-- Statements and counts keep to the test's own rows: `npm test` runs the end-to-end tests
+-- beside pgTAP, and a row they commit meanwhile must change no count.
 --
 -- Personas: anon; authenticated without a role claim; authenticated whose
 -- user_metadata.role is admin (user-editable, so it grants nothing); authenticated with
@@ -36,22 +38,24 @@ insert into public.mmp_toledo_leads (lead_id, name, sync_changed_at, sync_source
   values ('l-1', 'Ada', now(), 'direct');
 insert into public.toledo_dashboard (pk, sk, metrics, sync_changed_at, sync_source)
   values ('p-1', 's-1', '{"visits": 1}', now(), 'direct');
-insert into public.sync_checksums (target_table, match) values ('firespring_actions', true);
+insert into public.sync_checksums (target_table, match, started_at)
+  values ('firespring_actions', true, '2001-02-03 04:05:06+00');
 
--- What each relation is probed with: a new row to insert, and a data column to update.
-create temporary table relations (relation text, is_view boolean, insert_sql text, update_set text);
+-- What each relation is probed with: a new row to insert, a data column to update, and
+-- which rows are the test's own.
+create temporary table relations (relation text, is_view boolean, insert_sql text, update_set text, mine text);
 insert into relations values
-  ('firespring_actions', false, $$(action_id, sync_changed_at, sync_source) values ('new', now(), 'direct')$$, $$action_type = 'edited'$$),
-  ('firespring_visitors', false, $$(visitor_id, sync_range_key, sync_changed_at, sync_source) values ('new', 1, now(), 'direct')$$, $$page_views = 4$$),
-  ('firespring_extraction_jobs', false, $$(job_id, sync_range_key, sync_changed_at, sync_source) values ('new', 1, now(), 'direct')$$, $$status = 'failed'$$),
-  ('firespring_traffic_sources', false, $$(source_id, sync_changed_at, sync_source) values ('new', now(), 'direct')$$, $$source_name = 'edited'$$),
-  ('firespring_segments', false, $$(segment_id, sync_changed_at, sync_source) values ('new', now(), 'direct')$$, $$segment_name = 'edited'$$),
-  ('firespring_searches', false, $$(search_id, sync_changed_at, sync_source) values ('new', now(), 'direct')$$, $$query = 'edited'$$),
-  ('firespring_network_state', false, $$(state_key, sync_changed_at, sync_source) values ('new', now(), 'direct')$$, $$state_value = '{}'$$),
-  ('mmp_toledo_leads', false, $$(lead_id, sync_changed_at, sync_source) values ('new', now(), 'direct')$$, $$status = 'edited'$$),
-  ('toledo_dashboard', false, $$(pk, sk, sync_changed_at, sync_source) values ('new', 'new', now(), 'direct')$$, $$metrics = '{}'$$),
-  ('sync_checksums', false, $$(target_table) values ('firespring_segments')$$, $$match = false$$),
-  ('firespring_visitors_detailed', true, $$(visitor_id) values ('new')$$, $$city = 'edited'$$);
+  ('firespring_actions', false, $$(action_id, sync_changed_at, sync_source) values ('new', now(), 'direct')$$, $$action_type = 'edited'$$, $$action_id = 'a-1'$$),
+  ('firespring_visitors', false, $$(visitor_id, sync_range_key, sync_changed_at, sync_source) values ('new', 1, now(), 'direct')$$, $$page_views = 4$$, $$visitor_id = 'v-1'$$),
+  ('firespring_extraction_jobs', false, $$(job_id, sync_range_key, sync_changed_at, sync_source) values ('new', 1, now(), 'direct')$$, $$status = 'failed'$$, $$job_id = 'j-1'$$),
+  ('firespring_traffic_sources', false, $$(source_id, sync_changed_at, sync_source) values ('new', now(), 'direct')$$, $$source_name = 'edited'$$, $$source_id = 't-1'$$),
+  ('firespring_segments', false, $$(segment_id, sync_changed_at, sync_source) values ('new', now(), 'direct')$$, $$segment_name = 'edited'$$, $$segment_id = 'g-1'$$),
+  ('firespring_searches', false, $$(search_id, sync_changed_at, sync_source) values ('new', now(), 'direct')$$, $$query = 'edited'$$, $$search_id = 'q-1'$$),
+  ('firespring_network_state', false, $$(state_key, sync_changed_at, sync_source) values ('new', now(), 'direct')$$, $$state_value = '{}'$$, $$state_key = 'n-1'$$),
+  ('mmp_toledo_leads', false, $$(lead_id, sync_changed_at, sync_source) values ('new', now(), 'direct')$$, $$status = 'edited'$$, $$lead_id = 'l-1'$$),
+  ('toledo_dashboard', false, $$(pk, sk, sync_changed_at, sync_source) values ('new', 'new', now(), 'direct')$$, $$metrics = '{}'$$, $$pk = 'p-1'$$),
+  ('sync_checksums', false, $$(target_table) values ('firespring_segments')$$, $$match = false$$, $$started_at = '2001-02-03 04:05:06+00'$$),
+  ('firespring_visitors_detailed', true, $$(visitor_id) values ('new')$$, $$city = 'edited'$$, $$visitor_id = 'v-1'$$);
 
 create temporary table personas (persona text, label text, is_admin boolean);
 insert into personas values
@@ -69,10 +73,10 @@ insert into actions values ('select', 1), ('insert', 2), ('update', 3), ('delete
 create temporary table cells as
 select r.relation, p.persona, p.label, a.action, a.position,
   case a.action
-    when 'select' then format('select * from public.%I', r.relation)
+    when 'select' then format('select * from public.%I where %s', r.relation, r.mine)
     when 'insert' then format('insert into public.%I %s', r.relation, r.insert_sql)
-    when 'update' then format('update public.%I set %s', r.relation, r.update_set)
-    when 'delete' then format('delete from public.%I', r.relation)
+    when 'update' then format('update public.%I set %s where %s', r.relation, r.update_set, r.mine)
+    when 'delete' then format('delete from public.%I where %s', r.relation, r.mine)
   end as statement,
   case
     -- The view cannot be written through, by anyone ("cannot insert into view":
@@ -81,17 +85,17 @@ select r.relation, p.persona, p.label, a.action, a.position,
     -- anon holds no privilege at all.
     when p.persona = 'anon' then 'error:42501'
     when a.action = 'select' then
-      'rows:' || case when p.is_admin then tests.row_count(('public.' || r.relation)::regclass) else 0 end
+      'rows:' || case when p.is_admin then tests.row_count(('public.' || r.relation)::regclass, r.mine) else 0 end
     when a.action = 'insert' then
       case when p.persona = 'service_role' then 'rows:1' else 'error:42501' end
     -- sync_checksums is the validator's record: admins read it, only the service edits it.
     when a.action = 'update' and r.relation = 'sync_checksums' and p.persona <> 'service_role' then
       'error:42501'
     when a.action = 'update' then
-      'rows:' || case when p.is_admin then tests.row_count(('public.' || r.relation)::regclass) else 0 end
+      'rows:' || case when p.is_admin then tests.row_count(('public.' || r.relation)::regclass, r.mine) else 0 end
     when a.action = 'delete' then
       case when p.persona = 'service_role'
-           then 'rows:' || tests.row_count(('public.' || r.relation)::regclass)
+           then 'rows:' || tests.row_count(('public.' || r.relation)::regclass, r.mine)
            else 'error:42501' end
   end as expected
 from relations r cross join personas p cross join actions a;
