@@ -77,7 +77,7 @@ Deno.test("the newest migration applies on top of the previous version", async (
   try {
     await destroyPostgres(cluster);
     await startPostgres(cluster);
-    await applyPlatformSql(url);
+    await applyPlatformSql(cluster);
     mkdirSync(join(workdir, "supabase", "migrations"), { recursive: true });
     copyFileSync(join(ROOT, "supabase", "config.toml"), join(workdir, "supabase", "config.toml"));
     const install = (file: string) =>

@@ -91,7 +91,8 @@ Deno.test("statement timeouts are the hosted ones: postgres 2 min, anon 3 s, aut
       ["anon", "statement_timeout=3s"],
       ["authenticated", "statement_timeout=8s"],
       ["authenticator", "statement_timeout=8s"],
-      ["postgres", ""],
+      // No timeout of its own; its search path as a hosted project's roles dump has it.
+      ["postgres", 'search_path="$user", public, extensions'],
       ["service_role", ""],
     ]);
     // A statement past the limit is cancelled as hosted (57014 query_canceled); set lower

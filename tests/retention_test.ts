@@ -125,9 +125,12 @@ Deno.test("after heavy churn purge_expired leaves only what the rows need and ch
     await sql`insert into sync.webhook_deliveries (webhook_id, received_at)
               select ${run} || g, case when g <= 3000 then now() - interval '1 hour' else now() end
               from generate_series(1, 3020) g`;
-    await sql`insert into cron.job_run_details (jobid, command, status, start_time, end_time)
-              select 999998, 'select 1', 'succeeded', now() - interval '8 days', now() - interval '8 days'
-              from generate_series(1, 2000)`;
+    // Run ids of our own: hosted, `postgres` may not use pg_cron's sequences (see
+    // sql/platform/01-extensions.sql), and negative ids meet no real run.
+    await sql`insert into cron.job_run_details (runid, jobid, command, status, start_time, end_time)
+              select -1000000 - g, 999998, 'select 1', 'succeeded', now() - interval '8 days',
+                     now() - interval '8 days'
+              from generate_series(1, 2000) g`;
 
     // Small periods (tombstones and observations: the least allowed, the stream's 24
     // hours), and everything aged past them (no waiting).

@@ -79,8 +79,8 @@ try {
   report.logLinkTarget = link && lstatSync(link).isSymbolicLink() ? readlinkSync(link) : null;
   report.logBytes = statSync(paths.log).size;
   report.pwfileLeft = existsSync(paths.data + ".pwfile");
-  await applyPlatformSql(url);
   installExtensionFiles();
+  await applyPlatformSql(cluster);
   await pushMigrations(url);
   report.dataDirectorySetting = await query("show data_directory");
   report.migrationsApplied = Number(

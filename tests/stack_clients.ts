@@ -1,6 +1,7 @@
 /**
- * Clients of the local stack for end-to-end tests: Postgres as the superuser, DynamoDB
- * Local per region (the AWS SDK's, and the functions' own), and the Edge Functions by name. All read `.local/stack.env`.
+ * Clients of the local stack for end-to-end tests: Postgres as `postgres` (not a superuser,
+ * as hosted), DynamoDB Local per region (the AWS SDK's, and the functions' own), and the
+ * Edge Functions by name. All read `.local/stack.env`.
  *
  * @module
  */

@@ -24,6 +24,7 @@ import { dirname, join } from "node:path";
 import { HOST } from "../config.ts";
 import { portOpen, portTaken, sleep } from "../processes.ts";
 import {
+  ADMIN_ROLE,
   checkPostgresReaches,
   chownToPostgres,
   type Cluster,
@@ -111,7 +112,7 @@ export async function startPostgres(
         "-D",
         dir,
         "-U",
-        "postgres",
+        ADMIN_ROLE,
         "--pwfile",
         pwfile,
         "--auth-local=trust",

@@ -31,8 +31,19 @@ import {
 } from "../config.ts";
 import { run } from "../processes.ts";
 
-/** The superuser's password of every cluster of ours. */
+/** The password of both roles that log in to a cluster of ours (below). */
 export const PASSWORD = "postgres";
+
+/**
+ * The cluster's superuser, the one initdb creates: `supabase_admin`, as on a hosted
+ * project, where it is the platform's role and `postgres` is not a superuser
+ * (https://supabase.com/docs/guides/database/postgres/roles-superuser; supabase/postgres's
+ * migrate.sh runs its setup as supabase_admin, and demote-postgres.sql turns `postgres`
+ * into `NOSUPERUSER CREATEDB CREATEROLE LOGIN REPLICATION BYPASSRLS`). Only the stand-ins
+ * of the platform's own parts log in as it: the platform SQL (sql/platform) and the
+ * pg_net worker, as pg_net's background worker runs as the bootstrap superuser.
+ */
+export const ADMIN_ROLE = "supabase_admin";
 
 /** A PostgreSQL cluster of ours: its folder under `.local/` is named `name`. */
 export interface Cluster {
@@ -43,13 +54,21 @@ export interface Cluster {
 /** The stack's cluster. */
 export const STACK_CLUSTER: Cluster = { name: "postgres", port: POSTGRES_PORT };
 
-/** The superuser URL of a cluster's `postgres` database. */
+/**
+ * The URL of a cluster's `postgres` database as the `postgres` role: the project's role,
+ * what migrations, functions, tests and operators use, not a superuser (see `ADMIN_ROLE`).
+ */
 export function databaseUrl(cluster: Cluster = STACK_CLUSTER): string {
   return `postgresql://postgres:${PASSWORD}@${HOST}:${cluster.port}/postgres`;
 }
 
-/** The superuser URL of the stack's database. */
+/** The stack's database as the `postgres` role (see `databaseUrl`). */
 export const DATABASE_URL: string = databaseUrl();
+
+/** The URL of a cluster's `postgres` database as its superuser (see `ADMIN_ROLE`). */
+export function adminDatabaseUrl(cluster: Cluster = STACK_CLUSTER): string {
+  return `postgresql://${ADMIN_ROLE}:${PASSWORD}@${HOST}:${cluster.port}/postgres`;
+}
 
 /** PostgreSQL refuses to run as root, so as root the cluster runs as the `postgres` user. */
 export const asRoot = Deno.uid() === 0;

@@ -8,23 +8,47 @@
  */
 
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { PG_BIN, ROOT } from "../config.ts";
 import { run } from "../processes.ts";
-import { DATABASE_URL } from "./postgres_cluster.ts";
+import {
+  adminDatabaseUrl,
+  type Cluster,
+  DATABASE_URL,
+  dataDir,
+  STACK_CLUSTER,
+} from "./postgres_cluster.ts";
 
 const EXTENSION_DIR = "/usr/share/postgresql/15/extension";
 
 /**
+ * What pg_cron's control file gains: `trusted`, so that `postgres`, not a superuser, can
+ * create it, as supautils lets it on a hosted project (sql/platform/01-extensions.sql says
+ * how the stand-in does the rest).
+ */
+const CRON_TRUSTED =
+  "\n# Added by the local stack (local-stack/supabase/postgres_migrations.ts): " +
+  "supautils' privileged extension, emulated.\ntrusted = true\n";
+
+/**
  * Installs our emulations of pg_net and supabase_vault (sql/extensions) as real
  * extensions of the server, so that `create extension pg_net` works as on a hosted
- * project. Writes only when a file differs.
+ * project, and marks Debian's pg_cron trusted (`CRON_TRUSTED`). Writes only when a file
+ * differs.
  */
 export function installExtensionFiles(): void {
   const source = join(ROOT, "sql", "extensions");
-  for (const name of readdirSync(source)) {
-    const text = readFileSync(join(source, name), "utf8");
-    const target = join(EXTENSION_DIR, name);
+  const files = readdirSync(source).map((name) => ({
+    target: join(EXTENSION_DIR, name),
+    text: readFileSync(join(source, name), "utf8"),
+  }));
+  const cron = join(EXTENSION_DIR, "pg_cron.control");
+  const cronText = existsSync(cron) ? readFileSync(cron, "utf8") : "";
+  if (!/^\s*trusted\s*=/m.test(cronText)) {
+    files.push({ target: cron, text: cronText + CRON_TRUSTED });
+  }
+  for (const { target, text } of files) {
+    const name = basename(target);
     if (existsSync(target) && readFileSync(target, "utf8") === text) continue;
     try {
       writeFileSync(target, text);
@@ -43,8 +67,26 @@ export async function psql(sql: string, file?: string, url = DATABASE_URL): Prom
   return await run(join(PG_BIN, "psql"), file ? [...args, "-f", file] : [...args, "-c", sql]);
 }
 
-/** Applies `sql/platform/*.sql` in name order; every file there is idempotent. */
-export async function applyPlatformSql(url = DATABASE_URL): Promise<string[]> {
+/**
+ * Applies `sql/platform/*.sql` in name order, as the cluster's superuser (the platform's
+ * part, never the project's); every file there is idempotent. A cluster made before the
+ * stack had a superuser of its own (initdb's user was `postgres`) cannot be turned into a
+ * hosted-like one in place, and is named with the way out.
+ */
+export async function applyPlatformSql(cluster: Cluster = STACK_CLUSTER): Promise<string[]> {
+  const url = adminDatabaseUrl(cluster);
+  try {
+    await psql("select 1", undefined, url);
+  } catch (error) {
+    if (!/authentication failed for user "supabase_admin"/.test(String(error))) throw error;
+    const dir = await dataDir(cluster);
+    throw new Error(
+      `the Postgres cluster in ${dir} was made by an older stack, with \`postgres\` as its ` +
+        "superuser; hosted Supabase's `postgres` is not one, and neither is the stack's " +
+        `now. Make it anew (its local data goes): \`npm run stack:down\`, \`rm -rf ${dir}\`, ` +
+        "then `npm run stack:up`",
+    );
+  }
   const dir = join(ROOT, "sql", "platform");
   const files = readdirSync(dir).filter((f) => f.endsWith(".sql")).sort();
   for (const file of files) await psql("", join(dir, file), url);

@@ -75,7 +75,12 @@ $$;
 
 revoke all on all tables in schema vault from public;
 revoke all on all functions in schema vault from public;
+-- What supabase/postgres's after-create script for supabase_vault grants
+-- (ansible/files/postgresql_extension_custom_scripts/supabase_vault/after-create.sql):
+-- reading and deleting secrets, and writing them only through the two functions. The
+-- view decrypts with `_decrypt`, this emulation's `_crypto_aead_det_decrypt`.
 grant usage on schema vault to postgres, service_role;
-grant select, insert, update, delete on vault.secrets, vault.decrypted_secrets to postgres, service_role;
-grant execute on function vault.create_secret(text, text, text, uuid), vault.update_secret(uuid, text, text, text, uuid)
+grant select, delete on vault.secrets, vault.decrypted_secrets to postgres, service_role;
+grant execute on function vault.create_secret(text, text, text, uuid),
+  vault.update_secret(uuid, text, text, text, uuid), vault._decrypt(text)
   to postgres, service_role;

@@ -3,7 +3,7 @@
 -- pg_net's request queue.
 set client_min_messages = warning;
 begin;
-select plan(32);
+select plan(42);
 
 -- Extensions a hosted project has (or offers) and the stack must have.
 select has_extension('pg_cron', 'pg_cron is enabled (by a migration)');
@@ -25,6 +25,57 @@ select ok(pg_has_role('authenticator', 'anon', 'member'), 'authenticator can bec
 select ok(
   current_setting('search_path') like '%extensions%',
   'extensions is on the search path'
+);
+
+-- The project's role is not a superuser, as hosted: the attributes and memberships of a
+-- hosted project's postgres (sql/platform/00-roles.sql), run as it (pg_prove logs in as
+-- postgres, as `supabase test db` does).
+select is(current_user::text, 'postgres', 'the tests run as postgres');
+select results_eq(
+  $$select rolsuper, rolcreaterole, rolcreatedb, rolcanlogin, rolreplication, rolbypassrls
+    from pg_roles where rolname = 'postgres'$$,
+  $$values (false, true, true, true, true, true)$$,
+  'postgres: NOSUPERUSER CREATEROLE CREATEDB LOGIN REPLICATION BYPASSRLS'
+);
+select ok(
+  pg_has_role('postgres', 'pg_monitor', 'member') and pg_has_role('postgres', 'pg_read_all_data', 'member')
+    and pg_has_role('postgres', 'pg_signal_backend', 'member'),
+  'postgres is a member of pg_monitor, pg_read_all_data and pg_signal_backend'
+);
+select is(
+  (select extowner::regrole::text from pg_extension where extname = 'pg_cron'),
+  'supabase_admin',
+  'pg_cron, created by a migration as postgres, is supabase_admin''s, as supautils makes it'
+);
+select throws_ok(
+  'update cron.job set active = active',
+  '42501', 'permission denied for table job',
+  'postgres changes pg_cron''s jobs only through its functions'
+);
+select throws_ok(
+  $$select nextval('cron.runid_seq')$$,
+  '42501', null,
+  'nor does it use pg_cron''s sequences'
+);
+select throws_ok(
+  $$insert into vault.secrets (secret, name) values ('x', 'platform_direct')$$,
+  '42501', null,
+  'postgres writes Vault''s secrets only through its functions'
+);
+select throws_ok(
+  'create event trigger platform_probe on ddl_command_start execute function extensions.grant_privileged_extension_access()',
+  '42501', null,
+  'hosted, CREATE EVENT TRIGGER is not supported'
+);
+select throws_ok(
+  $$copy (select 1) to program 'true'$$,
+  '42501', null,
+  'nor COPY ... PROGRAM'
+);
+select throws_ok(
+  'alter role postgres superuser',
+  '42501', null,
+  'nor ALTER USER ... WITH SUPERUSER'
 );
 
 -- auth.uid(), auth.role() and auth.jwt() read the claims PostgREST sets per request.

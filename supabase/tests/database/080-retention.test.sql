@@ -72,10 +72,11 @@ insert into sync.dead_letters (received_at, target_table, record, reason, replay
 insert into sync.webhook_deliveries (webhook_id, received_at) values
   ('msg_old', now() - interval '11 minutes'), ('msg_young', now() - interval '9 minutes');
 
--- pg_cron's history: 8 days (purged), 6 days (kept).
-insert into cron.job_run_details (jobid, command, status, return_message, start_time, end_time) values
-  (999999, 'select 1', 'succeeded', '1 row', now() - interval '8 days', now() - interval '8 days'),
-  (999999, 'select 1', 'succeeded', '1 row', now() - interval '6 days', now() - interval '6 days');
+-- pg_cron's history: 8 days (purged), 6 days (kept). Run ids of our own: hosted,
+-- postgres may not use pg_cron's sequences (sql/platform/01-extensions.sql).
+insert into cron.job_run_details (runid, jobid, command, status, return_message, start_time, end_time) values
+  (-999001, 999999, 'select 1', 'succeeded', '1 row', now() - interval '8 days', now() - interval '8 days'),
+  (-999002, 999999, 'select 1', 'succeeded', '1 row', now() - interval '6 days', now() - interval '6 days');
 
 -- Backfill jobs of the segments table, finished 40 days ago: an older one (purged), one
 -- a stale table points at (kept), the latest (kept); and a recent one of the actions.
