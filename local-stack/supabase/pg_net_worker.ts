@@ -81,7 +81,9 @@ export async function send(request: QueuedRequest): Promise<Outcome> {
 /**
  * Deletes up to `batchSize` responses older than `pg_net.ttl` (6 hours when unset),
  * oldest first, as pg_net's worker does at each turn; returns how many it deleted.
- * `alter system set pg_net.ttl = '1 hour'` and `select pg_reload_conf()` change it.
+ * The cluster's superuser (supabase_admin, whom the worker logs in as) changes it with
+ * `alter system set pg_net.ttl = '1 hour'` and `select pg_reload_conf()`, as only the
+ * platform can hosted.
  */
 export async function deleteExpiredResponses(
   sql: postgres.Sql,

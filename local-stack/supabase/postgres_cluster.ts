@@ -41,7 +41,8 @@ export const PASSWORD = "postgres";
  * migrate.sh runs its setup as supabase_admin, and demote-postgres.sql turns `postgres`
  * into `NOSUPERUSER CREATEDB CREATEROLE LOGIN REPLICATION BYPASSRLS`). Only the stand-ins
  * of the platform's own parts log in as it: the platform SQL (sql/platform) and the
- * pg_net worker, as pg_net's background worker runs as the bootstrap superuser.
+ * pg_net worker, as pg_net's background worker runs as the bootstrap superuser; and the
+ * export bench's baselines, which copy through the server's files.
  */
 export const ADMIN_ROLE = "supabase_admin";
 

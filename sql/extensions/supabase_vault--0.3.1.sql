@@ -2,7 +2,9 @@
 -- and pg_cron jobs use (`vault.create_secret`, `vault.update_secret`,
 -- `vault.decrypted_secrets`). Hosted Vault encrypts with libsodium under a key that
 -- never enters SQL; here pgcrypto encrypts under a random root key kept in a table that
--- only the extension's own (security definer) functions can read. Secrets are still
+-- the extension's own (security definer) functions read, and that no grant opens (though
+-- pg_read_all_data, which `postgres` holds, reads every table: `postgres` may read
+-- vault.decrypted_secrets anyway, as hosted). Secrets are still
 -- never stored in clear, so `select * from vault.secrets` shows ciphertext, as hosted.
 
 create table vault._root_key (

@@ -46,6 +46,8 @@ alter role postgres set search_path = "$user", public, extensions;
 alter database postgres owner to postgres;
 grant anon, authenticated, service_role, authenticator to postgres with admin option;
 grant pg_monitor, pg_read_all_data, pg_signal_backend to postgres with admin option;
+-- supabase/postgres 20251105172723_grant_pg_reload_conf_to_postgres.sql
+grant execute on function pg_catalog.pg_reload_conf() to postgres;
 
 -- Statement timeouts as hosted (https://supabase.com/docs/guides/database/postgres/timeouts,
 -- "Role level"): anon 3s, authenticated 8s, service_role none of its own (the

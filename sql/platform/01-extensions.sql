@@ -57,6 +57,8 @@ begin
       grant all privileges on all tables in schema cron to postgres with grant option;
       revoke all on table cron.job from postgres;
       grant select on table cron.job to postgres with grant option;
+      -- supabase/postgres 20260730000000_revoke_trigger_on_cron_tables_from_postgres.sql
+      revoke trigger on cron.job_run_details from postgres;
     end if;
   end loop;
 end

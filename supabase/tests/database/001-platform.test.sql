@@ -3,7 +3,7 @@
 -- pg_net's request queue.
 set client_min_messages = warning;
 begin;
-select plan(42);
+select plan(44);
 
 -- Extensions a hosted project has (or offers) and the stack must have.
 select has_extension('pg_cron', 'pg_cron is enabled (by a migration)');
@@ -52,6 +52,15 @@ select throws_ok(
   '42501', 'permission denied for table job',
   'postgres changes pg_cron''s jobs only through its functions'
 );
+select ok(
+  has_table_privilege('postgres', 'cron.job_run_details', 'select, delete')
+    and not has_table_privilege('postgres', 'cron.job_run_details', 'trigger'),
+  'postgres reads and deletes pg_cron''s history, but puts no trigger on it'
+);
+select ok(
+  has_function_privilege('postgres', 'pg_catalog.pg_reload_conf()', 'execute'),
+  'postgres may reload the configuration, as hosted'
+);
 select throws_ok(
   $$select nextval('cron.runid_seq')$$,
   '42501', null,
@@ -63,14 +72,14 @@ select throws_ok(
   'postgres writes Vault''s secrets only through its functions'
 );
 select throws_ok(
-  'create event trigger platform_probe on ddl_command_start execute function extensions.grant_privileged_extension_access()',
-  '42501', null,
-  'hosted, CREATE EVENT TRIGGER is not supported'
-);
-select throws_ok(
   $$copy (select 1) to program 'true'$$,
   '42501', null,
-  'nor COPY ... PROGRAM'
+  'hosted, COPY ... PROGRAM is not supported'
+);
+select throws_ok(
+  $$copy (select 1) to '/tmp/platform-probe'$$,
+  '42501', null,
+  'nor COPY to or from the server''s files'
 );
 select throws_ok(
   'alter role postgres superuser',
