@@ -61,6 +61,12 @@ export interface CpuMeter {
   usedMs(): number;
   /** Runs a synchronous step (the estimating meter counts its wall time). */
   measure<T>(step: () => T): T;
+  /**
+   * Counts work whose CPU was measured beforehand and that no step shows (the estimating
+   * meter adds `ms`; the process meter reads the CPU itself and ignores it): a unit of
+   * work that is mostly awaiting, whose wall time says nothing of its CPU.
+   */
+  charge(ms: number): void;
 }
 
 /** A reading of `process.cpuUsage()`: microseconds. */
@@ -75,6 +81,7 @@ export function processMeter(cpuUsage: CpuUsage): CpuMeter {
       return (user + system) / 1000;
     },
     measure: (step) => step(),
+    charge: () => {},
   };
 }
 
@@ -90,9 +97,13 @@ export function estimatingMeter(
   const bootMs = now();
   let measuredMs = 0;
   let steps = 0;
+  let chargedMs = 0;
   return {
     source: "estimate",
-    usedMs: () => bootMs + factor * measuredMs + stepOverheadMs * steps,
+    usedMs: () => bootMs + factor * measuredMs + stepOverheadMs * steps + chargedMs,
+    charge(ms) {
+      chargedMs += ms;
+    },
     measure(step) {
       const started = now();
       try {

@@ -14,6 +14,9 @@ Deno.test("the process meter reads user + system, in ms", () => {
   usage = { user: 900_000, system: 200_000 };
   assert.equal(meter.usedMs(), 1100);
   assert.equal(meter.measure(() => 42), 42);
+  // It reads the CPU itself: a charge adds nothing.
+  meter.charge(500);
+  assert.equal(meter.usedMs(), 1100);
 });
 
 Deno.test("the estimating meter counts the boot's wall time, each step's wall time × the factor, and an allowance per step", () => {
@@ -41,6 +44,10 @@ Deno.test("the estimating meter counts the boot's wall time, each step's wall ti
   // Quick steps still count their pages' round trips, each.
   for (let i = 0; i < 100; i++) meter.measure(() => 0);
   assert.equal(meter.usedMs(), 400 + ESTIMATE_FACTOR * 40 + 102 * STEP_OVERHEAD_MS);
+  // Charged work counts as charged.
+  meter.charge(8);
+  meter.charge(8);
+  assert.equal(meter.usedMs(), 400 + ESTIMATE_FACTOR * 40 + 102 * STEP_OVERHEAD_MS + 16);
 });
 
 Deno.test("the hosted stub (zeros) gets the estimate, asked once; Deno gets the process meter", () => {

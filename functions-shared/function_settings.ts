@@ -176,4 +176,13 @@ export const WRITE_BACK_SETTINGS = {
     1_000,
     100_000,
   ),
+  // As the import-worker's: above the runtime's 1,000 ms soft limit, so that the request
+  // a run hands on to lands on a fresh isolate (write_back_run.ts charges each edit).
+  cpuBudgetMs: integer(
+    "WRITE_BACK_CPU_BUDGET_MS",
+    "the isolate's CPU (boot included) after which no further write-back is started",
+    1_100,
+    50,
+    1_900,
+  ),
 };

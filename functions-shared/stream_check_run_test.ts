@@ -25,7 +25,7 @@ function deps(extra: Partial<StreamCheckDeps> = {}): StreamCheckDeps {
     readerOf: () => {
       throw new Error("not expected to read a stream");
     },
-    cpu: { source: "process", usedMs: () => 0, measure: (step) => step() },
+    cpu: { source: "process", usedMs: () => 0, measure: (step) => step(), charge: () => {} },
     budget: { cpuMs: 1_100, wallMs: 60_000 },
     gate: new RunGate(1),
     log: () => {},
@@ -54,7 +54,12 @@ Deno.test("refusals: 405 not POST, 401 no key, 400 bad body or unknown table, ea
 
 Deno.test("a spent budget checks no table and names every one skipped", async () => {
   const db = fakeSql();
-  const cpu = { source: "process" as const, usedMs: () => 1_500, measure: <T>(s: () => T) => s() };
+  const cpu = {
+    source: "process" as const,
+    usedMs: () => 1_500,
+    measure: <T>(s: () => T) => s(),
+    charge: () => {},
+  };
   const response = await handleStreamCheckRequest(post("{}"), deps({ sql: db.sql, cpu }));
   const body = await response.json();
   assert.equal(response.status, 200);
@@ -128,7 +133,7 @@ Deno.test("the least recently checked tables come first, so none is always left 
       sql: db.sql,
       now: () => now,
       // Each table's check spends the whole budget: only the first is checked.
-      cpu: { source: "process", usedMs: () => cpu, measure: (step) => step() },
+      cpu: { source: "process", usedMs: () => cpu, measure: (step) => step(), charge: () => {} },
       streamArnOf: (spec) => {
         asked.push(spec.targetTable);
         cpu = 2_000;

@@ -166,8 +166,8 @@ export function fakeClock(random = 0.5): PacingDeps & { slept: number[] } {
 }
 
 /**
- * A CPU meter that starts at `usedMs` and counts `perStepMs` for each measured step;
- * `steps` counts them.
+ * A CPU meter that starts at `usedMs` and counts `perStepMs` for each measured step, and
+ * what is charged; `steps` counts the steps.
  */
 export function fakeCpuMeter(usedMs = 0, perStepMs = 0): CpuMeter & { steps: number } {
   let used = usedMs;
@@ -179,6 +179,9 @@ export function fakeCpuMeter(usedMs = 0, perStepMs = 0): CpuMeter & { steps: num
       meter.steps++;
       used += perStepMs;
       return step();
+    },
+    charge(ms: number) {
+      used += ms;
     },
   };
   return meter;

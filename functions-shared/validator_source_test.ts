@@ -85,6 +85,7 @@ async function scanWithPageCost(
       cpu += pageMs;
       return step();
     },
+    charge: () => {},
   };
   const dynamo = fakeDynamo(async () => {
     await new Promise((resolve) => setTimeout(resolve, 5));
@@ -197,6 +198,7 @@ Deno.test("scanForRun maps a page before its transaction, then sends the compare
       mappedAt.push(db.transactions.begun);
       return step();
     },
+    charge: () => {},
   };
   await scanForRun(deps(db, dynamo, { cpu }), segments, 5, "w1", () => false);
   assert.equal(mappedAt.length, 1);
@@ -590,6 +592,7 @@ async function scanBesideAnotherPage(
       cpu += pageMs;
       return step();
     },
+    charge: () => {},
   };
   const dynamo = scans({ "0:null": { Items: [item("a")] } });
   const scanning = scanForRun(
@@ -625,7 +628,12 @@ Deno.test("scanForRun hands on without a page when the isolate's budget is spent
   const isolatePages = new IsolatePages();
   isolatePages.add(() => 500);
   let cpu = 800;
-  const meter = { source: "process" as const, usedMs: () => cpu, measure: <T>(f: () => T) => f() };
+  const meter = {
+    source: "process" as const,
+    usedMs: () => cpu,
+    measure: <T>(f: () => T) => f(),
+    charge: () => {},
+  };
   const dynamo = scans({ "0:null": { Items: [item("a")] } });
   const scanning = scanForRun(
     deps(db, dynamo, {

@@ -1,6 +1,11 @@
 import assert from "node:assert/strict";
-import { awsError, fakeDynamo, fakeSql, type Statement } from "./testing_fakes.ts";
-import { handleWriteBackRequest, runWriteBacks, type WriteBackDeps } from "./write_back_run.ts";
+import { awsError, fakeCpuMeter, fakeDynamo, fakeSql, type Statement } from "./testing_fakes.ts";
+import {
+  EDIT_CPU_MS,
+  handleWriteBackRequest,
+  runWriteBacks,
+  type WriteBackDeps,
+} from "./write_back_run.ts";
 
 const claimed = {
   id: "7",
@@ -44,6 +49,8 @@ function deps(sql: WriteBackDeps["sql"], overrides: Partial<WriteBackDeps> = {})
     writer: () => "no writer",
     worker: "w-1",
     wallBudgetMs: 10_000,
+    cpu: fakeCpuMeter(),
+    cpuBudgetMs: 1_100,
     ...overrides,
   };
 }
@@ -291,6 +298,46 @@ Deno.test("edits a run's budget does not reach go back untried", async () => {
   const released = database.matching("sync.release_write_back").map((s) => s.values);
   assert.deepEqual(released.map(([id]) => id), ["9"]);
   assert.match(String(released[0][1]), /^w-1\//);
+});
+
+Deno.test("a run stops at its isolate's CPU budget, each edit charged, and hands on", async () => {
+  const due = Array.from({ length: 30 }, (_, i) => ({ ...claimed, id: String(100 + i) }));
+  const database = db(due);
+  const dynamo = fakeDynamo((c) => (c.name === "GetItemCommand" ? { Item: item } : {}));
+  // An isolate past its budget already: the request still gets the floor of 100 ms.
+  const cpu = fakeCpuMeter(1_050);
+  let handOns = 0;
+  const report = await runWriteBacks(
+    deps(database.sql, {
+      reader: dynamo.dynamo,
+      writer: dynamo.dynamo,
+      cpu,
+      handOn: () => handOns++,
+    }),
+  );
+  const edits = Math.floor(100 / EDIT_CPU_MS);
+  assert.deepEqual(report, {
+    applied: edits,
+    conflict: 0,
+    failed: 0,
+    retrying: 0,
+    handedOn: true,
+  });
+  assert.equal(cpu.usedMs(), 1_050 + edits * EDIT_CPU_MS, "each edit charged");
+  assert.equal(handOns, 1, "handed on once");
+  const released = database.matching("sync.release_write_back").map((s) => s.values[0]);
+  assert.deepEqual(released, due.slice(edits).map((d) => d.id), "the rest go back untried");
+});
+
+Deno.test("a run that ends with nothing due hands nothing on", async () => {
+  const database = db();
+  const dynamo = fakeDynamo((c) => (c.name === "GetItemCommand" ? { Item: item } : {}));
+  let handOns = 0;
+  const report = await runWriteBacks(
+    deps(database.sql, { reader: dynamo.dynamo, writer: dynamo.dynamo, handOn: () => handOns++ }),
+  );
+  assert.deepEqual(report, { applied: 1, conflict: 0, failed: 0, retrying: 0 });
+  assert.equal(handOns, 0);
 });
 
 Deno.test("an unreachable database answers 503 with Retry-After, as the other functions", async () => {

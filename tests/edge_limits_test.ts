@@ -89,6 +89,7 @@ Deno.test("a tiny CPU budget hands on mid-segment: nothing lost, nothing repeate
           pages++;
           return step();
         },
+        charge: () => {},
       };
       const result = await runWorker({
         sql,

@@ -30,7 +30,11 @@ const KILL_REASONS: readonly string[] = [
  * The functions that hand their work on before their isolate's CPU reaches the hard
  * limit (functions-shared/cpu_meter.ts): a kill of one of their isolates is a bug.
  */
-export const HANDS_ON_FUNCTIONS: readonly string[] = ["import-worker", "data-checksum-validator"];
+export const HANDS_ON_FUNCTIONS: readonly string[] = [
+  "import-worker",
+  "data-checksum-validator",
+  "write-back",
+];
 
 /** Whether an isolate that ended was killed at a hard limit. */
 export function wasKilled(line: IsolateLine): boolean {

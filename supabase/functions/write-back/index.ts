@@ -1,8 +1,9 @@
 /**
  * `write-back`: writes admins' edits of mirror rows back to their DynamoDB items
  * (docs/interfaces.md, "write-back"). pg_net calls it after an edit commits and pg_cron
- * sweeps every 10 s for retries; see functions-shared/write_back_run.ts. Service-role
- * authenticated (`verify_jwt = false` in supabase/config.toml, like the others).
+ * sweeps every 10 s for retries; a run stopped by its wall or CPU budget calls the
+ * function again; see functions-shared/write_back_run.ts. Service-role authenticated
+ * (`verify_jwt = false` in supabase/config.toml, like the others).
  *
  * Reads items with the reader's credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)
  * and writes them with the writer's own (WRITE_BACK_AWS_ACCESS_KEY_ID,
@@ -11,10 +12,15 @@
  * retried and then recorded as failed, saying so.
  */
 
+import { isolateCpuMeter } from "../../../functions-shared/cpu_meter.ts";
 import { dynamoClients, writerClients } from "../../../functions-shared/dynamo_client.ts";
+import { selfInvoker } from "../../../functions-shared/self_invoke.ts";
 import { acceptedServiceKeys } from "../../../functions-shared/service_auth.ts";
 import { readSettings } from "../../../functions-shared/settings.ts";
-import { WRITE_BACK_SETTINGS } from "../../../functions-shared/function_settings.ts";
+import {
+  runWallBudgetMs,
+  WRITE_BACK_SETTINGS,
+} from "../../../functions-shared/function_settings.ts";
 import { describeDbTarget } from "../../../functions-shared/db_url.ts";
 import {
   connectDb,
@@ -22,6 +28,8 @@ import {
   survivePooledConnectionLoss,
 } from "../../../functions-shared/sync_db.ts";
 import { handleWriteBackRequest } from "../../../functions-shared/write_back_run.ts";
+
+declare const EdgeRuntime: { waitUntil(promise: Promise<unknown>): void };
 
 const env = (name: string) => Deno.env.get(name);
 const settings = readSettings(env, WRITE_BACK_SETTINGS);
@@ -32,6 +40,15 @@ console.log(`write-back: database ${describeDbTarget(settings.db)}`);
 const reader = dynamoClients(env);
 const writer = writerClients(env);
 const worker = `write-back-${crypto.randomUUID()}`;
+// Created at cold start: the isolate's CPU, boot included (functions-shared/cpu_meter.ts).
+const cpu = isolateCpuMeter();
+const callSelf = selfInvoker({
+  supabaseUrl: settings.supabaseUrl,
+  functionName: "write-back",
+  serviceRoleKey: serviceKeys[0] ?? "",
+  region: env("SB_REGION"),
+  log: (line) => console.error(line),
+});
 
 Deno.serve((req) =>
   handleWriteBackRequest(req, {
@@ -40,7 +57,11 @@ Deno.serve((req) =>
     reader,
     writer,
     worker,
-    wallBudgetMs: settings.wallBudgetMs,
+    wallBudgetMs: runWallBudgetMs(settings.wallBudgetMs),
+    cpu,
+    cpuBudgetMs: settings.cpuBudgetMs,
+    // Not awaited by the request: the next one answers when its own run ends.
+    handOn: () => EdgeRuntime.waitUntil(callSelf({})),
     log: (line) => console.log(line),
   })
 );
