@@ -66,6 +66,26 @@ Deno.test("a released migration is never edited, and none is added before the la
   );
 });
 
+Deno.test("no migration makes, changes or drops a role, or runs ALTER SYSTEM", () => {
+  // Hosted, supautils reserves Supabase's roles (anon, authenticated, service_role,
+  // authenticator, ...) against postgres, whose CREATEROLE would let such a statement
+  // pass on the stand-in (which has no supautils) and fail on Supabase (README, "The
+  // local stack"); ALTER SYSTEM is the platform's. So none may be in a migration.
+  const forbidden = /\b(create|alter|drop)\s+(role|user|group)\b|\balter\s+system\b/i;
+  const problems: string[] = [];
+  for (const file of readdirSync(MIGRATIONS).filter((f) => f.endsWith(".sql")).sort()) {
+    readFileSync(join(MIGRATIONS, file), "utf8").split("\n").forEach((line, i) => {
+      const code = line.replace(/--.*$/, "");
+      if (forbidden.test(code)) problems.push(`${file}:${i + 1}: ${line.trim()}`);
+    });
+  }
+  assert.deepEqual(
+    problems,
+    [],
+    `statements hosted Supabase refuses to postgres:\n${problems.join("\n")}`,
+  );
+});
+
 Deno.test("the newest migration applies on top of the previous version", async () => {
   const files = readdirSync(MIGRATIONS).filter((f) => f.endsWith(".sql")).sort();
   assert.ok(files.length >= 2, "there is a previous version to upgrade from");
