@@ -176,13 +176,14 @@ export const WRITE_BACK_SETTINGS = {
     1_000,
     100_000,
   ),
-  // As the import-worker's: above the runtime's 1,000 ms soft limit, so that the request
-  // a run hands on to lands on a fresh isolate (write_back_run.ts charges each edit).
-  cpuBudgetMs: integer(
-    "WRITE_BACK_CPU_BUDGET_MS",
-    "the isolate's CPU (boot included) after which no further write-back is started",
-    1_100,
+  // A run's own allowance, each edit charged (write_back_run.ts): an isolate admits two
+  // runs, and what they add once the runtime retires it at its 1,000 ms soft limit must
+  // stay under the 2,000 ms hard limit (write_back_requests.ts).
+  runCpuMs: integer(
+    "WRITE_BACK_RUN_CPU_MS",
+    "the CPU a write-back run may use, by the isolate's meter, before it hands on",
+    300,
     50,
-    1_900,
+    450,
   ),
 };

@@ -16,24 +16,21 @@
  *   source does not hold; the edit stays in `after_values`).
  * Every detail names the table, the key and the cause; no secret is ever part of one.
  *
- * A run stops claiming at its wall budget or at its isolate's CPU budget (each edit
- * charged `EDIT_CPU_MS` to the meter: a bulk edit of 3,000 rows had the isolate killed
- * at the 2,000 ms hard limit, twice in a row), and then hands on to a new request, so
- * that a bulk edit goes on at once rather than at pg_cron's next sweep.
+ * A run stops claiming at its wall budget or at its CPU allowance (each edit charged
+ * `EDIT_CPU_MS` to the isolate's meter: a bulk edit of 3,000 rows had isolate after
+ * isolate killed at the 2,000 ms hard limit), and says whether write-backs may be left
+ * (`more`), which write_back_requests.ts hands on to a new request.
  *
  * @module
  */
 
-import { type CpuMeter, requestCpuBudget } from "./cpu_meter.ts";
+import type { CpuMeter } from "./cpu_meter.ts";
 import { UpdateItemCommand } from "./dynamo_commands.ts";
 import type { DynamoClient } from "./dynamo_http.ts";
 import type postgres from "postgres";
 import { encodeJson } from "./dynamo_encoder.ts";
 import { parseJsonExact } from "./dynamo_numbers.ts";
-import { errorResponse, json, methodNotAllowed } from "./http.ts";
-import { serviceRoleProblem } from "./service_auth.ts";
 import { byTargetTable, type TableSpec } from "./table_registry.ts";
-import { isDatabaseUnavailable } from "./sync_db.ts";
 import { causeOf, newerObservation, readItem, restore, sourceValues } from "./write_back_source.ts";
 import { describeEdit, itemKeyOf, planWriteBack, type WriteBackEdit } from "./write_back_update.ts";
 
@@ -51,43 +48,34 @@ export interface WriteBackDeps {
   wallBudgetMs: number;
   /** The isolate's CPU meter, created at its cold start (cpu_meter.ts). */
   cpu: CpuMeter;
-  /** The isolate's CPU (boot included, by `cpu`) after which no edit is started (ms). */
-  cpuBudgetMs: number;
-  /**
-   * Starts another request of the function and returns at once (its answer is not
-   * awaited here): called when a budget stopped the run while edits may still be due.
-   */
-  handOn?: () => void;
+  /** The CPU, by `cpu`, after which the run starts no further edit (ms). */
+  runCpuMs: number;
   /** Write-backs claimed at once (10). */
   batch?: number;
   log?: (line: string) => void;
 }
 
-/** The outcome of one request: how many ended how, and whether it handed on. */
+/** The outcome of one run: how many ended how, and whether some may be left. */
 export interface WriteBackReport {
   applied: number;
   conflict: number;
   failed: number;
   retrying: number;
-  /** Set when a budget stopped the run and it started another request. */
-  handedOn?: true;
+  /**
+   * Set when a budget stopped the run while write-backs may still be due (it released
+   * claimed ones untried, or its last claim was full): the request hands them on.
+   */
+  more?: true;
 }
 
 /**
  * The CPU an edit is charged: two DynamoDB requests through the SDK (signed) and three or
  * four statements. Measured on the local stack, by the gateway's count of the isolate's
  * process: 4.0-4.9 ms an edit in runs of 130-140 edits, the first edit of an isolate
- * 60 ms (compiling what it runs). Charged at twice the steady cost: an isolate's edits
- * stop at its budget (1,100 ms by this count) with about half that used, well under the
- * 2,000 ms hard limit however busy the machine.
+ * 60 ms (compiling what it runs). Charged at twice the steady cost, so that a run's
+ * allowance by this count is more than it uses, however busy the machine.
  */
 export const EDIT_CPU_MS = 8;
-
-/**
- * The CPU by this meter past which no request starts an edit, even one that gets the
- * floor of `requestCpuBudget`: 300 ms under the hard limit, as the import-worker's pages.
- */
-export const EDIT_CPU_CEILING_MS = 1_700;
 
 interface Claimed {
   id: string;
@@ -102,24 +90,6 @@ interface Claimed {
   after_values: string;
 }
 
-/** Handles a request: POST with a service key; answers the report. */
-export async function handleWriteBackRequest(req: Request, deps: WriteBackDeps): Promise<Response> {
-  if (req.method !== "POST") return methodNotAllowed("POST");
-  const problem = serviceRoleProblem(req, deps.serviceKeys);
-  if (problem) return errorResponse(401, problem);
-  await req.body?.cancel();
-  try {
-    return json(200, await runWriteBacks(deps));
-  } catch (error) {
-    // As the other functions answer: pg_net's call is lost either way, and pg_cron's
-    // sweep calls again while write-backs are due.
-    if (isDatabaseUnavailable(error)) {
-      return errorResponse(503, "the database is unavailable; retry later", { "retry-after": "5" });
-    }
-    throw error;
-  }
-}
-
 /** Claims and writes due write-backs until none is due or a budget is spent. */
 export async function runWriteBacks(given: WriteBackDeps): Promise<WriteBackReport> {
   // Leases are the run's own, not the isolate's: two runs of one isolate must not pass
@@ -127,13 +97,18 @@ export async function runWriteBacks(given: WriteBackDeps): Promise<WriteBackRepo
   const deps = { ...given, worker: `${given.worker}/${crypto.randomUUID().slice(0, 8)}` };
   const report: WriteBackReport = { applied: 0, conflict: 0, failed: 0, retrying: 0 };
   const started = performance.now();
-  // Every request gets some CPU, even in an isolate past its budget (cpu_meter.ts): its
-  // edits then push the isolate past the runtime's soft limit, which retires it.
-  const cpuBudgetMs = requestCpuBudget(deps.cpu, deps.cpuBudgetMs, EDIT_CPU_CEILING_MS);
+  // An allowance of the run's own, not a share of the isolate's: the runtime retires the
+  // isolate once its CPU passes the soft limit (1,000 ms), and what its runs in flight
+  // then add is at most their allowances (write_back_requests.ts admits two at a time).
+  const cpuAtStart = deps.cpu.usedMs();
   const budgetLeft = () =>
     performance.now() - started < deps.wallBudgetMs &&
-    deps.cpu.usedMs() + EDIT_CPU_MS <= cpuBudgetMs;
-  let stoppedByBudget = false;
+    deps.cpu.usedMs() - cpuAtStart + EDIT_CPU_MS <= deps.runCpuMs;
+  const batch = deps.batch ?? 10;
+  // Claimed, not yet tried: released if the run stops (by a budget, or an error).
+  const untried = new Set<string>();
+  let released = 0;
+  let lastClaimFull = false;
   // Each conflict and failure gets a line; applied edits and retries count in the run's
   // totals, retries after the first few: a bulk edit applies hundreds a run, or retries
   // them all while the writer's key is missing, and a hosted function keeps 100 log
@@ -150,14 +125,17 @@ export async function runWriteBacks(given: WriteBackDeps): Promise<WriteBackRepo
       const claimed = await deps.sql<Claimed[]>`
         select id::text, status, detail, target_table, row_key::text, range_key::text, columns,
                before_values::text, after_values::text
-        from sync.claim_write_backs(${deps.worker}, ${deps.batch ?? 10})`;
+        from sync.claim_write_backs(${deps.worker}, ${batch})`;
+      const pending = claimed.filter((row) => row.status !== "failed");
+      lastClaimFull = pending.length >= batch;
       if (claimed.length === 0) break;
+      for (const row of pending) untried.add(row.id);
       for (const row of claimed) {
         // The budgets are checked before each edit: one not reached goes back untried.
-        if (row.status !== "failed" && !budgetLeft()) {
-          await deps.sql`select sync.release_write_back(${row.id}::bigint, ${deps.worker})`;
-          continue;
-        }
+        // A spent one (failed by the claim, at most a batch of them) is ended whatever
+        // the budget: its row must go back to the source's state.
+        if (row.status !== "failed" && !budgetLeft()) continue;
+        untried.delete(row.id);
         const { status, line } = row.status === "failed"
           ? await spent(deps, row)
           : await writeOne(deps, row);
@@ -168,9 +146,11 @@ export async function runWriteBacks(given: WriteBackDeps): Promise<WriteBackRepo
         else if (status === "failed") report.failed++;
         else if (status === "pending") report.retrying++;
       }
+      released += await release(deps, untried);
     }
-    stoppedByBudget = !budgetLeft();
   } finally {
+    // A run that stops on an error leaves no lease behind for 2 minutes either.
+    if (untried.size > 0) await release(deps, untried).catch(() => 0);
     // Also when the run stops on an error: what it did before is said.
     if (report.applied + report.conflict + report.failed + report.retrying > 0) {
       deps.log?.(
@@ -179,11 +159,18 @@ export async function runWriteBacks(given: WriteBackDeps): Promise<WriteBackRepo
       );
     }
   }
-  if (stoppedByBudget && deps.handOn) {
-    deps.handOn();
-    report.handedOn = true;
-  }
+  if (!budgetLeft() && (released > 0 || lastClaimFull)) report.more = true;
   return report;
+}
+
+/** Gives the claimed write-backs back untried (their attempt not counted); how many. */
+async function release(deps: WriteBackDeps, ids: Set<string>): Promise<number> {
+  const n = ids.size;
+  for (const id of [...ids]) {
+    await deps.sql`select sync.release_write_back(${id}::bigint, ${deps.worker})`;
+    ids.delete(id);
+  }
+  return n;
 }
 
 /** How many retried edits of a run get a line each; the rest count in its totals. */

@@ -1,11 +1,6 @@
 import assert from "node:assert/strict";
 import { awsError, fakeCpuMeter, fakeDynamo, fakeSql, type Statement } from "./testing_fakes.ts";
-import {
-  EDIT_CPU_MS,
-  handleWriteBackRequest,
-  runWriteBacks,
-  type WriteBackDeps,
-} from "./write_back_run.ts";
+import { EDIT_CPU_MS, runWriteBacks, type WriteBackDeps } from "./write_back_run.ts";
 
 const claimed = {
   id: "7",
@@ -50,7 +45,7 @@ function deps(sql: WriteBackDeps["sql"], overrides: Partial<WriteBackDeps> = {})
     worker: "w-1",
     wallBudgetMs: 10_000,
     cpu: fakeCpuMeter(),
-    cpuBudgetMs: 1_100,
+    runCpuMs: 300,
     ...overrides,
   };
 }
@@ -70,18 +65,6 @@ async function runLogged(
   );
   return { report, lines };
 }
-
-Deno.test("a request needs POST and a service key", async () => {
-  const { sql } = db();
-  const get = await handleWriteBackRequest(new Request("http://x/", { method: "GET" }), deps(sql));
-  assert.equal(get.status, 405);
-  const anonymous = await handleWriteBackRequest(
-    new Request("http://x/", { method: "POST" }),
-    deps(sql),
-  );
-  assert.equal(anonymous.status, 401);
-  assert.doesNotMatch(await anonymous.text(), /sb_secret_test/);
-});
 
 Deno.test("a due edit is written with UpdateItem on condition and ends applied", async () => {
   const database = db();
@@ -291,7 +274,7 @@ Deno.test("edits a run's budget does not reach go back untried", async () => {
         writer: dynamo.dynamo,
       }),
     );
-    assert.deepEqual(report, { applied: 1, conflict: 0, failed: 0, retrying: 0 });
+    assert.deepEqual(report, { applied: 1, conflict: 0, failed: 0, retrying: 0, more: true });
   } finally {
     performance.now = clock;
   }
@@ -300,58 +283,61 @@ Deno.test("edits a run's budget does not reach go back untried", async () => {
   assert.match(String(released[0][1]), /^w-1\//);
 });
 
-Deno.test("a run stops at its isolate's CPU budget, each edit charged, and hands on", async () => {
+Deno.test("a run stops at its CPU allowance, each edit charged, and says more may be due", async () => {
   const due = Array.from({ length: 30 }, (_, i) => ({ ...claimed, id: String(100 + i) }));
   const database = db(due);
   const dynamo = fakeDynamo((c) => (c.name === "GetItemCommand" ? { Item: item } : {}));
-  // An isolate past its budget already: the request still gets the floor of 100 ms.
-  const cpu = fakeCpuMeter(1_050);
-  let handOns = 0;
+  // The allowance is the run's own, whatever the isolate used before it.
+  const cpu = fakeCpuMeter(1_400);
   const report = await runWriteBacks(
-    deps(database.sql, {
-      reader: dynamo.dynamo,
-      writer: dynamo.dynamo,
-      cpu,
-      handOn: () => handOns++,
-    }),
+    deps(database.sql, { reader: dynamo.dynamo, writer: dynamo.dynamo, cpu, runCpuMs: 100 }),
   );
   const edits = Math.floor(100 / EDIT_CPU_MS);
-  assert.deepEqual(report, {
-    applied: edits,
-    conflict: 0,
-    failed: 0,
-    retrying: 0,
-    handedOn: true,
-  });
-  assert.equal(cpu.usedMs(), 1_050 + edits * EDIT_CPU_MS, "each edit charged");
-  assert.equal(handOns, 1, "handed on once");
+  assert.deepEqual(report, { applied: edits, conflict: 0, failed: 0, retrying: 0, more: true });
+  assert.equal(cpu.usedMs(), 1_400 + edits * EDIT_CPU_MS, "each edit charged");
   const released = database.matching("sync.release_write_back").map((s) => s.values[0]);
   assert.deepEqual(released, due.slice(edits).map((d) => d.id), "the rest go back untried");
 });
 
-Deno.test("a run that ends with nothing due hands nothing on", async () => {
-  const database = db();
-  const dynamo = fakeDynamo((c) => (c.name === "GetItemCommand" ? { Item: item } : {}));
-  let handOns = 0;
+Deno.test("spent write-backs are ended past the allowance; the untried ones go back", async () => {
+  const spentRow = { ...claimed, id: "50", status: "failed", detail: "gave up after 8 attempts" };
+  const database = db([{ ...claimed, id: "40" }, spentRow, { ...claimed, id: "60" }]);
+  const dynamo = fakeDynamo(() => ({ Item: item }));
   const report = await runWriteBacks(
-    deps(database.sql, { reader: dynamo.dynamo, writer: dynamo.dynamo, handOn: () => handOns++ }),
+    deps(database.sql, { reader: dynamo.dynamo, writer: dynamo.dynamo, runCpuMs: EDIT_CPU_MS }),
   );
-  assert.deepEqual(report, { applied: 1, conflict: 0, failed: 0, retrying: 0 });
-  assert.equal(handOns, 0);
+  assert.equal(report.applied, 1, "the one edit the allowance holds");
+  assert.equal(report.failed, 1, "the spent one ended anyway, its row restored");
+  assert.equal(report.more, true);
+  const released = database.matching("sync.release_write_back").map((s) => s.values[0]);
+  assert.deepEqual(released, ["60"]);
 });
 
-Deno.test("an unreachable database answers 503 with Retry-After, as the other functions", async () => {
-  const { sql } = fakeSql(() => {
-    throw Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:6543"), { code: "ECONNREFUSED" });
-  });
-  const answer = await handleWriteBackRequest(
-    new Request("http://x/", {
-      method: "POST",
-      headers: { authorization: "Bearer sb_secret_test" },
-    }),
-    deps(sql),
+Deno.test("a run that ends with nothing due says nothing more is", async () => {
+  const database = db();
+  const dynamo = fakeDynamo((c) => (c.name === "GetItemCommand" ? { Item: item } : {}));
+  const report = await runWriteBacks(
+    deps(database.sql, { reader: dynamo.dynamo, writer: dynamo.dynamo }),
   );
-  assert.equal(answer.status, 503);
-  assert.equal(answer.headers.get("retry-after"), "5");
-  assert.deepEqual(await answer.json(), { error: "the database is unavailable; retry later" });
+  assert.deepEqual(report, { applied: 1, conflict: 0, failed: 0, retrying: 0 });
+});
+
+Deno.test("a run that fails gives its claimed, untried write-backs back", async () => {
+  let claims = 0;
+  const database = fakeSql((s) => {
+    if (s.text.includes("sync.claim_write_backs")) {
+      return claims++ === 0 ? [{ ...claimed, id: "70" }, { ...claimed, id: "71" }] : [];
+    }
+    if (s.text.includes("sync.hold_write_back")) return [{ holds: true }];
+    if (s.text.includes("sync.finish_write_back")) throw new Error("the connection was lost");
+    if (s.text.includes("sync.release_write_back")) return [];
+    return undefined;
+  });
+  const dynamo = fakeDynamo((c) => (c.name === "GetItemCommand" ? { Item: item } : {}));
+  await assert.rejects(
+    runWriteBacks(deps(database.sql, { reader: dynamo.dynamo, writer: dynamo.dynamo })),
+    /the connection was lost/,
+  );
+  const released = database.matching("sync.release_write_back").map((s) => s.values[0]);
+  assert.deepEqual(released, ["71"], "not left leased for 2 minutes");
 });

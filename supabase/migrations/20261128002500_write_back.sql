@@ -260,7 +260,9 @@ $$;
 -- restores its row from the source and names its table and key in its detail. So is one
 -- that waits for its next attempt when write_back_max_attempts was lowered below the
 -- attempts it has made: no claim takes it any more, and it would block every later edit
--- of its row.
+-- of its row. At most p_limit of those a claim too: each costs the function reads and a
+-- merge, whatever its budget, and thousands (after a run of killed isolates, or the
+-- setting lowered) would pass its isolate's CPU limit in one run.
 create function sync.claim_write_backs(p_worker text, p_limit integer default 10,
   p_lease interval default '2 minutes')
 returns setof sync.write_backs
@@ -278,8 +280,13 @@ as $$
             format('gave up after %s attempts; the last run ended without an answer (the write-back function stopped: see its logs), so it may or may not have been applied: compare the item with the row%s',
                    w.attempts, coalesce('; the attempt before it: ' || w.detail, ''))
         end
-    where w.status = 'pending' and coalesce(w.lease_expires_at, '-infinity') < now()
-      and w.attempts >= sync.integer_setting('write_back_max_attempts', 1, 100)
+    where w.id in (
+      select d.id from sync.write_backs d
+      where d.status = 'pending' and coalesce(d.lease_expires_at, '-infinity') < now()
+        and d.attempts >= sync.integer_setting('write_back_max_attempts', 1, 100)
+      order by d.id
+      limit p_limit
+      for update skip locked)
     returning w.*
   ),
   claimed as (

@@ -1,8 +1,8 @@
 /**
  * `write-back`: writes admins' edits of mirror rows back to their DynamoDB items
  * (docs/interfaces.md, "write-back"). pg_net calls it after an edit commits and pg_cron
- * sweeps every 10 s for retries; a run stopped by its wall or CPU budget calls the
- * function again; see functions-shared/write_back_run.ts. Service-role authenticated
+ * sweeps every 10 s for retries; a run stopped by its wall or CPU budget hands on to a
+ * new request; see functions-shared/write_back_requests.ts and write_back_run.ts. Service-role authenticated
  * (`verify_jwt = false` in supabase/config.toml, like the others).
  *
  * Reads items with the reader's credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)
@@ -27,7 +27,11 @@ import {
   dbPool,
   survivePooledConnectionLoss,
 } from "../../../functions-shared/sync_db.ts";
-import { handleWriteBackRequest } from "../../../functions-shared/write_back_run.ts";
+import { RunGate } from "../../../functions-shared/run_gate.ts";
+import {
+  handleWriteBackRequest,
+  RUNS_PER_ISOLATE,
+} from "../../../functions-shared/write_back_requests.ts";
 
 declare const EdgeRuntime: { waitUntil(promise: Promise<unknown>): void };
 
@@ -49,6 +53,7 @@ const callSelf = selfInvoker({
   region: env("SB_REGION"),
   log: (line) => console.error(line),
 });
+const gate = new RunGate(RUNS_PER_ISOLATE);
 
 Deno.serve((req) =>
   handleWriteBackRequest(req, {
@@ -59,9 +64,10 @@ Deno.serve((req) =>
     worker,
     wallBudgetMs: runWallBudgetMs(settings.wallBudgetMs),
     cpu,
-    cpuBudgetMs: settings.cpuBudgetMs,
-    // Not awaited by the request: the next one answers when its own run ends.
-    handOn: () => EdgeRuntime.waitUntil(callSelf({})),
+    runCpuMs: settings.runCpuMs,
+    gate,
+    waitUntil: (work) => EdgeRuntime.waitUntil(work),
+    callSelf,
     log: (line) => console.log(line),
   })
 );

@@ -4,7 +4,7 @@
 -- counts, and who may read sync.write_backs.
 set client_min_messages = warning;
 begin;
-select plan(49);
+select plan(50);
 
 -- Start from no write-backs (end-to-end runs leave theirs; all of this is rolled back).
 delete from sync.write_backs;
@@ -137,9 +137,22 @@ select is(sync.finish_write_back(1, 'not-the-holder', 'applied', 'x'), null,
 -- would take it again, so the next claim fails it (it blocked every later edit of g-2).
 select results_eq(
   $$select status, detail ~ '^gave up after 1 attempts: write_back_max_attempts is now 1; the last attempt: '
-    from sync.claim_write_backs('w-3', 0) where row_key = '{"segment_id": "g-2"}'$$,
+    from sync.claim_write_backs('w-3', 10) where row_key = '{"segment_id": "g-2"}'$$,
   $$values ('failed'::text, true)$$,
   'an edit waiting for a retry when write_back_max_attempts was lowered below its attempts is failed, saying so');
+-- Spent ones are failed a claim's batch at a time, oldest first: each costs the function
+-- reads and a merge, whatever its budget.
+insert into sync.write_backs (target_table, row_key, edited_by, edited_role, columns, before_values,
+                              after_values, attempts)
+select 'firespring_segments', jsonb_build_object('segment_id', 'spent-' || g), 'x', 'authenticated',
+       '{segment_name}', '{}', '{}', 5
+from generate_series(1, 3) g;
+select results_eq(
+  $$select row_key ->> 'segment_id', status from sync.claim_write_backs('w-4', 2)
+    where status = 'failed' order by id$$,
+  $$values ('spent-1', 'failed'), ('spent-2', 'failed')$$,
+  'a claim fails at most its batch of spent write-backs, oldest first');
+delete from sync.write_backs where row_key ->> 'segment_id' like 'spent-%';
 
 -- Collapsed tables: the edit names the observation the row shows; its range key column
 -- cannot be edited.

@@ -1,0 +1,98 @@
+/**
+ * The `write-back` function's requests (docs/interfaces.md, "write-back"): a POST with
+ * the service role key starts a run (write_back_run.ts) if the isolate has room for one.
+ * pg_net's call after an edit and pg_cron's sweep are answered when the run ends, with
+ * its report. A run that a budget stopped with write-backs left hands them on to a new
+ * request of the function, `{"handOn": true}`, which is answered 202 at once and runs in
+ * the background: so the isolate that hands on waits for that answer only, not for the
+ * next run, and a bulk edit goes on without waiting for the next sweep.
+ *
+ * The isolate admits {@link RUNS_PER_ISOLATE} runs at a time (run_gate.ts): the runtime
+ * retires an isolate once its CPU passes the soft limit (1,000 ms), and what its runs
+ * then still add is at most their CPU allowances (`WRITE_BACK_RUN_CPU_MS` each, 300 by
+ * default, at most 450): under the 2,000 ms hard limit. A request beyond them answers at
+ * once and starts nothing: the runs already here go on claiming, and hand on.
+ *
+ * @module
+ */
+
+import { errorResponse, json, methodNotAllowed } from "./http.ts";
+import type { RunGate } from "./run_gate.ts";
+import { serviceRoleProblem } from "./service_auth.ts";
+import { isDatabaseUnavailable } from "./sync_db.ts";
+import { runWriteBacks, type WriteBackDeps, type WriteBackReport } from "./write_back_run.ts";
+
+/** The runs one isolate takes on at once. */
+export const RUNS_PER_ISOLATE = 2;
+
+/** The body of a hand-on: a run's successor. */
+export const HAND_ON_BODY = { handOn: true } as const;
+
+/** What the handler needs besides a run's own (write_back_run.ts). */
+export interface WriteBackRequestDeps extends WriteBackDeps {
+  /** The isolate's gate, admitting {@link RUNS_PER_ISOLATE} runs. */
+  gate: RunGate;
+  /** Keeps work going after the answer (EdgeRuntime.waitUntil). */
+  waitUntil: (work: Promise<unknown>) => void;
+  /** Starts another request of the function with `body` (self_invoke.ts). */
+  callSelf: (body: unknown) => Promise<void>;
+}
+
+/** Handles a request: POST with a service key. */
+export async function handleWriteBackRequest(
+  req: Request,
+  deps: WriteBackRequestDeps,
+): Promise<Response> {
+  if (req.method !== "POST") return methodNotAllowed("POST");
+  const problem = serviceRoleProblem(req, deps.serviceKeys);
+  if (problem) return errorResponse(401, problem);
+  const handOn = await isHandOn(req);
+  const run = deps.gate.admit(() => runWriteBacks(deps));
+  if (!run) {
+    return json(handOn ? 202 : 200, {
+      accepted: false,
+      reason: `this isolate already runs ${deps.gate.active}; they go on claiming`,
+    });
+  }
+  // The run's place is free by now (admit's promise settles after it gives it back): the
+  // successor may land on this isolate and find room.
+  const ended = run.then((report) => {
+    if (report.more) deps.waitUntil(deps.callSelf(HAND_ON_BODY));
+    return report;
+  });
+  if (handOn) {
+    deps.waitUntil(ended.catch((error) => {
+      deps.log?.(`write-back: a handed-on run stopped: ${causeOfStop(error)}`);
+    }));
+    return json(202, { accepted: true });
+  }
+  let report: WriteBackReport;
+  try {
+    report = await ended;
+  } catch (error) {
+    // As the other functions answer: pg_net's call is lost either way, and pg_cron's
+    // sweep calls again while write-backs are due.
+    if (isDatabaseUnavailable(error)) {
+      return errorResponse(503, "the database is unavailable; retry later", { "retry-after": "5" });
+    }
+    throw error;
+  }
+  return json(200, report);
+}
+
+/** Whether the body is a hand-on's; any other (pg_net's `{}`, none) is not. */
+async function isHandOn(req: Request): Promise<boolean> {
+  const text = await req.text().catch(() => "");
+  if (text.length > 100) return false;
+  try {
+    return (JSON.parse(text) as { handOn?: unknown } | null)?.handOn === true;
+  } catch {
+    return false;
+  }
+}
+
+function causeOfStop(error: unknown): string {
+  return isDatabaseUnavailable(error)
+    ? "the database is unavailable (pg_cron's sweep calls again)"
+    : `${(error as Error).name}: ${(error as Error).message}`;
+}

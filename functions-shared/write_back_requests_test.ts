@@ -1,0 +1,133 @@
+import assert from "node:assert/strict";
+import { RunGate } from "./run_gate.ts";
+import { fakeCpuMeter, fakeDynamo, fakeSql } from "./testing_fakes.ts";
+import {
+  HAND_ON_BODY,
+  handleWriteBackRequest,
+  RUNS_PER_ISOLATE,
+  type WriteBackRequestDeps,
+} from "./write_back_requests.ts";
+import { EDIT_CPU_MS } from "./write_back_run.ts";
+
+const edit = (id: number) => ({
+  id: String(id),
+  target_table: "firespring_segments",
+  row_key: `{"segment_id": "s-${id}"}`,
+  range_key: null,
+  columns: ["segment_name"],
+  before_values: '{"segment_name": "Old"}',
+  after_values: '{"segment_name": "New"}',
+});
+
+/** A database whose first claim returns `due` edits; the requests' deps around it. */
+function setup(due: number, overrides: Partial<WriteBackRequestDeps> = {}) {
+  let claims = 0;
+  const database = fakeSql((s) => {
+    if (s.text.includes("sync.claim_write_backs")) {
+      return claims++ === 0 ? Array.from({ length: due }, (_, i) => edit(i + 1)) : [];
+    }
+    if (s.text.includes("sync.finish_write_back")) return [{ status: s.values[2] }];
+    if (s.text.includes("sync.hold_write_back")) return [{ holds: true }];
+    if (s.text.includes("sync.release_write_back")) return [];
+    return undefined;
+  });
+  const dynamo = fakeDynamo((c) =>
+    c.name === "GetItemCommand" ? { Item: { segment_id: { S: "x" }, name: { S: "Old" } } } : {}
+  );
+  const calls: unknown[] = [];
+  const background: Promise<unknown>[] = [];
+  const deps: WriteBackRequestDeps = {
+    sql: database.sql,
+    serviceKeys: ["sb_secret_test"],
+    reader: dynamo.dynamo,
+    writer: dynamo.dynamo,
+    worker: "w-1",
+    wallBudgetMs: 10_000,
+    cpu: fakeCpuMeter(),
+    runCpuMs: 300,
+    gate: new RunGate(RUNS_PER_ISOLATE),
+    waitUntil: (work) => background.push(work),
+    callSelf: (body) => {
+      calls.push(body);
+      return Promise.resolve();
+    },
+    ...overrides,
+  };
+  return { deps, calls, background, database };
+}
+
+const post = (body = "{}") =>
+  new Request("http://x/", {
+    method: "POST",
+    headers: { authorization: "Bearer sb_secret_test" },
+    body,
+  });
+
+Deno.test("a request needs POST and a service key", async () => {
+  const { deps } = setup(0);
+  const get = await handleWriteBackRequest(new Request("http://x/", { method: "GET" }), deps);
+  assert.equal(get.status, 405);
+  const anonymous = await handleWriteBackRequest(
+    new Request("http://x/", { method: "POST" }),
+    deps,
+  );
+  assert.equal(anonymous.status, 401);
+  assert.doesNotMatch(await anonymous.text(), /sb_secret_test/);
+});
+
+Deno.test("pg_net's call is answered with the run's report; nothing left, nothing handed on", async () => {
+  const { deps, calls } = setup(3);
+  const answer = await handleWriteBackRequest(post(), deps);
+  assert.equal(answer.status, 200);
+  assert.deepEqual(await answer.json(), { applied: 3, conflict: 0, failed: 0, retrying: 0 });
+  assert.deepEqual(calls, []);
+});
+
+Deno.test("a run its allowance stopped hands on; the hand-on is answered 202 at once", async () => {
+  const { deps, calls, background, database } = setup(30, { runCpuMs: 10 * EDIT_CPU_MS });
+  const answer = await handleWriteBackRequest(post(), deps);
+  assert.equal(answer.status, 200);
+  assert.deepEqual(await answer.json(), {
+    applied: 10,
+    conflict: 0,
+    failed: 0,
+    retrying: 0,
+    more: true,
+  });
+  assert.equal(database.matching("sync.release_write_back").length, 20);
+  await Promise.all(background);
+  assert.deepEqual(calls, [HAND_ON_BODY], "the successor is asked for, not awaited");
+  assert.equal(deps.gate.active, 0, "the run's place is free before its successor comes");
+
+  // The successor: accepted at once, its run in the background.
+  const next = setup(0);
+  const accepted = await handleWriteBackRequest(post(JSON.stringify(HAND_ON_BODY)), next.deps);
+  assert.equal(accepted.status, 202);
+  assert.deepEqual(await accepted.json(), { accepted: true });
+  assert.equal(next.background.length, 1);
+  await Promise.all(next.background);
+});
+
+Deno.test("an isolate runs two at a time; a third request starts nothing", async () => {
+  const { deps } = setup(0);
+  assert.ok(deps.gate.take() && deps.gate.take());
+  const busy = await handleWriteBackRequest(post(), deps);
+  assert.equal(busy.status, 200);
+  assert.deepEqual(await busy.json(), {
+    accepted: false,
+    reason: "this isolate already runs 2; they go on claiming",
+  });
+  const busyHandOn = await handleWriteBackRequest(post(JSON.stringify(HAND_ON_BODY)), deps);
+  assert.equal(busyHandOn.status, 202);
+});
+
+Deno.test("an unreachable database answers 503 with Retry-After, as the other functions", async () => {
+  const { sql } = fakeSql(() => {
+    throw Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:6543"), { code: "ECONNREFUSED" });
+  });
+  const { deps } = setup(0, { sql });
+  const answer = await handleWriteBackRequest(post(), deps);
+  assert.equal(answer.status, 503);
+  assert.equal(answer.headers.get("retry-after"), "5");
+  assert.deepEqual(await answer.json(), { error: "the database is unavailable; retry later" });
+});
