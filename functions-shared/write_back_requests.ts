@@ -7,11 +7,15 @@
  * the background: so the isolate that hands on waits for that answer only, not for the
  * next run, and a bulk edit goes on without waiting for the next sweep.
  *
- * The isolate admits {@link RUNS_PER_ISOLATE} runs at a time (run_gate.ts): the runtime
- * retires an isolate once its CPU passes the soft limit (1,000 ms), and what its runs
- * then still add is at most their CPU allowances (`WRITE_BACK_RUN_CPU_MS` each, 300 by
- * default, at most 450): under the 2,000 ms hard limit. A request beyond them answers at
- * once and starts nothing: the runs already here go on claiming, and hand on.
+ * The isolate admits {@link RUNS_PER_ISOLATE} runs at a time (run_gate.ts). A run stops
+ * once the isolate's meter has counted `WRITE_BACK_RUN_CPU_MS` (300 by default, at most
+ * 450) since it started, its own edits and the other run's alike, each charged twice what
+ * it costs. The runtime retires an isolate once its CPU passes the soft limit (1,000 ms);
+ * its runs then add about one allowance, plus what a last claim ends past it (at most 10
+ * spent write-backs, each a read and a merge) and an edit in flight: some 630 ms at 450,
+ * under the 2,000 ms hard limit. A request beyond the two starts nothing: the runs already
+ * here go on claiming, and hand on; a hand-on turned away answers 503, so that its caller
+ * logs it (pg_cron's sweep then resumes the work).
  *
  * @module
  */
@@ -49,10 +53,9 @@ export async function handleWriteBackRequest(
   const handOn = await isHandOn(req);
   const run = deps.gate.admit(() => runWriteBacks(deps));
   if (!run) {
-    return json(handOn ? 202 : 200, {
-      accepted: false,
-      reason: `this isolate already runs ${deps.gate.active}; they go on claiming`,
-    });
+    const reason = `this isolate already runs ${deps.gate.active}; they go on claiming`;
+    if (handOn) return errorResponse(503, reason, { "retry-after": "1" });
+    return json(200, { accepted: false, reason });
   }
   // The run's place is free by now (admit's promise settles after it gives it back): the
   // successor may land on this isolate and find room.

@@ -117,8 +117,10 @@ Deno.test("an isolate runs two at a time; a third request starts nothing", async
     accepted: false,
     reason: "this isolate already runs 2; they go on claiming",
   });
+  // A hand-on turned away says so with an error, which its caller logs.
   const busyHandOn = await handleWriteBackRequest(post(JSON.stringify(HAND_ON_BODY)), deps);
-  assert.equal(busyHandOn.status, 202);
+  assert.equal(busyHandOn.status, 503);
+  assert.equal(busyHandOn.headers.get("retry-after"), "1");
 });
 
 Deno.test("an unreachable database answers 503 with Retry-After, as the other functions", async () => {

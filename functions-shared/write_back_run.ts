@@ -62,8 +62,8 @@ export interface WriteBackReport {
   failed: number;
   retrying: number;
   /**
-   * Set when a budget stopped the run while write-backs may still be due (it released
-   * claimed ones untried, or its last claim was full): the request hands them on.
+   * Set when a budget stopped the run after a claim that found work, so that more may be
+   * due: the request hands them on.
    */
   more?: true;
 }
@@ -97,9 +97,10 @@ export async function runWriteBacks(given: WriteBackDeps): Promise<WriteBackRepo
   const deps = { ...given, worker: `${given.worker}/${crypto.randomUUID().slice(0, 8)}` };
   const report: WriteBackReport = { applied: 0, conflict: 0, failed: 0, retrying: 0 };
   const started = performance.now();
-  // An allowance of the run's own, not a share of the isolate's: the runtime retires the
-  // isolate once its CPU passes the soft limit (1,000 ms), and what its runs in flight
-  // then add is at most their allowances (write_back_requests.ts admits two at a time).
+  // What the isolate's meter has counted since the run started, its own edits and those
+  // of a run beside it (write_back_requests.ts admits two): once the runtime retires the
+  // isolate at its soft limit, its runs add about one allowance more, whatever the
+  // isolate used before.
   const cpuAtStart = deps.cpu.usedMs();
   const budgetLeft = () =>
     performance.now() - started < deps.wallBudgetMs &&
@@ -107,8 +108,7 @@ export async function runWriteBacks(given: WriteBackDeps): Promise<WriteBackRepo
   const batch = deps.batch ?? 10;
   // Claimed, not yet tried: released if the run stops (by a budget, or an error).
   const untried = new Set<string>();
-  let released = 0;
-  let lastClaimFull = false;
+  let lastClaimed = 0;
   // Each conflict and failure gets a line; applied edits and retries count in the run's
   // totals, retries after the first few: a bulk edit applies hundreds a run, or retries
   // them all while the writer's key is missing, and a hosted function keeps 100 log
@@ -126,14 +126,15 @@ export async function runWriteBacks(given: WriteBackDeps): Promise<WriteBackRepo
         select id::text, status, detail, target_table, row_key::text, range_key::text, columns,
                before_values::text, after_values::text
         from sync.claim_write_backs(${deps.worker}, ${batch})`;
-      const pending = claimed.filter((row) => row.status !== "failed");
-      lastClaimFull = pending.length >= batch;
+      lastClaimed = claimed.length;
       if (claimed.length === 0) break;
+      // Spent ones first (failed by the claim, at most a batch): their rows go back to the
+      // source's state whatever the budget, and before anything else can stop the run.
+      const spentRows = claimed.filter((row) => row.status === "failed");
+      const pending = claimed.filter((row) => row.status !== "failed");
       for (const row of pending) untried.add(row.id);
-      for (const row of claimed) {
+      for (const row of [...spentRows, ...pending]) {
         // The budgets are checked before each edit: one not reached goes back untried.
-        // A spent one (failed by the claim, at most a batch of them) is ended whatever
-        // the budget: its row must go back to the source's state.
         if (row.status !== "failed" && !budgetLeft()) continue;
         untried.delete(row.id);
         const { status, line } = row.status === "failed"
@@ -146,11 +147,11 @@ export async function runWriteBacks(given: WriteBackDeps): Promise<WriteBackRepo
         else if (status === "failed") report.failed++;
         else if (status === "pending") report.retrying++;
       }
-      released += await release(deps, untried);
+      await release(deps, untried);
     }
   } finally {
     // A run that stops on an error leaves no lease behind for 2 minutes either.
-    if (untried.size > 0) await release(deps, untried).catch(() => 0);
+    if (untried.size > 0) await release(deps, untried).catch(() => {});
     // Also when the run stops on an error: what it did before is said.
     if (report.applied + report.conflict + report.failed + report.retrying > 0) {
       deps.log?.(
@@ -159,18 +160,19 @@ export async function runWriteBacks(given: WriteBackDeps): Promise<WriteBackRepo
       );
     }
   }
-  if (!budgetLeft() && (released > 0 || lastClaimFull)) report.more = true;
+  // A budget stopped it after a claim that found work: more may be due (edits it gave
+  // back, later edits of the rows it wrote, more spent ones). A successor that finds
+  // nothing costs one claim.
+  if (!budgetLeft() && lastClaimed > 0) report.more = true;
   return report;
 }
 
-/** Gives the claimed write-backs back untried (their attempt not counted); how many. */
-async function release(deps: WriteBackDeps, ids: Set<string>): Promise<number> {
-  const n = ids.size;
+/** Gives the claimed write-backs back untried (their attempt not counted). */
+async function release(deps: WriteBackDeps, ids: Set<string>): Promise<void> {
   for (const id of [...ids]) {
     await deps.sql`select sync.release_write_back(${id}::bigint, ${deps.worker})`;
     ids.delete(id);
   }
-  return n;
 }
 
 /** How many retried edits of a run get a line each; the rest count in its totals. */

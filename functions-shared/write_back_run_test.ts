@@ -299,15 +299,35 @@ Deno.test("a run stops at its CPU allowance, each edit charged, and says more ma
   assert.deepEqual(released, due.slice(edits).map((d) => d.id), "the rest go back untried");
 });
 
-Deno.test("spent write-backs are ended past the allowance; the untried ones go back", async () => {
+Deno.test("a spent write-back is ended whatever the allowance; the untried ones go back", async () => {
   const spentRow = { ...claimed, id: "50", status: "failed", detail: "gave up after 8 attempts" };
   const database = db([{ ...claimed, id: "40" }, spentRow, { ...claimed, id: "60" }]);
   const dynamo = fakeDynamo(() => ({ Item: item }));
   const report = await runWriteBacks(
     deps(database.sql, { reader: dynamo.dynamo, writer: dynamo.dynamo, runCpuMs: EDIT_CPU_MS }),
   );
+  assert.equal(report.failed, 1, "the spent one ended first, its row restored");
+  assert.equal(report.applied, 0, "its charge took the allowance");
+  assert.equal(report.more, true);
+  assert.deepEqual(
+    database.matching("sync.release_write_back").map((s) => s.values[0]),
+    ["40", "60"],
+  );
+});
+
+Deno.test("spent write-backs go first, then edits while the allowance holds", async () => {
+  const spentRow = { ...claimed, id: "50", status: "failed", detail: "gave up after 8 attempts" };
+  const database = db([{ ...claimed, id: "40" }, spentRow, { ...claimed, id: "60" }]);
+  const dynamo = fakeDynamo(() => ({ Item: item }));
+  const report = await runWriteBacks(
+    deps(database.sql, {
+      reader: dynamo.dynamo,
+      writer: dynamo.dynamo,
+      runCpuMs: 2 * EDIT_CPU_MS,
+    }),
+  );
+  assert.equal(report.failed, 1);
   assert.equal(report.applied, 1, "the one edit the allowance holds");
-  assert.equal(report.failed, 1, "the spent one ended anyway, its row restored");
   assert.equal(report.more, true);
   const released = database.matching("sync.release_write_back").map((s) => s.values[0]);
   assert.deepEqual(released, ["60"]);
