@@ -38,13 +38,18 @@ import {
   STACK_CLUSTER,
 } from "./postgres_cluster.ts";
 
-/** The settings the stack adds to postgresql.conf (rewritten at every start). */
-function stackConf(cluster: Cluster): string {
+/**
+ * The settings the stack adds to postgresql.conf (rewritten at every start). `sockets`:
+ * the folder of the server's one Unix socket, inside its data directory (only the
+ * `postgres` OS user, and root, can reach it), where pg_cron's jobs connect.
+ */
+function stackConf(cluster: Cluster, sockets: string): string {
   return [
     "# Written by local-stack/supabase/postgres.ts at every start.",
     `listen_addresses = '${HOST}'`,
     `port = ${cluster.port}`,
-    "unix_socket_directories = ''",
+    `unix_socket_directories = '${sockets}'`,
+    "unix_socket_permissions = 0700",
     // The smallest hosted compute's: "Nano (free) ... Connections: Direct 60"
     // (https://supabase.com/docs/guides/platform/compute-add-ons). Peaks measured: 19
     // backends in `npm start`, 18 on each stack in `npm test` (pg_stat_activity, 0.4 s).
@@ -53,8 +58,12 @@ function stackConf(cluster: Cluster): string {
     "cron.database_name = 'postgres'",
     // pg_net's response retention, as hosted (the local pg_net worker reads it).
     "pg_net.ttl = '6 hours'",
-    // Jobs run in background workers, so pg_cron needs no password to connect back.
-    "cron.use_background_workers = on",
+    // pg_cron runs each job over a connection of its own (libpq), as on a hosted project,
+    // where `cron.use_background_workers` is off: a job takes one of the 60 connections
+    // while it runs, and fails as any client when none is free. It connects through the
+    // socket above (initdb's local trust), so it needs no password; `cron.host` is also
+    // the `nodename` cron.schedule gives the jobs.
+    `cron.host = '${sockets}'`,
     "max_worker_processes = 32",
     // As on hosted Supabase, `extensions` is on every role's search path.
     `search_path = '"$user", public, extensions'`,
@@ -126,7 +135,10 @@ export async function startPostgres(
     const conf = join(dir, "postgresql.conf");
     writeFileSync(conf, readFileSync(conf, "utf8") + "\ninclude 'stack.conf'\n");
   }
-  writeFileSync(join(dir, "stack.conf"), stackConf(cluster));
+  const sockets = join(dir, "sockets");
+  mkdirSync(sockets, { recursive: true, mode: 0o700 });
+  await chownToPostgres(sockets);
+  writeFileSync(join(dir, "stack.conf"), stackConf(cluster, sockets));
   await chownToPostgres(join(dir, "stack.conf"));
   await pgCtlStart(dir, paths.log, cluster.port);
   return "started";
