@@ -68,24 +68,33 @@ export async function psql(sql: string, file?: string, url = DATABASE_URL): Prom
 }
 
 /**
+ * Why a cluster refused its superuser's login, when it is a cluster made before the
+ * stack had a superuser of its own (initdb's user was `postgres`, and the old platform SQL
+ * made `supabase_admin` without a password): such a cluster cannot be turned into a
+ * hosted-like one in place, so the answer names the way out. Undefined for any other
+ * failure (the caller rethrows it).
+ */
+export function legacyClusterProblem(failure: string, dataDir: string): string | undefined {
+  if (!/authentication failed for user "supabase_admin"/.test(failure)) return undefined;
+  return `the Postgres cluster in ${dataDir} was made by an older stack, with \`postgres\` as ` +
+    "its superuser; hosted Supabase's `postgres` is not one, and neither is the stack's " +
+    `now. Make it anew (its local data goes): \`npm run stack:down\`, \`rm -rf ${dataDir}\`, ` +
+    "then `npm run stack:up`";
+}
+
+/**
  * Applies `sql/platform/*.sql` in name order, as the cluster's superuser (the platform's
- * part, never the project's); every file there is idempotent. A cluster made before the
- * stack had a superuser of its own (initdb's user was `postgres`) cannot be turned into a
- * hosted-like one in place, and is named with the way out.
+ * part, never the project's); every file there is idempotent. A cluster of an older stack
+ * is refused with the way out (`legacyClusterProblem`).
  */
 export async function applyPlatformSql(cluster: Cluster = STACK_CLUSTER): Promise<string[]> {
   const url = adminDatabaseUrl(cluster);
   try {
     await psql("select 1", undefined, url);
   } catch (error) {
-    if (!/authentication failed for user "supabase_admin"/.test(String(error))) throw error;
-    const dir = await dataDir(cluster);
-    throw new Error(
-      `the Postgres cluster in ${dir} was made by an older stack, with \`postgres\` as its ` +
-        "superuser; hosted Supabase's `postgres` is not one, and neither is the stack's " +
-        `now. Make it anew (its local data goes): \`npm run stack:down\`, \`rm -rf ${dir}\`, ` +
-        "then `npm run stack:up`",
-    );
+    const problem = legacyClusterProblem(String(error), await dataDir(cluster));
+    if (problem) throw new Error(problem);
+    throw error;
   }
   const dir = join(ROOT, "sql", "platform");
   const files = readdirSync(dir).filter((f) => f.endsWith(".sql")).sort();

@@ -1,7 +1,33 @@
 import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { migrationFileVersions, migrationsToPush } from "./postgres_migrations.ts";
+import {
+  legacyClusterProblem,
+  migrationFileVersions,
+  migrationsToPush,
+} from "./postgres_migrations.ts";
+
+Deno.test("a cluster of an older stack is named with the way out; other failures are not", () => {
+  const refused = 'psql: error: connection to server at "127.0.0.1", port 54322 failed: ' +
+    'FATAL:  password authentication failed for user "supabase_admin"';
+  const problem = legacyClusterProblem(refused, "/repo/.local/postgres");
+  assert.match(
+    problem ?? "",
+    /^the Postgres cluster in \/repo\/\.local\/postgres was made by an older stack/,
+  );
+  assert.match(
+    problem ?? "",
+    /`npm run stack:down`, `rm -rf \/repo\/\.local\/postgres`, then `npm run stack:up`$/,
+  );
+  assert.equal(
+    legacyClusterProblem("could not connect to server: Connection refused", "/x"),
+    undefined,
+  );
+  assert.equal(
+    legacyClusterProblem('password authentication failed for user "postgres"', "/x"),
+    undefined,
+  );
+});
 
 Deno.test("a migration's version is the digits before its first underscore, in order", () => {
   const dir = Deno.makeTempDirSync();
