@@ -136,6 +136,15 @@ export async function startPostgres(
     writeFileSync(conf, readFileSync(conf, "utf8") + "\ninclude 'stack.conf'\n");
   }
   const sockets = join(dir, "sockets");
+  const socket = join(sockets, `.s.PGSQL.${cluster.port}`);
+  // Linux's sockaddr_un holds a path of 107 bytes; Postgres refuses a longer one.
+  if (new TextEncoder().encode(socket).length > 107) {
+    throw new Error(
+      `the Postgres server's Unix socket (where pg_cron's jobs connect) would be ${socket}, ` +
+        "longer than the 107 bytes a Unix socket's path may have: clone the repository " +
+        "into a shorter path",
+    );
+  }
   mkdirSync(sockets, { recursive: true, mode: 0o700 });
   await chownToPostgres(sockets);
   writeFileSync(join(dir, "stack.conf"), stackConf(cluster, sockets));
