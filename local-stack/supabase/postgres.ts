@@ -40,8 +40,9 @@ import {
 
 /**
  * The settings the stack adds to postgresql.conf (rewritten at every start). `sockets`:
- * the folder of the server's one Unix socket, inside its data directory (only the
- * `postgres` OS user, and root, can reach it), where pg_cron's jobs connect.
+ * the folder of the server's one Unix socket, inside its data directory (only the OS user
+ * the server runs as, `postgres` when the stack runs as root, and root can reach it),
+ * where pg_cron's jobs connect.
  */
 function stackConf(cluster: Cluster, sockets: string): string {
   return [
@@ -90,6 +91,20 @@ export async function isReady(cluster: Cluster = STACK_CLUSTER): Promise<boolean
 }
 
 /**
+ * Throws, before anything is made, when the server's Unix socket (where pg_cron's jobs
+ * connect) would have a path longer than the 107 bytes of Linux's sockaddr_un, which
+ * Postgres refuses.
+ */
+function checkSocketPath(socket: string): void {
+  if (new TextEncoder().encode(socket).length <= 107) return;
+  throw new Error(
+    `the Postgres server's Unix socket (where pg_cron's jobs connect) would be ${socket}, ` +
+      "longer than the 107 bytes a Unix socket's path may have: clone the repository into " +
+      "a shorter path",
+  );
+}
+
+/**
  * Creates a cluster if needed and starts it; a running cluster is left as it is. As root,
  * everything the server reads or writes (data directory, password file, log) belongs to the
  * `postgres` user and sits where it can reach it (see `clusterPaths`).
@@ -102,6 +117,7 @@ export async function startPostgres(
   const ours = existsSync(join(dir, "postmaster.pid"));
   if (ours && await isReady(cluster)) return "reused";
   if (!ours && await portOpen(HOST, cluster.port)) throw portTaken(cluster.port, "Postgres");
+  checkSocketPath(join(dir, "sockets", `.s.PGSQL.${cluster.port}`));
   if (paths.fallback) await prepareFallbackDir(paths.fallback.dir);
   // initdb wants the data directory 0700 (or 0750) and its own.
   mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -136,15 +152,6 @@ export async function startPostgres(
     writeFileSync(conf, readFileSync(conf, "utf8") + "\ninclude 'stack.conf'\n");
   }
   const sockets = join(dir, "sockets");
-  const socket = join(sockets, `.s.PGSQL.${cluster.port}`);
-  // Linux's sockaddr_un holds a path of 107 bytes; Postgres refuses a longer one.
-  if (new TextEncoder().encode(socket).length > 107) {
-    throw new Error(
-      `the Postgres server's Unix socket (where pg_cron's jobs connect) would be ${socket}, ` +
-        "longer than the 107 bytes a Unix socket's path may have: clone the repository " +
-        "into a shorter path",
-    );
-  }
   mkdirSync(sockets, { recursive: true, mode: 0o700 });
   await chownToPostgres(sockets);
   writeFileSync(join(dir, "stack.conf"), stackConf(cluster, sockets));

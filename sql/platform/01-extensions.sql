@@ -68,3 +68,18 @@ drop event trigger if exists issue_privileged_extension_access;
 create event trigger issue_privileged_extension_access on ddl_command_end
   when tag in ('CREATE EXTENSION')
   execute function extensions.grant_privileged_extension_access();
+
+-- pg_cron stores where each job connects (`cron.host`, the port) when it is scheduled. A
+-- job scheduled on a cluster of another setting (a checkout moved, another
+-- STACK_PORT_OFFSET, a cluster from before jobs connected through the socket) would fail
+-- every run with no password to give: each is pointed at this server's socket again.
+do $$
+begin
+  if exists (select from pg_extension where extname = 'pg_cron') then
+    update cron.job
+    set nodename = current_setting('cron.host'), nodeport = current_setting('port')::integer
+    where (nodename, nodeport)
+      is distinct from (current_setting('cron.host'), current_setting('port')::integer);
+  end if;
+end
+$$;

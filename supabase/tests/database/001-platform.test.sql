@@ -3,7 +3,7 @@
 -- pg_net's request queue.
 set client_min_messages = warning;
 begin;
-select plan(45);
+select plan(46);
 
 -- Extensions a hosted project has (or offers) and the stack must have.
 select has_extension('pg_cron', 'pg_cron is enabled (by a migration)');
@@ -15,6 +15,11 @@ select has_extension('pg_net', 'pg_net is enabled (by a migration)');
 select is(current_setting('shared_preload_libraries'), 'pg_cron', 'pg_cron is preloaded');
 select is(current_setting('cron.use_background_workers'), 'off',
   'pg_cron runs each job over a connection of its own, as hosted');
+select is(
+  (select count(*)::int from cron.job
+   where (nodename, nodeport) is distinct from (current_setting('cron.host'), current_setting('port')::integer)),
+  0,
+  'every job connects to this server''s socket');
 
 -- Roles, as on a hosted project.
 select has_role('anon');
