@@ -77,7 +77,7 @@ Deno.test("the functions' pool works through the pooler while other clients hold
   }
 });
 
-Deno.test("statement timeouts are the hosted ones: postgres 2 min, anon 3 s, authenticated and authenticator 8 s", async () => {
+Deno.test("statement timeouts are the hosted ones: postgres 2 min, anon 3 s, authenticated and authenticator 8 s (and its lock timeout 8 s)", async () => {
   const sql = connectDb();
   try {
     const [global] = await sql`select current_setting('statement_timeout') as value`;
@@ -90,7 +90,7 @@ Deno.test("statement timeouts are the hosted ones: postgres 2 min, anon 3 s, aut
     assert.deepEqual(roles.map((r) => [r.rolname, r.config]), [
       ["anon", "statement_timeout=3s"],
       ["authenticated", "statement_timeout=8s"],
-      ["authenticator", "statement_timeout=8s"],
+      ["authenticator", "statement_timeout=8s,lock_timeout=8s"],
       // No timeout of its own; its search path as a hosted project's roles dump has it.
       ["postgres", 'search_path="$user", public, extensions'],
       ["service_role", ""],

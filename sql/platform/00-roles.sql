@@ -56,6 +56,8 @@ grant execute on function pg_catalog.pg_reload_conf() to postgres;
 alter role anon set statement_timeout = '3s';
 alter role authenticated set statement_timeout = '8s';
 alter role authenticator set statement_timeout = '8s';
+-- supabase/postgres 20231130133139_set_lock_timeout_to_authenticator_role.sql
+alter role authenticator set lock_timeout = '8s';
 
 -- Hosted projects grant everything in public to the API roles by default and rely on
 -- RLS; our migrations narrow that down table by table. (supabase/postgres's init scripts
