@@ -12,7 +12,7 @@ import { awsClientConfig } from "../functions-shared/dynamo_client.ts";
 import { DynamoClient } from "../functions-shared/dynamo_http.ts";
 import { readStackEnv, type StackEnv, stackEnvReader } from "../local-stack/stack_env.ts";
 import { parseFaults } from "../local-stack/aws/faults.ts";
-import { ADMIN_ROLE } from "../local-stack/supabase/postgres_cluster.ts";
+import { asAdminUrl } from "../local-stack/supabase/postgres_cluster.ts";
 
 /** The stack's settings. */
 export const stack: StackEnv = readStackEnv();
@@ -33,9 +33,7 @@ export function connectDb(): postgres.Sql {
  * Never what a test of the product runs as: that is `connectDb`'s `postgres`.
  */
 export function connectAdminDb(): postgres.Sql {
-  const url = new URL(stack.DATABASE_URL);
-  url.username = ADMIN_ROLE;
-  return postgres(url.href, { max: 1, onnotice: () => {} });
+  return postgres(asAdminUrl(stack.DATABASE_URL), { max: 1, onnotice: () => {} });
 }
 
 const awsOptions = (region: string) => awsClientConfig(stackEnvReader(stack), region);

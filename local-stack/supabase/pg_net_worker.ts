@@ -17,7 +17,7 @@
 
 import postgres from "postgres";
 import { readStackEnv } from "../stack_env.ts";
-import { ADMIN_ROLE } from "./postgres_cluster.ts";
+import { asAdminUrl } from "./postgres_cluster.ts";
 
 const BATCH_SIZE = 200;
 const POLL_MS = 1_000;
@@ -127,9 +127,7 @@ async function drain(sql: postgres.Sql): Promise<number> {
 if (import.meta.main) {
   // pg_net's worker runs as the bootstrap superuser (its `pg_net.username` defaults to
   // it): the platform's role, not the project's.
-  const url = new URL(readStackEnv().DATABASE_URL);
-  url.username = ADMIN_ROLE;
-  const sql = postgres(url.href, { max: 2, onnotice: () => {} });
+  const sql = postgres(asAdminUrl(readStackEnv().DATABASE_URL), { max: 2, onnotice: () => {} });
   let wake: (() => void) | undefined;
   await sql.listen("pg_net_request", () => wake?.()).catch((error) => {
     console.error(`LISTEN failed (will poll): ${error.message}`);

@@ -68,7 +68,14 @@ export const DATABASE_URL: string = databaseUrl();
 
 /** The URL of a cluster's `postgres` database as its superuser (see `ADMIN_ROLE`). */
 export function adminDatabaseUrl(cluster: Cluster = STACK_CLUSTER): string {
-  return `postgresql://${ADMIN_ROLE}:${PASSWORD}@${HOST}:${cluster.port}/postgres`;
+  return asAdminUrl(databaseUrl(cluster));
+}
+
+/** A cluster's URL (as `postgres`, say `DATABASE_URL` of stack.env) as its superuser. */
+export function asAdminUrl(url: string): string {
+  const admin = new URL(url);
+  admin.username = ADMIN_ROLE;
+  return admin.href;
 }
 
 /** PostgreSQL refuses to run as root, so as root the cluster runs as the `postgres` user. */
