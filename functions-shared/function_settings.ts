@@ -148,16 +148,20 @@ export const VALIDATOR_SETTINGS = {
 /** The lost-record check's settings (docs/interfaces.md, "stream-check"). */
 export const STREAM_CHECK_SETTINGS = {
   ...PLATFORM_SETTINGS,
-  cpuBudgetMs: integer(
-    "STREAM_CHECK_CPU_BUDGET_MS",
-    "the isolate's CPU (boot included) after which no further table is checked in a run",
-    1_100,
+  // A run's own allowance, each page of a stream charged (stream_check_run.ts): the
+  // runtime retires an isolate at its 1,000 ms soft limit, and what a run started before
+  // then adds, with a page past its allowance, must stay under the 2,000 ms hard limit.
+  runCpuMs: integer(
+    "STREAM_CHECK_RUN_CPU_MS",
+    "the CPU a run may use, by the isolate's meter, before it reads no further page",
+    600,
     50,
-    1_900,
+    900,
   ),
+  // Cut to end by RUNS_END_BY_ISOLATE_AGE_MS too: hand-ons may land on the same isolate.
   wallBudgetMs: integer(
     "STREAM_CHECK_WALL_BUDGET_MS",
-    "wall time per request after which no further table is checked",
+    "wall time per run after which it reads no further page",
     60_000,
     1_000,
     400_000,

@@ -35,6 +35,13 @@ export interface ShardState {
   frontier?: { seq: string; created_at: string };
   /** A closed shard read to its end with every record applied: nothing more to read. */
   done?: boolean;
+  /**
+   * When a run last read this shard (ISO 8601). A shard a run's budget left unread keeps
+   * its time; one listed but never read yet has the time of the last run before it was
+   * listed, when it did not exist. More than the allowed gap ago, the shard is unwatched
+   * (stream_verdict.ts). Absent in states written before it was kept: the run's time.
+   */
+  readAt?: string;
 }
 
 /** Where to start reading a shard. */
@@ -84,8 +91,14 @@ export interface ShardFinding {
   lost?: HeldRecord;
   /** The oldest record the shard still holds, when the run read it (for messages). */
   oldestHeld?: string;
-  /** The run stopped at MAX_PAGES_PER_SHARD before the frontier or the shard's end. */
-  incomplete?: { lastCreatedAt: number };
+  /**
+   * The run stopped before the frontier or the shard's end: at MAX_PAGES_PER_SHARD
+   * ("pages"), or when its budget was spent ("budget"), after reading records up to one
+   * created at `lastCreatedAt`. The next run reads on from `state.through`.
+   */
+  incomplete?: { lastCreatedAt: number; cause: "pages" | "budget" };
+  /** The run's budget was spent before this shard was read: `state` is the previous one. */
+  unread?: boolean;
   /**
    * A record of a page this run read was applied (one after the frontier included: the
    * mapping gave the frontier's batch up, to its on-failure queue, and went on).
@@ -99,19 +112,45 @@ export interface ShardFinding {
 export const iso = (ms: number): string => new Date(ms).toISOString();
 
 /**
+ * How a run's budget reaches into the reads of its shards: each page is counted, and no
+ * page is read once the budget is spent (functions-shared/stream_check_run.ts).
+ */
+export interface ReadBudget {
+  /** Counts a page just read, with its records. */
+  page(records: number): void;
+  /** Whether the run should read no further page. */
+  spent(): boolean;
+}
+
+/** How {@link checkShard} reads. */
+export interface ShardReadOptions {
+  /** Pages read at most: {@link MAX_PAGES_PER_SHARD}. */
+  maxPages?: number;
+  /** The shard has an ending sequence number (DescribeStream). */
+  closed?: boolean;
+  budget?: ReadBudget;
+}
+
+/**
  * Reads one shard from where the previous run left it; finds its frontier. A `closed`
  * shard is read until GetRecords gives no next iterator (or the page cap), however many
  * empty pages come first; an open one until a few empty pages in a row.
+ *
+ * A spent budget leaves the shard `unread` when it is spent before the shard's first
+ * read, and stops the read before its next page once a record was seen (`incomplete`):
+ * before that, empty pages are few and bounded, and a read stopped among them would have
+ * nothing to keep for the next run.
  */
 export async function checkShard(
   shardId: string,
   previous: ShardState | undefined,
   reader: StreamReader,
   applied: AppliedLookup,
-  maxPages = MAX_PAGES_PER_SHARD,
-  closed = false,
+  options: ShardReadOptions = {},
 ): Promise<ShardFinding> {
+  const { maxPages = MAX_PAGES_PER_SHARD, closed = false, budget } = options;
   if (previous?.done) return { shardId, state: previous };
+  if (budget?.spent()) return { shardId, state: previous ?? {}, unread: true };
   const finding: ShardFinding = { shardId, state: { through: previous?.through } };
   let iterator: string | "trimmed" | undefined;
   const frontier = previous?.frontier;
@@ -132,11 +171,15 @@ export async function checkShard(
   let lastSeenAt = 0;
   let seen = false;
   for (let page = 0; iterator !== undefined && iterator !== "trimmed"; page++) {
-    if (page >= maxPages) {
-      finding.incomplete = { lastCreatedAt: lastSeenAt };
+    if (page >= maxPages || (seen && budget?.spent())) {
+      finding.incomplete = {
+        lastCreatedAt: lastSeenAt,
+        cause: page >= maxPages ? "pages" : "budget",
+      };
       return finding;
     }
     const { records, next } = await reader.read(iterator);
+    budget?.page(records.length);
     if (fromOldest && !seen && records[0]) finding.oldestHeld = records[0].seq;
     if (records.length === 0) {
       if (!next) finding.state.done = true;

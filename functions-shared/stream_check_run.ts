@@ -1,28 +1,30 @@
 /**
- * The `stream-check` Edge Function's work (docs/interfaces.md, "stream-check"): for each
+ * The `stream-check` Edge Function's run (docs/interfaces.md, "stream-check"): for each
  * registry table, read its stream and compare it with what the webhook applied
  * (functions-shared/stream_check.ts), record the run with `sync.record_stream_check`,
  * which marks the table stale on a problem (queuing the healing backfill), and answer
  * one line per table.
  *
- * Bounded like the other functions: before each table the isolate's CPU (boot included,
- * functions-shared/cpu_meter.ts) and the request's wall time are compared with the
- * budget; tables left over are named in `skipped` and taken first by the next run
- * (hourly; the least recently checked go first). A table not checked for 3 hours is marked
- * stale by its next check, or by its next failure to check. One run per isolate at a time
- * (functions-shared/run_gate.ts).
+ * Bounded like the other functions. A run may use `runCpuMs` of the isolate's CPU from
+ * its start, by the meter (functions-shared/cpu_meter.ts), each page of a stream charged
+ * {@link PAGE_CPU_MS}, and its wall budget. Once either is spent it reads no further
+ * page: the table it was reading is recorded with what it read (the shards it did not
+ * reach keep their previous state and time), and the tables it did not start are named
+ * in `skipped`. Those and the unfinished one are `left`, for the run's successor
+ * (stream_check_requests.ts) or the next hourly run; the tables whose oldest shard was
+ * read longest ago go first. Every run reads at least one page of its first table. A
+ * shard not read for 3 hours is a problem (stream_verdict.ts), as is a table not checked
+ * for that long, found by its next check or its next failure to check.
  *
  * @module
  */
 
 import type postgres from "postgres";
 import type { CpuMeter } from "./cpu_meter.ts";
-import { errorResponse, json, methodNotAllowed } from "./http.ts";
-import type { RunGate } from "./run_gate.ts";
-import { serviceRoleProblem } from "./service_auth.ts";
 import {
   checkShard,
-  MAX_PAGES_PER_SHARD,
+  iso,
+  type ReadBudget,
   type ShardFinding,
   type StreamReader,
 } from "./stream_check.ts";
@@ -34,20 +36,29 @@ import {
   STREAM_RETENTION_MS,
   waitingRecord,
 } from "./stream_verdict.ts";
-import { byTargetTable, TABLES, type TableSpec } from "./table_registry.ts";
+import type { TableSpec } from "./table_registry.ts";
 import { appliedLookup, previousCheck, streamAppliedSince } from "./stream_check_db.ts";
+
+/**
+ * What a page of a stream is charged on the estimating meter, which sees no step of the
+ * read: its GetRecords (signed, sent, its answer of up to 1 MB parsed) and the lookup of
+ * its records in the webhook's notes. Measured on the local stack through the gateway's
+ * count of the isolate's process: pages of 500 visitors records (1 MB) 18-37 ms for the
+ * read and 1-5 ms for the lookup (the first 23), pages of 1,000 actions records 12-17 and
+ * 1-12 ms. Over-counting only stops a run earlier.
+ */
+export const PAGE_CPU_MS = 40;
 
 /** What the check needs; built once, at cold start. */
 export interface StreamCheckDeps {
   sql: postgres.Sql;
-  serviceKeys: readonly string[];
   /** The table's current stream ARN (DescribeTable), undefined when its stream is off. */
   streamArnOf(spec: TableSpec): Promise<string | undefined>;
   /** A reader of a stream of the table's region. */
   readerOf(spec: TableSpec, streamArn: string): StreamReader;
   cpu: CpuMeter;
-  budget: { cpuMs: number; wallMs: number };
-  gate: RunGate;
+  /** What one run may use: CPU from its start, by `cpu`, and wall time. */
+  budget: { runCpuMs: number; wallMs: number };
   now?: () => number;
   log?: (line: string) => void;
 }
@@ -60,6 +71,17 @@ export interface TableReport {
   problem?: string;
   backfillJobId?: number;
   error?: string;
+  /** Shards the run stopped short of their frontier or end, or did not reach. */
+  unfinishedShards?: number;
+}
+
+/** What a run did. */
+export interface StreamCheckReport {
+  checked: TableReport[];
+  /** Tables not started: the run's budget was spent. */
+  skipped: string[];
+  /** Tables with work left: the skipped ones and those with unfinished shards. */
+  left: string[];
 }
 
 /** Checks one table and records the run; returns its line. */
@@ -67,12 +89,14 @@ export async function checkTable(
   spec: TableSpec,
   deps: StreamCheckDeps,
   timing: CheckTiming,
+  budget?: ReadBudget,
 ): Promise<TableReport> {
   const { sql } = deps;
   const table = spec.targetTable;
   const previous = await previousCheck(sql, table);
   const streamArn = await deps.streamArnOf(spec);
   let verdict;
+  let unfinished = 0;
   if (!streamArn) {
     verdict = {
       shards: {},
@@ -88,17 +112,18 @@ export async function checkTable(
     const listed = await reader.shards();
     const findings: ShardFinding[] = [];
     for (const shard of listed) {
-      findings.push(
-        await checkShard(
-          shard.id,
-          before[shard.id],
-          reader,
-          applied,
-          MAX_PAGES_PER_SHARD,
-          shard.closed,
-        ),
-      );
+      const finding = await checkShard(shard.id, before[shard.id], reader, applied, {
+        closed: shard.closed,
+        budget,
+      });
+      // A shard left unread keeps its time; one never read, the last run's (it was not
+      // listed then, or that run would have kept it) or, at a first look, this one's.
+      finding.state.readAt = finding.unread
+        ? finding.state.readAt ?? iso(previous?.checkedAt ?? timing.now)
+        : iso(timing.now);
+      findings.push(finding);
     }
+    unfinished = findings.filter((f) => f.unread || f.incomplete).length;
     const gone = [];
     for (const [shardId, state] of Object.entries(before)) {
       if (listed.some((shard) => shard.id === shardId) || !state.frontier) continue;
@@ -127,6 +152,7 @@ export async function checkTable(
   };
   if (verdict.problem) report.problem = verdict.problem;
   if (row.job !== null) report.backfillJobId = Number(row.job);
+  if (unfinished > 0) report.unfinishedShards = unfinished;
   return report;
 }
 
@@ -164,29 +190,51 @@ async function recordUnchecked(
 export async function runStreamCheck(
   tables: readonly TableSpec[],
   deps: StreamCheckDeps,
-): Promise<{ checked: TableReport[]; skipped: string[] }> {
+): Promise<StreamCheckReport> {
   const now = deps.now ?? Date.now;
   const log = deps.log ?? console.log;
   const started = now();
+  const cpuAtStart = deps.cpu.usedMs();
+  const spent = () =>
+    deps.cpu.usedMs() - cpuAtStart >= deps.budget.runCpuMs ||
+    now() - started >= deps.budget.wallMs;
+  let pages = 0;
+  const budget: ReadBudget = {
+    page() {
+      pages++;
+      deps.cpu.charge(PAGE_CPU_MS);
+    },
+    // At least one table and a page a run, whatever the budget: every run makes progress.
+    spent: () => pages > 0 && spent(),
+  };
   const checked: TableReport[] = [];
   const skipped: string[] = [];
-  // The least recently checked first (never checked before any): a table the budget
-  // leaves over, or whose check keeps failing, is not always last.
+  // The table whose oldest shard was read longest ago first (never checked before any):
+  // a table the budget leaves over, or whose check keeps failing, is not always last.
   // (Unknown when the database cannot say: then the tables go in their order, each
   // reporting its own failure, and none is marked for going unchecked.)
-  const lastChecked = await deps.sql<{ target_table: string; checked_at: Date }[]>`
-      select target_table, checked_at from sync.stream_checks`
-    .then((rows) => new Map(rows.map((r) => [r.target_table, new Date(r.checked_at).getTime()])))
+  const lastChecked = await deps.sql<
+    { target_table: string; checked_at: Date; oldest_read: Date }[]
+  >`select target_table, checked_at,
+           least(checked_at, (select min((s.value ->> 'readAt')::timestamptz)
+                              from jsonb_each(shards) as s)) as oldest_read
+    from sync.stream_checks`
+    .then((rows) =>
+      new Map(rows.map((r) => [r.target_table, {
+        checkedAt: new Date(r.checked_at).getTime(),
+        oldestRead: new Date(r.oldest_read).getTime(),
+      }]))
+    )
     .catch((error) => {
       log(`stream-check: when each table was last checked could not be read: ${error}`);
       return undefined;
     });
   const order = [...tables].sort((a, b) =>
-    (lastChecked?.get(a.targetTable) ?? -Infinity) -
-    (lastChecked?.get(b.targetTable) ?? -Infinity)
+    (lastChecked?.get(a.targetTable)?.oldestRead ?? -Infinity) -
+    (lastChecked?.get(b.targetTable)?.oldestRead ?? -Infinity)
   );
   for (const spec of order) {
-    if (deps.cpu.usedMs() >= deps.budget.cpuMs || now() - started >= deps.budget.wallMs) {
+    if (checked.length > 0 && spent()) {
       skipped.push(spec.targetTable);
       continue;
     }
@@ -197,8 +245,14 @@ export async function runStreamCheck(
       lagLimitMs: DELIVERY_LAG_LIMIT_MS,
     };
     try {
-      const report = await checkTable(spec, deps, timing);
+      const report = await checkTable(spec, deps, timing, budget);
       if (report.problem) log(`stream-check: ${report.problem} (backfill ${report.backfillJobId})`);
+      if (report.unfinishedShards) {
+        log(
+          `stream-check: ${spec.targetTable}: ${report.unfinishedShards} of ${report.shards} ` +
+            `shards not read to their end: the run's budget was spent; a later run reads on`,
+        );
+      }
       checked.push(report);
     } catch (error) {
       // An AWS or database failure vouches for nothing: the next run tries again. Once a
@@ -212,7 +266,7 @@ export async function runStreamCheck(
       }: ${(error as Error).message}`;
       log(`stream-check: ${message}`);
       const report: TableReport = { table: spec.targetTable, error: message };
-      const last = lastChecked?.get(spec.targetTable);
+      const last = lastChecked?.get(spec.targetTable)?.checkedAt;
       if (lastChecked && (last === undefined || timing.now - last > MAX_CHECK_INTERVAL_MS)) {
         try {
           report.backfillJobId = await recordUnchecked(
@@ -231,39 +285,6 @@ export async function runStreamCheck(
       checked.push(report);
     }
   }
-  return { checked, skipped };
-}
-
-/** Handles a request: POST with a service key; body `{}` or `{"tables": [...]}`. */
-export async function handleStreamCheckRequest(
-  req: Request,
-  deps: StreamCheckDeps,
-): Promise<Response> {
-  if (req.method !== "POST") return methodNotAllowed("POST");
-  const problem = serviceRoleProblem(req, deps.serviceKeys);
-  if (problem) return errorResponse(401, problem);
-  let body: unknown = {};
-  const text = await req.text();
-  if (text.trim() !== "") {
-    try {
-      body = JSON.parse(text);
-    } catch (error) {
-      return errorResponse(400, `body is not valid JSON: ${(error as Error).message}`);
-    }
-  }
-  const names = (body as { tables?: unknown })?.tables;
-  let tables: readonly TableSpec[] = TABLES;
-  if (names !== undefined) {
-    if (!Array.isArray(names) || names.some((n) => typeof n !== "string")) {
-      return errorResponse(400, "tables must be a list of target table names");
-    }
-    const unknown = names.filter((n) => !byTargetTable(n));
-    if (unknown.length > 0) {
-      return errorResponse(400, `unknown target table(s): ${unknown.join(", ")}`);
-    }
-    tables = names.map((n) => byTargetTable(n)!);
-  }
-  const run = deps.gate.admit(() => runStreamCheck(tables, deps));
-  if (!run) return errorResponse(429, "a lost-record check is already running in this isolate");
-  return json(200, await run);
+  const unfinished = checked.filter((r) => r.unfinishedShards).map((r) => r.table);
+  return { checked, skipped, left: [...unfinished, ...skipped] };
 }

@@ -132,7 +132,7 @@ Deno.test("reads go on from where the last run stopped; a closed shard read whol
 Deno.test("a shard longer than the page cap is incomplete; an old one is a problem", async () => {
   const { reader } = fakeReader({ s1: shard([23, 22.5, 22.2, 22.1, 1]) });
   const all = ["100", "101", "102", "103", "104"];
-  const finding = await checkShard("s1", undefined, reader, appliedOf(all), 2);
+  const finding = await checkShard("s1", undefined, reader, appliedOf(all), { maxPages: 2 });
   assert.ok(finding.incomplete);
   const verdict = judgeTable("t", ARN, [finding], [], undefined, timing);
   assert.match(
@@ -142,6 +142,83 @@ Deno.test("a shard longer than the page cap is incomplete; an old one is a probl
   // A backfill since the at-risk line heals what this run could not read: not only one
   // queued now (a new one every hour while the check catches up).
   assert.equal(verdict.coversUntil, NOW - 21 * HOUR);
+});
+
+/** A budget spent after `pages` pages; remembers the records of each page counted. */
+function pagesBudget(pages: number) {
+  const counted: number[] = [];
+  return { counted, page: (n: number) => counted.push(n), spent: () => counted.length >= pages };
+}
+
+Deno.test("a spent budget stops the read before its next page and keeps how far it got", async () => {
+  const { reader } = fakeReader({ s1: shard([23, 22.5, 22.2, 22.1, 1]) });
+  const all = ["100", "101", "102", "103", "104"];
+  const budget = pagesBudget(1);
+  const finding = await checkShard("s1", undefined, reader, appliedOf(all), { budget });
+  assert.deepEqual(budget.counted, [2], "one page of two records, counted");
+  assert.deepEqual(finding.incomplete, { lastCreatedAt: NOW - 22.5 * HOUR, cause: "budget" });
+  assert.equal(finding.state.through, "101");
+  const verdict = judgeTable("t", ARN, [finding], [], undefined, timing);
+  assert.match(
+    verdict.problem!,
+    /shard s1: could not be read .*the run's budget was spent; stopped after 101/,
+  );
+  // The next run reads on from there, and with its budget to the end: no problem.
+  const { reader: again, asked } = fakeReader({ s1: shard([23, 22.5, 22.2, 22.1, 1]) });
+  const next = await checkShard("s1", finding.state, again, appliedOf(all), {
+    budget: pagesBudget(5),
+  });
+  assert.deepEqual(asked, [{ after: "101" }]);
+  assert.equal(next.incomplete, undefined);
+  assert.equal(next.state.through, "104");
+});
+
+Deno.test("a budget spent before a shard leaves it unread with its state; young records are no problem", async () => {
+  const { reader, asked } = fakeReader({ s1: shard([3, 2, 1]) });
+  const previous = { through: "100", readAt: new Date(NOW - HOUR).toISOString() };
+  const spent = { page: () => {}, spent: () => true };
+  const finding = await checkShard("s1", previous, reader, appliedOf([]), { budget: spent });
+  assert.deepEqual(finding, { shardId: "s1", state: previous, unread: true });
+  assert.deepEqual(asked, [], "nothing asked of the stream");
+  // The first page read is never cut short: a stop comes only after a record was seen.
+  const { reader: fresh } = fakeReader({ s1: shard([3, 2, 1]) });
+  const once = pagesBudget(0);
+  const started = await checkShard("s1", undefined, fresh, appliedOf(["100", "101", "102"]), {
+    budget: { page: once.page, spent: () => once.counted.length > 0 },
+  });
+  assert.equal(started.state.through, "101");
+  assert.equal(started.incomplete?.cause, "budget");
+  const verdict = judgeTable(
+    "t",
+    ARN,
+    [finding, { ...started, shardId: "s2" }],
+    [],
+    undefined,
+    timing,
+  );
+  assert.equal(verdict.problem, undefined);
+});
+
+Deno.test("a shard left unread for longer than the allowed gap is unwatched; a waiting frontier there is not asked about", () => {
+  const frontier = { seq: "100", created_at: new Date(NOW - 2.5 * HOUR).toISOString() };
+  const unread = (hours: number) => ({
+    shardId: "s1",
+    state: { frontier, readAt: new Date(NOW - hours * HOUR).toISOString() },
+    unread: true,
+  });
+  const previous: PreviousCheck = {
+    streamArn: ARN,
+    checkedAt: NOW - HOUR,
+    shards: { s1: { frontier } },
+  };
+  assert.equal(waitingRecord(ARN, [unread(1)], previous, timing), undefined);
+  assert.equal(judgeTable("t", ARN, [unread(2.9)], [], previous, timing).problem, undefined);
+  const late = judgeTable("t", ARN, [unread(3.1)], [], previous, timing);
+  assert.match(
+    late.problem!,
+    /shard s1: not read since 2026-11-28T08:54:00.000Z, more than 3 h ago \(the runs since spent their budget before it\)/,
+  );
+  assert.equal(late.coversUntil, NOW);
 });
 
 /**
@@ -270,17 +347,20 @@ Deno.test("read from its oldest record, a shard may answer empty pages before it
 Deno.test("a closed shard is read to its end, however many empty pages come first; an open one is not", async () => {
   const closed = { ...shard([22, 21], 0, true), emptyFirst: 12 };
   const { reader } = fakeReader({ s1: closed });
-  const read = await checkShard("s1", undefined, reader, appliedOf([]), 50, true);
+  const read = await checkShard("s1", undefined, reader, appliedOf([]), { closed: true });
   assert.equal(read.state.frontier?.seq, "100");
   // The same empty pages before an open shard's records end its read (the documented
   // limit: such a shard is not read past them).
   const open = { ...shard([22, 21]), emptyFirst: 12 };
   const { reader: openReader } = fakeReader({ s1: open });
-  const stopped = await checkShard("s1", undefined, openReader, appliedOf([]), 50, false);
+  const stopped = await checkShard("s1", undefined, openReader, appliedOf([]), { closed: false });
   assert.equal(stopped.state.frontier, undefined);
   // A closed shard of nothing but empty pages stops at the page cap, as incomplete.
   const endless = { ...shard([], 0, true), emptyFirst: 100 };
   const { reader: endlessReader } = fakeReader({ s1: endless });
-  const capped = await checkShard("s1", undefined, endlessReader, appliedOf([]), 5, true);
+  const capped = await checkShard("s1", undefined, endlessReader, appliedOf([]), {
+    maxPages: 5,
+    closed: true,
+  });
   assert.ok(capped.incomplete);
 });

@@ -8,7 +8,8 @@
  *   between runs, so it could be trimmed before the next run looks (a backfill queued now
  *   heals it, as a backfill reads every item as it is when its Scan runs);
  * - **unwatched**: the previous run is longer ago than that gap, so records may have been
- *   trimmed unseen (or the stream was replaced, or a shard could not be read far enough);
+ *   trimmed unseen (or the stream was replaced, or a shard could not be read far enough,
+ *   or runs' budgets have left a shard unread for longer than that gap);
  * - **undelivered**: a record has waited past {@link DELIVERY_LAG_LIMIT_MS}, seen by two
  *   runs, and no record of the stream was applied since it was made: nothing delivers it.
  * Together these leave no gap: a record trimmed before it was applied was, at the run
@@ -18,7 +19,13 @@
  * @module
  */
 
-import { type HeldRecord, iso, type ShardFinding, type ShardState } from "./stream_check.ts";
+import {
+  type HeldRecord,
+  iso,
+  MAX_PAGES_PER_SHARD,
+  type ShardFinding,
+  type ShardState,
+} from "./stream_check.ts";
 
 /** The timing the check relies on. */
 export interface CheckTiming {
@@ -93,7 +100,7 @@ export function waitingRecord(
   if (previous?.streamArn !== streamArn) return undefined;
   const lagLine = timing.now - timing.lagLimitMs;
   const waiting = findings
-    .filter((f) => !f.sawApplied)
+    .filter((f) => !f.sawApplied && !f.unread)
     .flatMap((f) => {
       const frontier = f.state.frontier;
       if (!frontier || previous.shards[f.shardId]?.frontier?.seq !== frontier.seq) return [];
@@ -179,10 +186,23 @@ export function judgeTable(
       );
       cover(atRiskBefore);
     }
+    const readAt = f.unread && f.state.readAt ? Date.parse(f.state.readAt) : now;
+    if (now - readAt > maxIntervalMs) {
+      problems.push(
+        `shard ${f.shardId}: not read since ${f.state.readAt}, more than ${
+          maxIntervalMs / 3600_000
+        } h ago (the runs since spent their budget before it): records the stream trimmed ` +
+          `meanwhile cannot be vouched for`,
+      );
+      cover(now);
+    }
     if (f.incomplete && f.incomplete.lastCreatedAt < atRiskBefore) {
+      const why = f.incomplete.cause === "budget"
+        ? "the run's budget was spent"
+        : `${MAX_PAGES_PER_SHARD} pages`;
       problems.push(
         `shard ${f.shardId}: could not be read as far as its first unapplied record in one ` +
-          `run (stopped after ${f.state.through ?? "nothing"})`,
+          `run (${why}; stopped after ${f.state.through ?? "nothing"})`,
       );
       // What this run could not read and may be trimmed before the next is older than
       // atRiskBefore: a backfill since then heals it (not one queued now, every hour,

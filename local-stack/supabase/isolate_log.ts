@@ -34,6 +34,7 @@ export const HANDS_ON_FUNCTIONS: readonly string[] = [
   "import-worker",
   "data-checksum-validator",
   "write-back",
+  "stream-check",
 ];
 
 /** Whether an isolate that ended was killed at a hard limit. */

@@ -2,24 +2,32 @@
  * `stream-check`: the lost-record check (docs/interfaces.md, "stream-check";
  * docs/sync-semantics.md, "Lost stream records"). pg_cron calls it hourly; it reads each
  * table's DynamoDB stream, compares it with what the webhook applied and marks a table
- * stale when records were or may be lost. See functions-shared/stream_check_run.ts.
- * Its settings are read and checked once, here (functions-shared/settings.ts).
+ * stale when records were or may be lost; a run that its budget stopped hands what it
+ * left on to a new request. See functions-shared/stream_check_requests.ts and
+ * stream_check_run.ts. Its settings are read and checked once, here
+ * (functions-shared/settings.ts).
  */
 
 import { isolateCpuMeter } from "../../../functions-shared/cpu_meter.ts";
 import { dynamoClients } from "../../../functions-shared/dynamo_client.ts";
 import { RunGate } from "../../../functions-shared/run_gate.ts";
+import { selfInvoker } from "../../../functions-shared/self_invoke.ts";
 import { acceptedServiceKeys } from "../../../functions-shared/service_auth.ts";
 import { readSettings } from "../../../functions-shared/settings.ts";
-import { STREAM_CHECK_SETTINGS } from "../../../functions-shared/function_settings.ts";
+import {
+  runWallBudgetMs,
+  STREAM_CHECK_SETTINGS,
+} from "../../../functions-shared/function_settings.ts";
 import { awsStreamReader, latestStreamArn } from "../../../functions-shared/stream_check_aws.ts";
-import { handleStreamCheckRequest } from "../../../functions-shared/stream_check_run.ts";
+import { handleStreamCheckRequest } from "../../../functions-shared/stream_check_requests.ts";
 import { describeDbTarget } from "../../../functions-shared/db_url.ts";
 import {
   connectDb,
   dbPool,
   survivePooledConnectionLoss,
 } from "../../../functions-shared/sync_db.ts";
+
+declare const EdgeRuntime: { waitUntil(promise: Promise<unknown>): void };
 
 // Created at cold start: the isolate's CPU, boot included (functions-shared/cpu_meter.ts).
 const cpu = isolateCpuMeter();
@@ -31,6 +39,13 @@ survivePooledConnectionLoss();
 console.log(`stream-check: database ${describeDbTarget(settings.db)}`);
 // One client per region, for DynamoDB and its Streams alike.
 const dynamo = dynamoClients(env);
+const callSelf = selfInvoker({
+  supabaseUrl: settings.supabaseUrl,
+  functionName: "stream-check",
+  serviceRoleKey: serviceKeys[0] ?? "",
+  region: env("SB_REGION"),
+  log: (line) => console.error(line),
+});
 const gate = new RunGate(1);
 
 Deno.serve((req) =>
@@ -40,8 +55,10 @@ Deno.serve((req) =>
     streamArnOf: (spec) => latestStreamArn(dynamo(spec.region), spec.sourceTable),
     readerOf: (spec, arn) => awsStreamReader(dynamo(spec.region), arn),
     cpu,
-    budget: { cpuMs: settings.cpuBudgetMs, wallMs: settings.wallBudgetMs },
+    budget: { runCpuMs: settings.runCpuMs, wallMs: runWallBudgetMs(settings.wallBudgetMs) },
     gate,
+    waitUntil: (work) => EdgeRuntime.waitUntil(work),
+    callSelf,
     log: (line) => console.log(line),
   })
 );

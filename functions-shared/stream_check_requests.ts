@@ -1,0 +1,120 @@
+/**
+ * The `stream-check` function's requests (docs/interfaces.md, "stream-check"): a POST
+ * with a service key, body `{}` (every table) or `{"tables": [...]}`, runs the check
+ * (stream_check_run.ts) and answers its report. A run whose budget left tables or shards
+ * unread hands them on to a new request of the function, `{"tables": [...],
+ * "handOn": n}`, which is answered 202 at once and runs in the background: a stream
+ * that takes more than one run's budget to read is read in one go, a run after another,
+ * instead of an hour apart. A chain stops after {@link MAX_HAND_ONS} runs; the hourly run
+ * goes on from where it stopped.
+ *
+ * One run per isolate at a time (run_gate.ts): a request beyond it answers 429, a hand-on
+ * 503 (its caller logs it; the hourly run goes on). Each run has its own allowance of CPU
+ * from its start: the runtime retires an isolate once it passes its 1,000 ms soft limit,
+ * so a run on an isolate not yet retired ends under the 2,000 ms hard limit (the default
+ * allowance, 600 ms, and a page past it).
+ *
+ * @module
+ */
+
+import { errorResponse, json, methodNotAllowed } from "./http.ts";
+import type { RunGate } from "./run_gate.ts";
+import { serviceRoleProblem } from "./service_auth.ts";
+import {
+  runStreamCheck,
+  type StreamCheckDeps,
+  type StreamCheckReport,
+} from "./stream_check_run.ts";
+import { byTargetTable, TABLES, type TableSpec } from "./table_registry.ts";
+
+/** The runs one chain of hand-ons may take: some 100 × 15 pages of 1,000 records. */
+export const MAX_HAND_ONS = 100;
+
+/** What the handler needs besides a run's own (stream_check_run.ts). */
+export interface StreamCheckRequestDeps extends StreamCheckDeps {
+  serviceKeys: readonly string[];
+  /** The isolate's gate, admitting one run. */
+  gate: RunGate;
+  /** Keeps work going after the answer (EdgeRuntime.waitUntil). */
+  waitUntil: (work: Promise<unknown>) => void;
+  /** Starts another request of the function with `body` (self_invoke.ts). */
+  callSelf: (body: unknown) => Promise<void>;
+}
+
+/** A request's body, checked. */
+interface CheckRequest {
+  tables: readonly TableSpec[];
+  /** The run's place in a chain of hand-ons (1 for the first successor); 0: none. */
+  handOn: number;
+}
+
+/** The request's body, or what is wrong with it. */
+function parseBody(text: string): CheckRequest | string {
+  let body: unknown = {};
+  if (text.trim() !== "") {
+    try {
+      body = JSON.parse(text);
+    } catch (error) {
+      return `body is not valid JSON: ${(error as Error).message}`;
+    }
+  }
+  const { tables: names, handOn = 0 } = (body ?? {}) as { tables?: unknown; handOn?: unknown };
+  if (!Number.isInteger(handOn) || (handOn as number) < 0 || (handOn as number) > MAX_HAND_ONS) {
+    return `handOn must be a whole number from 0 to ${MAX_HAND_ONS}`;
+  }
+  if (names === undefined) return { tables: TABLES, handOn: handOn as number };
+  if (!Array.isArray(names) || names.some((n) => typeof n !== "string")) {
+    return "tables must be a list of target table names";
+  }
+  const unknown = names.filter((n) => !byTargetTable(n));
+  if (unknown.length > 0) return `unknown target table(s): ${unknown.join(", ")}`;
+  return { tables: names.map((n) => byTargetTable(n)!), handOn: handOn as number };
+}
+
+/** Handles a request: POST with a service key. */
+export async function handleStreamCheckRequest(
+  req: Request,
+  deps: StreamCheckRequestDeps,
+): Promise<Response> {
+  if (req.method !== "POST") return methodNotAllowed("POST");
+  const problem = serviceRoleProblem(req, deps.serviceKeys);
+  if (problem) return errorResponse(401, problem);
+  const request = parseBody(await req.text());
+  if (typeof request === "string") return errorResponse(400, request);
+  const run = deps.gate.admit(() => runStreamCheck(request.tables, deps));
+  if (!run) {
+    const reason = "a lost-record check is already running in this isolate";
+    if (request.handOn > 0) return errorResponse(503, reason, { "retry-after": "1" });
+    return errorResponse(429, reason);
+  }
+  const ended = run.then((report) => handOn(report, request.handOn, deps));
+  if (request.handOn > 0) {
+    deps.waitUntil(ended.catch((error) => {
+      deps.log?.(`stream-check: a handed-on run stopped: ${(error as Error).message}`);
+    }));
+    return json(202, { accepted: true });
+  }
+  return json(200, await ended);
+}
+
+/**
+ * Hands what the run left on to a new request, while the chain has room; returns the
+ * report, saying so.
+ */
+function handOn(
+  report: StreamCheckReport,
+  link: number,
+  deps: StreamCheckRequestDeps,
+): StreamCheckReport & { handedOn?: boolean } {
+  if (report.left.length === 0) return report;
+  if (link >= MAX_HAND_ONS) {
+    deps.log?.(
+      `stream-check: ${MAX_HAND_ONS} runs in a row left ${
+        report.left.join(", ")
+      } unfinished; the next hourly run reads on`,
+    );
+    return report;
+  }
+  deps.waitUntil(deps.callSelf({ tables: report.left, handOn: link + 1 }));
+  return { ...report, handedOn: true };
+}
