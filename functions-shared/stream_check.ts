@@ -60,8 +60,11 @@ export interface StreamReader {
   shards(): Promise<ListedShard[]>;
   /** An iterator, or "trimmed" when the position is older than what the shard holds. */
   iterator(shardId: string, position: Position): Promise<string | "trimmed" | undefined>;
-  /** One page; `next` is undefined once a closed shard is read to its end. */
-  read(iterator: string): Promise<{ records: HeldRecord[]; next?: string }>;
+  /**
+   * One page; `next` is undefined once a closed shard is read to its end; `bytes`, the
+   * records' size as the stream gives it (each record's `SizeBytes`), when known.
+   */
+  read(iterator: string): Promise<{ records: HeldRecord[]; next?: string; bytes?: number }>;
 }
 
 /** Which of these sequence numbers the webhook applied. */
@@ -116,8 +119,10 @@ export const iso = (ms: number): string => new Date(ms).toISOString();
  * page is read once the budget is spent (functions-shared/stream_check_run.ts).
  */
 export interface ReadBudget {
-  /** Counts a page just read, with its records. */
-  page(records: number): void;
+  /** Counts a page just read: its records, and their bytes when known. */
+  page(records: number, bytes: number): void;
+  /** Counts a shard's read begun (its GetShardIterator). */
+  shard(): void;
   /** Whether the run should read no further page. */
   spent(): boolean;
 }
@@ -151,6 +156,7 @@ export async function checkShard(
   const { maxPages = MAX_PAGES_PER_SHARD, closed = false, budget } = options;
   if (previous?.done) return { shardId, state: previous };
   if (budget?.spent()) return { shardId, state: previous ?? {}, unread: true };
+  budget?.shard();
   const finding: ShardFinding = { shardId, state: { through: previous?.through } };
   let iterator: string | "trimmed" | undefined;
   const frontier = previous?.frontier;
@@ -178,8 +184,8 @@ export async function checkShard(
       };
       return finding;
     }
-    const { records, next } = await reader.read(iterator);
-    budget?.page(records.length);
+    const { records, next, bytes = 0 } = await reader.read(iterator);
+    budget?.page(records.length, bytes);
     if (fromOldest && !seen && records[0]) finding.oldestHeld = records[0].seq;
     if (records.length === 0) {
       if (!next) finding.state.done = true;

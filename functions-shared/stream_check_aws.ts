@@ -93,6 +93,7 @@ export function awsStreamReader(client: DynamoClient, streamArn: string): Stream
         new GetRecordsCommand({ ShardIterator: iterator, Limit: 1000 }),
       );
       return {
+        bytes: (Records ?? []).reduce((sum, r) => sum + (r.dynamodb?.SizeBytes ?? 0), 0),
         records: (Records ?? []).map((r) => ({
           seq: r.dynamodb!.SequenceNumber!,
           // Seconds since the epoch on the wire (the SDK made it a Date).

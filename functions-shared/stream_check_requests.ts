@@ -8,11 +8,12 @@
  * instead of an hour apart. A chain stops after {@link MAX_HAND_ONS} runs; the hourly run
  * goes on from where it stopped.
  *
- * One run per isolate at a time (run_gate.ts): a request beyond it answers 429, a hand-on
- * 503 (its caller logs it; the hourly run goes on). Each run has its own allowance of CPU
- * from its start: the runtime retires an isolate once it passes its 1,000 ms soft limit,
- * so a run on an isolate not yet retired ends under the 2,000 ms hard limit (the default
- * allowance, 600 ms, and a page past it).
+ * An isolate takes {@link RUNS_PER_ISOLATE} runs at a time (run_gate.ts), so that the
+ * hourly run is not turned away by a chain's: a request beyond them answers 429, a
+ * hand-on 503 (its caller logs it; the hourly run goes on). Each run has its own allowance
+ * of CPU from its start, and none reads past the isolate's ceiling
+ * (stream_check_budget.ts): the runtime retires an isolate once it passes its 1,000 ms
+ * soft limit, so runs on an isolate not yet retired end under the 2,000 ms hard limit.
  *
  * @module
  */
@@ -27,13 +28,16 @@ import {
 } from "./stream_check_run.ts";
 import { byTargetTable, TABLES, type TableSpec } from "./table_registry.ts";
 
-/** The runs one chain of hand-ons may take: some 100 × 15 pages of 1,000 records. */
+/** The runs one chain of hand-ons may take: some 100 × 13 pages of 1 MB. */
 export const MAX_HAND_ONS = 100;
+
+/** The runs one isolate takes on at once. */
+export const RUNS_PER_ISOLATE = 2;
 
 /** What the handler needs besides a run's own (stream_check_run.ts). */
 export interface StreamCheckRequestDeps extends StreamCheckDeps {
   serviceKeys: readonly string[];
-  /** The isolate's gate, admitting one run. */
+  /** The isolate's gate, admitting {@link RUNS_PER_ISOLATE} runs. */
   gate: RunGate;
   /** Keeps work going after the answer (EdgeRuntime.waitUntil). */
   waitUntil: (work: Promise<unknown>) => void;
@@ -83,7 +87,7 @@ export async function handleStreamCheckRequest(
   if (typeof request === "string") return errorResponse(400, request);
   const run = deps.gate.admit(() => runStreamCheck(request.tables, deps));
   if (!run) {
-    const reason = "a lost-record check is already running in this isolate";
+    const reason = `this isolate already runs ${deps.gate.active} lost-record checks`;
     if (request.handOn > 0) return errorResponse(503, reason, { "retry-after": "1" });
     return errorResponse(429, reason);
   }

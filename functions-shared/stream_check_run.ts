@@ -5,29 +5,23 @@
  * which marks the table stale on a problem (queuing the healing backfill), and answer
  * one line per table.
  *
- * Bounded like the other functions. A run may use `runCpuMs` of the isolate's CPU from
- * its start, by the meter (functions-shared/cpu_meter.ts), each page of a stream charged
- * {@link PAGE_CPU_MS}, and its wall budget. Once either is spent it reads no further
- * page: the table it was reading is recorded with what it read (the shards it did not
- * reach keep their previous state and time), and the tables it did not start are named
- * in `skipped`. Those and the unfinished one are `left`, for the run's successor
- * (stream_check_requests.ts) or the next hourly run; the tables whose oldest shard was
- * read longest ago go first. Every run reads at least one page of its first table. A
- * shard not read for 3 hours is a problem (stream_verdict.ts), as is a table not checked
- * for that long, found by its next check or its next failure to check.
+ * Bounded by its budget (stream_check_budget.ts): once it is spent the run reads no
+ * further page; the table it was reading is recorded with what it read (the shards it
+ * did not reach keep their previous state and the time they were last read), and the
+ * tables it did not start are named in `skipped`. Those and the unfinished one are
+ * `left`, for the run's successor (stream_check_requests.ts) or the next hourly run. The
+ * least recently checked tables go first, so that each gets its turn, and in a table the
+ * shards read longest ago. A shard not read for 3 hours is a problem (stream_verdict.ts),
+ * as is a table not checked for that long, found by its next check, by its next failure
+ * to check, or by a run that skips it.
  *
  * @module
  */
 
 import type postgres from "postgres";
 import type { CpuMeter } from "./cpu_meter.ts";
-import {
-  checkShard,
-  iso,
-  type ReadBudget,
-  type ShardFinding,
-  type StreamReader,
-} from "./stream_check.ts";
+import { checkShard, iso, type ShardFinding, type StreamReader } from "./stream_check.ts";
+import { type RunBudget, runBudget, type RunLimits } from "./stream_check_budget.ts";
 import {
   type CheckTiming,
   DELIVERY_LAG_LIMIT_MS,
@@ -39,16 +33,6 @@ import {
 import type { TableSpec } from "./table_registry.ts";
 import { appliedLookup, previousCheck, streamAppliedSince } from "./stream_check_db.ts";
 
-/**
- * What a page of a stream is charged on the estimating meter, which sees no step of the
- * read: its GetRecords (signed, sent, its answer of up to 1 MB parsed) and the lookup of
- * its records in the webhook's notes. Measured on the local stack through the gateway's
- * count of the isolate's process: pages of 500 visitors records (1 MB) 18-37 ms for the
- * read and 1-5 ms for the lookup (the first 23), pages of 1,000 actions records 12-17 and
- * 1-12 ms. Over-counting only stops a run earlier.
- */
-export const PAGE_CPU_MS = 40;
-
 /** What the check needs; built once, at cold start. */
 export interface StreamCheckDeps {
   sql: postgres.Sql;
@@ -58,7 +42,7 @@ export interface StreamCheckDeps {
   readerOf(spec: TableSpec, streamArn: string): StreamReader;
   cpu: CpuMeter;
   /** What one run may use: CPU from its start, by `cpu`, and wall time. */
-  budget: { runCpuMs: number; wallMs: number };
+  budget: RunLimits;
   now?: () => number;
   log?: (line: string) => void;
 }
@@ -89,9 +73,10 @@ export async function checkTable(
   spec: TableSpec,
   deps: StreamCheckDeps,
   timing: CheckTiming,
-  budget?: ReadBudget,
+  budget?: RunBudget,
 ): Promise<TableReport> {
   const { sql } = deps;
+  budget?.table();
   const table = spec.targetTable;
   const previous = await previousCheck(sql, table);
   const streamArn = await deps.streamArnOf(spec);
@@ -110,8 +95,14 @@ export async function checkTable(
     const sameStream = previous?.streamArn === streamArn;
     const before = sameStream ? previous!.shards : {};
     const listed = await reader.shards();
+    // Read longest ago first (never read before any): a shard a budget leaves over is
+    // not always last.
+    const readAt = (id: string) => before[id]?.readAt ?? "";
     const findings: ShardFinding[] = [];
-    for (const shard of listed) {
+    const byReadAt = [...listed].sort((a, b) =>
+      readAt(a.id) < readAt(b.id) ? -1 : readAt(a.id) > readAt(b.id) ? 1 : 0
+    );
+    for (const shard of byReadAt) {
       const finding = await checkShard(shard.id, before[shard.id], reader, applied, {
         closed: shard.closed,
         budget,
@@ -193,49 +184,56 @@ export async function runStreamCheck(
 ): Promise<StreamCheckReport> {
   const now = deps.now ?? Date.now;
   const log = deps.log ?? console.log;
-  const started = now();
-  const cpuAtStart = deps.cpu.usedMs();
-  const spent = () =>
-    deps.cpu.usedMs() - cpuAtStart >= deps.budget.runCpuMs ||
-    now() - started >= deps.budget.wallMs;
-  let pages = 0;
-  const budget: ReadBudget = {
-    page() {
-      pages++;
-      deps.cpu.charge(PAGE_CPU_MS);
-    },
-    // At least one table and a page a run, whatever the budget: every run makes progress.
-    spent: () => pages > 0 && spent(),
-  };
+  const budget = runBudget(deps.cpu, deps.budget, now);
   const checked: TableReport[] = [];
   const skipped: string[] = [];
-  // The table whose oldest shard was read longest ago first (never checked before any):
-  // a table the budget leaves over, or whose check keeps failing, is not always last.
+  // The least recently checked first (never checked before any): a table the budget
+  // leaves over, or whose check keeps failing, is not always last.
   // (Unknown when the database cannot say: then the tables go in their order, each
   // reporting its own failure, and none is marked for going unchecked.)
-  const lastChecked = await deps.sql<
-    { target_table: string; checked_at: Date; oldest_read: Date }[]
-  >`select target_table, checked_at,
-           least(checked_at, (select min((s.value ->> 'readAt')::timestamptz)
-                              from jsonb_each(shards) as s)) as oldest_read
-    from sync.stream_checks`
-    .then((rows) =>
-      new Map(rows.map((r) => [r.target_table, {
-        checkedAt: new Date(r.checked_at).getTime(),
-        oldestRead: new Date(r.oldest_read).getTime(),
-      }]))
-    )
+  const lastChecked = await deps.sql<{ target_table: string; checked_at: Date }[]>`
+      select target_table, checked_at from sync.stream_checks`
+    .then((rows) => new Map(rows.map((r) => [r.target_table, new Date(r.checked_at).getTime()])))
     .catch((error) => {
       log(`stream-check: when each table was last checked could not be read: ${error}`);
       return undefined;
     });
   const order = [...tables].sort((a, b) =>
-    (lastChecked?.get(a.targetTable)?.oldestRead ?? -Infinity) -
-    (lastChecked?.get(b.targetTable)?.oldestRead ?? -Infinity)
+    (lastChecked?.get(a.targetTable) ?? -Infinity) -
+    (lastChecked?.get(b.targetTable) ?? -Infinity)
   );
+  // Once a table has gone unchecked for longer than the check tolerates, records may
+  // have been trimmed unseen: what kept it unchecked is recorded as the problem, which
+  // marks the table stale (it counts as a check, so not every hour, and a backfill of the
+  // last 21 h covers it). A table never checked is marked only on a failure: a run that
+  // skips it hands it on. A failure to record that too is logged and left to the next run.
+  const markIfLongUnchecked = async (
+    table: string,
+    message: string,
+    at: number,
+    markNeverChecked: boolean,
+  ) => {
+    const last = lastChecked?.get(table);
+    const due = last === undefined ? markNeverChecked : at - last > MAX_CHECK_INTERVAL_MS;
+    if (!lastChecked || !due) return undefined;
+    try {
+      return await recordUnchecked(deps.sql, table, message, last, at);
+    } catch (again) {
+      log(`stream-check: ${table}: recording that it went unchecked failed too: ${again}`);
+    }
+  };
   for (const spec of order) {
-    if (checked.length > 0 && spent()) {
+    if (!budget.tableMayStart()) {
       skipped.push(spec.targetTable);
+      const job = await markIfLongUnchecked(
+        spec.targetTable,
+        `${spec.targetTable}: the lost-record check's runs spent their budget before it`,
+        now(),
+        false,
+      );
+      if (job !== undefined) {
+        log(`stream-check: ${spec.targetTable}: unchecked too long (backfill ${job})`);
+      }
       continue;
     }
     const timing = {
@@ -255,33 +253,14 @@ export async function runStreamCheck(
       }
       checked.push(report);
     } catch (error) {
-      // An AWS or database failure vouches for nothing: the next run tries again. Once a
-      // table has gone unchecked for longer than the check tolerates (or was never
-      // checked), records may have been trimmed unseen: the failure itself is recorded as
-      // the problem, which marks the table stale (it counts as a check, so not every
-      // hour, and a backfill of the last 21 h covers it). A failure to record that too is
-      // logged and left to the next run.
+      // An AWS or database failure vouches for nothing: the next run tries again (and the
+      // table is marked once it has gone unchecked too long, or was never checked).
       const message = `${spec.targetTable}: the lost-record check could not run: ${
         (error as Error).name
       }: ${(error as Error).message}`;
       log(`stream-check: ${message}`);
       const report: TableReport = { table: spec.targetTable, error: message };
-      const last = lastChecked?.get(spec.targetTable)?.checkedAt;
-      if (lastChecked && (last === undefined || timing.now - last > MAX_CHECK_INTERVAL_MS)) {
-        try {
-          report.backfillJobId = await recordUnchecked(
-            deps.sql,
-            spec.targetTable,
-            message,
-            last,
-            timing.now,
-          );
-        } catch (again) {
-          log(
-            `stream-check: ${spec.targetTable}: recording that it went unchecked failed too: ${again}`,
-          );
-        }
-      }
+      report.backfillJobId = await markIfLongUnchecked(spec.targetTable, message, timing.now, true);
       checked.push(report);
     }
   }

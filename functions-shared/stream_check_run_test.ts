@@ -1,84 +1,30 @@
 import assert from "node:assert/strict";
-import type postgres from "postgres";
-import { RunGate } from "./run_gate.ts";
 import type { StreamReader } from "./stream_check.ts";
+import { handleStreamCheckRequest } from "./stream_check_requests.ts";
+import { pageCpuMs, SHARD_CPU_MS, TABLE_CPU_MS } from "./stream_check_budget.ts";
 import {
-  handleStreamCheckRequest,
-  MAX_HAND_ONS,
-  type StreamCheckRequestDeps,
-} from "./stream_check_requests.ts";
-import { PAGE_CPU_MS } from "./stream_check_run.ts";
+  type CheckRow,
+  checksDb,
+  deps,
+  fakeSql,
+  fakeStream,
+  meter,
+  post,
+} from "./stream_check_test_utils.ts";
 
-const KEY = "sb_secret_test";
-
-/** A database that answers every statement with `rows` and remembers what it was asked. */
-function fakeSql(rows: (text: string, values: unknown[]) => unknown[] = () => []) {
-  const statements: { text: string; values: unknown[] }[] = [];
-  const sql = ((strings: TemplateStringsArray, ...values: unknown[]) => {
-    const text = strings.join("$").replace(/\s+/g, " ").trim();
-    statements.push({ text, values });
-    return Promise.resolve(rows(text, values));
-  }) as unknown as postgres.Sql;
-  return { sql, statements };
-}
-
-function deps(extra: Partial<StreamCheckRequestDeps> = {}): StreamCheckRequestDeps {
-  return {
-    sql: fakeSql().sql,
-    serviceKeys: [KEY],
-    streamArnOf: () => Promise.reject(new Error("not expected to read AWS")),
-    readerOf: () => {
-      throw new Error("not expected to read a stream");
-    },
-    cpu: { source: "process", usedMs: () => 0, measure: (step) => step(), charge: () => {} },
-    budget: { runCpuMs: 600, wallMs: 60_000 },
-    gate: new RunGate(1),
-    waitUntil: () => {},
-    callSelf: () => Promise.reject(new Error("not expected to hand on")),
-    log: () => {},
-    ...extra,
-  };
-}
-
-const post = (body: string, key = KEY) =>
-  new Request("http://localhost/stream-check", {
-    method: "POST",
-    headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
-    body,
-  });
-
-Deno.test("refusals: 405 not POST, 401 no key, 400 bad body or unknown table, each saying why", async () => {
-  const get = await handleStreamCheckRequest(new Request("http://localhost/"), deps());
-  assert.equal(get.status, 405);
-  assert.equal((await handleStreamCheckRequest(post("{}", "wrong"), deps())).status, 401);
-  const notJson = await handleStreamCheckRequest(post("{"), deps());
-  assert.equal(notJson.status, 400);
-  assert.match((await notJson.json()).error, /not valid JSON/);
-  const unknown = await handleStreamCheckRequest(post('{"tables": ["nope"]}'), deps());
-  assert.equal(unknown.status, 400);
-  assert.match((await unknown.json()).error, /unknown target table\(s\): nope/);
-});
+const HOUR = 3600_000;
+const NOW = Date.parse("2026-11-29T12:00:00Z");
+const ARN = "arn:aws:dynamodb:us-east-1:1:table/firespring-backdoor-segments-dev/stream/1";
 
 Deno.test("a run's allowance counts from its start: what the isolate used before takes none of it", async () => {
-  const db = fakeSql((text) => text.includes("record_stream_check") ? [{ job: null }] : []);
-  let used = 1_500;
-  const cpu = {
-    source: "estimate" as const,
-    usedMs: () => used,
-    measure: <T>(s: () => T) => s(),
-    charge: (ms: number) => used += ms,
-  };
-  const reader: StreamReader = {
-    shards: () => Promise.resolve([{ id: "s1", closed: false }]),
-    iterator: () => Promise.resolve("it"),
-    read: () => Promise.resolve({ records: [], next: "it" }),
-  };
+  const cpu = meter(800);
+  const { reader } = fakeStream({ s1: { from: 1, to: 0 } }, NOW);
   const response = await handleStreamCheckRequest(
     post('{"tables": ["firespring_segments", "mmp_toledo_leads"]}'),
     deps({
-      sql: db.sql,
+      sql: checksDb(new Map(), () => NOW).sql,
       cpu,
-      streamArnOf: () => Promise.resolve("arn:aws:dynamodb:us-east-1:1:table/t/stream/1"),
+      streamArnOf: () => Promise.resolve(ARN),
       readerOf: () => reader,
     }),
   );
@@ -88,9 +34,9 @@ Deno.test("a run's allowance counts from its start: what the isolate used before
     "firespring_segments",
     "mmp_toledo_leads",
   ]);
-  assert.deepEqual(body.skipped, []);
-  // Each shard read from its oldest record: ten empty pages, each charged on the meter.
-  assert.equal(used, 1_500 + 2 * 10 * PAGE_CPU_MS);
+  assert.deepEqual([body.skipped, body.left], [[], []]);
+  // Each table's one shard read from its oldest record: ten empty pages, each charged.
+  assert.equal(cpu.used, 800 + 2 * (TABLE_CPU_MS + SHARD_CPU_MS + 10 * pageCpuMs(0, 0)));
 });
 
 Deno.test("an AWS failure names the table and the cause, and marks the table once it has gone unchecked too long", async () => {
@@ -101,11 +47,9 @@ Deno.test("an AWS failure names the table and the cause, and marks the table onc
   const run = async (lastChecked: number | undefined) => {
     const db = fakeSql((text) => {
       if (text.startsWith("select target_table, checked_at")) {
-        return lastChecked === undefined ? [] : [{
-          target_table: "firespring_segments",
-          checked_at: new Date(lastChecked),
-          oldest_read: new Date(lastChecked),
-        }];
+        return lastChecked === undefined
+          ? []
+          : [{ target_table: "firespring_segments", checked_at: new Date(lastChecked) }];
       }
       return text.includes("record_stream_check") ? [{ job: 5 }] : [];
     });
@@ -138,22 +82,13 @@ Deno.test("an AWS failure names the table and the cause, and marks the table onc
   assert.match(String(never.recorded!.values[1]), /\(never checked: records the stream trimmed/);
 });
 
-Deno.test("the tables whose oldest shard was read longest ago come first, so none is always left over", async () => {
+Deno.test("the least recently checked tables come first, so none is always left over", async () => {
   const now = Date.parse("2026-11-29T12:00:00Z");
   const db = fakeSql((text) =>
     text.startsWith("select target_table, checked_at")
       ? [
-        {
-          target_table: "firespring_segments",
-          checked_at: new Date(now - 60_000),
-          oldest_read: new Date(now - 60_000),
-        },
-        // Checked a minute ago, one of its shards left unread since two hours ago.
-        {
-          target_table: "mmp_toledo_leads",
-          checked_at: new Date(now - 60_000),
-          oldest_read: new Date(now - 7200_000),
-        },
+        { target_table: "firespring_segments", checked_at: new Date(now - 60_000) },
+        { target_table: "mmp_toledo_leads", checked_at: new Date(now - 7200_000) },
       ]
       : []
   );
@@ -235,66 +170,41 @@ Deno.test("a record that waits is asked about since the last check; nothing appl
   assert.equal(asked!.values[1], arn);
 });
 
-const ARN = "arn:aws:dynamodb:us-east-1:1:table/firespring-backdoor-segments-dev/stream/1";
-
-/**
- * A stream of two shards, s1 with records 101 to 110 (one a page, each applied) after the
- * last run's 100, s2 unread since; a meter on which each page's charge counts.
- */
-function busyStream(now: number) {
-  const readAt = new Date(now - 3600_000).toISOString();
-  const before = {
-    s1: { through: "100", readAt },
-    s2: { frontier: { seq: "900", created_at: readAt }, readAt },
-  };
-  const db = fakeSql((text, values) => {
-    if (text.includes("from sync.stream_checks where target_table")) {
-      return [{ stream_arn: ARN, checked_at: new Date(now - 3600_000), shards: before }];
-    }
-    if (text.includes("stream_records_applied_of")) return [{ s: values[1] }];
-    if (text.includes("record_stream_check")) return [{ job: null }];
-    return [];
-  });
-  const reader: StreamReader = {
-    shards: () => Promise.resolve([{ id: "s1", closed: false }, { id: "s2", closed: false }]),
-    iterator: (_shard, position) =>
-      Promise.resolve(typeof position === "object" && "after" in position ? position.after : "x"),
-    read: (at) => {
-      const seq = String(Number(at) + 1);
-      const records = Number(seq) <= 110 ? [{ seq, createdAt: now - 60_000 }] : [];
-      return Promise.resolve({ records, next: records.length ? seq : at });
+/** Two shards of ten records each after their last run's; s2 read longest ago. */
+function twoShards(): Map<string, CheckRow> {
+  return new Map([["firespring_segments", {
+    stream_arn: ARN,
+    checked_at: new Date(NOW - HOUR),
+    shards: {
+      s1: { through: "100", readAt: new Date(NOW - HOUR).toISOString() },
+      s2: { through: "200", readAt: new Date(NOW - 2 * HOUR).toISOString() },
     },
-  };
-  let used = 0;
-  const cpu = {
-    source: "estimate" as const,
-    usedMs: () => used,
-    measure: <T>(s: () => T) => s(),
-    charge: (ms: number) => used += ms,
-  };
-  return { db, reader, cpu, before };
+  }]]);
 }
 
-Deno.test("a run its budget stops records what it read, keeps the unread shards as they were and hands the rest on", async () => {
-  const now = Date.parse("2026-11-29T12:00:00Z");
-  const { db, reader, cpu, before } = busyStream(now);
-  const handedOn: unknown[] = [];
-  const waited: Promise<unknown>[] = [];
+Deno.test("a run its budget stops records what it read, the shard read longest ago first, and keeps the others as they were", async () => {
+  const rows = twoShards();
+  rows.set("mmp_toledo_leads", { stream_arn: ARN, checked_at: new Date(NOW - 60_000), shards: {} });
+  const before = structuredClone(rows.get("firespring_segments")!.shards);
+  const { reader, reads } = fakeStream(
+    { s1: { from: 101, to: 110 }, s2: { from: 201, to: 210 } },
+    NOW,
+  );
+  // Room for three pages of one record after the table's and the shard's own charges.
+  const runCpuMs = TABLE_CPU_MS + SHARD_CPU_MS + 2.5 * pageCpuMs(1, 0);
   const response = await handleStreamCheckRequest(
     post('{"tables": ["firespring_segments", "mmp_toledo_leads"]}'),
     deps({
-      sql: db.sql,
-      cpu,
-      now: () => now,
-      budget: { runCpuMs: 3 * PAGE_CPU_MS, wallMs: 60_000 },
+      sql: checksDb(rows, () => NOW).sql,
+      cpu: meter(0),
+      now: () => NOW,
+      budget: { runCpuMs, wallMs: 60_000 },
       streamArnOf: () => Promise.resolve(ARN),
       readerOf: () => reader,
-      waitUntil: (work) => waited.push(work),
-      callSelf: (body) => Promise.resolve(void handedOn.push(body)),
+      callSelf: () => Promise.resolve(),
     }),
   );
   const body = await response.json();
-  assert.equal(response.status, 200, JSON.stringify(body));
   assert.deepEqual(body.checked, [{
     table: "firespring_segments",
     streamArn: ARN,
@@ -303,73 +213,98 @@ Deno.test("a run its budget stops records what it read, keeps the unread shards 
   }]);
   assert.deepEqual(body.skipped, ["mmp_toledo_leads"]);
   assert.deepEqual(body.left, ["firespring_segments", "mmp_toledo_leads"]);
-  assert.equal(body.handedOn, true);
-  await Promise.all(waited);
-  assert.deepEqual(handedOn, [{ tables: ["firespring_segments", "mmp_toledo_leads"], handOn: 1 }]);
-  const recorded = db.statements.find((s) => s.text.includes("record_stream_check"))!;
-  assert.deepEqual(JSON.parse(String(recorded.values[2])), {
-    s1: { through: "103", readAt: new Date(now).toISOString() },
-    s2: before.s2,
+  assert.deepEqual(reads, ["s2", "s2", "s2"]);
+  assert.deepEqual(rows.get("firespring_segments")!.shards, {
+    s1: before.s1,
+    s2: { through: "203", readAt: new Date(NOW).toISOString() },
   });
-  assert.equal(recorded.values[3], null, "no problem: what was left unread is young");
 });
 
-Deno.test("a hand-on is answered 202 and runs in the background; a busy isolate answers it 503", async () => {
-  const now = Date.parse("2026-11-29T12:00:00Z");
-  const { db, reader, cpu } = busyStream(now);
-  const handedOn: unknown[] = [];
-  const waited: Promise<unknown>[] = [];
-  const gate = new RunGate(1);
-  const handOnDeps = deps({
-    sql: db.sql,
-    cpu,
-    now: () => now,
-    gate,
-    streamArnOf: () => Promise.resolve(ARN),
-    readerOf: () => reader,
-    waitUntil: (work) => waited.push(work),
-    callSelf: (body) => Promise.resolve(void handedOn.push(body)),
-  });
-  const request = () => post('{"tables": ["firespring_segments"], "handOn": 7}');
-  const accepted = await handleStreamCheckRequest(request(), handOnDeps);
-  assert.equal(accepted.status, 202);
-  assert.deepEqual(await accepted.json(), { accepted: true });
-  const busy = await handleStreamCheckRequest(request(), handOnDeps);
-  assert.equal(busy.status, 503);
-  assert.equal(busy.headers.get("retry-after"), "1");
-  assert.match((await busy.json()).error, /already running in this isolate/);
-  await Promise.all(waited);
-  // Its whole allowance read the stream to its end: nothing left, no successor.
-  assert.deepEqual(handedOn, []);
-  const recorded = db.statements.find((s) => s.text.includes("record_stream_check"))!;
-  assert.equal(JSON.parse(String(recorded.values[2])).s1.through, "110");
-});
-
-Deno.test("a chain of hand-ons ends at its limit, saying so; a bad link number is refused", async () => {
-  const now = Date.parse("2026-11-29T12:00:00Z");
-  const { db, reader, cpu } = busyStream(now);
-  const lines: string[] = [];
-  const waited: Promise<unknown>[] = [];
-  const last = deps({
-    sql: db.sql,
-    cpu,
-    now: () => now,
-    budget: { runCpuMs: 1, wallMs: 60_000 },
-    streamArnOf: () => Promise.resolve(ARN),
-    readerOf: () => reader,
-    waitUntil: (work) => waited.push(work),
-    log: (line) => lines.push(line),
-  });
-  const body = JSON.stringify({ tables: ["firespring_segments"], handOn: MAX_HAND_ONS });
-  assert.equal((await handleStreamCheckRequest(post(body), last)).status, 202);
-  await Promise.all(waited);
-  assert.ok(
-    lines.some((l) => l.includes(`${MAX_HAND_ONS} runs in a row left firespring_segments`)),
-    lines.join("\n"),
-  );
-  for (const handOn of [-1, 1.5, "2", MAX_HAND_ONS + 1]) {
-    const refused = await handleStreamCheckRequest(post(JSON.stringify({ handOn })), deps());
-    assert.equal(refused.status, 400);
-    assert.match((await refused.json()).error, /handOn must be a whole number from 0 to 100/);
+Deno.test("runs that each read a little get round every table and every shard in turn", async () => {
+  const rows = twoShards();
+  let now = NOW;
+  const { reader } = fakeStream({ s1: { from: 101, to: 110 }, s2: { from: 201, to: 210 } }, NOW);
+  const order: string[] = [];
+  for (let run = 0; run < 8; run++) {
+    now += 60_000;
+    const response = await handleStreamCheckRequest(
+      post('{"tables": ["firespring_segments", "firespring_searches"]}'),
+      deps({
+        sql: checksDb(rows, () => now).sql,
+        cpu: meter(0),
+        now: () => now,
+        budget: { runCpuMs: 1, wallMs: 60_000 }, // one page a run
+        streamArnOf: (spec) => {
+          order.push(spec.targetTable);
+          return Promise.resolve(ARN);
+        },
+        readerOf: () => reader,
+        callSelf: () => Promise.resolve(),
+      }),
+    );
+    assert.equal(response.status, 200);
   }
+  assert.deepEqual(order, [
+    "firespring_searches", // never checked
+    "firespring_segments",
+    "firespring_searches",
+    "firespring_segments",
+    "firespring_searches",
+    "firespring_segments",
+    "firespring_searches",
+    "firespring_segments",
+  ]);
+  // Each of segments' runs read one page, of the shard read longest ago.
+  const { shards } = rows.get("firespring_segments")!;
+  assert.deepEqual([shards.s1.through, shards.s2.through], ["102", "202"]);
+});
+
+Deno.test("a table the budget keeps skipping is marked once it has gone unchecked too long; a never-checked one is handed on", async () => {
+  const rows = new Map<string, CheckRow>([
+    ["firespring_segments", { stream_arn: ARN, checked_at: new Date(NOW - 5 * HOUR), shards: {} }],
+    ["mmp_toledo_leads", { stream_arn: ARN, checked_at: new Date(NOW - 4 * HOUR), shards: {} }],
+  ]);
+  const db = checksDb(rows, () => NOW);
+  const lines: string[] = [];
+  const response = await handleStreamCheckRequest(
+    post('{"tables": ["firespring_segments", "mmp_toledo_leads", "firespring_searches"]}'),
+    deps({
+      sql: db.sql,
+      cpu: meter(0),
+      now: () => NOW,
+      budget: { runCpuMs: 1, wallMs: 60_000 },
+      streamArnOf: () => Promise.resolve(undefined),
+      callSelf: () => Promise.resolve(),
+      log: (line) => lines.push(line),
+    }),
+  );
+  const body = await response.json();
+  assert.deepEqual(body.checked.map((c: { table: string }) => c.table), ["firespring_searches"]);
+  assert.deepEqual(body.skipped, ["firespring_segments", "mmp_toledo_leads"]);
+  const marked = db.statements.filter((s) => s.values.length === 4);
+  assert.deepEqual(marked.map((s) => s.values[0]), ["firespring_segments", "mmp_toledo_leads"]);
+  assert.match(
+    String(marked[0].values[1]),
+    /^firespring_segments: the lost-record check's runs spent their budget before it \(unchecked since 2026-11-29T07:00:00\.000Z: records the stream trimmed meanwhile cannot be vouched for\)$/,
+  );
+  assert.ok(lines.includes("stream-check: mmp_toledo_leads: unchecked too long (backfill 99)"));
+  // Checked 2 h ago and skipped: only handed on.
+  rows.set("firespring_segments", {
+    stream_arn: ARN,
+    checked_at: new Date(NOW - 2 * HOUR),
+    shards: {},
+  });
+  const again = checksDb(rows, () => NOW);
+  await handleStreamCheckRequest(
+    post('{"tables": ["firespring_searches", "firespring_segments"]}'),
+    deps({
+      sql: again.sql,
+      cpu: meter(0),
+      now: () => NOW,
+      budget: { runCpuMs: 1, wallMs: 60_000 },
+      streamArnOf: () => Promise.resolve(undefined),
+      callSelf: () => Promise.resolve(),
+    }),
+  );
+  assert.equal(again.statements.filter((s) => s.values.length === 4).length, 0);
 });

@@ -147,7 +147,12 @@ Deno.test("a shard longer than the page cap is incomplete; an old one is a probl
 /** A budget spent after `pages` pages; remembers the records of each page counted. */
 function pagesBudget(pages: number) {
   const counted: number[] = [];
-  return { counted, page: (n: number) => counted.push(n), spent: () => counted.length >= pages };
+  return {
+    counted,
+    page: (n: number) => void counted.push(n),
+    shard: () => {},
+    spent: () => counted.length >= pages,
+  };
 }
 
 Deno.test("a spent budget stops the read before its next page and keeps how far it got", async () => {
@@ -176,7 +181,7 @@ Deno.test("a spent budget stops the read before its next page and keeps how far 
 Deno.test("a budget spent before a shard leaves it unread with its state; young records are no problem", async () => {
   const { reader, asked } = fakeReader({ s1: shard([3, 2, 1]) });
   const previous = { through: "100", readAt: new Date(NOW - HOUR).toISOString() };
-  const spent = { page: () => {}, spent: () => true };
+  const spent = { page: () => {}, shard: () => {}, spent: () => true };
   const finding = await checkShard("s1", previous, reader, appliedOf([]), { budget: spent });
   assert.deepEqual(finding, { shardId: "s1", state: previous, unread: true });
   assert.deepEqual(asked, [], "nothing asked of the stream");
@@ -184,7 +189,7 @@ Deno.test("a budget spent before a shard leaves it unread with its state; young 
   const { reader: fresh } = fakeReader({ s1: shard([3, 2, 1]) });
   const once = pagesBudget(0);
   const started = await checkShard("s1", undefined, fresh, appliedOf(["100", "101", "102"]), {
-    budget: { page: once.page, spent: () => once.counted.length > 0 },
+    budget: { page: once.page, shard: () => {}, spent: () => once.counted.length > 0 },
   });
   assert.equal(started.state.through, "101");
   assert.equal(started.incomplete?.cause, "budget");
@@ -218,7 +223,9 @@ Deno.test("a shard left unread for longer than the allowed gap is unwatched; a w
     late.problem!,
     /shard s1: not read since 2026-11-28T08:54:00.000Z, more than 3 h ago \(the runs since spent their budget before it\)/,
   );
-  assert.equal(late.coversUntil, NOW);
+  // A backfill since the at-risk line heals what may be trimmed before the next run: not
+  // a new one queued by every run while the shard waits.
+  assert.equal(late.coversUntil, NOW - 21 * HOUR);
 });
 
 /**
@@ -277,6 +284,19 @@ Deno.test("a record waiting past the lag limit, seen by the last check, nothing 
   const alone = await waiting([3], [], frontierAt("100", 3));
   assert.match(alone.problem!, /nothing delivers this stream/);
   assert.equal(alone.coversUntil, NOW - 3 * HOUR);
+});
+
+Deno.test("a last run seconds ago (a run handing on) does not shrink what the notes are asked about below an hour", async () => {
+  const previous: PreviousCheck = {
+    streamArn: ARN,
+    checkedAt: NOW - 10_000,
+    shards: { s1: frontierAt("100", 3) },
+  };
+  const { reader } = fakeReader({ s1: shard([3, 2.5]) });
+  const finding = await checkShard("s1", previous.shards.s1, reader, appliedOf([]));
+  // A stream delivered with a lag may apply nothing in ten seconds; in an hour, a mapping
+  // that delivers applies something or gives the record up.
+  assert.equal(waitingRecord(ARN, [finding], previous, timing)!.askSince, NOW - HOUR);
 });
 
 Deno.test("the oldest waiting record of all shards is the one named; another shard's waiting makes it more", async () => {

@@ -54,6 +54,15 @@ export const MAX_CHECK_INTERVAL_MS = 3 * 3600_000;
  */
 export const DELIVERY_LAG_LIMIT_MS = 2 * 3600_000;
 
+/**
+ * The longest a mapping that delivers the stream takes to apply some record of it, or to
+ * give the waiting one up to its on-failure queue: its maximum record age, an hour as
+ * deployed (infrastructure/terraform/modules/stream-sync). The undelivered rule asks about
+ * at least this long: runs that hand on follow each other within seconds, and a stream
+ * delivered with a lag may apply nothing in those.
+ */
+export const MAPPING_MAX_RECORD_AGE_MS = 3600_000;
+
 /** The verdict of one run on one table. */
 export interface TableVerdict {
   shards: Record<string, ShardState>;
@@ -80,8 +89,9 @@ export interface WaitingRecord {
   more: boolean;
   /**
    * Since when to ask whether anything of the stream was applied: the last run's time, when
-   * it already saw the record waiting (or the record's own, if later). A batch committed
-   * just after the record was made must not count for ever.
+   * it already saw the record waiting (or the record's own, if later), and at least
+   * {@link MAPPING_MAX_RECORD_AGE_MS} ago. A batch committed just after the record was made
+   * must not count for ever.
    */
   askSince: number;
 }
@@ -106,7 +116,10 @@ export function waitingRecord(
       if (!frontier || previous.shards[f.shardId]?.frontier?.seq !== frontier.seq) return [];
       const createdAt = Date.parse(frontier.created_at);
       if (createdAt >= lagLine) return [];
-      const askSince = Math.max(createdAt, previous.checkedAt);
+      const askSince = Math.min(
+        Math.max(createdAt, previous.checkedAt),
+        timing.now - MAPPING_MAX_RECORD_AGE_MS,
+      );
       return [{
         shardId: f.shardId,
         seq: frontier.seq,
@@ -194,7 +207,10 @@ export function judgeTable(
         } h ago (the runs since spent their budget before it): records the stream trimmed ` +
           `meanwhile cannot be vouched for`,
       );
-      cover(now);
+      // Records it holds unread may be trimmed before the next run if older than
+      // atRiskBefore: a backfill since then heals them (not one queued by every run while
+      // the shard waits).
+      cover(atRiskBefore);
     }
     if (f.incomplete && f.incomplete.lastCreatedAt < atRiskBefore) {
       const why = f.incomplete.cause === "budget"

@@ -19,7 +19,10 @@ import {
   STREAM_CHECK_SETTINGS,
 } from "../../../functions-shared/function_settings.ts";
 import { awsStreamReader, latestStreamArn } from "../../../functions-shared/stream_check_aws.ts";
-import { handleStreamCheckRequest } from "../../../functions-shared/stream_check_requests.ts";
+import {
+  handleStreamCheckRequest,
+  RUNS_PER_ISOLATE,
+} from "../../../functions-shared/stream_check_requests.ts";
 import { describeDbTarget } from "../../../functions-shared/db_url.ts";
 import {
   connectDb,
@@ -46,7 +49,7 @@ const callSelf = selfInvoker({
   region: env("SB_REGION"),
   log: (line) => console.error(line),
 });
-const gate = new RunGate(1);
+const gate = new RunGate(RUNS_PER_ISOLATE);
 
 Deno.serve((req) =>
   handleStreamCheckRequest(req, {

@@ -1,0 +1,61 @@
+import assert from "node:assert/strict";
+import type { CpuMeter } from "./cpu_meter.ts";
+import {
+  ISOLATE_CPU_CEILING_MS,
+  pageCpuMs,
+  runBudget,
+  SHARD_CPU_MS,
+  TABLE_CPU_MS,
+} from "./stream_check_budget.ts";
+
+/** An estimating meter at `used` ms, which charges add to. */
+function meter(used: number) {
+  const cpu: CpuMeter & { used: number } = {
+    source: "estimate",
+    used,
+    usedMs: () => cpu.used,
+    measure: (step) => step(),
+    charge: (ms) => void (cpu.used += ms),
+  };
+  return cpu;
+}
+
+Deno.test("a page is charged by its records and bytes: a full one as measured, an empty one little", () => {
+  assert.equal(Math.round(pageCpuMs(515, 1_048_576)), 45, "visitors: measured 20-42 ms");
+  assert.equal(Math.round(pageCpuMs(1_000, 600_000)), 42, "actions: measured 14-29 ms");
+  assert.equal(pageCpuMs(0, 0), 5, "empty: measured 1-2 ms");
+  // Few large records are charged by their bytes, not their count.
+  assert.ok(pageCpuMs(3, 1_000_000) > 30);
+});
+
+Deno.test("a run's allowance counts from its start; the first table and its first page are always read", () => {
+  let clock = 0;
+  const cpu = meter(900);
+  const budget = runBudget(cpu, { runCpuMs: 100, wallMs: 10_000 }, () => clock);
+  assert.equal(budget.tableMayStart(), true);
+  budget.table();
+  budget.shard();
+  assert.equal(cpu.used, 900 + TABLE_CPU_MS + SHARD_CPU_MS);
+  assert.equal(budget.spent(), false, "no page read yet");
+  budget.page(1_000, 1_048_576);
+  assert.equal(budget.spent(), false, "65 of 100 ms");
+  budget.page(1_000, 1_048_576);
+  assert.equal(budget.spent(), true);
+  assert.equal(budget.tableMayStart(), false);
+  // A spent wall budget stops it too, whatever its CPU.
+  const walled = runBudget(meter(0), { runCpuMs: 600, wallMs: 1_000 }, () => clock);
+  walled.table();
+  walled.page(0, 0);
+  assert.equal(walled.spent(), false);
+  clock = 1_000;
+  assert.equal(walled.spent(), true);
+  assert.equal(walled.tableMayStart(), false);
+});
+
+Deno.test("no run reads past the isolate's ceiling, whatever its own allowance", () => {
+  const cpu = meter(ISOLATE_CPU_CEILING_MS - 10);
+  const budget = runBudget(cpu, { runCpuMs: 600, wallMs: 60_000 }, () => 0);
+  budget.table();
+  budget.page(0, 0);
+  assert.equal(budget.spent(), true, `${cpu.used} ms used`);
+});
