@@ -201,8 +201,8 @@ function batchTag(batch: string[], stack = ""): string {
 /**
  * The second stack (scripts/second_stack.ts), beside the first: a fresh copy of this
  * checkout, its own stack:up on ports of its own, its batches one after another
- * (scripts/e2e_plan.ts, `SECOND_STACK`), the check that none of its import-worker,
- * validator or write-back isolates was killed at a hard limit, and its stack:down, checked, whatever
+ * (scripts/e2e_plan.ts, `SECOND_STACK`), the check that none of its isolates of the
+ * functions that hand on was killed at a hard limit, and its stack:down, checked, whatever
  * happened.
  */
 async function secondStackLane(batches: string[][]): Promise<void> {
@@ -224,7 +224,7 @@ async function secondStackLane(batches: string[][]): Promise<void> {
       );
     }
     check(
-      "no import-worker, validator or write-back isolate of the second stack was killed at a hard limit",
+      "no import-worker, validator, write-back or stream-check isolate of the second stack was killed at a hard limit",
       killsSince(0, HANDS_ON_FUNCTIONS, isolatesLogIn(logDirOf(SECOND_STACK_DIR))),
     );
   } finally {
@@ -278,7 +278,7 @@ const firstDone = (async () => {
   const [stackUp] = await Promise.all([stackDone, unitTestsDone.promise]);
   if (stackUp) {
     check(
-      "no import-worker, validator or write-back isolate was killed at a hard limit",
+      "no import-worker, validator, write-back or stream-check isolate was killed at a hard limit",
       killsSince(isolateLog, HANDS_ON_FUNCTIONS),
     );
   }
