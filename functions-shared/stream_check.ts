@@ -103,6 +103,12 @@ export interface ShardFinding {
   /** The run's budget was spent before this shard was read: `state` is the previous one. */
   unread?: boolean;
   /**
+   * When a run read this shard before this one (set by the run, stream_check_run.ts): its
+   * state's `readAt`, or the previous run's time for a shard new since or a state written
+   * before `readAt` was kept; undefined at a first look, or on another stream.
+   */
+  readBefore?: string;
+  /**
    * A record of a page this run read was applied (one after the frontier included: the
    * mapping gave the frontier's batch up, to its on-failure queue, and went on).
    */

@@ -59,3 +59,17 @@ Deno.test("no run reads past the isolate's ceiling, whatever its own allowance",
   budget.page(0, 0);
   assert.equal(budget.spent(), true, `${cpu.used} ms used`);
 });
+
+Deno.test("a run on an isolate past its ceiling still starts its first table and reads a page", () => {
+  const budget = runBudget(
+    meter(ISOLATE_CPU_CEILING_MS + 100),
+    { runCpuMs: 600, wallMs: 60_000 },
+    () => 0,
+  );
+  assert.equal(budget.tableMayStart(), true);
+  budget.table();
+  assert.equal(budget.spent(), false, "its first page");
+  budget.page(1, 100);
+  assert.equal(budget.spent(), true);
+  assert.equal(budget.tableMayStart(), false);
+});

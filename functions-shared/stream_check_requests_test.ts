@@ -1,6 +1,10 @@
 import assert from "node:assert/strict";
 import { RunGate } from "./run_gate.ts";
-import { handleStreamCheckRequest, MAX_HAND_ONS } from "./stream_check_requests.ts";
+import {
+  handleStreamCheckRequest,
+  MAX_HAND_ONS,
+  RUNS_PER_ISOLATE,
+} from "./stream_check_requests.ts";
 import {
   type CheckRow,
   checksDb,
@@ -119,4 +123,18 @@ Deno.test("a handed-on run that fails is logged with its cause", async () => {
   assert.equal(response.status, 202);
   await Promise.all(waited);
   assert.deepEqual(lines, ["stream-check: a handed-on run stopped: the log is gone"]);
+});
+
+Deno.test("an isolate takes two runs, so that the hourly run is not turned away by a chain's", async () => {
+  const { waited, extra } = busyTable();
+  const gate = new RunGate(RUNS_PER_ISOLATE);
+  const both = deps({ ...extra, gate });
+  const chain = await handleStreamCheckRequest(
+    post('{"tables": ["firespring_segments"], "handOn": 3}'),
+    both,
+  );
+  assert.equal(chain.status, 202);
+  const hourly = await handleStreamCheckRequest(post('{"tables": ["firespring_segments"]}'), both);
+  assert.equal(hourly.status, 200);
+  await Promise.all(waited);
 });

@@ -10,10 +10,10 @@
  * did not reach keep their previous state and the time they were last read), and the
  * tables it did not start are named in `skipped`. Those and the unfinished one are
  * `left`, for the run's successor (stream_check_requests.ts) or the next hourly run. The
- * least recently checked tables go first, so that each gets its turn, and in a table the
- * shards read longest ago. A shard not read for 3 hours is a problem (stream_verdict.ts),
- * as is a table not checked for that long, found by its next check, by its next failure
- * to check, or by a run that skips it.
+ * table whose shard was read longest ago goes first, and in it the shards read longest
+ * ago, so that each gets its turn. Two reads of a shard more than 3 hours apart are a
+ * problem (stream_verdict.ts), as is a table not checked for that long, found by its next
+ * check, by its next failure to check, or by a run that skips it.
  *
  * @module
  */
@@ -109,15 +109,25 @@ export async function checkTable(
       });
       // A shard left unread keeps its time; one never read, the last run's (it was not
       // listed then, or that run would have kept it) or, at a first look, this one's.
+      finding.readBefore = before[shard.id]?.readAt ??
+        (sameStream ? iso(previous!.checkedAt) : undefined);
       finding.state.readAt = finding.unread
         ? finding.state.readAt ?? iso(previous?.checkedAt ?? timing.now)
         : iso(timing.now);
       findings.push(finding);
     }
-    unfinished = findings.filter((f) => f.unread || f.incomplete).length;
+    // A read stopped short that got no further (a closed shard of more empty pages than
+    // the page cap) is not handed on: a successor would get no further either.
+    unfinished = findings.filter((f) =>
+      f.unread || (f.incomplete && f.state.through !== before[f.shardId]?.through)
+    ).length;
     const gone = [];
     for (const [shardId, state] of Object.entries(before)) {
-      if (listed.some((shard) => shard.id === shardId) || !state.frontier) continue;
+      if (
+        listed.some((shard) =>
+          shard.id === shardId
+        ) || !state.frontier
+      ) continue;
       const frontier = {
         seq: state.frontier.seq,
         createdAt: Date.parse(state.frontier.created_at),
@@ -187,20 +197,28 @@ export async function runStreamCheck(
   const budget = runBudget(deps.cpu, deps.budget, now);
   const checked: TableReport[] = [];
   const skipped: string[] = [];
-  // The least recently checked first (never checked before any): a table the budget
-  // leaves over, or whose check keeps failing, is not always last.
+  // The table whose shard was read longest ago first (never checked before any; one
+  // without shards by its last check): every run reads on the oldest read, so no table
+  // is always left over, however its check was marked meanwhile.
   // (Unknown when the database cannot say: then the tables go in their order, each
   // reporting its own failure, and none is marked for going unchecked.)
-  const lastChecked = await deps.sql<{ target_table: string; checked_at: Date }[]>`
-      select target_table, checked_at from sync.stream_checks`
-    .then((rows) => new Map(rows.map((r) => [r.target_table, new Date(r.checked_at).getTime()])))
+  const states = await deps.sql<
+    { target_table: string; checked_at: Date; oldest_read: Date | null }[]
+  >`select target_table, checked_at,
+           (select min((s.value ->> 'readAt')::timestamptz) from jsonb_each(shards) as s
+            where (s.value ->> 'done') is distinct from 'true') as oldest_read
+    from sync.stream_checks`
     .catch((error) => {
       log(`stream-check: when each table was last checked could not be read: ${error}`);
       return undefined;
     });
+  const lastChecked = states &&
+    new Map(states.map((r) => [r.target_table, new Date(r.checked_at).getTime()]));
+  const turn = new Map(
+    states?.map((r) => [r.target_table, new Date(r.oldest_read ?? r.checked_at).getTime()]),
+  );
   const order = [...tables].sort((a, b) =>
-    (lastChecked?.get(a.targetTable) ?? -Infinity) -
-    (lastChecked?.get(b.targetTable) ?? -Infinity)
+    (turn.get(a.targetTable) ?? -Infinity) - (turn.get(b.targetTable) ?? -Infinity)
   );
   // Once a table has gone unchecked for longer than the check tolerates, records may
   // have been trimmed unseen: what kept it unchecked is recorded as the problem, which

@@ -95,7 +95,9 @@ Deno.test("the least recently checked tables come first, so none is always left 
   const asked: string[] = [];
   let cpu = 0;
   await handleStreamCheckRequest(
-    post('{"tables": ["firespring_segments", "mmp_toledo_leads", "firespring_searches"]}'),
+    post(
+      '{"tables": ["firespring_segments", "mmp_toledo_leads", "firespring_searches", "firespring_actions"]}',
+    ),
     deps({
       sql: db.sql,
       now: () => now,
@@ -176,7 +178,7 @@ function twoShards(): Map<string, CheckRow> {
     stream_arn: ARN,
     checked_at: new Date(NOW - HOUR),
     shards: {
-      s1: { through: "100", readAt: new Date(NOW - HOUR).toISOString() },
+      s1: { through: "100", readAt: new Date(NOW - 1.5 * HOUR).toISOString() },
       s2: { through: "200", readAt: new Date(NOW - 2 * HOUR).toISOString() },
     },
   }]]);
@@ -244,19 +246,23 @@ Deno.test("runs that each read a little get round every table and every shard in
     );
     assert.equal(response.status, 200);
   }
+  assert.equal(order[0], "firespring_searches", "never checked first");
+  // Each run read one page, of the shard read longest ago anywhere (searches' two shards
+  // were first seen together: its s1, listed first, is read first): each shard in turn.
   assert.deepEqual(order, [
-    "firespring_searches", // never checked
-    "firespring_segments",
     "firespring_searches",
     "firespring_segments",
-    "firespring_searches",
     "firespring_segments",
     "firespring_searches",
+    "firespring_searches",
     "firespring_segments",
+    "firespring_segments",
+    "firespring_searches",
   ]);
-  // Each of segments' runs read one page, of the shard read longest ago.
-  const { shards } = rows.get("firespring_segments")!;
-  assert.deepEqual([shards.s1.through, shards.s2.through], ["102", "202"]);
+  const through = (table: string) =>
+    Object.values(rows.get(table)!.shards).map((s) => s.through).sort();
+  assert.deepEqual(through("firespring_segments"), ["102", "202"]);
+  assert.deepEqual(through("firespring_searches"), ["103", "201"]);
 });
 
 Deno.test("a table the budget keeps skipping is marked once it has gone unchecked too long; a never-checked one is handed on", async () => {
@@ -267,7 +273,9 @@ Deno.test("a table the budget keeps skipping is marked once it has gone unchecke
   const db = checksDb(rows, () => NOW);
   const lines: string[] = [];
   const response = await handleStreamCheckRequest(
-    post('{"tables": ["firespring_segments", "mmp_toledo_leads", "firespring_searches"]}'),
+    post(
+      '{"tables": ["firespring_segments", "mmp_toledo_leads", "firespring_searches", "firespring_actions"]}',
+    ),
     deps({
       sql: db.sql,
       cpu: meter(0),
@@ -280,7 +288,8 @@ Deno.test("a table the budget keeps skipping is marked once it has gone unchecke
   );
   const body = await response.json();
   assert.deepEqual(body.checked.map((c: { table: string }) => c.table), ["firespring_searches"]);
-  assert.deepEqual(body.skipped, ["firespring_segments", "mmp_toledo_leads"]);
+  // Never checked, firespring_actions is skipped after firespring_searches, not marked.
+  assert.deepEqual(body.skipped, ["firespring_actions", "firespring_segments", "mmp_toledo_leads"]);
   const marked = db.statements.filter((s) => s.values.length === 4);
   assert.deepEqual(marked.map((s) => s.values[0]), ["firespring_segments", "mmp_toledo_leads"]);
   assert.match(

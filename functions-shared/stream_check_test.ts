@@ -178,6 +178,25 @@ Deno.test("a spent budget stops the read before its next page and keeps how far 
   assert.equal(next.state.through, "104");
 });
 
+Deno.test("a budget spent among a shard's first empty pages reads on to its first record; each page is counted with its bytes", async () => {
+  const { reader } = fakeReader({ s1: { ...shard([3, 2, 1]), emptyFirst: 2 } });
+  const sized: StreamReader = {
+    ...reader,
+    read: async (iterator) => ({ ...await reader.read(iterator), bytes: 1_000 }),
+  };
+  const counted: [number, number][] = [];
+  const finding = await checkShard("s1", undefined, sized, appliedOf(["100", "101", "102"]), {
+    budget: {
+      page: (records, bytes) => void counted.push([records, bytes]),
+      shard: () => {},
+      spent: () => counted.length > 0,
+    },
+  });
+  assert.deepEqual(counted, [[0, 1_000], [0, 1_000], [2, 1_000]]);
+  assert.equal(finding.state.through, "101");
+  assert.deepEqual(finding.incomplete, { lastCreatedAt: NOW - 2 * HOUR, cause: "budget" });
+});
+
 Deno.test("a budget spent before a shard leaves it unread with its state; young records are no problem", async () => {
   const { reader, asked } = fakeReader({ s1: shard([3, 2, 1]) });
   const previous = { through: "100", readAt: new Date(NOW - HOUR).toISOString() };
@@ -204,12 +223,14 @@ Deno.test("a budget spent before a shard leaves it unread with its state; young 
   assert.equal(verdict.problem, undefined);
 });
 
-Deno.test("a shard left unread for longer than the allowed gap is unwatched; a waiting frontier there is not asked about", () => {
+Deno.test("reads of a shard more than the allowed gap apart are unwatched, read at this check or not; a waiting frontier unread is not asked about", () => {
   const frontier = { seq: "100", created_at: new Date(NOW - 2.5 * HOUR).toISOString() };
+  const lastRead = (hours: number) => new Date(NOW - hours * HOUR).toISOString();
   const unread = (hours: number) => ({
     shardId: "s1",
-    state: { frontier, readAt: new Date(NOW - hours * HOUR).toISOString() },
+    state: { frontier, readAt: lastRead(hours) },
     unread: true,
+    readBefore: lastRead(hours),
   });
   const previous: PreviousCheck = {
     streamArn: ARN,
@@ -221,11 +242,21 @@ Deno.test("a shard left unread for longer than the allowed gap is unwatched; a w
   const late = judgeTable("t", ARN, [unread(3.1)], [], previous, timing);
   assert.match(
     late.problem!,
-    /shard s1: not read since 2026-11-28T08:54:00.000Z, more than 3 h ago \(the runs since spent their budget before it\)/,
+    /shard s1: not read at this check, last read at 2026-11-28T08:54:00.000Z, more than 3 h ago: records the stream trimmed meanwhile cannot be vouched for/,
   );
   // A backfill since the at-risk line heals what may be trimmed before the next run: not
   // a new one queued by every run while the shard waits.
   assert.equal(late.coversUntil, NOW - 21 * HOUR);
+  // Read now, 3.5 h after its last read (the table's runs in between left it unread):
+  // what was trimmed meanwhile was not seen either.
+  const readLate = { shardId: "s1", state: { through: "100" }, readBefore: lastRead(3.5) };
+  assert.match(
+    judgeTable("t", ARN, [readLate], [], previous, timing).problem!,
+    /shard s1: read at this check, last read at 2026-11-28T08:30:00.000Z, more than 3 h ago/,
+  );
+  // A closed shard read whole has nothing more to lose.
+  const done = { ...readLate, state: { through: "100", done: true } };
+  assert.equal(judgeTable("t", ARN, [done], [], previous, timing).problem, undefined);
 });
 
 /**

@@ -9,12 +9,13 @@
  *   heals it, as a backfill reads every item as it is when its Scan runs);
  * - **unwatched**: the previous run is longer ago than that gap, so records may have been
  *   trimmed unseen (or the stream was replaced, or a shard could not be read far enough,
- *   or runs' budgets have left a shard unread for longer than that gap);
+ *   or two reads of a shard, runs' budgets having left it unread, are more than that gap
+ *   apart);
  * - **undelivered**: a record has waited past {@link DELIVERY_LAG_LIMIT_MS}, seen by two
  *   runs, and no record of the stream was applied since it was made: nothing delivers it.
- * Together these leave no gap: a record trimmed before it was applied was, at the run
- * before its trimming (at most `maxIntervalMs` earlier), the frontier or after it, and
- * older than the at-risk line. Its first run on a table takes the stream as it finds it.
+ * Together these leave no gap: a record trimmed before it was applied was, at the last
+ * read of its shard before its trimming (at most `maxIntervalMs` earlier, or the gap is
+ * the problem), the frontier or after it, and older than the at-risk line. Its first run on a table takes the stream as it finds it.
  *
  * @module
  */
@@ -199,17 +200,22 @@ export function judgeTable(
       );
       cover(atRiskBefore);
     }
-    const readAt = f.unread && f.state.readAt ? Date.parse(f.state.readAt) : now;
-    if (now - readAt > maxIntervalMs) {
+    // Reads of a shard more than the allowed gap apart (runs' budgets spent before it):
+    // records may have been trimmed between them unseen. A closed shard read whole has
+    // nothing more to lose.
+    const readBefore = f.readBefore && !f.state.done ? Date.parse(f.readBefore) : now;
+    if (now - readBefore > maxIntervalMs) {
       problems.push(
-        `shard ${f.shardId}: not read since ${f.state.readAt}, more than ${
+        `shard ${f.shardId}: ${
+          f.unread ? "not read" : "read"
+        } at this check, last read at ${f.readBefore}, more than ${
           maxIntervalMs / 3600_000
-        } h ago (the runs since spent their budget before it): records the stream trimmed ` +
+        } h ago: records the stream trimmed ` +
           `meanwhile cannot be vouched for`,
       );
-      // Records it holds unread may be trimmed before the next run if older than
-      // atRiskBefore: a backfill since then heals them (not one queued by every run while
-      // the shard waits).
+      // What was trimmed between was older than atRiskBefore, as is what may be trimmed
+      // before the next run: a backfill since then heals both (not one queued by every run
+      // while the shard waits).
       cover(atRiskBefore);
     }
     if (f.incomplete && f.incomplete.lastCreatedAt < atRiskBefore) {
