@@ -95,9 +95,15 @@ export async function checkTable(
     const sameStream = previous?.streamArn === streamArn;
     const before = sameStream ? previous!.shards : {};
     const listed = await reader.shards();
-    // Read longest ago first (never read before any): a shard a budget leaves over is
-    // not always last.
-    const readAt = (id: string) => before[id]?.readAt ?? "";
+    // When a run last read each shard (stream_check.ts, `readBefore`): its state's time,
+    // or the last run's for a shard new since or a state from before `readAt` was kept.
+    // None for a closed shard read whole before (it has nothing more to lose).
+    const readBefore = (id: string) =>
+      before[id]?.done ? undefined : before[id]?.readAt ??
+        (sameStream ? iso(previous!.checkedAt) : undefined);
+    // Read longest ago first (at a first look, in their order): a shard a budget leaves
+    // over is not always last.
+    const readAt = (id: string) => readBefore(id) ?? "";
     const findings: ShardFinding[] = [];
     const byReadAt = [...listed].sort((a, b) =>
       readAt(a.id) < readAt(b.id) ? -1 : readAt(a.id) > readAt(b.id) ? 1 : 0
@@ -109,8 +115,7 @@ export async function checkTable(
       });
       // A shard left unread keeps its time; one never read, the last run's (it was not
       // listed then, or that run would have kept it) or, at a first look, this one's.
-      finding.readBefore = before[shard.id]?.readAt ??
-        (sameStream ? iso(previous!.checkedAt) : undefined);
+      finding.readBefore = readBefore(shard.id);
       finding.state.readAt = finding.unread
         ? finding.state.readAt ?? iso(previous?.checkedAt ?? timing.now)
         : iso(timing.now);
@@ -198,13 +203,18 @@ export async function runStreamCheck(
   const checked: TableReport[] = [];
   const skipped: string[] = [];
   // The table whose shard was read longest ago first (never checked before any; one
-  // without shards by its last check): every run reads on the oldest read, so no table
-  // is always left over, however its check was marked meanwhile.
+  // without a shard to read by its last check): every run reads on the oldest read, so
+  // no table is always left over, however its check was marked meanwhile.
   // (Unknown when the database cannot say: then the tables go in their order, each
   // reporting its own failure, and none is marked for going unchecked.)
   const states = await deps.sql<
-    { target_table: string; checked_at: Date; oldest_read: Date | null }[]
-  >`select target_table, checked_at,
+    {
+      target_table: string;
+      stream_arn: string | null;
+      checked_at: Date;
+      oldest_read: Date | null;
+    }[]
+  >`select target_table, stream_arn, checked_at,
            (select min((s.value ->> 'readAt')::timestamptz) from jsonb_each(shards) as s
             where (s.value ->> 'done') is distinct from 'true') as oldest_read
     from sync.stream_checks`
@@ -214,8 +224,13 @@ export async function runStreamCheck(
     });
   const lastChecked = states &&
     new Map(states.map((r) => [r.target_table, new Date(r.checked_at).getTime()]));
+  // A table whose check never ran ('' : only its failures or skips were recorded) is
+  // as one never checked.
   const turn = new Map(
-    states?.map((r) => [r.target_table, new Date(r.oldest_read ?? r.checked_at).getTime()]),
+    states?.map((r) => [
+      r.target_table,
+      r.stream_arn === "" ? -Infinity : new Date(r.oldest_read ?? r.checked_at).getTime(),
+    ]),
   );
   const order = [...tables].sort((a, b) =>
     (turn.get(a.targetTable) ?? -Infinity) - (turn.get(b.targetTable) ?? -Infinity)

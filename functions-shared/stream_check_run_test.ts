@@ -46,7 +46,7 @@ Deno.test("an AWS failure names the table and the cause, and marks the table onc
   const now = Date.parse("2026-11-29T12:00:00Z");
   const run = async (lastChecked: number | undefined) => {
     const db = fakeSql((text) => {
-      if (text.startsWith("select target_table, checked_at")) {
+      if (text.startsWith("select target_table, stream_arn, checked_at")) {
         return lastChecked === undefined
           ? []
           : [{ target_table: "firespring_segments", checked_at: new Date(lastChecked) }];
@@ -82,36 +82,42 @@ Deno.test("an AWS failure names the table and the cause, and marks the table onc
   assert.match(String(never.recorded!.values[1]), /\(never checked: records the stream trimmed/);
 });
 
-Deno.test("the least recently checked tables come first, so none is always left over", async () => {
+Deno.test("the tables read longest ago come first, so none is always left over", async () => {
   const now = Date.parse("2026-11-29T12:00:00Z");
   const db = fakeSql((text) =>
-    text.startsWith("select target_table, checked_at")
+    text.startsWith("select target_table, stream_arn, checked_at")
       ? [
-        { target_table: "firespring_segments", checked_at: new Date(now - 60_000) },
-        { target_table: "mmp_toledo_leads", checked_at: new Date(now - 7200_000) },
+        {
+          target_table: "firespring_segments",
+          stream_arn: ARN,
+          checked_at: new Date(now - 60_000),
+        },
+        { target_table: "mmp_toledo_leads", stream_arn: ARN, checked_at: new Date(now - 7200_000) },
+        // Only its failures recorded, the last a minute ago: as never checked.
+        { target_table: "toledo_dashboard", stream_arn: "", checked_at: new Date(now - 60_000) },
       ]
       : []
   );
   const asked: string[] = [];
-  let cpu = 0;
   await handleStreamCheckRequest(
     post(
-      '{"tables": ["firespring_segments", "mmp_toledo_leads", "firespring_searches", "firespring_actions"]}',
+      '{"tables": ["firespring_segments", "mmp_toledo_leads", "firespring_searches", "toledo_dashboard"]}',
     ),
     deps({
       sql: db.sql,
       now: () => now,
-      // The first table's check spends the whole budget: only it is checked.
-      cpu: { source: "process", usedMs: () => cpu, measure: (step) => step(), charge: () => {} },
       streamArnOf: (spec) => {
         asked.push(spec.targetTable);
-        cpu = 2_000;
         return Promise.reject(new Error("stop here"));
       },
-      callSelf: () => Promise.resolve(),
     }),
   );
-  assert.deepEqual(asked, ["firespring_searches"], "never checked, then the oldest");
+  assert.deepEqual(asked, [
+    "firespring_searches",
+    "toledo_dashboard",
+    "mmp_toledo_leads",
+    "firespring_segments",
+  ]);
 });
 
 Deno.test("a table without a stream is a problem: its changes are not captured", async () => {
@@ -316,4 +322,35 @@ Deno.test("a table the budget keeps skipping is marked once it has gone unchecke
     }),
   );
   assert.equal(again.statements.filter((s) => s.values.length === 4).length, 0);
+});
+
+Deno.test("a closed shard read whole long ago is no gap; a shard new since the last run is read after older ones", async () => {
+  const rows = new Map<string, CheckRow>([["firespring_segments", {
+    stream_arn: ARN,
+    checked_at: new Date(NOW - HOUR),
+    shards: {
+      s0: { through: "50", done: true, readAt: new Date(NOW - 5 * HOUR).toISOString() },
+      s1: { through: "100", readAt: new Date(NOW - 2 * HOUR).toISOString() },
+    },
+  }]]);
+  const { reader, reads } = fakeStream({
+    s0: { from: 1, to: 50 },
+    s2: { from: 201, to: 201 },
+    s1: { from: 101, to: 101 },
+  }, NOW);
+  const response = await handleStreamCheckRequest(
+    post('{"tables": ["firespring_segments"]}'),
+    deps({
+      sql: checksDb(rows, () => NOW).sql,
+      cpu: meter(0),
+      now: () => NOW,
+      streamArnOf: () => Promise.resolve(ARN),
+      readerOf: () => reader,
+    }),
+  );
+  const body = await response.json();
+  assert.equal(body.checked[0].problem, undefined, JSON.stringify(body));
+  // s1 (read 2 h ago) before s2 (new: as of the last run, 1 h ago); s0 not read at all.
+  assert.equal(reads[0], "s1");
+  assert.ok(reads.includes("s2") && !reads.includes("s0"), reads.join());
 });

@@ -78,12 +78,17 @@ export interface CheckRow {
  */
 export function checksDb(rows: Map<string, CheckRow>, now: () => number) {
   return fakeSql((text, values) => {
-    if (text.startsWith("select target_table, checked_at,")) {
+    if (text.startsWith("select target_table, stream_arn, checked_at,")) {
       return [...rows].map(([target_table, row]) => {
         const reads = Object.values(row.shards).filter((s) => !s.done && s.readAt)
           .map((s) => Date.parse(s.readAt!));
         const oldest_read = reads.length ? new Date(Math.min(...reads)) : null;
-        return { target_table, checked_at: row.checked_at, oldest_read };
+        return {
+          target_table,
+          stream_arn: row.stream_arn,
+          checked_at: row.checked_at,
+          oldest_read,
+        };
       });
     }
     if (text.includes("from sync.stream_checks where target_table")) {

@@ -201,9 +201,9 @@ export function judgeTable(
       cover(atRiskBefore);
     }
     // Reads of a shard more than the allowed gap apart (runs' budgets spent before it):
-    // records may have been trimmed between them unseen. A closed shard read whole has
-    // nothing more to lose.
-    const readBefore = f.readBefore && !f.state.done ? Date.parse(f.readBefore) : now;
+    // records may have been trimmed between them unseen, even if this read finds the
+    // rest applied. (A closed shard read whole before has no `readBefore`.)
+    const readBefore = f.readBefore ? Date.parse(f.readBefore) : now;
     if (now - readBefore > maxIntervalMs) {
       problems.push(
         `shard ${f.shardId}: ${
