@@ -1,14 +1,19 @@
 /**
  * What `stream-check` reads of the database (functions-shared/stream_check_run.ts): the
  * previous run of a table, which of a stream's records the webhook applied, and whether
- * it applied any since a moment (`sync.stream_checks`, `sync.stream_batches_applied`).
+ * it applied any since a moment (`sync.stream_checks`, `sync.stream_batches_applied`);
+ * and the record of a table that went unchecked.
  *
  * @module
  */
 
 import type postgres from "postgres";
 import type { AppliedLookup, ShardState } from "./stream_check.ts";
-import type { PreviousCheck } from "./stream_verdict.ts";
+import {
+  MAX_CHECK_INTERVAL_MS,
+  type PreviousCheck,
+  STREAM_RETENTION_MS,
+} from "./stream_verdict.ts";
 
 /** What the previous run of `table` left, if it ran. */
 export async function previousCheck(
@@ -50,4 +55,34 @@ export async function streamAppliedSince(
     select exists (select from sync.stream_batches_applied
                    where applied_at >= ${since} and stream_arn = ${streamArn}) as applied`;
   return row.applied === true;
+}
+
+/**
+ * Records a check that could not run as a problem: the table's stream positions kept as
+ * they were, so that the next check that runs goes on from them. Returns the backfill it
+ * queued, if any.
+ */
+export async function recordUnchecked(
+  sql: postgres.Sql,
+  table: string,
+  message: string,
+  last: number | undefined,
+  now: number,
+): Promise<number | undefined> {
+  const since = last === undefined
+    ? "never checked"
+    : `unchecked since ${new Date(last).toISOString()}`;
+  // What may be trimmed before the next check is what is older than the at-risk line: a
+  // backfill since then heals it (so a check that keeps failing costs a backfill about
+  // once a day, not one each time it is found unchecked). A table never checked keeps
+  // an unknown stream (''), not null, which would read as "no stream" to the next check.
+  const atRiskBefore = now - (STREAM_RETENTION_MS - MAX_CHECK_INTERVAL_MS);
+  const [row] = await sql`
+    select sync.record_stream_check(${table}, coalesce(s.stream_arn, ''),
+             coalesce(s.shards, '{}'::jsonb),
+             ${`${message} (${since}: records the stream trimmed meanwhile cannot be vouched for)`},
+             ${new Date(atRiskBefore)}) as job
+    from (select) as one
+    left join sync.stream_checks s on s.target_table = ${table}`;
+  return row.job === null ? undefined : Number(row.job);
 }

@@ -31,7 +31,12 @@ import {
   waitingRecord,
 } from "./stream_verdict.ts";
 import type { TableSpec } from "./table_registry.ts";
-import { appliedLookup, previousCheck, streamAppliedSince } from "./stream_check_db.ts";
+import {
+  appliedLookup,
+  previousCheck,
+  recordUnchecked,
+  streamAppliedSince,
+} from "./stream_check_db.ts";
 
 /** What the check needs; built once, at cold start. */
 export interface StreamCheckDeps {
@@ -160,36 +165,6 @@ export async function checkTable(
   if (row.job !== null) report.backfillJobId = Number(row.job);
   if (unfinished > 0) report.unfinishedShards = unfinished;
   return report;
-}
-
-/**
- * Records a check that could not run as a problem: the table's stream positions kept as
- * they were, so that the next check that runs goes on from them. Returns the backfill it
- * queued, if any.
- */
-async function recordUnchecked(
-  sql: postgres.Sql,
-  table: string,
-  message: string,
-  last: number | undefined,
-  now: number,
-): Promise<number | undefined> {
-  const since = last === undefined
-    ? "never checked"
-    : `unchecked since ${new Date(last).toISOString()}`;
-  // What may be trimmed before the next check is what is older than the at-risk line: a
-  // backfill since then heals it (so a check that keeps failing costs a backfill about
-  // once a day, not one each time it is found unchecked). A table never checked keeps
-  // an unknown stream (''), not null, which would read as "no stream" to the next check.
-  const atRiskBefore = now - (STREAM_RETENTION_MS - MAX_CHECK_INTERVAL_MS);
-  const [row] = await sql`
-    select sync.record_stream_check(${table}, coalesce(s.stream_arn, ''),
-             coalesce(s.shards, '{}'::jsonb),
-             ${`${message} (${since}: records the stream trimmed meanwhile cannot be vouched for)`},
-             ${new Date(atRiskBefore)}) as job
-    from (select) as one
-    left join sync.stream_checks s on s.target_table = ${table}`;
-  return row.job === null ? undefined : Number(row.job);
 }
 
 /** Runs the check over `tables` within the budget. */
