@@ -27,6 +27,11 @@ export function logDirOf(root: string): string {
 export const PID_DIR: string = join(LOCAL_DIR, "pids");
 export const STACK_ENV_FILE: string = join(LOCAL_DIR, "stack.env");
 /**
+ * The functions' local secrets, as the Supabase CLI loads them for `supabase functions
+ * serve` (and `supabase secrets set --env-file` pushes them to a project): ignored by git.
+ */
+export const FUNCTIONS_ENV_FILE: string = join(ROOT, "supabase", "functions", ".env");
+/**
  * Where this repository's PostgreSQL clusters live instead of `.local/` when the stack runs
  * as root and the `postgres` user cannot reach `.local/` (a clone under /root, or in a
  * `mktemp -d` folder): a folder of this repository's own under /var/tmp, named after a hash

@@ -5,7 +5,8 @@
  * event source mapping here, was away) mark the table stale with a reason naming the
  * table, the shard and the sequence number, and the queued backfill heals the table. A
  * replaced stream is not followed by the mapping (the poller, as Lambda's), is reported,
- * and is delivered once the mapping is made again.
+ * and is delivered once the mapping is made again. A stream longer than a run's CPU
+ * allowance is read to its end by runs that hand on, through the gateway.
  */
 
 import assert from "node:assert/strict";
@@ -15,8 +16,12 @@ import {
   PutItemCommand,
   UpdateTableCommand,
 } from "@aws-sdk/client-dynamodb";
+import { rmSync, writeFileSync } from "node:fs";
+import { batchWrite } from "../demo/load_dynamo.ts";
+import { FUNCTIONS_ENV_FILE } from "../local-stack/config.ts";
 import { logFile, stopDetached } from "../local-stack/processes.ts";
-import { isolateLogOffset, logTextSince } from "../local-stack/supabase/isolate_log.ts";
+import { DENO_PARTS, startDenoPart } from "../local-stack/stack.ts";
+import { isolateLogOffset, killsSince, logTextSince } from "../local-stack/supabase/isolate_log.ts";
 import { TRIM_PATH } from "../local-stack/aws/stream_trim.ts";
 import { readShard } from "../local-stack/aws/stream_reader.ts";
 import { listShards } from "../local-stack/aws/stream_reader.ts";
@@ -251,6 +256,68 @@ Deno.test("the webhook's notes say whether any record of a stream was applied si
     assert.equal(await streamAppliedSince(sql, `${arn}-other`, Date.now() - 60_000), false);
   } finally {
     await sql`delete from sync.stream_batches_applied where stream_arn = ${arn}`;
+    await sql.end();
+  }
+});
+
+Deno.test("a stream longer than a run's allowance is read to its end by runs that hand on, no isolate killed", async () => {
+  const sql = connectDb();
+  const db = dynamo("us-east-1");
+  const marker = `stream-check-long-${crypto.randomUUID()}`;
+  // 250 records of 12 KB: three pages of 1 MB.
+  const ids = Array.from({ length: 250 }, (_, i) => `${marker}-${i}`);
+  const raw = "x".repeat(12_000);
+  const { Table } = await db.send(new DescribeTableCommand({ TableName: SOURCE }));
+  const streamArn = Table!.LatestStreamArn!;
+  const gateway = DENO_PARTS.find((part) => part.name === "functions")!;
+  const isolates = isolateLogOffset();
+  try {
+    await check(); // the stream as it is now, read with the default allowance
+    // A run's allowance of 50 ms, as an operator would set it (`supabase secrets set`):
+    // a run reads one page.
+    writeFileSync(
+      FUNCTIONS_ENV_FILE,
+      "# tests/stream_check_test.ts: one page a run\nSTREAM_CHECK_RUN_CPU_MS=50\n",
+    );
+    await startDenoPart(gateway, stack, true);
+    const since = new Date();
+    await batchWrite(db, SOURCE, ids.map((id) => ({ segment_id: { S: id }, raw: { S: raw } })));
+    await eventually("every record to be applied", async () => {
+      const [row] = await sql`select count(*)::int as n from public.firespring_segments
+                              where segment_id like ${marker + "%"}`;
+      return row.n === ids.length ? row : undefined;
+    }, 60_000);
+    const [{ last }] = await sql`
+      select max(s)::text as last
+      from sync.stream_batches_applied, unnest(sequence_numbers) as s
+      where stream_arn = ${streamArn} and applied_at >= ${since}`;
+    const reached = async () => {
+      const [row] = await sql`select shards, problem from sync.stream_checks
+                              where target_table = ${TARGET}`;
+      const shards = Object.values(row.shards as Record<string, { through?: string }>);
+      return shards.some((s) => s.through && BigInt(s.through) >= BigInt(last)) ? row : undefined;
+    };
+
+    const response = await callFunction("stream-check", {
+      method: "POST",
+      headers: serviceRoleHeaders(),
+      body: JSON.stringify({ tables: [TARGET] }),
+    });
+    const body = await response.json();
+    assert.equal(response.status, 200, JSON.stringify(body));
+    assert.equal(body.checked[0].unfinishedShards, 1, JSON.stringify(body));
+    assert.deepEqual([body.left, body.handedOn], [[TARGET], true]);
+    assert.equal(await reached(), undefined, "the first run stopped short of the end");
+
+    const final = await eventually("the runs handed on to read to the end", reached, 60_000);
+    assert.equal(final.problem, null);
+    assert.deepEqual(killsSince(isolates, ["stream-check"]), []);
+  } finally {
+    rmSync(FUNCTIONS_ENV_FILE, { force: true });
+    await startDenoPart(gateway, stack, true);
+    await Promise.all(
+      Array.from({ length: 10 }, (_, k) => deleteSegments(db, ids.filter((_, i) => i % 10 === k))),
+    );
     await sql.end();
   }
 });

@@ -38,7 +38,7 @@
 import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { parse as parseToml } from "smol-toml";
-import { FUNCTIONS_PORT, HOST, ROOT, STACK_ENV_FILE } from "../config.ts";
+import { FUNCTIONS_ENV_FILE, FUNCTIONS_PORT, HOST, ROOT, STACK_ENV_FILE } from "../config.ts";
 import { sleep } from "../processes.ts";
 import { parseEnvFile, readStackEnv, type StackEnv, verifyJwt } from "../stack_env.ts";
 import { type EdgeLimits, readEdgeLimits, WORKER_LIMIT_BODY } from "./edge_limits.ts";
@@ -114,10 +114,16 @@ let callBudget: CallBudget;
 
 /**
  * The project's secrets (`supabase secrets set` on a hosted project), held to the hosted
- * rules when the gateway starts (project_secrets.ts).
+ * rules when the gateway starts (project_secrets.ts): those of `supabase/functions/.env`
+ * when there is one (a function's settings, say `STREAM_CHECK_RUN_CPU_MS`), and the
+ * stack's own, which it cannot change.
  */
 function projectSecrets(): Record<string, string> {
+  const local = existsSync(FUNCTIONS_ENV_FILE)
+    ? parseEnvFile(readFileSync(FUNCTIONS_ENV_FILE, "utf8"))
+    : {};
   return {
+    ...local,
     SYNC_DB_URL: stackEnv.POOLER_URL,
     SYNC_WEBHOOK_SECRET: stackEnv.SYNC_WEBHOOK_SECRET,
     DYNAMODB_ENDPOINT: stackEnv.DYNAMODB_ENDPOINT,
