@@ -143,7 +143,8 @@ export const ALONE: Readonly<Record<string, string>> = {
   "backfill_heal_test.ts":
     "backfills the leads table whole (its sweep removes what it does not find)",
   "stream_check_test.ts":
-    "stops the stream poller and starts it again, and replaces the segments table's stream",
+    "stops the stream poller and starts it again, replaces the segments table's stream, " +
+    "and restarts the functions gateway with stream-check's allowance lowered",
   "dynamodb_faults_test.ts": "restarts the DynamoDB proxy with other faults",
   "npm_start_test.ts":
     "empties DynamoDB Local and every table, then loads, backfills and validates",

@@ -32,6 +32,7 @@ import {
 } from "../local-stack/config.ts";
 import { portOpen } from "../local-stack/processes.ts";
 import { DEFAULT_DYNAMODB_FAULTS, readStackEnv } from "../local-stack/stack_env.ts";
+import { functionsEnvFile } from "../local-stack/supabase/project_secrets.ts";
 import {
   HANDS_ON_FUNCTIONS,
   isolateLogOffset,
@@ -261,6 +262,14 @@ const stackDone = (async () => {
       `note: DynamoDB's faults are ${faults} in .local/stack.env, not the default ` +
         `${DEFAULT_DYNAMODB_FAULTS} that the tests are written for; set the line back ` +
         `(or delete it) and run stack:up if that was not on purpose`,
+    );
+  }
+  const secrets = Object.keys(functionsEnvFile());
+  if (secrets.length > 0) {
+    console.log(
+      `note: the functions get ${secrets.join(", ")} from supabase/functions/.env, which ` +
+        `the tests are not written for; move the file away and run stack:up if that was ` +
+        `not on purpose`,
     );
   }
   const schemaChecked = schemaChecks(databaseUrl);

@@ -11,12 +11,13 @@
 
 import assert from "node:assert/strict";
 import {
+  BatchWriteItemCommand,
   DeleteItemCommand,
   DescribeTableCommand,
   PutItemCommand,
   UpdateTableCommand,
 } from "@aws-sdk/client-dynamodb";
-import { rmSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { batchWrite } from "../demo/load_dynamo.ts";
 import { FUNCTIONS_ENV_FILE } from "../local-stack/config.ts";
 import { logFile, stopDetached } from "../local-stack/processes.ts";
@@ -55,6 +56,22 @@ async function deleteSegments(db: Dynamo, ids: string[]): Promise<void> {
     await db.send(new DeleteItemCommand({ TableName: SOURCE, Key: { segment_id: { S: id } } }));
   }
 }
+/** Deletes many segments, 25 a request (DeleteItem one by one takes a second each here). */
+async function batchDelete(db: Dynamo, ids: string[]): Promise<void> {
+  for (let i = 0; i < ids.length; i += 25) {
+    let requests = ids.slice(i, i + 25).map((id) => ({
+      DeleteRequest: { Key: { segment_id: { S: id } } },
+    }));
+    for (let attempt = 0; requests.length > 0; attempt++) {
+      assert.ok(attempt < 10, `${requests.length} deletes stayed unprocessed`);
+      const { UnprocessedItems } = await db.send(
+        new BatchWriteItemCommand({ RequestItems: { [SOURCE]: requests } }),
+      );
+      requests = (UnprocessedItems?.[SOURCE] ?? []) as typeof requests;
+    }
+  }
+}
+
 /** Turns the table's stream on (a new stream, when it was off). */
 async function streamOn(db: Dynamo): Promise<void> {
   await db.send(
@@ -278,14 +295,19 @@ Deno.test("a stream longer than a run's allowance is read to its end by runs tha
   const streamArn = Table!.LatestStreamArn!;
   const gateway = DENO_PARTS.find((part) => part.name === "functions")!;
   const isolates = isolateLogOffset();
+  let written = false;
   try {
     await check(); // the stream as it is now, read with the default allowance
     // A run's allowance of 50 ms, as an operator would set it (`supabase secrets set`):
-    // a run reads one page.
-    writeFileSync(
-      FUNCTIONS_ENV_FILE,
-      "# tests/stream_check_test.ts: one page a run\nSTREAM_CHECK_RUN_CPU_MS=50\n",
-    );
+    // a run reads one page. A developer's own file is never replaced.
+    const ours = "# tests/stream_check_test.ts: one page a run\n";
+    if (
+      existsSync(FUNCTIONS_ENV_FILE) && !readFileSync(FUNCTIONS_ENV_FILE, "utf8").startsWith(ours)
+    ) {
+      throw new Error(`${FUNCTIONS_ENV_FILE} exists: move it away to run this test`);
+    }
+    writeFileSync(FUNCTIONS_ENV_FILE, `${ours}STREAM_CHECK_RUN_CPU_MS=50\n`);
+    written = true;
     await startDenoPart(gateway, stack, true);
     const since = new Date();
     await batchWrite(db, SOURCE, ids.map((id) => ({ segment_id: { S: id }, raw: { S: raw } })));
@@ -308,17 +330,16 @@ Deno.test("a stream longer than a run's allowance is read to its end by runs tha
     const body = await checkAnswer();
     assert.equal(body.checked[0].unfinishedShards, 1, JSON.stringify(body));
     assert.deepEqual([body.left, body.handedOn], [[TARGET], true]);
-    assert.equal(await reached(), undefined, "the first run stopped short of the end");
 
     const final = await eventually("the runs handed on to read to the end", reached, 60_000);
     assert.equal(final.problem, null);
     assert.deepEqual(killsSince(isolates, ["stream-check"]), []);
   } finally {
-    rmSync(FUNCTIONS_ENV_FILE, { force: true });
-    await startDenoPart(gateway, stack, true);
-    await Promise.all(
-      Array.from({ length: 10 }, (_, k) => deleteSegments(db, ids.filter((_, i) => i % 10 === k))),
-    );
+    if (written) {
+      rmSync(FUNCTIONS_ENV_FILE, { force: true });
+      await startDenoPart(gateway, stack, true);
+    }
+    await batchDelete(db, ids);
     await sql.end();
   }
 });

@@ -38,7 +38,7 @@
 import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { parse as parseToml } from "smol-toml";
-import { FUNCTIONS_ENV_FILE, FUNCTIONS_PORT, HOST, ROOT, STACK_ENV_FILE } from "../config.ts";
+import { FUNCTIONS_PORT, HOST, ROOT, STACK_ENV_FILE } from "../config.ts";
 import { sleep } from "../processes.ts";
 import { parseEnvFile, readStackEnv, type StackEnv, verifyJwt } from "../stack_env.ts";
 import { type EdgeLimits, readEdgeLimits, WORKER_LIMIT_BODY } from "./edge_limits.ts";
@@ -46,7 +46,7 @@ import { type Isolate, type IsolateLine, IsolatePool } from "./edge_isolates.ts"
 import { admitCall, CallBudget } from "./function_calls.ts";
 import { logLine, spawnIsolate, supervise } from "./isolate_process.ts";
 import { ISOLATES_LOG } from "./isolate_log.ts";
-import { secretProblems } from "./project_secrets.ts";
+import { functionsEnvFile, secretProblems } from "./project_secrets.ts";
 
 const FUNCTIONS_DIR = join(ROOT, "supabase", "functions");
 const TEST_FUNCTIONS_DIR = join(ROOT, "local-stack", "test-functions");
@@ -119,11 +119,8 @@ let callBudget: CallBudget;
  * stack's own, which it cannot change.
  */
 function projectSecrets(): Record<string, string> {
-  const local = existsSync(FUNCTIONS_ENV_FILE)
-    ? parseEnvFile(readFileSync(FUNCTIONS_ENV_FILE, "utf8"))
-    : {};
   return {
-    ...local,
+    ...functionsEnvFile(),
     SYNC_DB_URL: stackEnv.POOLER_URL,
     SYNC_WEBHOOK_SECRET: stackEnv.SYNC_WEBHOOK_SECRET,
     DYNAMODB_ENDPOINT: stackEnv.DYNAMODB_ENDPOINT,
@@ -138,9 +135,13 @@ function projectSecrets(): Record<string, string> {
   };
 }
 
-/** The environment of a function: what Supabase injects, plus the project's secrets. */
+/**
+ * The environment of a function: the project's secrets, then what Supabase injects,
+ * which no secret replaces.
+ */
 function functionEnv(port: number): Record<string, string> {
   return {
+    ...projectSecrets(),
     PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
     HOME: Deno.env.get("HOME") ?? "/tmp",
     ...(Deno.env.get("DENO_DIR") ? { DENO_DIR: Deno.env.get("DENO_DIR")! } : {}),
@@ -155,7 +156,6 @@ function functionEnv(port: number): Record<string, string> {
     // to the transaction pooler (README, "Connections"), here PgBouncer (supabase/pooler.ts).
     SUPABASE_DB_URL: stackEnv.DATABASE_URL,
     SB_REGION: "us-east-1",
-    ...projectSecrets(),
   };
 }
 

@@ -5,10 +5,15 @@
  * (https://supabase.com/docs/guides/functions/limits, "Secrets"): at most 100 secrets a
  * project, names of up to 256 characters that do not start with `SUPABASE_` (the prefix
  * is reserved for what the platform injects), values of at most 48 KiB (24,576
- * characters).
+ * characters). And where the local ones come from: `supabase/functions/.env`, which the
+ * Supabase CLI loads for its local functions.
  *
  * @module
  */
+
+import { existsSync, readFileSync } from "node:fs";
+import { FUNCTIONS_ENV_FILE } from "../config.ts";
+import { parseEnvFile } from "../stack_env.ts";
 
 /** At most this many secrets a project. */
 export const MAX_SECRETS = 100;
@@ -43,4 +48,18 @@ export function secretProblems(secrets: Record<string, string>): string[] {
     }
   }
   return problems;
+}
+
+/**
+ * The secrets of `supabase/functions/.env` (none without one), read as a dotenv file: an
+ * `export ` before a name and quotes around a value are dropped, as the CLI drops them.
+ */
+export function functionsEnvFile(file = FUNCTIONS_ENV_FILE): Record<string, string> {
+  if (!existsSync(file)) return {};
+  return Object.fromEntries(
+    Object.entries(parseEnvFile(readFileSync(file, "utf8"))).map(([name, value]) => [
+      name.replace(/^export\s+/, "").trim(),
+      /^(["']).*\1$/.test(value.trim()) ? value.trim().slice(1, -1) : value.trim(),
+    ]),
+  );
 }

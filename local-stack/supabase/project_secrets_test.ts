@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { MAX_SECRET_VALUE_CHARS, secretProblems } from "./project_secrets.ts";
+import { functionsEnvFile, MAX_SECRET_VALUE_CHARS, secretProblems } from "./project_secrets.ts";
 
 Deno.test("the project's secrets as hosted Supabase takes them pass", () => {
   assert.deepEqual(
@@ -23,4 +23,24 @@ Deno.test("a reserved name, a long name, a long value and too many secrets are e
     `BIG: its value has ${6 * MAX_SECRET_VALUE_CHARS} characters, at most 24576`,
   ]);
   assert.ok(!problems.join("\n").includes("s3cr3t"));
+});
+
+Deno.test("supabase/functions/.env is read as the CLI reads it: comments skipped, export and quotes dropped", () => {
+  const dir = Deno.makeTempDirSync();
+  const file = `${dir}/.env`;
+  try {
+    assert.deepEqual(functionsEnvFile(file), {}, "no file, no secrets");
+    Deno.writeTextFileSync(
+      file,
+      "# a comment\nSTREAM_CHECK_RUN_CPU_MS=50\nexport A=\"x y\"\nB='z'\n\nC=plain=text\n",
+    );
+    assert.deepEqual(functionsEnvFile(file), {
+      STREAM_CHECK_RUN_CPU_MS: "50",
+      A: "x y",
+      B: "z",
+      C: "plain=text",
+    });
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
 });
