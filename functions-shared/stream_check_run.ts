@@ -122,7 +122,7 @@ export async function checkTable(
       // listed then, or that run would have kept it) or, at a first look, this one's.
       finding.readBefore = readBefore(shard.id);
       finding.state.readAt = finding.unread
-        ? finding.state.readAt ?? iso(previous?.checkedAt ?? timing.now)
+        ? finding.readBefore ?? iso(timing.now)
         : iso(timing.now);
       findings.push(finding);
     }
