@@ -75,3 +75,23 @@ export function selfInvoker(options: SelfInvokeOptions): (body: unknown) => Prom
     }
   };
 }
+
+/**
+ * A function's own invoker, as each function that hands on builds it at cold start: the
+ * project's URL from its settings, the first accepted service key, pinned to the region it
+ * runs in (`SB_REGION`), failures logged to standard error.
+ */
+export function ownInvoker(
+  functionName: string,
+  supabaseUrl: string,
+  serviceKeys: readonly string[],
+  env: (name: string) => string | undefined,
+): (body: unknown) => Promise<void> {
+  return selfInvoker({
+    supabaseUrl,
+    functionName,
+    serviceRoleKey: serviceKeys[0] ?? "",
+    region: env("SB_REGION"),
+    log: (line) => console.error(line),
+  });
+}

@@ -111,6 +111,8 @@ let isolatesLog: string;
 let ownUrl: string;
 /** What the calls between functions have left of their budgets. */
 let callBudget: CallBudget;
+/** The project's secrets, read and checked when the gateway starts. */
+let secrets: Record<string, string>;
 
 /**
  * The project's secrets (`supabase secrets set` on a hosted project), held to the hosted
@@ -141,7 +143,7 @@ function projectSecrets(): Record<string, string> {
  */
 function functionEnv(port: number): Record<string, string> {
   return {
-    ...projectSecrets(),
+    ...secrets,
     PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
     HOME: Deno.env.get("HOME") ?? "/tmp",
     ...(Deno.env.get("DENO_DIR") ? { DENO_DIR: Deno.env.get("DENO_DIR")! } : {}),
@@ -314,7 +316,8 @@ function record(line: IsolateLine): void {
 
 if (import.meta.main) {
   stackEnv = readStackEnv();
-  const refused = secretProblems(projectSecrets());
+  secrets = projectSecrets();
+  const refused = secretProblems(secrets);
   if (refused.length > 0) {
     console.error(logLine(
       "gateway",

@@ -7,7 +7,7 @@
 
 import { isolateCpuMeter } from "../../../functions-shared/cpu_meter.ts";
 import { dynamoClients } from "../../../functions-shared/dynamo_client.ts";
-import { selfInvoker } from "../../../functions-shared/self_invoke.ts";
+import { ownInvoker } from "../../../functions-shared/self_invoke.ts";
 import { acceptedServiceKeys } from "../../../functions-shared/service_auth.ts";
 import { IsolatePages } from "../../../functions-shared/isolate_pages.ts";
 import { RunGate } from "../../../functions-shared/run_gate.ts";
@@ -35,13 +35,7 @@ const sql = connectDb(settings.db, dbPool(settings));
 survivePooledConnectionLoss();
 console.log(`data-checksum-validator: database ${describeDbTarget(settings.db)}`);
 const dynamo = dynamoClients(env);
-const callSelf = selfInvoker({
-  supabaseUrl: settings.supabaseUrl,
-  functionName: "data-checksum-validator",
-  serviceRoleKey: serviceKeys[0] ?? "",
-  region: env("SB_REGION"),
-  log: (line) => console.error(line),
-});
+const callSelf = ownInvoker("data-checksum-validator", settings.supabaseUrl, serviceKeys, env);
 
 // The requests this isolate works on at once; their CPU adds up (run_gate.ts), and so do
 // their pages in flight (isolate_pages.ts).

@@ -11,7 +11,7 @@ import { RunGate } from "../../../functions-shared/run_gate.ts";
 import { isolateCpuMeter } from "../../../functions-shared/cpu_meter.ts";
 import { dynamoClients } from "../../../functions-shared/dynamo_client.ts";
 import { importWorkerHandler } from "../../../functions-shared/import_worker_requests.ts";
-import { selfInvoker } from "../../../functions-shared/self_invoke.ts";
+import { ownInvoker } from "../../../functions-shared/self_invoke.ts";
 import { acceptedServiceKeys } from "../../../functions-shared/service_auth.ts";
 import { readSettings } from "../../../functions-shared/settings.ts";
 import {
@@ -37,13 +37,7 @@ const dynamo = dynamoClients(env);
 // Created at cold start: the isolate's CPU, boot included (functions-shared/cpu_meter.ts).
 const cpu = isolateCpuMeter();
 console.log(`import-worker: isolate CPU read by the ${cpu.source} meter`);
-const callSelf = selfInvoker({
-  supabaseUrl: settings.supabaseUrl,
-  functionName: "import-worker",
-  serviceRoleKey: serviceKeys[0] ?? "",
-  region: env("SB_REGION"),
-  log: (line) => console.error(line),
-});
+const callSelf = ownInvoker("import-worker", settings.supabaseUrl, serviceKeys, env);
 
 const gate = new RunGate(settings.runsPerIsolate);
 // The isolate's pages in flight, across its runs: the budget counts their CPU to come.

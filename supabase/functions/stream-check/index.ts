@@ -11,7 +11,7 @@
 import { isolateCpuMeter } from "../../../functions-shared/cpu_meter.ts";
 import { dynamoClients } from "../../../functions-shared/dynamo_client.ts";
 import { RunGate } from "../../../functions-shared/run_gate.ts";
-import { selfInvoker } from "../../../functions-shared/self_invoke.ts";
+import { ownInvoker } from "../../../functions-shared/self_invoke.ts";
 import { acceptedServiceKeys } from "../../../functions-shared/service_auth.ts";
 import { readSettings } from "../../../functions-shared/settings.ts";
 import {
@@ -42,13 +42,7 @@ survivePooledConnectionLoss();
 console.log(`stream-check: database ${describeDbTarget(settings.db)}`);
 // One client per region, for DynamoDB and its Streams alike.
 const dynamo = dynamoClients(env);
-const callSelf = selfInvoker({
-  supabaseUrl: settings.supabaseUrl,
-  functionName: "stream-check",
-  serviceRoleKey: serviceKeys[0] ?? "",
-  region: env("SB_REGION"),
-  log: (line) => console.error(line),
-});
+const callSelf = ownInvoker("stream-check", settings.supabaseUrl, serviceKeys, env);
 const gate = new RunGate(RUNS_PER_ISOLATE);
 
 Deno.serve((req) =>

@@ -14,7 +14,7 @@
 
 import { isolateCpuMeter } from "../../../functions-shared/cpu_meter.ts";
 import { dynamoClients, writerClients } from "../../../functions-shared/dynamo_client.ts";
-import { selfInvoker } from "../../../functions-shared/self_invoke.ts";
+import { ownInvoker } from "../../../functions-shared/self_invoke.ts";
 import { acceptedServiceKeys } from "../../../functions-shared/service_auth.ts";
 import { readSettings } from "../../../functions-shared/settings.ts";
 import {
@@ -46,13 +46,7 @@ const writer = writerClients(env);
 const worker = `write-back-${crypto.randomUUID()}`;
 // Created at cold start: the isolate's CPU, boot included (functions-shared/cpu_meter.ts).
 const cpu = isolateCpuMeter();
-const callSelf = selfInvoker({
-  supabaseUrl: settings.supabaseUrl,
-  functionName: "write-back",
-  serviceRoleKey: serviceKeys[0] ?? "",
-  region: env("SB_REGION"),
-  log: (line) => console.error(line),
-});
+const callSelf = ownInvoker("write-back", settings.supabaseUrl, serviceKeys, env);
 const gate = new RunGate(RUNS_PER_ISOLATE);
 
 Deno.serve((req) =>
