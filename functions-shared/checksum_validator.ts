@@ -243,7 +243,8 @@ export async function validateTable(
         if (await compareRanges(deps, run, worker, overBudget) === "budget") return await handOn();
       } else if (phase === "recheck") {
         if (overBudget()) return await handOn();
-        await recheckLook(deps, spec, run, worker, keysByKey(deps));
+        const after = await recheckLook(deps, spec, run, worker, keysByKey(deps), overBudget);
+        if (after === "budget") return await handOn();
       } else if (phase === "report") {
         const result = await report(deps, spec, run, worker);
         if (result) return result;

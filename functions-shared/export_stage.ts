@@ -218,6 +218,12 @@ export async function commitChunk(
       ).writable();
       await pipeline(Readable.from(copyText()), writable);
       if (taken === 0) return null;
+      // A file's last chunk waits for its WAL after all: its commit may end the job (the
+      // last file done: the sweep, the job's status), and the loader says the job is done
+      // once it returns. Lost in a crash after that, the job would be left running, with
+      // nobody to read it again. One flush per file (the setting in force at the commit
+      // is the one that counts).
+      if (done) await tx.unsafe(`set local synchronous_commit = on`);
       if (deadLetters.length > 0) {
         await recordDeadLetters(tx, deadLetters);
         deps.log?.(

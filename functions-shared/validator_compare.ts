@@ -11,7 +11,7 @@
 import type { ValidatorDeps } from "./checksum_validator.ts";
 import type { TableSpec } from "./table_registry.ts";
 import { type RowKey, rowKeyText, type Unmappable, unmappableRowKey } from "./validator_plan.ts";
-import { pointRead, stage } from "./validator_source.ts";
+import { addToChunk, emptyChunk, pointRead, stage } from "./validator_source.ts";
 import { realPacing, SCAN_ROUNDS, ScanGaveUp, withBackoff } from "./scan_pacing.ts";
 
 /** A key that differs, and how. */
@@ -128,12 +128,27 @@ async function readAgain(deps: ValidatorDeps, spec: TableSpec, run: number, key:
 export const LOOKS = 3;
 
 /**
+ * Keys of a look read again and staged together: each chunk is one staging, which reads
+ * and rewrites the run's unmappable list (validator_source.ts, `stage`), and one
+ * checkpoint of the look.
+ */
+export const RECHECK_CHUNK_KEYS = 50;
+
+/** A chunk is staged once its rows' JSON reaches this size (a few keys of 400 KB items). */
+export const RECHECK_CHUNK_BYTES = 2 * 1024 * 1024;
+
+/**
  * One more look at the run's divergent keys, after a settle pause, with fresh point
  * reads of the source, compared (`sync.compare_checksum` restricted to those keys); keeps
- * only the keys that still differ. The run's lists, its look count and its phase (another
- * look, or "report" after {@link LOOKS} or when none differs) move in one transaction
- * held by `worker`. More than `maxKeys` divergent keys are not looked at again: the run
- * moves on to its report. Returns the phase after it.
+ * only the keys that still differ. The look's keys are fixed when it starts
+ * (`recheck_keys`), and read again in chunks of {@link RECHECK_CHUNK_KEYS}, each staged
+ * in the transaction that moves the look's checkpoint (`recheck_read`): a request whose
+ * budget is spent between keys returns "budget" and the next goes on from there, so a
+ * look too big for one request (200 keys of 400 KB, a collapsed key's long partition)
+ * still ends. Every request reads at least one key. The run's lists, its look count and
+ * its phase (another look, or "report" after {@link LOOKS} or when none differs) move in
+ * one transaction held by `worker`. More than `maxKeys` divergent keys are not looked at
+ * again: the run moves on to its report. Returns the phase after it, or "budget".
  */
 export async function recheckLook(
   deps: ValidatorDeps,
@@ -141,7 +156,75 @@ export async function recheckLook(
   run: number,
   worker: string,
   maxKeys: number,
+  overBudget: () => boolean = () => false,
 ): Promise<string> {
+  const [cursor] = await deps.sql<{ recheck_keys: RowKey[] | null; recheck_read: number }[]>`
+    select recheck_keys, recheck_read from public.sync_checksums where id = ${run}`;
+  let looked = cursor?.recheck_keys ?? null;
+  let read = cursor?.recheck_read ?? 0;
+  if (looked === null) {
+    const started = await startLook(deps, spec, run, worker, maxKeys);
+    if (started === "report") return "report";
+    looked = started;
+    read = 0;
+  }
+  let readThisRequest = 0;
+  while (read < looked.length) {
+    const chunk = emptyChunk();
+    let stopped = false;
+    while (
+      read + chunk.keys.length < looked.length && chunk.keys.length < RECHECK_CHUNK_KEYS &&
+      chunk.bytes < RECHECK_CHUNK_BYTES
+    ) {
+      if (readThisRequest > 0 && overBudget()) {
+        stopped = true;
+        break;
+      }
+      const key = looked[read + chunk.keys.length];
+      addToChunk(deps, spec, chunk, key, await readAgain(deps, spec, run, key));
+      readThisRequest++;
+    }
+    if (chunk.keys.length > 0) {
+      await stage(deps, spec, run, chunk, { worker, from: read });
+      read += chunk.keys.length;
+    }
+    if (stopped) return "budget";
+  }
+  const rows = await deps.sql<{ kind: Divergence["kind"] | null; row_key: RowKey | null }[]>`
+    select kind, row_key from sync.compare_checksum(${run}, ${spec.targetTable}, 256, 0, null,
+                                                    ${JSON.stringify(looked)}::text::jsonb)`;
+  const keys = looked;
+  const still = rows.filter((r) => r.kind !== null && keys.some((key) => sameKey(key, r.row_key!)));
+  const pick = (kind: Divergence["kind"]) =>
+    JSON.stringify(still.filter((r) => r.kind === kind).map((r) => r.row_key));
+  const [{ phase }] = await deps.sql.begin(async (tx) => {
+    await tx`select sync.hold_validation(${run}, ${worker})`;
+    return await tx<{ phase: string }[]>`
+      update public.sync_checksums
+      set missing = ${pick("missing")}::text::jsonb, unexpected = ${
+      pick("unexpected")
+    }::text::jsonb,
+          different = ${pick("different")}::text::jsonb, looks = looks + 1, compared_at = now(),
+          recheck_keys = null, recheck_read = 0,
+          phase = case when looks + 1 >= ${LOOKS} or ${still.length} = 0 then 'report' else 'recheck' end
+      where id = ${run} returning phase`;
+  });
+  return phase;
+}
+
+/**
+ * Starts a look: picks its keys (the divergent ones, then those of unmappable items),
+ * waits out the settle pause, and, in one transaction held by `worker`, drops what was
+ * staged for them and records them as the look's keys. "report" when there are too many
+ * to look at one by one.
+ */
+async function startLook(
+  deps: ValidatorDeps,
+  spec: TableSpec,
+  run: number,
+  worker: string,
+  maxKeys: number,
+): Promise<RowKey[] | "report"> {
   const found = await findingsOf(deps, run);
   // Too many to look at one by one within a request (checksum_validator.ts,
   // MAX_KEYS_BY_KEY), or more unmappable items than a request reads (a look reads and
@@ -182,39 +265,15 @@ export async function recheckLook(
     ...before.map((d) => d.key),
     ...unmappableKeys.slice(0, Math.max(0, maxKeys - before.length)),
   ];
-  const settleMs = deps.settleMs ?? 1_000;
-  await (deps.pause ?? realPacing.sleep)(settleMs);
-  // The pause may be as long as the run's lease: held again before the reads, so that the
-  // heartbeat hands the run to nobody else meanwhile.
-  await deps.sql`select sync.hold_validation(${run}, ${worker})`;
+  await (deps.pause ?? realPacing.sleep)(deps.settleMs ?? 1_000);
   const keys = looked.map((key) => JSON.stringify(key));
-  await deps.sql`delete from sync.checksum_items
-                 where run_id = ${run} and row_key = any(${keys}::text[]::jsonb[])`;
-  const reads = [];
-  for (const [i, key] of looked.entries()) {
-    // Reads that back off may add up past the lease: held again every 25 keys.
-    if (i > 0 && i % 25 === 0) await deps.sql`select sync.hold_validation(${run}, ${worker})`;
-    reads.push({ key, items: await readAgain(deps, spec, run, key) });
-  }
-  await stage(deps, spec, run, reads);
-  const rows = await deps.sql<{ kind: Divergence["kind"] | null; row_key: RowKey | null }[]>`
-    select kind, row_key from sync.compare_checksum(${run}, ${spec.targetTable}, 256, 0, null,
-                                                    ${JSON.stringify(looked)}::text::jsonb)`;
-  const still = rows.filter((r) =>
-    r.kind !== null && looked.some((key) => sameKey(key, r.row_key!))
-  );
-  const pick = (kind: Divergence["kind"]) =>
-    JSON.stringify(still.filter((r) => r.kind === kind).map((r) => r.row_key));
-  const [{ phase }] = await deps.sql.begin(async (tx) => {
+  await deps.sql.begin(async (tx) => {
     await tx`select sync.hold_validation(${run}, ${worker})`;
-    return await tx<{ phase: string }[]>`
-      update public.sync_checksums
-      set missing = ${pick("missing")}::text::jsonb, unexpected = ${
-      pick("unexpected")
-    }::text::jsonb,
-          different = ${pick("different")}::text::jsonb, looks = looks + 1, compared_at = now(),
-          phase = case when looks + 1 >= ${LOOKS} or ${still.length} = 0 then 'report' else 'recheck' end
-      where id = ${run} returning phase`;
+    await tx`delete from sync.checksum_items
+             where run_id = ${run} and row_key = any(${keys}::text[]::jsonb[])`;
+    await tx`update public.sync_checksums
+             set recheck_keys = ${JSON.stringify(looked)}::text::jsonb, recheck_read = 0
+             where id = ${run}`;
   });
-  return phase;
+  return looked;
 }

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import type { ValidatorDeps } from "./checksum_validator.ts";
 import { byTargetTable } from "./table_registry.ts";
 import { fakeClock, fakeDynamo, type SentCommand } from "./testing_fakes.ts";
-import { compareRanges, recheckLook } from "./validator_compare.ts";
+import { compareRanges, RECHECK_CHUNK_KEYS, recheckLook } from "./validator_compare.ts";
 import { runsDb } from "./validator_fakes.ts";
 
 const segments = byTargetTable("firespring_segments")!;
@@ -102,4 +102,71 @@ Deno.test("a recheck by a request that lost the run's lease writes nothing", asy
   await assert.rejects(recheckLook(deps(db), segments, 7, "w1", 200), { code: "SY001" });
   assert.equal(run.looks, 0);
   assert.deepEqual(run.missing, [key("a")]);
+});
+
+Deno.test("a look stopped by the budget between keys goes on from its checkpoint in the next request", async () => {
+  const keys = ["a", "b", "c", "d", "e"].map(key);
+  const db = runsDb({
+    divergent: (_run, look) =>
+      look === 0 ? keys.map((k) => ({ kind: "missing" as const, key: k })) : [],
+  });
+  const run = comparing(db);
+  await compareRanges(deps(db), 7, "w1", () => false);
+  const d = deps(db);
+  // Spent at once: every request still reads one key, so the look always moves.
+  assert.equal(await recheckLook(d, segments, 7, "w1", 200, () => true), "budget");
+  assert.deepEqual([run.recheckRead, run.looks], [1, 0]);
+  assert.deepEqual(run.recheckKeys, keys, "the look's keys, fixed when it started");
+  // Two keys more (the first without a check), then the budget is spent.
+  let checks = 0;
+  assert.equal(await recheckLook(d, segments, 7, "w1", 200, () => ++checks > 1), "budget");
+  assert.equal(run.recheckRead, 3);
+  assert.equal(await recheckLook(d, segments, 7, "w1", 200), "report");
+  assert.deepEqual([run.recheckKeys, run.recheckRead, run.looks], [null, 0, 1]);
+  assert.equal(db.matching("delete from sync.checksum_items").length, 1, "one look, one start");
+  const staged = db.matching("sync.stage_checksum_items")
+    .flatMap((s) => JSON.parse(String(s.values[2])) as { row: { segment_id: string } }[])
+    .map(({ row }) => row.segment_id);
+  assert.deepEqual(staged, ["a", "b", "c", "d", "e"], "each key read and staged once, in order");
+  assert.deepEqual(
+    db.matching("set progress_at = now(), unmappable =").map((s) => s.values[1]),
+    [1, 3, 5],
+    "each chunk moves the look's checkpoint",
+  );
+});
+
+Deno.test("a look's chunk is staged at RECHECK_CHUNK_KEYS keys", async () => {
+  const keys = Array.from({ length: RECHECK_CHUNK_KEYS + 3 }, (_, i) => key(`k${i}`));
+  const db = runsDb({
+    divergent: (_run, look) =>
+      look === 0 ? keys.map((k) => ({ kind: "different" as const, key: k })) : [],
+  });
+  const run = comparing(db);
+  await compareRanges(deps(db), 7, "w1", () => false);
+  assert.equal(await recheckLook(deps(db), segments, 7, "w1", 200), "report");
+  assert.deepEqual(
+    db.matching("set progress_at = now(), unmappable =").map((s) => s.values[1]),
+    [RECHECK_CHUNK_KEYS, RECHECK_CHUNK_KEYS + 3],
+  );
+  assert.equal(run.looks, 1);
+});
+
+Deno.test("a look's checkpoint moved by another request refuses the chunk, naming the run", async () => {
+  const db = runsDb({ divergent: () => [{ kind: "missing", key: key("a") }] });
+  const run = comparing(db);
+  await compareRanges(deps(db), 7, "w1", () => false);
+  run.recheckKeys = [key("a"), key("b")];
+  run.recheckRead = 0;
+  const d = deps(db);
+  const reads = d.dynamo;
+  // The key's read moves the checkpoint under this request, as a request that took the
+  // run over and read the key would.
+  d.dynamo = (region) => {
+    run.recheckRead = 1;
+    return reads(region);
+  };
+  await assert.rejects(
+    recheckLook(d, segments, 7, "w1", 200),
+    /validation run 7 of firespring_segments: its look has 1 keys read again, not 0/,
+  );
 });

@@ -30,6 +30,9 @@ export interface FakeRun {
   different: unknown[];
   ranges: number;
   looks: number;
+  /** The look under way: its keys (null between looks) and how many were read again. */
+  recheckKeys: unknown[] | null;
+  recheckRead: number;
   match?: boolean;
   error?: string;
   leaseOwner?: string;
@@ -87,6 +90,8 @@ export function runsDb(options: RunsOptions = {}) {
       different: [],
       ranges: 0,
       looks: 0,
+      recheckKeys: null,
+      recheckRead: 0,
       repaired: false,
       staged: 0,
       streamed: byTargetTable(target)?.collapse === undefined,
@@ -263,6 +268,8 @@ export function runsDb(options: RunsOptions = {}) {
       run.unexpected = JSON.parse(String(v[1]));
       run.different = JSON.parse(String(v[2]));
       run.looks++;
+      run.recheckKeys = null;
+      run.recheckRead = 0;
       run.phase = run.looks >= Number(v[3]) || Number(v[4]) === 0 ? "report" : "recheck";
       return [{ phase: run.phase }];
     }
@@ -325,11 +332,24 @@ export function runsDb(options: RunsOptions = {}) {
     if (t.startsWith("select match from public.sync_checksums")) {
       return [{ match: runOf(v[0]).match ?? false }];
     }
-    if (t.startsWith("select unmappable from public.sync_checksums")) {
-      return [{ unmappable: runOf(v[0]).unmappable }];
+    if (t.startsWith("select recheck_keys, recheck_read from public.sync_checksums")) {
+      const run = runOf(v[0]);
+      return [{ recheck_keys: run.recheckKeys, recheck_read: run.recheckRead }];
+    }
+    if (t.includes("set recheck_keys = ")) {
+      const run = runOf(v[1]);
+      run.recheckKeys = JSON.parse(String(v[0]));
+      run.recheckRead = 0;
+      return [];
+    }
+    if (t.startsWith("select unmappable, recheck_read from public.sync_checksums")) {
+      const run = runOf(v[0]);
+      return [{ unmappable: run.unmappable, recheck_read: run.recheckRead }];
     }
     if (t.includes("set progress_at = now(), unmappable =")) {
-      runOf(v[1]).unmappable = JSON.parse(String(v[0]));
+      const run = runOf(v[2]);
+      run.unmappable = JSON.parse(String(v[0]));
+      run.recheckRead = Number(v[1]);
       return [];
     }
     if (t.includes("set progress_at = now()")) return [];

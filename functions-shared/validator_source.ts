@@ -60,37 +60,86 @@ function expectedJson(spec: TableSpec, items: Item[]) {
   return { json: rows.length > 0 ? encodeJson(rows) : undefined, unmappable };
 }
 
+/** What a look found for some keys: their expected rows' JSON (an array's elements), unmappable items. */
+export interface LookChunk {
+  keys: RowKey[];
+  /** Each key's expected rows, as the elements of a JSON array (none for a key with none). */
+  rows: string[];
+  unmappable: Unmappable[];
+  /** The length of `rows`' text. */
+  bytes: number;
+}
+
+/** An empty chunk. */
+export const emptyChunk = (): LookChunk => ({ keys: [], rows: [], unmappable: [], bytes: 0 });
+
 /**
- * Stages the expected rows of a recheck's point reads, marking the run's progress, in one
+ * Adds a key read again to a look's chunk: its items mapped to their expected rows and
+ * encoded at once, measured on the isolate's meter, so that a chunk holds text, not the
+ * SDK's items (a key's items may be 400 KB each, or a collapsed key's many).
+ */
+export function addToChunk(
+  deps: ValidatorDeps,
+  spec: TableSpec,
+  chunk: LookChunk,
+  key: RowKey,
+  items: Item[],
+) {
+  const measure = <T>(step: () => T): T => deps.cpu ? deps.cpu.measure(step) : step();
+  const { rows, unmappable } = measure(() => expectedPage(spec, items, new Date()));
+  chunk.keys.push(key);
+  chunk.unmappable.push(...unmappable);
+  if (rows.length > 0) {
+    const text = measure(() => encodeJson(rows).slice(1, -1));
+    chunk.rows.push(text);
+    chunk.bytes += text.length;
+  }
+}
+
+/**
+ * Stages the expected rows of a look's point reads, marking the run's progress, in one
  * transaction. The reads are consistent, so what they find unmappable replaces what the
  * Scan's pages found for their keys: an item unmappable now is listed (the table is no
  * match over it, even when it makes no row and the target has none), and one a stale
  * page showed unmappable but that maps now is no longer listed. The run's unmappable list
- * is read and written once for all the keys (up to MAX_KEYS_READ entries,
+ * is read and written once per chunk of keys (up to MAX_KEYS_READ entries,
  * validator_compare.ts): once per key, a look at 200 keys beside thousands of unmappable
- * items parsed and wrote the list 200 times, seconds of CPU.
+ * items parsed and wrote the list 200 times, seconds of CPU. The transaction is held by
+ * `look.worker` (`sync.hold_validation`, which renews its lease) and moves the look's
+ * checkpoint from `look.from` past these keys.
  */
 export async function stage(
   deps: ValidatorDeps,
   spec: TableSpec,
   run: number,
-  reads: { key: RowKey; items: Item[] }[],
+  chunk: LookChunk,
+  look: { worker: string; from: number },
 ) {
-  const { json, unmappable } = expectedJson(spec, reads.flatMap((r) => r.items));
-  const looked = new Set(reads.map((r) => rowKeyText(r.key)));
+  const measure = <T>(step: () => T): T => deps.cpu ? deps.cpu.measure(step) : step();
+  const looked = new Set(chunk.keys.map(rowKeyText));
   const ofLookedKey = (u: Unmappable) => {
     const rowKey = unmappableRowKey(spec, u);
     return rowKey !== null && looked.has(rowKeyText(rowKey));
   };
   await deps.sql.begin(async (tx) => {
-    if (json) {
+    await tx`select sync.hold_validation(${run}, ${look.worker})`;
+    if (chunk.rows.length > 0) {
+      const json = `[${chunk.rows.join(",")}]`;
       await tx`select sync.stage_checksum_items(${run}, ${spec.targetTable}, ${json}::text::jsonb)`;
     }
-    const [row] = await tx<{ unmappable: Unmappable[] }[]>`
-      select unmappable from public.sync_checksums where id = ${run} for update`;
-    const listed = [...row.unmappable.filter((u) => !ofLookedKey(u)), ...unmappable];
+    const [row] = await tx<{ unmappable: Unmappable[]; recheck_read: number }[]>`
+      select unmappable, recheck_read from public.sync_checksums where id = ${run} for update`;
+    if (row.recheck_read !== look.from) {
+      throw new Error(
+        `validation run ${run} of ${spec.targetTable}: its look has ${row.recheck_read} keys read again, not ${look.from} as this request found`,
+      );
+    }
+    const listed = measure(() =>
+      JSON.stringify([...row.unmappable.filter((u) => !ofLookedKey(u)), ...chunk.unmappable])
+    );
     await tx`update public.sync_checksums
-             set progress_at = now(), unmappable = ${JSON.stringify(listed)}::text::jsonb
+             set progress_at = now(), unmappable = ${listed}::text::jsonb,
+                 recheck_read = ${look.from + chunk.keys.length}
              where id = ${run}`;
   });
 }
@@ -328,6 +377,14 @@ export async function scanForRun(
   }
 }
 
+/**
+ * Query pages (1 MB each) a collapsed key's point read takes at most. Its items are held
+ * together in the isolate (256 MB, where 1 MB of DynamoDB JSON takes several as objects),
+ * so a partition past this is refused, naming the table and the key, rather than read
+ * into an isolate the runtime would kill, again at every retry.
+ */
+export const MAX_POINT_READ_PAGES = 8;
+
 /** The source's current items for one target key (all observations for a collapsed table). */
 export async function pointRead(
   deps: ValidatorDeps,
@@ -345,6 +402,7 @@ export async function pointRead(
   const [hash] = Object.keys(sourceKey);
   const items: Item[] = [];
   let start: Item | undefined;
+  let pages = 0;
   do {
     const page = await client.send(
       new QueryCommand({
@@ -358,6 +416,14 @@ export async function pointRead(
     );
     items.push(...(page.Items ?? []));
     start = page.LastEvaluatedKey;
+    pages++;
+    if (start && pages >= MAX_POINT_READ_PAGES) {
+      throw new Error(
+        `${spec.sourceTable}: key ${
+          JSON.stringify(key)
+        }: its partition holds more than ${MAX_POINT_READ_PAGES} Query pages of items (${items.length} read so far); a point read keeps them all in the isolate (256 MB), so it is not read whole: a backfill of the table (sync.start_backfill) brings its row up to date`,
+      );
+    }
   } while (start);
   return items;
 }

@@ -8,7 +8,8 @@
 
 import assert from "node:assert/strict";
 import type { ValidatorDeps } from "./checksum_validator.ts";
-import { byTargetTable } from "./table_registry.ts";
+import { byTargetTable, type TableSpec } from "./table_registry.ts";
+import type { Item, RowKey } from "./validator_plan.ts";
 import {
   awsError,
   fakeClock,
@@ -17,7 +18,15 @@ import {
   type SentCommand,
   type Statement,
 } from "./testing_fakes.ts";
-import { IN_FLIGHT_CEILING, pointRead, scanForRun, stage } from "./validator_source.ts";
+import {
+  addToChunk,
+  emptyChunk,
+  IN_FLIGHT_CEILING,
+  MAX_POINT_READ_PAGES,
+  pointRead,
+  scanForRun,
+  stage,
+} from "./validator_source.ts";
 import { runsDb } from "./validator_fakes.ts";
 import { IsolatePages } from "./isolate_pages.ts";
 import type { ScanResult } from "./segment_work.ts";
@@ -34,9 +43,10 @@ const item = (id: string, value = "1") => ({ segment_id: { S: id }, value: { N: 
 function sourceDb(listed: unknown[] = []) {
   return fakeSql((s: Statement) => {
     if (s.text.includes("sync.stage_checksum_items")) return [];
-    if (s.text.startsWith("select unmappable from public.sync_checksums")) {
-      return [{ unmappable: listed }];
+    if (s.text.startsWith("select unmappable, recheck_read from public.sync_checksums")) {
+      return [{ unmappable: listed, recheck_read: 0 }];
     }
+    if (s.text.includes("sync.hold_validation(")) return [];
     if (s.text.startsWith("update public.sync_checksums")) return [];
     return undefined;
   });
@@ -48,6 +58,18 @@ function deps(
   extra: Partial<ValidatorDeps> = {},
 ): ValidatorDeps {
   return { sql: db.sql, dynamo: dynamo.dynamo, pacing: fakeClock(), ...extra };
+}
+
+/** Stages the reads of a look's first keys, as recheckLook does, for worker "w1". */
+async function stageReads(
+  d: ValidatorDeps,
+  spec: TableSpec,
+  run: number,
+  reads: { key: RowKey; items: Item[] }[],
+) {
+  const chunk = emptyChunk();
+  for (const { key, items } of reads) addToChunk(d, spec, chunk, key, items);
+  await stage(d, spec, run, chunk, { worker: "w1", from: 0 });
 }
 
 /** A Scan answering from pages keyed by segment and the JSON of ExclusiveStartKey. */
@@ -306,15 +328,16 @@ Deno.test("scanForRun retries a throttled page after a backoff, logging run and 
   );
 });
 
-Deno.test("stage writes a point read's rows with the run's progress; a soft delete stages no row", async () => {
+Deno.test("stage writes a point read's rows with the run's progress and the look's checkpoint; a soft delete stages no row", async () => {
   const db = sourceDb();
-  await stage(deps(db, fakeDynamo(() => ({}))), segments, 5, [
+  await stageReads(deps(db, fakeDynamo(() => ({}))), segments, 5, [
     { key: { segment_id: "a" }, items: [item("a")] },
   ]);
   assert.equal(db.matching("sync.stage_checksum_items").length, 1);
-  assert.deepEqual(db.matching("set progress_at = now()")[0].values, ["[]", 5]);
+  assert.deepEqual(db.matching("set progress_at = now()")[0].values, ["[]", 1, 5], "one key read");
+  assert.deepEqual(db.matching("sync.hold_validation(")[0].values, [5, "w1"]);
   const deleted = sourceDb();
-  await stage(deps(deleted, fakeDynamo(() => ({}))), leads, 5, [
+  await stageReads(deps(deleted, fakeDynamo(() => ({}))), leads, 5, [
     { key: { lead_id: "l-1" }, items: [{ id: { S: "l-1" }, _deleted: { BOOL: true } }] },
   ]);
   assert.equal(deleted.matching("sync.stage_checksum_items").length, 0);
@@ -327,7 +350,7 @@ Deno.test("a recheck's consistent read replaces what the Scan's pages found unma
   const other = { key: { segment_id: "b" }, reason: "b's own" };
   // Unmappable now: listed in place of the stale page's entry, other keys' entries kept.
   const still = sourceDb([stale, other]);
-  await stage(deps(still, fakeDynamo(() => ({}))), segments, 5, [
+  await stageReads(deps(still, fakeDynamo(() => ({}))), segments, 5, [
     { key: { segment_id: "a" }, items: [{ segment_id: { S: "a" }, name: { N: "1" } }] },
   ]);
   const [written] = still.matching("set progress_at = now(), unmappable =");
@@ -338,7 +361,7 @@ Deno.test("a recheck's consistent read replaces what the Scan's pages found unma
   assert.match(listed[1].reason, /segment_id="a"/);
   // Mappable now (fixed since the stale page): no longer listed.
   const fixed = sourceDb([stale, other]);
-  await stage(deps(fixed, fakeDynamo(() => ({}))), segments, 5, [
+  await stageReads(deps(fixed, fakeDynamo(() => ({}))), segments, 5, [
     { key: { segment_id: "a" }, items: [item("a")] },
   ]);
   const [cleared] = fixed.matching("set progress_at = now(), unmappable =");
@@ -352,11 +375,11 @@ Deno.test("a recheck's reads of several keys read and write the run's unmappable
     { key: { segment_id: "c" }, reason: "c's own" },
   ];
   const db = sourceDb(listed);
-  await stage(deps(db, fakeDynamo(() => ({}))), segments, 5, [
+  await stageReads(deps(db, fakeDynamo(() => ({}))), segments, 5, [
     { key: { segment_id: "a" }, items: [item("a")] },
     { key: { segment_id: "b" }, items: [{ segment_id: { S: "b" }, name: { N: "1" } }] },
   ]);
-  assert.equal(db.matching("select unmappable from public.sync_checksums").length, 1);
+  assert.equal(db.matching("select unmappable, recheck_read from public.sync_checksums").length, 1);
   const written = db.matching("set progress_at = now(), unmappable =");
   assert.equal(written.length, 1, "one write for both keys");
   const now = JSON.parse(String(written[0].values[0])) as { key: unknown }[];
@@ -400,6 +423,22 @@ Deno.test("pointRead queries every observation of a collapsed key, page by page"
     ExclusiveStartKey: undefined,
   });
   assert.deepEqual(dynamo.sent[1].input.ExclusiveStartKey, obs("2"));
+});
+
+Deno.test("pointRead refuses a collapsed key whose partition passes MAX_POINT_READ_PAGES, naming the table and the key", async () => {
+  const obs = (t: string) => ({ session_id: { S: "v" }, timestamp: { N: t } });
+  let page = 0;
+  const dynamo = fakeDynamo(() => {
+    page++;
+    return { Items: [obs(String(page))], LastEvaluatedKey: obs(String(page)) };
+  });
+  await assert.rejects(
+    pointRead(deps(sourceDb(), dynamo), visitors, { visitor_id: "v" }),
+    new RegExp(
+      `^Error: firespring-backdoor-visitors-dev: key \\{"visitor_id":"v"\\}: its partition holds more than ${MAX_POINT_READ_PAGES} Query pages`,
+    ),
+  );
+  assert.equal(dynamo.sent.length, MAX_POINT_READ_PAGES, "no page read past the limit");
 });
 
 Deno.test("scanForRun claims its other segments once the first page's cost is settled in the ledger", async () => {

@@ -1,0 +1,70 @@
+-- A validation run's steps after its Scan never stall: a look at its divergent keys goes
+-- key by key with a checkpoint, and a step whose requests keep stopping without giving
+-- it back fails the run, naming the step (docs/sync-semantics.md, "Verification").
+--
+-- Until now a look read every divergent key again (up to 200, each up to 400 KB, a
+-- collapsed key's whole partition) and staged them all at the end, in one request. A
+-- look too big for the Edge Runtime's CPU or memory limit had its isolate killed with
+-- nothing recorded, and every request after it died at the same place. The lease was
+-- renewed before the reads (sync.hold_validation also moves progress_at), so
+-- sync.reap_stalled_validations never saw the run stop, and it kept a place of
+-- validation_concurrency for good: no other table's run started.
+--
+-- Now:
+-- - recheck_keys holds the keys of the look under way, and recheck_read how many of them
+--   were read again and staged; each chunk of reads is staged in the transaction that
+--   moves recheck_read (functions-shared/validator_compare.ts), so the next request goes
+--   on from there;
+-- - a claim that takes a run's step over from a request whose lease ran out counts a
+--   takeover; one after progress since the last takeover (progress_at later than
+--   taken_over_at) counts the first of a new series. The fifth in a row fails the run.
+
+alter table public.sync_checksums
+  add column recheck_keys jsonb,
+  add column recheck_read integer not null default 0 check (recheck_read >= 0),
+  add column takeovers integer not null default 0 check (takeovers >= 0),
+  add column taken_over_at timestamptz;
+comment on column public.sync_checksums.recheck_keys is
+  'The keys of the look at divergent keys under way (null between looks).';
+comment on column public.sync_checksums.recheck_read is
+  'How many of recheck_keys were read again from the source and staged.';
+comment on column public.sync_checksums.takeovers is
+  'Claims in a row of a step after the Scan from a request whose lease ran out, with no progress between them; the fifth fails the run.';
+comment on column public.sync_checksums.taken_over_at is 'When the last such claim was.';
+
+-- Replaces 20261128001100's: the same claim, counting takeovers.
+create or replace function sync.claim_validation(p_run bigint, p_worker text) returns text
+language plpgsql set search_path = ''
+as $$
+declare
+  claimed text;
+  taken integer;
+  target text;
+begin
+  update public.sync_checksums c
+  set lease_owner = case when c.phase = 'scan' then c.lease_owner else p_worker end,
+      lease_expires_at = case when c.phase = 'scan' then c.lease_expires_at
+        else now() + make_interval(secs => sync.integer_setting('validation_lease_seconds', 5, 3600)) end,
+      takeovers = case
+        when c.phase = 'scan' or c.lease_owner is null or c.lease_owner = p_worker then c.takeovers
+        when c.taken_over_at is null or c.progress_at > c.taken_over_at then 1
+        else c.takeovers + 1 end,
+      taken_over_at = case
+        when c.phase = 'scan' or c.lease_owner is null or c.lease_owner = p_worker then c.taken_over_at
+        else now() end
+  where c.id = p_run and c.status = 'running'
+    and (c.phase = 'scan' or c.lease_owner is null or c.lease_owner = p_worker
+         or c.lease_expires_at < now())
+    and not sync.validation_waits_for_backfill(c.id)
+  returning c.phase, c.takeovers, c.target_table into claimed, taken, target;
+  if claimed is not null and claimed <> 'scan' and taken >= 5 then
+    perform sync.end_validation(p_run, 'failed', format(
+      'validation run %s of %s: its %s step was taken over %s times in a row with no progress between: each request that held it stopped without giving it back (killed at the Edge Runtime''s CPU, memory or wall-clock limit, say); see the data-checksum-validator''s logs',
+      p_run, target, claimed, taken));
+    return null;
+  end if;
+  return claimed;
+end
+$$;
+
+revoke all on function sync.claim_validation(bigint, text) from public;
