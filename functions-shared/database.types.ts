@@ -355,6 +355,8 @@ export type Database = {
           "next_bucket": number;
           "phase": string;
           "progress_at": string | null;
+          "recheck_keys": Json | null;
+          "recheck_read": number;
           "repair_requested": boolean;
           "repaired": boolean;
           "revalidation_run_id": number | null;
@@ -362,6 +364,8 @@ export type Database = {
           "started_at": string;
           "status": string;
           "streamed": boolean;
+          "taken_over_at": string | null;
+          "takeovers": number;
           "target_rows": number | null;
           "target_table": string;
           "unexpected": NonNullable<Json>;
@@ -385,6 +389,8 @@ export type Database = {
           "next_bucket"?: number;
           "phase"?: string;
           "progress_at"?: string | null;
+          "recheck_keys"?: Json | null;
+          "recheck_read"?: number;
           "repair_requested"?: boolean;
           "repaired"?: boolean;
           "revalidation_run_id"?: number | null;
@@ -392,6 +398,8 @@ export type Database = {
           "started_at"?: string;
           "status"?: string;
           "streamed"?: boolean;
+          "taken_over_at"?: string | null;
+          "takeovers"?: number;
           "target_rows"?: number | null;
           "target_table": string;
           "unexpected"?: NonNullable<Json>;
@@ -414,6 +422,8 @@ export type Database = {
           "next_bucket"?: number;
           "phase"?: string;
           "progress_at"?: string | null;
+          "recheck_keys"?: Json | null;
+          "recheck_read"?: number;
           "repair_requested"?: boolean;
           "repaired"?: boolean;
           "revalidation_run_id"?: number | null;
@@ -421,6 +431,8 @@ export type Database = {
           "started_at"?: string;
           "status"?: string;
           "streamed"?: boolean;
+          "taken_over_at"?: string | null;
+          "takeovers"?: number;
           "target_rows"?: number | null;
           "target_table"?: string;
           "unexpected"?: NonNullable<Json>;
