@@ -79,7 +79,7 @@ export const EDIT_CPU_MS = 8;
 
 interface Claimed {
   id: string;
-  /** "pending" when claimed; "failed" when the claim found its attempts spent. */
+  /** "pending" when claimed; "failed" when its attempts are spent or its restore is due. */
   status: string;
   detail: string | null;
   target_table: string;
@@ -233,17 +233,21 @@ async function writeOne(deps: WriteBackDeps, row: Claimed): Promise<Ended> {
       ${detail}, ${outcome.source === undefined ? null : encodeJson(outcome.source)}::text::jsonb)
       as status`;
   if (ended.status === "failed" && outcome.status === "pending") {
-    // The last attempt: the row goes back to the source's state too.
+    // The last attempt: the row goes back to the source's state too. The end kept the
+    // lease with the restore due: a run stopped before the next statement leaves it to
+    // the next run's claim.
     const restored = await restore(deps, spec, edit);
-    await deps.sql`update sync.write_backs set detail = detail || ${restored} where id = ${row.id}`;
+    await deps.sql`select sync.end_write_back_restore(${row.id}::bigint, ${deps.worker}, 'failed',
+                                                      null, ${restored})`;
   }
   return { status: ended.status, line: `write-back ${row.id}: ${ended.status}: ${detail}` };
 }
 
 /**
- * A write-back the claim failed, its attempts spent by runs that never answered: its row
- * goes back to the source's state, as after any failure, and its detail names the table
- * and the key.
+ * A write-back the claim failed, its attempts spent by runs that never answered (or one
+ * whose restore a stopped run left due): its row goes back to the source's state, as
+ * after any failure, and its detail names the table and the key. The claim kept the lease
+ * with the restore due until `sync.end_write_back_restore` here.
  */
 async function spent(deps: WriteBackDeps, row: Claimed): Promise<Ended> {
   const spec = byTargetTable(row.target_table)!;
@@ -256,12 +260,16 @@ async function spent(deps: WriteBackDeps, row: Claimed): Promise<Ended> {
   if (item && typeof key !== "string" && planWriteBack(spec, edit, key, item).kind === "noop") {
     const detail = `${describeEdit(spec, edit)}: the item holds the edit (written by a run ` +
       "that ended without an answer)";
-    await deps.sql`update sync.write_backs set status = 'applied', detail = ${detail}
-                   where id = ${row.id}`;
+    await deps.sql`select sync.end_write_back_restore(${row.id}::bigint, ${deps.worker}, 'applied',
+                                                      ${detail})`;
     return { status: "applied", line: `write-back ${row.id}: applied: ${detail}` };
   }
-  const detail = `${describeEdit(spec, edit)}: ${row.detail}${await restore(deps, spec, edit)}`;
-  await deps.sql`update sync.write_backs set detail = ${detail} where id = ${row.id}`;
+  // One whose restore a stopped run left due has its edit named in its detail already.
+  const where = describeEdit(spec, edit);
+  const named = row.detail?.startsWith(where) ? row.detail : `${where}: ${row.detail}`;
+  const detail = `${named}${await restore(deps, spec, edit)}`;
+  await deps.sql`select sync.end_write_back_restore(${row.id}::bigint, ${deps.worker}, 'failed',
+                                                    ${detail})`;
   return { status: "failed", line: `write-back ${row.id}: failed: ${detail}` };
 }
 

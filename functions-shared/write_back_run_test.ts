@@ -28,7 +28,7 @@ function db(due: Record<string, unknown> | Record<string, unknown>[] = claimed, 
     }
     if (s.text.includes("sync.hold_write_back")) return [{ holds }];
     if (s.text.includes("sync.release_write_back")) return [];
-    if (s.text.startsWith("update sync.write_backs set")) return [];
+    if (s.text.includes("sync.end_write_back_restore")) return [{ end_write_back_restore: true }];
     return undefined;
   });
   return { ...fake, finished };
@@ -216,13 +216,54 @@ Deno.test("a write-back the claim failed (its attempts spent by runs that never 
   const { report } = await runLogged(database, dynamo);
   assert.deepEqual(report, { applied: 0, conflict: 0, failed: 1, retrying: 0 });
   assert.ok(!dynamo.sent.some((c) => c.name === "UpdateItemCommand"), "nothing written");
-  const [named] = database.matching("update sync.write_backs set detail");
+  const [named] = database.matching("sync.end_write_back_restore($1::bigint, $2, 'failed', $3)");
   assert.match(
-    String(named.values[0]),
+    String(named.values[2]),
     /^firespring_segments \[segment_id="s-1"\]: gave up after 8 attempts; the last run ended without an answer; the row/,
   );
-  assert.equal(named.values[1], "7");
+  assert.equal(named.values[0], "7");
+  assert.match(String(named.values[1]), /^w-1\//, "under the run's lease, kept by the claim");
   assert.equal(database.finished.length, 0, "the claim ended it already");
+});
+
+Deno.test("a write-back whose restore a stopped run left due is restored again, its edit named once", async () => {
+  const database = db({
+    ...claimed,
+    status: "failed",
+    detail: 'firespring_segments [segment_id="s-1"]: ThrottlingException (gave up after 8 attempts)',
+  });
+  const dynamo = fakeDynamo(() => ({ Item: item }));
+  const { report } = await runLogged(database, dynamo);
+  assert.deepEqual(report, { applied: 0, conflict: 0, failed: 1, retrying: 0 });
+  const [ended] = database.matching("sync.end_write_back_restore($1::bigint, $2, 'failed', $3)");
+  assert.match(
+    String(ended.values[2]),
+    /^firespring_segments \[segment_id="s-1"\]: ThrottlingException \(gave up after 8 attempts\); the row/,
+  );
+});
+
+Deno.test("a last attempt that would be retried ends failed and its row is restored under the lease the end kept", async () => {
+  let claims = 0;
+  const database = fakeSql((s) => {
+    if (s.text.includes("sync.claim_write_backs")) return claims++ === 0 ? [claimed] : [];
+    // Its attempts spent: the end fails it, its restore due.
+    if (s.text.includes("sync.finish_write_back")) return [{ status: "failed" }];
+    if (s.text.includes("sync.end_write_back_restore")) return [{ end_write_back_restore: true }];
+    return undefined;
+  });
+  const dynamo = fakeDynamo(() => ({ Item: item }));
+  const report = await runWriteBacks(deps(database.sql, { reader: dynamo.dynamo }));
+  assert.deepEqual(report, { applied: 0, conflict: 0, failed: 1, retrying: 0 });
+  const [ended] = database.matching("sync.end_write_back_restore(");
+  assert.match(ended.text, /'failed',\s+null, \$3\)/, "its detail kept, the restore's added");
+  assert.equal(ended.values[0], "7");
+  assert.match(String(ended.values[2]), /^; the row/);
+  assert.ok(
+    database.statements.indexOf(ended) > database.statements.findIndex((x) =>
+      x.text.includes("sync.finish_write_back")
+    ),
+    "after the end that failed it",
+  );
 });
 
 Deno.test("a run slowed past its lease writes nothing: the edit is the run's that took it over", async () => {
@@ -251,9 +292,9 @@ Deno.test("a spent write-back whose item holds the edit is applied, not failed",
   const dynamo = fakeDynamo(() => ({ Item: { segment_id: { S: "s-1" }, name: { S: "New" } } }));
   const report = await runWriteBacks(deps(database.sql, { reader: dynamo.dynamo }));
   assert.deepEqual(report, { applied: 1, conflict: 0, failed: 0, retrying: 0 });
-  const [applied] = database.matching("set status = 'applied'");
+  const [applied] = database.matching("sync.end_write_back_restore($1::bigint, $2, 'applied'");
   assert.match(
-    String(applied.values[0]),
+    String(applied.values[2]),
     /: the item holds the edit \(written by a run that ended without an answer\)$/,
   );
 });

@@ -4,7 +4,7 @@
 -- counts, and who may read sync.write_backs.
 set client_min_messages = warning;
 begin;
-select plan(50);
+select plan(58);
 
 -- Start from no write-backs (end-to-end runs leave theirs; all of this is rolled back).
 delete from sync.write_backs;
@@ -131,6 +131,10 @@ select is(
   'failed', 'after the last attempt a retry is recorded as failed');
 select matches((select detail from sync.write_backs where target_table = 'firespring_actions'),
   'no credentials \(gave up after 1 attempts\)', 'saying why and after how many attempts');
+select results_eq(
+  $$select restore_due, lease_owner, lease_expires_at from sync.write_backs where target_table = 'firespring_actions'$$,
+  $$values (true, 'w-1'::text, now() + interval '2 minutes')$$,
+  'its row''s restore is due, under the lease of the run that ended it');
 select is(sync.finish_write_back(1, 'not-the-holder', 'applied', 'x'), null,
   'a worker that does not hold the lease ends nothing');
 -- The edit of g-2 waits for its retry, its one attempt now all that is allowed: no claim
@@ -209,14 +213,40 @@ values ('firespring_segments', '{"segment_id": "g-killed"}', 'postgres', 'postgr
 select results_eq(
   $$select status, attempts, lease_owner from sync.claim_write_backs('w-3', 10)
     where row_key = '{"segment_id": "g-killed"}'$$,
-  $$values ('failed'::text, 8, null::text)$$,
-  'a write-back whose attempts are spent is not claimed again: it comes back failed (for its row to be restored)');
+  $$values ('failed'::text, 8, 'w-3'::text)$$,
+  'a write-back whose attempts are spent is not claimed again: it comes back failed, leased, for its row to be restored');
 select results_eq(
-  $$select status, detail like 'gave up after 8 attempts; the last run ended without an answer%may or may not have been applied%', lease_owner
+  $$select status, detail like 'gave up after 8 attempts; the last run ended without an answer%may or may not have been applied%', restore_due
     from sync.write_backs where row_key = '{"segment_id": "g-killed"}'$$,
-  $$values ('failed'::text, true, null::text)$$,
-  'it is failed, saying why and that it may have been applied'
+  $$values ('failed'::text, true, true)$$,
+  'it is failed, saying why and that it may have been applied, its restore due'
 );
+select is((select count(*)::int from sync.claim_write_backs('w-5', 10)
+           where row_key = '{"segment_id": "g-killed"}'), 0, 'nobody else takes it while the lease holds');
+-- The run that was to restore it stops: once its lease has run out, the next claim takes
+-- the restore, with the detail as it was.
+update sync.write_backs set lease_expires_at = now() - interval '1 second'
+where row_key = '{"segment_id": "g-killed"}';
+select ok(sync.write_back_work_pending(), 'a restore left due wakes the function');
+select results_eq(
+  $$select status, lease_owner, detail like 'gave up after 8 attempts; the last run%'
+    from sync.claim_write_backs('w-5', 10) where row_key = '{"segment_id": "g-killed"}'$$,
+  $$values ('failed'::text, 'w-5'::text, true)$$,
+  'the next claim takes a restore left due, failed, its detail as it was');
+select ok(not sync.end_write_back_restore(
+    (select id from sync.write_backs where row_key = '{"segment_id": "g-killed"}'), 'w-3', 'failed', 'x'),
+  'the run that lost the lease ends nothing');
+select ok(sync.end_write_back_restore(
+    (select id from sync.write_backs where row_key = '{"segment_id": "g-killed"}'), 'w-5', 'failed',
+    null, '; the row shows the source''s state again'),
+  'the run that holds it ends the restore');
+select results_eq(
+  $$select status, restore_due, lease_owner, detail like '%may or may not have been applied%; the row shows the source''s state again'
+    from sync.write_backs where row_key = '{"segment_id": "g-killed"}'$$,
+  $$values ('failed'::text, false, null::text, true)$$,
+  'failed, its restore done and said, its lease given back');
+select throws_ok($$select sync.end_write_back_restore(1, 'w-5', 'pending', 'x')$$, 'SY002', null,
+  'a restore ends applied or failed');
 delete from sync.write_backs where row_key = '{"segment_id": "g-killed"}';
 
 -- A run holds its lease up to its UpdateItem, and gives back what it did not reach.

@@ -1,0 +1,146 @@
+-- A write-back that gives up always has its row put back to the source's state, even when
+-- the function stops between the two (docs/sync-semantics.md, "Admin edits").
+--
+-- Until now two paths failed a write-back and committed that before the function
+-- restored its row from the source: the claim of one whose attempts were spent by runs
+-- that never answered, and sync.finish_write_back ending a last attempt that might have
+-- passed later. An isolate killed in between (the restore reads the source and merges,
+-- the likeliest place to hit a limit) left the row showing an edit DynamoDB may not hold,
+-- with nothing to claim it again.
+--
+-- Now such a write-back is failed with restore_due set and the run's lease kept; the
+-- function clears it with sync.end_write_back_restore once the restore has run (whether
+-- it put the row back or said why it could not). A claim takes one whose lease ran out
+-- with its restore still due, as it takes a spent one, and the sweep wakes the function
+-- for it.
+
+alter table sync.write_backs add column restore_due boolean not null default false;
+comment on column sync.write_backs.restore_due is
+  'Failed, and its row not yet put back to the source''s state: the next write-back run does it once the lease has run out.';
+create index write_backs_restore_due on sync.write_backs (id) where restore_due;
+
+-- Replaces 20261128002500's: the same claim; the spent ones keep the run's lease and are
+-- marked restore_due, and ones whose restore is still due after their lease ran out are
+-- returned with them (failed; their detail as it was).
+create or replace function sync.claim_write_backs(p_worker text, p_limit integer default 10,
+  p_lease interval default '2 minutes')
+returns setof sync.write_backs
+language sql set search_path = ''
+as $$
+  with spent as (
+    update sync.write_backs w
+    set status = 'failed', restore_due = true, lease_owner = p_worker,
+        lease_expires_at = now() + p_lease, updated_at = now(),
+        detail = case
+          when w.status = 'failed' then w.detail
+          when w.lease_expires_at is null then
+            format('gave up after %s attempts: write_back_max_attempts is now %s%s',
+                   w.attempts, sync.integer_setting('write_back_max_attempts', 1, 100),
+                   coalesce('; the last attempt: ' || w.detail, ''))
+          else
+            format('gave up after %s attempts; the last run ended without an answer (the write-back function stopped: see its logs), so it may or may not have been applied: compare the item with the row%s',
+                   w.attempts, coalesce('; the attempt before it: ' || w.detail, ''))
+        end
+    where w.id in (
+      select d.id from sync.write_backs d
+      where ((d.status = 'pending'
+              and d.attempts >= sync.integer_setting('write_back_max_attempts', 1, 100))
+             or (d.status = 'failed' and d.restore_due))
+        and coalesce(d.lease_expires_at, '-infinity') < now()
+      order by d.id
+      limit p_limit
+      for update skip locked)
+    returning w.*
+  ),
+  claimed as (
+    update sync.write_backs w
+    set lease_owner = p_worker, lease_expires_at = now() + p_lease,
+        attempts = w.attempts + 1, updated_at = now()
+    where w.id in (
+      select d.id from sync.write_backs d
+      where d.status = 'pending' and d.next_attempt_at <= now()
+        and (d.lease_expires_at is null or d.lease_expires_at < now())
+        and d.attempts < sync.integer_setting('write_back_max_attempts', 1, 100)
+        and not exists (select from sync.write_backs e
+                        where e.target_table = d.target_table and e.row_key = d.row_key
+                          and e.id < d.id and e.status = 'pending')
+      order by d.id
+      limit p_limit
+      for update skip locked)
+    returning w.*
+  )
+  select * from spent
+  union all
+  select * from claimed
+$$;
+
+-- Replaces 20261128002500's: the same end; one that fails because its attempts are
+-- spent keeps the run's lease with its restore due (the function restores the row, then
+-- calls sync.end_write_back_restore).
+create or replace function sync.finish_write_back(p_id bigint, p_worker text, p_status text,
+  p_detail text, p_source_values jsonb default null)
+returns text
+language plpgsql set search_path = ''
+as $$
+declare
+  max_attempts integer := sync.integer_setting('write_back_max_attempts', 1, 100);
+  result text;
+begin
+  if p_status not in ('pending', 'applied', 'conflict', 'failed') then
+    raise exception 'sync.finish_write_back(%): unknown status %', p_id, p_status using errcode = 'SY002';
+  end if;
+  update sync.write_backs w
+  set status = case when p_status = 'pending' and w.attempts >= max_attempts
+                    then 'failed' else p_status end,
+      detail = case when p_status = 'pending' and w.attempts >= max_attempts
+                    then format('%s (gave up after %s attempts)', p_detail, w.attempts)
+                    else p_detail end,
+      restore_due = p_status = 'pending' and w.attempts >= max_attempts,
+      source_values = coalesce(p_source_values, w.source_values),
+      next_attempt_at = case when p_status = 'pending'
+        then now() + least(interval '5 minutes', interval '5 seconds' * 2 ^ greatest(w.attempts - 1, 0))
+        else w.next_attempt_at end,
+      lease_owner = case when p_status = 'pending' and w.attempts >= max_attempts
+                         then p_worker end,
+      lease_expires_at = case when p_status = 'pending' and w.attempts >= max_attempts
+                              then now() + interval '2 minutes' end,
+      updated_at = now()
+  where w.id = p_id and w.lease_owner = p_worker
+  returning w.status into result;
+  return result;
+end
+$$;
+
+-- Ends the restore of a failed write-back that p_worker holds: its status (failed, or
+-- applied when the item turned out to hold the edit) and detail (p_detail, or the one it
+-- has when null, followed by p_suffix). Returns whether p_worker still held it.
+create function sync.end_write_back_restore(p_id bigint, p_worker text, p_status text,
+  p_detail text, p_suffix text default '')
+returns boolean
+language plpgsql set search_path = ''
+as $$
+begin
+  if p_status not in ('applied', 'failed') then
+    raise exception 'sync.end_write_back_restore(%): a restore ends applied or failed, not %', p_id, p_status
+      using errcode = 'SY002';
+  end if;
+  update sync.write_backs w
+  set status = p_status, detail = coalesce(p_detail, w.detail) || coalesce(p_suffix, ''),
+      restore_due = false, lease_owner = null, lease_expires_at = null, updated_at = now()
+  where w.id = p_id and w.lease_owner = p_worker and w.restore_due;
+  return found;
+end
+$$;
+
+-- Replaces 20261128002500's: a restore due after its lease ran out is work too.
+create or replace function sync.write_back_work_pending() returns boolean
+language sql stable set search_path = ''
+as $$
+  select exists (select from sync.write_backs w
+                 where w.status = 'pending' and w.next_attempt_at <= now()
+                   and (w.lease_expires_at is null or w.lease_expires_at < now()))
+      or exists (select from sync.write_backs w
+                 where w.restore_due and w.lease_expires_at < now())
+$$;
+
+revoke all on function sync.end_write_back_restore(bigint, text, text, text, text) from public;
