@@ -11,7 +11,7 @@ import type postgres from "postgres";
 import { createHash } from "node:crypto";
 import { stringProblem } from "./dynamo_decoder.ts";
 import { encodeJson } from "./dynamo_encoder.ts";
-import { isDynamoNumber } from "./dynamo_numbers.ts";
+import { isDynamoNumber, numericStorable } from "./dynamo_numbers.ts";
 import type { DeadLetter } from "./record_mapping.ts";
 
 /** Text Postgres can store: U+0000 written as `\\u0000`, lone surrogates replaced. */
@@ -19,10 +19,14 @@ function safeText(text: string | null): string | null {
   return text === null ? null : text.replaceAll("\u0000", "\\u0000").toWellFormed();
 }
 
-/** Whether jsonb can hold a value: no string or key with U+0000 or a lone surrogate. */
+/**
+ * Whether jsonb can hold a value: no string or key with U+0000 or a lone surrogate, no
+ * number past Postgres's numeric (dynamo_numbers.ts, `numericStorable`).
+ */
 function jsonbSafe(value: unknown): boolean {
   if (typeof value === "string") return stringProblem(value) === undefined;
-  if (value === null || typeof value !== "object" || isDynamoNumber(value)) return true;
+  if (isDynamoNumber(value)) return numericStorable(value.value);
+  if (value === null || typeof value !== "object") return true;
   if (value instanceof Uint8Array) return true;
   if (Array.isArray(value) || value instanceof Set) return [...value].every(jsonbSafe);
   return Object.entries(value).every(([k, v]) => stringProblem(k) === undefined && jsonbSafe(v));

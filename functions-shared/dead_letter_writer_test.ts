@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import type postgres from "postgres";
 import { deadLetterFingerprint, logDeadLetters, recordDeadLetters } from "./dead_letter_writer.ts";
+import { DynamoNumber } from "./dynamo_numbers.ts";
 import { type DeadLetter, mapScannedItem, mapStreamRecord } from "./record_mapping.ts";
 import { byTargetTable } from "./table_registry.ts";
 import { actionStreamRecord as streamRecord } from "./testing_fakes.ts";
@@ -52,6 +53,22 @@ Deno.test("a record jsonb cannot hold is kept as its exact JSON text", async () 
   assert.equal(letter.record, null);
   assert.deepEqual(JSON.parse(letter.record_text as string), poison.deadLetter.record);
   assert.ok(!(letter.reason as string).includes("\u0000"), "the reason is storable text");
+});
+
+Deno.test("a record with a number past Postgres's numeric is kept as its exact JSON text", async () => {
+  const letter: DeadLetter = {
+    sourceTable: null,
+    targetTable: "firespring_actions",
+    eventId: null,
+    record: { action_id: "a", n: new DynamoNumber("1e200000") },
+    reason: 'firespring_actions [action_id="a"]: n: out of DynamoDB\'s number range',
+    position: null,
+    rowKey: null,
+  };
+  const fake = fakeTx();
+  await recordDeadLetters(fake.tx, [letter]);
+  assert.equal(fake.letters[0].record, null, "jsonb would refuse it: the whole batch would fail");
+  assert.equal(fake.letters[0].record_text, '{"action_id":"a","n":1e200000}');
 });
 
 Deno.test("a batch's dead letters log three lines, then how many more, by table", () => {

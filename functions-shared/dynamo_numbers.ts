@@ -89,6 +89,31 @@ export function decimalParts(text: string): { sign: number; digits: string; expo
   return { sign: sign === "-" ? -1 : 1, digits, exponent };
 }
 
+/** Postgres's numeric: digits after the point, and the leading digit's place, at most. */
+const NUMERIC_MAX_SCALE = 16_383;
+const NUMERIC_MAX_LEAD = 131_071;
+
+/**
+ * Whether Postgres's numeric, and so jsonb, reads this number text. Past its limits
+ * Postgres refuses it ("value overflows numeric format", SQLSTATE 22003; tried on
+ * Postgres 15): more than 16,383 digits after the point as written, trailing zeros and
+ * the exponent counted (`1.0e-16383` is refused, `1e-16383` read), or a leading digit
+ * at the 131,072nd place or above (`1e131072`). DynamoDB's numbers are far inside; a
+ * person's direct request may not be.
+ */
+export function numericStorable(text: string): boolean {
+  let json;
+  try {
+    json = numberJson(text);
+  } catch {
+    return false;
+  }
+  const [, , fraction = "", exp = "0"] = json.match(/^(-?\d+)(?:\.(\d+))?(?:[eE]([+-]?\d+))?$/)!;
+  if (Math.max(0, fraction.length - Number(exp)) > NUMERIC_MAX_SCALE) return false;
+  const { sign, digits, exponent } = decimalParts(json);
+  return sign === 0 || exponent + digits.length - 1 <= NUMERIC_MAX_LEAD;
+}
+
 /** Compares two decimal numbers exactly (no rounding to a double): -1, 0 or 1. */
 export function compareDecimal(a: string, b: string): number {
   const x = decimalParts(a);

@@ -230,7 +230,8 @@ Deno.test("a write-back whose restore a stopped run left due is restored again, 
   const database = db({
     ...claimed,
     status: "failed",
-    detail: 'firespring_segments [segment_id="s-1"]: ThrottlingException (gave up after 8 attempts)',
+    detail:
+      'firespring_segments [segment_id="s-1"]: ThrottlingException (gave up after 8 attempts)',
   });
   const dynamo = fakeDynamo(() => ({ Item: item }));
   const { report } = await runLogged(database, dynamo);
@@ -259,9 +260,8 @@ Deno.test("a last attempt that would be retried ends failed and its row is resto
   assert.equal(ended.values[0], "7");
   assert.match(String(ended.values[2]), /^; the row/);
   assert.ok(
-    database.statements.indexOf(ended) > database.statements.findIndex((x) =>
-      x.text.includes("sync.finish_write_back")
-    ),
+    database.statements.indexOf(ended) >
+      database.statements.findIndex((x) => x.text.includes("sync.finish_write_back")),
     "after the end that failed it",
   );
 });

@@ -181,3 +181,24 @@ Deno.test("the direct form upserts and deletes by the source attribute names", a
     await sql.end();
   }
 });
+
+Deno.test("a direct change with a number past Postgres's numeric is dead-lettered, its record kept as text", async () => {
+  const id = `huge-${crypto.randomUUID()}`;
+  // Written by hand: JSON.stringify cannot write it (a double would be Infinity).
+  const body = `{"table": "mmp_toledo_leads", "action": "UPSERT", "data": {"id": "${id}", ` +
+    `"score": 1e200000}}`;
+  const response = await postWebhook(body);
+  assert.equal(response.status, 200, "data never answers 500: the Lambda would retry it for ever");
+  assert.deepEqual(await response.json(), { received: 1, applied: 0, skipped: 0, deadLettered: 1 });
+  const sql = connectDb();
+  try {
+    const letters = await sql`select record, record_text, reason from sync.dead_letters
+                              where record_text like ${`%${id}%`}`;
+    assert.equal(letters.length, 1);
+    assert.equal(letters[0].record, null);
+    assert.match(letters[0].record_text, /"score":1e200000/);
+    assert.match(letters[0].reason, /score/);
+  } finally {
+    await sql.end();
+  }
+});
