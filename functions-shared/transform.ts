@@ -99,11 +99,15 @@ const ISO =
 
 /**
  * Whether a string is an ISO-8601 date or timestamp that Postgres reads the same way:
- * a real calendar day and time, and a zone offset Postgres accepts (up to ±15:59).
+ * a real calendar day and time, and a zone offset Postgres accepts (up to ±15:59). A
+ * date alone takes `Z` or a positive offset, not a negative one: Postgres reads
+ * `2024-03-01-05:00` as a date with a fourth field and refuses it (22007; tried on
+ * Postgres 15), while `2024-03-01+05:00` is the day's midnight at +05.
  */
 export function isIsoTimestamp(text: string): boolean {
   const m = ISO.exec(text);
   if (!m) return false;
+  if (m[4] === undefined && m[7]?.startsWith("-")) return false;
   // Absent parts (a date alone, no seconds, no zone) read as 0: `+undefined` is NaN.
   const part = (i: number) => m[i] === undefined ? 0 : +m[i];
   return isCalendarDay(+m[1], +m[2], +m[3]) && part(4) < 24 && part(5) < 60 &&

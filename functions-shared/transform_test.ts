@@ -188,6 +188,9 @@ Deno.test("isIsoTimestamp accepts what Postgres reads the same way, and no more"
       "2026-02-06 10:00:00",
       "2026-02-06T10:00:00+15:59",
       "2026-02-06T10:00:00-15:59",
+      "2026-02-06Z",
+      "2026-02-06+05:00",
+      "2026-02-06 10:00-05",
     ]
   ) {
     assert.ok(isIsoTimestamp(ok), ok);
@@ -197,6 +200,10 @@ Deno.test("isIsoTimestamp accepts what Postgres reads the same way, and no more"
       "2026-13-01",
       "2026-02-29T00:00:00Z",
       "2026-02-06T24:00:00Z",
+      // A date alone with a negative offset: Postgres 15 refuses each (tried on the stack).
+      "2026-02-06-05:00",
+      "2026-02-06-05",
+      "2026-02-06-0500",
       "yesterday",
       "06/02/2026",
       "",
