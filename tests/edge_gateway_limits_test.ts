@@ -46,10 +46,14 @@ async function startGateway(limits: Record<string, string>) {
     return response?.ok ? true : undefined;
   });
   return {
-    /** Calls burn-cpu: burns `cpuMs` of CPU, keeps `allocMb` more memory, waits `sleepMs`. */
-    burn: async (cpuMs: number, sleepMs = 0, allocMb = 0) => {
+    /**
+     * Calls burn-cpu: burns `cpuMs` of CPU, keeps `allocMb` more of V8's heap and
+     * `externalMb` of ArrayBuffers, waits `sleepMs`.
+     */
+    burn: async (cpuMs: number, sleepMs = 0, allocMb = 0, externalMb = 0) => {
       const response = await fetch(
-        `${base}/functions/v1/burn-cpu?cpu_ms=${cpuMs}&sleep_ms=${sleepMs}&alloc_mb=${allocMb}`,
+        `${base}/functions/v1/burn-cpu?cpu_ms=${cpuMs}&sleep_ms=${sleepMs}&alloc_mb=${allocMb}` +
+          `&external_mb=${externalMb}`,
       );
       return { status: response.status, headers: response.headers, body: await response.json() };
     },
@@ -64,6 +68,8 @@ async function startGateway(limits: Record<string, string>) {
       return health.functions.find((f: { name: string }) => f.name === "burn-cpu").isolates as {
         pid: number;
         retired: string | null;
+        in_flight: number;
+        memory_mb: number | null;
       }[];
     },
     /** The isolates that ended, from the gateway's log. */
@@ -176,6 +182,49 @@ Deno.test("past the memory limit the request answers 546 and the isolate's line 
     });
     assert.equal(line.reason, "Memory");
     assert.equal(line.requests, 1);
+  } finally {
+    await gateway.stop();
+  }
+});
+
+Deno.test("external memory counts as hosted counts it: ArrayBuffers nobody wrote still kill at the limit", async () => {
+  // 100 MB of ArrayBuffers never written: hosted counts them (V8's external memory), the
+  // process's resident set hardly grows.
+  const gateway = await startGateway({ EDGE_MEMORY_MB: "96" });
+  try {
+    const answer = await gateway.burn(0, 1_000, 0, 100);
+    assert.equal(answer.status, 546);
+    const line = await eventually("the isolate's line", async () => {
+      return (await gateway.lines()).find((l) => l.requests > 0);
+    });
+    assert.equal(line.reason, "Memory");
+  } finally {
+    await gateway.stop();
+  }
+});
+
+Deno.test("past half its memory an isolate still takes requests, and is dropped once idle", async () => {
+  const gateway = await startGateway({ EDGE_MEMORY_MB: "96" });
+  try {
+    // 60 MB of ArrayBuffers kept: past half of 96. The second request comes while the
+    // first waits: hosted routes it to the same isolate, which is not retired for memory.
+    const first = gateway.burn(0, 2_000, 0, 60);
+    await eventually("the first request's memory past half", async () => {
+      const [isolate] = await gateway.isolates();
+      return isolate && isolate.in_flight === 1 && (isolate.memory_mb ?? 0) >= 48
+        ? true
+        : undefined;
+    });
+    const second = await gateway.burn(0);
+    const answered = await first;
+    assert.equal(answered.status, 200);
+    assert.equal(second.status, 200);
+    assert.equal(second.body.pid, answered.body.pid, "the same isolate");
+    const line = await eventually("the isolate's line", async () => {
+      return (await gateway.lines()).find((l) => l.pid === answered.body.pid);
+    });
+    assert.equal(line.reason, "early drop: memory");
+    assert.equal(line.requests, 2);
   } finally {
     await gateway.stop();
   }

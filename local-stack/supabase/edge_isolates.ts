@@ -21,7 +21,7 @@
  * @module
  */
 
-import type { KillReason, RetireReason } from "./edge_limits.ts";
+import type { KillReason, MemoryReport, RetireReason } from "./edge_limits.ts";
 
 /** A running isolate's process, as the gateway made it. */
 export interface IsolateProcess {
@@ -37,6 +37,8 @@ export interface IsolateProcess {
   kill(): void;
   /** Sends it a signal (the shim's `beforeunload` on retirement). */
   signal?(name: Deno.Signal): void;
+  /** Its last memory report (edge_limits.ts, `parseMemoryReport`), if it made one. */
+  memory?(): MemoryReport | undefined;
 }
 
 /** One line of `.local/logs/edge-isolates.jsonl`: an isolate that ended. */

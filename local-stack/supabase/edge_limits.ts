@@ -17,14 +17,22 @@
  * - Wall clock (`worker_timeout_ms`; 400000 in .cargo/config.toml, 150 s on the Free plan
  *   and 400 s on paid plans per Supabase's limits page): retired at half, terminated with
  *   `WallClockTime` at the limit.
- * - Memory (`SUPABASE_RESOURCE_LIMIT_MEM_MB`, 256: V8 heap plus external memory): at half
- *   the isolate has a "resource alert" and is dropped once idle; at the limit it is
- *   terminated with `Memory`.
+ * - Memory (`SUPABASE_RESOURCE_LIMIT_MEM_MB`, 256): the V8 heap's used size plus its
+ *   external memory (ArrayBuffers), read after every poll of the event loop
+ *   (crates/base/src/runtime/mod.rs, `MemCheck::check`). At half the isolate has a
+ *   "resource alert" (`mem_reached_half`, lowered again when memory falls): it is not
+ *   retired, and takes new requests as before (crates/base/src/worker/pool.rs,
+ *   `maybe_active_worker` skips retired workers only), but once every request is answered
+ *   and every `waitUntil` promise settled it is dropped early (`can_early_drop`,
+ *   strategy_per_worker.rs). At the limit it is terminated with `Memory`.
  *
- * Locally an isolate is a Deno process, so the readings are the process's: CPU is user +
- * system time of the whole process (so GC and compiler threads count too: stricter than
- * hosted), memory is its resident set minus what an empty Deno process holds
- * ({@link EdgeLimits.runtimeRssMb}).
+ * Locally an isolate is a Deno process. CPU is user + system time of the whole process
+ * (so GC and compiler threads count too: stricter than hosted). Memory is what the
+ * isolate reports of itself, as hosted counts it: the shim writes its heap's used size
+ * plus external memory, and its pending `waitUntil` promises, to stderr every
+ * {@link MEMORY_REPORT_MS} when they change ({@link memoryReportLine}); the gateway takes
+ * those lines out of the log. Sampled, not checked after every poll: a peak shorter than
+ * that is not seen.
  *
  * @module
  */
@@ -37,10 +45,11 @@ export interface EdgeLimits {
   cpuHardMs: number;
   /** Age at which the isolate is killed, reason `WallClockTime`; retired at half. */
   wallClockMs: number;
-  /** Memory at which it is killed, reason `Memory`; retired at half (EDGE_MEMORY_MB, 256). */
+  /**
+   * Memory at which it is killed, reason `Memory`; at half it is dropped once idle
+   * (EDGE_MEMORY_MB, 256).
+   */
   memoryMb: number;
-  /** Resident memory of a Deno process that has loaded nothing, not counted (EDGE_RUNTIME_RSS_MB). */
-  runtimeRssMb: number;
   /** An isolate with no request for this long is drained, reason `idle`; 0: never. */
   idleMs: number;
   /** How often the gateway reads every isolate's CPU and memory (EDGE_POLL_MS). */
@@ -58,7 +67,6 @@ const SETTINGS: Record<keyof EdgeLimits, [string, number, number, number]> = {
   cpuHardMs: ["EDGE_CPU_HARD_MS", 2_000, 1, 3_600_000],
   wallClockMs: ["EDGE_WALL_CLOCK_LIMIT_MS", 150_000, 100, 3_600_000],
   memoryMb: ["EDGE_MEMORY_MB", 256, 16, 16_384],
-  runtimeRssMb: ["EDGE_RUNTIME_RSS_MB", 64, 0, 16_384],
   idleMs: ["EDGE_IDLE_MS", 60_000, 0, 3_600_000],
   pollMs: ["EDGE_POLL_MS", 25, 5, 1_000],
   callsPerMinute: ["EDGE_CALLS_PER_MINUTE", 5_000, 0, 1_000_000],
@@ -98,8 +106,11 @@ export function readEdgeLimits(values: Record<string, string | undefined>): Edge
 
 /** Why an isolate is killed: the hosted `ShutdownReason`s. */
 export type KillReason = "CPUTime" | "WallClockTime" | "Memory";
-/** Why an isolate is retired (takes nothing new, ends when its work ends). */
-export type RetireReason = "retired: cpu soft limit" | "retired: wall clock" | "retired: memory";
+/**
+ * Why an isolate is retired (takes nothing new, ends when its work ends): a soft limit,
+ * or dropped early, idle with its memory alert raised ({@link memoryAlert}).
+ */
+export type RetireReason = "retired: cpu soft limit" | "retired: wall clock" | "early drop: memory";
 
 /**
  * How the gateway tells an isolate why it was retired (local-stack/supabase/edge_runtime_shim.ts):
@@ -109,10 +120,12 @@ export type RetireReason = "retired: cpu soft limit" | "retired: wall clock" | "
  * 127.0.0.1:9229 ("Debugger listening on ws://…"), which any local process could attach
  * to and run code in an isolate that holds the service role key.
  */
-export const RETIRE_SIGNALS: Record<RetireReason, { signal: Deno.Signal; unload: string }> = {
+export const RETIRE_SIGNALS: Record<
+  Exclude<RetireReason, "early drop: memory">,
+  { signal: Deno.Signal; unload: string }
+> = {
   "retired: cpu soft limit": { signal: "SIGXCPU", unload: "cpu" },
   "retired: wall clock": { signal: "SIGHUP", unload: "wall_clock" },
-  "retired: memory": { signal: "SIGWINCH", unload: "memory" },
 };
 
 /**
@@ -127,14 +140,39 @@ export interface IsolateReading {
   cpuMs: number;
   /** Time since it started. */
   wallMs: number;
-  /** Its resident memory. */
-  rssMb: number;
+  /** Its V8 heap's used size plus external memory, as it last reported (0 before). */
+  memoryMb: number;
+}
+
+/** How often an isolate's shim looks at its memory (the gateway reads /proc as often). */
+export const MEMORY_REPORT_MS = 25;
+
+/** How a memory report's line starts: no function prints it. */
+const MEMORY_REPORT_PREFIX = "\u0001edge-runtime-memory ";
+
+/** An isolate's memory report: MB of heap used plus external memory, pending `waitUntil`s. */
+export interface MemoryReport {
+  memoryMb: number;
+  pendingTasks: number;
+}
+
+/** The line an isolate's shim writes to stderr for a memory report. */
+export function memoryReportLine(report: MemoryReport): string {
+  return `${MEMORY_REPORT_PREFIX}${report.memoryMb.toFixed(1)} ${report.pendingTasks}`;
+}
+
+/** The memory report a line of an isolate's stderr holds, or undefined for any other line. */
+export function parseMemoryReport(line: string): MemoryReport | undefined {
+  if (!line.startsWith(MEMORY_REPORT_PREFIX)) return undefined;
+  const [memoryMb, pendingTasks] = line.slice(MEMORY_REPORT_PREFIX.length).split(" ").map(Number);
+  if (!Number.isFinite(memoryMb) || !Number.isInteger(pendingTasks)) return undefined;
+  return { memoryMb, pendingTasks };
 }
 
 /** What the supervisor decides for one reading. */
 export type Verdict =
   | { action: "none" }
-  | { action: "retire"; reason: RetireReason }
+  | { action: "retire"; reason: keyof typeof RETIRE_SIGNALS }
   | { action: "kill"; reason: KillReason };
 
 /**
@@ -142,19 +180,26 @@ export type Verdict =
  * first (kill), then, for an isolate not yet retired, the soft ones (retire).
  */
 export function judge(reading: IsolateReading, limits: EdgeLimits, retired: boolean): Verdict {
-  const memoryMb = Math.max(0, reading.rssMb - limits.runtimeRssMb);
   if (reading.cpuMs >= limits.cpuHardMs) return { action: "kill", reason: "CPUTime" };
-  if (memoryMb >= limits.memoryMb) return { action: "kill", reason: "Memory" };
+  if (reading.memoryMb >= limits.memoryMb) return { action: "kill", reason: "Memory" };
   if (reading.wallMs >= limits.wallClockMs) return { action: "kill", reason: "WallClockTime" };
   if (retired) return { action: "none" };
   if (reading.cpuMs >= limits.cpuSoftMs) {
     return { action: "retire", reason: "retired: cpu soft limit" };
   }
-  if (memoryMb >= limits.memoryMb / 2) return { action: "retire", reason: "retired: memory" };
   if (reading.wallMs >= limits.wallClockMs / 2) {
     return { action: "retire", reason: "retired: wall clock" };
   }
   return { action: "none" };
+}
+
+/**
+ * Whether an isolate has the hosted supervisor's memory alert: half of its limit used.
+ * It is not retired for it, but dropped once it has no request in flight and no pending
+ * `waitUntil` (isolate_process.ts, `supervise`).
+ */
+export function memoryAlert(reading: IsolateReading, limits: EdgeLimits): boolean {
+  return reading.memoryMb >= limits.memoryMb / 2;
 }
 
 /**

@@ -3,7 +3,10 @@ import {
   DRAIN_SIGNAL,
   type EdgeLimits,
   judge,
+  memoryAlert,
+  memoryReportLine,
   nearsRetirement,
+  parseMemoryReport,
   readEdgeLimits,
   readProcStat,
   RETIRE_SIGNALS,
@@ -11,7 +14,7 @@ import {
 } from "./edge_limits.ts";
 
 const limits: EdgeLimits = readEdgeLimits({});
-const reading = (cpuMs: number, wallMs = 0, rssMb = 64) => ({ cpuMs, wallMs, rssMb });
+const reading = (cpuMs: number, wallMs = 0, memoryMb = 0) => ({ cpuMs, wallMs, memoryMb });
 
 Deno.test("the defaults are the hosted runtime's", () => {
   assert.deepEqual(limits, {
@@ -19,7 +22,6 @@ Deno.test("the defaults are the hosted runtime's", () => {
     cpuHardMs: 2000,
     wallClockMs: 150_000,
     memoryMb: 256,
-    runtimeRssMb: 64,
     idleMs: 60_000,
     pollMs: 25,
     callsPerMinute: 5_000,
@@ -63,16 +65,21 @@ Deno.test("wall clock: retired at half, killed at the limit", () => {
   });
 });
 
-Deno.test("memory: what the runtime itself holds is not counted; half retires, all kills", () => {
-  assert.deepEqual(judge(reading(0, 0, 64 + 127), limits, false), { action: "none" });
-  assert.deepEqual(judge(reading(0, 0, 64 + 128), limits, false), {
-    action: "retire",
-    reason: "retired: memory",
-  });
-  assert.deepEqual(judge(reading(0, 0, 64 + 256), limits, true), {
-    action: "kill",
-    reason: "Memory",
-  });
+Deno.test("memory: half raises the alert and retires nothing; the limit kills", () => {
+  assert.deepEqual(judge(reading(0, 0, 127.9), limits, false), { action: "none" });
+  assert.ok(!memoryAlert(reading(0, 0, 127.9), limits));
+  assert.deepEqual(judge(reading(0, 0, 128), limits, false), { action: "none" });
+  assert.ok(memoryAlert(reading(0, 0, 128), limits), "dropped once idle (isolate_process.ts)");
+  assert.deepEqual(judge(reading(0, 0, 256), limits, false), { action: "kill", reason: "Memory" });
+  assert.deepEqual(judge(reading(0, 0, 256), limits, true), { action: "kill", reason: "Memory" });
+});
+
+Deno.test("a memory report's line is read back, and no other line is one", () => {
+  const line = memoryReportLine({ memoryMb: 130.25, pendingTasks: 2 });
+  assert.deepEqual(parseMemoryReport(line), { memoryMb: 130.3, pendingTasks: 2 });
+  assert.equal(parseMemoryReport("edge-runtime-memory 1 0"), undefined);
+  assert.equal(parseMemoryReport(`${line.split(" ")[0]} x y`), undefined);
+  assert.equal(parseMemoryReport("listening"), undefined);
 });
 
 Deno.test("the 546 body is the hosted gateway's", () => {
@@ -106,7 +113,7 @@ Deno.test("an isolate nears retirement at half its soft CPU limit, whatever its 
   assert.equal(nearsRetirement(reading(500), limits), true);
 });
 
-Deno.test("each retirement has a signal of its own, none that opens Deno's inspector", () => {
+Deno.test("each retirement for a limit has a signal of its own, none that opens Deno's inspector", () => {
   const signals = Object.values(RETIRE_SIGNALS).map((r) => r.signal);
   assert.equal(new Set(signals).size, signals.length);
   // SIGUSR1 makes Deno listen for a debugger on 127.0.0.1:9229.
@@ -114,6 +121,5 @@ Deno.test("each retirement has a signal of its own, none that opens Deno's inspe
   assert.deepEqual(Object.values(RETIRE_SIGNALS).map((r) => r.unload), [
     "cpu",
     "wall_clock",
-    "memory",
-  ]);
+  ], "an early drop for memory is a drain: `beforeunload` early_drop");
 });

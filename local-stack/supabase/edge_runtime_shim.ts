@@ -37,7 +37,7 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import net from "node:net";
 import process from "node:process";
-import { DRAIN_SIGNAL, RETIRE_SIGNALS } from "./edge_limits.ts";
+import { DRAIN_SIGNAL, MEMORY_REPORT_MS, memoryReportLine, RETIRE_SIGNALS } from "./edge_limits.ts";
 import {
   FUNCTION_NAME_ENV,
   OUTBOUND_CALL_HEADER,
@@ -88,6 +88,21 @@ function beforeunload(reason: string): void {
 for (const { signal, unload } of Object.values(RETIRE_SIGNALS)) {
   Deno.addSignalListener(signal, () => beforeunload(unload));
 }
+
+// The isolate's memory as the hosted supervisor counts it (heap used plus external), and
+// its pending `waitUntil` promises, for the gateway (edge_limits.ts, `memoryReportLine`):
+// written when they change, looked at as often as the gateway reads the process's CPU.
+let reported = "";
+Deno.unrefTimer(setInterval(() => {
+  const { heapUsed, external } = Deno.memoryUsage();
+  const line = memoryReportLine({
+    memoryMb: (heapUsed + external) / 1048576,
+    pendingTasks: pending.size,
+  });
+  if (line === reported) return;
+  reported = line;
+  Deno.stderr.writeSync(new TextEncoder().encode(`${line}\n`));
+}, MEMORY_REPORT_MS));
 
 let draining = false;
 Deno.addSignalListener(DRAIN_SIGNAL, async () => {

@@ -11,8 +11,10 @@
  * - the function sees the path without the `/functions/v1` prefix (`/NAME/...`);
  * - `verify_jwt = true` in config.toml requires a JWT signed with the project's secret
  *   (401 otherwise); all of ours set it false and authenticate callers themselves;
- * - an unknown function is a 404, a function that cannot start a 503, and a request
- *   that has no response after the 150 s idle limit a 504;
+ * - an unknown function is a 404, a function that cannot start a 503 `BOOT_ERROR`, one
+ *   whose isolate failed under the request (exited on an unhandled rejection, say) a 500
+ *   `WORKER_ERROR`, and a request that has no response 150 s after it came (the idle
+ *   limit, the isolate's boot included) a 504;
  * - the hosted runtime's limits per isolate (local-stack/supabase/edge_limits.ts): CPU
  *   (user + system of the process, boot included, read from /proc every EDGE_POLL_MS)
  *   retires the isolate at EDGE_CPU_SOFT_MS and kills it at EDGE_CPU_HARD_MS; the wall
@@ -219,7 +221,13 @@ async function failure(fn: EdgeFunction, isolate: Isolate, error: unknown): Prom
     );
     return json(546, WORKER_LIMIT_BODY, { "sb-error-code": WORKER_LIMIT_BODY.code });
   }
-  return json(502, { code: "FUNCTION_ERROR", message: String(error) });
+  // As the hosted gateway (the Supabase CLI's serve template, internal/functions/serve/
+  // templates/main.ts: InvalidWorkerResponse): the cause goes to the log, not the caller.
+  console.error(logLine("gateway", `${fn.name}#${isolate.id}: a request failed: ${error}`));
+  return json(500, {
+    code: "WORKER_ERROR",
+    message: "Function exited due to an error (please check logs)",
+  });
 }
 
 async function route(req: Request, functions: Map<string, EdgeFunction>): Promise<Response> {
@@ -234,6 +242,7 @@ async function route(req: Request, functions: Map<string, EdgeFunction>): Promis
           requests: i.requests,
           in_flight: i.inFlight,
           cpu_ms: Math.round(i.cpuMs),
+          memory_mb: i.process.memory?.()?.memoryMb ?? null,
           retired: i.retired ?? null,
           successor: i.successor,
         })),
@@ -254,6 +263,9 @@ async function route(req: Request, functions: Map<string, EdgeFunction>): Promis
       return json(401, { code: 401, message: "Invalid JWT" });
     }
   }
+  // The idle limit counts from the request's arrival, as the hosted gateway's: a slow
+  // boot comes out of it.
+  const idle = AbortSignal.timeout(IDLE_TIMEOUT_MS);
   const pool = fn.pool!;
   const isolate = pool.acquire();
   if (!(await isolate.process.ready)) {
@@ -274,7 +286,7 @@ async function route(req: Request, functions: Map<string, EdgeFunction>): Promis
       headers: admitted.forward,
       body: req.body && small(req.headers) ? await req.arrayBuffer() : req.body,
       redirect: "manual",
-      signal: AbortSignal.timeout(IDLE_TIMEOUT_MS),
+      signal: idle,
     });
     if (response.body && small(response.headers)) {
       const whole = await response.arrayBuffer();

@@ -17,7 +17,10 @@ import {
   DRAIN_SIGNAL,
   type EdgeLimits,
   judge,
+  memoryAlert,
+  type MemoryReport,
   nearsRetirement,
+  parseMemoryReport,
   readProcStat,
   RETIRE_SIGNALS,
 } from "./edge_limits.ts";
@@ -37,14 +40,15 @@ const logLimits = new LogLimits();
 /**
  * Copies an isolate's output into ours, each line prefixed with its time and the isolate's
  * name ({@link logLine}) and marked where the hosted log would not keep it
- * (log_limits.ts); calls `onLine` with every line (to notice V8 running out of heap).
+ * (log_limits.ts); calls `onLine` with every line first (to notice V8 running out of
+ * heap, to read memory reports), and leaves out those it answers true for.
  */
 async function relay(
   fn: string,
   name: string,
   stream: ReadableStream<Uint8Array>,
   out: typeof console.log,
-  onLine: (line: string) => void = () => {},
+  onLine: (line: string) => boolean = () => false,
 ) {
   let buffered = "";
   const print = (line: string) => out(logLine(name, logLimits.mark(fn, line)));
@@ -53,8 +57,7 @@ async function relay(
     const lines = buffered.split("\n");
     buffered = lines.pop() ?? "";
     for (const line of lines) {
-      onLine(line);
-      print(line);
+      if (!onLine(line)) print(line);
     }
   }
   if (buffered) print(buffered);
@@ -110,9 +113,16 @@ export function spawnIsolate(fn: IsolateSpec, id: number): IsolateProcess {
   }).spawn();
   const label = `${fn.name}#${id}`;
   let outOfMemory = false;
+  let memory: MemoryReport | undefined;
   relay(fn.name, label, child.stdout, console.log);
   relay(fn.name, label, child.stderr, console.error, (line) => {
+    const report = parseMemoryReport(line);
+    if (report) {
+      memory = report;
+      return true;
+    }
     if (/out of memory/i.test(line)) outOfMemory = true;
+    return false;
   });
   let exited = false;
   const status = child.status.then((status) => {
@@ -143,6 +153,7 @@ export function spawnIsolate(fn: IsolateSpec, id: number): IsolateProcess {
     })(),
     exited: status,
     drain: () => signal(DRAIN_SIGNAL),
+    memory: () => memory,
     kill: () => signal("SIGKILL"),
     signal,
   };
@@ -160,19 +171,34 @@ export function supervise(pools: Iterable<IsolatePool>, limits: EdgeLimits): voi
       const stat = readProcStat(isolate.process.pid);
       if (!stat) continue;
       isolate.cpuMs = stat.cpuMs;
-      const reading = { cpuMs: stat.cpuMs, wallMs: now - isolate.startedAt, rssMb: stat.rssMb };
+      const memory = isolate.process.memory?.();
+      const reading = {
+        cpuMs: stat.cpuMs,
+        wallMs: now - isolate.startedAt,
+        memoryMb: memory?.memoryMb ?? 0,
+      };
       const verdict = judge(reading, limits, isolate.retired !== undefined);
       if (verdict.action === "kill") {
         console.error(logLine(
           "gateway",
           `${pool.functionName}#${isolate.id} killed: ${verdict.reason} (${
             Math.round(stat.cpuMs)
-          } ms CPU, ${now - isolate.startedAt} ms old, ${Math.round(stat.rssMb)} MB resident)`,
+          } ms CPU, ${now - isolate.startedAt} ms old, ${
+            Math.round(reading.memoryMb)
+          } MB of heap and external memory, ${Math.round(stat.rssMb)} MB resident)`,
         ));
         pool.kill(isolate, verdict.reason);
+        continue;
       } else if (verdict.action === "retire") {
         pool.retire(isolate, verdict.reason);
         isolate.process.signal?.(RETIRE_SIGNALS[verdict.reason].signal);
+      }
+      // Past half its memory, an isolate still takes requests, and is dropped once it has
+      // none in flight and no `waitUntil` pending (edge_limits.ts, `memoryAlert`).
+      if (
+        memoryAlert(reading, limits) && isolate.inFlight === 0 && memory?.pendingTasks === 0
+      ) {
+        pool.retire(isolate, "early drop: memory");
       }
       if (
         !isolate.retired && !isolate.successor && isolate.requests > 0 &&
