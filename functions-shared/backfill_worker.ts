@@ -166,8 +166,13 @@ export async function runWorker(deps: WorkerDeps, worker: string): Promise<RunRe
       wallLeftMs: () => deps.wallBudgetMs - (performance.now() - started),
       stopping: lanesOfRun.stopping,
       pageEnded: () => inFlight.end(deps.cpu.usedMs()),
-      // The run hands on once, below, when every lane has given its segment back.
-      handOn: () => Promise.resolve(),
+      // The run hands on once, below, when every lane has given its segment back. A lane
+      // whose turn comes past the wall budget stops the others (they would claim the
+      // segment it gave back, only to give it back too).
+      handOn: () => {
+        lanesOfRun.stop();
+        return Promise.resolve();
+      },
       describe: (claim) =>
         `backfill job ${claim.job_id} segment ${claim.segment}/${claim.total_segments} of ${claim.source_table}`,
       totalsOnHandOn: lanes === 1,

@@ -232,7 +232,9 @@ export async function validateTable(
         // Nothing left to claim yet the Scan is not done: other requests scan the
         // last segments, and the one that finishes the last goes on.
         if (scanned) return continuation(false);
-        const outcome = await scanForRun(deps, spec, run, worker, overBudget);
+        const wallLeftMs = () =>
+          (deps.budget?.wallMs ?? Infinity) - (performance.now() - startedAt);
+        const outcome = await scanForRun(deps, spec, run, worker, overBudget, wallLeftMs);
         if (outcome.stoppedBy === "budget") return continuation(true);
         if (outcome.stoppedBy === "throttled") return continuation(false);
         const [job] = await deps.sql<{ error: string }[]>`

@@ -39,6 +39,17 @@ interface Claimed {
 export const REREADS_PER_CLAIM = 25;
 
 /**
+ * The CPU a re-read is charged on the isolate's meter, none of it in a measured step: a
+ * Query of the key's partition through the SDK (signed) and three or four statements (the
+ * merge as a repair, the key's end), as a write-back's edit (two requests and three or
+ * four statements, 4-5 ms measured on the local stack, charged at 8: write_back_run.ts,
+ * EDIT_CPU_MS). On the hosted estimating meter, which sees only measured steps, a queue
+ * of thousands of keys would otherwise run to the wall budget alone and past the CPU
+ * limit (cpu_meter.ts).
+ */
+export const REREAD_CPU_MS = 8;
+
+/**
  * Re-reads queued keys until none waits or the request's budget (`deps.budget`) is
  * spent, checked before each key (a claimed key not reached is given back untried). A
  * key whose re-read fails keeps its cause in the queue and is tried again after a
@@ -64,6 +75,7 @@ export async function rereadCollapsedKeys(deps: ValidatorDeps): Promise<RereadOu
         continue;
       }
       const error = await rereadKey(deps, key);
+      deps.cpu?.charge(REREAD_CPU_MS);
       if (error !== null) {
         deps.log?.(
           `re-read of ${key.target_table} ${JSON.stringify(key.row_key)} failed: ${error}`,

@@ -155,7 +155,8 @@ export async function stage(
  * items. Returns what the request did: "no work" once no segment of the run is left to
  * claim (done, or leased by another request), "budget" when the budget ran out first
  * (the segments were given back), "throttled" when a Scan kept failing (its segment was
- * given back; the heartbeat goes on later).
+ * given back; the heartbeat goes on later). `wallLeftMs`, the request's wall budget left:
+ * a wait for a read turn ends by then, the segment given back.
  *
  * One request scans a run, several segments at once, rather than one segment in each of
  * several requests: the Edge Runtime sends concurrent requests to the same isolate
@@ -169,6 +170,7 @@ export async function scanForRun(
   run: number,
   worker: string,
   overBudget: () => boolean,
+  wallLeftMs?: () => number,
 ): Promise<ScanResult> {
   const segmentsAtOnce = deps.segmentsAtOnce ?? 4;
   // The pages in flight (scanned, not yet written) each cost up to what a page has cost
@@ -252,8 +254,10 @@ export async function scanForRun(
     // a run's segments are scanned here, and by the requests it hands on to.
     wakeAnother: async () => {},
     stopping: lanes.stopping,
-    // The caller hands on (checksum_validator.ts answers a Continuation).
-    handOn: async () => {},
+    // A wait for a turn ends by the request's wall budget: at a low
+    // VALIDATOR_MAX_RCU_PER_SECOND every lane may be waiting, none reading, and a request
+    // asleep past the platform's wall-clock limit is killed with its turns unused.
+    wallLeftMs,
     describe: (claim: Claim) =>
       `validation run ${run} segment ${claim.segment}/${claim.total_segments} of ${claim.source_table}`,
     // The page is mapped before its transaction, so no connection is held while the
@@ -354,6 +358,12 @@ export async function scanForRun(
       },
       commitPage: (claim, page, checkpoint) => work.commitPage(claim, page, checkpoint, settle),
       pageEnded: settle,
+      // A lane whose turn comes past the wall budget stops the others too: a lane starting
+      // later would claim the segment it gave back.
+      handOn: () => {
+        lanes.stop();
+        return Promise.resolve();
+      },
     }).catch((error) => {
       lanes.stop();
       throw error;

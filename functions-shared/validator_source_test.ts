@@ -465,6 +465,28 @@ Deno.test("scanForRun claims its other segments once the first page's cost is se
   assert.deepEqual(scannedAfterSettling, [true, true, true]);
 });
 
+Deno.test("scanForRun hands on rather than wait for a turn past the request's wall budget", async () => {
+  const db = runsDb({ turns: [{ wait_ms: 60_000, units: 1 }] });
+  const run = db.newRun("firespring_segments", false, 1, 5);
+  const dynamo = scans({ "0:null": { Items: [item("a")] } });
+  const lines: string[] = [];
+  const outcome = await scanForRun(
+    deps(db, dynamo, { pacing: fakeClock(), log: (l) => lines.push(l) }),
+    segments,
+    5,
+    "w1",
+    () => false,
+    () => 5_000,
+  );
+  assert.equal(outcome.stoppedBy, "budget");
+  assert.deepEqual(dynamo.sent.map((c) => c.name), [], "nothing read");
+  assert.deepEqual(run.segments.map((g) => g.status), ["pending"], "given back");
+  assert.ok(
+    lines.some((l) => l.includes("its turn comes after the request's wall-clock budget")),
+    lines.join("\n"),
+  );
+});
+
 /**
  * A run of two segments where segment 1's first turn never comes unless the scan stops
  * (a wait for a turn ends only when its time comes or the scan stops), and `scan`'s
