@@ -3,7 +3,8 @@
  * with DYNAMODB_FAULTS=stale_ms=2000,throttle_rcu=300,error_rate=0.02 an eventually
  * consistent read right after an update can return the old version and a consistent one
  * never does; reads past the capacity are throttled; ConsumedCapacity is reported as AWS
- * counts it; and a backfill still gives back exactly the rows the stream made.
+ * counts it; DynamoDB Streams' operations fail at the error rate too; and a backfill still
+ * gives back exactly the rows the stream made.
  *
  * The test puts those faults into `.local/stack.env` and runs `stack:up` (which restarts
  * only the proxy) when they are not already in force, and puts the old value back after.
@@ -15,6 +16,7 @@ import {
   type AttributeValue,
   CreateTableCommand,
   DeleteTableCommand,
+  DescribeTableCommand,
   DynamoDBClient,
   GetItemCommand,
   PutItemCommand,
@@ -23,6 +25,10 @@ import {
 } from "@aws-sdk/client-dynamodb";
 import type postgres from "postgres";
 import { byTargetTable } from "../functions-shared/table_registry.ts";
+import { DescribeStreamCommand } from "../functions-shared/dynamo_commands.ts";
+import { DynamoClient } from "../functions-shared/dynamo_http.ts";
+import { awsClientConfig } from "../functions-shared/dynamo_client.ts";
+import { stackEnvReader } from "../local-stack/stack_env.ts";
 import { batchWrite } from "../demo/load_dynamo.ts";
 import { setFaults } from "./stack_faults.ts";
 import {
@@ -81,6 +87,28 @@ async function withTable(fn: (table: string) => Promise<void>): Promise<void> {
 let previous: string | undefined;
 Deno.test("set the faults", async () => {
   previous = await setFaults(FAULTS);
+});
+
+Deno.test("DynamoDB Streams' operations fail at error_rate too, each with AWS's InternalServerError", async () => {
+  const table = byTargetTable("firespring_actions")!.sourceTable;
+  const { Table } = await through500(() =>
+    bareClient().send(new DescribeTableCommand({ TableName: table }))
+  );
+  const streams = new DynamoClient({
+    ...awsClientConfig(stackEnvReader(stack), stack.AWS_REGION),
+    maxAttempts: 1,
+  });
+  // 2% of 400: about 8; none at all would be 0.98^400, 0.03%.
+  const failures: Error[] = [];
+  for (let i = 0; i < 400; i++) {
+    await streams.send(new DescribeStreamCommand({ StreamArn: Table!.LatestStreamArn!, Limit: 1 }))
+      .catch((error: Error) => failures.push(error));
+  }
+  assert.ok(failures.length > 0, "no Streams request failed");
+  for (const error of failures) {
+    assert.equal(error.name, "InternalServerError");
+    assert.match(error.message, /DescribeStream/);
+  }
 });
 
 Deno.test("an eventually consistent GetItem right after an update can return the old version; a consistent one never does", async () => {

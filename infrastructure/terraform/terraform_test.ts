@@ -117,6 +117,21 @@ Deno.test("each mapping: NEW_AND_OLD_IMAGES, batch 10, partial failures, bisect,
   assert.match(check.error_message, /Table \$\{each\.key\} has no stream with NEW_AND_OLD_IMAGES/);
   assert.deepEqual(Object.keys(module.resource.aws_sqs_queue), ["dead_letters"]);
 
+  // Only what the local stack's mapping does: from the oldest record, at once.
+  assert.equal(mapping.starting_position, "${var.starting_position}");
+  assert.equal(moduleDefault("starting_position"), "TRIM_HORIZON");
+  const [position] = only(module.variable.starting_position, "starting_position").validation;
+  assert.equal(position.condition, '${var.starting_position == "TRIM_HORIZON"}');
+  assert.equal(
+    mapping.maximum_batching_window_in_seconds,
+    "${var.maximum_batching_window_in_seconds}",
+  );
+  const [window] = only(
+    module.variable.maximum_batching_window_in_seconds,
+    "maximum_batching_window_in_seconds",
+  ).validation;
+  assert.equal(window.condition, "${var.maximum_batching_window_in_seconds == 0}");
+
   // The local stack's emulated mappings behave as the deployed ones.
   assert.deepEqual(DEPLOYED_MAPPING, {
     batchSize: moduleDefault("batch_size"),

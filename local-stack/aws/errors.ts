@@ -1,8 +1,12 @@
 /**
  * `error_rate` of DYNAMODB_FAULTS (local-stack/aws/faults.ts): that share of requests
- * (every DynamoDB operation; DynamoDB Streams' are left alone) is answered with HTTP 500
+ * (every DynamoDB and DynamoDB Streams operation) is answered with HTTP 500
  * InternalServerError, as AWS answers "an error occurred on the server side" (AWS
- * Developer Guide, "Error handling with DynamoDB": HTTP 5xx, "OK to retry? Yes").
+ * Developer Guide, "Error handling with DynamoDB": HTTP 5xx, "OK to retry? Yes"; each of
+ * DynamoDB Streams' operations lists InternalServerError too, e.g.
+ * https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_streams_GetRecords.html).
+ * A Streams operation only reads: it fails before it is forwarded (an iterator is not
+ * spent, and may be used again, as on AWS until it expires).
  *
  * Whether the request took effect. A 500 is a server's failure to answer, not a promise
  * that nothing happened: the guide tells clients to retry 5xx errors, and writes must be
@@ -27,6 +31,17 @@ export const WRITE_OPERATIONS: ReadonlySet<string> = new Set([
   "TransactWriteItems",
 ]);
 
+/**
+ * The operations that change something, item writes or not: a failure may come after
+ * the change (the point-in-time recovery and export operations, which the stack serves
+ * itself: local-stack/aws/exports.ts).
+ */
+const CHANGING_OPERATIONS: ReadonlySet<string> = new Set([
+  ...WRITE_OPERATIONS,
+  "ExportTableToPointInTime",
+  "UpdateContinuousBackups",
+]);
+
 /** What the proxy does with a request under `error_rate`. */
 export type ErrorDecision = "none" | "fail before forwarding" | "fail after forwarding";
 
@@ -35,10 +50,12 @@ export type ErrorDecision = "none" | "fail before forwarding" | "fail after forw
  * (`DynamoDB_20120810.<Op>` or `DynamoDBStreams_20120810.<Op>`).
  */
 export function decideError(target: string, errorRate: number, random: Random): ErrorDecision {
-  if (errorRate <= 0 || !target.startsWith("DynamoDB_20120810.")) return "none";
+  const streams = target.startsWith("DynamoDBStreams_20120810.");
+  if (errorRate <= 0 || !(streams || target.startsWith("DynamoDB_20120810."))) return "none";
   if (random() >= errorRate) return "none";
+  if (streams) return "fail before forwarding";
   const operation = target.slice("DynamoDB_20120810.".length);
-  if (!WRITE_OPERATIONS.has(operation)) return "fail before forwarding";
+  if (!CHANGING_OPERATIONS.has(operation)) return "fail before forwarding";
   return random() < 0.5 ? "fail before forwarding" : "fail after forwarding";
 }
 

@@ -12,9 +12,21 @@ function tally(target: string, rate: number, n = 10_000) {
   return counts;
 }
 
-Deno.test("no error rate, no errors; streams are never failed", () => {
+Deno.test("no error rate, no errors; no other service's", () => {
   assert.deepEqual(tally("DynamoDB_20120810.GetItem", 0), { none: 10_000 });
-  assert.deepEqual(tally("DynamoDBStreams_20120810.GetRecords", 0.5), { none: 10_000 });
+  assert.deepEqual(tally("DynamoDBStreams_20120810.GetRecords", 0), { none: 10_000 });
+  assert.deepEqual(tally("AmazonS3.GetObject", 0.5), { none: 10_000 });
+});
+
+Deno.test("DynamoDB Streams' operations fail as often, always before forwarding", () => {
+  for (const op of ["GetRecords", "GetShardIterator", "DescribeStream", "ListStreams"]) {
+    const counts = tally(`DynamoDBStreams_20120810.${op}`, 0.1);
+    assert.equal(counts["fail after forwarding"], undefined, op);
+    assert.ok(
+      counts["fail before forwarding"] > 800 && counts["fail before forwarding"] < 1200,
+      op,
+    );
+  }
 });
 
 Deno.test("about that share of reads fail, always before forwarding", () => {

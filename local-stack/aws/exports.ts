@@ -27,7 +27,7 @@
  * @module
  */
 
-import { WRITE_OPERATIONS } from "./errors.ts";
+import { type ErrorDecision, internalServerError, WRITE_OPERATIONS } from "./errors.ts";
 import { awsError, awsJsonAnswer } from "./json_answer.ts";
 import { type ExportFiles, exportFiles } from "./export_layout.ts";
 import { scopeOf } from "./scope.ts";
@@ -53,6 +53,12 @@ export interface ExportOptions {
   /** How long an export stays IN_PROGRESS at least. */
   minExportMs?: number;
   log?: (line: string) => void;
+  /**
+   * Whether an operation served here fails with InternalServerError, before or after it
+   * takes effect (the proxy's `error_rate`, errors.ts): a retried export request must rely
+   * on its ClientToken, as on AWS. None when absent.
+   */
+  decideError?: (target: string) => ErrorDecision;
 }
 
 interface ExportState {
@@ -129,7 +135,14 @@ export class TableExports {
     }
     if (!OPERATIONS.has(operation)) return await next(request);
     const body = await request.json().catch(() => ({})) as Body;
-    return await this.#serve(operation, body, request.headers);
+    const decision = this.options.decideError?.(`DynamoDB_20120810.${operation}`) ?? "none";
+    const failed = () => {
+      this.options.log?.(`${operation}: injected InternalServerError (${decision})`);
+      return awsJsonAnswer(500, JSON.parse(internalServerError(operation, undefined)));
+    };
+    if (decision === "fail before forwarding") return failed();
+    const answer = await this.#serve(operation, body, request.headers);
+    return decision === "fail after forwarding" ? failed() : answer;
   }
 
   async #describeTable(headers: Headers, name: unknown): Promise<Body | undefined> {

@@ -2,13 +2,17 @@ import assert from "node:assert/strict";
 import { exportPages } from "../../functions-shared/export_items.ts";
 import { parseExportFiles, parseExportSummary } from "../../functions-shared/export_manifest.ts";
 import { TableExports } from "./exports.ts";
+import type { ErrorDecision } from "./errors.ts";
 
 type Body = Record<string, unknown>;
 const TABLE_ARN = "arn:aws:dynamodb:ddblocal:000000000000:table/things";
 const AUTH = "AWS4-HMAC-SHA256 Credential=local/20261128/us-east-1/dynamodb/aws4_request";
 
 /** A table of `count` items behind a fake DynamoDB Local, a bucket, and a clock. */
-function setup(count: number, options: { scanDelay?: Promise<void> } = {}) {
+function setup(
+  count: number,
+  options: { scanDelay?: Promise<void>; decideError?: (target: string) => ErrorDecision } = {},
+) {
   const items: Body[] = Array.from({ length: count }, (_, i) => ({ id: { S: `k${i}` } }));
   let clock = 1_800_000_000_000;
   const objects = new Map<string, Uint8Array<ArrayBuffer>>();
@@ -16,6 +20,7 @@ function setup(count: number, options: { scanDelay?: Promise<void> } = {}) {
     now: () => clock,
     itemsPerFile: 2,
     minExportMs: 5_000,
+    decideError: options.decideError,
     storage: {
       bucketExists: (bucket) => Promise.resolve(bucket === "exports"),
       put: (bucket, key, bytes) => {
@@ -216,4 +221,30 @@ Deno.test("an ExportTime before PITR or in the past is refused; a write waits fo
   release();
   await writing;
   assert.equal((await exporting).status, 200);
+});
+
+Deno.test("an export request that fails after it took effect is found again by its ClientToken", async () => {
+  const decisions: ErrorDecision[] = ["fail after forwarding"];
+  const { call } = setup(3, {
+    decideError: (target) =>
+      target.endsWith("ExportTableToPointInTime") ? decisions.shift() ?? "none" : "none",
+  });
+  await call("UpdateContinuousBackups", {
+    TableName: "things",
+    PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+  });
+  const request = { TableArn: TABLE_ARN, S3Bucket: "exports", ClientToken: "token-1" };
+  const first = await call("ExportTableToPointInTime", request);
+  assert.equal(first.status, 500, "the export started, its answer lost");
+  assert.equal(errorType(first.json), "InternalServerError");
+  const again = await call("ExportTableToPointInTime", request);
+  assert.equal(again.status, 200);
+  const listed = await call("ListExports", {});
+  const summaries = listed.json.ExportSummaries as Body[];
+  assert.equal(summaries.length, 1, "one export, not two");
+  assert.equal(
+    (again.json.ExportDescription as Body).ExportArn,
+    summaries[0].ExportArn,
+    "the retry answers the export the lost answer started",
+  );
 });

@@ -16,6 +16,7 @@
 import { DYNAMODB_INTERNAL_PORT, DYNAMODB_PORT, HOST } from "../config.ts";
 import { readStackEnv } from "../stack_env.ts";
 import { dynamoLocalPid } from "./dynamodb.ts";
+import { decideError } from "./errors.ts";
 import { describeFaults, parseFaults } from "./faults.ts";
 import { authenticatedDynamo } from "./dynamodb_auth.ts";
 import { TableExports } from "./exports.ts";
@@ -52,6 +53,7 @@ const exports = new TableExports({
   upstream: (headers, operation, body) => callUpstream(upstream, headers, operation, body),
   storage: s3Storage(s3Client(env.S3_ENDPOINT)),
   log,
+  decideError: (target) => decideError(target, faults.errorRate, Math.random),
 });
 // Streams trimmed on request, as AWS trims them after 24 h (local-stack/aws/stream_trim.ts).
 const trim = new StreamTrim(log);

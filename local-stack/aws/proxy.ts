@@ -39,6 +39,7 @@ const READ_OPERATIONS = new Set(["GetItem", "BatchGetItem", "Query", "Scan"]);
 
 /** The target prefix of DynamoDB's table operations (not of its streams). */
 const TABLE_TARGET = "DynamoDB_20120810.";
+const STREAMS_TARGET = "DynamoDBStreams_20120810.";
 
 /**
  * Whether an operation may add stream records: any but the reads and the Describe, List,
@@ -195,10 +196,16 @@ export function createProxy(options: ProxyOptions): {
     if (faults.latencyMs > 0 && target.startsWith(TABLE_TARGET)) {
       await new Promise((resolve) => setTimeout(resolve, faults.latencyMs));
     }
+    const operation = target.slice(target.indexOf(".") + 1);
+    if (
+      target.startsWith(STREAMS_TARGET) && decideError(target, faults.errorRate, random) !== "none"
+    ) {
+      log(`${operation}: injected InternalServerError (not forwarded)`);
+      return answer(500, internalServerError(operation, undefined));
+    }
     if (getRecords && target === "DynamoDBStreams_20120810.GetRecords") {
       return await getRecords(request, raw);
     }
-    const operation = target.slice(target.indexOf(".") + 1);
     const table = described && describedTable(target, raw);
     if (described && table) {
       // A kept answer fails as often as a forwarded one would (error_rate).
