@@ -239,17 +239,37 @@ proxyTest(
   },
 );
 
-// error_rate 1, and a random that picks "fail after forwarding" (errors.ts).
+// error_rate 0.8, and a random that passes the polls (Streams' requests fail too) and
+// picks "fail after forwarding" for the write (errors.ts).
+let failing = false;
 proxyTest(
   "a write that took effect before its injected error is seen",
   async (s) => {
     const it = await s.idle("t");
+    failing = true;
     const answer = await s.write("PutItem", put("t", "failed-but-written"));
+    failing = false;
     assert.equal(answer.status, 500);
     assert.deepEqual(events(await s.poll(it)), ["INSERT"]);
   },
-  { errorRate: 1 },
-  () => 0.7,
+  { errorRate: 0.8 },
+  () => failing ? 0.7 : 0.99,
+);
+
+proxyTest(
+  "a GetRecords failed by error_rate is not forwarded: its iterator reads the same records after",
+  async (s) => {
+    const it = await s.idle("t");
+    await s.write("PutItem", put("t", "a"));
+    failing = true;
+    const failed = await s.poll(it);
+    failing = false;
+    assert.equal(failed.status, 500);
+    assert.match(failed.__type, /#InternalServerError$/);
+    assert.deepEqual(events(await s.poll(it)), ["INSERT"], "the same iterator, the record");
+  },
+  { errorRate: 0.8 },
+  () => failing ? 0.7 : 0.99,
 );
 
 proxyTest("another database's writes and polls are its own", async (s) => {
