@@ -331,3 +331,36 @@ Deno.test("a page Postgres refuses as a whole is written again the careful way, 
   );
   assert.deepEqual(db.transactions, { begun: 1, committed: 1, rolledBack: 0 });
 });
+
+Deno.test("a page read while this clock is proven off DynamoDB's is not written: the attempt fails, naming the skew", async () => {
+  const db = backfillDb([claim()]);
+  const dynamo = fakeDynamo(() => ({ Items: [item("a")] }));
+  // DynamoDB's Date says 10 s earlier than this clock, around the request.
+  const now = Date.now();
+  Object.defineProperty(dynamo.client, "lastClock", {
+    value: { sentAt: now, receivedAt: now + 20, serverMs: now - 10_000, resolutionMs: 1000 },
+  });
+  const { deps, lines } = workerDeps(db, dynamo);
+  await runWorker(deps, "worker-a");
+  assert.equal(db.matching("sync.checkpoint_segment").length, 0, "nothing written");
+  const [failed] = db.matching("sync.note_failed_attempt").map((s) => String(s.values[3]));
+  assert.match(
+    failed,
+    /^backfill job 7 segment 1\/4 of .*: this function's clock is at least 9\.0 s ahead of DynamoDB's/,
+  );
+  assert.ok(lines.some((l) => l.includes("ahead of DynamoDB's") && l.includes("released")));
+});
+
+Deno.test("a segment claimed while this clock is proven behind Postgres's is not scanned: a backfill's end would remove what it read", async () => {
+  // Postgres's clock 3 s ahead of ours when the claim ran.
+  const db = backfillDb([{ ...claim(), database_ms: Date.now() + 3_000 } as never]);
+  const dynamo = fakeDynamo(() => ({ Items: [item("a")] }));
+  const { deps } = workerDeps(db, dynamo);
+  await runWorker(deps, "worker-a");
+  assert.equal(dynamo.sent.length, 0, "nothing read");
+  const [failed] = db.matching("sync.note_failed_attempt").map((s) => String(s.values[3]));
+  assert.match(
+    failed,
+    /this function's clock is at least [23]\.\d s behind Postgres's \(more than the 500 ms/,
+  );
+});

@@ -35,6 +35,7 @@
  */
 
 import { amzDate, canonicalRequest, sha256Hex, signatureOf } from "./aws_signature.ts";
+import type { ClockReading } from "./clock_skew.ts";
 import { attributeMapFromJson } from "./attribute_binaries.ts";
 import type { Command, Item, ResponseMetadata } from "./dynamo_commands.ts";
 import { DynamoError, type RetryKind, retryKind, safeMessage } from "./dynamo_errors.ts";
@@ -139,6 +140,8 @@ export class DynamoClient {
   #quota = INITIAL_QUOTA;
   /** Added to our clock when signing: the service's clock, once it was found 5 min off. */
   #clockOffsetMs = 0;
+  /** The service's clock as the last answer told it (its `Date`), for clock_skew.ts. */
+  #lastClock?: ClockReading;
 
   /** Private: it holds the secret key, which nothing may print. */
   readonly #config: DynamoClientConfig;
@@ -150,6 +153,15 @@ export class DynamoClient {
   /** The region this client calls. */
   get region(): string {
     return this.#config.region;
+  }
+
+  /**
+   * The last answer's `Date` against our clock around its request (clock_skew.ts): what
+   * a Scan page's read time, stamped on our clock, is checked against. None before an
+   * answer with a `Date`.
+   */
+  get lastClock(): ClockReading | undefined {
+    return this.#lastClock;
   }
 
   /** Sends `command`; its answer with `$metadata`, or throws the last error. */
@@ -208,8 +220,14 @@ export class DynamoClient {
     });
     let response: Response;
     let bytes: Uint8Array;
+    const sentAt = Date.now();
     try {
       response = await fetch(request);
+      const receivedAt = Date.now();
+      const serverMs = Date.parse(response.headers.get("date") ?? "");
+      if (Number.isFinite(serverMs)) {
+        this.#lastClock = { sentAt, receivedAt, serverMs, resolutionMs: 1000 };
+      }
       bytes = new Uint8Array(await response.arrayBuffer());
     } catch (error) {
       if (signal?.aborted) return { ok: false, error: error as Error, retry: "no" };

@@ -36,6 +36,7 @@ interface Seen {
 
 function fakeDynamo(answers: Answer[]) {
   const seen: Seen[] = [];
+  const dates: string[] = [];
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (req) => {
     seen.push({ headers: req.headers, body: await req.text() });
     const answer = answers[Math.min(seen.length - 1, answers.length - 1)];
@@ -43,9 +44,13 @@ function fakeDynamo(answers: Answer[]) {
       ? { __type: `com.amazonaws.dynamodb.v20120810#${answer.type}`, message: `${answer.type}!` }
       : answer.body ?? {};
     const text = JSON.stringify(body);
+    // As AWS: the time of the answer (Deno's own Date may lag a second or more).
+    const date = new Date().toUTCString();
+    dates.push(date);
     return new Response(text, {
       status: answer.status,
       headers: {
+        date,
         "content-type": "application/x-amz-json-1.0",
         "x-amzn-requestid": `req-${seen.length}`,
         "x-amz-crc32": String(answer.badCrc ? crc32(text) ^ 1 : crc32(text)),
@@ -64,7 +69,7 @@ function fakeDynamo(answers: Answer[]) {
     },
   };
   const client = new DynamoClient(config);
-  return { client, config, seen, waits, close: () => server.shutdown() };
+  return { client, config, seen, waits, dates, close: () => server.shutdown() };
 }
 
 const get = new GetItemCommand({ TableName: "t", Key: { id: { S: "a" } } });
@@ -448,4 +453,22 @@ Deno.test("the client prints no secret", () => {
   });
   assert.ok(!Deno.inspect(client, { depth: 10 }).includes("very-secret"));
   assert.ok(!JSON.stringify(client).includes("very-secret"));
+});
+
+Deno.test("each answer's Date is kept against this clock around its request, for the skew check", async () => {
+  const fake = fakeDynamo([{ status: 200, body: {} }]);
+  try {
+    assert.equal(fake.client.lastClock, undefined, "none before an answer");
+    const before = Date.now();
+    await fake.client.send(get);
+    const after = Date.now();
+    const clock = fake.client.lastClock!;
+    assert.equal(clock.resolutionMs, 1000);
+    assert.ok(
+      before <= clock.sentAt && clock.sentAt <= clock.receivedAt && clock.receivedAt <= after,
+    );
+    assert.equal(clock.serverMs, Date.parse(fake.dates[0]), "the answer's Date");
+  } finally {
+    await fake.close();
+  }
 });

@@ -15,10 +15,13 @@
 import { ScanCommand } from "./dynamo_commands.ts";
 import { type PacingDeps, realPacing, ScanGaveUp, withBackoff } from "./scan_pacing.ts";
 import { isDatabaseUnavailable, lostToAnother } from "./sync_db.ts";
+import { clockSkewProblem } from "./clock_skew.ts";
 import {
   type Checkpoint,
   checkpointRefused,
   type Claim,
+  CLOCK_TOLERANCE_MS,
+  DATABASE_CLOCK_TOLERANCE_MS,
   type Item,
   LEASE_LOST,
   type ScanResult,
@@ -53,6 +56,21 @@ export async function scanSegments(
       select sync.note_failed_attempt(${claim.job_id}, ${claim.segment}, ${worker}, ${cause})
              as failed`;
     return row?.failed === true;
+  };
+  // A page stamped on this clock must not be written when it is proven off DynamoDB's or
+  // Postgres's past the tolerance (clock_skew.ts): the attempt counts as failed with the
+  // cause, and the segment goes back with its turn for a later worker, as one whose reads
+  // keep failing (the job fails naming the cause once its attempts run out).
+  const stampsRows = (deps.clockToleranceMs ?? CLOCK_TOLERANCE_MS) !== Infinity;
+  const refuseForClock = async (claim: Claim, where: string, skew: string, units: number) => {
+    result.stoppedBy = "throttled";
+    if (await noteFailure(claim, `${where}: ${skew}`)) {
+      log(`${where}: ${skew}; its job failed: every attempt in a row ended so`);
+      return "gave up" as const;
+    }
+    await work.turns.release(claim, { waitMs: 0, units });
+    log(`${where}: ${skew}; released for a later worker`);
+    return "gave up" as const;
   };
 
   while (true) {
@@ -118,6 +136,10 @@ export async function scanSegments(
       units: t?.units ?? 0,
     });
     let turn = at(await work.turns.first(claim));
+    const databaseClock = stampsRows ? work.turns.databaseClock?.(claim) : undefined;
+    const behindDatabase = databaseClock &&
+      clockSkewProblem(databaseClock, "Postgres", DATABASE_CLOCK_TOLERANCE_MS);
+    if (behindDatabase) return await refuseForClock(claim, where, behindDatabase, turn.units);
     // A claim and a segment's end are routine (sync.backfill_progress shows them, and the
     // import-worker logs its requests' totals); a hosted function keeps 100 log events per 10 s
     // (local-stack/supabase/log_limits.ts), and eight segments of seven small tables in one
@@ -183,11 +205,12 @@ export async function scanSegments(
     // Whether the read was retried here or in the SDK (a throttle, a failure): the table
     // may be at its capacity, so the job's next read catches nothing up (read_turns.ts).
     let retried = false;
+    const client = deps.dynamo(claim.region);
     try {
       page = await withBackoff(
         () => {
           readAt = new Date();
-          return deps.dynamo(claim.region).send(
+          return client.send(
             new ScanCommand({
               TableName: claim.source_table,
               Segment: claim.segment,
@@ -238,6 +261,12 @@ export async function scanSegments(
       }
       throw error;
     }
+    // The page's stamp is this clock's: proven off DynamoDB's past the guard's tolerance,
+    // the page is not written (refuseForClock).
+    const clock = stampsRows ? client.lastClock : undefined;
+    const skew = clock &&
+      clockSkewProblem(clock, "DynamoDB", deps.clockToleranceMs ?? CLOCK_TOLERANCE_MS);
+    if (skew) return await refuseForClock(claim, where, skew, turn.units);
     const spentUnits = page.ConsumedCapacity?.CapacityUnits ?? 1;
     const items = page.Items ?? [];
     const nextKey = page.LastEvaluatedKey ?? null;

@@ -75,6 +75,22 @@ setInterval(() => {
     `stream records timed: ${logged = counts}; recently unmatched: ${recentUnmatched.join("; ")}`,
   );
 }, 60_000);
+/**
+ * The answer with its `Date` as AWS sends it: the time it is answered. Deno's server adds
+ * a `Date` of its own, cached and refreshed by a timer, and so up to a second or more
+ * behind on a busy machine (seen 1.5 s): a function checking its clock against DynamoDB's
+ * (functions-shared/clock_skew.ts) would find a skew that is not there.
+ */
+function withDate(response: Response): Response {
+  const headers = new Headers(response.headers);
+  headers.set("date", new Date().toUTCString());
+  return new Response(response.body, {
+    status: response.status,
+    statusText: response.statusText,
+    headers,
+  });
+}
+
 Deno.serve({
   hostname: HOST,
   port: DYNAMODB_PORT,
@@ -91,7 +107,7 @@ Deno.serve({
   try {
     // The stack's own paths (the streams' trim, and the counts above) are not DynamoDB's:
     // unsigned.
-    return await (path === TRIM_PATH ? serve(request) : signed(request));
+    return withDate(await (path === TRIM_PATH ? serve(request) : signed(request)));
   } catch (error) {
     // DynamoDB Local unreachable or answering nonsense: a 500 as AWS would, said plainly.
     log(`request failed: ${(error as Error).message}`);
