@@ -28,6 +28,7 @@ import type { ScanResult } from "./segment_work.ts";
 import { commitPage, PagesInFlight } from "./backfill_page.ts";
 import { requestCpuBudget } from "./cpu_meter.ts";
 import { LedgerTurns } from "./read_turns.ts";
+import { sweepDue } from "./backfill_sweep.ts";
 import { laneId } from "./scan_lanes.ts";
 
 export { LEASE_LOST } from "./segment_work.ts";
@@ -192,6 +193,11 @@ export async function runWorker(deps: WorkerDeps, worker: string): Promise<RunRe
   for (let i = 0; i < lanes; i++) lanesOfRun.add(lane(i));
   const { total, failure } = await lanesOfRun.settle();
   cancel();
+  // No segment left to claim: the ends of backfills left to the workers, chunk by chunk
+  // (backfill_sweep.ts), within the run's budget.
+  if (!failure && total.stoppedBy === "no work" && !lanesOfRun.stopped) {
+    if (await sweepDue(deps.sql, worker, retired, log) === "budget") total.stoppedBy = "budget";
+  }
   // Stopped from outside, a run's lane may have been between segments, claiming none:
   // the segments left still need a request.
   if (total.stoppedBy === "budget" || lanesOfRun.stopped) await (deps.handOn ?? deps.wake)();

@@ -61,6 +61,8 @@ export function backfillDb(
     hold?: (s: Statement) => unknown[];
     /** Whether a failed attempt is the segment's last, failing its job (default: no). */
     lastAttempt?: boolean;
+    /** Jobs whose end is left to the workers (sync.sweep_due), in order (default none). */
+    sweeps?: string[];
   } = {},
 ) {
   const queue = [...claims];
@@ -80,6 +82,11 @@ export function backfillDb(
       const next = queue.shift();
       return next ? [{ ...next, turn: turn(s) }] : [];
     }
+    if (s.text.includes("sync.sweep_due()")) {
+      // Ends left to the workers (backfill_sweep.ts): each a job id, swept in one chunk.
+      return [{ job: options.sweeps?.shift() ?? null }];
+    }
+    if (s.text.includes("sync.sweep_unseen_chunk(")) return [{ over: true }];
     if (s.text.includes("sync.backfill_work_pending")) {
       // The statement compares the segments in flight with its parameter, maxConcurrent.
       return [{ wake: (options.pending ?? false) && (options.running ?? 0) < Number(s.values[0]) }];

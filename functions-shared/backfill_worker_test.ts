@@ -364,3 +364,16 @@ Deno.test("a segment claimed while this clock is proven behind Postgres's is not
     /this function's clock is at least [23]\.\d s behind Postgres's \(more than the 500 ms/,
   );
 });
+
+Deno.test("with no segment left, a run sweeps the ends left to the workers, each chunk its own statement", async () => {
+  const db = backfillDb([], { sweeps: ["41", "42"] });
+  const dynamo = fakeDynamo(() => ({ Items: [] }));
+  const { deps, lines } = workerDeps(db, dynamo);
+  const result = await runWorker(deps, "worker-a");
+  assert.equal(result.stoppedBy, "no work");
+  assert.deepEqual(db.matching("sync.sweep_unseen_chunk(").map((s) => s.values[0]), ["41", "42"]);
+  assert.equal(db.matching("sync.sweep_due()").length, 3, "until none is due");
+  assert.ok(
+    lines.some((l) => l.startsWith("backfill job 41: its end removed what its Scan did not see")),
+  );
+});

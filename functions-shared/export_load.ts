@@ -12,6 +12,7 @@
  */
 
 import type postgres from "postgres";
+import { sweepJob } from "./backfill_sweep.ts";
 import { commitPage } from "./backfill_page.ts";
 import type { CpuMeter } from "./cpu_meter.ts";
 import { credentialsRefused, TRANSIENT_ATTEMPTS, transientLoadFailure } from "./export_failures.ts";
@@ -298,6 +299,15 @@ export async function loadExportJob(
   const ends = await Promise.allSettled(Array.from({ length: workers }, (_, n) => work(n)));
   for (const end of ends) if (end.status === "rejected") failure ??= end.reason;
   if (failure !== undefined) throw failure;
+  // The export's end, what its last file's statement left of it: chunk by chunk
+  // (backfill_sweep.ts), a line every 10.
+  await sweepJob(deps.sql, String(job), () => false, (chunks) => {
+    if (chunks % 10 === 0) {
+      deps.log?.(
+        `export backfill job ${job}: removing the rows the export does not hold, ${chunks} chunks so far`,
+      );
+    }
+  });
   const [ended] = await deps.sql<{ status: string; error: string | null }[]>`
     select status, error from sync.backfill_jobs where id = ${job}`;
   if (ended?.status !== "done") {

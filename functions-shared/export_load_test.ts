@@ -34,6 +34,7 @@ function jobDb(files: ExportFileClaim[], held: number[], ended = "done") {
     if (s.text.includes("as mine")) return [{ mine: held.includes(s.values[2] as number) }];
     if (s.text.includes("sync.fail_segment")) return [];
     if (s.text.includes("sync.release_segment")) return [];
+    if (s.text.includes("sync.sweep_unseen_chunk(")) return [{ over: true }];
     if (s.text.includes("select status, error from sync.backfill_jobs")) {
       return [{ status: ended, error: null }];
     }
@@ -214,6 +215,7 @@ Deno.test("a claim that meets an unavailable database waits and claims again", a
       return [];
     }
     if (s.text.includes("count(*)::int as n")) return [{ n: 0 }];
+    if (s.text.includes("sync.sweep_unseen_chunk(")) return [{ over: true }];
     if (s.text.includes("select status, error from sync.backfill_jobs")) {
       return [{ status: "done", error: null }];
     }

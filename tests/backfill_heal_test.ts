@@ -59,3 +59,38 @@ Deno.test("a table marked stale for lost stream records heals with a backfill of
     await sql.end();
   }
 });
+
+Deno.test("a backfill's end left to the import-worker (none of it run in its last page) heals the table all the same", async () => {
+  const sql = connectDb();
+  const since = new Date();
+  const [{ value: inline }] = await sql`
+    select value from sync.settings where key = 'backfill_end_inline_ms'`;
+  try {
+    // The last page's statement runs no chunk of the end: the worker's run must.
+    await sql`update sync.settings set value = '0' where key = 'backfill_end_inline_ms'`;
+    await sql`select sync.merge_changes('mmp_toledo_leads', ${
+      JSON.stringify([{
+        op: "upsert",
+        row: { lead_id: "lost-remove-2", name: "x", lead_data: {} },
+        seq: "3",
+        changed_at: new Date(Date.now() - 2 * 3600_000).toISOString(),
+        source: "stream",
+      }])
+    }::text::jsonb)`;
+    await sql`select sync.mark_stale('mmp_toledo_leads', 'lost-record check: records trimmed')`;
+    const healed = await eventually("the table to be healed by the worker", async () => {
+      const [s] = await sql`
+        select j.status, j.sweep_state, j.rows_removed
+        from sync.table_state s join sync.backfill_jobs j on j.id = s.backfill_job_id
+        where s.target_table = 'mmp_toledo_leads' and j.requested_at >= ${since}`;
+      return s?.status === "done" ? s : undefined;
+    }, 60_000);
+    assert.equal(healed.sweep_state, null);
+    assert.ok(Number(healed.rows_removed) >= 1, `rows_removed ${healed.rows_removed}`);
+    const left = await sql`select 1 from public.mmp_toledo_leads where lead_id = 'lost-remove-2'`;
+    assert.equal(left.length, 0, "the row whose delete was lost is gone");
+  } finally {
+    await sql`update sync.settings set value = ${inline} where key = 'backfill_end_inline_ms'`;
+    await sql.end();
+  }
+});

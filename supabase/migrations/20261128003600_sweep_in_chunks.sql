@@ -1,0 +1,265 @@
+-- A backfill's end removes what it did not see in chunks, each a statement of bounded
+-- size, instead of in the statement of its last page (docs/sync-semantics.md, "A
+-- backfill ends equal").
+--
+-- Until now sync.sweep_unseen read the whole target table (and, for a collapsed table,
+-- its observations) in the last page's statement, built one jsonb of every unseen key
+-- and merged them all there. A healing backfill after mass deletes at a hundred times the
+-- report's size (millions of unseen rows) passed the hosted 2-minute statement timeout
+-- or jsonb's 256 MB, the last page rolled back, and every retry failed the same way: the
+-- job failed after its attempts and the table stayed stale. The merge lock was held
+-- meanwhile, stalling the table's stream merges.
+--
+-- Now the sweep walks the table by blocks of its heap (a TID range scan, `ctid` between
+-- two block numbers: Postgres 14 and later), p_blocks at a time (16 MB by default), each
+-- chunk one statement that merges the chunk's unseen keys as deletes and moves the job's
+-- sweep_state, up to the heap's last block when its walk began. A row updated or inserted
+-- during the sweep may move to a block already walked, or past that end: either way it
+-- was written after the job's start, so it is not unseen. (A VACUUM FULL or CLUSTER of
+-- the table during a sweep moves every row: rows it should remove may then be left, for
+-- the daily validation to find.) A collapsed table's observations are walked first
+-- (the shared sync.observations heap, its rows filtered by table), then its rows. The
+-- last page's statement runs chunks for up to 5 seconds (backfill_end_inline_ms: a table
+-- of the report's size ends there, as before); what is left is run by the import-worker between its Scans
+-- (sync.sweep_due), or by the export command, a chunk a statement. The job stays running
+-- until the sweep is over, then is done with rows_removed summed over the chunks, and its
+-- table is no longer stale.
+
+alter table sync.backfill_jobs add column sweep_state jsonb;
+insert into sync.settings (key, value, description) values
+  ('backfill_end_inline_ms', '5000',
+   'How long the last page''s statement of a backfill runs its end''s chunks (0 to 60000 ms); the workers run the rest, a chunk a statement.');
+comment on column sync.backfill_jobs.sweep_state is
+  'While a backfill''s end removes what it did not see: the heap it walks (observations, then rows; or rows) and the next block. Null before and after.';
+
+-- The start of a sweep's walk of one heap: its phase, block 0, and its last block now.
+create function sync.sweep_walk(p_phase text, p_heap regclass) returns jsonb
+language sql volatile set search_path = ''
+as $$
+  select jsonb_build_object('phase', p_phase, 'block', 0,
+    'end', (pg_relation_size(p_heap) + current_setting('block_size')::bigint - 1)
+           / current_setting('block_size')::bigint)
+$$;
+
+-- One chunk of a backfill's end: the target table's (or the observations') rows in the
+-- next p_blocks blocks that the Scan did not see, removed with tombstones through the one
+-- merge (the same test as 20261128000500's sync.sweep_unseen, which this replaces, applied
+-- to the chunk). Returns whether the sweep is over, the job then done.
+create function sync.sweep_unseen_chunk(p_job bigint, p_blocks integer default 2048)
+returns boolean
+language plpgsql set search_path = ''
+as $fn$
+declare
+  job sync.backfill_jobs;
+  spec sync.source_tables;
+  cutoff timestamptz;
+  phase text;
+  first_block bigint;
+  next_block bigint;
+  changes jsonb;
+  removed bigint := 0;
+  over boolean := false;
+begin
+  if p_blocks is null or p_blocks < 1 then
+    raise exception 'sync.sweep_unseen_chunk(%): p_blocks must be 1 or more, not %', p_job, p_blocks
+      using errcode = '22023';
+  end if;
+  select j.* into job from sync.backfill_jobs j where j.id = p_job for update;
+  if job.id is null or job.status not in ('pending', 'running') or job.sweep_state is null then
+    return true;
+  end if;
+  select s.* into spec from sync.source_tables s where s.source_table = job.source_table;
+  cutoff := job.started_at - (select value::interval from sync.settings where key = 'stream_clock_granularity');
+  phase := job.sweep_state ->> 'phase';
+  first_block := (job.sweep_state ->> 'block')::bigint;
+  next_block := least(first_block + p_blocks, (job.sweep_state ->> 'end')::bigint);
+  if phase = 'observations' then
+    -- Live observations older than the cutoff, each as the delete of that observation.
+    select jsonb_agg(jsonb_build_object('op', 'delete', 'row', o.row_key, 'seq', null,
+             'changed_at', job.started_at, 'source', 'backfill', 'range_key', o.range_key,
+             'rank', 0))
+    into changes
+    from sync.observations o
+    where o.ctid >= format('(%s,0)', first_block)::tid
+      and o.ctid < format('(%s,0)', next_block)::tid
+      and o.target_table = spec.target_table and not o.deleted and o.sync_changed_at < cutoff
+      and not exists (
+        select from sync.dead_letters d
+        where d.target_table = spec.target_table and d.row_key = o.row_key
+          and (d.replayed_at is null or d.last_seen_at >= job.started_at));
+  elsif spec.collapsed then
+    -- Rows older than the cutoff (one written here some other way has no live
+    -- observation), each as the delete of the observation it shows.
+    execute format($sql$
+      select jsonb_agg(jsonb_build_object('op', 'delete', 'row', x.row_key, 'seq', null,
+               'changed_at', $1, 'source', 'backfill', 'range_key', x.range_key, 'rank', 0))
+      from (select %2$s as row_key, t.sync_range_key as range_key from public.%1$I t
+            where t.ctid >= format('(%%s,0)', $3)::tid and t.ctid < format('(%%s,0)', $4)::tid
+              and t.sync_changed_at < $2) x
+      where not exists (
+        select from sync.dead_letters d
+        where d.target_table = %1$L and d.row_key = x.row_key
+          and (d.replayed_at is null or d.last_seen_at >= $1))
+      $sql$, spec.target_table, sync.key_json_sql(spec.target_table, 't'))
+    into changes using job.started_at, cutoff, first_block, next_block;
+  else
+    execute format($sql$
+      select jsonb_agg(jsonb_build_object('op', 'delete', 'row', x.row_key, 'seq', null,
+               'changed_at', $1, 'source', 'backfill'))
+      from (select %2$s as row_key from public.%1$I t
+            where t.ctid >= format('(%%s,0)', $3)::tid and t.ctid < format('(%%s,0)', $4)::tid
+              and t.sync_changed_at < $2) x
+      where not exists (
+        select from sync.dead_letters d
+        where d.target_table = %1$L and d.row_key = x.row_key
+          and (d.replayed_at is null or d.last_seen_at >= $1))
+      $sql$, spec.target_table, sync.key_json_sql(spec.target_table, 't'))
+    into changes using job.started_at, cutoff, first_block, next_block;
+  end if;
+  if changes is not null then
+    select m.deleted into removed from sync.merge_changes(spec.target_table, changes) m;
+  end if;
+  -- At the walk's end: the next heap, or the sweep's end.
+  if next_block >= (job.sweep_state ->> 'end')::bigint then
+    if phase = 'observations' then
+      job.sweep_state := sync.sweep_walk('rows', format('public.%I', spec.target_table)::regclass);
+    else
+      over := true;
+    end if;
+  else
+    job.sweep_state := job.sweep_state || jsonb_build_object('block', next_block);
+  end if;
+  update sync.backfill_jobs j
+  set rows_removed = coalesce(j.rows_removed, 0) + coalesce(removed, 0),
+      sweep_state = case when over then null else job.sweep_state end,
+      status = case when over then 'done' else j.status end,
+      finished_at = case when over then now() else j.finished_at end
+  where j.id = p_job;
+  if over then
+    -- The table is whole again (the stale reason stays as a record of what happened).
+    update sync.table_state set stale_since = null where backfill_job_id = p_job;
+  end if;
+  return over;
+end
+$fn$;
+comment on function sync.sweep_unseen_chunk(bigint, integer) is
+  'One chunk of a backfill''s end: removes, with tombstones, the rows (and observations) in the next p_blocks blocks that its Scan did not see and that are older than its start; true when the sweep is over and the job done.';
+
+-- A Scan backfill whose end is left to the workers (its last page ran out of time for it),
+-- the oldest first; null when none. A validation run's Scan never sweeps, and an export
+-- backfill's end is its command's.
+create function sync.sweep_due() returns bigint
+language sql stable set search_path = ''
+as $$
+  select j.id from sync.backfill_jobs j
+  where j.sweep_state is not null and j.status = 'running' and j.checksum_run_id is null
+    and j.export_arn is null
+  order by j.id
+  limit 1
+$$;
+
+-- Replaces 20261128002300_export_backfills.sql's: a sweep left to the workers is work too.
+create or replace function sync.backfill_work_pending() returns boolean
+language sql stable set search_path = ''
+as $$
+  select exists (
+    select from sync.backfill_segments s
+    join sync.backfill_jobs j on j.id = s.job_id
+    where j.status in ('pending', 'running') and j.checksum_run_id is null
+      and j.export_arn is null
+      and (s.status = 'pending' or (s.status = 'running' and s.lease_expires_at < now())))
+    or sync.sweep_due() is not null
+$$;
+
+-- Replaces 20261128001800_backfill_turns.sql's (whole; the same signature): the last
+-- segment starts the sweep in chunks (sync.sweep_unseen_chunk) instead of sweeping whole.
+create or replace function sync.checkpoint_segment(
+  p_job bigint, p_segment integer, p_worker text, p_next_key jsonb,
+  p_items integer, p_rows integer, p_done boolean
+) returns void
+language plpgsql set search_path = ''
+as $$
+declare
+  sweep_until timestamptz;
+  run_id bigint;
+  job_status text;
+  job_table text;
+begin
+  update sync.backfill_segments s
+  set exclusive_start_key = p_next_key,
+      items_scanned = s.items_scanned + p_items,
+      rows_written = s.rows_written + p_rows,
+      pages = s.pages + 1,
+      status = case when p_done then 'done' else 'running' end,
+      finished_at = case when p_done then now() end,
+      lease_expires_at = case when p_done then null
+                              else now() + make_interval(secs => j.lease_seconds) end,
+      lease_owner = case when p_done then null else p_worker end,
+      takeovers = 0, failing_since = null, error = null,
+      updated_at = now()
+  from sync.backfill_jobs j
+  where s.job_id = p_job and s.segment = p_segment and j.id = s.job_id
+    and s.status = 'running' and s.lease_owner = p_worker;
+  if not found then
+    -- SY001, the project's own code for a lost lease (40001 would read as a
+    -- serialization failure, which a caller may rightly retry as it is).
+    raise exception 'backfill job % segment %: worker % no longer holds the lease; another worker took over',
+      p_job, p_segment, p_worker using errcode = 'SY001';
+  end if;
+  -- The job's state, locked until this page commits: a cancel waits for the page, or
+  -- the page sees the cancel. The last segment takes the stronger lock at once (below),
+  -- so that two segments finishing together never both hold a share and wait.
+  if p_done then
+    select j.status, j.source_table, j.checksum_run_id into job_status, job_table, run_id
+    from sync.backfill_jobs j where j.id = p_job for update;
+  else
+    select j.status, j.source_table, j.checksum_run_id into job_status, job_table, run_id
+    from sync.backfill_jobs j where j.id = p_job for share;
+  end if;
+  if job_status not in ('pending', 'running') then
+    -- SY002: the job is over; the page's rows roll back with this statement and the
+    -- worker stops the segment (functions-shared/segment_scan.ts).
+    raise exception '% job % segment % of %: the job is %, so this page was not written; the segment stops',
+      case when run_id is null then 'backfill' else format('validation run %s''s scan', run_id) end,
+      p_job, p_segment, job_table, job_status
+      using errcode = 'SY002',
+            hint = 'Start a new backfill (sync.start_backfill) if the table still needs one.';
+  end if;
+  if not p_done then
+    return;
+  end if;
+  -- Segments finishing at once must not each miss the other: the job row's lock (taken
+  -- above) makes the last one see every other segment done.
+  if exists (select from sync.backfill_segments where job_id = p_job and status <> 'done') then
+    return;
+  end if;
+  if run_id is not null then
+    -- A validation run's Scan is complete: its compare comes next.
+    update sync.backfill_jobs set status = 'done', finished_at = now() where id = p_job;
+    update public.sync_checksums
+    set phase = 'compare', progress_at = now()
+    where id = run_id and phase = 'scan';
+    return;
+  end if;
+  -- Every segment has been read: remove what the backfill did not see, chunk by chunk,
+  -- as far as backfill_end_inline_ms allows here (a table of the report's size ends in
+  -- one chunk); the rest is the workers' (sync.sweep_due). The job is done when the
+  -- sweep is over.
+  update sync.backfill_jobs j
+  set sweep_state = case when s.collapsed then sync.sweep_walk('observations', 'sync.observations')
+                         else sync.sweep_walk('rows', format('public.%I', s.target_table)::regclass) end,
+      rows_removed = 0
+  from sync.source_tables s
+  where j.id = p_job and s.source_table = j.source_table;
+  sweep_until := clock_timestamp()
+    + make_interval(secs => sync.integer_setting('backfill_end_inline_ms', 0, 60000) / 1000.0);
+  while clock_timestamp() < sweep_until loop
+    exit when sync.sweep_unseen_chunk(p_job);
+  end loop;
+end
+$$;
+
+drop function sync.sweep_unseen(bigint);
+
+revoke all on function sync.sweep_unseen_chunk(bigint, integer), sync.sweep_due(),
+  sync.sweep_walk(text, regclass) from public;

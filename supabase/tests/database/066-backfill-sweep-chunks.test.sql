@@ -1,0 +1,107 @@
+-- A backfill's end in chunks (20261128003600_sweep_in_chunks.sql): the sweep walks the
+-- heap a few blocks a statement, each chunk removing what the Scan did not see and moving
+-- the job's sweep_state; a collapsed table's observations first, then its rows; a row
+-- written during the sweep stays, wherever it lands; the job is done, rows_removed summed
+-- and the stale mark cleared only at the end; the workers see a sweep left to them.
+set client_min_messages = warning;
+begin;
+select plan(14);
+
+delete from sync.table_state;
+delete from sync.backfill_jobs;
+delete from sync.tombstones;
+delete from sync.observations;
+delete from sync.dead_letters;
+delete from public.firespring_segments;
+delete from public.firespring_visitors;
+
+-- 300 rows the stream wrote an hour ago, none of which the backfill will see: several
+-- blocks of the table's heap.
+select sync.merge_changes('firespring_segments', (
+  select jsonb_agg(jsonb_build_object('op', 'upsert',
+    'row', jsonb_build_object('segment_id', 'old-' || g, 'segment_name', repeat('x', 100),
+                              'segment_criteria', '{}'::jsonb),
+    'seq', g::text, 'changed_at', now() - interval '1 hour', 'source', 'stream'))
+  from generate_series(1, 300) g));
+select sync.mark_stale('firespring_segments', 'the stream lost records');
+create temporary table job as
+  select id from sync.backfill_jobs where source_table = 'firespring-backdoor-segments-dev';
+update sync.backfill_jobs set started_at = now(), status = 'running' where id = (select id from job);
+update sync.backfill_segments set status = 'done' where job_id = (select id from job);
+update sync.backfill_jobs set sweep_state = sync.sweep_walk('rows', 'public.firespring_segments'), rows_removed = 0
+where id = (select id from job);
+
+select ok((select (sweep_state ->> 'end')::int > 3 from sync.backfill_jobs where id = (select id from job)),
+  'the walk ends at the heap''s last block when it began');
+select is(sync.sweep_due(), (select id from job), 'a sweep left to the workers is due');
+select ok(sync.backfill_work_pending(), 'and wakes them');
+
+select is(sync.sweep_unseen_chunk((select id from job), 1), false, 'one block: the sweep goes on');
+select results_eq(
+  $$select status, (sweep_state ->> 'block')::int, rows_removed > 0 and rows_removed < 300
+    from sync.backfill_jobs where id = (select id from job)$$,
+  $$values ('running'::text, 1, true)$$,
+  'the job still runs, its walk one block further, what the chunk removed counted');
+select ok((select stale from sync.status where target_table = 'firespring_segments'),
+  'the table stays stale while the sweep runs');
+
+-- Written during the sweep (the stream): it stays, wherever its new version lands.
+select sync.merge_changes('firespring_segments', jsonb_build_array(
+  jsonb_build_object('op', 'upsert', 'row', '{"segment_id": "old-300", "segment_name": "new", "segment_criteria": {}}'::jsonb,
+    'seq', '1000', 'changed_at', now(), 'source', 'stream')));
+
+create temporary table chunks as select 1 as n;
+do $$
+begin
+  while not sync.sweep_unseen_chunk((select id from job), 1) loop
+    update chunks set n = n + 1;
+  end loop;
+end
+$$;
+select ok((select n > 2 from chunks), 'block by block, in several chunks');
+select results_eq(
+  $$select status, sweep_state, rows_removed, finished_at is not null
+    from sync.backfill_jobs where id = (select id from job)$$,
+  $$values ('done'::text, null::jsonb, 299::bigint, true)$$,
+  'done at the walk''s end, every unseen row removed and counted once');
+select results_eq(
+  $$select segment_id, segment_name from public.firespring_segments$$,
+  $$values ('old-300'::text, 'new'::text)$$,
+  'only the row written during the sweep is left');
+select is((select count(*)::int from sync.tombstones where target_table = 'firespring_segments'), 299,
+  'each removal leaves its tombstone');
+select ok(not (select stale from sync.status where target_table = 'firespring_segments'),
+  'the table is no longer stale');
+select is(sync.sweep_due(), null, 'nothing is left to sweep');
+
+-- A collapsed table: its observations first, then its rows.
+select sync.merge_changes('firespring_visitors', jsonb_build_array(
+  jsonb_build_object('op', 'upsert', 'row', '{"visitor_id": "v1", "page_views": 1, "session_data": {}}'::jsonb,
+    'seq', '10', 'changed_at', now() - interval '1 hour', 'source', 'stream', 'range_key', 100),
+  jsonb_build_object('op', 'upsert', 'row', '{"visitor_id": "v2", "page_views": 2, "session_data": {}}'::jsonb,
+    'seq', '11', 'changed_at', now() - interval '1 hour', 'source', 'stream', 'range_key', 100)));
+select sync.start_backfill('firespring-backdoor-visitors-dev', 1, false);
+create temporary table visitors_job as
+  select id from sync.backfill_jobs where source_table = 'firespring-backdoor-visitors-dev';
+update sync.backfill_jobs set started_at = now(), status = 'running' where id = (select id from visitors_job);
+update sync.backfill_jobs set sweep_state = sync.sweep_walk('observations', 'sync.observations'), rows_removed = 0
+where id = (select id from visitors_job);
+create temporary table phases as select null::text as phase;
+do $$
+begin
+  while not sync.sweep_unseen_chunk((select id from visitors_job), 1) loop
+    insert into phases
+    select sweep_state ->> 'phase' from sync.backfill_jobs where id = (select id from visitors_job);
+  end loop;
+end
+$$;
+select ok((select 'rows' = any(array_agg(phase)) from phases), 'the rows after the observations');
+select results_eq(
+  $$select status, (select count(*)::int from public.firespring_visitors),
+           (select count(*)::int from sync.observations where target_table = 'firespring_visitors' and not deleted)
+    from sync.backfill_jobs where id = (select id from visitors_job)$$,
+  $$values ('done'::text, 0, 0)$$,
+  'the unseen visitors and their observations are removed');
+
+select * from finish();
+rollback;
