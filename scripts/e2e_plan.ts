@@ -141,7 +141,8 @@ export const ALONE: Readonly<Record<string, string>> = {
   "stream_times_test.ts": "backfills while it streams, and counts the proxy's stream records",
   "retention_test.ts": "shortens every retention setting",
   "backfill_heal_test.ts":
-    "backfills the leads table whole (its sweep removes what it does not find)",
+    "backfills the leads table whole (its sweep removes what it does not find), and sets " +
+    "backfill_end_inline_ms, which every backfill's end obeys, to 0",
   "stream_check_test.ts":
     "stops the stream poller and starts it again, replaces the segments table's stream, " +
     "and restarts the functions gateway with stream-check's allowance lowered",
@@ -191,11 +192,12 @@ export const SECOND_STACK: readonly (readonly string[])[] = [
   ["database_down_test.ts"],
   ["dynamodb_faults_test.ts"],
   ["write_back_test.ts"],
-  // Validations of actions (killing the validator's processes) | a backfill of segments
-  // | a healing backfill of leads (written to Postgres alone: no stream record for
-  // stream_times_test.ts to count). These three batches here rather than on the first
-  // stack, whose batches wait for pg_cron's minute first (up to 60 s).
-  ["validator_resume_test.ts", "stream_times_test.ts", "backfill_heal_test.ts"],
+  // Validations of actions (killing the validator's processes) | a backfill of segments.
+  // These batches here rather than on the first stack, whose batches wait for pg_cron's
+  // minute first (up to 60 s).
+  ["validator_resume_test.ts", "stream_times_test.ts"],
+  // Healing backfills of leads, one with every backfill's end left to the workers.
+  ["backfill_heal_test.ts"],
   ["backfill_page_test.ts"],
   ["export_backfill_cli_test.ts"],
   // Last: it empties DynamoDB Local and every table.
