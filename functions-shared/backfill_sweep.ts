@@ -10,31 +10,39 @@
  */
 
 import type postgres from "postgres";
+import { LEASE_LOST } from "./segment_work.ts";
+import { isDatabaseUnavailable } from "./sync_db.ts";
 
 /**
  * Runs the chunks of job `job`'s end until it is over ("over": the job is done, or has no
  * sweep to run) or `spent()` says to stop before the next chunk ("budget"). Every call
- * runs at least one chunk, so a run always moves the sweep on. `onChunk` hears of each
- * chunk that did not end it (a line now and then for a long sweep).
+ * runs at least one chunk, so a run always moves the sweep on. `worker`: the holder of
+ * the sweep (`sync.claim_sweep`), whose lease each chunk renews; none for the export
+ * command. `onChunk` hears of each chunk that did not end it.
  */
 export async function sweepJob(
   sql: postgres.Sql,
   job: string,
   spent: () => boolean,
-  onChunk: (chunks: number) => void = () => {},
+  options: { worker?: string; onChunk?: (chunks: number) => void } = {},
 ): Promise<"over" | "budget"> {
   for (let chunks = 1;; chunks++) {
     const [{ over }] = await sql<{ over: boolean }[]>`
-      select sync.sweep_unseen_chunk(${job}::bigint) as over`;
+      select sync.sweep_unseen_chunk(${job}::bigint, 2048, ${options.worker ?? null}::text)
+             as over`;
     if (over) return "over";
-    onChunk(chunks);
+    options.onChunk?.(chunks);
     if (spent()) return "budget";
   }
 }
 
 /**
- * Runs the ends of Scan backfills left to the workers (`sync.sweep_due`), the oldest
- * first, until none is left ("none") or `spent()` ("budget": the caller hands on).
+ * Runs the ends of Scan backfills left to the workers, one at a time under a lease
+ * (`sync.claim_sweep`: a worker that finds every one held ends with nothing to do),
+ * until none waits ("none") or `spent()` ("budget": the sweep is given back, and the
+ * caller hands on). A chunk that fails is counted (`sync.note_sweep_failure`: the fifth
+ * in a row fails the job, naming the cause) and the error thrown; a lost lease
+ * (SY001) ends the run with nothing to do.
  */
 export async function sweepDue(
   sql: postgres.Sql,
@@ -44,13 +52,28 @@ export async function sweepDue(
 ): Promise<"none" | "budget"> {
   while (true) {
     if (spent()) return "budget";
-    // A parameter, as every statement of the worker (backfill_worker.ts, on pipelining
-    // through the transaction pooler).
     const [{ job }] = await sql<{ job: string | null }[]>`
-      select sync.sweep_due()::text as job, ${worker}::text as worker`;
+      select sync.claim_sweep(${worker})::text as job`;
     if (job === null) return "none";
-    const ended = await sweepJob(sql, job, spent);
-    if (ended === "budget") return "budget";
-    log(`backfill job ${job}: its end removed what its Scan did not see; the job is done`);
+    let ended: "over" | "budget";
+    try {
+      ended = await sweepJob(sql, job, spent, { worker });
+    } catch (error) {
+      if ((error as { code?: string }).code === LEASE_LOST) return "none";
+      if (isDatabaseUnavailable(error)) throw error;
+      const cause = (error as Error).message;
+      const [{ failed }] = await sql<{ failed: boolean }[]>`
+        select sync.note_sweep_failure(${job}::bigint, ${worker}, ${cause}) as failed`;
+      log(
+        `backfill job ${job}: a chunk of its end failed: ${cause}` +
+          (failed ? "; the job failed: five in a row" : "; it is tried again"),
+      );
+      throw error;
+    }
+    if (ended === "budget") {
+      await sql`select sync.release_sweep(${job}::bigint, ${worker})`;
+      return "budget";
+    }
+    log(`backfill job ${job}: its end is over: the rows its Scan did not see are removed`);
   }
 }

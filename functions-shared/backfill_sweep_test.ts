@@ -1,19 +1,28 @@
 /**
  * A backfill's end chunk by chunk, with a fake database: each chunk is one statement, a
- * run stops between chunks when its budget is spent (having run one at least), and the
- * worker takes the due ends one after the other.
+ * run stops between chunks when its budget is spent (having run one at least) and gives
+ * the sweep back, a worker takes the waiting ends one after the other under a lease, and
+ * a failing chunk is counted before its error goes on.
  */
 
 import assert from "node:assert/strict";
 import { sweepDue, sweepJob } from "./backfill_sweep.ts";
 import { fakeSql } from "./testing_fakes.ts";
 
-/** A database whose job `41` has `chunks` chunks left, and `due` the jobs left to the workers. */
-function sweepDb(chunks: number, due: (string | null)[] = []) {
+/**
+ * A database whose jobs have `chunks` chunks left, `waiting` the jobs a claim hands out,
+ * `failChunk` an error for every chunk.
+ */
+function sweepDb(chunks: number, waiting: (string | null)[] = [], failChunk?: Error) {
   let left = chunks;
   return fakeSql((s) => {
-    if (s.text.includes("sync.sweep_unseen_chunk(")) return [{ over: --left <= 0 }];
-    if (s.text.includes("sync.sweep_due()")) return [{ job: due.shift() ?? null }];
+    if (s.text.includes("sync.sweep_unseen_chunk(")) {
+      if (failChunk) throw failChunk;
+      return [{ over: --left <= 0 }];
+    }
+    if (s.text.includes("sync.claim_sweep(")) return [{ job: waiting.shift() ?? null }];
+    if (s.text.includes("sync.release_sweep(")) return [];
+    if (s.text.includes("sync.note_sweep_failure(")) return [{ failed: false }];
     return undefined;
   });
 }
@@ -21,23 +30,57 @@ function sweepDb(chunks: number, due: (string | null)[] = []) {
 Deno.test("a job's end runs chunk by chunk until it is over", async () => {
   const db = sweepDb(4);
   const heard: number[] = [];
-  assert.equal(await sweepJob(db.sql, "41", () => false, (n) => heard.push(n)), "over");
-  assert.equal(db.matching("sync.sweep_unseen_chunk(").length, 4);
+  assert.equal(
+    await sweepJob(db.sql, "41", () => false, { onChunk: (n) => heard.push(n) }),
+    "over",
+  );
+  assert.deepEqual(
+    db.matching("sync.sweep_unseen_chunk(").map((s) => s.values),
+    Array(4).fill(["41", null]),
+    "no holder: the export command's",
+  );
   assert.deepEqual(heard, [1, 2, 3], "each chunk that did not end it");
 });
 
-Deno.test("a spent budget stops between chunks, after one at least", async () => {
-  const db = sweepDb(4);
-  assert.equal(await sweepJob(db.sql, "41", () => true), "budget");
+Deno.test("a spent budget stops between chunks, after one at least, and gives the sweep back", async () => {
+  const db = sweepDb(4, ["41"]);
+  assert.equal(
+    await sweepDue(db.sql, "w", () => db.matching("sweep_unseen").length > 0, () => {}),
+    "budget",
+  );
   assert.equal(db.matching("sync.sweep_unseen_chunk(").length, 1);
+  assert.deepEqual(db.matching("sync.release_sweep(")[0].values, ["41", "w"]);
 });
 
-Deno.test("the due ends are swept one after the other, until none is due or the budget is spent", async () => {
+Deno.test("the waiting ends are swept one after the other under the worker's lease", async () => {
   const lines: string[] = [];
   const db = sweepDb(1, ["41", "41"]);
   assert.equal(await sweepDue(db.sql, "w", () => false, (l) => lines.push(l)), "none");
   assert.equal(lines.length, 2);
-  const spent = sweepDb(1, ["41"]);
-  assert.equal(await sweepDue(spent.sql, "w", () => true, () => {}), "budget");
-  assert.equal(spent.matching("sync.sweep_due()").length, 0, "nothing asked once spent");
+  assert.ok(db.matching("sync.sweep_unseen_chunk(").every((s) => s.values[1] === "w"));
+});
+
+Deno.test("a chunk that fails is counted, named in the log, and its error goes on", async () => {
+  const lines: string[] = [];
+  const db = sweepDb(1, ["41"], new Error("canceling statement due to statement timeout"));
+  await assert.rejects(
+    sweepDue(db.sql, "w", () => false, (l) => lines.push(l)),
+    /statement timeout/,
+  );
+  assert.deepEqual(db.matching("sync.note_sweep_failure(")[0].values, [
+    "41",
+    "w",
+    "canceling statement due to statement timeout",
+  ]);
+  assert.match(lines[0], /^backfill job 41: a chunk of its end failed: canceling statement/);
+});
+
+Deno.test("a sweep taken over meanwhile (SY001) ends the run with nothing to do", async () => {
+  const db = sweepDb(
+    1,
+    ["41"],
+    Object.assign(new Error("no longer holds its end"), { code: "SY001" }),
+  );
+  assert.equal(await sweepDue(db.sql, "w", () => false, () => {}), "none");
+  assert.equal(db.matching("sync.note_sweep_failure(").length, 0);
 });

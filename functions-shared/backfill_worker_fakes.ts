@@ -61,7 +61,7 @@ export function backfillDb(
     hold?: (s: Statement) => unknown[];
     /** Whether a failed attempt is the segment's last, failing its job (default: no). */
     lastAttempt?: boolean;
-    /** Jobs whose end is left to the workers (sync.sweep_due), in order (default none). */
+    /** Jobs whose end is left to the workers (sync.claim_sweep), in order (default none). */
     sweeps?: string[];
   } = {},
 ) {
@@ -82,7 +82,7 @@ export function backfillDb(
       const next = queue.shift();
       return next ? [{ ...next, turn: turn(s) }] : [];
     }
-    if (s.text.includes("sync.sweep_due()")) {
+    if (s.text.includes("sync.claim_sweep(")) {
       // Ends left to the workers (backfill_sweep.ts): each a job id, swept in one chunk.
       return [{ job: options.sweeps?.shift() ?? null }];
     }

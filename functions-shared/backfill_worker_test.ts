@@ -372,8 +372,11 @@ Deno.test("with no segment left, a run sweeps the ends left to the workers, each
   const result = await runWorker(deps, "worker-a");
   assert.equal(result.stoppedBy, "no work");
   assert.deepEqual(db.matching("sync.sweep_unseen_chunk(").map((s) => s.values[0]), ["41", "42"]);
-  assert.equal(db.matching("sync.sweep_due()").length, 3, "until none is due");
-  assert.ok(
-    lines.some((l) => l.startsWith("backfill job 41: its end removed what its Scan did not see")),
+  assert.equal(db.matching("sync.claim_sweep(").length, 3, "until none waits");
+  assert.deepEqual(
+    db.matching("sync.sweep_unseen_chunk(").map((s) => s.values.at(-1)),
+    ["worker-a", "worker-a"],
+    "each chunk under the run's lease",
   );
+  assert.ok(lines.some((l) => l.startsWith("backfill job 41: its end is over")));
 });

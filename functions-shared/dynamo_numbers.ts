@@ -47,6 +47,10 @@ export function numberProblem(text: string): string | undefined {
   if (parts.digits.length > MAX_DIGITS) {
     return `${shown} has ${parts.digits.length} significant digits; DynamoDB numbers have at most ${MAX_DIGITS}`;
   }
+  const exponent = Number(numberJson(text).match(/[eE]([+-]?\d+)$/)?.[1] ?? "0");
+  if (Math.abs(exponent) >= NUMERIC_MAX_EXPONENT) {
+    return `${shown} has an exponent Postgres cannot read (its numeric refuses ${NUMERIC_MAX_EXPONENT} and more either way)`;
+  }
   const lead = parts.exponent + parts.digits.length - 1;
   if (parts.sign !== 0 && (lead < MIN_EXPONENT || lead > MAX_EXPONENT)) {
     return `${shown} is out of DynamoDB's number range (exponent ${MIN_EXPONENT} to +${MAX_EXPONENT})`;
@@ -92,13 +96,16 @@ export function decimalParts(text: string): { sign: number; digits: string; expo
 /** Postgres's numeric: digits after the point, and the leading digit's place, at most. */
 const NUMERIC_MAX_SCALE = 16_383;
 const NUMERIC_MAX_LEAD = 131_071;
+/** The exponent as written that Postgres's numeric input refuses, from (`INT_MAX / 2`). */
+const NUMERIC_MAX_EXPONENT = 1_073_741_823;
 
 /**
  * Whether Postgres's numeric, and so jsonb, reads this number text. Past its limits
  * Postgres refuses it ("value overflows numeric format", SQLSTATE 22003; tried on
  * Postgres 15): more than 16,383 digits after the point as written, trailing zeros and
- * the exponent counted (`1.0e-16383` is refused, `1e-16383` read), or a leading digit
- * at the 131,072nd place or above (`1e131072`). DynamoDB's numbers are far inside; a
+ * the exponent counted (`1.0e-16383` is refused, `1e-16383` read), a leading digit
+ * at the 131,072nd place or above (`1e131072`), or an exponent as written of
+ * 1,073,741,823 or more either way, whatever the digits (`0e1073741823`). DynamoDB's numbers are far inside; a
  * person's direct request may not be.
  */
 export function numericStorable(text: string): boolean {
@@ -109,6 +116,8 @@ export function numericStorable(text: string): boolean {
     return false;
   }
   const [, , fraction = "", exp = "0"] = json.match(/^(-?\d+)(?:\.(\d+))?(?:[eE]([+-]?\d+))?$/)!;
+  // Whatever the digits, zero too: an exponent of 2^30 - 1 or more either way is refused.
+  if (Math.abs(Number(exp)) >= NUMERIC_MAX_EXPONENT) return false;
   if (Math.max(0, fraction.length - Number(exp)) > NUMERIC_MAX_SCALE) return false;
   const { sign, digits, exponent } = decimalParts(json);
   return sign === 0 || exponent + digits.length - 1 <= NUMERIC_MAX_LEAD;

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { compareDecimal, numberJson, numericStorable } from "./dynamo_numbers.ts";
+import { compareDecimal, numberJson, numberProblem, numericStorable } from "./dynamo_numbers.ts";
 
 Deno.test("numberJson rewrites DynamoDB's spellings into JSON without changing the value", () => {
   assert.equal(
@@ -34,10 +34,33 @@ Deno.test("compareDecimal orders exactly where doubles cannot", () => {
 
 Deno.test("numericStorable agrees with Postgres 15's numeric input at its limits", () => {
   // Each tried with `select '<text>'::jsonb` on the stack's Postgres.
-  const read = ["1e131071", "9.99e131071", "99e131070", "1e-16383", "1.0e-16382", "0", "-5.25"];
-  const refused = ["1e131072", "99e131071", "1e-16384", "1.0e-16383", "1e2147483648", "abc"];
+  const read = [
+    "1e131071",
+    "9.99e131071",
+    "99e131070",
+    "1e-16383",
+    "1.0e-16382",
+    "0",
+    "-5.25",
+    "0e1073741822",
+  ];
+  const refused = [
+    "1e131072",
+    "99e131071",
+    "1e-16384",
+    "1.0e-16383",
+    "1e2147483648",
+    "abc",
+    "0e1073741823",
+    "0e-1073741824",
+  ];
   for (const text of read) assert.ok(numericStorable(text), text);
   for (const text of refused) assert.ok(!numericStorable(text), text);
   assert.ok(numericStorable(`0.${"0".repeat(16_383)}`), "16,383 zeros after the point");
   assert.ok(!numericStorable(`0.${"0".repeat(16_384)}`), "16,384");
+});
+
+Deno.test("numberProblem refuses a zero whose exponent Postgres cannot read", () => {
+  assert.match(numberProblem("0e2000000000")!, /has an exponent Postgres cannot read/);
+  assert.equal(numberProblem("0e5"), undefined);
 });

@@ -301,12 +301,14 @@ export async function loadExportJob(
   if (failure !== undefined) throw failure;
   // The export's end, what its last file's statement left of it: chunk by chunk
   // (backfill_sweep.ts), a line every 10.
-  await sweepJob(deps.sql, String(job), () => false, (chunks) => {
-    if (chunks % 10 === 0) {
-      deps.log?.(
-        `export backfill job ${job}: removing the rows the export does not hold, ${chunks} chunks so far`,
-      );
-    }
+  await sweepJob(deps.sql, String(job), () => false, {
+    onChunk: (chunks) => {
+      if (chunks % 10 === 0) {
+        deps.log?.(
+          `export backfill job ${job}: removing the rows the export does not hold, ${chunks} chunks so far`,
+        );
+      }
+    },
   });
   const [ended] = await deps.sql<{ status: string; error: string | null }[]>`
     select status, error from sync.backfill_jobs where id = ${job}`;

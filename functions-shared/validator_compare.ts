@@ -11,7 +11,13 @@
 import type { ValidatorDeps } from "./checksum_validator.ts";
 import type { TableSpec } from "./table_registry.ts";
 import { type RowKey, rowKeyText, type Unmappable, unmappableRowKey } from "./validator_plan.ts";
-import { addToChunk, emptyChunk, pointRead, stage } from "./validator_source.ts";
+import {
+  addToChunk,
+  emptyChunk,
+  MAX_POINT_READ_PAGES,
+  pointRead,
+  stage,
+} from "./validator_source.ts";
 import { realPacing, SCAN_ROUNDS, ScanGaveUp, withBackoff } from "./scan_pacing.ts";
 
 /** A key that differs, and how. */
@@ -110,7 +116,7 @@ async function readAgain(deps: ValidatorDeps, spec: TableSpec, run: number, key:
   } again`;
   try {
     return await withBackoff(
-      () => pointRead(deps, spec, key),
+      () => pointRead(deps, spec, key, { maxPages: MAX_POINT_READ_PAGES }),
       (error, waitMs) =>
         deps.log?.(
           `${where}: ${error.name} after the client's retries; trying again in ${waitMs} ms`,
@@ -133,6 +139,12 @@ export const LOOKS = 3;
  * checkpoint of the look.
  */
 export const RECHECK_CHUNK_KEYS = 50;
+
+/**
+ * How often a look renews the run's lease between its checkpoints (its lease is
+ * validation_lease_seconds, 60 by default): a chunk of reads that back off may last longer.
+ */
+export const RENEW_EVERY_MS = 20_000;
 
 /** A chunk is staged once its rows' JSON reaches this size (a few keys of 400 KB items). */
 export const RECHECK_CHUNK_BYTES = 2 * 1024 * 1024;
@@ -169,6 +181,9 @@ export async function recheckLook(
     read = 0;
   }
   let readThisRequest = 0;
+  // Reads that back off (throttled, 5xx) may add up past the run's lease between two
+  // checkpoints: it is renewed every RENEW_EVERY_MS, without counting as progress.
+  let renewedAt = performance.now();
   while (read < looked.length) {
     const chunk = emptyChunk();
     let stopped = false;
@@ -180,6 +195,10 @@ export async function recheckLook(
         stopped = true;
         break;
       }
+      if (performance.now() - renewedAt >= RENEW_EVERY_MS) {
+        await deps.sql`select sync.renew_validation(${run}, ${worker})`;
+        renewedAt = performance.now();
+      }
       const key = looked[read + chunk.keys.length];
       addToChunk(deps, spec, chunk, key, await readAgain(deps, spec, run, key));
       readThisRequest++;
@@ -187,6 +206,7 @@ export async function recheckLook(
     if (chunk.keys.length > 0) {
       await stage(deps, spec, run, chunk, { worker, from: read });
       read += chunk.keys.length;
+      renewedAt = performance.now();
     }
     if (stopped) return "budget";
   }
@@ -265,6 +285,8 @@ async function startLook(
     ...before.map((d) => d.key),
     ...unmappableKeys.slice(0, Math.max(0, maxKeys - before.length)),
   ];
+  // The pause gets a whole lease: renewed before it, without counting as progress.
+  await deps.sql`select sync.renew_validation(${run}, ${worker})`;
   await (deps.pause ?? realPacing.sleep)(deps.settleMs ?? 1_000);
   const keys = looked.map((key) => JSON.stringify(key));
   await deps.sql.begin(async (tx) => {

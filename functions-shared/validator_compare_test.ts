@@ -124,6 +124,11 @@ Deno.test("a look stopped by the budget between keys goes on from its checkpoint
   assert.equal(await recheckLook(d, segments, 7, "w1", 200), "report");
   assert.deepEqual([run.recheckKeys, run.recheckRead, run.looks], [null, 0, 1]);
   assert.equal(db.matching("delete from sync.checksum_items").length, 1, "one look, one start");
+  assert.deepEqual(
+    db.matching("sync.renew_validation(").map((s) => s.values),
+    [[7, "w1"]],
+    "the lease renewed before the settle pause, not counted as progress",
+  );
   const staged = db.matching("sync.stage_checksum_items")
     .flatMap((s) => JSON.parse(String(s.values[2])) as { row: { segment_id: string } }[])
     .map(({ row }) => row.segment_id);

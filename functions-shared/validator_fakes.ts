@@ -145,6 +145,10 @@ export function runsDb(options: RunsOptions = {}) {
       if (run.leaseOwner === v[1]) run.leaseOwner = undefined;
       return [];
     }
+    if (t.includes("sync.renew_validation(")) {
+      hold(runOf(v[0]), v[1]);
+      return [];
+    }
     if (t.includes("sync.hold_validation(")) {
       hold(runOf(v[0]), v[1]);
       return [];

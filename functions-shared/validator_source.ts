@@ -390,19 +390,26 @@ export async function scanForRun(
 }
 
 /**
- * Query pages (1 MB each) a collapsed key's point read takes at most. Its items are held
- * together in the isolate (256 MB, where 1 MB of DynamoDB JSON takes several as objects),
- * so a partition past this is refused, naming the table and the key, rather than read
- * into an isolate the runtime would kill, again at every retry.
+ * Query pages (1 MB each) a collapsed key's point read takes at most in a validation's
+ * look (validator_compare.ts). Its items are held together in the isolate (256 MB, where
+ * 1 MB of DynamoDB JSON takes several as objects), so a partition past this is refused,
+ * naming the table and the key, rather than read into an isolate the runtime would kill,
+ * again at every retry: the run fails with that cause.
  */
 export const MAX_POINT_READ_PAGES = 8;
 
-/** The source's current items for one target key (all observations for a collapsed table). */
+/**
+ * The source's current items for one target key (all observations for a collapsed
+ * table); at most `maxPages` Query pages (no limit when absent: a repair, a re-read and a
+ * write-back's restore need the whole partition, and have no other way to it).
+ */
 export async function pointRead(
   deps: ValidatorDeps,
   spec: TableSpec,
   key: RowKey,
+  options: { maxPages?: number } = {},
 ): Promise<Item[]> {
+  const maxPages = options.maxPages ?? Infinity;
   const client = deps.dynamo(spec.region);
   const sourceKey = pointReadKey(spec, key);
   if (!spec.collapse) {
@@ -429,11 +436,11 @@ export async function pointRead(
     items.push(...(page.Items ?? []));
     start = page.LastEvaluatedKey;
     pages++;
-    if (start && pages >= MAX_POINT_READ_PAGES) {
+    if (start && pages >= maxPages) {
       throw new Error(
         `${spec.sourceTable}: key ${
           JSON.stringify(key)
-        }: its partition holds more than ${MAX_POINT_READ_PAGES} Query pages of items (${items.length} read so far); a point read keeps them all in the isolate (256 MB), so it is not read whole: a backfill of the table (sync.start_backfill) brings its row up to date`,
+        }: its partition holds more than ${maxPages} Query pages of items (${items.length} read so far); a point read keeps them all in the isolate (256 MB), so it is not read whole: a backfill of the table (sync.start_backfill) brings its row up to date`,
       );
     }
   } while (start);

@@ -425,7 +425,7 @@ Deno.test("pointRead queries every observation of a collapsed key, page by page"
   assert.deepEqual(dynamo.sent[1].input.ExclusiveStartKey, obs("2"));
 });
 
-Deno.test("pointRead refuses a collapsed key whose partition passes MAX_POINT_READ_PAGES, naming the table and the key", async () => {
+Deno.test("pointRead refuses a collapsed key whose partition passes its page limit, naming the table and the key", async () => {
   const obs = (t: string) => ({ session_id: { S: "v" }, timestamp: { N: t } });
   let page = 0;
   const dynamo = fakeDynamo(() => {
@@ -433,7 +433,9 @@ Deno.test("pointRead refuses a collapsed key whose partition passes MAX_POINT_RE
     return { Items: [obs(String(page))], LastEvaluatedKey: obs(String(page)) };
   });
   await assert.rejects(
-    pointRead(deps(sourceDb(), dynamo), visitors, { visitor_id: "v" }),
+    pointRead(deps(sourceDb(), dynamo), visitors, { visitor_id: "v" }, {
+      maxPages: MAX_POINT_READ_PAGES,
+    }),
     new RegExp(
       `^Error: firespring-backdoor-visitors-dev: key \\{"visitor_id":"v"\\}: its partition holds more than ${MAX_POINT_READ_PAGES} Query pages`,
     ),

@@ -67,4 +67,22 @@ begin
 end
 $$;
 
-revoke all on function sync.claim_validation(bigint, text) from public;
+-- Renews p_worker's lease of a run's step without counting it as progress (a look's reads
+-- between its checkpoints, its settle pause): a request that stops after it is still a
+-- takeover with no progress. SY001 when p_worker no longer holds the run.
+create function sync.renew_validation(p_run bigint, p_worker text) returns void
+language plpgsql set search_path = ''
+as $$
+begin
+  update public.sync_checksums
+  set lease_expires_at = now() + make_interval(secs => sync.integer_setting('validation_lease_seconds', 5, 3600))
+  where id = p_run and status = 'running' and lease_owner = p_worker;
+  if not found then
+    raise exception 'validation run %: request % no longer holds it; another took over',
+      p_run, p_worker using errcode = 'SY001';
+  end if;
+end
+$$;
+
+revoke all on function sync.claim_validation(bigint, text), sync.renew_validation(bigint, text)
+  from public;

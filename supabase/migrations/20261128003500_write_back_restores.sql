@@ -14,22 +14,39 @@
 -- with its restore still due, as it takes a spent one, and the sweep wakes the function
 -- for it.
 
-alter table sync.write_backs add column restore_due boolean not null default false;
+alter table sync.write_backs
+  add column restore_due boolean not null default false,
+  add column restores integer not null default 0 check (restores >= 0);
 comment on column sync.write_backs.restore_due is
   'Failed, and its row not yet put back to the source''s state: the next write-back run does it once the lease has run out.';
+comment on column sync.write_backs.restores is
+  'Claims of its restore: after 3 that never ended (the function stopped each time), it is given up, its detail saying so.';
 create index write_backs_restore_due on sync.write_backs (id) where restore_due;
 
 -- Replaces 20261128002500's: the same claim; the spent ones keep the run's lease and are
 -- marked restore_due, and ones whose restore is still due after their lease ran out are
--- returned with them (failed; their detail as it was).
+-- returned with them (failed; their detail as it was), three times at most: a restore
+-- whose function stops every time (a partition too big to read, say) is given up, saying
+-- so, rather than claimed for ever with a batch of edits each time.
 create or replace function sync.claim_write_backs(p_worker text, p_limit integer default 10,
   p_lease interval default '2 minutes')
 returns setof sync.write_backs
 language sql set search_path = ''
 as $$
-  with spent as (
+  with given_up as (
+    update sync.write_backs w
+    set restore_due = false, lease_owner = null, lease_expires_at = null, updated_at = now(),
+        detail = coalesce(w.detail, '') || format(
+          '; its row was not put back to the source''s state: the write-back function stopped each of the %s times it tried (see its logs): compare the item with the row',
+          w.restores)
+    where w.status = 'failed' and w.restore_due and w.restores >= 3
+      and coalesce(w.lease_expires_at, '-infinity') < now()
+    returning w.id
+  ),
+  spent as (
     update sync.write_backs w
     set status = 'failed', restore_due = true, lease_owner = p_worker,
+        restores = w.restores + 1,
         lease_expires_at = now() + p_lease, updated_at = now(),
         detail = case
           when w.status = 'failed' then w.detail
@@ -45,7 +62,7 @@ as $$
       select d.id from sync.write_backs d
       where ((d.status = 'pending'
               and d.attempts >= sync.integer_setting('write_back_max_attempts', 1, 100))
-             or (d.status = 'failed' and d.restore_due))
+             or (d.status = 'failed' and d.restore_due and d.restores < 3))
         and coalesce(d.lease_expires_at, '-infinity') < now()
       order by d.id
       limit p_limit
@@ -141,6 +158,32 @@ as $$
                    and (w.lease_expires_at is null or w.lease_expires_at < now()))
       or exists (select from sync.write_backs w
                  where w.restore_due and w.lease_expires_at < now())
+$$;
+
+-- Replaces 20261128002500's: a write-back whose restore is still due is not purged, however
+-- old (its row still waits to be put back).
+create or replace function sync.purge_ended_write_backs() returns bigint
+language plpgsql set search_path = ''
+as $$
+declare
+  cutoff constant timestamptz := now() - sync.retention_setting('write_back_retention');
+  deadline constant timestamptz := clock_timestamp() + interval '20 seconds';
+  n bigint;
+  total bigint := 0;
+begin
+  loop
+    with doomed as (
+      select w.id from sync.write_backs w
+      where w.status <> 'pending' and not w.restore_due and w.updated_at < cutoff
+      order by w.updated_at limit 5000
+    )
+    delete from sync.write_backs w using doomed d where w.id = d.id;
+    get diagnostics n = row_count;
+    total := total + n;
+    exit when n < 5000 or clock_timestamp() >= deadline;
+  end loop;
+  return total;
+end
 $$;
 
 revoke all on function sync.end_write_back_restore(bigint, text, text, text, text) from public;

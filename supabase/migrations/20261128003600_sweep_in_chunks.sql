@@ -13,15 +13,17 @@
 -- Now the sweep walks the table by blocks of its heap (a TID range scan, `ctid` between
 -- two block numbers: Postgres 14 and later), p_blocks at a time (16 MB by default), each
 -- chunk one statement that merges the chunk's unseen keys as deletes and moves the job's
--- sweep_state, up to the heap's last block when its walk began. A row updated or inserted
--- during the sweep may move to a block already walked, or past that end: either way it
--- was written after the job's start, so it is not unseen. (A VACUUM FULL or CLUSTER of
+-- sweep_state, up to the heap's last block when its walk began. A row the sync updates or
+-- inserts during the sweep may move to a block already walked, or past that end: either
+-- way it was written after the job's start, so it is not unseen. (An admin's edit keeps
+-- the row's sync_changed_at: an unseen row it moves is left, and the edit's write-back,
+-- finding the item gone, ends by putting the row back to the source's state, removed.) (A VACUUM FULL or CLUSTER of
 -- the table during a sweep moves every row: rows it should remove may then be left, for
 -- the daily validation to find.) A collapsed table's observations are walked first
 -- (the shared sync.observations heap, its rows filtered by table), then its rows. The
 -- last page's statement runs chunks for up to 5 seconds (backfill_end_inline_ms: a table
 -- of the report's size ends there, as before); what is left is run by the import-worker between its Scans
--- (sync.sweep_due), or by the export command, a chunk a statement. The job stays running
+-- (sync.claim_sweep), or by the export command, a chunk a statement. The job stays running
 -- until the sweep is over, then is done with rows_removed summed over the chunks, and its
 -- table is no longer stale.
 
@@ -30,7 +32,7 @@ insert into sync.settings (key, value, description) values
   ('backfill_end_inline_ms', '5000',
    'How long the last page''s statement of a backfill runs its end''s chunks (0 to 60000 ms); the workers run the rest, a chunk a statement.');
 comment on column sync.backfill_jobs.sweep_state is
-  'While a backfill''s end removes what it did not see: the heap it walks (observations, then rows; or rows) and the next block. Null before and after.';
+  'While a backfill''s end removes what it did not see: the heap it walks (phase: observations, then rows; or rows), the next block and the last (block, end), when a chunk last ran (at), the worker that holds it and until when (owner, expires), failures in a row and the last one''s cause (failures, error). Null before; null once done.';
 
 -- The start of a sweep's walk of one heap: its phase, block 0, and its last block now.
 create function sync.sweep_walk(p_phase text, p_heap regclass) returns jsonb
@@ -38,14 +40,18 @@ language sql volatile set search_path = ''
 as $$
   select jsonb_build_object('phase', p_phase, 'block', 0,
     'end', (pg_relation_size(p_heap) + current_setting('block_size')::bigint - 1)
-           / current_setting('block_size')::bigint)
+           / current_setting('block_size')::bigint,
+    'at', now())
 $$;
 
 -- One chunk of a backfill's end: the target table's (or the observations') rows in the
 -- next p_blocks blocks that the Scan did not see, removed with tombstones through the one
 -- merge (the same test as 20261128000500's sync.sweep_unseen, which this replaces, applied
--- to the chunk). Returns whether the sweep is over, the job then done.
-create function sync.sweep_unseen_chunk(p_job bigint, p_blocks integer default 2048)
+-- to the chunk). Returns whether the sweep is over, the job then done. With p_worker, the
+-- worker must hold the sweep (sync.claim_sweep; SY001 otherwise), and its lease is
+-- renewed; the last page's statement and the export command pass none.
+create function sync.sweep_unseen_chunk(p_job bigint, p_blocks integer default 2048,
+  p_worker text default null)
 returns boolean
 language plpgsql set search_path = ''
 as $fn$
@@ -67,6 +73,10 @@ begin
   select j.* into job from sync.backfill_jobs j where j.id = p_job for update;
   if job.id is null or job.status not in ('pending', 'running') or job.sweep_state is null then
     return true;
+  end if;
+  if p_worker is not null and job.sweep_state ->> 'owner' is distinct from p_worker then
+    raise exception 'backfill job %: worker % no longer holds its end; another worker took it over',
+      p_job, p_worker using errcode = 'SY001';
   end if;
   select s.* into spec from sync.source_tables s where s.source_table = job.source_table;
   cutoff := job.started_at - (select value::interval from sync.settings where key = 'stream_clock_granularity');
@@ -129,6 +139,12 @@ begin
   else
     job.sweep_state := job.sweep_state || jsonb_build_object('block', next_block);
   end if;
+  -- Its progress, for a validation waiting on the table; a chunk that passed ends a
+  -- series of failures; the holder's lease renewed.
+  job.sweep_state := (job.sweep_state - 'failures' - 'error')
+    || jsonb_build_object('at', now())
+    || case when p_worker is null then '{}'::jsonb
+            else jsonb_build_object('owner', p_worker, 'expires', now() + interval '2 minutes') end;
   update sync.backfill_jobs j
   set rows_removed = coalesce(j.rows_removed, 0) + coalesce(removed, 0),
       sweep_state = case when over then null else job.sweep_state end,
@@ -142,20 +158,76 @@ begin
   return over;
 end
 $fn$;
-comment on function sync.sweep_unseen_chunk(bigint, integer) is
+comment on function sync.sweep_unseen_chunk(bigint, integer, text) is
   'One chunk of a backfill''s end: removes, with tombstones, the rows (and observations) in the next p_blocks blocks that its Scan did not see and that are older than its start; true when the sweep is over and the job done.';
 
--- A Scan backfill whose end is left to the workers (its last page ran out of time for it),
--- the oldest first; null when none. A validation run's Scan never sweeps, and an export
--- backfill's end is its command's.
-create function sync.sweep_due() returns bigint
+-- Whether a Scan backfill's end is left to the workers and nobody holds it (its lease
+-- free, or run out). A validation run's Scan never sweeps, and an export backfill's end
+-- is its command's.
+create function sync.sweep_waiting() returns boolean
 language sql stable set search_path = ''
 as $$
-  select j.id from sync.backfill_jobs j
-  where j.sweep_state is not null and j.status = 'running' and j.checksum_run_id is null
-    and j.export_arn is null
-  order by j.id
-  limit 1
+  select exists (
+    select from sync.backfill_jobs j
+    where j.sweep_state is not null and j.status = 'running' and j.checksum_run_id is null
+      and j.export_arn is null
+      and coalesce((j.sweep_state ->> 'expires')::timestamptz, '-infinity') < now())
+$$;
+
+-- Takes the end of a Scan backfill left to the workers, the oldest first, for p_worker
+-- for 2 minutes (each chunk renews it); null when none waits.
+create function sync.claim_sweep(p_worker text) returns bigint
+language sql set search_path = ''
+as $$
+  update sync.backfill_jobs j
+  set sweep_state = j.sweep_state
+        || jsonb_build_object('owner', p_worker, 'expires', now() + interval '2 minutes')
+  where j.id = (
+    select c.id from sync.backfill_jobs c
+    where c.sweep_state is not null and c.status = 'running' and c.checksum_run_id is null
+      and c.export_arn is null
+      and coalesce((c.sweep_state ->> 'expires')::timestamptz, '-infinity') < now()
+    order by c.id
+    limit 1
+    for update skip locked)
+  returning j.id
+$$;
+
+-- Gives a sweep back (the worker's budget ran out): the next worker takes it at once.
+create function sync.release_sweep(p_job bigint, p_worker text) returns void
+language sql set search_path = ''
+as $$
+  update sync.backfill_jobs j
+  set sweep_state = j.sweep_state - 'owner' - 'expires'
+  where j.id = p_job and j.sweep_state ->> 'owner' = p_worker
+$$;
+
+-- A chunk of p_worker's sweep failed with p_cause: counted; the fifth in a row fails the
+-- job, naming the cause (a chunk that fails every time must not be tried for ever).
+-- Returns whether the job failed. The sweep is given back either way.
+create function sync.note_sweep_failure(p_job bigint, p_worker text, p_cause text)
+returns boolean
+language plpgsql set search_path = ''
+as $$
+declare
+  failures integer;
+begin
+  update sync.backfill_jobs j
+  set sweep_state = (j.sweep_state - 'owner' - 'expires')
+        || jsonb_build_object('failures', coalesce((j.sweep_state ->> 'failures')::int, 0) + 1,
+                              'error', p_cause)
+  where j.id = p_job and j.status = 'running' and j.sweep_state ->> 'owner' = p_worker
+  returning (j.sweep_state ->> 'failures')::int into failures;
+  if coalesce(failures, 0) < 5 then
+    return false;
+  end if;
+  update sync.backfill_jobs
+  set status = 'failed', finished_at = now(),
+      error = format('its end (removing the rows its Scan did not see) failed %s times in a row: %s',
+                     failures, p_cause)
+  where id = p_job;
+  return true;
+end
 $$;
 
 -- Replaces 20261128002300_export_backfills.sql's: a sweep left to the workers is work too.
@@ -168,7 +240,26 @@ as $$
     where j.status in ('pending', 'running') and j.checksum_run_id is null
       and j.export_arn is null
       and (s.status = 'pending' or (s.status = 'running' and s.lease_expires_at < now())))
-    or sync.sweep_due() is not null
+    or sync.sweep_waiting()
+$$;
+
+-- Replaces 20261128003000_validations_wait_for_backfills.sql's: a backfill whose end a
+-- worker ran within 15 minutes is under way too (its segments are all done by then).
+create or replace function sync.validation_waits_for_backfill(p_run bigint) returns boolean
+language sql stable set search_path = ''
+as $$
+  select sync.validation_scan_unbegun(p_run) and exists (
+    select from public.sync_checksums c
+    join sync.source_tables t on t.target_table = c.target_table
+    join sync.backfill_jobs j on j.source_table = t.source_table
+    where c.id = p_run and j.checksum_run_id is null and j.status in ('pending', 'running')
+      and (j.requested_at > now() - interval '15 minutes'
+           or (j.sweep_state ->> 'at')::timestamptz > now() - interval '15 minutes'
+           or exists (
+             select from sync.backfill_segments s
+             where s.job_id = j.id
+               and (s.updated_at > now() - interval '15 minutes'
+                    or (s.status = 'running' and s.lease_expires_at > now())))))
 $$;
 
 -- Replaces 20261128001800_backfill_turns.sql's (whole; the same signature): the last
@@ -243,7 +334,7 @@ begin
   end if;
   -- Every segment has been read: remove what the backfill did not see, chunk by chunk,
   -- as far as backfill_end_inline_ms allows here (a table of the report's size ends in
-  -- one chunk); the rest is the workers' (sync.sweep_due). The job is done when the
+  -- one chunk); the rest is the workers' (sync.claim_sweep). The job is done when the
   -- sweep is over.
   update sync.backfill_jobs j
   set sweep_state = case when s.collapsed then sync.sweep_walk('observations', 'sync.observations')
@@ -261,5 +352,6 @@ $$;
 
 drop function sync.sweep_unseen(bigint);
 
-revoke all on function sync.sweep_unseen_chunk(bigint, integer), sync.sweep_due(),
-  sync.sweep_walk(text, regclass) from public;
+revoke all on function sync.sweep_unseen_chunk(bigint, integer, text), sync.sweep_waiting(),
+  sync.claim_sweep(text), sync.release_sweep(bigint, text),
+  sync.note_sweep_failure(bigint, text, text), sync.sweep_walk(text, regclass) from public;

@@ -5,7 +5,7 @@
 -- and the stale mark cleared only at the end; the workers see a sweep left to them.
 set client_min_messages = warning;
 begin;
-select plan(14);
+select plan(21);
 
 delete from sync.table_state;
 delete from sync.backfill_jobs;
@@ -33,15 +33,49 @@ where id = (select id from job);
 
 select ok((select (sweep_state ->> 'end')::int > 3 from sync.backfill_jobs where id = (select id from job)),
   'the walk ends at the heap''s last block when it began');
-select is(sync.sweep_due(), (select id from job), 'a sweep left to the workers is due');
+select ok(sync.sweep_waiting(), 'a sweep left to the workers waits');
 select ok(sync.backfill_work_pending(), 'and wakes them');
+select is(sync.claim_sweep('w1'), (select id from job), 'a worker takes it');
+select is(sync.claim_sweep('w2'), null, 'another finds none while it is held');
+select ok(not sync.backfill_work_pending(), 'nor is a worker woken for it');
+select throws_ok($$select sync.sweep_unseen_chunk((select id from job), 1, 'w2')$$, 'SY001', null,
+  'a worker that does not hold it runs no chunk');
 
-select is(sync.sweep_unseen_chunk((select id from job), 1), false, 'one block: the sweep goes on');
+select is(sync.sweep_unseen_chunk((select id from job), 1, 'w1'), false, 'one block: the sweep goes on');
 select results_eq(
-  $$select status, (sweep_state ->> 'block')::int, rows_removed > 0 and rows_removed < 300
+  $$select status, (sweep_state ->> 'block')::int, rows_removed < 300,
+           sweep_state ->> 'owner', (sweep_state ->> 'at')::timestamptz = now()
     from sync.backfill_jobs where id = (select id from job)$$,
-  $$values ('running'::text, 1, true)$$,
-  'the job still runs, its walk one block further, what the chunk removed counted');
+  $$values ('running'::text, 1, true, 'w1'::text, true)$$,
+  'the job still runs, its walk one block further (the block may hold other files'' dead rows only), its holder''s');
+select sync.release_sweep((select id from job), 'w1');
+select is(sync.claim_sweep('w2'), (select id from job), 'given back, the next worker takes it');
+
+-- A validation of the table waits while the sweep moves.
+create temporary table run as select sync.start_validation('firespring_segments', false, 1, 10) as id;
+select ok(sync.validation_waits_for_backfill((select id from run)), 'a validation waits for the sweep');
+delete from public.sync_checksums where id = (select id from run);
+
+-- A chunk that keeps failing: the fifth in a row fails the job, naming the cause.
+create temporary table failing as
+  select sync.start_backfill('firespring-backdoor-searches-dev', 1, false) as id;
+update sync.backfill_jobs set status = 'running',
+  sweep_state = sync.sweep_walk('rows', 'public.firespring_searches')
+where id = (select id from failing);
+create temporary table noted as select false as failed;
+do $$
+begin
+  for i in 1..5 loop
+    perform sync.claim_sweep('w3');
+    update noted set failed = sync.note_sweep_failure((select id from failing), 'w3', 'canceling statement due to statement timeout');
+  end loop;
+end
+$$;
+select results_eq(
+  $$select n.failed, j.status, j.error from noted n, sync.backfill_jobs j where j.id = (select id from failing)$$,
+  $$values (true, 'failed'::text,
+            'its end (removing the rows its Scan did not see) failed 5 times in a row: canceling statement due to statement timeout'::text)$$,
+  'the fifth failure in a row fails the job, naming the cause');
 select ok((select stale from sync.status where target_table = 'firespring_segments'),
   'the table stays stale while the sweep runs');
 
@@ -53,7 +87,7 @@ select sync.merge_changes('firespring_segments', jsonb_build_array(
 create temporary table chunks as select 1 as n;
 do $$
 begin
-  while not sync.sweep_unseen_chunk((select id from job), 1) loop
+  while not sync.sweep_unseen_chunk((select id from job), 1, 'w2') loop
     update chunks set n = n + 1;
   end loop;
 end
@@ -72,7 +106,7 @@ select is((select count(*)::int from sync.tombstones where target_table = 'fires
   'each removal leaves its tombstone');
 select ok(not (select stale from sync.status where target_table = 'firespring_segments'),
   'the table is no longer stale');
-select is(sync.sweep_due(), null, 'nothing is left to sweep');
+select ok(not sync.sweep_waiting(), 'nothing is left to sweep');
 
 -- A collapsed table: its observations first, then its rows.
 select sync.merge_changes('firespring_visitors', jsonb_build_array(

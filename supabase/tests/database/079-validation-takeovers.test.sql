@@ -5,7 +5,7 @@
 -- and step. A look's checkpoint starts empty.
 set client_min_messages = warning;
 begin;
-select plan(12);
+select plan(15);
 
 delete from public.sync_checksums;
 delete from sync.backfill_jobs;
@@ -45,6 +45,13 @@ set taken_over_at = now() - interval '2 seconds', progress_at = now() - interval
 select pg_temp.lapse();
 select sync.claim_validation((select id from run), 'd');
 select is((select takeovers from public.sync_checksums), 1, 'progress between: a new series');
+
+-- A renewal of the lease is no progress: the series goes on after it.
+select throws_ok($$select sync.renew_validation((select id from run), 'not-d')$$, 'SY001', null,
+  'only the holder renews the lease');
+select lives_ok($$select sync.renew_validation((select id from run), 'd')$$, 'the holder does');
+select ok((select progress_at < taken_over_at from public.sync_checksums),
+  'without moving the run''s progress');
 
 -- A hand-on gives the step back: the next claim is no takeover.
 select sync.release_validation((select id from run), 'd');

@@ -4,7 +4,7 @@
 -- counts, and who may read sync.write_backs.
 set client_min_messages = warning;
 begin;
-select plan(58);
+select plan(61);
 
 -- Start from no write-backs (end-to-end runs leave theirs; all of this is rolled back).
 delete from sync.write_backs;
@@ -247,6 +247,23 @@ select results_eq(
   'failed, its restore done and said, its lease given back');
 select throws_ok($$select sync.end_write_back_restore(1, 'w-5', 'pending', 'x')$$, 'SY002', null,
   'a restore ends applied or failed');
+-- A restore whose function stopped every time: given up after three claims, saying so.
+update sync.write_backs
+set restore_due = true, restores = 3, lease_owner = 'w-5', lease_expires_at = now() - interval '1 second'
+where row_key = '{"segment_id": "g-killed"}';
+select is((select count(*)::int from sync.claim_write_backs('w-6', 10)
+           where row_key = '{"segment_id": "g-killed"}'), 0, 'a third restore that never ended is not claimed again');
+select results_eq(
+  $$select restore_due, lease_owner, detail ~ 'its row was not put back to the source''s state: the write-back function stopped each of the 3 times it tried'
+    from sync.write_backs where row_key = '{"segment_id": "g-killed"}'$$,
+  $$values (false, null::text, true)$$,
+  'it is given up, its detail saying so');
+-- A restore still due is never purged, however old.
+update sync.write_backs set restore_due = true, updated_at = now() - interval '400 days'
+where row_key = '{"segment_id": "g-killed"}';
+select sync.purge_ended_write_backs();
+select is((select count(*)::int from sync.write_backs where row_key = '{"segment_id": "g-killed"}'), 1,
+  'a write-back whose restore is due is not purged');
 delete from sync.write_backs where row_key = '{"segment_id": "g-killed"}';
 
 -- A run holds its lease up to its UpdateItem, and gives back what it did not reach.
