@@ -97,33 +97,23 @@ begin
         select from sync.dead_letters d
         where d.target_table = spec.target_table and d.row_key = o.row_key
           and (d.replayed_at is null or d.last_seen_at >= job.started_at));
-  elsif spec.collapsed then
-    -- Rows older than the cutoff (one written here some other way has no live
-    -- observation), each as the delete of the observation it shows.
-    execute format($sql$
-      select jsonb_agg(jsonb_build_object('op', 'delete', 'row', x.row_key, 'seq', null,
-               'changed_at', $1, 'source', 'backfill', 'range_key', x.range_key, 'rank', 0))
-      from (select %2$s as row_key, t.sync_range_key as range_key from public.%1$I t
-            where t.ctid >= format('(%%s,0)', $3)::tid and t.ctid < format('(%%s,0)', $4)::tid
-              and t.sync_changed_at < $2) x
-      where not exists (
-        select from sync.dead_letters d
-        where d.target_table = %1$L and d.row_key = x.row_key
-          and (d.replayed_at is null or d.last_seen_at >= $1))
-      $sql$, spec.target_table, sync.key_json_sql(spec.target_table, 't'))
-    into changes using job.started_at, cutoff, first_block, next_block;
   else
+    -- Rows older than the cutoff, each as its delete; a collapsed table's as the delete of
+    -- the observation it shows (one written here some other way has no live observation).
     execute format($sql$
       select jsonb_agg(jsonb_build_object('op', 'delete', 'row', x.row_key, 'seq', null,
-               'changed_at', $1, 'source', 'backfill'))
-      from (select %2$s as row_key from public.%1$I t
+               'changed_at', $1, 'source', 'backfill') || x.observation)
+      from (select %2$s as row_key, %3$s as observation from public.%1$I t
             where t.ctid >= format('(%%s,0)', $3)::tid and t.ctid < format('(%%s,0)', $4)::tid
               and t.sync_changed_at < $2) x
       where not exists (
         select from sync.dead_letters d
         where d.target_table = %1$L and d.row_key = x.row_key
           and (d.replayed_at is null or d.last_seen_at >= $1))
-      $sql$, spec.target_table, sync.key_json_sql(spec.target_table, 't'))
+      $sql$, spec.target_table, sync.key_json_sql(spec.target_table, 't'),
+      case when spec.collapsed
+           then $o$jsonb_build_object('range_key', t.sync_range_key, 'rank', 0)$o$
+           else $o$'{}'::jsonb$o$ end)
     into changes using job.started_at, cutoff, first_block, next_block;
   end if;
   if changes is not null then
