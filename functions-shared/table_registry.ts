@@ -202,7 +202,11 @@ export const TABLES: readonly TableSpec[] = [
       updated_at: { from: "updatedAt", type: "iso_timestamp" },
     },
     catchAll: "lead_data",
-    catchAllAttributes: ["__typename", "_version", "_lastChangedAt"],
+    // AppSync's own bookkeeping (__typename, _version, _lastChangedAt) lands in lead_data;
+    // an admin's edit of it would defeat AppSync's conflict check (a lower _version
+    // pasted back, or the keys removed), so none is written back: the write-back moves
+    // _version and _lastChangedAt on itself (write_back_update.ts).
+    catchAllAttributes: [],
     deletedFlag: "_deleted",
   },
   {
@@ -234,8 +238,17 @@ export function writeBackAttributes(spec: TableSpec): string[] {
     for (const name of [column.from].flat()) names.add(name);
   }
   for (const name of spec.catchAllAttributes) names.add(name);
+  // An Amplify table's versioning, which every write-back moves on (write_back_update.ts).
+  if (spec.deletedFlag) { for (const name of AMPLIFY_VERSIONING) names.add(name); }
   return [...names].sort();
 }
+
+/**
+ * AppSync's versioning attributes of an Amplify DataStore table (one with a soft-delete
+ * flag): every write-back moves them on as AppSync's own writes do, and no admin edit
+ * writes them.
+ */
+export const AMPLIFY_VERSIONING: readonly string[] = ["_version", "_lastChangedAt"];
 
 /** The table a DynamoDB table name maps to, or undefined. */
 export function bySourceTable(name: string): TableSpec | undefined {

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import type { AttributeMap } from "./dynamo_decoder.ts";
 import { DynamoNumber, parseJsonExact } from "./dynamo_numbers.ts";
-import { byTargetTable } from "./table_registry.ts";
+import { byTargetTable, writeBackAttributes } from "./table_registry.ts";
 import { itemKeyOf, planWriteBack, type WriteBackEdit } from "./write_back_update.ts";
 import { isoToMicros, microsToEpoch, microsToIso } from "./write_back_values.ts";
 
@@ -316,4 +316,40 @@ Deno.test("an Amplify item soft-deleted since the row was built takes no edit: a
   assert.equal(p.kind, "conflict");
   if (p.kind !== "conflict") return;
   assert.match(p.detail, /_deleted is true\) since the row was built; the edit was not applied$/);
+});
+
+Deno.test("an admin's edit of AppSync's own bookkeeping in lead_data is refused, naming the key", () => {
+  // A lower _version pasted back would pass AppSync's conflict check; removing the keys
+  // (lead_data set to {}) would strip them from the item.
+  for (
+    const [after, key] of [
+      [{ __typename: "Lead", _version: 1, _lastChangedAt: 1795860000000 }, "_version"],
+      [{}, "__typename"],
+    ] as const
+  ) {
+    const p = plan(
+      "mmp_toledo_leads",
+      edit({
+        rowKey: { lead_id: "l-1" },
+        columns: ["lead_data"],
+        before: {
+          lead_data: parseJsonExact(
+            '{"__typename": "Lead", "_version": 3, "_lastChangedAt": 1795860000000}',
+          ),
+        },
+        after: { lead_data: parseJsonExact(JSON.stringify(after)) },
+      }),
+      lead,
+    );
+    assert.equal(p.kind, "refused");
+    if (p.kind !== "refused") return;
+    assert.match(
+      p.detail,
+      new RegExp(`lead_data\\.${key} is not an attribute the write-back may write`),
+    );
+  }
+  // Its IAM identity still moves _version and _lastChangedAt on, and writes no __typename.
+  const attributes = writeBackAttributes(byTargetTable("mmp_toledo_leads")!);
+  assert.ok(attributes.includes("_version") && attributes.includes("_lastChangedAt"));
+  assert.ok(!attributes.includes("__typename"));
 });

@@ -45,7 +45,7 @@ locals {
     "firespring-backdoor-segments-dev"        = ["name", "raw", "segment_id", "value"]
     "firespring-backdoor-searches-dev"        = ["count", "engine", "query", "search_id", "searched_at"]
     "firespring-backdoor-network-state-dev"   = ["state_key", "updated_at", "value"]
-    "Lead-sqiqbtbugvfabolqwdt4rz3dla-NONE"    = ["__typename", "_lastChangedAt", "_version", "company", "createdAt", "email", "id", "message", "name", "phone", "source", "status", "updatedAt"]
+    "Lead-sqiqbtbugvfabolqwdt4rz3dla-NONE"    = ["_lastChangedAt", "_version", "company", "createdAt", "email", "id", "message", "name", "phone", "source", "status", "updatedAt"]
     "toledo-consulting-dashboard-data"        = ["metrics", "pk", "sk", "updated_at"]
   }
 
