@@ -18,6 +18,8 @@ export interface FakeSecretsManager {
   previous: Map<string, string>;
   /** Every GetSecretValue call, in order: the SecretId, with " (STAGE)" when one was asked. */
   reads: string[];
+  /** Stages ("AWSCURRENT", "AWSPREVIOUS") answered with a 500 InternalServiceError. */
+  failing: Set<string>;
   close(): Promise<void>;
 }
 
@@ -26,6 +28,7 @@ export function startFakeSecretsManager(secrets: Record<string, string>): FakeSe
   const held = new Map(Object.entries(secrets));
   const previous = new Map<string, string>();
   const reads: string[] = [];
+  const failing = new Set<string>();
   const json = (status: number, body: unknown) =>
     new Response(JSON.stringify(body), {
       status,
@@ -39,6 +42,9 @@ export function startFakeSecretsManager(secrets: Record<string, string>): FakeSe
     const { SecretId, VersionStage } = await req.json();
     reads.push(VersionStage ? `${SecretId} (${VersionStage})` : SecretId);
     const stage = VersionStage ?? "AWSCURRENT";
+    if (failing.has(stage)) {
+      return json(500, { __type: "InternalServiceError", message: "An error occurred (fake)" });
+    }
     const value = stage === "AWSCURRENT"
       ? held.get(SecretId)
       : stage === "AWSPREVIOUS" && held.has(SecretId)
@@ -68,6 +74,7 @@ export function startFakeSecretsManager(secrets: Record<string, string>): FakeSe
     secrets: held,
     previous,
     reads,
+    failing,
     close: () => server.shutdown(),
   };
 }

@@ -10,7 +10,13 @@
  * rotation under way: the webhook may not hold the new secret yet, or the forwarder not).
  * It answers with `batchItemFailures` naming the first record not delivered, so that
  * Lambda (ReportBatchItemFailures) checkpoints what was delivered and retries only from
- * there.
+ * there, when the webhook could not take the body now (503, 502, 504, 408, 429, no
+ * answer). A body of several records that the webhook refused (another 4xx) or failed on
+ * (500, or 546 at a resource limit) fails the invocation instead: Lambda bisects a batch
+ * only on a function error ("the batch is bisected at the returned sequence number" for a
+ * partial failure, which retries the same body until its records pass their maximum age:
+ * https://docs.aws.amazon.com/lambda/latest/dg/services-ddb-batchfailurereporting.html),
+ * so the halves go again until the record at fault is alone and the rest is delivered.
  *
  * Settings (environment): WEBHOOK_URL, and either SYNC_WEBHOOK_SECRET_ARN (deployed: the
  * `whsec_...` secret in Secrets Manager, read at cold start and cached) or
@@ -82,8 +88,20 @@ function isRetryable(status: number): boolean {
 }
 
 /**
- * Delivers one body, retrying transient failures until `deadline`; returns whether it got
- * a 200. `secret` is the setting to sign with, or how to get it: then a 401 makes it
+ * How a body ended: delivered; to be sent again later as it is (the webhook could not take
+ * it now: 502, 503, 504, 408, 429, or no answer); or refused as it is (another 4xx, a
+ * 500, a 546 at a resource limit: the same body would fail again, smaller ones may not).
+ */
+export type DeliveryOutcome = "delivered" | "later" | "refused";
+
+/** Whether a status the retries ended on says the body itself is at fault. */
+function refusedAsItIs(status: number): boolean {
+  return !isRetryable(status) || status === 500 || status === 546;
+}
+
+/**
+ * Delivers one body, retrying transient failures until `deadline`; returns how it ended
+ * ({@link DeliveryOutcome}). `secret` is the setting to sign with, or how to get it: then a 401 makes it
  * forgotten and read again for the next attempt. A secret that cannot sign fails the
  * body at once (no attempt could succeed). `log` gets the line of a delivery (the
  * Lambda's: its log); failures always go to the error log. `npm start`'s redelivery
@@ -95,9 +113,10 @@ export async function deliver(
   records: StreamRecord[],
   deadline: number,
   log: (line: string) => void = console.log,
-): Promise<boolean> {
+): Promise<DeliveryOutcome> {
   const body = JSON.stringify({ records });
   const first = records[0]?.dynamodb?.SequenceNumber ?? "?";
+  let lastStatus: number | undefined;
   for (let attempt = 0;; attempt++) {
     let wait = Math.min(MAX_DELAY_MS, BASE_DELAY_MS * 2 ** attempt) * (0.5 + Math.random() / 2);
     try {
@@ -108,7 +127,7 @@ export async function deliver(
       } catch (error) {
         forgetWebhookSecret();
         console.error(`records from ${first} not sent: ${(error as Error).message}`);
-        return false;
+        return "later";
       }
       const response = await fetch(url, {
         method: "POST",
@@ -119,23 +138,31 @@ export async function deliver(
       const text = await response.text();
       if (response.ok) {
         log(`delivered ${records.length} records from ${first}: ${text}`);
-        return true;
+        return "delivered";
       }
       console.error(`webhook answered ${response.status} for records from ${first}: ${text}`);
+      lastStatus = response.status;
       if (response.status === 401 && typeof secret !== "string") {
         // The secret may be in the middle of a rotation: read it again and retry.
         forgetWebhookSecret();
       } else if (!isRetryable(response.status)) {
-        return false;
+        return "refused";
       }
       const retryAfter = Number(response.headers.get("retry-after"));
       if (retryAfter > 0) wait = Math.max(wait, retryAfter * 1000);
     } catch (error) {
+      // Node's fetch says only "fetch failed": the cause (ECONNREFUSED, a DNS or TLS
+      // failure, a reset) is its `cause`.
+      const cause = (error as { cause?: { code?: string; message?: string } }).cause;
       console.error(
-        `webhook request for records from ${first} failed: ${(error as Error).message}`,
+        `webhook request for records from ${first} failed: ${(error as Error).message}` +
+          (cause ? ` (${cause.code ?? cause.message ?? String(cause)})` : ""),
       );
+      lastStatus = undefined;
     }
-    if (Date.now() + wait >= deadline) return false;
+    if (Date.now() + wait >= deadline) {
+      return lastStatus !== undefined && refusedAsItIs(lastStatus) ? "refused" : "later";
+    }
     await new Promise((resolve) => setTimeout(resolve, wait));
   }
 }
@@ -154,7 +181,17 @@ export async function handler(
   await webhookSecret();
   const deadline = Date.now() + context.getRemainingTimeInMillis() - SAFETY_MS;
   for (const records of splitIntoBodies(event.Records ?? [])) {
-    if (!(await deliver(url, () => webhookSecret(), records, deadline))) {
+    const outcome = await deliver(url, () => webhookSecret(), records, deadline);
+    if (outcome === "refused" && records.length > 1) {
+      // Bisected by Lambda on this error: the records delivered before go again, and the
+      // ordering guard skips them.
+      throw new Error(
+        `the webhook refused the body of ${records.length} records from ${
+          records[0]?.dynamodb?.SequenceNumber ?? "?"
+        } (its answers are logged above): failing the invocation so that Lambda bisects the batch`,
+      );
+    }
+    if (outcome !== "delivered") {
       const failed = records[0]?.dynamodb?.SequenceNumber;
       // Lambda reads an empty or unknown identifier as the whole batch failed, records
       // delivered included; a stream record always has its sequence number, so one

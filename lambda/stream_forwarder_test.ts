@@ -64,15 +64,50 @@ Deno.test("retries a 503 and a 500 until it gets through", async () => {
   }
 });
 
-Deno.test("a refusal is not retried: the first record of the failed body is reported", async () => {
+Deno.test("a refusal is not retried: a body of one record is reported from it", async () => {
   const webhook = fakeWebhook([400]);
   try {
-    assert.deepEqual(await handler({ Records: [record("7"), record("8")] }, context()), {
+    assert.deepEqual(await handler({ Records: [record("7")] }, context()), {
       batchItemFailures: [{ itemIdentifier: "7" }],
     });
     assert.equal(webhook.received.length, 1);
   } finally {
     await webhook.close();
+  }
+});
+
+Deno.test("a refused body of several records fails the invocation, so that Lambda bisects the batch", async () => {
+  // A partial failure would make Lambda retry the same body until its records pass their
+  // maximum age, the good ones with the bad; only a function error bisects.
+  const webhook = fakeWebhook([400]);
+  try {
+    await assert.rejects(
+      handler({ Records: [record("7"), record("8")] }, context()),
+      /the webhook refused the body of 2 records from 7 .*so that Lambda bisects the batch/,
+    );
+    assert.equal(webhook.received.length, 1, "not retried");
+  } finally {
+    await webhook.close();
+  }
+});
+
+Deno.test("a body the webhook keeps failing on (500) is bisected too; one it cannot take now (503) waits", async () => {
+  const failing = fakeWebhook(Array(40).fill(500));
+  try {
+    await assert.rejects(
+      handler({ Records: [record("7"), record("8")] }, context(1_500)),
+      /so that Lambda bisects the batch/,
+    );
+  } finally {
+    await failing.close();
+  }
+  const busy = fakeWebhook(Array(40).fill(503));
+  try {
+    assert.deepEqual(await handler({ Records: [record("7"), record("8")] }, context(1_500)), {
+      batchItemFailures: [{ itemIdentifier: "7" }],
+    });
+  } finally {
+    await busy.close();
   }
 });
 
@@ -97,12 +132,13 @@ Deno.test("bodies stay under the limit and keep the records' order", () => {
 Deno.test("after a delivered body, a failed one is reported from its first record", async () => {
   const webhook = fakeWebhook([200, 400]);
   try {
-    const records = Array.from({ length: 6 }, (_, i) => record(String(i + 1), 2_000_000));
-    // 12 MB signed and sent: a budget no loaded machine runs out of (the budget is not
+    // Two records of 3 MB a body: the second body holds the third record alone.
+    const records = Array.from({ length: 3 }, (_, i) => record(String(i + 1), 3_000_000));
+    // 9 MB signed and sent: a budget no loaded machine runs out of (the budget is not
     // what this test is about; the one above is).
     const response = await handler({ Records: records }, context(120_000));
-    const first = webhook.received[0].records.length;
-    assert.deepEqual(response, { batchItemFailures: [{ itemIdentifier: String(first + 1) }] });
+    assert.equal(webhook.received[0].records.length, 2);
+    assert.deepEqual(response, { batchItemFailures: [{ itemIdentifier: "3" }] });
   } finally {
     await webhook.close();
   }

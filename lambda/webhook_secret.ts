@@ -21,7 +21,19 @@ import { MAX_SECRETS, parseWebhookSecrets } from "../functions-shared/webhook_se
 /** How long a secret read from Secrets Manager is used before it is read again. */
 export const CACHE_MS = 15 * 60 * 1000;
 
+/**
+ * How long the last value read stays usable when a read to refresh it fails (Secrets
+ * Manager throttled or unreachable): every invocation would fail otherwise, each failure
+ * splitting its batch into more. A 401 from the webhook still forgets it at once.
+ */
+export const STALE_MS = 60 * 60 * 1000;
+
+/** A request to Secrets Manager gives up after this long (the SDK has no limit of its own). */
+const REQUEST_TIMEOUT_MS = 5_000;
+
 let cached: { value: Promise<string>; readAt: number } | undefined;
+/** The last value read, and when: used while a refresh fails, for {@link STALE_MS}. */
+let lastGood: { value: string; readAt: number } | undefined;
 let client: SecretsManagerClient | undefined;
 
 /**
@@ -30,7 +42,10 @@ let client: SecretsManagerClient | undefined;
  */
 async function readVersion(arn: string, stage?: string): Promise<string | undefined> {
   // The region is the secret's own (the ARN's fourth part), whatever the Lambda's.
-  client ??= new SecretsManagerClient({ region: arn.split(":")[3] || undefined });
+  client ??= new SecretsManagerClient({
+    region: arn.split(":")[3] || undefined,
+    requestHandler: { requestTimeout: REQUEST_TIMEOUT_MS, connectionTimeout: REQUEST_TIMEOUT_MS },
+  });
   try {
     const answer = await client.send(
       new GetSecretValueCommand({ SecretId: arn, VersionStage: stage }),
@@ -54,7 +69,12 @@ async function readVersion(arn: string, stage?: string): Promise<string | undefi
 async function readSecret(arn: string): Promise<string> {
   const [current, previous] = await Promise.all([
     readVersion(arn),
-    readVersion(arn, "AWSPREVIOUS"),
+    // The previous version only widens what verifies during a rotation: a failed read of
+    // it leaves it out rather than failing the current one.
+    readVersion(arn, "AWSPREVIOUS").catch((error: Error) => {
+      console.error(`${error.message}; signing with the current version only`);
+      return undefined;
+    }),
   ]);
   const parsed = parseWebhookSecrets(current);
   if (!parsed.ok) {
@@ -91,17 +111,30 @@ export function webhookSecret(now: number = Date.now()): Promise<string> {
     );
   }
   if (!cached || now - cached.readAt > CACHE_MS) {
-    const value = readSecret(arn);
+    const fallback = lastGood && now - lastGood.readAt <= STALE_MS ? lastGood.value : undefined;
+    const value = readSecret(arn).then(
+      (read) => {
+        lastGood = { value: read, readAt: now };
+        return read;
+      },
+      (error: Error) => {
+        if (cached === entry) cached = undefined;
+        if (fallback === undefined) throw error;
+        console.error(`${error.message}; signing with the value read before`);
+        return fallback;
+      },
+    );
     const entry = { value, readAt: now };
     cached = entry;
-    value.catch(() => {
-      if (cached === entry) cached = undefined;
-    });
   }
   return cached.value;
 }
 
-/** Drops the cached secret, so the next call reads it again (after a 401: rotated?). */
+/**
+ * Drops the cached secret, so the next call reads it again (after a 401: rotated?), and
+ * the last value read: the webhook refused it.
+ */
 export function forgetWebhookSecret(): void {
   cached = undefined;
+  lastGood = undefined;
 }

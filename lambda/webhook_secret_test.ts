@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import process from "node:process";
 import { startFakeSecretsManager } from "./fake_secrets_manager.ts";
-import { CACHE_MS, forgetWebhookSecret, webhookSecret } from "./webhook_secret.ts";
+import { CACHE_MS, forgetWebhookSecret, STALE_MS, webhookSecret } from "./webhook_secret.ts";
 
 const ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:mmp-toledo/webhook-AbCdEf";
 const SECRET = `whsec_${btoa("a".repeat(32))}`;
@@ -14,6 +14,7 @@ const fake = startFakeSecretsManager({});
 function withFake(secrets: Record<string, string>) {
   fake.secrets.clear();
   fake.previous.clear();
+  fake.failing.clear();
   for (const [arn, value] of Object.entries(secrets)) fake.secrets.set(arn, value);
   fake.reads.length = 0;
   forgetWebhookSecret();
@@ -121,6 +122,53 @@ Deno.test("the previous version is signed with too, so either side of a rotation
     fake.secrets.set(ARN, `${ROTATED},${SECRET}`);
     fake.previous.set(ARN, `whsec_${btoa("c".repeat(32))}`);
     assert.equal(await webhookSecret(), `${ROTATED},${SECRET}`);
+  } finally {
+    close();
+  }
+});
+
+Deno.test("a refresh that fails keeps the value read before for a while, then fails", async () => {
+  const { fake, close } = withFake({ [ARN]: SECRET });
+  try {
+    const now = Date.now();
+    assert.equal(await webhookSecret(now), SECRET);
+    fake.failing.add("AWSCURRENT");
+    assert.equal(
+      await webhookSecret(now + CACHE_MS + 1),
+      SECRET,
+      "Secrets Manager failing: the last value",
+    );
+    await assert.rejects(
+      webhookSecret(now + STALE_MS + 1),
+      /cannot read the webhook secret .* from Secrets Manager/,
+      "past STALE_MS, none",
+    );
+    fake.failing.clear();
+    assert.equal(await webhookSecret(now + STALE_MS + 2), SECRET, "read again once it answers");
+  } finally {
+    close();
+  }
+});
+
+Deno.test("a failed read of the previous version signs with the current one alone", async () => {
+  const { fake, close } = withFake({ [ARN]: SECRET });
+  try {
+    fake.previous.set(ARN, ROTATED);
+    fake.failing.add("AWSPREVIOUS");
+    assert.equal(await webhookSecret(), SECRET);
+  } finally {
+    close();
+  }
+});
+
+Deno.test("after a 401 the value read before is not used again", async () => {
+  const { fake, close } = withFake({ [ARN]: SECRET });
+  try {
+    const now = Date.now();
+    assert.equal(await webhookSecret(now), SECRET);
+    forgetWebhookSecret();
+    fake.failing.add("AWSCURRENT");
+    await assert.rejects(webhookSecret(now + 1), /cannot read the webhook secret/);
   } finally {
     close();
   }

@@ -224,7 +224,7 @@ export async function redeliver(
           Date.now() + 60_000,
           () => {},
         );
-        if (!delivered) {
+        if (delivered !== "delivered") {
           throw new Error(
             `redelivery to ${spec.targetTable} refused (the webhook's answers are logged above)`,
           );
