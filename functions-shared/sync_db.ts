@@ -41,8 +41,10 @@ export interface PoolSettings {
  *   meaning); `verify-full` checks it and the host name, against `caCert` when given
  *   (Supabase's own CA, downloadable from the dashboard's database settings) else the
  *   system's roots.
- * - Sessions run in UTC, so timestamps without a zone read the same everywhere
- *   (`TimeZone` is a startup parameter that PgBouncer and Supavisor pass on).
+ * - `TimeZone: "UTC"` at connection: PgBouncer passes it on, Supavisor does not (a
+ *   server connection starts with its user, database, application name and search path
+ *   only: supabase/supavisor, db_handler.ex). So nothing may depend on the session's time
+ *   zone: the mapping writes every timestamp with its zone (transform.ts).
  */
 export function poolOptions(target: DbTarget, pool: PoolSettings): postgres.Options<never> {
   const ssl = target.tls === "disable" ? false : target.tls === "verify-full"
@@ -247,10 +249,16 @@ function refusedLetter({ spec, change, deadLetter }: TableChange, error: Error):
  * pooler, reports its own as XX000 with the reason in parentheses first:
  * `(ECHECKOUTTIMEOUT) unable to check out connection from the pool` when no connection
  * came free, `(EMAXCONN...)` for too many clients, `(ECIRCUITBREAKER)` and
- * `(EDBHANDLEREXITED)` (supabase/supavisor, test/integration/proxy_test.exs).
+ * `(EDBHANDLEREXITED)` (supabase/supavisor, test/integration/proxy_test.exs), and
+ * (lib/supavisor/errors/) `(ECHECKOUTRETRIES)` when the server connections kept dying
+ * at checkout (Postgres restarting), `(EPOOLCHECKOUT)`, `(ESUBSCRIBERETRIES)`,
+ * `(EMAXPOOLSREACHED)`, and `(EAUTHQUERY)` when its password lookup could not reach the
+ * database (`auth_query connection failed`, `... timed out`, or its query's connection not
+ * available). Its other EAUTHQUERY reasons (a user not found, a secret's format) are a
+ * configuration's, not to be retried as they are.
  */
 const SUPAVISOR_UNAVAILABLE =
-  /^\((ECHECKOUTTIMEOUT|EMAXCONN[A-Z]*|ECIRCUITBREAKER|EDBHANDLEREXITED)\)/;
+  /^\((ECHECKOUTTIMEOUT|EMAXCONN[A-Z]*|ECIRCUITBREAKER|EDBHANDLEREXITED|ECHECKOUTRETRIES|EPOOLCHECKOUT|ESUBSCRIBERETRIES|EMAXPOOLSREACHED)\)|^\(EAUTHQUERY\) (auth_query connection failed|auth_query secret check timed out|authentication query failed: connection to database not available)/;
 
 export function isDatabaseUnavailable(error: unknown): boolean {
   const e = error as { code?: string; message?: string; name?: string };

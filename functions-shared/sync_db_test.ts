@@ -163,10 +163,22 @@ Deno.test("Supavisor's own failures (XX000 with its reason first) mean retry lat
       "(EMAXCONN) max client connections reached, limit: 200",
       "(ECIRCUITBREAKER) too many authentication errors, new connections are temporarily blocked",
       "(EDBHANDLEREXITED) connection to database closed. Check logs for more information",
+      "(ECHECKOUTRETRIES) failed to check out a connection after multiple retries",
+      "(EPOOLCHECKOUT) pool checkout failed: :timeout",
+      "(ESUBSCRIBERETRIES) failed to subscribe to tenant after multiple retries. Terminating",
+      "(EMAXPOOLSREACHED) max pools count reached",
+      "(EAUTHQUERY) auth_query connection failed: econnrefused",
+      "(EAUTHQUERY) auth_query secret check timed out",
+      "(EAUTHQUERY) authentication query failed: connection to database not available",
     ]
   ) {
     assert.equal(isDatabaseUnavailable(supavisor(message)), true, message);
   }
   assert.equal(isDatabaseUnavailable(supavisor("invalid page in block 7 of relation")), false);
+  assert.equal(
+    isDatabaseUnavailable(supavisor("(EAUTHQUERY) user not found in the database")),
+    false,
+    "a configuration's problem, not the database's",
+  );
   assert.equal(isDatabaseUnavailable(supavisor("see (ECHECKOUTTIMEOUT) later")), false);
 });

@@ -114,6 +114,17 @@ export function isIsoTimestamp(text: string): boolean {
     part(6) < 60 && part(8) <= 15 && part(9) < 60;
 }
 
+/**
+ * An ISO-8601 timestamp with its zone: one written without reads as UTC, as the sync has
+ * always read it, but said so (`Z`), so that Postgres reads it the same whatever the
+ * session's time zone. The hosted pooler does not pass the `TimeZone: UTC` the functions
+ * connect with (sync_db.ts); the server's default is UTC today, and may not stay so.
+ */
+export function withZone(text: string): string {
+  const m = ISO.exec(text);
+  return m && m[7] === undefined ? `${text}Z` : text;
+}
+
 /** A table's columns as the mapping walks them, made once per table. */
 const COLUMNS = new Map<TableSpec, { column: string; from: string[]; type: ColumnType }[]>();
 
@@ -154,7 +165,7 @@ function columnValue(type: ColumnType, value: DynamoValue, attribute: string): u
           `expected an ISO-8601 timestamp, got ${JSON.stringify(value)}${why}`,
         );
       }
-      return value;
+      return withZone(value as string);
     default:
       return value;
   }

@@ -9,6 +9,7 @@ import {
   keyToChange,
   MappingError,
   type Position,
+  withZone,
 } from "./transform.ts";
 
 const at: Position = { seq: "100", changedAt: "2026-02-06T10:00:00.000Z", source: "stream" };
@@ -271,4 +272,12 @@ Deno.test("an epoch outside the years 1 to 9999 is a MappingError, not a crash",
       ),
     /firespring-backdoor-actions-dev \[action_id="a-2"\]: attribute timestamp: 1e125 epoch seconds is outside the years 1 to 9999/,
   );
+});
+
+Deno.test("a timestamp written without a zone is given UTC's, said so: the session's time zone never decides", () => {
+  assert.equal(withZone("2026-02-06T10:00:00"), "2026-02-06T10:00:00Z");
+  assert.equal(withZone("2026-02-06 10:00"), "2026-02-06 10:00Z");
+  assert.equal(withZone("2026-02-06"), "2026-02-06Z");
+  assert.equal(withZone("2026-02-06T10:00:00+05:30"), "2026-02-06T10:00:00+05:30");
+  assert.equal(withZone("2026-02-06T10:00:00Z"), "2026-02-06T10:00:00Z");
 });

@@ -179,9 +179,25 @@ export async function followBackfills(
  * Storage and the pooler's (https://supabase.com/docs/guides/platform/compute-add-ons),
  * and `--all` at 4 workers asked for 36; past 16 the workers only wait on Postgres's two
  * cores anyway (a chunk holds its connection for its COPY and merge).
+ *
+ * Through Supavisor's session mode (`*.pooler.supabase.com:5432`) at most
+ * {@link SESSION_POOLER_CONNECTIONS}: its pool is shared with the transaction mode the
+ * Edge Functions use ("the pool size is shared between session and transaction mode":
+ * https://supabase.com/docs/guides/database/connecting-to-postgres), 15 connections on
+ * the smallest compute, and a loader holding them all left the webhook and the workers
+ * none ((ECHECKOUTTIMEOUT) for the whole load).
  */
-export function exportPoolSize(workers: number, tables: number): number {
-  return Math.min(workers * tables, 16);
+export function exportPoolSize(workers: number, tables: number, sessionPooler = false): number {
+  return Math.min(workers * tables, sessionPooler ? SESSION_POOLER_CONNECTIONS : 16);
+}
+
+/** The export loaders' connections at most through Supavisor's session mode. */
+export const SESSION_POOLER_CONNECTIONS = 4;
+
+/** Whether a connection string names Supavisor's session mode (the shared pooler, port 5432). */
+export function isSessionPooler(databaseUrl: string): boolean {
+  const target = parseDbUrl(databaseUrl);
+  return target.host.endsWith(".pooler.supabase.com") && !target.transactionPooler;
 }
 
 /**
@@ -204,7 +220,17 @@ async function backfillFromExports(
     return 2;
   }
   const sql = connectDb(databaseUrl, 2);
-  const pool = connectDb(databaseUrl, exportPoolSize(options.workers, tables.length));
+  const sessionPooler = isSessionPooler(databaseUrl);
+  if (sessionPooler) {
+    console.log(
+      `through Supavisor's session mode: ${SESSION_POOLER_CONNECTIONS} connections at most, ` +
+        "so that the Edge Functions keep the rest of the pool (a direct connection takes more)",
+    );
+  }
+  const pool = connectDb(
+    databaseUrl,
+    exportPoolSize(options.workers, tables.length, sessionPooler),
+  );
   const deps: ExportBackfillDeps = {
     sql,
     dynamo: exportDynamoClients(env),

@@ -4,8 +4,10 @@ import {
   exportClientToken,
   exportPoolSize,
   followBackfills,
+  isSessionPooler,
   type Progress,
   progressLine,
+  SESSION_POOLER_CONNECTIONS,
   startBackfills,
 } from "./backfill.ts";
 import { backfillArgs } from "./backfill_args.ts";
@@ -123,4 +125,16 @@ Deno.test("the export loaders share a connection a worker, at most 16", () => {
   assert.equal(exportPoolSize(4, 1), 4);
   assert.equal(exportPoolSize(2, 7), 14);
   assert.equal(exportPoolSize(4, 9), 16, "--all at 4 workers asked for 36");
+  assert.equal(exportPoolSize(4, 9, true), SESSION_POOLER_CONNECTIONS, "the functions' pool");
+  assert.ok(
+    isSessionPooler(
+      "postgresql://postgres.ref:pw@aws-0-us-east-1.pooler.supabase.com:5432/postgres",
+    ),
+  );
+  assert.ok(
+    !isSessionPooler(
+      "postgresql://postgres.ref:pw@aws-0-us-east-1.pooler.supabase.com:6543/postgres",
+    ),
+  );
+  assert.ok(!isSessionPooler("postgresql://postgres:pw@db.ref.supabase.co:5432/postgres"));
 });

@@ -74,6 +74,9 @@ function stackConf(cluster: Cluster, sockets: string): string {
     // (https://supabase.com/docs/guides/database/postgres/timeouts, "Role level"). The
     // functions, pg_cron's jobs and migrations run as postgres, so they meet this limit.
     "statement_timeout = '2min'",
+    // As hosted (supabase/postgres, ansible/files/postgresql_config/postgresql.conf.j2):
+    // floats print with 15 significant digits unless a client asks for more.
+    "extra_float_digits = 0",
     "log_min_messages = warning",
     "log_line_prefix = '%m [%p] %q%u@%d '",
     "",
