@@ -11,8 +11,9 @@
  * It answers with `batchItemFailures` naming the first record not delivered, so that
  * Lambda (ReportBatchItemFailures) checkpoints what was delivered and retries only from
  * there, when the webhook could not take the body now (503, 502, 504, 408, 429, no
- * answer). A body of several records that the webhook refused (another 4xx) or failed on
- * (500, or 546 at a resource limit) fails the invocation instead: Lambda bisects a batch
+ * answer, or a 401, 403, 404 or 409 that no other body would pass either). A body of
+ * several records that the webhook refused (400, 413, 415, 422) or failed on (500, or 546
+ * at a resource limit) fails the invocation instead: Lambda bisects a batch
  * only on a function error ("the batch is bisected at the returned sequence number" for a
  * partial failure, which retries the same body until its records pass their maximum age:
  * https://docs.aws.amazon.com/lambda/latest/dg/services-ddb-batchfailurereporting.html),
@@ -89,14 +90,22 @@ function isRetryable(status: number): boolean {
 
 /**
  * How a body ended: delivered; to be sent again later as it is (the webhook could not take
- * it now: 502, 503, 504, 408, 429, or no answer); or refused as it is (another 4xx, a
- * 500, a 546 at a resource limit: the same body would fail again, smaller ones may not).
+ * it now, or would take no body: see {@link BODY_AT_FAULT}); or refused as it is (the
+ * same body would fail again, smaller ones may not).
  */
 export type DeliveryOutcome = "delivered" | "later" | "refused";
 
+/**
+ * The statuses that say the body itself is at fault, so that smaller bodies may pass: the
+ * webhook refused it (400 malformed, 413 too large, 415, 422) or failed on it (500 an
+ * error, 546 a resource limit). Not 401, 403, 404 or 409: the secret, the address or the
+ * delivery id, the same for any body.
+ */
+const BODY_AT_FAULT = new Set([400, 413, 415, 422, 500, 546]);
+
 /** Whether a status the retries ended on says the body itself is at fault. */
 function refusedAsItIs(status: number): boolean {
-  return !isRetryable(status) || status === 500 || status === 546;
+  return BODY_AT_FAULT.has(status);
 }
 
 /**
@@ -146,7 +155,7 @@ export async function deliver(
         // The secret may be in the middle of a rotation: read it again and retry.
         forgetWebhookSecret();
       } else if (!isRetryable(response.status)) {
-        return "refused";
+        return refusedAsItIs(response.status) ? "refused" : "later";
       }
       const retryAfter = Number(response.headers.get("retry-after"));
       if (retryAfter > 0) wait = Math.max(wait, retryAfter * 1000);

@@ -194,3 +194,16 @@ Deno.test("a record without a sequence number that is not delivered fails the in
     await webhook.close();
   }
 });
+
+Deno.test("a refusal no smaller body would pass (403, 404) is reported, not bisected", async () => {
+  for (const status of [403, 404]) {
+    const webhook = fakeWebhook([status]);
+    try {
+      assert.deepEqual(await handler({ Records: [record("7"), record("8")] }, context()), {
+        batchItemFailures: [{ itemIdentifier: "7" }],
+      }, String(status));
+    } finally {
+      await webhook.close();
+    }
+  }
+});

@@ -187,3 +187,6 @@ end
 $$;
 
 revoke all on function sync.end_write_back_restore(bigint, text, text, text, text) from public;
+-- 20261128002500's value helper kept the default EXECUTE for every role: harmless (an
+-- immutable conversion, in a schema no API role may use), but closed as everything of sync.
+revoke all on function sync.write_back_value(anyelement) from public;

@@ -2,7 +2,7 @@
 -- guard's columns, RLS switched on and forced, the policies, and the private schemas.
 set client_min_messages = warning;
 begin;
-select plan(80);
+select plan(81);
 
 select tables_are('public', array[
   'firespring_actions', 'firespring_visitors', 'firespring_extraction_jobs',
@@ -142,6 +142,19 @@ select is(
    where n.nspname = 'public' and has_function_privilege('anon', p.oid, 'execute')),
   0,
   'anon can execute no function in the exposed schema'
+);
+-- Nor may a signed-up user, in any of the project's schemas: a function created later in
+-- public would be executable by every role through hosted Supabase's default privileges,
+-- and one of sync's is closed only by its schema while no grant opens it.
+select is(
+  (select string_agg(format('%s.%s(%s)', n.nspname, p.proname,
+                            pg_get_function_identity_arguments(p.oid)), ', ')
+   from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+   where n.nspname in ('public', 'sync', 'analytics')
+     and (has_function_privilege('anon', p.oid, 'execute')
+          or has_function_privilege('authenticated', p.oid, 'execute'))),
+  null,
+  'no function of public, sync or analytics is executable by anon or authenticated'
 );
 -- What a later migration could open by mistake: hosted Supabase's default privileges
 -- give the API roles every right on a new object in public, so a plain view (run as its
