@@ -75,10 +75,13 @@ export async function recordUnchecked(
   // What may be trimmed before the next check is what is older than the at-risk line: a
   // backfill since then heals it (so a check that keeps failing costs a backfill about
   // once a day, not one each time it is found unchecked). A table never checked keeps
-  // an unknown stream (''), not null, which would read as "no stream" to the next check.
+  // an unknown stream (''), not null, which would read as "no stream" to the next check;
+  // one last found with no stream (null) keeps that, or the next check would take a
+  // stream enabled meanwhile as its first look, and not vouch for what came before it.
   const atRiskBefore = now - (STREAM_RETENTION_MS - MAX_CHECK_INTERVAL_MS);
   const [row] = await sql`
-    select sync.record_stream_check(${table}, coalesce(s.stream_arn, ''),
+    select sync.record_stream_check(${table},
+             case when s.target_table is null then '' else s.stream_arn end,
              coalesce(s.shards, '{}'::jsonb),
              ${`${message} (${since}: records the stream trimmed meanwhile cannot be vouched for)`},
              ${new Date(atRiskBefore)}) as job

@@ -209,7 +209,13 @@ async function backfillFromExports(
   env: (name: string) => string | undefined,
   databaseUrl: string,
   tables: TableSpec[],
-  options: { bucket: string; prefix: string; exportArn?: string; workers: number },
+  options: {
+    bucket: string;
+    prefix: string;
+    exportArn?: string;
+    workers: number;
+    withoutStream?: boolean;
+  },
 ): Promise<number> {
   if (!options.exportArn && !options.bucket) {
     console.error("backfill --from-export: name the export bucket (--bucket, or EXPORT_BUCKET)");
@@ -236,6 +242,7 @@ async function backfillFromExports(
     dynamo: exportDynamoClients(env),
     s3: exportS3Client(env),
     log: (line) => console.log(line),
+    withoutStream: options.withoutStream,
   };
   const now = new Date();
   try {
@@ -349,6 +356,7 @@ async function main(): Promise<number> {
       prefix: args.prefix,
       exportArn: args.exportArn,
       workers: args.workers,
+      withoutStream: args.withoutStream,
     });
   }
   const sql = connectDb(databaseUrl, 2);

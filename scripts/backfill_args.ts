@@ -25,14 +25,16 @@ export interface BackfillArgs {
   prefix: string;
   exportArn?: string;
   workers: number;
+  /** `--without-stream`: an export of a table with no stream is loaded all the same. */
+  withoutStream: boolean;
 }
 
 /** A command line that cannot be run as it is: the message says why (exit 2). */
 export class UsageError extends Error {}
 
 const USAGE = "usage: npm run backfill -- <table ...|--all> [--segments N]\n" +
-  "       npm run backfill -- --from-export <table ...|--all> [--bucket B] [--prefix P] [--workers N]\n" +
-  "       npm run backfill -- --from-export --export-arn ARN [--workers N]";
+  "       npm run backfill -- --from-export <table ...|--all> [--bucket B] [--prefix P] [--workers N] [--without-stream]\n" +
+  "       npm run backfill -- --from-export --export-arn ARN [--workers N] [--without-stream]";
 
 /**
  * Parses and checks the command line. Flags that would be ignored are refused rather
@@ -53,6 +55,7 @@ export function backfillArgs(args: string[]): BackfillArgs {
         prefix: { type: "string" },
         "export-arn": { type: "string" },
         workers: { type: "string" },
+        "without-stream": { type: "boolean" },
       },
     });
   } catch (error) {
@@ -65,7 +68,7 @@ export function backfillArgs(args: string[]): BackfillArgs {
     throw new UsageError(`${why}\n${USAGE}`);
   };
   if (!fromExport) {
-    const exportOnly = ["export-arn", "bucket", "prefix", "workers"]
+    const exportOnly = ["export-arn", "bucket", "prefix", "workers", "without-stream"]
       .filter((flag) => (values as Record<string, unknown>)[flag] !== undefined);
     if (exportOnly.length > 0) {
       refuse(`--${exportOnly.join(", --")} is for a backfill from an export: add --from-export`);
@@ -93,6 +96,7 @@ export function backfillArgs(args: string[]): BackfillArgs {
     prefix: values.prefix ?? "",
     exportArn,
     workers,
+    withoutStream: values["without-stream"] === true,
   };
 }
 

@@ -39,3 +39,15 @@ Deno.test("the command line: what would be ignored is refused, naming why", () =
   const fromArn = backfillArgs(["--from-export", "--export-arn", ARN]);
   assert.deepEqual(fromArn.tables.map((t) => t.targetTable), ["firespring_actions"]);
 });
+
+Deno.test("--without-stream is an export backfill's, and says so when given alone", () => {
+  assert.equal(
+    backfillArgs(["--from-export", "firespring_segments", "--without-stream"]).withoutStream,
+    true,
+  );
+  assert.equal(backfillArgs(["--from-export", "firespring_segments"]).withoutStream, false);
+  assert.throws(
+    () => backfillArgs(["firespring_segments", "--without-stream"]),
+    /--without-stream is for a backfill from an export: add --from-export/,
+  );
+});

@@ -43,6 +43,11 @@ export interface ExportBackfillDeps {
   dynamo: (region: string) => DynamoDBClient;
   s3: S3Client;
   log: (line: string) => void;
+  /**
+   * Loads a table that has no stream all the same (`--without-stream`): its rows are the
+   * export's, and nothing after it reaches them. Refused otherwise.
+   */
+  withoutStream?: boolean;
 }
 
 /** A started export backfill. */
@@ -129,8 +134,9 @@ export async function manifestText(
  * time and the stream's start are in neither, and its rows, stamped with the export time,
  * would stand for them. The stream's label is the time it was enabled
  * (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_TableDescription.html,
- * LatestStreamLabel). A table with no stream is named in the log: the export is loaded,
- * and nothing after it reaches the table until the stream and its mapping are on.
+ * LatestStreamLabel). A table with no stream is refused too: every change after the
+ * export would be lost while the job ends done and the table is reported whole; with
+ * `withoutStream` (`--without-stream`) it is loaded, named in the log.
  */
 export async function streamCoversExport(
   dynamo: DynamoDBClient,
@@ -138,16 +144,23 @@ export async function streamCoversExport(
   arn: string,
   exportTime: Date,
   log: (line: string) => void,
+  withoutStream = false,
 ): Promise<void> {
   const { Table: table } = await dynamo.send(
     new DescribeTableCommand({ TableName: spec.sourceTable }),
   );
   const label = table?.LatestStreamLabel;
   if (!table?.StreamSpecification?.StreamEnabled || !label) {
-    log(
-      `${spec.targetTable}: ${spec.sourceTable} has no stream: nothing after the export ` +
-        "reaches the table until its stream (NEW_AND_OLD_IMAGES) and its mapping are on",
-    );
+    const what = `${spec.sourceTable} has no stream: nothing after the export ` +
+      `(${exportTime.toISOString()}) would reach ${spec.targetTable}`;
+    if (!withoutStream) {
+      throw new Error(
+        `export backfill of ${spec.sourceTable}: ${what}, and the table would be reported ` +
+          "whole; turn on its stream (NEW_AND_OLD_IMAGES) and its mapping, then ask for a new " +
+          "export, or pass --without-stream to load the snapshot alone",
+      );
+    }
+    log(`${spec.targetTable}: ${what} until its stream and its mapping are on (--without-stream)`);
     return;
   }
   const since = Date.parse(/Z|[+-]\d\d:\d\d$/.test(label) ? label : `${label}Z`);
@@ -243,7 +256,7 @@ async function startOne(
       `export backfill of ${spec.sourceTable}: export ${arn} is of ${summary.tableName}`,
     );
   }
-  await streamCoversExport(dynamo, spec, arn, summary.exportTime, deps.log);
+  await streamCoversExport(dynamo, spec, arn, summary.exportTime, deps.log, deps.withoutStream);
   const elsewhere = arnRegionProblem(spec, summary.tableArn);
   if (elsewhere) {
     throw new Error(`export backfill of ${spec.sourceTable}: export ${arn}: ${elsewhere}`);

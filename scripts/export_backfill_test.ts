@@ -208,7 +208,7 @@ Deno.test("a data file whose ETag is not the manifest's is refused before a byte
   assert.ok(await open("p/AWSDynamoDB/x/data/a.json.gz"), "no ETag kept: not checked");
 });
 
-Deno.test("an export older than the table's stream is refused: the changes between are in neither", async () => {
+Deno.test("an export older than the table's stream, or of a table with no stream, is refused: the changes after it would be lost", async () => {
   const named = await anExport("named");
   const run = deps([named], []);
   const before = streamOf;
@@ -222,15 +222,23 @@ Deno.test("an export older than the table's stream is refused: the changes betwe
       /^Error: export backfill of firespring-backdoor-segments-dev: export .* is of .*, before the table's stream began \(.*\): the changes between them are in neither; ask for a new export \(without --export-arn\)$/,
     );
     assert.equal(run.db.matching("sync.start_export_backfill").length, 0);
+    // No stream: refused, unless the operator says to load the snapshot alone.
     streamOf = () => ({ StreamSpecification: { StreamEnabled: false } });
+    await assert.rejects(
+      startExportBackfill(run.deps, spec, { bucket: "", prefix: "", exportArn: named.arn }, "t"),
+      /has no stream: nothing after the export \(.*\) would reach firespring_segments, and the table would be reported whole; .*or pass --without-stream/,
+    );
+    assert.equal(run.db.matching("sync.start_export_backfill").length, 0);
     await startExportBackfill(
-      run.deps,
+      { ...run.deps, withoutStream: true },
       spec,
       { bucket: "", prefix: "", exportArn: named.arn },
       "t",
     );
     assert.ok(
-      run.lines.some((l) => / has no stream: nothing after the export reaches the table/.test(l)),
+      run.lines.some((l) =>
+        / has no stream: nothing after the export .* \(--without-stream\)/.test(l)
+      ),
     );
   } finally {
     streamOf = before;

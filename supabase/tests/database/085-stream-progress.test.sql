@@ -3,7 +3,7 @@
 -- record, which marks the table stale (queuing the healing backfill) on a problem.
 set client_min_messages = warning;
 begin;
-select plan(27);
+select plan(29);
 
 delete from sync.stream_checks;
 delete from sync.stream_batches_applied;
@@ -84,12 +84,21 @@ select is(
   sync.record_stream_check('firespring_segments', 'arn:s1', '{}', 'still lost', now() - interval '25 hours'),
   null, 'a pending backfill queued since the lost record covers it');
 select is((select count(*)::int from sync.backfill_jobs), 1, 'one backfill only');
--- Once that backfill is done, it still covers what was made before it was queued.
-update sync.backfill_jobs set status = 'done', finished_at = now();
+-- A problem covered from now (no stream, a stream nothing delivers) while that backfill
+-- still waits to start: it will read the table as it is then, so none is added, however
+-- long ago it was queued (one an hour piled up).
+update sync.backfill_jobs set requested_at = now() - interval '1 hour';
+select is(
+  sync.record_stream_check('firespring_segments', 'arn:s1', '{}', 'no stream', now()),
+  null, 'a backfill queued an hour ago that has not started covers a problem of now');
+select is((select count(*)::int from sync.backfill_jobs), 1, 'still one backfill');
+-- Once that backfill is done, it still covers what was made before it started.
+update sync.backfill_jobs set status = 'done', started_at = now() - interval '1 minute',
+  finished_at = now();
 select is(
   sync.record_stream_check('firespring_segments', 'arn:s1', '{}', 'still lost', now() - interval '21 hours'),
   null, 'a finished backfill queued since the records covers them too');
--- A problem about records newer than that backfill's request needs one of its own.
+-- A problem about records newer than that backfill's start needs one of its own.
 select isnt(
   sync.record_stream_check('firespring_segments', 'arn:s1', '{}', 'unwatched', now() + interval '1 second'),
   null, 'a problem the pending backfill does not cover queues another');
