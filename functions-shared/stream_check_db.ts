@@ -10,6 +10,7 @@
 import type postgres from "postgres";
 import type { AppliedLookup, ShardState } from "./stream_check.ts";
 import {
+  atRiskLine,
   MAX_CHECK_INTERVAL_MS,
   type PreviousCheck,
   STREAM_RETENTION_MS,
@@ -78,7 +79,7 @@ export async function recordUnchecked(
   // an unknown stream (''), not null, which would read as "no stream" to the next check;
   // one last found with no stream (null) keeps that, or the next check would take a
   // stream enabled meanwhile as its first look, and not vouch for what came before it.
-  const atRiskBefore = now - (STREAM_RETENTION_MS - MAX_CHECK_INTERVAL_MS);
+  const atRiskBefore = atRiskLine(now, STREAM_RETENTION_MS, MAX_CHECK_INTERVAL_MS);
   const [row] = await sql`
     select sync.record_stream_check(${table},
              case when s.target_table is null then '' else s.stream_arn end,

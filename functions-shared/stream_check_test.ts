@@ -6,7 +6,7 @@ import {
   type ShardState,
   type StreamReader,
 } from "./stream_check.ts";
-import { judgeTable, type PreviousCheck, waitingRecord } from "./stream_verdict.ts";
+import { judgeTable, type PreviousCheck, READ_MARGIN_MS, waitingRecord } from "./stream_verdict.ts";
 
 const HOUR = 3600_000;
 const NOW = Date.parse("2026-11-28T12:00:00Z");
@@ -117,7 +117,7 @@ Deno.test("an old frontier is at risk: the table is stale before anything is los
   const finding = await checkShard("s1", undefined, reader, appliedOf([]));
   const verdict = judgeTable("t", ARN, [finding], [], undefined, timing);
   assert.match(verdict.problem!, /shard s1: record 100 .* is not applied yet and may be trimmed/);
-  assert.equal(verdict.coversUntil, NOW - 21 * HOUR);
+  assert.equal(verdict.coversUntil, NOW - 21 * HOUR + READ_MARGIN_MS);
 });
 
 Deno.test("reads go on from where the last run stopped; a closed shard read whole is not read again", async () => {
@@ -141,7 +141,7 @@ Deno.test("a shard longer than the page cap is incomplete; an old one is a probl
   );
   // A backfill since the at-risk line heals what this run could not read: not only one
   // queued now (a new one every hour while the check catches up).
-  assert.equal(verdict.coversUntil, NOW - 21 * HOUR);
+  assert.equal(verdict.coversUntil, NOW - 21 * HOUR + READ_MARGIN_MS);
 });
 
 /** A budget spent after `pages` pages; remembers the records of each page counted. */
@@ -246,7 +246,7 @@ Deno.test("reads of a shard more than the allowed gap apart are unwatched, read 
   );
   // A backfill since the at-risk line heals what may be trimmed before the next run: not
   // a new one queued by every run while the shard waits.
-  assert.equal(late.coversUntil, NOW - 21 * HOUR);
+  assert.equal(late.coversUntil, NOW - 21 * HOUR + READ_MARGIN_MS);
   // Read now, 3.5 h after its last read (the table's runs in between left it unread):
   // what was trimmed meanwhile was not seen either.
   const readLate = { shardId: "s1", state: { through: "100" }, readBefore: lastRead(3.5) };
@@ -414,4 +414,17 @@ Deno.test("a closed shard is read to its end, however many empty pages come firs
     closed: true,
   });
   assert.ok(capped.incomplete);
+});
+
+Deno.test("a frontier just short of 21 h at the check's start is at risk: its read may come later", async () => {
+  // 20 h 56 min old when the check starts: its read may come a run's 60 s later, and the
+  // next read 3 h after that, past the stream's 24 h. The read margin puts it at risk now.
+  const { reader } = fakeReader({ s1: shard([20 + 56 / 60, 1]) });
+  const finding = await checkShard("s1", undefined, reader, appliedOf([]));
+  const verdict = judgeTable("t", ARN, [finding], [], undefined, timing);
+  assert.match(verdict.problem!, /shard s1: record 100 .* is not applied yet and may be trimmed/);
+  // And one 20 h 50 min old is not yet.
+  const { reader: younger } = fakeReader({ s1: shard([20 + 50 / 60, 1]) });
+  const young = await checkShard("s1", undefined, younger, appliedOf([]));
+  assert.equal(judgeTable("t", ARN, [young], [], undefined, timing).problem, undefined);
 });

@@ -47,6 +47,21 @@ export const STREAM_RETENTION_MS = 24 * 3600_000;
 /** The job runs hourly; two missed ticks are tolerated. */
 export const MAX_CHECK_INTERVAL_MS = 3 * 3600_000;
 /**
+ * How much later than a check's `now` its reads may come: a run's wall budget (60 s) and
+ * the clocks' proven skew (clock_skew.ts), with room. A record just short of the at-risk
+ * line at `now` is read up to this much older, and the next read may be a whole interval
+ * after that.
+ */
+export const READ_MARGIN_MS = 5 * 60_000;
+
+/**
+ * The line before which a record not applied yet may be trimmed before the next check:
+ * the stream's retention less the longest interval between checks and the read margin.
+ */
+export function atRiskLine(now: number, retentionMs: number, maxIntervalMs: number): number {
+  return now - (retentionMs - maxIntervalMs - READ_MARGIN_MS);
+}
+/**
  * Two hours: how long a record may wait, unapplied, with nothing of its stream applied
  * since, before the check takes it that nothing delivers the stream. A mapping that
  * delivers applies later records within its maximum record age (an hour as deployed:
@@ -151,7 +166,7 @@ export function judgeTable(
   waiting?: { record: WaitingRecord; appliedSince: boolean },
 ): TableVerdict {
   const { now, retentionMs, maxIntervalMs, lagLimitMs } = timing;
-  const atRiskBefore = now - (retentionMs - maxIntervalMs);
+  const atRiskBefore = atRiskLine(now, retentionMs, maxIntervalMs);
   const lagLine = now - lagLimitMs;
   const problems: string[] = [];
   let coversUntil = -Infinity;
