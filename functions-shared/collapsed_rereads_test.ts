@@ -127,11 +127,16 @@ Deno.test("a key of a table that does not collapse is failed, naming the table",
   assert.equal(db.finished[0].error, "firespring_segments is not a collapsed target table");
 });
 
-Deno.test("the budget is checked before each key: keys not reached go back untried", async () => {
-  const db = queueDb(["v-1", "v-2", "v-3"]);
-  const dynamo = fakeDynamo((c) =>
+/** A DynamoDB whose every visitor's partition holds its items (`items`). */
+function partitions() {
+  return fakeDynamo((c) =>
     items((c.input.ExpressionAttributeValues as Record<string, { S: string }>)[":h"].S)
   );
+}
+
+Deno.test("the budget is checked before each key: keys not reached go back untried", async () => {
+  const db = queueDb(["v-1", "v-2", "v-3"]);
+  const dynamo = partitions();
   const cpu = fakeCpuMeter(0);
   const deps: ValidatorDeps = {
     sql: db.sql,
@@ -151,9 +156,7 @@ Deno.test("the budget is checked before each key: keys not reached go back untri
 
 Deno.test("each re-read is charged to the isolate's meter, so the estimate alone stops a request", async () => {
   const db = queueDb(["v-1", "v-2", "v-3"]);
-  const dynamo = fakeDynamo((c) =>
-    items((c.input.ExpressionAttributeValues as Record<string, { S: string }>)[":h"].S)
-  );
+  const dynamo = partitions();
   // The hosted meter: nothing measured, only what is charged counts.
   const cpu = fakeCpuMeter(0);
   const deps: ValidatorDeps = {

@@ -53,6 +53,11 @@ const SSL_MODES: Record<string, DbTls> = {
 /** The query parameters a URL may carry; anything else would reach Postgres as a startup parameter. */
 const KNOWN_PARAMETERS = ["sslmode", "pgbouncer"];
 
+/** Whether a connection names Supavisor's session mode (the shared pooler, port 5432). */
+export function isSessionPooler(target: DbTarget): boolean {
+  return target.host.endsWith(".pooler.supabase.com") && !target.transactionPooler;
+}
+
 /**
  * Parses a Postgres connection string; throws an Error saying what is wrong with it
  * (never quoting the URL, which holds the password).

@@ -38,17 +38,17 @@ const MAX_EXPONENT = 125;
 /** Why a text is not a DynamoDB number, or undefined when it is one. */
 export function numberProblem(text: string): string | undefined {
   const shown = JSON.stringify(text.length > 60 ? `${text.slice(0, 60)}...` : text);
-  let parts;
+  let json;
   try {
-    parts = decimalParts(text);
+    json = numberJson(text);
   } catch {
     return `${shown} is not a number`;
   }
+  const parts = decimalParts(json);
   if (parts.digits.length > MAX_DIGITS) {
     return `${shown} has ${parts.digits.length} significant digits; DynamoDB numbers have at most ${MAX_DIGITS}`;
   }
-  const exponent = Number(numberJson(text).match(/[eE]([+-]?\d+)$/)?.[1] ?? "0");
-  if (Math.abs(exponent) >= NUMERIC_MAX_EXPONENT) {
+  if (Math.abs(writtenParts(json).exp) >= NUMERIC_MAX_EXPONENT) {
     return `${shown} has an exponent Postgres cannot read (its numeric refuses ${NUMERIC_MAX_EXPONENT} and more either way)`;
   }
   const lead = parts.exponent + parts.digits.length - 1;
@@ -81,11 +81,19 @@ export function numberJson(text: string): string {
   return normalized;
 }
 
-/** Sign, significant digits and the exponent of the last digit: 12.5 is (1, "125", -1). */
-export function decimalParts(text: string): { sign: number; digits: string; exponent: number } {
-  const [, sign, whole, fraction = "", exp = "0"] = numberJson(text).match(
+/** A number's JSON text as written: its sign, the digits before and after the point, its exponent. */
+function writtenParts(
+  json: string,
+): { sign: string; whole: string; fraction: string; exp: number } {
+  const [, sign, whole, fraction = "", exp = "0"] = json.match(
     /^(-?)(\d+)(?:\.(\d+))?(?:[eE]([+-]?\d+))?$/,
   )!;
+  return { sign, whole, fraction, exp: Number(exp) };
+}
+
+/** Sign, significant digits and the exponent of the last digit: 12.5 is (1, "125", -1). */
+export function decimalParts(text: string): { sign: number; digits: string; exponent: number } {
+  const { sign, whole, fraction, exp } = writtenParts(numberJson(text));
   const all = (whole + fraction).replace(/^0+/, "");
   const digits = all.replace(/0+$/, "");
   if (digits === "") return { sign: 0, digits: "", exponent: 0 };
@@ -115,10 +123,10 @@ export function numericStorable(text: string): boolean {
   } catch {
     return false;
   }
-  const [, , fraction = "", exp = "0"] = json.match(/^(-?\d+)(?:\.(\d+))?(?:[eE]([+-]?\d+))?$/)!;
+  const { fraction, exp } = writtenParts(json);
   // Whatever the digits, zero too: an exponent of 2^30 - 1 or more either way is refused.
-  if (Math.abs(Number(exp)) >= NUMERIC_MAX_EXPONENT) return false;
-  if (Math.max(0, fraction.length - Number(exp)) > NUMERIC_MAX_SCALE) return false;
+  if (Math.abs(exp) >= NUMERIC_MAX_EXPONENT) return false;
+  if (Math.max(0, fraction.length - exp) > NUMERIC_MAX_SCALE) return false;
   const { sign, digits, exponent } = decimalParts(json);
   return sign === 0 || exponent + digits.length - 1 <= NUMERIC_MAX_LEAD;
 }

@@ -105,13 +105,20 @@ const ISO =
  * Postgres 15), while `2024-03-01+05:00` is the day's midnight at +05.
  */
 export function isIsoTimestamp(text: string): boolean {
+  return isoParts(text) !== null;
+}
+
+/** The parts of an ISO-8601 date or timestamp that Postgres reads the same way, else null. */
+function isoParts(text: string): RegExpExecArray | null {
   const m = ISO.exec(text);
-  if (!m) return false;
-  if (m[4] === undefined && m[7]?.startsWith("-")) return false;
+  if (!m) return null;
+  if (m[4] === undefined && m[7]?.startsWith("-")) return null;
   // Absent parts (a date alone, no seconds, no zone) read as 0: `+undefined` is NaN.
   const part = (i: number) => m[i] === undefined ? 0 : +m[i];
   return isCalendarDay(+m[1], +m[2], +m[3]) && part(4) < 24 && part(5) < 60 &&
-    part(6) < 60 && part(8) <= 15 && part(9) < 60;
+      part(6) < 60 && part(8) <= 15 && part(9) < 60
+    ? m
+    : null;
 }
 
 /**
@@ -120,9 +127,8 @@ export function isIsoTimestamp(text: string): boolean {
  * session's time zone. The hosted pooler does not pass the `TimeZone: UTC` the functions
  * connect with (sync_db.ts); the server's default is UTC today, and may not stay so.
  */
-export function withZone(text: string): string {
-  const m = ISO.exec(text);
-  return m && m[7] === undefined ? `${text}Z` : text;
+export function withZone(text: string, parts = ISO.exec(text)): string {
+  return parts && parts[7] === undefined ? `${text}Z` : text;
 }
 
 /** A table's columns as the mapping walks them, made once per table. */
@@ -154,8 +160,9 @@ function columnValue(type: ColumnType, value: DynamoValue, attribute: string): u
         throw error;
       }
     }
-    case "iso_timestamp":
-      if (!isIsoTimestamp(value as string)) {
+    case "iso_timestamp": {
+      const parts = isoParts(value as string);
+      if (parts === null) {
         const m = (value as string).match(ISO);
         const why = m && (Number(m[8] ?? 0) > 15 || Number(m[9] ?? 0) > 59)
           ? ` (its zone offset ${m[7]} is beyond Postgres's ±15:59)`
@@ -165,7 +172,8 @@ function columnValue(type: ColumnType, value: DynamoValue, attribute: string): u
           `expected an ISO-8601 timestamp, got ${JSON.stringify(value)}${why}`,
         );
       }
-      return withZone(value as string);
+      return withZone(value as string, parts);
+    }
     default:
       return value;
   }

@@ -172,14 +172,10 @@ export async function recheckLook(
 ): Promise<string> {
   const [cursor] = await deps.sql<{ recheck_keys: RowKey[] | null; recheck_read: number }[]>`
     select recheck_keys, recheck_read from public.sync_checksums where id = ${run}`;
-  let looked = cursor?.recheck_keys ?? null;
-  let read = cursor?.recheck_read ?? 0;
-  if (looked === null) {
-    const started = await startLook(deps, spec, run, worker, maxKeys);
-    if (started === "report") return "report";
-    looked = started;
-    read = 0;
-  }
+  // A look under way goes on from its checkpoint; otherwise one starts, at key 0.
+  const looked = cursor?.recheck_keys ?? await startLook(deps, spec, run, worker, maxKeys);
+  if (looked === "report") return "report";
+  let read = cursor?.recheck_keys ? cursor.recheck_read : 0;
   let readThisRequest = 0;
   // Reads that back off (throttled, 5xx) may add up past the run's lease between two
   // checkpoints: it is renewed every RENEW_EVERY_MS, without counting as progress.
@@ -213,8 +209,9 @@ export async function recheckLook(
   const rows = await deps.sql<{ kind: Divergence["kind"] | null; row_key: RowKey | null }[]>`
     select kind, row_key from sync.compare_checksum(${run}, ${spec.targetTable}, 256, 0, null,
                                                     ${JSON.stringify(looked)}::text::jsonb)`;
-  const keys = looked;
-  const still = rows.filter((r) => r.kind !== null && keys.some((key) => sameKey(key, r.row_key!)));
+  const still = rows.filter((r) =>
+    r.kind !== null && looked.some((key) => sameKey(key, r.row_key!))
+  );
   const pick = (kind: Divergence["kind"]) =>
     JSON.stringify(still.filter((r) => r.kind === kind).map((r) => r.row_key));
   const [{ phase }] = await deps.sql.begin(async (tx) => {

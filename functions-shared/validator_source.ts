@@ -60,6 +60,11 @@ function expectedJson(spec: TableSpec, items: Item[]) {
   return { json: rows.length > 0 ? encodeJson(rows) : undefined, unmappable };
 }
 
+/** Runs a synchronous step on the isolate's meter when there is one (cpu_meter.ts). */
+function onMeter<T>(deps: Pick<ValidatorDeps, "cpu">, step: () => T): T {
+  return deps.cpu ? deps.cpu.measure(step) : step();
+}
+
 /** What a look found for some keys: their expected rows' JSON (an array's elements), unmappable items. */
 export interface LookChunk {
   keys: RowKey[];
@@ -85,12 +90,11 @@ export function addToChunk(
   key: RowKey,
   items: Item[],
 ) {
-  const measure = <T>(step: () => T): T => deps.cpu ? deps.cpu.measure(step) : step();
-  const { rows, unmappable } = measure(() => expectedPage(spec, items, new Date()));
+  const { rows, unmappable } = onMeter(deps, () => expectedPage(spec, items, new Date()));
   chunk.keys.push(key);
   chunk.unmappable.push(...unmappable);
   if (rows.length > 0) {
-    const text = measure(() => encodeJson(rows).slice(1, -1));
+    const text = onMeter(deps, () => encodeJson(rows).slice(1, -1));
     chunk.rows.push(text);
     chunk.bytes += text.length;
   }
@@ -115,7 +119,6 @@ export async function stage(
   chunk: LookChunk,
   look: { worker: string; from: number },
 ) {
-  const measure = <T>(step: () => T): T => deps.cpu ? deps.cpu.measure(step) : step();
   const looked = new Set(chunk.keys.map(rowKeyText));
   const ofLookedKey = (u: Unmappable) => {
     const rowKey = unmappableRowKey(spec, u);
@@ -134,8 +137,9 @@ export async function stage(
         `validation run ${run} of ${spec.targetTable}: its look has ${row.recheck_read} keys read again, not ${look.from} as this request found`,
       );
     }
-    const listed = measure(() =>
-      JSON.stringify([...row.unmappable.filter((u) => !ofLookedKey(u)), ...chunk.unmappable])
+    const listed = onMeter(
+      deps,
+      () => JSON.stringify([...row.unmappable.filter((u) => !ofLookedKey(u)), ...chunk.unmappable]),
     );
     await tx`update public.sync_checksums
              set progress_at = now(), unmappable = ${listed}::text::jsonb,
@@ -276,9 +280,7 @@ export async function scanForRun(
       const cpu = deps.cpu;
       const settled = turnSettlement(checkpoint);
       const before = cpu?.usedMs() ?? 0;
-      const { json, unmappable } = cpu
-        ? cpu.measure(() => expectedJson(spec, page.items))
-        : expectedJson(spec, page.items);
+      const { json, unmappable } = onMeter(deps, () => expectedJson(spec, page.items));
       pageCpuMs = Math.max(pageCpuMs, (cpu?.usedMs() ?? 0) - before);
       pagesDone++;
       mapped();

@@ -25,7 +25,7 @@ import { processMeter } from "../functions-shared/cpu_meter.ts";
 import { dynamoClients } from "../functions-shared/dynamo_client.ts";
 import { loadExportJob } from "../functions-shared/export_load.ts";
 import { connectDb } from "../functions-shared/sync_db.ts";
-import { describeDbTarget, parseDbUrl } from "../functions-shared/db_url.ts";
+import { describeDbTarget, isSessionPooler, parseDbUrl } from "../functions-shared/db_url.ts";
 import type { TableSpec } from "../functions-shared/table_registry.ts";
 import { type BackfillArgs, backfillArgs } from "./backfill_args.ts";
 import { STACK_ENV_FILE } from "../local-stack/config.ts";
@@ -194,12 +194,6 @@ export function exportPoolSize(workers: number, tables: number, sessionPooler = 
 /** The export loaders' connections at most through Supavisor's session mode. */
 export const SESSION_POOLER_CONNECTIONS = 4;
 
-/** Whether a connection string names Supavisor's session mode (the shared pooler, port 5432). */
-export function isSessionPooler(databaseUrl: string): boolean {
-  const target = parseDbUrl(databaseUrl);
-  return target.host.endsWith(".pooler.supabase.com") && !target.transactionPooler;
-}
-
 /**
  * The `--from-export` mode: every table's export asked for (or the one named), waited
  * for and started, then loaded here by `workers` workers per table while the progress
@@ -226,7 +220,7 @@ async function backfillFromExports(
     return 2;
   }
   const sql = connectDb(databaseUrl, 2);
-  const sessionPooler = isSessionPooler(databaseUrl);
+  const sessionPooler = isSessionPooler(parseDbUrl(databaseUrl));
   if (sessionPooler) {
     console.log(
       `through Supavisor's session mode: ${SESSION_POOLER_CONNECTIONS} connections at most, ` +

@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
+import { isSessionPooler, parseDbUrl } from "../functions-shared/db_url.ts";
 import type postgres from "postgres";
 import {
   exportClientToken,
   exportPoolSize,
   followBackfills,
-  isSessionPooler,
   type Progress,
   progressLine,
   SESSION_POOLER_CONNECTIONS,
@@ -128,13 +128,15 @@ Deno.test("the export loaders share a connection a worker, at most 16", () => {
   assert.equal(exportPoolSize(4, 9, true), SESSION_POOLER_CONNECTIONS, "the functions' pool");
   assert.ok(
     isSessionPooler(
-      "postgresql://postgres.ref:pw@aws-0-us-east-1.pooler.supabase.com:5432/postgres",
+      parseDbUrl("postgresql://postgres.ref:pw@aws-0-us-east-1.pooler.supabase.com:5432/postgres"),
     ),
   );
   assert.ok(
     !isSessionPooler(
-      "postgresql://postgres.ref:pw@aws-0-us-east-1.pooler.supabase.com:6543/postgres",
+      parseDbUrl("postgresql://postgres.ref:pw@aws-0-us-east-1.pooler.supabase.com:6543/postgres"),
     ),
   );
-  assert.ok(!isSessionPooler("postgresql://postgres:pw@db.ref.supabase.co:5432/postgres"));
+  assert.ok(
+    !isSessionPooler(parseDbUrl("postgresql://postgres:pw@db.ref.supabase.co:5432/postgres")),
+  );
 });

@@ -93,6 +93,7 @@ for (const { signal, unload } of Object.values(RETIRE_SIGNALS)) {
 // its pending `waitUntil` promises, for the gateway (edge_limits.ts, `memoryReportLine`):
 // written when they change, looked at as often as the gateway reads the process's CPU.
 let reported = "";
+const encoder = new TextEncoder();
 Deno.unrefTimer(setInterval(() => {
   const { heapUsed, external } = Deno.memoryUsage();
   const line = memoryReportLine({
@@ -101,7 +102,7 @@ Deno.unrefTimer(setInterval(() => {
   });
   if (line === reported) return;
   reported = line;
-  Deno.stderr.writeSync(new TextEncoder().encode(`${line}\n`));
+  Deno.stderr.writeSync(encoder.encode(`${line}\n`));
 }, MEMORY_REPORT_MS));
 
 let draining = false;
