@@ -88,9 +88,32 @@ export const PAGE_TEXT_CHARS = 4 * 2 ** 20;
 export const MAX_LINE_CHARS = 16 * 2 ** 20;
 
 /**
+ * How much text a loader reads past, going back to its checkpoint, between two calls of
+ * {@link ExportPagesOptions.whileSkipping} (64 MB: well under a second of reading, so a
+ * file's 60 s lease is renewed long before it runs out).
+ */
+export const SKIP_HEARTBEAT_CHARS = 64 * 2 ** 20;
+
+/** What {@link exportPages} may be given besides the file (tests make the limits small). */
+export interface ExportPagesOptions {
+  /** A page's most text (default {@link PAGE_TEXT_CHARS}). */
+  pageChars?: number;
+  /** A line's most text (default {@link MAX_LINE_CHARS}). */
+  lineChars?: number;
+  /** Text read past between calls of `whileSkipping` (default {@link SKIP_HEARTBEAT_CHARS}). */
+  skipChars?: number;
+  /**
+   * Awaited every `skipChars` of text read past before `fromLine` (a gzip stream cannot
+   * seek, so a file taken up from its checkpoint is read from its start): the loader
+   * keeps its lease there. What it throws ends the pages.
+   */
+  whileSkipping?: (line: number) => Promise<void>;
+}
+
+/**
  * The pages of `file`'s items from `body` (the gzipped object's bytes), `pageSize` items
  * (or {@link PAGE_TEXT_CHARS} of their text) each, starting at line `fromLine` (0: the
- * first); `bounds` are the two limits (tests make them small). The last page has `done` set, and may be empty. Throws {@link ExportDataError}
+ * first). The last page has `done` set, and may be empty. Throws {@link ExportDataError}
  * on a line that is not an item or is longer than {@link MAX_LINE_CHARS}, a line count or
  * an MD5 that differs from the manifest's.
  */
@@ -99,7 +122,7 @@ export async function* exportPages(
   file: ExportDataFile,
   pageSize: number,
   fromLine = 0,
-  bounds = { pageChars: PAGE_TEXT_CHARS, lineChars: MAX_LINE_CHARS },
+  options: ExportPagesOptions = {},
 ): AsyncGenerator<ExportPage> {
   const md5 = createHash("md5");
   let bytes = 0;
@@ -124,6 +147,11 @@ export async function* exportPages(
       >,
     )
     .pipeThrough(new TextDecoderStream("utf-8", { fatal: true }));
+  const pageLimit = options.pageChars ?? PAGE_TEXT_CHARS;
+  const lineLimit = options.lineChars ?? MAX_LINE_CHARS;
+  const skipLimit = options.skipChars ?? SKIP_HEARTBEAT_CHARS;
+  let skipped = 0; // text read past before fromLine since the last heartbeat
+  let heartbeatFailure: unknown; // thrown by whileSkipping: passed on as it is
   let rest = "";
   let line = 0;
   let items: Record<string, AttributeValue>[] = [];
@@ -141,30 +169,39 @@ export async function* exportPages(
     if (line > fromLine) {
       items.push(itemOf(content, file.key, line));
       pageChars += content.length;
+    } else {
+      skipped += content.length;
     }
   };
   try {
     for await (const chunk of text) {
       const lines = (rest + chunk).split("\n");
       rest = lines.pop()!;
-      if (rest.length > bounds.lineChars) {
+      if (rest.length > lineLimit) {
         throw new ExportDataError(
           file.key,
-          `line ${line + lines.length + 1} runs past ${bounds.lineChars} characters without ` +
+          `line ${line + lines.length + 1} runs past ${lineLimit} characters without ` +
             "an end: it is no item of an export",
         );
       }
       for (const content of lines) {
         take(content);
-        if (items.length === pageSize || pageChars >= bounds.pageChars) {
+        if (items.length === pageSize || pageChars >= pageLimit) {
           yield { items, nextLine: line, done: false };
           items = [];
           pageChars = 0;
         }
       }
+      if (skipped >= skipLimit && options.whileSkipping) {
+        skipped = 0;
+        await options.whileSkipping(line).catch((error) => {
+          heartbeatFailure = error;
+          throw error;
+        });
+      }
     }
   } catch (error) {
-    if (error instanceof ExportDataError) throw error;
+    if (error instanceof ExportDataError || error === heartbeatFailure) throw error;
     // "For partitions that are empty, your export request will create an empty file" (AWS
     // Developer Guide, "DynamoDB table export output format"): no bytes at all, which is
     // not a gzip stream. It holds no line; its count and MD5 are checked below.

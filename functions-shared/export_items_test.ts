@@ -54,6 +54,34 @@ Deno.test("a resumed read skips the lines before its checkpoint but still checks
   ]);
 });
 
+Deno.test("reading back to a checkpoint calls whileSkipping, and what it throws ends the pages as it is", async () => {
+  const lines = [1, 2, 3, 4, 5].map(item);
+  const heartbeats: number[] = [];
+  const resumed = await dataFile(lines);
+  const pages = await pagesOf(exportPages(resumed.body, resumed.file, 10, 3, {
+    skipChars: 1,
+    whileSkipping: (line) => Promise.resolve(void heartbeats.push(line)),
+  }));
+  assert.equal(pages.at(-1)?.done, true);
+  assert.ok(heartbeats.length >= 1, "the lease is kept while lines are read past");
+
+  const fresh = await dataFile(lines);
+  await pagesOf(exportPages(fresh.body, fresh.file, 10, 0, {
+    skipChars: 1,
+    whileSkipping: () => Promise.reject(new Error("not called: nothing is read past")),
+  }));
+
+  const lost = Object.assign(new Error("no longer holds the lease"), { code: "SY001" });
+  const taken = await dataFile(lines);
+  await assert.rejects(
+    pagesOf(exportPages(taken.body, taken.file, 10, 3, {
+      skipChars: 1,
+      whileSkipping: () => Promise.reject(lost),
+    })),
+    (error) => error === lost,
+  );
+});
+
 Deno.test("binaries arrive as bytes", async () => {
   const { body, file } = await dataFile([
     JSON.stringify({ Item: { id: { S: "a" }, b: { B: "AAE=" } } }),

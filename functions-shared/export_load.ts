@@ -57,6 +57,8 @@ export interface ExportLoadDeps {
   /** After each chunk (or page) committed: the items read and the rows written. */
   onPage?: (items: number, rows: number) => void;
   log?: (line: string) => void;
+  /** Text read past, back to a checkpoint, between lease renewals (tests make it small). */
+  skipChars?: number;
   /** Waits while files in flight are held by other loaders, and before a file is read again (tests pass a fake). */
   sleep?: (ms: number) => Promise<void>;
 }
@@ -98,7 +100,14 @@ export async function loadExportFile(
   const sleep = deps.sleep ?? realPacing.sleep;
   for (;;) {
     const body = await deps.open(file.data_key, file.etag ?? undefined);
-    const pages = exportPages(body, data, file.page_size, line)[Symbol.asyncIterator]();
+    // Back to the checkpoint, the file is read from its start (gzip cannot seek): the
+    // lease is renewed meanwhile, or deep in a large file it runs out and the file is
+    // taken over (sync.renew_segment; SY001 when it was already, which leaves the file).
+    const pages = exportPages(body, data, file.page_size, line, {
+      skipChars: deps.skipChars,
+      whileSkipping: () =>
+        deps.sql`select sync.renew_segment(${job}, ${file.segment}, ${worker})`.then(() => {}),
+    })[Symbol.asyncIterator]();
     try {
       for (;;) {
         if (line < carefulTo) {

@@ -25,10 +25,19 @@ const jobOver = (message: string) =>
 /**
  * A database that hands out `files` in order, then nothing, with no file of the job left
  * in flight; this worker holds the lease of the segments in `held` when it fails one;
- * the job's last status is `ended`.
+ * the job's last status is `ended`; `first` sees each statement first (and may throw).
  */
-function jobDb(files: ExportFileClaim[], held: number[], ended = "done") {
+function jobDb(
+  files: ExportFileClaim[],
+  held: number[],
+  ended = "done",
+  first: (s: { text: string }) => void = () => {},
+) {
   return fakeSql((s) => {
+    first(s);
+    if (s.text.startsWith("set local")) return [];
+    if (s.text.includes("as line from sync.backfill_segments")) return [{ line: "1" }];
+    if (s.text.startsWith("copy sync.staged_changes")) return [];
     if (s.text.includes("sync.claim_export_file")) return files.length ? [files.shift()] : [];
     if (s.text.includes("count(*)::int as n")) return [{ n: 0 }];
     if (s.text.includes("as mine")) return [{ mine: held.includes(s.values[2] as number) }];
@@ -92,6 +101,34 @@ Deno.test("a worker whose checkpoint is refused leaves the file, fails nothing a
     );
     assert.equal(lines[0], left(3, refusal.message));
   }
+});
+
+Deno.test("a file taken up from its checkpoint renews its lease while it reads back to it, and leaves the file once the lease is another's", async () => {
+  const lines = ["a", "b"].map((id) => JSON.stringify({ Item: { segment_id: { S: id } } }) + "\n");
+  const gzipped = new Blob(lines).stream().pipeThrough(new CompressionStream("gzip"));
+  const bytes = new Uint8Array(await new Response(gzipped).arrayBuffer());
+  const lost = Object.assign(
+    new Error("backfill job 7 segment 3: worker loader-0 no longer holds the lease"),
+    {
+      code: "SY001",
+    },
+  );
+  const db = jobDb([{ ...fileOf(3), next_line: 1 }], [], "done", (s) => {
+    if (s.text.includes("sync.renew_segment")) throw lost;
+  });
+  const log: string[] = [];
+  await loadExportJob("7", 1, "loader", {
+    sql: db.sql,
+    open: () => Promise.resolve(new Blob([bytes]).stream()),
+    exportTime: new Date("2026-11-29T00:00:00Z"),
+    cpu: fakeCpuMeter(),
+    log: (line) => log.push(line),
+    sleep: () => Promise.resolve(),
+    skipChars: 1,
+  });
+  assert.deepEqual(db.matching("sync.renew_segment")[0].values, ["7", 3, "loader-0"]);
+  assert.deepEqual(failedSegments(db), [], "nothing failed");
+  assert.equal(log[0], left(3, lost.message));
 });
 
 Deno.test("a file that fails while its worker holds the lease fails its segment and the job, and is thrown naming the job, the table and the file", async () => {

@@ -9,14 +9,18 @@
  * @module
  */
 
-import { DescribeTableCommand, DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import {
+  DescribeExportCommand,
+  DescribeTableCommand,
+  DynamoDBClient,
+} from "@aws-sdk/client-dynamodb";
 import { GetObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import type postgres from "postgres";
 import { createHash } from "node:crypto";
 import { awsClientConfig, type EnvReader, perRegion } from "../functions-shared/dynamo_client.ts";
 import { ExportDataError } from "../functions-shared/export_items.ts";
 import { parseExportFiles, parseExportSummary } from "../functions-shared/export_manifest.ts";
-import { requestExport, waitForExport } from "./export_request.ts";
+import { ExportStillRunning, requestExport, waitForExport } from "./export_request.ts";
 import { arnRegionProblem, type TableSpec } from "../functions-shared/table_registry.ts";
 
 /** Where exports go, or which one to load. */
@@ -240,11 +244,19 @@ async function startOne(
     );
   }
   const arn = unfinished?.export_arn ?? source.exportArn ??
-    await requestExport(dynamo, spec.sourceTable, source, token);
+    await exportToWaitFor(deps, spec, source, token);
   deps.log(`${spec.targetTable}: export ${arn}`);
   const description = await waitForExport(dynamo, spec.sourceTable, arn, {
     progress: (d) => deps.log(`${spec.targetTable}: export ${d.ExportStatus ?? "?"}, waiting`),
+  }).catch((error) => {
+    if (!(error instanceof ExportStillRunning)) throw error;
+    throw new Error(
+      `${error.message}; the same command run again goes on waiting for it (it is remembered)`,
+    );
   });
+  // Waited for: no later run takes it up again. One refused below (older than the
+  // table's stream, say) needs a new export, and a run stopped from here on asks for one.
+  await deps.sql`delete from sync.export_requests where export_arn = ${arn}`;
   const bucket = description.S3Bucket!;
   const summaryKey = description.ExportManifest!;
   const summary = parseExportSummary(
@@ -279,14 +291,7 @@ async function startOne(
       items: summary.itemCount,
     };
   }
-  const [{ id }] = await deps.sql`
-    select sync.start_export_backfill(${spec.sourceTable}, ${arn}, ${summary.exportTime},
-      ${bucket},
-      ${
-    JSON.stringify(
-      files.map((f) => ({ key: f.key, itemCount: f.itemCount, md5: f.md5Checksum, etag: f.etag })),
-    )
-  }::text::jsonb) as id`;
+  const id = await startJob(deps, spec, arn, summary.exportTime, bucket, files);
   deps.log(
     `${spec.targetTable}: job ${id}, ${files.length} files, ${summary.itemCount} items as of ${summary.exportTime.toISOString()}`,
   );
@@ -297,4 +302,84 @@ async function startOne(
     exportTime: summary.exportTime,
     items: summary.itemCount,
   };
+}
+
+/**
+ * Makes export `arn`'s job (`sync.start_export_backfill`); answers its id. Another
+ * command that made a job of the table since this one looked for one is named.
+ */
+async function startJob(
+  deps: ExportBackfillDeps,
+  spec: TableSpec,
+  arn: string,
+  exportTime: Date,
+  bucket: string,
+  files: ReturnType<typeof parseExportFiles>,
+): Promise<string> {
+  const listed = files.map((f) => ({
+    key: f.key,
+    itemCount: f.itemCount,
+    md5: f.md5Checksum,
+    etag: f.etag,
+  }));
+  try {
+    const [{ id }] = await deps.sql`
+      select sync.start_export_backfill(${spec.sourceTable}, ${arn}, ${exportTime}, ${bucket},
+        ${JSON.stringify(listed)}::text::jsonb) as id`;
+    return String(id);
+  } catch (error) {
+    const { code, constraint_name } = error as { code?: string; constraint_name?: string };
+    if (code !== "23505" || constraint_name !== "backfill_jobs_one_unfinished_export_idx") {
+      throw error;
+    }
+    throw new Error(
+      `export backfill of ${spec.sourceTable}: another command made a job of this table ` +
+        "while this one waited; run the command again to take that job up",
+      { cause: error },
+    );
+  }
+}
+
+/**
+ * The export to wait for when none is named: the newest one an earlier run asked for
+ * and no job has loaded (`sync.export_requests`: a run stopped while it waited, in any
+ * hour), unless it failed or AWS no longer knows it; else a new one, remembered before
+ * the wait begins.
+ */
+async function exportToWaitFor(
+  deps: ExportBackfillDeps,
+  spec: TableSpec,
+  source: ExportSource,
+  token: string,
+): Promise<string> {
+  const dynamo = deps.dynamo(spec.region);
+  const [{ arn: earlier }] = await deps.sql<{ arn: string | null }[]>`
+    select sync.export_request_to_resume(${spec.sourceTable}, ${source.bucket},
+      ${source.prefix}) as arn`;
+  if (earlier) {
+    const described = await dynamo.send(new DescribeExportCommand({ ExportArn: earlier }))
+      .then((answer) => answer.ExportDescription, (error) => {
+        if ((error as Error).name === "ExportNotFoundException") return undefined;
+        throw error;
+      });
+    const status = described?.ExportStatus;
+    if (status === "IN_PROGRESS" || status === "COMPLETED") {
+      deps.log(
+        `${spec.targetTable}: taking up export ${earlier}, asked for by an earlier run (${status})`,
+      );
+      return earlier;
+    }
+    deps.log(
+      `${spec.targetTable}: export ${earlier}, asked for by an earlier run, ` +
+        (status === undefined
+          ? "is unknown to DynamoDB"
+          : `is ${status}${described?.FailureMessage ? ` (${described.FailureMessage})` : ""}`) +
+        ": asking for a new one",
+    );
+  }
+  const arn = await requestExport(dynamo, spec.sourceTable, source, token);
+  await deps.sql`
+    select sync.note_export_request(${spec.sourceTable}, ${source.bucket}, ${source.prefix},
+      ${arn})`;
+  return arn;
 }

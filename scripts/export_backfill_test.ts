@@ -39,15 +39,45 @@ let streamOf = (): Record<string, unknown> => ({
 });
 
 /** The command's clients, each a fake; what DynamoDB was asked, by command name. */
-function deps(exports: Awaited<ReturnType<typeof anExport>>[], unfinished: unknown[]) {
+function deps(
+  exports: Awaited<ReturnType<typeof anExport>>[],
+  unfinished: unknown[],
+  earlier: { remembered?: string; startError?: Error } = {},
+) {
   const asked: string[] = [];
   const dynamo = {
+    config: { region: () => Promise.resolve("us-east-1") },
     send: (command: { constructor: { name: string }; input: { ExportArn?: string } }) => {
       const name = command.constructor.name.replace(/Command$/, "");
       asked.push(name);
-      if (name === "DescribeTable") return Promise.resolve({ Table: streamOf() });
+      if (name === "DescribeTable") {
+        return Promise.resolve({ Table: { ...streamOf(), TableArn: TABLE_ARN } });
+      }
+      if (name === "DescribeContinuousBackups") {
+        return Promise.resolve({
+          ContinuousBackupsDescription: {
+            PointInTimeRecoveryDescription: { PointInTimeRecoveryStatus: "ENABLED" },
+          },
+        });
+      }
+      if (name === "ExportTableToPointInTime") {
+        // The last export listed is the one a request starts.
+        const started = exports.at(-1)!;
+        return Promise.resolve({
+          ExportDescription: {
+            ...started.description,
+            ExportTime: new Date(Number(started.description.ExportTime) * 1000),
+            ExportStatus: "IN_PROGRESS",
+          },
+        });
+      }
       if (name !== "DescribeExport") throw new Error(`not expected here: ${name}`);
-      const found = exports.find((e) => e.arn === command.input.ExportArn)!;
+      const found = exports.find((e) => e.arn === command.input.ExportArn);
+      if (!found) {
+        return Promise.reject(
+          Object.assign(new Error("Export not found"), { name: "ExportNotFoundException" }),
+        );
+      }
       return Promise.resolve({ ExportDescription: found.description });
     },
   } as unknown as DynamoDBClient;
@@ -67,7 +97,15 @@ function deps(exports: Awaited<ReturnType<typeof anExport>>[], unfinished: unkno
   } as unknown as S3Client;
   const db = fakeSql((s: Statement) => {
     if (s.text.startsWith("select id, export_arn from sync.backfill_jobs")) return unfinished;
-    if (s.text.includes("sync.start_export_backfill")) return [{ id: 99 }];
+    if (s.text.includes("sync.start_export_backfill")) {
+      if (earlier.startError) throw earlier.startError;
+      return [{ id: 99 }];
+    }
+    if (s.text.includes("sync.export_request_to_resume")) {
+      return [{ arn: earlier.remembered ?? null }];
+    }
+    if (s.text.includes("sync.note_export_request")) return [{}];
+    if (s.text.startsWith("delete from sync.export_requests")) return [];
     return undefined;
   });
   const lines: string[] = [];
@@ -125,6 +163,69 @@ Deno.test("without an unfinished job, the export named is loaded as a new job", 
   assert.equal(job.items, 1);
   const [start] = run.db.matching("sync.start_export_backfill");
   assert.equal(start.values[1], named.arn);
+});
+
+Deno.test("an export an earlier run asked for and no job loaded is taken up, whatever the hour", async () => {
+  const earlier = await anExport("earlier");
+  earlier.description.ExportStatus = "IN_PROGRESS";
+  const described = { ...earlier.description };
+  const run = deps([earlier], [], { remembered: earlier.arn });
+  // DescribeExport says IN_PROGRESS once (the look at it), then COMPLETED (the wait).
+  let looks = 0;
+  Object.defineProperty(earlier, "description", {
+    get: () => looks++ === 0 ? described : { ...described, ExportStatus: "COMPLETED" },
+  });
+  const job = await startExportBackfill(run.deps, spec, { bucket: "exports", prefix: "p" }, "t");
+  assert.equal(job.job, "99");
+  assert.ok(!run.asked.includes("ExportTableToPointInTime"), "no new export was asked for");
+  assert.equal(run.db.matching("sync.start_export_backfill")[0].values[1], earlier.arn);
+  assert.deepEqual(
+    run.db.matching("delete from sync.export_requests")[0].values,
+    [earlier.arn],
+    "once waited for, it is forgotten: a run stopped after this asks for a new one",
+  );
+  assert.ok(run.lines.includes(
+    `firespring_segments: taking up export ${earlier.arn}, asked for by an earlier run (IN_PROGRESS)`,
+  ));
+});
+
+Deno.test("an earlier run's export that failed, or that AWS no longer knows, is replaced by a new one, remembered before the wait", async () => {
+  for (const gone of [true, false]) {
+    const failed = await anExport("failed");
+    Object.assign(failed.description, { ExportStatus: "FAILED", FailureMessage: "no access" });
+    const fresh = await anExport("fresh");
+    const run = deps(gone ? [fresh] : [failed, fresh], [], { remembered: failed.arn });
+    const job = await startExportBackfill(run.deps, spec, { bucket: "exports", prefix: "p" }, "t");
+    assert.equal(job.job, "99");
+    assert.ok(run.asked.includes("ExportTableToPointInTime"), "a new export was asked for");
+    assert.deepEqual(
+      run.db.matching("sync.note_export_request")[0].values,
+      ["firespring-backdoor-segments-dev", "exports", "p", fresh.arn],
+    );
+    assert.ok(
+      run.lines.includes(
+        `firespring_segments: export ${failed.arn}, asked for by an earlier run, ` +
+          (gone ? "is unknown to DynamoDB" : "is FAILED (no access)") + ": asking for a new one",
+      ),
+      run.lines.join("\n"),
+    );
+  }
+});
+
+Deno.test("a job another command made meanwhile is named, not a unique index", async () => {
+  const named = await anExport("named");
+  const clash = Object.assign(new Error("duplicate key value violates unique constraint"), {
+    code: "23505",
+    constraint_name: "backfill_jobs_one_unfinished_export_idx",
+  });
+  const run = deps([named], [], { startError: clash });
+  await assert.rejects(
+    startExportBackfill(run.deps, spec, { bucket: "", prefix: "", exportArn: named.arn }, "t"),
+    {
+      message: "export backfill of firespring-backdoor-segments-dev: another command made a " +
+        "job of this table while this one waited; run the command again to take that job up",
+    },
+  );
 });
 
 Deno.test("each manifest is checked against its .checksum; the job records each file's ETag", async () => {

@@ -33,6 +33,14 @@ export class ExportRequestError extends Error {
   }
 }
 
+/** An export still running when the wait for it ran out (the export goes on). */
+export class ExportStillRunning extends ExportRequestError {
+  constructor(table: string, problem: string) {
+    super(table, problem);
+    this.name = "ExportStillRunning";
+  }
+}
+
 /** Where an export goes. */
 export interface ExportTarget {
   bucket: string;
@@ -123,7 +131,11 @@ export interface WaitOptions {
    */
   pollMs?: number;
   sleep?: (ms: number) => Promise<void>;
-  /** Gives up after this long (ms); the default is 2 hours. */
+  /**
+   * Gives up after this long (ms); the default is 24 hours. AWS gives no bound on an
+   * export's time, and a large table's takes hours; the export goes on after the wait
+   * gives up (scripts/export_backfill.ts takes it up when run again).
+   */
   timeoutMs?: number;
   now?: () => number;
 }
@@ -137,7 +149,8 @@ export async function waitForExport(
 ): Promise<ExportDescription> {
   const now = options.now ?? Date.now;
   const sleep = options.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
-  const deadline = now() + (options.timeoutMs ?? 2 * 3600_000);
+  const started = now();
+  const deadline = started + (options.timeoutMs ?? 24 * 3600_000);
   for (let poll = 0;; poll++) {
     const { ExportDescription: d } = await client.send(
       new DescribeExportCommand({ ExportArn: exportArn }),
@@ -150,7 +163,12 @@ export async function waitForExport(
       );
     }
     if (now() >= deadline) {
-      throw new ExportRequestError(table, `export ${exportArn} is still ${d?.ExportStatus}`);
+      throw new ExportStillRunning(
+        table,
+        `export ${exportArn} is still ${d?.ExportStatus} after ${
+          Math.round((now() - started) / 60_000)
+        } minutes of waiting`,
+      );
     }
     options.progress?.(d ?? {});
     await sleep(Math.min(options.pollMs ?? 10_000, 1000 * 2 ** poll));

@@ -200,9 +200,12 @@ Deno.test("waiting gives up at its deadline, saying the export's state", async (
     waitForExport(client, "things", "arn", {
       now: () => clock,
       sleep: (ms) => Promise.resolve(void (clock += ms)),
-      pollMs: 1000,
-      timeoutMs: 3000,
+      pollMs: 600_000,
+      timeoutMs: 1_800_000,
     }),
-    { message: "export of things: export arn is still IN_PROGRESS" },
+    {
+      name: "ExportStillRunning",
+      message: "export of things: export arn is still IN_PROGRESS after 37 minutes of waiting",
+    },
   );
 });
