@@ -31,7 +31,14 @@ import type postgres from "postgres";
 import { encodeJson } from "./dynamo_encoder.ts";
 import { parseJsonExact } from "./dynamo_numbers.ts";
 import { byTargetTable, type TableSpec } from "./table_registry.ts";
-import { causeOf, newerObservation, readItem, restore, sourceValues } from "./write_back_source.ts";
+import {
+  causeOf,
+  newerObservation,
+  readItem,
+  restore,
+  type Restored,
+  sourceValues,
+} from "./write_back_source.ts";
 import { describeEdit, itemKeyOf, planWriteBack, type WriteBackEdit } from "./write_back_update.ts";
 
 /** What the function needs, given by its entry point (or a test). */
@@ -130,14 +137,14 @@ export async function runWriteBacks(given: WriteBackDeps): Promise<WriteBackRepo
       if (claimed.length === 0) break;
       // Spent ones first (failed by the claim, at most a batch): their rows go back to the
       // source's state whatever the budget, and before anything else can stop the run.
-      const spentRows = claimed.filter((row) => row.status === "failed");
-      const pending = claimed.filter((row) => row.status !== "failed");
+      const spentRows = claimed.filter(restoreDue);
+      const pending = claimed.filter((row) => !restoreDue(row));
       for (const row of pending) untried.add(row.id);
       for (const row of [...spentRows, ...pending]) {
         // The budgets are checked before each edit: one not reached goes back untried.
-        if (row.status !== "failed" && !budgetLeft()) continue;
+        if (!restoreDue(row) && !budgetLeft()) continue;
         untried.delete(row.id);
-        const { status, line } = row.status === "failed"
+        const { status, line } = restoreDue(row)
           ? await spent(deps, row)
           : await writeOne(deps, row);
         deps.cpu.charge(EDIT_CPU_MS);
@@ -166,6 +173,9 @@ export async function runWriteBacks(given: WriteBackDeps): Promise<WriteBackRepo
   if (!budgetLeft() && lastClaimed > 0) report.more = true;
   return report;
 }
+
+/** A claimed write-back that has ended (failed, or a conflict), its restore due. */
+const restoreDue = (row: Claimed) => row.status === "failed" || row.status === "conflict";
 
 /** Gives the claimed write-backs back untried (their attempt not counted). */
 async function release(deps: WriteBackDeps, ids: Set<string>): Promise<void> {
@@ -225,52 +235,79 @@ async function writeOne(deps: WriteBackDeps, row: Claimed): Promise<Ended> {
     };
   }
   let detail = outcome.detail;
+  const source = outcome.source === undefined ? null : encodeJson(outcome.source);
   if (outcome.status === "conflict" || outcome.status === "failed") {
-    detail += await restore(deps, spec, edit);
+    const restored = await restore(deps, spec, edit);
+    detail += restored.text;
+    if (!restored.done) {
+      // Ended with its restore due: the next run's claim puts the row back.
+      await deps.sql`select sync.leave_write_back_restore(${row.id}::bigint, ${deps.worker},
+        ${outcome.status}, ${detail}, '', ${source}::text::jsonb)`;
+      return { status: outcome.status, line: `write-back ${row.id}: ${outcome.status}: ${detail}` };
+    }
   }
   const [ended] = await deps.sql<{ status: string | null }[]>`
     select sync.finish_write_back(${row.id}::bigint, ${deps.worker}, ${outcome.status},
-      ${detail}, ${outcome.source === undefined ? null : encodeJson(outcome.source)}::text::jsonb)
-      as status`;
+      ${detail}, ${source}::text::jsonb) as status`;
   if (ended.status === "failed" && outcome.status === "pending") {
     // The last attempt: the row goes back to the source's state too. The end kept the
     // lease with the restore due: a run stopped before the next statement leaves it to
-    // the next run's claim.
+    // the next run's claim, and so does a restore that failed.
     const restored = await restore(deps, spec, edit);
-    await deps.sql`select sync.end_write_back_restore(${row.id}::bigint, ${deps.worker}, 'failed',
-                                                      null, ${restored})`;
+    await endRestore(deps, row.id, "failed", null, restored);
+    detail += restored.text;
   }
   return { status: ended.status, line: `write-back ${row.id}: ${ended.status}: ${detail}` };
 }
 
 /**
- * A write-back the claim failed, its attempts spent by runs that never answered (or one
- * whose restore a stopped run left due): its row goes back to the source's state, as
- * after any failure, and its detail names the table and the key. The claim kept the lease
- * with the restore due until `sync.end_write_back_restore` here.
+ * Ends the restore of write-back `id` (its status kept, its detail `detail` or the one it
+ * has, then the restore's text), or leaves it due when it failed.
+ */
+async function endRestore(
+  deps: WriteBackDeps,
+  id: string,
+  status: "applied" | "conflict" | "failed",
+  detail: string | null,
+  restored: Restored,
+): Promise<void> {
+  if (restored.done || status === "applied") {
+    await deps.sql`select sync.end_write_back_restore(${id}::bigint, ${deps.worker}, ${status},
+                                                      ${detail}, ${restored.text})`;
+  } else {
+    await deps.sql`select sync.leave_write_back_restore(${id}::bigint, ${deps.worker}, ${status},
+                                                        ${detail}, ${restored.text})`;
+  }
+}
+
+/**
+ * A write-back the claim failed, its attempts spent by runs that never answered, or one
+ * whose restore is still due (a stopped run, or a restore that failed: a conflict keeps
+ * its status): its row goes back to the source's state, and its detail names the table
+ * and the key. The claim kept the lease with the restore due until
+ * `sync.end_write_back_restore` here (or `sync.leave_write_back_restore`, for another try).
  */
 async function spent(deps: WriteBackDeps, row: Claimed): Promise<Ended> {
   const spec = byTargetTable(row.target_table)!;
   const edit = editOf(row);
+  const status = row.status === "conflict" ? "conflict" : "failed";
   // The run that never answered may have written it: then it is applied, not failed.
   const key = itemKeyOf(spec, edit);
-  const item = typeof key === "string" ? undefined : await readItem(deps, spec, key).catch(
-    () => undefined,
-  );
+  const item = status === "conflict" || typeof key === "string"
+    ? undefined
+    : await readItem(deps, spec, key).catch(() => undefined);
   if (item && typeof key !== "string" && planWriteBack(spec, edit, key, item).kind === "noop") {
     const detail = `${describeEdit(spec, edit)}: the item holds the edit (written by a run ` +
       "that ended without an answer)";
-    await deps.sql`select sync.end_write_back_restore(${row.id}::bigint, ${deps.worker}, 'applied',
-                                                      ${detail})`;
+    await endRestore(deps, row.id, "applied", detail, { done: true, text: "" });
     return { status: "applied", line: `write-back ${row.id}: applied: ${detail}` };
   }
   // One whose restore a stopped run left due has its edit named in its detail already.
   const where = describeEdit(spec, edit);
   const named = row.detail?.startsWith(where) ? row.detail : `${where}: ${row.detail}`;
-  const detail = `${named}${await restore(deps, spec, edit)}`;
-  await deps.sql`select sync.end_write_back_restore(${row.id}::bigint, ${deps.worker}, 'failed',
-                                                    ${detail})`;
-  return { status: "failed", line: `write-back ${row.id}: failed: ${detail}` };
+  const restored = await restore(deps, spec, edit);
+  await endRestore(deps, row.id, status, named, restored);
+  return { status, line: `write-back ${row.id}: ${status}: ${named}${restored.text}` };
 }
 
 /**

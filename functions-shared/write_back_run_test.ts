@@ -22,10 +22,13 @@ function db(due: Record<string, unknown> | Record<string, unknown>[] = claimed, 
   const finished: Statement[] = [];
   const fake = fakeSql((s) => {
     if (s.text.includes("sync.claim_write_backs")) return claims++ === 0 ? [due].flat() : [];
-    if (s.text.includes("sync.finish_write_back")) {
+    // An end, or one that leaves the restore due (the fakes here cannot restore): the
+    // id, worker, status, detail and source values in the same places.
+    if (s.text.includes("sync.finish_write_back") || s.text.includes(", '', $5::text::jsonb)")) {
       finished.push(s);
       return [{ status: s.values[2] }];
     }
+    if (s.text.includes("sync.leave_write_back_restore")) return [{ left: true }];
     if (s.text.includes("sync.hold_write_back")) return [{ holds }];
     if (s.text.includes("sync.release_write_back")) return [];
     if (s.text.includes("sync.end_write_back_restore")) return [{ end_write_back_restore: true }];
@@ -216,10 +219,15 @@ Deno.test("a write-back the claim failed (its attempts spent by runs that never 
   const { report } = await runLogged(database, dynamo);
   assert.deepEqual(report, { applied: 0, conflict: 0, failed: 1, retrying: 0 });
   assert.ok(!dynamo.sent.some((c) => c.name === "UpdateItemCommand"), "nothing written");
-  const [named] = database.matching("sync.end_write_back_restore($1::bigint, $2, 'failed', $3)");
+  // The fake cannot restore the row: the restore is left due, for the next run's claim.
+  const [named] = database.matching("sync.leave_write_back_restore(");
+  assert.deepEqual(named.values.slice(2, 4), [
+    "failed",
+    'firespring_segments [segment_id="s-1"]: gave up after 8 attempts; the last run ended without an answer',
+  ]);
   assert.match(
-    String(named.values[2]),
-    /^firespring_segments \[segment_id="s-1"\]: gave up after 8 attempts; the last run ended without an answer; the row/,
+    String(named.values[4]),
+    /^; the row still shows the edit: restoring it from the source failed \(.+\), tried again in a minute$/,
   );
   assert.equal(named.values[0], "7");
   assert.match(String(named.values[1]), /^w-1\//, "under the run's lease, kept by the claim");
@@ -236,11 +244,28 @@ Deno.test("a write-back whose restore a stopped run left due is restored again, 
   const dynamo = fakeDynamo(() => ({ Item: item }));
   const { report } = await runLogged(database, dynamo);
   assert.deepEqual(report, { applied: 0, conflict: 0, failed: 1, retrying: 0 });
-  const [ended] = database.matching("sync.end_write_back_restore($1::bigint, $2, 'failed', $3)");
-  assert.match(
-    String(ended.values[2]),
-    /^firespring_segments \[segment_id="s-1"\]: ThrottlingException \(gave up after 8 attempts\); the row/,
+  const [ended] = database.matching("sync.leave_write_back_restore(");
+  assert.equal(
+    ended.values[3],
+    'firespring_segments [segment_id="s-1"]: ThrottlingException (gave up after 8 attempts)',
   );
+});
+
+Deno.test("a conflict whose restore is due is restored again and stays a conflict, its item not read for the edit", async () => {
+  const database = db({
+    ...claimed,
+    status: "conflict",
+    detail: 'firespring_segments [segment_id="s-1"]: the item changed in DynamoDB',
+  });
+  const dynamo = fakeDynamo(() => ({ Item: { segment_id: { S: "s-1" }, name: { S: "New" } } }));
+  const { report } = await runLogged(database, dynamo);
+  assert.deepEqual(report, { applied: 0, conflict: 1, failed: 0, retrying: 0 });
+  assert.equal(database.matching("sync.end_write_back_restore(").length, 0, "not applied");
+  const [left] = database.matching("sync.leave_write_back_restore(");
+  assert.deepEqual(left.values.slice(2, 4), [
+    "conflict",
+    'firespring_segments [segment_id="s-1"]: the item changed in DynamoDB',
+  ]);
 });
 
 Deno.test("a last attempt that would be retried ends failed and its row is restored under the lease the end kept", async () => {
@@ -249,16 +274,20 @@ Deno.test("a last attempt that would be retried ends failed and its row is resto
     if (s.text.includes("sync.claim_write_backs")) return claims++ === 0 ? [claimed] : [];
     // Its attempts spent: the end fails it, its restore due.
     if (s.text.includes("sync.finish_write_back")) return [{ status: "failed" }];
-    if (s.text.includes("sync.end_write_back_restore")) return [{ end_write_back_restore: true }];
+    if (s.text.includes("sync.leave_write_back_restore")) return [{ left: true }];
     return undefined;
   });
   const dynamo = fakeDynamo(() => ({ Item: item }));
   const report = await runWriteBacks(deps(database.sql, { reader: dynamo.dynamo }));
   assert.deepEqual(report, { applied: 0, conflict: 0, failed: 1, retrying: 0 });
-  const [ended] = database.matching("sync.end_write_back_restore(");
-  assert.match(ended.text, /'failed',\s+null, \$3\)/, "its detail kept, the restore's added");
-  assert.equal(ended.values[0], "7");
-  assert.match(String(ended.values[2]), /^; the row/);
+  // The fake cannot restore the row: the restore stays due, for the next run's claim.
+  const [ended] = database.matching("sync.leave_write_back_restore(");
+  assert.deepEqual(ended.values.slice(0, 1).concat(ended.values.slice(2, 4)), [
+    "7",
+    "failed",
+    null,
+  ], "its detail kept, the restore's added");
+  assert.match(String(ended.values[4]), /^; the row still shows the edit/);
   assert.ok(
     database.statements.indexOf(ended) >
       database.statements.findIndex((x) => x.text.includes("sync.finish_write_back")),
@@ -292,9 +321,10 @@ Deno.test("a spent write-back whose item holds the edit is applied, not failed",
   const dynamo = fakeDynamo(() => ({ Item: { segment_id: { S: "s-1" }, name: { S: "New" } } }));
   const report = await runWriteBacks(deps(database.sql, { reader: dynamo.dynamo }));
   assert.deepEqual(report, { applied: 1, conflict: 0, failed: 0, retrying: 0 });
-  const [applied] = database.matching("sync.end_write_back_restore($1::bigint, $2, 'applied'");
+  const [applied] = database.matching("sync.end_write_back_restore(");
+  assert.equal(applied.values[2], "applied");
   assert.match(
-    String(applied.values[2]),
+    String(applied.values[3]),
     /: the item holds the edit \(written by a run that ended without an answer\)$/,
   );
 });

@@ -84,16 +84,25 @@ export function sourceValues(spec: TableSpec, edit: WriteBackEdit, raw: Attribut
   }
 }
 
+/** What {@link restore} did: `done` unless it failed (and may pass: it is tried again). */
+export interface Restored {
+  done: boolean;
+  /** What to add to the edit's detail. */
+  text: string;
+}
+
 /**
  * Puts the row back to the source's state: the key read consistently after now and
- * applied through the one merge as a repair (validator_repair.ts). Returns what to add
- * to the detail.
+ * applied through the one merge as a repair (validator_repair.ts). Not `done` when that
+ * failed (the read throttled, the merge refused by the pooler): the row still shows the
+ * edit, and the caller leaves the restore due for the next run
+ * (`sync.leave_write_back_restore`).
  */
 export async function restore(
   deps: SourceDeps,
   spec: TableSpec,
   edit: WriteBackEdit,
-): Promise<string> {
+): Promise<Restored> {
   try {
     const [{ seen_at }] = await deps.sql<{ seen_at: string }[]>`
       select to_char(clock_timestamp() at time zone 'UTC',
@@ -104,15 +113,21 @@ export async function restore(
       key: edit.rowKey,
     }], seen_at);
     if (unmappable.length > 0) {
-      return `; the row was left as edited: the source item cannot be mapped (${
-        unmappable[0].reason
-      })`;
+      return {
+        done: true,
+        text: `; the row was left as edited: the source item cannot be mapped (${
+          unmappable[0].reason
+        })`,
+      };
     }
-    return "; the row shows the source's state again";
+    return { done: true, text: "; the row shows the source's state again" };
   } catch (error) {
-    return `; the row still shows the edit: restoring it from the source failed (${
-      causeOf(error)
-    })`;
+    return {
+      done: false,
+      text: `; the row still shows the edit: restoring it from the source failed (${
+        causeOf(error)
+      }), tried again in a minute`,
+    };
   }
 }
 

@@ -236,8 +236,11 @@ export function planWriteBack(
     if (version !== undefined && !written.has("_version")) {
       write("_version", { N: String(BigInt(version) + 1n) });
     }
-    if (raw._lastChangedAt?.N !== undefined && !written.has("_lastChangedAt")) {
-      write("_lastChangedAt", { N: String(Date.now()) });
+    const lastChanged = raw._lastChangedAt?.N;
+    if (lastChanged !== undefined && !written.has("_lastChangedAt")) {
+      // Never back in time: this function's clock may lag the one AppSync stamped with,
+      // and a client syncing by _lastChangedAt would take the edit for an older change.
+      write("_lastChangedAt", { N: String(Math.max(Date.now(), Number(lastChanged) + 1)) });
     }
   }
   for (const name of Object.keys(key)) conditions.unshift(`attribute_exists(${nameOf(name)})`);

@@ -303,6 +303,14 @@ Deno.test("an Amplify item's edit moves _version and _lastChangedAt on, on condi
   assert.ok(Number(ExpressionAttributeValues![":v4"].N) >= before);
 });
 
+Deno.test("an Amplify item stamped ahead of this clock has its _lastChangedAt moved on, never back", () => {
+  const ahead = String(Date.now() + 3_600_000);
+  const p = plan("mmp_toledo_leads", renameLead, { ...lead, _lastChangedAt: { N: ahead } });
+  assert.equal(p.kind, "update");
+  if (p.kind !== "update") return;
+  assert.deepEqual(p.input.ExpressionAttributeValues![":v4"], { N: String(Number(ahead) + 1) });
+});
+
 Deno.test("an Amplify item soft-deleted since the row was built takes no edit: a conflict", () => {
   const p = plan("mmp_toledo_leads", {
     ...renameLead,

@@ -246,7 +246,7 @@ select results_eq(
   $$values ('failed'::text, false, null::text, true)$$,
   'failed, its restore done and said, its lease given back');
 select throws_ok($$select sync.end_write_back_restore(1, 'w-5', 'pending', 'x')$$, 'SY002', null,
-  'a restore ends applied or failed');
+  'a restore ends applied, conflict or failed');
 -- A restore whose function stopped every time: given up after three claims, saying so.
 update sync.write_backs
 set restore_due = true, restores = 3, lease_owner = 'w-5', lease_expires_at = now() - interval '1 second'
@@ -254,10 +254,10 @@ where row_key = '{"segment_id": "g-killed"}';
 select is((select count(*)::int from sync.claim_write_backs('w-6', 10)
            where row_key = '{"segment_id": "g-killed"}'), 0, 'a third restore that never ended is not claimed again');
 select results_eq(
-  $$select restore_due, lease_owner, detail ~ 'its row was not put back to the source''s state: the write-back function stopped each of the 3 times it tried'
+  $$select restore_due, lease_owner, detail ~ '^firespring_segments \{"segment_id": "g-killed"\}: .*its row was not put back to the source''s state in 3 more tries'
     from sync.write_backs where row_key = '{"segment_id": "g-killed"}'$$,
   $$values (false, null::text, true)$$,
-  'it is given up, its detail saying so');
+  'it is given up, its detail naming the table and the key, and saying so');
 -- A restore still due is never purged, however old.
 update sync.write_backs set restore_due = true, updated_at = now() - interval '400 days'
 where row_key = '{"segment_id": "g-killed"}';
