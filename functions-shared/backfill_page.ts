@@ -5,7 +5,7 @@
  *
  * ```sql
  * select sync.checkpoint_segment(job, segment, worker, next_key, items,
- *          (select applied from sync.merge_changes(target, changes)), done)
+ *          (select applied from sync.merge_changes(target, changes)), done, read_at)
  * ```
  *
  * A single statement is its own transaction, so the rows and the checkpoint commit
@@ -171,10 +171,11 @@ function turnArgs(rate: number | undefined, checkpoint: Checkpoint): TurnArgs | 
 async function commitAtOnce(
   sql: postgres.Sql,
   claim: Claim,
-  json: string | null,
+  page: { json: string | null; readAt: Date },
   checkpoint: Checkpoint,
   turn: TurnArgs | undefined,
 ): Promise<Committed> {
+  const { json, readAt } = page;
   const args = [
     claim.job_id,
     claim.segment,
@@ -192,9 +193,9 @@ async function commitAtOnce(
       : "";
   if (json === null) {
     const [row] = await sql.unsafe(
-      `select sync.checkpoint_segment($1, $2, $3, $4::text::jsonb, $5, $6, $7) as checkpointed
-              ${turnSql(8)}`,
-      [...args, 0, checkpoint.done, ...turnValues],
+      `select sync.checkpoint_segment($1, $2, $3, $4::text::jsonb, $5, $6, $7, $8::timestamptz)
+              as checkpointed ${turnSql(9)}`,
+      [...args, 0, checkpoint.done, readAt.toISOString(), ...turnValues],
     );
     return { rows: 0, nextTurn: turnOf(row?.turn) };
   }
@@ -203,10 +204,10 @@ async function commitAtOnce(
   const [row] = await sql.unsafe(
     `with merged as (select applied::int as applied from sync.merge_changes($6, $7::text::jsonb))
      select sync.checkpoint_segment($1, $2, $3, $4::text::jsonb, $5,
-              (select applied from merged), $8) as checkpointed,
+              (select applied from merged), $8, $9::timestamptz) as checkpointed,
             (select applied from merged) as applied
-            ${turnSql(9)}`,
-    [...args, claim.target_table, json, checkpoint.done, ...turnValues],
+            ${turnSql(10)}`,
+    [...args, claim.target_table, json, checkpoint.done, readAt.toISOString(), ...turnValues],
   );
   return { rows: Number(row.applied), nextTurn: turnOf(row.turn) };
 }
@@ -226,7 +227,7 @@ export async function commitPage(
   const turn = turnArgs(deps.rate, checkpoint);
   if (deadLetters.length === 0) {
     try {
-      return await commitAtOnce(sql, claim, json, checkpoint, turn);
+      return await commitAtOnce(sql, claim, { json, readAt: page.readAt }, checkpoint, turn);
     } catch (error) {
       // A value Postgres refuses: the careful path isolates it (nothing was written).
       if (!isDataError(error)) throw error;
@@ -245,12 +246,12 @@ export async function commitPage(
     const [row] = turn
       ? await tx`select sync.checkpoint_segment(${claim.job_id}, ${claim.segment},
                    ${checkpoint.worker}, ${checkpoint.nextKey}::text::jsonb, ${checkpoint.items},
-                   ${applied}, ${checkpoint.done}) as checkpointed,
+                   ${applied}, ${checkpoint.done}, ${page.readAt}::timestamptz) as checkpointed,
                    sync.backfill_read_turn(${claim.job_id}, ${turn.rate}, ${turn.spent},
                      ${turn.booked}, ${turn.next}, ${turn.catchUp}) as turn`
       : await tx`select sync.checkpoint_segment(${claim.job_id}, ${claim.segment},
                    ${checkpoint.worker}, ${checkpoint.nextKey}::text::jsonb, ${checkpoint.items},
-                   ${applied}, ${checkpoint.done}) as checkpointed`;
+                   ${applied}, ${checkpoint.done}, ${page.readAt}::timestamptz) as checkpointed`;
     return { rows: applied, nextTurn: turnOf(row?.turn) };
   });
 }

@@ -35,7 +35,7 @@
  */
 
 import { amzDate, canonicalRequest, sha256Hex, signatureOf } from "./aws_signature.ts";
-import type { ClockReading } from "./clock_skew.ts";
+import type { ClockReading } from "./read_stamp.ts";
 import { attributeMapFromJson } from "./attribute_binaries.ts";
 import type { Command, Item, ResponseMetadata } from "./dynamo_commands.ts";
 import { DynamoError, type RetryKind, retryKind, safeMessage } from "./dynamo_errors.ts";
@@ -140,7 +140,7 @@ export class DynamoClient {
   #quota = INITIAL_QUOTA;
   /** Added to our clock when signing: the service's clock, once it was found 5 min off. */
   #clockOffsetMs = 0;
-  /** The service's clock as the last answer told it (its `Date`), for clock_skew.ts. */
+  /** The service's clock as the last answer told it (its `Date`), for read_stamp.ts. */
   #lastClock?: ClockReading;
 
   /** Private: it holds the secret key, which nothing may print. */
@@ -156,9 +156,8 @@ export class DynamoClient {
   }
 
   /**
-   * The last answer's `Date` against our clock around its request (clock_skew.ts): what
-   * a Scan page's read time, stamped on our clock, is checked against. None before an
-   * answer with a `Date`.
+   * The last answer's `Date` against our clock around its request (read_stamp.ts): what a
+   * Scan page is stamped from, on DynamoDB's clock. None before an answer with a `Date`.
    */
   get lastClock(): ClockReading | undefined {
     return this.#lastClock;
@@ -226,7 +225,7 @@ export class DynamoClient {
       const receivedAt = Date.now();
       const serverMs = Date.parse(response.headers.get("date") ?? "");
       if (Number.isFinite(serverMs)) {
-        this.#lastClock = { sentAt, receivedAt, serverMs, resolutionMs: 1000 };
+        this.#lastClock = { sentAt, receivedAt, serverMs };
       }
       bytes = new Uint8Array(await response.arrayBuffer());
     } catch (error) {

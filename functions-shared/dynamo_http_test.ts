@@ -455,7 +455,7 @@ Deno.test("the client prints no secret", () => {
   assert.ok(!JSON.stringify(client).includes("very-secret"));
 });
 
-Deno.test("each answer's Date is kept against this clock around its request, for the skew check", async () => {
+Deno.test("each answer's Date is kept against this clock around its request, for a page's stamp", async () => {
   const fake = fakeDynamo([{ status: 200, body: {} }]);
   try {
     assert.equal(fake.client.lastClock, undefined, "none before an answer");
@@ -463,7 +463,6 @@ Deno.test("each answer's Date is kept against this clock around its request, for
     await fake.client.send(get);
     const after = Date.now();
     const clock = fake.client.lastClock!;
-    assert.equal(clock.resolutionMs, 1000);
     assert.ok(
       before <= clock.sentAt && clock.sentAt <= clock.receivedAt && clock.receivedAt <= after,
     );

@@ -13,7 +13,6 @@
  */
 
 import type postgres from "postgres";
-import type { ClockReading } from "./clock_skew.ts";
 import type { Checkpoint, Claim, ReadTurns, Turn } from "./segment_work.ts";
 
 /** A turn to read at once, at no units (what a claim without a booked turn gets). */
@@ -44,7 +43,6 @@ export function turnSettlement(checkpoint: Checkpoint): {
 /** The job's read ledger, as one worker (a request) reads by it. */
 export class LedgerTurns implements ReadTurns {
   #first = new WeakMap<Claim, Turn>();
-  #clocks = new WeakMap<Claim, ClockReading>();
 
   /** `rate`: the table's read budget, read units a second. */
   constructor(
@@ -59,27 +57,13 @@ export class LedgerTurns implements ReadTurns {
    * trip; undefined when none is left.
    */
   async claim(run: number | null = null): Promise<Claim | undefined> {
-    const sentAt = Date.now();
-    const [row] = await this.sql<(Claim & { turn: unknown; database_ms: number })[]>`
-      select c.*, sync.backfill_read_turn(c.job_id, ${this.rate}, null, 0, true) as turn,
-             (extract(epoch from clock_timestamp()) * 1000)::float8 as database_ms
+    const [row] = await this.sql<(Claim & { turn: unknown })[]>`
+      select c.*, sync.backfill_read_turn(c.job_id, ${this.rate}, null, 0, true) as turn
       from sync.claim_segment(${this.worker}, ${run}) c`;
-    const receivedAt = Date.now();
     if (!row) return undefined;
-    const { turn, database_ms, ...claim } = row;
+    const { turn, ...claim } = row;
     this.#first.set(claim, turnOf(turn) ?? NOW);
-    this.#clocks.set(claim, {
-      sentAt,
-      receivedAt,
-      serverMs: Math.floor(Number(database_ms)),
-      resolutionMs: 1,
-    });
     return claim;
-  }
-
-  /** Postgres's clock as the claim of `claim` read it (ReadTurns.databaseClock). */
-  databaseClock(claim: Claim): ClockReading | undefined {
-    return this.#clocks.get(claim);
   }
 
   /** The first read's turn of a segment {@link claim}ed. */

@@ -15,13 +15,11 @@
 import { ScanCommand } from "./dynamo_commands.ts";
 import { type PacingDeps, realPacing, ScanGaveUp, withBackoff } from "./scan_pacing.ts";
 import { isDatabaseUnavailable, lostToAnother } from "./sync_db.ts";
-import { clockSkewProblem } from "./clock_skew.ts";
+import { pageStamp } from "./read_stamp.ts";
 import {
   type Checkpoint,
   checkpointRefused,
   type Claim,
-  CLOCK_TOLERANCE_MS,
-  DATABASE_CLOCK_TOLERANCE_MS,
   type Item,
   LEASE_LOST,
   type ScanResult,
@@ -57,22 +55,6 @@ export async function scanSegments(
              as failed`;
     return row?.failed === true;
   };
-  // A page stamped on this clock must not be written when it is proven off DynamoDB's or
-  // Postgres's past the tolerance (clock_skew.ts): the attempt counts as failed with the
-  // cause, and the segment goes back with its turn for a later worker, as one whose reads
-  // keep failing (the job fails naming the cause once its attempts run out).
-  const stampsRows = (deps.clockToleranceMs ?? CLOCK_TOLERANCE_MS) !== Infinity;
-  const refuseForClock = async (claim: Claim, where: string, skew: string, units: number) => {
-    result.stoppedBy = "throttled";
-    if (await noteFailure(claim, `${where}: ${skew}`)) {
-      log(`${where}: ${skew}; its job failed: every attempt in a row ended so`);
-      return "gave up" as const;
-    }
-    await work.turns.release(claim, { waitMs: 0, units });
-    log(`${where}: ${skew}; released for a later worker`);
-    return "gave up" as const;
-  };
-
   while (true) {
     const claim = await work.claim();
     if (!claim) return result;
@@ -136,10 +118,6 @@ export async function scanSegments(
       units: t?.units ?? 0,
     });
     let turn = at(await work.turns.first(claim));
-    const databaseClock = stampsRows ? work.turns.databaseClock?.(claim) : undefined;
-    const behindDatabase = databaseClock &&
-      clockSkewProblem(databaseClock, "Postgres", DATABASE_CLOCK_TOLERANCE_MS);
-    if (behindDatabase) return await refuseForClock(claim, where, behindDatabase, turn.units);
     // A claim and a segment's end are routine (sync.backfill_progress shows them, and the
     // import-worker logs its requests' totals); a hosted function keeps 100 log events per 10 s
     // (local-stack/supabase/log_limits.ts), and eight segments of seven small tables in one
@@ -200,7 +178,7 @@ export async function scanSegments(
     startKey: Item | undefined,
     turn: TurnAt,
   ): Promise<"done" | "gave up" | { nextKey: Item; nextTurn?: Turn }> {
-    let readAt = new Date();
+    let sentAt = Date.now();
     let page;
     // Whether the read was retried here or in the SDK (a throttle, a failure): the table
     // may be at its capacity, so the job's next read catches nothing up (read_turns.ts).
@@ -209,7 +187,7 @@ export async function scanSegments(
     try {
       page = await withBackoff(
         () => {
-          readAt = new Date();
+          sentAt = Date.now();
           return client.send(
             new ScanCommand({
               TableName: claim.source_table,
@@ -217,12 +195,12 @@ export async function scanSegments(
               TotalSegments: claim.total_segments,
               ExclusiveStartKey: startKey,
               Limit: claim.page_size,
-              // Consistent: the page shows the table as of readAt, which the merge's
+              // Consistent: the page shows the table as of its read, whose stamp the merge's
               // ordering guard takes as the rows' change time (docs/sync-semantics.md). An
               // eventually consistent page "might not contain the results from other
               // recently completed write operations" (AWS, Scan's ConsistentRead): it could
               // carry an item older than a stream change already merged, or one deleted
-              // before readAt, yet stamped readAt, and so overwrite the newer change or
+              // before the read, yet stamped after it, and so overwrite the newer change or
               // pass its tombstone. The validator alone may read eventually consistently
               // (half the read units): it reads every key that differs again, consistently.
               ConsistentRead: deps.consistentRead ?? true,
@@ -261,12 +239,9 @@ export async function scanSegments(
       }
       throw error;
     }
-    // The page's stamp is this clock's: proven off DynamoDB's past the guard's tolerance,
-    // the page is not written (refuseForClock).
-    const clock = stampsRows ? client.lastClock : undefined;
-    const skew = clock &&
-      clockSkewProblem(clock, "DynamoDB", deps.clockToleranceMs ?? CLOCK_TOLERANCE_MS);
-    if (skew) return await refuseForClock(claim, where, skew, turn.units);
+    // Stamped on DynamoDB's clock, no later than the read (read_stamp.ts): this function's
+    // clock, however far off, orders nothing.
+    const readAt = pageStamp(sentAt, client.lastClock);
     const spentUnits = page.ConsumedCapacity?.CapacityUnits ?? 1;
     const items = page.Items ?? [];
     const nextKey = page.LastEvaluatedKey ?? null;

@@ -8,7 +8,6 @@
  */
 
 import type postgres from "postgres";
-import type { ClockReading } from "./clock_skew.ts";
 import type { AttributeValue } from "./dynamo_commands.ts";
 import type { DynamoClient } from "./dynamo_http.ts";
 import type { CpuMeter } from "./cpu_meter.ts";
@@ -81,17 +80,12 @@ export interface ReadTurns {
    * statement, which settles it, rolled back): what it spent against what was booked.
    */
   settle?: (claim: Claim, spent: number, booked: number) => Promise<void>;
-  /**
-   * Postgres's clock as the claim's statement read it, against ours around it
-   * (clock_skew.ts): a backfill's end removes the rows stamped before its start on
-   * Postgres's clock, and its pages are stamped on ours. Optional.
-   */
-  databaseClock?: (claim: Claim) => ClockReading | undefined;
 }
 
 /** A page the Scan read: its items, when it was read, and the checkpoint after it. */
 export interface ScanPage {
   items: Item[];
+  /** Its stamp: no later than its read, on DynamoDB's clock (read_stamp.ts). */
   readAt: Date;
   nextKey: Item | null;
 }
@@ -109,33 +103,10 @@ export interface SegmentScanDeps {
    * backfill must read consistently (see the Scan below).
    */
   consistentRead?: boolean;
-  /**
-   * How far this function's clock may be proven off DynamoDB's (its answers' `Date`,
-   * clock_skew.ts) before a page is refused: its rows are stamped with the time it was
-   * read on this clock. Default {@link CLOCK_TOLERANCE_MS}; the validator, which stamps
-   * nothing, sets Infinity.
-   */
-  clockToleranceMs?: number;
   /** Clock and randomness of the pacing and retries (tests replace them). */
   pacing?: PacingDeps;
   log?: (line: string) => void;
 }
-
-/**
- * The clock skew a Scan page's stamp may carry: the ordering guard's granularity, one
- * second (the `stream_clock_granularity` setting; a stream record's time is to the
- * second). Only a skew an exchange proves counts (clock_skew.ts): with an HTTP `Date`
- * of one second's resolution, a skew past two seconds is always caught.
- */
-export const CLOCK_TOLERANCE_MS = 1_000;
-
-/**
- * The skew Postgres's clock may have from ours, proven at a claim: half the one-second
- * margin a backfill's end leaves below its start (`stream_clock_granularity`), below
- * which it removes the rows it did not see. Postgres reads its clock to the microsecond,
- * so only the claim's round trip blurs it.
- */
-export const DATABASE_CLOCK_TOLERANCE_MS = 500;
 
 /** The arguments of sync.checkpoint_segment after a page, but the rows written. */
 export interface Checkpoint {

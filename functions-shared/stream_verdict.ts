@@ -48,7 +48,7 @@ export const STREAM_RETENTION_MS = 24 * 3600_000;
 export const MAX_CHECK_INTERVAL_MS = 3 * 3600_000;
 /**
  * How much later than a check's `now` its reads may come: a run's wall budget (60 s) and
- * the clocks' proven skew (clock_skew.ts), with room. A record just short of the at-risk
+ * the skew of this function's clock from DynamoDB's, with room. A record just short of the at-risk
  * line at `now` is read up to this much older, and the next read may be a whole interval
  * after that.
  */

@@ -250,8 +250,6 @@ export async function scanForRun(
     // that differs is read again consistently (pointRead) before it is reported
     // (validator_compare.ts, recheckLook; docs/sync-semantics.md, "Verification").
     consistentRead: deps.consistentScan ?? false,
-    // Its pages are compared, never merged: no stamp of this clock's is kept.
-    clockToleranceMs: Infinity,
     pacing: deps.pacing,
     log: deps.log,
   };

@@ -78,8 +78,8 @@ setInterval(() => {
 /**
  * The answer with its `Date` as AWS sends it: the time it is answered. Deno's server adds
  * a `Date` of its own, cached and refreshed by a timer, and so up to a second or more
- * behind on a busy machine (seen 1.5 s): a function checking its clock against DynamoDB's
- * (functions-shared/clock_skew.ts) would find a skew that is not there.
+ * behind on a busy machine (seen 1.5 s): a Scan page stamped from it
+ * (functions-shared/read_stamp.ts) would be stamped that much earlier than AWS's would.
  */
 function withDate(response: Response): Response {
   const headers = new Headers(response.headers);

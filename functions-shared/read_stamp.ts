@@ -1,0 +1,45 @@
+/**
+ * The time a Scan page is stamped with (docs/sync-semantics.md, "Ordering"): an instant
+ * on DynamoDB's own clock, provably no later than the read.
+ *
+ * The ordering guard compares a page's stamp with the stream records'
+ * `ApproximateCreationDateTime`, which DynamoDB stamps on its clock and floors to the
+ * second; the guard's one-second granularity is used up by that flooring alone. So the
+ * stamp must not be later than the read on that same clock, by any amount: a page stamped
+ * after a change it did not see would overwrite the change, or win over its late record.
+ * This function's clock cannot give that (a host a fraction of a second ahead breaks it,
+ * and AWS accepts signatures five minutes off). The page's own answer can: DynamoDB wrote
+ * its `Date` (to the second, truncated) after it read the page, and read it after the
+ * request reached it, at most one round trip before the answer came back. So the page was
+ * read after `Date` less the round trip, on DynamoDB's clock, whatever ours says.
+ *
+ * @module
+ */
+
+/** One exchange with a service: when it left and came back on our clock, the service's time. */
+export interface ClockReading {
+  /** Our clock when the request left (ms since the epoch). */
+  sentAt: number;
+  /** Our clock when the answer came (ms since the epoch). */
+  receivedAt: number;
+  /** The service's clock in its answer (its HTTP `Date`, truncated to the second). */
+  serverMs: number;
+}
+
+/**
+ * How much earlier than its request left the stamp of a page whose answer carried no
+ * `Date` is (AWS's always do; a stand-in's might not): this clock's time then, less 5 s.
+ */
+export const NO_DATE_MARGIN_MS = 5_000;
+
+/**
+ * The stamp of a page whose request left at `sentAt` (our clock): from `reading` when it
+ * is that request's own exchange, its `Date` less the round trip (see the module's
+ * comment); else `sentAt` less {@link NO_DATE_MARGIN_MS}.
+ */
+export function pageStamp(sentAt: number, reading: ClockReading | undefined): Date {
+  if (reading && reading.sentAt >= sentAt) {
+    return new Date(reading.serverMs - (reading.receivedAt - reading.sentAt));
+  }
+  return new Date(sentAt - NO_DATE_MARGIN_MS);
+}

@@ -1,0 +1,46 @@
+-- A Scan page's stamp is its segment's earliest when it is (supabase/migrations/20261128004000_scan_stamps_from_dynamodb.sql),
+-- and a backfill's end spares a row a page saw but lost to a stream change of the
+-- granularity before that page: stamped on DynamoDB's clock, a page may be up to a
+-- second and a round trip earlier than the job's start on Postgres's.
+set client_min_messages = warning;
+begin;
+select plan(5);
+
+delete from sync.table_state;
+delete from sync.backfill_jobs;
+delete from sync.tombstones;
+delete from sync.dead_letters;
+delete from public.firespring_segments;
+
+create temporary table t as select now() as started;
+
+-- A stream change 1.5 s before the job's start: the item lives. A page stamped 0.8 s
+-- before the start (its Date less the round trip) reads it and loses to that change
+-- (not surely older than the page by the granularity), so the row keeps its stream stamp.
+select sync.merge_changes('firespring_segments', jsonb_build_array(
+  jsonb_build_object('op', 'upsert', 'row', '{"segment_id": "live", "segment_name": "from the stream", "segment_criteria": {}}'::jsonb,
+    'seq', '10', 'changed_at', (select started from t) - interval '1.5 seconds', 'source', 'stream'),
+  jsonb_build_object('op', 'upsert', 'row', '{"segment_id": "gone", "segment_name": "deleted since", "segment_criteria": {}}'::jsonb,
+    'seq', '11', 'changed_at', (select started from t) - interval '1 hour', 'source', 'stream')));
+create temporary table job as select sync.start_backfill('firespring-backdoor-segments-dev', 1, false) as id;
+update sync.backfill_jobs set started_at = (select started from t), status = 'running'
+where id = (select id from job);
+select segment from sync.claim_segment('w1');
+select sync.merge_changes('firespring_segments', jsonb_build_array(
+  jsonb_build_object('op', 'upsert', 'row', '{"segment_id": "live", "segment_name": "from the page", "segment_criteria": {}}'::jsonb,
+    'seq', null, 'changed_at', (select started from t) - interval '0.8 seconds', 'source', 'backfill')));
+select is((select segment_name from public.firespring_segments where segment_id = 'live'), 'from the stream',
+  'the page loses to the stream change of the second before it');
+select lives_ok($$select sync.checkpoint_segment((select id from job), 0, 'w1', null, 1, 0, true,
+                   (select started from t) - interval '0.8 seconds')$$,
+  'the last page checkpoints with its stamp, and the end runs');
+select is((select earliest_read_at from sync.backfill_segments where job_id = (select id from job)),
+  (select started from t) - interval '0.8 seconds', 'the segment keeps its earliest stamp');
+select results_eq(
+  $$select segment_id from public.firespring_segments order by 1$$,
+  $$values ('live'::text)$$,
+  'the end removes what no page saw, and spares the live row (older than the start less the granularity, not than the page''s)');
+select is((select status from sync.backfill_jobs where id = (select id from job)), 'done', 'the job is done');
+
+select * from finish();
+rollback;
