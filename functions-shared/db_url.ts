@@ -53,9 +53,14 @@ const SSL_MODES: Record<string, DbTls> = {
 /** The query parameters a URL may carry; anything else would reach Postgres as a startup parameter. */
 const KNOWN_PARAMETERS = ["sslmode", "pgbouncer"];
 
-/** Whether a connection names Supavisor's session mode (the shared pooler, port 5432). */
-export function isSessionPooler(target: DbTarget): boolean {
-  return target.host.endsWith(".pooler.supabase.com") && !target.transactionPooler;
+/**
+ * Whether a connection goes through a pooler whose server connections the Edge Functions
+ * share: Supavisor in either mode (`*.pooler.supabase.com`, ports 5432 and 6543; "the
+ * pool size is shared between session and transaction mode") or a transaction pooler
+ * (port 6543, or `pgbouncer=true`: a project's dedicated PgBouncer, the local stack's).
+ */
+export function isSharedPooler(target: DbTarget): boolean {
+  return target.host.endsWith(".pooler.supabase.com") || target.transactionPooler;
 }
 
 /**

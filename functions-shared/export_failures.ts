@@ -7,6 +7,7 @@
  * @module
  */
 
+import { ExportReadError } from "./export_items.ts";
 import { isTransientFailure } from "./sync_db.ts";
 
 /**
@@ -17,20 +18,36 @@ export const TRANSIENT_ATTEMPTS = 8;
 
 /**
  * Whether loading failed for a cause that may pass as it is: the database unavailable,
- * a statement that lost to another or timed out (sync_db.ts, `isTransientFailure`), or
- * S3 throttling, failing on its side (5xx) or timing out. Such a failure fails no file.
+ * a statement that lost to another or timed out (sync_db.ts, `isTransientFailure`), S3
+ * throttling, failing on its side (5xx) or timing out, the network to it failing, or a
+ * file's bytes stopping mid-way. Such a failure fails no file.
  */
 export function transientLoadFailure(error: unknown): boolean {
   // A statement timeout comes back every time for the same work: commitChunk writes such
   // a chunk page by page instead (export_stage.ts), and a page that still times out fails.
   if ((error as { code?: string })?.code === "57014") return false;
+  // A file whose bytes stopped mid-way, its own re-reads spent: the network, not the file.
+  if (error instanceof ExportReadError) return true;
   if (isTransientFailure(error)) return true;
-  const e = error as { name?: string; $metadata?: { httpStatusCode?: number } };
+  const e = error as { name?: string; code?: string; $metadata?: { httpStatusCode?: number } };
   const status = e?.$metadata?.httpStatusCode ?? 0;
   return status >= 500 || status === 429 ||
     ["SlowDown", "RequestTimeout", "TimeoutError", "ServiceUnavailable", "InternalError"]
-      .includes(e?.name ?? "");
+      .includes(e?.name ?? "") ||
+    NETWORK_CODES.includes(e?.code ?? "");
 }
+
+/** Node's codes of a network that failed on the way to S3 (a name not found, no route). */
+const NETWORK_CODES = [
+  "ECONNRESET",
+  "ECONNREFUSED",
+  "ETIMEDOUT",
+  "EPIPE",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "ENETUNREACH",
+  "EHOSTUNREACH",
+];
 
 /**
  * Whether S3 refused the loader's credentials (403: AccessDenied, an expired or unknown

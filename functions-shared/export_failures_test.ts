@@ -1,11 +1,12 @@
 import assert from "node:assert/strict";
 import { credentialsRefused, transientLoadFailure } from "./export_failures.ts";
+import { ExportDataError, ExportReadError } from "./export_items.ts";
 
 const s3 = (name: string, status: number) =>
   Object.assign(new Error(name), { name, $metadata: { httpStatusCode: status } });
 const pg = (code: string, message = code) => Object.assign(new Error(message), { code });
 
-Deno.test("what may pass as it is: the database unavailable or busy, S3 throttling or failing", () => {
+Deno.test("what may pass as it is: the database unavailable or busy, S3 throttling or failing, the network, a read broken mid-file", () => {
   for (
     const error of [
       pg("ECONNREFUSED"),
@@ -16,13 +17,17 @@ Deno.test("what may pass as it is: the database unavailable or busy, S3 throttli
       s3("InternalError", 500),
       s3("RequestTimeout", 400),
       Object.assign(new Error("socket hang up"), { name: "TimeoutError" }),
+      pg("ENOTFOUND", "getaddrinfo ENOTFOUND bucket.s3.amazonaws.com"),
+      pg("EAI_AGAIN"),
+      pg("EHOSTUNREACH"),
+      new ExportReadError("k", "unreadable after line 40000: connection reset", "ECONNRESET"),
     ]
   ) {
     assert.ok(transientLoadFailure(error), `${error.name} ${(error as { code?: string }).code}`);
   }
 });
 
-Deno.test("what does not: a statement timeout, S3's refusals, data that is not the export's", () => {
+Deno.test("what does not: a statement timeout, S3's refusals, data that is not the export's, bytes that arrived whole and are not gzip", () => {
   for (
     const error of [
       pg("57014", "canceling statement due to statement timeout"),
@@ -31,6 +36,7 @@ Deno.test("what does not: a statement timeout, S3's refusals, data that is not t
       s3("AccessDenied", 403),
       s3("PreconditionFailed", 412),
       new Error("export data file k: holds 3 items, but the files manifest says 4"),
+      new ExportDataError("k", "unreadable after line 0: not gzip (after 1024 bytes of it)"),
     ]
   ) {
     assert.ok(!transientLoadFailure(error), error.message);

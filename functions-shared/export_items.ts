@@ -40,14 +40,16 @@ export class ExportDataError extends Error {
 }
 
 /**
- * A data file whose bytes could not be read to their end: the connection to S3 broken
- * mid-way, or bytes that are not gzip (which reading again cannot mend, but cannot be
- * told apart from a broken stream either).
+ * A data file whose bytes stopped before their end (the connection to S3 broken, a read
+ * that timed out): reading it again may pass. Bytes that are not gzip (or not UTF-8) are
+ * an {@link ExportDataError}. Its `code` is the cause's (`ECONNRESET`, say), if any.
  */
 export class ExportReadError extends ExportDataError {
-  constructor(file: string, problem: string) {
+  readonly code?: string;
+  constructor(file: string, problem: string, code?: string) {
     super(file, problem);
     this.name = "ExportReadError";
+    this.code = code;
   }
 }
 
@@ -126,19 +128,34 @@ export async function* exportPages(
 ): AsyncGenerator<ExportPage> {
   const md5 = createHash("md5");
   let bytes = 0;
-  let ended = false; // the bytes came to their end (rather than the stream failing)
-  const hashed = body.pipeThrough(
-    new TransformStream<Uint8Array, Uint8Array>({
-      transform(chunk, controller) {
-        md5.update(chunk);
-        bytes += chunk.byteLength;
-        controller.enqueue(chunk);
-      },
-      flush() {
+  let ended = false; // the bytes came to their end
+  // What the bytes' own stream failed with (the connection to S3): a read again may pass.
+  // A failure past it (gzip, UTF-8) is the bytes' own.
+  let broken: { error: unknown } | undefined;
+  const reader = body.getReader();
+  const hashed = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      let next: ReadableStreamReadResult<Uint8Array>;
+      try {
+        next = await reader.read();
+      } catch (error) {
+        broken = { error };
+        controller.error(error);
+        return;
+      }
+      if (next.done) {
         ended = true;
-      },
-    }),
-  );
+        controller.close();
+        return;
+      }
+      md5.update(next.value);
+      bytes += next.value.byteLength;
+      controller.enqueue(next.value);
+    },
+    cancel(reason) {
+      return reader.cancel(reason);
+    },
+  });
   const text = hashed
     .pipeThrough(
       new DecompressionStream("gzip") as unknown as TransformStream<
@@ -206,10 +223,11 @@ export async function* exportPages(
     // Developer Guide, "DynamoDB table export output format"): no bytes at all, which is
     // not a gzip stream. It holds no line; its count and MD5 are checked below.
     if (!(ended && bytes === 0)) {
-      throw new ExportReadError(
-        file.key,
-        `unreadable after line ${line}: ${(error as Error).message}`,
-      );
+      const problem = `unreadable after line ${line}: ${(error as Error).message}`;
+      if (!broken) {
+        throw new ExportDataError(file.key, `${problem} (after ${bytes} bytes of it)`);
+      }
+      throw new ExportReadError(file.key, problem, (broken.error as { code?: string }).code);
     }
   }
   if (rest !== "") take(rest);

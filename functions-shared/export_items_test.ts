@@ -153,14 +153,28 @@ Deno.test("a read that fails before its first byte is an unreadable file, not an
   const file: ExportDataFile = { key: "k.json.gz", itemCount: 0, md5Checksum: "", etag: "" };
   const broken = new ReadableStream<Uint8Array>({
     pull(controller) {
-      controller.error(new Error("connection reset by peer"));
+      controller.error(
+        Object.assign(new Error("connection reset by peer"), { code: "ECONNRESET" }),
+      );
     },
   });
   await assert.rejects(
     pagesOf(exportPages(broken, file, 10)),
     (error: Error) =>
       error instanceof ExportReadError &&
-      /k\.json\.gz: unreadable after line 0: connection reset by peer/.test(error.message),
+      /k\.json\.gz: unreadable after line 0: connection reset by peer/.test(error.message) &&
+      error.code === "ECONNRESET",
+  );
+});
+
+Deno.test("bytes that are not gzip are not the export's file: no read again mends them", async () => {
+  const file: ExportDataFile = { key: "k.json.gz", itemCount: 1, md5Checksum: "", etag: "" };
+  const notGzip = new Blob([new TextEncoder().encode("this is not gzip at all\n")]).stream();
+  await assert.rejects(
+    pagesOf(exportPages(notGzip, file, 10)),
+    (error: Error) =>
+      error instanceof ExportDataError && !(error instanceof ExportReadError) &&
+      /k\.json\.gz: unreadable after line 0: .* \(after 24 bytes of it\)$/.test(error.message),
   );
 });
 

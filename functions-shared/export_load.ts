@@ -18,6 +18,7 @@ import type { CpuMeter } from "./cpu_meter.ts";
 import { credentialsRefused, TRANSIENT_ATTEMPTS, transientLoadFailure } from "./export_failures.ts";
 import { exportPages, ExportReadError } from "./export_items.ts";
 import { commitChunk, DEFAULT_CHUNK_PAGES, RefusedChunk } from "./export_stage.ts";
+import { type RunGate, whenAdmitted } from "./run_gate.ts";
 import { realPacing } from "./scan_pacing.ts";
 import { checkpointRefused, type Claim } from "./segment_work.ts";
 import { bySourceTable } from "./table_registry.ts";
@@ -57,6 +58,11 @@ export interface ExportLoadDeps {
   /** After each chunk (or page) committed: the items read and the rows written. */
   onPage?: (items: number, rows: number) => void;
   log?: (line: string) => void;
+  /**
+   * The files loaded at once, shared by every job's workers of a command
+   * (scripts/backfill.ts): a worker claims a file only once it has a place. None: no limit.
+   */
+  fileSlots?: RunGate;
   /** Text read past, back to a checkpoint, between lease renewals (tests make it small). */
   skipChars?: number;
   /** Waits while files in flight are held by other loaders, and before a file is read again (tests pass a fake). */
@@ -157,6 +163,9 @@ export async function loadExportFile(
       carefulTo = error.toLine;
     } finally {
       await pages.return?.(undefined);
+      // A chunk that failed before its first page never started the pages: the object's
+      // bytes, never read, would hold their connection to S3 until S3 dropped it.
+      if (!body.locked) await body.cancel().catch(() => {});
     }
   }
 }
@@ -221,21 +230,25 @@ export async function loadExportJob(
   const work = async (n: number) => {
     const worker = `${name}-${n}`;
     let inARow = 0;
-    // After a failure that may pass: waits, or (the attempts spent) stops every worker.
-    const later = async (where: string, message: string) => {
+    // After a failure that may pass: the wait before the next try, or (the attempts
+    // spent) none, every worker stopped.
+    const later = (where: string, message: string): number => {
       inARow++;
       if (inARow >= TRANSIENT_ATTEMPTS) {
         failure ??= new Error(
           `${where}: ${message}; stopped after ${inARow} failed attempts in a row, the job ` +
             "left running: run the command again to go on from its checkpoints",
         );
-        return;
+        return 0;
       }
       const waitMs = Math.min(30_000, 1000 * 2 ** (inARow - 1));
       deps.log?.(`${where}: ${message}; trying again in ${waitMs} ms`);
-      await sleep(waitMs);
+      return waitMs;
     };
-    while (failure === undefined) {
+    // One file claimed and loaded, within a place of deps.fileSlots when given (so that
+    // its lease runs only while it has a connection to load with); answers "over" when
+    // the job has no file left, else how long to wait (out of the place) before the next.
+    const oneFile = async (): Promise<"over" | number> => {
       let file: ExportFileClaim | undefined;
       try {
         [file] = await deps.sql<ExportFileClaim[]>`
@@ -245,14 +258,11 @@ export async function loadExportJob(
             select count(*)::int as n from sync.backfill_segments s
             join sync.backfill_jobs j on j.id = s.job_id
             where s.job_id = ${job} and s.status <> 'done' and j.status in ('pending', 'running')`;
-          if (left.n === 0) return;
-          await sleep(1000);
-          continue;
+          return left.n === 0 ? "over" : 1000;
         }
       } catch (error) {
         if (!transientLoadFailure(error)) throw error;
-        await later(`export backfill job ${job}`, (error as Error).message);
-        continue;
+        return later(`export backfill job ${job}`, (error as Error).message);
       }
       try {
         // Failures in a row are counted from the last chunk written.
@@ -264,6 +274,7 @@ export async function loadExportJob(
           },
         });
         inARow = 0;
+        return 0;
       } catch (error) {
         const where = `export backfill job ${job} of ${file.source_table}`;
         // What the job records and the command prints names the file, whatever failed (S3's
@@ -278,30 +289,35 @@ export async function loadExportJob(
             `${where}: ${message}; the loader stopped, the job left running: fix the ` +
               "credentials or the bucket's policy and run the command again",
           );
-          continue;
+          return 0;
         }
         if (!checkpointRefused(error) && transientLoadFailure(error)) {
           await giveBack(worker, file.segment);
-          await later(where, message);
-          continue;
+          return later(where, message);
         }
         const failed = () => new Error(`${where}: ${message}`, { cause: error });
         try {
           if (!checkpointRefused(error) && await failSegment(worker, file.segment, message)) {
             failure ??= failed();
             deps.log?.(`${where}: ${message}`);
-            continue;
+            return 0;
           }
         } catch (bookkeeping) {
           failure ??= failed();
           deps.log?.(`${where}: ${message}; failing the job failed too: ${bookkeeping}`);
-          continue;
+          return 0;
         }
         // Given back at once if still its own (its checkpoint elsewhere than the chunk
         // began), so that it waits for no lease and counts no takeover.
         await giveBack(worker, file.segment);
         deps.log?.(`${where}: ${worker} left file ${file.segment} (${file.data_key}): ${raw}`);
+        return 0;
       }
+    };
+    while (failure === undefined) {
+      const next = deps.fileSlots ? await whenAdmitted(deps.fileSlots, oneFile) : await oneFile();
+      if (next === "over") return;
+      if (next > 0 && failure === undefined) await sleep(next);
     }
   };
   // Every worker ends before this does: none is left writing with a pool its caller ends.

@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
 import { TRANSIENT_ATTEMPTS } from "./export_failures.ts";
+import { ExportReadError } from "./export_items.ts";
 import { type ExportFileClaim, loadExportJob } from "./export_load.ts";
-import { fakeCpuMeter, fakeSql } from "./testing_fakes.ts";
+import { RunGate } from "./run_gate.ts";
+import { fakeCpuMeter, fakeSql, type Statement } from "./testing_fakes.ts";
 
 const fileOf = (segment: number): ExportFileClaim => ({
   segment,
@@ -31,7 +33,7 @@ function jobDb(
   files: ExportFileClaim[],
   held: number[],
   ended = "done",
-  first: (s: { text: string }) => void = () => {},
+  first: (s: Statement) => void = () => {},
 ) {
   return fakeSql((s) => {
     first(s);
@@ -131,6 +133,30 @@ Deno.test("a file taken up from its checkpoint renews its lease while it reads b
   assert.equal(log[0], left(3, lost.message));
 });
 
+Deno.test("workers sharing file slots claim a file only once they have a place, and hold it until the file is left", async () => {
+  let loading = 0;
+  let most = 0;
+  const db = jobDb([fileOf(3), fileOf(4), fileOf(5)], [], "done", (s) => {
+    if (s.text.includes("sync.release_segment")) loading--;
+  });
+  const slots = new RunGate(1);
+  await loadExportJob("7", 3, "loader", {
+    sql: db.sql,
+    open: async (key) => {
+      most = Math.max(most, ++loading);
+      await new Promise((resolve) => setTimeout(resolve, 5)); // others would start meanwhile
+      throw new Error(`${key} is not there`);
+    },
+    exportTime: new Date("2026-11-29T00:00:00Z"),
+    cpu: fakeCpuMeter(),
+    sleep: () => Promise.resolve(),
+    fileSlots: slots,
+  });
+  assert.equal(db.matching("sync.release_segment").length, 3, "each file tried, and left");
+  assert.equal(most, 1, "three workers, one place: one file at a time");
+  assert.equal(slots.active, 0, "every place given back");
+});
+
 Deno.test("a file that fails while its worker holds the lease fails its segment and the job, and is thrown naming the job, the table and the file", async () => {
   const db = jobDb([fileOf(3)], [3]);
   // S3's own error names no file.
@@ -207,7 +233,13 @@ function loadThrough(db: ReturnType<typeof jobDb>, outcomes: Error[]) {
 Deno.test("a failure that may pass gives the file back and waits, failing nothing", async () => {
   const db = jobDb([fileOf(3), fileOf(3), fileOf(3)], [3]);
   const gone = Object.assign(new Error("The specified key does not exist."), { name: "NoSuchKey" });
-  const { done, slept, lines } = loadThrough(db, [slowDown(), slowDown(), gone]);
+  // S3 throttling, then a file whose bytes stopped mid-way more often than it reads again.
+  const broken = new ExportReadError(
+    "AWSDynamoDB/01/data/3.json.gz",
+    "unreadable after line 40000: connection reset",
+    "ECONNRESET",
+  );
+  const { done, slept, lines } = loadThrough(db, [slowDown(), broken, gone]);
   await assert.rejects(done, causedBy(gone), "the third attempt met an error that does not pass");
   assert.deepEqual(slept, [1000, 2000], "waits that double");
   assert.deepEqual(

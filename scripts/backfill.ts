@@ -25,7 +25,8 @@ import { processMeter } from "../functions-shared/cpu_meter.ts";
 import { dynamoClients } from "../functions-shared/dynamo_client.ts";
 import { loadExportJob } from "../functions-shared/export_load.ts";
 import { connectDb } from "../functions-shared/sync_db.ts";
-import { describeDbTarget, isSessionPooler, parseDbUrl } from "../functions-shared/db_url.ts";
+import { describeDbTarget, isSharedPooler, parseDbUrl } from "../functions-shared/db_url.ts";
+import { RunGate } from "../functions-shared/run_gate.ts";
 import type { TableSpec } from "../functions-shared/table_registry.ts";
 import { type BackfillArgs, backfillArgs } from "./backfill_args.ts";
 import { STACK_ENV_FILE } from "../local-stack/config.ts";
@@ -180,19 +181,31 @@ export async function followBackfills(
  * and `--all` at 4 workers asked for 36; past 16 the workers only wait on Postgres's two
  * cores anyway (a chunk holds its connection for its COPY and merge).
  *
- * Through Supavisor's session mode (`*.pooler.supabase.com:5432`) at most
- * {@link SESSION_POOLER_CONNECTIONS}: its pool is shared with the transaction mode the
- * Edge Functions use ("the pool size is shared between session and transaction mode":
- * https://supabase.com/docs/guides/database/connecting-to-postgres), 15 connections on
- * the smallest compute, and a loader holding them all left the webhook and the workers
- * none ((ECHECKOUTTIMEOUT) for the whole load).
+ * Through a pooler the Edge Functions share (`isSharedPooler`: Supavisor in either mode,
+ * a transaction pooler) the command takes {@link POOLER_CONNECTIONS} in all, its
+ * progress bars' one included: Supavisor's pool is shared between its session and
+ * transaction modes (https://supabase.com/docs/guides/database/connecting-to-postgres),
+ * 15 connections on the smallest compute, and a chunk holds a server connection for its
+ * COPY and merge, so a loader holding them all left the webhook and the workers none
+ * (ECHECKOUTTIMEOUT for the whole load).
  */
-export function exportPoolSize(workers: number, tables: number, sessionPooler = false): number {
-  return Math.min(workers * tables, sessionPooler ? SESSION_POOLER_CONNECTIONS : 16);
+export function exportPoolSize(workers: number, tables: number, pooled = false): number {
+  return Math.min(workers * tables, pooled ? POOLER_CONNECTIONS - 1 : 16);
 }
 
-/** The export loaders' connections at most through Supavisor's session mode. */
-export const SESSION_POOLER_CONNECTIONS = 4;
+/** The export command's connections at most through a pooler (its bars' one included). */
+export const POOLER_CONNECTIONS = 4;
+
+/**
+ * The files the command's workers load at once, every table's together: one fewer than
+ * the loaders' connections, so that a claim, a lease renewed or a file given back always
+ * finds one. A worker waits for a place before it claims a file: a file's lease runs
+ * only while its worker has a connection to load it with (more workers than connections
+ * let leases run out in postgres.js's queue, and files be taken over for nothing).
+ */
+export function exportFileSlots(poolSize: number): number {
+  return Math.max(1, poolSize - 1);
+}
 
 /**
  * The `--from-export` mode: every table's export asked for (or the one named), waited
@@ -219,18 +232,17 @@ async function backfillFromExports(
     console.error(`backfill --from-export: --workers must be 1 or more, not ${options.workers}`);
     return 2;
   }
-  const sql = connectDb(databaseUrl, 2);
-  const sessionPooler = isSessionPooler(parseDbUrl(databaseUrl));
-  if (sessionPooler) {
+  const pooled = isSharedPooler(parseDbUrl(databaseUrl));
+  if (pooled) {
     console.log(
-      `through Supavisor's session mode: ${SESSION_POOLER_CONNECTIONS} connections at most, ` +
-        "so that the Edge Functions keep the rest of the pool (a direct connection takes more)",
+      `through a pooler the Edge Functions share: ${POOLER_CONNECTIONS} connections at most, ` +
+        "so that they keep the rest of its pool (a direct connection loads faster)",
     );
   }
-  const pool = connectDb(
-    databaseUrl,
-    exportPoolSize(options.workers, tables.length, sessionPooler),
-  );
+  const sql = connectDb(databaseUrl, pooled ? 1 : 2);
+  const poolSize = exportPoolSize(options.workers, tables.length, pooled);
+  const pool = connectDb(databaseUrl, poolSize);
+  const fileSlots = new RunGate(exportFileSlots(poolSize));
   const deps: ExportBackfillDeps = {
     sql,
     dynamo: exportDynamoClients(env),
@@ -265,6 +277,7 @@ async function backfillFromExports(
           open: exportFileOpener(deps.s3, job.bucket),
           exportTime: job.exportTime,
           cpu,
+          fileSlots,
         }).catch((error) => {
           stoppedLoaders.push((error as Error).message);
         })

@@ -1,13 +1,14 @@
 import assert from "node:assert/strict";
-import { isSessionPooler, parseDbUrl } from "../functions-shared/db_url.ts";
+import { isSharedPooler, parseDbUrl } from "../functions-shared/db_url.ts";
 import type postgres from "postgres";
 import {
   exportClientToken,
+  exportFileSlots,
   exportPoolSize,
   followBackfills,
+  POOLER_CONNECTIONS,
   type Progress,
   progressLine,
-  SESSION_POOLER_CONNECTIONS,
   startBackfills,
 } from "./backfill.ts";
 import { backfillArgs } from "./backfill_args.ts";
@@ -121,22 +122,22 @@ Deno.test("an export's ClientToken is the same for a rerun within the hour, so i
   );
 });
 
-Deno.test("the export loaders share a connection a worker, at most 16", () => {
+Deno.test("the export loaders share a connection a worker, at most 16, and 3 through a shared pooler", () => {
   assert.equal(exportPoolSize(4, 1), 4);
   assert.equal(exportPoolSize(2, 7), 14);
   assert.equal(exportPoolSize(4, 9), 16, "--all at 4 workers asked for 36");
-  assert.equal(exportPoolSize(4, 9, true), SESSION_POOLER_CONNECTIONS, "the functions' pool");
+  assert.equal(exportPoolSize(4, 9, true), POOLER_CONNECTIONS - 1, "the bars take the fourth");
+  assert.equal(exportFileSlots(16), 15, "one connection kept for claims and renewals");
+  assert.equal(exportFileSlots(1), 1);
+  for (
+    const url of [
+      "postgresql://postgres.ref:pw@aws-0-us-east-1.pooler.supabase.com:5432/postgres",
+      "postgresql://postgres.ref:pw@aws-0-us-east-1.pooler.supabase.com:6543/postgres",
+      "postgresql://postgres:pw@db.ref.supabase.co:6543/postgres",
+      "postgresql://postgres:postgres@127.0.0.1:6543/postgres?pgbouncer=true",
+    ]
+  ) assert.ok(isSharedPooler(parseDbUrl(url)), url);
   assert.ok(
-    isSessionPooler(
-      parseDbUrl("postgresql://postgres.ref:pw@aws-0-us-east-1.pooler.supabase.com:5432/postgres"),
-    ),
-  );
-  assert.ok(
-    !isSessionPooler(
-      parseDbUrl("postgresql://postgres.ref:pw@aws-0-us-east-1.pooler.supabase.com:6543/postgres"),
-    ),
-  );
-  assert.ok(
-    !isSessionPooler(parseDbUrl("postgresql://postgres:pw@db.ref.supabase.co:5432/postgres")),
+    !isSharedPooler(parseDbUrl("postgresql://postgres:pw@db.ref.supabase.co:5432/postgres")),
   );
 });

@@ -63,6 +63,9 @@ export interface ExportJob {
   items: number;
 }
 
+/** How long an S3 connection may go without a byte before it is given up (ms). */
+export const S3_QUIET_MS = 60_000;
+
 /**
  * The S3 client of the export bucket: the local stack's S3 stand-in when S3_ENDPOINT is
  * set (reached path-style, with S3_ACCESS_KEY_ID), else AWS's, with the same credentials
@@ -81,6 +84,10 @@ export function exportS3Client(env: EnvReader): S3Client {
   return new S3Client({
     region: env("EXPORT_BUCKET_REGION") ?? "us-east-1",
     followRegionRedirects: true,
+    // A connection that goes quiet mid-file is given up (the file read again from its
+    // checkpoint, export_load.ts) rather than waited on for ever: the SDK's defaults set
+    // no timeout on a request or its socket.
+    requestHandler: { connectionTimeout: 10_000, socketTimeout: S3_QUIET_MS },
     ...(endpoint ? { endpoint, forcePathStyle: true } : {}),
     ...(credentials ? { credentials } : {}),
   });
