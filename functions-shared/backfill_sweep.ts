@@ -11,7 +11,7 @@
 
 import type postgres from "postgres";
 import { LEASE_LOST } from "./segment_work.ts";
-import { isDatabaseUnavailable } from "./sync_db.ts";
+import { isDatabaseUnavailable, lostToAnother } from "./sync_db.ts";
 
 /**
  * Runs the chunks of job `job`'s end until it is over ("over": the job is done, or has no
@@ -41,8 +41,9 @@ export async function sweepJob(
  * (`sync.claim_sweep`: a worker that finds every one held ends with nothing to do),
  * until none waits ("none") or `spent()` ("budget": the sweep is given back, and the
  * caller hands on). A chunk that fails is counted (`sync.note_sweep_failure`: the fifth
- * in a row fails the job, naming the cause) and the error thrown; a lost lease
- * (SY001) ends the run with nothing to do.
+ * in a row fails the job, naming the cause) and the error thrown, unless the database
+ * was unavailable or the chunk lost to another statement (a deadlock, a lock timeout:
+ * given back, not counted); a lost lease (SY001) ends the run with nothing to do.
  */
 export async function sweepDue(
   sql: postgres.Sql,
@@ -61,6 +62,12 @@ export async function sweepDue(
     } catch (error) {
       if ((error as { code?: string }).code === LEASE_LOST) return "none";
       if (isDatabaseUnavailable(error)) throw error;
+      // A chunk that lost to another statement (a deadlock, a lock timeout) may pass as it
+      // is: given back for the next worker, counted nowhere (as a segment's page).
+      if (lostToAnother(error)) {
+        await sql`select sync.release_sweep(${job}::bigint, ${worker})`.catch(() => {});
+        throw error;
+      }
       const cause = (error as Error).message;
       const [{ failed }] = await sql<{ failed: boolean }[]>`
         select sync.note_sweep_failure(${job}::bigint, ${worker}, ${cause}) as failed`;

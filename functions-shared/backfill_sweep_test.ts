@@ -84,3 +84,11 @@ Deno.test("a sweep taken over meanwhile (SY001) ends the run with nothing to do"
   assert.equal(await sweepDue(db.sql, "w", () => false, () => {}), "none");
   assert.equal(db.matching("sync.note_sweep_failure(").length, 0);
 });
+
+Deno.test("a chunk that lost to another statement (a deadlock) is given back, not counted", async () => {
+  const deadlock = Object.assign(new Error("deadlock detected"), { code: "40P01" });
+  const db = sweepDb(1, ["41"], deadlock);
+  await assert.rejects(sweepDue(db.sql, "w", () => false, () => {}), /deadlock detected/);
+  assert.equal(db.matching("sync.note_sweep_failure(").length, 0, "no strike toward the five");
+  assert.deepEqual(db.matching("sync.release_sweep(")[0].values, ["41", "w"]);
+});
