@@ -173,6 +173,12 @@ Deno.test("a throttled Scan is retried after a jittered backoff, then the page i
   assert.equal(dynamo.sent.length, 2);
   assert.deepEqual(clock.slept, [500], "random 0.5 × 1 s");
   assert.equal(result.segmentsFinished, 1);
+  // The lease is held before the wait: a throttled Scan's rounds outlast it.
+  const hold = db.statements.findIndex((s) =>
+    s.text.startsWith("update sync.backfill_segments s set lease_expires_at")
+  );
+  assert.ok(hold >= 0, "the lease held before the backoff");
+  assert.ok(hold < db.statements.findIndex((s) => s.text.includes("sync.checkpoint_segment")));
   assert.ok(lines.includes(
     `${WHERE}: ProvisionedThroughputExceededException after the client's retries; trying again in 500 ms`,
   ));

@@ -55,11 +55,12 @@ export class ScanGaveUp extends Error {
 
 /**
  * Calls `read` until it succeeds, a non-retryable error comes (thrown as it is), or
- * `SCAN_ROUNDS` rounds failed (ScanGaveUp). `onRetry` hears each wait.
+ * `SCAN_ROUNDS` rounds failed (ScanGaveUp). `onRetry` hears each wait, and is awaited
+ * before it (a segment holds its lease there: a throttled Scan's rounds outlast it).
  */
 export async function withBackoff<T>(
   read: () => Promise<T>,
-  onRetry: (error: Error, waitMs: number) => void,
+  onRetry: (error: Error, waitMs: number) => void | Promise<void>,
   deps: PacingDeps = realPacing,
   rounds = SCAN_ROUNDS,
 ): Promise<T> {
@@ -73,7 +74,7 @@ export async function withBackoff<T>(
       if (!isRetryable(e) && retryKind(e.name, 0, false) === "no") throw e;
       if (round + 1 >= rounds) throw new ScanGaveUp(e, rounds);
       const waitMs = Math.floor(deps.random() * Math.min(10_000, 1000 * 2 ** round));
-      onRetry(e, waitMs);
+      await onRetry(e, waitMs);
       await deps.sleep(waitMs);
     }
   }

@@ -35,7 +35,7 @@ Deno.test("a Scan that keeps failing gives up after a bounded number of rounds, 
         calls++;
         return Promise.reject(named("ThrottlingException"));
       },
-      (e, ms) => retries.push(`${e.name} ${ms}`),
+      (e, ms) => void retries.push(`${e.name} ${ms}`),
       clock,
       3,
     ),

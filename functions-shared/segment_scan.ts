@@ -138,7 +138,12 @@ export async function scanSegments(
         return "done";
       }
       if (held !== "deadline" && work.room) {
-        await (work.stopping ? Promise.race([work.room(), work.stopping]) : work.room());
+        // Another page in flight may take long (its own retries): the lease is held meanwhile.
+        const room = work.stopping ? Promise.race([work.room(), work.stopping]) : work.room();
+        if (await whileHolding(room, () => holdLease(claim)) === "taken") {
+          log(`${where}: its lease was taken over while it waited for room; left to its holder`);
+          return "done";
+        }
       }
       if (held === "deadline" || work.overBudget()) {
         // The turn not taken goes back to the job's other segments with the segment.
@@ -208,9 +213,12 @@ export async function scanSegments(
             }),
           );
         },
-        (error, waitMs) => {
+        async (error, waitMs) => {
           retried = true;
           log(`${where}: ${error.name} after the client's retries; trying again in ${waitMs} ms`);
+          // The rounds of a throttled Scan outlast a lease: it is held before each wait (a
+          // hold that finds it lost, or fails, leaves it to the page's checkpoint to say).
+          await holdLease(claim).catch(() => {});
         },
         pacing,
       );
@@ -308,6 +316,29 @@ async function untilTurn(
       return "turn";
     }
     await pacing.sleep(HOLD_EVERY_MS);
+    if (!await hold()) return "taken";
+  }
+}
+
+/**
+ * Waits for `wait`, holding the segment's lease (`hold`) every {@link HOLD_EVERY_MS}
+ * meanwhile: "done" once it ended, "taken" when a hold finds the lease another's.
+ */
+async function whileHolding(
+  wait: Promise<unknown>,
+  hold: () => Promise<boolean>,
+): Promise<"done" | "taken"> {
+  let over = false;
+  const ended = wait.then(() => {
+    over = true;
+  });
+  for (;;) {
+    // A timer of its own, cleared when the wait ends first (none is left behind).
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const tick = new Promise<void>((resolve) => timer = setTimeout(resolve, HOLD_EVERY_MS));
+    await Promise.race([ended, tick]);
+    clearTimeout(timer);
+    if (over) return "done";
     if (!await hold()) return "taken";
   }
 }
