@@ -237,7 +237,9 @@ export async function commitPage(
   // (when it does not map, or when Postgres refuses it) and the page, with its
   // checkpoint, is written without it, so the segment moves on, never loops.
   return await sql.begin(async (tx) => {
-    const { applied, deadLettered } = await applyChanges(tx, changes, deadLetters);
+    const { applied, deadLettered } = await applyChanges(tx, changes, deadLetters, {
+      cpu: deps.cpu,
+    });
     if (deadLettered > 0) {
       deps.log?.(
         `backfill job ${claim.job_id} segment ${claim.segment}/${claim.total_segments} of ${claim.source_table}: ${deadLettered} item(s) dead-lettered`,

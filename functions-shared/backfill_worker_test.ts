@@ -7,7 +7,7 @@
 
 import assert from "node:assert/strict";
 import { runWorker } from "./backfill_worker.ts";
-import { awsError, fakeDynamo } from "./testing_fakes.ts";
+import { awsError, type fakeCpuMeter, fakeDynamo } from "./testing_fakes.ts";
 import {
   backfillDb,
   checkpointArgs,
@@ -319,9 +319,15 @@ Deno.test("a page Postgres refuses as a whole is written again the careful way, 
   });
   const dynamo = pagedDynamo({ "null": { Items: [item("a"), item("b")] } });
   const { deps } = workerDeps(db, dynamo);
+  const steps = (deps.cpu as ReturnType<typeof fakeCpuMeter>).steps;
   const result = await runWorker(deps, "worker-a");
   assert.equal(result.rows, 2);
   assert.equal(result.segmentsFinished, 1);
+  assert.equal(
+    (deps.cpu as ReturnType<typeof fakeCpuMeter>).steps - steps,
+    2,
+    "the page's mapping, and the careful merge's encoding, measured",
+  );
   const [once, careful] = db.matching("sync.checkpoint_segment");
   assert.ok(once.text.includes("sync.merge_changes"), "first the one statement");
   assert.equal(careful.tx, 1, "then a transaction");

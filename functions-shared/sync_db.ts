@@ -8,6 +8,7 @@
  */
 
 import { toWire } from "./change_wire.ts";
+import type { CpuMeter } from "./cpu_meter.ts";
 import postgres from "postgres";
 import { type DbTarget, parseDbUrl } from "./db_url.ts";
 import { recordDeadLetters } from "./dead_letter_writer.ts";
@@ -116,6 +117,11 @@ export interface ApplyOptions {
    * a refused replay keeps its own dead letter open instead.
    */
   deadLetterRefused?: boolean;
+  /**
+   * The isolate's CPU meter: each merge's encoding is measured on it, so that a page
+   * whose refused change is isolated in halves (one statement each) counts what it costs.
+   */
+  cpu?: CpuMeter;
 }
 
 /**
@@ -151,7 +157,7 @@ export async function applyChanges(
   let applied = 0;
   const refused: RefusedChange[] = [];
   for (const table of [...byTable.keys()].sort()) {
-    const result = await mergeIsolating(tx, table, byTable.get(table)!);
+    const result = await mergeIsolating(tx, table, byTable.get(table)!, options.cpu);
     applied += result.applied;
     for (const { change, error } of result.refused) {
       refused.push({ change, deadLetter: refusedLetter(change, error) });
@@ -171,8 +177,10 @@ async function mergeTable(
   tx: postgres.TransactionSql,
   table: string,
   changes: TableChange[],
+  cpu?: CpuMeter,
 ): Promise<number> {
-  const json = encodeJson(changes.map((c) => toWire(c.change)));
+  const encode = () => encodeJson(changes.map((c) => toWire(c.change)));
+  const json = cpu ? cpu.measure(encode) : encode();
   const [result] = await tx.unsafe(
     "select applied from sync.merge_changes($1, $2::text::jsonb)",
     [table, json],
@@ -188,9 +196,10 @@ async function mergeIsolating(
   tx: postgres.TransactionSql,
   table: string,
   changes: TableChange[],
+  cpu?: CpuMeter,
 ): Promise<{ applied: number; refused: { change: TableChange; error: Error }[] }> {
   try {
-    const applied = await tx.savepoint((sp) => mergeTable(sp, table, changes));
+    const applied = await tx.savepoint((sp) => mergeTable(sp, table, changes, cpu));
     return { applied: applied as number, refused: [] };
   } catch (error) {
     if (!isDataError(error)) throw error;
@@ -198,8 +207,8 @@ async function mergeIsolating(
       return { applied: 0, refused: [{ change: changes[0], error: error as Error }] };
     }
     const middle = Math.ceil(changes.length / 2);
-    const first = await mergeIsolating(tx, table, changes.slice(0, middle));
-    const second = await mergeIsolating(tx, table, changes.slice(middle));
+    const first = await mergeIsolating(tx, table, changes.slice(0, middle), cpu);
+    const second = await mergeIsolating(tx, table, changes.slice(middle), cpu);
     return {
       applied: first.applied + second.applied,
       refused: [...first.refused, ...second.refused],
