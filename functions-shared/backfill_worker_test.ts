@@ -341,14 +341,14 @@ Deno.test("a page Postgres refuses as a whole is written again the careful way, 
 
 Deno.test("a page is stamped with its answer's Date less the round trip, whatever this clock says", async () => {
   const db = backfillDb([claim()]);
-  const dynamo = fakeDynamo(() => ({ Items: [item("a")] }));
   // DynamoDB's Date is 10 s behind this clock; the exchange took 20 ms.
   const date = Math.floor(Date.now() / 1000) * 1000 - 10_000;
-  Object.defineProperty(dynamo.client, "lastClock", {
-    get: () => {
-      const sentAt = Date.now();
-      return { sentAt, receivedAt: sentAt + 20, serverMs: date };
-    },
+  const dynamo = fakeDynamo(() => {
+    const sentAt = Date.now();
+    return {
+      Items: [item("a")],
+      $metadata: { clock: { sentAt, receivedAt: sentAt + 20, serverMs: date } },
+    };
   });
   const { deps } = workerDeps(db, dynamo);
   const result = await runWorker(deps, "worker-a");

@@ -12,6 +12,8 @@
  * @module
  */
 
+import type { ClockReading } from "./read_stamp.ts";
+
 /** An attribute value in DynamoDB JSON: exactly one of its fields is set. */
 export interface AttributeValue {
   S?: string;
@@ -36,6 +38,11 @@ export interface ResponseMetadata {
   requestId?: string;
   /** Attempts made, the first included. */
   attempts?: number;
+  /**
+   * The answering attempt's own exchange: when it left and came back on our clock, and
+   * the service's `Date` (read_stamp.ts stamps a read from it). None without a `Date`.
+   */
+  clock?: ClockReading;
 }
 
 /** A request for {@link DynamoClient.send}: its API target and input; `O` its answer. */

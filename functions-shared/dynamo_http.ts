@@ -140,8 +140,6 @@ export class DynamoClient {
   #quota = INITIAL_QUOTA;
   /** Added to our clock when signing: the service's clock, once it was found 5 min off. */
   #clockOffsetMs = 0;
-  /** The service's clock as the last answer told it (its `Date`), for read_stamp.ts. */
-  #lastClock?: ClockReading;
 
   /** Private: it holds the secret key, which nothing may print. */
   readonly #config: DynamoClientConfig;
@@ -153,14 +151,6 @@ export class DynamoClient {
   /** The region this client calls. */
   get region(): string {
     return this.#config.region;
-  }
-
-  /**
-   * The last answer's `Date` against our clock around its request (read_stamp.ts): what a
-   * Scan page is stamped from, on DynamoDB's clock. None before an answer with a `Date`.
-   */
-  get lastClock(): ClockReading | undefined {
-    return this.#lastClock;
   }
 
   /** Sends `command`; its answer with `$metadata`, or throws the last error. */
@@ -219,14 +209,15 @@ export class DynamoClient {
     });
     let response: Response;
     let bytes: Uint8Array;
+    // This exchange's own clock reading, given with its answer (never another request's:
+    // a client is shared by every run of an isolate): read_stamp.ts stamps a read from it.
+    let clock: ClockReading | undefined;
     const sentAt = Date.now();
     try {
       response = await fetch(request);
       const receivedAt = Date.now();
-      const serverMs = Date.parse(response.headers.get("date") ?? "");
-      if (Number.isFinite(serverMs)) {
-        this.#lastClock = { sentAt, receivedAt, serverMs };
-      }
+      const dated = Date.parse(response.headers.get("date") ?? "");
+      if (Number.isFinite(dated)) clock = { sentAt, receivedAt, serverMs: dated };
       bytes = new Uint8Array(await response.arrayBuffer());
     } catch (error) {
       if (signal?.aborted) return { ok: false, error: error as Error, retry: "no" };
@@ -263,6 +254,7 @@ export class DynamoClient {
     const metadata: ResponseMetadata = {
       httpStatusCode: response.status,
       requestId: response.headers.get("x-amzn-requestid") ?? undefined,
+      ...(clock ? { clock } : {}),
     };
     const sent = response.headers.get("x-amz-crc32");
     if (sent !== null && Number(sent) !== crc32(bytes)) {

@@ -96,12 +96,22 @@ export const MAX_LINE_CHARS = 16 * 2 ** 20;
  */
 export const SKIP_HEARTBEAT_CHARS = 64 * 2 ** 20;
 
+/**
+ * How long a read of a file's bytes may wait for one before the read is given up as
+ * broken (ExportReadError: the file is read again from its checkpoint): a connection to
+ * S3 that went quiet would otherwise be waited on for ever (the AWS SDK sets no timeout
+ * on a response's body).
+ */
+export const READ_QUIET_MS = 60_000;
+
 /** What {@link exportPages} may be given besides the file (tests make the limits small). */
 export interface ExportPagesOptions {
   /** A page's most text (default {@link PAGE_TEXT_CHARS}). */
   pageChars?: number;
   /** A line's most text (default {@link MAX_LINE_CHARS}). */
   lineChars?: number;
+  /** How long a read of the bytes may wait for one (default {@link READ_QUIET_MS}). */
+  quietMs?: number;
   /** Text read past between calls of `whileSkipping` (default {@link SKIP_HEARTBEAT_CHARS}). */
   skipChars?: number;
   /**
@@ -128,6 +138,7 @@ export async function* exportPages(
 ): AsyncGenerator<ExportPage> {
   const md5 = createHash("md5");
   let bytes = 0;
+  const quietMs = options.quietMs ?? READ_QUIET_MS;
   let ended = false; // the bytes came to their end
   // What the bytes' own stream failed with (the connection to S3): a read again may pass.
   // A failure past it (gzip, UTF-8) is the bytes' own.
@@ -136,12 +147,32 @@ export async function* exportPages(
   const hashed = new ReadableStream<Uint8Array>({
     async pull(controller) {
       let next: ReadableStreamReadResult<Uint8Array>;
+      // Only a read this waits for is timed: while the loader writes a chunk, the bytes
+      // are not asked for, and their connection is quiet on purpose.
+      let timer: ReturnType<typeof setTimeout> | undefined;
       try {
-        next = await reader.read();
+        next = await Promise.race([
+          reader.read(),
+          new Promise<never>((_, reject) =>
+            timer = setTimeout(
+              () =>
+                reject(
+                  Object.assign(new Error(`no byte from S3 for ${quietMs / 1000} s`), {
+                    name: "TimeoutError",
+                    code: "ETIMEDOUT",
+                  }),
+                ),
+              quietMs,
+            )
+          ),
+        ]);
       } catch (error) {
+        reader.cancel(error).catch(() => {});
         broken = { error };
         controller.error(error);
         return;
+      } finally {
+        clearTimeout(timer);
       }
       if (next.done) {
         ended = true;

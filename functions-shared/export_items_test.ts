@@ -167,6 +167,22 @@ Deno.test("a read that fails before its first byte is an unreadable file, not an
   );
 });
 
+Deno.test("a read that waits past its quiet time is a broken read, and its bytes' stream is cancelled", async () => {
+  const file: ExportDataFile = { key: "k.json.gz", itemCount: 1, md5Checksum: "", etag: "" };
+  let cancelled = false;
+  const quiet = new ReadableStream<Uint8Array>({
+    pull: () => new Promise(() => {}), // S3 sends nothing more
+    cancel: () => void (cancelled = true),
+  });
+  await assert.rejects(
+    pagesOf(exportPages(quiet, file, 10, 0, { quietMs: 20 })),
+    (error: Error) =>
+      error instanceof ExportReadError && error.code === "ETIMEDOUT" &&
+      /k\.json\.gz: unreadable after line 0: no byte from S3 for 0\.02 s/.test(error.message),
+  );
+  assert.ok(cancelled);
+});
+
 Deno.test("bytes that are not gzip are not the export's file: no read again mends them", async () => {
   const file: ExportDataFile = { key: "k.json.gz", itemCount: 1, md5Checksum: "", etag: "" };
   const notGzip = new Blob([new TextEncoder().encode("this is not gzip at all\n")]).stream();

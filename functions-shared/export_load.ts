@@ -16,7 +16,7 @@ import { sweepJob } from "./backfill_sweep.ts";
 import { commitPage } from "./backfill_page.ts";
 import type { CpuMeter } from "./cpu_meter.ts";
 import { credentialsRefused, TRANSIENT_ATTEMPTS, transientLoadFailure } from "./export_failures.ts";
-import { exportPages, ExportReadError } from "./export_items.ts";
+import { type ExportPage, exportPages, ExportReadError } from "./export_items.ts";
 import { commitChunk, DEFAULT_CHUNK_PAGES, RefusedChunk } from "./export_stage.ts";
 import { type RunGate, whenAdmitted } from "./run_gate.ts";
 import { realPacing } from "./scan_pacing.ts";
@@ -109,12 +109,17 @@ export async function loadExportFile(
     // Back to the checkpoint, the file is read from its start (gzip cannot seek): the
     // lease is renewed meanwhile, or deep in a large file it runs out and the file is
     // taken over (sync.renew_segment; SY001 when it was already, which leaves the file).
-    const pages = exportPages(body, data, file.page_size, line, {
+    const read = exportPages(body, data, file.page_size, line, {
       skipChars: deps.skipChars,
       whileSkipping: () =>
         deps.sql`select sync.renew_segment(${job}, ${file.segment}, ${worker})`.then(() => {}),
     })[Symbol.asyncIterator]();
+    let pages: AsyncIterator<ExportPage> = read;
     try {
+      // A file taken up reads back to its checkpoint before any chunk's transaction
+      // begins: that transaction holds a connection, and the renewals need another (with
+      // a pool of one they would wait for it for ever).
+      if (line > 0) pages = headFirst(await read.next(), read);
       for (;;) {
         if (line < carefulTo) {
           const next = await pages.next();
@@ -162,12 +167,27 @@ export async function loadExportFile(
       );
       carefulTo = error.toLine;
     } finally {
-      await pages.return?.(undefined);
+      await read.return?.(undefined);
       // A chunk that failed before its first page never started the pages: the object's
       // bytes, never read, would hold their connection to S3 until S3 dropped it.
       if (!body.locked) await body.cancel().catch(() => {});
     }
   }
+}
+
+/** `rest`'s pages with `head`, already read from it, first. */
+function headFirst(
+  head: IteratorResult<ExportPage>,
+  rest: AsyncIterator<ExportPage>,
+): AsyncIterator<ExportPage> {
+  let first: IteratorResult<ExportPage> | undefined = head;
+  return {
+    next: () => {
+      const taken = first;
+      first = undefined;
+      return taken ? Promise.resolve(taken) : rest.next();
+    },
+  };
 }
 
 /** The claim `commitPage` takes, for a file's page. */

@@ -37,9 +37,6 @@ function jobDb(
 ) {
   return fakeSql((s) => {
     first(s);
-    if (s.text.startsWith("set local")) return [];
-    if (s.text.includes("as line from sync.backfill_segments")) return [{ line: "1" }];
-    if (s.text.startsWith("copy sync.staged_changes")) return [];
     if (s.text.includes("sync.claim_export_file")) return files.length ? [files.shift()] : [];
     if (s.text.includes("count(*)::int as n")) return [{ n: 0 }];
     if (s.text.includes("as mine")) return [{ mine: held.includes(s.values[2] as number) }];
@@ -128,7 +125,10 @@ Deno.test("a file taken up from its checkpoint renews its lease while it reads b
     sleep: () => Promise.resolve(),
     skipChars: 1,
   });
-  assert.deepEqual(db.matching("sync.renew_segment")[0].values, ["7", 3, "loader-0"]);
+  const [renew] = db.matching("sync.renew_segment");
+  assert.deepEqual(renew.values, ["7", 3, "loader-0"]);
+  assert.equal(renew.tx, 0, "before any chunk's transaction holds a connection");
+  assert.equal(db.transactions.begun, 0);
   assert.deepEqual(failedSegments(db), [], "nothing failed");
   assert.equal(log[0], left(3, lost.message));
 });

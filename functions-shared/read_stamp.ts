@@ -33,12 +33,14 @@ export interface ClockReading {
 export const NO_DATE_MARGIN_MS = 5_000;
 
 /**
- * The stamp of a page whose request left at `sentAt` (our clock): from `reading` when it
- * is that request's own exchange, its `Date` less the round trip (see the module's
- * comment); else `sentAt` less {@link NO_DATE_MARGIN_MS}.
+ * The stamp of a page whose request left at `sentAt` (our clock): from `reading`, the
+ * answer's own exchange (`$metadata.clock`, dynamo_http.ts; never another request's: a
+ * client is shared by an isolate's runs), its `Date` less the round trip (see the
+ * module's comment); else `sentAt` less {@link NO_DATE_MARGIN_MS}, on this function's
+ * clock (AWS's answers always carry a `Date`).
  */
 export function pageStamp(sentAt: number, reading: ClockReading | undefined): Date {
-  if (reading && reading.sentAt >= sentAt) {
+  if (reading) {
     return new Date(reading.serverMs - (reading.receivedAt - reading.sentAt));
   }
   return new Date(sentAt - NO_DATE_MARGIN_MS);

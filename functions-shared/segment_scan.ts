@@ -249,7 +249,7 @@ export async function scanSegments(
     }
     // Stamped on DynamoDB's clock, no later than the read (read_stamp.ts): this function's
     // clock, however far off, orders nothing.
-    const readAt = pageStamp(sentAt, client.lastClock);
+    const readAt = pageStamp(sentAt, page.$metadata?.clock);
     const spentUnits = page.ConsumedCapacity?.CapacityUnits ?? 1;
     const items = page.Items ?? [];
     const nextKey = page.LastEvaluatedKey ?? null;

@@ -6,7 +6,6 @@
  * @module
  */
 
-import { Writable } from "node:stream";
 import type postgres from "postgres";
 import type { DynamoClient } from "./dynamo_http.ts";
 import type { CpuMeter } from "./cpu_meter.ts";
@@ -21,8 +20,6 @@ export interface Statement {
   values: unknown[];
   /** The transaction it ran in (1, 2, ... in order of `begin`), 0 outside any. */
   tx: number;
-  /** For a `COPY ... FROM STDIN` written through `.writable()`: the text written. */
-  copied?: string;
 }
 
 /**
@@ -59,28 +56,14 @@ export function fakeSql(respond: Responder): FakeSql {
   const statements: Statement[] = [];
   const transactions = { begun: 0, committed: 0, rolledBack: 0 };
   const run = (text: string, values: unknown[], tx: number): Promise<unknown[]> => {
-    const statement: Statement = { text: squash(text), values, tx };
+    const statement = { text: squash(text), values, tx };
     statements.push(statement);
-    const answer = Promise.resolve().then(async () => {
+    return Promise.resolve().then(async () => {
       const rows = await respond(statement);
       if (rows === undefined) {
         throw new Error(`the fake database does not know: ${statement.text}`);
       }
       return rows;
-    });
-    // postgres.js's `.writable()` of a COPY: the text written is kept on the statement,
-    // which is answered (as any other) once the writing begins.
-    return Object.assign(answer, {
-      writable: async () => {
-        await answer;
-        statement.copied = "";
-        return new Writable({
-          write(chunk, _encoding, done) {
-            statement.copied += String(chunk);
-            done();
-          },
-        });
-      },
     });
   };
   const make = (tx: number) => {

@@ -13,7 +13,7 @@ import { logDeadLetters } from "./dead_letter_writer.ts";
 import type { TableSpec } from "./table_registry.ts";
 import type { Divergence } from "./validator_compare.ts";
 import { repairPlan, type Unmappable } from "./validator_plan.ts";
-import { pointRead } from "./validator_source.ts";
+import { pointReadAt } from "./validator_source.ts";
 
 /**
  * Re-applies the source state of exactly `divergent` keys through the normal merge:
@@ -34,8 +34,9 @@ export async function repairKeys(
   const changes: TableChange[] = [];
   const skipped: Unmappable[] = [];
   for (const { key } of divergent) {
-    const readAt = new Date();
-    const items = await pointRead(deps, spec, key);
+    // Stamped on DynamoDB's clock, no later than the read (read_stamp.ts): a repair's
+    // changes win over the row, and a stream change after the read must still win over them.
+    const { items, readAt } = await pointReadAt(deps, spec, key);
     const known = spec.collapse && removeUnread
       ? (await deps.sql<{ range_key: string }[]>`
           select range_key::text from sync.observations

@@ -46,11 +46,15 @@ function deps(db: ReturnType<typeof repairDb>, dynamo: ReturnType<typeof fakeDyn
 Deno.test("a plain table's keys are upserted from the source, or deleted when it has none", async () => {
   const segments = byTargetTable("firespring_segments")!;
   const db = repairDb();
+  // Each answer's own exchange: DynamoDB's Date, 30 ms of round trip.
+  const date = Date.parse("2026-11-30T12:00:00Z");
+  const $metadata = { clock: { sentAt: Date.now(), receivedAt: Date.now() + 30, serverMs: date } };
   const dynamo = fakeDynamo((c: SentCommand) => {
     const id = (c.input.Key as { segment_id: { S: string } }).segment_id.S;
-    return id === "gone" ? {} : { Item: { segment_id: { S: id }, value: { N: "3" } } };
+    return id === "gone"
+      ? { $metadata }
+      : { Item: { segment_id: { S: id }, value: { N: "3" } }, $metadata };
   });
-  const before = Date.now();
   const skipped = await repairKeys(deps(db, dynamo), segments, [
     { kind: "missing", key: { segment_id: "a" } },
     { kind: "unexpected", key: { segment_id: "gone" } },
@@ -68,7 +72,11 @@ Deno.test("a plain table's keys are upserted from the source, or deleted when it
   assert.equal(db.merged[0].row.member_count, 3);
   assert.deepEqual(db.merged[1].row, { segment_id: "gone" }, "a delete carries the key alone");
   for (const change of db.merged) {
-    assert.ok(Date.parse(change.changed_at) >= before - 1, "positioned at the read");
+    assert.equal(
+      change.changed_at,
+      "2026-11-30T11:59:59.970Z",
+      "positioned at the read, on DynamoDB's clock: its Date less the round trip",
+    );
   }
   assert.equal(db.transactions.committed, 1, "one transaction");
   assert.equal(db.matching("sync.observations").length, 0, "no range keys for a plain table");

@@ -26,6 +26,7 @@ import { estimatingMeter } from "./cpu_meter.ts";
 import { IsolatePages } from "./isolate_pages.ts";
 import { LedgerTurns, turnOf, turnSettlement } from "./read_turns.ts";
 import { laneId, ScanLanes } from "./scan_lanes.ts";
+import { pageStamp } from "./read_stamp.ts";
 import { scanSegments } from "./segment_scan.ts";
 import type { Checkpoint, Claim, ScanPage, ScanResult } from "./segment_work.ts";
 
@@ -409,19 +410,35 @@ export async function pointRead(
   key: RowKey,
   options: { maxPages?: number } = {},
 ): Promise<Item[]> {
+  return (await pointReadAt(deps, spec, key, options)).items;
+}
+
+/**
+ * {@link pointRead}, with the read's stamp: its first answer's `Date` less the round
+ * trip, on DynamoDB's clock and no later than any of its reads (read_stamp.ts), which a
+ * repair positions its changes at.
+ */
+export async function pointReadAt(
+  deps: ValidatorDeps,
+  spec: TableSpec,
+  key: RowKey,
+  options: { maxPages?: number } = {},
+): Promise<{ items: Item[]; readAt: Date }> {
   const maxPages = options.maxPages ?? Infinity;
   const client = deps.dynamo(spec.region);
   const sourceKey = pointReadKey(spec, key);
+  const sentAt = Date.now();
   if (!spec.collapse) {
-    const { Item } = await client.send(
+    const { Item, $metadata } = await client.send(
       new GetItemCommand({ TableName: spec.sourceTable, Key: sourceKey, ConsistentRead: true }),
     );
-    return Item ? [Item] : [];
+    return { items: Item ? [Item] : [], readAt: pageStamp(sentAt, $metadata?.clock) };
   }
   const [hash] = Object.keys(sourceKey);
   const items: Item[] = [];
   let start: Item | undefined;
   let pages = 0;
+  let readAt: Date | undefined;
   do {
     const page = await client.send(
       new QueryCommand({
@@ -433,6 +450,7 @@ export async function pointRead(
         ExclusiveStartKey: start,
       }),
     );
+    readAt ??= pageStamp(sentAt, page.$metadata?.clock);
     items.push(...(page.Items ?? []));
     start = page.LastEvaluatedKey;
     pages++;
@@ -444,5 +462,5 @@ export async function pointRead(
       );
     }
   } while (start);
-  return items;
+  return { items, readAt: readAt! };
 }

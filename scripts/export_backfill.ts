@@ -13,11 +13,13 @@ import {
   DescribeExportCommand,
   DescribeTableCommand,
   DynamoDBClient,
+  type ExportDescription,
 } from "@aws-sdk/client-dynamodb";
 import { GetObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import type postgres from "postgres";
 import { createHash } from "node:crypto";
 import { awsClientConfig, type EnvReader, perRegion } from "../functions-shared/dynamo_client.ts";
+import { credentialsRefused, transientLoadFailure } from "../functions-shared/export_failures.ts";
 import { ExportDataError } from "../functions-shared/export_items.ts";
 import { parseExportFiles, parseExportSummary } from "../functions-shared/export_manifest.ts";
 import { ExportStillRunning, requestExport, waitForExport } from "./export_request.ts";
@@ -63,9 +65,6 @@ export interface ExportJob {
   items: number;
 }
 
-/** How long an S3 connection may go without a byte before it is given up (ms). */
-export const S3_QUIET_MS = 60_000;
-
 /**
  * The S3 client of the export bucket: the local stack's S3 stand-in when S3_ENDPOINT is
  * set (reached path-style, with S3_ACCESS_KEY_ID), else AWS's, with the same credentials
@@ -84,10 +83,9 @@ export function exportS3Client(env: EnvReader): S3Client {
   return new S3Client({
     region: env("EXPORT_BUCKET_REGION") ?? "us-east-1",
     followRegionRedirects: true,
-    // A connection that goes quiet mid-file is given up (the file read again from its
-    // checkpoint, export_load.ts) rather than waited on for ever: the SDK's defaults set
-    // no timeout on a request or its socket.
-    requestHandler: { connectionTimeout: 10_000, socketTimeout: S3_QUIET_MS },
+    // A connection S3 does not open is given up (the SDK's default waits for ever); one
+    // that goes quiet mid-file is given up by the read (export_items.ts, READ_QUIET_MS).
+    requestHandler: { connectionTimeout: 10_000 },
     ...(endpoint ? { endpoint, forcePathStyle: true } : {}),
     ...(credentials ? { credentials } : {}),
   });
@@ -99,7 +97,17 @@ async function objectText(s3: S3Client, bucket: string, key: string): Promise<st
     const object = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
     return await object.Body!.transformToString();
   } catch (error) {
+    // Named by the object, and still S3's error (its name, HTTP status and code tell a
+    // failure that may pass from a refusal: export_failures.ts).
+    const { name, $metadata, code } = error as {
+      name?: string;
+      $metadata?: unknown;
+      code?: string;
+    };
     throw Object.assign(new Error(`s3://${bucket}/${key}: ${(error as Error).message}`), {
+      name: name ?? "Error",
+      $metadata,
+      code,
       cause: error,
     });
   }
@@ -261,9 +269,32 @@ async function startOne(
       `${error.message}; the same command run again goes on waiting for it (it is remembered)`,
     );
   });
-  // Waited for: no later run takes it up again. One refused below (older than the
-  // table's stream, say) needs a new export, and a run stopped from here on asks for one.
-  await deps.sql`delete from sync.export_requests where export_arn = ${arn}`;
+  try {
+    return await jobOf(deps, spec, arn, description, unfinished);
+  } catch (error) {
+    // Refused for good (an export older than the table's stream, of another table, too
+    // old to load): forgotten, so that the next run asks for a new one. One that may pass
+    // (S3, the network, the database, credentials) is taken up again by the next run;
+    // once a job has it, it is taken up as that job's (sync.export_request_to_resume).
+    if (
+      !transientLoadFailure(error) && !credentialsRefused(error) &&
+      !(error instanceof MadeElsewhere)
+    ) {
+      await deps.sql`delete from sync.export_requests where export_arn = ${arn}`.catch(() => {});
+    }
+    throw error;
+  }
+}
+
+/** Checks export `arn`'s manifests and starts its job (or takes `unfinished` up). */
+async function jobOf(
+  deps: ExportBackfillDeps,
+  spec: TableSpec,
+  arn: string,
+  description: ExportDescription,
+  unfinished: postgres.Row | undefined,
+): Promise<ExportJob> {
+  const dynamo = deps.dynamo(spec.region);
   const bucket = description.S3Bucket!;
   const summaryKey = description.ExportManifest!;
   const summary = parseExportSummary(
@@ -311,6 +342,18 @@ async function startOne(
   };
 }
 
+/** Another command made a job of the table while this one waited (a unique index). */
+class MadeElsewhere extends Error {
+  constructor(table: string, cause: unknown) {
+    super(
+      `export backfill of ${table}: another command made a job of this table while this ` +
+        "one waited; run the command again to take that job up",
+      { cause },
+    );
+    this.name = "MadeElsewhere";
+  }
+}
+
 /**
  * Makes export `arn`'s job (`sync.start_export_backfill`); answers its id. Another
  * command that made a job of the table since this one looked for one is named.
@@ -339,11 +382,7 @@ async function startJob(
     if (code !== "23505" || constraint_name !== "backfill_jobs_one_unfinished_export_idx") {
       throw error;
     }
-    throw new Error(
-      `export backfill of ${spec.sourceTable}: another command made a job of this table ` +
-        "while this one waited; run the command again to take that job up",
-      { cause: error },
-    );
+    throw new MadeElsewhere(spec.sourceTable, error);
   }
 }
 

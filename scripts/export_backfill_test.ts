@@ -179,10 +179,10 @@ Deno.test("an export an earlier run asked for and no job loaded is taken up, wha
   assert.equal(job.job, "99");
   assert.ok(!run.asked.includes("ExportTableToPointInTime"), "no new export was asked for");
   assert.equal(run.db.matching("sync.start_export_backfill")[0].values[1], earlier.arn);
-  assert.deepEqual(
-    run.db.matching("delete from sync.export_requests")[0].values,
-    [earlier.arn],
-    "once waited for, it is forgotten: a run stopped after this asks for a new one",
+  assert.equal(
+    run.db.matching("delete from sync.export_requests").length,
+    0,
+    "kept: its job has it now, and a run stopped before the job would take it up again",
   );
   assert.ok(run.lines.includes(
     `firespring_segments: taking up export ${earlier.arn}, asked for by an earlier run (IN_PROGRESS)`,
@@ -210,6 +210,21 @@ Deno.test("an earlier run's export that failed, or that AWS no longer knows, is 
       run.lines.join("\n"),
     );
   }
+});
+
+Deno.test("an export whose manifests S3 cannot give for now is kept for the next run to take up", async () => {
+  const earlier = await anExport("earlier");
+  const run = deps([earlier], [], { remembered: earlier.arn });
+  const slow = Object.assign(new Error("Please reduce your request rate."), {
+    name: "SlowDown",
+    $metadata: { httpStatusCode: 503 },
+  });
+  run.deps.s3 = { send: () => Promise.reject(slow) } as unknown as S3Client;
+  await assert.rejects(
+    startExportBackfill(run.deps, spec, { bucket: "exports", prefix: "p" }, "t"),
+    /Please reduce your request rate/,
+  );
+  assert.equal(run.db.matching("delete from sync.export_requests").length, 0, "not forgotten");
 });
 
 Deno.test("a job another command made meanwhile is named, not a unique index", async () => {
@@ -323,6 +338,11 @@ Deno.test("an export older than the table's stream, or of a table with no stream
       /^Error: export backfill of firespring-backdoor-segments-dev: export .* is of .*, before the table's stream began \(.*\): the changes between them are in neither; ask for a new export \(without --export-arn\)$/,
     );
     assert.equal(run.db.matching("sync.start_export_backfill").length, 0);
+    assert.deepEqual(
+      run.db.matching("delete from sync.export_requests").map((s) => s.values),
+      [[named.arn]],
+      "refused for good: forgotten, so the next run asks for a new export",
+    );
     // No stream: refused, unless the operator says to load the snapshot alone.
     streamOf = () => ({ StreamSpecification: { StreamEnabled: false } });
     await assert.rejects(

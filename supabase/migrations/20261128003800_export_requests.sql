@@ -71,7 +71,16 @@ as $$
 $$;
 
 -- One unfinished export job per table: the second of two commands started together is
--- refused (23505) and takes the first one's job up when run again.
+-- refused (23505) and takes the first one's job up when run again. A table that already
+-- has two (the race this closes) keeps its newest; the others are cancelled, saying why
+-- (what they loaded stays: it is the export's, and the newest job's end sweeps the rest).
+update sync.backfill_jobs j
+set status = 'cancelled', finished_at = now(),
+    error = 'cancelled when one unfinished export job per table became the rule (20261128003800_export_requests.sql): a newer one of this table goes on'
+where j.export_arn is not null and j.status in ('pending', 'running')
+  and exists (select from sync.backfill_jobs k
+              where k.source_table = j.source_table and k.export_arn is not null
+                and k.status in ('pending', 'running') and k.id > j.id);
 create unique index backfill_jobs_one_unfinished_export_idx
   on sync.backfill_jobs (source_table)
   where export_arn is not null and status in ('pending', 'running');
