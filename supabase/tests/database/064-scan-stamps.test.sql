@@ -4,7 +4,7 @@
 -- second and a round trip earlier than the job's start on Postgres's.
 set client_min_messages = warning;
 begin;
-select plan(5);
+select plan(6);
 
 delete from sync.table_state;
 delete from sync.backfill_jobs;
@@ -41,6 +41,9 @@ select results_eq(
   $$values ('live'::text)$$,
   'the end removes what no page saw, and spares the live row (older than the start less the granularity, not than the page''s)');
 select is((select status from sync.backfill_jobs where id = (select id from job)), 'done', 'the job is done');
+select is((select deleted_at from sync.tombstones where row_key = '{"segment_id": "gone"}'),
+  (select started from t) - interval '0.8 seconds',
+  'the removed row''s tombstone is positioned at the earliest page, not the later start: a change after any read wins over it');
 
 select * from finish();
 rollback;
