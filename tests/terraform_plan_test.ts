@@ -100,14 +100,14 @@ Deno.test({
         "-out=sync.tfplan",
       ], data);
       assert.equal(plan.code, 0, plan.text);
-      assert.match(plan.text, /Plan: 33 to add, 0 to change, 0 to destroy\./);
+      assert.match(plan.text, /Plan: 37 to add, 0 to change, 0 to destroy\./);
       const shown = await terraform(root, ["show", "-json", "sync.tfplan"], data);
       const planned: Json = JSON.parse(shown.stdout);
       // (The Lambda's policy document waits for the ARNs of what apply makes: a "read".)
       const changes: Json[] = planned.resource_changes.filter((c: Json) => c.mode === "managed");
       // 23 for the sync, 7 for the export bucket and the reader's rights to it (exports.tf),
       // 3 for the write-back's writer (supabase-writer.tf).
-      assert.equal(changes.length, 33);
+      assert.equal(changes.length, 37);
       assert.ok(changes.every((c) => c.change.actions.join() === "create"), "only creates");
 
       // One mapping per registry table, on the stream DynamoDB reports for that table.
@@ -160,7 +160,15 @@ Deno.test({
       );
       const logs = changes.filter((c) => c.type === "aws_cloudwatch_log_group");
       assert.deepEqual(logs.map((l) => l.change.after.retention_in_days), [7, 7]);
-      assert.equal(changes.filter((c) => c.type === "aws_cloudwatch_metric_alarm").length, 0);
+      // Monitoring is on (terraform.tfvars): each region's sync alarms on its dead-letter
+      // queue and its iterator age.
+      const alarms = changes.filter((c) => c.type === "aws_cloudwatch_metric_alarm");
+      assert.deepEqual(alarms.map((a) => a.change.after.alarm_name).toSorted(), [
+        "mmp-toledo-firespring-sync-dev-dead-letters",
+        "mmp-toledo-firespring-sync-dev-iterator-age",
+        "mmp-toledo-mmp-toledo-sync-dev-dead-letters",
+        "mmp-toledo-mmp-toledo-sync-dev-iterator-age",
+      ]);
 
       // The Edge Functions' reader: read actions on exactly the nine tables' ARNs.
       const reader = planned.prior_state.values.root_module.resources

@@ -247,7 +247,7 @@ Deno.test("the seed report's variables, passed through to both regions", async (
     lambda_memory_size: LAMBDA_MEMORY_MB,
     batch_size: 10,
     log_retention_days: 7,
-    enable_monitoring: false,
+    enable_monitoring: true,
   });
   for (const name of Object.keys(tfvars)) assert.ok(root.variable[name], `variable ${name}`);
   for (const { name, instance } of instances) {

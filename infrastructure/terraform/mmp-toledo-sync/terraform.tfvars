@@ -9,4 +9,8 @@ enable_firespring_sync      = true # us-east-1 Firespring tables
 lambda_memory_size = 256
 batch_size         = 10
 log_retention_days = 7
-enable_monitoring  = false
+# Alarms on each sync's dead-letter queue and iterator age (about $0.10 an alarm a month):
+# a record the Lambda gave up on waits in its queue for a replay within the stream's 24 h,
+# and nobody looks there unless told. Notify someone with alarm_actions (an SNS topic per
+# region).
+enable_monitoring = true
