@@ -4,7 +4,7 @@
 -- are never purged.
 set client_min_messages = warning;
 begin;
-select plan(45);
+select plan(49);
 
 -- Start from nothing, so that what purge_expired reports is exactly this test's rows.
 delete from sync.tombstones;
@@ -39,8 +39,8 @@ insert into sync.tombstones (target_table, row_key, sync_sequence, deleted_at, r
 
 -- A collapsed table: v1 with three observations, all older than the retention (the
 -- oldest two superseded, one of them deleted), its row written as long ago; v2 whose row
--- took its held observation just now, so its older observation must stay for the
--- fallback; v3 entirely deleted.
+-- took its held observation just now: its older observation, recorded before the
+-- retention, goes too (a removal of the held one re-reads the key); v3 entirely deleted.
 create function pg_temp.visit(op text, id text, ts numeric, pages int, seq text)
 returns jsonb language sql as $$
   select jsonb_build_object('op', op, 'seq', seq, 'changed_at', '2026-02-06T10:00:00Z', 'source', 'stream',
@@ -62,11 +62,13 @@ select sync.merge_changes('firespring_visitors', jsonb_build_array(pg_temp.visit
 create temp table visitors_before as select * from public.firespring_visitors;
 
 -- Dead letters: replayed 31 days ago (purged), replayed 29 days ago (kept), open for
--- 100 days (kept).
-insert into sync.dead_letters (received_at, target_table, record, reason, replayed_at, replay_result) values
-  (now() - interval '40 days', 'firespring_actions', '{"n": 1}', 'r', now() - interval '31 days', 'applied'),
-  (now() - interval '40 days', 'firespring_actions', '{"n": 2}', 'r', now() - interval '29 days', 'applied'),
-  (now() - interval '100 days', 'firespring_actions', '{"n": 3}', 'r', null, null);
+-- 100 days (kept), replayed 31 days ago but seen again since (kept: its record failed
+-- again, and a backfill's end spares its key while it is).
+insert into sync.dead_letters (received_at, last_seen_at, target_table, record, reason, replayed_at, replay_result) values
+  (now() - interval '40 days', now() - interval '40 days', 'firespring_actions', '{"n": 1}', 'r', now() - interval '31 days', 'applied'),
+  (now() - interval '40 days', now() - interval '40 days', 'firespring_actions', '{"n": 2}', 'r', now() - interval '29 days', 'applied'),
+  (now() - interval '100 days', now() - interval '100 days', 'firespring_actions', '{"n": 3}', 'r', null, null),
+  (now() - interval '40 days', now() - interval '1 day', 'firespring_actions', '{"n": 4}', 'r', now() - interval '31 days', 'applied');
 
 -- Webhook-ids: 11 minutes (purged), 9 minutes (kept).
 insert into sync.webhook_deliveries (webhook_id, received_at) values
@@ -101,7 +103,7 @@ insert into public.sync_checksums (target_table, status, started_at, checked_at,
 create temp table purged as select sync.purge_expired() as result;
 select is((select result from purged),
   '{"tombstones": 1, "cron_history": 1, "dead_letters": 1, "backfill_jobs": 1, "sync_checksums": 1,
-    "webhook_deliveries": 1, "deleted_observations": 2, "superseded_observations": 1, "incomplete": [],
+    "webhook_deliveries": 1, "deleted_observations": 2, "superseded_observations": 2, "incomplete": [],
     "stream_notes": 0}'::jsonb,
   'purge_expired reports what it removed per kind');
 
@@ -109,16 +111,16 @@ select results_eq($$select row_key ->> 'segment_id' from sync.tombstones$$, $$va
   'a tombstone is purged after tombstone_retention and kept before');
 select results_eq(
   $$select row_key ->> 'visitor_id', range_key::int from sync.observations order by 1, 2$$,
-  $$values ('v1'::text, 300), ('v2', 100), ('v2', 200)$$,
-  'deleted observations, and superseded ones of a row written before the retention, are purged; the rest stay');
+  $$values ('v1'::text, 300), ('v2', 200)$$,
+  'deleted observations, and superseded ones recorded before the retention, are purged; the held ones stay');
 select ok(exists (select from sync.observations where row_key = '{"visitor_id": "v1"}' and range_key = 300),
   'the held observation is never purged, however old');
-select ok(exists (select from sync.observations where row_key = '{"visitor_id": "v2"}' and range_key = 100),
-  'an observation superseded less than observation_retention ago stays for the fallback');
+select ok(not exists (select from sync.observations where row_key = '{"visitor_id": "v2"}' and range_key = 100),
+  'one superseded just now goes too, whatever its row does: a removal of the held one re-reads the key');
 select set_eq($$select to_jsonb(v) from public.firespring_visitors v$$,
   $$select to_jsonb(v) from visitors_before v$$, 'no row of the collapsed table changed');
-select results_eq($$select record ->> 'n' from sync.dead_letters order by id$$, $$values ('2'), ('3')$$,
-  'a replayed dead letter is purged after dead_letter_retention; younger and open ones stay');
+select results_eq($$select record ->> 'n' from sync.dead_letters order by id$$, $$values ('2'), ('3'), ('4')$$,
+  'a replayed dead letter is purged after dead_letter_retention; younger ones, open ones and ones seen again since stay');
 -- Only this test's ids: the stack's background tests may deliver to the webhook meanwhile.
 select results_eq($$select webhook_id from sync.webhook_deliveries where webhook_id in ('msg_old', 'msg_young')$$, $$values ('msg_young')$$,
   'a webhook-id is purged after webhook_id_retention and kept before');
@@ -150,11 +152,13 @@ update sync.settings set value = '24 hours' where key = 'tombstone_retention';
 select is((sync.purge_expired() ->> 'tombstones')::int, 1, 'a shorter tombstone_retention purges more');
 select is((select count(*)::int from sync.tombstones), 0, 'the 47 h tombstone went with a 24 hour retention');
 update sync.settings set value = '24 hours' where key = 'observation_retention';
+select sync.merge_changes('firespring_visitors', jsonb_build_array(pg_temp.visit('upsert', 'v2', 300, 3, '31')));
+delete from visitors_before where visitor_id = 'v2';
+insert into visitors_before select * from public.firespring_visitors where visitor_id = 'v2';
 select is((sync.purge_expired() ->> 'superseded_observations')::int, 0,
-  'a superseded observation stays while the row took its held observation less than observation_retention ago');
-update sync.observations set recorded_at = now() - interval '25 hours' where row_key = '{"visitor_id": "v2"}';
-update public.firespring_visitors set synced_at = now() - interval '25 hours' where visitor_id = 'v2';
-update visitors_before set synced_at = now() - interval '25 hours' where visitor_id = 'v2';
+  'a superseded observation recorded less than observation_retention ago stays');
+update sync.observations set recorded_at = now() - interval '25 hours'
+where row_key = '{"visitor_id": "v2"}' and range_key = 200;
 select is((sync.purge_expired() ->> 'superseded_observations')::int, 1, 'and goes once it is older');
 select set_eq($$select to_jsonb(v) from public.firespring_visitors v$$,
   $$select to_jsonb(v) from visitors_before v$$, 'still no row changed');
@@ -293,6 +297,25 @@ update sync.settings set value = '1 hour' where key = 'tombstone_retention';
 select throws_ok($$select sync.purge_expired()$$, '22023', null,
   'so is a tombstone_retention shorter than 24 hours');
 update sync.settings set value = '48 hours' where key = 'tombstone_retention';
+-- A bare number is seconds to Postgres, and was meant otherwise: refused, naming it.
+update sync.settings set value = '48' where key = 'stream_note_retention';
+select throws_ok($$select sync.purge_expired()$$, '22023',
+  'sync.purge_expired: sync.settings stream_note_retention = ''48'' has no unit; write it as an interval (e.g. ''48 hours'')',
+  'a number without a unit is refused, naming the setting');
+update sync.settings set value = '26 hours' where key = 'stream_note_retention';
+select throws_ok($$select sync.purge_expired()$$, '22023',
+  'sync.purge_expired: sync.settings stream_note_retention = ''26 hours'' is shorter than the stream''s 24 hours and the 3 hours between lost-record checks, so applied records would look lost and every table be backfilled; set it to 27 hours or more',
+  'stream notes kept less than the stream and a check interval are refused');
+update sync.settings set value = '48 hours' where key = 'stream_note_retention';
+update sync.settings set value = '1 hour' where key = 'backfill_job_retention';
+select throws_ok($$select sync.purge_expired()$$, '22023', null,
+  'finished backfills kept less than a day are refused');
+update sync.settings set value = '30 days' where key = 'backfill_job_retention';
+update sync.settings set value = '300000 years' where key = 'dead_letter_retention';
+select throws_like($$select sync.purge_expired()$$,
+  '%dead_letter_retention = ''300000 years'' is longer than 100 years%',
+  'a period past any timestamp is named, not a timestamp out of range');
+update sync.settings set value = '30 days' where key = 'dead_letter_retention';
 delete from sync.settings where key = 'cron_history_retention';
 select throws_ok($$select sync.purge_expired()$$, '22023',
   'sync.purge_expired: sync.settings has no row cron_history_retention; insert it again (README, "Retention")',

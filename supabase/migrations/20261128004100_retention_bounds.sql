@@ -1,0 +1,480 @@
+-- Retention that holds the contract under bad settings and busy tables
+-- (docs/sync-semantics.md, "Retention"). Found by a review of the purges:
+--
+-- * Superseded observations of a row that kept taking new ones were never purged: the
+--   purge waited for the row to go 48 hours unwritten (synced_at), and an active visitor,
+--   or a table backfilled more often than every 48 hours, kept every observation for
+--   good. A superseded observation is now purged once it was recorded before the cutoff,
+--   whatever its row does since: a removal of the observation the row holds queues a
+--   consistent re-read of the key (20261128002900_collapsed_rereads.sql), which brings
+--   the purged items back, as it does for a row quiet for 48 hours.
+-- * The purge of superseded observations waited for the table's merge lock, with no
+--   time left or behind a long export chunk: past the statement timeout, the whole hourly
+--   run rolled back. It now takes the lock only if free, and only with time left.
+-- * A replayed dead letter whose record failed again since (last_seen_at) was purged 30
+--   days after its replay: a backfill's end, which spares its key while it is seen again,
+--   then removed a live row. It is kept until it was last seen 30 days ago too.
+-- * Three retention settings had no floor: stream_note_retention of '48' (seconds) made
+--   the lost-record check take applied records for lost ones and queue a backfill of
+--   every table every two hours; backfill_job_retention of minutes purged the job a
+--   stale table's check looks for. A value without a unit, or past 100 years (which
+--   failed as "timestamp out of range", naming nothing), is refused now, naming it.
+
+-- Replaces 20261128003200_retention_floor.sql's (whole; the same signature): more
+-- floors, and no bare numbers.
+create or replace function sync.retention_setting(p_key text) returns interval
+language plpgsql stable set search_path = ''
+as $$
+declare
+  raw text;
+  period interval;
+  floor_period interval;
+  why text;
+begin
+  select s.value into raw from sync.settings s where s.key = p_key;
+  if not found then
+    raise exception 'sync.purge_expired: sync.settings has no row %; insert it again (README, "Retention")', p_key
+      using errcode = '22023';
+  end if;
+  -- '48' is 48 seconds to Postgres, and was meant as hours or days.
+  if raw ~ '^\s*[-+]?[0-9.]+\s*$' then
+    raise exception 'sync.purge_expired: sync.settings % = % has no unit; write it as an interval (e.g. ''48 hours'')',
+      p_key, quote_literal(raw) using errcode = '22023';
+  end if;
+  begin
+    period := raw::interval;
+  exception when invalid_datetime_format or datetime_field_overflow or interval_field_overflow then
+    raise exception 'sync.purge_expired: sync.settings % = % is not an interval (e.g. ''48 hours'')',
+      p_key, quote_literal(raw)
+      using errcode = '22023';
+  end;
+  if period < interval '0' then
+    raise exception 'sync.purge_expired: sync.settings % = % is negative', p_key, quote_literal(raw)
+      using errcode = '22023';
+  end if;
+  if period > interval '100 years' then
+    raise exception 'sync.purge_expired: sync.settings % = % is longer than 100 years',
+      p_key, quote_literal(raw) using errcode = '22023';
+  end if;
+  -- Each floor, and what is wrong below it (after "is shorter than ").
+  select f.period, f.why into floor_period, why
+  from (values
+    -- A webhook-id dropped while its signed request could still be accepted (a timestamp
+    -- up to 300 s ahead stays valid for 600 s) would let that request be replayed.
+    ('webhook_id_retention', interval '10 minutes',
+     '10 minutes, twice the webhook''s 300 s signature window, so a captured request could be replayed'),
+    ('tombstone_retention', interval '24 hours',
+     'the stream''s 24 hours, so a stream record arriving late could bring back a deleted item or an older state; set it to 24 hours or more'),
+    ('observation_retention', interval '24 hours',
+     'the stream''s 24 hours, so a stream record arriving late could bring back a deleted item or an older state; set it to 24 hours or more'),
+    -- The lost-record check reads the notes of what the stream still holds (24 hours),
+    -- one check interval (up to 3 hours) after it last looked.
+    ('stream_note_retention', interval '27 hours',
+     'the stream''s 24 hours and the 3 hours between lost-record checks, so applied records would look lost and every table be backfilled; set it to 27 hours or more'),
+    -- The lost-record check looks for the backfill that heals a table; a day is the
+    -- least a finished one is kept.
+    ('backfill_job_retention', interval '24 hours',
+     'a day, so the backfill that healed a table would be gone before its check looks for it; set it to 24 hours or more')
+  ) as f (key, period, why)
+  where f.key = p_key;
+  if floor_period is not null and period < floor_period then
+    raise exception 'sync.purge_expired: sync.settings % = % is shorter than %',
+      p_key, quote_literal(raw), why using errcode = '22023';
+  end if;
+  return period;
+end
+$$;
+
+-- A value below its new floor is raised to it, with a notice naming it, rather than left
+-- to stop the hourly purge of everything else. A bare number is left for the purge to
+-- name, as a value that is no interval is.
+do $$
+declare
+  s record;
+  least_value text;
+begin
+  for s in select key, value from sync.settings
+           where key in ('stream_note_retention', 'backfill_job_retention') loop
+    least_value := case s.key when 'stream_note_retention' then '27 hours' else '24 hours' end;
+    begin
+      if s.value ~* '[a-z]' and s.value::interval < least_value::interval then
+        update sync.settings set value = least_value where key = s.key;
+        raise notice 'sync.settings %: % is below its floor; raised to it', s.key, quote_literal(s.value);
+      end if;
+    exception when invalid_datetime_format or datetime_field_overflow or interval_field_overflow then
+      null;
+    end;
+  end loop;
+end
+$$;
+
+-- Replaces 20261128002700_retention_progress.sql's (whole; the same signature): a
+-- superseded observation goes whatever its row does since; the table's merge lock is
+-- taken only if free.
+create or replace function sync.purge_superseded_observations(
+  p_target text, p_cutoff timestamptz, p_batch integer, p_max_batches integer,
+  p_deadline timestamptz
+) returns table (removed bigint, complete boolean)
+language plpgsql set search_path = ''
+-- Each batch must walk the index in order from its cursor: with statistics from before
+-- the table grew, the planner would rather read every match and sort it, every batch.
+set enable_seqscan = off set enable_bitmapscan = off
+as $fn$
+declare
+  key_match text;
+  statement text;
+  after_at timestamptz;
+  after_key jsonb;
+  after_range numeric;
+  scanned bigint;
+  purged bigint;
+begin
+  select string_agg(format('t.%I = (s.row_key ->> %L)::%s', k.name, k.name,
+                           format_type(a.atttypid, a.atttypmod)), ' and ')
+    into key_match
+  from sync.source_tables st
+  cross join lateral unnest(st.key_columns) as k(name)
+  join pg_attribute a on a.attrelid = format('public.%I', st.target_table)::regclass
+                     and a.attname = k.name
+  where st.target_table = p_target and st.collapsed;
+  if key_match is null then
+    raise exception 'sync.purge_superseded_observations: % is not a collapsed target table', p_target
+      using errcode = '22023';
+  end if;
+  statement := format($sql$
+    with scanned as (
+      select o.ctid, o.row_key, o.range_key, o.recorded_at
+      from sync.observations o
+      where o.target_table = %1$L and not o.deleted and o.recorded_at < $1
+        and (o.recorded_at, o.row_key, o.range_key) > ($2, $3, $4)
+      order by o.recorded_at, o.row_key, o.range_key
+      limit $5
+    ),
+    doomed as (
+      select s.ctid
+      from scanned s
+      -- A lateral lookup by the primary key, so that the plan is one index probe per
+      -- observation whatever the statistics say about the table's size.
+      cross join lateral (
+        select t.sync_range_key from public.%2$I t
+        where %3$s and %4$s = s.row_key
+        limit 1
+      ) t
+      where s.range_key < t.sync_range_key
+    ),
+    purged as (
+      -- By ctid alone, a TID scan: the merges of the table wait for this transaction,
+      -- so nothing changed these observations since they were read.
+      delete from sync.observations o
+      where o.ctid = any (array(select d.ctid from doomed d))
+      returning 1
+    ),
+    last_scanned as (
+      select s.recorded_at, s.row_key, s.range_key from scanned s
+      order by s.recorded_at desc, s.row_key desc, s.range_key desc
+      limit 1
+    )
+    select (select count(*) from scanned), (select count(*) from purged),
+           l.recorded_at, l.row_key, l.range_key
+    from (select) as one
+    left join last_scanned l on true
+    $sql$, p_target, p_target, key_match, sync.key_json_sql(p_target, 't'));
+
+  -- Not waited for: behind a long merge (an export's chunk) the run would pass the
+  -- statement timeout and lose everything it purged. A busy table is left to the next run.
+  if not pg_try_advisory_xact_lock(hashtext('sync.merge_changes'), hashtext(p_target)) then
+    removed := 0;
+    complete := false;
+    return next;
+    return;
+  end if;
+  -- Where the last run stopped, or the start.
+  select c.after_at, c.after_key, c.after_range into after_at, after_key, after_range
+  from sync.purge_cursors c where c.target_table = p_target;
+  if not found then
+    after_at := '-infinity'::timestamptz;
+    after_key := 'null'::jsonb;
+    after_range := 0;
+  end if;
+  removed := 0;
+  for i in 1 .. p_max_batches loop
+    exit when clock_timestamp() >= p_deadline;
+    execute statement into scanned, purged, after_at, after_key, after_range
+      using p_cutoff, after_at, after_key, after_range, p_batch;
+    removed := removed + purged;
+    if scanned < p_batch then
+      -- The walk reached the end: the next run starts again from the oldest.
+      delete from sync.purge_cursors c where c.target_table = p_target;
+      complete := true;
+      return next;
+      return;
+    end if;
+  end loop;
+  insert into sync.purge_cursors (target_table, after_at, after_key, after_range)
+  values (p_target, after_at, after_key, after_range)
+  on conflict (target_table) do update
+    set after_at = excluded.after_at, after_key = excluded.after_key,
+        after_range = excluded.after_range;
+  complete := false;
+  return next;
+end
+$fn$;
+
+
+-- Replaces 20261128002700_retention_progress.sql's (whole; the same signature): a
+-- replayed dead letter seen again since is kept; the superseded observations' step runs
+-- only with time left.
+create or replace function sync.purge_expired() returns jsonb
+language plpgsql set search_path = ''
+-- Batches walk their index oldest first and stop at the LIMIT, however stale the
+-- statistics (see sync.purge_superseded_observations).
+set enable_seqscan = off set enable_bitmapscan = off
+as $fn$
+declare
+  -- Rows per statement and statements per kind: a statement of 5,000 rows takes about
+  -- half a second on a busy 2-core machine, whatever the table's size (an index range
+  -- and a TID scan). No statement starts after the time budget, so a run ends within
+  -- about 31 s, far from the hosted 2-minute statement timeout; the superseded
+  -- observations of each collapsed table get at most 10 s of it, as they hold off that
+  -- table's merges until the run ends.
+  batch constant integer := 5000;
+  max_batches constant integer := 50;
+  deadline constant timestamptz := clock_timestamp() + interval '30 seconds';
+  kinds constant text[] := array['webhook_deliveries', 'cron_history', 'dead_letters',
+    'sync_checksums', 'backfill_jobs', 'tombstones', 'deleted_observations', 'stream_notes'];
+  kind text;
+  cutoff timestamptz;
+  held_tables text[];
+  held_since timestamptz[];
+  stalled jsonb;
+  purged_table text;
+  table_cutoff timestamptz;
+  m bigint;
+  n bigint;
+  total bigint;
+  finished boolean;
+  removed jsonb := '{}'::jsonb;
+  incomplete text[] := '{}'::text[];
+  collapsed_table text;
+begin
+  -- A backfill that has made no progress for longer than tombstones are kept (its
+  -- workers stopped: an export loader killed and never run again, a Scan backfill whose
+  -- function is not deployed) fails, saying so: otherwise it would hold its table's
+  -- tombstones for ever (below). Resumed after that long it could not be trusted anyway.
+  with stalled_jobs as (
+    update sync.backfill_jobs j
+    set status = 'failed', finished_at = now(),
+        error = format('no progress since %s, longer than tombstones are kept (tombstone_retention, %s): its workers stopped; start the backfill again',
+                       to_char(p.at at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS "UTC"'),
+                       (select s.value from sync.settings s where s.key = 'tombstone_retention'))
+    from (
+      select j2.id, greatest(j2.requested_at,
+               (select max(s.updated_at) from sync.backfill_segments s where s.job_id = j2.id)) as at
+      from sync.backfill_jobs j2
+      where j2.status in ('pending', 'running') and j2.checksum_run_id is null
+    ) p
+    where j.id = p.id and p.at < now() - sync.retention_setting('tombstone_retention')
+      and j.status in ('pending', 'running')
+    returning j.id, j.source_table
+  )
+  select coalesce(jsonb_agg(jsonb_build_object('job', s.id, 'table', s.source_table)), '[]')
+  into stalled from stalled_jobs s;
+
+  -- A backfill page read before a delete and written after its tombstone was purged
+  -- would bring the row back, so nothing of a table deleted after the start of its
+  -- oldest running backfill loses its tombstone (or its deleted observation). Per table:
+  -- one table's long backfill holds no other table's. (A validation run's Scan writes no
+  -- row, so it holds nothing.)
+  select array_agg(t.target_table), array_agg(h.since) into held_tables, held_since
+  from (select j.source_table, min(j.started_at) as since from sync.backfill_jobs j
+        where j.status = 'running' and j.checksum_run_id is null
+        group by j.source_table) h
+  join sync.source_tables t on t.source_table = h.source_table;
+  held_tables := coalesce(held_tables, '{}');
+  held_since := coalesce(held_since, '{}');
+
+  foreach kind in array kinds loop
+    cutoff := now() - sync.retention_setting(case kind
+      when 'webhook_deliveries' then 'webhook_id_retention'
+      when 'cron_history' then 'cron_history_retention'
+      when 'dead_letters' then 'dead_letter_retention'
+      when 'sync_checksums' then 'checksum_run_retention'
+      when 'backfill_jobs' then 'backfill_job_retention'
+      when 'tombstones' then 'tombstone_retention'
+      when 'deleted_observations' then 'observation_retention'
+      -- The stream keeps a record 24 hours; the lost-record check looks back at most one
+      -- check interval (3 hours) further.
+      when 'stream_notes' then 'stream_note_retention'
+    end);
+    total := 0;
+    finished := false;
+    for i in 1 .. max_batches loop
+      exit when clock_timestamp() >= deadline;
+      case kind
+      when 'webhook_deliveries' then
+        with doomed as (
+          select w.webhook_id from sync.webhook_deliveries w
+          where w.received_at < cutoff order by w.received_at limit batch
+        ), purged as (
+          delete from sync.webhook_deliveries w using doomed d
+          where w.webhook_id = d.webhook_id and w.received_at < cutoff
+          returning 1
+        )
+        select count(*) into n from purged;
+      when 'cron_history' then
+        -- Every job's history: the heartbeat's runs are most of it. runid grows with
+        -- time, so the oldest runs come first along the primary key.
+        with doomed as (
+          select r.runid from cron.job_run_details r
+          where coalesce(r.end_time, r.start_time) < cutoff order by r.runid limit batch
+        ), purged as (
+          delete from cron.job_run_details r using doomed d
+          where r.runid = d.runid returning 1
+        )
+        select count(*) into n from purged;
+      when 'dead_letters' then
+        -- Replayed ones only: an open dead letter waits for its fix however old it is.
+        -- One seen again since (its record failed again: a backfill's end spares its key
+        -- while it is, sync.sweep_unseen_chunk) is kept until that too is old.
+        with doomed as (
+          select dl.id from sync.dead_letters dl
+          where dl.replayed_at < cutoff and dl.last_seen_at < cutoff
+          order by dl.replayed_at limit batch
+        ), purged as (
+          delete from sync.dead_letters dl using doomed d
+          where dl.id = d.id and dl.replayed_at < cutoff and dl.last_seen_at < cutoff
+          returning 1
+        )
+        select count(*) into n from purged;
+      when 'sync_checksums' then
+        -- Finished runs only (a running one is the validator's), and never the latest
+        -- run or the latest done run of a table: sync.status shows them.
+        with doomed as (
+          select c.id from public.sync_checksums c
+          where c.status in ('done', 'failed') and c.started_at < cutoff
+            and c.id <> (select l.id from public.sync_checksums l
+                         where l.target_table = c.target_table
+                         order by l.started_at desc, l.id desc limit 1)
+            and c.id is distinct from (select l.id from public.sync_checksums l
+                                       where l.target_table = c.target_table and l.status = 'done'
+                                       order by l.started_at desc, l.id desc limit 1)
+          order by c.id limit batch
+        ), purged as (
+          delete from public.sync_checksums c using doomed d
+          where c.id = d.id and c.status in ('done', 'failed') returning 1
+        )
+        select count(*) into n from purged;
+      when 'backfill_jobs' then
+        -- Finished jobs (their segments go with them), except the latest of each table
+        -- and one a stale table still points at. A job holds up to a million segments,
+        -- so fewer jobs go per statement.
+        with doomed as (
+          select j.id from sync.backfill_jobs j
+          where j.status in ('done', 'failed', 'cancelled') and j.finished_at < cutoff
+            and j.id <> (select l.id from sync.backfill_jobs l
+                         where l.source_table = j.source_table
+                         order by l.requested_at desc, l.id desc limit 1)
+            and not exists (select from sync.table_state ts where ts.backfill_job_id = j.id)
+          order by j.id limit batch / 100
+        ), purged as (
+          delete from sync.backfill_jobs j using doomed d
+          where j.id = d.id and j.status in ('done', 'failed', 'cancelled') returning 1
+        )
+        select count(*) into n from purged;
+      when 'tombstones', 'deleted_observations' then
+        -- Table by table, each up to its own cutoff: none recorded after the start of its
+        -- table's oldest running backfill (above). And kept while an open dead letter of
+        -- its key waits for a replay: the letter's change, older than the delete, would
+        -- otherwise bring the row back when it is replayed. A deleted observation is its
+        -- own tombstone; no row holds it.
+        n := 0;
+        for purged_table in select st.target_table from sync.source_tables st
+                            order by st.target_table loop
+          exit when n >= batch;
+          table_cutoff := least(cutoff, coalesce(
+            held_since[array_position(held_tables, purged_table)], 'infinity'));
+          if kind = 'tombstones' then
+            with purged as (
+              delete from sync.tombstones t
+              where t.ctid = any (array(
+                  select x.ctid from sync.tombstones x
+                  where x.target_table = purged_table and x.recorded_at < table_cutoff
+                    and not exists (select from sync.dead_letters dl
+                                    where dl.target_table = x.target_table
+                                      and dl.row_key = x.row_key and dl.replayed_at is null)
+                  order by x.target_table, x.recorded_at limit batch - n))
+                and (t.recorded_at < table_cutoff) is true
+              returning 1
+            )
+            select count(*) into m from purged;
+          else
+            with purged as (
+              delete from sync.observations o
+              where o.ctid = any (array(
+                  select x.ctid from sync.observations x
+                  where x.deleted and x.target_table = purged_table
+                    and x.recorded_at < table_cutoff
+                    and not exists (select from sync.dead_letters dl
+                                    where dl.target_table = x.target_table
+                                      and dl.row_key = x.row_key and dl.replayed_at is null)
+                  order by x.target_table, x.recorded_at limit batch - n))
+                and (o.deleted and o.recorded_at < table_cutoff) is true
+              returning 1
+            )
+            select count(*) into m from purged;
+          end if;
+          n := n + m;
+        end loop;
+      when 'stream_notes' then
+        -- Every stream's, not only the current one's (a replaced stream's, a table whose
+        -- check keeps failing). Along their applied_at index: a batch walks its own rows
+        -- and stops at the cutoff, however long the backlog and the notes kept.
+        with purged as (
+          delete from sync.stream_batches_applied b
+          where b.ctid = any (array(
+              select x.ctid from sync.stream_batches_applied x
+              where x.applied_at < cutoff order by x.applied_at limit batch))
+            and (b.applied_at < cutoff) is true
+          returning 1
+        )
+        select count(*) into n from purged;
+      end case;
+      total := total + n;
+      if n < (case kind when 'backfill_jobs' then batch / 100 else batch end) then
+        finished := true;
+        exit;
+      end if;
+    end loop;
+    removed := removed || jsonb_build_object(kind, total);
+    if not finished then
+      incomplete := incomplete || kind;
+    end if;
+  end loop;
+
+  -- Last, as it holds off the table's merges until this transaction ends.
+  cutoff := now() - sync.retention_setting('observation_retention');
+  total := 0;
+  finished := true;
+  for collapsed_table in
+    select s.target_table from sync.source_tables s where s.collapsed order by s.target_table
+  loop
+    -- With no time left, no table's merges are held off for nothing.
+    if clock_timestamp() >= deadline then
+      finished := false;
+      exit;
+    end if;
+    select p.removed, finished and p.complete into n, finished
+    from sync.purge_superseded_observations(collapsed_table, cutoff, batch, max_batches,
+                                            least(deadline, clock_timestamp() + interval '10 seconds')) p;
+    total := total + n;
+  end loop;
+  removed := removed || jsonb_build_object('superseded_observations', total);
+  if not finished then
+    incomplete := incomplete || 'superseded_observations'::text;
+  end if;
+
+  return removed || jsonb_build_object('incomplete', to_jsonb(incomplete))
+    || case when jsonb_array_length(stalled) > 0
+         then jsonb_build_object('stalled_backfills_failed', stalled) else '{}'::jsonb end;
+end
+$fn$;
