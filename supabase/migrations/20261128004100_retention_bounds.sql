@@ -10,7 +10,8 @@
 --   the purged items back, as it does for a row quiet for 48 hours.
 -- * The purge of superseded observations waited for the table's merge lock, with no
 --   time left or behind a long export chunk: past the statement timeout, the whole hourly
---   run rolled back. It now takes the lock only if free, and only with time left.
+--   run rolled back. It now tries for the lock until the table's share of the run (10 s)
+--   is spent, and starts only with time left.
 -- * A replayed dead letter whose record failed again since (last_seen_at) was purged 30
 --   days after its replay: a backfill's end, which spares its key while it is seen again,
 --   then removed a live row. It is kept until it was last seen 30 days ago too.
@@ -180,14 +181,18 @@ begin
     left join last_scanned l on true
     $sql$, p_target, p_target, key_match, sync.key_json_sql(p_target, 't'));
 
-  -- Not waited for: behind a long merge (an export's chunk) the run would pass the
-  -- statement timeout and lose everything it purged. A busy table is left to the next run.
-  if not pg_try_advisory_xact_lock(hashtext('sync.merge_changes'), hashtext(p_target)) then
-    removed := 0;
-    complete := false;
-    return next;
-    return;
-  end if;
+  -- Waited for only until the run's deadline for the table (tried every 50 ms): behind a
+  -- long merge (an export's chunk) a plain wait would pass the statement timeout and lose
+  -- everything the run purged. A table still busy then is left to the next run.
+  while not pg_try_advisory_xact_lock(hashtext('sync.merge_changes'), hashtext(p_target)) loop
+    if clock_timestamp() >= p_deadline then
+      removed := 0;
+      complete := false;
+      return next;
+      return;
+    end if;
+    perform pg_sleep(0.05);
+  end loop;
   -- Where the last run stopped, or the start.
   select c.after_at, c.after_key, c.after_range into after_at, after_key, after_range
   from sync.purge_cursors c where c.target_table = p_target;
