@@ -159,6 +159,26 @@ export async function checkShard(
   applied: AppliedLookup,
   options: ShardReadOptions = {},
 ): Promise<ShardFinding> {
+  try {
+    return await readShard(shardId, previous, reader, applied, options);
+  } catch (error) {
+    // Named by its shard (GetRecords' own errors name no stream and no shard); AWS's
+    // name and the database's code kept, for what the caller tells apart.
+    const e = error as Error & { code?: string };
+    throw Object.assign(new Error(`shard ${shardId}: ${e.message}`, { cause: error }), {
+      name: e.name,
+      code: e.code,
+    });
+  }
+}
+
+async function readShard(
+  shardId: string,
+  previous: ShardState | undefined,
+  reader: StreamReader,
+  applied: AppliedLookup,
+  options: ShardReadOptions,
+): Promise<ShardFinding> {
   const { maxPages = MAX_PAGES_PER_SHARD, closed = false, budget } = options;
   if (previous?.done) return { shardId, state: previous };
   if (budget?.spent()) return { shardId, state: previous ?? {}, unread: true };

@@ -25,15 +25,21 @@ import {
 import type { DynamoClient } from "./dynamo_http.ts";
 import type { ListedShard, StreamReader } from "./stream_check.ts";
 
-/** The table's current stream ARN, or undefined when its stream is off. */
+/**
+ * The table's current stream ARN, or undefined when its stream is off. A table whose
+ * stream was disabled keeps its `LatestStreamArn` (the old stream's, still readable for
+ * 24 hours), with `StreamSpecification` absent or `StreamEnabled: false`: only a stream
+ * said to be enabled counts, or the check would read the old stream's closed shards, find
+ * them applied, and report nothing while no change is captured at all.
+ */
 export async function latestStreamArn(
   client: DynamoClient,
   table: string,
 ): Promise<string | undefined> {
   const { Table } = await client.send(new DescribeTableCommand({ TableName: table }));
-  return Table?.StreamSpecification?.StreamEnabled === false
-    ? undefined
-    : Table?.LatestStreamArn ?? undefined;
+  return Table?.StreamSpecification?.StreamEnabled === true
+    ? Table?.LatestStreamArn ?? undefined
+    : undefined;
 }
 
 /** Where an iterator starts: the oldest record held, at or after a sequence number. */
@@ -84,7 +90,11 @@ export function awsStreamReader(client: DynamoClient, streamArn: string): Stream
       try {
         return await shardIterator(client, streamArn, shardId, position);
       } catch (error) {
-        if ((error as Error).name === "TrimmedDataAccessException") return "trimmed";
+        const name = (error as Error).name;
+        if (name === "TrimmedDataAccessException") return "trimmed";
+        // A shard listed a moment ago that has expired since (its records all past the
+        // stream's 24 hours): what it held is gone, as a trimmed position's is.
+        if (name === "ResourceNotFoundException") return "trimmed";
         throw error;
       }
     },

@@ -20,7 +20,13 @@
 
 import type postgres from "postgres";
 import type { CpuMeter } from "./cpu_meter.ts";
-import { checkShard, iso, type ShardFinding, type StreamReader } from "./stream_check.ts";
+import {
+  checkShard,
+  iso,
+  MAX_PAGES_PER_SHARD,
+  type ShardFinding,
+  type StreamReader,
+} from "./stream_check.ts";
 import { type RunBudget, runBudget, type RunLimits } from "./stream_check_budget.ts";
 import {
   type CheckTiming,
@@ -252,11 +258,17 @@ export async function runStreamCheck(
     };
     try {
       const report = await checkTable(spec, deps, timing, budget);
-      if (report.problem) log(`stream-check: ${report.problem} (backfill ${report.backfillJobId})`);
+      if (report.problem) {
+        log(
+          `stream-check: ${report.problem}` +
+            (report.backfillJobId === undefined ? "" : ` (backfill ${report.backfillJobId})`),
+        );
+      }
       if (report.unfinishedShards) {
         log(
           `stream-check: ${spec.targetTable}: ${report.unfinishedShards} of ${report.shards} ` +
-            `shards not read to their end: the run's budget was spent; a later run reads on`,
+            `shards not read to their end (the run's budget spent, or a shard's ` +
+            `${MAX_PAGES_PER_SHARD} pages read); a later run reads on`,
         );
       }
       checked.push(report);

@@ -428,3 +428,18 @@ Deno.test("a frontier just short of 21 h at the check's start is at risk: its re
   const young = await checkShard("s1", undefined, younger, appliedOf([]));
   assert.equal(judgeTable("t", ARN, [young], [], undefined, timing).problem, undefined);
 });
+
+Deno.test("a shard's read that fails is named by its shard, AWS's name kept", async () => {
+  const { reader } = fakeReader({ s7: shard([5, 4]) });
+  const failing: StreamReader = {
+    ...reader,
+    read: () =>
+      Promise.reject(
+        Object.assign(new Error("GetRecords: Rate exceeded"), { name: "LimitExceededException" }),
+      ),
+  };
+  await assert.rejects(checkShard("s7", undefined, failing, appliedOf([])), {
+    name: "LimitExceededException",
+    message: "shard s7: GetRecords: Rate exceeded",
+  });
+});
