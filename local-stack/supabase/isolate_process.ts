@@ -60,7 +60,7 @@ async function relay(
       if (!onLine(line)) print(line);
     }
   }
-  if (buffered) print(buffered);
+  if (buffered && !onLine(buffered)) print(buffered);
 }
 
 /** A loopback port nobody listens on (the OS picks it). */
@@ -115,7 +115,7 @@ export function spawnIsolate(fn: IsolateSpec, id: number): IsolateProcess {
   let outOfMemory = false;
   let memory: MemoryReport | undefined;
   relay(fn.name, label, child.stdout, console.log);
-  relay(fn.name, label, child.stderr, console.error, (line) => {
+  const stderrRead = relay(fn.name, label, child.stderr, console.error, (line) => {
     const report = parseMemoryReport(line);
     if (report) {
       memory = report;
@@ -125,8 +125,11 @@ export function spawnIsolate(fn: IsolateSpec, id: number): IsolateProcess {
     return false;
   });
   let exited = false;
-  const status = child.status.then((status) => {
+  const status = child.status.then(async (status) => {
     exited = true;
+    // Its last words (V8's "out of memory") may still be on their way through the pipe:
+    // read to their end (or half a second), or a heap overflow would pass for a crash.
+    await Promise.race([stderrRead.catch(() => {}), new Promise((r) => setTimeout(r, 500))]);
     const isolate = fn.pool.live().find((i) => i.process.pid === child.pid);
     if (isolate && !isolate.killed && !isolate.retired && outOfMemory) isolate.killed = "Memory";
     console.error(
