@@ -15,6 +15,7 @@
 import { ScanCommand } from "./dynamo_commands.ts";
 import { type PacingDeps, realPacing, ScanGaveUp, withBackoff } from "./scan_pacing.ts";
 import { isDatabaseUnavailable, lostToAnother } from "./sync_db.ts";
+import { type TurnAt, untilTurn, whileHolding } from "./lease_holds.ts";
 import { pageStamp } from "./read_stamp.ts";
 import {
   type Checkpoint,
@@ -27,9 +28,6 @@ import {
   type SegmentWork,
   type Turn,
 } from "./segment_work.ts";
-
-/** A turn on the pacing clock: when it comes. */
-type TurnAt = { at: number; units: number };
 
 /** Scans claimed segments until none is left or the budget is spent. */
 export async function scanSegments(
@@ -280,66 +278,6 @@ export async function scanSegments(
     }
     if (!committed.nextTurn) log(`${where}: the page booked no next read's turn; reading on now`);
     return { nextKey, nextTurn: committed.nextTurn };
-  }
-}
-
-/**
- * How long a segment waits for its turn between holds of its lease: under the shortest
- * lease a job may have (5 s, `sync.backfill_jobs.lease_seconds`). A read budget low
- * against the pages in flight makes turns tens of seconds apart; a wait past the lease
- * let another worker take the segment over and book a turn further back still, so that
- * at a budget low enough no page after the first ever committed.
- */
-export const HOLD_EVERY_MS = 4_000;
-
-/**
- * Waits for `turn`, holding the segment's lease (`hold`) every {@link HOLD_EVERY_MS} of
- * a longer wait: "turn" once it came; "taken" when a hold finds the lease another's;
- * "deadline" when `deadline` (on the pacing clock) comes first, the turn still ahead.
- */
-async function untilTurn(
-  turn: TurnAt,
-  pacing: PacingDeps,
-  hold: () => Promise<boolean>,
-  deadline: number,
-): Promise<"turn" | "taken" | "deadline"> {
-  for (;;) {
-    const delay = turn.at - pacing.now();
-    if (delay <= 0) return "turn";
-    const left = deadline - pacing.now();
-    if (left < delay && left <= HOLD_EVERY_MS) {
-      if (left > 0) await pacing.sleep(left);
-      return "deadline";
-    }
-    if (delay <= HOLD_EVERY_MS) {
-      await pacing.sleep(delay);
-      return "turn";
-    }
-    await pacing.sleep(HOLD_EVERY_MS);
-    if (!await hold()) return "taken";
-  }
-}
-
-/**
- * Waits for `wait`, holding the segment's lease (`hold`) every {@link HOLD_EVERY_MS}
- * meanwhile: "done" once it ended, "taken" when a hold finds the lease another's.
- */
-async function whileHolding(
-  wait: Promise<unknown>,
-  hold: () => Promise<boolean>,
-): Promise<"done" | "taken"> {
-  let over = false;
-  const ended = wait.then(() => {
-    over = true;
-  });
-  for (;;) {
-    // A timer of its own, cleared when the wait ends first (none is left behind).
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const tick = new Promise<void>((resolve) => timer = setTimeout(resolve, HOLD_EVERY_MS));
-    await Promise.race([ended, tick]);
-    clearTimeout(timer);
-    if (over) return "done";
-    if (!await hold()) return "taken";
   }
 }
 

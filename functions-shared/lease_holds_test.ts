@@ -1,0 +1,32 @@
+import assert from "node:assert/strict";
+import { HOLD_EVERY_MS, untilTurn, whileHolding } from "./lease_holds.ts";
+import { fakeClock } from "./testing_fakes.ts";
+
+const later = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+Deno.test("a wait for room holds the lease while it lasts, and stops once it ends", async () => {
+  let holds = 0;
+  const held = await whileHolding(later(60), () => Promise.resolve(++holds > 0), 10);
+  assert.equal(held, "done");
+  assert.ok(holds >= 2, `held ${holds} times`);
+  const after = holds;
+  await later(40);
+  assert.equal(holds, after, "no hold after the wait ended");
+});
+
+Deno.test("a wait for room ends as taken once a hold finds the lease another's", async () => {
+  const never = new Promise(() => {});
+  assert.equal(await whileHolding(never, () => Promise.resolve(false), 5), "taken");
+});
+
+Deno.test("a wait for a turn holds the lease every few seconds, and ends at the turn or the deadline", async () => {
+  const clock = fakeClock(0.5);
+  let holds = 0;
+  const turn = { at: clock.now() + 3 * HOLD_EVERY_MS + 100, units: 1 };
+  const hold = () => Promise.resolve(++holds > 0);
+  assert.equal(await untilTurn(turn, clock, hold, Infinity), "turn");
+  assert.equal(holds, 3, "a hold every HOLD_EVERY_MS of the wait");
+  const far = { at: clock.now() + 60_000, units: 1 };
+  assert.equal(await untilTurn(far, clock, hold, clock.now() + 1_000), "deadline");
+  assert.equal(await untilTurn(far, clock, () => Promise.resolve(false), Infinity), "taken");
+});
