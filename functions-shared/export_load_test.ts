@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { TRANSIENT_ATTEMPTS } from "./export_failures.ts";
 import { ExportReadError } from "./export_items.ts";
-import { type ExportFileClaim, loadExportJob } from "./export_load.ts";
+import type { ExportFileClaim } from "./export_file_load.ts";
+import { loadExportJob } from "./export_load.ts";
 import { RunGate } from "./run_gate.ts";
 import { fakeCpuMeter, fakeSql, type Statement } from "./testing_fakes.ts";
 

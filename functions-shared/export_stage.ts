@@ -29,7 +29,7 @@
  * and is thrown as {@link RefusedChunk} (so is one that outlasts the statement timeout):
  * the loader then writes that chunk's lines again
  * page by page through `commitPage`'s careful path, which isolates and dead-letters the
- * refused change (functions-shared/export_load.ts).
+ * refused change (functions-shared/export_file_load.ts).
  *
  * @module
  */

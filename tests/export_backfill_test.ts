@@ -14,11 +14,8 @@ import assert from "node:assert/strict";
 import { DeleteObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
 import { processMeter } from "../functions-shared/cpu_meter.ts";
 import { ExportDataError } from "../functions-shared/export_items.ts";
-import {
-  type ExportFileClaim,
-  loadExportFile,
-  loadExportJob,
-} from "../functions-shared/export_load.ts";
+import { type ExportFileClaim, loadExportFile } from "../functions-shared/export_file_load.ts";
+import { loadExportJob } from "../functions-shared/export_load.ts";
 import { connectDb as connectPool } from "../functions-shared/sync_db.ts";
 import { gzipItems } from "../local-stack/aws/export_layout.ts";
 import { EXPORT_BUCKET } from "../local-stack/config.ts";

@@ -1,0 +1,201 @@
+/**
+ * Loading one data file of an export backfill (docs/sync-semantics.md, "Backfills from an
+ * export"), from its checkpoint to its end: read as a stream of pages
+ * (functions-shared/export_items.ts) and written a chunk of pages at a time
+ * (functions-shared/export_stage.ts: COPY into staging, then the one merge, every row
+ * stamped with the export time, and the file's checkpoint, the lines loaded, in one
+ * transaction). The workers that claim the files are export_load.ts's.
+ *
+ * @module
+ */
+
+import type postgres from "postgres";
+import { commitPage } from "./backfill_page.ts";
+import type { CpuMeter } from "./cpu_meter.ts";
+import { type ExportPage, exportPages, ExportReadError } from "./export_items.ts";
+import { commitChunk, DEFAULT_CHUNK_PAGES, RefusedChunk } from "./export_stage.ts";
+import type { RunGate } from "./run_gate.ts";
+import { realPacing } from "./scan_pacing.ts";
+import type { Claim } from "./segment_work.ts";
+import { bySourceTable } from "./table_registry.ts";
+
+/** A data file claimed by `sync.claim_export_file`. */
+export interface ExportFileClaim {
+  segment: number;
+  data_key: string;
+  item_count: number;
+  md5: string;
+  next_line: number;
+  source_table: string;
+  target_table: string;
+  page_size: number;
+  /** The S3 ETag the manifest gives the file (none in jobs made before it was kept). */
+  etag?: string | null;
+}
+
+/** What loading needs. */
+export interface ExportLoadDeps {
+  sql: postgres.Sql;
+  /**
+   * A data file's gzipped bytes, from the export's bucket; with `etag`, only those of the
+   * object the manifest names (else an error that fails the file).
+   */
+  open: (key: string, etag?: string) => Promise<ReadableStream<Uint8Array>>;
+  /** The export's time: every row's stamp. */
+  exportTime: Date;
+  cpu: CpuMeter;
+  /** The pages of a chunk (one transaction), by default {@link DEFAULT_CHUNK_PAGES}. */
+  chunkPages?: number;
+  /**
+   * Write every page on its own through `commitPage` instead of in chunks (how files were
+   * loaded before issue 17's staging; the bench's same-run comparison).
+   */
+  pageByPage?: boolean;
+  /** After each chunk (or page) committed: the items read and the rows written. */
+  onPage?: (items: number, rows: number) => void;
+  log?: (line: string) => void;
+  /**
+   * The files loaded at once, shared by every job's workers of a command
+   * (scripts/backfill.ts): a worker claims a file only once it has a place. None: no limit.
+   */
+  fileSlots?: RunGate;
+  /** Text read past, back to a checkpoint, between lease renewals (tests make it small). */
+  skipChars?: number;
+  /** Waits while files in flight are held by other loaders, and before a file is read again (tests pass a fake). */
+  sleep?: (ms: number) => Promise<void>;
+}
+
+/** Reads of a file after the first whose bytes stopped mid-way (ExportReadError). */
+export const FILE_READ_RETRIES = 3;
+
+/**
+ * Loads one claimed file from its checkpoint to its end, a chunk at a time
+ * (functions-shared/export_stage.ts: pages COPYed into staging, one merge and the
+ * checkpoint per transaction); answers the rows written. A chunk that Postgres refuses
+ * for its data is written again page by page through `commitPage`, whose careful path
+ * dead-letters the refused change alone; then chunks go on. A file whose bytes stop
+ * mid-way (a connection to S3 broken) is read again from its last checkpoint, up to
+ * {@link FILE_READ_RETRIES} times, 1, 2 and 4 s apart: the chunk it was in was not
+ * committed, so nothing is written twice.
+ */
+export async function loadExportFile(
+  job: string,
+  worker: string,
+  file: ExportFileClaim,
+  deps: ExportLoadDeps,
+): Promise<number> {
+  const spec = bySourceTable(file.source_table);
+  if (!spec) throw new Error(`export backfill job ${job}: ${file.source_table} is not registered`);
+  const data = {
+    key: file.data_key,
+    itemCount: Number(file.item_count),
+    md5Checksum: file.md5,
+    etag: file.etag ?? "",
+  };
+  const target = { job, segment: file.segment, worker, spec, exportTime: deps.exportTime };
+  const chunkPages = deps.chunkPages ?? DEFAULT_CHUNK_PAGES;
+  let line = Number(file.next_line);
+  // Lines up to which pages are written one by one (a refused chunk's).
+  let carefulTo = deps.pageByPage ? Infinity : -1;
+  let rows = 0;
+  let retries = 0;
+  const sleep = deps.sleep ?? realPacing.sleep;
+  for (;;) {
+    const body = await deps.open(file.data_key, file.etag ?? undefined);
+    // Back to the checkpoint, the file is read from its start (gzip cannot seek): the
+    // lease is renewed meanwhile, or deep in a large file it runs out and the file is
+    // taken over (sync.renew_segment; SY001 when it was already, which leaves the file).
+    const read = exportPages(body, data, file.page_size, line, {
+      skipChars: deps.skipChars,
+      whileSkipping: () =>
+        deps.sql`select sync.renew_segment(${job}, ${file.segment}, ${worker})`.then(() => {}),
+    })[Symbol.asyncIterator]();
+    let pages: AsyncIterator<ExportPage> = read;
+    try {
+      // A file taken up reads back to its checkpoint before any chunk's transaction
+      // begins: that transaction holds a connection, and the renewals need another (with
+      // a pool of one they would wait for it for ever).
+      if (line > 0) pages = headFirst(await read.next(), read);
+      for (;;) {
+        if (line < carefulTo) {
+          const next = await pages.next();
+          if (next.done) return rows;
+          const page = next.value;
+          const committed = await commitPage(
+            deps.sql,
+            carefulClaim(job, file),
+            { items: page.items, readAt: deps.exportTime, nextKey: null },
+            {
+              worker,
+              nextKey: JSON.stringify({ line: page.nextLine }),
+              items: page.items.length,
+              done: page.done,
+            },
+            { cpu: deps.cpu, log: deps.log },
+          );
+          line = page.nextLine;
+          rows += committed.rows;
+          retries = 0;
+          deps.onPage?.(page.items.length, committed.rows);
+          if (page.done) return rows;
+          continue;
+        }
+        const chunk = await commitChunk(deps.sql, target, pages, line, chunkPages, deps);
+        if (chunk === null) return rows;
+        line = chunk.nextLine;
+        rows += chunk.rows;
+        retries = 0; // a broken read is counted from the last progress
+        deps.onPage?.(chunk.items, chunk.rows);
+        if (chunk.done) return rows;
+      }
+    } catch (error) {
+      if (error instanceof ExportReadError && retries < FILE_READ_RETRIES) {
+        const waitMs = 1000 * 2 ** retries++;
+        deps.log?.(
+          `export backfill job ${job} file ${file.data_key} of ${file.source_table}: ${error.message}; reading it again from line ${line} in ${waitMs} ms`,
+        );
+        await sleep(waitMs);
+        continue;
+      }
+      if (!(error instanceof RefusedChunk)) throw error;
+      deps.log?.(
+        `export backfill job ${job} file ${file.data_key} of ${file.source_table}: ${error.message}; writing those lines page by page`,
+      );
+      carefulTo = error.toLine;
+    } finally {
+      await read.return?.(undefined);
+      // A chunk that failed before its first page never started the pages: the object's
+      // bytes, never read, would hold their connection to S3 until S3 dropped it.
+      if (!body.locked) await body.cancel().catch(() => {});
+    }
+  }
+}
+
+/** `rest`'s pages with `head`, already read from it, first. */
+function headFirst(
+  head: IteratorResult<ExportPage>,
+  rest: AsyncIterator<ExportPage>,
+): AsyncIterator<ExportPage> {
+  let first: IteratorResult<ExportPage> | undefined = head;
+  return {
+    next: () => {
+      const taken = first;
+      first = undefined;
+      return taken ? Promise.resolve(taken) : rest.next();
+    },
+  };
+}
+
+/** The claim `commitPage` takes, for a file's page. */
+function carefulClaim(job: string, file: ExportFileClaim): Claim {
+  return {
+    job_id: job,
+    segment: file.segment,
+    total_segments: 0,
+    source_table: file.source_table,
+    target_table: file.target_table,
+    region: "",
+    exclusive_start_key: null,
+    page_size: file.page_size,
+  };
+}
