@@ -34,10 +34,9 @@ import { readStackEnv } from "../local-stack/stack_env.ts";
 import {
   type ExportBackfillDeps,
   exportDynamoClients,
-  exportFileOpener,
-  exportS3Client,
   startExportBackfill,
 } from "./export_backfill.ts";
+import { exportFileOpener, exportS3Client } from "./export_s3.ts";
 
 /** A row of `sync.backfill_progress`. */
 export interface Progress {

@@ -19,7 +19,7 @@ import { loadExportJob } from "../functions-shared/export_load.ts";
 import { connectDb as connectPool } from "../functions-shared/sync_db.ts";
 import { gzipItems } from "../local-stack/aws/export_layout.ts";
 import { EXPORT_BUCKET } from "../local-stack/config.ts";
-import { exportFileOpener, exportS3Client } from "../scripts/export_backfill.ts";
+import { exportFileOpener, exportS3Client } from "../scripts/export_s3.ts";
 import { connectDb, stack } from "./stack_clients.ts";
 
 const ACTIONS = "firespring-backdoor-actions-dev";

@@ -1,0 +1,119 @@
+/**
+ * The export bucket in S3, as the export backfill reads it (scripts/export_backfill.ts):
+ * its client, a manifest's text checked against its `.checksum`, and a data file's bytes,
+ * refused when its ETag is not the manifest's.
+ *
+ * @module
+ */
+
+import { GetObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import { createHash } from "node:crypto";
+import { awsClientConfig, type EnvReader } from "../functions-shared/dynamo_client.ts";
+import { ExportDataError } from "../functions-shared/export_items.ts";
+
+/**
+ * The S3 client of the export bucket: the local stack's S3 stand-in when S3_ENDPOINT is
+ * set (reached path-style, with S3_ACCESS_KEY_ID), else AWS's, with the same credentials
+ * as DynamoDB's. Requests are signed for EXPORT_BUCKET_REGION (us-east-1 when unset); a
+ * bucket elsewhere answers `301 PermanentRedirect` with its region, which the client
+ * follows (`followRegionRedirects`: one more round trip per request, so set the region
+ * when it is not us-east-1).
+ */
+export function exportS3Client(env: EnvReader): S3Client {
+  // The local stack's S3 stand-in knows its own key pair only (S3_ACCESS_KEY_ID).
+  const s3Key = env("S3_ACCESS_KEY_ID");
+  const credentials = s3Key
+    ? { accessKeyId: s3Key, secretAccessKey: env("S3_SECRET_ACCESS_KEY") ?? "" }
+    : awsClientConfig(env, "us-east-1").credentials;
+  const endpoint = env("S3_ENDPOINT");
+  return new S3Client({
+    region: env("EXPORT_BUCKET_REGION") ?? "us-east-1",
+    followRegionRedirects: true,
+    // A connection S3 does not open is given up (the SDK's default waits for ever); one
+    // that goes quiet mid-file is given up by the read (export_items.ts, READ_QUIET_MS).
+    requestHandler: { connectionTimeout: 10_000 },
+    ...(endpoint ? { endpoint, forcePathStyle: true } : {}),
+    ...(credentials ? { credentials } : {}),
+  });
+}
+
+/** An object's text; an error names the object (S3's own names none). */
+async function objectText(s3: S3Client, bucket: string, key: string): Promise<string> {
+  try {
+    const object = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+    return await object.Body!.transformToString();
+  } catch (error) {
+    // Named by the object, and still S3's error (its name, HTTP status and code tell a
+    // failure that may pass from a refusal: export_failures.ts).
+    const { name, $metadata, code } = error as {
+      name?: string;
+      $metadata?: unknown;
+      code?: string;
+    };
+    throw Object.assign(new Error(`s3://${bucket}/${key}: ${(error as Error).message}`), {
+      name: name ?? "Error",
+      $metadata,
+      code,
+      cause: error,
+    });
+  }
+}
+
+/**
+ * A manifest's text, checked against the MD5 in its `.checksum` object beside it, which
+ * the export writes for each manifest
+ * (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/S3DataExport.Output.html);
+ * its digest is taken in hex or in base64, whichever the file holds.
+ */
+export async function manifestText(
+  s3: S3Client,
+  bucket: string,
+  key: string,
+  warn: (line: string) => void,
+): Promise<string> {
+  const text = await objectText(s3, bucket, key);
+  const expected = (await objectText(s3, bucket, key.replace(/\.json$/, ".checksum"))).trim();
+  const digest = createHash("md5").update(text).digest();
+  const actual = digest.toString("hex");
+  // AWS's guide names the file but not its form: a digest in neither form is not taken
+  // for a mismatch (every export would be refused), only named.
+  if (!/^[0-9a-fA-F]{32}$|^[A-Za-z0-9+/]{22}==$/.test(expected)) {
+    warn(
+      `s3://${bucket}/${key}: its .checksum (${
+        expected.slice(0, 64)
+      }) is no MD5 in hex or base64; not checked`,
+    );
+    return text;
+  }
+  if (actual !== expected.toLowerCase() && digest.toString("base64") !== expected) {
+    throw new Error(
+      `s3://${bucket}/${key}: its MD5 is ${actual}, but its .checksum says ${expected}: ` +
+        "it is not the manifest the export wrote",
+    );
+  }
+  return text;
+}
+
+/** An ETag without its quotes (S3 quotes it in headers, a manifest does not). */
+const bareEtag = (etag: string) => etag.replace(/"/g, "");
+
+/**
+ * A data file's gzipped bytes, as a stream. With `etag` (the manifest's), an object whose
+ * ETag differs is refused before a byte of it is read: it was written over the export's
+ * file since.
+ */
+export function exportFileOpener(s3: S3Client, bucket: string) {
+  return async (key: string, etag?: string) => {
+    const object = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+    if (etag && object.ETag && bareEtag(object.ETag) !== bareEtag(etag)) {
+      await object.Body?.transformToWebStream().cancel();
+      throw new ExportDataError(
+        key,
+        `its ETag is ${bareEtag(object.ETag)}, but the files manifest says ${
+          bareEtag(etag)
+        }: it is not the file the export wrote (written over since?)`,
+      );
+    }
+    return object.Body!.transformToWebStream() as ReadableStream<Uint8Array>;
+  };
+}
