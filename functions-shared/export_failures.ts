@@ -37,17 +37,12 @@ export function transientLoadFailure(error: unknown): boolean {
     NETWORK_CODES.includes(e?.code ?? "");
 }
 
-/** Node's codes of a network that failed on the way to S3 (a name not found, no route). */
-const NETWORK_CODES = [
-  "ECONNRESET",
-  "ECONNREFUSED",
-  "ETIMEDOUT",
-  "EPIPE",
-  "ENOTFOUND",
-  "EAI_AGAIN",
-  "ENETUNREACH",
-  "EHOSTUNREACH",
-];
+/**
+ * Node's codes of a network that failed on the way to S3 (a name not found, no route)
+ * that `isTransientFailure` does not know already (a connection refused, reset, timed
+ * out or broken it does: sync_db.ts, `isDatabaseUnavailable`).
+ */
+const NETWORK_CODES = ["ENOTFOUND", "EAI_AGAIN", "ENETUNREACH", "EHOSTUNREACH"];
 
 /**
  * Whether S3 refused the loader's credentials (403: AccessDenied, an expired or unknown
