@@ -207,6 +207,17 @@ export function exportFileSlots(poolSize: number): number {
 }
 
 /**
+ * The name this run's export loaders hold their files' leases by: the host, the process
+ * and a random part. A lease is its owner's only while no other loader has the same name,
+ * and a process id alone is not unique: two containers (or two machines) running the
+ * command each often see the same small pid, and would then each take the other's file
+ * for its own and load it twice at once.
+ */
+export function exportLoaderName(host: string, pid: number, random: string): string {
+  return `export-loader-${host}-${pid}-${random.slice(0, 8)}`;
+}
+
+/**
  * The `--from-export` mode: every table's export asked for (or the one named), waited
  * for and started, then loaded here by `workers` workers per table while the progress
  * bars show; answers the exit code.
@@ -266,12 +277,13 @@ async function backfillFromExports(
     for (const problem of notStarted) console.error(problem);
     if (started.length === 0) return 1;
     const cpu = processMeter(() => ({ user: 0, system: 0 }));
+    const loaderName = exportLoaderName(Deno.hostname(), Deno.pid, crypto.randomUUID());
     // Every table's loader runs to its end whatever the others meet: one that stops early
     // must not end the pool (below) under the others, which would strand their jobs.
     const stoppedLoaders: string[] = [];
     const loading = Promise.all(
       started.map((job) =>
-        loadExportJob(job.job, options.workers, `export-loader-${Deno.pid}`, {
+        loadExportJob(job.job, options.workers, loaderName, {
           sql: pool,
           open: exportFileOpener(deps.s3, job.bucket),
           exportTime: job.exportTime,

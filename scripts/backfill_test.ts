@@ -4,6 +4,7 @@ import type postgres from "postgres";
 import {
   exportClientToken,
   exportFileSlots,
+  exportLoaderName,
   exportPoolSize,
   followBackfills,
   POOLER_CONNECTIONS,
@@ -120,6 +121,15 @@ Deno.test("an export's ClientToken is the same for a rerun within the hour, so i
     exportClientToken(actions, { bucket: "exports", prefix: "p/" }, at("2026-11-29T22:05:00Z")),
     token,
   );
+});
+
+Deno.test("two loaders never share a lease owner, not even with the same pid on two hosts", () => {
+  const a = exportLoaderName("host-a", 7, "0f3c9a1e-aaaa");
+  const b = exportLoaderName("host-b", 7, "0f3c9a1e-aaaa");
+  const again = exportLoaderName("host-a", 7, "5d2e7b40-bbbb");
+  assert.equal(a, "export-loader-host-a-7-0f3c9a1e");
+  assert.notEqual(a, b, "two containers, each with pid 7");
+  assert.notEqual(a, again, "the same host and pid, a later run");
 });
 
 Deno.test("the export loaders share a connection a worker, at most 16, and 3 through a shared pooler", () => {
