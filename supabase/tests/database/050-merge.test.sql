@@ -2,7 +2,7 @@
 -- docs/sync-semantics.md that it enforces whatever order changes arrive in.
 set client_min_messages = warning;
 begin;
-select plan(48);
+select plan(66);
 
 -- The rules as on AWS, whose stream clock has a granularity of 1 s.
 update sync.settings set value = '1 second' where key = 'stream_clock_granularity';
@@ -105,14 +105,25 @@ select is(pg_temp.pages_of('v1'), null, 'removing the last live observation remo
 select is((select count(*)::int from analytics.visitor_sessions where visitor_id = 'v1'), 0,
   'and its sessions');
 
--- Repairs (the top of 20261128000300_merge.sql): a change with source 'repair' and a
--- seen_at replaces what was written here before seen_at, whatever its position; what
--- was written at or after seen_at keeps the normal guard. In this transaction now() is
--- the time every row below is written (synced_at, recorded_at).
+-- Repairs (the top of 20261128000300_merge.sql, and
+-- 20261128004300_repairs_keep_fresh_stream_positions.sql): a change with source 'repair'
+-- and a seen_at replaces what was written here before seen_at, whatever its position,
+-- and keeps that position when it is a stream change made within the clock's granularity
+-- of the repair's read, or after it; what was written at or after seen_at keeps the
+-- normal guard. In this transaction now() is the time every row below is written
+-- (synced_at, recorded_at); the repairs read at now() + 2 s.
 create function pg_temp.rep(op text, id text, name text, seen interval) returns jsonb
 language sql as $$
   select pg_temp.seg(op, id, name, null, (now() + interval '2 seconds')::text, 'repair')
          || jsonb_build_object('seen_at', now() + seen)
+$$;
+create function pg_temp.held(id text) returns text language sql as $$
+  select segment_name || ' ' || sync_source || ' ' || coalesce(sync_sequence::text, 'no position')
+  from public.firespring_segments where segment_id = id
+$$;
+create function pg_temp.tombstone_of(id text) returns text language sql as $$
+  select coalesce(sync_sequence::text, 'no position') || ' at ' || to_char(deleted_at - now(), 'SS.MS')
+  from sync.tombstones where target_table = 'firespring_segments' and row_key = jsonb_build_object('segment_id', id)
 $$;
 select pg_temp.merge('firespring_segments',
   pg_temp.seg('upsert', 'r1', 'streamed', '900', (now() + interval '10 seconds')::text));
@@ -120,35 +131,88 @@ select is(pg_temp.merge('firespring_segments', pg_temp.rep('upsert', 'r1', 'seen
   'applied=0 upserted=0 deleted=0', 'a repair does not replace a row written after it saw the divergence, with a newer position');
 select is(pg_temp.merge('firespring_segments', pg_temp.rep('upsert', 'r1', 'repaired', interval '1 second')),
   'applied=1 upserted=1 deleted=0', 'a repair replaces a row written before it saw the divergence, even with a newer position');
-select is((select segment_name || ' ' || sync_source || ' ' || coalesce(sync_sequence::text, 'no position')
-           from public.firespring_segments where segment_id = 'r1'),
-  'repaired repair no position', 'the row holds the repair, positioned at its read');
+select is(pg_temp.held('r1'), 'repaired repair 900', 'and keeps that stream position, made after its read');
+-- The regression the kept position prevents: the stream's newest record applied, the
+-- repair reading within 1 s of it, then an older record delivered again (a retried batch).
+select pg_temp.merge('firespring_segments',
+  pg_temp.seg('upsert', 'r5', 'newest', '905', (now() + interval '1.5 seconds')::text));
+select is(pg_temp.merge('firespring_segments', pg_temp.rep('upsert', 'r5', 'repaired', interval '1 second')),
+  'applied=1 upserted=1 deleted=0', 'a repair replaces a stream change made within the granularity of its read');
 select is(pg_temp.merge('firespring_segments',
-    pg_temp.seg('upsert', 'r1', 'later-stream', '901', (now() + interval '3 seconds')::text)),
+    pg_temp.seg('upsert', 'r5', 'older', '904', (now() + interval '1 second')::text)),
+  'applied=0 upserted=0 deleted=0', 'an older record delivered again then loses to the kept number');
+select is(pg_temp.held('r5'), 'repaired repair 905', 'the row holds the repair at the newest record''s number');
+select is(pg_temp.merge('firespring_segments',
+    pg_temp.seg('upsert', 'r5', 'newer', '906', (now() + interval '1.5 seconds')::text)),
+  'applied=1 upserted=1 deleted=0', 'a newer record still wins');
+select pg_temp.merge('firespring_segments',
+  pg_temp.seg('upsert', 'r6', 'streamed', '906', (now() - interval '10 seconds')::text));
+select is(pg_temp.merge('firespring_segments', pg_temp.rep('upsert', 'r6', 'repaired', interval '1 second')),
+  'applied=1 upserted=1 deleted=0', 'a repair replaces a stream change made surely before its read');
+select is(pg_temp.held('r6'), 'repaired repair no position', 'and is positioned at its read');
+select is(pg_temp.merge('firespring_segments',
+    pg_temp.seg('upsert', 'r6', 'later-stream', '907', (now() + interval '3 seconds')::text)),
   'applied=1 upserted=1 deleted=0', 'a stream change after the repair''s read still wins');
 select pg_temp.merge('firespring_segments',
-  pg_temp.seg('upsert', 'r2', 'streamed', '902', (now() + interval '10 seconds')::text));
+  pg_temp.seg('upsert', 'r8', 'scanned', null, (now() + interval '10 seconds')::text, 'backfill'));
+select pg_temp.merge('firespring_segments', pg_temp.rep('upsert', 'r8', 'repaired', interval '1 second'));
+select is(pg_temp.held('r8'), 'repaired repair no position',
+  'a repair replaces a read written before it saw the divergence, even a later read, at its own read');
+select pg_temp.merge('firespring_segments',
+  pg_temp.seg('upsert', 'r2', 'streamed', '902', (now() - interval '10 seconds')::text));
 select is(pg_temp.merge('firespring_segments', pg_temp.rep('delete', 'r2', null, interval '1 second')),
   'applied=1 upserted=0 deleted=1', 'a repair deletes a row written before it saw the divergence');
-select is((select coalesce(sync_sequence::text, 'no position') || ' ' || (deleted_at = now() + interval '2 seconds')
-           from sync.tombstones where target_table = 'firespring_segments' and row_key = '{"segment_id": "r2"}'),
-  'no position true', 'and leaves a tombstone positioned at its read');
+select is(pg_temp.tombstone_of('r2'), 'no position at 02.000', 'and leaves a tombstone positioned at its read');
 select pg_temp.merge('firespring_segments',
-  pg_temp.seg('delete', 'r3', null, '903', (now() + interval '10 seconds')::text));
+  pg_temp.seg('upsert', 'r9', 'newest', '909', (now() + interval '1.5 seconds')::text));
+select is(pg_temp.merge('firespring_segments', pg_temp.rep('delete', 'r9', null, interval '1 second')),
+  'applied=1 upserted=0 deleted=1', 'a repair deletes a row whose stream change is within the granularity of its read');
+select is(pg_temp.tombstone_of('r9'), '909 at 01.500', 'its tombstone keeps the row''s stream position');
+select is(pg_temp.merge('firespring_segments',
+    pg_temp.seg('upsert', 'r9', 'older', '908', (now() + interval '1 second')::text)),
+  'applied=0 upserted=0 deleted=0', 'so an older upsert delivered again does not bring it back');
+select pg_temp.merge('firespring_segments',
+  pg_temp.seg('delete', 'r3', null, '903', (now() - interval '10 seconds')::text));
 select is(pg_temp.merge('firespring_segments', pg_temp.rep('upsert', 'r3', 'back', interval '1 second')),
   'applied=1 upserted=1 deleted=0', 'a repair passes a tombstone recorded before it saw the divergence');
+select is(pg_temp.held('r3'), 'back repair no position', 'positioned at its read');
+select pg_temp.merge('firespring_segments',
+  pg_temp.seg('delete', 'r7', null, '908', (now() + interval '1.5 seconds')::text));
+select is(pg_temp.merge('firespring_segments', pg_temp.rep('upsert', 'r7', 'back', interval '1 second')),
+  'applied=1 upserted=1 deleted=0', 'a repair passes a stream delete within the granularity of its read');
+select is(pg_temp.held('r7'), 'back repair 908', 'and takes the tombstone''s stream position');
+select is(pg_temp.merge('firespring_segments',
+    pg_temp.seg('upsert', 'r7', 'before-the-delete', '907', (now() + interval '1 second')::text)),
+  'applied=0 upserted=0 deleted=0', 'so an upsert from before the delete, delivered again, stays out');
+select pg_temp.merge('firespring_segments',
+  pg_temp.seg('delete', 'r4', null, '910', (now() + interval '1.5 seconds')::text));
+select pg_temp.merge('firespring_segments', pg_temp.rep('delete', 'r4', null, interval '1 second'));
+select is(pg_temp.tombstone_of('r4'), '910 at 01.500', 'a repair that replaces such a tombstone keeps its position');
 select pg_temp.merge('firespring_visitors',
-  pg_temp.visit('upsert', 'v9', 1700000100, 1, '10', (now() + interval '10 seconds')::text),
-  pg_temp.visit('upsert', 'v9', 1700000200, 2, '11', (now() + interval '10 seconds')::text));
+  pg_temp.visit('upsert', 'v9', 1700000100, 1, '10', (now() - interval '10 seconds')::text),
+  pg_temp.visit('upsert', 'v9', 1700000200, 2, '11', (now() - interval '10 seconds')::text));
 select pg_temp.merge('firespring_visitors',
   pg_temp.visit('delete', 'v9', 1700000200, null, null, (now() + interval '2 seconds')::text)
     || '{"source": "repair"}' || jsonb_build_object('seen_at', now() - interval '1 second'));
-select is(pg_temp.pages_of('v9'), '2 at 1700000200', 'a repair leaves an observation recorded after it saw the divergence');
-select pg_temp.merge('firespring_visitors',
-  pg_temp.visit('delete', 'v9', 1700000200, null, null, (now() + interval '2 seconds')::text)
-    || '{"source": "repair"}' || jsonb_build_object('seen_at', now() + interval '1 second'));
 select is(pg_temp.pages_of('v9'), '1 at 1700000100',
+  'an observation recorded after the repair saw the divergence keeps the normal guard: an older stream change loses to the read');
+select pg_temp.merge('firespring_visitors',
+  pg_temp.visit('upsert', 'v8', 1700000100, 1, '12', (now() + interval '10 seconds')::text),
+  pg_temp.visit('upsert', 'v8', 1700000200, 2, '13', (now() + interval '1.5 seconds')::text));
+select pg_temp.merge('firespring_visitors',
+  pg_temp.visit('delete', 'v8', 1700000200, null, null, (now() + interval '2 seconds')::text)
+    || '{"source": "repair"}' || jsonb_build_object('seen_at', now() - interval '1 second'));
+select is(pg_temp.pages_of('v8'), '2 at 1700000200', 'a repair leaves an observation recorded after it saw the divergence');
+select pg_temp.merge('firespring_visitors',
+  pg_temp.visit('delete', 'v8', 1700000200, null, null, (now() + interval '2 seconds')::text)
+    || '{"source": "repair"}' || jsonb_build_object('seen_at', now() + interval '1 second'));
+select is(pg_temp.pages_of('v8'), '1 at 1700000100',
   'a repair removes an observation recorded before it saw the divergence; the row falls back');
+select is((select sync_sequence::text from sync.observations
+           where target_table = 'firespring_visitors' and row_key = '{"visitor_id": "v8"}' and range_key = 1700000200),
+  '13', 'the removed observation keeps its stream position, made within the granularity of the read');
+select pg_temp.merge('firespring_visitors', pg_temp.visit('upsert', 'v8', 1700000200, 2, '13', (now() + interval '1.5 seconds')::text));
+select is(pg_temp.pages_of('v8'), '1 at 1700000100', 'so the record delivered again stays removed');
 
 -- Extraction jobs: ties on updated_at go to the later state.
 select pg_temp.merge('firespring_extraction_jobs',
