@@ -17,7 +17,7 @@
  * signatures). Nothing is accepted from a `catch`: every path that does not end in a
  * matching signature is a refusal.
  *
- * Signing ({@link signWebhook}) stays synchronous, for the Lambda (Node 20) and the
+ * Signing ({@link signWebhook}) stays synchronous, for the Lambda (Node 22) and the
  * tools that spread its headers into a request; it uses `node:crypto`'s native HMAC
  * (Node and Deno both have it). The `standardwebhooks` package's own HMAC is plain
  * JavaScript: 43 ms to sign a 750 KB batch of 1,000 records on this machine, against

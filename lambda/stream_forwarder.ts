@@ -129,7 +129,7 @@ export async function deliver(
   for (let attempt = 0;; attempt++) {
     let wait = Math.min(MAX_DELAY_MS, BASE_DELAY_MS * 2 ** attempt) * (0.5 + Math.random() / 2);
     try {
-      const setting = typeof secret === "string" ? secret : await secret();
+      const setting = typeof secret === "string" ? secret : await byDeadline(secret(), deadline);
       let headers: Record<string, string>;
       try {
         headers = signWebhook(setting, body);
@@ -143,8 +143,19 @@ export async function deliver(
         headers: { "content-type": "application/json", ...headers },
         body,
         signal: AbortSignal.timeout(Math.max(1, deadline - Date.now())),
+        // Never followed: on a 301, 302 or 303 fetch would send a GET without the body,
+        // and a 200 from wherever it landed would count as delivered.
+        redirect: "manual",
       });
       const text = await response.text();
+      if (response.status >= 300 && response.status < 400) {
+        console.error(
+          `webhook answered ${response.status} for records from ${first}, a redirect to ` +
+            `${response.headers.get("location") ?? "nowhere"}: not followed (a redirect drops ` +
+            "the body); WEBHOOK_URL must be the function's own address",
+        );
+        return "later";
+      }
       if (response.ok) {
         log(`delivered ${records.length} records from ${first}: ${text}`);
         return "delivered";
@@ -174,6 +185,22 @@ export async function deliver(
     }
     await new Promise((resolve) => setTimeout(resolve, wait));
   }
+}
+
+/**
+ * `read`, or a failure once `deadline` comes first: a secret read again after a 401
+ * (Secrets Manager slow, its SDK retrying) must not run the invocation into its timeout,
+ * which Lambda takes for a function error and answers by splitting the batch.
+ */
+function byDeadline<T>(read: Promise<T>, deadline: number): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error("reading the webhook secret again outlasted the invocation's time")),
+      Math.max(0, deadline - Date.now()),
+    );
+  });
+  return Promise.race([read, late]).finally(() => clearTimeout(timer));
 }
 
 /** The Lambda handler. */

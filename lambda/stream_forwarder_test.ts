@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import process from "node:process";
 import { webhookProblem } from "../functions-shared/webhook_signing.ts";
-import { handler, splitIntoBodies, type StreamRecord } from "./stream_forwarder.ts";
+import { deliver, handler, splitIntoBodies, type StreamRecord } from "./stream_forwarder.ts";
 
 const SECRET = `whsec_${btoa("s".repeat(32))}`;
 
@@ -205,5 +205,53 @@ Deno.test("a refusal no smaller body would pass (403, 404) is reported, not bise
     } finally {
       await webhook.close();
     }
+  }
+});
+
+Deno.test("a redirect is not followed: the records are reported, never counted as delivered", async () => {
+  const got: string[] = [];
+  const server = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen: () => {} }, async (req) => {
+    got.push(`${req.method} ${new URL(req.url).pathname}`);
+    await req.body?.cancel();
+    return req.method === "POST"
+      ? new Response(null, { status: 302, headers: { location: "/login" } })
+      : new Response("a login page", { status: 200 });
+  });
+  process.env.WEBHOOK_URL = `http://127.0.0.1:${server.addr.port}/hook`;
+  process.env.SYNC_WEBHOOK_SECRET = SECRET;
+  try {
+    assert.deepEqual(await handler({ Records: [record("1"), record("2")] }, context()), {
+      batchItemFailures: [{ itemIdentifier: "1" }],
+    });
+    assert.deepEqual(got, ["POST /hook"], "fetch would have sent a GET without the body");
+  } finally {
+    await server.shutdown();
+  }
+});
+
+Deno.test("a secret read again after a 401 gives way to the invocation's deadline", async () => {
+  const webhook = fakeWebhook([]);
+  let release = () => {};
+  const slowSecret = () =>
+    new Promise<string>((resolve) => {
+      const timer = setTimeout(() => resolve(SECRET), 5_000);
+      release = () => {
+        clearTimeout(timer);
+        resolve(SECRET);
+      };
+    });
+  try {
+    const outcome = await deliver(
+      process.env.WEBHOOK_URL!,
+      slowSecret,
+      [record("1")],
+      Date.now() + 200,
+      () => {},
+    );
+    assert.equal(outcome, "later");
+    assert.equal(webhook.received.length, 0, "nothing sent past the deadline");
+  } finally {
+    release();
+    await webhook.close();
   }
 });
