@@ -13,13 +13,14 @@ import { join } from "node:path";
 import process from "node:process";
 import { PutItemCommand } from "@aws-sdk/client-dynamodb";
 import { byTargetTable } from "../functions-shared/table_registry.ts";
-import { handler, type StreamRecord } from "../lambda/stream_forwarder.ts";
+import type { StreamRecord } from "../lambda/stream_forwarder.ts";
 import { DENO_BIN, ROOT } from "../local-stack/config.ts";
 import {
   EventSourceMapping,
   type StreamFailureMessage,
 } from "../local-stack/aws/event_source_mapping.ts";
 import { dynamo, stack, streamRecordsContaining } from "./stack_clients.ts";
+import { inProcess, LambdaEnvironments } from "../local-stack/aws/lambda_environments.ts";
 
 const spec = byTargetTable("firespring_segments")!;
 
@@ -65,8 +66,10 @@ Deno.test("exhausted batches go to the on-failure destination and stream:replay 
   const messages: StreamFailureMessage[] = [];
   process.env.WEBHOOK_URL = `${stack.FUNCTIONS_URL}/mmp-toledo-sync`;
   process.env.SYNC_WEBHOOK_SECRET = `whsec_${btoa("not-the-secret".padEnd(32, "!"))}`;
+  // The Lambda's own module, in execution environments as the stack's poller runs it.
+  const lambda = new LambdaEnvironments(new URL("../lambda/stream_forwarder.ts", import.meta.url));
   const mapping = new EventSourceMapping({
-    handler,
+    invoke: lambda.invoke,
     batchSize: 2,
     maxRetryAttempts: 1,
     maxRecordAgeS: -1,
@@ -78,7 +81,7 @@ Deno.test("exhausted batches go to the on-failure destination and stream:replay 
       return Promise.resolve();
     },
   });
-  await mapping.process(streamArn, shardId, records);
+  await mapping.process(streamArn, shardId, records).finally(() => lambda.close());
 
   const seq = (r: StreamRecord) => r.dynamodb!.SequenceNumber!;
   assert.deepEqual(
@@ -131,11 +134,11 @@ Deno.test("a function error bisects the batch until the bad record stands alone"
   const delivered: string[] = [];
   const messages: StreamFailureMessage[] = [];
   const mapping = new EventSourceMapping({
-    handler: (event) => {
+    invoke: inProcess((event) => {
       if (event.Records.some((r) => r.eventID === "poison")) throw new Error("boom");
       delivered.push(...event.Records.map((r) => r.eventID!));
       return Promise.resolve({ batchItemFailures: [] });
-    },
+    }),
     batchSize: 4,
     maxRetryAttempts: 3,
     maxRecordAgeS: -1,
@@ -149,7 +152,12 @@ Deno.test("a function error bisects the batch until the bad record stands alone"
   });
   const records = ["a", "b", "poison", "d"].map((id, i) => ({
     eventID: id,
-    dynamodb: { SequenceNumber: String(100 + i), ApproximateCreationDateTime: 1770379200 },
+    // Written now: the mapping has no age limit here, so records past the stream's 24 h
+    // retention would be trimmed before any try.
+    dynamodb: {
+      SequenceNumber: String(100 + i),
+      ApproximateCreationDateTime: Math.floor(Date.now() / 1000),
+    },
   }));
   await mapping.process("arn:aws:dynamodb:us-east-1:0:table/t/stream/x", "shard-1", records);
   assert.deepEqual(delivered, ["a", "b", "d"]);

@@ -20,12 +20,8 @@
  */
 
 import { RunGate, whenAdmitted } from "../../functions-shared/run_gate.ts";
-import type {
-  BatchResponse,
-  DynamoDBStreamEvent,
-  LambdaContext,
-  StreamRecord,
-} from "../../lambda/stream_forwarder.ts";
+import type { BatchResponse, StreamRecord } from "../../lambda/stream_forwarder.ts";
+import type { LambdaFunction } from "./lambda_environments.ts";
 
 /** The on-failure destination's message (the shape Lambda sends to SQS or SNS). */
 export interface StreamFailureMessage {
@@ -76,6 +72,35 @@ export const DEPLOYED_MAPPING = {
  */
 export const EVENT_LIMIT_BYTES = 6_291_456;
 
+/** How long DynamoDB Streams keeps a record: 24 hours. */
+const STREAM_RETENTION_S = 24 * 60 * 60;
+
+/**
+ * A mapping setting as a whole number within AWS's range for it (`allowNone`: -1 too),
+ * or a one-line error naming it; `fallback` when unset. Ranges: CreateEventSourceMapping
+ * in AWS's Lambda API reference (BatchSize 1-10,000 for DynamoDB Streams,
+ * MaximumRetryAttempts -1 to 10,000, MaximumRecordAgeInSeconds -1 or 60-604,800).
+ */
+export function mappingSetting(
+  name: string,
+  text: string | undefined,
+  fallback: number,
+  range: { min: number; max: number; allowNone?: boolean },
+): number {
+  if (text === undefined) return fallback;
+  const n = Number(text);
+  const ok = text.trim() !== "" && Number.isInteger(n) &&
+    ((n >= range.min && n <= range.max) || (range.allowNone === true && n === -1));
+  if (!ok) {
+    throw new Error(
+      `${name} must be a whole number from ${range.min} to ${range.max}${
+        range.allowNone ? " or -1 (no limit)" : ""
+      }, as AWS allows, not ${JSON.stringify(text)}`,
+    );
+  }
+  return n;
+}
+
 const encoder = new TextEncoder();
 
 /**
@@ -111,7 +136,11 @@ export function batchesOf(
 
 /** The mapping's settings. */
 export interface MappingConfig {
-  handler: (event: DynamoDBStreamEvent, context: LambdaContext) => Promise<BatchResponse | void>;
+  /**
+   * The function: `LambdaEnvironments`' invoke (an invocation that times out is stopped),
+   * or `inProcess(handler)` for a test's fake.
+   */
+  invoke: LambdaFunction;
   batchSize: number;
   /** -1: retry until the records expire (AWS's default). */
   maxRetryAttempts: number;
@@ -171,22 +200,11 @@ export class EventSourceMapping {
   }
 
   private async invoke(records: StreamRecord[]): Promise<Outcome> {
-    const started = Date.now();
-    const context: LambdaContext = {
-      awsRequestId: crypto.randomUUID(),
-      getRemainingTimeInMillis: () => this.config.functionTimeoutMs - (Date.now() - started),
-    };
-    let timer: ReturnType<typeof setTimeout> | undefined;
     try {
-      const response = await Promise.race([
-        this.config.handler({ Records: records }, context),
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(
-            () => reject(new Error(`Task timed out after ${this.config.functionTimeoutMs} ms`)),
-            this.config.functionTimeoutMs,
-          );
-        }),
-      ]);
+      const response = await this.config.invoke(
+        { Records: records },
+        this.config.functionTimeoutMs,
+      );
       const failed = (response as BatchResponse | undefined)?.batchItemFailures ?? [];
       if (failed.length === 0) return { kind: "ok" };
       // Retry from the lowest failed sequence number (an unknown identifier fails the batch).
@@ -197,8 +215,6 @@ export class EventSourceMapping {
       return { kind: "partial", from: Math.min(...indexes) };
     } catch (error) {
       return { kind: "error", message: (error as Error).message };
-    } finally {
-      clearTimeout(timer);
     }
   }
 
@@ -217,6 +233,15 @@ export class EventSourceMapping {
         async (): Promise<{ expired: number } | { outcome: Outcome }> => {
           const expired = this.expiredHead(current);
           if (expired === 0) return { outcome: await this.invoke(current) };
+          if (this.config.maxRecordAgeS < 0) {
+            // No age limit: retried until the stream trims the records, and then lost.
+            console.error(
+              `${expired} records of ${shardId} from ${
+                current[0].dynamodb?.SequenceNumber ?? "?"
+              } passed the stream's 24 h retention undelivered: trimmed, lost`,
+            );
+            return { expired };
+          }
           await this.config.onFailure(
             this.failureMessage(streamArn, shardId, current.slice(0, expired), tries, {
               condition: "RecordAgeExceeded",
@@ -261,8 +286,10 @@ export class EventSourceMapping {
    * records come in the order they were written, so the expired ones lead).
    */
   private expiredHead(batch: StreamRecord[]): number {
-    const limit = this.config.maxRecordAgeS;
-    if (limit < 0) return 0;
+    // -1 (no limit): a record is retried until the stream trims it, at 24 h
+    // (https://docs.aws.amazon.com/lambda/latest/dg/services-ddb-params.html: "failed
+    // records are retried until the record expires").
+    const limit = this.config.maxRecordAgeS < 0 ? STREAM_RETENTION_S : this.config.maxRecordAgeS;
     const oldest = (this.config.now ?? Date.now)() - limit * 1000;
     let n = 0;
     while (n < batch.length && (createdMs(batch[n]) ?? Infinity) < oldest) n++;

@@ -5,8 +5,10 @@ import {
   DEPLOYED_MAPPING,
   EVENT_LIMIT_BYTES,
   EventSourceMapping,
+  mappingSetting,
   type StreamFailureMessage,
 } from "./event_source_mapping.ts";
+import { inProcess } from "./lambda_environments.ts";
 
 /** A record of about `bytes` bytes of JSON, numbered by its sequence number. */
 function record(n: number, bytes = 200): StreamRecord {
@@ -66,17 +68,17 @@ function written(n: number, now: number, ageS: number): StreamRecord {
 function mappingAt(
   now: () => number,
   handler: (records: StreamRecord[]) => Promise<BatchResponse | void>,
-  settings: { maxRetryAttempts?: number } = {},
+  settings: { maxRetryAttempts?: number; maxRecordAgeS?: number } = {},
 ) {
   const invoked: string[][] = [];
   const failures: StreamFailureMessage[] = [];
   const mapping = new EventSourceMapping({
     ...DEPLOYED_MAPPING,
     ...settings,
-    handler: (event) => {
+    invoke: inProcess((event) => {
       invoked.push(event.Records.map((r) => r.eventID!));
       return handler(event.Records);
-    },
+    }),
     retryBaseDelayMs: 1,
     onFailure: (message) => Promise.resolve(void failures.push(message)),
     now,
@@ -207,4 +209,38 @@ Deno.test("a region's function runs at most its reserved concurrency at once, ac
   assert.equal(mostByRegion.get("us-east-1"), 2, "four shards share us-east-1's two places");
   assert.equal(mostByRegion.get("us-east-2"), 1);
   assert.equal(most, 3);
+});
+
+Deno.test("mapping settings are whole numbers within AWS's ranges, or a line naming them", () => {
+  const age = { min: 60, max: 604_800, allowNone: true };
+  assert.equal(mappingSetting("STREAM_MAX_RECORD_AGE_S", undefined, 3600, age), 3600);
+  assert.equal(mappingSetting("STREAM_MAX_RECORD_AGE_S", "-1", 3600, age), -1);
+  assert.equal(mappingSetting("STREAM_MAX_RECORD_AGE_S", "604800", 3600, age), 604_800);
+  for (const text of ["abc", "", "59", "604801", "1.5", "-2"]) {
+    assert.throws(() => mappingSetting("STREAM_MAX_RECORD_AGE_S", text, 3600, age), {
+      message:
+        `STREAM_MAX_RECORD_AGE_S must be a whole number from 60 to 604800 or -1 (no limit), as AWS allows, not ${
+          JSON.stringify(text)
+        }`,
+    });
+  }
+  assert.throws(() => mappingSetting("STREAM_BATCH_SIZE", "-1", 10, { min: 1, max: 10_000 }), {
+    message: /STREAM_BATCH_SIZE must be a whole number from 1 to 10000, as AWS allows, not "-1"/,
+  });
+});
+
+Deno.test("with no age limit, records are retried until the stream trims them at 24 h, then lost", async () => {
+  let now = Date.parse("2026-11-28T12:00:00Z");
+  const start = now;
+  const { mapping, invoked, failures } = mappingAt(() => now, () => {
+    now += 6 * 60 * 60 * 1000; // each failed try takes the clock 6 h on
+    return Promise.reject(new Error("the webhook is down"));
+  }, { maxRetryAttempts: -1, maxRecordAgeS: -1 });
+  await mapping.process("arn:s", "shard-1", [written(1, start, 1)]);
+  assert.equal(invoked.length, 4, "tried at 0, 6, 12 and 18 h; at 24 h the record is gone");
+  assert.deepEqual(
+    failures,
+    [],
+    "nothing reaches the on-failure destination: the stream trimmed it",
+  );
 });

@@ -34,14 +34,15 @@ import process from "node:process";
 import { dynamoClients } from "../../functions-shared/dynamo_client.ts";
 import { compareDecimal } from "../../functions-shared/dynamo_numbers.ts";
 import { tableNameFromArn, TABLES } from "../../functions-shared/table_registry.ts";
-import { handler } from "../../lambda/stream_forwarder.ts";
 import { LOCAL_DIR } from "../config.ts";
 import {
   DEPLOYED_MAPPING,
   EventSourceMapping,
+  mappingSetting,
   type StreamFailureMessage,
 } from "./event_source_mapping.ts";
 import { POLLER_STATE_FILE } from "./stream_positions.ts";
+import { LambdaEnvironments } from "./lambda_environments.ts";
 import { StreamMappings } from "./stream_mappings.ts";
 import { readStackEnv, stackEnvReader } from "../stack_env.ts";
 import { listShards, readRecords, shardIterator } from "./stream_reader.ts";
@@ -112,14 +113,39 @@ if (import.meta.main) {
   const dynamoIn = dynamoClients(stackEnvReader(env));
   process.env.WEBHOOK_URL = `${env.FUNCTIONS_URL}/mmp-toledo-sync`;
   process.env.SYNC_WEBHOOK_SECRET = env.SYNC_WEBHOOK_SECRET;
+  // The Lambda's module in execution environments of its own: a timed-out invocation is
+  // stopped, as Lambda stops it.
+  const lambda = new LambdaEnvironments(
+    new URL("../../lambda/stream_forwarder.ts", import.meta.url),
+  );
   const mapping = new EventSourceMapping({
-    handler,
-    batchSize: Number(Deno.env.get("STREAM_BATCH_SIZE") ?? DEPLOYED_MAPPING.batchSize),
-    maxRetryAttempts: Number(
-      Deno.env.get("STREAM_MAX_RETRY_ATTEMPTS") ?? DEPLOYED_MAPPING.maxRetryAttempts,
+    invoke: lambda.invoke,
+    batchSize: setting(() =>
+      mappingSetting(
+        "STREAM_BATCH_SIZE",
+        Deno.env.get("STREAM_BATCH_SIZE"),
+        DEPLOYED_MAPPING.batchSize,
+        {
+          min: 1,
+          max: 10_000,
+        },
+      )
     ),
-    maxRecordAgeS: Number(
-      Deno.env.get("STREAM_MAX_RECORD_AGE_S") ?? DEPLOYED_MAPPING.maxRecordAgeS,
+    maxRetryAttempts: setting(() =>
+      mappingSetting(
+        "STREAM_MAX_RETRY_ATTEMPTS",
+        Deno.env.get("STREAM_MAX_RETRY_ATTEMPTS"),
+        DEPLOYED_MAPPING.maxRetryAttempts,
+        { min: 0, max: 10_000, allowNone: true },
+      )
+    ),
+    maxRecordAgeS: setting(() =>
+      mappingSetting(
+        "STREAM_MAX_RECORD_AGE_S",
+        Deno.env.get("STREAM_MAX_RECORD_AGE_S"),
+        DEPLOYED_MAPPING.maxRecordAgeS,
+        { min: 60, max: 604_800, allowNone: true },
+      )
     ),
     bisectBatchOnFunctionError: (Deno.env.get("STREAM_BISECT_ON_ERROR") ??
       String(DEPLOYED_MAPPING.bisectBatchOnFunctionError)) === "true",

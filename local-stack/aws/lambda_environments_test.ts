@@ -1,0 +1,81 @@
+import assert from "node:assert/strict";
+import type { BatchResponse, StreamRecord } from "../../lambda/stream_forwarder.ts";
+import { inProcess, LambdaEnvironments, timedOut } from "./lambda_environments.ts";
+
+const FIXTURE = new URL("./testdata/fixture_lambda.ts", import.meta.url);
+const event = (eventID: string) => ({ Records: [{ eventID } as StreamRecord] });
+/** The fixture's answer: its environment's id and that environment's invocation count. */
+const who = (answer: BatchResponse | void) => {
+  const [environment, count] = answer!.batchItemFailures[0].itemIdentifier.split(" ");
+  return { environment, count: Number(count) };
+};
+
+Deno.test("an idle environment is used again, its module state kept", async () => {
+  const lambda = new LambdaEnvironments(FIXTURE);
+  try {
+    const first = who(await lambda.invoke(event("a"), 10_000));
+    const second = who(await lambda.invoke(event("b"), 10_000));
+    assert.equal(second.environment, first.environment);
+    assert.deepEqual([first.count, second.count], [1, 2]);
+  } finally {
+    lambda.close();
+  }
+});
+
+Deno.test("a timed-out invocation is stopped, and the next one starts a new environment", async () => {
+  const lambda = new LambdaEnvironments(FIXTURE);
+  const trace = await Deno.makeTempFile();
+  try {
+    const before = who(await lambda.invoke(event("a"), 10_000));
+    await assert.rejects(lambda.invoke(event(`hang:${trace}`), 300), {
+      message: timedOut(300),
+    });
+    assert.equal(timedOut(300), "Task timed out after 0.30 seconds");
+    // Nothing of the timed-out invocation runs on: its trace stops growing.
+    const atTimeout = (await Deno.readTextFile(trace)).length;
+    assert.ok(atTimeout > 0, "the invocation ran until its timeout");
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    assert.equal((await Deno.readTextFile(trace)).length, atTimeout, "a timed-out handler ran on");
+    const after = who(await lambda.invoke(event("b"), 10_000));
+    assert.notEqual(after.environment, before.environment, "init ran again");
+    assert.equal(after.count, 1);
+  } finally {
+    lambda.close();
+    await Deno.remove(trace);
+  }
+});
+
+Deno.test("a handler's error is the invocation's; a crash ends its environment", async () => {
+  const lambda = new LambdaEnvironments(FIXTURE);
+  try {
+    const before = who(await lambda.invoke(event("a"), 10_000));
+    await assert.rejects(lambda.invoke(event("throw"), 10_000), { message: "the handler failed" });
+    assert.equal(who(await lambda.invoke(event("b"), 10_000)).environment, before.environment);
+    await assert.rejects(
+      lambda.invoke(event("crash"), 10_000),
+      /the execution environment crashed/,
+    );
+    assert.notEqual(who(await lambda.invoke(event("c"), 10_000)).environment, before.environment);
+  } finally {
+    lambda.close();
+  }
+});
+
+Deno.test("a module with no handler fails every invocation, naming the module", async () => {
+  const lambda = new LambdaEnvironments(new URL("./lambda_environments.ts", import.meta.url));
+  try {
+    await assert.rejects(
+      lambda.invoke(event("a"), 10_000),
+      /lambda_environments\.ts exports no handler/,
+    );
+  } finally {
+    lambda.close();
+  }
+});
+
+Deno.test("a fake run in this process is answered as Lambda answers a timeout", async () => {
+  let release = () => {};
+  const invoke = inProcess(() => new Promise((resolve) => (release = () => resolve(undefined))));
+  await assert.rejects(invoke(event("a"), 50), { message: timedOut(50) });
+  release();
+});
