@@ -26,8 +26,8 @@ comment on column public.sync_checksums.streamed is
   'Whether the run compares each page as it is read (plain tables; sync.check_checksum_page) rather than staging every expected row.';
 
 -- The keys a streamed run's Scan has seen, and their bucket: what the unexpected pass
--- needs. Unlogged, like sync.checksum_items: a crash loses a run, which is then failed
--- by sync.reap_stalled_validations and run again.
+-- needs. Unlogged, like sync.checksum_items: a crash empties it, and a run that outlived
+-- one cannot end with a verdict (20261128004400_validation_restart_guard.sql).
 create unlogged table sync.checksum_seen (
   -- No foreign key to its run: a check per key written, 1,000 a page, was about 40% of
   -- the page's statement. The page's statement reads and updates its run's row instead

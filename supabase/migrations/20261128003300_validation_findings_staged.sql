@@ -12,10 +12,11 @@
 -- hours rewriting its lists, writing their every copy to the WAL.
 --
 -- Now the keys go to sync.checksum_divergent, one row each. It is logged, unlike
--- sync.checksum_items and sync.checksum_seen: a crash that emptied those makes a run find
--- keys divergent that are not (a false alarm, which the rechecks read again), but one
--- that emptied this would lose keys found divergent before it, and the run resumed from
--- its checkpoints could then report a match. Rows are only appended, so its WAL grows
+-- sync.checksum_items and sync.checksum_seen (a crash that empties those could make a run
+-- miss a key on both sides, so a run that outlived one cannot end with a verdict:
+-- 20261128004400_validation_restart_guard.sql); one that emptied this would lose keys
+-- found divergent before it, and the run resumed from its checkpoints could then report
+-- a match. Rows are only appended, so its WAL grows
 -- with the keys found, not with their square. The compare's last range
 -- writes the lists from it, in the order they had (kind, then key), and empties it. The
 -- lists hold the same keys as before, in the same order; nothing reads them before the

@@ -1,0 +1,94 @@
+-- A validation run that outlived a crash of the database cannot end with a verdict
+-- (docs/sync-semantics.md, "Verification"). Found by a review of the validator.
+--
+-- A run keeps what it has read in unlogged tables (sync.checksum_items: the expected
+-- rows of a collapsed table's staged compare and of the rechecks; sync.checksum_seen:
+-- the keys a streamed run has seen), which Postgres empties when it recovers from a
+-- crash, and which a standby promoted in a failover never had. Its checkpoints are
+-- logged, so the run went on from them as if nothing was lost, and the comparison then
+-- lacked the rows read before the crash. Where the target lacked a key too (a visitor
+-- whose row a lost stream record never created), the key was absent from both sides and
+-- the run reported a match: a false match, the one thing a validator must never say.
+-- (The comments of 20261128001600 and 20261128003300 took such a crash for a source of
+-- false alarms only.)
+--
+-- Each run now leaves a mark in an unlogged table of its own when it starts; the same
+-- crash that empties its staged rows removes the mark. sync.end_validation refuses to
+-- end a run as done without its mark (SQLSTATE SY002, naming the run and why): the
+-- validator then fails the run with that message, and the next run (pg_cron's daily one,
+-- or the operator's) starts afresh. A clean restart keeps unlogged tables, and the mark.
+
+create unlogged table sync.checksum_run_marks (
+  run_id bigint primary key
+);
+comment on table sync.checksum_run_marks is
+  'One row per validation run, written when it starts: gone after a crash or a failover, as the run''s unlogged staged rows are, so that the run cannot end with a verdict.';
+
+-- Runs already under way keep going: they are marked now.
+insert into sync.checksum_run_marks (run_id)
+select c.id from public.sync_checksums c where c.status in ('queued', 'running');
+
+-- Marks each run as it is made, whoever makes it (sync.start_validation), with its owner's
+-- rights, as the other triggers on sync_checksums.
+create function sync.mark_new_validation_runs() returns trigger
+language plpgsql security definer set search_path = ''
+as $$
+begin
+  insert into sync.checksum_run_marks (run_id) select n.id from made n on conflict do nothing;
+  return null;
+end
+$$;
+create trigger sync_checksums_mark_runs
+  after insert on public.sync_checksums
+  referencing new table as made
+  for each statement execute function sync.mark_new_validation_runs();
+
+-- A deleted run's mark goes with it (retention).
+create function sync.forget_marks_of_deleted_runs() returns trigger
+language plpgsql security definer set search_path = ''
+as $$
+begin
+  delete from sync.checksum_run_marks m using gone g where m.run_id = g.id;
+  return null;
+end
+$$;
+create trigger sync_checksums_forget_marks
+  after delete on public.sync_checksums
+  referencing old table as gone
+  for each statement execute function sync.forget_marks_of_deleted_runs();
+revoke all on function sync.mark_new_validation_runs(), sync.forget_marks_of_deleted_runs()
+  from public;
+
+-- Replaces 20261128003300_validation_findings_staged.sql's (whole; the same signature):
+-- a run ends as done only with its mark; any end removes the mark.
+create or replace function sync.end_validation(p_run bigint, p_status text, p_error text default null)
+returns void
+language plpgsql set search_path = ''
+as $$
+begin
+  if p_status not in ('done', 'failed') then
+    raise exception 'sync.end_validation: run % cannot end as %', p_run, p_status using errcode = '22023';
+  end if;
+  if p_status = 'done'
+     and exists (select from public.sync_checksums c where c.id = p_run and c.status in ('queued', 'running'))
+     and not exists (select from sync.checksum_run_marks m where m.run_id = p_run) then
+    raise exception 'validation run % of % outlived a restart of the database (a crash or a failover), which emptied the rows it had read (kept unlogged): its verdict cannot be trusted; run the validation again',
+      p_run, (select c.target_table from public.sync_checksums c where c.id = p_run)
+      using errcode = 'SY002';
+  end if;
+  update public.sync_checksums
+  set status = p_status, phase = case when p_status = 'done' then 'done' else phase end,
+      error = coalesce(p_error, error), checked_at = coalesce(checked_at, now()),
+      lease_owner = null, lease_expires_at = null
+  where id = p_run and status in ('queued', 'running');
+  update sync.backfill_jobs set status = case when p_status = 'done' then 'done' else 'cancelled' end,
+    finished_at = coalesce(finished_at, now())
+  where checksum_run_id = p_run and status in ('pending', 'running');
+  delete from sync.checksum_items where run_id = p_run;
+  delete from sync.checksum_seen where run_id = p_run;
+  delete from sync.checksum_divergent where run_id = p_run;
+  delete from sync.checksum_unmappable where run_id = p_run;
+  delete from sync.checksum_run_marks where run_id = p_run;
+  perform sync.start_queued_validations();
+end
+$$;
