@@ -14,7 +14,7 @@
 import type { RunResult } from "./backfill_worker.ts";
 import { errorResponse, json, methodNotAllowed } from "./http.ts";
 import type { RunGate } from "./run_gate.ts";
-import { serviceRoleProblem } from "./service_auth.ts";
+import { internalCaller } from "./service_auth.ts";
 
 /** What the requests need; `index.ts` builds it once per isolate. */
 export interface ImportWorkerDeps {
@@ -46,8 +46,9 @@ export interface ImportWorkerDeps {
 export function importWorkerHandler(deps: ImportWorkerDeps): (req: Request) => Response {
   return (req) => {
     if (req.method !== "POST") return methodNotAllowed("POST");
-    const problem = serviceRoleProblem(req, deps.serviceKeys);
-    if (problem) return errorResponse(401, problem);
+    // pg_cron wakes it with a wake key (service_auth.ts): nothing here asks for more.
+    const caller = internalCaller(req, deps.serviceKeys);
+    if ("problem" in caller) return errorResponse(401, caller.problem);
     const worker = deps.newWorker?.() ?? `import-worker-${crypto.randomUUID()}`;
     let handOn = false;
     const run = deps.gate.admit(() =>

@@ -10,9 +10,14 @@
  * (https://supabase.com/docs/guides/getting-started/migrating-to-new-api-keys), so either
  * kind works and callers can move one at a time.
  *
+ * pg_cron's calls carry a key's wake key instead ({@link wakeKeyOf}): what they queue with
+ * pg_net is readable by every role of a hosted database. A function that pg_cron wakes
+ * takes it ({@link internalCaller}) for that alone.
+ *
  * @module
  */
 
+import { createHash } from "node:crypto";
 import type { EnvReader } from "./settings.ts";
 
 /** Whether two strings are equal, taking the same time wherever they differ. */
@@ -55,6 +60,43 @@ export function acceptedServiceKeys(env: EnvReader): string[] {
 }
 
 /**
+ * The wake key of a service key: `sync_wake_` and the hex SHA-256 of
+ * `dynamo-supabase-sync wake:` followed by the key, as `sync.wake_key` makes it for
+ * pg_cron's calls (20261128004500_wake_keys.sql). The key cannot be found from it.
+ */
+export function wakeKeyOf(serviceKey: string): string {
+  const digest = createHash("sha256").update(`dynamo-supabase-sync wake:${serviceKey}`, "utf8");
+  return `sync_wake_${digest.digest("hex")}`;
+}
+
+/** Who called a function that pg_cron wakes: a service key's holder, or pg_cron. */
+export type InternalCaller = { caller: "service" | "wake" } | { problem: string };
+
+/**
+ * Checks that `req` carries an accepted service key or the wake key of one (pg_cron's
+ * calls); the problem for a 401 otherwise, as {@link serviceRoleProblem} says it. The
+ * caller decides what a wake key may ask for.
+ */
+export function internalCaller(
+  req: Request,
+  accepted: string | readonly string[] | undefined,
+): InternalCaller {
+  const keys = [accepted ?? []].flat().filter((key) => key.trim() !== "");
+  const asService = serviceRoleProblem(req, keys);
+  if (asService === undefined) return { caller: "service" };
+  if (keys.length === 0 || !bearerOf(req)?.startsWith("sync_wake_")) return { problem: asService };
+  return serviceRoleProblem(req, keys.map(wakeKeyOf)) === undefined
+    ? { caller: "wake" }
+    : { problem: "Authorization is not a service key of this project, nor its wake key" };
+}
+
+/** The token of `Authorization: Bearer <token>`, or of the `apikey` header. */
+function bearerOf(req: Request): string | undefined {
+  return req.headers.get("authorization")?.match(/^Bearer\s+(.+)$/i)?.[1]?.trim() ??
+    req.headers.get("apikey")?.trim();
+}
+
+/**
  * Checks that `req` carries an accepted service key. Returns undefined when it does, or
  * the reason it does not (for a 401 answer).
  *
@@ -69,9 +111,7 @@ export function serviceRoleProblem(
   if (keys.length === 0) {
     return "the function has no SUPABASE_SECRET_KEYS or SUPABASE_SERVICE_ROLE_KEY to check against";
   }
-  const header = req.headers.get("authorization");
-  const token = header?.match(/^Bearer\s+(.+)$/i)?.[1]?.trim() ??
-    req.headers.get("apikey")?.trim();
+  const token = bearerOf(req);
   if (!token) {
     return "missing Authorization header: send `Bearer <secret key or service role key>`";
   }

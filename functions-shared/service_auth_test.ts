@@ -1,7 +1,13 @@
 import assert from "node:assert/strict";
 import type postgres from "postgres";
 import { handleReplayRequest } from "./dead_letters.ts";
-import { acceptedServiceKeys, constantTimeEqual, serviceRoleProblem } from "./service_auth.ts";
+import {
+  acceptedServiceKeys,
+  constantTimeEqual,
+  internalCaller,
+  serviceRoleProblem,
+  wakeKeyOf,
+} from "./service_auth.ts";
 import { handleValidatorRequest } from "./validator_endpoint.ts";
 
 const request = (authorization?: string) =>
@@ -124,4 +130,66 @@ Deno.test("a malformed SUPABASE_SECRET_KEYS is named, never its value", () => {
     );
   }
   assert.deepEqual(acceptedServiceKeys(() => undefined), []);
+});
+
+Deno.test("a wake key is the one sync.wake_key makes, and the key cannot be read from it", () => {
+  // The same literal is checked against the SQL in pgTAP 060-backfill.
+  assert.equal(
+    wakeKeyOf("sb_secret_test"),
+    "sync_wake_f0b1f9d93ad55c6c8fd44390df0d801b5669759be2e80282349d237d9c8602f7",
+  );
+  assert.ok(!wakeKeyOf("sb_secret_test").includes("sb_secret_test"));
+});
+
+Deno.test("internalCaller tells a service key from pg_cron's wake key, and refuses the rest", () => {
+  const keys = ["sb_secret_a", "legacy-jwt"];
+  assert.deepEqual(internalCaller(request("Bearer sb_secret_a"), keys), { caller: "service" });
+  assert.deepEqual(internalCaller(request(`Bearer ${wakeKeyOf("legacy-jwt")}`), keys), {
+    caller: "wake",
+  });
+  assert.deepEqual(internalCaller(request(`Bearer ${wakeKeyOf("another-project")}`), keys), {
+    problem: "Authorization is not a service key of this project, nor its wake key",
+  });
+  assert.deepEqual(internalCaller(request("Bearer nope"), keys), {
+    problem: "Authorization is not a service key of this project",
+  });
+  // Fails closed: with no key configured, a wake key is nothing either.
+  assert.match(
+    (internalCaller(request(`Bearer ${wakeKeyOf("")}`), []) as { problem: string }).problem,
+    /no SUPABASE_SECRET_KEYS or SUPABASE_SERVICE_ROLE_KEY/,
+  );
+  assert.match(
+    (internalCaller(request(`Bearer ${wakeKeyOf("")}`), [" "]) as { problem: string }).problem,
+    /no SUPABASE_SECRET_KEYS or SUPABASE_SERVICE_ROLE_KEY/,
+  );
+});
+
+Deno.test("the validator takes a wake key only to go on with what the database queued", async () => {
+  const ask = (body: string) =>
+    handleValidatorRequest(
+      new Request("http://x/", {
+        method: "POST",
+        headers: { authorization: `Bearer ${wakeKeyOf("sb_secret_a")}` },
+        body,
+      }),
+      {
+        sql: untouchable,
+        serviceRoleKey: ["sb_secret_a"],
+        waitUntil: () => assert.fail("no work may start"),
+        callSelf: () => Promise.reject(new Error("no call may be made")),
+      } as unknown as Parameters<typeof handleValidatorRequest>[1],
+    );
+  for (
+    const body of [
+      '{"table": "firespring_segments"}',
+      '{"table": "firespring_segments", "repair": true}',
+    ]
+  ) {
+    const response = await ask(body);
+    assert.equal(response.status, 403, body);
+    assert.match(
+      (await response.json()).error,
+      /a wake key \(pg_cron's\) may only go on with a run/,
+    );
+  }
 });

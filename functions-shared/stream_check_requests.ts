@@ -20,7 +20,7 @@
 
 import { errorResponse, json, methodNotAllowed } from "./http.ts";
 import type { RunGate } from "./run_gate.ts";
-import { serviceRoleProblem } from "./service_auth.ts";
+import { internalCaller } from "./service_auth.ts";
 import {
   runStreamCheck,
   type StreamCheckDeps,
@@ -81,8 +81,9 @@ export async function handleStreamCheckRequest(
   deps: StreamCheckRequestDeps,
 ): Promise<Response> {
   if (req.method !== "POST") return methodNotAllowed("POST");
-  const problem = serviceRoleProblem(req, deps.serviceKeys);
-  if (problem) return errorResponse(401, problem);
+  // pg_cron wakes it with a wake key (service_auth.ts): nothing here asks for more.
+  const caller = internalCaller(req, deps.serviceKeys);
+  if ("problem" in caller) return errorResponse(401, caller.problem);
   const request = parseBody(await req.text());
   if (typeof request === "string") return errorResponse(400, request);
   const run = deps.gate.admit(() => runStreamCheck(request.tables, deps));

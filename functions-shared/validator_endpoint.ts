@@ -32,7 +32,7 @@ import { rereadCollapsedKeys } from "./collapsed_rereads.ts";
 import { recordedResult } from "./validator_result.ts";
 import { errorResponse, json, methodNotAllowed } from "./http.ts";
 import { pausedAt, type RunGate, whenAdmitted } from "./run_gate.ts";
-import { serviceRoleProblem } from "./service_auth.ts";
+import { internalCaller } from "./service_auth.ts";
 import { isDatabaseUnavailable } from "./sync_db.ts";
 import { byTargetTable, TABLES } from "./table_registry.ts";
 import {
@@ -93,8 +93,8 @@ export interface EndpointDeps extends ValidatorDeps {
 /** Handles one request. */
 export async function handleValidatorRequest(req: Request, deps: EndpointDeps): Promise<Response> {
   if (req.method !== "POST") return methodNotAllowed("POST");
-  const problem = serviceRoleProblem(req, deps.serviceRoleKey);
-  if (problem) return errorResponse(401, problem);
+  const caller = internalCaller(req, deps.serviceRoleKey);
+  if ("problem" in caller) return errorResponse(401, caller.problem);
   let body: Body;
   try {
     const parsed = parseBody(JSON.parse(await req.text()));
@@ -107,6 +107,13 @@ export async function handleValidatorRequest(req: Request, deps: EndpointDeps): 
     body = parsed;
   } catch (error) {
     return errorResponse(400, `body is not valid JSON: ${(error as Error).message}`);
+  }
+  // pg_cron's wake key (service_auth.ts) goes on with what the database queued, no more.
+  if (caller.caller === "wake" && !("runId" in body) && !("rereads" in body)) {
+    return errorResponse(
+      403,
+      'a wake key (pg_cron\'s) may only go on with a run ({"runId": N}) or the re-reads ({"rereads": true}); start a validation with a service key',
+    );
   }
   // The run this request started or goes on with, once known, and its table: a failure
   // after that is the run's to recover from (the heartbeat resumes it), not the caller's.

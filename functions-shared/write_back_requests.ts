@@ -22,7 +22,7 @@
 
 import { errorResponse, json, methodNotAllowed } from "./http.ts";
 import type { RunGate } from "./run_gate.ts";
-import { serviceRoleProblem } from "./service_auth.ts";
+import { internalCaller } from "./service_auth.ts";
 import { isDatabaseUnavailable } from "./sync_db.ts";
 import { runWriteBacks, type WriteBackDeps, type WriteBackReport } from "./write_back_run.ts";
 
@@ -48,8 +48,9 @@ export async function handleWriteBackRequest(
   deps: WriteBackRequestDeps,
 ): Promise<Response> {
   if (req.method !== "POST") return methodNotAllowed("POST");
-  const problem = serviceRoleProblem(req, deps.serviceKeys);
-  if (problem) return errorResponse(401, problem);
+  // pg_cron wakes it with a wake key (service_auth.ts): nothing here asks for more.
+  const caller = internalCaller(req, deps.serviceKeys);
+  if ("problem" in caller) return errorResponse(401, caller.problem);
   const handOn = await isHandOn(req);
   const run = deps.gate.admit(() => runWriteBacks(deps));
   if (!run) {

@@ -131,14 +131,19 @@ as $$
   returning id
 $$;
 
-revoke all on all tables in schema net from public;
+-- The privileges as hosted Supabase has them, not fewer: pg_net grants the schema, its
+-- tables and its sequences to PUBLIC (supabase/pg_net, sql/pg_net--0.11.0--0.11.1.sql:
+-- "grant usage on schema net to PUBLIC; grant all on all sequences in schema net to
+-- PUBLIC; grant all on all tables in schema net to PUBLIC"), so every role may read the
+-- queued requests' headers; Supabase's grant_pg_net_access event trigger grants the
+-- request functions to postgres, anon, authenticated and service_role. Nothing secret
+-- may be queued here (20261128004500_wake_keys.sql).
 revoke all on all functions in schema net from public;
-revoke all on all sequences in schema net from public;
-grant usage on schema net to postgres, service_role;
-grant all on all tables in schema net to postgres, service_role;
-grant all on all sequences in schema net to postgres, service_role;
+grant usage on schema net to public;
+grant all on all tables in schema net to public;
+grant all on all sequences in schema net to public;
 grant execute on function net.http_get(text, jsonb, jsonb, integer),
   net.http_post(text, jsonb, jsonb, jsonb, integer),
   net.http_delete(text, jsonb, jsonb, integer),
   net._encode_url_with_params(text, jsonb), net._urlencode_string(varchar)
-  to postgres, service_role;
+  to postgres, anon, authenticated, service_role;

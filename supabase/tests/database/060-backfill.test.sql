@@ -2,7 +2,7 @@
 -- a lapsed lease, completion, failure, and stale tables.
 set client_min_messages = warning;
 begin;
-select plan(26);
+select plan(27);
 
 delete from sync.table_state;
 delete from sync.backfill_jobs;
@@ -156,7 +156,9 @@ select is(
   1, 'a pg_cron job wakes the worker while work waits'
 );
 
--- With them, the call names the function, carries the key, and runs in the region set.
+-- With them, the call names the function, carries the key's wake key (never the key:
+-- pg_net's queue is readable by every role on hosted Supabase, 20261128004500_wake_keys.sql),
+-- and runs in the region set. The same literal is checked against functions-shared/service_auth.ts.
 select vault.create_secret('https://ref.example.co/', 'project_url');
 select vault.create_secret('sb_secret_test', 'service_role_key');
 select vault.create_secret('us-east-1', 'functions_region');
@@ -165,9 +167,11 @@ select results_eq(
   $$select url, headers ->> 'Authorization', headers ->> 'x-region'
     from net.http_request_queue join woke using (id)$$,
   $$values ('https://ref.example.co/functions/v1/import-worker?forceFunctionRegion=us-east-1',
-            'Bearer sb_secret_test', 'us-east-1')$$,
-  'the worker is called with the key from Vault, pinned to the database''s region'
+            'Bearer sync_wake_f0b1f9d93ad55c6c8fd44390df0d801b5669759be2e80282349d237d9c8602f7', 'us-east-1')$$,
+  'the worker is called with the wake key of the key in Vault, pinned to the database''s region'
 );
+select is((select count(*)::int from net.http_request_queue where headers::text like '%sb_secret_test%'), 0,
+  'no queued request holds the service key');
 
 select * from finish();
 rollback;

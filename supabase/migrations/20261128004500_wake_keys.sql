@@ -1,0 +1,65 @@
+-- pg_cron wakes the functions with a wake key, never the service key (docs/interfaces.md,
+-- "Who may do what"; README, "Deploying"). Found by a review of the migrations against
+-- hosted Supabase.
+--
+-- sync.call_edge_function (20261128000100_sync_registry.sql) put the service key from
+-- Vault in the request it queued with pg_net: `Authorization: Bearer <service key>`, a
+-- row of net.http_request_queue until pg_net's worker sends it, every 10 s (the sweeps)
+-- and at every admin edit. On hosted Supabase every role may read that table: pg_net
+-- grants `usage on schema net` and `all on all tables in schema net` to PUBLIC
+-- (supabase/pg_net, sql/pg_net--0.11.0--0.11.1.sql and later), which the database's owner
+-- cannot revoke (the extension's objects are supabase_admin's). Any role with a SQL
+-- session (a read-only user for a dashboard, a custom login role) could collect the key
+-- and, with it, read and write every table through the API, past Row Level Security.
+--
+-- Now the request carries the service key's wake key: `sync_wake_` and the hex SHA-256
+-- of `dynamo-supabase-sync wake:` followed by the key. The functions derive the same
+-- from the keys they accept (functions-shared/service_auth.ts, wakeKeyOf) and take it
+-- only for what pg_cron asks of them: waking the import-worker, the write-back and
+-- stream-check, and going on with a validation run or the collapsed keys' re-reads. It
+-- opens nothing else (no table through the API, no new validation, no repair), and the
+-- key cannot be found from it. Nothing new to set up: Vault keeps the service key, as
+-- before, where only postgres and service_role may read it.
+
+-- The wake key of a service key (functions-shared/service_auth.ts, wakeKeyOf, is the same).
+create function sync.wake_key(p_service_key text) returns text
+language sql immutable parallel safe set search_path = ''
+as $$
+  select 'sync_wake_' || encode(sha256(convert_to('dynamo-supabase-sync wake:' || p_service_key, 'UTF8')), 'hex')
+$$;
+comment on function sync.wake_key(text) is
+  'The wake key pg_cron''s calls carry instead of the service key: what the functions take only for waking them.';
+revoke all on function sync.wake_key(text) from public;
+
+-- Replaces 20261128000100_sync_registry.sql's (whole; the same signature): the wake key
+-- instead of the service key.
+create or replace function sync.call_edge_function(p_name text, p_body jsonb, p_timeout_ms integer)
+returns bigint
+language plpgsql set search_path = ''
+as $$
+declare
+  project_url text;
+  service_key text;
+  region text;
+begin
+  select decrypted_secret into project_url from vault.decrypted_secrets where name = 'project_url';
+  select decrypted_secret into service_key from vault.decrypted_secrets where name = 'service_role_key';
+  select decrypted_secret into region from vault.decrypted_secrets where name = 'functions_region';
+  if project_url is null or service_key is null then
+    raise warning 'sync.call_edge_function(%): Vault has no project_url or service_role_key secret, so the function cannot be called (see README, "Deploying")',
+      p_name;
+    return null;
+  end if;
+  return net.http_post(
+    url := rtrim(project_url, '/') || '/functions/v1/' || p_name
+           || coalesce('?forceFunctionRegion=' || nullif(region, ''), ''),
+    headers := jsonb_build_object('Content-Type', 'application/json',
+                                  'Authorization', 'Bearer ' || sync.wake_key(trim(service_key)))
+               || case when nullif(region, '') is null then '{}'::jsonb
+                       else jsonb_build_object('x-region', region) end,
+    body := p_body,
+    timeout_milliseconds := p_timeout_ms);
+end
+$$;
+comment on function sync.call_edge_function(text, jsonb, integer) is
+  'Calls an Edge Function through pg_net with the project URL and optional region from Vault, and the wake key of the service key there (never the key itself: pg_net''s queue is readable by every role on hosted Supabase).';
