@@ -16,6 +16,10 @@
 -- know about validation runs are replaced here (create or replace, or drop and create
 -- where the signature grows); each is defined here from now on.
 
+-- On a live project a lock this migration takes waits at most 5 s: it then fails, rather
+-- than hold every merge and read of the table behind it; push it again.
+select set_config('lock_timeout', '5s', true);
+
 -- A job scans either for a backfill (checksum_run_id null) or for a validation run.
 alter table sync.backfill_jobs
   add column checksum_run_id bigint unique references public.sync_checksums (id) on delete cascade;

@@ -21,6 +21,10 @@
 -- are dropped; table_counts is defined again here, sync.status in
 -- 20261128002500_write_back.sql (with the write-back counts).
 
+-- On a live project a lock this migration takes waits at most 5 s: it then fails, rather
+-- than hold every merge and read of the table behind it; push it again.
+select set_config('lock_timeout', '5s', true);
+
 insert into sync.settings (key, value, description) values (
   'status_exact_count_limit', '100000',
   'sync.status counts a table''s rows exactly up to this many (by its estimate); above, it shows the estimate (rows_estimated).'

@@ -20,6 +20,10 @@
 -- Replaced here (each is defined here from now on): sync.start_validation,
 -- sync.compare_checksum_range and sync.end_validation of 20261128001100.
 
+-- On a live project a lock this migration takes waits at most 5 s: it then fails, rather
+-- than hold every merge and read of the table behind it; push it again.
+select set_config('lock_timeout', '5s', true);
+
 alter table public.sync_checksums
   add column streamed boolean not null default false;
 comment on column public.sync_checksums.streamed is

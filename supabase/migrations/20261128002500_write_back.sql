@@ -11,6 +11,10 @@
 -- records them. The view sync.status is defined
 -- here, with the write-back counts; everything else is new.
 
+-- On a live project a lock this migration takes waits at most 5 s: it then fails, rather
+-- than hold every merge and read of the table behind it; push it again.
+select set_config('lock_timeout', '5s', true);
+
 -- The switch (docs/interfaces.md, "write-back"): on, off or cutover.
 insert into sync.settings (key, value, description) values (
   'write_back', 'on',

@@ -19,6 +19,10 @@
 --   takeover; one after progress since the last takeover (progress_at later than
 --   taken_over_at) counts the first of a new series. The fifth in a row fails the run.
 
+-- On a live project a lock this migration takes waits at most 5 s: it then fails, rather
+-- than hold every merge and read of the table behind it; push it again.
+select set_config('lock_timeout', '5s', true);
+
 alter table public.sync_checksums
   add column recheck_keys jsonb,
   add column recheck_read integer not null default 0 check (recheck_read >= 0),

@@ -18,6 +18,10 @@
 -- validator then fails the run with that message, and the next run (pg_cron's daily one,
 -- or the operator's) starts afresh. A clean restart keeps unlogged tables, and the mark.
 
+-- On a live project a lock this migration takes waits at most 5 s: it then fails, rather
+-- than hold every merge and read of the table behind it; push it again.
+select set_config('lock_timeout', '5s', true);
+
 create unlogged table sync.checksum_run_marks (
   run_id bigint primary key
 );
