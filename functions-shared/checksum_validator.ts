@@ -35,7 +35,7 @@
  * @module
  */
 
-import type { PacingDeps } from "./scan_pacing.ts";
+import { isTransientRead, type PacingDeps } from "./scan_pacing.ts";
 import { type CpuMeter, requestCpuBudget } from "./cpu_meter.ts";
 import type { IsolatePages } from "./isolate_pages.ts";
 import type postgres from "postgres";
@@ -222,6 +222,12 @@ export async function validateTable(
     await deps.sql`select sync.release_validation(${run}, ${worker})`;
     return continuation(true);
   };
+  // Throttled past the backoff: released for pg_cron's heartbeat to take up later (a run
+  // that makes no progress for 15 minutes is failed by the reaper, naming why).
+  const waitForHeartbeat = async () => {
+    await deps.sql`select sync.release_validation(${run}, ${worker})`;
+    return continuation(false);
+  };
   let scanned = false;
   try {
     while (true) {
@@ -247,12 +253,25 @@ export async function validateTable(
         if (overBudget()) return await handOn();
         const after = await recheckLook(deps, spec, run, worker, keysByKey(deps), overBudget);
         if (after === "budget") return await handOn();
+        if (after === "throttled") return await waitForHeartbeat();
       } else if (phase === "report") {
         const result = await report(deps, spec, run, worker);
         if (result) return result;
       } else if (phase === "repair") {
         if (overBudget()) return await handOn();
-        return await repairAndRevalidate(deps, spec, run, worker, startedAt);
+        try {
+          return await repairAndRevalidate(deps, spec, run, worker, startedAt);
+        } catch (error) {
+          // A read of the repair throttled (or a 5xx) after the client's retries: the
+          // repair is read and applied again whole from the heartbeat (it is idempotent).
+          if (!isTransientRead(error as Error)) throw error;
+          log(
+            `${spec.targetTable}: validation run ${run}: its repair's read failed: ${
+              (error as Error).name
+            }: ${(error as Error).message}; it waits for the next heartbeat`,
+          );
+          return await waitForHeartbeat();
+        }
       } else {
         throw new Error(`validation run ${run} is in an unknown phase ${phase}`);
       }

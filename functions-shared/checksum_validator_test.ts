@@ -333,16 +333,46 @@ Deno.test("a key read again is retried when throttled, and a read that keeps fai
   const ok = await validateTable(d1, segments);
   assert.ok(!("continued" in ok));
   assert.equal(gets > 1, true, "read again after the throttle");
-  // Throttled every time: the run fails, naming what it was reading.
+  // Throttled every time: the run is not failed (the table is busy, not broken): it is
+  // released for the heartbeat, and the log names what it was reading and why.
   const db = runsDb({ divergent });
   const always = fakeDynamo((c) => {
     if (c.name !== "GetItemCommand") return { Items: [] };
     throw throttled;
   });
-  const { deps: d2 } = deps(db, always);
+  const { deps: d2, all: logs } = deps(db, always);
+  assert.deepEqual(await validateTable(d2, segments), {
+    continued: true,
+    runId: 42,
+    table: "firespring_segments",
+    handOn: false,
+  });
+  assert.equal(db.runs.get(42)!.status, "running");
+  assert.deepEqual(db.matching("sync.end_validation"), []);
+  assert.equal(db.matching("sync.release_validation").length, 1, "released for the heartbeat");
+  assert.ok(
+    logs.some((l) =>
+      l.includes(
+        'validation run 42 of firespring_segments: reading key {"segment_id":"a"} again failed 3 times in a row: ProvisionedThroughputExceededException: Rate of requests exceeds the allowed throughput.; the look waits for the next heartbeat',
+      )
+    ),
+    logs.join("\n"),
+  );
+});
+
+Deno.test("a key read again that fails for good fails the run, naming the run, the table, the key and the cause", async () => {
+  const divergent = () => [{ kind: "missing" as const, key: { segment_id: "a" } }];
+  const db = runsDb({ divergent });
+  const refused = fakeDynamo((c) => {
+    if (c.name !== "GetItemCommand") return { Items: [] };
+    throw Object.assign(new Error("The provided key element does not match the schema"), {
+      name: "ValidationException",
+    });
+  });
+  const { deps: d } = deps(db, refused);
   await assert.rejects(
-    validateTable(d2, segments),
-    /^Error: validation run 42 of firespring_segments: reading key \{"segment_id":"a"\} again failed 3 times in a row: ProvisionedThroughputExceededException: Rate of requests exceeds the allowed throughput\.$/,
+    validateTable(d, segments),
+    /^Error: validation run 42 of firespring_segments: reading key \{"segment_id":"a"\} again failed: ValidationException: The provided key element does not match the schema$/,
   );
   const [ended] = db.matching("sync.end_validation");
   assert.match(String(ended.values[1]), /reading key \{"segment_id":"a"\} again failed/);
@@ -389,6 +419,37 @@ Deno.test("a continued run asked to repair re-applies the divergent keys and val
   const first = db.runs.get(7)!;
   assert.deepEqual([first.status, first.repaired, first.revalidation], ["done", true, 42]);
   assert.equal(lines.length, 2);
+});
+
+Deno.test("a repair whose read is throttled waits for the heartbeat, its run not failed", async () => {
+  const db = runsDb({ divergent: () => [{ kind: "missing", key: { segment_id: "a" } }] });
+  const run = db.newRun("firespring_segments", true, 1, 7);
+  run.phase = "repair";
+  run.missing = [{ segment_id: "a" }];
+  const throttled = fakeDynamo((c) => {
+    if (c.name !== "GetItemCommand") return { Items: [] };
+    throw Object.assign(new Error("Rate of requests exceeds the allowed throughput."), {
+      name: "ProvisionedThroughputExceededException",
+    });
+  });
+  const { deps: d, all } = deps(db, throttled);
+  assert.deepEqual(await validateTable(d, segments, { runId: 7 }), {
+    continued: true,
+    runId: 7,
+    table: "firespring_segments",
+    handOn: false,
+  });
+  assert.equal(run.status, "running");
+  assert.deepEqual(db.matching("sync.merge_changes"), [], "nothing repaired");
+  assert.deepEqual(db.matching("sync.end_validation"), []);
+  assert.ok(
+    all.some((l) =>
+      l.includes(
+        "validation run 7: its repair's read failed: ProvisionedThroughputExceededException",
+      )
+    ),
+    all.join("\n"),
+  );
 });
 
 Deno.test("more divergent keys than are read one by one: no rechecks, and a repair queues a healing backfill", async () => {

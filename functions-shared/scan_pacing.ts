@@ -42,6 +42,15 @@ export const realPacing: PacingDeps = {
   random: Math.random,
 };
 
+/**
+ * Whether a read's error may pass if tried again (throttled, a 5xx, the network): the
+ * client's own classification (dynamo_errors.ts); an error of another source (a test's
+ * fake) by its name alone.
+ */
+export function isTransientRead(error: Error): boolean {
+  return isRetryable(error) || retryKind(error.name, 0, false) !== "no";
+}
+
 /** A Scan that kept failing with a retryable error; names the cause. */
 export class ScanGaveUp extends Error {
   constructor(override readonly cause: Error, rounds: number) {
@@ -69,9 +78,7 @@ export async function withBackoff<T>(
       return await read();
     } catch (error) {
       const e = error as Error;
-      // The client's own classification (dynamo_errors.ts); an error of another source
-      // (a test's fake) by its name alone.
-      if (!isRetryable(e) && retryKind(e.name, 0, false) === "no") throw e;
+      if (!isTransientRead(e)) throw e;
       if (round + 1 >= rounds) throw new ScanGaveUp(e, rounds);
       const waitMs = Math.floor(deps.random() * Math.min(10_000, 1000 * 2 ** round));
       await onRetry(e, waitMs);

@@ -106,6 +106,18 @@ export async function findingsOf(
 const sameKey = (a: RowKey, b: RowKey) => rowKeyText(a) === rowKeyText(b);
 
 /**
+ * A key read again that kept failing with an error that may pass (throttled, 5xx), past
+ * the Scan's backoff: the look stops there and the run waits for the heartbeat, as a
+ * throttled Scan does, instead of failing. Names the run, the table, the key and the cause.
+ */
+export class ReadAgainThrottled extends Error {
+  constructor(message: string, override readonly cause: Error) {
+    super(message, { cause });
+    this.name = "ReadAgainThrottled";
+  }
+}
+
+/**
  * A divergent key's items, read consistently, with the Scan's backoff on throttling and
  * 5xx (each after the client's own retries); a read that keeps failing is an error naming
  * the run, the table, the key and the cause.
@@ -124,9 +136,14 @@ async function readAgain(deps: ValidatorDeps, spec: TableSpec, run: number, key:
       deps.pacing ?? realPacing,
     );
   } catch (error) {
-    const cause = error instanceof ScanGaveUp ? error.cause : error as Error;
-    const times = error instanceof ScanGaveUp ? ` ${SCAN_ROUNDS} times in a row` : "";
-    throw new Error(`${where} failed${times}: ${cause.name}: ${cause.message}`, { cause });
+    if (error instanceof ScanGaveUp) {
+      throw new ReadAgainThrottled(
+        `${where} failed ${SCAN_ROUNDS} times in a row: ${error.cause.name}: ${error.cause.message}`,
+        error.cause,
+      );
+    }
+    const cause = error as Error;
+    throw new Error(`${where} failed: ${cause.name}: ${cause.message}`, { cause });
   }
 }
 
@@ -160,7 +177,9 @@ export const RECHECK_CHUNK_BYTES = 2 * 1024 * 1024;
  * still ends. Every request reads at least one key. The run's lists, its look count and
  * its phase (another look, or "report" after {@link LOOKS} or when none differs) move in
  * one transaction held by `worker`. More than `maxKeys` divergent keys are not looked at
- * again: the run moves on to its report. Returns the phase after it, or "budget".
+ * again: the run moves on to its report. Returns the phase after it, "budget", or
+ * "throttled" (a key kept failing to read: what was read before it is kept, and the run
+ * waits for the heartbeat).
  */
 export async function recheckLook(
   deps: ValidatorDeps,
@@ -182,13 +201,13 @@ export async function recheckLook(
   let renewedAt = performance.now();
   while (read < looked.length) {
     const chunk = emptyChunk();
-    let stopped = false;
+    let stopped: false | "budget" | "throttled" = false;
     while (
       read + chunk.keys.length < looked.length && chunk.keys.length < RECHECK_CHUNK_KEYS &&
       chunk.bytes < RECHECK_CHUNK_BYTES
     ) {
       if (readThisRequest > 0 && overBudget()) {
-        stopped = true;
+        stopped = "budget";
         break;
       }
       if (performance.now() - renewedAt >= RENEW_EVERY_MS) {
@@ -196,7 +215,15 @@ export async function recheckLook(
         renewedAt = performance.now();
       }
       const key = looked[read + chunk.keys.length];
-      addToChunk(deps, spec, chunk, key, await readAgain(deps, spec, run, key));
+      try {
+        addToChunk(deps, spec, chunk, key, await readAgain(deps, spec, run, key));
+      } catch (error) {
+        if (!(error instanceof ReadAgainThrottled)) throw error;
+        // The keys read so far are kept (the chunk below); the heartbeat goes on from there.
+        deps.log?.(`${error.message}; the look waits for the next heartbeat`);
+        stopped = "throttled";
+        break;
+      }
       readThisRequest++;
     }
     if (chunk.keys.length > 0) {
@@ -204,7 +231,7 @@ export async function recheckLook(
       read += chunk.keys.length;
       renewedAt = performance.now();
     }
-    if (stopped) return "budget";
+    if (stopped) return stopped;
   }
   const rows = await deps.sql<{ kind: Divergence["kind"] | null; row_key: RowKey | null }[]>`
     select kind, row_key from sync.compare_checksum(${run}, ${spec.targetTable}, 256, 0, null,
