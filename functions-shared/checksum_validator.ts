@@ -51,19 +51,33 @@ import { runResult, type ValidationResult } from "./validator_result.ts";
 export type { RowKey, Unmappable } from "./validator_plan.ts";
 
 /**
- * The most divergent keys a run looks at again, and repairs, one by one (each is a point
- * read of the source and a little CPU): more would outgrow a request's budget and, being
- * one step, could never hand on. Past it the rechecks are skipped, and a repair queues a
+ * The most divergent keys a run repairs one by one (each is a point read of the source
+ * and a little CPU, all in one step, which cannot hand on). Past it a repair queues a
  * backfill of the table, which is resumable and ends equal (docs/sync-semantics.md).
  */
 export const MAX_KEYS_BY_KEY = 200;
 
 /**
- * The keys looked at and repaired one by one: never more than a request reads of a run's
- * lists (validator_compare.ts, MAX_KEYS_READ), or those past it would be dropped.
+ * The most divergent keys a run looks at again before it reports them. A look is read in
+ * checkpointed chunks that hand on between requests, paced to the table's read budget,
+ * so it may take many more keys than a repair: a long Scan of a busy table finds every
+ * key changed after its page was read divergent (a visitor's new observation, an item
+ * created behind the Scan), and those settle when read again. Capped at 200 with the
+ * repairs, they made the run report a mismatch, and a repair queue a full backfill.
+ */
+export const MAX_KEYS_LOOKED = 5_000;
+
+/**
+ * The keys repaired one by one: never more than a request reads of a run's lists
+ * (validator_compare.ts, MAX_KEYS_READ), or those past it would be dropped.
  */
 function keysByKey(deps: ValidatorDeps): number {
   return Math.min(deps.maxKeysByKey ?? MAX_KEYS_BY_KEY, MAX_KEYS_READ);
+}
+
+/** The keys looked at again: as many as a request reads of a run's lists at most. */
+function keysLooked(deps: ValidatorDeps): number {
+  return Math.min(deps.maxKeysLooked ?? MAX_KEYS_LOOKED, MAX_KEYS_READ);
 }
 
 /** What the validator needs. */
@@ -76,6 +90,8 @@ export interface ValidatorDeps {
   pageSize?: number;
   /** Overrides {@link MAX_KEYS_BY_KEY} (tests). */
   maxKeysByKey?: number;
+  /** Overrides {@link MAX_KEYS_LOOKED} (tests). */
+  maxKeysLooked?: number;
   /** Pause before looking again at keys that differ (changes in flight settle). */
   settleMs?: number;
   /**
@@ -251,7 +267,7 @@ export async function validateTable(
         if (await compareRanges(deps, run, worker, overBudget) === "budget") return await handOn();
       } else if (phase === "recheck") {
         if (overBudget()) return await handOn();
-        const after = await recheckLook(deps, spec, run, worker, keysByKey(deps), overBudget);
+        const after = await recheckLook(deps, spec, run, worker, keysLooked(deps), overBudget);
         if (after === "budget") return await handOn();
         if (after === "throttled") return await waitForHeartbeat();
       } else if (phase === "report") {

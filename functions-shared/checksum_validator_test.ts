@@ -146,7 +146,7 @@ Deno.test("unmappable items do not crowd the divergent keys out of the second re
       ? { Item: bad(String((c.input.Key as { segment_id: { S: string } }).segment_id.S)) }
       : { Items: [bad("x"), bad("y"), bad("z")] }
   );
-  const { deps: d } = deps(db, dynamo, { maxKeysByKey: 2 });
+  const { deps: d } = deps(db, dynamo, { maxKeysLooked: 2 });
   const result = await validateTable(d, segments);
   assert.ok(!("continued" in result));
   const read = dynamo.sent.filter((c) => c.name === "GetItemCommand")
@@ -452,7 +452,7 @@ Deno.test("a repair whose read is throttled waits for the heartbeat, its run not
   );
 });
 
-Deno.test("more divergent keys than are read one by one: no rechecks, and a repair queues a healing backfill", async () => {
+Deno.test("more divergent keys than are looked at again: no rechecks, and a repair queues a healing backfill", async () => {
   const db = runsDb({
     divergent: (run) =>
       run === 7
@@ -465,7 +465,7 @@ Deno.test("more divergent keys than are read one by one: no rechecks, and a repa
   });
   db.newRun("firespring_segments", true, 1, 7);
   const dynamo = source();
-  const { deps: d, all } = deps(db, dynamo, { maxKeysByKey: 2 });
+  const { deps: d, all } = deps(db, dynamo, { maxKeysByKey: 2, maxKeysLooked: 2 });
   const result = await validateTable(d, segments, { runId: 7 });
   assert.ok(!("continued" in result));
   assert.equal(result.runId, 7);
@@ -488,6 +488,54 @@ Deno.test("more divergent keys than are read one by one: no rechecks, and a repa
   const run = db.runs.get(7)!;
   assert.deepEqual([run.status, run.healingJob], ["done", 77]);
   assert.ok(all.some((l) => l.endsWith(": backfill job 77")));
+});
+
+Deno.test("more divergent keys than a repair takes are still looked at again: those that settle are no mismatch", async () => {
+  // Three keys changed behind a long Scan: different at the compare, equal when read again.
+  const db = runsDb({
+    divergent: (run, look) =>
+      run === 7 && look === 0
+        ? ["a", "b", "c"].map((id) => ({ kind: "different" as const, key: { segment_id: id } }))
+        : [],
+  });
+  db.newRun("firespring_segments", true, 1, 7);
+  const dynamo = source();
+  const { deps: d } = deps(db, dynamo, { maxKeysByKey: 2 });
+  const result = await validateTable(d, segments, { runId: 7 });
+  assert.ok(!("continued" in result));
+  assert.equal(result.match, true);
+  assert.equal(result.healingBackfillJobId, undefined, "no backfill for keys that settled");
+  assert.deepEqual(db.staleMarks, []);
+  assert.deepEqual(
+    dynamo.sent.filter((c) => c.name === "GetItemCommand").length,
+    3,
+    "each key read again once",
+  );
+});
+
+Deno.test("a look's reads keep to the table's read budget", async () => {
+  const db = runsDb({
+    divergent: (run, look) =>
+      look === 0
+        ? ["a", "b", "c", "d"].map((id) => ({ kind: "missing" as const, key: { segment_id: id } }))
+        : [],
+  });
+  const clock = fakeClock();
+  // Each item about 6 KB of JSON: 2 read units a consistent read.
+  const big = (id: string) => ({ segment_id: { S: id }, pad: { S: "x".repeat(6_000) } });
+  const dynamo = fakeDynamo((c) =>
+    c.name === "ScanCommand"
+      ? { Items: [] }
+      : { Item: big(String((c.input.Key as { segment_id: { S: string } }).segment_id.S)) }
+  );
+  const { deps: d } = deps(db, dynamo, { maxRcuPerSecond: 4, pacing: clock });
+  await validateTable(d, segments);
+  // 4 keys × 2 units at 4 units a second: the look ends no sooner than 2 s after it began.
+  const lookWaits = clock.slept.filter((ms) => ms > 0);
+  assert.ok(
+    lookWaits.reduce((a, b) => a + b, 0) >= 2_000 - 1,
+    `waited ${JSON.stringify(lookWaits)}`,
+  );
 });
 
 Deno.test("a run with more divergent keys than an answer carries lists the first of each kind, with every count", async () => {

@@ -9,6 +9,7 @@
  */
 
 import type { ValidatorDeps } from "./checksum_validator.ts";
+import type { Item } from "./dynamo_commands.ts";
 import type { TableSpec } from "./table_registry.ts";
 import { type RowKey, rowKeyText, type Unmappable, unmappableRowKey } from "./validator_plan.ts";
 import {
@@ -147,6 +148,27 @@ async function readAgain(deps: ValidatorDeps, spec: TableSpec, run: number, key:
   }
 }
 
+/**
+ * Paces a look's reads to the table's read budget (`maxRcuPerSecond`, the one its Scan
+ * keeps to; none when unset): after each key, waits until the read units spent in this
+ * request fit the budget. A read's units are counted as DynamoDB charges a consistent
+ * read, 1 per 4 KB of what it returned and at least 1, with each item's size taken as its
+ * JSON's, which is larger than DynamoDB's measure: the pace errs on the slow side.
+ */
+function lookPace(deps: ValidatorDeps): (items: Item[]) => Promise<void> {
+  const rate = deps.maxRcuPerSecond;
+  if (rate === undefined || !(rate > 0)) return () => Promise.resolve();
+  const clock = deps.pacing ?? realPacing;
+  const startedAt = clock.now();
+  let units = 0;
+  return async (items) => {
+    const bytes = items.reduce((sum, item) => sum + JSON.stringify(item).length, 0);
+    units += Math.max(1, Math.ceil(bytes / 4096));
+    const waitMs = (units / rate) * 1000 - (clock.now() - startedAt);
+    if (waitMs > 0) await clock.sleep(waitMs);
+  };
+}
+
 /** How many times a divergent key is looked at again before it is reported. */
 export const LOOKS = 3;
 
@@ -196,6 +218,7 @@ export async function recheckLook(
   if (looked === "report") return "report";
   let read = cursor?.recheck_keys ? cursor.recheck_read : 0;
   let readThisRequest = 0;
+  const pace = lookPace(deps);
   // Reads that back off (throttled, 5xx) may add up past the run's lease between two
   // checkpoints: it is renewed every RENEW_EVERY_MS, without counting as progress.
   let renewedAt = performance.now();
@@ -216,7 +239,9 @@ export async function recheckLook(
       }
       const key = looked[read + chunk.keys.length];
       try {
-        addToChunk(deps, spec, chunk, key, await readAgain(deps, spec, run, key));
+        const items = await readAgain(deps, spec, run, key);
+        addToChunk(deps, spec, chunk, key, items);
+        await pace(items);
       } catch (error) {
         if (!(error instanceof ReadAgainThrottled)) throw error;
         // The keys read so far are kept (the chunk below); the heartbeat goes on from there.
