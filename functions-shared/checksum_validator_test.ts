@@ -515,7 +515,7 @@ Deno.test("more divergent keys than a repair takes are still looked at again: th
 
 Deno.test("a look's reads keep to the table's read budget", async () => {
   const db = runsDb({
-    divergent: (run, look) =>
+    divergent: (_run, look) =>
       look === 0
         ? ["a", "b", "c", "d"].map((id) => ({ kind: "missing" as const, key: { segment_id: id } }))
         : [],
