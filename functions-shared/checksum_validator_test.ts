@@ -538,6 +538,20 @@ Deno.test("a look's reads keep to the table's read budget", async () => {
   );
 });
 
+Deno.test("a look's long wait for its read budget holds the run's lease", async () => {
+  const db = runsDb({
+    divergent: (_run, look) =>
+      look === 0 ? [{ kind: "missing" as const, key: { segment_id: "a" } }] : [],
+  });
+  const clock = fakeClock();
+  // One unit at 0.02 units a second: a 50 s wait for the one read.
+  const { deps: d } = deps(db, source(), { maxRcuPerSecond: 0.02, pacing: clock });
+  await validateTable(d, segments);
+  // Renewed between slices of at most 20 s.
+  assert.ok(db.matching("sync.renew_validation").length >= 2, "the lease was renewed");
+  assert.ok(clock.slept.every((ms) => ms <= 20_000), JSON.stringify(clock.slept));
+});
+
 Deno.test("a run with more divergent keys than an answer carries lists the first of each kind, with every count", async () => {
   // MAX_KEYS_READ missing keys and one more, one different key: the table emptied, say.
   const missing = Array.from({ length: MAX_KEYS_READ + 1 }, (_, i) => ({
