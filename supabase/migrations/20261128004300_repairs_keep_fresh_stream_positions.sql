@@ -76,14 +76,21 @@ begin
                 case when l.seen_at is not null and %15$s then t.sync_sequence end as kept_seq,
                 t.sync_changed_at as kept_at
     ),
-    -- A repair replaces a tombstone recorded before it saw the divergence (keeping its
-    -- position if that is a stream change within the granularity of the read, as below).
+    -- A repair replaces a tombstone recorded before it saw the divergence, keeping the
+    -- newest stream position within the granularity of the read, or after it, of the
+    -- tombstone and of the row it deletes (as below).
     retombstoned as (
       update sync.tombstones tb
-      set sync_sequence = case when %16$s then tb.sync_sequence else l.seq end,
-          deleted_at = case when %16$s then tb.deleted_at else l.changed_at end,
+      set sync_sequence = case when d.kept_seq is not null and (not %16$s or d.kept_seq > tb.sync_sequence)
+                                 then d.kept_seq
+                               when %16$s then tb.sync_sequence else l.seq end,
+          deleted_at = case when d.kept_seq is not null and (not %16$s or d.kept_seq > tb.sync_sequence)
+                              then d.kept_at
+                            when %16$s then tb.deleted_at else l.changed_at end,
           recorded_at = now()
-      from latest l
+      -- The row this repair deletes, where it keeps the row's position: a row and an
+      -- older tombstone of its key may both be here (an upsert past a tombstone leaves it).
+      from latest l left join deleted d on d.row_key = %3$s
       where l.op = 'delete' and l.seen_at is not null
         and tb.target_table = %1$L and tb.row_key = %3$s and tb.recorded_at < l.seen_at
       returning tb.row_key

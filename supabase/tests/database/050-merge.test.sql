@@ -2,7 +2,7 @@
 -- docs/sync-semantics.md that it enforces whatever order changes arrive in.
 set client_min_messages = warning;
 begin;
-select plan(66);
+select plan(69);
 
 -- The rules as on AWS, whose stream clock has a granularity of 1 s.
 update sync.settings set value = '1 second' where key = 'stream_clock_granularity';
@@ -171,6 +171,18 @@ select is(pg_temp.tombstone_of('r9'), '909 at 01.500', 'its tombstone keeps the 
 select is(pg_temp.merge('firespring_segments',
     pg_temp.seg('upsert', 'r9', 'older', '908', (now() + interval '1 second')::text)),
   'applied=0 upserted=0 deleted=0', 'so an older upsert delivered again does not bring it back');
+-- A row and an older tombstone of its key together (an upsert past a tombstone leaves
+-- it): the repair's delete keeps the row's newer position in the tombstone.
+select pg_temp.merge('firespring_segments',
+  pg_temp.seg('delete', 'r10', null, '920', (now() - interval '10 seconds')::text));
+select pg_temp.merge('firespring_segments',
+  pg_temp.seg('upsert', 'r10', 'again', '925', (now() + interval '1.5 seconds')::text));
+select is(pg_temp.merge('firespring_segments', pg_temp.rep('delete', 'r10', null, interval '1 second')),
+  'applied=1 upserted=0 deleted=1', 'a repair deletes a row that has an older tombstone too');
+select is(pg_temp.tombstone_of('r10'), '925 at 01.500', 'the tombstone takes the row''s newer stream position');
+select is(pg_temp.merge('firespring_segments',
+    pg_temp.seg('upsert', 'r10', 'again', '925', (now() + interval '1.5 seconds')::text)),
+  'applied=0 upserted=0 deleted=0', 'so the row''s record delivered again does not bring it back');
 select pg_temp.merge('firespring_segments',
   pg_temp.seg('delete', 'r3', null, '903', (now() - interval '10 seconds')::text));
 select is(pg_temp.merge('firespring_segments', pg_temp.rep('upsert', 'r3', 'back', interval '1 second')),
