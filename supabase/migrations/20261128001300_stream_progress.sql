@@ -15,6 +15,10 @@
 --    records the result with sync.record_stream_check, which marks the table stale
 --    (sync.mark_stale, which queues the healing backfill) when it found a problem.
 
+-- On a live project a lock this migration takes waits at most 5 s: it then fails, rather
+-- than hold every merge and read of the table behind it; push it again.
+select set_config('lock_timeout', '5s', true);
+
 -- The stream records the webhook committed: one row per stream of a committed batch, its
 -- records' sequence numbers (sorted) and their span, found through a GiST index on the
 -- span. One row per batch rather than per record: at a batch of 1,000 records, 1,000

@@ -34,6 +34,10 @@
 --    fewest segments in flight: the longest table gets the segments that use its budget,
 --    and the others the rest.
 
+-- On a live project a lock this migration takes waits at most 5 s: it then fails, rather
+-- than hold every merge and read of the table behind it; push it again.
+select set_config('lock_timeout', '5s', true);
+
 -- Claims of a segment whose lease ran out, since its last checkpoint (a page or chunk
 -- written): sync.claim_export_file fails a file taken over too often in a row
 -- (20261128002300_export_backfills.sql), whose chunk outlasts the lease every time.

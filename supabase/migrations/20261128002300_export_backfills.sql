@@ -20,6 +20,10 @@
 -- leave export jobs out, and the command claims its own job's files
 -- (sync.claim_export_file).
 
+-- On a live project a lock this migration takes waits at most 5 s: it then fails, rather
+-- than hold every merge and read of the table behind it; push it again.
+select set_config('lock_timeout', '5s', true);
+
 alter table sync.backfill_jobs
   add column export_arn text,
   add column export_bucket text,

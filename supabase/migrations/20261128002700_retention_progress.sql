@@ -16,6 +16,10 @@
 -- 4. Noted stream records are purged here, hourly, along their applied_at index (a batch
 --    costs its rows, not the backlog's), whether or not the lost-record check runs.
 
+-- On a live project a lock this migration takes waits at most 5 s: it then fails, rather
+-- than hold every merge and read of the table behind it; push it again.
+select set_config('lock_timeout', '5s', true);
+
 -- Tombstones and deleted observations are purged table by table, each up to its own
 -- cutoff (a running backfill holds its table's): by table and time, an index range that
 -- ends at the cutoff, so the rows a backfill holds stay outside every batch's walk (those

@@ -21,6 +21,10 @@
 -- Query of one partition. Repairs (the re-read itself) and backfills (reads of the whole
 -- table) queue none.
 
+-- On a live project a lock this migration takes waits at most 5 s: it then fails, rather
+-- than hold every merge and read of the table behind it; push it again.
+select set_config('lock_timeout', '5s', true);
+
 create table sync.collapsed_rereads (
   target_table text not null references sync.source_tables (target_table),
   row_key jsonb not null,

@@ -20,6 +20,10 @@
 -- cancelled), the trigger below calls the validator for each run that waited and marks
 -- its progress, so the reaper's 15 minutes count from then.
 
+-- On a live project a lock this migration takes waits at most 5 s: it then fails, rather
+-- than hold every merge and read of the table behind it; push it again.
+select set_config('lock_timeout', '5s', true);
+
 -- Whether validation run p_run is running and its Scan has not begun: every segment of
 -- its own Scan job still pending (the runs that may wait, above).
 create function sync.validation_scan_unbegun(p_run bigint) returns boolean

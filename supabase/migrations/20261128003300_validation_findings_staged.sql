@@ -34,6 +34,10 @@
 -- (200 at most, functions-shared/checksum_validator.ts, MAX_KEYS_BY_KEY); its answer lists
 -- the first keys of each kind with every list's count, and the run's row keeps them all.
 
+-- On a live project a lock this migration takes waits at most 5 s: it then fails, rather
+-- than hold every merge and read of the table behind it; push it again.
+select set_config('lock_timeout', '5s', true);
+
 create table sync.checksum_divergent (
   -- No foreign key to its run, as sync.checksum_seen (a check per key written): the
   -- statements that write here read and update the run's row, and the trigger's function below

@@ -14,6 +14,10 @@
 -- with its restore still due, as it takes a spent one, and the sweep wakes the function
 -- for it.
 
+-- On a live project a lock this migration takes waits at most 5 s: it then fails, rather
+-- than hold every merge and read of the table behind it; push it again.
+select set_config('lock_timeout', '5s', true);
+
 alter table sync.write_backs
   add column restore_due boolean not null default false,
   add column restores integer not null default 0 check (restores >= 0);

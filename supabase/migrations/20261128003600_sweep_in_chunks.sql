@@ -27,6 +27,10 @@
 -- until the sweep is over, then is done with rows_removed summed over the chunks, and its
 -- table is no longer stale.
 
+-- On a live project a lock this migration takes waits at most 5 s: it then fails, rather
+-- than hold every merge and read of the table behind it; push it again.
+select set_config('lock_timeout', '5s', true);
+
 alter table sync.backfill_jobs add column sweep_state jsonb;
 insert into sync.settings (key, value, description) values
   ('backfill_end_inline_ms', '5000',

@@ -17,6 +17,10 @@
 --   a large file the lease ran out, another loader took the file over, and after three
 --   takeovers the job failed. sync.renew_segment keeps the lease meanwhile.
 
+-- On a live project a lock this migration takes waits at most 5 s: it then fails, rather
+-- than hold every merge and read of the table behind it; push it again.
+select set_config('lock_timeout', '5s', true);
+
 -- The exports the export backfill has asked DynamoDB for (scripts/export_backfill.ts).
 create table sync.export_requests (
   export_arn text primary key,

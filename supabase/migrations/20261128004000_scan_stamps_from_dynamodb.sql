@@ -19,6 +19,10 @@
 -- p_read_at), and the end removes only what is older than the job's start and than
 -- that, less the granularity.
 
+-- On a live project a lock this migration takes waits at most 5 s: it then fails, rather
+-- than hold every merge and read of the table behind it; push it again.
+select set_config('lock_timeout', '5s', true);
+
 alter table sync.backfill_segments add column earliest_read_at timestamptz;
 comment on column sync.backfill_segments.earliest_read_at is
   'The earliest stamp of the segment''s pages (a Scan''s: DynamoDB''s clock); the backfill''s end removes only rows older than it, less the granularity.';

@@ -12,8 +12,9 @@
 -- (The comments of 20261128001600 and 20261128003300 took such a crash for a source of
 -- false alarms only.)
 --
--- Each run now leaves a mark in an unlogged table of its own when it starts; the same
--- crash that empties its staged rows removes the mark. sync.end_validation refuses to
+-- Each run now leaves a mark in an unlogged table of its own when it starts running (made
+-- running, or a queued run started); the same crash that empties its staged rows removes
+-- the mark. A queued run has read nothing: a crash while it waits costs it nothing. sync.end_validation refuses to
 -- end a run as done without its mark (SQLSTATE SY002, naming the run and why): the
 -- validator then fails the run with that message, and the next run (pg_cron's daily one,
 -- or the operator's) starts afresh. A clean restart keeps unlogged tables, and the mark.
@@ -26,19 +27,21 @@ create unlogged table sync.checksum_run_marks (
   run_id bigint primary key
 );
 comment on table sync.checksum_run_marks is
-  'One row per validation run, written when it starts: gone after a crash or a failover, as the run''s unlogged staged rows are, so that the run cannot end with a verdict.';
+  'One row per running validation run, written when it starts running: gone after a crash or a failover, as the run''s unlogged staged rows are, so that the run cannot end with a verdict.';
 
--- Runs already under way keep going: they are marked now.
+-- Runs already under way keep going: they are marked now (queued ones when they start).
 insert into sync.checksum_run_marks (run_id)
-select c.id from public.sync_checksums c where c.status in ('queued', 'running');
+select c.id from public.sync_checksums c where c.status = 'running';
 
--- Marks each run as it is made, whoever makes it (sync.start_validation), with its owner's
+-- Marks each run made running, whoever makes it (sync.start_validation), with its owner's
 -- rights, as the other triggers on sync_checksums.
 create function sync.mark_new_validation_runs() returns trigger
 language plpgsql security definer set search_path = ''
 as $$
 begin
-  insert into sync.checksum_run_marks (run_id) select n.id from made n on conflict do nothing;
+  insert into sync.checksum_run_marks (run_id)
+  select n.id from made n where n.status = 'running'
+  on conflict do nothing;
   return null;
 end
 $$;
@@ -46,6 +49,21 @@ create trigger sync_checksums_mark_runs
   after insert on public.sync_checksums
   referencing new table as made
   for each statement execute function sync.mark_new_validation_runs();
+
+-- Marks a queued run as it starts (sync.start_queued_validations). A row trigger on the
+-- status column alone: the page-by-page updates of a run's row do not fire it.
+create function sync.mark_started_validation_run() returns trigger
+language plpgsql security definer set search_path = ''
+as $$
+begin
+  insert into sync.checksum_run_marks (run_id) values (new.id) on conflict do nothing;
+  return null;
+end
+$$;
+create trigger sync_checksums_mark_started_runs
+  after update of status on public.sync_checksums
+  for each row when (old.status = 'queued' and new.status = 'running')
+  execute function sync.mark_started_validation_run();
 
 -- A deleted run's mark goes with it (retention).
 create function sync.forget_marks_of_deleted_runs() returns trigger
@@ -60,8 +78,8 @@ create trigger sync_checksums_forget_marks
   after delete on public.sync_checksums
   referencing old table as gone
   for each statement execute function sync.forget_marks_of_deleted_runs();
-revoke all on function sync.mark_new_validation_runs(), sync.forget_marks_of_deleted_runs()
-  from public;
+revoke all on function sync.mark_new_validation_runs(), sync.mark_started_validation_run(),
+  sync.forget_marks_of_deleted_runs() from public;
 
 -- Replaces 20261128003300_validation_findings_staged.sql's (whole; the same signature):
 -- a run ends as done only with its mark; any end removes the mark.
@@ -74,7 +92,7 @@ begin
     raise exception 'sync.end_validation: run % cannot end as %', p_run, p_status using errcode = '22023';
   end if;
   if p_status = 'done'
-     and exists (select from public.sync_checksums c where c.id = p_run and c.status in ('queued', 'running'))
+     and exists (select from public.sync_checksums c where c.id = p_run and c.status = 'running')
      and not exists (select from sync.checksum_run_marks m where m.run_id = p_run) then
     raise exception 'validation run % of % outlived a restart of the database (a crash or a failover), which emptied the rows it had read (kept unlogged): its verdict cannot be trusted; run the validation again',
       p_run, (select c.target_table from public.sync_checksums c where c.id = p_run)
