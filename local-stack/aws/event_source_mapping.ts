@@ -233,8 +233,9 @@ export class EventSourceMapping {
         async (): Promise<{ expired: number } | { outcome: Outcome }> => {
           const expired = this.expiredHead(current);
           if (expired === 0) return { outcome: await this.invoke(current) };
-          if (this.config.maxRecordAgeS < 0) {
-            // No age limit: retried until the stream trims the records, and then lost.
+          if (this.config.maxRecordAgeS < 0 || this.config.maxRecordAgeS > STREAM_RETENTION_S) {
+            // No age limit within the stream's retention: retried until the stream trims
+            // the records, and then lost.
             console.error(
               `${expired} records of ${shardId} from ${
                 current[0].dynamodb?.SequenceNumber ?? "?"
@@ -289,7 +290,10 @@ export class EventSourceMapping {
     // -1 (no limit): a record is retried until the stream trims it, at 24 h
     // (https://docs.aws.amazon.com/lambda/latest/dg/services-ddb-params.html: "failed
     // records are retried until the record expires").
-    const limit = this.config.maxRecordAgeS < 0 ? STREAM_RETENTION_S : this.config.maxRecordAgeS;
+    // A limit past the retention (AWS allows up to 7 days) meets the trim first.
+    const limit = this.config.maxRecordAgeS < 0
+      ? STREAM_RETENTION_S
+      : Math.min(this.config.maxRecordAgeS, STREAM_RETENTION_S);
     const oldest = (this.config.now ?? Date.now)() - limit * 1000;
     let n = 0;
     while (n < batch.length && (createdMs(batch[n]) ?? Infinity) < oldest) n++;

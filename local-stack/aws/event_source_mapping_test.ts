@@ -244,3 +244,15 @@ Deno.test("with no age limit, records are retried until the stream trims them at
     "nothing reaches the on-failure destination: the stream trimmed it",
   );
 });
+
+Deno.test("an age limit past the stream's 24 h retention meets the trim first", async () => {
+  let now = Date.parse("2026-11-28T12:00:00Z");
+  const start = now;
+  const { mapping, invoked, failures } = mappingAt(() => now, () => {
+    now += 6 * 60 * 60 * 1000;
+    return Promise.reject(new Error("the webhook is down"));
+  }, { maxRetryAttempts: -1, maxRecordAgeS: 604_800 });
+  await mapping.process("arn:s", "shard-1", [written(1, start, 1)]);
+  assert.equal(invoked.length, 4, "lost at 24 h, not retried for 7 days");
+  assert.deepEqual(failures, []);
+});

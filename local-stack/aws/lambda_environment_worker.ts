@@ -1,9 +1,9 @@
 /**
  * One Lambda execution environment (lambda_environments.ts): loads the function's module
- * when told which (its init), then runs each invocation it is sent with a context whose
- * remaining time runs to the invocation's deadline, and answers its result or its error.
- * An error thrown at init is every invocation's answer, as Lambda reports an init
- * failure (Runtime.ImportModuleError, say) for each invocation.
+ * when told which (its init) and says it is ready, or why not (Lambda's
+ * Runtime.ImportModuleError, say); then runs each invocation it is sent with a context
+ * whose remaining time runs to the invocation's deadline, and answers its result or its
+ * error.
  *
  * @module
  */
@@ -20,28 +20,32 @@ type Handler = (
   context: LambdaContext,
 ) => Promise<BatchResponse | void>;
 
-let handler: Promise<Handler> | undefined;
+let handler: Handler | undefined;
 
 self.onmessage = async (message: MessageEvent<EnvironmentRequest>) => {
   const request = message.data;
   if ("module" in request) {
-    handler = import(request.module).then((module) => {
+    let answer: EnvironmentAnswer;
+    try {
+      const module = await import(request.module);
       if (typeof module.handler !== "function") {
         throw new Error(`${request.module} exports no handler`);
       }
-      return module.handler as Handler;
-    });
-    handler.catch(() => {}); // answered at each invocation
+      handler = module.handler as Handler;
+      answer = { ready: true };
+    } catch (error) {
+      answer = { initError: (error as Error)?.message ?? String(error) };
+    }
+    self.postMessage(answer);
     return;
   }
   let answer: EnvironmentAnswer;
   try {
-    const run = await handler!;
     const context: LambdaContext = {
       awsRequestId: request.requestId,
       getRemainingTimeInMillis: () => request.deadline - Date.now(),
     };
-    answer = { result: await run(request.event, context) };
+    answer = { result: await handler!(request.event, context) };
   } catch (error) {
     answer = { error: (error as Error)?.message ?? String(error) };
   }

@@ -7,8 +7,9 @@
  * the Invoke phase, Lambda resets the execution environment" (Lambda's execution
  * environment lifecycle, https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtime-environment.html),
  * so nothing of that invocation runs on (no request sent after the timeout) and the next
- * invocation starts a new environment, init again. The event source mapping's place is
- * given back only once the environment has ended.
+ * invocation starts a new environment, init again, in a phase of its own before the
+ * invocation's timeout starts. The event source mapping's place is given back only once
+ * the environment has ended.
  *
  * @module
  */
@@ -28,16 +29,32 @@ export type LambdaFunction = (
 export type EnvironmentRequest =
   | { module: string }
   | { event: DynamoDBStreamEvent; deadline: number; requestId: string };
-export type EnvironmentAnswer = { result: BatchResponse | void } | { error: string };
+export type EnvironmentAnswer =
+  | { ready: true }
+  | { initError: string }
+  | { result: BatchResponse | void }
+  | { error: string };
 
 /** The message of an invocation that outlasted the function's timeout (Lambda's). */
 export function timedOut(timeoutMs: number): string {
   return `Task timed out after ${(timeoutMs / 1000).toFixed(2)} seconds`;
 }
 
+/**
+ * How long an environment's init (loading the module) may take: Lambda gives init a
+ * phase of its own, outside the invocation's timeout, of at most 10 seconds ("The Init
+ * phase is limited to 10 seconds", Lambda's execution environment lifecycle).
+ */
+export const INIT_LIMIT_MS = 10_000;
+
+/** An environment: its worker, once its init has ended. */
+interface Environment {
+  worker: Worker;
+}
+
 /** The environments of the function whose handler is `moduleUrl`'s `handler` export. */
 export class LambdaEnvironments {
-  #idle: Worker[] = [];
+  #idle: Environment[] = [];
   readonly #moduleUrl: string;
 
   constructor(moduleUrl: URL | string) {
@@ -45,14 +62,15 @@ export class LambdaEnvironments {
   }
 
   /** Invokes the function: answers its result, or rejects with its error or timeout. */
-  invoke: LambdaFunction = (event, timeoutMs) => {
-    const worker = this.#idle.pop() ?? this.#start();
-    return new Promise((resolve, reject) => {
+  invoke: LambdaFunction = async (event, timeoutMs) => {
+    const environment = this.#idle.pop() ?? await this.#start();
+    const { worker } = environment;
+    return await new Promise((resolve, reject) => {
       const end = (outcome: () => void, keep: boolean) => {
         clearTimeout(timer);
         worker.onmessage = null;
-        worker.onerror = null;
-        if (keep) this.#idle.push(worker);
+        worker.onerror = (error) => this.#crashedIdle(environment, error);
+        if (keep) this.#idle.push(environment);
         else worker.terminate();
         outcome();
       };
@@ -63,7 +81,7 @@ export class LambdaEnvironments {
       worker.onmessage = (message: MessageEvent<EnvironmentAnswer>) => {
         const answer = message.data;
         if ("error" in answer) end(() => reject(new Error(answer.error)), true);
-        else end(() => resolve(answer.result), true);
+        else if ("result" in answer) end(() => resolve(answer.result), true);
       };
       worker.onerror = (error: ErrorEvent) => {
         error.preventDefault();
@@ -80,16 +98,57 @@ export class LambdaEnvironments {
 
   /** Ends every idle environment (the mapping stopped). */
   close(): void {
-    for (const worker of this.#idle.splice(0)) worker.terminate();
+    for (const { worker } of this.#idle.splice(0)) worker.terminate();
   }
 
-  #start(): Worker {
+  /**
+   * An idle environment's uncaught error (a timer of its last invocation): it ends, as
+   * Lambda ends a crashed environment, and the mapping goes on (unhandled, a worker's
+   * error would end this whole process).
+   */
+  #crashedIdle(environment: Environment, error: ErrorEvent): void {
+    error.preventDefault();
+    this.#idle = this.#idle.filter((e) => e !== environment);
+    environment.worker.terminate();
+    console.error(`an idle Lambda execution environment crashed and was ended: ${error.message}`);
+  }
+
+  /**
+   * A new environment, its init ended: the module loaded, within {@link INIT_LIMIT_MS}.
+   * An init that fails, crashes or runs out of time ends the environment and fails the
+   * invocation that needed it, as Lambda reports an init error; the next starts afresh.
+   */
+  #start(): Promise<Environment> {
     const worker = new Worker(new URL("./lambda_environment_worker.ts", import.meta.url), {
       type: "module",
     });
-    const init: EnvironmentRequest = { module: this.#moduleUrl };
-    worker.postMessage(init);
-    return worker;
+    return new Promise((resolve, reject) => {
+      const fail = (message: string) => {
+        clearTimeout(timer);
+        worker.terminate();
+        reject(new Error(message));
+      };
+      const timer = setTimeout(
+        () => fail(`the execution environment's init outlasted ${INIT_LIMIT_MS / 1000} seconds`),
+        INIT_LIMIT_MS,
+      );
+      worker.onmessage = (message: MessageEvent<EnvironmentAnswer>) => {
+        const answer = message.data;
+        if ("initError" in answer) fail(answer.initError);
+        else if ("ready" in answer) {
+          clearTimeout(timer);
+          worker.onmessage = null;
+          worker.onerror = null;
+          resolve({ worker });
+        }
+      };
+      worker.onerror = (error: ErrorEvent) => {
+        error.preventDefault();
+        fail(`the execution environment crashed in its init: ${error.message}`);
+      };
+      const init: EnvironmentRequest = { module: this.#moduleUrl };
+      worker.postMessage(init);
+    });
   }
 }
 

@@ -61,6 +61,29 @@ Deno.test("a handler's error is the invocation's; a crash ends its environment",
   }
 });
 
+Deno.test("an idle environment that crashes is ended, and the next invocation starts a new one", async () => {
+  const lambda = new LambdaEnvironments(FIXTURE);
+  try {
+    const before = who(await lambda.invoke(event("crash-later"), 10_000));
+    // Its timer throws once it is idle: unhandled, that would end this process.
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const after = who(await lambda.invoke(event("b"), 10_000));
+    assert.notEqual(after.environment, before.environment);
+  } finally {
+    lambda.close();
+  }
+});
+
+Deno.test("an environment's init has a phase of its own, outside the invocation's timeout", async () => {
+  const lambda = new LambdaEnvironments(new URL("./testdata/slow_init_lambda.ts", import.meta.url));
+  try {
+    // Init takes 300 ms, the invocation's timeout is 200 ms: the handler answers at once.
+    assert.deepEqual(await lambda.invoke(event("a"), 200), { batchItemFailures: [] });
+  } finally {
+    lambda.close();
+  }
+});
+
 Deno.test("a module with no handler fails every invocation, naming the module", async () => {
   const lambda = new LambdaEnvironments(new URL("./lambda_environments.ts", import.meta.url));
   try {

@@ -2,7 +2,8 @@
  * A Lambda handler for lambda_environments_test.ts: answers its environment's id (made
  * at init) and how many invocations that environment has run; an event whose first
  * record's eventID is `hang:<path>` appends a line to that file every 10 ms and never
- * answers; `throw` throws; `crash` crashes its environment.
+ * answers; `throw` throws; `crash` crashes its environment; `crash-later` answers, then
+ * crashes it while it is idle.
  *
  * @module
  */
@@ -20,6 +21,11 @@ export function handler(event: DynamoDBStreamEvent): Promise<BatchResponse> {
     return new Promise(() => {});
   }
   if (what === "throw") return Promise.reject(new Error("the handler failed"));
+  if (what === "crash-later") {
+    setTimeout(() => {
+      throw new Error("uncaught, after the answer");
+    }, 20);
+  }
   if (what === "crash") {
     setTimeout(() => {
       throw new Error("uncaught");
