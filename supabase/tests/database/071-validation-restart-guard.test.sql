@@ -5,7 +5,7 @@
 -- for the crash here (a crash recovery resets every unlogged table to empty).
 set client_min_messages = warning;
 begin;
-select plan(10);
+select plan(12);
 
 delete from public.sync_checksums;
 delete from sync.backfill_jobs;
@@ -51,6 +51,16 @@ select lives_ok(
 create temporary table run3 as select sync.start_validation('firespring_actions', false, 2, 10) as id;
 delete from public.sync_checksums where id = (select id from run3);
 select is((select count(*)::int from sync.checksum_run_marks), 0, 'a deleted run''s mark goes with it');
+
+-- A queued run has read nothing: it is marked when it starts, so a crash while it waits
+-- costs it nothing.
+create temporary table queued as
+  select sync.start_validation('firespring_segments', false, 2, 10, true) as id;
+select is((select count(*)::int from sync.checksum_run_marks where run_id = (select id from queued)), 0,
+  'a queued run is not marked');
+update public.sync_checksums set status = 'running' where id = (select id from queued);
+select is((select count(*)::int from sync.checksum_run_marks where run_id = (select id from queued)), 1,
+  'it is marked when it starts');
 
 select * from finish();
 rollback;
