@@ -27,6 +27,7 @@ import { loadExportJob } from "../functions-shared/export_load.ts";
 import { connectDb } from "../functions-shared/sync_db.ts";
 import { describeDbTarget, isSharedPooler, parseDbUrl } from "../functions-shared/db_url.ts";
 import { RunGate } from "../functions-shared/run_gate.ts";
+import { registrySchemaGuard, SchemaMismatch } from "../functions-shared/schema_guard.ts";
 import type { TableSpec } from "../functions-shared/table_registry.ts";
 import { type BackfillArgs, backfillArgs } from "./backfill_args.ts";
 import { STACK_ENV_FILE } from "../local-stack/config.ts";
@@ -262,6 +263,15 @@ async function backfillFromExports(
   };
   const now = new Date();
   try {
+    // Before any export is asked for: a column this version maps that the database lacks
+    // would be dropped from every row loaded (schema_guard.ts).
+    try {
+      await registrySchemaGuard(sql)();
+    } catch (error) {
+      if (!(error instanceof SchemaMismatch)) throw error;
+      console.error(`backfill --from-export: ${error.message}`);
+      return 1;
+    }
     // Each table's export on its own: one that fails (its export FAILED, its manifest
     // refused) leaves the others' jobs to load. A job made and left unloaded runs for
     // ever, holding every tombstone since its export time from the purge.

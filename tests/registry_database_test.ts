@@ -18,6 +18,7 @@ import {
 } from "../scripts/registry_check.ts";
 import { connectDb } from "./stack_clients.ts";
 import { CHANGE_WIRE_FIELDS } from "../functions-shared/change_wire.ts";
+import { missingRegistryColumns, readMirrorColumns } from "../functions-shared/schema_guard.ts";
 
 Deno.test("the database's mirror tables and sync.source_tables are the registry's", async () => {
   const sql = connectDb();
@@ -111,6 +112,33 @@ Deno.test("every mirror table's compiled merge is current (sync.stale_merges)", 
       [],
       "a migration that changes a mirror table's columns must end with select sync.compile_merges()",
     );
+  } finally {
+    await sql.end();
+  }
+});
+
+Deno.test("the functions' schema guard reads the database's columns and names one it lacks", async () => {
+  const sql = connectDb();
+  try {
+    assert.deepEqual(
+      missingRegistryColumns(
+        TABLES,
+        await readMirrorColumns(sql, TABLES.map((t) => t.targetTable)),
+      ),
+      [],
+      "the stack's database is of the registry's version",
+    );
+    // A migration not pushed yet, as the guard sees it: the column renamed in a
+    // transaction that is rolled back (it holds the table's lock for a moment only).
+    const problems = await sql.begin(async (tx) => {
+      await tx`set local lock_timeout = '5s'`;
+      await tx`alter table public.firespring_segments rename column member_count to member_count_old`;
+      const columns = await readMirrorColumns(tx, TABLES.map((t) => t.targetTable));
+      throw Object.assign(new Error("rollback"), {
+        problems: missingRegistryColumns(TABLES, columns),
+      });
+    }).catch((error) => (error as { problems?: string[] }).problems);
+    assert.deepEqual(problems, ["public.firespring_segments has no column member_count"]);
   } finally {
     await sql.end();
   }

@@ -23,6 +23,7 @@ import {
   survivePooledConnectionLoss,
 } from "../../../functions-shared/sync_db.ts";
 import { handleValidatorRequest } from "../../../functions-shared/validator_endpoint.ts";
+import { guardedHandler, registrySchemaGuard } from "../../../functions-shared/schema_guard.ts";
 
 declare const EdgeRuntime: { waitUntil(promise: Promise<unknown>): void };
 
@@ -42,7 +43,9 @@ const callSelf = ownInvoker("data-checksum-validator", settings.supabaseUrl, ser
 const gate = new RunGate(settings.runsPerIsolate);
 const isolatePages = new IsolatePages();
 
-Deno.serve((req) =>
+// Every request waits until the database is known to have every column this version
+// maps (schema_guard.ts): a missing one would drop data without a word.
+Deno.serve(guardedHandler(registrySchemaGuard(sql), (req) =>
   handleValidatorRequest(req, {
     sql,
     dynamo,
@@ -56,5 +59,4 @@ Deno.serve((req) =>
     gate,
     isolatePages,
     log: (line) => console.log(line),
-  })
-);
+  })));

@@ -24,6 +24,7 @@ import {
   dbPool,
   survivePooledConnectionLoss,
 } from "../../../functions-shared/sync_db.ts";
+import { guardedHandler, registrySchemaGuard } from "../../../functions-shared/schema_guard.ts";
 
 declare const EdgeRuntime: { waitUntil(promise: Promise<unknown>): void };
 
@@ -43,27 +44,32 @@ const gate = new RunGate(settings.runsPerIsolate);
 // The isolate's pages in flight, across its runs: the budget counts their CPU to come.
 const inFlight = new PagesInFlight();
 
-Deno.serve(importWorkerHandler({
-  serviceKeys,
-  gate,
-  run: (worker, handOn) =>
-    runWorker({
-      sql,
-      dynamo,
-      wake: () => callSelf({}),
-      handOn,
-      cpu,
-      cpuBudgetMs: settings.cpuBudgetMs,
-      wallBudgetMs: runWallBudgetMs(settings.wallBudgetMs),
-      maxConcurrent: settings.maxConcurrent,
-      segmentsPerRun: settings.segmentsPerRun,
-      inFlight,
-      maxRcuPerSecond: settings.maxRcuPerSecond,
-      log: (line) => console.log(`${worker}: ${line}`),
-    }, worker),
-  lanesPerRun: settings.segmentsPerRun,
-  callSelf: () => callSelf({}),
-  waitUntil: (work) => EdgeRuntime.waitUntil(work),
-  log: (line) => console.log(line),
-  logError: (line) => console.error(line),
-}));
+// Every request waits until the database is known to have every column this version
+// maps (schema_guard.ts): a missing one would drop data without a word.
+Deno.serve(guardedHandler(
+  registrySchemaGuard(sql),
+  importWorkerHandler({
+    serviceKeys,
+    gate,
+    run: (worker, handOn) =>
+      runWorker({
+        sql,
+        dynamo,
+        wake: () => callSelf({}),
+        handOn,
+        cpu,
+        cpuBudgetMs: settings.cpuBudgetMs,
+        wallBudgetMs: runWallBudgetMs(settings.wallBudgetMs),
+        maxConcurrent: settings.maxConcurrent,
+        segmentsPerRun: settings.segmentsPerRun,
+        inFlight,
+        maxRcuPerSecond: settings.maxRcuPerSecond,
+        log: (line) => console.log(`${worker}: ${line}`),
+      }, worker),
+    lanesPerRun: settings.segmentsPerRun,
+    callSelf: () => callSelf({}),
+    waitUntil: (work) => EdgeRuntime.waitUntil(work),
+    log: (line) => console.log(line),
+    logError: (line) => console.error(line),
+  }),
+));

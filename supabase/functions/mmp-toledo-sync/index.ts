@@ -22,6 +22,7 @@ import {
   dbPool,
   survivePooledConnectionLoss,
 } from "../../../functions-shared/sync_db.ts";
+import { guardedHandler, registrySchemaGuard } from "../../../functions-shared/schema_guard.ts";
 
 const env = (name: string) => Deno.env.get(name);
 const settings = readSettings(env, PLATFORM_SETTINGS);
@@ -37,7 +38,9 @@ if (!verifier.ok) {
 }
 const recentIds = new RecentWebhookIds();
 
-Deno.serve((req) => {
+// Every request waits until the database is known to have every column this version
+// maps (schema_guard.ts): a missing one would drop data without a word.
+Deno.serve(guardedHandler(registrySchemaGuard(sql), (req) => {
   if (new URL(req.url).pathname.endsWith("/replay-dead-letters")) {
     return handleReplayRequest(req, {
       sql,
@@ -45,4 +48,4 @@ Deno.serve((req) => {
     });
   }
   return handleWebhook(req, { sql, verifier, recentIds });
-});
+}));

@@ -32,6 +32,7 @@ import {
   handleWriteBackRequest,
   RUNS_PER_ISOLATE,
 } from "../../../functions-shared/write_back_requests.ts";
+import { guardedHandler, registrySchemaGuard } from "../../../functions-shared/schema_guard.ts";
 
 declare const EdgeRuntime: { waitUntil(promise: Promise<unknown>): void };
 
@@ -49,7 +50,9 @@ const cpu = isolateCpuMeter();
 const callSelf = ownInvoker("write-back", settings.supabaseUrl, serviceKeys, env);
 const gate = new RunGate(RUNS_PER_ISOLATE);
 
-Deno.serve((req) =>
+// Every request waits until the database is known to have every column this version
+// maps (schema_guard.ts): a missing one would drop data without a word.
+Deno.serve(guardedHandler(registrySchemaGuard(sql), (req) =>
   handleWriteBackRequest(req, {
     sql,
     serviceKeys,
@@ -63,5 +66,4 @@ Deno.serve((req) =>
     waitUntil: (work) => EdgeRuntime.waitUntil(work),
     callSelf,
     log: (line) => console.log(line),
-  })
-);
+  })));

@@ -1,0 +1,118 @@
+/**
+ * Fails closed when the functions and the database's schema are of different versions:
+ * a column the table registry maps (table_registry.ts) that its mirror table lacks would
+ * be dropped without a word by `jsonb_populate_record` on every write path, and on the
+ * validator's expected side too, so no check would ever see the data go. Deployed, this
+ * happens when the functions are deployed before the migration that adds the column is
+ * pushed. Each function checks once per isolate, before its first request is handled,
+ * and answers every request 503 naming each missing column until the two agree (the
+ * Lambda retries meanwhile; nothing is applied). The whole comparison of the registry
+ * with the catalog (types, keys, `sync.source_tables`) is scripts/registry_check.ts, run
+ * by the tests; this is the part that loses data, cheap enough for every isolate.
+ *
+ * @module
+ */
+
+import type postgres from "postgres";
+import { errorResponse } from "./http.ts";
+import { TABLES, type TableSpec } from "./table_registry.ts";
+
+/** The registry maps columns the database lacks; names every one. */
+export class SchemaMismatch extends Error {
+  constructor(readonly problems: string[]) {
+    super(
+      `the database's schema is not the one these functions map (${problems.join("; ")}): ` +
+        "push the migrations of the functions' version (supabase db push), then deploy the functions",
+    );
+    this.name = "SchemaMismatch";
+  }
+}
+
+/** Every registry column (and catch-all) a mirror table lacks, and every table missing. */
+export function missingRegistryColumns(
+  specs: readonly TableSpec[],
+  columns: ReadonlyMap<string, ReadonlySet<string>>,
+): string[] {
+  const problems: string[] = [];
+  for (const spec of specs) {
+    const have = columns.get(spec.targetTable);
+    if (!have) {
+      problems.push(`public.${spec.targetTable} does not exist`);
+      continue;
+    }
+    const missing = [...Object.keys(spec.columns), spec.catchAll].filter((c) => !have.has(c));
+    if (missing.length > 0) {
+      problems.push(`public.${spec.targetTable} has no column ${missing.join(", ")}`);
+    }
+  }
+  return problems;
+}
+
+/** The columns of the mirror tables `tables` in the `public` schema, by table. */
+export async function readMirrorColumns(
+  sql: postgres.Sql | postgres.TransactionSql,
+  tables: readonly string[],
+): Promise<Map<string, Set<string>>> {
+  const rows = await sql<{ table: string; columns: string[] }[]>`
+    select c.relname::text as table, array_agg(a.attname::text) as columns
+    from pg_catalog.pg_attribute a
+    join pg_catalog.pg_class c on c.oid = a.attrelid
+    join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+    where n.nspname = 'public' and c.relname = any(${tables as string[]}::text[])
+      and a.attnum > 0 and not a.attisdropped
+    group by c.relname`;
+  return new Map(rows.map((r) => [r.table, new Set(r.columns)]));
+}
+
+/**
+ * The check, once: resolves when every registry column is there, rejects with
+ * {@link SchemaMismatch} (and keeps rejecting: a deploy starts new isolates) when not. A
+ * failure to read the catalog (the database unavailable) is not kept: the next call
+ * reads again.
+ */
+export function schemaGuard(
+  read: () => Promise<ReadonlyMap<string, ReadonlySet<string>>>,
+  specs: readonly TableSpec[] = TABLES,
+): () => Promise<void> {
+  let checked: Promise<void> | undefined;
+  return () => {
+    checked ??= read().then((columns) => {
+      const problems = missingRegistryColumns(specs, columns);
+      if (problems.length > 0) throw new SchemaMismatch(problems);
+    }).catch((error) => {
+      if (!(error instanceof SchemaMismatch)) checked = undefined;
+      throw error;
+    });
+    return checked;
+  };
+}
+
+/**
+ * A function's handler behind the check: a request is handled once the schema is known
+ * to match; a mismatch answers 503 naming every problem (nothing applied, retry after
+ * the deploy is whole, logged once per isolate); a catalog that cannot be read now leaves
+ * the request to the handler, whose own database errors answer it.
+ */
+export function guardedHandler(
+  guard: () => Promise<void>,
+  handler: (req: Request) => Response | Promise<Response>,
+  log: (line: string) => void = console.error,
+): (req: Request) => Promise<Response> {
+  let logged = false;
+  return async (req) => {
+    try {
+      await guard();
+    } catch (error) {
+      if (!(error instanceof SchemaMismatch)) return await handler(req);
+      if (!logged) log(error.message);
+      logged = true;
+      return errorResponse(503, `${error.message}; nothing was done`, { "retry-after": "60" });
+    }
+    return await handler(req);
+  };
+}
+
+/** {@link schemaGuard} of the registry's tables, read through `sql`. */
+export function registrySchemaGuard(sql: postgres.Sql): () => Promise<void> {
+  return schemaGuard(() => readMirrorColumns(sql, TABLES.map((t) => t.targetTable)));
+}
