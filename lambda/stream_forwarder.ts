@@ -178,7 +178,10 @@ export async function deliver(
         `webhook request for records from ${first} failed: ${(error as Error).message}` +
           (cause ? ` (${cause.code ?? cause.message ?? String(cause)})` : ""),
       );
-      lastStatus = undefined;
+      // An attempt cut off by the invocation's own deadline says nothing of the body: what
+      // the answers before it said stands (a body failed on every time is still bisected;
+      // counted as not delivered, it was retried whole, the good records with the bad).
+      if (Date.now() < deadline) lastStatus = undefined;
     }
     if (Date.now() + wait >= deadline) {
       return lastStatus !== undefined && refusedAsItIs(lastStatus) ? "refused" : "later";

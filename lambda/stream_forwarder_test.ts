@@ -255,3 +255,26 @@ Deno.test("a secret read again after a 401 gives way to the invocation's deadlin
     await webhook.close();
   }
 });
+
+Deno.test("an attempt cut off by the deadline does not hide the failures before it", async () => {
+  // Answers 500 at once twice, then takes longer than the invocation has left.
+  let calls = 0;
+  const server = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen: () => {} }, async (req) => {
+    await req.body?.cancel();
+    if (++calls <= 2) return new Response('{"error":"boom"}', { status: 500 });
+    await new Promise((resolve) => setTimeout(resolve, 3_000));
+    return new Response("late", { status: 200 });
+  });
+  try {
+    const outcome = await deliver(
+      `http://127.0.0.1:${server.addr.port}/`,
+      SECRET,
+      [record("7"), record("8")],
+      Date.now() + 1_000,
+      () => {},
+    );
+    assert.equal(outcome, "refused", "the body failed every time it was answered");
+  } finally {
+    await server.shutdown();
+  }
+});
