@@ -4,9 +4,10 @@
  * be dropped without a word by `jsonb_populate_record` on every write path, and on the
  * validator's expected side too, so no check would ever see the data go. Deployed, this
  * happens when the functions are deployed before the migration that adds the column is
- * pushed. Each function checks once per isolate, before its first request is handled,
- * and answers every request 503 naming each missing column until the two agree (the
- * Lambda retries meanwhile; nothing is applied). The whole comparison of the registry
+ * pushed, or a migration renames a column the deployed functions still map. Each function
+ * checks before its first request and again a minute after each check, and answers
+ * every request 503 until the two agree (the Lambda retries meanwhile, for up to an hour;
+ * nothing is applied); its log names each missing column. The whole comparison of the registry
  * with the catalog (types, keys, `sync.source_tables`) is scripts/registry_check.ts, run
  * by the tests; this is the part that loses data, cheap enough for every isolate.
  *
@@ -64,33 +65,50 @@ export async function readMirrorColumns(
   return new Map(rows.map((r) => [r.table, new Set(r.columns)]));
 }
 
+/** How long a verdict stands before the catalog is read again. */
+export const RECHECK_AFTER_MS = 60_000;
+
 /**
- * The check, once: resolves when every registry column is there, rejects with
- * {@link SchemaMismatch} (and keeps rejecting: a deploy starts new isolates) when not. A
- * failure to read the catalog (the database unavailable) is not kept: the next call
- * reads again.
+ * The check: resolves when every registry column is there, rejects with
+ * {@link SchemaMismatch} when not. Either verdict stands for {@link RECHECK_AFTER_MS}
+ * (a migration pushed, or functions deployed, meanwhile is seen within a minute); a
+ * failure to read the catalog (the database unavailable) stands for nothing: the next
+ * call reads again.
  */
 export function schemaGuard(
   read: () => Promise<ReadonlyMap<string, ReadonlySet<string>>>,
   specs: readonly TableSpec[] = TABLES,
+  now: () => number = () => performance.now(),
 ): () => Promise<void> {
-  let checked: Promise<void> | undefined;
+  let checked: { verdict: Promise<void>; at: number } | undefined;
   return () => {
-    checked ??= read().then((columns) => {
-      const problems = missingRegistryColumns(specs, columns);
-      if (problems.length > 0) throw new SchemaMismatch(problems);
-    }).catch((error) => {
-      if (!(error instanceof SchemaMismatch)) checked = undefined;
-      throw error;
-    });
-    return checked;
+    if (checked && now() - checked.at >= RECHECK_AFTER_MS) checked = undefined;
+    if (!checked) {
+      const at = now();
+      const verdict = read().then((columns) => {
+        const problems = missingRegistryColumns(specs, columns);
+        if (problems.length > 0) throw new SchemaMismatch(problems);
+      }).catch((error) => {
+        if (!(error instanceof SchemaMismatch) && checked?.at === at) checked = undefined;
+        throw error;
+      });
+      checked = { verdict, at };
+    }
+    return checked.verdict;
   };
 }
 
+/** The answer to every request while the schema is of another version. */
+export const SCHEMA_MISMATCH_ANSWER =
+  "the database's schema is not the one these functions map (the function's log names " +
+  "each column): push the migrations of the functions' version (supabase db push), then " +
+  "deploy the functions; nothing was done";
+
 /**
  * A function's handler behind the check: a request is handled once the schema is known
- * to match; a mismatch answers 503 naming every problem (nothing applied, retry after
- * the deploy is whole, logged once per isolate); a catalog that cannot be read now leaves
+ * to match. A mismatch answers 503 with `x-sync-refusal: schema-mismatch` and a body that
+ * names no table (the check runs before the function's own authentication; the log names
+ * every column, once a verdict); a catalog that cannot be read now is logged and leaves
  * the request to the handler, whose own database errors answer it.
  */
 export function guardedHandler(
@@ -98,16 +116,26 @@ export function guardedHandler(
   handler: (req: Request) => Response | Promise<Response>,
   log: (line: string) => void = console.error,
 ): (req: Request) => Promise<Response> {
-  let logged = false;
+  let lastLogged = "";
+  const logOnce = (line: string) => {
+    if (line !== lastLogged) log(line);
+    lastLogged = line;
+  };
   return async (req) => {
     try {
       await guard();
     } catch (error) {
-      if (!(error instanceof SchemaMismatch)) return await handler(req);
-      if (!logged) log(error.message);
-      logged = true;
-      return errorResponse(503, `${error.message}; nothing was done`, { "retry-after": "60" });
+      if (!(error instanceof SchemaMismatch)) {
+        logOnce(`the schema check could not read the catalog: ${(error as Error).message}`);
+        return await handler(req);
+      }
+      logOnce(error.message);
+      return errorResponse(503, SCHEMA_MISMATCH_ANSWER, {
+        "retry-after": "60",
+        "x-sync-refusal": "schema-mismatch",
+      });
     }
+    lastLogged = "";
     return await handler(req);
   };
 }

@@ -2,6 +2,8 @@ import assert from "node:assert/strict";
 import {
   guardedHandler,
   missingRegistryColumns,
+  RECHECK_AFTER_MS,
+  SCHEMA_MISMATCH_ANSWER,
   schemaGuard,
   SchemaMismatch,
 } from "./schema_guard.ts";
@@ -29,15 +31,20 @@ Deno.test("a column the registry maps and the table lacks is named, as is a tabl
   ]);
 });
 
-Deno.test("the guard reads once; a mismatch is kept, a failure to read is not", async () => {
+Deno.test("the guard reads once a minute; a failure to read is not kept", async () => {
   let reads = 0;
   let answer: () => Map<string, Set<string>> = () => {
     throw new Error("the database is unavailable");
   };
-  const guard = schemaGuard(() => {
-    reads++;
-    return Promise.resolve().then(answer);
-  });
+  let clock = 0;
+  const guard = schemaGuard(
+    () => {
+      reads++;
+      return Promise.resolve().then(answer);
+    },
+    undefined,
+    () => clock,
+  );
   await assert.rejects(guard(), /the database is unavailable/);
   answer = () => {
     const columns = matching();
@@ -46,10 +53,23 @@ Deno.test("the guard reads once; a mismatch is kept, a failure to read is not", 
   };
   await assert.rejects(guard(), SchemaMismatch);
   await assert.rejects(guard(), SchemaMismatch);
-  assert.equal(reads, 2, "read again after the failure, not after the mismatch");
-  const fine = schemaGuard(() => Promise.resolve(matching()));
-  await fine();
-  await fine();
+  assert.equal(reads, 2, "read again after the failure, not within a minute of the mismatch");
+  // The migration pushed: seen at the first call a minute after the last read.
+  answer = matching;
+  clock += RECHECK_AFTER_MS - 1;
+  await assert.rejects(guard(), SchemaMismatch);
+  clock += 1;
+  await guard();
+  assert.equal(reads, 3);
+  // And a column dropped under running functions is seen a minute later too.
+  answer = () => {
+    const columns = matching();
+    columns.get("firespring_actions")!.delete("action_type");
+    return columns;
+  };
+  await guard();
+  clock += RECHECK_AFTER_MS;
+  await assert.rejects(guard(), /public\.firespring_actions has no column action_type/);
 });
 
 Deno.test("a function behind the guard answers 503 naming the missing column, and does nothing", async () => {
@@ -69,17 +89,22 @@ Deno.test("a function behind the guard answers 503 naming the missing column, an
     const response = await handler(new Request("http://x/", { method: "POST" }));
     assert.equal(response.status, 503);
     assert.equal(response.headers.get("retry-after"), "60");
-    assert.match(
-      (await response.json()).error,
-      /^the database's schema is not the one these functions map \(public\.firespring_segments has no column member_count\): push the migrations of the functions' version \(supabase db push\), then deploy the functions; nothing was done$/,
-    );
+    assert.equal(response.headers.get("x-sync-refusal"), "schema-mismatch");
+    // The check comes before the function's own authentication: the body names no table.
+    assert.deepEqual(await response.json(), { error: SCHEMA_MISMATCH_ANSWER });
   }
   assert.equal(handled, 0);
-  assert.equal(logged.length, 1, "logged once per isolate");
-  // A catalog that cannot be read now: the handler answers (its own errors say why).
+  assert.deepEqual(logged, [
+    "the database's schema is not the one these functions map (public.firespring_segments has no column member_count): push the migrations of the functions' version (supabase db push), then deploy the functions",
+  ], "the log names the column, once");
+  // A catalog that cannot be read now: logged, and the handler answers (its own errors
+  // say why).
+  const said: string[] = [];
   const unread = guardedHandler(
     schemaGuard(() => Promise.reject(new Error("connection refused"))),
     () => new Response("handled", { status: 200 }),
+    (line) => said.push(line),
   );
   assert.equal((await unread(new Request("http://x/"))).status, 200);
+  assert.deepEqual(said, ["the schema check could not read the catalog: connection refused"]);
 });

@@ -83,6 +83,10 @@ export async function validateThroughFunction(
         `validating ${table}: the function did not answer: ${(error as Error).message}`,
       );
     }
+    if (response.status === 503 && response.headers.get("x-sync-refusal") === "schema-mismatch") {
+      // Not the database away for a moment: waiting will not mend it (schema_guard.ts).
+      throw new Error(`validating ${table}: 503: ${text}`);
+    }
     if (response.status === 503) {
       const pause = Math.max(1, Number(response.headers.get("retry-after")) || 5) * 1000;
       if (now() + pause > deadline) {

@@ -76,6 +76,23 @@ Deno.test("503s past the wait are an error naming the table and the answer", asy
   );
 });
 
+Deno.test("a schema of another version is an error at once, not waited out", async () => {
+  const { client, slept } = fakeClient([
+    Response.json({ error: "the database's schema is not the one these functions map" }, {
+      status: 503,
+      headers: { "retry-after": "60", "x-sync-refusal": "schema-mismatch" },
+    }),
+  ]);
+  await assert.rejects(
+    validateThroughFunction(client, SPEC),
+    new RegExp(
+      `^Error: validating ${SPEC.targetTable}: 503: ` +
+        `\\{"error":"the database's schema is not the one these functions map"\\}$`,
+    ),
+  );
+  assert.deepEqual(slept, []);
+});
+
 Deno.test("a 202's run is waited for, queued or running; its verdict is its record's", async () => {
   const { client, slept } = fakeClient(
     [Response.json({ runId: 7, status: "running" }, { status: 202 })],
