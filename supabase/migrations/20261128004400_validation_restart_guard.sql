@@ -29,10 +29,6 @@ create unlogged table sync.checksum_run_marks (
 comment on table sync.checksum_run_marks is
   'One row per running validation run, written when it starts running: gone after a crash or a failover, as the run''s unlogged staged rows are, so that the run cannot end with a verdict.';
 
--- Runs already under way keep going: they are marked now (queued ones when they start).
-insert into sync.checksum_run_marks (run_id)
-select c.id from public.sync_checksums c where c.status = 'running';
-
 -- Marks each run made running, whoever makes it (sync.start_validation), with its owner's
 -- rights, as the other triggers on sync_checksums.
 create function sync.mark_new_validation_runs() returns trigger
@@ -64,6 +60,12 @@ create trigger sync_checksums_mark_started_runs
   after update of status on public.sync_checksums
   for each row when (old.status = 'queued' and new.status = 'running')
   execute function sync.mark_started_validation_run();
+
+-- Runs already under way keep going: they are marked now (queued ones when they start),
+-- after the triggers, whose locks wait for any transaction already making a run running.
+insert into sync.checksum_run_marks (run_id)
+select c.id from public.sync_checksums c where c.status = 'running'
+on conflict do nothing;
 
 -- A deleted run's mark goes with it (retention).
 create function sync.forget_marks_of_deleted_runs() returns trigger
