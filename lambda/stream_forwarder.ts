@@ -126,7 +126,10 @@ export async function deliver(
   const body = JSON.stringify({ records });
   const first = records[0]?.dynamodb?.SequenceNumber ?? "?";
   let lastStatus: number | undefined;
+  // The attempt's own deadline signal: whether a failure was the deadline cutting it off.
+  let signal: AbortSignal | undefined;
   for (let attempt = 0;; attempt++) {
+    signal = undefined;
     let wait = Math.min(MAX_DELAY_MS, BASE_DELAY_MS * 2 ** attempt) * (0.5 + Math.random() / 2);
     try {
       const setting = typeof secret === "string" ? secret : await byDeadline(secret(), deadline);
@@ -138,11 +141,12 @@ export async function deliver(
         console.error(`records from ${first} not sent: ${(error as Error).message}`);
         return "later";
       }
+      signal = AbortSignal.timeout(Math.max(1, deadline - Date.now()));
       const response = await fetch(url, {
         method: "POST",
         headers: { "content-type": "application/json", ...headers },
         body,
-        signal: AbortSignal.timeout(Math.max(1, deadline - Date.now())),
+        signal,
         // Never followed: on a 301, 302 or 303 fetch would send a GET without the body,
         // and a 200 from wherever it landed would count as delivered.
         redirect: "manual",
@@ -181,7 +185,7 @@ export async function deliver(
       // An attempt cut off by the invocation's own deadline says nothing of the body: what
       // the answers before it said stands (a body failed on every time is still bisected;
       // counted as not delivered, it was retried whole, the good records with the bad).
-      if (Date.now() < deadline) lastStatus = undefined;
+      if (!signal?.aborted) lastStatus = undefined;
     }
     if (Date.now() + wait >= deadline) {
       return lastStatus !== undefined && refusedAsItIs(lastStatus) ? "refused" : "later";

@@ -55,6 +55,7 @@ interface Environment {
 /** The environments of the function whose handler is `moduleUrl`'s `handler` export. */
 export class LambdaEnvironments {
   #idle: Environment[] = [];
+  #closed = false;
   readonly #moduleUrl: string;
 
   constructor(moduleUrl: URL | string) {
@@ -70,7 +71,7 @@ export class LambdaEnvironments {
         clearTimeout(timer);
         worker.onmessage = null;
         worker.onerror = (error) => this.#crashedIdle(environment, error);
-        if (keep) this.#idle.push(environment);
+        if (keep && !this.#closed) this.#idle.push(environment);
         else worker.terminate();
         outcome();
       };
@@ -96,8 +97,12 @@ export class LambdaEnvironments {
     });
   };
 
-  /** Ends every idle environment (the mapping stopped). */
+  /**
+   * Ends every environment (the mapping stopped): the idle ones now, one in its init or
+   * in an invocation as soon as that ends.
+   */
   close(): void {
+    this.#closed = true;
     for (const { worker } of this.#idle.splice(0)) worker.terminate();
   }
 
@@ -135,6 +140,7 @@ export class LambdaEnvironments {
       worker.onmessage = (message: MessageEvent<EnvironmentAnswer>) => {
         const answer = message.data;
         if ("initError" in answer) fail(answer.initError);
+        else if ("ready" in answer && this.#closed) fail("the mapping stopped during the init");
         else if ("ready" in answer) {
           clearTimeout(timer);
           worker.onmessage = null;
