@@ -62,6 +62,35 @@ $$;
 comment on function sync.newer_expression(text, text, text, text, text) is
   'The ordering guard as SQL text, written into sync.is_newer and every compiled merge.';
 
+-- The position a repair keeps (docs/sync-semantics.md, "Repairs"). A repair (the
+-- validator's, a write-back's restore, a collapsed key's re-read) replaces whatever was
+-- written here before it saw the divergence, whatever its position. Positioned at its
+-- read alone, it would forget the stream record the replaced state reflected: an older
+-- record of the item delivered again (a retried batch), made within the granularity of
+-- the read, would win over it, as a stream change wins over any read it may have come
+-- after, and put the row back for good to a state DynamoDB no longer holds (a
+-- write-back's restore, which reads the item right after the concurrent change that made
+-- the edit fail, is the likeliest to read within that second). So a repair that replaces
+-- a stream change made within the granularity of its read, or after it, keeps that
+-- change's position (sequence number and time) with its own content; a tombstone it
+-- writes for a deleted row keeps the row's, and a row it brings back over such a
+-- tombstone takes the tombstone's. Every record older than the one replaced then loses;
+-- a newer one was made within that same second, which the read's stamp let in too.
+-- Outside the window the repair is positioned at its read: an older number kept there
+-- would let a dead letter replayed between it and the read win over the read.
+--
+-- Whether a repair whose read is stamped new_at keeps the position (old_seq, old_at) of
+-- what it replaces: when that is a stream change not surely made before the read.
+create function sync.repair_keeps_position_expression(
+  old_seq text, old_at text, new_at text, granularity text
+) returns text
+language sql immutable parallel safe set search_path = ''
+as $$
+  select format('(%1$s is not null and %2$s >= %3$s - %4$s)', old_seq, old_at, new_at, granularity)
+$$;
+comment on function sync.repair_keeps_position_expression(text, text, text, text) is
+  'Whether a repair keeps the stream position of what it replaces, as SQL text, written into every compiled merge.';
+
 -- The clock granularity that sync.merge_changes sets for its transaction.
 create function sync.granularity_expression() returns text
 language sql immutable parallel safe set search_path = ''
@@ -134,20 +163,35 @@ begin
       delete from public.%1$I t using latest l
       where l.op = 'delete' and %4$s
         and (%11$s or t.synced_at < l.seen_at)
-      returning 1
+      -- The deleted row's stream position, where a repair keeps it (its tombstone below).
+      returning %10$s as row_key,
+                case when l.seen_at is not null and %15$s then t.sync_sequence end as kept_seq,
+                t.sync_changed_at as kept_at
     ),
-    -- A repair replaces a tombstone recorded before it saw the divergence.
+    -- A repair replaces a tombstone recorded before it saw the divergence, keeping the
+    -- newest stream position within the granularity of the read, or after it, of the
+    -- tombstone and of the row it deletes (as below).
     retombstoned as (
       update sync.tombstones tb
-      set sync_sequence = l.seq, deleted_at = l.changed_at, recorded_at = now()
-      from latest l
+      set sync_sequence = case when d.kept_seq is not null and (not %16$s or d.kept_seq > tb.sync_sequence)
+                                 then d.kept_seq
+                               when %16$s then tb.sync_sequence else l.seq end,
+          deleted_at = case when d.kept_seq is not null and (not %16$s or d.kept_seq > tb.sync_sequence)
+                              then d.kept_at
+                            when %16$s then tb.deleted_at else l.changed_at end,
+          recorded_at = now()
+      -- The row this repair deletes, where it keeps the row's position: a row and an
+      -- older tombstone of its key may both be here (an upsert past a tombstone leaves it).
+      from latest l left join deleted d on d.row_key = %3$s
       where l.op = 'delete' and l.seen_at is not null
         and tb.target_table = %1$L and tb.row_key = %3$s and tb.recorded_at < l.seen_at
       returning tb.row_key
     ),
     tombstoned as (
       insert into sync.tombstones as tb (target_table, row_key, sync_sequence, deleted_at)
-      select %1$L, %3$s, l.seq, l.changed_at from latest l
+      select %1$L, %3$s, coalesce(d.kept_seq, l.seq),
+             case when d.kept_seq is not null then d.kept_at else l.changed_at end
+      from latest l left join deleted d on d.row_key = %3$s
       where l.op = 'delete' and %3$s not in (select row_key from retombstoned)
       on conflict (target_table, row_key) do update
         set sync_sequence = excluded.sync_sequence, deleted_at = excluded.deleted_at,
@@ -156,21 +200,28 @@ begin
       returning 1
     ),
     -- A repair replaces a row written here before it saw the divergence, whatever the
-    -- row's position; the upsert below then leaves that key alone. Only a repair has a
+    -- row's position, and keeps that position if it is a stream change made within the
+    -- clock's granularity of the read or after it (below, sync.repair_keeps_position_expression); the upsert below
+    -- then leaves that key alone. Only a repair has a
     -- seen_at: testing it on the change alone filters the batch before the join, so a
     -- batch without repairs probes no index here (1,000 stream upserts probed the
     -- primary key 1,000 times for nothing, 5.7 of the merge's 44 ms).
     repaired as (
       update public.%1$I t
-      set %9$s, sync_sequence = l.seq, sync_changed_at = l.changed_at, sync_source = l.source,
-          synced_at = now()
+      set %9$s,
+          sync_sequence = case when %15$s then t.sync_sequence else l.seq end,
+          sync_changed_at = case when %15$s then t.sync_changed_at else l.changed_at end,
+          sync_source = l.source, synced_at = now()
       from latest l
       where l.op = 'upsert' and l.seen_at is not null and %4$s and t.synced_at < l.seen_at
       returning %10$s as row_key
     ),
     upserted as (
       insert into public.%1$I as t (%5$s, sync_sequence, sync_changed_at, sync_source)
-      select %6$s, l.seq, l.changed_at, l.source
+      select %6$s,
+             case when l.seen_at is not null and %16$s then tb.sync_sequence else l.seq end,
+             case when l.seen_at is not null and %16$s then tb.deleted_at else l.changed_at end,
+             l.source
       from latest l
       left join sync.tombstones tb on tb.target_table = %1$L and tb.row_key = %3$s
       where l.op = 'upsert' and %3$s not in (select row_key from repaired)
@@ -204,7 +255,9 @@ begin
                           'tb.sync_sequence', 'tb.deleted_at', g),
     sync.newer_expression('l.seq', 'l.changed_at', 'tb.sync_sequence', 'tb.deleted_at', g),
     sync.newer_expression('excluded.sync_sequence', 'excluded.sync_changed_at',
-                          't.sync_sequence', 't.sync_changed_at', g));
+                          't.sync_sequence', 't.sync_changed_at', g),
+    sync.repair_keeps_position_expression('t.sync_sequence', 't.sync_changed_at', 'l.changed_at', g),
+    sync.repair_keeps_position_expression('tb.sync_sequence', 'tb.deleted_at', 'l.changed_at', g));
 end
 $fn$;
 
@@ -238,8 +291,9 @@ begin
     select distinct on (row_key, range_key) * from changes
     order by row_key, range_key, seq desc nulls last, changed_at desc, ord desc
   ),
-  -- A repair replaces an observation recorded here before it saw the divergence; the
-  -- insert below then leaves it alone. Only a repair has a seen_at, tested first so that
+  -- A repair replaces an observation recorded here before it saw the divergence (keeping
+  -- its position if that is a stream change within the granularity of the read,
+  -- sync.repair_keeps_position_expression); the insert below then leaves it alone. Only a repair has a seen_at, tested first so that
   -- other changes probe no index here (as in the plain merge); the repairs' keys, as an
   -- array, bound the observations read to theirs (none in a batch without repairs). A
   -- hash join, chosen while the table's statistics still showed it nearly empty (an
@@ -247,8 +301,9 @@ begin
   repaired as (
     update sync.observations o
     set rank = l.rank, row = case when l.op = 'upsert' then l.row end, deleted = l.op = 'delete',
-        sync_sequence = l.seq, sync_changed_at = l.changed_at, sync_source = l.source,
-        recorded_at = now()
+        sync_sequence = case when %9$s then o.sync_sequence else l.seq end,
+        sync_changed_at = case when %9$s then o.sync_changed_at else l.changed_at end,
+        sync_source = l.source, recorded_at = now()
     from latest l
     where l.seen_at is not null
       and o.target_table = %1$L
@@ -362,7 +417,9 @@ begin
      where c <> all (p_key)),
     sync.newer_expression('excluded.sync_sequence', 'excluded.sync_changed_at',
                           'o.sync_sequence', 'o.sync_changed_at', 'granularity'),
-    key_match);
+    key_match,
+    sync.repair_keeps_position_expression('o.sync_sequence', 'o.sync_changed_at', 'l.changed_at',
+                                          'granularity'));
 end
 $fn$;
 
@@ -693,6 +750,7 @@ drop function sync.merge_plain(text, text[], jsonb);
 drop function sync.merge_collapsed(text, text[], jsonb);
 
 revoke all on function sync.newer_expression(text, text, text, text, text),
+  sync.repair_keeps_position_expression(text, text, text, text),
   sync.granularity_expression(), sync.merge_columns(text), sync.merge_function_name(text),
   sync.plain_merge_body(text, text[], text[]), sync.collapsed_merge_body(text, text[], text[]),
   sync.merge_function_source(text), sync.compile_merge(text), sync.compile_merges(),

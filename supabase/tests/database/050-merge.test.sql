@@ -106,8 +106,8 @@ select is((select count(*)::int from analytics.visitor_sessions where visitor_id
   'and its sessions');
 
 -- Repairs (the top of 20261128000300_merge.sql, and
--- 20261128004300_repairs_keep_fresh_stream_positions.sql): a change with source 'repair'
--- and a seen_at replaces what was written here before seen_at, whatever its position,
+-- sync.repair_keeps_position_expression in 20261128001400_compiled_merges.sql): a change
+-- with source 'repair' and a seen_at replaces what was written here before seen_at, whatever its position,
 -- and keeps that position when it is a stream change made within the clock's granularity
 -- of the repair's read, or after it; what was written at or after seen_at keeps the
 -- normal guard. In this transaction now() is the time every row below is written
