@@ -43,7 +43,12 @@ import type { DynamoClient } from "./dynamo_http.ts";
 import type { TableSpec } from "./table_registry.ts";
 import { compareRanges, MAX_KEYS_READ, recheckLook } from "./validator_compare.ts";
 import { repairKeys } from "./validator_repair.ts";
-import { IN_FLIGHT_CEILING, requestCpuMs, scanForRun } from "./validator_source.ts";
+import {
+  IN_FLIGHT_CEILING,
+  PartitionTooLarge,
+  requestCpuMs,
+  scanForRun,
+} from "./validator_source.ts";
 import { LEASE_LOST } from "./segment_work.ts";
 import { isDatabaseUnavailable } from "./sync_db.ts";
 import { runResult, type ValidationResult } from "./validator_result.ts";
@@ -350,12 +355,34 @@ async function repairAndRevalidate(
   const { result, divergent } = await runResult(deps, spec, run);
   const limit = keysByKey(deps);
   if (divergent.total > limit) {
-    return await healByBackfill(deps, spec, run, worker, result, divergent.total, limit);
+    return await healByBackfill(
+      deps,
+      spec,
+      run,
+      worker,
+      result,
+      `${spec.targetTable}: validation run ${run} found ${divergent.total} divergent keys, ` +
+        `more than the ${limit} a repair reads again one by one; a backfill heals the table`,
+    );
   }
   const [{ compared_at: seenAt }] = await deps.sql<{ compared_at: Date }[]>`
     select compared_at from public.sync_checksums where id = ${run}`;
   // Every key: no more than `limit` (MAX_KEYS_BY_KEY), far fewer than a request reads.
-  const skipped = await repairKeys(deps, spec, divergent.keys, seenAt.toISOString());
+  let skipped;
+  try {
+    skipped = await repairKeys(deps, spec, divergent.keys, seenAt.toISOString());
+  } catch (error) {
+    if (!(error instanceof PartitionTooLarge)) throw error;
+    // A key whose partition a request cannot read whole: a backfill heals the table.
+    return await healByBackfill(
+      deps,
+      spec,
+      run,
+      worker,
+      result,
+      `${spec.targetTable}: validation run ${run} cannot repair key by key: ${error.message}`,
+    );
+  }
   if (skipped.length > 0) {
     deps.log?.(`${spec.targetTable}: repair left ${skipped.length} unmappable items alone`);
   }
@@ -381,8 +408,9 @@ async function repairAndRevalidate(
 }
 
 /**
- * A repair of more keys than `limit`: the table is marked stale with the reason, which
- * queues the backfill that heals it (sync.mark_stale), and the run ends naming that job.
+ * A repair that cannot go key by key (more keys than it reads one by one, a partition too
+ * large to read whole): the table is marked stale with `reason`, which queues the backfill
+ * that heals it (sync.mark_stale), and the run ends naming that job.
  */
 async function healByBackfill(
   deps: ValidatorDeps,
@@ -390,11 +418,8 @@ async function healByBackfill(
   run: number,
   worker: string,
   result: ValidationResult,
-  divergent: number,
-  limit: number,
+  reason: string,
 ): Promise<ValidationResult> {
-  const reason = `${spec.targetTable}: validation run ${run} found ${divergent} divergent keys, ` +
-    `more than the ${limit} a repair reads again one by one; a backfill heals the table`;
   const job = await deps.sql.begin(async (tx) => {
     await tx`select sync.hold_validation(${run}, ${worker})`;
     const [{ job }] = await tx<{ job: string }[]>`

@@ -552,6 +552,55 @@ Deno.test("a look's long wait for its read budget holds the run's lease", async 
   assert.ok(clock.slept.every((ms) => ms <= 20_000), JSON.stringify(clock.slept));
 });
 
+/** A source whose every Query says more pages follow: a partition past any page limit. */
+const endlessPartition = () => {
+  let page = 0;
+  return fakeDynamo((c) => {
+    if (c.name === "ScanCommand") return { Items: [] };
+    page++;
+    const obs = { session_id: { S: "v-big" }, timestamp: { N: String(page) } };
+    return { Items: [obs], LastEvaluatedKey: obs };
+  });
+};
+const visitors = byTargetTable("firespring_visitors")!;
+
+Deno.test("a look at a key whose partition is too large to read whole ends the looks, the key reported", async () => {
+  const db = runsDb({
+    divergent: (_run, look) =>
+      look === 0 ? [{ kind: "missing" as const, key: { visitor_id: "v-big" } }] : [],
+  });
+  const { deps: d, all } = deps(db, endlessPartition());
+  const result = await validateTable(d, visitors);
+  assert.ok(!("continued" in result));
+  assert.equal(result.match, false);
+  assert.deepEqual(result.missing, [{ visitor_id: "v-big" }]);
+  assert.equal(db.runs.get(42)!.status, "done", "reported, not failed");
+  assert.ok(
+    all.some((l) =>
+      l.includes("its partition holds more than 8 Query pages") && l.endsWith("no more looks")
+    ),
+    all.join("\n"),
+  );
+});
+
+Deno.test("a repair of a key whose partition is too large to read whole heals the table by a backfill", async () => {
+  const db = runsDb({ divergent: () => [{ kind: "missing", key: { visitor_id: "v-big" } }] });
+  const run = db.newRun("firespring_visitors", true, 1, 7);
+  run.phase = "repair";
+  run.missing = [{ visitor_id: "v-big" }];
+  const { deps: d } = deps(db, endlessPartition());
+  const result = await validateTable(d, visitors, { runId: 7 });
+  assert.ok(!("continued" in result));
+  assert.equal(result.healingBackfillJobId, 77);
+  assert.deepEqual(db.matching("sync.merge_changes"), [], "nothing merged from a partial read");
+  assert.equal(db.staleMarks.length, 1);
+  assert.match(
+    db.staleMarks[0].reason,
+    /^firespring_visitors: validation run 7 cannot repair key by key: firespring-backdoor-visitors-dev: key \{"visitor_id":"v-big"\}: its partition holds more than 8 Query pages/,
+  );
+  assert.equal(run.status, "done");
+});
+
 Deno.test("a run with more divergent keys than an answer carries lists the first of each kind, with every count", async () => {
   // MAX_KEYS_READ missing keys and one more, one different key: the table emptied, say.
   const missing = Array.from({ length: MAX_KEYS_READ + 1 }, (_, i) => ({

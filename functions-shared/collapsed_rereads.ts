@@ -20,6 +20,7 @@ import { isDatabaseUnavailable } from "./sync_db.ts";
 import { byTargetTable } from "./table_registry.ts";
 import type { RowKey } from "./validator_plan.ts";
 import { repairKeys } from "./validator_repair.ts";
+import { PartitionTooLarge } from "./validator_source.ts";
 
 /** What one request did: keys re-read, and keys whose re-read failed (tried again later). */
 export interface RereadOutcome {
@@ -113,6 +114,17 @@ async function rereadKey(deps: ValidatorDeps, key: Claimed): Promise<string | nu
     return null;
   } catch (error) {
     if (isDatabaseUnavailable(error)) throw error;
+    if (error instanceof PartitionTooLarge) {
+      // Never read whole in a request: a backfill of the table brings the row back up to
+      // date, and the key is done here rather than tried again for ever.
+      const reason = `${key.target_table}: re-reading key ${
+        JSON.stringify(key.row_key)
+      }: ${error.message}`;
+      const [{ job }] = await deps.sql<{ job: string }[]>`
+        select sync.mark_stale(${key.target_table}, ${reason}) as job`;
+      deps.log?.(`${reason}: backfill job ${job}`);
+      return null;
+    }
     return (error as Error).message;
   }
 }

@@ -20,6 +20,7 @@ function queueDb(keys: (string | [string, Record<string, string>])[], perClaim =
   );
   const finished: { table: unknown; key: unknown; queuedAt: unknown; error: unknown }[] = [];
   const merged: { op: string; range_key?: number; source: string; seen_at: string }[] = [];
+  const stale: { table: unknown; reason: unknown }[] = [];
   const db = fakeSql((s: Statement) => {
     if (s.text.includes("sync.claim_rereads")) return waiting.splice(0, perClaim);
     if (s.text.includes("sync.return_reread")) return [];
@@ -33,9 +34,13 @@ function queueDb(keys: (string | [string, Record<string, string>])[], perClaim =
       merged.push(...changes);
       return [{ applied: changes.length }];
     }
+    if (s.text.includes("sync.mark_stale")) {
+      stale.push({ table: s.values[0], reason: s.values[1] });
+      return [{ job: "91" }];
+    }
     return undefined;
   });
-  return { ...db, finished, merged };
+  return { ...db, finished, merged, stale };
 }
 
 const items = (id: string) => ({
@@ -98,6 +103,29 @@ Deno.test("a failed re-read keeps its cause, names table and key in the log, and
   assert.deepEqual(lines, [
     're-read of firespring_visitors {"visitor_id":"v-1"} failed: throttled',
   ]);
+});
+
+Deno.test("a key whose partition is too large to read whole is healed by a backfill, not tried for ever", async () => {
+  const db = queueDb(["v-big"]);
+  let pages = 0;
+  const dynamo = fakeDynamo(() => {
+    pages++;
+    return {
+      ...items("v-big"),
+      LastEvaluatedKey: { session_id: { S: "v-big" }, timestamp: { N: String(pages) } },
+    };
+  });
+  const { outcome, lines } = await rereadLogged(db, dynamo);
+  assert.deepEqual(outcome, { reread: 1, failed: 0 }, "done here: the backfill brings it back");
+  assert.deepEqual(db.finished.map((f) => [f.key, f.error]), [[{ visitor_id: "v-big" }, null]]);
+  assert.equal(db.stale.length, 1);
+  assert.equal(db.stale[0].table, "firespring_visitors");
+  assert.match(
+    String(db.stale[0].reason),
+    /^firespring_visitors: re-reading key \{"visitor_id":"v-big"\}: firespring-backdoor-visitors-dev: key \{"visitor_id":"v-big"\}: its partition holds more than 8 Query pages/,
+  );
+  assert.ok(lines.some((l) => l.endsWith(": backfill job 91")), lines.join("\n"));
+  assert.equal(db.merged.length, 0, "nothing merged from a partial read");
 });
 
 Deno.test("an unmappable item is left out, named in the log; the others come back", async () => {

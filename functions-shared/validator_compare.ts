@@ -16,6 +16,7 @@ import {
   addToChunk,
   emptyChunk,
   MAX_POINT_READ_PAGES,
+  PartitionTooLarge,
   pointRead,
   stage,
 } from "./validator_source.ts";
@@ -135,6 +136,7 @@ async function readAgain(deps: ValidatorDeps, spec: TableSpec, run: number, key:
       deps.pacing ?? realPacing,
     );
   } catch (error) {
+    if (error instanceof PartitionTooLarge) throw error;
     if (error instanceof ScanGaveUp) {
       throw new ReadAgainThrottled(
         `${where} failed ${SCAN_ROUNDS} times in a row: ${error.cause.name}: ${error.cause.message}`,
@@ -252,6 +254,17 @@ export async function recheckLook(
         addToChunk(deps, spec, chunk, key, items);
         await pace(items);
       } catch (error) {
+        if (error instanceof PartitionTooLarge) {
+          // Not read whole: the looks end, the keys reported as the last look found them.
+          deps.log?.(`validation run ${run}: ${error.message}; no more looks`);
+          await deps.sql.begin(async (tx) => {
+            await tx`select sync.hold_validation(${run}, ${worker})`;
+            await tx`update public.sync_checksums
+                     set phase = 'report', recheck_keys = null, recheck_read = 0
+                     where id = ${run}`;
+          });
+          return "report";
+        }
         if (!(error instanceof ReadAgainThrottled)) throw error;
         // The keys read so far are kept (the chunk below); the heartbeat goes on from there.
         deps.log?.(`${error.message}; the look waits for the next heartbeat`);

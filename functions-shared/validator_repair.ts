@@ -13,7 +13,7 @@ import { logDeadLetters } from "./dead_letter_writer.ts";
 import type { TableSpec } from "./table_registry.ts";
 import type { Divergence } from "./validator_compare.ts";
 import { repairPlan, type Unmappable } from "./validator_plan.ts";
-import { pointReadAt } from "./validator_source.ts";
+import { MAX_POINT_READ_PAGES, pointReadAt } from "./validator_source.ts";
 
 /**
  * Re-applies the source state of exactly `divergent` keys through the normal merge:
@@ -36,7 +36,11 @@ export async function repairKeys(
   for (const { key } of divergent) {
     // Stamped on DynamoDB's clock, no later than the read (read_stamp.ts): a repair's
     // changes win over the row, and a stream change after the read must still win over them.
-    const { items, readAt } = await pointReadAt(deps, spec, key);
+    // A partition too large to read whole is refused (PartitionTooLarge): the caller heals
+    // the table by a backfill instead.
+    const { items, readAt } = await pointReadAt(deps, spec, key, {
+      maxPages: MAX_POINT_READ_PAGES,
+    });
     const known = spec.collapse && removeUnread
       ? (await deps.sql<{ range_key: string }[]>`
           select range_key::text from sync.observations

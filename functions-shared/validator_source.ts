@@ -392,12 +392,25 @@ export async function scanForRun(
 
 /**
  * Query pages (1 MB each) a collapsed key's point read takes at most in a validation's
- * look (validator_compare.ts). Its items are held together in the isolate (256 MB, where
- * 1 MB of DynamoDB JSON takes several as objects), so a partition past this is refused,
- * naming the table and the key, rather than read into an isolate the runtime would kill,
- * again at every retry: the run fails with that cause.
+ * look (validator_compare.ts) and in a repair (validator_repair.ts). Its items are held
+ * together in the isolate (256 MB, where 1 MB of DynamoDB JSON takes several as objects),
+ * so a partition past this is refused ({@link PartitionTooLarge}), rather than read into
+ * an isolate the runtime would kill, again at every retry: the looks end and report the
+ * keys as the last one found them, and a repair heals the table by a backfill.
  */
 export const MAX_POINT_READ_PAGES = 8;
+
+/**
+ * A collapsed key whose partition holds more than a point read's pages: not read whole
+ * (an isolate keeps what it reads), and so neither looked at again nor repaired key by
+ * key; a backfill of the table brings its row up to date. Names the table and the key.
+ */
+export class PartitionTooLarge extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "PartitionTooLarge";
+  }
+}
 
 /**
  * The source's current items for one target key (all observations for a collapsed
@@ -455,7 +468,7 @@ export async function pointReadAt(
     start = page.LastEvaluatedKey;
     pages++;
     if (start && pages >= maxPages) {
-      throw new Error(
+      throw new PartitionTooLarge(
         `${spec.sourceTable}: key ${
           JSON.stringify(key)
         }: its partition holds more than ${maxPages} Query pages of items (${items.length} read so far); a point read keeps them all in the isolate (256 MB), so it is not read whole: a backfill of the table (sync.start_backfill) brings its row up to date`,

@@ -437,7 +437,7 @@ Deno.test("pointRead refuses a collapsed key whose partition passes its page lim
       maxPages: MAX_POINT_READ_PAGES,
     }),
     new RegExp(
-      `^Error: firespring-backdoor-visitors-dev: key \\{"visitor_id":"v"\\}: its partition holds more than ${MAX_POINT_READ_PAGES} Query pages`,
+      `^PartitionTooLarge: firespring-backdoor-visitors-dev: key \\{"visitor_id":"v"\\}: its partition holds more than ${MAX_POINT_READ_PAGES} Query pages`,
     ),
   );
   assert.equal(dynamo.sent.length, MAX_POINT_READ_PAGES, "no page read past the limit");

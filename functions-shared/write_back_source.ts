@@ -15,6 +15,7 @@ import { type AttributeMap, fromDynamo } from "./dynamo_decoder.ts";
 import type { TableSpec } from "./table_registry.ts";
 import { itemToChange } from "./transform.ts";
 import { repairKeys } from "./validator_repair.ts";
+import { PartitionTooLarge } from "./validator_source.ts";
 import type { WriteBackEdit } from "./write_back_update.ts";
 
 /** What the reads need of the function's dependencies. */
@@ -122,6 +123,17 @@ export async function restore(
     }
     return { done: true, text: "; the row shows the source's state again" };
   } catch (error) {
+    if (error instanceof PartitionTooLarge) {
+      // Not read whole in a request, ever: a backfill of the table restores the row.
+      const reason = `${spec.targetTable}: restoring a write-back's row: ${error.message}`;
+      const [{ job }] = await deps.sql<{ job: string }[]>`
+        select sync.mark_stale(${spec.targetTable}, ${reason}) as job`;
+      return {
+        done: true,
+        text: `; the row still shows the edit: its key's partition is too large to read whole, ` +
+          `so backfill job ${job} restores it (the table is marked stale)`,
+      };
+    }
     return {
       done: false,
       text: `; the row still shows the edit: restoring it from the source failed (${
