@@ -100,14 +100,14 @@ Deno.test({
         "-out=sync.tfplan",
       ], data);
       assert.equal(plan.code, 0, plan.text);
-      assert.match(plan.text, /Plan: 37 to add, 0 to change, 0 to destroy\./);
+      assert.match(plan.text, /Plan: 39 to add, 0 to change, 0 to destroy\./);
       const shown = await terraform(root, ["show", "-json", "sync.tfplan"], data);
       const planned: Json = JSON.parse(shown.stdout);
       // (The Lambda's policy document waits for the ARNs of what apply makes: a "read".)
       const changes: Json[] = planned.resource_changes.filter((c: Json) => c.mode === "managed");
       // 23 for the sync, 7 for the export bucket and the reader's rights to it (exports.tf),
       // 3 for the write-back's writer (supabase-writer.tf).
-      assert.equal(changes.length, 37);
+      assert.equal(changes.length, 39);
       assert.ok(changes.every((c) => c.change.actions.join() === "create"), "only creates");
 
       // One mapping per registry table, on the stream DynamoDB reports for that table.
@@ -223,8 +223,30 @@ Deno.test({
       assert.deepEqual(
         changes.filter((c) => c.type === "aws_iam_user").map((c) => c.change.after.name)
           .toSorted(),
-        ["mmp-toledo-supabase-reader-dev", "mmp-toledo-supabase-writer-dev"],
+        [
+          "mmp-toledo-supabase-exporter-dev",
+          "mmp-toledo-supabase-reader-dev",
+          "mmp-toledo-supabase-writer-dev",
+        ],
       );
+      // The reader's one inline policy within the 2,048 characters a user's inline policies
+      // may hold in all (the same quotas page). With the export rights inline on the reader
+      // too, about 4,100, apply would have been refused.
+      const documentSize = (address: string) =>
+        planned.prior_state.values.root_module.resources
+          .find((r: Json) => r.address === address).values.json.replace(/\s/g, "").length;
+      const readerSize = documentSize("data.aws_iam_policy_document.supabase_reader[0]");
+      assert.ok(
+        readerSize <= 2048,
+        `the reader's inline policy has ${readerSize} characters, at most 2,048`,
+      );
+      assert.deepEqual(
+        changes.filter((c) => c.type === "aws_iam_user_policy").map((c) => c.address),
+        ["aws_iam_user_policy.supabase_reader[0]"],
+        "the reader's only inline policy",
+      );
+      // (The exporter's document names the bucket, unknown until apply: it is read then,
+      // about 2,500 characters against a managed policy's 6,144.)
     } finally {
       copy.remove();
     }

@@ -335,14 +335,20 @@ Deno.test("the write-back's writer: UpdateItem only, per table exactly the regis
   // of a user's inline policies), attached to the writer and nothing else.
   const policy = only(root.resource.aws_iam_policy.supabase_writer, "writer's policy");
   assert.equal(policy.policy, "${data.aws_iam_policy_document.supabase_writer[0].json}");
-  assert.deepEqual(Object.keys(root.resource.aws_iam_policy), ["supabase_writer"]);
+  assert.deepEqual(Object.keys(root.resource.aws_iam_policy).sort(), [
+    "supabase_exporter",
+    "supabase_writer",
+  ]);
   const attached = only(
     root.resource.aws_iam_user_policy_attachment.supabase_writer,
     "writer's attachment",
   );
   assert.equal(attached.user, "${aws_iam_user.supabase_writer[0].name}");
   assert.equal(attached.policy_arn, "${aws_iam_policy.supabase_writer[0].arn}");
-  assert.deepEqual(Object.keys(root.resource.aws_iam_user_policy_attachment), ["supabase_writer"]);
+  assert.deepEqual(Object.keys(root.resource.aws_iam_user_policy_attachment).sort(), [
+    "supabase_exporter",
+    "supabase_writer",
+  ]);
   for (const policies of Object.values(root.resource.aws_iam_user_policy) as Hcl[][]) {
     assert.notEqual(
       only(policies, "inline policy").user,
@@ -357,9 +363,13 @@ Deno.test("the write-back's writer: UpdateItem only, per table exactly the regis
   assert.equal(root.resource.aws_iam_access_key, undefined);
 });
 
-Deno.test("exports: a private, encrypted, expiring bucket, and the reader may export only the synced tables", () => {
+Deno.test("exports: a private, encrypted, expiring bucket, and an exporter of its own may export only the synced tables", () => {
   const exporter = only(root.data.aws_iam_policy_document.supabase_exporter, "exporter policy");
   assert.deepEqual(exporter.statement.map((s: Hcl) => [s.actions, s.resources]), [
+    [
+      ["dynamodb:DescribeTable", "dynamodb:DescribeContinuousBackups"],
+      "${local.synced_table_arns}",
+    ],
     [["dynamodb:ExportTableToPointInTime"], "${local.synced_table_arns}"],
     [["dynamodb:DescribeExport"], '${[for arn in local.synced_table_arns : "${arn}/export/*"]}'],
     [
@@ -387,6 +397,17 @@ Deno.test("exports: a private, encrypted, expiring bucket, and the reader may ex
   assert.deepEqual(tls.condition[0].variable, "aws:SecureTransport");
   const lifecycle = only(root.resource.aws_s3_bucket_lifecycle_configuration.exports, "lifecycle");
   assert.equal(lifecycle.rule[0].expiration[0].days, "${var.export_expiration_days}");
+  // The exporter is a user of its own with a managed policy: the functions' reader key
+  // cannot export, and the reader's inline policy with this one passed the 2,048
+  // characters a user's inline policies may hold.
+  const policy = only(root.resource.aws_iam_policy.supabase_exporter, "exporter's policy");
+  assert.equal(policy.policy, "${data.aws_iam_policy_document.supabase_exporter[0].json}");
+  const attached = only(
+    root.resource.aws_iam_user_policy_attachment.supabase_exporter,
+    "exporter's attachment",
+  );
+  assert.equal(attached.user, "${aws_iam_user.supabase_exporter[0].name}");
+  assert.equal(root.resource.aws_iam_user_policy?.supabase_exporter, undefined);
 });
 
 Deno.test("monitoring: alarms on the DLQ and on iterator age, only when enabled", () => {

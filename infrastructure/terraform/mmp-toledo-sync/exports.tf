@@ -43,6 +43,15 @@ resource "aws_s3_bucket" "exports" {
   provider      = aws.us_east_1
   bucket_prefix = "${var.project_name}-dynamodb-exports-${var.environment}-"
   force_destroy = true
+
+  lifecycle {
+    # The provider refuses a bucket_prefix past 37 characters (the name is the prefix and
+    # 26 of its own, within S3's 63): said here, at plan time, naming the two variables.
+    precondition {
+      condition     = length("${var.project_name}-dynamodb-exports-${var.environment}-") <= 37
+      error_message = "project_name and environment make the export bucket's prefix longer than the 37 characters S3 names allow it: shorten one of them."
+    }
+  }
 }
 
 resource "aws_s3_bucket_public_access_block" "exports" {
@@ -128,12 +137,25 @@ resource "aws_s3_bucket_policy" "exports" {
   depends_on = [aws_s3_bucket_public_access_block.exports]
 }
 
-# The reader may export exactly the synced tables, follow its exports, write them to the
-# bucket (the export writes as its requester: s3:PutObject, s3:PutObjectAcl and
-# s3:AbortMultipartUpload, per the page above) and read them back.
+# The exporter: the operator's identity for `npm run backfill -- --from-export`, which runs
+# next to the database, never in an Edge Function, so the functions' reader key cannot
+# start paid exports or write into the bucket the loader trusts. It may check the tables'
+# point-in-time recovery and streams, export exactly the synced tables, follow its
+# exports, write them to the bucket (the export writes as its requester: s3:PutObject,
+# s3:PutObjectAcl and s3:AbortMultipartUpload, per the page above) and read them back. A
+# user of its own with a managed policy: an IAM user's inline policies may hold 2,048
+# characters in all (IAM quotas,
+# https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html), and this
+# one with the reader's was about 4,100, which `terraform apply` would have refused.
 data "aws_iam_policy_document" "supabase_exporter" {
   count    = length(aws_s3_bucket.exports)
   provider = aws.us_east_1
+
+  statement {
+    sid       = "CheckTheSourceTables"
+    actions   = ["dynamodb:DescribeTable", "dynamodb:DescribeContinuousBackups"]
+    resources = local.synced_table_arns
+  }
 
   statement {
     sid       = "ExportTheSourceTables"
@@ -160,12 +182,30 @@ data "aws_iam_policy_document" "supabase_exporter" {
   }
 }
 
-resource "aws_iam_user_policy" "supabase_exporter" {
+resource "aws_iam_user" "supabase_exporter" {
   count    = length(data.aws_iam_policy_document.supabase_exporter)
   provider = aws.us_east_1
-  name     = "export-the-source-tables"
-  user     = aws_iam_user.supabase_reader[0].name
-  policy   = data.aws_iam_policy_document.supabase_exporter[0].json
+  name     = "${var.project_name}-supabase-exporter-${var.environment}"
+}
+
+resource "aws_iam_policy" "supabase_exporter" {
+  count       = length(data.aws_iam_policy_document.supabase_exporter)
+  provider    = aws.us_east_1
+  name        = "${var.project_name}-export-the-source-tables-${var.environment}"
+  description = "Export the synced DynamoDB tables to the export bucket and read them back (npm run backfill -- --from-export)."
+  policy      = data.aws_iam_policy_document.supabase_exporter[0].json
+}
+
+resource "aws_iam_user_policy_attachment" "supabase_exporter" {
+  count      = length(data.aws_iam_policy_document.supabase_exporter)
+  provider   = aws.us_east_1
+  user       = aws_iam_user.supabase_exporter[0].name
+  policy_arn = aws_iam_policy.supabase_exporter[0].arn
+}
+
+output "supabase_exporter_user" {
+  description = "The IAM user npm run backfill -- --from-export runs as: aws iam create-access-key --user-name <it>, then AWS_ACCESS_KEY_ID=... AWS_SECRET_ACCESS_KEY=... for that command alone."
+  value       = one(aws_iam_user.supabase_exporter[*].name)
 }
 
 output "export_bucket" {

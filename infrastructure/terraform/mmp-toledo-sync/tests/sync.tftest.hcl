@@ -96,12 +96,14 @@ run "both_regions_with_the_seed_tfvars" {
   }
   assert {
     condition = (
-      data.aws_iam_policy_document.supabase_exporter[0].statement[0].actions == toset(["dynamodb:ExportTableToPointInTime"]) &&
-      length(data.aws_iam_policy_document.supabase_exporter[0].statement[0].resources) == 9 &&
-      alltrue([for arn in data.aws_iam_policy_document.supabase_exporter[0].statement[1].resources : endswith(arn, "/export/*")]) &&
-      aws_iam_user_policy.supabase_exporter[0].user == "mmp-toledo-supabase-reader-dev"
+      data.aws_iam_policy_document.supabase_exporter[0].statement[0].actions == toset(["dynamodb:DescribeTable", "dynamodb:DescribeContinuousBackups"]) &&
+      data.aws_iam_policy_document.supabase_exporter[0].statement[1].actions == toset(["dynamodb:ExportTableToPointInTime"]) &&
+      length(data.aws_iam_policy_document.supabase_exporter[0].statement[1].resources) == 9 &&
+      alltrue([for arn in data.aws_iam_policy_document.supabase_exporter[0].statement[2].resources : endswith(arn, "/export/*")]) &&
+      output.supabase_exporter_user == "mmp-toledo-supabase-exporter-dev" &&
+      aws_iam_user_policy_attachment.supabase_exporter[0].user == "mmp-toledo-supabase-exporter-dev"
     )
-    error_message = "The reader may export the nine synced tables and follow their exports, and nothing else."
+    error_message = "An exporter of its own may export the nine synced tables and follow their exports, and nothing else; the functions' reader may not."
   }
   assert {
     condition = (
