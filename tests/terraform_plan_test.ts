@@ -100,14 +100,14 @@ Deno.test({
         "-out=sync.tfplan",
       ], data);
       assert.equal(plan.code, 0, plan.text);
-      assert.match(plan.text, /Plan: 39 to add, 0 to change, 0 to destroy\./);
+      assert.match(plan.text, /Plan: 41 to add, 0 to change, 0 to destroy\./);
       const shown = await terraform(root, ["show", "-json", "sync.tfplan"], data);
       const planned: Json = JSON.parse(shown.stdout);
       // (The Lambda's policy document waits for the ARNs of what apply makes: a "read".)
       const changes: Json[] = planned.resource_changes.filter((c: Json) => c.mode === "managed");
       // 23 for the sync, 7 for the export bucket and the reader's rights to it (exports.tf),
       // 3 for the write-back's writer (supabase-writer.tf).
-      assert.equal(changes.length, 39);
+      assert.equal(changes.length, 41);
       assert.ok(changes.every((c) => c.change.actions.join() === "create"), "only creates");
 
       // One mapping per registry table, on the stream DynamoDB reports for that table.
@@ -169,6 +169,13 @@ Deno.test({
         "mmp-toledo-mmp-toledo-sync-dev-dead-letters",
         "mmp-toledo-mmp-toledo-sync-dev-iterator-age",
       ]);
+      // terraform.tfvars names no alarm_actions: each region's alarms notify a topic of
+      // their own, for the operator to subscribe to (an alarm with no action tells nobody).
+      assert.deepEqual(
+        changes.filter((c) => c.type === "aws_sns_topic").map((c) => c.change.after.name)
+          .toSorted(),
+        ["mmp-toledo-firespring-sync-dev-alarms", "mmp-toledo-mmp-toledo-sync-dev-alarms"],
+      );
 
       // The Edge Functions' reader: read actions on exactly the nine tables' ARNs.
       const reader = planned.prior_state.values.root_module.resources

@@ -21,6 +21,7 @@ output "lambdas" {
       put_webhook_secret    = instance.put_webhook_secret
       log_group_name        = instance.log_group_name
       alarm_names           = instance.alarm_names
+      alarm_topic           = instance.alarm_topic
     } if instance != null
   }
 }

@@ -164,6 +164,20 @@ resource "aws_lambda_event_source_mapping" "stream" {
   }
 }
 
+# Without alarm_actions, a topic of the alarms' own: an alarm with no action notifies
+# nobody, and this gives the operator one place to subscribe to (aws sns subscribe; the
+# alarm_topic output), with the topic encrypted by SNS's AWS-managed key.
+resource "aws_sns_topic" "alarms" {
+  count             = var.enable_monitoring && length(var.alarm_actions) == 0 ? 1 : 0
+  name              = "${var.name}-alarms"
+  kms_master_key_id = "alias/aws/sns"
+  tags              = var.tags
+}
+
+locals {
+  alarm_actions = length(var.alarm_actions) > 0 ? var.alarm_actions : aws_sns_topic.alarms[*].arn
+}
+
 resource "aws_cloudwatch_metric_alarm" "dead_letters" {
   count = var.enable_monitoring ? 1 : 0
 
@@ -178,8 +192,8 @@ resource "aws_cloudwatch_metric_alarm" "dead_letters" {
   comparison_operator = "GreaterThanThreshold"
   threshold           = 0
   treat_missing_data  = "notBreaching"
-  alarm_actions       = var.alarm_actions
-  ok_actions          = var.alarm_actions
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
   tags                = var.tags
 }
 
@@ -197,7 +211,7 @@ resource "aws_cloudwatch_metric_alarm" "iterator_age" {
   comparison_operator = "GreaterThanThreshold"
   threshold           = var.iterator_age_alarm_ms
   treat_missing_data  = "notBreaching"
-  alarm_actions       = var.alarm_actions
-  ok_actions          = var.alarm_actions
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
   tags                = var.tags
 }

@@ -48,6 +48,11 @@ output "alarm_names" {
   value       = concat(aws_cloudwatch_metric_alarm.dead_letters[*].alarm_name, aws_cloudwatch_metric_alarm.iterator_age[*].alarm_name)
 }
 
+output "alarm_topic" {
+  description = "The SNS topic made for the alarms when alarm_actions names none: subscribe to it (aws sns subscribe --protocol email ...), or nobody is told."
+  value       = one(aws_sns_topic.alarms[*].arn)
+}
+
 output "table_arns" {
   description = "Source table → its ARN (for the Supabase reader's policy)."
   value       = { for table, t in data.aws_dynamodb_table.source : table => t.arn }

@@ -137,7 +137,7 @@ variable "iterator_age_alarm_ms" {
 }
 
 variable "alarm_actions" {
-  description = "ARNs (SNS topics in this region) the alarms notify."
+  description = "ARNs (SNS topics in this region) the alarms notify; none: a topic of their own (the alarm_topic output), to subscribe to."
   type        = list(string)
   default     = []
 }

@@ -117,6 +117,28 @@ run "settings_come_from_the_variables" {
     )
     error_message = "enable_monitoring makes the DLQ and iterator-age alarms, notifying alarm_actions."
   }
+  assert {
+    condition     = length(aws_sns_topic.alarms) == 0
+    error_message = "With alarm_actions, no topic of the alarms' own."
+  }
+}
+
+run "alarms_without_actions_get_a_topic_of_their_own" {
+  command = plan
+
+  variables {
+    enable_monitoring = true
+  }
+
+  assert {
+    condition = (
+      length(aws_sns_topic.alarms) == 1 &&
+      aws_sns_topic.alarms[0].kms_master_key_id == "alias/aws/sns" &&
+      length(aws_cloudwatch_metric_alarm.dead_letters[0].alarm_actions) == 1 &&
+      length(aws_cloudwatch_metric_alarm.iterator_age[0].ok_actions) == 1
+    )
+    error_message = "An alarm with no action notifies nobody: without alarm_actions the alarms notify a topic of their own."
+  }
 }
 
 run "a_table_without_new_and_old_images_is_refused" {
