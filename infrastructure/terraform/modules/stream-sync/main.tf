@@ -166,12 +166,16 @@ resource "aws_lambda_event_source_mapping" "stream" {
 
 # Without alarm_actions, a topic of the alarms' own: an alarm with no action notifies
 # nobody, and this gives the operator one place to subscribe to (aws sns subscribe; the
-# alarm_topic output), with the topic encrypted by SNS's AWS-managed key.
+# alarm_topic output). Not encrypted with SNS's AWS-managed key: CloudWatch needs
+# kms:GenerateDataKey* and kms:Decrypt on a topic's key to publish to it, and that key's
+# policy cannot grant them, so the alarms would publish nothing ("Enable compatibility
+# between event sources from AWS services and encrypted topics",
+# https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html). An alarm's message
+# holds nothing secret: its name, state and metric.
 resource "aws_sns_topic" "alarms" {
-  count             = var.enable_monitoring && length(var.alarm_actions) == 0 ? 1 : 0
-  name              = "${var.name}-alarms"
-  kms_master_key_id = "alias/aws/sns"
-  tags              = var.tags
+  count = var.enable_monitoring && length(var.alarm_actions) == 0 ? 1 : 0
+  name  = "${var.name}-alarms"
+  tags  = var.tags
 }
 
 locals {

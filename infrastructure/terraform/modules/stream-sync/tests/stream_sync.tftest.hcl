@@ -133,7 +133,7 @@ run "alarms_without_actions_get_a_topic_of_their_own" {
   assert {
     condition = (
       length(aws_sns_topic.alarms) == 1 &&
-      aws_sns_topic.alarms[0].kms_master_key_id == "alias/aws/sns" &&
+      aws_sns_topic.alarms[0].kms_master_key_id == null &&
       length(aws_cloudwatch_metric_alarm.dead_letters[0].alarm_actions) == 1 &&
       length(aws_cloudwatch_metric_alarm.iterator_age[0].ok_actions) == 1
     )
