@@ -410,7 +410,7 @@ async function repairAndRevalidate(
 /**
  * A repair that cannot go key by key (more keys than it reads one by one, a partition too
  * large to read whole): the table is marked stale with `reason`, which queues the backfill
- * that heals it (sync.mark_stale), and the run ends naming that job.
+ * that heals it (sync.heal_table: the table's backfill still waiting, else a new one), and the run ends naming that job.
  */
 async function healByBackfill(
   deps: ValidatorDeps,
@@ -423,7 +423,7 @@ async function healByBackfill(
   const job = await deps.sql.begin(async (tx) => {
     await tx`select sync.hold_validation(${run}, ${worker})`;
     const [{ job }] = await tx<{ job: string }[]>`
-      select sync.mark_stale(${spec.targetTable}, ${reason}) as job`;
+      select sync.heal_table(${spec.targetTable}, ${reason}) as job`;
     await tx`update public.sync_checksums set healing_backfill_job_id = ${job} where id = ${run}`;
     await tx`select sync.end_validation(${run}, 'done')`;
     return Number(job);

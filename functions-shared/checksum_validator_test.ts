@@ -601,6 +601,32 @@ Deno.test("a repair of a key whose partition is too large to read whole heals th
   assert.equal(run.status, "done");
 });
 
+Deno.test("the keys a repair can read are repaired before a too-large one heals the table", async () => {
+  const db = runsDb({ divergent: () => [] });
+  const run = db.newRun("firespring_visitors", true, 1, 7);
+  run.phase = "repair";
+  run.missing = [{ visitor_id: "v-big" }, { visitor_id: "v-small" }];
+  let pages = 0;
+  const dynamo = fakeDynamo((c) => {
+    if (c.name === "ScanCommand") return { Items: [] };
+    const id = (c.input.ExpressionAttributeValues as Record<string, { S: string }>)[":h"].S;
+    const obs = { session_id: { S: id }, timestamp: { N: String(++pages) } };
+    return id === "v-big" ? { Items: [obs], LastEvaluatedKey: obs } : { Items: [obs] };
+  });
+  const { deps: d } = deps(db, dynamo);
+  const result = await validateTable(d, visitors, { runId: 7 });
+  assert.ok(!("continued" in result));
+  assert.equal(result.healingBackfillJobId, 77);
+  const merges = db.matching("sync.merge_changes");
+  assert.equal(merges.length, 1, "the readable key repaired");
+  const changes = JSON.parse(String(merges[0].values[1]));
+  assert.deepEqual([
+    ...new Set(changes.map((c: { row: { visitor_id: string } }) => c.row.visitor_id)),
+  ], [
+    "v-small",
+  ]);
+});
+
 Deno.test("a run with more divergent keys than an answer carries lists the first of each kind, with every count", async () => {
   // MAX_KEYS_READ missing keys and one more, one different key: the table emptied, say.
   const missing = Array.from({ length: MAX_KEYS_READ + 1 }, (_, i) => ({

@@ -121,7 +121,7 @@ async function rereadKey(deps: ValidatorDeps, key: Claimed): Promise<string | nu
         JSON.stringify(key.row_key)
       }: ${error.message}`;
       const [{ job }] = await deps.sql<{ job: string }[]>`
-        select sync.mark_stale(${key.target_table}, ${reason}) as job`;
+        select sync.heal_table(${key.target_table}, ${reason}) as job`;
       deps.log?.(`${reason}: backfill job ${job}`);
       return null;
     }

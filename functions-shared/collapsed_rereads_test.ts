@@ -34,7 +34,7 @@ function queueDb(keys: (string | [string, Record<string, string>])[], perClaim =
       merged.push(...changes);
       return [{ applied: changes.length }];
     }
-    if (s.text.includes("sync.mark_stale")) {
+    if (s.text.includes("sync.heal_table")) {
       stale.push({ table: s.values[0], reason: s.values[1] });
       return [{ job: "91" }];
     }

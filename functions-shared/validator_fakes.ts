@@ -38,7 +38,7 @@ export interface FakeRun {
   leaseOwner?: string;
   repaired: boolean;
   revalidation?: number;
-  /** The backfill a repair of too many keys queued (sync.mark_stale). */
+  /** The backfill a repair of too many keys queued (sync.heal_table). */
   healingJob?: number;
   /** Expected rows staged (sync.stage_checksum_items) or, streamed, compared page by page. */
   staged: number;
@@ -70,7 +70,7 @@ export interface RunsOptions {
 /** A fake database of validation runs; runs created get ids from 42. */
 export function runsDb(options: RunsOptions = {}) {
   const runs = new Map<number, FakeRun>();
-  /** The tables marked stale (sync.mark_stale), with the reason. */
+  /** The tables marked stale (sync.heal_table), with the reason. */
   const staleMarks: { table: string; reason: string }[] = [];
   let nextId = 42;
   const ranges = options.ranges ?? 8;
@@ -306,7 +306,7 @@ export function runsDb(options: RunsOptions = {}) {
       runOf(v[0]).phase = "report";
       return [];
     }
-    if (t.includes("sync.mark_stale(")) {
+    if (t.includes("sync.heal_table(")) {
       staleMarks.push({ table: String(v[0]), reason: String(v[1]) });
       return [{ job: "77" }];
     }

@@ -13,7 +13,7 @@ import { logDeadLetters } from "./dead_letter_writer.ts";
 import type { TableSpec } from "./table_registry.ts";
 import type { Divergence } from "./validator_compare.ts";
 import { repairPlan, type Unmappable } from "./validator_plan.ts";
-import { MAX_POINT_READ_PAGES, pointReadAt } from "./validator_source.ts";
+import { MAX_POINT_READ_PAGES, PartitionTooLarge, pointReadAt } from "./validator_source.ts";
 
 /**
  * Re-applies the source state of exactly `divergent` keys through the normal merge:
@@ -33,14 +33,21 @@ export async function repairKeys(
 ): Promise<Unmappable[]> {
   const changes: TableChange[] = [];
   const skipped: Unmappable[] = [];
+  // The first key whose partition is too large to read whole: the others are repaired,
+  // then it is thrown, for the caller to heal the table by a backfill.
+  let tooLarge: PartitionTooLarge | undefined;
   for (const { key } of divergent) {
     // Stamped on DynamoDB's clock, no later than the read (read_stamp.ts): a repair's
     // changes win over the row, and a stream change after the read must still win over them.
-    // A partition too large to read whole is refused (PartitionTooLarge): the caller heals
-    // the table by a backfill instead.
-    const { items, readAt } = await pointReadAt(deps, spec, key, {
-      maxPages: MAX_POINT_READ_PAGES,
-    });
+    let read;
+    try {
+      read = await pointReadAt(deps, spec, key, { maxPages: MAX_POINT_READ_PAGES });
+    } catch (error) {
+      if (!(error instanceof PartitionTooLarge)) throw error;
+      tooLarge ??= error;
+      continue;
+    }
+    const { items, readAt } = read;
     const known = spec.collapse && removeUnread
       ? (await deps.sql<{ range_key: string }[]>`
           select range_key::text from sync.observations
@@ -67,5 +74,6 @@ export async function repairKeys(
     (l) => `dead letter: ${l.reason}`,
     deps.log ?? console.warn,
   );
+  if (tooLarge) throw tooLarge;
   return skipped;
 }

@@ -414,8 +414,8 @@ export class PartitionTooLarge extends Error {
 
 /**
  * The source's current items for one target key (all observations for a collapsed
- * table); at most `maxPages` Query pages (no limit when absent: a repair, a re-read and a
- * write-back's restore need the whole partition, and have no other way to it).
+ * table); at most `maxPages` Query pages (every caller passes MAX_POINT_READ_PAGES), past
+ * which it throws {@link PartitionTooLarge}.
  */
 export async function pointRead(
   deps: ValidatorDeps,

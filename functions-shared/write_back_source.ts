@@ -127,7 +127,7 @@ export async function restore(
       // Not read whole in a request, ever: a backfill of the table restores the row.
       const reason = `${spec.targetTable}: restoring a write-back's row: ${error.message}`;
       const [{ job }] = await deps.sql<{ job: string }[]>`
-        select sync.mark_stale(${spec.targetTable}, ${reason}) as job`;
+        select sync.heal_table(${spec.targetTable}, ${reason}) as job`;
       return {
         done: true,
         text: `; the row still shows the edit: its key's partition is too large to read whole, ` +

@@ -50,7 +50,7 @@ Deno.test("a restore of a key whose partition is too large to read whole is left
   const stale: unknown[][] = [];
   const db = fakeSql((s) => {
     if (s.text.includes("clock_timestamp()")) return [{ seen_at: "2026-12-01T00:00:00.000000Z" }];
-    if (s.text.includes("sync.mark_stale")) {
+    if (s.text.includes("sync.heal_table")) {
       stale.push(s.values);
       return [{ job: "12" }];
     }

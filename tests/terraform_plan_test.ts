@@ -105,8 +105,9 @@ Deno.test({
       const planned: Json = JSON.parse(shown.stdout);
       // (The Lambda's policy document waits for the ARNs of what apply makes: a "read".)
       const changes: Json[] = planned.resource_changes.filter((c: Json) => c.mode === "managed");
-      // 23 for the sync, 7 for the export bucket and the reader's rights to it (exports.tf),
-      // 3 for the write-back's writer (supabase-writer.tf).
+      // The two regions' syncs with their alarms and the alarms' topics (terraform.tfvars
+      // names no alarm_actions), the export bucket and its exporter (exports.tf), the
+      // reader (supabase-reader.tf) and the write-back's writer (supabase-writer.tf).
       assert.equal(changes.length, 41);
       assert.ok(changes.every((c) => c.change.actions.join() === "create"), "only creates");
 

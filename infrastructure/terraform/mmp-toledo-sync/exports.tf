@@ -1,6 +1,6 @@
 # Backfills from a point-in-time export (docs/sync-semantics.md, "Backfills from an
 # export"): DynamoDB writes a snapshot of a table to S3 without using its read capacity,
-# and the sync loads the files. This is the bucket the exports go to, and the reader's
+# and the sync loads the files. This is the bucket the exports go to, and the exporter's
 # rights to request them and to read them back.
 #
 # An export needs point-in-time recovery (PITR) on its table, else DynamoDB answers
@@ -13,7 +13,7 @@
 # table's region (the same page).
 
 variable "create_export_bucket" {
-  description = "Create the S3 bucket DynamoDB exports the tables to, and let the reader export to it and read it."
+  description = "Create the S3 bucket DynamoDB exports the tables to, and an exporter that may export to it and read it."
   type        = bool
   default     = true
 }
@@ -65,7 +65,7 @@ resource "aws_s3_bucket_public_access_block" "exports" {
 }
 
 # Objects belong to the bucket's owner, whoever wrote them (ACLs off); the export's
-# s3:PutObjectAcl is still asked for by DynamoDB, so the reader is granted it below.
+# s3:PutObjectAcl is still asked for by DynamoDB, so the exporter is granted it below.
 resource "aws_s3_bucket_ownership_controls" "exports" {
   count    = length(aws_s3_bucket.exports)
   provider = aws.us_east_1

@@ -1,0 +1,32 @@
+-- sync.heal_table (20261128004600_heal_table.sql): one healing backfill at a time. Asked
+-- again while the table's backfill waits to start, it takes that job; once the job reads,
+-- a new one is queued, once.
+set client_min_messages = warning;
+begin;
+select plan(6);
+
+delete from sync.backfill_jobs;
+delete from sync.table_state;
+
+create temporary table first as select sync.heal_table('firespring_visitors', 'one') as job;
+select is((select count(*)::int from sync.backfill_jobs where checksum_run_id is null), 1,
+  'a backfill is queued');
+select is(sync.heal_table('firespring_visitors', 'two'), (select job from first),
+  'asked again while it waits, the same job');
+select is((select count(*)::int from sync.backfill_jobs where checksum_run_id is null), 1,
+  'and no other');
+select results_eq(
+  $$select stale_reason, backfill_job_id from sync.table_state where target_table = 'firespring_visitors'$$,
+  $$select 'two'::text, (select job from first)$$,
+  'the table is stale, with the newest reason and that job'
+);
+
+update sync.backfill_jobs set status = 'running' where id = (select job from first);
+create temporary table second as select sync.heal_table('firespring_visitors', 'three') as job;
+select isnt((select job from second), (select job from first),
+  'a job already reading may have passed the key: a new one');
+select is(sync.heal_table('firespring_visitors', 'four'), (select job from second),
+  'queued once');
+
+select * from finish();
+rollback;
