@@ -354,15 +354,19 @@ async function repairAndRevalidate(
 ): Promise<ValidationResult | Continuation> {
   const { result, divergent } = await runResult(deps, spec, run);
   const limit = keysByKey(deps);
-  if (divergent.total > limit) {
-    return await healByBackfill(
+  const heal = (why: string) =>
+    healByBackfill(
       deps,
       spec,
       run,
       worker,
       result,
-      `${spec.targetTable}: validation run ${run} found ${divergent.total} divergent keys, ` +
-        `more than the ${limit} a repair reads again one by one; a backfill heals the table`,
+      `${spec.targetTable}: validation run ${run} ${why}`,
+    );
+  if (divergent.total > limit) {
+    return await heal(
+      `found ${divergent.total} divergent keys, more than the ${limit} a repair reads ` +
+        "again one by one; a backfill heals the table",
     );
   }
   const [{ compared_at: seenAt }] = await deps.sql<{ compared_at: Date }[]>`
@@ -374,14 +378,7 @@ async function repairAndRevalidate(
   } catch (error) {
     if (!(error instanceof PartitionTooLarge)) throw error;
     // A key whose partition a request cannot read whole: a backfill heals the table.
-    return await healByBackfill(
-      deps,
-      spec,
-      run,
-      worker,
-      result,
-      `${spec.targetTable}: validation run ${run} cannot repair key by key: ${error.message}`,
-    );
+    return await heal(`cannot repair key by key: ${error.message}`);
   }
   if (skipped.length > 0) {
     deps.log?.(`${spec.targetTable}: repair left ${skipped.length} unmappable items alone`);
