@@ -7,9 +7,10 @@
  * pushed, or a migration renames a column the deployed functions still map. Each function
  * checks before its first request and again a minute after each check, and answers
  * every request 503 until the two agree (the Lambda retries meanwhile, for up to an hour;
- * nothing is applied); its log names each missing column. The whole comparison of the registry
- * with the catalog (types, keys, `sync.source_tables`) is scripts/registry_check.ts, run
- * by the tests; this is the part that loses data, cheap enough for every isolate.
+ * nothing is applied); its log names each missing column. The whole comparison of the
+ * registry with the catalog (types, keys, `sync.source_tables`) is
+ * scripts/registry_check.ts, run by the tests; this is the part that loses data, cheap
+ * enough for every isolate.
  *
  * @module
  */
