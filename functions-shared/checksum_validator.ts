@@ -406,8 +406,9 @@ async function repairAndRevalidate(
 
 /**
  * A repair that cannot go key by key (more keys than it reads one by one, a partition too
- * large to read whole): the table is marked stale with `reason`, which queues the backfill
- * that heals it (sync.heal_table: the table's backfill still waiting, else a new one), and the run ends naming that job.
+ * large to read whole): the table is marked stale with `reason` and healed by a backfill
+ * (sync.heal_table: the table's backfill still waiting to start, else a new one), and the
+ * run ends naming that job.
  */
 async function healByBackfill(
   deps: ValidatorDeps,

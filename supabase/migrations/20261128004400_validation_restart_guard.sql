@@ -14,10 +14,11 @@
 --
 -- Each run now leaves a mark in an unlogged table of its own when it starts running (made
 -- running, or a queued run started); the same crash that empties its staged rows removes
--- the mark. A queued run has read nothing: a crash while it waits costs it nothing. sync.end_validation refuses to
--- end a run as done without its mark (SQLSTATE SY002, naming the run and why): the
--- validator then fails the run with that message, and the next run (pg_cron's daily one,
--- or the operator's) starts afresh. A clean restart keeps unlogged tables, and the mark.
+-- the mark. A queued run has read nothing: a crash while it waits costs it nothing.
+-- sync.end_validation refuses to end a run as done without its mark (SQLSTATE SY002,
+-- naming the run and why): the validator then fails the run with that message, and the
+-- next run (pg_cron's daily one, or the operator's) starts afresh. A clean restart keeps
+-- unlogged tables, and the mark.
 
 -- On a live project a lock this migration takes waits at most 5 s: it then fails, rather
 -- than hold every merge and read of the table behind it; push it again.
