@@ -17,6 +17,7 @@ import { byTargetTable } from "./table_registry.ts";
 import { fakeClock, fakeCpuMeter, fakeDynamo, type SentCommand } from "./testing_fakes.ts";
 import { runsDb, SEEN } from "./validator_fakes.ts";
 import { MAX_KEYS_READ } from "./validator_compare.ts";
+import { REPAIR_APPLY_BYTES } from "./validator_repair.ts";
 
 const segments = byTargetTable("firespring_segments")!;
 
@@ -625,6 +626,26 @@ Deno.test("the keys a repair can read are repaired before a too-large one heals 
   ], [
     "v-small",
   ]);
+});
+
+Deno.test("a repair applies what it read a few megabytes at a time, not all at the end", async () => {
+  const db = runsDb({ divergent: () => [] });
+  const run = db.newRun("firespring_segments", true, 1, 7);
+  run.phase = "repair";
+  run.missing = [{ segment_id: "a" }, { segment_id: "b" }, { segment_id: "c" }];
+  // Items of about 2.2 MB: the first two pass REPAIR_APPLY_BYTES together.
+  const pad = "x".repeat(Math.ceil(REPAIR_APPLY_BYTES / 2) + 100_000);
+  const dynamo = fakeDynamo((c) =>
+    c.name === "ScanCommand"
+      ? { Items: [] }
+      : { Item: { ...(c.input.Key as Record<string, unknown>), name: { S: pad } } }
+  );
+  const { deps: d } = deps(db, dynamo);
+  await validateTable(d, segments, { runId: 7 });
+  const merges = db.matching("sync.merge_changes").map((m) =>
+    JSON.parse(String(m.values[1])).map((c: { row: { segment_id: string } }) => c.row.segment_id)
+  );
+  assert.deepEqual(merges, [["a", "b"], ["c"]]);
 });
 
 Deno.test("a run with more divergent keys than an answer carries lists the first of each kind, with every count", async () => {

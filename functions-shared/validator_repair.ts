@@ -15,6 +15,9 @@ import type { Divergence } from "./validator_compare.ts";
 import { repairPlan, type Unmappable } from "./validator_plan.ts";
 import { MAX_POINT_READ_PAGES, PartitionTooLarge, pointReadAt } from "./validator_source.ts";
 
+/** A repair applies what it has read once its items' JSON reaches this size. */
+export const REPAIR_APPLY_BYTES = 4 * 1024 * 1024;
+
 /**
  * Re-applies the source state of exactly `divergent` keys through the normal merge:
  * each key read consistently (after `seenAt`, when the divergence was seen) and turned
@@ -31,8 +34,24 @@ export async function repairKeys(
   seenAt: string,
   { removeUnread = true }: { removeUnread?: boolean } = {},
 ): Promise<Unmappable[]> {
-  const changes: TableChange[] = [];
+  let changes: TableChange[] = [];
+  let bytes = 0;
   const skipped: Unmappable[] = [];
+  // Applied a few keys at a time, once their items pass REPAIR_APPLY_BYTES: 200 keys of
+  // up to 8 MB partitions held together until the end would pass the isolate's memory.
+  // Each key's changes go whole into one transaction; a repair read again after a kill
+  // applies them again, which the merge makes a no-op.
+  const apply = async () => {
+    if (changes.length === 0) return;
+    const { refused } = await deps.sql.begin((tx) => applyChanges(tx, changes));
+    logDeadLetters(
+      refused.map((r) => r.deadLetter),
+      (l) => `dead letter: ${l.reason}`,
+      deps.log ?? console.warn,
+    );
+    changes = [];
+    bytes = 0;
+  };
   // The first key whose partition is too large to read whole: the others are repaired,
   // then it is thrown, for the caller to heal the table by a backfill.
   let tooLarge: PartitionTooLarge | undefined;
@@ -67,13 +86,10 @@ export async function repairKeys(
       changes.push(...plan.changes);
       skipped.push(...plan.unmappable);
     }
+    bytes += items.reduce((sum, item) => sum + JSON.stringify(item).length, 0);
+    if (bytes >= REPAIR_APPLY_BYTES) await apply();
   }
-  const { refused } = await deps.sql.begin((tx) => applyChanges(tx, changes));
-  logDeadLetters(
-    refused.map((r) => r.deadLetter),
-    (l) => `dead letter: ${l.reason}`,
-    deps.log ?? console.warn,
-  );
+  await apply();
   if (tooLarge) throw tooLarge;
   return skipped;
 }
