@@ -112,16 +112,31 @@ language plpgsql set search_path = ''
 as $$
 declare
   claimed text;
+  taken integer;
+  target text;
 begin
   update public.sync_checksums c
   set lease_owner = case when c.phase = 'scan' then c.lease_owner else p_worker end,
       lease_expires_at = case when c.phase = 'scan' then c.lease_expires_at
-        else now() + make_interval(secs => sync.integer_setting('validation_lease_seconds', 5, 3600)) end
+        else now() + make_interval(secs => sync.integer_setting('validation_lease_seconds', 5, 3600)) end,
+      takeovers = case
+        when c.phase = 'scan' or c.lease_owner is null or c.lease_owner = p_worker then c.takeovers
+        when c.taken_over_at is null or c.progress_at > c.taken_over_at then 1
+        else c.takeovers + 1 end,
+      taken_over_at = case
+        when c.phase = 'scan' or c.lease_owner is null or c.lease_owner = p_worker then c.taken_over_at
+        else now() end
   where c.id = p_run and c.status = 'running'
     and (c.phase = 'scan' or c.lease_owner is null or c.lease_owner = p_worker
          or c.lease_expires_at < now())
     and not sync.validation_waits_for_backfill(c.id)
-  returning c.phase into claimed;
+  returning c.phase, c.takeovers, c.target_table into claimed, taken, target;
+  if claimed is not null and claimed <> 'scan' and taken >= 5 then
+    perform sync.end_validation(p_run, 'failed', format(
+      'validation run %s of %s: its %s step was taken over %s times in a row with no progress between: each request that held it stopped without giving it back (killed at the Edge Runtime''s CPU, memory or wall-clock limit, say); see the data-checksum-validator''s logs',
+      p_run, target, claimed, taken));
+    return null;
+  end if;
   return claimed;
 end
 $$;

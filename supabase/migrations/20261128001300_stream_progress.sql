@@ -119,8 +119,13 @@ comment on function sync.stream_records_applied_of(text, text[]) is
 -- (20261128002300_export_backfills.sql), which is earlier than its queueing: hence the
 -- earlier of the two. A covering job not yet done leaves the table stale until it is
 -- (cleared when it ends done; still stale, naming the problem, if it fails or is
--- cancelled). Returns the backfill job queued, or null. Purges noted records older than
--- 48 hours, of every stream.
+-- cancelled). A backfill not started yet reads the table as it is when it starts, so it
+-- covers any time (else every hourly check of a problem covered from now, a table with
+-- no stream, queued another while the last still waited); one started covers from its
+-- start. A table already stale is linked to the newest healer, its mark and first reason
+-- kept: left stale by a failed job, a later job heals it, and a newer problem's healer is
+-- the one whose end clears it. Returns the backfill job queued, or null. Purges noted
+-- records older than 48 hours, of every stream.
 create function sync.record_stream_check(
   p_target text,
   p_stream_arn text,
@@ -147,7 +152,9 @@ begin
       and j.checksum_run_id is null -- a validation run's Scan writes nothing
       -- A record's time is ApproximateCreationDateTime, rounded down to the clock's
       -- granularity: the change may be up to that much later.
-      and least(j.requested_at, j.started_at) >= coalesce(p_covers_until, now())
+      -- A job not started yet will read the table as it is then: it covers any time. One
+      -- started covers from its start (an export's started_at is its export time).
+      and coalesce(j.started_at, 'infinity') >= coalesce(p_covers_until, now())
             + (select value::interval from sync.settings where key = 'stream_clock_granularity')
     order by j.status = 'done' desc, j.id desc
     limit 1;
@@ -156,12 +163,22 @@ begin
     elsif healer.status <> 'done' then
       -- Healing, not healed: the table is stale until that job is done (which clears
       -- it), and stays so, naming the problem, if the job fails or is cancelled.
+      -- A table stale already keeps its mark and reason, and is linked to this healer
+      -- when it is a newer job than the one it names (or it names none): that job clears
+      -- the mark when done, and a newer one covers all the older one did. Before, the link
+      -- stayed on the older job: one that had failed left the table stale for good, and
+      -- one that finished cleared the mark while this healer, still to run, might fail.
       insert into sync.table_state (target_table, stale_since, stale_reason, backfill_job_id)
       values (p_target, now(), p_problem, healer.id)
       on conflict (target_table) do update
-        set stale_since = now(), stale_reason = excluded.stale_reason,
+        set stale_since = coalesce(sync.table_state.stale_since, now()),
+            stale_reason = case when sync.table_state.stale_since is null
+                                then excluded.stale_reason
+                                else sync.table_state.stale_reason end,
             backfill_job_id = excluded.backfill_job_id
-        where sync.table_state.stale_since is null;
+        where sync.table_state.stale_since is null
+           or sync.table_state.backfill_job_id is null
+           or excluded.backfill_job_id > sync.table_state.backfill_job_id;
     end if;
   end if;
   insert into sync.stream_checks (target_table, stream_arn, checked_at, shards, problem, backfill_job_id)

@@ -52,6 +52,8 @@ language plpgsql security definer set search_path = ''
 as $$
 begin
   delete from sync.checksum_seen s using gone g where s.run_id = g.id;
+  delete from sync.checksum_divergent d using gone g where d.run_id = g.id;
+  delete from sync.checksum_unmappable u using gone g where u.run_id = g.id;
   return null;
 end
 $$;
@@ -142,7 +144,7 @@ declare
   divergent integer;
   buckets integer := (select c.buckets from public.sync_checksums c where c.id = p_run);
   -- The page row (p.r) equals the target's (t) column by column, as sync.canonical_digest
-  -- compares them (see above).
+  -- compares them (20261128001600_validator_streaming.sql).
   same text := (
     select string_agg(
       case when a.atttypid = any (array['text', 'varchar', 'timestamptz', 'timestamp', 'date',
@@ -156,7 +158,7 @@ declare
       and a.attname <> all (array['sync_sequence', 'sync_changed_at', 'sync_source', 'synced_at',
                                   'sync_range_key']));
 begin
-  -- The run's row, read above, stands in for the foreign key dropped below.
+  -- The run's row, read above, stands in for a foreign key (20261128001600_validator_streaming.sql).
   if buckets is null then
     raise exception 'sync.check_checksum_page: validation run % of % does not exist', p_run, p_target
       using errcode = '22023';
@@ -176,22 +178,23 @@ begin
       select case when t is null then 'missing' else 'different' end as kind, p.row_key
       from page p
       -- One index lookup per row: `limit 1` keeps the planner from turning the lookups
-      -- into a hash join over the whole target (see above).
+      -- into a hash join over the whole target (20261128001600_validator_streaming.sql).
       left join lateral (select * from public.%1$I t where %3$s limit 1) t on true
       where t is null or not (%4$s)
     ),
+    kept as (
+      insert into sync.checksum_divergent (run_id, kind, row_key)
+      select $1, f.kind, f.row_key from found f
+      returning 1
+    ),
     noted as (
       update public.sync_checksums c
-      set missing = c.missing || coalesce((select jsonb_agg(f.row_key order by f.row_key) from found f
-                                           where f.kind = 'missing'), '[]'),
-          different = c.different || coalesce((select jsonb_agg(f.row_key order by f.row_key) from found f
-                                               where f.kind = 'different'), '[]'),
-          expected_rows = coalesce(c.expected_rows, 0) + (select count(*) from seen),
+      set expected_rows = coalesce(c.expected_rows, 0) + (select count(*) from seen),
           compared_at = coalesce(c.compared_at, now())
       where c.id = $1
       returning 1
     )
-    select (select count(*) from found)::integer + 0 * (select count(*) from noted)
+    select (select count(*) from kept)::integer + 0 * (select count(*) from noted)
     $sql$, p_target, sync.key_json_sql(p_target, 'r'),
     (select string_agg(format('t.%1$I = (p.r).%1$I', k), ' and ')
      from sync.source_tables s, unnest(s.key_columns) k where s.target_table = p_target),
@@ -257,6 +260,8 @@ declare
   width integer := sync.integer_setting('checksum_buckets_per_statement', 1, 65536);
   last_bucket integer;
   phase_after text;
+  kept bigint;
+  max_listed integer;
 begin
   perform sync.hold_validation(p_run, p_worker);
   select * into run from public.sync_checksums where id = p_run;
@@ -276,11 +281,13 @@ begin
   if run.streamed then
     with found as (
       select * from sync.unseen_checksum(p_run, run.target_table, run.buckets, run.next_bucket, last_bucket)
+    ),
+    kept as (
+      insert into sync.checksum_divergent (run_id, kind, row_key)
+      select p_run, 'unexpected', f.row_key from found f where f.row_key is not null
     )
     update public.sync_checksums c
-    set unexpected = c.unexpected || coalesce((select jsonb_agg(f.row_key order by f.row_key) from found f
-                                               where f.row_key is not null), '[]'),
-        target_rows = coalesce(c.target_rows, 0) + (select max(f.target_rows) from found f),
+    set target_rows = coalesce(c.target_rows, 0) + (select max(f.target_rows) from found f),
         expected_rows = coalesce(c.expected_rows, 0),
         compared_at = coalesce(c.compared_at, now()),
         next_bucket = last_bucket + 1
@@ -288,23 +295,43 @@ begin
   else
     with found as (
       select * from sync.compare_checksum(p_run, run.target_table, run.buckets, run.next_bucket, last_bucket)
+    ),
+    kept as (
+      insert into sync.checksum_divergent (run_id, kind, row_key)
+      select p_run, f.kind, f.row_key from found f where f.row_key is not null
     )
     update public.sync_checksums c
-    set missing = c.missing || coalesce((select jsonb_agg(f.row_key order by f.row_key) from found f where f.kind = 'missing'), '[]'),
-        unexpected = c.unexpected || coalesce((select jsonb_agg(f.row_key order by f.row_key) from found f where f.kind = 'unexpected'), '[]'),
-        different = c.different || coalesce((select jsonb_agg(f.row_key order by f.row_key) from found f where f.kind = 'different'), '[]'),
-        expected_rows = coalesce(c.expected_rows, 0) + (select max(f.expected_rows) from found f),
+    set expected_rows = coalesce(c.expected_rows, 0) + (select max(f.expected_rows) from found f),
         target_rows = coalesce(c.target_rows, 0) + (select max(f.target_rows) from found f),
         compared_at = coalesce(c.compared_at, now()),
         next_bucket = last_bucket + 1
     where c.id = p_run;
   end if;
   if last_bucket + 1 >= run.buckets then
+    kept := (select count(*) from sync.checksum_divergent d where d.run_id = p_run)
+            + (select count(*) from sync.checksum_unmappable u where u.run_id = p_run);
+    max_listed := sync.integer_setting('checksum_max_listed', 1, 100000000);
+    if kept > max_listed then
+      -- The cure in the message itself: the validator records the message as the run's error.
+      raise exception 'validation run % of %: % divergent keys and unmappable items, more than the % a run lists (checksum_max_listed); the table diverges too far to name key by key: backfill it (select sync.start_backfill(%)), then validate it again',
+        p_run, run.target_table, kept, max_listed,
+        quote_literal((select t.source_table from sync.source_tables t where t.target_table = run.target_table))
+        using errcode = '54000';
+    end if;
+    -- The run's lists, written once: what they held (nothing, unless set by hand) and
+    -- the keys kept page by page and range by range, in key order; the unmappable items
+    -- in the order they were found.
     update public.sync_checksums c
-    set missing = (select coalesce(jsonb_agg(x order by x), '[]') from jsonb_array_elements(c.missing) x),
-        unexpected = (select coalesce(jsonb_agg(x order by x), '[]') from jsonb_array_elements(c.unexpected) x),
-        different = (select coalesce(jsonb_agg(x order by x), '[]') from jsonb_array_elements(c.different) x),
-        -- Items the Scan's (eventually consistent) pages found unmappable are read again
+    set missing = sync.divergent_list(p_run, 'missing', c.missing),
+        unexpected = sync.divergent_list(p_run, 'unexpected', c.unexpected),
+        different = sync.divergent_list(p_run, 'different', c.different),
+        unmappable = c.unmappable || (select coalesce(jsonb_agg(u.item order by u.seq), '[]')
+                                      from sync.checksum_unmappable u where u.run_id = p_run)
+    where c.id = p_run;
+    delete from sync.checksum_divergent where run_id = p_run;
+    delete from sync.checksum_unmappable where run_id = p_run;
+    update public.sync_checksums c
+    set -- Items the Scan's (eventually consistent) pages found unmappable are read again
         -- too, consistently (functions-shared/validator_compare.ts): a stale page may show
         -- a version since fixed.
         phase = case when jsonb_array_length(c.missing) + jsonb_array_length(c.unexpected)
@@ -328,6 +355,13 @@ begin
   if p_status not in ('done', 'failed') then
     raise exception 'sync.end_validation: run % cannot end as %', p_run, p_status using errcode = '22023';
   end if;
+  if p_status = 'done'
+     and exists (select from public.sync_checksums c where c.id = p_run and c.status = 'running')
+     and not exists (select from sync.checksum_run_marks m where m.run_id = p_run) then
+    raise exception 'validation run % of % outlived a restart of the database (a crash or a failover), which emptied the rows it had read (kept unlogged): its verdict cannot be trusted; run the validation again',
+      p_run, (select c.target_table from public.sync_checksums c where c.id = p_run)
+      using errcode = 'SY002';
+  end if;
   update public.sync_checksums
   set status = p_status, phase = case when p_status = 'done' then 'done' else phase end,
       error = coalesce(p_error, error), checked_at = coalesce(checked_at, now()),
@@ -338,6 +372,9 @@ begin
   where checksum_run_id = p_run and status in ('pending', 'running');
   delete from sync.checksum_items where run_id = p_run;
   delete from sync.checksum_seen where run_id = p_run;
+  delete from sync.checksum_divergent where run_id = p_run;
+  delete from sync.checksum_unmappable where run_id = p_run;
+  delete from sync.checksum_run_marks where run_id = p_run;
   perform sync.start_queued_validations();
 end
 $$;

@@ -176,8 +176,11 @@ begin
     tg_table_name,
     (select jsonb_object_agg(k, old_row ->> k) from unnest(key_cols) k),
     (old_row ->> 'sync_range_key')::numeric,
+    -- Supabase Auth gives a user who signed up by phone an empty email claim (and one
+    -- by email an empty phone claim): the first claim with a value names the editor.
     case when editor_role in ('anon', 'authenticated', 'service_role')
-      then coalesce(claims ->> 'email', claims ->> 'sub', editor_role)
+      then coalesce(nullif(claims ->> 'email', ''), nullif(claims ->> 'phone', ''),
+                    nullif(claims ->> 'sub', ''), editor_role)
       else editor_role end,
     editor_role,
     edited, before_v, after_v,
@@ -337,11 +340,16 @@ begin
       detail = case when p_status = 'pending' and w.attempts >= max_attempts
                     then format('%s (gave up after %s attempts)', p_detail, w.attempts)
                     else p_detail end,
+      restore_due = p_status = 'pending' and w.attempts >= max_attempts,
       source_values = coalesce(p_source_values, w.source_values),
       next_attempt_at = case when p_status = 'pending'
         then now() + least(interval '5 minutes', interval '5 seconds' * 2 ^ greatest(w.attempts - 1, 0))
         else w.next_attempt_at end,
-      lease_owner = null, lease_expires_at = null, updated_at = now()
+      lease_owner = case when p_status = 'pending' and w.attempts >= max_attempts
+                         then p_worker end,
+      lease_expires_at = case when p_status = 'pending' and w.attempts >= max_attempts
+                              then now() + interval '2 minutes' end,
+      updated_at = now()
   where w.id = p_id and w.lease_owner = p_worker
   returning w.status into result;
   return result;
@@ -464,7 +472,7 @@ begin
   loop
     with doomed as (
       select w.id from sync.write_backs w
-      where w.status <> 'pending' and w.updated_at < cutoff
+      where w.status <> 'pending' and not w.restore_due and w.updated_at < cutoff
       order by w.updated_at limit 5000
     )
     delete from sync.write_backs w using doomed d where w.id = d.id;

@@ -89,11 +89,11 @@ begin
       -- A lateral lookup by the primary key, so that the plan is one index probe per
       -- observation whatever the statistics say about the table's size.
       cross join lateral (
-        select t.sync_range_key, t.synced_at from public.%2$I t
+        select t.sync_range_key from public.%2$I t
         where %3$s and %4$s = s.row_key
         limit 1
       ) t
-      where s.range_key < t.sync_range_key and t.synced_at < $1
+      where s.range_key < t.sync_range_key
     ),
     purged as (
       -- By ctid alone, a TID scan: the merges of the table wait for this transaction,
@@ -113,7 +113,18 @@ begin
     left join last_scanned l on true
     $sql$, p_target, p_target, key_match, sync.key_json_sql(p_target, 't'));
 
-  perform pg_advisory_xact_lock(hashtext('sync.merge_changes'), hashtext(p_target));
+  -- Waited for only until the run's deadline for the table (tried every 50 ms): behind a
+  -- long merge (an export's chunk) a plain wait would pass the statement timeout and lose
+  -- everything the run purged. A table still busy then is left to the next run.
+  while not pg_try_advisory_xact_lock(hashtext('sync.merge_changes'), hashtext(p_target)) loop
+    if clock_timestamp() >= p_deadline then
+      removed := 0;
+      complete := false;
+      return next;
+      return;
+    end if;
+    perform pg_sleep(0.05);
+  end loop;
   -- Where the last run stopped, or the start.
   select c.after_at, c.after_key, c.after_range into after_at, after_key, after_range
   from sync.purge_cursors c where c.target_table = p_target;
@@ -256,12 +267,16 @@ begin
         select count(*) into n from purged;
       when 'dead_letters' then
         -- Replayed ones only: an open dead letter waits for its fix however old it is.
+        -- One seen again since (its record failed again: a backfill's end spares its key
+        -- while it is, sync.sweep_unseen_chunk) is kept until that too is old.
         with doomed as (
           select dl.id from sync.dead_letters dl
-          where dl.replayed_at < cutoff order by dl.replayed_at limit batch
+          where dl.replayed_at < cutoff and dl.last_seen_at < cutoff
+          order by dl.replayed_at limit batch
         ), purged as (
           delete from sync.dead_letters dl using doomed d
-          where dl.id = d.id and dl.replayed_at < cutoff returning 1
+          where dl.id = d.id and dl.replayed_at < cutoff and dl.last_seen_at < cutoff
+          returning 1
         )
         select count(*) into n from purged;
       when 'sync_checksums' then
@@ -376,6 +391,11 @@ begin
   for collapsed_table in
     select s.target_table from sync.source_tables s where s.collapsed order by s.target_table
   loop
+    -- With no time left, no table's merges are held off for nothing.
+    if clock_timestamp() >= deadline then
+      finished := false;
+      exit;
+    end if;
     select p.removed, finished and p.complete into n, finished
     from sync.purge_superseded_observations(collapsed_table, cutoff, batch, max_batches,
                                             least(deadline, clock_timestamp() + interval '10 seconds')) p;

@@ -11,11 +11,18 @@ as $$
 declare
   raw text;
   period interval;
+  floor_period interval;
+  why text;
 begin
   select s.value into raw from sync.settings s where s.key = p_key;
   if not found then
     raise exception 'sync.purge_expired: sync.settings has no row %; insert it again (README, "Retention")', p_key
       using errcode = '22023';
+  end if;
+  -- '48' is 48 seconds to Postgres, and was meant as hours or days.
+  if raw ~ '^\s*[-+]?[0-9.]+\s*$' then
+    raise exception 'sync.purge_expired: sync.settings % = % has no unit; write it as an interval (e.g. ''48 hours'')',
+      p_key, quote_literal(raw) using errcode = '22023';
   end if;
   begin
     period := raw::interval;
@@ -28,15 +35,34 @@ begin
     raise exception 'sync.purge_expired: sync.settings % = % is negative', p_key, quote_literal(raw)
       using errcode = '22023';
   end if;
-  -- A webhook-id dropped while its signed request could still be accepted (a timestamp
-  -- up to 300 s ahead stays valid for 600 s) would let that request be replayed.
-  if p_key = 'webhook_id_retention' and period < interval '10 minutes' then
-    raise exception 'sync.purge_expired: sync.settings webhook_id_retention = % is shorter than 10 minutes, twice the webhook''s 300 s signature window, so a captured request could be replayed',
-      quote_literal(raw) using errcode = '22023';
-  end if;
-  if p_key in ('tombstone_retention', 'observation_retention') and period < interval '24 hours' then
-    raise exception 'sync.purge_expired: sync.settings % = % is shorter than the stream''s 24 hours, so a stream record arriving late could bring back a deleted item or an older state; set it to 24 hours or more',
+  if period > interval '100 years' then
+    raise exception 'sync.purge_expired: sync.settings % = % is longer than 100 years',
       p_key, quote_literal(raw) using errcode = '22023';
+  end if;
+  -- Each floor, and what is wrong below it (after "is shorter than ").
+  select f.period, f.why into floor_period, why
+  from (values
+    -- A webhook-id dropped while its signed request could still be accepted (a timestamp
+    -- up to 300 s ahead stays valid for 600 s) would let that request be replayed.
+    ('webhook_id_retention', interval '10 minutes',
+     '10 minutes, twice the webhook''s 300 s signature window, so a captured request could be replayed'),
+    ('tombstone_retention', interval '24 hours',
+     'the stream''s 24 hours, so a stream record arriving late could bring back a deleted item or an older state; set it to 24 hours or more'),
+    ('observation_retention', interval '24 hours',
+     'the stream''s 24 hours, so a stream record arriving late could bring back a deleted item or an older state; set it to 24 hours or more'),
+    -- The lost-record check reads the notes of what the stream still holds (24 hours),
+    -- one check interval (up to 3 hours) after it last looked.
+    ('stream_note_retention', interval '27 hours',
+     'the stream''s 24 hours and the 3 hours between lost-record checks, so applied records would look lost and every table be backfilled; set it to 27 hours or more'),
+    -- The lost-record check looks for the backfill that heals a table; a day is the
+    -- least a finished one is kept.
+    ('backfill_job_retention', interval '24 hours',
+     'a day, so the backfill that healed a table would be gone before its check looks for it; set it to 24 hours or more')
+  ) as f (key, period, why)
+  where f.key = p_key;
+  if floor_period is not null and period < floor_period then
+    raise exception 'sync.purge_expired: sync.settings % = % is shorter than %',
+      p_key, quote_literal(raw), why using errcode = '22023';
   end if;
   return period;
 end

@@ -95,43 +95,8 @@ as $$
   select * from claimed
 $$;
 
--- Replaces 20261128002500's: the same end; one that fails because its attempts are
--- spent keeps the run's lease with its restore due (the function restores the row, then
--- calls sync.end_write_back_restore).
-create or replace function sync.finish_write_back(p_id bigint, p_worker text, p_status text,
-  p_detail text, p_source_values jsonb default null)
-returns text
-language plpgsql set search_path = ''
-as $$
-declare
-  max_attempts integer := sync.integer_setting('write_back_max_attempts', 1, 100);
-  result text;
-begin
-  if p_status not in ('pending', 'applied', 'conflict', 'failed') then
-    raise exception 'sync.finish_write_back(%): unknown status %', p_id, p_status using errcode = 'SY002';
-  end if;
-  update sync.write_backs w
-  set status = case when p_status = 'pending' and w.attempts >= max_attempts
-                    then 'failed' else p_status end,
-      detail = case when p_status = 'pending' and w.attempts >= max_attempts
-                    then format('%s (gave up after %s attempts)', p_detail, w.attempts)
-                    else p_detail end,
-      restore_due = p_status = 'pending' and w.attempts >= max_attempts,
-      source_values = coalesce(p_source_values, w.source_values),
-      next_attempt_at = case when p_status = 'pending'
-        then now() + least(interval '5 minutes', interval '5 seconds' * 2 ^ greatest(w.attempts - 1, 0))
-        else w.next_attempt_at end,
-      lease_owner = case when p_status = 'pending' and w.attempts >= max_attempts
-                         then p_worker end,
-      lease_expires_at = case when p_status = 'pending' and w.attempts >= max_attempts
-                              then now() + interval '2 minutes' end,
-      updated_at = now()
-  where w.id = p_id and w.lease_owner = p_worker
-  returning w.status into result;
-  return result;
-end
-$$;
-
+-- sync.finish_write_back, with this change, is defined in
+-- 20261128002500_write_back.sql (one place per function).
 -- Ends the restore of a failed write-back that p_worker holds: its status (failed, or
 -- applied when the item turned out to hold the edit) and detail (p_detail, or the one it
 -- has when null, followed by p_suffix). Returns whether p_worker still held it.
@@ -141,8 +106,8 @@ returns boolean
 language plpgsql set search_path = ''
 as $$
 begin
-  if p_status not in ('applied', 'failed') then
-    raise exception 'sync.end_write_back_restore(%): a restore ends applied or failed, not %', p_id, p_status
+  if p_status not in ('applied', 'conflict', 'failed') then
+    raise exception 'sync.end_write_back_restore(%): a restore ends applied, conflict or failed, not %', p_id, p_status
       using errcode = 'SY002';
   end if;
   update sync.write_backs w
@@ -164,32 +129,8 @@ as $$
                  where w.restore_due and w.lease_expires_at < now())
 $$;
 
--- Replaces 20261128002500's: a write-back whose restore is still due is not purged, however
--- old (its row still waits to be put back).
-create or replace function sync.purge_ended_write_backs() returns bigint
-language plpgsql set search_path = ''
-as $$
-declare
-  cutoff constant timestamptz := now() - sync.retention_setting('write_back_retention');
-  deadline constant timestamptz := clock_timestamp() + interval '20 seconds';
-  n bigint;
-  total bigint := 0;
-begin
-  loop
-    with doomed as (
-      select w.id from sync.write_backs w
-      where w.status <> 'pending' and not w.restore_due and w.updated_at < cutoff
-      order by w.updated_at limit 5000
-    )
-    delete from sync.write_backs w using doomed d where w.id = d.id;
-    get diagnostics n = row_count;
-    total := total + n;
-    exit when n < 5000 or clock_timestamp() >= deadline;
-  end loop;
-  return total;
-end
-$$;
-
+-- sync.purge_ended_write_backs, with this change, is defined in
+-- 20261128002500_write_back.sql (one place per function).
 revoke all on function sync.end_write_back_restore(bigint, text, text, text, text) from public;
 -- 20261128002500's value helper kept the default EXECUTE for every role: harmless (an
 -- immutable conversion, in a schema no API role may use), but closed as everything of sync.

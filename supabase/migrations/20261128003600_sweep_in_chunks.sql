@@ -62,6 +62,7 @@ as $fn$
 declare
   job sync.backfill_jobs;
   spec sync.source_tables;
+  start_at timestamptz;
   cutoff timestamptz;
   phase text;
   first_block bigint;
@@ -83,14 +84,22 @@ begin
       p_job, p_worker using errcode = 'SY001';
   end if;
   select s.* into spec from sync.source_tables s where s.source_table = job.source_table;
-  cutoff := job.started_at - (select value::interval from sync.settings where key = 'stream_clock_granularity');
+  -- The job's start, or its earliest page's stamp if earlier (DynamoDB's clock): a row a
+  -- page saw is stamped no earlier than that page, or kept a stream change at most the
+  -- granularity older. What is older than that, less the granularity, was not seen; its
+  -- delete is positioned there too, so a stream change after any page's read wins over it.
+  start_at := least(job.started_at,
+                    (select min(s.earliest_read_at) from sync.backfill_segments s
+                     where s.job_id = p_job));
+  cutoff := start_at
+            - (select value::interval from sync.settings where key = 'stream_clock_granularity');
   phase := job.sweep_state ->> 'phase';
   first_block := (job.sweep_state ->> 'block')::bigint;
   next_block := least(first_block + p_blocks, (job.sweep_state ->> 'end')::bigint);
   if phase = 'observations' then
     -- Live observations older than the cutoff, each as the delete of that observation.
     select jsonb_agg(jsonb_build_object('op', 'delete', 'row', o.row_key, 'seq', null,
-             'changed_at', job.started_at, 'source', 'backfill', 'range_key', o.range_key,
+             'changed_at', start_at, 'source', 'backfill', 'range_key', o.range_key,
              'rank', 0))
     into changes
     from sync.observations o
@@ -106,7 +115,7 @@ begin
     -- the observation it shows (one written here some other way has no live observation).
     execute format($sql$
       select jsonb_agg(jsonb_build_object('op', 'delete', 'row', x.row_key, 'seq', null,
-               'changed_at', $1, 'source', 'backfill') || x.observation)
+               'changed_at', $5, 'source', 'backfill') || x.observation)
       from (select %2$s as row_key, %3$s as observation from public.%1$I t
             where t.ctid >= format('(%%s,0)', $3)::tid and t.ctid < format('(%%s,0)', $4)::tid
               and t.sync_changed_at < $2) x
@@ -118,7 +127,7 @@ begin
       case when spec.collapsed
            then $o$jsonb_build_object('range_key', t.sync_range_key, 'rank', 0)$o$
            else $o$'{}'::jsonb$o$ end)
-    into changes using job.started_at, cutoff, first_block, next_block;
+    into changes using job.started_at, cutoff, first_block, next_block, start_at;
   end if;
   if changes is not null then
     select m.deleted into removed from sync.merge_changes(spec.target_table, changes) m;

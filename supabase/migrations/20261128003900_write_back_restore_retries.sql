@@ -113,25 +113,8 @@ begin
 end
 $$;
 
--- Replaces 20261128003500's: a restore ends a conflict too (it keeps its status).
-create or replace function sync.end_write_back_restore(p_id bigint, p_worker text, p_status text,
-  p_detail text, p_suffix text default '')
-returns boolean
-language plpgsql set search_path = ''
-as $$
-begin
-  if p_status not in ('applied', 'conflict', 'failed') then
-    raise exception 'sync.end_write_back_restore(%): a restore ends applied, conflict or failed, not %', p_id, p_status
-      using errcode = 'SY002';
-  end if;
-  update sync.write_backs w
-  set status = p_status, detail = coalesce(p_detail, w.detail) || coalesce(p_suffix, ''),
-      restore_due = false, lease_owner = null, lease_expires_at = null, updated_at = now()
-  where w.id = p_id and w.lease_owner = p_worker and w.restore_due;
-  return found;
-end
-$$;
-
+-- sync.end_write_back_restore, with this change, is defined in
+-- 20261128003500_write_back_restores.sql (one place per function).
 -- Replaces 20261128003500's: only what a claim hands out is work (an edit waiting
 -- behind an older pending edit of its row is not).
 create or replace function sync.write_back_work_pending() returns boolean
@@ -148,113 +131,7 @@ as $$
                  where w.restore_due and w.lease_expires_at < now())
 $$;
 
--- Replaces 20261128002500's (whole; the same trigger function): the editor of an API
--- request is its first non-empty claim of email, phone and sub.
-create or replace function sync.record_write_back() returns trigger
-language plpgsql security definer set search_path = ''
-as $$
-declare
-  editor_role text := coalesce(nullif(current_setting('role', true), 'none'), session_user::text);
-  mode text;
-  key_cols text[];
-  old_row jsonb;
-  new_row jsonb;
-  edited text[];
-  before_v jsonb := '{}';
-  after_v jsonb := '{}';
-  c text;
-  v_old jsonb;
-  v_new jsonb;
-  unwritable boolean;
-  claims jsonb;
-begin
-  if coalesce(current_setting('sync.write_back_skip', true), '') = 'on'
-     and editor_role not in ('anon', 'authenticated') then
-    return null;
-  end if;
-  old_row := to_jsonb(old);
-  new_row := to_jsonb(new);
-  select s.key_columns into key_cols from sync.source_tables s where s.target_table = tg_table_name;
-  select array_agg(k order by k) into edited
-  from jsonb_object_keys(new_row) k
-  where k <> all (key_cols) and k not like 'sync\_%' and k <> 'synced_at'
-    and new_row -> k is distinct from old_row -> k;
-  if edited is null then
-    return null;
-  end if;
-  mode := coalesce((select value from sync.settings where key = 'write_back'), 'on');
-  if mode = 'cutover' then
-    return null;
-  end if;
-  if mode = 'off' then
-    raise exception '%: write-back is off, so an edit of % would be undone by the sync (DynamoDB is the source of truth); edit the item in DynamoDB, or turn write-back on (sync.settings write_back)',
-      tg_table_name, array_to_string(edited, ', ')
-      using errcode = 'SY003';
-  end if;
-  if mode <> 'on' then
-    raise exception 'sync.settings write_back is %, not on, off or cutover', mode using errcode = 'SY002';
-  end if;
-  -- Collapsed tables (tg_argv[0]: the column fed by the range key): the edit goes to the
-  -- observation the row shows (its sync_range_key, never null there); that range key is
-  -- part of the item's key, which an update cannot change.
-  if tg_nargs > 0 and tg_argv[0] = any (edited) then
-    raise exception '% [%]: % comes from the range key of the item the row shows, which an update cannot change; edit the item in DynamoDB',
-      tg_table_name, (select string_agg(format('%s=%s', k, old_row ->> k), ', ') from unnest(key_cols) k),
-      tg_argv[0]
-      using errcode = 'SY004';
-  end if;
-  -- The key names the item the edit goes to: edited with data columns, the data would be
-  -- written to the old key's item and the row left under the new key, which no item has.
-  -- (A change of the key alone is the owner's maintenance, recorded nowhere, as above.)
-  if exists (select from unnest(key_cols) k where new_row -> k is distinct from old_row -> k) then
-    raise exception '% [%]: the key (%) names the DynamoDB item an edit is written to, and an update cannot change it; edit the data columns alone, or the item in DynamoDB',
-      tg_table_name, (select string_agg(format('%s=%s', k, old_row ->> k), ', ') from unnest(key_cols) k),
-      array_to_string(key_cols, ', ')
-      using errcode = 'SY004';
-  end if;
-  foreach c in array edited loop
-    -- A timestamp DynamoDB's items cannot carry back: the mapping reads ISO-8601 text of
-    -- the years 1 to 9999 (and epochs within them), and to_char gives no text at all
-    -- for infinity (its write-back would remove the attribute) and drops a date's era.
-    if (select a.atttypid = 'timestamptz'::regtype from pg_attribute a
-        where a.attrelid = tg_relid and a.attname = c) then
-      execute format('select not (isfinite($1.%1$I) and $1.%1$I >= %2$L::timestamptz
-                                  and $1.%1$I < %3$L::timestamptz)', c,
-                     '0001-01-01T00:00:00Z', '10000-01-01T00:00:00Z')
-        into unwritable using new;
-      if unwritable then
-        raise exception '% [%]: % = % cannot be written back: DynamoDB''s items hold timestamps of the years 1 to 9999',
-          tg_table_name, (select string_agg(format('%s=%s', k, old_row ->> k), ', ') from unnest(key_cols) k),
-          c, new_row ->> c
-          using errcode = 'SY004';
-      end if;
-    end if;
-    execute format('select sync.write_back_value($1.%1$I), sync.write_back_value($2.%1$I)', c)
-      into v_old, v_new using old, new;
-    before_v := before_v || jsonb_build_object(c, v_old);
-    after_v := after_v || jsonb_build_object(c, v_new);
-  end loop;
-  claims := nullif(current_setting('request.jwt.claims', true), '')::jsonb;
-  insert into sync.write_backs (target_table, row_key, range_key, edited_by, edited_role,
-    columns, before_values, after_values, row_sequence, row_changed_at, row_source)
-  values (
-    tg_table_name,
-    (select jsonb_object_agg(k, old_row ->> k) from unnest(key_cols) k),
-    (old_row ->> 'sync_range_key')::numeric,
-    -- Supabase Auth gives a user who signed up by phone an empty email claim (and one
-    -- by email an empty phone claim): the first claim with a value names the editor.
-    case when editor_role in ('anon', 'authenticated', 'service_role')
-      then coalesce(nullif(claims ->> 'email', ''), nullif(claims ->> 'phone', ''),
-                    nullif(claims ->> 'sub', ''), editor_role)
-      else editor_role end,
-    editor_role,
-    edited, before_v, after_v,
-    (old_row ->> 'sync_sequence')::numeric, (old_row ->> 'sync_changed_at')::timestamptz,
-    old_row ->> 'sync_source');
-  perform set_config('sync.write_back_queued', 'on', true);
-  return null;
-end
-$$;
-
+-- sync.record_write_back, with this change, is defined in
+-- 20261128002500_write_back.sql (one place per function).
 revoke all on function sync.leave_write_back_restore(bigint, text, text, text, text, jsonb, interval)
   from public;

@@ -84,36 +84,5 @@ create trigger sync_checksums_forget_marks
 revoke all on function sync.mark_new_validation_runs(), sync.mark_started_validation_run(),
   sync.forget_marks_of_deleted_runs() from public;
 
--- Replaces 20261128003300_validation_findings_staged.sql's (whole; the same signature):
--- a run ends as done only with its mark; any end removes the mark.
-create or replace function sync.end_validation(p_run bigint, p_status text, p_error text default null)
-returns void
-language plpgsql set search_path = ''
-as $$
-begin
-  if p_status not in ('done', 'failed') then
-    raise exception 'sync.end_validation: run % cannot end as %', p_run, p_status using errcode = '22023';
-  end if;
-  if p_status = 'done'
-     and exists (select from public.sync_checksums c where c.id = p_run and c.status = 'running')
-     and not exists (select from sync.checksum_run_marks m where m.run_id = p_run) then
-    raise exception 'validation run % of % outlived a restart of the database (a crash or a failover), which emptied the rows it had read (kept unlogged): its verdict cannot be trusted; run the validation again',
-      p_run, (select c.target_table from public.sync_checksums c where c.id = p_run)
-      using errcode = 'SY002';
-  end if;
-  update public.sync_checksums
-  set status = p_status, phase = case when p_status = 'done' then 'done' else phase end,
-      error = coalesce(p_error, error), checked_at = coalesce(checked_at, now()),
-      lease_owner = null, lease_expires_at = null
-  where id = p_run and status in ('queued', 'running');
-  update sync.backfill_jobs set status = case when p_status = 'done' then 'done' else 'cancelled' end,
-    finished_at = coalesce(finished_at, now())
-  where checksum_run_id = p_run and status in ('pending', 'running');
-  delete from sync.checksum_items where run_id = p_run;
-  delete from sync.checksum_seen where run_id = p_run;
-  delete from sync.checksum_divergent where run_id = p_run;
-  delete from sync.checksum_unmappable where run_id = p_run;
-  delete from sync.checksum_run_marks where run_id = p_run;
-  perform sync.start_queued_validations();
-end
-$$;
+-- sync.end_validation, with this change, is defined in
+-- 20261128001600_validator_streaming.sql (one place per function).

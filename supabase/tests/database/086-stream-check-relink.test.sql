@@ -1,4 +1,4 @@
--- A stale table follows its newest healer (supabase/migrations/20261128004200_stream_check_relink.sql):
+-- A stale table follows its newest healer (sync.record_stream_check, supabase/migrations/20261128001300_stream_progress.sql):
 -- a later problem's healer, newer than the job the table names, takes the link, the mark
 -- and its reason kept; the newer job's end then clears the mark.
 set client_min_messages = warning;
