@@ -151,7 +151,8 @@ Deno.test({
         assert.equal(after.runtime, "nodejs22.x");
         assert.deepEqual(after.architectures, ["arm64"]);
         assert.equal(after.memory_size, LAMBDA_MEMORY_MB);
-        assert.equal(after.reserved_concurrent_executions, 5);
+        // No reservation: the provider's -1 (modules/stream-sync/variables.tf says why).
+        assert.equal(after.reserved_concurrent_executions, -1);
         assert.equal(after.handler, "index.handler");
       }
       // The environment waits for the secret's ARN; the URL it gets is the output's.

@@ -60,8 +60,11 @@ export const DEPLOYED_MAPPING = {
   maxRecordAgeS: 3600,
   bisectBatchOnFunctionError: true,
   functionTimeoutMs: 60_000,
-  /** The function's `reserved_concurrent_executions`: invocations at once, per region. */
-  reservedConcurrency: 5,
+  /**
+   * The function's `reserved_concurrent_executions`, invocations at once per region: none
+   * (undefined), as deployed. Each shard then holds one batch in flight, as on AWS.
+   */
+  reservedConcurrency: undefined as number | undefined,
 } as const;
 
 /**

@@ -20,7 +20,7 @@
  * Settings (environment; the defaults are the deployed mappings', DEPLOYED_MAPPING):
  * STREAM_BATCH_SIZE (10), STREAM_MAX_RETRY_ATTEMPTS (-1, as deployed: until the records pass their maximum age),
  * STREAM_MAX_RECORD_AGE_S (3600; -1: never), STREAM_BISECT_ON_ERROR (true),
- * STREAM_RESERVED_CONCURRENCY (5: invocations at once of a region's function).
+ * STREAM_RESERVED_CONCURRENCY (none: invocations at once of a region's function).
  *
  * Run by `stack:up`; not meant to be started by hand.
  *

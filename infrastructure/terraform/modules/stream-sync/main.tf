@@ -128,6 +128,15 @@ resource "aws_lambda_function" "forwarder" {
 
   # The role's policy first: a mapping created before it could not read the stream.
   depends_on = [aws_iam_role_policy.lambda]
+
+  lifecycle {
+    # Every table's mapping needs a place: below one per table, some tables' batches
+    # always wait behind the others' (see variables.tf, reserved_concurrency).
+    precondition {
+      condition     = var.reserved_concurrency == null || coalesce(var.reserved_concurrency, 0) >= length(var.source_tables)
+      error_message = "reserved_concurrency (${coalesce(var.reserved_concurrency, 0)}) is below the ${length(var.source_tables)} tables this function forwards: each table's stream needs at least one invocation at once. Raise it, or leave it null for no reservation."
+    }
+  }
 }
 
 resource "aws_lambda_event_source_mapping" "stream" {

@@ -41,9 +41,22 @@ variable "lambda_timeout" {
 }
 
 variable "reserved_concurrency" {
-  description = "Reserved concurrency of the Lambda: at most this many batches at once, whatever the shards."
+  description = "Reserved concurrency of the Lambda, or null (the default) for none. Set, at most this many batches at once across the region's shards; it must be at least the number of source tables."
   type        = number
-  default     = 5
+  default     = null
+
+  # None by default: each shard holds one batch in flight (parallelization_factor 1), so
+  # the function runs at most as many invocations as the tables' streams have shards. A
+  # reservation below the number of tables keeps some tables' batches waiting behind the
+  # others' for good (a throttled mapping retries), and AWS refuses one that leaves the
+  # account fewer than 100 unreserved executions, which fails the apply on an account
+  # whose limit is the new accounts' 10 ("You can reserve up to the Unreserved account
+  # concurrency value that is shown, minus 100 for functions that don't have reserved
+  # concurrency": https://docs.aws.amazon.com/lambda/latest/dg/configuration-concurrency.html).
+  validation {
+    condition     = var.reserved_concurrency == null || try(var.reserved_concurrency >= 1 && floor(var.reserved_concurrency) == var.reserved_concurrency, false)
+    error_message = "reserved_concurrency must be null (no reservation) or a whole number of at least 1."
+  }
 }
 
 variable "batch_size" {

@@ -64,10 +64,10 @@ run "one_mapping_per_table_with_the_seed_settings" {
       aws_lambda_function.forwarder.runtime == "nodejs22.x" &&
       aws_lambda_function.forwarder.architectures == tolist(["arm64"]) &&
       aws_lambda_function.forwarder.memory_size == 256 &&
-      aws_lambda_function.forwarder.reserved_concurrent_executions == 5 &&
+      aws_lambda_function.forwarder.reserved_concurrent_executions == null &&
       aws_lambda_function.forwarder.handler == "index.handler"
     )
-    error_message = "The Lambda is Node 22 (nodejs22.x) on ARM64, 256 MB, reserved concurrency 5, handler index.handler."
+    error_message = "The Lambda is Node 22 (nodejs22.x) on ARM64, 256 MB, no reserved concurrency, handler index.handler."
   }
   assert {
     condition = aws_lambda_function.forwarder.environment[0].variables == tomap({
@@ -175,6 +175,48 @@ run "batch_size_and_retries_are_bounded" {
   }
 
   expect_failures = [var.batch_size, var.maximum_retry_attempts]
+}
+
+run "no_reserved_concurrency_by_default" {
+  command = plan
+
+  assert {
+    condition     = aws_lambda_function.forwarder.reserved_concurrent_executions == null
+    error_message = "No reservation by default (unset: the provider's -1, unreserved): it applies on any account, and each shard holds one batch in flight."
+  }
+}
+
+run "a_reservation_holds_every_table" {
+  command = plan
+
+  variables {
+    reserved_concurrency = 2
+  }
+
+  assert {
+    condition     = aws_lambda_function.forwarder.reserved_concurrent_executions == 2
+    error_message = "A reservation of one place per table is taken."
+  }
+}
+
+run "a_reservation_below_the_tables_is_refused" {
+  command = plan
+
+  variables {
+    reserved_concurrency = 1
+  }
+
+  expect_failures = [aws_lambda_function.forwarder]
+}
+
+run "a_reservation_must_be_a_whole_positive_number" {
+  command = plan
+
+  variables {
+    reserved_concurrency = 0
+  }
+
+  expect_failures = [var.reserved_concurrency]
 }
 
 run "the_cutover_stops_the_mappings_and_keeps_them" {
