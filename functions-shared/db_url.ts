@@ -79,6 +79,20 @@ export function parseDbUrl(text: string): DbTarget {
       `a postgresql://user:password@host:port/database URL (the scheme is ${url.protocol})`,
     );
   }
+  // A password with an unencoded @ followed by a /, ? or #: the user and password end at
+  // that first @, the rest of the password is read as the host, and what follows it as
+  // the database name or parameters, which a message or a log would then show. Nothing
+  // after the host may hold an @ (nor a fragment): refused before any part is repeated.
+  if (
+    url.hash !== "" || url.pathname.includes("@") || url.search.includes("@") ||
+    url.pathname.replace(/^\//, "").includes("/")
+  ) {
+    throw new Error(
+      "a postgresql://user:password@host:port/database URL whose password is percent-encoded " +
+        "(after the host it has an @, a # or a second /: write @ / ? # in the password as " +
+        "%40 %2F %3F %23)",
+    );
+  }
   if (url.hostname === "") throw new Error("a postgresql:// URL with a host (it names none)");
   if (url.username === "") throw new Error("a postgresql:// URL with a user (it names none)");
   const port = url.port === "" ? 5432 : Number(url.port);
@@ -110,6 +124,15 @@ export function parseDbUrl(text: string): DbTarget {
     throw new Error(
       `a postgresql:// URL whose sslmode is one of ${Object.keys(SSL_MODES).join(", ")} ` +
         `(it is ${JSON.stringify(sslmode)})`,
+    );
+  }
+  // Supabase's hosts always offer TLS; disable, allow or prefer would let the password
+  // and the rows cross the internet in the clear (prefer and allow fall back to it).
+  if (/\.supabase\.(co|com)$/i.test(url.hostname) && (tls === "disable" || tls === "prefer")) {
+    throw new Error(
+      `a postgresql:// URL whose sslmode is require or verify-full for Supabase's host ` +
+        `${url.hostname} (it is ${sslmode}: the password and the rows would cross the ` +
+        "internet unencrypted)",
     );
   }
   const pgbouncer = url.searchParams.get("pgbouncer");

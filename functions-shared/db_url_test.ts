@@ -55,6 +55,10 @@ Deno.test("sslmode maps to what the driver does; verify-ca is checked as verify-
   assert.equal(tls("verify-ca"), "verify-full");
   assert.equal(tls("verify-full"), "verify-full");
   assert.equal(parseDbUrl("postgresql://u:p@h/d").port, 5432);
+  // An @ in the password is fine where it cannot be misread (the last @ ends it), and
+  // encoded as %40 anywhere.
+  assert.equal(parseDbUrl("postgresql://u:p@ss@h:5432/d").host, "h");
+  assert.equal(parseDbUrl("postgresql://u:p%40ss%2Fx@h:5432/d").database, "d");
 });
 
 Deno.test("a bad URL says what is wrong and never repeats the password", () => {
@@ -68,6 +72,20 @@ Deno.test("a bad URL says what is wrong and never repeats the password", () => {
     ],
     [`postgresql://u:${PASSWORD}@h:5432/d?options=-c%20statement_timeout%3D0`, /it has options/],
     [`postgresql://u:${PASSWORD}@h:5432/d?pgbouncer=yes`, /pgbouncer is true or false/],
+    // A password with an unencoded @ and then a /, ? or #: its tail would be read as the
+    // host, the database or a parameter, and repeated by a message or the startup log.
+    [`postgresql://u:ab@${PASSWORD}/x@h:5432/d`, /write @ \/ \? # in the password/],
+    [`postgresql://u:ab@${PASSWORD}?x@h:5432/d`, /write @ \/ \? # in the password/],
+    [`postgresql://u:ab@${PASSWORD}#x@h:5432/d`, /write @ \/ \? # in the password/],
+    [`postgresql://u:p@h:5432/d#${PASSWORD}`, /write @ \/ \? # in the password/],
+    [
+      `postgresql://u:${PASSWORD}@db.abcdefghij.supabase.co:5432/postgres?sslmode=disable`,
+      /sslmode is require or verify-full for Supabase's host db\.abcdefghij\.supabase\.co \(it is disable/,
+    ],
+    [
+      `postgres://u.abcdefghij:${PASSWORD}@aws-0-us-east-1.pooler.supabase.com:6543/postgres?sslmode=prefer`,
+      /sslmode is require or verify-full .* \(it is prefer/,
+    ],
   ];
   for (const [url, expected] of cases) {
     assert.throws(() => parseDbUrl(url), (error: Error) => {

@@ -31,6 +31,42 @@ export type EnvReader = (name: string) => string | undefined;
 /** Attempts per request, the first included (see above). */
 export const DYNAMO_MAX_ATTEMPTS = 5;
 
+/** Loopback hosts, where an http:// endpoint (DynamoDB Local, the local stack) is fine. */
+const LOOPBACK = new Set(["127.0.0.1", "localhost", "[::1]"]);
+
+/**
+ * DYNAMODB_ENDPOINT, checked: unset (AWS's regional endpoints), or an http(s) URL, https
+ * unless its host is this machine's. Throws an Error naming the setting and what is wrong:
+ * a value without its scheme failed every call with "Invalid URL", naming no setting, and
+ * an http:// endpoint elsewhere sent the items and the request's session token in the
+ * clear.
+ */
+export function dynamoEndpoint(env: EnvReader): string | undefined {
+  const value = env("DYNAMODB_ENDPOINT")?.trim();
+  if (!value) return undefined;
+  let url: URL | undefined;
+  try {
+    url = new URL(value);
+  } catch {
+    url = undefined;
+  }
+  if (!url || (url.protocol !== "https:" && url.protocol !== "http:")) {
+    throw new Error(
+      `DYNAMODB_ENDPOINT must be an http(s) URL such as http://127.0.0.1:8000, or unset for AWS's own (it is ${
+        JSON.stringify(value)
+      })`,
+    );
+  }
+  if (url.protocol === "http:" && !LOOPBACK.has(url.hostname)) {
+    throw new Error(
+      `DYNAMODB_ENDPOINT must be https for a host other than this machine's (it is ${
+        JSON.stringify(value)
+      }): items and credentials would cross the network unencrypted`,
+    );
+  }
+  return value;
+}
+
 /** The configuration of a DynamoDB (or DynamoDB Streams) client of `region`. */
 export function awsClientConfig(env: EnvReader, region: string) {
   // Trimmed, as the writer's are: a secret pasted with its newline would make a header
@@ -39,7 +75,7 @@ export function awsClientConfig(env: EnvReader, region: string) {
   const secretAccessKey = env("AWS_SECRET_ACCESS_KEY")?.trim();
   return {
     region,
-    endpoint: env("DYNAMODB_ENDPOINT") || undefined,
+    endpoint: dynamoEndpoint(env),
     maxAttempts: DYNAMO_MAX_ATTEMPTS,
     retryMode: "standard",
     ...(accessKeyId && secretAccessKey
@@ -73,6 +109,7 @@ export function perRegion<T>(make: (region: string) => T): (region: string) => T
 
 /** Returns a function that gives the (cached) DynamoDB client of a region. */
 export function dynamoClients(env: EnvReader): (region: string) => DynamoClient {
+  dynamoEndpoint(env); // a bad endpoint stops the cold start, not each call
   return perRegion((region) => new DynamoClient(awsClientConfig(env, region)));
 }
 

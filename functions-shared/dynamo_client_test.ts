@@ -4,7 +4,7 @@
  */
 
 import assert from "node:assert/strict";
-import { dynamoClients, NO_WRITER_KEY, writerClients } from "./dynamo_client.ts";
+import { dynamoClients, dynamoEndpoint, NO_WRITER_KEY, writerClients } from "./dynamo_client.ts";
 import { GetItemCommand } from "./dynamo_commands.ts";
 
 Deno.test("the writer's clients sign with the writer's own key, never the reader's", async () => {
@@ -43,4 +43,27 @@ Deno.test("the writer's clients sign with the writer's own key, never the reader
   } finally {
     await server.shutdown();
   }
+});
+
+Deno.test("DYNAMODB_ENDPOINT: unset, or an http(s) URL, https unless on this machine", () => {
+  const env = (value?: string) => (name: string) =>
+    name === "DYNAMODB_ENDPOINT" ? value : undefined;
+  assert.equal(dynamoEndpoint(env(undefined)), undefined);
+  assert.equal(dynamoEndpoint(env(" ")), undefined);
+  assert.equal(dynamoEndpoint(env("http://127.0.0.1:8000")), "http://127.0.0.1:8000");
+  assert.equal(dynamoEndpoint(env("http://localhost:8000")), "http://localhost:8000");
+  assert.equal(
+    dynamoEndpoint(env("https://dynamodb.us-east-1.amazonaws.com")),
+    "https://dynamodb.us-east-1.amazonaws.com",
+  );
+  assert.throws(
+    () => dynamoClients(env("dynamodb.us-east-1.amazonaws.com")),
+    /DYNAMODB_ENDPOINT must be an http\(s\) URL .* \(it is "dynamodb\.us-east-1\.amazonaws\.com"\)/,
+    "a value without its scheme stops the cold start, naming the setting",
+  );
+  assert.throws(
+    () => dynamoEndpoint(env("http://dynamodb.example.com")),
+    /DYNAMODB_ENDPOINT must be https for a host other than this machine's/,
+  );
+  assert.throws(() => dynamoEndpoint(env("ftp://127.0.0.1")), /must be an http\(s\) URL/);
 });

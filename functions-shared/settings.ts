@@ -76,6 +76,11 @@ export function httpUrl(env: string, about: string): SettingSpec<string> {
           `an http(s) URL, such as https://<project ref>.supabase.co (not ${url.protocol})`,
         );
       }
+      // The functions send a service key to this URL: to Supabase's hosts, never in the
+      // clear (http stays for a gateway on this machine or a self-hosted network).
+      if (url.protocol === "http:" && /\.supabase\.(co|com)$/i.test(url.hostname)) {
+        throw new Error(`an https URL for Supabase's host ${url.hostname} (not http:)`);
+      }
       return url.href.replace(/\/$/, "");
     },
   };

@@ -129,6 +129,14 @@ Deno.test("a bad connection string is named by the setting it came from, its pas
     problems({ SUPABASE_URL: "https://ref.supabase.co" }),
     ["SYNC_DB_URL (or SUPABASE_DB_URL) is not set (the database's connection string)"],
   );
+  // The service key goes to SUPABASE_URL: never in the clear to Supabase's hosts.
+  assert.deepEqual(
+    problems({ ...platform, SUPABASE_URL: "http://ref.supabase.co" }),
+    [
+      'SUPABASE_URL is "http://ref.supabase.co"; it must be an https URL for Supabase\'s host ' +
+      "ref.supabase.co (not http:)",
+    ],
+  );
 });
 
 Deno.test("settings wrong together are named: another project's database, a certificate that would be ignored", () => {

@@ -269,6 +269,7 @@ export async function run(
  * command line, or echoed by the command, ends up in an error message and a CI log).
  */
 export function withoutPasswords(text: string): string {
-  // Up to the authority's last @: a password may hold an @ that was not percent-encoded.
-  return text.replace(/(\b[a-z][a-z0-9+.-]*:\/\/[^\s:@/]*:)[^\s/]*@/gi, "$1***@");
+  // Up to the URL's last @: a password may hold an @ that was not percent-encoded, and
+  // a / after it (the URL then names the wrong host, but the password is still hidden).
+  return text.replace(/(\b[a-z][a-z0-9+.-]*:\/\/[^\s:@/]*:)[^\s]*@/gi, "$1***@");
 }

@@ -108,6 +108,11 @@ Deno.test("a failed command's error shows no URL's password", async () => {
     "postgresql://postgres:***@db:5432/x",
     "an @ in the password, not percent-encoded",
   );
+  assert.equal(
+    withoutPasswords("postgresql://postgres:Sup3r@Secret/Pass@db:5432/x and more"),
+    "postgresql://postgres:***@db:5432/x and more",
+    "and a / after it",
+  );
   await assert.rejects(
     run("sh", ["-c", `echo "cannot connect to ${url}" >&2; exit 3`, url]),
     (error: Error) => {
