@@ -23,7 +23,7 @@ import {
   type TableChange,
 } from "./record_mapping.ts";
 import { parseJsonExact } from "./dynamo_numbers.ts";
-import { bySourceTable } from "./table_registry.ts";
+import { bySourceTable, byTargetTable, TABLES } from "./table_registry.ts";
 import { ValueError } from "./dynamo_decoder.ts";
 import { serviceRoleProblem } from "./service_auth.ts";
 import { applyChanges, isDatabaseUnavailable } from "./sync_db.ts";
@@ -106,13 +106,20 @@ function remap(letter: StoredLetter): Mapped {
   return mapDirect(parseJsonExact(letter.record) as Parameters<typeof mapDirect>[0], at);
 }
 
-/** {@link remap}, with binary that is not base64 (an admin's edit) as a reason. */
+/**
+ * {@link remap}, with whatever an admin's edit left that cannot be mapped (binary that is
+ * not base64, an item that is not an attribute map, text that is not JSON) as the letter's
+ * reason: one damaged letter must not fail the replay of every other.
+ */
 function remapChecked(letter: StoredLetter): Mapped {
   try {
     return remap(letter);
   } catch (error) {
     if (error instanceof ValueError) return stillDead(null, error.message);
-    throw error;
+    return stillDead(
+      null,
+      `the dead letter's record cannot be mapped: ${(error as Error)?.message ?? String(error)}`,
+    );
   }
 }
 
@@ -202,6 +209,15 @@ export async function handleReplayRequest(
     const problem = filterProblem(parsed, []);
     if (problem) return errorResponse(400, `malformed filter at ${problemText(problem)}`);
     filter = parsed as ReplayFilter;
+    // A mistyped name (a source table's, say) would match nothing and answer "nothing to
+    // replay".
+    if (filter.table !== undefined && !byTargetTable(filter.table)) {
+      return errorResponse(
+        400,
+        `malformed filter at table: ${JSON.stringify(filter.table)} is not a target table ` +
+          `(one of ${TABLES.map((t) => t.targetTable).join(", ")})`,
+      );
+    }
   } catch (error) {
     return errorResponse(400, `body is not valid JSON: ${(error as Error).message}`);
   }

@@ -179,6 +179,22 @@ Deno.test("a record that still does not map stays open with the new reason", asy
   assert.equal(db.matching("insert into sync.dead_letters").length, 0, "no new dead letters");
 });
 
+Deno.test("a record an admin's edit damaged stays open, naming why, and the others are replayed", async () => {
+  const db = replayDb([
+    stored(21, { sourceTable: SEGMENTS, item: null }),
+    stored(22, scanned({ segment_id: { S: "ok" } })),
+    stored(23, { sourceTable: SEGMENTS, item: { segment_id: "not an attribute value" } }),
+  ]);
+  const result = await replayDeadLetters(db.sql, {});
+  assert.equal(result.considered, 3);
+  assert.deepEqual(db.closed(), [22]);
+  const reasons = new Map(result.stillFailing.map((f) => [f.id, f.reason]));
+  assert.deepEqual([...reasons.keys()], [21, 23]);
+  assert.match(reasons.get(21)!, /^the dead letter's record cannot be mapped: /);
+  assert.ok(reasons.get(23)!.length > 0);
+  assert.deepEqual(db.transactions, { begun: 1, committed: 1, rolledBack: 0 });
+});
+
 Deno.test("a change Postgres still refuses keeps its own dead letter open, with Postgres's reason", async () => {
   const db = replayDb(
     [
@@ -295,6 +311,10 @@ Deno.test("the endpoint answers 400 for a body that is not a filter, saying wher
     ['{"ids": "1"}', /^malformed filter at ids: /],
     ['{"table": ""}', /^malformed filter at table: /],
     ['{"tables": ["x"]}', /^malformed filter at \(the body\): .*tables/],
+    [
+      '{"table": "firespring-backdoor-segments-dev"}',
+      /^malformed filter at table: "firespring-backdoor-segments-dev" is not a target table \(one of .*firespring_segments/,
+    ],
     ["[]", /^malformed filter at \(the body\): /],
   ];
   for (const [body, expected] of cases) {
