@@ -9,7 +9,7 @@
  * few; a request beyond them answers at once and starts nothing (the runs already in
  * the isolate go on, and hand on to a fresh isolate when the budget is spent).
  * {@link whenAdmitted} waits for a place instead, in arrival order (the validator's
- * requests; the webhook's statements, statement_slots.ts), and {@link pausedAt} gives a
+ * requests), and {@link pausedAt} gives a
  * place up while its run waits on a timer.
  *
  * @module

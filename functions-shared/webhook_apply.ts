@@ -22,8 +22,7 @@ import { encodeJson } from "./dynamo_encoder.ts";
 import type { DeadLetter, TableChange } from "./record_mapping.ts";
 import { type NotedRecords, noteStreamRecords } from "./stream_progress.ts";
 import { dollarQuoted } from "./sql_text.ts";
-import { whenAdmitted } from "./run_gate.ts";
-import { statementSlotsOf } from "./statement_slots.ts";
+import { unpipelined } from "./unpipelined.ts";
 import { applyChanges, isDataError } from "./sync_db.ts";
 
 /** What applying a batch did; `replayed` when its `webhook-id` was accepted before. */
@@ -71,16 +70,13 @@ async function applyAtOnce(
   try {
     // The values in the statement's text: one round trip through a transaction pooler,
     // not two (sql_text.ts). Without parameters, it must not have another statement
-    // pipelined behind it: it waits for a connection of its own (statement_slots.ts).
+    // pipelined behind it (unpipelined.ts).
     const text = `select replayed, applied from sync.apply_webhook_batch(${
       dollarQuoted(batch.webhookId)
     }, ${dollarQuoted(encodeJson(changesByTable(batch.changes)))}::jsonb, ${
       dollarQuoted(JSON.stringify(batch.records))
     }::jsonb)`;
-    const slots = statementSlotsOf(sql);
-    const [row] = slots
-      ? await whenAdmitted(slots, () => sql.unsafe(text).then((rows) => rows))
-      : await sql.unsafe(text);
+    const [row] = await unpipelined(sql, text);
     if (row.replayed) return { replayed: true };
     return { replayed: false, applied: Number(row.applied), deadLettered: 0, refused: [] };
   } catch (error) {

@@ -10,6 +10,7 @@ import assert from "node:assert/strict";
 import postgres from "postgres";
 import { connectDb as connectFunctionsDb } from "../functions-shared/sync_db.ts";
 import { parseDbUrl } from "../functions-shared/db_url.ts";
+import { unpipelined } from "../functions-shared/unpipelined.ts";
 import { connectDb, stack } from "./stack_clients.ts";
 
 Deno.test("the pooler URL names a transaction pooler, which the functions get as SYNC_DB_URL", () => {
@@ -74,6 +75,40 @@ Deno.test("the functions' pool works through the pooler while other clients hold
   } finally {
     await sql.end();
     await other.end();
+  }
+});
+
+Deno.test("a statement without parameters has none pipelined behind it, through the pooler", async () => {
+  // The webhook's one-round-trip statement (functions-shared/unpipelined.ts) beside a
+  // transaction (a batch with dead letters, a replay) and a statement with parameters, more
+  // of them than the pool has connections: postgres.js writes a statement behind a busy
+  // one, and behind one without parameters its answer was lost in the pooler, the caller
+  // waiting for ever (it hung within a few rounds when the statement was a plain unsafe).
+  const sql = connectFunctionsDb(stack.POOLER_URL, 3);
+  try {
+    await Promise.all([1, 2, 3].map(() => sql`select pg_sleep(${0.05})`)); // every connection open
+    const statement = () =>
+      unpipelined<{ x: number }[]>(sql, "select 1 as x from pg_sleep(random() * 0.02)");
+    for (let round = 0; round < 40; round++) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const hung = new Promise<string>((resolve) => {
+        timer = setTimeout(() => resolve(`round ${round}: an answer never came`), 20_000);
+      });
+      const all = Promise.all([
+        statement(),
+        statement(),
+        statement(),
+        statement(),
+        sql.begin(async (tx) => await tx`select ${1}::int as y`),
+        sql`select ${2}::int as z`,
+        statement(),
+      ]).then((answers) => answers.map((rows) => Object.values(rows[0])[0]));
+      const outcome = await Promise.race([all, hung]);
+      clearTimeout(timer);
+      assert.deepEqual(outcome, [1, 1, 1, 1, 1, 2, 1]);
+    }
+  } finally {
+    await sql.end({ timeout: 1 }); // a hung statement would never end on its own
   }
 });
 
