@@ -42,10 +42,12 @@ export interface PoolSettings {
  *   meaning); `verify-full` checks it and the host name, against `caCert` when given
  *   (Supabase's own CA, downloadable from the dashboard's database settings) else the
  *   system's roots.
- * - `TimeZone: "UTC"` at connection: PgBouncer passes it on, Supavisor does not (a
+ * - No `TimeZone` at connection: PgBouncer would pass it on, Supavisor does not (a
  *   server connection starts with its user, database, application name and search path
- *   only: supabase/supavisor, db_handler.ex). So nothing may depend on the session's time
- *   zone: the mapping writes every timestamp with its zone (transform.ts).
+ *   only: supabase/supavisor, db_handler.ex), so a session's zone is the database's,
+ *   which an admin may change. Nothing may depend on it: the mapping writes every
+ *   timestamp with its zone (transform.ts), and the local database runs in a zone far
+ *   from UTC (local-stack/supabase/postgres.ts) so that the tests show what would.
  */
 export function poolOptions(target: DbTarget, pool: PoolSettings): postgres.Options<never> {
   const ssl = target.tls === "disable" ? false : target.tls === "verify-full"
@@ -61,7 +63,7 @@ export function poolOptions(target: DbTarget, pool: PoolSettings): postgres.Opti
     ssl,
     idle_timeout: pool.idleTimeoutS ?? 20,
     connect_timeout: pool.connectTimeoutS ?? 10,
-    connection: { TimeZone: "UTC", application_name: "dynamo-supabase-sync" },
+    connection: { application_name: "dynamo-supabase-sync" },
     onnotice: () => {},
   };
 }

@@ -124,6 +124,9 @@ Deno.test("the pool: no prepared statements through a transaction pooler, TLS as
   assert.equal(pooled.max, 3);
   assert.equal(pooled.connect_timeout, 10);
   assert.equal(pooled.idle_timeout, 20);
+  // No TimeZone of the client's: Supavisor would not pass it on, so the sessions here run
+  // in the database's zone as they do hosted.
+  assert.deepEqual(pooled.connection, { application_name: "dynamo-supabase-sync" });
   const direct = poolOptions(parseDbUrl("postgresql://postgres:pw@127.0.0.1:54322/postgres"), {
     max: 1,
   });

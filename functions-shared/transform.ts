@@ -124,8 +124,8 @@ function isoParts(text: string): RegExpExecArray | null {
 /**
  * An ISO-8601 timestamp with its zone: one written without reads as UTC, as the sync has
  * always read it, but said so (`Z`), so that Postgres reads it the same whatever the
- * session's time zone. The hosted pooler does not pass the `TimeZone: UTC` the functions
- * connect with (sync_db.ts); the server's default is UTC today, and may not stay so.
+ * session's time zone, which is the database's (the hosted pooler passes no client's
+ * zone on, sync_db.ts): UTC by default, and an admin may change it.
  */
 export function withZone(text: string, parts = ISO.exec(text)): string {
   return parts && parts[7] === undefined ? `${text}Z` : text;

@@ -77,6 +77,13 @@ function stackConf(cluster: Cluster, sockets: string): string {
     // As hosted (supabase/postgres, ansible/files/postgresql_config/postgresql.conf.j2):
     // floats print with 15 significant digits unless a client asks for more.
     "extra_float_digits = 0",
+    // Hosted, "every Supabase database is set to UTC timezone by default", and an admin may
+    // change it ("alter database postgres set timezone to ...",
+    // https://supabase.com/docs/guides/database/postgres/configuration, "Managing
+    // timezones"); Supavisor does not pass a client's TimeZone on (functions-shared/
+    // sync_db.ts). Here the sessions get a zone far from UTC, with a 45-minute offset, so
+    // that anything reading a time in the session's zone instead of UTC fails the tests.
+    "timezone = 'Pacific/Chatham'",
     "log_min_messages = warning",
     "log_line_prefix = '%m [%p] %q%u@%d '",
     "",
