@@ -118,6 +118,7 @@ export async function handleValidatorRequest(req: Request, deps: EndpointDeps): 
   // The run this request started or goes on with, once known, and its table: a failure
   // after that is the run's to recover from (the heartbeat resumes it), not the caller's.
   let started: { runId: number; table: string } | undefined;
+  let table: string | undefined;
   try {
     if ("rereads" in body) {
       // The collapsed keys waiting for a re-read (collapsed_rereads.ts), through the gate
@@ -135,7 +136,6 @@ export async function handleValidatorRequest(req: Request, deps: EndpointDeps): 
       }
       return json(200, await admitted);
     }
-    let table: string;
     let runId: number | undefined;
     if ("runId" in body) {
       const [run] = await deps.sql<{ target_table: string; status: string }[]>`
@@ -225,7 +225,10 @@ export async function handleValidatorRequest(req: Request, deps: EndpointDeps): 
       const recorded = await recordedResult(deps, spec, started.runId);
       if (recorded !== "running") {
         if ("failed" in recorded) {
-          return errorResponse(500, `validation failed: ${recorded.failed}`);
+          return errorResponse(
+            500,
+            `validation run ${started.runId} of ${spec.targetTable} failed: ${recorded.failed}`,
+          );
         }
         return json(200, recorded);
       }
@@ -249,7 +252,11 @@ export async function handleValidatorRequest(req: Request, deps: EndpointDeps): 
       );
       return json(202, { table: started.table, runId: started.runId, status: "running" });
     }
-    console.error("validation failed:", error);
-    return errorResponse(500, `validation failed: ${(error as Error).message}`);
+    // Named by its table (and run, once it has one), as every other answer is.
+    const what = started
+      ? `validation run ${started.runId} of ${started.table}`
+      : `validation of ${table ?? "a table"}`;
+    console.error(`${what} failed:`, error);
+    return errorResponse(500, `${what} failed: ${(error as Error).message}`);
   }
 }

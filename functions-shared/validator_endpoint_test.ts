@@ -446,7 +446,7 @@ Deno.test("the database down answers 503; any other failure 500 naming it", asyn
     assert.equal(failed.status, 500);
     assert.deepEqual(await failed.json(), {
       error:
-        "validation failed: the Scan of firespring-backdoor-segments-dev failed: segment 0: DynamoDB table firespring-backdoor-segments-dev does not exist in us-east-1",
+        `validation run ${RUN} of firespring_segments failed: the Scan of firespring-backdoor-segments-dev failed: segment 0: DynamoDB table firespring-backdoor-segments-dev does not exist in us-east-1`,
     });
   } finally {
     console.error = originalError;

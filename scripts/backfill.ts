@@ -92,9 +92,17 @@ export async function startBackfills(
   const expected = new Map<string, number | undefined>();
   const jobs: string[] = [];
   for (const spec of tables) {
+    // Only for the ETA: without it the backfill runs the same, and says why it shows "?".
     const description = await dynamo(spec.region).send(
       new DescribeTableCommand({ TableName: spec.sourceTable }),
-    ).catch(() => undefined);
+    ).catch((error) => {
+      console.error(
+        `${spec.targetTable}: no item count for the ETA (DescribeTable of ${spec.sourceTable} in ${spec.region}: ${
+          (error as Error).message
+        })`,
+      );
+      return undefined;
+    });
     expected.set(spec.targetTable, description?.Table?.ItemCount);
     // A Scan backfill of the table that is still pending or running (a run of this
     // command interrupted, say) is followed, not started again beside it: two would read

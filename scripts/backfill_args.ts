@@ -87,7 +87,15 @@ export function backfillArgs(args: string[]): BackfillArgs {
   if (!Number.isInteger(segments) || segments < 1 || segments > 1_000_000) {
     refuse(`--segments must be a whole number from 1 to 1000000, not ${values.segments}`);
   }
-  const workers = Number(values.workers ?? "4");
+  // Digits only: Number() would take 2.5, 0x10, 1e9 and Infinity, and a billion workers
+  // fail after the export was asked for (and paid for), naming no table.
+  const workersText = values.workers ?? "4";
+  const workers = Number(workersText);
+  if (!/^\d+$/.test(workersText.trim()) || workers < 1 || workers > MAX_WORKERS) {
+    refuse(
+      `--workers must be a whole number from 1 to ${MAX_WORKERS} (files of a table loaded at once), not ${values.workers}`,
+    );
+  }
   return {
     tables,
     fromExport,
@@ -99,6 +107,12 @@ export function backfillArgs(args: string[]): BackfillArgs {
     withoutStream: values["without-stream"] === true,
   };
 }
+
+/**
+ * Workers per table, at most: past 16 in all they only wait for the loader's connections
+ * (scripts/backfill.ts, `exportPoolSize`).
+ */
+export const MAX_WORKERS = 64;
 
 function resolveTables(names: string[], all: boolean): TableSpec[] {
   if (all) return [...TABLES];

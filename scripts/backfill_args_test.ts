@@ -13,6 +13,10 @@ Deno.test("the command line: what would be ignored is refused, naming why", () =
     [["--from-export", "--export-arn", ARN, "firespring_visitors"], /--export-arn names its table/],
     [["--all", "firespring_actions"], /name tables or --all, not both/],
     [["firespring_actions", "--segments", "0"], /--segments must be a whole number from 1/],
+    ...["0", "2.5", "0x10", "1e9", "Infinity", "65", ""].map((n): [string[], RegExp] => [
+      ["--from-export", "firespring_actions", "--workers", n],
+      /--workers must be a whole number from 1 to 64/,
+    ]),
     [["nope"], /nope is neither a DynamoDB source nor a target table; known: firespring_actions/],
     [[], /name the tables to backfill/],
     [["--tabel", "x"], /Unknown option '--tabel'/],

@@ -13,8 +13,9 @@
  * replaced), the records are gone: the command says so and names the validator's
  * repair of that table, which re-reads the table itself.
  *
- * Settings: WEBHOOK_URL and SYNC_WEBHOOK_SECRET (default: the local stack's), AWS
- * credentials as usual, DYNAMODB_ENDPOINT for DynamoDB Local.
+ * Settings: WEBHOOK_URL and SYNC_WEBHOOK_SECRET (default, when neither is set: the local
+ * stack's), AWS credentials as usual, DYNAMODB_ENDPOINT for DynamoDB Local. The command
+ * first says where it delivers and reads.
  *
  * @module
  */
@@ -207,15 +208,54 @@ export function readMessage(text: string): StreamFailureMessage {
   return body as StreamFailureMessage;
 }
 
+/** The local stack's settings the command may default to. */
+type StackDefaults = Pick<
+  ReturnType<typeof readStackEnv>,
+  "FUNCTIONS_URL" | "SYNC_WEBHOOK_SECRET" | "DYNAMODB_ENDPOINT"
+>;
+
+/**
+ * Fills in the local stack's settings where the environment names no other webhook, and
+ * says where the command will send: `{problem}` when the environment is half of one. A
+ * webhook secret set without WEBHOOK_URL is a production run that forgot its URL: it
+ * would have replayed into the local stack, and every range would have read as gone.
+ */
+export function replayTargets(
+  env: Record<string, string | undefined>,
+  stack: StackDefaults | undefined,
+): { line: string } | { problem: string } {
+  const local = stack &&
+    (env.WEBHOOK_URL === undefined
+      ? env.SYNC_WEBHOOK_SECRET === undefined
+      : env.WEBHOOK_URL.startsWith(stack.FUNCTIONS_URL));
+  if (local) {
+    env.WEBHOOK_URL ??= `${stack.FUNCTIONS_URL}/mmp-toledo-sync`;
+    env.SYNC_WEBHOOK_SECRET ??= stack.SYNC_WEBHOOK_SECRET;
+    env.DYNAMODB_ENDPOINT ??= stack.DYNAMODB_ENDPOINT;
+    env.FUNCTIONS_URL ??= stack.FUNCTIONS_URL;
+  }
+  if (env.WEBHOOK_URL === undefined) {
+    return {
+      problem: "WEBHOOK_URL is not set: name the webhook to deliver to " +
+        "(https://<project ref>.supabase.co/functions/v1/mmp-toledo-sync) with its " +
+        "SYNC_WEBHOOK_SECRET" + (stack ? " (unset, both are the local stack's)" : ""),
+    };
+  }
+  const dynamo = env.DYNAMODB_ENDPOINT ?? "AWS's regional endpoints";
+  return { line: `webhook ${env.WEBHOOK_URL}, DynamoDB Streams at ${dynamo}` };
+}
+
 if (import.meta.main) {
   // The local stack's settings, unless another webhook is named: then AWS is the real one.
-  const env = existsSync(STACK_ENV_FILE) ? readStackEnv() : undefined;
-  if (env && (process.env.WEBHOOK_URL ?? env.FUNCTIONS_URL).startsWith(env.FUNCTIONS_URL)) {
-    process.env.WEBHOOK_URL ??= `${env.FUNCTIONS_URL}/mmp-toledo-sync`;
-    process.env.SYNC_WEBHOOK_SECRET ??= env.SYNC_WEBHOOK_SECRET;
-    process.env.DYNAMODB_ENDPOINT ??= env.DYNAMODB_ENDPOINT;
-    process.env.FUNCTIONS_URL ??= env.FUNCTIONS_URL;
+  const targets = replayTargets(
+    process.env,
+    existsSync(STACK_ENV_FILE) ? readStackEnv() : undefined,
+  );
+  if ("problem" in targets) {
+    console.error(`stream:replay: ${targets.problem}`);
+    Deno.exit(2);
   }
+  console.log(`stream:replay: ${targets.line}`);
   const named = Deno.args.length > 0;
   const paths = named ? Deno.args : existsSync(FAILURE_DIR) ? [FAILURE_DIR] : [];
   const { files, problems: missing } = messageFiles(paths);

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import type { StreamRecord } from "../lambda/stream_forwarder.ts";
-import { messageFiles, readMessage, readRange } from "./replay_stream_failure.ts";
+import { messageFiles, readMessage, readRange, replayTargets } from "./replay_stream_failure.ts";
 
 const record = (seq: number) => ({ dynamodb: { SequenceNumber: String(seq) } }) as StreamRecord;
 
@@ -65,4 +65,36 @@ Deno.test("a directory's message files are its files, whatever their names; a mi
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }
+});
+
+Deno.test("the targets: the local stack's unless a webhook is named; a secret without its URL is refused", () => {
+  const stack = {
+    FUNCTIONS_URL: "http://127.0.0.1:54321/functions/v1",
+    SYNC_WEBHOOK_SECRET: "whsec_local",
+    DYNAMODB_ENDPOINT: "http://127.0.0.1:8000",
+  };
+  const local: Record<string, string | undefined> = {};
+  assert.deepEqual(replayTargets(local, stack), {
+    line: "webhook http://127.0.0.1:54321/functions/v1/mmp-toledo-sync, " +
+      "DynamoDB Streams at http://127.0.0.1:8000",
+  });
+  assert.equal(local.SYNC_WEBHOOK_SECRET, "whsec_local");
+
+  const forgotUrl: Record<string, string | undefined> = { SYNC_WEBHOOK_SECRET: "whsec_prod" };
+  const refused = replayTargets(forgotUrl, stack);
+  assert.ok("problem" in refused);
+  assert.match(refused.problem, /^WEBHOOK_URL is not set: name the webhook/);
+  assert.ok(!refused.problem.includes("whsec_prod"), "no secret in the message");
+  assert.equal(forgotUrl.DYNAMODB_ENDPOINT, undefined, "nothing of the local stack's taken");
+
+  const production: Record<string, string | undefined> = {
+    WEBHOOK_URL: "https://abcdefghijklmnopqrst.supabase.co/functions/v1/mmp-toledo-sync",
+    SYNC_WEBHOOK_SECRET: "whsec_prod",
+  };
+  assert.deepEqual(replayTargets(production, stack), {
+    line: "webhook https://abcdefghijklmnopqrst.supabase.co/functions/v1/mmp-toledo-sync, " +
+      "DynamoDB Streams at AWS's regional endpoints",
+  });
+  assert.equal(production.DYNAMODB_ENDPOINT, undefined);
+  assert.ok("problem" in replayTargets({}, undefined), "no stack and no URL");
 });
