@@ -29,7 +29,16 @@ import { serviceRoleProblem } from "./service_auth.ts";
 import { applyChanges, isDatabaseUnavailable } from "./sync_db.ts";
 import { attributeMapFromJson } from "./attribute_binaries.ts";
 import { streamRecordProblem } from "./webhook_envelope.ts";
-import { listOf, nonEmptyText, positiveInteger, problemText, strictObject } from "./json_shape.ts";
+import {
+  described,
+  isObject,
+  listOf,
+  nonEmptyText,
+  positiveInteger,
+  problemText,
+  strictObject,
+} from "./json_shape.ts";
+import { attributeMapProblem } from "./webhook_attributes.ts";
 
 /** Which dead letters to replay: by id, by target table, or (neither) all open ones. */
 export interface ReplayFilter {
@@ -92,6 +101,23 @@ function remap(letter: StoredLetter): Mapped {
     if (!spec) {
       return stillDead(record, `no target table is registered for ${record.sourceTable}`);
     }
+    if (!isObject(record.item)) {
+      return stillDead(
+        record,
+        `record is not a scanned item at item: expected a map of attribute values, not ${
+          described(record.item)
+        }`,
+      );
+    }
+    const problem = attributeMapProblem(record.item);
+    if (problem) {
+      return stillDead(
+        record,
+        `record is not a scanned item at ${
+          ["item", ...problem.path].join(".")
+        }: ${problem.message}`,
+      );
+    }
     const source = letter.position_source === "repair" ? "repair" : "backfill";
     return mapScannedItem(spec, attributeMapFromJson(record.item), at, source);
   }
@@ -107,19 +133,20 @@ function remap(letter: StoredLetter): Mapped {
 }
 
 /**
- * {@link remap}, with whatever an admin's edit left that cannot be mapped (binary that is
- * not base64, an item that is not an attribute map, text that is not JSON) as the letter's
- * reason: one damaged letter must not fail the replay of every other.
+ * {@link remap}, with what an admin's edit can leave (binary that is not base64, text that
+ * is not JSON) as the letter's reason: one damaged letter must not fail the replay of
+ * every other. Anything else (a fault of the mapping) fails the replay whole, rolled
+ * back, so that no letter's reason is overwritten by it.
  */
 function remapChecked(letter: StoredLetter): Mapped {
   try {
     return remap(letter);
   } catch (error) {
     if (error instanceof ValueError) return stillDead(null, error.message);
-    return stillDead(
-      null,
-      `the dead letter's record cannot be mapped: ${(error as Error)?.message ?? String(error)}`,
-    );
+    if (error instanceof SyntaxError) {
+      return stillDead(null, `the dead letter's record is not JSON: ${error.message}`);
+    }
+    throw error;
   }
 }
 

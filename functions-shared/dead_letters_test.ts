@@ -168,7 +168,7 @@ Deno.test("a record that still does not map stays open with the new reason", asy
     reasons.get(6)!,
     /^firespring-backdoor-segments-dev \[segment_id="p"\]: attribute value/,
   );
-  assert.equal(reasons.get(8), "attribute blob: binary (B) is not base64 text");
+  assert.equal(reasons.get(8), "record is not a scanned item at item.blob: B must be base64 text");
   assert.match(reasons.get(9)!, /^record is not a stream record at dynamodb: /);
   assert.match(reasons.get(10)!, /U\+0000/);
   // Each one's row gets its new reason; U+0000 is written as text Postgres can store.
@@ -190,8 +190,11 @@ Deno.test("a record an admin's edit damaged stays open, naming why, and the othe
   assert.deepEqual(db.closed(), [22]);
   const reasons = new Map(result.stillFailing.map((f) => [f.id, f.reason]));
   assert.deepEqual([...reasons.keys()], [21, 23]);
-  assert.match(reasons.get(21)!, /^the dead letter's record cannot be mapped: /);
-  assert.ok(reasons.get(23)!.length > 0);
+  assert.equal(
+    reasons.get(21),
+    "record is not a scanned item at item: expected a map of attribute values, not null",
+  );
+  assert.match(reasons.get(23)!, /^record is not a scanned item at item\.segment_id: /);
   assert.deepEqual(db.transactions, { begun: 1, committed: 1, rolledBack: 0 });
 });
 

@@ -17,9 +17,14 @@
  * other statement then waits for an idle connection. (A gate that let only the pool's
  * size of these statements run at once, as before, kept them from following one another
  * but not a `begin`, a replay's or a batch with dead letters, from following one of
- * them; tests/pooler_pipelining_test.ts shows the difference through the stack's
- * PgBouncer.) `sql.reserve()` would do the same, but a connection lost while reserved
- * and then released goes back to the pool without its socket, in postgres.js 3.4.9.
+ * them; tests/pooler_test.ts shows the difference through the stack's PgBouncer.)
+ * `sql.reserve()` would do the same, but a connection lost while reserved and then
+ * released goes back to the pool without its socket, in postgres.js 3.4.9.
+ *
+ * Every other statement on a pool the functions share carries parameters (which marks
+ * its connection full the same way through a transaction pooler) or runs inside
+ * `sql.begin`; a new statement without parameters outside a transaction goes through
+ * here.
  *
  * @module
  */

@@ -18,3 +18,20 @@ Deno.test("the statement goes out alone: no parameters, and postgres.js told its
   const onexecute = calls[0].options.onexecute as (connection: unknown) => boolean;
   assert.equal(onexecute({}), false);
 });
+
+Deno.test("no pool-level statement without parameters but through unpipelined()", () => {
+  // A tagged template with no ${...}, or sql.unsafe(text) without parameters, on the pool
+  // (`sql`, not a transaction's `tx`) could have another statement pipelined behind it.
+  const dir = new URL(".", import.meta.url).pathname;
+  const offenders: string[] = [];
+  for (const entry of Deno.readDirSync(dir)) {
+    if (!entry.name.endsWith(".ts") || /_test\.ts$|fakes\.ts$/.test(entry.name)) continue;
+    const text = Deno.readTextFileSync(`${dir}${entry.name}`);
+    const bare = [
+      ...text.matchAll(/\bsql`([^`]*)`/g),
+      ...text.matchAll(/\bsql\.unsafe\(\s*(`[^`]*`|"[^"]*"|'[^']*')\s*\)/g),
+    ].filter((m) => !m[1].includes("${") || m[0].startsWith("sql.unsafe"));
+    for (const m of bare) offenders.push(`${entry.name}: ${m[0].slice(0, 60)}`);
+  }
+  assert.deepEqual(offenders, []);
+});

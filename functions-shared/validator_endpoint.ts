@@ -255,7 +255,11 @@ export async function handleValidatorRequest(req: Request, deps: EndpointDeps): 
     // Named by its table (and run, once it has one), as every other answer is.
     const what = started
       ? `validation run ${started.runId} of ${started.table}`
-      : `validation of ${table ?? "a table"}`;
+      : "rereads" in body
+      ? "the collapsed keys' re-reads"
+      : "runId" in body
+      ? `validation run ${body.runId}${table ? ` of ${table}` : ""}`
+      : `validation of ${table ?? body.table}`;
     console.error(`${what} failed:`, error);
     return errorResponse(500, `${what} failed: ${(error as Error).message}`);
   }

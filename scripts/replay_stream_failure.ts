@@ -13,9 +13,10 @@
  * replaced), the records are gone: the command says so and names the validator's
  * repair of that table, which re-reads the table itself.
  *
- * Settings: WEBHOOK_URL and SYNC_WEBHOOK_SECRET (default, when neither is set: the local
- * stack's), AWS credentials as usual, DYNAMODB_ENDPOINT for DynamoDB Local. The command
- * first says where it delivers and reads.
+ * Settings: WEBHOOK_URL and SYNC_WEBHOOK_SECRET (the local stack's, with its DynamoDB
+ * endpoint, when neither is set or when WEBHOOK_URL names the stack's functions), AWS
+ * credentials as usual, DYNAMODB_ENDPOINT for DynamoDB Local. The command first says where
+ * it delivers and reads.
  *
  * @module
  */

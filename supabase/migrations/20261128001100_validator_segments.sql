@@ -339,7 +339,9 @@ begin
       and not sync.validation_waits_for_backfill(c.id)
   loop
     perform sync.end_validation(r.id, 'failed',
-      format('stopped making progress at %s%s', coalesce(r.progress_at, r.started_at),
+      format('stopped making progress at %s%s',
+             to_char(coalesce(r.progress_at, r.started_at) at time zone 'UTC',
+                     'YYYY-MM-DD HH24:MI:SS "UTC"'),
              -- Why its Scan last gave up (functions-shared/segment_scan.ts keeps it on the
              -- segment it gave back), if it did.
              coalesce('; its Scan last gave up: ' || (

@@ -284,7 +284,9 @@ begin
                 sync.retention_setting('observation_retention'));
   if p_export_time is null or p_export_time < now() - kept then
     raise exception 'sync.start_export_backfill: the export % of % is as of %, more than % ago (the shorter of tombstone_retention and observation_retention): the tombstones of items deleted since may be purged, and its rows would bring those items back; export the table again',
-      p_export_arn, p_source_table, coalesce(p_export_time::text, 'no time'), kept
+      p_export_arn, p_source_table,
+      coalesce(to_char(p_export_time at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS "UTC"'), 'no time'),
+      kept
       using errcode = '22023';
   end if;
   insert into sync.backfill_jobs

@@ -96,7 +96,8 @@ insert into sync.checksum_items (run_id, row_key, digest)
 select id, '{"action_id": "a"}', 'x' from public.sync_checksums where target_table = 'firespring_actions';
 select is(sync.reap_stalled_validations(), 1, 'one run made no progress for 15 minutes');
 select results_eq(
-  $$select status, error = 'stopped making progress at ' || (now() - interval '20 minutes')::text,
+  $$select status, error = 'stopped making progress at '
+             || to_char((now() - interval '20 minutes') at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS "UTC"'),
            (select count(*)::int from sync.checksum_items i where i.run_id = c.id)
     from public.sync_checksums c where target_table = 'firespring_actions' order by progress_at$$,
   $$values ('failed', true, 0), ('running', null, 1)$$,
