@@ -2,7 +2,7 @@
 -- docs/sync-semantics.md that it enforces whatever order changes arrive in.
 set client_min_messages = warning;
 begin;
-select plan(69);
+select plan(73);
 
 -- The rules as on AWS, whose stream clock has a granularity of 1 s.
 update sync.settings set value = '1 second' where key = 'stream_clock_granularity';
@@ -44,6 +44,10 @@ select is(pg_temp.merge('firespring_segments', pg_temp.seg('delete', 's1', null,
   'applied=1 upserted=0 deleted=1', 'a newer delete removes the row');
 select ok(exists (select from sync.tombstones where target_table = 'firespring_segments' and row_key = '{"segment_id": "s1"}'),
   'the delete leaves a tombstone');
+select is(pg_temp.merge('firespring_segments', pg_temp.seg('delete', 's1', null, '300000000000000000000000000000000000002', '2026-02-06T10:00:02Z')),
+  'applied=0 upserted=0 deleted=0', 'a redelivered older delete changes nothing');
+select is((select sync_sequence::text from sync.tombstones where target_table = 'firespring_segments' and row_key = '{"segment_id": "s1"}'),
+  '300000000000000000000000000000000000004', 'the tombstone keeps the newer delete''s position');
 select is(pg_temp.merge('firespring_segments', pg_temp.seg('upsert', 's1', 'v3', '300000000000000000000000000000000000003', '2026-02-06T10:00:03Z')),
   'applied=0 upserted=0 deleted=0', 'a redelivered older insert does not resurrect the row');
 select is(pg_temp.merge('firespring_segments', pg_temp.seg('upsert', 's1', 'read-before', null, '2026-02-06T10:00:04.5Z', 'backfill')),
@@ -64,6 +68,10 @@ select is((select sync_source || ' ' || sync_sequence from public.firespring_seg
   'stream 300000000000000000000000000000000000007', 'the row remembers the position it reflects');
 select is(pg_temp.merge('firespring_segments', pg_temp.seg('upsert', 's2', 'new', null, '2026-02-06T10:00:00Z', 'backfill')),
   'applied=1 upserted=1 deleted=0', 'a backfill inserts a key it has never seen');
+select is(pg_temp.merge('firespring_segments', pg_temp.seg('upsert', 's2', 'older-read', null, '2026-02-06T09:59:59Z', 'backfill')),
+  'applied=0 upserted=0 deleted=0', 'a read older than the row''s read does not replace it');
+select is(pg_temp.merge('firespring_segments', pg_temp.seg('upsert', 's2', 'newer-read', null, '2026-02-06T10:00:01Z', 'backfill')),
+  'applied=1 upserted=1 deleted=0', 'a newer read replaces an older one');
 
 -- Values keep every digit and their types.
 select is(pg_temp.merge('firespring_traffic_sources', jsonb_build_object('op', 'upsert', 'seq', '1',

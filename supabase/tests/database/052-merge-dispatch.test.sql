@@ -3,7 +3,7 @@
 -- by sync.stale_merges, with the wrapper's checks and errors unchanged.
 set client_min_messages = warning;
 begin;
-select plan(12);
+select plan(13);
 
 select has_function('sync', 'merge_compiled', array['text', 'jsonb'], 'the dispatcher exists');
 select is_empty('select * from sync.stale_merges()', 'the dispatcher and the field list are current');
@@ -44,14 +44,20 @@ select throws_ok(
   'a field sync.change does not have is refused, named');
 
 -- A registered table the dispatcher does not know (a migration that forgot
--- sync.compile_merges()) is named by sync.stale_merges and refused by the dispatcher.
-create or replace function sync.merge_compiled(p_target text, p_changes jsonb)
-returns table (applied bigint, upserted bigint, deleted bigint)
-language plpgsql set search_path = '' as $$
+-- sync.compile_merges()) is named by sync.stale_merges and refused by the dispatcher:
+-- the dispatcher as generated, with firespring_segments' branch taken out, so that its
+-- own refusal (not one written here) is what answers.
+do $$
 begin
-  raise exception 'sync.merge_changes: % has no compiled merge; run select sync.compile_merges()',
-    p_target using errcode = 'SY002';
+  execute format(
+    $f$create or replace function sync.merge_compiled(p_target text, p_changes jsonb)
+       returns table (applied bigint, upserted bigint, deleted bigint)
+       language plpgsql set search_path = '' as %L$f$,
+    regexp_replace(sync.merge_dispatch_source(), '\n    when ''firespring_segments''[^\n]*', ''));
 end $$;
+select ok(position('''firespring_segments''' in (select prosrc from pg_proc where proname = 'merge_compiled'
+            and pronamespace = 'sync'::regnamespace)) = 0,
+  'the generated dispatcher, without the table''s branch');
 select is((select count(*)::integer from sync.stale_merges()),
   (select count(*)::integer from sync.source_tables),
   'an out-of-date dispatcher makes every table stale');

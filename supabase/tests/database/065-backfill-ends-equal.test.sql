@@ -21,7 +21,11 @@ select sync.merge_changes('firespring_segments', jsonb_build_array(
   jsonb_build_object('op', 'upsert', 'row', '{"segment_id": "seen", "segment_name": "old", "segment_criteria": {}}'::jsonb,
     'seq', '2', 'changed_at', now() - interval '1 hour', 'source', 'stream'),
   jsonb_build_object('op', 'upsert', 'row', '{"segment_id": "dead-lettered", "segment_name": "b", "segment_criteria": {}}'::jsonb,
-    'seq', '3', 'changed_at', now() - interval '1 hour', 'source', 'stream')));
+    'seq', '3', 'changed_at', now() - interval '1 hour', 'source', 'stream'),
+  jsonb_build_object('op', 'upsert', 'row', '{"segment_id": "replayed-before", "segment_name": "d", "segment_criteria": {}}'::jsonb,
+    'seq', '6', 'changed_at', now() - interval '1 hour', 'source', 'stream'),
+  jsonb_build_object('op', 'upsert', 'row', '{"segment_id": "failed-again", "segment_name": "e", "segment_criteria": {}}'::jsonb,
+    'seq', '7', 'changed_at', now() - interval '1 hour', 'source', 'stream')));
 select sync.merge_changes('firespring_visitors', jsonb_build_array(
   jsonb_build_object('op', 'upsert', 'row', '{"visitor_id": "v1", "page_views": 1, "session_data": {}}'::jsonb,
     'seq', '10', 'changed_at', now() - interval '1 hour', 'source', 'stream', 'range_key', 100),
@@ -29,8 +33,16 @@ select sync.merge_changes('firespring_visitors', jsonb_build_array(
     'seq', '11', 'changed_at', now() - interval '1 hour', 'source', 'stream', 'range_key', 200),
   jsonb_build_object('op', 'upsert', 'row', '{"visitor_id": "v2", "page_views": 5, "session_data": {}}'::jsonb,
     'seq', '12', 'changed_at', now() - interval '1 hour', 'source', 'stream', 'range_key', 100)));
-insert into sync.dead_letters (source_table, target_table, record, reason, row_key)
-values ('firespring-backdoor-segments-dev', 'firespring_segments', '{}', 'poison', '{"segment_id": "dead-lettered"}');
+-- Each half of the sweep's dead-letter clause on its own: an open letter last seen long
+-- before the backfill keeps its row; a letter replayed (closed) and not seen failing since
+-- the backfill's start does not; one replayed and seen failing again since does.
+insert into sync.dead_letters (source_table, target_table, record, reason, row_key, last_seen_at, replayed_at)
+values ('firespring-backdoor-segments-dev', 'firespring_segments', '{}', 'poison', '{"segment_id": "dead-lettered"}',
+        now() - interval '1 day', null),
+       ('firespring-backdoor-segments-dev', 'firespring_segments', '{}', 'poison', '{"segment_id": "replayed-before"}',
+        now() - interval '1 hour', now() - interval '30 minutes'),
+       ('firespring-backdoor-segments-dev', 'firespring_segments', '{}', 'poison', '{"segment_id": "failed-again"}',
+        now(), now() - interval '1 hour');
 
 select sync.mark_stale('firespring_segments', 'the stream lost records');
 select sync.start_backfill('firespring-backdoor-visitors-dev', 1, false);
@@ -58,18 +70,20 @@ select lives_ok(
 );
 select results_eq(
   $$select segment_id, segment_name from public.firespring_segments order by 1$$,
-  $$values ('dead-lettered'::text, 'b'::text), ('seen', 'new'), ('streamed-during', 'c')$$,
-  'the unseen old row is gone; the seen one, the one streamed during the backfill and the dead-lettered one stay'
+  $$values ('dead-lettered'::text, 'b'::text), ('failed-again', 'e'), ('seen', 'new'), ('streamed-during', 'c')$$,
+  'the unseen old rows are gone, the one whose letter was replayed before the backfill too; the seen one, the one streamed during the backfill and those with an open or newly failing letter stay'
 );
 select results_eq(
   $$select row_key, sync_sequence, deleted_at = j.started_at
     from sync.tombstones, sync.backfill_jobs j
-    where target_table = 'firespring_segments' and j.source_table = 'firespring-backdoor-segments-dev'$$,
-  $$values ('{"segment_id": "lost-delete"}'::jsonb, null::numeric, true)$$,
-  'the removed row leaves a tombstone at the backfill''s start'
+    where target_table = 'firespring_segments' and j.source_table = 'firespring-backdoor-segments-dev'
+    order by row_key ->> 'segment_id'$$,
+  $$values ('{"segment_id": "lost-delete"}'::jsonb, null::numeric, true),
+           ('{"segment_id": "replayed-before"}'::jsonb, null::numeric, true)$$,
+  'each removed row leaves a tombstone at the backfill''s start'
 );
 select is((select rows_removed from sync.backfill_jobs where source_table = 'firespring-backdoor-segments-dev'),
-  1::bigint, 'the job counts what it removed');
+  2::bigint, 'the job counts what it removed');
 select ok(not (select stale from sync.status where target_table = 'firespring_segments'),
   'the stale mark clears with the sweep');
 

@@ -1,0 +1,64 @@
+-- sync.apply_webhook_batch (20261128001400_compiled_merges.sql): a webhook batch in one
+-- statement. Its delivery id is what makes a replay apply nothing, across isolates
+-- (each isolate's own memory of recent ids is only a shortcut): the second call with
+-- the same id applies nothing and notes nothing, whatever it carries. A change Postgres
+-- refuses fails the whole call, the delivery included, so that the webhook's savepoint
+-- path can apply the batch again and dead-letter that change alone.
+set client_min_messages = warning;
+begin;
+select plan(10);
+
+delete from sync.webhook_deliveries where webhook_id like 'msg_053_%';
+delete from public.firespring_segments where segment_id like 'wb-%';
+delete from sync.stream_batches_applied where stream_arn = 'arn:053';
+
+create function pg_temp.segment(id text, name text, seq text) returns jsonb language sql as $$
+  select jsonb_build_object('op', 'upsert', 'seq', seq, 'changed_at', '2026-02-06T10:00:00Z',
+    'source', 'stream', 'row', jsonb_build_object('segment_id', id, 'segment_name', name,
+      'member_count', 1, 'segment_criteria', '{}'::jsonb))
+$$;
+
+select results_eq(
+  $$select replayed, applied from sync.apply_webhook_batch('msg_053_a',
+      jsonb_build_object('firespring_segments', jsonb_build_array(pg_temp.segment('wb-1', 'first', '100')),
+                         'firespring_traffic_sources', jsonb_build_array(jsonb_build_object(
+                           'op', 'upsert', 'seq', '101', 'changed_at', '2026-02-06T10:00:00Z',
+                           'source', 'stream', 'row', '{"source_id": "wb-t", "source_name": "t", "source_data": {}}'::jsonb))),
+      '{"arn:053": ["100", "101"]}'::jsonb)$$,
+  $$values (false, 2::bigint)$$,
+  'a new delivery applies each table''s changes and counts them');
+select is((select segment_name from public.firespring_segments where segment_id = 'wb-1'), 'first',
+  'its row is written');
+select ok(exists (select from sync.webhook_deliveries where webhook_id = 'msg_053_a'),
+  'its delivery id is recorded');
+select is((select count(*)::int from sync.stream_batches_applied where stream_arn = 'arn:053'), 1,
+  'its stream records are noted');
+
+select results_eq(
+  $$select replayed, applied from sync.apply_webhook_batch('msg_053_a',
+      jsonb_build_object('firespring_segments', jsonb_build_array(pg_temp.segment('wb-1', 'replayed', '200'))),
+      '{"arn:053": ["200"]}'::jsonb)$$,
+  $$values (true, 0::bigint)$$,
+  'the same delivery id again is a replay: nothing applied');
+select is((select segment_name from public.firespring_segments where segment_id = 'wb-1'), 'first',
+  'a replay does not change the row, even with a newer change in it');
+select is((select count(*)::int from sync.stream_batches_applied where stream_arn = 'arn:053'), 1,
+  'a replay notes no stream record');
+
+-- A value Postgres refuses (member_count is numeric) fails the call whole.
+select throws_ok(
+  $$select * from sync.apply_webhook_batch('msg_053_b',
+      jsonb_build_object('firespring_segments', jsonb_build_array(
+        pg_temp.segment('wb-2', 'fine', '300'),
+        jsonb_build_object('op', 'upsert', 'seq', '301', 'changed_at', '2026-02-06T10:00:00Z',
+          'source', 'stream', 'row', jsonb_build_object('segment_id', 'wb-3', 'segment_name', 'x',
+            'member_count', 'many', 'segment_criteria', '{}'::jsonb)))),
+      '{"arn:053": ["300", "301"]}'::jsonb)$$,
+  '22P02', null, 'a change Postgres refuses fails the whole call');
+select ok(not exists (select from sync.webhook_deliveries where webhook_id = 'msg_053_b'),
+  'a failed call records no delivery, so the batch can be applied again in savepoints');
+select is_empty($$select from public.firespring_segments where segment_id in ('wb-2', 'wb-3')$$,
+  'a failed call writes no row of its batch');
+
+select * from finish();
+rollback;
