@@ -88,7 +88,12 @@ export async function exportFiles(input: {
       md5Checksum: md5,
       // The object's ETag as S3 gives a single-part upload's (the stand-in's own PutObject).
       etag: md5Hex(bytes),
-      dataFileS3Key: name,
+      // The key in the bucket, prefix included, as real exports write it: opensearch-
+      // project/data-prepper's ManifestFileReader quotes one ("dataFileS3Key":
+      // "test-table-export/AWSDynamoDB/01692350182719-6de2c037/data/....json.gz"). AWS's
+      // Developer Guide's example starts at AWSDynamoDB/; the reader takes both
+      // (functions-shared/export_manifest.ts, keyInBucket), its unit test that form.
+      dataFileS3Key: `${prefix}${name}`,
     }));
   }
   const filesManifest = encode(lines.join("\n") + "\n");
@@ -104,7 +109,7 @@ export async function exportFiles(input: {
     s3Prefix: d.S3Prefix ?? null,
     s3SseAlgorithm: d.S3SseAlgorithm ?? "AES256",
     s3SseKmsKeyId: null,
-    manifestFilesS3Key: `${relative}/manifest-files.json`,
+    manifestFilesS3Key: `${prefix}${relative}/manifest-files.json`,
     billedSizeBytes,
     itemCount: input.items.length,
     outputFormat: "DYNAMODB_JSON",

@@ -125,6 +125,11 @@ Deno.test("an export stays IN_PROGRESS for a while, then its files read back as 
   assert.equal(summary.exportTime.getTime(), 1_800_000_001_000);
   const files = parseExportFiles(text(summary.manifestFilesKey), summary, "files");
   assert.equal(files.length, 3);
+  // The manifests name keys in the bucket, prefix included, as real exports do.
+  assert.match(text(String(d.ExportManifest)), /"manifestFilesS3Key":"full\/AWSDynamoDB\//);
+  for (const line of text(summary.manifestFilesKey).trim().split("\n")) {
+    assert.match(JSON.parse(line).dataFileS3Key, /^full\/AWSDynamoDB\//);
+  }
   const ids: unknown[] = [];
   for (const file of files) {
     const body = new Blob([objects.get(`exports/${file.key}`)!]).stream();
