@@ -10,8 +10,9 @@
  *     <prefix>/AWSDynamoDB/<ExportId>/manifest-summary.json
  *     <prefix>/AWSDynamoDB/<ExportId>/manifest-summary.checksum
  *
- * As in AWS's own example, the keys inside the manifests start at `AWSDynamoDB/`,
- * without the prefix (functions-shared/export_manifest.ts reads either form).
+ * The keys inside the manifests are keys in the bucket, the prefix included, as real
+ * exports write them (AWS's own example starts them at `AWSDynamoDB/`;
+ * functions-shared/export_manifest.ts reads either form).
  *
  * @module
  */
