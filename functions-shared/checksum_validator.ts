@@ -42,7 +42,7 @@ import type postgres from "postgres";
 import type { DynamoClient } from "./dynamo_http.ts";
 import type { TableSpec } from "./table_registry.ts";
 import { compareRanges, MAX_KEYS_READ, recheckLook } from "./validator_compare.ts";
-import { repairKeys } from "./validator_repair.ts";
+import { repairKeys, RepairOverBudget } from "./validator_repair.ts";
 import {
   IN_FLIGHT_CEILING,
   PartitionTooLarge,
@@ -178,16 +178,24 @@ export function withRequestCpuBudget(deps: ValidatorDeps): ValidatorDeps {
  */
 export function budgetCheck(deps: ValidatorDeps, startedAt: number): () => boolean {
   const budget = deps.budget;
-  const cpuBudgetMs = requestCpuMs(budget);
+  const spent = timeSpent(deps, startedAt);
   let pages = 0;
   return () => {
     if (budget === undefined) return false;
-    const cpu = deps.cpu?.usedMs() ?? 0;
-    if (cpu >= cpuBudgetMs || performance.now() - startedAt >= budget.wallMs) return true;
+    if (spent()) return true;
     if (budget.pages !== undefined && pages >= budget.pages) return true;
     pages++;
     return false;
   };
+}
+
+/** Whether the request's CPU or wall budget is spent (its pages not counted). */
+function timeSpent(deps: ValidatorDeps, startedAt: number): () => boolean {
+  const budget = deps.budget;
+  const cpuBudgetMs = requestCpuMs(budget);
+  return () =>
+    budget !== undefined &&
+    ((deps.cpu?.usedMs() ?? 0) >= cpuBudgetMs || performance.now() - startedAt >= budget.wallMs);
 }
 
 /**
@@ -374,10 +382,14 @@ async function repairAndRevalidate(
   // Every key: no more than `limit` (MAX_KEYS_BY_KEY), far fewer than a request reads.
   let skipped;
   try {
-    skipped = await repairKeys(deps, spec, divergent.keys, seenAt.toISOString());
+    skipped = await repairKeys(deps, spec, divergent.keys, seenAt.toISOString(), {
+      spent: timeSpent(deps, startedAt),
+    });
   } catch (error) {
-    if (!(error instanceof PartitionTooLarge)) throw error;
-    // A key whose partition a request cannot read whole: a backfill heals the table.
+    // A key whose partition a request cannot read whole, or keys that take more than a
+    // request to read again (each retry would read them all again, and stop at the same
+    // place): a backfill heals the table.
+    if (!(error instanceof PartitionTooLarge) && !(error instanceof RepairOverBudget)) throw error;
     return await heal(`cannot repair key by key: ${error.message}`);
   }
   if (skipped.length > 0) {

@@ -717,3 +717,33 @@ Deno.test("more unmappable items than a request reads: none read again, the firs
     all.some((l) => l.endsWith(`${MAX_KEYS_READ + 1} unmappable items, not rechecked one by one`)),
   );
 });
+
+Deno.test("a repair whose reads outlast the request's budget applies what it read, then heals the table by a backfill", async () => {
+  // Every retry would read the keys again from the first and stop at the same place.
+  const db = runsDb({ divergent: () => [] });
+  const run = db.newRun("firespring_segments", true, 1, 7);
+  run.phase = "repair";
+  run.missing = [1, 2, 3, 4, 5].map((n) => ({ segment_id: `k${n}` }));
+  // Each key's read costs 150 ms of CPU against a budget of 400: spent after the third
+  // read, so the repair stops before a key it has not read.
+  const cpu = fakeCpuMeter(0, 0);
+  const dynamo = fakeDynamo((c) => {
+    if (c.name === "ScanCommand") return { Items: [] };
+    cpu.charge(150);
+    return { Item: { ...(c.input.Key as Record<string, unknown>), name: { S: "n" } } };
+  });
+  const { deps: d } = deps(db, dynamo, { cpu, budget: { cpuMs: 400, wallMs: 1e9 } });
+  const result = await validateTable(d, segments, { runId: 7 });
+  assert.ok(!("continued" in result));
+  assert.equal(result.healingBackfillJobId, 77);
+  const merged = db.matching("sync.merge_changes").flatMap((m) =>
+    JSON.parse(String(m.values[1])).map((c: { row: { segment_id: string } }) => c.row.segment_id)
+  );
+  assert.deepEqual(merged, ["k1", "k2", "k3"], "what was read is applied");
+  assert.equal(db.staleMarks.length, 1);
+  assert.match(
+    db.staleMarks[0].reason,
+    /^firespring_segments: validation run 7 cannot repair key by key: firespring_segments: read again 3 of 5 divergent keys before the request's CPU or wall budget ran out/,
+  );
+  assert.equal(run.status, "done");
+});

@@ -19,6 +19,21 @@ import { MAX_POINT_READ_PAGES, PartitionTooLarge, pointReadAt } from "./validato
 export const REPAIR_APPLY_BYTES = 4 * 1024 * 1024;
 
 /**
+ * A repair whose reads outlast the request's CPU or wall budget: what it read is applied,
+ * and the rest would be read again whole by every retry, each killed at the same place.
+ * The caller heals the table by a backfill instead.
+ */
+export class RepairOverBudget extends Error {
+  constructor(readonly table: string, readonly done: number, readonly total: number) {
+    super(
+      `${table}: read again ${done} of ${total} divergent keys before the request's CPU or ` +
+        "wall budget ran out",
+    );
+    this.name = "RepairOverBudget";
+  }
+}
+
+/**
  * Re-applies the source state of exactly `divergent` keys through the normal merge:
  * each key read consistently (after `seenAt`, when the divergence was seen) and turned
  * into repair changes by {@link repairPlan}. Keys with an item that cannot be mapped are
@@ -32,7 +47,14 @@ export async function repairKeys(
   spec: TableSpec,
   divergent: Divergence[],
   seenAt: string,
-  { removeUnread = true }: { removeUnread?: boolean } = {},
+  { removeUnread = true, spent }: {
+    removeUnread?: boolean;
+    /**
+     * Whether the request's CPU or wall budget is spent, asked before each key after the
+     * first: then what was read is applied and {@link RepairOverBudget} thrown.
+     */
+    spent?: () => boolean;
+  } = {},
 ): Promise<Unmappable[]> {
   let changes: TableChange[] = [];
   let bytes = 0;
@@ -55,7 +77,11 @@ export async function repairKeys(
   // The first key whose partition is too large to read whole: the others are repaired,
   // then it is thrown, for the caller to heal the table by a backfill.
   let tooLarge: PartitionTooLarge | undefined;
-  for (const { key } of divergent) {
+  for (const [done, { key }] of divergent.entries()) {
+    if (done > 0 && spent?.()) {
+      await apply();
+      throw new RepairOverBudget(spec.targetTable, done, divergent.length);
+    }
     // Stamped on DynamoDB's clock, no later than the read (read_stamp.ts): a repair's
     // changes win over the row, and a stream change after the read must still win over them.
     let read;
