@@ -747,3 +747,23 @@ Deno.test("a repair whose reads outlast the request's budget applies what it rea
   );
   assert.equal(run.status, "done");
 });
+
+Deno.test("requests that find the isolate spent before any work say so once a run, not once each", async () => {
+  // The meter past its ceiling, the runtime not yet retiring the isolate: each request for
+  // the run hands on at once, and may land here again.
+  const db = runsDb();
+  const cpu = fakeCpuMeter(5_000, 0);
+  const { deps: d, lines } = deps(db, fakeDynamo(() => ({ Items: [item("a")] })), {
+    cpu,
+    budget: { cpuMs: 400, wallMs: 1e9 },
+  });
+  const first = await validateTable(d, segments);
+  assert.ok("continued" in first && first.handOn);
+  for (let i = 0; i < 5; i++) {
+    const again = await validateTable(d, segments, { runId: first.runId });
+    assert.ok("continued" in again && again.handOn);
+  }
+  assert.deepEqual(lines.list.filter((l) => l.includes("goes on in another request")), [
+    `firespring_segments: validation run ${first.runId} goes on in another request`,
+  ]);
+});
