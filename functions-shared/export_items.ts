@@ -254,7 +254,13 @@ export async function* exportPages(
     // Developer Guide, "DynamoDB table export output format"): no bytes at all, which is
     // not a gzip stream. It holds no line; its count and MD5 are checked below.
     if (!(ended && bytes === 0)) {
-      const problem = `unreadable after line ${line}: ${(error as Error).message}`;
+      // Deno's DecompressionStream reads one gzip member, and says only this of bytes
+      // after it (several members joined, as some AWS services write, or trailing data).
+      const message = (error as Error).message === "failed to write whole buffer"
+        ? "it has bytes after its first gzip stream (several gzip members joined, or " +
+          "trailing data), which this loader does not read"
+        : (error as Error).message;
+      const problem = `unreadable after line ${line}: ${message}`;
       if (!broken) {
         throw new ExportDataError(file.key, `${problem} (after ${bytes} bytes of it)`);
       }

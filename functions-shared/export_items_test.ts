@@ -122,6 +122,30 @@ Deno.test("bytes that are not gzip are refused as unreadable", async () => {
   );
 });
 
+Deno.test("a file of several gzip members joined is refused, saying so", async () => {
+  // RFC 1952: a gzip file is "a series of members"; AWS promises DynamoDB's export files
+  // only as "compressed", and no export has been seen to join members. If one did, its
+  // job fails naming the cause, not "failed to write whole buffer".
+  const bytes = new Uint8Array([...await gzip(`${item(1)}\n`), ...await gzip(`${item(2)}\n`)]);
+  const file: ExportDataFile = {
+    key: "k.json.gz",
+    itemCount: 2,
+    md5Checksum: createHash("md5").update(bytes).digest("base64"),
+    etag: "",
+  };
+  await assert.rejects(
+    pagesOf(exportPages(new Blob([bytes]).stream(), file, 10)),
+    (error: Error) => {
+      assert.ok(error instanceof ExportDataError, String(error));
+      assert.match(
+        error.message,
+        /^export data file k\.json\.gz: unreadable after line \d: it has bytes after its first gzip stream \(several gzip members joined/,
+      );
+      return true;
+    },
+  );
+});
+
 Deno.test("a file longer than its manifest says hands on no page past the manifest's count", async () => {
   const { body, file } = await dataFile([1, 2, 3, 4, 5].map(item), { itemCount: 2 });
   const handed: ExportPage[] = [];
