@@ -27,6 +27,16 @@ async function dataFile(lines: string[], over: Partial<ExportDataFile> = {}) {
   return { body, file };
 }
 
+/** The manifest's entry of a file of `bytes`. */
+function fileOf(bytes: Uint8Array, key = "p/AWSDynamoDB/x/data/f.json.gz"): ExportDataFile {
+  return {
+    key,
+    itemCount: 2,
+    md5Checksum: createHash("md5").update(bytes).digest("base64"),
+    etag: "e",
+  };
+}
+
 async function pagesOf(gen: AsyncGenerator<ExportPage>): Promise<ExportPage[]> {
   const pages = [];
   for await (const page of gen) pages.push(page);
@@ -127,12 +137,7 @@ Deno.test("a file of several gzip members joined is refused, saying so", async (
   // only as "compressed", and no export has been seen to join members. If one did, its
   // job fails naming the cause, not "failed to write whole buffer".
   const bytes = new Uint8Array([...await gzip(`${item(1)}\n`), ...await gzip(`${item(2)}\n`)]);
-  const file: ExportDataFile = {
-    key: "k.json.gz",
-    itemCount: 2,
-    md5Checksum: createHash("md5").update(bytes).digest("base64"),
-    etag: "",
-  };
+  const file = fileOf(bytes, "k.json.gz");
   await assert.rejects(
     pagesOf(exportPages(new Blob([bytes]).stream(), file, 10)),
     (error: Error) => {
@@ -235,12 +240,7 @@ Deno.test("a page of big items ends at its text's bound, before its item count",
 Deno.test("a line that runs on without end is refused, naming the file and the line", async () => {
   const endless = "x".repeat(1001);
   const bytes = await gzip(`${item(1)}\n${endless}`);
-  const file: ExportDataFile = {
-    key: "p/AWSDynamoDB/x/data/f.json.gz",
-    itemCount: 2,
-    md5Checksum: createHash("md5").update(bytes).digest("base64"),
-    etag: "e",
-  };
+  const file = fileOf(bytes);
   await assert.rejects(
     pagesOf(
       exportPages(new Blob([new Uint8Array(bytes)]).stream(), file, 10, 0, {
