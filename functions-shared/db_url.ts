@@ -53,6 +53,11 @@ const SSL_MODES: Record<string, DbTls> = {
 /** The query parameters a URL may carry; anything else would reach Postgres as a startup parameter. */
 const KNOWN_PARAMETERS = ["sslmode", "pgbouncer"];
 
+/** Whether `host` is one of Supabase's (`*.supabase.co`, `*.supabase.com`): TLS always offered. */
+export function isSupabaseHost(host: string): boolean {
+  return /\.supabase\.(co|com)$/i.test(host);
+}
+
 /**
  * Whether a connection goes through a pooler whose server connections the Edge Functions
  * share: Supavisor in either mode (`*.pooler.supabase.com`, ports 5432 and 6543; "the
@@ -118,7 +123,7 @@ export function parseDbUrl(text: string): DbTarget {
   // require for Supabase's hosts, which always do: a URL without sslmode (the platform's
   // SUPABASE_DB_URL, say) must not send rows in the clear.
   const sslmode = url.searchParams.get("sslmode") ??
-    (/\.supabase\.(co|com)$/i.test(url.hostname) ? "require" : "prefer");
+    (isSupabaseHost(url.hostname) ? "require" : "prefer");
   const tls = SSL_MODES[sslmode];
   if (tls === undefined) {
     throw new Error(
@@ -128,7 +133,7 @@ export function parseDbUrl(text: string): DbTarget {
   }
   // Supabase's hosts always offer TLS; disable, allow or prefer would let the password
   // and the rows cross the internet in the clear (prefer and allow fall back to it).
-  if (/\.supabase\.(co|com)$/i.test(url.hostname) && (tls === "disable" || tls === "prefer")) {
+  if (isSupabaseHost(url.hostname) && (tls === "disable" || tls === "prefer")) {
     throw new Error(
       `a postgresql:// URL whose sslmode is require or verify-full for Supabase's host ` +
         `${url.hostname} (it is ${sslmode}: the password and the rows would cross the ` +

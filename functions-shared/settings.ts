@@ -10,7 +10,7 @@
  * @module
  */
 
-import { type DbTarget, parseDbUrl } from "./db_url.ts";
+import { type DbTarget, isSupabaseHost, parseDbUrl } from "./db_url.ts";
 
 /** Reads an environment variable (Deno's or, in Node, the process's). */
 export type EnvReader = (name: string) => string | undefined;
@@ -78,7 +78,7 @@ export function httpUrl(env: string, about: string): SettingSpec<string> {
       }
       // The functions send a service key to this URL: to Supabase's hosts, never in the
       // clear (http stays for a gateway on this machine or a self-hosted network).
-      if (url.protocol === "http:" && /\.supabase\.(co|com)$/i.test(url.hostname)) {
+      if (url.protocol === "http:" && isSupabaseHost(url.hostname)) {
         throw new Error(`an https URL for Supabase's host ${url.hostname} (not http:)`);
       }
       return url.href.replace(/\/$/, "");
@@ -150,9 +150,7 @@ function platformProblems(values: Record<string, unknown>): string[] {
     const project = new URL(supabaseUrl).hostname.match(/^([a-z0-9]{20})\.supabase\.(co|com)$/)
       ?.[1];
     const dbProject = db.host.match(/^db\.([a-z0-9]{20})\.supabase\.(co|com)$/)?.[1] ??
-      (/\.supabase\.(co|com)$/.test(db.host)
-        ? db.user.match(/^[^.]+\.([a-z0-9]{20})$/)?.[1]
-        : undefined);
+      (isSupabaseHost(db.host) ? db.user.match(/^[^.]+\.([a-z0-9]{20})$/)?.[1] : undefined);
     if (project && dbProject && project !== dbProject) {
       problems.push(
         `SYNC_DB_URL (or SUPABASE_DB_URL) is project ${dbProject}'s database, but SUPABASE_URL ` +

@@ -118,35 +118,25 @@ if (import.meta.main) {
   const lambda = new LambdaEnvironments(
     new URL("../../lambda/stream_forwarder.ts", import.meta.url),
   );
+  // A mapping setting from the environment, checked (mappingSetting), else the deployed one.
+  const fromEnv = (
+    name: string,
+    deployed: number,
+    range: Parameters<typeof mappingSetting>[3],
+  ) => setting(() => mappingSetting(name, Deno.env.get(name), deployed, range));
   const mapping = new EventSourceMapping({
     invoke: lambda.invoke,
-    batchSize: setting(() =>
-      mappingSetting(
-        "STREAM_BATCH_SIZE",
-        Deno.env.get("STREAM_BATCH_SIZE"),
-        DEPLOYED_MAPPING.batchSize,
-        {
-          min: 1,
-          max: 10_000,
-        },
-      )
-    ),
-    maxRetryAttempts: setting(() =>
-      mappingSetting(
-        "STREAM_MAX_RETRY_ATTEMPTS",
-        Deno.env.get("STREAM_MAX_RETRY_ATTEMPTS"),
-        DEPLOYED_MAPPING.maxRetryAttempts,
-        { min: 0, max: 10_000, allowNone: true },
-      )
-    ),
-    maxRecordAgeS: setting(() =>
-      mappingSetting(
-        "STREAM_MAX_RECORD_AGE_S",
-        Deno.env.get("STREAM_MAX_RECORD_AGE_S"),
-        DEPLOYED_MAPPING.maxRecordAgeS,
-        { min: 60, max: 604_800, allowNone: true },
-      )
-    ),
+    batchSize: fromEnv("STREAM_BATCH_SIZE", DEPLOYED_MAPPING.batchSize, { min: 1, max: 10_000 }),
+    maxRetryAttempts: fromEnv("STREAM_MAX_RETRY_ATTEMPTS", DEPLOYED_MAPPING.maxRetryAttempts, {
+      min: 0,
+      max: 10_000,
+      allowNone: true,
+    }),
+    maxRecordAgeS: fromEnv("STREAM_MAX_RECORD_AGE_S", DEPLOYED_MAPPING.maxRecordAgeS, {
+      min: 60,
+      max: 604_800,
+      allowNone: true,
+    }),
     bisectBatchOnFunctionError: (Deno.env.get("STREAM_BISECT_ON_ERROR") ??
       String(DEPLOYED_MAPPING.bisectBatchOnFunctionError)) === "true",
     functionTimeoutMs: DEPLOYED_MAPPING.functionTimeoutMs,
