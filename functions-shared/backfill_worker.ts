@@ -176,7 +176,6 @@ export async function runWorker(deps: WorkerDeps, worker: string): Promise<RunRe
       },
       describe: (claim) =>
         `backfill job ${claim.job_id} segment ${claim.segment}/${claim.total_segments} of ${claim.source_table}`,
-      totalsOnHandOn: lanes === 1,
       commitPage: (claim, page, checkpoint) =>
         commitPage(deps.sql, claim, page, checkpoint, {
           cpu: deps.cpu,

@@ -35,6 +35,7 @@ Deno.test("a claimed segment is scanned page by page, each page written with its
     items: 3,
     rows: 3,
     stoppedBy: "no work",
+    resumed: 0,
   });
   // The table's read budget (its first read's turn), then the worker, and no run (a
   // backfill's segment, not a validation's).
@@ -92,7 +93,24 @@ Deno.test("a claim with a checkpoint resumes from it", async () => {
   assert.deepEqual(dynamo.sent[0].input.ExclusiveStartKey, keyOf("b"));
   assert.equal(result.items, 1);
   assert.equal(result.segmentsFinished, 1);
-  assert.equal(lines[0], `${WHERE}: claimed (resuming from its checkpoint)`);
+  assert.equal(result.resumed, 1, "counted: a checkpoint another request left is routine");
+  assert.deepEqual(lines, []);
+});
+
+Deno.test("a claim taken over from a worker that died says so, naming its segment", async () => {
+  const db = backfillDb([
+    claim({ exclusive_start_key: keyOf("b"), taken_over: true }),
+    claim({ segment: 2, taken_over: true }),
+  ]);
+  const { deps, lines } = workerDeps(db, pagedDynamo(twoPages));
+  const result = await runWorker(deps, "worker-a");
+  assert.equal(result.resumed, 0, "not counted with the routine resumes");
+  assert.deepEqual(lines.filter((l) => /taken over/.test(l)), [
+    `${WHERE}: taken over: its lease ran out (its worker was stopped or killed mid-page); resuming from its checkpoint`,
+    `${
+      WHERE.replace("segment 1/4", "segment 2/4")
+    }: taken over: its lease ran out (its worker was stopped or killed mid-page); starting from its beginning`,
+  ]);
 });
 
 Deno.test("each claim wakes another worker only while segments wait and fewer than maxConcurrent run", async () => {
@@ -127,6 +145,7 @@ Deno.test("a lost lease (the checkpoint's SY001) rolls the page back and the wor
     items: 1,
     rows: 1,
     stoppedBy: "no work",
+    resumed: 0,
   });
   // The refused checkpoint is the statement that carried the page's merge: one statement,
   // so the merge's rows roll back with it (tests/backfill_page_test.ts shows it in Postgres).
@@ -166,6 +185,7 @@ Deno.test("a page of a job no longer running (the checkpoint's SY002) is not wri
     items: 0,
     rows: 0,
     stoppedBy: "no work",
+    resumed: 0,
   });
   assert.equal(dynamo.sent.length, 1, "no page after the refused one");
   assert.equal(db.matching("sync.release_segment").length, 0, "nothing to give back");

@@ -270,9 +270,13 @@ export async function validateTable(
     if (!over) worked = true;
     return over;
   };
-  const continuation = (handOn: boolean): Continuation => {
+  const continuation = (handOn: boolean, why?: string): Continuation => {
     if (handOn && (worked || !quietlyHandedOn(deps.sql, run))) {
-      log(`${spec.targetTable}: validation run ${run} goes on in another request`);
+      log(
+        `${spec.targetTable}: validation run ${run} goes on in another request${
+          why ? ` (${why})` : ""
+        }`,
+      );
     }
     return { continued: true, runId: run, table: spec.targetTable, handOn };
   };
@@ -299,7 +303,7 @@ export async function validateTable(
         const wallLeftMs = () =>
           (deps.budget?.wallMs ?? Infinity) - (performance.now() - startedAt);
         const outcome = await scanForRun(deps, spec, run, worker, overBudget, wallLeftMs);
-        if (outcome.stoppedBy === "budget") return continuation(true);
+        if (outcome.stoppedBy === "budget") return continuation(true, outcome.handedOn);
         if (outcome.stoppedBy === "throttled") return continuation(false);
         const [job] = await deps.sql<{ error: string }[]>`
           select error from sync.backfill_jobs where checksum_run_id = ${run} and status = 'failed'`;

@@ -231,7 +231,8 @@ Deno.test("a tiny budget hands on mid-segment; the next request goes on from the
     owner: db.matching("sync.claim_segment")[0].values.at(-2),
   }, "released at its checkpoint");
   assert.deepEqual(lines.list, [
-    "firespring_segments: validation run 42 goes on in another request",
+    "firespring_segments: validation run 42 goes on in another request (validation run 42 " +
+    "segment 0/1 of firespring-backdoor-segments-dev: budget spent (isolate CPU 0 ms))",
   ]);
   // The next requests (a page each) go on from the checkpoint.
   let outcome = await validateTable(d, segments, { runId: 42 });
@@ -764,6 +765,7 @@ Deno.test("requests that find the isolate spent before any work say so once a ru
     assert.ok("continued" in again && again.handOn);
   }
   assert.deepEqual(lines.list.filter((l) => l.includes("goes on in another request")), [
-    `firespring_segments: validation run ${first.runId} goes on in another request`,
+    `firespring_segments: validation run ${first.runId} goes on in another request (validation ` +
+    `run ${first.runId} segment 0/1 of firespring-backdoor-segments-dev: budget spent (isolate CPU 5000 ms))`,
   ]);
 });

@@ -6,7 +6,8 @@
  * given back its place: a request that came back to this isolate meanwhile would find the
  * gate full and be turned away, and nothing would go on until pg_cron's next tick. A run's
  * failure is handled here: an unhandled rejection would end the isolate, and with it its
- * other runs mid-page (the runtime's `waitUntil` only registers the promise).
+ * other runs mid-page (the runtime's `waitUntil` only registers the promise). What the runs
+ * did is counted and said once every 10 s (request_tally.ts); a failure is logged at once.
  *
  * @module
  */
@@ -14,6 +15,7 @@
 import type { RunResult } from "./backfill_worker.ts";
 import { errorResponse, json, methodNotAllowed } from "./http.ts";
 import type { RunGate } from "./run_gate.ts";
+import type { RequestTally } from "./request_tally.ts";
 import { internalCaller } from "./service_auth.ts";
 
 /** What the requests need; `index.ts` builds it once per isolate. */
@@ -27,16 +29,12 @@ export interface ImportWorkerDeps {
    * (backfill_worker.ts, WorkerDeps.handOn).
    */
   run: (worker: string, handOn: () => Promise<void>) => Promise<RunResult>;
-  /**
-   * The lanes of a run (IMPORT_WORKER_SEGMENTS_PER_RUN; 1 when absent): a run of one lane
-   * stopped by its budget logged its totals on its segment's line (segment_scan.ts).
-   */
-  lanesPerRun?: number;
   /** Calls the function again (self_invoke.ts: never throws). */
   callSelf: () => Promise<void>;
   /** Keeps the background work alive after the answer (EdgeRuntime.waitUntil). */
   waitUntil: (work: Promise<unknown>) => void;
-  log: (line: string) => void;
+  /** The isolate's count of what its runs did (one per isolate). */
+  tally: Pick<RequestTally, "add">;
   logError: (line: string) => void;
   /** A new run's id (default: a random UUID). */
   newWorker?: () => string;
@@ -56,18 +54,12 @@ export function importWorkerHandler(deps: ImportWorkerDeps): (req: Request) => R
         handOn = true;
         return Promise.resolve();
       }).then(
-        // A run of one lane stopped by its budget said so with its totals, naming its
-        // segment (segment_scan.ts, totalsOnHandOn); one that found nothing to do says
-        // nothing. An isolate's eight runs hand on together, and a hosted function keeps
-        // 100 log events in 10 s (https://supabase.com/docs/guides/functions/limits).
-        (r) => {
-          if ((r.stoppedBy === "budget" && (deps.lanesPerRun ?? 1) === 1) || r.pages === 0) return;
-          deps.log(
-            `${worker}: ${r.pages} pages, ${r.items} items, ${r.rows} rows, stopped by ${r.stoppedBy}`,
-          );
-        },
+        (result) => deps.tally.add(result),
         // The segment was given back and its cause logged, naming it (segment_scan.ts).
-        (error) => deps.logError(`${worker}: stopped by an error: ${(error as Error).message}`),
+        (error) => {
+          deps.tally.add("failed");
+          deps.logError(`${worker}: stopped by an error: ${(error as Error).message}`);
+        },
       )
     );
     if (!run) {

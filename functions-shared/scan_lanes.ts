@@ -53,12 +53,15 @@ export class ScanLanes {
       pages: done.reduce((n, r) => n + r.pages, 0),
       items: done.reduce((n, r) => n + r.items, 0),
       rows: done.reduce((n, r) => n + r.rows, 0),
+      resumed: done.reduce((n, r) => n + r.resumed, 0),
       stoppedBy: done.some((r) => r.stoppedBy === "budget")
         ? "budget"
         : done.some((r) => r.stoppedBy === "throttled")
         ? "throttled"
         : "no work",
     };
+    const handedOn = done.find((r) => r.handedOn)?.handedOn;
+    if (handedOn) total.handedOn = handedOn;
     return failed ? { total, failure: failed.reason } : { total };
   }
 }

@@ -8,6 +8,8 @@ const result = (stoppedBy: ScanResult["stoppedBy"], n = 1): ScanResult => ({
   items: 3 * n,
   rows: 4 * n,
   stoppedBy,
+  resumed: n,
+  ...(stoppedBy === "budget" ? { handedOn: `segment ${n}: budget spent` } : {}),
 });
 
 Deno.test("ScanLanes sums its lanes: stopped by the budget if one was, else throttled if one was", async () => {
@@ -18,7 +20,9 @@ Deno.test("ScanLanes sums its lanes: stopped by the budget if one was, else thro
   const budget = new ScanLanes();
   budget.add(Promise.resolve(result("throttled")));
   budget.add(Promise.resolve(result("budget")));
-  assert.equal((await budget.settle()).total.stoppedBy, "budget");
+  const { total } = await budget.settle();
+  assert.equal(total.stoppedBy, "budget");
+  assert.equal(total.handedOn, "segment 1: budget spent", "why its lane handed on");
 });
 
 Deno.test("ScanLanes waits for every lane and answers the first failure with the others' sum", async () => {

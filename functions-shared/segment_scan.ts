@@ -42,6 +42,7 @@ export async function scanSegments(
     items: 0,
     rows: 0,
     stoppedBy: "no work",
+    resumed: 0,
   };
   const release = (claim: Claim) =>
     deps.sql`select sync.release_segment(${claim.job_id}, ${claim.segment}, ${worker})`;
@@ -116,11 +117,19 @@ export async function scanSegments(
       units: t?.units ?? 0,
     });
     let turn = at(await work.turns.first(claim));
-    // A claim and a segment's end are routine (sync.backfill_progress shows them, and the
-    // import-worker logs its requests' totals); a hosted function keeps 100 log events per 10 s
-    // (local-stack/supabase/log_limits.ts), and eight segments of seven small tables in one
-    // validation round logged 112. A resumed segment is worth its line.
-    if (startKey) log(`${where}: claimed (resuming from its checkpoint)`);
+    // A claim, a resume and a hand-on are routine (sync.backfill_progress shows them, and
+    // the callers count them); a hosted function keeps 100 log events per 10 s
+    // (local-stack/supabase/log_limits.ts): a line each passed it in every backfill of
+    // `npm start`. A segment taken over from a worker that died is worth its line.
+    if (claim.taken_over) {
+      log(
+        `${where}: taken over: its lease ran out (its worker was stopped or killed mid-page); ${
+          startKey ? "resuming from its checkpoint" : "starting from its beginning"
+        }`,
+      );
+    } else if (startKey) {
+      result.resumed++;
+    }
     while (true) {
       // The budget is checked once the pacing lets the page start: a paced segment holds
       // no CPU while it waits, and a stop asked meanwhile ends the wait.
@@ -148,18 +157,9 @@ export async function scanSegments(
         await work.turns.release(claim, { waitMs: 0, units: turn.units });
         await work.handOn();
         result.stoppedBy = "budget";
-        // The import-worker's request totals ride on this line (SegmentWork.totalsOnHandOn):
-        // it logs no line of its own for a run stopped by its budget, one line fewer a run.
-        const read = work.totalsOnHandOn
-          ? ` (this request: ${result.pages} pages, ${result.items} items, ${result.rows} rows)`
-          : "";
-        log(
-          held === "deadline"
-            ? `${where}: its turn comes after the request's wall-clock budget, handed on${read}`
-            : `${where}: budget spent (isolate CPU ${
-              deps.cpu.usedMs().toFixed(0)
-            } ms), handed on${read}`,
-        );
+        result.handedOn = held === "deadline"
+          ? `${where}: its turn comes after the request's wall-clock budget`
+          : `${where}: budget spent (isolate CPU ${deps.cpu.usedMs().toFixed(0)} ms)`;
         return "budget";
       }
       try {

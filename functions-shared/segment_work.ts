@@ -49,6 +49,11 @@ export interface Claim {
   region: string;
   exclusive_start_key: Item | null;
   page_size: number;
+  /**
+   * Its lease had run out: the worker that held it was stopped or killed mid-page. Absent
+   * or false when it was pending (new, or given back for a budget).
+   */
+  taken_over?: boolean;
 }
 
 /**
@@ -172,12 +177,6 @@ export interface SegmentWork {
   handOn: () => Promise<void>;
   /** How log lines name a segment, e.g. "backfill job 7 segment 1/4 of <table>". */
   describe: (claim: Claim) => string;
-  /**
-   * Whether the line of a segment handed on for the budget carries what this scan read
-   * (pages, items, rows): the import-worker's, whose run has one lane and logs no line of
-   * its own then (import_worker_requests.ts). Optional.
-   */
-  totalsOnHandOn?: boolean;
   /** The job's read turns (its read ledger: read_turns.ts), the first and a given back. */
   turns: ReadTurns;
 }
@@ -190,4 +189,12 @@ export interface ScanResult {
   rows: number;
   /** "throttled": a Scan kept failing (throttled or erroring) and its segment was released. */
   stoppedBy: "no work" | "budget" | "throttled";
+  /** Segments claimed at a checkpoint another request left (routine: not logged). */
+  resumed: number;
+  /**
+   * Stopped by the budget: the segment given back, and why, e.g. "backfill job 7 segment
+   * 1/4 of <table>: budget spent (isolate CPU 1204 ms)". The caller says it as it logs
+   * its requests (a line per request would pass a hosted function's log limit).
+   */
+  handedOn?: string;
 }

@@ -71,7 +71,7 @@ $$;
 create function sync.claim_segment(p_worker text, p_run bigint default null)
 returns table (
   job_id bigint, segment integer, total_segments integer, source_table text, target_table text,
-  region text, exclusive_start_key jsonb, page_size integer
+  region text, exclusive_start_key jsonb, page_size integer, taken_over boolean
 )
 language plpgsql set search_path = ''
 as $$
@@ -157,8 +157,11 @@ begin
       taken.error));
     return;
   end if;
+  -- taken_over: its lease had run out (its worker was stopped or killed mid-page), which
+  -- the worker says in its log; a segment given back for a budget is routine, and says
+  -- nothing (a hosted function's log keeps 100 lines in 10 s).
   return query select taken.job_id, taken.segment, taken.total_segments, taken.source_table,
-    taken.target_table, taken.region, taken.exclusive_start_key, taken.page_size;
+    taken.target_table, taken.region, taken.exclusive_start_key, taken.page_size, taken.lapsed;
 end
 $$;
 

@@ -12,6 +12,7 @@ import { isolateCpuMeter } from "../../../functions-shared/cpu_meter.ts";
 import { dynamoClients } from "../../../functions-shared/dynamo_client.ts";
 import { importWorkerHandler } from "../../../functions-shared/import_worker_requests.ts";
 import { ownInvoker } from "../../../functions-shared/self_invoke.ts";
+import { RequestTally } from "../../../functions-shared/request_tally.ts";
 import { acceptedServiceKeys } from "../../../functions-shared/service_auth.ts";
 import { readSettings } from "../../../functions-shared/settings.ts";
 import {
@@ -43,6 +44,10 @@ const callSelf = ownInvoker("import-worker", settings.supabaseUrl, serviceKeys, 
 const gate = new RunGate(settings.runsPerIsolate);
 // The isolate's pages in flight, across its runs: the budget counts their CPU to come.
 const inFlight = new PagesInFlight();
+// What the isolate's runs did, a line every 10 s, and what is left of it when the runtime
+// retires the isolate (its `beforeunload`).
+const tally = new RequestTally("import-worker", (line) => console.log(line));
+addEventListener("beforeunload", () => tally.retire());
 
 // Every request waits until the database is known to have every column this version
 // maps (schema_guard.ts): a missing one would drop data without a word.
@@ -66,10 +71,9 @@ Deno.serve(guardedHandler(
         maxRcuPerSecond: settings.maxRcuPerSecond,
         log: (line) => console.log(`${worker}: ${line}`),
       }, worker),
-    lanesPerRun: settings.segmentsPerRun,
     callSelf: () => callSelf({}),
     waitUntil: (work) => EdgeRuntime.waitUntil(work),
-    log: (line) => console.log(line),
+    tally,
     logError: (line) => console.error(line),
   }),
 ));

@@ -4,10 +4,10 @@
 -- and when the first ended; a checkpoint clears them; at 5 in a row, the first more than
 -- 10 minutes ago, the job fails naming the table and the last cause, instead of being
 -- claimed for ever (and holding every tombstone since its start). An outage shorter than
--- that is waited out.
+-- that is waited out. A claim says whether it took a lapsed lease over (taken_over).
 set client_min_messages = warning;
 begin;
-select plan(16);
+select plan(19);
 
 delete from sync.table_state;
 delete from sync.backfill_jobs;
@@ -73,10 +73,12 @@ create function pg_temp.lapse() returns void language sql as $$
   update sync.backfill_segments set lease_expires_at = now() - interval '1 second'
   where job_id = (select id from job2)
 $$;
-select sync.claim_segment('k0');
+select is((select taken_over from sync.claim_segment('k0')), false,
+  'a pending segment''s claim is no takeover');
 select sync.note_failed_attempt((select id from job2), 0, 'k0', 'an old throttle');
 select pg_temp.lapse();
-select sync.claim_segment('k1');
+select is((select taken_over from sync.claim_segment('k1')), true,
+  'a claim of a lapsed lease says it took the segment over (its worker logs it)');
 select pg_temp.lapse();
 select sync.claim_segment('k2');
 select results_eq(
@@ -96,7 +98,8 @@ select results_eq(
 
 select sync.note_failed_attempt((select id from job2), 0, 'k2', 'an unrelated throttle, long ago');
 select sync.release_segment((select id from job2), 0, 'k2');
-select sync.claim_segment('k3');
+select is((select taken_over from sync.claim_segment('k3')), false,
+  'a segment given back (for a budget) is claimed as routine, no takeover');
 select pg_temp.lapse();
 select sync.claim_segment('k4');
 select pg_temp.lapse();

@@ -1,0 +1,111 @@
+/**
+ * An isolate's routine requests, said in one line every 10 s instead of a line each. A
+ * hosted function keeps 100 log events in 10 s and drops the rest, errors among them
+ * (https://supabase.com/docs/guides/functions/limits, "Log event threshold"): the
+ * import-worker's requests, a claim and a hand-on each, passed that in every backfill of
+ * `npm start` (317 of its 509 lines). Errors and the unusual (a segment taken over, a job
+ * failed) are still logged at once, by the code that meets them; the progress of every
+ * segment is in `sync.backfill_progress`.
+ *
+ * @module
+ */
+
+import type { ScanResult } from "./segment_work.ts";
+
+/** How often an isolate says what its requests did. */
+export const TALLY_EVERY_MS = 10_000;
+
+/** Counts an isolate's requests and says them once per {@link TALLY_EVERY_MS}. */
+export class RequestTally {
+  #since: number;
+  #requests = 0;
+  #budget = 0;
+  #throttled = 0;
+  #noWork = 0;
+  #failed = 0;
+  #pages = 0;
+  #items = 0;
+  #rows = 0;
+  #resumed = 0;
+  #lastHandOn: string | undefined;
+  #retiring = false;
+
+  /**
+   * @param name the function, first on the line
+   * @param log where the line goes
+   * @param now a clock in milliseconds (default `performance.now`)
+   */
+  constructor(
+    private readonly name: string,
+    private readonly log: (line: string) => void,
+    private readonly now: () => number = () => performance.now(),
+  ) {
+    this.#since = now();
+  }
+
+  /** A request that ended with `result`, or failed (its error is logged by the caller). */
+  add(result: ScanResult | "failed"): void {
+    this.#requests++;
+    if (result === "failed") {
+      this.#failed++;
+    } else {
+      if (result.stoppedBy === "budget") this.#budget++;
+      else if (result.stoppedBy === "throttled") this.#throttled++;
+      else this.#noWork++;
+      this.#pages += result.pages;
+      this.#items += result.items;
+      this.#rows += result.rows;
+      this.#resumed += result.resumed;
+      this.#lastHandOn = result.handedOn ?? this.#lastHandOn;
+    }
+    if (this.#retiring || this.now() - this.#since >= TALLY_EVERY_MS) this.flush();
+  }
+
+  /**
+   * The runtime retires the isolate (its `beforeunload`): what was counted is said now,
+   * and each request still running is said as it ends (the isolate takes no new ones and
+   * ends with its last), so that none goes unsaid.
+   */
+  retire(): void {
+    this.#retiring = true;
+    this.flush();
+  }
+
+  /** Says what was counted, if anything, and starts counting again. */
+  flush(): void {
+    const now = this.now();
+    if (this.#requests > 0) {
+      const ends = [
+        [this.#budget, "stopped by their budget"],
+        [this.#noWork, "with no work left"],
+        [this.#throttled, "throttled"],
+        [this.#failed, "failed"],
+      ].filter(([n]) => n as number > 0).map(([n, what]) => `${n} ${what}`);
+      const lastHandOn = this.#lastHandOn ? `; the last handed on: ${this.#lastHandOn}` : "";
+      this.log(
+        `${this.name}: this isolate's last ${((now - this.#since) / 1000).toFixed(1)} s: ${
+          plural(this.#requests, "request")
+        } (${ends.join(", ")}), ${plural(this.#pages, "page")}, ${plural(this.#items, "item")}, ${
+          plural(this.#rows, "row")
+        }, ${plural(this.#resumed, "segment")} resumed from a checkpoint${lastHandOn}`,
+      );
+    }
+    this.#since = now;
+    this.#requests =
+      this.#budget =
+      this.#throttled =
+      this.#noWork =
+      this.#failed =
+        0;
+    this.#pages =
+      this.#items =
+      this.#rows =
+      this.#resumed =
+        0;
+    this.#lastHandOn = undefined;
+  }
+}
+
+function plural(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? "" : "s"}`;
+}
