@@ -97,6 +97,29 @@ Deno.test("a claim with a checkpoint resumes from it", async () => {
   assert.deepEqual(lines, []);
 });
 
+Deno.test("a key with U+0000 is checkpointed in a form jsonb holds, and a claim resumes from it", async () => {
+  const nul = { segment_id: { S: "b\u0000" } };
+  const db = backfillDb([claim()]);
+  const dynamo = pagedDynamo({
+    "null": { Items: [item("a")], LastEvaluatedKey: nul },
+    [JSON.stringify(nul)]: { Items: [item("c")] },
+  });
+  const { deps } = workerDeps(db, dynamo);
+  await runWorker(deps, "worker-a");
+  const [first] = db.matching("sync.checkpoint_segment").map(checkpointArgs);
+  const stored = String(first[3]);
+  assert.ok(!stored.includes("\\u0000"), `no U+0000 escape for jsonb to refuse: ${stored}`);
+  assert.deepEqual(dynamo.sent[1].input.ExclusiveStartKey, nul, "the next page starts at the key");
+  // A later request's claim of that checkpoint starts at the same key.
+  const resumed = pagedDynamo({ [JSON.stringify(nul)]: { Items: [item("c")] } });
+  const again = workerDeps(
+    backfillDb([claim({ exclusive_start_key: JSON.parse(stored) })]),
+    resumed,
+  );
+  await runWorker(again.deps, "worker-b");
+  assert.deepEqual(resumed.sent[0].input.ExclusiveStartKey, nul);
+});
+
 Deno.test("a claim taken over from a worker that died says so, naming its segment", async () => {
   const db = backfillDb([
     claim({ exclusive_start_key: keyOf("b"), taken_over: true }),

@@ -17,6 +17,7 @@ import { type PacingDeps, realPacing, ScanGaveUp, withBackoff } from "./scan_pac
 import { isDatabaseUnavailable, lostToAnother } from "./sync_db.ts";
 import { type TurnAt, untilTurn, whileHolding } from "./lease_holds.ts";
 import { pageStamp } from "./read_stamp.ts";
+import { checkpointKey, checkpointText } from "./scan_checkpoint.ts";
 import {
   type Checkpoint,
   checkpointRefused,
@@ -107,7 +108,7 @@ export async function scanSegments(
 
   async function scanSegment(claim: Claim): Promise<"done" | "budget" | "gave up"> {
     const where = work.describe(claim);
-    let startKey = claim.exclusive_start_key ?? undefined;
+    let startKey = checkpointKey(claim.exclusive_start_key);
     const pacing = deps.pacing ?? realPacing;
     // A turn the ledger did not give (a claim or a page's statement that booked none,
     // which `commitPage` must not do but for a segment's last page) starts at once, at no
@@ -254,7 +255,7 @@ export async function scanSegments(
     const scanned = { items, readAt, nextKey };
     const checkpoint: Checkpoint = {
       worker,
-      nextKey: nextKey ? JSON.stringify(nextKey) : null,
+      nextKey: nextKey ? checkpointText(nextKey) : null,
       items: items.length,
       done: nextKey === null,
       spentUnits,

@@ -9,6 +9,7 @@
 import assert from "node:assert/strict";
 import { DeleteItemCommand, PutItemCommand } from "@aws-sdk/client-dynamodb";
 import type postgres from "postgres";
+import { queueBackfill } from "./backfill_fixtures.ts";
 import {
   callFunction,
   dynamo,
@@ -207,5 +208,42 @@ Deno.test("clean-up: the items the backfill tests put are deleted from DynamoDB"
         Key: { action_id: S(`${backfillPrefix}${key}`) },
       }),
     );
+  }
+});
+
+Deno.test("backfill: a key with U+0000, last on its page, does not hold up its segment", async () => {
+  // Pages of one item: every key is a checkpoint. Postgres's jsonb holds no U+0000, so
+  // the checkpoint after the bad key must be stored in a form it holds
+  // (functions-shared/scan_checkpoint.ts), or the segment never passes that page.
+  const p = `poison-nulkey-${crypto.randomUUID().slice(0, 8)}-`;
+  const table = "firespring-backdoor-network-state-dev";
+  const keys = [`${p}a`, `${p}b\u0000`, `${p}c`];
+  const client = dynamo();
+  try {
+    for (const key of keys) {
+      await client.send(
+        new PutItemCommand({ TableName: table, Item: { state_key: S(key), value: S("v") } }),
+      );
+    }
+    await withDb(async (sql) => {
+      const job = await queueBackfill(sql, table, 1, { pageSize: 1 });
+      await sql`select sync.wake_import_worker()`;
+      const ended = await eventually("the backfill to finish", async () => {
+        const [row] = await sql`select status, error from sync.backfill_jobs
+                                where id = ${job}`;
+        return row.status === "done" || row.status === "failed" ? row : undefined;
+      }, 120_000);
+      assert.deepEqual(ended, { status: "done", error: null });
+      const rows = await sql`select state_key from public.firespring_network_state
+                             where state_key like ${p + "%"} order by state_key`;
+      assert.deepEqual(rows.map((r) => r.state_key), [`${p}a`, `${p}c`]);
+      const [letter] = await sql`select reason from sync.dead_letters
+                                 where source_table = ${table} and reason like ${"%" + p + "%"}`;
+      assert.match(letter.reason, /U\+0000/);
+    });
+  } finally {
+    for (const key of keys) {
+      await client.send(new DeleteItemCommand({ TableName: table, Key: { state_key: S(key) } }));
+    }
   }
 });
