@@ -15,8 +15,9 @@ import type { CpuMeter } from "./cpu_meter.ts";
 import { type ExportPage, exportPages, ExportReadError } from "./export_items.ts";
 import { commitChunk, DEFAULT_CHUNK_PAGES, RefusedChunk } from "./export_stage.ts";
 import type { RunGate } from "./run_gate.ts";
+import { whileHolding } from "./lease_holds.ts";
 import { realPacing } from "./scan_pacing.ts";
-import type { Claim } from "./segment_work.ts";
+import { type Claim, LEASE_LOST } from "./segment_work.ts";
 import { bySourceTable } from "./table_registry.ts";
 
 /** A data file claimed by `sync.claim_export_file`. */
@@ -31,6 +32,8 @@ export interface ExportFileClaim {
   page_size: number;
   /** The S3 ETag the manifest gives the file (none in jobs made before it was kept). */
   etag?: string | null;
+  /** The job's lease, in seconds: renewed while a chunk is written. */
+  lease_seconds?: number;
 }
 
 /** What loading needs. */
@@ -100,6 +103,18 @@ export async function loadExportFile(
   let rows = 0;
   let retries = 0;
   const sleep = deps.sleep ?? realPacing.sleep;
+  // The file's lease, renewed at a third of its length while a chunk is written: the
+  // chunk's transaction takes no lock on the file (export_stage.ts) and may run for
+  // minutes (a merge of 20,000 items behind the table's merge lock, or past the statement
+  // timeout into pages), and a lease run out meanwhile let a worker beside it take the
+  // file over, refusing this chunk's checkpoint, then another, until the job failed. A
+  // renewal that fails for another cause is tried again; the checkpoint judges.
+  const renewEveryMs = (file.lease_seconds ?? 60) * 1000 / 3;
+  const holdFile = () =>
+    deps.sql`select sync.renew_segment(${job}, ${file.segment}, ${worker})`.then(
+      () => true,
+      (error) => (error as { code?: string }).code !== LEASE_LOST,
+    );
   for (;;) {
     const body = await deps.open(file.data_key, file.etag ?? undefined);
     // Back to the checkpoint, the file is read from its start (gzip cannot seek): the
@@ -140,7 +155,11 @@ export async function loadExportFile(
           if (page.done) return rows;
           continue;
         }
-        const chunk = await commitChunk(deps.sql, target, pages, line, chunkPages, deps);
+        const writing = commitChunk(deps.sql, target, pages, line, chunkPages, deps);
+        // Taken over all the same (a renewal found the lease another's): the chunk's
+        // checkpoint is refused, and the file left to its holder.
+        await whileHolding(writing, holdFile, renewEveryMs);
+        const chunk = await writing;
         if (chunk === null) return rows;
         line = chunk.nextLine;
         rows += chunk.rows;

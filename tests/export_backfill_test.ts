@@ -258,6 +258,61 @@ Deno.test("a loader's own error after its lease was taken over fails nothing; th
   );
 });
 
+Deno.test("a loader renews its file's lease while a chunk is written: one that outlasts the lease keeps its file", async () => {
+  const prefix = `export-${crypto.randomUUID().slice(0, 8)}`;
+  const { files, open } = await exportOf(prefix, 10, 10);
+  await withJob(prefix, files, async (sql, pool, job) => {
+    // A lease of 5 s (the shortest a job may have), renewed every 1.7 s; the chunk
+    // stalls 7 s with its transaction open, as a merge behind the table's lock may.
+    await sql`update sync.backfill_jobs set lease_seconds = 5 where id = ${job}`;
+    let stalled = () => {};
+    const inChunk = new Promise<void>((resolve) => stalled = resolve);
+    const slowOpen = async (key: string) => {
+      const bytes = await new Response(await open(key)).bytes();
+      return new ReadableStream<Uint8Array>({
+        async start(controller) {
+          stalled();
+          await new Promise((resolve) => setTimeout(resolve, 7_000));
+          controller.enqueue(bytes);
+          controller.close();
+        },
+      });
+    };
+    const slow = loadExportJob(job, 1, "slow", {
+      sql: pool,
+      open: slowOpen,
+      exportTime: EXPORT_TIME,
+      cpu,
+    });
+    await inChunk;
+    // Past the lease, another loader finds the file held, and loads nothing.
+    await new Promise((resolve) => setTimeout(resolve, 6_000));
+    let opened = 0;
+    const other = loadExportJob(job, 1, "other", {
+      sql: pool,
+      open: (key) => {
+        opened++;
+        return open(key);
+      },
+      exportTime: EXPORT_TIME,
+      cpu,
+      sleep: () => new Promise((resolve) => setTimeout(resolve, 200)),
+    });
+    await Promise.all([slow, other]);
+    assert.equal(opened, 0, "the file was not taken over");
+    const [file] = await sql`select s.status, s.takeovers, j.status as job
+                             from sync.backfill_segments s join sync.backfill_jobs j on j.id = s.job_id
+                             where s.job_id = ${job}`;
+    assert.deepEqual(
+      [file.status, file.takeovers, file.job],
+      ["done", 0, "done"],
+    );
+    const [rows] = await sql`select count(*)::int as n from public.firespring_actions
+                             where action_id like ${prefix + "-%"}`;
+    assert.equal(rows.n, 10);
+  });
+});
+
 Deno.test("a file whose bytes stop mid-way is read again from its checkpoint; every item lands once", async () => {
   const prefix = `export-${crypto.randomUUID().slice(0, 8)}`;
   const { files, open } = await exportOf(prefix, 40, 40);

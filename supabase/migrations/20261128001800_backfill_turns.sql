@@ -40,7 +40,7 @@ select set_config('lock_timeout', '5s', true);
 
 -- Claims of a segment whose lease ran out, since its last checkpoint (a page or chunk
 -- written): sync.claim_export_file fails a file taken over too often in a row
--- (20261128002300_export_backfills.sql), whose chunk outlasts the lease every time.
+-- (20261128002300_export_backfills.sql), whose loaders stop or die on it every time.
 alter table sync.backfill_segments
   add column takeovers integer not null default 0 check (takeovers >= 0),
   add column failing_since timestamptz;

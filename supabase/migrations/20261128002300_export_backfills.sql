@@ -309,12 +309,13 @@ comment on function sync.start_export_backfill(text, text, timestamptz, text, js
   'Starts a backfill from a point-in-time export: one segment per data file, every row stamped with the export time.';
 
 -- Claims a data file of export backfill `p_job` for `p_worker`: a pending one, or one
--- whose lease expired (its worker died), with the line to go on from. No row when every
--- file is taken or done, or the job is over.
+-- whose lease expired (its worker died), with the line to go on from and the lease's
+-- length (the loader renews it while a chunk is written: sync.renew_segment). No row when
+-- every file is taken or done, or the job is over.
 create function sync.claim_export_file(p_job bigint, p_worker text)
 returns table (
   segment integer, data_key text, item_count bigint, md5 text, next_line bigint,
-  source_table text, target_table text, page_size integer, etag text
+  source_table text, target_table text, page_size integer, etag text, lease_seconds integer
 )
 language plpgsql set search_path = ''
 as $$
@@ -356,13 +357,13 @@ begin
   if not found then
     return;
   end if;
-  -- A file taken over again and again, no chunk written in between, has a chunk that
-  -- outlasts the lease every time (or a loader that dies on it every time): loading it
-  -- again would never end. Its job fails, saying so.
+  -- A file taken over again and again, no chunk written in between, has loaders that
+  -- stop or die on it every time (a loader renews its lease while a chunk is written):
+  -- loading it again would never end. Its job fails, saying so.
   if taken.takeovers > max_takeovers then
     perform sync.fail_segment(p_job, taken.segment, p_worker, format(
       'export data file %s: its lease (%s s) ran out %s times in a row before a chunk of it was written; '
-      'a chunk takes longer than the lease (raise sync.backfill_jobs.lease_seconds and load again)',
+      'each loader that took it stopped or died before its chunk was written (their logs say why)',
       (select f.data_key from sync.backfill_export_files f
        where f.job_id = p_job and f.segment = taken.segment),
       taken.lease_seconds, taken.takeovers));
@@ -371,7 +372,7 @@ begin
   return query
   select taken.segment, f.data_key, f.item_count, f.md5,
          coalesce((taken.exclusive_start_key ->> 'line')::bigint, 0), taken.source_table,
-         t.target_table, taken.page_size, f.etag
+         t.target_table, taken.page_size, f.etag, taken.lease_seconds
   from sync.backfill_export_files f
   join sync.source_tables t on t.source_table = taken.source_table
   where f.job_id = p_job and f.segment = taken.segment;
