@@ -342,8 +342,12 @@ begin
                     else p_detail end,
       restore_due = p_status = 'pending' and w.attempts >= max_attempts,
       source_values = coalesce(p_source_values, w.source_values),
+      -- 5 s doubled each attempt, at most 5 minutes; the exponent capped before the
+      -- product, which past 2^40 is out of an interval's range (write_back_max_attempts
+      -- may be up to 100).
       next_attempt_at = case when p_status = 'pending'
-        then now() + least(interval '5 minutes', interval '5 seconds' * 2 ^ greatest(w.attempts - 1, 0))
+        then now() + least(interval '5 minutes',
+                           interval '5 seconds' * 2 ^ least(greatest(w.attempts - 1, 0), 6))
         else w.next_attempt_at end,
       lease_owner = case when p_status = 'pending' and w.attempts >= max_attempts
                          then p_worker end,

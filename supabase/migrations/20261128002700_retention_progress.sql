@@ -194,6 +194,8 @@ begin
   -- workers stopped: an export loader killed and never run again, a Scan backfill whose
   -- function is not deployed) fails, saying so: otherwise it would hold its table's
   -- tombstones for ever (below). Resumed after that long it could not be trusted anyway.
+  -- Its end's walk (sync.backfill_jobs.sweep_state, added by 20261128003600_sweep_in_chunks.sql,
+  -- stamped at each chunk) is progress too: a long table's end may outlast the retention.
   with stalled_jobs as (
     update sync.backfill_jobs j
     set status = 'failed', finished_at = now(),
@@ -202,7 +204,8 @@ begin
                        (select s.value from sync.settings s where s.key = 'tombstone_retention'))
     from (
       select j2.id, greatest(j2.requested_at,
-               (select max(s.updated_at) from sync.backfill_segments s where s.job_id = j2.id)) as at
+               (select max(s.updated_at) from sync.backfill_segments s where s.job_id = j2.id),
+               (j2.sweep_state ->> 'at')::timestamptz) as at
       from sync.backfill_jobs j2
       where j2.status in ('pending', 'running') and j2.checksum_run_id is null
     ) p

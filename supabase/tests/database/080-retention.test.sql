@@ -4,7 +4,7 @@
 -- are never purged.
 set client_min_messages = warning;
 begin;
-select plan(49);
+select plan(50);
 
 -- Start from nothing, so that what purge_expired reports is exactly this test's rows.
 delete from sync.tombstones;
@@ -259,6 +259,21 @@ where row_key = '{"segment_id": "lettered"}';
 select sync.purge_expired();
 select is((select count(*)::int from sync.tombstones where row_key = '{"segment_id": "lettered"}'), 0,
   'once the letter is replayed, the tombstone goes');
+
+-- A backfill whose segments ended long ago, and whose end (its sweep) walks on, is making
+-- progress: it is left running.
+insert into sync.backfill_jobs (source_table, total_segments, status, requested_at, started_at,
+                                sweep_state)
+values ('firespring-backdoor-searches-dev', 1, 'running', now() - interval '4 days',
+        now() - interval '4 days', jsonb_build_object('phase', 'rows', 'at', now() - interval '1 minute'));
+insert into sync.backfill_segments (job_id, segment, status, updated_at)
+select id, 0, 'done', now() - interval '3 days' from sync.backfill_jobs
+where source_table = 'firespring-backdoor-searches-dev' and status = 'running';
+select sync.purge_expired();
+select is((select status from sync.backfill_jobs where source_table = 'firespring-backdoor-searches-dev'
+           order by id desc limit 1), 'running',
+  'a backfill whose end walked a minute ago is not failed for its segments'' old progress');
+delete from sync.backfill_jobs where source_table = 'firespring-backdoor-searches-dev';
 
 -- A backfill that has made no progress for longer than tombstones are kept fails, saying
 -- so, and holds its table's tombstones no longer.

@@ -4,7 +4,7 @@
 -- counts, and who may read sync.write_backs.
 set client_min_messages = warning;
 begin;
-select plan(61);
+select plan(63);
 
 -- Start from no write-backs (end-to-end runs leave theirs; all of this is rolled back).
 delete from sync.write_backs;
@@ -124,6 +124,19 @@ select ok(
   (select next_attempt_at > now() and lease_owner is null from sync.write_backs
    where id = (select min(id) from sync.write_backs where row_key = '{"segment_id": "g-2"}')),
   'with a backoff before the next attempt');
+-- Many attempts allowed: the backoff stays at its 5 minutes (2^41 times 5 s is out of an
+-- interval's range, which failed every later attempt's end).
+update sync.settings set value = '50' where key = 'write_back_max_attempts';
+insert into sync.write_backs (target_table, row_key, edited_by, edited_role, columns, before_values,
+                              after_values, attempts, lease_owner, lease_expires_at)
+values ('firespring_segments', '{"segment_id": "many"}', 'x', 'authenticated', '{segment_name}',
+        '{}', '{}', 45, 'w-many', now() + interval '1 minute');
+select is(sync.finish_write_back((select id from sync.write_backs where row_key = '{"segment_id": "many"}'),
+                                 'w-many', 'pending', 'ThrottlingException'),
+  'pending', 'the 45th attempt of 50 ends pending, its backoff in range');
+select is((select next_attempt_at - now() from sync.write_backs where row_key = '{"segment_id": "many"}'),
+  interval '5 minutes', 'and waits its 5 minutes');
+delete from sync.write_backs where row_key = '{"segment_id": "many"}';
 update sync.settings set value = '1' where key = 'write_back_max_attempts';
 select is(
   sync.finish_write_back((select min(id) from sync.write_backs where target_table = 'firespring_actions'),
