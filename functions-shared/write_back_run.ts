@@ -250,9 +250,17 @@ async function writeOne(deps: WriteBackDeps, row: Claimed): Promise<Ended> {
     select sync.finish_write_back(${row.id}::bigint, ${deps.worker}, ${outcome.status},
       ${detail}, ${source}::text::jsonb) as status`;
   if (ended.status === "failed" && outcome.status === "pending") {
-    // The last attempt: the row goes back to the source's state too. The end kept the
-    // lease with the restore due: a run stopped before the next statement leaves it to
-    // the next run's claim, and so does a restore that failed.
+    // The last attempt, its outcome unknown (a timeout, 5xx past the SDK's retries, the
+    // network): the update may have been written, its answer lost. Then it is applied.
+    if (await holdsTheEdit(deps, spec, edit)) {
+      const held = `${describeEdit(spec, edit)}: the item holds the edit (written by the ` +
+        "last attempt, whose answer was lost)";
+      await endRestore(deps, row.id, "applied", held, { done: true, text: "" });
+      return { status: "applied", line: `write-back ${row.id}: applied: ${held}` };
+    }
+    // Else the row goes back to the source's state too. The end kept the lease with the
+    // restore due: a run stopped before the next statement leaves it to the next run's
+    // claim, and so does a restore that failed.
     const restored = await restore(deps, spec, edit);
     await endRestore(deps, row.id, "failed", null, restored);
     detail += restored.text;
@@ -292,11 +300,7 @@ async function spent(deps: WriteBackDeps, row: Claimed): Promise<Ended> {
   const edit = editOf(row);
   const status = row.status === "conflict" ? "conflict" : "failed";
   // The run that never answered may have written it: then it is applied, not failed.
-  const key = itemKeyOf(spec, edit);
-  const item = status === "conflict" || typeof key === "string"
-    ? undefined
-    : await readItem(deps, spec, key).catch(() => undefined);
-  if (item && typeof key !== "string" && planWriteBack(spec, edit, key, item).kind === "noop") {
+  if (status === "failed" && await holdsTheEdit(deps, spec, edit)) {
     const detail = `${describeEdit(spec, edit)}: the item holds the edit (written by a run ` +
       "that ended without an answer)";
     await endRestore(deps, row.id, "applied", detail, { done: true, text: "" });
@@ -308,6 +312,22 @@ async function spent(deps: WriteBackDeps, row: Claimed): Promise<Ended> {
   const restored = await restore(deps, spec, edit);
   await endRestore(deps, row.id, status, named, restored);
   return { status, line: `write-back ${row.id}: ${status}: ${named}${restored.text}` };
+}
+
+/**
+ * Whether the edit's item holds the edit now, by a consistent read: an attempt whose
+ * answer was lost may have written it. False when the item cannot be read.
+ */
+async function holdsTheEdit(
+  deps: WriteBackDeps,
+  spec: TableSpec,
+  edit: WriteBackEdit,
+): Promise<boolean> {
+  const key = itemKeyOf(spec, edit);
+  if (typeof key === "string") return false;
+  const item = await readItem(deps, spec, key).catch(() => undefined);
+  return item !== undefined && item !== null &&
+    planWriteBack(spec, edit, key, item).kind === "noop";
 }
 
 /**
@@ -378,7 +398,9 @@ async function attempt(
   return {
     status: "conflict",
     detail:
-      `${where}: the item changed in DynamoDB while the edit was written (the condition failed); the edit was not applied`,
+      `${where}: the item changed in DynamoDB while the edit was written (the condition failed), ` +
+      "and holds other values now: the edit was not applied, or (an earlier try of the same " +
+      "update, whose answer was lost) was applied and changed since",
     source,
   };
 }

@@ -295,6 +295,36 @@ Deno.test("a last attempt that would be retried ends failed and its row is resto
   );
 });
 
+Deno.test("a last attempt whose update was written but its answer lost ends applied, not failed", async () => {
+  let claims = 0;
+  const database = fakeSql((s) => {
+    if (s.text.includes("sync.claim_write_backs")) return claims++ === 0 ? [claimed] : [];
+    if (s.text.includes("sync.finish_write_back")) return [{ status: "failed" }];
+    if (s.text.includes("sync.hold_write_back")) return [{ holds: true }];
+    if (s.text.includes("sync.end_write_back_restore")) return [{ end_write_back_restore: true }];
+    return undefined;
+  });
+  // Read before the update: the old name. The update reaches DynamoDB, but its answer is
+  // a 500 past the SDK's retries. Read again: the new name.
+  let reads = 0;
+  const dynamo = fakeDynamo((c) => {
+    if (c.name === "UpdateItemCommand") throw awsError("InternalServerError", "internal error");
+    reads++;
+    return { Item: { segment_id: { S: "s-1" }, name: { S: reads === 1 ? "Old" : "New" } } };
+  });
+  const report = await runWriteBacks(
+    deps(database.sql, { reader: dynamo.dynamo, writer: dynamo.dynamo }),
+  );
+  assert.deepEqual(report, { applied: 1, conflict: 0, failed: 0, retrying: 0 });
+  const [applied] = database.matching("sync.end_write_back_restore(");
+  assert.equal(applied.values[2], "applied");
+  assert.match(
+    String(applied.values[3]),
+    /: the item holds the edit \(written by the last attempt/,
+  );
+  assert.equal(database.matching("sync.leave_write_back_restore(").length, 0, "nothing restored");
+});
+
 Deno.test("a run slowed past its lease writes nothing: the edit is the run's that took it over", async () => {
   const database = db(claimed, false);
   const dynamo = fakeDynamo((c) => (c.name === "GetItemCommand" ? { Item: item } : {}));

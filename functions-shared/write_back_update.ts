@@ -31,7 +31,6 @@ import {
   jsonToAttribute,
   sameColumnValue,
   sameJsonValue,
-  shownValue,
   WriteBackValueError,
 } from "./write_back_values.ts";
 
@@ -145,12 +144,14 @@ export function planWriteBack(
     !sameColumnValue(typeOf(column), mapped[column], edit.before[column])
   );
   if (changed.length > 0) {
+    // The source's values go in `source_values`, not the detail: the detail is logged,
+    // and a lead's values (an email, a message) have no place in a function's log.
     const source = Object.fromEntries(edit.columns.map((c) => [c, mapped[c] ?? null]));
     return {
       kind: "conflict",
       detail: `${where}: the item changed in DynamoDB since the row was built (${
         changed.join(", ")
-      } now ${changed.map((c) => shownValue(mapped[c])).join(", ")}); the edit was not applied`,
+      }: its values now are in source_values); the edit was not applied`,
       source,
     };
   }

@@ -82,7 +82,11 @@ Deno.test("the item changed since the row was built: a conflict with the source'
   if (p.kind !== "conflict") return;
   assert.deepEqual(p.source, { segment_name: "Old name" });
   assert.match(p.detail, /^firespring_segments \[segment_id="s-1"\]: the item changed/);
-  assert.match(p.detail, /segment_name now "Old name"/);
+  assert.match(p.detail, /\(segment_name: its values now are in source_values\)/);
+  assert.ok(
+    !p.detail.includes("Old name"),
+    "no value of the source in the detail, which is logged",
+  );
 });
 
 Deno.test("an item that already holds the edit (an attempt that died after writing) is no-op", () => {

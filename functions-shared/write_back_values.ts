@@ -247,8 +247,3 @@ export function sameColumnValue(type: ColumnType, mapped: unknown, recorded: unk
 export function sameJsonValue(a: unknown, b: unknown): boolean {
   return sameJson(normalized(a), normalized(b));
 }
-
-/** A decoded value as JSON text, every digit kept (for details and conflicts). */
-export function shownValue(value: unknown): string {
-  return encodeJson(value ?? null);
-}

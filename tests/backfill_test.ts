@@ -8,8 +8,6 @@
  */
 
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import { isDeepStrictEqual } from "node:util";
 import {
   type AttributeValue,
@@ -18,7 +16,7 @@ import {
   ScanCommand,
 } from "@aws-sdk/client-dynamodb";
 import { byTargetTable, TABLES } from "../functions-shared/table_registry.ts";
-import { LOCAL_DIR, ROOT } from "../local-stack/config.ts";
+import { ROOT } from "../local-stack/config.ts";
 import { run } from "../local-stack/processes.ts";
 import { batchWrite } from "../demo/load_dynamo.ts";
 import { connectDb, dynamo, eventually } from "./stack_clients.ts";
