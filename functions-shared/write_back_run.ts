@@ -209,6 +209,8 @@ type Outcome = {
   status: "applied" | "conflict" | "failed" | "pending";
   detail: string;
   source?: unknown;
+  /** Applied, but the row shows the values otherwise than the source: put back from it. */
+  restoreRow?: true;
 };
 
 async function writeOne(deps: WriteBackDeps, row: Claimed): Promise<Ended> {
@@ -236,6 +238,9 @@ async function writeOne(deps: WriteBackDeps, row: Claimed): Promise<Ended> {
   }
   let detail = outcome.detail;
   const source = outcome.source === undefined ? null : encodeJson(outcome.source);
+  // No stream record comes of an update that changes nothing: the row is put back as the
+  // source shows it here, or it would differ from the source until a validation's repair.
+  if (outcome.restoreRow) detail += (await restore(deps, spec, edit)).text;
   if (outcome.status === "conflict" || outcome.status === "failed") {
     const restored = await restore(deps, spec, edit);
     detail += restored.text;
@@ -360,7 +365,14 @@ async function attempt(
   const plan = planWriteBack(spec, edit, key, read);
   switch (plan.kind) {
     case "noop":
-      return { status: "applied", detail: `${where}: the item already holds the edit` };
+      return plan.rowDiffers
+        ? {
+          status: "applied",
+          detail: `${where}: the item holds these values already (DynamoDB compares them ` +
+            "equal: a set's members in another order, say), so nothing was written",
+          restoreRow: true,
+        }
+        : { status: "applied", detail: `${where}: the item already holds the edit` };
     case "conflict":
       return { status: "conflict", detail: plan.detail, source: plan.source };
     case "refused":

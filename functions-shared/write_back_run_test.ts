@@ -462,3 +462,24 @@ Deno.test("a run that fails gives its claimed, untried write-backs back", async 
   const released = database.matching("sync.release_write_back").map((s) => s.values[0]);
   assert.deepEqual(released, ["71"], "not left leased for 2 minutes");
 });
+
+Deno.test("an edit DynamoDB holds already in equal values (a set reordered) writes nothing, ends applied, and puts the row back", async () => {
+  const database = db({
+    ...claimed,
+    columns: ["segment_criteria"],
+    before_values: '{"segment_criteria": {"raw": {"tags": ["a", "b"]}}}',
+    after_values: '{"segment_criteria": {"raw": {"tags": ["b", "a"]}}}',
+  });
+  const held = { segment_id: { S: "s-1" }, raw: { M: { tags: { SS: ["a", "b"] } } } };
+  const dynamo = fakeDynamo(() => ({ Item: held }));
+  const { report } = await runLogged(database, dynamo);
+  assert.deepEqual(report, { applied: 1, conflict: 0, failed: 0, retrying: 0 });
+  assert.ok(!dynamo.sent.some((c) => c.name === "UpdateItemCommand"), "nothing written");
+  const [ended] = database.finished;
+  assert.equal(ended.values[2], "applied");
+  // The row is put back from a read of the source (tried: the fake database cannot).
+  assert.match(
+    String(ended.values[3]),
+    /so nothing was written; the row still shows the edit: restoring it from the source failed/,
+  );
+});

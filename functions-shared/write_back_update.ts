@@ -29,6 +29,7 @@ import type { TableSpec } from "./table_registry.ts";
 import {
   columnToAttribute,
   jsonToAttribute,
+  sameAttribute,
   sameColumnValue,
   sameJsonValue,
   WriteBackValueError,
@@ -53,7 +54,11 @@ export interface WriteBackEdit {
 export type WriteBackPlan =
   | { kind: "update"; input: UpdateItemInput }
   /** The edit changes nothing in the item (it already holds the edit). */
-  | { kind: "noop" }
+  /**
+   * The item holds the edit; `rowDiffers`: in values equal to DynamoDB that the row shows
+   * otherwise (a set's members in another order), so the row is put back from the source.
+   */
+  | { kind: "noop"; rowDiffers?: boolean }
   /** The item changed since the row was built: `source` holds its edited columns. */
   | { kind: "conflict"; detail: string; source: Record<string, unknown> }
   /** The edit cannot be written back; retrying does not help. */
@@ -168,9 +173,17 @@ export function planWriteBack(
     return alias;
   };
   const keys = keyAttributes(spec);
+  // What the item holds already is not written (its condition still is): an edit that
+  // changes only how the row shows a value (a set's members reordered) writes nothing,
+  // and is a no-op whose row is put back as the source shows it (`rowDiffers`).
   const write = (attribute: string, value: AttributeValue | undefined) => {
     const alias = nameOf(attribute);
-    if (value === undefined) removes.push(alias);
+    const held = value === undefined
+      ? raw[attribute] === undefined
+      : sameAttribute(value, raw[attribute]);
+    if (held) {
+      // Nothing to write.
+    } else if (value === undefined) removes.push(alias);
     else {
       const v = `:v${Object.keys(values).length}`;
       values[v] = value;
@@ -225,7 +238,9 @@ export function planWriteBack(
     }
     throw error;
   }
-  if (sets.length === 0 && removes.length === 0) return { kind: "noop" };
+  // Every column differs from the item as the row shows it (above), yet the item holds
+  // every value: the row shows them otherwise than the source does.
+  if (sets.length === 0 && removes.length === 0) return { kind: "noop", rowDiffers: true };
   // AppSync's versioning (Amplify DataStore, the tables with a soft-delete flag): its
   // clients sync by _lastChangedAt and its conflict detection compares _version. An
   // update that left them alone would reach no client, and a client's save with the old

@@ -365,3 +365,18 @@ Deno.test("an admin's edit of AppSync's own bookkeeping in lead_data is refused,
   assert.ok(attributes.includes("_version") && attributes.includes("_lastChangedAt"));
   assert.ok(!attributes.includes("__typename"));
 });
+
+Deno.test("an edit that only reorders a set's members writes nothing: a no-op whose row is put back", () => {
+  const p = plan(
+    "firespring_segments",
+    edit({
+      rowKey: { segment_id: "s-1" },
+      columns: ["segment_criteria"],
+      before: { segment_criteria: { raw: { tags: ["a", "b"] } } },
+      after: { segment_criteria: { raw: { tags: ["b", "a"] } } },
+    }),
+    segment,
+  );
+  // DynamoDB would take SS [b, a] for SS [a, b] as no change, and stream nothing back.
+  assert.deepEqual(p, { kind: "noop", rowDiffers: true });
+});

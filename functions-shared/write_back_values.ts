@@ -12,7 +12,7 @@
  */
 
 import type { AttributeValue } from "./dynamo_commands.ts";
-import type { DynamoValue } from "./dynamo_decoder.ts";
+import { dynamoType, type DynamoValue, fromDynamo } from "./dynamo_decoder.ts";
 import { encodeJson } from "./dynamo_encoder.ts";
 import { compareDecimal, isDynamoNumber, numberProblem, parseJsonExact } from "./dynamo_numbers.ts";
 import type { ColumnType } from "./table_registry.ts";
@@ -241,6 +241,17 @@ export function sameColumnValue(type: ColumnType, mapped: unknown, recorded: unk
     case "jsonb":
       return sameJson(normalized(mapped), recorded);
   }
+}
+
+/**
+ * Whether an attribute value to be written equals the item's, as DynamoDB compares them:
+ * of one type, sets as sets, numbers by value. Writing it would change nothing (and
+ * DynamoDB's stream would carry no record of it).
+ */
+export function sameAttribute(written: AttributeValue, held: AttributeValue | undefined): boolean {
+  if (held === undefined) return false;
+  const { a, b } = fromDynamo({ a: written, b: held });
+  return dynamoType(a) === dynamoType(b) && sameJson(normalized(a), normalized(b));
 }
 
 /** Same JSON values, numbers compared exactly (for the catch-all's keys). */
