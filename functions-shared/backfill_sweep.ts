@@ -61,18 +61,25 @@ export async function sweepDue(
       ended = await sweepJob(sql, job, spent, { worker });
     } catch (error) {
       if ((error as { code?: string }).code === LEASE_LOST) return "none";
-      if (isDatabaseUnavailable(error)) throw error;
+      const cause = (error as Error).message;
+      if (isDatabaseUnavailable(error)) {
+        log(`backfill job ${job}: a chunk of its end found the database unavailable: ${cause}`);
+        throw error;
+      }
       // A chunk that lost to another statement (a deadlock, a lock timeout) may pass as it
       // is: given back for the next worker, counted nowhere (as a segment's page).
       if (lostToAnother(error)) {
         await sql`select sync.release_sweep(${job}::bigint, ${worker})`.catch(() => {});
+        log(
+          `${await jobOf(sql, job)}: a chunk of its end lost to another statement: ${cause}; ` +
+            "given back for the next worker",
+        );
         throw error;
       }
-      const cause = (error as Error).message;
       const [{ failed }] = await sql<{ failed: boolean }[]>`
         select sync.note_sweep_failure(${job}::bigint, ${worker}, ${cause}) as failed`;
       log(
-        `backfill job ${job}: a chunk of its end failed: ${cause}` +
+        `${await jobOf(sql, job)}: a chunk of its end failed: ${cause}` +
           (failed ? "; the job failed: five in a row" : "; it is tried again"),
       );
       throw error;
@@ -83,4 +90,11 @@ export async function sweepDue(
     }
     log(`backfill job ${job}: its end is over: the rows its Scan did not see are removed`);
   }
+}
+
+/** "backfill job 7 of <source table>", for a line about a failure (a read: none else pays). */
+async function jobOf(sql: postgres.Sql, job: string): Promise<string> {
+  const [row] = await sql<{ source_table: string }[]>`
+    select source_table from sync.backfill_jobs where id = ${job}::bigint`.catch(() => []);
+  return `backfill job ${job}${row ? ` of ${row.source_table}` : ""}`;
 }

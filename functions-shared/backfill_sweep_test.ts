@@ -23,6 +23,9 @@ function sweepDb(chunks: number, waiting: (string | null)[] = [], failChunk?: Er
     if (s.text.includes("sync.claim_sweep(")) return [{ job: waiting.shift() ?? null }];
     if (s.text.includes("sync.release_sweep(")) return [];
     if (s.text.includes("sync.note_sweep_failure(")) return [{ failed: false }];
+    if (s.text.includes("select source_table from sync.backfill_jobs")) {
+      return [{ source_table: "firespring-backdoor-segments-dev" }];
+    }
     return undefined;
   });
 }
@@ -72,7 +75,10 @@ Deno.test("a chunk that fails is counted, named in the log, and its error goes o
     "w",
     "canceling statement due to statement timeout",
   ]);
-  assert.match(lines[0], /^backfill job 41: a chunk of its end failed: canceling statement/);
+  assert.match(
+    lines[0],
+    /^backfill job 41 of firespring-backdoor-segments-dev: a chunk of its end failed: canceling statement/,
+  );
 });
 
 Deno.test("a sweep taken over meanwhile (SY001) ends the run with nothing to do", async () => {
@@ -88,7 +94,15 @@ Deno.test("a sweep taken over meanwhile (SY001) ends the run with nothing to do"
 Deno.test("a chunk that lost to another statement (a deadlock) is given back, not counted", async () => {
   const deadlock = Object.assign(new Error("deadlock detected"), { code: "40P01" });
   const db = sweepDb(1, ["41"], deadlock);
-  await assert.rejects(sweepDue(db.sql, "w", () => false, () => {}), /deadlock detected/);
+  const lines: string[] = [];
+  await assert.rejects(
+    sweepDue(db.sql, "w", () => false, (l) => lines.push(l)),
+    /deadlock detected/,
+  );
+  assert.deepEqual(lines, [
+    "backfill job 41 of firespring-backdoor-segments-dev: a chunk of its end lost to another " +
+    "statement: deadlock detected; given back for the next worker",
+  ]);
   assert.equal(db.matching("sync.note_sweep_failure(").length, 0, "no strike toward the five");
   assert.deepEqual(db.matching("sync.release_sweep(")[0].values, ["41", "w"]);
 });

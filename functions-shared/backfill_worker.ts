@@ -106,7 +106,7 @@ async function wakeAnotherIfUseful(deps: WorkerDeps): Promise<void> {
     select sync.backfill_work_pending()
            and (select count(*)::int from sync.backfill_segments s
                 join sync.backfill_jobs j on j.id = s.job_id
-                where j.checksum_run_id is null and s.status = 'running'
+                where j.checksum_run_id is null and j.export_arn is null and s.status = 'running'
                   and s.lease_expires_at > now()) < ${deps.maxConcurrent} as wake`;
   if (state.wake) await deps.wake();
 }

@@ -430,6 +430,12 @@ Deno.test("a segment waiting long for its turn holds its lease as it waits, and 
   assert.equal(untouched.sent.length, 0);
   assert.equal(lost.matching("sync.release_segment").length, 0);
   assert.ok(lines.some((l) => /its lease was taken over while it waited for its turn/.test(l)));
+  const returned = lost.matching("sync.backfill_read_turn").filter((s) => s.values[2] === 0);
+  assert.deepEqual(
+    returned.map((s) => s.values.slice(0, 4)),
+    [["7", 1_000_000, 0, 1]],
+    "its booked turn, unused, goes back to the job",
+  );
 });
 
 Deno.test("a turn that comes after the request's wall-clock budget is not slept into: the segment and its turn are given back at the deadline, and the run hands on", async () => {

@@ -95,6 +95,8 @@ export function backfillDb(
       return [{ applied: (JSON.parse(String(s.values[1])) as unknown[]).length }];
     }
     if (s.text.includes("insert into sync.dead_letters")) return [];
+    // A read settled on its own (read_turns.ts, settle): a turn given back, say.
+    if (s.text.startsWith("select sync.backfill_read_turn(")) return [];
     if (s.text.includes("sync.checkpoint_segment")) {
       return options.checkpoint?.(s) ?? [{ turn: turn(s) }];
     }

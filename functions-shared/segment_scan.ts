@@ -141,8 +141,11 @@ export async function scanSegments(
       const wait = untilTurn(turn, pacing, () => holdLease(claim), deadline);
       const held = await (work.stopping ? Promise.race([wait, work.stopping]) : wait);
       if (held === "taken") {
-        // Taken over while it waited (the lease lapsed): the segment is another's now.
+        // Taken over while it waited (the lease lapsed): the segment is another's now, and
+        // the turn it booked, unused, goes back to the job (else the job's reads stay one
+        // page's units ahead of what they spent).
         log(`${where}: its lease was taken over while it waited for its turn; left to its holder`);
+        await work.turns.settle?.(claim, 0, turn.units);
         return "done";
       }
       if (held !== "deadline" && work.room) {
@@ -150,6 +153,7 @@ export async function scanSegments(
         const room = work.stopping ? Promise.race([work.room(), work.stopping]) : work.room();
         if (await whileHolding(room, () => holdLease(claim)) === "taken") {
           log(`${where}: its lease was taken over while it waited for room; left to its holder`);
+          await work.turns.settle?.(claim, 0, turn.units);
           return "done";
         }
       }

@@ -22,7 +22,18 @@ export interface SelfInvokeOptions {
   /** Where a failed call is reported (it is never thrown: a cron tick will retry). */
   log: (line: string) => void;
   fetch?: typeof fetch;
+  /** How long the call waits for the answer's headers (default {@link SELF_INVOKE_TIMEOUT_MS}). */
+  timeoutMs?: number;
 }
+
+/**
+ * How long a call of oneself waits for the new request's headers (its 202 comes at once,
+ * after a cold start and the schema check). The caller awaits it holding a segment's
+ * lease (60 s), unrenewed meanwhile: a call that hung on (a stalled platform or pooler)
+ * let the lease lapse and the segment be taken over. Past it, the call is given up and
+ * logged; the request may still run, and if not, pg_cron's next tick wakes another.
+ */
+export const SELF_INVOKE_TIMEOUT_MS = 10_000;
 
 /**
  * What to add when the Edge Runtime refused the call itself. A hosted project rate-limits
@@ -44,6 +55,7 @@ export function selfInvoker(options: SelfInvokeOptions): (body: unknown) => Prom
   const region = options.region?.trim();
   const url = region ? `${base}?forceFunctionRegion=${encodeURIComponent(region)}` : base;
   const send = options.fetch ?? fetch;
+  const timeoutMs = options.timeoutMs ?? SELF_INVOKE_TIMEOUT_MS;
   return async (body) => {
     try {
       const response = await send(url, {
@@ -54,6 +66,7 @@ export function selfInvoker(options: SelfInvokeOptions): (body: unknown) => Prom
           ...(region ? { "x-region": region } : {}),
         },
         body: JSON.stringify(body),
+        signal: AbortSignal.timeout(timeoutMs),
       });
       if (response.ok) {
         await response.body?.cancel();
@@ -67,10 +80,12 @@ export function selfInvoker(options: SelfInvokeOptions): (body: unknown) => Prom
         }: HTTP ${response.status}${answer ? ` ${answer}` : ""}`,
       );
     } catch (error) {
+      const cause = (error as Error).name === "TimeoutError"
+        ? `no answer within ${timeoutMs} ms (the request may still run; if not, pg_cron's ` +
+          "next tick wakes another)"
+        : `${(error as Error).message}${rateLimitNote(error)}`;
       options.log(
-        `${options.functionName} could not call itself with ${JSON.stringify(body)}: ${
-          (error as Error).message
-        }${rateLimitNote(error)}`,
+        `${options.functionName} could not call itself with ${JSON.stringify(body)}: ${cause}`,
       );
     }
   };

@@ -73,3 +73,26 @@ Deno.test("the next request is pinned to the region this one runs in", async () 
   );
   assert.equal((calls[0].init.headers as Record<string, string>)["x-region"], "us-east-1");
 });
+
+Deno.test("a self-call whose answer does not come is given up at its timeout and logged", async () => {
+  const lines: string[] = [];
+  const invoke = selfInvoker({
+    supabaseUrl: "http://x",
+    functionName: "import-worker",
+    serviceRoleKey: "k",
+    log: (l) => lines.push(l),
+    timeoutMs: 20,
+    // A platform that never answers: only the call's own signal ends the wait.
+    fetch: (_url, init) =>
+      new Promise((_, reject) =>
+        init!.signal!.addEventListener("abort", () => reject(init!.signal!.reason))
+      ),
+  });
+  await invoke({});
+  assert.equal(lines.length, 1);
+  assert.equal(
+    lines[0],
+    "import-worker could not call itself with {}: no answer within 20 ms (the request may " +
+      "still run; if not, pg_cron's next tick wakes another)",
+  );
+});
