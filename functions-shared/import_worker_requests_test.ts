@@ -25,8 +25,13 @@ function handler(run: ImportWorkerDeps["run"], gate = new RunGate(1)) {
   const background: Promise<unknown>[] = [];
   const lines: string[] = [];
   const calls: number[] = [];
-  // A clock that stands still: the tally says nothing until the test flushes it.
-  const tally = new RequestTally("import-worker", (line) => lines.push(line), () => 0);
+  // A clock that stands still and no timer: the tally says nothing until the test flushes it.
+  const tally = new RequestTally(
+    "import-worker",
+    (line) => lines.push(line),
+    () => 0,
+    () => () => {},
+  );
   const handle = importWorkerHandler({
     serviceKeys: [KEY],
     gate,

@@ -15,6 +15,19 @@ import type { ScanResult } from "./segment_work.ts";
 /** How often an isolate says what its requests did. */
 export const TALLY_EVERY_MS = 10_000;
 
+/** Runs `task` in `ms`; answers how to cancel it. */
+export type Schedule = (task: () => void, ms: number) => () => void;
+
+/**
+ * A timer that does not keep the isolate alive: one whose isolate ends first says nothing
+ * (`beforeunload` said it, when the runtime retired the isolate).
+ */
+const unrefTimer: Schedule = (task, ms) => {
+  const id = setTimeout(task, ms);
+  Deno.unrefTimer(id);
+  return () => clearTimeout(id);
+};
+
 /** Counts an isolate's requests and says them once per {@link TALLY_EVERY_MS}. */
 export class RequestTally {
   #since: number;
@@ -29,16 +42,20 @@ export class RequestTally {
   #resumed = 0;
   #lastHandOn: string | undefined;
   #retiring = false;
+  #cancelTimer: (() => void) | undefined;
 
   /**
    * @param name the function, first on the line
    * @param log where the line goes
    * @param now a clock in milliseconds (default `performance.now`)
+   * @param schedule runs the window's line at its end when no request ends after it (the
+   *   last requests of a burst); by default an unref'd timer
    */
   constructor(
     private readonly name: string,
     private readonly log: (line: string) => void,
     private readonly now: () => number = () => performance.now(),
+    private readonly schedule: Schedule = unrefTimer,
   ) {
     this.#since = now();
   }
@@ -58,7 +75,15 @@ export class RequestTally {
       this.#resumed += result.resumed;
       this.#lastHandOn = result.handedOn ?? this.#lastHandOn;
     }
-    if (this.#retiring || this.now() - this.#since >= TALLY_EVERY_MS) this.flush();
+    const elapsed = this.now() - this.#since;
+    if (this.#retiring || elapsed >= TALLY_EVERY_MS) {
+      this.flush();
+    } else {
+      this.#cancelTimer ??= this.schedule(() => {
+        this.#cancelTimer = undefined;
+        this.flush();
+      }, TALLY_EVERY_MS - elapsed);
+    }
   }
 
   /**
@@ -73,6 +98,8 @@ export class RequestTally {
 
   /** Says what was counted, if anything, and starts counting again. */
   flush(): void {
+    this.#cancelTimer?.();
+    this.#cancelTimer = undefined;
     const now = this.now();
     if (this.#requests > 0) {
       const ends = [

@@ -12,12 +12,17 @@ const run = (over: Partial<ScanResult> = {}): ScanResult => ({
   ...over,
 });
 
-/** A tally on a clock the test moves, and the lines it said. */
+/** A tally on a clock the test moves, and the lines it said; `timers` its scheduled lines. */
 function tally() {
   let now = 1_000;
   const lines: string[] = [];
-  const t = new RequestTally("import-worker", (line) => lines.push(line), () => now);
-  return { t, lines, advance: (ms: number) => (now += ms) };
+  const timers: { task: () => void; ms: number; cancelled: boolean }[] = [];
+  const t = new RequestTally("import-worker", (line) => lines.push(line), () => now, (task, ms) => {
+    const timer = { task, ms, cancelled: false };
+    timers.push(timer);
+    return () => (timer.cancelled = true);
+  });
+  return { t, lines, timers, advance: (ms: number) => (now += ms) };
 }
 
 Deno.test("an isolate's requests are said once every 10 s, summed, not once each", () => {
@@ -73,4 +78,23 @@ Deno.test("once the isolate is retired, what was counted is said, and each reque
   t.add(run({ stoppedBy: "no work", handedOn: undefined }));
   assert.equal(lines.length, 2, "said at once: the isolate may end with it");
   assert.match(lines[1], /: 1 request \(1 with no work left\), 3 pages/);
+});
+
+Deno.test("the last requests of a burst are said at their window's end, by a timer", () => {
+  const { t, lines, timers, advance } = tally();
+  advance(4_000);
+  t.add(run());
+  t.add(run());
+  assert.equal(timers.length, 1, "one timer a window");
+  assert.equal(timers[0].ms, TALLY_EVERY_MS - 4_000, "at the window's end");
+  advance(6_000);
+  timers[0].task();
+  assert.equal(lines.length, 1);
+  assert.match(lines[0], /last 10\.0 s: 2 requests/);
+  // A window said by a request's end cancels its timer.
+  t.add(run());
+  advance(TALLY_EVERY_MS);
+  t.add(run());
+  assert.equal(lines.length, 2);
+  assert.equal(timers[1].cancelled, true);
 });

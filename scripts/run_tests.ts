@@ -38,7 +38,9 @@ import {
   isolateLogOffset,
   isolatesLogIn,
   killsSince,
+  logTextSince,
 } from "../local-stack/supabase/isolate_log.ts";
+import { droppedLines } from "../local-stack/supabase/log_limits.ts";
 import { staticLane, terraformLane } from "./check_lanes.ts";
 import {
   BACKGROUND,
@@ -228,6 +230,10 @@ async function secondStackLane(batches: string[][]): Promise<void> {
       "no import-worker, validator, write-back or stream-check isolate of the second stack was killed at a hard limit",
       killsSince(0, HANDS_ON_FUNCTIONS, isolatesLogIn(logDirOf(SECOND_STACK_DIR))),
     );
+    check(
+      "no function of the second stack logged past hosted's limit of 100 lines in 10 s",
+      droppedLines(logTextSince(0, join(logDirOf(SECOND_STACK_DIR), "functions.log"))),
+    );
   } finally {
     const name = "second stack: stack:down leaves nothing running";
     if (await step(name, DENO_BIN, STACK_DOWN_CHECKED, undefined, where)) removeStackData();
@@ -240,6 +246,9 @@ const wasRunning = await stackRunning();
 // hard limit (docs/interfaces.md, "Edge Function limits"): none of their isolates may be
 // killed while the tests run (the gateway logs every isolate that ends).
 const isolateLog = isolateLogOffset();
+// Nor may a function log past hosted's limit (100 lines in 10 s): hosted drops the rest.
+const FUNCTIONS_LOG = join(logDirOf(ROOT), "functions.log");
+const functionsLog = isolateLogOffset(FUNCTIONS_LOG);
 
 const plan = planE2e(testFiles(join(ROOT, "tests"), "_test.ts").map((f) => basename(f)));
 const lambdaNode = Promise.withResolvers<void>();
@@ -289,6 +298,10 @@ const firstDone = (async () => {
     check(
       "no import-worker, validator, write-back or stream-check isolate was killed at a hard limit",
       killsSince(isolateLog, HANDS_ON_FUNCTIONS),
+    );
+    check(
+      "no function logged past hosted's limit of 100 lines in 10 s",
+      droppedLines(logTextSince(functionsLog, FUNCTIONS_LOG)),
     );
   }
   // Whatever happened, a stack this run started is stopped (a stack:up that failed half

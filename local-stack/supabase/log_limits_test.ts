@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import {
+  droppedLines,
   LOG_EVENTS_PER_WINDOW,
   LOG_MESSAGE_MAX_CHARS,
   LOG_WINDOW_MS,
@@ -27,4 +28,15 @@ Deno.test("a message past 10,000 characters is cut there, and says so", () => {
     `${"x".repeat(LOG_MESSAGE_MAX_CHARS)} [cut at hosted's 10000 characters]`,
   );
   assert.equal(limits.mark("f", "x".repeat(LOG_MESSAGE_MAX_CHARS)).length, LOG_MESSAGE_MAX_CHARS);
+});
+
+Deno.test("the lines hosted would drop are found in the log: the first five, then how many more", () => {
+  const at = "2026-12-01T05:00:00.000Z";
+  const kept = `${at} [import-worker#1] a line kept`;
+  const dropped = (i: number) => `${at} [import-worker#1] ${OVER_LOG_LIMIT}line ${i}`;
+  assert.deepEqual(droppedLines([kept, dropped(1), kept].join("\n")), [dropped(1)]);
+  const many = Array.from({ length: 8 }, (_, i) => dropped(i)).join("\n");
+  assert.deepEqual(droppedLines(many), [0, 1, 2, 3, 4].map(dropped).concat("...and 3 more"));
+  // A function's own text that quotes the marker is not a dropped line.
+  assert.deepEqual(droppedLines(`${at} [mmp-toledo-sync#1] said ${OVER_LOG_LIMIT}`), []);
 });
