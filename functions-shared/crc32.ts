@@ -6,6 +6,12 @@
  * github.com/supabase/edge-runtime): a table in JavaScript took 3.2–3.7 ms a 1 MB page,
  * about a tenth of a page's CPU in the import-worker; this takes 0.03 ms.
  *
+ * The Edge Runtime is built on Deno 2.1.4, whose `zlib.crc32` throws "isArrayBufferView is
+ * not defined" for any bytes (denoland/deno#27774, fixed in Deno 2.1.8); Supabase patched
+ * its copy (supabase/edge-runtime 6db5cb5d, "fix(ext/node): reference error in
+ * zlib.crc32", #577). So the isolates here run on the tools' newer Deno, not on a plain
+ * 2.1.4, which would fail where hosted does not.
+ *
  * @module
  */
 
