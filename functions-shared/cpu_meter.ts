@@ -67,28 +67,7 @@ export interface CpuMeter {
    * work that is mostly awaiting, whose wall time says nothing of its CPU.
    */
   charge(ms: number): void;
-  /**
-   * A request reached the isolate: the runtime had not retired it, so its CPU by the
-   * runtime's count was under the soft limit ({@link RUNTIME_SOFT_LIMIT_MS}). The
-   * estimating meter comes down to it if it reads more (the process meter reads the CPU
-   * itself). Optional.
-   */
-  requestArrived?(): void;
 }
-
-/**
- * The CPU at which the runtime retires an isolate: it takes no new request, and ends
- * once its requests have (supabase/edge-runtime, .cargo/config.toml:
- * SUPABASE_RESOURCE_LIMIT_CPU_SOFT_MS = "1000"; local-stack/supabase/edge_limits.ts). A
- * request that reaches an isolate is the runtime's word that the isolate is below it.
- * An estimate that ran ahead (on a busy machine a step's wall time is more than its CPU)
- * read an isolate the runtime had not retired as past its ceiling: every request that
- * reached it handed on at once, back to it, until its real CPU got it retired (`npm
- * start`: 107 of an isolate's 113 requests in 4 s handed on so, 15 pages among them).
- * Brought down to this at each request, the estimate stays at or above the runtime's
- * count (up to the runtime's own delay in retiring), and each request does work.
- */
-export const RUNTIME_SOFT_LIMIT_MS = 1_000;
 
 /** A reading of `process.cpuUsage()`: microseconds. */
 export type CpuUsage = () => { user: number; system: number };
@@ -119,16 +98,11 @@ export function estimatingMeter(
   let measuredMs = 0;
   let steps = 0;
   let chargedMs = 0;
-  const usedMs = () => bootMs + factor * measuredMs + stepOverheadMs * steps + chargedMs;
   return {
     source: "estimate",
-    usedMs,
+    usedMs: () => bootMs + factor * measuredMs + stepOverheadMs * steps + chargedMs,
     charge(ms) {
       chargedMs += ms;
-    },
-    requestArrived() {
-      const over = usedMs() - RUNTIME_SOFT_LIMIT_MS;
-      if (over > 0) chargedMs -= over;
     },
     measure(step) {
       const started = now();

@@ -4,7 +4,6 @@ import {
   estimatingMeter,
   isolateCpuMeter,
   processMeter,
-  RUNTIME_SOFT_LIMIT_MS,
   STEP_OVERHEAD_MS,
 } from "./cpu_meter.ts";
 
@@ -75,22 +74,4 @@ Deno.test("the hosted stub (zeros) gets the estimate, asked once; Deno gets the 
   for (let i = 0; i < 5_000_000; i++) x += Math.sqrt(i);
   assert.ok(x > 0);
   assert.ok(local.usedMs() > before, "burning CPU shows in the reading");
-});
-
-Deno.test("a request that reaches the isolate brings an estimate past the soft limit down to it, and no other", () => {
-  let now = 300;
-  const meter = estimatingMeter(() => now);
-  meter.requestArrived?.();
-  assert.equal(meter.usedMs(), 300, "under the soft limit: left as it is");
-  // An estimate run ahead of the runtime's count: 1,500 ms, where the runtime, which
-  // routed a request here, had counted under 1,000.
-  meter.measure(() => (now += 400));
-  assert.ok(meter.usedMs() > RUNTIME_SOFT_LIMIT_MS);
-  meter.requestArrived?.();
-  assert.equal(meter.usedMs(), RUNTIME_SOFT_LIMIT_MS);
-  // It goes on counting from there.
-  meter.measure(() => (now += 10));
-  assert.equal(meter.usedMs(), RUNTIME_SOFT_LIMIT_MS + ESTIMATE_FACTOR * 10 + STEP_OVERHEAD_MS);
-  // The process meter reads the CPU itself.
-  assert.equal(processMeter(() => ({ user: 0, system: 0 })).requestArrived, undefined);
 });

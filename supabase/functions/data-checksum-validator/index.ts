@@ -44,11 +44,9 @@ const gate = new RunGate(settings.runsPerIsolate);
 const isolatePages = new IsolatePages();
 
 // Every request waits until the database is known to have every column this version
-// maps (schema_guard.ts): a missing one would drop data without a word. A request that
-// reached the isolate says the runtime has not retired it (cpu_meter.ts, requestArrived).
-Deno.serve(guardedHandler(registrySchemaGuard(sql), (req) => {
-  cpu.requestArrived?.();
-  return handleValidatorRequest(req, {
+// maps (schema_guard.ts): a missing one would drop data without a word.
+Deno.serve(guardedHandler(registrySchemaGuard(sql), (req) =>
+  handleValidatorRequest(req, {
     sql,
     dynamo,
     serviceRoleKey: serviceKeys,
@@ -61,5 +59,4 @@ Deno.serve(guardedHandler(registrySchemaGuard(sql), (req) => {
     gate,
     isolatePages,
     log: (line) => console.log(line),
-  });
-}));
+  })));

@@ -50,32 +50,30 @@ const tally = new RequestTally("import-worker", (line) => console.log(line));
 addEventListener("beforeunload", () => tally.retire());
 
 // Every request waits until the database is known to have every column this version
-// maps (schema_guard.ts): a missing one would drop data without a word. A request that
-// reached the isolate says the runtime has not retired it (cpu_meter.ts, requestArrived).
-const handler = importWorkerHandler({
-  serviceKeys,
-  gate,
-  run: (worker, handOn) =>
-    runWorker({
-      sql,
-      dynamo,
-      wake: () => callSelf({}),
-      handOn,
-      cpu,
-      cpuBudgetMs: settings.cpuBudgetMs,
-      wallBudgetMs: runWallBudgetMs(settings.wallBudgetMs),
-      maxConcurrent: settings.maxConcurrent,
-      segmentsPerRun: settings.segmentsPerRun,
-      inFlight,
-      maxRcuPerSecond: settings.maxRcuPerSecond,
-      log: (line) => console.log(`${worker}: ${line}`),
-    }, worker),
-  callSelf: () => callSelf({}),
-  waitUntil: (work) => EdgeRuntime.waitUntil(work),
-  tally,
-  logError: (line) => console.error(line),
-});
-Deno.serve(guardedHandler(registrySchemaGuard(sql), (req) => {
-  cpu.requestArrived?.();
-  return handler(req);
-}));
+// maps (schema_guard.ts): a missing one would drop data without a word.
+Deno.serve(guardedHandler(
+  registrySchemaGuard(sql),
+  importWorkerHandler({
+    serviceKeys,
+    gate,
+    run: (worker, handOn) =>
+      runWorker({
+        sql,
+        dynamo,
+        wake: () => callSelf({}),
+        handOn,
+        cpu,
+        cpuBudgetMs: settings.cpuBudgetMs,
+        wallBudgetMs: runWallBudgetMs(settings.wallBudgetMs),
+        maxConcurrent: settings.maxConcurrent,
+        segmentsPerRun: settings.segmentsPerRun,
+        inFlight,
+        maxRcuPerSecond: settings.maxRcuPerSecond,
+        log: (line) => console.log(`${worker}: ${line}`),
+      }, worker),
+    callSelf: () => callSelf({}),
+    waitUntil: (work) => EdgeRuntime.waitUntil(work),
+    tally,
+    logError: (line) => console.error(line),
+  }),
+));
