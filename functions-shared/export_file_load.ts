@@ -68,6 +68,12 @@ export interface ExportLoadDeps {
   sleep?: (ms: number) => Promise<void>;
 }
 
+/**
+ * How long a chunk's lease is renewed at most: several times the statement timeout that
+ * ends a chunk's statements (2 minutes for hosted's `postgres` role).
+ */
+export const CHUNK_HOLD_MAX_MS = 10 * 60_000;
+
 /** Reads of a file after the first whose bytes stopped mid-way (ExportReadError). */
 export const FILE_READ_RETRIES = 3;
 
@@ -109,12 +115,25 @@ export async function loadExportFile(
   // timeout into pages), and a lease run out meanwhile let a worker beside it take the
   // file over, refusing this chunk's checkpoint, then another, until the job failed. A
   // renewal that fails for another cause is tried again; the checkpoint judges.
+  // A chunk still running after CHUNK_HOLD_MAX_MS is stuck (a connection gone dead
+  // without an error): its lease is left to lapse, for another loader to take the file
+  // over from its checkpoint.
   const renewEveryMs = (file.lease_seconds ?? 60) * 1000 / 3;
-  const holdFile = () =>
-    deps.sql`select sync.renew_segment(${job}, ${file.segment}, ${worker})`.then(
+  let chunkStarted = 0;
+  const holdFile = async () => {
+    if (performance.now() - chunkStarted > CHUNK_HOLD_MAX_MS) {
+      deps.log?.(
+        `export backfill job ${job} file ${file.data_key} of ${file.source_table}: a chunk has ` +
+          `run ${CHUNK_HOLD_MAX_MS / 60_000} minutes; its lease is left to lapse, for another ` +
+          "loader to take the file over from its checkpoint",
+      );
+      return false;
+    }
+    return await deps.sql`select sync.renew_segment(${job}, ${file.segment}, ${worker})`.then(
       () => true,
       (error) => (error as { code?: string }).code !== LEASE_LOST,
     );
+  };
   for (;;) {
     const body = await deps.open(file.data_key, file.etag ?? undefined);
     // Back to the checkpoint, the file is read from its start (gzip cannot seek): the
@@ -155,6 +174,7 @@ export async function loadExportFile(
           if (page.done) return rows;
           continue;
         }
+        chunkStarted = performance.now();
         const writing = commitChunk(deps.sql, target, pages, line, chunkPages, deps);
         // Taken over all the same (a renewal found the lease another's): the chunk's
         // checkpoint is refused, and the file left to its holder.

@@ -238,9 +238,7 @@ async function writeOne(deps: WriteBackDeps, row: Claimed): Promise<Ended> {
   }
   let detail = outcome.detail;
   const source = outcome.source === undefined ? null : encodeJson(outcome.source);
-  // No stream record comes of an update that changes nothing: the row is put back as the
-  // source shows it here, or it would differ from the source until a validation's repair.
-  if (outcome.restoreRow) detail += (await restore(deps, spec, edit)).text;
+  if (outcome.restoreRow) detail += await putBackSourceForm(deps, spec, edit);
   if (outcome.status === "conflict" || outcome.status === "failed") {
     const restored = await restore(deps, spec, edit);
     detail += restored.text;
@@ -257,11 +255,13 @@ async function writeOne(deps: WriteBackDeps, row: Claimed): Promise<Ended> {
   if (ended.status === "failed" && outcome.status === "pending") {
     // The last attempt, its outcome unknown (a timeout, 5xx past the SDK's retries, the
     // network): the update may have been written, its answer lost. Then it is applied.
-    if (await holdsTheEdit(deps, spec, edit)) {
-      const held = `${describeEdit(spec, edit)}: the item holds the edit (written by the ` +
-        "last attempt, whose answer was lost)";
-      await endRestore(deps, row.id, "applied", held, { done: true, text: "" });
-      return { status: "applied", line: `write-back ${row.id}: applied: ${held}` };
+    const held = await heldEdit(deps, spec, edit);
+    if (held) {
+      const text = `${describeEdit(spec, edit)}: the item holds the edit (written by the ` +
+        "last attempt, whose answer was lost)" +
+        (held.rowDiffers ? await putBackSourceForm(deps, spec, edit) : "");
+      await endRestore(deps, row.id, "applied", text, { done: true, text: "" });
+      return { status: "applied", line: `write-back ${row.id}: applied: ${text}` };
     }
     // Else the row goes back to the source's state too. The end kept the lease with the
     // restore due: a run stopped before the next statement leaves it to the next run's
@@ -305,9 +305,11 @@ async function spent(deps: WriteBackDeps, row: Claimed): Promise<Ended> {
   const edit = editOf(row);
   const status = row.status === "conflict" ? "conflict" : "failed";
   // The run that never answered may have written it: then it is applied, not failed.
-  if (status === "failed" && await holdsTheEdit(deps, spec, edit)) {
+  const held = status === "failed" ? await heldEdit(deps, spec, edit) : undefined;
+  if (held) {
     const detail = `${describeEdit(spec, edit)}: the item holds the edit (written by a run ` +
-      "that ended without an answer)";
+      "that ended without an answer)" +
+      (held.rowDiffers ? await putBackSourceForm(deps, spec, edit) : "");
     await endRestore(deps, row.id, "applied", detail, { done: true, text: "" });
     return { status: "applied", line: `write-back ${row.id}: applied: ${detail}` };
   }
@@ -320,19 +322,40 @@ async function spent(deps: WriteBackDeps, row: Claimed): Promise<Ended> {
 }
 
 /**
- * Whether the edit's item holds the edit now, by a consistent read: an attempt whose
- * answer was lost may have written it. False when the item cannot be read.
+ * Whether the edit's item holds the edit now, by a consistent read (an attempt whose
+ * answer was lost may have written it), and whether the row shows those values otherwise
+ * than the source does (`rowDiffers`: a set's members in another order). Undefined when
+ * it does not, or the item cannot be read.
  */
-async function holdsTheEdit(
+async function heldEdit(
   deps: WriteBackDeps,
   spec: TableSpec,
   edit: WriteBackEdit,
-): Promise<boolean> {
+): Promise<{ rowDiffers: boolean } | undefined> {
   const key = itemKeyOf(spec, edit);
-  if (typeof key === "string") return false;
+  if (typeof key === "string") return undefined;
   const item = await readItem(deps, spec, key).catch(() => undefined);
-  return item !== undefined && item !== null &&
-    planWriteBack(spec, edit, key, item).kind === "noop";
+  if (!item) return undefined;
+  const plan = planWriteBack(spec, edit, key, item);
+  return plan.kind === "noop" ? { rowDiffers: plan.rowDiffers === true } : undefined;
+}
+
+/**
+ * Puts back, as the source shows them, the values of an applied edit that the item held
+ * already in a form equal to DynamoDB (no stream record comes of an update that changes
+ * nothing, so only this makes the row the source's again); the text for its detail. A
+ * failed restore is not tried again (the edit is applied): the table's next validation
+ * finds the row and repairs it, and the detail says so.
+ */
+async function putBackSourceForm(
+  deps: WriteBackDeps,
+  spec: TableSpec,
+  edit: WriteBackEdit,
+): Promise<string> {
+  const restored = await restore(deps, spec, edit);
+  if (restored.done) return restored.text;
+  return `; the row still shows the values as edited: putting them back as the source shows ` +
+    `them failed (${restored.cause ?? "see the log"}); the table's next validation repairs it`;
 }
 
 /**

@@ -90,6 +90,8 @@ export interface Restored {
   done: boolean;
   /** What to add to the edit's detail. */
   text: string;
+  /** Why it failed, when it did. */
+  cause?: string;
 }
 
 /**
@@ -134,11 +136,12 @@ export async function restore(
           `so backfill job ${job} restores it (the table is marked stale)`,
       };
     }
+    const cause = causeOf(error);
     return {
       done: false,
-      text: `; the row still shows the edit: restoring it from the source failed (${
-        causeOf(error)
-      }), tried again in a minute`,
+      text: `; the row still shows the edit: restoring it from the source failed (${cause}), ` +
+        "tried again in a minute",
+      cause,
     };
   }
 }
