@@ -342,19 +342,28 @@ Deno.test("a run slowed past its lease writes nothing: the edit is the run's tha
   assert.match(lines[0], /^write-back 7: .*: left to the run that took it over/);
 });
 
-Deno.test("a spent write-back whose item holds the edit is applied, not failed", async () => {
+/**
+ * Runs a write-back whose attempts runs that never answered spent (`edit` over `claimed`),
+ * its item read as `item`; asserts it ended applied, and answers its detail.
+ */
+async function spentButApplied(edit: Record<string, unknown>, item: Record<string, unknown>) {
   const database = db({
     ...claimed,
     status: "failed",
     detail: "gave up after 8 attempts; the last run ended without an answer",
+    ...edit,
   });
-  const dynamo = fakeDynamo(() => ({ Item: { segment_id: { S: "s-1" }, name: { S: "New" } } }));
+  const dynamo = fakeDynamo(() => ({ Item: item }));
   const report = await runWriteBacks(deps(database.sql, { reader: dynamo.dynamo }));
   assert.deepEqual(report, { applied: 1, conflict: 0, failed: 0, retrying: 0 });
   const [applied] = database.matching("sync.end_write_back_restore(");
   assert.equal(applied.values[2], "applied");
+  return String(applied.values[3]);
+}
+
+Deno.test("a spent write-back whose item holds the edit is applied, not failed", async () => {
   assert.match(
-    String(applied.values[3]),
+    await spentButApplied({}, { segment_id: { S: "s-1" }, name: { S: "New" } }),
     /: the item holds the edit \(written by a run that ended without an answer\)$/,
   );
 });
@@ -463,15 +472,17 @@ Deno.test("a run that fails gives its claimed, untried write-backs back", async 
   assert.deepEqual(released, ["71"], "not left leased for 2 minutes");
 });
 
+/** An edit that reorders a string set's members, and the item that holds the set. */
+const reordered = {
+  columns: ["segment_criteria"],
+  before_values: '{"segment_criteria": {"raw": {"tags": ["a", "b"]}}}',
+  after_values: '{"segment_criteria": {"raw": {"tags": ["b", "a"]}}}',
+};
+const heldInOrder = { segment_id: { S: "s-1" }, raw: { M: { tags: { SS: ["a", "b"] } } } };
+
 Deno.test("an edit DynamoDB holds already in equal values (a set reordered) writes nothing, ends applied, and puts the row back", async () => {
-  const database = db({
-    ...claimed,
-    columns: ["segment_criteria"],
-    before_values: '{"segment_criteria": {"raw": {"tags": ["a", "b"]}}}',
-    after_values: '{"segment_criteria": {"raw": {"tags": ["b", "a"]}}}',
-  });
-  const held = { segment_id: { S: "s-1" }, raw: { M: { tags: { SS: ["a", "b"] } } } };
-  const dynamo = fakeDynamo(() => ({ Item: held }));
+  const database = db({ ...claimed, ...reordered });
+  const dynamo = fakeDynamo(() => ({ Item: heldInOrder }));
   const { report } = await runLogged(database, dynamo);
   assert.deepEqual(report, { applied: 1, conflict: 0, failed: 0, retrying: 0 });
   assert.ok(!dynamo.sent.some((c) => c.name === "UpdateItemCommand"), "nothing written");
@@ -485,23 +496,9 @@ Deno.test("an edit DynamoDB holds already in equal values (a set reordered) writ
 });
 
 Deno.test("a spent write-back whose item holds it in a form equal to DynamoDB's is applied, and its row put back", async () => {
-  const database = db({
-    ...claimed,
-    status: "failed",
-    detail: "gave up after 8 attempts; the last run ended without an answer",
-    columns: ["segment_criteria"],
-    before_values: '{"segment_criteria": {"raw": {"tags": ["a", "b"]}}}',
-    after_values: '{"segment_criteria": {"raw": {"tags": ["b", "a"]}}}',
-  });
-  const held = { segment_id: { S: "s-1" }, raw: { M: { tags: { SS: ["a", "b"] } } } };
-  const dynamo = fakeDynamo(() => ({ Item: held }));
-  const report = await runWriteBacks(deps(database.sql, { reader: dynamo.dynamo }));
-  assert.deepEqual(report, { applied: 1, conflict: 0, failed: 0, retrying: 0 });
-  const [applied] = database.matching("sync.end_write_back_restore(");
-  assert.equal(applied.values[2], "applied");
   // Put back from the source (tried: the fake database cannot).
   assert.match(
-    String(applied.values[3]),
+    await spentButApplied(reordered, heldInOrder),
     /an answer\); the row still shows the values as edited: putting them back .* the table's next validation repairs it$/,
   );
 });
