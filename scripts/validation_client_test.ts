@@ -15,6 +15,7 @@ function fakeClient(
 ) {
   let clock = 0;
   const sent: { url: string; body: unknown }[] = [];
+  const traces: (string | null)[] = [];
   const slept: number[] = [];
   const client: ValidationClient = {
     functionsUrl: "http://functions/v1",
@@ -23,6 +24,7 @@ function fakeClient(
     waitMs,
     fetch: (url, init) => {
       sent.push({ url: String(url), body: JSON.parse(String(init?.body)) });
+      traces.push(new Headers(init?.headers).get("traceparent"));
       return Promise.resolve(answers.shift() ?? new Response("no more answers", { status: 599 }));
     },
     recorded: () => Promise.resolve(records.length > 1 ? records.shift()! : records[0]),
@@ -33,16 +35,18 @@ function fakeClient(
     },
     now: () => clock,
   };
-  return { client, sent, slept };
+  return { client, sent, slept, traces };
 }
 
 Deno.test("a 200 is the result, asked for once with the table and whether to repair", async () => {
-  const { client, sent } = fakeClient([Response.json(RESULT)]);
+  const { client, sent, traces } = fakeClient([Response.json(RESULT)]);
   assert.deepEqual(await validateThroughFunction(client, SPEC, true), RESULT);
   assert.deepEqual(sent, [{
     url: "http://functions/v1/data-checksum-validator",
     body: { table: SPEC.targetTable, repair: true },
   }]);
+  // A trace of its own, whose budget of calls between functions its hand-ons share.
+  assert.match(traces[0] ?? "", /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
 });
 
 Deno.test("a 503 is asked again after its Retry-After; the database back, the result", async () => {

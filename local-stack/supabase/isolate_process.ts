@@ -100,7 +100,10 @@ export function spawnIsolate(fn: IsolateSpec, id: number): IsolateProcess {
       "--no-prompt",
       "--config",
       join(fn.dir, "deno.json"),
-      `--v8-flags=--max-old-space-size=${fn.memoryMb}`,
+      // The whole heap, young generation included, as hosted limits it
+      // (supabase/edge-runtime, crates/base/src/runtime/mod.rs: `heap_limits(0, limit)`),
+      // not only the old generation.
+      `--v8-flags=--max-heap-size=${fn.memoryMb}`,
       "--preload",
       join(ROOT, "local-stack", "supabase", "edge_runtime_shim.ts"),
       join(fn.dir, "index.ts"),

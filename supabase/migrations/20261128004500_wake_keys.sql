@@ -53,8 +53,15 @@ begin
   return net.http_post(
     url := rtrim(project_url, '/') || '/functions/v1/' || p_name
            || coalesce('?forceFunctionRegion=' || nullif(region, ''), ''),
+    -- A W3C trace of its own: the Edge Runtime counts the calls a function makes to
+    -- functions by the trace of the request it serves, and a request without one against
+    -- the function's one budget (supabase/edge-runtime, ext/runtime/rate_limit.rs), which
+    -- each chain of hand-ons started here would then share.
     headers := jsonb_build_object('Content-Type', 'application/json',
-                                  'Authorization', 'Bearer ' || sync.wake_key(trim(service_key)))
+                                  'Authorization', 'Bearer ' || sync.wake_key(trim(service_key)),
+                                  'traceparent',
+                                  '00-' || replace(gen_random_uuid()::text, '-', '') || '-'
+                                  || left(replace(gen_random_uuid()::text, '-', ''), 16) || '-01')
                || case when nullif(region, '') is null then '{}'::jsonb
                        else jsonb_build_object('x-region', region) end,
     body := p_body,

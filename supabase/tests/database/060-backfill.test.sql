@@ -2,7 +2,7 @@
 -- a lapsed lease, completion, failure, and stale tables.
 set client_min_messages = warning;
 begin;
-select plan(27);
+select plan(29);
 
 delete from sync.table_state;
 delete from sync.backfill_jobs;
@@ -172,6 +172,14 @@ select results_eq(
 );
 select is((select count(*)::int from net.http_request_queue where headers::text like '%sb_secret_test%'), 0,
   'no queued request holds the service key');
+-- Each call starts a trace of its own (W3C traceparent), so the chain of hand-ons it
+-- starts has its own budget of calls between functions, not the function's shared one.
+select matches((select headers ->> 'traceparent' from net.http_request_queue join woke using (id)),
+  '^00-[0-9a-f]{32}-[0-9a-f]{16}-01$', 'the call carries a W3C trace of its own');
+create temporary table woke_again as select sync.wake_import_worker() as id;
+select isnt((select headers ->> 'traceparent' from net.http_request_queue join woke_again using (id)),
+  (select headers ->> 'traceparent' from net.http_request_queue join woke using (id)),
+  'a trace per call');
 
 select * from finish();
 rollback;
