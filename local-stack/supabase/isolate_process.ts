@@ -100,10 +100,12 @@ export function spawnIsolate(fn: IsolateSpec, id: number): IsolateProcess {
       "--no-prompt",
       "--config",
       join(fn.dir, "deno.json"),
-      // The whole heap, young generation included, as hosted limits it
-      // (supabase/edge-runtime, crates/base/src/runtime/mod.rs: `heap_limits(0, limit)`),
-      // not only the old generation.
-      `--v8-flags=--max-heap-size=${fn.memoryMb}`,
+      // The old generation only: the supervisor's memory reports (every 25 ms) must see
+      // the isolate reach the limit, to answer 546 as hosted does. Capped on the whole
+      // heap, as hosted's V8 is (crates/base/src/runtime/mod.rs: `heap_limits(0, limit)`),
+      // V8 died of its own out-of-memory first, before a report, and the gateway answered
+      // 500 in one fresh-clone run of two.
+      `--v8-flags=--max-old-space-size=${fn.memoryMb}`,
       "--preload",
       join(ROOT, "local-stack", "supabase", "edge_runtime_shim.ts"),
       join(fn.dir, "index.ts"),
