@@ -1,0 +1,54 @@
+/**
+ * The functions run on hosted Supabase's Edge Runtime: Deno 2.1.4 on V8 13.0
+ * (supabase/edge-runtime's Cargo.toml: `deno` 2.1.4, rusty_v8 `v130.0.7`), with Supabase's
+ * own patches. The local isolates run the tools' newer Deno (functions-shared/crc32.ts
+ * says why not a plain 2.1.4), which has JavaScript the hosted runtime lacks: a function
+ * using it would pass every local test and fail on hosted with a TypeError. This keeps
+ * the functions' modules off the APIs V8 gained after 13.0 (Chrome 130).
+ */
+
+import assert from "node:assert/strict";
+
+/** APIs newer than V8 13.0, each with the Chrome release that brought it. */
+const NEWER_THAN_HOSTED: [RegExp, string][] = [
+  [/\bUint8Array\.fromBase64\b|\.toBase64\(/, "Uint8Array base64 (Chrome 140)"],
+  [/\bUint8Array\.fromHex\b|\.toHex\(/, "Uint8Array hex (Chrome 140)"],
+  [/\bRegExp\.escape\b/, "RegExp.escape (Chrome 136)"],
+  [/\bFloat16Array\b/, "Float16Array (Chrome 135)"],
+  [/\bError\.isError\b/, "Error.isError (Chrome 134)"],
+  [/\bAtomics\.pause\b/, "Atomics.pause (Chrome 133)"],
+  [/\bMath\.sumPrecise\b/, "Math.sumPrecise"],
+  [/\bIterator\.concat\b/, "Iterator.concat"],
+  [/\.getOrInsert(Computed)?\(/, "Map upsert"],
+];
+
+/** The modules a deployed function is made of: functions-shared and the entry points. */
+function functionModules(): string[] {
+  const shared = new URL(".", import.meta.url);
+  const modules = [...Deno.readDirSync(shared)]
+    .filter((e) => e.name.endsWith(".ts") && !/_test\.ts$|fakes\.ts$/.test(e.name))
+    .map((e) => new URL(e.name, shared).pathname);
+  const functions = new URL("../supabase/functions/", import.meta.url);
+  for (const entry of Deno.readDirSync(functions)) {
+    if (entry.isDirectory) modules.push(new URL(`${entry.name}/index.ts`, functions).pathname);
+  }
+  return modules;
+}
+
+Deno.test("the functions use no JavaScript newer than the hosted Edge Runtime's V8 13.0", () => {
+  const found: string[] = [];
+  for (const path of functionModules()) {
+    const text = Deno.readTextFileSync(path);
+    for (const [api, what] of NEWER_THAN_HOSTED) {
+      if (api.test(text)) found.push(`${path.split("/").slice(-2).join("/")}: ${what}`);
+    }
+  }
+  assert.deepEqual(found, []);
+  assert.ok(functionModules().length > 60, "it read the functions' modules");
+});
+
+Deno.test("the check finds what it looks for", () => {
+  const sample = "const b = Uint8Array.fromBase64(text); const e = RegExp.escape(x);";
+  const hits = NEWER_THAN_HOSTED.filter(([api]) => api.test(sample)).map(([, what]) => what);
+  assert.deepEqual(hits, ["Uint8Array base64 (Chrome 140)", "RegExp.escape (Chrome 136)"]);
+});
