@@ -260,13 +260,7 @@ export function byTargetTable(name: string): TableSpec | undefined {
   return TABLES.find((t) => t.targetTable === name);
 }
 
-/**
- * The table name in a DynamoDB table or stream ARN
- * (`arn:aws:dynamodb:REGION:ACCOUNT:table/NAME[/stream/LABEL]`), or undefined.
- */
-export function tableNameFromArn(arn: string): string | undefined {
-  return arn.match(/^arn:aws[\w-]*:dynamodb:[^:]*:[^:]*:table\/([^/]+)/)?.[1];
-}
+export { tableNameFromArn } from "./table_arn.ts";
 
 /**
  * The region DynamoDB Local writes into every ARN it makes, whatever region the client

@@ -27,6 +27,7 @@
  */
 
 import process from "node:process";
+import { tableNameFromArn } from "../functions-shared/table_arn.ts";
 import { signWebhook } from "../functions-shared/webhook_signing.ts";
 import { forgetWebhookSecret, webhookSecret } from "./webhook_secret.ts";
 
@@ -124,7 +125,8 @@ export async function deliver(
   log: (line: string) => void = console.log,
 ): Promise<DeliveryOutcome> {
   const body = JSON.stringify({ records });
-  const first = records[0]?.dynamodb?.SequenceNumber ?? "?";
+  // One forwarder serves every table of its region: each line names the table.
+  const first = `${tableOf(records)} from ${records[0]?.dynamodb?.SequenceNumber ?? "?"}`;
   let lastStatus: number | undefined;
   // The attempt's own deadline signal: whether a failure was the deadline cutting it off.
   let signal: AbortSignal | undefined;
@@ -138,7 +140,7 @@ export async function deliver(
         headers = signWebhook(setting, body);
       } catch (error) {
         forgetWebhookSecret();
-        console.error(`records from ${first} not sent: ${(error as Error).message}`);
+        console.error(`records of ${first} not sent: ${(error as Error).message}`);
         return "later";
       }
       signal = AbortSignal.timeout(Math.max(1, deadline - Date.now()));
@@ -154,17 +156,17 @@ export async function deliver(
       const text = await response.text();
       if (response.status >= 300 && response.status < 400) {
         console.error(
-          `webhook answered ${response.status} for records from ${first}, a redirect to ` +
+          `webhook answered ${response.status} for records of ${first}, a redirect to ` +
             `${response.headers.get("location") ?? "nowhere"}: not followed (a redirect drops ` +
             "the body); WEBHOOK_URL must be the function's own address",
         );
         return "later";
       }
       if (response.ok) {
-        log(`delivered ${records.length} records from ${first}: ${text}`);
+        log(`delivered ${records.length} records of ${first}: ${text}`);
         return "delivered";
       }
-      console.error(`webhook answered ${response.status} for records from ${first}: ${text}`);
+      console.error(`webhook answered ${response.status} for records of ${first}: ${text}`);
       lastStatus = response.status;
       if (response.status === 401 && typeof secret !== "string") {
         // The secret may be in the middle of a rotation: read it again and retry.
@@ -179,7 +181,7 @@ export async function deliver(
       // failure, a reset) is its `cause`.
       const cause = (error as { cause?: { code?: string; message?: string } }).cause;
       console.error(
-        `webhook request for records from ${first} failed: ${(error as Error).message}` +
+        `webhook request for records of ${first} failed: ${(error as Error).message}` +
           (cause ? ` (${cause.code ?? cause.message ?? String(cause)})` : ""),
       );
       // An attempt cut off by the invocation's own deadline says nothing of the body: what
@@ -210,6 +212,11 @@ function byDeadline<T>(read: Promise<T>, deadline: number): Promise<T> {
   return Promise.race([read, late]).finally(() => clearTimeout(timer));
 }
 
+/** The table a batch's records come from, as their stream's ARN names it. */
+function tableOf(records: StreamRecord[]): string {
+  return tableNameFromArn(records[0]?.eventSourceARN ?? "") ?? "an unnamed table";
+}
+
 /** The Lambda handler. */
 export async function handler(
   event: DynamoDBStreamEvent,
@@ -229,7 +236,7 @@ export async function handler(
       // Bisected by Lambda on this error: the records delivered before go again, and the
       // ordering guard skips them.
       throw new Error(
-        `the webhook refused the body of ${records.length} records from ${
+        `the webhook refused the body of ${records.length} records of ${tableOf(records)} from ${
           records[0]?.dynamodb?.SequenceNumber ?? "?"
         } (its answers are logged above): failing the invocation so that Lambda bisects the batch`,
       );

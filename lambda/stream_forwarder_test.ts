@@ -64,6 +64,20 @@ Deno.test("retries a 503 and a 500 until it gets through", async () => {
   }
 });
 
+Deno.test("each failure line names the batch's table: one forwarder serves every table of its region", async () => {
+  const webhook = fakeWebhook([503, 200]);
+  const lines: string[] = [];
+  const error = console.error;
+  console.error = (line: string) => void lines.push(line);
+  try {
+    await handler({ Records: [record("1")] }, context());
+  } finally {
+    console.error = error;
+    await webhook.close();
+  }
+  assert.match(lines[0], /^webhook answered 503 for records of t from 1: /);
+});
+
 Deno.test("a refusal is not retried: a body of one record is reported from it", async () => {
   const webhook = fakeWebhook([400]);
   try {
@@ -83,7 +97,7 @@ Deno.test("a refused body of several records fails the invocation, so that Lambd
   try {
     await assert.rejects(
       handler({ Records: [record("7"), record("8")] }, context()),
-      /the webhook refused the body of 2 records from 7 .*so that Lambda bisects the batch/,
+      /the webhook refused the body of 2 records of t from 7 .*so that Lambda bisects the batch/,
     );
     assert.equal(webhook.received.length, 1, "not retried");
   } finally {
