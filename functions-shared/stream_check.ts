@@ -63,8 +63,12 @@ export interface StreamReader {
   /**
    * One page; `next` is undefined once a closed shard is read to its end; `bytes`, the
    * records' size as the stream gives it (each record's `SizeBytes`), when known.
+   * "trimmed": the iterator's position went past the stream's 24 hours between its
+   * GetShardIterator and this GetRecords (AWS answers TrimmedDataAccessException).
    */
-  read(iterator: string): Promise<{ records: HeldRecord[]; next?: string; bytes?: number }>;
+  read(
+    iterator: string,
+  ): Promise<{ records: HeldRecord[]; next?: string; bytes?: number } | "trimmed">;
 }
 
 /** Which of these sequence numbers the webhook applied. */
@@ -199,6 +203,11 @@ async function readShard(
     iterator = await reader.iterator(shardId, "oldest");
     fromOldest = true;
   }
+  // Whether the next read is the first at the frontier, and whether a read was trimmed
+  // under it already (once is the 24 hours passing between the iterator and its read;
+  // twice in a row is not, and fails the shard's check as any read error does).
+  let atFrontier = frontier !== undefined && !fromOldest;
+  let trimmedOnce = false;
   let empty = 0;
   let lastSeenAt = 0;
   let seen = false;
@@ -210,7 +219,25 @@ async function readShard(
       };
       return finding;
     }
-    const { records, next, bytes = 0 } = await reader.read(iterator);
+    const answer = await reader.read(iterator);
+    if (answer === "trimmed") {
+      if (trimmedOnce) {
+        throw Object.assign(new Error("GetRecords: trimmed twice in a row"), {
+          name: "TrimmedDataAccessException",
+        });
+      }
+      trimmedOnce = true;
+      // Trimmed at the frontier: gone unapplied, as when its iterator was refused (above).
+      if (atFrontier && frontier && !(await applied([frontier.seq])).has(frontier.seq)) {
+        finding.lost = { seq: frontier.seq, createdAt: Date.parse(frontier.created_at) };
+      }
+      atFrontier = false;
+      iterator = await reader.iterator(shardId, "oldest");
+      fromOldest = true;
+      continue;
+    }
+    atFrontier = false;
+    const { records, next, bytes = 0 } = answer;
     budget?.page(records.length, bytes);
     if (fromOldest && !seen && records[0]) finding.oldestHeld = records[0].seq;
     if (records.length === 0) {

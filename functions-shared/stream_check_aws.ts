@@ -99,9 +99,18 @@ export function awsStreamReader(client: DynamoClient, streamArn: string): Stream
       }
     },
     async read(iterator) {
-      const { Records, NextShardIterator } = await client.send(
-        new GetRecordsCommand({ ShardIterator: iterator, Limit: 1000 }),
-      );
+      let answer;
+      try {
+        answer = await client.send(new GetRecordsCommand({ ShardIterator: iterator, Limit: 1000 }));
+      } catch (error) {
+        // The position went past the stream's 24 hours since its iterator was taken: "you
+        // obtain a shard iterator, but before you use the iterator in a GetRecords request,
+        // a stream record in the shard exceeds the 24 hour period and is trimmed"
+        // (DynamoDB Streams API reference, GetRecords, TrimmedDataAccessException).
+        if ((error as Error).name === "TrimmedDataAccessException") return "trimmed";
+        throw error;
+      }
+      const { Records, NextShardIterator } = answer;
       return {
         bytes: (Records ?? []).reduce((sum, r) => sum + (r.dynamodb?.SizeBytes ?? 0), 0),
         records: (Records ?? []).map((r) => ({

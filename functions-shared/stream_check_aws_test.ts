@@ -34,3 +34,16 @@ Deno.test("a shard expired since it was listed reads as trimmed, as a position p
     { name: "ThrottlingException" },
   );
 });
+
+Deno.test("a GetRecords trimmed under its iterator reads as trimmed; any other error stands", async () => {
+  const trimmed = fakeDynamo(() => {
+    throw awsError("TrimmedDataAccessException");
+  });
+  assert.equal(await awsStreamReader(trimmed.client, ARN).read("iterator"), "trimmed");
+  const expired = fakeDynamo(() => {
+    throw awsError("ExpiredIteratorException");
+  });
+  await assert.rejects(awsStreamReader(expired.client, ARN).read("iterator"), {
+    name: "ExpiredIteratorException",
+  });
+});

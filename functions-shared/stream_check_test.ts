@@ -102,6 +102,50 @@ Deno.test("a frontier trimmed before it was applied is a lost record, named with
   assert.equal(verdict.shards.s1.frontier?.seq, "102", "the new frontier is kept");
 });
 
+Deno.test("a frontier trimmed between its iterator and its read is lost as well; a read from the oldest goes on", async () => {
+  // The iterator at the frontier is given, then the 24 hours pass before GetRecords: AWS
+  // answers TrimmedDataAccessException to the read (the reader: "trimmed").
+  const previous: ShardState = {
+    through: "100",
+    frontier: { seq: "101", created_at: new Date(NOW - 24 * HOUR).toISOString() },
+  };
+  const { reader } = fakeReader({ s1: shard([25, 24, 2], 2) });
+  let trimmedOnce = false;
+  const racing: StreamReader = {
+    ...reader,
+    read: (iterator) => {
+      if (!trimmedOnce && iterator === "s1|1") {
+        trimmedOnce = true;
+        return Promise.resolve("trimmed");
+      }
+      return reader.read(iterator);
+    },
+  };
+  // The frontier's own iterator is still given (the fake's trim says 2, its index is 1:
+  // ask it "at" a position the fake holds, as AWS did a moment before).
+  racing.iterator = (shardId, position) =>
+    position !== "oldest" && "at" in position
+      ? Promise.resolve(`${shardId}|1`)
+      : reader.iterator(shardId, position);
+  const finding = await checkShard("s1", previous, racing, appliedOf(["100"]));
+  assert.equal(finding.lost?.seq, "101", "gone unapplied, as when its iterator is refused");
+  assert.equal(finding.state.frontier?.seq, "102", "read on from the oldest held");
+  // Applied before the trim: no loss, and the check goes on.
+  trimmedOnce = false;
+  const fine = await checkShard("s1", previous, racing, appliedOf(["100", "101"]));
+  assert.equal(fine.lost, undefined);
+  assert.equal(fine.state.frontier?.seq, "102");
+});
+
+Deno.test("a read trimmed twice in a row fails the shard's check, naming the shard", async () => {
+  const { reader } = fakeReader({ s3: shard([5]) });
+  const trimmed: StreamReader = { ...reader, read: () => Promise.resolve("trimmed") };
+  await assert.rejects(checkShard("s3", undefined, trimmed, appliedOf([])), {
+    name: "TrimmedDataAccessException",
+    message: "shard s3: GetRecords: trimmed twice in a row",
+  });
+});
+
 Deno.test("a frontier applied before it was trimmed is no problem", async () => {
   const previous: ShardState = {
     frontier: { seq: "101", created_at: new Date(NOW - 25 * HOUR).toISOString() },
@@ -182,7 +226,10 @@ Deno.test("a budget spent among a shard's first empty pages reads on to its firs
   const { reader } = fakeReader({ s1: { ...shard([3, 2, 1]), emptyFirst: 2 } });
   const sized: StreamReader = {
     ...reader,
-    read: async (iterator) => ({ ...await reader.read(iterator), bytes: 1_000 }),
+    read: async (iterator) => {
+      const page = await reader.read(iterator);
+      return page === "trimmed" ? page : { ...page, bytes: 1_000 };
+    },
   };
   const counted: [number, number][] = [];
   const finding = await checkShard("s1", undefined, sized, appliedOf(["100", "101", "102"]), {
