@@ -52,6 +52,8 @@ export interface ListedShard {
   id: string;
   /** It has an ending sequence number: no record will come, and its read has an end. */
   closed: boolean;
+  /** That ending sequence number (DescribeStream's `SequenceNumberRange`), when closed. */
+  endingSeq?: string;
 }
 
 /** How the check reads a stream (DescribeStream, GetShardIterator, GetRecords). */
@@ -143,6 +145,8 @@ export interface ShardReadOptions {
   maxPages?: number;
   /** The shard has an ending sequence number (DescribeStream). */
   closed?: boolean;
+  /** Its ending sequence number, when closed: a shard applied through it is done. */
+  endingSeq?: string;
   budget?: ReadBudget;
 }
 
@@ -185,6 +189,15 @@ async function readShard(
 ): Promise<ShardFinding> {
   const { maxPages = MAX_PAGES_PER_SHARD, closed = false, budget } = options;
   if (previous?.done) return { shardId, state: previous };
+  // Applied through its last record: nothing is left to read, however many empty pages
+  // the read would meet first (a run's read stopped among them would never get further,
+  // and the shard read as unread run after run). Numbers, not text: they differ in length.
+  if (
+    closed && options.endingSeq && previous?.through && !previous.frontier &&
+    atOrPast(previous.through, options.endingSeq)
+  ) {
+    return { shardId, state: { ...previous, done: true } };
+  }
   if (budget?.spent()) return { shardId, state: previous ?? {}, unread: true };
   budget?.shard();
   const finding: ShardFinding = { shardId, state: { through: previous?.through } };
@@ -264,4 +277,10 @@ async function readShard(
     iterator = next;
   }
   return finding;
+}
+
+/** Whether sequence number `seq` is `end` or after it (false when either is not a number). */
+function atOrPast(seq: string, end: string): boolean {
+  if (!/^\d+$/.test(seq) || !/^\d+$/.test(end)) return false;
+  return BigInt(seq) >= BigInt(end);
 }

@@ -77,10 +77,8 @@ export function awsStreamReader(client: DynamoClient, streamArn: string): Stream
           new DescribeStreamCommand({ StreamArn: streamArn, ExclusiveStartShardId: start }),
         );
         for (const shard of StreamDescription?.Shards ?? []) {
-          listed.push({
-            id: shard.ShardId!,
-            closed: shard.SequenceNumberRange?.EndingSequenceNumber !== undefined,
-          });
+          const endingSeq = shard.SequenceNumberRange?.EndingSequenceNumber;
+          listed.push({ id: shard.ShardId!, closed: endingSeq !== undefined, endingSeq });
         }
         start = StreamDescription?.LastEvaluatedShardId;
       } while (start);

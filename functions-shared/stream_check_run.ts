@@ -122,6 +122,7 @@ export async function checkTable(
     for (const shard of byReadAt) {
       const finding = await checkShard(shard.id, before[shard.id], reader, applied, {
         closed: shard.closed,
+        endingSeq: shard.endingSeq,
         budget,
       });
       // A shard left unread keeps its time; one never read, the last run's (it was not

@@ -490,3 +490,29 @@ Deno.test("a shard's read that fails is named by its shard, AWS's name kept", as
     message: "shard s7: GetRecords: Rate exceeded",
   });
 });
+
+Deno.test("a closed shard applied through its ending sequence number is done, without a read", async () => {
+  const { reader } = fakeReader({ s1: shard([5, 4, 3], 0, true) });
+  let reads = 0;
+  const counting: StreamReader = {
+    ...reader,
+    read: (iterator) => {
+      reads++;
+      return reader.read(iterator);
+    },
+  };
+  const previous: ShardState = { through: "1000000000000000000002" };
+  const done = await checkShard("s1", previous, counting, appliedOf([]), {
+    closed: true,
+    endingSeq: "999999999999999999999",
+  });
+  assert.deepEqual(done.state, { through: "1000000000000000000002", done: true });
+  assert.equal(reads, 0, "compared as numbers: the text of the longer sorts first");
+  // Not yet through it: read as before.
+  const short = await checkShard("s1", { through: "100" }, counting, appliedOf(["101", "102"]), {
+    closed: true,
+    endingSeq: "102",
+  });
+  assert.ok(reads > 0);
+  assert.equal(short.state.done, true);
+});
