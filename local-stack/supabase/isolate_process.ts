@@ -100,12 +100,9 @@ export function spawnIsolate(fn: IsolateSpec, id: number): IsolateProcess {
       "--no-prompt",
       "--config",
       join(fn.dir, "deno.json"),
-      // The old generation only: the supervisor's memory reports (every 25 ms) must see
-      // the isolate reach the limit, to answer 546 as hosted does. Capped on the whole
-      // heap, as hosted's V8 is (crates/base/src/runtime/mod.rs: `heap_limits(0, limit)`),
-      // V8 died of its own out-of-memory first, before a report, and the gateway answered
-      // 500 in one fresh-clone run of two.
-      `--v8-flags=--max-old-space-size=${fn.memoryMb}`,
+      // The whole heap, young generation included, as hosted limits it
+      // (supabase/edge-runtime, crates/base/src/runtime/mod.rs: `heap_limits(0, limit)`).
+      `--v8-flags=--max-heap-size=${fn.memoryMb}`,
       "--preload",
       join(ROOT, "local-stack", "supabase", "edge_runtime_shim.ts"),
       join(fn.dir, "index.ts"),
@@ -136,7 +133,10 @@ export function spawnIsolate(fn: IsolateSpec, id: number): IsolateProcess {
     // read to their end (or half a second), or a heap overflow would pass for a crash.
     await Promise.race([stderrRead.catch(() => {}), new Promise((r) => setTimeout(r, 500))]);
     const isolate = fn.pool.live().find((i) => i.process.pid === child.pid);
-    if (isolate && !isolate.killed && !isolate.retired && outOfMemory) isolate.killed = "Memory";
+    // Retired or not: an isolate retired at its soft CPU limit still runs its requests, and
+    // one that then overflows its heap is killed for memory (a busy machine's boot and
+    // allocation passed 1,000 ms of CPU first, and the request was answered 500).
+    if (isolate && !isolate.killed && outOfMemory) isolate.killed = "Memory";
     console.error(
       logLine("gateway", `${label} (pid ${child.pid}) exited with code ${status.code}`),
     );
