@@ -269,6 +269,11 @@ async function readShard(
       if (!done.has(record.seq)) {
         finding.state.frontier = { seq: record.seq, created_at: iso(record.createdAt) };
         finding.moreAfterFrontier = record !== records[records.length - 1];
+        // Last on its page: the next page says whether more waits behind it (and whether
+        // the mapping went on past it), rather than a page boundary.
+        if (!finding.moreAfterFrontier && next && !budget?.spent()) {
+          await peekPastFrontier(finding, reader, next, applied, budget);
+        }
         return finding;
       }
       finding.state.through = record.seq;
@@ -277,6 +282,26 @@ async function readShard(
     iterator = next;
   }
   return finding;
+}
+
+/**
+ * Reads the page after a frontier that was last on its own: records there wait behind it
+ * (`moreAfterFrontier`), and one of them applied means the mapping went on past it
+ * (`sawApplied`). An empty or trimmed page says neither.
+ */
+async function peekPastFrontier(
+  finding: ShardFinding,
+  reader: StreamReader,
+  iterator: string,
+  applied: AppliedLookup,
+  budget: ReadBudget | undefined,
+): Promise<void> {
+  const page = await reader.read(iterator);
+  if (page === "trimmed") return;
+  budget?.page(page.records.length, page.bytes ?? 0);
+  if (page.records.length === 0) return;
+  finding.moreAfterFrontier = true;
+  if ((await applied(page.records.map((r) => r.seq))).size > 0) finding.sawApplied = true;
 }
 
 /** Whether sequence number `seq` is `end` or after it (false when either is not a number). */

@@ -516,3 +516,18 @@ Deno.test("a closed shard applied through its ending sequence number is done, wi
   assert.ok(reads > 0);
   assert.equal(short.state.done, true);
 });
+
+Deno.test("a frontier last on its page: the next page says whether more waits behind it", async () => {
+  // Two records a page: 101 ends the first page, 102 begins the next.
+  const { reader } = fakeReader({ s1: shard([3, 2, 1]) });
+  const waiting = await checkShard("s1", undefined, reader, appliedOf(["100"]));
+  assert.equal(waiting.state.frontier?.seq, "101");
+  assert.equal(waiting.moreAfterFrontier, true, "102 waits behind it, on the next page");
+  const past = await checkShard("s1", undefined, reader, appliedOf(["100", "102"]));
+  assert.equal(past.sawApplied, true, "the mapping went on past it");
+  // Nothing after it: no more waits.
+  const { reader: last } = fakeReader({ s1: shard([3, 2]) });
+  const alone = await checkShard("s1", undefined, last, appliedOf(["100"]));
+  assert.equal(alone.state.frontier?.seq, "101");
+  assert.equal(alone.moreAfterFrontier, false);
+});
