@@ -9,6 +9,7 @@
 
 import type { AttributeValue } from "./dynamo_commands.ts";
 import { ValueError } from "./dynamo_decoder.ts";
+import { base64ToBytes } from "./dynamo_encoder.ts";
 import { BASE64 } from "./webhook_attributes.ts";
 
 /** Whether an attribute value, or any value inside it, is a binary (B or BS). */
@@ -43,7 +44,7 @@ export function attributeMapFromJson(
   if (!holdsBinary({ M: map })) return map as Record<string, AttributeValue>;
   const decode = (text: string, at: string) => {
     if (!BASE64.test(text)) throw new ValueError(at, "binary (B) is not base64 text");
-    return Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
+    return base64ToBytes(text);
   };
   const value = (v: Record<string, unknown>, at: string): AttributeValue => {
     if (typeof v.B === "string") return { B: decode(v.B, at) };

@@ -58,6 +58,11 @@ export function bytesToBase64(bytes: Uint8Array): string {
   return btoa(binary);
 }
 
+/** The bytes of base64 text (`atob` throws when it is not base64). */
+export function base64ToBytes(text: string): Uint8Array {
+  return Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
+}
+
 /**
  * The JSON-compatible form of a value, for anything that is not a number: sets become
  * sorted arrays, binary becomes base64. Numbers are left as {@link DynamoNumber}s for

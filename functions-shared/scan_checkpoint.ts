@@ -12,7 +12,7 @@
  * @module
  */
 
-import { bytesToBase64 } from "./dynamo_encoder.ts";
+import { base64ToBytes, bytesToBase64 } from "./dynamo_encoder.ts";
 import type { Item } from "./segment_work.ts";
 
 const WRAPPED = "base64_json";
@@ -29,6 +29,5 @@ export function checkpointKey(stored: Item | Record<string, unknown> | null): It
   if (stored === null) return undefined;
   const wrapped = (stored as Record<string, unknown>)[WRAPPED];
   if (typeof wrapped !== "string") return stored as Item;
-  const bytes = Uint8Array.from(atob(wrapped), (c) => c.charCodeAt(0));
-  return JSON.parse(new TextDecoder().decode(bytes)) as Item;
+  return JSON.parse(new TextDecoder().decode(base64ToBytes(wrapped))) as Item;
 }

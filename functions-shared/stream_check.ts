@@ -20,6 +20,8 @@
  * @module
  */
 
+import { compareDecimal } from "./dynamo_numbers.ts";
+
 /** A stream record as the check needs it. */
 export interface HeldRecord {
   seq: string;
@@ -307,5 +309,5 @@ async function peekPastFrontier(
 /** Whether sequence number `seq` is `end` or after it (false when either is not a number). */
 function atOrPast(seq: string, end: string): boolean {
   if (!/^\d+$/.test(seq) || !/^\d+$/.test(end)) return false;
-  return BigInt(seq) >= BigInt(end);
+  return compareDecimal(seq, end) >= 0;
 }

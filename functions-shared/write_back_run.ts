@@ -255,14 +255,14 @@ async function writeOne(deps: WriteBackDeps, row: Claimed): Promise<Ended> {
   if (ended.status === "failed" && outcome.status === "pending") {
     // The last attempt, its outcome unknown (a timeout, 5xx past the SDK's retries, the
     // network): the update may have been written, its answer lost. Then it is applied.
-    const held = await heldEdit(deps, spec, edit);
-    if (held) {
-      const text = `${describeEdit(spec, edit)}: the item holds the edit (written by the ` +
-        "last attempt, whose answer was lost)" +
-        (held.rowDiffers ? await putBackSourceForm(deps, spec, edit) : "");
-      await endRestore(deps, row.id, "applied", text, { done: true, text: "" });
-      return { status: "applied", line: `write-back ${row.id}: applied: ${text}` };
-    }
+    const held = await endIfHeld(
+      deps,
+      row.id,
+      spec,
+      edit,
+      "the last attempt, whose answer was lost",
+    );
+    if (held) return held;
     // Else the row goes back to the source's state too. The end kept the lease with the
     // restore due: a run stopped before the next statement leaves it to the next run's
     // claim, and so does a restore that failed.
@@ -305,13 +305,9 @@ async function spent(deps: WriteBackDeps, row: Claimed): Promise<Ended> {
   const edit = editOf(row);
   const status = row.status === "conflict" ? "conflict" : "failed";
   // The run that never answered may have written it: then it is applied, not failed.
-  const held = status === "failed" ? await heldEdit(deps, spec, edit) : undefined;
-  if (held) {
-    const detail = `${describeEdit(spec, edit)}: the item holds the edit (written by a run ` +
-      "that ended without an answer)" +
-      (held.rowDiffers ? await putBackSourceForm(deps, spec, edit) : "");
-    await endRestore(deps, row.id, "applied", detail, { done: true, text: "" });
-    return { status: "applied", line: `write-back ${row.id}: applied: ${detail}` };
+  if (status === "failed") {
+    const held = await endIfHeld(deps, row.id, spec, edit, "a run that ended without an answer");
+    if (held) return held;
   }
   // One whose restore a stopped run left due has its edit named in its detail already.
   const where = describeEdit(spec, edit);
@@ -322,22 +318,28 @@ async function spent(deps: WriteBackDeps, row: Claimed): Promise<Ended> {
 }
 
 /**
- * Whether the edit's item holds the edit now, by a consistent read (an attempt whose
- * answer was lost may have written it), and whether the row shows those values otherwise
- * than the source does (`rowDiffers`: a set's members in another order). Undefined when
- * it does not, or the item cannot be read.
+ * Ends write-back `id` applied when its item holds the edit now, by a consistent read:
+ * an attempt whose answer was lost (`writtenBy`) may have written it. The row is put back
+ * as the source shows the values when it shows them otherwise (a set's members in
+ * another order). Undefined when the item does not hold it, or cannot be read.
  */
-async function heldEdit(
+async function endIfHeld(
   deps: WriteBackDeps,
+  id: string,
   spec: TableSpec,
   edit: WriteBackEdit,
-): Promise<{ rowDiffers: boolean } | undefined> {
+  writtenBy: string,
+): Promise<Ended | undefined> {
   const key = itemKeyOf(spec, edit);
   if (typeof key === "string") return undefined;
   const item = await readItem(deps, spec, key).catch(() => undefined);
   if (!item) return undefined;
   const plan = planWriteBack(spec, edit, key, item);
-  return plan.kind === "noop" ? { rowDiffers: plan.rowDiffers === true } : undefined;
+  if (plan.kind !== "noop") return undefined;
+  const detail = `${describeEdit(spec, edit)}: the item holds the edit (written by ${writtenBy})` +
+    (plan.rowDiffers ? await putBackSourceForm(deps, spec, edit) : "");
+  await endRestore(deps, id, "applied", detail, { done: true, text: "" });
+  return { status: "applied", line: `write-back ${id}: applied: ${detail}` };
 }
 
 /**

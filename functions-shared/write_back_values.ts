@@ -13,7 +13,7 @@
 
 import type { AttributeValue } from "./dynamo_commands.ts";
 import { dynamoType, type DynamoValue, fromDynamo } from "./dynamo_decoder.ts";
-import { encodeJson } from "./dynamo_encoder.ts";
+import { base64ToBytes, encodeJson } from "./dynamo_encoder.ts";
 import { compareDecimal, isDynamoNumber, numberProblem, parseJsonExact } from "./dynamo_numbers.ts";
 import type { ColumnType } from "./table_registry.ts";
 
@@ -153,7 +153,7 @@ function checkedNumber(text: string, path: string): string {
 function base64(value: unknown, path: string): Uint8Array {
   if (typeof value !== "string") throw new WriteBackValueError(`${path}: binary takes base64 text`);
   try {
-    return Uint8Array.from(atob(value), (c) => c.charCodeAt(0));
+    return base64ToBytes(value);
   } catch {
     throw new WriteBackValueError(`${path}: ${JSON.stringify(value)} is not base64`);
   }
