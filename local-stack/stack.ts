@@ -52,6 +52,7 @@ import { ensureStackEnv, type StackEnv, startupSettings } from "./stack_env.ts";
 import { parseWebhookSecrets } from "../functions-shared/webhook_secrets.ts";
 import { ensureSourceTables } from "./aws/source_tables.ts";
 import { POLLER_STATE_FILE } from "./aws/stream_positions.ts";
+import { STREAM_SHARDS_FILE } from "./aws/stream_shards.ts";
 
 /** One Deno process of the stack. */
 interface DenoPart {
@@ -305,8 +306,12 @@ async function upDynamo(
   const proxyBeside = fresh ? proxyStep(true) : undefined;
   proxyBeside?.catch(() => {}); // awaited below, after DynamoDB Local's start
   const dynamo = await startDynamo();
-  // A new DynamoDB Local has new streams: the poller's old checkpoints mean nothing.
-  if (dynamo === "started") rmSync(POLLER_STATE_FILE, { force: true });
+  // A new DynamoDB Local has new streams: the poller's old checkpoints, and the shards
+  // the old streams were split into, mean nothing.
+  if (dynamo === "started") {
+    rmSync(POLLER_STATE_FILE, { force: true });
+    rmSync(STREAM_SHARDS_FILE, { force: true });
+  }
   step(`dynamodb local ${dynamo}`, started);
   await (proxyBeside ?? proxyStep(dynamo === "started"));
   const created = await ensureSourceTables(env, !fresh);

@@ -150,6 +150,8 @@ export const ALONE: Readonly<Record<string, string>> = {
   "npm_start_test.ts":
     "empties DynamoDB Local and every table, then loads, backfills and validates",
   "backfill_page_test.ts": "starts a backfill job of the actions table, leased by hand",
+  "stream_shards_test.ts":
+    "closes and splits the searches table's stream shards, for the rest of the stack's life",
   "validator_eventual_test.ts": "validates and repairs the traffic sources table whole",
   "export_backfill_cli_test.ts":
     "backfills the segments table from an export (its sweep covers the whole table) and validates it",
@@ -169,12 +171,14 @@ export const BATCHES: readonly (readonly string[])[] = [
   // claim its job's segment), beside validator_test.ts (BESIDE_THE_MINUTE).
   ["edge_limits_test.ts"],
   // A backfill of actions | validations and repairs of visitors | of segments | of
-  // traffic sources.
+  // traffic sources | the searches stream's shards closed and split (after
+  // edge_limits_test.ts's backfill of searches).
   [
     "poison_values_backfill_test.ts",
     "validator_repair_test.ts",
     "validator_repair_stream_test.ts",
     "validator_eventual_test.ts",
+    "stream_shards_test.ts",
   ],
   ["backfill_test.ts"],
 ];

@@ -3,7 +3,8 @@
  * listens at DYNAMODB_PORT (the stack's DYNAMODB_ENDPOINT) and forwards to DynamoDB Local
  * at DYNAMODB_INTERNAL_PORT, with the faults of DYNAMODB_FAULTS in `.local/stack.env`,
  * giving stream records the second their write passed it (local-stack/aws/stream_times.ts),
- * answering polls of idle streams itself (local-stack/aws/idle_polls.ts),
+ * answering polls of idle streams itself (local-stack/aws/idle_polls.ts), closing and
+ * splitting streams' shards on request (local-stack/aws/stream_shards.ts),
  * and serving point-in-time recovery and exports to the S3 stand-in (local-stack/aws/exports.ts);
  * before any of it, each request's signature is checked as DynamoDB checks it
  * (local-stack/aws/dynamodb_auth.ts: the stack's key, AWS_ACCESS_KEY_ID, is the one known).
@@ -26,6 +27,7 @@ import { s3Client } from "./s3_server.ts";
 import { s3Storage } from "./s3_storage.ts";
 import { callUpstream } from "./upstream.ts";
 import { StreamTrim, TRIM_PATH } from "./stream_trim.ts";
+import { SHARDS_PATH, STREAM_SHARDS_FILE, StreamShards } from "./stream_shards.ts";
 import { StreamTimes } from "./stream_times.ts";
 
 let faults;
@@ -60,7 +62,15 @@ const trim = new StreamTrim(log);
 if (faults.staleMs > 0) {
   setInterval(() => proxy.history.sweep(Date.now()), Math.max(faults.staleMs, 1000));
 }
-const serve = (request: Request) => trim.handle(request, (r) => exports.handle(r, proxy.handle));
+// Shards closed and split on request, as AWS closes and splits them
+// (local-stack/aws/stream_shards.ts): outside the trim, which sees DynamoDB Local's shard.
+const shards = new StreamShards({
+  file: STREAM_SHARDS_FILE,
+  accessKeyId: env.AWS_ACCESS_KEY_ID,
+  log,
+});
+const serve = (request: Request) =>
+  shards.handle(request, (r) => trim.handle(r, (t) => exports.handle(t, proxy.handle)));
 // Every DynamoDB request signed with the stack's key, checked as DynamoDB checks it.
 const signed = authenticatedDynamo(serve, {
   secrets: { [env.AWS_ACCESS_KEY_ID]: env.AWS_SECRET_ACCESS_KEY },
@@ -105,9 +115,10 @@ Deno.serve({
     return Response.json(streamTimes.counts());
   }
   try {
-    // The stack's own paths (the streams' trim, and the counts above) are not DynamoDB's:
-    // unsigned.
-    return withDate(await (path === TRIM_PATH ? serve(request) : signed(request)));
+    // The stack's own paths (the streams' trim and shards, and the counts above) are not
+    // DynamoDB's: unsigned.
+    const own = path === TRIM_PATH || path === SHARDS_PATH;
+    return withDate(await (own ? serve(request) : signed(request)));
   } catch (error) {
     // DynamoDB Local unreachable or answering nonsense: a 500 as AWS would, said plainly.
     log(`request failed: ${(error as Error).message}`);

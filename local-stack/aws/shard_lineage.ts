@@ -1,0 +1,206 @@
+/**
+ * The shards of one stream as AWS would have them, laid over DynamoDB Local's single
+ * shard: the model behind local-stack/aws/stream_shards.ts.
+ *
+ * AWS: "Shards are ephemeral: They are created and deleted automatically, as needed. Any
+ * shard can also split into multiple new shards; this also occurs automatically. (It's
+ * also possible for a parent shard to have just one child shard.)"; and a reader must
+ * "process a parent shard before it processes a child shard"
+ * (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Streams.html). A shard
+ * closes with an `EndingSequenceNumber` in its `SequenceNumberRange`, and its children
+ * name it as `ParentShardId`
+ * (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_streams_Shard.html).
+ * DynamoDB Local never closes or splits its one shard per stream, so a reader's lineage
+ * code would first run on AWS.
+ *
+ * Here a shard is a window on the real shard: the records after one sequence number
+ * (`after`, exclusive) and, once closed, through another (`through`, inclusive), of the
+ * keys its splits gave it. Closing the open shards cuts them at the stream's last record;
+ * each gets one child (a rollover, as AWS does every few hours) or several that share its
+ * keys out by a hash of each key (a split), so that every record of a key stays in one
+ * line of shards, in order.
+ *
+ * @module
+ */
+
+/** One split a shard's keys went through: of `ways` children, the key's hash picks `index`. */
+export interface KeyShare {
+  ways: number;
+  index: number;
+  /** Which split this was in the stream (its hash differs from the other splits'). */
+  salt: number;
+}
+
+/** One shard of the lineage. */
+export interface VirtualShard {
+  id: string;
+  parent?: string;
+  /** Records after this sequence number belong to it ("0": from the stream's first). */
+  after: string;
+  /** Closed: its last possible record. */
+  through?: string;
+  /** The keys it holds: all of its parent's that pass each share. */
+  shares: KeyShare[];
+}
+
+/** The lineage of one stream, over DynamoDB Local's shard `realShardId`. */
+export interface Lineage {
+  realShardId: string;
+  /** The real shard's own StartingSequenceNumber (the first shard's). */
+  realStart?: string;
+  shards: VirtualShard[];
+  /** Splits so far (each split's salt). */
+  splits: number;
+}
+
+/** Compares two sequence numbers (decimal digits) as numbers. */
+export function compareSeq(a: string, b: string): number {
+  const x = BigInt(a);
+  const y = BigInt(b);
+  return x < y ? -1 : x > y ? 1 : 0;
+}
+
+/** A number as DynamoDB Local writes sequence numbers: 21 digits. */
+export function padSeq(n: bigint): string {
+  return n.toString().padStart(21, "0");
+}
+
+/** A new lineage: the real shard alone, open, under its own id. */
+export function newLineage(realShardId: string, realStart?: string): Lineage {
+  return {
+    realShardId,
+    realStart,
+    shards: [{ id: realShardId, after: "0", shares: [] }],
+    splits: 0,
+  };
+}
+
+/** The shards no record closed yet. */
+export function openShards(lineage: Lineage): VirtualShard[] {
+  return lineage.shards.filter((shard) => shard.through === undefined);
+}
+
+/** A shard id shaped as AWS's: `shardId-` 20 digits `-` 8 hex digits. */
+function newShardId(now: number): string {
+  const hex = [...crypto.getRandomValues(new Uint8Array(4))]
+    .map((b) => b.toString(16).padStart(2, "0")).join("");
+  return `shardId-${String(now).padStart(20, "0")}-${hex}`;
+}
+
+/**
+ * Closes every open shard through `cut` (the stream's last record) and gives each `ways`
+ * children (1: a rollover; more: a split of its keys). Throws when no record came since
+ * the open shards began: a shard closed with no possible record has no range to list.
+ */
+export function rollOver(lineage: Lineage, cut: string, ways: number, now = Date.now()): Lineage {
+  if (!Number.isInteger(ways) || ways < 1 || ways > 4) {
+    throw new RangeError(`a shard splits into 1 to 4 children, not ${ways}`);
+  }
+  const open = openShards(lineage);
+  if (open.some((shard) => compareSeq(cut, shard.after) <= 0)) {
+    throw new RangeError(
+      `no record came since the open shards began (after ${open[0].after}): nothing to close`,
+    );
+  }
+  const salt = ways > 1 ? lineage.splits + 1 : lineage.splits;
+  const shards = lineage.shards.map((shard) =>
+    shard.through === undefined ? { ...shard, through: cut } : shard
+  );
+  for (const parent of open) {
+    for (let index = 0; index < ways; index++) {
+      shards.push({
+        id: newShardId(now),
+        parent: parent.id,
+        after: cut,
+        shares: ways === 1 ? parent.shares : [...parent.shares, { ways, index, salt }],
+      });
+    }
+  }
+  return { ...lineage, shards, splits: salt };
+}
+
+/**
+ * The split's hash of a key: FNV-1a, 32 bits, then MurmurHash3's finaliser (FNV's low bits
+ * alone follow the parity of the text's characters, so two splits' shares would agree).
+ */
+function keyHash(text: string): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    hash ^= text.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193);
+  }
+  hash ^= hash >>> 16;
+  hash = Math.imul(hash, 0x85ebca6b);
+  hash ^= hash >>> 13;
+  hash = Math.imul(hash, 0xc2b2ae35);
+  hash ^= hash >>> 16;
+  return hash >>> 0;
+}
+
+/** A record's key as one text, whatever the order of its attributes. */
+export function keyTextOf(keys: Record<string, unknown> | undefined): string {
+  const names = Object.keys(keys ?? {}).sort();
+  return JSON.stringify(names.map((name) => [name, keys![name]]));
+}
+
+/** Whether a record (its sequence number and key) belongs to `shard`. */
+export function holds(shard: VirtualShard, seq: string, keyText: string): boolean {
+  if (compareSeq(seq, shard.after) <= 0) return false;
+  if (shard.through !== undefined && compareSeq(seq, shard.through) > 0) return false;
+  return shard.shares.every((share) =>
+    keyHash(`${share.salt}:${keyText}`) % share.ways === share.index
+  );
+}
+
+/** The shards as DescribeStream lists them. */
+export function describedShards(lineage: Lineage): Record<string, unknown>[] {
+  return lineage.shards.map((shard) => ({
+    ShardId: shard.id,
+    ...(shard.parent ? { ParentShardId: shard.parent } : {}),
+    SequenceNumberRange: {
+      StartingSequenceNumber: shard.after === "0"
+        ? lineage.realStart ?? padSeq(1n)
+        : padSeq(BigInt(shard.after) + 1n),
+      ...(shard.through !== undefined ? { EndingSequenceNumber: shard.through } : {}),
+    },
+  }));
+}
+
+const MARK = "|shard|";
+const ENDED = "|ended|";
+
+/** An iterator of `shardId` over DynamoDB Local's iterator `real`. */
+export function wrapIterator(real: string, shardId: string): string {
+  return `${real}${MARK}${shardId}`;
+}
+
+/** An iterator of a closed shard read to its end: its reads answer nothing, and no next. */
+export function endedIterator(streamArn: string, shardId: string): string {
+  return `${streamArn}${ENDED}${shardId}`;
+}
+
+/** What an iterator given by {@link wrapIterator} or {@link endedIterator} stands for. */
+export function unwrapIterator(
+  iterator: string,
+): { real: string; shardId: string } | { ended: true; shardId: string } | undefined {
+  const ended = iterator.lastIndexOf(ENDED);
+  if (ended >= 0) return { ended: true, shardId: iterator.slice(ended + ENDED.length) };
+  const at = iterator.lastIndexOf(MARK);
+  if (at < 0) return undefined;
+  return { real: iterator.slice(0, at), shardId: iterator.slice(at + MARK.length) };
+}
+
+/**
+ * The next sequence number DynamoDB Local's iterator reads (`<arn>|001|` then base64 of
+ * `<shard id>|<next sequence number>|<issued>`), or undefined when it is not of that form.
+ */
+export function iteratorPosition(real: string): string | undefined {
+  const encoded = real.split("|")[2];
+  if (!encoded) return undefined;
+  try {
+    const position = atob(encoded).split("|")[1];
+    return /^\d+$/.test(position ?? "") ? position : undefined;
+  } catch {
+    return undefined;
+  }
+}

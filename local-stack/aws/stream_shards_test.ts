@@ -1,0 +1,223 @@
+import assert from "node:assert/strict";
+import { SHARDS_PATH, StreamShards } from "./stream_shards.ts";
+
+const ARN = "arn:aws:dynamodb:ddblocal:000000000000:table/t/stream/2026-12-01T07:09:10.119";
+const REAL = "shardId-00000001796108950137-32f09a4a";
+const URL_ = "http://127.0.0.1:8000/";
+const pad = (n: number) => String(n).padStart(21, "0");
+
+interface Held {
+  seq: number;
+  key: string;
+}
+
+/** DynamoDB Local's one shard of the stream holding `records`, as the hook's `next`. */
+function dynamoLocal(records: Held[]) {
+  const iterator = (pos: number) => `${ARN}|001|${btoa(`${REAL}|${pad(pos)}|1796109028213`)}`;
+  const positionOf = (it: string) => Number(atob(it.split("|")[2]).split("|")[1]);
+  return async (request: Request): Promise<Response> => {
+    const operation = request.headers.get("x-amz-target")!.split(".")[1];
+    const body = await request.json();
+    if (operation === "DescribeStream") {
+      assert.equal(body.ExclusiveStartShardId, undefined, "DynamoDB Local knows no other shard");
+      return Response.json({
+        StreamDescription: {
+          StreamArn: ARN,
+          Shards: [{ ShardId: REAL, SequenceNumberRange: { StartingSequenceNumber: pad(1) } }],
+        },
+      });
+    }
+    if (operation === "GetShardIterator") {
+      assert.equal(body.ShardId, REAL);
+      const last = records.at(-1)?.seq ?? 0;
+      const pos = { TRIM_HORIZON: 1, LATEST: last + 1 }[body.ShardIteratorType as string] ??
+        Number(body.SequenceNumber) + (body.ShardIteratorType === "AFTER_SEQUENCE_NUMBER" ? 1 : 0);
+      return Response.json({ ShardIterator: iterator(pos) });
+    }
+    const pos = positionOf(body.ShardIterator);
+    const page = records.filter((r) => r.seq >= pos).slice(0, body.Limit ?? 1000);
+    return Response.json({
+      Records: page.map((r) => ({
+        dynamodb: { SequenceNumber: pad(r.seq), Keys: { id: { S: r.key } } },
+      })),
+      NextShardIterator: iterator(page.length > 0 ? page.at(-1)!.seq + 1 : pos),
+    });
+  };
+}
+
+function streamsCall(operation: string, body: unknown): Request {
+  return new Request(URL_, {
+    method: "POST",
+    headers: { "x-amz-target": `DynamoDBStreams_20120810.${operation}` },
+    body: JSON.stringify(body),
+  });
+}
+
+async function close(shards: StreamShards, next: ReturnType<typeof dynamoLocal>, split = 1) {
+  return await shards.handle(
+    new Request(`${URL_}${SHARDS_PATH.slice(1)}`, {
+      method: "POST",
+      body: JSON.stringify({ streamArn: ARN, region: "us-east-1", split }),
+    }),
+    next,
+  );
+}
+
+type Next = ReturnType<typeof dynamoLocal>;
+const call = async (shards: StreamShards, next: Next, operation: string, body: unknown) =>
+  await (await shards.handle(streamsCall(operation, body), next)).json();
+
+/** Every record of a shard from its horizon, in pages of `limit`, and how many pages. */
+async function readAll(shards: StreamShards, next: Next, shardId: string, limit = 1000) {
+  let { ShardIterator: iterator } = await call(shards, next, "GetShardIterator", {
+    StreamArn: ARN,
+    ShardId: shardId,
+    ShardIteratorType: "TRIM_HORIZON",
+  });
+  const seqs: number[] = [];
+  let pages = 0;
+  while (iterator && pages < 50) {
+    const page = await call(shards, next, "GetRecords", { ShardIterator: iterator, Limit: limit });
+    pages++;
+    for (const r of page.Records) seqs.push(Number(r.dynamodb.SequenceNumber));
+    if (page.Records.length === 0 && page.NextShardIterator) break; // the open shard's end
+    iterator = page.NextShardIterator;
+  }
+  return { seqs, ended: iterator === undefined, pages };
+}
+
+const keys = (from: number, to: number) =>
+  Array.from({ length: to - from + 1 }, (_, i) => ({ seq: from + i, key: `k${(from + i) % 7}` }));
+
+Deno.test("a stream never closed passes through untouched", async () => {
+  const records = keys(1, 3);
+  const next = dynamoLocal(records);
+  const shards = new StreamShards({ accessKeyId: "local" });
+  const { Shards } = (await call(shards, next, "DescribeStream", { StreamArn: ARN }))
+    .StreamDescription;
+  assert.deepEqual(Shards.map((s: { ShardId: string }) => s.ShardId), [REAL]);
+  assert.deepEqual((await readAll(shards, next, REAL)).seqs, [1, 2, 3]);
+});
+
+Deno.test("a rollover: the first shard ends at the cut, its child reads on; an iterator from before is bounded", async () => {
+  const records = keys(1, 4);
+  const next = dynamoLocal(records);
+  const shards = new StreamShards({ accessKeyId: "local" });
+  const before = (await call(shards, next, "GetShardIterator", {
+    StreamArn: ARN,
+    ShardId: REAL,
+    ShardIteratorType: "TRIM_HORIZON",
+  })).ShardIterator;
+  const closed = await close(shards, next);
+  assert.equal(closed.status, 200);
+  records.push(...keys(5, 7));
+  const listed = (await call(shards, next, "DescribeStream", { StreamArn: ARN }))
+    .StreamDescription.Shards;
+  assert.equal(listed.length, 2);
+  assert.equal(listed[0].SequenceNumberRange.EndingSequenceNumber, pad(4));
+  assert.equal(listed[1].ParentShardId, REAL);
+  const first = await readAll(shards, next, REAL);
+  assert.deepEqual(first, { seqs: [1, 2, 3, 4], ended: true, pages: 1 });
+  assert.deepEqual((await readAll(shards, next, listed[1].ShardId)).seqs, [5, 6, 7]);
+  // DynamoDB Local's own iterator, taken before the close, reads the first shard only.
+  const old = await call(shards, next, "GetRecords", { ShardIterator: before });
+  assert.deepEqual(
+    old.Records.map((r: { dynamodb: { SequenceNumber: string } }) => r.dynamodb.SequenceNumber),
+    [1, 2, 3, 4].map(pad),
+  );
+  assert.equal(old.NextShardIterator, undefined);
+  // LATEST of a closed shard is its end; a number outside a shard is refused.
+  const latest = await call(shards, next, "GetShardIterator", {
+    StreamArn: ARN,
+    ShardId: REAL,
+    ShardIteratorType: "LATEST",
+  });
+  const end = await call(shards, next, "GetRecords", { ShardIterator: latest.ShardIterator });
+  assert.deepEqual(end, { Records: [] });
+  const outside = await shards.handle(
+    streamsCall("GetShardIterator", {
+      StreamArn: ARN,
+      ShardId: listed[1].ShardId,
+      ShardIteratorType: "AT_SEQUENCE_NUMBER",
+      SequenceNumber: pad(3),
+    }),
+    next,
+  );
+  assert.equal(outside.status, 400);
+  assert.match((await outside.json()).__type, /ValidationException$/);
+  // Closed at its last record: nothing new to close until a record comes.
+  const again = await close(shards, next);
+  assert.equal(again.status, 200);
+  const nothing = await close(shards, next);
+  assert.equal(nothing.status, 409);
+  assert.match((await nothing.json()).error, /no record came since the open shards began/);
+});
+
+Deno.test("a split: each child reads its own keys, in order, with no empty page before its end", async () => {
+  const records = keys(1, 2);
+  const next = dynamoLocal(records);
+  const shards = new StreamShards({ accessKeyId: "local" });
+  assert.equal((await close(shards, next, 2)).status, 200);
+  records.push(...keys(3, 60));
+  const listed = (await call(shards, next, "DescribeStream", { StreamArn: ARN }))
+    .StreamDescription.Shards;
+  const children = listed.filter((s: { ParentShardId?: string }) => s.ParentShardId === REAL);
+  assert.equal(children.length, 2);
+  const reads: { seqs: number[] }[] = [];
+  for (const child of children) reads.push(await readAll(shards, next, child.ShardId, 3));
+  const all = reads.flatMap((r) => r.seqs).sort((a, b) => a - b);
+  assert.deepEqual(all, keys(3, 60).map((r) => r.seq), "every record once, in one child");
+  for (const read of reads) {
+    assert.deepEqual(read.seqs, [...read.seqs].sort((a, b) => a - b), "in order");
+    assert.ok(read.seqs.length > 0);
+  }
+  const owner = (key: string) =>
+    reads.findIndex((read) => read.seqs.some((seq) => `k${seq % 7}` === key));
+  for (const r of keys(3, 60)) {
+    assert.ok(reads[owner(r.key)].seqs.includes(r.seq), `${r.key}'s records in one child`);
+  }
+});
+
+Deno.test("DescribeStream pages the lineage by Limit and ExclusiveStartShardId", async () => {
+  const records = keys(1, 1);
+  const next = dynamoLocal(records);
+  const shards = new StreamShards({ accessKeyId: "local" });
+  for (let seq = 2; seq <= 4; seq++) {
+    assert.equal((await close(shards, next)).status, 200);
+    records.push({ seq, key: "k" });
+  }
+  const ids: string[] = [];
+  let start: string | undefined;
+  do {
+    const { StreamDescription } = await call(shards, next, "DescribeStream", {
+      StreamArn: ARN,
+      Limit: 3,
+      ...(start ? { ExclusiveStartShardId: start } : {}),
+    });
+    ids.push(...StreamDescription.Shards.map((s: { ShardId: string }) => s.ShardId));
+    start = StreamDescription.LastEvaluatedShardId;
+  } while (start);
+  assert.equal(ids.length, 4);
+  assert.equal(new Set(ids).size, 4);
+});
+
+Deno.test("the lineages outlive the proxy; the control refuses what it cannot do", async () => {
+  const dir = await Deno.makeTempDir();
+  const file = `${dir}/stream-shards.json`;
+  try {
+    const records = keys(1, 2);
+    const next = dynamoLocal(records);
+    const shards = new StreamShards({ accessKeyId: "local", file });
+    assert.equal((await close(shards, next)).status, 200);
+    const again = new StreamShards({ accessKeyId: "local", file });
+    assert.equal(again.lineage(ARN)?.shards.length, 2);
+    const bad = await again.handle(
+      new Request(`${URL_}${SHARDS_PATH.slice(1)}`, { method: "POST", body: "{}" }),
+      next,
+    );
+    assert.equal(bad.status, 400);
+    assert.match((await bad.json()).error, /streamArn .* and region .* are required/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

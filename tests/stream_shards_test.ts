@@ -1,0 +1,143 @@
+/**
+ * Shards that close and split, as AWS's do every few hours and under load
+ * (local-stack/aws/stream_shards.ts): the searches table's stream is rolled over, split in
+ * two, and rolled over again while its items change. Lambda's mapping (the poller) reads
+ * each parent to its end before its children, every change reaches its row, each record
+ * sits in exactly one shard with a key's records in one line of shards, and the
+ * lost-record check reads the closed shards to their ends and finds nothing lost.
+ */
+
+import assert from "node:assert/strict";
+import { existsSync, readFileSync } from "node:fs";
+import {
+  DeleteItemCommand,
+  DescribeTableCommand,
+  type DynamoDBClient,
+} from "@aws-sdk/client-dynamodb";
+import { batchWrite } from "../demo/load_dynamo.ts";
+import { listShards } from "../local-stack/aws/stream_reader.ts";
+import { POLLER_STATE_FILE } from "../local-stack/aws/stream_positions.ts";
+import { SHARDS_PATH } from "../local-stack/aws/stream_shards.ts";
+import {
+  callFunction,
+  connectDb,
+  dynamo,
+  dynamoStreams,
+  eventually,
+  serviceRoleHeaders,
+  stack,
+  streamRecordsContaining,
+} from "./stack_clients.ts";
+
+const SOURCE = "firespring-backdoor-searches-dev";
+const TARGET = "firespring_searches";
+
+/** Closes the stream's open shards, each with `split` children. */
+async function closeShards(streamArn: string, split: number): Promise<void> {
+  const response = await fetch(`${stack.DYNAMODB_ENDPOINT}${SHARDS_PATH}`, {
+    method: "POST",
+    body: JSON.stringify({ streamArn, region: "us-east-1", split }),
+  });
+  assert.equal(response.status, 200, await response.text());
+}
+
+/** Writes `query` to the searches of `ids`. */
+async function write(db: DynamoDBClient, ids: string[], query: string): Promise<void> {
+  const items = ids.map((id) => ({ search_id: { S: id }, query: { S: query } }));
+  assert.equal(await batchWrite(db, SOURCE, items), ids.length);
+}
+
+interface ShardCheck {
+  done?: boolean;
+  frontier?: unknown;
+}
+
+Deno.test("a stream whose shards roll over and split: every change arrives, each once, and nothing reads as lost", async () => {
+  const sql = connectDb();
+  const db = dynamo("us-east-1");
+  const marker = `shards-${crypto.randomUUID()}`;
+  const ids = Array.from({ length: 40 }, (_, i) => `${marker}-${String(i).padStart(2, "0")}`);
+  const { Table } = await db.send(new DescribeTableCommand({ TableName: SOURCE }));
+  const streamArn = Table!.LatestStreamArn!;
+  const listed = await listShards(dynamoStreams("us-east-1"), streamArn);
+  const openBefore = listed.filter((s) => !s.SequenceNumberRange?.EndingSequenceNumber).length;
+  try {
+    await write(db, ids.slice(0, 30), "v1");
+    await closeShards(streamArn, 1); // a rollover
+    await write(db, ids, "v2");
+    await closeShards(streamArn, 2); // a split: the keys shared out between two children
+    await write(db, ids, "v3");
+    for (const id of ids.slice(35)) {
+      await db.send(new DeleteItemCommand({ TableName: SOURCE, Key: { search_id: { S: id } } }));
+    }
+    await closeShards(streamArn, 1); // each child rolls over
+    await write(db, ids.slice(0, 20), "v4");
+
+    const expected = ids.slice(0, 35).map((id, i) => ({ id, query: i < 20 ? "v4" : "v3" }));
+    await eventually("every change to reach its row", async () => {
+      const rows = await sql`select search_id as id, query from public.firespring_searches
+                             where search_id like ${marker + "%"} order by search_id`;
+      return JSON.stringify(rows) === JSON.stringify(expected) ? rows : undefined;
+    }, 90_000);
+
+    // The lineage: each shard open at the start rolled over, split in two, and each half
+    // rolled over again: twice as many open shards, each the child of a half of a split.
+    const { shards, found } = await streamRecordsContaining(TARGET, marker);
+    const open = shards.filter((s) => !s.SequenceNumberRange?.EndingSequenceNumber);
+    assert.equal(open.length, 2 * openBefore, `${open.length} open shards`);
+    const parentOf = (id?: string) => shards.find((s) => s.ShardId === id)!;
+    const halves = open.map((s) => parentOf(s.ParentShardId));
+    for (const half of halves) {
+      const pair = halves.filter((h) => h.ParentShardId === half.ParentShardId);
+      assert.equal(pair.length, 2, "the two halves of one split");
+      assert.ok(parentOf(half.ParentShardId).ParentShardId, "the split's shard had a parent");
+    }
+
+    // Each change once, in one shard; a key's records in one line, in order.
+    assert.equal(found.length, 30 + 40 + 40 + 5 + 20);
+    const seqs = found.map((f) => f.record.dynamodb!.SequenceNumber!);
+    assert.equal(new Set(seqs).size, seqs.length, "no record in two shards");
+    for (const id of ids) {
+      const mine = found.filter((f) => JSON.stringify(f.record.dynamodb).includes(`"${id}"`));
+      const order = mine.map((f) => BigInt(f.record.dynamodb!.SequenceNumber!));
+      assert.deepEqual(order, [...order].sort((a, b) => (a < b ? -1 : 1)), `${id} in order`);
+      const afterSplit = new Set(
+        mine.map((f) => f.shardId).filter((s) => halves.some((h) => h.ShardId === s)),
+      );
+      assert.ok(afterSplit.size <= 1, `${id}'s records after the split are in one half`);
+    }
+
+    // The mapping read every closed shard to its end.
+    if (existsSync(POLLER_STATE_FILE)) {
+      const state = JSON.parse(readFileSync(POLLER_STATE_FILE, "utf8"))[streamArn] ?? {};
+      for (const shard of shards.filter((s) => s.SequenceNumberRange?.EndingSequenceNumber)) {
+        assert.equal(state[shard.ShardId!], "done", `the mapping finished ${shard.ShardId}`);
+      }
+    }
+
+    // The lost-record check: every closed shard read to its end, nothing lost or waiting.
+    for (let run = 0; run < 2; run++) {
+      const response = await callFunction("stream-check", {
+        method: "POST",
+        headers: serviceRoleHeaders(),
+        body: JSON.stringify({ tables: [TARGET] }),
+      });
+      const body = await response.json();
+      assert.equal(response.status, 200, JSON.stringify(body));
+      assert.equal(body.checked[0].error, undefined, body.checked[0].error);
+      assert.equal(body.checked[0].problem, undefined, body.checked[0].problem);
+    }
+    const [{ shards: checked }] = await sql`select shards from sync.stream_checks
+                                            where target_table = ${TARGET}`;
+    for (const shard of shards) {
+      const state = (checked as Record<string, ShardCheck>)[shard.ShardId!];
+      assert.ok(state, `the check read ${shard.ShardId}`);
+      assert.equal(state.frontier, undefined, `nothing waits in ${shard.ShardId}`);
+      if (shard.SequenceNumberRange?.EndingSequenceNumber) {
+        assert.equal(state.done, true, `the check finished ${shard.ShardId}`);
+      }
+    }
+  } finally {
+    await sql.end();
+  }
+});
