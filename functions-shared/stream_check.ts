@@ -44,6 +44,12 @@ export interface ShardState {
    * (stream_verdict.ts). Absent in states written before it was kept: the run's time.
    */
   readAt?: string;
+  /**
+   * The last read stopped short of the shard's frontier or end (its page cap, or the
+   * run's budget) after getting further than the read before it: a chain of runs reads
+   * it on, though a run of the chain read it already (stream_check_run.ts).
+   */
+  stoppedShort?: boolean;
 }
 
 /** Where to start reading a shard. */

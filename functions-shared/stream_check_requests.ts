@@ -3,9 +3,10 @@
  * with a service key, body `{}` (every table) or `{"tables": [...]}`, runs the check
  * (stream_check_run.ts) and answers its report. A run whose budget left tables or shards
  * unread hands them on to a new request of the function, `{"tables": [...],
- * "handOn": n}`, which is answered 202 at once and runs in the background: a stream
- * that takes more than one run's budget to read is read in one go, a run after another,
- * instead of an hour apart. A chain stops after {@link MAX_HAND_ONS} runs; the hourly run
+ * "handOn": n, "since": "<when the chain began>"}`, which is answered 202 at once and
+ * runs in the background: a stream that takes more than one run's budget to read is read
+ * in one go, a run after another, instead of an hour apart; a successor reads only the
+ * shards no run of its chain read whole, so the chain ends once each was read. A chain stops after {@link MAX_HAND_ONS} runs; the hourly run
  * goes on from where it stopped.
  *
  * An isolate takes {@link RUNS_PER_ISOLATE} runs at a time (run_gate.ts), so that the
@@ -31,6 +32,9 @@ import { byTargetTable, TABLES, type TableSpec } from "./table_registry.ts";
 /** The runs one chain of hand-ons may take: some 100 × 13 pages of 1 MB. */
 export const MAX_HAND_ONS = 100;
 
+/** A time as `Date.prototype.toISOString` writes it (the form the shards' `readAt` has). */
+const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+
 /** The runs one isolate takes on at once. */
 export const RUNS_PER_ISOLATE = 2;
 
@@ -50,6 +54,8 @@ interface CheckRequest {
   tables: readonly TableSpec[];
   /** The run's place in a chain of hand-ons (1 for the first successor); 0: none. */
   handOn: number;
+  /** When the chain's first run began (ISO 8601), for its successors. */
+  since?: string;
 }
 
 /** The request's body, or what is wrong with it. */
@@ -62,17 +68,29 @@ function parseBody(text: string): CheckRequest | string {
       return `body is not valid JSON: ${(error as Error).message}`;
     }
   }
-  const { tables: names, handOn = 0 } = (body ?? {}) as { tables?: unknown; handOn?: unknown };
+  const { tables: names, handOn = 0, since } = (body ?? {}) as {
+    tables?: unknown;
+    handOn?: unknown;
+    since?: unknown;
+  };
   if (!Number.isInteger(handOn) || (handOn as number) < 0 || (handOn as number) > MAX_HAND_ONS) {
     return `handOn must be a whole number from 0 to ${MAX_HAND_ONS}`;
   }
-  if (names === undefined) return { tables: TABLES, handOn: handOn as number };
+  if (
+    since !== undefined &&
+    !(typeof since === "string" && ISO_TIME.test(since) && !Number.isNaN(Date.parse(since)) &&
+      handOn !== 0)
+  ) {
+    return "since must be a time in ISO 8601 (UTC, as toISOString writes it), of a hand-on";
+  }
+  const chain = { handOn: handOn as number, ...(since ? { since: since as string } : {}) };
+  if (names === undefined) return { tables: TABLES, ...chain };
   if (!Array.isArray(names) || names.some((n) => typeof n !== "string")) {
     return "tables must be a list of target table names";
   }
   const unknown = names.filter((n) => !byTargetTable(n));
   if (unknown.length > 0) return `unknown target table(s): ${unknown.join(", ")}`;
-  return { tables: names.map((n) => byTargetTable(n)!), handOn: handOn as number };
+  return { tables: names.map((n) => byTargetTable(n)!), ...chain };
 }
 
 /** Handles a request: POST with a service key. */
@@ -86,13 +104,15 @@ export async function handleStreamCheckRequest(
   if ("problem" in caller) return errorResponse(401, caller.problem);
   const request = parseBody(await req.text());
   if (typeof request === "string") return errorResponse(400, request);
-  const run = deps.gate.admit(() => runStreamCheck(request.tables, deps));
+  // A chain's first run began now: its successors do not read again what it read whole.
+  const since = request.since ?? new Date((deps.now ?? Date.now)()).toISOString();
+  const run = deps.gate.admit(() => runStreamCheck(request.tables, deps, request.since));
   if (!run) {
     const reason = `this isolate already runs ${deps.gate.active} lost-record checks`;
     if (request.handOn > 0) return errorResponse(503, reason, { "retry-after": "1" });
     return errorResponse(429, reason);
   }
-  const ended = run.then((report) => handOn(report, request.handOn, deps));
+  const ended = run.then((report) => handOn(report, request.handOn, since, deps));
   if (request.handOn > 0) {
     deps.waitUntil(ended.catch((error) => {
       deps.log?.(`stream-check: a handed-on run stopped: ${(error as Error).message}`);
@@ -109,6 +129,7 @@ export async function handleStreamCheckRequest(
 function handOn(
   report: StreamCheckReport,
   link: number,
+  since: string,
   deps: StreamCheckRequestDeps,
 ): StreamCheckReport & { handedOn?: boolean } {
   if (report.left.length === 0) return report;
@@ -120,6 +141,6 @@ function handOn(
     );
     return report;
   }
-  deps.waitUntil(deps.callSelf({ tables: report.left, handOn: link + 1 }));
+  deps.waitUntil(deps.callSelf({ tables: report.left, handOn: link + 1, since }));
   return { ...report, handedOn: true };
 }

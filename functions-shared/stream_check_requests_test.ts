@@ -56,6 +56,11 @@ Deno.test("refusals: 405 not POST, 401 no key, 400 bad body, unknown table or ba
     assert.equal(refused.status, 400);
     assert.match((await refused.json()).error, /handOn must be a whole number from 0 to 100/);
   }
+  for (const body of [{ handOn: 1, since: "yesterday" }, { since: "2026-11-29T12:00:00.000Z" }]) {
+    const refused = await handleStreamCheckRequest(post(JSON.stringify(body)), deps());
+    assert.equal(refused.status, 400);
+    assert.match((await refused.json()).error, /since must be a time in ISO 8601 .* of a hand-on/);
+  }
 });
 
 Deno.test("a run that leaves work answers with it and hands it on to a new request", async () => {
@@ -69,7 +74,11 @@ Deno.test("a run that leaves work answers with it and hands it on to a new reque
   assert.deepEqual(body.left, ["firespring_segments"]);
   assert.equal(body.handedOn, true);
   await Promise.all(waited);
-  assert.deepEqual(handedOn, [{ tables: ["firespring_segments"], handOn: 1 }]);
+  assert.deepEqual(handedOn, [{
+    tables: ["firespring_segments"],
+    handOn: 1,
+    since: new Date(NOW).toISOString(),
+  }]);
   assert.equal(rows.get("firespring_segments")!.shards.s1.through, "101");
 });
 

@@ -79,12 +79,17 @@ export interface StreamCheckReport {
   left: string[];
 }
 
-/** Checks one table and records the run; returns its line. */
+/**
+ * Checks one table and records the run; returns its line. `since`: when the chain of runs
+ * this one belongs to began (stream_check_requests.ts); a shard a run of it read whole is
+ * not read again.
+ */
 export async function checkTable(
   spec: TableSpec,
   deps: StreamCheckDeps,
   timing: CheckTiming,
   budget?: RunBudget,
+  since?: string,
 ): Promise<TableReport> {
   const { sql } = deps;
   budget?.table();
@@ -120,7 +125,15 @@ export async function checkTable(
       readAt(a.id) < readAt(b.id) ? -1 : readAt(a.id) > readAt(b.id) ? 1 : 0
     );
     for (const shard of byReadAt) {
-      const finding = await checkShard(shard.id, before[shard.id], reader, applied, {
+      const earlier = before[shard.id];
+      // Read already by a run of this chain, and not stopped short: reading it again
+      // seconds later tells nothing new, and a stream of more shards than one run reads
+      // would keep the chain going to its last link, every hour.
+      if (since && earlier?.readAt && earlier.readAt >= since && !earlier.stoppedShort) {
+        findings.push({ shardId: shard.id, state: earlier, readBefore: earlier.readAt });
+        continue;
+      }
+      const finding = await checkShard(shard.id, earlier, reader, applied, {
         closed: shard.closed,
         endingSeq: shard.endingSeq,
         budget,
@@ -131,19 +144,20 @@ export async function checkTable(
       finding.state.readAt = finding.unread
         ? finding.readBefore ?? iso(timing.now)
         : iso(timing.now);
+      // A read stopped short that got no further (a closed shard of more empty pages than
+      // the page cap) is not handed on: a successor would get no further either.
+      if (!finding.unread) {
+        const further = finding.incomplete && finding.state.through !== earlier?.through;
+        if (further) finding.state.stoppedShort = true;
+        else delete finding.state.stoppedShort;
+      }
       findings.push(finding);
     }
-    // A read stopped short that got no further (a closed shard of more empty pages than
-    // the page cap) is not handed on: a successor would get no further either.
-    unfinished = findings.filter((f) =>
-      f.unread || (f.incomplete && f.state.through !== before[f.shardId]?.through)
-    ).length;
+    unfinished = findings.filter((f) => f.unread || f.state.stoppedShort === true).length;
     const gone = [];
     for (const [shardId, state] of Object.entries(before)) {
       if (
-        listed.some((shard) =>
-          shard.id === shardId
-        ) || !state.frontier
+        listed.some((shard) => shard.id === shardId) || !state.frontier
       ) continue;
       const frontier = {
         seq: state.frontier.seq,
@@ -174,10 +188,14 @@ export async function checkTable(
   return report;
 }
 
-/** Runs the check over `tables` within the budget. */
+/**
+ * Runs the check over `tables` within the budget; `since`, when the run continues a chain
+ * begun then ({@link checkTable}).
+ */
 export async function runStreamCheck(
   tables: readonly TableSpec[],
   deps: StreamCheckDeps,
+  since?: string,
 ): Promise<StreamCheckReport> {
   const now = deps.now ?? Date.now;
   const log = deps.log ?? console.log;
@@ -258,7 +276,7 @@ export async function runStreamCheck(
       lagLimitMs: DELIVERY_LAG_LIMIT_MS,
     };
     try {
-      const report = await checkTable(spec, deps, timing, budget);
+      const report = await checkTable(spec, deps, timing, budget, since);
       if (report.problem) {
         log(
           `stream-check: ${report.problem}` +

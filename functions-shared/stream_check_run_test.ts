@@ -225,8 +225,64 @@ Deno.test("a run its budget stops records what it read, the shard read longest a
   assert.deepEqual(reads, ["s2", "s2", "s2"]);
   assert.deepEqual(rows.get("firespring_segments")!.shards, {
     s1: before.s1,
-    s2: { through: "203", readAt: new Date(NOW).toISOString() },
+    s2: { through: "203", readAt: new Date(NOW).toISOString(), stoppedShort: true },
   });
+});
+
+Deno.test("a chain of runs reads each shard whole once: more open shards than a run reads end the chain", async () => {
+  // Six open shards, each read to its end (one record, then its empty pages) in about a
+  // third of a run's budget: a run reads three and leaves three unread.
+  const ids = ["s1", "s2", "s3", "s4", "s5", "s6"];
+  const rows = new Map<string, CheckRow>([["firespring_segments", {
+    stream_arn: ARN,
+    checked_at: new Date(NOW - HOUR),
+    shards: Object.fromEntries(ids.map((id, i) => [id, {
+      through: String(i * 100),
+      readAt: new Date(NOW - HOUR).toISOString(),
+    }])),
+  }]]);
+  const { reader, reads } = fakeStream(
+    Object.fromEntries(ids.map((id, i) => [id, { from: i * 100 + 1, to: i * 100 + 1 }])),
+    NOW,
+  );
+  const perShard = SHARD_CPU_MS + pageCpuMs(1, 0) + 3 * pageCpuMs(0, 0);
+  let now = NOW;
+  let body = '{"tables": ["firespring_segments"]}';
+  const runs: { read: string[] }[] = [];
+  const waited: Promise<unknown>[] = [];
+  while (runs.length < 6) {
+    const handedOn: unknown[] = [];
+    const before = reads.length;
+    const response = await handleStreamCheckRequest(
+      post(body),
+      deps({
+        sql: checksDb(rows, () => now).sql,
+        cpu: meter(0),
+        now: () => now,
+        budget: { runCpuMs: TABLE_CPU_MS + 2.5 * perShard, wallMs: 60_000 },
+        streamArnOf: () => Promise.resolve(ARN),
+        readerOf: () => reader,
+        callSelf: (next) => Promise.resolve(void handedOn.push(next)),
+        waitUntil: (work) => void waited.push(work),
+      }),
+    );
+    await response.text();
+    await Promise.all(waited.splice(0));
+    runs.push({ read: [...new Set(reads.slice(before))] });
+    if (handedOn.length === 0) break;
+    body = JSON.stringify(handedOn[0]);
+    now += 1_000;
+  }
+  // The first run reads three (the third stopped short by the budget), the next ones
+  // the rest and that one's end; a chain that read every shard again ran to its cap.
+  assert.deepEqual(runs[0].read, ["s1", "s2", "s3"]);
+  assert.ok(runs.length <= 3, `the chain took ${runs.length} runs: ${JSON.stringify(runs)}`);
+  assert.deepEqual([...new Set(runs.flatMap((r) => r.read))].sort(), ids);
+  for (const id of ids) {
+    const state = rows.get("firespring_segments")!.shards[id];
+    assert.equal(state.through, String(ids.indexOf(id) * 100 + 1), `${id} read to its end`);
+    assert.equal(state.stoppedShort, undefined, `${id} read whole`);
+  }
 });
 
 Deno.test("runs that each read a little get round every table and every shard in turn", async () => {
