@@ -61,6 +61,9 @@ Deno.test("a stream whose shards roll over and split: every change arrives, each
   const streamArn = Table!.LatestStreamArn!;
   const listed = await listShards(dynamoStreams("us-east-1"), streamArn);
   const openBefore = listed.filter((s) => !s.SequenceNumberRange?.EndingSequenceNumber).length;
+  // A stream split once already (this test run on the stack before) rolls over instead:
+  // each run would double its open shards, and the poller's and the check's reads.
+  const ways = openBefore === 1 ? 2 : 1;
   /** A run of the lost-record check of the table: nothing lost, nothing failed. */
   // (429: the isolate runs two already, a chain of runs its last one handed on.)
   const check = async () => {
@@ -76,11 +79,14 @@ Deno.test("a stream whose shards roll over and split: every change arrives, each
     assert.equal(body.checked[0].problem, undefined, body.checked[0].problem);
   };
   try {
+    // A first run on the table takes the stream as it finds it (a stack whose DynamoDB
+    // Local started again has new streams).
+    await sql`delete from sync.stream_checks where target_table = ${TARGET}`;
     await write(db, ids.slice(0, 30), "v1");
     await check(); // the check knows the stream before its shards close: the rest are new
     await closeShards(streamArn, 1); // a rollover
     await write(db, ids, "v2");
-    await closeShards(streamArn, 2); // a split: the keys shared out between two children
+    await closeShards(streamArn, ways); // a split: the keys shared out between two children
     await write(db, ids, "v3");
     for (const id of ids.slice(35)) {
       await db.send(new DeleteItemCommand({ TableName: SOURCE, Key: { search_id: { S: id } } }));
@@ -99,12 +105,12 @@ Deno.test("a stream whose shards roll over and split: every change arrives, each
     // rolled over again: twice as many open shards, each the child of a half of a split.
     const { shards, found } = await streamRecordsContaining(TARGET, marker);
     const open = shards.filter((s) => !s.SequenceNumberRange?.EndingSequenceNumber);
-    assert.equal(open.length, 2 * openBefore, `${open.length} open shards`);
+    assert.equal(open.length, ways * openBefore, `${open.length} open shards`);
     const parentOf = (id?: string) => shards.find((s) => s.ShardId === id)!;
     const halves = open.map((s) => parentOf(s.ParentShardId));
     for (const half of halves) {
       const pair = halves.filter((h) => h.ParentShardId === half.ParentShardId);
-      assert.equal(pair.length, 2, "the two halves of one split");
+      assert.equal(pair.length, ways, "the children of one shard at the split");
       assert.ok(parentOf(half.ParentShardId).ParentShardId, "the split's shard had a parent");
     }
 

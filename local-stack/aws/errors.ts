@@ -22,6 +22,13 @@
 
 import type { Random } from "./history.ts";
 
+/**
+ * A request the stand-in makes on behalf of one that already drew its faults (a page of a
+ * split shard's sibling read past, a second GetShardIterator: stream_shards.ts): it draws
+ * none, so one GetRecords fails as often as on AWS however many pages it reads below.
+ */
+export const FOLLOW_UP_HEADER = "x-local-stack-follow-up";
+
 /** The operations that write (the rest read or describe). */
 export const WRITE_OPERATIONS: ReadonlySet<string> = new Set([
   "PutItem",

@@ -22,7 +22,7 @@
  */
 
 import { type Item, ReadThrottle, throughputExceeded, unitsByTable } from "./capacity.ts";
-import { decideError, internalServerError, WRITE_OPERATIONS } from "./errors.ts";
+import { decideError, FOLLOW_UP_HEADER, internalServerError, WRITE_OPERATIONS } from "./errors.ts";
 import type { Faults } from "./faults.ts";
 import { History, keyText, type Random } from "./history.ts";
 import { applyStale, type Body, writtenKeys } from "./stale_reads.ts";
@@ -197,8 +197,10 @@ export function createProxy(options: ProxyOptions): {
       await new Promise((resolve) => setTimeout(resolve, faults.latencyMs));
     }
     const operation = target.slice(target.indexOf(".") + 1);
+    const followUp = request.headers.has(FOLLOW_UP_HEADER); // its faults drawn already
     if (
-      target.startsWith(STREAMS_TARGET) && decideError(target, faults.errorRate, random) !== "none"
+      target.startsWith(STREAMS_TARGET) && !followUp &&
+      decideError(target, faults.errorRate, random) !== "none"
     ) {
       log(`${operation}: injected InternalServerError (not forwarded)`);
       return answer(500, internalServerError(operation, undefined));
@@ -209,7 +211,7 @@ export function createProxy(options: ProxyOptions): {
     const table = described && describedTable(target, raw);
     if (described && table) {
       // A kept answer fails as often as a forwarded one would (error_rate).
-      if (decideError(target, faults.errorRate, random) !== "none") {
+      if (!followUp && decideError(target, faults.errorRate, random) !== "none") {
         log(`${operation} ${table}: injected InternalServerError (not forwarded)`);
         return answer(500, internalServerError(operation, table));
       }

@@ -10,15 +10,17 @@
  * closes with an `EndingSequenceNumber` in its `SequenceNumberRange`, and its children
  * name it as `ParentShardId`
  * (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_streams_Shard.html).
- * DynamoDB Local never closes or splits its one shard per stream, so a reader's lineage
- * code would first run on AWS.
+ * DynamoDB Local keeps one open shard per stream, rolled over every 4 hours (its
+ * `SHARD_ROLLOVER_TIME`) and never split, so a reader's lineage code would first run on
+ * AWS.
  *
- * Here a shard is a window on the real shard: the records after one sequence number
- * (`after`, exclusive) and, once closed, through another (`through`, inclusive), of the
- * keys its splits gave it. Closing the open shards cuts them at the stream's last record;
- * each gets one child (a rollover, as AWS does every few hours) or several that share its
- * keys out by a hash of each key (a split), so that every record of a key stays in one
- * line of shards, in order.
+ * Here a shard is a window on one of DynamoDB Local's shards: the records after one
+ * sequence number (`after`, exclusive) and, once closed, through another (`through`,
+ * inclusive), of the keys its splits gave it. Closing the open shards cuts them at the
+ * stream's last record; each gets one child (a rollover, as AWS does every few hours) or
+ * several that share its keys out by a hash of each key (a split), so that every record of
+ * a key stays in one line of shards, in order. When DynamoDB Local rolls its own shard
+ * over, each open shard closes at its end and gets one child over the new real shard.
  *
  * @module
  */
@@ -35,7 +37,9 @@ export interface KeyShare {
 export interface VirtualShard {
   id: string;
   parent?: string;
-  /** Records after this sequence number belong to it ("0": from the stream's first). */
+  /** DynamoDB Local's shard that holds its records. */
+  real: string;
+  /** Records after this sequence number belong to it ("0": from its real shard's first). */
   after: string;
   /** Closed: its last possible record. */
   through?: string;
@@ -43,14 +47,24 @@ export interface VirtualShard {
   shares: KeyShare[];
 }
 
-/** The lineage of one stream, over DynamoDB Local's shard `realShardId`. */
+/**
+ * The lineage of one stream, from the real shard that was open when it was first closed
+ * (the real shards closed before it are listed as DynamoDB Local has them).
+ */
 export interface Lineage {
-  realShardId: string;
-  /** The real shard's own StartingSequenceNumber (the first shard's). */
+  /** That first real shard's StartingSequenceNumber and ParentShardId. */
   realStart?: string;
+  realParent?: string;
   shards: VirtualShard[];
   /** Splits so far (each split's salt). */
   splits: number;
+}
+
+/** A shard as DynamoDB Local lists it. */
+export interface RealShard {
+  ShardId: string;
+  ParentShardId?: string;
+  SequenceNumberRange?: { StartingSequenceNumber?: string; EndingSequenceNumber?: string };
 }
 
 /** Compares two sequence numbers (decimal digits) as numbers. */
@@ -65,12 +79,12 @@ export function padSeq(n: bigint): string {
   return n.toString().padStart(21, "0");
 }
 
-/** A new lineage: the real shard alone, open, under its own id. */
-export function newLineage(realShardId: string, realStart?: string): Lineage {
+/** A new lineage: DynamoDB Local's open shard alone, under its own id. */
+export function newLineage(real: RealShard): Lineage {
   return {
-    realShardId,
-    realStart,
-    shards: [{ id: realShardId, after: "0", shares: [] }],
+    realStart: real.SequenceNumberRange?.StartingSequenceNumber,
+    realParent: real.ParentShardId,
+    shards: [{ id: real.ShardId, real: real.ShardId, after: "0", shares: [] }],
     splits: 0,
   };
 }
@@ -111,12 +125,93 @@ export function rollOver(lineage: Lineage, cut: string, ways: number, now = Date
       shards.push({
         id: newShardId(now),
         parent: parent.id,
+        real: parent.real,
         after: cut,
         shares: ways === 1 ? parent.shares : [...parent.shares, { ways, index, salt }],
       });
     }
   }
   return { ...lineage, shards, splits: salt };
+}
+
+/**
+ * Follows DynamoDB Local's own rollover (every 4 hours): the open shards' real shard
+ * ended at `ending`, and `next` holds what follows. Each open shard closes there, with
+ * one child over `next` that keeps its keys.
+ */
+export function followRealRollover(
+  lineage: Lineage,
+  ending: string,
+  next: string,
+  now = Date.now(),
+): Lineage {
+  const open = openShards(lineage);
+  const shards = lineage.shards.map((shard) =>
+    shard.through === undefined ? { ...shard, through: ending } : shard
+  );
+  for (const parent of open) {
+    shards.push({
+      id: newShardId(now),
+      parent: parent.id,
+      real: next,
+      after: ending,
+      shares: parent.shares,
+    });
+  }
+  return { ...lineage, shards };
+}
+
+/** The real shard the open shards read (they all read one). */
+export function openReal(lineage: Lineage): string {
+  return openShards(lineage)[0].real;
+}
+
+/**
+ * What a shard gives of one page of its real shard: its own records, and whether it is
+ * read to its end (closed, and the page reached or passed its last record; or its real
+ * shard ended, `realNext` undefined). `position`: where the real page's next iterator
+ * reads from, when known.
+ */
+export function windowOf<R extends { dynamodb: { SequenceNumber: string; Keys?: object } }>(
+  shard: VirtualShard,
+  records: R[],
+  realNext: string | undefined,
+): { mine: R[]; ended: boolean } {
+  const mine = records.filter((r) =>
+    holds(shard, r.dynamodb.SequenceNumber, keyTextOf(r.dynamodb.Keys as Record<string, unknown>))
+  );
+  const position = realNext ? iteratorPosition(realNext) : undefined;
+  const through = shard.through;
+  const ended = !realNext || (through !== undefined && (
+    records.some((r) => compareSeq(r.dynamodb.SequenceNumber, through) >= 0) ||
+    (position !== undefined && compareSeq(position, through) > 0)
+  ));
+  return { mine, ended };
+}
+
+/**
+ * One DescribeStream page of `shards`: `limit` of them (1 to 100, AWS's range) after
+ * `exclusiveStart`; or what is wrong with the request.
+ */
+export function pageOfShards<S extends { ShardId?: unknown }>(
+  shards: S[],
+  limit: unknown,
+  exclusiveStart: unknown,
+): { page: S[]; lastEvaluated?: string } | string {
+  const size = limit ?? 100;
+  if (!Number.isInteger(size) || (size as number) < 1 || (size as number) > 100) {
+    return `1 validation error detected: Value '${limit}' at 'limit' failed to satisfy ` +
+      "constraint: Member must have value between 1 and 100";
+  }
+  const from = exclusiveStart === undefined
+    ? 0
+    : shards.findIndex((s) => s.ShardId === exclusiveStart) + 1;
+  if (from === 0 && exclusiveStart !== undefined) {
+    return `ExclusiveStartShardId ${exclusiveStart} is no shard of the stream`;
+  }
+  const page = shards.slice(from, from + (size as number));
+  const more = from + (size as number) < shards.length;
+  return more ? { page, lastEvaluated: String(page.at(-1)!.ShardId) } : { page };
 }
 
 /**
@@ -153,10 +248,14 @@ export function holds(shard: VirtualShard, seq: string, keyText: string): boolea
 }
 
 /** The shards as DescribeStream lists them. */
-export function describedShards(lineage: Lineage): Record<string, unknown>[] {
+export function describedShards(lineage: Lineage): RealShard[] {
   return lineage.shards.map((shard) => ({
     ShardId: shard.id,
-    ...(shard.parent ? { ParentShardId: shard.parent } : {}),
+    ...(shard.parent
+      ? { ParentShardId: shard.parent }
+      : lineage.realParent
+      ? { ParentShardId: lineage.realParent }
+      : {}),
     SequenceNumberRange: {
       StartingSequenceNumber: shard.after === "0"
         ? lineage.realStart ?? padSeq(1n)
@@ -188,6 +287,15 @@ export function unwrapIterator(
   const at = iterator.lastIndexOf(MARK);
   if (at < 0) return undefined;
   return { real: iterator.slice(0, at), shardId: iterator.slice(at + MARK.length) };
+}
+
+/** The real shard of DynamoDB Local's iterator (see {@link iteratorPosition}). */
+export function iteratorShard(real: string): string | undefined {
+  try {
+    return atob(real.split("|")[2] ?? "").split("|")[0] || undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /**

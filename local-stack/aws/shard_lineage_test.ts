@@ -2,21 +2,33 @@ import assert from "node:assert/strict";
 import {
   describedShards,
   endedIterator,
+  followRealRollover,
   holds,
   iteratorPosition,
+  iteratorShard,
   keyTextOf,
   newLineage,
   openShards,
+  pageOfShards,
   rollOver,
   unwrapIterator,
+  windowOf,
   wrapIterator,
 } from "./shard_lineage.ts";
 
 const REAL = "shardId-00000001796108950137-32f09a4a";
 const ARN = "arn:aws:dynamodb:ddblocal:000000000000:table/t/stream/2026-12-01T07:09:10.119";
+const pad = (n: number) => String(n).padStart(21, "0");
+const record = (seq: number, key = "k") => ({
+  dynamodb: { SequenceNumber: pad(seq), Keys: { id: { S: key } } },
+});
 
 Deno.test("a rollover closes the open shard at the cut, with one child after it", () => {
-  const lineage = rollOver(newLineage(REAL, "000000000000000000001"), "000000000000000000009", 1);
+  const lineage = rollOver(
+    newLineage({ ShardId: REAL, SequenceNumberRange: { StartingSequenceNumber: pad(1) } }),
+    pad(9),
+    1,
+  );
   const [first, child] = describedShards(lineage);
   assert.deepEqual(first, {
     ShardId: REAL,
@@ -35,7 +47,7 @@ Deno.test("a rollover closes the open shard at the cut, with one child after it"
 });
 
 Deno.test("a split shares the keys out: each key in exactly one child, the same one every time", () => {
-  let lineage = rollOver(newLineage(REAL), "5", 2);
+  let lineage = rollOver(newLineage({ ShardId: REAL }), "5", 2);
   lineage = rollOver(lineage, "9", 2); // each child splits again: four open shards
   const open = openShards(lineage);
   assert.equal(open.length, 4);
@@ -61,7 +73,7 @@ Deno.test("a key's text does not depend on its attributes' order", () => {
 });
 
 Deno.test("nothing to close: no record since the open shards began", () => {
-  const lineage = rollOver(newLineage(REAL), "9", 1);
+  const lineage = rollOver(newLineage({ ShardId: REAL }), "9", 1);
   assert.throws(() => rollOver(lineage, "9", 1), /no record came since the open shards began/);
   assert.throws(() => rollOver(lineage, "12", 5), /1 to 4 children/);
 });
@@ -79,4 +91,48 @@ Deno.test("iterators: wrapped, ended, and DynamoDB Local's own position", () => 
   });
   assert.equal(unwrapIterator(real), undefined);
   assert.equal(iteratorPosition(`${ARN}|001|not base64!`), undefined);
+});
+
+Deno.test("DynamoDB Local's own rollover closes the open shards at its end, one child each over the new shard", () => {
+  let lineage = rollOver(newLineage({ ShardId: REAL, ParentShardId: "shardId-older" }), "5", 2);
+  lineage = followRealRollover(lineage, "12", "shardId-real-2");
+  const listed = describedShards(lineage);
+  assert.equal(listed[0].ParentShardId, "shardId-older", "the first keeps its real parent");
+  const open = openShards(lineage);
+  assert.equal(open.length, 2);
+  for (const shard of open) {
+    assert.equal(shard.real, "shardId-real-2");
+    assert.equal(shard.after, "12");
+    const parent = lineage.shards.find((s) => s.id === shard.parent)!;
+    assert.equal(parent.through, "12");
+    assert.deepEqual(shard.shares, parent.shares, "the same keys");
+  }
+});
+
+Deno.test("a page's window: the shard's own records, and its end", () => {
+  const lineage = rollOver(newLineage({ ShardId: REAL }), pad(4), 1);
+  const [first, child] = lineage.shards;
+  const real = (pos: number) => `${ARN}|001|${btoa(`${REAL}|${pad(pos)}|1`)}`;
+  // The first shard's last record, and its child's first: the first ends there.
+  const page = [record(3), record(4), record(5)];
+  assert.deepEqual(windowOf(first, page, real(6)), { mine: page.slice(0, 2), ended: true });
+  assert.deepEqual(windowOf(child, page, real(6)), { mine: page.slice(2), ended: false });
+  // An empty page past the cut ends a closed shard; before it, it does not.
+  assert.equal(windowOf(first, [], real(5)).ended, true);
+  assert.equal(windowOf(first, [], real(3)).ended, false);
+  // A real shard read to its end (no next iterator) ends whatever reads it.
+  assert.equal(windowOf(child, [record(6)], undefined).ended, true);
+  assert.equal(iteratorShard(real(6)), REAL);
+});
+
+Deno.test("DescribeStream's pages: 1 to 100 shards, after a shard of the stream", () => {
+  const shards = Array.from({ length: 5 }, (_, i) => ({ ShardId: `s${i}` }));
+  assert.deepEqual(pageOfShards(shards, 2, "s1"), {
+    page: [{ ShardId: "s2" }, { ShardId: "s3" }],
+    lastEvaluated: "s3",
+  });
+  assert.deepEqual(pageOfShards(shards, undefined, "s3"), { page: [{ ShardId: "s4" }] });
+  assert.match(String(pageOfShards(shards, 0, undefined)), /between 1 and 100/);
+  assert.match(String(pageOfShards(shards, 101, undefined)), /between 1 and 100/);
+  assert.match(String(pageOfShards(shards, 2, "s9")), /s9 is no shard of the stream/);
 });

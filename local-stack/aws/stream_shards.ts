@@ -1,22 +1,27 @@
 /**
  * Shards that close and split, as AWS's do, for the stack's streams (the model:
- * local-stack/aws/shard_lineage.ts). DynamoDB Local keeps one open shard per stream for
- * ever; tests close it on request, with a control request to the proxy:
+ * local-stack/aws/shard_lineage.ts). DynamoDB Local rolls its one open shard per stream
+ * over every 4 hours and never splits it; tests close and split shards on request, with a
+ * control request to the proxy (local-stack/aws/stream_shards_control.ts):
  *
  *   POST {DYNAMODB_ENDPOINT}/__local/streams/shards
  *   {"streamArn": "...", "region": "us-east-1", "split": 2}   (split: children per shard, 1 by default)
  *
  * Every open shard of the stream closes at its last record, with `split` children each;
  * the answer lists the stream's shards. From then on, for that stream:
- * - DescribeStream lists the lineage: closed shards with their `EndingSequenceNumber`,
- *   children with their `ParentShardId` (in pages of `Limit`, 100 by default, from
- *   `ExclusiveStartShardId`);
+ * - DescribeStream lists the lineage after the real shards closed before it: closed
+ *   shards with their `EndingSequenceNumber`, children with their `ParentShardId` (in
+ *   pages of `Limit`, 1 to 100, from `ExclusiveStartShardId`);
  * - GetShardIterator answers for each shard (TRIM_HORIZON from its first record; LATEST of
  *   a closed shard is its end; a sequence number outside the shard is a
  *   ValidationException);
  * - GetRecords gives a shard only its own records, and no `NextShardIterator` once a
  *   closed shard is read to its end. A page whose records all went to a sibling is read on
- *   past in the proxy, so that empty pages come only at the shard's current end.
+ *   past in the proxy (without drawing faults again), so that empty pages come only at the
+ *   shard's current end.
+ * DynamoDB Local's own rollover closes every open shard at its real shard's end, each with
+ * one child. A read waits for a close in progress on its stream, so that no record past
+ * the cut is given by the shard it closes.
  *
  * A stream never closed passes through untouched. The lineages are kept in
  * `.local/stream-shards.json` (a restarted proxy keeps them; `stack:up` forgets them with
@@ -33,22 +38,26 @@ import {
   compareSeq,
   describedShards,
   endedIterator,
-  holds,
+  followRealRollover,
   iteratorPosition,
-  keyTextOf,
+  iteratorShard,
   type Lineage,
   newLineage,
+  openReal,
   padSeq,
+  pageOfShards,
+  type RealShard,
   rollOver,
   unwrapIterator,
   type VirtualShard,
+  windowOf,
   wrapIterator,
 } from "./shard_lineage.ts";
+import { ownRequest, readCloseRequest, SHARDS_PATH, withBody } from "./stream_shards_control.ts";
 
+export { SHARDS_PATH };
 /** Where the stack keeps its streams' lineages. */
 export const STREAM_SHARDS_FILE = join(LOCAL_DIR, "stream-shards.json");
-/** The control path. */
-export const SHARDS_PATH = "/__local/streams/shards";
 const TARGET = "DynamoDBStreams_20120810.";
 /** Pages of a sibling's records read past in one GetRecords at most. */
 const SIBLING_PAGES = 20;
@@ -71,6 +80,8 @@ export interface StreamShardsOptions {
 /** The lineages of the stack's streams, and the proxy hook that serves them. */
 export class StreamShards {
   #lineages = new Map<string, Lineage>();
+  /** Closes in progress, by stream: reads of the stream wait for them. */
+  #closing = new Map<string, Promise<unknown>>();
 
   constructor(private readonly options: StreamShardsOptions) {
     if (options.file && existsSync(options.file)) {
@@ -89,9 +100,11 @@ export class StreamShards {
     if (new URL(request.url).pathname === SHARDS_PATH) return await this.#control(request, next);
     const target = request.headers.get("x-amz-target") ?? "";
     const operation = target.startsWith(TARGET) ? target.slice(TARGET.length) : "";
+    // Every GetRecords comes here: one answered while a close is in progress may hold
+    // records past its cut, though its stream had no lineage when it was asked.
     if (
-      this.#lineages.size === 0 ||
-      !["DescribeStream", "GetShardIterator", "GetRecords"].includes(operation)
+      operation !== "GetRecords" &&
+      (this.#lineages.size === 0 || !["DescribeStream", "GetShardIterator"].includes(operation))
     ) {
       return await next(request);
     }
@@ -105,27 +118,51 @@ export class StreamShards {
     if (operation === "GetRecords") return await this.#records(request, body, next);
     const lineage = this.#lineages.get(String(body.StreamArn));
     if (!lineage) return await next(withBody(request, text));
-    if (operation === "DescribeStream") return await this.#describe(request, body, lineage, next);
+    if (operation === "DescribeStream") return await this.#describe(request, body, next);
     return await this.#iterator(request, body, lineage, next);
   }
 
-  async #describe(request: Request, body: Body, lineage: Lineage, next: Next) {
+  /**
+   * DynamoDB Local's shards of the stream from before `lineage`, and the lineage with its
+   * own rollovers since followed (and kept).
+   */
+  #follow(streamArn: string, lineage: Lineage, answer: { Shards?: RealShard[] }) {
+    const real = answer.Shards ?? [];
+    for (;;) {
+      const current = real.find((s) => s.ShardId === openReal(lineage));
+      const ending = current?.SequenceNumberRange?.EndingSequenceNumber;
+      const child = real.find((s) => s.ParentShardId === current?.ShardId);
+      if (!ending || !child) break;
+      lineage = followRealRollover(lineage, ending, child.ShardId);
+      this.#set(streamArn, lineage, `DynamoDB Local rolled its shard over at ${ending}`);
+    }
+    const under = new Set(lineage.shards.map((s) => s.real));
+    return { before: real.filter((s) => !under.has(s.ShardId)), lineage };
+  }
+
+  async #describe(request: Request, body: Body, next: Next) {
     const { ExclusiveStartShardId, Limit, ...rest } = body;
     const response = await next(withBody(request, JSON.stringify(rest)));
     if (!response.ok) return response;
-    const answer = await response.json() as { StreamDescription: Body };
-    const shards = describedShards(lineage);
-    const from = ExclusiveStartShardId === undefined
-      ? 0
-      : shards.findIndex((s) => s.ShardId === ExclusiveStartShardId) + 1;
-    const limit = typeof Limit === "number" ? Limit : 100;
-    const page = shards.slice(from, from + limit);
+    const answer = await response.json() as { StreamDescription: Body & { Shards?: RealShard[] } };
+    const streamArn = String(body.StreamArn);
+    const { before, lineage } = this.#follow(
+      streamArn,
+      this.#lineages.get(streamArn)!,
+      answer.StreamDescription,
+    );
+    const paged = pageOfShards(
+      [...before, ...describedShards(lineage)],
+      Limit,
+      ExclusiveStartShardId,
+    );
+    if (typeof paged === "string") return awsError("ValidationException", paged);
     const { LastEvaluatedShardId: _, ...description } = answer.StreamDescription;
     return awsJsonAnswer(200, {
       StreamDescription: {
         ...description,
-        Shards: page,
-        ...(from + limit < shards.length ? { LastEvaluatedShardId: page.at(-1)!.ShardId } : {}),
+        Shards: paged.page,
+        ...(paged.lastEvaluated ? { LastEvaluatedShardId: paged.lastEvaluated } : {}),
       },
     }, response.headers);
   }
@@ -133,12 +170,8 @@ export class StreamShards {
   async #iterator(request: Request, body: Body, lineage: Lineage, next: Next) {
     const streamArn = String(body.StreamArn);
     const shard = lineage.shards.find((s) => s.id === body.ShardId);
-    if (!shard) {
-      return awsError(
-        "ResourceNotFoundException",
-        `Requested resource not found: Shard: ${body.ShardId} in Stream: ${streamArn} not found`,
-      );
-    }
+    // A real shard closed before the lineage (or none): DynamoDB Local's to answer.
+    if (!shard) return await next(withBody(request, JSON.stringify(body)));
     const type = String(body.ShardIteratorType);
     const seq = typeof body.SequenceNumber === "string" ? body.SequenceNumber : undefined;
     if (seq !== undefined && /^\d+$/.test(seq) && !inside(shard, seq)) {
@@ -151,7 +184,7 @@ export class StreamShards {
     if (type === "LATEST" && shard.through !== undefined) {
       return awsJsonAnswer(200, { ShardIterator: endedIterator(streamArn, shard.id) });
     }
-    const real: Body = { ...body, ShardId: lineage.realShardId };
+    const real: Body = { ...body, ShardId: shard.real };
     if (type === "TRIM_HORIZON" && shard.after !== "0") {
       Object.assign(real, {
         ShardIteratorType: "AFTER_SEQUENCE_NUMBER",
@@ -163,8 +196,8 @@ export class StreamShards {
       // The shard's start is trimmed: the real shard's horizon starts after the trim.
       const error = await response.clone().json() as { __type?: string };
       if (String(error.__type).endsWith("TrimmedDataAccessException")) {
-        const horizon = { ...body, ShardId: lineage.realShardId };
-        response = await next(withBody(request, JSON.stringify(horizon)));
+        const horizon = { ...body, ShardId: shard.real };
+        response = await next(withBody(request, JSON.stringify(horizon), true));
       }
     }
     if (!response.ok) return response;
@@ -178,67 +211,51 @@ export class StreamShards {
 
   async #records(request: Request, body: Body, next: Next): Promise<Response> {
     const given = String(body.ShardIterator ?? "");
-    // DynamoDB Local's own iterator: one taken before its stream was first closed, of the
-    // real shard, which is the lineage's first.
-    const first = this.#lineages.get(given.split("|")[0])?.realShardId;
-    const unwrapped = unwrapIterator(given) ??
-      (first ? { real: given, shardId: first } : undefined);
-    if (!unwrapped) return await next(withBody(request, JSON.stringify(body)));
-    if ("ended" in unwrapped) return awsJsonAnswer(200, { Records: [] });
-    const stream = unwrapped.real.split("|")[0];
-    const shard = this.#lineages.get(stream)?.shards.find((s) => s.id === unwrapped.shardId);
-    if (!shard) return awsError("ExpiredIteratorException", "Iterator expired: its shard is gone");
-    let iterator = unwrapped.real;
+    const stream = given.split("|")[0];
+    const unwrapped = unwrapIterator(given);
+    if (unwrapped && "ended" in unwrapped) return awsJsonAnswer(200, { Records: [] });
+    let iterator = unwrapped?.real ?? given;
     for (let page = 0;; page++) {
       const response = await next(
-        withBody(request, JSON.stringify({ ...body, ShardIterator: iterator })),
+        withBody(request, JSON.stringify({ ...body, ShardIterator: iterator }), page > 0),
       );
       if (!response.ok) return response;
+      // A close that began before this answer ends first: its cut then bounds the page.
+      await this.#closing.get(stream);
+      const shards = this.#lineages.get(stream)?.shards ?? [];
+      // DynamoDB Local's own iterator of the lineage's first shard (one taken before the
+      // stream was first closed) reads that shard; any other is DynamoDB Local's own.
+      const shardId = unwrapped?.shardId ?? iteratorShard(given);
+      const shard = shards.find((s) => s.id === shardId);
+      if (!shard && unwrapped) {
+        return awsError("ExpiredIteratorException", "Iterator expired: its shard is gone");
+      }
+      if (!shard) return response;
       const answer = await response.json() as {
         Records?: StreamRecord[];
         NextShardIterator?: string;
       };
       const records = answer.Records ?? [];
-      const mine = records.filter((r) =>
-        holds(shard, r.dynamodb.SequenceNumber, keyTextOf(r.dynamodb.Keys))
-      );
-      const realNext = answer.NextShardIterator;
-      const position = realNext ? iteratorPosition(realNext) : undefined;
-      const ended = shard.through !== undefined && (
-        records.some((r) => compareSeq(r.dynamodb.SequenceNumber, shard.through!) >= 0) ||
-        (position !== undefined && compareSeq(position, shard.through) > 0)
-      );
-      const nextIterator = ended || !realNext ? undefined : wrapIterator(realNext, shard.id);
-      if (
-        mine.length > 0 || !nextIterator || records.length === 0 || page + 1 >= SIBLING_PAGES
-      ) {
+      const { mine, ended } = windowOf(shard, records, answer.NextShardIterator);
+      const nextIterator = ended ? undefined : wrapIterator(answer.NextShardIterator!, shard.id);
+      if (mine.length > 0 || !nextIterator || records.length === 0 || page + 1 >= SIBLING_PAGES) {
         return awsJsonAnswer(200, {
           Records: mine,
           ...(nextIterator ? { NextShardIterator: nextIterator } : {}),
         }, response.headers);
       }
-      iterator = realNext!; // every record was a sibling's: read on
+      iterator = answer.NextShardIterator!; // every record was a sibling's: read on
     }
   }
 
   async #control(request: Request, next: Next): Promise<Response> {
-    if (request.method !== "POST") return new Response("POST only\n", { status: 405 });
-    let body: { streamArn?: unknown; region?: unknown; split?: unknown };
-    try {
-      body = await request.json();
-    } catch {
-      return Response.json({ error: "the body is not JSON" }, { status: 400 });
-    }
-    const { streamArn, region, split = 1 } = body;
-    if (typeof streamArn !== "string" || typeof region !== "string") {
-      return Response.json(
-        { error: "streamArn (a stream's ARN) and region (its table's) are required" },
-        { status: 400 },
-      );
-    }
+    const asked = await readCloseRequest(request);
+    if (asked instanceof Response) return asked;
+    const { streamArn, region, split } = asked;
     const call = async (operation: string, input: Body) => {
       for (let attempt = 1;; attempt++) {
-        const response = await next(this.#own(request.url, region, operation, input));
+        const own = ownRequest(request.url, this.options.accessKeyId, region, operation, input);
+        const response = await next(own);
         if (response.ok) return await response.json();
         // DYNAMODB_FAULTS' error_rate fails stream requests too: asked again.
         if (response.status < 500 || attempt === 5) {
@@ -246,74 +263,49 @@ export class StreamShards {
         }
       }
     };
+    let closed!: () => void;
+    this.#closing.set(streamArn, new Promise<void>((resolve) => closed = resolve));
     try {
-      let lineage = this.#lineages.get(streamArn);
-      if (!lineage) {
-        const { StreamDescription } = await call("DescribeStream", { StreamArn: streamArn });
-        const [real, ...more] = StreamDescription.Shards as VirtualShardListing[];
-        if (!real || more.length > 0) throw new Error(`${streamArn} has not one shard`);
-        lineage = newLineage(real.ShardId, real.SequenceNumberRange?.StartingSequenceNumber);
+      const { StreamDescription } = await call("DescribeStream", { StreamArn: streamArn });
+      const real = (StreamDescription.Shards ?? []) as RealShard[];
+      const open = real.filter((s) => !s.SequenceNumberRange?.EndingSequenceNumber);
+      if (!this.#lineages.has(streamArn) && open.length !== 1) {
+        throw new Error(`${streamArn} has ${open.length} open shards, not 1`);
       }
+      const known = this.#lineages.get(streamArn) ?? newLineage(open[0]);
+      let { lineage } = this.#follow(streamArn, known, StreamDescription);
       const { ShardIterator } = await call("GetShardIterator", {
         StreamArn: streamArn,
-        ShardId: lineage.realShardId,
+        ShardId: openReal(lineage),
         ShardIteratorType: "LATEST",
       });
       const latest = iteratorPosition(ShardIterator);
       if (!latest) throw new Error(`DynamoDB Local's iterator has no position: ${ShardIterator}`);
-      lineage = rollOver(lineage, padSeq(BigInt(latest) - 1n), Number(split));
-      this.#lineages.set(streamArn, lineage);
-      this.#save();
-      this.options.log?.(
-        `stream ${streamArn}: shards closed through ${
-          padSeq(BigInt(latest) - 1n)
-        }, ${split} child(ren) each`,
-      );
+      const cut = padSeq(BigInt(latest) - 1n);
+      lineage = rollOver(lineage, cut, split);
+      this.#set(streamArn, lineage, `shards closed through ${cut}, ${split} child(ren) each`);
       return Response.json({ streamArn, shards: describedShards(lineage) });
     } catch (error) {
       const status = error instanceof RangeError ? 409 : 502;
       return Response.json({ error: (error as Error).message }, { status });
+    } finally {
+      this.#closing.delete(streamArn);
+      closed();
     }
   }
 
-  /** A request of the hook's own, in `region`'s database of the stack's key. */
-  #own(url: string, region: string, operation: string, input: Body): Request {
-    const day = new Date().toISOString().slice(0, 10).replaceAll("-", "");
-    return new Request(new URL("/", url), {
-      method: "POST",
-      headers: {
-        "x-amz-target": `${TARGET}${operation}`,
-        "content-type": "application/x-amz-json-1.0",
-        // Not signed: signatures are checked before this hook; DynamoDB Local reads the scope.
-        authorization: `AWS4-HMAC-SHA256 Credential=${this.options.accessKeyId}/${day}/` +
-          `${region}/dynamodb/aws4_request, SignedHeaders=host, Signature=0`,
-      },
-      body: JSON.stringify(input),
-    });
-  }
-
-  #save(): void {
+  /** Keeps `lineage` for `streamArn` (whole or not at all in the file), logging why. */
+  #set(streamArn: string, lineage: Lineage, why: string): void {
+    this.#lineages.set(streamArn, lineage);
+    this.options.log?.(`stream ${streamArn}: ${why}`);
     if (!this.options.file) return;
-    // Whole or not at all: a proxy killed mid-write leaves the file it had.
     writeFileSync(`${this.options.file}.new`, JSON.stringify(Object.fromEntries(this.#lineages)));
     renameSync(`${this.options.file}.new`, this.options.file);
   }
-}
-
-interface VirtualShardListing {
-  ShardId: string;
-  SequenceNumberRange?: { StartingSequenceNumber?: string };
 }
 
 /** Whether a sequence number lies in `shard`'s range (past its start, up to its end). */
 function inside(shard: VirtualShard, seq: string): boolean {
   return compareSeq(seq, shard.after) > 0 &&
     (shard.through === undefined || compareSeq(seq, shard.through) <= 0);
-}
-
-/** `request` with `text` as its body (its length left to be set again). */
-function withBody(request: Request, text: string): Request {
-  const headers = new Headers(request.headers);
-  headers.delete("content-length");
-  return new Request(request.url, { method: request.method, headers, body: text });
 }

@@ -11,36 +11,77 @@ interface Held {
   key: string;
 }
 
-/** DynamoDB Local's one shard of the stream holding `records`, as the hook's `next`. */
-function dynamoLocal(records: Held[]) {
-  const iterator = (pos: number) => `${ARN}|001|${btoa(`${REAL}|${pad(pos)}|1796109028213`)}`;
-  const positionOf = (it: string) => Number(atob(it.split("|")[2]).split("|")[1]);
+/** One of DynamoDB Local's shards of the stream: its records, and whether it rolled over. */
+interface Real {
+  id: string;
+  parent?: string;
+  records: Held[];
+  closed?: boolean;
+}
+
+/** How the fake DynamoDB Local behaves besides its shards. */
+interface Quirks {
+  /** Records up to this one are trimmed (an iterator at or before it is refused). */
+  trimmedThrough?: number;
+  /** Awaited before a LATEST iterator is answered (its position taken before). */
+  latestGate?: Promise<void>;
+}
+
+/**
+ * DynamoDB Local's shards of the stream, as the hook's `next`: `records` in one open shard
+ * (the array is read at each request), or `reals` in order, each rolled over into the next.
+ */
+function dynamoLocal(records: Held[] | Real[], quirks: Quirks = {}) {
+  const reals: Real[] = records.length > 0 && "records" in records[0]
+    ? records as Real[]
+    : [{ id: REAL, records: records as Held[] }];
+  const iterator = (real: string, pos: number) =>
+    `${ARN}|001|${btoa(`${real}|${pad(pos)}|1796109028213`)}`;
+  const decode = (it: string) => atob(it.split("|")[2]).split("|");
+  const trimmed = () =>
+    Response.json({ __type: "x#TrimmedDataAccessException", message: "trimmed" }, { status: 400 });
   return async (request: Request): Promise<Response> => {
     const operation = request.headers.get("x-amz-target")!.split(".")[1];
     const body = await request.json();
     if (operation === "DescribeStream") {
-      assert.equal(body.ExclusiveStartShardId, undefined, "DynamoDB Local knows no other shard");
+      assert.equal(body.ExclusiveStartShardId, undefined, "DynamoDB Local knows only its own");
       return Response.json({
         StreamDescription: {
           StreamArn: ARN,
-          Shards: [{ ShardId: REAL, SequenceNumberRange: { StartingSequenceNumber: pad(1) } }],
+          Shards: reals.map((r) => ({
+            ShardId: r.id,
+            ...(r.parent ? { ParentShardId: r.parent } : {}),
+            SequenceNumberRange: {
+              StartingSequenceNumber: pad(r.records[0]?.seq ?? 1),
+              ...(r.closed ? { EndingSequenceNumber: pad(r.records.at(-1)!.seq) } : {}),
+            },
+          })),
         },
       });
     }
     if (operation === "GetShardIterator") {
-      assert.equal(body.ShardId, REAL);
-      const last = records.at(-1)?.seq ?? 0;
-      const pos = { TRIM_HORIZON: 1, LATEST: last + 1 }[body.ShardIteratorType as string] ??
-        Number(body.SequenceNumber) + (body.ShardIteratorType === "AFTER_SEQUENCE_NUMBER" ? 1 : 0);
-      return Response.json({ ShardIterator: iterator(pos) });
+      const real = reals.find((r) => r.id === body.ShardId)!;
+      assert.ok(real, `no real shard ${body.ShardId}`);
+      const last = real.records.at(-1)?.seq ?? 0;
+      const horizon = (quirks.trimmedThrough ?? 0) + 1;
+      const type = body.ShardIteratorType as string;
+      if (type === "LATEST") await quirks.latestGate;
+      const pos = { TRIM_HORIZON: horizon, LATEST: last + 1 }[type] ??
+        Number(body.SequenceNumber) + (type === "AFTER_SEQUENCE_NUMBER" ? 1 : 0);
+      if (pos < horizon) return trimmed();
+      return Response.json({ ShardIterator: iterator(real.id, pos) });
     }
-    const pos = positionOf(body.ShardIterator);
-    const page = records.filter((r) => r.seq >= pos).slice(0, body.Limit ?? 1000);
+    const [id, at] = decode(body.ShardIterator);
+    const real = reals.find((r) => r.id === id)!;
+    const pos = Number(at);
+    const page = real.records.filter((r) => r.seq >= pos).slice(0, body.Limit ?? 1000);
+    const end = page.length > 0 ? page.at(-1)!.seq + 1 : pos;
+    const done = real.closed && !real.records.some((r) => r.seq >= end);
     return Response.json({
       Records: page.map((r) => ({
         dynamodb: { SequenceNumber: pad(r.seq), Keys: { id: { S: r.key } } },
       })),
-      NextShardIterator: iterator(page.length > 0 ? page.at(-1)!.seq + 1 : pos),
+      ...(done ? {} : { NextShardIterator: iterator(real.id, end) }),
     });
   };
 }
@@ -220,4 +261,68 @@ Deno.test("the lineages outlive the proxy; the control refuses what it cannot do
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("DynamoDB Local's own rollover: each open shard ends at its real shard's end, a child reads on", async () => {
+  const first: Real = { id: REAL, records: keys(1, 4) };
+  const next = dynamoLocal([first]);
+  const shards = new StreamShards({ accessKeyId: "local" });
+  assert.equal((await close(shards, next, 2)).status, 200);
+  first.records.push(...keys(5, 12));
+  // DynamoDB Local's 4 hours pass: its shard closes, a new one takes what follows.
+  first.closed = true;
+  const second: Real = { id: "shardId-real-2", parent: REAL, records: keys(13, 30) };
+  const withRollover = dynamoLocal([first, second]);
+  const listed = (await call(shards, withRollover, "DescribeStream", { StreamArn: ARN }))
+    .StreamDescription.Shards as { ShardId: string; ParentShardId?: string }[];
+  assert.equal(listed.length, 5, "the first, its two halves, and a child of each");
+  assert.ok(!listed.some((s) => s.ShardId === second.id), "the new real shard is not listed");
+  const seqs: number[] = [];
+  for (const shard of listed) {
+    const read = await readAll(shards, withRollover, shard.ShardId);
+    seqs.push(...read.seqs);
+    const open = listed.every((s) => s.ParentShardId !== shard.ShardId);
+    assert.equal(read.ended, !open, `${shard.ShardId} ends when closed`);
+  }
+  assert.deepEqual(seqs.sort((a, b) => a - b), keys(1, 30).map((r) => r.seq));
+  // And the next close cuts the new real shard.
+  assert.equal((await close(shards, withRollover)).status, 200);
+});
+
+Deno.test("a shard whose start was trimmed reads from the trim's horizon", async () => {
+  const records = keys(1, 2);
+  const shards = new StreamShards({ accessKeyId: "local" });
+  assert.equal((await close(shards, dynamoLocal(records))).status, 200);
+  records.push(...keys(3, 8));
+  const next = dynamoLocal(records, { trimmedThrough: 4 });
+  const listed = (await call(shards, next, "DescribeStream", { StreamArn: ARN }))
+    .StreamDescription.Shards;
+  assert.deepEqual((await readAll(shards, next, listed[1].ShardId)).seqs, [5, 6, 7, 8]);
+});
+
+Deno.test("a read answered while a close is in progress gives no record past the cut", async () => {
+  const records = keys(1, 6);
+  let release!: () => void;
+  const latestGate = new Promise<void>((resolve) => release = resolve);
+  const next = dynamoLocal(records, { latestGate });
+  const shards = new StreamShards({ accessKeyId: "local" });
+  const { ShardIterator: before } = await call(shards, next, "GetShardIterator", {
+    StreamArn: ARN,
+    ShardId: REAL,
+    ShardIteratorType: "TRIM_HORIZON",
+  });
+  // The close takes its cut (6)...
+  const closing = close(shards, next);
+  await new Promise((resolve) => setTimeout(resolve, 10));
+  records.push(...keys(7, 8)); // ...records come after it...
+  const read = call(shards, next, "GetRecords", { ShardIterator: before }); // ...and are read
+  await new Promise((resolve) => setTimeout(resolve, 10));
+  release();
+  assert.equal((await closing).status, 200);
+  const page = await read;
+  assert.deepEqual(
+    page.Records.map((r: { dynamodb: { SequenceNumber: string } }) => r.dynamodb.SequenceNumber),
+    keys(1, 6).map((r) => pad(r.seq)),
+  );
+  assert.equal(page.NextShardIterator, undefined, "the first shard ends at the cut");
 });
