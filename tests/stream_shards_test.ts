@@ -4,7 +4,8 @@
  * two, and rolled over again while its items change. Lambda's mapping (the poller) reads
  * each parent to its end before its children, every change reaches its row, each record
  * sits in exactly one shard with a key's records in one line of shards, and the
- * lost-record check reads the closed shards to their ends and finds nothing lost.
+ * lost-record check reads the closed shards to their ends and finds nothing lost, also
+ * once the stream trimmed the first shards' records and deleted those shards.
  */
 
 import assert from "node:assert/strict";
@@ -18,6 +19,7 @@ import { batchWrite } from "../demo/load_dynamo.ts";
 import { listShards } from "../local-stack/aws/stream_reader.ts";
 import { POLLER_STATE_FILE } from "../local-stack/aws/stream_positions.ts";
 import { SHARDS_PATH } from "../local-stack/aws/stream_shards.ts";
+import { TRIM_PATH } from "../local-stack/aws/stream_trim.ts";
 import {
   callFunction,
   connectDb,
@@ -32,11 +34,24 @@ import {
 const SOURCE = "firespring-backdoor-searches-dev";
 const TARGET = "firespring_searches";
 
-/** Closes the stream's open shards, each with `split` children. */
-async function closeShards(streamArn: string, split: number): Promise<void> {
+/** Closes the stream's open shards, each with `split` children; returns where they ended. */
+async function closeShards(streamArn: string, split: number): Promise<string> {
   const response = await fetch(`${stack.DYNAMODB_ENDPOINT}${SHARDS_PATH}`, {
     method: "POST",
     body: JSON.stringify({ streamArn, region: "us-east-1", split }),
+  });
+  const body = await response.json();
+  assert.equal(response.status, 200, JSON.stringify(body));
+  const endings = (body.shards as { SequenceNumberRange: { EndingSequenceNumber?: string } }[])
+    .map((s) => s.SequenceNumberRange.EndingSequenceNumber).filter((e) => e !== undefined);
+  return endings.reduce((a, b) => (BigInt(a!) > BigInt(b!) ? a : b))!;
+}
+
+/** Trims the stream through `seq` (null: untrims), as AWS does after 24 hours. */
+async function trim(streamArn: string, seq: string | null): Promise<void> {
+  const response = await fetch(`${stack.DYNAMODB_ENDPOINT}${TRIM_PATH}`, {
+    method: "POST",
+    body: JSON.stringify({ streamArn, throughSequenceNumber: seq }),
   });
   assert.equal(response.status, 200, await response.text());
 }
@@ -84,7 +99,7 @@ Deno.test("a stream whose shards roll over and split: every change arrives, each
     await sql`delete from sync.stream_checks where target_table = ${TARGET}`;
     await write(db, ids.slice(0, 30), "v1");
     await check(); // the check knows the stream before its shards close: the rest are new
-    await closeShards(streamArn, 1); // a rollover
+    const firstCut = await closeShards(streamArn, 1); // a rollover
     await write(db, ids, "v2");
     await closeShards(streamArn, ways); // a split: the keys shared out between two children
     await write(db, ids, "v3");
@@ -156,7 +171,22 @@ Deno.test("a stream whose shards roll over and split: every change arrives, each
     }, 60_000).catch((error) => {
       throw new Error(`the check did not finish ${left.join(", ")}: ${error.message}`);
     });
+
+    // A day later the stream trims the first close's records, and deletes the shards that
+    // held only those: nothing reads as lost, and the rest is listed as before.
+    await trim(streamArn, firstCut);
+    const kept = await listShards(dynamoStreams("us-east-1"), streamArn);
+    const deleted = shards.filter((s) => !kept.some((k) => k.ShardId === s.ShardId));
+    assert.ok(deleted.length > 0, "the shards that ended at the first close are gone");
+    for (const shard of deleted) {
+      const ending = shard.SequenceNumberRange!.EndingSequenceNumber!;
+      assert.ok(BigInt(ending) <= BigInt(firstCut), `${shard.ShardId} ended by the cut`);
+    }
+    assert.equal(kept.length, shards.length - deleted.length);
+    await check();
+    await check();
   } finally {
+    await trim(streamArn, null);
     await sql.end();
   }
 });

@@ -67,6 +67,7 @@ if (faults.staleMs > 0) {
 const shards = new StreamShards({
   file: STREAM_SHARDS_FILE,
   accessKeyId: env.AWS_ACCESS_KEY_ID,
+  trimmedThrough: (streamArn) => trim.trimmedThrough(streamArn),
   log,
 });
 const serve = (request: Request) =>

@@ -190,6 +190,20 @@ export function windowOf<R extends { dynamodb: { SequenceNumber: string; Keys?: 
 }
 
 /**
+ * `shards` without the closed ones whose every record is trimmed (through
+ * `trimmedThrough`): AWS's shards "are created and deleted automatically"
+ * (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Streams.html), and a
+ * closed shard past the stream's 24 hours holds nothing to list.
+ */
+export function withoutTrimmed(shards: RealShard[], trimmedThrough?: string): RealShard[] {
+  if (trimmedThrough === undefined) return shards;
+  return shards.filter((shard) => {
+    const ending = shard.SequenceNumberRange?.EndingSequenceNumber;
+    return ending === undefined || compareSeq(ending, trimmedThrough) > 0;
+  });
+}
+
+/**
  * One DescribeStream page of `shards`: `limit` of them (1 to 100, AWS's range) after
  * `exclusiveStart`; or what is wrong with the request.
  */

@@ -13,6 +13,7 @@ import {
   rollOver,
   unwrapIterator,
   windowOf,
+  withoutTrimmed,
   wrapIterator,
 } from "./shard_lineage.ts";
 
@@ -135,4 +136,15 @@ Deno.test("DescribeStream's pages: 1 to 100 shards, after a shard of the stream"
   assert.match(String(pageOfShards(shards, 0, undefined)), /between 1 and 100/);
   assert.match(String(pageOfShards(shards, 101, undefined)), /between 1 and 100/);
   assert.match(String(pageOfShards(shards, 2, "s9")), /s9 is no shard of the stream/);
+});
+
+Deno.test("a closed shard whose every record is trimmed is no longer listed", () => {
+  const shards = [
+    { ShardId: "a", SequenceNumberRange: { EndingSequenceNumber: pad(4) } },
+    { ShardId: "b", SequenceNumberRange: { EndingSequenceNumber: pad(9) } },
+    { ShardId: "c", SequenceNumberRange: {} },
+  ];
+  assert.deepEqual(withoutTrimmed(shards, pad(4)).map((s) => s.ShardId), ["b", "c"]);
+  assert.deepEqual(withoutTrimmed(shards, pad(12)).map((s) => s.ShardId), ["c"]);
+  assert.equal(withoutTrimmed(shards, undefined), shards);
 });

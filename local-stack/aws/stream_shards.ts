@@ -20,7 +20,8 @@
  *   past in the proxy (without drawing faults again), so that empty pages come only at the
  *   shard's current end.
  * DynamoDB Local's own rollover closes every open shard at its real shard's end, each with
- * one child. A read waits for a close in progress on its stream, so that no record past
+ * one child. A closed shard whose every record the stream trimmed (stream_trim.ts) is no
+ * longer listed, as AWS deletes it. A read waits for a close in progress on its stream, so that no record past
  * the cut is given by the shard it closes.
  *
  * A stream never closed passes through untouched. The lineages are kept in
@@ -51,6 +52,7 @@ import {
   unwrapIterator,
   type VirtualShard,
   windowOf,
+  withoutTrimmed,
   wrapIterator,
 } from "./shard_lineage.ts";
 import { ownRequest, readCloseRequest, SHARDS_PATH, withBody } from "./stream_shards_control.ts";
@@ -74,6 +76,8 @@ export interface StreamShardsOptions {
   file?: string;
   /** The access key of the control's own requests (DynamoDB Local keeps a database per key). */
   accessKeyId: string;
+  /** What a stream is trimmed through (stream_trim.ts), if anything. */
+  trimmedThrough?: (streamArn: string) => string | undefined;
   log?: (line: string) => void;
 }
 
@@ -151,11 +155,11 @@ export class StreamShards {
       this.#lineages.get(streamArn)!,
       answer.StreamDescription,
     );
-    const paged = pageOfShards(
+    const listed = withoutTrimmed(
       [...before, ...describedShards(lineage)],
-      Limit,
-      ExclusiveStartShardId,
+      this.options.trimmedThrough?.(streamArn),
     );
+    const paged = pageOfShards(listed, Limit, ExclusiveStartShardId);
     if (typeof paged === "string") return awsError("ValidationException", paged);
     const { LastEvaluatedShardId: _, ...description } = answer.StreamDescription;
     return awsJsonAnswer(200, {
