@@ -50,6 +50,8 @@ export interface ShardState {
    * it on, though a run of the chain read it already (stream_check_run.ts).
    */
   stoppedShort?: boolean;
+  /** The last run left it unread (its budget spent first): `readAt` is no read of it. */
+  pending?: boolean;
 }
 
 /** Where to start reading a shard. */

@@ -28,6 +28,7 @@ import {
   type StreamCheckReport,
 } from "./stream_check_run.ts";
 import { byTargetTable, TABLES, type TableSpec } from "./table_registry.ts";
+import { MAX_CHECK_INTERVAL_MS } from "./stream_verdict.ts";
 
 /** The runs one chain of hand-ons may take: some 100 × 13 pages of 1 MB. */
 export const MAX_HAND_ONS = 100;
@@ -59,7 +60,7 @@ interface CheckRequest {
 }
 
 /** The request's body, or what is wrong with it. */
-function parseBody(text: string): CheckRequest | string {
+function parseBody(text: string, now: number): CheckRequest | string {
   let body: unknown = {};
   if (text.trim() !== "") {
     try {
@@ -78,10 +79,11 @@ function parseBody(text: string): CheckRequest | string {
   }
   if (
     since !== undefined &&
-    !(typeof since === "string" && ISO_TIME.test(since) && !Number.isNaN(Date.parse(since)) &&
-      handOn !== 0)
+    !(typeof since === "string" && ISO_TIME.test(since) && handOn !== 0 &&
+      Math.abs(now - Date.parse(since)) <= MAX_CHECK_INTERVAL_MS)
   ) {
-    return "since must be a time in ISO 8601 (UTC, as toISOString writes it), of a hand-on";
+    return "since must be a time in ISO 8601 (UTC, as toISOString writes it), of a hand-on, " +
+      "within the 3 hours a shard may go unread";
   }
   const chain = { handOn: handOn as number, ...(since ? { since: since as string } : {}) };
   if (names === undefined) return { tables: TABLES, ...chain };
@@ -102,7 +104,7 @@ export async function handleStreamCheckRequest(
   // pg_cron wakes it with a wake key (service_auth.ts): nothing here asks for more.
   const caller = internalCaller(req, deps.serviceKeys);
   if ("problem" in caller) return errorResponse(401, caller.problem);
-  const request = parseBody(await req.text());
+  const request = parseBody(await req.text(), (deps.now ?? Date.now)());
   if (typeof request === "string") return errorResponse(400, request);
   // A chain's first run began now: its successors do not read again what it read whole.
   const since = request.since ?? new Date((deps.now ?? Date.now)()).toISOString();

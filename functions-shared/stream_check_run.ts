@@ -126,10 +126,14 @@ export async function checkTable(
     );
     for (const shard of byReadAt) {
       const earlier = before[shard.id];
-      // Read already by a run of this chain, and not stopped short: reading it again
+      // Read whole by a run of this chain, with nothing waiting in it: reading it again
       // seconds later tells nothing new, and a stream of more shards than one run reads
-      // would keep the chain going to its last link, every hour.
-      if (since && earlier?.readAt && earlier.readAt >= since && !earlier.stoppedShort) {
+      // would keep the chain going to its last link, every hour. (A shard with a frontier
+      // is read again: the verdict weighs what its read saw after the frontier.)
+      if (
+        since && earlier?.readAt && earlier.readAt >= since && !earlier.stoppedShort &&
+        !earlier.pending && !earlier.frontier
+      ) {
         findings.push({ shardId: shard.id, state: earlier, readBefore: earlier.readAt });
         continue;
       }
@@ -146,10 +150,13 @@ export async function checkTable(
         : iso(timing.now);
       // A read stopped short that got no further (a closed shard of more empty pages than
       // the page cap) is not handed on: a successor would get no further either.
-      if (!finding.unread) {
+      if (finding.unread) {
+        finding.state = { ...finding.state, pending: true };
+      } else {
         const further = finding.incomplete && finding.state.through !== earlier?.through;
         if (further) finding.state.stoppedShort = true;
         else delete finding.state.stoppedShort;
+        delete finding.state.pending;
       }
       findings.push(finding);
     }

@@ -224,66 +224,72 @@ Deno.test("a run its budget stops records what it read, the shard read longest a
   assert.deepEqual(body.left, ["firespring_segments", "mmp_toledo_leads"]);
   assert.deepEqual(reads, ["s2", "s2", "s2"]);
   assert.deepEqual(rows.get("firespring_segments")!.shards, {
-    s1: before.s1,
+    s1: { ...before.s1, pending: true },
     s2: { through: "203", readAt: new Date(NOW).toISOString(), stoppedShort: true },
   });
 });
 
-Deno.test("a chain of runs reads each shard whole once: more open shards than a run reads end the chain", async () => {
-  // Six open shards, each read to its end (one record, then its empty pages) in about a
-  // third of a run's budget: a run reads three and leaves three unread.
-  const ids = ["s1", "s2", "s3", "s4", "s5", "s6"];
-  const rows = new Map<string, CheckRow>([["firespring_segments", {
-    stream_arn: ARN,
-    checked_at: new Date(NOW - HOUR),
-    shards: Object.fromEntries(ids.map((id, i) => [id, {
-      through: String(i * 100),
-      readAt: new Date(NOW - HOUR).toISOString(),
-    }])),
-  }]]);
-  const { reader, reads } = fakeStream(
-    Object.fromEntries(ids.map((id, i) => [id, { from: i * 100 + 1, to: i * 100 + 1 }])),
-    NOW,
-  );
-  const perShard = SHARD_CPU_MS + pageCpuMs(1, 0) + 3 * pageCpuMs(0, 0);
-  let now = NOW;
-  let body = '{"tables": ["firespring_segments"]}';
-  const runs: { read: string[] }[] = [];
-  const waited: Promise<unknown>[] = [];
-  while (runs.length < 6) {
-    const handedOn: unknown[] = [];
-    const before = reads.length;
-    const response = await handleStreamCheckRequest(
-      post(body),
-      deps({
-        sql: checksDb(rows, () => now).sql,
-        cpu: meter(0),
-        now: () => now,
-        budget: { runCpuMs: TABLE_CPU_MS + 2.5 * perShard, wallMs: 60_000 },
-        streamArnOf: () => Promise.resolve(ARN),
-        readerOf: () => reader,
-        callSelf: (next) => Promise.resolve(void handedOn.push(next)),
-        waitUntil: (work) => void waited.push(work),
-      }),
+for (const firstLook of [false, true]) {
+  Deno.test(`a chain of runs reads each shard whole once, then ends (${firstLook ? "a first look" : "shards read an hour ago"})`, async () => {
+    // Six open shards, each read to its end (one record, then its empty pages) in about a
+    // third of a run's budget: a run reads three and leaves three unread. At a first look
+    // the unread ones take the run's time as theirs, and are still read.
+    const ids = ["s1", "s2", "s3", "s4", "s5", "s6"];
+    const rows = new Map<string, CheckRow>(
+      firstLook ? [] : [["firespring_segments", {
+        stream_arn: ARN,
+        checked_at: new Date(NOW - HOUR),
+        shards: Object.fromEntries(ids.map((id, i) => [id, {
+          through: String(i * 100),
+          readAt: new Date(NOW - HOUR).toISOString(),
+        }])),
+      }]],
     );
-    await response.text();
-    await Promise.all(waited.splice(0));
-    runs.push({ read: [...new Set(reads.slice(before))] });
-    if (handedOn.length === 0) break;
-    body = JSON.stringify(handedOn[0]);
-    now += 1_000;
-  }
-  // The first run reads three (the third stopped short by the budget), the next ones
-  // the rest and that one's end; a chain that read every shard again ran to its cap.
-  assert.deepEqual(runs[0].read, ["s1", "s2", "s3"]);
-  assert.ok(runs.length <= 3, `the chain took ${runs.length} runs: ${JSON.stringify(runs)}`);
-  assert.deepEqual([...new Set(runs.flatMap((r) => r.read))].sort(), ids);
-  for (const id of ids) {
-    const state = rows.get("firespring_segments")!.shards[id];
-    assert.equal(state.through, String(ids.indexOf(id) * 100 + 1), `${id} read to its end`);
-    assert.equal(state.stoppedShort, undefined, `${id} read whole`);
-  }
-});
+    const { reader, reads } = fakeStream(
+      Object.fromEntries(ids.map((id, i) => [id, { from: i * 100 + 1, to: i * 100 + 1 }])),
+      NOW,
+    );
+    const perShard = SHARD_CPU_MS + pageCpuMs(1, 0) + 3 * pageCpuMs(0, 0);
+    let now = NOW;
+    let body = '{"tables": ["firespring_segments"]}';
+    const runs: { read: string[] }[] = [];
+    const waited: Promise<unknown>[] = [];
+    while (runs.length < 6) {
+      const handedOn: unknown[] = [];
+      const before = reads.length;
+      const response = await handleStreamCheckRequest(
+        post(body),
+        deps({
+          sql: checksDb(rows, () => now).sql,
+          cpu: meter(0),
+          now: () => now,
+          budget: { runCpuMs: TABLE_CPU_MS + 2.5 * perShard, wallMs: 60_000 },
+          streamArnOf: () => Promise.resolve(ARN),
+          readerOf: () => reader,
+          callSelf: (next) => Promise.resolve(void handedOn.push(next)),
+          waitUntil: (work) => void waited.push(work),
+        }),
+      );
+      await response.text();
+      await Promise.all(waited.splice(0));
+      runs.push({ read: [...new Set(reads.slice(before))] });
+      if (handedOn.length === 0) break;
+      body = JSON.stringify(handedOn[0]);
+      now += 1_000;
+    }
+    // The first run reads three (the third stopped short by the budget), the next ones
+    // the rest and that one's end; a chain that read every shard again ran to its cap.
+    assert.deepEqual(runs[0].read, ["s1", "s2", "s3"]);
+    assert.ok(runs.length <= 3, `the chain took ${runs.length} runs: ${JSON.stringify(runs)}`);
+    assert.deepEqual([...new Set(runs.flatMap((r) => r.read))].sort(), ids);
+    for (const id of ids) {
+      const state = rows.get("firespring_segments")!.shards[id];
+      assert.equal(state.through, String(ids.indexOf(id) * 100 + 1), `${id} read to its end`);
+      assert.equal(state.pending, undefined, `${id} read`);
+      assert.equal(state.stoppedShort, undefined, `${id} read whole`);
+    }
+  });
+}
 
 Deno.test("runs that each read a little get round every table and every shard in turn", async () => {
   const rows = twoShards();
@@ -410,4 +416,47 @@ Deno.test("a closed shard read whole long ago is no gap; a shard new since the l
   // s1 (read 2 h ago) before s2 (new: as of the last run, 1 h ago); s0 not read at all.
   assert.equal(reads[0], "s1");
   assert.ok(reads.includes("s2") && !reads.includes("s0"), reads.join());
+});
+
+Deno.test("a run of a chain reads again a shard with a frontier: what follows it still counts", async () => {
+  // s1's frontier was read by the chain's last run seconds ago; the verdict weighs what a
+  // read sees after it (records applied past it: the mapping gave it up and went on), so
+  // the next run of the chain reads it again rather than judge it on no read.
+  const created = new Date(NOW - 3 * HOUR).toISOString();
+  const readAt = new Date(NOW - 20_000).toISOString();
+  const rows = new Map<string, CheckRow>([["firespring_segments", {
+    stream_arn: ARN,
+    checked_at: new Date(NOW - 20_000),
+    shards: { s1: { through: "100", frontier: { seq: "101", created_at: created }, readAt } },
+  }]]);
+  const { reader, reads } = fakeStream({ s1: { from: 101, to: 102 } }, NOW);
+  const waited: Promise<unknown>[] = [];
+  const since = new Date(NOW - 30_000).toISOString();
+  const response = await handleStreamCheckRequest(
+    post(JSON.stringify({ tables: ["firespring_segments"], handOn: 1, since })),
+    deps({
+      sql: checksDb(rows, () => NOW).sql,
+      now: () => NOW,
+      streamArnOf: () => Promise.resolve(ARN),
+      readerOf: () => reader,
+      callSelf: () => Promise.resolve(),
+      waitUntil: (work) => void waited.push(work),
+    }),
+  );
+  assert.equal(response.status, 202);
+  await Promise.all(waited);
+  assert.ok(reads.includes("s1"), "the shard with a frontier is read again");
+  assert.equal(rows.get("firespring_segments")!.shards.s1.frontier, undefined, "now applied");
+});
+
+Deno.test("a hand-on's since must lie within the 3 hours a shard may go unread", async () => {
+  for (const since of [NOW - 4 * HOUR, NOW + 4 * HOUR]) {
+    const body = { handOn: 1, since: new Date(since).toISOString() };
+    const refused = await handleStreamCheckRequest(
+      post(JSON.stringify(body)),
+      deps({ now: () => NOW }),
+    );
+    assert.equal(refused.status, 400);
+    assert.match((await refused.json()).error, /within the 3 hours a shard may go unread/);
+  }
 });

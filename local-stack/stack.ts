@@ -303,6 +303,8 @@ async function upDynamo(
     startDenoPart(PROXY_PART, env, restart).then((proxy) =>
       step(`dynamodb proxy ${proxy} on ${env.DYNAMODB_ENDPOINT} (faults: ${faults})`, started)
     );
+  // A fresh DynamoDB Local has new streams: the old ones' shards are not loaded.
+  if (fresh) rmSync(STREAM_SHARDS_FILE, { force: true });
   const proxyBeside = fresh ? proxyStep(true) : undefined;
   proxyBeside?.catch(() => {}); // awaited below, after DynamoDB Local's start
   const dynamo = await startDynamo();

@@ -143,6 +143,25 @@ Deno.test("a stream whose shards roll over and split: every change arrives, each
       assert.ok(afterSplit.size <= 1, `${id}'s records after the split are in one half`);
     }
 
+    // The mapping read each parent to its end before its children: each key's records
+    // were applied in their order (when each batch committed, sync.stream_batches_applied).
+    const plain = seqs.map((seq) => BigInt(seq).toString());
+    const appliedAt = new Map(
+      (await sql`select s::text as seq, min(applied_at) as at
+                 from sync.stream_batches_applied, unnest(sequence_numbers) as s
+                 where stream_arn = ${streamArn} and s::text = any(${plain})
+                 group by s`).map((r) => [r.seq as string, new Date(r.at).getTime()]),
+    );
+    assert.equal(appliedAt.size, plain.length, "every record applied");
+    for (const id of ids) {
+      const times = found
+        .filter((f) => JSON.stringify(f.record.dynamodb).includes(`"${id}"`))
+        .map((f) => BigInt(f.record.dynamodb!.SequenceNumber!))
+        .sort((a, b) => (a < b ? -1 : 1))
+        .map((seq) => appliedAt.get(seq.toString())!);
+      assert.deepEqual(times, [...times].sort((a, b) => a - b), `${id}'s records applied in order`);
+    }
+
     // The mapping read every closed shard to its end.
     if (existsSync(POLLER_STATE_FILE)) {
       const state = JSON.parse(readFileSync(POLLER_STATE_FILE, "utf8"))[streamArn] ?? {};

@@ -17,7 +17,7 @@
 import { DYNAMODB_INTERNAL_PORT, DYNAMODB_PORT, HOST } from "../config.ts";
 import { readStackEnv } from "../stack_env.ts";
 import { dynamoLocalPid } from "./dynamodb.ts";
-import { decideError } from "./errors.ts";
+import { decideError, FOLLOW_UP_HEADER } from "./errors.ts";
 import { describeFaults, parseFaults } from "./faults.ts";
 import { authenticatedDynamo } from "./dynamodb_auth.ts";
 import { TableExports } from "./exports.ts";
@@ -114,6 +114,12 @@ Deno.serve({
   const path = new URL(request.url).pathname;
   if (request.method === "GET" && path === "/_stack/stream-times") {
     return Response.json(streamTimes.counts());
+  }
+  // The mark of the stand-in's own follow-ups (errors.ts) is not a client's to send.
+  if (request.headers.has(FOLLOW_UP_HEADER)) {
+    const headers = new Headers(request.headers);
+    headers.delete(FOLLOW_UP_HEADER);
+    request = new Request(request, { headers });
   }
   try {
     // The stack's own paths (the streams' trim and shards, and the counts above) are not

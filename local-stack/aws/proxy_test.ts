@@ -9,6 +9,7 @@ import type { Item } from "./capacity.ts";
 import { crc32 } from "../../functions-shared/crc32.ts";
 import { type Faults, NO_FAULTS } from "./faults.ts";
 import { createProxy } from "./proxy.ts";
+import { FOLLOW_UP_HEADER } from "./errors.ts";
 
 type Body = Record<string, unknown>;
 
@@ -217,5 +218,34 @@ Deno.test("error_rate: a 500 InternalServerError; a write may have taken effect"
     assert.equal((await s.send("PutItem", { TableName: "t", Item: item("c", 1) })).status, 200);
   } finally {
     await s.close();
+  }
+});
+
+Deno.test("error_rate: a follow-up of the stand-in's own draws no fault; a client's request does", async () => {
+  const upstream = fakeUpstream();
+  const proxy = createProxy({ upstream: upstream.url, faults: { ...NO_FAULTS, errorRate: 1 } });
+  const describe = (followUp: boolean) =>
+    proxy.handle(
+      new Request("http://proxy/", {
+        method: "POST",
+        headers: {
+          "x-amz-target": "DynamoDBStreams_20120810.GetShardIterator",
+          authorization:
+            "AWS4-HMAC-SHA256 Credential=local/20261128/us-east-1/dynamodb/aws4_request",
+          ...(followUp ? { [FOLLOW_UP_HEADER]: "1" } : {}),
+        },
+        body: "{}",
+      }),
+    );
+  try {
+    const client = await describe(false);
+    assert.equal(client.status, 500);
+    await client.body?.cancel();
+    const followUp = await describe(true);
+    assert.equal(followUp.status, 200);
+    await followUp.body?.cancel();
+    assert.deepEqual(upstream.calls, ["GetShardIterator"]);
+  } finally {
+    await upstream.server.shutdown();
   }
 });

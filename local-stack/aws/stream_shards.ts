@@ -89,7 +89,15 @@ export class StreamShards {
 
   constructor(private readonly options: StreamShardsOptions) {
     if (options.file && existsSync(options.file)) {
-      const kept = JSON.parse(readFileSync(options.file, "utf8")) as Record<string, Lineage>;
+      let kept: Record<string, Lineage>;
+      try {
+        kept = JSON.parse(readFileSync(options.file, "utf8"));
+      } catch (error) {
+        throw new Error(
+          `${options.file} is not the stream shards this proxy wrote (${error}); ` +
+            "npm run stack:down then stack:up starts DynamoDB Local and the file afresh",
+        );
+      }
       for (const [arn, lineage] of Object.entries(kept)) this.#lineages.set(arn, lineage);
     }
   }
@@ -189,7 +197,12 @@ export class StreamShards {
       return awsJsonAnswer(200, { ShardIterator: endedIterator(streamArn, shard.id) });
     }
     const real: Body = { ...body, ShardId: shard.real };
-    if (type === "TRIM_HORIZON" && shard.after !== "0") {
+    // A shard DynamoDB Local's rollover opened starts at its real shard's first record
+    // (`after`, the old real shard's end, is no number of this one).
+    const parentReal = lineage.shards.find((s) => s.id === shard.parent)?.real;
+    const fromRealStart = shard.after === "0" ||
+      (parentReal !== undefined && parentReal !== shard.real);
+    if (type === "TRIM_HORIZON" && !fromRealStart) {
       Object.assign(real, {
         ShardIteratorType: "AFTER_SEQUENCE_NUMBER",
         SequenceNumber: shard.after,
@@ -267,8 +280,13 @@ export class StreamShards {
         }
       }
     };
+    // One close of a stream at a time (each cuts what the one before it made), and reads of
+    // the stream wait for every close queued.
+    const queued = this.#closing.get(streamArn);
     let closed!: () => void;
-    this.#closing.set(streamArn, new Promise<void>((resolve) => closed = resolve));
+    const barrier = new Promise<void>((resolve) => closed = resolve);
+    this.#closing.set(streamArn, barrier);
+    await queued;
     try {
       const { StreamDescription } = await call("DescribeStream", { StreamArn: streamArn });
       const real = (StreamDescription.Shards ?? []) as RealShard[];
@@ -293,7 +311,7 @@ export class StreamShards {
       const status = error instanceof RangeError ? 409 : 502;
       return Response.json({ error: (error as Error).message }, { status });
     } finally {
-      this.#closing.delete(streamArn);
+      if (this.#closing.get(streamArn) === barrier) this.#closing.delete(streamArn);
       closed();
     }
   }

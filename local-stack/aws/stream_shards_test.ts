@@ -326,3 +326,21 @@ Deno.test("a read answered while a close is in progress gives no record past the
   );
   assert.equal(page.NextShardIterator, undefined, "the first shard ends at the cut");
 });
+
+Deno.test("two closes at once: the second cuts what the first made", async () => {
+  const records = keys(1, 4);
+  let release!: () => void;
+  const latestGate = new Promise<void>((resolve) => release = resolve);
+  const next = dynamoLocal(records, { latestGate });
+  const shards = new StreamShards({ accessKeyId: "local" });
+  const first = close(shards, next);
+  const second = close(shards, next);
+  await new Promise((resolve) => setTimeout(resolve, 10));
+  records.push(...keys(5, 6)); // after the first's cut (4), before the second's
+  release();
+  assert.equal((await first).status, 200);
+  assert.equal((await second).status, 200);
+  const lineage = shards.lineage(ARN)!.shards;
+  assert.deepEqual(lineage.map((s) => s.through), [pad(4), pad(6), undefined]);
+  assert.deepEqual(lineage.map((s) => s.parent), [undefined, lineage[0].id, lineage[1].id]);
+});
