@@ -12,6 +12,7 @@ import { awsClientConfig } from "../functions-shared/dynamo_client.ts";
 import { DynamoClient } from "../functions-shared/dynamo_http.ts";
 import { readStackEnv, type StackEnv, stackEnvReader } from "../local-stack/stack_env.ts";
 import { parseFaults } from "../local-stack/aws/faults.ts";
+import { TRIM_PATH } from "../local-stack/aws/stream_trim.ts";
 import { asAdminUrl } from "../local-stack/supabase/postgres_cluster.ts";
 
 /** The stack's settings. */
@@ -86,6 +87,20 @@ export function serviceRoleHeaders(): Record<string, string> {
 }
 
 export { eventually } from "./eventually.ts";
+
+/**
+ * Trims a stream of the stack through `seq` (null: untrims), as AWS does after 24 hours
+ * (local-stack/aws/stream_trim.ts).
+ */
+export async function trimStream(streamArn: string, seq: string | null): Promise<void> {
+  const response = await fetch(`${stack.DYNAMODB_ENDPOINT}${TRIM_PATH}`, {
+    method: "POST",
+    body: JSON.stringify({ streamArn, throughSequenceNumber: seq }),
+  });
+  if (response.status !== 200) {
+    throw new Error(`trimming ${streamArn}: ${response.status} ${await response.text()}`);
+  }
+}
 
 /** Posts a body to the webhook, signed with the stack's secret unless `headers` override. */
 export async function postWebhook(

@@ -23,7 +23,6 @@ import { FUNCTIONS_ENV_FILE } from "../local-stack/config.ts";
 import { logFile, stopDetached } from "../local-stack/processes.ts";
 import { DENO_PARTS, startDenoPart } from "../local-stack/stack.ts";
 import { isolateLogOffset, killsSince, logTextSince } from "../local-stack/supabase/isolate_log.ts";
-import { TRIM_PATH } from "../local-stack/aws/stream_trim.ts";
 import { readShard } from "../local-stack/aws/stream_reader.ts";
 import { listShards } from "../local-stack/aws/stream_reader.ts";
 import {
@@ -34,6 +33,7 @@ import {
   eventually,
   serviceRoleHeaders,
   stack,
+  trimStream,
 } from "./stack_clients.ts";
 import { startStreamPoller } from "./stream_poller.ts";
 import { streamAppliedSince } from "../functions-shared/stream_check_db.ts";
@@ -102,14 +102,6 @@ async function check(): Promise<Report> {
   return report;
 }
 
-async function trim(streamArn: string, seq: string | null): Promise<void> {
-  const response = await fetch(`${stack.DYNAMODB_ENDPOINT}${TRIM_PATH}`, {
-    method: "POST",
-    body: JSON.stringify({ streamArn, throughSequenceNumber: seq }),
-  });
-  assert.equal(response.status, 200, await response.text());
-}
-
 Deno.test("the lost-record check: applied records pass; trimmed unapplied ones mark the table stale and heal it", async () => {
   const sql = connectDb();
   const db = dynamo("us-east-1");
@@ -160,7 +152,7 @@ Deno.test("the lost-record check: applied records pass; trimmed unapplied ones m
     const ours = records.filter((r) => ids.some((id) => JSON.stringify(r).includes(id)));
     const lastSeq = ours.at(-1)!.dynamodb!.SequenceNumber!;
     assert.ok(BigInt(frontier) <= BigInt(lastSeq), "the frontier is one of them, or before");
-    await trim(streamArn, lastSeq);
+    await trimStream(streamArn, lastSeq);
 
     const since = new Date();
     const lost = await check();
@@ -191,7 +183,7 @@ Deno.test("the lost-record check: applied records pass; trimmed unapplied ones m
     const [after] = await sql`select stale from sync.status where target_table = ${TARGET}`;
     assert.equal(after.stale, false);
   } finally {
-    await trim(streamArn, null);
+    await trimStream(streamArn, null);
     // The poller runs again whatever happened, or every later stream test would wait.
     await startStreamPoller();
     await deleteSegments(db, ids);

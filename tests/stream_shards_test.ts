@@ -19,7 +19,6 @@ import { batchWrite } from "../demo/load_dynamo.ts";
 import { listShards } from "../local-stack/aws/stream_reader.ts";
 import { POLLER_STATE_FILE } from "../local-stack/aws/stream_positions.ts";
 import { SHARDS_PATH } from "../local-stack/aws/stream_shards.ts";
-import { TRIM_PATH } from "../local-stack/aws/stream_trim.ts";
 import {
   callFunction,
   connectDb,
@@ -29,6 +28,7 @@ import {
   serviceRoleHeaders,
   stack,
   streamRecordsContaining,
+  trimStream,
 } from "./stack_clients.ts";
 
 const SOURCE = "firespring-backdoor-searches-dev";
@@ -45,15 +45,6 @@ async function closeShards(streamArn: string, split: number): Promise<string> {
   const endings = (body.shards as { SequenceNumberRange: { EndingSequenceNumber?: string } }[])
     .map((s) => s.SequenceNumberRange.EndingSequenceNumber).filter((e) => e !== undefined);
   return endings.reduce((a, b) => (BigInt(a!) > BigInt(b!) ? a : b))!;
-}
-
-/** Trims the stream through `seq` (null: untrims), as AWS does after 24 hours. */
-async function trim(streamArn: string, seq: string | null): Promise<void> {
-  const response = await fetch(`${stack.DYNAMODB_ENDPOINT}${TRIM_PATH}`, {
-    method: "POST",
-    body: JSON.stringify({ streamArn, throughSequenceNumber: seq }),
-  });
-  assert.equal(response.status, 200, await response.text());
 }
 
 /** Writes `query` to the searches of `ids`. */
@@ -193,7 +184,7 @@ Deno.test("a stream whose shards roll over and split: every change arrives, each
 
     // A day later the stream trims the first close's records, and deletes the shards that
     // held only those: nothing reads as lost, and the rest is listed as before.
-    await trim(streamArn, firstCut);
+    await trimStream(streamArn, firstCut);
     const kept = await listShards(dynamoStreams("us-east-1"), streamArn);
     const deleted = shards.filter((s) => !kept.some((k) => k.ShardId === s.ShardId));
     assert.ok(deleted.length > 0, "the shards that ended at the first close are gone");
@@ -205,7 +196,7 @@ Deno.test("a stream whose shards roll over and split: every change arrives, each
     await check();
     await check();
   } finally {
-    await trim(streamArn, null);
+    await trimStream(streamArn, null);
     await sql.end();
   }
 });
