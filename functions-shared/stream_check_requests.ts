@@ -6,8 +6,8 @@
  * "handOn": n, "since": "<when the chain began>"}`, which is answered 202 at once and
  * runs in the background: a stream that takes more than one run's budget to read is read
  * in one go, a run after another, instead of an hour apart; a successor reads only the
- * shards no run of its chain read whole, so the chain ends once each was read. A chain stops after {@link MAX_HAND_ONS} runs; the hourly run
- * goes on from where it stopped.
+ * shards no run of its chain read whole, so the chain ends once each was read. A chain
+ * stops after {@link MAX_HAND_ONS} runs; the hourly run goes on from where it stopped.
  *
  * An isolate takes {@link RUNS_PER_ISOLATE} runs at a time (run_gate.ts), so that the
  * hourly run is not turned away by a chain's: a request beyond them answers 429, a

@@ -148,8 +148,9 @@ export async function checkTable(
       finding.state.readAt = finding.unread
         ? finding.readBefore ?? iso(timing.now)
         : iso(timing.now);
-      // A read stopped short that got no further (a closed shard of more empty pages than
-      // the page cap) is not handed on: a successor would get no further either.
+      // What a chain reads on: a shard left unread, and a read stopped short that got
+      // further (one that got no further, a closed shard of more empty pages than the page
+      // cap, is not handed on: a successor would get no further either).
       if (finding.unread) {
         finding.state = { ...finding.state, pending: true };
       } else {

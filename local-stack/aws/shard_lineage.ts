@@ -19,11 +19,16 @@
  * inclusive), of the keys its splits gave it. Closing the open shards cuts them at the
  * stream's last record; each gets one child (a rollover, as AWS does every few hours) or
  * several that share its keys out by a hash of each key (a split), so that every record of
- * a key stays in one line of shards, in order. When DynamoDB Local rolls its own shard
- * over, each open shard closes at its end and gets one child over the new real shard.
+ * a key stays in one line of shards, in order. The hash is of the whole key (a sort key
+ * too): AWS keeps order per item only, and items of one partition key may part when a
+ * partition splits by sort key. When DynamoDB Local rolls its own shard over, each open
+ * shard closes at its end and gets one child over the new real shard.
  *
  * @module
  */
+
+import { compareDecimal } from "../../functions-shared/dynamo_numbers.ts";
+import { iteratorPosition } from "./shard_iterators.ts";
 
 /** One split a shard's keys went through: of `ways` children, the key's hash picks `index`. */
 export interface KeyShare {
@@ -67,12 +72,8 @@ export interface RealShard {
   SequenceNumberRange?: { StartingSequenceNumber?: string; EndingSequenceNumber?: string };
 }
 
-/** Compares two sequence numbers (decimal digits) as numbers. */
-export function compareSeq(a: string, b: string): number {
-  const x = BigInt(a);
-  const y = BigInt(b);
-  return x < y ? -1 : x > y ? 1 : 0;
-}
+/** Compares two sequence numbers (decimal digits, of any length) as numbers. */
+export const compareSeq: (a: string, b: string) => number = compareDecimal;
 
 /** A number as DynamoDB Local writes sequence numbers: 21 digits. */
 export function padSeq(n: bigint): string {
@@ -164,6 +165,33 @@ export function followRealRollover(
 /** The real shard the open shards read (they all read one). */
 export function openReal(lineage: Lineage): string {
   return openShards(lineage)[0].real;
+}
+
+/**
+ * `lineage` with every rollover of DynamoDB Local's since followed, as `real` (its
+ * listing) shows them (`endings`: where each ended), and the real shards from before it.
+ */
+export function followReal(
+  lineage: Lineage,
+  real: RealShard[],
+): { lineage: Lineage; endings: string[]; before: RealShard[] } {
+  const endings: string[] = [];
+  for (;;) {
+    const current = real.find((s) => s.ShardId === openReal(lineage));
+    const ending = current?.SequenceNumberRange?.EndingSequenceNumber;
+    const child = real.find((s) => s.ParentShardId === current?.ShardId);
+    if (!ending || !child) break;
+    lineage = followRealRollover(lineage, ending, child.ShardId);
+    endings.push(ending);
+  }
+  const under = new Set(lineage.shards.map((s) => s.real));
+  return { lineage, endings, before: real.filter((s) => !under.has(s.ShardId)) };
+}
+
+/** Whether a sequence number lies in `shard`'s range (past its start, up to its end). */
+export function inRange(shard: VirtualShard, seq: string): boolean {
+  return compareSeq(seq, shard.after) > 0 &&
+    (shard.through === undefined || compareSeq(seq, shard.through) <= 0);
 }
 
 /**
@@ -277,52 +305,4 @@ export function describedShards(lineage: Lineage): RealShard[] {
       ...(shard.through !== undefined ? { EndingSequenceNumber: shard.through } : {}),
     },
   }));
-}
-
-const MARK = "|shard|";
-const ENDED = "|ended|";
-
-/** An iterator of `shardId` over DynamoDB Local's iterator `real`. */
-export function wrapIterator(real: string, shardId: string): string {
-  return `${real}${MARK}${shardId}`;
-}
-
-/** An iterator of a closed shard read to its end: its reads answer nothing, and no next. */
-export function endedIterator(streamArn: string, shardId: string): string {
-  return `${streamArn}${ENDED}${shardId}`;
-}
-
-/** What an iterator given by {@link wrapIterator} or {@link endedIterator} stands for. */
-export function unwrapIterator(
-  iterator: string,
-): { real: string; shardId: string } | { ended: true; shardId: string } | undefined {
-  const ended = iterator.lastIndexOf(ENDED);
-  if (ended >= 0) return { ended: true, shardId: iterator.slice(ended + ENDED.length) };
-  const at = iterator.lastIndexOf(MARK);
-  if (at < 0) return undefined;
-  return { real: iterator.slice(0, at), shardId: iterator.slice(at + MARK.length) };
-}
-
-/** The real shard of DynamoDB Local's iterator (see {@link iteratorPosition}). */
-export function iteratorShard(real: string): string | undefined {
-  try {
-    return atob(real.split("|")[2] ?? "").split("|")[0] || undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/**
- * The next sequence number DynamoDB Local's iterator reads (`<arn>|001|` then base64 of
- * `<shard id>|<next sequence number>|<issued>`), or undefined when it is not of that form.
- */
-export function iteratorPosition(real: string): string | undefined {
-  const encoded = real.split("|")[2];
-  if (!encoded) return undefined;
-  try {
-    const position = atob(encoded).split("|")[1];
-    return /^\d+$/.test(position ?? "") ? position : undefined;
-  } catch {
-    return undefined;
-  }
 }

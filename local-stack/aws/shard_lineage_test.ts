@@ -1,20 +1,15 @@
 import assert from "node:assert/strict";
 import {
   describedShards,
-  endedIterator,
   followRealRollover,
   holds,
-  iteratorPosition,
-  iteratorShard,
   keyTextOf,
   newLineage,
   openShards,
   pageOfShards,
   rollOver,
-  unwrapIterator,
   windowOf,
   withoutTrimmed,
-  wrapIterator,
 } from "./shard_lineage.ts";
 
 const REAL = "shardId-00000001796108950137-32f09a4a";
@@ -79,21 +74,6 @@ Deno.test("nothing to close: no record since the open shards began", () => {
   assert.throws(() => rollOver(lineage, "12", 5), /1 to 4 children/);
 });
 
-Deno.test("iterators: wrapped, ended, and DynamoDB Local's own position", () => {
-  const real = `${ARN}|001|${btoa(`${REAL}|000000000000000000010|000000000000000001796109028213`)}`;
-  assert.equal(iteratorPosition(real), "000000000000000000010");
-  assert.deepEqual(unwrapIterator(wrapIterator(real, "shardId-x")), {
-    real,
-    shardId: "shardId-x",
-  });
-  assert.deepEqual(unwrapIterator(endedIterator(ARN, "shardId-y")), {
-    ended: true,
-    shardId: "shardId-y",
-  });
-  assert.equal(unwrapIterator(real), undefined);
-  assert.equal(iteratorPosition(`${ARN}|001|not base64!`), undefined);
-});
-
 Deno.test("DynamoDB Local's own rollover closes the open shards at its end, one child each over the new shard", () => {
   let lineage = rollOver(newLineage({ ShardId: REAL, ParentShardId: "shardId-older" }), "5", 2);
   lineage = followRealRollover(lineage, "12", "shardId-real-2");
@@ -123,7 +103,6 @@ Deno.test("a page's window: the shard's own records, and its end", () => {
   assert.equal(windowOf(first, [], real(3)).ended, false);
   // A real shard read to its end (no next iterator) ends whatever reads it.
   assert.equal(windowOf(child, [record(6)], undefined).ended, true);
-  assert.equal(iteratorShard(real(6)), REAL);
 });
 
 Deno.test("DescribeStream's pages: 1 to 100 shards, after a shard of the stream", () => {

@@ -36,12 +36,9 @@ import { join } from "node:path";
 import { LOCAL_DIR } from "../config.ts";
 import { awsError, awsJsonAnswer } from "./json_answer.ts";
 import {
-  compareSeq,
   describedShards,
-  endedIterator,
-  followRealRollover,
-  iteratorPosition,
-  iteratorShard,
+  followReal,
+  inRange,
   type Lineage,
   newLineage,
   openReal,
@@ -49,12 +46,16 @@ import {
   pageOfShards,
   type RealShard,
   rollOver,
-  unwrapIterator,
-  type VirtualShard,
   windowOf,
   withoutTrimmed,
-  wrapIterator,
 } from "./shard_lineage.ts";
+import {
+  endedIterator,
+  iteratorPosition,
+  iteratorShard,
+  unwrapIterator,
+  wrapIterator,
+} from "./shard_iterators.ts";
 import { ownRequest, readCloseRequest, SHARDS_PATH, withBody } from "./stream_shards_control.ts";
 
 export { SHARDS_PATH };
@@ -134,22 +135,13 @@ export class StreamShards {
     return await this.#iterator(request, body, lineage, next);
   }
 
-  /**
-   * DynamoDB Local's shards of the stream from before `lineage`, and the lineage with its
-   * own rollovers since followed (and kept).
-   */
+  /** {@link followReal}, its rollovers kept and logged. */
   #follow(streamArn: string, lineage: Lineage, answer: { Shards?: RealShard[] }) {
-    const real = answer.Shards ?? [];
-    for (;;) {
-      const current = real.find((s) => s.ShardId === openReal(lineage));
-      const ending = current?.SequenceNumberRange?.EndingSequenceNumber;
-      const child = real.find((s) => s.ParentShardId === current?.ShardId);
-      if (!ending || !child) break;
-      lineage = followRealRollover(lineage, ending, child.ShardId);
-      this.#set(streamArn, lineage, `DynamoDB Local rolled its shard over at ${ending}`);
+    const followed = followReal(lineage, answer.Shards ?? []);
+    for (const ending of followed.endings) {
+      this.#set(streamArn, followed.lineage, `DynamoDB Local rolled its shard over at ${ending}`);
     }
-    const under = new Set(lineage.shards.map((s) => s.real));
-    return { before: real.filter((s) => !under.has(s.ShardId)), lineage };
+    return followed;
   }
 
   async #describe(request: Request, body: Body, next: Next) {
@@ -186,7 +178,7 @@ export class StreamShards {
     if (!shard) return await next(withBody(request, JSON.stringify(body)));
     const type = String(body.ShardIteratorType);
     const seq = typeof body.SequenceNumber === "string" ? body.SequenceNumber : undefined;
-    if (seq !== undefined && /^\d+$/.test(seq) && !inside(shard, seq)) {
+    if (seq !== undefined && /^\d+$/.test(seq) && !inRange(shard, seq)) {
       return awsError(
         "ValidationException",
         `Invalid SequenceNumber ${seq} for shard ${shard.id}: it holds records after ` +
@@ -324,10 +316,4 @@ export class StreamShards {
     writeFileSync(`${this.options.file}.new`, JSON.stringify(Object.fromEntries(this.#lineages)));
     renameSync(`${this.options.file}.new`, this.options.file);
   }
-}
-
-/** Whether a sequence number lies in `shard`'s range (past its start, up to its end). */
-function inside(shard: VirtualShard, seq: string): boolean {
-  return compareSeq(seq, shard.after) > 0 &&
-    (shard.through === undefined || compareSeq(seq, shard.through) <= 0);
 }
