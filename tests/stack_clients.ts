@@ -13,6 +13,7 @@ import { DynamoClient } from "../functions-shared/dynamo_http.ts";
 import { readStackEnv, type StackEnv, stackEnvReader } from "../local-stack/stack_env.ts";
 import { parseFaults } from "../local-stack/aws/faults.ts";
 import { TRIM_PATH } from "../local-stack/aws/stream_trim.ts";
+import { SHARDS_PATH } from "../local-stack/aws/stream_shards_control.ts";
 import { asAdminUrl } from "../local-stack/supabase/postgres_cluster.ts";
 
 /** The stack's settings. */
@@ -87,6 +88,35 @@ export function serviceRoleHeaders(): Record<string, string> {
 }
 
 export { eventually } from "./eventually.ts";
+
+/** A shard of a stream as DescribeStream lists it. */
+export interface ListedShard {
+  ShardId: string;
+  ParentShardId?: string;
+  SequenceNumberRange: { StartingSequenceNumber?: string; EndingSequenceNumber?: string };
+}
+
+/**
+ * Closes the open shards of a stream of the stack, each with `split` children, as AWS
+ * closes and splits them (local-stack/aws/stream_shards.ts); answers the stream's shards.
+ */
+export async function closeStreamShards(
+  streamArn: string,
+  split = 1,
+  region = "us-east-1",
+): Promise<ListedShard[]> {
+  const response = await fetch(`${stack.DYNAMODB_ENDPOINT}${SHARDS_PATH}`, {
+    method: "POST",
+    body: JSON.stringify({ streamArn, region, split }),
+  });
+  const body = await response.json();
+  if (response.status !== 200) {
+    throw new Error(
+      `closing the shards of ${streamArn}: ${response.status} ${JSON.stringify(body)}`,
+    );
+  }
+  return body.shards;
+}
 
 /**
  * Trims a stream of the stack through `seq` (null: untrims), as AWS does after 24 hours

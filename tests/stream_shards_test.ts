@@ -18,9 +18,9 @@ import {
 import { batchWrite } from "../demo/load_dynamo.ts";
 import { listShards } from "../local-stack/aws/stream_reader.ts";
 import { POLLER_STATE_FILE } from "../local-stack/aws/stream_positions.ts";
-import { SHARDS_PATH } from "../local-stack/aws/stream_shards.ts";
 import {
   callFunction,
+  closeStreamShards,
   connectDb,
   dynamo,
   dynamoStreams,
@@ -36,13 +36,7 @@ const TARGET = "firespring_searches";
 
 /** Closes the stream's open shards, each with `split` children; returns where they ended. */
 async function closeShards(streamArn: string, split: number): Promise<string> {
-  const response = await fetch(`${stack.DYNAMODB_ENDPOINT}${SHARDS_PATH}`, {
-    method: "POST",
-    body: JSON.stringify({ streamArn, region: "us-east-1", split }),
-  });
-  const body = await response.json();
-  assert.equal(response.status, 200, JSON.stringify(body));
-  const endings = (body.shards as { SequenceNumberRange: { EndingSequenceNumber?: string } }[])
+  const endings = (await closeStreamShards(streamArn, split))
     .map((s) => s.SequenceNumberRange.EndingSequenceNumber).filter((e) => e !== undefined);
   return endings.reduce((a, b) => (BigInt(a!) > BigInt(b!) ? a : b))!;
 }
