@@ -26,7 +26,6 @@ import {
   dynamoStreams,
   eventually,
   serviceRoleHeaders,
-  stack,
   streamRecordsContaining,
   trimStream,
 } from "./stack_clients.ts";
