@@ -131,6 +131,11 @@ export interface ShardFinding {
   sawApplied?: boolean;
   /** The frontier's page holds records after it: more than the frontier waits. */
   moreAfterFrontier?: boolean;
+  /**
+   * A record after the frontier, in its page or the next, was applied: the mapping went
+   * on past it (its batch given up, stream_verdict.ts's "passed over").
+   */
+  appliedAfterFrontier?: boolean;
 }
 
 /** A time as ISO 8601 text, as the check stores and names it. */
@@ -274,11 +279,14 @@ async function readShard(
     empty = 0;
     const done = await applied(records.map((r) => r.seq));
     if (done.size > 0) finding.sawApplied = true;
-    for (const record of records) {
+    for (const [index, record] of records.entries()) {
       lastSeenAt = record.createdAt;
       if (!done.has(record.seq)) {
         finding.state.frontier = { seq: record.seq, created_at: iso(record.createdAt) };
         finding.moreAfterFrontier = record !== records[records.length - 1];
+        if (records.slice(index + 1).some((r) => done.has(r.seq))) {
+          finding.appliedAfterFrontier = true;
+        }
         // Last on its page: the next page says whether more waits behind it (and whether
         // the mapping went on past it), rather than a page boundary.
         if (!finding.moreAfterFrontier && next && !budget?.spent()) {
@@ -297,7 +305,7 @@ async function readShard(
 /**
  * Reads the page after a frontier that was last on its own: records there wait behind it
  * (`moreAfterFrontier`), and one of them applied means the mapping went on past it
- * (`sawApplied`). An empty or trimmed page says neither.
+ * (`sawApplied`, `appliedAfterFrontier`). An empty or trimmed page says neither.
  */
 async function peekPastFrontier(
   finding: ShardFinding,
@@ -311,7 +319,10 @@ async function peekPastFrontier(
   budget?.page(page.records.length, page.bytes ?? 0);
   if (page.records.length === 0) return;
   finding.moreAfterFrontier = true;
-  if ((await applied(page.records.map((r) => r.seq))).size > 0) finding.sawApplied = true;
+  if ((await applied(page.records.map((r) => r.seq))).size > 0) {
+    finding.sawApplied = true;
+    finding.appliedAfterFrontier = true;
+  }
 }
 
 /** Whether sequence number `seq` is `end` or after it (false when either is not a number). */

@@ -531,3 +531,18 @@ Deno.test("a frontier last on its page: the next page says whether more waits be
   assert.equal(alone.state.frontier?.seq, "101");
   assert.equal(alone.moreAfterFrontier, false);
 });
+
+Deno.test("a record applied after the frontier says the mapping went on past it; one before it does not", async () => {
+  // Two records a page: 100 and 101, then 102 (and 103).
+  const { reader } = fakeReader({ s1: shard([3, 2, 1]) });
+  const before = await checkShard("s1", undefined, reader, appliedOf(["100"]));
+  assert.equal(before.state.frontier?.seq, "101");
+  assert.equal(before.sawApplied, true);
+  assert.equal(before.appliedAfterFrontier, undefined, "100 is before the frontier");
+  const nextPage = await checkShard("s1", undefined, reader, appliedOf(["100", "102"]));
+  assert.equal(nextPage.appliedAfterFrontier, true, "102, on the page after the frontier's");
+  const { reader: four } = fakeReader({ s1: shard([4, 3, 2, 1]) });
+  const samePage = await checkShard("s1", undefined, four, appliedOf(["100", "101", "103"]));
+  assert.equal(samePage.state.frontier?.seq, "102");
+  assert.equal(samePage.appliedAfterFrontier, true, "103, on the frontier's page");
+});

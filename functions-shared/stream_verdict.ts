@@ -12,7 +12,11 @@
  *   or two reads of a shard, runs' budgets having left it unread, are more than that gap
  *   apart);
  * - **undelivered**: a record has waited past {@link DELIVERY_LAG_LIMIT_MS}, seen by two
- *   runs, and no record of the stream was applied since it was made: nothing delivers it.
+ *   runs, and no record of the stream was applied since it was made: nothing delivers it;
+ * - **passed over**: the frontier is older than the mapping's maximum record age (and a
+ *   margin, {@link PASSED_OVER_AFTER_MS}) and a record after it in its shard was applied:
+ *   the mapping gave its batch up to its on-failure queue and will never deliver it. Found
+ *   about an hour after the record, not when it nears the at-risk line.
  * Together these leave no gap: a record trimmed before it was applied was, at the last
  * read of its shard before its trimming (at most `maxIntervalMs` earlier, or the gap is
  * the problem), the frontier or after it, and older than the at-risk line. Its first run on a table takes the stream as it finds it.
@@ -78,6 +82,15 @@ export const DELIVERY_LAG_LIMIT_MS = 2 * 3600_000;
  * delivered with a lag may apply nothing in those.
  */
 export const MAPPING_MAX_RECORD_AGE_MS = 3600_000;
+
+/**
+ * How old an unapplied record must be, with a record after it in its shard applied, to be
+ * taken as given up by the mapping: its maximum record age (after which Lambda discards a
+ * record, "MaximumRecordAgeInSeconds",
+ * https://docs.aws.amazon.com/lambda/latest/dg/services-ddb-params.html) and a
+ * quarter of an hour for the retries in flight and the creation time's rounding.
+ */
+export const PASSED_OVER_AFTER_MS = MAPPING_MAX_RECORD_AGE_MS + 15 * 60_000;
 
 /** The verdict of one run on one table. */
 export interface TableVerdict {
@@ -214,6 +227,20 @@ export function judgeTable(
           `${retentionMs / 3600_000} h)`,
       );
       cover(atRiskBefore);
+    } else if (
+      frontier && f.appliedAfterFrontier &&
+      Date.parse(frontier.created_at) < now - PASSED_OVER_AFTER_MS
+    ) {
+      // The mapping went on past it, and no retry of its batch is left: given up, to its
+      // on-failure queue (the dead-letter alarm; `npm run stream:replay` delivers it while
+      // the stream holds it). A backfill since the record heals the table now.
+      problems.push(
+        `shard ${f.shardId}: record ${frontier.seq} (created ${frontier.created_at}) was ` +
+          `passed over: records after it were applied, and it is older than the mapping's ` +
+          `maximum record age (${MAPPING_MAX_RECORD_AGE_MS / 3600_000} h), so the mapping ` +
+          `gave its batch up to its on-failure queue`,
+      );
+      cover(Date.parse(frontier.created_at));
     }
     // Reads of a shard more than the allowed gap apart (runs' budgets spent before it):
     // records may have been trimmed between them unseen, even if this read finds the

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { judgeTable, type PreviousCheck } from "./stream_verdict.ts";
+import type { ShardFinding } from "./stream_check.ts";
 
 // The verdicts that need no shard read; those on a shard's findings are in
 // stream_check_test.ts, beside the reading that makes them.
@@ -37,4 +38,28 @@ Deno.test("a stream that came back after the last check found none is a problem:
     /the table had no stream at the last check \(2026-11-28T11:00:00.000Z\); changes made before .* began were captured by no stream/,
   );
   assert.equal(verdict.coversUntil, NOW);
+});
+
+Deno.test("a frontier past the mapping's maximum record age, with a record after it applied, was passed over", () => {
+  const before: PreviousCheck = { streamArn: ARN, checkedAt: NOW - HOUR, shards: {} };
+  const finding = (minutesAgo: number, appliedAfter: boolean): ShardFinding => ({
+    shardId: "s1",
+    state: {
+      through: "6",
+      frontier: { seq: "7", created_at: new Date(NOW - minutesAgo * 60_000).toISOString() },
+    },
+    readBefore: new Date(NOW - HOUR).toISOString(),
+    sawApplied: appliedAfter,
+    ...(appliedAfter ? { appliedAfterFrontier: true } : {}),
+  });
+  const passed = judgeTable("t", ARN, [finding(80, true)], [], before, timing);
+  assert.match(
+    passed.problem!,
+    /shard s1: record 7 \(created 2026-11-28T10:40:00.000Z\) was passed over: records after it were applied, and it is older than the mapping's maximum record age \(1 h\)/,
+  );
+  assert.equal(passed.coversUntil, NOW - 80 * 60_000, "a backfill since the record heals it");
+  const retrying = judgeTable("t", ARN, [finding(70, true)], [], before, timing);
+  assert.equal(retrying.problem, undefined, "its batch may still be retried");
+  const waiting = judgeTable("t", ARN, [finding(80, false)], [], before, timing);
+  assert.equal(waiting.problem, undefined, "nothing after it applied: the undelivered rule's");
 });

@@ -108,8 +108,9 @@ variable "maximum_record_age_in_seconds" {
 
   # At most an hour: stream-check takes a record that waited 2 h, with nothing of its
   # stream applied since the last check, for a stream nothing delivers
-  # (functions-shared/stream_verdict.ts, DELIVERY_LAG_LIMIT_MS); a mapping retrying one
-  # batch for longer would read as one.
+  # (functions-shared/stream_verdict.ts, DELIVERY_LAG_LIMIT_MS), and an unapplied record
+  # older than 1 h 15 min with a later one of its shard applied for one given up
+  # (PASSED_OVER_AFTER_MS); a mapping retrying one batch for longer would read as either.
   validation {
     condition     = var.maximum_record_age_in_seconds >= 60 && var.maximum_record_age_in_seconds <= 3600
     error_message = "maximum_record_age_in_seconds must be from 60 to 3600: stream-check takes a record waiting 2 h with nothing of its stream applied for a stream nothing delivers."
