@@ -220,14 +220,20 @@ export function judgeTable(
       cover(f.lost.createdAt);
     }
     const frontier = f.state.frontier;
-    if (
+    if (frontier && Date.parse(frontier.created_at) < atRiskBefore) {
+      problems.push(
+        `shard ${f.shardId}: record ${frontier.seq} (created ${frontier.created_at}) is not ` +
+          `applied yet and may be trimmed before the next check (the stream keeps records ` +
+          `${retentionMs / 3600_000} h)`,
+      );
+      cover(atRiskBefore);
+    } else if (
       frontier && f.appliedAfterFrontier &&
       Date.parse(frontier.created_at) < now - PASSED_OVER_AFTER_MS
     ) {
       // The mapping went on past it, and no retry of its batch is left: given up, to its
       // on-failure queue (the dead-letter alarm; `npm run stream:replay` delivers it while
-      // the stream holds it). A backfill since the record heals the table, now and when
-      // the record nears its trimming (nothing will deliver it: no backfill an hour then).
+      // the stream holds it). A backfill since the record heals the table now.
       problems.push(
         `shard ${f.shardId}: record ${frontier.seq} (created ${frontier.created_at}) was ` +
           `passed over: records after it were applied, and it is older than the mapping's ` +
@@ -235,13 +241,6 @@ export function judgeTable(
           `gave its batch up to its on-failure queue`,
       );
       cover(Date.parse(frontier.created_at));
-    } else if (frontier && Date.parse(frontier.created_at) < atRiskBefore) {
-      problems.push(
-        `shard ${f.shardId}: record ${frontier.seq} (created ${frontier.created_at}) is not ` +
-          `applied yet and may be trimmed before the next check (the stream keeps records ` +
-          `${retentionMs / 3600_000} h)`,
-      );
-      cover(atRiskBefore);
     }
     // Reads of a shard more than the allowed gap apart (runs' budgets spent before it):
     // records may have been trimmed between them unseen, even if this read finds the

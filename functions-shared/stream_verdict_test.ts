@@ -62,10 +62,4 @@ Deno.test("a frontier past the mapping's maximum record age, with a record after
   assert.equal(retrying.problem, undefined, "its batch may still be retried");
   const waiting = judgeTable("t", ARN, [finding(80, false)], [], before, timing);
   assert.equal(waiting.problem, undefined, "nothing after it applied: the undelivered rule's");
-  // Near its trimming it is still passed over, healed by a backfill since the record: not
-  // at risk, whose backfill would have to be since the at-risk line, one an hour.
-  const late = judgeTable("t", ARN, [finding(21.5 * 60, true)], [], before, timing);
-  assert.match(late.problem!, /was passed over/);
-  assert.doesNotMatch(late.problem!, /may be trimmed before the next check/);
-  assert.equal(late.coversUntil, NOW - 21.5 * HOUR);
 });
