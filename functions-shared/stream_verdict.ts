@@ -87,10 +87,12 @@ export const MAPPING_MAX_RECORD_AGE_MS = 3600_000;
  * How old an unapplied record must be, with a record after it in its shard applied, to be
  * taken as given up by the mapping: its maximum record age (after which Lambda discards a
  * record, "MaximumRecordAgeInSeconds",
- * https://docs.aws.amazon.com/lambda/latest/dg/services-ddb-params.html) and a
- * quarter of an hour for the retries in flight and the creation time's rounding.
+ * https://docs.aws.amazon.com/lambda/latest/dg/services-ddb-params.html) and 20 minutes:
+ * an invocation begun just before the record came of age may run to Lambda's longest
+ * timeout (15 minutes) and its request reach the webhook after the mapping went on, and
+ * the creation time is rounded down.
  */
-export const PASSED_OVER_AFTER_MS = MAPPING_MAX_RECORD_AGE_MS + 15 * 60_000;
+export const PASSED_OVER_AFTER_MS = MAPPING_MAX_RECORD_AGE_MS + 20 * 60_000;
 
 /** The verdict of one run on one table. */
 export interface TableVerdict {
@@ -233,7 +235,9 @@ export function judgeTable(
     ) {
       // The mapping went on past it, and no retry of its batch is left: given up, to its
       // on-failure queue (the dead-letter alarm; `npm run stream:replay` delivers it while
-      // the stream holds it). A backfill since the record heals the table now.
+      // the stream holds it). A backfill since the record heals the table now. (Past the
+      // at-risk line the rule above takes it: records given up behind it, which never
+      // become the frontier, need a backfill since that line.)
       problems.push(
         `shard ${f.shardId}: record ${frontier.seq} (created ${frontier.created_at}) was ` +
           `passed over: records after it were applied, and it is older than the mapping's ` +

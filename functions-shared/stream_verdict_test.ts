@@ -52,14 +52,19 @@ Deno.test("a frontier past the mapping's maximum record age, with a record after
     sawApplied: appliedAfter,
     ...(appliedAfter ? { appliedAfterFrontier: true } : {}),
   });
-  const passed = judgeTable("t", ARN, [finding(80, true)], [], before, timing);
+  const passed = judgeTable("t", ARN, [finding(85, true)], [], before, timing);
   assert.match(
     passed.problem!,
-    /shard s1: record 7 \(created 2026-11-28T10:40:00.000Z\) was passed over: records after it were applied, and it is older than the mapping's maximum record age \(1 h\)/,
+    /shard s1: record 7 \(created 2026-11-28T10:35:00.000Z\) was passed over: records after it were applied, and it is older than the mapping's maximum record age \(1 h\)/,
   );
-  assert.equal(passed.coversUntil, NOW - 80 * 60_000, "a backfill since the record heals it");
-  const retrying = judgeTable("t", ARN, [finding(70, true)], [], before, timing);
+  assert.equal(passed.coversUntil, NOW - 85 * 60_000, "a backfill since the record heals it");
+  const retrying = judgeTable("t", ARN, [finding(75, true)], [], before, timing);
   assert.equal(retrying.problem, undefined, "its batch may still be retried");
-  const waiting = judgeTable("t", ARN, [finding(80, false)], [], before, timing);
+  const waiting = judgeTable("t", ARN, [finding(85, false)], [], before, timing);
   assert.equal(waiting.problem, undefined, "nothing after it applied: the undelivered rule's");
+  // Past the at-risk line, at risk: records given up behind it (never the frontier) need a
+  // backfill since that line, not only one since the frontier.
+  const late = judgeTable("t", ARN, [finding(21.5 * 60, true)], [], before, timing);
+  assert.match(late.problem!, /may be trimmed before the next check/);
+  assert.equal(late.coversUntil, NOW - (24 - 3) * HOUR + 5 * 60_000);
 });

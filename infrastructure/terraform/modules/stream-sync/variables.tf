@@ -109,7 +109,7 @@ variable "maximum_record_age_in_seconds" {
   # At most an hour: stream-check takes a record that waited 2 h, with nothing of its
   # stream applied since the last check, for a stream nothing delivers
   # (functions-shared/stream_verdict.ts, DELIVERY_LAG_LIMIT_MS), and an unapplied record
-  # older than 1 h 15 min with a later one of its shard applied for one given up
+  # older than 1 h 20 min with a later one of its shard applied for one given up
   # (PASSED_OVER_AFTER_MS); a mapping retrying one batch for longer would read as either.
   validation {
     condition     = var.maximum_record_age_in_seconds >= 60 && var.maximum_record_age_in_seconds <= 3600
