@@ -181,11 +181,23 @@ begin
            or excluded.backfill_job_id > sync.table_state.backfill_job_id;
     end if;
   end if;
+  -- Two runs may check a table at once (the hourly one beside a chain's): each shard keeps
+  -- the state of the later read of it (its `readAt`), so a run that read less never takes
+  -- back what the other read. The shards are this run's listing; another stream's states
+  -- are replaced whole.
   insert into sync.stream_checks (target_table, stream_arn, checked_at, shards, problem, backfill_job_id)
   values (p_target, p_stream_arn, now(), coalesce(p_shards, '{}'::jsonb), p_problem, job_id)
   on conflict (target_table) do update
     set stream_arn = excluded.stream_arn, checked_at = excluded.checked_at,
-        shards = excluded.shards, problem = excluded.problem,
+        shards = case
+          when sync.stream_checks.stream_arn is distinct from excluded.stream_arn then excluded.shards
+          else (select coalesce(jsonb_object_agg(n.key,
+                         case when coalesce(o.value ->> 'readAt', '') > coalesce(n.value ->> 'readAt', '')
+                              then o.value else n.value end), '{}'::jsonb)
+                from jsonb_each(excluded.shards) as n
+                left join jsonb_each(sync.stream_checks.shards) as o on o.key = n.key)
+        end,
+        problem = excluded.problem,
         backfill_job_id = coalesce(excluded.backfill_job_id, sync.stream_checks.backfill_job_id);
   return job_id;
 end

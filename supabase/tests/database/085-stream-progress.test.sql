@@ -3,7 +3,7 @@
 -- record, which marks the table stale (queuing the healing backfill) on a problem.
 set client_min_messages = warning;
 begin;
-select plan(29);
+select plan(31);
 
 delete from sync.stream_checks;
 delete from sync.stream_batches_applied;
@@ -128,6 +128,28 @@ select is(
 select throws_ok(
   $$select sync.record_stream_check('no_such_table', 'arn', '{}', null, null)$$,
   '22023', null, 'an unknown table is refused');
+
+-- Two runs at once: each shard keeps its later read; the shards are the last listing's.
+select sync.record_stream_check('firespring_segments', 'arn:s1',
+  '{"a": {"through": "9", "readAt": "2026-12-01T08:00:05.000Z"},
+    "b": {"through": "5", "readAt": "2026-12-01T07:00:00.000Z", "pending": true},
+    "c": {"through": "3", "readAt": "2026-12-01T08:00:05.000Z"}}', null, null);
+select sync.record_stream_check('firespring_segments', 'arn:s1',
+  '{"a": {"through": "7", "readAt": "2026-12-01T08:00:00.000Z", "pending": true},
+    "b": {"through": "6", "readAt": "2026-12-01T08:00:00.000Z"},
+    "d": {"readAt": "2026-12-01T08:00:00.000Z"}}', null, null);
+select is(
+  (select shards from sync.stream_checks where target_table = 'firespring_segments'),
+  '{"a": {"through": "9", "readAt": "2026-12-01T08:00:05.000Z"},
+    "b": {"through": "6", "readAt": "2026-12-01T08:00:00.000Z"},
+    "d": {"readAt": "2026-12-01T08:00:00.000Z"}}'::jsonb,
+  'a shard keeps its later read (a), takes a newer one (b), goes when unlisted (c), comes when listed (d)');
+select sync.record_stream_check('firespring_segments', 'arn:s9',
+  '{"a": {"readAt": "2026-12-01T07:00:00.000Z"}}', null, null);
+select is(
+  (select shards from sync.stream_checks where target_table = 'firespring_segments'),
+  '{"a": {"readAt": "2026-12-01T07:00:00.000Z"}}'::jsonb,
+  'another stream''s shards replace the old ones whole');
 
 -- Notes older than 48 hours go with the hourly purge, whatever their stream (a replaced
 -- stream's would otherwise stay for ever), whether or not any check runs; younger ones
