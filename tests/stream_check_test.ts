@@ -98,6 +98,19 @@ async function checkAnswer(): Promise<
   return body;
 }
 
+/** Waits for the healing backfill `jobId`, queued at or after `since`, to end done. */
+async function healingBackfillDone(
+  sql: ReturnType<typeof connectDb>,
+  jobId: number,
+  since: Date,
+): Promise<void> {
+  await eventually("the healing backfill", async () => {
+    const [job] = await sql`select status from sync.backfill_jobs
+                            where id = ${jobId} and requested_at >= ${since}`;
+    return job?.status === "done" ? job : undefined;
+  }, 120_000);
+}
+
 async function check(): Promise<Report> {
   const [report] = (await checkAnswer()).checked;
   assert.equal(report.error, undefined, report.error);
@@ -174,11 +187,7 @@ Deno.test("the lost-record check: applied records pass; trimmed unapplied ones m
     assert.equal(stale.stale_reason, lost.problem);
 
     // The backfill heals what the stream lost, and clears the mark.
-    await eventually("the healing backfill", async () => {
-      const [job] = await sql`select status from sync.backfill_jobs
-                              where id = ${lost.backfillJobId!} and requested_at >= ${since}`;
-      return job?.status === "done" ? job : undefined;
-    }, 120_000);
+    await healingBackfillDone(sql, lost.backfillJobId!, since);
     const healed = await sql`select segment_id from public.firespring_segments
                              where segment_id in ${sql(ids)} order by segment_id`;
     assert.deepEqual(healed.map((r) => r.segment_id), [...ids].sort());
@@ -234,11 +243,7 @@ Deno.test("a replaced stream: the mapping stays on the old one until made again;
     const expected = `the stream was replaced since the last check (${before} → ${after})`;
     assert.ok(replaced.problem?.includes(expected), replaced.problem);
     assert.ok(replaced.backfillJobId, "a healing backfill is queued");
-    await eventually("the healing backfill", async () => {
-      const [job] = await sql`select status from sync.backfill_jobs
-                              where id = ${replaced.backfillJobId!} and requested_at >= ${since}`;
-      return job?.status === "done" ? job : undefined;
-    }, 120_000);
+    await healingBackfillDone(sql, replaced.backfillJobId!, since);
     assert.deepEqual(await rowsOf(), ids.slice(0, 2).sort(), "the backfill read the item");
 
     // The mapping made again (terraform apply; here the poller started again).
@@ -308,11 +313,7 @@ Deno.test("a closed shard deleted with records never applied: the check reports 
       ),
     );
     assert.ok(lost.backfillJobId, "a healing backfill is queued");
-    await eventually("the healing backfill", async () => {
-      const [job] = await sql`select status from sync.backfill_jobs
-                              where id = ${lost.backfillJobId!} and requested_at >= ${since}`;
-      return job?.status === "done" ? job : undefined;
-    }, 120_000);
+    await healingBackfillDone(sql, lost.backfillJobId!, since);
     assert.deepEqual(await rowsOf(), [...ids].sort(), "the backfill brought every item");
   } finally {
     await trimStream(streamArn, null);
