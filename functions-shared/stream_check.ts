@@ -163,7 +163,20 @@ export interface ShardReadOptions {
   /** Its ending sequence number, when closed: a shard applied through it is done. */
   endingSeq?: string;
   budget?: ReadBudget;
+  /**
+   * A frontier made before this (epoch ms) is old enough for the mapping to have given it
+   * up (stream_verdict.ts, "passed over"): the read looks up to
+   * {@link PAGES_PAST_AN_OLD_FRONTIER} pages past it for a record applied after it.
+   */
+  passedOverBefore?: number;
 }
+
+/**
+ * Pages read past a frontier old enough to have been given up, looking for a record
+ * applied after it: a run of records the mapping discarded together (an outage longer
+ * than its maximum record age) fills pages of its own.
+ */
+export const PAGES_PAST_AN_OLD_FRONTIER = 10;
 
 /**
  * Reads one shard from where the previous run left it; finds its frontier. A `closed`
@@ -288,9 +301,14 @@ async function readShard(
           finding.appliedAfterFrontier = true;
         }
         // Last on its page: the next page says whether more waits behind it (and whether
-        // the mapping went on past it), rather than a page boundary.
-        if (!finding.moreAfterFrontier && next && !budget?.spent()) {
-          await peekPastFrontier(finding, reader, next, applied, budget);
+        // the mapping went on past it), rather than a page boundary. Old enough to have been
+        // given up, and nothing applied after it on its page: a few pages more say whether
+        // the mapping went on past a run of records it discarded.
+        const old = options.passedOverBefore !== undefined &&
+          record.createdAt < options.passedOverBefore && !finding.appliedAfterFrontier;
+        if ((!finding.moreAfterFrontier || old) && next && !budget?.spent()) {
+          const pages = old ? PAGES_PAST_AN_OLD_FRONTIER : 1;
+          await lookPastFrontier(finding, reader, next, applied, budget, pages);
         }
         return finding;
       }
@@ -303,25 +321,33 @@ async function readShard(
 }
 
 /**
- * Reads the page after a frontier that was last on its own: records there wait behind it
- * (`moreAfterFrontier`), and one of them applied means the mapping went on past it
- * (`sawApplied`, `appliedAfterFrontier`). An empty or trimmed page says neither.
+ * Reads up to `pages` pages past a frontier, until one holds a record applied: records
+ * there wait behind it (`moreAfterFrontier`), and one of them applied means the mapping
+ * went on past it (`sawApplied`, `appliedAfterFrontier`). An empty or trimmed page, or a
+ * spent budget, ends the look.
  */
-async function peekPastFrontier(
+async function lookPastFrontier(
   finding: ShardFinding,
   reader: StreamReader,
-  iterator: string,
+  from: string,
   applied: AppliedLookup,
   budget: ReadBudget | undefined,
+  pages: number,
 ): Promise<void> {
-  const page = await reader.read(iterator);
-  if (page === "trimmed") return;
-  budget?.page(page.records.length, page.bytes ?? 0);
-  if (page.records.length === 0) return;
-  finding.moreAfterFrontier = true;
-  if ((await applied(page.records.map((r) => r.seq))).size > 0) {
-    finding.sawApplied = true;
-    finding.appliedAfterFrontier = true;
+  let iterator: string | undefined = from;
+  for (let page = 0; page < pages && iterator; page++) {
+    if (page > 0 && budget?.spent()) return;
+    const answer = await reader.read(iterator);
+    if (answer === "trimmed") return;
+    budget?.page(answer.records.length, answer.bytes ?? 0);
+    if (answer.records.length === 0) return;
+    finding.moreAfterFrontier = true;
+    if ((await applied(answer.records.map((r) => r.seq))).size > 0) {
+      finding.sawApplied = true;
+      finding.appliedAfterFrontier = true;
+      return;
+    }
+    iterator = answer.next;
   }
 }
 

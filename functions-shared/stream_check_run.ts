@@ -33,6 +33,7 @@ import {
   DELIVERY_LAG_LIMIT_MS,
   judgeTable,
   MAX_CHECK_INTERVAL_MS,
+  PASSED_OVER_AFTER_MS,
   STREAM_RETENTION_MS,
   waitingRecord,
 } from "./stream_verdict.ts";
@@ -141,6 +142,7 @@ export async function checkTable(
         closed: shard.closed,
         endingSeq: shard.endingSeq,
         budget,
+        passedOverBefore: timing.now - PASSED_OVER_AFTER_MS,
       });
       // A shard left unread keeps its time; one never read, the last run's (it was not
       // listed then, or that run would have kept it) or, at a first look, this one's.

@@ -546,3 +546,28 @@ Deno.test("a record applied after the frontier says the mapping went on past it;
   assert.equal(samePage.state.frontier?.seq, "102");
   assert.equal(samePage.appliedAfterFrontier, true, "103, on the frontier's page");
 });
+
+Deno.test("past an old frontier the read looks a few pages on for a record the mapping applied after it", async () => {
+  // 100 applied; 101 to 107 discarded together (a long outage); 108 applied after them.
+  // Two records a page: 108 is four pages past the frontier's.
+  const ages = [3, 3, 3, 3, 3, 3, 3, 3, 2, 2];
+  const { reader } = fakeReader({ s1: shard(ages) });
+  const passedOverBefore = NOW - 1.5 * HOUR;
+  const old = await checkShard("s1", undefined, reader, appliedOf(["100", "108"]), {
+    passedOverBefore,
+  });
+  assert.equal(old.state.frontier?.seq, "101");
+  assert.equal(old.appliedAfterFrontier, true, "108, found pages past it");
+  // A young frontier: one page past it, as before (its batch may still be retried).
+  const young = await checkShard("s1", undefined, reader, appliedOf(["100", "108"]), {
+    passedOverBefore: NOW - 4 * HOUR,
+  });
+  assert.equal(young.appliedAfterFrontier, undefined);
+  assert.equal(young.moreAfterFrontier, true);
+  // Past the look's pages: not found (the at-risk line's, later).
+  const { reader: long } = fakeReader({ s1: shard([...Array(30).fill(3), 2]) });
+  const far = await checkShard("s1", undefined, long, appliedOf(["100", "130"]), {
+    passedOverBefore,
+  });
+  assert.equal(far.appliedAfterFrontier, undefined);
+});
