@@ -323,8 +323,8 @@ async function readShard(
 /**
  * Reads up to `pages` pages past a frontier, until one holds a record applied: records
  * there wait behind it (`moreAfterFrontier`), and one of them applied means the mapping
- * went on past it (`sawApplied`, `appliedAfterFrontier`). An empty or trimmed page, or a
- * spent budget, ends the look.
+ * went on past it (`appliedAfterFrontier`; `sawApplied` too when on the first page). An
+ * empty or trimmed page, or a spent budget, ends the look.
  */
 async function lookPastFrontier(
   finding: ShardFinding,
@@ -343,7 +343,9 @@ async function lookPastFrontier(
     if (answer.records.length === 0) return;
     finding.moreAfterFrontier = true;
     if ((await applied(answer.records.map((r) => r.seq))).size > 0) {
-      finding.sawApplied = true;
+      // The undelivered rule weighs the frontier's page and the next, as ever: a record
+      // applied pages on, long ago, says nothing of whether the stream is delivered now.
+      if (page === 0) finding.sawApplied = true;
       finding.appliedAfterFrontier = true;
       return;
     }

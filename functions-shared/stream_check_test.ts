@@ -558,6 +558,15 @@ Deno.test("past an old frontier the read looks a few pages on for a record the m
   });
   assert.equal(old.state.frontier?.seq, "101");
   assert.equal(old.appliedAfterFrontier, true, "108, found pages past it");
+  assert.equal(old.sawApplied, true, "100, on the frontier's page");
+  // Applied only pages on, long ago: the undelivered rule still asks whether the stream is
+  // delivered now (sawApplied is of the frontier's page and the next only).
+  const stopped = await checkShard("s1", undefined, reader, appliedOf(["108"]), {
+    passedOverBefore,
+  });
+  assert.equal(stopped.state.frontier?.seq, "100");
+  assert.equal(stopped.appliedAfterFrontier, true);
+  assert.equal(stopped.sawApplied, undefined);
   // A young frontier: one page past it, as before (its batch may still be retried).
   const young = await checkShard("s1", undefined, reader, appliedOf(["100", "108"]), {
     passedOverBefore: NOW - 4 * HOUR,

@@ -16,7 +16,8 @@
  * - **passed over**: the frontier is older than the mapping's maximum record age (and a
  *   margin, {@link PASSED_OVER_AFTER_MS}) and a record after it in its shard was applied:
  *   the mapping gave its batch up to its on-failure queue and will never deliver it. Found
- *   about an hour after the record, not when it nears the at-risk line.
+ *   by the first hourly run past that age (1 h 20 min to 2 h 20 min after the record),
+ *   not when it nears the at-risk line.
  * Together these leave no gap: a record trimmed before it was applied was, at the last
  * read of its shard before its trimming (at most `maxIntervalMs` earlier, or the gap is
  * the problem), the frontier or after it, and older than the at-risk line. Its first run on a table takes the stream as it finds it.

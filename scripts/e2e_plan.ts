@@ -145,7 +145,8 @@ export const ALONE: Readonly<Record<string, string>> = {
     "backfill_end_inline_ms, which every backfill's end obeys, to 0",
   "stream_check_test.ts":
     "stops the stream poller and starts it again, replaces the segments table's stream, " +
-    "and restarts the functions gateway with stream-check's allowance lowered",
+    "closes its shards (for the rest of the stack's life), and restarts the functions " +
+    "gateway with stream-check's allowance lowered",
   "dynamodb_faults_test.ts": "restarts the DynamoDB proxy with other faults",
   "npm_start_test.ts":
     "empties DynamoDB Local and every table, then loads, backfills and validates",
