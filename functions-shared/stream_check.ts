@@ -86,7 +86,10 @@ export interface StreamReader {
 /** Which of these sequence numbers the webhook applied. */
 export type AppliedLookup = (seqs: string[]) => Promise<Set<string>>;
 
-/** Pages read per shard per run at most (1,000 records each). */
+/**
+ * Pages read per shard per run at most (1,000 records each), besides the look past an
+ * old frontier ({@link PAGES_PAST_AN_OLD_FRONTIER}).
+ */
 export const MAX_PAGES_PER_SHARD = 50;
 /** Empty pages in a row taken as the end of an open shard (AWS may return a few). */
 const EMPTY_PAGES_AT_END = 3;

@@ -15,17 +15,34 @@ export function wrapIterator(real: string, shardId: string): string {
   return `${real}${MARK}${shardId}`;
 }
 
-/** An iterator of a closed shard read to its end: its reads answer nothing, and no next. */
-export function endedIterator(streamArn: string, shardId: string): string {
-  return `${streamArn}${ENDED}${shardId}`;
+/**
+ * How long an iterator serves: "A shard iterator expires 15 minutes after it is returned
+ * to the requester"
+ * (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_streams_GetShardIterator.html).
+ */
+export const ITERATOR_LIFETIME_MS = 15 * 60_000;
+
+/**
+ * An iterator of a closed shard read to its end, issued at `issuedAt` (epoch ms): its
+ * reads answer nothing and no next, until it expires.
+ */
+export function endedIterator(streamArn: string, shardId: string, issuedAt: number): string {
+  return `${streamArn}${ENDED}${issuedAt}|${shardId}`;
 }
 
 /** What an iterator given by {@link wrapIterator} or {@link endedIterator} stands for. */
 export function unwrapIterator(
   iterator: string,
-): { real: string; shardId: string } | { ended: true; shardId: string } | undefined {
+):
+  | { real: string; shardId: string }
+  | { ended: true; shardId: string; issuedAt: number }
+  | undefined {
   const ended = iterator.lastIndexOf(ENDED);
-  if (ended >= 0) return { ended: true, shardId: iterator.slice(ended + ENDED.length) };
+  if (ended >= 0) {
+    const rest = iterator.slice(ended + ENDED.length);
+    const bar = rest.indexOf("|");
+    return { ended: true, issuedAt: Number(rest.slice(0, bar)), shardId: rest.slice(bar + 1) };
+  }
   const at = iterator.lastIndexOf(MARK);
   if (at < 0) return undefined;
   return { real: iterator.slice(0, at), shardId: iterator.slice(at + MARK.length) };

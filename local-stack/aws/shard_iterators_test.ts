@@ -18,8 +18,9 @@ Deno.test("iterators: wrapped, ended, and DynamoDB Local's own position", () => 
     real,
     shardId: "shardId-x",
   });
-  assert.deepEqual(unwrapIterator(endedIterator(ARN, "shardId-y")), {
+  assert.deepEqual(unwrapIterator(endedIterator(ARN, "shardId-y", 1_000)), {
     ended: true,
+    issuedAt: 1_000,
     shardId: "shardId-y",
   });
   assert.equal(unwrapIterator(real), undefined);

@@ -51,6 +51,7 @@ import {
 } from "./shard_lineage.ts";
 import {
   endedIterator,
+  ITERATOR_LIFETIME_MS,
   iteratorPosition,
   iteratorShard,
   unwrapIterator,
@@ -79,6 +80,8 @@ export interface StreamShardsOptions {
   accessKeyId: string;
   /** What a stream is trimmed through (stream_trim.ts), if anything. */
   trimmedThrough?: (streamArn: string) => string | undefined;
+  /** The clock (epoch ms). */
+  now?: () => number;
   log?: (line: string) => void;
 }
 
@@ -101,6 +104,10 @@ export class StreamShards {
       }
       for (const [arn, lineage] of Object.entries(kept)) this.#lineages.set(arn, lineage);
     }
+  }
+
+  #now(): number {
+    return (this.options.now ?? Date.now)();
   }
 
   /** The lineage of `streamArn`, when it was ever closed. */
@@ -186,7 +193,9 @@ export class StreamShards {
       );
     }
     if (type === "LATEST" && shard.through !== undefined) {
-      return awsJsonAnswer(200, { ShardIterator: endedIterator(streamArn, shard.id) });
+      return awsJsonAnswer(200, {
+        ShardIterator: endedIterator(streamArn, shard.id, this.#now()),
+      });
     }
     const real: Body = { ...body, ShardId: shard.real };
     // A shard DynamoDB Local's rollover opened starts at its real shard's first record
@@ -222,7 +231,15 @@ export class StreamShards {
     const given = String(body.ShardIterator ?? "");
     const stream = given.split("|")[0];
     const unwrapped = unwrapIterator(given);
-    if (unwrapped && "ended" in unwrapped) return awsJsonAnswer(200, { Records: [] });
+    if (unwrapped && "ended" in unwrapped) {
+      if (this.#now() - unwrapped.issuedAt > ITERATOR_LIFETIME_MS) {
+        return awsError(
+          "ExpiredIteratorException",
+          "Iterator expired: it is older than 15 minutes",
+        );
+      }
+      return awsJsonAnswer(200, { Records: [] });
+    }
     let iterator = unwrapped?.real ?? given;
     for (let page = 0;; page++) {
       const response = await next(

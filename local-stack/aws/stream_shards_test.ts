@@ -344,3 +344,22 @@ Deno.test("two closes at once: the second cuts what the first made", async () =>
   assert.deepEqual(lineage.map((s) => s.through), [pad(4), pad(6), undefined]);
   assert.deepEqual(lineage.map((s) => s.parent), [undefined, lineage[0].id, lineage[1].id]);
 });
+
+Deno.test("a closed shard's end expires as any iterator does, 15 minutes after it was given", async () => {
+  const records = keys(1, 2);
+  const next = dynamoLocal(records);
+  let now = 1_000_000;
+  const shards = new StreamShards({ accessKeyId: "local", now: () => now });
+  assert.equal((await close(shards, next)).status, 200);
+  const { ShardIterator } = await call(shards, next, "GetShardIterator", {
+    StreamArn: ARN,
+    ShardId: REAL,
+    ShardIteratorType: "LATEST",
+  });
+  now += 14 * 60_000;
+  assert.deepEqual(await call(shards, next, "GetRecords", { ShardIterator }), { Records: [] });
+  now += 2 * 60_000;
+  const expired = await shards.handle(streamsCall("GetRecords", { ShardIterator }), next);
+  assert.equal(expired.status, 400);
+  assert.match((await expired.json()).__type, /ExpiredIteratorException$/);
+});
