@@ -109,9 +109,11 @@ async function pgTap(databaseUrl: string): Promise<void> {
  */
 async function schemaChecks(databaseUrl: string): Promise<void> {
   const remote = `--remote=${databaseUrl}`;
-  // Off the critical path: they end long before the end-to-end files (StepOptions).
+  // Off the critical path: they end long before the end-to-end files (StepOptions). Under
+  // `nice` on a loaded machine the CLI's connection may time out before Postgres answers
+  // ("failed to connect to ...: Connection timed out", seen once): run once more then.
   const schemaStep = (name: string, command: string, args: string[]) =>
-    step(name, command, args, undefined, BACKGROUND_STEP);
+    step(name, command, args, undefined, { ...BACKGROUND_STEP, retryOn: /failed to connect to/ });
   const advisors = ["db", "advisors", remote, "--level", "info", "--type"];
   await Promise.all([
     schemaStep("advisors (security)", SUPABASE, [...advisors, "security", "--fail-on", "info"]),

@@ -72,6 +72,12 @@ export interface StepOptions {
    * {@link BACKGROUND_NICENESS}, so that it takes what the stacks leave of the cores.
    */
   background?: boolean;
+  /**
+   * A failure whose output matches this is run once more (the check could not reach what
+   * it checks, e.g. a connection that timed out on a loaded machine): see
+   * {@link runRetrying}.
+   */
+  retryOn?: RegExp;
 }
 
 /** The options of a step off the critical path ({@link StepOptions.background}). */
@@ -118,6 +124,31 @@ export async function runCaptured(
   return { code: status.code, output, cpu: cpuFile ? readCpu(cpuFile) : 0 };
 }
 
+/**
+ * {@link runCaptured}, and once more when it failed with output matching
+ * `options.retryOn`: the answer is the second run's, its output after the first's (kept
+ * for the log, marked), its CPU both runs'. `last` is the last run's output alone.
+ */
+export async function runRetrying(
+  command: string,
+  args: string[],
+  options: StepOptions = {},
+): Promise<{ code: number; output: string; cpu: number; last: string }> {
+  const first = await runCaptured(command, args, options);
+  if (first.code === 0 || !options.retryOn?.test(first.output)) {
+    return { ...first, last: first.output };
+  }
+  const again = await runCaptured(command, args, options);
+  return {
+    code: again.code,
+    output:
+      `${first.output.trimEnd()}\n--- it could not reach what it checks: run once more ---\n` +
+      again.output,
+    cpu: first.cpu + again.cpu,
+    last: again.output,
+  };
+}
+
 /** The user + system seconds GNU time wrote (`%U %S`) to `file`, which it then removes. */
 function readCpu(file: string): number {
   try {
@@ -160,8 +191,8 @@ export async function step(
   const result = record(name, false, 0, 0);
   console.log(`--- ${name}: started at ${result.at.toFixed(1)}s`);
   const started = performance.now();
-  const { code, output, cpu } = await runCaptured(command, args, options);
-  const counted = count?.(output);
+  const { code, output, cpu, last } = await runRetrying(command, args, options);
+  const counted = count?.(last);
   const ok = code === 0 && (counted?.failed ?? 0) === 0;
   result.ok = ok;
   result.passed = counted?.passed ?? (ok ? 1 : 0);

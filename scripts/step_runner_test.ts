@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { BACKGROUND, BACKGROUND_NICENESS, pool, runCaptured } from "./step_runner.ts";
+import { BACKGROUND, BACKGROUND_NICENESS, pool, runCaptured, runRetrying } from "./step_runner.ts";
 
 Deno.test("runCaptured returns a step's exit code and its output, both streams", async () => {
   const result = await runCaptured("sh", ["-c", "echo out; echo err >&2; exit 3"]);
@@ -71,4 +71,26 @@ Deno.test("a background step runs its command, and what it starts, under nice", 
   const background = await runCaptured("sh", ["-c", "nice"], BACKGROUND);
   assert.equal(background.code, 0, background.output);
   assert.equal(Number(background.output.trim()), Math.min(19, own + BACKGROUND_NICENESS));
+});
+
+Deno.test("runRetrying runs a failure once more only when its output matches retryOn", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    // Fails with a connection timeout the first time, then passes.
+    const flaky = `if [ -e ${dir}/ran ]; then echo fine; else touch ${dir}/ran; ` +
+      "echo 'failed to connect to postgres: Connection timed out'; exit 1; fi";
+    const retried = await runRetrying("sh", ["-c", flaky], { retryOn: /failed to connect to/ });
+    assert.equal(retried.code, 0);
+    assert.equal(retried.last.trim(), "fine");
+    assert.match(retried.output, /Connection timed out[\s\S]*run once more[\s\S]*fine/);
+    // Any other failure is the answer as it is.
+    await Deno.remove(`${dir}/ran`);
+    const lint = await runRetrying("sh", ["-c", `touch ${dir}/ran; echo 'warning: x'; exit 1`], {
+      retryOn: /failed to connect to/,
+    });
+    assert.equal(lint.code, 1);
+    assert.doesNotMatch(lint.output, /run once more/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
