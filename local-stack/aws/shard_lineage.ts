@@ -72,9 +72,6 @@ export interface RealShard {
   SequenceNumberRange?: { StartingSequenceNumber?: string; EndingSequenceNumber?: string };
 }
 
-/** Compares two sequence numbers (decimal digits, of any length) as numbers. */
-export const compareSeq: (a: string, b: string) => number = compareDecimal;
-
 /** A number as DynamoDB Local writes sequence numbers: 21 digits. */
 export function padSeq(n: bigint): string {
   return n.toString().padStart(21, "0");
@@ -112,7 +109,7 @@ export function rollOver(lineage: Lineage, cut: string, ways: number, now = Date
     throw new RangeError(`a shard splits into 1 to 4 children, not ${ways}`);
   }
   const open = openShards(lineage);
-  if (open.some((shard) => compareSeq(cut, shard.after) <= 0)) {
+  if (open.some((shard) => compareDecimal(cut, shard.after) <= 0)) {
     throw new RangeError(
       `no record came since the open shards began (after ${open[0].after}): nothing to close`,
     );
@@ -190,8 +187,8 @@ export function followReal(
 
 /** Whether a sequence number lies in `shard`'s range (past its start, up to its end). */
 export function inRange(shard: VirtualShard, seq: string): boolean {
-  return compareSeq(seq, shard.after) > 0 &&
-    (shard.through === undefined || compareSeq(seq, shard.through) <= 0);
+  return compareDecimal(seq, shard.after) > 0 &&
+    (shard.through === undefined || compareDecimal(seq, shard.through) <= 0);
 }
 
 /**
@@ -211,8 +208,8 @@ export function windowOf<R extends { dynamodb: { SequenceNumber: string; Keys?: 
   const position = realNext ? iteratorPosition(realNext) : undefined;
   const through = shard.through;
   const ended = !realNext || (through !== undefined && (
-    records.some((r) => compareSeq(r.dynamodb.SequenceNumber, through) >= 0) ||
-    (position !== undefined && compareSeq(position, through) > 0)
+    records.some((r) => compareDecimal(r.dynamodb.SequenceNumber, through) >= 0) ||
+    (position !== undefined && compareDecimal(position, through) > 0)
   ));
   return { mine, ended };
 }
@@ -227,7 +224,7 @@ export function withoutTrimmed(shards: RealShard[], trimmedThrough?: string): Re
   if (trimmedThrough === undefined) return shards;
   return shards.filter((shard) => {
     const ending = shard.SequenceNumberRange?.EndingSequenceNumber;
-    return ending === undefined || compareSeq(ending, trimmedThrough) > 0;
+    return ending === undefined || compareDecimal(ending, trimmedThrough) > 0;
   });
 }
 
@@ -282,11 +279,8 @@ export function keyTextOf(keys: Record<string, unknown> | undefined): string {
 
 /** Whether a record (its sequence number and key) belongs to `shard`. */
 export function holds(shard: VirtualShard, seq: string, keyText: string): boolean {
-  if (compareSeq(seq, shard.after) <= 0) return false;
-  if (shard.through !== undefined && compareSeq(seq, shard.through) > 0) return false;
-  return shard.shares.every((share) =>
-    keyHash(`${share.salt}:${keyText}`) % share.ways === share.index
-  );
+  return inRange(shard, seq) &&
+    shard.shares.every((share) => keyHash(`${share.salt}:${keyText}`) % share.ways === share.index);
 }
 
 /** The shards as DescribeStream lists them. */
