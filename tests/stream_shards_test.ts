@@ -84,6 +84,18 @@ Deno.test("a stream whose shards roll over and split: every change arrives, each
     await write(db, ids.slice(0, 30), "v1");
     await check(); // the check knows the stream before its shards close: the rest are new
     const firstCut = await closeShards(streamArn, 1); // a rollover
+    // Nothing written since (no other file of the batch writes this table): each open
+    // shard closes empty, as AWS rolls idle shards over, and is listed ending where it starts.
+    const idle = (await closeStreamShards(streamArn, 1)).filter((s) => {
+      const range = s.SequenceNumberRange;
+      return range.EndingSequenceNumber !== undefined &&
+        BigInt(range.EndingSequenceNumber) > BigInt(firstCut);
+    });
+    assert.equal(idle.length, openBefore, "the shards the rollover opened closed");
+    for (const shard of idle) {
+      const range = shard.SequenceNumberRange;
+      assert.equal(range.EndingSequenceNumber, range.StartingSequenceNumber, "empty");
+    }
     await write(db, ids, "v2");
     await closeShards(streamArn, ways); // a split: the keys shared out between two children
     await write(db, ids, "v3");
@@ -100,8 +112,9 @@ Deno.test("a stream whose shards roll over and split: every change arrives, each
       return JSON.stringify(rows) === JSON.stringify(expected) ? rows : undefined;
     }, 90_000);
 
-    // The lineage: each shard open at the start rolled over, split in two, and each half
-    // rolled over again: twice as many open shards, each the child of a half of a split.
+    // The lineage: each shard open at the start rolled over twice (once idle), split in
+    // two, and each half rolled over again: twice as many open shards, each the child of a
+    // half of a split.
     const { shards, found } = await streamRecordsContaining(TARGET, marker);
     const open = shards.filter((s) => !s.SequenceNumberRange?.EndingSequenceNumber);
     assert.equal(open.length, ways * openBefore, `${open.length} open shards`);

@@ -101,22 +101,20 @@ function newShardId(now: number): string {
 
 /**
  * Closes every open shard through `cut` (the stream's last record) and gives each `ways`
- * children (1: a rollover; more: a split of its keys). Throws when no record came since
- * the open shards began: a shard closed with no possible record has no range to list.
+ * children (1: a rollover; more: a split of its keys). A shard no record came to since it
+ * began closes empty (`through` its `after`), as AWS closes idle shards too: it rolls each
+ * over every few hours, written to or not.
  */
 export function rollOver(lineage: Lineage, cut: string, ways: number, now = Date.now()): Lineage {
   if (!Number.isInteger(ways) || ways < 1 || ways > 4) {
     throw new RangeError(`a shard splits into 1 to 4 children, not ${ways}`);
   }
   const open = openShards(lineage);
-  if (open.some((shard) => compareDecimal(cut, shard.after) <= 0)) {
-    throw new RangeError(
-      `no record came since the open shards began (after ${open[0].after}): nothing to close`,
-    );
-  }
   const salt = ways > 1 ? lineage.splits + 1 : lineage.splits;
+  // The open shards began together (at one cut), so they close at one place.
+  const end = open.length > 0 && compareDecimal(open[0].after, cut) > 0 ? open[0].after : cut;
   const shards = lineage.shards.map((shard) =>
-    shard.through === undefined ? { ...shard, through: cut } : shard
+    shard.through === undefined ? { ...shard, through: end } : shard
   );
   for (const parent of open) {
     for (let index = 0; index < ways; index++) {
@@ -124,7 +122,7 @@ export function rollOver(lineage: Lineage, cut: string, ways: number, now = Date
         id: newShardId(now),
         parent: parent.id,
         real: parent.real,
-        after: cut,
+        after: end,
         shares: ways === 1 ? parent.shares : [...parent.shares, { ways, index, salt }],
       });
     }
@@ -283,20 +281,33 @@ export function holds(shard: VirtualShard, seq: string, keyText: string): boolea
     shard.shares.every((share) => keyHash(`${share.salt}:${keyText}`) % share.ways === share.index);
 }
 
-/** The shards as DescribeStream lists them. */
+/**
+ * The shards as DescribeStream lists them. A shard closed before any record could come to
+ * it ends where it starts: DynamoDB Local seals a shard at the greater of its start and its
+ * last record (`SQLiteDBAccessJob`'s `closeLatestStreamUpdateShardMetadataSQL` in its jar),
+ * so an idle one is listed with `EndingSequenceNumber` equal to `StartingSequenceNumber`.
+ */
 export function describedShards(lineage: Lineage): RealShard[] {
-  return lineage.shards.map((shard) => ({
-    ShardId: shard.id,
-    ...(shard.parent
-      ? { ParentShardId: shard.parent }
-      : lineage.realParent
-      ? { ParentShardId: lineage.realParent }
-      : {}),
-    SequenceNumberRange: {
-      StartingSequenceNumber: shard.after === "0"
-        ? lineage.realStart ?? padSeq(1n)
-        : padSeq(BigInt(shard.after) + 1n),
-      ...(shard.through !== undefined ? { EndingSequenceNumber: shard.through } : {}),
-    },
-  }));
+  return lineage.shards.map((shard) => {
+    const start = shard.after === "0"
+      ? lineage.realStart ?? padSeq(1n)
+      : padSeq(BigInt(shard.after) + 1n);
+    const end = shard.through === undefined
+      ? undefined
+      : compareDecimal(shard.through, start) < 0
+      ? start
+      : shard.through;
+    return {
+      ShardId: shard.id,
+      ...(shard.parent
+        ? { ParentShardId: shard.parent }
+        : lineage.realParent
+        ? { ParentShardId: lineage.realParent }
+        : {}),
+      SequenceNumberRange: {
+        StartingSequenceNumber: start,
+        ...(end !== undefined ? { EndingSequenceNumber: end } : {}),
+      },
+    };
+  });
 }

@@ -68,10 +68,25 @@ Deno.test("a key's text does not depend on its attributes' order", () => {
   );
 });
 
-Deno.test("nothing to close: no record since the open shards began", () => {
-  const lineage = rollOver(newLineage({ ShardId: REAL }), "9", 1);
-  assert.throws(() => rollOver(lineage, "9", 1), /no record came since the open shards began/);
-  assert.throws(() => rollOver(lineage, "12", 5), /1 to 4 children/);
+Deno.test("an idle shard closes empty, listed as ending where it starts, as DynamoDB Local seals one", () => {
+  const rolled = rollOver(newLineage({ ShardId: REAL }), pad(9), 2);
+  const idle = rollOver(rolled, pad(9), 1); // no record since the split
+  const [, half] = idle.shards;
+  assert.equal(half.through, pad(9), "no record is its own");
+  assert.equal(holds(half, pad(10), keyTextOf({ id: { S: "k" } })), false);
+  const listed = describedShards(idle).find((s) => s.ShardId === half.id)!;
+  assert.deepEqual(listed.SequenceNumberRange, {
+    StartingSequenceNumber: pad(10),
+    EndingSequenceNumber: pad(10),
+  });
+  const children = openShards(idle);
+  assert.equal(children.length, 2);
+  for (const child of children) {
+    assert.equal(child.after, pad(9), "the children take the records after it");
+    const parent = idle.shards.find((s) => s.id === child.parent)!;
+    assert.deepEqual(child.shares, parent.shares, "each half's keys");
+  }
+  assert.throws(() => rollOver(idle, pad(12), 5), /1 to 4 children/);
 });
 
 Deno.test("DynamoDB Local's own rollover closes the open shards at its end, one child each over the new shard", () => {

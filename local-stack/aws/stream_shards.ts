@@ -7,8 +7,9 @@
  *   POST {DYNAMODB_ENDPOINT}/__local/streams/shards
  *   {"streamArn": "...", "region": "us-east-1", "split": 2}   (split: children per shard, 1 by default)
  *
- * Every open shard of the stream closes at its last record, with `split` children each;
- * the answer lists the stream's shards. From then on, for that stream:
+ * Every open shard of the stream closes at its last record, with `split` children each
+ * (one no record came to closes empty, as AWS rolls idle shards over too); the answer
+ * lists the stream's shards. From then on, for that stream:
  * - DescribeStream lists the lineage after the real shards closed before it: closed
  *   shards with their `EndingSequenceNumber`, children with their `ParentShardId` (in
  *   pages of `Limit`, 1 to 100, from `ExclusiveStartShardId`);
@@ -317,7 +318,7 @@ export class StreamShards {
       this.#set(streamArn, lineage, `shards closed through ${cut}, ${split} child(ren) each`);
       return Response.json({ streamArn, shards: describedShards(lineage) });
     } catch (error) {
-      const status = error instanceof RangeError ? 409 : 502;
+      const status = error instanceof RangeError ? 400 : 502;
       return Response.json({ error: (error as Error).message }, { status });
     } finally {
       if (this.#closing.get(streamArn) === barrier) this.#closing.delete(streamArn);
