@@ -28,7 +28,7 @@ import { ValueError } from "./dynamo_decoder.ts";
 import { serviceRoleProblem } from "./service_auth.ts";
 import { applyChanges, isDatabaseUnavailable } from "./sync_db.ts";
 import { attributeMapFromJson } from "./attribute_binaries.ts";
-import { streamRecordProblem } from "./webhook_envelope.ts";
+import { parseWebhookBody, streamRecordProblem } from "./webhook_envelope.ts";
 import {
   described,
   isObject,
@@ -129,7 +129,14 @@ function remap(letter: StoredLetter): Mapped {
     }
     return mapStreamRecord(checked.record);
   }
-  return mapDirect(parseJsonExact(letter.record) as Parameters<typeof mapDirect>[0], at);
+  // A person's direct request, checked as the webhook checks one: an edit that left it
+  // without `data`, or with `action` "delete", is no request the webhook would take.
+  const direct = parseWebhookBody(parseJsonExact(letter.record));
+  if (!direct.ok || direct.body.kind !== "direct") {
+    const problem = direct.ok ? "a dead letter holds one record, not a batch" : direct.problem;
+    return stillDead(record, `record is not a direct request at ${problem}`);
+  }
+  return mapDirect(direct.body, at);
 }
 
 /**

@@ -198,6 +198,35 @@ Deno.test("a record an admin's edit damaged stays open, naming why, and the othe
   assert.deepEqual(db.transactions, { begun: 1, committed: 1, rolledBack: 0 });
 });
 
+Deno.test("a direct request an admin's edit left malformed stays open, naming where, and the others are replayed", async () => {
+  const direct = (over: Record<string, unknown>) => ({
+    table: "firespring_segments",
+    action: "UPSERT",
+    data: { segment_id: "d" },
+    ...over,
+  });
+  const db = replayDb([
+    stored(31, { table: "firespring_segments", action: "UPSERT" }),
+    stored(32, direct({ data: null })),
+    stored(33, direct({ action: "delete" })),
+    stored(34, direct({})),
+    stored(35, { records: [] }),
+  ]);
+  const result = await replayDeadLetters(db.sql, {});
+  assert.deepEqual(db.closed(), [34]);
+  assert.deepEqual(db.merged.map((c) => [c.op, c.row.segment_id]), [["upsert", "d"]]);
+  const reasons = new Map(result.stillFailing.map((f) => [f.id, f.reason]));
+  assert.deepEqual([...reasons.keys()], [31, 32, 33, 35]);
+  assert.match(reasons.get(31)!, /^record is not a direct request at data: /);
+  assert.match(reasons.get(32)!, /^record is not a direct request at data: .*null/);
+  assert.match(reasons.get(33)!, /^record is not a direct request at action: .*"delete"/);
+  assert.equal(
+    reasons.get(35),
+    "record is not a direct request at a dead letter holds one record, not a batch",
+  );
+  assert.deepEqual(db.transactions, { begun: 1, committed: 1, rolledBack: 0 });
+});
+
 Deno.test("a change Postgres still refuses keeps its own dead letter open, with Postgres's reason", async () => {
   const db = replayDb(
     [
