@@ -20,6 +20,8 @@ export interface FakeSecretsManager {
   reads: string[];
   /** Stages ("AWSCURRENT", "AWSPREVIOUS") answered with a 500 InternalServiceError. */
   failing: Set<string>;
+  /** Stages whose requests are taken and never answered (until the client gives up). */
+  hanging: Set<string>;
   close(): Promise<void>;
 }
 
@@ -29,6 +31,7 @@ export function startFakeSecretsManager(secrets: Record<string, string>): FakeSe
   const previous = new Map<string, string>();
   const reads: string[] = [];
   const failing = new Set<string>();
+  const hanging = new Set<string>();
   const json = (status: number, body: unknown) =>
     new Response(JSON.stringify(body), {
       status,
@@ -42,6 +45,10 @@ export function startFakeSecretsManager(secrets: Record<string, string>): FakeSe
     const { SecretId, VersionStage } = await req.json();
     reads.push(VersionStage ? `${SecretId} (${VersionStage})` : SecretId);
     const stage = VersionStage ?? "AWSCURRENT";
+    if (hanging.has(stage)) {
+      await new Promise((resolve) => req.signal.addEventListener("abort", resolve));
+      return json(500, { __type: "InternalServiceError", message: "the client left" });
+    }
     if (failing.has(stage)) {
       return json(500, { __type: "InternalServiceError", message: "An error occurred (fake)" });
     }
@@ -75,6 +82,7 @@ export function startFakeSecretsManager(secrets: Record<string, string>): FakeSe
     previous,
     reads,
     failing,
+    hanging,
     close: () => server.shutdown(),
   };
 }

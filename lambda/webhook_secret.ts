@@ -28,8 +28,21 @@ export const CACHE_MS = 15 * 60 * 1000;
  */
 export const STALE_MS = 60 * 60 * 1000;
 
-/** A request to Secrets Manager gives up after this long (the SDK has no limit of its own). */
+/**
+ * An attempt of a request to Secrets Manager gives up after this long. The SDK's
+ * `requestTimeout` alone only warns ("If exceeded, a warning will be emitted unless
+ * throwOnRequestTimeout=true", @smithy/node-http-handler's NodeHttpHandlerOptions), so it
+ * is set to throw, and the SDK tries again.
+ */
 const REQUEST_TIMEOUT_MS = 5_000;
+
+/**
+ * A read of the secret (both versions, the SDK's attempts included) gives up after this
+ * long: a Secrets Manager that takes a request and never answers would otherwise hold
+ * every invocation to the Lambda's timeout, a function error on which Lambda splits the
+ * batch, and start again at each cold start.
+ */
+export const READ_LIMIT_MS = 10_000;
 
 let cached: { value: Promise<string>; readAt: number } | undefined;
 /** The last value read, and when: used while a refresh fails, for {@link STALE_MS}. */
@@ -40,22 +53,34 @@ let client: SecretsManagerClient | undefined;
  * One version of the secret (the current one without `stage`); undefined when the secret
  * has no version at that stage (Secrets Manager answers ResourceNotFoundException).
  */
-async function readVersion(arn: string, stage?: string): Promise<string | undefined> {
+async function readVersion(
+  arn: string,
+  stage: string | undefined,
+  limit: { signal: AbortSignal; ms: number },
+): Promise<string | undefined> {
   // The region is the secret's own (the ARN's fourth part), whatever the Lambda's.
   client ??= new SecretsManagerClient({
     region: arn.split(":")[3] || undefined,
-    requestHandler: { requestTimeout: REQUEST_TIMEOUT_MS, connectionTimeout: REQUEST_TIMEOUT_MS },
+    requestHandler: {
+      requestTimeout: REQUEST_TIMEOUT_MS,
+      connectionTimeout: REQUEST_TIMEOUT_MS,
+      throwOnRequestTimeout: true,
+    },
   });
   try {
     const answer = await client.send(
       new GetSecretValueCommand({ SecretId: arn, VersionStage: stage }),
+      { abortSignal: limit.signal },
     );
     return answer.SecretString?.trim() ?? "";
   } catch (error) {
     if (stage && (error as Error).name === "ResourceNotFoundException") return undefined;
+    const cause = limit.signal.aborted
+      ? `no answer within ${limit.ms / 1000} s`
+      : (error as Error).message;
     throw new Error(
       `cannot read the webhook secret ${arn}${stage ? ` (${stage})` : ""} from Secrets ` +
-        `Manager: ${(error as Error).message}`,
+        `Manager: ${cause}`,
     );
   }
 }
@@ -66,16 +91,19 @@ async function readVersion(arn: string, stage?: string): Promise<string | undefi
  * the previous version's first secret while there is room (at most {@link MAX_SECRETS}).
  * A previous version that does not parse is left out: it is no longer the one to use.
  */
-async function readSecret(arn: string): Promise<string> {
+async function readSecret(arn: string, limitMs: number): Promise<string> {
+  const abort = new AbortController();
+  const timer = setTimeout(() => abort.abort(), limitMs);
+  const limit = { signal: abort.signal, ms: limitMs };
   const [current, previous] = await Promise.all([
-    readVersion(arn),
+    readVersion(arn, undefined, limit),
     // The previous version only widens what verifies during a rotation: a failed read of
     // it leaves it out rather than failing the current one.
-    readVersion(arn, "AWSPREVIOUS").catch((error: Error) => {
+    readVersion(arn, "AWSPREVIOUS", limit).catch((error: Error) => {
       console.error(`${error.message}; signing with the current version only`);
       return undefined;
     }),
-  ]);
+  ]).finally(() => clearTimeout(timer));
   const parsed = parseWebhookSecrets(current);
   if (!parsed.ok) {
     throw new Error(
@@ -99,9 +127,13 @@ async function readSecret(arn: string): Promise<string> {
  * The `whsec_...` secrets to sign with (comma-separated, as the webhook's setting):
  * `SYNC_WEBHOOK_SECRET` when set, else the current and previous versions of the secret
  * named by `SYNC_WEBHOOK_SECRET_ARN`, cached. Rejects with a message naming the setting
- * or the secret and the cause; a rejected read is not cached.
+ * or the secret and the cause, within `readLimitMs` ({@link READ_LIMIT_MS}); a rejected
+ * read is not cached.
  */
-export function webhookSecret(now: number = Date.now()): Promise<string> {
+export function webhookSecret(
+  now: number = Date.now(),
+  readLimitMs: number = READ_LIMIT_MS,
+): Promise<string> {
   const direct = process.env.SYNC_WEBHOOK_SECRET;
   if (direct) return Promise.resolve(direct);
   const arn = process.env.SYNC_WEBHOOK_SECRET_ARN;
@@ -112,7 +144,7 @@ export function webhookSecret(now: number = Date.now()): Promise<string> {
   }
   if (!cached || now - cached.readAt > CACHE_MS) {
     const fallback = lastGood && now - lastGood.readAt <= STALE_MS ? lastGood.value : undefined;
-    const value = readSecret(arn).then(
+    const value = readSecret(arn, readLimitMs).then(
       (read) => {
         lastGood = { value: read, readAt: now };
         return read;

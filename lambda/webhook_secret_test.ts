@@ -15,6 +15,7 @@ function withFake(secrets: Record<string, string>) {
   fake.secrets.clear();
   fake.previous.clear();
   fake.failing.clear();
+  fake.hanging.clear();
   for (const [arn, value] of Object.entries(secrets)) fake.secrets.set(arn, value);
   fake.reads.length = 0;
   forgetWebhookSecret();
@@ -156,6 +157,33 @@ Deno.test("a failed read of the previous version signs with the current one alon
     fake.previous.set(ARN, ROTATED);
     fake.failing.add("AWSPREVIOUS");
     assert.equal(await webhookSecret(), SECRET);
+  } finally {
+    close();
+  }
+});
+
+Deno.test("a Secrets Manager that never answers fails the read within its limit, naming the secret", async () => {
+  const { fake, close } = withFake({ [ARN]: SECRET });
+  try {
+    fake.hanging.add("AWSCURRENT");
+    await assert.rejects(
+      webhookSecret(Date.now(), 300),
+      (error: Error) => {
+        assert.equal(
+          error.message,
+          `cannot read the webhook secret ${ARN} from Secrets Manager: no answer within 0.3 s`,
+        );
+        return true;
+      },
+    );
+    // Not cached: the next read, once it answers, gets the value.
+    fake.hanging.clear();
+    assert.equal(await webhookSecret(Date.now(), 300), SECRET);
+    // The previous version never answering leaves it out, within the limit.
+    forgetWebhookSecret();
+    fake.previous.set(ARN, ROTATED);
+    fake.hanging.add("AWSPREVIOUS");
+    assert.equal(await webhookSecret(Date.now(), 300), SECRET);
   } finally {
     close();
   }
