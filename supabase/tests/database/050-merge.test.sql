@@ -2,7 +2,7 @@
 -- docs/sync-semantics.md that it enforces whatever order changes arrive in.
 set client_min_messages = warning;
 begin;
-select plan(73);
+select plan(75);
 
 -- The rules as on AWS, whose stream clock has a granularity of 1 s.
 update sync.settings set value = '1 second' where key = 'stream_clock_granularity';
@@ -289,6 +289,30 @@ select lives_ok($$
 $$, 'recompiled, the merge takes a change with the new column');
 select is((select test_extra from public.firespring_segments where segment_id = 'compiled-1'),
   'kept', 'and writes it');
+
+-- A batch of many deletes takes time in proportion to its size: 20,000 deletes of rows
+-- (a sweep's chunk of a table whose source was emptied, a flood of TTL expiries) take
+-- about a second, well inside the statement timeout set here. When each delete's
+-- tombstone was found by a nested loop over the batch's deleted rows, 8,000 took 60 s
+-- and a chunk of 29,000 outran the hosted 2 minutes at every attempt.
+select sync.merge_changes('firespring_segments', (
+  select jsonb_agg(jsonb_build_object('op', 'upsert',
+    'row', jsonb_build_object('segment_id', 'bulk-' || g, 'segment_criteria', '{}'::jsonb),
+    'seq', null, 'changed_at', now() - interval '1 hour', 'source', 'backfill'))
+  from generate_series(1, 20000) g));
+set local statement_timeout = '60s';
+select is(
+  (select m.deleted from sync.merge_changes('firespring_segments', (
+     select jsonb_agg(jsonb_build_object('op', 'delete',
+       'row', jsonb_build_object('segment_id', 'bulk-' || g),
+       'seq', null, 'changed_at', now(), 'source', 'backfill'))
+     from generate_series(1, 20000) g)) m),
+  20000::bigint, '20,000 deletes merge in one statement, well within its timeout');
+set local statement_timeout to default;
+select is(
+  (select count(*)::int from sync.tombstones
+   where target_table = 'firespring_segments' and row_key ->> 'segment_id' like 'bulk-%'),
+  20000, 'each with its tombstone');
 
 select * from finish();
 rollback;
