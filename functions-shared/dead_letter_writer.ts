@@ -9,14 +9,14 @@
 
 import type postgres from "postgres";
 import { createHash } from "node:crypto";
-import { stringProblem } from "./dynamo_decoder.ts";
+import { storableText, stringProblem } from "./dynamo_decoder.ts";
 import { encodeJson } from "./dynamo_encoder.ts";
 import { isDynamoNumber, numericStorable } from "./dynamo_numbers.ts";
 import type { DeadLetter } from "./record_mapping.ts";
 
-/** Text Postgres can store: U+0000 written as `\\u0000`, lone surrogates replaced. */
+/** Text Postgres can store ({@link storableText}), or null. */
 function safeText(text: string | null): string | null {
-  return text === null ? null : text.replaceAll("\u0000", "\\u0000").toWellFormed();
+  return text === null ? null : storableText(text);
 }
 
 /**

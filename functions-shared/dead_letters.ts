@@ -24,7 +24,7 @@ import {
 } from "./record_mapping.ts";
 import { parseJsonExact } from "./dynamo_numbers.ts";
 import { bySourceTable, byTargetTable, TABLES } from "./table_registry.ts";
-import { ValueError } from "./dynamo_decoder.ts";
+import { storableText, ValueError } from "./dynamo_decoder.ts";
 import { serviceRoleProblem } from "./service_auth.ts";
 import { applyChanges, isDatabaseUnavailable } from "./sync_db.ts";
 import { attributeMapFromJson } from "./attribute_binaries.ts";
@@ -215,7 +215,7 @@ export async function replayDeadLetters(
              where id = any(${closed}::bigint[])`;
     for (const failing of stillFailing) {
       await tx`update sync.dead_letters
-               set reason = ${failing.reason.replaceAll("\u0000", "\\u0000").toWellFormed()},
+               set reason = ${storableText(failing.reason)},
                    replay_result = 'still failing at ' || now()
                where id = ${failing.id}`;
     }

@@ -54,6 +54,14 @@ export function stringProblem(text: string): string | undefined {
   return undefined;
 }
 
+/**
+ * `text` as Postgres can store it, to name a value it cannot hold: U+0000 written as the
+ * six characters `\u0000`, lone surrogates replaced (see {@link stringProblem}).
+ */
+export function storableText(text: string): string {
+  return text.replaceAll("\u0000", "\\u0000").toWellFormed();
+}
+
 /** A JSON-safe name of a map key or list index for a path: `a.b`, `a[3]`. */
 function join(path: string, name: string | number): string {
   if (typeof name === "number") return `${path}[${name}]`;

@@ -8,6 +8,7 @@
  */
 
 import type { AttributeValue } from "./dynamo_commands.ts";
+import { storableText, stringProblem } from "./dynamo_decoder.ts";
 import { mapScannedItem, rowKeyOf, type TableChange } from "./record_mapping.ts";
 import type { TableSpec } from "./table_registry.ts";
 import type { Change } from "./transform.ts";
@@ -27,10 +28,19 @@ export function rowKeyText(key: RowKey): string {
 export interface Unmappable {
   key: Record<string, string>;
   reason: string;
+  /**
+   * The key holds what Postgres cannot store (U+0000, a lone surrogate), written out in
+   * `key` ({@link storableText}): no row can have it, so it is not read again.
+   */
+  escaped?: true;
 }
 
-/** The target row key an unmappable item's source key names, as text; null when it names none. */
+/**
+ * The target row key an unmappable item's source key names, as text; null when it names
+ * none (or none Postgres could store).
+ */
 export function unmappableRowKey(spec: TableSpec, unmappable: Unmappable): RowKey | null {
+  if (unmappable.escaped) return null;
   const key = rowKeyOf(spec, unmappable.key);
   if (key === null) return null;
   return Object.fromEntries(Object.entries(key).map(([column, v]) => [column, String(v)]));
@@ -61,6 +71,20 @@ export function sourceKeyOf(spec: TableSpec, item: Item): Record<string, string>
 }
 
 /**
+ * An item that cannot be mapped, as the run lists it: its key and the reason as text
+ * jsonb can hold (a key with U+0000, the very thing that makes an item unmappable, would
+ * fail the page's statement, and every validation of the table with it).
+ */
+function unmappableItem(spec: TableSpec, item: Item, reason: string): Unmappable {
+  const key = sourceKeyOf(spec, item);
+  if (Object.values(key).every((text) => stringProblem(text) === undefined)) {
+    return { key, reason: storableText(reason) };
+  }
+  const written = Object.entries(key).map(([name, text]) => [name, storableText(text)]);
+  return { key: Object.fromEntries(written), reason: storableText(reason), escaped: true };
+}
+
+/**
  * Maps a page of items to the rows they should be. A soft-deleted item makes no row
  * and is not a problem; an item that cannot be mapped is listed in `unmappable`, so that
  * the table cannot read as a match over it.
@@ -75,7 +99,7 @@ export function expectedPage(
   for (const item of items) {
     const mapped = mapScannedItem(spec, item, readAt);
     if (!mapped.ok) {
-      unmappable.push({ key: sourceKeyOf(spec, item), reason: mapped.deadLetter.reason });
+      unmappable.push(unmappableItem(spec, item, mapped.deadLetter.reason));
       continue;
     }
     const { change } = mapped.value;
@@ -132,7 +156,7 @@ export function repairPlan(
   for (const item of items) {
     const mapped = mapScannedItem(spec, item, readAt, "repair");
     if (!mapped.ok) {
-      unmappable.push({ key: sourceKeyOf(spec, item), reason: mapped.deadLetter.reason });
+      unmappable.push(unmappableItem(spec, item, mapped.deadLetter.reason));
       continue;
     }
     changes.push({ spec, change: { ...mapped.value.change, seenAt } });

@@ -1,6 +1,12 @@
 import assert from "node:assert/strict";
 import { byTargetTable } from "./table_registry.ts";
-import { expectedPage, pointReadKey, repairPlan, sourceKeyOf } from "./validator_plan.ts";
+import {
+  expectedPage,
+  pointReadKey,
+  repairPlan,
+  sourceKeyOf,
+  unmappableRowKey,
+} from "./validator_plan.ts";
 
 const segments = byTargetTable("firespring_segments")!;
 const visitors = byTargetTable("firespring_visitors")!;
@@ -27,6 +33,21 @@ Deno.test("an item without its key attribute is named as such", () => {
   assert.deepEqual(sourceKeyOf(segments, { segment_id: { BOOL: true } }), {
     segment_id: '{"BOOL":true}',
   });
+});
+
+Deno.test("an unmappable item is listed as jsonb can hold it: U+0000 written out", () => {
+  const { unmappable } = expectedPage(segments, [
+    { segment_id: { S: "s\u0000" }, name: { S: "nul in the key" } },
+  ], readAt);
+  assert.deepEqual(unmappable.map((u) => u.key), [{ segment_id: "s\\u0000" }]);
+  assert.match(unmappable[0].reason, /U\+0000/);
+  assert.ok(!unmappable[0].reason.includes("\u0000"), "no U+0000 for jsonb to refuse");
+  // Written out, the key names no row to read again (it would read another item).
+  assert.equal(unmappable[0].escaped, true);
+  assert.equal(unmappableRowKey(segments, unmappable[0]), null);
+  const plain = expectedPage(segments, [{ segment_id: { S: "s2" }, value: { S: "x" } }], readAt);
+  assert.equal(plain.unmappable[0].escaped, undefined);
+  assert.deepEqual(unmappableRowKey(segments, plain.unmappable[0]), { segment_id: "s2" });
 });
 
 Deno.test("collapsed rows carry their range key and rank to the staging", () => {
