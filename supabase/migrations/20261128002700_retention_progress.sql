@@ -94,6 +94,16 @@ begin
         limit 1
       ) t
       where s.range_key < t.sync_range_key
+        -- Superseded for the whole retention: a live observation after it (the one that
+        -- superseded it, or a later one) was recorded before the cutoff too. One
+        -- superseded an hour ago stays, so that a removal of the newer ones falls back to
+        -- it rather than to an older one; an active visitor's history is still purged, a
+        -- retention after each of its observations was superseded.
+        and exists (
+          select from sync.observations n
+          where n.target_table = %1$L and n.row_key = s.row_key and n.range_key > s.range_key
+            and not n.deleted and n.recorded_at < $1
+        )
     ),
     purged as (
       -- By ctid alone, a TID scan: the merges of the table wait for this transaction,

@@ -4,10 +4,11 @@
 -- * Superseded observations of a row that kept taking new ones were never purged: the
 --   purge waited for the row to go 48 hours unwritten (synced_at), and an active visitor,
 --   or a table backfilled more often than every 48 hours, kept every observation for
---   good. A superseded observation is now purged once it was recorded before the cutoff,
---   whatever its row does since: a removal of the observation the row holds queues a
---   consistent re-read of the key (20261128002900_collapsed_rereads.sql), which brings
---   the purged items back, as it does for a row quiet for 48 hours.
+--   good. A superseded observation is now purged once it, and a live observation after
+--   it, were recorded before the cutoff (it was superseded a retention ago), whatever its
+--   row does since: a removal of the observation the row holds queues a consistent
+--   re-read of the key (20261128002900_collapsed_rereads.sql), which brings the purged
+--   items back, as it does for a row quiet for 48 hours.
 -- * The purge of superseded observations waited for the table's merge lock, with no
 --   time left or behind a long export chunk: past the statement timeout, the whole hourly
 --   run rolled back. It now tries for the lock until the table's share of the run (10 s)

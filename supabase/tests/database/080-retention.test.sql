@@ -4,7 +4,7 @@
 -- are never purged.
 set client_min_messages = warning;
 begin;
-select plan(50);
+select plan(52);
 
 -- Start from nothing, so that what purge_expired reports is exactly this test's rows.
 delete from sync.tombstones;
@@ -40,7 +40,7 @@ insert into sync.tombstones (target_table, row_key, sync_sequence, deleted_at, r
 -- A collapsed table: v1 with three observations, all older than the retention (the
 -- oldest two superseded, one of them deleted), its row written as long ago; v2 whose row
 -- took its held observation just now: its older observation, recorded before the
--- retention, goes too (a removal of the held one re-reads the key); v3 entirely deleted.
+-- retention but superseded just now, stays; v3 entirely deleted.
 create function pg_temp.visit(op text, id text, ts numeric, pages int, seq text)
 returns jsonb language sql as $$
   select jsonb_build_object('op', op, 'seq', seq, 'changed_at', '2026-02-06T10:00:00Z', 'source', 'stream',
@@ -103,7 +103,7 @@ insert into public.sync_checksums (target_table, status, started_at, checked_at,
 create temp table purged as select sync.purge_expired() as result;
 select is((select result from purged),
   '{"tombstones": 1, "cron_history": 1, "dead_letters": 1, "backfill_jobs": 1, "sync_checksums": 1,
-    "webhook_deliveries": 1, "deleted_observations": 2, "superseded_observations": 2, "incomplete": [],
+    "webhook_deliveries": 1, "deleted_observations": 2, "superseded_observations": 1, "incomplete": [],
     "stream_notes": 0}'::jsonb,
   'purge_expired reports what it removed per kind');
 
@@ -111,12 +111,12 @@ select results_eq($$select row_key ->> 'segment_id' from sync.tombstones$$, $$va
   'a tombstone is purged after tombstone_retention and kept before');
 select results_eq(
   $$select row_key ->> 'visitor_id', range_key::int from sync.observations order by 1, 2$$,
-  $$values ('v1'::text, 300), ('v2', 200)$$,
-  'deleted observations, and superseded ones recorded before the retention, are purged; the held ones stay');
+  $$values ('v1'::text, 300), ('v2', 100), ('v2', 200)$$,
+  'deleted observations, and ones superseded for the whole retention, are purged; the held ones stay');
 select ok(exists (select from sync.observations where row_key = '{"visitor_id": "v1"}' and range_key = 300),
   'the held observation is never purged, however old');
-select ok(not exists (select from sync.observations where row_key = '{"visitor_id": "v2"}' and range_key = 100),
-  'one superseded just now goes too, whatever its row does: a removal of the held one re-reads the key');
+select ok(exists (select from sync.observations where row_key = '{"visitor_id": "v2"}' and range_key = 100),
+  'one recorded long ago but superseded just now stays: a removal of the held one falls back to it');
 select set_eq($$select to_jsonb(v) from public.firespring_visitors v$$,
   $$select to_jsonb(v) from visitors_before v$$, 'no row of the collapsed table changed');
 select results_eq($$select record ->> 'n' from sync.dead_letters order by id$$, $$values ('2'), ('3'), ('4')$$,
@@ -159,7 +159,15 @@ select is((sync.purge_expired() ->> 'superseded_observations')::int, 0,
   'a superseded observation recorded less than observation_retention ago stays');
 update sync.observations set recorded_at = now() - interval '25 hours'
 where row_key = '{"visitor_id": "v2"}' and range_key = 200;
-select is((sync.purge_expired() ->> 'superseded_observations')::int, 1, 'and goes once it is older');
+select is((sync.purge_expired() ->> 'superseded_observations')::int, 1,
+  'once the one after it is older, the first goes');
+select results_eq(
+  $$select range_key::int from sync.observations where row_key = '{"visitor_id": "v2"}' order by 1$$,
+  $$values (200), (300)$$, 'and the second stays, superseded by one recorded just now');
+update sync.observations set recorded_at = now() - interval '25 hours'
+where row_key = '{"visitor_id": "v2"}' and range_key = 300;
+select is((sync.purge_expired() ->> 'superseded_observations')::int, 1,
+  'it goes once that one is older too');
 select set_eq($$select to_jsonb(v) from public.firespring_visitors v$$,
   $$select to_jsonb(v) from visitors_before v$$, 'still no row changed');
 update sync.settings set value = '48 hours' where key in ('tombstone_retention', 'observation_retention');
