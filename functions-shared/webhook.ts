@@ -162,7 +162,14 @@ export function mapBody(body: ReturnType<typeof parseWebhookBody> & { ok: true }
 /** Handles one webhook request. */
 export async function handleWebhook(req: Request, deps: WebhookDeps): Promise<Response> {
   const verifier = deps.verifier;
-  if (!verifier.ok) return errorResponse(500, `${verifier.problem}; nothing was applied`);
+  // The same for every request until the setting is fixed: 503, which the Lambda retries
+  // as it is, not 500, which it takes for a body at fault and splits, batch after batch.
+  if (!verifier.ok) {
+    return errorResponse(503, `${verifier.problem}; nothing was applied`, {
+      "retry-after": "60",
+      "x-sync-refusal": "misconfigured",
+    });
+  }
   if (req.method !== "POST") return methodNotAllowed("POST");
   const contentType = req.headers.get("content-type") ?? "";
   if (!/^application\/json\s*(;|$)/i.test(contentType)) {

@@ -20,7 +20,7 @@ import {
   URL_,
 } from "./webhook_fakes.ts";
 
-Deno.test("each malformed secret setting refuses forged and signed requests with 500", async () => {
+Deno.test("each malformed secret setting refuses forged and signed requests with 503 (retried as it is, never split)", async () => {
   const settings: [string, string, RegExp][] = [
     ["whsec_ alone", "whsec_", /secret 1 of 1 has nothing after whsec_/],
     ["a plain password", "correct-horse-battery-staple", /secret 1 of 1 does not start/],
@@ -36,8 +36,11 @@ Deno.test("each malformed secret setting refuses forged and signed requests with
       "webhook-signature": "v1,AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
     });
     for (const request of [forged, signed(oneRecord, secretA)]) {
-      const { status, body } = await answer(await handleWebhook(request, deps(db, setting)));
-      assert.equal(status, 500, name);
+      const response = await handleWebhook(request, deps(db, setting));
+      assert.equal(response.headers.get("x-sync-refusal"), "misconfigured", name);
+      assert.equal(response.headers.get("retry-after"), "60", name);
+      const { status, body } = await answer(response);
+      assert.equal(status, 503, name);
       assert.match(body.error, /the webhook's SYNC_WEBHOOK_SECRET is misconfigured/, name);
       assert.match(body.error, cause, name);
       assert.ok(!body.error.includes(secretA.slice(6)), `${name}: the secret is not shown`);
@@ -50,14 +53,14 @@ Deno.test("each malformed secret setting refuses forged and signed requests with
 Deno.test("a misconfigured webhook refuses even a GET, and reads no body", async () => {
   const db = fakeDb();
   const get = await handleWebhook(new Request(URL_), deps(db, "whsec_"));
-  assert.equal(get.status, 500);
+  assert.equal(get.status, 503);
   await get.body?.cancel();
   const { stream, wasRead } = unreadableBody();
   const response = await handleWebhook(
     post(stream, signWebhook(secretA, oneRecord)),
     deps(db, `${secretA},whsec_x`),
   );
-  assert.equal(response.status, 500);
+  assert.equal(response.status, 503);
   await response.body?.cancel();
   assert.equal(wasRead(), false);
 });
