@@ -49,6 +49,36 @@ Deno.test("a batch applies what maps and dead-letters the rest, whole, with the 
   }
 });
 
+Deno.test("an item whose keys are too long for Postgres to index is dead-lettered, not a 500", async () => {
+  // DynamoDB allows 2,048 bytes of partition key and 1,024 of sort key; a btree entry
+  // holds 2,704. Random base64 does not compress.
+  const random = (bytes: number) => {
+    const chunks = [];
+    for (let i = 0; i < bytes; i += 512) chunks.push(crypto.getRandomValues(new Uint8Array(512)));
+    return btoa(String.fromCharCode(...chunks.flatMap((c) => [...c]))).slice(0, bytes);
+  };
+  const marker = `long-${crypto.randomUUID()}-`;
+  const pk = (marker + random(2048)).slice(0, 2048);
+  const sk = random(1024);
+  const response = await postWebhook(JSON.stringify({
+    table: "toledo_dashboard",
+    action: "UPSERT",
+    data: { pk, sk, metrics: { views: 1 } },
+  }));
+  assert.equal(response.status, 200);
+  assert.deepEqual(await response.json(), { received: 1, applied: 0, skipped: 0, deadLettered: 1 });
+  const sql = connectDb();
+  try {
+    const [letter] = await sql`select reason, row_key ->> 'sk' as sk from sync.dead_letters
+                               where target_table = 'toledo_dashboard'
+                                 and row_key ->> 'pk' = ${pk}`;
+    assert.equal(letter.sk, sk, "named by its whole key");
+    assert.match(letter.reason, /index row size|54000/);
+  } finally {
+    await sql.end();
+  }
+});
+
 Deno.test("a dead letter is replayed once its record is fixed", async () => {
   const id = `replay-${crypto.randomUUID()}`;
   await (await postWebhook(JSON.stringify({

@@ -3,7 +3,7 @@
 -- the record kept whole even when jsonb cannot hold it.
 set client_min_messages = warning;
 begin;
-select plan(10);
+select plan(13);
 
 select col_type_is('sync', 'dead_letters', 'position_seq', 'numeric(40,0)',
   'a dead letter keeps its stream position');
@@ -50,6 +50,27 @@ select throws_ok(
   $$insert into sync.dead_letters (record, reason, position_source) values ('{}', 'x', 'ftp')$$,
   '23514', null, 'the position''s source is stream, backfill, repair or direct'
 );
+
+-- A key at DynamoDB's limits (a 2,048-byte partition key and a 1,024-byte sort key), in
+-- text that does not compress: its row's primary key refuses it, and its dead letter
+-- must not (20261128004700_dead_letter_keys.sql).
+create temp table long_key as
+  select replace(encode(extensions.gen_random_bytes(1024) || extensions.gen_random_bytes(512),
+                        'base64'), E'\n', '') as pk;
+select throws_ok(
+  $$insert into public.toledo_dashboard (pk, sk, sync_changed_at, sync_source)
+    select pk, substr(pk, 1, 1024), now(), 'direct' from long_key$$,
+  '54000', null, 'a row cannot have keys that long');
+select lives_ok(
+  $$insert into sync.dead_letters (source_table, target_table, record, reason, row_key, fingerprint)
+    select 'toledo-consulting-dashboard-data', 'toledo_dashboard', '{}', 'too long',
+           jsonb_build_object('pk', pk, 'sk', substr(pk, 1, 1024)), md5(pk) from long_key$$,
+  'its dead letter can');
+select is(
+  (select count(*)::int from sync.dead_letters d, long_key k
+   where d.target_table = 'toledo_dashboard'
+     and d.row_key = jsonb_build_object('pk', k.pk, 'sk', substr(k.pk, 1, 1024))),
+  1, 'and is found by its key');
 
 select * from finish();
 rollback;
