@@ -20,6 +20,10 @@ as $$
 declare
   job_id bigint;
 begin
+  -- Two calls at once for a table (a re-read and a write-back's restore of one key, say)
+  -- one after the other: with no job waiting there is no row for the second to wait on,
+  -- and each would queue a backfill.
+  perform pg_advisory_xact_lock(hashtext('sync.heal_table'), hashtext(p_target));
   select j.id into job_id
   from sync.backfill_jobs j
   join sync.source_tables s on s.source_table = j.source_table

@@ -3,12 +3,20 @@
 -- a new one is queued, once.
 set client_min_messages = warning;
 begin;
-select plan(6);
+select plan(7);
 
 delete from sync.backfill_jobs;
 delete from sync.table_state;
 
 create temporary table first as select sync.heal_table('firespring_visitors', 'one') as job;
+-- Two calls at once for the table wait for each other (with no job waiting yet, there is
+-- no row to wait on): the call holds the table's heal lock until its transaction ends.
+select ok(exists (
+  select from pg_locks
+  where locktype = 'advisory' and pid = pg_backend_pid() and objsubid = 2
+    and classid::bigint = hashtext('sync.heal_table')::bigint & 4294967295
+    and objid::bigint = hashtext('firespring_visitors')::bigint & 4294967295),
+  'a call holds the table''s heal lock to the end of its transaction');
 select is((select count(*)::int from sync.backfill_jobs where checksum_run_id is null), 1,
   'a backfill is queued');
 select is(sync.heal_table('firespring_visitors', 'two'), (select job from first),
