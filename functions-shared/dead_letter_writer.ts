@@ -46,17 +46,21 @@ function sortedKeys(value: unknown): unknown {
 
 /**
  * What makes two dead letters the same record: a stream record by its source table,
- * eventID and SequenceNumber (a redelivery); a Scan's item or a direct request by its
- * source table and exact content (the same page read again, later).
+ * eventID and SequenceNumber (a redelivery); a Scan's item by its source table and exact
+ * content (the same page read again, later); a direct request by its table, content and
+ * time (each request is a change of its own: one sent again after the first was fixed
+ * and replayed must open a letter of its own, not count in the closed one).
  */
 export function deadLetterFingerprint(letter: DeadLetter): string {
   const record = letter.record as { dynamodb?: { SequenceNumber?: unknown } } | null;
+  const direct = letter.position?.source === "direct";
   const basis = letter.eventId !== null
     ? ["stream", letter.sourceTable, letter.eventId, String(record?.dynamodb?.SequenceNumber)]
     : [
-      letter.position?.source === "direct" ? "direct" : "scan",
+      direct ? "direct" : "scan",
       letter.sourceTable ?? letter.targetTable,
       encodeJson(sortedKeys(letter.record)),
+      ...(direct ? [letter.position?.changedAt ?? null] : []),
     ];
   return createHash("md5").update(encodeJson(basis)).digest("hex");
 }
