@@ -13,7 +13,9 @@
  *    a fresh consistent point read of the source (GetItem, or Query for a collapsed
  *    table), up to three times, and is reported only if it differs every time. A key
  *    that was merely in flight (its change on its way through the stream), or that the
- *    eventually consistent Scan read stale, is not reported.
+ *    eventually consistent Scan read stale, is not reported. (A stale page that matches
+ *    a target as stale as itself hides a divergence younger than the read's consistency
+ *    until the next run.)
  * 4. With `repair`, the source state of exactly the divergent keys is re-applied through
  *    the normal merge (missing and different keys upserted, unexpected ones deleted),
  *    then the table is validated again.

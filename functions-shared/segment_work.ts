@@ -104,8 +104,10 @@ export interface SegmentScanDeps {
   /**
    * Whether the Scan reads consistently (default true). Only the validator turns it off:
    * it re-reads every key that differs consistently before reporting it
-   * (validator_compare.ts), so a stale page costs a recheck, never a false verdict; the
-   * backfill must read consistently (see the Scan below).
+   * (validator_compare.ts), so a stale page that differs costs a recheck, never a false
+   * report (one that matches a target as stale as itself hides a divergence younger than
+   * the read's consistency, until the next run: docs/sync-semantics.md, "Verification");
+   * the backfill must read consistently (see the Scan below).
    */
   consistentRead?: boolean;
   /** Clock and randomness of the pacing and retries (tests replace them). */
