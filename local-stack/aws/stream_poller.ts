@@ -42,7 +42,7 @@ import {
   type StreamFailureMessage,
 } from "./event_source_mapping.ts";
 import { POLLER_STATE_FILE } from "./stream_positions.ts";
-import { LambdaEnvironments } from "./lambda_environments.ts";
+import { LambdaEnvironments, type LambdaFunction } from "./lambda_environments.ts";
 import { StreamMappings } from "./stream_mappings.ts";
 import { readStackEnv, stackEnvReader } from "../stack_env.ts";
 import { listShards, readRecords, shardIterator } from "./stream_reader.ts";
@@ -114,10 +114,17 @@ if (import.meta.main) {
   process.env.WEBHOOK_URL = `${env.FUNCTIONS_URL}/mmp-toledo-sync`;
   process.env.SYNC_WEBHOOK_SECRET = env.SYNC_WEBHOOK_SECRET;
   // The Lambda's module in execution environments of its own: a timed-out invocation is
-  // stopped, as Lambda stops it.
-  const lambda = new LambdaEnvironments(
-    new URL("../../lambda/stream_forwarder.ts", import.meta.url),
-  );
+  // stopped, as Lambda stops it. One function per region, as deployed
+  // (infrastructure/terraform): each with its own warm environments and their caches.
+  const forwarder = new URL("../../lambda/stream_forwarder.ts", import.meta.url);
+  const lambdas = new Map<string, LambdaEnvironments>();
+  const invoke: LambdaFunction = (event, timeoutMs) => {
+    const table = tableNameFromArn(String(event.Records?.[0]?.eventSourceARN ?? ""));
+    const region = TABLES.find((t) => t.sourceTable === table)?.region ?? "";
+    let lambda = lambdas.get(region);
+    if (!lambda) lambdas.set(region, lambda = new LambdaEnvironments(forwarder));
+    return lambda.invoke(event, timeoutMs);
+  };
   // A mapping setting from the environment, checked (mappingSetting), else the deployed one.
   const fromEnv = (
     name: string,
@@ -125,7 +132,7 @@ if (import.meta.main) {
     range: Parameters<typeof mappingSetting>[3],
   ) => setting(() => mappingSetting(name, Deno.env.get(name), deployed, range));
   const mapping = new EventSourceMapping({
-    invoke: lambda.invoke,
+    invoke,
     batchSize: fromEnv("STREAM_BATCH_SIZE", DEPLOYED_MAPPING.batchSize, { min: 1, max: 10_000 }),
     maxRetryAttempts: fromEnv("STREAM_MAX_RETRY_ATTEMPTS", DEPLOYED_MAPPING.maxRetryAttempts, {
       min: 0,
