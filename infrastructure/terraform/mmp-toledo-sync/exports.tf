@@ -30,7 +30,9 @@ variable "export_expiration_days" {
 }
 
 locals {
-  exports_enabled = var.create_export_bucket && length(data.aws_iam_policy_document.supabase_reader) > 0
+  # The synced tables, not the reader's switch: an operator's own reader must not take the
+  # bucket (and every export in it) away.
+  exports_enabled = var.create_export_bucket && length(local.synced_table_arns) > 0
   # Each synced table's name → its region.
   synced_table_regions = merge(
     { for table in keys(try(module.firespring_sync[0].table_arns, {})) : table => "us-east-1" },
@@ -186,6 +188,9 @@ resource "aws_iam_user" "supabase_exporter" {
   count    = length(data.aws_iam_policy_document.supabase_exporter)
   provider = aws.us_east_1
   name     = "${var.project_name}-supabase-exporter-${var.environment}"
+  # Its access keys are made outside Terraform (README): destroyed with it, or the
+  # destroy (or the switch turned off) fails with DeleteConflict.
+  force_destroy = true
 }
 
 resource "aws_iam_policy" "supabase_exporter" {

@@ -45,6 +45,9 @@ resource "aws_iam_user" "supabase_reader" {
   count    = length(data.aws_iam_policy_document.supabase_reader)
   provider = aws.us_east_1
   name     = "${var.project_name}-supabase-reader-${var.environment}"
+  # Its access keys are made outside Terraform (README): destroyed with it, or the
+  # destroy (or the switch turned off) fails with DeleteConflict.
+  force_destroy = true
 }
 
 resource "aws_iam_user_policy" "supabase_reader" {

@@ -4,7 +4,12 @@
 # exactly that: dynamodb:UpdateItem on the synced tables, and on each table only the
 # attributes the registry maps to a column, its key and its documented catch-all
 # attributes (writeBackAttributes in functions-shared/table_registry.ts; a test checks
-# the lists below equal it). No PutItem, no DeleteItem: inserts and deletes stay denied.
+# the lists below equal it). No PutItem, no DeleteItem. What IAM cannot hold back, and a
+# leaked key could do: UpdateItem "adds a new item to the table if it does not already
+# exist" (API reference, UpdateItem), so a request without the function's
+# attribute_exists condition creates an item of those attributes; and no condition key
+# governs ReturnValuesOnConditionCheckFailure, so a request whose condition fails may get
+# the whole item back. Keep the key as a secret of the function alone.
 # Its access key is created by the operator (aws iam create-access-key) and given to
 # Supabase as the function secrets WRITE_BACK_AWS_ACCESS_KEY_ID and
 # WRITE_BACK_AWS_SECRET_ACCESS_KEY, so it is in neither Terraform's state nor its
@@ -86,6 +91,9 @@ resource "aws_iam_user" "supabase_writer" {
   count    = length(data.aws_iam_policy_document.supabase_writer)
   provider = aws.us_east_1
   name     = "${var.project_name}-supabase-writer-${var.environment}"
+  # Its access keys are made outside Terraform (README): destroyed with it, or the
+  # destroy (or the switch turned off) fails with DeleteConflict.
+  force_destroy = true
 }
 
 resource "aws_iam_policy" "supabase_writer" {

@@ -181,6 +181,24 @@ run "the_writer_can_be_left_out" {
   }
 }
 
+run "the_reader_can_be_left_out_and_the_exports_stay" {
+  command = plan
+
+  variables {
+    create_supabase_reader = false
+  }
+
+  assert {
+    condition     = output.supabase_reader_user == null && length(aws_s3_bucket.exports) == 1 && length(aws_iam_user.supabase_exporter) == 1
+    error_message = "create_supabase_reader = false (an operator's own reader) makes no reader, and keeps the export bucket and its exporter."
+  }
+
+  assert {
+    condition     = alltrue([for user in concat(aws_iam_user.supabase_exporter, aws_iam_user.supabase_writer) : user.force_destroy])
+    error_message = "Users whose access keys are made outside Terraform are destroyed with them (force_destroy), or the destroy fails."
+  }
+}
+
 run "without_firespring_the_writer_writes_the_us_east_2_tables_only" {
   command = plan
 
