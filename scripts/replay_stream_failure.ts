@@ -242,6 +242,13 @@ export function replayTargets(
         "SYNC_WEBHOOK_SECRET" + (stack ? " (unset, both are the local stack's)" : ""),
     };
   }
+  // Said before any range is read: each file would fail on it, after its read.
+  if (!env.SYNC_WEBHOOK_SECRET && !env.SYNC_WEBHOOK_SECRET_ARN) {
+    return {
+      problem: `neither SYNC_WEBHOOK_SECRET nor SYNC_WEBHOOK_SECRET_ARN is set: give the ` +
+        `secret ${env.WEBHOOK_URL} verifies with (the whsec_... value, or its Secrets Manager ARN)`,
+    };
+  }
   const dynamo = env.DYNAMODB_ENDPOINT ?? "AWS's regional endpoints";
   return { line: `webhook ${env.WEBHOOK_URL}, DynamoDB Streams at ${dynamo}` };
 }

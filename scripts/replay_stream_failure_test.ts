@@ -97,4 +97,15 @@ Deno.test("the targets: the local stack's unless a webhook is named; a secret wi
   });
   assert.equal(production.DYNAMODB_ENDPOINT, undefined);
   assert.ok("problem" in replayTargets({}, undefined), "no stack and no URL");
+  const noSecret = replayTargets({ WEBHOOK_URL: production.WEBHOOK_URL }, stack);
+  assert.ok("problem" in noSecret, "a webhook named without its secret");
+  assert.match(noSecret.problem, /^neither SYNC_WEBHOOK_SECRET nor SYNC_WEBHOOK_SECRET_ARN is set/);
+  assert.ok(
+    "line" in
+      replayTargets({
+        ...production,
+        SYNC_WEBHOOK_SECRET: undefined,
+        SYNC_WEBHOOK_SECRET_ARN: "arn:aws:secretsmanager:us-east-1:1:secret:x",
+      }, stack),
+  );
 });

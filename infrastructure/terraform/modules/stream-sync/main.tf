@@ -1,6 +1,7 @@
 # One region's half of the real-time sync: the tables' streams → one forwarding Lambda
 # → the mmp-toledo-sync webhook. Records the Lambda cannot deliver after its retries go,
-# as shard and sequence-number ranges, to an SQS queue (npm run stream:replay reads them).
+# as shard and sequence-number ranges, to an SQS queue (saved as files and replayed by
+# npm run stream:replay: README, "Operating it").
 
 # The tables are not managed here (they belong to the applications that write them);
 # their streams must be enabled with NEW_AND_OLD_IMAGES beforehand.

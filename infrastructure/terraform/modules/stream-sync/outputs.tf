@@ -14,7 +14,7 @@ output "event_source_mappings" {
 }
 
 output "dead_letter_queue_url" {
-  description = "Where failed stream ranges wait (npm run stream:replay reads them)."
+  description = "Where failed stream ranges wait (saved as files for npm run stream:replay: README, \"Operating it\")."
   value       = aws_sqs_queue.dead_letters.url
 }
 
