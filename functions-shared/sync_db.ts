@@ -295,6 +295,24 @@ export function isDatabaseUnavailable(error: unknown): boolean {
 }
 
 /**
+ * Whether the database refused the function's connection settings, which no retry of the
+ * same request fixes but which are the setting's fault, not the request's: a login
+ * refused (SQLSTATE class 28: a password reset in the dashboard and not in SYNC_DB_URL), a
+ * database that does not exist (3D000), the pooler not knowing the user or tenant
+ * (Supavisor's `(ENOTFOUND)`, `(ETENANTNOTFOUND)` and its other `(EAUTHQUERY)` reasons:
+ * supabase/supavisor's lib/supavisor/errors), or a server certificate that does not verify.
+ */
+export function isDatabaseMisconfigured(error: unknown): boolean {
+  const e = error as { code?: string; message?: string };
+  const code = e?.code ?? "";
+  const message = e?.message ?? "";
+  return /^28[0-9A-Z]{3}$/.test(code) || code === "3D000" ||
+    /^\((ENOTFOUND|ETENANTNOTFOUND|EAUTHQUERY)\)/.test(message) && !isDatabaseUnavailable(error) ||
+    /^(ERR_TLS_CERT_ALTNAME_INVALID|UNABLE_TO_VERIFY_LEAF_SIGNATURE|SELF_SIGNED_CERT_IN_CHAIN|DEPTH_ZERO_SELF_SIGNED_CERT|CERT_HAS_EXPIRED|UNABLE_TO_GET_ISSUER_CERT_LOCALLY)$/
+      .test(code);
+}
+
+/**
  * Whether a statement failed only because it lost to another one: 40001 serialization
  * failure, 40P01 deadlock, 55P03 lock timeout. The same statement, sent again, passes.
  */

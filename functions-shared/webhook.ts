@@ -12,10 +12,11 @@
  * Statuses: 200 with `{received, applied, skipped, deadLettered}`; 400 malformed JSON
  * or envelope (naming the path); 401 missing headers, a timestamp more than 300 s from
  * now, or a signature that matches no secret; 405 not POST; 409 a `webhook-id` already
- * accepted within the replay window; 413 body over 6 MiB; 415 not JSON; 500 when
- * SYNC_WEBHOOK_SECRET is malformed (every request, naming which secret and why); 503
- * with Retry-After when the database is unavailable. Whatever the refusal, nothing is
- * applied.
+ * accepted within the replay window; 413 body over 6 MiB; 415 not JSON; 503 with
+ * Retry-After when the database is unavailable, and with `x-sync-refusal: misconfigured`
+ * when SYNC_WEBHOOK_SECRET is malformed (every request, naming which secret and why) or
+ * the database refuses SYNC_DB_URL's settings (a login, a database name, a certificate).
+ * Whatever the refusal, nothing is applied.
  *
  * Replays: each accepted `webhook-id` is recorded in `sync.webhook_deliveries` in the
  * same transaction that applies its batch (the database is the authority, shared by
@@ -37,7 +38,7 @@ import {
 } from "./record_mapping.ts";
 import { logDeadLetters } from "./dead_letter_writer.ts";
 import { recordsToNote } from "./stream_progress.ts";
-import { isDatabaseUnavailable, isTransientFailure } from "./sync_db.ts";
+import { isDatabaseMisconfigured, isDatabaseUnavailable, isTransientFailure } from "./sync_db.ts";
 import { applyWebhookBatch } from "./webhook_apply.ts";
 import { parseWebhookBody, parseWebhookJson } from "./webhook_envelope.ts";
 import { checkWebhookHeaders, TIMESTAMP_TOLERANCE_SECONDS } from "./webhook_headers.ts";
@@ -224,6 +225,17 @@ export async function handleWebhook(req: Request, deps: WebhookDeps): Promise<Re
       deadLettered: outcome.deadLettered,
     });
   } catch (error) {
+    if (isDatabaseMisconfigured(error)) {
+      // As for a malformed secret: retried as it is, never split for a fault of no body.
+      const cause = withoutQuotes((error as Error).message);
+      console.error(`the database refused the connection settings: ${cause}`);
+      return errorResponse(
+        503,
+        `the database refused the function's connection settings (${cause}): check ` +
+          "SYNC_DB_URL (its user, password, database and sslmode); nothing was applied",
+        { "retry-after": "60", "x-sync-refusal": "misconfigured" },
+      );
+    }
     if (isDatabaseUnavailable(error)) {
       console.error(`database unavailable: ${(error as Error).message}`);
       return errorResponse(503, "the database is unavailable; nothing was applied, retry later", {

@@ -92,6 +92,35 @@ Deno.test("a statement that timed out or lost to another is a 503 with Retry-Aft
   assert.equal(broken.status, 500);
 });
 
+Deno.test("connection settings the database refuses are a 503 naming SYNC_DB_URL, retried as it is", async () => {
+  const refusals = [
+    Object.assign(new Error('password authentication failed for user "postgres"'), {
+      code: "28P01",
+    }),
+    Object.assign(new Error('database "postgress" does not exist'), { code: "3D000" }),
+    new Error("(ENOTFOUND) tenant/user postgres.abcdefghijklmnopqrst not found"),
+    Object.assign(new Error("self-signed certificate in certificate chain"), {
+      code: "SELF_SIGNED_CERT_IN_CHAIN",
+    }),
+  ];
+  for (const [i, mergeError] of refusals.entries()) {
+    const db = fakeDb({ mergeError });
+    const response = await handleWebhook(signed(oneRecord, secretA, `msg_conf_${i}`), deps(db));
+    assert.equal(response.headers.get("x-sync-refusal"), "misconfigured", mergeError.message);
+    assert.equal(response.headers.get("retry-after"), "60");
+    const { status, body } = await answer(response);
+    assert.equal(status, 503, mergeError.message);
+    assert.match(body.error, /check SYNC_DB_URL .*; nothing was applied$/);
+    assert.ok(!body.error.includes("postgress"), "quoted text is left out");
+  }
+  // The pooler's own unavailability stays "unavailable", retried after 5 s.
+  const db = fakeDb({ mergeError: new Error("(EAUTHQUERY) auth_query connection failed") });
+  const down = await handleWebhook(signed(oneRecord, secretA, "msg_conf_down"), deps(db));
+  assert.equal(down.status, 503);
+  assert.equal(down.headers.get("retry-after"), "5");
+  await down.body?.cancel();
+});
+
 Deno.test("RecentWebhookIds holds an id until its timestamp leaves the window", () => {
   const ids = new RecentWebhookIds();
   const t = 1_700_000_000;

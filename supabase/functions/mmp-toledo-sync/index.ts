@@ -6,7 +6,7 @@
  *
  * SYNC_WEBHOOK_SECRET is checked once, here, at cold start. When it is malformed, one
  * line in the function's log says which secret of the setting and why (never its value),
- * and every webhook request is answered 500 with the same cause; nothing is verified
+ * and every webhook request is answered 503 with the same cause; nothing is verified
  * and nothing applied until the setting is fixed. The replay endpoint does not use the
  * webhook secret and keeps working.
  */
