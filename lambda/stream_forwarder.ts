@@ -222,13 +222,24 @@ export async function handler(
   event: DynamoDBStreamEvent,
   context: LambdaContext,
 ): Promise<BatchResponse> {
-  // Without settings, fail the invocation: Lambda retries it, and nothing is lost while
-  // the setting is fixed.
+  // Without its settings, nothing is sent and the batch is reported failed from its first
+  // record: Lambda retries it as it is, and nothing is lost while the setting is fixed.
+  // (Thrown, the error would make Lambda split every batch down to single records, for
+  // a fault of no record.)
+  const notSent = (why: string): BatchResponse => {
+    const first = event.Records?.[0]?.dynamodb?.SequenceNumber;
+    if (event.Records?.length && !first) throw new Error(why);
+    console.error(`${why}; nothing sent, the batch is retried as it is`);
+    return { batchItemFailures: first ? [{ itemIdentifier: first }] : [] };
+  };
   const url = process.env.WEBHOOK_URL;
-  if (!url) throw new Error("WEBHOOK_URL must be set");
-  // Read (or refused) before anything is sent: a secret that cannot be read fails the
-  // invocation, and Lambda retries it.
-  await webhookSecret();
+  if (!url) return notSent("WEBHOOK_URL must be set");
+  // Read (or refused) before anything is sent.
+  try {
+    await webhookSecret();
+  } catch (error) {
+    return notSent((error as Error).message);
+  }
   const deadline = Date.now() + context.getRemainingTimeInMillis() - SAFETY_MS;
   for (const records of splitIntoBodies(event.Records ?? [])) {
     const outcome = await deliver(url, () => webhookSecret(), records, deadline);

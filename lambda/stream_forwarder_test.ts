@@ -158,17 +158,25 @@ Deno.test("after a delivered body, a failed one is reported from its first recor
   }
 });
 
-Deno.test("without its settings the invocation fails, so Lambda retries it", async () => {
-  delete process.env.WEBHOOK_URL;
-  await assert.rejects(handler({ Records: [record("1")] }, context()), /WEBHOOK_URL must be set/);
-  process.env.WEBHOOK_URL = "http://127.0.0.1:9/";
-  delete process.env.SYNC_WEBHOOK_SECRET;
-  delete process.env.SYNC_WEBHOOK_SECRET_ARN;
-  await assert.rejects(
-    handler({ Records: [record("1")] }, context()),
-    /SYNC_WEBHOOK_SECRET_ARN \(or SYNC_WEBHOOK_SECRET\) must be set/,
-  );
-  delete process.env.WEBHOOK_URL;
+Deno.test("without its settings nothing is sent and the batch is retried as it is, never split", async () => {
+  const errors: string[] = [];
+  const error = console.error;
+  console.error = (line: string) => errors.push(line);
+  try {
+    delete process.env.WEBHOOK_URL;
+    const failed = { batchItemFailures: [{ itemIdentifier: "1" }] };
+    assert.deepEqual(await handler({ Records: [record("1"), record("2")] }, context()), failed);
+    assert.match(errors[0], /^WEBHOOK_URL must be set; nothing sent/);
+    process.env.WEBHOOK_URL = "http://127.0.0.1:9/";
+    delete process.env.SYNC_WEBHOOK_SECRET;
+    delete process.env.SYNC_WEBHOOK_SECRET_ARN;
+    assert.deepEqual(await handler({ Records: [record("1")] }, context()), failed);
+    assert.match(errors[1], /SYNC_WEBHOOK_SECRET_ARN \(or SYNC_WEBHOOK_SECRET\) must be set/);
+    assert.deepEqual(await handler({ Records: [] }, context()), { batchItemFailures: [] });
+  } finally {
+    console.error = error;
+    delete process.env.WEBHOOK_URL;
+  }
 });
 
 Deno.test("a 401 is retried within the invocation with the secret read again: a rotation under way loses no time", async () => {
