@@ -111,6 +111,11 @@ export function parseDbUrl(text: string): DbTarget {
     }
   };
   decoded(url.password, "password");
+  // Supabase's hosts take a password always: without one the driver would send
+  // PGPASSWORD's, or none, and fail only at its first query.
+  if (url.password === "" && isSupabaseHost(url.hostname)) {
+    throw new Error(`a postgresql:// URL with the password for Supabase's host ${url.hostname}`);
+  }
   const database = decoded(url.pathname.replace(/^\//, ""), "database name") || "postgres";
   const unknown = [...url.searchParams.keys()].filter((key) => !KNOWN_PARAMETERS.includes(key));
   if (unknown.length > 0) {
@@ -146,6 +151,8 @@ export function parseDbUrl(text: string): DbTarget {
   }
   const driverUrl = new URL(url.href);
   driverUrl.search = "";
+  // Named, as it is described: without one the driver would take the user's name.
+  if (url.pathname.replace(/^\//, "") === "") driverUrl.pathname = `/${database}`;
   return {
     url: driverUrl.href,
     host: url.hostname,

@@ -86,6 +86,10 @@ Deno.test("a bad URL says what is wrong and never repeats the password", () => {
       `postgres://u.abcdefghij:${PASSWORD}@aws-0-us-east-1.pooler.supabase.com:6543/postgres?sslmode=prefer`,
       /sslmode is require or verify-full .* \(it is prefer/,
     ],
+    [
+      `postgres://u.abcdefghij@aws-0-us-east-1.pooler.supabase.com:6543/postgres`,
+      /with the password for Supabase's host aws-0-us-east-1\.pooler\.supabase\.com/,
+    ],
   ];
   for (const [url, expected] of cases) {
     assert.throws(() => parseDbUrl(url), (error: Error) => {
@@ -94,6 +98,15 @@ Deno.test("a bad URL says what is wrong and never repeats the password", () => {
       return true;
     });
   }
+});
+
+Deno.test("a URL without a database names postgres, to the driver too", () => {
+  const target = parseDbUrl(`postgresql://u.abcdefghij:${PASSWORD}@db.abcdefghij.supabase.co:5432`);
+  assert.equal(target.database, "postgres");
+  assert.equal(
+    target.url,
+    `postgresql://u.abcdefghij:${PASSWORD}@db.abcdefghij.supabase.co:5432/postgres`,
+  );
 });
 
 Deno.test("describeDbTarget names the target without its password", () => {

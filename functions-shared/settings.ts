@@ -10,7 +10,7 @@
  * @module
  */
 
-import { type DbTarget, isSupabaseHost, parseDbUrl } from "./db_url.ts";
+import { type DbTarget, isSupabaseHost, parseDbUrl, TRANSACTION_POOLER_PORT } from "./db_url.ts";
 
 /** Reads an environment variable (Deno's or, in Node, the process's). */
 export type EnvReader = (name: string) => string | undefined;
@@ -187,7 +187,21 @@ export function dbUrl(): SettingSpec<DbTarget> {
     fallbackEnv: "SUPABASE_DB_URL",
     about: "the database's connection string",
     secret: true,
-    parse: parseDbUrl,
+    parse: (text) => {
+      const target = parseDbUrl(text);
+      // Supavisor's session mode (port 5432 of the shared pooler) gives each client a
+      // server connection of its own, "restricted to the 'Pool Size'" (15 on the smallest
+      // plans, shared with the transaction port: supabase/supabase discussion 22305): a
+      // few isolates' pools would take them all, from every other client too.
+      if (target.host.endsWith(".pooler.supabase.com") && !target.transactionPooler) {
+        throw new Error(
+          `the shared pooler's transaction mode, port ${TRANSACTION_POOLER_PORT} (it names ` +
+            `port ${target.port} of ${target.host}, its session mode, which holds a server ` +
+            "connection per client)",
+        );
+      }
+      return target;
+    },
   };
 }
 

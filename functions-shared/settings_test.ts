@@ -129,6 +129,19 @@ Deno.test("a bad connection string is named by the setting it came from, its pas
     problems({ SUPABASE_URL: "https://ref.supabase.co" }),
     ["SYNC_DB_URL (or SUPABASE_DB_URL) is not set (the database's connection string)"],
   );
+  // The shared pooler's session mode holds a server connection per client.
+  assert.deepEqual(
+    problems({
+      ...platform,
+      SYNC_DB_URL:
+        "postgres://postgres.ref:hunter2@aws-0-us-east-1.pooler.supabase.com:5432/postgres",
+    }),
+    [
+      "SYNC_DB_URL is (a secret, not shown); it must be the shared pooler's transaction mode, " +
+      "port 6543 (it names port 5432 of aws-0-us-east-1.pooler.supabase.com, its session " +
+      "mode, which holds a server connection per client)",
+    ],
+  );
   // The service key goes to SUPABASE_URL: never in the clear to Supabase's hosts.
   assert.deepEqual(
     problems({ ...platform, SUPABASE_URL: "http://ref.supabase.co" }),
