@@ -17,6 +17,7 @@ import { itemToChange } from "./transform.ts";
 import { repairKeys } from "./validator_repair.ts";
 import { PartitionTooLarge } from "./validator_source.ts";
 import type { WriteBackEdit } from "./write_back_update.ts";
+import { unpipelined } from "./unpipelined.ts";
 
 /** What the reads need of the function's dependencies. */
 export interface SourceDeps {
@@ -107,9 +108,12 @@ export async function restore(
   edit: WriteBackEdit,
 ): Promise<Restored> {
   try {
-    const [{ seen_at }] = await deps.sql<{ seen_at: string }[]>`
-      select to_char(clock_timestamp() at time zone 'UTC',
-                     'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as seen_at`;
+    // No parameters, on the shared pool: nothing may be pipelined behind it (unpipelined.ts).
+    const [{ seen_at }] = await unpipelined<{ seen_at: string }[]>(
+      deps.sql,
+      `select to_char(clock_timestamp() at time zone 'UTC',
+                      'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as seen_at`,
+    );
     const validatorDeps: ValidatorDeps = { sql: deps.sql, dynamo: deps.reader };
     const unmappable = await repairKeys(validatorDeps, spec, [{
       kind: "different",
