@@ -24,6 +24,7 @@
  */
 
 import { DynamoClient } from "./dynamo_http.ts";
+import { withoutUserinfo } from "./settings.ts";
 
 /** Reads an environment variable (Deno's or, in Node, the process's). */
 export type EnvReader = (name: string) => string | undefined;
@@ -53,14 +54,14 @@ export function dynamoEndpoint(env: EnvReader): string | undefined {
   if (!url || (url.protocol !== "https:" && url.protocol !== "http:")) {
     throw new Error(
       `DYNAMODB_ENDPOINT must be an http(s) URL such as http://127.0.0.1:8000, or unset for AWS's own (it is ${
-        JSON.stringify(value)
+        JSON.stringify(withoutUserinfo(value))
       })`,
     );
   }
   if (url.protocol === "http:" && !LOOPBACK.has(url.hostname)) {
     throw new Error(
       `DYNAMODB_ENDPOINT must be https for a host other than this machine's (it is ${
-        JSON.stringify(value)
+        JSON.stringify(withoutUserinfo(value))
       }): items and credentials would cross the network unencrypted`,
     );
   }

@@ -66,4 +66,13 @@ Deno.test("DYNAMODB_ENDPOINT: unset, or an http(s) URL, https unless on this mac
     /DYNAMODB_ENDPOINT must be https for a host other than this machine's/,
   );
   assert.throws(() => dynamoEndpoint(env("ftp://127.0.0.1")), /must be an http\(s\) URL/);
+  // Credentials in the URL are never quoted.
+  assert.throws(
+    () => dynamoEndpoint(env("http://AKIAEXAMPLE:s3cr3t@proxy.corp:8000")),
+    (error: Error) => {
+      assert.match(error.message, /\(it is "http:\/\/\*\*\*@proxy\.corp:8000"\)/);
+      assert.ok(!error.message.includes("s3cr3t") && !error.message.includes("AKIA"));
+      return true;
+    },
+  );
 });

@@ -86,6 +86,14 @@ export function httpUrl(env: string, about: string): SettingSpec<string> {
   };
 }
 
+/**
+ * `text` as a message may quote it: a URL's user name and password (`https://user:pass@`)
+ * written as `***`, whatever else is wrong with it.
+ */
+export function withoutUserinfo(text: string): string {
+  return text.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i, "$1***@");
+}
+
 /** An optional text; empty when unset. */
 export function optionalText(env: string, about: string): SettingSpec<string> {
   return { env, about, default: "", parse: (value) => value };
@@ -127,7 +135,7 @@ export function readSettings<S extends Record<string, SettingSpec<unknown>>>(
     try {
       values[key] = spec.parse(raw);
     } catch (error) {
-      const shown = spec.secret ? "(a secret, not shown)" : JSON.stringify(raw);
+      const shown = spec.secret ? "(a secret, not shown)" : JSON.stringify(withoutUserinfo(raw));
       problems.push(`${name} is ${shown}; it must be ${(error as Error).message}`);
     }
   }

@@ -129,6 +129,14 @@ Deno.test("a bad connection string is named by the setting it came from, its pas
     problems({ SUPABASE_URL: "https://ref.supabase.co" }),
     ["SYNC_DB_URL (or SUPABASE_DB_URL) is not set (the database's connection string)"],
   );
+  // A URL's credentials are never quoted.
+  assert.deepEqual(
+    problems({ ...platform, SUPABASE_URL: "ftp://user:hunter2@ref.supabase.co" }),
+    [
+      'SUPABASE_URL is "ftp://***@ref.supabase.co"; it must be an http(s) URL, such as ' +
+      "https://<project ref>.supabase.co (not ftp:)",
+    ],
+  );
   // The shared pooler's session mode holds a server connection per client.
   assert.deepEqual(
     problems({
