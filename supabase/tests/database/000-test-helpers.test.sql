@@ -155,6 +155,10 @@ end
 $$;
 
 grant execute on all functions in schema tests to anon, authenticated, service_role;
+-- Except making users: it writes auth.users as its owner, so a session as anon or
+-- authenticated could make itself an admin with it (these helpers are committed to the
+-- local database, never pushed).
+revoke execute on function tests.create_supabase_user(text, jsonb, jsonb) from anon, authenticated;
 
 select has_function('tests', 'authenticate_as', array['text'], 'the test helpers are installed');
 select * from finish();

@@ -2,7 +2,7 @@
 -- guard's columns, RLS switched on and forced, the policies, and the private schemas.
 set client_min_messages = warning;
 begin;
-select plan(81);
+select plan(83);
 
 select tables_are('public', array[
   'firespring_actions', 'firespring_visitors', 'firespring_extraction_jobs',
@@ -113,10 +113,12 @@ select policies_are('public', 'toledo_dashboard', array['admins can read', 'admi
 select policies_are('public', 'sync_checksums', array['admins can read'], 'admins read the validator''s record and do not edit it');
 select policies_are('analytics', 'visitor_sessions', array['admins can read']);
 select is(
-  (select count(*)::int from pg_policies where schemaname = 'public'
-   and (qual not like '%( SELECT auth.jwt() AS jwt)%' or qual like '%user_metadata%')),
+  (select count(*)::int from pg_policies where schemaname in ('public', 'analytics')
+   and (qual not like '%( SELECT auth.jwt() AS jwt)%' or qual like '%user_metadata%'
+        or with_check not like '%( SELECT auth.jwt() AS jwt)%'
+        or with_check like '%user_metadata%')),
   0,
-  'every policy reads the role once per statement, from app_metadata, never user_metadata'
+  'every policy (the flattened sessions'' too) reads the role once per statement, from app_metadata, never user_metadata'
 );
 select is(
   (select count(*)::int from pg_policies where schemaname = 'public' and roles <> '{authenticated}'),
@@ -191,6 +193,25 @@ select ok(
 select ok(
   not has_column_privilege('authenticated', 'public.toledo_dashboard', 'sk', 'update'),
   'the dashboard''s range key cannot be changed either'
+);
+-- The same on every mirror table, and the validator's record.
+select is(
+  (select string_agg(t.name, ', ' order by t.name)
+   from (select target_table as name from sync.source_tables union all select 'sync_checksums') t
+   where (select array_agg(g.privilege_type::text order by g.privilege_type)
+          from information_schema.role_table_grants g
+          where g.table_schema = 'public' and g.table_name = t.name and g.grantee = 'authenticated')
+         is distinct from array['SELECT']),
+  null,
+  'on every mirror table, and the validator''s record, authenticated holds SELECT alone on the whole table'
+);
+select is(
+  (select string_agg(format('%s.%s', s.target_table, c), ', ' order by 1)
+   from sync.source_tables s cross join lateral unnest(sync.merge_columns(s.target_table)) c
+   where c <> all (s.key_columns)
+     and not has_column_privilege('authenticated', format('public.%I', s.target_table), c, 'update')),
+  null,
+  'on every mirror table authenticated may update each data column (RLS decides which rows)'
 );
 select table_privs_are('public', 'firespring_actions', 'service_role',
   array['SELECT', 'INSERT', 'UPDATE', 'DELETE'], 'service_role may read and write');
