@@ -9,12 +9,17 @@
 
 import { parseArgs } from "node:util";
 import {
+  arnRegionProblem,
   bySourceTable,
   byTargetTable,
   tableNameFromArn,
   TABLES,
   type TableSpec,
 } from "../functions-shared/table_registry.ts";
+
+/** An export's ARN (DynamoDB Local's name the region `ddblocal`). */
+const EXPORT_ARN =
+  /^arn:aws[a-z-]*:dynamodb:[a-z0-9-]+:\d{12}:table\/[A-Za-z0-9_.-]+\/export\/[^/\s]+$/;
 
 /** What the command line asks for, checked; a usage error throws {@link UsageError}. */
 export interface BackfillArgs {
@@ -80,9 +85,19 @@ export function backfillArgs(args: string[]): BackfillArgs {
     refuse("--export-arn names its table: name no table and no --all beside it");
   }
   if (values.all && positionals.length > 0) refuse("name tables or --all, not both");
+  // An export's ARN names its table, region and account: checked here, before anything
+  // is asked of AWS (a wrong region would otherwise be DynamoDB's own error there).
+  if (exportArn && !EXPORT_ARN.test(exportArn)) {
+    refuse(
+      `--export-arn ${exportArn} is not an export's ARN ` +
+        "(arn:aws:dynamodb:<region>:<account>:table/<table>/export/<id>)",
+    );
+  }
   const named = exportArn ? [tableNameFromArn(exportArn) ?? exportArn] : positionals;
   const tables = resolveTables(named, values.all!);
   if (tables.length === 0) refuse("name the tables to backfill");
+  const elsewhere = exportArn ? arnRegionProblem(tables[0], exportArn) : null;
+  if (elsewhere) refuse(`--export-arn: ${elsewhere}`);
   const segments = Number(values.segments ?? "8");
   if (!Number.isInteger(segments) || segments < 1 || segments > 1_000_000) {
     refuse(`--segments must be a whole number from 1 to 1000000, not ${values.segments}`);

@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { backfillArgs, UsageError } from "./backfill_args.ts";
 
 Deno.test("the command line: what would be ignored is refused, naming why", () => {
-  const ARN = "arn:aws:dynamodb:us-east-1:1:table/firespring-backdoor-actions-dev/export/01";
+  const ARN =
+    "arn:aws:dynamodb:us-east-1:123456789012:table/firespring-backdoor-actions-dev/export/01";
   const refused: [string[], RegExp][] = [
     [["--export-arn", ARN], /--export-arn is for a backfill from an export: add --from-export/],
     [["firespring_actions", "--workers", "2"], /--workers is for a backfill from an export/],
@@ -42,6 +43,15 @@ Deno.test("the command line: what would be ignored is refused, naming why", () =
   assert.equal(ok.segments, 4);
   const fromArn = backfillArgs(["--from-export", "--export-arn", ARN]);
   assert.deepEqual(fromArn.tables.map((t) => t.targetTable), ["firespring_actions"]);
+  // An ARN of the table in another region, or no ARN at all, is refused before AWS is asked.
+  assert.throws(
+    () => backfillArgs(["--from-export", "--export-arn", ARN.replace("us-east-1", "us-west-2")]),
+    /--export-arn: firespring-backdoor-actions-dev in us-west-2 is not the registered table, which is in us-east-1/,
+  );
+  assert.throws(
+    () => backfillArgs(["--from-export", "--export-arn", "not-an-arn"]),
+    /--export-arn not-an-arn is not an export's ARN \(arn:aws:dynamodb:<region>/,
+  );
 });
 
 Deno.test("--without-stream is an export backfill's, and says so when given alone", () => {

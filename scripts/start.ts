@@ -72,16 +72,16 @@ async function restartPoller(): Promise<void> {
 }
 
 if (import.meta.main) {
-  const { values } = parseArgs({
-    args: Deno.args,
-    options: {
-      scale: { type: "string", default: "1" },
-      seed: { type: "string", default: "20260206" },
-    },
-  });
-  // Checked before anything is reset: a bad value must cost nothing.
+  // Checked before anything is reset: a bad value (or an unknown option) must cost nothing.
   let args: { scale: number; seed: number };
   try {
+    const { values } = parseArgs({
+      args: Deno.args,
+      options: {
+        scale: { type: "string", default: "1" },
+        seed: { type: "string", default: "20260206" },
+      },
+    });
     args = dataSetArgs(values.scale, values.seed);
   } catch (error) {
     console.error(`npm start: ${(error as Error).message}`);
