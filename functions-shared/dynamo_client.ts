@@ -74,6 +74,14 @@ export function awsClientConfig(env: EnvReader, region: string) {
   // that fetch refuses.
   const accessKeyId = env("AWS_ACCESS_KEY_ID")?.trim();
   const secretAccessKey = env("AWS_SECRET_ACCESS_KEY")?.trim();
+  // Half a pair is a mistake to name: the AWS SDK would go on to its default chain (a
+  // profile of ~/.aws, say), and this project's own client would refuse naming neither.
+  if (Boolean(accessKeyId) !== Boolean(secretAccessKey)) {
+    const [set, missing] = accessKeyId
+      ? ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"]
+      : ["AWS_SECRET_ACCESS_KEY", "AWS_ACCESS_KEY_ID"];
+    throw new Error(`${set} is set but ${missing} is not: set both, or neither`);
+  }
   return {
     region,
     endpoint: dynamoEndpoint(env),

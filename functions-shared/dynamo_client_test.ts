@@ -4,7 +4,13 @@
  */
 
 import assert from "node:assert/strict";
-import { dynamoClients, dynamoEndpoint, NO_WRITER_KEY, writerClients } from "./dynamo_client.ts";
+import {
+  awsClientConfig,
+  dynamoClients,
+  dynamoEndpoint,
+  NO_WRITER_KEY,
+  writerClients,
+} from "./dynamo_client.ts";
 import { GetItemCommand } from "./dynamo_commands.ts";
 
 Deno.test("the writer's clients sign with the writer's own key, never the reader's", async () => {
@@ -43,6 +49,19 @@ Deno.test("the writer's clients sign with the writer's own key, never the reader
   } finally {
     await server.shutdown();
   }
+});
+
+Deno.test("half a key pair is refused, naming the half that is missing", () => {
+  const env = (vars: Record<string, string>) => (name: string) => vars[name];
+  assert.throws(
+    () => awsClientConfig(env({ AWS_ACCESS_KEY_ID: "AKIDEXAMPLE" }), "us-east-1"),
+    /^Error: AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not: set both, or neither$/,
+  );
+  assert.throws(
+    () => awsClientConfig(env({ AWS_SECRET_ACCESS_KEY: "s3cr3t" }), "us-east-1"),
+    /AWS_SECRET_ACCESS_KEY is set but AWS_ACCESS_KEY_ID is not/,
+  );
+  assert.equal(awsClientConfig(env({}), "us-east-1").region, "us-east-1", "neither: the chain");
 });
 
 Deno.test("DYNAMODB_ENDPOINT: unset, or an http(s) URL, https unless on this machine", () => {

@@ -367,7 +367,8 @@ async function main(): Promise<number> {
     return 2;
   }
   // The local stack's settings, unless a database is named: then DynamoDB is AWS's too
-  // (credentials and region as the AWS CLI has them).
+  // (its keys from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN: for a
+  // profile or a role, `eval "$(aws configure export-credentials --format env)"` first).
   const local = !Deno.env.get("DATABASE_URL") && existsSync(STACK_ENV_FILE)
     ? readStackEnv()
     : undefined;

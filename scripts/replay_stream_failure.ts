@@ -15,7 +15,9 @@
  *
  * Settings: WEBHOOK_URL and SYNC_WEBHOOK_SECRET (the local stack's, with its DynamoDB
  * endpoint, when neither is set or when WEBHOOK_URL names the stack's functions), AWS
- * credentials as usual, DYNAMODB_ENDPOINT for DynamoDB Local. The command first says where
+ * credentials in AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN (for a profile
+ * or a role, `eval "$(aws configure export-credentials --format env)"` first),
+ * DYNAMODB_ENDPOINT for DynamoDB Local. The command first says where
  * it delivers and reads.
  *
  * @module
