@@ -126,7 +126,9 @@ Deno.test("a handed-on run that fails is logged with its cause", async () => {
       if (line.includes("could not be read")) throw new Error("the log is gone");
       lines.push(line);
     },
-    sql: (() => Promise.reject(new Error("connection refused"))) as never,
+    sql: Object.assign(() => Promise.reject(new Error("connection refused")), {
+      unsafe: () => Promise.reject(new Error("connection refused")),
+    }) as never,
   });
   const response = await handleStreamCheckRequest(post('{"handOn": 1}'), failing);
   assert.equal(response.status, 202);

@@ -44,6 +44,7 @@ import {
   recordUnchecked,
   streamAppliedSince,
 } from "./stream_check_db.ts";
+import { unpipelined } from "./unpipelined.ts";
 
 /** What the check needs; built once, at cold start. */
 export interface StreamCheckDeps {
@@ -217,17 +218,21 @@ export async function runStreamCheck(
   // no table is always left over, however its check was marked meanwhile.
   // (Unknown when the database cannot say: then the tables go in their order, each
   // reporting its own failure, and none is marked for going unchecked.)
-  const states = await deps.sql<
+  // No parameters, on the shared pool: nothing may be pipelined behind it (unpipelined.ts).
+  const states = await unpipelined<
     {
       target_table: string;
       stream_arn: string | null;
       checked_at: Date;
       oldest_read: Date | null;
     }[]
-  >`select target_table, stream_arn, checked_at,
-           (select min((s.value ->> 'readAt')::timestamptz) from jsonb_each(shards) as s
-            where (s.value ->> 'done') is distinct from 'true') as oldest_read
-    from sync.stream_checks`
+  >(
+    deps.sql,
+    `select target_table, stream_arn, checked_at,
+            (select min((s.value ->> 'readAt')::timestamptz) from jsonb_each(shards) as s
+             where (s.value ->> 'done') is distinct from 'true') as oldest_read
+     from sync.stream_checks`,
+  )
     .catch((error) => {
       log(`stream-check: when each table was last checked could not be read: ${error}`);
       return undefined;

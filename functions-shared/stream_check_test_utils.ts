@@ -18,11 +18,16 @@ export const KEY = "sb_secret_test";
 /** A database that answers every statement with `rows` and remembers what it was asked. */
 export function fakeSql(rows: (text: string, values: unknown[]) => unknown[] = () => []) {
   const statements: { text: string; values: unknown[] }[] = [];
-  const sql = ((strings: TemplateStringsArray, ...values: unknown[]) => {
-    const text = strings.join("$").replace(/\s+/g, " ").trim();
+  const answer = (text: string, values: unknown[]) => {
+    text = text.replace(/\s+/g, " ").trim();
     statements.push({ text, values });
     return Promise.resolve(rows(text, values));
-  }) as unknown as postgres.Sql;
+  };
+  const sql = Object.assign(
+    (strings: TemplateStringsArray, ...values: unknown[]) => answer(strings.join("$"), values),
+    // unpipelined.ts's statements: text without parameters.
+    { unsafe: (text: string, values: unknown[] = []) => answer(text, values) },
+  ) as unknown as postgres.Sql;
   return { sql, statements };
 }
 

@@ -28,7 +28,8 @@ Deno.test("no pool-level statement without parameters but through unpipelined()"
     if (!entry.name.endsWith(".ts") || /_test\.ts$|fakes\.ts$/.test(entry.name)) continue;
     const text = Deno.readTextFileSync(`${dir}${entry.name}`);
     const bare = [
-      ...text.matchAll(/\bsql`([^`]*)`/g),
+      // With or without a type argument: sql`...` and sql<T>`...`.
+      ...text.matchAll(/\bsql(?:<[^`]*?>)?`([^`]*)`/g),
       ...text.matchAll(/\bsql\.unsafe\(\s*(`[^`]*`|"[^"]*"|'[^']*')\s*\)/g),
     ].filter((m) => !m[1].includes("${") || m[0].startsWith("sql.unsafe"));
     for (const m of bare) offenders.push(`${entry.name}: ${m[0].slice(0, 60)}`);
