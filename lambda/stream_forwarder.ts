@@ -133,6 +133,8 @@ export async function deliver(
   for (let attempt = 0;; attempt++) {
     signal = undefined;
     let wait = Math.min(MAX_DELAY_MS, BASE_DELAY_MS * 2 ** attempt) * (0.5 + Math.random() / 2);
+    // The webhook asked for this pause (Retry-After): kept even past the deadline (below).
+    let askedMs = 0;
     try {
       const setting = typeof secret === "string" ? secret : await byDeadline(secret(), deadline);
       let headers: Record<string, string>;
@@ -175,7 +177,7 @@ export async function deliver(
         return refusedAsItIs(response.status) ? "refused" : "later";
       }
       const retryAfter = Number(response.headers.get("retry-after"));
-      if (retryAfter > 0) wait = Math.max(wait, retryAfter * 1000);
+      if (retryAfter > 0) wait = Math.max(wait, askedMs = retryAfter * 1000);
     } catch (error) {
       // Node's fetch says only "fetch failed": the cause (ECONNREFUSED, a DNS or TLS
       // failure, a reset) is its `cause`.
@@ -190,6 +192,10 @@ export async function deliver(
       if (!signal?.aborted) lastStatus = undefined;
     }
     if (Date.now() + wait >= deadline) {
+      // A pause the webhook asked for, longer than the invocation has left (a setting to
+      // fix: Retry-After 60 against a 60 s function), is taken to the deadline: Lambda
+      // tries the batch again at once, which would otherwise knock every second.
+      if (askedMs > 0) await new Promise((resolve) => setTimeout(resolve, deadline - Date.now()));
       return lastStatus !== undefined && refusedAsItIs(lastStatus) ? "refused" : "later";
     }
     await new Promise((resolve) => setTimeout(resolve, wait));
