@@ -46,21 +46,17 @@ function sortedKeys(value: unknown): unknown {
 
 /**
  * What makes two dead letters the same record: a stream record by its source table,
- * eventID and SequenceNumber (a redelivery); a Scan's item by its source table and exact
- * content (the same page read again, later); a direct request by its table, content and
- * time (each request is a change of its own: one sent again after the first was fixed
- * and replayed must open a letter of its own, not count in the closed one).
+ * eventID and SequenceNumber (a redelivery); a Scan's item or a direct request by its
+ * source table and exact content (the same page read again, later; a request sent again).
  */
 export function deadLetterFingerprint(letter: DeadLetter): string {
   const record = letter.record as { dynamodb?: { SequenceNumber?: unknown } } | null;
-  const direct = letter.position?.source === "direct";
   const basis = letter.eventId !== null
     ? ["stream", letter.sourceTable, letter.eventId, String(record?.dynamodb?.SequenceNumber)]
     : [
-      direct ? "direct" : "scan",
+      letter.position?.source === "direct" ? "direct" : "scan",
       letter.sourceTable ?? letter.targetTable,
       encodeJson(sortedKeys(letter.record)),
-      ...(direct ? [letter.position?.changedAt ?? null] : []),
     ];
   return createHash("md5").update(encodeJson(basis)).digest("hex");
 }
@@ -70,7 +66,10 @@ export function deadLetterFingerprint(letter: DeadLetter): string {
  * counts in times_seen and last_seen_at, and a Scan copy keeps the later read time. A
  * dead letter already replayed stays closed when its record comes again: the replay
  * applied that record, and the same stream record or the same content brings nothing
- * new (docs/sync-semantics.md, "Bad input").
+ * new (docs/sync-semantics.md, "Bad input"). Except a person's direct request: one sent
+ * again is a change of its own, made now, so its closed letter opens again, holding the
+ * request as sent and its time (the replay applied an admin's corrected copy, or the
+ * request of before).
  */
 export async function recordDeadLetters(
   tx: postgres.TransactionSql,
@@ -117,8 +116,19 @@ export async function recordDeadLetters(
      on conflict (fingerprint) do update
        set times_seen = d.times_seen + excluded.times_seen,
            last_seen_at = now(),
-           reason = case when d.replayed_at is null then excluded.reason else d.reason end,
-           position_at = greatest(d.position_at, excluded.position_at),
+           reason = case when d.replayed_at is null or excluded.position_source = 'direct'
+                         then excluded.reason else d.reason end,
+           position_at = case when d.replayed_at is not null and excluded.position_source = 'direct'
+                              then excluded.position_at
+                              else greatest(d.position_at, excluded.position_at) end,
+           record = case when d.replayed_at is not null and excluded.position_source = 'direct'
+                         then excluded.record else d.record end,
+           record_text = case when d.replayed_at is not null and excluded.position_source = 'direct'
+                              then excluded.record_text else d.record_text end,
+           replay_result = case when d.replayed_at is not null and excluded.position_source = 'direct'
+                                then null else d.replay_result end,
+           replayed_at = case when excluded.position_source = 'direct' then null
+                              else d.replayed_at end,
            row_key = coalesce(d.row_key, excluded.row_key)`,
     [encodeJson([...rows.values()])],
   );

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import type postgres from "postgres";
 import { deadLetterFingerprint, logDeadLetters, recordDeadLetters } from "./dead_letter_writer.ts";
 import { DynamoNumber } from "./dynamo_numbers.ts";
-import { type DeadLetter, mapDirect, mapScannedItem, mapStreamRecord } from "./record_mapping.ts";
+import { type DeadLetter, mapScannedItem, mapStreamRecord } from "./record_mapping.ts";
 import { byTargetTable } from "./table_registry.ts";
 import { actionStreamRecord as streamRecord } from "./testing_fakes.ts";
 import type { StreamRecord } from "./webhook_envelope.ts";
@@ -41,23 +41,6 @@ Deno.test("the same record twice is one dead letter; a Scan copy keeps the later
   assert.equal(fake.letters[0].times_seen, 2);
   assert.equal(fake.letters[0].position_at, "2026-02-03T00:00:00.000Z");
   assert.equal(fake.letters[1].times_seen, 2);
-});
-
-Deno.test("a direct request sent again later is a dead letter of its own", () => {
-  const body = {
-    table: "firespring_actions",
-    action: "UPSERT" as const,
-    data: { action_id: "p", created_at: "not a time" },
-  };
-  const first = mapDirect(body, new Date("2026-02-01T00:00:00Z"));
-  const again = mapDirect(body, new Date("2026-02-03T00:00:00Z"));
-  assert.ok(!first.ok && !again.ok);
-  // Once the first was fixed and replayed (its letter closed), the same request sent again
-  // must open a letter, not count in the closed one.
-  assert.notEqual(deadLetterFingerprint(first.deadLetter), deadLetterFingerprint(again.deadLetter));
-  const same = mapDirect(body, new Date("2026-02-01T00:00:00Z"));
-  assert.ok(!same.ok);
-  assert.equal(deadLetterFingerprint(same.deadLetter), deadLetterFingerprint(first.deadLetter));
 });
 
 Deno.test("a record jsonb cannot hold is kept as its exact JSON text", async () => {

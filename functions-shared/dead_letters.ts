@@ -131,7 +131,9 @@ function remap(letter: StoredLetter): Mapped {
   }
   // A person's direct request, checked as the webhook checks one: an edit that left it
   // without `data`, or with `action` "delete", is no request the webhook would take.
-  const direct = parseWebhookBody(parseJsonExact(letter.record));
+  // Kept as the webhook parsed it, with its `kind` (an admin may have left it out).
+  const { kind: _, ...sent } = parseJsonExact(letter.record) as Record<string, unknown>;
+  const direct = parseWebhookBody(sent);
   if (!direct.ok || direct.body.kind !== "direct") {
     const problem = direct.ok ? "a dead letter holds one record, not a batch" : direct.problem;
     return stillDead(record, `record is not a direct request at ${problem}`);

@@ -122,11 +122,16 @@ Deno.test("a stream record is replayed at its own stream position", async () => 
 });
 
 Deno.test("a direct request is replayed at its position, every digit kept", async () => {
-  const body = '{"table": "firespring_segments", "action": "UPSERT", ' +
+  // As the webhook stores it (the parsed body, with its kind), and as an admin may write it.
+  const body = '{"kind": "direct", "table": "firespring_segments", "action": "UPSERT", ' +
     '"data": {"segment_id": "d", "value": 12345678901234567890.5}}';
-  const db = replayDb([stored(5, body, { position_source: "direct" })]);
+  const bare = body.replace('"kind": "direct", ', "").replace('"d"', '"e"');
+  const db = replayDb([
+    stored(5, body, { position_source: "direct" }),
+    stored(6, bare, { position_source: "direct" }),
+  ]);
   const result = await replayDeadLetters(db.sql, {});
-  assert.equal(result.replayed, 1);
+  assert.equal(result.replayed, 2, JSON.stringify(result.stillFailing));
   const merge = db.matching("sync.merge_changes")[0];
   assert.match(String(merge.values[1]), /"member_count":12345678901234567890\.5/);
   assert.equal(db.merged[0].source, "direct");

@@ -79,6 +79,43 @@ Deno.test("an item whose keys are too long for Postgres to index is dead-lettere
   }
 });
 
+Deno.test("a direct request sent again after its letter was fixed and replayed opens that letter again", async () => {
+  const id = `direct-again-${crypto.randomUUID()}`;
+  const bad = JSON.stringify({
+    table: "firespring_segments",
+    action: "UPSERT",
+    data: { segment_id: id, value: "twelve" },
+  });
+  await (await postWebhook(bad)).body?.cancel();
+  const sql = connectDb();
+  try {
+    const letterOf = async () =>
+      (await sql`select id, replayed_at, times_seen, record -> 'data' ->> 'value' as value
+                 from sync.dead_letters where record -> 'data' ->> 'segment_id' = ${id}`)[0];
+    const first = await letterOf();
+    // The admin corrects it, and it is replayed.
+    await sql`update sync.dead_letters set record = jsonb_set(record, '{data,value}', '12')
+              where id = ${first.id}`;
+    const replayed = await callFunction("mmp-toledo-sync/replay-dead-letters", {
+      method: "POST",
+      headers: serviceRoleHeaders(),
+      body: JSON.stringify({ ids: [Number(first.id)] }),
+    });
+    assert.equal((await replayed.json()).replayed, 1);
+    assert.ok((await letterOf()).replayed_at !== null, "closed");
+    // The same bad request, sent again: a change of its own, made now.
+    const again = await postWebhook(bad);
+    assert.deepEqual(await again.json(), { received: 1, applied: 0, skipped: 0, deadLettered: 1 });
+    const reopened = await letterOf();
+    assert.equal(reopened.id, first.id, "the same letter");
+    assert.equal(reopened.replayed_at, null, "open again");
+    assert.equal(reopened.value, "twelve", "holding the request as sent");
+    assert.equal(reopened.times_seen, 2);
+  } finally {
+    await sql.end();
+  }
+});
+
 Deno.test("a dead letter is replayed once its record is fixed", async () => {
   const id = `replay-${crypto.randomUUID()}`;
   await (await postWebhook(JSON.stringify({
