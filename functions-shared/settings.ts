@@ -91,7 +91,17 @@ export function httpUrl(env: string, about: string): SettingSpec<string> {
  * written as `***`, whatever else is wrong with it.
  */
 export function withoutUserinfo(text: string): string {
-  return text.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i, "$1***@");
+  try {
+    const url = new URL(text.trim());
+    if (url.username === "" && url.password === "") return text;
+    url.username = "***";
+    url.password = "";
+    return url.href;
+  } catch {
+    // Not a URL the parser takes: everything up to its last @ goes.
+    const at = text.lastIndexOf("@");
+    return at < 0 ? text : `***${text.slice(at)}`;
+  }
 }
 
 /** An optional text; empty when unset. */
@@ -201,7 +211,7 @@ export function dbUrl(): SettingSpec<DbTarget> {
       // server connection of its own, "restricted to the 'Pool Size'" (15 on the smallest
       // plans, shared with the transaction port: supabase/supabase discussion 22305): a
       // few isolates' pools would take them all, from every other client too.
-      if (target.host.endsWith(".pooler.supabase.com") && !target.transactionPooler) {
+      if (target.host.endsWith(".pooler.supabase.com") && target.port !== TRANSACTION_POOLER_PORT) {
         throw new Error(
           `the shared pooler's transaction mode, port ${TRANSACTION_POOLER_PORT} (it names ` +
             `port ${target.port} of ${target.host}, its session mode, which holds a server ` +

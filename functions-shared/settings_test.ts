@@ -133,9 +133,24 @@ Deno.test("a bad connection string is named by the setting it came from, its pas
   assert.deepEqual(
     problems({ ...platform, SUPABASE_URL: "ftp://user:hunter2@ref.supabase.co" }),
     [
-      'SUPABASE_URL is "ftp://***@ref.supabase.co"; it must be an http(s) URL, such as ' +
+      'SUPABASE_URL is "ftp://***@ref.supabase.co/"; it must be an http(s) URL, such as ' +
       "https://<project ref>.supabase.co (not ftp:)",
     ],
+  );
+  // Nor in a form the URL parser reads otherwise (no //, a slash in the password).
+  for (const value of ["http:u:hunter2@ref.supabase.co", "ftp://u:hun/ter2@ref.supabase.co"]) {
+    const [line] = problems({ ...platform, SUPABASE_URL: value });
+    assert.ok(!line.includes("hunter2") && !line.includes("hun/ter2"), line);
+  }
+  // The shared pooler's session mode holds a server connection per client (pgbouncer=true
+  // or not: the port says which mode).
+  assert.match(
+    problems({
+      ...platform,
+      SYNC_DB_URL:
+        "postgres://postgres.ref:hunter2@aws-0-us-east-1.pooler.supabase.com:5432/postgres?pgbouncer=true",
+    })[0],
+    /transaction mode, port 6543 \(it names port 5432/,
   );
   // The shared pooler's session mode holds a server connection per client.
   assert.deepEqual(

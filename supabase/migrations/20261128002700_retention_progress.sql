@@ -98,11 +98,12 @@ begin
         -- superseded it, or a later one) was recorded before the cutoff too. One
         -- superseded an hour ago stays, so that a removal of the newer ones falls back to
         -- it rather than to an older one; an active visitor's history is still purged, a
-        -- retention after each of its observations was superseded.
+        -- retention after each of its observations was superseded. (`is false`, not `not`:
+        -- the probe goes by the primary key, never the live observations' partial index.)
         and exists (
           select from sync.observations n
           where n.target_table = %1$L and n.row_key = s.row_key and n.range_key > s.range_key
-            and not n.deleted and n.recorded_at < $1
+            and n.deleted is false and n.recorded_at < $1
         )
     ),
     purged as (

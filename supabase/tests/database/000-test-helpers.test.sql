@@ -9,7 +9,7 @@
 -- does for each request.
 set client_min_messages = warning;
 begin;
-select plan(1);
+select plan(2);
 
 create schema if not exists tests;
 grant usage on schema tests to anon, authenticated, service_role;
@@ -158,8 +158,13 @@ grant execute on all functions in schema tests to anon, authenticated, service_r
 -- Except making users: it writes auth.users as its owner, so a session as anon or
 -- authenticated could make itself an admin with it (these helpers are committed to the
 -- local database, never pushed).
-revoke execute on function tests.create_supabase_user(text, jsonb, jsonb) from anon, authenticated;
+revoke execute on function tests.create_supabase_user(text, jsonb, jsonb)
+  from public, anon, authenticated;
 
 select has_function('tests', 'authenticate_as', array['text'], 'the test helpers are installed');
+select ok(
+  not has_function_privilege('authenticated', 'tests.create_supabase_user(text, jsonb, jsonb)', 'execute')
+    and not has_function_privilege('anon', 'tests.create_supabase_user(text, jsonb, jsonb)', 'execute'),
+  'no API role may make itself a user of its choosing');
 select * from finish();
 commit;
