@@ -88,9 +88,14 @@ export function pgbouncerIni(dir: string, port = POOLER_PORT, serverPort = POSTG
     "DEALLOCATE ALL; UNLISTEN *",
     "server_reset_query_always = 1",
     // A client may wait this long for a server connection, then gets an error: Supavisor
-    // gives up a checkout after 5,000 ms in transaction mode ("(ECHECKOUTTIMEOUT) unable
-    // to check out connection from the pool after 5000ms in Transaction mode",
-    // https://github.com/supabase/supavisor/pull/904), not PgBouncer's default 120 s.
+    // gives up a checkout after its user's pool_checkout_timeout ("(ECHECKOUTTIMEOUT)
+    // unable to check out connection from the pool after 5000ms in Transaction mode",
+    // https://github.com/supabase/supavisor/pull/904), not PgBouncer's default 120 s. Its
+    // schema's default is 60,000 ms (lib/supavisor/tenants/user.ex, 2026-08), and what a
+    // hosted project gets is not published: 5 s here makes the refusal come (and be
+    // answered 503, and retried) within every time budget of the code; a longer hosted
+    // wait only holds a request longer, within the budgets that already bound it (the
+    // Lambda's deadline, a lease's renewal, the Edge Runtime's wall clock).
     "query_wait_timeout = 5",
     // server_login_retry stays PgBouncer's 15 s: after a failed login (Postgres down or
     // restarting) a project's dedicated pooler, PgBouncer, refuses every client for that
