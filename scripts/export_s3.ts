@@ -14,10 +14,12 @@ import { ExportDataError } from "../functions-shared/export_items.ts";
 /**
  * The S3 client of the export bucket: the local stack's S3 stand-in when S3_ENDPOINT is
  * set (reached path-style, with S3_ACCESS_KEY_ID), else AWS's, with the same credentials
- * as DynamoDB's. Requests are signed for EXPORT_BUCKET_REGION (us-east-1 when unset); a
- * bucket elsewhere answers `301 PermanentRedirect` with its region, which the client
- * follows (`followRegionRedirects`: one more round trip per request, so set the region
- * when it is not us-east-1).
+ * as DynamoDB's. Requests are signed for EXPORT_BUCKET_REGION (us-east-1 when unset, the
+ * region of the bucket infrastructure/terraform makes). A bucket elsewhere may answer
+ * `301 PermanentRedirect`, which the client follows (`followRegionRedirects`), or `400
+ * AuthorizationHeaderMalformed`, which the SDK does not follow: the first object read
+ * then fails naming the bucket's region and the setting to give it
+ * (local-stack/aws/s3_auth.ts answers so).
  */
 export function exportS3Client(env: EnvReader): S3Client {
   // The local stack's S3 stand-in knows its own key pair only (S3_ACCESS_KEY_ID).
@@ -45,12 +47,16 @@ async function objectText(s3: S3Client, bucket: string, key: string): Promise<st
   } catch (error) {
     // Named by the object, and still S3's error (its name, HTTP status and code tell a
     // failure that may pass from a refusal: export_failures.ts).
-    const { name, $metadata, code } = error as {
+    const { name, $metadata, code, $response } = error as {
       name?: string;
       $metadata?: unknown;
       code?: string;
+      $response?: { headers?: Record<string, string> };
     };
-    throw Object.assign(new Error(`s3://${bucket}/${key}: ${(error as Error).message}`), {
+    // A request signed for another region than the bucket's (S3 names the bucket's).
+    const region = $response?.headers?.["x-amz-bucket-region"];
+    const hint = region ? `; the bucket is in ${region}: set EXPORT_BUCKET_REGION=${region}` : "";
+    throw Object.assign(new Error(`s3://${bucket}/${key}: ${(error as Error).message}${hint}`), {
       name: name ?? "Error",
       $metadata,
       code,

@@ -25,10 +25,15 @@
  *   present in the request which were not signed");
  * - a body whose SHA-256 is not the one its `x-amz-content-sha256` declares: `400
  *   XAmzContentSHA256Mismatch`;
- * - a request to a bucket of another region than the one it was signed for: `301
- *   PermanentRedirect` with `x-amz-bucket-region`, as a regional endpoint answers (the
- *   stand-in's one address stands for the endpoint of the region each request is signed
- *   for). The SDK follows it when its client is made with `followRegionRedirects`.
+ * - a request to a bucket of another region than the one it was signed for: a HeadBucket
+ *   (HEAD of the bucket) gets `301 PermanentRedirect` with `x-amz-bucket-region`, which
+ *   the SDK follows when its client is made with `followRegionRedirects`; any other gets
+ *   `400 AuthorizationHeaderMalformed` ("the region 'us-east-1' is wrong; expecting
+ *   'eu-west-1'"), as S3 answers a request that DNS brought to the bucket's region
+ *   signed for another (aws/aws-sdk-java-v2#4425), and which the SDK does not follow (its
+ *   region redirect takes a 400 of HeadBucket only: @aws-sdk/middleware-sdk-s3's
+ *   region-redirect-middleware.js, aws/aws-sdk-js-v3#6572). The stand-in's one address
+ *   stands for the endpoint of the region each request is signed for.
  *
  * Not emulated, and not used by this project: presigned URLs (query-string signatures,
  * refused here with `403 AccessDenied`), and the streaming forms of the payload
@@ -189,11 +194,22 @@ export function s3AuthRefusal(
       "The provided 'x-amz-content-sha256' header does not match what was computed.",
     );
   }
-  if (namesBucket(pathAndQuery(req.url).path) && checked.auth.region !== config.region) {
+  const path = pathAndQuery(req.url).path;
+  if (namesBucket(path) && checked.auth.region !== config.region) {
+    const headBucket = req.method === "HEAD" && path.split("/").filter(Boolean).length === 1;
+    if (headBucket) {
+      return s3Error(
+        301,
+        "PermanentRedirect",
+        "The bucket you are attempting to access must be addressed using the specified endpoint. Please send all future requests to this endpoint.",
+        { "x-amz-bucket-region": config.region },
+      );
+    }
     return s3Error(
-      301,
-      "PermanentRedirect",
-      "The bucket you are attempting to access must be addressed using the specified endpoint. Please send all future requests to this endpoint.",
+      400,
+      "AuthorizationHeaderMalformed",
+      `The authorization header is malformed; the region '${checked.auth.region}' is wrong; ` +
+        `expecting '${config.region}'`,
       { "x-amz-bucket-region": config.region },
     );
   }

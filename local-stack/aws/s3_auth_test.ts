@@ -1,5 +1,10 @@
 import assert from "node:assert/strict";
-import { GetObjectCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import {
+  GetObjectCommand,
+  HeadBucketCommand,
+  PutObjectCommand,
+  S3Client,
+} from "@aws-sdk/client-s3";
 import { authenticatedS3, type S3AuthConfig } from "./s3_auth.ts";
 import { S3_MAX_SKEW_MS, sha256Hex } from "./signature_v4.ts";
 import { signedHeaders, withCheckedServer } from "./signature_v4_fixtures.ts";
@@ -78,17 +83,28 @@ Deno.test("a wrong secret, an unknown key or no signature at all is refused befo
   });
 });
 
-Deno.test("a request signed for another region is redirected to the bucket's, which the SDK follows when asked to", async () => {
+Deno.test("a request signed for another region is refused as S3 refuses it; only HeadBucket's redirect is followed", async () => {
   await withStandIn({}, async (endpoint, served) => {
-    await assert.rejects(
-      client(endpoint, { region: "us-west-2" }).send(get),
-      (e: Error & { $metadata: { httpStatusCode: number } }) =>
-        e.name === "PermanentRedirect" && e.$metadata.httpStatusCode === 301,
-    );
+    // An object's request signed for the wrong region: S3's 400, which the SDK does not
+    // follow, asked to or not.
+    for (const followRegionRedirects of [false, true]) {
+      await assert.rejects(
+        client(endpoint, { region: "us-west-2", followRegionRedirects }).send(get),
+        (e: Error & { $metadata: { httpStatusCode: number } }) =>
+          e.name === "AuthorizationHeaderMalformed" && e.$metadata.httpStatusCode === 400 &&
+          /the region 'us-west-2' is wrong; expecting 'us-east-1'/.test(e.message),
+      );
+    }
     assert.equal(served(), 0);
-    const redirected = client(endpoint, { region: "us-west-2", followRegionRedirects: true });
-    assert.equal(await (await redirected.send(get)).Body!.transformToString(), "hello");
-    assert.equal(served(), 1);
+    // HeadBucket is redirected to the bucket's region, and says it.
+    const head = new HeadBucketCommand({ Bucket: "dynamodb-exports" });
+    await assert.rejects(
+      client(endpoint, { region: "us-west-2" }).send(head),
+      (e: Error & { $metadata: { httpStatusCode: number } }) => e.$metadata.httpStatusCode === 301,
+    );
+    const found = await client(endpoint, { region: "us-west-2", followRegionRedirects: true })
+      .send(head);
+    assert.equal(found.$metadata.httpStatusCode, 200);
   });
 });
 

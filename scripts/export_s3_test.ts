@@ -1,0 +1,48 @@
+import assert from "node:assert/strict";
+import { authenticatedS3 } from "../local-stack/aws/s3_auth.ts";
+import { withCheckedServer } from "../local-stack/aws/signature_v4_fixtures.ts";
+import { exportS3Client, manifestText } from "./export_s3.ts";
+
+const KEY = { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" };
+
+Deno.test("a bucket outside the region the reads are signed for names its region and the setting", async () => {
+  await withCheckedServer(
+    (upstream) =>
+      authenticatedS3(upstream, {
+        secrets: { [KEY.accessKeyId]: KEY.secretAccessKey },
+        region: "eu-west-1",
+      }),
+    () => new Response("hello"),
+    async (endpoint, served) => {
+      const env = (region?: string) => (name: string) =>
+        ({
+          S3_ENDPOINT: endpoint,
+          S3_ACCESS_KEY_ID: KEY.accessKeyId,
+          S3_SECRET_ACCESS_KEY: KEY.secretAccessKey,
+          EXPORT_BUCKET_REGION: region,
+        } as Record<string, string | undefined>)[name];
+      // Signed for us-east-1 (the setting unset): S3's 400, which the SDK does not follow.
+      await assert.rejects(
+        manifestText(exportS3Client(env()), "exports", "p/manifest-summary.json", () => {}),
+        (error: Error) => {
+          assert.match(
+            error.message,
+            /^s3:\/\/exports\/p\/manifest-summary\.json: .*the region 'us-east-1' is wrong.*; the bucket is in eu-west-1: set EXPORT_BUCKET_REGION=eu-west-1$/,
+          );
+          return true;
+        },
+      );
+      assert.equal(served(), 0);
+      // With the setting, the reads go through.
+      const warnings: string[] = [];
+      const text = await manifestText(
+        exportS3Client(env("eu-west-1")),
+        "exports",
+        "p/manifest-summary.json",
+        (line) => warnings.push(line),
+      );
+      assert.equal(text, "hello");
+      assert.equal(served(), 2, "the manifest and its checksum");
+    },
+  );
+});
