@@ -63,9 +63,30 @@ export interface ExportOptions {
 
 interface ExportState {
   description: Body;
+  /** The request's parameters but its ClientToken ({@link askedOf}). */
+  asked: Record<string, unknown>;
   /** When DescribeExport may first answer COMPLETED or FAILED. */
   readyAt: number;
   outcome?: Body;
+}
+
+/** The parameters of ExportTableToPointInTime a ClientToken holds to (all but itself). */
+const ASKED = [
+  "TableArn",
+  "S3Bucket",
+  "S3Prefix",
+  "S3BucketOwner",
+  "S3SseAlgorithm",
+  "S3SseKmsKeyId",
+  "ExportFormat",
+  "ExportType",
+  "ExportTime",
+  "IncrementalExportSpecification",
+];
+
+/** A request's parameters, as sent (one left out is null), for comparing two requests. */
+function askedOf(body: Body): Record<string, unknown> {
+  return Object.fromEntries(ASKED.map((name) => [name, JSON.stringify(body[name] ?? null)]));
 }
 
 /** Writes wait while a snapshot is read: many writes at once, or one snapshot. */
@@ -248,18 +269,13 @@ export class TableExports {
       !(Number(s.outcome?.EndTime ?? Infinity) * 1000 + TOKEN_WINDOW_MS <= this.#now())
     );
     if (same) {
-      const d = same[1].description;
-      const differs = [
-        ["TableArn", arn, d.TableArn],
-        ["S3Bucket", body.S3Bucket, d.S3Bucket],
-        ["S3Prefix", body.S3Prefix ?? null, d.S3Prefix],
-      ].find(([, asked, made]) => asked !== made);
+      // Every parameter, as sent: "the same client token but a change in other parameters".
+      const asked = askedOf(body);
+      const differs = ASKED.find((name) => asked[name] !== same[1].asked[name]);
       if (differs) {
         return awsError(
           "ImportConflictException",
-          `ClientToken ${body.ClientToken} was used within the last 8 hours with another ${
-            differs[0]
-          }`,
+          `ClientToken ${body.ClientToken} was used within the last 8 hours with another ${differs}`,
         );
       }
       return awsJsonAnswer(200, { ExportDescription: this.#describe(same[1]) });
@@ -304,7 +320,11 @@ export class TableExports {
       ExportType: "FULL_EXPORT",
       ClientToken: body.ClientToken ?? crypto.randomUUID(),
     };
-    const state: ExportState = { description, readyAt: now + (this.options.minExportMs ?? 2000) };
+    const state: ExportState = {
+      description,
+      asked: askedOf(body),
+      readyAt: now + (this.options.minExportMs ?? 2000),
+    };
     this.#exports.set(`${scope}/${description.ExportArn}`, state);
     this.#write(state, items).catch((error) => {
       state.outcome = {

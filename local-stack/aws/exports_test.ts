@@ -119,6 +119,16 @@ Deno.test("an export stays IN_PROGRESS for a while, then its files read back as 
   assert.equal(other.status, 400);
   assert.equal(errorType(other.json), "ImportConflictException");
   assert.match(String(other.json.message), /used within the last 8 hours with another S3Prefix/);
+  // Any other parameter too (encryption, the bucket's owner), not the table and place alone.
+  const encrypted = await call("ExportTableToPointInTime", {
+    TableArn: TABLE_ARN,
+    S3Bucket: "exports",
+    S3Prefix: "full",
+    S3SseAlgorithm: "KMS",
+    ClientToken: token,
+  });
+  assert.equal(errorType(encrypted.json), "ImportConflictException");
+  assert.match(String(encrypted.json.message), /with another S3SseAlgorithm/);
 
   const text = (key: string) => new TextDecoder().decode(objects.get(`exports/${key}`)!);
   const summary = parseExportSummary(text(String(d.ExportManifest)), "summary");
