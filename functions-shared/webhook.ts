@@ -225,6 +225,15 @@ export async function handleWebhook(req: Request, deps: WebhookDeps): Promise<Re
       deadLettered: outcome.deadLettered,
     });
   } catch (error) {
+    // Cut over (sync.enter_merge, SY005): a mapping left running after the cutover. Its
+    // records wait (retried as they are) until they pass the mapping's maximum age.
+    if ((error as { code?: string }).code === "SY005") {
+      console.error((error as Error).message);
+      return errorResponse(503, `${(error as Error).message}; nothing was applied`, {
+        "retry-after": "60",
+        "x-sync-refusal": "cut-over",
+      });
+    }
     if (isDatabaseMisconfigured(error)) {
       // As for a malformed secret: retried as it is, never split for a fault of no body.
       const cause = withoutQuotes((error as Error).message);

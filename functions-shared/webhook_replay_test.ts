@@ -121,6 +121,23 @@ Deno.test("connection settings the database refuses are a 503 naming SYNC_DB_URL
   await down.body?.cancel();
 });
 
+Deno.test("after the cutover a batch is refused 503, cut over, and nothing is applied", async () => {
+  const db = fakeDb({
+    mergeError: Object.assign(
+      new Error(
+        "the sync is cut over (sync.settings write_back is cutover): Supabase is the source of truth, so nothing from DynamoDB is merged into firespring_segments",
+      ),
+      { code: "SY005" },
+    ),
+  });
+  const response = await handleWebhook(signed(oneRecord, secretA, "msg_cut"), deps(db));
+  assert.equal(response.headers.get("x-sync-refusal"), "cut-over");
+  const { status, body } = await answer(response);
+  assert.equal(status, 503);
+  assert.match(body.error, /^the sync is cut over .*firespring_segments; nothing was applied$/);
+  assert.equal(db.committed, 0);
+});
+
 Deno.test("RecentWebhookIds holds an id until its timestamp leaves the window", () => {
   const ids = new RecentWebhookIds();
   const t = 1_700_000_000;

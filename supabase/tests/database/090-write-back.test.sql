@@ -4,7 +4,7 @@
 -- counts, and who may read sync.write_backs.
 set client_min_messages = warning;
 begin;
-select plan(63);
+select plan(64);
 
 -- Start from no write-backs (end-to-end runs leave theirs; all of this is rolled back).
 delete from sync.write_backs;
@@ -318,6 +318,12 @@ select tests.clear_authentication();
 select is((select segment_name from public.firespring_segments where segment_id = 'g-1'),
   'after the cutover', 'cutover: the edit stays');
 select is((select count(*)::int from sync.write_backs), 5, 'and nothing is written back');
+select throws_like(
+  $$select sync.merge_changes('firespring_segments', jsonb_build_array(jsonb_build_object(
+      'op', 'upsert', 'row', jsonb_build_object('segment_id', 'g-1', 'segment_criteria', '{}'::jsonb),
+      'seq', null, 'changed_at', now(), 'source', 'repair')))$$,
+  'the sync is cut over (sync.settings write_back is cutover)%firespring_segments',
+  'cutover: nothing from DynamoDB is merged over the edits (a repair, a re-read, a backfill by hand)');
 update sync.settings set value = 'on' where key = 'write_back';
 
 -- Who may read sync.write_backs: the database owner only.
