@@ -23,7 +23,7 @@
 import { errorResponse, json, methodNotAllowed } from "./http.ts";
 import type { RunGate } from "./run_gate.ts";
 import { internalCaller } from "./service_auth.ts";
-import { isDatabaseUnavailable } from "./sync_db.ts";
+import { isDatabaseUnavailable, isTransientFailure } from "./sync_db.ts";
 import { runWriteBacks, type WriteBackDeps, type WriteBackReport } from "./write_back_run.ts";
 
 /** The runs one isolate takes on at once. */
@@ -79,7 +79,19 @@ export async function handleWriteBackRequest(
     if (isDatabaseUnavailable(error)) {
       return errorResponse(503, "the database is unavailable; retry later", { "retry-after": "5" });
     }
-    throw error;
+    // A statement that timed out or lost to another: the same run passes later.
+    const code = (error as { code?: string }).code;
+    if (isTransientFailure(error)) {
+      return errorResponse(503, `the write-back could not run now (${code}); retry later`, {
+        "retry-after": "5",
+      });
+    }
+    // Named, not a bare 500 (its message may quote an edit's values: the log has it).
+    console.error("write-back failed:", error);
+    return errorResponse(
+      500,
+      `write-back failed${code ? ` (SQLSTATE ${code})` : ""}; the function's log has the error`,
+    );
   }
   return json(200, report);
 }

@@ -133,3 +133,39 @@ Deno.test("an unreachable database answers 503 with Retry-After, as the other fu
   assert.equal(answer.headers.get("retry-after"), "5");
   assert.deepEqual(await answer.json(), { error: "the database is unavailable; retry later" });
 });
+
+Deno.test("a statement that timed out answers 503; any other failure a 500 naming its SQLSTATE, no value", async () => {
+  const failing = (error: Error) =>
+    setup(0, {
+      sql: fakeSql(() => {
+        throw error;
+      }).sql,
+    }).deps;
+  const timedOut = await handleWriteBackRequest(
+    post(),
+    failing(
+      Object.assign(new Error("canceling statement due to statement timeout"), { code: "57014" }),
+    ),
+  );
+  assert.equal(timedOut.status, 503);
+  assert.deepEqual(await timedOut.json(), {
+    error: "the write-back could not run now (57014); retry later",
+  });
+  const errors: unknown[][] = [];
+  const error = console.error;
+  console.error = (...args: unknown[]) => errors.push(args);
+  try {
+    const broken = await handleWriteBackRequest(
+      post(),
+      failing(Object.assign(new Error('value too long: "secret@example.com"'), { code: "22001" })),
+    );
+    assert.equal(broken.status, 500);
+    const body = await broken.json();
+    assert.deepEqual(body, {
+      error: "write-back failed (SQLSTATE 22001); the function's log has the error",
+    });
+    assert.equal(errors.length, 1, "the whole error is logged");
+  } finally {
+    console.error = error;
+  }
+});
