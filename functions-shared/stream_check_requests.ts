@@ -69,7 +69,17 @@ function parseBody(text: string, now: number): CheckRequest | string {
       return `body is not valid JSON: ${(error as Error).message}`;
     }
   }
-  const { tables: names, handOn = 0, since } = (body ?? {}) as {
+  // An object of these keys alone: anything else (the validator's {"table": ...}, a
+  // typo) would read as "every table" and look like a success.
+  if (body === null || typeof body !== "object" || Array.isArray(body)) {
+    return 'the body must be an object: {"tables": [...]}, or {} for every table';
+  }
+  const extra = Object.keys(body).filter((key) => !["tables", "handOn", "since"].includes(key));
+  if (extra.length > 0) {
+    return `unknown key(s) ${extra.map((key) => JSON.stringify(key)).join(", ")}: ` +
+      'send {"tables": [...]}, or {} for every table';
+  }
+  const { tables: names, handOn = 0, since } = body as {
     tables?: unknown;
     handOn?: unknown;
     since?: unknown;
@@ -87,8 +97,8 @@ function parseBody(text: string, now: number): CheckRequest | string {
   }
   const chain = { handOn: handOn as number, ...(since ? { since: since as string } : {}) };
   if (names === undefined) return { tables: TABLES, ...chain };
-  if (!Array.isArray(names) || names.some((n) => typeof n !== "string")) {
-    return "tables must be a list of target table names";
+  if (!Array.isArray(names) || names.some((n) => typeof n !== "string") || names.length === 0) {
+    return "tables must be a list of target table names (leave it out for every table)";
   }
   const unknown = names.filter((n) => !byTargetTable(n));
   if (unknown.length > 0) return `unknown target table(s): ${unknown.join(", ")}`;

@@ -51,6 +51,19 @@ Deno.test("refusals: 405 not POST, 401 no key, 400 bad body, unknown table or ba
   const unknown = await handleStreamCheckRequest(post('{"tables": ["nope"]}'), deps());
   assert.equal(unknown.status, 400);
   assert.match((await unknown.json()).error, /unknown target table\(s\): nope/);
+  // What would have read as "every table": not an object, the validator's shape, no table.
+  for (
+    const [body, why] of [
+      ['"hello"', /the body must be an object/],
+      ["[1, 2]", /the body must be an object/],
+      ['{"table": "firespring_actions"}', /unknown key\(s\) "table"/],
+      ['{"tables": []}', /tables must be a list of target table names/],
+    ] as const
+  ) {
+    const refused = await handleStreamCheckRequest(post(body), deps());
+    assert.equal(refused.status, 400, body);
+    assert.match((await refused.json()).error, why);
+  }
   for (const handOn of [-1, 1.5, "2", MAX_HAND_ONS + 1]) {
     const refused = await handleStreamCheckRequest(post(JSON.stringify({ handOn })), deps());
     assert.equal(refused.status, 400);

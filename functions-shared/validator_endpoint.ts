@@ -36,10 +36,12 @@ import { internalCaller } from "./service_auth.ts";
 import { isDatabaseUnavailable } from "./sync_db.ts";
 import { byTargetTable, TABLES } from "./table_registry.ts";
 import {
+  described,
   exactly,
   isObject,
   nonEmptyText,
   positiveInteger,
+  problemText,
   strictObject,
   trueOrFalse,
 } from "./json_shape.ts";
@@ -63,11 +65,15 @@ const BODY_FORMS = {
   rereads: strictObject({ rereads: { check: exactly(true) } }),
 };
 
-/** The body, if it has one of the three forms (told apart by their first key). */
-function parseBody(json: unknown): Body | undefined {
-  if (!isObject(json)) return undefined;
+/**
+ * The body, if it has one of the three forms (told apart by their first key); else what
+ * is wrong with it, and where.
+ */
+function parseBody(json: unknown): Body | string {
+  if (!isObject(json)) return `expected an object, not ${described(json)}`;
   const form = "rereads" in json ? "rereads" : "runId" in json ? "runId" : "table";
-  return BODY_FORMS[form](json, []) === undefined ? json as Body : undefined;
+  const problem = BODY_FORMS[form](json, []);
+  return problem === undefined ? json as Body : problemText(problem);
 }
 
 /** What the endpoint needs besides the validator's own dependencies. */
@@ -98,10 +104,10 @@ export async function handleValidatorRequest(req: Request, deps: EndpointDeps): 
   let body: Body;
   try {
     const parsed = parseBody(JSON.parse(await req.text()));
-    if (parsed === undefined) {
+    if (typeof parsed === "string") {
       return errorResponse(
         400,
-        'malformed body: send {"table": "<target table>", "repair": false}',
+        `malformed body at ${parsed}: send {"table": "<target table>", "repair": false}`,
       );
     }
     body = parsed;

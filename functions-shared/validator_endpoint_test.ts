@@ -114,12 +114,15 @@ Deno.test("a body that is not a request answers 400", async () => {
   const cases: [string, RegExp][] = [
     ["{table", /^body is not valid JSON: /],
     ["", /^body is not valid JSON: /],
-    ["{}", /^malformed body: send \{"table": "<target table>", "repair": false\}$/],
+    ["{}", /^malformed body at table: .*: send \{"table": "<target table>", "repair": false\}$/],
     ['{"table": ""}', /^malformed body/],
-    ['{"table": "firespring_segments", "repair": "yes"}', /^malformed body/],
+    ['{"table": "firespring_segments", "repair": "yes"}', /^malformed body at repair: /],
     ['{"table": "firespring_segments", "extra": 1}', /^malformed body/],
     ['{"runId": 0}', /^malformed body/],
-    ['{"table": "firespring_segments", "pagesPerRequest": 0}', /^malformed body/],
+    [
+      '{"table": "firespring_segments", "pagesPerRequest": 0}',
+      /^malformed body at pagesPerRequest: /,
+    ],
     ['{"rereads": false}', /^malformed body/],
     ['{"rereads": true, "table": "firespring_visitors"}', /^malformed body/],
   ];
