@@ -263,6 +263,10 @@ export async function handleReplayRequest(
     if (isDatabaseUnavailable(error)) {
       return errorResponse(503, "the database is unavailable; retry later", { "retry-after": "5" });
     }
+    // After the cutover (sync.enter_merge, SY005): nothing is replayed, every letter stays.
+    if ((error as { code?: string }).code === "SY005") {
+      return errorResponse(409, `${(error as Error).message}; no dead letter was replayed`);
+    }
     throw error;
   }
 }

@@ -375,6 +375,26 @@ Deno.test("the endpoint replays with the filter and answers the result; an empty
   }
 });
 
+Deno.test("after the cutover the endpoint answers 409 with the cause, every letter staying open", async () => {
+  const cut = fakeSql(() => {
+    throw Object.assign(
+      new Error(
+        "the sync is cut over (sync.settings write_back is cutover): Supabase is the source of truth",
+      ),
+      { code: "SY005" },
+    );
+  });
+  const response = await handleReplayRequest(replayRequest("{}"), {
+    sql: cut.sql,
+    serviceRoleKey: KEY,
+  });
+  assert.equal(response.status, 409);
+  assert.match(
+    (await response.json()).error,
+    /^the sync is cut over .*; no dead letter was replayed$/,
+  );
+});
+
 Deno.test("the endpoint answers 503 with Retry-After when the database is down", async () => {
   const down = fakeSql(() => {
     throw Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:5432"), {

@@ -70,7 +70,9 @@ const BODY_FORMS = {
  * is wrong with it, and where.
  */
 function parseBody(json: unknown): Body | string {
-  if (!isObject(json)) return `expected an object, not ${described(json)}`;
+  if (!isObject(json)) {
+    return problemText({ path: [], message: `expected an object, not ${described(json)}` });
+  }
   const form = "rereads" in json ? "rereads" : "runId" in json ? "runId" : "table";
   const problem = BODY_FORMS[form](json, []);
   return problem === undefined ? json as Body : problemText(problem);

@@ -15,8 +15,9 @@
  * accepted within the replay window; 413 body over 6 MiB; 415 not JSON; 503 with
  * Retry-After when the database is unavailable, and with `x-sync-refusal: misconfigured`
  * when SYNC_WEBHOOK_SECRET is malformed (every request, naming which secret and why) or
- * the database refuses SYNC_DB_URL's settings (a login, a database name, a certificate).
- * Whatever the refusal, nothing is applied.
+ * the database refuses SYNC_DB_URL's settings (a login, a database name, a certificate),
+ * and with `x-sync-refusal: cut-over` after the cutover (409 for a person's direct
+ * request, which no retry would pass). Whatever the refusal, nothing is applied.
  *
  * Replays: each accepted `webhook-id` is recorded in `sync.webhook_deliveries` in the
  * same transaction that applies its batch (the database is the authority, shared by
@@ -225,10 +226,18 @@ export async function handleWebhook(req: Request, deps: WebhookDeps): Promise<Re
       deadLettered: outcome.deadLettered,
     });
   } catch (error) {
-    // Cut over (sync.enter_merge, SY005): a mapping left running after the cutover. Its
-    // records wait (retried as they are) until they pass the mapping's maximum age.
+    // Cut over (sync.enter_merge, SY005). A mapping left running: its records wait
+    // (retried as they are) until they pass the mapping's maximum age. A person's direct
+    // request would wait for ever: refused for good, with where to edit instead.
     if ((error as { code?: string }).code === "SY005") {
       console.error((error as Error).message);
+      if (envelope.body.kind === "direct") {
+        return errorResponse(
+          409,
+          `${(error as Error).message}; nothing was applied: edit the row in Supabase instead`,
+          { "x-sync-refusal": "cut-over" },
+        );
+      }
       return errorResponse(503, `${(error as Error).message}; nothing was applied`, {
         "retry-after": "60",
         "x-sync-refusal": "cut-over",

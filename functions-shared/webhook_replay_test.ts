@@ -136,6 +136,17 @@ Deno.test("after the cutover a batch is refused 503, cut over, and nothing is ap
   assert.equal(status, 503);
   assert.match(body.error, /^the sync is cut over .*firespring_segments; nothing was applied$/);
   assert.equal(db.committed, 0);
+  // A person's direct request: no retry would pass, so 409, saying where to edit instead.
+  const direct = JSON.stringify({
+    table: "firespring_segments",
+    action: "UPSERT",
+    data: { segment_id: "d" },
+  });
+  const refused = await answer(
+    await handleWebhook(signed(direct, secretA, "msg_cut_direct"), deps(db)),
+  );
+  assert.equal(refused.status, 409);
+  assert.match(refused.body.error, /nothing was applied: edit the row in Supabase instead$/);
 });
 
 Deno.test("RecentWebhookIds holds an id until its timestamp leaves the window", () => {

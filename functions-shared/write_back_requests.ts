@@ -90,7 +90,9 @@ export async function handleWriteBackRequest(
     console.error("write-back failed:", error);
     return errorResponse(
       500,
-      `write-back failed${code ? ` (SQLSTATE ${code})` : ""}; the function's log has the error`,
+      `write-back failed${
+        code && /^[0-9A-Z]{5}$/.test(code) ? ` (SQLSTATE ${code})` : code ? ` (${code})` : ""
+      }; the function's log has the error`,
     );
   }
   return json(200, report);

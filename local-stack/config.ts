@@ -96,7 +96,8 @@ export const S3_CREDENTIALS = { accessKeyId: "S3RVER", secretAccessKey: "S3RVER"
 export const EXPORT_BUCKET = "dynamodb-exports";
 /**
  * Where the S3 stand-in's buckets are: a request signed for another region is answered
- * `301 PermanentRedirect`, as S3 answers it (local-stack/aws/s3_auth.ts).
+ * `400 AuthorizationHeaderMalformed` (a HeadBucket `301 PermanentRedirect`), as S3 answers it
+ * (local-stack/aws/s3_auth.ts).
  */
 export const EXPORT_BUCKET_REGION = "us-east-1";
 

@@ -271,6 +271,13 @@ async function backfillFromExports(
   };
   const now = new Date();
   try {
+    // Before any export is asked for (and paid for): after the cutover no merge would take
+    // its rows.
+    const cut = await cutOverProblem(sql);
+    if (cut) {
+      console.error(`backfill --from-export: ${cut}`);
+      return 2;
+    }
     // Before any export is asked for: a column this version maps that the database lacks
     // would be dropped from every row loaded (schema_guard.ts).
     try {
@@ -358,6 +365,20 @@ export function exportClientToken(
   return `backfill-${digest.slice(0, 48)}`;
 }
 
+/**
+ * Why a backfill may not start, when the sync is cut over (`write_back` `cutover`):
+ * Supabase is then the source of truth, and every merge is refused (sync.enter_merge,
+ * SY005), so the Scan's reads (or the export, paid for) would be for nothing.
+ */
+export async function cutOverProblem(sql: postgres.Sql): Promise<string | undefined> {
+  const [row] = await sql<{ value: string }[]>`
+    select value from sync.settings where key = ${"write_back"}`;
+  if (row?.value !== "cutover") return undefined;
+  return "the sync is cut over (sync.settings write_back is cutover): Supabase is the " +
+    "source of truth, and nothing from DynamoDB is merged; to sync again, follow the " +
+    'README\'s "Rolling back" (write_back off first)';
+}
+
 async function main(): Promise<number> {
   let args: BackfillArgs;
   try {
@@ -398,6 +419,11 @@ async function main(): Promise<number> {
   }
   const sql = connectDb(databaseUrl, 2);
   try {
+    const cut = await cutOverProblem(sql);
+    if (cut) {
+      console.error(`backfill: ${cut}`);
+      return 2;
+    }
     const { jobs, expected } = await startBackfills(
       sql,
       dynamoClients(env),

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { isSharedPooler, parseDbUrl } from "../functions-shared/db_url.ts";
 import type postgres from "postgres";
 import {
+  cutOverProblem,
   exportClientToken,
   exportFileSlots,
   exportLoaderName,
@@ -150,4 +151,16 @@ Deno.test("the export loaders share a connection a worker, at most 16, and 3 thr
   assert.ok(
     !isSharedPooler(parseDbUrl("postgresql://postgres:pw@db.ref.supabase.co:5432/postgres")),
   );
+});
+
+Deno.test("after the cutover a backfill is refused before anything is read or asked for", async () => {
+  const settingIs = (value: string | undefined) =>
+    (() => Promise.resolve(value === undefined ? [] : [{ value }])) as unknown as postgres.Sql;
+  assert.match(
+    (await cutOverProblem(settingIs("cutover")))!,
+    /^the sync is cut over \(sync\.settings write_back is cutover\): .*Rolling back/,
+  );
+  assert.equal(await cutOverProblem(settingIs("on")), undefined);
+  assert.equal(await cutOverProblem(settingIs("off")), undefined, "rolling back: merges go in");
+  assert.equal(await cutOverProblem(settingIs(undefined)), undefined);
 });

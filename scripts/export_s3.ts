@@ -55,7 +55,10 @@ async function objectText(s3: S3Client, bucket: string, key: string): Promise<st
     };
     // A request signed for another region than the bucket's (S3 names the bucket's).
     const region = $response?.headers?.["x-amz-bucket-region"];
-    const hint = region ? `; the bucket is in ${region}: set EXPORT_BUCKET_REGION=${region}` : "";
+    const wrongRegion = name === "AuthorizationHeaderMalformed" || name === "PermanentRedirect";
+    const hint = region && wrongRegion
+      ? `; the bucket is in ${region}: set EXPORT_BUCKET_REGION=${region}`
+      : "";
     throw Object.assign(new Error(`s3://${bucket}/${key}: ${(error as Error).message}${hint}`), {
       name: name ?? "Error",
       $metadata,
