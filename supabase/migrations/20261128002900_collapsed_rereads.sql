@@ -116,12 +116,32 @@ revoke all on function sync.return_reread(text, jsonb, timestamptz) from public;
 -- none waits or its budget is spent; the next sweep goes on). Not after the cutover
 -- (write_back = 'cutover', 20261128002500_write_back.sql): Supabase is then ahead of
 -- DynamoDB on purpose, and a re-read would write DynamoDB's state over an admin's edit.
+-- A key due again after 10 attempts (failed, or whose requests ended without an answer:
+-- hours, with the backoff) is given up to a healing backfill of its table, which reads
+-- every item again and so brings its purged items back (sync.heal_table,
+-- 20261128004600_heal_table.sql: one backfill for however many keys): a re-read that can
+-- never pass (a mapping's error, a request that dies on the key) no longer waits for ever.
 create function sync.wake_rereads() returns integer
 language plpgsql set search_path = ''
 as $$
+declare
+  given_up record;
 begin
   if not exists (select from sync.collapsed_rereads r where r.not_before <= now())
      or (select s.value from sync.settings s where s.key = 'write_back') = 'cutover' then
+    return 0;
+  end if;
+  for given_up in
+    delete from sync.collapsed_rereads r
+    where r.attempts >= 10 and r.not_before <= now()
+    returning r.target_table, r.row_key, r.attempts, r.error
+  loop
+    perform sync.heal_table(given_up.target_table, format(
+      'the re-read of %s %s failed %s times (%s): a backfill reads its items again',
+      given_up.target_table, given_up.row_key, given_up.attempts,
+      coalesce(given_up.error, 'no answer')));
+  end loop;
+  if not exists (select from sync.collapsed_rereads r where r.not_before <= now()) then
     return 0;
   end if;
   perform sync.call_edge_function('data-checksum-validator', '{"rereads": true}'::jsonb, 60000);
@@ -129,7 +149,7 @@ begin
 end
 $$;
 comment on function sync.wake_rereads() is
-  'Calls the data-checksum-validator to re-read the collapsed keys waiting in sync.collapsed_rereads.';
+  'Calls the data-checksum-validator to re-read the collapsed keys waiting in sync.collapsed_rereads; a key due after 10 attempts is given up to a healing backfill of its table.';
 revoke all on function sync.wake_rereads() from public;
 
 select cron.schedule('sync-collapsed-rereads', sync.sweep_schedule(), 'select sync.wake_rereads()');

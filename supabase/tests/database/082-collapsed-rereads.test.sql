@@ -3,7 +3,7 @@
 -- purged as superseded; the queue is claimed with a lease, finished, or backed off.
 set client_min_messages = warning;
 begin;
-select plan(24);
+select plan(28);
 
 delete from sync.collapsed_rereads;
 
@@ -103,6 +103,26 @@ select is(pg_temp.queued(), '{}', 'a re-read done leaves the queue');
 select is(sync.wake_rereads(), 0, 'pg_cron''s sweep calls nobody while no key waits');
 insert into sync.collapsed_rereads (target_table, row_key) values ('firespring_visitors', '{"visitor_id": "rr9"}');
 select is(sync.wake_rereads(), 1, 'and calls the validator while one does');
+-- A key due after 10 attempts is given up to one healing backfill of its table.
+delete from sync.collapsed_rereads;
+delete from sync.table_state where target_table = 'firespring_visitors';
+delete from sync.backfill_jobs
+where source_table = 'firespring-backdoor-visitors-dev' and status = 'pending';
+insert into sync.collapsed_rereads (target_table, row_key, attempts, error) values
+  ('firespring_visitors', '{"visitor_id": "rr-stuck"}', 10, 'the partition is too large to read'),
+  ('firespring_visitors', '{"visitor_id": "rr-stuck-2"}', 12, null);
+select is(sync.wake_rereads(), 0, 'given up: nothing left to call the validator for');
+select is(pg_temp.queued(), '{}', 'the keys leave the queue');
+select ok(
+  (select stale_reason from sync.table_state where target_table = 'firespring_visitors')
+    ~ '^the re-read of firespring_visitors \{"visitor_id": "rr-stuck(-2)?"\} failed 1[02] times',
+  'the table is stale, naming a key, its attempts and why');
+select is(
+  (select count(*)::int from sync.backfill_jobs
+   where source_table = 'firespring-backdoor-visitors-dev' and status = 'pending'
+     and checksum_run_id is null),
+  1, 'one healing backfill for both');
+insert into sync.collapsed_rereads (target_table, row_key) values ('firespring_visitors', '{"visitor_id": "rr9"}');
 update sync.settings set value = 'cutover' where key = 'write_back';
 select is(sync.wake_rereads(), 0,
   'but not after the cutover: Supabase is ahead of DynamoDB on purpose');
