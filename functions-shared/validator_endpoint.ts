@@ -33,7 +33,7 @@ import { recordedResult } from "./validator_result.ts";
 import { errorResponse, json, methodNotAllowed } from "./http.ts";
 import { pausedAt, type RunGate, whenAdmitted } from "./run_gate.ts";
 import { internalCaller } from "./service_auth.ts";
-import { isDatabaseUnavailable } from "./sync_db.ts";
+import { isDatabaseUnavailable, isTransientFailure } from "./sync_db.ts";
 import { byTargetTable, TABLES } from "./table_registry.ts";
 import {
   described,
@@ -259,6 +259,15 @@ export async function handleValidatorRequest(req: Request, deps: EndpointDeps): 
         }; the heartbeat resumes it`,
       );
       return json(202, { table: started.table, runId: started.runId, status: "running" });
+    }
+    // A run not yet started whose statement timed out or lost to another: the same
+    // request passes later.
+    if (started === undefined && isTransientFailure(error)) {
+      return errorResponse(
+        503,
+        `the validator could not start now (${(error as { code?: string }).code}); retry later`,
+        { "retry-after": "5" },
+      );
     }
     // Named by its table (and run, once it has one), as every other answer is.
     const what = started

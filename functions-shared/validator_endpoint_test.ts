@@ -435,6 +435,20 @@ Deno.test("the database down answers 503; any other failure 500 naming it", asyn
   await unavailable.body?.cancel();
   await timersFire(a.deps);
 
+  // A statement that timed out before the run started: 503 too, the same request passes later.
+  const slow = validatorDb({
+    fail: Object.assign(new Error("canceling statement due to statement timeout"), {
+      code: "57014",
+    }),
+  });
+  const c = endpointDeps(slow, noDynamo());
+  const timedOut = await handleValidatorRequest(post('{"table": "firespring_segments"}'), c.deps);
+  assert.equal(timedOut.status, 503);
+  assert.deepEqual(await timedOut.json(), {
+    error: "the validator could not start now (57014); retry later",
+  });
+  await timersFire(c.deps);
+
   const db = validatorDb();
   const dynamo = fakeDynamo(() => {
     throw Object.assign(new Error("Cannot do operations on a non-existent table"), {
