@@ -260,6 +260,10 @@ export async function handleValidatorRequest(req: Request, deps: EndpointDeps): 
       );
       return json(202, { table: started.table, runId: started.runId, status: "running" });
     }
+    // A repair asked for after the cutover (sync.start_validation, SY005): no retry passes.
+    if ((error as { code?: string }).code === "SY005") {
+      return errorResponse(409, (error as Error).message);
+    }
     // A run not yet started whose statement timed out or lost to another: the same
     // request passes later.
     if (started === undefined && isTransientFailure(error)) {

@@ -435,6 +435,24 @@ Deno.test("the database down answers 503; any other failure 500 naming it", asyn
   await unavailable.body?.cancel();
   await timersFire(a.deps);
 
+  // A repair asked for after the cutover: refused for good, with the cause.
+  const cut = validatorDb({
+    fail: Object.assign(
+      new Error(
+        "the sync is cut over (sync.settings write_back is cutover): a repair of firespring_segments would merge",
+      ),
+      { code: "SY005" },
+    ),
+  });
+  const d = endpointDeps(cut, noDynamo());
+  const refused = await handleValidatorRequest(
+    post('{"table": "firespring_segments", "repair": true}'),
+    d.deps,
+  );
+  assert.equal(refused.status, 409);
+  assert.match((await refused.json()).error, /^the sync is cut over/);
+  await timersFire(d.deps);
+
   // A statement that timed out before the run started: 503 too, the same request passes later.
   const slow = validatorDb({
     fail: Object.assign(new Error("canceling statement due to statement timeout"), {

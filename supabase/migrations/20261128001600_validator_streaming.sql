@@ -85,6 +85,12 @@ begin
       p_target, (select string_agg(s.target_table, ', ' order by s.target_table) from sync.source_tables s)
       using errcode = '22023';
   end if;
+  -- A repair after the cutover would scan the whole table only to be refused at its merge
+  -- (sync.enter_merge, 20261128001400_compiled_merges.sql): refused here, before it reads.
+  if p_repair and (select value from sync.settings where key = 'write_back') = 'cutover' then
+    raise exception 'the sync is cut over (sync.settings write_back is cutover): a repair of % would merge DynamoDB''s state over Supabase''s; validate without repair', p_target
+      using errcode = 'SY005';
+  end if;
   insert into public.sync_checksums (target_table, status, source_items, repair_requested, streamed)
   select p_target, case when p_queued then 'queued' else 'running' end, 0, p_repair, not s.collapsed
   from sync.source_tables s where s.target_table = p_target

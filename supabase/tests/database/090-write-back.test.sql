@@ -4,7 +4,7 @@
 -- counts, and who may read sync.write_backs.
 set client_min_messages = warning;
 begin;
-select plan(64);
+select plan(66);
 
 -- Start from no write-backs (end-to-end runs leave theirs; all of this is rolled back).
 delete from sync.write_backs;
@@ -324,6 +324,11 @@ select throws_like(
       'seq', null, 'changed_at', now(), 'source', 'repair')))$$,
   'the sync is cut over (sync.settings write_back is cutover)%firespring_segments',
   'cutover: nothing from DynamoDB is merged over the edits (a repair, a re-read, a backfill by hand)');
+select throws_like($$select sync.start_validation('firespring_segments', true)$$,
+  'the sync is cut over%a repair of firespring_segments would merge%',
+  'nor is a repair started, to be refused only after its whole scan');
+select lives_ok($$select sync.start_validation('firespring_segments', false)$$,
+  'a validation alone still runs (it writes nothing)');
 update sync.settings set value = 'on' where key = 'write_back';
 
 -- Who may read sync.write_backs: the database owner only.
