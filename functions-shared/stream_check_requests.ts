@@ -131,7 +131,14 @@ export async function handleStreamCheckRequest(
     }));
     return json(202, { accepted: true });
   }
-  return json(200, await ended);
+  const report = await ended;
+  // Every table failed for want of the database: said as the other functions say it.
+  if (report.checked.length > 0 && report.checked.every((t) => t.databaseUnavailable)) {
+    return json(503, { error: "the database is unavailable; retry later", ...report }, {
+      "retry-after": "5",
+    });
+  }
+  return json(200, report);
 }
 
 /**

@@ -162,3 +162,22 @@ Deno.test("an isolate takes two runs, so that the hourly run is not turned away 
   assert.equal(hourly.status, 200);
   await Promise.all(waited);
 });
+
+Deno.test("a run whose every table failed for want of the database answers 503, with the report", async () => {
+  const refused = () =>
+    Promise.reject(Object.assign(new Error("connect ECONNREFUSED"), { code: "ECONNREFUSED" }));
+  const down = deps({
+    sql: Object.assign(refused, { unsafe: refused }) as never,
+    log: () => {},
+  });
+  const response = await handleStreamCheckRequest(
+    post('{"tables": ["firespring_segments"]}'),
+    down,
+  );
+  assert.equal(response.status, 503);
+  assert.equal(response.headers.get("retry-after"), "5");
+  const body = await response.json();
+  assert.equal(body.error, "the database is unavailable; retry later");
+  assert.equal(body.checked[0].table, "firespring_segments");
+  assert.match(body.checked[0].error, /ECONNREFUSED/);
+});

@@ -45,6 +45,7 @@ import {
   streamAppliedSince,
 } from "./stream_check_db.ts";
 import { unpipelined } from "./unpipelined.ts";
+import { isDatabaseUnavailable } from "./sync_db.ts";
 
 /** What the check needs; built once, at cold start. */
 export interface StreamCheckDeps {
@@ -70,6 +71,8 @@ export interface TableReport {
   error?: string;
   /** Shards the run stopped short of their frontier or end, or did not reach. */
   unfinishedShards?: number;
+  /** The check failed because the database was unavailable (sync_db.ts). */
+  databaseUnavailable?: true;
 }
 
 /** What a run did. */
@@ -313,7 +316,11 @@ export async function runStreamCheck(
         (error as Error).name
       }: ${(error as Error).message}`;
       log(`stream-check: ${message}`);
-      const report: TableReport = { table: spec.targetTable, error: message };
+      const report: TableReport = {
+        table: spec.targetTable,
+        error: message,
+        ...(isDatabaseUnavailable(error) ? { databaseUnavailable: true as const } : {}),
+      };
       report.backfillJobId = await markIfLongUnchecked(spec.targetTable, message, timing.now, true);
       checked.push(report);
     }
