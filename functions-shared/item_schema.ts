@@ -33,8 +33,8 @@ function describe(value: DynamoValue): string {
   return `${dynamoType(value)}${text}`;
 }
 
-/** One attribute's check: its problem (without the attribute's name), or null. */
-type Check = (value: DynamoValue | undefined) => string | null;
+/** One attribute's check, given the whole item: its problem (without its name), or null. */
+type Check = (value: DynamoValue | undefined, item: Record<string, DynamoValue>) => string | null;
 
 function valueOf(type: ColumnType, required: boolean): Check {
   const expected = EXPECTED[type];
@@ -65,7 +65,21 @@ function itemChecksOf(spec: TableSpec): Checks {
   // reads is checked as a key, in the column's place).
   const checks = new Map<string, Check>();
   for (const column of Object.values(spec.columns)) {
-    for (const name of [column.from].flat()) checks.set(name, valueOf(column.type, false));
+    const names = [column.from].flat();
+    names.forEach((name, i) => {
+      const check = valueOf(column.type, false);
+      // A fallback (actions' `type` after `action_type`) is the column's only when every
+      // name before it is absent or NULL; otherwise it is an unmapped attribute, which
+      // the catch-all keeps whatever its type.
+      const earlier = names.slice(0, i);
+      checks.set(
+        name,
+        i === 0
+          ? check
+          : (v, item) =>
+            earlier.some((n) => item[n] !== undefined && item[n] !== null) ? null : check(v, item),
+      );
+    });
   }
   for (const key of spec.sourceKey) {
     checks.set(key.name, valueOf(key.type === "S" ? "text" : "numeric", true));
@@ -92,7 +106,7 @@ function keyChecksOf(spec: TableSpec): Checks {
 function problemsOf(checks: Checks, item: Record<string, DynamoValue>): string | null {
   let problems: string[] | undefined;
   for (const [name, check] of checks) {
-    const problem = check(Object.hasOwn(item, name) ? item[name] : undefined);
+    const problem = check(Object.hasOwn(item, name) ? item[name] : undefined, item);
     if (problem !== null) (problems ??= []).push(`attribute ${name}: ${problem}`);
   }
   return problems ? problems.join("; ") : null;

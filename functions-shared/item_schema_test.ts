@@ -144,11 +144,11 @@ Deno.test("Amplify's _deleted flag must be a boolean", () => {
 Deno.test("several problems are all named, in one line; long values are cut", () => {
   const message = refusal(actions, {
     action_type: "x".repeat(200),
-    type: n("1"),
+    session_id: n("1"),
     timestamp: "now",
   });
   const parts = message.split("; ");
-  assert.ok(parts.includes('attribute type: expected a string (S), got N "1"'), message);
+  assert.ok(parts.includes('attribute session_id: expected a string (S), got N "1"'), message);
   assert.ok(parts.includes("attribute action_id: is missing"), message);
   assert.ok(
     parts.includes('attribute timestamp: expected a number (N) of epoch seconds, got S "now"'),

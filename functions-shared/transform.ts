@@ -161,6 +161,8 @@ function columnValue(type: ColumnType, value: DynamoValue, attribute: string): u
       }
     }
     case "iso_timestamp": {
+      // An empty string (DynamoDB has allowed them outside keys since 2020) is no time.
+      if ((value as string).trim() === "") return null;
       const parts = isoParts(value as string);
       if (parts === null) {
         const m = (value as string).match(ISO);
@@ -193,7 +195,10 @@ export function itemToChange(spec: TableSpec, item: DynamoItem, position: Positi
   const consumed = new Set<string>();
   try {
     for (const { column, from, type } of columnsOf(spec)) {
-      const attribute = from.find((name) => item[name] !== undefined);
+      // The first attribute that holds a value; a NULL one gives way to a fallback after
+      // it (actions' `type` after `action_type`), and is the column's only when all are.
+      const attribute = from.find((name) => item[name] !== undefined && item[name] !== null) ??
+        from.find((name) => item[name] !== undefined);
       if (attribute === undefined) {
         row[column] = null;
         continue;

@@ -54,6 +54,58 @@ Deno.test("actions: with both action_type and type, type is kept in action_data"
   assert.deepEqual(json(change.row.action_data), { type: "old" });
 });
 
+Deno.test("actions: a type that is not the column's is kept as it is; a NULL action_type gives way to type", () => {
+  // action_type present: type is unmapped, whatever its type, and lands in action_data.
+  const numbered = itemToChange(
+    spec("firespring_actions"),
+    fromDynamo({ action_id: { S: "a1" }, action_type: { S: "view" }, type: { N: "3" } }),
+    at,
+  );
+  assert.equal(numbered.row.action_type, "view");
+  assert.deepEqual(json(numbered.row.action_data), { type: 3 });
+  // action_type NULL: type is the column's.
+  const nulled = itemToChange(
+    spec("firespring_actions"),
+    fromDynamo({ action_id: { S: "a2" }, action_type: { NULL: true }, type: { S: "click" } }),
+    at,
+  );
+  assert.equal(nulled.row.action_type, "click");
+  assert.deepEqual(json(nulled.row.action_data), { action_type: null });
+  // Both absent or NULL: null. And type of the wrong type, when it is the column's: refused.
+  const none = itemToChange(
+    spec("firespring_actions"),
+    fromDynamo({ action_id: { S: "a3" }, action_type: { NULL: true } }),
+    at,
+  );
+  assert.equal(none.row.action_type, null);
+  assert.throws(
+    () =>
+      itemToChange(
+        spec("firespring_actions"),
+        fromDynamo({ action_id: { S: "a4" }, type: { N: "3" } }),
+        at,
+      ),
+    /attribute type: expected a string \(S\), got N "3"/,
+  );
+});
+
+Deno.test("an empty string in a timestamp column is no time, not a dead letter", () => {
+  const job = itemToChange(
+    spec("firespring_extraction_jobs"),
+    fromDynamo({
+      job_id: { S: "j" },
+      updated_at: { N: "1" },
+      status: { S: "running" },
+      completed_at: { S: "" },
+      started_at: { S: "  " },
+    }),
+    at,
+  );
+  assert.equal(job.row.completed_at, null);
+  assert.equal(job.row.started_at, null);
+  assert.equal(job.row.status, "running");
+});
+
 Deno.test("visitors collapse on timestamp; sessions land in session_data", () => {
   const change = itemToChange(
     spec("firespring_visitors"),
