@@ -65,7 +65,12 @@ export function isSupabaseHost(host: string): boolean {
  * (port 6543, or `pgbouncer=true`: a project's dedicated PgBouncer, the local stack's).
  */
 export function isSharedPooler(target: DbTarget): boolean {
-  return target.host.endsWith(".pooler.supabase.com") || target.transactionPooler;
+  return isSupavisorHost(target.host) || target.transactionPooler;
+}
+
+/** Whether `host` is Supabase's shared pooler, Supavisor (`*.pooler.supabase.com`). */
+export function isSupavisorHost(host: string): boolean {
+  return host.endsWith(".pooler.supabase.com");
 }
 
 /**

@@ -26,7 +26,7 @@ import { parseJsonExact } from "./dynamo_numbers.ts";
 import { bySourceTable, byTargetTable, TABLES } from "./table_registry.ts";
 import { storableText, ValueError } from "./dynamo_decoder.ts";
 import { serviceRoleProblem } from "./service_auth.ts";
-import { applyChanges, isDatabaseUnavailable } from "./sync_db.ts";
+import { applyChanges, isCutOver, isDatabaseUnavailable } from "./sync_db.ts";
 import { attributeMapFromJson } from "./attribute_binaries.ts";
 import { parseWebhookBody, streamRecordProblem } from "./webhook_envelope.ts";
 import {
@@ -264,7 +264,7 @@ export async function handleReplayRequest(
       return errorResponse(503, "the database is unavailable; retry later", { "retry-after": "5" });
     }
     // After the cutover (sync.enter_merge, SY005): nothing is replayed, every letter stays.
-    if ((error as { code?: string }).code === "SY005") {
+    if (isCutOver(error)) {
       return errorResponse(409, `${(error as Error).message}; no dead letter was replayed`);
     }
     throw error;

@@ -10,7 +10,13 @@
  * @module
  */
 
-import { type DbTarget, isSupabaseHost, parseDbUrl, TRANSACTION_POOLER_PORT } from "./db_url.ts";
+import {
+  type DbTarget,
+  isSupabaseHost,
+  isSupavisorHost,
+  parseDbUrl,
+  TRANSACTION_POOLER_PORT,
+} from "./db_url.ts";
 
 /** Reads an environment variable (Deno's or, in Node, the process's). */
 export type EnvReader = (name: string) => string | undefined;
@@ -211,7 +217,7 @@ export function dbUrl(): SettingSpec<DbTarget> {
       // server connection of its own, "restricted to the 'Pool Size'" (15 on the smallest
       // plans, shared with the transaction port: supabase/supabase discussion 22305): a
       // few isolates' pools would take them all, from every other client too.
-      if (target.host.endsWith(".pooler.supabase.com") && target.port !== TRANSACTION_POOLER_PORT) {
+      if (isSupavisorHost(target.host) && target.port !== TRANSACTION_POOLER_PORT) {
         throw new Error(
           `the shared pooler's transaction mode, port ${TRANSACTION_POOLER_PORT} (it names ` +
             `port ${target.port} of ${target.host}, its session mode, which holds a server ` +

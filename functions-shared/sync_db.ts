@@ -313,6 +313,14 @@ export function isDatabaseMisconfigured(error: unknown): boolean {
 }
 
 /**
+ * Whether a statement was refused because the sync is cut over (`write_back` `cutover`):
+ * SQLSTATE SY005, raised by sync.enter_merge and sync.start_validation.
+ */
+export function isCutOver(error: unknown): boolean {
+  return (error as { code?: string })?.code === "SY005";
+}
+
+/**
  * Whether a statement failed only because it lost to another one: 40001 serialization
  * failure, 40P01 deadlock, 55P03 lock timeout. The same statement, sent again, passes.
  */

@@ -33,7 +33,7 @@ import { recordedResult } from "./validator_result.ts";
 import { errorResponse, json, methodNotAllowed } from "./http.ts";
 import { pausedAt, type RunGate, whenAdmitted } from "./run_gate.ts";
 import { internalCaller } from "./service_auth.ts";
-import { isDatabaseUnavailable, isTransientFailure } from "./sync_db.ts";
+import { isCutOver, isDatabaseUnavailable, isTransientFailure } from "./sync_db.ts";
 import { byTargetTable, TABLES } from "./table_registry.ts";
 import {
   described,
@@ -261,7 +261,7 @@ export async function handleValidatorRequest(req: Request, deps: EndpointDeps): 
       return json(202, { table: started.table, runId: started.runId, status: "running" });
     }
     // A repair asked for after the cutover (sync.start_validation, SY005): no retry passes.
-    if ((error as { code?: string }).code === "SY005") {
+    if (isCutOver(error)) {
       return errorResponse(409, (error as Error).message);
     }
     // A run not yet started whose statement timed out or lost to another: the same

@@ -39,7 +39,12 @@ import {
 } from "./record_mapping.ts";
 import { logDeadLetters } from "./dead_letter_writer.ts";
 import { recordsToNote } from "./stream_progress.ts";
-import { isDatabaseMisconfigured, isDatabaseUnavailable, isTransientFailure } from "./sync_db.ts";
+import {
+  isCutOver,
+  isDatabaseMisconfigured,
+  isDatabaseUnavailable,
+  isTransientFailure,
+} from "./sync_db.ts";
 import { applyWebhookBatch } from "./webhook_apply.ts";
 import { parseWebhookBody, parseWebhookJson } from "./webhook_envelope.ts";
 import { checkWebhookHeaders, TIMESTAMP_TOLERANCE_SECONDS } from "./webhook_headers.ts";
@@ -229,7 +234,7 @@ export async function handleWebhook(req: Request, deps: WebhookDeps): Promise<Re
     // Cut over (sync.enter_merge, SY005). A mapping left running: its records wait
     // (retried as they are) until they pass the mapping's maximum age. A person's direct
     // request would wait for ever: refused for good, with where to edit instead.
-    if ((error as { code?: string }).code === "SY005") {
+    if (isCutOver(error)) {
       console.error((error as Error).message);
       if (envelope.body.kind === "direct") {
         return errorResponse(

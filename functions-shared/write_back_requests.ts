@@ -88,12 +88,8 @@ export async function handleWriteBackRequest(
     }
     // Named, not a bare 500 (its message may quote an edit's values: the log has it).
     console.error("write-back failed:", error);
-    return errorResponse(
-      500,
-      `write-back failed${
-        code && /^[0-9A-Z]{5}$/.test(code) ? ` (SQLSTATE ${code})` : code ? ` (${code})` : ""
-      }; the function's log has the error`,
-    );
+    const named = !code ? "" : /^[0-9A-Z]{5}$/.test(code) ? ` (SQLSTATE ${code})` : ` (${code})`;
+    return errorResponse(500, `write-back failed${named}; the function's log has the error`);
   }
   return json(200, report);
 }

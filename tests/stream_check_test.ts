@@ -24,8 +24,7 @@ import { FUNCTIONS_ENV_FILE } from "../local-stack/config.ts";
 import { logFile, stopDetached } from "../local-stack/processes.ts";
 import { DENO_PARTS, startDenoPart } from "../local-stack/stack.ts";
 import { isolateLogOffset, killsSince, logTextSince } from "../local-stack/supabase/isolate_log.ts";
-import { readShard } from "../local-stack/aws/stream_reader.ts";
-import { listShards } from "../local-stack/aws/stream_reader.ts";
+import { listShards, readShard } from "../local-stack/aws/stream_reader.ts";
 import {
   callFunction,
   closeStreamShards,

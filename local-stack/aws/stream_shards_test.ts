@@ -86,6 +86,13 @@ function dynamoLocal(records: Held[] | Real[], quirks: Quirks = {}) {
   };
 }
 
+/** {@link dynamoLocal}, its LATEST iterators held until `release` is called. */
+function gatedDynamoLocal(records: Held[]) {
+  let release!: () => void;
+  const latestGate = new Promise<void>((resolve) => release = resolve);
+  return { next: dynamoLocal(records, { latestGate }), release };
+}
+
 function streamsCall(operation: string, body: unknown): Request {
   return new Request(URL_, {
     method: "POST",
@@ -312,9 +319,7 @@ Deno.test("a shard whose start was trimmed reads from the trim's horizon", async
 
 Deno.test("a read answered while a close is in progress gives no record past the cut", async () => {
   const records = keys(1, 6);
-  let release!: () => void;
-  const latestGate = new Promise<void>((resolve) => release = resolve);
-  const next = dynamoLocal(records, { latestGate });
+  const { next, release } = gatedDynamoLocal(records);
   const shards = new StreamShards({ accessKeyId: "local" });
   const { ShardIterator: before } = await call(shards, next, "GetShardIterator", {
     StreamArn: ARN,
@@ -339,9 +344,7 @@ Deno.test("a read answered while a close is in progress gives no record past the
 
 Deno.test("two closes at once: the second cuts what the first made", async () => {
   const records = keys(1, 4);
-  let release!: () => void;
-  const latestGate = new Promise<void>((resolve) => release = resolve);
-  const next = dynamoLocal(records, { latestGate });
+  const { next, release } = gatedDynamoLocal(records);
   const shards = new StreamShards({ accessKeyId: "local" });
   const first = close(shards, next);
   const second = close(shards, next);
