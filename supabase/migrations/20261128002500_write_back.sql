@@ -8,8 +8,8 @@
 -- Each compiled merge (20261128001400_compiled_merges.sql, behind sync.merge_changes and
 -- sync.merge_staged) marks its writes as the sync's own (the transaction-local setting
 -- `sync.write_back_skip`, on for the merge's duration), so the trigger here never
--- records them. The view sync.status is defined
--- here, with the write-back counts; everything else is new.
+-- records them. The write-back counts of sync.status are in its one definition, with the
+-- re-reads' (20261128002900_collapsed_rereads.sql); everything else is new.
 
 -- On a live project a lock this migration takes waits at most 5 s: it then fails, rather
 -- than hold every merge and read of the table behind it; push it again.
@@ -401,55 +401,6 @@ revoke all on function sync.claim_write_backs(text, integer, interval),
 -- pg_net lost).
 select cron.schedule('sync-write-back', sync.sweep_schedule(),
   'select sync.wake_write_back() where sync.write_back_work_pending()');
-
--- One row per target table (docs/interfaces.md, "SQL"): its rows, exact or estimated
--- (sync.table_counts), last change, open dead letters, last checksum result, whether it
--- is stale, and its write-backs pending, in conflict and failed. (20261128001200 dropped
--- the first version of the view; this is its one definition since.)
-create view sync.status as
-select
-  s.target_table,
-  s.source_table,
-  s.region,
-  c.row_count as rows,
-  c.rows_estimated,
-  c.last_change_at,
-  (select count(*) from sync.dead_letters d
-    where d.target_table = s.target_table and d.replayed_at is null) as dead_letters,
-  k.checked_at as last_checksum_at,
-  k.match as last_checksum_match,
-  k.status as last_checksum_status,
-  jsonb_array_length(k.unmappable) as last_checksum_unmappable,
-  -- The latest run that finished: while the next runs queue or run (hours at scale),
-  -- or after one was reaped, this is the last verdict there is.
-  r.checked_at as last_result_at,
-  r.match as last_result_match,
-  ts.stale_since is not null as stale,
-  case when ts.stale_since is not null then ts.stale_reason end as stale_reason,
-  coalesce(wb.pending, 0) as write_backs_pending,
-  coalesce(wb.conflict, 0) as write_backs_conflict,
-  coalesce(wb.failed, 0) as write_backs_failed
-from sync.source_tables s
-join sync.table_counts() c on c.target_table = s.target_table
-left join lateral (
-  select x.checked_at, x.match, x.status, x.unmappable from public.sync_checksums x
-  where x.target_table = s.target_table
-  order by x.started_at desc limit 1
-) k on true
-left join lateral (
-  select x.checked_at, x.match from public.sync_checksums x
-  where x.target_table = s.target_table and x.status = 'done'
-  order by x.started_at desc limit 1
-) r on true
-left join sync.table_state ts on ts.target_table = s.target_table
-left join lateral (
-  select count(*) filter (where w.status = 'pending') as pending,
-         count(*) filter (where w.status = 'conflict') as conflict,
-         count(*) filter (where w.status = 'failed') as failed
-  from sync.write_backs w where w.target_table = s.target_table and w.status <> 'applied'
-) wb on true;
-comment on view sync.status is
-  'One row per target table: rows (an estimate above status_exact_count_limit: rows_estimated), last change applied, open dead letters, the latest checksum run (its status, result and unmappable source items) and the latest result of a finished one, stale, write-backs pending, in conflict and failed.';
 
 -- Retention (docs/sync-semantics.md, "Retention"): a write-back that has ended (applied,
 -- conflict, failed) is kept for write_back_retention after its last change, then

@@ -3,7 +3,7 @@
 -- purged as superseded; the queue is claimed with a lease, finished, or backed off.
 set client_min_messages = warning;
 begin;
-select plan(28);
+select plan(30);
 
 delete from sync.collapsed_rereads;
 
@@ -123,6 +123,17 @@ select is(
      and checksum_run_id is null),
   1, 'one healing backfill for both');
 insert into sync.collapsed_rereads (target_table, row_key) values ('firespring_visitors', '{"visitor_id": "rr9"}');
+insert into sync.collapsed_rereads (target_table, row_key, attempts, error) values
+  ('firespring_visitors', '{"visitor_id": "rr10"}', 2, 'Query firespring-backdoor-visitors-dev: throttled');
+select results_eq(
+  $$select target_table, rereads_waiting, rereads_failing from sync.status
+    where target_table in ('firespring_visitors', 'firespring_actions') order by 1$$,
+  $$values ('firespring_actions'::text, 0::bigint, 0::bigint),
+           ('firespring_visitors', 2, 1)$$,
+  'sync.status counts each table''s keys waiting for a re-read, and those whose last one failed');
+delete from sync.collapsed_rereads where row_key = '{"visitor_id": "rr10"}';
+select is((select rereads_waiting from sync.status where target_table = 'firespring_visitors'), 1::bigint,
+  'and a key re-read leaves the count');
 update sync.settings set value = 'cutover' where key = 'write_back';
 select is(sync.wake_rereads(), 0,
   'but not after the cutover: Supabase is ahead of DynamoDB on purpose');
