@@ -43,7 +43,8 @@ import type { IsolatePages } from "./isolate_pages.ts";
 import type postgres from "postgres";
 import type { DynamoClient } from "./dynamo_http.ts";
 import type { TableSpec } from "./table_registry.ts";
-import { compareRanges, MAX_KEYS_READ, recheckLook } from "./validator_compare.ts";
+import { compareRanges, MAX_KEYS_READ } from "./validator_compare.ts";
+import { recheckLook } from "./validator_looks.ts";
 import { repairKeys, RepairOverBudget } from "./validator_repair.ts";
 import {
   IN_FLIGHT_CEILING,

@@ -7,9 +7,16 @@
  * @module
  */
 
+import type { ValidatorDeps } from "./checksum_validator.ts";
 import type { Divergence } from "./validator_compare.ts";
 import { byTargetTable } from "./table_registry.ts";
-import { fakeSql, type Statement } from "./testing_fakes.ts";
+import {
+  fakeClock,
+  fakeDynamo,
+  fakeSql,
+  type SentCommand,
+  type Statement,
+} from "./testing_fakes.ts";
 
 /** When the fake compare saw the divergences (the run's compared_at). */
 export const SEEN = new Date("2026-02-01T12:00:00Z");
@@ -48,8 +55,11 @@ export interface FakeRun {
 
 /** The fake's options: what the compare finds per run and look, and faults. */
 export interface RunsOptions {
-  /** Divergences of run `run` at look `look` (0: the compare; 1..3 the rechecks). */
-  divergent?: (run: number, look: number) => Divergence[];
+  /**
+   * Divergences of run `run` at look `look` (0: the compare; 1..3 the rechecks), at the
+   * look's `compare`th compare with the target (0, then 1.. as the stream catches up).
+   */
+  divergent?: (run: number, look: number, compare: number) => Divergence[];
   /** Ranges of buckets the compare takes (8, as 256 buckets by 32). */
   ranges?: number;
   /** Whether the run lease is lost at the next hold (another request took over). */
@@ -100,6 +110,8 @@ export function runsDb(options: RunsOptions = {}) {
     return run;
   };
   const runOf = (value: unknown) => runs.get(Number(value))!;
+  /** Compares with the target in each run's look under way. */
+  const compares = new Map<number, number>();
   const byKind = (run: FakeRun, divergent: Divergence[]) => {
     for (const kind of ["missing", "unexpected", "different"] as const) {
       run[kind] = divergent.filter((d) => d.kind === kind).map((d) => d.key);
@@ -236,7 +248,7 @@ export function runsDb(options: RunsOptions = {}) {
       hold(run, v[1]);
       run.ranges++;
       if (run.ranges < ranges) return [{ phase: "compare" }];
-      const divergent = options.divergent?.(run.id, 0) ?? [];
+      const divergent = options.divergent?.(run.id, 0, 0) ?? [];
       byKind(run, divergent);
       // As the migration: unmappable items are read again too.
       run.phase = divergent.length + run.unmappable.length > 0 ? "recheck" : "report";
@@ -260,7 +272,9 @@ export function runsDb(options: RunsOptions = {}) {
     if (t.includes("from sync.compare_checksum(")) {
       const run = runOf(v[0]);
       const keys = (JSON.parse(String(v[2])) as unknown[]).map((k) => JSON.stringify(k));
-      const found = (options.divergent?.(run.id, run.looks + 1) ?? [])
+      const compare = compares.get(run.id) ?? 0;
+      compares.set(run.id, compare + 1);
+      const found = (options.divergent?.(run.id, run.looks + 1, compare) ?? [])
         .filter((d) => keys.includes(JSON.stringify(d.key)));
       return found.length === 0
         ? [{ kind: null, row_key: null }]
@@ -272,6 +286,7 @@ export function runsDb(options: RunsOptions = {}) {
       run.unexpected = JSON.parse(String(v[1]));
       run.different = JSON.parse(String(v[2]));
       run.looks++;
+      compares.delete(run.id);
       run.recheckKeys = null;
       run.recheckRead = 0;
       run.phase = run.looks >= Number(v[3]) || Number(v[4]) === 0 ? "report" : "recheck";
@@ -336,9 +351,9 @@ export function runsDb(options: RunsOptions = {}) {
     if (t.startsWith("select match from public.sync_checksums")) {
       return [{ match: runOf(v[0]).match ?? false }];
     }
-    if (t.startsWith("select recheck_keys, recheck_read from public.sync_checksums")) {
+    if (t.startsWith("select recheck_keys, recheck_read, looks from public.sync_checksums")) {
       const run = runOf(v[0]);
-      return [{ recheck_keys: run.recheckKeys, recheck_read: run.recheckRead }];
+      return [{ recheck_keys: run.recheckKeys, recheck_read: run.recheckRead, looks: run.looks }];
     }
     if (t.includes("set recheck_keys = ")) {
       const run = runOf(v[1]);
@@ -366,4 +381,23 @@ export function runsDb(options: RunsOptions = {}) {
   const before = options.beforeAnswer;
   const db = fakeSql((s) => before ? before(s).then(() => answer(s)) : answer(s));
   return { ...db, runs, newRun, staleMarks };
+}
+
+/**
+ * A validator's dependencies over `db`: a source whose every point read finds its key
+ * (with `value` 1), no settle pause, a fake clock.
+ */
+export function compareDeps(db: ReturnType<typeof runsDb>): ValidatorDeps {
+  const dynamo = fakeDynamo((c: SentCommand) => ({
+    Item: { ...(c.input.Key as object), value: { N: "1" } },
+  }));
+  return { sql: db.sql, dynamo: dynamo.dynamo, settleMs: 0, pacing: fakeClock() };
+}
+
+/** A run 7 of `db` over firespring_segments, in its compare, leased to "w1". */
+export function comparingRun(db: ReturnType<typeof runsDb>): FakeRun {
+  const run = db.newRun("firespring_segments", false, 1, 7);
+  run.phase = "compare";
+  run.leaseOwner = "w1";
+  return run;
 }
