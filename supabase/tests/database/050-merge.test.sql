@@ -2,7 +2,7 @@
 -- docs/sync-semantics.md that it enforces whatever order changes arrive in.
 set client_min_messages = warning;
 begin;
-select plan(75);
+select plan(79);
 
 -- The rules as on AWS, whose stream clock has a granularity of 1 s.
 update sync.settings set value = '1 second' where key = 'stream_clock_granularity';
@@ -166,6 +166,17 @@ select pg_temp.merge('firespring_segments',
 select pg_temp.merge('firespring_segments', pg_temp.rep('upsert', 'r8', 'repaired', interval '1 second'));
 select is(pg_temp.held('r8'), 'repaired repair no position',
   'a repair replaces a read written before it saw the divergence, even a later read, at its own read');
+select is((select to_char(sync_changed_at - now(), 'SS.MS') from public.firespring_segments
+           where segment_id = 'r8'),
+  '02.000', 'stamped at its own read, not at the replaced read''s (a stream change between them wins)');
+-- seen_at counts on a repair only: a stale backfill page or stream change carrying one
+-- gets past no guard.
+select pg_temp.merge('firespring_segments',
+  pg_temp.seg('upsert', 'n1', 'newest', '950', (now() + interval '10 seconds')::text));
+select is(pg_temp.merge('firespring_segments',
+    pg_temp.seg('upsert', 'n1', 'stale', null, (now() - interval '10 seconds')::text, 'backfill')
+      || jsonb_build_object('seen_at', now() + interval '1 second')),
+  'applied=0 upserted=0 deleted=0', 'a seen_at on a change that is not a repair lets nothing past the guard');
 select pg_temp.merge('firespring_segments',
   pg_temp.seg('upsert', 'r2', 'streamed', '902', (now() - interval '10 seconds')::text));
 select is(pg_temp.merge('firespring_segments', pg_temp.rep('delete', 'r2', null, interval '1 second')),
@@ -313,6 +324,19 @@ select is(
   (select count(*)::int from sync.tombstones
    where target_table = 'firespring_segments' and row_key ->> 'segment_id' like 'bulk-%'),
   20000, 'each with its tombstone');
+
+-- Two reads stamped at the same instant: the later merged wins (new_at >= old_at).
+select pg_temp.merge('firespring_segments',
+  pg_temp.seg('upsert', 's3', 'first-read', null, '2026-02-06T10:00:00Z', 'backfill'));
+select is(pg_temp.merge('firespring_segments',
+    pg_temp.seg('upsert', 's3', 'same-instant-read', null, '2026-02-06T10:00:00Z', 'backfill')),
+  'applied=1 upserted=1 deleted=0', 'a read stamped at the same instant as the row''s read replaces it');
+-- A delete delivered late, older than the row, removes nothing.
+select pg_temp.merge('firespring_segments',
+  pg_temp.seg('upsert', 'd1', 'live', '500', '2026-02-06T10:00:05Z'));
+select is(pg_temp.merge('firespring_segments',
+    pg_temp.seg('delete', 'd1', null, '400', '2026-02-06T10:00:04Z')),
+  'applied=0 upserted=0 deleted=0', 'an older delete delivered late does not remove a newer row');
 
 select * from finish();
 rollback;

@@ -4,7 +4,7 @@
 -- are never purged.
 set client_min_messages = warning;
 begin;
-select plan(52);
+select plan(54);
 
 -- Start from nothing, so that what purge_expired reports is exactly this test's rows.
 delete from sync.tombstones;
@@ -175,17 +175,30 @@ update sync.settings set value = '48 hours' where key in ('tombstone_retention',
 -- Tombstones stay while a backfill that started before them runs: one recorded 3 days
 -- ago (before the backfill started) goes, one recorded 2.5 days ago stays.
 insert into sync.backfill_jobs (source_table, total_segments, status, started_at)
-values ('firespring-backdoor-actions-dev', 1, 'running', now() - interval '70 hours');
+values ('firespring-backdoor-actions-dev', 1, 'running', now() - interval '70 hours'),
+       ('firespring-backdoor-extraction-jobs-dev', 1, 'running', now() - interval '70 hours');
 insert into sync.tombstones (target_table, row_key, sync_sequence, deleted_at, recorded_at) values
   ('firespring_actions', '{"action_id": "before"}', 1, now() - interval '72 hours', now() - interval '72 hours'),
   ('firespring_actions', '{"action_id": "during"}', 2, now() - interval '60 hours', now() - interval '60 hours');
 select sync.merge_changes('firespring_extraction_jobs', jsonb_build_array(
   jsonb_build_object('op', 'delete', 'seq', '5', 'changed_at', '2026-02-06T10:00:00Z', 'source', 'stream',
-    'range_key', 100, 'rank', 0, 'row', '{"job_id": "j1"}'::jsonb)));
+    'range_key', 100, 'rank', 0, 'row', '{"job_id": "j1"}'::jsonb),
+  jsonb_build_object('op', 'delete', 'seq', '6', 'changed_at', '2026-02-06T10:00:00Z', 'source', 'stream',
+    'range_key', 100, 'rank', 0, 'row', '{"job_id": "j2"}'::jsonb)));
 update sync.observations set recorded_at = now() - interval '60 hours' where row_key = '{"job_id": "j1"}';
+update sync.observations set recorded_at = now() - interval '72 hours' where row_key = '{"job_id": "j2"}';
 select sync.purge_expired();
-select results_eq($$select row_key ->> 'action_id' from sync.tombstones$$, $$values ('during')$$,
+select results_eq($$select row_key ->> 'action_id' from sync.tombstones where target_table = 'firespring_actions'$$,
+  $$values ('during')$$,
   'a tombstone recorded after the start of a running backfill stays past its retention');
+select results_eq(
+  $$select row_key ->> 'job_id' from sync.observations where target_table = 'firespring_extraction_jobs'
+      and row_key ->> 'job_id' in ('j1', 'j2')$$,
+  $$values ('j1')$$,
+  'so does a deleted observation of its table; one recorded before the backfill started goes');
+update sync.backfill_jobs set status = 'done', finished_at = now()
+where status = 'running' and source_table = 'firespring-backdoor-extraction-jobs-dev';
+select sync.purge_expired();
 select is((select count(*)::int from sync.observations where row_key = '{"job_id": "j1"}'), 0,
   'a running backfill holds its own table''s tombstones only: another table''s deleted observation goes');
 update sync.backfill_jobs set status = 'done', finished_at = now() where status = 'running';
@@ -267,6 +280,17 @@ where row_key = '{"segment_id": "lettered"}';
 select sync.purge_expired();
 select is((select count(*)::int from sync.tombstones where row_key = '{"segment_id": "lettered"}'), 0,
   'once the letter is replayed, the tombstone goes');
+-- The same for a deleted observation (a collapsed table's delete is its own tombstone).
+select sync.merge_changes('firespring_extraction_jobs', jsonb_build_array(
+  jsonb_build_object('op', 'delete', 'seq', '7', 'changed_at', '2026-02-06T10:00:00Z', 'source', 'stream',
+    'range_key', 100, 'rank', 0, 'row', '{"job_id": "lettered"}'::jsonb)));
+update sync.observations set recorded_at = now() - interval '4 days' where row_key = '{"job_id": "lettered"}';
+insert into sync.dead_letters (source_table, target_table, reason, record, row_key)
+values ('firespring-backdoor-extraction-jobs-dev', 'firespring_extraction_jobs', 'a value it could not map',
+        '{"x": 2}', '{"job_id": "lettered"}');
+select sync.purge_expired();
+select is((select count(*)::int from sync.observations where row_key = '{"job_id": "lettered"}'), 1,
+  'an open dead letter of its key keeps a deleted observation past its retention');
 
 -- A backfill whose segments ended long ago, and whose end (its sweep) walks on, is making
 -- progress: it is left running.

@@ -4,7 +4,7 @@
 -- counts, and who may read sync.write_backs.
 set client_min_messages = warning;
 begin;
-select plan(66);
+select plan(68);
 
 -- Start from no write-backs (end-to-end runs leave theirs; all of this is rolled back).
 delete from sync.write_backs;
@@ -327,6 +327,11 @@ select throws_like(
 select throws_like($$select sync.start_validation('firespring_segments', true)$$,
   'the sync is cut over%a repair of firespring_segments would merge%',
   'nor is a repair started, to be refused only after its whole scan');
+-- SY005 is what the webhook and the validator's endpoint answer by (isCutOver, sync_db.ts).
+select throws_ok($$select sync.merge_changes('firespring_segments', '[]'::jsonb)$$, 'SY005', null,
+  'cutover: a merge is refused with SQLSTATE SY005');
+select throws_ok($$select sync.start_validation('firespring_segments', true)$$, 'SY005', null,
+  'and a repair too');
 select lives_ok($$select sync.start_validation('firespring_segments', false)$$,
   'a validation alone still runs (it writes nothing)');
 update sync.settings set value = 'on' where key = 'write_back';
