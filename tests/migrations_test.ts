@@ -104,6 +104,34 @@ Deno.test("no migration makes, changes or drops a role, or runs ALTER SYSTEM", (
   );
 });
 
+Deno.test("a batch claimed with FOR UPDATE SKIP LOCKED is picked once", () => {
+  // `x in (select ... limit n for update skip locked)` may be planned as a nested loop
+  // that runs the subquery again for every row: a claim of 2 then took 3 (pgTAP 090, once
+  // the table's statistics changed); a subquery in FROM may be rescanned the same way. A
+  // CTE (never inlined with FOR UPDATE), an array (`= any (array(...))`, an init plan)
+  // or a scalar subquery (`= (select ...)`) is evaluated once.
+  const problems: string[] = [];
+  for (const file of readdirSync(MIGRATIONS).filter((f) => f.endsWith(".sql")).sort()) {
+    const sql = readFileSync(join(MIGRATIONS, file), "utf8").replace(/--[^\n]*/g, "");
+    for (const m of sql.matchAll(/\bskip\s+locked\b/gi)) {
+      // The parenthesis that opens the locking SELECT, and the word before it.
+      let depth = 0;
+      let at = m.index!;
+      while (at > 0 && !(sql[at] === "(" && depth === 0)) {
+        if (sql[at] === ")") depth++;
+        if (sql[at] === "(" && depth > 0) depth--;
+        at--;
+      }
+      const before = /(\w+)\s*$/.exec(sql.slice(Math.max(0, at - 40), at))?.[1]?.toLowerCase();
+      if (before === "in" || before === "from" || before === "join") {
+        const line = sql.slice(0, at).split("\n").length;
+        problems.push(`${file}:${line}: ${before} (select ... skip locked)`);
+      }
+    }
+  }
+  assert.deepEqual(problems, [], "these claims may take more than their batch");
+});
+
 Deno.test("the newest migration applies on top of the previous version", async () => {
   const files = readdirSync(MIGRATIONS).filter((f) => f.endsWith(".sql")).sort();
   assert.ok(files.length >= 2, "there is a previous version to upgrade from");

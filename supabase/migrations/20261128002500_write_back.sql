@@ -287,20 +287,20 @@ as $$
             format('gave up after %s attempts; the last run ended without an answer (the write-back function stopped: see its logs), so it may or may not have been applied: compare the item with the row%s',
                    w.attempts, coalesce('; the attempt before it: ' || w.detail, ''))
         end
-    where w.id in (
+    where w.id = any (array(
       select d.id from sync.write_backs d
       where d.status = 'pending' and coalesce(d.lease_expires_at, '-infinity') < now()
         and d.attempts >= sync.integer_setting('write_back_max_attempts', 1, 100)
       order by d.id
       limit p_limit
-      for update skip locked)
+      for update skip locked))
     returning w.*
   ),
   claimed as (
     update sync.write_backs w
     set lease_owner = p_worker, lease_expires_at = now() + p_lease,
         attempts = w.attempts + 1, updated_at = now()
-    where w.id in (
+    where w.id = any (array(
       select d.id from sync.write_backs d
       where d.status = 'pending' and d.next_attempt_at <= now()
         and (d.lease_expires_at is null or d.lease_expires_at < now())
@@ -310,7 +310,7 @@ as $$
                           and e.id < d.id and e.status = 'pending')
       order by d.id
       limit p_limit
-      for update skip locked)
+      for update skip locked))
     returning w.*
   )
   select * from spent

@@ -46,11 +46,19 @@ create index collapsed_rereads_not_before_idx on sync.collapsed_rereads (not_bef
 -- Up to p_limit waiting keys, oldest first, each leased for two minutes (a re-read takes
 -- one Query and one merge), doubling with each attempt up to about an hour: a request
 -- that dies on a key (its partition too big for the isolate, say) leaves it to the next
--- after that, and the key says so.
+-- after that, and the key says so. The keys are picked once (a materialized CTE): a
+-- limited subquery joined in a nested loop may run again for every row, and claim more.
 create function sync.claim_rereads(p_limit integer)
 returns table (target_table text, row_key jsonb, queued_at timestamptz, attempts integer)
 language sql set search_path = ''
 as $$
+  with c as materialized (
+    select q.target_table, q.row_key from sync.collapsed_rereads q
+    where q.not_before <= now()
+    order by q.not_before, q.queued_at
+    limit p_limit
+    for update skip locked
+  )
   update sync.collapsed_rereads r
   set not_before = now() + interval '2 minutes' * 2 ^ least(r.attempts, 5),
       attempts = r.attempts + 1,
@@ -58,11 +66,7 @@ as $$
                    then format('%s earlier re-read(s) of it ended without an answer (the request stopped: see the validator''s logs)',
                                r.attempts)
                    else r.error end
-  from (select q.target_table, q.row_key from sync.collapsed_rereads q
-        where q.not_before <= now()
-        order by q.not_before, q.queued_at
-        limit p_limit
-        for update skip locked) c
+  from c
   where r.target_table = c.target_table and r.row_key = c.row_key
   returning r.target_table, r.row_key, r.queued_at, r.attempts
 $$;
