@@ -140,6 +140,7 @@ export async function loadExportFile(
     // lease is renewed meanwhile, or deep in a large file it runs out and the file is
     // taken over (sync.renew_segment; SY001 when it was already, which leaves the file).
     const read = exportPages(body, data, file.page_size, line, {
+      key: { table: spec.sourceTable, attributes: spec.sourceKey },
       skipChars: deps.skipChars,
       whileSkipping: () =>
         deps.sql`select sync.renew_segment(${job}, ${file.segment}, ${worker})`.then(() => {}),

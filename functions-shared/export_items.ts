@@ -53,8 +53,26 @@ export class ExportReadError extends ExportDataError {
   }
 }
 
-/** Reads one line's item; `line` is 1-based, for the error. */
-function itemOf(text: string, file: string, line: number): Record<string, AttributeValue> {
+/** The source table's key, which every one of its items holds: attributes and types. */
+export interface TableKey {
+  /** The source table's name, for the error. */
+  table: string;
+  attributes: readonly { name: string; type: "S" | "N" | "B" }[];
+}
+
+/**
+ * Reads one line's item; `line` is 1-based, for the error. An item without one of `key`'s
+ * attributes (when given), or with it of another type, is refused: DynamoDB holds no such item, so the
+ * file is not the table's (another table's export, a file put in its place). Mapped on,
+ * it would be dead-lettered without a key, and the backfill's end would then remove the
+ * rows the file should have held.
+ */
+function itemOf(
+  text: string,
+  file: string,
+  line: number,
+  key: TableKey | undefined,
+): Record<string, AttributeValue> {
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -65,14 +83,28 @@ function itemOf(text: string, file: string, line: number): Record<string, Attrib
   if (typeof item !== "object" || item === null || Array.isArray(item)) {
     throw new ExportDataError(file, `line ${line} is not an {"Item": {...}} line`);
   }
+  let attributes: Record<string, AttributeValue>;
   try {
-    return attributeMapFromJson(item as Record<string, unknown>);
+    attributes = attributeMapFromJson(item as Record<string, unknown>);
   } catch (error) {
     if (error instanceof ValueError) {
       throw new ExportDataError(file, `line ${line}: ${error.message}`);
     }
     throw error;
   }
+  for (const { name, type } of key?.attributes ?? []) {
+    const value = attributes[name] as Record<string, unknown> | undefined;
+    if (value === undefined || !(type in value)) {
+      const found = value === undefined ? "none" : `one of type ${Object.keys(value).join("")}`;
+      throw new ExportDataError(
+        file,
+        `line ${line}: the item has no key attribute ${name} of type ${type} (${found}): not an item of ${
+          key!.table
+        }`,
+      );
+    }
+  }
+  return attributes;
 }
 
 /**
@@ -120,6 +152,8 @@ export interface ExportPagesOptions {
    * keeps its lease there. What it throws ends the pages.
    */
   whileSkipping?: (line: number) => Promise<void>;
+  /** The table's key: an item without it is refused ({@link itemOf}). None: unchecked. */
+  key?: TableKey;
 }
 
 /**
@@ -215,7 +249,7 @@ export async function* exportPages(
       );
     }
     if (line > fromLine) {
-      items.push(itemOf(content, file.key, line));
+      items.push(itemOf(content, file.key, line, options.key));
       pageChars += content.length;
     } else {
       skipped += content.length;

@@ -123,6 +123,32 @@ Deno.test("a file that is not what its manifest says is refused, naming the file
   }
 });
 
+Deno.test("an item without the table's key is refused: the file is not the table's", async () => {
+  const key = {
+    table: "firespring-backdoor-actions-dev",
+    attributes: [{ name: "id", type: "S" as const }],
+  };
+  const cases: [string, RegExp][] = [
+    [JSON.stringify({ Item: {} }), /line 2: the item has no key attribute id of type S \(none\)/],
+    [
+      JSON.stringify({ Item: { id: { N: "1" } } }),
+      /line 2: the item has no key attribute id of type S \(one of type N\): not an item of firespring-backdoor-actions-dev$/,
+    ],
+  ];
+  for (const [line, message] of cases) {
+    const { body, file } = await dataFile([item(1), line]);
+    await assert.rejects(pagesOf(exportPages(body, file, 10, 0, { key })), (error: Error) => {
+      assert.ok(error instanceof ExportDataError && !(error instanceof ExportReadError));
+      assert.match(error.message, /^export data file p\/AWSDynamoDB\/x\/data\/f\.json\.gz: /);
+      assert.match(error.message, message);
+      return true;
+    });
+  }
+  const { body, file } = await dataFile([item(1), item(2)]);
+  const pages = await pagesOf(exportPages(body, file, 10, 0, { key }));
+  assert.equal(pages.flatMap((p) => p.items).length, 2, "items with the key pass");
+});
+
 Deno.test("bytes that are not gzip are refused as unreadable", async () => {
   const file: ExportDataFile = { key: "k.json.gz", itemCount: 0, md5Checksum: "", etag: "" };
   const body = new Blob(["plain text\n"]).stream();

@@ -179,6 +179,36 @@ Deno.test("a file that fails while its worker holds the lease fails its segment 
   assert.equal(db.transactions.committed, 1, "the lease read and the fail in one transaction");
 });
 
+Deno.test("a file of another table's items fails the job at its first item, naming the table, the file and the line", async () => {
+  const db = jobDb([fileOf(4)], [4]);
+  const line = JSON.stringify({ Item: { action_id: { S: "a-1" } } });
+  const lines: string[] = [];
+  const done = loadExportJob("7", 1, "loader", {
+    sql: db.sql,
+    open: () =>
+      Promise.resolve(
+        new Blob([`${line}\n${line}\n`]).stream().pipeThrough(new CompressionStream("gzip")),
+      ),
+    exportTime: new Date("2026-11-29T00:00:00Z"),
+    cpu: fakeCpuMeter(),
+    log: (l) => lines.push(l),
+    sleep: () => Promise.resolve(),
+    // Pages one by one: the fake database takes no COPY; the item is refused as it is read.
+    pageByPage: true,
+  });
+  const named = "export data file AWSDynamoDB/01/data/4.json.gz: line 1: the item has no key " +
+    "attribute segment_id of type S (none): not an item of firespring-backdoor-segments-dev";
+  await assert.rejects(done, (error: Error) => {
+    assert.equal(
+      error.message,
+      `export backfill job 7 of firespring-backdoor-segments-dev: ${named}`,
+    );
+    return true;
+  });
+  assert.deepEqual(db.matching("sync.fail_segment")[0].values, ["7", 4, "loader-0", named]);
+  assert.equal(db.matching("sync.merge_staged").length, 0, "nothing of the file merged");
+});
+
 Deno.test("an error met after the lease was taken over fails nothing: the worker leaves the file", async () => {
   const db = jobDb([fileOf(3), fileOf(4)], [4]);
   const late = new Error("canceling statement due to statement timeout");
