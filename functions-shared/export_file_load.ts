@@ -64,6 +64,10 @@ export interface ExportLoadDeps {
   fileSlots?: RunGate;
   /** Text read past, back to a checkpoint, between lease renewals (tests make it small). */
   skipChars?: number;
+  /** Overrides {@link CHUNK_HOLD_MAX_MS} (tests). */
+  chunkHoldMaxMs?: number;
+  /** Overrides {@link STUCK_CHUNK_GRACE_MS} (tests). */
+  stuckChunkGraceMs?: number;
   /** Waits while files in flight are held by other loaders, and before a file is read again (tests pass a fake). */
   sleep?: (ms: number) => Promise<void>;
 }
@@ -73,6 +77,15 @@ export interface ExportLoadDeps {
  * ends a chunk's statements (2 minutes for hosted's `postgres` role).
  */
 export const CHUNK_HOLD_MAX_MS = 10 * 60_000;
+
+/**
+ * How long a chunk whose lease was left to lapse is still waited for: its statement ends
+ * within the 2-minute statement timeout, or the connection is dead. postgres.js settles
+ * no query whose connection closes after a COPY's data was sent (the stream already
+ * ended), so without a bound the worker, and with it the whole command, would wait for
+ * ever. Whatever the chunk does later, its checkpoint is refused (the lease is gone).
+ */
+export const STUCK_CHUNK_GRACE_MS = 3 * 60_000;
 
 /** Reads of a file after the first whose bytes stopped mid-way (ExportReadError). */
 export const FILE_READ_RETRIES = 3;
@@ -120,11 +133,12 @@ export async function loadExportFile(
   // over from its checkpoint.
   const renewEveryMs = (file.lease_seconds ?? 60) * 1000 / 3;
   let chunkStarted = 0;
+  const holdMaxMs = deps.chunkHoldMaxMs ?? CHUNK_HOLD_MAX_MS;
   const holdFile = async () => {
-    if (performance.now() - chunkStarted > CHUNK_HOLD_MAX_MS) {
+    if (performance.now() - chunkStarted > holdMaxMs) {
       deps.log?.(
         `export backfill job ${job} file ${file.data_key} of ${file.source_table}: a chunk has ` +
-          `run ${CHUNK_HOLD_MAX_MS / 60_000} minutes; its lease is left to lapse, for another ` +
+          `run ${holdMaxMs / 60_000} minutes; its lease is left to lapse, for another ` +
           "loader to take the file over from its checkpoint",
       );
       return false;
@@ -179,7 +193,23 @@ export async function loadExportFile(
         const writing = commitChunk(deps.sql, target, pages, line, chunkPages, deps);
         // Taken over all the same (a renewal found the lease another's): the chunk's
         // checkpoint is refused, and the file left to its holder.
-        await whileHolding(writing, holdFile, renewEveryMs);
+        if (await whileHolding(writing, holdFile, renewEveryMs) === "taken") {
+          await endsWithin(
+            writing,
+            deps.stuckChunkGraceMs ?? STUCK_CHUNK_GRACE_MS,
+            () =>
+              Object.assign(
+                new Error(
+                  `export backfill job ${job} file ${file.data_key} of ${file.source_table}: a ` +
+                    `chunk from line ${line} did not end within ` +
+                    `${(holdMaxMs + (deps.stuckChunkGraceMs ?? STUCK_CHUNK_GRACE_MS)) / 60_000} ` +
+                    "minutes (its connection is gone, or Postgres holds it); the file is left " +
+                    "to the loader that takes it over from its checkpoint",
+                ),
+                { code: LEASE_LOST },
+              ),
+          );
+        }
         const chunk = await writing;
         if (chunk === null) return rows;
         line = chunk.nextLine;
@@ -209,6 +239,19 @@ export async function loadExportFile(
       if (!body.locked) await body.cancel().catch(() => {});
     }
   }
+}
+
+/**
+ * Waits for `work` to settle, for at most `ms`; then throws `stuck()`, and whatever
+ * `work` does later is ignored (no rejection is left unhandled).
+ */
+async function endsWithin(work: Promise<unknown>, ms: number, stuck: () => Error) {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<"late">((resolve) => timer = setTimeout(() => resolve("late"), ms));
+  const settled = work.then(() => "settled" as const, () => "settled" as const);
+  const first = await Promise.race([settled, late]);
+  clearTimeout(timer);
+  if (first === "late") throw stuck();
 }
 
 /** `rest`'s pages with `head`, already read from it, first. */

@@ -209,6 +209,47 @@ Deno.test("a file of another table's items fails the job at its first item, nami
   assert.equal(db.matching("sync.merge_staged").length, 0, "nothing of the file merged");
 });
 
+Deno.test("a chunk that never ends is left once its lease lapsed, and the command ends", async () => {
+  // The chunk's first statement never answers: a connection gone dead mid-chunk.
+  const db = jobDb(
+    [{ ...fileOf(5), lease_seconds: 0.03 }],
+    [5],
+    "done",
+  );
+  const stuck = fakeSql((s) => {
+    if (s.text.includes("synchronous_commit")) return new Promise(() => {});
+    if (s.text.includes("sync.renew_segment")) return [];
+    return undefined;
+  });
+  const item = JSON.stringify({ Item: { segment_id: { S: "s-1" } } });
+  const lines: string[] = [];
+  const done = loadExportJob("7", 1, "loader", {
+    // The claims and the job's end through the job's database, the chunk through one that hangs.
+    sql: Object.assign((...args: Parameters<typeof db.sql>) => db.sql(...args), db.sql, {
+      begin: stuck.sql.begin,
+    }) as typeof db.sql,
+    open: () =>
+      Promise.resolve(
+        new Blob([`${item}\n${item}\n`]).stream().pipeThrough(new CompressionStream("gzip")),
+      ),
+    exportTime: new Date("2026-11-29T00:00:00Z"),
+    cpu: fakeCpuMeter(),
+    log: (l) => lines.push(l),
+    sleep: () => Promise.resolve(),
+    chunkHoldMaxMs: 30,
+    stuckChunkGraceMs: 30,
+  });
+  await done;
+  assert.ok(
+    lines.some((l) =>
+      /a chunk from line 0 did not end within .* minutes .*; the file is left/.test(l)
+    ),
+    lines.join("\n"),
+  );
+  assert.equal(db.matching("sync.fail_segment").length, 0, "nothing failed: the file is left");
+  assert.equal(db.matching("sync.release_segment").length, 1, "and given back");
+});
+
 Deno.test("an error met after the lease was taken over fails nothing: the worker leaves the file", async () => {
   const db = jobDb([fileOf(3), fileOf(4)], [4]);
   const late = new Error("canceling statement due to statement timeout");
