@@ -147,7 +147,8 @@ export function parseExportSummary(text: string, where: string): ExportSummary {
 
 /**
  * Reads and checks manifest-files.json's text (one JSON object per line) against its
- * summary: every data file's key, each listed once, and the sum of their item counts
+ * summary: every data file's key, in the export's `data/` beside it, each listed once,
+ * and the sum of their item counts
  * equal to the summary's, so that a manifest cut short is refused rather than loaded as
  * a smaller table.
  */
@@ -158,6 +159,10 @@ export function parseExportFiles(
 ): ExportDataFile[] {
   const files: ExportDataFile[] = [];
   const listed = new Set<string>();
+  // `<prefix>/AWSDynamoDB/<ExportId>/data/`, beside manifest-files.json.
+  const dataDir = `${
+    summary.manifestFilesKey.slice(0, summary.manifestFilesKey.lastIndexOf("/") + 1)
+  }data/`;
   const lines = text.split("\n");
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i].trim();
@@ -167,6 +172,11 @@ export function parseExportFiles(
     const key = keyInBucket(summary.s3Prefix, textField(o, "dataFileS3Key", at));
     if (!key.endsWith(".json.gz")) {
       throw new ExportManifestError(at, `data file ${key} is not a .json.gz file`);
+    }
+    // The export's own files only: a key elsewhere in the bucket (another export's file,
+    // an object put there) would be loaded stamped with this export's time.
+    if (!key.startsWith(dataDir)) {
+      throw new ExportManifestError(at, `data file ${key} is not in this export's ${dataDir}`);
     }
     // A file listed twice would be loaded twice, and one left out would pass the count:
     // the job's sweep would then remove every row of the file it never loaded.

@@ -73,6 +73,19 @@ Deno.test("an export that is not a full DynamoDB JSON export of one table is ref
   assert.throws(() => parseExportSummary("{", "s"), /export manifest s: not JSON/);
 });
 
+Deno.test("a data file outside the export's data/ is refused, naming it and where it should be", () => {
+  const summary = parseExportSummary(summaryText(), "s");
+  for (
+    const key of ["AWSDynamoDB/01600000000000-ffffffff/data/aaa.json.gz", "elsewhere/aaa.json.gz"]
+  ) {
+    assert.throws(() => parseExportFiles(fileLine(key, 5), summary, "files"), {
+      name: "ExportManifestError",
+      message: `export manifest files line 1: data file 2026-11/${key} is not in this export's ` +
+        "2026-11/AWSDynamoDB/01700000000000-a1b2c3d4/data/",
+    });
+  }
+});
+
 Deno.test("the files manifest lists each data file; a count that falls short of the summary's is refused", () => {
   const summary = parseExportSummary(summaryText(), "s");
   const text = [
@@ -86,7 +99,12 @@ Deno.test("the files manifest lists each data file; a count that falls short of 
     ["2026-11/AWSDynamoDB/01700000000000-a1b2c3d4/data/bbb.json.gz", 2],
   ]);
   assert.throws(
-    () => parseExportFiles(fileLine("AWSDynamoDB/x/data/aaa.json.gz", 3), summary, "files"),
+    () =>
+      parseExportFiles(
+        fileLine("AWSDynamoDB/01700000000000-a1b2c3d4/data/aaa.json.gz", 3),
+        summary,
+        "files",
+      ),
     {
       name: "ExportManifestError",
       message: "export manifest files: its files hold 3 items, but the summary says 5",
@@ -96,8 +114,8 @@ Deno.test("the files manifest lists each data file; a count that falls short of 
     () =>
       parseExportFiles(
         [
-          fileLine("AWSDynamoDB/x/data/aaa.json.gz", 3),
-          fileLine("AWSDynamoDB/x/data/aaa.json.gz", 2),
+          fileLine("AWSDynamoDB/01700000000000-a1b2c3d4/data/aaa.json.gz", 3),
+          fileLine("AWSDynamoDB/01700000000000-a1b2c3d4/data/aaa.json.gz", 2),
         ]
           .join("\n"),
         summary,
@@ -106,7 +124,7 @@ Deno.test("the files manifest lists each data file; a count that falls short of 
     {
       name: "ExportManifestError",
       message:
-        "export manifest files line 2: data file 2026-11/AWSDynamoDB/x/data/aaa.json.gz is listed twice",
+        "export manifest files line 2: data file 2026-11/AWSDynamoDB/01700000000000-a1b2c3d4/data/aaa.json.gz is listed twice",
     },
   );
   assert.throws(

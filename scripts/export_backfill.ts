@@ -198,6 +198,20 @@ async function jobOf(
       `export backfill of ${spec.sourceTable}: export ${arn} is of ${summary.tableName}`,
     );
   }
+  // The summary is the one of the export asked for, at the time DynamoDB gives it: one
+  // copied from another export would load that export's rows stamped with this one's time.
+  const describedAt = description.ExportTime?.getTime();
+  if (
+    summary.exportArn !== arn ||
+    (describedAt !== undefined && describedAt !== summary.exportTime.getTime())
+  ) {
+    throw new Error(
+      `export backfill of ${spec.sourceTable}: s3://${bucket}/${summaryKey} is of export ` +
+        `${summary.exportArn} as of ${summary.exportTime.toISOString()}, but DynamoDB gives ` +
+        `export ${arn} as of ${description.ExportTime?.toISOString() ?? "(no time)"}: the ` +
+        "manifest is not this export's",
+    );
+  }
   await streamCoversExport(dynamo, spec, arn, summary.exportTime, deps.log, deps.withoutStream);
   const elsewhere = arnRegionProblem(spec, summary.tableArn);
   if (elsewhere) {

@@ -79,7 +79,14 @@ function deps(
           Object.assign(new Error("Export not found"), { name: "ExportNotFoundException" }),
         );
       }
-      return Promise.resolve({ ExportDescription: found.description });
+      // As the SDK gives them: times as Dates.
+      return Promise.resolve({
+        ExportDescription: {
+          ...found.description,
+          ExportTime: new Date(Number(found.description.ExportTime) * 1000),
+          StartTime: new Date(Number(found.description.StartTime) * 1000),
+        },
+      });
     },
   } as unknown as DynamoDBClient;
   const objects = new Map(exports.flatMap((e) => e.objects).map((o) => [o.key, o.bytes]));
@@ -149,6 +156,36 @@ Deno.test("another export is refused while one of the table is unfinished, namin
       ),
   );
   assert.deepEqual(run.asked, [], "DynamoDB was not asked anything");
+});
+
+Deno.test("a manifest that is not the export's own (another export's, or of another time) is refused", async () => {
+  const [named, other] = [await anExport("named"), await anExport("other")];
+  // The export's summary in S3 replaced by another export's.
+  named.description.ExportManifest = other.description.ExportManifest;
+  const run = deps([named, other], []);
+  await assert.rejects(
+    startExportBackfill(run.deps, spec, { bucket: "", prefix: "", exportArn: named.arn }, "t"),
+    (error: Error) => {
+      assert.match(
+        error.message,
+        new RegExp(
+          `^export backfill of firespring-backdoor-segments-dev: s3://exports/\\S+ is of export ` +
+            `${other.arn} as of \\S+, but DynamoDB gives export ${named.arn} as of \\S+: the ` +
+            "manifest is not this export's$",
+        ),
+      );
+      return true;
+    },
+  );
+  // The right summary, but DynamoDB gives the export another time.
+  const moved = await anExport("moved");
+  moved.description.ExportTime = Number(moved.description.ExportTime) - 3600;
+  const again = deps([moved], []);
+  await assert.rejects(
+    startExportBackfill(again.deps, spec, { bucket: "", prefix: "", exportArn: moved.arn }, "t"),
+    /the manifest is not this export's$/,
+  );
+  assert.equal(again.db.matching("sync.start_export_backfill").length, 0, "no job");
 });
 
 Deno.test("without an unfinished job, the export named is loaded as a new job", async () => {

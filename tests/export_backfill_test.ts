@@ -451,9 +451,11 @@ Deno.test("a chunk's unmappable item and the change Postgres refuses are dead-le
   const prefix = `export-${crypto.randomUUID().slice(0, 8)}`;
   const refused = `${prefix}-refused`;
   const { files, open } = await exportOf(prefix, 12, 6, (n) => ({
-    // Line 3 of the first file does not map (its key is a number); line 3 of the second
-    // is refused by Postgres (the constraint below), after the mapping let it through.
-    action_id: n === 2 ? { N: "7" } : { S: `${prefix}-${n}` },
+    // Line 3 of the first file does not map (U+0000, which Postgres cannot store, in a
+    // column); line 3 of the second is refused by Postgres (the constraint below), after
+    // the mapping let it through.
+    action_id: { S: `${prefix}-${n}` },
+    ...(n === 2 ? { session_id: { S: "s\u0000" } } : {}),
     action_type: { S: n === 8 ? refused : n === 5 ? "export" : "click" },
     timestamp: { N: "1770379200" },
   }));
@@ -491,18 +493,16 @@ Deno.test("a chunk's unmappable item and the change Postgres refuses are dead-le
     );
     assert.match(pgLetter.reason, new RegExp(constraint));
     const [mapLetter] = await sql`select reason from sync.dead_letters
-                                  where target_table = 'firespring_actions'
-                                    and record -> 'item' -> 'action_id' = '{"N": "7"}'
-                                    and record -> 'item' -> 'timestamp' = '{"N": "1770379200"}'
+                                  where row_key = ${sql.json({ action_id: `${prefix}-2` })}
                                     and position_at = ${EXPORT_TIME}`;
-    assert.ok(mapLetter, "the unmappable item is a dead letter");
-    assert.ok(mapLetter.reason.length > 0);
+    assert.ok(mapLetter, "the unmappable item is a dead letter, under its key");
+    assert.match(mapLetter.reason, /attribute session_id: the string contains U\+0000/);
     const [done] = await sql`select status, (select sum(items_scanned) from sync.backfill_segments
                                where job_id = ${job})::int as items
                              from sync.backfill_jobs where id = ${job}`;
     assert.deepEqual([done.status, done.items], ["done", 12]);
-    await sql`delete from sync.dead_letters where row_key = ${
-      sql.json({ action_id: `${prefix}-8` })
-    } or (record -> 'item' -> 'action_id' = '{"N": "7"}' and position_at = ${EXPORT_TIME})`;
+    await sql`delete from sync.dead_letters
+              where row_key in (${sql.json({ action_id: `${prefix}-8` })},
+                                ${sql.json({ action_id: `${prefix}-2` })})`;
   });
 });
