@@ -38,6 +38,7 @@ import {
   waitingRecord,
 } from "./stream_verdict.ts";
 import type { TableSpec } from "./table_registry.ts";
+import { isRetryable } from "./dynamo_errors.ts";
 import {
   appliedLookup,
   previousCheck,
@@ -142,12 +143,26 @@ export async function checkTable(
         findings.push({ shardId: shard.id, state: earlier, readBefore: earlier.readAt });
         continue;
       }
-      const finding = await checkShard(shard.id, earlier, reader, applied, {
-        closed: shard.closed,
-        endingSeq: shard.endingSeq,
-        budget,
-        passedOverBefore: timing.now - PASSED_OVER_AFTER_MS,
-      });
+      let finding: ShardFinding;
+      try {
+        finding = await checkShard(shard.id, earlier, reader, applied, {
+          closed: shard.closed,
+          endingSeq: shard.endingSeq,
+          budget,
+          passedOverBefore: timing.now - PASSED_OVER_AFTER_MS,
+        });
+      } catch (error) {
+        // Throttled (more readers of the shard than the two AWS allows at once: Lambda's
+        // mapping and a run of this check beside another), or a 5xx, past the client's
+        // retries: the shard is left unread, as a spent budget leaves it, and the others
+        // read are recorded, not thrown away with it. A shard left unread too long is a
+        // problem all the same (stream_verdict.ts).
+        if (!isRetryable((error as Error).cause)) throw error;
+        (deps.log ?? console.log)(
+          `stream-check: ${table}: ${(error as Error).message}; the shard is left for a later run`,
+        );
+        finding = { shardId: shard.id, state: earlier ?? {}, unread: true };
+      }
       // A shard left unread keeps its time; one never read, the last run's (it was not
       // listed then, or that run would have kept it) or, at a first look, this one's.
       finding.readBefore = readBefore(shard.id);

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { DynamoError } from "./dynamo_errors.ts";
 import { READ_MARGIN_MS } from "./stream_verdict.ts";
 import type { StreamReader } from "./stream_check.ts";
 import { handleStreamCheckRequest } from "./stream_check_requests.ts";
@@ -227,6 +228,52 @@ Deno.test("a run its budget stops records what it read, the shard read longest a
     s1: { ...before.s1, pending: true },
     s2: { through: "203", readAt: new Date(NOW).toISOString(), stoppedShort: true },
   });
+});
+
+Deno.test("a shard whose reads stay throttled is left unread; the others read are recorded", async () => {
+  const rows = twoShards();
+  const before = structuredClone(rows.get("firespring_segments")!.shards);
+  const { reader } = fakeStream({ s1: { from: 101, to: 102 }, s2: { from: 201, to: 202 } }, NOW);
+  // s2's GetRecords throttled past the client's retries (a third reader of the shard).
+  const throttled = new DynamoError(
+    "LimitExceededException",
+    "Too many requests for shard s2",
+    { httpStatusCode: 400 },
+    "throttling",
+  );
+  const lines: string[] = [];
+  const response = await handleStreamCheckRequest(
+    post('{"tables": ["firespring_segments"]}'),
+    deps({
+      sql: checksDb(rows, () => NOW).sql,
+      now: () => NOW,
+      streamArnOf: () => Promise.resolve(ARN),
+      readerOf: () => ({
+        ...reader,
+        read: (iterator) =>
+          iterator.startsWith("s2:") ? Promise.reject(throttled) : reader.read(iterator),
+      }),
+      callSelf: () => Promise.resolve(),
+      log: (line) => lines.push(line),
+    }),
+  );
+  assert.equal(response.status, 200);
+  const body = await response.json();
+  assert.deepEqual(body.checked, [{
+    table: "firespring_segments",
+    streamArn: ARN,
+    shards: 2,
+    unfinishedShards: 1,
+  }]);
+  const recorded = rows.get("firespring_segments")!.shards;
+  assert.deepEqual(recorded.s2, { ...before.s2, pending: true }, "s2 kept as it was");
+  assert.equal(recorded.s1.through, "102", "s1's read recorded");
+  assert.ok(
+    lines.some((l) =>
+      l.includes("firespring_segments: shard s2: Too many requests for shard s2; the shard is left")
+    ),
+    lines.join("\n"),
+  );
 });
 
 for (const firstLook of [false, true]) {
