@@ -123,6 +123,33 @@ export function exportFileOpener(s3: S3Client, bucket: string) {
         }: it is not the file the export wrote (written over since?)`,
       );
     }
-    return object.Body!.transformToWebStream() as ReadableStream<Uint8Array>;
+    const body = object.Body!.transformToWebStream() as ReadableStream<Uint8Array>;
+    return typeof object.ContentLength === "number"
+      ? wholeOrBroken(body, object.ContentLength)
+      : body;
   };
+}
+
+/**
+ * `body`, failing as a broken read when it ends before `length` bytes: a connection
+ * closed cleanly mid-object (a proxy, a load balancer) ends the stream without an error,
+ * and the file would be refused for good as cut short, where reading it again passes.
+ */
+function wholeOrBroken(body: ReadableStream<Uint8Array>, length: number) {
+  let bytes = 0;
+  return body.pipeThrough(
+    new TransformStream<Uint8Array, Uint8Array>({
+      transform(chunk, controller) {
+        bytes += chunk.byteLength;
+        controller.enqueue(chunk);
+      },
+      flush(controller) {
+        if (bytes < length) {
+          controller.error(
+            new Error(`the object's bytes ended after ${bytes} of its ${length} bytes`),
+          );
+        }
+      },
+    }),
+  );
 }

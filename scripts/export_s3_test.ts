@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
 import { authenticatedS3 } from "../local-stack/aws/s3_auth.ts";
 import { withCheckedServer } from "../local-stack/aws/signature_v4_fixtures.ts";
-import { exportS3Client, manifestText } from "./export_s3.ts";
+import type { S3Client } from "@aws-sdk/client-s3";
+import { exportPages, ExportReadError } from "../functions-shared/export_items.ts";
+import { exportFileOpener, exportS3Client, manifestText } from "./export_s3.ts";
 
 const KEY = { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" };
 
@@ -43,6 +45,39 @@ Deno.test("a bucket outside the region the reads are signed for names its region
       );
       assert.equal(text, "hello");
       assert.equal(served(), 2, "the manifest and its checksum");
+    },
+  );
+});
+
+Deno.test("an object whose bytes end before its length is a broken read, read again, not a file cut short", async () => {
+  const line = JSON.stringify({ Item: { id: { S: "x".repeat(200) } } });
+  const whole = new Uint8Array(
+    await new Response(
+      new Blob([`${line}\n`.repeat(50)]).stream().pipeThrough(new CompressionStream("gzip")),
+    ).arrayBuffer(),
+  );
+  // The connection closed cleanly halfway.
+  const half = whole.slice(0, Math.floor(whole.length / 2));
+  const s3 = {
+    send: () =>
+      Promise.resolve({
+        ContentLength: whole.length,
+        Body: { transformToWebStream: () => new Blob([half]).stream() },
+      }),
+  } as unknown as S3Client;
+  const body = await exportFileOpener(s3, "exports")("p/AWSDynamoDB/x/data/f.json.gz");
+  const file = { key: "p/AWSDynamoDB/x/data/f.json.gz", itemCount: 50, md5Checksum: "", etag: "" };
+  await assert.rejects(
+    (async () => {
+      for await (const _ of exportPages(body, file, 10)) { /* read on */ }
+    })(),
+    (error: Error) => {
+      assert.ok(error instanceof ExportReadError, String(error));
+      assert.match(
+        error.message,
+        new RegExp(`the object's bytes ended after ${half.length} of its ${whole.length} bytes`),
+      );
+      return true;
     },
   );
 });
