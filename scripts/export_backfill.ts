@@ -99,7 +99,13 @@ export async function streamCoversExport(
     return;
   }
   const since = Date.parse(/Z|[+-]\d\d:\d\d$/.test(label) ? label : `${label}Z`);
-  if (Number.isFinite(since) && since > exportTime.getTime()) {
+  if (!Number.isFinite(since)) {
+    throw new Error(
+      `export backfill of ${spec.sourceTable}: its stream's label ${JSON.stringify(label)} is ` +
+        "not the time the stream was enabled, so whether the export is covered cannot be told",
+    );
+  }
+  if (since > exportTime.getTime()) {
     throw new Error(
       `export backfill of ${spec.sourceTable}: export ${arn} is of ${exportTime.toISOString()}, ` +
         `before the table's stream began (${label}): the changes between them are in ` +
@@ -173,6 +179,17 @@ async function startOne(
       !(error instanceof MadeElsewhere)
     ) {
       await deps.sql`delete from sync.export_requests where export_arn = ${arn}`.catch(() => {});
+      // An unfinished job of this export would be taken up again by every run, and
+      // refused the same way: it must be cancelled before a new export can be asked for.
+      if (unfinished) {
+        throw new Error(
+          `${(error as Error).message}; job ${unfinished.id}, of this export, is unfinished ` +
+            "and every run would take it up again: cancel it, then run the command again " +
+            "for a new export: update sync.backfill_jobs set status = 'cancelled', " +
+            `finished_at = now() where id = ${unfinished.id}`,
+          { cause: error },
+        );
+      }
     }
     throw error;
   }

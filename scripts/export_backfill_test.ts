@@ -399,6 +399,41 @@ Deno.test("an export older than the table's stream, or of a table with no stream
         / has no stream: nothing after the export .* \(--without-stream\)/.test(l)
       ),
     );
+    // A label that is no time: refused, not taken as covering the export.
+    streamOf = () => ({
+      StreamSpecification: { StreamEnabled: true, StreamViewType: "NEW_AND_OLD_IMAGES" },
+      LatestStreamLabel: "not-a-time",
+    });
+    await assert.rejects(
+      startExportBackfill(run.deps, spec, { bucket: "", prefix: "", exportArn: named.arn }, "t"),
+      /its stream's label "not-a-time" is not the time the stream was enabled/,
+    );
+  } finally {
+    streamOf = before;
+  }
+});
+
+Deno.test("an unfinished job whose export is refused for good names the job and how to cancel it", async () => {
+  const old = await anExport("old");
+  const run = deps([old], [{ id: 7, export_arn: old.arn }]);
+  const before = streamOf;
+  // The stream was enabled again after the export: the job can never be loaded.
+  streamOf = () => ({
+    StreamSpecification: { StreamEnabled: true, StreamViewType: "NEW_AND_OLD_IMAGES" },
+    LatestStreamLabel: new Date().toISOString().replace("Z", ""),
+  });
+  try {
+    await assert.rejects(
+      startExportBackfill(run.deps, spec, { bucket: "exports", prefix: "p" }, "t"),
+      (error: Error) => {
+        assert.match(error.message, /before the table's stream began/);
+        assert.match(
+          error.message,
+          /; job 7, of this export, is unfinished and every run would take it up again: cancel it, then run the command again for a new export: update sync\.backfill_jobs set status = 'cancelled', finished_at = now\(\) where id = 7$/,
+        );
+        return true;
+      },
+    );
   } finally {
     streamOf = before;
   }
