@@ -170,7 +170,7 @@ Deno.test("a throttled Scan is retried after a jittered backoff, then the page i
   assert.ok(hold >= 0, "the lease held before the backoff");
   assert.ok(hold < db.statements.findIndex((s) => s.text.includes("sync.checkpoint_segment")));
   assert.ok(lines.includes(
-    `${WHERE}: ProvisionedThroughputExceededException after the client's retries; trying again in 500 ms`,
+    `${WHERE}: ProvisionedThroughputExceededException: ProvisionedThroughputExceededException (fake) after the client's retries; trying again in 500 ms`,
   ));
 });
 

@@ -26,7 +26,8 @@ import { parseJsonExact } from "./dynamo_numbers.ts";
 import { bySourceTable, byTargetTable, TABLES } from "./table_registry.ts";
 import { storableText, ValueError } from "./dynamo_decoder.ts";
 import { serviceRoleProblem } from "./service_auth.ts";
-import { applyChanges, isCutOver, isDatabaseUnavailable } from "./sync_db.ts";
+import { applyChanges, isCutOver, isDatabaseUnavailable, isTransientFailure } from "./sync_db.ts";
+import { describeError, errorIdentifiers } from "./error_text.ts";
 import { attributeMapFromJson } from "./attribute_binaries.ts";
 import { parseWebhookBody, streamRecordProblem } from "./webhook_envelope.ts";
 import {
@@ -267,6 +268,23 @@ export async function handleReplayRequest(
     if (isCutOver(error)) {
       return errorResponse(409, `${(error as Error).message}; no dead letter was replayed`);
     }
-    throw error;
+    // A statement that timed out or lost to another: the same replay passes later. The
+    // replay is one transaction: nothing of it was replayed.
+    const code = (error as { code?: string }).code;
+    if (isTransientFailure(error)) {
+      return errorResponse(
+        503,
+        `the replay could not run now (${code}); nothing was replayed, retry later`,
+        {
+          "retry-after": "5",
+        },
+      );
+    }
+    console.error(`the dead-letter replay failed: ${describeError(error)}`);
+    return errorResponse(
+      500,
+      `the dead-letter replay failed: ${(error as Error).message}${errorIdentifiers(error)}` +
+        `${code ? ` (${code})` : ""}; nothing was replayed`,
+    );
   }
 }

@@ -410,11 +410,35 @@ Deno.test("the endpoint answers 503 with Retry-After when the database is down",
   assert.deepEqual(await response.json(), {
     error: "the database is unavailable; retry later",
   });
-  const broken = fakeSql(() => {
-    throw new Error("relation sync.dead_letters does not exist");
+});
+
+Deno.test("the endpoint answers a statement that timed out 503, any other failure a 500 naming its cause", async () => {
+  const slow = fakeSql(() => {
+    throw Object.assign(new Error("canceling statement due to statement timeout"), {
+      code: "57014",
+    });
   });
-  await assert.rejects(
-    handleReplayRequest(replayRequest("{}"), { sql: broken.sql, serviceRoleKey: KEY }),
-    /relation sync\.dead_letters does not exist/,
-  );
+  const late = await handleReplayRequest(replayRequest("{}"), {
+    sql: slow.sql,
+    serviceRoleKey: KEY,
+  });
+  assert.equal(late.status, 503);
+  assert.equal(late.headers.get("retry-after"), "5");
+  assert.deepEqual(await late.json(), {
+    error: "the replay could not run now (57014); nothing was replayed, retry later",
+  });
+  const broken = fakeSql(() => {
+    throw Object.assign(new Error('relation "sync.dead_letters" does not exist'), {
+      code: "42P01",
+    });
+  });
+  const failed = await handleReplayRequest(replayRequest("{}"), {
+    sql: broken.sql,
+    serviceRoleKey: KEY,
+  });
+  assert.equal(failed.status, 500);
+  assert.deepEqual(await failed.json(), {
+    error: 'the dead-letter replay failed: relation "sync.dead_letters" does not exist (42P01); ' +
+      "nothing was replayed",
+  });
 });

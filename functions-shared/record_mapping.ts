@@ -166,7 +166,8 @@ export function mapStreamRecord(record: StreamRecord): Mapped {
     }
     if (!record.dynamodb.NewImage) {
       return dead(
-        `${sourceTable} ${record.eventName} record ${record.eventID} has no NewImage: ` +
+        `${sourceTable} ${describeRawKey(spec, record.dynamodb.Keys)}: ${record.eventName} ` +
+          `record ${record.eventID} has no NewImage: ` +
           "the stream must carry NEW_IMAGE or NEW_AND_OLD_IMAGES",
       );
     }

@@ -218,7 +218,10 @@ export async function scanSegments(
         },
         async (error, waitMs) => {
           retried = true;
-          log(`${where}: ${error.name} after the client's retries; trying again in ${waitMs} ms`);
+          log(
+            `${where}: ${error.name}: ${error.message} after the client's retries; trying ` +
+              `again in ${waitMs} ms`,
+          );
           // The rounds of a throttled Scan outlast a lease: it is held before each wait (a
           // hold that finds it lost, or fails, leaves it to the page's checkpoint to say).
           await holdLease(claim).catch(() => {});

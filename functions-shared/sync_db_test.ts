@@ -17,7 +17,7 @@ function change(id: string, seq: string): TableChange {
  * change of key `poison`, as Postgres refuses a whole statement; it keeps what was merged
  * and the dead-letter rows inserted.
  */
-function fakeTx(poison: string, code = "22007") {
+function fakeTx(poison: string, code = "22007", fields: Record<string, string> = {}) {
   const merged: string[] = [];
   const letters: Record<string, unknown>[] = [];
   let statements = 0;
@@ -28,7 +28,7 @@ function fakeTx(poison: string, code = "22007") {
         const changes = JSON.parse(params[1]) as { row: { action_id: string } }[];
         if (changes.some((c) => c.row.action_id === poison)) {
           const error = new Error('invalid input syntax for type timestamp with time zone: "x"');
-          return Promise.reject(Object.assign(error, { code }));
+          return Promise.reject(Object.assign(error, { code, ...fields }));
         }
         merged.push(...changes.map((c) => c.row.action_id));
         return Promise.resolve([{ applied: changes.length }]);
@@ -66,6 +66,23 @@ Deno.test("a change Postgres refuses fails alone: the others applied, one dead l
   assert.equal(letter.position_source, "stream");
   assert.deepEqual(letter.row_key, { action_id: "bad" });
   assert.equal((letter.record as { eventID: string }).eventID, "ev-bad");
+});
+
+Deno.test("a refused change's dead letter keeps what Postgres says beside the message", async () => {
+  const fake = fakeTx("bad", "23505", {
+    detail: "Key (session_id)=(s-1) already exists.",
+    hint: "Drop the index.",
+    table_name: "firespring_actions",
+    constraint_name: "one_per_session",
+  });
+  await applyChanges(fake.tx, [change("a", "100"), change("bad", "101")]);
+  assert.equal(
+    fake.letters[0].reason,
+    'firespring_actions [action_id="bad"]: Postgres refused the change: invalid input syntax ' +
+      'for type timestamp with time zone: "x"; detail: Key (session_id)=(s-1) already exists.; ' +
+      "hint: Drop the index. (table firespring_actions, constraint one_per_session) " +
+      "(SQLSTATE 23505)",
+  );
 });
 
 Deno.test("dead letters passed in and refused changes are recorded together", async () => {

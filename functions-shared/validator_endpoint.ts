@@ -27,6 +27,7 @@
  * @module
  */
 
+import { describeError } from "./error_text.ts";
 import { validateTable, type ValidatorDeps } from "./checksum_validator.ts";
 import { rereadCollapsedKeys } from "./collapsed_rereads.ts";
 import { recordedResult } from "./validator_result.ts";
@@ -212,7 +213,9 @@ export async function handleValidatorRequest(req: Request, deps: EndpointDeps): 
       // A request the validator (or pg_cron) makes to go on with a run: nobody waits for
       // its answer, and a self-call waits for the headers, so it answers at once.
       deps.waitUntil(
-        work.catch((error) => console.error(`validation of ${spec.targetTable} failed:`, error)),
+        work.catch((error) =>
+          console.error(`validation of ${spec.targetTable} failed: ${describeError(error)}`)
+        ),
       );
       return json(202, { table: spec.targetTable, runId, status: "running" });
     }
@@ -225,7 +228,9 @@ export async function handleValidatorRequest(req: Request, deps: EndpointDeps): 
     clearTimeout(timeout);
     if (first !== "waiting" && !("continued" in first)) return json(200, first);
     deps.waitUntil(
-      work.catch((error) => console.error(`validation of ${spec.targetTable} failed:`, error)),
+      work.catch((error) =>
+        console.error(`validation of ${spec.targetTable} failed: ${describeError(error)}`)
+      ),
     );
     // Another request (one it woke, or the next it handed on to) may finish the run
     // within the time left: the answer is then the run's record.
@@ -281,7 +286,7 @@ export async function handleValidatorRequest(req: Request, deps: EndpointDeps): 
       : "runId" in body
       ? `validation run ${body.runId}${table ? ` of ${table}` : ""}`
       : `validation of ${table ?? body.table}`;
-    console.error(`${what} failed:`, error);
+    console.error(`${what} failed: ${describeError(error)}`);
     return errorResponse(500, `${what} failed: ${(error as Error).message}`);
   }
 }

@@ -49,7 +49,8 @@ async function readAgain(deps: ValidatorDeps, spec: TableSpec, run: number, key:
       () => pointRead(deps, spec, key, { maxPages: MAX_POINT_READ_PAGES }),
       (error, waitMs) =>
         deps.log?.(
-          `${where}: ${error.name} after the client's retries; trying again in ${waitMs} ms`,
+          `${where}: ${error.name}: ${error.message} after the client's retries; trying ` +
+            `again in ${waitMs} ms`,
         ),
       deps.pacing ?? realPacing,
     );

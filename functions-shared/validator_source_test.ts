@@ -323,7 +323,7 @@ Deno.test("scanForRun retries a throttled page after a backoff, logging run and 
   assert.deepEqual(clock.slept, [250]);
   assert.ok(
     lines.includes(
-      "validation run 5 segment 0/1 of firespring-backdoor-segments-dev: ThrottlingException after the client's retries; trying again in 250 ms",
+      "validation run 5 segment 0/1 of firespring-backdoor-segments-dev: ThrottlingException: ThrottlingException (fake) after the client's retries; trying again in 250 ms",
     ),
     lines.join("\n"),
   );

@@ -48,6 +48,7 @@ import {
 import { applyWebhookBatch } from "./webhook_apply.ts";
 import { parseWebhookBody, parseWebhookJson } from "./webhook_envelope.ts";
 import { checkWebhookHeaders, TIMESTAMP_TOLERANCE_SECONDS } from "./webhook_headers.ts";
+import { describeError, errorIdentifiers } from "./error_text.ts";
 import type { WebhookVerifier } from "./webhook_signing.ts";
 
 /** The largest body accepted: 6 MiB, Lambda's own payload limit. */
@@ -250,8 +251,10 @@ export async function handleWebhook(req: Request, deps: WebhookDeps): Promise<Re
     }
     if (isDatabaseMisconfigured(error)) {
       // As for a malformed secret: retried as it is, never split for a fault of no body.
+      // The function's log has it whole (the user's or database's name it quotes); the
+      // answer, which the Lambda logs, without.
       const cause = withoutQuotes((error as Error).message);
-      console.error(`the database refused the connection settings: ${cause}`);
+      console.error(`the database refused the connection settings: ${describeError(error)}`);
       return errorResponse(
         503,
         `the database refused the function's connection settings (${cause}): check ` +
@@ -260,13 +263,13 @@ export async function handleWebhook(req: Request, deps: WebhookDeps): Promise<Re
       );
     }
     if (isDatabaseUnavailable(error)) {
-      console.error(`database unavailable: ${(error as Error).message}`);
+      console.error(`database unavailable: ${describeError(error)}`);
       return errorResponse(503, "the database is unavailable; nothing was applied, retry later", {
         "retry-after": String(RETRY_AFTER_SECONDS),
       });
     }
     if (isTransientFailure(error)) {
-      console.error(`the batch's statement failed for now: ${(error as Error).message}`);
+      console.error(`the batch's statement failed for now: ${describeError(error)}`);
       return errorResponse(
         503,
         `the database could not apply the batch now (${
@@ -275,11 +278,11 @@ export async function handleWebhook(req: Request, deps: WebhookDeps): Promise<Re
         { "retry-after": String(RETRY_AFTER_SECONDS) },
       );
     }
-    console.error("applying the batch failed:", error);
+    console.error(`applying the batch failed: ${describeError(error)}`);
     return errorResponse(
       500,
-      `applying the batch failed, nothing was applied: ${
-        withoutQuotes((error as Error).message)
+      `applying the batch failed, nothing was applied: ${withoutQuotes((error as Error).message)}${
+        errorIdentifiers(error)
       } (the function's log has the whole error)`,
     );
   }

@@ -24,6 +24,7 @@ import { errorResponse, json, methodNotAllowed } from "./http.ts";
 import type { RunGate } from "./run_gate.ts";
 import { internalCaller } from "./service_auth.ts";
 import { isDatabaseUnavailable, isTransientFailure } from "./sync_db.ts";
+import { describeError } from "./error_text.ts";
 import { runWriteBacks, type WriteBackDeps, type WriteBackReport } from "./write_back_run.ts";
 
 /** The runs one isolate takes on at once. */
@@ -87,7 +88,7 @@ export async function handleWriteBackRequest(
       });
     }
     // Named, not a bare 500 (its message may quote an edit's values: the log has it).
-    console.error("write-back failed:", error);
+    console.error(`write-back failed: ${describeError(error)}`);
     const named = !code ? "" : /^[0-9A-Z]{5}$/.test(code) ? ` (SQLSTATE ${code})` : ` (${code})`;
     return errorResponse(500, `write-back failed${named}; the function's log has the error`);
   }

@@ -182,9 +182,10 @@ export async function deliver(
       // Node's fetch says only "fetch failed": the cause (ECONNREFUSED, a DNS or TLS
       // failure, a reset) is its `cause`.
       const cause = (error as { cause?: { code?: string; message?: string } }).cause;
+      const why = cause && [cause.code, cause.message].filter(Boolean).join(": ");
       console.error(
-        `webhook request for records of ${first} failed: ${(error as Error).message}` +
-          (cause ? ` (${cause.code ?? cause.message ?? String(cause)})` : ""),
+        `webhook request to ${new URL(url).host} for records of ${first} failed: ` +
+          `${(error as Error).message}` + (cause ? ` (${why || String(cause)})` : ""),
       );
       // An attempt cut off by the invocation's own deadline says nothing of the body: what
       // the answers before it said stands (a body failed on every time is still bisected;

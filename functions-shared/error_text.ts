@@ -1,0 +1,56 @@
+/**
+ * One line for an error in a function's log: its name, its code (a Postgres SQLSTATE, a
+ * Node error code), its message, and what Postgres adds beside the message (the detail,
+ * which names the key a unique violation collides on, the hint, which often says the
+ * fix, and the table, column and constraint). A multi-line stack is no log line to read at
+ * 3 am, and an AggregateError (a connection tried at several addresses) has an empty
+ * message and its causes in `errors`.
+ *
+ * @module
+ */
+
+/** The fields of an error that {@link describeError} reads, where present. */
+interface ErrorFields {
+  name?: unknown;
+  message?: unknown;
+  code?: unknown;
+  detail?: unknown;
+  hint?: unknown;
+  table_name?: unknown;
+  column_name?: unknown;
+  constraint_name?: unknown;
+  errors?: unknown;
+}
+
+/** `name (code): message; detail: ...; hint: ...; table ..., column ..., constraint ...`. */
+export function describeError(error: unknown): string {
+  if (typeof error !== "object" || error === null) return String(error);
+  const e = error as ErrorFields;
+  const text = (value: unknown) => typeof value === "string" && value !== "" ? value : undefined;
+  const inner = Array.isArray(e.errors)
+    ? e.errors.map((cause) => describeError(cause)).join("; ")
+    : undefined;
+  const message = text(e.message) ?? inner ?? "(no message)";
+  let line = `${text(e.name) ?? "Error"}${text(e.code) ? ` (${e.code})` : ""}: ${message}`;
+  if (text(e.detail)) line += `; detail: ${e.detail}`;
+  if (text(e.hint)) line += `; hint: ${e.hint}`;
+  line += errorIdentifiers(error);
+  if (inner && text(e.message)) line += ` [${inner}]`;
+  return line.replace(/\s*\n\s*/g, " ");
+}
+
+/**
+ * The identifiers Postgres names beside an error's message (table, column, constraint):
+ * names, never values, so they may go where the values may not (an answer the Lambda
+ * logs). "" when there are none.
+ */
+export function errorIdentifiers(error: unknown): string {
+  const e = (error ?? {}) as ErrorFields;
+  const parts = [
+    typeof e.table_name === "string" && e.table_name && `table ${e.table_name}`,
+    typeof e.column_name === "string" && e.column_name && `column ${e.column_name}`,
+    typeof e.constraint_name === "string" && e.constraint_name &&
+    `constraint ${e.constraint_name}`,
+  ].filter(Boolean);
+  return parts.length > 0 ? ` (${parts.join(", ")})` : "";
+}

@@ -1,0 +1,34 @@
+import assert from "node:assert/strict";
+import { describeError, errorIdentifiers } from "./error_text.ts";
+
+Deno.test("a Postgres error is one line with its code, detail, hint and identifiers", () => {
+  const error = Object.assign(new Error('duplicate key value violates unique constraint "u"'), {
+    name: "PostgresError",
+    code: "23505",
+    detail: "Key (email)=(a@b) already exists.",
+    hint: "",
+    table_name: "leads",
+    constraint_name: "u",
+  });
+  assert.equal(
+    describeError(error),
+    'PostgresError (23505): duplicate key value violates unique constraint "u"; ' +
+      "detail: Key (email)=(a@b) already exists. (table leads, constraint u)",
+  );
+  assert.equal(errorIdentifiers(error), " (table leads, constraint u)");
+  assert.equal(errorIdentifiers(new Error("x")), "");
+});
+
+Deno.test("an AggregateError with no message names its causes; lines are joined", () => {
+  const error = new AggregateError([
+    Object.assign(new Error("connect ECONNREFUSED 10.0.0.1:6543"), { code: "ECONNREFUSED" }),
+    Object.assign(new Error("connect ENETUNREACH ::1:6543"), { code: "ENETUNREACH" }),
+  ], "");
+  assert.equal(
+    describeError(error),
+    "AggregateError: Error (ECONNREFUSED): connect ECONNREFUSED 10.0.0.1:6543; " +
+      "Error (ENETUNREACH): connect ENETUNREACH ::1:6543",
+  );
+  assert.equal(describeError(new Error("a\n  b")), "Error: a b");
+  assert.equal(describeError("plain"), "plain");
+});
