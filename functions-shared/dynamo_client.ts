@@ -68,12 +68,28 @@ export function dynamoEndpoint(env: EnvReader): string | undefined {
   return value;
 }
 
+/**
+ * Setting `name` of `env`, trimmed (a secret pasted with its newline), and refused when a
+ * character inside it cannot go into an HTTP header (a line break or a space of a value
+ * pasted wrapped): fetch's own refusal quotes the whole header, the credential in it, and
+ * such an error reaches logs, answers and the sync's tables. Names the setting, never
+ * its value.
+ */
+export function credentialSetting(env: EnvReader, name: string): string | undefined {
+  const value = env(name)?.trim();
+  if (value && !/^[\x21-\x7e]+$/.test(value)) {
+    throw new Error(
+      `${name} holds a character no credential has (a line break or a space inside it, ` +
+        "or one outside ASCII): set it again, whole, on one line",
+    );
+  }
+  return value;
+}
+
 /** The configuration of a DynamoDB (or DynamoDB Streams) client of `region`. */
 export function awsClientConfig(env: EnvReader, region: string) {
-  // Trimmed, as the writer's are: a secret pasted with its newline would make a header
-  // that fetch refuses.
-  const accessKeyId = env("AWS_ACCESS_KEY_ID")?.trim();
-  const secretAccessKey = env("AWS_SECRET_ACCESS_KEY")?.trim();
+  const accessKeyId = credentialSetting(env, "AWS_ACCESS_KEY_ID");
+  const secretAccessKey = credentialSetting(env, "AWS_SECRET_ACCESS_KEY");
   // Half a pair is a mistake to name: the AWS SDK would go on to its default chain (a
   // profile of ~/.aws, say), and this project's own client would refuse naming neither.
   if (Boolean(accessKeyId) !== Boolean(secretAccessKey)) {
@@ -92,7 +108,7 @@ export function awsClientConfig(env: EnvReader, region: string) {
         credentials: {
           accessKeyId,
           secretAccessKey,
-          sessionToken: env("AWS_SESSION_TOKEN")?.trim() || undefined,
+          sessionToken: credentialSetting(env, "AWS_SESSION_TOKEN") || undefined,
         },
       }
       : {}),
@@ -134,8 +150,16 @@ export const NO_WRITER_KEY =
  * to it; without that key, {@link NO_WRITER_KEY} for every region.
  */
 export function writerClients(env: EnvReader): (region: string) => DynamoClient | string {
-  const accessKeyId = env("WRITE_BACK_AWS_ACCESS_KEY_ID")?.trim();
-  const secretAccessKey = env("WRITE_BACK_AWS_SECRET_ACCESS_KEY")?.trim();
+  let accessKeyId: string | undefined;
+  let secretAccessKey: string | undefined;
+  try {
+    accessKeyId = credentialSetting(env, "WRITE_BACK_AWS_ACCESS_KEY_ID");
+    secretAccessKey = credentialSetting(env, "WRITE_BACK_AWS_SECRET_ACCESS_KEY");
+  } catch (error) {
+    // As a missing key: each write-back names the cause, the function still boots.
+    const problem = (error as Error).message;
+    return () => problem;
+  }
   if (!accessKeyId || !secretAccessKey) return () => NO_WRITER_KEY;
   const writerEnv: EnvReader = (name) => {
     if (name === "AWS_ACCESS_KEY_ID") return accessKeyId;

@@ -64,6 +64,38 @@ Deno.test("half a key pair is refused, naming the half that is missing", () => {
   assert.equal(awsClientConfig(env({}), "us-east-1").region, "us-east-1", "neither: the chain");
 });
 
+Deno.test("a credential with a line break inside is refused naming the setting, never its value", () => {
+  const env = (vars: Record<string, string>) => (name: string) => vars[name];
+  const token = "IQoJb3JpZ2luX2VjEJr\nPART-TWO-OF-THE-TOKEN";
+  for (
+    const [vars, name] of [
+      [{ AWS_ACCESS_KEY_ID: "AKID EXAMPLE", AWS_SECRET_ACCESS_KEY: "s" }, "AWS_ACCESS_KEY_ID"],
+      [{ AWS_ACCESS_KEY_ID: "AKID", AWS_SECRET_ACCESS_KEY: "s\u00e9" }, "AWS_SECRET_ACCESS_KEY"],
+      [
+        { AWS_ACCESS_KEY_ID: "AKID", AWS_SECRET_ACCESS_KEY: "s", AWS_SESSION_TOKEN: token },
+        "AWS_SESSION_TOKEN",
+      ],
+    ] as const
+  ) {
+    assert.throws(() => awsClientConfig(env(vars), "us-east-1"), (error: Error) => {
+      assert.match(error.message, new RegExp(`^${name} holds a character no credential has`));
+      assert.ok(!error.message.includes("PART-TWO") && !error.message.includes("AKID"));
+      return true;
+    });
+  }
+  assert.equal(
+    awsClientConfig(env({ AWS_ACCESS_KEY_ID: " AKID\n", AWS_SECRET_ACCESS_KEY: "s\n" }), "x")
+      .credentials?.accessKeyId,
+    "AKID",
+    "a newline at the end is trimmed",
+  );
+  // The writer's: each write-back names the cause; the function boots.
+  const writer = writerClients(
+    env({ WRITE_BACK_AWS_ACCESS_KEY_ID: "AKID", WRITE_BACK_AWS_SECRET_ACCESS_KEY: "a\nb" }),
+  );
+  assert.match(String(writer("us-east-1")), /^WRITE_BACK_AWS_SECRET_ACCESS_KEY holds a character/);
+});
+
 Deno.test("DYNAMODB_ENDPOINT: unset, or an http(s) URL, https unless on this machine", () => {
   const env = (value?: string) => (name: string) =>
     name === "DYNAMODB_ENDPOINT" ? value : undefined;

@@ -170,12 +170,17 @@ async function storeVaultSecrets(env: StackEnv): Promise<void> {
     service_role_key: env.SUPABASE_SERVICE_ROLE_KEY,
   };
   for (const [name, value] of Object.entries(secrets)) {
-    await psql(`
+    await psql(
+      `
       select case
         when exists (select from vault.secrets where name = '${name}')
         then (select vault.update_secret(id, '${value}') from vault.secrets where name = '${name}')::text
         else vault.create_secret('${value}', '${name}')::text
-      end`);
+      end;`,
+      undefined,
+      undefined,
+      [value],
+    );
   }
 }
 

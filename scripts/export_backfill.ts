@@ -19,6 +19,7 @@ import type { S3Client } from "@aws-sdk/client-s3";
 import type postgres from "postgres";
 import { awsClientConfig, type EnvReader, perRegion } from "../functions-shared/dynamo_client.ts";
 import { credentialsRefused, transientLoadFailure } from "../functions-shared/export_failures.ts";
+import { safeMessage } from "../functions-shared/dynamo_errors.ts";
 import { parseExportFiles, parseExportSummary } from "../functions-shared/export_manifest.ts";
 import { ExportStillRunning, requestExport, waitForExport } from "./export_request.ts";
 import { manifestText } from "./export_s3.ts";
@@ -124,11 +125,19 @@ export function startExportBackfill(
   source: ExportSource,
   token: string,
 ): Promise<ExportJob> {
-  // What fails names the table (the SDK's own errors, e.g. S3's Access Denied, name none).
+  // What fails names the table (the SDK's own errors, e.g. S3's Access Denied, name none),
+  // and never what DynamoDB echoes of a refused signature: its canonical request holds the
+  // session token (this path signs with the AWS SDK, not the project's client).
   return startOne(deps, spec, source, token).catch((error) => {
-    const message = (error as Error).message;
-    if (message.includes(spec.sourceTable)) throw error;
-    throw new Error(`export backfill of ${spec.sourceTable}: ${message}`, { cause: error });
+    const raw = (error as Error).message;
+    const message = safeMessage(raw, []);
+    if (message === raw && message.includes(spec.sourceTable)) throw error;
+    throw new Error(
+      message.includes(spec.sourceTable)
+        ? message
+        : `export backfill of ${spec.sourceTable}: ${message}`,
+      { cause: error },
+    );
   });
 }
 

@@ -438,3 +438,34 @@ Deno.test("an unfinished job whose export is refused for good names the job and 
     streamOf = before;
   }
 });
+
+Deno.test("a refused signature's echo of the canonical request is never printed", async () => {
+  const named = await anExport("named");
+  const run = deps([named], []);
+  const dynamo = run.deps.dynamo();
+  const refused = Object.assign(
+    new Error(
+      "The request signature we calculated does not match the signature you provided.\n\n" +
+        "The Canonical String for this request should have been\n'POST\n/\n\n" +
+        "x-amz-security-token:IQoJb3JpZ2luX2VjSECRET\n'\n\nThe String-to-Sign should have been\n'x'",
+    ),
+    { name: "InvalidSignatureException" },
+  );
+  const refusing = { ...dynamo, send: () => Promise.reject(refused) } as unknown as typeof dynamo;
+  await assert.rejects(
+    startExportBackfill(
+      { ...run.deps, dynamo: () => refusing },
+      spec,
+      { bucket: "", prefix: "", exportArn: named.arn },
+      "t",
+    ),
+    (error: Error) => {
+      assert.equal(
+        error.message,
+        "export backfill of firespring-backdoor-segments-dev: The request signature we " +
+          "calculated does not match the signature you provided.",
+      );
+      return true;
+    },
+  );
+});

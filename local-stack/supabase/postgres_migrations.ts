@@ -61,10 +61,28 @@ export function installExtensionFiles(): void {
   }
 }
 
-/** Runs SQL (or a file of it) through psql, stopping at the first error. */
-export async function psql(sql: string, file?: string, url = DATABASE_URL): Promise<string> {
+/**
+ * Runs SQL (or a file of it) through psql, stopping at the first error. SQL that holds
+ * `secrets` is given on stdin (never on the command line, which every local user can
+ * read), and a failure's message has them written over (psql quotes the failing line).
+ */
+export async function psql(
+  sql: string,
+  file?: string,
+  url = DATABASE_URL,
+  secrets: string[] = [],
+): Promise<string> {
   const args = ["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url];
-  return await run(join(PG_BIN, "psql"), file ? [...args, "-f", file] : [...args, "-c", sql]);
+  if (secrets.length === 0) {
+    return await run(join(PG_BIN, "psql"), file ? [...args, "-f", file] : [...args, "-c", sql]);
+  }
+  try {
+    return await run(join(PG_BIN, "psql"), [...args, "-f", "-"], { stdin: sql });
+  } catch (error) {
+    let message = (error as Error).message;
+    for (const secret of secrets) if (secret) message = message.replaceAll(secret, "***");
+    throw new Error(message);
+  }
 }
 
 /**
