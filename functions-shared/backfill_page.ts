@@ -35,6 +35,7 @@ import { type DeadLetter, mapScannedItem, type TableChange } from "./record_mapp
 import { turnOf, turnSettlement } from "./read_turns.ts";
 import type { Checkpoint, Claim, Committed, ScanPage } from "./segment_work.ts";
 import { applyChanges, isDataError } from "./sync_db.ts";
+import { logDeadLetters } from "./dead_letter_writer.ts";
 import { bySourceTable } from "./table_registry.ts";
 
 /**
@@ -236,15 +237,10 @@ export async function commitPage(
   // A poison item fails alone (docs/sync-semantics.md, "Bad input"): it is dead-lettered
   // (when it does not map, or when Postgres refuses it) and the page, with its
   // checkpoint, is written without it, so the segment moves on, never loops.
-  return await sql.begin(async (tx) => {
-    const { applied, deadLettered } = await applyChanges(tx, changes, deadLetters, {
+  const committed = await sql.begin(async (tx) => {
+    const { applied, refused } = await applyChanges(tx, changes, deadLetters, {
       cpu: deps.cpu,
     });
-    if (deadLettered > 0) {
-      deps.log?.(
-        `backfill job ${claim.job_id} segment ${claim.segment}/${claim.total_segments} of ${claim.source_table}: ${deadLettered} item(s) dead-lettered`,
-      );
-    }
     const [row] = turn
       ? await tx`select sync.checkpoint_segment(${claim.job_id}, ${claim.segment},
                    ${checkpoint.worker}, ${checkpoint.nextKey}::text::jsonb, ${checkpoint.items},
@@ -254,6 +250,17 @@ export async function commitPage(
       : await tx`select sync.checkpoint_segment(${claim.job_id}, ${claim.segment},
                    ${checkpoint.worker}, ${checkpoint.nextKey}::text::jsonb, ${checkpoint.items},
                    ${applied}, ${checkpoint.done}, ${page.readAt}::timestamptz) as checkpointed`;
-    return { rows: applied, nextTurn: turnOf(row?.turn) };
+    return { rows: applied, nextTurn: turnOf(row?.turn), refused };
   });
+  // Once committed (a lost lease rolls them back): each letter's table, key and cause.
+  const letters = [...deadLetters, ...committed.refused.map((r) => r.deadLetter)];
+  if (deps.log && letters.length > 0) {
+    logDeadLetters(
+      letters,
+      (l) =>
+        `backfill job ${claim.job_id} segment ${claim.segment}/${claim.total_segments} of ${claim.source_table}: dead letter: ${l.reason}`,
+      deps.log,
+    );
+  }
+  return { rows: committed.rows, nextTurn: committed.nextTurn };
 }

@@ -279,7 +279,10 @@ Deno.test("a poison item becomes a dead letter and its page still checkpoints", 
   assert.match(String(rows[0].reason), /attribute value/);
   const merged = JSON.parse(String(db.matching("sync.merge_changes")[0].values[1]));
   assert.deepEqual(merged.map((c: { row: { segment_id: string } }) => c.row.segment_id), ["a"]);
-  assert.ok(lines.includes(`${WHERE}: 1 item(s) dead-lettered`));
+  assert.ok(
+    lines.includes(`${WHERE}: dead letter: ${rows[0].reason}`),
+    "the letter's table, key and cause, once committed",
+  );
 });
 
 Deno.test("any other Scan error is counted on the segment, which is released, and propagates, even if the release fails", async () => {

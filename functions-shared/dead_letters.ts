@@ -66,6 +66,19 @@ interface StoredLetter {
   position_at: Date | null;
   position_source: string | null;
   received_at: Date;
+  source_table: string | null;
+  target_table: string | null;
+  row_key: string | null;
+}
+
+/**
+ * A replay's reason, naming the letter's table and key when it names neither table (a
+ * damaged record's reason says only what is wrong where).
+ */
+function namedReason(letter: StoredLetter, reason: string): string {
+  const tables = [letter.target_table, letter.source_table].filter((t): t is string => !!t);
+  if (tables.some((table) => reason.includes(table))) return reason;
+  return `${tables[0] ?? "no known table"} ${letter.row_key ?? "(no key)"}: ${reason}`;
 }
 
 /** A dead letter that does not map, with `reason`. */
@@ -188,14 +201,14 @@ export async function replayDeadLetters(
   return await sql.begin(async (tx) => {
     const rows = await tx<StoredLetter[]>`
       select id, coalesce(record::text, record_text) as record, position_at, position_source,
-             received_at
+             received_at, source_table, target_table, row_key::text as row_key
       from sync.dead_letters
       where replayed_at is null
         and (${filter.ids ?? null}::bigint[] is null or id = any(${filter.ids ?? null}::bigint[]))
         and (${filter.table ?? null}::text is null or target_table = ${filter.table ?? null})
       order by id
       for update skip locked`;
-    const mapped = rows.map((row) => ({ id: Number(row.id), result: remapChecked(row) }));
+    const mapped = rows.map((row) => ({ id: Number(row.id), row, result: remapChecked(row) }));
     const ok = mapped.flatMap((m) => (m.result.ok ? [{ id: m.id, change: m.result.value }] : []));
     // A change Postgres still refuses keeps its own dead letter open (no new one).
     let applied = 0;
@@ -208,7 +221,7 @@ export async function replayDeadLetters(
     const closed = ok.filter((m) => !refusedReason.has(m.change)).map((m) => m.id);
     const stillFailing = [
       ...mapped.flatMap((m) =>
-        m.result.ok ? [] : [{ id: m.id, reason: m.result.deadLetter.reason }]
+        m.result.ok ? [] : [{ id: m.id, reason: namedReason(m.row, m.result.deadLetter.reason) }]
       ),
       ...ok.flatMap((m) =>
         refusedReason.has(m.change) ? [{ id: m.id, reason: refusedReason.get(m.change)! }] : []

@@ -17,6 +17,9 @@ interface Stored {
   position_at: Date | null;
   position_source: string | null;
   received_at: Date;
+  source_table: string | null;
+  target_table: string | null;
+  row_key: string | null;
 }
 
 const stored = (id: number, record: unknown, over: Partial<Stored> = {}): Stored => ({
@@ -25,6 +28,9 @@ const stored = (id: number, record: unknown, over: Partial<Stored> = {}): Stored
   position_at: new Date("2026-02-01T00:00:00Z"),
   position_source: "backfill",
   received_at: RECEIVED,
+  source_table: SEGMENTS,
+  target_table: "firespring_segments",
+  row_key: `{"segment_id": "k${id}"}`,
   ...over,
 });
 
@@ -173,8 +179,16 @@ Deno.test("a record that still does not map stays open with the new reason", asy
     reasons.get(6)!,
     /^firespring-backdoor-segments-dev \[segment_id="p"\]: attribute value/,
   );
-  assert.equal(reasons.get(8), "record is not a scanned item at item.blob: B must be base64 text");
-  assert.match(reasons.get(9)!, /^record is not a stream record at dynamodb: /);
+  assert.equal(
+    reasons.get(8),
+    'firespring_segments {"segment_id": "k8"}: record is not a scanned item at item.blob: B must ' +
+      "be base64 text",
+    "a damaged record's reason names the letter's table and key",
+  );
+  assert.match(
+    reasons.get(9)!,
+    /^firespring_segments \{"segment_id": "k9"\}: record is not a stream record at dynamodb: /,
+  );
   assert.match(reasons.get(10)!, /U\+0000/);
   // Each one's row gets its new reason; U+0000 is written as text Postgres can store.
   const written = new Map(db.reasons() as [number, string][]);
@@ -197,9 +211,13 @@ Deno.test("a record an admin's edit damaged stays open, naming why, and the othe
   assert.deepEqual([...reasons.keys()], [21, 23]);
   assert.equal(
     reasons.get(21),
-    "record is not a scanned item at item: expected a map of attribute values, not null",
+    'firespring_segments {"segment_id": "k21"}: record is not a scanned item at item: expected ' +
+      "a map of attribute values, not null",
   );
-  assert.match(reasons.get(23)!, /^record is not a scanned item at item\.segment_id: /);
+  assert.match(
+    reasons.get(23)!,
+    /^firespring_segments \{"segment_id": "k23"\}: record is not a scanned item at item\.segment_id: /,
+  );
   assert.deepEqual(db.transactions, { begun: 1, committed: 1, rolledBack: 0 });
 });
 
@@ -222,12 +240,13 @@ Deno.test("a direct request an admin's edit left malformed stays open, naming wh
   assert.deepEqual(db.merged.map((c) => [c.op, c.row.segment_id]), [["upsert", "d"]]);
   const reasons = new Map(result.stillFailing.map((f) => [f.id, f.reason]));
   assert.deepEqual([...reasons.keys()], [31, 32, 33, 35]);
-  assert.match(reasons.get(31)!, /^record is not a direct request at data: /);
-  assert.match(reasons.get(32)!, /^record is not a direct request at data: .*null/);
-  assert.match(reasons.get(33)!, /^record is not a direct request at action: .*"delete"/);
+  const where = (id: number) => `firespring_segments {"segment_id": "k${id}"}: `;
+  assert.ok(reasons.get(31)!.startsWith(`${where(31)}record is not a direct request at data: `));
+  assert.match(reasons.get(32)!, /: record is not a direct request at data: .*null/);
+  assert.match(reasons.get(33)!, /: record is not a direct request at action: .*"delete"/);
   assert.equal(
     reasons.get(35),
-    "record is not a direct request at a dead letter holds one record, not a batch",
+    `${where(35)}record is not a direct request at a dead letter holds one record, not a batch`,
   );
   assert.deepEqual(db.transactions, { begun: 1, committed: 1, rolledBack: 0 });
 });

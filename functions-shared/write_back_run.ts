@@ -144,7 +144,9 @@ export async function runWriteBacks(given: WriteBackDeps): Promise<WriteBackRepo
         // The budgets are checked before each edit: one not reached goes back untried.
         if (!restoreDue(row) && !budgetLeft()) continue;
         untried.delete(row.id);
-        const { status, line } = restoreDue(row)
+        const { status, line } = !byTargetTable(row.target_table)
+          ? await unmapped(deps, row)
+          : restoreDue(row)
           ? await spent(deps, row)
           : await writeOne(deps, row);
         deps.cpu.charge(EDIT_CPU_MS);
@@ -172,6 +174,27 @@ export async function runWriteBacks(given: WriteBackDeps): Promise<WriteBackRepo
   // nothing costs one claim.
   if (!budgetLeft() && lastClaimed > 0) report.more = true;
   return report;
+}
+
+/**
+ * A write-back of a table this version of the function does not map (a migration pushed
+ * before the functions were deployed): it fails, saying so, and the run goes on with the
+ * others. Its row keeps the edit, which DynamoDB does not have; nothing here can read the
+ * source's state of a table it does not know to put the row back.
+ */
+async function unmapped(deps: WriteBackDeps, row: Claimed): Promise<Ended> {
+  const detail = `${row.target_table} ${row.row_key}: this version of the write-back ` +
+    `function maps no table ${row.target_table} (its migration is newer than the ` +
+    "functions deployed): deploy the functions, then make the edit again; the row keeps " +
+    "the edit, which DynamoDB does not have";
+  if (restoreDue(row)) {
+    await deps.sql`select sync.end_write_back_restore(${row.id}::bigint, ${deps.worker},
+                                                      ${row.status}, ${detail}, '')`;
+    return { status: row.status, line: `write-back ${row.id}: ${row.status}: ${detail}` };
+  }
+  await deps.sql`select sync.finish_write_back(${row.id}::bigint, ${deps.worker}, ${"failed"},
+    ${detail}, ${null}::text::jsonb) as status`;
+  return { status: "failed", line: `write-back ${row.id}: failed: ${detail}` };
 }
 
 /** A claimed write-back that has ended (failed, or a conflict), its restore due. */

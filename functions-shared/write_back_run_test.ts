@@ -83,6 +83,21 @@ Deno.test("a due edit is written with UpdateItem on condition and ends applied",
   assert.match(String(database.finished[0].values[3]), /firespring_segments \[segment_id="s-1"\]/);
 });
 
+Deno.test("an edit of a table this version does not map fails, naming the table and the fix; the run goes on", async () => {
+  const unknown = { ...claimed, id: "9", target_table: "firespring_newer_table" };
+  const database = db([unknown, claimed]);
+  const dynamo = fakeDynamo((c) => (c.name === "GetItemCommand" ? { Item: item } : {}));
+  const { report, lines } = await runLogged(database, dynamo);
+  assert.deepEqual(report, { applied: 1, conflict: 0, failed: 1, retrying: 0 });
+  const [failed] = database.finished.filter((s) => s.values[0] === "9");
+  assert.equal(failed.values[2], "failed");
+  assert.match(
+    String(failed.values[3]),
+    /^firespring_newer_table \{"segment_id": "s-1"\}: this version of the write-back function maps no table firespring_newer_table .*: deploy the functions/,
+  );
+  assert.ok(lines.some((l) => l.startsWith("write-back 9: failed: firespring_newer_table")));
+});
+
 /** An admin's edit of a visitor, a collapsed row: it showed the observation at T1. */
 const visitEdit = {
   id: "8",
