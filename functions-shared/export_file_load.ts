@@ -194,21 +194,20 @@ export async function loadExportFile(
         // Taken over all the same (a renewal found the lease another's): the chunk's
         // checkpoint is refused, and the file left to its holder.
         if (await whileHolding(writing, holdFile, renewEveryMs) === "taken") {
-          await endsWithin(
-            writing,
-            deps.stuckChunkGraceMs ?? STUCK_CHUNK_GRACE_MS,
-            () =>
-              Object.assign(
-                new Error(
-                  `export backfill job ${job} file ${file.data_key} of ${file.source_table}: a ` +
-                    `chunk from line ${line} did not end within ` +
-                    `${(holdMaxMs + (deps.stuckChunkGraceMs ?? STUCK_CHUNK_GRACE_MS)) / 60_000} ` +
-                    "minutes (its connection is gone, or Postgres holds it); the file is left " +
-                    "to the loader that takes it over from its checkpoint",
-                ),
-                { code: LEASE_LOST },
+          const graceMs = deps.stuckChunkGraceMs ?? STUCK_CHUNK_GRACE_MS;
+          await endsWithin(writing, graceMs, () =>
+            Object.assign(
+              new Error(
+                `export backfill job ${job} file ${file.data_key} of ${file.source_table}: a ` +
+                  `chunk from line ${line} did not end within ${graceMs / 60_000} minutes of ` +
+                  "its lease being left (its connection is gone, or Postgres holds it); the " +
+                  "file is left to the loader that takes it over from its checkpoint",
               ),
-          );
+              // The lease is left to lapse, not given back: a takeover is counted (three
+              // in a row fail the file), and this chunk's checkpoint, were its connection
+              // to come back, is refused (export_load.ts renames the worker).
+              { code: LEASE_LOST, stuck: true },
+            ));
         }
         const chunk = await writing;
         if (chunk === null) return rows;

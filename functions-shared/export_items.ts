@@ -93,9 +93,13 @@ function itemOf(
     throw error;
   }
   for (const { name, type } of key?.attributes ?? []) {
-    const value = attributes[name] as Record<string, unknown> | undefined;
-    if (value === undefined || !(type in value)) {
-      const found = value === undefined ? "none" : `one of type ${Object.keys(value).join("")}`;
+    const value = attributes[name] as unknown;
+    if (typeof value !== "object" || value === null || !(type in value)) {
+      const found = typeof value === "object" && value !== null
+        ? `one of type ${Object.keys(value).join("")}`
+        : value === undefined
+        ? "none"
+        : "one that is no attribute value";
       throw new ExportDataError(
         file,
         `line ${line}: the item has no key attribute ${name} of type ${type} (${found}): not an item of ${

@@ -135,6 +135,10 @@ Deno.test("an item without the table's key is refused: the file is not the table
       /line 2: the item has no key attribute id of type S \(one of type N\): not an item of firespring-backdoor-actions-dev$/,
     ],
   ];
+  cases.push([
+    JSON.stringify({ Item: { id: null } }),
+    /line 2: the item has no key attribute id of type S \(one that is no attribute value\)/,
+  ]);
   for (const [line, message] of cases) {
     const { body, file } = await dataFile([item(1), line]);
     await assert.rejects(pagesOf(exportPages(body, file, 10, 0, { key })), (error: Error) => {

@@ -59,7 +59,10 @@ export async function loadExportJob(
       () => {},
     );
   const work = async (n: number) => {
-    const worker = `${name}-${n}`;
+    // Renamed after it leaves a stuck chunk (export_file_load.ts): that chunk's
+    // connection, were it to come back, must find the file's lease another's.
+    let worker = `${name}-${n}`;
+    let stuckChunks = 0;
     let inARow = 0;
     // After a failure that may pass: the wait before the next try, or (the attempts
     // spent) none, every worker stopped.
@@ -139,7 +142,13 @@ export async function loadExportJob(
           return 0;
         }
         // Given back at once if still its own (its checkpoint elsewhere than the chunk
-        // began), so that it waits for no lease and counts no takeover.
+        // began), so that it waits for no lease and counts no takeover; a stuck chunk's
+        // file is not: its lease lapses, and the worker goes on under a new name.
+        if ((error as { stuck?: boolean }).stuck) {
+          deps.log?.(`${where}: ${worker} left file ${file.segment} (${file.data_key}): ${raw}`);
+          worker = `${name}-${n}.${++stuckChunks}`;
+          return 0;
+        }
         await giveBack(worker, file.segment);
         deps.log?.(`${where}: ${worker} left file ${file.segment} (${file.data_key}): ${raw}`);
         return 0;

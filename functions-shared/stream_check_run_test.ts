@@ -276,6 +276,35 @@ Deno.test("a shard whose reads stay throttled is left unread; the others read ar
   );
 });
 
+Deno.test("a shard read refused for good (access denied) fails the table's check, naming it", async () => {
+  const rows = twoShards();
+  const { reader } = fakeStream({ s1: { from: 101, to: 102 }, s2: { from: 201, to: 202 } }, NOW);
+  const denied = new DynamoError(
+    "AccessDeniedException",
+    "not authorized to perform dynamodb:GetRecords",
+    { httpStatusCode: 400 },
+  );
+  const response = await handleStreamCheckRequest(
+    post('{"tables": ["firespring_segments"]}'),
+    deps({
+      sql: checksDb(rows, () => NOW).sql,
+      now: () => NOW,
+      streamArnOf: () => Promise.resolve(ARN),
+      readerOf: () => ({
+        ...reader,
+        read: (iterator) =>
+          iterator.startsWith("s2:") ? Promise.reject(denied) : reader.read(iterator),
+      }),
+      callSelf: () => Promise.resolve(),
+    }),
+  );
+  const [line] = (await response.json()).checked;
+  assert.match(
+    line.error,
+    /^firespring_segments: the lost-record check could not run: AccessDeniedException: shard s2: not authorized/,
+  );
+});
+
 for (const firstLook of [false, true]) {
   Deno.test(`a chain of runs reads each shard whole once, then ends (${firstLook ? "a first look" : "shards read an hour ago"})`, async () => {
     // Six open shards, each read to its end (one record, then its empty pages) in about a

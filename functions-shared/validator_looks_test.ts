@@ -175,15 +175,27 @@ Deno.test("the last look compares its keys again as the stream catches up, and r
   );
 });
 
-Deno.test("a last look whose request's budget is spent reports what its first compare found", async () => {
+Deno.test("a last look whose request's budget is spent hands on; the next compares again and waits", async () => {
+  // "hot" differs at the look's first two compares (one in each request), then matches.
   const db = runsDb({
     divergent: (_run, look, compare) =>
-      look === 0 || compare === 0 ? [{ kind: "different", key: key("hot") }] : [],
+      look === 0 || compare < 2 ? [{ kind: "different", key: key("hot") }] : [],
   });
   const run = comparing(db);
   await compareRanges(deps(db), 7, "w1", () => false);
   run.looks = 2;
-  assert.equal(await recheckLook(deps(db), segments, 7, "w1", 200, () => true), "report");
-  assert.deepEqual(run.different, [key("hot")], "no compare again past the budget");
-  assert.equal(db.matching("from sync.compare_checksum(").length, 1);
+  assert.equal(await recheckLook(deps(db), segments, 7, "w1", 200, () => true), "budget");
+  assert.deepEqual([run.looks, run.different], [2, [key("hot")]], "nothing reported yet");
+  assert.deepEqual(run.recheckKeys, [key("hot")], "the look's reads kept whole");
+  assert.equal(run.recheckRead, 1);
+  // The next request reads nothing again: it compares, waits, and finds the key matching.
+  const renewed = db.matching("sync.renew_validation(").length;
+  assert.equal(await recheckLook(deps(db), segments, 7, "w1", 200), "report");
+  assert.deepEqual([run.looks, run.different], [3, []]);
+  assert.equal(db.matching("sync.stage_checksum_items").length, 1, "read and staged once");
+  assert.equal(
+    db.matching("sync.renew_validation(").length - renewed,
+    1,
+    "the lease renewed before its pause",
+  );
 });

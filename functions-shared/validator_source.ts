@@ -249,7 +249,7 @@ export async function scanForRun(
     // contain the results from other recently completed write operations" (ScanRequest's
     // ConsistentRead, same guide), and then the key differs from the target, and every key
     // that differs is read again consistently (pointRead) before it is reported
-    // (validator_compare.ts, recheckLook; docs/sync-semantics.md, "Verification").
+    // (validator_looks.ts, recheckLook; docs/sync-semantics.md, "Verification").
     consistentRead: deps.consistentScan ?? false,
     pacing: deps.pacing,
     log: deps.log,

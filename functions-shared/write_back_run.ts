@@ -188,13 +188,16 @@ async function unmapped(deps: WriteBackDeps, row: Claimed): Promise<Ended> {
     "functions deployed): deploy the functions, then make the edit again; the row keeps " +
     "the edit, which DynamoDB does not have";
   if (restoreDue(row)) {
+    // Its detail (why it ended) kept, this said after it.
     await deps.sql`select sync.end_write_back_restore(${row.id}::bigint, ${deps.worker},
-                                                      ${row.status}, ${detail}, '')`;
+                                                      ${row.status}, ${null}, ${`; ${detail}`})`;
     return { status: row.status, line: `write-back ${row.id}: ${row.status}: ${detail}` };
   }
-  await deps.sql`select sync.finish_write_back(${row.id}::bigint, ${deps.worker}, ${"failed"},
-    ${detail}, ${null}::text::jsonb) as status`;
-  return { status: "failed", line: `write-back ${row.id}: failed: ${detail}` };
+  const [ended] = await deps.sql<{ status: string | null }[]>`
+    select sync.finish_write_back(${row.id}::bigint, ${deps.worker}, ${"failed"},
+      ${detail}, ${null}::text::jsonb) as status`;
+  // Null: the lease was another's by then (this run ran past it), which ends it.
+  return { status: ended?.status ?? null, line: `write-back ${row.id}: failed: ${detail}` };
 }
 
 /** A claimed write-back that has ended (failed, or a conflict), its restore due. */

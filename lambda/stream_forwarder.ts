@@ -184,7 +184,8 @@ export async function deliver(
       const cause = (error as { cause?: { code?: string; message?: string } }).cause;
       const why = cause && [cause.code, cause.message].filter(Boolean).join(": ");
       console.error(
-        `webhook request to ${new URL(url).host} for records of ${first} failed: ` +
+        `webhook request to ${URL.canParse(url) ? new URL(url).host : "(WEBHOOK_URL is no URL)"} ` +
+          `for records of ${first} failed: ` +
           `${(error as Error).message}` + (cause ? ` (${why || String(cause)})` : ""),
       );
       // An attempt cut off by the invocation's own deadline says nothing of the body: what

@@ -315,3 +315,40 @@ Deno.test("an attempt cut off by the deadline does not hide the failures before 
     await server.shutdown();
   }
 });
+
+Deno.test("a WEBHOOK_URL that is no URL, or a host nobody answers at, is logged by host and cause; the batch is retried", async () => {
+  process.env.SYNC_WEBHOOK_SECRET = SECRET;
+  // A port nobody answers at: one just freed.
+  const server = Deno.serve(
+    { port: 0, hostname: "127.0.0.1", onListen: () => {} },
+    () => new Response(),
+  );
+  const port = server.addr.port;
+  await server.shutdown();
+  for (
+    const [url, line] of [
+      [
+        "not a url",
+        /^webhook request to \(WEBHOOK_URL is no URL\) for records of t from 9 failed: /,
+      ],
+      [
+        `http://127.0.0.1:${port}/`,
+        new RegExp(
+          `^webhook request to 127\\.0\\.0\\.1:${port} for records of t from 9 failed: fetch failed \\(.*(ECONNREFUSED|Connection refused)`,
+        ),
+      ],
+    ] as const
+  ) {
+    process.env.WEBHOOK_URL = url;
+    const lines: string[] = [];
+    const error = console.error;
+    console.error = (text: string) => lines.push(text);
+    try {
+      const result = await handler({ Records: [record("9")] }, context(1_500));
+      assert.deepEqual(result, { batchItemFailures: [{ itemIdentifier: "9" }] });
+    } finally {
+      console.error = error;
+    }
+    assert.ok(lines.some((l) => line.test(l)), lines.join("\n"));
+  }
+});

@@ -226,10 +226,12 @@ async function jobOf(
   }
   // The summary is the one of the export asked for, at the time DynamoDB gives it: one
   // copied from another export would load that export's rows stamped with this one's time.
+  // (The times within a second: one is ISO text in S3, the other epoch seconds from the
+  // API; the ARN is what tells two exports apart.)
   const describedAt = description.ExportTime?.getTime();
   if (
     summary.exportArn !== arn ||
-    (describedAt !== undefined && describedAt !== summary.exportTime.getTime())
+    (describedAt !== undefined && Math.abs(describedAt - summary.exportTime.getTime()) >= 1000)
   ) {
     throw new Error(
       `export backfill of ${spec.sourceTable}: s3://${bucket}/${summaryKey} is of export ` +

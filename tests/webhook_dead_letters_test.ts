@@ -37,7 +37,7 @@ Deno.test("a batch applies what maps and dead-letters the rest, whole, with the 
     const reasons = letters.map((l) => l.reason);
     const expected = [
       /firespring-backdoor-segments-dev \[segment_id=".*bad"\]: attribute value: expected a number \(N\), got S "many"/,
-      /firespring-backdoor-segments-dev INSERT record .* has no NewImage/,
+      /firespring-backdoor-segments-dev \[segment_id="[^"]+"\]: INSERT record .* has no NewImage/,
       /no target table is registered for DynamoDB table no-such-table/,
     ];
     for (const reason of expected) {

@@ -79,7 +79,10 @@ export async function psql(
   try {
     return await run(join(PG_BIN, "psql"), [...args, "-f", "-"], { stdin: sql });
   } catch (error) {
-    let message = (error as Error).message;
+    // psql quotes the failing line (LINE n:, then a ^ under the error), cut to a window
+    // that may hold part of a secret: those lines go.
+    let message = (error as Error).message.split("\n")
+      .filter((line) => !/^(psql:.*)?LINE \d+:|^\s*\^\s*$/.test(line)).join("\n");
     for (const secret of secrets) if (secret) message = message.replaceAll(secret, "***");
     throw new Error(message);
   }
