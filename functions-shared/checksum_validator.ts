@@ -37,6 +37,7 @@
  * @module
  */
 
+import { describeError } from "./error_text.ts";
 import { isTransientRead, type PacingDeps } from "./scan_pacing.ts";
 import { type CpuMeter, requestCpuBudget } from "./cpu_meter.ts";
 import type { IsolatePages } from "./isolate_pages.ts";
@@ -352,7 +353,8 @@ export async function validateTable(
       // minutes is failed by sync.reap_stalled_validations, naming why).
       throw error;
     }
-    await deps.sql`select sync.end_validation(${run}, 'failed', ${(error as Error).message})`
+    // The run's error: what failed, its code and Postgres's detail and hint, on one line.
+    await deps.sql`select sync.end_validation(${run}, 'failed', ${describeError(error)})`
       .catch(() => {});
     throw error;
   }

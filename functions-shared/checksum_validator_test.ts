@@ -320,7 +320,10 @@ Deno.test("a failing run ends failed with the error, its staging removed", async
   const { deps: d } = deps(db, dynamo);
   await assert.rejects(validateTable(d, segments), /One or more parameter values were invalid/);
   const [ended] = db.matching("sync.end_validation");
-  assert.deepEqual(ended.values, [42, "One or more parameter values were invalid"]);
+  assert.deepEqual(ended.values, [
+    42,
+    "ValidationException: One or more parameter values were invalid",
+  ]);
   assert.equal(db.runs.get(42)!.status, "failed");
 });
 

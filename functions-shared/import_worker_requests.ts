@@ -12,6 +12,7 @@
  * @module
  */
 
+import { describeError } from "./error_text.ts";
 import type { RunResult } from "./backfill_worker.ts";
 import { errorResponse, json, methodNotAllowed } from "./http.ts";
 import type { RunGate } from "./run_gate.ts";
@@ -58,7 +59,7 @@ export function importWorkerHandler(deps: ImportWorkerDeps): (req: Request) => R
         // The segment was given back and its cause logged, naming it (segment_scan.ts).
         (error) => {
           deps.tally.add("failed");
-          deps.logError(`${worker}: stopped by an error: ${(error as Error).message}`);
+          deps.logError(`${worker}: stopped by an error: ${describeError(error)}`);
         },
       )
     );

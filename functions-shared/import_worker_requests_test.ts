@@ -87,7 +87,7 @@ Deno.test("a run that fails is logged, and its promise never rejects: the isolat
   const settled = await Promise.allSettled(background);
   assert.deepEqual(settled.map((s) => s.status), ["fulfilled"]);
   assert.deepEqual(lines, [
-    "ERROR w1: stopped by an error: backfill job 7 segment 1/4 of t: connection reset",
+    "ERROR w1: stopped by an error: Error: backfill job 7 segment 1/4 of t: connection reset",
   ], "an error is logged at once");
   tally.flush();
   assert.match(lines[1], /1 request \(1 failed\), 0 pages/);
