@@ -230,17 +230,14 @@ Deno.test("a run its budget stops records what it read, the shard read longest a
   });
 });
 
-Deno.test("a shard whose reads stay throttled is left unread; the others read are recorded", async () => {
+/**
+ * A run over `twoShards()`'s table (s1 and s2 with two records each) whose reads of s2
+ * fail with `error`; its answer's first line, what it recorded, and its log.
+ */
+async function checkWithShardFailing(error: Error) {
   const rows = twoShards();
   const before = structuredClone(rows.get("firespring_segments")!.shards);
   const { reader } = fakeStream({ s1: { from: 101, to: 102 }, s2: { from: 201, to: 202 } }, NOW);
-  // s2's GetRecords throttled past the client's retries (a third reader of the shard).
-  const throttled = new DynamoError(
-    "LimitExceededException",
-    "Too many requests for shard s2",
-    { httpStatusCode: 400 },
-    "throttling",
-  );
   const lines: string[] = [];
   const response = await handleStreamCheckRequest(
     post('{"tables": ["firespring_segments"]}'),
@@ -251,21 +248,33 @@ Deno.test("a shard whose reads stay throttled is left unread; the others read ar
       readerOf: () => ({
         ...reader,
         read: (iterator) =>
-          iterator.startsWith("s2:") ? Promise.reject(throttled) : reader.read(iterator),
+          iterator.startsWith("s2:") ? Promise.reject(error) : reader.read(iterator),
       }),
       callSelf: () => Promise.resolve(),
       log: (line) => lines.push(line),
     }),
   );
   assert.equal(response.status, 200);
-  const body = await response.json();
-  assert.deepEqual(body.checked, [{
+  const [line] = (await response.json()).checked;
+  return { line, before, recorded: rows.get("firespring_segments")!.shards, lines };
+}
+
+Deno.test("a shard whose reads stay throttled is left unread; the others read are recorded", async () => {
+  // s2's GetRecords throttled past the client's retries (a third reader of the shard).
+  const { line, before, recorded, lines } = await checkWithShardFailing(
+    new DynamoError(
+      "LimitExceededException",
+      "Too many requests for shard s2",
+      { httpStatusCode: 400 },
+      "throttling",
+    ),
+  );
+  assert.deepEqual(line, {
     table: "firespring_segments",
     streamArn: ARN,
     shards: 2,
     unfinishedShards: 1,
-  }]);
-  const recorded = rows.get("firespring_segments")!.shards;
+  });
   assert.deepEqual(recorded.s2, { ...before.s2, pending: true }, "s2 kept as it was");
   assert.equal(recorded.s1.through, "102", "s1's read recorded");
   assert.ok(
@@ -277,28 +286,11 @@ Deno.test("a shard whose reads stay throttled is left unread; the others read ar
 });
 
 Deno.test("a shard read refused for good (access denied) fails the table's check, naming it", async () => {
-  const rows = twoShards();
-  const { reader } = fakeStream({ s1: { from: 101, to: 102 }, s2: { from: 201, to: 202 } }, NOW);
-  const denied = new DynamoError(
-    "AccessDeniedException",
-    "not authorized to perform dynamodb:GetRecords",
-    { httpStatusCode: 400 },
-  );
-  const response = await handleStreamCheckRequest(
-    post('{"tables": ["firespring_segments"]}'),
-    deps({
-      sql: checksDb(rows, () => NOW).sql,
-      now: () => NOW,
-      streamArnOf: () => Promise.resolve(ARN),
-      readerOf: () => ({
-        ...reader,
-        read: (iterator) =>
-          iterator.startsWith("s2:") ? Promise.reject(denied) : reader.read(iterator),
-      }),
-      callSelf: () => Promise.resolve(),
+  const { line } = await checkWithShardFailing(
+    new DynamoError("AccessDeniedException", "not authorized to perform dynamodb:GetRecords", {
+      httpStatusCode: 400,
     }),
   );
-  const [line] = (await response.json()).checked;
   assert.match(
     line.error,
     /^firespring_segments: the lost-record check could not run: AccessDeniedException: shard s2: not authorized/,
