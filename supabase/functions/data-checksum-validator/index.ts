@@ -5,6 +5,7 @@
  * Its settings are read and checked once, here (functions-shared/settings.ts).
  */
 
+import { servedOrRefused } from "../../../functions-shared/cold_start.ts";
 import { isolateCpuMeter } from "../../../functions-shared/cpu_meter.ts";
 import { dynamoClients } from "../../../functions-shared/dynamo_client.ts";
 import { ownInvoker } from "../../../functions-shared/self_invoke.ts";
@@ -27,36 +28,39 @@ import { guardedHandler, registrySchemaGuard } from "../../../functions-shared/s
 
 declare const EdgeRuntime: { waitUntil(promise: Promise<unknown>): void };
 
-// Created at cold start: the isolate's CPU, boot included (functions-shared/cpu_meter.ts).
-const cpu = isolateCpuMeter();
-const env = (name: string) => Deno.env.get(name);
-const settings = readSettings(env, VALIDATOR_SETTINGS);
-const serviceKeys = acceptedServiceKeys(env);
-const sql = connectDb(settings.db, dbPool(settings));
-survivePooledConnectionLoss();
-console.log(`data-checksum-validator: database ${describeDbTarget(settings.db)}`);
-const dynamo = dynamoClients(env);
-const callSelf = ownInvoker("data-checksum-validator", settings.supabaseUrl, serviceKeys, env);
+// A setting that is missing or malformed is answered 503, naming it (cold_start.ts).
+Deno.serve(servedOrRefused("data-checksum-validator", () => {
+  // Created at cold start: the isolate's CPU, boot included (functions-shared/cpu_meter.ts).
+  const cpu = isolateCpuMeter();
+  const env = (name: string) => Deno.env.get(name);
+  const settings = readSettings(env, VALIDATOR_SETTINGS);
+  const serviceKeys = acceptedServiceKeys(env);
+  const sql = connectDb(settings.db, dbPool(settings));
+  survivePooledConnectionLoss();
+  console.log(`data-checksum-validator: database ${describeDbTarget(settings.db)}`);
+  const dynamo = dynamoClients(env);
+  const callSelf = ownInvoker("data-checksum-validator", settings.supabaseUrl, serviceKeys, env);
 
-// The requests this isolate works on at once; their CPU adds up (run_gate.ts), and so do
-// their pages in flight (isolate_pages.ts).
-const gate = new RunGate(settings.runsPerIsolate);
-const isolatePages = new IsolatePages();
+  // The requests this isolate works on at once; their CPU adds up (run_gate.ts), and so do
+  // their pages in flight (isolate_pages.ts).
+  const gate = new RunGate(settings.runsPerIsolate);
+  const isolatePages = new IsolatePages();
 
-// Every request waits until the database is known to have every column this version
-// maps (schema_guard.ts): a missing one would drop data without a word.
-Deno.serve(guardedHandler(registrySchemaGuard(sql), (req) =>
-  handleValidatorRequest(req, {
-    sql,
-    dynamo,
-    serviceRoleKey: serviceKeys,
-    waitUntil: (work) => EdgeRuntime.waitUntil(work),
-    callSelf,
-    budget: { cpuMs: settings.cpuBudgetMs, wallMs: runWallBudgetMs(settings.wallBudgetMs) },
-    cpu,
-    settleMs: settings.settleMs,
-    maxRcuPerSecond: settings.maxRcuPerSecond,
-    gate,
-    isolatePages,
-    log: (line) => console.log(line),
-  })));
+  // Every request waits until the database is known to have every column this version
+  // maps (schema_guard.ts): a missing one would drop data without a word.
+  return guardedHandler(registrySchemaGuard(sql), (req) =>
+    handleValidatorRequest(req, {
+      sql,
+      dynamo,
+      serviceRoleKey: serviceKeys,
+      waitUntil: (work) => EdgeRuntime.waitUntil(work),
+      callSelf,
+      budget: { cpuMs: settings.cpuBudgetMs, wallMs: runWallBudgetMs(settings.wallBudgetMs) },
+      cpu,
+      settleMs: settings.settleMs,
+      maxRcuPerSecond: settings.maxRcuPerSecond,
+      gate,
+      isolatePages,
+      log: (line) => console.log(line),
+    }));
+}));

@@ -6,6 +6,7 @@
  * checked once, here (functions-shared/settings.ts); a bad one stops the cold start.
  */
 
+import { servedOrRefused } from "../../../functions-shared/cold_start.ts";
 import { PagesInFlight, runWorker } from "../../../functions-shared/backfill_worker.ts";
 import { RunGate } from "../../../functions-shared/run_gate.ts";
 import { isolateCpuMeter } from "../../../functions-shared/cpu_meter.ts";
@@ -29,51 +30,54 @@ import { guardedHandler, registrySchemaGuard } from "../../../functions-shared/s
 
 declare const EdgeRuntime: { waitUntil(promise: Promise<unknown>): void };
 
-const env = (name: string) => Deno.env.get(name);
-const settings = readSettings(env, IMPORT_WORKER_SETTINGS);
-const serviceKeys = acceptedServiceKeys(env);
-const sql = connectDb(settings.db, dbPool(settings));
-survivePooledConnectionLoss();
-console.log(`import-worker: database ${describeDbTarget(settings.db)}`);
-const dynamo = dynamoClients(env);
-// Created at cold start: the isolate's CPU, boot included (functions-shared/cpu_meter.ts).
-const cpu = isolateCpuMeter();
-console.log(`import-worker: isolate CPU read by the ${cpu.source} meter`);
-const callSelf = ownInvoker("import-worker", settings.supabaseUrl, serviceKeys, env);
+// A setting that is missing or malformed is answered 503, naming it (cold_start.ts).
+Deno.serve(servedOrRefused("import-worker", () => {
+  const env = (name: string) => Deno.env.get(name);
+  const settings = readSettings(env, IMPORT_WORKER_SETTINGS);
+  const serviceKeys = acceptedServiceKeys(env);
+  const sql = connectDb(settings.db, dbPool(settings));
+  survivePooledConnectionLoss();
+  console.log(`import-worker: database ${describeDbTarget(settings.db)}`);
+  const dynamo = dynamoClients(env);
+  // Created at cold start: the isolate's CPU, boot included (functions-shared/cpu_meter.ts).
+  const cpu = isolateCpuMeter();
+  console.log(`import-worker: isolate CPU read by the ${cpu.source} meter`);
+  const callSelf = ownInvoker("import-worker", settings.supabaseUrl, serviceKeys, env);
 
-const gate = new RunGate(settings.runsPerIsolate);
-// The isolate's pages in flight, across its runs: the budget counts their CPU to come.
-const inFlight = new PagesInFlight();
-// What the isolate's runs did, a line every 10 s, and what is left of it when the runtime
-// retires the isolate (its `beforeunload`).
-const tally = new RequestTally("import-worker", (line) => console.log(line));
-addEventListener("beforeunload", () => tally.retire());
+  const gate = new RunGate(settings.runsPerIsolate);
+  // The isolate's pages in flight, across its runs: the budget counts their CPU to come.
+  const inFlight = new PagesInFlight();
+  // What the isolate's runs did, a line every 10 s, and what is left of it when the runtime
+  // retires the isolate (its `beforeunload`).
+  const tally = new RequestTally("import-worker", (line) => console.log(line));
+  addEventListener("beforeunload", () => tally.retire());
 
-// Every request waits until the database is known to have every column this version
-// maps (schema_guard.ts): a missing one would drop data without a word.
-Deno.serve(guardedHandler(
-  registrySchemaGuard(sql),
-  importWorkerHandler({
-    serviceKeys,
-    gate,
-    run: (worker, handOn) =>
-      runWorker({
-        sql,
-        dynamo,
-        wake: () => callSelf({}),
-        handOn,
-        cpu,
-        cpuBudgetMs: settings.cpuBudgetMs,
-        wallBudgetMs: runWallBudgetMs(settings.wallBudgetMs),
-        maxConcurrent: settings.maxConcurrent,
-        segmentsPerRun: settings.segmentsPerRun,
-        inFlight,
-        maxRcuPerSecond: settings.maxRcuPerSecond,
-        log: (line) => console.log(`${worker}: ${line}`),
-      }, worker),
-    callSelf: () => callSelf({}),
-    waitUntil: (work) => EdgeRuntime.waitUntil(work),
-    tally,
-    logError: (line) => console.error(line),
-  }),
-));
+  // Every request waits until the database is known to have every column this version
+  // maps (schema_guard.ts): a missing one would drop data without a word.
+  return guardedHandler(
+    registrySchemaGuard(sql),
+    importWorkerHandler({
+      serviceKeys,
+      gate,
+      run: (worker, handOn) =>
+        runWorker({
+          sql,
+          dynamo,
+          wake: () => callSelf({}),
+          handOn,
+          cpu,
+          cpuBudgetMs: settings.cpuBudgetMs,
+          wallBudgetMs: runWallBudgetMs(settings.wallBudgetMs),
+          maxConcurrent: settings.maxConcurrent,
+          segmentsPerRun: settings.segmentsPerRun,
+          inFlight,
+          maxRcuPerSecond: settings.maxRcuPerSecond,
+          log: (line) => console.log(`${worker}: ${line}`),
+        }, worker),
+      callSelf: () => callSelf({}),
+      waitUntil: (work) => EdgeRuntime.waitUntil(work),
+      tally,
+      logError: (line) => console.error(line),
+    }),
+  );
+}));

@@ -11,6 +11,7 @@
  * webhook secret and keeps working.
  */
 
+import { servedOrRefused } from "../../../functions-shared/cold_start.ts";
 import { handleWebhook, RecentWebhookIds } from "../../../functions-shared/webhook.ts";
 import { createWebhookVerifier } from "../../../functions-shared/webhook_signing.ts";
 import { handleReplayRequest } from "../../../functions-shared/dead_letters.ts";
@@ -24,28 +25,31 @@ import {
 } from "../../../functions-shared/sync_db.ts";
 import { guardedHandler, registrySchemaGuard } from "../../../functions-shared/schema_guard.ts";
 
-const env = (name: string) => Deno.env.get(name);
-const settings = readSettings(env, PLATFORM_SETTINGS);
-const serviceKeys = acceptedServiceKeys(env);
-const sql = connectDb(settings.db, dbPool(settings));
-survivePooledConnectionLoss();
-console.log(`mmp-toledo-sync: database ${describeDbTarget(settings.db)}`);
-const verifier = createWebhookVerifier(env("SYNC_WEBHOOK_SECRET"));
-if (!verifier.ok) {
-  console.error(
-    `mmp-toledo-sync refuses every webhook request: ${verifier.problem}`,
-  );
-}
-const recentIds = new RecentWebhookIds();
-
-// Every request waits until the database is known to have every column this version
-// maps (schema_guard.ts): a missing one would drop data without a word.
-Deno.serve(guardedHandler(registrySchemaGuard(sql), (req) => {
-  if (new URL(req.url).pathname.endsWith("/replay-dead-letters")) {
-    return handleReplayRequest(req, {
-      sql,
-      serviceRoleKey: serviceKeys,
-    });
+// A setting that is missing or malformed is answered 503, naming it (cold_start.ts).
+Deno.serve(servedOrRefused("mmp-toledo-sync", () => {
+  const env = (name: string) => Deno.env.get(name);
+  const settings = readSettings(env, PLATFORM_SETTINGS);
+  const serviceKeys = acceptedServiceKeys(env);
+  const sql = connectDb(settings.db, dbPool(settings));
+  survivePooledConnectionLoss();
+  console.log(`mmp-toledo-sync: database ${describeDbTarget(settings.db)}`);
+  const verifier = createWebhookVerifier(env("SYNC_WEBHOOK_SECRET"));
+  if (!verifier.ok) {
+    console.error(
+      `mmp-toledo-sync refuses every webhook request: ${verifier.problem}`,
+    );
   }
-  return handleWebhook(req, { sql, verifier, recentIds });
+  const recentIds = new RecentWebhookIds();
+
+  // Every request waits until the database is known to have every column this version
+  // maps (schema_guard.ts): a missing one would drop data without a word.
+  return guardedHandler(registrySchemaGuard(sql), (req) => {
+    if (new URL(req.url).pathname.endsWith("/replay-dead-letters")) {
+      return handleReplayRequest(req, {
+        sql,
+        serviceRoleKey: serviceKeys,
+      });
+    }
+    return handleWebhook(req, { sql, verifier, recentIds });
+  });
 }));

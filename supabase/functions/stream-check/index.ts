@@ -8,6 +8,7 @@
  * (functions-shared/settings.ts).
  */
 
+import { servedOrRefused } from "../../../functions-shared/cold_start.ts";
 import { isolateCpuMeter } from "../../../functions-shared/cpu_meter.ts";
 import { dynamoClients } from "../../../functions-shared/dynamo_client.ts";
 import { RunGate } from "../../../functions-shared/run_gate.ts";
@@ -32,30 +33,32 @@ import {
 
 declare const EdgeRuntime: { waitUntil(promise: Promise<unknown>): void };
 
-// Created at cold start: the isolate's CPU, boot included (functions-shared/cpu_meter.ts).
-const cpu = isolateCpuMeter();
-const env = (name: string) => Deno.env.get(name);
-const settings = readSettings(env, STREAM_CHECK_SETTINGS);
-const serviceKeys = acceptedServiceKeys(env);
-const sql = connectDb(settings.db, dbPool(settings));
-survivePooledConnectionLoss();
-console.log(`stream-check: database ${describeDbTarget(settings.db)}`);
-// One client per region, for DynamoDB and its Streams alike.
-const dynamo = dynamoClients(env);
-const callSelf = ownInvoker("stream-check", settings.supabaseUrl, serviceKeys, env);
-const gate = new RunGate(RUNS_PER_ISOLATE);
+// A setting that is missing or malformed is answered 503, naming it (cold_start.ts).
+Deno.serve(servedOrRefused("stream-check", () => {
+  // Created at cold start: the isolate's CPU, boot included (functions-shared/cpu_meter.ts).
+  const cpu = isolateCpuMeter();
+  const env = (name: string) => Deno.env.get(name);
+  const settings = readSettings(env, STREAM_CHECK_SETTINGS);
+  const serviceKeys = acceptedServiceKeys(env);
+  const sql = connectDb(settings.db, dbPool(settings));
+  survivePooledConnectionLoss();
+  console.log(`stream-check: database ${describeDbTarget(settings.db)}`);
+  // One client per region, for DynamoDB and its Streams alike.
+  const dynamo = dynamoClients(env);
+  const callSelf = ownInvoker("stream-check", settings.supabaseUrl, serviceKeys, env);
+  const gate = new RunGate(RUNS_PER_ISOLATE);
 
-Deno.serve((req) =>
-  handleStreamCheckRequest(req, {
-    sql,
-    serviceKeys,
-    streamArnOf: (spec) => latestStreamArn(dynamo(spec.region), spec.sourceTable),
-    readerOf: (spec, arn) => awsStreamReader(dynamo(spec.region), arn),
-    cpu,
-    budget: { runCpuMs: settings.runCpuMs, wallMs: runWallBudgetMs(settings.wallBudgetMs) },
-    gate,
-    waitUntil: (work) => EdgeRuntime.waitUntil(work),
-    callSelf,
-    log: (line) => console.log(line),
-  })
-);
+  return (req) =>
+    handleStreamCheckRequest(req, {
+      sql,
+      serviceKeys,
+      streamArnOf: (spec) => latestStreamArn(dynamo(spec.region), spec.sourceTable),
+      readerOf: (spec, arn) => awsStreamReader(dynamo(spec.region), arn),
+      cpu,
+      budget: { runCpuMs: settings.runCpuMs, wallMs: runWallBudgetMs(settings.wallBudgetMs) },
+      gate,
+      waitUntil: (work) => EdgeRuntime.waitUntil(work),
+      callSelf,
+      log: (line) => console.log(line),
+    });
+}));

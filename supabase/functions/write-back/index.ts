@@ -12,6 +12,7 @@
  * retried and then recorded as failed, saying so.
  */
 
+import { servedOrRefused } from "../../../functions-shared/cold_start.ts";
 import { isolateCpuMeter } from "../../../functions-shared/cpu_meter.ts";
 import { dynamoClients, writerClients } from "../../../functions-shared/dynamo_client.ts";
 import { ownInvoker } from "../../../functions-shared/self_invoke.ts";
@@ -36,34 +37,37 @@ import { guardedHandler, registrySchemaGuard } from "../../../functions-shared/s
 
 declare const EdgeRuntime: { waitUntil(promise: Promise<unknown>): void };
 
-const env = (name: string) => Deno.env.get(name);
-const settings = readSettings(env, WRITE_BACK_SETTINGS);
-const serviceKeys = acceptedServiceKeys(env);
-const sql = connectDb(settings.db, dbPool(settings));
-survivePooledConnectionLoss();
-console.log(`write-back: database ${describeDbTarget(settings.db)}`);
-const reader = dynamoClients(env);
-const writer = writerClients(env);
-const worker = `write-back-${crypto.randomUUID()}`;
-// Created at cold start: the isolate's CPU, boot included (functions-shared/cpu_meter.ts).
-const cpu = isolateCpuMeter();
-const callSelf = ownInvoker("write-back", settings.supabaseUrl, serviceKeys, env);
-const gate = new RunGate(RUNS_PER_ISOLATE);
+// A setting that is missing or malformed is answered 503, naming it (cold_start.ts).
+Deno.serve(servedOrRefused("write-back", () => {
+  const env = (name: string) => Deno.env.get(name);
+  const settings = readSettings(env, WRITE_BACK_SETTINGS);
+  const serviceKeys = acceptedServiceKeys(env);
+  const sql = connectDb(settings.db, dbPool(settings));
+  survivePooledConnectionLoss();
+  console.log(`write-back: database ${describeDbTarget(settings.db)}`);
+  const reader = dynamoClients(env);
+  const writer = writerClients(env);
+  const worker = `write-back-${crypto.randomUUID()}`;
+  // Created at cold start: the isolate's CPU, boot included (functions-shared/cpu_meter.ts).
+  const cpu = isolateCpuMeter();
+  const callSelf = ownInvoker("write-back", settings.supabaseUrl, serviceKeys, env);
+  const gate = new RunGate(RUNS_PER_ISOLATE);
 
-// Every request waits until the database is known to have every column this version
-// maps (schema_guard.ts): a missing one would drop data without a word.
-Deno.serve(guardedHandler(registrySchemaGuard(sql), (req) =>
-  handleWriteBackRequest(req, {
-    sql,
-    serviceKeys,
-    reader,
-    writer,
-    worker,
-    wallBudgetMs: runWallBudgetMs(settings.wallBudgetMs),
-    cpu,
-    runCpuMs: settings.runCpuMs,
-    gate,
-    waitUntil: (work) => EdgeRuntime.waitUntil(work),
-    callSelf,
-    log: (line) => console.log(line),
-  })));
+  // Every request waits until the database is known to have every column this version
+  // maps (schema_guard.ts): a missing one would drop data without a word.
+  return guardedHandler(registrySchemaGuard(sql), (req) =>
+    handleWriteBackRequest(req, {
+      sql,
+      serviceKeys,
+      reader,
+      writer,
+      worker,
+      wallBudgetMs: runWallBudgetMs(settings.wallBudgetMs),
+      cpu,
+      runCpuMs: settings.runCpuMs,
+      gate,
+      waitUntil: (work) => EdgeRuntime.waitUntil(work),
+      callSelf,
+      log: (line) => console.log(line),
+    }));
+}));
