@@ -199,6 +199,17 @@ export async function replayDeadLetters(
   filter: ReplayFilter,
 ): Promise<ReplayResult> {
   return await sql.begin(async (tx) => {
+    // The merge locks of the letters' tables first, in name order, as every writer takes
+    // them before it locks a dead letter's row (a backfill's page, an export's chunk): the
+    // letters' rows locked first, a replay and a backfill reading the same poison item
+    // waited on each other until Postgres killed one (a review reproduced it).
+    const tables = await tx<{ target_table: string }[]>`
+      select distinct target_table from sync.dead_letters
+      where replayed_at is null and target_table is not null
+        and (${filter.ids ?? null}::bigint[] is null or id = any(${filter.ids ?? null}::bigint[]))
+        and (${filter.table ?? null}::text is null or target_table = ${filter.table ?? null})
+      order by target_table`;
+    for (const { target_table } of tables) await tx`select sync.enter_merge(${target_table})`;
     const rows = await tx<StoredLetter[]>`
       select id, coalesce(record::text, record_text) as record, position_at, position_source,
              received_at, source_table, target_table, row_key::text as row_key

@@ -66,6 +66,11 @@ function replayDb(letters: Stored[], refuse: string[] = []) {
     if (s.text.includes("from sync.dead_letters") && s.text.includes("for update skip locked")) {
       return letters;
     }
+    if (s.text.includes("select distinct target_table from sync.dead_letters")) {
+      return [...new Set(letters.map((l) => l.target_table).filter(Boolean))].sort()
+        .map((target_table) => ({ target_table }));
+    }
+    if (s.text.includes("sync.enter_merge(")) return [{}];
     if (s.text.includes("sync.merge_changes")) {
       const changes = JSON.parse(String(s.values[1])) as MergedChange[];
       if (changes.some((c) => refuse.includes(String(c.row.segment_id)))) {
@@ -83,6 +88,22 @@ function replayDb(letters: Stored[], refuse: string[] = []) {
     db.matching("replay_result = 'still failing at '").map((s) => [s.values[1], s.values[0]]);
   return { ...db, merged, closed, reasons };
 }
+
+Deno.test("the replay takes its tables' merge locks, in name order, before it locks a letter", async () => {
+  const db = replayDb([
+    stored(1, scanned({ segment_id: { S: "a" } })),
+    stored(2, scanned({ segment_id: { S: "b" } }), { target_table: "firespring_actions" }),
+  ]);
+  await replayDeadLetters(db.sql, {});
+  const order = db.statements.map((s) =>
+    s.text.includes("sync.enter_merge(")
+      ? `lock ${s.values[0]}`
+      : s.text.includes("for update skip locked")
+      ? "letters"
+      : undefined
+  ).filter(Boolean);
+  assert.deepEqual(order, ["lock firespring_actions", "lock firespring_segments", "letters"]);
+});
 
 Deno.test("a Scan's dead letter is replayed at the position it was read at", async () => {
   const db = replayDb([

@@ -224,12 +224,6 @@ export async function commitChunk(
       // nobody to read it again. One flush per file (the setting in force at the commit
       // is the one that counts).
       if (done) await tx.unsafe(`set local synchronous_commit = on`);
-      if (deadLetters.length > 0) {
-        await recordDeadLetters(tx, deadLetters);
-        deps.log?.(
-          `export backfill job ${target.job} file ${target.segment} of ${target.spec.sourceTable}: ${deadLetters.length} item(s) dead-lettered`,
-        );
-      }
       const checkpoint = [
         target.job,
         target.segment,
@@ -237,11 +231,24 @@ export async function commitChunk(
         JSON.stringify({ line: nextLine }),
         items,
       ];
+      // The dead letters after the merge, as every other writer records them: their rows
+      // (a letter's fingerprint is its content, so a backfill or the replay may hold the
+      // same one) are locked after the table's merge lock, never before it, or two
+      // writers would wait on each other (a review reproduced it with the replay). The
+      // job's end (its sweep, which spares dead-lettered keys) runs after this commits.
+      const letters = async () => {
+        if (deadLetters.length === 0) return;
+        await recordDeadLetters(tx, deadLetters);
+        deps.log?.(
+          `export backfill job ${target.job} file ${target.segment} of ${target.spec.sourceTable}: ${deadLetters.length} item(s) dead-lettered`,
+        );
+      };
       if (changes === 0) {
         await tx.unsafe(
           `select sync.checkpoint_segment($1, $2, $3, $4::text::jsonb, $5, 0, $6)`,
           [...checkpoint, done],
         );
+        await letters();
         return 0;
       }
       // The checkpoint takes the merge's count as an argument, so the merge runs first;
@@ -253,6 +260,7 @@ export async function commitChunk(
                 (select applied from merged) as applied`,
         [...checkpoint, target.spec.targetTable, done],
       );
+      await letters();
       return Number(row.applied);
     });
     if (result === null) return null;

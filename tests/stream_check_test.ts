@@ -396,3 +396,32 @@ Deno.test("a stream longer than a run's allowance is read to its end by runs tha
     await sql.end();
   }
 });
+
+Deno.test("a check's problem waits for a healing of its table in progress: no deadlock between the two", async () => {
+  // sync.heal_table holds its lock, the waiting job's row and then table_state's row;
+  // record_stream_check upserted table_state first, then waited on the job's row for its
+  // foreign key: a deadlock. It now waits on heal_table's lock before it touches either.
+  const [healer, checker] = [connectDb(), connectDb()];
+  try {
+    await healer.begin(async (h) => {
+      await h`select pg_advisory_xact_lock(hashtext('sync.heal_table'), hashtext('firespring_segments'))`;
+      await assert.rejects(
+        checker.begin(async (c) => {
+          await c`set local statement_timeout = '1s'`;
+          await c`select sync.record_stream_check('firespring_segments', null, '{}'::jsonb,
+                    'a problem (lock order test)', now())`;
+        }),
+        (error: Error & { code?: string }) => {
+          assert.equal(error.code, "57014", "it waited for the healing's lock");
+          return true;
+        },
+      );
+      // Rolled back: nothing of this test stays.
+      throw new Error("rollback");
+    }).catch((error) => {
+      if ((error as Error).message !== "rollback") throw error;
+    });
+  } finally {
+    await Promise.all([healer.end(), checker.end()]);
+  }
+});

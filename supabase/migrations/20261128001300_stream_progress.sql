@@ -144,6 +144,11 @@ begin
       using errcode = '22023';
   end if;
   if p_problem is not null then
+    -- After any sync.heal_table of the table (20261128004600_heal_table.sql), in its lock's
+    -- order: heal_table locks the waiting job, then the table_state row; this upsert of
+    -- table_state would otherwise take that row, then wait on the job's row for its
+    -- foreign key, and one of the two would die in a deadlock (a review reproduced it).
+    perform pg_advisory_xact_lock(hashtext('sync.heal_table'), hashtext(p_target));
     -- A done one first: then nothing is left to heal.
     select j.* into healer
     from sync.backfill_jobs j

@@ -57,7 +57,11 @@ $$;
 create function sync.sweep_unseen_chunk(p_job bigint, p_blocks integer default 2048,
   p_worker text default null)
 returns boolean
-language plpgsql set search_path = ''
+-- It holds its job's row while it waits for the table's merge lock: behind an export's
+-- chunks of the same table (each up to the 2-minute statement timeout) the wait could
+-- outlast the statement timeout, a failure counted against the job, five of which fail
+-- it. After 30 s it gives up instead (55P03: lost to another, given back, not counted).
+language plpgsql set search_path = '' set lock_timeout = '30s'
 as $fn$
 declare
   job sync.backfill_jobs;
