@@ -199,7 +199,6 @@ declare
   finished boolean;
   removed jsonb := '{}'::jsonb;
   incomplete text[] := '{}'::text[];
-  collapsed_table text;
 begin
   -- A backfill that has made no progress for longer than tombstones are kept (its
   -- workers stopped: an export loader killed and never run again, a Scan backfill whose
@@ -287,6 +286,7 @@ begin
           select dl.id from sync.dead_letters dl
           where dl.replayed_at < cutoff and dl.last_seen_at < cutoff
           order by dl.replayed_at limit batch
+          for update skip locked
         ), purged as (
           delete from sync.dead_letters dl using doomed d
           where dl.id = d.id and dl.replayed_at < cutoff and dl.last_seen_at < cutoff
@@ -349,7 +349,8 @@ begin
                     and not exists (select from sync.dead_letters dl
                                     where dl.target_table = x.target_table
                                       and dl.row_key = x.row_key and dl.replayed_at is null)
-                  order by x.target_table, x.recorded_at limit batch - n))
+                  order by x.target_table, x.recorded_at limit batch - n
+                  for update skip locked))
                 and (t.recorded_at < table_cutoff) is true
               returning 1
             )
@@ -364,7 +365,8 @@ begin
                     and not exists (select from sync.dead_letters dl
                                     where dl.target_table = x.target_table
                                       and dl.row_key = x.row_key and dl.replayed_at is null)
-                  order by x.target_table, x.recorded_at limit batch - n))
+                  order by x.target_table, x.recorded_at limit batch - n
+                  for update skip locked))
                 and (o.deleted and o.recorded_at < table_cutoff) is true
               returning 1
             )
@@ -398,28 +400,11 @@ begin
     end if;
   end loop;
 
-  -- Last, as it holds off the table's merges until this transaction ends.
-  cutoff := now() - sync.retention_setting('observation_retention');
-  total := 0;
-  finished := true;
-  for collapsed_table in
-    select s.target_table from sync.source_tables s where s.collapsed order by s.target_table
-  loop
-    -- With no time left, no table's merges are held off for nothing.
-    if clock_timestamp() >= deadline then
-      finished := false;
-      exit;
-    end if;
-    select p.removed, finished and p.complete into n, finished
-    from sync.purge_superseded_observations(collapsed_table, cutoff, batch, max_batches,
-                                            least(deadline, clock_timestamp() + interval '10 seconds')) p;
-    total := total + n;
-  end loop;
-  removed := removed || jsonb_build_object('superseded_observations', total);
-  if not finished then
-    incomplete := incomplete || 'superseded_observations'::text;
-  end if;
-
+  -- The superseded observations are not purged here but by sync.purge_superseded_turn
+  -- (below), a table per transaction: that purge takes the table's merge lock, and taken
+  -- here it was held while this run still held the rows it had deleted, which a merge of
+  -- the table's batch could be waiting on (a review reproduced an 8.5 s stall that
+  -- Postgres could not see as a deadlock), and one table's while it purged the next.
   return removed || jsonb_build_object('incomplete', to_jsonb(incomplete))
     || case when jsonb_array_length(stalled) > 0
          then jsonb_build_object('stalled_backfills_failed', stalled) else '{}'::jsonb end;
@@ -427,3 +412,57 @@ end
 $fn$;
 comment on function sync.purge_expired() is
   'Deletes, in bounded batches, what outlived its retention in sync.settings; returns the rows removed per kind, the kinds left incomplete, and the stalled backfills it failed.';
+
+-- The superseded observations of one collapsed table, for at most 10 s, in a transaction
+-- of their own: the purge takes the table's merge lock (waited for until the deadline,
+-- sync.purge_superseded_observations) and holds nothing else, so the table's merges wait
+-- for it 10 s at most and no other table's wait at all.
+create function sync.purge_superseded(p_target text) returns jsonb
+language plpgsql set search_path = ''
+set enable_seqscan = off set enable_bitmapscan = off
+as $fn$
+declare
+  n bigint;
+  complete boolean;
+begin
+  select p.removed, p.complete into n, complete
+  from sync.purge_superseded_observations(p_target,
+         now() - sync.retention_setting('observation_retention'), 5000, 50,
+         clock_timestamp() + interval '10 seconds') p;
+  insert into sync.superseded_purge_turns (target_table, purged_at) values (p_target, now())
+  on conflict (target_table) do update set purged_at = excluded.purged_at;
+  return jsonb_build_object('table', p_target, 'superseded_observations', n,
+                            'complete', complete);
+end
+$fn$;
+comment on function sync.purge_superseded(text) is
+  'Deletes, for at most 10 s, the observations of a collapsed table superseded for longer than observation_retention; returns the table, how many, and whether its walk reached the end.';
+
+-- When each collapsed table's superseded observations were last purged: the turn goes to
+-- the one purged longest ago (never first).
+create table sync.superseded_purge_turns (
+  target_table text primary key references sync.source_tables (target_table),
+  purged_at timestamptz not null
+);
+revoke all on table sync.superseded_purge_turns from public;
+
+-- pg_cron's turn: the collapsed table purged longest ago, one per run, every 10 minutes
+-- (each collapsed table three times an hour with two of them; the registry's, however
+-- many). Empty when no table is collapsed.
+create function sync.purge_superseded_turn() returns jsonb
+language sql set search_path = ''
+as $$
+  select coalesce((
+    select sync.purge_superseded(s.target_table)
+    from sync.source_tables s
+    left join sync.superseded_purge_turns t on t.target_table = s.target_table
+    where s.collapsed
+    order by t.purged_at nulls first, s.target_table
+    limit 1), '{}'::jsonb)
+$$;
+comment on function sync.purge_superseded_turn() is
+  'Purges the superseded observations of the collapsed table whose turn it is (sync.purge_superseded).';
+revoke all on function sync.purge_superseded(text), sync.purge_superseded_turn() from public;
+
+select cron.schedule('sync-retention-superseded', '*/10 * * * *',
+  'select sync.purge_superseded_turn()');

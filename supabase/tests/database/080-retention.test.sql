@@ -4,7 +4,7 @@
 -- are never purged.
 set client_min_messages = warning;
 begin;
-select plan(54);
+select plan(59);
 
 -- Start from nothing, so that what purge_expired reports is exactly this test's rows.
 delete from sync.tombstones;
@@ -31,6 +31,9 @@ select is((select count(*)::int from sync.settings where key like '%\_retention'
   'each setting says what it keeps');
 select is((select schedule from cron.job where jobname = 'sync-retention'), '23 * * * *',
   'pg_cron purges hourly');
+select is((select command from cron.job where jobname = 'sync-retention-superseded'),
+  'select sync.purge_superseded_turn()',
+  'and the superseded observations every 10 minutes, a collapsed table per run, in a transaction of its own');
 
 -- Tombstones: 49 h old (purged), 47 h old (kept).
 insert into sync.tombstones (target_table, row_key, sync_sequence, deleted_at, recorded_at) values
@@ -103,9 +106,18 @@ insert into public.sync_checksums (target_table, status, started_at, checked_at,
 create temp table purged as select sync.purge_expired() as result;
 select is((select result from purged),
   '{"tombstones": 1, "cron_history": 1, "dead_letters": 1, "backfill_jobs": 1, "sync_checksums": 1,
-    "webhook_deliveries": 1, "deleted_observations": 2, "superseded_observations": 1, "incomplete": [],
+    "webhook_deliveries": 1, "deleted_observations": 2, "incomplete": [],
     "stream_notes": 0}'::jsonb,
   'purge_expired reports what it removed per kind');
+-- The superseded observations, a table per transaction (pg_cron's turn, every 10 minutes).
+select is(sync.purge_superseded_turn(),
+  '{"table": "firespring_extraction_jobs", "superseded_observations": 0, "complete": true}'::jsonb,
+  'the turn goes to a collapsed table never purged, in name order');
+select is(sync.purge_superseded_turn(),
+  '{"table": "firespring_visitors", "superseded_observations": 1, "complete": true}'::jsonb,
+  'then to the other, reporting what it removed');
+select is(sync.purge_superseded_turn() ->> 'table', 'firespring_extraction_jobs',
+  'then to the one purged longest ago');
 
 select results_eq($$select row_key ->> 'segment_id' from sync.tombstones$$, $$values ('young')$$,
   'a tombstone is purged after tombstone_retention and kept before');
@@ -137,9 +149,11 @@ select results_eq(
 
 select is(sync.purge_expired(),
   '{"tombstones": 0, "cron_history": 0, "dead_letters": 0, "backfill_jobs": 0, "sync_checksums": 0,
-    "webhook_deliveries": 0, "deleted_observations": 0, "superseded_observations": 0, "incomplete": [],
+    "webhook_deliveries": 0, "deleted_observations": 0, "incomplete": [],
     "stream_notes": 0}'::jsonb,
   'a second run finds nothing more');
+select is((sync.purge_superseded('firespring_visitors') ->> 'superseded_observations')::int, 0,
+  'nor a second purge of the superseded observations');
 
 -- Open dead letters are never purged, whatever the setting.
 update sync.settings set value = '0 seconds' where key = 'dead_letter_retention';
@@ -155,18 +169,18 @@ update sync.settings set value = '24 hours' where key = 'observation_retention';
 select sync.merge_changes('firespring_visitors', jsonb_build_array(pg_temp.visit('upsert', 'v2', 300, 3, '31')));
 delete from visitors_before where visitor_id = 'v2';
 insert into visitors_before select * from public.firespring_visitors where visitor_id = 'v2';
-select is((sync.purge_expired() ->> 'superseded_observations')::int, 0,
+select is((sync.purge_superseded('firespring_visitors') ->> 'superseded_observations')::int, 0,
   'a superseded observation recorded less than observation_retention ago stays');
 update sync.observations set recorded_at = now() - interval '25 hours'
 where row_key = '{"visitor_id": "v2"}' and range_key = 200;
-select is((sync.purge_expired() ->> 'superseded_observations')::int, 1,
+select is((sync.purge_superseded('firespring_visitors') ->> 'superseded_observations')::int, 1,
   'once the one after it is older, the first goes');
 select results_eq(
   $$select range_key::int from sync.observations where row_key = '{"visitor_id": "v2"}' order by 1$$,
   $$values (200), (300)$$, 'and the second stays, superseded by one recorded just now');
 update sync.observations set recorded_at = now() - interval '25 hours'
 where row_key = '{"visitor_id": "v2"}' and range_key = 300;
-select is((sync.purge_expired() ->> 'superseded_observations')::int, 1,
+select is((sync.purge_superseded('firespring_visitors') ->> 'superseded_observations')::int, 1,
   'it goes once that one is older too');
 select set_eq($$select to_jsonb(v) from public.firespring_visitors v$$,
   $$select to_jsonb(v) from visitors_before v$$, 'still no row changed');
