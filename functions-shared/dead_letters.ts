@@ -210,6 +210,7 @@ export async function replayDeadLetters(
         and (${filter.table ?? null}::text is null or target_table = ${filter.table ?? null})
       order by target_table`;
     for (const { target_table } of tables) await tx`select sync.enter_merge(${target_table})`;
+    const locked = tables.map((t) => t.target_table);
     const rows = await tx<StoredLetter[]>`
       select id, coalesce(record::text, record_text) as record, position_at, position_source,
              received_at, source_table, target_table, row_key::text as row_key
@@ -217,6 +218,8 @@ export async function replayDeadLetters(
       where replayed_at is null
         and (${filter.ids ?? null}::bigint[] is null or id = any(${filter.ids ?? null}::bigint[]))
         and (${filter.table ?? null}::text is null or target_table = ${filter.table ?? null})
+        -- A letter of a table not locked above (committed since) waits for the next replay.
+        and (target_table is null or target_table = any(${locked}::text[]))
       order by id
       for update skip locked`;
     const mapped = rows.map((row) => ({ id: Number(row.id), row, result: remapChecked(row) }));

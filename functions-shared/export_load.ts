@@ -14,6 +14,7 @@ import { type ExportFileClaim, type ExportLoadDeps, loadExportFile } from "./exp
 import { whenAdmitted } from "./run_gate.ts";
 import { realPacing } from "./scan_pacing.ts";
 import { checkpointRefused } from "./segment_work.ts";
+import { lostToAnother } from "./sync_db.ts";
 
 /**
  * Loads every file of export backfill `job` with `workers` workers at once, until the job
@@ -166,15 +167,30 @@ export async function loadExportJob(
   if (failure !== undefined) throw failure;
   // The export's end, what its last file's statement left of it: chunk by chunk
   // (backfill_sweep.ts), a line every 10.
-  await sweepJob(deps.sql, String(job), () => false, {
-    onChunk: (chunks) => {
-      if (chunks % 10 === 0) {
-        deps.log?.(
-          `export backfill job ${job}: removing the rows the export does not hold, ${chunks} chunks so far`,
-        );
-      }
-    },
-  });
+  // A chunk that lost to another statement (a deadlock, its 30 s lock timeout behind a
+  // long merge of the table) is tried again: each chunk is its own transaction, so the
+  // end goes on from where the last one left it.
+  for (let attempt = 1;; attempt++) {
+    try {
+      await sweepJob(deps.sql, String(job), () => false, {
+        onChunk: (chunks) => {
+          if (chunks % 10 === 0) {
+            deps.log?.(
+              `export backfill job ${job}: removing the rows the export does not hold, ${chunks} chunks so far`,
+            );
+          }
+        },
+      });
+      break;
+    } catch (error) {
+      if (!lostToAnother(error) || attempt >= TRANSIENT_ATTEMPTS) throw error;
+      deps.log?.(
+        `export backfill job ${job}: a chunk of its end lost to another statement ` +
+          `(${(error as { code?: string }).code}); trying again in ${attempt} s`,
+      );
+      await sleep(1000 * attempt);
+    }
+  }
   const [ended] = await deps.sql<{ status: string; error: string | null }[]>`
     select status, error from sync.backfill_jobs where id = ${job}`;
   if (ended?.status !== "done") {

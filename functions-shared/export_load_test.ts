@@ -257,6 +257,26 @@ Deno.test("a chunk that never ends is left once its lease lapsed, and the comman
   assert.deepEqual(claims, ["loader-0", "loader-0.1"], "the worker claims on under a new name");
 });
 
+Deno.test("a chunk of the job's end that lost to another statement is tried again", async () => {
+  let sweeps = 0;
+  const db = jobDb([], [], "done", (s) => {
+    if (s.text.includes("sync.sweep_unseen_chunk(") && sweeps++ === 0) {
+      throw Object.assign(new Error("canceling statement due to lock timeout"), {
+        code: "55P03",
+      });
+    }
+  });
+  const { done, lines } = load(db, {});
+  await done;
+  assert.equal(sweeps, 2, "once refused, once done");
+  assert.ok(
+    lines.some((l) =>
+      /a chunk of its end lost to another statement \(55P03\); trying again/.test(l)
+    ),
+    lines.join("\n"),
+  );
+});
+
 Deno.test("an error met after the lease was taken over fails nothing: the worker leaves the file", async () => {
   const db = jobDb([fileOf(3), fileOf(4)], [4]);
   const late = new Error("canceling statement due to statement timeout");

@@ -231,24 +231,23 @@ export async function commitChunk(
         JSON.stringify({ line: nextLine }),
         items,
       ];
-      // The dead letters after the merge, as every other writer records them: their rows
-      // (a letter's fingerprint is its content, so a backfill or the replay may hold the
-      // same one) are locked after the table's merge lock, never before it, or two
-      // writers would wait on each other (a review reproduced it with the replay). The
-      // job's end (its sweep, which spares dead-lettered keys) runs after this commits.
-      const letters = async () => {
-        if (deadLetters.length === 0) return;
+      // The dead letters before the checkpoint, whose statement may end the job (the last
+      // file's: its sweep, which spares dead-lettered keys, runs inline), and after the
+      // table's merge lock, as every other writer takes them: a letter's fingerprint is
+      // its content, so a backfill or the replay may lock the same row, and the two
+      // orders deadlocked (a review reproduced it with the replay).
+      if (deadLetters.length > 0) {
+        await tx.unsafe(`select sync.enter_merge($1)`, [target.spec.targetTable]);
         await recordDeadLetters(tx, deadLetters);
         deps.log?.(
           `export backfill job ${target.job} file ${target.segment} of ${target.spec.sourceTable}: ${deadLetters.length} item(s) dead-lettered`,
         );
-      };
+      }
       if (changes === 0) {
         await tx.unsafe(
           `select sync.checkpoint_segment($1, $2, $3, $4::text::jsonb, $5, 0, $6)`,
           [...checkpoint, done],
         );
-        await letters();
         return 0;
       }
       // The checkpoint takes the merge's count as an argument, so the merge runs first;
@@ -260,7 +259,6 @@ export async function commitChunk(
                 (select applied from merged) as applied`,
         [...checkpoint, target.spec.targetTable, done],
       );
-      await letters();
       return Number(row.applied);
     });
     if (result === null) return null;

@@ -451,15 +451,21 @@ Deno.test("a chunk's unmappable item and the change Postgres refuses are dead-le
   const prefix = `export-${crypto.randomUUID().slice(0, 8)}`;
   const refused = `${prefix}-refused`;
   const { files, open } = await exportOf(prefix, 12, 6, (n) => ({
-    // Line 3 of the first file does not map (U+0000, which Postgres cannot store, in a
-    // column); line 3 of the second is refused by Postgres (the constraint below), after
-    // the mapping let it through.
+    // Line 5 of the second (last) file does not map (U+0000, which Postgres cannot store,
+    // in a column); line 3 of the first is refused by Postgres (the constraint below),
+    // after the mapping let it through (its file is then written page by page, the second
+    // in chunks).
     action_id: { S: `${prefix}-${n}` },
-    ...(n === 2 ? { session_id: { S: "s\u0000" } } : {}),
-    action_type: { S: n === 8 ? refused : n === 5 ? "export" : "click" },
+    ...(n === 10 ? { session_id: { S: "s\u0000" } } : {}),
+    action_type: { S: n === 2 ? refused : n === 5 ? "export" : "click" },
     timestamp: { N: "1770379200" },
   }));
   await withJob(prefix, files, async (sql, pool, job) => {
+    // The unmappable item's row, older than the export: the job's end, which runs in the
+    // last chunk's statement, must find its dead letter and spare it.
+    await sql`insert into public.firespring_actions (action_id, action_type, action_data,
+                                                     sync_changed_at, sync_source)
+              values (${prefix + "-10"}, 'before', '{}', '2000-06-01T00:00:00Z', 'backfill')`;
     // A stream change of a key the export holds, an hour after the export time.
     await sql`select sync.merge_changes('firespring_actions', ${
       JSON.stringify([{
@@ -476,16 +482,22 @@ Deno.test("a chunk's unmappable item and the change Postgres refuses are dead-le
          check (action_type is distinct from '${refused}') not valid`,
     );
     try {
-      await loadExportJob(job, 2, "loader", { sql: pool, open, exportTime: EXPORT_TIME, cpu });
+      // One worker: the files in order, the unmappable item's file last.
+      await loadExportJob(job, 1, "loader", { sql: pool, open, exportTime: EXPORT_TIME, cpu });
     } finally {
       await sql.unsafe(`alter table public.firespring_actions drop constraint ${constraint}`);
     }
     const rows = await sql`select action_id, action_type from public.firespring_actions
                            where action_id like ${prefix + "-%"} order by action_id`;
-    assert.equal(rows.length, 10, "every item but the two dead letters");
+    assert.equal(rows.length, 11, "every item but the two dead letters, and the row kept");
+    assert.equal(
+      rows.find((r) => r.action_id === `${prefix}-10`)?.action_type,
+      "before",
+      "the unmappable item's row, spared by its dead letter at the job's end",
+    );
     assert.equal(rows.find((r) => r.action_id === `${prefix}-5`)?.action_type, "stream");
     const [pgLetter] = await sql`select target_table, row_key, reason from sync.dead_letters
-                                 where row_key = ${sql.json({ action_id: `${prefix}-8` })}`;
+                                 where row_key = ${sql.json({ action_id: `${prefix}-2` })}`;
     assert.equal(
       pgLetter?.target_table,
       "firespring_actions",
@@ -493,7 +505,7 @@ Deno.test("a chunk's unmappable item and the change Postgres refuses are dead-le
     );
     assert.match(pgLetter.reason, new RegExp(constraint));
     const [mapLetter] = await sql`select reason from sync.dead_letters
-                                  where row_key = ${sql.json({ action_id: `${prefix}-2` })}
+                                  where row_key = ${sql.json({ action_id: `${prefix}-10` })}
                                     and position_at = ${EXPORT_TIME}`;
     assert.ok(mapLetter, "the unmappable item is a dead letter, under its key");
     assert.match(mapLetter.reason, /attribute session_id: the string contains U\+0000/);
@@ -502,7 +514,7 @@ Deno.test("a chunk's unmappable item and the change Postgres refuses are dead-le
                              from sync.backfill_jobs where id = ${job}`;
     assert.deepEqual([done.status, done.items], ["done", 12]);
     await sql`delete from sync.dead_letters
-              where row_key in (${sql.json({ action_id: `${prefix}-8` })},
-                                ${sql.json({ action_id: `${prefix}-2` })})`;
+              where row_key in (${sql.json({ action_id: `${prefix}-2` })},
+                                ${sql.json({ action_id: `${prefix}-10` })})`;
   });
 });
