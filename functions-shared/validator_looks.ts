@@ -209,12 +209,14 @@ export async function recheckLook(
   // matches at any of these compares held, at that moment, the source's state as of its
   // consistent read, so it is not divergent (a lost change would keep it from ever
   // matching that state). Only the keys that still differ are compared again.
-  // A request whose budget is spent first hands on: its reads are checkpointed whole, so
-  // the next one compares them again, and waits, rather than report keys in flight.
+  // A request that read keys and whose budget is spent hands on: its reads are
+  // checkpointed whole, so the next one compares them again, and waits, rather than
+  // report keys in flight. One that read none goes through (compares and pauses cost
+  // little CPU), so that every request moves the look.
   const lastLook = (cursor?.looks ?? 0) + 1 >= LOOKS;
   for (const share of lastLook ? CATCH_UP_SHARES : []) {
     if (still.length === 0) break;
-    if (overBudget()) return "budget";
+    if (readThisRequest > 0 && overBudget()) return "budget";
     // Each pause gets a whole lease (a settle pause may be up to a minute).
     await deps.sql`select sync.renew_validation(${run}, ${worker})`;
     await (deps.pause ?? realPacing.sleep)(share * (deps.settleMs ?? 1_000));
