@@ -36,6 +36,14 @@ export function describeError(error: unknown): string {
   if (text(e.hint)) line += `; hint: ${e.hint}`;
   line += errorIdentifiers(error);
   if (inner && text(e.message)) line += ` [${inner}]`;
+  // A fault of the code itself (a TypeError, say) says where, by its first frame: the one
+  // line keeps the place a stack would have shown.
+  if (
+    error instanceof TypeError || error instanceof RangeError || error instanceof ReferenceError
+  ) {
+    const frame = /\n\s*at (.+)/.exec(String((error as Error).stack ?? ""))?.[1];
+    if (frame) line += ` (at ${frame.trim()})`;
+  }
   return line.replace(/\s*\n\s*/g, " ");
 }
 

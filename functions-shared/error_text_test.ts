@@ -32,3 +32,13 @@ Deno.test("an AggregateError with no message names its causes; lines are joined"
   assert.equal(describeError(new Error("a\n  b")), "Error: a b");
   assert.equal(describeError("plain"), "plain");
 });
+
+Deno.test("a fault of the code says where, by its first frame", () => {
+  let fault: unknown;
+  try {
+    (undefined as unknown as { x: number }).x;
+  } catch (error) {
+    fault = error;
+  }
+  assert.match(describeError(fault), /^TypeError: .* \(at .*error_text_test\.ts:\d+:\d+\)$/);
+});
