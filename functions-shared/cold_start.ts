@@ -12,6 +12,7 @@
  * @module
  */
 
+import { describeError } from "./error_text.ts";
 import { errorResponse } from "./http.ts";
 
 /** A request handler, as `Deno.serve` takes one. */
@@ -25,7 +26,10 @@ export function servedOrRefused(name: string, build: () => Handler): Handler {
   try {
     return build();
   } catch (error) {
-    const problem = (error as Error).message;
+    // One line, whatever was thrown (a fault of the code says where).
+    const problem = error instanceof Error && !(error instanceof TypeError)
+      ? error.message
+      : describeError(error);
     console.error(`${name} refuses every request: ${problem}`);
     return () =>
       errorResponse(503, `${name} is misconfigured: ${problem}; nothing was done`, {

@@ -134,7 +134,10 @@ export function perRegion<T>(make: (region: string) => T): (region: string) => T
 
 /** Returns a function that gives the (cached) DynamoDB client of a region. */
 export function dynamoClients(env: EnvReader): (region: string) => DynamoClient {
-  dynamoEndpoint(env); // a bad endpoint stops the cold start, not each call
+  // Checked once, at cold start (the endpoint, and the key pair: a half, or a character
+  // no credential has), so that the function answers every request 503 naming the
+  // setting (cold_start.ts), not each request's work failing on it.
+  awsClientConfig(env, "");
   return perRegion((region) => new DynamoClient(awsClientConfig(env, region)));
 }
 

@@ -89,6 +89,16 @@ Deno.test("a credential with a line break inside is refused naming the setting, 
     "AKID",
     "a newline at the end is trimmed",
   );
+  // The reader's clients refuse at once, when made at cold start (cold_start.ts answers
+  // every request 503, naming the setting).
+  assert.throws(
+    () => dynamoClients(env({ AWS_ACCESS_KEY_ID: "AKID", AWS_SECRET_ACCESS_KEY: "a\nb" })),
+    /^Error: AWS_SECRET_ACCESS_KEY holds a character no credential has/,
+  );
+  assert.throws(
+    () => dynamoClients(env({ AWS_ACCESS_KEY_ID: "AKID" })),
+    /AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not/,
+  );
   // The writer's: each write-back names the cause; the function boots.
   const writer = writerClients(
     env({ WRITE_BACK_AWS_ACCESS_KEY_ID: "AKID", WRITE_BACK_AWS_SECRET_ACCESS_KEY: "a\nb" }),

@@ -41,7 +41,8 @@ export function describeError(error: unknown): string {
   if (
     error instanceof TypeError || error instanceof RangeError || error instanceof ReferenceError
   ) {
-    const frame = /\n\s*at (.+)/.exec(String((error as Error).stack ?? ""))?.[1];
+    const stack = (error as Error).stack;
+    const frame = typeof stack === "string" ? /\n\s*at (.+)/.exec(stack)?.[1] : undefined;
     if (frame) line += ` (at ${frame.trim()})`;
   }
   return line.replace(/\s*\n\s*/g, " ");

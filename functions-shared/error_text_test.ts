@@ -42,3 +42,8 @@ Deno.test("a fault of the code says where, by its first frame", () => {
   }
   assert.match(describeError(fault), /^TypeError: .* \(at .*error_text_test\.ts:\d+:\d+\)$/);
 });
+
+Deno.test("an error whose stack is no text is still one line", () => {
+  const odd = Object.assign(new TypeError("odd"), { stack: Object.create(null) });
+  assert.equal(describeError(odd), "TypeError: odd");
+});

@@ -3,7 +3,8 @@
  * `POST` with the service role key; answers 202 at once and works in the background
  * (`EdgeRuntime.waitUntil`) within the platform's limits, calling itself again while
  * work remains. See functions-shared/backfill_worker.ts. Its settings are read and
- * checked once, here (functions-shared/settings.ts); a bad one stops the cold start.
+ * checked once, here (functions-shared/settings.ts); with a bad one every request is
+ * answered 503, naming it (functions-shared/cold_start.ts).
  */
 
 import { servedOrRefused } from "../../../functions-shared/cold_start.ts";
