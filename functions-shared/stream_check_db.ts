@@ -90,3 +90,27 @@ export async function recordUnchecked(
     left join sync.stream_checks s on s.target_table = ${table}`;
   return row.job === null ? undefined : Number(row.job);
 }
+
+/**
+ * Takes `table`'s lease for the run `holder` for `seconds` (sync.take_stream_check_lease):
+ * false when another run is reading the table.
+ */
+export async function takeTableLease(
+  sql: postgres.Sql,
+  table: string,
+  holder: string,
+  seconds: number,
+): Promise<boolean> {
+  const [row] = await sql<{ taken: boolean }[]>`
+    select sync.take_stream_check_lease(${table}, ${holder}, ${seconds}) as taken`;
+  return row?.taken === true;
+}
+
+/** Gives `table`'s lease back (sync.release_stream_check_lease); a failure is left to expire. */
+export async function releaseTableLease(
+  sql: postgres.Sql,
+  table: string,
+  holder: string,
+): Promise<void> {
+  await sql`select sync.release_stream_check_lease(${table}, ${holder})`.catch(() => {});
+}

@@ -43,7 +43,9 @@ import {
   appliedLookup,
   previousCheck,
   recordUnchecked,
+  releaseTableLease,
   streamAppliedSince,
+  takeTableLease,
 } from "./stream_check_db.ts";
 import { unpipelined } from "./unpipelined.ts";
 import { isDatabaseUnavailable } from "./sync_db.ts";
@@ -83,6 +85,11 @@ export interface StreamCheckReport {
   skipped: string[];
   /** Tables with work left: the skipped ones and those with unfinished shards. */
   left: string[];
+  /**
+   * Tables another run was reading (its lease, sync.take_stream_check_lease): left to it,
+   * neither read here nor handed on. Absent when none.
+   */
+  busy?: string[];
 }
 
 /**
@@ -231,6 +238,10 @@ export async function runStreamCheck(
   const budget = runBudget(deps.cpu, deps.budget, now);
   const checked: TableReport[] = [];
   const skipped: string[] = [];
+  const busy: string[] = [];
+  // This run's name for its tables' leases, held for as long as a run may last.
+  const holder = `stream-check-${crypto.randomUUID()}`;
+  const leaseSeconds = Math.ceil(deps.budget.wallMs / 1000) + 60;
   // The table whose shard was read longest ago first (never checked before any; one
   // without a shard to read by its last check): every run reads on the oldest read, so
   // no table is always left over, however its check was marked meanwhile.
@@ -308,7 +319,16 @@ export async function runStreamCheck(
       maxIntervalMs: MAX_CHECK_INTERVAL_MS,
       lagLimitMs: DELIVERY_LAG_LIMIT_MS,
     };
+    let leased = false;
     try {
+      // One run reads a table's stream at a time: with Lambda's mapping, a second would
+      // make three readers of its shards, which AWS throttles (20261128004800).
+      leased = await takeTableLease(deps.sql, spec.targetTable, holder, leaseSeconds);
+      if (!leased) {
+        busy.push(spec.targetTable);
+        log(`stream-check: ${spec.targetTable}: another run is reading its stream; left to it`);
+        continue;
+      }
       const report = await checkTable(spec, deps, timing, budget, since);
       if (report.problem) {
         log(
@@ -338,8 +358,15 @@ export async function runStreamCheck(
       };
       report.backfillJobId = await markIfLongUnchecked(spec.targetTable, message, timing.now, true);
       checked.push(report);
+    } finally {
+      if (leased) await releaseTableLease(deps.sql, spec.targetTable, holder);
     }
   }
   const unfinished = checked.filter((r) => r.unfinishedShards).map((r) => r.table);
-  return { checked, skipped, left: [...unfinished, ...skipped] };
+  return {
+    checked,
+    skipped,
+    left: [...unfinished, ...skipped],
+    ...(busy.length > 0 ? { busy } : {}),
+  };
 }

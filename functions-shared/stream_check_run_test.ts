@@ -297,6 +297,52 @@ Deno.test("a shard read refused for good (access denied) fails the table's check
   );
 });
 
+Deno.test("a table another run is reading is left to it: not read, not recorded, not handed on", async () => {
+  const rows = twoShards();
+  const before = structuredClone(rows.get("firespring_segments")!);
+  const checks = checksDb(rows, () => NOW);
+  const db = fakeSql((text) =>
+    text.includes("sync.take_stream_check_lease") ? [{ taken: false }] : []
+  );
+  const lines: string[] = [];
+  const response = await handleStreamCheckRequest(
+    post('{"tables": ["firespring_segments"]}'),
+    deps({
+      sql: db.sql,
+      now: () => NOW,
+      streamArnOf: () => Promise.reject(new Error("not expected to read AWS")),
+      log: (line) => lines.push(line),
+    }),
+  );
+  const body = await response.json();
+  assert.deepEqual(body, { checked: [], skipped: [], left: [], busy: ["firespring_segments"] });
+  assert.equal(db.statements.filter((s) => s.text.includes("record_stream_check")).length, 0);
+  assert.deepEqual(rows.get("firespring_segments"), before);
+  assert.ok(lines.includes(
+    "stream-check: firespring_segments: another run is reading its stream; left to it",
+  ));
+  // A run that holds the lease gives it back once the table is recorded.
+  const { reader } = fakeStream({ s1: { from: 101, to: 102 }, s2: { from: 201, to: 202 } }, NOW);
+  await handleStreamCheckRequest(
+    post('{"tables": ["firespring_segments"]}'),
+    deps({
+      sql: checks.sql,
+      now: () => NOW,
+      streamArnOf: () => Promise.resolve(ARN),
+      readerOf: () => reader,
+      callSelf: () => Promise.resolve(),
+    }),
+  );
+  const order = checks.statements.map((s) => s.text).filter((t) =>
+    /take_stream_check_lease|record_stream_check|release_stream_check_lease/.test(t)
+  ).map((t) => t.match(/sync\.(\w+)/)![1]);
+  assert.deepEqual(order, [
+    "take_stream_check_lease",
+    "record_stream_check",
+    "release_stream_check_lease",
+  ]);
+});
+
 for (const firstLook of [false, true]) {
   Deno.test(`a chain of runs reads each shard whole once, then ends (${firstLook ? "a first look" : "shards read an hour ago"})`, async () => {
     // Six open shards, each read to its end (one record, then its empty pages) in about a

@@ -15,13 +15,20 @@ import type { StreamCheckRequestDeps } from "./stream_check_requests.ts";
 /** The service key the fakes accept. */
 export const KEY = "sb_secret_test";
 
-/** A database that answers every statement with `rows` and remembers what it was asked. */
+/**
+ * A database that answers every statement with `rows` and remembers what it was asked;
+ * a table's lease (sync.take_stream_check_lease) is taken unless `rows` answers it.
+ */
 export function fakeSql(rows: (text: string, values: unknown[]) => unknown[] = () => []) {
   const statements: { text: string; values: unknown[] }[] = [];
   const answer = (text: string, values: unknown[]) => {
     text = text.replace(/\s+/g, " ").trim();
     statements.push({ text, values });
-    return Promise.resolve(rows(text, values));
+    const answered = rows(text, values);
+    if (text.includes("sync.take_stream_check_lease") && answered.length === 0) {
+      return Promise.resolve([{ taken: true }]);
+    }
+    return Promise.resolve(answered);
   };
   const sql = Object.assign(
     (strings: TemplateStringsArray, ...values: unknown[]) => answer(strings.join("$"), values),

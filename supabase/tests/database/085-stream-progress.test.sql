@@ -3,7 +3,7 @@
 -- record, which marks the table stale (queuing the healing backfill) on a problem.
 set client_min_messages = warning;
 begin;
-select plan(31);
+select plan(37);
 
 delete from sync.stream_checks;
 delete from sync.stream_batches_applied;
@@ -165,6 +165,24 @@ select results_eq(
 select is(
   (select schedule from cron.job where jobname = 'sync-stream-check'), '41 * * * *',
   'a pg_cron job runs the check hourly');
+
+-- One run reads a table's stream at a time (20261128004800_stream_check_leases.sql).
+delete from sync.stream_check_leases;
+select is(sync.take_stream_check_lease('firespring_segments', 'run-a', 60), true,
+  'a run takes a table''s lease');
+select is(sync.take_stream_check_lease('firespring_segments', 'run-b', 60), false,
+  'another run does not while it holds it');
+select is(sync.take_stream_check_lease('firespring_segments', 'run-a', 60), true,
+  'the holder takes it again');
+select sync.release_stream_check_lease('firespring_segments', 'run-b');
+select is(sync.take_stream_check_lease('firespring_segments', 'run-b', 60), false,
+  'a release by another run gives nothing back');
+select sync.release_stream_check_lease('firespring_segments', 'run-a');
+select is(sync.take_stream_check_lease('firespring_segments', 'run-b', 60), true,
+  'once the holder gives it back, another run takes it');
+update sync.stream_check_leases set held_until = now() - interval '1 second';
+select is(sync.take_stream_check_lease('firespring_segments', 'run-c', 60), true,
+  'and a lease run out (its run died) is taken over');
 
 select * from finish();
 rollback;
