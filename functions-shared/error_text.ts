@@ -32,9 +32,7 @@ export function describeError(error: unknown): string {
     : undefined;
   const message = text(e.message) ?? inner ?? "(no message)";
   let line = `${text(e.name) ?? "Error"}${text(e.code) ? ` (${e.code})` : ""}: ${message}`;
-  if (text(e.detail)) line += `; detail: ${e.detail}`;
-  if (text(e.hint)) line += `; hint: ${e.hint}`;
-  line += errorIdentifiers(error);
+  line += besideTheMessage(error);
   if (inner && text(e.message)) line += ` [${inner}]`;
   // A fault of the code itself (a TypeError, say) says where, by its first frame: the one
   // line keeps the place a stack would have shown.
@@ -46,6 +44,17 @@ export function describeError(error: unknown): string {
     if (frame) line += ` (at ${frame.trim()})`;
   }
   return line.replace(/\s*\n\s*/g, " ");
+}
+
+/**
+ * What Postgres says beside an error's message: `; detail: ...` (the key a unique
+ * violation collides on), `; hint: ...` (often the fix), then {@link errorIdentifiers}.
+ * "" when it says nothing more.
+ */
+export function besideTheMessage(error: unknown): string {
+  const { detail, hint } = (error ?? {}) as ErrorFields;
+  return (typeof detail === "string" && detail ? `; detail: ${detail}` : "") +
+    (typeof hint === "string" && hint ? `; hint: ${hint}` : "") + errorIdentifiers(error);
 }
 
 /**

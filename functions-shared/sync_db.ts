@@ -15,7 +15,7 @@ import { recordDeadLetters } from "./dead_letter_writer.ts";
 import { encodeJson } from "./dynamo_encoder.ts";
 import type { DeadLetter, TableChange } from "./record_mapping.ts";
 import type { TableSpec } from "./table_registry.ts";
-import { errorIdentifiers } from "./error_text.ts";
+import { besideTheMessage } from "./error_text.ts";
 import type { Change } from "./transform.ts";
 
 /** How a pool is sized and how long it waits (settings.ts, `SYNC_DB_*`). */
@@ -230,11 +230,9 @@ function describeChangeKey(change: Change, spec: TableSpec): string {
 
 /** The dead letter of a change Postgres refused, naming the table, the key and the cause. */
 function refusedLetter({ spec, change, deadLetter }: TableChange, error: Error): DeadLetter {
-  const { code, detail, hint } = error as { code?: string; detail?: string; hint?: string };
-  // The detail names the key a unique violation collides on; the hint often says the fix.
-  const more = (detail ? `; detail: ${detail}` : "") + (hint ? `; hint: ${hint}` : "");
+  const code = (error as { code?: string }).code;
   const reason = `${spec.targetTable} ${describeChangeKey(change, spec)}: Postgres refused ` +
-    `the change: ${error.message}${more}${errorIdentifiers(error)} (SQLSTATE ${code})`;
+    `the change: ${error.message}${besideTheMessage(error)} (SQLSTATE ${code})`;
   if (deadLetter) return deadLetter(reason);
   const rowKey = Object.fromEntries(spec.targetKey.map((column) => [column, change.row[column]]));
   return {
