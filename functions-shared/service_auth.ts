@@ -10,9 +10,9 @@
  * (https://supabase.com/docs/guides/getting-started/migrating-to-new-api-keys), so either
  * kind works and callers can move one at a time.
  *
- * pg_cron's calls carry a key's wake key instead ({@link wakeKeyOf}): what they queue with
- * pg_net is readable by every role of a hosted database. A function that pg_cron wakes
- * takes it ({@link internalCaller}) for that alone.
+ * pg_cron's calls carry a key's wake key for the hour instead ({@link wakeKeyOf}): what
+ * they queue with pg_net is readable by every role of a hosted database. A function that
+ * pg_cron wakes takes it ({@link internalCaller}) for that alone, and only near its hour.
  *
  * @module
  */
@@ -59,33 +59,64 @@ export function acceptedServiceKeys(env: EnvReader): string[] {
   return keys;
 }
 
-/**
- * The wake key of a service key: `sync_wake_` and the hex SHA-256 of
- * `dynamo-supabase-sync wake:` followed by the key, as `sync.wake_key` makes it for
- * pg_cron's calls (20261128004500_wake_keys.sql). The key cannot be found from it.
- */
-export function wakeKeyOf(serviceKey: string): string {
-  const digest = createHash("sha256").update(`dynamo-supabase-sync wake:${serviceKey}`, "utf8");
-  return `sync_wake_${digest.digest("hex")}`;
+/** The hour a wake key is made for: Unix time in whole hours, as `sync.wake_hour()`. */
+export function wakeHourOf(nowMs: number): number {
+  return Math.floor(nowMs / 3_600_000);
 }
+
+/**
+ * The wake key of a service key for an hour ({@link wakeHourOf}): `sync_wake_<hour>_` and
+ * the hex SHA-256 of `dynamo-supabase-sync wake:<hour>:` followed by the key, as
+ * `sync.wake_key` makes it for pg_cron's calls (20261128004500_wake_keys.sql). The key
+ * cannot be found from it.
+ */
+export function wakeKeyOf(serviceKey: string, hour: number): string {
+  const digest = createHash("sha256").update(
+    `dynamo-supabase-sync wake:${hour}:${serviceKey}`,
+    "utf8",
+  );
+  return `sync_wake_${hour}_${digest.digest("hex")}`;
+}
+
+/**
+ * How many hours from the current one a wake key's hour may be: the one before (a call
+ * queued at the end of an hour and sent in the next) and the one after (the database's
+ * clock a few seconds ahead). A wake key read from pg_net's queue is refused two hours
+ * after it was made, at most.
+ */
+export const WAKE_KEY_HOURS_AROUND = 1;
 
 /** Who called a function that pg_cron wakes: a service key's holder, or pg_cron. */
 export type InternalCaller = { caller: "service" | "wake" } | { problem: string };
 
 /**
- * Checks that `req` carries an accepted service key or the wake key of one (pg_cron's
- * calls); the problem for a 401 otherwise, as {@link serviceRoleProblem} says it. The
- * caller decides what a wake key may ask for.
+ * Checks that `req` carries an accepted service key or the wake key of one for an hour
+ * within {@link WAKE_KEY_HOURS_AROUND} of `nowMs`'s (pg_cron's calls); the problem for a
+ * 401 otherwise, as {@link serviceRoleProblem} says it. The caller decides what a wake key
+ * may ask for.
  */
 export function internalCaller(
   req: Request,
   accepted: string | readonly string[] | undefined,
+  nowMs = Date.now(),
 ): InternalCaller {
   const keys = [accepted ?? []].flat().filter((key) => key.trim() !== "");
   const asService = serviceRoleProblem(req, keys);
   if (asService === undefined) return { caller: "service" };
-  if (keys.length === 0 || !bearerOf(req)?.startsWith("sync_wake_")) return { problem: asService };
-  return serviceRoleProblem(req, keys.map(wakeKeyOf)) === undefined
+  const token = bearerOf(req);
+  if (keys.length === 0 || !token?.startsWith("sync_wake_")) return { problem: asService };
+  const hour = Number(token.match(/^sync_wake_(\d{1,15})_[0-9a-f]{64}$/)?.[1] ?? NaN);
+  if (!Number.isSafeInteger(hour)) {
+    return { problem: "Authorization is a wake key of another form than sync.wake_key's" };
+  }
+  const current = wakeHourOf(nowMs);
+  if (Math.abs(hour - current) > WAKE_KEY_HOURS_AROUND) {
+    return {
+      problem: `Authorization is a wake key for hour ${hour}, more than ` +
+        `${WAKE_KEY_HOURS_AROUND} h from this one (${current}): expired, or a clock is off`,
+    };
+  }
+  return serviceRoleProblem(req, keys.map((key) => wakeKeyOf(key, hour))) === undefined
     ? { caller: "wake" }
     : { problem: "Authorization is not a service key of this project, nor its wake key" };
 }

@@ -6,6 +6,7 @@ import {
   constantTimeEqual,
   internalCaller,
   serviceRoleProblem,
+  wakeHourOf,
   wakeKeyOf,
 } from "./service_auth.ts";
 import { handleValidatorRequest } from "./validator_endpoint.ts";
@@ -135,33 +136,72 @@ Deno.test("a malformed SUPABASE_SECRET_KEYS is named, never its value", () => {
 Deno.test("a wake key is the one sync.wake_key makes, and the key cannot be read from it", () => {
   // The same literal is checked against the SQL in pgTAP 060-backfill.
   assert.equal(
-    wakeKeyOf("sb_secret_test"),
-    "sync_wake_f0b1f9d93ad55c6c8fd44390df0d801b5669759be2e80282349d237d9c8602f7",
+    wakeKeyOf("sb_secret_test", 493000),
+    "sync_wake_493000_d5d439e506b2e0adb6ce5e94097c63e1d570f8969897d83a4a40a12e001b1c42",
   );
-  assert.ok(!wakeKeyOf("sb_secret_test").includes("sb_secret_test"));
+  assert.ok(!wakeKeyOf("sb_secret_test", 493000).includes("sb_secret_test"));
+  assert.notEqual(wakeKeyOf("sb_secret_test", 493001), wakeKeyOf("sb_secret_test", 493000));
+  assert.equal(wakeHourOf(Date.UTC(2026, 11, 1, 13, 59, 59)), 498_925);
+  assert.equal(wakeHourOf(Date.UTC(2026, 11, 1, 14)), 498_926);
 });
 
 Deno.test("internalCaller tells a service key from pg_cron's wake key, and refuses the rest", () => {
   const keys = ["sb_secret_a", "legacy-jwt"];
-  assert.deepEqual(internalCaller(request("Bearer sb_secret_a"), keys), { caller: "service" });
-  assert.deepEqual(internalCaller(request(`Bearer ${wakeKeyOf("legacy-jwt")}`), keys), {
-    caller: "wake",
-  });
-  assert.deepEqual(internalCaller(request(`Bearer ${wakeKeyOf("another-project")}`), keys), {
+  const now = Date.UTC(2026, 11, 1, 14, 0, 5);
+  const hour = wakeHourOf(now);
+  const ask = (token: string) => internalCaller(request(`Bearer ${token}`), keys, now);
+  assert.deepEqual(ask("sb_secret_a"), { caller: "service" });
+  assert.deepEqual(ask(wakeKeyOf("legacy-jwt", hour)), { caller: "wake" });
+  assert.deepEqual(ask(wakeKeyOf("another-project", hour)), {
     problem: "Authorization is not a service key of this project, nor its wake key",
   });
-  assert.deepEqual(internalCaller(request("Bearer nope"), keys), {
+  assert.deepEqual(ask("nope"), {
     problem: "Authorization is not a service key of this project",
   });
   // Fails closed: with no key configured, a wake key is nothing either.
   assert.match(
-    (internalCaller(request(`Bearer ${wakeKeyOf("")}`), []) as { problem: string }).problem,
+    (internalCaller(request(`Bearer ${wakeKeyOf("", hour)}`), [], now) as { problem: string })
+      .problem,
     /no SUPABASE_SECRET_KEYS or SUPABASE_SERVICE_ROLE_KEY/,
   );
   assert.match(
-    (internalCaller(request(`Bearer ${wakeKeyOf("")}`), [" "]) as { problem: string }).problem,
+    (internalCaller(request(`Bearer ${wakeKeyOf("", hour)}`), [" "], now) as { problem: string })
+      .problem,
     /no SUPABASE_SECRET_KEYS or SUPABASE_SERVICE_ROLE_KEY/,
   );
+});
+
+Deno.test("a wake key is taken only within an hour of its own: one read from the queue expires", () => {
+  const keys = ["sb_secret_a"];
+  const now = Date.UTC(2026, 11, 1, 14, 0, 5);
+  const hour = wakeHourOf(now);
+  const ask = (token: string) => internalCaller(request(`Bearer ${token}`), keys, now);
+  // Queued at the end of the last hour and sent in this one; a database clock a little ahead.
+  assert.deepEqual(ask(wakeKeyOf("sb_secret_a", hour - 1)), { caller: "wake" });
+  assert.deepEqual(ask(wakeKeyOf("sb_secret_a", hour + 1)), { caller: "wake" });
+  assert.deepEqual(ask(wakeKeyOf("sb_secret_a", hour - 2)), {
+    problem: `Authorization is a wake key for hour ${hour - 2}, more than 1 h from this one ` +
+      `(${hour}): expired, or a clock is off`,
+  });
+  assert.match((ask(wakeKeyOf("sb_secret_a", hour + 2)) as { problem: string }).problem, /expired/);
+  // The old form (no hour), and any other, is refused for its form, not compared.
+  for (
+    const token of [
+      "sync_wake_f0b1f9d93ad55c6c8fd44390df0d801b5669759be2e80282349d237d9c8602f7",
+      `sync_wake_-${hour}_${"0".repeat(64)}`,
+      `sync_wake_${hour}_${"0".repeat(63)}`,
+      `sync_wake_${"9".repeat(16)}_${"0".repeat(64)}`,
+    ]
+  ) {
+    assert.deepEqual(ask(token), {
+      problem: "Authorization is a wake key of another form than sync.wake_key's",
+    });
+  }
+  // A wake key of this hour whose digest is another key's is refused as before.
+  const forged = wakeKeyOf("sb_secret_b", hour);
+  assert.deepEqual(ask(forged), {
+    problem: "Authorization is not a service key of this project, nor its wake key",
+  });
 });
 
 Deno.test("the validator takes a wake key only to go on with what the database queued", async () => {
@@ -169,7 +209,7 @@ Deno.test("the validator takes a wake key only to go on with what the database q
     handleValidatorRequest(
       new Request("http://x/", {
         method: "POST",
-        headers: { authorization: `Bearer ${wakeKeyOf("sb_secret_a")}` },
+        headers: { authorization: `Bearer ${wakeKeyOf("sb_secret_a", wakeHourOf(Date.now()))}` },
         body,
       }),
       {

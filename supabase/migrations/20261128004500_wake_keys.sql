@@ -12,24 +12,40 @@
 -- session (a read-only user for a dashboard, a custom login role) could collect the key
 -- and, with it, read and write every table through the API, past Row Level Security.
 --
--- Now the request carries the service key's wake key: `sync_wake_` and the hex SHA-256
--- of `dynamo-supabase-sync wake:` followed by the key. The functions derive the same
--- from the keys they accept (functions-shared/service_auth.ts, wakeKeyOf) and take it
--- only for what pg_cron asks of them: waking the import-worker, the write-back and
+-- Now the request carries the service key's wake key for the hour it is queued in:
+-- `sync_wake_<hour>_` and the hex SHA-256 of `dynamo-supabase-sync wake:<hour>:` followed
+-- by the key, where <hour> is the Unix time in whole hours. The functions derive the same
+-- from the keys they accept (functions-shared/service_auth.ts, wakeKeyOf) for the hour
+-- the key names, take it only while that hour is the one before, the current one or the
+-- one after (a call queued at the end of an hour, clocks a few seconds apart), and only
+-- for what pg_cron asks of them: waking the import-worker, the write-back and
 -- stream-check, and going on with a validation run or the collapsed keys' re-reads. It
--- opens nothing else (no table through the API, no new validation, no repair), and the
--- key cannot be found from it. Nothing new to set up: Vault keeps the service key, as
--- before, where only postgres and service_role may read it.
+-- opens nothing else (no table through the API, no new validation, no repair), the key
+-- cannot be found from it, and a wake key read from the queue is refused two hours later
+-- at most. Nothing new to set up: Vault keeps the service key, as before, where only
+-- postgres and service_role may read it.
 
--- The wake key of a service key (functions-shared/service_auth.ts, wakeKeyOf, is the same).
-create function sync.wake_key(p_service_key text) returns text
+-- The hour a wake key is made for: Unix time in whole hours (service_auth.ts, wakeHourOf).
+create function sync.wake_hour() returns bigint
+language sql volatile parallel safe set search_path = ''
+as $$
+  select floor(extract(epoch from clock_timestamp()) / 3600)::bigint
+$$;
+comment on function sync.wake_hour() is
+  'The hour a wake key is made for now: Unix time in whole hours.';
+revoke all on function sync.wake_hour() from public;
+
+-- The wake key of a service key for an hour (functions-shared/service_auth.ts, wakeKeyOf,
+-- is the same).
+create function sync.wake_key(p_service_key text, p_hour bigint) returns text
 language sql immutable parallel safe set search_path = ''
 as $$
-  select 'sync_wake_' || encode(sha256(convert_to('dynamo-supabase-sync wake:' || p_service_key, 'UTF8')), 'hex')
+  select 'sync_wake_' || p_hour || '_'
+         || encode(sha256(convert_to('dynamo-supabase-sync wake:' || p_hour || ':' || p_service_key, 'UTF8')), 'hex')
 $$;
-comment on function sync.wake_key(text) is
-  'The wake key pg_cron''s calls carry instead of the service key: what the functions take only for waking them.';
-revoke all on function sync.wake_key(text) from public;
+comment on function sync.wake_key(text, bigint) is
+  'The wake key pg_cron''s calls carry instead of the service key, for one hour: what the functions take only for waking them, and only within an hour of the one it names.';
+revoke all on function sync.wake_key(text, bigint) from public;
 
 -- Replaces 20261128000100_sync_registry.sql's (whole; the same signature): the wake key
 -- instead of the service key.
@@ -58,7 +74,7 @@ begin
     -- the function's one budget (supabase/edge-runtime, ext/runtime/rate_limit.rs), which
     -- each chain of hand-ons started here would then share.
     headers := jsonb_build_object('Content-Type', 'application/json',
-                                  'Authorization', 'Bearer ' || sync.wake_key(trim(service_key)),
+                                  'Authorization', 'Bearer ' || sync.wake_key(trim(service_key), sync.wake_hour()),
                                   'traceparent',
                                   '00-' || replace(gen_random_uuid()::text, '-', '') || '-'
                                   || left(replace(gen_random_uuid()::text, '-', ''), 16) || '-01')
@@ -69,4 +85,4 @@ begin
 end
 $$;
 comment on function sync.call_edge_function(text, jsonb, integer) is
-  'Calls an Edge Function through pg_net with the project URL and optional region from Vault, and the wake key of the service key there (never the key itself: pg_net''s queue is readable by every role on hosted Supabase).';
+  'Calls an Edge Function through pg_net with the project URL and optional region from Vault, and the wake key of the service key there for the hour (never the key itself: pg_net''s queue is readable by every role on hosted Supabase).';

@@ -2,7 +2,7 @@
 -- a lapsed lease, completion, failure, and stale tables.
 set client_min_messages = warning;
 begin;
-select plan(29);
+select plan(33);
 
 delete from sync.table_state;
 delete from sync.backfill_jobs;
@@ -156,20 +156,34 @@ select is(
   1, 'a pg_cron job wakes the worker while work waits'
 );
 
--- With them, the call names the function, carries the key's wake key (never the key:
--- pg_net's queue is readable by every role on hosted Supabase, 20261128004500_wake_keys.sql),
--- and runs in the region set. The same literal is checked against functions-shared/service_auth.ts.
+-- With them, the call names the function, carries the key's wake key for the hour (never
+-- the key: pg_net's queue is readable by every role on hosted Supabase,
+-- 20261128004500_wake_keys.sql), and runs in the region set. The same literal is checked
+-- against functions-shared/service_auth.ts.
+select is(sync.wake_key('sb_secret_test', 493000),
+  'sync_wake_493000_d5d439e506b2e0adb6ce5e94097c63e1d570f8969897d83a4a40a12e001b1c42',
+  'a wake key is the hour and the SHA-256 of the hour and the key');
+select isnt(sync.wake_key('sb_secret_test', 493001), sync.wake_key('sb_secret_test', 493000),
+  'each hour has its own');
+select is(sync.wake_hour(), floor(extract(epoch from clock_timestamp()) / 3600)::bigint,
+  'the hour is Unix time in whole hours');
 select vault.create_secret('https://ref.example.co/', 'project_url');
 select vault.create_secret('sb_secret_test', 'service_role_key');
 select vault.create_secret('us-east-1', 'functions_region');
+create temporary table hour_before as select sync.wake_hour() as hour;
 create temporary table woke as select sync.wake_import_worker() as id;
+create temporary table called as
+  select url, headers ->> 'Authorization' as authorization, headers ->> 'x-region' as region,
+         substring(headers ->> 'Authorization' from '^Bearer sync_wake_(\d+)_')::bigint as hour
+    from net.http_request_queue join woke using (id);
 select results_eq(
-  $$select url, headers ->> 'Authorization', headers ->> 'x-region'
-    from net.http_request_queue join woke using (id)$$,
-  $$values ('https://ref.example.co/functions/v1/import-worker?forceFunctionRegion=us-east-1',
-            'Bearer sync_wake_f0b1f9d93ad55c6c8fd44390df0d801b5669759be2e80282349d237d9c8602f7', 'us-east-1')$$,
+  $$select url, authorization, region from called$$,
+  $$select 'https://ref.example.co/functions/v1/import-worker?forceFunctionRegion=us-east-1',
+           'Bearer ' || sync.wake_key('sb_secret_test', hour), 'us-east-1' from called$$,
   'the worker is called with the wake key of the key in Vault, pinned to the database''s region'
 );
+select ok((select hour from called) between (select hour from hour_before) and sync.wake_hour(),
+  'for the hour it was queued in');
 select is((select count(*)::int from net.http_request_queue where headers::text like '%sb_secret_test%'), 0,
   'no queued request holds the service key');
 -- Each call starts a trace of its own (W3C traceparent), so the chain of hand-ons it
