@@ -194,8 +194,12 @@ export interface RunTimes {
   phases?: string[];
 }
 
-/** Prints the migration report's table, the times, and where to look next. */
-export function printReport(rows: string[][], times: RunTimes, databaseUrl: string): void {
+/**
+ * Prints the migration report's table, the times, and where to look next: a `psql`
+ * command that reads the database's URL from `envFile` (the stack's settings), so that no
+ * password is printed, the local stack's default one included.
+ */
+export function printReport(rows: string[][], times: RunTimes, envFile: string): void {
   const header = [
     "source table",
     "DynamoDB items",
@@ -218,7 +222,7 @@ export function printReport(rows: string[][], times: RunTimes, databaseUrl: stri
       `whole run ${wholeSeconds.toFixed(1)}s`,
   );
   say(
-    `\nWhere to look next:\n  psql ${databaseUrl}\n` +
+    `\nWhere to look next:\n  psql "$(sed -n 's/^DATABASE_URL=//p' '${envFile}')"\n` +
       "  select * from sync.status;\n" +
       "  select city, state, count(*), avg(session_duration_seconds) from firespring_visitors_detailed\n" +
       "    where country_code = 'us' group by city, state order by count(*) desc;\n" +

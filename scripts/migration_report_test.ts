@@ -1,7 +1,13 @@
 import assert from "node:assert/strict";
 import { TABLES } from "../functions-shared/table_registry.ts";
 import type postgres from "postgres";
-import { keysOf, openProblems, reportOf, type TableVerdict } from "./migration_report.ts";
+import {
+  keysOf,
+  openProblems,
+  printReport,
+  reportOf,
+  type TableVerdict,
+} from "./migration_report.ts";
 
 const spec = (name: string) => TABLES.find((t) => t.targetTable === name)!;
 const noScan = () => Promise.reject(new Error("no Scan expected"));
@@ -66,4 +72,18 @@ Deno.test("open problems count every unmappable item, not only those the answer 
     "firespring_actions: 12345 unmappable source items",
     ...first.slice(0, 5).map((u) => `    ${u.reason}`),
   ]);
+});
+
+Deno.test("where to look next names the settings file, and prints no password", () => {
+  const printed: string[] = [];
+  const log = console.log;
+  console.log = (line: string) => printed.push(line);
+  try {
+    printReport([], { backfillSeconds: 1, liveSeconds: 2, wholeSeconds: 3 }, "/x/.local/stack.env");
+  } finally {
+    console.log = log;
+  }
+  const text = printed.join("\n");
+  assert.match(text, /psql "\$\(sed -n 's\/\^DATABASE_URL=\/\/p' '\/x\/\.local\/stack\.env'\)"/);
+  assert.doesNotMatch(text, /postgresql:\/\/|:postgres@/);
 });

@@ -34,6 +34,7 @@ import { connectDb } from "../functions-shared/sync_db.ts";
 import { TABLES, type TableSpec } from "../functions-shared/table_registry.ts";
 import { DENO_PARTS, startDenoPart, up } from "../local-stack/stack.ts";
 import { readStackEnv } from "../local-stack/stack_env.ts";
+import { STACK_ENV_FILE } from "../local-stack/config.ts";
 import { parseFaults } from "../local-stack/aws/faults.ts";
 import { logFile, sleep } from "../local-stack/processes.ts";
 import {
@@ -265,7 +266,7 @@ if (import.meta.main) {
       liveSeconds: seconds,
       wholeSeconds: clock.elapsedMs() / 1000,
       phases: clock.lines(),
-    }, env.DATABASE_URL);
+    }, STACK_ENV_FILE);
     // A killed isolate loses nothing (its lease is resumed) but on a hosted project it is
     // a 546 and a stalled minute: the functions must hand on before the hard limit.
     const problems = [
