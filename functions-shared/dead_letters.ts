@@ -203,23 +203,19 @@ export async function replayDeadLetters(
     // them before it locks a dead letter's row (a backfill's page, an export's chunk): the
     // letters' rows locked first, a replay and a backfill reading the same poison item
     // waited on each other until Postgres killed one (a review reproduced it).
-    const tables = await tx<{ target_table: string }[]>`
-      select distinct target_table from sync.dead_letters
-      where replayed_at is null and target_table is not null
+    const found = await tx<{ id: string; target_table: string | null }[]>`
+      select id, target_table from sync.dead_letters
+      where replayed_at is null
         and (${filter.ids ?? null}::bigint[] is null or id = any(${filter.ids ?? null}::bigint[]))
-        and (${filter.table ?? null}::text is null or target_table = ${filter.table ?? null})
-      order by target_table`;
-    for (const { target_table } of tables) await tx`select sync.enter_merge(${target_table})`;
-    const locked = tables.map((t) => t.target_table);
+        and (${filter.table ?? null}::text is null or target_table = ${filter.table ?? null})`;
+    const tables = [...new Set(found.flatMap((f) => f.target_table ?? []))].sort();
+    for (const table of tables) await tx`select sync.enter_merge(${table})`;
+    // The letters found above, still open; one committed since waits for the next replay.
     const rows = await tx<StoredLetter[]>`
       select id, coalesce(record::text, record_text) as record, position_at, position_source,
              received_at, source_table, target_table, row_key::text as row_key
       from sync.dead_letters
-      where replayed_at is null
-        and (${filter.ids ?? null}::bigint[] is null or id = any(${filter.ids ?? null}::bigint[]))
-        and (${filter.table ?? null}::text is null or target_table = ${filter.table ?? null})
-        -- A letter of a table not locked above (committed since) waits for the next replay.
-        and (target_table is null or target_table = any(${locked}::text[]))
+      where replayed_at is null and id = any(${found.map((f) => f.id)}::bigint[])
       order by id
       for update skip locked`;
     const mapped = rows.map((row) => ({ id: Number(row.id), row, result: remapChecked(row) }));

@@ -64,11 +64,11 @@ function replayDb(letters: Stored[], refuse: string[] = []) {
   const merged: MergedChange[] = [];
   const db = fakeSql((s: Statement) => {
     if (s.text.includes("from sync.dead_letters") && s.text.includes("for update skip locked")) {
-      return letters;
+      const found = (s.values[0] as string[]).map(Number);
+      return letters.filter((l) => found.includes(Number(l.id)));
     }
-    if (s.text.includes("select distinct target_table from sync.dead_letters")) {
-      return [...new Set(letters.map((l) => l.target_table).filter(Boolean))].sort()
-        .map((target_table) => ({ target_table }));
+    if (s.text.includes("select id, target_table from sync.dead_letters")) {
+      return letters.map(({ id, target_table }) => ({ id: String(id), target_table }));
     }
     if (s.text.includes("sync.enter_merge(")) return [{}];
     if (s.text.includes("sync.merge_changes")) {
