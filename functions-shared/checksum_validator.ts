@@ -225,8 +225,9 @@ function quietlyHandedOn(pool: object, run: number): boolean {
 /**
  * Validates one table (and repairs it if asked); records the run in sync_checksums.
  * With `runId`, goes on with a run that an earlier request (or sync.validate_all)
- * started. When the budget runs out first, or another request holds the run's work,
- * returns a {@link Continuation} instead of a result.
+ * started; with `requestKey` (the request's Idempotency-Key), a start sent again goes on
+ * with the run the key started. When the budget runs out first, or another request holds
+ * the run's work, returns a {@link Continuation} instead of a result.
  */
 export async function validateTable(
   deps: ValidatorDeps,
@@ -234,6 +235,7 @@ export async function validateTable(
   options: {
     repair?: boolean;
     runId?: number;
+    requestKey?: string;
     onRun?: (runId: number) => void;
     startedAt?: number;
   } = {},
@@ -241,28 +243,31 @@ export async function validateTable(
   deps = withRequestCpuBudget(deps);
   const log = deps.log ?? (() => {});
   const startedAt = options.startedAt ?? performance.now();
-  let run: number;
-  if (options.runId !== undefined) {
+  let run = options.runId;
+  if (run === undefined) {
+    const [{ id }] = await deps.sql`select sync.start_validation(${spec.targetTable},
+        ${options.repair === true}, ${deps.segments ?? 8}, ${deps.pageSize ?? 1000}, ${false},
+        ${options.requestKey ?? null}) as id`;
+    run = Number(id);
+  }
+  if (options.runId !== undefined || options.requestKey !== undefined) {
+    // A run started earlier: by another request, or by this key's first start.
     const [existing] = await deps.sql<{ id: string; status: string }[]>`
-      select id, status from public.sync_checksums where id = ${options.runId}`;
-    if (!existing) throw new Error(`validation run ${options.runId} does not exist`);
+      select id, status from public.sync_checksums where id = ${run}`;
+    if (!existing) throw new Error(`validation run ${run} does not exist`);
     if (existing.status === "done" || existing.status === "failed") {
       // Another request ended the run while this one waited for a place: nothing is left
       // for this one to do (a failed run's cause is in its record, and its first request
       // answers with it).
+      options.onRun?.(run);
       log(
-        `${spec.targetTable}: validation run ${options.runId} has ended (${existing.status}); nothing to go on with`,
+        `${spec.targetTable}: validation run ${run} has ended (${existing.status}); nothing to go on with`,
       );
-      return { continued: true, runId: options.runId, table: spec.targetTable, handOn: false };
+      return { continued: true, runId: run, table: spec.targetTable, handOn: false };
     }
     if (existing.status !== "running") {
-      throw new Error(`validation run ${options.runId} is ${existing.status}, not running`);
+      throw new Error(`validation run ${run} is ${existing.status}, not running`);
     }
-    run = options.runId;
-  } else {
-    const [{ id }] = await deps.sql`select sync.start_validation(${spec.targetTable},
-        ${options.repair === true}, ${deps.segments ?? 8}, ${deps.pageSize ?? 1000}) as id`;
-    run = Number(id);
   }
   options.onRun?.(run);
   const worker = `validator-${crypto.randomUUID()}`;

@@ -75,6 +75,8 @@ Deno.test("a new run scans its leased segment, compares range by range and ends 
     false,
     1,
     1000,
+    false,
+    null,
   ]);
   assert.deepEqual(db.matching("sync.claim_segment")[0].values.slice(-1), [42]);
   assert.equal(db.matching("sync.checkpoint_segment").length, 1);

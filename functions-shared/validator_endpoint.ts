@@ -10,6 +10,11 @@
  * 202 at once. The first request waits up to 25 s for the run's record to show the result.
  * `"pagesPerRequest"` caps the Scan pages one request reads.
  *
+ * A start may carry an `Idempotency-Key` header (1 to 255 printable ASCII characters):
+ * sent again with it, as a client does after a 503 or a lost answer, it goes on with (or
+ * answers with) the run that key started, rather than start a second run of the table;
+ * the key of another table's validation, or of one with another repair flag, is 422.
+ *
  * `POST {"rereads": true}` (pg_cron's `sync.wake_rereads`) re-reads the collapsed keys
  * whose held observation was removed (collapsed_rereads.ts) and answers 200 with how many
  * it re-read and how many failed; 202 at once, re-reading nothing, when every place of
@@ -99,6 +104,9 @@ export interface EndpointDeps extends ValidatorDeps {
   pollMs?: number;
 }
 
+/** An Idempotency-Key the endpoint takes (sync_checksums.request_key's check). */
+const IDEMPOTENCY_KEY = /^[!-~]{1,255}$/;
+
 /** Handles one request. */
 export async function handleValidatorRequest(req: Request, deps: EndpointDeps): Promise<Response> {
   if (req.method !== "POST") return methodNotAllowed("POST");
@@ -116,6 +124,14 @@ export async function handleValidatorRequest(req: Request, deps: EndpointDeps): 
     body = parsed;
   } catch (error) {
     return errorResponse(400, `body is not valid JSON: ${(error as Error).message}`);
+  }
+  // A start sent again with its Idempotency-Key (its answer lost) is the run it started.
+  const requestKey = req.headers.get("idempotency-key") ?? undefined;
+  if (requestKey !== undefined && !IDEMPOTENCY_KEY.test(requestKey)) {
+    return errorResponse(
+      400,
+      "Idempotency-Key must be 1 to 255 printable ASCII characters without spaces (a UUID, say)",
+    );
   }
   // pg_cron's wake key (service_auth.ts) goes on with what the database queued, no more.
   if (caller.caller === "wake" && !("runId" in body) && !("rereads" in body)) {
@@ -189,6 +205,7 @@ export async function handleValidatorRequest(req: Request, deps: EndpointDeps): 
         {
           repair: "repair" in body ? body.repair : undefined,
           runId,
+          requestKey: runId === undefined ? requestKey : undefined,
           onRun: (id) => (started = { runId: id, table: spec.targetTable }),
           startedAt: arrivedAt,
         },
@@ -251,9 +268,14 @@ export async function handleValidatorRequest(req: Request, deps: EndpointDeps): 
   } catch (error) {
     if (isDatabaseUnavailable(error)) {
       if (started === undefined) {
-        return errorResponse(503, "the database is unavailable; retry later", {
-          "retry-after": "5",
-        });
+        // The run may have been made (its answer lost with the connection): the same
+        // Idempotency-Key finds it again.
+        return errorResponse(
+          503,
+          "the database is unavailable; retry later, with the same Idempotency-Key " +
+            "(a run this request may have started is then the one followed)",
+          { "retry-after": "5" },
+        );
       }
       // The run exists and stays running: pg_cron's heartbeat (sync.wake_validations)
       // resumes it once the database answers again. Its id, not a 503, so that a caller
@@ -264,6 +286,15 @@ export async function handleValidatorRequest(req: Request, deps: EndpointDeps): 
         }; the heartbeat resumes it`,
       );
       return json(202, { table: started.table, runId: started.runId, status: "running" });
+    }
+    // The key of another validation (sync.start_validation, 22023): 422, as the IETF's
+    // Idempotency-Key draft answers a key reused for another request.
+    if (
+      started === undefined && requestKey !== undefined &&
+      (error as { code?: string }).code === "22023" &&
+      (error as Error).message.startsWith("Idempotency-Key")
+    ) {
+      return errorResponse(422, (error as Error).message);
     }
     // A repair asked for after the cutover (sync.start_validation, SY005): no retry passes.
     if (isCutOver(error)) {

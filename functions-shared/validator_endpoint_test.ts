@@ -421,6 +421,58 @@ Deno.test("the database lost once the run exists answers 202 with the run, not a
   }
 });
 
+Deno.test("a start sent again with its Idempotency-Key after a lost answer is the run it made", async () => {
+  // The run's row committed with its key, then the connection dropped before its id came back.
+  let lose = true;
+  const db = validatorDb({
+    failWhen: (s) => {
+      if (!lose || !s.text.includes("sync.start_validation(")) return undefined;
+      lose = false;
+      db.runsByKey.set(String(s.values[5]), db.newRun("firespring_segments", false, 1));
+      return Object.assign(new Error("read ECONNRESET"), { code: "ECONNRESET" });
+    },
+  });
+  const dynamo = fakeDynamo(() => ({ Items: [segmentItem] }));
+  const { deps } = endpointDeps(db, dynamo);
+  const send = (key: string, table = "firespring_segments") =>
+    handleValidatorRequest(
+      new Request("http://localhost/data-checksum-validator", {
+        method: "POST",
+        headers: { authorization: `Bearer ${KEY}`, "idempotency-key": key },
+        body: JSON.stringify({ table }),
+      }),
+      deps,
+    );
+  const lost = await send("req-1");
+  assert.equal(lost.status, 503);
+  assert.match((await lost.json()).error, /retry later, with the same Idempotency-Key/);
+  const retried = await send("req-1");
+  assert.equal(retried.status, 200);
+  const result = await retried.json();
+  assert.equal(result.runId, RUN, "the run the lost start made");
+  assert.equal(result.match, true);
+  assert.equal(db.runs.size, 1, "no second run of the table");
+  // Sent again once the run has ended: its result, still no second run.
+  const late = await send("req-1");
+  assert.equal(late.status, 200);
+  assert.equal((await late.json()).runId, RUN);
+  assert.equal(db.runs.size, 1);
+  // The key of another table's validation: 422, naming the run it started.
+  const other = await send("req-1", "firespring_actions");
+  assert.equal(other.status, 422);
+  assert.match(
+    (await other.json()).error,
+    /^Idempotency-Key req-1 started validation run 42 of firespring_segments/,
+  );
+  // A key that is no key: 400, before the database.
+  const before = db.statements.length;
+  const bad = await send("a key with spaces");
+  assert.equal(bad.status, 400);
+  assert.match((await bad.json()).error, /Idempotency-Key must be 1 to 255 printable ASCII/);
+  assert.equal(db.statements.length, before);
+  await timersFire(deps);
+});
+
 Deno.test("the database down answers 503; any other failure 500 naming it", async () => {
   const down = validatorDb({
     fail: Object.assign(new Error("connect ECONNREFUSED"), { code: "ECONNREFUSED" }),

@@ -80,6 +80,8 @@ export interface RunsOptions {
 /** A fake database of validation runs; runs created get ids from 42. */
 export function runsDb(options: RunsOptions = {}) {
   const runs = new Map<number, FakeRun>();
+  /** The runs started with a request key (sync_checksums.request_key). */
+  const runsByKey = new Map<string, FakeRun>();
   /** The tables marked stale (sync.heal_table), with the reason. */
   const staleMarks: { table: string; reason: string }[] = [];
   let nextId = 42;
@@ -134,7 +136,23 @@ export function runsDb(options: RunsOptions = {}) {
     const t = s.text;
     const v = s.values;
     if (t.includes("sync.start_validation(")) {
-      return [{ id: String(newRun(String(v[0]), v[1] === true, Number(v[2])).id) }];
+      // With a request key (v[5]), the run it started, as sync.start_validation does.
+      const key = v[5] === null || v[5] === undefined ? undefined : String(v[5]);
+      const earlier = key === undefined ? undefined : runsByKey.get(key);
+      if (earlier !== undefined) {
+        if (earlier.target !== String(v[0]) || earlier.repair !== (v[1] === true)) {
+          throw Object.assign(
+            new Error(
+              `Idempotency-Key ${key} started validation run ${earlier.id} of ${earlier.target}`,
+            ),
+            { code: "22023" },
+          );
+        }
+        return [{ id: String(earlier.id) }];
+      }
+      const run = newRun(String(v[0]), v[1] === true, Number(v[2]));
+      if (key !== undefined) runsByKey.set(key, run);
+      return [{ id: String(run.id) }];
     }
     if (t.startsWith("select id, status from public.sync_checksums")) {
       const run = runs.get(Number(v[0]));
@@ -380,7 +398,7 @@ export function runsDb(options: RunsOptions = {}) {
   };
   const before = options.beforeAnswer;
   const db = fakeSql((s) => before ? before(s).then(() => answer(s)) : answer(s));
-  return { ...db, runs, newRun, staleMarks };
+  return { ...db, runs, runsByKey, newRun, staleMarks };
 }
 
 /**

@@ -62,6 +62,9 @@ export async function validateThroughFunction(
   const deadline = now() + waitMs;
   const table = spec.targetTable;
   const waited = `after ${Math.round(waitMs / 1000)} s`;
+  // One key for every attempt: a start whose answer was lost (a 503 after the run was
+  // made) is then the run it made, not a second one.
+  const requestKey = crypto.randomUUID();
   for (;;) {
     let response: Response;
     let text: string;
@@ -75,6 +78,7 @@ export async function validateThroughFunction(
           // budget of its own of calls between functions (docs/interfaces.md), whether or
           // not the platform's gateway starts a trace for a request without one.
           traceparent: `00-${hex(32)}-${hex(16)}-01`,
+          "idempotency-key": requestKey,
         },
         body: JSON.stringify({ table, repair }),
         // The function answers within 25 s (a 202 past it); a request that hangs past the

@@ -16,6 +16,7 @@ function fakeClient(
   let clock = 0;
   const sent: { url: string; body: unknown }[] = [];
   const traces: (string | null)[] = [];
+  const keys: (string | null)[] = [];
   const slept: number[] = [];
   const client: ValidationClient = {
     functionsUrl: "http://functions/v1",
@@ -25,6 +26,7 @@ function fakeClient(
     fetch: (url, init) => {
       sent.push({ url: String(url), body: JSON.parse(String(init?.body)) });
       traces.push(new Headers(init?.headers).get("traceparent"));
+      keys.push(new Headers(init?.headers).get("idempotency-key"));
       return Promise.resolve(answers.shift() ?? new Response("no more answers", { status: 599 }));
     },
     recorded: () => Promise.resolve(records.length > 1 ? records.shift()! : records[0]),
@@ -35,7 +37,7 @@ function fakeClient(
     },
     now: () => clock,
   };
-  return { client, sent, slept, traces };
+  return { client, sent, slept, traces, keys };
 }
 
 Deno.test("a 200 is the result, asked for once with the table and whether to repair", async () => {
@@ -55,10 +57,21 @@ Deno.test("a 503 is asked again after its Retry-After; the database back, the re
       status: 503,
       headers: { "retry-after": "5" },
     });
-  const { client, sent, slept } = fakeClient([unavailable(), unavailable(), Response.json(RESULT)]);
+  const { client, sent, slept, keys } = fakeClient([
+    unavailable(),
+    unavailable(),
+    Response.json(RESULT),
+  ]);
   assert.deepEqual(await validateThroughFunction(client, SPEC), RESULT);
   assert.equal(sent.length, 3);
   assert.deepEqual(slept, [5000, 5000]);
+  // One Idempotency-Key for every attempt: a start whose answer was lost is found again.
+  assert.match(keys[0] ?? "", /^[0-9a-f-]{36}$/);
+  assert.deepEqual(keys, [keys[0], keys[0], keys[0]]);
+  // Another validation, another key.
+  const next = fakeClient([Response.json(RESULT)]);
+  await validateThroughFunction(next.client, SPEC);
+  assert.notEqual(next.keys[0], keys[0]);
 });
 
 Deno.test("503s past the wait are an error naming the table and the answer", async () => {

@@ -67,23 +67,53 @@ insert into sync.settings (key, value, description) values
   ('checksum_unseen_rows_per_statement', '500000',
    'Target rows one statement of a streamed validation''s unseen pass covers at most (by the table''s estimate): each stays far under the 2-minute statement timeout.');
 
+-- A start sent again with the same request key (its answer lost after the run's row
+-- committed, and the client's retry) is the run it started, not a second one: two runs of
+-- a table read it twice over, each at the whole read budget (found by a review of lost
+-- answers). The key is the request's `Idempotency-Key` (functions-shared/validator_endpoint.ts).
+alter table public.sync_checksums
+  add column request_key text
+    constraint sync_checksums_request_key_printable check (request_key ~ '^[!-~]{1,255}$');
+comment on column public.sync_checksums.request_key is
+  'The Idempotency-Key of the request that started the run, if it sent one: a start sent again with it is this run.';
+create unique index sync_checksums_request_key on public.sync_checksums (request_key)
+  where request_key is not null;
+
 -- Starts a validation run of one table: its row, and its Scan's job and segments. A run
 -- of a plain table is streamed. With p_queued the run waits for a slot
--- (sync.start_queued_validations).
+-- (sync.start_queued_validations). With p_request_key, the run that key started, if any
+-- (22023 when it started another table's, or with another repair flag).
 create function sync.start_validation(
   p_target text, p_repair boolean default false, p_segments integer default 8,
-  p_page_size integer default 1000, p_queued boolean default false
+  p_page_size integer default 1000, p_queued boolean default false,
+  p_request_key text default null
 ) returns bigint
 language plpgsql set search_path = ''
 as $$
 declare
   run bigint;
   job bigint;
+  earlier public.sync_checksums;
 begin
   if not exists (select from sync.source_tables s where s.target_table = p_target) then
     raise exception 'sync.start_validation: % is not a target table (known: %)',
       p_target, (select string_agg(s.target_table, ', ' order by s.target_table) from sync.source_tables s)
       using errcode = '22023';
+  end if;
+  if p_request_key is not null then
+    -- Two starts with one key at once: the second waits for the first's commit.
+    perform pg_advisory_xact_lock(hashtextextended('sync.start_validation ' || p_request_key, 0));
+    select * into earlier from public.sync_checksums c where c.request_key = p_request_key;
+    if found then
+      if earlier.target_table <> p_target or earlier.repair_requested <> p_repair then
+        raise exception 'Idempotency-Key % started validation run % of % (%), not a validation of % (%): send a new key for another validation',
+          p_request_key, earlier.id, earlier.target_table,
+          case when earlier.repair_requested then 'with repair' else 'without repair' end,
+          p_target, case when p_repair then 'with repair' else 'without repair' end
+          using errcode = '22023';
+      end if;
+      return earlier.id;
+    end if;
   end if;
   -- A repair after the cutover would scan the whole table only to be refused at its merge
   -- (sync.enter_merge, 20261128001400_compiled_merges.sql): refused here, before it reads.
@@ -91,8 +121,10 @@ begin
     raise exception 'the sync is cut over (sync.settings write_back is cutover): a repair of % would merge DynamoDB''s state over Supabase''s; validate without repair', p_target
       using errcode = 'SY005';
   end if;
-  insert into public.sync_checksums (target_table, status, source_items, repair_requested, streamed)
-  select p_target, case when p_queued then 'queued' else 'running' end, 0, p_repair, not s.collapsed
+  insert into public.sync_checksums
+    (target_table, status, source_items, repair_requested, streamed, request_key)
+  select p_target, case when p_queued then 'queued' else 'running' end, 0, p_repair,
+         not s.collapsed, p_request_key
   from sync.source_tables s where s.target_table = p_target
   returning id into run;
   insert into sync.backfill_jobs (source_table, total_segments, page_size, checksum_run_id)
@@ -385,10 +417,10 @@ begin
 end
 $$;
 
-comment on function sync.start_validation(text, boolean, integer, integer, boolean) is
-  'Creates a validation run of one target table with its Scan''s segments; returns the run id.';
+comment on function sync.start_validation(text, boolean, integer, integer, boolean, text) is
+  'Creates a validation run of one target table with its Scan''s segments; returns the run id (the run its request key started, when it started one).';
 
 revoke all on function sync.check_checksum_page(bigint, text, jsonb),
   sync.unseen_checksum(bigint, text, integer, integer, integer),
-  sync.start_validation(text, boolean, integer, integer, boolean),
+  sync.start_validation(text, boolean, integer, integer, boolean, text),
   sync.compare_checksum_range(bigint, text), sync.end_validation(bigint, text, text) from public;
