@@ -359,6 +359,7 @@ export type Database = {
           "recheck_read": number;
           "repair_requested": boolean;
           "repaired": boolean;
+          "request_key": string | null;
           "revalidation_run_id": number | null;
           "source_items": number | null;
           "started_at": string;
@@ -393,6 +394,7 @@ export type Database = {
           "recheck_read"?: number;
           "repair_requested"?: boolean;
           "repaired"?: boolean;
+          "request_key"?: string | null;
           "revalidation_run_id"?: number | null;
           "source_items"?: number | null;
           "started_at"?: string;
@@ -426,6 +428,7 @@ export type Database = {
           "recheck_read"?: number;
           "repair_requested"?: boolean;
           "repaired"?: boolean;
+          "request_key"?: string | null;
           "revalidation_run_id"?: number | null;
           "source_items"?: number | null;
           "started_at"?: string;
