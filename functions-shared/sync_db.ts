@@ -296,6 +296,33 @@ export function isDatabaseUnavailable(error: unknown): boolean {
 }
 
 /**
+ * Whether a connection lost with `error` may have been lost after the server took the
+ * statement, so that its transaction may have committed and only the answer is gone: a
+ * connection reset, closed or ended while in use, a socket timeout, the backend
+ * terminated. False for a connection that was never made (refused, a connect timeout,
+ * too many connections, the pooler's own refusals), after which nothing was sent.
+ */
+export function mayHaveCommitted(error: unknown): boolean {
+  const e = error as { code?: string; message?: string };
+  const inFlight = [
+    "ECONNRESET",
+    "ETIMEDOUT",
+    "EPIPE",
+    "CONNECTION_CLOSED",
+    "CONNECTION_ENDED",
+    "CONNECTION_DESTROYED",
+    "57P01", // admin_shutdown
+    "57P02", // crash_shutdown
+    "08006", // connection_failure
+    "08003", // connection_does_not_exist
+    "08007", // transaction_resolution_unknown
+  ];
+  return isDatabaseUnavailable(error) &&
+    (inFlight.includes(e?.code ?? "") ||
+      /connection reset|terminating connection/i.test(e?.message ?? ""));
+}
+
+/**
  * Whether the database refused the function's connection settings, which no retry of the
  * same request fixes but which are the setting's fault, not the request's: a login
  * refused (SQLSTATE class 28: a password reset in the dashboard and not in SYNC_DB_URL), a

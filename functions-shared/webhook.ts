@@ -44,6 +44,7 @@ import {
   isDatabaseMisconfigured,
   isDatabaseUnavailable,
   isTransientFailure,
+  mayHaveCommitted,
 } from "./sync_db.ts";
 import { applyWebhookBatch } from "./webhook_apply.ts";
 import { parseWebhookBody, parseWebhookJson } from "./webhook_envelope.ts";
@@ -264,7 +265,14 @@ export async function handleWebhook(req: Request, deps: WebhookDeps): Promise<Re
     }
     if (isDatabaseUnavailable(error)) {
       console.error(`database unavailable: ${describeError(error)}`);
-      return errorResponse(503, "the database is unavailable; nothing was applied, retry later", {
+      // Lost in flight, the batch may have committed with only its answer gone: said so,
+      // so that a sender does not take the 409 of its retry for a loss. (The Lambda signs
+      // each attempt with a new id, and the ordering guard skips records applied before.)
+      const outcome = mayHaveCommitted(error)
+        ? "the connection was lost during the batch, which may or may not have been " +
+          "applied: send it again with the same webhook-id (a 409 then says it was)"
+        : "nothing was applied, retry later";
+      return errorResponse(503, `the database is unavailable; ${outcome}`, {
         "retry-after": String(RETRY_AFTER_SECONDS),
       });
     }

@@ -50,6 +50,8 @@ export const oneRecord = JSON.stringify({ records: [segment("s-1", "100")] });
 export function fakeDb(
   options: {
     unavailableTimes?: number;
+    /** Commits this many batches, then loses the connection before their answer. */
+    lostAfterCommitTimes?: number;
     knownIds?: string[];
     refuseData?: boolean;
     /** Fails the merge's statement with this error (a statement timeout, say). */
@@ -58,6 +60,7 @@ export function fakeDb(
 ) {
   const deliveries = new Set(options.knownIds ?? []);
   let unavailable = options.unavailableTimes ?? 0;
+  let lostAfterCommit = options.lostAfterCommitTimes ?? 0;
   const db = {
     /** Every statement run, in order, across transactions. */
     statements: [] as string[],
@@ -125,11 +128,13 @@ export function fakeDb(
       db.applied += applied;
       db.deadLettered += deadLettered;
       db.noted.push(...noted);
-      return result;
+      if (lostAfterCommit === 0) return result;
     } catch (error) {
       for (const id of inserted) deliveries.delete(id);
       throw error;
     }
+    lostAfterCommit--;
+    throw Object.assign(new Error("read ECONNRESET"), { code: "ECONNRESET" });
   };
   /**
    * `sync.apply_webhook_batch`: the same statements, in one transaction of their own. Its

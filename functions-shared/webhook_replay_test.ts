@@ -65,6 +65,34 @@ Deno.test("after a 503 (rolled back) the sender's retry with the same id applies
   assert.deepEqual(retried.body, { received: 1, applied: 1, skipped: 0, deadLettered: 0 });
 });
 
+Deno.test("a connection lost after the commit is a 503 that says the batch may have been applied", async () => {
+  const db = fakeDb({ lostAfterCommitTimes: 1 });
+  const shared = deps(db);
+  const headers = signWebhook(secretA, oneRecord, "msg_lost");
+  const lost = await answer(await handleWebhook(post(oneRecord, headers), shared));
+  assert.equal(lost.status, 503);
+  assert.equal(
+    lost.body.error,
+    "the database is unavailable; the connection was lost during the batch, which may or " +
+      "may not have been applied: send it again with the same webhook-id (a 409 then says it was)",
+  );
+  assert.equal(db.committed, 1, "it was");
+  const again = await answer(await handleWebhook(post(oneRecord, headers), shared));
+  assert.equal(again.status, 409);
+  assert.equal(db.applied, 1, "applied once");
+  // A connection never made: nothing was sent, so nothing was applied.
+  const refused = await answer(
+    await handleWebhook(
+      signed(oneRecord, secretA, "msg_refused"),
+      deps(fakeDb({ unavailableTimes: 1 })),
+    ),
+  );
+  assert.equal(
+    refused.body.error,
+    "the database is unavailable; nothing was applied, retry later",
+  );
+});
+
 Deno.test("a statement that timed out or lost to another is a 503 with Retry-After, not a 500", async () => {
   for (const code of ["57014", "55P03", "40001", "40P01", "53200"]) {
     const db = fakeDb({

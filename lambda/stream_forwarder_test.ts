@@ -16,12 +16,13 @@ function record(seq: string, size = 10): StreamRecord {
 
 /** A webhook that answers with the statuses given, in turn, and records what it got. */
 function fakeWebhook(statuses: number[], retryAfter = "0") {
-  const received: { records: StreamRecord[]; signed: boolean }[] = [];
+  const received: { records: StreamRecord[]; signed: boolean; id: string | null }[] = [];
   const server = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen: () => {} }, async (req) => {
     const body = await req.text();
     received.push({
       records: JSON.parse(body).records,
       signed: webhookProblem(SECRET, req.headers, body) === undefined,
+      id: req.headers.get("webhook-id"),
     });
     const status = statuses.shift() ?? 200;
     return new Response(JSON.stringify({ status }), {
@@ -74,6 +75,12 @@ Deno.test("retries a 503 and a 500 until it gets through", async () => {
       batchItemFailures: [],
     });
     assert.equal(webhook.received.length, 3);
+    // Each attempt is signed with an id of its own: an attempt whose answer was lost after
+    // its batch committed is not refused as a replay (409) at the next, which would be
+    // retried to the records' maximum age and end as a false dead letter.
+    const ids = webhook.received.map((r) => r.id);
+    assert.equal(new Set(ids).size, 3, `ids ${ids.join(", ")}`);
+    assert.ok(ids.every((id) => /^msg_/.test(id ?? "")));
   } finally {
     await webhook.close();
   }
