@@ -173,11 +173,11 @@ select vault.create_secret('us-east-1', 'functions_region');
 create temporary table hour_before as select sync.wake_hour() as hour;
 create temporary table woke as select sync.wake_import_worker() as id;
 create temporary table called as
-  select url, headers ->> 'Authorization' as authorization, headers ->> 'x-region' as region,
+  select url, headers ->> 'Authorization' as auth, headers ->> 'x-region' as region,
          substring(headers ->> 'Authorization' from '^Bearer sync_wake_(\d+)_')::bigint as hour
     from net.http_request_queue join woke using (id);
 select results_eq(
-  $$select url, authorization, region from called$$,
+  $$select url, auth, region from called$$,
   $$select 'https://ref.example.co/functions/v1/import-worker?forceFunctionRegion=us-east-1',
            'Bearer ' || sync.wake_key('sb_secret_test', hour), 'us-east-1' from called$$,
   'the worker is called with the wake key of the key in Vault, pinned to the database''s region'
