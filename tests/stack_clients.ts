@@ -53,9 +53,13 @@ export function functionsDynamo(region = stack.AWS_REGION): DynamoClient {
   return new DynamoClient(awsOptions(region));
 }
 
-/** A DynamoDB Streams client of DynamoDB Local in `region` (the functions' client). */
-export function dynamoStreams(region = stack.AWS_REGION): DynamoClient {
-  return functionsDynamo(region);
+/**
+ * A DynamoDB Streams client of DynamoDB Local in `region` (the functions' client); with
+ * `maxAttempts` 1, one that does not retry (to see a throttle).
+ */
+export function dynamoStreams(region = stack.AWS_REGION, maxAttempts?: number): DynamoClient {
+  if (maxAttempts === undefined) return functionsDynamo(region);
+  return new DynamoClient({ ...awsOptions(region), maxAttempts });
 }
 
 /** Calls an Edge Function through the stack's gateway. */

@@ -23,6 +23,7 @@ import {
 import { ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
 import { DYNAMODB_INTERNAL_PORT } from "../local-stack/config.ts";
 import { fillNewTable } from "../local-stack/aws/source_tables.ts";
+import { READING_MS } from "../local-stack/aws/shard_readers.ts";
 import {
   callFunction,
   connectDb,
@@ -175,6 +176,45 @@ Deno.test("DynamoDB Local records item changes in its stream", async () => {
     assert.equal(Records![0].eventName, "INSERT");
     assert.deepEqual(Records![0].dynamodb?.NewImage?.n, { N: "12345678901234567890" });
     assert.match(Records![0].dynamodb!.SequenceNumber!, /^\d+$/);
+
+    // A third reader of the shard at once is throttled, as on AWS
+    // (local-stack/aws/shard_readers.ts); two are served. The client does not retry, so
+    // that the throttle shows; the stack's injected 500s are asked again here.
+    const streams = dynamoStreams("us-east-1", 1);
+    const again = async <T>(ask: () => Promise<T>): Promise<T> => {
+      for (let attempt = 1;; attempt++) {
+        try {
+          return await ask();
+        } catch (error) {
+          if ((error as Error).name !== "InternalServerError" || attempt >= 5) throw error;
+        }
+      }
+    };
+    const StreamArn = table.Table!.LatestStreamArn!;
+    const { StreamDescription } = await again(() =>
+      streams.send(new DescribeStreamCommand({ StreamArn }))
+    );
+    const ShardId = StreamDescription!.Shards![0].ShardId!;
+    // The read above has stopped reading by then.
+    await new Promise((resolve) => setTimeout(resolve, READING_MS + 100));
+    const readers: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const { ShardIterator } = await again(() =>
+        streams.send(
+          new GetShardIteratorCommand({ StreamArn, ShardId, ShardIteratorType: "TRIM_HORIZON" }),
+        )
+      );
+      readers.push(ShardIterator!);
+    }
+    const read = (i: number) =>
+      again(() => streams.send(new GetRecordsCommand({ ShardIterator: readers[i] })));
+    assert.equal((await read(0)).Records?.length, 1);
+    assert.equal((await read(1)).Records?.length, 1);
+    await assert.rejects(read(2), (error: Error) => {
+      assert.equal(error.name, "LimitExceededException");
+      assert.match(error.message, /more than 2 processes are reading from the same streams shard/);
+      return true;
+    });
   } finally {
     await client.send(new DeleteTableCommand({ TableName })).catch(() => {});
   }

@@ -4,7 +4,8 @@
  * at DYNAMODB_INTERNAL_PORT, with the faults of DYNAMODB_FAULTS in `.local/stack.env`,
  * giving stream records the second their write passed it (local-stack/aws/stream_times.ts),
  * answering polls of idle streams itself (local-stack/aws/idle_polls.ts), closing and
- * splitting streams' shards on request (local-stack/aws/stream_shards.ts),
+ * splitting streams' shards on request (local-stack/aws/stream_shards.ts), throttling the
+ * reads of a shard that more than two readers read at once (local-stack/aws/shard_readers.ts),
  * and serving point-in-time recovery and exports to the S3 stand-in (local-stack/aws/exports.ts);
  * before any of it, each request's signature is checked as DynamoDB checks it
  * (local-stack/aws/dynamodb_auth.ts: the stack's key, AWS_ACCESS_KEY_ID, is the one known).
@@ -28,6 +29,7 @@ import { s3Storage } from "./s3_storage.ts";
 import { callUpstream } from "./upstream.ts";
 import { StreamTrim, TRIM_PATH } from "./stream_trim.ts";
 import { SHARDS_PATH, STREAM_SHARDS_FILE, StreamShards } from "./stream_shards.ts";
+import { ShardReaders } from "./shard_readers.ts";
 import { StreamTimes } from "./stream_times.ts";
 
 let faults;
@@ -70,8 +72,14 @@ const shards = new StreamShards({
   trimmedThrough: (streamArn) => trim.trimmedThrough(streamArn),
   log,
 });
+// At most two readers of a shard at once, as AWS (local-stack/aws/shard_readers.ts):
+// outside the shards, whose iterators it marks with their reader.
+const readers = new ShardReaders({ log });
 const serve = (request: Request) =>
-  shards.handle(request, (r) => trim.handle(r, (t) => exports.handle(t, proxy.handle)));
+  readers.handle(
+    request,
+    (q) => shards.handle(q, (r) => trim.handle(r, (t) => exports.handle(t, proxy.handle))),
+  );
 // Every DynamoDB request signed with the stack's key, checked as DynamoDB checks it.
 const signed = authenticatedDynamo(serve, {
   secrets: { [env.AWS_ACCESS_KEY_ID]: env.AWS_SECRET_ACCESS_KEY },
