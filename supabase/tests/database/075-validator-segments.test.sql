@@ -4,7 +4,7 @@
 -- a run, the staggered validate_all, the reaper and the heartbeat.
 set client_min_messages = warning;
 begin;
-select plan(37);
+select plan(38);
 
 delete from public.sync_checksums;
 delete from sync.backfill_jobs;
@@ -93,6 +93,19 @@ select results_eq(
       '[{"pk": "p", "sk": "changed"}, {"pk": "p", "sk": "k1"}]') where kind is not null$$,
   $$values ('different'::text, '{"pk": "p", "sk": "changed"}'::jsonb)$$,
   'a comparison restricted to keys looks at those keys only'
+);
+-- Each key asked for found by the primary key (a look's keys), whatever kind it is.
+select results_eq(
+  $$select kind, row_key, expected_rows, target_rows
+    from sync.compare_checksum((select id from run), 'toledo_dashboard', 256, 0, null,
+      '[{"pk": "p", "sk": "changed"}, {"pk": "p", "sk": "k1"}, {"pk": "p", "sk": "missing"},
+        {"pk": "p", "sk": "extra"}, {"pk": "p", "sk": "nowhere"}, {"pk": "p", "sk": "k1"}]')
+    order by kind nulls last, row_key$$,
+  $$values ('different'::text, '{"pk": "p", "sk": "changed"}'::jsonb, 3::bigint, 3::bigint),
+           ('missing', '{"pk": "p", "sk": "missing"}', 3, 3),
+           ('unexpected', '{"pk": "p", "sk": "extra"}', 3, 3),
+           (null, null, 3, 3)$$,
+  'keys asked for: the missing, unexpected and different among them, and the counts of them alone'
 );
 
 -- The run's compare, range by range, under its lease.
