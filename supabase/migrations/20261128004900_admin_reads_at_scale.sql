@@ -7,7 +7,9 @@
 --    cannot see), so it never chose an ordered index scan with a limit, expecting to run
 --    out of rows; every session's columns were computed, then sorted. The same test as one
 --    yes/no, computed once per statement, is a value the planner takes as even odds:
---    `(select (... in ('admin', 'superuser')) is true)`. Who may read and update is
+--    `(select (... in ('admin', 'superuser')) is true)`; `auth.jwt()` inside it stays in
+--    a `select` of its own, the form Supabase's advisor (lint 0003, auth_rls_initplan)
+--    recognises as read once per statement. Who may read and update is
 --    unchanged (a missing role is false, as it was null). Replaces the policies of
 --    20261128000700_row_level_security.sql and 20261128000800_visitors_detailed_view.sql.
 -- 2. Neither order of the view had an index: `last_visit_at` of the visitors, and the
@@ -24,7 +26,7 @@ do $$
 declare
   t text;
   is_admin constant text :=
-    $e$(select ((auth.jwt() -> 'app_metadata' ->> 'role') in ('admin', 'superuser')) is true)$e$;
+    $e$(select (((select auth.jwt()) -> 'app_metadata' ->> 'role') in ('admin', 'superuser')) is true)$e$;
 begin
   for t in
     select target_table from sync.source_tables

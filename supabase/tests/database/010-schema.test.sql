@@ -114,7 +114,7 @@ select policies_are('public', 'sync_checksums', array['admins can read'], 'admin
 select policies_are('analytics', 'visitor_sessions', array['admins can read']);
 select is(
   (select count(*)::int from pg_policies where schemaname in ('public', 'analytics')
-   and (qual is distinct from $q$( SELECT ((((auth.jwt() -> 'app_metadata'::text) ->> 'role'::text) = ANY (ARRAY['admin'::text, 'superuser'::text])) IS TRUE))$q$
+   and (qual is distinct from $q$( SELECT ((((( SELECT auth.jwt() AS jwt) -> 'app_metadata'::text) ->> 'role'::text) = ANY (ARRAY['admin'::text, 'superuser'::text])) IS TRUE))$q$
         or (with_check is not null and with_check is distinct from qual))),
   0,
   'every policy (the flattened sessions'' too) is the one role test: read once per statement, from app_metadata (never user_metadata), a yes/no the planner takes as even odds (20261128004900)'
