@@ -74,6 +74,39 @@ Deno.test("fromDynamo accepts DynamoDB's extremes and keeps __proto__ as data", 
   assert.equal(Object.getOwnPropertyDescriptor(item, "__proto__")?.value, "data");
 });
 
+Deno.test("__proto__ stays data where assigning __proto__ sets the prototype (as in Node)", () => {
+  // Deno's own __proto__ setter makes a data property; Annex B's, as Node and browsers
+  // have it, sets the prototype. That one, for this test only.
+  const deno = Object.getOwnPropertyDescriptor(Object.prototype, "__proto__")!;
+  Object.defineProperty(Object.prototype, "__proto__", {
+    configurable: true,
+    get(this: object) {
+      return Object.getPrototypeOf(this);
+    },
+    set(this: object, proto: unknown) {
+      if (typeof proto === "object") Object.setPrototypeOf(this, proto);
+    },
+  });
+  try {
+    const item = fromDynamo(
+      JSON.parse(
+        '{"__proto__": {"M": {"polluted": {"S": "yes"}}}, "s": {"M": {"__proto__": {"S": "x"}}}}',
+      ),
+    );
+    assert.ok(Object.hasOwn(item, "__proto__"));
+    assert.deepEqual(Object.getOwnPropertyDescriptor(item, "__proto__")?.value, {
+      polluted: "yes",
+    });
+    assert.equal(Object.getPrototypeOf(item), Object.prototype);
+    assert.equal((item as Record<string, unknown>).polluted, undefined);
+    const nested = item.s as Record<string, unknown>;
+    assert.ok(Object.hasOwn(nested, "__proto__"));
+    assert.equal(Object.getOwnPropertyDescriptor(nested, "__proto__")?.value, "x");
+  } finally {
+    Object.defineProperty(Object.prototype, "__proto__", deno);
+  }
+});
+
 Deno.test("a name is checked every time until it is found storable", () => {
   const bad = "lone\uD800";
   for (let i = 0; i < 3; i++) {

@@ -158,3 +158,10 @@ Deno.test("toDynamo refuses what DynamoDB cannot hold: an empty set, a Date, a M
   assert.throws(() => toDynamo({ d: new Date(0) } as never), /cannot encode \[object Date\]/);
   assert.throws(() => toDynamo({ m: new Map() } as never), /cannot encode \[object Map\]/);
 });
+
+Deno.test("toDynamo leaves out members that are undefined, at the top and inside maps", () => {
+  assert.deepEqual(toDynamo({ a: 1n, b: undefined, m: { c: undefined, d: "x" } } as never), {
+    a: { N: "1" },
+    m: { M: { d: { S: "x" } } },
+  });
+});

@@ -25,6 +25,9 @@ Deno.test("compareDecimal orders exactly where doubles cannot", () => {
   assert.equal(compareDecimal("-2", "-10"), 1);
   assert.equal(compareDecimal("0", "-0"), 0);
   assert.equal(compareDecimal("0.001", "1E-3"), 0);
+  assert.equal(compareDecimal("1.2", "1.23"), -1);
+  assert.equal(compareDecimal("1.23", "1.2"), 1);
+  assert.equal(compareDecimal("-1.2", "-1.23"), 1);
   fc.assert(
     fc.property(fc.integer(), fc.integer(), (a, b) => {
       assert.equal(compareDecimal(String(a), String(b)), Math.sign(a - b));
@@ -63,4 +66,29 @@ Deno.test("numericStorable agrees with Postgres 15's numeric input at its limits
 Deno.test("numberProblem refuses a zero whose exponent Postgres cannot read", () => {
   assert.match(numberProblem("0e2000000000")!, /has an exponent Postgres cannot read/);
   assert.equal(numberProblem("0e5"), undefined);
+});
+
+Deno.test("numberProblem takes magnitudes under 1E+126 and refuses 1E+126 itself", () => {
+  assert.equal(numberProblem("9.99e125"), undefined);
+  assert.equal(numberProblem("-9.99e125"), undefined);
+  assert.match(
+    numberProblem("1e126")!,
+    /out of DynamoDB's number range \(exponent -130 to \+125\)/,
+  );
+  assert.match(numberProblem("-1E+126")!, /out of DynamoDB's number range/);
+});
+
+Deno.test("numberProblem counts significant digits without trailing zeros", () => {
+  // 1 followed by 38 zeros has one significant digit, inside DynamoDB's 38.
+  assert.equal(numberProblem(`1${"0".repeat(38)}`), undefined);
+  assert.equal(numberProblem(`1.${"0".repeat(40)}`), undefined);
+  assert.match(
+    numberProblem(`1${"0".repeat(37)}1`)!,
+    /has 39 significant digits; DynamoDB numbers have at most 38/,
+  );
+});
+
+Deno.test("numberProblem refuses a zero whose negative exponent Postgres cannot read", () => {
+  assert.match(numberProblem("0e-1073741823")!, /has an exponent Postgres cannot read/);
+  assert.equal(numberProblem("0e-1073741822"), undefined);
 });

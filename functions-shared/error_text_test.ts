@@ -47,3 +47,25 @@ Deno.test("an error whose stack is no text is still one line", () => {
   const odd = Object.assign(new TypeError("odd"), { stack: Object.create(null) });
   assert.equal(describeError(odd), "TypeError: odd");
 });
+
+Deno.test("Postgres's hint is kept, and an AggregateError with a message keeps its causes too", () => {
+  const hinted = Object.assign(new Error('column "x" does not exist'), {
+    name: "PostgresError",
+    code: "42703",
+    hint: 'Perhaps you meant to reference the column "t.y".',
+  });
+  assert.equal(
+    describeError(hinted),
+    'PostgresError (42703): column "x" does not exist; hint: Perhaps you meant to reference ' +
+      'the column "t.y".',
+  );
+  const error = new AggregateError([
+    Object.assign(new Error("connect ECONNREFUSED 10.0.0.1:6543"), { code: "ECONNREFUSED" }),
+    new Error("timeout"),
+  ], "every address failed");
+  assert.equal(
+    describeError(error),
+    "AggregateError: every address failed " +
+      "[Error (ECONNREFUSED): connect ECONNREFUSED 10.0.0.1:6543; Error: timeout]",
+  );
+});

@@ -92,6 +92,16 @@ Deno.test("reading back to a checkpoint calls whileSkipping, and what it throws 
   );
 });
 
+Deno.test("a file whose last line has no newline still yields that line", async () => {
+  const bytes = await gzip(`${item(1)}\n${item(2)}`);
+  const pages = await pagesOf(
+    exportPages(new Blob([new Uint8Array(bytes)]).stream(), fileOf(bytes), 10),
+  );
+  assert.deepEqual(pages.map((p) => [p.items.map((i) => i.id.S), p.nextLine, p.done]), [
+    [["k1", "k2"], 2, true],
+  ]);
+});
+
 Deno.test("binaries arrive as bytes", async () => {
   const { body, file } = await dataFile([
     JSON.stringify({ Item: { id: { S: "a" }, b: { B: "AAE=" } } }),

@@ -1,7 +1,15 @@
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { Writable } from "node:stream";
+import type postgres from "postgres";
 import { TRANSIENT_ATTEMPTS } from "./export_failures.ts";
 import { ExportReadError } from "./export_items.ts";
-import type { ExportFileClaim } from "./export_file_load.ts";
+import {
+  type ExportFileClaim,
+  type ExportLoadDeps,
+  FILE_READ_RETRIES,
+  loadExportFile,
+} from "./export_file_load.ts";
 import { loadExportJob } from "./export_load.ts";
 import { RunGate } from "./run_gate.ts";
 import { fakeCpuMeter, fakeSql, type Statement } from "./testing_fakes.ts";
@@ -413,4 +421,208 @@ Deno.test("credentials S3 refuses stop the loader at once, the job left running,
     3,
     "loader-0",
   ]]);
+});
+
+/**
+ * One claimed file's database, for `loadExportFile`: the file's checkpoint (`line`),
+ * moved by a chunk's merge (sync.merge_staged, the COPY's text staged before it) or a
+ * page's (sync.merge_changes) with its checkpoint. A merge whose changes hold `refuse` is
+ * refused as Postgres refuses data (22P02); `renew` answers each renewal of the lease and
+ * `beforeChunkMerge` is awaited before each chunk's merge.
+ */
+function fileDb(
+  options: {
+    refuse?: string;
+    renew?: () => Promise<unknown[]>;
+    beforeChunkMerge?: () => Promise<void>;
+  } = {},
+) {
+  const state = { line: 0, renewals: 0, staged: "" };
+  const refused = () =>
+    Object.assign(new Error('invalid input syntax for type numeric: "x"'), { code: "22P02" });
+  const moveTo = (nextKey: unknown) => state.line = JSON.parse(String(nextKey)).line;
+  const db = fakeSql(async (s) => {
+    const t = s.text;
+    if (t.includes("sync.renew_segment")) {
+      state.renewals++;
+      return options.renew ? await options.renew() : [];
+    }
+    if (t === "set local synchronous_commit = off") state.staged = "";
+    if (t.startsWith("set local synchronous_commit")) return [];
+    if (t.includes("from sync.backfill_segments")) return [{ line: String(state.line) }];
+    if (t.includes("sync.merge_staged(")) {
+      await options.beforeChunkMerge?.();
+      if (options.refuse && state.staged.includes(options.refuse)) throw refused();
+      moveTo(s.values[3]);
+      return [{ checkpointed: true, applied: state.staged.split("\n").length - 1 }];
+    }
+    if (t.includes("sync.merge_changes(")) {
+      const atOnce = t.startsWith("with");
+      const changes = String(s.values[atOnce ? 6 : 1]);
+      if (options.refuse && changes.includes(options.refuse)) throw refused();
+      const applied = (JSON.parse(changes) as unknown[]).length;
+      if (atOnce) moveTo(s.values[3]);
+      return [{ checkpointed: true, applied }];
+    }
+    if (t.includes("sync.checkpoint_segment(")) {
+      moveTo(s.values[3]);
+      return [{ checkpointed: true }];
+    }
+    if (t.startsWith("insert into sync.dead_letters")) return [];
+    return undefined;
+  });
+  // postgres.js's COPY: `tx.unsafe("copy ...").writable()`, here taking the staged text.
+  const begin = db.sql.begin;
+  const sql = Object.assign((...args: Parameters<typeof db.sql>) => db.sql(...args), db.sql, {
+    begin: (work: (tx: postgres.TransactionSql) => Promise<unknown>) =>
+      begin((tx) =>
+        work(Object.assign((...args: Parameters<typeof tx>) => tx(...args), tx, {
+          unsafe: (query: string, params?: unknown[]) =>
+            query.startsWith("copy ")
+              ? {
+                writable: () =>
+                  Promise.resolve(
+                    new Writable({
+                      write(chunk, _encoding, done) {
+                        state.staged += String(chunk);
+                        done();
+                      },
+                    }),
+                  ),
+              }
+              : tx.unsafe(query, params as never),
+        }) as unknown as postgres.TransactionSql)
+      ),
+  }) as unknown as postgres.Sql;
+  return { ...db, sql, state };
+}
+
+/** A gzipped data file of segments `ids`, each item with `pad` characters of noise. */
+async function segmentsFile(ids: string[], pad = 0) {
+  const noise = () => {
+    const bytes = crypto.getRandomValues(new Uint8Array(Math.ceil(pad * 3 / 4)));
+    return btoa(String.fromCharCode(...bytes)).slice(0, pad);
+  };
+  const text = ids
+    .map((id) => JSON.stringify({ Item: { segment_id: { S: id }, raw: { S: noise() } } }) + "\n")
+    .join("");
+  const gzipped = new Blob([text]).stream().pipeThrough(new CompressionStream("gzip"));
+  const bytes = new Uint8Array(await new Response(gzipped).arrayBuffer());
+  const claim: ExportFileClaim = {
+    segment: 3,
+    data_key: "AWSDynamoDB/01/data/3.json.gz",
+    item_count: ids.length,
+    md5: createHash("md5").update(bytes).digest("base64"),
+    next_line: 0,
+    source_table: "firespring-backdoor-segments-dev",
+    target_table: "firespring_segments",
+    page_size: 1,
+  };
+  return { bytes, claim };
+}
+
+/** The deps of loading job 7's file with worker w1; `open` fails past 10 reads of it. */
+function fileDeps(
+  db: ReturnType<typeof fileDb>,
+  open: () => ReadableStream<Uint8Array>,
+  over: Partial<ExportLoadDeps> = {},
+) {
+  const lines: string[] = [];
+  const slept: number[] = [];
+  let opens = 0;
+  const deps: ExportLoadDeps = {
+    sql: db.sql,
+    open: () =>
+      ++opens > 10
+        ? Promise.reject(new Error("the file was opened more than 10 times"))
+        : Promise.resolve(open()),
+    exportTime: new Date("2026-11-29T00:00:00Z"),
+    cpu: fakeCpuMeter(),
+    log: (line) => lines.push(line),
+    sleep: (ms) => (slept.push(ms), Promise.resolve()),
+    ...over,
+  };
+  return { deps, lines, slept, opens: () => opens };
+}
+
+Deno.test("a refused chunk's lines, all of them, go the careful way once; the chunk is not tried again", async () => {
+  const db = fileDb({ refuse: "bad" });
+  const { bytes, claim } = await segmentsFile(["s-1", "bad"]);
+  const { deps, lines, opens } = fileDeps(db, () => new Blob([bytes]).stream(), {
+    chunkPages: 2,
+  });
+  assert.equal(await loadExportFile("7", "w1", claim, deps), 1);
+  assert.equal(db.state.line, 2, "the file's checkpoint at its end");
+  assert.equal(db.matching("sync.merge_staged(").length, 1, "the refused chunk, once");
+  assert.equal(
+    db.matching("sync.dead_letters").length,
+    1,
+    "the refused line dead-lettered on the careful way",
+  );
+  assert.match(
+    lines[0],
+    /: lines 1 to 2: invalid input syntax .*; writing those lines page by page$/,
+  );
+  assert.equal(opens(), 2);
+});
+
+Deno.test("a file whose bytes break after every chunk committed loads: a broken read is counted from the last progress", async () => {
+  const db = fileDb();
+  const ids = ["s-1", "s-2", "s-3", "s-4", "s-5", "s-6"];
+  const { bytes, claim } = await segmentsFile(ids, 3000);
+  // Each read of the file breaks once a chunk was committed since it began.
+  const breaking = () => {
+    const from = db.state.line;
+    let at = 0;
+    return new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (db.state.line > from) {
+          controller.error(Object.assign(new Error("read ECONNRESET"), { code: "ECONNRESET" }));
+        } else if (at >= bytes.length) controller.close();
+        else controller.enqueue(bytes.slice(at, at += 64));
+      },
+    }, { highWaterMark: 0 });
+  };
+  const { deps, lines, slept } = fileDeps(db, breaking, { chunkPages: 1 });
+  assert.equal(await loadExportFile("7", "w1", claim, deps), ids.length);
+  assert.equal(db.state.line, ids.length);
+  assert.ok(slept.length > FILE_READ_RETRIES, `more breaks than retries of one read: ${slept}`);
+  assert.deepEqual(slept, slept.map(() => 1000), "each the first retry since progress");
+  assert.equal(
+    lines.filter((l) => /: read ECONNRESET.*; reading it again from line \d+ in 1000 ms$/.test(l))
+      .length,
+    slept.length,
+  );
+});
+
+Deno.test("a renewal that finds the lease another's during a long chunk leaves the file: no chunk after it", async () => {
+  const lost = Object.assign(new Error("backfill job 7 segment 3: w1 no longer holds the lease"), {
+    code: "SY001",
+  });
+  // The chunk's merge ends only after three renewals of its lease.
+  let renewed = () => {};
+  const db = fileDb({
+    renew: () => (renewed(), Promise.reject(lost)),
+    beforeChunkMerge: () =>
+      new Promise<void>((resolve) => renewed = () => db.state.renewals >= 3 && resolve()),
+  });
+  const { bytes, claim } = await segmentsFile(["s-1", "s-2"]);
+  const { deps } = fileDeps(db, () => new Blob([bytes]).stream(), {
+    chunkPages: 1,
+    stuckChunkGraceMs: 30,
+  });
+  await assert.rejects(
+    loadExportFile("7", "w1", { ...claim, lease_seconds: 0.03 }, deps),
+    (error: Error & { code?: string }) => {
+      assert.equal(error.code, "SY001");
+      assert.match(
+        error.message,
+        /a chunk from line 0 did not end within .* of its lease being left/,
+      );
+      return true;
+    },
+  );
+  assert.equal(db.state.renewals, 1, "the lease is not renewed after it was found another's");
+  assert.equal(db.transactions.begun, 1, "no further chunk");
+  assert.equal(db.state.line, 0);
 });

@@ -141,4 +141,26 @@ Deno.test("keys are taken relative to the prefix unless they already start with 
   assert.deepEqual(keyInBucket("", "AWSDynamoDB/x"), "AWSDynamoDB/x");
   assert.deepEqual(keyInBucket("p", "AWSDynamoDB/x"), "p/AWSDynamoDB/x");
   assert.deepEqual(keyInBucket("p", "p/AWSDynamoDB/x"), "p/AWSDynamoDB/x");
+  // Only the prefix as a whole folder: "exp" does not hold "export2/x".
+  assert.deepEqual(keyInBucket("exp", "export2/x"), "exp/export2/x");
+});
+
+Deno.test("a prefix written with a trailing slash names the same folder", () => {
+  const summary = parseExportSummary(summaryText({ s3Prefix: "p/" }), "exports/summary");
+  assert.equal(summary.s3Prefix, "p");
+  assert.equal(
+    summary.manifestFilesKey,
+    "p/AWSDynamoDB/01700000000000-a1b2c3d4/manifest-files.json",
+  );
+  const already = parseExportSummary(
+    summaryText({
+      s3Prefix: "p//",
+      manifestFilesS3Key: "p/AWSDynamoDB/01700000000000-a1b2c3d4/manifest-files.json",
+    }),
+    "exports/summary",
+  );
+  assert.equal(
+    already.manifestFilesKey,
+    "p/AWSDynamoDB/01700000000000-a1b2c3d4/manifest-files.json",
+  );
 });

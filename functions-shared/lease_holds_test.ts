@@ -30,3 +30,15 @@ Deno.test("a wait for a turn holds the lease every few seconds, and ends at the 
   assert.equal(await untilTurn(far, clock, hold, clock.now() + 1_000), "deadline");
   assert.equal(await untilTurn(far, clock, () => Promise.resolve(false), Infinity), "taken");
 });
+
+Deno.test("a deadline before the turn but far off still holds the lease every few seconds until it", async () => {
+  const clock = fakeClock(0.5);
+  let holds = 0;
+  const start = clock.now();
+  const turn = { at: start + 30_000, units: 1 };
+  const result = await untilTurn(turn, clock, () => Promise.resolve(++holds > 0), start + 20_000);
+  assert.equal(result, "deadline");
+  assert.equal(holds, 4, "a hold every HOLD_EVERY_MS while the deadline was further off");
+  assert.deepEqual(clock.slept, [4_000, 4_000, 4_000, 4_000, 4_000]);
+  assert.equal(clock.now(), start + 20_000, "it returns at the deadline");
+});

@@ -121,6 +121,30 @@ Deno.test("a direct request with a poison value is a dead letter at the request'
   assert.deepEqual(JSON.parse(encodeJson(letter.rowKey)), { action_id: "d-1" });
 });
 
+Deno.test("a direct DELETE maps to a delete of the key, never an upsert", () => {
+  const now = new Date("2026-02-06T00:00:00Z");
+  const mapped = mapDirect(
+    { table: "firespring_segments", action: "DELETE", data: { segment_id: "s-1", name: "gone" } },
+    now,
+  );
+  assert.ok(mapped.ok);
+  assert.equal(mapped.value.change.op, "delete");
+  assert.deepEqual(mapped.value.change.row, { segment_id: "s-1" });
+  assert.equal(mapped.value.change.changedAt, now.toISOString());
+});
+
+Deno.test("a direct request with U+0000 in a map key is a dead letter naming the key", () => {
+  const body = parseJsonExact(
+    '{"table": "firespring_segments", "action": "UPSERT", "data": {"segment_id": "s", "raw": {"a\\u0000": 1}}}',
+  ) as Parameters<typeof mapDirect>[0];
+  const letter = deadLetterOf(mapDirect(body));
+  assert.match(
+    letter.reason,
+    /^firespring-backdoor-segments-dev \[segment_id="s"\]: attribute raw: the map key "a\\u0000" contains U\+0000/,
+  );
+  assert.deepEqual(letter.rowKey, { segment_id: "s" });
+});
+
 Deno.test("a stream time that is not a time is a dead letter, not a crash", () => {
   const bad = record({ action_id: { S: "a-3" } });
   bad.dynamodb.ApproximateCreationDateTime = 1e300;
@@ -179,6 +203,16 @@ Deno.test("rowKeyOf reads the target key from DynamoDB JSON and from plain value
     { [first]: "x", [second]: "y" },
   );
   assert.equal(rowKeyOf(actions, {}), null);
+  // A numeric key (none of the nine tables has one as its row key yet): N must be a number.
+  const numeric = { ...actions, targetKey: ["n"], columns: { n: { from: "k", type: "numeric" } } };
+  assert.equal(rowKeyOf(numeric as typeof actions, { k: { N: "abc" } }), null);
+  assert.equal(rowKeyOf(numeric as typeof actions, { k: { N: "1e999" } }), null);
+  assert.deepEqual(
+    JSON.parse(encodeJson(rowKeyOf(numeric as typeof actions, { k: { N: "12.50" } }))),
+    {
+      n: 12.5,
+    },
+  );
   assert.deepEqual(rowKeyOf(actions, { action_id: "p" }), { action_id: "p" });
 });
 

@@ -43,6 +43,15 @@ Deno.test("every bad setting is named at once, with what it holds and what it sh
   });
 });
 
+Deno.test("an integer setting takes whole numbers written as such, within its bounds", () => {
+  const spec = integer("SOME_BUDGET", "a budget", 5, 1, 1000);
+  assert.equal(spec.parse("1"), 1);
+  assert.equal(spec.parse(" 1000 "), 1000);
+  for (const text of ["1001", "0", "-1", "1e3", "1.0", "0x10", "", "9007199254740993"]) {
+    assert.throws(() => spec.parse(text), /^Error: a whole number from 1 to 1000$/, text);
+  }
+});
+
 Deno.test("a missing required setting is named; a secret's value is never shown", () => {
   const specs = {
     key: text("SOME_KEY", "the key", true),

@@ -137,6 +137,30 @@ Deno.test("a frontier trimmed between its iterator and its read is lost as well;
   assert.equal(fine.state.frontier?.seq, "102");
 });
 
+Deno.test("a trim met past the frontier's own read is no loss of the frontier", async () => {
+  // The frontier's read answers an empty page (the frontier not yet there to read); the
+  // page after it is trimmed. The frontier was read fine: only a trim at it loses it.
+  const previous: ShardState = {
+    through: "100",
+    frontier: { seq: "101", created_at: new Date(NOW - 20 * HOUR).toISOString() },
+  };
+  const { reader } = fakeReader({ s1: shard([21, 20, 2]) });
+  const reads: string[] = [];
+  const later: StreamReader = {
+    ...reader,
+    read: (iterator) => {
+      reads.push(iterator);
+      if (iterator === "s1|1") return Promise.resolve({ records: [], next: "s1|past" });
+      if (iterator === "s1|past") return Promise.resolve("trimmed");
+      return reader.read(iterator);
+    },
+  };
+  const finding = await checkShard("s1", previous, later, appliedOf(["100"]));
+  assert.deepEqual(reads.slice(0, 3), ["s1|1", "s1|past", "s1|0|0"], "on from the oldest");
+  assert.equal(finding.lost, undefined);
+  assert.equal(finding.state.frontier?.seq, "101");
+});
+
 Deno.test("a read trimmed twice in a row fails the shard's check, naming the shard", async () => {
   const { reader } = fakeReader({ s3: shard([5]) });
   const trimmed: StreamReader = { ...reader, read: () => Promise.resolve("trimmed") };
@@ -508,6 +532,13 @@ Deno.test("a closed shard applied through its ending sequence number is done, wi
   });
   assert.deepEqual(done.state, { through: "1000000000000000000002", done: true });
   assert.equal(reads, 0, "compared as numbers: the text of the longer sorts first");
+  // Applied through exactly its ending sequence number: done as well, without a read.
+  const exactly = await checkShard("s1", { through: "102" }, counting, appliedOf([]), {
+    closed: true,
+    endingSeq: "102",
+  });
+  assert.deepEqual(exactly.state, { through: "102", done: true });
+  assert.equal(reads, 0, "through the ending sequence number itself");
   // Not yet through it: read as before.
   const short = await checkShard("s1", { through: "100" }, counting, appliedOf(["101", "102"]), {
     closed: true,

@@ -151,6 +151,35 @@ Deno.test("extraction jobs rank their state and read updated_at in milliseconds"
   assert.deepEqual(json(change.row.job_data), { params: { since: "2026-01-01" } });
 });
 
+Deno.test("an extraction job's status the rank does not know ranks lowest (0)", () => {
+  const rankOf = (item: Parameters<typeof fromDynamo>[0]) =>
+    itemToChange(spec("firespring_extraction_jobs"), fromDynamo(item), at).rank;
+  const key = { job_id: { S: "j2" }, updated_at: { N: "1770379200123" } };
+  assert.equal(rankOf({ ...key, status: { S: "cancelled" } }), 0);
+  assert.equal(rankOf(key), 0);
+  assert.equal(rankOf({ ...key, status: { S: "running" } }), 1);
+});
+
+Deno.test("a REMOVE whose key attribute is missing or of the wrong type is refused, naming it", () => {
+  const refuse = (keys: Parameters<typeof fromDynamo>[0], message: RegExp) =>
+    assert.throws(
+      () => keyToChange(spec("firespring_segments"), fromDynamo(keys), at),
+      (error: Error) => {
+        assert.ok(error instanceof MappingError);
+        assert.match(error.message, message);
+        return true;
+      },
+    );
+  refuse(
+    { segment_id: { N: "1" } },
+    /^firespring-backdoor-segments-dev \[segment_id=1\]: attribute segment_id: expected a string \(S\), got N "1"$/,
+  );
+  refuse(
+    {},
+    /^firespring-backdoor-segments-dev \[segment_id=null\]: attribute segment_id: is missing$/,
+  );
+});
+
 Deno.test("a lead with _deleted = true is a delete of its row", () => {
   const change = itemToChange(
     spec("mmp_toledo_leads"),
@@ -228,8 +257,21 @@ Deno.test("epochToIso is exact to the microsecond", () => {
   assert.equal(epochToIso("1770379200.123456789", "seconds"), "2026-02-06T12:00:00.123456Z");
   assert.equal(epochToIso("1.7703792001234567E9", "seconds"), "2026-02-06T12:00:00.123456Z");
   assert.equal(epochToIso("-0.5", "seconds"), "1969-12-31T23:59:59.500000Z");
+  assert.equal(epochToIso("-0.0005", "seconds"), "1969-12-31T23:59:59.999500Z");
   assert.equal(epochToIso("1770379200123.5", "millis"), "2026-02-06T12:00:00.123500Z");
   assert.throws(() => epochToIso("253402300800", "seconds"), /outside the years 1 to 9999/);
+});
+
+Deno.test("epochToIso refuses a time before the year 1, even by half a second", () => {
+  assert.equal(epochToIso("-62135596800", "seconds"), "0001-01-01T00:00:00.000000Z");
+  assert.throws(
+    () => epochToIso("-62135596800.5", "seconds"),
+    (error: Error) => {
+      assert.ok(error instanceof RangeError);
+      assert.equal(error.message, "-62135596800.5 epoch seconds is outside the years 1 to 9999");
+      return true;
+    },
+  );
 });
 
 Deno.test("isIsoTimestamp accepts what Postgres reads the same way, and no more", () => {

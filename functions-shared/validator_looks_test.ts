@@ -200,3 +200,26 @@ Deno.test("a last look whose request's budget is spent hands on; the next compar
     "the lease renewed before its pause",
   );
 });
+
+Deno.test("a look reads each key once: an unmappable item's key that also differs is not added twice, and maxKeys caps the rest", async () => {
+  const db = runsDb({
+    divergent: (_run, look) => (look === 0 ? [{ kind: "different", key: key("k") }] : []),
+  });
+  const run = comparing(db);
+  const unmappable = (id: string) => ({ key: { segment_id: id }, reason: `bad ${id}` });
+  run.unmappable = [
+    unmappable("k"),
+    unmappable("u1"),
+    unmappable("u1"),
+    unmappable("u2"),
+    unmappable("u3"),
+  ];
+  await compareRanges(deps(db), 7, "w1", () => false);
+  assert.equal(await recheckLook(deps(db), segments, 7, "w1", 3), "report");
+  const [started] = db.matching("set recheck_keys = ");
+  assert.deepEqual(
+    JSON.parse(String(started.values[0])),
+    [key("k"), key("u1"), key("u2")],
+    "the divergent key first, each key once, at most maxKeys",
+  );
+});

@@ -4,6 +4,7 @@ import {
   expectedPage,
   pointReadKey,
   repairPlan,
+  rowKeyText,
   sourceKeyOf,
   unmappableRowKey,
 } from "./validator_plan.ts";
@@ -58,6 +59,12 @@ Deno.test("collapsed rows carry their range key and rank to the staging", () => 
   assert.equal(rows[0].range_key, "1770379200");
   assert.equal(rows[0].rank, 0);
   assert.equal(rows[0].row.visitor_id, "v1");
+});
+
+Deno.test("a row key's text is the same whatever order its columns came in", () => {
+  assert.equal(rowKeyText({ sk: "b", pk: "a" }), rowKeyText({ pk: "a", sk: "b" }));
+  assert.equal(rowKeyText({ sk: "b", pk: "a" }), '[["pk","a"],["sk","b"]]');
+  assert.notEqual(rowKeyText({ pk: "b", sk: "a" }), rowKeyText({ pk: "a", sk: "b" }));
 });
 
 Deno.test("a point read's key is the source key behind the target key", () => {

@@ -76,6 +76,52 @@ Deno.test("a batch with dead letters goes straight to the savepoint path", async
   assert.equal(db.deadLettered, 1);
 });
 
+/** A dead letter of a record whose value is not a number. */
+function poisonLetter() {
+  const bad = segment("s-9", "300");
+  bad.dynamodb.NewImage = { segment_id: { S: "s-9" }, value: { N: "abc" } } as never;
+  const mapped = mapStreamRecord(bad as never);
+  if (mapped.ok) throw new Error("the record should not map");
+  return mapped.deadLetter;
+}
+
+Deno.test("a replay through the savepoint path (a batch with dead letters) writes nothing and says so", async () => {
+  const db = fakeDb({ knownIds: ["msg_old"] });
+  const outcome = await applyWebhookBatch(db.sql, {
+    webhookId: "msg_old",
+    changes: changes("s-1"),
+    deadLetters: [poisonLetter()],
+    records,
+  });
+  assert.deepEqual(outcome, { replayed: true });
+  assert.deepEqual([db.committed, db.applied, db.deadLettered], [0, 0, 0]);
+  assert.deepEqual(db.noted, []);
+  assert.equal(db.statements.some((s) => s.includes("merge_changes")), false, "nothing merged");
+});
+
+Deno.test("a change Postgres refuses in its savepoint is dead-lettered and returned as refused", async () => {
+  const refusal = Object.assign(new Error('invalid input syntax for type integer: "x"'), {
+    code: "22P02",
+  });
+  const db = fakeDb({ mergeError: refusal });
+  const outcome = await applyWebhookBatch(db.sql, {
+    webhookId: "msg_4",
+    changes: changes("s-1"),
+    deadLetters: [],
+    records,
+  });
+  assert.ok(!outcome.replayed);
+  assert.deepEqual([outcome.applied, outcome.deadLettered], [0, 1]);
+  assert.equal(outcome.refused.length, 1);
+  assert.match(
+    outcome.refused[0].reason,
+    /^firespring_segments \[segment_id="s-1"\]: Postgres refused the change: invalid input syntax .*\(SQLSTATE 22P02\)$/,
+  );
+  assert.deepEqual(outcome.refused[0].rowKey, { segment_id: "s-1" });
+  assert.equal(db.deadLettered, 1);
+  assert.equal(db.committed, 1);
+});
+
 Deno.test("changes are grouped per target table in their wire form", () => {
   const grouped = changesByTable(changes("s-1", "s-2"));
   assert.deepEqual(Object.keys(grouped), ["firespring_segments"]);

@@ -15,6 +15,8 @@ Deno.test("a timestamp more than 300 s away is refused, saying how far off", asy
   assert.ok(!future.ok);
   assert.match(future.problem, /is 301 s in the future/);
   assert.ok(check(-250_000).ok);
+  assert.ok(check(-300_000).ok, "exactly 300 s in the past is within");
+  assert.ok(check(+300_000).ok, "exactly 300 s in the future is within");
   assert.ok(check(+250_000).ok);
   const verifier = createWebhookVerifier(secretA);
   const recent = new Headers(signWebhook(secretA, body, "m1", at(-250_000)));
@@ -36,6 +38,14 @@ Deno.test("checkWebhookHeaders: missing, malformed and unusable headers are name
   assert.match(problem({ ...good, "webhook-timestamp": "soon" })!, /whole number of unix seconds/);
   assert.match(problem({ ...good, "webhook-timestamp": "1e9" })!, /whole number of unix seconds/);
   assert.match(problem({ ...good, "webhook-id": "x".repeat(257) })!, /webhook-id must be 1 to 256/);
+  assert.equal(problem({ ...good, "webhook-id": "x".repeat(256) }), undefined);
+  for (const id of ["msg 1", "msg_\u00e9", "msg\t1", "msg_\u007f"]) {
+    assert.equal(
+      problem({ ...good, "webhook-id": id }),
+      "webhook-id must be 1 to 256 printable ASCII characters without spaces",
+      JSON.stringify(id),
+    );
+  }
   assert.match(problem({ ...good, "webhook-signature": "v1a,abcd" })!, /no v1,<base64> signature/);
   assert.match(problem({ ...good, "webhook-signature": "v1,not base64!" })!, /no v1,<base64>/);
 });

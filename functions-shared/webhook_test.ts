@@ -16,6 +16,7 @@ import {
   secretA,
   segment,
   signed,
+  unreadableBody,
   URL_,
 } from "./webhook_fakes.ts";
 
@@ -60,6 +61,13 @@ Deno.test("refusals 405, 415, 413, 400 each say why, and nothing is applied", as
       /content-type must be application\/json, not text\/plain/,
     ],
     [
+      "application/jsonx",
+      post(oneRecord, { ...signWebhook(secretA, oneRecord), "content-type": "application/jsonx" }),
+      deps(db),
+      415,
+      /content-type must be application\/json, not application\/jsonx/,
+    ],
+    [
       "no content-type",
       new Request(URL_, { method: "POST", body: oneRecord }),
       deps(db),
@@ -94,6 +102,13 @@ Deno.test("refusals 405, 415, 413, 400 each say why, and nothing is applied", as
       deps(db),
       400,
       /^body is not valid JSON: (?!.*ssn-123)/,
+    ],
+    [
+      "invalid JSON across lines, the body not repeated",
+      signed("ssn-123\n-45-6789"),
+      deps(db),
+      400,
+      /^body is not valid JSON: (?![\s\S]*(ssn-123|6789))/,
     ],
     [
       "invalid JSON with quotes of its own, the body not repeated",
@@ -148,4 +163,76 @@ Deno.test("a batch's dead letters are logged once it committed: three lines, the
     warned[3],
     /^…and 2 more dead letters in this batch \(.* 2; sync\.dead_letters holds each/,
   );
+});
+
+Deno.test("a change Postgres refuses is dead-lettered, counted and logged once committed", async () => {
+  const refusal = Object.assign(new Error('invalid input syntax for type integer: "x"'), {
+    code: "22P02",
+  });
+  const db = fakeDb({ mergeError: refusal });
+  const warned: string[] = [];
+  const warn = console.warn;
+  console.warn = (line: string) => warned.push(line);
+  try {
+    const { status, body: counts } = await answer(
+      await handleWebhook(signed(oneRecord, secretA, "msg_refused"), deps(db)),
+    );
+    assert.equal(status, 200);
+    assert.deepEqual(counts, { received: 1, applied: 0, skipped: 0, deadLettered: 1 });
+  } finally {
+    console.warn = warn;
+  }
+  assert.equal(db.deadLettered, 1);
+  assert.equal(warned.length, 1, warned.join("\n"));
+  assert.match(
+    warned[0],
+    /^dead letter: firespring_segments \[segment_id="s-1"\]: Postgres refused the change: .*\(SQLSTATE 22P02\) \(event /,
+  );
+});
+
+Deno.test("a body declared larger than the limit is refused 413 before it is read", async () => {
+  const db = fakeDb();
+  const { stream, wasRead } = unreadableBody();
+  const headers = { ...signWebhook(secretA, oneRecord), "content-length": "7000000" };
+  const { status, body } = await answer(await handleWebhook(post(stream, headers), deps(db)));
+  assert.equal(status, 413);
+  assert.equal(body.error, `body is larger than ${6 * 1024 * 1024} bytes`);
+  assert.equal(wasRead(), false, "the body was not read");
+  assert.equal(db.begun, 0);
+});
+
+Deno.test("a streamed body of exactly the limit is read; one byte more is refused 413", async () => {
+  const stream = (text: string) => {
+    const bytes = new TextEncoder().encode(text);
+    return new ReadableStream<Uint8Array>({
+      start(controller) {
+        // In two chunks: the size is counted across them.
+        controller.enqueue(bytes.slice(0, 10));
+        controller.enqueue(bytes.slice(10));
+        controller.close();
+      },
+    });
+  };
+  const limit = new TextEncoder().encode(oneRecord).length;
+  const request = () => post(stream(oneRecord), signWebhook(secretA, oneRecord));
+  const db = fakeDb();
+  const fits = await answer(
+    await handleWebhook(request(), deps(db, secretA, { maxBodyBytes: limit })),
+  );
+  assert.equal(fits.status, 200);
+  assert.equal(fits.body.applied, 1);
+  const over = await answer(
+    await handleWebhook(request(), deps(fakeDb(), secretA, { maxBodyBytes: limit - 1 })),
+  );
+  assert.equal(over.status, 413);
+  assert.equal(over.body.error, `body is larger than ${limit - 1} bytes`);
+});
+
+Deno.test("application/json with parameters is JSON", async () => {
+  const headers = {
+    ...signWebhook(secretA, oneRecord),
+    "content-type": "Application/JSON; charset=utf-8",
+  };
+  const { status } = await answer(await handleWebhook(post(oneRecord, headers), deps(fakeDb())));
+  assert.equal(status, 200);
 });

@@ -3,7 +3,13 @@ import type { AttributeMap } from "./dynamo_decoder.ts";
 import { DynamoNumber, parseJsonExact } from "./dynamo_numbers.ts";
 import { byTargetTable, writeBackAttributes } from "./table_registry.ts";
 import { itemKeyOf, planWriteBack, type WriteBackEdit } from "./write_back_update.ts";
-import { isoToMicros, microsToEpoch, microsToIso } from "./write_back_values.ts";
+import {
+  isoToMicros,
+  jsonToAttribute,
+  microsToEpoch,
+  microsToIso,
+  WriteBackValueError,
+} from "./write_back_values.ts";
 
 const spec = (table: string) => byTargetTable(table)!;
 
@@ -199,6 +205,75 @@ Deno.test("a column fed by alternatives, emptied, removes every alternative the 
   );
 });
 
+Deno.test("a column set on an item without its attribute is conditioned on attribute_not_exists", () => {
+  const { name: _, ...nameless } = segment;
+  const p = plan(
+    "firespring_segments",
+    edit({
+      rowKey: { segment_id: "s-1" },
+      columns: ["segment_name"],
+      before: { segment_name: null },
+      after: { segment_name: "New name" },
+    }),
+    nameless,
+  );
+  assert.equal(p.kind, "update");
+  if (p.kind !== "update") return;
+  assert.equal(p.input.UpdateExpression, "SET #a0 = :v0");
+  assert.equal(p.input.ConditionExpression, "attribute_exists(#a1) AND attribute_not_exists(#a0)");
+  assert.deepEqual(p.input.ExpressionAttributeNames, { "#a0": "name", "#a1": "segment_id" });
+  assert.deepEqual(p.input.ExpressionAttributeValues, { ":v0": { S: "New name" } });
+});
+
+Deno.test("a column left null on an item holding NULL keeps the NULL: no REMOVE", () => {
+  const p = plan(
+    "firespring_segments",
+    edit({
+      rowKey: { segment_id: "s-1" },
+      columns: ["member_count", "segment_name"],
+      before: { member_count: "12345678901234567890.5", segment_name: null },
+      after: { member_count: "7", segment_name: null },
+    }),
+    { ...segment, name: { NULL: true } },
+  );
+  assert.equal(p.kind, "update");
+  if (p.kind !== "update") return;
+  assert.equal(p.input.UpdateExpression, "SET #a0 = :v0", "the NULL attribute is left as it is");
+  assert.deepEqual(p.input.ExpressionAttributeNames!["#a1"], "name");
+  assert.match(p.input.ConditionExpression!, /#a1 = :v\d/, "on condition it still holds NULL");
+});
+
+Deno.test("an emptied column whose alternatives include a key attribute never removes the key", () => {
+  const actions = spec("firespring_actions");
+  const keyed = {
+    ...actions,
+    columns: {
+      ...actions.columns,
+      action_type: { from: ["action_type", "action_id"], type: "text" },
+    },
+  } as typeof actions;
+  const e = edit({
+    rowKey: { action_id: "a-1" },
+    columns: ["action_type"],
+    before: { action_type: "click" },
+    after: { action_type: null },
+  });
+  const p = planWriteBack(keyed, e, itemKeyOf(keyed, e) as AttributeMap, {
+    action_id: { S: "a-1" },
+    action_type: { S: "click" },
+  });
+  assert.equal(p.kind, "update");
+  if (p.kind !== "update") return;
+  assert.equal(p.input.UpdateExpression, "REMOVE #a0");
+  assert.equal(p.input.ExpressionAttributeNames!["#a0"], "action_type");
+  assert.equal(
+    p.input.UpdateExpression!.includes(
+      Object.entries(p.input.ExpressionAttributeNames!).find(([, a]) => a === "action_id")![0],
+    ),
+    false,
+  );
+});
+
 Deno.test("collapsed tables write to the observation the row shows, or refuse", () => {
   const jobs = spec("firespring_extraction_jobs");
   const e = edit({
@@ -249,6 +324,16 @@ Deno.test("timestamps convert exactly", () => {
     "2023-11-14T17:13:20.000-05:00",
   );
   assert.equal(isoToMicros("0050-01-01T00:00:00Z") < 0n, true);
+  assert.equal(isoToMicros("2024-01-01T05:00:00+05:00"), isoToMicros("2024-01-01T00:00:00Z"));
+  assert.equal(isoToMicros("2023-12-31T19:00:00-0500"), isoToMicros("2024-01-01T00:00:00Z"));
+  // The 7th fraction digit rounds half away from zero, as Postgres does.
+  assert.equal(
+    isoToMicros("2024-01-01T00:00:00.0000005Z"),
+    isoToMicros("2024-01-01T00:00:00.000001Z"),
+  );
+  assert.equal(isoToMicros("2024-01-01T00:00:00.0000004Z"), isoToMicros("2024-01-01T00:00:00Z"));
+  assert.equal(microsToIso(-1n), "1969-12-31T23:59:59.999999Z");
+  assert.equal(microsToIso(-1_500_000n), "1969-12-31T23:59:58.500Z");
   assert.equal(new DynamoNumber("1").value, "1");
 });
 
@@ -356,4 +441,22 @@ Deno.test("an edit that only reorders a set's members writes nothing: a no-op wh
   const p = criteriaPlan({ raw: { tags: ["a", "b"] } }, { raw: { tags: ["b", "a"] } });
   // DynamoDB would take SS [b, a] for SS [a, b] as no change, and stream nothing back.
   assert.deepEqual(p, { kind: "noop", rowDiffers: true });
+});
+
+Deno.test("jsonToAttribute keeps the item's binary and sets, and refuses what a set cannot hold", () => {
+  assert.deepEqual(jsonToAttribute("AQI=", new Uint8Array([9])), { B: new Uint8Array([1, 2]) });
+  assert.deepEqual(jsonToAttribute("AQI="), { S: "AQI=" }, "without binary to follow, text");
+  const numbers = new Set([new DynamoNumber("1")]);
+  assert.deepEqual(jsonToAttribute([new DynamoNumber("2"), new DynamoNumber("3")], numbers), {
+    NS: ["2", "3"],
+  });
+  const refuses = (value: unknown, like: Set<unknown>, message: RegExp) =>
+    assert.throws(
+      () => jsonToAttribute(value, like as never),
+      (error: Error) => error instanceof WriteBackValueError && message.test(error.message),
+    );
+  refuses([new DynamoNumber("2"), "x"], numbers, /^value: a number set takes numbers only$/);
+  refuses([], numbers, /^value: DynamoDB has no empty set \(the item holds a set\)$/);
+  refuses([], new Set(["a"]), /DynamoDB has no empty set/);
+  refuses(["a", 1], new Set(["a"]), /^value: a string set takes strings only$/);
 });
