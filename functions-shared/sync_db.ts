@@ -317,9 +317,15 @@ export function mayHaveCommitted(error: unknown): boolean {
     "08003", // connection_does_not_exist
     "08007", // transaction_resolution_unknown
   ];
+  // The poolers' own words for a server connection lost while a client held it:
+  // Supavisor's (EDBHANDLEREXITED) (supabase/supavisor, lib/supavisor/errors), PgBouncer's
+  // "server conn crashed?" (08P01, a code it also gives its query_wait_timeout, which
+  // sent nothing: the message tells them apart).
   return isDatabaseUnavailable(error) &&
     (inFlight.includes(e?.code ?? "") ||
-      /connection reset|terminating connection/i.test(e?.message ?? ""));
+      /connection reset|terminating connection|\(EDBHANDLEREXITED\)|server conn crashed/i.test(
+        e?.message ?? "",
+      ));
 }
 
 /**

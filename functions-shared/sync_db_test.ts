@@ -1,7 +1,13 @@
 import assert from "node:assert/strict";
 import type postgres from "postgres";
 import { mapScannedItem, mapStreamRecord, type TableChange } from "./record_mapping.ts";
-import { applyChanges, isDatabaseUnavailable, isDataError, poolOptions } from "./sync_db.ts";
+import {
+  applyChanges,
+  isDatabaseUnavailable,
+  isDataError,
+  mayHaveCommitted,
+  poolOptions,
+} from "./sync_db.ts";
 import { parseDbUrl } from "./db_url.ts";
 import { byTargetTable } from "./table_registry.ts";
 import { actionStreamRecord as streamRecord } from "./testing_fakes.ts";
@@ -201,4 +207,32 @@ Deno.test("Supavisor's own failures (XX000 with its reason first) mean retry lat
     "a configuration's problem, not the database's",
   );
   assert.equal(isDatabaseUnavailable(supavisor("see (ECHECKOUTTIMEOUT) later")), false);
+});
+
+Deno.test("mayHaveCommitted: a connection lost in use may have committed; one never made did not", () => {
+  const lost = (message: string, code?: string) => Object.assign(new Error(message), { code });
+  for (
+    const error of [
+      lost("read ECONNRESET", "ECONNRESET"),
+      lost("write CONNECTION_CLOSED 127.0.0.1:6543", "CONNECTION_CLOSED"),
+      lost("terminating connection due to administrator command", "57P01"),
+      lost("(EDBHANDLEREXITED) connection to database closed", "XX000"),
+      lost("server conn crashed?", "08P01"),
+    ]
+  ) {
+    assert.equal(mayHaveCommitted(error), true, error.message);
+  }
+  for (
+    const error of [
+      lost("connect ECONNREFUSED 127.0.0.1:6543", "ECONNREFUSED"),
+      lost("write CONNECT_TIMEOUT 127.0.0.1:6543", "CONNECT_TIMEOUT"),
+      lost("query_wait_timeout", "08P01"),
+      lost("server login has been failing, try again later (server_login_retry)", "08P01"),
+      lost("sorry, too many clients already", "53300"),
+      lost("(ECHECKOUTTIMEOUT) checkout timeout", "XX000"),
+      lost("duplicate key value violates unique constraint", "23505"),
+    ]
+  ) {
+    assert.equal(mayHaveCommitted(error), false, error.message);
+  }
 });

@@ -47,6 +47,7 @@ import {
   startDetached,
   stopDetached,
   waitFor,
+  withoutPasswords,
 } from "./processes.ts";
 import { ensureStackEnv, type StackEnv, startupSettings } from "./stack_env.ts";
 import { parseWebhookSecrets } from "../functions-shared/webhook_secrets.ts";
@@ -132,9 +133,15 @@ export const DENO_PARTS: DenoPart[] = [
   },
 ];
 
-/** Progress goes to standard error, so that scripts calling `up()` keep standard output clean. */
+/**
+ * Progress goes to standard error, so that scripts calling `up()` keep standard output
+ * clean; a URL in it shows no password (the local stack's default one neither: `npm start`
+ * and CI print these lines).
+ */
 function step(message: string, started: number): void {
-  console.error(`stack: ${message} (${((performance.now() - started) / 1000).toFixed(1)}s)`);
+  console.error(
+    `stack: ${withoutPasswords(message)} (${((performance.now() - started) / 1000).toFixed(1)}s)`,
+  );
 }
 
 /** A hash of the names, sizes and mtimes of the files under `paths`. */

@@ -26,7 +26,11 @@ Deno.test("npm start at scale 0.02 migrates every table and reports a match", as
       stderr: "piped",
     }).output();
     const report = new TextDecoder().decode(out.stdout);
-    assert.equal(out.code, 0, report + new TextDecoder().decode(out.stderr));
+    const progress = new TextDecoder().decode(out.stderr);
+    assert.equal(out.code, 0, report + progress);
+    // No password in anything it prints, the local stack's default one included.
+    assert.doesNotMatch(report + progress, /:\/\/[^\s:@/]*:[^\s*@][^\s@]*@/);
+    assert.match(progress, /postgres(ql)?:\/\/postgres:\*\*\*@/, "the URLs are printed, masked");
     assert.match(report, /Migration report/);
     const table = report.slice(report.indexOf("Migration report")).split("\n");
     const lines = table.filter((l) => /^(firespring-|Lead-|toledo-|total )/.test(l));
