@@ -68,3 +68,36 @@ Deno.test("each table has its own bucket; the error is AWS's", () => {
   );
   assert.match(body.message, /provisioned throughput .* exceeded.*table a/);
 });
+
+Deno.test("a bucket holds 300 seconds of capacity, not a unit more", () => {
+  const bucket = new ReadBucket(10, 0);
+  assert.equal(bucket.tokens(3_600_000), 3000);
+  bucket.charge(3000, 3_600_000);
+  assert.equal(bucket.tokens(3_900_000), 3000);
+});
+
+Deno.test("a bucket spent to exactly zero admits no read", () => {
+  const bucket = new ReadBucket(4, 0);
+  bucket.charge(4, 0);
+  assert.equal(bucket.tokens(0), 0);
+  assert.equal(bucket.admit(0), false);
+  assert.ok(bucket.admit(1));
+});
+
+Deno.test("a clock that goes back refills nothing", () => {
+  const bucket = new ReadBucket(10, 10_000);
+  bucket.charge(10, 10_000);
+  assert.equal(bucket.admit(5_000), false);
+  assert.equal(bucket.tokens(5_000), 0);
+});
+
+Deno.test("ConsumedCapacity entries of one table add up", () => {
+  assert.deepEqual(
+    unitsByTable([
+      { TableName: "a", CapacityUnits: 2 },
+      { TableName: "b", CapacityUnits: 1 },
+      { TableName: "a", CapacityUnits: 3 },
+    ]),
+    new Map([["a", 5], ["b", 1]]),
+  );
+});

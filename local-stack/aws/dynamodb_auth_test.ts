@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { DynamoDBClient, ListTablesCommand, PutItemCommand } from "@aws-sdk/client-dynamodb";
-import { authenticatedDynamo, type DynamoAuthConfig } from "./dynamodb_auth.ts";
+import { authenticatedDynamo, type DynamoAuthConfig, dynamoAuthRefusal } from "./dynamodb_auth.ts";
 import { awsJsonAnswer } from "./json_answer.ts";
 import { DYNAMODB_MAX_SKEW_MS, sha256Hex } from "./signature_v4.ts";
 import { signedHeaders, withCheckedServer } from "./signature_v4_fixtures.ts";
@@ -153,4 +153,35 @@ Deno.test("a scope of another service or day, host left unsigned, or a clock ahe
     assert.deepEqual(await typeOf(await sent({ ...signed, authorization: otherDay })), invalid);
     assert.equal(served(), 0);
   });
+});
+
+Deno.test("a clock 5 minutes off is served; a millisecond more is refused as expired", async () => {
+  const at = Date.UTC(2026, 0, 15, 12);
+  const body = new TextEncoder().encode("{}");
+  const refusal = async (now: number, drop?: string) => {
+    const headers = signedHeaders("POST", "http://127.0.0.1:8000/", sha256Hex(body), {
+      service: "dynamodb",
+      key: KEY,
+      extra: { "x-amz-target": "DynamoDB_20120810.ListTables" },
+      at,
+    });
+    if (drop) delete headers[drop];
+    const req = new Request("http://127.0.0.1:8000/", { method: "POST", headers, body });
+    const answer = dynamoAuthRefusal(req, body, { secrets: { local: "local" }, now: () => now });
+    return answer && [answer.status, (await answer.json()).__type];
+  };
+  assert.equal(await refusal(at + 300_000), null);
+  assert.equal(await refusal(at - 300_000), null);
+  assert.deepEqual(await refusal(at + 300_001), [
+    400,
+    "com.amazon.coral.service#InvalidSignatureException",
+  ]);
+  assert.deepEqual(await refusal(at - 300_001), [
+    400,
+    "com.amazon.coral.service#InvalidSignatureException",
+  ]);
+  assert.deepEqual(await refusal(at, "x-amz-date"), [
+    400,
+    "com.amazon.coral.service#IncompleteSignatureException",
+  ]);
 });

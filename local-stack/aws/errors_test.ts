@@ -48,3 +48,22 @@ Deno.test("the error is AWS's InternalServerError and names the operation and ta
   assert.equal(body.__type, "com.amazonaws.dynamodb.v20120810#InternalServerError");
   assert.match(body.message, /Scan on table firespring-backdoor-actions-dev/);
 });
+
+Deno.test("every write, transactions included, may fail after it took effect", () => {
+  for (
+    const op of ["PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"]
+  ) {
+    const counts = tally(`DynamoDB_20120810.${op}`, 0.2);
+    assert.ok(counts["fail after forwarding"] > 800, `${op}: ${JSON.stringify(counts)}`);
+  }
+});
+
+Deno.test("an export or a PITR change may fail after it took effect; describing one never does", () => {
+  for (const op of ["ExportTableToPointInTime", "UpdateContinuousBackups"]) {
+    const counts = tally(`DynamoDB_20120810.${op}`, 0.2);
+    assert.ok(counts["fail after forwarding"] > 800, `${op}: ${JSON.stringify(counts)}`);
+  }
+  for (const op of ["DescribeExport", "DescribeContinuousBackups", "ListExports"]) {
+    assert.equal(tally(`DynamoDB_20120810.${op}`, 0.2)["fail after forwarding"], undefined, op);
+  }
+});

@@ -256,3 +256,51 @@ Deno.test("an age limit past the stream's 24 h retention meets the trim first", 
   assert.equal(invoked.length, 4, "lost at 24 h, not retried for 7 days");
   assert.deepEqual(failures, []);
 });
+
+Deno.test("an event of exactly 6,291,456 bytes is too big for one invocation; a byte less fits", () => {
+  assert.equal(EVENT_LIMIT_BYTES, 6_291_456);
+  const first = record(1, 3_000_000);
+  const sized = (total: number) => {
+    const second = record(2, 3_000_000);
+    const pad = (second.dynamodb as { NewImage: { pad: { S: string } } }).NewImage.pad;
+    pad.S += "x".repeat(total - eventBytes([first, second]));
+    assert.equal(eventBytes([first, second]), total);
+    return [first, second];
+  };
+  assert.deepEqual(batchesOf(sized(6_291_456), 10).map((b) => b.length), [1, 1]);
+  assert.deepEqual(batchesOf(sized(6_291_455), 10).map((b) => b.length), [2]);
+});
+
+Deno.test("a partial failure naming no record of the batch fails the whole batch", async () => {
+  const now = Date.UTC(2026, 10, 29, 12);
+  const records = [0, 1, 2].map((i) => written(i, now, 0));
+  let calls = 0;
+  const { mapping, invoked, failures } = mappingAt(
+    () => now,
+    () =>
+      Promise.resolve({
+        batchItemFailures: calls++ === 0 ? [{ itemIdentifier: "nope" }] : [],
+      }),
+  );
+  await mapping.process("arn:stream", "shard-1", records);
+  assert.deepEqual(invoked, [["e0", "e1", "e2"], ["e0", "e1", "e2"]]);
+  assert.equal(failures.length, 0);
+});
+
+Deno.test("a partial failure retries from the lowest failed record on", async () => {
+  const now = Date.UTC(2026, 10, 29, 12);
+  const records = [0, 1, 2, 3, 4].map((i) => written(i, now, 0));
+  const seq = (i: number) => records[i].dynamodb!.SequenceNumber!;
+  let calls = 0;
+  const { mapping, invoked } = mappingAt(
+    () => now,
+    () =>
+      Promise.resolve({
+        batchItemFailures: calls++ === 0
+          ? [{ itemIdentifier: seq(3) }, { itemIdentifier: seq(1) }]
+          : [],
+      }),
+  );
+  await mapping.process("arn:stream", "shard-1", records);
+  assert.deepEqual(invoked, [["e0", "e1", "e2", "e3", "e4"], ["e1", "e2", "e3", "e4"]]);
+});

@@ -11,7 +11,11 @@ const AUTH = "AWS4-HMAC-SHA256 Credential=local/20261128/us-east-1/dynamodb/aws4
 /** A table of `count` items behind a fake DynamoDB Local, a bucket, and a clock. */
 function setup(
   count: number,
-  options: { scanDelay?: Promise<void>; decideError?: (target: string) => ErrorDecision } = {},
+  options: {
+    scanDelay?: Promise<void>;
+    decideError?: (target: string) => ErrorDecision;
+    defaultDuration?: boolean;
+  } = {},
 ) {
   const items: Body[] = Array.from({ length: count }, (_, i) => ({ id: { S: `k${i}` } }));
   let clock = 1_800_000_000_000;
@@ -19,7 +23,7 @@ function setup(
   const exports = new TableExports({
     now: () => clock,
     itemsPerFile: 2,
-    minExportMs: 5_000,
+    minExportMs: options.defaultDuration ? undefined : 5_000,
     decideError: options.decideError,
     storage: {
       bucketExists: (bucket) => Promise.resolve(bucket === "exports"),
@@ -262,4 +266,74 @@ Deno.test("an export request that fails after it took effect is found again by i
     summaries[0].ExportArn,
     "the retry answers the export the lost answer started",
   );
+});
+
+const PITR_ON = {
+  TableName: "things",
+  PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+};
+
+Deno.test("an ExportTime in the future, or a moment before PITR was turned on, is outside the window", async () => {
+  const { call } = setup(1);
+  await call("UpdateContinuousBackups", PITR_ON);
+  for (const ExportTime of [1_800_000_060, 1_800_000_000.001, 1_799_999_999.5]) {
+    const answer = await call("ExportTableToPointInTime", {
+      TableArn: TABLE_ARN,
+      S3Bucket: "exports",
+      ExportTime,
+    });
+    assert.equal(answer.status, 400, String(ExportTime));
+    assert.equal(errorType(answer.json), "InvalidExportTimeException");
+    assert.match(String(answer.json.message), /outside the table's PITR window/);
+  }
+  const listed = await call("ListExports", {});
+  assert.deepEqual(listed.json.ExportSummaries, []);
+});
+
+Deno.test("an export names its table by the table's own ARN, not another account's or region's", async () => {
+  const { call } = setup(1);
+  await call("UpdateContinuousBackups", PITR_ON);
+  for (
+    const TableArn of [
+      "arn:aws:dynamodb:ddblocal:111111111111:table/things",
+      "arn:aws:dynamodb:us-east-1:000000000000:table/things",
+    ]
+  ) {
+    const answer = await call("ExportTableToPointInTime", { TableArn, S3Bucket: "exports" });
+    assert.equal(answer.status, 400, TableArn);
+    assert.equal(errorType(answer.json), "TableNotFoundException");
+  }
+});
+
+Deno.test("an export request that fails before it took effect starts no export", async () => {
+  const decisions: ErrorDecision[] = ["fail before forwarding"];
+  const { call } = setup(1, {
+    decideError: (target) =>
+      target.endsWith("ExportTableToPointInTime") ? decisions.shift() ?? "none" : "none",
+  });
+  await call("UpdateContinuousBackups", PITR_ON);
+  const failed = await call("ExportTableToPointInTime", {
+    TableArn: TABLE_ARN,
+    S3Bucket: "exports",
+  });
+  assert.equal(failed.status, 500);
+  assert.equal(errorType(failed.json), "InternalServerError");
+  assert.deepEqual((await call("ListExports", {})).json.ExportSummaries, []);
+});
+
+Deno.test("by default an export stays IN_PROGRESS for 2 seconds", async () => {
+  const { call, tick } = setup(1, { defaultDuration: true });
+  await call("UpdateContinuousBackups", PITR_ON);
+  const started = await call("ExportTableToPointInTime", {
+    TableArn: TABLE_ARN,
+    S3Bucket: "exports",
+  });
+  const ExportArn = (started.json.ExportDescription as Body).ExportArn;
+  const status = async () =>
+    ((await call("DescribeExport", { ExportArn })).json.ExportDescription as Body).ExportStatus;
+  await new Promise((resolve) => setTimeout(resolve, 10)); // the files written
+  tick(1_999);
+  assert.equal(await status(), "IN_PROGRESS");
+  tick(1);
+  assert.equal(await status(), "COMPLETED");
 });

@@ -5,7 +5,7 @@ import {
   PutObjectCommand,
   S3Client,
 } from "@aws-sdk/client-s3";
-import { authenticatedS3, type S3AuthConfig } from "./s3_auth.ts";
+import { authenticatedS3, type S3AuthConfig, s3AuthRefusal } from "./s3_auth.ts";
 import { S3_MAX_SKEW_MS, sha256Hex } from "./signature_v4.ts";
 import { signedHeaders, withCheckedServer } from "./signature_v4_fixtures.ts";
 
@@ -207,4 +207,56 @@ Deno.test("a scope of another service or day, host left unsigned, a clock ahead,
     );
     assert.equal(served(), 0);
   });
+});
+
+/** The status and S3 error code of a GET of one object signed now, sent with `change` made. */
+async function refusalOf(
+  change: (headers: Record<string, string>) => void,
+  clocks: { at?: number; now?: number } = {},
+) {
+  const url = "http://127.0.0.1:9000/dynamodb-exports/k";
+  const headers = signedHeaders("GET", url, sha256Hex(""), {
+    service: "s3",
+    key: KEY,
+    at: clocks.at,
+  });
+  change(headers);
+  const answer = s3AuthRefusal(new Request(url, { headers }), null, {
+    secrets: { [KEY.accessKeyId]: KEY.secretAccessKey },
+    region: "us-east-1",
+    now: clocks.now === undefined ? undefined : () => clocks.now!,
+  });
+  return answer && [answer.status, /<Code>(\w+)<\/Code>/.exec(await answer.text())?.[1]];
+}
+
+Deno.test("a SigV4 request without x-amz-content-sha256 is refused, as S3 requires it", async () => {
+  assert.equal(await refusalOf(() => {}), null);
+  assert.deepEqual(
+    await refusalOf((headers) => delete headers["x-amz-content-sha256"]),
+    [400, "InvalidRequest"],
+  );
+});
+
+Deno.test("any unsigned x-amz- header is refused, not only metadata", async () => {
+  for (const name of ["x-amz-server-side-encryption", "x-amz-acl", "x-amz-request-payer"]) {
+    assert.deepEqual(
+      await refusalOf((headers) => headers[name] = "x"),
+      [403, "AccessDenied"],
+      name,
+    );
+  }
+});
+
+Deno.test("a clock 15 minutes off is served; a millisecond more is RequestTimeTooSkewed", async () => {
+  const at = Date.UTC(2026, 0, 15, 12);
+  assert.equal(await refusalOf(() => {}, { at, now: at + 900_000 }), null);
+  assert.equal(await refusalOf(() => {}, { at, now: at - 900_000 }), null);
+  assert.deepEqual(await refusalOf(() => {}, { at, now: at + 900_001 }), [
+    403,
+    "RequestTimeTooSkewed",
+  ]);
+  assert.deepEqual(await refusalOf(() => {}, { at, now: at - 900_001 }), [
+    403,
+    "RequestTimeTooSkewed",
+  ]);
 });

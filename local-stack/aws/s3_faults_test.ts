@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { cutBody, faultyS3, slowDown } from "./s3_faults.ts";
+import { cutBody, DEFAULT_S3_FAULTS, faultyS3, slowDown } from "./s3_faults.ts";
 
 /** A server answering every path with its own bytes; the requests it saw. */
 function upstream() {
@@ -50,4 +50,31 @@ Deno.test("a cut body gives its first bytes, then fails", async () => {
   assert.equal(first.value?.byteLength, 40);
   await assert.rejects(reader.read(), /connection reset by peer/);
   assert.equal(slowDown().status, 503);
+});
+
+Deno.test("SlowDown and cuts come at exactly their rates; by default 2% and 5%", async () => {
+  assert.deepEqual(DEFAULT_S3_FAULTS, { errorRate: 0.02, cutRate: 0.05 });
+  const up = upstream();
+  const dataFile = "http://s3/b/p/AWSDynamoDB/01-x/data/f.json.gz";
+  try {
+    const status = async (draw: number) =>
+      (await faultyS3(up.url, { errorRate: 0.02, cutRate: 0 }, () => draw)(
+        new Request("http://s3/bucket/key"),
+      )).status;
+    assert.equal(await status(0.0199), 503);
+    const passed = await faultyS3(up.url, { errorRate: 0.02, cutRate: 0 }, () => 0.02)(
+      new Request("http://s3/bucket/key"),
+    );
+    assert.equal((await passed.bytes()).length, 1000);
+    const cut = await faultyS3(up.url, { errorRate: 0, cutRate: 0.05 }, () => 0.0499)(
+      new Request(dataFile),
+    );
+    await assert.rejects(cut.bytes(), /connection reset by peer/);
+    const whole = await faultyS3(up.url, { errorRate: 0, cutRate: 0.05 }, () => 0.05)(
+      new Request(dataFile),
+    );
+    assert.equal((await whole.bytes()).length, 1000);
+  } finally {
+    await up.server.shutdown();
+  }
 });

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { GetObjectCommand } from "@aws-sdk/client-s3";
+import { GetObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { s3Client, startS3Server } from "./s3_server.ts";
 import { s3Storage } from "./s3_storage.ts";
 
@@ -29,5 +29,17 @@ Deno.test("the S3 stand-in keeps what is put in a bucket, and knows which bucket
     client.destroy();
     await server.close();
     await Deno.remove(directory, { recursive: true });
+  }
+});
+
+Deno.test("a bucket that S3 refuses to describe (403, 500) is not taken to exist", async () => {
+  for (const status of [403, 500]) {
+    const refusing = {
+      send: () =>
+        Promise.reject(
+          Object.assign(new Error("refused"), { $metadata: { httpStatusCode: status } }),
+        ),
+    } as unknown as S3Client;
+    await assert.rejects(s3Storage(refusing).bucketExists("exports"), /refused/, String(status));
   }
 });

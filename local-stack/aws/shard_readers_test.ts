@@ -86,3 +86,15 @@ Deno.test("readers of different shards, and iterators without a mark, are not co
   // One reader asking again and again is one reader.
   for (let i = 0; i < 5; i++) assert.equal((await stream.read(a)).status, 200);
 });
+
+Deno.test("a reader counts as reading for 500 ms after its read, to the millisecond", async () => {
+  assert.equal(READING_MS, 500);
+  const stream = served();
+  const [a, b, c] = [await stream.iterator(), await stream.iterator(), await stream.iterator()];
+  assert.equal((await stream.read(a)).status, 200);
+  assert.equal((await stream.read(b)).status, 200);
+  stream.advance(500);
+  assert.equal((await stream.read(c)).status, 400, "a and b still read 500 ms on");
+  stream.advance(501);
+  assert.equal((await stream.read(c)).status, 200, "501 ms after their last read, they are gone");
+});

@@ -1,5 +1,13 @@
 import assert from "node:assert/strict";
-import { canonicalRequest, parseAuthorization, pathAndQuery, sha256Hex } from "./signature_v4.ts";
+import {
+  canonicalRequest,
+  checkSignature,
+  DYNAMODB_MAX_SKEW_MS,
+  parseAuthorization,
+  pathAndQuery,
+  S3_MAX_SKEW_MS,
+  sha256Hex,
+} from "./signature_v4.ts";
 import { signedHeaders } from "./signature_v4_fixtures.ts";
 
 // AWS's own worked examples, with their published signatures ("Examples: Signature
@@ -98,4 +106,47 @@ Deno.test("a header's value is canonical with runs of spaces and tabs made one, 
     payloadHash: "UNSIGNED-PAYLOAD",
   });
   assert.equal(canonical, "GET\n/\n\na:x y\nb:p\u00a0q\n\na;b\nUNSIGNED-PAYLOAD");
+});
+
+/** What checkSignature finds of a DynamoDB request signed at `at`, checked at `now`. */
+function problemOf(at: number, now: number, maxSkewMs: number, drop?: string): string {
+  const headers = signedHeaders("POST", "http://127.0.0.1:8000/", EMPTY, {
+    service: "dynamodb",
+    key: KEY,
+    at,
+  });
+  if (drop) delete headers[drop];
+  const checked = checkSignature(
+    new Request("http://127.0.0.1:8000/", { method: "POST", headers }),
+    EMPTY,
+    {
+      secrets: { [KEY.accessKeyId]: KEY.secretAccessKey },
+      service: "dynamodb",
+      now,
+      maxSkewMs,
+    },
+  );
+  return "problem" in checked ? checked.problem.kind : "ok";
+}
+
+Deno.test("DynamoDB allows a clock 5 minutes off either way, not a millisecond more", () => {
+  const at = Date.UTC(2026, 0, 15, 12);
+  assert.equal(DYNAMODB_MAX_SKEW_MS, 300_000);
+  assert.equal(problemOf(at, at + 300_000, DYNAMODB_MAX_SKEW_MS), "ok");
+  assert.equal(problemOf(at, at - 300_000, DYNAMODB_MAX_SKEW_MS), "ok");
+  assert.equal(problemOf(at, at + 300_001, DYNAMODB_MAX_SKEW_MS), "skewed");
+  assert.equal(problemOf(at, at - 300_001, DYNAMODB_MAX_SKEW_MS), "skewed");
+});
+
+Deno.test("S3 allows a clock 15 minutes off either way, not a millisecond more", () => {
+  const at = Date.UTC(2026, 0, 15, 12);
+  assert.equal(S3_MAX_SKEW_MS, 900_000);
+  assert.equal(problemOf(at, at + 900_000, S3_MAX_SKEW_MS), "ok");
+  assert.equal(problemOf(at, at + 900_001, S3_MAX_SKEW_MS), "skewed");
+  assert.equal(problemOf(at, at - 900_001, S3_MAX_SKEW_MS), "skewed");
+});
+
+Deno.test("a request without X-Amz-Date is refused as having no date", () => {
+  const at = Date.UTC(2026, 0, 15, 12);
+  assert.equal(problemOf(at, at, DYNAMODB_MAX_SKEW_MS, "x-amz-date"), "no date");
 });

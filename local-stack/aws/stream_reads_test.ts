@@ -378,3 +378,10 @@ Deno.test("recordsWithin: the records that fit, at least one", () => {
   assert.equal(recordsWithin([sized(10), sized(10)], 1000), 2);
   assert.equal(recordsWithin([], 1000), 0);
 });
+
+Deno.test("recordsWithin: a page holds at most 1 MB (1,048,576 bytes) of records", () => {
+  const sized = (n: number) => ({ dynamodb: { SizeBytes: n } });
+  assert.equal(recordsWithin([sized(1_048_575), sized(1)]), 2);
+  assert.equal(recordsWithin([sized(1_048_576), sized(1)]), 1);
+  assert.equal(recordsWithin([sized(1_048_000), sized(577)]), 1);
+});

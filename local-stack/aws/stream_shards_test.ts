@@ -376,3 +376,22 @@ Deno.test("a closed shard's end expires as any iterator does, 15 minutes after i
   assert.equal(expired.status, 400);
   assert.match((await expired.json()).__type, /ExpiredIteratorException$/);
 });
+
+Deno.test("an iterator of a shard the lineage does not hold answers ExpiredIteratorException", async () => {
+  const next = dynamoLocal(keys(1, 4));
+  const shards = new StreamShards({ accessKeyId: "local" });
+  assert.equal((await close(shards, next)).status, 200);
+  const child = shards.lineage(ARN)!.shards[1].id;
+  const { ShardIterator } = await call(shards, next, "GetShardIterator", {
+    StreamArn: ARN,
+    ShardId: child,
+    ShardIteratorType: "TRIM_HORIZON",
+  });
+  assert.match(ShardIterator, /\|shard\|/);
+  const gone = `${ShardIterator.slice(0, ShardIterator.lastIndexOf("|shard|"))}|shard|shardId-gone`;
+  const answer = await shards.handle(streamsCall("GetRecords", { ShardIterator: gone }), next);
+  assert.equal(answer.status, 400);
+  const body = await answer.json();
+  assert.match(body.__type, /ExpiredIteratorException$/);
+  assert.match(body.message, /its shard is gone/);
+});

@@ -38,3 +38,21 @@ Deno.test("an upload is built from its files alone: a module left out is named",
     problem: "the entry point nope.ts was not uploaded",
   });
 });
+
+Deno.test("an upload of 5,000,000 bytes deploys; a byte more is refused, counting files no module imports", async () => {
+  const text = (s: string) => new TextEncoder().encode(s);
+  const entry = "supabase/functions/f/index.ts";
+  const files = new Map([[entry, text("console.log(1);\n")]]);
+  const upload = { slug: "f", entrypointPath: entry, files };
+  const alone = await bundleUpload(upload);
+  assert.ok(alone.ok, JSON.stringify(alone));
+  const graph = alone.bytes;
+  files.set("supabase/functions/f/data.bin", new Uint8Array(5_000_000 - graph));
+  assert.deepEqual(await bundleUpload(upload), { ok: true, bytes: 5_000_000 });
+  files.set("supabase/functions/f/data.bin", new Uint8Array(5_000_001 - graph));
+  assert.deepEqual(await bundleUpload(upload), {
+    ok: false,
+    problem: "Function source code exceeds the maximum deployment size: 5.00 MB, " +
+      "where bundling on the server allows 5 MB",
+  });
+});

@@ -72,3 +72,13 @@ Deno.test("a call between functions takes from its trace's budget, else the call
   assert.ok("refused" in again);
   assert.match((await again.refused.json()).message, /^Rate limit exceeded for function\./);
 });
+
+Deno.test("a call budget's window is 60,000 ms, refused to its last millisecond", () => {
+  let now = 0;
+  const budget = new CallBudget(1, () => now);
+  assert.deepEqual(budget.take("t"), { allowed: true });
+  now = 59_999;
+  assert.deepEqual(budget.take("t"), { allowed: false, retryAfterMs: 1 });
+  now = 60_000;
+  assert.deepEqual(budget.take("t"), { allowed: true });
+});

@@ -40,3 +40,14 @@ Deno.test("the lines hosted would drop are found in the log: the first five, the
   // A function's own text that quotes the marker is not a dropped line.
   assert.deepEqual(droppedLines(`${at} [mmp-toledo-sync#1] said ${OVER_LOG_LIMIT}`), []);
 });
+
+Deno.test("hosted's log limit is 100 events per 10,000 ms, to the event and the millisecond", () => {
+  let now = 0;
+  const limits = new LogLimits(() => now);
+  for (let i = 0; i < 100; i++) assert.equal(limits.mark("f", `l${i}`), `l${i}`);
+  assert.equal(limits.mark("f", "101st"), `${OVER_LOG_LIMIT}101st`);
+  now = 9_999;
+  assert.equal(limits.mark("f", "late"), `${OVER_LOG_LIMIT}late`);
+  now = 10_000;
+  assert.equal(limits.mark("f", "next window"), "next window");
+});

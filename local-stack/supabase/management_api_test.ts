@@ -67,3 +67,68 @@ Deno.test("a wrong token, another project and a bad slug are refused", async () 
     await api.close();
   }
 });
+
+/** The stand-in on a free port, and a call to the project's API with the right token. */
+async function withApi(
+  test: (
+    call: (path: string, init?: RequestInit) => Promise<Response>,
+    api: ReturnType<typeof startManagementApi>,
+  ) => Promise<void>,
+) {
+  const api = startManagementApi({ projectRef: REF, accessToken: TOKEN });
+  const call = (path: string, init: RequestInit = {}) =>
+    fetch(`${api.url}/v1/projects/${REF}${path}`, {
+      ...init,
+      headers: { authorization: `Bearer ${TOKEN}`, ...init.headers },
+    });
+  try {
+    await test(call, api);
+  } finally {
+    await api.close();
+  }
+}
+
+Deno.test("a deploy whose bundle fails is refused with the reason, and nothing is deployed", async () => {
+  await withApi(async (call, api) => {
+    const form = new FormData();
+    form.append("metadata", JSON.stringify({ entrypoint_path: "supabase/functions/f/index.ts" }));
+    form.append("file", new File(["console.log(1);\n"], "supabase/functions/f/other.ts"));
+    const response = await call("/functions/deploy?slug=f", { method: "POST", body: form });
+    assert.equal(response.status, 400);
+    assert.equal(
+      (await response.json()).message,
+      "failed to bundle function f: the entry point supabase/functions/f/index.ts was not uploaded",
+    );
+    assert.equal(api.functions.size + api.pending.size, 0);
+  });
+});
+
+Deno.test("a bulk update naming a function never deployed is refused; none is updated", async () => {
+  await withApi(async (call, api) => {
+    const deployed = await call("/functions/deploy?slug=f&bundleOnly=true", {
+      method: "POST",
+      body: deployForm("console.log(1);\n"),
+    });
+    await deployed.body?.cancel();
+    const bulk = await call("/functions", {
+      method: "PUT",
+      body: JSON.stringify([{ slug: "f" }, { slug: "ghost" }]),
+    });
+    assert.equal(bulk.status, 404);
+    assert.equal((await bulk.json()).message, "Function ghost not found");
+    assert.equal(api.functions.size, 0, "f is not made live either");
+    assert.equal(api.pending.get("f")?.version, 1);
+  });
+});
+
+Deno.test("a deploy that does not say verify_jwt verifies JWTs, as hosted does", async () => {
+  await withApi(async (call, api) => {
+    const form = new FormData();
+    form.append("metadata", JSON.stringify({ entrypoint_path: "supabase/functions/f/index.ts" }));
+    form.append("file", new File(["console.log(1);\n"], "supabase/functions/f/index.ts"));
+    const response = await call("/functions/deploy?slug=f", { method: "POST", body: form });
+    assert.equal(response.status, 201);
+    assert.equal((await response.json()).verify_jwt, true);
+    assert.equal(api.functions.get("f")?.verifyJwt, true);
+  });
+});

@@ -44,3 +44,10 @@ Deno.test("supabase/functions/.env is read as the CLI reads it: comments skipped
     Deno.removeSync(dir, { recursive: true });
   }
 });
+
+Deno.test("a value of 24,576 characters passes; one more is refused", () => {
+  assert.deepEqual(secretProblems({ V: "x".repeat(24_576) }), []);
+  assert.deepEqual(secretProblems({ V: "x".repeat(24_577) }), [
+    "V: its value has 24577 characters, at most 24576",
+  ]);
+});
