@@ -14,7 +14,13 @@ function deployForm(text: string): FormData {
   return form;
 }
 
-Deno.test("a bundle-only version waits for the bulk update; the live one serves meanwhile", async () => {
+/** The stand-in on a free port, and a call to the project's API with the right token. */
+async function withApi(
+  test: (
+    call: (path: string, init?: RequestInit) => Promise<Response>,
+    api: ReturnType<typeof startManagementApi>,
+  ) => Promise<void>,
+) {
   const api = startManagementApi({ projectRef: REF, accessToken: TOKEN });
   const call = (path: string, init: RequestInit = {}) =>
     fetch(`${api.url}/v1/projects/${REF}${path}`, {
@@ -22,6 +28,14 @@ Deno.test("a bundle-only version waits for the bulk update; the live one serves 
       headers: { authorization: `Bearer ${TOKEN}`, ...init.headers },
     });
   try {
+    await test(call, api);
+  } finally {
+    await api.close();
+  }
+}
+
+Deno.test("a bundle-only version waits for the bulk update; the live one serves meanwhile", async () => {
+  await withApi(async (call, api) => {
     const first = await call("/functions/deploy?slug=f", {
       method: "POST",
       body: deployForm("console.log(1);\n"),
@@ -40,9 +54,7 @@ Deno.test("a bundle-only version waits for the bulk update; the live one serves 
     await bulk.body?.cancel();
     assert.equal(api.functions.get("f")!.version, 2);
     assert.equal(api.pending.size, 0);
-  } finally {
-    await api.close();
-  }
+  });
 });
 
 Deno.test("a wrong token, another project and a bad slug are refused", async () => {
@@ -67,26 +79,6 @@ Deno.test("a wrong token, another project and a bad slug are refused", async () 
     await api.close();
   }
 });
-
-/** The stand-in on a free port, and a call to the project's API with the right token. */
-async function withApi(
-  test: (
-    call: (path: string, init?: RequestInit) => Promise<Response>,
-    api: ReturnType<typeof startManagementApi>,
-  ) => Promise<void>,
-) {
-  const api = startManagementApi({ projectRef: REF, accessToken: TOKEN });
-  const call = (path: string, init: RequestInit = {}) =>
-    fetch(`${api.url}/v1/projects/${REF}${path}`, {
-      ...init,
-      headers: { authorization: `Bearer ${TOKEN}`, ...init.headers },
-    });
-  try {
-    await test(call, api);
-  } finally {
-    await api.close();
-  }
-}
 
 Deno.test("a deploy whose bundle fails is refused with the reason, and nothing is deployed", async () => {
   await withApi(async (call, api) => {
