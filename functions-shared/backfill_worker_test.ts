@@ -389,13 +389,10 @@ Deno.test("a page is stamped with its answer's Date less the round trip, whateve
   const db = backfillDb([claim()]);
   // DynamoDB's Date is 10 s behind this clock; the exchange took 20 ms.
   const date = Math.floor(Date.now() / 1000) * 1000 - 10_000;
-  const dynamo = fakeDynamo(() => {
-    const sentAt = Date.now();
-    return {
-      Items: [item("a")],
-      $metadata: { clock: { sentAt, receivedAt: sentAt + 20, serverMs: date } },
-    };
-  });
+  const dynamo = fakeDynamo(() => ({
+    Items: [item("a")],
+    $metadata: { clock: { roundTripMs: 20, serverMs: date } },
+  }));
   const { deps } = workerDeps(db, dynamo);
   const result = await runWorker(deps, "worker-a");
   assert.equal(result.rows, 1, "written: this clock orders nothing");

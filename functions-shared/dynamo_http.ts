@@ -212,12 +212,13 @@ export class DynamoClient {
     // This exchange's own clock reading, given with its answer (never another request's:
     // a client is shared by every run of an isolate): read_stamp.ts stamps a read from it.
     let clock: ClockReading | undefined;
-    const sentAt = Date.now();
+    // A monotonic clock for the round trip (read_stamp.ts, ClockReading).
+    const sentAt = performance.now();
     try {
       response = await fetch(request);
-      const receivedAt = Date.now();
+      const roundTripMs = performance.now() - sentAt;
       const dated = Date.parse(response.headers.get("date") ?? "");
-      if (Number.isFinite(dated)) clock = { sentAt, receivedAt, serverMs: dated };
+      if (Number.isFinite(dated)) clock = { roundTripMs, serverMs: dated };
       bytes = new Uint8Array(await response.arrayBuffer());
     } catch (error) {
       if (signal?.aborted) return { ok: false, error: error as Error, retry: "no" };

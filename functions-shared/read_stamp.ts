@@ -16,12 +16,15 @@
  * @module
  */
 
-/** One exchange with a service: when it left and came back on our clock, the service's time. */
+/** One exchange with a service: how long it took, and the service's time in its answer. */
 export interface ClockReading {
-  /** Our clock when the request left (ms since the epoch). */
-  sentAt: number;
-  /** Our clock when the answer came (ms since the epoch). */
-  receivedAt: number;
+  /**
+   * From the request leaving to its answer coming back, in ms, on a monotonic clock
+   * (`performance.now()`): the wall clock may be stepped (NTP) while a request is in
+   * flight, and a round trip measured on it could come out short or below zero, and the
+   * stamp after the read (found by a review of the clocks).
+   */
+  roundTripMs: number;
   /** The service's clock in its answer (its HTTP `Date`, truncated to the second). */
   serverMs: number;
 }
@@ -41,7 +44,7 @@ export const NO_DATE_MARGIN_MS = 5_000;
  */
 export function pageStamp(sentAt: number, reading: ClockReading | undefined): Date {
   if (reading) {
-    return new Date(reading.serverMs - (reading.receivedAt - reading.sentAt));
+    return new Date(reading.serverMs - Math.max(0, reading.roundTripMs));
   }
   return new Date(sentAt - NO_DATE_MARGIN_MS);
 }

@@ -48,7 +48,7 @@ Deno.test("a plain table's keys are upserted from the source, or deleted when it
   const db = repairDb();
   // Each answer's own exchange: DynamoDB's Date, 30 ms of round trip.
   const date = Date.parse("2026-11-30T12:00:00Z");
-  const $metadata = { clock: { sentAt: Date.now(), receivedAt: Date.now() + 30, serverMs: date } };
+  const $metadata = { clock: { roundTripMs: 30, serverMs: date } };
   const dynamo = fakeDynamo((c: SentCommand) => {
     const id = (c.input.Key as { segment_id: { S: string } }).segment_id.S;
     return id === "gone"
