@@ -158,9 +158,19 @@ begin
       -- A record's time is ApproximateCreationDateTime, rounded down to the clock's
       -- granularity: the change may be up to that much later.
       -- A job not started yet will read the table as it is then: it covers any time. One
-      -- started covers from its start (an export's started_at is its export time).
-      and coalesce(j.started_at, 'infinity') >= coalesce(p_covers_until, now())
-            + (select value::interval from sync.settings where key = 'stream_clock_granularity')
+      -- started covers from its first read on DynamoDB's clock, as the record's time is:
+      -- its earliest page's stamp (sync.backfill_segments.earliest_read_at, added by
+      -- 20261128004000_scan_stamps_from_dynamodb.sql), or, before it has one, its start
+      -- less a minute for the clocks' skew (an export's started_at is its export time).
+      -- Its start alone, on this database's clock, let a job that began before the lost
+      -- change count as its healer when the database's clock ran ahead (found by a
+      -- review of the clocks).
+      and case when j.started_at is null then 'infinity'::timestamptz
+               else coalesce((select min(sg.earliest_read_at) from sync.backfill_segments sg
+                              where sg.job_id = j.id),
+                             j.started_at - interval '1 minute') end
+          >= coalesce(p_covers_until, now())
+             + (select value::interval from sync.settings where key = 'stream_clock_granularity')
     order by j.status = 'done' desc, j.id desc
     limit 1;
     if healer.id is null then

@@ -3,7 +3,7 @@
 -- record, which marks the table stale (queuing the healing backfill) on a problem.
 set client_min_messages = warning;
 begin;
-select plan(37);
+select plan(40);
 
 delete from sync.stream_checks;
 delete from sync.stream_batches_applied;
@@ -102,6 +102,33 @@ select is(
 select isnt(
   sync.record_stream_check('firespring_segments', 'arn:s1', '{}', 'unwatched', now() + interval '1 second'),
   null, 'a problem the pending backfill does not cover queues another');
+
+-- A backfill covers from its first read on DynamoDB's clock (its earliest page's stamp),
+-- not from its start on this database's: with the database's clock 30 s ahead, a job
+-- whose pages were read before a lost record heals nothing.
+delete from sync.table_state;
+delete from sync.backfill_jobs;
+select sync.start_backfill('firespring-backdoor-segments-dev');
+update sync.backfill_jobs set status = 'done', started_at = now() - interval '30 seconds',
+  finished_at = now();
+update sync.backfill_segments set earliest_read_at = now() - interval '55 seconds';
+select isnt(
+  sync.record_stream_check('firespring_segments', 'arn:s1', '{}', 'lost after its reads',
+    now() - interval '40 seconds'),
+  null, 'a backfill whose reads came before the lost record does not heal it, whatever its start');
+select is(
+  sync.record_stream_check('firespring_segments', 'arn:s1', '{}', 'lost before its reads',
+    now() - interval '70 seconds'),
+  null, 'one whose reads all came after it does');
+-- Before its first page is stamped, its start less a minute for the clocks' skew.
+delete from sync.table_state;
+delete from sync.backfill_jobs;
+select sync.start_backfill('firespring-backdoor-segments-dev');
+update sync.backfill_jobs set status = 'running', started_at = now() - interval '30 seconds';
+select isnt(
+  sync.record_stream_check('firespring_segments', 'arn:s1', '{}', 'lost just before its start',
+    now() - interval '40 seconds'),
+  null, 'a backfill that has read nothing yet covers from a minute before its start');
 
 -- A covering backfill not yet done: the table is stale until it is, and stays stale,
 -- naming the problem, if it fails.
