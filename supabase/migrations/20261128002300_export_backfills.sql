@@ -285,11 +285,13 @@ begin
   end if;
   kept := least(sync.retention_setting('tombstone_retention'),
                 sync.retention_setting('observation_retention'));
-  if p_export_time is null or p_export_time < now() - kept then
-    raise exception 'sync.start_export_backfill: the export % of % is as of %, more than % ago (the shorter of tombstone_retention and observation_retention): the tombstones of items deleted since may be purged, and its rows would bring those items back; export the table again',
+  -- An hour to spare: the export time is on DynamoDB's clock, the tombstones' on this
+  -- database's, and the load takes time to start (found by a review of the clocks).
+  if p_export_time is null or p_export_time < now() - kept + interval '1 hour' then
+    raise exception 'sync.start_export_backfill: the export % of % is as of %, more than % ago (the shorter of tombstone_retention and observation_retention, less an hour): the tombstones of items deleted since may be purged, and its rows would bring those items back; export the table again',
       p_export_arn, p_source_table,
       coalesce(to_char(p_export_time at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS "UTC"'), 'no time'),
-      kept
+      kept - interval '1 hour'
       using errcode = '22023';
   end if;
   insert into sync.backfill_jobs

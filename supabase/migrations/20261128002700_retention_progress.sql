@@ -230,9 +230,13 @@ begin
   -- would bring the row back, so nothing of a table deleted after the start of its
   -- oldest running backfill loses its tombstone (or its deleted observation). Per table:
   -- one table's long backfill holds no other table's. (A validation run's Scan writes no
-  -- row, so it holds nothing.)
+  -- row, so it holds nothing.) From ten minutes before that start: an export's started_at
+  -- is its export time, on DynamoDB's clock, and a tombstone's recorded_at is on this
+  -- database's, so a delete just after the export time could be recorded before it and
+  -- go (found by a review of the clocks).
   select array_agg(t.target_table), array_agg(h.since) into held_tables, held_since
-  from (select j.source_table, min(j.started_at) as since from sync.backfill_jobs j
+  from (select j.source_table, min(j.started_at) - interval '10 minutes' as since
+        from sync.backfill_jobs j
         where j.status = 'running' and j.checksum_run_id is null
         group by j.source_table) h
   join sync.source_tables t on t.source_table = h.source_table;

@@ -4,7 +4,7 @@
 -- is older than the snapshot and not in it, and keeps what the stream wrote after it.
 set client_min_messages = warning;
 begin;
-select plan(25);
+select plan(26);
 
 delete from sync.table_state;
 delete from sync.backfill_jobs;
@@ -143,19 +143,20 @@ select results_eq(
   'it fails the file and its job, naming the file, the lease and what to do'
 );
 
--- An export older than the tombstones kept (48 hours by default) is refused: the deletes
--- since it may have lost their tombstones, and its rows would bring those items back.
+-- An export older than the tombstones kept (48 hours by default), less an hour for the
+-- clocks and the load's start, is refused: the deletes since it may have lost their
+-- tombstones, and its rows would bring those items back.
 select throws_like(
   $$select sync.start_export_backfill('firespring-backdoor-segments-dev', (select arn from export),
-      now() - interval '49 hours', 'exports', '[{"key": "k", "itemCount": 1, "md5": "m"}]')$$,
-  '%is as of % more than 48:00:00 ago (the shorter of tombstone_retention and observation_retention)%export the table again%',
-  'an export older than the tombstones kept is refused, saying why and what to do'
+      now() - interval '47 hours 30 minutes', 'exports', '[{"key": "k", "itemCount": 1, "md5": "m"}]')$$,
+  '%is as of % more than 47:00:00 ago (the shorter of tombstone_retention and observation_retention, less an hour)%export the table again%',
+  'an export older than the tombstones kept, less an hour, is refused, saying why and what to do'
 );
 update sync.settings set value = '30 hours' where key = 'observation_retention';
 select throws_like(
   $$select sync.start_export_backfill('firespring-backdoor-segments-dev', (select arn from export),
-      now() - interval '31 hours', 'exports', '[{"key": "k", "itemCount": 1, "md5": "m"}]')$$,
-  '%more than 30:00:00 ago%', 'the shorter of the two retentions counts'
+      now() - interval '29 hours 30 minutes', 'exports', '[{"key": "k", "itemCount": 1, "md5": "m"}]')$$,
+  '%more than 29:00:00 ago%', 'the shorter of the two retentions counts'
 );
 
 -- The job runs from the start, its started_at the export time: from then on no tombstone
@@ -171,11 +172,17 @@ update sync.backfill_jobs set started_at = started_at - interval '1 day'
 where id = (select id from held_job);
 insert into sync.tombstones (target_table, row_key, sync_sequence, deleted_at, recorded_at)
 values ('firespring_segments', '{"segment_id": "deleted-after-export"}', 9,
-        now() - interval '1 day 90 minutes', now() - interval '1 day 90 minutes');
+        now() - interval '1 day 90 minutes', now() - interval '1 day 90 minutes'),
+       -- Deleted just after the export time, recorded by a database clock 5 minutes behind
+       -- DynamoDB's: before the export time on the record.
+       ('firespring_segments', '{"segment_id": "recorded-by-a-clock-behind"}', 10,
+        now() - interval '1 day 2 hours 5 minutes', now() - interval '1 day 2 hours 5 minutes');
 update sync.settings set value = '24 hours' where key = 'tombstone_retention';
 select sync.purge_expired();
 select ok(exists (select from sync.tombstones where row_key = '{"segment_id": "deleted-after-export"}'),
   'a tombstone recorded after the export time outlives its retention while the job runs');
+select ok(exists (select from sync.tombstones where row_key = '{"segment_id": "recorded-by-a-clock-behind"}'),
+  'so does one recorded up to ten minutes before it, for the clocks'' skew');
 update sync.backfill_jobs set started_at = started_at + interval '1 day'
 where id = (select id from held_job);
 
