@@ -111,11 +111,14 @@ delete from sync.backfill_jobs;
 select sync.start_backfill('firespring-backdoor-segments-dev');
 update sync.backfill_jobs set status = 'done', started_at = now() - interval '30 seconds',
   finished_at = now();
-update sync.backfill_segments set earliest_read_at = now() - interval '55 seconds';
+update sync.backfill_segments set earliest_read_at = now() - interval '55 seconds'
+where segment = 0;
+update sync.backfill_segments set earliest_read_at = now() - interval '5 seconds'
+where segment > 0;
 select isnt(
-  sync.record_stream_check('firespring_segments', 'arn:s1', '{}', 'lost after its reads',
+  sync.record_stream_check('firespring_segments', 'arn:s1', '{}', 'lost after its first read',
     now() - interval '40 seconds'),
-  null, 'a backfill whose reads came before the lost record does not heal it, whatever its start');
+  null, 'a backfill whose first read came before the lost record does not heal it, whatever its start');
 select is(
   sync.record_stream_check('firespring_segments', 'arn:s1', '{}', 'lost before its reads',
     now() - interval '70 seconds'),
