@@ -12,8 +12,19 @@
  * @module
  */
 
+import type postgres from "postgres";
+import { describeDbTarget } from "./db_url.ts";
 import { describeError } from "./error_text.ts";
 import { errorResponse } from "./http.ts";
+import { acceptedServiceKeys } from "./service_auth.ts";
+import {
+  type EnvReader,
+  PLATFORM_SETTINGS,
+  readSettings,
+  type Settings,
+  type SettingSpec,
+} from "./settings.ts";
+import { connectDb, dbPool, survivePooledConnectionLoss } from "./sync_db.ts";
 
 /** A request handler, as `Deno.serve` takes one. */
 export type Handler = (req: Request) => Response | Promise<Response>;
@@ -37,4 +48,35 @@ export function servedOrRefused(name: string, build: () => Handler): Handler {
         "x-sync-refusal": "misconfigured",
       });
   }
+}
+
+/** What every function opens first at cold start ({@link openFunction}). */
+export interface OpenedFunction<S extends Record<string, SettingSpec<unknown>>> {
+  env: EnvReader;
+  /** Its settings, read and checked once (settings.ts). */
+  settings: Settings<S>;
+  /** The service keys it accepts (service_auth.ts). */
+  serviceKeys: string[];
+  /** Its pool of the database, through SYNC_DB_URL. */
+  sql: postgres.Sql;
+}
+
+/**
+ * What every function `name` opens first, the same way: its settings of `specs` (which
+ * hold the platform's), the service keys it accepts, its database pool (a pooled
+ * connection lost later is logged, not fatal), and a log line naming the database
+ * (never its password). Throws, naming the setting, as {@link servedOrRefused} expects.
+ */
+export function openFunction<S extends typeof PLATFORM_SETTINGS>(
+  name: string,
+  specs: S,
+  env: EnvReader = (key) => Deno.env.get(key),
+): OpenedFunction<S> {
+  const settings = readSettings(env, specs);
+  const platform = settings as unknown as Settings<typeof PLATFORM_SETTINGS>;
+  const serviceKeys = acceptedServiceKeys(env);
+  const sql = connectDb(platform.db, dbPool(platform));
+  survivePooledConnectionLoss();
+  console.log(`${name}: database ${describeDbTarget(platform.db)}`);
+  return { env, settings, serviceKeys, sql };
 }

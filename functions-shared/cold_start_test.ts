@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { type Handler, servedOrRefused } from "./cold_start.ts";
+import { type Handler, openFunction, servedOrRefused } from "./cold_start.ts";
+import { PLATFORM_SETTINGS } from "./settings.ts";
 
 Deno.test("a cold start that throws answers every request 503, misconfigured, naming the cause", async () => {
   const logged: string[] = [];
@@ -28,4 +29,38 @@ Deno.test("a cold start that throws answers every request 503, misconfigured, na
   }
   const served = servedOrRefused("x", () => () => new Response("ok"));
   assert.equal(await (await served(new Request("http://x/"))).text(), "ok");
+});
+
+Deno.test("openFunction opens the settings, the service keys and the pool, naming the database without its password", async () => {
+  const env = (name: string) =>
+    ({
+      SYNC_DB_URL: "postgresql://postgres:s3cret-pw@127.0.0.1:6543/postgres?pgbouncer=true",
+      SUPABASE_URL: "http://127.0.0.1:54321",
+      SUPABASE_SERVICE_ROLE_KEY: "service-key",
+    })[name];
+  const logged: string[] = [];
+  const log = console.log;
+  console.log = (line: string) => logged.push(line);
+  try {
+    const opened = openFunction("mmp-toledo-sync", PLATFORM_SETTINGS, env);
+    assert.deepEqual(opened.serviceKeys, ["service-key"]);
+    assert.equal(opened.settings.supabaseUrl, "http://127.0.0.1:54321");
+    assert.equal(opened.env, env);
+    await opened.sql.end();
+  } finally {
+    console.log = log;
+  }
+  assert.equal(logged.length, 1);
+  assert.match(logged[0], /^mmp-toledo-sync: database /);
+  assert.ok(!logged[0].includes("s3cret-pw"), logged[0]);
+  // A setting it cannot take is thrown, named, for servedOrRefused to answer.
+  assert.throws(
+    () =>
+      openFunction(
+        "mmp-toledo-sync",
+        PLATFORM_SETTINGS,
+        (name) => name === "SYNC_DB_URL" ? "nope" : env(name),
+      ),
+    /SYNC_DB_URL/,
+  );
 });

@@ -5,24 +5,16 @@
  * Its settings are read and checked once, here (functions-shared/settings.ts).
  */
 
-import { servedOrRefused } from "../../../functions-shared/cold_start.ts";
+import { openFunction, servedOrRefused } from "../../../functions-shared/cold_start.ts";
 import { isolateCpuMeter } from "../../../functions-shared/cpu_meter.ts";
 import { dynamoClients } from "../../../functions-shared/dynamo_client.ts";
 import { ownInvoker } from "../../../functions-shared/self_invoke.ts";
-import { acceptedServiceKeys } from "../../../functions-shared/service_auth.ts";
 import { IsolatePages } from "../../../functions-shared/isolate_pages.ts";
 import { RunGate } from "../../../functions-shared/run_gate.ts";
-import { readSettings } from "../../../functions-shared/settings.ts";
 import {
   runWallBudgetMs,
   VALIDATOR_SETTINGS,
 } from "../../../functions-shared/function_settings.ts";
-import { describeDbTarget } from "../../../functions-shared/db_url.ts";
-import {
-  connectDb,
-  dbPool,
-  survivePooledConnectionLoss,
-} from "../../../functions-shared/sync_db.ts";
 import { handleValidatorRequest } from "../../../functions-shared/validator_endpoint.ts";
 import { guardedHandler, registrySchemaGuard } from "../../../functions-shared/schema_guard.ts";
 
@@ -32,12 +24,10 @@ declare const EdgeRuntime: { waitUntil(promise: Promise<unknown>): void };
 Deno.serve(servedOrRefused("data-checksum-validator", () => {
   // Created at cold start: the isolate's CPU, boot included (functions-shared/cpu_meter.ts).
   const cpu = isolateCpuMeter();
-  const env = (name: string) => Deno.env.get(name);
-  const settings = readSettings(env, VALIDATOR_SETTINGS);
-  const serviceKeys = acceptedServiceKeys(env);
-  const sql = connectDb(settings.db, dbPool(settings));
-  survivePooledConnectionLoss();
-  console.log(`data-checksum-validator: database ${describeDbTarget(settings.db)}`);
+  const { env, settings, serviceKeys, sql } = openFunction(
+    "data-checksum-validator",
+    VALIDATOR_SETTINGS,
+  );
   const dynamo = dynamoClients(env);
   const callSelf = ownInvoker("data-checksum-validator", settings.supabaseUrl, serviceKeys, env);
 

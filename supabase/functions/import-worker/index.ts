@@ -7,7 +7,7 @@
  * answered 503, naming it (functions-shared/cold_start.ts).
  */
 
-import { servedOrRefused } from "../../../functions-shared/cold_start.ts";
+import { openFunction, servedOrRefused } from "../../../functions-shared/cold_start.ts";
 import { PagesInFlight, runWorker } from "../../../functions-shared/backfill_worker.ts";
 import { RunGate } from "../../../functions-shared/run_gate.ts";
 import { isolateCpuMeter } from "../../../functions-shared/cpu_meter.ts";
@@ -15,30 +15,17 @@ import { dynamoClients } from "../../../functions-shared/dynamo_client.ts";
 import { importWorkerHandler } from "../../../functions-shared/import_worker_requests.ts";
 import { ownInvoker } from "../../../functions-shared/self_invoke.ts";
 import { RequestTally } from "../../../functions-shared/request_tally.ts";
-import { acceptedServiceKeys } from "../../../functions-shared/service_auth.ts";
-import { readSettings } from "../../../functions-shared/settings.ts";
 import {
   IMPORT_WORKER_SETTINGS,
   runWallBudgetMs,
 } from "../../../functions-shared/function_settings.ts";
-import { describeDbTarget } from "../../../functions-shared/db_url.ts";
-import {
-  connectDb,
-  dbPool,
-  survivePooledConnectionLoss,
-} from "../../../functions-shared/sync_db.ts";
 import { guardedHandler, registrySchemaGuard } from "../../../functions-shared/schema_guard.ts";
 
 declare const EdgeRuntime: { waitUntil(promise: Promise<unknown>): void };
 
 // A setting that is missing or malformed is answered 503, naming it (cold_start.ts).
 Deno.serve(servedOrRefused("import-worker", () => {
-  const env = (name: string) => Deno.env.get(name);
-  const settings = readSettings(env, IMPORT_WORKER_SETTINGS);
-  const serviceKeys = acceptedServiceKeys(env);
-  const sql = connectDb(settings.db, dbPool(settings));
-  survivePooledConnectionLoss();
-  console.log(`import-worker: database ${describeDbTarget(settings.db)}`);
+  const { env, settings, serviceKeys, sql } = openFunction("import-worker", IMPORT_WORKER_SETTINGS);
   const dynamo = dynamoClients(env);
   // Created at cold start: the isolate's CPU, boot included (functions-shared/cpu_meter.ts).
   const cpu = isolateCpuMeter();

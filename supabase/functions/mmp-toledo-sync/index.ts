@@ -11,28 +11,16 @@
  * webhook secret and keeps working.
  */
 
-import { servedOrRefused } from "../../../functions-shared/cold_start.ts";
+import { openFunction, servedOrRefused } from "../../../functions-shared/cold_start.ts";
 import { handleWebhook, RecentWebhookIds } from "../../../functions-shared/webhook.ts";
 import { createWebhookVerifier } from "../../../functions-shared/webhook_signing.ts";
 import { handleReplayRequest } from "../../../functions-shared/dead_letters.ts";
-import { acceptedServiceKeys } from "../../../functions-shared/service_auth.ts";
-import { PLATFORM_SETTINGS, readSettings } from "../../../functions-shared/settings.ts";
-import { describeDbTarget } from "../../../functions-shared/db_url.ts";
-import {
-  connectDb,
-  dbPool,
-  survivePooledConnectionLoss,
-} from "../../../functions-shared/sync_db.ts";
+import { PLATFORM_SETTINGS } from "../../../functions-shared/settings.ts";
 import { guardedHandler, registrySchemaGuard } from "../../../functions-shared/schema_guard.ts";
 
 // A setting that is missing or malformed is answered 503, naming it (cold_start.ts).
 Deno.serve(servedOrRefused("mmp-toledo-sync", () => {
-  const env = (name: string) => Deno.env.get(name);
-  const settings = readSettings(env, PLATFORM_SETTINGS);
-  const serviceKeys = acceptedServiceKeys(env);
-  const sql = connectDb(settings.db, dbPool(settings));
-  survivePooledConnectionLoss();
-  console.log(`mmp-toledo-sync: database ${describeDbTarget(settings.db)}`);
+  const { env, serviceKeys, sql } = openFunction("mmp-toledo-sync", PLATFORM_SETTINGS);
   const verifier = createWebhookVerifier(env("SYNC_WEBHOOK_SECRET"));
   if (!verifier.ok) {
     console.error(

@@ -8,13 +8,11 @@
  * (functions-shared/settings.ts).
  */
 
-import { servedOrRefused } from "../../../functions-shared/cold_start.ts";
+import { openFunction, servedOrRefused } from "../../../functions-shared/cold_start.ts";
 import { isolateCpuMeter } from "../../../functions-shared/cpu_meter.ts";
 import { dynamoClients } from "../../../functions-shared/dynamo_client.ts";
 import { RunGate } from "../../../functions-shared/run_gate.ts";
 import { ownInvoker } from "../../../functions-shared/self_invoke.ts";
-import { acceptedServiceKeys } from "../../../functions-shared/service_auth.ts";
-import { readSettings } from "../../../functions-shared/settings.ts";
 import {
   runWallBudgetMs,
   STREAM_CHECK_SETTINGS,
@@ -24,12 +22,6 @@ import {
   handleStreamCheckRequest,
   RUNS_PER_ISOLATE,
 } from "../../../functions-shared/stream_check_requests.ts";
-import { describeDbTarget } from "../../../functions-shared/db_url.ts";
-import {
-  connectDb,
-  dbPool,
-  survivePooledConnectionLoss,
-} from "../../../functions-shared/sync_db.ts";
 
 declare const EdgeRuntime: { waitUntil(promise: Promise<unknown>): void };
 
@@ -37,12 +29,7 @@ declare const EdgeRuntime: { waitUntil(promise: Promise<unknown>): void };
 Deno.serve(servedOrRefused("stream-check", () => {
   // Created at cold start: the isolate's CPU, boot included (functions-shared/cpu_meter.ts).
   const cpu = isolateCpuMeter();
-  const env = (name: string) => Deno.env.get(name);
-  const settings = readSettings(env, STREAM_CHECK_SETTINGS);
-  const serviceKeys = acceptedServiceKeys(env);
-  const sql = connectDb(settings.db, dbPool(settings));
-  survivePooledConnectionLoss();
-  console.log(`stream-check: database ${describeDbTarget(settings.db)}`);
+  const { env, settings, serviceKeys, sql } = openFunction("stream-check", STREAM_CHECK_SETTINGS);
   // One client per region, for DynamoDB and its Streams alike.
   const dynamo = dynamoClients(env);
   const callSelf = ownInvoker("stream-check", settings.supabaseUrl, serviceKeys, env);

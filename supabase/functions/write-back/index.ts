@@ -12,22 +12,14 @@
  * retried and then recorded as failed, saying so.
  */
 
-import { servedOrRefused } from "../../../functions-shared/cold_start.ts";
+import { openFunction, servedOrRefused } from "../../../functions-shared/cold_start.ts";
 import { isolateCpuMeter } from "../../../functions-shared/cpu_meter.ts";
 import { dynamoClients, writerClients } from "../../../functions-shared/dynamo_client.ts";
 import { ownInvoker } from "../../../functions-shared/self_invoke.ts";
-import { acceptedServiceKeys } from "../../../functions-shared/service_auth.ts";
-import { readSettings } from "../../../functions-shared/settings.ts";
 import {
   runWallBudgetMs,
   WRITE_BACK_SETTINGS,
 } from "../../../functions-shared/function_settings.ts";
-import { describeDbTarget } from "../../../functions-shared/db_url.ts";
-import {
-  connectDb,
-  dbPool,
-  survivePooledConnectionLoss,
-} from "../../../functions-shared/sync_db.ts";
 import { RunGate } from "../../../functions-shared/run_gate.ts";
 import {
   handleWriteBackRequest,
@@ -39,12 +31,7 @@ declare const EdgeRuntime: { waitUntil(promise: Promise<unknown>): void };
 
 // A setting that is missing or malformed is answered 503, naming it (cold_start.ts).
 Deno.serve(servedOrRefused("write-back", () => {
-  const env = (name: string) => Deno.env.get(name);
-  const settings = readSettings(env, WRITE_BACK_SETTINGS);
-  const serviceKeys = acceptedServiceKeys(env);
-  const sql = connectDb(settings.db, dbPool(settings));
-  survivePooledConnectionLoss();
-  console.log(`write-back: database ${describeDbTarget(settings.db)}`);
+  const { env, settings, serviceKeys, sql } = openFunction("write-back", WRITE_BACK_SETTINGS);
   const reader = dynamoClients(env);
   const writer = writerClients(env);
   const worker = `write-back-${crypto.randomUUID()}`;
