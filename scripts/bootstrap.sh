@@ -37,7 +37,12 @@ install_system_packages() {
   # 16. Say so in one line rather than leave apt-get's error to be read.
   local unknown=()
   for package in "${missing[@]}"; do
-    apt-cache policy "$package" 2>/dev/null | grep -q 'Candidate: [0-9]' || unknown+=("$package")
+    # Read whole, then matched: `apt-cache policy | grep -q` under pipefail fails when
+    # grep exits at its match and apt-cache's next write meets a closed pipe (SIGPIPE,
+    # status 141), which named every package unknown on a fresh Debian 12.
+    local policy
+    policy=$(apt-cache policy "$package" 2>/dev/null || true)
+    grep -q 'Candidate: [0-9]' <<<"$policy" || unknown+=("$package")
   done
   if [ ${#unknown[@]} -gt 0 ]; then
     echo "bootstrap: apt has no ${unknown[*]} on $(. /etc/os-release && echo "$PRETTY_NAME");" \
