@@ -9,6 +9,8 @@
  * ClientToken, so a retried request (the SDK's, after a timeout) joins the export it
  * started instead of starting another: the token is valid for 8 hours
  * (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_ExportTableToPointInTime.html).
+ * Whether an ended export the token answers is the request's own is told on DynamoDB's
+ * clock alone: its export time against the answer's HTTP `Date` ({@link requestExport}).
  * {@link waitForExport} polls DescribeExport until the export is COMPLETED, reporting
  * progress, and turns FAILED into an error naming the table, the export and AWS's reason.
  *
@@ -23,7 +25,9 @@ import {
   type DynamoDBClient,
   type ExportDescription,
   ExportTableToPointInTimeCommand,
+  type ExportTableToPointInTimeCommandOutput,
 } from "@aws-sdk/client-dynamodb";
+import type { ClockReading } from "../functions-shared/read_stamp.ts";
 
 /** An export that could not be had, naming the table and why. */
 export class ExportRequestError extends Error {
@@ -73,7 +77,8 @@ export async function requestExport(
   }
   const described = await client.send(new DescribeTableCommand({ TableName: table }));
   const request = (token: string) =>
-    client.send(
+    sendReadingClock(
+      client,
       new ExportTableToPointInTimeCommand({
         TableArn: described.Table!.TableArn!,
         S3Bucket: target.bucket,
@@ -83,7 +88,6 @@ export async function requestExport(
         ClientToken: token,
       }),
     );
-  const askedAt = Date.now();
   // A token DynamoDB saw in the last 8 hours, with these parameters, answers that export
   // (API reference, ExportTableToPointInTime, ClientToken): one still in progress is the
   // one a run interrupted during its wait asked for, and is joined; one that has ended
@@ -94,9 +98,26 @@ export async function requestExport(
   // is not.
   let token = clientToken;
   for (let hop = 0; hop <= MAX_ENDED_EXPORTS; hop++) {
-    const export_ = (await request(token)).ExportDescription!;
-    const exportedAt = export_.ExportTime?.getTime() ?? askedAt;
-    if (export_.ExportStatus === "IN_PROGRESS" || exportedAt >= askedAt - STALE_EXPORT_MS) {
+    const { output, clock } = await request(token);
+    const export_ = output.ExportDescription!;
+    // (An ended one without an export time, which AWS always gives, is taken as its own:
+    // there is nothing to compare.)
+    if (export_.ExportStatus === "IN_PROGRESS" || export_.ExportTime === undefined) {
+      return export_.ExportArn!;
+    }
+    // Without DynamoDB's clock the request fails, naming why: taking the export for its own
+    // could hand this backfill an earlier one's snapshot, and taking it for stale would
+    // walk the chain to its end and blame the prefix.
+    if (!clock) {
+      throw new ExportRequestError(
+        table,
+        `export ${export_.ExportArn} has ended (${export_.ExportStatus}), and DynamoDB's ` +
+          "answer carried no Date that parses, so whether it is this request's own or an " +
+          "earlier one's cannot be told on DynamoDB's clock (AWS's answers always carry " +
+          "one; a stand-in must send it too)",
+      );
+    }
+    if (export_.ExportTime.getTime() >= askedAtOnDynamo(clock) - STALE_EXPORT_MS) {
       return export_.ExportArn!;
     }
     const digest = createHash("sha256").update(export_.ExportArn ?? "").digest("hex");
@@ -113,13 +134,61 @@ export async function requestExport(
 const MAX_ENDED_EXPORTS = 50;
 
 /**
- * How much older than its request an export that has ended may be and still be its own:
- * a few seconds, for the clocks' skew. On AWS an export takes minutes, so one that has
+ * How much older than its request an export that has ended may be and still be its own,
+ * both on DynamoDB's clock ({@link askedAtOnDynamo}): a few seconds, for how DynamoDB
+ * may round an export time it picks. On AWS an export takes minutes, so one that has
  * ended is never this young; the local stand-in's end at once. A wider margin handed a
  * second backfill asked for within it the first one's snapshot, which cannot heal what
  * went wrong after it (a row lost here since).
  */
 const STALE_EXPORT_MS = 10_000;
+
+/**
+ * When a request was asked, on DynamoDB's clock: its answer's `Date` less the round trip
+ * (as functions-shared/read_stamp.ts stamps a Scan page). DynamoDB wrote its `Date`
+ * (truncated to the second) after the request reached it, so at most the round trip after
+ * the request left: `Date` less the round trip (the whole send's, SDK retries included) is
+ * no later than the request left, on DynamoDB's clock, and less than the round trip and a
+ * second earlier. The export that request made (or an attempt of it that the SDK retried)
+ * has an export time no earlier. Nothing compares this machine's wall clock with
+ * DynamoDB's: when something did, a clock 10 s ahead of AWS's made every fresh ended
+ * export look stale (the chain asked for 50 and failed), and one behind took an earlier
+ * backfill's export for its own, whose snapshot cannot heal what went wrong after it.
+ */
+function askedAtOnDynamo(clock: ClockReading): number {
+  return clock.serverMs - Math.max(0, clock.roundTripMs);
+}
+
+/**
+ * Sends `command`, answering its output with the clock reading of its answer: the round
+ * trip, on a monotonic clock, and the HTTP `Date` of the answer that carried the output
+ * (the SDK gives no headers with an output). The reading is undefined when that answer
+ * had no `Date` that parses.
+ */
+async function sendReadingClock(
+  client: DynamoDBClient,
+  command: ExportTableToPointInTimeCommand,
+): Promise<{ output: ExportTableToPointInTimeCommandOutput; clock: ClockReading | undefined }> {
+  let date: string | undefined;
+  // In the finalizeRequest step at low priority: inside the SDK's retry middleware (that
+  // step's, at high priority), so it sees each attempt, and outside the deserializer, so
+  // an attempt answered with an error (thrown there) is not read: the last attempt it sees
+  // is the one whose answer is the output. On this command alone: the client is shared.
+  command.middlewareStack.add(
+    (next) => async (args) => {
+      const result = await next(args);
+      const headers = (result.response as { headers?: Record<string, string> }).headers ?? {};
+      date = Object.entries(headers).find(([name]) => name.toLowerCase() === "date")?.[1];
+      return result;
+    },
+    { step: "finalizeRequest", priority: "low", name: "answerDateReader" },
+  );
+  const sentAt = performance.now();
+  const output = await client.send(command);
+  const roundTripMs = performance.now() - sentAt;
+  const serverMs = Date.parse(date ?? "");
+  return { output, clock: Number.isFinite(serverMs) ? { roundTripMs, serverMs } : undefined };
+}
 
 /** What {@link waitForExport} needs besides the client. */
 export interface WaitOptions {

@@ -1,5 +1,9 @@
 import assert from "node:assert/strict";
-import type { DynamoDBClient, ExportDescription } from "@aws-sdk/client-dynamodb";
+import {
+  DynamoDBClient,
+  type DynamoDBClientConfig,
+  type ExportDescription,
+} from "@aws-sdk/client-dynamodb";
 import { ExportRequestError, requestExport, waitForExport } from "./export_request.ts";
 
 const ARN = "arn:aws:dynamodb:us-east-1:123456789012:table/things";
@@ -18,6 +22,47 @@ function fakeClient(answers: Record<string, (input: Record<string, unknown>) => 
   return { client: client as unknown as DynamoDBClient, sent };
 }
 
+/**
+ * The SDK's own DynamoDB client, its middleware and all, over HTTP answered here: each
+ * operation by its name, in the wire's JSON (times in epoch seconds), with the HTTP `Date`
+ * that `date` gives (DynamoDB's clock; none for undefined). What was asked, by name.
+ */
+function httpClient(
+  answers: Record<string, (input: Record<string, unknown>) => unknown>,
+  date: () => string | undefined = () => new Date().toUTCString(),
+) {
+  const sent: [string, Record<string, unknown>][] = [];
+  const requestHandler = {
+    handle: (request: { headers: Record<string, string>; body?: unknown }) => {
+      const name = request.headers["x-amz-target"].replace(/^DynamoDB_20120810\./, "");
+      // The SDK's JSON body: bytes (or text).
+      const body = request.body;
+      const input = JSON.parse(
+        typeof body === "string" ? body : new TextDecoder().decode(body as Uint8Array),
+      );
+      sent.push([name, input]);
+      const headers: Record<string, string> = { "content-type": "application/x-amz-json-1.0" };
+      const at = date();
+      if (at !== undefined) headers.date = at;
+      const answer = new TextEncoder().encode(JSON.stringify(answers[name](input)));
+      return Promise.resolve({ response: { statusCode: 200, headers, body: answer } });
+    },
+  };
+  const client = new DynamoDBClient({
+    region: "us-east-1",
+    credentials: { accessKeyId: "AKIDEXAMPLE", secretAccessKey: "secret" },
+    maxAttempts: 1,
+    requestHandler: requestHandler as unknown as DynamoDBClientConfig["requestHandler"],
+  });
+  return { client, sent };
+}
+
+/** A time as the wire gives it: epoch seconds. */
+const seconds = (ms: number) => ms / 1000;
+
+/** DynamoDB's clock an hour from this machine's: `offsetMs` from it, as an HTTP `Date`. */
+const awsClock = (offsetMs: number) => () => new Date(Date.now() + offsetMs).toUTCString();
+
 const pitr = (status: string) => () => ({
   ContinuousBackupsDescription: {
     PointInTimeRecoveryDescription: { PointInTimeRecoveryStatus: status },
@@ -25,7 +70,7 @@ const pitr = (status: string) => () => ({
 });
 
 Deno.test("an export is asked for as a full DynamoDB JSON export, with the caller's ClientToken", async () => {
-  const { client, sent } = fakeClient({
+  const { client, sent } = httpClient({
     DescribeContinuousBackups: pitr("ENABLED"),
     DescribeTable: () => ({ Table: { TableArn: ARN } }),
     ExportTableToPointInTime: () => ({ ExportDescription: { ExportArn: `${ARN}/export/1` } }),
@@ -43,14 +88,14 @@ Deno.test("an export is asked for as a full DynamoDB JSON export, with the calle
 });
 
 Deno.test("a token that answers an export in progress joins it; one that answers an ended export asks again", async () => {
-  const inProgress = fakeClient({
+  const inProgress = httpClient({
     DescribeContinuousBackups: pitr("ENABLED"),
     DescribeTable: () => ({ Table: { TableArn: ARN } }),
     ExportTableToPointInTime: () => ({
       ExportDescription: {
         ExportArn: `${ARN}/export/asked-before`,
         ExportStatus: "IN_PROGRESS",
-        ExportTime: new Date(Date.now() - 10 * 60_000),
+        ExportTime: seconds(Date.now() - 10 * 60_000),
       },
     }),
   });
@@ -61,7 +106,7 @@ Deno.test("a token that answers an export in progress joins it; one that answers
   assert.equal(inProgress.sent.filter(([n]) => n === "ExportTableToPointInTime").length, 1);
 
   const tokens: unknown[] = [];
-  const ended = fakeClient({
+  const ended = httpClient({
     DescribeContinuousBackups: pitr("ENABLED"),
     DescribeTable: () => ({ Table: { TableArn: ARN } }),
     ExportTableToPointInTime: (input) => {
@@ -71,14 +116,14 @@ Deno.test("a token that answers an export in progress joins it; one that answers
           ExportDescription: {
             ExportArn: `${ARN}/export/old`,
             ExportStatus: "COMPLETED",
-            ExportTime: new Date(Date.now() - 30 * 60_000),
+            ExportTime: seconds(Date.now() - 30 * 60_000),
           },
         }
         : {
           ExportDescription: {
             ExportArn: `${ARN}/export/new`,
             ExportStatus: "IN_PROGRESS",
-            ExportTime: new Date(),
+            ExportTime: seconds(Date.now()),
           },
         };
     },
@@ -95,21 +140,32 @@ Deno.test("a token that answers an export in progress joins it; one that answers
   assert.deepEqual(tokens.slice(2), ["tok", tokens[1]]);
 });
 
-Deno.test("an ended export is its own only within the clocks' skew: 30 s old, another is asked for", async () => {
+/**
+ * A client whose first token answers an ended export `ageMs` older than DynamoDB's clock
+ * (`offsetMs` from this machine's), and any other token a new export in progress.
+ */
+function endedExportClient(ageMs: number, offsetMs = 0) {
+  return httpClient({
+    DescribeContinuousBackups: pitr("ENABLED"),
+    DescribeTable: () => ({ Table: { TableArn: ARN } }),
+    ExportTableToPointInTime: (input) => ({
+      ExportDescription: input.ClientToken === "tok"
+        ? {
+          ExportArn: `${ARN}/export/made`,
+          ExportStatus: "COMPLETED",
+          ExportTime: seconds(Date.now() + offsetMs - ageMs),
+        }
+        : { ExportArn: `${ARN}/export/new`, ExportStatus: "IN_PROGRESS" },
+    }),
+  }, awsClock(offsetMs));
+}
+
+const exportsAsked = (sent: [string, unknown][]) =>
+  sent.filter(([name]) => name === "ExportTableToPointInTime").length;
+
+Deno.test("an ended export is its own only within 10 s of its request's answer: 30 s old, another is asked for", async () => {
   for (const [ageMs, expected] of [[2_000, "made"], [30_000, "new"]] as const) {
-    const { client } = fakeClient({
-      DescribeContinuousBackups: pitr("ENABLED"),
-      DescribeTable: () => ({ Table: { TableArn: ARN } }),
-      ExportTableToPointInTime: (input) => ({
-        ExportDescription: input.ClientToken === "tok"
-          ? {
-            ExportArn: `${ARN}/export/made`,
-            ExportStatus: "COMPLETED",
-            ExportTime: new Date(Date.now() - ageMs),
-          }
-          : { ExportArn: `${ARN}/export/new`, ExportStatus: "IN_PROGRESS" },
-      }),
-    });
+    const { client } = endedExportClient(ageMs);
     assert.equal(
       await requestExport(client, "things", { bucket: "b", prefix: "" }, "tok"),
       `${ARN}/export/${expected}`,
@@ -118,10 +174,69 @@ Deno.test("an ended export is its own only within the clocks' skew: 30 s old, an
   }
 });
 
+Deno.test("this machine's clock an hour ahead of AWS's: the export its request made, ended, is its own", async () => {
+  // Made by this request (the stand-in's end at once) 2 s before DynamoDB's answer.
+  const { client, sent } = endedExportClient(2_000, -3600_000);
+  assert.equal(
+    await requestExport(client, "things", { bucket: "b", prefix: "" }, "tok"),
+    `${ARN}/export/made`,
+  );
+  assert.equal(exportsAsked(sent), 1, "no other export asked for");
+});
+
+Deno.test("this machine's clock an hour behind AWS's: an earlier backfill's ended export is not its own", async () => {
+  // Asked for by a backfill half an hour earlier, on DynamoDB's clock.
+  const { client, sent } = endedExportClient(30 * 60_000, 3600_000);
+  assert.equal(
+    await requestExport(client, "things", { bucket: "b", prefix: "" }, "tok"),
+    `${ARN}/export/new`,
+    "the table as of now, not as of the earlier backfill's export",
+  );
+  assert.equal(exportsAsked(sent), 2);
+});
+
+Deno.test("an ended export answered without a Date that parses is refused, naming the table; one in progress needs none", async () => {
+  for (const date of [undefined, "soon"]) {
+    const { client, sent } = httpClient({
+      DescribeContinuousBackups: pitr("ENABLED"),
+      DescribeTable: () => ({ Table: { TableArn: ARN } }),
+      ExportTableToPointInTime: () => ({
+        ExportDescription: {
+          ExportArn: `${ARN}/export/made`,
+          ExportStatus: "COMPLETED",
+          ExportTime: seconds(Date.now()),
+        },
+      }),
+    }, () => date);
+    await assert.rejects(
+      requestExport(client, "things", { bucket: "b", prefix: "" }, "tok"),
+      (error: Error) =>
+        error instanceof ExportRequestError &&
+        error.message.startsWith(
+          `export of things: export ${ARN}/export/made has ended (COMPLETED), and DynamoDB's ` +
+            "answer carried no Date that parses",
+        ),
+      `Date ${date}`,
+    );
+    assert.equal(exportsAsked(sent), 1, "no other export asked for");
+  }
+  const { client } = httpClient({
+    DescribeContinuousBackups: pitr("ENABLED"),
+    DescribeTable: () => ({ Table: { TableArn: ARN } }),
+    ExportTableToPointInTime: () => ({
+      ExportDescription: { ExportArn: `${ARN}/export/running`, ExportStatus: "IN_PROGRESS" },
+    }),
+  }, () => undefined);
+  assert.equal(
+    await requestExport(client, "things", { bucket: "b", prefix: "" }, "tok"),
+    `${ARN}/export/running`,
+  );
+});
+
 Deno.test("a derived token that answers an ended export too goes on down the chain", async () => {
   const tokens: string[] = [];
-  const old = new Date(Date.now() - 20 * 60_000);
-  const { client } = fakeClient({
+  const old = seconds(Date.now() - 20 * 60_000);
+  const { client } = httpClient({
     DescribeContinuousBackups: pitr("ENABLED"),
     DescribeTable: () => ({ Table: { TableArn: ARN } }),
     ExportTableToPointInTime: (input) => {

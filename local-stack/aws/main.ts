@@ -99,6 +99,8 @@ setInterval(() => {
  * a `Date` of its own, cached and refreshed by a timer, and so up to a second or more
  * behind on a busy machine (seen 1.5 s): a Scan page stamped from it
  * (functions-shared/read_stamp.ts) would be stamped that much earlier than AWS's would.
+ * Every answer has one, the exports' too: an export request tells whether an ended export
+ * is its own on this clock (scripts/export_request.ts).
  */
 function withDate(response: Response): Response {
   const headers = new Headers(response.headers);
