@@ -6,9 +6,11 @@
  *    item mapped through the same registry and transformers as the sync; each page's
  *    expected rows staged in Postgres (`sync.stage_checksum_items`), so memory stays at
  *    a page.
- * 2. `sync.compare_checksum` reduces both sides through one canonical form in Postgres,
- *    compares them per bucket of key hashes, and lists key by key only the buckets that
- *    differ: missing, unexpected and different keys.
+ * 2. Postgres reduces both sides through one canonical form and compares them key by
+ *    key: a plain table's page as it is read (`sync.check_checksum_page`), a collapsed
+ *    table's staged rows after the Scan, slice by slice of keys
+ *    (`sync.compare_checksum_range`); then the target's keys the Scan never read:
+ *    missing, unexpected and different keys.
  * 3. Changes in flight: a key that differs is looked at again after a settle pause, with
  *    a fresh consistent point read of the source (GetItem, or Query for a collapsed
  *    table), up to three times, and is reported only if it differs every time. A key
@@ -26,7 +28,7 @@
  *
  * Every run is a row of `public.sync_checksums` (its source_items grow as pages are read)
  * and moves through phases: scan (on the backfill's leased segments, one checkpoint per
- * page, functions-shared/segment_scan.ts), compare (ranges of buckets), recheck (one look
+ * page, functions-shared/segment_scan.ts), compare (slices of keys), recheck (one look
  * at a time), report, repair. Each step is checkpointed in the database; a request works
  * within a budget on the isolate's CPU (as its meter reads or estimates it,
  * functions-shared/cpu_meter.ts) and hands on (see {@link validateTable}'s

@@ -339,8 +339,8 @@ export type Database = {
       };
       "sync_checksums": {
         Row: {
-          "buckets": number;
           "checked_at": string | null;
+          "compare_after": Json | null;
           "compared_at": string | null;
           "different": NonNullable<Json>;
           "error": string | null;
@@ -352,7 +352,6 @@ export type Database = {
           "looks": number;
           "match": boolean | null;
           "missing": NonNullable<Json>;
-          "next_bucket": number;
           "phase": string;
           "progress_at": string | null;
           "recheck_keys": Json | null;
@@ -374,8 +373,8 @@ export type Database = {
         };
         ComputedFields: never;
         Insert: {
-          "buckets"?: number;
           "checked_at"?: string | null;
+          "compare_after"?: Json | null;
           "compared_at"?: string | null;
           "different"?: NonNullable<Json>;
           "error"?: string | null;
@@ -387,7 +386,6 @@ export type Database = {
           "looks"?: number;
           "match"?: boolean | null;
           "missing"?: NonNullable<Json>;
-          "next_bucket"?: number;
           "phase"?: string;
           "progress_at"?: string | null;
           "recheck_keys"?: Json | null;
@@ -408,8 +406,8 @@ export type Database = {
           "unmappable"?: NonNullable<Json>;
         };
         Update: {
-          "buckets"?: number;
           "checked_at"?: string | null;
+          "compare_after"?: Json | null;
           "compared_at"?: string | null;
           "different"?: NonNullable<Json>;
           "error"?: string | null;
@@ -421,7 +419,6 @@ export type Database = {
           "looks"?: number;
           "match"?: boolean | null;
           "missing"?: NonNullable<Json>;
-          "next_bucket"?: number;
           "phase"?: string;
           "progress_at"?: string | null;
           "recheck_keys"?: Json | null;

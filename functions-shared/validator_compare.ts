@@ -1,6 +1,6 @@
 /**
  * The validator's comparison (docs/sync-semantics.md, "Verification"):
- * `sync.compare_checksum` per bucket of key hashes, range by range of buckets, and what
+ * `sync.compare_checksum_range`, slice by slice of keys, and what
  * a run has found so far. The further looks at keys that differ are in
  * validator_looks.ts. Each step is checkpointed in the run's row, so a request whose
  * budget is spent hands on between steps.
@@ -15,8 +15,8 @@ import type { RowKey, Unmappable } from "./validator_plan.ts";
 export type Divergence = { kind: "missing" | "unexpected" | "different"; key: RowKey };
 
 /**
- * Compares the run's staged rows with the target table range by range of buckets
- * (`sync.compare_checksum_range`: one statement per range, its divergent keys and counts
+ * Compares the run's rows with the target table slice by slice of keys
+ * (`sync.compare_checksum_range`: one statement per slice, its divergent keys and counts
  * added to the run and its checkpoint moved, held by `worker`), until the compare is
  * done or the budget is spent. Returns the run's phase after it ("recheck" or "report"),
  * or "budget".

@@ -3,7 +3,7 @@
  * table>", "repair": false}` with a service key; answers 200 with the validation. A
  * table too big for one request (the Edge Runtime counts CPU per isolate: retired at
  * 1 s, killed at 2 s; wall clock 150 s) answers 202 with the run's id: the run keeps its
- * checkpoints (its Scan's leased segments, its compare's next bucket) in the database,
+ * checkpoints (its Scan's leased segments, its compare's last key) in the database,
  * its `sync_checksums` row shows progress and, at the end, the result, and it goes on in
  * the next request, which the validator makes itself: `POST {"runId": n}` (or the pg_cron
  * heartbeat, `sync.wake_validations`, when a request was killed); such a request answers

@@ -60,7 +60,7 @@ export interface RunsOptions {
    * look's `compare`th compare with the target (0, then 1.. as the stream catches up).
    */
   divergent?: (run: number, look: number, compare: number) => Divergence[];
-  /** Ranges of buckets the compare takes (8, as 256 buckets by 32). */
+  /** Slices of keys the compare takes (statements of `sync.compare_checksum_range`). */
   ranges?: number;
   /** Whether the run lease is lost at the next hold (another request took over). */
   loseRunLease?: () => boolean;

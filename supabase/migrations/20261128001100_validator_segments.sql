@@ -9,7 +9,7 @@
 -- (committed in the transaction that stages the page; both redefined for validation
 -- runs in 20261128001800_backfill_turns.sql), release and lease expiry. The
 -- steps after the Scan (compare, recheck, report, repair) hold a lease on the run row
--- and checkpoint too: the compare works in ranges of buckets, one statement per range.
+-- and checkpoint too: the compare works in slices of keys, one statement per slice.
 -- A killed request is resumed by the next call or by the pg_cron tick.
 --
 -- Functions of 20261128000500_backfill.sql and 20261128000600_validator.sql that must
@@ -34,8 +34,7 @@ alter table public.sync_checksums
   add constraint sync_checksums_status_check check (status in ('queued', 'running', 'done', 'failed')),
   add column phase text not null default 'scan'
     check (phase in ('scan', 'compare', 'recheck', 'report', 'repair', 'done')),
-  add column buckets integer not null default 256 check (buckets between 1 and 65536),
-  add column next_bucket integer not null default 0,
+  add column compare_after jsonb,
   add column looks integer not null default 0,
   add column compared_at timestamptz,
   add column lease_owner text,
@@ -46,9 +45,9 @@ alter table public.sync_checksums
 -- ON DELETE SET NULL of the run a re-validation follows looks it up by this column.
 create index sync_checksums_revalidation_idx on public.sync_checksums (revalidation_run_id);
 comment on column public.sync_checksums.phase is
-  'Where the run is: scan (its segments), compare (bucket ranges), recheck, report, repair, done.';
-comment on column public.sync_checksums.next_bucket is
-  'The compare''s checkpoint: the first bucket of key hashes not yet compared.';
+  'Where the run is: scan (its segments), compare (slices of keys), recheck, report, repair, done.';
+comment on column public.sync_checksums.compare_after is
+  'The compare''s checkpoint: {"expected": key} after a slice of a staged run''s expected rows, {"target": key} after a slice of the target''s rows (the key last compared; null: the side''s start); null before the first slice.';
 comment on column public.sync_checksums.looks is 'Rechecks of the divergent keys done so far (at most 3).';
 comment on column public.sync_checksums.compared_at is
   'When the compare began: the divergences were seen after it, and a repair reads the source later.';
@@ -64,14 +63,12 @@ comment on column public.sync_checksums.missing is
 insert into sync.settings (key, value, description) values
   ('validation_concurrency', '2',
    'How many validation runs scan at once; sync.validate_all queues the others.'),
-  ('checksum_buckets_per_statement', '32',
-   'Buckets of key hashes one compare statement covers (of 256): each statement stays far under the 2-minute statement timeout.'),
   ('validation_lease_seconds', '60',
    'How long a request holds a validation run''s steps after the Scan without checkpointing.');
 
 -- A whole-number setting of sync.settings, from p_min to p_max; a setting missing or out
 -- of range is an error naming it, its value and the range, rather than a run that never
--- ends (a width of 0 buckets never moves on) or a cast error naming nothing.
+-- ends (a slice of 0 rows never moves on) or a cast error naming nothing.
 create function sync.integer_setting(p_key text, p_min integer, p_max integer)
 returns integer
 language plpgsql stable set search_path = ''
@@ -166,6 +163,27 @@ begin
 end
 $$;
 
+-- A table's key in SQL, for a statement about one table (format()'s text): its key columns
+-- of p_alias, comma-separated in the key's order (the primary key's), e.g. `t.pk, t.sk`;
+-- with p_json, the same key read from that JSON row key (e.g. `{"pk": .., "sk": ..}`),
+-- each column as its own type. `row(<columns>) = row(<from the JSON>)` finds a key's row
+-- by the primary key, `row(..) > row(..)` the rows after it, in the index's order.
+create function sync.key_columns_sql(p_target text, p_alias text, p_json text default null)
+returns text
+language sql stable set search_path = ''
+as $$
+  select string_agg(
+    case when p_json is null then format('%s.%I', p_alias, k.name)
+         else format('(%s ->> %L)::%s', p_json, k.name, format_type(a.atttypid, a.atttypmod)) end,
+    ', ' order by k.ordinality)
+  from sync.source_tables s
+  cross join lateral unnest(s.key_columns) with ordinality as k(name, ordinality)
+  join pg_catalog.pg_attribute a
+    on a.attrelid = format('public.%I', s.target_table)::regclass and a.attname = k.name
+  where s.target_table = p_target
+$$;
+revoke all on function sync.key_columns_sql(text, text, text) from public;
+
 -- Replaces 20261128000600's compare_checksum(bigint, text, integer): the same comparison
 -- restricted to buckets p_first .. p_last (all when null), or to the keys p_keys (a JSON
 -- array of row keys; the rechecks). Counts are those of the range. Each call is one
@@ -238,17 +256,11 @@ begin
       -- look (found by a review of the statements at scale).
       select k.row_key, sync.canonical_digest(to_jsonb(t)) as digest
       from (select distinct x as asked from jsonb_array_elements($5) x) a
-      cross join lateral (select * from public.%1$I t where %3$s limit 1) t
+      cross join lateral (select * from public.%1$I t where row(%3$s) = row(%4$s) limit 1) t
       cross join lateral (select %2$s as row_key) k
       where ((hashtext(k.row_key::text)::bigint & 2147483647) %% $2) between $3 and $4
-      $t$, p_target, sync.key_json_sql(p_target, 't'),
-      (select string_agg(format('t.%I = (a.asked ->> %L)::%s', c.name, c.name,
-                                format_type(att.atttypid, att.atttypmod)), ' and ')
-       from sync.source_tables st cross join lateral unnest(st.key_columns) as c(name)
-       join pg_catalog.pg_attribute att
-         on att.attrelid = format('public.%I', st.target_table)::regclass
-        and att.attname = c.name
-       where st.target_table = p_target))
+      $t$, p_target, sync.key_json_sql(p_target, 't'), sync.key_columns_sql(p_target, 't'),
+      sync.key_columns_sql(p_target, 't', 'a.asked'))
     end,
     -- The keys asked for, through checksum_items_run_idx (run_id, row_key).
     case when p_keys is null then ''

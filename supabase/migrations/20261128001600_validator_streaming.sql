@@ -8,14 +8,23 @@
 -- Now, for a plain table (one row per item), each page is compared in the transaction
 -- that moves its segment's checkpoint, against the target's rows of the same keys (an
 -- index lookup each): only the divergent keys (missing, different) are kept, in the run's
--- lists, and the page's keys in sync.checksum_seen (a key and its bucket, no digest),
+-- lists, and the page's keys in sync.checksum_seen (a key and its hash, no digest),
 -- which is all the final pass needs to list the target's rows the Scan never saw
--- (unexpected), range by range of buckets as before. A page whose lease is lost rolls
--- back with its checkpoint, so nothing is counted twice or lost after a kill.
+-- (unexpected). A page whose lease is lost rolls back with its checkpoint, so nothing is
+-- counted twice or lost after a kill.
 --
 -- The collapsed tables (visitors, extraction jobs), whose row is the latest of several
 -- observations that may span pages, keep the staged compare (sync_checksums.streamed
--- false). So does a run started before this migration.
+-- false): after the Scan, their expected rows are compared with the target's rows of the
+-- same keys, slice by slice of keys, and then the same final pass lists the unexpected.
+--
+-- Every statement of the compare covers a slice of at most checksum_rows_per_statement
+-- keys, found through an index (the staged rows' by key, the target's primary key), so a
+-- statement's time does not grow with the table, and the compare's grows linearly. (It
+-- first went by ranges of buckets of key hashes, each statement reading the whole target
+-- and the whole staging to hash them: at 3 million rows a streamed run's final pass took
+-- 7 statements, 28 s in all, and a collapsed table's compare of 1 million keys 8, 40 s in
+-- all, 5.6 s each; both grew with the table's square, or each statement with the table.)
 --
 -- Replaced here (each is defined here from now on): sync.start_validation,
 -- sync.compare_checksum_range and sync.end_validation of 20261128001100.
@@ -29,20 +38,22 @@ alter table public.sync_checksums
 comment on column public.sync_checksums.streamed is
   'Whether the run compares each page as it is read (plain tables; sync.check_checksum_page) rather than staging every expected row.';
 
--- The keys a streamed run's Scan has seen, and their bucket: what the unexpected pass
--- needs. Unlogged, like sync.checksum_items: a crash empties it, and a run that outlived
+-- The keys a streamed run's Scan has seen, and their hash: what the unexpected pass
+-- needs (one index lookup per target row, by the hash, then the key). Unlogged, like sync.checksum_items: a crash empties it, and a run that outlived
 -- one cannot end with a verdict (20261128004400_validation_restart_guard.sql).
 create unlogged table sync.checksum_seen (
   -- No foreign key to its run: a check per key written, 1,000 a page, was about 40% of
   -- the page's statement. The page's statement reads and updates its run's row instead
   -- (a missing run is refused, naming it), and the trigger below deletes a deleted run's keys.
   run_id bigint not null,
-  bucket integer not null,
+  -- hashtext(row_key::text): an integer index is cheaper to write, 1,000 keys a page,
+  -- than one of the keys' jsonb.
+  key_hash integer not null,
   row_key jsonb not null
 );
-create index checksum_seen_run_bucket_idx on sync.checksum_seen (run_id, bucket);
+create index checksum_seen_run_hash_idx on sync.checksum_seen (run_id, key_hash);
 comment on table sync.checksum_seen is
-  'Keys a streamed validation run has read from the source, by bucket of key hash; gone when the run ends.';
+  'Keys a streamed validation run has read from the source, with their hash; gone when the run ends.';
 
 -- A deleted run's seen keys go with it, once per statement that deletes runs (retention),
 -- as a key's cascade would; it runs with its owner's rights: whoever may delete a run (the
@@ -64,8 +75,8 @@ create trigger sync_checksums_forget_seen
 revoke all on function sync.forget_seen_of_deleted_runs() from public;
 
 insert into sync.settings (key, value, description) values
-  ('checksum_unseen_rows_per_statement', '500000',
-   'Target rows one statement of a streamed validation''s unseen pass covers at most (by the table''s estimate): each stays far under the 2-minute statement timeout.');
+  ('checksum_rows_per_statement', '100000',
+   'Keys one statement of a validation''s compare covers at most (a slice of the staged rows, or of the target''s): each stays far under the 2-minute statement timeout, whatever the table''s size.');
 
 -- A start sent again with the same request key (its answer lost after the run's row
 -- committed, and the client's retry) is the run it started, not a second one: two runs of
@@ -180,7 +191,6 @@ language plpgsql set search_path = ''
 as $fn$
 declare
   divergent integer;
-  buckets integer := (select c.buckets from public.sync_checksums c where c.id = p_run);
   -- The page row (p.r) equals the target's (t) column by column, as sync.canonical_digest
   -- compares them (20261128001600_validator_streaming.sql).
   same text := (
@@ -197,7 +207,7 @@ declare
                                   'sync_range_key']));
 begin
   -- The run's row, read above, stands in for a foreign key (20261128001600_validator_streaming.sql).
-  if buckets is null then
+  if not exists (select from public.sync_checksums c where c.id = p_run) then
     raise exception 'sync.check_checksum_page: validation run % of % does not exist', p_run, p_target
       using errcode = '22023';
   end if;
@@ -208,8 +218,8 @@ begin
       cross join lateral jsonb_populate_record(null::public.%1$I, x -> 'row') as r
     ),
     seen as (
-      insert into sync.checksum_seen (run_id, bucket, row_key)
-      select $1, ((hashtext(p.row_key::text)::bigint & 2147483647) %% $3), p.row_key from page p
+      insert into sync.checksum_seen (run_id, key_hash, row_key)
+      select $1, hashtext(p.row_key::text), p.row_key from page p
       returning 1
     ),
     found as (
@@ -238,65 +248,119 @@ begin
      from sync.source_tables s, unnest(s.key_columns) k where s.target_table = p_target),
     same)
   into divergent
-  using p_run, p_rows, buckets;
+  using p_run, p_rows;
   return divergent;
 end
 $fn$;
 
--- The target's keys in buckets p_first .. p_last that a streamed run's Scan has not seen, and
--- the count of the target's rows in those buckets. At the report's volume one statement
--- covers every bucket (sync.compare_checksum_range), and then no key is hashed into its
--- bucket: that filter, on every row of the target, was most of the statement's time
--- (0.6 s of 0.83 s for firespring_actions on the local stack). Same result.
-create function sync.unseen_checksum(p_run bigint, p_target text, p_buckets integer,
-                                                p_first integer, p_last integer)
-returns table (row_key jsonb, target_rows bigint)
+-- One slice of a run's compare, in the caller's transaction: at most p_limit keys after
+-- p_after (a row key; null: from the first), in key order, through an index, and their
+-- divergent keys appended to the run's lists (sync.checksum_divergent). Returns how many
+-- keys the slice held and the last of them (its checkpoint).
+-- p_side 'expected' (a staged run's): the staged rows' keys (sync.checksum_items, through
+-- checksum_items_run_idx), each key's expected row the observation with the largest range
+-- key (then rank), compared with the target's row of the key (one primary-key lookup
+-- each): missing without one, different when their canonical digests differ.
+-- p_side 'target': the target's keys (through its primary key) that the run never read:
+-- unexpected. A streamed run's read keys are in sync.checksum_seen (found by their hash,
+-- then the key), a staged run's in sync.checksum_items.
+-- Each lookup is a lateral subquery with `limit 1`, which the planner cannot turn into a
+-- hash join over the whole of the other side.
+create function sync.compare_checksum_slice(p_run bigint, p_target text, p_side text,
+                                            p_after jsonb, p_limit integer,
+                                            out keys bigint, out last_key jsonb)
 language plpgsql set search_path = ''
 as $fn$
 declare
-  every_bucket boolean := p_first <= 0 and p_last >= p_buckets - 1;
+  streamed boolean := (select c.streamed from public.sync_checksums c where c.id = p_run);
+  slice text;
 begin
-  for row_key, target_rows in execute format($sql$
-    with target as (
-      select k.row_key
-      from public.%1$I t cross join lateral (select %2$s as row_key) k
-      -- sync.checksum_bucket written out: a function with its own search_path is not
-      -- inlined, and its call per row was most of the statement's time.
-      where %3$s
-    )
-    select t.row_key, (select count(*) from target)
-    from target t
-    where not exists (select from sync.checksum_seen s
-                      where s.run_id = $1 and s.bucket between $3 and $4 and s.row_key = t.row_key)
-    union all
-    -- Always one row carrying the count, even when nothing is unexpected.
-    select null, (select count(*) from target)
-    $sql$, p_target, sync.key_json_sql(p_target, 't'),
-    case when every_bucket then 'true'
-         else '((hashtext(k.row_key::text)::bigint & 2147483647) % $2) between $3 and $4' end)
-  using p_run, p_buckets, p_first, p_last
-  loop
-    return next;
-  end loop;
+  if p_side = 'expected' then
+    slice := format($sql$
+      select distinct on (i.row_key) i.row_key, i.digest
+      from sync.checksum_items i
+      where i.run_id = $1 %s
+      order by i.row_key, i.range_key desc nulls last, i.rank desc
+      limit $3
+      $sql$, case when p_after is null then '' else 'and i.row_key > $2' end);
+    execute format($sql$
+      with slice as (%1$s),
+      found as (
+        select case when t.digest is null then 'missing' else 'different' end as kind, s.row_key
+        from slice s
+        left join lateral (
+          select sync.canonical_digest(to_jsonb(t)) as digest
+          from public.%2$I t where row(%3$s) = row(%4$s) limit 1
+        ) t on true
+        where t.digest is distinct from s.digest
+      ),
+      kept as (
+        insert into sync.checksum_divergent (run_id, kind, row_key)
+        select $1, f.kind, f.row_key from found f
+        returning 1
+      )
+      select (select count(*) from slice) + 0 * (select count(*) from kept),
+             (select s.row_key from slice s order by s.row_key desc limit 1)
+      $sql$, slice, p_target, sync.key_columns_sql(p_target, 't'),
+      sync.key_columns_sql(p_target, 't', 's.row_key'))
+    into keys, last_key
+    using p_run, p_after, p_limit;
+  elsif p_side = 'target' then
+    execute format($sql$
+      with slice as (
+        -- n: the key's place in the slice, whose last is the checkpoint.
+        select %1$s as row_key, row_number() over (order by %4$s) as n
+        from public.%2$I t %3$s
+        order by %4$s
+        limit $3
+      ),
+      found as (
+        select s.row_key
+        from slice s
+        left join lateral (%5$s limit 1) r on true
+        where r.seen is null
+      ),
+      kept as (
+        insert into sync.checksum_divergent (run_id, kind, row_key)
+        select $1, 'unexpected', f.row_key from found f
+        returning 1
+      )
+      select (select count(*) from slice) + 0 * (select count(*) from kept),
+             (select s.row_key from slice s order by s.n desc limit 1)
+      $sql$, sync.key_json_sql(p_target, 't'), p_target,
+      case when p_after is null then ''
+           else format('where row(%s) > row(%s)', sync.key_columns_sql(p_target, 't'),
+                       sync.key_columns_sql(p_target, 't', '$2')) end,
+      sync.key_columns_sql(p_target, 't'),
+      case when streamed
+           then 'select true as seen from sync.checksum_seen x where x.run_id = $1 and x.key_hash = hashtext(s.row_key::text) and x.row_key = s.row_key'
+           else 'select true as seen from sync.checksum_items x where x.run_id = $1 and x.row_key = s.row_key' end)
+    into keys, last_key
+    using p_run, p_after, p_limit;
+  else
+    raise exception 'sync.compare_checksum_slice: p_side is expected or target, not %', p_side
+      using errcode = '22023';
+  end if;
 end
 $fn$;
 
--- One step of a run's compare: the next range of buckets (checksum_buckets_per_statement
--- of them), its divergent keys appended to the run's lists and its counts added, the
--- checkpoint moved, in one transaction held by p_worker (SY001 otherwise). After the
--- last range the lists are put in the order of the whole-table comparison (kind, key)
--- and the run moves on: to its rechecks when a key diverges or an item was unmappable,
--- else to its report.
+-- One step of a run's compare: its next slice of keys (sync.compare_checksum_slice, at
+-- most checksum_rows_per_statement), its divergent keys appended to the run's lists and
+-- its count added, the checkpoint moved (compare_after), in one transaction held by
+-- p_worker (SY001 otherwise). A staged run compares its expected rows first, then lists
+-- the unexpected; a streamed run, whose missing and different keys were found page by
+-- page, only lists the unexpected. After the last slice the lists are put in the order of
+-- the whole-table comparison (kind, key) and the run moves on: to its rechecks when a key
+-- diverges or an item was unmappable, else to its report.
 -- Returns the run's phase afterwards.
--- A streamed run's ranges only look for unexpected rows (missing and different keys were
--- found page by page); a staged run's compare as above.
 create function sync.compare_checksum_range(p_run bigint, p_worker text) returns text
 language plpgsql set search_path = ''
 as $$
 declare
   run public.sync_checksums;
-  width integer := sync.integer_setting('checksum_buckets_per_statement', 1, 65536);
-  last_bucket integer;
+  per_statement integer := sync.integer_setting('checksum_rows_per_statement', 1, 10000000);
+  side text;
+  slice record;
   phase_after text;
   kept bigint;
   max_listed integer;
@@ -306,46 +370,22 @@ begin
   if run.phase <> 'compare' then
     return run.phase;
   end if;
-  if run.streamed then
-    -- The unseen pass reads only keys (no digests), and each statement reads the whole
-    -- target to bucket it: as few statements as keep each under
-    -- checksum_unseen_rows_per_statement of the table's estimated rows (one, at the
-    -- report's volume; a handful at 100x, each far under the 2-minute timeout).
-    width := greatest(width, floor(run.buckets::numeric
-      * (select value::numeric from sync.settings where key = 'checksum_unseen_rows_per_statement')
-      / greatest(sync.estimated_rows(format('public.%I', run.target_table)::regclass), 1))::integer);
-  end if;
-  last_bucket := least(run.next_bucket + width - 1, run.buckets - 1);
-  if run.streamed then
-    with found as (
-      select * from sync.unseen_checksum(p_run, run.target_table, run.buckets, run.next_bucket, last_bucket)
-    ),
-    kept as (
-      insert into sync.checksum_divergent (run_id, kind, row_key)
-      select p_run, 'unexpected', f.row_key from found f where f.row_key is not null
-    )
-    update public.sync_checksums c
-    set target_rows = coalesce(c.target_rows, 0) + (select max(f.target_rows) from found f),
-        expected_rows = coalesce(c.expected_rows, 0),
-        compared_at = coalesce(c.compared_at, now()),
-        next_bucket = last_bucket + 1
-    where c.id = p_run;
-  else
-    with found as (
-      select * from sync.compare_checksum(p_run, run.target_table, run.buckets, run.next_bucket, last_bucket)
-    ),
-    kept as (
-      insert into sync.checksum_divergent (run_id, kind, row_key)
-      select p_run, f.kind, f.row_key from found f where f.row_key is not null
-    )
-    update public.sync_checksums c
-    set expected_rows = coalesce(c.expected_rows, 0) + (select max(f.expected_rows) from found f),
-        target_rows = coalesce(c.target_rows, 0) + (select max(f.target_rows) from found f),
-        compared_at = coalesce(c.compared_at, now()),
-        next_bucket = last_bucket + 1
-    where c.id = p_run;
-  end if;
-  if last_bucket + 1 >= run.buckets then
+  side := case when not run.streamed and (run.compare_after is null or run.compare_after ? 'expected')
+               then 'expected' else 'target' end;
+  select * into slice
+  from sync.compare_checksum_slice(p_run, run.target_table, side,
+                                   nullif(run.compare_after -> side, 'null'), per_statement);
+  update public.sync_checksums c
+  set expected_rows = coalesce(c.expected_rows, 0) + case when side = 'expected' then slice.keys else 0 end,
+      target_rows = coalesce(c.target_rows, 0) + case when side = 'target' then slice.keys else 0 end,
+      compared_at = coalesce(c.compared_at, now()),
+      -- A slice short of the limit was its side's last: the expected side hands on to the
+      -- target's start.
+      compare_after = case when slice.keys = per_statement then jsonb_build_object(side, slice.last_key)
+                           when side = 'expected' then '{"target": null}'
+                           else c.compare_after end
+  where c.id = p_run;
+  if side = 'target' and slice.keys < per_statement then
     kept := (select count(*) from sync.checksum_divergent d where d.run_id = p_run)
             + (select count(*) from sync.checksum_unmappable u where u.run_id = p_run);
     max_listed := sync.integer_setting('checksum_max_listed', 1, 100000000);
@@ -421,6 +461,6 @@ comment on function sync.start_validation(text, boolean, integer, integer, boole
   'Creates a validation run of one target table with its Scan''s segments; returns the run id (the run its request key started, when it started one).';
 
 revoke all on function sync.check_checksum_page(bigint, text, jsonb),
-  sync.unseen_checksum(bigint, text, integer, integer, integer),
+  sync.compare_checksum_slice(bigint, text, text, jsonb, integer),
   sync.start_validation(text, boolean, integer, integer, boolean, text),
   sync.compare_checksum_range(bigint, text), sync.end_validation(bigint, text, text) from public;

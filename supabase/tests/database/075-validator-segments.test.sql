@@ -1,10 +1,10 @@
 -- The validator on the backfill's leased segments (20261128001100_validator_segments.sql):
 -- a run's own Scan job, claims kept apart from backfills, checkpoints and hand-on, the
--- compare in bucket ranges giving exactly the whole comparison, the run lease, the end of
+-- compare in slices of keys giving exactly the whole comparison, the run lease, the end of
 -- a run, the staggered validate_all, the reaper and the heartbeat.
 set client_min_messages = warning;
 begin;
-select plan(38);
+select plan(39);
 
 delete from public.sync_checksums;
 delete from sync.backfill_jobs;
@@ -73,6 +73,15 @@ select sync.stage_checksum_items((select id from run), 'toledo_dashboard', (
 select sync.stage_checksum_items((select id from run), 'toledo_dashboard',
   '[{"row": {"pk": "p", "sk": "changed", "metrics": {"v": 2}, "dashboard_data": {}}},
     {"row": {"pk": "p", "sk": "missing", "metrics": {}, "dashboard_data": {}}}]');
+-- Several observations of a key, as a collapsed table's: the one with the largest range
+-- key is the expected row. k1 .. k100 have a later, equal one; k5 a later still that
+-- differs, whose key sorts inside the first slice of 64 below.
+select sync.stage_checksum_items((select id from run), 'toledo_dashboard', (
+  select jsonb_agg(jsonb_build_object('range_key', 1, 'row', jsonb_build_object('pk', 'p', 'sk', 'k' || g,
+           'metrics', '{}'::jsonb, 'updated_at', null, 'dashboard_data', '{}'::jsonb)))
+  from generate_series(1, 100) g));
+select sync.stage_checksum_items((select id from run), 'toledo_dashboard',
+  '[{"range_key": 2, "row": {"pk": "p", "sk": "k5", "metrics": {"v": 5}, "dashboard_data": {}}}]');
 create temporary table whole as
 select * from sync.compare_checksum((select id from run), 'toledo_dashboard');
 create temporary table ranged as
@@ -88,6 +97,8 @@ select results_eq(
   $$values (202::bigint, 202::bigint)$$,
   'the whole comparison counts both sides'
 );
+select ok(exists (select from whole where kind = 'different' and row_key = '{"pk": "p", "sk": "k5"}'),
+  'a key''s expected row is its observation with the largest range key');
 select results_eq(
   $$select kind, row_key from sync.compare_checksum((select id from run), 'toledo_dashboard', 256, 0, null,
       '[{"pk": "p", "sk": "changed"}, {"pk": "p", "sk": "k1"}]') where kind is not null$$,
@@ -108,13 +119,17 @@ select results_eq(
   'keys asked for: the missing, unexpected and different among them, and the counts of them alone'
 );
 
--- The run's compare, range by range, under its lease.
+-- The run's compare, slice by slice of keys, under its lease: 64 keys a statement here.
+update sync.settings set value = '64' where key = 'checksum_rows_per_statement';
 select is(sync.claim_validation((select id from run), 'v3'), 'compare', 'a request takes the run''s lease');
 select is(sync.claim_validation((select id from run), 'v4'), null, 'another cannot while it holds it');
 select throws_ok($$select sync.compare_checksum_range((select id from run), 'v4')$$, 'SY001', null,
-  'nor compare a range');
-select is(sync.compare_checksum_range((select id from run), 'v3'), 'compare', 'one range at a time');
-select is((select next_bucket from public.sync_checksums), 32, 'each range is checkpointed');
+  'nor compare a slice');
+select is(sync.compare_checksum_range((select id from run), 'v3'), 'compare', 'one slice at a time');
+select is((select compare_after from public.sync_checksums),
+  jsonb_build_object('expected', (select k from (select distinct row_key as k from sync.checksum_items) d
+                                  order by k offset 63 limit 1)),
+  'each slice is checkpointed: the 64th expected key, in key order');
 select sync.release_validation((select id from run), 'v3');
 select is(sync.claim_validation((select id from run), 'v4'), 'compare', 'after a hand-on the next request takes over');
 create temporary table steps as
@@ -122,7 +137,7 @@ select sync.compare_checksum_range((select id from run), 'v4') as phase from gen
 select results_eq(
   $$select phase, count(*)::int from steps group by phase order by phase$$,
   $$values ('compare'::text, 6), ('recheck', 1)$$,
-  '256 buckets take eight ranges of 32; a divergent key means rechecks'
+  '202 expected keys and 202 target rows take four slices of 64 each; a divergent key means rechecks'
 );
 select results_eq(
   $$select missing, unexpected, different, expected_rows, target_rows from public.sync_checksums$$,
@@ -130,7 +145,7 @@ select results_eq(
            (select jsonb_agg(row_key order by row_key) from whole where kind = 'unexpected'),
            (select jsonb_agg(row_key order by row_key) from whole where kind = 'different'),
            202::bigint, 202::bigint$$,
-  'the run holds the whole comparison''s keys, in its order, and counts summed over the ranges'
+  'the run holds the whole comparison''s keys, in its order, and counts summed over the slices'
 );
 
 -- The end of a run.
@@ -156,11 +171,11 @@ select is((select count(*)::int from public.sync_checksums where status in ('que
   (select count(*)::int from sync.source_tables), 'still one run per table');
 
 -- A setting out of range stops a step with an error naming it, rather than a run that
--- never ends (0 buckets a statement never moves on) or a cast error naming nothing.
-update sync.settings set value = '0' where key = 'checksum_buckets_per_statement';
+-- never ends (0 keys a statement never moves on) or a cast error naming nothing.
+update sync.settings set value = '0' where key = 'checksum_rows_per_statement';
 select throws_like($$select sync.compare_checksum_range((select id from run), 'w')$$,
-  'sync.settings checksum_buckets_per_statement = ''0'' is not a whole number from 1 to 65536; set it again%',
-  'a width of 0 buckets is refused, naming the setting');
+  'sync.settings checksum_rows_per_statement = ''0'' is not a whole number from 1 to 10000000; set it again%',
+  'a slice of 0 keys is refused, naming the setting');
 update sync.settings set value = 'two' where key = 'validation_concurrency';
 select throws_like($$select sync.start_queued_validations()$$,
   'sync.settings validation_concurrency = ''two'' is not a whole number from 1 to 100%',

@@ -9,7 +9,7 @@
 -- an ended or deleted run leaves nothing aside.
 set client_min_messages = warning;
 begin;
-select plan(20);
+select plan(22);
 
 delete from public.sync_checksums;
 delete from sync.backfill_jobs;
@@ -80,7 +80,7 @@ select throws_ok(
 );
 update sync.settings set value = '1000000' where key = 'checksum_max_listed';
 select is(sync.compare_checksum_range((select id from run), 'v1'), 'recheck',
-  'at this size one statement covers every bucket; divergent keys mean rechecks');
+  'at this size one statement covers the target; divergent keys mean rechecks');
 select results_eq(
   $$select missing, unexpected, different, expected_rows, target_rows
     from public.sync_checksums where id = (select id from run)$$,
@@ -112,22 +112,35 @@ select results_eq(
 select is_empty($$select * from sync.validation_findings(-1, 10)$$,
   'a run that does not exist gives no row');
 
--- Ranges: with a small statement size the unseen pass takes several, and finds the same.
-update sync.settings set value = '1' where key = 'checksum_unseen_rows_per_statement';
-analyze public.toledo_dashboard;
-update public.sync_checksums set phase = 'compare', next_bucket = 0, unexpected = '[]', target_rows = null
+-- Slices: with a small statement size the unseen pass takes several, and finds the same.
+update sync.settings set value = '40' where key = 'checksum_rows_per_statement';
+update public.sync_checksums set phase = 'compare', compare_after = null, unexpected = '[]', target_rows = null
 where id = (select id from run);
 create temporary table steps as
-select sync.compare_checksum_range((select id from run), 'v1') as phase from generate_series(1, 8);
+select sync.compare_checksum_range((select id from run), 'v1') as phase from generate_series(1, 6);
 select results_eq(
   $$select phase, count(*)::int from steps group by phase order by phase$$,
-  $$values ('compare'::text, 7), ('recheck', 1)$$,
-  'past checksum_unseen_rows_per_statement the pass goes by ranges of 32 buckets'
+  $$values ('compare'::text, 5), ('recheck', 1)$$,
+  'past checksum_rows_per_statement the pass goes by slices of the target''s keys: 202 rows, six of 40'
 );
 select results_eq(
   $$select unexpected, target_rows from public.sync_checksums where id = (select id from run)$$,
   $$values ('[{"pk": "p", "sk": "extra"}]'::jsonb, 202::bigint)$$,
   'and finds the same unexpected key, counting the target once'
+);
+-- A table of exactly two slices: the pass ends at the third, empty one.
+update sync.settings set value = '101' where key = 'checksum_rows_per_statement';
+update public.sync_checksums set phase = 'compare', compare_after = null, unexpected = '[]', target_rows = null
+where id = (select id from run);
+select results_eq(
+  $$select sync.compare_checksum_range((select id from run), 'v1') from generate_series(1, 3)$$,
+  $$values ('compare'::text), ('compare'), ('recheck')$$,
+  'a last slice that is full is followed by an empty one, which ends the pass'
+);
+select results_eq(
+  $$select unexpected, target_rows from public.sync_checksums where id = (select id from run)$$,
+  $$values ('[{"pk": "p", "sk": "extra"}]'::jsonb, 202::bigint)$$,
+  'and the same key and count'
 );
 
 select sync.end_validation((select id from run), 'done');
