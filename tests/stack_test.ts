@@ -179,18 +179,37 @@ Deno.test("DynamoDB Local records item changes in its stream", async () => {
 
     // A third reader of the shard at once is throttled, as on AWS
     // (local-stack/aws/shard_readers.ts); two are served. The client does not retry, so
-    // that the throttle shows; the stack's injected 500s are asked again here.
+    // that the throttle shows; the stack's injected 500s are asked again here, and so is
+    // a DescribeStream past AWS's 10 a second (local-stack/aws/describe_limit.ts; the
+    // stack's poller describes every stream each second), after a wait.
     const streams = dynamoStreams("us-east-1", 1);
     const again = async <T>(ask: () => Promise<T>): Promise<T> => {
       for (let attempt = 1;; attempt++) {
         try {
           return await ask();
         } catch (error) {
-          if ((error as Error).name !== "InternalServerError" || attempt >= 5) throw error;
+          const name = (error as Error).name;
+          if (!["InternalServerError", "ThrottlingException"].includes(name) || attempt >= 10) {
+            throw error;
+          }
+          if (name === "ThrottlingException") {
+            await new Promise((resolve) => setTimeout(resolve, Math.random() * 1000));
+          }
         }
       }
     };
     const StreamArn = table.Table!.LatestStreamArn!;
+    // Past 10 DescribeStream a second, each is answered 400 ThrottlingException, "Rate
+    // exceeded" (local-stack/aws/describe_limit.ts): of 20 at once, 10 at most are served.
+    const answers = await Promise.allSettled(
+      Array.from({ length: 20 }, () => streams.send(new DescribeStreamCommand({ StreamArn }))),
+    );
+    const throttled = answers.flatMap((a) =>
+      a.status === "rejected" && a.reason.name === "ThrottlingException" ? [a.reason] : []
+    );
+    assert.ok(throttled.length >= 10, `${throttled.length} of 20 throttled`);
+    assert.equal(throttled[0].$metadata.httpStatusCode, 400);
+    assert.match(throttled[0].message, /^DescribeStream on stack-test-.*: Rate exceeded$/);
     const { StreamDescription } = await again(() =>
       streams.send(new DescribeStreamCommand({ StreamArn }))
     );

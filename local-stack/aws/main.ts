@@ -6,6 +6,7 @@
  * answering polls of idle streams itself (local-stack/aws/idle_polls.ts), closing and
  * splitting streams' shards on request (local-stack/aws/stream_shards.ts), throttling the
  * reads of a shard that more than two readers read at once (local-stack/aws/shard_readers.ts),
+ * throttling DescribeStream past AWS's 10 a second (local-stack/aws/describe_limit.ts),
  * and serving point-in-time recovery and exports to the S3 stand-in (local-stack/aws/exports.ts);
  * before any of it, each request's signature is checked as DynamoDB checks it
  * (local-stack/aws/dynamodb_auth.ts: the stack's key, AWS_ACCESS_KEY_ID, is the one known).
@@ -30,6 +31,7 @@ import { callUpstream } from "./upstream.ts";
 import { StreamTrim, TRIM_PATH } from "./stream_trim.ts";
 import { SHARDS_PATH, STREAM_SHARDS_FILE, StreamShards } from "./stream_shards.ts";
 import { ShardReaders } from "./shard_readers.ts";
+import { DescribeLimit } from "./describe_limit.ts";
 import { StreamTimes } from "./stream_times.ts";
 
 let faults;
@@ -75,11 +77,16 @@ const shards = new StreamShards({
 // At most two readers of a shard at once, as AWS (local-stack/aws/shard_readers.ts):
 // outside the shards, whose iterators it marks with their reader.
 const readers = new ShardReaders({ log });
+// At most 10 DescribeStream a second per account and region, as AWS
+// (local-stack/aws/describe_limit.ts): outside everything, so that the shards' own calls
+// are not counted.
+const describeLimit = new DescribeLimit({ log });
 const serve = (request: Request) =>
-  readers.handle(
-    request,
-    (q) => shards.handle(q, (r) => trim.handle(r, (t) => exports.handle(t, proxy.handle))),
-  );
+  describeLimit.handle(request, (p) =>
+    readers.handle(
+      p,
+      (q) => shards.handle(q, (r) => trim.handle(r, (t) => exports.handle(t, proxy.handle))),
+    ));
 // Every DynamoDB request signed with the stack's key, checked as DynamoDB checks it.
 const signed = authenticatedDynamo(serve, {
   secrets: { [env.AWS_ACCESS_KEY_ID]: env.AWS_SECRET_ACCESS_KEY },
