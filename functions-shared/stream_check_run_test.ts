@@ -297,6 +297,98 @@ Deno.test("a shard read refused for good (access denied) fails the table's check
   );
 });
 
+Deno.test("a table whose DescribeStream stays throttled is skipped and handed on, not failed; marked once unchecked too long", async () => {
+  // DescribeStream past AWS's 10 a second, past the client's retries
+  // (local-stack/aws/describe_limit.ts answers it so).
+  const throttled = new DynamoError(
+    "ThrottlingException",
+    "DescribeStream on firespring-backdoor-segments-dev: Rate exceeded",
+    { httpStatusCode: 400 },
+    "throttling",
+  );
+  const rows = twoShards(); // firespring_segments, checked an hour ago
+  rows.set("mmp_toledo_leads", {
+    stream_arn: ARN,
+    checked_at: new Date(NOW - 4 * HOUR),
+    shards: {},
+  });
+  const before = structuredClone(rows.get("firespring_segments")!);
+  const db = checksDb(rows, () => NOW);
+  const { reader } = fakeStream({ s1: { from: 101, to: 102 } }, NOW);
+  const handedOn: unknown[] = [];
+  const lines: string[] = [];
+  const response = await handleStreamCheckRequest(
+    post('{"tables": ["firespring_segments", "mmp_toledo_leads", "firespring_searches"]}'),
+    deps({
+      sql: db.sql,
+      now: () => NOW,
+      streamArnOf: () => Promise.resolve(ARN),
+      readerOf: (spec) =>
+        spec.targetTable === "firespring_searches"
+          ? reader
+          : { ...reader, shards: () => Promise.reject(throttled) },
+      waitUntil: (work) => void work,
+      callSelf: (body) => {
+        handedOn.push(body);
+        return Promise.resolve();
+      },
+      log: (line) => lines.push(line),
+    }),
+  );
+  assert.equal(response.status, 200);
+  const body = await response.json();
+  assert.deepEqual(body.checked, [{ table: "firespring_searches", streamArn: ARN, shards: 1 }]);
+  assert.deepEqual(body.skipped, ["mmp_toledo_leads", "firespring_segments"]);
+  assert.deepEqual(body.left, ["mmp_toledo_leads", "firespring_segments"]);
+  assert.equal(body.handedOn, true);
+  assert.deepEqual(handedOn, [{
+    tables: ["mmp_toledo_leads", "firespring_segments"],
+    handOn: 1,
+    since: new Date(NOW).toISOString(),
+  }]);
+  // Checked an hour ago: nothing recorded, its state as it was.
+  assert.deepEqual(rows.get("firespring_segments"), before);
+  // Unchecked for 4 hours: marked, the throttle named as what kept it unchecked.
+  const marked = db.statements.filter((s) => s.values.length === 4);
+  assert.deepEqual(marked.map((s) => s.values[0]), ["mmp_toledo_leads"]);
+  assert.match(
+    String(marked[0].values[1]),
+    /^mmp_toledo_leads: the lost-record check's DescribeStream stayed throttled \(unchecked since 2026-11-29T08:00:00\.000Z: /,
+  );
+  assert.ok(
+    lines.includes(
+      "stream-check: firespring_segments: DescribeStream on firespring-backdoor-segments-dev: " +
+        "Rate exceeded; the table is left for a later run",
+    ),
+    lines.join("\n"),
+  );
+  assert.ok(lines.includes("stream-check: mmp_toledo_leads: unchecked too long (backfill 99)"));
+});
+
+Deno.test("a DescribeStream refused for good (access denied) fails the table's check, naming it", async () => {
+  const denied = new DynamoError(
+    "AccessDeniedException",
+    "not authorized to perform dynamodb:DescribeStream",
+    { httpStatusCode: 400 },
+  );
+  const { reader } = fakeStream({}, NOW);
+  const response = await handleStreamCheckRequest(
+    post('{"tables": ["firespring_segments"]}'),
+    deps({
+      sql: checksDb(twoShards(), () => NOW).sql,
+      now: () => NOW,
+      streamArnOf: () => Promise.resolve(ARN),
+      readerOf: () => ({ ...reader, shards: () => Promise.reject(denied) }),
+    }),
+  );
+  const body = await response.json();
+  assert.deepEqual([body.skipped, body.left], [[], []]);
+  assert.match(
+    body.checked[0].error,
+    /^firespring_segments: the lost-record check could not run: AccessDeniedException: not authorized to perform dynamodb:DescribeStream$/,
+  );
+});
+
 Deno.test("a table another run is reading is left to it: not read, not recorded, not handed on", async () => {
   const rows = twoShards();
   const before = structuredClone(rows.get("firespring_segments")!);
