@@ -15,6 +15,8 @@ import {
   type StreamRecordOut,
 } from "../../functions-shared/dynamo_commands.ts";
 import { DynamoClient } from "../../functions-shared/dynamo_http.ts";
+import { retryKind } from "../../functions-shared/dynamo_errors.ts";
+import { type PacingDeps, realPacing } from "../../functions-shared/scan_pacing.ts";
 import { bytesToBase64 } from "../../functions-shared/dynamo_encoder.ts";
 import type { StreamRecord } from "../../lambda/stream_forwarder.ts";
 import { awsClientConfig } from "../../functions-shared/dynamo_client.ts";
@@ -43,21 +45,53 @@ export function toLambdaRecord(record: StreamRecordOut, streamArn: string): Stre
   return { ...(jsonValue(record) as StreamRecord), eventSourceARN: streamArn };
 }
 
-/** All shards of a stream. */
+/**
+ * Rounds of the client's own attempts a DescribeStream page gets before {@link listShards}
+ * gives up.
+ */
+export const DESCRIBE_ROUNDS = 5;
+
+/**
+ * All shards of a stream, a DescribeStream page at a time. AWS answers DescribeStream at
+ * most 10 times a second per account and region (local-stack/aws/describe_limit.ts), and
+ * the stack's poller alone describes every stream each second: a page still throttled
+ * after the client's own retries is asked again after a full-jitter wait of random ×
+ * min(1 s × 2^i, 10 s), {@link DESCRIBE_ROUNDS} rounds at most, then the throttle is
+ * thrown. Any other error is thrown at once.
+ */
 export async function listShards(
   client: DynamoClient,
   streamArn: string,
+  pacing: Pick<PacingDeps, "sleep" | "random"> = realPacing,
 ): Promise<Shard[]> {
   const shards: Shard[] = [];
   let start: string | undefined;
   do {
-    const { StreamDescription } = await client.send(
-      new DescribeStreamCommand({ StreamArn: streamArn, ExclusiveStartShardId: start }),
-    );
+    const { StreamDescription } = await describePage(client, streamArn, start, pacing);
     shards.push(...(StreamDescription?.Shards ?? []));
     start = StreamDescription?.LastEvaluatedShardId;
   } while (start);
   return shards;
+}
+
+/** One DescribeStream page, asked again while it is throttled (see {@link listShards}). */
+async function describePage(
+  client: DynamoClient,
+  streamArn: string,
+  start: string | undefined,
+  pacing: Pick<PacingDeps, "sleep" | "random">,
+) {
+  for (let round = 1;; round++) {
+    try {
+      return await client.send(
+        new DescribeStreamCommand({ StreamArn: streamArn, ExclusiveStartShardId: start }),
+      );
+    } catch (error) {
+      const throttled = retryKind((error as Error).name, 0, false) === "throttling";
+      if (!throttled || round >= DESCRIBE_ROUNDS) throw error;
+      await pacing.sleep(Math.floor(pacing.random() * Math.min(10_000, 1000 * 2 ** (round - 1))));
+    }
+  }
 }
 
 // The stack reads iterators as the lost-record check does (functions-shared/stream_check_aws.ts).
