@@ -46,7 +46,7 @@ import type { IsolatePages } from "./isolate_pages.ts";
 import type postgres from "postgres";
 import type { DynamoClient } from "./dynamo_http.ts";
 import type { TableSpec } from "./table_registry.ts";
-import { compareRanges, MAX_KEYS_READ } from "./validator_compare.ts";
+import { compareSlices, MAX_KEYS_READ } from "./validator_compare.ts";
 import { recheckLook } from "./validator_looks.ts";
 import { repairKeys, RepairOverBudget } from "./validator_repair.ts";
 import {
@@ -321,7 +321,7 @@ export async function validateTable(
         if (job) throw new Error(`the Scan of ${spec.sourceTable} failed: ${job.error}`);
         scanned = true;
       } else if (phase === "compare") {
-        if (await compareRanges(deps, run, worker, overBudget) === "budget") return await handOn();
+        if (await compareSlices(deps, run, worker, overBudget) === "budget") return await handOn();
       } else if (phase === "recheck") {
         if (overBudget()) return await handOn();
         const after = await recheckLook(deps, spec, run, worker, keysLooked(deps), overBudget);

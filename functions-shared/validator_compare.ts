@@ -21,7 +21,7 @@ export type Divergence = { kind: "missing" | "unexpected" | "different"; key: Ro
  * done or the budget is spent. Returns the run's phase after it ("recheck" or "report"),
  * or "budget".
  */
-export async function compareRanges(
+export async function compareSlices(
   deps: ValidatorDeps,
   run: number,
   worker: string,

@@ -1,7 +1,7 @@
 /**
  * What the validator's tests share: an in-memory stand-in for the validation runs'
  * SQL (20261128001100_validator_segments.sql) — runs and their phases, their Scan's
- * leased segments and checkpoints, the compare's ranges, the rechecks, the run lease
+ * leased segments and checkpoints, the compare's slices, the rechecks, the run lease
  * and the end of a run — playing each statement the validator sends.
  *
  * @module
@@ -35,7 +35,7 @@ export interface FakeRun {
   missing: unknown[];
   unexpected: unknown[];
   different: unknown[];
-  ranges: number;
+  slices: number;
   looks: number;
   /** The look under way: its keys (null between looks) and how many were read again. */
   recheckKeys: unknown[] | null;
@@ -61,7 +61,7 @@ export interface RunsOptions {
    */
   divergent?: (run: number, look: number, compare: number) => Divergence[];
   /** Slices of keys the compare takes (statements of `sync.compare_checksum_range`). */
-  ranges?: number;
+  slices?: number;
   /** Whether the run lease is lost at the next hold (another request took over). */
   loseRunLease?: () => boolean;
   /** Throws this from every statement (the database is down). */
@@ -85,7 +85,7 @@ export function runsDb(options: RunsOptions = {}) {
   /** The tables marked stale (sync.heal_table), with the reason. */
   const staleMarks: { table: string; reason: string }[] = [];
   let nextId = 42;
-  const ranges = options.ranges ?? 8;
+  const slices = options.slices ?? 8;
   const turns = [...(options.turns ?? [])];
   const newRun = (target: string, repair: boolean, segments: number, id = nextId++) => {
     const run: FakeRun = {
@@ -100,7 +100,7 @@ export function runsDb(options: RunsOptions = {}) {
       missing: [],
       unexpected: [],
       different: [],
-      ranges: 0,
+      slices: 0,
       looks: 0,
       recheckKeys: null,
       recheckRead: 0,
@@ -264,8 +264,8 @@ export function runsDb(options: RunsOptions = {}) {
     if (t.includes("sync.compare_checksum_range(")) {
       const run = runOf(v[0]);
       hold(run, v[1]);
-      run.ranges++;
-      if (run.ranges < ranges) return [{ phase: "compare" }];
+      run.slices++;
+      if (run.slices < slices) return [{ phase: "compare" }];
       const divergent = options.divergent?.(run.id, 0, 0) ?? [];
       byKind(run, divergent);
       // As the migration: unmappable items are read again too.

@@ -6,7 +6,7 @@
 
 import assert from "node:assert/strict";
 import { byTargetTable } from "./table_registry.ts";
-import { compareRanges } from "./validator_compare.ts";
+import { compareSlices } from "./validator_compare.ts";
 import { compareDeps as deps, comparingRun as comparing, runsDb } from "./validator_fakes.ts";
 import { CATCH_UP_SHARES, RECHECK_CHUNK_KEYS, recheckLook } from "./validator_looks.ts";
 
@@ -21,7 +21,7 @@ Deno.test("a recheck reads the divergent keys again and keeps only those that st
         : [{ kind: "different", key: key("b") }],
   });
   const run = comparing(db);
-  await compareRanges(deps(db), 7, "w1", () => false);
+  await compareSlices(deps(db), 7, "w1", () => false);
   run.leaseOwner = "w1";
   assert.equal(await recheckLook(deps(db), segments, 7, "w1", 200), "recheck");
   assert.deepEqual([run.missing, run.different, run.looks], [[], [key("b")], 1]);
@@ -46,7 +46,7 @@ Deno.test("a recheck that finds nothing differing ends the looks", async () => {
     divergent: (_run, look) => (look === 0 ? [{ kind: "missing", key: key("a") }] : []),
   });
   const run = comparing(db);
-  await compareRanges(deps(db), 7, "w1", () => false);
+  await compareSlices(deps(db), 7, "w1", () => false);
   assert.equal(await recheckLook(deps(db), segments, 7, "w1", 200), "report");
   assert.deepEqual([run.missing, run.looks], [[], 1]);
 });
@@ -54,7 +54,7 @@ Deno.test("a recheck that finds nothing differing ends the looks", async () => {
 Deno.test("a recheck by a request that lost the run's lease writes nothing", async () => {
   const db = runsDb({ divergent: () => [{ kind: "missing", key: key("a") }] });
   const run = comparing(db);
-  await compareRanges(deps(db), 7, "w1", () => false);
+  await compareSlices(deps(db), 7, "w1", () => false);
   run.leaseOwner = "w2";
   await assert.rejects(recheckLook(deps(db), segments, 7, "w1", 200), { code: "SY001" });
   assert.equal(run.looks, 0);
@@ -68,7 +68,7 @@ Deno.test("a look stopped by the budget between keys goes on from its checkpoint
       look === 0 ? keys.map((k) => ({ kind: "missing" as const, key: k })) : [],
   });
   const run = comparing(db);
-  await compareRanges(deps(db), 7, "w1", () => false);
+  await compareSlices(deps(db), 7, "w1", () => false);
   const d = deps(db);
   // Spent at once: every request still reads one key, so the look always moves.
   assert.equal(await recheckLook(d, segments, 7, "w1", 200, () => true), "budget");
@@ -104,7 +104,7 @@ Deno.test("a look's chunk is staged at RECHECK_CHUNK_KEYS keys", async () => {
       look === 0 ? keys.map((k) => ({ kind: "different" as const, key: k })) : [],
   });
   const run = comparing(db);
-  await compareRanges(deps(db), 7, "w1", () => false);
+  await compareSlices(deps(db), 7, "w1", () => false);
   assert.equal(await recheckLook(deps(db), segments, 7, "w1", 200), "report");
   assert.deepEqual(
     db.matching("set progress_at = now(), unmappable =").map((s) => s.values[1]),
@@ -116,7 +116,7 @@ Deno.test("a look's chunk is staged at RECHECK_CHUNK_KEYS keys", async () => {
 Deno.test("a look's checkpoint moved by another request refuses the chunk, naming the run", async () => {
   const db = runsDb({ divergent: () => [{ kind: "missing", key: key("a") }] });
   const run = comparing(db);
-  await compareRanges(deps(db), 7, "w1", () => false);
+  await compareSlices(deps(db), 7, "w1", () => false);
   run.recheckKeys = [key("a"), key("b")];
   run.recheckRead = 0;
   const d = deps(db);
@@ -149,7 +149,7 @@ Deno.test("the last look compares its keys again as the stream catches up, and r
     settleMs: 1_000,
     pause: (ms: number) => (pauses.push(ms), Promise.resolve()),
   };
-  await compareRanges(d, 7, "w1", () => false);
+  await compareSlices(d, 7, "w1", () => false);
   assert.equal(await recheckLook(d, segments, 7, "w1", 200), "recheck");
   assert.equal(await recheckLook(d, segments, 7, "w1", 200), "recheck");
   assert.deepEqual(run.different, [key("hot")], "the first looks compare once");
@@ -182,7 +182,7 @@ Deno.test("a last look whose request's budget is spent hands on; the next compar
       look === 0 || compare < 2 ? [{ kind: "different", key: key("hot") }] : [],
   });
   const run = comparing(db);
-  await compareRanges(deps(db), 7, "w1", () => false);
+  await compareSlices(deps(db), 7, "w1", () => false);
   run.looks = 2;
   assert.equal(await recheckLook(deps(db), segments, 7, "w1", 200, () => true), "budget");
   assert.deepEqual([run.looks, run.different], [2, [key("hot")]], "nothing reported yet");
@@ -214,7 +214,7 @@ Deno.test("a look reads each key once: an unmappable item's key that also differ
     unmappable("u2"),
     unmappable("u3"),
   ];
-  await compareRanges(deps(db), 7, "w1", () => false);
+  await compareSlices(deps(db), 7, "w1", () => false);
   assert.equal(await recheckLook(deps(db), segments, 7, "w1", 3), "report");
   const [started] = db.matching("set recheck_keys = ");
   assert.deepEqual(

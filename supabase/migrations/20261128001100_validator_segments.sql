@@ -58,7 +58,7 @@ comment on column public.sync_checksums.revalidation_run_id is
 comment on column public.sync_checksums.healing_backfill_job_id is
   'For a repair with more divergent keys than it re-reads one by one: the backfill (sync.backfill_jobs) that heals the table instead.';
 comment on column public.sync_checksums.missing is
-  'Keys expected but not in the target (while the run compares: the ranges compared so far).';
+  'Keys expected but not in the target (while the run compares: the slices compared so far).';
 
 insert into sync.settings (key, value, description) values
   ('validation_concurrency', '2',
@@ -262,7 +262,8 @@ begin
       $t$, p_target, sync.key_json_sql(p_target, 't'), sync.key_columns_sql(p_target, 't'),
       sync.key_columns_sql(p_target, 't', 'a.asked'))
     end,
-    -- The keys asked for, through checksum_items_run_idx (run_id, row_key).
+    -- The keys asked for, through the staged rows' index by key (checksum_items_run_key_latest_idx,
+    -- 20261128001600_validator_streaming.sql).
     case when p_keys is null then ''
          else 'and i.row_key = any (array(select jsonb_array_elements($5)))' end)
   using p_run, p_buckets, p_first, coalesce(p_last, p_buckets - 1), p_keys

@@ -55,6 +55,16 @@ create index checksum_seen_run_hash_idx on sync.checksum_seen (run_id, key_hash)
 comment on table sync.checksum_seen is
   'Keys a streamed validation run has read from the source, with their hash; gone when the run ends.';
 
+-- A staged run's expected rows are read slice by slice in key order, each key's latest
+-- observation first (sync.compare_checksum_slice): an index in exactly that order lets
+-- a slice read its keys and stop. With 20261128000600's index on (run_id, row_key) alone,
+-- the statement (which writes, so it plans no parallel workers) read and sorted the run's
+-- every remaining staged row for each slice: 4 s for the first of 1.3 million, found by a
+-- review. This one serves the lookups by key as well.
+create index checksum_items_run_key_latest_idx
+  on sync.checksum_items (run_id, row_key, range_key desc nulls last, rank desc);
+drop index sync.checksum_items_run_idx;
+
 -- A deleted run's seen keys go with it, once per statement that deletes runs (retention),
 -- as a key's cascade would; it runs with its owner's rights: whoever may delete a run (the
 -- service role) deletes its seen keys, which only the sync schema's owner may touch.
@@ -258,7 +268,7 @@ $fn$;
 -- divergent keys appended to the run's lists (sync.checksum_divergent). Returns how many
 -- keys the slice held and the last of them (its checkpoint).
 -- p_side 'expected' (a staged run's): the staged rows' keys (sync.checksum_items, through
--- checksum_items_run_idx), each key's expected row the observation with the largest range
+-- checksum_items_run_key_latest_idx), each key's expected row the observation with the largest range
 -- key (then rank), compared with the target's row of the key (one primary-key lookup
 -- each): missing without one, different when their canonical digests differ.
 -- p_side 'target': the target's keys (through its primary key) that the run never read:

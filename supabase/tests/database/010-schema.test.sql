@@ -2,7 +2,7 @@
 -- guard's columns, RLS switched on and forced, the policies, and the private schemas.
 set client_min_messages = warning;
 begin;
-select plan(83);
+select plan(84);
 
 select tables_are('public', array[
   'firespring_actions', 'firespring_visitors', 'firespring_extraction_jobs',
@@ -255,6 +255,18 @@ select results_eq(
   $$select target_table::text from sync.source_tables where collapsed order by 1$$,
   $$values ('firespring_extraction_jobs'), ('firespring_visitors')$$,
   'visitors and extraction jobs collapse many items into one row'
+);
+-- The validator's slices walk a table in its key columns' order through the primary key
+-- (sync.key_columns_sql): the registry lists them in the primary key's order.
+select is_empty(
+  $$select s.target_table from sync.source_tables s
+    join pg_catalog.pg_index i
+      on i.indrelid = format('public.%I', s.target_table)::regclass and i.indisprimary
+    where s.key_columns::name[] is distinct from array(
+      select a.attname from unnest(i.indkey) with ordinality k(attnum, n)
+      join pg_catalog.pg_attribute a on a.attrelid = i.indrelid and a.attnum = k.attnum
+      order by k.n)$$,
+  'each table''s key columns are its primary key''s, in its order'
 );
 select col_is_pk('sync', 'tombstones', array['target_table', 'row_key'], 'one tombstone per deleted key');
 select col_type_is('sync', 'tombstones', 'sync_sequence', 'numeric(40,0)', 'tombstones keep the delete''s position');

@@ -4,7 +4,7 @@
 -- a run, the staggered validate_all, the reaper and the heartbeat.
 set client_min_messages = warning;
 begin;
-select plan(39);
+select plan(43);
 
 delete from public.sync_checksums;
 delete from sync.backfill_jobs;
@@ -74,14 +74,17 @@ select sync.stage_checksum_items((select id from run), 'toledo_dashboard',
   '[{"row": {"pk": "p", "sk": "changed", "metrics": {"v": 2}, "dashboard_data": {}}},
     {"row": {"pk": "p", "sk": "missing", "metrics": {}, "dashboard_data": {}}}]');
 -- Several observations of a key, as a collapsed table's: the one with the largest range
--- key is the expected row. k1 .. k100 have a later, equal one; k5 a later still that
--- differs, whose key sorts inside the first slice of 64 below.
+-- key (then rank) is the expected row. k1 .. k100 have a later, equal one; k5 a later
+-- still that differs (in the third slice of 64 below); k7 two at that range key, the
+-- higher rank equal, the lower one differing.
 select sync.stage_checksum_items((select id from run), 'toledo_dashboard', (
   select jsonb_agg(jsonb_build_object('range_key', 1, 'row', jsonb_build_object('pk', 'p', 'sk', 'k' || g,
            'metrics', '{}'::jsonb, 'updated_at', null, 'dashboard_data', '{}'::jsonb)))
   from generate_series(1, 100) g));
 select sync.stage_checksum_items((select id from run), 'toledo_dashboard',
-  '[{"range_key": 2, "row": {"pk": "p", "sk": "k5", "metrics": {"v": 5}, "dashboard_data": {}}}]');
+  '[{"range_key": 2, "row": {"pk": "p", "sk": "k5", "metrics": {"v": 5}, "dashboard_data": {}}},
+    {"range_key": 3, "rank": 2, "row": {"pk": "p", "sk": "k7", "metrics": {}, "dashboard_data": {}}},
+    {"range_key": 3, "rank": 1, "row": {"pk": "p", "sk": "k7", "metrics": {"v": 7}, "dashboard_data": {}}}]');
 create temporary table whole as
 select * from sync.compare_checksum((select id from run), 'toledo_dashboard');
 create temporary table ranged as
@@ -99,6 +102,8 @@ select results_eq(
 );
 select ok(exists (select from whole where kind = 'different' and row_key = '{"pk": "p", "sk": "k5"}'),
   'a key''s expected row is its observation with the largest range key');
+select ok(not exists (select from whole where row_key = '{"pk": "p", "sk": "k7"}'),
+  'and of those, the one with the highest rank');
 select results_eq(
   $$select kind, row_key from sync.compare_checksum((select id from run), 'toledo_dashboard', 256, 0, null,
       '[{"pk": "p", "sk": "changed"}, {"pk": "p", "sk": "k1"}]') where kind is not null$$,
@@ -146,6 +151,39 @@ select results_eq(
            (select jsonb_agg(row_key order by row_key) from whole where kind = 'different'),
            202::bigint, 202::bigint$$,
   'the run holds the whole comparison''s keys, in its order, and counts summed over the slices'
+);
+-- Both sides exactly two full slices: each side ends at a third, empty one.
+update sync.settings set value = '101' where key = 'checksum_rows_per_statement';
+update public.sync_checksums
+set phase = 'compare', compare_after = null, missing = '[]', unexpected = '[]', different = '[]',
+    expected_rows = null, target_rows = null
+where id = (select id from run);
+select results_eq(
+  $$select sync.compare_checksum_range((select id from run), 'v4') from generate_series(1, 6)$$,
+  $$values ('compare'::text), ('compare'), ('compare'), ('compare'), ('compare'), ('recheck')$$,
+  'a full last slice on either side is followed by an empty one, which ends the side'
+);
+select results_eq(
+  $$select missing, unexpected, different, expected_rows, target_rows from public.sync_checksums$$,
+  $$select (select jsonb_agg(row_key order by row_key) from whole where kind = 'missing'),
+           (select jsonb_agg(row_key order by row_key) from whole where kind = 'unexpected'),
+           (select jsonb_agg(row_key order by row_key) from whole where kind = 'different'),
+           202::bigint, 202::bigint$$,
+  'and the same keys and counts'
+);
+-- A slice of the expected side reads its keys through the staged rows' index, in the
+-- order it needs, and stops (the first part of sync.compare_checksum_slice's statement):
+-- no sort of the run's every staged row.
+insert into sync.checksum_items (run_id, row_key, range_key, rank, digest)
+select (select id from run), jsonb_build_object('pk', 'q', 'sk', 's' || g), g % 3, 0, 'd'
+from generate_series(1, 30000) g;
+analyze sync.checksum_items;
+select unalike(
+  tests.explain(format($$select distinct on (i.row_key) i.row_key, i.digest
+    from sync.checksum_items i where i.run_id = %s and i.row_key > '{"pk": "q", "sk": "s1"}'
+    order by i.row_key, i.range_key desc nulls last, i.rank desc limit 100$$, (select id from run))),
+  '%Sort%',
+  'an expected slice needs no sort'
 );
 
 -- The end of a run.
