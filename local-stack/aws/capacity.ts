@@ -105,8 +105,8 @@ export function unitsByTable(consumed: unknown): Map<string, number> {
   return units;
 }
 
-/** A table's read capacity: a token bucket in read units. */
-export class ReadBucket {
+/** A table's capacity: a token bucket in read units (or in write units, write_capacity.ts). */
+export class CapacityBucket {
   #tokens: number;
   #at: number;
   constructor(readonly perSecond: number, now: number) {
@@ -123,13 +123,13 @@ export class ReadBucket {
     this.#at = now;
   }
 
-  /** Whether a read may start now (the bucket is above zero). */
+  /** Whether a request may start now (the bucket is above zero). */
   admit(now: number): boolean {
     this.#refill(now);
     return this.#tokens > 0;
   }
 
-  /** Takes what a finished read cost. */
+  /** Takes what a finished request cost. */
   charge(units: number, now: number): void {
     this.#refill(now);
     this.#tokens -= units;
@@ -142,22 +142,23 @@ export class ReadBucket {
   }
 }
 
-/** One bucket per table, made on first use. */
-export class ReadThrottle {
-  #buckets = new Map<string, ReadBucket>();
+/** One bucket per table, made on first use; `perSecond` units each. */
+export class CapacityThrottle {
+  #buckets = new Map<string, CapacityBucket>();
   constructor(readonly perSecond: number) {}
 
-  bucket(table: string, now: number): ReadBucket {
+  /** The bucket of `table` (its scope and name), made full for one second when new. */
+  bucket(table: string, now: number): CapacityBucket {
     let bucket = this.#buckets.get(table);
     if (!bucket) {
-      bucket = new ReadBucket(this.perSecond, now);
+      bucket = new CapacityBucket(this.perSecond, now);
       this.#buckets.set(table, bucket);
     }
     return bucket;
   }
 }
 
-/** The body AWS sends with HTTP 400 when a table's read capacity is spent. */
+/** The body AWS sends with HTTP 400 when a table's read (or write) capacity is spent. */
 export function throughputExceeded(table: string): string {
   return JSON.stringify({
     __type: "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException",

@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import {
   BURST_SECONDS,
+  CapacityBucket,
+  CapacityThrottle,
   itemSize,
-  ReadBucket,
-  ReadThrottle,
   readUnits,
   throughputExceeded,
   unitsByTable,
@@ -40,7 +40,7 @@ Deno.test("ConsumedCapacity is read per table, as an object or a list", () => {
 });
 
 Deno.test("a bucket starts with one second, admits while above zero, refills at the rate", () => {
-  const bucket = new ReadBucket(300, 0);
+  const bucket = new CapacityBucket(300, 0);
   assert.ok(bucket.admit(0));
   bucket.charge(256, 0);
   assert.ok(bucket.admit(0));
@@ -52,12 +52,12 @@ Deno.test("a bucket starts with one second, admits while above zero, refills at 
 });
 
 Deno.test("unused capacity is kept for at most 300 seconds", () => {
-  const bucket = new ReadBucket(10, 0);
+  const bucket = new CapacityBucket(10, 0);
   assert.equal(bucket.tokens(3_600_000), 10 * BURST_SECONDS);
 });
 
 Deno.test("each table has its own bucket; the error is AWS's", () => {
-  const throttle = new ReadThrottle(1);
+  const throttle = new CapacityThrottle(1);
   throttle.bucket("a", 0).charge(5, 0);
   assert.equal(throttle.bucket("a", 0).admit(0), false);
   assert.ok(throttle.bucket("b", 0).admit(0));
@@ -70,14 +70,14 @@ Deno.test("each table has its own bucket; the error is AWS's", () => {
 });
 
 Deno.test("a bucket holds 300 seconds of capacity, not a unit more", () => {
-  const bucket = new ReadBucket(10, 0);
+  const bucket = new CapacityBucket(10, 0);
   assert.equal(bucket.tokens(3_600_000), 3000);
   bucket.charge(3000, 3_600_000);
   assert.equal(bucket.tokens(3_900_000), 3000);
 });
 
 Deno.test("a bucket spent to exactly zero admits no read", () => {
-  const bucket = new ReadBucket(4, 0);
+  const bucket = new CapacityBucket(4, 0);
   bucket.charge(4, 0);
   assert.equal(bucket.tokens(0), 0);
   assert.equal(bucket.admit(0), false);
@@ -85,7 +85,7 @@ Deno.test("a bucket spent to exactly zero admits no read", () => {
 });
 
 Deno.test("a clock that goes back refills nothing", () => {
-  const bucket = new ReadBucket(10, 10_000);
+  const bucket = new CapacityBucket(10, 10_000);
   bucket.charge(10, 10_000);
   assert.equal(bucket.admit(5_000), false);
   assert.equal(bucket.tokens(5_000), 0);

@@ -21,7 +21,7 @@
  * @module
  */
 
-import { type Item, ReadThrottle, throughputExceeded, unitsByTable } from "./capacity.ts";
+import { CapacityThrottle, type Item, throughputExceeded, unitsByTable } from "./capacity.ts";
 import { decideError, FOLLOW_UP_HEADER, internalServerError, WRITE_OPERATIONS } from "./errors.ts";
 import type { Faults } from "./faults.ts";
 import { History, keyText, type Random } from "./history.ts";
@@ -106,7 +106,7 @@ export function createProxy(options: ProxyOptions): {
   const now = options.now ?? Date.now;
   const log = options.log ?? (() => {});
   const history = new History(faults.staleMs, random);
-  const throttle = new ReadThrottle(faults.throttleRcu);
+  const throttle = new CapacityThrottle(faults.throttleRcu);
   const keySchemas = new Map<string, string[]>();
   const { streamTimes, idlePolls } = options;
   const locks = new KeyLocks();
