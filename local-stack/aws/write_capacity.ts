@@ -1,0 +1,321 @@
+/**
+ * Write capacity, counted and throttled as AWS does for a provisioned table
+ * (`throttle_wcu` of DYNAMODB_FAULTS, local-stack/aws/faults.ts), as read capacity is
+ * (local-stack/aws/capacity.ts): a token bucket per table refilled at `throttle_wcu` write
+ * units a second, holding up to 300 seconds of unused capacity and starting with one
+ * second's; a write is admitted while its table's bucket is above zero and charged, once
+ * answered, what it cost (the cost of a write is known only after it ran: the item it
+ * replaced counts).
+ *
+ * Counting. AWS's Developer Guide, "DynamoDB read and write operations", capacity unit
+ * consumption for write operations
+ * (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/read-write-operations.html#write-operation-consumption):
+ * one write unit per 1 KB, rounded up; PutItem and UpdateItem cost the larger of the item
+ * before and after, DeleteItem the deleted item; BatchWriteItem rounds each item up, then
+ * adds, and "Delete operations on nonexistent items consume one write capacity unit" (API
+ * reference, BatchWriteItem, below). A transaction does "two underlying reads or writes of
+ * every item", one to prepare and one to commit (Developer Guide, "Amazon DynamoDB
+ * Transactions: How it works", capacity management,
+ * https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/transaction-apis.html).
+ * The proxy asks DynamoDB Local for `ConsumedCapacity` and charges what it reports. Checked
+ * by hand against DynamoDB Local 1.25.1: a PutItem of 1,024 bytes costs 1, of 1,025 bytes
+ * 2; an overwrite of a 3.5 KB item by a 100-byte one 4; an UpdateItem adding a number to
+ * a 2.5 KB item 3, one removing most of it 3; a DeleteItem of a 1,025-byte item 2, of a
+ * missing one 1; a BatchWriteItem of 500 bytes and 3.5 KB 5: AWS's numbers. It differs in
+ * three places. Stricter, and left so: a BatchWriteItem's delete of a missing item costs 2,
+ * and a transaction's Put, Update or Delete four times its units (AWS: twice). Kinder, and
+ * made up for here: a transaction's ConditionCheck costs nothing, so a transaction is
+ * charged at least two units per action on each table ({@link writeCharges}); and a write
+ * whose condition fails is answered without `ConsumedCapacity`, where AWS charges it ("For
+ * a new item, DynamoDB consumes one write capacity unit"; for an existing one, the size of
+ * the new item): a PutItem is charged its item's units, an UpdateItem or DeleteItem one
+ * ({@link failedConditionCharge}).
+ *
+ * Refusing. A PutItem, UpdateItem or DeleteItem on a table whose bucket is not above zero
+ * gets HTTP 400 ProvisionedThroughputExceededException, the read throttle's own answer
+ * (`throughputExceeded`). A TransactWriteItems is canceled whole: HTTP 400
+ * TransactionCanceledException, which DynamoDB answers when "there is insufficient
+ * provisioned capacity for the transaction to be completed", a reason per action in order,
+ * `ProvisionedThroughputExceeded` for those on a spent table and `None` for the others
+ * (API reference, TransactWriteItems, errors, and TransactionCanceledException's reason
+ * codes and messages,
+ * https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_TransactWriteItems.html),
+ * in the shape DynamoDB Local gives a canceled transaction.
+ *
+ * A BatchWriteItem writes what the buckets admit and answers the rest as unprocessed: "If
+ * any requested operations fail because the table's provisioned throughput is exceeded or
+ * an internal processing failure occurs, the failed operations are returned in the
+ * UnprocessedItems response parameter", and "If none of the items can be processed due to
+ * insufficient provisioned throughput on all of the tables in the request, then
+ * BatchWriteItem returns a ProvisionedThroughputExceededException" (API reference,
+ * BatchWriteItem,
+ * https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_BatchWriteItem.html).
+ * Each table's requests are taken in order, each admitted while the table's tokens, less
+ * what the requests admitted before it are expected to cost (a put its item's units, a
+ * delete one), stay above zero; the proxy forwards a smaller batch of those, and answers
+ * the rest in `UnprocessedItems`, keyed by table name, each request as it was sent. A
+ * batch that DynamoDB refuses whole (more than 25 requests, a table with none, a request
+ * that is not exactly one put or one delete, a key missing or twice in a table, an item
+ * over 400 KB, an unknown table) is never split: it goes on whole, unthrottled, and DynamoDB Local
+ * refuses it as AWS does, before any capacity is counted.
+ *
+ * `error_rate` (errors.ts) is drawn first, as for reads: a 500 instead of forwarding costs
+ * nothing; a 500 after forwarding replaces the answer of what was written (the smaller
+ * batch, when one was split), which is charged. A client retries the whole batch, as it
+ * would on AWS, whose 500 says nothing of what was written.
+ *
+ * @module
+ */
+
+import {
+  CapacityThrottle,
+  type Item,
+  itemSize,
+  throughputExceeded,
+  unitsByTable,
+} from "./capacity.ts";
+import { keyOf, keyText } from "./history.ts";
+
+type Body = Record<string, unknown>;
+
+/** One request of a BatchWriteItem: a put or a delete. */
+export interface WriteRequest {
+  PutRequest?: { Item?: Item };
+  DeleteRequest?: { Key?: Item };
+}
+
+/** A BatchWriteItem's requests by table name (its `RequestItems`, its `UnprocessedItems`). */
+export type RequestItems = Record<string, WriteRequest[]>;
+
+/** The most requests one BatchWriteItem may hold, and the largest item DynamoDB stores. */
+const MAX_BATCH_REQUESTS = 25;
+const MAX_ITEM_BYTES = 400 * 1024;
+
+/** Write units of writing an item of `bytes`: 1 KB blocks, rounded up, at least one. */
+export function writeUnits(bytes: number): number {
+  return Math.max(1, Math.ceil(bytes / 1024));
+}
+
+/** What a batch's request is expected to cost: a put its item's units, a delete one. */
+function expectedUnits(request: WriteRequest): number {
+  const item = request.PutRequest?.Item;
+  return item ? writeUnits(itemSize(item)) : 1;
+}
+
+/**
+ * Whether DynamoDB refuses this BatchWriteItem whole, whatever its capacity (the API
+ * reference's "DynamoDB rejects the entire batch write operation" list): `keyNames` gives
+ * a table's key attribute names, undefined for a table it does not know.
+ */
+export function refusedWhole(
+  requestItems: unknown,
+  keyNames: (table: string) => string[] | undefined,
+): boolean {
+  if (!requestItems || typeof requestItems !== "object") return true;
+  const tables = Object.entries(requestItems as Record<string, unknown>);
+  let count = 0;
+  for (const [table, requests] of tables) {
+    const names = keyNames(table);
+    if (!names || !Array.isArray(requests) || requests.length === 0) return true;
+    const keys = new Set<string>();
+    for (const request of requests as WriteRequest[]) {
+      const item = request?.PutRequest?.Item;
+      const key = request?.DeleteRequest?.Key;
+      const written = item ?? key;
+      if (Object.keys(request ?? {}).length !== 1 || !written) return true;
+      if (names.some((name) => written[name] === undefined)) return true;
+      if (item && itemSize(item) > MAX_ITEM_BYTES) return true;
+      const text = keyText(keyOf(written, names));
+      if (keys.has(text)) return true;
+      keys.add(text);
+    }
+    count += requests.length;
+  }
+  return tables.length === 0 || count > MAX_BATCH_REQUESTS;
+}
+
+/** A BatchWriteItem's requests parted by what the tables' capacity admits. */
+export interface BatchSplit {
+  /** The requests to forward, by table; a table none of whose requests fit is left out. */
+  admitted: RequestItems;
+  /** The others, by table, in order: the answer's `UnprocessedItems`. */
+  unprocessed: RequestItems;
+}
+
+/**
+ * Parts a BatchWriteItem's `RequestItems`: each table's requests in order, each admitted
+ * while `tokens(table)`, less the expected units of the requests admitted before it, stays
+ * above zero.
+ */
+export function splitBatch(
+  requestItems: RequestItems,
+  tokens: (table: string) => number,
+): BatchSplit {
+  const split: BatchSplit = { admitted: {}, unprocessed: {} };
+  for (const [table, requests] of Object.entries(requestItems)) {
+    let left = tokens(table);
+    let fit = 0;
+    while (fit < requests.length && left > 0) left -= expectedUnits(requests[fit++]);
+    if (fit > 0) split.admitted[table] = requests.slice(0, fit);
+    if (fit < requests.length) split.unprocessed[table] = requests.slice(fit);
+  }
+  return split;
+}
+
+/** The message of a ProvisionedThroughputExceeded cancellation reason (AWS's). */
+const SPENT_REASON = "The level of configured provisioned throughput for the table was " +
+  "exceeded. Consider increasing your provisioning level with the UpdateTable API.";
+
+/** The table a transaction's action (`{ Put: {...} }`, `{ Update: {...} }`...) is on. */
+function actionTable(action: Body): string | undefined {
+  const [detail] = Object.values(action ?? {}) as (Body | undefined)[];
+  return typeof detail?.TableName === "string" ? detail.TableName : undefined;
+}
+
+/**
+ * The body of the HTTP 400 TransactionCanceledException of a transaction some of whose
+ * tables' capacity is spent (`spent`): a reason per action, in order.
+ */
+export function transactionThrottled(actions: Body[], spent: ReadonlySet<string>): string {
+  const reasons = actions.map((action) =>
+    spent.has(actionTable(action) ?? "")
+      ? { Code: "ProvisionedThroughputExceeded", Message: SPENT_REASON }
+      : { Code: "None" }
+  );
+  return JSON.stringify({
+    __type: "com.amazonaws.dynamodb.v20120810#TransactionCanceledException",
+    CancellationReasons: reasons,
+    Message: "Transaction cancelled, please refer cancellation reasons for specific reasons " +
+      `[${reasons.map((r) => r.Code).join(", ")}]`,
+  });
+}
+
+/**
+ * The write units to charge each table for a write DynamoDB Local answered with `answer`:
+ * what it reports in `ConsumedCapacity`, and for a TransactWriteItems at least two units
+ * per action on the table (DynamoDB Local counts a ConditionCheck as nothing).
+ */
+export function writeCharges(operation: string, request: Body, answer: Body): Map<string, number> {
+  const units = unitsByTable(answer.ConsumedCapacity);
+  if (operation !== "TransactWriteItems") return units;
+  const actions = new Map<string, number>();
+  for (const action of (request.TransactItems ?? []) as Body[]) {
+    const table = actionTable(action);
+    if (table) actions.set(table, (actions.get(table) ?? 0) + 1);
+  }
+  for (const [table, count] of actions) {
+    units.set(table, Math.max(units.get(table) ?? 0, 2 * count));
+  }
+  return units;
+}
+
+/**
+ * The write units AWS charges a PutItem, UpdateItem or DeleteItem that DynamoDB Local
+ * refused with `errorText` because its condition failed (it reports none): a PutItem its
+ * item's units, the others one; undefined for any other refusal, which costs nothing.
+ */
+export function failedConditionCharge(
+  operation: string,
+  request: Body,
+  errorText: string,
+): { table: string; units: number } | undefined {
+  if (!["PutItem", "UpdateItem", "DeleteItem"].includes(operation)) return undefined;
+  let type: unknown;
+  try {
+    type = JSON.parse(errorText)?.__type;
+  } catch {
+    return undefined;
+  }
+  if (typeof type !== "string" || !type.endsWith("#ConditionalCheckFailedException")) {
+    return undefined;
+  }
+  if (typeof request.TableName !== "string") return undefined;
+  const item = operation === "PutItem" ? request.Item as Item | undefined : undefined;
+  return { table: request.TableName, units: item ? writeUnits(itemSize(item)) : 1 };
+}
+
+/**
+ * `UnprocessedItems` of DynamoDB Local's answer (`answered`) with the requests the proxy
+ * held back (`held`) after them, table by table.
+ */
+export function withUnprocessed(answered: unknown, held: RequestItems): RequestItems {
+  const out: RequestItems = { ...(answered ?? {}) as RequestItems };
+  for (const [table, requests] of Object.entries(held)) {
+    out[table] = [...(out[table] ?? []), ...requests];
+  }
+  return out;
+}
+
+/**
+ * The proxy's write capacity: a bucket per table (its key `scope/table`, as the read
+ * buckets'), `perSecond` write units each, on the clock `now`.
+ */
+export class WriteCapacity {
+  #throttle: CapacityThrottle;
+  constructor(perSecond: number, readonly now: () => number) {
+    this.#throttle = new CapacityThrottle(perSecond);
+  }
+
+  #bucket(scope: string, table: string) {
+    return this.#throttle.bucket(`${scope}/${table}`, this.now());
+  }
+
+  /**
+   * For a PutItem, UpdateItem, DeleteItem or TransactWriteItems: the body of the HTTP 400
+   * answer when a table it writes has its capacity spent; undefined when it may go on.
+   */
+  refusal(operation: string, request: Body, scope: string): string | undefined {
+    if (operation === "TransactWriteItems") {
+      const actions = (request.TransactItems ?? []) as Body[];
+      const tables = new Set(actions.map(actionTable).filter((t) => t !== undefined));
+      const spent = new Set(
+        [...tables].filter((t) => !this.#bucket(scope, t).admit(this.now())),
+      );
+      return spent.size > 0 ? transactionThrottled(actions, spent) : undefined;
+    }
+    const table = request.TableName;
+    if (typeof table !== "string") return undefined;
+    return this.#bucket(scope, table).admit(this.now()) ? undefined : throughputExceeded(table);
+  }
+
+  /**
+   * For a BatchWriteItem: the request to forward and the requests held back, or the body
+   * of the HTTP 400 answer when none fits (`refused`). A batch DynamoDB refuses whole
+   * ({@link refusedWhole}) goes on as it came.
+   */
+  split(
+    request: Body,
+    scope: string,
+    keyNames: (table: string) => string[] | undefined,
+  ): { forward: Body; held: RequestItems } | { refused: string } {
+    if (refusedWhole(request.RequestItems, keyNames)) return { forward: request, held: {} };
+    const requestItems = request.RequestItems as RequestItems;
+    const { admitted, unprocessed } = splitBatch(
+      requestItems,
+      (table) => this.#bucket(scope, table).tokens(this.now()),
+    );
+    if (Object.keys(admitted).length === 0) {
+      return { refused: throughputExceeded(Object.keys(requestItems)[0]) };
+    }
+    if (Object.keys(unprocessed).length === 0) return { forward: request, held: {} };
+    return { forward: { ...request, RequestItems: admitted }, held: unprocessed };
+  }
+
+  /** Charges what a write that DynamoDB Local answered (`answer`, parsed) cost. */
+  charge(operation: string, request: Body, answer: Body, scope: string): void {
+    for (const [table, units] of writeCharges(operation, request, answer)) {
+      this.#bucket(scope, table).charge(units, this.now());
+    }
+  }
+
+  /** Charges what a write that DynamoDB Local refused (`errorText`) cost, if anything. */
+  chargeRefused(operation: string, request: Body, errorText: string, scope: string): void {
+    const failed = failedConditionCharge(operation, request, errorText);
+    if (failed) this.#bucket(scope, failed.table).charge(failed.units, this.now());
+  }
+
+  /** The units left in a table's bucket (for tests and logs). */
+  tokens(scope: string, table: string): number {
+    return this.#bucket(scope, table).tokens(this.now());
+  }
+}

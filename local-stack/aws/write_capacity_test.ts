@@ -1,0 +1,256 @@
+import assert from "node:assert/strict";
+import type { Item } from "./capacity.ts";
+import {
+  failedConditionCharge,
+  refusedWhole,
+  splitBatch,
+  transactionThrottled,
+  withUnprocessed,
+  WriteCapacity,
+  writeCharges,
+  writeUnits,
+} from "./write_capacity.ts";
+
+/** An item of exactly `bytes` bytes as AWS counts them (`id` 2 + 1, `d` 1 + the rest). */
+const sized = (id: string, bytes: number): Item => ({
+  id: { S: id },
+  d: { S: "x".repeat(bytes - 3 - id.length) },
+});
+const put = (id: string, bytes = 100) => ({ PutRequest: { Item: sized(id, bytes) } });
+const del = (id: string) => ({ DeleteRequest: { Key: { id: { S: id } } } });
+const keyNames = (table: string) => table === "missing" ? undefined : ["id"];
+
+const THROTTLED = "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException";
+const THROTTLED_MESSAGE = "The level of configured provisioned throughput for the table was " +
+  "exceeded. Consider increasing your provisioning level with the UpdateTable API.";
+
+Deno.test("write units: 1 KB blocks, rounded up, at least one", () => {
+  assert.equal(writeUnits(0), 1);
+  assert.equal(writeUnits(500), 1);
+  assert.equal(writeUnits(1024), 1);
+  assert.equal(writeUnits(1025), 2);
+  assert.equal(writeUnits(3584), 4);
+});
+
+Deno.test("a batch is parted in order: each request admitted while the tokens less those before it stay above zero", () => {
+  const requests = [put("a"), put("b", 2500), del("c"), put("d"), put("e")];
+  // 4 tokens: a (1) leaves 3, b (3) leaves 0, nothing more.
+  const split = splitBatch({ t: requests }, () => 4);
+  assert.deepEqual(split.admitted, { t: requests.slice(0, 2) });
+  assert.deepEqual(split.unprocessed, { t: requests.slice(2) });
+  // A bucket barely above zero admits one request, however large.
+  assert.deepEqual(splitBatch({ t: [put("a", 5000), put("b")] }, () => 0.1).admitted, {
+    t: [put("a", 5000)],
+  });
+});
+
+Deno.test("each table of a batch is parted by its own tokens; a table none of whose requests fit is left out", () => {
+  const split = splitBatch(
+    { full: [put("a"), put("b")], spent: [put("c")], some: [del("d"), del("e")] },
+    (table) => ({ full: 10, spent: 0, some: 1 })[table]!,
+  );
+  assert.deepEqual(split.admitted, { full: [put("a"), put("b")], some: [del("d")] });
+  assert.deepEqual(split.unprocessed, { spent: [put("c")], some: [del("e")] });
+});
+
+Deno.test("a batch DynamoDB refuses whole is told apart", () => {
+  assert.equal(refusedWhole({ t: [put("a"), del("b")] }, keyNames), false);
+  assert.equal(refusedWhole(undefined, keyNames), true);
+  assert.equal(refusedWhole({}, keyNames), true);
+  assert.equal(refusedWhole({ t: [] }, keyNames), true, "a table with no request");
+  const many = Array.from({ length: 26 }, (_, i) => put(`k${i}`));
+  assert.equal(refusedWhole({ t: many.slice(0, 25) }, keyNames), false);
+  assert.equal(refusedWhole({ t: many }, keyNames), true, "26 requests");
+  assert.equal(
+    refusedWhole({ t: many.slice(0, 13), u: many.slice(13) }, keyNames),
+    true,
+    "26 requests over two tables",
+  );
+  assert.equal(refusedWhole({ t: [put("a"), del("a")] }, keyNames), true, "a key twice");
+  assert.equal(refusedWhole({ t: [{ ...put("a"), ...del("b") }] }, keyNames), true, "both");
+  assert.equal(refusedWhole({ t: [{}] }, keyNames), true, "neither");
+  assert.equal(
+    refusedWhole({ t: [{ PutRequest: { Item: { v: { S: "x" } } } }] }, keyNames),
+    true,
+    "no key",
+  );
+  assert.equal(refusedWhole({ t: [put("a", 400 * 1024)] }, keyNames), false);
+  assert.equal(refusedWhole({ t: [put("a", 400 * 1024 + 1)] }, keyNames), true, "over 400 KB");
+  assert.equal(refusedWhole({ missing: [put("a")] }, keyNames), true, "an unknown table");
+});
+
+Deno.test("a throttled transaction is canceled with a reason per action, as AWS answers it", () => {
+  const body = JSON.parse(transactionThrottled(
+    [
+      { Put: { TableName: "free", Item: sized("a", 10) } },
+      { Delete: { TableName: "spent", Key: { id: { S: "b" } } } },
+      { ConditionCheck: { TableName: "free", Key: { id: { S: "c" } } } },
+    ],
+    new Set(["spent"]),
+  ));
+  assert.deepEqual(body, {
+    __type: "com.amazonaws.dynamodb.v20120810#TransactionCanceledException",
+    CancellationReasons: [
+      { Code: "None" },
+      { Code: "ProvisionedThroughputExceeded", Message: THROTTLED_MESSAGE },
+      { Code: "None" },
+    ],
+    Message: "Transaction cancelled, please refer cancellation reasons for specific reasons " +
+      "[None, ProvisionedThroughputExceeded, None]",
+  });
+});
+
+Deno.test("a write is charged what DynamoDB Local reports; a transaction at least two units an action", () => {
+  assert.deepEqual(
+    writeCharges("PutItem", {}, { ConsumedCapacity: { TableName: "t", CapacityUnits: 4 } }),
+    new Map([["t", 4]]),
+  );
+  assert.deepEqual(
+    writeCharges("BatchWriteItem", {}, {
+      ConsumedCapacity: [{ TableName: "t", CapacityUnits: 5 }, {
+        TableName: "u",
+        CapacityUnits: 1,
+      }],
+    }),
+    new Map([["t", 5], ["u", 1]]),
+  );
+  const transaction = {
+    TransactItems: [
+      { Put: { TableName: "t", Item: sized("a", 10) } },
+      { ConditionCheck: { TableName: "t", Key: { id: { S: "b" } } } },
+      { ConditionCheck: { TableName: "u", Key: { id: { S: "c" } } } },
+      { Put: { TableName: "v", Item: sized("d", 3000) } },
+    ],
+  };
+  // DynamoDB Local: 4 for a Put of up to 1 KB, nothing for a ConditionCheck.
+  assert.deepEqual(
+    writeCharges("TransactWriteItems", transaction, {
+      ConsumedCapacity: [{ TableName: "t", CapacityUnits: 4 }, {
+        TableName: "v",
+        CapacityUnits: 12,
+      }],
+    }),
+    new Map([["t", 4], ["u", 2], ["v", 12]]),
+  );
+  assert.deepEqual(
+    writeCharges("TransactWriteItems", transaction, {}),
+    new Map([["t", 4], ["u", 2], ["v", 2]]),
+  );
+});
+
+Deno.test("a write whose condition failed is charged as AWS charges it; other refusals cost nothing", () => {
+  const failed = JSON.stringify({
+    __type: "com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException",
+    Message: "The conditional request failed",
+  });
+  assert.deepEqual(
+    failedConditionCharge("PutItem", { TableName: "t", Item: sized("a", 2500) }, failed),
+    { table: "t", units: 3 },
+  );
+  assert.deepEqual(
+    failedConditionCharge("UpdateItem", { TableName: "t", Key: { id: { S: "a" } } }, failed),
+    { table: "t", units: 1 },
+  );
+  assert.deepEqual(
+    failedConditionCharge("DeleteItem", { TableName: "t", Key: { id: { S: "a" } } }, failed),
+    { table: "t", units: 1 },
+  );
+  const invalid = JSON.stringify({
+    __type: "com.amazon.coral.validate#ValidationException",
+    Message: "One or more parameter values were invalid",
+  });
+  assert.equal(failedConditionCharge("PutItem", { TableName: "t" }, invalid), undefined);
+  assert.equal(failedConditionCharge("PutItem", { TableName: "t" }, "not json"), undefined);
+  assert.equal(failedConditionCharge("TransactWriteItems", {}, failed), undefined);
+});
+
+Deno.test("the requests held back follow what DynamoDB Local left unprocessed, table by table", () => {
+  assert.deepEqual(withUnprocessed({}, { t: [put("b")] }), { t: [put("b")] });
+  assert.deepEqual(withUnprocessed(undefined, {}), {});
+  assert.deepEqual(
+    withUnprocessed({ t: [put("a")], u: [del("x")] }, { t: [put("b")], v: [put("c")] }),
+    { t: [put("a"), put("b")], u: [del("x")], v: [put("c")] },
+  );
+});
+
+Deno.test("a single write is admitted while its table's bucket is above zero, then refused with AWS's error", () => {
+  let clock = 1_000_000;
+  const writes = new WriteCapacity(2, () => clock);
+  const request = { TableName: "t", Item: sized("a", 3000) };
+  assert.equal(writes.refusal("PutItem", request, "s"), undefined);
+  writes.charge(
+    "PutItem",
+    request,
+    { ConsumedCapacity: { TableName: "t", CapacityUnits: 3 } },
+    "s",
+  );
+  assert.equal(writes.tokens("s", "t"), -1);
+  const refused = JSON.parse(writes.refusal("UpdateItem", { TableName: "t" }, "s")!);
+  assert.deepEqual(refused, { __type: THROTTLED, message: `${THROTTLED_MESSAGE} (table t)` });
+  assert.equal(writes.refusal("PutItem", { TableName: "t" }, "other scope"), undefined);
+  assert.equal(writes.refusal("PutItem", { TableName: "u" }, "s"), undefined, "per table");
+  clock += 500; // -1 + 1: exactly zero, still refused
+  assert.ok(writes.refusal("DeleteItem", { TableName: "t" }, "s"));
+  clock += 1;
+  assert.equal(writes.refusal("DeleteItem", { TableName: "t" }, "s"), undefined);
+});
+
+Deno.test("a transaction on a spent table is canceled whole", () => {
+  const writes = new WriteCapacity(1, () => 0);
+  writes.charge("PutItem", {}, { ConsumedCapacity: { TableName: "spent", CapacityUnits: 1 } }, "s");
+  const request = {
+    TransactItems: [
+      { Put: { TableName: "free", Item: sized("a", 10) } },
+      { Put: { TableName: "spent", Item: sized("b", 10) } },
+    ],
+  };
+  const body = JSON.parse(writes.refusal("TransactWriteItems", request, "s")!);
+  assert.equal(body.__type, "com.amazonaws.dynamodb.v20120810#TransactionCanceledException");
+  assert.deepEqual(body.CancellationReasons.map((r: { Code: string }) => r.Code), [
+    "None",
+    "ProvisionedThroughputExceeded",
+  ]);
+  assert.equal(
+    writes.refusal("TransactWriteItems", { TransactItems: request.TransactItems.slice(0, 1) }, "s"),
+    undefined,
+  );
+});
+
+Deno.test("a batch: forwarded whole when it fits, smaller with the rest held back, refused when nothing fits", () => {
+  let clock = 0;
+  const writes = new WriteCapacity(3, () => clock);
+  const batch = { RequestItems: { t: [put("a"), put("b")] }, ReturnConsumedCapacity: "TOTAL" };
+  const whole = writes.split(batch, "s", keyNames);
+  assert.deepEqual(whole, { forward: batch, held: {} });
+  const five = { RequestItems: { t: [put("a"), put("b"), put("c"), put("d"), put("e")] } };
+  const split = writes.split(five, "s", keyNames);
+  assert.deepEqual(split, {
+    forward: { RequestItems: { t: [put("a"), put("b"), put("c")] } },
+    held: { t: [put("d"), put("e")] },
+  });
+  writes.charge("BatchWriteItem", {}, {
+    ConsumedCapacity: [{ TableName: "t", CapacityUnits: 3 }],
+  }, "s");
+  const refused = writes.split(five, "s", keyNames);
+  assert.ok("refused" in refused);
+  assert.deepEqual(JSON.parse(refused.refused), {
+    __type: THROTTLED,
+    message: `${THROTTLED_MESSAGE} (table t)`,
+  });
+  // One DynamoDB refuses whole goes on as it came, to be refused as AWS refuses it.
+  const invalid = { RequestItems: { t: [put("a"), put("a")] } };
+  assert.deepEqual(writes.split(invalid, "s", keyNames), { forward: invalid, held: {} });
+  clock += 1000;
+  assert.deepEqual(writes.split(five, "s", keyNames), {
+    forward: { RequestItems: { t: [put("a"), put("b"), put("c")] } },
+    held: { t: [put("d"), put("e")] },
+  });
+});
+
+Deno.test("a table keeps at most 300 seconds of unused write units", () => {
+  let clock = 0;
+  const writes = new WriteCapacity(5, () => clock);
+  assert.equal(writes.tokens("s", "t"), 5, "one second's to start");
+  clock += 3_600_000;
+  assert.equal(writes.tokens("s", "t"), 1500);
+});
