@@ -8,6 +8,11 @@
  *   completed write operation", Developer Guide, "DynamoDB read consistency").
  * - `throttle_rcu`: read capacity units per second per table; reads beyond it (after the
  *   burst) get ProvisionedThroughputExceededException.
+ * - `throttle_wcu`: write capacity units per second per table, counted and refused as AWS
+ *   does (local-stack/aws/write_capacity.ts). Off by default: the sync writes only an
+ *   admin's edits (the write-back, whose end-to-end test turns it on), the demo data set is
+ *   loaded past the proxy as an import from S3 is, and the tests' own bulk loads would
+ *   only be paced by it.
  * - `error_rate`: the share of requests (0 to 1) answered with InternalServerError.
  * - `latency_ms`: milliseconds each DynamoDB request waits before the proxy takes it up:
  *   the network between a Supabase project and AWS, which the loopback does not have
@@ -24,12 +29,19 @@
 export interface Faults {
   staleMs: number;
   throttleRcu: number;
+  throttleWcu: number;
   errorRate: number;
   latencyMs: number;
 }
 
 /** No faults at all. */
-export const NO_FAULTS: Faults = { staleMs: 0, throttleRcu: 0, errorRate: 0, latencyMs: 0 };
+export const NO_FAULTS: Faults = {
+  staleMs: 0,
+  throttleRcu: 0,
+  throttleWcu: 0,
+  errorRate: 0,
+  latencyMs: 0,
+};
 
 const SETTINGS: Record<
   string,
@@ -44,6 +56,11 @@ const SETTINGS: Record<
     field: "throttleRcu",
     check: (n) => Number.isFinite(n) && n >= 0 && n <= 1_000_000,
     rule: "a number of read capacity units per second from 0 (off) to 1000000",
+  },
+  throttle_wcu: {
+    field: "throttleWcu",
+    check: (n) => Number.isFinite(n) && n >= 0 && n <= 1_000_000,
+    rule: "a number of write capacity units per second from 0 (off) to 1000000",
   },
   error_rate: {
     field: "errorRate",
@@ -96,6 +113,7 @@ export function describeFaults(faults: Faults): string {
   const parts = [];
   if (faults.staleMs > 0) parts.push(`stale_ms=${faults.staleMs}`);
   if (faults.throttleRcu > 0) parts.push(`throttle_rcu=${faults.throttleRcu}`);
+  if (faults.throttleWcu > 0) parts.push(`throttle_wcu=${faults.throttleWcu}`);
   if (faults.errorRate > 0) parts.push(`error_rate=${faults.errorRate}`);
   if (faults.latencyMs > 0) parts.push(`latency_ms=${faults.latencyMs}`);
   return parts.length > 0 ? parts.join(",") : "none";

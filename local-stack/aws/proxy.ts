@@ -2,8 +2,9 @@
  * The stack's DynamoDB as production serves it: a proxy at DYNAMODB_ENDPOINT in front of
  * DynamoDB Local (which listens on an internal port, local-stack/config.ts), injecting the
  * faults of DYNAMODB_FAULTS (local-stack/aws/faults.ts): stale eventually consistent reads
- * (local-stack/aws/stale_reads.ts), read throttling (local-stack/aws/capacity.ts) and
- * internal server errors (local-stack/aws/errors.ts). With no faults it passes every
+ * (local-stack/aws/stale_reads.ts), read throttling (local-stack/aws/capacity.ts), write
+ * throttling (local-stack/aws/write_capacity.ts) and internal server errors
+ * (local-stack/aws/errors.ts). With no faults it passes every
  * table operation through unchanged. Given `streamTimes`, it also answers GetRecords
  * (local-stack/aws/stream_reads.ts): records get the second their write took effect in,
  * and, given `idlePolls`, polls of an idle stream and descriptions of a table with no
@@ -34,6 +35,7 @@ import { parseStreamArn, type StreamTimes } from "./stream_times.ts";
 import type { IdlePolls } from "./idle_polls.ts";
 import { Descriptions } from "./descriptions.ts";
 import { streamReads } from "./stream_reads.ts";
+import { type RequestItems, withUnprocessed, WriteCapacity } from "./write_capacity.ts";
 
 const READ_OPERATIONS = new Set(["GetItem", "BatchGetItem", "Query", "Scan"]);
 
@@ -107,6 +109,7 @@ export function createProxy(options: ProxyOptions): {
   const log = options.log ?? (() => {});
   const history = new History(faults.staleMs, random);
   const throttle = new CapacityThrottle(faults.throttleRcu);
+  const writes = faults.throttleWcu > 0 ? new WriteCapacity(faults.throttleWcu, now) : undefined;
   const keySchemas = new Map<string, string[]>();
   const { streamTimes, idlePolls } = options;
   const locks = new KeyLocks();
@@ -268,17 +271,33 @@ export function createProxy(options: ProxyOptions): {
         return answer(400, throughputExceeded(empty));
       }
     }
+    const keyNames = (table: string) => keySchemas.get(`${ns}/${table}`);
+    // What goes on to DynamoDB Local: a batch's requests its tables' write capacity admits,
+    // the others held back for UnprocessedItems (write_capacity.ts).
+    let sent = body;
+    let held: RequestItems = {};
+    if (isWrite && writes) {
+      if (operation === "BatchWriteItem") await loadKeySchema(request.headers, tables);
+      const split = operation === "BatchWriteItem"
+        ? writes.split(body, ns, keyNames)
+        : { refused: writes.refusal(operation, body, ns) };
+      if ("forward" in split) [sent, held] = [split.forward, split.held];
+      else if (split.refused) {
+        log(`${operation} ${where ?? ""}: write capacity spent, throttled`);
+        return answer(400, split.refused);
+      }
+    }
     // Ask for ConsumedCapacity when throttling needs it; strip it if the client did not.
     const asked = body.ReturnConsumedCapacity === "TOTAL" ||
       body.ReturnConsumedCapacity === "INDEXES";
-    const forwardBody: Body = isRead && faults.throttleRcu > 0 && !asked
-      ? { ...body, ReturnConsumedCapacity: "TOTAL" }
-      : body;
+    const counted = (isRead && faults.throttleRcu > 0) || (isWrite && writes !== undefined);
+    const forwardBody: Body = counted && !asked
+      ? { ...sent, ReturnConsumedCapacity: "TOTAL" }
+      : sent;
     const staleOn = faults.staleMs > 0 && (isRead || isWrite);
     const imagesOn = isWrite && (staleOn || streamTimes !== undefined);
     if (staleOn || imagesOn) await loadKeySchema(request.headers, tables);
-    const keyNames = (table: string) => keySchemas.get(`${ns}/${table}`);
-    const written = imagesOn ? writtenKeys(operation, body, keyNames) : [];
+    const written = imagesOn ? writtenKeys(operation, sent, keyNames) : [];
     // One write of a key at a time, so that the images read around it are its own.
     const release = streamTimes && written.length > 0
       ? await locks.lock(written.map(({ table, key }) => `${ns}/${table}\0${keyText(key)}`))
@@ -317,7 +336,10 @@ export function createProxy(options: ProxyOptions): {
       landed();
       release();
     }
-    if (!response.ok) return answer(response.status, text, response.headers);
+    if (!response.ok) {
+      writes?.chargeRefused(operation, sent, text, ns);
+      return answer(response.status, text, response.headers);
+    }
 
     let changed = forwardBody !== body;
     let json: Body | undefined;
@@ -339,6 +361,15 @@ export function createProxy(options: ProxyOptions): {
           history,
           now(),
         ) || changed;
+      }
+    }
+    if (isWrite && writes) {
+      json = JSON.parse(text) as Body;
+      writes.charge(operation, sent, json, ns);
+      if (!asked) delete json.ConsumedCapacity;
+      if (Object.keys(held).length > 0) {
+        json.UnprocessedItems = withUnprocessed(json.UnprocessedItems, held);
+        changed = true;
       }
     }
     if (decision === "fail after forwarding") {

@@ -1,7 +1,7 @@
 /**
  * The proxy in front of a tiny fake DynamoDB (a `Deno.serve` on a free port that keeps
- * items of tables keyed by `id` in a map): pass-through, stale reads, throttling,
- * ConsumedCapacity and injected errors.
+ * items of tables keyed by `id` in a map): pass-through, stale reads, read and write
+ * throttling, ConsumedCapacity and injected errors.
  */
 
 import assert from "node:assert/strict";
@@ -13,15 +13,20 @@ import { FOLLOW_UP_HEADER } from "./errors.ts";
 
 type Body = Record<string, unknown>;
 
-/** A fake DynamoDB: tables keyed by `id`; every read costs 1 unit per item (min 1). */
+/**
+ * A fake DynamoDB: tables keyed by `id`; every read costs 1 unit per item (min 1), every
+ * write 1 unit per item; a PutItem with a ConditionExpression fails it when the item exists.
+ */
 function fakeUpstream() {
   const tables = new Map<string, Map<string, Item>>();
   const table = (name: string) => tables.get(name) ?? tables.set(name, new Map()).get(name)!;
   const calls: string[] = [];
+  const bodies: Body[] = [];
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (req) => {
     const op = (req.headers.get("x-amz-target") ?? "").split(".")[1];
     const body = await req.json() as Body;
     calls.push(op);
+    bodies.push(body);
     const t = body.TableName as string;
     const id = (k: unknown) => ((k as Item).id as { S: string }).S;
     const cc = (name: string, units: number) =>
@@ -34,11 +39,39 @@ function fakeUpstream() {
         out = { Table: { TableName: t, KeySchema: [{ AttributeName: "id", KeyType: "HASH" }] } };
         break;
       case "PutItem":
+        if (body.ConditionExpression && table(t).has(id(body.Item))) {
+          const failed = JSON.stringify({
+            __type: "com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException",
+            Message: "The conditional request failed",
+          });
+          return new Response(failed, {
+            status: 400,
+            headers: { "x-amz-crc32": String(crc32(failed)) },
+          });
+        }
         table(t).set(id(body.Item), body.Item as Item);
+        out = cc(t, 1);
         break;
       case "DeleteItem":
         table(t).delete(id(body.Key));
+        out = cc(t, 1);
         break;
+      case "BatchWriteItem": {
+        const consumed = [];
+        for (const [name, writes] of Object.entries(body.RequestItems as Record<string, Body[]>)) {
+          for (const w of writes) {
+            const put = w.PutRequest as { Item: Item } | undefined;
+            if (put) table(name).set(id(put.Item), put.Item);
+            else table(name).delete(id((w.DeleteRequest as { Key: Item }).Key));
+          }
+          consumed.push({ TableName: name, CapacityUnits: writes.length });
+        }
+        out = {
+          UnprocessedItems: {},
+          ...(body.ReturnConsumedCapacity ? { ConsumedCapacity: consumed } : {}),
+        };
+        break;
+      }
       case "GetItem": {
         const item = table(t).get(id(body.Key));
         out = { ...(item ? { Item: item } : {}), ...cc(t, 1) };
@@ -70,7 +103,7 @@ function fakeUpstream() {
       headers: { "content-type": "application/x-amz-json-1.0", "x-amz-crc32": String(crc32(text)) },
     });
   });
-  return { url: `http://127.0.0.1:${server.addr.port}`, server, calls, tables };
+  return { url: `http://127.0.0.1:${server.addr.port}`, server, calls, bodies, tables };
 }
 
 function setup(faults: Partial<Faults>, random: () => number = () => 0.5) {
@@ -247,5 +280,141 @@ Deno.test("error_rate: a follow-up of the stand-in's own draws no fault; a clien
     assert.deepEqual(upstream.calls, ["GetShardIterator"]);
   } finally {
     await upstream.server.shutdown();
+  }
+});
+
+const THROTTLED = {
+  __type: "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException",
+  message: "The level of configured provisioned throughput for the table was exceeded. " +
+    "Consider increasing your provisioning level with the UpdateTable API. (table t)",
+};
+
+Deno.test("throttle_wcu: writes past the capacity get ProvisionedThroughputExceededException", async () => {
+  const s = setup({ throttleWcu: 2 });
+  try {
+    // The bucket starts with 2 units; each write costs 1 (the fake's price).
+    const first = await s.send("PutItem", { TableName: "t", Item: item("a", 1) });
+    assert.equal(first.status, 200);
+    assert.deepEqual(first.body, {}, "ConsumedCapacity not asked for, not returned");
+    assert.equal(s.upstream.bodies.at(-1)!.ReturnConsumedCapacity, "TOTAL", "asked for it");
+    assert.equal(
+      (await s.send("DeleteItem", { TableName: "t", Key: { id: { S: "z" } } })).status,
+      200,
+    );
+    const refused = await s.send("PutItem", { TableName: "t", Item: item("b", 1) });
+    assert.equal(refused.status, 400);
+    assert.deepEqual(refused.body, THROTTLED);
+    assert.equal(s.upstream.tables.get("t")!.has("b"), false, "not forwarded");
+    assert.equal((await s.send("PutItem", { TableName: "u", Item: item("b", 1) })).status, 200);
+    s.tick(500); // 0 + 1
+    const asked = await s.send("PutItem", {
+      TableName: "t",
+      Item: item("b", 1),
+      ReturnConsumedCapacity: "TOTAL",
+    });
+    assert.equal(asked.status, 200);
+    assert.deepEqual(asked.body.ConsumedCapacity, { TableName: "t", CapacityUnits: 1 });
+    // Reads are not counted against write capacity.
+    assert.equal(
+      (await s.send("GetItem", { TableName: "t", Key: { id: { S: "b" } } })).status,
+      200,
+    );
+  } finally {
+    await s.close();
+  }
+});
+
+Deno.test("throttle_wcu: a write whose condition failed costs capacity too", async () => {
+  const s = setup({ throttleWcu: 1 });
+  try {
+    s.upstream.tables.set("t", new Map([["a", item("a", 1)]]));
+    const failed = await s.send("PutItem", {
+      TableName: "t",
+      Item: item("a", 2),
+      ConditionExpression: "attribute_not_exists(id)",
+    });
+    assert.equal(failed.status, 400);
+    assert.equal(
+      failed.body.__type,
+      "com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException",
+    );
+    const next = await s.send("PutItem", { TableName: "t", Item: item("b", 1) });
+    assert.deepEqual([next.status, next.body], [400, THROTTLED]);
+  } finally {
+    await s.close();
+  }
+});
+
+Deno.test("throttle_wcu: a BatchWriteItem writes what fits, answers the rest in UnprocessedItems; nothing fits: the exception", async () => {
+  const s = setup({ throttleWcu: 3 });
+  const requests = ["a", "b", "c", "d", "e"].map((id) => ({ PutRequest: { Item: item(id, 1) } }));
+  try {
+    const partial = await s.send("BatchWriteItem", { RequestItems: { t: requests } });
+    assert.equal(partial.status, 200);
+    assert.deepEqual(partial.body, { UnprocessedItems: { t: requests.slice(3) } });
+    assert.deepEqual(
+      (s.upstream.bodies.at(-1)!.RequestItems as Record<string, unknown>).t,
+      requests.slice(0, 3),
+      "a smaller batch forwarded",
+    );
+    assert.deepEqual([...s.upstream.tables.get("t")!.keys()], ["a", "b", "c"]);
+    const calls = s.upstream.calls.length;
+    const none = await s.send("BatchWriteItem", { RequestItems: { t: requests.slice(3) } });
+    assert.deepEqual([none.status, none.body], [400, THROTTLED]);
+    assert.equal(s.upstream.calls.length, calls, "not forwarded");
+    s.tick(1000);
+    const rest = await s.send("BatchWriteItem", {
+      RequestItems: { t: requests.slice(3) },
+      ReturnConsumedCapacity: "TOTAL",
+    });
+    assert.equal(rest.status, 200);
+    assert.deepEqual(rest.body, {
+      UnprocessedItems: {},
+      ConsumedCapacity: [{ TableName: "t", CapacityUnits: 2 }],
+    });
+    assert.equal(s.upstream.tables.get("t")!.size, 5);
+  } finally {
+    await s.close();
+  }
+});
+
+Deno.test("throttle_wcu with error_rate: a split batch failed after forwarding wrote its admitted part, and was charged for it", async () => {
+  // random(): fail (< rate), then after forwarding (>= 0.5); afterwards no failure.
+  const seq = [0.01, 0.9];
+  const s = setup({ throttleWcu: 2, errorRate: 0.1 }, () => seq.shift() ?? 0.99);
+  const requests = ["a", "b", "c"].map((id) => ({ PutRequest: { Item: item(id, 1) } }));
+  try {
+    const failed = await s.send("BatchWriteItem", { RequestItems: { t: requests } });
+    assert.equal(failed.status, 500);
+    assert.equal(failed.body.__type, "com.amazonaws.dynamodb.v20120810#InternalServerError");
+    assert.deepEqual([...s.upstream.tables.get("t")!.keys()], ["a", "b"]);
+    const again = await s.send("BatchWriteItem", { RequestItems: { t: requests } });
+    assert.deepEqual([again.status, again.body], [400, THROTTLED]);
+  } finally {
+    await s.close();
+  }
+});
+
+Deno.test("throttle_wcu: a transaction writing a spent table is canceled, not forwarded", async () => {
+  const s = setup({ throttleWcu: 1 });
+  try {
+    assert.equal((await s.send("PutItem", { TableName: "t", Item: item("a", 1) })).status, 200);
+    const calls = s.upstream.calls.length;
+    const canceled = await s.send("TransactWriteItems", {
+      TransactItems: [{ Put: { TableName: "t", Item: item("b", 1) } }],
+    });
+    assert.equal(canceled.status, 400);
+    assert.equal(
+      canceled.body.__type,
+      "com.amazonaws.dynamodb.v20120810#TransactionCanceledException",
+    );
+    assert.equal(
+      canceled.body.Message,
+      "Transaction cancelled, please refer cancellation reasons for specific reasons " +
+        "[ProvisionedThroughputExceeded]",
+    );
+    assert.equal(s.upstream.calls.length, calls);
+  } finally {
+    await s.close();
   }
 });
