@@ -1,7 +1,16 @@
 /**
  * Writes items into DynamoDB tables with parallel BatchWriteItem (25 items a request,
- * several requests in flight), retrying unprocessed items with backoff, and reports a
- * line per table with counts and rate.
+ * several requests in flight), and writes one batch of puts or deletes until every request
+ * is written ({@link writeBatch}): the demo data set's load, and the tests' own fixtures.
+ *
+ * A BatchWriteItem may write only some of its requests: those it could not (the table's
+ * write capacity spent, an internal failure) come back in `UnprocessedItems`, and when none
+ * fit it fails with ProvisionedThroughputExceededException (API reference, BatchWriteItem,
+ * https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_BatchWriteItem.html;
+ * the stack's proxy answers so under `throttle_wcu`, local-stack/aws/write_capacity.ts).
+ * AWS advises sending them again with exponential backoff, so that is what happens here,
+ * for as long as the table takes some: only rounds that write nothing count towards giving
+ * up, as a table throttled to a rate still writes a few of a batch each round.
  *
  * @module
  */
@@ -9,54 +18,97 @@
 import {
   type AttributeValue,
   BatchWriteItemCommand,
-  type DynamoDBClient,
+  type BatchWriteItemCommandOutput,
+  type WriteRequest,
 } from "@aws-sdk/client-dynamodb";
-import { realPacing, ScanGaveUp, withBackoff } from "../functions-shared/scan_pacing.ts";
+import { isTransientRead, type PacingDeps, realPacing } from "../functions-shared/scan_pacing.ts";
 
 /** An item in DynamoDB JSON. */
 export type Item = Record<string, AttributeValue>;
 
+/** What the writes need of a DynamoDB client (an AWS SDK DynamoDBClient is one). */
+export interface BatchWriter {
+  send(command: BatchWriteItemCommand): Promise<BatchWriteItemCommandOutput>;
+}
+
+/** Rounds in a row that write nothing before {@link writeBatch} gives up. */
+export const STALLED_ROUNDS = 8;
+
+/** The backoff between rounds: full jitter, from 50 ms, doubling while stalled, to 5 s. */
+const BASE_WAIT_MS = 50;
+const MAX_WAIT_MS = 5_000;
+
 /**
- * Writes `items` into `table`, `concurrency` requests at a time; returns how many were
- * written. `onProgress` hears the count written so far after each request.
+ * Writes `requests` (puts and deletes, at most 25) to `table` with BatchWriteItem, round
+ * after round until every one is written: what a round leaves in `UnprocessedItems`, or a
+ * whole round that failed with a retryable error after the client's own attempts
+ * (ProvisionedThroughputExceededException when none fit, a 5xx), is sent again after a
+ * backoff (random × min(5 s, 50 ms × 2^rounds without progress)). Gives up after
+ * {@link STALLED_ROUNDS} rounds in a row that wrote nothing, with an error naming the table,
+ * the requests left and the last cause; an error no retry can cure is thrown at once.
+ */
+export async function writeBatch(
+  client: BatchWriter,
+  table: string,
+  requests: WriteRequest[],
+  pacing: PacingDeps = realPacing,
+): Promise<void> {
+  let stalled = 0;
+  while (requests.length > 0) {
+    let left: WriteRequest[];
+    let cause: string;
+    try {
+      const { UnprocessedItems } = await client.send(
+        new BatchWriteItemCommand({ RequestItems: { [table]: requests } }),
+      );
+      left = UnprocessedItems?.[table] ?? [];
+      cause = `${left.length} of ${requests.length} left unprocessed`;
+    } catch (error) {
+      const e = error as Error;
+      if (!isTransientRead(e)) throw e;
+      left = requests;
+      cause = `${e.name}: ${e.message}`;
+    }
+    stalled = left.length < requests.length ? 0 : stalled + 1;
+    requests = left;
+    if (requests.length === 0) return;
+    if (stalled >= STALLED_ROUNDS) {
+      throw new Error(
+        `BatchWriteItem on ${table}: ${requests.length} requests still unwritten after ` +
+          `${STALLED_ROUNDS} rounds in a row that wrote none (the last: ${cause})`,
+      );
+    }
+    await pacing.sleep(
+      Math.floor(pacing.random() * Math.min(MAX_WAIT_MS, BASE_WAIT_MS * 2 ** stalled)),
+    );
+  }
+}
+
+/**
+ * Writes `items` into `table`, `concurrency` requests at a time ({@link writeBatch} each);
+ * returns how many were written. `onProgress` hears the count written so far after each
+ * request.
  */
 export async function batchWrite(
-  client: DynamoDBClient,
+  client: BatchWriter,
   table: string,
   items: Item[],
   concurrency = 8,
   onProgress: (written: number) => void = () => {},
+  pacing: PacingDeps = realPacing,
 ): Promise<number> {
   const chunks: Item[][] = [];
   for (let i = 0; i < items.length; i += 25) chunks.push(items.slice(i, i + 25));
   let next = 0;
   let written = 0;
-  const writeChunk = async (chunk: Item[]) => {
-    let requests = chunk.map((Item) => ({ PutRequest: { Item } }));
-    for (let attempt = 0; requests.length > 0; attempt++) {
-      if (attempt > 10) throw new Error(`${table}: ${requests.length} items stayed unprocessed`);
-      if (attempt > 0) await new Promise((r) => setTimeout(r, Math.min(2000, 50 * 2 ** attempt)));
-      // A request the SDK's own retries could not get through (throttling, a 5xx: the
-      // local stack injects 2% of them, and the SDK's retry quota runs dry under many)
-      // is tried again, rounds with backoff, as the sync's own Scans are.
-      const { UnprocessedItems } = await withBackoff(
-        () => client.send(new BatchWriteItemCommand({ RequestItems: { [table]: requests } })),
-        () => {},
-        realPacing,
-      ).catch((error) => {
-        if (!(error instanceof ScanGaveUp)) throw error;
-        throw new Error(`BatchWriteItem on ${table}: ${error.cause.name}: ${error.cause.message}`, {
-          cause: error,
-        });
-      });
-      requests = (UnprocessedItems?.[table] ?? []) as typeof requests;
-    }
-    written += chunk.length;
-    onProgress(written);
-  };
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
-      while (next < chunks.length) await writeChunk(chunks[next++]);
+      while (next < chunks.length) {
+        const chunk = chunks[next++];
+        await writeBatch(client, table, chunk.map((Item) => ({ PutRequest: { Item } })), pacing);
+        written += chunk.length;
+        onProgress(written);
+      }
     }),
   );
   return items.length;

@@ -12,14 +12,13 @@
 
 import assert from "node:assert/strict";
 import {
-  BatchWriteItemCommand,
   DeleteItemCommand,
   DescribeTableCommand,
   PutItemCommand,
   UpdateTableCommand,
 } from "@aws-sdk/client-dynamodb";
 import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { batchWrite } from "../demo/load_dynamo.ts";
+import { batchWrite, writeBatch } from "../demo/load_dynamo.ts";
 import { FUNCTIONS_ENV_FILE } from "../local-stack/config.ts";
 import { logFile, stopDetached } from "../local-stack/processes.ts";
 import { DENO_PARTS, startDenoPart } from "../local-stack/stack.ts";
@@ -57,19 +56,16 @@ async function deleteSegments(db: Dynamo, ids: string[]): Promise<void> {
     await db.send(new DeleteItemCommand({ TableName: SOURCE, Key: { segment_id: { S: id } } }));
   }
 }
-/** Deletes many segments, 25 a request (DeleteItem one by one takes a second each here). */
+/**
+ * Deletes many segments, 25 a request (DeleteItem one by one takes a second each here),
+ * each request until every delete is written (its unprocessed ones sent again).
+ */
 async function batchDelete(db: Dynamo, ids: string[]): Promise<void> {
   for (let i = 0; i < ids.length; i += 25) {
-    let requests = ids.slice(i, i + 25).map((id) => ({
+    const requests = ids.slice(i, i + 25).map((id) => ({
       DeleteRequest: { Key: { segment_id: { S: id } } },
     }));
-    for (let attempt = 0; requests.length > 0; attempt++) {
-      assert.ok(attempt < 10, `${requests.length} deletes stayed unprocessed`);
-      const { UnprocessedItems } = await db.send(
-        new BatchWriteItemCommand({ RequestItems: { [SOURCE]: requests } }),
-      );
-      requests = (UnprocessedItems?.[SOURCE] ?? []) as typeof requests;
-    }
+    await writeBatch(db, SOURCE, requests);
   }
 }
 
