@@ -4,7 +4,9 @@
  * consistent read right after an update can return the old version and a consistent one
  * never does; reads past the capacity are throttled; ConsumedCapacity is reported as AWS
  * counts it; DynamoDB Streams' operations fail at the error rate too; and a backfill still
- * gives back exactly the rows the stream made.
+ * gives back exactly the rows the stream made. With `throttle_wcu` on too (off by
+ * default), writes past the table's write capacity are refused as AWS refuses them, and a
+ * BatchWriteItem writes what fits and answers the rest in UnprocessedItems.
  *
  * The test puts those faults into `.local/stack.env` and runs `stack:up` (which restarts
  * only the proxy) when they are not already in force, and puts the old value back after.
@@ -14,6 +16,7 @@ import assert from "node:assert/strict";
 import { isDeepStrictEqual } from "node:util";
 import {
   type AttributeValue,
+  BatchWriteItemCommand,
   CreateTableCommand,
   DeleteTableCommand,
   DescribeTableCommand,
@@ -301,6 +304,82 @@ Deno.test("the same, 50 ms away from DynamoDB: no worker killed, nothing lost", 
   const offset = isolateLogOffset();
   await backfillGivesBackTheStreamsRows();
   assert.deepEqual(killsSince(offset, HANDS_ON_FUNCTIONS), []);
+});
+
+/** Whether `call` was refused for the table's capacity; anything else is thrown. */
+async function refused(call: () => Promise<unknown>): Promise<Error | undefined> {
+  try {
+    await through500(call);
+    return undefined;
+  } catch (error) {
+    if ((error as Error).name !== "ProvisionedThroughputExceededException") throw error;
+    return error as Error;
+  }
+}
+
+Deno.test("writes past the table's write capacity get ProvisionedThroughputExceededException; a batch writes what fits and returns the rest unprocessed", async () => {
+  await setFaults(`${FAULTS},throttle_wcu=10`);
+  await withTable(async (table) => {
+    const bare = bareClient();
+    // 20 write units each: the table allows 10 a second (and starts with one second's).
+    const big = (id: string) => ({ id: S(id), t: S("z".repeat(20 * 1024 - 10)) });
+    const spend = async () => {
+      for (let i = 0; i < 40; i++) {
+        const error = await refused(() =>
+          bare.send(new PutItemCommand({ TableName: table, Item: big(`big${i}`) }))
+        );
+        if (error) return error;
+      }
+      throw new Error("no PutItem was throttled");
+    };
+    const put = await spend();
+    assert.match(
+      put.message,
+      /^The level of configured provisioned throughput for the table was exceeded\. Consider increasing your provisioning level with the UpdateTable API\./,
+    );
+    assert.equal(
+      (put as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode,
+      400,
+    );
+    const requestsOf = (prefix: string) =>
+      Array.from({ length: 25 }, (_, i) => ({ PutRequest: { Item: { id: S(`${prefix}${i}`) } } }));
+    const batch = (requests: { PutRequest: { Item: Item } }[]) =>
+      bare.send(new BatchWriteItemCommand({ RequestItems: { [table]: requests } }));
+    // Right after a refusal the bucket is spent: none of the batch fits.
+    assert.ok(await refused(() => batch(requestsOf("none"))), "a batch on a spent table passed");
+    // About a second later a few units are back: some of the batch is written, the rest
+    // answered unprocessed, in AWS's shape (keyed by table name), in order.
+    for (let attempt = 0;; attempt++) {
+      assert.ok(attempt < 20, "no batch was written in part");
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      const requests = requestsOf(`some${attempt}-`);
+      let answer;
+      try {
+        answer = await through500(() => batch(requests));
+      } catch (error) {
+        if ((error as Error).name !== "ProvisionedThroughputExceededException") throw error;
+        continue; // not yet refilled
+      }
+      const left = answer.UnprocessedItems?.[table];
+      if (!left) {
+        await spend(); // all of it fitted: spend the bucket again
+        continue;
+      }
+      assert.deepEqual(Object.keys(answer.UnprocessedItems!), [table]);
+      const ids = (list: { PutRequest?: { Item?: Item } }[]) =>
+        list.map((r) => r.PutRequest!.Item!.id.S!);
+      const written = requests.length - left.length;
+      assert.ok(written > 0 && written < requests.length, `${written} written`);
+      assert.deepEqual(ids(left), ids(requests.slice(written)));
+      const { Items } = await dynamo().send(
+        new ScanCommand({ TableName: table, ConsistentRead: true }),
+      );
+      const stored = new Set((Items ?? []).map((item) => item.id.S!));
+      for (const id of ids(requests.slice(0, written))) assert.ok(stored.has(id), `${id} lost`);
+      break;
+    }
+  });
+  await setFaults(FAULTS);
 });
 
 Deno.test("put the faults back", async () => {

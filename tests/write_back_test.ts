@@ -5,8 +5,8 @@
  * through the stack's DynamoDB proxy, and streams back through the one merge; the
  * validator then finds the table equal to its source. A change made in DynamoDB first
  * ends as a recorded conflict with the row equal to the source; an item gone is retried
- * and then recorded as failed; under DynamoDB faults (error_rate 0.2) every edit still
- * lands. Runs alone (scripts/e2e_plan.ts): it validates toledo_dashboard whole, changes
+ * and then recorded as failed; under DynamoDB faults (error_rate 0.2, and the table's
+ * write capacity one unit every five seconds, `throttle_wcu=0.2`) every edit still lands. Runs alone (scripts/e2e_plan.ts): it validates toledo_dashboard whole, changes
  * write_back_max_attempts and restarts the DynamoDB proxy with other faults.
  */
 
@@ -14,6 +14,8 @@ import assert from "node:assert/strict";
 import { DeleteItemCommand, GetItemCommand, PutItemCommand } from "@aws-sdk/client-dynamodb";
 import type postgres from "postgres";
 import { byTargetTable } from "../functions-shared/table_registry.ts";
+import { logFile } from "../local-stack/processes.ts";
+import { isolateLogOffset, logTextSince } from "../local-stack/supabase/isolate_log.ts";
 import { asAdmin as asAdminUser } from "../scripts/admin_edit.ts";
 import { currentFaults, setFaults } from "./stack_faults.ts";
 import { connectDb, dynamo, eventually } from "./stack_clients.ts";
@@ -192,18 +194,22 @@ Deno.test("an item gone is retried with backoff, then recorded as failed", async
   }
 });
 
-Deno.test("under DynamoDB faults (a fifth of the requests fail) every write-back is retried and lands", async () => {
+Deno.test("under DynamoDB faults (a fifth of the requests fail, writes throttled) every write-back is retried and lands", async () => {
   const p = `wbf-${crypto.randomUUID().slice(0, 8)}`;
   const sql = connectDb();
   const keys = ["a", "b", "c", "d", "e"];
   const old = currentFaults();
+  const proxyLog = logFile("dynamodb_proxy");
+  const offset = isolateLogOffset(proxyLog);
   try {
     await load(
       "toledo_dashboard",
       keys.map((sk) => ({ pk: S(`${p}-${sk}`), sk: S(sk), metrics: { M: { v: N(1) } } })),
       p,
     );
-    await setFaults("stale_ms=2000,throttle_rcu=300,error_rate=0.2");
+    // One write unit every 5 s: five edits written in less than 20 s meet
+    // ProvisionedThroughputExceededException (local-stack/aws/write_capacity.ts).
+    await setFaults("stale_ms=2000,throttle_rcu=300,throttle_wcu=0.2,error_rate=0.2");
     await asAdmin(
       sql,
       (tx) =>
@@ -214,6 +220,11 @@ Deno.test("under DynamoDB faults (a fifth of the requests fail) every write-back
       const [done] = await waitEnded(sql, `${p}-${sk}`, 240_000);
       assert.equal(done.status, "applied", done.detail);
     }
+    assert.match(
+      logTextSince(offset, proxyLog),
+      new RegExp(`UpdateItem ${TABLE}: write capacity spent, throttled`),
+      "no write-back met the throttle",
+    );
   } finally {
     await setFaults(old);
   }
