@@ -62,7 +62,10 @@ export interface StackEnv {
 /**
  * The faults a fresh `.local/stack.env` starts with: reads as stale, as throttled and as
  * failing as AWS may serve them (README, "The local stack"), so that every end-to-end
- * test and `npm start` meet them.
+ * test and `npm start` meet them. Write throttling (`throttle_wcu`) is not among them:
+ * the default run's writes stay far below any capacity (the demo data set is loaded past
+ * the proxy, as an import from S3), and the tests that are about it turn it on
+ * (local-stack/aws/faults.ts).
  */
 export const DEFAULT_DYNAMODB_FAULTS = "stale_ms=2000,throttle_rcu=300,error_rate=0.02";
 
