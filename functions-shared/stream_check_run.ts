@@ -8,8 +8,7 @@
  * Bounded by its budget (stream_check_budget.ts): once it is spent the run reads no
  * further page; the table it was reading is recorded with what it read (the shards it
  * did not reach keep their previous state and the time they were last read), and the
- * tables it did not start are named in `skipped`, as is a table whose shards DescribeStream
- * would not list (throttled past the client's retries). Those and the unfinished one are
+ * tables it did not start are named in `skipped`. Those and the unfinished one are
  * `left`, for the run's successor (stream_check_requests.ts) or the next hourly run. The
  * table whose shard was read longest ago goes first, and in it the shards read longest
  * ago, so that each gets its turn. Two reads of a shard more than 3 hours apart are a
@@ -39,7 +38,7 @@ import {
   waitingRecord,
 } from "./stream_verdict.ts";
 import type { TableSpec } from "./table_registry.ts";
-import { DynamoError, isRetryable } from "./dynamo_errors.ts";
+import { isRetryable } from "./dynamo_errors.ts";
 import {
   appliedLookup,
   previousCheck,
@@ -82,10 +81,7 @@ export interface TableReport {
 /** What a run did. */
 export interface StreamCheckReport {
   checked: TableReport[];
-  /**
-   * Tables not started: the run's budget was spent, or their stream's shards could not be
-   * listed (DescribeStream throttled past the client's retries).
-   */
+  /** Tables not started: the run's budget was spent. */
   skipped: string[];
   /** Tables with work left: the skipped ones and those with unfinished shards. */
   left: string[];
@@ -97,21 +93,7 @@ export interface StreamCheckReport {
 }
 
 /**
- * A table whose stream's shards could not be listed: DescribeStream stayed throttled past
- * the client's retries (AWS answers it at most 10 times a second per account and region,
- * https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_streams_DescribeStream.html).
- * Nothing was read: the table is left for a later run, as a spent budget leaves one.
- */
-class ShardsUnlisted extends Error {
-  constructor(override readonly cause: DynamoError) {
-    super(cause.message);
-    this.name = "ShardsUnlisted";
-  }
-}
-
-/**
- * Checks one table and records the run; returns its line. Throws {@link ShardsUnlisted}
- * when DescribeStream stays throttled, having recorded nothing. `since`: when the chain of runs
+ * Checks one table and records the run; returns its line. `since`: when the chain of runs
  * this one belongs to began (stream_check_requests.ts); a shard a run of it read whole is
  * not read again.
  */
@@ -141,12 +123,7 @@ export async function checkTable(
     const applied = appliedLookup(sql, streamArn);
     const sameStream = previous?.streamArn === streamArn;
     const before = sameStream ? previous!.shards : {};
-    const listed = await reader.shards().catch((error) => {
-      if (error instanceof DynamoError && error.retry === "throttling") {
-        throw new ShardsUnlisted(error);
-      }
-      throw error;
-    });
+    const listed = await reader.shards();
     // When a run last read each shard (stream_check.ts, `readBefore`): its state's time,
     // or the last run's for a shard new since or a state from before `readAt` was kept.
     // None for a closed shard read whole before (it has nothing more to lose).
@@ -368,24 +345,6 @@ export async function runStreamCheck(
       }
       checked.push(report);
     } catch (error) {
-      if (error instanceof ShardsUnlisted) {
-        // Throttled, not failed: handed on like a table the budget skipped, and marked only
-        // once it has gone unchecked too long.
-        skipped.push(spec.targetTable);
-        log(
-          `stream-check: ${spec.targetTable}: ${error.message}; the table is left for a later run`,
-        );
-        const job = await markIfLongUnchecked(
-          spec.targetTable,
-          `${spec.targetTable}: the lost-record check's DescribeStream stayed throttled`,
-          timing.now,
-          false,
-        );
-        if (job !== undefined) {
-          log(`stream-check: ${spec.targetTable}: unchecked too long (backfill ${job})`);
-        }
-        continue;
-      }
       // An AWS or database failure vouches for nothing: the next run tries again (and the
       // table is marked once it has gone unchecked too long, or was never checked).
       const message = `${spec.targetTable}: the lost-record check could not run: ${
