@@ -297,6 +297,69 @@ Deno.test("a shard read refused for good (access denied) fails the table's check
   );
 });
 
+Deno.test("a DescribeStream throttled past the client's retries fails the table's check, naming it; not handed on", async () => {
+  // DescribeStream past AWS's 10 a second, past the client's retries
+  // (local-stack/aws/describe_limit.ts answers it so). A throttle is a failure like any
+  // other: handing the table on at once would spend the chain's runs on the same throttle,
+  // and a table skipped without a record could go unchecked for ever.
+  const throttled = new DynamoError(
+    "ThrottlingException",
+    "DescribeStream on firespring-backdoor-segments-dev: Rate exceeded",
+    { httpStatusCode: 400 },
+    "throttling",
+  );
+  const rows = twoShards(); // firespring_segments, checked an hour ago
+  rows.set("mmp_toledo_leads", {
+    stream_arn: ARN,
+    checked_at: new Date(NOW - 4 * HOUR),
+    shards: {},
+  });
+  const before = structuredClone(rows.get("firespring_segments")!);
+  const db = checksDb(rows, () => NOW);
+  const { reader } = fakeStream({}, NOW);
+  const handedOn: unknown[] = [];
+  const response = await handleStreamCheckRequest(
+    post('{"tables": ["firespring_segments", "mmp_toledo_leads"]}'),
+    deps({
+      sql: db.sql,
+      now: () => NOW,
+      streamArnOf: () => Promise.resolve(ARN),
+      readerOf: () => ({ ...reader, shards: () => Promise.reject(throttled) }),
+      waitUntil: (work) => void work,
+      callSelf: (body) => {
+        handedOn.push(body);
+        return Promise.resolve();
+      },
+    }),
+  );
+  const body = await response.json();
+  assert.deepEqual([body.skipped, body.left, handedOn], [[], [], []]);
+  assert.deepEqual(
+    body.checked.map((r: { table: string; error: string }) => [r.table, r.error]),
+    [
+      [
+        "mmp_toledo_leads",
+        "mmp_toledo_leads: the lost-record check could not run: ThrottlingException: " +
+        "DescribeStream on firespring-backdoor-segments-dev: Rate exceeded",
+      ],
+      [
+        "firespring_segments",
+        "firespring_segments: the lost-record check could not run: ThrottlingException: " +
+        "DescribeStream on firespring-backdoor-segments-dev: Rate exceeded",
+      ],
+    ],
+  );
+  // Checked an hour ago: nothing recorded, its state as it was; unchecked for 4 hours:
+  // marked, the throttle named as what kept it unchecked.
+  assert.deepEqual(rows.get("firespring_segments"), before);
+  const marked = db.statements.filter((s) => s.values.length === 4);
+  assert.deepEqual(marked.map((s) => s.values[0]), ["mmp_toledo_leads"]);
+  assert.match(
+    String(marked[0].values[1]),
+    /Rate exceeded \(unchecked since 2026-11-29T08:00:00\.000Z: /,
+  );
+});
+
 Deno.test("a table another run is reading is left to it: not read, not recorded, not handed on", async () => {
   const rows = twoShards();
   const before = structuredClone(rows.get("firespring_segments")!);
