@@ -100,10 +100,17 @@ export async function requestExport(
   for (let hop = 0; hop <= MAX_ENDED_EXPORTS; hop++) {
     const { output, clock } = await request(token);
     const export_ = output.ExportDescription!;
-    // (An ended one without an export time, which AWS always gives, is taken as its own:
-    // there is nothing to compare.)
-    if (export_.ExportStatus === "IN_PROGRESS" || export_.ExportTime === undefined) {
-      return export_.ExportArn!;
+    if (export_.ExportStatus === "IN_PROGRESS") return export_.ExportArn!;
+    // An ended one without an export time (AWS always gives one) cannot be told apart
+    // from an earlier backfill's: refused, as a missing Date is below, rather than taken
+    // for its own and its snapshot, perhaps an earlier one, loaded.
+    if (export_.ExportTime === undefined) {
+      throw new ExportRequestError(
+        table,
+        `export ${export_.ExportArn} has ended (${export_.ExportStatus}) and DynamoDB gave ` +
+          "no export time, so whether it is this request's own or an earlier one's cannot " +
+          "be told (AWS's answers always carry one; a stand-in must send it too)",
+      );
     }
     // Without DynamoDB's clock the request fails, naming why: taking the export for its own
     // could hand this backfill an earlier one's snapshot, and taking it for stale would

@@ -73,7 +73,9 @@ Deno.test("an export is asked for as a full DynamoDB JSON export, with the calle
   const { client, sent } = httpClient({
     DescribeContinuousBackups: pitr("ENABLED"),
     DescribeTable: () => ({ Table: { TableArn: ARN } }),
-    ExportTableToPointInTime: () => ({ ExportDescription: { ExportArn: `${ARN}/export/1` } }),
+    ExportTableToPointInTime: () => ({
+      ExportDescription: { ExportArn: `${ARN}/export/1`, ExportStatus: "IN_PROGRESS" },
+    }),
   });
   const arn = await requestExport(client, "things", { bucket: "b", prefix: "p" }, "job-7-things");
   assert.equal(arn, `${ARN}/export/1`);
@@ -231,6 +233,26 @@ Deno.test("an ended export answered without a Date that parses is refused, namin
     await requestExport(client, "things", { bucket: "b", prefix: "" }, "tok"),
     `${ARN}/export/running`,
   );
+});
+
+Deno.test("an ended export answered without an export time is refused, naming the table", async () => {
+  const { client, sent } = httpClient({
+    DescribeContinuousBackups: pitr("ENABLED"),
+    DescribeTable: () => ({ Table: { TableArn: ARN } }),
+    ExportTableToPointInTime: () => ({
+      ExportDescription: { ExportArn: `${ARN}/export/made`, ExportStatus: "COMPLETED" },
+    }),
+  }, () => new Date().toUTCString());
+  await assert.rejects(
+    requestExport(client, "things", { bucket: "b", prefix: "" }, "tok"),
+    (error: Error) =>
+      error instanceof ExportRequestError &&
+      error.message.startsWith(
+        `export of things: export ${ARN}/export/made has ended (COMPLETED) and DynamoDB gave ` +
+          "no export time",
+      ),
+  );
+  assert.equal(exportsAsked(sent), 1, "no other export asked for");
 });
 
 Deno.test("a derived token that answers an ended export too goes on down the chain", async () => {

@@ -189,6 +189,27 @@ async function streamOf(env: StackEnv, spec: TableSpec) {
   return { arn, client, shards: await listShards(client, arn) };
 }
 
+/** Tables' streams as {@link streamOf} found them, and when. */
+export type StreamsSeen = Map<string, { at: number; stream: Awaited<ReturnType<typeof streamOf>> }>;
+
+/**
+ * How long a look at the streams reuses what {@link streamOf} found: a wait looks every
+ * 250 ms, and DescribeStream answers 10 calls a second per account and region
+ * (local-stack/aws/describe_limit.ts), shared with the stream poller; listing three tables'
+ * shards at each look took 12 a second. A shard made within the last 2 s (a split) is
+ * then seen 2 s late, which a wait for the webhook only lengthens.
+ */
+const STREAMS_SEEN_MS = 2_000;
+
+/** {@link streamOf}, or what it found within {@link STREAMS_SEEN_MS} (kept in `seen`). */
+async function streamSeen(env: StackEnv, spec: TableSpec, seen?: StreamsSeen) {
+  const earlier = seen?.get(spec.targetTable);
+  if (earlier && Date.now() - earlier.at < STREAMS_SEEN_MS) return earlier.stream;
+  const stream = await streamOf(env, spec);
+  seen?.set(spec.targetTable, { at: Date.now(), stream });
+  return stream;
+}
+
 /** Whether sequence number `a` comes after `b` (both decimal digit strings). */
 function after(a: string, b: string | undefined): boolean {
   return b === undefined || BigInt(a) > BigInt(b);
@@ -249,18 +270,20 @@ export interface Unapplied {
  * committed webhook batch has noted (sync.stream_records_applied_of, the lost-record
  * check's own lookup, 20261128001300_stream_progress.sql: the webhook notes each record of
  * a batch in the batch's own transaction, applied or skipped as older, so a noted record
- * is in Postgres for good); `confirmed` carries what earlier looks found noted.
+ * is in Postgres for good); `confirmed` carries what earlier looks found noted, and
+ * `seen` the streams they found.
  */
 export async function unappliedRecords(
   env: StackEnv,
   sql: postgres.Sql,
   tables?: ReadonlySet<string>,
   confirmed: Map<string, string> = new Map(),
+  seen?: StreamsSeen,
 ): Promise<Unapplied[]> {
   const found: Unapplied[] = [];
   await Promise.all(
     specsOf(tables).map(async (spec) => {
-      const stream = await streamOf(env, spec);
+      const stream = await streamSeen(env, spec, seen);
       if (!stream) return;
       let records = 0;
       let first: string | undefined;
@@ -307,10 +330,11 @@ export async function drained(
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   const confirmed = new Map<string, string>();
+  const seen: StreamsSeen = new Map();
   for (;;) {
     let why: string;
     try {
-      const pending = await unappliedRecords(env, sql, tables, confirmed);
+      const pending = await unappliedRecords(env, sql, tables, confirmed, seen);
       if (pending.length === 0) return;
       why = pending.map((p) =>
         `${p.table}: ${p.records} records not applied (first sequence number ${p.firstSequenceNumber})`

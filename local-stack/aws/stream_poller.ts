@@ -52,6 +52,17 @@ const STATE_FILE = POLLER_STATE_FILE;
 export const FAILURE_DIR = join(LOCAL_DIR, "stream-failures");
 const POLL_MS = 250;
 const DISCOVER_MS = 1_000;
+/**
+ * How often a stream's shards are listed (DescribeStream) while none of its shards has
+ * ended: AWS answers DescribeStream at most 10 times a second per account and region
+ * (local-stack/aws/describe_limit.ts), shared with the lost-record check and everything
+ * else, and listing the seven us-east-1 streams every second took 7 of the 10. AWS does
+ * not document how often Lambda's mapping lists a stream's shards; the Kinesis Client
+ * Library's default is once a minute (`shardSyncIntervalMillis`) and when a shard ends.
+ * Here: every 10 s, and at once after a shard the poller reads has ended (its children
+ * are then read without waiting). The table's stream itself is looked up every second.
+ */
+const DESCRIBE_MS = 10_000;
 
 /** Checkpoints: stream ARN -> shard id -> last sequence number handled ("done" once closed and read). */
 type State = Record<string, Record<string, string>>;
@@ -153,6 +164,10 @@ if (import.meta.main) {
   });
   const state = loadState();
   const running = new Set<string>();
+  /** How many of each stream's shards the poller has read to their end. */
+  const shardsEnded = new Map<string, number>();
+  /** When each stream's shards were last listed, and how many had ended by then. */
+  const listed = new Map<string, { at: number; ended: number }>();
 
   /** Records were lost: said in the log only (see the module's comment). */
   const lost = (sourceTable: string, what: string) => {
@@ -190,6 +205,7 @@ if (import.meta.main) {
         if (!next) {
           shards[shardId] = "done";
           saveState(state);
+          shardsEnded.set(streamArn, (shardsEnded.get(streamArn) ?? 0) + 1);
         } else if (records.length === 0) {
           await new Promise((resolve) => setTimeout(resolve, POLL_MS));
         }
@@ -228,7 +244,11 @@ if (import.meta.main) {
 
   /** Finds lost records of one stream, then polls its shards that wait (parents first). */
   const visitStream = async (region: string, sourceTable: string, streamArn: string) => {
+    const ended = shardsEnded.get(streamArn) ?? 0;
+    const last = listed.get(streamArn);
+    if (last && Date.now() - last.at < DESCRIBE_MS && last.ended === ended) return;
     const shards = await listShards(dynamoIn(region), streamArn);
+    listed.set(streamArn, { at: Date.now(), ended });
     const known = (state[streamArn] ??= {});
     for (const shard of shards) {
       const checkpoint = known[shard.ShardId!];
