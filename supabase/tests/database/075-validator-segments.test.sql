@@ -144,12 +144,15 @@ select results_eq(
   $$values ('compare'::text, 6), ('recheck', 1)$$,
   '202 expected keys and 202 target rows take four slices of 64 each; a divergent key means rechecks'
 );
+-- What a run's lists and counts must be: the whole comparison's keys, in its order.
+create temporary view whole_lists as
+select (select jsonb_agg(row_key order by row_key) from whole where kind = 'missing') as missing,
+       (select jsonb_agg(row_key order by row_key) from whole where kind = 'unexpected') as unexpected,
+       (select jsonb_agg(row_key order by row_key) from whole where kind = 'different') as different,
+       202::bigint as expected_rows, 202::bigint as target_rows;
 select results_eq(
   $$select missing, unexpected, different, expected_rows, target_rows from public.sync_checksums$$,
-  $$select (select jsonb_agg(row_key order by row_key) from whole where kind = 'missing'),
-           (select jsonb_agg(row_key order by row_key) from whole where kind = 'unexpected'),
-           (select jsonb_agg(row_key order by row_key) from whole where kind = 'different'),
-           202::bigint, 202::bigint$$,
+  $$select * from whole_lists$$,
   'the run holds the whole comparison''s keys, in its order, and counts summed over the slices'
 );
 -- Both sides exactly two full slices: each side ends at a third, empty one.
@@ -165,10 +168,7 @@ select results_eq(
 );
 select results_eq(
   $$select missing, unexpected, different, expected_rows, target_rows from public.sync_checksums$$,
-  $$select (select jsonb_agg(row_key order by row_key) from whole where kind = 'missing'),
-           (select jsonb_agg(row_key order by row_key) from whole where kind = 'unexpected'),
-           (select jsonb_agg(row_key order by row_key) from whole where kind = 'different'),
-           202::bigint, 202::bigint$$,
+  $$select * from whole_lists$$,
   'and the same keys and counts'
 );
 -- A slice of the expected side reads its keys through the staged rows' index, in the
