@@ -319,7 +319,7 @@ Deno.test("a DescribeStream throttled past the client's retries fails the table'
   const { reader } = fakeStream({}, NOW);
   const handedOn: unknown[] = [];
   const response = await handleStreamCheckRequest(
-    post('{"tables": ["firespring_segments", "mmp_toledo_leads"]}'),
+    post('{"tables": ["firespring_segments", "mmp_toledo_leads", "firespring_searches"]}'),
     deps({
       sql: db.sql,
       now: () => NOW,
@@ -338,6 +338,11 @@ Deno.test("a DescribeStream throttled past the client's retries fails the table'
     body.checked.map((r: { table: string; error: string }) => [r.table, r.error]),
     [
       [
+        "firespring_searches",
+        "firespring_searches: the lost-record check could not run: ThrottlingException: " +
+        "DescribeStream on firespring-backdoor-segments-dev: Rate exceeded",
+      ],
+      [
         "mmp_toledo_leads",
         "mmp_toledo_leads: the lost-record check could not run: ThrottlingException: " +
         "DescribeStream on firespring-backdoor-segments-dev: Rate exceeded",
@@ -349,13 +354,14 @@ Deno.test("a DescribeStream throttled past the client's retries fails the table'
       ],
     ],
   );
-  // Checked an hour ago: nothing recorded, its state as it was; unchecked for 4 hours:
-  // marked, the throttle named as what kept it unchecked.
+  // Checked an hour ago: nothing recorded, its state as it was; unchecked for 4 hours,
+  // or never checked: marked (fail closed), the throttle named as what kept it unchecked.
   assert.deepEqual(rows.get("firespring_segments"), before);
   const marked = db.statements.filter((s) => s.values.length === 4);
-  assert.deepEqual(marked.map((s) => s.values[0]), ["mmp_toledo_leads"]);
+  assert.deepEqual(marked.map((s) => s.values[0]), ["firespring_searches", "mmp_toledo_leads"]);
+  assert.match(String(marked[0].values[1]), /Rate exceeded \(never checked: /);
   assert.match(
-    String(marked[0].values[1]),
+    String(marked[1].values[1]),
     /Rate exceeded \(unchecked since 2026-11-29T08:00:00\.000Z: /,
   );
 });

@@ -101,15 +101,22 @@ export async function requestExport(
     const { output, clock } = await request(token);
     const export_ = output.ExportDescription!;
     if (export_.ExportStatus === "IN_PROGRESS") return export_.ExportArn!;
-    // An ended one without an export time (AWS always gives one) cannot be told apart
-    // from an earlier backfill's: refused, as a missing Date is below, rather than taken
-    // for its own and its snapshot, perhaps an earlier one, loaded.
+    // One not in progress without an export time (AWS gives one, though the reference
+    // marks every field optional) cannot be told apart from an earlier backfill's: a
+    // failed one holds no snapshot and is asked for again, under the next token; any
+    // other is refused, as a missing Date is below, rather than taken for its own and its
+    // snapshot, perhaps an earlier one, loaded.
     if (export_.ExportTime === undefined) {
+      if (export_.ExportStatus === "FAILED") {
+        token = nextToken(clientToken, export_.ExportArn);
+        continue;
+      }
       throw new ExportRequestError(
         table,
-        `export ${export_.ExportArn} has ended (${export_.ExportStatus}) and DynamoDB gave ` +
-          "no export time, so whether it is this request's own or an earlier one's cannot " +
-          "be told (AWS's answers always carry one; a stand-in must send it too)",
+        `export ${export_.ExportArn} is not in progress (${export_.ExportStatus ?? "no status"}) ` +
+          "and DynamoDB gave no export time, so whether it is this request's own or an " +
+          "earlier one's cannot be told (AWS's answers always carry one; a stand-in must " +
+          "send it too)",
       );
     }
     // Without DynamoDB's clock the request fails, naming why: taking the export for its own
@@ -127,14 +134,19 @@ export async function requestExport(
     if (export_.ExportTime.getTime() >= askedAtOnDynamo(clock) - STALE_EXPORT_MS) {
       return export_.ExportArn!;
     }
-    const digest = createHash("sha256").update(export_.ExportArn ?? "").digest("hex");
-    token = `${clientToken.slice(0, 47)}-${digest.slice(0, 16)}`;
+    token = nextToken(clientToken, export_.ExportArn);
   }
   throw new ExportRequestError(
     table,
     `${MAX_ENDED_EXPORTS} exports asked for with this bucket and prefix in the last 8 hours ` +
       "have ended; pass --prefix to ask for one under a prefix of its own",
   );
+}
+
+/** The token of the export asked for after the ended `exportArn` (see {@link requestExport}). */
+function nextToken(clientToken: string, exportArn: string | undefined): string {
+  const digest = createHash("sha256").update(exportArn ?? "").digest("hex");
+  return `${clientToken.slice(0, 47)}-${digest.slice(0, 16)}`;
 }
 
 /** Ended exports a request walks past (see {@link requestExport}) before it gives up. */

@@ -248,11 +248,33 @@ Deno.test("an ended export answered without an export time is refused, naming th
     (error: Error) =>
       error instanceof ExportRequestError &&
       error.message.startsWith(
-        `export of things: export ${ARN}/export/made has ended (COMPLETED) and DynamoDB gave ` +
-          "no export time",
+        `export of things: export ${ARN}/export/made is not in progress (COMPLETED) and ` +
+          "DynamoDB gave no export time",
       ),
   );
   assert.equal(exportsAsked(sent), 1, "no other export asked for");
+});
+
+Deno.test("a failed export answered without an export time is asked for again, under the next token", async () => {
+  const tokens: string[] = [];
+  const { client } = httpClient({
+    DescribeContinuousBackups: pitr("ENABLED"),
+    DescribeTable: () => ({ Table: { TableArn: ARN } }),
+    ExportTableToPointInTime: (input) => {
+      tokens.push(String(input.ClientToken));
+      return {
+        ExportDescription: tokens.length === 1
+          ? { ExportArn: `${ARN}/export/failed`, ExportStatus: "FAILED" }
+          : { ExportArn: `${ARN}/export/new`, ExportStatus: "IN_PROGRESS" },
+      };
+    },
+  });
+  assert.equal(
+    await requestExport(client, "things", { bucket: "b", prefix: "" }, "tok"),
+    `${ARN}/export/new`,
+  );
+  assert.equal(tokens.length, 2);
+  assert.match(tokens[1], /^tok-[0-9a-f]{16}$/);
 });
 
 Deno.test("a derived token that answers an ended export too goes on down the chain", async () => {

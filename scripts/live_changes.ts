@@ -197,7 +197,7 @@ export type StreamsSeen = Map<string, { at: number; stream: Awaited<ReturnType<t
  * 250 ms, and DescribeStream answers 10 calls a second per account and region
  * (local-stack/aws/describe_limit.ts), shared with the stream poller; listing three tables'
  * shards at each look took 12 a second. A shard made within the last 2 s (a split) is
- * then seen 2 s late, which a wait for the webhook only lengthens.
+ * then seen up to 2 s late; a wait lists every table again before it ends.
  */
 const STREAMS_SEEN_MS = 2_000;
 
@@ -334,7 +334,13 @@ export async function drained(
   for (;;) {
     let why: string;
     try {
-      const pending = await unappliedRecords(env, sql, tables, confirmed, seen);
+      let pending = await unappliedRecords(env, sql, tables, confirmed, seen);
+      if (pending.length === 0 && seen.size > 0) {
+        // Nothing left in the shards as last listed: listed again before saying so, since a
+        // shard may have been made since (STREAMS_SEEN_MS).
+        seen.clear();
+        pending = await unappliedRecords(env, sql, tables, confirmed, seen);
+      }
       if (pending.length === 0) return;
       why = pending.map((p) =>
         `${p.table}: ${p.records} records not applied (first sequence number ${p.firstSequenceNumber})`

@@ -164,7 +164,7 @@ if (import.meta.main) {
   });
   const state = loadState();
   const running = new Set<string>();
-  /** How many of each stream's shards the poller has read to their end. */
+  /** How many times a shard's reading has ended, per stream (read to its end, or stopped). */
   const shardsEnded = new Map<string, number>();
   /** When each stream's shards were last listed, and how many had ended by then. */
   const listed = new Map<string, { at: number; ended: number }>();
@@ -205,7 +205,6 @@ if (import.meta.main) {
         if (!next) {
           shards[shardId] = "done";
           saveState(state);
-          shardsEnded.set(streamArn, (shardsEnded.get(streamArn) ?? 0) + 1);
         } else if (records.length === 0) {
           await new Promise((resolve) => setTimeout(resolve, POLL_MS));
         }
@@ -240,6 +239,9 @@ if (import.meta.main) {
       }
     }
     running.delete(`${streamArn} ${shardId}`);
+    // The shard was read to its end (its children wait), or its reading stopped short (the
+    // stream gone, no iterator): either way the stream's shards are listed again at once.
+    shardsEnded.set(streamArn, (shardsEnded.get(streamArn) ?? 0) + 1);
   };
 
   /** Finds lost records of one stream, then polls its shards that wait (parents first). */
