@@ -2,7 +2,7 @@
 -- guard's columns, RLS switched on and forced, the policies, and the private schemas.
 set client_min_messages = warning;
 begin;
-select plan(84);
+select plan(85);
 
 select tables_are('public', array[
   'firespring_actions', 'firespring_visitors', 'firespring_extraction_jobs',
@@ -267,6 +267,16 @@ select is_empty(
       join pg_catalog.pg_attribute a on a.attrelid = i.indrelid and a.attnum = k.attnum
       order by k.n)$$,
   'each table''s key columns are its primary key''s, in its order'
+);
+-- A key is looked up and hashed by its JSON text (sync.checksum_seen, the dead letters'
+-- and tombstones' keys): a numeric key column would give one number two texts (1 and
+-- 1.0). Every key column is text; a numeric one needs its JSON normalized first.
+select is_empty(
+  $$select s.target_table, k from sync.source_tables s cross join lateral unnest(s.key_columns) k
+    join pg_catalog.pg_attribute a
+      on a.attrelid = format('public.%I', s.target_table)::regclass and a.attname = k
+    where a.atttypid <> 'text'::regtype$$,
+  'every key column is text'
 );
 select col_is_pk('sync', 'tombstones', array['target_table', 'row_key'], 'one tombstone per deleted key');
 select col_type_is('sync', 'tombstones', 'sync_sequence', 'numeric(40,0)', 'tombstones keep the delete''s position');
