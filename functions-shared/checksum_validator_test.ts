@@ -85,7 +85,7 @@ Deno.test("a new run scans its leased segment, compares range by range and ends 
     db.matching("sync.check_checksum_page")[0].tx,
     "a plain table's page is compared in its checkpoint's transaction",
   );
-  assert.equal(db.matching("sync.compare_checksum_range").length, 8, "one statement per range");
+  assert.equal(db.matching("sync.compare_checksum_range").length, 8, "one statement per slice");
   const run = db.runs.get(42)!;
   assert.deepEqual([run.status, run.phase, run.match, run.staged], ["done", "done", true, 0]);
   assert.deepEqual(lines.list, [

@@ -17,7 +17,7 @@
 -- 20261128004400_validation_restart_guard.sql); one that emptied this would lose keys
 -- found divergent before it, and the run resumed from its checkpoints could then report
 -- a match. Rows are only appended, so its WAL grows
--- with the keys found, not with their square. The compare's last range
+-- with the keys found, not with their square. The compare's last slice
 -- writes the lists from it, in the order they had (kind, then key), and empties it. The
 -- lists hold the same keys as before, in the same order; nothing reads them before the
 -- compare ends (the rechecks, the report and the repair come after it).
