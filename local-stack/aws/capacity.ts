@@ -158,11 +158,18 @@ export class CapacityThrottle {
   }
 }
 
+/**
+ * AWS's message for a table whose provisioned capacity is spent: the exception's (below)
+ * and a throttled transaction's `ProvisionedThroughputExceeded` reason (write_capacity.ts).
+ */
+export const THROUGHPUT_EXCEEDED_MESSAGE =
+  "The level of configured provisioned throughput for the table was exceeded. " +
+  "Consider increasing your provisioning level with the UpdateTable API.";
+
 /** The body AWS sends with HTTP 400 when a table's read (or write) capacity is spent. */
 export function throughputExceeded(table: string): string {
   return JSON.stringify({
     __type: "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException",
-    message: "The level of configured provisioned throughput for the table was exceeded. " +
-      `Consider increasing your provisioning level with the UpdateTable API. (table ${table})`,
+    message: `${THROUGHPUT_EXCEEDED_MESSAGE} (table ${table})`,
   });
 }

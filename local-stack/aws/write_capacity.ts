@@ -71,6 +71,7 @@ import {
   CapacityThrottle,
   type Item,
   itemSize,
+  THROUGHPUT_EXCEEDED_MESSAGE,
   throughputExceeded,
   unitsByTable,
 } from "./capacity.ts";
@@ -162,10 +163,6 @@ export function splitBatch(
   return split;
 }
 
-/** The message of a ProvisionedThroughputExceeded cancellation reason (AWS's). */
-const SPENT_REASON = "The level of configured provisioned throughput for the table was " +
-  "exceeded. Consider increasing your provisioning level with the UpdateTable API.";
-
 /** The table a transaction's action (`{ Put: {...} }`, `{ Update: {...} }`...) is on. */
 function actionTable(action: Body): string | undefined {
   const [detail] = Object.values(action ?? {}) as (Body | undefined)[];
@@ -179,7 +176,7 @@ function actionTable(action: Body): string | undefined {
 export function transactionThrottled(actions: Body[], spent: ReadonlySet<string>): string {
   const reasons = actions.map((action) =>
     spent.has(actionTable(action) ?? "")
-      ? { Code: "ProvisionedThroughputExceeded", Message: SPENT_REASON }
+      ? { Code: "ProvisionedThroughputExceeded", Message: THROUGHPUT_EXCEEDED_MESSAGE }
       : { Code: "None" }
   );
   return JSON.stringify({

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import type { Item } from "./capacity.ts";
+import { type Item, THROUGHPUT_EXCEEDED_MESSAGE } from "./capacity.ts";
 import {
   failedConditionCharge,
   refusedWhole,
@@ -77,6 +77,10 @@ Deno.test("a batch DynamoDB refuses whole is told apart", () => {
   assert.equal(refusedWhole({ t: [put("a", 400 * 1024)] }, keyNames), false);
   assert.equal(refusedWhole({ t: [put("a", 400 * 1024 + 1)] }, keyNames), true, "over 400 KB");
   assert.equal(refusedWhole({ missing: [put("a")] }, keyNames), true, "an unknown table");
+});
+
+Deno.test("the exception and a transaction's reason share AWS's one message", () => {
+  assert.equal(THROUGHPUT_EXCEEDED_MESSAGE, THROTTLED_MESSAGE);
 });
 
 Deno.test("a throttled transaction is canceled with a reason per action, as AWS answers it", () => {
