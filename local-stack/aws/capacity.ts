@@ -24,6 +24,14 @@
  * is above zero and charged afterwards (the bucket may go below zero, and reads are
  * refused until the refill brings it back).
  *
+ * Requests in flight at once. Charged only once answered, two requests admitted together
+ * would each find the whole bucket. So an admitted request takes at once what it is sure
+ * to cost (a {@link Reservation}: a read the least any read costs, `MIN_READ_UNITS`, per
+ * table; a write its expected units, write_capacity.ts) and, once answered, is charged
+ * the difference between its cost and that; a request refused, or that fails, before it
+ * cost anything gets it back. One after another, the bucket ends where charging after
+ * alone left it; at once, the second sees what the first took.
+ *
  * @module
  */
 
@@ -129,10 +137,13 @@ export class CapacityBucket {
     return this.#tokens > 0;
   }
 
-  /** Takes what a finished request cost. */
+  /**
+   * Takes what a finished request cost; negative `units` give back (what was held for a
+   * request that cost less), never past the 300 seconds a bucket holds.
+   */
   charge(units: number, now: number): void {
     this.#refill(now);
-    this.#tokens -= units;
+    this.#tokens = Math.min(this.perSecond * BURST_SECONDS, this.#tokens - units);
   }
 
   /** The units left (for tests and logs). */
@@ -155,6 +166,54 @@ export class CapacityThrottle {
       this.#buckets.set(table, bucket);
     }
     return bucket;
+  }
+}
+
+/** The least a read costs: an eventually consistent one of up to 4 KB, or of nothing. */
+export const MIN_READ_UNITS = 0.5;
+
+/**
+ * Units taken from tables' buckets for one request in flight, before its cost is known:
+ * {@link hold} as it is admitted, then {@link settle} once answered (or {@link release}
+ * when it cost nothing), so that requests admitted at once do not each find the whole
+ * bucket. `bucket` gives a table's bucket (the proxy's key is `scope/table`).
+ */
+export class Reservation {
+  #held = new Map<string, number>();
+  #open = true;
+  constructor(
+    readonly bucket: (table: string) => CapacityBucket,
+    readonly now: () => number,
+  ) {}
+
+  /** Takes `units` from `table`'s bucket now. */
+  hold(table: string, units: number): void {
+    this.bucket(table).charge(units, this.now());
+    this.#held.set(table, (this.#held.get(table) ?? 0) + units);
+  }
+
+  /** What is held from `table`'s bucket (for tests and logs). */
+  held(table: string): number {
+    return this.#open ? this.#held.get(table) ?? 0 : 0;
+  }
+
+  /**
+   * Charges each table what the request cost (`units`, by table name), less what was held
+   * from it: a table held and not in `units` gets its units back. Once: later calls, and
+   * {@link release}, do nothing.
+   */
+  settle(units: ReadonlyMap<string, number>): void {
+    if (!this.#open) return;
+    this.#open = false;
+    for (const table of new Set([...this.#held.keys(), ...units.keys()])) {
+      const difference = (units.get(table) ?? 0) - (this.#held.get(table) ?? 0);
+      if (difference !== 0) this.bucket(table).charge(difference, this.now());
+    }
+  }
+
+  /** Gives back everything held, unless settled already (a request that cost nothing). */
+  release(): void {
+    this.settle(new Map());
   }
 }
 

@@ -5,6 +5,7 @@ import {
   CapacityThrottle,
   itemSize,
   readUnits,
+  Reservation,
   throughputExceeded,
   unitsByTable,
 } from "./capacity.ts";
@@ -100,4 +101,40 @@ Deno.test("ConsumedCapacity entries of one table add up", () => {
     ]),
     new Map([["a", 5], ["b", 1]]),
   );
+});
+
+Deno.test("a reservation holds units at once, then charges the difference from the cost", () => {
+  const throttle = new CapacityThrottle(4);
+  const bucket = (table: string) => throttle.bucket(table, 0);
+  const first = new Reservation(bucket, () => 0);
+  first.hold("a", 3);
+  assert.equal(throttle.bucket("a", 0).tokens(0), 1, "a second request sees what is held");
+  const second = new Reservation(bucket, () => 0);
+  second.hold("a", 3);
+  assert.equal(throttle.bucket("a", 0).admit(0), false, "nor is a third admitted");
+  first.settle(new Map([["a", 5]]));
+  assert.equal(throttle.bucket("a", 0).tokens(0), -4, "cost 5: 2 more than held");
+  second.settle(new Map([["a", 1], ["b", 2]]));
+  assert.equal(throttle.bucket("a", 0).tokens(0), -2, "cost 1: 2 back");
+  assert.equal(throttle.bucket("b", 0).tokens(0), 2, "a table not held is charged in full");
+  second.settle(new Map([["a", 100]]));
+  second.release();
+  assert.equal(throttle.bucket("a", 0).tokens(0), -2, "settled once");
+});
+
+Deno.test("a released reservation gives everything back, never past the bucket's 300 seconds", () => {
+  const bucket = new CapacityBucket(1, 0);
+  const held = new Reservation(() => bucket, () => 0);
+  held.hold("a", 0.5);
+  held.hold("a", 0.5);
+  assert.equal(bucket.tokens(0), 0);
+  held.release();
+  assert.equal(bucket.tokens(0), 1);
+  let clock = 3_600_000;
+  const full = new CapacityBucket(1, 0);
+  const late = new Reservation(() => full, () => clock);
+  late.hold("a", 10);
+  clock += 20_000; // full again meanwhile
+  late.release();
+  assert.equal(full.tokens(clock), BURST_SECONDS);
 });

@@ -22,8 +22,21 @@
  * @module
  */
 
-import { CapacityThrottle, type Item, throughputExceeded, unitsByTable } from "./capacity.ts";
-import { decideError, FOLLOW_UP_HEADER, internalServerError, WRITE_OPERATIONS } from "./errors.ts";
+import {
+  CapacityThrottle,
+  type Item,
+  MIN_READ_UNITS,
+  Reservation,
+  throughputExceeded,
+  unitsByTable,
+} from "./capacity.ts";
+import {
+  decideError,
+  type ErrorDecision,
+  FOLLOW_UP_HEADER,
+  internalServerError,
+  WRITE_OPERATIONS,
+} from "./errors.ts";
 import type { Faults } from "./faults.ts";
 import { History, keyText, type Random } from "./history.ts";
 import { applyStale, type Body, writtenKeys } from "./stale_reads.ts";
@@ -35,7 +48,13 @@ import { parseStreamArn, type StreamTimes } from "./stream_times.ts";
 import type { IdlePolls } from "./idle_polls.ts";
 import { Descriptions } from "./descriptions.ts";
 import { streamReads } from "./stream_reads.ts";
-import { type RequestItems, withUnprocessed, WriteCapacity } from "./write_capacity.ts";
+import {
+  failedConditionCharge,
+  type RequestItems,
+  withUnprocessed,
+  WriteCapacity,
+  writeCharges,
+} from "./write_capacity.ts";
 
 const READ_OPERATIONS = new Set(["GetItem", "BatchGetItem", "Query", "Scan"]);
 
@@ -71,6 +90,22 @@ function describedTable(target: string, raw: ArrayBuffer | undefined): string | 
   } catch {
     return undefined;
   }
+}
+
+/** A table operation on its way to DynamoDB Local, its faults drawn (`forward`, below). */
+interface Forwarding {
+  request: Request;
+  raw: ArrayBuffer | undefined;
+  operation: string;
+  /** The client's request, parsed. */
+  body: Body;
+  /** What goes on: `body`, or a batch's part its write capacity admits. */
+  sent: Body;
+  /** A batch's requests held back, for its UnprocessedItems. */
+  held: RequestItems;
+  /** The capacity units it holds until answered (capacity.ts). */
+  reservation: Reservation | undefined;
+  decision: ErrorDecision;
 }
 
 /** What the proxy needs. */
@@ -264,12 +299,16 @@ export function createProxy(options: ProxyOptions): {
       return answer(500, internalServerError(operation, where));
     }
     const ns = scope(request.headers);
+    // The units a request admitted takes at once, settled once answered (capacity.ts).
+    let reservation: Reservation | undefined;
     if (isRead && faults.throttleRcu > 0) {
       const empty = tables.find((t) => !throttle.bucket(`${ns}/${t}`, now()).admit(now()));
       if (empty) {
         log(`${operation} ${empty}: read capacity spent, throttled`);
         return answer(400, throughputExceeded(empty));
       }
+      reservation = new Reservation((t) => throttle.bucket(`${ns}/${t}`, now()), now);
+      for (const t of tables) reservation.hold(t, MIN_READ_UNITS);
     }
     const keyNames = (table: string) => keySchemas.get(`${ns}/${table}`);
     // What goes on to DynamoDB Local: a batch's requests its tables' write capacity admits,
@@ -278,15 +317,34 @@ export function createProxy(options: ProxyOptions): {
     let held: RequestItems = {};
     if (isWrite && writes) {
       if (operation === "BatchWriteItem") await loadKeySchema(request.headers, tables);
-      const split = operation === "BatchWriteItem"
-        ? writes.split(body, ns, keyNames)
-        : { refused: writes.refusal(operation, body, ns) };
-      if ("forward" in split) [sent, held] = [split.forward, split.held];
-      else if (split.refused) {
+      const admitted = writes.admit(operation, body, ns, keyNames);
+      if ("refused" in admitted) {
         log(`${operation} ${where ?? ""}: write capacity spent, throttled`);
-        return answer(400, split.refused);
+        return answer(400, admitted.refused);
       }
+      ({ forward: sent, held, reservation } = admitted);
     }
+    try {
+      return await forward({ request, raw, operation, body, sent, held, reservation, decision });
+    } finally {
+      reservation?.release(); // nothing if settled: held for a request that cost nothing
+    }
+  }
+
+  /**
+   * Sends `sent` (the client's `body`, or a batch's admitted part) on to DynamoDB Local and
+   * answers the client: what it cost settled with `reservation`, a batch's `held`
+   * requests added to its UnprocessedItems, stale reads applied, `decision`'s fault.
+   */
+  async function forward(
+    { request, raw, operation, body, sent, held, reservation, decision }: Forwarding,
+  ): Promise<Response> {
+    const isRead = READ_OPERATIONS.has(operation);
+    const isWrite = WRITE_OPERATIONS.has(operation);
+    const tables = tablesOf(operation, body);
+    const where = tables.length > 0 ? tables.join(", ") : undefined;
+    const ns = scope(request.headers);
+    const keyNames = (table: string) => keySchemas.get(`${ns}/${table}`);
     // Ask for ConsumedCapacity when throttling needs it; strip it if the client did not.
     const asked = body.ReturnConsumedCapacity === "TOTAL" ||
       body.ReturnConsumedCapacity === "INDEXES";
@@ -337,7 +395,8 @@ export function createProxy(options: ProxyOptions): {
       release();
     }
     if (!response.ok) {
-      writes?.chargeRefused(operation, sent, text, ns);
+      const failed = writes && failedConditionCharge(operation, sent, text);
+      reservation?.settle(new Map(failed ? [[failed.table, failed.units]] : []));
       return answer(response.status, text, response.headers);
     }
 
@@ -346,9 +405,7 @@ export function createProxy(options: ProxyOptions): {
     if (isRead && (faults.throttleRcu > 0 || staleOn)) {
       json = JSON.parse(text) as Body;
       if (faults.throttleRcu > 0) {
-        for (const [table, units] of unitsByTable(json.ConsumedCapacity)) {
-          throttle.bucket(`${ns}/${table}`, now()).charge(units, now());
-        }
+        reservation?.settle(unitsByTable(json.ConsumedCapacity));
         if (!asked) delete json.ConsumedCapacity;
       }
       if (staleOn) {
@@ -365,7 +422,7 @@ export function createProxy(options: ProxyOptions): {
     }
     if (isWrite && writes) {
       json = JSON.parse(text) as Body;
-      writes.charge(operation, sent, json, ns);
+      reservation?.settle(writeCharges(operation, sent, json));
       if (!asked) delete json.ConsumedCapacity;
       if (Object.keys(held).length > 0) {
         json.UnprocessedItems = withUnprocessed(json.UnprocessedItems, held);

@@ -22,11 +22,15 @@ function fakeUpstream() {
   const table = (name: string) => tables.get(name) ?? tables.set(name, new Map()).get(name)!;
   const calls: string[] = [];
   const bodies: Body[] = [];
+  // While `open` is unset, its operations wait for it before they are answered (requests
+  // in flight at once).
+  const gate: { operations: Set<string>; open?: Promise<void> } = { operations: new Set() };
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (req) => {
     const op = (req.headers.get("x-amz-target") ?? "").split(".")[1];
     const body = await req.json() as Body;
     calls.push(op);
     bodies.push(body);
+    if (gate.operations.has(op)) await gate.open;
     const t = body.TableName as string;
     const id = (k: unknown) => ((k as Item).id as { S: string }).S;
     const cc = (name: string, units: number) =>
@@ -103,7 +107,7 @@ function fakeUpstream() {
       headers: { "content-type": "application/x-amz-json-1.0", "x-amz-crc32": String(crc32(text)) },
     });
   });
-  return { url: `http://127.0.0.1:${server.addr.port}`, server, calls, bodies, tables };
+  return { url: `http://127.0.0.1:${server.addr.port}`, server, calls, bodies, tables, gate };
 }
 
 function setup(faults: Partial<Faults>, random: () => number = () => 0.5) {
@@ -231,6 +235,36 @@ Deno.test("throttle_rcu: reads past the capacity get ProvisionedThroughputExceed
     const third = await s.send("Scan", { TableName: "t", ReturnConsumedCapacity: "TOTAL" });
     assert.equal(third.status, 200);
     assert.deepEqual(third.body.ConsumedCapacity, { TableName: "t", CapacityUnits: 3 });
+  } finally {
+    await s.close();
+  }
+});
+
+Deno.test("throttle_rcu: reads in flight at once each hold the least a read costs", async () => {
+  const s = setup({ throttleRcu: 1 });
+  const scans = () => s.upstream.calls.filter((op) => op === "Scan").length;
+  try {
+    const open = holdAnswers(s.upstream, "Scan");
+    // Two in flight hold half a unit each: the bucket's one unit.
+    const first = s.send("Scan", { TableName: "t" });
+    const second = s.send("Scan", { TableName: "t" });
+    await until(() => scans() === 2);
+    let answered = false;
+    const third = s.send("Scan", { TableName: "t" }).finally(() => answered = true);
+    await until(() => answered || scans() === 3);
+    open();
+    const refused = await third;
+    assert.equal(refused.status, 400);
+    assert.equal(
+      refused.body.__type,
+      "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException",
+    );
+    assert.deepEqual([(await first).status, (await second).status], [200, 200]);
+    // Each cost 1 (the fake's price): 1 - 2 = -1, refilled in a second.
+    s.tick(1000);
+    assert.equal((await s.send("Scan", { TableName: "t" })).status, 400);
+    s.tick(1);
+    assert.equal((await s.send("Scan", { TableName: "t" })).status, 200);
   } finally {
     await s.close();
   }
@@ -373,6 +407,47 @@ Deno.test("throttle_wcu: a BatchWriteItem writes what fits, answers the rest in 
       ConsumedCapacity: [{ TableName: "t", CapacityUnits: 2 }],
     });
     assert.equal(s.upstream.tables.get("t")!.size, 5);
+  } finally {
+    await s.close();
+  }
+});
+
+/** Resolves once `done()` holds, looking again after each turn of the event loop. */
+async function until(done: () => boolean): Promise<void> {
+  while (!done()) await new Promise((resolve) => setTimeout(resolve, 0));
+}
+
+/** Holds the fake's answers to `operations` until the function returned is called. */
+function holdAnswers(upstream: ReturnType<typeof fakeUpstream>, ...operations: string[]) {
+  let open = () => {};
+  upstream.gate.open = new Promise((resolve) => open = resolve);
+  upstream.gate.operations = new Set(operations);
+  return open;
+}
+
+Deno.test("throttle_wcu: batches in flight at once share the table's capacity", async () => {
+  const s = setup({ throttleWcu: 3 });
+  const batch = (ids: string[]) => ({
+    RequestItems: { t: ids.map((id) => ({ PutRequest: { Item: item(id, 1) } })) },
+  });
+  const forwarded = () => s.upstream.calls.filter((op) => op === "BatchWriteItem").length;
+  try {
+    const open = holdAnswers(s.upstream, "BatchWriteItem");
+    const first = s.send("BatchWriteItem", batch(["a", "b", "c", "d"]));
+    await until(() => forwarded() === 1); // the first is with DynamoDB, not yet answered
+    let answered = false;
+    const second = s.send("BatchWriteItem", batch(["e", "f"])).finally(() => answered = true);
+    await until(() => answered || forwarded() === 2);
+    open();
+    assert.deepEqual(
+      [(await second).status, (await second).body],
+      [400, THROTTLED],
+      "the first holds the bucket's three units",
+    );
+    const { status, body } = await first;
+    assert.equal(status, 200);
+    assert.deepEqual(body.UnprocessedItems, { t: batch(["d"]).RequestItems.t });
+    assert.deepEqual([...s.upstream.tables.get("t")!.keys()], ["a", "b", "c"]);
   } finally {
     await s.close();
   }

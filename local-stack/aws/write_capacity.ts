@@ -5,7 +5,10 @@
  * units a second, holding up to 300 seconds of unused capacity and starting with one
  * second's; a write is admitted while its table's bucket is above zero and charged, once
  * answered, what it cost (the cost of a write is known only after it ran: the item it
- * replaced counts).
+ * replaced counts). Admitted, it takes at once what it is expected to cost (a put its
+ * item's units, an update or delete one, a transaction twice its actions'), and the
+ * difference once answered (capacity.ts, `Reservation`): writes in flight at once, a
+ * loader's parallel batches, share one bucket, as writes one after another do.
  *
  * Counting. AWS's Developer Guide, "DynamoDB read and write operations", capacity unit
  * consumption for write operations
@@ -50,9 +53,9 @@
  * BatchWriteItem returns a ProvisionedThroughputExceededException" (API reference,
  * BatchWriteItem,
  * https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_BatchWriteItem.html).
- * Each table's requests are taken in order, each admitted while the table's tokens, less
- * what the requests admitted before it are expected to cost (a put its item's units, a
- * delete one), stay above zero; the proxy forwards a smaller batch of those, and answers
+ * Each table's requests are taken in order, each admitted while the table's tokens (less
+ * what writes in flight hold), less what the requests admitted before it are expected to
+ * cost, stay above zero; the proxy forwards a smaller batch of those, and answers
  * the rest in `UnprocessedItems`, keyed by table name, each request as it was sent. A
  * batch that DynamoDB refuses whole (more than 25 requests, a table with none, a request
  * that is not exactly one put or one delete, a key missing or twice in a table, an item
@@ -71,6 +74,7 @@ import {
   CapacityThrottle,
   type Item,
   itemSize,
+  Reservation,
   THROUGHPUT_EXCEEDED_MESSAGE,
   throughputExceeded,
   unitsByTable,
@@ -100,6 +104,12 @@ export function writeUnits(bytes: number): number {
 /** What a batch's request is expected to cost: a put its item's units, a delete one. */
 function expectedUnits(request: WriteRequest): number {
   const item = request.PutRequest?.Item;
+  return item ? writeUnits(itemSize(item)) : 1;
+}
+
+/** The least a transaction's action writes: a Put its item's units, any other one. */
+function actionUnits(action: Body): number {
+  const item = (action?.Put as Body | undefined)?.Item as Item | undefined;
   return item ? writeUnits(itemSize(item)) : 1;
 }
 
@@ -243,9 +253,24 @@ export function withUnprocessed(answered: unknown, held: RequestItems): RequestI
   return out;
 }
 
+/** A write the proxy forwards, admitted by its tables' write capacity. */
+export interface AdmittedWrite {
+  /** The request to forward: a batch's admitted requests, or the request as it came. */
+  forward: Body;
+  /** A batch's requests held back, by table: to follow in its `UnprocessedItems`. */
+  held: RequestItems;
+  /**
+   * The units taken for it as it was admitted: settled with what it cost once answered
+   * ({@link writeCharges}, {@link failedConditionCharge}), released if it cost nothing.
+   */
+  reservation: Reservation;
+}
+
 /**
  * The proxy's write capacity: a bucket per table (its key `scope/table`, as the read
- * buckets'), `perSecond` write units each, on the clock `now`.
+ * buckets'), `perSecond` write units each, on the clock `now`. A write admitted takes its
+ * expected units at once (capacity.ts, {@link Reservation}): writes in flight together
+ * share one bucket.
  */
 export class WriteCapacity {
   #throttle: CapacityThrottle;
@@ -258,57 +283,56 @@ export class WriteCapacity {
   }
 
   /**
-   * For a PutItem, UpdateItem, DeleteItem or TransactWriteItems: the body of the HTTP 400
-   * answer when a table it writes has its capacity spent; undefined when it may go on.
+   * Admits a PutItem, UpdateItem, DeleteItem, TransactWriteItems or BatchWriteItem, taking
+   * its expected units, or gives the body of the HTTP 400 answer when its capacity is spent
+   * (`refused`). A single write or a transaction goes on while each of its tables' buckets
+   * is above zero; a batch is parted ({@link splitBatch}) unless DynamoDB refuses it whole
+   * ({@link refusedWhole}), which goes on as it came, holding nothing.
    */
-  refusal(operation: string, request: Body, scope: string): string | undefined {
-    if (operation === "TransactWriteItems") {
-      const actions = (request.TransactItems ?? []) as Body[];
-      const tables = new Set(actions.map(actionTable).filter((t) => t !== undefined));
-      const spent = new Set(
-        [...tables].filter((t) => !this.#bucket(scope, t).admit(this.now())),
-      );
-      return spent.size > 0 ? transactionThrottled(actions, spent) : undefined;
-    }
-    const table = request.TableName;
-    if (typeof table !== "string") return undefined;
-    return this.#bucket(scope, table).admit(this.now()) ? undefined : throughputExceeded(table);
-  }
-
-  /**
-   * For a BatchWriteItem: the request to forward and the requests held back, or the body
-   * of the HTTP 400 answer when none fits (`refused`). A batch DynamoDB refuses whole
-   * ({@link refusedWhole}) goes on as it came.
-   */
-  split(
+  admit(
+    operation: string,
     request: Body,
     scope: string,
     keyNames: (table: string) => string[] | undefined,
-  ): { forward: Body; held: RequestItems } | { refused: string } {
-    if (refusedWhole(request.RequestItems, keyNames)) return { forward: request, held: {} };
-    const requestItems = request.RequestItems as RequestItems;
-    const { admitted, unprocessed } = splitBatch(
-      requestItems,
-      (table) => this.#bucket(scope, table).tokens(this.now()),
-    );
-    if (Object.keys(admitted).length === 0) {
-      return { refused: throughputExceeded(Object.keys(requestItems)[0]) };
+  ): AdmittedWrite | { refused: string } {
+    const reservation = new Reservation((table) => this.#bucket(scope, table), this.now);
+    const admitted = (forward = request, held: RequestItems = {}) => ({
+      forward,
+      held,
+      reservation,
+    });
+    if (operation === "BatchWriteItem") {
+      if (refusedWhole(request.RequestItems, keyNames)) return admitted();
+      const requestItems = request.RequestItems as RequestItems;
+      const split = splitBatch(requestItems, (table) => this.tokens(scope, table));
+      if (Object.keys(split.admitted).length === 0) {
+        return { refused: throughputExceeded(Object.keys(requestItems)[0]) };
+      }
+      for (const [table, requests] of Object.entries(split.admitted)) {
+        reservation.hold(table, requests.reduce((n, r) => n + expectedUnits(r), 0));
+      }
+      if (Object.keys(split.unprocessed).length === 0) return admitted();
+      return admitted({ ...request, RequestItems: split.admitted }, split.unprocessed);
     }
-    if (Object.keys(unprocessed).length === 0) return { forward: request, held: {} };
-    return { forward: { ...request, RequestItems: admitted }, held: unprocessed };
-  }
-
-  /** Charges what a write that DynamoDB Local answered (`answer`, parsed) cost. */
-  charge(operation: string, request: Body, answer: Body, scope: string): void {
-    for (const [table, units] of writeCharges(operation, request, answer)) {
-      this.#bucket(scope, table).charge(units, this.now());
+    if (operation === "TransactWriteItems") {
+      const actions = (request.TransactItems ?? []) as Body[];
+      const tables = new Set(actions.map(actionTable).filter((t) => t !== undefined));
+      const spent = new Set([...tables].filter((t) => !this.#bucket(scope, t).admit(this.now())));
+      if (spent.size > 0) return { refused: transactionThrottled(actions, spent) };
+      for (const action of actions) {
+        const table = actionTable(action);
+        if (table) reservation.hold(table, 2 * actionUnits(action));
+      }
+      return admitted();
     }
-  }
-
-  /** Charges what a write that DynamoDB Local refused (`errorText`) cost, if anything. */
-  chargeRefused(operation: string, request: Body, errorText: string, scope: string): void {
-    const failed = failedConditionCharge(operation, request, errorText);
-    if (failed) this.#bucket(scope, failed.table).charge(failed.units, this.now());
+    const table = request.TableName;
+    if (typeof table !== "string") return admitted();
+    if (!this.#bucket(scope, table).admit(this.now())) {
+      return { refused: throughputExceeded(table) };
+    }
+    const item = operation === "PutItem" ? request.Item as Item | undefined : undefined;
+    reservation.hold(table, item ? writeUnits(itemSize(item)) : 1);
+    return admitted();
   }
 
   /** The units left in a table's bucket (for tests and logs). */

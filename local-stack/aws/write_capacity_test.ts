@@ -177,78 +177,114 @@ Deno.test("the requests held back follow what DynamoDB Local left unprocessed, t
   );
 });
 
+/** Admits a write that must be admitted; fails the test if it was refused. */
+function admitted(writes: WriteCapacity, operation: string, request: Record<string, unknown>) {
+  const admission = writes.admit(operation, request, "s", keyNames);
+  assert.ok(!("refused" in admission), `${operation} refused`);
+  return admission;
+}
+
+/** The body of the refusal of a write that must be refused. */
+function refusal(writes: WriteCapacity, operation: string, request: Record<string, unknown>) {
+  const admission = writes.admit(operation, request, "s", keyNames);
+  assert.ok("refused" in admission, `${operation} admitted`);
+  return JSON.parse(admission.refused);
+}
+
 Deno.test("a single write is admitted while its table's bucket is above zero, then refused with AWS's error", () => {
   let clock = 1_000_000;
   const writes = new WriteCapacity(2, () => clock);
   const request = { TableName: "t", Item: sized("a", 3000) };
-  assert.equal(writes.refusal("PutItem", request, "s"), undefined);
-  writes.charge(
-    "PutItem",
-    request,
-    { ConsumedCapacity: { TableName: "t", CapacityUnits: 3 } },
-    "s",
-  );
+  const put = admitted(writes, "PutItem", request);
+  assert.deepEqual([put.forward, put.held], [request, {}]);
+  assert.equal(put.reservation.held("t"), 3, "its item's units, held at once");
+  put.reservation.settle(new Map([["t", 3]]));
   assert.equal(writes.tokens("s", "t"), -1);
-  const refused = JSON.parse(writes.refusal("UpdateItem", { TableName: "t" }, "s")!);
-  assert.deepEqual(refused, { __type: THROTTLED, message: `${THROTTLED_MESSAGE} (table t)` });
-  assert.equal(writes.refusal("PutItem", { TableName: "t" }, "other scope"), undefined);
-  assert.equal(writes.refusal("PutItem", { TableName: "u" }, "s"), undefined, "per table");
+  assert.deepEqual(refusal(writes, "UpdateItem", { TableName: "t" }), {
+    __type: THROTTLED,
+    message: `${THROTTLED_MESSAGE} (table t)`,
+  });
+  assert.ok(!("refused" in writes.admit("PutItem", { TableName: "t" }, "other scope", keyNames)));
+  admitted(writes, "PutItem", { TableName: "u" }); // per table
   clock += 500; // -1 + 1: exactly zero, still refused
-  assert.ok(writes.refusal("DeleteItem", { TableName: "t" }, "s"));
+  refusal(writes, "DeleteItem", { TableName: "t" });
   clock += 1;
-  assert.equal(writes.refusal("DeleteItem", { TableName: "t" }, "s"), undefined);
+  assert.equal(admitted(writes, "DeleteItem", { TableName: "t" }).reservation.held("t"), 1);
+});
+
+Deno.test("writes in flight at once share the bucket: each holds its expected units until answered", () => {
+  const writes = new WriteCapacity(1, () => 0);
+  const first = admitted(writes, "PutItem", { TableName: "t", Item: sized("a", 10) });
+  refusal(writes, "PutItem", { TableName: "t", Item: sized("b", 10) });
+  first.reservation.release(); // refused by DynamoDB Local: it cost nothing
+  admitted(writes, "UpdateItem", { TableName: "t" });
+  refusal(writes, "DeleteItem", { TableName: "t" });
+
+  const batches = new WriteCapacity(3, () => 0);
+  const five = { RequestItems: { t: [put("a"), put("b"), put("c"), put("d"), put("e")] } };
+  const one = admitted(batches, "BatchWriteItem", five);
+  assert.deepEqual(one.held, { t: [put("d"), put("e")] });
+  assert.deepEqual(refusal(batches, "BatchWriteItem", five), {
+    __type: THROTTLED,
+    message: `${THROTTLED_MESSAGE} (table t)`,
+  });
+  one.reservation.settle(new Map([["t", 2]])); // cost less than expected: 1 back
+  assert.deepEqual(admitted(batches, "BatchWriteItem", five).forward, {
+    RequestItems: { t: [put("a")] },
+  });
+
+  const transactions = new WriteCapacity(4, () => 0);
+  const actions = { TransactItems: [{ Put: { TableName: "t", Item: sized("a", 1500) } }] };
+  assert.equal(admitted(transactions, "TransactWriteItems", actions).reservation.held("t"), 4);
+  assert.equal(
+    refusal(transactions, "TransactWriteItems", actions).__type,
+    "com.amazonaws.dynamodb.v20120810#TransactionCanceledException",
+  );
 });
 
 Deno.test("a transaction on a spent table is canceled whole", () => {
   const writes = new WriteCapacity(1, () => 0);
-  writes.charge("PutItem", {}, { ConsumedCapacity: { TableName: "spent", CapacityUnits: 1 } }, "s");
+  admitted(writes, "PutItem", { TableName: "spent" });
   const request = {
     TransactItems: [
       { Put: { TableName: "free", Item: sized("a", 10) } },
       { Put: { TableName: "spent", Item: sized("b", 10) } },
     ],
   };
-  const body = JSON.parse(writes.refusal("TransactWriteItems", request, "s")!);
+  const body = refusal(writes, "TransactWriteItems", request);
   assert.equal(body.__type, "com.amazonaws.dynamodb.v20120810#TransactionCanceledException");
   assert.deepEqual(body.CancellationReasons.map((r: { Code: string }) => r.Code), [
     "None",
     "ProvisionedThroughputExceeded",
   ]);
-  assert.equal(
-    writes.refusal("TransactWriteItems", { TransactItems: request.TransactItems.slice(0, 1) }, "s"),
-    undefined,
-  );
+  admitted(writes, "TransactWriteItems", { TransactItems: request.TransactItems.slice(0, 1) });
 });
 
 Deno.test("a batch: forwarded whole when it fits, smaller with the rest held back, refused when nothing fits", () => {
   let clock = 0;
   const writes = new WriteCapacity(3, () => clock);
   const batch = { RequestItems: { t: [put("a"), put("b")] }, ReturnConsumedCapacity: "TOTAL" };
-  const whole = writes.split(batch, "s", keyNames);
-  assert.deepEqual(whole, { forward: batch, held: {} });
+  const whole = admitted(writes, "BatchWriteItem", batch);
+  assert.deepEqual([whole.forward, whole.held], [batch, {}]);
+  whole.reservation.release();
   const five = { RequestItems: { t: [put("a"), put("b"), put("c"), put("d"), put("e")] } };
-  const split = writes.split(five, "s", keyNames);
-  assert.deepEqual(split, {
-    forward: { RequestItems: { t: [put("a"), put("b"), put("c")] } },
-    held: { t: [put("d"), put("e")] },
-  });
-  writes.charge("BatchWriteItem", {}, {
-    ConsumedCapacity: [{ TableName: "t", CapacityUnits: 3 }],
-  }, "s");
-  const refused = writes.split(five, "s", keyNames);
-  assert.ok("refused" in refused);
-  assert.deepEqual(JSON.parse(refused.refused), {
+  const split = admitted(writes, "BatchWriteItem", five);
+  assert.deepEqual([split.forward, split.held], [
+    { RequestItems: { t: [put("a"), put("b"), put("c")] } },
+    { t: [put("d"), put("e")] },
+  ]);
+  split.reservation.settle(new Map([["t", 3]]));
+  assert.deepEqual(refusal(writes, "BatchWriteItem", five), {
     __type: THROTTLED,
     message: `${THROTTLED_MESSAGE} (table t)`,
   });
   // One DynamoDB refuses whole goes on as it came, to be refused as AWS refuses it.
   const invalid = { RequestItems: { t: [put("a"), put("a")] } };
-  assert.deepEqual(writes.split(invalid, "s", keyNames), { forward: invalid, held: {} });
+  const refusedWhole = admitted(writes, "BatchWriteItem", invalid);
+  assert.deepEqual([refusedWhole.forward, refusedWhole.held], [invalid, {}]);
+  assert.equal(refusedWhole.reservation.held("t"), 0, "holding nothing");
   clock += 1000;
-  assert.deepEqual(writes.split(five, "s", keyNames), {
-    forward: { RequestItems: { t: [put("a"), put("b"), put("c")] } },
-    held: { t: [put("d"), put("e")] },
-  });
+  assert.deepEqual(admitted(writes, "BatchWriteItem", five).held, { t: [put("d"), put("e")] });
 });
 
 Deno.test("a table keeps at most 300 seconds of unused write units", () => {
