@@ -41,6 +41,7 @@ import type { Faults } from "./faults.ts";
 import { History, keyText, type Random } from "./history.ts";
 import { applyStale, type Body, writtenKeys } from "./stale_reads.ts";
 import { KeyLocks } from "./key_locks.ts";
+import { type KeyAttribute, keySchemaOf } from "./key_schema.ts";
 import { awsJsonText } from "./json_answer.ts";
 import { scopeOf } from "./scope.ts";
 import { callUpstream, passUpstream, relayed } from "./upstream.ts";
@@ -145,7 +146,8 @@ export function createProxy(options: ProxyOptions): {
   const history = new History(faults.staleMs, random);
   const throttle = new CapacityThrottle(faults.throttleRcu);
   const writes = faults.throttleWcu > 0 ? new WriteCapacity(faults.throttleWcu, now) : undefined;
-  const keySchemas = new Map<string, string[]>();
+  // Each table's key attributes and their types, by `scope/table` (key_schema.ts).
+  const keySchemas = new Map<string, KeyAttribute[]>();
   const { streamTimes, idlePolls } = options;
   const locks = new KeyLocks();
 
@@ -161,10 +163,8 @@ export function createProxy(options: ProxyOptions): {
       const described = await call(headers, "DescribeTable", { TableName: table }).catch(() =>
         undefined
       );
-      const schema = (described?.Table as Body | undefined)?.KeySchema as
-        | { AttributeName: string }[]
-        | undefined;
-      if (schema) keySchemas.set(name, schema.map((k) => k.AttributeName));
+      const schema = keySchemaOf(described?.Table);
+      if (schema) keySchemas.set(name, schema);
     }
   }
 
@@ -186,7 +186,7 @@ export function createProxy(options: ProxyOptions): {
       for (
         const [table, items] of Object.entries((result.Responses ?? {}) as Record<string, Item[]>)
       ) {
-        const names = keySchemas.get(`${scope(headers)}/${table}`)!;
+        const names = keySchemas.get(`${scope(headers)}/${table}`)!.map((k) => k.name);
         for (const item of items) {
           const key = Object.fromEntries(names.map((n) => [n, item[n]]));
           images.set(`${table}\0${keyText(key)}`, item);
@@ -310,14 +310,14 @@ export function createProxy(options: ProxyOptions): {
       reservation = new Reservation((t) => throttle.bucket(`${ns}/${t}`, now()), now);
       for (const t of tables) reservation.hold(t, MIN_READ_UNITS);
     }
-    const keyNames = (table: string) => keySchemas.get(`${ns}/${table}`);
+    const keySchema = (table: string) => keySchemas.get(`${ns}/${table}`);
     // What goes on to DynamoDB Local: a batch's requests its tables' write capacity admits,
     // the others held back for UnprocessedItems (write_capacity.ts).
     let sent = body;
     let held: RequestItems = {};
     if (isWrite && writes) {
       if (operation === "BatchWriteItem") await loadKeySchema(request.headers, tables);
-      const admitted = writes.admit(operation, body, ns, keyNames);
+      const admitted = writes.admit(operation, body, ns, keySchema);
       if ("refused" in admitted) {
         log(`${operation} ${where ?? ""}: write capacity spent, throttled`);
         return answer(400, admitted.refused);
@@ -344,7 +344,7 @@ export function createProxy(options: ProxyOptions): {
     const tables = tablesOf(operation, body);
     const where = tables.length > 0 ? tables.join(", ") : undefined;
     const ns = scope(request.headers);
-    const keyNames = (table: string) => keySchemas.get(`${ns}/${table}`);
+    const keyNames = (table: string) => keySchemas.get(`${ns}/${table}`)?.map((k) => k.name);
     // Ask for ConsumedCapacity when throttling needs it; strip it if the client did not.
     const asked = body.ReturnConsumedCapacity === "TOTAL" ||
       body.ReturnConsumedCapacity === "INDEXES";

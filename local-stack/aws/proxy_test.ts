@@ -40,7 +40,13 @@ function fakeUpstream() {
     let out: Body = {};
     switch (op) {
       case "DescribeTable":
-        out = { Table: { TableName: t, KeySchema: [{ AttributeName: "id", KeyType: "HASH" }] } };
+        out = {
+          Table: {
+            TableName: t,
+            KeySchema: [{ AttributeName: "id", KeyType: "HASH" }],
+            AttributeDefinitions: [{ AttributeName: "id", AttributeType: "S" }],
+          },
+        };
         break;
       case "PutItem":
         if (body.ConditionExpression && table(t).has(id(body.Item))) {

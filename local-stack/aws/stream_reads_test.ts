@@ -46,7 +46,12 @@ function fakeDynamo() {
     let out: unknown = {};
     let status = 200;
     if (op === "DescribeTable") {
-      out = { Table: { KeySchema: [{ AttributeName: "id", KeyType: "HASH" }] } };
+      out = {
+        Table: {
+          KeySchema: [{ AttributeName: "id", KeyType: "HASH" }],
+          AttributeDefinitions: [{ AttributeName: "id", AttributeType: "S" }],
+        },
+      };
     } else if (op === "BatchGetItem") {
       out = { Responses: {} };
     } else if (op === "PutItem") {

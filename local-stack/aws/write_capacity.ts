@@ -57,10 +57,11 @@
  * what writes in flight hold), less what the requests admitted before it are expected to
  * cost, stay above zero; the proxy forwards a smaller batch of those, and answers
  * the rest in `UnprocessedItems`, keyed by table name, each request as it was sent. A
- * batch that DynamoDB refuses whole (more than 25 requests, a table with none, a request
- * that is not exactly one put or one delete, a key missing or twice in a table, an item
- * over 400 KB, an unknown table) is never split: it goes on whole, unthrottled, and DynamoDB Local
- * refuses it as AWS does, before any capacity is counted.
+ * batch that DynamoDB refuses whole (batch_refusal.ts: more than 25 requests, a table with
+ * none, a request that is not exactly one put or one delete, a key that does not match
+ * the table's key schema or twice in a table, an item over 400 KB, an unknown table) is
+ * never split: it goes on whole, unthrottled, and DynamoDB Local refuses it as AWS does,
+ * before any capacity is counted.
  *
  * `error_rate` (errors.ts) is drawn first, as for reads: a 500 instead of forwarding costs
  * nothing; a 500 after forwarding replaces the answer of what was written (the smaller
@@ -79,7 +80,8 @@ import {
   throughputExceeded,
   unitsByTable,
 } from "./capacity.ts";
-import { keyOf, keyText } from "./history.ts";
+import { refusedWhole } from "./batch_refusal.ts";
+import type { KeyAttribute } from "./key_schema.ts";
 
 type Body = Record<string, unknown>;
 
@@ -91,10 +93,6 @@ export interface WriteRequest {
 
 /** A BatchWriteItem's requests by table name (its `RequestItems`, its `UnprocessedItems`). */
 export type RequestItems = Record<string, WriteRequest[]>;
-
-/** The most requests one BatchWriteItem may hold, and the largest item DynamoDB stores. */
-const MAX_BATCH_REQUESTS = 25;
-const MAX_ITEM_BYTES = 400 * 1024;
 
 /** Write units of writing an item of `bytes`: 1 KB blocks, rounded up, at least one. */
 export function writeUnits(bytes: number): number {
@@ -111,38 +109,6 @@ function expectedUnits(request: WriteRequest): number {
 function actionUnits(action: Body): number {
   const item = (action?.Put as Body | undefined)?.Item as Item | undefined;
   return item ? writeUnits(itemSize(item)) : 1;
-}
-
-/**
- * Whether DynamoDB refuses this BatchWriteItem whole, whatever its capacity (the API
- * reference's "DynamoDB rejects the entire batch write operation" list): `keyNames` gives
- * a table's key attribute names, undefined for a table it does not know.
- */
-export function refusedWhole(
-  requestItems: unknown,
-  keyNames: (table: string) => string[] | undefined,
-): boolean {
-  if (!requestItems || typeof requestItems !== "object") return true;
-  const tables = Object.entries(requestItems as Record<string, unknown>);
-  let count = 0;
-  for (const [table, requests] of tables) {
-    const names = keyNames(table);
-    if (!names || !Array.isArray(requests) || requests.length === 0) return true;
-    const keys = new Set<string>();
-    for (const request of requests as WriteRequest[]) {
-      const item = request?.PutRequest?.Item;
-      const key = request?.DeleteRequest?.Key;
-      const written = item ?? key;
-      if (Object.keys(request ?? {}).length !== 1 || !written) return true;
-      if (names.some((name) => written[name] === undefined)) return true;
-      if (item && itemSize(item) > MAX_ITEM_BYTES) return true;
-      const text = keyText(keyOf(written, names));
-      if (keys.has(text)) return true;
-      keys.add(text);
-    }
-    count += requests.length;
-  }
-  return tables.length === 0 || count > MAX_BATCH_REQUESTS;
 }
 
 /** A BatchWriteItem's requests parted by what the tables' capacity admits. */
@@ -293,7 +259,7 @@ export class WriteCapacity {
     operation: string,
     request: Body,
     scope: string,
-    keyNames: (table: string) => string[] | undefined,
+    keySchema: (table: string) => KeyAttribute[] | undefined,
   ): AdmittedWrite | { refused: string } {
     const reservation = new Reservation((table) => this.#bucket(scope, table), this.now);
     const admitted = (forward = request, held: RequestItems = {}) => ({
@@ -302,7 +268,7 @@ export class WriteCapacity {
       reservation,
     });
     if (operation === "BatchWriteItem") {
-      if (refusedWhole(request.RequestItems, keyNames)) return admitted();
+      if (refusedWhole(request.RequestItems, keySchema)) return admitted();
       const requestItems = request.RequestItems as RequestItems;
       const split = splitBatch(requestItems, (table) => this.tokens(scope, table));
       if (Object.keys(split.admitted).length === 0) {

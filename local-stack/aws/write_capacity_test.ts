@@ -2,7 +2,6 @@ import assert from "node:assert/strict";
 import { type Item, THROUGHPUT_EXCEEDED_MESSAGE } from "./capacity.ts";
 import {
   failedConditionCharge,
-  refusedWhole,
   splitBatch,
   transactionThrottled,
   withUnprocessed,
@@ -10,6 +9,7 @@ import {
   writeCharges,
   writeUnits,
 } from "./write_capacity.ts";
+import type { KeyAttribute } from "./key_schema.ts";
 
 /** An item of exactly `bytes` bytes as AWS counts them (`id` 2 + 1, `d` 1 + the rest). */
 const sized = (id: string, bytes: number): Item => ({
@@ -18,7 +18,7 @@ const sized = (id: string, bytes: number): Item => ({
 });
 const put = (id: string, bytes = 100) => ({ PutRequest: { Item: sized(id, bytes) } });
 const del = (id: string) => ({ DeleteRequest: { Key: { id: { S: id } } } });
-const keyNames = (table: string) => table === "missing" ? undefined : ["id"];
+const keySchema = (): KeyAttribute[] => [{ name: "id", type: "S" }];
 
 const THROTTLED = "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException";
 const THROTTLED_MESSAGE = "The level of configured provisioned throughput for the table was " +
@@ -51,32 +51,6 @@ Deno.test("each table of a batch is parted by its own tokens; a table none of wh
   );
   assert.deepEqual(split.admitted, { full: [put("a"), put("b")], some: [del("d")] });
   assert.deepEqual(split.unprocessed, { spent: [put("c")], some: [del("e")] });
-});
-
-Deno.test("a batch DynamoDB refuses whole is told apart", () => {
-  assert.equal(refusedWhole({ t: [put("a"), del("b")] }, keyNames), false);
-  assert.equal(refusedWhole(undefined, keyNames), true);
-  assert.equal(refusedWhole({}, keyNames), true);
-  assert.equal(refusedWhole({ t: [] }, keyNames), true, "a table with no request");
-  const many = Array.from({ length: 26 }, (_, i) => put(`k${i}`));
-  assert.equal(refusedWhole({ t: many.slice(0, 25) }, keyNames), false);
-  assert.equal(refusedWhole({ t: many }, keyNames), true, "26 requests");
-  assert.equal(
-    refusedWhole({ t: many.slice(0, 13), u: many.slice(13) }, keyNames),
-    true,
-    "26 requests over two tables",
-  );
-  assert.equal(refusedWhole({ t: [put("a"), del("a")] }, keyNames), true, "a key twice");
-  assert.equal(refusedWhole({ t: [{ ...put("a"), ...del("b") }] }, keyNames), true, "both");
-  assert.equal(refusedWhole({ t: [{}] }, keyNames), true, "neither");
-  assert.equal(
-    refusedWhole({ t: [{ PutRequest: { Item: { v: { S: "x" } } } }] }, keyNames),
-    true,
-    "no key",
-  );
-  assert.equal(refusedWhole({ t: [put("a", 400 * 1024)] }, keyNames), false);
-  assert.equal(refusedWhole({ t: [put("a", 400 * 1024 + 1)] }, keyNames), true, "over 400 KB");
-  assert.equal(refusedWhole({ missing: [put("a")] }, keyNames), true, "an unknown table");
 });
 
 Deno.test("the exception and a transaction's reason share AWS's one message", () => {
@@ -179,14 +153,14 @@ Deno.test("the requests held back follow what DynamoDB Local left unprocessed, t
 
 /** Admits a write that must be admitted; fails the test if it was refused. */
 function admitted(writes: WriteCapacity, operation: string, request: Record<string, unknown>) {
-  const admission = writes.admit(operation, request, "s", keyNames);
+  const admission = writes.admit(operation, request, "s", keySchema);
   assert.ok(!("refused" in admission), `${operation} refused`);
   return admission;
 }
 
 /** The body of the refusal of a write that must be refused. */
 function refusal(writes: WriteCapacity, operation: string, request: Record<string, unknown>) {
-  const admission = writes.admit(operation, request, "s", keyNames);
+  const admission = writes.admit(operation, request, "s", keySchema);
   assert.ok("refused" in admission, `${operation} admitted`);
   return JSON.parse(admission.refused);
 }
@@ -204,7 +178,7 @@ Deno.test("a single write is admitted while its table's bucket is above zero, th
     __type: THROTTLED,
     message: `${THROTTLED_MESSAGE} (table t)`,
   });
-  assert.ok(!("refused" in writes.admit("PutItem", { TableName: "t" }, "other scope", keyNames)));
+  assert.ok(!("refused" in writes.admit("PutItem", { TableName: "t" }, "other scope", keySchema)));
   admitted(writes, "PutItem", { TableName: "u" }); // per table
   clock += 500; // -1 + 1: exactly zero, still refused
   refusal(writes, "DeleteItem", { TableName: "t" });
