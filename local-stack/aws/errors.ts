@@ -66,11 +66,17 @@ export function decideError(target: string, errorRate: number, random: Random): 
   return random() < 0.5 ? "fail before forwarding" : "fail after forwarding";
 }
 
-/** The body AWS sends with HTTP 500 InternalServerError. */
-export function internalServerError(operation: string, table: string | undefined): string {
+/**
+ * The body AWS sends with HTTP 500 InternalServerError; its message says why the stack
+ * sent one (`why`: by default, injected by `error_rate`).
+ */
+export function internalServerError(
+  operation: string,
+  table: string | undefined,
+  why = "injected by the local stack's DYNAMODB_FAULTS error_rate",
+): string {
   return JSON.stringify({
     __type: "com.amazonaws.dynamodb.v20120810#InternalServerError",
-    message: `Internal server error (injected by the local stack's DYNAMODB_FAULTS error_rate; ` +
-      `${operation}${table ? ` on table ${table}` : ""})`,
+    message: `Internal server error (${why}; ${operation}${table ? ` on table ${table}` : ""})`,
   });
 }

@@ -21,10 +21,16 @@
  * (API reference, BatchWriteItem). Numbers are compared as numbers: DynamoDB Local takes
  * `1` and `1.0` for one key ("Provided list of item keys contains duplicates").
  *
+ * Unknown is not missing ({@link KeySchemas}): a table DynamoDB says does not exist has no
+ * schema, and a batch on it goes on to be refused as AWS refuses it; but a DescribeTable
+ * that fails otherwise says nothing of the table, and the proxy must then refuse what
+ * needs the schema (fail closed) rather than let a batch through unthrottled.
+ *
  * @module
  */
 
 import type { Item } from "./capacity.ts";
+import { UpstreamError } from "./upstream.ts";
 
 type Body = Record<string, unknown>;
 
@@ -126,4 +132,63 @@ export function keyIdentity(key: Item, schema: KeyAttribute[]): string {
     const text = (key[name] as Record<string, string>)[type];
     return type === "N" ? canonicalNumber(text) : text;
   }));
+}
+
+/** How many times a table is described before its schema is given up as unknown. */
+export const DESCRIBE_ATTEMPTS = 3;
+
+/** A table whose key schema could not be read: DescribeTable failed, or said nothing of it. */
+export class SchemaUnknown extends Error {
+  constructor(readonly table: string, cause: unknown) {
+    super(
+      `the key schema of table ${table} could not be read (DescribeTable, ${DESCRIBE_ATTEMPTS} ` +
+        `times): ${cause instanceof Error ? cause.message : String(cause)}`,
+      { cause },
+    );
+    this.name = "SchemaUnknown";
+  }
+}
+
+/**
+ * The key schemas of the tables met, by `scope/table`, read once each with DescribeTable
+ * (`describe`, which answers its `Table` or throws DynamoDB Local's error).
+ */
+export class KeySchemas {
+  #known = new Map<string, KeyAttribute[]>();
+
+  /** The key attributes of `scope/table`; undefined until loaded, or for no such table. */
+  get(scopedTable: string): KeyAttribute[] | undefined {
+    return this.#known.get(scopedTable);
+  }
+
+  /**
+   * Reads the schemas of `tables` (of `scope`) not known yet. A table DynamoDB answers
+   * ResourceNotFoundException for stays without one; any other failure, or an answer with
+   * no key schema, is tried again, {@link DESCRIBE_ATTEMPTS} times in all, then thrown as
+   * {@link SchemaUnknown}.
+   */
+  async load(
+    scope: string,
+    tables: string[],
+    describe: (table: string) => Promise<unknown>,
+  ): Promise<void> {
+    for (const table of tables) {
+      const name = `${scope}/${table}`;
+      let cause: unknown;
+      for (let attempt = 0; attempt < DESCRIBE_ATTEMPTS && !this.#known.has(name); attempt++) {
+        try {
+          const schema = keySchemaOf(await describe(table));
+          if (schema) this.#known.set(name, schema);
+          else cause = new Error("DescribeTable answered no key schema");
+        } catch (error) {
+          cause = error;
+          if (error instanceof UpstreamError && error.type === "ResourceNotFoundException") {
+            cause = undefined; // no such table: no schema to know
+            break;
+          }
+        }
+      }
+      if (!this.#known.has(name) && cause !== undefined) throw new SchemaUnknown(table, cause);
+    }
+  }
 }

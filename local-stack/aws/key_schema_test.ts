@@ -1,5 +1,40 @@
 import assert from "node:assert/strict";
-import { canonicalNumber, keyIdentity, keyProblem, keySchemaOf } from "./key_schema.ts";
+import {
+  canonicalNumber,
+  DESCRIBE_ATTEMPTS,
+  keyIdentity,
+  keyProblem,
+  keySchemaOf,
+  KeySchemas,
+  SchemaUnknown,
+} from "./key_schema.ts";
+import { UpstreamError } from "./upstream.ts";
+
+const TABLE = {
+  KeySchema: [{ AttributeName: "id", KeyType: "HASH" }],
+  AttributeDefinitions: [{ AttributeName: "id", AttributeType: "S" }],
+};
+const notFound = () =>
+  new UpstreamError("DescribeTable", 400, {
+    __type: "com.amazonaws.dynamodb.v20120810#ResourceNotFoundException",
+    message: "Cannot do operations on a non-existent table",
+  });
+const failed = () =>
+  new UpstreamError("DescribeTable", 500, {
+    __type: "com.amazonaws.dynamodb.v20120810#InternalFailure",
+    message: "The request processing has failed",
+  });
+
+/** A DescribeTable that answers each call with `answers`' next (an error is thrown). */
+function describing(...answers: unknown[]) {
+  const calls: string[] = [];
+  const describe = (table: string) => {
+    calls.push(table);
+    const next = answers.length > 1 ? answers.shift() : answers[0];
+    return next instanceof Error ? Promise.reject(next) : Promise.resolve(next);
+  };
+  return { describe, calls };
+}
 
 Deno.test("a table's key schema: names from KeySchema, partition key first, types from AttributeDefinitions", () => {
   assert.deepEqual(
@@ -81,5 +116,51 @@ Deno.test("a key's problems, and its identity", () => {
   assert.equal(
     keyIdentity({ pk: { S: "a" }, sk: { N: "1.50" } }, schema),
     keyIdentity({ sk: { N: "15e-1" }, pk: { S: "a" }, v: { S: "x" } }, schema),
+  );
+});
+
+Deno.test("key schemas are read once a table, per scope", async () => {
+  const schemas = new KeySchemas();
+  const { describe, calls } = describing(TABLE);
+  await schemas.load("s", ["t"], describe);
+  await schemas.load("s", ["t"], describe);
+  assert.deepEqual(schemas.get("s/t"), [{ name: "id", type: "S" }]);
+  assert.equal(schemas.get("other/t"), undefined);
+  assert.deepEqual(calls, ["t"]);
+});
+
+Deno.test("a table DynamoDB does not know has no schema, and is no error", async () => {
+  const schemas = new KeySchemas();
+  const { describe, calls } = describing(failed(), notFound());
+  await schemas.load("s", ["gone"], describe);
+  assert.equal(schemas.get("s/gone"), undefined);
+  assert.deepEqual(calls, ["gone", "gone"], "a failure, then the answer that it is not there");
+});
+
+Deno.test("a DescribeTable that fails is asked again, then the schema is unknown: an error naming the table", async () => {
+  const flaky = describing(failed(), failed(), TABLE);
+  const schemas = new KeySchemas();
+  await schemas.load("s", ["t"], flaky.describe);
+  assert.deepEqual(schemas.get("s/t"), [{ name: "id", type: "S" }]);
+  assert.equal(flaky.calls.length, 3);
+
+  const broken = describing(failed());
+  await assert.rejects(schemas.load("s", ["t", "u"], broken.describe), (error: Error) => {
+    assert.ok(error instanceof SchemaUnknown);
+    assert.equal(error.table, "u");
+    assert.equal(
+      error.message,
+      `the key schema of table u could not be read (DescribeTable, ${DESCRIBE_ATTEMPTS} times): ` +
+        'DescribeTable: {"__type":"com.amazonaws.dynamodb.v20120810#InternalFailure",' +
+        '"message":"The request processing has failed"}',
+    );
+    return true;
+  });
+  assert.deepEqual(broken.calls, Array(DESCRIBE_ATTEMPTS).fill("u"));
+  assert.equal(schemas.get("s/u"), undefined);
+
+  await assert.rejects(
+    new KeySchemas().load("s", ["t"], describing({ KeySchema: [] }).describe),
+    { name: "SchemaUnknown", message: /DescribeTable answered no key schema/ },
   );
 });

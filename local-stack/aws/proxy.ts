@@ -41,7 +41,7 @@ import type { Faults } from "./faults.ts";
 import { History, keyText, type Random } from "./history.ts";
 import { applyStale, type Body, writtenKeys } from "./stale_reads.ts";
 import { KeyLocks } from "./key_locks.ts";
-import { type KeyAttribute, keySchemaOf } from "./key_schema.ts";
+import { KeySchemas, SchemaUnknown } from "./key_schema.ts";
 import { awsJsonText } from "./json_answer.ts";
 import { scopeOf } from "./scope.ts";
 import { callUpstream, passUpstream, relayed } from "./upstream.ts";
@@ -147,7 +147,7 @@ export function createProxy(options: ProxyOptions): {
   const throttle = new CapacityThrottle(faults.throttleRcu);
   const writes = faults.throttleWcu > 0 ? new WriteCapacity(faults.throttleWcu, now) : undefined;
   // Each table's key attributes and their types, by `scope/table` (key_schema.ts).
-  const keySchemas = new Map<string, KeyAttribute[]>();
+  const keySchemas = new KeySchemas();
   const { streamTimes, idlePolls } = options;
   const locks = new KeyLocks();
 
@@ -156,15 +156,27 @@ export function createProxy(options: ProxyOptions): {
   const call = (headers: Headers, operation: string, body: Body) =>
     callUpstream(upstream, headers, operation, body);
 
-  async function loadKeySchema(headers: Headers, tables: string[]): Promise<void> {
-    for (const table of tables) {
-      const name = `${scope(headers)}/${table}`;
-      if (keySchemas.has(name)) continue;
-      const described = await call(headers, "DescribeTable", { TableName: table }).catch(() =>
-        undefined
+  /**
+   * Reads the key schemas of `tables`; undefined once known (or the table does not exist),
+   * or the HTTP 500 to answer `operation` with when one cannot be read: what needs it is
+   * refused, not let through unthrottled or unrecorded (key_schema.ts).
+   */
+  async function loadKeySchema(
+    headers: Headers,
+    tables: string[],
+    operation: string,
+  ): Promise<Response | undefined> {
+    try {
+      await keySchemas.load(
+        scope(headers),
+        tables,
+        async (table) => (await call(headers, "DescribeTable", { TableName: table })).Table,
       );
-      const schema = keySchemaOf(described?.Table);
-      if (schema) keySchemas.set(name, schema);
+      return undefined;
+    } catch (error) {
+      if (!(error instanceof SchemaUnknown)) throw error;
+      log(`${operation} ${error.table}: ${error.message}; refused (not forwarded)`);
+      return answer(500, internalServerError(operation, error.table, error.message));
     }
   }
 
@@ -316,7 +328,10 @@ export function createProxy(options: ProxyOptions): {
     let sent = body;
     let held: RequestItems = {};
     if (isWrite && writes) {
-      if (operation === "BatchWriteItem") await loadKeySchema(request.headers, tables);
+      const unknown = operation === "BatchWriteItem"
+        ? await loadKeySchema(request.headers, tables, operation)
+        : undefined;
+      if (unknown) return unknown;
       const admitted = writes.admit(operation, body, ns, keySchema);
       if ("refused" in admitted) {
         log(`${operation} ${where ?? ""}: write capacity spent, throttled`);
@@ -354,7 +369,10 @@ export function createProxy(options: ProxyOptions): {
       : sent;
     const staleOn = faults.staleMs > 0 && (isRead || isWrite);
     const imagesOn = isWrite && (staleOn || streamTimes !== undefined);
-    if (staleOn || imagesOn) await loadKeySchema(request.headers, tables);
+    const unknown = staleOn || imagesOn
+      ? await loadKeySchema(request.headers, tables, operation)
+      : undefined;
+    if (unknown) return unknown;
     const written = imagesOn ? writtenKeys(operation, sent, keyNames) : [];
     // One write of a key at a time, so that the images read around it are its own.
     const release = streamTimes && written.length > 0

@@ -25,6 +25,9 @@ function fakeUpstream() {
   // While `open` is unset, its operations wait for it before they are answered (requests
   // in flight at once).
   const gate: { operations: Set<string>; open?: Promise<void> } = { operations: new Set() };
+  // DescribeTable: tables it answers ResourceNotFoundException for, and how many more
+  // calls it fails with a 500.
+  const describe = { missing: new Set<string>(), failures: 0 };
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (req) => {
     const op = (req.headers.get("x-amz-target") ?? "").split(".")[1];
     const body = await req.json() as Body;
@@ -40,6 +43,17 @@ function fakeUpstream() {
     let out: Body = {};
     switch (op) {
       case "DescribeTable":
+        if (describe.missing.has(t) || describe.failures > 0) {
+          const missing = describe.missing.has(t);
+          if (!missing) describe.failures--;
+          const text = JSON.stringify({
+            __type: missing
+              ? "com.amazonaws.dynamodb.v20120810#ResourceNotFoundException"
+              : "com.amazonaws.dynamodb.v20120810#InternalFailure",
+            message: missing ? "Cannot do operations on a non-existent table" : "failed",
+          });
+          return new Response(text, { status: missing ? 400 : 500 });
+        }
         out = {
           Table: {
             TableName: t,
@@ -113,7 +127,15 @@ function fakeUpstream() {
       headers: { "content-type": "application/x-amz-json-1.0", "x-amz-crc32": String(crc32(text)) },
     });
   });
-  return { url: `http://127.0.0.1:${server.addr.port}`, server, calls, bodies, tables, gate };
+  return {
+    url: `http://127.0.0.1:${server.addr.port}`,
+    server,
+    calls,
+    bodies,
+    tables,
+    gate,
+    describe,
+  };
 }
 
 function setup(faults: Partial<Faults>, random: () => number = () => 0.5) {
@@ -454,6 +476,34 @@ Deno.test("throttle_wcu: batches in flight at once share the table's capacity", 
     assert.equal(status, 200);
     assert.deepEqual(body.UnprocessedItems, { t: batch(["d"]).RequestItems.t });
     assert.deepEqual([...s.upstream.tables.get("t")!.keys()], ["a", "b", "c"]);
+  } finally {
+    await s.close();
+  }
+});
+
+Deno.test("throttle_wcu: a batch on a table whose key schema cannot be read is refused, not let through", async () => {
+  const s = setup({ throttleWcu: 1 });
+  const requests = ["a", "b", "c"].map((id) => ({ PutRequest: { Item: item(id, 1) } }));
+  try {
+    s.upstream.describe.failures = 3; // every attempt
+    const refused = await s.send("BatchWriteItem", { RequestItems: { t: requests } });
+    assert.equal(refused.status, 500);
+    assert.equal(refused.body.__type, "com.amazonaws.dynamodb.v20120810#InternalServerError");
+    assert.match(
+      refused.body.message as string,
+      /^Internal server error \(the key schema of table t could not be read \(DescribeTable, 3 times\): .*InternalFailure.*; BatchWriteItem on table t\)$/,
+    );
+    assert.equal(s.upstream.calls.includes("BatchWriteItem"), false, "not forwarded");
+    s.upstream.describe.failures = 2; // then an answer: throttled as ever
+    const split = await s.send("BatchWriteItem", { RequestItems: { t: requests } });
+    assert.deepEqual([split.status, split.body], [200, {
+      UnprocessedItems: { t: requests.slice(1) },
+    }]);
+    // A table that does not exist: the batch goes on whole, for DynamoDB to refuse.
+    s.upstream.describe.missing.add("gone");
+    const calls = s.upstream.calls.length;
+    await s.send("BatchWriteItem", { RequestItems: { gone: requests } });
+    assert.deepEqual(s.upstream.calls.slice(calls), ["DescribeTable", "BatchWriteItem"]);
   } finally {
     await s.close();
   }

@@ -8,10 +8,23 @@
 
 type Body = Record<string, unknown>;
 
+/** DynamoDB Local's refusal of a call of the stand-in's own: its status and its answer. */
+export class UpstreamError extends Error {
+  constructor(operation: string, readonly status: number, readonly body: Body) {
+    super(`${operation}: ${JSON.stringify(body)}`);
+    this.name = "UpstreamError";
+  }
+
+  /** The error's type, after the `#` of its `__type` (e.g. ResourceNotFoundException). */
+  get type(): string {
+    return String(this.body?.__type ?? "").replace(/^.*#/, "");
+  }
+}
+
 /**
  * Calls `operation` on DynamoDB Local at `upstream` with `headers` (a client's: DynamoDB
  * Local keeps a database per access key and region, read from them); answers the JSON,
- * or throws an error with DynamoDB Local's answer.
+ * or throws an {@link UpstreamError} with DynamoDB Local's answer.
  */
 export async function callUpstream(
   upstream: string,
@@ -29,7 +42,7 @@ export async function callUpstream(
     body: JSON.stringify(body),
   });
   const json = await response.json();
-  if (!response.ok) throw new Error(`${operation}: ${JSON.stringify(json)}`);
+  if (!response.ok) throw new UpstreamError(operation, response.status, json);
   return json;
 }
 
