@@ -42,6 +42,11 @@ import { History, keyText, type Random } from "./history.ts";
 import { applyStale, type Body, writtenKeys } from "./stale_reads.ts";
 import { KeyLocks } from "./key_locks.ts";
 import { KeySchemas, SchemaUnknown } from "./key_schema.ts";
+import {
+  askingForConditionItem,
+  clientErrorText,
+  failedConditionCharge,
+} from "./failed_conditions.ts";
 import { awsJsonText } from "./json_answer.ts";
 import { scopeOf } from "./scope.ts";
 import { callUpstream, passUpstream, relayed } from "./upstream.ts";
@@ -50,7 +55,6 @@ import type { IdlePolls } from "./idle_polls.ts";
 import { Descriptions } from "./descriptions.ts";
 import { streamReads } from "./stream_reads.ts";
 import {
-  failedConditionCharge,
   type RequestItems,
   withUnprocessed,
   WriteCapacity,
@@ -364,9 +368,10 @@ export function createProxy(options: ProxyOptions): {
     const asked = body.ReturnConsumedCapacity === "TOTAL" ||
       body.ReturnConsumedCapacity === "INDEXES";
     const counted = (isRead && faults.throttleRcu > 0) || (isWrite && writes !== undefined);
-    const forwardBody: Body = counted && !asked
-      ? { ...sent, ReturnConsumedCapacity: "TOTAL" }
-      : sent;
+    const counting: Body = counted && !asked ? { ...sent, ReturnConsumedCapacity: "TOTAL" } : sent;
+    // A failed condition's cost is the item it met: asked for, kept from the client unless
+    // it asked too (failed_conditions.ts).
+    const forwardBody = writes ? askingForConditionItem(operation, counting) : counting;
     const staleOn = faults.staleMs > 0 && (isRead || isWrite);
     const imagesOn = isWrite && (staleOn || streamTimes !== undefined);
     const unknown = staleOn || imagesOn
@@ -413,9 +418,9 @@ export function createProxy(options: ProxyOptions): {
       release();
     }
     if (!response.ok) {
-      const failed = writes && failedConditionCharge(operation, sent, text);
-      reservation?.settle(new Map(failed ? [[failed.table, failed.units]] : []));
-      return answer(response.status, text, response.headers);
+      // Of refusals, only a failed condition costs anything (failed_conditions.ts).
+      reservation?.settle(failedConditionCharge(operation, sent, text));
+      return answer(response.status, clientErrorText(operation, body, text), response.headers);
     }
 
     let changed = forwardBody !== body;

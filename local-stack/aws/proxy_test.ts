@@ -15,7 +15,9 @@ type Body = Record<string, unknown>;
 
 /**
  * A fake DynamoDB: tables keyed by `id`; every read costs 1 unit per item (min 1), every
- * write 1 unit per item; a PutItem with a ConditionExpression fails it when the item exists.
+ * write 1 unit per item; a PutItem or DeleteItem's ConditionExpression
+ * `attribute_not_exists(id)` fails when the item exists, `attribute_exists(id)` when it
+ * does not, answered with the item when asked (ReturnValuesOnConditionCheckFailure).
  */
 function fakeUpstream() {
   const tables = new Map<string, Map<string, Item>>();
@@ -40,6 +42,22 @@ function fakeUpstream() {
       body.ReturnConsumedCapacity
         ? { ConsumedCapacity: { TableName: name, CapacityUnits: units } }
         : {};
+    const current = () => table(t).get(id(body.Item ?? body.Key));
+    const conditionFails = () =>
+      (body.ConditionExpression === "attribute_not_exists(id)" && current() !== undefined) ||
+      (body.ConditionExpression === "attribute_exists(id)" && current() === undefined);
+    const conditionFailed = () => {
+      const item = body.ReturnValuesOnConditionCheckFailure === "ALL_OLD" ? current() : undefined;
+      const failed = JSON.stringify({
+        __type: "com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException",
+        Message: "The conditional request failed",
+        ...(item ? { Item: item } : {}),
+      });
+      return new Response(failed, {
+        status: 400,
+        headers: { "x-amz-crc32": String(crc32(failed)) },
+      });
+    };
     let out: Body = {};
     switch (op) {
       case "DescribeTable":
@@ -63,20 +81,12 @@ function fakeUpstream() {
         };
         break;
       case "PutItem":
-        if (body.ConditionExpression && table(t).has(id(body.Item))) {
-          const failed = JSON.stringify({
-            __type: "com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException",
-            Message: "The conditional request failed",
-          });
-          return new Response(failed, {
-            status: 400,
-            headers: { "x-amz-crc32": String(crc32(failed)) },
-          });
-        }
+        if (conditionFails()) return conditionFailed();
         table(t).set(id(body.Item), body.Item as Item);
         out = cc(t, 1);
         break;
       case "DeleteItem":
+        if (conditionFails()) return conditionFailed();
         table(t).delete(id(body.Key));
         out = cc(t, 1);
         break;
@@ -386,22 +396,41 @@ Deno.test("throttle_wcu: writes past the capacity get ProvisionedThroughputExcee
   }
 });
 
-Deno.test("throttle_wcu: a write whose condition failed costs capacity too", async () => {
-  const s = setup({ throttleWcu: 1 });
+Deno.test("throttle_wcu: a write whose condition failed costs the item it met, which the client gets only if it asked", async () => {
+  const s = setup({ throttleWcu: 3 });
+  const big: Item = { id: { S: "a" }, d: { S: "x".repeat(2500) } }; // 2,503 bytes: 3 units
+  const CONDITION_FAILED = {
+    __type: "com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException",
+    Message: "The conditional request failed",
+  };
   try {
-    s.upstream.tables.set("t", new Map([["a", item("a", 1)]]));
-    const failed = await s.send("PutItem", {
+    s.upstream.tables.set("t", new Map([["a", big]]));
+    const failed = await s.send("DeleteItem", {
+      TableName: "t",
+      Key: { id: { S: "a" } },
+      ConditionExpression: "attribute_not_exists(id)",
+    });
+    assert.deepEqual([failed.status, failed.body], [400, CONDITION_FAILED], "no Item: not asked");
+    assert.equal(s.upstream.bodies.at(-1)!.ReturnValuesOnConditionCheckFailure, "ALL_OLD");
+    const next = await s.send("PutItem", { TableName: "t", Item: item("b", 1) });
+    assert.deepEqual([next.status, next.body], [400, THROTTLED], "3 units charged, not 1");
+    s.tick(1000);
+    const asked = await s.send("PutItem", {
       TableName: "t",
       Item: item("a", 2),
       ConditionExpression: "attribute_not_exists(id)",
+      ReturnValuesOnConditionCheckFailure: "ALL_OLD",
     });
-    assert.equal(failed.status, 400);
-    assert.equal(
-      failed.body.__type,
-      "com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException",
-    );
-    const next = await s.send("PutItem", { TableName: "t", Item: item("b", 1) });
-    assert.deepEqual([next.status, next.body], [400, THROTTLED]);
+    assert.deepEqual([asked.status, asked.body], [400, { ...CONDITION_FAILED, Item: big }]);
+    s.tick(1000);
+    // A condition on an item that is not there costs one unit: 3 - 1 leaves room.
+    const missing = await s.send("DeleteItem", {
+      TableName: "t",
+      Key: { id: { S: "z" } },
+      ConditionExpression: "attribute_exists(id)",
+    });
+    assert.equal(missing.status, 400);
+    assert.equal((await s.send("PutItem", { TableName: "t", Item: item("b", 1) })).status, 200);
   } finally {
     await s.close();
   }

@@ -29,10 +29,9 @@
  * and a transaction's Put, Update or Delete four times its units (AWS: twice). Kinder, and
  * made up for here: a transaction's ConditionCheck costs nothing, so a transaction is
  * charged at least two units per action on each table ({@link writeCharges}); and a write
- * whose condition fails is answered without `ConsumedCapacity`, where AWS charges it ("For
- * a new item, DynamoDB consumes one write capacity unit"; for an existing one, the size of
- * the new item): a PutItem is charged its item's units, an UpdateItem or DeleteItem one
- * ({@link failedConditionCharge}).
+ * whose condition fails is answered without `ConsumedCapacity`, where AWS charges it by
+ * the size of the item the condition met, one unit when there is none
+ * (failed_conditions.ts).
  *
  * Refusing. A PutItem, UpdateItem or DeleteItem on a table whose bucket is not above zero
  * gets HTTP 400 ProvisionedThroughputExceededException, the read throttle's own answer
@@ -183,31 +182,6 @@ export function writeCharges(operation: string, request: Body, answer: Body): Ma
 }
 
 /**
- * The write units AWS charges a PutItem, UpdateItem or DeleteItem that DynamoDB Local
- * refused with `errorText` because its condition failed (it reports none): a PutItem its
- * item's units, the others one; undefined for any other refusal, which costs nothing.
- */
-export function failedConditionCharge(
-  operation: string,
-  request: Body,
-  errorText: string,
-): { table: string; units: number } | undefined {
-  if (!["PutItem", "UpdateItem", "DeleteItem"].includes(operation)) return undefined;
-  let type: unknown;
-  try {
-    type = JSON.parse(errorText)?.__type;
-  } catch {
-    return undefined;
-  }
-  if (typeof type !== "string" || !type.endsWith("#ConditionalCheckFailedException")) {
-    return undefined;
-  }
-  if (typeof request.TableName !== "string") return undefined;
-  const item = operation === "PutItem" ? request.Item as Item | undefined : undefined;
-  return { table: request.TableName, units: item ? writeUnits(itemSize(item)) : 1 };
-}
-
-/**
  * `UnprocessedItems` of DynamoDB Local's answer (`answered`) with the requests the proxy
  * held back (`held`) after them, table by table.
  */
@@ -227,7 +201,7 @@ export interface AdmittedWrite {
   held: RequestItems;
   /**
    * The units taken for it as it was admitted: settled with what it cost once answered
-   * ({@link writeCharges}, {@link failedConditionCharge}), released if it cost nothing.
+   * ({@link writeCharges}; failed_conditions.ts), released if it cost nothing.
    */
   reservation: Reservation;
 }

@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
 import { type Item, THROUGHPUT_EXCEEDED_MESSAGE } from "./capacity.ts";
 import {
-  failedConditionCharge,
   splitBatch,
   transactionThrottled,
   withUnprocessed,
@@ -114,32 +113,6 @@ Deno.test("a write is charged what DynamoDB Local reports; a transaction at leas
     writeCharges("TransactWriteItems", transaction, {}),
     new Map([["t", 4], ["u", 2], ["v", 2]]),
   );
-});
-
-Deno.test("a write whose condition failed is charged as AWS charges it; other refusals cost nothing", () => {
-  const failed = JSON.stringify({
-    __type: "com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException",
-    Message: "The conditional request failed",
-  });
-  assert.deepEqual(
-    failedConditionCharge("PutItem", { TableName: "t", Item: sized("a", 2500) }, failed),
-    { table: "t", units: 3 },
-  );
-  assert.deepEqual(
-    failedConditionCharge("UpdateItem", { TableName: "t", Key: { id: { S: "a" } } }, failed),
-    { table: "t", units: 1 },
-  );
-  assert.deepEqual(
-    failedConditionCharge("DeleteItem", { TableName: "t", Key: { id: { S: "a" } } }, failed),
-    { table: "t", units: 1 },
-  );
-  const invalid = JSON.stringify({
-    __type: "com.amazon.coral.validate#ValidationException",
-    Message: "One or more parameter values were invalid",
-  });
-  assert.equal(failedConditionCharge("PutItem", { TableName: "t" }, invalid), undefined);
-  assert.equal(failedConditionCharge("PutItem", { TableName: "t" }, "not json"), undefined);
-  assert.equal(failedConditionCharge("TransactWriteItems", {}, failed), undefined);
 });
 
 Deno.test("the requests held back follow what DynamoDB Local left unprocessed, table by table", () => {
