@@ -9,8 +9,11 @@
  * https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_BatchWriteItem.html;
  * the stack's proxy answers so under `throttle_wcu`, local-stack/aws/write_capacity.ts).
  * AWS advises sending them again with exponential backoff, so that is what happens here,
- * for as long as the table takes some: only rounds that write nothing count towards giving
- * up, as a table throttled to a rate still writes a few of a batch each round.
+ * for as long as the table takes some: only time without a round that writes something
+ * counts towards giving up ({@link STALL_MS}), as a table throttled to a rate still writes
+ * a few of a batch each round, and a table whose capacity is in deficit (a write that cost
+ * more than was left) writes nothing until its refill has paid that back, however many
+ * rounds that takes.
  *
  * @module
  */
@@ -31,8 +34,8 @@ export interface BatchWriter {
   send(command: BatchWriteItemCommand): Promise<BatchWriteItemCommandOutput>;
 }
 
-/** Rounds in a row that write nothing before {@link writeBatch} gives up. */
-export const STALLED_ROUNDS = 8;
+/** How long {@link writeBatch} goes on without a round that writes something: a minute. */
+export const STALL_MS = 60_000;
 
 /** The backoff between rounds: full jitter, from 50 ms, doubling while stalled, to 5 s. */
 const BASE_WAIT_MS = 50;
@@ -43,9 +46,11 @@ const MAX_WAIT_MS = 5_000;
  * after round until every one is written: what a round leaves in `UnprocessedItems`, or a
  * whole round that failed with a retryable error after the client's own attempts
  * (ProvisionedThroughputExceededException when none fit, a 5xx), is sent again after a
- * backoff (random × min(5 s, 50 ms × 2^rounds without progress)). Gives up after
- * {@link STALLED_ROUNDS} rounds in a row that wrote nothing, with an error naming the table,
- * the requests left and the last cause; an error no retry can cure is thrown at once.
+ * backoff (random × min(5 s, 50 ms × 2^rounds without progress)). Gives up once
+ * {@link STALL_MS} have passed on `pacing`'s clock since the last round that wrote
+ * something (or the start), with an error naming the table, the requests left, the time,
+ * the rounds and the last cause; an error no retry can cure is thrown at once, in an error
+ * naming the table (the client's error its `cause`).
  */
 export async function writeBatch(
   client: BatchWriter,
@@ -54,6 +59,7 @@ export async function writeBatch(
   pacing: PacingDeps = realPacing,
 ): Promise<void> {
   let stalled = 0;
+  let progressAt = pacing.now();
   while (requests.length > 0) {
     let left: WriteRequest[];
     let cause: string;
@@ -65,17 +71,22 @@ export async function writeBatch(
       cause = `${left.length} of ${requests.length} left unprocessed`;
     } catch (error) {
       const e = error as Error;
-      if (!isTransientRead(e)) throw e;
+      if (!isTransientRead(e)) {
+        throw new Error(`BatchWriteItem on ${table}: ${e.name}: ${e.message}`, { cause: e });
+      }
       left = requests;
       cause = `${e.name}: ${e.message}`;
     }
-    stalled = left.length < requests.length ? 0 : stalled + 1;
+    if (left.length < requests.length) [stalled, progressAt] = [0, pacing.now()];
+    else stalled++;
     requests = left;
     if (requests.length === 0) return;
-    if (stalled >= STALLED_ROUNDS) {
+    const waited = pacing.now() - progressAt;
+    if (waited >= STALL_MS) {
       throw new Error(
         `BatchWriteItem on ${table}: ${requests.length} requests still unwritten after ` +
-          `${STALLED_ROUNDS} rounds in a row that wrote none (the last: ${cause})`,
+          `${(waited / 1000).toFixed(1)} s without a round that wrote one (${stalled} ` +
+          `rounds in a row; the last: ${cause})`,
       );
     }
     await pacing.sleep(

@@ -5,7 +5,7 @@ import type {
   WriteRequest,
 } from "@aws-sdk/client-dynamodb";
 import type { PacingDeps } from "../functions-shared/scan_pacing.ts";
-import { batchWrite, type BatchWriter, STALLED_ROUNDS, writeBatch } from "./load_dynamo.ts";
+import { batchWrite, type BatchWriter, STALL_MS, writeBatch } from "./load_dynamo.ts";
 
 const put = (id: string): WriteRequest => ({ PutRequest: { Item: { id: { S: id } } } });
 const error = (name: string, message: string) => Object.assign(new Error(message), { name });
@@ -35,19 +35,24 @@ function fakeDynamo(answer: (call: number, requests: WriteRequest[]) => number |
   return { client, written, sent };
 }
 
-/** A clock that never waits, noting each wait; random() is always `r`. */
+/** A clock that moves only by the waits, at once, noting each; random() is always `r`. */
 function pacing(r = 1): PacingDeps & { waits: number[] } {
   const waits: number[] = [];
+  let clock = 1_000;
   return {
-    now: () => 0,
+    now: () => clock,
     sleep: (ms) => {
       waits.push(ms);
+      clock += ms;
       return Promise.resolve();
     },
     random: () => r,
     waits,
   };
 }
+
+/** The backoff (random() 1) while nothing is written: doubling from 100 ms to 5 s. */
+const STALLED_WAITS = [100, 200, 400, 800, 1600, 3200, 5000];
 
 Deno.test("unprocessed requests are sent again until every one is written, none twice", async () => {
   const dynamo = fakeDynamo(() => 2); // two a round, as a table throttled to a rate
@@ -61,50 +66,70 @@ Deno.test("unprocessed requests are sent again until every one is written, none 
 
 Deno.test("a throttled table that writes some now and then is waited out, however long", async () => {
   // Seven rounds refused whole (none fit), then one request written, over and over.
-  const dynamo = fakeDynamo((call) => call % STALLED_ROUNDS === 0 ? 1 : throttled());
+  const dynamo = fakeDynamo((call) => call % 8 === 0 ? 1 : throttled());
   const clock = pacing();
   await writeBatch(dynamo.client, "t", ["a", "b", "c"].map(put), clock);
   assert.deepEqual(dynamo.written, ["a", "b", "c"]);
-  assert.equal(dynamo.sent.length, 3 * STALLED_ROUNDS);
+  assert.equal(dynamo.sent.length, 24);
   // The backoff doubles while nothing is written (to 5 s), and starts again after.
-  assert.deepEqual(
-    clock.waits.slice(0, STALLED_ROUNDS + 1),
-    [100, 200, 400, 800, 1600, 3200, 5000, 50, 100],
-  );
+  assert.deepEqual(clock.waits.slice(0, 9), [...STALLED_WAITS, 50, 100]);
 });
 
-Deno.test("rounds in a row that write nothing give up, naming the table, what is left and the cause", async () => {
+Deno.test("a table in deficit that writes nothing for many rounds is waited out for up to a minute", async () => {
+  // 15 rounds refused whole: 51.3 s of backoff, less than a minute; then all written.
+  const dynamo = fakeDynamo((call) => call <= 15 ? throttled() : 3);
+  const clock = pacing();
+  await writeBatch(dynamo.client, "t", ["a", "b", "c"].map(put), clock);
+  assert.deepEqual(dynamo.written, ["a", "b", "c"]);
+  assert.equal(dynamo.sent.length, 16);
+  assert.equal(clock.waits.reduce((a, b) => a + b), 51_300);
+});
+
+Deno.test("a minute without a round that writes gives up, naming the table, what is left, the time and the cause", async () => {
+  assert.equal(STALL_MS, 60_000);
+  // Rounds at 0, 0.1, 0.3 ... 6.3 s, then every 5 s: the 18th starts 61.3 s in.
   const refused = fakeDynamo(() => throttled());
   await assert.rejects(
     writeBatch(refused.client, "t", ["a", "b", "c"].map(put), pacing()),
     {
-      message: "BatchWriteItem on t: 3 requests still unwritten after 8 rounds in a row " +
-        "that wrote none (the last: ProvisionedThroughputExceededException: rate exceeded)",
+      message: "BatchWriteItem on t: 3 requests still unwritten after 61.3 s without a round " +
+        "that wrote one (18 rounds in a row; the last: " +
+        "ProvisionedThroughputExceededException: rate exceeded)",
     },
   );
-  assert.equal(refused.sent.length, STALLED_ROUNDS);
+  assert.equal(refused.sent.length, 18);
+  // The minute counts from the last round that wrote something (50 ms after it, the next).
   const unprocessed = fakeDynamo((call) => call === 1 ? 1 : 0);
   await assert.rejects(
     writeBatch(unprocessed.client, "t", ["a", "b", "c"].map(put), pacing()),
     {
-      message: "BatchWriteItem on t: 2 requests still unwritten after 8 rounds in a row " +
-        "that wrote none (the last: 2 of 2 left unprocessed)",
+      message: "BatchWriteItem on t: 2 requests still unwritten after 61.4 s without a round " +
+        "that wrote one (18 rounds in a row; the last: 2 of 2 left unprocessed)",
     },
   );
   assert.deepEqual(unprocessed.written, ["a"]);
+  assert.equal(unprocessed.sent.length, 19);
 });
 
-Deno.test("a 5xx is sent again; an error no retry cures is thrown at once", async () => {
+Deno.test("a 5xx is sent again; an error no retry cures is thrown at once, naming the table", async () => {
   const flaky = fakeDynamo((call) => call === 1 ? error("InternalServerError", "boom") : 1);
   await writeBatch(flaky.client, "t", [put("a")], pacing());
   assert.deepEqual(flaky.written, ["a"]);
   const invalid = fakeDynamo(() =>
     error("ValidationException", "Provided list of item keys contains duplicates")
   );
-  await assert.rejects(writeBatch(invalid.client, "t", [put("a"), put("a")], pacing()), {
-    name: "ValidationException",
-    message: "Provided list of item keys contains duplicates",
-  });
+  await assert.rejects(
+    writeBatch(invalid.client, "visitors", [put("a"), put("a")], pacing()),
+    (thrown: Error) => {
+      assert.equal(
+        thrown.message,
+        "BatchWriteItem on visitors: ValidationException: " +
+          "Provided list of item keys contains duplicates",
+      );
+      assert.equal((thrown.cause as Error).name, "ValidationException");
+      return true;
+    },
+  );
   assert.equal(invalid.sent.length, 1);
 });
 
