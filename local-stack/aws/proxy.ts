@@ -17,19 +17,14 @@
  * only changes when a fault applies or a record is timed, with its `x-amz-crc32`
  * recomputed (the SDK checks it).
  * Tables are told apart by the access key and region of the request's credential scope,
- * as DynamoDB Local keeps one database per access key and region.
+ * as DynamoDB Local keeps one database per access key and region. Its parts: what a request
+ * says (operations.ts), the capacity it takes (operation_capacity.ts), and a write sent with
+ * its images noted (recorded_writes.ts).
  *
  * @module
  */
 
-import {
-  CapacityThrottle,
-  type Item,
-  MIN_READ_UNITS,
-  Reservation,
-  throughputExceeded,
-  unitsByTable,
-} from "./capacity.ts";
+import { CapacityThrottle } from "./capacity.ts";
 import {
   decideError,
   type ErrorDecision,
@@ -38,64 +33,31 @@ import {
   WRITE_OPERATIONS,
 } from "./errors.ts";
 import type { Faults } from "./faults.ts";
-import { History, keyText, type Random } from "./history.ts";
+import { History, type Random } from "./history.ts";
 import { applyStale, type Body, writtenKeys } from "./stale_reads.ts";
 import { KeyLocks } from "./key_locks.ts";
-import { KeySchemas, SchemaUnknown } from "./key_schema.ts";
-import {
-  askingForConditionItem,
-  clientErrorText,
-  failedConditionCharge,
-} from "./failed_conditions.ts";
+import { KeySchemas } from "./key_schema.ts";
+import { clientErrorText } from "./failed_conditions.ts";
 import { awsJsonText } from "./json_answer.ts";
 import { scopeOf } from "./scope.ts";
-import { callUpstream, passUpstream, relayed } from "./upstream.ts";
-import { parseStreamArn, type StreamTimes } from "./stream_times.ts";
+import { callUpstream, passUpstream, relayed, sendUpstream } from "./upstream.ts";
+import type { StreamTimes } from "./stream_times.ts";
 import type { IdlePolls } from "./idle_polls.ts";
 import { Descriptions } from "./descriptions.ts";
 import { streamReads } from "./stream_reads.ts";
+import { WriteCapacity } from "./write_capacity.ts";
 import {
-  type RequestItems,
-  withUnprocessed,
-  WriteCapacity,
-  writeCharges,
-} from "./write_capacity.ts";
-
-const READ_OPERATIONS = new Set(["GetItem", "BatchGetItem", "Query", "Scan"]);
-
-/** The target prefix of DynamoDB's table operations (not of its streams). */
-const TABLE_TARGET = "DynamoDB_20120810.";
-const STREAMS_TARGET = "DynamoDBStreams_20120810.";
-
-/**
- * Whether an operation may add stream records: any but the reads and the Describe, List,
- * Get and TransactGet operations (PartiQL included, whatever its statement).
- */
-function mayWriteStreams(operation: string): boolean {
-  return !READ_OPERATIONS.has(operation) && !/^(Describe|List|Get|TransactGet)/.test(operation);
-}
-
-/**
- * The table a DescribeTable or DescribeStream is about (descriptions.ts); undefined for
- * any other request, or one whose body does not parse (DynamoDB Local's to refuse).
- */
-function describedTable(target: string, raw: ArrayBuffer | undefined): string | undefined {
-  const operation = target === `${TABLE_TARGET}DescribeTable`
-    ? "DescribeTable"
-    : target === "DynamoDBStreams_20120810.DescribeStream"
-    ? "DescribeStream"
-    : undefined;
-  if (!operation) return undefined;
-  try {
-    const body = JSON.parse(new TextDecoder().decode(raw));
-    if (operation === "DescribeTable") {
-      return typeof body?.TableName === "string" ? body.TableName : undefined;
-    }
-    return typeof body?.StreamArn === "string" ? parseStreamArn(body.StreamArn)?.table : undefined;
-  } catch {
-    return undefined;
-  }
-}
+  describedTable,
+  mayWriteStreams,
+  READ_OPERATIONS,
+  STREAMS_TARGET,
+  TABLE_TARGET,
+  tablesOf,
+} from "./operations.ts";
+import { currentImages } from "./current_images.ts";
+import { sendRecorded } from "./recorded_writes.ts";
+import { loadKeySchemas } from "./schema_loading.ts";
+import { OperationCapacity } from "./operation_capacity.ts";
 
 /** A table operation on its way to DynamoDB Local, its faults drawn (`forward`, below). */
 interface Forwarding {
@@ -104,12 +66,8 @@ interface Forwarding {
   operation: string;
   /** The client's request, parsed. */
   body: Body;
-  /** What goes on: `body`, or a batch's part its write capacity admits. */
-  sent: Body;
-  /** A batch's requests held back, for its UnprocessedItems. */
-  held: RequestItems;
-  /** The capacity units it holds until answered (capacity.ts). */
-  reservation: Reservation | undefined;
+  /** What it is sent, admitted and charged by its tables' capacity. */
+  capacity: OperationCapacity;
   decision: ErrorDecision;
 }
 
@@ -148,86 +106,29 @@ export function createProxy(options: ProxyOptions): {
   const now = options.now ?? Date.now;
   const log = options.log ?? (() => {});
   const history = new History(faults.staleMs, random);
-  const throttle = new CapacityThrottle(faults.throttleRcu);
-  const writes = faults.throttleWcu > 0 ? new WriteCapacity(faults.throttleWcu, now) : undefined;
+  // Each table's read and write capacity, when throttled (operation_capacity.ts).
+  const limits = {
+    reads: faults.throttleRcu > 0 ? new CapacityThrottle(faults.throttleRcu) : undefined,
+    writes: faults.throttleWcu > 0 ? new WriteCapacity(faults.throttleWcu, now) : undefined,
+    now,
+  };
   // Each table's key attributes and their types, by `scope/table` (key_schema.ts).
   const keySchemas = new KeySchemas();
   const { streamTimes, idlePolls } = options;
-  const locks = new KeyLocks();
+  // Writes sent with their images noted (recorded_writes.ts).
+  const recording = { locks: new KeyLocks(), history, streamTimes, now };
 
   const scope = scopeOf;
 
   const call = (headers: Headers, operation: string, body: Body) =>
     callUpstream(upstream, headers, operation, body);
 
-  /**
-   * Reads the key schemas of `tables`; undefined once known (or the table does not exist),
-   * or the HTTP 500 to answer `operation` with when one cannot be read: what needs it is
-   * refused, not let through unthrottled or unrecorded (key_schema.ts).
-   */
-  async function loadKeySchema(
-    headers: Headers,
-    tables: string[],
-    operation: string,
-  ): Promise<Response | undefined> {
-    try {
-      await keySchemas.load(
-        scope(headers),
-        tables,
-        async (table) => (await call(headers, "DescribeTable", { TableName: table })).Table,
-      );
-      return undefined;
-    } catch (error) {
-      if (!(error instanceof SchemaUnknown)) throw error;
-      log(`${operation} ${error.table}: ${error.message}; refused (not forwarded)`);
-      return answer(500, internalServerError(operation, error.table, error.message));
-    }
-  }
-
-  /** The current images of keys, read consistently from DynamoDB Local. */
-  async function currentImages(
-    headers: Headers,
-    keys: { table: string; key: Item }[],
-  ): Promise<Map<string, Item | null>> {
-    const images = new Map<string, Item | null>();
-    for (let i = 0; i < keys.length; i += 100) {
-      const chunk = keys.slice(i, i + 100);
-      const requestItems: Record<string, { Keys: Item[]; ConsistentRead: true }> = {};
-      for (const { table, key } of chunk) {
-        const entry = requestItems[table] ??= { Keys: [], ConsistentRead: true };
-        if (!entry.Keys.some((k) => keyText(k) === keyText(key))) entry.Keys.push(key);
-      }
-      const result = await call(headers, "BatchGetItem", { RequestItems: requestItems });
-      for (const { table, key } of chunk) images.set(`${table}\0${keyText(key)}`, null);
-      for (
-        const [table, items] of Object.entries((result.Responses ?? {}) as Record<string, Item[]>)
-      ) {
-        const names = keySchemas.get(`${scope(headers)}/${table}`)!.map((k) => k.name);
-        for (const item of items) {
-          const key = Object.fromEntries(names.map((n) => [n, item[n]]));
-          images.set(`${table}\0${keyText(key)}`, item);
-        }
-      }
-    }
-    return images;
-  }
-
-  function tablesOf(operation: string, body: Body): string[] {
-    if (typeof body.TableName === "string") return [body.TableName];
-    if (operation === "BatchGetItem" || operation === "BatchWriteItem") {
-      return Object.keys((body.RequestItems ?? {}) as Body);
-    }
-    if (operation === "TransactWriteItems") {
-      return [
-        ...new Set(
-          ((body.TransactItems ?? []) as Body[]).flatMap((entry) =>
-            Object.values(entry).map((op) => (op as Body).TableName as string)
-          ),
-        ),
-      ];
-    }
-    return [];
-  }
+  const schemaLoading = {
+    keySchemas,
+    describe: async (headers: Headers, table: string) =>
+      (await call(headers, "DescribeTable", { TableName: table })).Table,
+    log,
+  };
 
   const answer = awsJsonText;
 
@@ -315,48 +216,33 @@ export function createProxy(options: ProxyOptions): {
       return answer(500, internalServerError(operation, where));
     }
     const ns = scope(request.headers);
-    // The units a request admitted takes at once, settled once answered (capacity.ts).
-    let reservation: Reservation | undefined;
-    if (isRead && faults.throttleRcu > 0) {
-      const empty = tables.find((t) => !throttle.bucket(`${ns}/${t}`, now()).admit(now()));
-      if (empty) {
-        log(`${operation} ${empty}: read capacity spent, throttled`);
-        return answer(400, throughputExceeded(empty));
-      }
-      reservation = new Reservation((t) => throttle.bucket(`${ns}/${t}`, now()), now);
-      for (const t of tables) reservation.hold(t, MIN_READ_UNITS);
-    }
-    const keySchema = (table: string) => keySchemas.get(`${ns}/${table}`);
-    // What goes on to DynamoDB Local: a batch's requests its tables' write capacity admits,
-    // the others held back for UnprocessedItems (write_capacity.ts).
-    let sent = body;
-    let held: RequestItems = {};
-    if (isWrite && writes) {
-      const unknown = operation === "BatchWriteItem"
-        ? await loadKeySchema(request.headers, tables, operation)
-        : undefined;
+    // A batch's write admission needs its tables' key schemas (batch_refusal.ts).
+    if (isWrite && limits.writes && operation === "BatchWriteItem") {
+      const unknown = await loadKeySchemas(schemaLoading, request.headers, tables, operation);
       if (unknown) return unknown;
-      const admitted = writes.admit(operation, body, ns, keySchema);
-      if ("refused" in admitted) {
-        log(`${operation} ${where ?? ""}: write capacity spent, throttled`);
-        return answer(400, admitted.refused);
-      }
-      ({ forward: sent, held, reservation } = admitted);
+    }
+    // The units it takes at once, settled once answered; what goes on to DynamoDB Local
+    // (a batch's requests its tables' write capacity admits) (operation_capacity.ts).
+    const capacity = new OperationCapacity(limits, operation, body);
+    const refused = capacity.admit(ns, tables, (table) => keySchemas.get(`${ns}/${table}`));
+    if (refused) {
+      log(refused.log);
+      return answer(400, refused.answer);
     }
     try {
-      return await forward({ request, raw, operation, body, sent, held, reservation, decision });
+      return await forward({ request, raw, operation, body, capacity, decision });
     } finally {
-      reservation?.release(); // nothing if settled: held for a request that cost nothing
+      capacity.release(); // nothing if settled: held for a request that cost nothing
     }
   }
 
   /**
-   * Sends `sent` (the client's `body`, or a batch's admitted part) on to DynamoDB Local and
-   * answers the client: what it cost settled with `reservation`, a batch's `held`
-   * requests added to its UnprocessedItems, stale reads applied, `decision`'s fault.
+   * Sends what `capacity` admitted (the client's `body`, or a batch's admitted part) on to
+   * DynamoDB Local and answers the client: what it cost settled with `capacity`, stale
+   * reads applied, `decision`'s fault.
    */
   async function forward(
-    { request, raw, operation, body, sent, held, reservation, decision }: Forwarding,
+    { request, raw, operation, body, capacity, decision }: Forwarding,
   ): Promise<Response> {
     const isRead = READ_OPERATIONS.has(operation);
     const isWrite = WRITE_OPERATIONS.has(operation);
@@ -364,92 +250,39 @@ export function createProxy(options: ProxyOptions): {
     const where = tables.length > 0 ? tables.join(", ") : undefined;
     const ns = scope(request.headers);
     const keyNames = (table: string) => keySchemas.get(`${ns}/${table}`)?.map((k) => k.name);
-    // Ask for ConsumedCapacity when throttling needs it; strip it if the client did not.
-    const asked = body.ReturnConsumedCapacity === "TOTAL" ||
-      body.ReturnConsumedCapacity === "INDEXES";
-    const counted = (isRead && faults.throttleRcu > 0) || (isWrite && writes !== undefined);
-    const counting: Body = counted && !asked ? { ...sent, ReturnConsumedCapacity: "TOTAL" } : sent;
-    // A failed condition's cost is the item it met: asked for, kept from the client unless
-    // it asked too (failed_conditions.ts).
-    const forwardBody = writes ? askingForConditionItem(operation, counting) : counting;
+    const sent = capacity.sent;
+    // Asking for the ConsumedCapacity and failed condition's item its cost needs.
+    const forwardBody = capacity.request();
     const staleOn = faults.staleMs > 0 && (isRead || isWrite);
     const imagesOn = isWrite && (staleOn || streamTimes !== undefined);
     const unknown = staleOn || imagesOn
-      ? await loadKeySchema(request.headers, tables, operation)
+      ? await loadKeySchemas(schemaLoading, request.headers, tables, operation)
       : undefined;
     if (unknown) return unknown;
     const written = imagesOn ? writtenKeys(operation, sent, keyNames) : [];
-    // One write of a key at a time, so that the images read around it are its own.
-    const release = streamTimes && written.length > 0
-      ? await locks.lock(written.map(({ table, key }) => `${ns}/${table}\0${keyText(key)}`))
-      : () => {};
-    const landed = streamTimes && written.length > 0 ? streamTimes.inFlight() : () => {};
-    let response: Response;
-    let text: string;
-    try {
-      // The images before the write, for keys the history does not hold by the time the
-      // write is recorded (read for every key: a sweep may drop a key's history meanwhile).
-      const before = written.length > 0 ? await currentImages(request.headers, written) : new Map();
-      const wait = streamTimes && written.length > 0 ? streamTimes.delayBeforeForwarding(now()) : 0;
-      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
-      const headers = new Headers(request.headers);
-      headers.delete("host");
-      headers.delete("content-length");
-      const forwardedAt = now();
-      response = await fetch(upstream, {
-        method: "POST",
-        headers,
-        body: forwardBody === body ? raw : JSON.stringify(forwardBody),
-      });
-      text = await response.text();
-      const answeredAt = now();
-      // A refused write changed nothing; its images say so (and a stream has no record of it).
-      if (written.length > 0 && (response.ok || streamTimes)) {
-        const after = await currentImages(request.headers, written);
-        for (const { table, key } of written) {
-          const id = `${table}\0${keyText(key)}`;
-          const [was, is] = [before.get(id) ?? null, after.get(id) ?? null];
-          if (staleOn && response.ok) history.record(`${ns}/${table}`, key, was, is, answeredAt);
-          streamTimes?.recordWrite(`${ns}/${table}`, key, was, is, forwardedAt, answeredAt);
-        }
-      }
-    } finally {
-      landed();
-      release();
-    }
+    // The current images of keys, read consistently from DynamoDB Local.
+    const batchGet = (read: Body) => call(request.headers, "BatchGetItem", read);
+    const sending = forwardBody === body ? raw : JSON.stringify(forwardBody);
+    const { response, text } = await sendRecorded(recording, {
+      scope: ns,
+      written,
+      stale: staleOn,
+      images: (keys) => currentImages(batchGet, (table) => keyNames(table)!, keys),
+      send: () => sendUpstream(upstream, request.headers, sending),
+    });
     if (!response.ok) {
-      // Of refusals, only a failed condition costs anything (failed_conditions.ts).
-      reservation?.settle(failedConditionCharge(operation, sent, text));
+      capacity.refused(text);
       return answer(response.status, clientErrorText(operation, body, text), response.headers);
     }
 
     let changed = forwardBody !== body;
     let json: Body | undefined;
-    if (isRead && (faults.throttleRcu > 0 || staleOn)) {
+    if (capacity.counted || (isRead && staleOn)) {
       json = JSON.parse(text) as Body;
-      if (faults.throttleRcu > 0) {
-        reservation?.settle(unitsByTable(json.ConsumedCapacity));
-        if (!asked) delete json.ConsumedCapacity;
-      }
-      if (staleOn) {
-        changed = applyStale(
-          operation,
-          body,
-          json,
-          (t) => `${ns}/${t}`,
-          keyNames,
-          history,
-          now(),
-        ) || changed;
-      }
-    }
-    if (isWrite && writes) {
-      json = JSON.parse(text) as Body;
-      reservation?.settle(writeCharges(operation, sent, json));
-      if (!asked) delete json.ConsumedCapacity;
-      if (Object.keys(held).length > 0) {
-        json.UnprocessedItems = withUnprocessed(json.UnprocessedItems, held);
-        changed = true;
+      changed = capacity.answered(json) || changed;
+      if (isRead && staleOn) {
+        const scoped = (table: string) => `${ns}/${table}`;
+        changed = applyStale(operation, body, json, scoped, keyNames, history, now()) || changed;
       }
     }
     if (decision === "fail after forwarding") {

@@ -63,6 +63,21 @@ export async function passUpstream(
   return relayed(response, await response.arrayBuffer());
 }
 
+/**
+ * A client's table operation sent on to DynamoDB Local with its `headers` and `body` (as
+ * the proxy may have changed it); DynamoDB Local's answer, unread.
+ */
+export function sendUpstream(
+  upstream: string,
+  headers: Headers,
+  body: BodyInit | undefined,
+): Promise<Response> {
+  const forward = new Headers(headers);
+  forward.delete("host");
+  forward.delete("content-length");
+  return fetch(upstream, { method: "POST", headers: forward, body });
+}
+
 /** DynamoDB Local's answer with `body` (read from it), without its framing headers. */
 export function relayed(response: Response, body: BodyInit): Response {
   const out = new Headers(response.headers);
