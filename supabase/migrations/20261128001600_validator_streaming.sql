@@ -268,9 +268,10 @@ $fn$;
 -- divergent keys appended to the run's lists (sync.checksum_divergent). Returns how many
 -- keys the slice held and the last of them (its checkpoint).
 -- p_side 'expected' (a staged run's): the staged rows' keys (sync.checksum_items, through
--- checksum_items_run_key_latest_idx), each key's expected row the observation with the largest range
--- key (then rank), compared with the target's row of the key (one primary-key lookup
--- each): missing without one, different when their canonical digests differ.
+-- checksum_items_run_key_latest_idx), each key's expected row the observation with the
+-- largest range key (then rank), compared with the target's row of the key (one
+-- primary-key lookup each): missing without one, different when their canonical digests
+-- differ.
 -- p_side 'target': the target's keys (through its primary key) that the run never read:
 -- unexpected. A streamed run's read keys are in sync.checksum_seen (found by their hash,
 -- then the key), a staged run's in sync.checksum_items.
