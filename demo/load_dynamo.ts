@@ -72,7 +72,10 @@ export async function writeBatch(
     } catch (error) {
       const e = error as Error;
       if (!isTransientRead(e)) {
-        throw new Error(`BatchWriteItem on ${table}: ${e.name}: ${e.message}`, { cause: e });
+        throw new Error(
+          `BatchWriteItem on ${table} (first ${firstRequest(requests)}): ${e.name}: ${e.message}`,
+          { cause: e },
+        );
       }
       left = requests;
       cause = `${e.name}: ${e.message}`;
@@ -84,7 +87,8 @@ export async function writeBatch(
     const waited = pacing.now() - progressAt;
     if (waited >= STALL_MS) {
       throw new Error(
-        `BatchWriteItem on ${table}: ${requests.length} requests still unwritten after ` +
+        `BatchWriteItem on ${table}: ${requests.length} requests still unwritten (first ` +
+          `${firstRequest(requests)}) after ` +
           `${(waited / 1000).toFixed(1)} s without a round that wrote one (${stalled} ` +
           `rounds in a row; the last: ${cause})`,
       );
@@ -123,4 +127,15 @@ export async function batchWrite(
     }),
   );
   return items.length;
+}
+
+/**
+ * The first of `requests`, for an error: a delete's key, or a put's item (as DynamoDB's
+ * JSON, its first 200 characters: the key is among them, and the item may be large).
+ */
+function firstRequest(requests: WriteRequest[]): string {
+  const first = requests[0];
+  const shown = first?.DeleteRequest?.Key ?? first?.PutRequest?.Item ?? {};
+  const text = JSON.stringify(shown);
+  return text.length > 200 ? `${text.slice(0, 200)}…` : text;
 }

@@ -85,14 +85,15 @@ Deno.test("a table in deficit that writes nothing for many rounds is waited out 
   assert.equal(clock.waits.reduce((a, b) => a + b), 51_300);
 });
 
-Deno.test("a minute without a round that writes gives up, naming the table, what is left, the time and the cause", async () => {
+Deno.test("a minute without a round that writes gives up, naming the table, what is left and its first, the time and the cause", async () => {
   assert.equal(STALL_MS, 60_000);
   // Rounds at 0, 0.1, 0.3 ... 6.3 s, then every 5 s: the 18th starts 61.3 s in.
   const refused = fakeDynamo(() => throttled());
   await assert.rejects(
     writeBatch(refused.client, "t", ["a", "b", "c"].map(put), pacing()),
     {
-      message: "BatchWriteItem on t: 3 requests still unwritten after 61.3 s without a round " +
+      message: "BatchWriteItem on t: 3 requests still unwritten (first " +
+        '{"id":{"S":"a"}}) after 61.3 s without a round ' +
         "that wrote one (18 rounds in a row; the last: " +
         "ProvisionedThroughputExceededException: rate exceeded)",
     },
@@ -103,7 +104,8 @@ Deno.test("a minute without a round that writes gives up, naming the table, what
   await assert.rejects(
     writeBatch(unprocessed.client, "t", ["a", "b", "c"].map(put), pacing()),
     {
-      message: "BatchWriteItem on t: 2 requests still unwritten after 61.4 s without a round " +
+      message: "BatchWriteItem on t: 2 requests still unwritten (first " +
+        '{"id":{"S":"b"}}) after 61.4 s without a round ' +
         "that wrote one (18 rounds in a row; the last: 2 of 2 left unprocessed)",
     },
   );
@@ -123,7 +125,7 @@ Deno.test("a 5xx is sent again; an error no retry cures is thrown at once, namin
     (thrown: Error) => {
       assert.equal(
         thrown.message,
-        "BatchWriteItem on visitors: ValidationException: " +
+        'BatchWriteItem on visitors (first {"id":{"S":"a"}}): ValidationException: ' +
           "Provided list of item keys contains duplicates",
       );
       assert.equal((thrown.cause as Error).name, "ValidationException");

@@ -181,7 +181,7 @@ Deno.test("DynamoDB Local records item changes in its stream", async () => {
     // (local-stack/aws/shard_readers.ts); two are served. The client does not retry, so
     // that the throttle shows; the stack's injected 500s are asked again here, and so is
     // a DescribeStream past AWS's 10 a second (local-stack/aws/describe_limit.ts; the
-    // stack's poller describes every stream each second), after a wait.
+    // stack's poller and the lost-record check share them), after a wait.
     const streams = dynamoStreams("us-east-1", 1);
     const again = async <T>(ask: () => Promise<T>): Promise<T> => {
       for (let attempt = 1;; attempt++) {

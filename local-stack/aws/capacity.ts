@@ -117,6 +117,12 @@ export function unitsByTable(consumed: unknown): Map<string, number> {
 export class CapacityBucket {
   #tokens: number;
   #at: number;
+  /**
+   * Units taken for requests still in flight ({@link Reservation}): they count against
+   * the 300 seconds a bucket holds, as they would had the request been charged only once
+   * answered, so a refill meanwhile does not forgive them.
+   */
+  #held = 0;
   constructor(readonly perSecond: number, now: number) {
     this.#tokens = perSecond;
     this.#at = now;
@@ -125,7 +131,7 @@ export class CapacityBucket {
   #refill(now: number): void {
     const elapsed = Math.max(0, now - this.#at) / 1000;
     this.#tokens = Math.min(
-      this.perSecond * BURST_SECONDS,
+      this.perSecond * BURST_SECONDS - this.#held,
       this.#tokens + elapsed * this.perSecond,
     );
     this.#at = now;
@@ -143,7 +149,18 @@ export class CapacityBucket {
    */
   charge(units: number, now: number): void {
     this.#refill(now);
-    this.#tokens = Math.min(this.perSecond * BURST_SECONDS, this.#tokens - units);
+    this.#tokens = Math.min(this.perSecond * BURST_SECONDS - this.#held, this.#tokens - units);
+  }
+
+  /** Takes `units` for a request in flight (a {@link Reservation}'s hold). */
+  hold(units: number, now: number): void {
+    this.charge(units, now);
+    this.#held += units;
+  }
+
+  /** The request holding `units` was answered: they are its own charge now. */
+  unhold(units: number): void {
+    this.#held = Math.max(0, this.#held - units);
   }
 
   /** The units left (for tests and logs). */
@@ -188,7 +205,7 @@ export class Reservation {
 
   /** Takes `units` from `table`'s bucket now. */
   hold(table: string, units: number): void {
-    this.bucket(table).charge(units, this.now());
+    this.bucket(table).hold(units, this.now());
     this.#held.set(table, (this.#held.get(table) ?? 0) + units);
   }
 
@@ -206,8 +223,11 @@ export class Reservation {
     if (!this.#open) return;
     this.#open = false;
     for (const table of new Set([...this.#held.keys(), ...units.keys()])) {
-      const difference = (units.get(table) ?? 0) - (this.#held.get(table) ?? 0);
-      if (difference !== 0) this.bucket(table).charge(difference, this.now());
+      const held = this.#held.get(table) ?? 0;
+      const bucket = this.bucket(table);
+      bucket.unhold(held);
+      const difference = (units.get(table) ?? 0) - held;
+      if (difference !== 0) bucket.charge(difference, this.now());
     }
   }
 

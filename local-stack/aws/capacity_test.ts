@@ -122,6 +122,22 @@ Deno.test("a reservation holds units at once, then charges the difference from t
   assert.equal(throttle.bucket("a", 0).tokens(0), -2, "settled once");
 });
 
+Deno.test("units held while a request is in flight are not forgiven by the refill of a full bucket", () => {
+  // A full bucket of 300 units (1 a second), a write of 50 answered a minute later:
+  // charged only once answered it would leave 250, and so must holding it meanwhile.
+  let clock = 3_600_000;
+  const bucket = new CapacityBucket(1, 0);
+  assert.equal(bucket.tokens(clock), BURST_SECONDS);
+  const write = new Reservation(() => bucket, () => clock);
+  write.hold("a", 50);
+  clock += 60_000;
+  assert.equal(bucket.tokens(clock), BURST_SECONDS - 50, "the refill stops short of what is held");
+  write.settle(new Map([["a", 50]]));
+  assert.equal(bucket.tokens(clock), BURST_SECONDS - 50);
+  clock += 10_000;
+  assert.equal(bucket.tokens(clock), BURST_SECONDS - 40, "then refills at its rate");
+});
+
 Deno.test("a released reservation gives everything back, never past the bucket's 300 seconds", () => {
   const bucket = new CapacityBucket(1, 0);
   const held = new Reservation(() => bucket, () => 0);

@@ -18,8 +18,9 @@
  * recomputed (the SDK checks it).
  * Tables are told apart by the access key and region of the request's credential scope,
  * as DynamoDB Local keeps one database per access key and region. Its parts: what a request
- * says (operations.ts), the capacity it takes (operation_capacity.ts), and a write sent with
- * its images noted (recorded_writes.ts).
+ * says (operations.ts), the key schemas it needs (schema_loading.ts), the capacity it takes
+ * (operation_capacity.ts), the items as they are (current_images.ts), and a write sent
+ * with its images noted (recorded_writes.ts, through upstream.ts's sendUpstream).
  *
  * @module
  */

@@ -538,6 +538,21 @@ Deno.test("throttle_wcu: a batch on a table whose key schema cannot be read is r
   }
 });
 
+Deno.test("throttle_wcu: a write refused before it was forwarded gives back the units it held", async () => {
+  // One unit a second, one in the bucket: the refused PutItem held it while in flight; a
+  // next PutItem at once finds it given back (without the release it would be throttled).
+  const s = setup({ throttleWcu: 1, staleMs: 2000 });
+  try {
+    s.upstream.describe.failures = 3; // the key schema cannot be read: refused, 500
+    const refused = await s.send("PutItem", { TableName: "t", Item: item("a", 1) });
+    assert.equal(refused.status, 500);
+    const next = await s.send("PutItem", { TableName: "t", Item: item("b", 1) });
+    assert.equal(next.status, 200, JSON.stringify(next.body));
+  } finally {
+    await s.close();
+  }
+});
+
 Deno.test("throttle_wcu with error_rate: a split batch failed after forwarding wrote its admitted part, and was charged for it", async () => {
   // random(): fail (< rate), then after forwarding (>= 0.5); afterwards no failure.
   const seq = [0.01, 0.9];

@@ -53,8 +53,8 @@ export const DESCRIBE_ROUNDS = 5;
 
 /**
  * All shards of a stream, a DescribeStream page at a time. AWS answers DescribeStream at
- * most 10 times a second per account and region (local-stack/aws/describe_limit.ts), and
- * the stack's poller alone describes every stream each second: a page still throttled
+ * most 10 times a second per account and region (local-stack/aws/describe_limit.ts),
+ * shared with the stack's poller and the lost-record check: a page still throttled
  * after the client's own retries is asked again after a full-jitter wait of random ×
  * min(1 s × 2^i, 10 s), {@link DESCRIBE_ROUNDS} rounds at most, then the throttle is
  * thrown. Any other error is thrown at once.
