@@ -4,6 +4,8 @@
  * Sections (all by default; `npm run bench -- webhook backfill` picks):
  * - webhook (below), live (tests/bench_live.ts), backfill (tests/bench_backfill.ts),
  *   validator (tests/bench_validator.ts).
+ * Not by default: export (tests/bench_export.ts) and validator-scale
+ * (tests/bench_validator_scale.ts).
  *
  * Webhook throughput: batches of 10, 100 and 1000 DynamoDB Streams records posted to
  * the mmp-toledo-sync webhook (signature check, validation, mapping, one transaction
@@ -22,6 +24,7 @@ import { benchExport } from "./bench_export.ts";
 import { benchLive } from "./bench_live.ts";
 import { formatted, Goals } from "./bench_goals.ts";
 import { benchValidator } from "./bench_validator.ts";
+import { benchValidatorScale } from "./bench_validator_scale.ts";
 import { percentile } from "./bench_edge_cpu.ts";
 import { callFunction, connectDb, stack, streamRecord } from "./stack_clients.ts";
 
@@ -198,6 +201,8 @@ if (import.meta.main) {
     if (sections.includes("validator")) await benchValidator(sql, figure, goals);
     // Not by default: at its scale (100×) it loads 4.8 million items.
     if (sections.includes("export")) await benchExport(sql, figure, goals);
+    // Not by default: it adds a million rows to two tables (rolled back).
+    if (sections.includes("validator-scale")) await benchValidatorScale(sql, figure, goals);
   } finally {
     await sql.end();
   }
