@@ -33,6 +33,7 @@
 
 import { awsJsonAnswer } from "./json_answer.ts";
 import { scopeOf } from "./scope.ts";
+import { ProxyLayer } from "./proxy_layer.ts";
 
 /** DescribeStream calls an account may make in a region within {@link WINDOW_MS}. */
 export const MAX_PER_SECOND = 10;
@@ -52,16 +53,9 @@ export function rateExceeded(): Response {
 }
 
 /** The layer: see the module's comment. */
-export class DescribeLimit {
+export class DescribeLimit extends ProxyLayer {
   /** Scope → when each call let through within the window was made, oldest first. */
   #calls = new Map<string, number[]>();
-  #now: () => number;
-  #log: (line: string) => void;
-
-  constructor(options: { now?: () => number; log?: (line: string) => void } = {}) {
-    this.#now = options.now ?? Date.now;
-    this.#log = options.log ?? (() => {});
-  }
 
   /** Answers a DescribeStream past the rate itself; any other request passes on. */
   async handle(request: Request, next: Next): Promise<Response> {
@@ -69,10 +63,10 @@ export class DescribeLimit {
       return await next(request);
     }
     const scope = scopeOf(request.headers);
-    const now = this.#now();
+    const now = this.now();
     const calls = this.#recent(scope, now);
     if (calls.length >= MAX_PER_SECOND) {
-      this.#log(
+      this.log(
         `DescribeStream of ${scope}: ${calls.length} within the last ${WINDOW_MS} ms (AWS ` +
           `allows ${MAX_PER_SECOND}); throttled (ThrottlingException)`,
       );

@@ -25,6 +25,7 @@ import { awsError, awsJsonAnswer } from "./json_answer.ts";
 import { iteratorShard, unwrapIterator } from "./shard_iterators.ts";
 import { scopeOf } from "./scope.ts";
 import { streamOfIterator } from "./stream_times.ts";
+import { ProxyLayer } from "./proxy_layer.ts";
 
 /** Readers a shard serves at once; one more throttles its reads. */
 export const MAX_READERS = 2;
@@ -63,17 +64,10 @@ function shardOf(iterator: string): string | undefined {
 }
 
 /** The layer: see the module's comment. */
-export class ShardReaders {
+export class ShardReaders extends ProxyLayer {
   #next = 1;
   /** Scope and shard → reader → when it last asked for the shard's records. */
   #reads = new Map<string, Map<number, number>>();
-  #now: () => number;
-  #log: (line: string) => void;
-
-  constructor(options: { now?: () => number; log?: (line: string) => void } = {}) {
-    this.#now = options.now ?? Date.now;
-    this.#log = options.log ?? (() => {});
-  }
 
   /** Answers a GetShardIterator or GetRecords through `next`; any other passes on. */
   async handle(request: Request, next: Next): Promise<Response> {
@@ -103,9 +97,9 @@ export class ShardReaders {
     if (shard !== undefined) {
       const key = `${scopeOf(request.headers)} ${shard}`;
       const readers = this.#reading(key);
-      readers.set(reader, this.#now());
+      readers.set(reader, this.now());
       if (readers.size > MAX_READERS) {
-        this.#log(
+        this.log(
           `GetRecords of ${shard} by reader ${reader}: ${readers.size} readers at once ` +
             `(${[...readers.keys()].join(", ")}; AWS allows ${MAX_READERS}); throttled ` +
             "(LimitExceededException)",
@@ -123,7 +117,7 @@ export class ShardReaders {
 
   /** The readers of `key` that read it within READING_MS; those before are forgotten. */
   #reading(key: string): Map<number, number> {
-    const now = this.#now();
+    const now = this.now();
     let readers = this.#reads.get(key);
     if (!readers) this.#reads.set(key, readers = new Map());
     for (const [reader, at] of readers) {

@@ -254,8 +254,8 @@ begin
     )
     select (select count(*) from kept)::integer + 0 * (select count(*) from noted)
     $sql$, p_target, sync.key_json_sql(p_target, 'r'),
-    (select string_agg(format('t.%1$I = (p.r).%1$I', k), ' and ')
-     from sync.source_tables s, unnest(s.key_columns) k where s.target_table = p_target),
+    format('row(%s) = row(%s)', sync.key_columns_sql(p_target, 't'),
+           sync.key_columns_sql(p_target, '(p.r)')),
     same)
   into divergent
   using p_run, p_rows;
