@@ -15,14 +15,15 @@
  * the batch. Any individual item in a batch exceeds 400 KB. [...] Any individual items
  * with keys exceeding the key length limits." Keys are checked as key_schema.ts tells:
  * each key attribute of its defined type, S and B not empty, a DeleteRequest's Key
- * holding nothing else, and two keys the same when their numbers are. Not checked here:
- * the total request size (16 MB; 25 items of 400 KB stay below it) and the values of an
- * item's other attributes (a malformed one held back by the throttle lets the part
- * forwarded be written).
+ * holding nothing else, and two keys the same when their numbers are; an item's other
+ * attributes as attribute_values.ts tells (an empty set, a number DynamoDB cannot store, a
+ * value nested too deep...). Not checked here: the total request size (16 MB; 25 items of
+ * 400 KB stay below it).
  *
  * @module
  */
 
+import { itemValueProblem } from "./attribute_values.ts";
 import { type Item, itemSize } from "./capacity.ts";
 import { type KeyAttribute, keyIdentity, keyProblem } from "./key_schema.ts";
 import type { WriteRequest } from "./write_capacity.ts";
@@ -63,7 +64,7 @@ export function refusedWhole(
       const key = request.DeleteRequest?.Key;
       const written = item ?? key;
       if (!written || keyProblem(written, schema, key !== undefined) !== undefined) return true;
-      if (item && oversized(item)) return true;
+      if (item && (oversized(item) || itemValueProblem(item) !== undefined)) return true;
       const identity = keyIdentity(written, schema);
       if (keys.has(identity)) return true;
       keys.add(identity);

@@ -73,3 +73,18 @@ Deno.test("a batch with a key that does not match its table's key schema is refu
     false,
   );
 });
+
+Deno.test("a batch with a value DynamoDB refuses in any item is refused whole, not split", () => {
+  const bad = putItem({ id: { S: "b" }, tags: { SS: [] } });
+  assert.equal(refusedWhole({ t: [put("a"), bad] }, keySchema), true, "an empty set");
+  assert.equal(refusedWhole({ t: [put("a")], u: [bad] }, keySchema), true, "in another table");
+  assert.equal(
+    refusedWhole({ t: [put("a"), putItem({ id: { S: "b" }, n: { N: "1e126" } })] }, keySchema),
+    true,
+    "a number DynamoDB cannot store",
+  );
+  assert.equal(
+    refusedWhole({ t: [put("a"), putItem({ id: { S: "b" }, tags: { SS: ["x"] } })] }, keySchema),
+    false,
+  );
+});

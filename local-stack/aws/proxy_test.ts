@@ -469,6 +469,25 @@ Deno.test("throttle_wcu: a BatchWriteItem writes what fits, answers the rest in 
   }
 });
 
+Deno.test("throttle_wcu: a batch with a value DynamoDB refuses is forwarded whole, never split", async () => {
+  // AWS validates the whole batch before writing any of it: had the proxy held the bad
+  // request back, the part it forwarded would be written where AWS writes nothing.
+  // DynamoDB Local refuses such a batch whole (attribute_values.ts); the fake takes it.
+  const s = setup({ throttleWcu: 3 });
+  const requests = ["a", "b", "c", "d"].map((id) => ({ PutRequest: { Item: item(id, 1) } }));
+  const bad = { PutRequest: { Item: { ...item("e", 1), tags: { SS: [] } } } };
+  try {
+    await s.send("BatchWriteItem", { RequestItems: { t: [...requests, bad] } });
+    assert.deepEqual(
+      (s.upstream.bodies.at(-1)!.RequestItems as Record<string, unknown>).t,
+      [...requests, bad],
+      "forwarded as it came",
+    );
+  } finally {
+    await s.close();
+  }
+});
+
 /** Resolves once `done()` holds, looking again after each turn of the event loop. */
 async function until(done: () => boolean): Promise<void> {
   while (!done()) await new Promise((resolve) => setTimeout(resolve, 0));

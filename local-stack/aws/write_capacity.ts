@@ -58,8 +58,8 @@
  * the rest in `UnprocessedItems`, keyed by table name, each request as it was sent. A
  * batch that DynamoDB refuses whole (batch_refusal.ts: more than 25 requests, a table with
  * none, a request that is not exactly one put or one delete, a key that does not match
- * the table's key schema or twice in a table, an item over 400 KB, a table that does not
- * exist) is never split: it goes on whole, unthrottled, and DynamoDB Local refuses it as
+ * the table's key schema or twice in a table, an item over 400 KB or with a value
+ * DynamoDB refuses, a table that does not exist) is never split: it goes on whole, unthrottled, and DynamoDB Local refuses it as
  * AWS does, before any capacity is counted. One on a table whose key schema the proxy
  * cannot read is not let through: it gets HTTP 500 InternalServerError (key_schema.ts).
  *
