@@ -44,8 +44,11 @@ export interface ExportLoadDeps {
    * object the manifest names (else an error that fails the file).
    */
   open: (key: string, etag?: string) => Promise<ReadableStream<Uint8Array>>;
-  /** The export's time: every row's stamp. */
-  exportTime: Date;
+  /**
+   * When the export's items are taken as read (export_manifest.ts, `readAt`: its time
+   * less a minute): every row's stamp.
+   */
+  readAt: Date;
   cpu: CpuMeter;
   /** The pages of a chunk (one transaction), by default {@link DEFAULT_CHUNK_PAGES}. */
   chunkPages?: number;
@@ -114,7 +117,7 @@ export async function loadExportFile(
     md5Checksum: file.md5,
     etag: file.etag ?? "",
   };
-  const target = { job, segment: file.segment, worker, spec, exportTime: deps.exportTime };
+  const target = { job, segment: file.segment, worker, spec, readAt: deps.readAt };
   const chunkPages = deps.chunkPages ?? DEFAULT_CHUNK_PAGES;
   let line = Number(file.next_line);
   // Lines up to which pages are written one by one (a refused chunk's).
@@ -173,7 +176,7 @@ export async function loadExportFile(
           const committed = await commitPage(
             deps.sql,
             carefulClaim(job, file),
-            { items: page.items, readAt: deps.exportTime, nextKey: null },
+            { items: page.items, readAt: deps.readAt, nextKey: null },
             {
               worker,
               nextKey: JSON.stringify({ line: page.nextLine }),

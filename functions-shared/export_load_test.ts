@@ -65,7 +65,7 @@ function load(db: ReturnType<typeof jobDb>, errors: Record<number, Error>) {
   const done = loadExportJob("7", 1, "loader", {
     sql: db.sql,
     open: (key) => Promise.reject(errors[Number(key.match(/(\d+)\.json/)![1])]),
-    exportTime: new Date("2026-11-29T00:00:00Z"),
+    readAt: new Date("2026-11-29T00:00:00Z"),
     cpu: fakeCpuMeter(),
     log: (line) => lines.push(line),
     sleep: () => Promise.resolve(),
@@ -128,7 +128,7 @@ Deno.test("a file taken up from its checkpoint renews its lease while it reads b
   await loadExportJob("7", 1, "loader", {
     sql: db.sql,
     open: () => Promise.resolve(new Blob([bytes]).stream()),
-    exportTime: new Date("2026-11-29T00:00:00Z"),
+    readAt: new Date("2026-11-29T00:00:00Z"),
     cpu: fakeCpuMeter(),
     log: (line) => log.push(line),
     sleep: () => Promise.resolve(),
@@ -156,7 +156,7 @@ Deno.test("workers sharing file slots claim a file only once they have a place, 
       await new Promise((resolve) => setTimeout(resolve, 5)); // others would start meanwhile
       throw new Error(`${key} is not there`);
     },
-    exportTime: new Date("2026-11-29T00:00:00Z"),
+    readAt: new Date("2026-11-29T00:00:00Z"),
     cpu: fakeCpuMeter(),
     sleep: () => Promise.resolve(),
     fileSlots: slots,
@@ -197,7 +197,7 @@ Deno.test("a file of another table's items fails the job at its first item, nami
       Promise.resolve(
         new Blob([`${line}\n${line}\n`]).stream().pipeThrough(new CompressionStream("gzip")),
       ),
-    exportTime: new Date("2026-11-29T00:00:00Z"),
+    readAt: new Date("2026-11-29T00:00:00Z"),
     cpu: fakeCpuMeter(),
     log: (l) => lines.push(l),
     sleep: () => Promise.resolve(),
@@ -240,7 +240,7 @@ Deno.test("a chunk that never ends is left once its lease lapsed, and the comman
       Promise.resolve(
         new Blob([`${item}\n${item}\n`]).stream().pipeThrough(new CompressionStream("gzip")),
       ),
-    exportTime: new Date("2026-11-29T00:00:00Z"),
+    readAt: new Date("2026-11-29T00:00:00Z"),
     cpu: fakeCpuMeter(),
     log: (l) => lines.push(l),
     sleep: () => Promise.resolve(),
@@ -326,7 +326,7 @@ function loadThrough(db: ReturnType<typeof jobDb>, outcomes: Error[]) {
   const done = loadExportJob("7", 1, "loader", {
     sql: db.sql,
     open: () => Promise.reject(outcomes.shift()),
-    exportTime: new Date("2026-11-29T00:00:00Z"),
+    readAt: new Date("2026-11-29T00:00:00Z"),
     cpu: fakeCpuMeter(),
     log: (line) => lines.push(line),
     sleep: (ms) => {
@@ -536,7 +536,7 @@ function fileDeps(
       ++opens > 10
         ? Promise.reject(new Error("the file was opened more than 10 times"))
         : Promise.resolve(open()),
-    exportTime: new Date("2026-11-29T00:00:00Z"),
+    readAt: new Date("2026-11-29T00:00:00Z"),
     cpu: fakeCpuMeter(),
     log: (line) => lines.push(line),
     sleep: (ms) => (slept.push(ms), Promise.resolve()),

@@ -25,8 +25,13 @@ export interface ExportSummary {
   tableArn: string;
   /** The table's name, from its ARN. */
   tableName: string;
-  /** The instant the export is a consistent snapshot of: every row loaded is stamped with it. */
+  /** The export's time, as DynamoDB gives it (its `ExportTime`). */
   exportTime: Date;
+  /**
+   * When the export's items are taken as read: its time less {@link EXPORT_WINDOW_MS}.
+   * Every row loaded is stamped with it, and the stream must cover the table from it.
+   */
+  readAt: Date;
   s3Bucket: string;
   /** The export's prefix in the bucket, "" when it has none. */
   s3Prefix: string;
@@ -35,6 +40,26 @@ export interface ExportSummary {
   /** How many items the export holds, by DynamoDB's count. */
   itemCount: number;
 }
+
+/**
+ * How far an export's items may lie from its time: an export is not a snapshot of one
+ * instant. AWS Developer Guide, "DynamoDB data export to Amazon S3: how it works"
+ * (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/S3DataExport.HowItWorks.html):
+ * "The request time and the time of the last update included in the data lake export
+ * request may vary within a one-minute time window. For example, if you submit the
+ * request at 2:25 PM, the output is guaranteed to contain all data committed to the table
+ * up to 2:24, and data committed after 2:26 will not be included. The output may or may
+ * not contain data modifications made between 2:24 and 2:26. Exported data is also not
+ * transactionally consistent."
+ *
+ * So an item may be as it was up to a minute before the export time. Its rows are
+ * stamped as read a minute before it ({@link ExportSummary.readAt}): a stream change made
+ * in that minute is newer than the stamp and wins over an export's older image of the
+ * item (an update, a delete, a creation the export missed), and one after the export time
+ * that the export already holds brings the same item again. Stamped at the export time,
+ * an older image would win over such a change, which no later record mends.
+ */
+export const EXPORT_WINDOW_MS = 60_000;
 
 /** One data file of an export, from its line in manifest-files.json. */
 export interface ExportDataFile {
@@ -138,6 +163,7 @@ export function parseExportSummary(text: string, where: string): ExportSummary {
     tableArn,
     tableName: table[1],
     exportTime,
+    readAt: new Date(exportTime.getTime() - EXPORT_WINDOW_MS),
     s3Bucket: textField(o, "s3Bucket", where),
     s3Prefix,
     manifestFilesKey: keyInBucket(s3Prefix, textField(o, "manifestFilesS3Key", where)),

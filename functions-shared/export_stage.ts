@@ -56,8 +56,8 @@ export interface ChunkTarget {
   segment: number;
   worker: string;
   spec: TableSpec;
-  /** The export's time: every row's stamp. */
-  exportTime: Date;
+  /** When the export's items are taken as read (export_manifest.ts): every row's stamp. */
+  readAt: Date;
 }
 
 /** What a committed chunk did. */
@@ -116,13 +116,13 @@ export function copyField(value: string | number | null | undefined): string {
 export function pageCopyText(
   spec: TableSpec,
   items: ExportPage["items"],
-  exportTime: Date,
+  readAt: Date,
   firstLine: number,
 ): { text: string; changes: number; deadLetters: DeadLetter[] } {
   const lines: string[] = [];
   const deadLetters: DeadLetter[] = [];
   items.forEach((item, i) => {
-    const mapped = mapScannedItem(spec, item, exportTime);
+    const mapped = mapScannedItem(spec, item, readAt);
     if (!mapped.ok) {
       deadLetters.push(mapped.deadLetter);
       return;
@@ -169,7 +169,7 @@ export async function commitChunk(
         pageCopyText(
           target.spec,
           page.items,
-          target.exportTime,
+          target.readAt,
           page.nextLine - page.items.length + 1,
         )
       );

@@ -311,7 +311,7 @@ async function backfillFromExports(
         loadExportJob(job.job, options.workers, loaderName, {
           sql: pool,
           open: exportFileOpener(deps.s3, job.bucket),
-          exportTime: job.exportTime,
+          readAt: job.readAt,
           cpu,
           fileSlots,
         }).catch((error) => {

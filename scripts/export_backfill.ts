@@ -11,7 +11,6 @@
 
 import {
   DescribeExportCommand,
-  DescribeTableCommand,
   DynamoDBClient,
   type ExportDescription,
 } from "@aws-sdk/client-dynamodb";
@@ -23,6 +22,7 @@ import { safeMessage } from "../functions-shared/dynamo_errors.ts";
 import { parseExportFiles, parseExportSummary } from "../functions-shared/export_manifest.ts";
 import { ExportStillRunning, requestExport, waitForExport } from "./export_request.ts";
 import { manifestText } from "./export_s3.ts";
+import { streamCoversExport, waitForStreamToCover } from "./export_stream_cover.ts";
 import { arnRegionProblem, type TableSpec } from "../functions-shared/table_registry.ts";
 
 /** Where exports go, or which one to load. */
@@ -54,6 +54,9 @@ export interface ExportBackfillDeps {
    * export's, and nothing after it reaches them. Refused otherwise.
    */
   withoutStream?: boolean;
+  /** This machine's clock and a pause (tests give their own). */
+  now?: () => number;
+  sleep?: (ms: number) => Promise<void>;
 }
 
 /** A started export backfill. */
@@ -61,58 +64,9 @@ export interface ExportJob {
   job: string;
   spec: TableSpec;
   bucket: string;
-  exportTime: Date;
+  /** When the export's items are taken as read (export_manifest.ts): every row's stamp. */
+  readAt: Date;
   items: number;
-}
-
-/**
- * Refuses an export older than the table's stream: the changes made between its export
- * time and the stream's start are in neither, and its rows, stamped with the export time,
- * would stand for them. The stream's label is the time it was enabled
- * (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_TableDescription.html,
- * LatestStreamLabel). A table with no stream is refused too: every change after the
- * export would be lost while the job ends done and the table is reported whole; with
- * `withoutStream` (`--without-stream`) it is loaded, named in the log.
- */
-export async function streamCoversExport(
-  dynamo: DynamoDBClient,
-  spec: TableSpec,
-  arn: string,
-  exportTime: Date,
-  log: (line: string) => void,
-  withoutStream = false,
-): Promise<void> {
-  const { Table: table } = await dynamo.send(
-    new DescribeTableCommand({ TableName: spec.sourceTable }),
-  );
-  const label = table?.LatestStreamLabel;
-  if (!table?.StreamSpecification?.StreamEnabled || !label) {
-    const what = `${spec.sourceTable} has no stream: nothing after the export ` +
-      `(${exportTime.toISOString()}) would reach ${spec.targetTable}`;
-    if (!withoutStream) {
-      throw new Error(
-        `export backfill of ${spec.sourceTable}: ${what}, and the table would be reported ` +
-          "whole; turn on its stream (NEW_AND_OLD_IMAGES) and its mapping, then ask for a new " +
-          "export, or pass --without-stream to load the snapshot alone",
-      );
-    }
-    log(`${spec.targetTable}: ${what} until its stream and its mapping are on (--without-stream)`);
-    return;
-  }
-  const since = Date.parse(/Z|[+-]\d\d:\d\d$/.test(label) ? label : `${label}Z`);
-  if (!Number.isFinite(since)) {
-    throw new Error(
-      `export backfill of ${spec.sourceTable}: its stream's label ${JSON.stringify(label)} is ` +
-        "not the time the stream was enabled, so whether the export is covered cannot be told",
-    );
-  }
-  if (since > exportTime.getTime()) {
-    throw new Error(
-      `export backfill of ${spec.sourceTable}: export ${arn} is of ${exportTime.toISOString()}, ` +
-        `before the table's stream began (${label}): the changes between them are in ` +
-        "neither; ask for a new export (without --export-arn)",
-    );
-  }
 }
 
 /**
@@ -240,7 +194,7 @@ async function jobOf(
         "manifest is not this export's",
     );
   }
-  await streamCoversExport(dynamo, spec, arn, summary.exportTime, deps.log, deps.withoutStream);
+  await streamCoversExport(dynamo, spec, arn, summary.readAt, deps.log, deps.withoutStream);
   const elsewhere = arnRegionProblem(spec, summary.tableArn);
   if (elsewhere) {
     throw new Error(`export backfill of ${spec.sourceTable}: export ${arn}: ${elsewhere}`);
@@ -259,19 +213,19 @@ async function jobOf(
       job: String(unfinished.id),
       spec,
       bucket,
-      exportTime: summary.exportTime,
+      readAt: summary.readAt,
       items: summary.itemCount,
     };
   }
-  const id = await startJob(deps, spec, arn, summary.exportTime, bucket, files);
+  const id = await startJob(deps, spec, arn, summary.readAt, bucket, files);
   deps.log(
-    `${spec.targetTable}: job ${id}, ${files.length} files, ${summary.itemCount} items as of ${summary.exportTime.toISOString()}`,
+    `${spec.targetTable}: job ${id}, ${files.length} files, ${summary.itemCount} items as of ${summary.exportTime.toISOString()}, stamped ${summary.readAt.toISOString()} (an export's items may be a minute older than its time)`,
   );
   return {
     job: String(id),
     spec,
     bucket,
-    exportTime: summary.exportTime,
+    readAt: summary.readAt,
     items: summary.itemCount,
   };
 }
@@ -289,14 +243,15 @@ class MadeElsewhere extends Error {
 }
 
 /**
- * Makes export `arn`'s job (`sync.start_export_backfill`); answers its id. Another
- * command that made a job of the table since this one looked for one is named.
+ * Makes export `arn`'s job (`sync.start_export_backfill`), its rows stamped `readAt`;
+ * answers its id. Another command that made a job of the table since this one looked for
+ * one is named.
  */
 async function startJob(
   deps: ExportBackfillDeps,
   spec: TableSpec,
   arn: string,
-  exportTime: Date,
+  readAt: Date,
   bucket: string,
   files: ReturnType<typeof parseExportFiles>,
 ): Promise<string> {
@@ -308,7 +263,7 @@ async function startJob(
   }));
   try {
     const [{ id }] = await deps.sql`
-      select sync.start_export_backfill(${spec.sourceTable}, ${arn}, ${exportTime}, ${bucket},
+      select sync.start_export_backfill(${spec.sourceTable}, ${arn}, ${readAt}, ${bucket},
         ${JSON.stringify(listed)}::text::jsonb) as id`;
     return String(id);
   } catch (error) {
@@ -357,6 +312,7 @@ async function exportToWaitFor(
         ": asking for a new one",
     );
   }
+  await waitForStreamToCover(dynamo, spec, deps.log, deps);
   const arn = await requestExport(dynamo, spec.sourceTable, source, token);
   await deps.sql`
     select sync.note_export_request(${spec.sourceTable}, ${source.bucket}, ${source.prefix},

@@ -373,7 +373,7 @@ Deno.test("an export older than the table's stream, or of a table with no stream
   try {
     await assert.rejects(
       startExportBackfill(run.deps, spec, { bucket: "", prefix: "", exportArn: named.arn }, "t"),
-      /^Error: export backfill of firespring-backdoor-segments-dev: export .* is of .*, before the table's stream began \(.*\): the changes between them are in neither; ask for a new export \(without --export-arn\)$/,
+      /^Error: export backfill of firespring-backdoor-segments-dev: export .* holds items as they were from .* \(a minute before its export time\), before the table's stream began \(.*\): the changes between them are in neither; ask for a new export \(without --export-arn\)$/,
     );
     assert.equal(run.db.matching("sync.start_export_backfill").length, 0);
     assert.deepEqual(
@@ -407,6 +407,45 @@ Deno.test("an export older than the table's stream, or of a table with no stream
     await assert.rejects(
       startExportBackfill(run.deps, spec, { bucket: "", prefix: "", exportArn: named.arn }, "t"),
       /its stream's label "not-a-time" is not the time the stream was enabled/,
+    );
+  } finally {
+    streamOf = before;
+  }
+});
+
+Deno.test("an export's rows are stamped a minute before its time, and its stream must cover that minute", async () => {
+  // AWS: an export's items may be as they were up to a minute before its export time
+  // (export_manifest.ts, EXPORT_WINDOW_MS). Stamped at the export time, an older image
+  // would win over a change made in that minute; the stream must have begun before it.
+  const named = await anExport("named");
+  const exportTime = Number(named.description.ExportTime) * 1000;
+  const before = streamOf;
+  const streamSince = (at: number) => () => ({
+    StreamSpecification: { StreamEnabled: true, StreamViewType: "NEW_AND_OLD_IMAGES" },
+    LatestStreamLabel: new Date(at).toISOString().replace("Z", ""),
+  });
+  const source = { bucket: "", prefix: "", exportArn: named.arn };
+  try {
+    // A stream begun 30 s before the export time misses changes its items may lack.
+    streamOf = streamSince(exportTime - 30_000);
+    const late = deps([named], []);
+    await assert.rejects(
+      startExportBackfill(late.deps, spec, source, "t"),
+      /holds items as they were from .* \(a minute before its export time\), before the table's stream began/,
+    );
+    assert.equal(late.db.matching("sync.start_export_backfill").length, 0);
+    // Begun 61 s before: the job starts, every row stamped a minute before the export time.
+    streamOf = streamSince(exportTime - 61_000);
+    const run = deps([named], []);
+    const job = await startExportBackfill(run.deps, spec, source, "t");
+    const [start] = run.db.matching("sync.start_export_backfill");
+    assert.equal((start.values[2] as Date).getTime(), exportTime - 60_000);
+    assert.equal(job.readAt.getTime(), exportTime - 60_000);
+    assert.ok(
+      run.lines.some((l) =>
+        l.includes(`stamped ${new Date(exportTime - 60_000).toISOString()} (an export's items`)
+      ),
+      run.lines.join("\n"),
     );
   } finally {
     streamOf = before;

@@ -35,7 +35,7 @@ export function peakRssMb(): number {
 
 if (import.meta.main) {
   const [time, ...jobs] = Deno.args;
-  const exportTime = new Date(time);
+  const readAt = new Date(time);
   const workers = Number(Deno.env.get("BENCH_EXPORT_WORKERS") ?? 2);
   const pool = connectPool(stack.DATABASE_URL, workers * jobs.length);
   const client = s3Client(stack.S3_ENDPOINT);
@@ -47,7 +47,7 @@ if (import.meta.main) {
       loadExportJob(job, workers, "bench-export", {
         sql: pool,
         open,
-        exportTime,
+        readAt,
         cpu: processMeter(() => ({ user: 0, system: 0 })),
         log: (line) => console.error(line),
         pageByPage: Deno.env.get("BENCH_EXPORT_PAGE_BY_PAGE") === "1",

@@ -1,7 +1,7 @@
 /**
  * Loading an export backfill (functions-shared/export_load.ts) into the stack's Postgres
- * over a direct connection, as `npm run backfill -- --from-export` does: every item of every data file lands once, stamped with the export
- * time; a loader killed mid-file is taken up from its checkpoint with nothing lost or
+ * over a direct connection, as `npm run backfill -- --from-export` does: every item of every data file lands once, stamped with the job's
+ * read time (its export time less a minute; changes made in that minute win); a loader killed mid-file is taken up from its checkpoint with nothing lost or
  * doubled, and one whose chunk outlasts its lease leaves the file to the loader that took
  * it over, failing nothing; a file that is not what its manifest says fails the job, naming the file.
  *
@@ -14,6 +14,7 @@ import assert from "node:assert/strict";
 import { DeleteObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
 import { processMeter } from "../functions-shared/cpu_meter.ts";
 import { ExportDataError } from "../functions-shared/export_items.ts";
+import { EXPORT_WINDOW_MS } from "../functions-shared/export_manifest.ts";
 import { type ExportFileClaim, loadExportFile } from "../functions-shared/export_file_load.ts";
 import { loadExportJob } from "../functions-shared/export_load.ts";
 import { connectDb as connectPool } from "../functions-shared/sync_db.ts";
@@ -109,7 +110,7 @@ Deno.test("a killed loader's file is taken up from its checkpoint; every item la
       loadExportFile(job, "doomed", file, {
         sql: pool,
         open,
-        exportTime: EXPORT_TIME,
+        readAt: EXPORT_TIME,
         cpu,
         chunkPages: 1,
         onPage: () => {
@@ -130,7 +131,7 @@ Deno.test("a killed loader's file is taken up from its checkpoint; every item la
     await loadExportJob(job, 2, "loader", {
       sql: pool,
       open,
-      exportTime: EXPORT_TIME,
+      readAt: EXPORT_TIME,
       cpu,
       sleep: async () => {
         if (waits++ === 0) {
@@ -159,7 +160,7 @@ Deno.test("a chunk that does not start at its file's checkpoint is refused (a lo
   await withJob(prefix, files, async (sql, pool, job) => {
     const [file] = await sql<ExportFileClaim[]>`
       select * from sync.claim_export_file(${job}, 'w')`;
-    const deps = { sql: pool, open, exportTime: EXPORT_TIME, cpu, chunkPages: 1 };
+    const deps = { sql: pool, open, readAt: EXPORT_TIME, cpu, chunkPages: 1 };
     // The first chunk (lines 0-3) commits; the worker stops there.
     const stop = new Error("stop");
     await assert.rejects(
@@ -219,7 +220,7 @@ async function stalledPastItsLease(ending: "bytes" | Error, leaving: RegExp) {
     const slow = loadExportJob(job, 1, "slow", {
       sql: pool,
       open: stalledOpen,
-      exportTime: EXPORT_TIME,
+      readAt: EXPORT_TIME,
       cpu,
       log: (line) => lines.push(line),
       sleep: () => new Promise((resolve) => setTimeout(resolve, 20)),
@@ -228,7 +229,7 @@ async function stalledPastItsLease(ending: "bytes" | Error, leaving: RegExp) {
     // Its lease runs out meanwhile: another loader takes the file over and loads the job.
     await sql`update sync.backfill_segments set lease_expires_at = now() - interval '1 second'
               where job_id = ${job} and lease_owner = 'slow-0'`;
-    await loadExportJob(job, 1, "fast", { sql: pool, open, exportTime: EXPORT_TIME, cpu });
+    await loadExportJob(job, 1, "fast", { sql: pool, open, readAt: EXPORT_TIME, cpu });
     openGate();
     await slow; // it leaves the file, failing nothing
     assert.ok(lines.some((l) => leaving.test(l)), lines.join("\n"));
@@ -281,7 +282,7 @@ Deno.test("a loader renews its file's lease while a chunk is written: one that o
     const slow = loadExportJob(job, 1, "slow", {
       sql: pool,
       open: slowOpen,
-      exportTime: EXPORT_TIME,
+      readAt: EXPORT_TIME,
       cpu,
     });
     await inChunk;
@@ -294,7 +295,7 @@ Deno.test("a loader renews its file's lease while a chunk is written: one that o
         opened++;
         return open(key);
       },
-      exportTime: EXPORT_TIME,
+      readAt: EXPORT_TIME,
       cpu,
       sleep: () => new Promise((resolve) => setTimeout(resolve, 200)),
     });
@@ -335,7 +336,7 @@ Deno.test("a file whose bytes stop mid-way is read again from its checkpoint; ev
     await loadExportJob(job, 1, "loader", {
       sql: pool,
       open: flaky,
-      exportTime: EXPORT_TIME,
+      readAt: EXPORT_TIME,
       cpu,
       // A chunk per page (of 4 items): some are committed before the break, so the file
       // is read again from a checkpoint past its start.
@@ -386,7 +387,7 @@ Deno.test("credentials S3 refuses stop the loader with its job running and no fi
         loadExportJob(job, 2, "loader", {
           sql: pool,
           open: exportFileOpener(client, EXPORT_BUCKET),
-          exportTime: EXPORT_TIME,
+          readAt: EXPORT_TIME,
           cpu,
           sleep: () => Promise.resolve(),
         });
@@ -431,7 +432,7 @@ Deno.test("a data file whose MD5 is not the manifest's fails the job, naming the
   files[0].md5 = "AAAAAAAAAAAAAAAAAAAAAA==";
   await withJob(prefix, files, async (sql, pool, job) => {
     await assert.rejects(
-      loadExportJob(job, 1, "loader", { sql: pool, open, exportTime: EXPORT_TIME, cpu }),
+      loadExportJob(job, 1, "loader", { sql: pool, open, readAt: EXPORT_TIME, cpu }),
       (error: Error) =>
         error.cause instanceof ExportDataError &&
         error.message.startsWith(
@@ -483,7 +484,7 @@ Deno.test("a chunk's unmappable item and the change Postgres refuses are dead-le
     );
     try {
       // One worker: the files in order, the unmappable item's file last.
-      await loadExportJob(job, 1, "loader", { sql: pool, open, exportTime: EXPORT_TIME, cpu });
+      await loadExportJob(job, 1, "loader", { sql: pool, open, readAt: EXPORT_TIME, cpu });
     } finally {
       await sql.unsafe(`alter table public.firespring_actions drop constraint ${constraint}`);
     }
@@ -516,5 +517,51 @@ Deno.test("a chunk's unmappable item and the change Postgres refuses are dead-le
     await sql`delete from sync.dead_letters
               where row_key in (${sql.json({ action_id: `${prefix}-2` })},
                                 ${sql.json({ action_id: `${prefix}-10` })})`;
+  });
+});
+
+Deno.test("changes made in the minute before the export's time win over its items, which may be older", async () => {
+  // AWS: an export's items may be as they were up to a minute before its export time
+  // (functions-shared/export_manifest.ts, EXPORT_WINDOW_MS), so its rows are stamped a
+  // minute before it: the job's read time, EXPORT_TIME here. Changes 30 s before the
+  // export's time (30 s after its read time) that the export missed: an update (it holds
+  // the older image), a delete (it still holds the item), a creation (it lacks the item).
+  const prefix = `export-${crypto.randomUUID().slice(0, 8)}`;
+  const halfway = new Date(EXPORT_TIME.getTime() + EXPORT_WINDOW_MS / 2).toISOString();
+  const { files, open } = await exportOf(prefix, 3, 3, (n) => ({
+    action_id: { S: `${prefix}-${n}` },
+    action_type: { S: "exported" },
+    timestamp: { N: "1770379200" },
+  }));
+  await withJob(prefix, files, async (sql, pool, job) => {
+    await sql`insert into public.firespring_actions (action_id, action_type, action_data,
+                                                     sync_changed_at, sync_source)
+              values (${prefix + "-1"}, 'before', '{}', '2000-06-01T00:00:00Z', 'backfill')`;
+    const change = (op: string, id: string, type: string) => ({
+      op,
+      seq: "1",
+      changed_at: halfway,
+      source: "stream",
+      row: { action_id: `${prefix}-${id}`, action_type: type, action_data: {} },
+    });
+    await sql`select sync.merge_changes('firespring_actions', ${
+      JSON.stringify([
+        change("upsert", "0", "updated"),
+        change("delete", "1", "before"),
+        change("upsert", "new", "created"),
+      ])
+    }::text::jsonb)`;
+    await loadExportJob(job, 1, "loader", { sql: pool, open, readAt: EXPORT_TIME, cpu });
+    const rows = await sql`select action_id, action_type from public.firespring_actions
+                           where action_id like ${prefix + "-%"} order by action_id`;
+    assert.deepEqual(rows.map((r) => [r.action_id, r.action_type]), [
+      [`${prefix}-0`, "updated"],
+      [`${prefix}-2`, "exported"],
+      [`${prefix}-new`, "created"],
+    ]);
+    const [done] = await sql`select status from sync.backfill_jobs where id = ${job}`;
+    assert.equal(done.status, "done");
+    await sql`delete from sync.tombstones where target_table = 'firespring_actions'
+              and row_key = ${sql.json({ action_id: `${prefix}-1` })}`;
   });
 });

@@ -115,7 +115,8 @@ comment on function sync.stream_records_applied_of(text, text[]) is
 -- reads every item as it is when its Scan runs, so it heals every change made before it
 -- was queued (a record the webhook will never apply, e.g. one sent to the on-failure
 -- queue, is thus healed once, not again every hour until the stream drops it). An
--- export's backfill holds the table as of its export time, its started_at
+-- export's backfill holds the table as of its read time (its export time less the minute
+-- within which its items may lie), its started_at
 -- (20261128002300_export_backfills.sql), which is earlier than its queueing: hence the
 -- earlier of the two. A covering job not yet done leaves the table stale until it is
 -- (cleared when it ends done; still stale, naming the problem, if it fails or is
@@ -158,7 +159,7 @@ begin
       -- A record's time is ApproximateCreationDateTime, rounded down to the clock's
       -- granularity: the change may be up to that much later.
       -- A job not started yet will read the table as it is then: it covers any time. An
-      -- export's covers from its export time (its started_at, on DynamoDB's clock, as the
+      -- export's covers from its read time (its started_at, on DynamoDB's clock, as the
       -- record's time is). A Scan's covers from its first read on DynamoDB's clock: its
       -- earliest page's stamp (sync.backfill_segments.earliest_read_at, added by
       -- 20261128004000_scan_stamps_from_dynamodb.sql), or, before it has one, its start

@@ -1,17 +1,22 @@
 -- Backfills from a DynamoDB point-in-time export (issue 17; docs/sync-semantics.md,
 -- "Backfills from an export").
 --
--- DynamoDB writes a consistent snapshot of a table, as of one instant (its export time),
--- to S3: gzipped data files of one item a line, listed in manifests. An export backfill
+-- DynamoDB writes a table's items, as of about one instant (its export time), to S3:
+-- gzipped data files of one item a line, listed in manifests. Not exactly that instant:
+-- each item may be as it was up to a minute before it, or after it, and the export is not
+-- transactionally consistent (AWS Developer Guide, "DynamoDB data export to Amazon S3:
+-- how it works"; functions-shared/export_manifest.ts, EXPORT_WINDOW_MS). So its items are
+-- taken as read a minute before the export time: its read time. An export backfill
 -- is a sync.backfill_jobs row like a Scan's, whose units of work are the export's data
 -- files instead of Scan segments: one sync.backfill_segments row per file (its lease and
 -- its checkpoint, the number of lines loaded, in exclusive_start_key as {"line": n}),
 -- with the file's key, item count and MD5 in sync.backfill_export_files. Its pages go
 -- through the same merge and the same sync.checkpoint_segment as a Scan's pages, every
--- row stamped with the export time; its started_at IS the export time, so that the sweep
--- at its end (sync.sweep_unseen) removes exactly the rows that are older than the
--- snapshot and not in it. Stream changes after the export time win over it, those before
--- lose, as with a Scan's read time.
+-- row stamped with the read time; its started_at IS the read time, so that the sweep at
+-- its end (sync.sweep_unseen) removes exactly the rows that are older than the export's
+-- items and not in it. Stream changes after the read time win over it, those before lose,
+-- as with a Scan's read time: a change the export missed, or holds an older image of,
+-- within the minute before its time is newer than its rows.
 --
 -- Export jobs are loaded by the command that asked for them (npm run backfill --
 -- --from-export), next to the database, not by the import-worker: a gzip stream cannot
@@ -31,7 +36,7 @@ alter table sync.backfill_jobs
     check ((export_arn is null) = (export_bucket is null)
            and (export_arn is null or checksum_run_id is null));
 comment on column sync.backfill_jobs.export_arn is
-  'For a backfill from a point-in-time export: the export''s ARN (its started_at is the export time).';
+  'For a backfill from a point-in-time export: the export''s ARN (its started_at is the export''s read time: its export time less a minute).';
 comment on column sync.backfill_jobs.export_bucket is 'The S3 bucket the export''s files are in.';
 
 create table sync.backfill_export_files (
@@ -215,7 +220,7 @@ $$;
 -- backfills (their progress shows in public.sync_checksums); an export backfill says so
 -- (source 'export': its segments are files) and how many items its files hold
 -- (expected_items, for the ETA); the rate counts from the first segment's start, as an
--- export job's started_at is its export time, minutes before its loading began.
+-- export job's started_at is its read time, minutes before its loading began.
 create or replace view sync.backfill_progress as
 select
   j.id as job_id,
@@ -243,21 +248,22 @@ left join sync.backfill_segments g on g.job_id = j.id
 where j.checksum_run_id is null
 group by j.id, s.target_table;
 
--- Starts a backfill of `p_source_table` from its export `p_export_arn` (as of
--- `p_export_time`) in `p_bucket`: one segment per data file of `p_files`, a JSON array of
--- {"key", "itemCount", "md5"} in the manifest's order. Returns the job's id.
+-- Starts a backfill of `p_source_table` from its export `p_export_arn` (its items taken
+-- as read at `p_read_at`: its export time less a minute) in `p_bucket`: one segment per
+-- data file of `p_files`, a JSON array of {"key", "itemCount", "md5"} in the manifest's
+-- order. Returns the job's id.
 --
--- The export's rows are stamped with its time, and only a tombstone (or a deleted
+-- The export's rows are stamped with its read time, and only a tombstone (or a deleted
 -- observation) recorded after that time stops one of them from bringing back an item
 -- deleted since. Those are kept for tombstone_retention (observation_retention), and
 -- every one recorded after a running backfill's start is kept while it runs
 -- (sync.purge_expired): so an export older than the shorter of the two periods is
 -- refused (its deletes' tombstones may be gone), and the job is running from the start,
--- its started_at the export time, so that no tombstone it needs is purged from then on.
+-- its started_at the read time, so that no tombstone it needs is purged from then on.
 create function sync.start_export_backfill(
   p_source_table text,
   p_export_arn text,
-  p_export_time timestamptz,
+  p_read_at timestamptz,
   p_bucket text,
   p_files jsonb,
   p_page_size integer default 1000
@@ -287,16 +293,16 @@ begin
                 sync.retention_setting('observation_retention'));
   -- An hour to spare: the export time is on DynamoDB's clock, the tombstones' on this
   -- database's, and the load takes time to start (found by a review of the clocks).
-  if p_export_time is null or p_export_time < now() - kept + interval '1 hour' then
+  if p_read_at is null or p_read_at < now() - kept + interval '1 hour' then
     raise exception 'sync.start_export_backfill: the export % of % is as of %, more than % ago (the shorter of tombstone_retention and observation_retention, less an hour): the tombstones of items deleted since may be purged, and its rows would bring those items back; export the table again',
       p_export_arn, p_source_table,
-      coalesce(to_char(p_export_time at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS "UTC"'), 'no time'),
+      coalesce(to_char(p_read_at at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS "UTC"'), 'no time'),
       kept - interval '1 hour'
       using errcode = '22023';
   end if;
   insert into sync.backfill_jobs
     (source_table, status, total_segments, page_size, started_at, export_arn, export_bucket)
-  values (p_source_table, 'running', files, p_page_size, p_export_time, p_export_arn, p_bucket)
+  values (p_source_table, 'running', files, p_page_size, p_read_at, p_export_arn, p_bucket)
   returning id into job_id;
   insert into sync.backfill_segments (job_id, segment)
   select job_id, g from generate_series(0, files - 1) g;
@@ -308,7 +314,7 @@ begin
 end
 $$;
 comment on function sync.start_export_backfill(text, text, timestamptz, text, jsonb, integer) is
-  'Starts a backfill from a point-in-time export: one segment per data file, every row stamped with the export time.';
+  'Starts a backfill from a point-in-time export: one segment per data file, every row stamped with its read time (its export time less a minute).';
 
 -- Claims a data file of export backfill `p_job` for `p_worker`: a pending one, or one
 -- whose lease expired (its worker died), with the line to go on from and the lease's

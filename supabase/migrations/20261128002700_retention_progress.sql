@@ -231,8 +231,8 @@ begin
   -- oldest running backfill loses its tombstone (or its deleted observation). Per table:
   -- one table's long backfill holds no other table's. (A validation run's Scan writes no
   -- row, so it holds nothing.) From ten minutes before that start: an export's started_at
-  -- is its export time, on DynamoDB's clock, and a tombstone's recorded_at is on this
-  -- database's, so a delete just after the export time could be recorded before it and
+  -- is its read time, on DynamoDB's clock, and a tombstone's recorded_at is on this
+  -- database's, so a delete just after the read time could be recorded before it and
   -- go (found by a review of the clocks).
   select array_agg(t.target_table), array_agg(h.since) into held_tables, held_since
   from (select j.source_table, min(j.started_at) - interval '10 minutes' as since

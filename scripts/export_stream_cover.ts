@@ -1,0 +1,110 @@
+/**
+ * Whether a table's DynamoDB stream covers an export of it: every change after the time
+ * the export's items are taken as read (its export time less the minute within which they
+ * may lie, functions-shared/export_manifest.ts) must reach the table through the stream,
+ * or its rows would stand for changes that never come.
+ *
+ * @module
+ */
+
+import { DescribeTableCommand, type DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { EXPORT_WINDOW_MS } from "../functions-shared/export_manifest.ts";
+import type { TableSpec } from "../functions-shared/table_registry.ts";
+
+/** This machine's clock and a pause, for {@link waitForStreamToCover} (tests give their own). */
+export interface StreamClock {
+  now?: () => number;
+  sleep?: (ms: number) => Promise<void>;
+}
+
+/**
+ * When a stream began, from its label (DescribeTable's `LatestStreamLabel`, a time
+ * without a zone, in UTC); NaN when the label is no time.
+ */
+export function streamBegan(label: string): number {
+  return Date.parse(/Z|[+-]\d\d:\d\d$/.test(label) ? label : `${label}Z`);
+}
+
+/**
+ * Refuses an export older than the table's stream: the changes made between the time its
+ * items are taken as read (`readAt`: its export time less the minute within which an
+ * export's items may lie, export_manifest.ts) and the stream's start are in neither, and
+ * its rows, stamped then, would stand for them. The stream's label is the time it was enabled
+ * (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_TableDescription.html,
+ * LatestStreamLabel). A table with no stream is refused too: every change after the
+ * export would be lost while the job ends done and the table is reported whole; with
+ * `withoutStream` (`--without-stream`) it is loaded, named in the log.
+ */
+export async function streamCoversExport(
+  dynamo: DynamoDBClient,
+  spec: TableSpec,
+  arn: string,
+  readAt: Date,
+  log: (line: string) => void,
+  withoutStream = false,
+): Promise<void> {
+  const { Table: table } = await dynamo.send(
+    new DescribeTableCommand({ TableName: spec.sourceTable }),
+  );
+  const label = table?.LatestStreamLabel;
+  if (!table?.StreamSpecification?.StreamEnabled || !label) {
+    const what = `${spec.sourceTable} has no stream: nothing after the export ` +
+      `(${readAt.toISOString()}) would reach ${spec.targetTable}`;
+    if (!withoutStream) {
+      throw new Error(
+        `export backfill of ${spec.sourceTable}: ${what}, and the table would be reported ` +
+          "whole; turn on its stream (NEW_AND_OLD_IMAGES) and its mapping, then ask for a new " +
+          "export, or pass --without-stream to load the snapshot alone",
+      );
+    }
+    log(`${spec.targetTable}: ${what} until its stream and its mapping are on (--without-stream)`);
+    return;
+  }
+  const since = streamBegan(label);
+  if (!Number.isFinite(since)) {
+    throw new Error(
+      `export backfill of ${spec.sourceTable}: its stream's label ${JSON.stringify(label)} is ` +
+        "not the time the stream was enabled, so whether the export is covered cannot be told",
+    );
+  }
+  if (since > readAt.getTime()) {
+    throw new Error(
+      `export backfill of ${spec.sourceTable}: export ${arn} holds items as they were from ` +
+        `${readAt.toISOString()} (a minute before its export time), before the table's stream ` +
+        `began (${label}): the changes between them are in neither; ask for a new export ` +
+        "(without --export-arn)",
+    );
+  }
+}
+
+/** What is added to the export window before asking for an export: the clocks' skew. */
+const STREAM_AGE_MARGIN_MS = 5_000;
+
+/**
+ * Before a new export is asked for: waits until the table's stream has run for more than
+ * the minute an export's items may lie before its time (export_manifest.ts), and a few
+ * seconds for the clocks' skew. An export asked for sooner would be refused once made
+ * ({@link streamCoversExport}), after minutes or hours of waiting for it. A table whose
+ * stream is off or whose label is no time is left to that check, which names the problem.
+ */
+export async function waitForStreamToCover(
+  dynamo: DynamoDBClient,
+  spec: TableSpec,
+  log: (line: string) => void,
+  clock: StreamClock = {},
+): Promise<void> {
+  const { Table: table } = await dynamo.send(
+    new DescribeTableCommand({ TableName: spec.sourceTable }),
+  );
+  const label = table?.LatestStreamLabel;
+  if (!table?.StreamSpecification?.StreamEnabled || !label) return;
+  const since = streamBegan(label);
+  const waitMs = since + EXPORT_WINDOW_MS + STREAM_AGE_MARGIN_MS - (clock.now ?? Date.now)();
+  if (!Number.isFinite(waitMs) || waitMs <= 0) return;
+  log(
+    `${spec.targetTable}: its stream began at ${label}; an export's items may be a minute ` +
+      `older than its time, so the export is asked for in ${Math.ceil(waitMs / 1000)} s, ` +
+      "once the stream covers that minute",
+  );
+  await (clock.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms))))(waitMs);
+}
