@@ -264,13 +264,16 @@ function refusedLetter({ spec, change, deadLetter }: TableChange, error: Error):
  * `(EDBHANDLEREXITED)` (supabase/supavisor, test/integration/proxy_test.exs), and
  * (lib/supavisor/errors/) `(ECHECKOUTRETRIES)` when the server connections kept dying
  * at checkout (Postgres restarting), `(EPOOLCHECKOUT)`, `(ESUBSCRIBERETRIES)`,
- * `(EMAXPOOLSREACHED)`, and `(EAUTHQUERY)` when its password lookup could not reach the
+ * `(EMAXPOOLSREACHED)`, `(EPROXYSTARTFAILED)` ("failed to start proxy connection") and
+ * `(EPROXYSUPERVISORUNAVAILABLE)` ("proxy supervisor unavailable after retries", both in
+ * lib/supavisor/errors/, the proxy to a project's pool not up yet), and `(EAUTHQUERY)`
+ * when its password lookup could not reach the
  * database (`auth_query connection failed`, `... timed out`, or its query's connection not
  * available). Its other EAUTHQUERY reasons (a user not found, a secret's format) are a
  * configuration's, not to be retried as they are.
  */
 const SUPAVISOR_UNAVAILABLE =
-  /^\((ECHECKOUTTIMEOUT|EMAXCONN[A-Z]*|ECIRCUITBREAKER|EDBHANDLEREXITED|ECHECKOUTRETRIES|EPOOLCHECKOUT|ESUBSCRIBERETRIES|EMAXPOOLSREACHED)\)|^\(EAUTHQUERY\) (auth_query connection failed|auth_query secret check timed out|authentication query failed: connection to database not available)/;
+  /^\((ECHECKOUTTIMEOUT|EMAXCONN[A-Z]*|ECIRCUITBREAKER|EDBHANDLEREXITED|ECHECKOUTRETRIES|EPOOLCHECKOUT|ESUBSCRIBERETRIES|EMAXPOOLSREACHED|EPROXYSTARTFAILED|EPROXYSUPERVISORUNAVAILABLE)\)|^\(EAUTHQUERY\) (auth_query connection failed|auth_query secret check timed out|authentication query failed: connection to database not available)/;
 
 export function isDatabaseUnavailable(error: unknown): boolean {
   const e = error as { code?: string; message?: string; name?: string };

@@ -193,6 +193,8 @@ Deno.test("Supavisor's own failures (XX000 with its reason first) mean retry lat
       "(EPOOLCHECKOUT) pool checkout failed: :timeout",
       "(ESUBSCRIBERETRIES) failed to subscribe to tenant after multiple retries. Terminating",
       "(EMAXPOOLSREACHED) max pools count reached",
+      "(EPROXYSTARTFAILED) failed to start proxy connection",
+      "(EPROXYSUPERVISORUNAVAILABLE) proxy supervisor unavailable after retries",
       "(EAUTHQUERY) auth_query connection failed: econnrefused",
       "(EAUTHQUERY) auth_query secret check timed out",
       "(EAUTHQUERY) authentication query failed: connection to database not available",

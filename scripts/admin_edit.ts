@@ -34,9 +34,30 @@ export interface AdminUser {
 }
 
 /**
+ * The settings PostgREST gives a request's transaction: those of the role it logs in as
+ * (`authenticator`: `statement_timeout` and `lock_timeout` 8 s on hosted projects), then
+ * those of the role it impersonates (`authenticated`: `statement_timeout` 8 s), each
+ * with `set_config(..., true)`. PostgREST 11.1 and later apply the impersonated role's
+ * settings per request ("Impersonated Role Settings",
+ * https://postgrest.org/en/stable/references/auth.html#impersonated-role-settings);
+ * Postgres itself applies a role's settings only at login, never on `set role`, so
+ * without this an admin's statement here would run under the server's 2 minutes where the
+ * Data API cancels it at 8 s. The values are the database's own (sql/platform/00-roles.sql).
+ */
+const POSTGREST_ROLE_SETTINGS = `
+  select set_config(split_part(setting, '=', 1), substr(setting, strpos(setting, '=') + 1), true)
+  from pg_db_role_setting d
+  join pg_roles r on r.oid = d.setrole
+  cross join lateral unnest(d.setconfig) as setting
+  where d.setdatabase = 0 and r.rolname in ('authenticator', 'authenticated')
+    and split_part(setting, '=', 1) in ('statement_timeout', 'lock_timeout')
+  order by r.rolname = 'authenticated'`;
+
+/**
  * Runs `statement` in a transaction as an `authenticated` user whose `app_metadata.role`
  * is admin, as PostgREST runs a request of theirs (the JWT's claims in
- * `request.jwt.claims`, then `set local role`).
+ * `request.jwt.claims`, `set local role`, and the roles' timeouts,
+ * {@link POSTGREST_ROLE_SETTINGS}).
  */
 export async function asAdmin<T>(
   sql: postgres.Sql,
@@ -48,6 +69,7 @@ export async function asAdmin<T>(
       JSON.stringify({ ...user, role: "authenticated", app_metadata: { role: "admin" } })
     }, true)`;
     await tx`set local role authenticated`;
+    await tx.unsafe(POSTGREST_ROLE_SETTINGS);
     return await statement(tx);
   }) as T;
 }

@@ -63,3 +63,21 @@ Deno.test("a bulk edit of 600 rows is written back by runs that hand on, no isol
     await sql.end();
   }
 });
+
+Deno.test("an admin's statement runs under the Data API's timeouts: 8 s a statement, 8 s for a lock", async () => {
+  // PostgREST sets the roles' timeouts per request (scripts/admin_edit.ts); a bulk edit
+  // that took longer would be cancelled on a hosted project, so it must be here too.
+  const sql = connectDb();
+  try {
+    const [settings] = await asAdmin(
+      sql,
+      ADMIN,
+      (tx) =>
+        tx`select current_setting('statement_timeout') as statement,
+                current_setting('lock_timeout') as lock, current_user as role`,
+    );
+    assert.deepEqual({ ...settings }, { statement: "8s", lock: "8s", role: "authenticated" });
+  } finally {
+    await sql.end();
+  }
+});

@@ -9,7 +9,7 @@
 -- does for each request.
 set client_min_messages = warning;
 begin;
-select plan(2);
+select plan(5);
 
 create schema if not exists tests;
 grant usage on schema tests to anon, authenticated, service_role;
@@ -56,6 +56,24 @@ begin
 end
 $$;
 
+-- The timeouts PostgREST gives a request of `api_role`: those of the role it logs in as
+-- (authenticator: statement_timeout and lock_timeout 8s), then the impersonated role's
+-- (anon 3s, authenticated 8s), for the transaction. PostgREST 11.1 and later apply the
+-- impersonated role's settings per request (https://postgrest.org/en/stable/references/auth.html,
+-- "Impersonated Role Settings"); Postgres applies a role's settings only at login, never
+-- on a role switch. The same as scripts/admin_edit.ts's asAdmin.
+create or replace function tests.apply_request_settings(api_role text) returns void
+language sql set search_path = ''
+as $$
+  select set_config(split_part(setting, '=', 1), substr(setting, strpos(setting, '=') + 1), true)
+  from pg_catalog.pg_db_role_setting d
+  join pg_catalog.pg_roles r on r.oid = d.setrole
+  cross join lateral unnest(d.setconfig) as setting
+  where d.setdatabase = 0 and r.rolname in ('authenticator', api_role)
+    and split_part(setting, '=', 1) in ('statement_timeout', 'lock_timeout')
+  order by r.rolname = api_role
+$$;
+
 -- Role switches cannot happen in security definer functions, so these run as invoker.
 create or replace function tests.authenticate_as(identifier text) returns void
 language plpgsql set search_path = ''
@@ -63,6 +81,7 @@ as $$
 begin
   perform set_config('request.jwt.claims', tests.jwt_claims_of(identifier)::text, true);
   perform set_config('role', 'authenticated', true);
+  perform tests.apply_request_settings('authenticated');
 end
 $$;
 
@@ -72,6 +91,7 @@ as $$
 begin
   perform set_config('request.jwt.claims', '{"role": "anon"}', true);
   perform set_config('role', 'anon', true);
+  perform tests.apply_request_settings('anon');
 end
 $$;
 
@@ -81,15 +101,19 @@ as $$
 begin
   perform set_config('request.jwt.claims', '{"role": "service_role"}', true);
   perform set_config('role', 'service_role', true);
+  perform tests.apply_request_settings('service_role');
 end
 $$;
 
+-- Back to the test's own session: its role, and its own timeouts.
 create or replace function tests.clear_authentication() returns void
 language plpgsql set search_path = ''
 as $$
 begin
   perform set_config('request.jwt.claims', '', true);
   perform set_config('role', 'postgres', true);
+  perform set_config(s.name, s.reset_val, true)
+  from pg_catalog.pg_settings s where s.name in ('statement_timeout', 'lock_timeout');
 end
 $$;
 
@@ -166,5 +190,16 @@ select ok(
   not has_function_privilege('authenticated', 'tests.create_supabase_user(text, jsonb, jsonb)', 'execute')
     and not has_function_privilege('anon', 'tests.create_supabase_user(text, jsonb, jsonb)', 'execute'),
   'no API role may make itself a user of its choosing');
+-- A request's timeouts are the hosted roles', as PostgREST sets them; gone once cleared.
+select tests.authenticate_as_anon();
+select is(current_setting('statement_timeout') || ' ' || current_setting('lock_timeout'), '3s 8s',
+  'an anon request: 3 s a statement, 8 s for a lock');
+select tests.authenticate_as_service_role();
+select is(current_setting('statement_timeout') || ' ' || current_setting('lock_timeout'), '8s 8s',
+  'a service_role request: the authenticator''s 8 s');
+select tests.clear_authentication();
+select is((select setting from pg_catalog.pg_settings where name = 'statement_timeout'),
+  (select reset_val from pg_catalog.pg_settings where name = 'statement_timeout'),
+  'cleared: the session''s own statement timeout again');
 select * from finish();
 commit;
