@@ -6,10 +6,14 @@
  * crashes its environment, ends it: "If the Lambda function crashes or times out during
  * the Invoke phase, Lambda resets the execution environment" (Lambda's execution
  * environment lifecycle, https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtime-environment.html),
- * so nothing of that invocation runs on (no request sent after the timeout) and the next
- * invocation starts a new environment, init again, in a phase of its own before the
- * invocation's timeout starts. The event source mapping's place is given back only once
- * the environment has ended.
+ * so nothing of that invocation runs on (no request sent after the timeout). A first
+ * environment's init has a phase of its own, before the invocation's timeout starts; the
+ * one that replaces an environment so reset is initialized within the next invocation:
+ * "If another Invoke event results in this execution environment being reused, Lambda
+ * initializes the runtime and extensions as part of the next invocation", and "The
+ * function's timeout setting limits the duration of the entire Invoke phase" (same page):
+ * its init counts in that invocation's timeout. The event source mapping's place is given
+ * back only once the environment has ended.
  *
  * @module
  */
@@ -56,6 +60,8 @@ interface Environment {
 export class LambdaEnvironments {
   #idle: Environment[] = [];
   #closed = false;
+  /** Environments reset (timed out, crashed) whose next init runs within an invocation. */
+  #reset = 0;
   readonly #moduleUrl: string;
 
   constructor(moduleUrl: URL | string) {
@@ -64,20 +70,46 @@ export class LambdaEnvironments {
 
   /** Invokes the function: answers its result, or rejects with its error or timeout. */
   invoke: LambdaFunction = async (event, timeoutMs) => {
-    const environment = this.#idle.pop() ?? await this.#start();
+    let deadline = Date.now() + timeoutMs;
+    let environment = this.#idle.pop();
+    if (!environment && this.#reset > 0) {
+      // A reset environment's init is part of this invocation, within its timeout.
+      this.#reset--;
+      let initTimer: ReturnType<typeof setTimeout> | undefined;
+      const timeout = new Promise<never>((_, reject) => {
+        initTimer = setTimeout(() => reject(new Error(timedOut(timeoutMs))), timeoutMs);
+      });
+      const starting = this.#start();
+      try {
+        environment = await Promise.race([starting, timeout]);
+      } catch (error) {
+        this.#reset++; // the next invocation initializes within its own timeout again
+        starting.then(({ worker }) => worker.terminate(), () => {});
+        throw error;
+      } finally {
+        clearTimeout(initTimer);
+      }
+    } else if (!environment) {
+      environment = await this.#start();
+      deadline = Date.now() + timeoutMs;
+    }
     const { worker } = environment;
+    const ready = environment;
     return await new Promise((resolve, reject) => {
       const end = (outcome: () => void, keep: boolean) => {
         clearTimeout(timer);
         worker.onmessage = null;
-        worker.onerror = (error) => this.#crashedIdle(environment, error);
-        if (keep && !this.#closed) this.#idle.push(environment);
-        else worker.terminate();
+        worker.onerror = (error) => this.#crashedIdle(ready, error);
+        if (keep && !this.#closed) this.#idle.push(ready);
+        else {
+          worker.terminate();
+          this.#reset++;
+        }
         outcome();
       };
       const timer = setTimeout(
         () => end(() => reject(new Error(timedOut(timeoutMs))), false),
-        timeoutMs,
+        Math.max(0, deadline - Date.now()),
       );
       worker.onmessage = (message: MessageEvent<EnvironmentAnswer>) => {
         const answer = message.data;
@@ -88,11 +120,7 @@ export class LambdaEnvironments {
         error.preventDefault();
         end(() => reject(new Error(`the execution environment crashed: ${error.message}`)), false);
       };
-      const request: EnvironmentRequest = {
-        event,
-        deadline: Date.now() + timeoutMs,
-        requestId: crypto.randomUUID(),
-      };
+      const request: EnvironmentRequest = { event, deadline, requestId: crypto.randomUUID() };
       worker.postMessage(request);
     });
   };

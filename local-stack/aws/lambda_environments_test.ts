@@ -84,6 +84,23 @@ Deno.test("an environment's init has a phase of its own, outside the invocation'
   }
 });
 
+Deno.test("after a timeout, the new environment's init is part of the next invocation, within its timeout", async () => {
+  // Lambda "initializes the runtime and extensions as part of the next invocation", whose
+  // timeout limits "the entire Invoke phase" (lambda_environments.ts).
+  const lambda = new LambdaEnvironments(new URL("./testdata/slow_init_lambda.ts", import.meta.url));
+  try {
+    await assert.rejects(lambda.invoke(event("hang"), 200), { message: timedOut(200) });
+    // Init takes 300 ms: within a 200 ms invocation, it times out.
+    await assert.rejects(lambda.invoke(event("a"), 200), { message: timedOut(200) });
+    // Still to be initialized within the next one: 300 ms of init in 1 s leaves time.
+    assert.deepEqual(await lambda.invoke(event("b"), 1_000), { batchItemFailures: [] });
+    // Its environment kept: no init, answered within 200 ms.
+    assert.deepEqual(await lambda.invoke(event("c"), 200), { batchItemFailures: [] });
+  } finally {
+    lambda.close();
+  }
+});
+
 Deno.test("a module with no handler fails every invocation, naming the module", async () => {
   const lambda = new LambdaEnvironments(new URL("./lambda_environments.ts", import.meta.url));
   try {
