@@ -120,9 +120,14 @@ export async function loadExportJob(
           : `export data file ${file.data_key}: ${raw}`;
         if (credentialsRefused(error)) {
           await giveBack(worker, file.segment);
+          // S3 answers a missing object 403, not 404, to a reader without s3:ListBucket
+          // on its bucket (API reference, GetObject, "Permissions":
+          // https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html).
           failure ??= new Error(
             `${where}: ${message}; the loader stopped, the job left running: fix the ` +
-              "credentials or the bucket's policy and run the command again",
+              "credentials or the bucket's policy and run the command again (without " +
+              "s3:ListBucket on the bucket, S3 also answers 403 for a file that is gone, " +
+              "e.g. expired by the bucket's lifecycle: then cancel the job and export again)",
           );
           return 0;
         }
