@@ -3,13 +3,15 @@
  * DYNAMODB_FAULTS (local-stack/aws/faults.ts): an eventually consistent read "might not
  * reflect the results of a recently completed write operation" (AWS Developer Guide,
  * "DynamoDB read consistency"), so the proxy answers such a read with each item as it was
- * at a random moment up to `stale_ms` ago.
+ * at a random moment up to `stale_ms` ago. The proxy keeps a second one, of a few
+ * minutes, for exports (exports.ts): an export's items may be as they were at any moment
+ * of a minute around its export time.
  *
  * For every (table, key) written, the history holds the image in force before its first
  * remembered write (at time -Infinity) and then one version per write: the item's image
  * after it, or null when the write deleted it. Versions older than the window are
  * forgotten (only the newest of them is kept, as the base), and a key with nothing left
- * inside the window is dropped, so memory is bounded by the writes of the last `stale_ms`.
+ * inside the window is dropped, so memory is bounded by the writes of the last window.
  *
  * @module
  */
@@ -47,6 +49,15 @@ export function keyOf(item: Item, keyNames: string[]): Item {
   return Object.fromEntries(keyNames.map((name) => [name, item[name]]));
 }
 
+/** The image in force at `moment` among `versions` (oldest first); the oldest before them all. */
+function imageAt(versions: Version[], moment: number): Item | null {
+  let image = versions[0].image;
+  for (const version of versions) {
+    if (version.at <= moment) image = version.image;
+  }
+  return image;
+}
+
 /** The recent versions of the items of every table. */
 export class History {
   #versions = new Map<string, Map<string, { key: Item; versions: Version[] }>>();
@@ -81,12 +92,22 @@ export class History {
   stale(table: string, key: Item, current: Item | null, now: number): Item | null {
     const entry = this.#versions.get(table)?.get(keyText(key));
     if (!entry) return current;
-    const moment = now - this.random() * this.windowMs;
-    let image = entry.versions[0].image;
-    for (const version of entry.versions) {
-      if (version.at <= moment) image = version.image;
-    }
-    return image;
+    return imageAt(entry.versions, now - this.random() * this.windowMs);
+  }
+
+  /**
+   * The image of an item at `moment` (ms since the epoch), null when it was absent then;
+   * undefined when the key has no versions held (no write within the window: its current
+   * image is exact). For a moment older than the window, the oldest version held.
+   */
+  at(table: string, key: Item, moment: number): Item | null | undefined {
+    const entry = this.#versions.get(table)?.get(keyText(key));
+    return entry && imageAt(entry.versions, moment);
+  }
+
+  /** The keys of a table that have versions held: those written within the window. */
+  keys(table: string): Item[] {
+    return [...(this.#versions.get(table)?.values() ?? [])].map((entry) => entry.key);
   }
 
   /** The keys of a table whose newest version is a deletion: absent now, maybe not in the window. */

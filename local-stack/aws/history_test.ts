@@ -57,3 +57,28 @@ Deno.test("keys are canonical, whatever the attribute order", () => {
   );
   assert.deepEqual(keyOf({ a: { S: "1" }, x: { N: "3" } }, ["a"]), { a: { S: "1" } });
 });
+
+Deno.test("at: the image in force at a moment; undefined for a key without history", () => {
+  const history = new History(60_000);
+  assert.equal(history.at("t", key, 10_000), undefined);
+  history.record("t", key, null, v(1), 10_000);
+  history.record("t", key, v(1), v(2), 20_000);
+  history.record("t", key, v(2), null, 30_000);
+  assert.equal(history.at("t", key, 9_999), null, "not yet created");
+  assert.deepEqual(history.at("t", key, 10_000), v(1), "a write is in force from its moment");
+  assert.deepEqual(history.at("t", key, 25_000), v(2));
+  assert.equal(history.at("t", key, 30_000), null, "deleted");
+  assert.equal(history.at("u", key, 25_000), undefined, "another table");
+});
+
+Deno.test("keys: a table's keys with versions held, until they leave the window", () => {
+  const history = new History(1000);
+  const other = { id: { S: "b" } };
+  history.record("t", key, null, v(1), 10_000);
+  history.record("t", other, v(0), null, 10_500);
+  history.record("u", key, null, v(1), 10_500);
+  assert.deepEqual(history.keys("t"), [key, other]);
+  assert.deepEqual(history.keys("none"), []);
+  history.sweep(11_200);
+  assert.deepEqual(history.keys("t"), [other]);
+});
