@@ -59,6 +59,7 @@ import { currentImages } from "./current_images.ts";
 import { sendRecorded } from "./recorded_writes.ts";
 import { loadKeySchemas } from "./schema_loading.ts";
 import { OperationCapacity } from "./operation_capacity.ts";
+import { RECENT_WRITES_MS } from "./export_moments.ts";
 
 /** A table operation on its way to DynamoDB Local, its faults drawn (`forward`, below). */
 interface Forwarding {
@@ -97,16 +98,20 @@ export interface ProxyOptions {
   upstreamEpoch?: () => string;
 }
 
-/** The proxy's request handler (for Deno.serve), with its history for sweeping. */
+/** The proxy's request handler (for Deno.serve), with its histories for sweeping. */
 export function createProxy(options: ProxyOptions): {
   handle: (request: Request) => Promise<Response>;
   history: History;
+  recentWrites: History;
 } {
   const { upstream, faults } = options;
   const random = options.random ?? Math.random;
   const now = options.now ?? Date.now;
   const log = options.log ?? (() => {});
   const history = new History(faults.staleMs, random);
+  // Every successful write whose images are read (always, with stream times), for exports
+  // to take their items' versions from (export_moments.ts).
+  const recentWrites = new History(RECENT_WRITES_MS, random);
   // Each table's read and write capacity, when throttled (operation_capacity.ts).
   const limits = {
     reads: faults.throttleRcu > 0 ? new CapacityThrottle(faults.throttleRcu) : undefined,
@@ -117,7 +122,7 @@ export function createProxy(options: ProxyOptions): {
   const keySchemas = new KeySchemas();
   const { streamTimes, idlePolls } = options;
   // Writes sent with their images noted (recorded_writes.ts).
-  const recording = { locks: new KeyLocks(), history, streamTimes, now };
+  const recording = { locks: new KeyLocks(), history, recentWrites, streamTimes, now };
 
   const scope = scopeOf;
 
@@ -296,5 +301,5 @@ export function createProxy(options: ProxyOptions): {
     return answer(response.status, JSON.stringify(json), response.headers);
   }
 
-  return { handle, history };
+  return { handle, history, recentWrites };
 }

@@ -1,7 +1,8 @@
 /**
  * A write forwarded by the DynamoDB proxy (local-stack/aws/proxy.ts) with what it changed
  * noted: the current images of the keys it writes (current_images.ts) read before and
- * after it, for the stale reads' history (history.ts) and the stream records' times
+ * after it, for the stale reads' history (history.ts), the recent writes exports read
+ * their items' versions from (exports.ts), and the stream records' times
  * (stream_times.ts). With stream times, one write of a key goes at a time (key_locks.ts),
  * so that the images read around it are its own, and it is held back from the last
  * moments of a second, so that it lands within one.
@@ -20,6 +21,8 @@ export interface WriteRecording {
   locks: KeyLocks;
   /** The stale reads' history, recorded when `stale` (below). */
   history: History;
+  /** The recent writes, for exports (export_moments.ts): every successful write recorded. */
+  recentWrites: History;
   /** When given, every write's images are noted for its stream records' times. */
   streamTimes: StreamTimes | undefined;
   now: () => number;
@@ -41,11 +44,12 @@ export interface RecordedWrite {
 
 /**
  * Sends `write` and answers DynamoDB Local's response and its text, having noted its keys'
- * images before and after it: in the history when it succeeded, and in the stream times
- * whatever the answer (a refused write changed nothing; its images say so).
+ * images before and after it: in the recent writes when it succeeded (and in the history
+ * when `stale` too), and in the stream times whatever the answer (a refused write changed
+ * nothing; its images say so).
  */
 export async function sendRecorded(
-  { locks, history, streamTimes, now }: WriteRecording,
+  { locks, history, recentWrites, streamTimes, now }: WriteRecording,
   { scope, written, stale, images, send }: RecordedWrite,
 ): Promise<{ response: Response; text: string }> {
   // One write of a key at a time, so that the images read around it are its own.
@@ -69,6 +73,7 @@ export async function sendRecorded(
       for (const { table, key } of written) {
         const id = imageId(table, key);
         const [was, is] = [before.get(id) ?? null, after.get(id) ?? null];
+        if (response.ok) recentWrites.record(`${scope}/${table}`, key, was, is, answeredAt);
         if (stale && response.ok) history.record(`${scope}/${table}`, key, was, is, answeredAt);
         streamTimes?.recordWrite(`${scope}/${table}`, key, was, is, forwardedAt, answeredAt);
       }

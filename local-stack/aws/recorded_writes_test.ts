@@ -27,6 +27,7 @@ function fakeTable() {
 const recording = (streamTimes?: StreamTimes): WriteRecording => ({
   locks: new KeyLocks(),
   history: new History(60_000, () => 1),
+  recentWrites: new History(180_000),
   streamTimes,
   now: () => 1_000,
 });
@@ -115,4 +116,38 @@ Deno.test("sendRecorded: with stream times, writes of one key go one at a time a
   assert.equal(deps.streamTimes!.size(), 2);
   assert.equal(deps.locks.size(), 0);
   assert.equal(deps.history.size(), 0); // stale reads off
+});
+
+Deno.test("sendRecorded: a successful write goes into the recent writes, stale reads off too", async () => {
+  const deps = recording();
+  const table = fakeTable();
+  const image = { ...key, v: { N: "1" } };
+  await sendRecorded(deps, {
+    scope: "s",
+    written,
+    stale: false,
+    images: table.images,
+    send: table.writing(image),
+  });
+  assert.equal(deps.history.size(), 0, "stale reads off: not in their history");
+  assert.deepEqual(deps.recentWrites.keys("s/t"), [key]);
+  assert.equal(deps.recentWrites.at("s/t", key, 999), null, "before the write: absent");
+  assert.deepEqual(deps.recentWrites.at("s/t", key, 1_000), image);
+});
+
+Deno.test("sendRecorded: a refused write is not in the recent writes", async () => {
+  for (const streamTimes of [undefined, new StreamTimes()]) {
+    const deps = recording(streamTimes);
+    const table = fakeTable();
+    const { response } = await sendRecorded(deps, {
+      scope: "s",
+      written,
+      stale: false,
+      images: table.images,
+      send: table.writing(key, 400),
+    });
+    assert.equal(response.status, 400);
+    assert.deepEqual(deps.recentWrites.keys("s/t"), []);
+    assert.equal(deps.recentWrites.size(), 0);
+  }
 });
