@@ -16,20 +16,26 @@
  *   reports a destination it cannot write to.
  * - `DescribeExport` (ExportNotFoundException for an unknown ARN) and `ListExports`.
  *
- * The export is a snapshot of one instant: writes to every table of the account and
- * region wait while the table is read (directly from DynamoDB Local, so it uses no read
- * capacity, as an export does not), and the export time is that instant. The local
- * stack takes only the present as ExportTime (it keeps no history of old versions):
- * an earlier one is refused with InvalidExportTimeException saying so. Files are written
- * in AWS's layout (local-stack/aws/export_layout.ts). Only full exports in DynamoDB JSON
- * are written; ION or an incremental export is refused with a ValidationException.
+ * The export is not a snapshot of one instant, as AWS's is not: its items are read when it
+ * completes (directly from DynamoDB Local, so it uses no read capacity, as an export does
+ * not), and each item written within a minute of the export time is as it was at its own
+ * random moment of that window, from the proxy's recent writes (export_moments.ts says
+ * what AWS promises and what of it the stand-in emulates). Writes never wait for an export.
+ * The export time answered is the request's instant. The local stack takes only the present
+ * as ExportTime: an earlier one is refused with InvalidExportTimeException saying so. Files
+ * are written in AWS's layout (local-stack/aws/export_layout.ts). Only full exports in
+ * DynamoDB JSON are written; ION or an incremental export is refused with a
+ * ValidationException.
  *
  * @module
  */
 
-import { type ErrorDecision, internalServerError, WRITE_OPERATIONS } from "./errors.ts";
+import type { Item } from "./capacity.ts";
+import { type ErrorDecision, internalServerError } from "./errors.ts";
 import { awsError, awsJsonAnswer } from "./json_answer.ts";
 import { type ExportFiles, exportFiles } from "./export_layout.ts";
+import { exportItems, type ExportVersions } from "./export_moments.ts";
+import type { Random } from "./history.ts";
 import { scopeOf } from "./scope.ts";
 
 type Body = Record<string, unknown>;
@@ -50,8 +56,22 @@ export interface ExportOptions {
   now?: () => number;
   /** Items per data file (AWS writes at least one file per partition). */
   itemsPerFile?: number;
-  /** How long an export stays IN_PROGRESS at least. */
+  /** How long an export stays IN_PROGRESS at least: its items are read at its end (2 s). */
   minExportMs?: number;
+  /**
+   * The recent writes of every table, by `scope/table` (the proxy's): each item written
+   * within the export window is as at its own moment (export_moments.ts). None: the export
+   * is the table as a consistent Scan reads it when the export completes.
+   */
+  versions?: ExportVersions;
+  /** Draws the items' moments: Math.random, or a seeded one in tests. */
+  random?: Random;
+  /**
+   * Runs `run` after `ms` (setTimeout by default): an export completes `minExportMs` after
+   * its request, or when DescribeExport or ListExports first finds it due on the clock
+   * `now`, if sooner (tests with a clock of their own pass a timer that never fires).
+   */
+  timer?: (ms: number, run: () => void) => void;
   log?: (line: string) => void;
   /**
    * Whether an operation served here fails with InternalServerError, before or after it
@@ -67,6 +87,11 @@ interface ExportState {
   asked: Record<string, unknown>;
   /** When DescribeExport may first answer COMPLETED or FAILED. */
   readyAt: number;
+  /** What its items are read from when it completes; `exportTime` in ms. */
+  source: { headers: Headers; scope: string; tableName: string; keyNames: string[] };
+  exportTime: number;
+  /** Its items read and files written, once begun ({@link TableExports}' `#complete`). */
+  completing?: Promise<void>;
   outcome?: Body;
 }
 
@@ -89,37 +114,6 @@ function askedOf(body: Body): Record<string, unknown> {
   return Object.fromEntries(ASKED.map((name) => [name, JSON.stringify(body[name] ?? null)]));
 }
 
-/** Writes wait while a snapshot is read: many writes at once, or one snapshot. */
-class WriteGate {
-  #writes = 0;
-  #snapshot: Promise<void> | undefined;
-  #idle: (() => void) | undefined;
-
-  async write<T>(work: () => Promise<T>): Promise<T> {
-    while (this.#snapshot) await this.#snapshot;
-    this.#writes++;
-    try {
-      return await work();
-    } finally {
-      if (--this.#writes === 0) this.#idle?.();
-    }
-  }
-
-  async snapshot<T>(work: () => Promise<T>): Promise<T> {
-    while (this.#snapshot) await this.#snapshot;
-    let open!: () => void;
-    this.#snapshot = new Promise((resolve) => open = resolve);
-    try {
-      if (this.#writes > 0) await new Promise<void>((resolve) => this.#idle = resolve);
-      this.#idle = undefined;
-      return await work();
-    } finally {
-      this.#snapshot = undefined;
-      open();
-    }
-  }
-}
-
 const OPERATIONS = new Set([
   "UpdateContinuousBackups",
   "DescribeContinuousBackups",
@@ -132,28 +126,18 @@ const OPERATIONS = new Set([
 export class TableExports {
   #pitrSince = new Map<string, number>();
   #exports = new Map<string, ExportState>();
-  #gates = new Map<string, WriteGate>();
   readonly #now: () => number;
 
   constructor(private readonly options: ExportOptions) {
     this.#now = options.now ?? Date.now;
   }
 
-  #gate(scope: string): WriteGate {
-    let gate = this.#gates.get(scope);
-    if (!gate) this.#gates.set(scope, gate = new WriteGate());
-    return gate;
-  }
-
-  /** Serves the PITR and export operations; writes wait for a snapshot; the rest go to `next`. */
+  /** Serves the PITR and export operations; the rest (writes too, never held) go to `next`. */
   async handle(request: Request, next: (request: Request) => Promise<Response>) {
     const operation = (request.headers.get("x-amz-target") ?? "").replace(
       /^DynamoDB_20120810\./,
       "",
     );
-    if (WRITE_OPERATIONS.has(operation)) {
-      return await this.#gate(scopeOf(request.headers)).write(() => next(request));
-    }
     if (!OPERATIONS.has(operation)) return await next(request);
     const body = await request.json().catch(() => ({})) as Body;
     const decision = this.options.decideError?.(`DynamoDB_20120810.${operation}`) ?? "none";
@@ -189,10 +173,11 @@ export class TableExports {
     };
   }
 
-  /** An export's description as DescribeExport answers it now. */
-  #describe(state: ExportState): Body {
-    const done = state.outcome && this.#now() >= state.readyAt;
-    return done ? { ...state.description, ...state.outcome } : state.description;
+  /** An export's description as DescribeExport answers it now: completed first, if due. */
+  async #describe(state: ExportState): Promise<Body> {
+    if (this.#now() < state.readyAt) return state.description;
+    await this.#complete(state);
+    return { ...state.description, ...state.outcome };
   }
 
   async #serve(operation: string, body: Body, headers: Headers): Promise<Response> {
@@ -218,19 +203,18 @@ export class TableExports {
     if (operation === "DescribeExport") {
       const state = this.#exports.get(`${scope}/${body.ExportArn}`);
       if (!state) return awsError("ExportNotFoundException", `Export not found: ${body.ExportArn}`);
-      return awsJsonAnswer(200, { ExportDescription: this.#describe(state) });
+      return awsJsonAnswer(200, { ExportDescription: await this.#describe(state) });
     }
     if (operation === "ListExports") {
-      const summaries = [...this.#exports.entries()]
-        .filter(([id, s]) =>
-          id.startsWith(`${scope}/`) &&
-          (body.TableArn === undefined || s.description.TableArn === body.TableArn)
-        )
-        .map(([, s]) => ({
-          ExportArn: s.description.ExportArn,
-          ExportStatus: this.#describe(s).ExportStatus,
-          ExportType: "FULL_EXPORT",
-        }));
+      const listed = [...this.#exports.entries()].filter(([id, s]) =>
+        id.startsWith(`${scope}/`) &&
+        (body.TableArn === undefined || s.description.TableArn === body.TableArn)
+      );
+      const summaries = await Promise.all(listed.map(async ([, s]) => ({
+        ExportArn: s.description.ExportArn,
+        ExportStatus: (await this.#describe(s)).ExportStatus,
+        ExportType: "FULL_EXPORT",
+      })));
       return awsJsonAnswer(200, { ExportSummaries: summaries });
     }
     return await this.#startExport(body, headers, scope);
@@ -278,7 +262,7 @@ export class TableExports {
           `ClientToken ${body.ClientToken} was used within the last 8 hours with another ${differs}`,
         );
       }
-      return awsJsonAnswer(200, { ExportDescription: this.#describe(same[1]) });
+      return awsJsonAnswer(200, { ExportDescription: await this.#describe(same[1]) });
     }
     const since = this.#pitrSince.get(`${scope}/${table.TableName}`);
     if (since === undefined) {
@@ -299,17 +283,16 @@ export class TableExports {
       if (at < now - 1000) {
         return awsError(
           "InvalidExportTimeException",
-          "the local stack exports only the present (it keeps no older versions): leave ExportTime out",
+          "the local stack exports only the present: leave ExportTime out",
         );
       }
     }
-    // The snapshot, read before answering, so that the answer's ExportTime is its instant.
-    const { exportTime, items } = await this.#snapshot(headers, scope, String(table.TableName));
-    const id = `${String(exportTime).padStart(14, "0")}-${crypto.randomUUID().slice(0, 8)}`;
+    // The export time is the request's instant; its items are read when it completes.
+    const id = `${String(now).padStart(14, "0")}-${crypto.randomUUID().slice(0, 8)}`;
     const description: Body = {
       ExportArn: `${arn}/export/${id}`,
       ExportStatus: "IN_PROGRESS",
-      ExportTime: exportTime / 1000,
+      ExportTime: now / 1000,
       StartTime: now / 1000,
       TableArn: arn,
       TableId: table.TableId,
@@ -320,43 +303,66 @@ export class TableExports {
       ExportType: "FULL_EXPORT",
       ClientToken: body.ClientToken ?? crypto.randomUUID(),
     };
+    const minExportMs = this.options.minExportMs ?? 2000;
+    const keySchema = (table.KeySchema ?? []) as { AttributeName: string }[];
     const state: ExportState = {
       description,
       asked: askedOf(body),
-      readyAt: now + (this.options.minExportMs ?? 2000),
+      readyAt: now + minExportMs,
+      source: {
+        headers: new Headers(headers),
+        scope,
+        tableName: String(table.TableName),
+        keyNames: keySchema.map((k) => k.AttributeName),
+      },
+      exportTime: now,
     };
     this.#exports.set(`${scope}/${description.ExportArn}`, state);
-    this.#write(state, items).catch((error) => {
+    const timer = this.options.timer ?? ((ms, run) => setTimeout(run, ms));
+    timer(minExportMs, () => void this.#complete(state));
+    return awsJsonAnswer(200, { ExportDescription: description });
+  }
+
+  /** Completes an export, once: reads its items and writes its files, or fails it. */
+  #complete(state: ExportState): Promise<void> {
+    state.completing ??= this.#write(state).catch((error) => {
       state.outcome = {
         ExportStatus: "FAILED",
         FailureCode: "InternalServerError",
         FailureMessage: String(error),
       };
     });
-    return awsJsonAnswer(200, { ExportDescription: description });
+    return state.completing;
   }
 
-  /** Every item of the table at one instant: writes of its account and region held off. */
-  #snapshot(headers: Headers, scope: string, tableName: string) {
-    return this.#gate(scope).snapshot(async () => {
-      const exportTime = this.#now();
-      const items: Body[] = [];
-      let start: Body | undefined;
-      do {
-        const page = await this.options.upstream(headers, "Scan", {
-          TableName: tableName,
-          ConsistentRead: true,
-          ...(start ? { ExclusiveStartKey: start } : {}),
-        });
-        items.push(...(page.Items as Body[]));
-        start = page.LastEvaluatedKey as Body | undefined;
-      } while (start);
-      return { exportTime, items };
+  /** The export's items, read now: each written within the window as at its own moment. */
+  async #items(state: ExportState): Promise<Item[]> {
+    const { headers, scope, tableName, keyNames } = state.source;
+    const readAt = this.#now();
+    const scanned: Item[] = [];
+    let start: Body | undefined;
+    do {
+      const page = await this.options.upstream(headers, "Scan", {
+        TableName: tableName,
+        ConsistentRead: true,
+        ...(start ? { ExclusiveStartKey: start } : {}),
+      });
+      scanned.push(...(page.Items as Item[]));
+      start = page.LastEvaluatedKey as Body | undefined;
+    } while (start);
+    return exportItems({
+      scanned,
+      table: `${scope}/${tableName}`,
+      keyNames,
+      exportTime: state.exportTime,
+      readAt,
+      versions: this.options.versions,
+      random: this.options.random ?? Math.random,
     });
   }
 
   /** Writes the export's files, or fails it as AWS would for a bucket it cannot write. */
-  async #write(state: ExportState, items: Body[]) {
+  async #write(state: ExportState) {
     const d = state.description;
     const bucket = String(d.S3Bucket);
     if (!await this.options.storage.bucketExists(bucket)) {
@@ -367,6 +373,7 @@ export class TableExports {
       };
       return;
     }
+    const items = await this.#items(state);
     const files: ExportFiles = await exportFiles({
       description: d,
       endTime: this.#now(),

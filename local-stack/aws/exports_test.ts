@@ -3,6 +3,9 @@ import { exportPages } from "../../functions-shared/export_items.ts";
 import { parseExportFiles, parseExportSummary } from "../../functions-shared/export_manifest.ts";
 import { TableExports } from "./exports.ts";
 import type { ErrorDecision } from "./errors.ts";
+import type { Item } from "./capacity.ts";
+import type { ExportVersions } from "./export_moments.ts";
+import { seededRandom } from "./history.ts";
 
 type Body = Record<string, unknown>;
 const TABLE_ARN = "arn:aws:dynamodb:ddblocal:000000000000:table/things";
@@ -15,16 +18,23 @@ function setup(
     scanDelay?: Promise<void>;
     decideError?: (target: string) => ErrorDecision;
     defaultDuration?: boolean;
+    versions?: ExportVersions;
+    seed?: number;
   } = {},
 ) {
   const items: Body[] = Array.from({ length: count }, (_, i) => ({ id: { S: `k${i}` } }));
   let clock = 1_800_000_000_000;
   const objects = new Map<string, Uint8Array<ArrayBuffer>>();
+  // The exports' timers, not run unless a test runs them: the clock is the test's.
+  const timers: (() => void)[] = [];
   const exports = new TableExports({
     now: () => clock,
     itemsPerFile: 2,
     minExportMs: options.defaultDuration ? undefined : 5_000,
     decideError: options.decideError,
+    versions: options.versions,
+    random: seededRandom(options.seed ?? 1),
+    timer: (_ms, run) => timers.push(run),
     storage: {
       bucketExists: (bucket) => Promise.resolve(bucket === "exports"),
       put: (bucket, key, bytes) => {
@@ -35,7 +45,8 @@ function setup(
     upstream: async (_headers, operation, body) => {
       if (operation === "DescribeTable") {
         if (body.TableName !== "things") throw new Error("ResourceNotFoundException");
-        return { Table: { TableName: "things", TableArn: TABLE_ARN, TableId: "t-1" } };
+        const KeySchema = [{ AttributeName: "id", KeyType: "HASH" }];
+        return { Table: { TableName: "things", TableArn: TABLE_ARN, TableId: "t-1", KeySchema } };
       }
       await options.scanDelay;
       return { Items: [...items] };
@@ -53,7 +64,19 @@ function setup(
     });
     return { status: response.status, json: await response.json() as Body };
   };
-  return { call, items, objects, tick: (ms: number) => clock += ms };
+  return { call, items, objects, timers, tick: (ms: number) => clock += ms };
+}
+
+/** The items of a completed export (its description `d`), read back from its files. */
+async function readBack(objects: Map<string, Uint8Array<ArrayBuffer>>, d: Body) {
+  const text = (key: string) => new TextDecoder().decode(objects.get(`exports/${key}`)!);
+  const summary = parseExportSummary(text(String(d.ExportManifest)), "summary");
+  const items: Body[] = [];
+  for (const file of parseExportFiles(text(summary.manifestFilesKey), summary, "files")) {
+    const body = new Blob([objects.get(`exports/${file.key}`)!]).stream();
+    for await (const page of exportPages(body, file, 10)) items.push(...page.items);
+  }
+  return items;
 }
 
 const errorType = (json: Body) => String(json.__type).split("#")[1];
@@ -210,9 +233,8 @@ Deno.test("an export to a bucket that does not exist ends FAILED with S3NoSuchBu
   assert.equal(errorType(named.json), "ValidationException");
 });
 
-Deno.test("an ExportTime before PITR or in the past is refused; a write waits for the snapshot", async () => {
-  let release!: () => void;
-  const { call, tick } = setup(2, { scanDelay: new Promise<void>((r) => release = r) });
+Deno.test("an ExportTime before PITR or in the past is refused", async () => {
+  const { call, tick } = setup(2);
   await call("UpdateContinuousBackups", {
     TableName: "things",
     PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
@@ -230,16 +252,56 @@ Deno.test("an ExportTime before PITR or in the past is refused; a write waits fo
     ExportTime: 1_800_000_005,
   });
   assert.match(String(past.json.message), /exports only the present/);
+});
 
-  const exporting = call("ExportTableToPointInTime", { TableArn: TABLE_ARN, S3Bucket: "exports" });
+Deno.test("writes are not held while an export's items are read, which is when it completes", async () => {
+  let release!: () => void;
+  const { call, items, objects, tick } = setup(2, {
+    scanDelay: new Promise<void>((r) => release = r),
+  });
+  await call("UpdateContinuousBackups", PITR_ON);
+  const started = await call("ExportTableToPointInTime", {
+    TableArn: TABLE_ARN,
+    S3Bucket: "exports",
+  });
+  const ExportArn = (started.json.ExportDescription as Body).ExportArn;
+  // A write after the request, before the export completes: in the export.
+  await call("PutItem", { TableName: "things" });
+  assert.equal(items.length, 3);
+  tick(5000);
+  const describing = call("DescribeExport", { ExportArn }); // due: its items are read now
   await new Promise((resolve) => setTimeout(resolve, 10));
   let wrote = false;
   const writing = call("PutItem", { TableName: "things" }).then(() => wrote = true);
   await new Promise((resolve) => setTimeout(resolve, 10));
-  assert.equal(wrote, false, "the write waits while the snapshot is read");
+  assert.equal(wrote, true, "the write went on while the table was read");
   release();
   await writing;
-  assert.equal((await exporting).status, 200);
+  const d = (await describing).json.ExportDescription as Body;
+  assert.equal(d.ExportStatus, "COMPLETED");
+  assert.equal(d.ExportTime, 1_800_000_000, "the export time is the request's instant");
+  assert.equal(d.StartTime, 1_800_000_000);
+  const ids = (await readBack(objects, d)).map((item) => (item.id as Body).S);
+  assert.deepEqual(ids.slice(0, 3), ["k0", "k1", "written"]);
+});
+
+Deno.test("an export no one asks about completes when its time comes", async () => {
+  const { call, objects, timers, tick } = setup(3);
+  await call("UpdateContinuousBackups", PITR_ON);
+  const started = await call("ExportTableToPointInTime", {
+    TableArn: TABLE_ARN,
+    S3Bucket: "exports",
+  });
+  assert.equal(timers.length, 1);
+  assert.equal(objects.size, 0, "nothing read or written at the request");
+  timers[0]();
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  assert.ok(objects.size > 0, "its files written");
+  tick(5000);
+  const described = await call("DescribeExport", {
+    ExportArn: (started.json.ExportDescription as Body).ExportArn,
+  });
+  assert.equal((described.json.ExportDescription as Body).ItemCount, 3);
 });
 
 Deno.test("an export request that fails after it took effect is found again by its ClientToken", async () => {
@@ -336,4 +398,97 @@ Deno.test("by default an export stays IN_PROGRESS for 2 seconds", async () => {
   assert.equal(await status(), "IN_PROGRESS");
   tick(1);
   assert.equal(await status(), "COMPLETED");
+});
+
+/** The scope/table the exports' versions name (AUTH's access key and region). */
+const SCOPED = "local/us-east-1/things";
+const T0 = 1_800_000_000_000;
+
+/** One change of a key's image at `at` (ms), as the proxy's recent writes would hold it. */
+interface Change {
+  id: string;
+  at: number;
+  before: Body | null;
+  after: Body | null;
+}
+
+/** A versions source holding `changes` (one per key) for the table `things`. */
+function fakeVersions(changes: Change[]): ExportVersions {
+  const find = (table: string, id: unknown) =>
+    table === SCOPED ? changes.find((c) => c.id === id) : undefined;
+  return {
+    keys: (table) => changes.filter((c) => find(table, c.id)).map((c) => ({ id: { S: c.id } })),
+    at: (table, key, moment) => {
+      const change = find(table, key.id.S);
+      if (!change) return undefined;
+      return (moment >= change.at ? change.after : change.before) as Item | null;
+    },
+  };
+}
+
+/**
+ * The items of `n` exports asked for at T0 and read 5 s later, of a table whose items
+ * now are `current` and whose recent writes are `changes`: each export as a map by id.
+ */
+async function exportsOf(current: Body[], changes: Change[], n = 30) {
+  const { call, items, objects, tick } = setup(0, { versions: fakeVersions(changes), seed: 42 });
+  items.push(...current);
+  await call("UpdateContinuousBackups", PITR_ON);
+  const arns: unknown[] = [];
+  for (let i = 0; i < n; i++) {
+    const started = await call("ExportTableToPointInTime", {
+      TableArn: TABLE_ARN,
+      S3Bucket: "exports",
+    });
+    arns.push((started.json.ExportDescription as Body).ExportArn);
+  }
+  tick(5000);
+  const exported: Map<unknown, Body>[] = [];
+  for (const ExportArn of arns) {
+    const d = (await call("DescribeExport", { ExportArn })).json.ExportDescription as Body;
+    assert.equal(d.ExportTime, T0 / 1000);
+    const read = await readBack(objects, d);
+    exported.push(new Map(read.map((item) => [(item.id as Body).S, item])));
+  }
+  return exported;
+}
+
+const item = (id: string, v?: number) => ({
+  id: { S: id },
+  ...(v === undefined ? {} : { v: { N: String(v) } }),
+});
+
+Deno.test("a key changed 30 s before the export time may be exported as it was before", async () => {
+  const changes = [{ id: "a", at: T0 - 30_000, before: item("a", 1), after: item("a", 2) }];
+  const exported = await exportsOf([item("a", 2), item("quiet", 7)], changes);
+  const seen = new Set(exported.map((e) => JSON.stringify(e.get("a"))));
+  assert.deepEqual(seen, new Set([JSON.stringify(item("a", 1)), JSON.stringify(item("a", 2))]));
+  // A key not written within the window is as the Scan read it, in every export.
+  for (const e of exported) assert.deepEqual(e.get("quiet"), item("quiet", 7));
+});
+
+Deno.test("a key deleted 30 s before may still be exported; one created then may be missing", async () => {
+  const changes = [
+    { id: "gone", at: T0 - 30_000, before: item("gone", 1), after: null },
+    { id: "new", at: T0 - 30_000, before: null, after: item("new", 1) },
+  ];
+  const exported = await exportsOf([item("new", 1)], changes);
+  const present = (id: string) => exported.filter((e) => e.has(id)).length;
+  assert.ok(present("gone") > 0 && present("gone") < exported.length, `${present("gone")}`);
+  assert.ok(present("new") > 0 && present("new") < exported.length, `${present("new")}`);
+  for (const e of exported) {
+    if (e.has("gone")) assert.deepEqual(e.get("gone"), item("gone", 1));
+  }
+});
+
+Deno.test("a change older than the minute before the export time is always in it", async () => {
+  const changes = [
+    { id: "old", at: T0 - 60_001, before: item("old", 1), after: item("old", 2) },
+    { id: "dropped", at: T0 - 61_000, before: item("dropped", 1), after: null },
+  ];
+  const exported = await exportsOf([item("old", 2)], changes, 40);
+  for (const e of exported) {
+    assert.deepEqual(e.get("old"), item("old", 2));
+    assert.equal(e.has("dropped"), false);
+  }
 });

@@ -54,10 +54,13 @@ const proxy = createProxy({
   // A DynamoDB Local started again has forgotten its tables (it keeps them in memory).
   upstreamEpoch: () => String(dynamoLocalPid() ?? ""),
 });
-// PITR and exports to the S3 stand-in, which DynamoDB Local lacks (local-stack/aws/exports.ts).
+// PITR and exports to the S3 stand-in, which DynamoDB Local lacks (local-stack/aws/exports.ts);
+// an export's items written within its window are as at their own moments, taken from the
+// proxy's recent writes (local-stack/aws/export_moments.ts).
 const exports = new TableExports({
   upstream: (headers, operation, body) => callUpstream(upstream, headers, operation, body),
   storage: s3Storage(s3Client(env.S3_ENDPOINT)),
+  versions: proxy.recentWrites,
   log,
   decideError: (target) => decideError(target, faults.errorRate, Math.random),
 });
@@ -66,6 +69,8 @@ const trim = new StreamTrim(log);
 if (faults.staleMs > 0) {
   setInterval(() => proxy.history.sweep(Date.now()), Math.max(faults.staleMs, 1000));
 }
+// The recent writes forget what is older than their 3 minutes (history.ts).
+setInterval(() => proxy.recentWrites.sweep(Date.now()), 30_000);
 // Shards closed and split on request, as AWS closes and splits them
 // (local-stack/aws/stream_shards.ts): outside the trim, which sees DynamoDB Local's shard.
 const shards = new StreamShards({
