@@ -74,7 +74,10 @@ Deno.test("a drifted table backfilled from its export under live writes ends equ
     await sql`select sync.merge_changes(${TARGET}, ${JSON.stringify([ghost])}::text::jsonb)`;
     await setPitr(true);
 
-    // The application writes while the export is made and loaded.
+    // The application writes while the export is made and loaded. An export may hold an
+    // item as it was up to a minute before its time (the stand-in draws each item's
+    // moment, as AWS allows): most of these come out of it with their older image, or
+    // still there, or not yet there, and the stream's records must win over those.
     const running = backfillFromExport();
     for (let i = 1; i <= 5; i++) {
       await client.send(
@@ -89,24 +92,46 @@ Deno.test("a drifted table backfilled from its export under live writes ends equ
     }
     const { code, text } = await running;
     assert.equal(code, 0, text);
-    assert.match(text, /firespring_segments: job \d+, 1 files, \d+ items as of /);
+    assert.match(text, /firespring_segments: job \d+, 1 files, \d+ items as of .*, stamped /);
     assert.match(text, /firespring_segments +\[#+\] .* done/);
 
-    // Once the stream has delivered the live writes, the table is DynamoDB's.
+    // Once the stream has delivered the live writes, they are DynamoDB's: none lost to
+    // the export's older images, and the row DynamoDB never had is gone.
+    const live = [1, 2, 3, 4, 5].flatMap((i) => [`${p}${i}`, `${p}new${i}`, `${p}${10 + i}`]);
+    const expected = [1, 2, 3, 4, 5].flatMap((i) => [
+      [`${p}${i}`, `renamed${i}`],
+      [`${p}new${i}`, "new"],
+    ]).sort(([a], [b]) => a < b ? -1 : 1);
+    const liveRows = async () =>
+      (await sql`select segment_id, segment_name from public.firespring_segments
+                 where segment_id = any(${[...live, `${p}ghost`]}::text[])
+                 order by segment_id`)
+        .map((r) => [r.segment_id, r.segment_name]);
     await eventually("the live writes to arrive", async () => {
-      const [r] = await sql`select count(*)::int as n from public.firespring_segments
-                            where segment_id like ${p + "%"}`;
-      return r.n === 40 - 5 + 5 ? true : undefined;
-    }, 60_000);
-    const rows = await sql`select segment_id, segment_name from public.firespring_segments
-                           where segment_id in (${`${p}0`}, ${`${p}ghost`}, ${`${p}1`}, ${`${p}11`})
-                           order by segment_id`;
-    assert.deepEqual(rows.map((r) => [r.segment_id, r.segment_name]), [
-      [`${p}0`, "n0"],
-      [`${p}1`, "renamed1"],
-    ]);
+      return JSON.stringify(await liveRows()) === JSON.stringify(expected) ? true : undefined;
+    }, 60_000).catch(async (error) => {
+      throw new Error(`${error.message}: ${JSON.stringify(await liveRows())}`);
+    });
+    // The row lost here is back if the export held its item: it was written within the
+    // minute before the export's time, which AWS may leave out of an export. Then the
+    // validator finds it missing, and its repair brings it back.
     const checked = await validate(TARGET);
-    assert.equal(checked.match, true, JSON.stringify(checked));
+    const [lost] = await sql`select segment_name from public.firespring_segments
+                             where segment_id = ${`${p}0`}`;
+    if (lost) {
+      assert.equal(lost.segment_name, "n0");
+      assert.equal(checked.match, true, JSON.stringify(checked));
+    } else {
+      assert.deepEqual(
+        { missing: checked.missing, unexpected: checked.unexpected, different: checked.different },
+        { missing: [{ segment_id: `${p}0` }], unexpected: [], different: [] },
+      );
+      const repaired = await validate(TARGET, true);
+      assert.equal(repaired.match, true, JSON.stringify(repaired));
+      const [back] = await sql`select segment_name from public.firespring_segments
+                               where segment_id = ${`${p}0`}`;
+      assert.equal(back?.segment_name, "n0");
+    }
   } finally {
     await sql.end();
   }
