@@ -37,11 +37,10 @@ import { type ExportFiles, exportFiles } from "./export_layout.ts";
 import { exportItems, type ExportVersions } from "./export_moments.ts";
 import type { Random } from "./history.ts";
 import { scopeOf } from "./scope.ts";
+import { askedOf, exportRequestProblem, exportTimeProblem, sameToken } from "./export_requests.ts";
 
 type Body = Record<string, unknown>;
 
-/** How long a ClientToken keeps an export request idempotent after it completed: 8 hours. */
-const TOKEN_WINDOW_MS = 8 * 3600_000;
 /** Where exports are written: the S3 stand-in. */
 export interface ExportStorage {
   bucketExists(bucket: string): Promise<boolean>;
@@ -83,8 +82,8 @@ export interface ExportOptions {
 
 interface ExportState {
   description: Body;
-  /** The request's parameters but its ClientToken ({@link askedOf}). */
-  asked: Record<string, unknown>;
+  /** The request's parameters but its ClientToken (export_requests.ts, `askedOf`). */
+  asked: Record<string, string>;
   /** When DescribeExport may first answer COMPLETED or FAILED. */
   readyAt: number;
   /** What its items are read from when it completes; `exportTime` in ms. */
@@ -93,25 +92,6 @@ interface ExportState {
   /** Its items read and files written, once begun ({@link TableExports}' `#complete`). */
   completing?: Promise<void>;
   outcome?: Body;
-}
-
-/** The parameters of ExportTableToPointInTime a ClientToken holds to (all but itself). */
-const ASKED = [
-  "TableArn",
-  "S3Bucket",
-  "S3Prefix",
-  "S3BucketOwner",
-  "S3SseAlgorithm",
-  "S3SseKmsKeyId",
-  "ExportFormat",
-  "ExportType",
-  "ExportTime",
-  "IncrementalExportSpecification",
-];
-
-/** A request's parameters, as sent (one left out is null), for comparing two requests. */
-function askedOf(body: Body): Record<string, unknown> {
-  return Object.fromEntries(ASKED.map((name) => [name, JSON.stringify(body[name] ?? null)]));
 }
 
 const OPERATIONS = new Set([
@@ -226,44 +206,15 @@ export class TableExports {
     if (!table || table.TableArn !== arn) {
       return awsError("TableNotFoundException", `Table not found: ${arn}`);
     }
-    if (
-      (body.ExportFormat ?? "DYNAMODB_JSON") !== "DYNAMODB_JSON" ||
-      (body.ExportType ?? "FULL_EXPORT") !== "FULL_EXPORT"
-    ) {
-      return awsError(
-        "ValidationException",
-        "the local stack writes only full exports in DYNAMODB_JSON (ExportFormat, ExportType)",
-      );
-    }
-    // The API's own pattern for a bucket name (API_ExportTableToPointInTime.html, S3Bucket).
-    if (
-      typeof body.S3Bucket !== "string" || !/^[a-z0-9A-Z]+[.\-\w]*[a-z0-9A-Z]+$/.test(body.S3Bucket)
-    ) {
-      return awsError(
-        "ValidationException",
-        `S3Bucket ${JSON.stringify(body.S3Bucket)} is not a bucket name`,
-      );
-    }
+    const problem = exportRequestProblem(body);
+    if (problem) return awsError("ValidationException", problem);
     // A ClientToken makes the request idempotent for 8 hours after the first request with
-    // it completed; within them, the same token with other parameters is refused with
-    // ImportConflictException (API reference, ExportTableToPointInTime, ClientToken).
-    const same = [...this.#exports.entries()].find(([id, s]) =>
-      id.startsWith(`${scope}/`) && body.ClientToken !== undefined &&
-      s.description.ClientToken === body.ClientToken &&
-      !(Number(s.outcome?.EndTime ?? Infinity) * 1000 + TOKEN_WINDOW_MS <= this.#now())
-    );
-    if (same) {
-      // Every parameter, as sent: "the same client token but a change in other parameters".
-      const asked = askedOf(body);
-      const differs = ASKED.find((name) => asked[name] !== same[1].asked[name]);
-      if (differs) {
-        return awsError(
-          "ImportConflictException",
-          `ClientToken ${body.ClientToken} was used within the last 8 hours with another ${differs}`,
-        );
-      }
-      return awsJsonAnswer(200, { ExportDescription: await this.#describe(same[1]) });
-    }
+    // it completed (export_requests.ts).
+    const scoped = [...this.#exports.entries()]
+      .filter(([id]) => id.startsWith(`${scope}/`)).map(([, state]) => state);
+    const token = sameToken(scoped, body, this.#now());
+    if (token && "conflict" in token) return awsError("ImportConflictException", token.conflict);
+    if (token) return awsJsonAnswer(200, { ExportDescription: await this.#describe(token.same) });
     const since = this.#pitrSince.get(`${scope}/${table.TableName}`);
     if (since === undefined) {
       return awsError(
@@ -272,21 +223,8 @@ export class TableExports {
       );
     }
     const now = this.#now();
-    if (body.ExportTime !== undefined) {
-      const at = Number(body.ExportTime) * 1000;
-      if (!(at >= since) || at > now) {
-        return awsError(
-          "InvalidExportTimeException",
-          "ExportTime is outside the table's PITR window",
-        );
-      }
-      if (at < now - 1000) {
-        return awsError(
-          "InvalidExportTimeException",
-          "the local stack exports only the present: leave ExportTime out",
-        );
-      }
-    }
+    const timeProblem = exportTimeProblem(body, since, now);
+    if (timeProblem) return awsError("InvalidExportTimeException", timeProblem);
     // The export time is the request's instant; its items are read when it completes.
     const id = `${String(now).padStart(14, "0")}-${crypto.randomUUID().slice(0, 8)}`;
     const description: Body = {
