@@ -3,7 +3,7 @@
  * export"), from its checkpoint to its end: read as a stream of pages
  * (functions-shared/export_items.ts) and written a chunk of pages at a time
  * (functions-shared/export_stage.ts: COPY into staging, then the one merge, every row
- * stamped with the export time, and the file's checkpoint, the lines loaded, in one
+ * stamped with the job's read time, and the file's checkpoint, the lines loaded, in one
  * transaction). The workers that claim the files are export_load.ts's.
  *
  * @module
@@ -46,7 +46,7 @@ export interface ExportLoadDeps {
   open: (key: string, etag?: string) => Promise<ReadableStream<Uint8Array>>;
   /**
    * When the export's items are taken as read (export_manifest.ts, `readAt`: its time
-   * less a minute): every row's stamp.
+   * less two minutes): every row's stamp.
    */
   readAt: Date;
   cpu: CpuMeter;

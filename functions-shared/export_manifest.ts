@@ -42,7 +42,7 @@ export interface ExportSummary {
 }
 
 /**
- * How far an export's items may lie from its time: an export is not a snapshot of one
+ * How far before its time an export's items may lie: an export is not a snapshot of one
  * instant. AWS Developer Guide, "DynamoDB data export to Amazon S3: how it works"
  * (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/S3DataExport.HowItWorks.html):
  * "The request time and the time of the last update included in the data lake export
@@ -52,14 +52,16 @@ export interface ExportSummary {
  * not contain data modifications made between 2:24 and 2:26. Exported data is also not
  * transactionally consistent."
  *
- * So an item may be as it was up to a minute before the export time. Its rows are
- * stamped as read a minute before it ({@link ExportSummary.readAt}): a stream change made
- * in that minute is newer than the stamp and wins over an export's older image of the
- * item (an update, a delete, a creation the export missed), and one after the export time
- * that the export already holds brings the same item again. Stamped at the export time,
- * an older image would win over such a change, which no later record mends.
+ * The example's times are whole minutes: a request at 2:25:59 is guaranteed only what was
+ * committed by 2:24:00. So an item may be as it was up to two minutes before the export
+ * time, and its rows are stamped as read two minutes before it ({@link
+ * ExportSummary.readAt}): a stream change made in that span is newer than the stamp and
+ * wins over an export's older image of the item (an update, a delete, a creation the
+ * export missed), and one after the export time that the export already holds brings the
+ * same item again. Stamped at the export time, an older image would win over such a
+ * change, which no later record mends.
  */
-export const EXPORT_WINDOW_MS = 60_000;
+export const EXPORT_WINDOW_MS = 120_000;
 
 /** One data file of an export, from its line in manifest-files.json. */
 export interface ExportDataFile {

@@ -24,7 +24,7 @@ Deno.test("copyField writes null as \\N and escapes COPY's specials", () => {
   assert.equal(copyField("\\N"), "\\\\N", "the text \\N is not null");
 });
 
-Deno.test("pageCopyText stages each mapped item at its line, stamped with the export time", () => {
+Deno.test("pageCopyText stages each mapped item at its line, stamped with the job's read time", () => {
   const staged = pageCopyText(
     ACTIONS,
     [

@@ -19,7 +19,11 @@ import type postgres from "postgres";
 import { awsClientConfig, type EnvReader, perRegion } from "../functions-shared/dynamo_client.ts";
 import { credentialsRefused, transientLoadFailure } from "../functions-shared/export_failures.ts";
 import { safeMessage } from "../functions-shared/dynamo_errors.ts";
-import { parseExportFiles, parseExportSummary } from "../functions-shared/export_manifest.ts";
+import {
+  EXPORT_WINDOW_MS,
+  parseExportFiles,
+  parseExportSummary,
+} from "../functions-shared/export_manifest.ts";
 import { ExportStillRunning, requestExport, waitForExport } from "./export_request.ts";
 import { manifestText } from "./export_s3.ts";
 import { streamCoversExport, waitForStreamToCover } from "./export_stream_cover.ts";
@@ -107,7 +111,7 @@ async function startOne(
   // first, running for ever, would hold every tombstone since its export time (the purge
   // keeps them while a backfill runs).
   const [unfinished] = await deps.sql`
-    select id, export_arn from sync.backfill_jobs
+    select id, export_arn, started_at from sync.backfill_jobs
     where source_table = ${spec.sourceTable} and export_arn is not null
       and status in ('pending', 'running')
     order by id desc limit 1`;
@@ -194,7 +198,10 @@ async function jobOf(
         "manifest is not this export's",
     );
   }
-  await streamCoversExport(dynamo, spec, arn, summary.readAt, deps.log, deps.withoutStream);
+  // A job taken up keeps the read time it started with (its started_at), which its rows
+  // already loaded carry; a new one's is the manifest's.
+  const readAt = unfinished ? new Date(unfinished.started_at) : summary.readAt;
+  await streamCoversExport(dynamo, spec, arn, readAt, deps.log, deps.withoutStream);
   const elsewhere = arnRegionProblem(spec, summary.tableArn);
   if (elsewhere) {
     throw new Error(`export backfill of ${spec.sourceTable}: export ${arn}: ${elsewhere}`);
@@ -213,13 +220,15 @@ async function jobOf(
       job: String(unfinished.id),
       spec,
       bucket,
-      readAt: summary.readAt,
+      readAt,
       items: summary.itemCount,
     };
   }
-  const id = await startJob(deps, spec, arn, summary.readAt, bucket, files);
+  const id = await startJob(deps, spec, arn, readAt, bucket, files);
   deps.log(
-    `${spec.targetTable}: job ${id}, ${files.length} files, ${summary.itemCount} items as of ${summary.exportTime.toISOString()}, stamped ${summary.readAt.toISOString()} (an export's items may be a minute older than its time)`,
+    `${spec.targetTable}: job ${id}, ${files.length} files, ${summary.itemCount} items as of ${summary.exportTime.toISOString()}, stamped ${summary.readAt.toISOString()} (an export's items may be up to ${
+      EXPORT_WINDOW_MS / 1000
+    } s older than its time)`,
   );
   return {
     job: String(id),

@@ -104,7 +104,9 @@ function deps(
         }),
   } as unknown as S3Client;
   const db = fakeSql((s: Statement) => {
-    if (s.text.startsWith("select id, export_arn from sync.backfill_jobs")) return unfinished;
+    if (s.text.startsWith("select id, export_arn, started_at from sync.backfill_jobs")) {
+      return unfinished;
+    }
     if (s.text.includes("sync.start_export_backfill")) {
       if (earlier.startError) throw earlier.startError;
       return [{ id: 99 }];
@@ -133,9 +135,12 @@ function deps(
 
 Deno.test("a job a dead loader left unfinished is taken up, not exported again", async () => {
   const old = await anExport("old");
-  const run = deps([old], [{ id: 7, export_arn: old.arn }]);
+  // Its rows so far carry the read time it started with, whatever this version derives.
+  const startedAt = new Date(Date.now() - 180_000);
+  const run = deps([old], [{ id: 7, export_arn: old.arn, started_at: startedAt }]);
   const job = await startExportBackfill(run.deps, spec, { bucket: "exports", prefix: "p" }, "t");
   assert.equal(job.job, "7");
+  assert.equal(job.readAt.getTime(), startedAt.getTime(), "the job's own read time");
   assert.deepEqual(run.asked, ["DescribeExport", "DescribeTable"], "no new export was asked for");
   assert.equal(run.db.matching("sync.start_export_backfill").length, 0, "no new job");
   assert.ok(run.lines.some((l) => /job 7 of this export is unfinished: taking it up/.test(l)));
@@ -373,7 +378,7 @@ Deno.test("an export older than the table's stream, or of a table with no stream
   try {
     await assert.rejects(
       startExportBackfill(run.deps, spec, { bucket: "", prefix: "", exportArn: named.arn }, "t"),
-      /^Error: export backfill of firespring-backdoor-segments-dev: export .* holds items as they were from .* \(a minute before its export time\), before the table's stream began \(.*\): the changes between them are in neither; ask for a new export \(without --export-arn\)$/,
+      /^Error: export backfill of firespring-backdoor-segments-dev: export .* holds items as they were from .* \(its read time, up to 120 s before its export time\), before the table's stream began \(.*\): the changes between them are in neither; ask for a new export \(without --export-arn\)$/,
     );
     assert.equal(run.db.matching("sync.start_export_backfill").length, 0);
     assert.deepEqual(
@@ -385,7 +390,7 @@ Deno.test("an export older than the table's stream, or of a table with no stream
     streamOf = () => ({ StreamSpecification: { StreamEnabled: false } });
     await assert.rejects(
       startExportBackfill(run.deps, spec, { bucket: "", prefix: "", exportArn: named.arn }, "t"),
-      /has no stream: nothing after the export \(.*\) would reach firespring_segments, and the table would be reported whole; .*or pass --without-stream/,
+      /has no stream: nothing after the export's read time \(.*\) would reach firespring_segments, and the table would be reported whole; .*or pass --without-stream/,
     );
     assert.equal(run.db.matching("sync.start_export_backfill").length, 0);
     await startExportBackfill(
@@ -396,7 +401,7 @@ Deno.test("an export older than the table's stream, or of a table with no stream
     );
     assert.ok(
       run.lines.some((l) =>
-        / has no stream: nothing after the export .* \(--without-stream\)/.test(l)
+        / has no stream: nothing after the export's read time .* \(--without-stream\)/.test(l)
       ),
     );
     // A label that is no time: refused, not taken as covering the export.
@@ -413,10 +418,10 @@ Deno.test("an export older than the table's stream, or of a table with no stream
   }
 });
 
-Deno.test("an export's rows are stamped a minute before its time, and its stream must cover that minute", async () => {
-  // AWS: an export's items may be as they were up to a minute before its export time
+Deno.test("an export's rows are stamped two minutes before its time, and its stream must cover them", async () => {
+  // AWS: an export's items may be as they were up to two minutes before its export time
   // (export_manifest.ts, EXPORT_WINDOW_MS). Stamped at the export time, an older image
-  // would win over a change made in that minute; the stream must have begun before it.
+  // would win over a change made in them; the stream must have begun before.
   const named = await anExport("named");
   const exportTime = Number(named.description.ExportTime) * 1000;
   const before = streamOf;
@@ -426,24 +431,24 @@ Deno.test("an export's rows are stamped a minute before its time, and its stream
   });
   const source = { bucket: "", prefix: "", exportArn: named.arn };
   try {
-    // A stream begun 30 s before the export time misses changes its items may lack.
-    streamOf = streamSince(exportTime - 30_000);
+    // A stream begun 90 s before the export time misses changes its items may lack.
+    streamOf = streamSince(exportTime - 90_000);
     const late = deps([named], []);
     await assert.rejects(
       startExportBackfill(late.deps, spec, source, "t"),
-      /holds items as they were from .* \(a minute before its export time\), before the table's stream began/,
+      /holds items as they were from .* \(its read time, up to 120 s before its export time\), before the table's stream began/,
     );
     assert.equal(late.db.matching("sync.start_export_backfill").length, 0);
-    // Begun 61 s before: the job starts, every row stamped a minute before the export time.
-    streamOf = streamSince(exportTime - 61_000);
+    // Begun 121 s before: the job starts, every row stamped 120 s before the export time.
+    streamOf = streamSince(exportTime - 121_000);
     const run = deps([named], []);
     const job = await startExportBackfill(run.deps, spec, source, "t");
     const [start] = run.db.matching("sync.start_export_backfill");
-    assert.equal((start.values[2] as Date).getTime(), exportTime - 60_000);
-    assert.equal(job.readAt.getTime(), exportTime - 60_000);
+    assert.equal((start.values[2] as Date).getTime(), exportTime - 120_000);
+    assert.equal(job.readAt.getTime(), exportTime - 120_000);
     assert.ok(
       run.lines.some((l) =>
-        l.includes(`stamped ${new Date(exportTime - 60_000).toISOString()} (an export's items`)
+        l.includes(`stamped ${new Date(exportTime - 120_000).toISOString()} (an export's items`)
       ),
       run.lines.join("\n"),
     );
@@ -454,7 +459,11 @@ Deno.test("an export's rows are stamped a minute before its time, and its stream
 
 Deno.test("an unfinished job whose export is refused for good names the job and how to cancel it", async () => {
   const old = await anExport("old");
-  const run = deps([old], [{ id: 7, export_arn: old.arn }]);
+  const run = deps([old], [{
+    id: 7,
+    export_arn: old.arn,
+    started_at: new Date(Date.now() - 60_000),
+  }]);
   const before = streamOf;
   // The stream was enabled again after the export: the job can never be loaded.
   streamOf = () => ({

@@ -25,9 +25,9 @@ import {
   type DynamoDBClient,
   type ExportDescription,
   ExportTableToPointInTimeCommand,
-  type ExportTableToPointInTimeCommandOutput,
 } from "@aws-sdk/client-dynamodb";
 import type { ClockReading } from "../functions-shared/read_stamp.ts";
+import { sendReadingClock } from "./dynamo_clock.ts";
 
 /** An export that could not be had, naming the table and why. */
 export class ExportRequestError extends Error {
@@ -78,7 +78,6 @@ export async function requestExport(
   const described = await client.send(new DescribeTableCommand({ TableName: table }));
   const request = (token: string) =>
     sendReadingClock(
-      client,
       new ExportTableToPointInTimeCommand({
         TableArn: described.Table!.TableArn!,
         S3Bucket: target.bucket,
@@ -87,6 +86,7 @@ export async function requestExport(
         ExportType: "FULL_EXPORT",
         ClientToken: token,
       }),
+      (command) => client.send(command),
     );
   // A token DynamoDB saw in the last 8 hours, with these parameters, answers that export
   // (API reference, ExportTableToPointInTime, ClientToken): one still in progress is the
@@ -103,9 +103,9 @@ export async function requestExport(
     if (export_.ExportStatus === "IN_PROGRESS") return export_.ExportArn!;
     // One not in progress without an export time (AWS gives one, though the reference
     // marks every field optional) cannot be told apart from an earlier backfill's: a
-    // failed one holds no snapshot and is asked for again, under the next token; any
+    // failed one holds no items and is asked for again, under the next token; any
     // other is refused, as a missing Date is below, rather than taken for its own and its
-    // snapshot, perhaps an earlier one, loaded.
+    // items, perhaps an earlier export's, loaded.
     if (export_.ExportTime === undefined) {
       if (export_.ExportStatus === "FAILED") {
         token = nextToken(clientToken, export_.ExportArn);
@@ -120,7 +120,7 @@ export async function requestExport(
       );
     }
     // Without DynamoDB's clock the request fails, naming why: taking the export for its own
-    // could hand this backfill an earlier one's snapshot, and taking it for stale would
+    // could hand this backfill an earlier one's export, and taking it for stale would
     // walk the chain to its end and blame the prefix.
     if (!clock) {
       throw new ExportRequestError(
@@ -157,7 +157,7 @@ const MAX_ENDED_EXPORTS = 50;
  * both on DynamoDB's clock ({@link askedAtOnDynamo}): a few seconds, for how DynamoDB
  * may round an export time it picks. On AWS an export takes minutes, so one that has
  * ended is never this young; the local stand-in's end at once. A wider margin handed a
- * second backfill asked for within it the first one's snapshot, which cannot heal what
+ * second backfill asked for within it the first one's export, which cannot heal what
  * went wrong after it (a row lost here since).
  */
 const STALE_EXPORT_MS = 10_000;
@@ -172,41 +172,10 @@ const STALE_EXPORT_MS = 10_000;
  * has an export time no earlier. Nothing compares this machine's wall clock with
  * DynamoDB's: when something did, a clock 10 s ahead of AWS's made every fresh ended
  * export look stale (the chain asked for 50 and failed), and one behind took an earlier
- * backfill's export for its own, whose snapshot cannot heal what went wrong after it.
+ * backfill's export for its own, whose items cannot heal what went wrong after it.
  */
 function askedAtOnDynamo(clock: ClockReading): number {
   return clock.serverMs - Math.max(0, clock.roundTripMs);
-}
-
-/**
- * Sends `command`, answering its output with the clock reading of its answer: the round
- * trip, on a monotonic clock, and the HTTP `Date` of the answer that carried the output
- * (the SDK gives no headers with an output). The reading is undefined when that answer
- * had no `Date` that parses.
- */
-async function sendReadingClock(
-  client: DynamoDBClient,
-  command: ExportTableToPointInTimeCommand,
-): Promise<{ output: ExportTableToPointInTimeCommandOutput; clock: ClockReading | undefined }> {
-  let date: string | undefined;
-  // In the finalizeRequest step at low priority: inside the SDK's retry middleware (that
-  // step's, at high priority), so it sees each attempt, and outside the deserializer, so
-  // an attempt answered with an error (thrown there) is not read: the last attempt it sees
-  // is the one whose answer is the output. On this command alone: the client is shared.
-  command.middlewareStack.add(
-    (next) => async (args) => {
-      const result = await next(args);
-      const headers = (result.response as { headers?: Record<string, string> }).headers ?? {};
-      date = Object.entries(headers).find(([name]) => name.toLowerCase() === "date")?.[1];
-      return result;
-    },
-    { step: "finalizeRequest", priority: "low", name: "answerDateReader" },
-  );
-  const sentAt = performance.now();
-  const output = await client.send(command);
-  const roundTripMs = performance.now() - sentAt;
-  const serverMs = Date.parse(date ?? "");
-  return { output, clock: Number.isFinite(serverMs) ? { roundTripMs, serverMs } : undefined };
 }
 
 /** What {@link waitForExport} needs besides the client. */

@@ -10,8 +10,12 @@
 import { DescribeTableCommand, type DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { EXPORT_WINDOW_MS } from "../functions-shared/export_manifest.ts";
 import type { TableSpec } from "../functions-shared/table_registry.ts";
+import { sendReadingClock } from "./dynamo_clock.ts";
 
-/** This machine's clock and a pause, for {@link waitForStreamToCover} (tests give their own). */
+/**
+ * A pause, and this machine's clock for when DynamoDB's answer carries no `Date`, for
+ * {@link waitForStreamToCover} (tests give their own).
+ */
 export interface StreamClock {
   now?: () => number;
   sleep?: (ms: number) => Promise<void>;
@@ -48,13 +52,13 @@ export async function streamCoversExport(
   );
   const label = table?.LatestStreamLabel;
   if (!table?.StreamSpecification?.StreamEnabled || !label) {
-    const what = `${spec.sourceTable} has no stream: nothing after the export ` +
+    const what = `${spec.sourceTable} has no stream: nothing after the export's read time ` +
       `(${readAt.toISOString()}) would reach ${spec.targetTable}`;
     if (!withoutStream) {
       throw new Error(
         `export backfill of ${spec.sourceTable}: ${what}, and the table would be reported ` +
           "whole; turn on its stream (NEW_AND_OLD_IMAGES) and its mapping, then ask for a new " +
-          "export, or pass --without-stream to load the snapshot alone",
+          "export, or pass --without-stream to load the export alone",
       );
     }
     log(`${spec.targetTable}: ${what} until its stream and its mapping are on (--without-stream)`);
@@ -70,22 +74,27 @@ export async function streamCoversExport(
   if (since > readAt.getTime()) {
     throw new Error(
       `export backfill of ${spec.sourceTable}: export ${arn} holds items as they were from ` +
-        `${readAt.toISOString()} (a minute before its export time), before the table's stream ` +
-        `began (${label}): the changes between them are in neither; ask for a new export ` +
-        "(without --export-arn)",
+        `${readAt.toISOString()} (its read time, up to ${EXPORT_WINDOW_MS / 1000} s before ` +
+        `its export time), before the table's stream began (${label}): the changes between ` +
+        "them are in neither; ask for a new export (without --export-arn)",
     );
   }
 }
 
-/** What is added to the export window before asking for an export: the clocks' skew. */
+/**
+ * What is added to the export window before asking for an export: the export's time may
+ * come a few seconds after the request's answer (as DynamoDB picks it, export_request.ts).
+ */
 const STREAM_AGE_MARGIN_MS = 5_000;
 
 /**
- * Before a new export is asked for: waits until the table's stream has run for more than
- * the minute an export's items may lie before its time (export_manifest.ts), and a few
- * seconds for the clocks' skew. An export asked for sooner would be refused once made
- * ({@link streamCoversExport}), after minutes or hours of waiting for it. A table whose
- * stream is off or whose label is no time is left to that check, which names the problem.
+ * Before a new export is asked for: waits until the table's stream has run for longer
+ * than an export's items may lie before its time (export_manifest.ts, EXPORT_WINDOW_MS),
+ * and a few seconds more, on DynamoDB's clock: the stream's label against the HTTP `Date`
+ * of the DescribeTable that gave it (dynamo_clock.ts; without one, this machine's clock).
+ * An export asked for sooner would be refused once made ({@link streamCoversExport}),
+ * after minutes or hours of waiting for it. A table whose stream is off or whose label is
+ * no time is left to that check, which names the problem.
  */
 export async function waitForStreamToCover(
   dynamo: DynamoDBClient,
@@ -93,18 +102,22 @@ export async function waitForStreamToCover(
   log: (line: string) => void,
   clock: StreamClock = {},
 ): Promise<void> {
-  const { Table: table } = await dynamo.send(
+  const { output, clock: dynamoClock } = await sendReadingClock(
     new DescribeTableCommand({ TableName: spec.sourceTable }),
+    (command) => dynamo.send(command),
   );
+  const table = output.Table;
   const label = table?.LatestStreamLabel;
   if (!table?.StreamSpecification?.StreamEnabled || !label) return;
   const since = streamBegan(label);
-  const waitMs = since + EXPORT_WINDOW_MS + STREAM_AGE_MARGIN_MS - (clock.now ?? Date.now)();
+  // DynamoDB's time when it answered is at least its Date (truncated to the second).
+  const dynamoNow = dynamoClock?.serverMs ?? (clock.now ?? Date.now)();
+  const waitMs = since + EXPORT_WINDOW_MS + STREAM_AGE_MARGIN_MS - dynamoNow;
   if (!Number.isFinite(waitMs) || waitMs <= 0) return;
   log(
-    `${spec.targetTable}: its stream began at ${label}; an export's items may be a minute ` +
-      `older than its time, so the export is asked for in ${Math.ceil(waitMs / 1000)} s, ` +
-      "once the stream covers that minute",
+    `${spec.targetTable}: its stream began at ${label}; an export's items may be up to ` +
+      `${EXPORT_WINDOW_MS / 1000} s older than its time, so the export is asked for in ` +
+      `${Math.ceil(waitMs / 1000)} s, once the stream covers them`,
   );
   await (clock.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms))))(waitMs);
 }

@@ -1,20 +1,36 @@
 import assert from "node:assert/strict";
-import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import type { DescribeTableCommand, DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { bySourceTable } from "../functions-shared/table_registry.ts";
 import { streamBegan, waitForStreamToCover } from "./export_stream_cover.ts";
 
 const spec = bySourceTable("firespring-backdoor-segments-dev")!;
 const NOW = Date.parse("2026-12-01T12:00:00Z");
 
-/** DynamoDB answering DescribeTable with `table`. */
-const describing = (table: Record<string, unknown>) =>
-  ({ send: () => Promise.resolve({ Table: table }) }) as unknown as DynamoDBClient;
+/**
+ * DynamoDB answering DescribeTable with `table`, through the command's middleware (as the
+ * SDK does), with an HTTP `Date` of `date` when given.
+ */
+const describing = (table: Record<string, unknown>, date?: string) =>
+  ({
+    send: (command: DescribeTableCommand) =>
+      command.middlewareStack.resolve(
+        (() =>
+          Promise.resolve({
+            response: { headers: date ? { Date: date } : {} },
+            output: { Table: table },
+          })) as never,
+        {} as never,
+      )({ input: command.input } as never).then((answer) => answer.output),
+  }) as unknown as DynamoDBClient;
 
-/** Waits for a stream begun `ageMs` ago: the pauses taken and the lines logged. */
-async function waitFor(table: Record<string, unknown>) {
+/**
+ * Waits for a stream of `table`; DynamoDB's clock at `date`, this machine's at NOW: the
+ * pauses taken and the lines logged.
+ */
+async function waitFor(table: Record<string, unknown>, date?: string) {
   const pauses: number[] = [];
   const lines: string[] = [];
-  await waitForStreamToCover(describing(table), spec, (l) => void lines.push(l), {
+  await waitForStreamToCover(describing(table, date), spec, (l) => void lines.push(l), {
     now: () => NOW,
     sleep: (ms) => Promise.resolve(void pauses.push(ms)),
   });
@@ -32,14 +48,20 @@ Deno.test("a stream's label is a UTC time without a zone; one that is no time is
   assert.ok(Number.isNaN(streamBegan("not-a-time")));
 });
 
-Deno.test("a new export waits until the stream has run a minute and the clocks' margin", async () => {
-  // Begun 10 s ago: an export now could hold items 50 s older than the stream.
+Deno.test("a new export waits until the stream has run the export window and a margin, on DynamoDB's clock", async () => {
+  // Begun 10 s ago: an export now could hold items 110 s older than the stream.
   const young = await waitFor(streamOn("2026-12-01T11:59:50.000"));
-  assert.deepEqual(young.pauses, [55_000]);
+  assert.deepEqual(young.pauses, [115_000]);
   assert.match(
     young.lines[0],
-    /^firespring_segments: its stream began at 2026-12-01T11:59:50\.000; an export's items may be a minute older than its time, so the export is asked for in 55 s, once the stream covers that minute$/,
+    /^firespring_segments: its stream began at 2026-12-01T11:59:50\.000; an export's items may be up to 120 s older than its time, so the export is asked for in 115 s, once the stream covers them$/,
   );
+  // DynamoDB's clock, from its answer's Date, not this machine's: 30 s behind it here.
+  const behind = await waitFor(
+    streamOn("2026-12-01T11:59:50.000"),
+    "Tue, 01 Dec 2026 11:59:30 GMT",
+  );
+  assert.deepEqual(behind.pauses, [145_000]);
   // Begun a day ago, off, or with a label that is no time: no pause (the last two are
   // refused, named, by streamCoversExport once the export is made).
   for (

@@ -51,6 +51,14 @@ export function timedOut(timeoutMs: number): string {
  */
 export const INIT_LIMIT_MS = 10_000;
 
+/** An init that ran out of its time (the Init phase's, or an invocation's). */
+class InitOutlasted extends Error {
+  constructor(limitMs: number) {
+    super(`the execution environment's init outlasted ${limitMs / 1000} seconds`);
+    this.name = "InitOutlasted";
+  }
+}
+
 /** An environment: its worker, once its init has ended. */
 interface Environment {
   worker: Worker;
@@ -72,26 +80,25 @@ export class LambdaEnvironments {
   invoke: LambdaFunction = async (event, timeoutMs) => {
     let deadline = Date.now() + timeoutMs;
     let environment = this.#idle.pop();
-    if (!environment && this.#reset > 0) {
-      // A reset environment's init is part of this invocation, within its timeout.
-      this.#reset--;
-      let initTimer: ReturnType<typeof setTimeout> | undefined;
-      const timeout = new Promise<never>((_, reject) => {
-        initTimer = setTimeout(() => reject(new Error(timedOut(timeoutMs))), timeoutMs);
+    if (!environment && this.#reset === 0) {
+      // A first init, in a phase of its own: one that outlasts it is tried again within
+      // this invocation ("Lambda retries the Init phase at the time of the first function
+      // invocation with the configured function timeout", same page).
+      environment = await this.#start(INIT_LIMIT_MS).catch((error) => {
+        if (!(error instanceof InitOutlasted)) this.#reset++;
+        if (!(error instanceof InitOutlasted)) throw error;
+        return undefined;
       });
-      const starting = this.#start();
-      try {
-        environment = await Promise.race([starting, timeout]);
-      } catch (error) {
-        this.#reset++; // the next invocation initializes within its own timeout again
-        starting.then(({ worker }) => worker.terminate(), () => {});
-        throw error;
-      } finally {
-        clearTimeout(initTimer);
-      }
-    } else if (!environment) {
-      environment = await this.#start();
       deadline = Date.now() + timeoutMs;
+    } else if (!environment) {
+      this.#reset--;
+    }
+    if (!environment) {
+      // Init within this invocation: bounded by its timeout, not by the Init phase's 10 s.
+      environment = await this.#start(Math.max(0, deadline - Date.now())).catch((error) => {
+        this.#reset++; // the next invocation initializes within its own timeout again
+        throw error instanceof InitOutlasted ? new Error(timedOut(timeoutMs)) : error;
+      });
     }
     const { worker } = environment;
     const ready = environment;
@@ -147,29 +154,28 @@ export class LambdaEnvironments {
   }
 
   /**
-   * A new environment, its init ended: the module loaded, within {@link INIT_LIMIT_MS}.
-   * An init that fails, crashes or runs out of time ends the environment and fails the
-   * invocation that needed it, as Lambda reports an init error; the next starts afresh.
+   * A new environment, its init ended: the module loaded, within `limitMs`. An init that
+   * fails, crashes or runs out of time ({@link InitOutlasted}) ends the environment; one
+   * that fails or crashes fails the invocation that needed it, as Lambda reports an init
+   * error, and the next invocation initializes within its own timeout.
    */
-  #start(): Promise<Environment> {
+  #start(limitMs: number): Promise<Environment> {
     const worker = new Worker(new URL("./lambda_environment_worker.ts", import.meta.url), {
       type: "module",
     });
     return new Promise((resolve, reject) => {
-      const fail = (message: string) => {
+      const fail = (error: Error) => {
         clearTimeout(timer);
         worker.terminate();
-        reject(new Error(message));
+        reject(error);
       };
-      const timer = setTimeout(
-        () => fail(`the execution environment's init outlasted ${INIT_LIMIT_MS / 1000} seconds`),
-        INIT_LIMIT_MS,
-      );
+      const timer = setTimeout(() => fail(new InitOutlasted(limitMs)), limitMs);
       worker.onmessage = (message: MessageEvent<EnvironmentAnswer>) => {
         const answer = message.data;
-        if ("initError" in answer) fail(answer.initError);
-        else if ("ready" in answer && this.#closed) fail("the mapping stopped during the init");
-        else if ("ready" in answer) {
+        if ("initError" in answer) fail(new Error(answer.initError));
+        else if ("ready" in answer && this.#closed) {
+          fail(new Error("the mapping stopped during the init"));
+        } else if ("ready" in answer) {
           clearTimeout(timer);
           worker.onmessage = null;
           worker.onerror = null;
@@ -178,7 +184,7 @@ export class LambdaEnvironments {
       };
       worker.onerror = (error: ErrorEvent) => {
         error.preventDefault();
-        fail(`the execution environment crashed in its init: ${error.message}`);
+        fail(new Error(`the execution environment crashed in its init: ${error.message}`));
       };
       const init: EnvironmentRequest = { module: this.#moduleUrl };
       worker.postMessage(init);

@@ -1,7 +1,9 @@
 -- Backfills from a point-in-time export (supabase/migrations/20261128002300_export_backfills.sql):
 -- one segment per data file, claimed only by the loading command, never by the
--- import-worker; the job starts at the export time, so its sweep removes exactly what
--- is older than the snapshot and not in it, and keeps what the stream wrote after it.
+-- import-worker; the job starts at its read time (the export's time less the window
+-- within which its items may lie, functions-shared/export_manifest.ts), so its sweep
+-- removes exactly what is older than its items and not in it, and keeps what the stream
+-- wrote after it.
 set client_min_messages = warning;
 begin;
 select plan(27);
@@ -38,7 +40,7 @@ select sync.merge_changes('firespring_segments', jsonb_build_array(
     'seq', '1', 'changed_at', now() - interval '1 hour', 'source', 'stream'),
   jsonb_build_object('op', 'upsert', 'row', '{"segment_id": "exported", "segment_name": "old", "segment_criteria": {}}'::jsonb,
     'seq', '2', 'changed_at', now() - interval '1 hour', 'source', 'stream')));
--- After the export time: the stream writes a row the export cannot hold, and changes one it holds.
+-- After the read time: the stream writes a row the export cannot hold, and changes one it holds.
 select sync.merge_changes('firespring_segments', jsonb_build_array(
   jsonb_build_object('op', 'upsert', 'row', '{"segment_id": "streamed-after", "segment_name": "c", "segment_criteria": {}}'::jsonb,
     'seq', '3', 'changed_at', now() - interval '5 minutes', 'source', 'stream'),
@@ -57,7 +59,7 @@ select results_eq(
     where j.id = (select id from job) group by j.id$$,
   $$values (2, true, 'exports'::text,
             array['p/AWSDynamoDB/x/data/a.json.gz', 'p/AWSDynamoDB/x/data/b.json.gz'])$$,
-  'one segment per data file, the job started at the export time'
+  'one segment per data file, the job started at the read time'
 );
 select ok(not sync.backfill_work_pending(), 'an export job does not wake the import-worker');
 select is_empty($$select * from sync.claim_segment('edge')$$,
@@ -78,7 +80,7 @@ select results_eq(
 select is_empty($$select * from sync.claim_export_file((select id from job), 'w3')$$,
   'no file is left to claim');
 
--- w1 loads one line of file 0 (stamped with the export time), then dies; its lease expires.
+-- w1 loads one line of file 0 (stamped with the read time), then dies; its lease expires.
 select sync.checkpoint_segment((select id from job), 0, 'w1', '{"line": 1}', 1,
   (select applied::int from sync.merge_changes('firespring_segments', jsonb_build_array(
     jsonb_build_object('op', 'upsert', 'row', '{"segment_id": "exported", "segment_name": "at-export", "segment_criteria": {}}'::jsonb,
@@ -159,8 +161,8 @@ select throws_like(
   '%more than 29:00:00 ago%', 'the shorter of the two retentions counts'
 );
 
--- The job runs from the start, its started_at the export time: from then on no tombstone
--- recorded after the export time is purged (sync.purge_expired).
+-- The job runs from the start, its started_at the read time: from then on no tombstone
+-- recorded after the read time is purged (sync.purge_expired).
 create temporary table held_job as select sync.start_export_backfill(
   'firespring-backdoor-segments-dev', (select arn from export), now() - interval '2 hours',
   'exports', '[{"key": "p/AWSDynamoDB/x/data/held.json.gz", "itemCount": 1, "md5": "m4"}]') as id;
@@ -173,14 +175,14 @@ where id = (select id from held_job);
 insert into sync.tombstones (target_table, row_key, sync_sequence, deleted_at, recorded_at)
 values ('firespring_segments', '{"segment_id": "deleted-after-export"}', 9,
         now() - interval '1 day 90 minutes', now() - interval '1 day 90 minutes'),
-       -- Deleted just after the export time, recorded by a database clock 5 minutes behind
-       -- DynamoDB's: before the export time on the record.
+       -- Deleted just after the read time, recorded by a database clock 5 minutes behind
+       -- DynamoDB's: before the read time on the record.
        ('firespring_segments', '{"segment_id": "recorded-by-a-clock-behind"}', 10,
         now() - interval '1 day 2 hours 5 minutes', now() - interval '1 day 2 hours 5 minutes');
 update sync.settings set value = '24 hours' where key = 'tombstone_retention';
 select sync.purge_expired();
 select ok(exists (select from sync.tombstones where row_key = '{"segment_id": "deleted-after-export"}'),
-  'a tombstone recorded after the export time outlives its retention while the job runs');
+  'a tombstone recorded after the read time outlives its retention while the job runs');
 select ok(exists (select from sync.tombstones where row_key = '{"segment_id": "recorded-by-a-clock-behind"}'),
   'so does one recorded up to ten minutes before it, for the clocks'' skew');
 update sync.backfill_jobs set started_at = started_at + interval '1 day'
@@ -193,27 +195,27 @@ delete from sync.backfill_jobs where id <> (select id from held_job);
 select is(
   sync.record_stream_check('firespring_segments', 'arn:s', '{}', 'lost after the export',
     now() - interval '1 hour') is not null,
-  true, 'a record lost after the export time marks the table stale'
+  true, 'a record lost after the read time marks the table stale'
 );
 delete from sync.table_state;
 delete from sync.backfill_jobs where id <> (select id from held_job);
 select is(
   sync.record_stream_check('firespring_segments', 'arn:s', '{}', 'lost before the export',
     now() - interval '3 hours'),
-  null, 'a record lost before the export time is healed by the export''s backfill'
+  null, 'a record lost before the read time is healed by the export''s backfill'
 );
 -- The export time is on DynamoDB's clock, as the record's: no margin for the clocks.
 select is(
   sync.record_stream_check('firespring_segments', 'arn:s', '{}', 'lost just before the export',
     (select started_at from sync.backfill_jobs where id = (select id from held_job)) - interval '30 seconds'),
-  null, 'a record lost 30 s before the export time is healed by it too'
+  null, 'a record lost 30 s before the read time is healed by it too'
 );
 -- A record's time is rounded down to the second: one stamped half a second before the
 -- export time may have been made after it.
 select is(
   sync.record_stream_check('firespring_segments', 'arn:s', '{}', 'lost at the export''s second',
     (select started_at from sync.backfill_jobs where id = (select id from held_job)) - interval '500 milliseconds') is not null,
-  true, 'a record stamped within the clock''s granularity before the export time is not healed by it'
+  true, 'a record stamped within the clock''s granularity before the read time is not healed by it'
 );
 
 select * from finish();
