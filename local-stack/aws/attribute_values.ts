@@ -32,23 +32,12 @@
  */
 
 import type { Item } from "./capacity.ts";
-import { canonicalNumber } from "./key_schema.ts";
+import { canonicalNumber, isBase64 } from "./key_schema.ts";
 
 /** The most levels a value may nest, its attribute the first. */
 export const MAX_NESTING_LEVELS = 32;
 
 const TYPES = new Set(["S", "N", "B", "SS", "NS", "BS", "M", "L", "NULL", "BOOL"]);
-
-/** Whether `text` is base64 as DynamoDB decodes it. */
-function isBase64(text: unknown): boolean {
-  if (typeof text !== "string") return false;
-  try {
-    atob(text);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** Why DynamoDB refuses a set of `type` (SS, NS or BS) holding `members`, if it does. */
 function setProblem(type: string, members: unknown): string | undefined {

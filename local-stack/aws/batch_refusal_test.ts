@@ -59,6 +59,7 @@ Deno.test("a batch with a key that does not match its table's key schema is refu
   const c = (items: Item[]) => refusedWhole({ c: items.map(putItem) }, keySchema);
   assert.equal(c([composite({ B: "YQ==" }, { N: "1" })]), false);
   assert.equal(c([composite({ B: "" }, { N: "1" })]), true, "an empty B key");
+  assert.equal(c([composite({ B: "YQ" }, { N: "1" })]), true, "a B key not padded");
   assert.equal(c([composite({ B: "YQ==" }, { N: "x" })]), true, "N not a number");
   assert.equal(c([composite({ B: "YQ==" }, { S: "1" })]), true, "a sort key of the wrong type");
   assert.equal(c([composite({ B: "YQ==" }, {})]), true, "a sort key of no type");

@@ -82,6 +82,16 @@ export function canonicalNumber(text: string): string | undefined {
   return `${sign === "-" ? "-" : ""}${digits}e${power}`;
 }
 
+/**
+ * Whether `text` is base64 as DynamoDB takes it: the standard alphabet, padded, nothing
+ * else (DynamoDB Local 1.25.1 refuses `AA`, `A A==`, `-_-_` and a line break with a 500,
+ * where `atob` takes the first two).
+ */
+export function isBase64(text: unknown): boolean {
+  return typeof text === "string" &&
+    /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/.test(text);
+}
+
 /** The bytes of a key value of `type` (S: UTF-8; B: decoded; N: not limited here). */
 function valueBytes(type: KeyAttribute["type"], value: string): number {
   if (type === "S") return new TextEncoder().encode(value).length;
@@ -112,12 +122,8 @@ export function keyProblem(key: Item, schema: KeyAttribute[], exact: boolean): s
       continue;
     }
     if (text.length === 0) return `${name} is empty`;
-    let bytes: number;
-    try {
-      bytes = valueBytes(type, text);
-    } catch {
-      return `${name} is not base64`;
-    }
+    if (type === "B" && !isBase64(text)) return `${name} is not base64`;
+    const bytes = valueBytes(type, text);
     if (bytes > (index === 0 ? PARTITION_KEY_BYTES : SORT_KEY_BYTES)) return `${name} is too long`;
   }
   return undefined;
