@@ -9,18 +9,20 @@
  * contain data modifications made between 2:24 and 2:26. Exported data is also not
  * transactionally consistent."
  *
- * So each item of an export is the item as it was at its own random moment: for every key
- * written within the window (the proxy's recent writes, history.ts), a moment is drawn
- * uniformly between a minute before the export time and the moment the export's items are
- * read, and the key's image then is taken (absent if it was deleted, or not yet created,
- * then); the other keys are as a consistent Scan reads them. The items are read when the
- * export completes, `minExportMs` (2 s by default) after its request, so the future half
- * of AWS's window is covered only up to the export's own duration: AWS may include changes
- * up to a minute after the export time, the stand-in those up to its completion, a subset
- * of what AWS may do (and no moment is drawn more than a minute after the export time,
- * should the stand-in read later than that). The
- * past minute, the half that can make an export older than its export time, is emulated
- * whole.
+ * AWS's times there are whole minutes; read pessimistically, a request at 2:25:59 is
+ * guaranteed only what was committed by 2:24:00. So each item of an export is the item as
+ * it was at its own random moment: for every key written within the window (the proxy's
+ * recent writes, history.ts), a moment is drawn uniformly from the window's start
+ * ({@link windowStart}: the export time's minute, less a minute; from 60 to 120 s before
+ * the export time) to the moment the export's items are read, and the key's image then
+ * is taken (absent if it was deleted, or not yet created, then); the other keys are as a
+ * consistent Scan reads them. The items are read when the export completes, `minExportMs`
+ * (2 s by default) after its request, so the future half of AWS's window is covered only
+ * up to the export's own duration: AWS may include changes up to a minute after the
+ * export time, the stand-in those up to its completion, a subset of what AWS may do (and
+ * no moment is drawn more than a minute after the export time, should the stand-in read
+ * later than that). The past half, the one that can make an export older than its export
+ * time, is emulated whole.
  *
  * @module
  */
@@ -29,18 +31,32 @@ import type { Item } from "./capacity.ts";
 import { keyOf, keyText, type Random } from "./history.ts";
 
 /**
- * The window around an export's time its items' moments lie in, each way: a minute (AWS,
- * above). The stand-in's own constant: the product has its own
+ * AWS's one-minute window (above): how far before its minute an export's items may be as
+ * at, and how far after its time. The stand-in's own constant: the product has its own
  * (functions-shared/export_manifest.ts), which this one must not stand in for.
  */
 export const EXPORT_WINDOW_MS = 60_000;
 
+/** A minute of the clock, which AWS's times (above) are whole ones of. */
+const MINUTE_MS = 60_000;
+
+/**
+ * The earliest moment an export of `exportTime` (ms since the epoch) may be as at: its
+ * minute (floored), less {@link EXPORT_WINDOW_MS}. Before it, every change is in the export.
+ */
+export function windowStart(exportTime: number): number {
+  return Math.floor(exportTime / MINUTE_MS) * MINUTE_MS - EXPORT_WINDOW_MS;
+}
+
 /**
  * How long the proxy keeps the recent writes exports take their items' versions from
- * (proxy.ts): the window's minute before an export's time, the export's own duration
- * (`minExportMs`, 2 s by default) and a margin: 3 minutes.
+ * (proxy.ts): 4 minutes. Its versions must reach back to {@link windowStart}, up to 2
+ * minutes before the export time, from when the export is read (2 s after it by default,
+ * `minExportMs`): with 3 minutes, a read later than a minute after the export time (the
+ * latest moment drawn) could find a key's older versions forgotten; with 4, it keeps a
+ * minute's margin past that.
  */
-export const RECENT_WRITES_MS = 3 * 60_000;
+export const RECENT_WRITES_MS = 4 * 60_000;
 
 /**
  * The recent versions of items an export's moments are taken from: the proxy's recent
@@ -70,11 +86,11 @@ export interface ExportRead {
 }
 
 /**
- * A moment drawn uniformly from a minute before `exportTime` to `readAt`, or to a minute
- * after `exportTime` if it was read later than that (AWS never includes those changes).
+ * A moment drawn uniformly from {@link windowStart} to `readAt`, or to a minute after
+ * `exportTime` if it was read later than that (AWS never includes those changes).
  */
 export function exportMoment(exportTime: number, readAt: number, random: Random): number {
-  const from = exportTime - EXPORT_WINDOW_MS;
+  const from = windowStart(exportTime);
   const to = Math.min(readAt, exportTime + EXPORT_WINDOW_MS);
   return from + random() * (to - from);
 }

@@ -1,11 +1,36 @@
 import assert from "node:assert/strict";
 import type { Item } from "./capacity.ts";
-import { EXPORT_WINDOW_MS, exportItems, exportMoment } from "./export_moments.ts";
+import {
+  EXPORT_WINDOW_MS,
+  exportItems,
+  exportMoment,
+  RECENT_WRITES_MS,
+  windowStart,
+} from "./export_moments.ts";
 import { History, seededRandom } from "./history.ts";
 
+/** A whole minute (ms since the epoch). */
 const T0 = 1_800_000_000_000;
 
-Deno.test("a moment lies from a minute before the export time to when its items are read", () => {
+Deno.test("the window starts a minute before the export time's minute: 60 to 120 s before it", () => {
+  assert.equal(T0 % 60_000, 0);
+  assert.equal(windowStart(T0), T0 - 60_000);
+  assert.equal(windowStart(T0 + 30_000), T0 - 60_000, "at :30, 90 s before");
+  assert.equal(windowStart(T0 + 59_999), T0 - 60_000, "at :59.999, almost 120 s before");
+  assert.equal(windowStart(T0 + 60_000), T0);
+  assert.equal(windowStart(T0 - 1), T0 - 120_000);
+  assert.equal(exportMoment(T0 + 45_000, T0 + 47_000, () => 0), T0 - 60_000);
+});
+
+Deno.test("the recent writes reach back to the window's start from a read a minute late", () => {
+  // The earliest start, less than 120 s before the export time; the latest moment drawn,
+  // a minute after it; and a minute's margin for an export read later than that.
+  const exportTime = T0 + 59_999;
+  const lateRead = exportTime + EXPORT_WINDOW_MS + 60_000;
+  assert.ok(lateRead - RECENT_WRITES_MS <= windowStart(exportTime));
+});
+
+Deno.test("a moment lies from the window's start to when its items are read", () => {
   assert.equal(EXPORT_WINDOW_MS, 60_000);
   assert.equal(exportMoment(T0, T0 + 2_000, () => 0), T0 - 60_000);
   assert.equal(exportMoment(T0, T0 + 2_000, () => 0.5), T0 - 29_000);

@@ -18,8 +18,8 @@
  *
  * The export is not a snapshot of one instant, as AWS's is not: its items are read when it
  * completes (directly from DynamoDB Local, so it uses no read capacity, as an export does
- * not), and each item written within a minute of the export time is as it was at its own
- * random moment of that window, from the proxy's recent writes (export_moments.ts says
+ * not), and each item written within AWS's window around the export time is as it was at
+ * its own random moment of it, from the proxy's recent writes (export_moments.ts says
  * what AWS promises and what of it the stand-in emulates). Writes never wait for an export.
  * The export time answered is the request's instant. The local stack takes only the present
  * as ExportTime: an earlier one is refused with InvalidExportTimeException saying so. Files

@@ -427,13 +427,15 @@ function fakeVersions(changes: Change[]): ExportVersions {
 }
 
 /**
- * The items of `n` exports asked for at T0 and read 5 s later, of a table whose items
- * now are `current` and whose recent writes are `changes`: each export as a map by id.
+ * The items of `n` exports asked for at `exportTime` (T0, a whole minute, unless told) and
+ * read 5 s later, of a table whose items now are `current` and whose recent writes are
+ * `changes`: each export as a map by id.
  */
-async function exportsOf(current: Body[], changes: Change[], n = 30) {
+async function exportsOf(current: Body[], changes: Change[], n = 30, exportTime = T0) {
   const { call, items, objects, tick } = setup(0, { versions: fakeVersions(changes), seed: 42 });
   items.push(...current);
   await call("UpdateContinuousBackups", PITR_ON);
+  tick(exportTime - T0);
   const arns: unknown[] = [];
   for (let i = 0; i < n; i++) {
     const started = await call("ExportTableToPointInTime", {
@@ -446,7 +448,7 @@ async function exportsOf(current: Body[], changes: Change[], n = 30) {
   const exported: Map<unknown, Body>[] = [];
   for (const ExportArn of arns) {
     const d = (await call("DescribeExport", { ExportArn })).json.ExportDescription as Body;
-    assert.equal(d.ExportTime, T0 / 1000);
+    assert.equal(d.ExportTime, exportTime / 1000);
     const read = await readBack(objects, d);
     exported.push(new Map(read.map((item) => [(item.id as Body).S, item])));
   }
@@ -481,14 +483,27 @@ Deno.test("a key deleted 30 s before may still be exported; one created then may
   }
 });
 
-Deno.test("a change older than the minute before the export time is always in it", async () => {
+Deno.test("a change before the window's start, a minute before the export time's minute, is always in it", async () => {
+  // Exported at :45 past a minute: the window starts 105 s before.
+  const exportTime = T0 + 45_000;
   const changes = [
     { id: "old", at: T0 - 60_001, before: item("old", 1), after: item("old", 2) },
     { id: "dropped", at: T0 - 61_000, before: item("dropped", 1), after: null },
   ];
-  const exported = await exportsOf([item("old", 2)], changes, 40);
+  const exported = await exportsOf([item("old", 2)], changes, 40, exportTime);
   for (const e of exported) {
     assert.deepEqual(e.get("old"), item("old", 2));
     assert.equal(e.has("dropped"), false);
   }
+});
+
+Deno.test("a change 90 s before an export time at :45 past a minute may be exported as it was before", async () => {
+  // AWS's times are whole minutes: at 2:25:45, only what was committed by 2:24:00 is sure.
+  const exportTime = T0 + 45_000;
+  const changes = [
+    { id: "a", at: exportTime - 90_000, before: item("a", 1), after: item("a", 2) },
+  ];
+  const exported = await exportsOf([item("a", 2)], changes, 40, exportTime);
+  const seen = new Set(exported.map((e) => JSON.stringify(e.get("a"))));
+  assert.deepEqual(seen, new Set([JSON.stringify(item("a", 1)), JSON.stringify(item("a", 2))]));
 });

@@ -5,7 +5,7 @@
  * "DynamoDB read consistency"), so the proxy answers such a read with each item as it was
  * at a random moment up to `stale_ms` ago. The proxy keeps a second one, of a few
  * minutes, for exports (exports.ts): an export's items may be as they were at any moment
- * of a minute around its export time.
+ * of AWS's window around its export time (export_moments.ts).
  *
  * For every (table, key) written, the history holds the image in force before its first
  * remembered write (at time -Infinity) and then one version per write: the item's image

@@ -69,7 +69,7 @@ const trim = new StreamTrim(log);
 if (faults.staleMs > 0) {
   setInterval(() => proxy.history.sweep(Date.now()), Math.max(faults.staleMs, 1000));
 }
-// The recent writes forget what is older than their 3 minutes (history.ts).
+// The recent writes forget what is older than their 4 minutes (export_moments.ts, history.ts).
 setInterval(() => proxy.recentWrites.sweep(Date.now()), 30_000);
 // Shards closed and split on request, as AWS closes and splits them
 // (local-stack/aws/stream_shards.ts): outside the trim, which sees DynamoDB Local's shard.
