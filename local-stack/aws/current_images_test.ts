@@ -43,3 +43,20 @@ Deno.test("currentImages: more than 100 keys are read 100 at a time", async () =
   assert.deepEqual(sizes, [100, 100, 50]);
   assert.equal(images.size, 250);
 });
+
+Deno.test("currentImages: a key named 1.0 is read once with 1, and found as the item DynamoDB names 1", async () => {
+  const asked: Body[] = [];
+  const stored = { id: { N: "1" }, v: { N: "7" } };
+  const batchGet = (body: Body) => {
+    asked.push(body);
+    return Promise.resolve({ Responses: { t: [stored] } });
+  };
+  const one = { id: { N: "1.0" } };
+  const images = await currentImages(batchGet, () => ["id"], [
+    { table: "t", key: one },
+    { table: "t", key: { id: { N: "1" } } },
+  ]);
+  // One key asked for: DynamoDB refuses a batch naming one key twice.
+  assert.deepEqual(asked, [{ RequestItems: { t: { Keys: [one], ConsistentRead: true } } }]);
+  assert.deepEqual(images.get(imageId("t", one)), stored);
+});

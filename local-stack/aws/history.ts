@@ -17,6 +17,7 @@
  */
 
 import type { Item } from "./capacity.ts";
+import { canonicalNumber } from "./key_schema.ts";
 
 /** One version of an item: from `at` (ms since the epoch) on it was `image` (null: absent). */
 export interface Version {
@@ -39,9 +40,23 @@ export function seededRandom(seed: number): Random {
   };
 }
 
-/** A key in a canonical text form: its attributes sorted by name. */
+/**
+ * A key in a canonical text form, the same for two keys DynamoDB takes for one: its
+ * attributes sorted by name, and N values as numbers (key_schema.ts, `canonicalNumber`):
+ * a write may name a key `{"N":"1.0"}` or `{"N":"1e0"}`, which DynamoDB's answers, Scans
+ * and stream records give as `{"N":"1"}`. S and B values (B: base64, as DynamoDB answers
+ * it) are compared as text; a value that is no number DynamoDB takes is kept as sent.
+ */
 export function keyText(key: Item): string {
-  return JSON.stringify(Object.keys(key).sort().map((name) => [name, key[name]]));
+  return JSON.stringify(Object.keys(key).sort().map((name) => [name, keyValue(key[name])]));
+}
+
+/** A key attribute's value, an N one as its canonical number. */
+function keyValue(value: unknown): unknown {
+  const number = (value as { N?: unknown } | null)?.N;
+  if (typeof number !== "string" || Object.keys(value as object).length !== 1) return value;
+  const canonical = canonicalNumber(number);
+  return canonical === undefined ? value : { N: canonical };
 }
 
 /** The key attributes of an item, given the names of the table's key. */

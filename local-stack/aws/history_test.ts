@@ -58,6 +58,29 @@ Deno.test("keys are canonical, whatever the attribute order", () => {
   assert.deepEqual(keyOf({ a: { S: "1" }, x: { N: "3" } }, ["a"]), { a: { S: "1" } });
 });
 
+Deno.test("keys are canonical numbers: 1, 1.0 and 1e0 are one key, as DynamoDB takes them", () => {
+  const text = keyText({ pk: { S: "a" }, n: { N: "1" } });
+  for (const n of ["1.0", "1e0", "+1", "01", "0.1E1", "1.000"]) {
+    assert.equal(keyText({ n: { N: n }, pk: { S: "a" } }), text, n);
+  }
+  assert.notEqual(keyText({ n: { N: "10" } }), keyText({ n: { N: "1" } }));
+  assert.notEqual(keyText({ n: { N: "1" } }), keyText({ n: { S: "1" } }), "a number, not a string");
+  assert.equal(keyText({ n: { N: "-0.0" } }), keyText({ n: { N: "0" } }));
+  // Strings and binaries as sent; no number DynamoDB takes, as sent too.
+  assert.notEqual(keyText({ s: { S: "1.0" } }), keyText({ s: { S: "1" } }));
+  assert.equal(keyText({ n: { N: "x" } }), JSON.stringify([["n", { N: "x" }]]));
+
+  // A key written as 1.0 is the one DynamoDB's items name 1: its versions are found.
+  const history = new History(60_000);
+  const item = (v: number) => ({ id: { N: "1" }, v: { N: String(v) } });
+  history.record("t", { id: { N: "1.0" } }, item(1), item(2), 10_000);
+  history.record("t", { id: { N: "1e0" } }, item(2), item(3), 20_000);
+  assert.equal(history.has("t", keyOf(item(3), ["id"])), true);
+  assert.deepEqual(history.at("t", { id: { N: "1" } }, 15_000), item(2));
+  assert.deepEqual(history.at("t", { id: { N: "1" } }, 5_000), item(1));
+  assert.equal(history.keys("t").length, 1);
+});
+
 Deno.test("at: the image in force at a moment; undefined for a key without history", () => {
   const history = new History(60_000);
   assert.equal(history.at("t", key, 10_000), undefined);
