@@ -9,8 +9,7 @@
  */
 
 import assert from "node:assert/strict";
-import { exportPages } from "../../functions-shared/export_items.ts";
-import { parseExportFiles, parseExportSummary } from "../../functions-shared/export_manifest.ts";
+import { readBack } from "./testdata/export_read_back.ts";
 import type { Item } from "./capacity.ts";
 import { TableExports } from "./exports.ts";
 import { NO_FAULTS } from "./faults.ts";
@@ -105,18 +104,6 @@ function stack() {
   };
   const at = (moment: number) => clock = moment;
   return { call, objects, timers, at, close: () => dynamo.server.shutdown() };
-}
-
-/** The items of a completed export (its description `d`), read back from its files. */
-async function readBack(objects: Map<string, Uint8Array<ArrayBuffer>>, d: Body) {
-  const text = (key: string) => new TextDecoder().decode(objects.get(`exports/${key}`)!);
-  const summary = parseExportSummary(text(String(d.ExportManifest)), "summary");
-  const items: Body[] = [];
-  for (const file of parseExportFiles(text(summary.manifestFilesKey), summary, "files")) {
-    const body = new Blob([objects.get(`exports/${file.key}`)!]).stream();
-    for await (const page of exportPages(body, file, 10)) items.push(...page.items);
-  }
-  return items;
 }
 
 /**

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { readBack } from "./testdata/export_read_back.ts";
 import { exportPages } from "../../functions-shared/export_items.ts";
 import { parseExportFiles, parseExportSummary } from "../../functions-shared/export_manifest.ts";
 import { TableExports } from "./exports.ts";
@@ -65,18 +66,6 @@ function setup(
     return { status: response.status, json: await response.json() as Body };
   };
   return { call, items, objects, timers, tick: (ms: number) => clock += ms };
-}
-
-/** The items of a completed export (its description `d`), read back from its files. */
-async function readBack(objects: Map<string, Uint8Array<ArrayBuffer>>, d: Body) {
-  const text = (key: string) => new TextDecoder().decode(objects.get(`exports/${key}`)!);
-  const summary = parseExportSummary(text(String(d.ExportManifest)), "summary");
-  const items: Body[] = [];
-  for (const file of parseExportFiles(text(summary.manifestFilesKey), summary, "files")) {
-    const body = new Blob([objects.get(`exports/${file.key}`)!]).stream();
-    for await (const page of exportPages(body, file, 10)) items.push(...page.items);
-  }
-  return items;
 }
 
 const errorType = (json: Body) => String(json.__type).split("#")[1];
