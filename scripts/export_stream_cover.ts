@@ -1,7 +1,7 @@
 /**
  * Whether a table's DynamoDB stream covers an export of it: every change after the time
- * the export's items are taken as read (its export time less the minute within which they
- * may lie, functions-shared/export_manifest.ts) must reach the table through the stream,
+ * the export's items are taken as read (its export time less the two minutes within which
+ * they may lie, functions-shared/export_manifest.ts) must reach the table through the stream,
  * or its rows would stand for changes that never come.
  *
  * @module
@@ -31,8 +31,8 @@ export function streamBegan(label: string): number {
 
 /**
  * Refuses an export older than the table's stream: the changes made between the time its
- * items are taken as read (`readAt`: its export time less the minute within which an
- * export's items may lie, export_manifest.ts) and the stream's start are in neither, and
+ * items are taken as read (`readAt`: its export time less the two minutes within which
+ * an export's items may lie, export_manifest.ts) and the stream's start are in neither, and
  * its rows, stamped then, would stand for them. The stream's label is the time it was enabled
  * (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_TableDescription.html,
  * LatestStreamLabel). A table with no stream is refused too: every change after the

@@ -1,7 +1,7 @@
 /**
  * Loading an export backfill (functions-shared/export_load.ts) into the stack's Postgres
  * over a direct connection, as `npm run backfill -- --from-export` does: every item of every data file lands once, stamped with the job's
- * read time (its export time less a minute; changes made in that minute win); a loader killed mid-file is taken up from its checkpoint with nothing lost or
+ * read time (its export time less two minutes; changes made in them win); a loader killed mid-file is taken up from its checkpoint with nothing lost or
  * doubled, and one whose chunk outlasts its lease leaves the file to the loader that took
  * it over, failing nothing; a file that is not what its manifest says fails the job, naming the file.
  *
@@ -520,11 +520,11 @@ Deno.test("a chunk's unmappable item and the change Postgres refuses are dead-le
   });
 });
 
-Deno.test("changes made in the minute before the export's time win over its items, which may be older", async () => {
-  // AWS: an export's items may be as they were up to a minute before its export time
-  // (functions-shared/export_manifest.ts, EXPORT_WINDOW_MS), so its rows are stamped a
-  // minute before it: the job's read time, EXPORT_TIME here. Changes 30 s before the
-  // export's time (30 s after its read time) that the export missed: an update (it holds
+Deno.test("changes made in the two minutes before the export's time win over its items, which may be older", async () => {
+  // AWS: an export's items may be as they were up to two minutes before its export time
+  // (functions-shared/export_manifest.ts, EXPORT_WINDOW_MS), so its rows are stamped two
+  // minutes before it: the job's read time, EXPORT_TIME here. Changes a minute before the
+  // export's time (a minute after its read time) that the export missed: an update (it holds
   // the older image), a delete (it still holds the item), a creation (it lacks the item).
   const prefix = `export-${crypto.randomUUID().slice(0, 8)}`;
   const halfway = new Date(EXPORT_TIME.getTime() + EXPORT_WINDOW_MS / 2).toISOString();

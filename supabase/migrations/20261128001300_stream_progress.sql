@@ -115,8 +115,8 @@ comment on function sync.stream_records_applied_of(text, text[]) is
 -- reads every item as it is when its Scan runs, so it heals every change made before it
 -- was queued (a record the webhook will never apply, e.g. one sent to the on-failure
 -- queue, is thus healed once, not again every hour until the stream drops it). An
--- export's backfill holds the table as of its read time (its export time less the minute
--- within which its items may lie), its started_at
+-- export's backfill holds the table as of its read time (its export time less the two
+-- minutes within which its items may lie), its started_at
 -- (20261128002300_export_backfills.sql), which is earlier than its queueing: hence the
 -- earlier of the two. A covering job not yet done leaves the table stale until it is
 -- (cleared when it ends done; still stale, naming the problem, if it fails or is

@@ -3,10 +3,10 @@
 --
 -- DynamoDB writes a table's items, as of about one instant (its export time), to S3:
 -- gzipped data files of one item a line, listed in manifests. Not exactly that instant:
--- each item may be as it was up to a minute before it, or after it, and the export is not
+-- each item may be as it was up to two minutes before it, or after it, and the export is not
 -- transactionally consistent (AWS Developer Guide, "DynamoDB data export to Amazon S3:
 -- how it works"; functions-shared/export_manifest.ts, EXPORT_WINDOW_MS). So its items are
--- taken as read a minute before the export time: its read time. An export backfill
+-- taken as read two minutes before the export time: its read time. An export backfill
 -- is a sync.backfill_jobs row like a Scan's, whose units of work are the export's data
 -- files instead of Scan segments: one sync.backfill_segments row per file (its lease and
 -- its checkpoint, the number of lines loaded, in exclusive_start_key as {"line": n}),
@@ -36,7 +36,7 @@ alter table sync.backfill_jobs
     check ((export_arn is null) = (export_bucket is null)
            and (export_arn is null or checksum_run_id is null));
 comment on column sync.backfill_jobs.export_arn is
-  'For a backfill from a point-in-time export: the export''s ARN (its started_at is the export''s read time: its export time less a minute).';
+  'For a backfill from a point-in-time export: the export''s ARN (its started_at is the export''s read time: its export time less two minutes).';
 comment on column sync.backfill_jobs.export_bucket is 'The S3 bucket the export''s files are in.';
 
 create table sync.backfill_export_files (
@@ -249,7 +249,7 @@ where j.checksum_run_id is null
 group by j.id, s.target_table;
 
 -- Starts a backfill of `p_source_table` from its export `p_export_arn` (its items taken
--- as read at `p_read_at`: its export time less a minute) in `p_bucket`: one segment per
+-- as read at `p_read_at`: its export time less two minutes) in `p_bucket`: one segment per
 -- data file of `p_files`, a JSON array of {"key", "itemCount", "md5"} in the manifest's
 -- order. Returns the job's id.
 --
@@ -314,7 +314,7 @@ begin
 end
 $$;
 comment on function sync.start_export_backfill(text, text, timestamptz, text, jsonb, integer) is
-  'Starts a backfill from a point-in-time export: one segment per data file, every row stamped with its read time (its export time less a minute).';
+  'Starts a backfill from a point-in-time export: one segment per data file, every row stamped with its read time (its export time less two minutes).';
 
 -- Claims a data file of export backfill `p_job` for `p_worker`: a pending one, or one
 -- whose lease expired (its worker died), with the line to go on from and the lease's
