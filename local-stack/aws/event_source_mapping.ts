@@ -261,6 +261,17 @@ export class EventSourceMapping {
       const outcome = step.outcome;
       if (outcome.kind === "ok") return;
       if (outcome.kind === "partial") batch = batch.slice(outcome.from);
+      if (outcome.kind === "error" && this.config.bisectBatchOnFunctionError && batch.length > 1) {
+        // "Splitting batches doesn't consume the retry quota"
+        // (https://docs.aws.amazon.com/lambda/latest/dg/services-dynamodb-errors.html): a
+        // batch is split before its retries are counted, so with them spent only the
+        // records that fail alone reach the on-failure destination.
+        await sleep(this.config.retryBaseDelayMs);
+        const half = Math.ceil(batch.length / 2);
+        await this.deliver(streamArn, shardId, batch.slice(0, half), tries);
+        await this.deliver(streamArn, shardId, batch.slice(half), tries);
+        return;
+      }
       const limit = this.config.maxRetryAttempts;
       if (limit >= 0 && tries >= limit) {
         await this.config.onFailure(
@@ -269,15 +280,6 @@ export class EventSourceMapping {
             outcome,
           }),
         );
-        return;
-      }
-      if (outcome.kind === "error" && this.config.bisectBatchOnFunctionError && batch.length > 1) {
-        // "Splitting batches doesn't consume the retry quota"
-        // (https://docs.aws.amazon.com/lambda/latest/dg/services-dynamodb-errors.html).
-        await sleep(this.config.retryBaseDelayMs);
-        const half = Math.ceil(batch.length / 2);
-        await this.deliver(streamArn, shardId, batch.slice(0, half), tries);
-        await this.deliver(streamArn, shardId, batch.slice(half), tries);
         return;
       }
       tries++;

@@ -176,6 +176,32 @@ Deno.test("splitting a failed batch uses up no retry: the bad record alone gets 
   assert.equal(failures[0].DDBStreamBatchInfo.batchSize, 1);
 });
 
+Deno.test("with no retry left, a failed batch is still split: only the record that fails alone is sent on", async () => {
+  // "Splitting batches doesn't consume the retry quota": with no retries at all, the
+  // batch is halved down to the bad record, which alone reaches the destination.
+  const now = Date.UTC(2026, 10, 29, 12);
+  const records = ["a", "b", "poison", "d"].map((id, i) => {
+    const r = written(i, now, 0);
+    r.eventID = id;
+    return r;
+  });
+  const { mapping, invoked, failures } = mappingAt(
+    () => now,
+    (batch) =>
+      batch.some((r) => r.eventID === "poison")
+        ? Promise.reject(new Error("boom"))
+        : Promise.resolve(),
+    { maxRetryAttempts: 0 },
+  );
+  await mapping.process("arn:stream", "shard-1", records);
+  assert.deepEqual(invoked, [["a", "b", "poison", "d"], ["a", "b"], ["poison", "d"], ["poison"], [
+    "d",
+  ]]);
+  assert.equal(failures.length, 1);
+  assert.equal(failures[0].requestContext.condition, "RetryAttemptsExhausted");
+  assert.equal(failures[0].DDBStreamBatchInfo.batchSize, 1);
+});
+
 Deno.test("a region's function runs at most its reserved concurrency at once, across shards", async () => {
   const now = Date.UTC(2026, 10, 29, 12);
   let inFlight = 0;
