@@ -142,22 +142,31 @@ Deno.test("with no maximum age (-1), old records are still handed to the functio
   assert.equal(failures.length, 0);
 });
 
-Deno.test("splitting a failed batch uses up no retry: the bad record alone gets every one", async () => {
+/**
+ * Records named `ids`, written just now, through a mapping whose function fails every
+ * batch holding the one named "poison", with `maxRetryAttempts`.
+ */
+async function poisonRun(ids: string[], maxRetryAttempts: number) {
   const now = Date.UTC(2026, 10, 29, 12);
-  const records = ["a", "b", "c", "d", "e", "f", "poison", "h"].map((id, i) => {
+  const records = ids.map((id, i) => {
     const r = written(i, now, 0);
     r.eventID = id;
     return r;
   });
-  const { mapping, invoked, failures } = mappingAt(
+  const run = mappingAt(
     () => now,
     (batch) =>
       batch.some((r) => r.eventID === "poison")
         ? Promise.reject(new Error("boom"))
         : Promise.resolve(),
-    { maxRetryAttempts: 10 },
+    { maxRetryAttempts },
   );
-  await mapping.process("arn:stream", "shard-1", records);
+  await run.mapping.process("arn:stream", "shard-1", records);
+  return run;
+}
+
+Deno.test("splitting a failed batch uses up no retry: the bad record alone gets every one", async () => {
+  const { invoked, failures } = await poisonRun(["a", "b", "c", "d", "e", "f", "poison", "h"], 10);
   // 8 → 4 → 2 → 1 by halves, then the record alone: its first attempt and 10 retries.
   const alone = invoked.filter((ids) => ids.length === 1 && ids[0] === "poison");
   assert.equal(alone.length, 1 + 10);
@@ -179,21 +188,7 @@ Deno.test("splitting a failed batch uses up no retry: the bad record alone gets 
 Deno.test("with no retry left, a failed batch is still split: only the record that fails alone is sent on", async () => {
   // "Splitting batches doesn't consume the retry quota": with no retries at all, the
   // batch is halved down to the bad record, which alone reaches the destination.
-  const now = Date.UTC(2026, 10, 29, 12);
-  const records = ["a", "b", "poison", "d"].map((id, i) => {
-    const r = written(i, now, 0);
-    r.eventID = id;
-    return r;
-  });
-  const { mapping, invoked, failures } = mappingAt(
-    () => now,
-    (batch) =>
-      batch.some((r) => r.eventID === "poison")
-        ? Promise.reject(new Error("boom"))
-        : Promise.resolve(),
-    { maxRetryAttempts: 0 },
-  );
-  await mapping.process("arn:stream", "shard-1", records);
+  const { invoked, failures } = await poisonRun(["a", "b", "poison", "d"], 0);
   assert.deepEqual(invoked, [["a", "b", "poison", "d"], ["a", "b"], ["poison", "d"], ["poison"], [
     "d",
   ]]);
