@@ -182,6 +182,20 @@ function columnValue(type: ColumnType, value: DynamoValue, attribute: string): u
 }
 
 /**
+ * The attribute of `item` a column of `from` (its attribute, then its fallbacks) shows:
+ * the first that holds a value; a NULL one gives way to a fallback after it (actions'
+ * `type` after `action_type`), and is the column's only when all are. Undefined when the
+ * item has none of them. The write-back writes an edit of the column to this attribute.
+ */
+export function shownAttribute(
+  from: readonly string[],
+  item: Record<string, unknown>,
+): string | undefined {
+  return from.find((name) => item[name] !== undefined && item[name] !== null) ??
+    from.find((name) => item[name] !== undefined);
+}
+
+/**
  * The change an item makes: an upsert of its row, or a delete when the registry's
  * `deletedFlag` is true. Throws {@link MappingError} when the item does not fit.
  */
@@ -195,10 +209,7 @@ export function itemToChange(spec: TableSpec, item: DynamoItem, position: Positi
   const consumed = new Set<string>();
   try {
     for (const { column, from, type } of columnsOf(spec)) {
-      // The first attribute that holds a value; a NULL one gives way to a fallback after
-      // it (actions' `type` after `action_type`), and is the column's only when all are.
-      const attribute = from.find((name) => item[name] !== undefined && item[name] !== null) ??
-        from.find((name) => item[name] !== undefined);
+      const attribute = shownAttribute(from, item);
       if (attribute === undefined) {
         row[column] = null;
         continue;

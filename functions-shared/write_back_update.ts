@@ -24,7 +24,7 @@
 
 import type { AttributeValue, UpdateItemInput } from "./dynamo_commands.ts";
 import { type AttributeMap, fromDynamo } from "./dynamo_decoder.ts";
-import { itemToChange, MappingError } from "./transform.ts";
+import { itemToChange, MappingError, shownAttribute } from "./transform.ts";
 import type { TableSpec } from "./table_registry.ts";
 import {
   columnToAttribute,
@@ -209,7 +209,9 @@ export function planWriteBack(
         return { kind: "refused", detail: `${where}: ${column} is not a column the sync maps` };
       }
       const from = [columnSpec.from].flat();
-      const attribute = from.find((name) => item[name] !== undefined) ?? from[0];
+      // The attribute the row shows (transform.ts): an older action's NULL action_type
+      // gives way to its `type`, so an edit of the column is an edit of `type`.
+      const attribute = shownAttribute(from, item) ?? from[0];
       if (keys.has(attribute)) {
         return {
           kind: "refused",

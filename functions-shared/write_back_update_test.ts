@@ -205,6 +205,52 @@ Deno.test("a column fed by alternatives, emptied, removes every alternative the 
   );
 });
 
+Deno.test("an older action's NULL action_type gives way to its type: an edit goes where the row shows it", () => {
+  // The row shows `type` when action_type is NULL (transform.ts, shownAttribute): the
+  // edit of the column is an edit of `type`, and emptied, every alternative goes (a
+  // plan that read the NULL as "held already" reported a dropped edit applied).
+  const raw: AttributeMap = {
+    action_id: { S: "a-1" },
+    action_type: { NULL: true },
+    type: { S: "click" },
+  };
+  const emptied = plan(
+    "firespring_actions",
+    edit({
+      rowKey: { action_id: "a-1" },
+      columns: ["action_type"],
+      before: { action_type: "click" },
+      after: { action_type: null },
+    }),
+    raw,
+  );
+  assert.equal(emptied.kind, "update");
+  if (emptied.kind !== "update") return;
+  assert.match(emptied.input.UpdateExpression!, /^REMOVE #a0, #a1$/);
+  assert.deepEqual(
+    [
+      emptied.input.ExpressionAttributeNames!["#a0"],
+      emptied.input.ExpressionAttributeNames!["#a1"],
+    ],
+    ["type", "action_type"],
+  );
+  const renamed = plan(
+    "firespring_actions",
+    edit({
+      rowKey: { action_id: "a-1" },
+      columns: ["action_type"],
+      before: { action_type: "click" },
+      after: { action_type: "view" },
+    }),
+    raw,
+  );
+  assert.equal(renamed.kind, "update");
+  if (renamed.kind !== "update") return;
+  assert.equal(renamed.input.UpdateExpression, "SET #a0 = :v0");
+  assert.equal(renamed.input.ExpressionAttributeNames!["#a0"], "type");
+  assert.deepEqual(renamed.input.ExpressionAttributeValues![":v0"], { S: "view" });
+});
+
 Deno.test("a column set on an item without its attribute is conditioned on attribute_not_exists", () => {
   const { name: _, ...nameless } = segment;
   const p = plan(
