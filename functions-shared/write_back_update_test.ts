@@ -506,3 +506,26 @@ Deno.test("jsonToAttribute keeps the item's binary and sets, and refuses what a 
   refuses([], new Set(["a"]), /DynamoDB has no empty set/);
   refuses(["a", 1], new Set(["a"]), /^value: a string set takes strings only$/);
 });
+
+Deno.test("a list's members keep their own types when the list is cut or reordered", () => {
+  // By position, the member that took a dropped one's place took its types: a list of
+  // pages became a string set, a string became binary (found by a review).
+  const visits = [
+    { id: "v1", pages: new Set(["/a", "/b"]) },
+    { id: "v2", pages: ["/c", "/d"] },
+  ];
+  assert.deepEqual(jsonToAttribute([{ id: "v2", pages: ["/c", "/d"] }], visits as never), {
+    L: [{ M: { id: { S: "v2" }, pages: { L: [{ S: "/c" }, { S: "/d" }] } } }],
+  });
+  assert.deepEqual(jsonToAttribute(["abcd"], [new Uint8Array([1, 2]), "abcd"] as never), {
+    L: [{ S: "abcd" }],
+  });
+  // A member edited keeps the types of the one at its place.
+  assert.deepEqual(
+    jsonToAttribute(
+      [{ id: "v1", pages: ["/a"] }, "x"],
+      [{ id: "v1", pages: new Set(["/a", "/b"]) }] as never,
+    ),
+    { L: [{ M: { id: { S: "v1" }, pages: { SS: ["/a"] } } }, { S: "x" }] },
+  );
+});

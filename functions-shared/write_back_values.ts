@@ -128,7 +128,9 @@ export function jsonToAttribute(
   if (typeof value === "boolean") return { BOOL: value };
   if (Array.isArray(value)) {
     const likeList = Array.isArray(like) ? like : [];
-    return { L: value.map((v, i) => jsonToAttribute(v, likeList[i], `${path}[${i}]`)) };
+    return {
+      L: value.map((v, i) => jsonToAttribute(v, listGuide(likeList, v, i), `${path}[${i}]`)),
+    };
   }
   if (typeof value === "object") {
     const likeMap = like && typeof like === "object" && !Array.isArray(like) &&
@@ -142,6 +144,17 @@ export function jsonToAttribute(
     return { M: map };
   }
   throw new WriteBackValueError(`${path}: cannot write a ${typeof value}`);
+}
+
+/**
+ * The member of the item's list (`like`) whose types a new list's member at `index`
+ * takes: one equal to it wherever it is, so that a list cut or reordered keeps each
+ * member's own types (a set stays a set, binary stays binary; by position, a list whose
+ * first member was dropped gave the next one the types of the one it replaced); else, for
+ * a member that is new or edited, the one at its position.
+ */
+function listGuide(like: DynamoValue[], member: unknown, index: number): DynamoValue | undefined {
+  return like.find((old) => sameJsonValue(old, member)) ?? like[index];
 }
 
 function checkedNumber(text: string, path: string): string {
