@@ -410,8 +410,16 @@ async function attempt(
   const writer = deps.writer(spec.region);
   if (typeof writer === "string") return { status: "pending", detail: `${where}: ${writer}` };
   const read = await readItem(deps, spec, key);
+  // The read is consistent, so an item it does not find is gone: no retry can write the
+  // edit (and retries would hold every later edit of the row behind this one). A conflict,
+  // as an item deleted by its soft-delete flag is; the row is restored, which removes it.
   if (!read) {
-    return { status: "pending", detail: `${where}: the item is gone from ${spec.sourceTable}` };
+    return {
+      status: "conflict",
+      detail: `${where}: the item is gone from ${spec.sourceTable} (deleted in DynamoDB since ` +
+        "the row was built); the edit was not applied",
+      source: Object.fromEntries(edit.columns.map((c) => [c, null])),
+    };
   }
   const plan = planWriteBack(spec, edit, key, read);
   switch (plan.kind) {

@@ -207,6 +207,21 @@ Deno.test("a run retrying many edits logs the first three, then its totals", asy
   ]);
 });
 
+Deno.test("an item a consistent read does not find is a conflict at once, not retried", async () => {
+  const database = db();
+  const dynamo = fakeDynamo(() => ({}));
+  const report = await runWriteBacks(
+    deps(database.sql, { reader: dynamo.dynamo, writer: dynamo.dynamo }),
+  );
+  assert.deepEqual(report, { applied: 0, conflict: 1, failed: 0, retrying: 0 });
+  assert.ok(!dynamo.sent.some((c) => c.name === "UpdateItemCommand"), "nothing written");
+  assert.equal(database.finished[0].values[2], "conflict");
+  assert.match(
+    String(database.finished[0].values[3]),
+    /^firespring_segments \[segment_id="s-1"\]: the item is gone from firespring-backdoor-segments-dev \(deleted in DynamoDB since the row was built\); the edit was not applied/,
+  );
+});
+
 Deno.test("a request DynamoDB refuses as invalid fails at once, naming the cause", async () => {
   const database = db();
   const dynamo = fakeDynamo((c) => {

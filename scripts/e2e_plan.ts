@@ -157,7 +157,7 @@ export const ALONE: Readonly<Record<string, string>> = {
   "export_backfill_cli_test.ts":
     "backfills the segments table from an export (its sweep covers the whole table) and validates it",
   "write_back_test.ts":
-    "validates toledo_dashboard whole, changes write_back_max_attempts (every table obeys it) and restarts the DynamoDB proxy with other faults",
+    "validates toledo_dashboard whole and restarts the DynamoDB proxy with other faults",
 };
 
 /**
