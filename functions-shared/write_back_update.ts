@@ -192,8 +192,12 @@ export function planWriteBack(
     if (raw[attribute] === undefined) conditions.push(`attribute_not_exists(${alias})`);
     else {
       const b = `:v${Object.keys(values).length}`;
-      values[b] = raw[attribute];
-      conditions.push(`${alias} = ${b}`);
+      // A NULL is held by its type: AWS's comparators list no NULL operand, while
+      // attribute_type(path, NULL) is documented (Developer Guide, "Condition and filter
+      // expressions, operators, and functions", attribute_type).
+      const isNull = raw[attribute].NULL !== undefined;
+      values[b] = isNull ? { S: "NULL" } : raw[attribute];
+      conditions.push(isNull ? `attribute_type(${alias}, ${b})` : `${alias} = ${b}`);
     }
   };
   try {
