@@ -264,6 +264,13 @@ export function planWriteBack(
       // and a client syncing by _lastChangedAt would take the edit for an older change.
       write("_lastChangedAt", { N: String(Math.max(Date.now(), Number(lastChanged) + 1)) });
     }
+    // Amplify's @model resolvers set updatedAt on every update: an admin's edit moves it
+    // on too, unless it set it, in the item's ISO form, never back in time.
+    const updatedAt = raw.updatedAt?.S;
+    const updatedAtMs = updatedAt === undefined ? NaN : Date.parse(updatedAt);
+    if (Number.isFinite(updatedAtMs) && !written.has("updatedAt")) {
+      write("updatedAt", { S: new Date(Math.max(Date.now(), updatedAtMs + 1)).toISOString() });
+    }
   }
   for (const name of Object.keys(key)) conditions.unshift(`attribute_exists(${nameOf(name)})`);
   const update = [

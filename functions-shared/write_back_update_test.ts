@@ -431,6 +431,43 @@ Deno.test("an Amplify item stamped ahead of this clock has its _lastChangedAt mo
   assert.deepEqual(p.input.ExpressionAttributeValues![":v4"], { N: String(Number(ahead) + 1) });
 });
 
+Deno.test("an Amplify item's edit moves its updatedAt on, as AppSync's resolvers do, unless the edit set it", () => {
+  const before = Date.now();
+  const stamped = { ...lead, updatedAt: { S: "2026-11-30T10:00:00.000Z" } };
+  const p = plan("mmp_toledo_leads", renameLead, stamped);
+  assert.equal(p.kind, "update");
+  if (p.kind !== "update") return;
+  const names = p.input.ExpressionAttributeNames!;
+  const alias = Object.keys(names).find((a) => names[a] === "updatedAt")!;
+  assert.match(p.input.UpdateExpression!, new RegExp(`${alias} = :v\\d`));
+  assert.match(p.input.ConditionExpression!, new RegExp(`${alias} = :v\\d`), "on the value read");
+  const set = /#a\d+ = (:v\d+)/g;
+  const written = [...p.input.UpdateExpression!.matchAll(set)]
+    .find((m) => m[0].startsWith(alias))![1];
+  const stamp = Date.parse(p.input.ExpressionAttributeValues![written].S!);
+  assert.ok(stamp >= before, "now, in ISO form");
+  // An edit of updated_at itself writes the admin's value, not now.
+  const own = plan(
+    "mmp_toledo_leads",
+    edit({
+      rowKey: { lead_id: "l-1" },
+      columns: ["updated_at"],
+      before: { updated_at: "2026-11-30T10:00:00.000000Z" },
+      after: { updated_at: "2026-12-01T09:00:00.000000Z" },
+    }),
+    stamped,
+  );
+  assert.equal(own.kind, "update");
+  if (own.kind !== "update") return;
+  const values = Object.values(own.input.ExpressionAttributeValues!).map((v) => JSON.stringify(v));
+  assert.ok(values.some((v) => v.includes("2026-12-01T09:00:00")), values.join(" "));
+  assert.equal(
+    values.filter((v) => /"S":"20\d\d-/.test(v)).length,
+    2,
+    "the edit and its condition only",
+  );
+});
+
 Deno.test("an Amplify item soft-deleted since the row was built takes no edit: a conflict", () => {
   const p = plan("mmp_toledo_leads", {
     ...renameLead,
