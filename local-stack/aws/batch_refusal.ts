@@ -25,7 +25,8 @@
 
 import { itemValueProblem } from "./attribute_values.ts";
 import { type Item, itemSize } from "./capacity.ts";
-import { type KeyAttribute, keyIdentity, keyProblem } from "./key_schema.ts";
+import { keyOf, keyText } from "./history.ts";
+import { type KeyAttribute, keyProblem } from "./key_schema.ts";
 import type { WriteRequest } from "./write_capacity.ts";
 
 /** The most requests one BatchWriteItem may hold, and the largest item DynamoDB stores. */
@@ -65,7 +66,7 @@ export function refusedWhole(
       const written = item ?? key;
       if (!written || keyProblem(written, schema, key !== undefined) !== undefined) return true;
       if (item && (oversized(item) || itemValueProblem(item) !== undefined)) return true;
-      const identity = keyIdentity(written, schema);
+      const identity = keyText(keyOf(written, schema.map((k) => k.name)));
       if (keys.has(identity)) return true;
       keys.add(identity);
     }

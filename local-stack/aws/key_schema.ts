@@ -129,17 +129,6 @@ export function keyProblem(key: Item, schema: KeyAttribute[], exact: boolean): s
   return undefined;
 }
 
-/**
- * A key's text, the same for two keys DynamoDB takes for one (numbers compared as
- * numbers); `key` must have no {@link keyProblem}.
- */
-export function keyIdentity(key: Item, schema: KeyAttribute[]): string {
-  return JSON.stringify(schema.map(({ name, type }) => {
-    const text = (key[name] as Record<string, string>)[type];
-    return type === "N" ? canonicalNumber(text) : text;
-  }));
-}
-
 /** How many times a table is described before its schema is given up as unknown. */
 export const DESCRIBE_ATTEMPTS = 3;
 

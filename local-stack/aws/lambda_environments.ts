@@ -85,9 +85,9 @@ export class LambdaEnvironments {
       // this invocation ("Lambda retries the Init phase at the time of the first function
       // invocation with the configured function timeout", same page).
       environment = await this.#start(INIT_LIMIT_MS).catch((error) => {
-        if (!(error instanceof InitOutlasted)) this.#reset++;
-        if (!(error instanceof InitOutlasted)) throw error;
-        return undefined;
+        if (error instanceof InitOutlasted) return undefined;
+        this.#reset++; // an init error: the next invocation initializes within its timeout
+        throw error;
       });
       deadline = Date.now() + timeoutMs;
     } else if (!environment) {
