@@ -39,8 +39,18 @@ export interface StackEnv {
   SUPABASE_JWT_SECRET: string;
   DYNAMODB_ENDPOINT: string;
   AWS_REGION: string;
+  /** The stack's own key: the tests', the demo's and the operator's, with no policy. */
   AWS_ACCESS_KEY_ID: string;
   AWS_SECRET_ACCESS_KEY: string;
+  /**
+   * The Edge Functions' reader and the write-back's writer (their AWS_* and
+   * WRITE_BACK_AWS_* secrets), each held by the DynamoDB proxy to its Terraform policy
+   * (local-stack/aws/iam_policies.ts).
+   */
+  AWS_READER_ACCESS_KEY_ID: string;
+  AWS_READER_SECRET_ACCESS_KEY: string;
+  AWS_WRITER_ACCESS_KEY_ID: string;
+  AWS_WRITER_SECRET_ACCESS_KEY: string;
   SYNC_WEBHOOK_SECRET: string;
   /**
    * The faults the DynamoDB proxy injects (local-stack/aws/faults.ts): a fresh stack.env
@@ -118,6 +128,10 @@ export async function ensureStackEnv(file = STACK_ENV_FILE): Promise<StackEnv> {
     // DynamoDB Local keeps one database per access key and region; this key is the stack's.
     AWS_ACCESS_KEY_ID: "local",
     AWS_SECRET_ACCESS_KEY: "local",
+    AWS_READER_ACCESS_KEY_ID: "localreader",
+    AWS_READER_SECRET_ACCESS_KEY: old.AWS_READER_SECRET_ACCESS_KEY ?? randomBase64(30),
+    AWS_WRITER_ACCESS_KEY_ID: "localwriter",
+    AWS_WRITER_SECRET_ACCESS_KEY: old.AWS_WRITER_SECRET_ACCESS_KEY ?? randomBase64(30),
     SYNC_WEBHOOK_SECRET: old.SYNC_WEBHOOK_SECRET ?? `whsec_${randomBase64(32)}`,
     DYNAMODB_FAULTS: old.DYNAMODB_FAULTS?.trim() ? old.DYNAMODB_FAULTS : DEFAULT_DYNAMODB_FAULTS,
     S3_ENDPOINT: `http://${HOST}:${S3_PORT}`,

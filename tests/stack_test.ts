@@ -11,9 +11,11 @@ import {
   DeleteTableCommand,
   DescribeTableCommand,
   DynamoDBClient,
+  GetItemCommand,
   ListTablesCommand,
   PutItemCommand,
   ScanCommand,
+  UpdateItemCommand,
 } from "@aws-sdk/client-dynamodb";
 import {
   DescribeStreamCommand,
@@ -24,6 +26,7 @@ import { ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
 import { DYNAMODB_INTERNAL_PORT } from "../local-stack/config.ts";
 import { fillNewTable } from "../local-stack/aws/source_tables.ts";
 import { READING_MS } from "../local-stack/aws/shard_readers.ts";
+import { byTargetTable } from "../functions-shared/table_registry.ts";
 import {
   callFunction,
   connectDb,
@@ -343,4 +346,58 @@ Deno.test("the stack's DynamoDB and S3 refuse a wrong secret as AWS does, before
   );
   client.destroy();
   s3.destroy();
+});
+
+Deno.test("the functions' reader and writer are held to their Terraform policies by the stack's DynamoDB", async () => {
+  const segments = byTargetTable("firespring_segments")!;
+  const as = (accessKeyId: string, secretAccessKey: string) =>
+    new DynamoDBClient({
+      region: segments.region,
+      endpoint: stack.DYNAMODB_ENDPOINT,
+      credentials: { accessKeyId, secretAccessKey },
+      maxAttempts: 1,
+    });
+  const reader = as(stack.AWS_READER_ACCESS_KEY_ID, stack.AWS_READER_SECRET_ACCESS_KEY);
+  const writer = as(stack.AWS_WRITER_ACCESS_KEY_ID, stack.AWS_WRITER_SECRET_ACCESS_KEY);
+  const key = { segment_id: { S: `iam-${crypto.randomUUID().slice(0, 8)}` } };
+  const denied =
+    (action: string, user: string) =>
+    (error: Error & { $metadata?: { httpStatusCode?: number } }) =>
+      error.name === "AccessDeniedException" && error.$metadata?.httpStatusCode === 400 &&
+      error.message.includes(
+        `user/${user} is not authorized to perform: ${action} on resource: `,
+      ) &&
+      error.message.includes(`table/${segments.sourceTable}`);
+  try {
+    // The reader reads the stack's own tables (one database for every key of the stack).
+    const page = await reader.send(new ScanCommand({ TableName: segments.sourceTable, Limit: 1 }));
+    assert.equal(page.$metadata.httpStatusCode, 200);
+    await assert.rejects(
+      reader.send(new PutItemCommand({ TableName: segments.sourceTable, Item: key })),
+      denied("dynamodb:PutItem", "supabase-reader"),
+    );
+    await assert.rejects(
+      writer.send(new GetItemCommand({ TableName: segments.sourceTable, Key: key })),
+      denied("dynamodb:GetItem", "supabase-writer"),
+    );
+    await assert.rejects(
+      writer.send(
+        new UpdateItemCommand({
+          TableName: segments.sourceTable,
+          Key: key,
+          UpdateExpression: "SET not_mapped = :v",
+          ExpressionAttributeValues: { ":v": { S: "x" } },
+        }),
+      ),
+      denied("dynamodb:UpdateItem", "supabase-writer"),
+      "an attribute the registry does not map",
+    );
+    const read = await dynamo(segments.region).send(
+      new GetItemCommand({ TableName: segments.sourceTable, Key: key, ConsistentRead: true }),
+    );
+    assert.equal(read.Item, undefined, "nothing refused was written");
+  } finally {
+    reader.destroy();
+    writer.destroy();
+  }
 });

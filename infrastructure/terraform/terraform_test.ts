@@ -16,6 +16,12 @@ import { join, resolve } from "node:path";
 // @ts-types="./hcl2json.d.ts"
 import { parse } from "@cdktf/hcl2json";
 import { TABLES, writeBackAttributes } from "../../functions-shared/table_registry.ts";
+import {
+  READER_STREAM_ACTIONS,
+  READER_TABLE_ACTIONS,
+  WRITER_ACTIONS,
+  WRITER_RETURN_VALUES,
+} from "../../local-stack/aws/iam_policies.ts";
 import { ZIP } from "../../lambda/build.ts";
 import { LAMBDA_MEMORY_MB, LAMBDA_NODE_MAJOR, NODE_VERSION } from "../../lambda/lambda_node.ts";
 import { DEPLOYED_MAPPING } from "../../local-stack/aws/event_source_mapping.ts";
@@ -272,13 +278,21 @@ Deno.test("the seed report's variables, passed through to both regions", async (
 
 Deno.test("the Edge Functions' AWS reader may only read the synced tables and their streams", () => {
   const reader = only(root.data.aws_iam_policy_document.supabase_reader, "reader policy");
+  // The local stack's DynamoDB holds the functions' reader to the same lists
+  // (local-stack/aws/iam_policies.ts).
   assert.deepEqual(reader.statement.map((s: Hcl) => [s.actions, s.resources]), [[
-    ["dynamodb:Scan", "dynamodb:GetItem", "dynamodb:Query", "dynamodb:DescribeTable"],
+    READER_TABLE_ACTIONS,
     "${local.synced_table_arns}",
   ], [
-    ["dynamodb:DescribeStream", "dynamodb:GetShardIterator", "dynamodb:GetRecords"],
+    READER_STREAM_ACTIONS,
     "${local.synced_stream_arns}",
   ]]);
+  assert.deepEqual(READER_TABLE_ACTIONS, [
+    "dynamodb:Scan",
+    "dynamodb:GetItem",
+    "dynamodb:Query",
+    "dynamodb:DescribeTable",
+  ]);
   const locals = Object.assign({}, ...root.locals);
   assert.equal(
     locals.synced_stream_arns,
@@ -297,6 +311,7 @@ Deno.test("the write-back's writer: UpdateItem only, per table exactly the regis
   assert.equal(perTable.for_each, "${local.synced_table_arn_by_name}");
   const content = only(perTable.content, "its content");
   assert.deepEqual(content.actions, ["dynamodb:UpdateItem"], "no other action");
+  assert.deepEqual(content.actions, WRITER_ACTIONS, "the local stack's writer's");
   assert.deepEqual(content.resources, ["${statement.value}"], "that one table's ARN");
   assert.equal(content.not_actions, undefined);
   assert.equal(content.not_resources, undefined);
@@ -310,9 +325,10 @@ Deno.test("the write-back's writer: UpdateItem only, per table exactly the regis
     {
       test: "StringEqualsIfExists",
       variable: "dynamodb:ReturnValues",
-      values: ["NONE", "UPDATED_OLD"],
+      values: [...WRITER_RETURN_VALUES],
     },
   ]);
+  assert.deepEqual(WRITER_RETURN_VALUES, ["NONE", "UPDATED_OLD"]);
 
   // The table names → ARNs are the two module instances' tables, no wildcard.
   assert.equal(

@@ -22,6 +22,9 @@ import { dynamoLocalPid } from "./dynamodb.ts";
 import { decideError, FOLLOW_UP_HEADER } from "./errors.ts";
 import { describeFaults, parseFaults } from "./faults.ts";
 import { authenticatedDynamo } from "./dynamodb_auth.ts";
+import { authorizedDynamo } from "./dynamodb_iam.ts";
+import { readerIdentity, writerIdentity } from "./iam_policies.ts";
+import { TABLES } from "../../functions-shared/table_registry.ts";
 import { TableExports } from "./exports.ts";
 import { createProxy } from "./proxy.ts";
 import { IdlePolls } from "./idle_polls.ts";
@@ -92,10 +95,25 @@ const serve = (request: Request) =>
       p,
       (q) => shards.handle(q, (r) => trim.handle(r, (t) => exports.handle(t, proxy.handle))),
     ));
-// Every DynamoDB request signed with the stack's key, checked as DynamoDB checks it.
-const signed = authenticatedDynamo(serve, {
-  secrets: { [env.AWS_ACCESS_KEY_ID]: env.AWS_SECRET_ACCESS_KEY },
-});
+// Every DynamoDB request signed with a key of the stack, checked as DynamoDB checks it;
+// then the functions' reader and writer held to their policies, as IAM holds them
+// (local-stack/aws/dynamodb_iam.ts).
+const signed = authenticatedDynamo(
+  authorizedDynamo(serve, {
+    identities: {
+      [env.AWS_READER_ACCESS_KEY_ID]: readerIdentity(TABLES),
+      [env.AWS_WRITER_ACCESS_KEY_ID]: writerIdentity(TABLES),
+    },
+    databaseKeyId: env.AWS_ACCESS_KEY_ID,
+  }),
+  {
+    secrets: {
+      [env.AWS_ACCESS_KEY_ID]: env.AWS_SECRET_ACCESS_KEY,
+      [env.AWS_READER_ACCESS_KEY_ID]: env.AWS_READER_SECRET_ACCESS_KEY,
+      [env.AWS_WRITER_ACCESS_KEY_ID]: env.AWS_WRITER_SECRET_ACCESS_KEY,
+    },
+  },
+);
 let logged = "";
 setInterval(() => {
   streamTimes.sweep(Date.now());

@@ -129,13 +129,12 @@ function projectSecrets(): Record<string, string> {
     SYNC_WEBHOOK_SECRET: stackEnv.SYNC_WEBHOOK_SECRET,
     DYNAMODB_ENDPOINT: stackEnv.DYNAMODB_ENDPOINT,
     AWS_REGION: stackEnv.AWS_REGION,
-    AWS_ACCESS_KEY_ID: stackEnv.AWS_ACCESS_KEY_ID,
-    AWS_SECRET_ACCESS_KEY: stackEnv.AWS_SECRET_ACCESS_KEY,
-    // The write-back's own key (on AWS an identity of its own, infrastructure/terraform).
-    // Locally the same key: DynamoDB Local keeps one database per access key
-    // (local-stack/aws/dynamodb.ts), so another key would write to another database.
-    WRITE_BACK_AWS_ACCESS_KEY_ID: stackEnv.AWS_ACCESS_KEY_ID,
-    WRITE_BACK_AWS_SECRET_ACCESS_KEY: stackEnv.AWS_SECRET_ACCESS_KEY,
+    // The reader's and the write-back's writer's keys, each held by the DynamoDB proxy to
+    // its policy in Terraform (local-stack/aws/iam_policies.ts), as IAM holds them on AWS.
+    AWS_ACCESS_KEY_ID: stackEnv.AWS_READER_ACCESS_KEY_ID,
+    AWS_SECRET_ACCESS_KEY: stackEnv.AWS_READER_SECRET_ACCESS_KEY,
+    WRITE_BACK_AWS_ACCESS_KEY_ID: stackEnv.AWS_WRITER_ACCESS_KEY_ID,
+    WRITE_BACK_AWS_SECRET_ACCESS_KEY: stackEnv.AWS_WRITER_SECRET_ACCESS_KEY,
   };
 }
 

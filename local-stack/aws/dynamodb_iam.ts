@@ -1,0 +1,65 @@
+/**
+ * The DynamoDB proxy's IAM: each authenticated request of a key with a policy (the
+ * functions' reader and writer, local-stack/aws/iam_policies.ts) is evaluated against it
+ * before anything else serves it, and refused with HTTP 400 `AccessDeniedException` when
+ * no statement allows it. One allowed is passed on as the stack's own key's: DynamoDB
+ * Local keeps a database per access key, and the tables are the stack's.
+ *
+ * Runs behind the signature check (dynamodb_auth.ts): IAM evaluates who signed.
+ *
+ * @module
+ */
+
+import { accessDenied, type Identity } from "./iam_policies.ts";
+import { accessRequest } from "./iam_request.ts";
+import { awsJsonAnswer } from "./json_answer.ts";
+import { requestWithBody } from "./signature_v4.ts";
+
+/** Who has a policy, and whose database they use. */
+export interface DynamoIamConfig {
+  /** The policy of each access key id that has one; any other key is unrestricted. */
+  identities: Readonly<Record<string, Identity>>;
+  /** The access key id whose DynamoDB Local database every identity uses (the stack's). */
+  databaseKeyId: string;
+}
+
+const CREDENTIAL = /Credential=([^/]+)\/[^/]+\/([^/]+)\//;
+
+/** IAM's answer to a request it refuses. */
+function denied(message: string): Response {
+  return awsJsonAnswer(400, {
+    __type: "com.amazon.coral.service#AccessDeniedException",
+    message,
+  });
+}
+
+/** `handler` behind IAM: requests of keys with a policy evaluated, then sent as the stack's. */
+export function authorizedDynamo(
+  handler: (req: Request) => Promise<Response>,
+  config: DynamoIamConfig,
+): (req: Request) => Promise<Response> {
+  return async (req) => {
+    const authorization = req.headers.get("authorization") ?? "";
+    const [, keyId, region] = CREDENTIAL.exec(authorization) ?? [];
+    const identity = keyId === undefined ? undefined : config.identities[keyId];
+    if (identity === undefined) return await handler(req);
+    const body = new Uint8Array(await req.arrayBuffer());
+    let parsed: Record<string, unknown> = {};
+    try {
+      parsed = JSON.parse(new TextDecoder().decode(body)) ?? {};
+    } catch {
+      // Not JSON: DynamoDB's to refuse (SerializationException), with no table to name.
+    }
+    const target = req.headers.get("x-amz-target") ?? "";
+    const refusal = accessDenied(identity, accessRequest(target, parsed, region));
+    if (refusal !== null) return denied(refusal);
+    const headers = new Headers(req.headers);
+    headers.set(
+      "authorization",
+      authorization.replace(`Credential=${keyId}/`, `Credential=${config.databaseKeyId}/`),
+    );
+    return await handler(
+      requestWithBody(new Request(req.url, { method: req.method, headers }), body),
+    );
+  };
+}
