@@ -273,7 +273,26 @@ function refusedLetter({ spec, change, deadLetter }: TableChange, error: Error):
  * configuration's, not to be retried as they are.
  */
 const SUPAVISOR_UNAVAILABLE =
-  /^\((ECHECKOUTTIMEOUT|EMAXCONN[A-Z]*|ECIRCUITBREAKER|EDBHANDLEREXITED|ECHECKOUTRETRIES|EPOOLCHECKOUT|ESUBSCRIBERETRIES|EMAXPOOLSREACHED|EPROXYSTARTFAILED|EPROXYSUPERVISORUNAVAILABLE)\)|^\(EAUTHQUERY\) (auth_query connection failed|auth_query secret check timed out|authentication query failed: connection to database not available)/;
+  /^\((ECHECKOUTTIMEOUT|EMAXCONN[A-Z]*|EDBHANDLEREXITED|ECHECKOUTRETRIES|EPOOLCHECKOUT|ESUBSCRIBERETRIES|EMAXPOOLSREACHED|EPROXYSTARTFAILED|EPROXYSUPERVISORUNAVAILABLE)\)|^\(EAUTHQUERY\) (auth_query connection failed|auth_query secret check timed out|authentication query failed: connection to database not available)/;
+
+/**
+ * Supavisor before 2.9.0 (supabase/supavisor 71eb86b7, March 2026) sent the same
+ * failures as bare text, no code in parentheses (its lib/supavisor/client_handler/error.ex
+ * of then): "Unable to check out connection from the pool due to timeout" (earlier
+ * "process"), "Max client connections reached", "Max clients reached in session mode",
+ * "Connection to database closed", "Circuit breaker open". A hosted project may run
+ * either.
+ */
+const SUPAVISOR_UNAVAILABLE_BEFORE_2_9 =
+  /^(unable to check out (connection|process) from the pool|max client connections reached|max clients reached|connection to database closed|circuit breaker open)/i;
+
+/**
+ * Supavisor's circuit breaker, open: for authentication failures (10 in 150 s from one
+ * address block it for 120 s: lib/supavisor/circuit_breaker.ex), the login's fault, a
+ * password to set right; for anything else, the database's, to retry.
+ */
+const SUPAVISOR_BREAKER = /^(\(ECIRCUITBREAKER\) |circuit breaker open)/i;
+const AUTH_BREAKER = /authentication|auth_error/i;
 
 export function isDatabaseUnavailable(error: unknown): boolean {
   const e = error as { code?: string; message?: string; name?: string };
@@ -295,7 +314,14 @@ export function isDatabaseUnavailable(error: unknown): boolean {
     e?.name === "ConnectionRefused" ||
     /connection refused|connection reset|ECONNREFUSED|terminating connection/i.test(
       e?.message ?? "",
-    ) || SUPAVISOR_UNAVAILABLE.test(e?.message ?? "");
+    ) || SUPAVISOR_UNAVAILABLE.test(e?.message ?? "") ||
+    SUPAVISOR_UNAVAILABLE_BEFORE_2_9.test(e?.message ?? "") && !isAuthBreaker(e?.message) ||
+    SUPAVISOR_BREAKER.test(e?.message ?? "") && !isAuthBreaker(e?.message);
+}
+
+/** Whether `message` is Supavisor's breaker opened by failed logins. */
+function isAuthBreaker(message: string | undefined): boolean {
+  return SUPAVISOR_BREAKER.test(message ?? "") && AUTH_BREAKER.test(message ?? "");
 }
 
 /**
@@ -326,9 +352,10 @@ export function mayHaveCommitted(error: unknown): boolean {
   // sent nothing: the message tells them apart).
   return isDatabaseUnavailable(error) &&
     (inFlight.includes(e?.code ?? "") ||
-      /connection reset|terminating connection|\(EDBHANDLEREXITED\)|server conn crashed/i.test(
-        e?.message ?? "",
-      ));
+      /connection reset|terminating connection|\(EDBHANDLEREXITED\)|^connection to database closed|server conn crashed/i
+        .test(
+          e?.message ?? "",
+        ));
 }
 
 /**
@@ -337,7 +364,9 @@ export function mayHaveCommitted(error: unknown): boolean {
  * refused (SQLSTATE class 28: a password reset in the dashboard and not in SYNC_DB_URL), a
  * database that does not exist (3D000), the pooler not knowing the user or tenant
  * (Supavisor's `(ENOTFOUND)`, `(ETENANTNOTFOUND)` and its other `(EAUTHQUERY)` reasons:
- * supabase/supavisor's lib/supavisor/errors), or a server certificate that does not verify.
+ * supabase/supavisor's lib/supavisor/errors), Supavisor's breaker opened by failed logins
+ * (it refuses every login for 120 s, the right password's too), or a server certificate
+ * that does not verify.
  */
 export function isDatabaseMisconfigured(error: unknown): boolean {
   const e = error as { code?: string; message?: string };
@@ -345,6 +374,7 @@ export function isDatabaseMisconfigured(error: unknown): boolean {
   const message = e?.message ?? "";
   return /^28[0-9A-Z]{3}$/.test(code) || code === "3D000" ||
     /^\((ENOTFOUND|ETENANTNOTFOUND|EAUTHQUERY)\)/.test(message) && !isDatabaseUnavailable(error) ||
+    isAuthBreaker(message) ||
     /^(ERR_TLS_CERT_ALTNAME_INVALID|UNABLE_TO_VERIFY_LEAF_SIGNATURE|SELF_SIGNED_CERT_IN_CHAIN|DEPTH_ZERO_SELF_SIGNED_CERT|CERT_HAS_EXPIRED|UNABLE_TO_GET_ISSUER_CERT_LOCALLY)$/
       .test(code);
 }

@@ -3,8 +3,10 @@ import type postgres from "postgres";
 import { mapScannedItem, mapStreamRecord, type TableChange } from "./record_mapping.ts";
 import {
   applyChanges,
+  isDatabaseMisconfigured,
   isDatabaseUnavailable,
   isDataError,
+  isTransientFailure,
   mayHaveCommitted,
   poolOptions,
 } from "./sync_db.ts";
@@ -187,7 +189,7 @@ Deno.test("Supavisor's own failures (XX000 with its reason first) mean retry lat
       "(ECHECKOUTTIMEOUT) unable to check out connection from the pool due to timeout",
       "(EMAXCONNSESSION) max clients reached in session mode - max clients are limited to pool_size: 15",
       "(EMAXCONN) max client connections reached, limit: 200",
-      "(ECIRCUITBREAKER) too many authentication errors, new connections are temporarily blocked",
+      "(ECIRCUITBREAKER) circuit breaker open for operation: db_connection",
       "(EDBHANDLEREXITED) connection to database closed. Check logs for more information",
       "(ECHECKOUTRETRIES) failed to check out a connection after multiple retries",
       "(EPOOLCHECKOUT) pool checkout failed: :timeout",
@@ -209,6 +211,41 @@ Deno.test("Supavisor's own failures (XX000 with its reason first) mean retry lat
     "a configuration's problem, not the database's",
   );
   assert.equal(isDatabaseUnavailable(supavisor("see (ECHECKOUTTIMEOUT) later")), false);
+});
+
+Deno.test("Supavisor before 2.9, without codes: the same failures in bare words, retried the same", () => {
+  const old = (message: string) => Object.assign(new Error(message), { code: "XX000" });
+  for (
+    const message of [
+      "Unable to check out connection from the pool due to timeout",
+      "Unable to check out process from the pool due to timeout",
+      "Max client connections reached",
+      "Max clients reached in session mode",
+      "Connection to database closed. Check logs for more information",
+      "Circuit breaker open for operation: db_connection",
+    ]
+  ) {
+    assert.equal(isDatabaseUnavailable(old(message)), true, message);
+    assert.equal(isTransientFailure(old(message)), true, message);
+    assert.equal(isDatabaseMisconfigured(old(message)), false, message);
+  }
+  assert.equal(mayHaveCommitted(old("Connection to database closed. Check logs")), true);
+  assert.equal(mayHaveCommitted(old("Max client connections reached")), false);
+  assert.equal(isDatabaseUnavailable(old("a row of max client connections reached")), false);
+});
+
+Deno.test("Supavisor's breaker opened by failed logins is the password's fault, not the database's", () => {
+  for (
+    const message of [
+      "(ECIRCUITBREAKER) too many authentication errors, new connections are temporarily blocked",
+      "(ECIRCUITBREAKER) circuit breaker open for operation: auth_error",
+      "Circuit breaker open for operation: auth_error",
+    ]
+  ) {
+    const error = Object.assign(new Error(message), { code: "XX000" });
+    assert.equal(isDatabaseMisconfigured(error), true, message);
+    assert.equal(isDatabaseUnavailable(error), false, message);
+  }
 });
 
 Deno.test("mayHaveCommitted: a connection lost in use may have committed; one never made did not", () => {
