@@ -24,7 +24,7 @@ export class SchemaMismatch extends Error {
   constructor(readonly problems: string[]) {
     super(
       `the database's schema is not the one these functions map (${problems.join("; ")}): ` +
-        "push the migrations of the functions' version (supabase db push), then deploy the functions",
+        "push the migrations of the functions' version (supabase db push --remote), then deploy the functions",
     );
     this.name = "SchemaMismatch";
   }
@@ -102,7 +102,7 @@ export function schemaGuard(
 /** The answer to every request while the schema is of another version. */
 export const SCHEMA_MISMATCH_ANSWER =
   "the database's schema is not the one these functions map (the function's log names " +
-  "each column): push the migrations of the functions' version (supabase db push), then " +
+  "each column): push the migrations of the functions' version (supabase db push --remote), then " +
   "deploy the functions; nothing was done";
 
 /**

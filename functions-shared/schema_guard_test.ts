@@ -95,7 +95,7 @@ Deno.test("a function behind the guard answers 503 naming the missing column, an
   }
   assert.equal(handled, 0);
   assert.deepEqual(logged, [
-    "the database's schema is not the one these functions map (public.firespring_segments has no column member_count): push the migrations of the functions' version (supabase db push), then deploy the functions",
+    "the database's schema is not the one these functions map (public.firespring_segments has no column member_count): push the migrations of the functions' version (supabase db push --remote), then deploy the functions",
   ], "the log names the column, once");
   // A catalog that cannot be read now: logged, and the handler answers (its own errors
   // say why).

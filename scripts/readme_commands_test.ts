@@ -1,0 +1,61 @@
+/**
+ * The deploying commands of README.md, as an operator pastes them, against what the
+ * tools pinned in package.json do: Supabase CLI 3's database commands act on the local
+ * stack unless given `--remote` (`supabase db push --help`: "Local by default. Pass
+ * --remote for the linked project"); `aws sqs` signs for the default region unless
+ * given `--region`, and a queue of another region is then not found; an access key made
+ * for a function goes straight into its secrets, never onto the screen; and the commands
+ * an operator runs to deploy install nothing of the local stack.
+ */
+
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+
+const README = readFileSync(new URL("../README.md", import.meta.url), "utf8");
+
+/** The README's shell blocks' commands: lines after a `\` or a `|` joined to theirs. */
+function shellCommands(): string[] {
+  const blocks = [...README.matchAll(/```sh\n([\s\S]*?)```/g)].map((m) => m[1]);
+  return blocks.flatMap((block) =>
+    block.replace(/\\\n\s*/g, " ").replace(/\|\n\s*/g, "| ").split("\n")
+  );
+}
+
+Deno.test("the README's Supabase database commands name the hosted project", () => {
+  const local = shellCommands().filter((line) =>
+    /\bsupabase (db (push|dump|lint|advisors|diff|pull)|migration (list|repair|up)|gen types)\b/
+      .test(line) && !/--remote\b|--db-url\b/.test(line)
+  );
+  assert.deepEqual(local, [], "these act on the local stack with Supabase CLI 3");
+  assert.ok(shellCommands().some((line) => /npx supabase db push --remote\b/.test(line)));
+});
+
+Deno.test("the README's aws sqs commands name their queue's region", () => {
+  const sqs = shellCommands().filter((line) => /\baws sqs\b/.test(line));
+  assert.ok(sqs.length >= 2);
+  assert.deepEqual(sqs.filter((line) => !/--region\b/.test(line)), []);
+});
+
+Deno.test("an access key the README makes goes into the function's secrets unprinted", () => {
+  const made = shellCommands().filter((line) => /create-access-key/.test(line));
+  assert.ok(made.length >= 2, "the reader's and the writer's");
+  for (const line of made) {
+    assert.match(
+      line,
+      /--query '\[AccessKey\.AccessKeyId, AccessKey\.SecretAccessKey\]' --output text \| \{ read -r id secret$/,
+    );
+  }
+  const piped = README.match(
+    /\{ read -r id secret\n\s*npx supabase secrets set \w+="\$id" \w+="\$secret"; \}/g,
+  );
+  assert.equal(piped?.length, made.length, "each read straight into `supabase secrets set`");
+});
+
+Deno.test("the commands an operator deploys with install nothing of the local stack", () => {
+  const scripts = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8"))
+    .scripts as Record<string, string>;
+  for (const name of ["build:lambda", "backfill", "stream:replay"]) {
+    assert.ok(scripts[name], name);
+    assert.doesNotMatch(scripts[name], /bootstrap/, `${name}: ${scripts[name]}`);
+  }
+});
