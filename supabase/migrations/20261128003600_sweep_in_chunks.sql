@@ -51,7 +51,13 @@ $$;
 -- One chunk of a backfill's end: the target table's (or the observations') rows in the
 -- next p_blocks blocks that the Scan did not see, removed with tombstones through the one
 -- merge (the same test as 20261128000500's sync.sweep_unseen, which this replaces, applied
--- to the chunk). Returns whether the sweep is over, the job then done. With p_worker, the
+-- to the chunk, but for dead letters). A key is kept for a dead letter only when this
+-- backfill met its item again (its page recorded the letter again: last_seen_at after
+-- the job's start), the item then alive but unmappable; an open letter last seen before
+-- the start keeps nothing, since the Scan not seeing its key means the item is gone (a
+-- poison change, then a delete whose record was lost: the row must go, or the table stays
+-- unequal to its source with its stale mark cleared). Returns whether the sweep is over,
+-- the job then done. With p_worker, the
 -- worker must hold the sweep (sync.claim_sweep; SY001 otherwise), and its lease is
 -- renewed; the last page's statement and the export command pass none.
 create function sync.sweep_unseen_chunk(p_job bigint, p_blocks integer default 2048,
@@ -113,7 +119,7 @@ begin
       and not exists (
         select from sync.dead_letters d
         where d.target_table = spec.target_table and d.row_key = o.row_key
-          and (d.replayed_at is null or d.last_seen_at >= job.started_at));
+          and d.last_seen_at >= job.started_at);
   else
     -- Rows older than the cutoff, each as its delete; a collapsed table's as the delete of
     -- the observation it shows (one written here some other way has no live observation).
@@ -126,7 +132,7 @@ begin
       where not exists (
         select from sync.dead_letters d
         where d.target_table = %1$L and d.row_key = x.row_key
-          and (d.replayed_at is null or d.last_seen_at >= $1))
+          and d.last_seen_at >= $1)
       $sql$, spec.target_table, sync.key_json_sql(spec.target_table, 't'),
       case when spec.collapsed
            then $o$jsonb_build_object('range_key', t.sync_range_key, 'rank', 0)$o$

@@ -1,10 +1,11 @@
 -- A backfill ends equal (docs/sync-semantics.md, "A backfill ends equal"): when its last
 -- segment is done, rows and observations its Scan did not see, older than its start,
 -- are removed with tombstones; rows it saw, rows the stream changed during it, and keys
--- with an open dead letter stay; the stale mark clears only then.
+-- whose dead letter it recorded again stay (an open letter it never met keeps nothing:
+-- the item is gone); the stale mark clears only then.
 set client_min_messages = warning;
 begin;
-select plan(13);
+select plan(14);
 
 delete from sync.table_state;
 delete from sync.backfill_jobs;
@@ -33,9 +34,9 @@ select sync.merge_changes('firespring_visitors', jsonb_build_array(
     'seq', '11', 'changed_at', now() - interval '1 hour', 'source', 'stream', 'range_key', 200),
   jsonb_build_object('op', 'upsert', 'row', '{"visitor_id": "v2", "page_views": 5, "session_data": {}}'::jsonb,
     'seq', '12', 'changed_at', now() - interval '1 hour', 'source', 'stream', 'range_key', 100)));
--- Each half of the sweep's dead-letter clause on its own: an open letter last seen long
--- before the backfill keeps its row; a letter replayed (closed) and not seen failing since
--- the backfill's start does not; one replayed and seen failing again since does.
+-- The sweep's dead-letter clause: a letter seen again since the backfill's start (its page
+-- met the item, alive and unmappable) keeps its row; one last seen before does not,
+-- whether open (a poison change, then a delete whose record was lost) or replayed.
 insert into sync.dead_letters (source_table, target_table, record, reason, row_key, last_seen_at, replayed_at)
 values ('firespring-backdoor-segments-dev', 'firespring_segments', '{}', 'poison', '{"segment_id": "dead-lettered"}',
         now() - interval '1 day', null),
@@ -70,22 +71,31 @@ select lives_ok(
 );
 select results_eq(
   $$select segment_id, segment_name from public.firespring_segments order by 1$$,
-  $$values ('dead-lettered'::text, 'b'::text), ('failed-again', 'e'), ('seen', 'new'), ('streamed-during', 'c')$$,
-  'the unseen old rows are gone, the one whose letter was replayed before the backfill too; the seen one, the one streamed during the backfill and those with an open or newly failing letter stay'
+  $$values ('failed-again'::text, 'e'::text), ('seen', 'new'), ('streamed-during', 'c')$$,
+  'the unseen old rows are gone, those whose letter was last seen before the backfill too (open or replayed); the seen one, the one streamed during the backfill and the one whose letter it met again stay'
 );
 select results_eq(
   $$select row_key, sync_sequence, deleted_at = j.started_at
     from sync.tombstones, sync.backfill_jobs j
     where target_table = 'firespring_segments' and j.source_table = 'firespring-backdoor-segments-dev'
     order by row_key ->> 'segment_id'$$,
-  $$values ('{"segment_id": "lost-delete"}'::jsonb, null::numeric, true),
+  $$values ('{"segment_id": "dead-lettered"}'::jsonb, null::numeric, true),
+           ('{"segment_id": "lost-delete"}'::jsonb, null::numeric, true),
            ('{"segment_id": "replayed-before"}'::jsonb, null::numeric, true)$$,
   'each removed row leaves a tombstone at the backfill''s start'
 );
 select is((select rows_removed from sync.backfill_jobs where source_table = 'firespring-backdoor-segments-dev'),
-  2::bigint, 'the job counts what it removed');
+  3::bigint, 'the job counts what it removed');
 select ok(not (select stale from sync.status where target_table = 'firespring_segments'),
   'the stale mark clears with the sweep');
+
+-- The open letter's change, replayed later with its own position (an hour before the
+-- backfill), loses to the sweep's tombstone: the deleted item does not come back.
+select sync.merge_changes('firespring_segments', jsonb_build_array(
+  jsonb_build_object('op', 'upsert', 'row', '{"segment_id": "dead-lettered", "segment_name": "fixed", "segment_criteria": {}}'::jsonb,
+    'seq', '8', 'changed_at', now() - interval '59 minutes', 'source', 'stream')));
+select is((select count(*)::int from public.firespring_segments where segment_id = 'dead-lettered'),
+  0, 'a replayed letter older than the sweep does not bring its deleted row back');
 
 -- A stream change newer than the sweep brings the key back.
 select sync.merge_changes('firespring_segments', jsonb_build_array(
