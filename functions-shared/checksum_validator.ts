@@ -333,7 +333,9 @@ export async function validateTable(
       } else if (phase === "repair") {
         if (overBudget()) return await handOn();
         try {
-          return await repairAndRevalidate(deps, spec, run, worker, startedAt);
+          const repaired = await repairAndRevalidate(deps, spec, run, worker, startedAt);
+          if (repaired === "budget") return await handOn();
+          return repaired;
         } catch (error) {
           // A read of the repair throttled (or a 5xx) after the client's retries: the
           // repair is read and applied again whole from the heartbeat (it is idempotent).
@@ -404,7 +406,7 @@ async function repairAndRevalidate(
   run: number,
   worker: string,
   startedAt: number,
-): Promise<ValidationResult | Continuation> {
+): Promise<ValidationResult | Continuation | "budget"> {
   const { result, divergent } = await runResult(deps, spec, run);
   const limit = keysByKey(deps);
   const heal = (why: string) =>
@@ -422,19 +424,33 @@ async function repairAndRevalidate(
         "again one by one; a backfill heals the table",
     );
   }
-  const [{ compared_at: seenAt }] = await deps.sql<{ compared_at: Date }[]>`
-    select compared_at from public.sync_checksums where id = ${run}`;
-  // Every key: no more than `limit` (MAX_KEYS_BY_KEY), far fewer than a request reads.
+  const [{ compared_at: seenAt, repair_read: repairRead }] = await deps.sql<
+    { compared_at: Date; repair_read: number }[]
+  >`select compared_at, repair_read from public.sync_checksums where id = ${run}`;
+  // Every key: no more than `limit` (MAX_KEYS_BY_KEY), far fewer than a request reads;
+  // those an earlier request of the run read and applied are not read again.
   let skipped;
   try {
-    skipped = await repairKeys(deps, spec, divergent.keys, seenAt.toISOString(), {
+    skipped = await repairKeys(deps, spec, divergent.keys.slice(repairRead), seenAt.toISOString(), {
       spent: timeSpent(deps, startedAt),
     });
   } catch (error) {
-    // A key whose partition a request cannot read whole, or keys that take more than a
-    // request to read again (each retry would read them all again, and stop at the same
-    // place): a backfill heals the table.
-    if (!(error instanceof PartitionTooLarge) && !(error instanceof RepairOverBudget)) throw error;
+    if (error instanceof RepairOverBudget) {
+      // The request's budget (its isolate's, shared with other requests) ran out after
+      // one key at least, every key read applied: the next request goes on from there.
+      await deps.sql.begin(async (tx) => {
+        await tx`select sync.hold_validation(${run}, ${worker})`;
+        await tx`update public.sync_checksums set repair_read = repair_read + ${error.done}
+                 where id = ${run}`;
+      });
+      deps.log?.(
+        `${spec.targetTable}: validation run ${run}: repaired ${repairRead + error.done} of ` +
+          `${divergent.keys.length} divergent keys; the repair goes on in another request`,
+      );
+      return "budget";
+    }
+    // A key whose partition a request cannot read whole: a backfill heals the table.
+    if (!(error instanceof PartitionTooLarge)) throw error;
     return await heal(`cannot repair key by key: ${error.message}`);
   }
   if (skipped.length > 0) {

@@ -729,34 +729,83 @@ Deno.test("more unmappable items than a request reads: none read again, the firs
   );
 });
 
-Deno.test("a repair whose reads outlast the request's budget applies what it read, then heals the table by a backfill", async () => {
-  // Every retry would read the keys again from the first and stop at the same place.
+Deno.test("a repair whose reads outlast the request's budget applies what it read and goes on in the next request, no backfill", async () => {
+  // The budget is the isolate's, shared with other requests: a repair of a few keys may
+  // start with little of it left. A whole-table backfill for that would spend the table's
+  // read capacity for hours at scale; each request goes on where the last one stopped.
   const db = runsDb({ divergent: () => [] });
   const run = db.newRun("firespring_segments", true, 1, 7);
   run.phase = "repair";
   run.missing = [1, 2, 3, 4, 5].map((n) => ({ segment_id: `k${n}` }));
   // Each key's read costs 150 ms of CPU against a budget of 400: spent after the third
-  // read, so the repair stops before a key it has not read.
-  const cpu = fakeCpuMeter(0, 0);
+  // read, so the first request stops before a key it has not read.
+  let cpu = fakeCpuMeter(0, 0);
+  const reads: string[] = [];
   const dynamo = fakeDynamo((c) => {
     if (c.name === "ScanCommand") return { Items: [] };
     cpu.charge(150);
-    return { Item: { ...(c.input.Key as Record<string, unknown>), name: { S: "n" } } };
+    const key = c.input.Key as Record<string, { S: string }>;
+    reads.push(key.segment_id.S);
+    return { Item: { ...key, name: { S: "n" } } };
   });
-  const { deps: d } = deps(db, dynamo, { cpu, budget: { cpuMs: 400, wallMs: 1e9 } });
-  const result = await validateTable(d, segments, { runId: 7 });
-  assert.ok(!("continued" in result));
-  assert.equal(result.healingBackfillJobId, 77);
+  const first = deps(db, dynamo, { cpu, budget: { cpuMs: 400, wallMs: 1e9 } });
+  const handed = await validateTable(first.deps, segments, { runId: 7 });
+  assert.ok("continued" in handed, JSON.stringify(handed));
+  assert.equal(run.repairRead, 3, "three keys read again and applied, recorded");
+  assert.equal(run.status, "running");
+  assert.equal(db.staleMarks.length, 0, "no backfill");
+  assert.ok(
+    first.all.some((l) =>
+      l.endsWith(
+        "firespring_segments: validation run 7: repaired 3 of 5 divergent keys; the repair goes on in another request",
+      )
+    ),
+    first.all.join("\n"),
+  );
+
+  // The next request, in a fresh isolate, repairs the last two and validates again.
+  cpu = fakeCpuMeter(0, 0);
+  const next = deps(db, dynamo, { cpu, budget: { cpuMs: 400, wallMs: 1e9 } });
+  const result = await validateTable(next.deps, segments, { runId: 7 });
+  assert.ok(!("continued" in result), JSON.stringify(result));
+  assert.deepEqual(reads, ["k1", "k2", "k3", "k4", "k5"], "no key read twice");
   const merged = db.matching("sync.merge_changes").flatMap((m) =>
     JSON.parse(String(m.values[1])).map((c: { row: { segment_id: string } }) => c.row.segment_id)
   );
-  assert.deepEqual(merged, ["k1", "k2", "k3"], "what was read is applied");
-  assert.equal(db.staleMarks.length, 1);
-  assert.match(
-    db.staleMarks[0].reason,
-    /^firespring_segments: validation run 7 cannot repair key by key: firespring_segments: read again 3 of 5 divergent keys before the request's CPU or wall budget ran out/,
-  );
+  assert.deepEqual(merged, ["k1", "k2", "k3", "k4", "k5"], "every key applied once");
+  assert.equal(result.healingBackfillJobId, undefined);
+  assert.deepEqual(result.repaired?.missing.map((k) => k.segment_id), [
+    "k1",
+    "k2",
+    "k3",
+    "k4",
+    "k5",
+  ]);
+  assert.equal(db.staleMarks.length, 0);
   assert.equal(run.status, "done");
+});
+
+Deno.test("a too-large partition met before the budget ran out still heals the table", async () => {
+  // v-big is passed over (its partition cannot be read whole), v-small read, then the
+  // budget is spent before v-last: the hand-on would start after v-big and leave it.
+  const db = runsDb({ divergent: () => [] });
+  const run = db.newRun("firespring_visitors", true, 1, 7);
+  run.phase = "repair";
+  run.missing = [{ visitor_id: "v-big" }, { visitor_id: "v-small" }, { visitor_id: "v-last" }];
+  const cpu = fakeCpuMeter(0, 0);
+  let pages = 0;
+  const dynamo = fakeDynamo((c) => {
+    const id = (c.input.ExpressionAttributeValues as Record<string, { S: string }>)[":h"].S;
+    if (id === "v-small") cpu.charge(500);
+    const obs = { session_id: { S: id }, timestamp: { N: String(++pages) } };
+    return id === "v-big" ? { Items: [obs], LastEvaluatedKey: obs } : { Items: [obs] };
+  });
+  const { deps: d } = deps(db, dynamo, { cpu, budget: { cpuMs: 400, wallMs: 1e9 } });
+  const result = await validateTable(d, visitors, { runId: 7 });
+  assert.ok(!("continued" in result), JSON.stringify(result));
+  assert.equal(result.healingBackfillJobId, 77, "the passed-over key is healed, not left");
+  assert.match(db.staleMarks[0].reason, /cannot repair key by key: .*v-big/);
+  assert.equal(run.repairRead, 0);
 });
 
 Deno.test("requests that find the isolate spent before any work say so once a run, not once each", async () => {

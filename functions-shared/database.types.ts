@@ -356,6 +356,7 @@ export type Database = {
           "progress_at": string | null;
           "recheck_keys": Json | null;
           "recheck_read": number;
+          "repair_read": number;
           "repair_requested": boolean;
           "repaired": boolean;
           "request_key": string | null;
@@ -390,6 +391,7 @@ export type Database = {
           "progress_at"?: string | null;
           "recheck_keys"?: Json | null;
           "recheck_read"?: number;
+          "repair_read"?: number;
           "repair_requested"?: boolean;
           "repaired"?: boolean;
           "request_key"?: string | null;
@@ -423,6 +425,7 @@ export type Database = {
           "progress_at"?: string | null;
           "recheck_keys"?: Json | null;
           "recheck_read"?: number;
+          "repair_read"?: number;
           "repair_requested"?: boolean;
           "repaired"?: boolean;
           "request_key"?: string | null;

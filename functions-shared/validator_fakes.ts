@@ -40,6 +40,8 @@ export interface FakeRun {
   /** The look under way: its keys (null between looks) and how many were read again. */
   recheckKeys: unknown[] | null;
   recheckRead: number;
+  /** How many of its divergent keys its repair read again and applied (repair_read). */
+  repairRead: number;
   match?: boolean;
   error?: string;
   leaseOwner?: string;
@@ -104,6 +106,7 @@ export function runsDb(options: RunsOptions = {}) {
       looks: 0,
       recheckKeys: null,
       recheckRead: 0,
+      repairRead: 0,
       repaired: false,
       staged: 0,
       streamed: byTargetTable(target)?.collapse === undefined,
@@ -334,7 +337,13 @@ export function runsDb(options: RunsOptions = {}) {
       run.leaseOwner = undefined;
       return [];
     }
-    if (t.startsWith("select compared_at")) return [{ compared_at: SEEN }];
+    if (t.startsWith("select compared_at")) {
+      return [{ compared_at: SEEN, repair_read: runOf(v[0]).repairRead }];
+    }
+    if (t.includes("set repair_read = repair_read + ")) {
+      runOf(v[1]).repairRead += Number(v[0]);
+      return [];
+    }
     if (t.includes("set phase = 'report'")) {
       runOf(v[0]).phase = "report";
       return [];

@@ -19,9 +19,8 @@ import { MAX_POINT_READ_PAGES, PartitionTooLarge, pointReadAt } from "./validato
 export const REPAIR_APPLY_BYTES = 4 * 1024 * 1024;
 
 /**
- * A repair whose reads outlast the request's CPU or wall budget: what it read is applied,
- * and the rest would be read again whole by every retry, each killed at the same place.
- * The caller heals the table by a backfill instead.
+ * A repair whose reads outlast the request's CPU or wall budget: the `done` keys it read
+ * (one at least) are applied; the caller records them and hands the rest on.
  */
 export class RepairOverBudget extends Error {
   constructor(readonly table: string, readonly done: number, readonly total: number) {
@@ -80,7 +79,8 @@ export async function repairKeys(
   for (const [done, { key }] of divergent.entries()) {
     if (done > 0 && spent?.()) {
       await apply();
-      throw new RepairOverBudget(spec.targetTable, done, divergent.length);
+      // A too-large key passed over: the backfill it calls for heals the rest too.
+      throw tooLarge ?? new RepairOverBudget(spec.targetTable, done, divergent.length);
     }
     // Stamped on DynamoDB's clock, no later than the read (read_stamp.ts): a repair's
     // changes win over the row, and a stream change after the read must still win over them.
