@@ -79,11 +79,13 @@ export function pgbouncerIni(dir: string, port = POOLER_PORT, serverPort = POSTG
     `auth_file = ${join(dir, "userlist.txt")}`,
     // Nothing session-wide survives a transaction, even for a client alone: PgBouncer would
     // hand a lone client the server connection it released last (its default), so that a
-    // session SET, PREPARE, temporary table or advisory lock seemed to last, where through
-    // Supavisor, with the pool shared by every isolate, the next transaction may run on
-    // another connection. Reset after every transaction, the loss is certain, and a
-    // function that relies on session state fails here first. (Without DISCARD PLANS: the
-    // functions' cached plans are not session state, and Supavisor keeps them.)
+    // session SET, PREPARE, temporary table or advisory lock seemed to last. Reset after
+    // every transaction, the loss is certain, and a function that relies on session state
+    // fails here first. Supavisor resets nothing (its transaction mode checks a connection
+    // back in as it is, and its pool is LIFO): such state would seem to last there and
+    // leak to the next client, which no test through this stand-in can see, so
+    // pooler_session_state_test.ts holds the code to transaction scope. (Without DISCARD
+    // PLANS: the functions' cached plans are not session state, and Supavisor keeps them.)
     "server_reset_query = RESET ALL; SELECT pg_advisory_unlock_all(); DISCARD TEMP; " +
     "DEALLOCATE ALL; UNLISTEN *",
     "server_reset_query_always = 1",

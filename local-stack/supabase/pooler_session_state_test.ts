@@ -1,0 +1,92 @@
+/**
+ * What the pooler stand-in cannot show: session state left on a server connection.
+ * Supavisor in transaction mode resets nothing when a transaction gives its connection
+ * back (lib/supavisor/db_handler.ex checks it in as it is, and refuses DISCARD ALL in
+ * transaction mode), and its pool is LIFO: a session SET, a session advisory lock or a
+ * temporary table would often seem to last for the client that made it, and leak to the
+ * next client of that connection (a leaked session advisory lock would hold a table's
+ * merges behind it). The stand-in resets every connection after every transaction
+ * (pooler.ts), so no test can see such a leak; this check holds the code that runs
+ * through the pooler, the functions' SQL and the SQL functions they call, to transaction
+ * scope.
+ */
+
+import assert from "node:assert/strict";
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { ROOT } from "../config.ts";
+
+/** Session-wide state, in the forms SQL gives it. */
+const SESSION_STATE: [RegExp, string][] = [
+  [
+    /\bpg_(try_)?advisory_lock(_shared)?\s*\(/i,
+    "a session advisory lock (use pg_advisory_xact_lock)",
+  ],
+  [
+    /\bset_config\s*\([^;]*?,\s*false\s*\)/i,
+    "set_config(..., false) (use true: the transaction's)",
+  ],
+  [
+    /\bcreate\s+(temp|temporary)\s+table\b(?![^;]*on\s+commit\s+drop)/i,
+    "a temporary table kept past the transaction",
+  ],
+  [/[`'";]\s*listen\s+\w/i, "LISTEN"],
+  [/[`'";]\s*prepare\s+\w+\s*(\(|as\b)/i, "a prepared statement (PREPARE)"],
+];
+
+/** A session SET in a function's SQL text (SQL functions' own `set` clauses are theirs). */
+const SESSION_SET = /[`'"]\s*set\s+(session\s+)?(?!local\b)[a-z_]+(\.[a-z_]+)?\s*(=|to)\s/i;
+
+function sources(): { file: string; text: string; typescript: boolean }[] {
+  const inDir = (dir: string, keep: (name: string) => boolean) =>
+    readdirSync(join(ROOT, dir)).filter(keep).map((name) => ({
+      file: `${dir}/${name}`,
+      text: readFileSync(join(ROOT, dir, name), "utf8"),
+      typescript: name.endsWith(".ts"),
+    }));
+  return [
+    ...inDir(
+      "functions-shared",
+      (n) => n.endsWith(".ts") && !n.endsWith("_test.ts") && !n.endsWith("_fakes.ts"),
+    ),
+    // A migration's own statements run on a direct connection (db push); the bodies of
+    // the functions it defines run through the pooler.
+    ...inDir("supabase/migrations", (n) => n.endsWith(".sql")),
+  ];
+}
+
+Deno.test("nothing that runs through the pooler keeps state past its transaction", () => {
+  const found: string[] = [];
+  for (const { file, text, typescript } of sources()) {
+    const patterns: [RegExp, string][] = typescript
+      ? [...SESSION_STATE, [SESSION_SET, "a session SET (use SET LOCAL)"]]
+      : SESSION_STATE;
+    for (const [pattern, what] of patterns) {
+      const match = pattern.exec(text);
+      if (match) found.push(`${file}: ${what}: ${match[0].trim()}`);
+    }
+  }
+  assert.deepEqual(found, []);
+});
+
+Deno.test("the check finds each form of session state", () => {
+  const samples = [
+    "select pg_advisory_lock(1)",
+    "perform set_config('a.b', 'c', false)",
+    "create temporary table t (x int)",
+    "`listen changes`",
+    "`prepare q as select 1`",
+  ];
+  samples.forEach((sample, i) => assert.match(sample, SESSION_STATE[i][0], sample));
+  assert.match("`set statement_timeout = 0`", SESSION_SET);
+  assert.doesNotMatch("`set local synchronous_commit = off`", SESSION_SET);
+  for (
+    const fine of [
+      "select pg_advisory_xact_lock(1)",
+      "`set local synchronous_commit = off`",
+      "update t set x = 1",
+    ]
+  ) {
+    assert.ok(SESSION_STATE.every(([p]) => !p.test(fine)), fine);
+  }
+});
