@@ -306,10 +306,13 @@ end
 $$;
 
 -- The validator's heartbeat: starts queued runs that have a slot, and calls the
--- validator for every running run that waits for a request (a segment pending or its
--- lease lapsed; a later step unleased or its lease lapsed), so a killed request is
--- resumed; not for one that waits for a backfill of its table (the backfill's end calls
--- it). Returns how many runs it called.
+-- validator for every running run that waits for a request (in its Scan, a segment
+-- pending or its lease lapsed while no segment is leased live: a request holding one
+-- claims the pending ones as its lanes free up, one request scanning a run; a later step
+-- unleased or its lease lapsed), so a killed request is resumed; not for one that waits
+-- for a backfill of its table (the backfill's end calls it). Returns how many runs it
+-- called. (Calling a run a request is scanning, as every 10 s on hosted, added a request
+-- that shared the isolate's budget with it, or took its segments away from it.)
 create function sync.wake_validations() returns integer
 language plpgsql set search_path = ''
 as $$
@@ -325,6 +328,10 @@ begin
             select from sync.backfill_jobs j join sync.backfill_segments s on s.job_id = j.id
             where j.checksum_run_id = c.id
               and (s.status = 'pending' or (s.status = 'running' and s.lease_expires_at < now())))
+            and not exists (
+            select from sync.backfill_jobs j join sync.backfill_segments s on s.job_id = j.id
+            where j.checksum_run_id = c.id
+              and s.status = 'running' and s.lease_expires_at >= now())
           else c.lease_owner is null or c.lease_expires_at < now() end
       and not sync.validation_waits_for_backfill(c.id)
   loop

@@ -4,7 +4,7 @@
 -- a run, the staggered validate_all, the reaper and the heartbeat.
 set client_min_messages = warning;
 begin;
-select plan(43);
+select plan(45);
 
 delete from public.sync_checksums;
 delete from sync.backfill_jobs;
@@ -231,6 +231,26 @@ select is(sync.reap_stalled_validations(), 0, 'a run whose lease is live is not 
 select is(sync.wake_validations(), 0, 'nor woken');
 update public.sync_checksums set lease_expires_at = now() - interval '1 second' where status = 'running';
 select is(sync.wake_validations(), 2, 'a run whose lease lapsed is woken');
+-- In its Scan, a run is woken only when no request holds one of its segments: a request
+-- scanning it claims the pending segments itself as its lanes free up.
+create temporary table scanning as
+  select min(id) as id from public.sync_checksums where status = 'running';
+update public.sync_checksums set phase = 'scan', lease_owner = null
+where id = (select id from scanning);
+update public.sync_checksums set lease_expires_at = now() + interval '1 minute'
+where status = 'running' and id <> (select id from scanning);
+update sync.backfill_segments s set status = case when s.segment = 0 then 'running' else 'pending' end,
+  lease_owner = case when s.segment = 0 then 'live' end,
+  lease_expires_at = case when s.segment = 0 then now() + interval '1 minute' end
+from sync.backfill_jobs j
+where s.job_id = j.id and j.checksum_run_id = (select id from scanning);
+select is(sync.wake_validations(), 0, 'a Scan with a segment leased live, others pending, is not woken');
+update sync.backfill_segments s set lease_expires_at = now() - interval '1 second'
+from sync.backfill_jobs j
+where s.job_id = j.id and j.checksum_run_id = (select id from scanning) and s.segment = 0;
+select is(sync.wake_validations(), 1, 'its lease lapsed (the request killed), it is woken');
+update public.sync_checksums set phase = 'compare', lease_expires_at = now() - interval '1 second'
+where status = 'running';
 -- One of them never got past the throttle: its Scan gave its segment back, saying why.
 update sync.backfill_segments s set error = 'Scan failed 3 times in a row (each after the SDK''s own retries): ProvisionedThroughputExceededException: rate exceeded'
 from sync.backfill_jobs j
