@@ -2,7 +2,7 @@
 -- docs/sync-semantics.md that it enforces whatever order changes arrive in.
 set client_min_messages = warning;
 begin;
-select plan(79);
+select plan(83);
 
 -- The rules as on AWS, whose stream clock has a granularity of 1 s.
 update sync.settings set value = '1 second' where key = 'stream_clock_granularity';
@@ -66,6 +66,15 @@ select is(pg_temp.merge('firespring_segments', pg_temp.seg('upsert', 's1', 'v7',
   'applied=1 upserted=1 deleted=0', 'a stream record possibly after the read is applied');
 select is((select sync_source || ' ' || sync_sequence from public.firespring_segments where segment_id = 's1'),
   'stream 300000000000000000000000000000000000007', 'the row remembers the position it reflects');
+-- Exactly at the granularity's edge, each way: the tie goes to the stream.
+select is(pg_temp.merge('firespring_segments', pg_temp.seg('upsert', 'edge1', 'streamed', '300000000000000000000000000000000000100', '2026-02-06T10:00:05Z')),
+  'applied=1 upserted=1 deleted=0', 'a stream change at 10:00:05');
+select is(pg_temp.merge('firespring_segments', pg_temp.seg('upsert', 'edge1', 'read-1s-after', null, '2026-02-06T10:00:06Z', 'backfill')),
+  'applied=0 upserted=0 deleted=0', 'a read exactly 1 s after the stream change loses (not surely after it)');
+select is(pg_temp.merge('firespring_segments', pg_temp.seg('upsert', 'edge2', 'read', null, '2026-02-06T10:00:10Z', 'backfill')),
+  'applied=1 upserted=1 deleted=0', 'a read at 10:00:10');
+select is(pg_temp.merge('firespring_segments', pg_temp.seg('upsert', 'edge2', 'streamed-1s-before', '300000000000000000000000000000000000101', '2026-02-06T10:00:09Z')),
+  'applied=1 upserted=1 deleted=0', 'a stream change exactly 1 s before the read wins (not surely before it)');
 select is(pg_temp.merge('firespring_segments', pg_temp.seg('upsert', 's2', 'new', null, '2026-02-06T10:00:00Z', 'backfill')),
   'applied=1 upserted=1 deleted=0', 'a backfill inserts a key it has never seen');
 select is(pg_temp.merge('firespring_segments', pg_temp.seg('upsert', 's2', 'older-read', null, '2026-02-06T09:59:59Z', 'backfill')),
