@@ -93,11 +93,14 @@ export function pgbouncerIni(dir: string, port = POOLER_PORT, serverPort = POSTG
     // gives up a checkout after its user's pool_checkout_timeout ("(ECHECKOUTTIMEOUT)
     // unable to check out connection from the pool after 5000ms in Transaction mode",
     // https://github.com/supabase/supavisor/pull/904), not PgBouncer's default 120 s. Its
-    // schema's default is 60,000 ms (lib/supavisor/tenants/user.ex, 2026-08), and what a
-    // hosted project gets is not published: 5 s here makes the refusal come (and be
-    // answered 503, and retried) within every time budget of the code; a longer hosted
-    // wait only holds a request longer, within the budgets that already bound it (the
-    // Lambda's deadline, a lease's renewal, the Edge Runtime's wall clock).
+    // schema's default is 60,000 ms (lib/supavisor/tenants/user.ex, 2026-08; Supabase's
+    // own docs: "the pooler's own 60 second checkout timeout"). PgBouncer's one setting
+    // covers both a busy pool and a database that is down, which Supavisor fails at once
+    // (EDBHANDLEREXITED, 08006): 5 s here makes a stopped database's refusal come (and be
+    // answered 503, and retried) within the tests' budgets. A busy pool's 60 s hosted wait
+    // is not tried: it outlasts the Lambda's deadline (the batch retried) and may outlast
+    // an isolate's wall clock (killed, its segment taken over at its checkpoint); nothing
+    // is lost (README, "Connections: what to set, and why").
     "query_wait_timeout = 5",
     // server_login_retry stays PgBouncer's 15 s: after a failed login (Postgres down or
     // restarting) a project's dedicated pooler, PgBouncer, refuses every client for that
