@@ -276,15 +276,18 @@ const SUPAVISOR_UNAVAILABLE =
   /^\((ECHECKOUTTIMEOUT|EMAXCONN[A-Z]*|EDBHANDLEREXITED|ECHECKOUTRETRIES|EPOOLCHECKOUT|ESUBSCRIBERETRIES|EMAXPOOLSREACHED|EPROXYSTARTFAILED|EPROXYSUPERVISORUNAVAILABLE)\)|^\(EAUTHQUERY\) (auth_query connection failed|auth_query secret check timed out|authentication query failed: connection to database not available)/;
 
 /**
- * Supavisor before 2.9.0 (supabase/supavisor 71eb86b7, March 2026) sent the same
- * failures as bare text, no code in parentheses (its lib/supavisor/client_handler/error.ex
- * of then): "Unable to check out connection from the pool due to timeout" (earlier
- * "process"), "Max client connections reached", "Max clients reached in session mode",
- * "Connection to database closed", "Circuit breaker open". A hosted project may run
- * either.
+ * Supavisor before 2.9.0 sent the same failures as bare text, no code in parentheses
+ * (supabase/supavisor, lib/supavisor/client_handler/error.ex at 71eb86b7^, the commit
+ * that added the codes): "Unable to check out connection from the pool due to timeout"
+ * (earlier "process"), "Max client connections reached", "MaxClientsInSessionMode: max
+ * clients reached - ...", "Max pools count reached", "Failed to start proxy connection.
+ * ...", "Proxy supervisor unavailable", "Failed to subscribe to tenant after multiple
+ * retries. Terminating.", "Connection to database closed. ..." and "DbHandler exited.
+ * ..." (a server connection lost in use), and "Circuit breaker open: <why>". A hosted
+ * project may run either.
  */
 const SUPAVISOR_UNAVAILABLE_BEFORE_2_9 =
-  /^(unable to check out (connection|process) from the pool|max client connections reached|max clients reached|connection to database closed|circuit breaker open)/i;
+  /^(unable to check out (connection|process) from the pool|max client connections reached|maxclientsinsessionmode: max clients reached|max pools count reached|failed to start proxy connection|proxy supervisor unavailable|failed to subscribe to tenant after multiple retries|connection to database closed|dbhandler exited|circuit breaker open)/i;
 
 /**
  * Supavisor's circuit breaker, open: for authentication failures (10 in 150 s from one
@@ -352,7 +355,7 @@ export function mayHaveCommitted(error: unknown): boolean {
   // sent nothing: the message tells them apart).
   return isDatabaseUnavailable(error) &&
     (inFlight.includes(e?.code ?? "") ||
-      /connection reset|terminating connection|\(EDBHANDLEREXITED\)|^connection to database closed|server conn crashed/i
+      /connection reset|terminating connection|\(EDBHANDLEREXITED\)|^connection to database closed|^dbhandler exited|server conn crashed/i
         .test(
           e?.message ?? "",
         ));

@@ -189,7 +189,7 @@ Deno.test("Supavisor's own failures (XX000 with its reason first) mean retry lat
       "(ECHECKOUTTIMEOUT) unable to check out connection from the pool due to timeout",
       "(EMAXCONNSESSION) max clients reached in session mode - max clients are limited to pool_size: 15",
       "(EMAXCONN) max client connections reached, limit: 200",
-      "(ECIRCUITBREAKER) circuit breaker open for operation: db_connection",
+      "(ECIRCUITBREAKER) too many failed attempts to connect to the database, new connections are temporarily blocked",
       "(EDBHANDLEREXITED) connection to database closed. Check logs for more information",
       "(ECHECKOUTRETRIES) failed to check out a connection after multiple retries",
       "(EPOOLCHECKOUT) pool checkout failed: :timeout",
@@ -214,15 +214,22 @@ Deno.test("Supavisor's own failures (XX000 with its reason first) mean retry lat
 });
 
 Deno.test("Supavisor before 2.9, without codes: the same failures in bare words, retried the same", () => {
+  // Its client texts at supabase/supavisor 71eb86b7^ (lib/supavisor/client_handler/error.ex).
   const old = (message: string) => Object.assign(new Error(message), { code: "XX000" });
   for (
     const message of [
       "Unable to check out connection from the pool due to timeout",
       "Unable to check out process from the pool due to timeout",
       "Max client connections reached",
-      "Max clients reached in session mode",
+      "MaxClientsInSessionMode: max clients reached - in Session mode max clients are limited to pool_size",
+      "Max pools count reached",
+      "Failed to start proxy connection. Check logs for more information",
+      "Proxy supervisor unavailable",
+      "Failed to subscribe to tenant after multiple retries. Terminating.",
       "Connection to database closed. Check logs for more information",
-      "Circuit breaker open for operation: db_connection",
+      "DbHandler exited. Check logs for more information.",
+      "Circuit breaker open: Unable to establish connection to upstream database",
+      "Circuit breaker open: Failed to retrieve database credentials",
     ]
   ) {
     assert.equal(isDatabaseUnavailable(old(message)), true, message);
@@ -230,6 +237,7 @@ Deno.test("Supavisor before 2.9, without codes: the same failures in bare words,
     assert.equal(isDatabaseMisconfigured(old(message)), false, message);
   }
   assert.equal(mayHaveCommitted(old("Connection to database closed. Check logs")), true);
+  assert.equal(mayHaveCommitted(old("DbHandler exited. Check logs for more information.")), true);
   assert.equal(mayHaveCommitted(old("Max client connections reached")), false);
   assert.equal(isDatabaseUnavailable(old("a row of max client connections reached")), false);
 });
@@ -237,9 +245,9 @@ Deno.test("Supavisor before 2.9, without codes: the same failures in bare words,
 Deno.test("Supavisor's breaker opened by failed logins is the password's fault, not the database's", () => {
   for (
     const message of [
-      "(ECIRCUITBREAKER) too many authentication errors, new connections are temporarily blocked",
-      "(ECIRCUITBREAKER) circuit breaker open for operation: auth_error",
-      "Circuit breaker open for operation: auth_error",
+      // 2.9 and later (lib/supavisor/circuit_breaker.ex), then before (71eb86b7^).
+      "(ECIRCUITBREAKER) too many authentication failures, new connections are temporarily blocked",
+      "Circuit breaker open: Too many authentication errors",
     ]
   ) {
     const error = Object.assign(new Error(message), { code: "XX000" });
