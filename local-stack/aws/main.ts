@@ -9,7 +9,8 @@
  * throttling DescribeStream past AWS's 10 a second (local-stack/aws/describe_limit.ts),
  * and serving point-in-time recovery and exports to the S3 stand-in (local-stack/aws/exports.ts);
  * before any of it, each request's signature is checked as DynamoDB checks it
- * (local-stack/aws/dynamodb_auth.ts: the stack's key, AWS_ACCESS_KEY_ID, is the one known).
+ * (local-stack/aws/dynamodb_auth.ts: the stack's three keys are the ones known), then the
+ * functions' reader's and writer's held to their IAM policies (dynamodb_iam.ts).
  * `GET /_stack/stream-times` answers how many records were timed to the second and how
  * many kept DynamoDB Local's minute (logged too, once a minute when they changed).
  *
