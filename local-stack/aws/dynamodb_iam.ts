@@ -44,22 +44,24 @@ export function authorizedDynamo(
     const identity = keyId === undefined ? undefined : config.identities[keyId];
     if (identity === undefined) return await handler(req);
     const body = new Uint8Array(await req.arrayBuffer());
-    let parsed: Record<string, unknown> = {};
+    const asStack = () => {
+      const headers = new Headers(req.headers);
+      headers.set(
+        "authorization",
+        authorization.replace(`Credential=${keyId}/`, `Credential=${config.databaseKeyId}/`),
+      );
+      return requestWithBody(new Request(req.url, { method: req.method, headers }), body);
+    };
+    let parsed: Record<string, unknown>;
     try {
       parsed = JSON.parse(new TextDecoder().decode(body)) ?? {};
     } catch {
-      // Not JSON: DynamoDB's to refuse (SerializationException), with no table to name.
+      // Not JSON: DynamoDB's to refuse (SerializationException), before any table is named.
+      return await handler(asStack());
     }
     const target = req.headers.get("x-amz-target") ?? "";
     const refusal = accessDenied(identity, accessRequest(target, parsed, region));
     if (refusal !== null) return denied(refusal);
-    const headers = new Headers(req.headers);
-    headers.set(
-      "authorization",
-      authorization.replace(`Credential=${keyId}/`, `Credential=${config.databaseKeyId}/`),
-    );
-    return await handler(
-      requestWithBody(new Request(req.url, { method: req.method, headers }), body),
-    );
+    return await handler(asStack());
   };
 }

@@ -2,7 +2,9 @@ import assert from "node:assert/strict";
 import { authorizedDynamo } from "./dynamodb_iam.ts";
 import { readerIdentity } from "./iam_policies.ts";
 
-const spec = { sourceTable: "things" } as Parameters<typeof readerIdentity>[0][number];
+const spec = { sourceTable: "things", region: "us-east-1" } as Parameters<
+  typeof readerIdentity
+>[0][number];
 
 function request(keyId: string, operation: string, body: unknown): Request {
   return new Request("http://proxy/", {
@@ -41,4 +43,15 @@ Deno.test("a key with a policy is held to it, then served from the stack's datab
   const admin = await handler(request("stack", "PutItem", { TableName: "things", Item: {} }));
   assert.equal(admin.status, 200, "the stack's own key has no policy");
   assert.match(seen[1].authorization!, /Credential=stack\//);
+
+  // A body that is not JSON is DynamoDB's to refuse (SerializationException), as on AWS.
+  const garbled = await handler(
+    new Request("http://proxy/", {
+      method: "POST",
+      headers: request("reader", "Scan", {}).headers,
+      body: "{not json",
+    }),
+  );
+  assert.equal(garbled.status, 200, "passed on to DynamoDB Local");
+  assert.equal(seen[2].body, "{not json");
 });

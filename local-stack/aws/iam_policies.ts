@@ -49,21 +49,33 @@ export const WRITER_RETURN_VALUES: readonly string[] = ["NONE", "UPDATED_OLD"];
 /** The account the stand-in's ARNs are in (DynamoDB Local's own). */
 export const LOCAL_ACCOUNT = "000000000000";
 
-/** What a request acts on: a table, or a table's stream. */
+/**
+ * What a request acts on: a table, one of its indexes (a Query or Scan with `IndexName`:
+ * IAM checks `table/<t>/index/<i>`, which a grant on the table does not cover), or its
+ * stream.
+ */
 export interface Resource {
-  kind: "table" | "stream";
-  /** The table's name (a stream's, its table's). */
+  kind: "table" | "index" | "stream";
+  /** The table's name (an index's or a stream's, its table's). */
   table: string;
-  /** The region of the request's credential scope. */
+  /** The index's name, for kind "index". */
+  index?: string;
+  /** The region of the request's credential scope: a table is another region's ARN. */
+  region: string;
+}
+
+/** A table as a grant names it: a policy's ARNs carry the table's region. */
+export interface GrantedTable {
+  table: string;
   region: string;
 }
 
 /** One Allow statement of an identity's policy. */
 export interface Grant {
   actions: readonly string[];
-  kind: Resource["kind"];
-  /** The tables it is on (their streams, for kind "stream"). */
-  tables: readonly string[];
+  kind: "table" | "stream";
+  /** The tables it is on (their streams, for kind "stream"), each in its region. */
+  tables: readonly GrantedTable[];
   /** ForAllValues:StringEquals on dynamodb:Attributes, per table. */
   attributes?: Readonly<Record<string, readonly string[]>>;
   /** StringEqualsIfExists on dynamodb:ReturnValues. */
@@ -90,7 +102,7 @@ export interface AccessRequest {
 
 /** The Edge Functions' reader: read the synced tables and their streams. */
 export function readerIdentity(tables: readonly TableSpec[]): Identity {
-  const names = tables.map((t) => t.sourceTable);
+  const names = tables.map((t) => ({ table: t.sourceTable, region: t.region }));
   return {
     user: "supabase-reader",
     grants: [
@@ -107,7 +119,7 @@ export function writerIdentity(tables: readonly TableSpec[]): Identity {
     grants: tables.map((spec) => ({
       actions: WRITER_ACTIONS,
       kind: "table" as const,
-      tables: [spec.sourceTable],
+      tables: [{ table: spec.sourceTable, region: spec.region }],
       attributes: { [spec.sourceTable]: writeBackAttributes(spec) },
       returnValues: WRITER_RETURN_VALUES,
     })),
@@ -117,13 +129,18 @@ export function writerIdentity(tables: readonly TableSpec[]): Identity {
 /** The ARN of `resource`, as AWS names it in a refusal. */
 export function resourceArn(resource: Resource): string {
   const table = `arn:aws:dynamodb:${resource.region}:${LOCAL_ACCOUNT}:table/${resource.table}`;
+  if (resource.kind === "index") return `${table}/index/${resource.index}`;
   return resource.kind === "stream" ? `${table}/stream/*` : table;
 }
 
 /** Whether `grant` allows `request` on `resource`, its conditions included. */
 function allows(grant: Grant, request: AccessRequest, resource: Resource): boolean {
   if (!grant.actions.includes(request.action)) return false;
-  if (grant.kind !== resource.kind || !grant.tables.includes(resource.table)) return false;
+  if (grant.kind !== resource.kind) return false;
+  const granted = grant.tables.some((t) =>
+    t.table === resource.table && t.region === resource.region
+  );
+  if (!granted) return false;
   if (grant.attributes) {
     const allowed = grant.attributes[resource.table] ?? [];
     const named = request.attributes?.[resource.table] ?? [];

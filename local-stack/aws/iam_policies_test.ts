@@ -55,6 +55,20 @@ Deno.test("the reader reads the synced tables and their streams, and nothing els
     accessDenied(reader, ask("UpdateItem", { TableName: segments.sourceTable }))!,
     /UpdateItem/,
   );
+  // A policy's ARNs carry the table's region: the same name in another region is not it.
+  assert.match(
+    accessDenied(reader, ask("Scan", { TableName: leads.sourceTable }, "us-east-1"))!,
+    new RegExp(`arn:aws:dynamodb:us-east-1:000000000000:table/${leads.sourceTable} because`),
+  );
+  assert.equal(
+    accessDenied(reader, ask("Scan", { TableName: leads.sourceTable }, leads.region)),
+    null,
+  );
+  // An index is a resource of its own (table/<t>/index/<i>), which the reader is not granted.
+  assert.match(
+    accessDenied(reader, ask("Query", { TableName: segments.sourceTable, IndexName: "byName" }))!,
+    new RegExp(`table/${segments.sourceTable}/index/byName because`),
+  );
 });
 
 Deno.test("the writer updates only its tables' mapped attributes, asking back nothing but the old values", () => {

@@ -92,7 +92,10 @@ export function accessRequest(target: string, body: Body, region: string): Acces
     return { action, resources };
   }
   const tables = tablesOf(operation, body).map(tableName);
-  const resources = tables.map((table): Resource => ({ kind: "table", table, region }));
+  const index = typeof body.IndexName === "string" ? body.IndexName : undefined;
+  const resources = tables.map((table): Resource =>
+    index === undefined ? { kind: "table", table, region } : { kind: "index", table, index, region }
+  );
   if (operation !== "UpdateItem" || tables.length !== 1) return { action, resources };
   return {
     action,

@@ -48,7 +48,7 @@ import { type Isolate, type IsolateLine, IsolatePool } from "./edge_isolates.ts"
 import { admitCall, CallBudget } from "./function_calls.ts";
 import { logLine, spawnIsolate, supervise } from "./isolate_process.ts";
 import { ISOLATES_LOG } from "./isolate_log.ts";
-import { functionsEnvFile, secretProblems } from "./project_secrets.ts";
+import { projectSecrets, secretProblems } from "./project_secrets.ts";
 
 const FUNCTIONS_DIR = join(ROOT, "supabase", "functions");
 const TEST_FUNCTIONS_DIR = join(ROOT, "local-stack", "test-functions");
@@ -115,28 +115,6 @@ let ownUrl: string;
 let callBudget: CallBudget;
 /** The project's secrets, read and checked when the gateway starts. */
 let secrets: Record<string, string>;
-
-/**
- * The project's secrets (`supabase secrets set` on a hosted project), held to the hosted
- * rules when the gateway starts (project_secrets.ts): those of `supabase/functions/.env`
- * when there is one (a function's settings, say `STREAM_CHECK_RUN_CPU_MS`), and the
- * stack's own, which it cannot change.
- */
-function projectSecrets(): Record<string, string> {
-  return {
-    ...functionsEnvFile(),
-    SYNC_DB_URL: stackEnv.POOLER_URL,
-    SYNC_WEBHOOK_SECRET: stackEnv.SYNC_WEBHOOK_SECRET,
-    DYNAMODB_ENDPOINT: stackEnv.DYNAMODB_ENDPOINT,
-    AWS_REGION: stackEnv.AWS_REGION,
-    // The reader's and the write-back's writer's keys, each held by the DynamoDB proxy to
-    // its policy in Terraform (local-stack/aws/iam_policies.ts), as IAM holds them on AWS.
-    AWS_ACCESS_KEY_ID: stackEnv.AWS_READER_ACCESS_KEY_ID,
-    AWS_SECRET_ACCESS_KEY: stackEnv.AWS_READER_SECRET_ACCESS_KEY,
-    WRITE_BACK_AWS_ACCESS_KEY_ID: stackEnv.AWS_WRITER_ACCESS_KEY_ID,
-    WRITE_BACK_AWS_SECRET_ACCESS_KEY: stackEnv.AWS_WRITER_SECRET_ACCESS_KEY,
-  };
-}
 
 /**
  * The environment of a function: the project's secrets, then what Supabase injects,
@@ -327,7 +305,7 @@ function record(line: IsolateLine): void {
 
 if (import.meta.main) {
   stackEnv = readStackEnv();
-  secrets = projectSecrets();
+  secrets = projectSecrets(stackEnv);
   const refused = secretProblems(secrets);
   if (refused.length > 0) {
     console.error(logLine(

@@ -13,7 +13,7 @@
 
 import { existsSync, readFileSync } from "node:fs";
 import { FUNCTIONS_ENV_FILE } from "../config.ts";
-import { parseEnvFile } from "../stack_env.ts";
+import { parseEnvFile, type StackEnv } from "../stack_env.ts";
 
 /** At most this many secrets a project. */
 export const MAX_SECRETS = 100;
@@ -62,4 +62,30 @@ export function functionsEnvFile(file = FUNCTIONS_ENV_FILE): Record<string, stri
       /^(["']).*\1$/.test(value.trim()) ? value.trim().slice(1, -1) : value.trim(),
     ]),
   );
+}
+
+/**
+ * The project's secrets (`supabase secrets set` on a hosted project), held to the hosted
+ * rules when the gateway starts ({@link secretProblems}): those of
+ * `supabase/functions/.env` when there is one (a function's settings, say
+ * `STREAM_CHECK_RUN_CPU_MS`), and the stack's own, which it cannot change. The functions
+ * read DynamoDB with the stack's reader key and the write-back writes with its writer
+ * key, each held by the DynamoDB proxy to its policy in Terraform
+ * (local-stack/aws/iam_policies.ts), as IAM holds them on AWS; never the stack's own.
+ */
+export function projectSecrets(
+  env: StackEnv,
+  file = FUNCTIONS_ENV_FILE,
+): Record<string, string> {
+  return {
+    ...functionsEnvFile(file),
+    SYNC_DB_URL: env.POOLER_URL,
+    SYNC_WEBHOOK_SECRET: env.SYNC_WEBHOOK_SECRET,
+    DYNAMODB_ENDPOINT: env.DYNAMODB_ENDPOINT,
+    AWS_REGION: env.AWS_REGION,
+    AWS_ACCESS_KEY_ID: env.AWS_READER_ACCESS_KEY_ID,
+    AWS_SECRET_ACCESS_KEY: env.AWS_READER_SECRET_ACCESS_KEY,
+    WRITE_BACK_AWS_ACCESS_KEY_ID: env.AWS_WRITER_ACCESS_KEY_ID,
+    WRITE_BACK_AWS_SECRET_ACCESS_KEY: env.AWS_WRITER_SECRET_ACCESS_KEY,
+  };
 }

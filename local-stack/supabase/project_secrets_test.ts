@@ -1,5 +1,10 @@
 import assert from "node:assert/strict";
-import { functionsEnvFile, MAX_SECRET_VALUE_CHARS, secretProblems } from "./project_secrets.ts";
+import {
+  functionsEnvFile,
+  MAX_SECRET_VALUE_CHARS,
+  projectSecrets,
+  secretProblems,
+} from "./project_secrets.ts";
 
 Deno.test("the project's secrets as hosted Supabase takes them pass", () => {
   assert.deepEqual(
@@ -50,4 +55,28 @@ Deno.test("a value of 24,576 characters passes; one more is refused", () => {
   assert.deepEqual(secretProblems({ V: "x".repeat(24_577) }), [
     "V: its value has 24577 characters, at most 24576",
   ]);
+});
+
+Deno.test("the functions get the stack's reader and writer keys, never its own unrestricted one", () => {
+  const env = {
+    POOLER_URL: "postgresql://pooler",
+    SYNC_WEBHOOK_SECRET: "whsec_x",
+    DYNAMODB_ENDPOINT: "http://dynamo",
+    AWS_REGION: "us-east-1",
+    AWS_ACCESS_KEY_ID: "local",
+    AWS_SECRET_ACCESS_KEY: "local-secret",
+    AWS_READER_ACCESS_KEY_ID: "localreader",
+    AWS_READER_SECRET_ACCESS_KEY: "reader-secret",
+    AWS_WRITER_ACCESS_KEY_ID: "localwriter",
+    AWS_WRITER_SECRET_ACCESS_KEY: "writer-secret",
+  } as Parameters<typeof projectSecrets>[0];
+  const secrets = projectSecrets(env, "/nonexistent/.env");
+  assert.equal(secrets.AWS_ACCESS_KEY_ID, "localreader");
+  assert.equal(secrets.AWS_SECRET_ACCESS_KEY, "reader-secret");
+  assert.equal(secrets.WRITE_BACK_AWS_ACCESS_KEY_ID, "localwriter");
+  assert.equal(secrets.WRITE_BACK_AWS_SECRET_ACCESS_KEY, "writer-secret");
+  assert.ok(
+    !Object.values(secrets).includes("local") && !Object.values(secrets).includes("local-secret"),
+    "the stack's own key is no function's",
+  );
 });
