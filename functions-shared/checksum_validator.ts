@@ -338,7 +338,8 @@ export async function validateTable(
           return repaired;
         } catch (error) {
           // A read of the repair throttled (or a 5xx) after the client's retries: the
-          // repair is read and applied again whole from the heartbeat (it is idempotent).
+          // heartbeat goes on from the keys not yet recorded as applied (repair_read; a
+          // key applied again is a no-op).
           if (!isTransientRead(error as Error)) throw error;
           log(
             `${spec.targetTable}: validation run ${run}: its repair's read failed: ${
@@ -440,8 +441,8 @@ async function repairAndRevalidate(
       // one key at least, every key read applied: the next request goes on from there.
       await deps.sql.begin(async (tx) => {
         await tx`select sync.hold_validation(${run}, ${worker})`;
-        await tx`update public.sync_checksums set repair_read = repair_read + ${error.done}
-                 where id = ${run}`;
+        await tx`update public.sync_checksums set repair_read = ${repairRead + error.done}
+                 where id = ${run} and repair_read = ${repairRead}`;
       });
       deps.log?.(
         `${spec.targetTable}: validation run ${run}: repaired ${repairRead + error.done} of ` +

@@ -340,8 +340,9 @@ export function runsDb(options: RunsOptions = {}) {
     if (t.startsWith("select compared_at")) {
       return [{ compared_at: SEEN, repair_read: runOf(v[0]).repairRead }];
     }
-    if (t.includes("set repair_read = repair_read + ")) {
-      runOf(v[1]).repairRead += Number(v[0]);
+    if (t.includes("set repair_read = ")) {
+      const run = runOf(v[1]);
+      if (run.repairRead === Number(v[2])) run.repairRead = Number(v[0]);
       return [];
     }
     if (t.includes("set phase = 'report'")) {
