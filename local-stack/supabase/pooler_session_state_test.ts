@@ -34,21 +34,40 @@ const SESSION_STATE: [RegExp, string][] = [
   [/[`'";]\s*prepare\s+\w+\s*(\(|as\b)/i, "a prepared statement (PREPARE)"],
 ];
 
-/** A session SET in a function's SQL text (SQL functions' own `set` clauses are theirs). */
-const SESSION_SET = /[`'"]\s*set\s+(session\s+)?(?!local\b)[a-z_]+(\.[a-z_]+)?\s*(=|to)\s/i;
+/**
+ * A session SET in SQL text that TypeScript sends: a string that begins with SET, but SET
+ * LOCAL (a setting, ROLE, TIME ZONE or SESSION AUTHORIZATION).
+ */
+const SESSION_SET =
+  /[`'"]\s*set\s+(session\s+)?(?!local\b)(role\b|time\s+zone\b|session\s+authorization\b|"?[a-z_]+("?\.\w+)?"?\s*(=|to\b))/i;
+
+/**
+ * A session SET as a statement of a SQL function's body (after a `;`, BEGIN, THEN, ELSE
+ * or LOOP; an UPDATE's SET follows its table), string literals and comments left out. A
+ * function's own `set` clause lasts for its call alone.
+ */
+const BODY_SET =
+  /(;|\bbegin|\bthen|\belse|\bloop)\s+set\s+(session\s+)?(?!local\b)(role\b|time\s+zone\b|session\s+authorization\b|"?[a-z_]+("?\.\w+)?"?\s*(=|to\b))/i;
+
+/** SQL without its string literals and comments. */
+function sqlCode(text: string): string {
+  return text.replace(/'(?:[^']|'')*'/g, "''").replace(/--[^\n]*/g, "");
+}
 
 function sources(): { file: string; text: string; typescript: boolean }[] {
   const inDir = (dir: string, keep: (name: string) => boolean) =>
-    readdirSync(join(ROOT, dir)).filter(keep).map((name) => ({
+    readdirSync(join(ROOT, dir), { recursive: true }).map(String).filter(keep).map((name) => ({
       file: `${dir}/${name}`,
       text: readFileSync(join(ROOT, dir, name), "utf8"),
       typescript: name.endsWith(".ts"),
     }));
+  const code = (n: string) =>
+    n.endsWith(".ts") && !n.endsWith("_test.ts") && !n.endsWith("_fakes.ts");
   return [
-    ...inDir(
-      "functions-shared",
-      (n) => n.endsWith(".ts") && !n.endsWith("_test.ts") && !n.endsWith("_fakes.ts"),
-    ),
+    // The functions' SQL (the export loads' too: scripts/backfill.ts sends it through
+    // functions-shared).
+    ...inDir("functions-shared", code),
+    ...inDir("supabase/functions", code),
     // A migration's own statements run on a direct connection (db push); the bodies of
     // the functions it defines run through the pooler.
     ...inDir("supabase/migrations", (n) => n.endsWith(".sql")),
@@ -60,9 +79,9 @@ Deno.test("nothing that runs through the pooler keeps state past its transaction
   for (const { file, text, typescript } of sources()) {
     const patterns: [RegExp, string][] = typescript
       ? [...SESSION_STATE, [SESSION_SET, "a session SET (use SET LOCAL)"]]
-      : SESSION_STATE;
+      : [...SESSION_STATE, [BODY_SET, "a session SET in a function's body (use SET LOCAL)"]];
     for (const [pattern, what] of patterns) {
-      const match = pattern.exec(text);
+      const match = pattern.exec(typescript ? text : sqlCode(text));
       if (match) found.push(`${file}: ${what}: ${match[0].trim()}`);
     }
   }
@@ -78,8 +97,36 @@ Deno.test("the check finds each form of session state", () => {
     "`prepare q as select 1`",
   ];
   samples.forEach((sample, i) => assert.match(sample, SESSION_STATE[i][0], sample));
-  assert.match("`set statement_timeout = 0`", SESSION_SET);
+  for (
+    const sample of [
+      "`set statement_timeout = 0`",
+      "`set lock_timeout='5s'`",
+      "`set role authenticated`",
+      "`set session authorization x`",
+      "`set time zone 'UTC'`",
+      '`set "sync.write_back_skip" to on`',
+    ]
+  ) assert.match(sample, SESSION_SET, sample);
   assert.doesNotMatch("`set local synchronous_commit = off`", SESSION_SET);
+  for (
+    const sample of [
+      "begin set search_path = x;",
+      "x := 1; set role postgres;",
+      "then set x.y to 1",
+    ]
+  ) {
+    assert.match(sample, BODY_SET, sample);
+  }
+  for (
+    const fine of [
+      "update t\n set x = 1;",
+      "begin set local x = 1;",
+      "language sql set search_path = ''",
+    ]
+  ) {
+    assert.doesNotMatch(sqlCode(fine), BODY_SET, fine);
+  }
+  assert.doesNotMatch(sqlCode("select 'no; set it to 24 hours'"), BODY_SET);
   for (
     const fine of [
       "select pg_advisory_xact_lock(1)",
