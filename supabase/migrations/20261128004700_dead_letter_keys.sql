@@ -11,10 +11,11 @@
 -- before it went to the on-failure queue.
 --
 -- The key is indexed by a hash instead (an entry of a few bytes, whatever the key), over
--- every dead letter that names one: the backfill's sweep, which spares a key with an
--- open dead letter or one seen again since the backfill started, looks letters up by
--- their key whether replayed or not, which the partial index on open ones could not
--- serve (every chunk of a sweep read the whole table).
+-- every dead letter that names one: the backfill's sweep, which spares a key with a
+-- letter seen again since the backfill started (open or replayed;
+-- 20261128003600_sweep_in_chunks.sql), looks letters up by their key whether replayed or
+-- not, which the partial index on open ones could not serve (every chunk of a sweep read
+-- the whole table).
 
 select set_config('lock_timeout', '5s', true);
 

@@ -21,3 +21,9 @@ alter table public.sync_checksums
   add column repair_read integer not null default 0 check (repair_read >= 0);
 comment on column public.sync_checksums.repair_read is
   'How many of the run''s divergent keys (missing, unexpected, different, in that order) its repair read again and applied.';
+
+-- The dead letters' key, as the backfill's sweep reads it since it keeps only a key whose
+-- letter it met again (20261128003600_sweep_in_chunks.sql); the column is defined in
+-- 20261128000400_dead_letters.sql, whose comment said any open letter kept its key.
+comment on column sync.dead_letters.row_key is
+  'The target row''s key, when the record names one; a backfill keeps the row of a key whose letter it recorded again (the item alive but unmappable).';
