@@ -9,6 +9,7 @@
 
 import type { ValidatorDeps } from "./checksum_validator.ts";
 import type { Divergence } from "./validator_compare.ts";
+import type { RowKey } from "./validator_plan.ts";
 import { byTargetTable } from "./table_registry.ts";
 import {
   fakeClock,
@@ -77,6 +78,11 @@ export interface RunsOptions {
   turns?: { wait_ms: number; units: number }[];
   /** Awaited before each statement is answered (a slow statement, to order events). */
   beforeAnswer?: (s: Statement) => Promise<void>;
+  /**
+   * The keys `sync.keys_changed_since` finds changed since `since` (an ISO instant)
+   * among `keys`; none by default.
+   */
+  movedOn?: (keys: RowKey[], since: string) => RowKey[];
 }
 
 /** A fake database of validation runs; runs created get ids from 42. */
@@ -290,6 +296,10 @@ export function runsDb(options: RunsOptions = {}) {
       }];
     }
     if (t.startsWith("delete from sync.checksum_items")) return [];
+    if (t.includes("sync.keys_changed_since(")) {
+      const moved = options.movedOn?.(JSON.parse(String(v[1])), String(v[2])) ?? [];
+      return moved.map((row_key) => ({ row_key }));
+    }
     if (t.includes("from sync.compare_checksum(")) {
       const run = runOf(v[0]);
       const keys = (JSON.parse(String(v[2])) as unknown[]).map((k) => JSON.stringify(k));

@@ -18,7 +18,7 @@ import {
   emptyChunk,
   MAX_POINT_READ_PAGES,
   PartitionTooLarge,
-  pointRead,
+  pointReadAt,
   stage,
 } from "./validator_source.ts";
 import { realPacing, SCAN_ROUNDS, ScanGaveUp, withBackoff } from "./scan_pacing.ts";
@@ -46,7 +46,7 @@ async function readAgain(deps: ValidatorDeps, spec: TableSpec, run: number, key:
   } again`;
   try {
     return await withBackoff(
-      () => pointRead(deps, spec, key, { maxPages: MAX_POINT_READ_PAGES }),
+      () => pointReadAt(deps, spec, key, { maxPages: MAX_POINT_READ_PAGES }),
       (error, waitMs) =>
         deps.log?.(
           `${where}: ${error.name}: ${error.message} after the client's retries; trying ` +
@@ -148,6 +148,11 @@ export async function recheckLook(
   if (looked === "report") return "report";
   let read = cursor?.recheck_keys ? cursor.recheck_read : 0;
   let readThisRequest = 0;
+  // An instant, on DynamoDB's clock, after every read of the look's keys: after this
+  // request's reads, and so after those of the requests before it. Unknown when this
+  // request read none, or an answer had no Date.
+  let readBefore: Date | undefined;
+  let readBeforeKnown = true;
   const pace = lookPace(deps, async () => {
     await deps.sql`select sync.renew_validation(${run}, ${worker})`;
   });
@@ -171,7 +176,9 @@ export async function recheckLook(
       }
       const key = looked[read + chunk.keys.length];
       try {
-        const items = await readAgain(deps, spec, run, key);
+        const { items, readBefore: before } = await readAgain(deps, spec, run, key);
+        if (before === undefined) readBeforeKnown = false;
+        else if (readBefore === undefined || before > readBefore) readBefore = before;
         addToChunk(deps, spec, chunk, key, items);
         await pace(items);
       } catch (error) {
@@ -222,6 +229,9 @@ export async function recheckLook(
     await (deps.pause ?? realPacing.sleep)(share * (deps.settleMs ?? 1_000));
     still = await compareLooked(deps, spec, run, still.map((d) => d.key));
   }
+  if (lastLook && still.length > 0 && readThisRequest > 0 && readBeforeKnown && readBefore) {
+    still = await withoutKeysMovedOn(deps, spec, run, worker, still, readBefore);
+  }
   const pick = (kind: Divergence["kind"]) =>
     JSON.stringify(still.filter((d) => d.kind === kind).map((d) => d.key));
   const [{ phase }] = await deps.sql.begin(async (tx) => {
@@ -250,6 +260,57 @@ export async function recheckLook(
  * the request no CPU.
  */
 export const CATCH_UP_SHARES = [0.25, 0.5, 1];
+
+/**
+ * How many settle pauses the last look waits, at most, for the stream to show a change
+ * made after its reads to the keys that still differ: such a change is stamped a second
+ * or more after them (the stream's time is floored to the second, as the reads' bound is)
+ * and reaches the target after the stream's lag. A key that differs for a lost change
+ * waits them all (5 s at the default settle pause), then is reported.
+ */
+export const MOVED_ON_PAUSES = 5;
+
+/**
+ * The keys that still differ after the last look's compares, but those whose row (or
+ * tombstone, or a collapsed table's observation) the stream changed after they were read
+ * (`sync.keys_changed_since`: stamped at or after `readBefore`, an instant after every
+ * read of the look, plus the stream clock's granularity). Such a key changes faster than
+ * the stream's lag varies, so its row never shows the version read; but the row holds a
+ * change made after the read, written whole from the stream's new image, so a change
+ * lost before it would no longer show either. It is not reported. Asks after each settle
+ * pause, up to {@link MOVED_ON_PAUSES}, comparing once more before.
+ */
+async function withoutKeysMovedOn(
+  deps: ValidatorDeps,
+  spec: TableSpec,
+  run: number,
+  worker: string,
+  still: Divergence[],
+  readBefore: Date,
+): Promise<Divergence[]> {
+  let left = still;
+  let movedOn = 0;
+  for (let pause = 0; pause < MOVED_ON_PAUSES && left.length > 0; pause++) {
+    await deps.sql`select sync.renew_validation(${run}, ${worker})`;
+    await (deps.pause ?? realPacing.sleep)(deps.settleMs ?? 1_000);
+    left = await compareLooked(deps, spec, run, left.map((d) => d.key));
+    if (left.length === 0) break;
+    const moved = await deps.sql<{ row_key: RowKey }[]>`
+      select row_key from sync.keys_changed_since(${spec.targetTable},
+        ${JSON.stringify(left.map((d) => d.key))}::text::jsonb, ${readBefore.toISOString()})`;
+    const texts = new Set(moved.map((m) => rowKeyText(m.row_key)));
+    movedOn += moved.length;
+    left = left.filter((d) => !texts.has(rowKeyText(d.key)));
+  }
+  if (movedOn > 0) {
+    deps.log?.(
+      `validation run ${run} of ${spec.targetTable}: ${movedOn} of the keys that still ` +
+        "differ were changed by the stream after they were read again (they change faster " +
+        "than the stream lags): not reported",
+    );
+  }
+  return left;
+}
 
 /**
  * The looked keys (or some of them) compared with the target (`sync.compare_checksum`

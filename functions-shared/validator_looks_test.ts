@@ -8,7 +8,13 @@ import assert from "node:assert/strict";
 import { byTargetTable } from "./table_registry.ts";
 import { compareSlices } from "./validator_compare.ts";
 import { compareDeps as deps, comparingRun as comparing, runsDb } from "./validator_fakes.ts";
-import { CATCH_UP_SHARES, RECHECK_CHUNK_KEYS, recheckLook } from "./validator_looks.ts";
+import {
+  CATCH_UP_SHARES,
+  MOVED_ON_PAUSES,
+  RECHECK_CHUNK_KEYS,
+  recheckLook,
+} from "./validator_looks.ts";
+import { fakeDynamo, type SentCommand } from "./testing_fakes.ts";
 
 const segments = byTargetTable("firespring_segments")!;
 const key = (id: string) => ({ segment_id: id });
@@ -222,4 +228,71 @@ Deno.test("a look reads each key once: an unmappable item's key that also differ
     [key("k"), key("u1"), key("u2")],
     "the divergent key first, each key once, at most maxKeys",
   );
+});
+
+Deno.test("the last look leaves out a key the stream changed after it was read; one it did not change is reported", async () => {
+  // Both differ at every compare: "hot" changes faster than the stream lags, "lost" lost a
+  // change. The reads' answers carry DynamoDB's Date (truncated to the second).
+  const serverMs = Date.parse("2026-12-01T10:00:07Z");
+  const asked: { keys: string[]; since: string }[] = [];
+  const db = runsDb({
+    divergent: () => [
+      { kind: "different" as const, key: key("hot") },
+      { kind: "different" as const, key: key("lost") },
+    ],
+    movedOn: (keys, since) => {
+      asked.push({ keys: keys.map((k) => String(k.segment_id)), since });
+      return keys.filter((k) => k.segment_id === "hot");
+    },
+  });
+  const run = comparing(db);
+  const pauses: number[] = [];
+  const lines: string[] = [];
+  const d = {
+    ...deps(db),
+    dynamo: fakeDynamo((c: SentCommand) => ({
+      Item: { ...(c.input.Key as object), value: { N: "1" } },
+      $metadata: { clock: { serverMs, roundTripMs: 5 } },
+    })).dynamo,
+    settleMs: 1_000,
+    pause: (ms: number) => (pauses.push(ms), Promise.resolve()),
+    log: (line: string) => lines.push(line),
+  };
+  await compareSlices(d, 7, "w1", () => false);
+  assert.equal(await recheckLook(d, segments, 7, "w1", 200), "recheck");
+  assert.equal(await recheckLook(d, segments, 7, "w1", 200), "recheck");
+  assert.equal(asked.length, 0, "the first looks report no key, and ask nothing");
+  assert.equal(await recheckLook(d, segments, 7, "w1", 200), "report");
+  assert.deepEqual(run.different, [key("lost")], "only the key the stream did not move on");
+  assert.deepEqual(asked[0], {
+    keys: ["hot", "lost"],
+    since: "2026-12-01T10:00:08.000Z",
+  }, "asked of both, since a second after the reads' Date");
+  assert.deepEqual(
+    asked.slice(1).map((a) => a.keys),
+    Array(MOVED_ON_PAUSES - 1).fill(["lost"]),
+    "then of the one left, after each pause, until the pauses run out",
+  );
+  assert.deepEqual(
+    pauses.slice(-MOVED_ON_PAUSES),
+    Array(MOVED_ON_PAUSES).fill(1_000),
+    "a settle pause before each",
+  );
+  assert.ok(
+    lines.some((l) => l.includes("1 of the keys that still differ were changed by the stream")),
+  );
+});
+
+Deno.test("reads whose answers carry no Date give no bound: every key that still differs is reported", async () => {
+  let asked = 0;
+  const db = runsDb({
+    divergent: () => [{ kind: "different" as const, key: key("hot") }],
+    movedOn: (keys) => (asked++, keys),
+  });
+  const run = comparing(db);
+  const d = deps(db);
+  await compareSlices(d, 7, "w1", () => false);
+  for (let look = 0; look < 3; look++) await recheckLook(d, segments, 7, "w1", 200);
+  assert.deepEqual(run.different, [key("hot")]);
+  assert.equal(asked, 0);
 });

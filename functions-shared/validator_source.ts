@@ -429,14 +429,16 @@ export async function pointRead(
 /**
  * {@link pointRead}, with the read's stamp: its first answer's `Date` less the round
  * trip, on DynamoDB's clock and no later than any of its reads (read_stamp.ts), which a
- * repair positions its changes at.
+ * repair positions its changes at; and `readBefore`, an instant on that clock after all
+ * of them: its last answer's `Date` (written after the read, truncated to the second)
+ * plus a second; undefined when an answer had no `Date`.
  */
 export async function pointReadAt(
   deps: ValidatorDeps,
   spec: TableSpec,
   key: RowKey,
   options: { maxPages?: number } = {},
-): Promise<{ items: Item[]; readAt: Date }> {
+): Promise<{ items: Item[]; readAt: Date; readBefore?: Date }> {
   const maxPages = options.maxPages ?? Infinity;
   const client = deps.dynamo(spec.region);
   const sourceKey = pointReadKey(spec, key);
@@ -445,13 +447,18 @@ export async function pointReadAt(
     const { Item, $metadata } = await client.send(
       new GetItemCommand({ TableName: spec.sourceTable, Key: sourceKey, ConsistentRead: true }),
     );
-    return { items: Item ? [Item] : [], readAt: pageStamp(sentAt, $metadata?.clock) };
+    return {
+      items: Item ? [Item] : [],
+      readAt: pageStamp(sentAt, $metadata?.clock),
+      readBefore: afterRead($metadata?.clock),
+    };
   }
   const [hash] = Object.keys(sourceKey);
   const items: Item[] = [];
   let start: Item | undefined;
   let pages = 0;
   let readAt: Date | undefined;
+  let readBefore: Date | undefined;
   do {
     const page = await client.send(
       new QueryCommand({
@@ -464,6 +471,7 @@ export async function pointReadAt(
       }),
     );
     readAt ??= pageStamp(sentAt, page.$metadata?.clock);
+    readBefore = afterRead(page.$metadata?.clock);
     items.push(...(page.Items ?? []));
     start = page.LastEvaluatedKey;
     pages++;
@@ -475,5 +483,10 @@ export async function pointReadAt(
       );
     }
   } while (start);
-  return { items, readAt: readAt! };
+  return { items, readAt: readAt!, readBefore };
+}
+
+/** An instant after the read an answer with `reading` answered: its `Date` plus a second. */
+function afterRead(reading: { serverMs: number } | undefined): Date | undefined {
+  return reading ? new Date(reading.serverMs + 1000) : undefined;
 }

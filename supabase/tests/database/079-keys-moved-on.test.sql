@@ -1,0 +1,59 @@
+-- The keys the stream changed after a validation's look read them
+-- (20261128005100_keys_moved_on.sql): a row, a tombstone or a collapsed table's
+-- observation stamped at or after the read's bound plus the clock's granularity, each
+-- key by its primary key; not one stamped before, nor a key the sync never held.
+set client_min_messages = warning;
+begin;
+select plan(6);
+
+delete from sync.tombstones where target_table in ('toledo_dashboard', 'firespring_visitors');
+delete from public.toledo_dashboard;
+delete from sync.observations where target_table = 'firespring_visitors';
+delete from public.firespring_visitors;
+
+-- Read before 10:00:10 (an instant after the look's reads): granularity 1 s.
+select sync.merge_changes('toledo_dashboard', jsonb_build_array(
+  jsonb_build_object('op', 'upsert', 'row', '{"pk": "p", "sk": "after", "metrics": {}, "dashboard_data": {}}'::jsonb,
+    'seq', '10', 'changed_at', '2026-02-06T10:00:11Z', 'source', 'stream'),
+  jsonb_build_object('op', 'upsert', 'row', '{"pk": "p", "sk": "edge", "metrics": {}, "dashboard_data": {}}'::jsonb,
+    'seq', '11', 'changed_at', '2026-02-06T10:00:10.5Z', 'source', 'stream'),
+  jsonb_build_object('op', 'upsert', 'row', '{"pk": "p", "sk": "gone", "metrics": {}, "dashboard_data": {}}'::jsonb,
+    'seq', '12', 'changed_at', '2026-02-06T10:00:01Z', 'source', 'stream'),
+  jsonb_build_object('op', 'delete', 'row', '{"pk": "p", "sk": "gone"}'::jsonb,
+    'seq', '13', 'changed_at', '2026-02-06T10:00:12Z', 'source', 'stream')));
+
+select results_eq(
+  $$select row_key ->> 'sk' from sync.keys_changed_since('toledo_dashboard',
+      '[{"pk": "p", "sk": "after"}, {"pk": "p", "sk": "edge"}, {"pk": "p", "sk": "gone"},
+        {"pk": "p", "sk": "never"}]'::jsonb, '2026-02-06T10:00:10Z') order by 1$$,
+  $$values ('after'::text), ('gone')$$,
+  'a row changed a second or more after the bound, and a key deleted then; not one changed within the second, nor one never held'
+);
+select is((select count(*)::int from sync.keys_changed_since('toledo_dashboard',
+      '[{"pk": "p", "sk": "after"}]'::jsonb, '2026-02-06T10:00:10.001Z')),
+  0, 'a change stamped less than the granularity after the bound is not surely after the read');
+
+-- A collapsed table: an observation after the bound moves the key on, its row too.
+select sync.merge_changes('firespring_visitors', jsonb_build_array(
+  jsonb_build_object('op', 'upsert', 'row', '{"visitor_id": "v1", "page_views": 1, "session_data": {}}'::jsonb,
+    'seq', '20', 'changed_at', '2026-02-06T10:00:01Z', 'source', 'stream', 'range_key', 100),
+  jsonb_build_object('op', 'upsert', 'row', '{"visitor_id": "v2", "page_views": 1, "session_data": {}}'::jsonb,
+    'seq', '21', 'changed_at', '2026-02-06T10:00:01Z', 'source', 'stream', 'range_key', 100),
+  jsonb_build_object('op', 'upsert', 'row', '{"visitor_id": "v2", "page_views": 2, "session_data": {}}'::jsonb,
+    'seq', '22', 'changed_at', '2026-02-06T10:00:30Z', 'source', 'stream', 'range_key', 50)));
+select results_eq(
+  $$select row_key ->> 'visitor_id' from sync.keys_changed_since('firespring_visitors',
+      '[{"visitor_id": "v1"}, {"visitor_id": "v2"}]'::jsonb, '2026-02-06T10:00:10Z')$$,
+  $$values ('v2'::text)$$,
+  'a visitor with an observation after the bound (an older session, the row unchanged), not one without'
+);
+
+select throws_ok($$select * from sync.keys_changed_since('nope', '[]'::jsonb, now())$$,
+  '22023', 'sync.keys_changed_since: nope is not a target table', 'an unknown table is named');
+select is((select count(*)::int from sync.keys_changed_since('toledo_dashboard', '[]'::jsonb, now())),
+  0, 'no keys, none');
+select ok(not has_function_privilege('anon', 'sync.keys_changed_since(text, jsonb, timestamptz)', 'execute'),
+  'not callable by anon');
+
+select * from finish();
+rollback;
