@@ -296,8 +296,8 @@ async function withoutKeysMovedOn(
     left = await compareLooked(deps, spec, run, left.map((d) => d.key));
     if (left.length === 0) break;
     const moved = await deps.sql<{ row_key: RowKey }[]>`
-      select row_key from sync.keys_changed_since(${spec.targetTable},
-        ${JSON.stringify(left.map((d) => d.key))}::text::jsonb, ${readBefore.toISOString()})`;
+      select k as row_key from sync.keys_changed_since(${spec.targetTable},
+        ${JSON.stringify(left.map((d) => d.key))}::text::jsonb, ${readBefore.toISOString()}) k`;
     const texts = new Set(moved.map((m) => rowKeyText(m.row_key)));
     movedOn += moved.length;
     left = left.filter((d) => !texts.has(rowKeyText(d.key)));

@@ -19,7 +19,7 @@ select set_config('lock_timeout', '5s', true);
 -- "Verification"), and its row holds a change made after the read. Each key by its
 -- primary key (a key among the table's millions is a probe, not a scan).
 create function sync.keys_changed_since(p_target text, p_keys jsonb, p_since timestamptz)
-returns table (row_key jsonb)
+returns setof jsonb
 language plpgsql stable set search_path = ''
 as $fn$
 declare

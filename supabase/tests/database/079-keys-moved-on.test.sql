@@ -23,9 +23,9 @@ select sync.merge_changes('toledo_dashboard', jsonb_build_array(
     'seq', '13', 'changed_at', '2026-02-06T10:00:12Z', 'source', 'stream')));
 
 select results_eq(
-  $$select row_key ->> 'sk' from sync.keys_changed_since('toledo_dashboard',
+  $$select k ->> 'sk' from sync.keys_changed_since('toledo_dashboard',
       '[{"pk": "p", "sk": "after"}, {"pk": "p", "sk": "edge"}, {"pk": "p", "sk": "gone"},
-        {"pk": "p", "sk": "never"}]'::jsonb, '2026-02-06T10:00:10Z') order by 1$$,
+        {"pk": "p", "sk": "never"}]'::jsonb, '2026-02-06T10:00:10Z') k order by 1$$,
   $$values ('after'::text), ('gone')$$,
   'a row changed a second or more after the bound, and a key deleted then; not one changed within the second, nor one never held'
 );
@@ -42,8 +42,8 @@ select sync.merge_changes('firespring_visitors', jsonb_build_array(
   jsonb_build_object('op', 'upsert', 'row', '{"visitor_id": "v2", "page_views": 2, "session_data": {}}'::jsonb,
     'seq', '22', 'changed_at', '2026-02-06T10:00:30Z', 'source', 'stream', 'range_key', 50)));
 select results_eq(
-  $$select row_key ->> 'visitor_id' from sync.keys_changed_since('firespring_visitors',
-      '[{"visitor_id": "v1"}, {"visitor_id": "v2"}]'::jsonb, '2026-02-06T10:00:10Z')$$,
+  $$select k ->> 'visitor_id' from sync.keys_changed_since('firespring_visitors',
+      '[{"visitor_id": "v1"}, {"visitor_id": "v2"}]'::jsonb, '2026-02-06T10:00:10Z') k$$,
   $$values ('v2'::text)$$,
   'a visitor with an observation after the bound (an older session, the row unchanged), not one without'
 );
