@@ -153,6 +153,8 @@ export async function recheckLook(
   // request read none, or an answer had no Date.
   let readBefore: Date | undefined;
   let readBeforeKnown = true;
+  // The first of this request's reads began no earlier than this (on DynamoDB's clock).
+  let readFrom: Date | undefined;
   const pace = lookPace(deps, async () => {
     await deps.sql`select sync.renew_validation(${run}, ${worker})`;
   });
@@ -176,9 +178,10 @@ export async function recheckLook(
       }
       const key = looked[read + chunk.keys.length];
       try {
-        const { items, readBefore: before } = await readAgain(deps, spec, run, key);
+        const { items, readAt, readBefore: before } = await readAgain(deps, spec, run, key);
         if (before === undefined) readBeforeKnown = false;
         else if (readBefore === undefined || before > readBefore) readBefore = before;
+        if (readFrom === undefined || readAt < readFrom) readFrom = readAt;
         addToChunk(deps, spec, chunk, key, items);
         await pace(items);
       } catch (error) {
@@ -229,8 +232,11 @@ export async function recheckLook(
     await (deps.pause ?? realPacing.sleep)(share * (deps.settleMs ?? 1_000));
     still = await compareLooked(deps, spec, run, still.map((d) => d.key));
   }
-  if (lastLook && still.length > 0 && readThisRequest > 0 && readBeforeKnown && readBefore) {
-    still = await withoutKeysMovedOn(deps, spec, run, worker, still, readBefore);
+  if (
+    lastLook && still.length > 0 && readThisRequest > 0 && readBeforeKnown && readBefore &&
+    readFrom
+  ) {
+    still = await withoutKeysMovedOn(deps, spec, run, worker, still, { readFrom, readBefore });
   }
   const pick = (kind: Divergence["kind"]) =>
     JSON.stringify(still.filter((d) => d.kind === kind).map((d) => d.key));
@@ -265,8 +271,10 @@ export const CATCH_UP_SHARES = [0.25, 0.5, 1];
  * How many settle pauses the last look waits, at most, for the stream to show a change
  * made after its reads to the keys that still differ: such a change is stamped a second
  * or more after them (the stream's time is floored to the second, as the reads' bound is)
- * and reaches the target after the stream's lag. A key that differs for a lost change
- * waits them all (5 s at the default settle pause), then is reported.
+ * and reaches the target after the stream's lag. Only a key the stream is changing waits
+ * (one stamped since the reads began); one it changes no more waits them all (5 s at the
+ * default settle pause), then is reported. A key left behind by a lost change, untouched
+ * since, is reported at once.
  */
 export const MOVED_ON_PAUSES = 5;
 
@@ -286,21 +294,30 @@ async function withoutKeysMovedOn(
   run: number,
   worker: string,
   still: Divergence[],
-  readBefore: Date,
+  reads: { readFrom: Date; readBefore: Date },
 ): Promise<Divergence[]> {
-  let left = still;
+  const changedSince = async (keys: Divergence[], since: Date) => {
+    const found = await deps.sql<{ row_key: RowKey }[]>`
+      select k as row_key from sync.keys_changed_since(${spec.targetTable},
+        ${JSON.stringify(keys.map((d) => d.key))}::text::jsonb, ${since.toISOString()}) k`;
+    return new Set(found.map((m) => rowKeyText(m.row_key)));
+  };
+  // Only a key the stream is changing is waited for: one stamped since about when the
+  // reads began (their start less two seconds, the granularity added by the function).
+  // A key left behind by a lost change has a row no stream record touches any more: it
+  // is reported at once, with no pause.
+  const moving = await changedSince(still, new Date(reads.readFrom.getTime() - 2_000));
+  const settled = still.filter((d) => !moving.has(rowKeyText(d.key)));
+  let left = still.filter((d) => moving.has(rowKeyText(d.key)));
   let movedOn = 0;
   for (let pause = 0; pause < MOVED_ON_PAUSES && left.length > 0; pause++) {
     await deps.sql`select sync.renew_validation(${run}, ${worker})`;
     await (deps.pause ?? realPacing.sleep)(deps.settleMs ?? 1_000);
     left = await compareLooked(deps, spec, run, left.map((d) => d.key));
     if (left.length === 0) break;
-    const moved = await deps.sql<{ row_key: RowKey }[]>`
-      select k as row_key from sync.keys_changed_since(${spec.targetTable},
-        ${JSON.stringify(left.map((d) => d.key))}::text::jsonb, ${readBefore.toISOString()}) k`;
-    const texts = new Set(moved.map((m) => rowKeyText(m.row_key)));
-    movedOn += moved.length;
-    left = left.filter((d) => !texts.has(rowKeyText(d.key)));
+    const moved = await changedSince(left, reads.readBefore);
+    movedOn += left.filter((d) => moved.has(rowKeyText(d.key))).length;
+    left = left.filter((d) => !moved.has(rowKeyText(d.key)));
   }
   if (movedOn > 0) {
     deps.log?.(
@@ -309,7 +326,7 @@ async function withoutKeysMovedOn(
         "than the stream lags): not reported",
     );
   }
-  return left;
+  return [...settled, ...left];
 }
 
 /**
