@@ -356,6 +356,8 @@ export type Database = {
           "progress_at": string | null;
           "recheck_keys": Json | null;
           "recheck_read": number;
+          "recheck_read_before": string | null;
+          "recheck_read_from": string | null;
           "repair_read": number;
           "repair_requested": boolean;
           "repaired": boolean;
@@ -391,6 +393,8 @@ export type Database = {
           "progress_at"?: string | null;
           "recheck_keys"?: Json | null;
           "recheck_read"?: number;
+          "recheck_read_before"?: string | null;
+          "recheck_read_from"?: string | null;
           "repair_read"?: number;
           "repair_requested"?: boolean;
           "repaired"?: boolean;
@@ -425,6 +429,8 @@ export type Database = {
           "progress_at"?: string | null;
           "recheck_keys"?: Json | null;
           "recheck_read"?: number;
+          "recheck_read_before"?: string | null;
+          "recheck_read_from"?: string | null;
           "repair_read"?: number;
           "repair_requested"?: boolean;
           "repaired"?: boolean;

@@ -41,6 +41,9 @@ export interface FakeRun {
   /** The look under way: its keys (null between looks) and how many were read again. */
   recheckKeys: unknown[] | null;
   recheckRead: number;
+  /** The look's reads' bounds (recheck_read_from, recheck_read_before), ISO or infinity. */
+  recheckReadFrom?: string | null;
+  recheckReadBefore?: string | null;
   /** How many of its divergent keys its repair read again and applied (repair_read). */
   repairRead: number;
   match?: boolean;
@@ -320,6 +323,7 @@ export function runsDb(options: RunsOptions = {}) {
       compares.delete(run.id);
       run.recheckKeys = null;
       run.recheckRead = 0;
+      run.recheckReadFrom = run.recheckReadBefore = null;
       run.phase = run.looks >= Number(v[3]) || Number(v[4]) === 0 ? "report" : "recheck";
       return [{ phase: run.phase }];
     }
@@ -397,6 +401,7 @@ export function runsDb(options: RunsOptions = {}) {
       const run = runOf(v[1]);
       run.recheckKeys = JSON.parse(String(v[0]));
       run.recheckRead = 0;
+      run.recheckReadFrom = run.recheckReadBefore = null;
       return [];
     }
     if (t.startsWith("select unmappable, recheck_read from public.sync_checksums")) {
@@ -404,10 +409,27 @@ export function runsDb(options: RunsOptions = {}) {
       return [{ unmappable: run.unmappable, recheck_read: run.recheckRead }];
     }
     if (t.includes("set progress_at = now(), unmappable =")) {
-      const run = runOf(v[2]);
+      const run = runOf(v[4]);
       run.unmappable = JSON.parse(String(v[0]));
       run.recheckRead = Number(v[1]);
+      const [from, before] = [v[2] as string | null, v[3] as string | null];
+      if (from !== null && (!run.recheckReadFrom || from < run.recheckReadFrom)) {
+        run.recheckReadFrom = from;
+      }
+      if (
+        before !== null && run.recheckReadBefore !== "infinity" &&
+        (before === "infinity" || !run.recheckReadBefore || before > run.recheckReadBefore)
+      ) run.recheckReadBefore = before;
       return [];
+    }
+    if (t.startsWith("select recheck_read_from, recheck_read_before from public.sync_checksums")) {
+      const run = runOf(v[0]);
+      const at = (x: string | null | undefined) =>
+        x ? new Date(x === "infinity" ? Infinity : Date.parse(x)) : null;
+      return [{
+        recheck_read_from: at(run.recheckReadFrom),
+        recheck_read_before: at(run.recheckReadBefore),
+      }];
     }
     if (t.includes("set progress_at = now()")) return [];
     if (t.includes("from sync.observations")) return [];

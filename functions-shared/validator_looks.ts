@@ -17,6 +17,7 @@ import {
   addToChunk,
   emptyChunk,
   MAX_POINT_READ_PAGES,
+  noteRead,
   PartitionTooLarge,
   pointReadAt,
   stage,
@@ -148,13 +149,6 @@ export async function recheckLook(
   if (looked === "report") return "report";
   let read = cursor?.recheck_keys ? cursor.recheck_read : 0;
   let readThisRequest = 0;
-  // An instant, on DynamoDB's clock, after every read of the look's keys: after this
-  // request's reads, and so after those of the requests before it. Unknown when this
-  // request read none, or an answer had no Date.
-  let readBefore: Date | undefined;
-  let readBeforeKnown = true;
-  // The first of this request's reads began no earlier than this (on DynamoDB's clock).
-  let readFrom: Date | undefined;
   const pace = lookPace(deps, async () => {
     await deps.sql`select sync.renew_validation(${run}, ${worker})`;
   });
@@ -178,10 +172,8 @@ export async function recheckLook(
       }
       const key = looked[read + chunk.keys.length];
       try {
-        const { items, readAt, readBefore: before } = await readAgain(deps, spec, run, key);
-        if (before === undefined) readBeforeKnown = false;
-        else if (readBefore === undefined || before > readBefore) readBefore = before;
-        if (readFrom === undefined || readAt < readFrom) readFrom = readAt;
+        const { items, readAt, readBefore } = await readAgain(deps, spec, run, key);
+        noteRead(chunk, readAt, readBefore);
         addToChunk(deps, spec, chunk, key, items);
         await pace(items);
       } catch (error) {
@@ -191,7 +183,8 @@ export async function recheckLook(
           await deps.sql.begin(async (tx) => {
             await tx`select sync.hold_validation(${run}, ${worker})`;
             await tx`update public.sync_checksums
-                     set phase = 'report', recheck_keys = null, recheck_read = 0
+                     set phase = 'report', recheck_keys = null, recheck_read = 0,
+                         recheck_read_from = null, recheck_read_before = null
                      where id = ${run}`;
           });
           return "report";
@@ -232,11 +225,20 @@ export async function recheckLook(
     await (deps.pause ?? realPacing.sleep)(share * (deps.settleMs ?? 1_000));
     still = await compareLooked(deps, spec, run, still.map((d) => d.key));
   }
-  if (
-    lastLook && still.length > 0 && readThisRequest > 0 && readBeforeKnown && readBefore &&
-    readFrom
-  ) {
-    still = await withoutKeysMovedOn(deps, spec, run, worker, still, { readFrom, readBefore });
+  if (lastLook && still.length > 0 && !spec.collapse) {
+    // The bounds of every read of the look, over the requests it spanned (`stage`).
+    const [reads] = await deps.sql<
+      { recheck_read_from: Date | null; recheck_read_before: Date | null }[]
+    >`select recheck_read_from, recheck_read_before from public.sync_checksums
+      where id = ${run}`;
+    const readFrom = reads?.recheck_read_from;
+    const readBefore = reads?.recheck_read_before;
+    if (readFrom && readBefore && Number.isFinite(readBefore.getTime())) {
+      still = await withoutKeysMovedOn(deps, spec, run, worker, still, {
+        readFrom,
+        readBefore,
+      }, overBudget);
+    }
   }
   const pick = (kind: Divergence["kind"]) =>
     JSON.stringify(still.filter((d) => d.kind === kind).map((d) => d.key));
@@ -248,7 +250,8 @@ export async function recheckLook(
       pick("unexpected")
     }::text::jsonb,
           different = ${pick("different")}::text::jsonb, looks = looks + 1, compared_at = now(),
-          recheck_keys = null, recheck_read = 0,
+          recheck_keys = null, recheck_read = 0, recheck_read_from = null,
+          recheck_read_before = null,
           phase = case when looks + 1 >= ${LOOKS} or ${still.length} = 0 then 'report' else 'recheck' end
       where id = ${run} returning phase`;
   });
@@ -295,6 +298,7 @@ async function withoutKeysMovedOn(
   worker: string,
   still: Divergence[],
   reads: { readFrom: Date; readBefore: Date },
+  overBudget: () => boolean,
 ): Promise<Divergence[]> {
   const changedSince = async (keys: Divergence[], since: Date) => {
     const found = await deps.sql<{ row_key: RowKey }[]>`
@@ -311,6 +315,9 @@ async function withoutKeysMovedOn(
   let left = still.filter((d) => moving.has(rowKeyText(d.key)));
   let movedOn = 0;
   for (let pause = 0; pause < MOVED_ON_PAUSES && left.length > 0; pause++) {
+    // A request near its budget (its wall clock, with long settle pauses) reports the
+    // keys left rather than hand the look on to do its compares and pauses again.
+    if (overBudget()) break;
     await deps.sql`select sync.renew_validation(${run}, ${worker})`;
     await (deps.pause ?? realPacing.sleep)(deps.settleMs ?? 1_000);
     left = await compareLooked(deps, spec, run, left.map((d) => d.key));
@@ -412,7 +419,8 @@ async function startLook(
     await tx`delete from sync.checksum_items
              where run_id = ${run} and row_key = any(${keys}::text[]::jsonb[])`;
     await tx`update public.sync_checksums
-             set recheck_keys = ${JSON.stringify(looked)}::text::jsonb, recheck_read = 0
+             set recheck_keys = ${JSON.stringify(looked)}::text::jsonb, recheck_read = 0,
+                 recheck_read_from = null, recheck_read_before = null
              where id = ${run}`;
   });
   return looked;

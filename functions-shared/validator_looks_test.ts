@@ -329,3 +329,55 @@ Deno.test("a key the stream changes but not past the reads is waited for, then r
     );
   assert.deepEqual(compared, Array(MOVED_ON_PAUSES).fill(["slow"]), "the key left alone was not");
 });
+
+Deno.test("a last look that hands on after its reads still leaves out a key the stream moved on, by the bounds its reads stored", async () => {
+  const serverMs = Date.parse("2026-12-01T10:00:07Z");
+  const asked: string[] = [];
+  const db = runsDb({
+    divergent: () => [{ kind: "different" as const, key: key("hot") }],
+    movedOn: (keys, since) => (asked.push(since), keys),
+  });
+  const run = comparing(db);
+  const d = {
+    ...deps(db),
+    dynamo: fakeDynamo((c: SentCommand) => ({
+      Item: { ...(c.input.Key as object), value: { N: "1" } },
+      $metadata: { clock: { serverMs, roundTripMs: 5 } },
+    })).dynamo,
+  };
+  await compareSlices(d, 7, "w1", () => false);
+  await recheckLook(d, segments, 7, "w1", 200);
+  await recheckLook(d, segments, 7, "w1", 200);
+  // The last look: its one request reads the key, then its budget is spent.
+  assert.equal(await recheckLook(d, segments, 7, "w1", 200, () => true), "budget");
+  assert.equal(run.recheckReadBefore, "2026-12-01T10:00:08.000Z", "the bound kept with the reads");
+  assert.equal(asked.length, 0);
+  // The next request reads nothing: the stored bounds serve.
+  assert.equal(await recheckLook(d, segments, 7, "w1", 200), "report");
+  assert.deepEqual(run.different, []);
+  assert.deepEqual(asked, ["2026-12-01T10:00:04.995Z", "2026-12-01T10:00:08.000Z"]);
+  assert.equal(run.recheckReadBefore, null, "cleared with the look");
+});
+
+Deno.test("a collapsed table's keys are never left out: its row is built from several items", async () => {
+  const visitors = byTargetTable("firespring_visitors")!;
+  let asked = 0;
+  const db = runsDb({
+    divergent: () => [{ kind: "different" as const, key: { visitor_id: "v" } }],
+    movedOn: (keys) => (asked++, keys),
+  });
+  const run = db.newRun("firespring_visitors", false, 1, 7);
+  run.phase = "compare";
+  run.leaseOwner = "w1";
+  const d = {
+    ...deps(db),
+    dynamo: fakeDynamo(() => ({
+      Items: [{ session_id: { S: "v" }, timestamp: { N: "1" } }],
+      $metadata: { clock: { serverMs: Date.parse("2026-12-01T10:00:07Z"), roundTripMs: 5 } },
+    })).dynamo,
+  };
+  await compareSlices(d, 7, "w1", () => false);
+  for (let look = 0; look < 3; look++) await recheckLook(d, visitors, 7, "w1", 200);
+  assert.deepEqual(run.different, [{ visitor_id: "v" }]);
+  assert.equal(asked, 0);
+});

@@ -74,10 +74,26 @@ export interface LookChunk {
   unmappable: Unmappable[];
   /** The length of `rows`' text. */
   bytes: number;
+  /** On DynamoDB's clock: the first read began no earlier than `readFrom`. */
+  readFrom?: Date;
+  /**
+   * On DynamoDB's clock: every read ended before `readBefore`; null once a read's answer
+   * had no `Date` (no bound known).
+   */
+  readBefore?: Date | null;
 }
 
 /** An empty chunk. */
 export const emptyChunk = (): LookChunk => ({ keys: [], rows: [], unmappable: [], bytes: 0 });
+
+/** Notes in `chunk` the bounds of a read of it: `readAt` (before it) and `readBefore` (after). */
+export function noteRead(chunk: LookChunk, readAt: Date, readBefore: Date | undefined) {
+  if (chunk.readFrom === undefined || readAt < chunk.readFrom) chunk.readFrom = readAt;
+  if (readBefore === undefined) chunk.readBefore = null;
+  else if (chunk.readBefore === undefined || (chunk.readBefore && readBefore > chunk.readBefore)) {
+    chunk.readBefore = readBefore;
+  }
+}
 
 /**
  * Adds a key read again to a look's chunk: its items mapped to their expected rows and
@@ -142,9 +158,19 @@ export async function stage(
       deps,
       () => JSON.stringify([...row.unmappable.filter((u) => !ofLookedKey(u)), ...chunk.unmappable]),
     );
+    // The look's reads' bounds, over all its chunks (validator_looks.ts): an unknown
+    // bound (a read without a Date) is infinity, after which nothing is stamped.
+    const from = chunk.readFrom?.toISOString() ?? null;
+    const before = chunk.readBefore === undefined
+      ? null
+      : chunk.readBefore === null
+      ? "infinity"
+      : chunk.readBefore.toISOString();
     await tx`update public.sync_checksums
              set progress_at = now(), unmappable = ${listed}::text::jsonb,
-                 recheck_read = ${look.from + chunk.keys.length}
+                 recheck_read = ${look.from + chunk.keys.length},
+                 recheck_read_from = least(recheck_read_from, ${from}::timestamptz),
+                 recheck_read_before = greatest(recheck_read_before, ${before}::timestamptz)
              where id = ${run}`;
   });
 }

@@ -335,7 +335,11 @@ Deno.test("stage writes a point read's rows with the run's progress and the look
     { key: { segment_id: "a" }, items: [item("a")] },
   ]);
   assert.equal(db.matching("sync.stage_checksum_items").length, 1);
-  assert.deepEqual(db.matching("set progress_at = now()")[0].values, ["[]", 1, 5], "one key read");
+  assert.deepEqual(
+    db.matching("set progress_at = now()")[0].values,
+    ["[]", 1, null, null, 5],
+    "one key read, with no reads' bounds noted",
+  );
   assert.deepEqual(db.matching("sync.hold_validation(")[0].values, [5, "w1"]);
   const deleted = sourceDb();
   await stageReads(deps(deleted, fakeDynamo(() => ({}))), leads, 5, [

@@ -52,15 +52,26 @@ export function authorizedDynamo(
       );
       return requestWithBody(new Request(req.url, { method: req.method, headers }), body);
     };
-    let parsed: Record<string, unknown>;
+    let parsed: unknown;
     try {
-      parsed = JSON.parse(new TextDecoder().decode(body)) ?? {};
+      parsed = JSON.parse(new TextDecoder().decode(body));
     } catch {
-      // Not JSON: DynamoDB's to refuse (SerializationException), before any table is named.
-      return await handler(asStack());
+      parsed = undefined;
+    }
+    if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
+      // DynamoDB refuses a body that is not one JSON object before it reads any table
+      // (SerializationException); DynamoDB Local runs the object before trailing bytes,
+      // so passed on, a key's refused write would be written.
+      return awsJsonAnswer(400, {
+        __type: "com.amazon.coral.service#SerializationException",
+        message: "the request body is not one JSON object",
+      });
     }
     const target = req.headers.get("x-amz-target") ?? "";
-    const refusal = accessDenied(identity, accessRequest(target, parsed, region));
+    const refusal = accessDenied(
+      identity,
+      accessRequest(target, parsed as Record<string, unknown>, region),
+    );
     if (refusal !== null) return denied(refusal);
     return await handler(asStack());
   };

@@ -47,11 +47,39 @@ const SESSION_SET =
  * function's own `set` clause lasts for its call alone.
  */
 const BODY_SET =
-  /(;|\bbegin|\bthen|\belse|\bloop)\s+set\s+(session\s+)?(?!local\b)(role\b|time\s+zone\b|session\s+authorization\b|"?[a-z_]+("?\.\w+)?"?\s*(=|to\b))/i;
+  /(;|\bbegin|\bthen|\belse|\bloop|\$\w*\$)\s*set\s+(session\s+)?(?!local\b)(role\b|time\s+zone\b|session\s+authorization\b|"?[a-z_]+("?\.\w+)?"?\s*(=|to\b))/i;
 
-/** SQL without its string literals and comments. */
+/**
+ * SQL without its comments (`--`, `/* *\/`) and string literals (`'...'`, `E'...'`), read
+ * in one pass as Postgres reads them; a dollar-quoted function body is code, and kept
+ * (its delimiters too).
+ */
 function sqlCode(text: string): string {
-  return text.replace(/'(?:[^']|'')*'/g, "''").replace(/--[^\n]*/g, "");
+  let out = "";
+  for (let i = 0; i < text.length;) {
+    if (text.startsWith("--", i)) {
+      const end = text.indexOf("\n", i);
+      i = end < 0 ? text.length : end;
+    } else if (text.startsWith("/*", i)) {
+      const end = text.indexOf("*/", i + 2);
+      i = end < 0 ? text.length : end + 2;
+      out += " ";
+    } else if (text[i] === "'") {
+      const escapes = /[eE]/.test(text[i - 1] ?? "") && !/\w/.test(text[i - 2] ?? "");
+      let j = i + 1;
+      while (j < text.length) {
+        if (escapes && text[j] === "\\") j += 2;
+        else if (text[j] === "'" && text[j + 1] === "'") j += 2;
+        else if (text[j] === "'") break;
+        else j++;
+      }
+      out += "''";
+      i = j + 1;
+    } else {
+      out += text[i++];
+    }
+  }
+  return out;
 }
 
 function sources(): { file: string; text: string; typescript: boolean }[] {
@@ -81,7 +109,9 @@ Deno.test("nothing that runs through the pooler keeps state past its transaction
       ? [...SESSION_STATE, [SESSION_SET, "a session SET (use SET LOCAL)"]]
       : [...SESSION_STATE, [BODY_SET, "a session SET in a function's body (use SET LOCAL)"]];
     for (const [pattern, what] of patterns) {
-      const match = pattern.exec(typescript ? text : sqlCode(text));
+      // The session-state forms in the raw text (an `execute 'create temp table ...'`
+      // counts); a session SET among a body's statements in its code alone.
+      const match = pattern.exec(typescript || pattern !== BODY_SET ? text : sqlCode(text));
       if (match) found.push(`${file}: ${what}: ${match[0].trim()}`);
     }
   }
@@ -113,6 +143,8 @@ Deno.test("the check finds each form of session state", () => {
       "begin set search_path = x;",
       "x := 1; set role postgres;",
       "then set x.y to 1",
+      "x := 1;set role postgres;",
+      "as $$ set search_path = x; $$",
     ]
   ) {
     assert.match(sample, BODY_SET, sample);
@@ -127,6 +159,12 @@ Deno.test("the check finds each form of session state", () => {
     assert.doesNotMatch(sqlCode(fine), BODY_SET, fine);
   }
   assert.doesNotMatch(sqlCode("select 'no; set it to 24 hours'"), BODY_SET);
+  // A quote in a comment does not swallow the code after it, nor a `--` in a string.
+  assert.match(sqlCode("-- the table's rows\nbegin set role x;"), BODY_SET);
+  assert.match(sqlCode("select '--'; set role x;"), BODY_SET);
+  assert.match(sqlCode("/* it's */ begin set role x;"), BODY_SET);
+  assert.doesNotMatch(sqlCode("select E'it\\'s; set role x';"), BODY_SET);
+  assert.match("execute 'create temp table t (x int)'", SESSION_STATE[2][0], "in a string");
   for (
     const fine of [
       "select pg_advisory_xact_lock(1)",

@@ -27,4 +27,3 @@ comment on column public.sync_checksums.repair_read is
 -- 20261128000400_dead_letters.sql, whose comment said any open letter kept its key.
 comment on column sync.dead_letters.row_key is
   'The target row''s key, when the record names one; a backfill keeps the row of a key whose letter it recorded again (the item alive but unmappable).';
-
