@@ -19,6 +19,13 @@ import { fakeDynamo, type SentCommand } from "./testing_fakes.ts";
 const segments = byTargetTable("firespring_segments")!;
 const key = (id: string) => ({ segment_id: id });
 
+/** A source whose every point read finds its key, answered with DynamoDB's `Date` at `serverMs`. */
+const datedSource = (serverMs: number) =>
+  fakeDynamo((c: SentCommand) => ({
+    Item: { ...(c.input.Key as object), value: { N: "1" } },
+    $metadata: { clock: { serverMs, roundTripMs: 5 } },
+  })).dynamo;
+
 Deno.test("a recheck reads the divergent keys again and keeps only those that still differ", async () => {
   const db = runsDb({
     divergent: (_run, look) =>
@@ -250,10 +257,7 @@ Deno.test("the last look leaves out a key the stream changed after it was read; 
   const lines: string[] = [];
   const d = {
     ...deps(db),
-    dynamo: fakeDynamo((c: SentCommand) => ({
-      Item: { ...(c.input.Key as object), value: { N: "1" } },
-      $metadata: { clock: { serverMs, roundTripMs: 5 } },
-    })).dynamo,
+    dynamo: datedSource(serverMs),
     settleMs: 1_000,
     pause: (ms: number) => (pauses.push(ms), Promise.resolve()),
     log: (line: string) => lines.push(line),
@@ -308,10 +312,7 @@ Deno.test("a key the stream changes but not past the reads is waited for, then r
   const pauses: number[] = [];
   const d = {
     ...deps(db),
-    dynamo: fakeDynamo((c: SentCommand) => ({
-      Item: { ...(c.input.Key as object), value: { N: "1" } },
-      $metadata: { clock: { serverMs, roundTripMs: 5 } },
-    })).dynamo,
+    dynamo: datedSource(serverMs),
     settleMs: 1_000,
     pause: (ms: number) => (pauses.push(ms), Promise.resolve()),
   };
@@ -340,10 +341,7 @@ Deno.test("a last look that hands on after its reads still leaves out a key the 
   const run = comparing(db);
   const d = {
     ...deps(db),
-    dynamo: fakeDynamo((c: SentCommand) => ({
-      Item: { ...(c.input.Key as object), value: { N: "1" } },
-      $metadata: { clock: { serverMs, roundTripMs: 5 } },
-    })).dynamo,
+    dynamo: datedSource(serverMs),
   };
   await compareSlices(d, 7, "w1", () => false);
   await recheckLook(d, segments, 7, "w1", 200);
