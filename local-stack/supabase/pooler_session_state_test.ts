@@ -32,6 +32,10 @@ const SESSION_STATE: [RegExp, string][] = [
   ],
   [/[`'";]\s*listen\s+\w/i, "LISTEN"],
   [/[`'";]\s*prepare\s+\w+\s*(\(|as\b)/i, "a prepared statement (PREPARE)"],
+  [
+    /\bexecute\s+(format\s*\(\s*)?'\s*set\s+(session\s+)?(?!local\b)\w/i,
+    "a session SET run as dynamic SQL (use SET LOCAL)",
+  ],
 ];
 
 /**
@@ -165,6 +169,11 @@ Deno.test("the check finds each form of session state", () => {
   assert.match(sqlCode("/* it's */ begin set role x;"), BODY_SET);
   assert.doesNotMatch(sqlCode("select E'it\\'s; set role x';"), BODY_SET);
   assert.match("execute 'create temp table t (x int)'", SESSION_STATE[2][0], "in a string");
+  assert.ok(SESSION_STATE.some(([p]) => p.test("begin execute 'set role x'; end")), "dynamic SET");
+  assert.ok(
+    !SESSION_STATE.some(([p]) => p.test("execute 'set local role x'")),
+    "dynamic SET LOCAL",
+  );
   for (
     const fine of [
       "select pg_advisory_xact_lock(1)",

@@ -5,7 +5,7 @@
 -- never held, nor any key of a collapsed table.
 set client_min_messages = warning;
 begin;
-select plan(7);
+select plan(8);
 
 delete from sync.tombstones where target_table in ('toledo_dashboard', 'firespring_visitors');
 delete from public.toledo_dashboard;
@@ -40,9 +40,13 @@ select sync.merge_changes('toledo_dashboard', jsonb_build_array(
   jsonb_build_object('op', 'upsert', 'row', '{"pk": "p", "sk": "direct", "metrics": {}, "dashboard_data": {}}'::jsonb,
     'seq', null, 'changed_at', '2026-02-06T10:00:30Z', 'source', 'direct'),
   jsonb_build_object('op', 'upsert', 'row', '{"pk": "p", "sk": "repaired", "metrics": {}, "dashboard_data": {}}'::jsonb,
-    'seq', '14', 'changed_at', '2026-02-06T10:00:01Z', 'source', 'stream'),
+    'seq', '14', 'changed_at', '2026-02-06T10:00:01Z', 'source', 'stream')));
+-- The repair's delete, read long after the row's change: its own batch.
+select sync.merge_changes('toledo_dashboard', jsonb_build_array(
   jsonb_build_object('op', 'delete', 'row', '{"pk": "p", "sk": "repaired"}'::jsonb,
     'seq', null, 'changed_at', '2026-02-06T10:00:30Z', 'source', 'repair')));
+select is((select count(*)::int from public.toledo_dashboard where pk = 'p' and sk in ('direct', 'repaired')),
+  1, 'the direct write is held and the repair deleted its row');
 select is((select count(*)::int from sync.keys_changed_since('toledo_dashboard',
       '[{"pk": "p", "sk": "direct"}, {"pk": "p", "sk": "repaired"}]'::jsonb, '2026-02-06T10:00:10Z')),
   0, 'a direct write and a repair''s delete after the bound count for nothing');
