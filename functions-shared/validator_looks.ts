@@ -282,14 +282,15 @@ export const CATCH_UP_SHARES = [0.25, 0.5, 1];
 export const MOVED_ON_PAUSES = 5;
 
 /**
- * The keys that still differ after the last look's compares, but those whose row (or
- * tombstone, or a collapsed table's observation) the stream changed after they were read
+ * The keys of a plain table that still differ after the last look's compares, but those
+ * whose row or tombstone a stream record changed after they were read
  * (`sync.keys_changed_since`: stamped at or after `readBefore`, an instant after every
  * read of the look, plus the stream clock's granularity). Such a key changes faster than
- * the stream's lag varies, so its row never shows the version read; but the row holds a
- * change made after the read, written whole from the stream's new image, so a change
- * lost before it would no longer show either. It is not reported. Asks after each settle
- * pause, up to {@link MOVED_ON_PAUSES}, comparing once more before.
+ * the stream's lag varies, so its row never shows the version read; but the row holds the
+ * whole item, from the stream's new image, as changed after the read, so a change lost
+ * before it would no longer show either. It is not reported. Asks after each settle
+ * pause, up to {@link MOVED_ON_PAUSES} (fewer when the request's budget runs out),
+ * comparing once more before.
  */
 async function withoutKeysMovedOn(
   deps: ValidatorDeps,
