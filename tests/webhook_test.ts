@@ -202,3 +202,58 @@ Deno.test("a direct change with a number past Postgres's numeric is dead-lettere
     await sql.end();
   }
 });
+
+Deno.test("many shards of one table at once: every batch lands, each key holds its newest change", async () => {
+  // A table with many shards has as many Lambda invocations in flight at once, each
+  // with its own keys, all merging into one table (its merge lock taken per batch). Each
+  // shard's batches follow one another, as the event source mapping sends them; a 503 is
+  // sent again after its Retry-After, as the Lambda's retry would.
+  const prefix = `shards-${crypto.randomUUID().slice(0, 8)}-`;
+  const SHARDS = 12;
+  const BATCHES = 6;
+  const shard = async (s: number) => {
+    let applied = 0;
+    for (let b = 0; b < BATCHES; b++) {
+      const records = Array.from({ length: 10 }, (_, i) => {
+        const n = b * 10 + i;
+        return segment(`${prefix}${s}-${n % 5}`, `s${s}-v${n}`, String(1_000_000 + s * 1_000 + n));
+      });
+      const body = JSON.stringify({ records });
+      for (let attempt = 0;; attempt++) {
+        const response = await postWebhook(body);
+        if (response.status === 503 && attempt < 10) {
+          await response.body?.cancel();
+          const wait = Number(response.headers.get("retry-after") ?? "1");
+          await new Promise((resolve) => setTimeout(resolve, Math.min(wait, 2) * 1000));
+          continue;
+        }
+        const answer = await response.json();
+        assert.equal(response.status, 200, `shard ${s} batch ${b}: ${JSON.stringify(answer)}`);
+        assert.equal(answer.deadLettered, 0);
+        applied += answer.applied;
+        break;
+      }
+    }
+    return applied;
+  };
+  const applied = await Promise.all(Array.from({ length: SHARDS }, (_, s) => shard(s)));
+  assert.ok(applied.every((n) => n > 0 && n <= BATCHES * 10), JSON.stringify(applied));
+  const sql = connectDb();
+  try {
+    const rows = await sql`select segment_id, segment_name, sync_sequence::text as seq
+                           from public.firespring_segments where segment_id like ${prefix + "%"}
+                           order by segment_id`;
+    assert.equal(rows.length, SHARDS * 5, "every key of every shard");
+    for (const row of rows) {
+      const [, s, k] = /-(\d+)-(\d+)$/.exec(row.segment_id)!;
+      const newest = (BATCHES - 1) * 10 + 5 + Number(k);
+      assert.equal(row.segment_name, `s${s}-v${newest}`, row.segment_id);
+      assert.equal(row.seq, String(1_000_000 + Number(s) * 1_000 + newest));
+    }
+    const [letters] = await sql`select count(*)::int as n from sync.dead_letters
+                                where record::text like ${"%" + prefix + "%"}`;
+    assert.equal(letters.n, 0);
+  } finally {
+    await sql.end();
+  }
+});
