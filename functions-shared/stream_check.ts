@@ -122,6 +122,12 @@ export interface ShardFinding {
   /** The run's budget was spent before this shard was read: `state` is the previous one. */
   unread?: boolean;
   /**
+   * Left unread because a read of the table's stream kept being throttled (or failing
+   * with a 5xx) in this run: not handed on to another run within the hour, which would
+   * only meet the same throttle.
+   */
+  throttled?: boolean;
+  /**
    * When a run read this shard before this one (set by the run, stream_check_run.ts): its
    * state's `readAt`, or the previous run's time for a shard new since or a state written
    * before `readAt` was kept; undefined at a first look, or on another stream.
@@ -281,6 +287,9 @@ async function readShard(
       continue;
     }
     atFrontier = false;
+    // A page read: a later trim is a new one (the iterator's 24 hours passing again on an
+    // old shard read near its trim point), not a second in a row.
+    trimmedOnce = false;
     const { records, next, bytes = 0 } = answer;
     budget?.page(records.length, bytes);
     if (fromOldest && !seen && records[0]) finding.oldestHeld = records[0].seq;

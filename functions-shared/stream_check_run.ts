@@ -137,6 +137,11 @@ export async function checkTable(
     const byReadAt = [...listed].sort((a, b) =>
       readAt(a.id) < readAt(b.id) ? -1 : readAt(a.id) > readAt(b.id) ? 1 : 0
     );
+    // Once a read of this table's stream kept being throttled, its other shards are left
+    // too: each would spend the client's retries and backoff on the same throttle (40
+    // shards, 400 s: past the isolate's wall clock, nothing recorded), and the run goes on
+    // to the other tables.
+    let throttled = false;
     for (const shard of byReadAt) {
       const earlier = before[shard.id];
       // Read whole by a run of this chain, with nothing waiting in it: reading it again
@@ -152,6 +157,7 @@ export async function checkTable(
       }
       let finding: ShardFinding;
       try {
+        if (throttled) throw new ThrottledTable();
         finding = await checkShard(shard.id, earlier, reader, applied, {
           closed: shard.closed,
           endingSeq: shard.endingSeq,
@@ -164,11 +170,15 @@ export async function checkTable(
         // retries: the shard is left unread, as a spent budget leaves it, and the others
         // read are recorded, not thrown away with it. A shard left unread too long is a
         // problem all the same (stream_verdict.ts).
-        if (!isRetryable((error as Error).cause)) throw error;
-        (deps.log ?? console.log)(
-          `stream-check: ${table}: ${(error as Error).message}; the shard is left for a later run`,
-        );
-        finding = { shardId: shard.id, state: earlier ?? {}, unread: true };
+        if (!(error instanceof ThrottledTable)) {
+          if (!isRetryable((error as Error).cause)) throw error;
+          (deps.log ?? console.log)(
+            `stream-check: ${table}: ${(error as Error).message}; this shard and the ` +
+              "table's others not read yet are left for the next hourly run",
+          );
+          throttled = true;
+        }
+        finding = { shardId: shard.id, state: earlier ?? {}, unread: true, throttled: true };
       }
       // A shard left unread keeps its time; one never read, the last run's (it was not
       // listed then, or that run would have kept it) or, at a first look, this one's.
@@ -179,7 +189,9 @@ export async function checkTable(
       // What a chain reads on: a shard left unread, and a read stopped short that got
       // further (one that got no further, a closed shard of more empty pages than the page
       // cap, is not handed on: a successor would get no further either).
-      if (finding.unread) {
+      if (finding.throttled) {
+        // Not handed on: the next run within the hour would meet the same throttle.
+      } else if (finding.unread) {
         finding.state = { ...finding.state, pending: true };
       } else {
         const further = finding.incomplete && finding.state.through !== earlier?.through;
@@ -189,7 +201,9 @@ export async function checkTable(
       }
       findings.push(finding);
     }
-    unfinished = findings.filter((f) => f.unread || f.state.stoppedShort === true).length;
+    unfinished = findings.filter((f) =>
+      (f.unread && !f.throttled) || f.state.stoppedShort === true
+    ).length;
     const gone = [];
     for (const [shardId, state] of Object.entries(before)) {
       if (
@@ -369,4 +383,12 @@ export async function runStreamCheck(
     left: [...unfinished, ...skipped],
     ...(busy.length > 0 ? { busy } : {}),
   };
+}
+
+/** A shard of a table left unread because an earlier shard's read of it was throttled. */
+class ThrottledTable extends Error {
+  constructor() {
+    super("left after a throttled read of the same stream");
+    this.name = "ThrottledTable";
+  }
 }

@@ -234,11 +234,12 @@ Deno.test("a run its budget stops records what it read, the shard read longest a
  * A run over `twoShards()`'s table (s1 and s2 with two records each) whose reads of s2
  * fail with `error`; its answer's first line, what it recorded, and its log.
  */
-async function checkWithShardFailing(error: Error) {
+async function checkWithShardFailing(error: Error, failing = "s2") {
   const rows = twoShards();
   const before = structuredClone(rows.get("firespring_segments")!.shards);
   const { reader } = fakeStream({ s1: { from: 101, to: 102 }, s2: { from: 201, to: 202 } }, NOW);
   const lines: string[] = [];
+  const reads: string[] = [];
   const response = await handleStreamCheckRequest(
     post('{"tables": ["firespring_segments"]}'),
     deps({
@@ -247,8 +248,10 @@ async function checkWithShardFailing(error: Error) {
       streamArnOf: () => Promise.resolve(ARN),
       readerOf: () => ({
         ...reader,
-        read: (iterator) =>
-          iterator.startsWith("s2:") ? Promise.reject(error) : reader.read(iterator),
+        read: (iterator) => {
+          reads.push(iterator.split(":")[0]);
+          return iterator.startsWith(`${failing}:`) ? Promise.reject(error) : reader.read(iterator);
+        },
       }),
       callSelf: () => Promise.resolve(),
       log: (line) => lines.push(line),
@@ -256,33 +259,43 @@ async function checkWithShardFailing(error: Error) {
   );
   assert.equal(response.status, 200);
   const [line] = (await response.json()).checked;
-  return { line, before, recorded: rows.get("firespring_segments")!.shards, lines };
+  return { line, before, recorded: rows.get("firespring_segments")!.shards, lines, reads };
 }
 
-Deno.test("a shard whose reads stay throttled is left unread; the others read are recorded", async () => {
-  // s2's GetRecords throttled past the client's retries (a third reader of the shard).
-  const { line, before, recorded, lines } = await checkWithShardFailing(
-    new DynamoError(
-      "LimitExceededException",
-      "Too many requests for shard s2",
-      { httpStatusCode: 400 },
-      "throttling",
-    ),
+const throttled = (shard: string) =>
+  new DynamoError(
+    "LimitExceededException",
+    `Too many requests for shard ${shard}`,
+    { httpStatusCode: 400 },
+    "throttling",
   );
+
+Deno.test("a shard whose reads stay throttled is left unread, not handed on; the others read are recorded", async () => {
+  // s1's GetRecords (s1 read after s2) throttled past the client's retries (a third
+  // reader of the shard).
+  const { line, before, recorded, lines } = await checkWithShardFailing(throttled("s1"), "s1");
   assert.deepEqual(line, {
     table: "firespring_segments",
     streamArn: ARN,
     shards: 2,
-    unfinishedShards: 1,
-  });
-  assert.deepEqual(recorded.s2, { ...before.s2, pending: true }, "s2 kept as it was");
-  assert.equal(recorded.s1.through, "102", "s1's read recorded");
+  }, "no shard handed on: the next run within the hour would meet the same throttle");
+  assert.deepEqual(recorded.s1, before.s1, "s1 kept as it was");
+  assert.equal(recorded.s2.through, "202", "s2's read recorded");
   assert.ok(
     lines.some((l) =>
-      l.includes("firespring_segments: shard s2: Too many requests for shard s2; the shard is left")
+      l.includes(
+        "firespring_segments: shard s1: Too many requests for shard s1; this shard and the table's others not read yet are left for the next hourly run",
+      )
     ),
     lines.join("\n"),
   );
+});
+
+Deno.test("after a throttled shard, the table's other shards are not read in that run", async () => {
+  // 40 throttled shards read one by one spent 400 s of retries, past the wall clock.
+  const { recorded, before, reads } = await checkWithShardFailing(throttled("s2"));
+  assert.deepEqual(reads, ["s2"], "s1 not read after s2's throttle");
+  assert.deepEqual([recorded.s1, recorded.s2], [before.s1, before.s2], "both kept as they were");
 });
 
 Deno.test("a shard read refused for good (access denied) fails the table's check, naming it", async () => {

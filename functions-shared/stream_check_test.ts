@@ -611,3 +611,25 @@ Deno.test("past an old frontier the read looks a few pages on for a record the m
   });
   assert.equal(far.appliedAfterFrontier, undefined);
 });
+
+Deno.test("two trims with a page read between them are not 'trimmed twice in a row'", async () => {
+  // An old shard read near its trim point: the 24 hours pass under one iterator, then,
+  // pages later, under another. Each time the read goes on from the oldest record held.
+  const { reader } = fakeReader({ s1: shard([23, 23, 22]) });
+  const trims = new Set(["s1|1", "s1|2"]);
+  const trimming: StreamReader = {
+    ...reader,
+    read: (iterator) => {
+      if (trims.delete(iterator)) return Promise.resolve("trimmed");
+      return reader.read(iterator);
+    },
+  };
+  const finding = await checkShard(
+    "s1",
+    { through: "100" },
+    trimming,
+    appliedOf(["100", "101", "102"]),
+  );
+  assert.equal(trims.size, 0, "both trims met");
+  assert.equal(finding.state.through, "102", "read through to the last record");
+});
