@@ -59,3 +59,18 @@ Deno.test("the commands an operator deploys with install nothing of the local st
     assert.doesNotMatch(scripts[name], /bootstrap/, `${name}: ${scripts[name]}`);
   }
 });
+
+Deno.test("the rollback keeps what it needs: the writer's key made active again, the divergent keys past the listing's cap", () => {
+  const rollback = README.slice(
+    README.indexOf("### Rolling back"),
+    README.indexOf("### Taking it down"),
+  );
+  assert.match(rollback, /checksum_max_listed/, "a long cutover's divergent keys");
+  assert.match(rollback, /--status Active/, "the writer's key before write-back is on");
+  assert.ok(
+    rollback.indexOf("--status Active") <
+      rollback.lastIndexOf("value = 'on' where key = 'write_back'"),
+    "the key before write_back on",
+  );
+  assert.doesNotMatch(README, /aws iam delete-access-key --user-name <supabase_writer_user>/);
+});
