@@ -155,30 +155,37 @@ export async function checkTable(
         findings.push({ shardId: shard.id, state: earlier, readBefore: earlier.readAt });
         continue;
       }
+      const leftUnread = (): ShardFinding => ({
+        shardId: shard.id,
+        state: earlier ?? {},
+        unread: true,
+        throttled: true,
+      });
       let finding: ShardFinding;
-      try {
-        if (throttled) throw new ThrottledTable();
-        finding = await checkShard(shard.id, earlier, reader, applied, {
-          closed: shard.closed,
-          endingSeq: shard.endingSeq,
-          budget,
-          passedOverBefore: timing.now - PASSED_OVER_AFTER_MS,
-        });
-      } catch (error) {
-        // Throttled (more readers of the shard than the two AWS allows at once: Lambda's
-        // mapping and a run of this check beside another), or a 5xx, past the client's
-        // retries: the shard is left unread, as a spent budget leaves it, and the others
-        // read are recorded, not thrown away with it. A shard left unread too long is a
-        // problem all the same (stream_verdict.ts).
-        if (!(error instanceof ThrottledTable)) {
+      if (throttled) {
+        finding = leftUnread();
+      } else {
+        try {
+          finding = await checkShard(shard.id, earlier, reader, applied, {
+            closed: shard.closed,
+            endingSeq: shard.endingSeq,
+            budget,
+            passedOverBefore: timing.now - PASSED_OVER_AFTER_MS,
+          });
+        } catch (error) {
+          // Throttled (more readers of the shard than the two AWS allows at once: Lambda's
+          // mapping and a run of this check beside another), or a 5xx, past the client's
+          // retries: the shard is left unread, as a spent budget leaves it, and the others
+          // read are recorded, not thrown away with it. A shard left unread too long is a
+          // problem all the same (stream_verdict.ts).
           if (!isRetryable((error as Error).cause)) throw error;
           (deps.log ?? console.log)(
             `stream-check: ${table}: ${(error as Error).message}; this shard and the ` +
               "table's others not read yet are left for the next hourly run",
           );
           throttled = true;
+          finding = leftUnread();
         }
-        finding = { shardId: shard.id, state: earlier ?? {}, unread: true, throttled: true };
       }
       // A shard left unread keeps its time; one never read, the last run's (it was not
       // listed then, or that run would have kept it) or, at a first look, this one's.
@@ -383,12 +390,4 @@ export async function runStreamCheck(
     left: [...unfinished, ...skipped],
     ...(busy.length > 0 ? { busy } : {}),
   };
-}
-
-/** A shard of a table left unread because an earlier shard's read of it was throttled. */
-class ThrottledTable extends Error {
-  constructor() {
-    super("left after a throttled read of the same stream");
-    this.name = "ThrottledTable";
-  }
 }

@@ -23,6 +23,23 @@ const datedSource = (serverMs: number) =>
     $metadata: { clock: { serverMs, roundTripMs: 5 } },
   })).dynamo;
 
+/**
+ * The looks' dependencies over `db` with a source answered at `serverMs`, a settle pause
+ * of a second, and the pauses and log lines they make, recorded.
+ */
+function datedDeps(db: ReturnType<typeof runsDb>, serverMs: number) {
+  const pauses: number[] = [];
+  const lines: string[] = [];
+  const d = {
+    ...deps(db),
+    dynamo: datedSource(serverMs),
+    settleMs: 1_000,
+    pause: (ms: number) => (pauses.push(ms), Promise.resolve()),
+    log: (line: string) => lines.push(line),
+  };
+  return { d, pauses, lines };
+}
+
 Deno.test("the last look leaves out a key the stream changed after it was read; one it did not change is reported", async () => {
   // Both differ at every compare: "hot" changes faster than the stream lags, "lost" lost a
   // change. The reads' answers carry DynamoDB's Date (truncated to the second).
@@ -39,15 +56,7 @@ Deno.test("the last look leaves out a key the stream changed after it was read; 
     },
   });
   const run = comparing(db);
-  const pauses: number[] = [];
-  const lines: string[] = [];
-  const d = {
-    ...deps(db),
-    dynamo: datedSource(serverMs),
-    settleMs: 1_000,
-    pause: (ms: number) => (pauses.push(ms), Promise.resolve()),
-    log: (line: string) => lines.push(line),
-  };
+  const { d, pauses, lines } = datedDeps(db, serverMs);
   await compareSlices(d, 7, "w1", () => false);
   assert.equal(await recheckLook(d, segments, 7, "w1", 200), "recheck");
   assert.equal(await recheckLook(d, segments, 7, "w1", 200), "recheck");
@@ -95,13 +104,7 @@ Deno.test("a key the stream changes but not past the reads is waited for, then r
       since === readBefore ? [] : keys.filter((k) => k.segment_id === "slow"),
   });
   const run = comparing(db);
-  const pauses: number[] = [];
-  const d = {
-    ...deps(db),
-    dynamo: datedSource(serverMs),
-    settleMs: 1_000,
-    pause: (ms: number) => (pauses.push(ms), Promise.resolve()),
-  };
+  const { d, pauses } = datedDeps(db, serverMs);
   await compareSlices(d, 7, "w1", () => false);
   for (let look = 0; look < 3; look++) await recheckLook(d, segments, 7, "w1", 200);
   assert.deepEqual([run.different, run.missing], [[key("slow")], [key("lost")]]);

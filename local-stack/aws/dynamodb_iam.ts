@@ -13,6 +13,7 @@
 import { accessDenied, type Identity } from "./iam_policies.ts";
 import { accessRequest } from "./iam_request.ts";
 import { awsJsonAnswer } from "./json_answer.ts";
+import { credentialOf } from "./scope.ts";
 import { requestWithBody } from "./signature_v4.ts";
 
 /** Who has a policy, and whose database they use. */
@@ -23,14 +24,9 @@ export interface DynamoIamConfig {
   databaseKeyId: string;
 }
 
-const CREDENTIAL = /Credential=([^/]+)\/[^/]+\/([^/]+)\//;
-
-/** IAM's answer to a request it refuses. */
-function denied(message: string): Response {
-  return awsJsonAnswer(400, {
-    __type: "com.amazon.coral.service#AccessDeniedException",
-    message,
-  });
+/** DynamoDB's answer to a request refused before it is served (IAM's, the body's). */
+function refused(type: string, message: string): Response {
+  return awsJsonAnswer(400, { __type: `com.amazon.coral.service#${type}`, message });
 }
 
 /** `handler` behind IAM: requests of keys with a policy evaluated, then sent as the stack's. */
@@ -40,9 +36,10 @@ export function authorizedDynamo(
 ): (req: Request) => Promise<Response> {
   return async (req) => {
     const authorization = req.headers.get("authorization") ?? "";
-    const [, keyId, region] = CREDENTIAL.exec(authorization) ?? [];
-    const identity = keyId === undefined ? undefined : config.identities[keyId];
-    if (identity === undefined) return await handler(req);
+    const credential = credentialOf(req.headers);
+    const identity = credential && config.identities[credential.keyId];
+    if (!credential || identity === undefined) return await handler(req);
+    const { keyId, region } = credential;
     const body = new Uint8Array(await req.arrayBuffer());
     const asStack = () => {
       const headers = new Headers(req.headers);
@@ -62,17 +59,14 @@ export function authorizedDynamo(
       // DynamoDB refuses a body that is not one JSON object before it reads any table
       // (SerializationException); DynamoDB Local runs the object before trailing bytes,
       // so passed on, a key's refused write would be written.
-      return awsJsonAnswer(400, {
-        __type: "com.amazon.coral.service#SerializationException",
-        message: "the request body is not one JSON object",
-      });
+      return refused("SerializationException", "the request body is not one JSON object");
     }
     const target = req.headers.get("x-amz-target") ?? "";
     const refusal = accessDenied(
       identity,
       accessRequest(target, parsed as Record<string, unknown>, region),
     );
-    if (refusal !== null) return denied(refusal);
+    if (refusal !== null) return refused("AccessDeniedException", refusal);
     return await handler(asStack());
   };
 }

@@ -10,6 +10,7 @@
  * @module
  */
 
+import { tableNameFromArn } from "../../functions-shared/table_arn.ts";
 import type { AccessRequest, Resource } from "./iam_policies.ts";
 import { tablesOf } from "./operations.ts";
 import type { Body } from "./stale_reads.ts";
@@ -54,7 +55,7 @@ export function expressionAttributes(
 
 /** A table named by its name or its ARN (`arn:aws:dynamodb:...:table/<name>`). */
 function tableName(nameOrArn: string): string {
-  return /^arn:/.test(nameOrArn) ? nameOrArn.replace(/^.*:table\//, "").split("/")[0] : nameOrArn;
+  return tableNameFromArn(nameOrArn) ?? nameOrArn;
 }
 
 /** The stream a Streams request acts on: its StreamArn, or the ARN its iterator begins with. */

@@ -6,8 +6,17 @@
  * @module
  */
 
-/** `AKID/region` from `Authorization: ... Credential=AKID/date/region/service/aws4_request`. */
-export function scopeOf(headers: Headers): string {
+/**
+ * The access key id and region of `Authorization: ... Credential=AKID/date/region/
+ * service/aws4_request`, or undefined for a request without one.
+ */
+export function credentialOf(headers: Headers): { keyId: string; region: string } | undefined {
   const match = /Credential=([^/]+)\/[^/]+\/([^/]+)\//.exec(headers.get("authorization") ?? "");
-  return match ? `${match[1]}/${match[2]}` : "anonymous";
+  return match ? { keyId: match[1], region: match[2] } : undefined;
+}
+
+/** `AKID/region` of the request's credential scope ({@link credentialOf}), or "anonymous". */
+export function scopeOf(headers: Headers): string {
+  const credential = credentialOf(headers);
+  return credential ? `${credential.keyId}/${credential.region}` : "anonymous";
 }
