@@ -225,6 +225,12 @@ Deno.test("after heavy churn purge_expired leaves only what the rows need and ch
                                 from public.firespring_visitors where visitor_id like ${run + "%"}
                                 group by 1 order by 1`;
     assert.deepEqual(fallbacks.map((r) => [r.p, r.n]), [[4, 300], [5, 1100]]);
+
+    // pg_cron's own command, as its job sends it, runs and finds nothing more.
+    const [job] = await sql`select command from cron.job where jobname = 'sync-retention'`;
+    const [again] = await sql.unsafe(job.command);
+    const second = Object.values(again)[0] as { incomplete: string[]; tombstones: number };
+    assert.deepEqual([second.incomplete, second.tombstones], [[], 0], JSON.stringify(second));
   } finally {
     await sql`select cron.alter_job(jobid, active := true) from cron.job
               where jobname in ${sql(PURGES)}`;

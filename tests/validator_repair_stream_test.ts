@@ -80,6 +80,7 @@ Deno.test("a repair mends rows that streamed in seconds before, and a later stre
       return row.segment_name === "after the repair" ? row : undefined;
     }, 60_000);
     assert.equal((await validate("firespring_segments")).match, true);
+    await sql`select sync.purge_expired_batch('validation_staging', 1000000)`;
     const [run] = await sql`select count(*)::int as n from sync.checksum_items i
                             join public.sync_checksums c on c.id = i.run_id
                             where c.status <> 'running'`;

@@ -360,7 +360,7 @@ select cron.schedule('sync-validator', sync.sweep_schedule(), 'select sync.wake_
 -- whose leases lapsed, so this is a run whose requests keep failing), and that does not
 -- wait for a backfill of its table (however long that takes). It is failed,
 -- naming when it stopped and why its Scan last gave up (a table throttled for good),
--- through sync.end_validation (its staging rows go).
+-- through sync.end_validation (its staging rows then go by retention).
 create or replace function sync.reap_stalled_validations(p_after interval default '15 minutes')
 returns integer
 language plpgsql set search_path = ''

@@ -184,7 +184,7 @@ $$;
 --   (about 40% of the statement). The page's statement reads and updates its run's row,
 --   which stands in for the check (a missing run is refused with an error naming it), and
 --   a statement-level trigger deletes the seen keys of deleted runs, as the key's
---   `on delete cascade` did (sync.end_validation deletes them when a run ends, as before).
+--   `on delete cascade` did (retention deletes them, a batch at a time, once a run ended).
 
 -- Compares one page of a streamed run with the target, in the caller's transaction (the
 -- one that moves the segment's checkpoint): p_rows as sync.stage_checksum_items takes
@@ -434,8 +434,8 @@ begin
 end
 $$;
 
--- Ends a run (done or failed): its staging rows, its seen keys and its lease go, and
--- queued runs take the slot it frees (sync.start_queued_validations).
+-- Ends a run (done or failed): its lease goes (its staging rows and seen keys go after,
+-- by retention), and queued runs take the slot it frees (sync.start_queued_validations).
 create function sync.end_validation(p_run bigint, p_status text, p_error text default null)
 returns void
 language plpgsql set search_path = ''
@@ -459,10 +459,8 @@ begin
   update sync.backfill_jobs set status = case when p_status = 'done' then 'done' else 'cancelled' end,
     finished_at = coalesce(finished_at, now())
   where checksum_run_id = p_run and status in ('pending', 'running');
-  delete from sync.checksum_items where run_id = p_run;
-  delete from sync.checksum_seen where run_id = p_run;
-  delete from sync.checksum_divergent where run_id = p_run;
-  delete from sync.checksum_unmappable where run_id = p_run;
+  -- The run's staging rows are left to retention (sync.purge_expired_batch,
+  -- validation_staging), a batch at a time: a run of a large table staged millions.
   delete from sync.checksum_run_marks where run_id = p_run;
   perform sync.start_queued_validations();
 end

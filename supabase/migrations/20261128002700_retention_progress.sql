@@ -1,6 +1,7 @@
 -- Retention that always makes progress and never brings a deleted row back
 -- (docs/sync-semantics.md, "Retention"). Replaces 20261128001000_retention.sql's
--- sync.purge_superseded_observations and sync.purge_expired (the same signatures), and
+-- sync.purge_superseded_observations (the same signature) and sync.purge_expired (with a
+-- time budget), and
 -- takes over 20261128001300_stream_progress.sql's purge of noted stream records:
 --
 -- 1. The superseded observations of a collapsed table are walked from where the last run
@@ -13,8 +14,13 @@
 -- 3. A running backfill holds its own table's tombstones, not every table's; and one that
 --    has made no progress for longer than tombstones are kept fails, saying so, rather
 --    than hold them for ever.
--- 4. Noted stream records are purged here, hourly, along their applied_at index (a batch
---    costs its rows, not the backlog's), whether or not the lost-record check runs.
+-- 4. Noted stream records are purged here along their applied_at index (a batch costs
+--    its rows, not the backlog's), whether or not the lost-record check runs.
+-- 5. A run is short and frequent (3 s every minute, not 30 s every hour), each kind a
+--    batch in turn, so that what it deletes, and a collapsed table's merge lock (its own
+--    run's, every minute for 3 s, a table per run), are held a few seconds at most.
+-- 6. An ended validation's staging rows (millions for a large table) are deleted here, a
+--    batch at a time, not in the statement that ends the run.
 
 -- On a live project a lock this migration takes waits at most 5 s: it then fails, rather
 -- than hold every merge and read of the table behind it; push it again.
@@ -168,44 +174,19 @@ begin
 end
 $fn$;
 
-create or replace function sync.purge_expired() returns jsonb
+-- A backfill that has made no progress for longer than tombstones are kept (its workers
+-- stopped: an export loader killed and never run again, a Scan backfill whose function
+-- is not deployed) fails, saying so: otherwise it would hold its table's tombstones for
+-- ever (sync.purge_expired_batch). Resumed after that long it could not be trusted
+-- anyway. Its end's walk (sync.backfill_jobs.sweep_state, added by
+-- 20261128003600_sweep_in_chunks.sql, stamped at each chunk) is progress too: a long
+-- table's end may outlast the retention. Returns the jobs it failed.
+create function sync.fail_stalled_backfills() returns jsonb
 language plpgsql set search_path = ''
--- Batches walk their index oldest first and stop at the LIMIT, however stale the
--- statistics (see sync.purge_superseded_observations).
-set enable_seqscan = off set enable_bitmapscan = off
 as $fn$
 declare
-  -- Rows per statement and statements per kind: a statement of 5,000 rows takes about
-  -- half a second on a busy 2-core machine, whatever the table's size (an index range
-  -- and a TID scan). No statement starts after the time budget, so a run ends within
-  -- about 31 s, far from the hosted 2-minute statement timeout; the superseded
-  -- observations of each collapsed table get at most 10 s of it, as they hold off that
-  -- table's merges until the run ends.
-  batch constant integer := 5000;
-  max_batches constant integer := 50;
-  deadline constant timestamptz := clock_timestamp() + interval '30 seconds';
-  kinds constant text[] := array['webhook_deliveries', 'cron_history', 'dead_letters',
-    'sync_checksums', 'backfill_jobs', 'tombstones', 'deleted_observations', 'stream_notes'];
-  kind text;
-  cutoff timestamptz;
-  held_tables text[];
-  held_since timestamptz[];
   stalled jsonb;
-  purged_table text;
-  table_cutoff timestamptz;
-  m bigint;
-  n bigint;
-  total bigint;
-  finished boolean;
-  removed jsonb := '{}'::jsonb;
-  incomplete text[] := '{}'::text[];
 begin
-  -- A backfill that has made no progress for longer than tombstones are kept (its
-  -- workers stopped: an export loader killed and never run again, a Scan backfill whose
-  -- function is not deployed) fails, saying so: otherwise it would hold its table's
-  -- tombstones for ever (below). Resumed after that long it could not be trusted anyway.
-  -- Its end's walk (sync.backfill_jobs.sweep_state, added by 20261128003600_sweep_in_chunks.sql,
-  -- stamped at each chunk) is progress too: a long table's end may outlast the retention.
   with stalled_jobs as (
     update sync.backfill_jobs j
     set status = 'failed', finished_at = now(),
@@ -225,26 +206,39 @@ begin
   )
   select coalesce(jsonb_agg(jsonb_build_object('job', s.id, 'table', s.source_table)), '[]')
   into stalled from stalled_jobs s;
+  return stalled;
+end
+$fn$;
+comment on function sync.fail_stalled_backfills() is
+  'Fails the backfills without progress for longer than tombstone_retention, naming when they stopped; returns them.';
 
-  -- A backfill page read before a delete and written after its tombstone was purged
-  -- would bring the row back, so nothing of a table deleted after the start of its
-  -- oldest running backfill loses its tombstone (or its deleted observation). Per table:
-  -- one table's long backfill holds no other table's. (A validation run's Scan writes no
-  -- row, so it holds nothing.) From ten minutes before that start: an export's started_at
-  -- is its read time, on DynamoDB's clock, and a tombstone's recorded_at is on this
-  -- database's, so a delete just after the read time could be recorded before it and
-  -- go (found by a review of the clocks).
-  select array_agg(t.target_table), array_agg(h.since) into held_tables, held_since
-  from (select j.source_table, min(j.started_at) - interval '10 minutes' as since
-        from sync.backfill_jobs j
-        where j.status = 'running' and j.checksum_run_id is null
-        group by j.source_table) h
-  join sync.source_tables t on t.source_table = h.source_table;
-  held_tables := coalesce(held_tables, '{}');
-  held_since := coalesce(held_since, '{}');
-
-  foreach kind in array kinds loop
-    cutoff := now() - sync.retention_setting(case kind
+-- One batch of one kind of what outlived its retention: at most p_batch rows (a finished
+-- backfill job holds up to a million segments, so a hundredth as many jobs), oldest first
+-- along an index, whatever the table's size; `complete` once the kind has nothing more.
+-- A statement of 5,000 rows takes about half a second on a busy 2-core machine.
+create function sync.purge_expired_batch(p_kind text, p_batch integer)
+returns table (removed bigint, complete boolean)
+language plpgsql set search_path = ''
+-- Batches walk their index oldest first and stop at the LIMIT, however stale the
+-- statistics (see sync.purge_superseded_observations).
+set enable_seqscan = off set enable_bitmapscan = off
+as $fn$
+declare
+  cutoff timestamptz;
+  held_since timestamptz;
+  purged_table text;
+  table_cutoff timestamptz;
+  m bigint;
+  n bigint := 0;
+begin
+  if p_kind <> all (array['webhook_deliveries', 'cron_history', 'dead_letters', 'sync_checksums',
+                          'backfill_jobs', 'tombstones', 'deleted_observations', 'stream_notes',
+                          'validation_staging']) then
+    raise exception 'sync.purge_expired_batch: % is not a kind of retention', p_kind
+      using errcode = '22023';
+  end if;
+  if p_kind <> 'validation_staging' then
+    cutoff := now() - sync.retention_setting(case p_kind
       when 'webhook_deliveries' then 'webhook_id_retention'
       when 'cron_history' then 'cron_history_retention'
       when 'dead_letters' then 'dead_letter_retention'
@@ -256,172 +250,259 @@ begin
       -- check interval (3 hours) further.
       when 'stream_notes' then 'stream_note_retention'
     end);
-    total := 0;
-    finished := false;
-    for i in 1 .. max_batches loop
-      exit when clock_timestamp() >= deadline;
-      case kind
-      when 'webhook_deliveries' then
-        with doomed as (
-          select w.webhook_id from sync.webhook_deliveries w
-          where w.received_at < cutoff order by w.received_at limit batch
-        ), purged as (
-          delete from sync.webhook_deliveries w using doomed d
-          where w.webhook_id = d.webhook_id and w.received_at < cutoff
-          returning 1
-        )
-        select count(*) into n from purged;
-      when 'cron_history' then
-        -- Every job's history: the heartbeat's runs are most of it. runid grows with
-        -- time, so the oldest runs come first along the primary key.
-        with doomed as (
-          select r.runid from cron.job_run_details r
-          where coalesce(r.end_time, r.start_time) < cutoff order by r.runid limit batch
-        ), purged as (
-          delete from cron.job_run_details r using doomed d
-          where r.runid = d.runid returning 1
-        )
-        select count(*) into n from purged;
-      when 'dead_letters' then
-        -- Replayed ones only: an open dead letter waits for its fix however old it is.
-        -- One seen again since (its record failed again: a backfill's end spares its key
-        -- while it is, sync.sweep_unseen_chunk) is kept until that too is old.
-        with doomed as (
-          select dl.id from sync.dead_letters dl
-          where dl.replayed_at < cutoff and dl.last_seen_at < cutoff
-          order by dl.replayed_at limit batch
-          for update skip locked
-        ), purged as (
-          delete from sync.dead_letters dl using doomed d
-          where dl.id = d.id and dl.replayed_at < cutoff and dl.last_seen_at < cutoff
-          returning 1
-        )
-        select count(*) into n from purged;
-      when 'sync_checksums' then
-        -- Finished runs only (a running one is the validator's), and never the latest
-        -- run or the latest done run of a table: sync.status shows them.
-        with doomed as (
-          select c.id from public.sync_checksums c
-          where c.status in ('done', 'failed') and c.started_at < cutoff
-            and c.id <> (select l.id from public.sync_checksums l
-                         where l.target_table = c.target_table
-                         order by l.started_at desc, l.id desc limit 1)
-            and c.id is distinct from (select l.id from public.sync_checksums l
-                                       where l.target_table = c.target_table and l.status = 'done'
-                                       order by l.started_at desc, l.id desc limit 1)
-          order by c.id limit batch
-        ), purged as (
-          delete from public.sync_checksums c using doomed d
-          where c.id = d.id and c.status in ('done', 'failed') returning 1
-        )
-        select count(*) into n from purged;
-      when 'backfill_jobs' then
-        -- Finished jobs (their segments go with them), except the latest of each table
-        -- and one a stale table still points at. A job holds up to a million segments,
-        -- so fewer jobs go per statement.
-        with doomed as (
-          select j.id from sync.backfill_jobs j
-          where j.status in ('done', 'failed', 'cancelled') and j.finished_at < cutoff
-            and j.id <> (select l.id from sync.backfill_jobs l
-                         where l.source_table = j.source_table
-                         order by l.requested_at desc, l.id desc limit 1)
-            and not exists (select from sync.table_state ts where ts.backfill_job_id = j.id)
-          order by j.id limit batch / 100
-        ), purged as (
-          delete from sync.backfill_jobs j using doomed d
-          where j.id = d.id and j.status in ('done', 'failed', 'cancelled') returning 1
-        )
-        select count(*) into n from purged;
-      when 'tombstones', 'deleted_observations' then
-        -- Table by table, each up to its own cutoff: none recorded after the start of its
-        -- table's oldest running backfill (above). And kept while an open dead letter of
-        -- its key waits for a replay: the letter's change, older than the delete, would
-        -- otherwise bring the row back when it is replayed. A deleted observation is its
-        -- own tombstone; no row holds it.
-        n := 0;
-        for purged_table in select st.target_table from sync.source_tables st
-                            order by st.target_table loop
-          exit when n >= batch;
-          table_cutoff := least(cutoff, coalesce(
-            held_since[array_position(held_tables, purged_table)], 'infinity'));
-          if kind = 'tombstones' then
-            with purged as (
-              delete from sync.tombstones t
-              where t.ctid = any (array(
-                  select x.ctid from sync.tombstones x
-                  where x.target_table = purged_table and x.recorded_at < table_cutoff
-                    and not exists (select from sync.dead_letters dl
-                                    where dl.target_table = x.target_table
-                                      and dl.row_key = x.row_key and dl.replayed_at is null)
-                  order by x.target_table, x.recorded_at limit batch - n
-                  for update skip locked))
-                and (t.recorded_at < table_cutoff) is true
-              returning 1
-            )
-            select count(*) into m from purged;
-          else
-            with purged as (
-              delete from sync.observations o
-              where o.ctid = any (array(
-                  select x.ctid from sync.observations x
-                  where x.deleted and x.target_table = purged_table
-                    and x.recorded_at < table_cutoff
-                    and not exists (select from sync.dead_letters dl
-                                    where dl.target_table = x.target_table
-                                      and dl.row_key = x.row_key and dl.replayed_at is null)
-                  order by x.target_table, x.recorded_at limit batch - n
-                  for update skip locked))
-                and (o.deleted and o.recorded_at < table_cutoff) is true
-              returning 1
-            )
-            select count(*) into m from purged;
-          end if;
-          n := n + m;
-        end loop;
-      when 'stream_notes' then
-        -- Every stream's, not only the current one's (a replaced stream's, a table whose
-        -- check keeps failing). Along their applied_at index: a batch walks its own rows
-        -- and stops at the cutoff, however long the backlog and the notes kept.
+  end if;
+  case p_kind
+  when 'webhook_deliveries' then
+    with doomed as (
+      select w.webhook_id from sync.webhook_deliveries w
+      where w.received_at < cutoff order by w.received_at limit p_batch
+    ), purged as (
+      delete from sync.webhook_deliveries w using doomed d
+      where w.webhook_id = d.webhook_id and w.received_at < cutoff
+      returning 1
+    )
+    select count(*) into n from purged;
+  when 'cron_history' then
+    -- Every job's history: the heartbeat's runs are most of it. runid grows with time,
+    -- so the oldest runs come first along the primary key.
+    with doomed as (
+      select r.runid from cron.job_run_details r
+      where coalesce(r.end_time, r.start_time) < cutoff order by r.runid limit p_batch
+    ), purged as (
+      delete from cron.job_run_details r using doomed d
+      where r.runid = d.runid returning 1
+    )
+    select count(*) into n from purged;
+  when 'dead_letters' then
+    -- Replayed ones only: an open dead letter waits for its fix however old it is. One
+    -- seen again since (its record failed again: a backfill's end spares its key while
+    -- it is, sync.sweep_unseen_chunk) is kept until that too is old.
+    with doomed as (
+      select dl.id from sync.dead_letters dl
+      where dl.replayed_at < cutoff and dl.last_seen_at < cutoff
+      order by dl.replayed_at limit p_batch
+      for update skip locked
+    ), purged as (
+      delete from sync.dead_letters dl using doomed d
+      where dl.id = d.id and dl.replayed_at < cutoff and dl.last_seen_at < cutoff
+      returning 1
+    )
+    select count(*) into n from purged;
+  when 'sync_checksums' then
+    -- Finished runs only (a running one is the validator's), and never the latest run or
+    -- the latest done run of a table: sync.status shows them.
+    with doomed as (
+      select c.id from public.sync_checksums c
+      where c.status in ('done', 'failed') and c.started_at < cutoff
+        and c.id <> (select l.id from public.sync_checksums l
+                     where l.target_table = c.target_table
+                     order by l.started_at desc, l.id desc limit 1)
+        and c.id is distinct from (select l.id from public.sync_checksums l
+                                   where l.target_table = c.target_table and l.status = 'done'
+                                   order by l.started_at desc, l.id desc limit 1)
+      order by c.id limit p_batch
+    ), purged as (
+      delete from public.sync_checksums c using doomed d
+      where c.id = d.id and c.status in ('done', 'failed') returning 1
+    )
+    select count(*) into n from purged;
+  when 'backfill_jobs' then
+    -- Finished jobs (their segments go with them), except the latest of each table and
+    -- one a stale table still points at.
+    with doomed as (
+      select j.id from sync.backfill_jobs j
+      where j.status in ('done', 'failed', 'cancelled') and j.finished_at < cutoff
+        and j.id <> (select l.id from sync.backfill_jobs l
+                     where l.source_table = j.source_table
+                     order by l.requested_at desc, l.id desc limit 1)
+        and not exists (select from sync.table_state ts where ts.backfill_job_id = j.id)
+      order by j.id limit greatest(p_batch / 100, 1)
+    ), purged as (
+      delete from sync.backfill_jobs j using doomed d
+      where j.id = d.id and j.status in ('done', 'failed', 'cancelled') returning 1
+    )
+    select count(*) into n from purged;
+    return query select n, n < greatest(p_batch / 100, 1);
+    return;
+  when 'tombstones', 'deleted_observations' then
+    -- Table by table, each up to its own cutoff. A backfill page read before a delete and
+    -- written after its tombstone was purged would bring the row back, so nothing of a
+    -- table deleted after the start of its oldest running backfill loses its tombstone
+    -- (or its deleted observation); one table's long backfill holds no other table's. (A
+    -- validation run's Scan writes no row, so it holds nothing.) From ten minutes before
+    -- that start: an export's started_at is its read time, on DynamoDB's clock, and a
+    -- tombstone's recorded_at is on this database's, so a delete just after the read
+    -- time could be recorded before it and go (found by a review of the clocks). And kept
+    -- while an open dead letter of its key waits for a replay: the letter's change, older
+    -- than the delete, would otherwise bring the row back when it is replayed. A deleted
+    -- observation is its own tombstone; no row holds it.
+    for purged_table in select st.target_table from sync.source_tables st
+                        order by st.target_table loop
+      exit when n >= p_batch;
+      select min(j.started_at) - interval '10 minutes' into held_since
+      from sync.backfill_jobs j
+      join sync.source_tables st on st.source_table = j.source_table
+      where st.target_table = purged_table and j.status = 'running'
+        and j.checksum_run_id is null;
+      table_cutoff := least(cutoff, coalesce(held_since, 'infinity'));
+      if p_kind = 'tombstones' then
         with purged as (
-          delete from sync.stream_batches_applied b
-          where b.ctid = any (array(
-              select x.ctid from sync.stream_batches_applied x
-              where x.applied_at < cutoff order by x.applied_at limit batch))
-            and (b.applied_at < cutoff) is true
+          delete from sync.tombstones t
+          where t.ctid = any (array(
+              select x.ctid from sync.tombstones x
+              where x.target_table = purged_table and x.recorded_at < table_cutoff
+                and not exists (select from sync.dead_letters dl
+                                where dl.target_table = x.target_table
+                                  and dl.row_key = x.row_key and dl.replayed_at is null)
+              order by x.target_table, x.recorded_at limit p_batch - n
+              for update skip locked))
+            and (t.recorded_at < table_cutoff) is true
           returning 1
         )
-        select count(*) into n from purged;
-      end case;
-      total := total + n;
-      if n < (case kind when 'backfill_jobs' then batch / 100 else batch end) then
-        finished := true;
-        exit;
+        select count(*) into m from purged;
+      else
+        with purged as (
+          delete from sync.observations o
+          where o.ctid = any (array(
+              select x.ctid from sync.observations x
+              where x.deleted and x.target_table = purged_table
+                and x.recorded_at < table_cutoff
+                and not exists (select from sync.dead_letters dl
+                                where dl.target_table = x.target_table
+                                  and dl.row_key = x.row_key and dl.replayed_at is null)
+              order by x.target_table, x.recorded_at limit p_batch - n
+              for update skip locked))
+            and (o.deleted and o.recorded_at < table_cutoff) is true
+          returning 1
+        )
+        select count(*) into m from purged;
+      end if;
+      n := n + m;
+    end loop;
+  when 'stream_notes' then
+    -- Every stream's, not only the current one's (a replaced stream's, a table whose
+    -- check keeps failing). Along their applied_at index: a batch walks its own rows and
+    -- stops at the cutoff, however long the backlog and the notes kept.
+    with purged as (
+      delete from sync.stream_batches_applied b
+      where b.ctid = any (array(
+          select x.ctid from sync.stream_batches_applied x
+          where x.applied_at < cutoff order by x.applied_at limit p_batch))
+        and (b.applied_at < cutoff) is true
+      returning 1
+    )
+    select count(*) into n from purged;
+  when 'validation_staging' then
+    -- The rows a validation run staged, once it ended (done or failed): sync.end_validation
+    -- leaves them here, as a run of a large table staged millions (a key each in
+    -- sync.checksum_seen), too many to delete in the statement that ends it. Each ended
+    -- run's rows along its run's index; a request of the run still writing when it ended
+    -- leaves rows the next batch takes.
+    with purged as (
+      delete from sync.checksum_seen s
+      where s.ctid = any (array(
+          select x.ctid from public.sync_checksums c
+          cross join lateral (select x.ctid from sync.checksum_seen x where x.run_id = c.id
+                              limit p_batch) x
+          where c.status in ('done', 'failed')
+          limit p_batch))
+      returning 1
+    )
+    select count(*) into n from purged;
+    with purged as (
+      delete from sync.checksum_items i
+      where i.ctid = any (array(
+          select x.ctid from public.sync_checksums c
+          cross join lateral (select x.ctid from sync.checksum_items x where x.run_id = c.id
+                              limit p_batch - n) x
+          where c.status in ('done', 'failed') and n < p_batch
+          limit p_batch - n))
+      returning 1
+    )
+    select n + count(*) into n from purged;
+    with purged as (
+      delete from sync.checksum_divergent d
+      where d.ctid = any (array(
+          select x.ctid from public.sync_checksums c
+          cross join lateral (select x.ctid from sync.checksum_divergent x where x.run_id = c.id
+                              limit p_batch - n) x
+          where c.status in ('done', 'failed') and n < p_batch
+          limit p_batch - n))
+      returning 1
+    )
+    select n + count(*) into n from purged;
+    with purged as (
+      delete from sync.checksum_unmappable u
+      where u.ctid = any (array(
+          select x.ctid from public.sync_checksums c
+          cross join lateral (select x.ctid from sync.checksum_unmappable x where x.run_id = c.id
+                              limit p_batch - n) x
+          where c.status in ('done', 'failed') and n < p_batch
+          limit p_batch - n))
+      returning 1
+    )
+    select n + count(*) into n from purged;
+  end case;
+  return query select n, n < p_batch;
+end
+$fn$;
+comment on function sync.purge_expired_batch(text, integer) is
+  'Deletes at most p_batch rows of one kind that outlived its retention in sync.settings (or of ended validations'' staging, kind validation_staging); returns how many and whether the kind has nothing more.';
+
+-- Retention's run: the stalled backfills failed, then every kind a batch at a time, in
+-- turn (each pass a batch of each kind not yet complete, so that no kind's backlog holds
+-- back the others), starting no batch after p_budget. pg_cron runs it every minute with
+-- 3 s, so that the rows it deletes are held a few seconds at most (a merge that must
+-- write a tombstone or a webhook id being purged waits that long), not the 30 s an hourly
+-- run took; at half a second a batch it purges about 1.8 million rows an hour that way.
+-- (A procedure could commit after each batch, but not with a fixed search_path: a SET
+-- clause forbids its commits, and Supabase's security advisor flags any routine without
+-- one.) The superseded observations are purged apart (sync.purge_superseded_turn).
+drop function sync.purge_expired();
+create function sync.purge_expired(p_budget interval default '30 seconds') returns jsonb
+language plpgsql set search_path = ''
+as $fn$
+declare
+  deadline constant timestamptz := clock_timestamp() + p_budget;
+  stalled jsonb;
+  pending text[] := array['webhook_deliveries', 'cron_history', 'dead_letters', 'sync_checksums',
+                          'backfill_jobs', 'tombstones', 'deleted_observations', 'stream_notes',
+                          'validation_staging'];
+  kind text;
+  n bigint;
+  kind_complete boolean;
+  result jsonb;
+begin
+  stalled := sync.fail_stalled_backfills();
+  result := (select jsonb_object_agg(k, 0) from unnest(pending) k);
+  while cardinality(pending) > 0 and clock_timestamp() < deadline loop
+    foreach kind in array pending loop
+      exit when clock_timestamp() >= deadline;
+      select b.removed, b.complete into n, kind_complete
+      from sync.purge_expired_batch(kind, 5000) b;
+      result := jsonb_set(result, array[kind], to_jsonb((result ->> kind)::bigint + n));
+      if kind_complete then
+        pending := array_remove(pending, kind);
       end if;
     end loop;
-    removed := removed || jsonb_build_object(kind, total);
-    if not finished then
-      incomplete := incomplete || kind;
-    end if;
   end loop;
-
-  -- The superseded observations are not purged here but by sync.purge_superseded_turn
-  -- (below), a table per transaction: that purge takes the table's merge lock, and taken
-  -- here it was held while this run still held the rows it had deleted, which a merge of
-  -- the table's batch could be waiting on (a review reproduced an 8.5 s stall that
-  -- Postgres could not see as a deadlock), and one table's while it purged the next.
-  return removed || jsonb_build_object('incomplete', to_jsonb(incomplete))
+  return result || jsonb_build_object('incomplete', to_jsonb(pending))
     || case when jsonb_array_length(stalled) > 0
          then jsonb_build_object('stalled_backfills_failed', stalled) else '{}'::jsonb end;
 end
 $fn$;
-comment on function sync.purge_expired() is
-  'Deletes, in bounded batches, what outlived its retention in sync.settings; returns the rows removed per kind, the kinds left incomplete, and the stalled backfills it failed.';
+comment on function sync.purge_expired(interval) is
+  'Deletes, in batches for about p_budget, what outlived its retention in sync.settings; returns the rows removed per kind, the kinds left incomplete, and the stalled backfills it failed.';
 
--- The superseded observations of one collapsed table, for at most 10 s, in a transaction
--- of their own: the purge takes the table's merge lock (waited for until the deadline,
--- sync.purge_superseded_observations) and holds nothing else, so the table's merges wait
--- for it 10 s at most and no other table's wait at all.
-create function sync.purge_superseded(p_target text) returns jsonb
+-- The superseded observations of one collapsed table, for about p_budget, in a
+-- transaction of their own: the purge takes the table's merge lock (waited for until the
+-- deadline, sync.purge_superseded_observations) and holds nothing else, so the table's
+-- merges wait for it that long at most and no other table's wait at all. (Taken inside
+-- sync.purge_expired, the lock was waited for while that run held the rows it had
+-- deleted, which a merge of the table's batch could be waiting on: a review reproduced an
+-- 8.5 s stall that Postgres could not see as a deadlock.)
+create function sync.purge_superseded(p_target text, p_budget interval default '10 seconds')
+returns jsonb
 language plpgsql set search_path = ''
 set enable_seqscan = off set enable_bitmapscan = off
 as $fn$
@@ -432,15 +513,15 @@ begin
   select p.removed, p.complete into n, complete
   from sync.purge_superseded_observations(p_target,
          now() - sync.retention_setting('observation_retention'), 5000, 50,
-         clock_timestamp() + interval '10 seconds') p;
+         clock_timestamp() + p_budget) p;
   insert into sync.superseded_purge_turns (target_table, purged_at) values (p_target, now())
   on conflict (target_table) do update set purged_at = excluded.purged_at;
   return jsonb_build_object('table', p_target, 'superseded_observations', n,
                             'complete', complete);
 end
 $fn$;
-comment on function sync.purge_superseded(text) is
-  'Deletes, for at most 10 s, the observations of a collapsed table superseded for longer than observation_retention; returns the table, how many, and whether its walk reached the end.';
+comment on function sync.purge_superseded(text, interval) is
+  'Deletes, for about p_budget, the observations of a collapsed table superseded for longer than observation_retention; returns the table, how many, and whether its walk reached the end.';
 
 -- When each collapsed table's superseded observations were last purged: the turn goes to
 -- the one purged longest ago (never first).
@@ -450,14 +531,14 @@ create table sync.superseded_purge_turns (
 );
 revoke all on table sync.superseded_purge_turns from public;
 
--- pg_cron's turn: the collapsed table purged longest ago, one per run, every 10 minutes
--- (each collapsed table three times an hour with two of them; the registry's, however
--- many). Empty when no table is collapsed.
+-- pg_cron's turn: the collapsed table purged longest ago, one per run, every minute for
+-- 3 s (each of two collapsed tables every other minute, however many the registry has).
+-- Empty when no table is collapsed.
 create function sync.purge_superseded_turn() returns jsonb
 language sql set search_path = ''
 as $$
   select coalesce((
-    select sync.purge_superseded(s.target_table)
+    select sync.purge_superseded(s.target_table, '3 seconds')
     from sync.source_tables s
     left join sync.superseded_purge_turns t on t.target_table = s.target_table
     where s.collapsed
@@ -465,8 +546,11 @@ as $$
     limit 1), '{}'::jsonb)
 $$;
 comment on function sync.purge_superseded_turn() is
-  'Purges the superseded observations of the collapsed table whose turn it is (sync.purge_superseded).';
-revoke all on function sync.purge_superseded(text), sync.purge_superseded_turn() from public;
+  'Purges, for 3 s, the superseded observations of the collapsed table whose turn it is (sync.purge_superseded).';
+revoke all on function sync.fail_stalled_backfills(), sync.purge_expired_batch(text, integer),
+  sync.purge_expired(interval), sync.purge_superseded(text, interval),
+  sync.purge_superseded_turn() from public;
 
-select cron.schedule('sync-retention-superseded', '*/10 * * * *',
-  'select sync.purge_superseded_turn()');
+-- Replaces 20261128001000_retention.sql's hourly run of 30 s.
+select cron.schedule('sync-retention', '* * * * *', 'select sync.purge_expired(''3 seconds'')');
+select cron.schedule('sync-retention-superseded', '* * * * *', 'select sync.purge_superseded_turn()');

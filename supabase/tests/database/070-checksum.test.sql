@@ -2,7 +2,7 @@
 -- every divergent key named with its kind.
 set client_min_messages = warning;
 begin;
-select plan(18);
+select plan(20);
 
 -- Runs of other tests (or of npm start) on this database are not this test's.
 delete from public.sync_checksums;
@@ -88,7 +88,7 @@ select is(
   'unexpected {"pk": "p", "sk": "m06a63c449"}', 'a table holding that key is compared, and the key named'
 );
 
--- Runs killed mid-way are failed by the reaper, and their staging rows go.
+-- Runs killed mid-way are failed by the reaper, and their staging rows go by retention.
 insert into public.sync_checksums (target_table, status, started_at, progress_at)
 values ('firespring_actions', 'running', now() - interval '1 hour', now() - interval '20 minutes'),
        ('firespring_actions', 'running', now() - interval '1 hour', now() - interval '1 minute');
@@ -100,8 +100,19 @@ select results_eq(
              || to_char((now() - interval '20 minutes') at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS "UTC"'),
            (select count(*)::int from sync.checksum_items i where i.run_id = c.id)
     from public.sync_checksums c where target_table = 'firespring_actions' order by progress_at$$,
-  $$values ('failed', true, 0), ('running', null, 1)$$,
-  'the stalled run is failed, naming when it stopped, without its staging rows; the live one runs on'
+  $$values ('failed', true, 1), ('running', null, 1)$$,
+  'the stalled run is failed, naming when it stopped; the live one runs on'
+);
+select results_eq(
+  $$select removed, complete from sync.purge_expired_batch('validation_staging', 5000)$$,
+  $$values (1::bigint, true)$$,
+  'retention takes the failed run''s staging rows, a batch at a time'
+);
+select results_eq(
+  $$select status, (select count(*)::int from sync.checksum_items i where i.run_id = c.id)
+    from public.sync_checksums c where target_table = 'firespring_actions' order by progress_at$$,
+  $$values ('failed', 0), ('running', 1)$$,
+  'and leaves the live run''s'
 );
 select is(sync.reap_stalled_validations(interval '30 seconds'), 1, 'the stall period is a parameter');
 select is(

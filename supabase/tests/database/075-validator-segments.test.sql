@@ -4,7 +4,7 @@
 -- a run, the staggered validate_all, the reaper and the heartbeat.
 set client_min_messages = warning;
 begin;
-select plan(45);
+select plan(48);
 
 delete from public.sync_checksums;
 delete from sync.backfill_jobs;
@@ -190,8 +190,20 @@ select unalike(
 select sync.end_validation((select id from run), 'done');
 select results_eq(
   $$select status, phase, lease_owner, (select count(*)::int from sync.checksum_items) from public.sync_checksums$$,
-  $$values ('done'::text, 'done'::text, null::text, 0)$$,
-  'an ended run leaves no staging rows and no lease'
+  $$values ('done'::text, 'done'::text, null::text, 30305)$$,
+  'an ended run leaves no lease, and its staging rows to retention'
+);
+select results_eq(
+  $$select removed, complete from sync.purge_expired_batch('validation_staging', 30000)$$,
+  $$values (30000::bigint, false)$$,
+  'retention deletes them a batch at a time'
+);
+select results_eq(
+  $$select removed, complete from sync.purge_expired_batch('validation_staging', 30000)$$,
+  $$values (305::bigint, true)$$,
+  'until none is left'
+);
+select is((select count(*)::int from sync.checksum_items), 0, 'no staging row is left'
 );
 select throws_ok($$select sync.end_validation((select id from run), 'running')$$, '22023', null,
   'a run ends done or failed');

@@ -144,18 +144,20 @@ select results_eq(
 );
 
 select sync.end_validation((select id from run), 'done');
+select sync.purge_expired_batch('validation_staging', 5000);
 select is((select count(*)::int from sync.checksum_seen where run_id = (select id from run)), 0,
-  'an ended run leaves no seen keys');
+  'an ended run leaves no seen keys once retention ran');
 
--- A run ended before its compare ends (failed) leaves no divergent keys either, and a
--- deleted run's go with it.
+-- A run ended before its compare ends (failed) leaves no divergent keys either once
+-- retention ran, and a deleted run's go with it.
 select sync.start_validation('toledo_dashboard', false, 1, 1000) as failing_run \gset
 select sync.check_checksum_page(:failing_run, 'toledo_dashboard', (select rows from pages where n = 2));
 insert into sync.checksum_unmappable (run_id, item) values (:failing_run, '{}');
 select sync.end_validation(:failing_run, 'failed', 'test');
+select sync.purge_expired_batch('validation_staging', 5000);
 select is((select count(*)::int from sync.checksum_divergent where run_id = :failing_run)
           + (select count(*)::int from sync.checksum_unmappable where run_id = :failing_run), 0,
-  'a failed run leaves no divergent keys or unmappable items aside');
+  'nor does a failed run leave divergent keys or unmappable items aside');
 select sync.check_checksum_page(:staged_run, 'toledo_dashboard', (select rows from pages where n = 2));
 insert into sync.checksum_unmappable (run_id, item) values (:staged_run, '{}');
 delete from public.sync_checksums where id = :staged_run;

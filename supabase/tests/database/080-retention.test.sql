@@ -4,7 +4,7 @@
 -- are never purged.
 set client_min_messages = warning;
 begin;
-select plan(59);
+select plan(63);
 
 -- Start from nothing, so that what purge_expired reports is exactly this test's rows.
 delete from sync.superseded_purge_turns;
@@ -30,11 +30,11 @@ select results_eq(
 );
 select is((select count(*)::int from sync.settings where key like '%\_retention' and description <> ''), 9,
   'each setting says what it keeps');
-select is((select schedule from cron.job where jobname = 'sync-retention'), '23 * * * *',
-  'pg_cron purges hourly');
-select is((select command from cron.job where jobname = 'sync-retention-superseded'),
-  'select sync.purge_superseded_turn()',
-  'and the superseded observations every 10 minutes, a collapsed table per run, in a transaction of its own');
+select results_eq(
+  $$select schedule, command from cron.job where jobname like 'sync-retention%' order by jobname$$,
+  $$values ('* * * * *'::text, 'select sync.purge_expired(''3 seconds'')'::text),
+           ('* * * * *', 'select sync.purge_superseded_turn()')$$,
+  'pg_cron runs retention every minute for 3 s, and the superseded observations in a run of their own: what each deletes or locks is held a few seconds at most');
 
 -- Tombstones: 49 h old (purged), 47 h old (kept).
 insert into sync.tombstones (target_table, row_key, sync_sequence, deleted_at, recorded_at) values
@@ -108,9 +108,9 @@ create temp table purged as select sync.purge_expired() as result;
 select is((select result from purged),
   '{"tombstones": 1, "cron_history": 1, "dead_letters": 1, "backfill_jobs": 1, "sync_checksums": 1,
     "webhook_deliveries": 1, "deleted_observations": 2, "incomplete": [],
-    "stream_notes": 0}'::jsonb,
+    "stream_notes": 0, "validation_staging": 0}'::jsonb,
   'purge_expired reports what it removed per kind');
--- The superseded observations, a table per transaction (pg_cron's turn, every 10 minutes).
+-- The superseded observations, a table per transaction (pg_cron's turn, every minute).
 select is(sync.purge_superseded_turn(),
   '{"table": "firespring_extraction_jobs", "superseded_observations": 0, "complete": true}'::jsonb,
   'the turn goes to a collapsed table never purged, in name order');
@@ -153,8 +153,33 @@ select results_eq(
 select is(sync.purge_expired(),
   '{"tombstones": 0, "cron_history": 0, "dead_letters": 0, "backfill_jobs": 0, "sync_checksums": 0,
     "webhook_deliveries": 0, "deleted_observations": 0, "incomplete": [],
-    "stream_notes": 0}'::jsonb,
+    "stream_notes": 0, "validation_staging": 0}'::jsonb,
   'a second run finds nothing more');
+
+-- A pass takes a batch of each kind in turn until every kind is complete; a run out of
+-- time names what it left.
+insert into sync.webhook_deliveries (webhook_id, received_at)
+select 'msg_many_' || g, now() - interval '1 hour' from generate_series(1, 12001) g;
+insert into sync.tombstones (target_table, row_key, sync_sequence, deleted_at, recorded_at)
+select 'firespring_searches', jsonb_build_object('search_id', 'many' || g), g,
+       now() - interval '3 days', now() - interval '3 days'
+from generate_series(1, 7000) g;
+select ok((sync.purge_expired('0 seconds') -> 'incomplete') ? 'webhook_deliveries',
+  'a run given no time names the kinds it left');
+select is((select count(*)::int from sync.webhook_deliveries where webhook_id like 'msg\_many\_%'), 12001,
+  'and purged none of them');
+create temp table many as select sync.purge_expired() as result;
+select results_eq(
+  $$select (result ->> 'webhook_deliveries')::int, (result ->> 'tombstones')::int, result -> 'incomplete'
+    from many$$,
+  $$values (12001, 7000, '[]'::jsonb)$$,
+  'a run goes on, batch after batch, until each kind is complete');
+select is((select count(*)::int from sync.webhook_deliveries where webhook_id like 'msg\_many\_%')
+          + (select count(*)::int from sync.tombstones where row_key ->> 'search_id' like 'many%'), 0,
+  'and leaves none of them');
+select throws_ok($$select * from sync.purge_expired_batch('everything', 1)$$, '22023',
+  'sync.purge_expired_batch: everything is not a kind of retention',
+  'a kind it does not know is named');
 select is((sync.purge_superseded('firespring_visitors') ->> 'superseded_observations')::int, 0,
   'nor a second purge of the superseded observations');
 
