@@ -413,34 +413,5 @@ insert into sync.settings (key, value, description) values (
 create index write_backs_open on sync.write_backs (target_table) where status <> 'applied';
 create index write_backs_ended on sync.write_backs (updated_at) where status <> 'pending';
 
--- Purges ended write-backs older than write_back_retention, 5,000 a statement, for at
--- most 20 seconds (far under the hosted 2-minute statement timeout). Returns how many.
-create function sync.purge_ended_write_backs() returns bigint
-language plpgsql set search_path = ''
-as $$
-declare
-  cutoff constant timestamptz := now() - sync.retention_setting('write_back_retention');
-  deadline constant timestamptz := clock_timestamp() + interval '20 seconds';
-  n bigint;
-  total bigint := 0;
-begin
-  loop
-    with doomed as (
-      select w.id from sync.write_backs w
-      where w.status <> 'pending' and not w.restore_due and w.updated_at < cutoff
-      order by w.updated_at limit 5000
-    )
-    delete from sync.write_backs w using doomed d where w.id = d.id;
-    get diagnostics n = row_count;
-    total := total + n;
-    exit when n < 5000 or clock_timestamp() >= deadline;
-  end loop;
-  return total;
-end
-$$;
-comment on function sync.purge_ended_write_backs() is
-  'Deletes write-backs that ended (applied, conflict, failed) more than write_back_retention ago; returns how many.';
-revoke all on function sync.purge_ended_write_backs() from public;
-
-select cron.schedule('sync-write-back-retention', '47 * * * *',
-  'select sync.purge_ended_write_backs()');
+-- They are purged by sync.purge_expired (20261128002700_retention_progress.sql, kind
+-- write_backs), with the rest of retention.

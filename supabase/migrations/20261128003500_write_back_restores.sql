@@ -129,8 +129,8 @@ as $$
                  where w.restore_due and w.lease_expires_at < now())
 $$;
 
--- sync.purge_ended_write_backs, with this change, is defined in
--- 20261128002500_write_back.sql (one place per function).
+-- The purge of ended write-backs (sync.purge_expired_batch, kind write_backs, in
+-- 20261128002700_retention_progress.sql) never takes one whose restore is due.
 revoke all on function sync.end_write_back_restore(bigint, text, text, text, text) from public;
 -- 20261128002500's value helper kept the default EXECUTE for every role: harmless (an
 -- immutable conversion, in a schema no API role may use), but closed as everything of sync.

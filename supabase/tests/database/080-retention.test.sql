@@ -108,7 +108,7 @@ create temp table purged as select sync.purge_expired() as result;
 select is((select result from purged),
   '{"tombstones": 1, "cron_history": 1, "dead_letters": 1, "backfill_jobs": 1, "sync_checksums": 1,
     "webhook_deliveries": 1, "deleted_observations": 2, "incomplete": [],
-    "stream_notes": 0, "validation_staging": 0}'::jsonb,
+    "stream_notes": 0, "write_backs": 0, "validation_staging": 0}'::jsonb,
   'purge_expired reports what it removed per kind');
 -- The superseded observations, a table per transaction (pg_cron's turn, every minute).
 select is(sync.purge_superseded_turn(),
@@ -153,7 +153,7 @@ select results_eq(
 select is(sync.purge_expired(),
   '{"tombstones": 0, "cron_history": 0, "dead_letters": 0, "backfill_jobs": 0, "sync_checksums": 0,
     "webhook_deliveries": 0, "deleted_observations": 0, "incomplete": [],
-    "stream_notes": 0, "validation_staging": 0}'::jsonb,
+    "stream_notes": 0, "write_backs": 0, "validation_staging": 0}'::jsonb,
   'a second run finds nothing more');
 
 -- A pass takes a batch of each kind in turn until every kind is complete; a run out of

@@ -274,7 +274,7 @@ select results_eq(
 -- A restore still due is never purged, however old.
 update sync.write_backs set restore_due = true, updated_at = now() - interval '400 days'
 where row_key = '{"segment_id": "g-killed"}';
-select sync.purge_ended_write_backs();
+select sync.purge_expired_batch('write_backs', 5000);
 select is((select count(*)::int from sync.write_backs where row_key = '{"segment_id": "g-killed"}'), 1,
   'a write-back whose restore is due is not purged');
 delete from sync.write_backs where row_key = '{"segment_id": "g-killed"}';
@@ -346,15 +346,16 @@ select is(tests.outcome_as('wb_admin', 'select * from sync.write_backs')
 -- Retention: ended write-backs older than write_back_retention go, pending ones stay.
 update sync.write_backs set updated_at = now() - interval '31 days', status = 'pending';
 update sync.write_backs set status = 'applied' where id = (select min(id) from sync.write_backs);
-select is(sync.purge_ended_write_backs(), 1::bigint,
+select is((select removed from sync.purge_expired_batch('write_backs', 5000)), 1::bigint,
   'the purge removes the ended write-back older than write_back_retention');
 select is((select count(*)::int from sync.write_backs where status = 'pending'), 4,
   'and keeps every pending one, however old');
 update sync.write_backs set status = 'failed' where id = (select min(id) from sync.write_backs);
 update sync.write_backs set updated_at = now() where id = (select min(id) from sync.write_backs);
-select is(sync.purge_ended_write_backs(), 0::bigint, 'a recently ended one stays');
-select is((select schedule from cron.job where jobname = 'sync-write-back-retention'), '47 * * * *',
-  'the purge runs every hour');
+select is((select removed from sync.purge_expired_batch('write_backs', 5000)), 0::bigint,
+  'a recently ended one stays');
+select is((sync.purge_expired() ->> 'write_backs')::int, 0,
+  'the purge is one kind of retention''s run (every minute, sync-retention)');
 
 select * from finish();
 rollback;
