@@ -144,7 +144,8 @@ Deno.test("after heavy churn purge_expired leaves only what the rows need and ch
               where key in ('tombstone_retention', 'observation_retention')`;
     const aged = "1 day 1 minute";
     await sql`update sync.tombstones set recorded_at = recorded_at - ${aged}::interval`;
-    await sql`update sync.observations set recorded_at = recorded_at - ${aged}::interval`;
+    await sql`update sync.observations set recorded_at = recorded_at - ${aged}::interval,
+                                           live_since = live_since - ${aged}::interval`;
     // A collapsed row's synced_at is when it took its held observation.
     await sql`update public.firespring_visitors set synced_at = synced_at - ${aged}::interval`;
     await sql`update public.firespring_extraction_jobs

@@ -271,6 +271,23 @@ begin
 end
 $fn$;
 
+-- When an observation last became live: its first write, or a put after its delete. A
+-- write of one already live (a backfill or a repair reading it again, an update of its
+-- item) keeps it, as recorded_at does not: the purge of superseded observations asks how
+-- long the observation after one has been live (20261128002700_retention_progress.sql),
+-- and with recorded_at a table backfilled more often than observation_retention (48 h)
+-- never had one purged (found by a review). Meaningless for a deleted observation, whose
+-- age is its recorded_at (a tombstone's).
+alter table sync.observations add column live_since timestamptz not null default now();
+comment on column sync.observations.live_since is
+  'When the observation last became live (its first write, or a put after its delete); a rewrite of a live one keeps it.';
+-- The purge's walk of a table's live observations, oldest live first, with (row_key,
+-- range_key) as the tie-breaker of its cursor; replaces 20261128000300_merge.sql's walk by
+-- recorded_at.
+create index observations_live_since_idx
+  on sync.observations (target_table, live_since, row_key, range_key) where not deleted;
+drop index sync.observations_live_recorded_at_idx;
+
 -- The body of a collapsed table's merge (visitors, extraction jobs): every observation
 -- is kept in sync.observations, live or deleted, and the row is the live observation
 -- with the largest range key. Every key of the batch is recomputed, applied or not, and
@@ -313,7 +330,8 @@ begin
     set rank = l.rank, row = case when l.op = 'upsert' then l.row end, deleted = l.op = 'delete',
         sync_sequence = case when %9$s then o.sync_sequence else l.seq end,
         sync_changed_at = case when %9$s then o.sync_changed_at else l.changed_at end,
-        sync_source = l.source, recorded_at = now()
+        sync_source = l.source, recorded_at = now(),
+        live_since = case when o.deleted and l.op = 'upsert' then now() else o.live_since end
     from latest l
     where l.seen_at is not null
       and o.target_table = %1$L
@@ -332,7 +350,8 @@ begin
     on conflict (target_table, row_key, range_key) do update
       set rank = excluded.rank, row = excluded.row, deleted = excluded.deleted,
           sync_sequence = excluded.sync_sequence, sync_changed_at = excluded.sync_changed_at,
-          sync_source = excluded.sync_source, recorded_at = now()
+          sync_source = excluded.sync_source, recorded_at = now(),
+          live_since = case when o.deleted and not excluded.deleted then now() else o.live_since end
       where %7$s
     returning o.row_key, o.range_key, o.deleted, o.sync_source
   ),
@@ -367,8 +386,8 @@ begin
 
   -- Per touched key, its best live observation: a top-1 through the primary key of
   -- sync.observations, whatever the table's size. `deleted is false`, not `not deleted`:
-  -- the partial index of live observations by time (observations_live_recorded_at_idx,
-  -- for the purge's walk) holds the key only behind recorded_at, so a probe through it
+  -- the partial index of live observations by time (observations_live_since_idx, for the
+  -- purge's walk) holds the key only behind live_since, so a probe through it
   -- reads every live observation of the table; with statistics from when the table was
   -- nearly empty the planner chose it, 2-7 ms a key (an export chunk of 2,247 visitors
   -- took 21 s instead of about 1). Written so, the probe cannot prove that index's

@@ -43,7 +43,7 @@ create table sync.purge_cursors (
   after_range numeric not null
 );
 comment on table sync.purge_cursors is
-  'Where the last purge of a collapsed table''s superseded observations stopped (recorded_at, row key, range key); none once a walk reached the end.';
+  'Where the last purge of a collapsed table''s superseded observations stopped (live_since, row key, range key); none once a walk reached the end.';
 revoke all on table sync.purge_cursors from public;
 
 insert into sync.settings (key, value, description) values
@@ -82,11 +82,11 @@ begin
   end if;
   statement := format($sql$
     with scanned as (
-      select o.ctid, o.row_key, o.range_key, o.recorded_at
+      select o.ctid, o.row_key, o.range_key, o.live_since
       from sync.observations o
-      where o.target_table = %1$L and not o.deleted and o.recorded_at < $1
-        and (o.recorded_at, o.row_key, o.range_key) > ($2, $3, $4)
-      order by o.recorded_at, o.row_key, o.range_key
+      where o.target_table = %1$L and not o.deleted and o.live_since < $1
+        and (o.live_since, o.row_key, o.range_key) > ($2, $3, $4)
+      order by o.live_since, o.row_key, o.range_key
       limit $5
     ),
     doomed as (
@@ -101,7 +101,8 @@ begin
       ) t
       where s.range_key < t.sync_range_key
         -- Superseded for the whole retention: a live observation after it (the one that
-        -- superseded it, or a later one) was recorded before the cutoff too. One
+        -- superseded it, or a later one) was live since before the cutoff too (live_since:
+        -- a backfill reading both again changes neither's). One
         -- superseded an hour ago stays, so that a removal of the newer ones falls back to
         -- it rather than to an older one; an active visitor's history is still purged, a
         -- retention after each of its observations was superseded. (`is false`, not `not`:
@@ -109,7 +110,7 @@ begin
         and exists (
           select from sync.observations n
           where n.target_table = %1$L and n.row_key = s.row_key and n.range_key > s.range_key
-            and n.deleted is false and n.recorded_at < $1
+            and n.deleted is false and n.live_since < $1
         )
     ),
     purged as (
@@ -120,12 +121,12 @@ begin
       returning 1
     ),
     last_scanned as (
-      select s.recorded_at, s.row_key, s.range_key from scanned s
-      order by s.recorded_at desc, s.row_key desc, s.range_key desc
+      select s.live_since, s.row_key, s.range_key from scanned s
+      order by s.live_since desc, s.row_key desc, s.range_key desc
       limit 1
     )
     select (select count(*) from scanned), (select count(*) from purged),
-           l.recorded_at, l.row_key, l.range_key
+           l.live_since, l.row_key, l.range_key
     from (select) as one
     left join last_scanned l on true
     $sql$, p_target, p_target, key_match, sync.key_json_sql(p_target, 't'));

@@ -4,7 +4,7 @@
 -- are never purged.
 set client_min_messages = warning;
 begin;
-select plan(63);
+select plan(66);
 
 -- Start from nothing, so that what purge_expired reports is exactly this test's rows.
 delete from sync.superseded_purge_turns;
@@ -60,7 +60,7 @@ select sync.merge_changes('firespring_visitors', jsonb_build_array(
   pg_temp.visit('upsert', 'v3', 100, 1, '14')));
 select sync.merge_changes('firespring_visitors', jsonb_build_array(
   pg_temp.visit('delete', 'v1', 200, null, '20'), pg_temp.visit('delete', 'v3', 100, null, '21')));
-update sync.observations set recorded_at = now() - interval '3 days' where target_table = 'firespring_visitors';
+update sync.observations set recorded_at = now() - interval '3 days', live_since = now() - interval '3 days' where target_table = 'firespring_visitors';
 update public.firespring_visitors set synced_at = now() - interval '3 days';
 select sync.merge_changes('firespring_visitors', jsonb_build_array(pg_temp.visit('upsert', 'v2', 200, 2, '30')));
 create temp table visitors_before as select * from public.firespring_visitors;
@@ -199,14 +199,14 @@ delete from visitors_before where visitor_id = 'v2';
 insert into visitors_before select * from public.firespring_visitors where visitor_id = 'v2';
 select is((sync.purge_superseded('firespring_visitors') ->> 'superseded_observations')::int, 0,
   'a superseded observation recorded less than observation_retention ago stays');
-update sync.observations set recorded_at = now() - interval '25 hours'
+update sync.observations set recorded_at = now() - interval '25 hours', live_since = now() - interval '25 hours'
 where row_key = '{"visitor_id": "v2"}' and range_key = 200;
 select is((sync.purge_superseded('firespring_visitors') ->> 'superseded_observations')::int, 1,
   'once the one after it is older, the first goes');
 select results_eq(
   $$select range_key::int from sync.observations where row_key = '{"visitor_id": "v2"}' order by 1$$,
   $$values (200), (300)$$, 'and the second stays, superseded by one recorded just now');
-update sync.observations set recorded_at = now() - interval '25 hours'
+update sync.observations set recorded_at = now() - interval '25 hours', live_since = now() - interval '25 hours'
 where row_key = '{"visitor_id": "v2"}' and range_key = 300;
 select is((sync.purge_superseded('firespring_visitors') ->> 'superseded_observations')::int, 1,
   'it goes once that one is older too');
@@ -255,7 +255,7 @@ select sync.merge_changes('firespring_visitors', jsonb_build_array(
   pg_temp.visit('upsert', 'v4', 100, 1, '40'), pg_temp.visit('upsert', 'v4', 200, 2, '41'),
   pg_temp.visit('upsert', 'v4', 300, 3, '42'), pg_temp.visit('upsert', 'v5', 100, 1, '43'),
   pg_temp.visit('upsert', 'v5', 200, 2, '44')));
-update sync.observations set recorded_at = now() - interval '3 days' + range_key * interval '1 second'
+update sync.observations set recorded_at = now() - interval '3 days' + range_key * interval '1 second', live_since = now() - interval '3 days' + range_key * interval '1 second'
 where target_table = 'firespring_visitors';
 update public.firespring_visitors set synced_at = now() - interval '3 days';
 select results_eq(
@@ -289,9 +289,9 @@ delete from sync.purge_cursors;
 select sync.merge_changes('firespring_visitors', jsonb_build_array(
   pg_temp.visit('upsert', 'v6', 100, 1, '46'), pg_temp.visit('upsert', 'v7', 100, 1, '47'),
   pg_temp.visit('upsert', 'v7', 200, 2, '48')));
-update sync.observations set recorded_at = now() - interval '5 days'
+update sync.observations set recorded_at = now() - interval '5 days', live_since = now() - interval '5 days'
 where row_key = '{"visitor_id": "v6"}';
-update sync.observations set recorded_at = now() - interval '4 days'
+update sync.observations set recorded_at = now() - interval '4 days', live_since = now() - interval '4 days'
 where row_key = '{"visitor_id": "v7"}';
 update public.firespring_visitors set synced_at = now() - interval '3 days';
 select results_eq(
@@ -306,6 +306,33 @@ select results_eq(
   '...and the next goes on past it, to the superseded one');
 select is((select count(*)::int from sync.observations where row_key = '{"visitor_id": "v7"}'), 1,
   'v7 keeps only its held observation');
+
+-- A backfill reading every item again (one run more often than observation_retention)
+-- records each observation anew but keeps when it became live: the superseded one still
+-- goes. (By recorded_at, such a table never had one purged.)
+select sync.merge_changes('firespring_visitors', jsonb_build_array(
+  pg_temp.visit('upsert', 'v8', 100, 1, '50'), pg_temp.visit('upsert', 'v8', 200, 2, '51')));
+update sync.observations set recorded_at = now() - interval '3 days', live_since = now() - interval '3 days'
+where row_key = '{"visitor_id": "v8"}';
+update public.firespring_visitors set synced_at = now() - interval '3 days' where visitor_id = 'v8';
+select sync.merge_changes('firespring_visitors', (
+  select jsonb_agg(c || jsonb_build_object('source', 'backfill', 'seq', null, 'changed_at', now()))
+  from jsonb_array_elements(jsonb_build_array(pg_temp.visit('upsert', 'v8', 100, 1, '0'),
+                                              pg_temp.visit('upsert', 'v8', 200, 2, '0'))) c));
+select results_eq(
+  $$select range_key::int, sync_source, recorded_at = now(), live_since < now() - interval '2 days'
+    from sync.observations where row_key = '{"visitor_id": "v8"}' order by 1$$,
+  $$values (100, 'backfill'::text, true, true), (200, 'backfill', true, true)$$,
+  'a backfill reading both again records them anew and keeps when they became live');
+select is((sync.purge_superseded('firespring_visitors') ->> 'superseded_observations')::int, 1,
+  'so the one superseded for the whole retention still goes');
+select sync.merge_changes('firespring_visitors', jsonb_build_array(
+  pg_temp.visit('delete', 'v8', 200, null, '60') || jsonb_build_object('changed_at', now() + interval '1 minute')));
+select sync.merge_changes('firespring_visitors', jsonb_build_array(
+  pg_temp.visit('upsert', 'v8', 200, 3, '61') || jsonb_build_object('changed_at', now() + interval '2 minutes')));
+select ok((select live_since = now() from sync.observations
+           where row_key = '{"visitor_id": "v8"}' and range_key = 200),
+  'an observation put again after its delete is live from then');
 
 -- A tombstone stays while an open dead letter of its key waits for its replay: the
 -- letter's change is older than the delete, and would bring the row back without it.
