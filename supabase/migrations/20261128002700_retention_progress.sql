@@ -84,7 +84,7 @@ begin
     with scanned as (
       select o.ctid, o.row_key, o.range_key, o.live_since
       from sync.observations o
-      where o.target_table = %1$L and not o.deleted and o.live_since < $1
+      where o.target_table = %1$L and not o.deleted
         and (o.live_since, o.row_key, o.range_key) > ($2, $3, $4)
       order by o.live_since, o.row_key, o.range_key
       limit $5
@@ -101,12 +101,16 @@ begin
       ) t
       where s.range_key < t.sync_range_key
         -- Superseded for the whole retention: a live observation after it (the one that
-        -- superseded it, or a later one) was live since before the cutoff too (live_since:
-        -- a backfill reading both again changes neither's). One
-        -- superseded an hour ago stays, so that a removal of the newer ones falls back to
-        -- it rather than to an older one; an active visitor's history is still purged, a
-        -- retention after each of its observations was superseded. (`is false`, not `not`:
-        -- the probe goes by the primary key, never the live observations' partial index.)
+        -- superseded it, or a later one) has been live since before the cutoff
+        -- (live_since: a backfill reading it again does not change it). One superseded an
+        -- hour ago stays, so that a removal of the newer ones falls back to it rather than
+        -- to an older one; an active visitor's history is still purged, a retention after
+        -- each of its observations was superseded. Its own age does not count: one a
+        -- backfill wrote again after it was purged (its item lives on), or one arriving
+        -- late, below a successor live that long, goes at once; were that successor
+        -- removed, the merge queues the key for a re-read of its items (sync.collapsed_rereads).
+        -- (`is false`, not `not`: the probe goes by the primary key, never the live
+        -- observations' partial index.)
         and exists (
           select from sync.observations n
           where n.target_table = %1$L and n.row_key = s.row_key and n.range_key > s.range_key

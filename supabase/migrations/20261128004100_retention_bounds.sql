@@ -8,7 +8,9 @@
 --   it, were recorded before the cutoff (it was superseded a retention ago), whatever its
 --   row does since: a removal of the observation the row holds queues a consistent
 --   re-read of the key (20261128002900_collapsed_rereads.sql), which brings the purged
---   items back, as it does for a row quiet for 48 hours.
+--   items back, as it does for a row quiet for 48 hours. (recorded_at did not hold that
+--   for a table backfilled more often than every 48 hours either: every backfill wrote
+--   it again. 20261128001400_compiled_merges.sql's live_since does, and the purge asks it.)
 -- * The purge of superseded observations waited for the table's merge lock, with no
 --   time left or behind a long export chunk: past the statement timeout, the whole hourly
 --   run rolled back. It now tries for the lock until the table's share of the run (10 s)

@@ -4,7 +4,7 @@
 -- are never purged.
 set client_min_messages = warning;
 begin;
-select plan(66);
+select plan(68);
 
 -- Start from nothing, so that what purge_expired reports is exactly this test's rows.
 delete from sync.superseded_purge_turns;
@@ -333,6 +333,30 @@ select sync.merge_changes('firespring_visitors', jsonb_build_array(
 select ok((select live_since = now() from sync.observations
            where row_key = '{"visitor_id": "v8"}' and range_key = 200),
   'an observation put again after its delete is live from then');
+
+-- A repair reading a live observation again keeps when it became live; one putting a
+-- deleted one back makes it live from then. Its own age does not count: live only since
+-- now, below one live for the whole retention, it goes at the next walk.
+select sync.merge_changes('firespring_visitors', jsonb_build_array(
+  pg_temp.visit('upsert', 'v9', 100, 1, '70'), pg_temp.visit('upsert', 'v9', 200, 2, '71')));
+select sync.merge_changes('firespring_visitors', jsonb_build_array(pg_temp.visit('delete', 'v9', 100, null, '72')));
+update sync.observations set recorded_at = now() - interval '3 days', live_since = now() - interval '3 days'
+where row_key = '{"visitor_id": "v9"}';
+select sync.merge_changes('firespring_visitors', (
+  select jsonb_agg(c || jsonb_build_object('source', 'repair', 'seq', null, 'changed_at', now(),
+                                           'seen_at', now()))
+  from jsonb_array_elements(jsonb_build_array(pg_temp.visit('upsert', 'v9', 100, 1, '0'),
+                                              pg_temp.visit('upsert', 'v9', 200, 2, '0'))) c));
+select results_eq(
+  $$select range_key::int, sync_source, deleted, live_since = now()
+    from sync.observations where row_key = '{"visitor_id": "v9"}' order by 1$$,
+  $$values (100, 'repair'::text, false, true), (200, 'repair', false, false)$$,
+  'a repair putting a deleted observation back makes it live from then; reading a live one again keeps when it became live');
+select sync.purge_superseded('firespring_visitors');
+select results_eq(
+  $$select range_key::int from sync.observations where row_key = '{"visitor_id": "v9"}'$$,
+  $$values (200)$$,
+  'one live only since now, below one live for the whole retention, goes; the one the row holds stays');
 
 -- A tombstone stays while an open dead letter of its key waits for its replay: the
 -- letter's change is older than the delete, and would bring the row back without it.
