@@ -34,7 +34,7 @@
  * functions-shared/cpu_meter.ts) and hands on (see {@link validateTable}'s
  * `runId`); a request killed mid-way loses its leases, and the next call or the pg_cron
  * heartbeat (`sync.wake_validations`) goes on from the last checkpoint. A run's staging
- * rows go when it ends (`sync.end_validation`).
+ * rows go after it ends (`sync.end_validation`), by retention (`validation_staging`).
  *
  * @module
  */
@@ -372,7 +372,7 @@ export async function validateTable(
 
 /**
  * Records the run's result. A run that repairs moves on to its repair (undefined is
- * returned); any other ends (its staging rows go) and its result is returned.
+ * returned); any other ends (its staging rows then go by retention) and its result is returned.
  */
 async function report(deps: ValidatorDeps, spec: TableSpec, run: number, worker: string) {
   const { result, divergent, repair } = await runResult(deps, spec, run);

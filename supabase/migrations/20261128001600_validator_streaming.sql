@@ -53,7 +53,7 @@ create unlogged table sync.checksum_seen (
 );
 create index checksum_seen_run_hash_idx on sync.checksum_seen (run_id, key_hash);
 comment on table sync.checksum_seen is
-  'Keys a streamed validation run has read from the source, with their hash; gone when the run ends.';
+  'Keys a streamed validation run has read from the source, with their hash; deleted by retention once the run ended.';
 
 -- A staged run's expected rows are read slice by slice in key order, each key's latest
 -- observation first (sync.compare_checksum_slice): an index in exactly that order lets

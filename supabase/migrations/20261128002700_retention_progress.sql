@@ -232,6 +232,7 @@ set enable_seqscan = off set enable_bitmapscan = off set jit = off
 as $fn$
 declare
   cutoff timestamptz;
+  jobs bigint[];
   held_since timestamptz;
   purged_table text;
   table_cutoff timestamptz;
@@ -298,10 +299,16 @@ begin
     select count(*) into n from purged;
   when 'sync_checksums' then
     -- Finished runs only (a running one is the validator's), and never the latest run or
-    -- the latest done run of a table: sync.status shows them.
+    -- the latest done run of a table: sync.status shows them. Nor one whose staging rows
+    -- are not gone yet (validation_staging, below): they would go with it, by its
+    -- foreign keys and trigger, in one statement, a million rows a run of a large table.
     with doomed as (
       select c.id from public.sync_checksums c
       where c.status in ('done', 'failed') and c.started_at < cutoff
+        and not exists (select from sync.checksum_items x where x.run_id = c.id)
+        and not exists (select from sync.checksum_seen x where x.run_id = c.id)
+        and not exists (select from sync.checksum_divergent x where x.run_id = c.id)
+        and not exists (select from sync.checksum_unmappable x where x.run_id = c.id)
         and c.id <> (select l.id from public.sync_checksums l
                      where l.target_table = c.target_table
                      order by l.started_at desc, l.id desc limit 1)
@@ -315,23 +322,36 @@ begin
     )
     select count(*) into n from purged;
   when 'backfill_jobs' then
-    -- Finished jobs (their segments go with them), except the latest of each table and
-    -- one a stale table still points at.
-    with doomed as (
+    -- Finished jobs, except the latest of each table and one a stale table still points
+    -- at. Their segments first, p_batch at a time (a job has up to a million, too many to
+    -- go with it in one statement), then the jobs left with none.
+    jobs := array(
       select j.id from sync.backfill_jobs j
       where j.status in ('done', 'failed', 'cancelled') and j.finished_at < cutoff
         and j.id <> (select l.id from sync.backfill_jobs l
                      where l.source_table = j.source_table
                      order by l.requested_at desc, l.id desc limit 1)
         and not exists (select from sync.table_state ts where ts.backfill_job_id = j.id)
-      order by j.id limit greatest(p_batch / 100, 1)
-    ), purged as (
-      delete from sync.backfill_jobs j using doomed d
-      where j.id = d.id and j.status in ('done', 'failed', 'cancelled') returning 1
+      order by j.id limit p_batch);
+    with purged as (
+      delete from sync.backfill_segments s
+      where s.ctid = any (array(
+          select x.ctid from unnest(jobs) d(id)
+          cross join lateral (select x.ctid from sync.backfill_segments x where x.job_id = d.id
+                              limit p_batch) x
+          limit p_batch))
+      returning 1
     )
     select count(*) into n from purged;
-    return query select n, n < greatest(p_batch / 100, 1);
-    return;
+    if n < p_batch then
+      with purged as (
+        delete from sync.backfill_jobs j
+        where j.id = any (jobs) and j.status in ('done', 'failed', 'cancelled')
+          and not exists (select from sync.backfill_segments s where s.job_id = j.id)
+        returning 1
+      )
+      select n + count(*) into n from purged;
+    end if;
   when 'tombstones', 'deleted_observations' then
     -- Table by table, each up to its own cutoff. A backfill page read before a delete and
     -- written after its tombstone was purged would bring the row back, so nothing of a
@@ -472,7 +492,7 @@ comment on function sync.purge_expired_batch(text, integer) is
 
 -- Retention's run: the stalled backfills failed, then every kind a batch at a time, in
 -- turn (each pass a batch of each kind not yet complete, so that no kind's backlog holds
--- back the others), starting no batch after p_budget. pg_cron runs it every minute with
+-- back the others), starting no batch after p_budget but the first pass's. pg_cron runs it every minute with
 -- 3 s, so that the rows it deletes are held a few seconds at most (a merge that must
 -- write a tombstone or a webhook id being purged waits that long), not the 30 s an hourly
 -- run took. It keeps up: on a 2-core machine one run deleted 400,000 expired rows
@@ -494,20 +514,26 @@ declare
   kind text;
   n bigint;
   kind_complete boolean;
+  first_pass boolean := true;
   result jsonb;
 begin
   stalled := sync.fail_stalled_backfills();
   result := (select jsonb_object_agg(k, 0) from unnest(pending) k);
-  while cardinality(pending) > 0 and clock_timestamp() < deadline loop
+  -- The first pass takes a batch of every kind whatever the time, so that no kind whose
+  -- turn comes late in the pass waits behind another's slow batches run after run.
+  while cardinality(pending) > 0 and (first_pass or clock_timestamp() < deadline) loop
     foreach kind in array pending loop
-      exit when clock_timestamp() >= deadline;
+      exit when not first_pass and clock_timestamp() >= deadline;
+      -- Staging rows are unlogged and many (a key each): ten times the batch.
       select b.removed, b.complete into n, kind_complete
-      from sync.purge_expired_batch(kind, 5000) b;
+      from sync.purge_expired_batch(kind, case kind when 'validation_staging' then 50000
+                                               else 5000 end) b;
       result := jsonb_set(result, array[kind], to_jsonb((result ->> kind)::bigint + n));
       if kind_complete then
         pending := array_remove(pending, kind);
       end if;
     end loop;
+    first_pass := false;
   end loop;
   return result || jsonb_build_object('incomplete', to_jsonb(pending))
     || case when jsonb_array_length(stalled) > 0

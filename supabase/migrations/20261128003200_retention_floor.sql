@@ -4,40 +4,39 @@
 -- newer observation it would bring a deleted item back or replace a newer state. So
 -- sync.retention_setting (20261128001000_retention.sql) now refuses a tombstone_retention
 -- or observation_retention under 24 hours, naming the setting, as it refuses a
--- webhook_id_retention under 10 minutes; the purge then removes nothing until it is mended.
-create or replace function sync.retention_setting(p_key text) returns interval
+-- webhook_id_retention under 10 minutes. And every retention setting is checked when it is
+-- written (a trigger on sync.settings), so that a value that cannot be used is refused in
+-- the statement that sets it, naming the setting, rather than stop every minute's purge
+-- (of every kind: the run is one transaction) until someone reads pg_cron's history.
+
+-- A retention setting's value as a period, or an error naming the setting and the cause.
+create function sync.retention_period(p_key text, p_raw text) returns interval
 language plpgsql stable set search_path = ''
 as $$
 declare
-  raw text;
   period interval;
   floor_period interval;
   why text;
 begin
-  select s.value into raw from sync.settings s where s.key = p_key;
-  if not found then
-    raise exception 'sync.purge_expired: sync.settings has no row %; insert it again (README, "Retention")', p_key
-      using errcode = '22023';
-  end if;
   -- '48' is 48 seconds to Postgres, and was meant as hours or days.
-  if raw ~ '^\s*[-+]?[0-9.]+\s*$' then
-    raise exception 'sync.purge_expired: sync.settings % = % has no unit; write it as an interval (e.g. ''48 hours'')',
-      p_key, quote_literal(raw) using errcode = '22023';
+  if p_raw ~ '^\s*[-+]?[0-9.]+\s*$' then
+    raise exception 'sync.settings % = % has no unit; write it as an interval (e.g. ''48 hours'')',
+      p_key, quote_literal(p_raw) using errcode = '22023';
   end if;
   begin
-    period := raw::interval;
+    period := p_raw::interval;
   exception when invalid_datetime_format or datetime_field_overflow or interval_field_overflow then
-    raise exception 'sync.purge_expired: sync.settings % = % is not an interval (e.g. ''48 hours'')',
-      p_key, quote_literal(raw)
+    raise exception 'sync.settings % = % is not an interval (e.g. ''48 hours'')',
+      p_key, quote_literal(p_raw)
       using errcode = '22023';
   end;
   if period < interval '0' then
-    raise exception 'sync.purge_expired: sync.settings % = % is negative', p_key, quote_literal(raw)
+    raise exception 'sync.settings % = % is negative', p_key, quote_literal(p_raw)
       using errcode = '22023';
   end if;
   if period > interval '100 years' then
-    raise exception 'sync.purge_expired: sync.settings % = % is longer than 100 years',
-      p_key, quote_literal(raw) using errcode = '22023';
+    raise exception 'sync.settings % = % is longer than 100 years',
+      p_key, quote_literal(p_raw) using errcode = '22023';
   end if;
   -- Each floor, and what is wrong below it (after "is shorter than ").
   select f.period, f.why into floor_period, why
@@ -61,10 +60,31 @@ begin
   ) as f (key, period, why)
   where f.key = p_key;
   if floor_period is not null and period < floor_period then
-    raise exception 'sync.purge_expired: sync.settings % = % is shorter than %',
-      p_key, quote_literal(raw), why using errcode = '22023';
+    raise exception 'sync.settings % = % is shorter than %',
+      p_key, quote_literal(p_raw), why using errcode = '22023';
   end if;
   return period;
+end
+$$;
+
+comment on function sync.retention_period(text, text) is
+  'A retention setting''s value as an interval; an error (22023) naming the setting when it has no unit, is no interval, is negative, past 100 years or under its floor.';
+
+-- A retention period from sync.settings, with an error naming the setting and the cause
+-- when it is missing or not a usable interval (one set before the check below, or with it
+-- disabled).
+create or replace function sync.retention_setting(p_key text) returns interval
+language plpgsql stable set search_path = ''
+as $$
+declare
+  raw text;
+begin
+  select s.value into raw from sync.settings s where s.key = p_key;
+  if not found then
+    raise exception 'sync.settings has no row %; insert it again (README, "Retention")', p_key
+      using errcode = '22023';
+  end if;
+  return sync.retention_period(p_key, raw);
 end
 $$;
 
@@ -89,3 +109,27 @@ begin
   end loop;
 end
 $$;
+
+-- Every retention setting is checked as it is written, and none may be deleted.
+create function sync.check_retention_setting() returns trigger
+language plpgsql set search_path = ''
+as $$
+begin
+  if tg_op = 'DELETE' then
+    if old.key like '%\_retention' then
+      raise exception 'sync.settings % cannot be deleted: retention reads it at every run; set its value instead (README, "Retention")',
+        old.key using errcode = '22023';
+    end if;
+    return old;
+  end if;
+  if new.key like '%\_retention' then
+    perform sync.retention_period(new.key, new.value);
+  end if;
+  return new;
+end
+$$;
+create trigger settings_retention_checked
+  before insert or update or delete on sync.settings
+  for each row execute function sync.check_retention_setting();
+revoke all on function sync.retention_period(text, text), sync.check_retention_setting()
+  from public;

@@ -4,7 +4,7 @@
 -- are never purged.
 set client_min_messages = warning;
 begin;
-select plan(68);
+select plan(74);
 
 -- Start from nothing, so that what purge_expired reports is exactly this test's rows.
 delete from sync.superseded_purge_turns;
@@ -106,10 +106,10 @@ insert into public.sync_checksums (target_table, status, started_at, checked_at,
 
 create temp table purged as select sync.purge_expired() as result;
 select is((select result from purged),
-  '{"tombstones": 1, "cron_history": 1, "dead_letters": 1, "backfill_jobs": 1, "sync_checksums": 1,
+  '{"tombstones": 1, "cron_history": 1, "dead_letters": 1, "backfill_jobs": 2, "sync_checksums": 1,
     "webhook_deliveries": 1, "deleted_observations": 2, "incomplete": [],
     "stream_notes": 0, "write_backs": 0, "validation_staging": 0}'::jsonb,
-  'purge_expired reports what it removed per kind');
+  'purge_expired reports the rows it removed per kind (a backfill job and its segment: 2)');
 -- The superseded observations, a table per transaction (pg_cron's turn, every minute).
 select is(sync.purge_superseded_turn(),
   '{"table": "firespring_extraction_jobs", "superseded_observations": 0, "complete": true}'::jsonb,
@@ -164,19 +164,37 @@ insert into sync.tombstones (target_table, row_key, sync_sequence, deleted_at, r
 select 'firespring_searches', jsonb_build_object('search_id', 'many' || g), g,
        now() - interval '3 days', now() - interval '3 days'
 from generate_series(1, 7000) g;
-select ok((sync.purge_expired('0 seconds') -> 'incomplete') ? 'webhook_deliveries',
-  'a run given no time names the kinds it left');
-select is((select count(*)::int from sync.webhook_deliveries where webhook_id like 'msg\_many\_%'), 12001,
-  'and purged none of them');
+create temp table first_pass as select sync.purge_expired('0 seconds') as result;
+select results_eq(
+  $$select (result ->> 'webhook_deliveries')::int, (result ->> 'tombstones')::int,
+           (select array_agg(k order by k) from jsonb_array_elements_text(result -> 'incomplete') k)
+    from first_pass$$,
+  $$values (5000, 5000, array['tombstones', 'webhook_deliveries'])$$,
+  'a run out of time still takes a batch of every kind (the first pass), and names those it left');
 create temp table many as select sync.purge_expired() as result;
 select results_eq(
   $$select (result ->> 'webhook_deliveries')::int, (result ->> 'tombstones')::int, result -> 'incomplete'
     from many$$,
-  $$values (12001, 7000, '[]'::jsonb)$$,
+  $$values (7001, 2000, '[]'::jsonb)$$,
   'a run goes on, batch after batch, until each kind is complete');
 select is((select count(*)::int from sync.webhook_deliveries where webhook_id like 'msg\_many\_%')
           + (select count(*)::int from sync.tombstones where row_key ->> 'search_id' like 'many%'), 0,
   'and leaves none of them');
+-- A finished run whose staging rows are not gone yet stays until they are: they would go
+-- with it in one statement.
+insert into public.sync_checksums (target_table, status, started_at, checked_at, match)
+values ('firespring_searches', 'done', now() - interval '40 days', now() - interval '40 days', true),
+       ('firespring_searches', 'done', now() - interval '1 day', now() - interval '1 day', true);
+insert into sync.checksum_seen (run_id, key_hash, row_key)
+select (select min(id) from public.sync_checksums where target_table = 'firespring_searches'), g,
+       jsonb_build_object('search_id', 'staged' || g)
+from generate_series(1, 3) g;
+select is((select removed from sync.purge_expired_batch('sync_checksums', 5000)), 0::bigint,
+  'a finished run whose staging rows are left is not purged');
+select is((select removed from sync.purge_expired_batch('validation_staging', 5000)), 3::bigint,
+  'its staging rows go first, a batch at a time');
+select is((select removed from sync.purge_expired_batch('sync_checksums', 5000)), 1::bigint,
+  'then the run');
 select throws_ok($$select * from sync.purge_expired_batch('everything', 1)$$, '22023',
   'sync.purge_expired_batch: everything is not a kind of retention',
   'a kind it does not know is named');
@@ -415,51 +433,54 @@ select matches(
   '^no progress since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC, longer than tombstones are kept \(tombstone_retention, 48 hours\): its workers stopped; start the backfill again$',
   'its error says why and what to do');
 
--- A setting that cannot be used is named, with the cause.
-update sync.settings set value = 'soon' where key = 'tombstone_retention';
-select throws_ok($$select sync.purge_expired()$$, '22023',
-  'sync.purge_expired: sync.settings tombstone_retention = ''soon'' is not an interval (e.g. ''48 hours'')',
-  'a value that is not an interval is named');
-update sync.settings set value = '-1 hour' where key = 'tombstone_retention';
-select throws_ok($$select sync.purge_expired()$$, '22023',
-  'sync.purge_expired: sync.settings tombstone_retention = ''-1 hour'' is negative', 'a negative one too');
-update sync.settings set value = '48 hours' where key = 'tombstone_retention';
-update sync.settings set value = '1 second' where key = 'webhook_id_retention';
-select throws_ok($$select sync.purge_expired()$$, '22023', null,
-  'a webhook_id_retention shorter than twice the signature window is refused');
-update sync.settings set value = '10 minutes' where key = 'webhook_id_retention';
-update sync.settings set value = '23 hours' where key = 'observation_retention';
-select throws_ok($$select sync.purge_expired()$$, '22023',
-  'sync.purge_expired: sync.settings observation_retention = ''23 hours'' is shorter than the stream''s 24 hours, so a stream record arriving late could bring back a deleted item or an older state; set it to 24 hours or more',
+-- A setting that cannot be used is refused when it is written, naming it and the cause:
+-- retention is one transaction a minute, and a value it could not use would stop every
+-- kind of it.
+select throws_ok($$update sync.settings set value = 'soon' where key = 'tombstone_retention'$$, '22023',
+  'sync.settings tombstone_retention = ''soon'' is not an interval (e.g. ''48 hours'')',
+  'a value that is not an interval is refused, naming it');
+select throws_ok($$update sync.settings set value = '-1 hour' where key = 'tombstone_retention'$$, '22023',
+  'sync.settings tombstone_retention = ''-1 hour'' is negative', 'a negative one too');
+select throws_ok($$update sync.settings set value = '1 second' where key = 'webhook_id_retention'$$,
+  '22023', null, 'a webhook_id_retention shorter than twice the signature window is refused');
+select throws_ok($$update sync.settings set value = '23 hours' where key = 'observation_retention'$$, '22023',
+  'sync.settings observation_retention = ''23 hours'' is shorter than the stream''s 24 hours, so a stream record arriving late could bring back a deleted item or an older state; set it to 24 hours or more',
   'an observation_retention shorter than the stream''s 24 hours is refused, naming it');
-update sync.settings set value = '48 hours' where key = 'observation_retention';
-update sync.settings set value = '1 hour' where key = 'tombstone_retention';
-select throws_ok($$select sync.purge_expired()$$, '22023', null,
-  'so is a tombstone_retention shorter than 24 hours');
-update sync.settings set value = '48 hours' where key = 'tombstone_retention';
+select throws_ok($$update sync.settings set value = '1 hour' where key = 'tombstone_retention'$$,
+  '22023', null, 'so is a tombstone_retention shorter than 24 hours');
 -- A bare number is seconds to Postgres, and was meant otherwise: refused, naming it.
-update sync.settings set value = '48' where key = 'stream_note_retention';
-select throws_ok($$select sync.purge_expired()$$, '22023',
-  'sync.purge_expired: sync.settings stream_note_retention = ''48'' has no unit; write it as an interval (e.g. ''48 hours'')',
+select throws_ok($$update sync.settings set value = '48' where key = 'stream_note_retention'$$, '22023',
+  'sync.settings stream_note_retention = ''48'' has no unit; write it as an interval (e.g. ''48 hours'')',
   'a number without a unit is refused, naming the setting');
-update sync.settings set value = '26 hours' where key = 'stream_note_retention';
-select throws_ok($$select sync.purge_expired()$$, '22023',
-  'sync.purge_expired: sync.settings stream_note_retention = ''26 hours'' is shorter than the stream''s 24 hours and the 3 hours between lost-record checks, so applied records would look lost and every table be backfilled; set it to 27 hours or more',
+select throws_ok($$update sync.settings set value = '26 hours' where key = 'stream_note_retention'$$, '22023',
+  'sync.settings stream_note_retention = ''26 hours'' is shorter than the stream''s 24 hours and the 3 hours between lost-record checks, so applied records would look lost and every table be backfilled; set it to 27 hours or more',
   'stream notes kept less than the stream and a check interval are refused');
-update sync.settings set value = '48 hours' where key = 'stream_note_retention';
-update sync.settings set value = '1 hour' where key = 'backfill_job_retention';
-select throws_ok($$select sync.purge_expired()$$, '22023', null,
-  'finished backfills kept less than a day are refused');
-update sync.settings set value = '30 days' where key = 'backfill_job_retention';
-update sync.settings set value = '300000 years' where key = 'dead_letter_retention';
-select throws_like($$select sync.purge_expired()$$,
+select throws_ok($$update sync.settings set value = '1 hour' where key = 'backfill_job_retention'$$,
+  '22023', null, 'finished backfills kept less than a day are refused');
+select throws_like($$update sync.settings set value = '300000 years' where key = 'dead_letter_retention'$$,
   '%dead_letter_retention = ''300000 years'' is longer than 100 years%',
   'a period past any timestamp is named, not a timestamp out of range');
-update sync.settings set value = '30 days' where key = 'dead_letter_retention';
-delete from sync.settings where key = 'cron_history_retention';
+select throws_ok($$insert into sync.settings (key, value, description) values ('new_retention', 'soon', 'x')$$,
+  '22023', 'sync.settings new_retention = ''soon'' is not an interval (e.g. ''48 hours'')',
+  'a retention setting inserted is checked too');
+select throws_ok($$delete from sync.settings where key = 'cron_history_retention'$$, '22023',
+  'sync.settings cron_history_retention cannot be deleted: retention reads it at every run; set its value instead (README, "Retention")',
+  'a retention setting cannot be deleted');
+select lives_ok($$update sync.settings set value = '72 hours' where key = 'tombstone_retention'$$,
+  'a usable value is taken');
+update sync.settings set value = '48 hours' where key = 'tombstone_retention';
+-- One that got in anyway (the check disabled) stops the run, naming it.
+alter table sync.settings disable trigger settings_retention_checked;
+update sync.settings set value = 'soon' where key = 'tombstone_retention';
 select throws_ok($$select sync.purge_expired()$$, '22023',
-  'sync.purge_expired: sync.settings has no row cron_history_retention; insert it again (README, "Retention")',
+  'sync.settings tombstone_retention = ''soon'' is not an interval (e.g. ''48 hours'')',
+  'a value that got in anyway is named by the run');
+delete from sync.settings where key = 'cron_history_retention';
+update sync.settings set value = '48 hours' where key = 'tombstone_retention';
+select throws_ok($$select sync.purge_expired()$$, '22023',
+  'sync.settings has no row cron_history_retention; insert it again (README, "Retention")',
   'a missing setting is named');
+alter table sync.settings enable trigger settings_retention_checked;
 
 select * from finish();
 rollback;

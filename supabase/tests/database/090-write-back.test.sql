@@ -354,7 +354,9 @@ update sync.write_backs set status = 'failed' where id = (select min(id) from sy
 update sync.write_backs set updated_at = now() where id = (select min(id) from sync.write_backs);
 select is((select removed from sync.purge_expired_batch('write_backs', 5000)), 0::bigint,
   'a recently ended one stays');
-select is((sync.purge_expired() ->> 'write_backs')::int, 0,
+update sync.write_backs set updated_at = now() - interval '31 days', restore_due = false
+where id = (select min(id) from sync.write_backs);
+select is((sync.purge_expired() ->> 'write_backs')::int, 1,
   'the purge is one kind of retention''s run (every minute, sync-retention)');
 
 select * from finish();
