@@ -271,6 +271,10 @@ begin
 end
 $fn$;
 
+-- On a live project a lock this migration takes waits at most 5 s: it then fails, rather
+-- than hold every merge and read of the table behind it; push it again.
+select set_config('lock_timeout', '5s', true);
+
 -- When an observation last became live: its first write, or a put after its delete. A
 -- write of one already live (a backfill or a repair reading it again, an update of its
 -- item) keeps it, as recorded_at does not: the purge of superseded observations asks how

@@ -9,6 +9,10 @@
 -- the statement that sets it, naming the setting, rather than stop every minute's purge
 -- (of every kind: the run is one transaction) until someone reads pg_cron's history.
 
+-- On a live project a lock this migration takes waits at most 5 s: it then fails, rather
+-- than hold every merge and read of the table behind it; push it again.
+select set_config('lock_timeout', '5s', true);
+
 -- A retention setting's value as a period, or an error naming the setting and the cause.
 create function sync.retention_period(p_key text, p_raw text) returns interval
 language plpgsql stable set search_path = ''
