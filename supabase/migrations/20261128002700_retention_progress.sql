@@ -84,7 +84,7 @@ begin
     with scanned as (
       select o.ctid, o.row_key, o.range_key, o.live_since
       from sync.observations o
-      where o.target_table = %1$L and not o.deleted
+      where o.target_table = %1$L and not o.deleted and o.live_since < $1
         and (o.live_since, o.row_key, o.range_key) > ($2, $3, $4)
       order by o.live_since, o.row_key, o.range_key
       limit $5
@@ -105,10 +105,10 @@ begin
         -- (live_since: a backfill reading it again does not change it). One superseded an
         -- hour ago stays, so that a removal of the newer ones falls back to it rather than
         -- to an older one; an active visitor's history is still purged, a retention after
-        -- each of its observations was superseded. Its own age does not count: one a
-        -- backfill wrote again after it was purged (its item lives on), or one arriving
-        -- late, below a successor live that long, goes at once; were that successor
-        -- removed, the merge queues the key for a re-read of its items (sync.collapsed_rereads).
+        -- each of its observations was superseded. It must itself be live since before
+        -- the cutoff, so that the walk reads only observations that old (the young ones,
+        -- most of an active table, are not walked every run): one a backfill wrote again
+        -- after it was purged (its item lives on) stays a retention more.
         -- (`is false`, not `not`: the probe goes by the primary key, never the live
         -- observations' partial index.)
         and exists (

@@ -353,8 +353,8 @@ select ok((select live_since = now() from sync.observations
   'an observation put again after its delete is live from then');
 
 -- A repair reading a live observation again keeps when it became live; one putting a
--- deleted one back makes it live from then. Its own age does not count: live only since
--- now, below one live for the whole retention, it goes at the next walk.
+-- deleted one back makes it live from then, and so it stays a retention more, even below
+-- one live for the whole retention (the walk reads only observations that old).
 select sync.merge_changes('firespring_visitors', jsonb_build_array(
   pg_temp.visit('upsert', 'v9', 100, 1, '70'), pg_temp.visit('upsert', 'v9', 200, 2, '71')));
 select sync.merge_changes('firespring_visitors', jsonb_build_array(pg_temp.visit('delete', 'v9', 100, null, '72')));
@@ -373,8 +373,8 @@ select results_eq(
 select sync.purge_superseded('firespring_visitors');
 select results_eq(
   $$select range_key::int from sync.observations where row_key = '{"visitor_id": "v9"}'$$,
-  $$values (200)$$,
-  'one live only since now, below one live for the whole retention, goes; the one the row holds stays');
+  $$values (100), (200)$$,
+  'one live only since now stays, though the one after it has been live for the whole retention');
 
 -- A tombstone stays while an open dead letter of its key waits for its replay: the
 -- letter's change is older than the delete, and would bring the row back without it.
