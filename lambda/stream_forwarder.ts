@@ -66,6 +66,43 @@ const SAFETY_MS = 1_000;
 const BASE_DELAY_MS = 200;
 const MAX_DELAY_MS = 5_000;
 
+/**
+ * What is wrong with a WEBHOOK_URL, in words that never repeat it (it may hold a key):
+ * it must parse, as http(s), with no user or password and no query but the
+ * `forceFunctionRegion` Supabase reads. Node's fetch puts the whole URL in the message of
+ * the error it throws for such a URL, which the forwarder would log on every attempt.
+ */
+export function webhookUrlProblem(url: string): string | undefined {
+  if (!URL.canParse(url)) return "WEBHOOK_URL is no URL";
+  const parsed = new URL(url);
+  if (parsed.protocol !== "https:" && parsed.protocol !== "http:") {
+    return `WEBHOOK_URL must be an https address, not ${parsed.protocol}`;
+  }
+  if (parsed.username || parsed.password) {
+    return "WEBHOOK_URL must not hold a user or password (the webhook is signed, not logged in to)";
+  }
+  const extra = [...parsed.searchParams.keys()].filter((key) => key !== "forceFunctionRegion");
+  if (extra.length > 0 || parsed.hash) {
+    return "WEBHOOK_URL may have no query but forceFunctionRegion, and no fragment";
+  }
+  return undefined;
+}
+
+/**
+ * Whether a 2xx answer is the webhook's own: `{received, applied, skipped, deadLettered}`
+ * with every record of the body received. Anything else (a page some other server
+ * answered at that address, a proxy's) delivered nothing, whatever its status.
+ */
+function answeredByWebhook(text: string, records: number): boolean {
+  try {
+    const answer = JSON.parse(text);
+    return typeof answer === "object" && answer !== null && answer.received === records &&
+      ["applied", "skipped", "deadLettered"].every((key) => Number.isInteger(answer[key]));
+  } catch {
+    return false;
+  }
+}
+
 /** Splits records, in order, into bodies of at most `maxBytes`. */
 export function splitIntoBodies(records: StreamRecord[], maxBytes = MAX_REQUEST_BYTES) {
   const batches: StreamRecord[][] = [];
@@ -164,9 +201,17 @@ export async function deliver(
         );
         return "later";
       }
-      if (response.ok) {
+      if (response.ok && answeredByWebhook(text, records.length)) {
         log(`delivered ${records.length} records of ${first}: ${text}`);
         return "delivered";
+      }
+      if (response.ok) {
+        console.error(
+          `webhook address answered ${response.status} for records of ${first}, but not as the ` +
+            `webhook does (${JSON.stringify(text.slice(0, 200))}): not delivered; WEBHOOK_URL ` +
+            "must be the mmp-toledo-sync function's own address",
+        );
+        return "later";
       }
       console.error(`webhook answered ${response.status} for records of ${first}: ${text}`);
       lastStatus = response.status;
@@ -183,10 +228,11 @@ export async function deliver(
       // failure, a reset) is its `cause`.
       const cause = (error as { cause?: { code?: string; message?: string } }).cause;
       const why = cause && [cause.code, cause.message].filter(Boolean).join(": ");
+      // Never the URL itself (it may hold a key): Node's fetch names it in some messages.
+      const said = `${(error as Error).message}` + (cause ? ` (${why || String(cause)})` : "");
       console.error(
         `webhook request to ${URL.canParse(url) ? new URL(url).host : "(WEBHOOK_URL is no URL)"} ` +
-          `for records of ${first} failed: ` +
-          `${(error as Error).message}` + (cause ? ` (${why || String(cause)})` : ""),
+          `for records of ${first} failed: ${said.replaceAll(url, "(WEBHOOK_URL)")}`,
       );
       // An attempt cut off by the invocation's own deadline says nothing of the body: what
       // the answers before it said stands (a body failed on every time is still bisected;
@@ -242,6 +288,8 @@ export async function handler(
   };
   const url = process.env.WEBHOOK_URL;
   if (!url) return notSent("WEBHOOK_URL must be set");
+  const urlProblem = webhookUrlProblem(url);
+  if (urlProblem) return notSent(urlProblem);
   // Read (or refused) before anything is sent.
   try {
     await webhookSecret();

@@ -25,7 +25,12 @@ function fakeWebhook(statuses: number[], retryAfter = "0") {
       id: req.headers.get("webhook-id"),
     });
     const status = statuses.shift() ?? 200;
-    return new Response(JSON.stringify({ status }), {
+    const records = JSON.parse(body).records.length;
+    // A 2xx as the webhook answers it (the forwarder counts nothing else as delivered).
+    const answer = status < 300
+      ? { received: records, applied: records, skipped: 0, deadLettered: 0 }
+      : { status };
+    return new Response(JSON.stringify(answer), {
       status,
       headers: status === 503 ? { "retry-after": retryAfter } : {},
     });
@@ -334,10 +339,7 @@ Deno.test("a WEBHOOK_URL that is no URL, or a host nobody answers at, is logged 
   await server.shutdown();
   for (
     const [url, line] of [
-      [
-        "not a url",
-        /^webhook request to \(WEBHOOK_URL is no URL\) for records of t from 9 failed: /,
-      ],
+      ["not a url", /^WEBHOOK_URL is no URL; nothing sent, the batch is retried as it is$/],
       [
         `http://127.0.0.1:${port}/`,
         new RegExp(
@@ -357,5 +359,89 @@ Deno.test("a WEBHOOK_URL that is no URL, or a host nobody answers at, is logged 
       console.error = error;
     }
     assert.ok(lines.some((l) => line.test(l)), lines.join("\n"));
+  }
+});
+
+Deno.test("a WEBHOOK_URL holding a key or a password is refused without printing it; nothing is sent", async () => {
+  process.env.SYNC_WEBHOOK_SECRET = SECRET;
+  for (
+    const [url, why] of [
+      ["https://user:SEKRET456@example.invalid/functions/v1/mmp-toledo-sync", "user or password"],
+      ["https://example.invalid/functions/v1/mmp-toledo-sync?apikey=SEKRET123", "no query"],
+      ["https://proj ref.supabase.co/x?apikey=SEKRET789", "no URL"],
+      ["ftp://example.invalid/x", "https address"],
+    ] as const
+  ) {
+    process.env.WEBHOOK_URL = url;
+    const lines: string[] = [];
+    const error = console.error;
+    console.error = (text: string) => lines.push(text);
+    try {
+      const result = await handler({ Records: [record("9")] }, context(1_500));
+      assert.deepEqual(result, { batchItemFailures: [{ itemIdentifier: "9" }] });
+    } finally {
+      console.error = error;
+    }
+    assert.equal(lines.length, 1, lines.join("\n"));
+    assert.ok(lines[0].includes(why), lines[0]);
+    assert.ok(!/SEKRET/.test(lines[0]), `the secret was printed: ${lines[0]}`);
+  }
+  // forceFunctionRegion is Supabase's own query: allowed.
+  const webhook = fakeWebhook([200]);
+  try {
+    process.env.WEBHOOK_URL += "?forceFunctionRegion=eu-west-1";
+    assert.deepEqual(await handler({ Records: [record("1")] }, context()), {
+      batchItemFailures: [],
+    });
+  } finally {
+    await webhook.close();
+  }
+});
+
+Deno.test("a delivery's failure never prints the URL it was sent to", async () => {
+  const lines: string[] = [];
+  const error = console.error;
+  console.error = (text: string) => lines.push(text);
+  try {
+    const outcome = await deliver(
+      "https://user:SEKRET456@127.0.0.1:1/hook",
+      SECRET,
+      [record("3")],
+      Date.now() + 300,
+      () => {},
+    );
+    assert.equal(outcome, "later");
+  } finally {
+    console.error = error;
+  }
+  assert.ok(lines.length > 0);
+  assert.ok(lines.every((line) => !/SEKRET/.test(line)), lines.join("\n"));
+});
+
+Deno.test("a 200 that is not the webhook's answer delivers nothing: the batch is retried", async () => {
+  for (
+    const body of ["<html>welcome</html>", '{"received": 1, "applied": 1}', '{"ok": true}']
+  ) {
+    const server = Deno.serve(
+      { port: 0, hostname: "127.0.0.1", onListen: () => {} },
+      async (req) => {
+        await req.body?.cancel();
+        return new Response(body, { status: 200 });
+      },
+    );
+    process.env.WEBHOOK_URL = `http://127.0.0.1:${server.addr.port}/`;
+    process.env.SYNC_WEBHOOK_SECRET = SECRET;
+    const lines: string[] = [];
+    const error = console.error;
+    console.error = (text: string) => lines.push(text);
+    try {
+      assert.deepEqual(await handler({ Records: [record("1"), record("2")] }, context(1_000)), {
+        batchItemFailures: [{ itemIdentifier: "1" }],
+      });
+    } finally {
+      console.error = error;
+      await server.shutdown();
+    }
+    assert.ok(lines.some((line) => line.includes("but not as the webhook does")), lines.join("\n"));
   }
 });

@@ -30,7 +30,7 @@ import { DynamoClient } from "../functions-shared/dynamo_http.ts";
 import { compareDecimal } from "../functions-shared/dynamo_numbers.ts";
 import { awsClientConfig } from "../functions-shared/dynamo_client.ts";
 import { bySourceTable, tableNameFromArn } from "../functions-shared/table_registry.ts";
-import { handler, type StreamRecord } from "../lambda/stream_forwarder.ts";
+import { handler, type StreamRecord, webhookUrlProblem } from "../lambda/stream_forwarder.ts";
 import { STACK_ENV_FILE } from "../local-stack/config.ts";
 import type { StreamFailureMessage } from "../local-stack/aws/event_source_mapping.ts";
 import { readStackEnv } from "../local-stack/stack_env.ts";
@@ -244,15 +244,19 @@ export function replayTargets(
         "SYNC_WEBHOOK_SECRET" + (stack ? " (unset, both are the local stack's)" : ""),
     };
   }
+  // Checked as the forwarder checks it, and never printed (it may hold a key): its host.
+  const urlProblem = webhookUrlProblem(env.WEBHOOK_URL);
+  if (urlProblem) return { problem: urlProblem };
+  const host = new URL(env.WEBHOOK_URL).host;
   // Said before any range is read: each file would fail on it, after its read.
   if (!env.SYNC_WEBHOOK_SECRET && !env.SYNC_WEBHOOK_SECRET_ARN) {
     return {
       problem: `neither SYNC_WEBHOOK_SECRET nor SYNC_WEBHOOK_SECRET_ARN is set: give the ` +
-        `secret ${env.WEBHOOK_URL} verifies with (the whsec_... value, or its Secrets Manager ARN)`,
+        `secret the webhook at ${host} verifies with (the whsec_... value, or its Secrets Manager ARN)`,
     };
   }
   const dynamo = env.DYNAMODB_ENDPOINT ?? "AWS's regional endpoints";
-  return { line: `webhook ${env.WEBHOOK_URL}, DynamoDB Streams at ${dynamo}` };
+  return { line: `webhook at ${host}, DynamoDB Streams at ${dynamo}` };
 }
 
 if (import.meta.main) {

@@ -75,7 +75,7 @@ Deno.test("the targets: the local stack's unless a webhook is named; a secret wi
   };
   const local: Record<string, string | undefined> = {};
   assert.deepEqual(replayTargets(local, stack), {
-    line: "webhook http://127.0.0.1:54321/functions/v1/mmp-toledo-sync, " +
+    line: "webhook at 127.0.0.1:54321, " +
       "DynamoDB Streams at http://127.0.0.1:8000",
   });
   assert.equal(local.SYNC_WEBHOOK_SECRET, "whsec_local");
@@ -92,7 +92,7 @@ Deno.test("the targets: the local stack's unless a webhook is named; a secret wi
     SYNC_WEBHOOK_SECRET: "whsec_prod",
   };
   assert.deepEqual(replayTargets(production, stack), {
-    line: "webhook https://abcdefghijklmnopqrst.supabase.co/functions/v1/mmp-toledo-sync, " +
+    line: "webhook at abcdefghijklmnopqrst.supabase.co, " +
       "DynamoDB Streams at AWS's regional endpoints",
   });
   assert.equal(production.DYNAMODB_ENDPOINT, undefined);

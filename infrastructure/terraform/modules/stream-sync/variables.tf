@@ -21,6 +21,13 @@ variable "webhook_url" {
     condition     = startswith(var.webhook_url, "https://")
     error_message = "The webhook URL must be https (the records and their signature cross the internet)."
   }
+
+  # The forwarder refuses the same (lambda/stream_forwarder.ts, webhookUrlProblem): a user,
+  # password or key in the URL would be printed by Node's fetch in its errors.
+  validation {
+    condition     = can(regex("^https://[^/@?#]+(/[^@?#]*)?(\\?forceFunctionRegion=[a-z0-9-]+)?$", var.webhook_url))
+    error_message = "The webhook URL may hold no user, password or query but forceFunctionRegion (the webhook is signed; a key in its URL would be logged)."
+  }
 }
 
 variable "lambda_zip" {
@@ -38,6 +45,13 @@ variable "lambda_timeout" {
   description = "Seconds one invocation may take; the forwarder retries the webhook within it."
   type        = number
   default     = 60
+
+  # The secret's first read may take 10 s (lambda/webhook_secret.ts); an invocation that
+  # times out is a function error, and Lambda splits its batch for no record's fault.
+  validation {
+    condition     = var.lambda_timeout >= 15 && var.lambda_timeout <= 900
+    error_message = "The Lambda timeout must be 15 to 900 seconds: the webhook secret's first read may take 10 s."
+  }
 }
 
 variable "reserved_concurrency" {
