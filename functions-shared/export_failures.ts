@@ -46,8 +46,10 @@ const NETWORK_CODES = ["ENOTFOUND", "EAI_AGAIN", "ENETUNREACH", "EHOSTUNREACH"];
 
 /**
  * Whether S3 refused the loader's credentials (403: AccessDenied, an expired or unknown
- * key, a bad signature): no retry can cure it, but a fix of the IAM policy or the
- * credentials can, so the loader stops with its job left running rather than fail it.
+ * key, a bad signature) or its region setting (a request signed for another region than
+ * the bucket's: AuthorizationHeaderMalformed, PermanentRedirect): no retry can cure it,
+ * but a fix of the IAM policy, the credentials or EXPORT_BUCKET_REGION can, so the loader
+ * stops with its job left running (and its export remembered) rather than fail it.
  */
 export function credentialsRefused(error: unknown): boolean {
   const e = error as { name?: string; $metadata?: { httpStatusCode?: number } };
@@ -59,5 +61,7 @@ export function credentialsRefused(error: unknown): boolean {
       "SignatureDoesNotMatch",
       "InvalidToken",
       "AllAccessDisabled",
+      "AuthorizationHeaderMalformed",
+      "PermanentRedirect",
     ].includes(e?.name ?? "");
 }

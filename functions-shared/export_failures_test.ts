@@ -48,5 +48,9 @@ Deno.test("credentials S3 refused stop the loader rather than fail the job", () 
   assert.ok(credentialsRefused(s3("ExpiredToken", 400)));
   assert.ok(credentialsRefused(s3("InvalidAccessKeyId", 403)));
   assert.ok(!credentialsRefused(s3("NoSuchKey", 404)));
+  // A request signed for another region than the bucket's: EXPORT_BUCKET_REGION to fix,
+  // the export kept (not forgotten, its job not cancelled).
+  assert.ok(credentialsRefused(s3("AuthorizationHeaderMalformed", 400)));
+  assert.ok(credentialsRefused(s3("PermanentRedirect", 301)));
   assert.ok(!credentialsRefused(pg("28P01")), "the database's own refusal is not S3's");
 });

@@ -162,6 +162,42 @@ async function startOne(
   }
 }
 
+/**
+ * What in an export's manifest summary disagrees with what DynamoDB says of the export
+ * (DescribeExport), which the bucket's files cannot change: the summary in the export's own
+ * folder (`.../AWSDynamoDB/<export id>/`), its files manifest beside it (a summary pointing
+ * at another export's would load that export's files under this one's time), a full export
+ * in DynamoDB JSON, and as many items as DynamoDB exported (a summary and files manifest cut
+ * short together would be read as a smaller table, and the end's sweep delete the rest).
+ */
+export function describedExportProblem(
+  arn: string,
+  description: ExportDescription,
+  summary: { manifestFilesKey: string; itemCount: number },
+): string | undefined {
+  const id = arn.slice(arn.lastIndexOf("/") + 1);
+  const summaryKey = description.ExportManifest ?? "";
+  const folder = summaryKey.slice(0, summaryKey.lastIndexOf("/") + 1);
+  if (!folder.endsWith(`AWSDynamoDB/${id}/`)) {
+    return `DynamoDB's manifest ${summaryKey} is not in the export's folder AWSDynamoDB/${id}/`;
+  }
+  if (summary.manifestFilesKey !== `${folder}manifest-files.json`) {
+    return `its files manifest ${summary.manifestFilesKey} is not ${folder}manifest-files.json`;
+  }
+  if (description.ExportType !== undefined && description.ExportType !== "FULL_EXPORT") {
+    return `the export is a ${description.ExportType}, not a FULL_EXPORT`;
+  }
+  if (description.ExportFormat !== undefined && description.ExportFormat !== "DYNAMODB_JSON") {
+    return `the export is in ${description.ExportFormat}, not DYNAMODB_JSON`;
+  }
+  if (description.ItemCount === undefined || description.ItemCount !== summary.itemCount) {
+    return `it counts ${summary.itemCount} items, DynamoDB ${
+      description.ItemCount ?? "none"
+    } (ItemCount)`;
+  }
+  return undefined;
+}
+
 /** Checks export `arn`'s manifests and starts its job (or takes `unfinished` up). */
 async function jobOf(
   deps: ExportBackfillDeps,
@@ -196,6 +232,13 @@ async function jobOf(
         `${summary.exportArn} as of ${summary.exportTime.toISOString()}, but DynamoDB gives ` +
         `export ${arn} as of ${description.ExportTime?.toISOString() ?? "(no time)"}: the ` +
         "manifest is not this export's",
+    );
+  }
+  const described = describedExportProblem(arn, description, summary);
+  if (described) {
+    throw new Error(
+      `export backfill of ${spec.sourceTable}: s3://${bucket}/${summaryKey}: ${described}: ` +
+        "the manifests are not this export's as DynamoDB gives it",
     );
   }
   // A job taken up keeps the read time it started with (its started_at), which its rows

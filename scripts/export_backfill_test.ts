@@ -4,7 +4,7 @@ import type { S3Client } from "@aws-sdk/client-s3";
 import { bySourceTable } from "../functions-shared/table_registry.ts";
 import { fakeSql, type Statement } from "../functions-shared/testing_fakes.ts";
 import { exportFiles } from "../local-stack/aws/export_layout.ts";
-import { startExportBackfill } from "./export_backfill.ts";
+import { describedExportProblem, startExportBackfill } from "./export_backfill.ts";
 import { exportFileOpener } from "./export_s3.ts";
 
 const spec = bySourceTable("firespring-backdoor-segments-dev")!;
@@ -30,6 +30,9 @@ async function anExport(id: string, tableArn = TABLE_ARN) {
     itemsPerFile: 10,
   });
   description.ExportManifest = files.summaryKey;
+  description.ItemCount = 1;
+  description.ExportType = "FULL_EXPORT";
+  description.ExportFormat = "DYNAMODB_JSON";
   return { arn: String(description.ExportArn), description, objects: files.objects };
 }
 
@@ -516,4 +519,58 @@ Deno.test("a refused signature's echo of the canonical request is never printed"
       return true;
     },
   );
+});
+
+Deno.test("manifests that disagree with what DynamoDB says of the export are refused, naming how", async () => {
+  const arn = `${TABLE_ARN}/export/01-abc`;
+  const folder = "p/AWSDynamoDB/01-abc/";
+  const ok = {
+    ExportManifest: `${folder}manifest-summary.json`,
+    ItemCount: 3,
+    ExportType: "FULL_EXPORT",
+    ExportFormat: "DYNAMODB_JSON",
+  } as const;
+  const summary = { manifestFilesKey: `${folder}manifest-files.json`, itemCount: 3 };
+  assert.equal(describedExportProblem(arn, ok, summary), undefined);
+  assert.match(
+    describedExportProblem(arn, ok, {
+      ...summary,
+      manifestFilesKey: "p/AWSDynamoDB/other/manifest-files.json",
+    })!,
+    /^its files manifest p\/AWSDynamoDB\/other\/manifest-files.json is not p\/AWSDynamoDB\/01-abc\/manifest-files.json$/,
+  );
+  assert.match(
+    describedExportProblem(arn, {
+      ...ok,
+      ExportManifest: "p/AWSDynamoDB/other/manifest-summary.json",
+    }, summary)!,
+    /is not in the export's folder AWSDynamoDB\/01-abc\/$/,
+  );
+  assert.equal(
+    describedExportProblem(arn, { ...ok, ItemCount: 5 }, summary),
+    "it counts 3 items, DynamoDB 5 (ItemCount)",
+  );
+  assert.equal(
+    describedExportProblem(arn, { ...ok, ItemCount: undefined }, summary),
+    "it counts 3 items, DynamoDB none (ItemCount)",
+  );
+  assert.equal(
+    describedExportProblem(arn, { ...ok, ExportType: "INCREMENTAL_EXPORT" }, summary),
+    "the export is a INCREMENTAL_EXPORT, not a FULL_EXPORT",
+  );
+  assert.equal(
+    describedExportProblem(arn, { ...ok, ExportFormat: "ION" }, summary),
+    "the export is in ION, not DYNAMODB_JSON",
+  );
+});
+
+Deno.test("an export whose manifests count other items than DynamoDB exported starts no job", async () => {
+  const named = await anExport("counted");
+  named.description.ItemCount = 5;
+  const run = deps([named], []);
+  await assert.rejects(
+    startExportBackfill(run.deps, spec, { bucket: "", prefix: "", exportArn: named.arn }, "t"),
+    /: it counts 1 items, DynamoDB 5 \(ItemCount\): the manifests are not this export's as DynamoDB gives it$/,
+  );
+  assert.equal(run.db.matching("sync.start_export_backfill").length, 0, "no job");
 });

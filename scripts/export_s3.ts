@@ -9,7 +9,7 @@
 import { GetObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { createHash } from "node:crypto";
 import { awsClientConfig, type EnvReader } from "../functions-shared/dynamo_client.ts";
-import { ExportDataError } from "../functions-shared/export_items.ts";
+import { ExportDataError, ExportReadError } from "../functions-shared/export_items.ts";
 
 /**
  * The S3 client of the export bucket: the local stack's S3 stand-in when S3_ENDPOINT is
@@ -31,9 +31,15 @@ export function exportS3Client(env: EnvReader): S3Client {
   return new S3Client({
     region: env("EXPORT_BUCKET_REGION") ?? "us-east-1",
     followRegionRedirects: true,
-    // A connection S3 does not open is given up (the SDK's default waits for ever); one
-    // that goes quiet mid-file is given up by the read (export_items.ts, READ_QUIET_MS).
-    requestHandler: { connectionTimeout: 10_000 },
+    // A connection S3 does not open is given up (the SDK's default waits for ever), and so
+    // is an answer whose headers do not come within a minute (requestTimeout, which only
+    // logs unless told to throw; its timer stops once the headers are in); one that goes
+    // quiet mid-file is given up by the read (export_items.ts, READ_QUIET_MS).
+    requestHandler: {
+      connectionTimeout: 10_000,
+      requestTimeout: 60_000,
+      throwOnRequestTimeout: true,
+    },
     ...(endpoint ? { endpoint, forcePathStyle: true } : {}),
     ...(credentials ? { credentials } : {}),
   });
@@ -43,8 +49,19 @@ export function exportS3Client(env: EnvReader): S3Client {
 async function objectText(s3: S3Client, bucket: string, key: string): Promise<string> {
   try {
     const object = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
-    return await object.Body!.transformToString();
+    const text = await object.Body!.transformToString();
+    // A body that ended before its length (a connection closed cleanly mid-object) is a
+    // broken read, tried again, not a manifest to refuse for good.
+    const bytes = new TextEncoder().encode(text).byteLength;
+    if (object.ContentLength !== undefined && bytes < object.ContentLength) {
+      throw new ExportReadError(
+        `s3://${bucket}/${key}`,
+        `the object's bytes ended after ${bytes} of its ${object.ContentLength} bytes`,
+      );
+    }
+    return text;
   } catch (error) {
+    if (error instanceof ExportReadError) throw error;
     // Named by the object, and still S3's error (its name, HTTP status and code tell a
     // failure that may pass from a refusal: export_failures.ts).
     const { name, $metadata, code, $response } = error as {

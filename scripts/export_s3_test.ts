@@ -81,3 +81,24 @@ Deno.test("an object whose bytes end before its length is a broken read, read ag
     },
   );
 });
+
+Deno.test("a manifest whose bytes end before its length is a broken read (tried again), not a manifest refused", async () => {
+  const s3 = {
+    send: () =>
+      Promise.resolve({
+        ContentLength: 100,
+        Body: { transformToString: () => Promise.resolve('{"version": "2020-06-30"') },
+      }),
+  } as unknown as S3Client;
+  await assert.rejects(
+    manifestText(s3, "exports", "p/manifest-summary.json", () => {}),
+    (error: Error) => {
+      assert.ok(error instanceof ExportReadError, String(error));
+      assert.match(
+        error.message,
+        /s3:\/\/exports\/p\/manifest-summary\.json.*the object's bytes ended after 24 of its 100 bytes/,
+      );
+      return true;
+    },
+  );
+});
