@@ -12,7 +12,7 @@ Deno.test("a committed batch notes each stream record's stream and sequence numb
     ["100", "101", "102"],
   );
   assert.equal(db.noted[0].arn, records[0].eventSourceARN);
-  // Noted by the batch's one statement (sync.apply_webhook_batch), with its merge.
+  // Noted by the batch's one statement (sync.try_apply_webhook_batch), with its merge.
   assert.equal(db.statements.length, 1, "one statement for the whole batch");
 });
 

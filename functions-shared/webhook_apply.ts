@@ -4,7 +4,7 @@
  * for the lost-record check, all in one transaction.
  *
  * Two ways, one result:
- * - **One round trip** when the batch has no dead letters: `sync.apply_webhook_batch`
+ * - **One round trip** when the batch has no dead letters: `sync.try_apply_webhook_batch`
  *   does it all in one statement (its own transaction), its values in the statement's
  *   text (sql_text.ts). This is the common case, and
  *   at the deployed mapping's batch size of 10 the fixed cost per request is what
@@ -53,7 +53,7 @@ class ReplayedDelivery extends Error {
   }
 }
 
-/** `{target table: [wire change, ...]}`, as `sync.apply_webhook_batch` reads it. */
+/** `{target table: [wire change, ...]}`, as `sync.try_apply_webhook_batch` reads it. */
 export function changesByTable(changes: TableChange[]): Record<string, unknown[]> {
   const byTable: Record<string, unknown[]> = {};
   for (const { spec, change } of changes) {
@@ -71,12 +71,18 @@ async function applyAtOnce(
     // The values in the statement's text: one round trip through a transaction pooler,
     // not two (sql_text.ts). Without parameters, it must not have another statement
     // pipelined behind it (unpipelined.ts).
-    const text = `select replayed, applied from sync.apply_webhook_batch(${
-      dollarQuoted(batch.webhookId)
-    }, ${dollarQuoted(encodeJson(changesByTable(batch.changes)))}::jsonb, ${
-      dollarQuoted(JSON.stringify(batch.records))
-    }::jsonb)`;
+    const text =
+      `select replayed, applied, failed_state, failed_message from sync.try_apply_webhook_batch(${
+        dollarQuoted(batch.webhookId)
+      }, ${dollarQuoted(encodeJson(changesByTable(batch.changes)))}::jsonb, ${
+        dollarQuoted(JSON.stringify(batch.records))
+      }::jsonb)`;
     const [row] = await unpipelined(sql, text);
+    // The statement never fails (the batch in its text would be logged): what it met
+    // comes back as its SQLSTATE and message, thrown here as Postgres's error would be.
+    if (row.failed_state) {
+      throw Object.assign(new Error(row.failed_message), { code: row.failed_state });
+    }
     if (row.replayed) return { replayed: true };
     return { replayed: false, applied: Number(row.applied), deadLettered: 0, refused: [] };
   } catch (error) {

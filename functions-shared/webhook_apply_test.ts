@@ -25,7 +25,7 @@ Deno.test("a batch without dead letters is applied in one statement", async () =
   });
   assert.deepEqual(outcome, { replayed: false, applied: 2, deadLettered: 0, refused: [] });
   assert.deepEqual(db.statements.map((s) => s.slice(0, 40)), [
-    "select replayed, applied from sync.apply",
+    "select replayed, applied, failed_state, ",
   ]);
   assert.deepEqual(db.noted, noted);
   assert.ok(db.deliveries.has("msg_1"));
@@ -54,7 +54,7 @@ Deno.test("a change Postgres refuses sends the batch through savepoints, once", 
   });
   assert.deepEqual(outcome, { replayed: false, applied: 2, deadLettered: 0, refused: [] });
   assert.equal(db.committed, 1, "the refused statement rolled back; the savepoint path committed");
-  assert.ok(db.statements[0].includes("sync.apply_webhook_batch"));
+  assert.ok(db.statements[0].includes("sync.try_apply_webhook_batch"));
   assert.ok(db.statements[1].includes("sync.webhook_deliveries"), "the delivery, recorded again");
   assert.deepEqual(db.noted, noted);
 });
@@ -72,7 +72,7 @@ Deno.test("a batch with dead letters goes straight to the savepoint path", async
     records,
   });
   assert.deepEqual(outcome, { replayed: false, applied: 1, deadLettered: 1, refused: [] });
-  assert.equal(db.statements.some((s) => s.includes("apply_webhook_batch")), false);
+  assert.equal(db.statements.some((s) => s.includes("try_apply_webhook_batch")), false);
   assert.equal(db.deadLettered, 1);
 });
 

@@ -44,7 +44,7 @@ export const oneRecord = JSON.stringify({ records: [segment("s-1", "100")] });
 /**
  * A database that plays `sync.webhook_deliveries` (ids kept across transactions, undone
  * by a rollback), `sync.merge_changes` (each change counts as applied) and
- * `sync.apply_webhook_batch` (all of it in one statement; `refuseData` makes it fail as
+ * `sync.try_apply_webhook_batch` (all of it in one statement; `refuseData` makes it fail as
  * Postgres does on a change it refuses, SQLSTATE 22P02).
  */
 export function fakeDb(
@@ -137,11 +137,12 @@ export function fakeDb(
     throw Object.assign(new Error("read ECONNRESET"), { code: "ECONNRESET" });
   };
   /**
-   * `sync.apply_webhook_batch`: the same statements, in one transaction of their own. Its
-   * values come in the statement's text, dollar-quoted (sql_text.ts).
+   * `sync.try_apply_webhook_batch`: the same statements, in one transaction of their own. Its
+   * values come in the statement's text, dollar-quoted (sql_text.ts); what Postgres refuses
+   * comes back as the row's failed_state and failed_message, all of it undone.
    */
   const unsafe = (query: string) => {
-    if (!query.includes("sync.apply_webhook_batch")) {
+    if (!query.includes("sync.try_apply_webhook_batch")) {
       throw new Error(`the fake database does not know: ${query}`);
     }
     db.statements.push(query.replace(/\s+/g, " ").trim());
@@ -170,6 +171,18 @@ export function fakeDb(
       return [{ replayed: false, applied }];
     }).catch((error) => {
       if (error === replayed) return [{ replayed: true, applied: 0 }];
+      // Postgres's errors inside the function are answered, not raised (the statement's
+      // text would be logged); a lost or refused connection, or a function missing, is
+      // still the driver's error.
+      const code = (error as { code?: string }).code;
+      if (code && /^[0-9A-Z]{5}$/.test(code) && !/^(08|28|3D|42)/.test(code)) {
+        return [{
+          replayed: false,
+          applied: 0,
+          failed_state: code,
+          failed_message: (error as Error).message,
+        }];
+      }
       throw error;
     });
   };

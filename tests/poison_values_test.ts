@@ -92,6 +92,16 @@ Deno.test("webhook: a change Postgres still refuses is isolated and dead-lettere
       await sql.unsafe("alter table public.firespring_actions drop constraint poison_values_test");
     }
     assert.deepEqual(await actionIds(sql, p), [`${p}a`, `${p}b`, `${p}d`, `${p}e`]);
+    // Postgres logs the text of a statement that fails (log_min_error_statement): the good
+    // records, sent in the batch's one statement (sql_text.ts), must not be in the log;
+    // only the refused one may be, in the constraint's detail.
+    const log = await Deno.readTextFile(new URL("../.local/logs/postgres.log", import.meta.url));
+    const good = [`${p}a`, `${p}b`, `${p}d`, `${p}e`];
+    assert.deepEqual(
+      log.split("\n").filter((line) => good.some((id) => line.includes(`"${id}"`))),
+      [],
+      "the batch's good records were written to the database's log",
+    );
     const [letter] = await lettersFor(sql, `${p}bad`, "stream");
     assert.match(
       letter.reason,

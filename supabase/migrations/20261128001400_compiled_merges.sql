@@ -808,31 +808,47 @@ select sync.compile_merges();
 -- changes in table-name order (as sync.merge_changes asks of callers that touch several
 -- tables), and notes the batch's stream records for the lost-record check
 -- (20261128001300_stream_progress.sql), all in the statement's one transaction. A
--- change that Postgres refuses fails the whole call; the webhook then applies the batch
+-- change that Postgres refuses undoes the whole call; the webhook then applies the batch
 -- again in savepoints, where the refused change is isolated and dead-lettered.
 -- p_changes is {"<target table>": [change, ...], ...}; p_records as
 -- sync.note_stream_records takes them.
-create function sync.apply_webhook_batch(p_webhook_id text, p_changes jsonb, p_records jsonb)
-returns table (replayed boolean, applied bigint)
+--
+-- The webhook sends the batch in the statement's text (functions-shared/sql_text.ts: one
+-- round trip through the pooler), and Postgres logs the whole text of a statement that
+-- fails (log_min_error_statement, ERROR by default and on hosted projects, where every
+-- project member reads the logs): a refused change, a deadlock or a lock timeout would
+-- put every row of the batch, names, emails and addresses, in the log. So the call never
+-- fails: whatever it meets undoes its work (the block's subtransaction) and is answered
+-- as failed_state and failed_message (SQLSTATE and message, no detail: a constraint's
+-- detail holds the row), which the webhook takes as the error. (Named `try_`: a webhook
+-- of the version before, which raised, would read such an answer as a batch applied with
+-- nothing in it, and answer 200; it finds no function of that name instead, and fails.)
+create function sync.try_apply_webhook_batch(p_webhook_id text, p_changes jsonb, p_records jsonb)
+returns table (replayed boolean, applied bigint, failed_state text, failed_message text)
 language plpgsql set search_path = ''
 as $fn$
 declare
   batch record;
   total bigint := 0;
+  state text;
+  message text;
 begin
   insert into sync.webhook_deliveries (webhook_id, received_at) values (p_webhook_id, now())
   on conflict do nothing;
   if not found then
-    return query select true, 0::bigint;
+    return query select true, 0::bigint, null::text, null::text;
     return;
   end if;
   for batch in select t.key, t.value from jsonb_each(p_changes) t order by t.key loop
     total := total + (select m.applied from sync.merge_changes(batch.key, batch.value) m);
   end loop;
   perform sync.note_stream_records(p_records);
-  return query select false, total;
+  return query select false, total, null::text, null::text;
+exception when others or query_canceled then
+  get stacked diagnostics state = returned_sqlstate, message = message_text;
+  return query select false, 0::bigint, state, message;
 end
 $fn$;
-comment on function sync.apply_webhook_batch(text, jsonb, jsonb) is
+comment on function sync.try_apply_webhook_batch(text, jsonb, jsonb) is
   'A webhook batch in one round trip: the delivery, each table''s merge and the stream records noted.';
-revoke all on function sync.apply_webhook_batch(text, jsonb, jsonb) from public;
+revoke all on function sync.try_apply_webhook_batch(text, jsonb, jsonb) from public;

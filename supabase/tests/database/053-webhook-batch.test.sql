@@ -1,4 +1,4 @@
--- sync.apply_webhook_batch (20261128001400_compiled_merges.sql): a webhook batch in one
+-- sync.try_apply_webhook_batch (20261128001400_compiled_merges.sql): a webhook batch in one
 -- statement. Its delivery id is what makes a replay apply nothing, across isolates
 -- (each isolate's own memory of recent ids is only a shortcut): the second call with
 -- the same id applies nothing and notes nothing, whatever it carries. A change Postgres
@@ -6,7 +6,7 @@
 -- path can apply the batch again and dead-letter that change alone.
 set client_min_messages = warning;
 begin;
-select plan(8);
+select plan(9);
 
 delete from sync.webhook_deliveries where webhook_id like 'msg_053_%';
 delete from public.firespring_segments where segment_id like 'wb-%';
@@ -19,7 +19,7 @@ create function pg_temp.segment(id text, name text, seq text) returns jsonb lang
 $$;
 
 select results_eq(
-  $$select replayed, applied from sync.apply_webhook_batch('msg_053_a',
+  $$select replayed, applied from sync.try_apply_webhook_batch('msg_053_a',
       jsonb_build_object('firespring_segments', jsonb_build_array(pg_temp.segment('wb-1', 'first', '100')),
                          'firespring_traffic_sources', jsonb_build_array(jsonb_build_object(
                            'op', 'upsert', 'seq', '101', 'changed_at', '2026-02-06T10:00:00Z',
@@ -35,7 +35,7 @@ select is((select count(*)::int from sync.stream_batches_applied where stream_ar
   'its stream records are noted');
 
 select results_eq(
-  $$select replayed, applied from sync.apply_webhook_batch('msg_053_a',
+  $$select replayed, applied from sync.try_apply_webhook_batch('msg_053_a',
       jsonb_build_object('firespring_segments', jsonb_build_array(pg_temp.segment('wb-1', 'replayed', '200'))),
       '{"arn:053": ["200"]}'::jsonb)$$,
   $$values (true, 0::bigint)$$,
@@ -45,16 +45,24 @@ select is((select segment_name from public.firespring_segments where segment_id 
 select is((select count(*)::int from sync.stream_batches_applied where stream_arn = 'arn:053'), 1,
   'a replay notes no stream record');
 
--- A value Postgres refuses (member_count is numeric) fails the call whole.
-select throws_ok(
-  $$select * from sync.apply_webhook_batch('msg_053_b',
+-- A value Postgres refuses (member_count is numeric) undoes the call whole, and is
+-- answered, not raised: the statement's text, which holds the batch, would be logged.
+select results_eq(
+  $$select replayed, applied, failed_state, failed_message from sync.try_apply_webhook_batch('msg_053_b',
       jsonb_build_object('firespring_segments', jsonb_build_array(
         pg_temp.segment('wb-2', 'fine', '300'),
         jsonb_build_object('op', 'upsert', 'seq', '301', 'changed_at', '2026-02-06T10:00:00Z',
           'source', 'stream', 'row', jsonb_build_object('segment_id', 'wb-3', 'segment_name', 'x',
             'member_count', 'many', 'segment_criteria', '{}'::jsonb)))),
       '{"arn:053": ["300", "301"]}'::jsonb)$$,
-  '22P02', null, 'a change Postgres refuses fails the whole call (its delivery and rows with it)');
+  $$values (false, 0::bigint, '22P02'::text, 'invalid input syntax for type numeric: "many"'::text)$$,
+  'a change Postgres refuses is answered with its SQLSTATE and message, not raised');
+select is(
+  (select count(*)::int from public.firespring_segments where segment_id in ('wb-2', 'wb-3'))
+  + (select count(*)::int from sync.webhook_deliveries where webhook_id = 'msg_053_b')
+  + (select count(*)::int from sync.stream_batches_applied
+     where stream_arn = 'arn:053' and '300' = any (sequence_numbers)),
+  0, 'and nothing of the call is kept: its delivery, rows and stream notes are undone');
 
 select * from finish();
 rollback;
