@@ -244,6 +244,15 @@ export async function* exportPages(
   let pageChars = 0;
   const take = (content: string) => {
     line++;
+    // Every line, not only the one a read ends within: a long line that ends inside one
+    // decompressed chunk would otherwise pass, and how a file's bytes are cut into reads
+    // would decide whether it is refused.
+    if (content.length > lineLimit) {
+      throw new ExportDataError(
+        file.key,
+        `line ${line} runs past ${lineLimit} characters: it is no item of an export`,
+      );
+    }
     // Refused before the page with the line is handed on: its rows would be written with
     // the export's time, and the file is not the one its manifest describes.
     if (line > file.itemCount) {

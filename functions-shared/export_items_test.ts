@@ -294,3 +294,30 @@ Deno.test("a line that runs on without end is refused, naming the file and the l
         "export data file p/AWSDynamoDB/x/data/f.json.gz: line 2 runs past 1000 characters without an end: it is no item of an export",
   );
 });
+
+Deno.test("a line too long is refused however the file's bytes are cut into reads", async () => {
+  const long = JSON.stringify({ Item: { id: { S: "k" }, blob: { S: "x".repeat(2000) } } });
+  const bytes = await gzip(`${item(1)}\n${long}\n${item(3)}\n`);
+  const file = { ...fileOf(bytes), itemCount: 3 };
+  for (const readSize of [bytes.length, 7]) {
+    // One read of the whole file (the long line ends inside it), or 7 bytes at a time.
+    const reads = Array.from(
+      { length: Math.ceil(bytes.length / readSize) },
+      (_, i) => bytes.slice(i * readSize, (i + 1) * readSize),
+    );
+    const body = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        const next = reads.shift();
+        if (next) controller.enqueue(next);
+        else controller.close();
+      },
+    });
+    await assert.rejects(
+      pagesOf(exportPages(body, file, 10, 0, { pageChars: 100_000, lineChars: 1000 })),
+      (error: Error) =>
+        error instanceof ExportDataError &&
+        /: line 2 runs past 1000 characters/.test(error.message),
+      `reads of ${readSize} bytes`,
+    );
+  }
+});
