@@ -72,3 +72,17 @@ export function errorIdentifiers(error: unknown): string {
   ].filter(Boolean);
   return parts.length > 0 ? ` (${parts.join(", ")})` : "";
 }
+
+/**
+ * An error's message without the text it quotes, for an answer: V8's JSON.parse quotes
+ * the body (`Unexpected token 's', "ssn-123-45-6789" is not valid JSON`) and Postgres
+ * quotes values (`invalid input syntax for type numeric: "abc"`), and answers land where
+ * the function's own log does not reach: the Lambda's CloudWatch logs, pg_net's
+ * `net._http_response`, which every database role may read. The function's own log keeps
+ * the whole error ({@link describeError}).
+ */
+export function withoutQuotes(message: string): string {
+  // Everything from the first quote on: the quoted text may hold quotes of its own,
+  // unescaped (V8 quotes the body as it is), so no pairing of quotes finds its end.
+  return message.replace(/".*$/s, "(quoted text)");
+}

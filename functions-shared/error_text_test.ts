@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { describeError, errorIdentifiers } from "./error_text.ts";
+import { describeError, errorIdentifiers, withoutQuotes } from "./error_text.ts";
 
 Deno.test("a Postgres error is one line with its code, detail, hint and identifiers", () => {
   const error = Object.assign(new Error('duplicate key value violates unique constraint "u"'), {
@@ -68,4 +68,16 @@ Deno.test("Postgres's hint is kept, and an AggregateError with a message keeps i
     "AggregateError: every address failed " +
       "[Error (ECONNREFUSED): connect ECONNREFUSED 10.0.0.1:6543; Error: timeout]",
   );
+});
+
+Deno.test("withoutQuotes leaves out what a message quotes, from its first quote on", () => {
+  assert.equal(
+    withoutQuotes('invalid input syntax for type numeric: "ssn-123-45-6789"'),
+    "invalid input syntax for type numeric: (quoted text)",
+  );
+  assert.equal(
+    withoutQuotes(`Unexpected token 's', "s"s" is not valid JSON`),
+    "Unexpected token 's', (quoted text)",
+  );
+  assert.equal(withoutQuotes("no quotes here"), "no quotes here");
 });

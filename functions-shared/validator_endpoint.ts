@@ -32,7 +32,7 @@
  * @module
  */
 
-import { describeError } from "./error_text.ts";
+import { describeError, withoutQuotes } from "./error_text.ts";
 import { validateTable, type ValidatorDeps } from "./checksum_validator.ts";
 import { rereadCollapsedKeys } from "./collapsed_rereads.ts";
 import { recordedResult } from "./validator_result.ts";
@@ -318,6 +318,8 @@ export async function handleValidatorRequest(req: Request, deps: EndpointDeps): 
       ? `validation run ${body.runId}${table ? ` of ${table}` : ""}`
       : `validation of ${table ?? body.table}`;
     console.error(`${what} failed: ${describeError(error)}`);
-    return errorResponse(500, `${what} failed: ${(error as Error).message}`);
+    // Without the values it may quote: pg_cron's calls keep the answer in
+    // net._http_response, which every database role may read.
+    return errorResponse(500, `${what} failed: ${withoutQuotes((error as Error).message)}`);
   }
 }

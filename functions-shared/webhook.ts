@@ -49,7 +49,7 @@ import {
 import { applyWebhookBatch } from "./webhook_apply.ts";
 import { parseWebhookBody, parseWebhookJson } from "./webhook_envelope.ts";
 import { checkWebhookHeaders, TIMESTAMP_TOLERANCE_SECONDS } from "./webhook_headers.ts";
-import { describeError, errorIdentifiers } from "./error_text.ts";
+import { describeError, errorIdentifiers, withoutQuotes } from "./error_text.ts";
 import type { WebhookVerifier } from "./webhook_signing.ts";
 
 /** The largest body accepted: 6 MiB, Lambda's own payload limit. */
@@ -138,18 +138,6 @@ async function readLimited(req: Request, limit: number): Promise<Uint8Array | un
     offset += chunk.byteLength;
   }
   return bytes;
-}
-
-/**
- * An error's message without the text it quotes: V8's JSON.parse quotes the body
- * (`Unexpected token 's', "ssn-123-45-6789" is not valid JSON`) and Postgres quotes
- * values (`invalid input syntax for type numeric: "abc"`), and the answer lands in the
- * Lambda's CloudWatch logs. The function's own log keeps the whole error.
- */
-export function withoutQuotes(message: string): string {
-  // Everything from the first quote on: the quoted text may hold quotes of its own,
-  // unescaped (V8 quotes the body as it is), so no pairing of quotes finds its end.
-  return message.replace(/".*$/s, "(quoted text)");
 }
 
 /** Maps every record of a body; splits the results into changes and dead letters. */
