@@ -17,7 +17,9 @@
  * only on a function error ("the batch is bisected at the returned sequence number" for a
  * partial failure, which retries the same body until its records pass their maximum age:
  * https://docs.aws.amazon.com/lambda/latest/dg/services-ddb-batchfailurereporting.html),
- * so the halves go again until the record at fault is alone and the rest is delivered.
+ * so the halves go again until the record at fault is alone and the rest is delivered
+ * (the records behind it once it has passed its maximum age, an hour: those of the same
+ * age go to the on-failure queue with it, for `npm run stream:replay`).
  *
  * Settings (environment): WEBHOOK_URL, and either SYNC_WEBHOOK_SECRET_ARN (deployed: the
  * `whsec_...` secret in Secrets Manager, read at cold start and cached) or
