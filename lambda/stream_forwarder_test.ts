@@ -435,7 +435,8 @@ Deno.test("a 200 that is not the webhook's answer delivers nothing: the batch is
     const error = console.error;
     console.error = (text: string) => lines.push(text);
     try {
-      assert.deepEqual(await handler({ Records: [record("1"), record("2")] }, context(1_000)), {
+      // Time enough for a loaded machine: a 200 not the webhook's is not retried.
+      assert.deepEqual(await handler({ Records: [record("1"), record("2")] }, context(10_000)), {
         batchItemFailures: [{ itemIdentifier: "1" }],
       });
     } finally {

@@ -521,7 +521,7 @@ Deno.test("a refused signature's echo of the canonical request is never printed"
   );
 });
 
-Deno.test("manifests that disagree with what DynamoDB says of the export are refused, naming how", async () => {
+Deno.test("manifests that disagree with what DynamoDB says of the export are refused, naming how", () => {
   const arn = `${TABLE_ARN}/export/01-abc`;
   const folder = "p/AWSDynamoDB/01-abc/";
   const ok = {

@@ -204,7 +204,12 @@ Deno.test("the largest batch Lambda hands the zip (6 MB of records) is forwarded
     async (req) => {
       const { records } = await req.json();
       bodies.push(records.length);
-      return Response.json({ received: records.length });
+      return Response.json({
+        received: records.length,
+        applied: records.length,
+        skipped: 0,
+        deadLettered: 0,
+      });
     },
   );
   try {
