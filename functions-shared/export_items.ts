@@ -126,6 +126,15 @@ export const PAGE_TEXT_CHARS = 4 * 2 ** 20;
 export const MAX_LINE_CHARS = 16 * 2 ** 20;
 
 /**
+ * The most compressed bytes handed to the decompressor at once. It inflates each piece it
+ * is given whole, into one chunk of any size: a 64 KB read of items that compress well
+ * (gzip reaches 1,000 to 1) would become tens of MB in one chunk, decoded and split into
+ * lines before the first page is handed on. Pieces of 4 KB bound a chunk to 4 MB even
+ * then, and to some 40 KB for JSON (about 10 to 1).
+ */
+export const INFLATE_PIECE_BYTES = 4096;
+
+/**
  * How much text a loader reads past, going back to its checkpoint, between two calls of
  * {@link ExportPagesOptions.whileSkipping} (64 MB: well under a second of reading, so a
  * file's 60 s lease is renewed long before it runs out).
@@ -226,6 +235,7 @@ export async function* exportPages(
     },
   });
   const text = hashed
+    .pipeThrough(inPieces(INFLATE_PIECE_BYTES))
     .pipeThrough(
       new DecompressionStream("gzip") as unknown as TransformStream<
         Uint8Array,
@@ -329,4 +339,15 @@ export async function* exportPages(
     );
   }
   yield { items, nextLine: line, done: true };
+}
+
+/** Bytes cut into pieces of at most `size` ({@link INFLATE_PIECE_BYTES}). */
+export function inPieces(size: number): TransformStream<Uint8Array, Uint8Array> {
+  return new TransformStream({
+    transform(chunk, controller) {
+      for (let at = 0; at < chunk.byteLength; at += size) {
+        controller.enqueue(chunk.subarray(at, Math.min(at + size, chunk.byteLength)));
+      }
+    },
+  });
 }

@@ -1,6 +1,13 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { ExportDataError, type ExportPage, exportPages, ExportReadError } from "./export_items.ts";
+import {
+  ExportDataError,
+  type ExportPage,
+  exportPages,
+  ExportReadError,
+  INFLATE_PIECE_BYTES,
+  inPieces,
+} from "./export_items.ts";
 import type { ExportDataFile } from "./export_manifest.ts";
 
 async function gzip(text: string): Promise<Uint8Array> {
@@ -320,4 +327,14 @@ Deno.test("a line too long is refused however the file's bytes are cut into read
       `reads of ${readSize} bytes`,
     );
   }
+});
+
+Deno.test("compressed bytes reach the decompressor in pieces of at most 4 KB, every byte in order", async () => {
+  const bytes = new Uint8Array(10_000).map((_, i) => i % 251);
+  const pieces: Uint8Array[] = [];
+  await new Blob([bytes]).stream().pipeThrough(inPieces(INFLATE_PIECE_BYTES)).pipeTo(
+    new WritableStream({ write: (piece) => void pieces.push(piece) }),
+  );
+  assert.deepEqual(pieces.map((p) => p.byteLength), [4096, 4096, 1808]);
+  assert.deepEqual(Uint8Array.from(pieces.flatMap((p) => [...p])), bytes);
 });
