@@ -40,6 +40,18 @@ function fakeWebhook(statuses: number[], retryAfter = "0") {
   return { received, close: () => server.shutdown() };
 }
 
+/** What `run` wrote to console.error, and what it returned. */
+async function errorLines<T>(run: () => Promise<T>): Promise<{ lines: string[]; result: T }> {
+  const lines: string[] = [];
+  const error = console.error;
+  console.error = (text: string) => lines.push(text);
+  try {
+    return { lines, result: await run() };
+  } finally {
+    console.error = error;
+  }
+}
+
 const context = (ms = 10_000) => {
   const end = Date.now() + ms;
   return { getRemainingTimeInMillis: () => end - Date.now() };
@@ -349,15 +361,10 @@ Deno.test("a WEBHOOK_URL that is no URL, or a host nobody answers at, is logged 
     ] as const
   ) {
     process.env.WEBHOOK_URL = url;
-    const lines: string[] = [];
-    const error = console.error;
-    console.error = (text: string) => lines.push(text);
-    try {
-      const result = await handler({ Records: [record("9")] }, context(1_500));
-      assert.deepEqual(result, { batchItemFailures: [{ itemIdentifier: "9" }] });
-    } finally {
-      console.error = error;
-    }
+    const { lines, result } = await errorLines(() =>
+      handler({ Records: [record("9")] }, context(1_500))
+    );
+    assert.deepEqual(result, { batchItemFailures: [{ itemIdentifier: "9" }] });
     assert.ok(lines.some((l) => line.test(l)), lines.join("\n"));
   }
 });
@@ -373,15 +380,10 @@ Deno.test("a WEBHOOK_URL holding a key or a password is refused without printing
     ] as const
   ) {
     process.env.WEBHOOK_URL = url;
-    const lines: string[] = [];
-    const error = console.error;
-    console.error = (text: string) => lines.push(text);
-    try {
-      const result = await handler({ Records: [record("9")] }, context(1_500));
-      assert.deepEqual(result, { batchItemFailures: [{ itemIdentifier: "9" }] });
-    } finally {
-      console.error = error;
-    }
+    const { lines, result } = await errorLines(() =>
+      handler({ Records: [record("9")] }, context(1_500))
+    );
+    assert.deepEqual(result, { batchItemFailures: [{ itemIdentifier: "9" }] });
     assert.equal(lines.length, 1, lines.join("\n"));
     assert.ok(lines[0].includes(why), lines[0]);
     assert.ok(!/SEKRET/.test(lines[0]), `the secret was printed: ${lines[0]}`);
@@ -399,21 +401,16 @@ Deno.test("a WEBHOOK_URL holding a key or a password is refused without printing
 });
 
 Deno.test("a delivery's failure never prints the URL it was sent to", async () => {
-  const lines: string[] = [];
-  const error = console.error;
-  console.error = (text: string) => lines.push(text);
-  try {
-    const outcome = await deliver(
+  const { lines, result } = await errorLines(() =>
+    deliver(
       "https://user:SEKRET456@127.0.0.1:1/hook",
       SECRET,
       [record("3")],
       Date.now() + 300,
       () => {},
-    );
-    assert.equal(outcome, "later");
-  } finally {
-    console.error = error;
-  }
+    )
+  );
+  assert.equal(result, "later");
   assert.ok(lines.length > 0);
   assert.ok(lines.every((line) => !/SEKRET/.test(line)), lines.join("\n"));
 });
@@ -431,18 +428,11 @@ Deno.test("a 200 that is not the webhook's answer delivers nothing: the batch is
     );
     process.env.WEBHOOK_URL = `http://127.0.0.1:${server.addr.port}/`;
     process.env.SYNC_WEBHOOK_SECRET = SECRET;
-    const lines: string[] = [];
-    const error = console.error;
-    console.error = (text: string) => lines.push(text);
-    try {
-      // Time enough for a loaded machine: a 200 not the webhook's is not retried.
-      assert.deepEqual(await handler({ Records: [record("1"), record("2")] }, context(10_000)), {
-        batchItemFailures: [{ itemIdentifier: "1" }],
-      });
-    } finally {
-      console.error = error;
-      await server.shutdown();
-    }
+    // Time enough for a loaded machine: a 200 not the webhook's is not retried.
+    const { lines, result } = await errorLines(() =>
+      handler({ Records: [record("1"), record("2")] }, context(10_000))
+    ).finally(() => server.shutdown());
+    assert.deepEqual(result, { batchItemFailures: [{ itemIdentifier: "1" }] });
     assert.ok(lines.some((line) => line.includes("but not as the webhook does")), lines.join("\n"));
   }
 });
