@@ -77,7 +77,11 @@ async function applyAtOnce(
       }, ${dollarQuoted(encodeJson(changesByTable(batch.changes)))}::jsonb, ${
         dollarQuoted(JSON.stringify(batch.records))
       }::jsonb)`;
-    const [row] = await unpipelined(sql, text);
+    const rows = await unpipelined(sql, text);
+    if (rows.length !== 1) {
+      throw new Error(`sync.try_apply_webhook_batch answered ${rows.length} rows, not one`);
+    }
+    const [row] = rows;
     // The statement never fails (the batch in its text would be logged): what it met
     // comes back as its SQLSTATE and message, thrown here as Postgres's error would be.
     if (row.failed_state) {

@@ -829,24 +829,31 @@ language plpgsql set search_path = ''
 as $fn$
 declare
   batch record;
+  was_replayed boolean := false;
   total bigint := 0;
   state text;
   message text;
 begin
-  insert into sync.webhook_deliveries (webhook_id, received_at) values (p_webhook_id, now())
-  on conflict do nothing;
-  if not found then
-    return query select true, 0::bigint, null::text, null::text;
-    return;
-  end if;
-  for batch in select t.key, t.value from jsonb_each(p_changes) t order by t.key loop
-    total := total + (select m.applied from sync.merge_changes(batch.key, batch.value) m);
-  end loop;
-  perform sync.note_stream_records(p_records);
-  return query select false, total, null::text, null::text;
-exception when others or query_canceled then
-  get stacked diagnostics state = returned_sqlstate, message = message_text;
-  return query select false, 0::bigint, state, message;
+  -- The block only sets what it found; the one row is returned after it. A row returned
+  -- inside it would stay in the answer though a cancel that came after it undid the
+  -- block, and the answer would say applied what was not (found by a review).
+  begin
+    insert into sync.webhook_deliveries (webhook_id, received_at) values (p_webhook_id, now())
+    on conflict do nothing;
+    if not found then
+      was_replayed := true;
+    else
+      for batch in select t.key, t.value from jsonb_each(p_changes) t order by t.key loop
+        total := total + (select m.applied from sync.merge_changes(batch.key, batch.value) m);
+      end loop;
+      perform sync.note_stream_records(p_records);
+    end if;
+  exception when others or query_canceled then
+    get stacked diagnostics state = returned_sqlstate, message = message_text;
+    was_replayed := false;
+    total := 0;
+  end;
+  return query select was_replayed, total, state, message;
 end
 $fn$;
 comment on function sync.try_apply_webhook_batch(text, jsonb, jsonb) is
