@@ -233,6 +233,7 @@ as $fn$
 declare
   cutoff timestamptz;
   jobs bigint[];
+  staging text;
   held_since timestamptz;
   purged_table text;
   table_cutoff timestamptz;
@@ -273,13 +274,15 @@ begin
     select count(*) into n from purged;
   when 'cron_history' then
     -- Every job's history: the heartbeat's runs are most of it. runid grows with time,
-    -- so the oldest runs come first along the primary key.
-    with doomed as (
-      select r.runid from cron.job_run_details r
-      where coalesce(r.end_time, r.start_time) < cutoff order by r.runid limit p_batch
+    -- so the oldest runs come first along the primary key: the batch reads the oldest
+    -- p_batch and deletes those past the cutoff. (Filtered by time, with no index on it,
+    -- a run that found few to delete read the whole week's history, every minute.)
+    with oldest as (
+      select r.runid, coalesce(r.end_time, r.start_time) < cutoff as expired
+      from cron.job_run_details r order by r.runid limit p_batch
     ), purged as (
-      delete from cron.job_run_details r using doomed d
-      where r.runid = d.runid returning 1
+      delete from cron.job_run_details r using oldest o
+      where r.runid = o.runid and o.expired returning 1
     )
     select count(*) into n from purged;
   when 'dead_letters' then
@@ -439,50 +442,25 @@ begin
     -- sync.checksum_seen), too many to delete in the statement that ends it. Each ended
     -- run's rows along its run's index; a request of the run still writing when it ended
     -- leaves rows the next batch takes.
-    with purged as (
-      delete from sync.checksum_seen s
-      where s.ctid = any (array(
-          select x.ctid from public.sync_checksums c
-          cross join lateral (select x.ctid from sync.checksum_seen x where x.run_id = c.id
-                              limit p_batch) x
-          where c.status in ('done', 'failed')
-          limit p_batch))
-      returning 1
-    )
-    select count(*) into n from purged;
-    with purged as (
-      delete from sync.checksum_items i
-      where i.ctid = any (array(
-          select x.ctid from public.sync_checksums c
-          cross join lateral (select x.ctid from sync.checksum_items x where x.run_id = c.id
-                              limit p_batch - n) x
-          where c.status in ('done', 'failed') and n < p_batch
-          limit p_batch - n))
-      returning 1
-    )
-    select n + count(*) into n from purged;
-    with purged as (
-      delete from sync.checksum_divergent d
-      where d.ctid = any (array(
-          select x.ctid from public.sync_checksums c
-          cross join lateral (select x.ctid from sync.checksum_divergent x where x.run_id = c.id
-                              limit p_batch - n) x
-          where c.status in ('done', 'failed') and n < p_batch
-          limit p_batch - n))
-      returning 1
-    )
-    select n + count(*) into n from purged;
-    with purged as (
-      delete from sync.checksum_unmappable u
-      where u.ctid = any (array(
-          select x.ctid from public.sync_checksums c
-          cross join lateral (select x.ctid from sync.checksum_unmappable x where x.run_id = c.id
-                              limit p_batch - n) x
-          where c.status in ('done', 'failed') and n < p_batch
-          limit p_batch - n))
-      returning 1
-    )
-    select n + count(*) into n from purged;
+    foreach staging in array array['checksum_seen', 'checksum_items', 'checksum_divergent',
+                                   'checksum_unmappable'] loop
+      exit when n >= p_batch;
+      execute format($sql$
+        with purged as (
+          delete from sync.%1$I s
+          where s.ctid = any (array(
+              select x.ctid from public.sync_checksums c
+              cross join lateral (select x.ctid from sync.%1$I x where x.run_id = c.id
+                                  limit $1) x
+              where c.status in ('done', 'failed')
+              limit $1))
+          returning 1
+        )
+        select count(*) from purged
+        $sql$, staging)
+      into m using p_batch - n;
+      n := n + m;
+    end loop;
   end case;
   return query select n, n < p_batch;
 end
@@ -492,8 +470,8 @@ comment on function sync.purge_expired_batch(text, integer) is
 
 -- Retention's run: the stalled backfills failed, then every kind a batch at a time, in
 -- turn (each pass a batch of each kind not yet complete, so that no kind's backlog holds
--- back the others), starting no batch after p_budget but the first pass's. pg_cron runs it every minute with
--- 3 s, so that the rows it deletes are held a few seconds at most (a merge that must
+-- back the others), starting no batch after p_budget but the first pass's. pg_cron runs
+-- it every minute with 3 s, so that the rows it deletes are held a few seconds at most (a merge that must
 -- write a tombstone or a webhook id being purged waits that long), not the 30 s an hourly
 -- run took. It keeps up: on a 2-core machine one run deleted 400,000 expired rows
 -- (tombstones and webhook ids) in 2.3 s, about 30 ms a batch; a run with nothing to
