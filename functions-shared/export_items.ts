@@ -234,15 +234,7 @@ export async function* exportPages(
       return reader.cancel(reason);
     },
   });
-  const text = hashed
-    .pipeThrough(inPieces(INFLATE_PIECE_BYTES))
-    .pipeThrough(
-      new DecompressionStream("gzip") as unknown as TransformStream<
-        Uint8Array,
-        Uint8Array
-      >,
-    )
-    .pipeThrough(new TextDecoderStream("utf-8", { fatal: true }));
+  const text = itemText(hashed);
   const pageLimit = options.pageChars ?? PAGE_TEXT_CHARS;
   const lineLimit = options.lineChars ?? MAX_LINE_CHARS;
   const skipLimit = options.skipChars ?? SKIP_HEARTBEAT_CHARS;
@@ -341,8 +333,21 @@ export async function* exportPages(
   yield { items, nextLine: line, done: true };
 }
 
+/**
+ * A data file's text from its gzipped bytes, inflated {@link INFLATE_PIECE_BYTES} of them
+ * at a time, so that no chunk of text is more than a piece inflates to.
+ */
+export function itemText(bytes: ReadableStream<Uint8Array>): ReadableStream<string> {
+  return bytes
+    .pipeThrough(inPieces(INFLATE_PIECE_BYTES))
+    .pipeThrough(
+      new DecompressionStream("gzip") as unknown as TransformStream<Uint8Array, Uint8Array>,
+    )
+    .pipeThrough(new TextDecoderStream("utf-8", { fatal: true }));
+}
+
 /** Bytes cut into pieces of at most `size` ({@link INFLATE_PIECE_BYTES}). */
-export function inPieces(size: number): TransformStream<Uint8Array, Uint8Array> {
+function inPieces(size: number): TransformStream<Uint8Array, Uint8Array> {
   return new TransformStream({
     transform(chunk, controller) {
       for (let at = 0; at < chunk.byteLength; at += size) {
