@@ -275,14 +275,22 @@ begin
   when 'cron_history' then
     -- Every job's history: the heartbeat's runs are most of it. runid grows with time,
     -- so the oldest runs come first along the primary key: the batch reads the oldest
-    -- p_batch and deletes those past the cutoff. (Filtered by time, with no index on it,
-    -- a run that found few to delete read the whole week's history, every minute.)
+    -- p_batch dated runs and deletes, up to the last of them past the cutoff, those past
+    -- it and the undated ones (a run pg_cron marked failed at a restart before it started
+    -- keeps no time: older than a run after it, and never dated, it would otherwise sit
+    -- at the head of every batch for good; found by a review). (Filtered by time, with no
+    -- index on it, a run that found few to delete read the whole week's history.)
     with oldest as (
       select r.runid, coalesce(r.end_time, r.start_time) < cutoff as expired
-      from cron.job_run_details r order by r.runid limit p_batch
+      from cron.job_run_details r
+      where coalesce(r.end_time, r.start_time) is not null
+      order by r.runid limit p_batch
     ), purged as (
-      delete from cron.job_run_details r using oldest o
-      where r.runid = o.runid and o.expired returning 1
+      delete from cron.job_run_details r
+      where r.runid <= (select max(o.runid) from oldest o where o.expired)
+        and (coalesce(r.end_time, r.start_time) < cutoff
+             or coalesce(r.end_time, r.start_time) is null)
+      returning 1
     )
     select count(*) into n from purged;
   when 'dead_letters' then

@@ -80,7 +80,10 @@ insert into sync.webhook_deliveries (webhook_id, received_at) values
 
 -- pg_cron's history: 8 days (purged), 6 days (kept). Run ids of our own: hosted,
 -- postgres may not use pg_cron's sequences (sql/platform/01-extensions.sql).
+-- And a run pg_cron marked failed at a restart before it started (no time at all), older
+-- than the purged one: it goes with it.
 insert into cron.job_run_details (runid, jobid, command, status, return_message, start_time, end_time) values
+  (-999003, 999999, 'select 1', 'failed', 'server restarted', null, null),
   (-999001, 999999, 'select 1', 'succeeded', '1 row', now() - interval '8 days', now() - interval '8 days'),
   (-999002, 999999, 'select 1', 'succeeded', '1 row', now() - interval '6 days', now() - interval '6 days');
 
@@ -106,7 +109,7 @@ insert into public.sync_checksums (target_table, status, started_at, checked_at,
 
 create temp table purged as select sync.purge_expired() as result;
 select is((select result from purged),
-  '{"tombstones": 1, "cron_history": 1, "dead_letters": 1, "backfill_jobs": 2, "sync_checksums": 1,
+  '{"tombstones": 1, "cron_history": 2, "dead_letters": 1, "backfill_jobs": 2, "sync_checksums": 1,
     "webhook_deliveries": 1, "deleted_observations": 2, "incomplete": [],
     "stream_notes": 0, "write_backs": 0, "validation_staging": 0}'::jsonb,
   'purge_expired reports the rows it removed per kind (a backfill job and its segment: 2)');
