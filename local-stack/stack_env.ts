@@ -51,6 +51,12 @@ export interface StackEnv {
   AWS_READER_SECRET_ACCESS_KEY: string;
   AWS_WRITER_ACCESS_KEY_ID: string;
   AWS_WRITER_SECRET_ACCESS_KEY: string;
+  /**
+   * The operator's exporter, which `npm run backfill -- --from-export` signs its DynamoDB
+   * requests with here, held to its Terraform policy (exports.tf) as the two above are.
+   */
+  AWS_EXPORTER_ACCESS_KEY_ID: string;
+  AWS_EXPORTER_SECRET_ACCESS_KEY: string;
   SYNC_WEBHOOK_SECRET: string;
   /**
    * The faults the DynamoDB proxy injects (local-stack/aws/faults.ts): a fresh stack.env
@@ -132,6 +138,8 @@ export async function ensureStackEnv(file = STACK_ENV_FILE): Promise<StackEnv> {
     AWS_READER_SECRET_ACCESS_KEY: old.AWS_READER_SECRET_ACCESS_KEY ?? randomBase64(30),
     AWS_WRITER_ACCESS_KEY_ID: "localwriter",
     AWS_WRITER_SECRET_ACCESS_KEY: old.AWS_WRITER_SECRET_ACCESS_KEY ?? randomBase64(30),
+    AWS_EXPORTER_ACCESS_KEY_ID: "localexporter",
+    AWS_EXPORTER_SECRET_ACCESS_KEY: old.AWS_EXPORTER_SECRET_ACCESS_KEY ?? randomBase64(30),
     SYNC_WEBHOOK_SECRET: old.SYNC_WEBHOOK_SECRET ?? `whsec_${randomBase64(32)}`,
     DYNAMODB_FAULTS: old.DYNAMODB_FAULTS?.trim() ? old.DYNAMODB_FAULTS : DEFAULT_DYNAMODB_FAULTS,
     S3_ENDPOINT: `http://${HOST}:${S3_PORT}`,

@@ -409,7 +409,18 @@ async function main(): Promise<number> {
   }
   console.log(`backfill: database ${target}${local ? " (the local stack's)" : ""}`);
   if (args.fromExport) {
-    return await backfillFromExports(env, databaseUrl, args.tables, {
+    // Against the local stack, DynamoDB is asked as the operator's exporter, whose policy
+    // the stack holds to Terraform's (exports.tf), unless keys are given: what this mode
+    // needs of DynamoDB is then what that policy grants, as on AWS.
+    const exporter = local && !Deno.env.get("AWS_ACCESS_KEY_ID")
+      ? (name: string) =>
+        name === "AWS_ACCESS_KEY_ID"
+          ? local.AWS_EXPORTER_ACCESS_KEY_ID
+          : name === "AWS_SECRET_ACCESS_KEY"
+          ? local.AWS_EXPORTER_SECRET_ACCESS_KEY
+          : env(name)
+      : env;
+    return await backfillFromExports(exporter, databaseUrl, args.tables, {
       bucket: args.bucket ?? env("EXPORT_BUCKET") ?? "",
       prefix: args.prefix,
       exportArn: args.exportArn,

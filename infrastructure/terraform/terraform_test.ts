@@ -17,6 +17,9 @@ import { join, resolve } from "node:path";
 import { parse } from "@cdktf/hcl2json";
 import { TABLES, writeBackAttributes } from "../../functions-shared/table_registry.ts";
 import {
+  EXPORTER_EXPORT_ACTIONS,
+  EXPORTER_FOLLOW_ACTIONS,
+  EXPORTER_TABLE_ACTIONS,
   READER_STREAM_ACTIONS,
   READER_TABLE_ACTIONS,
   WRITER_ACTIONS,
@@ -384,13 +387,11 @@ Deno.test("the write-back's writer: UpdateItem only, per table exactly the regis
 
 Deno.test("exports: a private, encrypted, expiring bucket, and an exporter of its own may export only the synced tables", () => {
   const exporter = only(root.data.aws_iam_policy_document.supabase_exporter, "exporter policy");
+  // The local stack's DynamoDB holds the exporter to the same lists (iam_policies.ts).
   assert.deepEqual(exporter.statement.map((s: Hcl) => [s.actions, s.resources]), [
-    [
-      ["dynamodb:DescribeTable", "dynamodb:DescribeContinuousBackups"],
-      "${local.synced_table_arns}",
-    ],
-    [["dynamodb:ExportTableToPointInTime"], "${local.synced_table_arns}"],
-    [["dynamodb:DescribeExport"], '${[for arn in local.synced_table_arns : "${arn}/export/*"]}'],
+    [EXPORTER_TABLE_ACTIONS, "${local.synced_table_arns}"],
+    [EXPORTER_EXPORT_ACTIONS, "${local.synced_table_arns}"],
+    [EXPORTER_FOLLOW_ACTIONS, '${[for arn in local.synced_table_arns : "${arn}/export/*"]}'],
     [
       ["s3:PutObject", "s3:PutObjectAcl", "s3:AbortMultipartUpload", "s3:GetObject"],
       ["${aws_s3_bucket.exports[0].arn}/*"],

@@ -12,6 +12,9 @@
  *   table, with `ForAllValues:StringEquals` on `dynamodb:Attributes` = the table's
  *   `writeBackAttributes` (every top-level attribute the request names must be one of
  *   them) and `StringEqualsIfExists` on `dynamodb:ReturnValues` = NONE or UPDATED_OLD.
+ * - The exporter (`exports.tf`), the operator's key for `npm run backfill --
+ *   --from-export`: DescribeTable and DescribeContinuousBackups, and
+ *   ExportTableToPointInTime, on the synced tables; DescribeExport on their exports.
  *
  * `infrastructure/terraform/terraform_test.ts` checks that these lists are Terraform's.
  * The stack's own key (the tests' and the demo's, standing for the applications and the
@@ -41,6 +44,15 @@ export const READER_STREAM_ACTIONS: readonly string[] = [
   "dynamodb:GetShardIterator",
   "dynamodb:GetRecords",
 ];
+/** The exporter's checks of the synced tables (exports.tf, its first statement). */
+export const EXPORTER_TABLE_ACTIONS: readonly string[] = [
+  "dynamodb:DescribeTable",
+  "dynamodb:DescribeContinuousBackups",
+];
+/** The exporter's request of an export (exports.tf, its second statement). */
+export const EXPORTER_EXPORT_ACTIONS: readonly string[] = ["dynamodb:ExportTableToPointInTime"];
+/** The exporter's following of its exports (exports.tf, its third statement). */
+export const EXPORTER_FOLLOW_ACTIONS: readonly string[] = ["dynamodb:DescribeExport"];
 /** The writer's one action (supabase-writer.tf). */
 export const WRITER_ACTIONS: readonly string[] = ["dynamodb:UpdateItem"];
 /** The `dynamodb:ReturnValues` the writer may ask for (supabase-writer.tf). */
@@ -55,11 +67,13 @@ export const LOCAL_ACCOUNT = "000000000000";
  * stream.
  */
 export interface Resource {
-  kind: "table" | "index" | "stream";
+  kind: "table" | "index" | "stream" | "export";
   /** The table's name (an index's or a stream's, its table's). */
   table: string;
   /** The index's name, for kind "index". */
   index?: string;
+  /** The export's id, for kind "export" (`table/<t>/export/<id>`). */
+  exportId?: string;
   /** The region of the request's credential scope: a table is another region's ARN. */
   region: string;
 }
@@ -73,8 +87,8 @@ export interface GrantedTable {
 /** One Allow statement of an identity's policy. */
 export interface Grant {
   actions: readonly string[];
-  kind: "table" | "stream";
-  /** The tables it is on (their streams, for kind "stream"), each in its region. */
+  kind: "table" | "stream" | "export";
+  /** The tables it is on (their streams or exports, for those kinds), each in its region. */
   tables: readonly GrantedTable[];
   /** ForAllValues:StringEquals on dynamodb:Attributes, per table. */
   attributes?: Readonly<Record<string, readonly string[]>>;
@@ -126,10 +140,24 @@ export function writerIdentity(tables: readonly TableSpec[]): Identity {
   };
 }
 
+/** The operator's exporter: check the synced tables, export them, follow their exports. */
+export function exporterIdentity(tables: readonly TableSpec[]): Identity {
+  const names = tables.map((t) => ({ table: t.sourceTable, region: t.region }));
+  return {
+    user: "supabase-exporter",
+    grants: [
+      { actions: EXPORTER_TABLE_ACTIONS, kind: "table", tables: names },
+      { actions: EXPORTER_EXPORT_ACTIONS, kind: "table", tables: names },
+      { actions: EXPORTER_FOLLOW_ACTIONS, kind: "export", tables: names },
+    ],
+  };
+}
+
 /** The ARN of `resource`, as AWS names it in a refusal. */
 export function resourceArn(resource: Resource): string {
   const table = `arn:aws:dynamodb:${resource.region}:${LOCAL_ACCOUNT}:table/${resource.table}`;
   if (resource.kind === "index") return `${table}/index/${resource.index}`;
+  if (resource.kind === "export") return `${table}/export/${resource.exportId}`;
   return resource.kind === "stream" ? `${table}/stream/*` : table;
 }
 

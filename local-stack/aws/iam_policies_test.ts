@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import type { AttributeMap } from "../../functions-shared/dynamo_decoder.ts";
 import { byTargetTable, TABLES } from "../../functions-shared/table_registry.ts";
 import { itemKeyOf, planWriteBack } from "../../functions-shared/write_back_update.ts";
-import { accessDenied, readerIdentity, writerIdentity } from "./iam_policies.ts";
+import { accessDenied, exporterIdentity, readerIdentity, writerIdentity } from "./iam_policies.ts";
 import { accessRequest } from "./iam_request.ts";
 
 const reader = readerIdentity(TABLES);
@@ -182,4 +182,41 @@ Deno.test("the write-back's own updates pass the writer's policy", () => {
       `${spec.sourceTable}: ${plan.input.UpdateExpression} / ${plan.input.ConditionExpression}`,
     );
   }
+});
+
+Deno.test("the exporter checks and exports the synced tables and follows their exports, and nothing else", () => {
+  const exporter = exporterIdentity(TABLES);
+  const table = `arn:aws:dynamodb:us-east-1:000000000000:table/${segments.sourceTable}`;
+  for (const operation of ["DescribeTable", "DescribeContinuousBackups"]) {
+    assert.equal(accessDenied(exporter, ask(operation, { TableName: segments.sourceTable })), null);
+  }
+  assert.equal(
+    accessDenied(exporter, ask("ExportTableToPointInTime", { TableArn: table, S3Bucket: "b" })),
+    null,
+  );
+  assert.equal(
+    accessDenied(exporter, ask("DescribeExport", { ExportArn: `${table}/export/0123-abc` })),
+    null,
+  );
+  // Another table's export, an export of a table not synced, and reading any table.
+  assert.equal(
+    accessDenied(exporter, ask("ExportTableToPointInTime", { TableArn: `${table}-other` })),
+    "User: arn:aws:iam::000000000000:user/supabase-exporter is not authorized to perform: " +
+      `dynamodb:ExportTableToPointInTime on resource: ${table}-other because no ` +
+      "identity-based policy allows the dynamodb:ExportTableToPointInTime action",
+  );
+  assert.match(
+    accessDenied(exporter, ask("DescribeExport", { ExportArn: `${table}-other/export/1` }))!,
+    new RegExp(`on resource: ${table}-other/export/1 because`),
+  );
+  for (const operation of ["Scan", "GetItem", "Query", "UpdateItem", "PutItem"]) {
+    assert.match(
+      accessDenied(exporter, ask(operation, { TableName: segments.sourceTable }))!,
+      new RegExp(`not authorized to perform: dynamodb:${operation} `),
+    );
+  }
+  assert.match(
+    accessDenied(exporter, ask("ListExports", {}))!,
+    /dynamodb:ListExports on resource: \* because/,
+  );
 });

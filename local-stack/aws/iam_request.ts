@@ -92,7 +92,20 @@ export function accessRequest(target: string, body: Body, region: string): Acces
     const resources: Resource[] = table ? [{ kind: "stream", table, region }] : [];
     return { action, resources };
   }
-  const tables = tablesOf(operation, body).map(tableName);
+  // An export's request names its table by ARN, and its following names the export.
+  if (operation === "DescribeExport") {
+    const of = typeof body.ExportArn === "string"
+      ? /:table\/([^/]+)\/export\/([^/]+)$/.exec(body.ExportArn)
+      : null;
+    const resources: Resource[] = of
+      ? [{ kind: "export", table: of[1], exportId: of[2], region }]
+      : [];
+    return { action, resources };
+  }
+  const tables =
+    (operation === "ExportTableToPointInTime" && typeof body.TableArn === "string"
+      ? [body.TableArn]
+      : tablesOf(operation, body)).map(tableName);
   const index = typeof body.IndexName === "string" ? body.IndexName : undefined;
   const resources = tables.map((table): Resource =>
     index === undefined ? { kind: "table", table, region } : { kind: "index", table, index, region }

@@ -24,7 +24,7 @@ import { decideError, FOLLOW_UP_HEADER } from "./errors.ts";
 import { describeFaults, parseFaults } from "./faults.ts";
 import { authenticatedDynamo } from "./dynamodb_auth.ts";
 import { authorizedDynamo } from "./dynamodb_iam.ts";
-import { readerIdentity, writerIdentity } from "./iam_policies.ts";
+import { exporterIdentity, readerIdentity, writerIdentity } from "./iam_policies.ts";
 import { TABLES } from "../../functions-shared/table_registry.ts";
 import { TableExports } from "./exports.ts";
 import { createProxy } from "./proxy.ts";
@@ -97,13 +97,14 @@ const serve = (request: Request) =>
       (q) => shards.handle(q, (r) => trim.handle(r, (t) => exports.handle(t, proxy.handle))),
     ));
 // Every DynamoDB request signed with a key of the stack, checked as DynamoDB checks it;
-// then the functions' reader and writer held to their policies, as IAM holds them
-// (local-stack/aws/dynamodb_iam.ts).
+// then the functions' reader and writer, and the operator's exporter, held to their
+// policies, as IAM holds them (local-stack/aws/dynamodb_iam.ts).
 const signed = authenticatedDynamo(
   authorizedDynamo(serve, {
     identities: {
       [env.AWS_READER_ACCESS_KEY_ID]: readerIdentity(TABLES),
       [env.AWS_WRITER_ACCESS_KEY_ID]: writerIdentity(TABLES),
+      [env.AWS_EXPORTER_ACCESS_KEY_ID]: exporterIdentity(TABLES),
     },
     databaseKeyId: env.AWS_ACCESS_KEY_ID,
   }),
@@ -112,6 +113,7 @@ const signed = authenticatedDynamo(
       [env.AWS_ACCESS_KEY_ID]: env.AWS_SECRET_ACCESS_KEY,
       [env.AWS_READER_ACCESS_KEY_ID]: env.AWS_READER_SECRET_ACCESS_KEY,
       [env.AWS_WRITER_ACCESS_KEY_ID]: env.AWS_WRITER_SECRET_ACCESS_KEY,
+      [env.AWS_EXPORTER_ACCESS_KEY_ID]: env.AWS_EXPORTER_SECRET_ACCESS_KEY,
     },
   },
 );

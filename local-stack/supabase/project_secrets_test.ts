@@ -57,7 +57,7 @@ Deno.test("a value of 24,576 characters passes; one more is refused", () => {
   ]);
 });
 
-Deno.test("the functions get the stack's reader and writer keys, never its own unrestricted one", () => {
+Deno.test("the functions get the stack's reader and writer keys, never its own unrestricted one nor the exporter's", () => {
   const env = {
     POOLER_URL: "postgresql://pooler",
     SYNC_WEBHOOK_SECRET: "whsec_x",
@@ -69,6 +69,8 @@ Deno.test("the functions get the stack's reader and writer keys, never its own u
     AWS_READER_SECRET_ACCESS_KEY: "reader-secret",
     AWS_WRITER_ACCESS_KEY_ID: "localwriter",
     AWS_WRITER_SECRET_ACCESS_KEY: "writer-secret",
+    AWS_EXPORTER_ACCESS_KEY_ID: "localexporter",
+    AWS_EXPORTER_SECRET_ACCESS_KEY: "exporter-secret",
   } as Parameters<typeof projectSecrets>[0];
   const secrets = projectSecrets(env, "/nonexistent/.env");
   assert.equal(secrets.AWS_ACCESS_KEY_ID, "localreader");
@@ -78,5 +80,10 @@ Deno.test("the functions get the stack's reader and writer keys, never its own u
   assert.ok(
     !Object.values(secrets).includes("local") && !Object.values(secrets).includes("local-secret"),
     "the stack's own key is no function's",
+  );
+  assert.ok(
+    !Object.values(secrets).includes("localexporter") &&
+      !Object.values(secrets).includes("exporter-secret"),
+    "the operator's exporter is no function's (it may start paid exports)",
   );
 });
