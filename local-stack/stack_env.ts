@@ -70,7 +70,7 @@ export interface StackEnv {
   S3_ENDPOINT: string;
   /** The bucket the stack's DynamoDB exports go to (made when the S3 stand-in starts). */
   EXPORT_BUCKET: string;
-  /** The S3 stand-in's own key pair (s3rver knows no other). */
+  /** The S3 stand-in's own key pair (s3rver's; the exporter's is handed on to it unsigned). */
   S3_ACCESS_KEY_ID: string;
   S3_SECRET_ACCESS_KEY: string;
 }

@@ -409,14 +409,14 @@ async function main(): Promise<number> {
   }
   console.log(`backfill: database ${target}${local ? " (the local stack's)" : ""}`);
   if (args.fromExport) {
-    // Against the local stack, DynamoDB is asked as the operator's exporter, whose policy
-    // the stack holds to Terraform's (exports.tf), unless keys are given: what this mode
-    // needs of DynamoDB is then what that policy grants, as on AWS.
+    // Against the local stack, DynamoDB and S3 are asked as the operator's exporter, whose
+    // policy the stack holds to Terraform's (exports.tf), unless keys are given: what this
+    // mode needs of them is then what that policy grants, as on AWS.
     const exporter = local && !Deno.env.get("AWS_ACCESS_KEY_ID")
       ? (name: string) =>
-        name === "AWS_ACCESS_KEY_ID"
+        name === "AWS_ACCESS_KEY_ID" || name === "S3_ACCESS_KEY_ID"
           ? local.AWS_EXPORTER_ACCESS_KEY_ID
-          : name === "AWS_SECRET_ACCESS_KEY"
+          : name === "AWS_SECRET_ACCESS_KEY" || name === "S3_SECRET_ACCESS_KEY"
           ? local.AWS_EXPORTER_SECRET_ACCESS_KEY
           : env(name)
       : env;

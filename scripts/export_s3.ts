@@ -22,7 +22,8 @@ import { ExportDataError, ExportReadError } from "../functions-shared/export_ite
  * (local-stack/aws/s3_auth.ts answers so).
  */
 export function exportS3Client(env: EnvReader): S3Client {
-  // The local stack's S3 stand-in knows its own key pair only (S3_ACCESS_KEY_ID).
+  // The local stack's S3 stand-in: its own key pair (S3_ACCESS_KEY_ID), or the exporter's,
+  // held to its Terraform policy (local-stack/aws/s3_iam.ts).
   const s3Key = env("S3_ACCESS_KEY_ID");
   const credentials = s3Key
     ? { accessKeyId: s3Key, secretAccessKey: env("S3_SECRET_ACCESS_KEY") ?? "" }

@@ -25,6 +25,7 @@ import {
   WRITER_ACTIONS,
   WRITER_RETURN_VALUES,
 } from "../../local-stack/aws/iam_policies.ts";
+import { EXPORTER_BUCKET_ACTIONS, EXPORTER_OBJECT_ACTIONS } from "../../local-stack/aws/s3_iam.ts";
 import { ZIP } from "../../lambda/build.ts";
 import { LAMBDA_MEMORY_MB, LAMBDA_NODE_MAJOR, NODE_VERSION } from "../../lambda/lambda_node.ts";
 import { DEPLOYED_MAPPING } from "../../local-stack/aws/event_source_mapping.ts";
@@ -392,11 +393,8 @@ Deno.test("exports: a private, encrypted, expiring bucket, and an exporter of it
     [EXPORTER_TABLE_ACTIONS, "${local.synced_table_arns}"],
     [EXPORTER_EXPORT_ACTIONS, "${local.synced_table_arns}"],
     [EXPORTER_FOLLOW_ACTIONS, '${[for arn in local.synced_table_arns : "${arn}/export/*"]}'],
-    [
-      ["s3:PutObject", "s3:PutObjectAcl", "s3:AbortMultipartUpload", "s3:GetObject"],
-      ["${aws_s3_bucket.exports[0].arn}/*"],
-    ],
-    [["s3:ListBucket"], ["${aws_s3_bucket.exports[0].arn}"]],
+    [EXPORTER_OBJECT_ACTIONS, ["${aws_s3_bucket.exports[0].arn}/*"]],
+    [EXPORTER_BUCKET_ACTIONS, ["${aws_s3_bucket.exports[0].arn}"]],
   ]);
   const block = only(
     root.resource.aws_s3_bucket_public_access_block.exports,

@@ -54,6 +54,8 @@ import {
   type SignatureProblem,
 } from "./signature_v4.ts";
 import { s3Error } from "./s3_errors.ts";
+import { s3AccessDenied, type S3Policy } from "./s3_iam.ts";
+import { credentialOf } from "./scope.ts";
 
 /** An `x-amz-content-sha256` that declares the body's hash (not a keyword for another form). */
 const DECLARED_HASH = /^[0-9a-f]{64}$/;
@@ -72,6 +74,11 @@ const PAYLOAD_KEYWORDS = new Set([
 export interface S3AuthConfig {
   /** The secret of each access key id. */
   secrets: Record<string, string>;
+  /**
+   * The policy of each access key id that has one (the operator's exporter, s3_iam.ts);
+   * any other key is unrestricted, as s3rver's own.
+   */
+  policies?: Record<string, S3Policy>;
   /** The region of every bucket. */
   region: string;
   /** The stand-in's clock, in ms (tests move it). */
@@ -213,6 +220,12 @@ export function s3AuthRefusal(
       { "x-amz-bucket-region": config.region },
     );
   }
+  const policy = config.policies?.[checked.auth.accessKeyId];
+  if (policy) {
+    const { query } = pathAndQuery(req.url);
+    const denied = s3AccessDenied(policy, req.method, path, query);
+    if (denied !== null) return s3Error(403, "AccessDenied", denied);
+  }
   return null;
 }
 
@@ -231,6 +244,21 @@ export function authenticatedS3(
     if (refusal !== null) {
       if (body === null) await req.body?.cancel();
       return refusal;
+    }
+    // A key with a policy is s3rver's stranger: it is handed on unsigned, which s3rver
+    // serves (its own key it takes as signed).
+    const keyId = credentialOf(req.headers)?.keyId;
+    if (keyId !== undefined && config.policies?.[keyId]) {
+      const headers = new Headers(req.headers);
+      headers.delete("authorization");
+      const bodiless = req.method === "GET" || req.method === "HEAD";
+      return await handler(
+        new Request(req.url, {
+          method: req.method,
+          headers,
+          ...(bodiless ? {} : { body: body ?? req.body }),
+        }),
+      );
     }
     return await handler(requestWithBody(req, body));
   };

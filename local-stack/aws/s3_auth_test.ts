@@ -1,11 +1,13 @@
 import assert from "node:assert/strict";
 import {
+  DeleteObjectCommand,
   GetObjectCommand,
   HeadBucketCommand,
   PutObjectCommand,
   S3Client,
 } from "@aws-sdk/client-s3";
 import { authenticatedS3, type S3AuthConfig, s3AuthRefusal } from "./s3_auth.ts";
+import { exporterS3Policy } from "./s3_iam.ts";
 import { S3_MAX_SKEW_MS, sha256Hex } from "./signature_v4.ts";
 import { signedHeaders, withCheckedServer } from "./signature_v4_fixtures.ts";
 
@@ -259,4 +261,49 @@ Deno.test("a clock 15 minutes off is served; a millisecond more is RequestTimeTo
     403,
     "RequestTimeTooSkewed",
   ]);
+});
+
+Deno.test("a key with a policy may do what it grants and nothing else, and is served unsigned", async () => {
+  const EXPORTER = { accessKeyId: "localexporter", secretAccessKey: "exporter-secret" };
+  const seen: (string | null)[] = [];
+  await withCheckedServer(
+    (upstream) =>
+      authenticatedS3((req) => {
+        seen.push(req.headers.get("authorization"));
+        return upstream(req);
+      }, {
+        secrets: {
+          [KEY.accessKeyId]: KEY.secretAccessKey,
+          [EXPORTER.accessKeyId]: EXPORTER.secretAccessKey,
+        },
+        policies: { [EXPORTER.accessKeyId]: exporterS3Policy("exports") },
+        region: "us-east-1",
+      }),
+    () => new Response("hello", { headers: { etag: '"5d41402abc4b2a76b9719d911017c592"' } }),
+    async (endpoint, served) => {
+      const s3 = client(endpoint, { credentials: EXPORTER });
+      const read = await s3.send(new GetObjectCommand({ Bucket: "exports", Key: "p/a.json" }));
+      assert.equal(await read.Body!.transformToString(), "hello");
+      await s3.send(new PutObjectCommand({ Bucket: "exports", Key: "p/b.json", Body: "x" }));
+      await s3.send(new HeadBucketCommand({ Bucket: "exports" }));
+      assert.equal(served(), 3);
+      assert.deepEqual(seen, [null, null, null], "handed on unsigned: s3rver knows no such key");
+      await assert.rejects(
+        s3.send(new DeleteObjectCommand({ Bucket: "exports", Key: "p/a.json" })),
+        (error: Error) => {
+          assert.equal(error.name, "AccessDenied");
+          assert.equal(
+            error.message,
+            'User: arn:aws:iam::000000000000:user/supabase-exporter is not authorized to perform: s3:DeleteObject on resource: "arn:aws:s3:::exports/p/a.json" because no identity-based policy allows the s3:DeleteObject action',
+          );
+          return true;
+        },
+      );
+      await assert.rejects(
+        s3.send(new GetObjectCommand({ Bucket: "other", Key: "p/a.json" })),
+        /s3:GetObject on resource: "arn:aws:s3:::other\/p\/a.json"/,
+      );
+      assert.equal(served(), 3, "nothing refused was served");
+    },
+  );
 });

@@ -3,7 +3,8 @@
  * (local-stack/aws/s3_server.ts) over `.local/s3/`, with the export bucket
  * (EXPORT_BUCKET, in EXPORT_BUCKET_REGION) made, so that the stack's DynamoDB exports have
  * somewhere to go; and in front of it, at S3_PORT, what S3 checks and s3rver does not (each
- * request's signature: local-stack/aws/s3_auth.ts), then the faults S3 has and s3rver has not
+ * request's signature: local-stack/aws/s3_auth.ts, and the operator's exporter held to its
+ * Terraform policy: s3_iam.ts), then the faults S3 has and s3rver has not
  * (local-stack/aws/s3_faults.ts).
  *
  * @module
@@ -17,10 +18,13 @@ import {
   S3_DIR,
   S3_PORT,
 } from "../config.ts";
+import { readStackEnv } from "../stack_env.ts";
 import { authenticatedS3 } from "./s3_auth.ts";
+import { exporterS3Policy } from "./s3_iam.ts";
 import { DEFAULT_S3_FAULTS, faultyS3 } from "./s3_faults.ts";
 import { startS3Server } from "./s3_server.ts";
 
+const env = readStackEnv();
 Deno.mkdirSync(S3_DIR, { recursive: true });
 const server = await startS3Server({
   host: HOST,
@@ -31,7 +35,11 @@ const server = await startS3Server({
 Deno.serve(
   { hostname: HOST, port: S3_PORT, onListen: () => {} },
   authenticatedS3(faultyS3(server.endpoint, DEFAULT_S3_FAULTS), {
-    secrets: { [S3_CREDENTIALS.accessKeyId]: S3_CREDENTIALS.secretAccessKey },
+    secrets: {
+      [S3_CREDENTIALS.accessKeyId]: S3_CREDENTIALS.secretAccessKey,
+      [env.AWS_EXPORTER_ACCESS_KEY_ID]: env.AWS_EXPORTER_SECRET_ACCESS_KEY,
+    },
+    policies: { [env.AWS_EXPORTER_ACCESS_KEY_ID]: exporterS3Policy(EXPORT_BUCKET) },
     region: EXPORT_BUCKET_REGION,
   }),
 );
