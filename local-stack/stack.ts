@@ -85,12 +85,14 @@ export const DENO_PARTS: DenoPart[] = [
   {
     name: "s3",
     script: "local-stack/aws/s3_main.ts",
+    // Everything it imports (its checks, policies and signatures too): a change to any is
+    // in force only once it restarts.
     code: [
       "deno.json",
-      "local-stack/aws/s3_faults.ts",
-      "local-stack/aws/s3_main.ts",
-      "local-stack/aws/s3_server.ts",
+      "local-stack/aws",
       "local-stack/config.ts",
+      "local-stack/stack_env.ts",
+      "functions-shared/aws_signature.ts",
     ],
     variables: ["STACK_PORT_OFFSET"],
     port: { number: S3_PORT, what: "the S3 stand-in" },

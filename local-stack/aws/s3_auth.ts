@@ -54,7 +54,7 @@ import {
   type SignatureProblem,
 } from "./signature_v4.ts";
 import { s3Error } from "./s3_errors.ts";
-import { s3AccessDenied, type S3Policy } from "./s3_iam.ts";
+import { s3AccessDenied, s3Accesses, type S3Policy } from "./s3_iam.ts";
 import { credentialOf } from "./scope.ts";
 
 /** An `x-amz-content-sha256` that declares the body's hash (not a keyword for another form). */
@@ -79,6 +79,11 @@ export interface S3AuthConfig {
    * any other key is unrestricted, as s3rver's own.
    */
   policies?: Record<string, S3Policy>;
+  /**
+   * The key a request allowed by its policy is handed on as (s3rver's own: it knows no
+   * other, and serves a request with none as anonymous, which it treats otherwise).
+   */
+  ownKeyId?: string;
   /** The region of every bucket. */
   region: string;
   /** The stand-in's clock, in ms (tests move it). */
@@ -223,7 +228,14 @@ export function s3AuthRefusal(
   const policy = config.policies?.[checked.auth.accessKeyId];
   if (policy) {
     const { query } = pathAndQuery(req.url);
-    const denied = s3AccessDenied(policy, req.method, path, query);
+    const accesses = s3Accesses(
+      req.method,
+      path,
+      query,
+      req.headers.get("x-amz-copy-source"),
+    );
+    if (typeof accesses === "string") return s3Error(400, "InvalidRequest", accesses);
+    const denied = s3AccessDenied(policy, accesses);
     if (denied !== null) return s3Error(403, "AccessDenied", denied);
   }
   return null;
@@ -245,12 +257,19 @@ export function authenticatedS3(
       if (body === null) await req.body?.cancel();
       return refusal;
     }
-    // A key with a policy is s3rver's stranger: it is handed on unsigned, which s3rver
-    // serves (its own key it takes as signed).
+    // A key with a policy is s3rver's stranger: handed on as s3rver's own key (s3rver
+    // checks no SigV4 signature beyond its key), not unsigned, which s3rver serves as an
+    // anonymous request, refusing what S3 serves a signed one (response-* overrides).
     const keyId = credentialOf(req.headers)?.keyId;
-    if (keyId !== undefined && config.policies?.[keyId]) {
+    if (keyId !== undefined && config.policies?.[keyId] && config.ownKeyId) {
       const headers = new Headers(req.headers);
-      headers.delete("authorization");
+      headers.set(
+        "authorization",
+        (req.headers.get("authorization") ?? "").replace(
+          `Credential=${keyId}/`,
+          `Credential=${config.ownKeyId}/`,
+        ),
+      );
       const bodiless = req.method === "GET" || req.method === "HEAD";
       return await handler(
         new Request(req.url, {

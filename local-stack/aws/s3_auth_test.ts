@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import {
+  CopyObjectCommand,
   DeleteObjectCommand,
   GetObjectCommand,
   HeadBucketCommand,
@@ -7,7 +8,7 @@ import {
   S3Client,
 } from "@aws-sdk/client-s3";
 import { authenticatedS3, type S3AuthConfig, s3AuthRefusal } from "./s3_auth.ts";
-import { exporterS3Policy } from "./s3_iam.ts";
+import { exporterS3Policy, s3Accesses } from "./s3_iam.ts";
 import { S3_MAX_SKEW_MS, sha256Hex } from "./signature_v4.ts";
 import { signedHeaders, withCheckedServer } from "./signature_v4_fixtures.ts";
 
@@ -263,13 +264,16 @@ Deno.test("a clock 15 minutes off is served; a millisecond more is RequestTimeTo
   ]);
 });
 
-Deno.test("a key with a policy may do what it grants and nothing else, and is served unsigned", async () => {
+Deno.test("a key with a policy may do what it grants and nothing else, handed on as the stand-in's own", async () => {
   const EXPORTER = { accessKeyId: "localexporter", secretAccessKey: "exporter-secret" };
-  const seen: (string | null)[] = [];
+  const seen: { key: string | undefined; body: string }[] = [];
   await withCheckedServer(
     (upstream) =>
-      authenticatedS3((req) => {
-        seen.push(req.headers.get("authorization"));
+      authenticatedS3(async (req) => {
+        seen.push({
+          key: /Credential=([^/]+)\//.exec(req.headers.get("authorization") ?? "")?.[1],
+          body: req.method === "PUT" ? await req.clone().text() : "",
+        });
         return upstream(req);
       }, {
         secrets: {
@@ -277,6 +281,7 @@ Deno.test("a key with a policy may do what it grants and nothing else, and is se
           [EXPORTER.accessKeyId]: EXPORTER.secretAccessKey,
         },
         policies: { [EXPORTER.accessKeyId]: exporterS3Policy("exports") },
+        ownKeyId: KEY.accessKeyId,
         region: "us-east-1",
       }),
     () => new Response("hello", { headers: { etag: '"5d41402abc4b2a76b9719d911017c592"' } }),
@@ -284,10 +289,14 @@ Deno.test("a key with a policy may do what it grants and nothing else, and is se
       const s3 = client(endpoint, { credentials: EXPORTER });
       const read = await s3.send(new GetObjectCommand({ Bucket: "exports", Key: "p/a.json" }));
       assert.equal(await read.Body!.transformToString(), "hello");
-      await s3.send(new PutObjectCommand({ Bucket: "exports", Key: "p/b.json", Body: "x" }));
+      await s3.send(new PutObjectCommand({ Bucket: "exports", Key: "p/b.json", Body: "the body" }));
       await s3.send(new HeadBucketCommand({ Bucket: "exports" }));
       assert.equal(served(), 3);
-      assert.deepEqual(seen, [null, null, null], "handed on unsigned: s3rver knows no such key");
+      assert.deepEqual(seen, [
+        { key: "S3RVER", body: "" },
+        { key: "S3RVER", body: "the body" },
+        { key: "S3RVER", body: "" },
+      ], "handed on as s3rver's own key, the body whole");
       await assert.rejects(
         s3.send(new DeleteObjectCommand({ Bucket: "exports", Key: "p/a.json" })),
         (error: Error) => {
@@ -303,7 +312,69 @@ Deno.test("a key with a policy may do what it grants and nothing else, and is se
         s3.send(new GetObjectCommand({ Bucket: "other", Key: "p/a.json" })),
         /s3:GetObject on resource: "arn:aws:s3:::other\/p\/a.json"/,
       );
+      // A key that s3rver would read as a path out of the bucket.
+      await assert.rejects(
+        s3.send(new GetObjectCommand({ Bucket: "exports", Key: "../other/secret.txt" })),
+        (error: Error) =>
+          error.name === "InvalidRequest" && /\. or \.\. segments/.test(error.message),
+      );
+      // A copy reads its source: the exporter may not read another bucket's object so.
+      await assert.rejects(
+        s3.send(
+          new CopyObjectCommand({
+            Bucket: "exports",
+            Key: "stolen",
+            CopySource: "other/secret.txt",
+          }),
+        ),
+        /s3:GetObject on resource: "arn:aws:s3:::other\/secret.txt"/,
+      );
       assert.equal(served(), 3, "nothing refused was served");
     },
   );
+});
+
+Deno.test("each request is the action S3 authorizes it as, its subresource's when it names one", () => {
+  const action = (method: string, path: string, query = "", copy?: string) => {
+    const accesses = s3Accesses(method, path, query, copy);
+    return typeof accesses === "string" ? accesses : accesses.map((a) => a.action).join(" + ");
+  };
+  for (
+    const [method, path, query, expected] of [
+      ["GET", "/b/k", "", "s3:GetObject"],
+      ["HEAD", "/b/k", "", "s3:GetObject"],
+      ["GET", "/b/k", "versionId=3", "s3:GetObjectVersion"],
+      ["GET", "/b/k", "acl", "s3:GetObjectAcl"],
+      ["PUT", "/b/k", "acl", "s3:PutObjectAcl"],
+      ["GET", "/b/k", "tagging", "s3:GetObjectTagging"],
+      ["PUT", "/b/k", "tagging", "s3:PutObjectTagging"],
+      ["GET", "/b/k", "attributes", "s3:GetObjectAttributes"],
+      ["PUT", "/b/k", "", "s3:PutObject"],
+      ["POST", "/b/k", "uploads", "s3:PutObject"],
+      ["PUT", "/b/k", "partNumber=1&uploadId=u", "s3:PutObject"],
+      ["POST", "/b/k", "uploadId=u", "s3:PutObject"],
+      ["GET", "/b/k", "uploadId=u", "s3:ListMultipartUploadParts"],
+      ["DELETE", "/b/k", "uploadId=u", "s3:AbortMultipartUpload"],
+      ["DELETE", "/b/k", "", "s3:DeleteObject"],
+      ["DELETE", "/b/k", "versionId=3", "s3:DeleteObjectVersion"],
+      ["POST", "/b/k", "restore", "s3:RestoreObject"],
+      ["GET", "/b", "list-type=2&prefix=p", "s3:ListBucket"],
+      ["HEAD", "/b", "", "s3:ListBucket"],
+      ["GET", "/b", "location", "s3:GetBucketLocation"],
+      ["GET", "/b", "uploads", "s3:ListBucketMultipartUploads"],
+      ["GET", "/b", "versions", "s3:ListBucketVersions"],
+      ["POST", "/b", "delete", "s3:DeleteObject"],
+      ["PUT", "/b", "", "s3:CreateBucket"],
+      ["DELETE", "/b", "", "s3:DeleteBucket"],
+      ["GET", "/", "", "s3:ListAllMyBuckets"],
+    ] as const
+  ) {
+    assert.equal(action(method, path, query), expected, `${method} ${path}?${query}`);
+  }
+  assert.equal(action("PUT", "/b/k", "", "/src/o%20k"), "s3:PutObject + s3:GetObject");
+  assert.equal(
+    action("PUT", "/b/k", "", "src/o?versionId=2"),
+    "s3:PutObject + s3:GetObjectVersion",
+  );
+  assert.match(action("GET", "/b/a/%2E%2E/x"), /\. or \.\. segments/);
 });

@@ -11,11 +11,14 @@
  * The stand-in's own key (`S3_ACCESS_KEY_ID`, the stack's) has no policy.
  *
  * A request is the action S3 authorizes it as (the S3 User Guide's "Actions, resources,
- * and condition keys for Amazon S3"), path-style: GET or HEAD of an object is
- * `s3:GetObject`; PUT of an object `s3:PutObject` (a part too, and the uploads' POSTs),
- * with `?acl` `s3:PutObjectAcl`; DELETE of an object `s3:DeleteObject`, with `?uploadId`
- * `s3:AbortMultipartUpload`; GET or HEAD of a bucket `s3:ListBucket`. One no statement
- * allows gets S3's `403 AccessDenied`, worded as IAM words it.
+ * and condition keys for Amazon S3"), path-style: a subresource in the query names its
+ * own action (`?acl`, `?tagging`, `?versionId`, `?location`, ...: {@link s3Action}); else
+ * GET or HEAD of an object is `s3:GetObject`, PUT or POST (the multipart upload's) of
+ * one `s3:PutObject`, DELETE `s3:DeleteObject` (`s3:AbortMultipartUpload` with
+ * `?uploadId`); GET or HEAD of a bucket `s3:ListBucket`. A copy (`x-amz-copy-source`)
+ * also reads its source (`s3:GetObject`). One no statement allows gets S3's `403
+ * AccessDenied`, worded as IAM words it. A key with `.` or `..` segments is refused
+ * (`400 InvalidRequest`): S3 takes it as a name, s3rver as a path out of the bucket.
  *
  * @module
  */
@@ -46,51 +49,143 @@ export function exporterS3Policy(bucket: string): S3Policy {
   };
 }
 
-/** The action a path-style request is authorized as, and the ARN it acts on. */
-export function s3Action(
+/** One action on one resource (a bucket, or one of its objects when `key` is set). */
+export interface S3Access {
+  action: string;
+  bucket: string;
+  key?: string;
+}
+
+/** A subresource of an object, and its action per method. */
+const OBJECT_SUBRESOURCES: Record<string, Record<string, string>> = {
+  acl: { GET: "s3:GetObjectAcl", HEAD: "s3:GetObjectAcl", PUT: "s3:PutObjectAcl" },
+  tagging: {
+    GET: "s3:GetObjectTagging",
+    HEAD: "s3:GetObjectTagging",
+    PUT: "s3:PutObjectTagging",
+    DELETE: "s3:DeleteObjectTagging",
+  },
+  attributes: { GET: "s3:GetObjectAttributes", HEAD: "s3:GetObjectAttributes" },
+  retention: { GET: "s3:GetObjectRetention", PUT: "s3:PutObjectRetention" },
+  "legal-hold": { GET: "s3:GetObjectLegalHold", PUT: "s3:PutObjectLegalHold" },
+  restore: { POST: "s3:RestoreObject" },
+  versionId: {
+    GET: "s3:GetObjectVersion",
+    HEAD: "s3:GetObjectVersion",
+    DELETE: "s3:DeleteObjectVersion",
+  },
+  uploadId: {
+    GET: "s3:ListMultipartUploadParts",
+    PUT: "s3:PutObject",
+    POST: "s3:PutObject",
+    DELETE: "s3:AbortMultipartUpload",
+  },
+};
+
+/** A bucket's subresources, and their action per method. */
+const BUCKET_SUBRESOURCES: Record<string, Record<string, string>> = {
+  location: { GET: "s3:GetBucketLocation" },
+  uploads: { GET: "s3:ListBucketMultipartUploads" },
+  versions: { GET: "s3:ListBucketVersions" },
+  acl: { GET: "s3:GetBucketAcl", PUT: "s3:PutBucketAcl" },
+  policy: { GET: "s3:GetBucketPolicy", PUT: "s3:PutBucketPolicy", DELETE: "s3:DeleteBucketPolicy" },
+  delete: { POST: "s3:DeleteObject" },
+};
+
+/** The query parameters of a listing (ListObjects, ListObjectsV2): `s3:ListBucket`. */
+const LISTING = new Set([
+  "list-type",
+  "prefix",
+  "delimiter",
+  "max-keys",
+  "marker",
+  "continuation-token",
+  "start-after",
+  "encoding-type",
+  "fetch-owner",
+]);
+
+/**
+ * What a path-style request (`method`, `path`, `query`, its `copySource` header) asks of
+ * IAM; a string when the stand-in cannot serve it as S3 would (a key of `.` or `..`
+ * segments).
+ */
+export function s3Accesses(
   method: string,
   path: string,
   query: string,
-): { action: string; bucket: string; key?: string; arn: string } | undefined {
+  copySource?: string | null,
+): S3Access[] | string {
   const [, bucket = "", ...rest] = path.split("/");
-  if (bucket === "") return undefined; // ListBuckets: on `*`, which no statement names
-  const key = rest.length > 0 ? decodeURIComponent(rest.join("/")) : undefined;
-  const params = new URLSearchParams(query);
-  if (key === undefined || key === "") {
-    const action = method === "GET" || method === "HEAD" ? "s3:ListBucket" : undefined;
-    return action ? { action, bucket, arn: `arn:aws:s3:::${bucket}` } : undefined;
+  const key = rest.length > 0 ? decodeURIComponent(rest.join("/")) : "";
+  if (key.split("/").some((segment) => segment === "." || segment === "..")) {
+    return `the key ${JSON.stringify(key)} has . or .. segments, which the stand-in cannot ` +
+      "serve as S3 does (it would read them as a path)";
   }
-  const arn = `arn:aws:s3:::${bucket}/${key}`;
-  const action = method === "GET" || method === "HEAD"
+  if (bucket === "") {
+    return [{ action: method === "GET" ? "s3:ListAllMyBuckets" : `s3:${method}`, bucket: "*" }];
+  }
+  const params = [...new URLSearchParams(query).keys()];
+  if (key === "") {
+    const named = params.find((p) => BUCKET_SUBRESOURCES[p]);
+    const action = named
+      ? BUCKET_SUBRESOURCES[named][method] ?? `s3:${method}Bucket${named}`
+      : (method === "GET" || method === "HEAD") && params.every((p) => LISTING.has(p))
+      ? "s3:ListBucket"
+      : method === "PUT"
+      ? "s3:CreateBucket"
+      : method === "DELETE"
+      ? "s3:DeleteBucket"
+      : `s3:${method}Bucket`;
+    return [{ action, bucket }];
+  }
+  const named = params.find((p) => OBJECT_SUBRESOURCES[p]);
+  const action = named
+    ? OBJECT_SUBRESOURCES[named][method] ?? `s3:${method}Object${named}`
+    : method === "GET" || method === "HEAD"
     ? "s3:GetObject"
-    : method === "PUT"
-    ? (params.has("acl") ? "s3:PutObjectAcl" : "s3:PutObject")
-    : method === "POST"
+    : method === "PUT" || method === "POST"
     ? "s3:PutObject"
     : method === "DELETE"
-    ? (params.has("uploadId") ? "s3:AbortMultipartUpload" : "s3:DeleteObject")
-    : undefined;
-  return action ? { action, bucket, key, arn } : undefined;
+    ? "s3:DeleteObject"
+    : `s3:${method}Object`;
+  const accesses: S3Access[] = [{ action, bucket, key }];
+  if (copySource) {
+    // `<bucket>/<key>[?versionId=...]`, URL-encoded, with or without a leading slash.
+    const [source, version] = decodeURIComponent(copySource).replace(/^\//, "").split("?");
+    const slash = source.indexOf("/");
+    accesses.push({
+      action: version?.startsWith("versionId=") ? "s3:GetObjectVersion" : "s3:GetObject",
+      bucket: source.slice(0, slash),
+      key: source.slice(slash + 1),
+    });
+  }
+  return accesses;
+}
+
+/** The ARN of an access's resource. */
+function arnOf(access: S3Access): string {
+  if (access.bucket === "*") return "*";
+  return access.key === undefined
+    ? `arn:aws:s3:::${access.bucket}`
+    : `arn:aws:s3:::${access.bucket}/${access.key}`;
 }
 
 /**
- * IAM's refusal of the request (`method`, `path`, `query`) by `policy`, or null when a
- * statement allows it.
+ * IAM's refusal of `accesses` by `policy` (the first one no statement allows), or null
+ * when every one is allowed.
  */
-export function s3AccessDenied(
-  policy: S3Policy,
-  method: string,
-  path: string,
-  query: string,
-): string | null {
-  const asked = s3Action(method, path, query);
-  const action = asked?.action ?? `s3:${method}`;
-  const allowed = asked !== undefined &&
-    (asked.key === undefined ? policy.buckets : policy.objects).some((grant) =>
-      grant.bucket === asked.bucket && grant.actions.includes(asked.action)
+export function s3AccessDenied(policy: S3Policy, accesses: S3Access[]): string | null {
+  for (const access of accesses) {
+    const grants = access.key === undefined ? policy.buckets : policy.objects;
+    const allowed = grants.some((grant) =>
+      grant.bucket === access.bucket && grant.actions.includes(access.action)
     );
-  if (allowed) return null;
-  return `User: arn:aws:iam::000000000000:user/${policy.user} is not authorized to perform: ` +
-    `${action} on resource: "${asked?.arn ?? "*"}" because no identity-based policy allows ` +
-    `the ${action} action`;
+    if (!allowed) {
+      return `User: arn:aws:iam::000000000000:user/${policy.user} is not authorized to perform: ` +
+        `${access.action} on resource: "${arnOf(access)}" because no identity-based policy ` +
+        `allows the ${access.action} action`;
+    }
+  }
+  return null;
 }

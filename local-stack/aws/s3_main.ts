@@ -40,6 +40,7 @@ Deno.serve(
       [env.AWS_EXPORTER_ACCESS_KEY_ID]: env.AWS_EXPORTER_SECRET_ACCESS_KEY,
     },
     policies: { [env.AWS_EXPORTER_ACCESS_KEY_ID]: exporterS3Policy(EXPORT_BUCKET) },
+    ownKeyId: S3_CREDENTIALS.accessKeyId,
     region: EXPORT_BUCKET_REGION,
   }),
 );
