@@ -412,13 +412,16 @@ async function main(): Promise<number> {
     // Against the local stack, DynamoDB and S3 are asked as the operator's exporter, whose
     // policy the stack holds to Terraform's (exports.tf), unless keys are given: what this
     // mode needs of them is then what that policy grants, as on AWS.
+    const exporterKeys: Record<string, string> = local
+      ? {
+        AWS_ACCESS_KEY_ID: local.AWS_EXPORTER_ACCESS_KEY_ID,
+        AWS_SECRET_ACCESS_KEY: local.AWS_EXPORTER_SECRET_ACCESS_KEY,
+        S3_ACCESS_KEY_ID: local.AWS_EXPORTER_ACCESS_KEY_ID,
+        S3_SECRET_ACCESS_KEY: local.AWS_EXPORTER_SECRET_ACCESS_KEY,
+      }
+      : {};
     const exporter = local && !Deno.env.get("AWS_ACCESS_KEY_ID")
-      ? (name: string) =>
-        name === "AWS_ACCESS_KEY_ID" || name === "S3_ACCESS_KEY_ID"
-          ? local.AWS_EXPORTER_ACCESS_KEY_ID
-          : name === "AWS_SECRET_ACCESS_KEY" || name === "S3_SECRET_ACCESS_KEY"
-          ? local.AWS_EXPORTER_SECRET_ACCESS_KEY
-          : env(name)
+      ? (name: string) => exporterKeys[name] ?? env(name)
       : env;
     return await backfillFromExports(exporter, databaseUrl, args.tables, {
       bucket: args.bucket ?? env("EXPORT_BUCKET") ?? "",

@@ -13,7 +13,7 @@
 import { accessDenied, type Identity } from "./iam_policies.ts";
 import { accessRequest } from "./iam_request.ts";
 import { awsJsonAnswer } from "./json_answer.ts";
-import { credentialOf } from "./scope.ts";
+import { asKey, credentialOf } from "./scope.ts";
 import { requestWithBody } from "./signature_v4.ts";
 
 /** Who has a policy, and whose database they use. */
@@ -35,20 +35,19 @@ export function authorizedDynamo(
   config: DynamoIamConfig,
 ): (req: Request) => Promise<Response> {
   return async (req) => {
-    const authorization = req.headers.get("authorization") ?? "";
     const credential = credentialOf(req.headers);
     const identity = credential && config.identities[credential.keyId];
     if (!credential || identity === undefined) return await handler(req);
     const { keyId, region } = credential;
     const body = new Uint8Array(await req.arrayBuffer());
-    const asStack = () => {
-      const headers = new Headers(req.headers);
-      headers.set(
-        "authorization",
-        authorization.replace(`Credential=${keyId}/`, `Credential=${config.databaseKeyId}/`),
+    const asStack = () =>
+      requestWithBody(
+        new Request(req.url, {
+          method: req.method,
+          headers: asKey(req.headers, keyId, config.databaseKeyId),
+        }),
+        body,
       );
-      return requestWithBody(new Request(req.url, { method: req.method, headers }), body);
-    };
     let parsed: unknown;
     try {
       parsed = JSON.parse(new TextDecoder().decode(body));

@@ -55,7 +55,7 @@ import {
 } from "./signature_v4.ts";
 import { s3Error } from "./s3_errors.ts";
 import { s3AccessDenied, s3Accesses, type S3Policy } from "./s3_iam.ts";
-import { credentialOf } from "./scope.ts";
+import { asKey, credentialOf } from "./scope.ts";
 
 /** An `x-amz-content-sha256` that declares the body's hash (not a keyword for another form). */
 const DECLARED_HASH = /^[0-9a-f]{64}$/;
@@ -262,14 +262,7 @@ export function authenticatedS3(
     // anonymous request, refusing what S3 serves a signed one (response-* overrides).
     const keyId = credentialOf(req.headers)?.keyId;
     if (keyId !== undefined && config.policies?.[keyId] && config.ownKeyId) {
-      const headers = new Headers(req.headers);
-      headers.set(
-        "authorization",
-        (req.headers.get("authorization") ?? "").replace(
-          `Credential=${keyId}/`,
-          `Credential=${config.ownKeyId}/`,
-        ),
-      );
+      const headers = asKey(req.headers, keyId, config.ownKeyId);
       const bodiless = req.method === "GET" || req.method === "HEAD";
       return await handler(
         new Request(req.url, {

@@ -230,6 +230,7 @@ language plpgsql set search_path = ''
 set enable_seqscan = off set enable_bitmapscan = off set jit = off
 as $fn$
 declare
+  setting text;
   cutoff timestamptz;
   jobs bigint[];
   staging text;
@@ -239,14 +240,8 @@ declare
   m bigint;
   n bigint := 0;
 begin
-  if p_kind <> all (array['webhook_deliveries', 'cron_history', 'dead_letters', 'sync_checksums',
-                          'backfill_jobs', 'tombstones', 'deleted_observations', 'stream_notes',
-                          'write_backs', 'validation_staging']) then
-    raise exception 'sync.purge_expired_batch: % is not a kind of retention', p_kind
-      using errcode = '22023';
-  end if;
-  if p_kind <> 'validation_staging' then
-    cutoff := now() - sync.retention_setting(case p_kind
+  -- Each kind's period (none for the staging of ended validations, which outlives nothing).
+  setting := case p_kind
       when 'webhook_deliveries' then 'webhook_id_retention'
       when 'cron_history' then 'cron_history_retention'
       when 'dead_letters' then 'dead_letter_retention'
@@ -258,7 +253,13 @@ begin
       -- check interval (3 hours) further.
       when 'stream_notes' then 'stream_note_retention'
       when 'write_backs' then 'write_back_retention'
-    end);
+    end;
+  if setting is null and p_kind is distinct from 'validation_staging' then
+    raise exception 'sync.purge_expired_batch: % is not a kind of retention', p_kind
+      using errcode = '22023';
+  end if;
+  if setting is not null then
+    cutoff := now() - sync.retention_setting(setting);
   end if;
   case p_kind
   when 'webhook_deliveries' then
