@@ -1,6 +1,9 @@
 import assert from "node:assert/strict";
 import process from "node:process";
-import { startFakeSecretsManager } from "./fake_secrets_manager.ts";
+import {
+  FORWARDER_CREDENTIALS,
+  startFakeSecretsManager,
+} from "../local-stack/aws/secrets_manager.ts";
 import { CACHE_MS, forgetWebhookSecret, STALE_MS, webhookSecret } from "./webhook_secret.ts";
 
 const ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:mmp-toledo/webhook-AbCdEf";
@@ -16,6 +19,10 @@ function withFake(secrets: Record<string, string>) {
   fake.previous.clear();
   fake.failing.clear();
   fake.hanging.clear();
+  // The role's policy grants the one secret the Lambda is pointed at (main.tf).
+  fake.readable.clear();
+  fake.readable.add(ARN);
+  fake.refusals.length = 0;
   for (const [arn, value] of Object.entries(secrets)) fake.secrets.set(arn, value);
   fake.reads.length = 0;
   forgetWebhookSecret();
@@ -23,8 +30,7 @@ function withFake(secrets: Record<string, string>) {
   Object.assign(process.env, {
     SYNC_WEBHOOK_SECRET_ARN: ARN,
     AWS_ENDPOINT_URL_SECRETS_MANAGER: fake.endpoint,
-    AWS_ACCESS_KEY_ID: "AKIDEXAMPLE",
-    AWS_SECRET_ACCESS_KEY: "secret",
+    ...FORWARDER_CREDENTIALS,
   });
   return {
     fake,
@@ -197,6 +203,23 @@ Deno.test("after a 401 the value read before is not used again", async () => {
     forgetWebhookSecret();
     fake.failing.add("AWSCURRENT");
     await assert.rejects(webhookSecret(now + 1), /cannot read the webhook secret/);
+  } finally {
+    close();
+  }
+});
+
+Deno.test("a role its policy does not let read the secret fails naming the secret and IAM's cause", async () => {
+  const { fake, close } = withFake({ [ARN]: SECRET });
+  fake.readable.clear();
+  try {
+    const text = await webhookSecret().then(() => "read", (error: Error) => error.message);
+    assert.match(
+      text,
+      /^cannot read the webhook secret arn:aws:secretsmanager:us-east-1:123456789012:secret:mmp-toledo\/webhook-AbCdEf from Secrets Manager: User: arn:aws:sts::.* is not authorized to perform: secretsmanager:GetSecretValue on resource: arn:aws:secretsmanager:/,
+    );
+    assert.ok(!text.includes(SECRET.slice(6)), "no secret value in the message");
+    assert.deepEqual(fake.reads, [], "nothing was served");
+    assert.ok(fake.refusals.includes("AccessDeniedException"), fake.refusals.join());
   } finally {
     close();
   }

@@ -15,7 +15,10 @@ import { PutItemCommand } from "@aws-sdk/client-dynamodb";
 import { unzipSync } from "fflate";
 import { byTargetTable } from "../functions-shared/table_registry.ts";
 import { buildLambda } from "../lambda/build.ts";
-import { startFakeSecretsManager } from "../lambda/fake_secrets_manager.ts";
+import {
+  FORWARDER_CREDENTIALS,
+  startFakeSecretsManager,
+} from "../local-stack/aws/secrets_manager.ts";
 import {
   LAMBDA_MEMORY_MB,
   LAMBDA_NODE_MAJOR,
@@ -139,8 +142,7 @@ Deno.test("the built zip forwards a real stream event to the webhook", async () 
         WEBHOOK_URL: env.WEBHOOK_URL,
         SYNC_WEBHOOK_SECRET_ARN: arn,
         AWS_ENDPOINT_URL_SECRETS_MANAGER: secrets.endpoint,
-        AWS_ACCESS_KEY_ID: "AKIDEXAMPLE",
-        AWS_SECRET_ACCESS_KEY: "secret",
+        ...FORWARDER_CREDENTIALS,
         AWS_REGION: "us-east-1",
       };
       const warm = await invokeInNode(dir, [{ Records: records }, { Records: records }], deployed);
@@ -248,8 +250,7 @@ Deno.test("the largest batch Lambda hands the zip (6 MB of records) is forwarded
       WEBHOOK_URL: `http://127.0.0.1:${webhook.addr.port}/`,
       SYNC_WEBHOOK_SECRET_ARN: arn,
       AWS_ENDPOINT_URL_SECRETS_MANAGER: secrets.endpoint,
-      AWS_ACCESS_KEY_ID: "AKIDEXAMPLE",
-      AWS_SECRET_ACCESS_KEY: "secret",
+      ...FORWARDER_CREDENTIALS,
       AWS_REGION: "us-east-1",
     }).finally(() => secrets.close());
     assert.deepEqual(run.result, { batchItemFailures: [] }, run.logs);

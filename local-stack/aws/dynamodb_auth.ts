@@ -14,6 +14,9 @@
  *   corrects itself; signature_v4.ts, DYNAMODB_MAX_SKEW_MS), or a signature the key's
  *   secret does not give, over the request's body as sent: `InvalidSignatureException`.
  *
+ * The same checks, worded the same, stand in for Secrets Manager's
+ * (local-stack/aws/secrets_manager.ts, {@link signatureRefusal}).
+ *
  * The scope's region is not checked against anything: the proxy's one address stands for
  * the endpoint of each region, and the region filed the tables (local-stack/aws/scope.ts).
  *
@@ -27,6 +30,7 @@ import {
   DYNAMODB_MAX_SKEW_MS,
   requestWithBody,
   sha256Hex,
+  type SignatureProblem,
 } from "./signature_v4.ts";
 
 /** Who may call the proxy. */
@@ -45,48 +49,37 @@ function refused(type: string, message: string, now: number): Response {
 }
 
 /**
- * Why DynamoDB would refuse `req`, whose body is `body`, as its answer; or null when it
- * would serve it.
+ * How an AWS JSON-protocol service (DynamoDB, Secrets Manager: the same front end) words
+ * its refusal of a request signed for `service` whose signature `problem` has, at `now`
+ * (ms): the error type and its message.
  */
-export function dynamoAuthRefusal(
-  req: Request,
-  body: Uint8Array,
-  config: DynamoAuthConfig,
-): Response | null {
-  const now = (config.now ?? Date.now)();
-  const checked = checkSignature(req, sha256Hex(body), {
-    secrets: config.secrets,
-    service: "dynamodb",
-    now,
-    maxSkewMs: DYNAMODB_MAX_SKEW_MS,
-  });
-  if (!("problem" in checked)) return null;
-  const { problem } = checked;
-  const invalid = (message: string) => refused("InvalidSignatureException", message, now);
+export function signatureRefusal(
+  problem: SignatureProblem,
+  service: string,
+  now: number,
+): { type: string; message: string } {
+  const invalid = (message: string) => ({ type: "InvalidSignatureException", message });
   switch (problem.kind) {
     case "unsigned":
-      return refused(
-        "MissingAuthenticationTokenException",
-        "Request is missing Authentication Token",
-        now,
-      );
+      return {
+        type: "MissingAuthenticationTokenException",
+        message: "Request is missing Authentication Token",
+      };
     case "not SigV4":
     case "malformed":
     case "no date":
-      return refused(
-        "IncompleteSignatureException",
-        "Authorization header requires 'Credential', 'Signature' and 'SignedHeaders' " +
+      return {
+        type: "IncompleteSignatureException",
+        message: "Authorization header requires 'Credential', 'Signature' and 'SignedHeaders' " +
           "parameters, and the request a valid 'X-Amz-Date' header, signed with AWS4-HMAC-SHA256.",
-        now,
-      );
+      };
     case "unknown key":
-      return refused(
-        "UnrecognizedClientException",
-        "The security token included in the request is invalid.",
-        now,
-      );
+      return {
+        type: "UnrecognizedClientException",
+        message: "The security token included in the request is invalid.",
+      };
     case "wrong service":
-      return invalid(`Credential should be scoped to correct service: 'dynamodb'. `);
+      return invalid(`Credential should be scoped to correct service: '${service}'. `);
     case "host unsigned":
       return invalid("'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.");
     case "bad URI":
@@ -111,6 +104,27 @@ export function dynamoAuthRefusal(
           "Check your AWS Secret Access Key and signing method. Consult the service documentation for details.",
       );
   }
+}
+
+/**
+ * Why DynamoDB would refuse `req`, whose body is `body`, as its answer; or null when it
+ * would serve it.
+ */
+export function dynamoAuthRefusal(
+  req: Request,
+  body: Uint8Array,
+  config: DynamoAuthConfig,
+): Response | null {
+  const now = (config.now ?? Date.now)();
+  const checked = checkSignature(req, sha256Hex(body), {
+    secrets: config.secrets,
+    service: "dynamodb",
+    now,
+    maxSkewMs: DYNAMODB_MAX_SKEW_MS,
+  });
+  if (!("problem" in checked)) return null;
+  const { type, message } = signatureRefusal(checked.problem, "dynamodb", now);
+  return refused(type, message, now);
 }
 
 /**
