@@ -31,6 +31,7 @@
 import process from "node:process";
 import { tableNameFromArn } from "../functions-shared/table_arn.ts";
 import { signWebhook } from "../functions-shared/webhook_signing.ts";
+import { retryAfterMs } from "./retry_after.ts";
 import { forgetWebhookSecret, webhookSecret } from "./webhook_secret.ts";
 
 // Start reading the secret while Lambda initialises the function (the cold start), so
@@ -223,8 +224,8 @@ export async function deliver(
       } else if (!isRetryable(response.status)) {
         return refusedAsItIs(response.status) ? "refused" : "later";
       }
-      const retryAfter = Number(response.headers.get("retry-after"));
-      if (retryAfter > 0) wait = Math.max(wait, askedMs = retryAfter * 1000);
+      const asked = retryAfterMs(response.headers.get("retry-after"), Date.now());
+      if (asked > 0) wait = Math.max(wait, askedMs = asked);
     } catch (error) {
       // Node's fetch says only "fetch failed": the cause (ECONNREFUSED, a DNS or TLS
       // failure, a reset) is its `cause`.

@@ -436,3 +436,16 @@ Deno.test("a 200 that is not the webhook's answer delivers nothing: the batch is
     assert.ok(lines.some((line) => line.includes("but not as the webhook does")), lines.join("\n"));
   }
 });
+
+Deno.test("a Retry-After given as an HTTP date is waited for as the seconds form is", async () => {
+  // A proxy in front of the webhook may say when, not how long: 4 s from now, against an
+  // invocation of 2.5 s. Waited for, it leaves no time for another attempt.
+  const webhook = fakeWebhook(Array(10).fill(503), new Date(Date.now() + 4_000).toUTCString());
+  try {
+    const result = await handler({ Records: [record("9")] }, context(2_500));
+    assert.deepEqual(result, { batchItemFailures: [{ itemIdentifier: "9" }] });
+    assert.equal(webhook.received.length, 1, "asked once, then waited as asked");
+  } finally {
+    await webhook.close();
+  }
+});

@@ -1,0 +1,21 @@
+import assert from "node:assert/strict";
+import { retryAfterMs } from "./retry_after.ts";
+
+const NOW = Date.parse("2026-12-02T01:00:00Z");
+
+Deno.test("Retry-After as seconds", () => {
+  assert.equal(retryAfterMs("60", NOW), 60_000);
+  assert.equal(retryAfterMs(" 5 ", NOW), 5_000);
+  assert.equal(retryAfterMs("0", NOW), 0);
+});
+
+Deno.test("Retry-After as an HTTP date: the time until it, none once it is past", () => {
+  assert.equal(retryAfterMs("Wed, 02 Dec 2026 01:00:30 GMT", NOW), 30_000);
+  assert.equal(retryAfterMs("Wed, 02 Dec 2026 00:59:00 GMT", NOW), 0);
+});
+
+Deno.test("a Retry-After that is neither form asks for no wait", () => {
+  for (const value of [null, "", "-5", "1.5", "soon", "2026-12-02T01:00:30Z", "Wed, 02 Dec 2026"]) {
+    assert.equal(retryAfterMs(value, NOW), 0, String(value));
+  }
+});
