@@ -42,7 +42,7 @@ if (process.env.SYNC_WEBHOOK_SECRET_ARN) webhookSecret().catch(() => {});
 export interface StreamRecord {
   eventID?: string;
   eventSourceARN?: string;
-  dynamodb?: { SequenceNumber?: string };
+  dynamodb?: { SequenceNumber?: string; Keys?: Record<string, unknown> };
   [field: string]: unknown;
 }
 

@@ -30,7 +30,14 @@ import { DynamoClient } from "../functions-shared/dynamo_http.ts";
 import { compareDecimal } from "../functions-shared/dynamo_numbers.ts";
 import { awsClientConfig } from "../functions-shared/dynamo_client.ts";
 import { bySourceTable, tableNameFromArn } from "../functions-shared/table_registry.ts";
-import { handler, type StreamRecord, webhookUrlProblem } from "../lambda/stream_forwarder.ts";
+import {
+  deliver,
+  splitIntoBodies,
+  type StreamRecord,
+  webhookUrlProblem,
+} from "../lambda/stream_forwarder.ts";
+import { webhookSecret } from "../lambda/webhook_secret.ts";
+import { deliverBisecting } from "./replay_bisect.ts";
 import { STACK_ENV_FILE } from "../local-stack/config.ts";
 import type { StreamFailureMessage } from "../local-stack/aws/event_source_mapping.ts";
 import { readStackEnv } from "../local-stack/stack_env.ts";
@@ -40,7 +47,7 @@ import { listShards, readRecords, shardIterator } from "../local-stack/aws/strea
 /** What happened to one message. */
 export type ReplayOutcome =
   | { kind: "replayed"; records: number }
-  | { kind: "expired"; reason: string; repair: string }
+  | { kind: "expired" | "refused"; reason: string; repair: string }
   | { kind: "failed"; reason: string };
 
 function streamsClient(region: string): DynamoClient {
@@ -52,6 +59,12 @@ function streamsClient(region: string): DynamoClient {
       (name === "AWS_ACCESS_KEY_ID" || name === "AWS_SECRET_ACCESS_KEY" ? local : undefined);
   return new DynamoClient(awsClientConfig(env, region));
 }
+
+/**
+ * How long one body's delivery may retry a failing webhook: about a Lambda invocation's
+ * time, as each of the mapping's tries of a batch has its own.
+ */
+const SEND_LIMIT_MS = 60_000;
 
 /** Empty GetRecords pages in a row after which a range's read gives up. */
 export const MAX_EMPTY_PAGES = 100;
@@ -96,12 +109,13 @@ export async function replayMessage(message: StreamFailureMessage): Promise<Repl
   }
   const range =
     `records ${info.startSequenceNumber}..${info.endSequenceNumber} of ${info.shardId} (${spec.sourceTable})`;
+  const repair = `repair ${spec.targetTable} from the source instead: POST ${
+    process.env.FUNCTIONS_URL ?? "<project>/functions/v1"
+  }/data-checksum-validator {"table": "${spec.targetTable}", "repair": true}`;
   const expired = (why: string): ReplayOutcome => ({
     kind: "expired",
     reason: `${range} ${why}`,
-    repair: `repair ${spec.targetTable} from the source instead: POST ${
-      process.env.FUNCTIONS_URL ?? "<project>/functions/v1"
-    }/data-checksum-validator {"table": "${spec.targetTable}", "repair": true}`,
+    repair,
   });
 
   const client = streamsClient(spec.region);
@@ -149,16 +163,33 @@ export async function replayMessage(message: StreamFailureMessage): Promise<Repl
     };
   }
 
-  const end = Date.now() + 5 * 60_000;
-  const result = await handler({ Records: records }, {
-    getRemainingTimeInMillis: () => end - Date.now(),
-  });
-  if (result.batchItemFailures.length > 0) {
+  // Sent as the forwarder sends them, each body with a Lambda invocation's time for its
+  // retries, and bisected as Lambda's mapping would (scripts/replay_bisect.ts).
+  const url = process.env.WEBHOOK_URL!;
+  await webhookSecret(); // a secret that cannot be read is named before anything is sent
+  const sent = await deliverBisecting(
+    splitIntoBodies(records),
+    (body) => deliver(url, () => webhookSecret(), body, Date.now() + SEND_LIMIT_MS),
+  );
+  if (sent.stoppedAt) {
     return {
       kind: "failed",
-      reason: `${range}: the webhook did not accept them from ${
-        result.batchItemFailures[0].itemIdentifier
-      } on (see above)`,
+      reason: `${range}: the webhook did not take them from ${
+        sent.stoppedAt.dynamodb?.SequenceNumber ?? "?"
+      } on (see above; ${sent.delivered} delivered before); run the command again`,
+    };
+  }
+  if (sent.refused.length > 0) {
+    const named = sent.refused.map((r) =>
+      `${r.dynamodb?.SequenceNumber ?? "?"} (${r.eventName ?? "?"} of ${
+        JSON.stringify(r.dynamodb?.Keys ?? {})
+      })`
+    );
+    return {
+      kind: "refused",
+      reason: `${range}: the webhook refused ${sent.refused.length} of them on their own (its ` +
+        `answers are above): ${named.join(", ")}; the other ${sent.delivered} were delivered`,
+      repair,
     };
   }
   return { kind: "replayed", records: records.length };
@@ -297,7 +328,7 @@ if (import.meta.main) {
     } else {
       problems++;
       console.error(`stream:replay: ${file}: ${outcome.reason}`);
-      if (outcome.kind === "expired") console.error(`stream:replay: ${outcome.repair}`);
+      if (outcome.kind !== "failed") console.error(`stream:replay: ${outcome.repair}`);
     }
   }
   Deno.exit(problems === 0 ? 0 : 1);

@@ -40,13 +40,18 @@ async function putSegments(marker: string, n: number) {
 }
 
 async function replayCommand(...args: string[]) {
+  return await replayCommandTo(`${stack.FUNCTIONS_URL}/mmp-toledo-sync`, ...args);
+}
+
+async function replayCommandTo(webhookUrl: string, ...args: string[]) {
   const out = await new Deno.Command(DENO_BIN, {
     args: ["run", "-A", "scripts/replay_stream_failure.ts", ...args],
     cwd: ROOT,
     // The stack's own settings, whatever this test process set for itself.
     env: {
-      WEBHOOK_URL: `${stack.FUNCTIONS_URL}/mmp-toledo-sync`,
+      WEBHOOK_URL: webhookUrl,
       SYNC_WEBHOOK_SECRET: stack.SYNC_WEBHOOK_SECRET,
+      DYNAMODB_ENDPOINT: stack.DYNAMODB_ENDPOINT,
     },
     stdout: "piped",
     stderr: "piped",
@@ -210,6 +215,64 @@ Deno.test("a range past the stream's retention is named, with the repair to run"
       /data-checksum-validator \{"table": "firespring_segments", "repair": true\}/,
     );
   } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+Deno.test("stream:replay bisects a range the webhook refuses: the refused record is named, the others delivered", async () => {
+  const marker = `bisect-${crypto.randomUUID().slice(0, 8)}`;
+  await putSegments(marker, 3);
+  const { streamArn, found } = await streamRecordsContaining("firespring_segments", marker);
+  const seqs = found.map((f) => (f.record as StreamRecord).dynamodb!.SequenceNumber!);
+  const poison = seqs[1];
+  // A webhook that refuses (400) any body holding the middle record, and takes the rest.
+  const bodies: string[][] = [];
+  const webhook = Deno.serve(
+    { port: 0, hostname: "127.0.0.1", onListen: () => {} },
+    async (req) => {
+      const records = JSON.parse(await req.text()).records as StreamRecord[];
+      const held = records.map((r) => r.dynamodb!.SequenceNumber!);
+      bodies.push(held);
+      if (held.includes(poison)) return new Response('{"error":"refused"}', { status: 400 });
+      const n = records.length;
+      return Response.json({ received: n, applied: n, skipped: 0, deadLettered: 0 });
+    },
+  );
+  const message = {
+    requestContext: { condition: "RetryAttemptsExhausted" },
+    DDBStreamBatchInfo: {
+      shardId: found[0].shardId,
+      startSequenceNumber: seqs[0],
+      endSequenceNumber: seqs[2],
+      batchSize: 3,
+      streamArn,
+    },
+  };
+  const dir = mkdtempSync(join(tmpdir(), "stream-failures-"));
+  try {
+    writeFileSync(join(dir, "range.json"), JSON.stringify(message));
+    const { code, text } = await replayCommandTo(
+      `http://127.0.0.1:${webhook.addr.port}/`,
+      join(dir, "range.json"),
+    );
+    assert.equal(code, 1, text);
+    assert.match(
+      text,
+      new RegExp(
+        `the webhook refused 1 of them on their own \\(its answers are above\\): ${poison} ` +
+          `\\(INSERT of \\{"segment_id":\\{"S":"${marker}-1"\\}\\}\\); the other \\d+ were delivered`,
+      ),
+    );
+    assert.match(
+      text,
+      /data-checksum-validator \{"table": "firespring_segments", "repair": true\}/,
+    );
+    // Every other record of the range reached the webhook in a body it took.
+    const taken = bodies.filter((b) => !b.includes(poison)).flat();
+    assert.ok(taken.includes(seqs[0]) && taken.includes(seqs[2]), JSON.stringify(bodies));
+    assert.deepEqual(readdirSync(dir), ["range.json"], "the message stays to be dealt with");
+  } finally {
+    await webhook.shutdown();
     rmSync(dir, { recursive: true, force: true });
   }
 });
