@@ -3,7 +3,8 @@
  * functions' reader and writer, local-stack/aws/iam_policies.ts) is evaluated against it
  * before anything else serves it, and refused with HTTP 400 `AccessDeniedException` when
  * no statement allows it. One allowed is passed on as the stack's own key's: DynamoDB
- * Local keeps a database per access key, and the tables are the stack's.
+ * Local keeps a database per access key, and the tables are the stack's. The key that
+ * signed it goes on in `SIGNED_BY_HEADER` (scope.ts), for the export stand-in.
  *
  * Runs behind the signature check (dynamodb_auth.ts): IAM evaluates who signed.
  *
@@ -13,7 +14,7 @@
 import { accessDenied, type Identity } from "./iam_policies.ts";
 import { accessRequest } from "./iam_request.ts";
 import { awsJsonAnswer } from "./json_answer.ts";
-import { asKey, credentialOf } from "./scope.ts";
+import { asKey, credentialOf, SIGNED_BY_HEADER } from "./scope.ts";
 import { requestWithBody } from "./signature_v4.ts";
 
 /** Who has a policy, and whose database they use. */
@@ -35,19 +36,25 @@ export function authorizedDynamo(
   config: DynamoIamConfig,
 ): (req: Request) => Promise<Response> {
   return async (req) => {
+    if (req.headers.has(SIGNED_BY_HEADER)) {
+      // Only this layer says who signed: a client's own claim is dropped.
+      const headers = new Headers(req.headers);
+      headers.delete(SIGNED_BY_HEADER);
+      req = requestWithBody(
+        new Request(req.url, { method: req.method, headers }),
+        new Uint8Array(await req.arrayBuffer()),
+      );
+    }
     const credential = credentialOf(req.headers);
     const identity = credential && config.identities[credential.keyId];
     if (!credential || identity === undefined) return await handler(req);
     const { keyId, region } = credential;
     const body = new Uint8Array(await req.arrayBuffer());
-    const asStack = () =>
-      requestWithBody(
-        new Request(req.url, {
-          method: req.method,
-          headers: asKey(req.headers, keyId, config.databaseKeyId),
-        }),
-        body,
-      );
+    const asStack = () => {
+      const headers = asKey(req.headers, keyId, config.databaseKeyId);
+      headers.set(SIGNED_BY_HEADER, keyId);
+      return requestWithBody(new Request(req.url, { method: req.method, headers }), body);
+    };
     let parsed: unknown;
     try {
       parsed = JSON.parse(new TextDecoder().decode(body));

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { authorizedDynamo } from "./dynamodb_iam.ts";
 import { readerIdentity } from "./iam_policies.ts";
+import { SIGNED_BY_HEADER } from "./scope.ts";
 
 const spec = { sourceTable: "things", region: "us-east-1" } as Parameters<
   typeof readerIdentity
@@ -65,4 +66,20 @@ Deno.test("a key with a policy is held to it, then served from the stack's datab
     assert.equal((await garbled.json()).__type, "com.amazon.coral.service#SerializationException");
   }
   assert.equal(seen.length, 2, "none reached DynamoDB Local");
+});
+
+Deno.test("a request handed on says which key signed it; a client's own claim of it is dropped", async () => {
+  const signers: (string | null)[] = [];
+  const handler = authorizedDynamo((req) => {
+    signers.push(req.headers.get(SIGNED_BY_HEADER));
+    return Promise.resolve(new Response("{}"));
+  }, { identities: { reader: readerIdentity([spec]) }, databaseKeyId: "stack" });
+  await handler(request("reader", "Scan", { TableName: "things" }));
+  const claimed = request("stack", "Scan", { TableName: "things" });
+  claimed.headers.set(SIGNED_BY_HEADER, "reader");
+  await handler(claimed);
+  const readerClaimsStack = request("reader", "Scan", { TableName: "things" });
+  readerClaimsStack.headers.set(SIGNED_BY_HEADER, "stack");
+  await handler(readerClaimsStack);
+  assert.deepEqual(signers, ["reader", null, "reader"]);
 });

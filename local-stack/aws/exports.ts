@@ -13,7 +13,8 @@
  *   must poll `DescribeExport`
  *   (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_ExportTableToPointInTime.html).
  *   A bucket that does not exist ends the export FAILED with S3NoSuchBucket, as AWS
- *   reports a destination it cannot write to.
+ *   reports a destination it cannot write to; so does one the requester may not write
+ *   to (its own `s3:PutObject`, as its S3 policy grants it), with S3AccessDenied.
  * - `DescribeExport` (ExportNotFoundException for an unknown ARN) and `ListExports`.
  *
  * The export is not a snapshot of one instant, as AWS's is not: its items are read when it
@@ -36,7 +37,7 @@ import { awsError, awsJsonAnswer } from "./json_answer.ts";
 import { type ExportFiles, exportFiles } from "./export_layout.ts";
 import { exportItems, type ExportVersions } from "./export_moments.ts";
 import type { Random } from "./history.ts";
-import { scopeOf } from "./scope.ts";
+import { scopeOf, signerOf } from "./scope.ts";
 import { askedOf, exportRequestProblem, exportTimeProblem, sameToken } from "./export_requests.ts";
 
 type Body = Record<string, unknown>;
@@ -45,6 +46,11 @@ type Body = Record<string, unknown>;
 export interface ExportStorage {
   bucketExists(bucket: string): Promise<boolean>;
   put(bucket: string, key: string, bytes: Uint8Array): Promise<void>;
+  /**
+   * IAM's refusal of `s3:PutObject` of `key` in `bucket` to the access key `keyId` (the
+   * export's requester's), or null when its policy allows it (s3_iam.ts). None: allowed.
+   */
+  putDenied?(keyId: string, bucket: string, key: string): string | null;
 }
 
 /** What the exports need. */
@@ -86,8 +92,17 @@ interface ExportState {
   asked: Record<string, string>;
   /** When DescribeExport may first answer COMPLETED or FAILED. */
   readyAt: number;
-  /** What its items are read from when it completes; `exportTime` in ms. */
-  source: { headers: Headers; scope: string; tableName: string; keyNames: string[] };
+  /**
+   * What its items are read from when it completes, and who asked for it (the access key
+   * it writes to S3 as); `exportTime` in ms.
+   */
+  source: {
+    headers: Headers;
+    scope: string;
+    tableName: string;
+    keyNames: string[];
+    keyId: string;
+  };
   exportTime: number;
   /** Its items read and files written, once begun ({@link TableExports}' `#complete`). */
   completing?: Promise<void>;
@@ -252,6 +267,7 @@ export class TableExports {
         scope,
         tableName: String(table.TableName),
         keyNames: keySchema.map((k) => k.AttributeName),
+        keyId: signerOf(headers) ?? "",
       },
       exportTime: now,
     };
@@ -308,6 +324,29 @@ export class TableExports {
         ExportStatus: "FAILED",
         FailureCode: "S3NoSuchBucket",
         FailureMessage: `The specified bucket does not exist: ${bucket}`,
+      };
+      return;
+    }
+    // DynamoDB writes the files with the requester's own rights: one without s3:PutObject
+    // on the bucket has the export accepted, then FAILED with S3's AccessDenied (as a
+    // cross-account export without the bucket's grant is reported: "Access Denied
+    // (Service: Amazon S3; Status Code: 403; Error Code: AccessDenied; ...)",
+    // https://github.com/aws-solutions-library-samples/guidance-for-incremental-data-exports-from-amazon-dynamodb-to-amazon-s3/issues/6).
+    // The failure code is not documented; the stand-in says S3AccessDenied.
+    const prefix = d.S3Prefix ? `${d.S3Prefix}/` : "";
+    const exportId = String(d.ExportArn).split("/").at(-1);
+    const denied = this.options.storage.putDenied?.(
+      state.source.keyId,
+      bucket,
+      `${prefix}AWSDynamoDB/${exportId}/manifest-summary.json`,
+    );
+    if (denied) {
+      this.options.log?.(`export ${d.ExportArn}: ${denied}`);
+      state.outcome = {
+        ExportStatus: "FAILED",
+        FailureCode: "S3AccessDenied",
+        FailureMessage: "Access Denied (Service: Amazon S3; Status Code: 403; Error Code: " +
+          `AccessDenied; Request ID: ${crypto.randomUUID()})`,
       };
       return;
     }

@@ -21,6 +21,7 @@ function setup(
     defaultDuration?: boolean;
     versions?: ExportVersions;
     seed?: number;
+    putDenied?: (keyId: string, bucket: string, key: string) => string | null;
   } = {},
 ) {
   const items: Body[] = Array.from({ length: count }, (_, i) => ({ id: { S: `k${i}` } }));
@@ -42,6 +43,7 @@ function setup(
         objects.set(`${bucket}/${key}`, new Uint8Array(bytes));
         return Promise.resolve();
       },
+      putDenied: options.putDenied,
     },
     upstream: async (_headers, operation, body) => {
       if (operation === "DescribeTable") {
@@ -495,4 +497,38 @@ Deno.test("a change 90 s before an export time at :45 past a minute may be expor
   const exported = await exportsOf([item("a", 2)], changes, 40, exportTime);
   const seen = new Set(exported.map((e) => JSON.stringify(e.get("a"))));
   assert.deepEqual(seen, new Set([JSON.stringify(item("a", 1)), JSON.stringify(item("a", 2))]));
+});
+
+Deno.test("an export is written as its requester: one whose key may not put the bucket's objects ends FAILED with S3's AccessDenied", async () => {
+  const denied: string[] = [];
+  const { call, tick, objects } = setup(1, {
+    putDenied: (keyId, bucket, key) => {
+      denied.push(`${keyId} ${bucket}/${key}`);
+      return keyId === "local" ? "User: ... is not authorized to perform: s3:PutObject" : null;
+    },
+  });
+  await call("UpdateContinuousBackups", {
+    TableName: "things",
+    PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+  });
+  const started = await call("ExportTableToPointInTime", {
+    TableArn: TABLE_ARN,
+    S3Bucket: "exports",
+    S3Prefix: "sync",
+  });
+  assert.equal((started.json.ExportDescription as Body).ExportStatus, "IN_PROGRESS", "accepted");
+  tick(5000);
+  await new Promise((resolve) => setTimeout(resolve, 10));
+  const d = (await call("DescribeExport", {
+    ExportArn: (started.json.ExportDescription as Body).ExportArn,
+  })).json.ExportDescription as Body;
+  assert.equal(d.ExportStatus, "FAILED");
+  assert.equal(d.FailureCode, "S3AccessDenied");
+  assert.match(
+    String(d.FailureMessage),
+    /^Access Denied \(Service: Amazon S3; Status Code: 403; Error Code: AccessDenied;/,
+  );
+  assert.equal(objects.size, 0, "nothing written");
+  assert.equal(denied.length, 1);
+  assert.match(denied[0], /^local exports\/sync\/AWSDynamoDB\/[^/]+\/manifest-summary\.json$/);
 });

@@ -17,7 +17,7 @@
  * @module
  */
 
-import { DYNAMODB_INTERNAL_PORT, DYNAMODB_PORT, HOST } from "../config.ts";
+import { DYNAMODB_INTERNAL_PORT, DYNAMODB_PORT, EXPORT_BUCKET, HOST } from "../config.ts";
 import { readStackEnv } from "../stack_env.ts";
 import { dynamoLocalPid } from "./dynamodb.ts";
 import { decideError, FOLLOW_UP_HEADER } from "./errors.ts";
@@ -31,6 +31,7 @@ import { createProxy } from "./proxy.ts";
 import { IdlePolls } from "./idle_polls.ts";
 import { s3Client } from "./s3_server.ts";
 import { s3Storage } from "./s3_storage.ts";
+import { putObjectDenied, stackS3Policies } from "./s3_iam.ts";
 import { callUpstream } from "./upstream.ts";
 import { StreamTrim, TRIM_PATH } from "./stream_trim.ts";
 import { SHARDS_PATH, STREAM_SHARDS_FILE, StreamShards } from "./stream_shards.ts";
@@ -61,9 +62,14 @@ const proxy = createProxy({
 // PITR and exports to the S3 stand-in, which DynamoDB Local lacks (local-stack/aws/exports.ts);
 // an export's items written within its window are as at their own moments, taken from the
 // proxy's recent writes (local-stack/aws/export_moments.ts).
+const s3Policies = stackS3Policies(env.AWS_EXPORTER_ACCESS_KEY_ID, EXPORT_BUCKET);
 const exports = new TableExports({
   upstream: (headers, operation, body) => callUpstream(upstream, headers, operation, body),
-  storage: s3Storage(s3Client(env.S3_ENDPOINT)),
+  // Written as the export's requester: the exporter's key needs its own s3:PutObject.
+  storage: {
+    ...s3Storage(s3Client(env.S3_ENDPOINT)),
+    putDenied: (keyId, bucket, key) => putObjectDenied(s3Policies, keyId, bucket, key),
+  },
   versions: proxy.recentWrites,
   log,
   decideError: (target) => decideError(target, faults.errorRate, Math.random),

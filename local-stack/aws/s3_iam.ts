@@ -49,6 +49,25 @@ export function exporterS3Policy(bucket: string): S3Policy {
   };
 }
 
+/** The S3 policy of each of the stack's keys that has one: the exporter's. */
+export function stackS3Policies(exporterKeyId: string, bucket: string): Record<string, S3Policy> {
+  return { [exporterKeyId]: exporterS3Policy(bucket) };
+}
+
+/**
+ * IAM's refusal of `s3:PutObject` of `key` in `bucket` to `keyId` under `policies`, or
+ * null when allowed (a key without a policy is the stand-in's own, allowed everything).
+ */
+export function putObjectDenied(
+  policies: Record<string, S3Policy>,
+  keyId: string,
+  bucket: string,
+  key: string,
+): string | null {
+  const policy = policies[keyId];
+  return policy ? s3AccessDenied(policy, [{ action: "s3:PutObject", bucket, key }]) : null;
+}
+
 /** One action on one resource (a bucket, or one of its objects when `key` is set). */
 export interface S3Access {
   action: string;

@@ -20,7 +20,7 @@ import {
 } from "../config.ts";
 import { readStackEnv } from "../stack_env.ts";
 import { authenticatedS3 } from "./s3_auth.ts";
-import { exporterS3Policy } from "./s3_iam.ts";
+import { stackS3Policies } from "./s3_iam.ts";
 import { DEFAULT_S3_FAULTS, faultyS3 } from "./s3_faults.ts";
 import { startS3Server } from "./s3_server.ts";
 
@@ -39,7 +39,7 @@ Deno.serve(
       [S3_CREDENTIALS.accessKeyId]: S3_CREDENTIALS.secretAccessKey,
       [env.AWS_EXPORTER_ACCESS_KEY_ID]: env.AWS_EXPORTER_SECRET_ACCESS_KEY,
     },
-    policies: { [env.AWS_EXPORTER_ACCESS_KEY_ID]: exporterS3Policy(EXPORT_BUCKET) },
+    policies: stackS3Policies(env.AWS_EXPORTER_ACCESS_KEY_ID, EXPORT_BUCKET),
     ownKeyId: S3_CREDENTIALS.accessKeyId,
     region: EXPORT_BUCKET_REGION,
   }),

@@ -29,6 +29,18 @@ export function asKey(headers: Headers, from: string, to: string): Headers {
   return handed;
 }
 
+/**
+ * The header a request handed on as the store's key carries with the key that signed it
+ * (dynamodb_iam.ts sets it, and drops one a client sent): the export stand-in writes to
+ * S3 as that key, as DynamoDB writes an export with its requester's rights.
+ */
+export const SIGNED_BY_HEADER = "x-stack-signed-by";
+
+/** The access key that signed a request: the one {@link SIGNED_BY_HEADER} names, else its scope's. */
+export function signerOf(headers: Headers): string | undefined {
+  return headers.get(SIGNED_BY_HEADER) ?? credentialOf(headers)?.keyId;
+}
+
 /** `AKID/region` of the request's credential scope ({@link credentialOf}), or "anonymous". */
 export function scopeOf(headers: Headers): string {
   const credential = credentialOf(headers);
