@@ -71,8 +71,11 @@ export class LedgerTurns implements ReadTurns {
     return Promise.resolve(this.#first.get(claim) ?? NOW);
   }
 
-  /** Settles a read whose page's statement (which settles it) was refused. */
-  async settle(claim: Claim, spent: number, booked: number): Promise<void> {
+  /**
+   * Settles a read whose page's statement (which settles it) was refused; `spent` null:
+   * a turn given back unused.
+   */
+  async settle(claim: Claim, spent: number | null, booked: number): Promise<void> {
     await this.sql`select sync.backfill_read_turn(${claim.job_id}, ${this.rate},
                             ${spent}, ${booked}, false)`;
   }

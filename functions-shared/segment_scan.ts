@@ -145,7 +145,7 @@ export async function scanSegments(
         // the turn it booked, unused, goes back to the job (else the job's reads stay one
         // page's units ahead of what they spent).
         log(`${where}: its lease was taken over while it waited for its turn; left to its holder`);
-        await work.turns.settle?.(claim, 0, turn.units)?.catch(() => {});
+        await work.turns.settle?.(claim, null, turn.units)?.catch(() => {});
         return "done";
       }
       if (held !== "deadline" && work.room) {
@@ -153,7 +153,7 @@ export async function scanSegments(
         const room = work.stopping ? Promise.race([work.room(), work.stopping]) : work.room();
         if (await whileHolding(room, () => holdLease(claim)) === "taken") {
           log(`${where}: its lease was taken over while it waited for room; left to its holder`);
-          await work.turns.settle?.(claim, 0, turn.units)?.catch(() => {});
+          await work.turns.settle?.(claim, null, turn.units)?.catch(() => {});
           return "done";
         }
       }

@@ -82,9 +82,11 @@ export interface ReadTurns {
   release: (claim: Claim, turn: Turn, options?: { throttled?: boolean }) => Promise<void>;
   /**
    * Settles a read whose page was not written (its checkpoint refused: the page's own
-   * statement, which settles it, rolled back): what it spent against what was booked.
+   * statement, which settles it, rolled back): what it spent against what was booked;
+   * `spent` null for a turn given back unused (no read made: the job's estimate of a
+   * page stays as it was).
    */
-  settle?: (claim: Claim, spent: number, booked: number) => Promise<void>;
+  settle?: (claim: Claim, spent: number | null, booked: number) => Promise<void>;
 }
 
 /** A page the Scan read: its items, when it was read, and the checkpoint after it. */

@@ -87,7 +87,7 @@ $$;
 revoke all on function sync.integer_setting(text, integer, integer) from public;
 
 -- sync.backfill_work_pending, which leaves validation runs' Scans out, is defined in
--- 20261128002300_export_backfills.sql.
+-- 20261128003600_sweep_in_chunks.sql.
 
 -- 20261128000500's claim_segment(text) goes: 20261128002300_export_backfills.sql defines
 -- claim_segment(text, bigint), which with p_run claims a segment of that validation

@@ -55,18 +55,24 @@ create table sync.backfill_export_files (
 comment on table sync.backfill_export_files is
   'The data file each segment of an export backfill loads: its key in the export''s bucket, its item count, its MD5 (base64) and its S3 ETag, from the export''s manifest.';
 
--- Replaces 20261128000500_backfill.sql's: only Scan backfills wait for the import-worker
--- (not validation runs' Scans, nor export backfills).
-create or replace function sync.backfill_work_pending() returns boolean
+-- One Scan backfill of a table reads at a time. Each job paces itself by its own ledger
+-- (20261128001800_backfill_turns.sql), so two at once read the application's table at
+-- twice its read budget; and sync.heal_table queues a second job while one reads (it may
+-- have passed the key), so a key asked for every few minutes stacked a job per ask, each
+-- at the full budget (found by a review of the backfill). A newer job of the table waits,
+-- pending, until every older one has ended, and takes every heal asked for meanwhile.
+create function sync.scan_waits_for_older(j sync.backfill_jobs) returns boolean
 language sql stable set search_path = ''
 as $$
-  select exists (
-    select from sync.backfill_segments s
-    join sync.backfill_jobs j on j.id = s.job_id
-    where j.status in ('pending', 'running') and j.checksum_run_id is null
-      and j.export_arn is null
-      and (s.status = 'pending' or (s.status = 'running' and s.lease_expires_at < now())))
+  select j.checksum_run_id is null and j.export_arn is null and exists (
+    select from sync.backfill_jobs o
+    where o.source_table = j.source_table and o.id < j.id
+      and o.status in ('pending', 'running')
+      and o.checksum_run_id is null and o.export_arn is null)
 $$;
+comment on function sync.scan_waits_for_older(sync.backfill_jobs) is
+  'Whether a Scan backfill waits for an older Scan backfill of its table still pending or running: one reads a table at a time, at its read budget.';
+revoke all on function sync.scan_waits_for_older(sync.backfill_jobs) from public;
 
 -- Replaces 20261128000500_backfill.sql's claim_segment(text), which
 -- 20261128001100_validator_segments.sql dropped: with p_run, a segment of that
@@ -92,6 +98,8 @@ begin
       and j.checksum_run_id is not distinct from p_run
       and j.export_arn is null
       and (s.status = 'pending' or (s.status = 'running' and s.lease_expires_at < now()))
+      -- Not a backfill while an older one of its table has not ended (above).
+      and not sync.scan_waits_for_older(j)
       -- Not a job whose reads are booked more than 20 s ahead: its segments in flight use
       -- its table's read budget already, and another one's first read would wait longer
       -- than a request can sleep (an isolate is killed at its wall-clock limit). It is

@@ -243,7 +243,10 @@ begin
 end
 $$;
 
--- Replaces 20261128002300_export_backfills.sql's: a sweep left to the workers is work too.
+-- Replaces 20261128000500_backfill.sql's: only Scan backfills wait for the import-worker
+-- (not validation runs' Scans, nor export backfills), and not one that waits for an
+-- older backfill of its table (sync.scan_waits_for_older, 20261128002300); a sweep left
+-- to the workers is work too.
 create or replace function sync.backfill_work_pending() returns boolean
 language sql stable set search_path = ''
 as $$
@@ -252,7 +255,8 @@ as $$
     join sync.backfill_jobs j on j.id = s.job_id
     where j.status in ('pending', 'running') and j.checksum_run_id is null
       and j.export_arn is null
-      and (s.status = 'pending' or (s.status = 'running' and s.lease_expires_at < now())))
+      and (s.status = 'pending' or (s.status = 'running' and s.lease_expires_at < now()))
+      and not sync.scan_waits_for_older(j))
     or sync.sweep_waiting()
 $$;
 

@@ -3,7 +3,7 @@
 -- a new one is queued, once.
 set client_min_messages = warning;
 begin;
-select plan(7);
+select plan(11);
 
 delete from sync.backfill_jobs;
 delete from sync.table_state;
@@ -35,6 +35,21 @@ select isnt((select job from second), (select job from first),
   'a job already reading may have passed the key: a new one');
 select is(sync.heal_table('firespring_visitors', 'four'), (select job from second),
   'queued once');
+
+-- One Scan backfill of a table reads at a time (sync.scan_waits_for_older): the first's
+-- segments all in flight, the second's wait, unclaimed, and wake nothing.
+update sync.backfill_segments
+set status = 'running', lease_owner = 'w0', lease_expires_at = now() + interval '1 minute'
+where job_id = (select job from first);
+select is((select count(*)::int from sync.claim_segment('w1')), 0,
+  'a newer backfill of the table is not claimed while an older one reads');
+select ok(not sync.backfill_work_pending(), 'nor is it work to wake the worker for');
+select is((select status from sync.backfill_jobs where id = (select job from second)), 'pending',
+  'it waits, pending, taking the heals asked for meanwhile');
+update sync.backfill_jobs set status = 'done', finished_at = now()
+where id = (select job from first);
+select is((select job_id from sync.claim_segment('w1')), (select job from second),
+  'once the older one has ended, the newer one reads');
 
 select * from finish();
 rollback;
