@@ -158,21 +158,17 @@ begin
       and j.checksum_run_id is null -- a validation run's Scan writes nothing
       -- A record's time is ApproximateCreationDateTime, rounded down to the clock's
       -- granularity: the change may be up to that much later.
-      -- A job not started yet will read the table as it is then: it covers any time. An
-      -- export's covers from its read time (its started_at, on DynamoDB's clock, as the
-      -- record's time is). A Scan's covers from its first read on DynamoDB's clock: its
-      -- earliest page's stamp (sync.backfill_segments.earliest_read_at, added by
-      -- 20261128004000_scan_stamps_from_dynamodb.sql), or, before it has one, its start
-      -- less a minute for the clocks' skew. Its start alone, on this database's clock,
-      -- let a job that began before the lost change count as its healer when the
-      -- database's clock ran ahead (found by a review of the clocks).
-      and case when j.started_at is null then 'infinity'::timestamptz
-               when j.export_arn is not null then j.started_at
-               else coalesce((select min(sg.earliest_read_at) from sync.backfill_segments sg
-                              where sg.job_id = j.id),
-                             j.started_at - interval '1 minute') end
-          >= coalesce(p_covers_until, now())
-             + (select value::interval from sync.settings where key = 'stream_clock_granularity')
+      -- A job not started yet will read the table as it is then: it covers any time. One
+      -- started covers from when it read the table from, on DynamoDB's clock, as the
+      -- record's time is (sync.backfill_read_from, 20261128004000_scan_stamps_from_dynamodb.sql:
+      -- an export's time, a Scan's earliest page stamp), the same time its end removes
+      -- unseen rows before. Its start alone, on this database's clock, let a job that
+      -- began before the lost change count as its healer when the database's clock ran
+      -- ahead (found by a review of the clocks). Strictly later: its end removes only
+      -- rows strictly older than that less the granularity.
+      and coalesce(sync.backfill_read_from(j), 'infinity'::timestamptz)
+          > coalesce(p_covers_until, now())
+            + (select value::interval from sync.settings where key = 'stream_clock_granularity')
     order by j.status = 'done' desc, j.id desc
     limit 1;
     if healer.id is null then

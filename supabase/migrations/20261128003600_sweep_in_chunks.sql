@@ -52,11 +52,14 @@ $$;
 -- next p_blocks blocks that the Scan did not see, removed with tombstones through the one
 -- merge (the same test as 20261128000500's sync.sweep_unseen, which this replaces, applied
 -- to the chunk, but for dead letters). A key is kept for a dead letter only when this
--- backfill met its item again (its page recorded the letter again: last_seen_at after
--- the job's start), the item then alive but unmappable; an open letter last seen before
--- the start keeps nothing, since the Scan not seeing its key means the item is gone (a
--- poison change, then a delete whose record was lost: the row must go, or the table stays
--- unequal to its source with its stale mark cleared). Returns whether the sweep is over,
+-- backfill met its item again (one of its pages recorded the letter: a Scan's letter,
+-- positioned at or after the job's first read), the item then alive but unmappable; any
+-- other open letter keeps nothing, since the Scan not seeing its key means the item is
+-- gone (a poison change, then a delete whose record was lost: the row must go, or the
+-- table stays unequal to its source with its stale mark cleared). A stream letter seen
+-- again during the backfill (a retried batch, a replay) says nothing of the item now: a
+-- review found it kept such a row when the letter's last sighting was the test.
+-- Returns whether the sweep is over,
 -- the job then done. With p_worker, the
 -- worker must hold the sweep (sync.claim_sweep; SY001 otherwise), and its lease is
 -- renewed; the last page's statement and the export command pass none.
@@ -94,13 +97,12 @@ begin
       p_job, p_worker using errcode = 'SY001';
   end if;
   select s.* into spec from sync.source_tables s where s.source_table = job.source_table;
-  -- The job's start, or its earliest page's stamp if earlier (DynamoDB's clock): a row a
-  -- page saw is stamped no earlier than that page, or kept a stream change at most the
-  -- granularity older. What is older than that, less the granularity, was not seen; its
-  -- delete is positioned there too, so a stream change after any page's read wins over it.
-  start_at := least(job.started_at,
-                    (select min(s.earliest_read_at) from sync.backfill_segments s
-                     where s.job_id = p_job));
+  -- The job's earliest page's stamp (DynamoDB's clock; sync.backfill_read_from,
+  -- 20261128004000_scan_stamps_from_dynamodb.sql): a row a page saw is stamped no earlier
+  -- than that page, or kept a stream change at most the granularity older. What is older
+  -- than that, less the granularity, was not seen; its delete is positioned there too, so
+  -- a stream change after any page's read wins over it.
+  start_at := sync.backfill_read_from(job);
   cutoff := start_at
             - (select value::interval from sync.settings where key = 'stream_clock_granularity');
   phase := job.sweep_state ->> 'phase';
@@ -119,7 +121,7 @@ begin
       and not exists (
         select from sync.dead_letters d
         where d.target_table = spec.target_table and d.row_key = o.row_key
-          and d.last_seen_at >= job.started_at);
+          and d.position_source = 'backfill' and d.position_at >= start_at);
   else
     -- Rows older than the cutoff, each as its delete; a collapsed table's as the delete of
     -- the observation it shows (one written here some other way has no live observation).
@@ -132,12 +134,12 @@ begin
       where not exists (
         select from sync.dead_letters d
         where d.target_table = %1$L and d.row_key = x.row_key
-          and d.last_seen_at >= $1)
+          and d.position_source = 'backfill' and d.position_at >= $1)
       $sql$, spec.target_table, sync.key_json_sql(spec.target_table, 't'),
       case when spec.collapsed
            then $o$jsonb_build_object('range_key', t.sync_range_key, 'rank', 0)$o$
            else $o$'{}'::jsonb$o$ end)
-    into changes using job.started_at, cutoff, first_block, next_block, start_at;
+    into changes using start_at, cutoff, first_block, next_block, start_at;
   end if;
   if changes is not null then
     select m.deleted into removed from sync.merge_changes(spec.target_table, changes) m;

@@ -16,8 +16,8 @@
 -- clock, the clock of the stream records, whatever the function's clock says. A stamp up
 -- to a second and a round trip early only makes the page win less often; each segment
 -- keeps its earliest stamp (earliest_read_at, by sync.checkpoint_segment's new
--- p_read_at), and the end removes only what is older than the job's start and than
--- that, less the granularity.
+-- p_read_at), and the end removes only what is older than the job's earliest stamp,
+-- less the granularity (sync.backfill_read_from, below).
 
 -- On a live project a lock this migration takes waits at most 5 s: it then fails, rather
 -- than hold every merge and read of the table behind it; push it again.
@@ -26,6 +26,30 @@ select set_config('lock_timeout', '5s', true);
 alter table sync.backfill_segments add column earliest_read_at timestamptz;
 comment on column sync.backfill_segments.earliest_read_at is
   'The earliest stamp of the segment''s pages (a Scan''s: DynamoDB''s clock); the backfill''s end removes only rows older than it, less the granularity.';
+
+-- When a backfill read the table from, on DynamoDB's clock (the stream records'): a
+-- Scan's earliest page stamp, or, before it has one, its start less a minute for the
+-- clocks' skew; an export's, its export time (its started_at); null before it starts.
+-- The one answer to two questions, so that they agree: which rows a backfill's end
+-- removes (those older than this, less the granularity, that no page saw) and which lost
+-- stream records a backfill heals (those older than this by the granularity,
+-- sync.record_stream_check). A review found the end counting from the job's start when
+-- that was earlier (on Postgres's clock), while the check counted from the first page:
+-- a delete lost between the two was taken as healed, and its row kept for good. Every
+-- row that no page saw and that is older than the first read was gone before any read
+-- (the pages are consistent reads), so its removal is right.
+create function sync.backfill_read_from(j sync.backfill_jobs) returns timestamptz
+language sql stable set search_path = ''
+as $$
+  select case when j.started_at is null then null
+              when j.export_arn is not null then j.started_at
+              else coalesce((select min(s.earliest_read_at) from sync.backfill_segments s
+                             where s.job_id = j.id),
+                            j.started_at - interval '1 minute') end
+$$;
+comment on function sync.backfill_read_from(sync.backfill_jobs) is
+  'When a backfill read the table from, on DynamoDB''s clock: its end removes what is older and unseen, and it heals the lost stream records older than this.';
+revoke all on function sync.backfill_read_from(sync.backfill_jobs) from public;
 
 -- Replaces 20261128003600_sweep_in_chunks.sql's (whole) with one more argument, the
 -- page's stamp (null for pages stamped otherwise: an export's, a validation's).

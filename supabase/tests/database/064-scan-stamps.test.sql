@@ -4,7 +4,7 @@
 -- second and a round trip earlier than the job's start on Postgres's.
 set client_min_messages = warning;
 begin;
-select plan(6);
+select plan(9);
 
 delete from sync.table_state;
 delete from sync.backfill_jobs;
@@ -44,6 +44,27 @@ select is((select status from sync.backfill_jobs where id = (select id from job)
 select is((select deleted_at from sync.tombstones where row_key = '{"segment_id": "gone"}'),
   (select started from t) - interval '0.8 seconds',
   'the removed row''s tombstone is positioned at the earliest page, not the later start: a change after any read wins over it');
+
+-- A job claimed a minute before its first read (its first page throttled past its
+-- retries): a row the stream changed between the two, whose delete was then lost, is
+-- removed by the job's end, and the lost-record check counts the job as that delete's
+-- healer: one time for both (sync.backfill_read_from), the job's first read.
+select sync.merge_changes('firespring_segments', jsonb_build_array(
+  jsonb_build_object('op', 'upsert', 'row', '{"segment_id": "between", "segment_name": "deleted, its record lost", "segment_criteria": {}}'::jsonb,
+    'seq', '20', 'changed_at', (select started from t) + interval '30 seconds', 'source', 'stream')));
+create temporary table job2 as select sync.start_backfill('firespring-backdoor-segments-dev', 1, false) as id;
+update sync.backfill_jobs set started_at = (select started from t), status = 'running'
+where id = (select id from job2);
+select segment from sync.claim_segment('w2');
+select sync.checkpoint_segment((select id from job2), 0, 'w2', null, 0, 0, true,
+                               (select started from t) + interval '64 seconds');
+select is(sync.backfill_read_from((select j from sync.backfill_jobs j where id = (select id from job2))),
+  (select started from t) + interval '64 seconds', 'the job read the table from its first page');
+select is((select count(*)::int from public.firespring_segments where segment_id = 'between'), 0,
+  'a row changed between the job''s start and its first read, seen by no page, is removed');
+select is(sync.record_stream_check('firespring_segments', 'arn:s1', '{}', 'a delete lost',
+                                   (select started from t) + interval '40 seconds'),
+  null::bigint, 'and the lost-record check takes the job as that delete''s healer: no other is queued');
 
 select * from finish();
 rollback;

@@ -26,7 +26,9 @@ select sync.merge_changes('firespring_segments', jsonb_build_array(
   jsonb_build_object('op', 'upsert', 'row', '{"segment_id": "replayed-before", "segment_name": "d", "segment_criteria": {}}'::jsonb,
     'seq', '6', 'changed_at', now() - interval '1 hour', 'source', 'stream'),
   jsonb_build_object('op', 'upsert', 'row', '{"segment_id": "failed-again", "segment_name": "e", "segment_criteria": {}}'::jsonb,
-    'seq', '7', 'changed_at', now() - interval '1 hour', 'source', 'stream')));
+    'seq', '7', 'changed_at', now() - interval '1 hour', 'source', 'stream'),
+  jsonb_build_object('op', 'upsert', 'row', '{"segment_id": "redelivered", "segment_name": "f", "segment_criteria": {}}'::jsonb,
+    'seq', '9', 'changed_at', now() - interval '1 hour', 'source', 'stream')));
 select sync.merge_changes('firespring_visitors', jsonb_build_array(
   jsonb_build_object('op', 'upsert', 'row', '{"visitor_id": "v1", "page_views": 1, "session_data": {}}'::jsonb,
     'seq', '10', 'changed_at', now() - interval '1 hour', 'source', 'stream', 'range_key', 100),
@@ -34,16 +36,21 @@ select sync.merge_changes('firespring_visitors', jsonb_build_array(
     'seq', '11', 'changed_at', now() - interval '1 hour', 'source', 'stream', 'range_key', 200),
   jsonb_build_object('op', 'upsert', 'row', '{"visitor_id": "v2", "page_views": 5, "session_data": {}}'::jsonb,
     'seq', '12', 'changed_at', now() - interval '1 hour', 'source', 'stream', 'range_key', 100)));
--- The sweep's dead-letter clause: a letter seen again since the backfill's start (its page
--- met the item, alive and unmappable) keeps its row; one last seen before does not,
--- whether open (a poison change, then a delete whose record was lost) or replayed.
-insert into sync.dead_letters (source_table, target_table, record, reason, row_key, last_seen_at, replayed_at)
+-- The sweep's dead-letter clause: a letter the backfill's own pages recorded (a Scan's,
+-- positioned at or after its first read: its page met the item, alive and unmappable)
+-- keeps its row; any other does not, whether open (a poison change, then a delete whose
+-- record was lost), replayed, or a stream letter seen again during the backfill (a
+-- retried batch: it says nothing of the item now).
+insert into sync.dead_letters (source_table, target_table, record, reason, row_key, last_seen_at,
+                               replayed_at, position_source, position_at)
 values ('firespring-backdoor-segments-dev', 'firespring_segments', '{}', 'poison', '{"segment_id": "dead-lettered"}',
-        now() - interval '1 day', null),
+        now() - interval '1 day', null, 'stream', now() - interval '1 day'),
        ('firespring-backdoor-segments-dev', 'firespring_segments', '{}', 'poison', '{"segment_id": "replayed-before"}',
-        now() - interval '1 hour', now() - interval '30 minutes'),
+        now() - interval '1 hour', now() - interval '30 minutes', 'backfill', now() - interval '1 hour'),
        ('firespring-backdoor-segments-dev', 'firespring_segments', '{}', 'poison', '{"segment_id": "failed-again"}',
-        now(), now() - interval '1 hour');
+        now(), now() - interval '1 hour', 'backfill', now()),
+       ('firespring-backdoor-segments-dev', 'firespring_segments', '{}', 'poison', '{"segment_id": "redelivered"}',
+        now(), null, 'stream', now() - interval '1 hour');
 
 select sync.mark_stale('firespring_segments', 'the stream lost records');
 select sync.start_backfill('firespring-backdoor-visitors-dev', 1, false);
@@ -66,13 +73,13 @@ select sync.merge_changes('firespring_segments', jsonb_build_array(
 select ok((select stale from sync.status where target_table = 'firespring_segments'),
   'the table is stale while its backfill runs');
 select lives_ok(
-  $$select sync.checkpoint_segment(job_id, segment, 'w1', null, 1, 1, true) from claimed$$,
+  $$select sync.checkpoint_segment(job_id, segment, 'w1', null, 1, 1, true, now()) from claimed$$,
   'the last segment of the segments backfill is done'
 );
 select results_eq(
   $$select segment_id, segment_name from public.firespring_segments order by 1$$,
   $$values ('failed-again'::text, 'e'::text), ('seen', 'new'), ('streamed-during', 'c')$$,
-  'the unseen old rows are gone, those whose letter was last seen before the backfill too (open or replayed); the seen one, the one streamed during the backfill and the one whose letter it met again stay'
+  'the unseen old rows are gone, those whose letter the backfill did not record too (open, replayed, or a stream letter seen again); the seen one, the one streamed during the backfill and the one whose letter its page recorded stay'
 );
 select results_eq(
   $$select row_key, sync_sequence, deleted_at = j.started_at
@@ -81,11 +88,12 @@ select results_eq(
     order by row_key ->> 'segment_id'$$,
   $$values ('{"segment_id": "dead-lettered"}'::jsonb, null::numeric, true),
            ('{"segment_id": "lost-delete"}'::jsonb, null::numeric, true),
+           ('{"segment_id": "redelivered"}'::jsonb, null::numeric, true),
            ('{"segment_id": "replayed-before"}'::jsonb, null::numeric, true)$$,
   'each removed row leaves a tombstone at the backfill''s start'
 );
 select is((select rows_removed from sync.backfill_jobs where source_table = 'firespring-backdoor-segments-dev'),
-  3::bigint, 'the job counts what it removed');
+  4::bigint, 'the job counts what it removed');
 select ok(not (select stale from sync.status where target_table = 'firespring_segments'),
   'the stale mark clears with the sweep');
 
@@ -112,7 +120,7 @@ select sync.merge_changes('firespring_visitors', jsonb_build_array(
   jsonb_build_object('op', 'upsert', 'row', '{"visitor_id": "v1", "page_views": 2, "session_data": {}}'::jsonb,
     'seq', null, 'changed_at', now(), 'source', 'backfill', 'range_key', 200)));
 select lives_ok(
-  $$select sync.checkpoint_segment(job_id, segment, 'w2', null, 1, 1, true) from claimed_v$$,
+  $$select sync.checkpoint_segment(job_id, segment, 'w2', null, 1, 1, true, now()) from claimed_v$$,
   'the visitors backfill is done'
 );
 select results_eq(
