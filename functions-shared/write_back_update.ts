@@ -229,12 +229,22 @@ export function planWriteBack(
         : columnToAttribute(columnSpec.type, after, item[attribute], column);
       write(attribute, value);
       // The column shows the first alternative the item has: emptied, it must have none,
-      // or the next one would show (and the edit, reported applied, would not).
+      // or the next one would show (and the edit, reported applied, would not). A NULL
+      // alternative goes with it; one holding a value is refused, not deleted: the row
+      // shows it in the catch-all column, which the edit did not touch (a review found an
+      // emptied action_type deleting the item's `type`, a value the admin never edited).
       if (value === undefined) {
         for (const other of from) {
-          if (other !== attribute && item[other] !== undefined && !keys.has(other)) {
-            write(other, undefined);
+          if (other === attribute || item[other] === undefined || keys.has(other)) continue;
+          if (item[other] !== null) {
+            return {
+              kind: "refused",
+              detail: `${where}: ${column} cannot be emptied: the item also holds ${other}, ` +
+                `which ${column} shows when ${attribute} is absent; emptying it would delete ` +
+                `${other} (shown in ${spec.catchAll}), which this edit did not change`,
+            };
           }
+          write(other, undefined);
         }
       }
     }

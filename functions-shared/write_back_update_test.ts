@@ -199,19 +199,21 @@ function actionTypePlan(after: string | null, raw: AttributeMap) {
   );
 }
 
-Deno.test("a column fed by alternatives, emptied, removes every alternative the item has", () => {
+Deno.test("a column fed by alternatives is not emptied by deleting another alternative's value: refused, naming both", () => {
+  // The row shows action_type "click" and, in action_data, type "view": emptied, the
+  // column would show "view" unless `type` went too, a value the admin never edited.
   const p = actionTypePlan(null, {
     action_id: { S: "a-1" },
     action_type: { S: "click" },
     type: { S: "view" },
   });
-  assert.equal(p.kind, "update");
-  if (p.kind !== "update") return;
-  assert.match(p.input.UpdateExpression!, /^REMOVE #a0, #a1$/);
-  assert.deepEqual(
-    [p.input.ExpressionAttributeNames!["#a0"], p.input.ExpressionAttributeNames!["#a1"]],
-    ["action_type", "type"],
+  assert.equal(p.kind, "refused");
+  if (p.kind !== "refused") return;
+  assert.match(
+    p.detail,
+    /firespring_actions .*a-1.*: action_type cannot be emptied: the item also holds type, which action_type shows when action_type is absent; emptying it would delete type \(shown in action_data\), which this edit did not change$/,
   );
+  assert.ok(!p.detail.includes("view"), "no value in the detail");
 });
 
 Deno.test("an older action's NULL action_type gives way to its type: an edit goes where the row shows it", () => {

@@ -21,7 +21,7 @@ insert into sync.settings (key, value, description) values (
   'Admin edits of mirror rows: on (recorded and written back to DynamoDB), off (refused: the sync would undo them), cutover (kept, not written back: Supabase is the source of truth).'
 ), (
   'write_back_max_attempts', '8',
-  'Attempts of one write-back (throttling, 5xx, no credentials, item gone) before it is recorded as failed.'
+  'Attempts of one write-back (throttling, 5xx, no credentials) before it is recorded as failed (an item gone is a conflict at once).'
 );
 
 create table sync.write_backs (
