@@ -72,8 +72,11 @@ as $$
   select case
     when p_value is null then 'null'::jsonb
     when pg_typeof(p_value) = 'jsonb'::regtype then p_value::text::jsonb
+    -- Through JSON's ISO 8601 text, which no session's DateStyle changes: the value's own
+    -- text form read back can name another instant (DateStyle SQL in Asia/Kolkata writes
+    -- "IST", which Postgres reads as Israel's; found by a review of the write-back).
     when pg_typeof(p_value) = 'timestamp with time zone'::regtype then
-      to_jsonb(to_char(p_value::text::timestamptz at time zone 'UTC',
+      to_jsonb(to_char((to_jsonb(p_value) #>> '{}')::timestamptz at time zone 'UTC',
                        'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'))
     else to_jsonb(p_value::text)
   end

@@ -4,7 +4,7 @@
 -- counts, and who may read sync.write_backs.
 set client_min_messages = warning;
 begin;
-select plan(68);
+select plan(69);
 
 -- Start from no write-backs (end-to-end runs leave theirs; all of this is rolled back).
 delete from sync.write_backs;
@@ -358,6 +358,14 @@ update sync.write_backs set updated_at = now() - interval '31 days', restore_due
 where id = (select min(id) from sync.write_backs);
 select is((sync.purge_expired() ->> 'write_backs')::int, 1,
   'the purge is one kind of retention''s run (every minute, sync-retention)');
+
+-- A timestamp is kept as the instant it is, whatever the session's DateStyle and zone:
+-- read back from its own text, "IST" (Asia/Kolkata in DateStyle SQL) is Israel's.
+set local datestyle = 'SQL, DMY';
+set local timezone = 'Asia/Kolkata';
+select is(sync.write_back_value('2026-12-02 01:00:00+00'::timestamptz),
+  '"2026-12-02T01:00:00.000000Z"'::jsonb,
+  'a timestamp''s kept value does not depend on the session''s DateStyle');
 
 select * from finish();
 rollback;
