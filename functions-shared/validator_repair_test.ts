@@ -7,7 +7,13 @@
 import assert from "node:assert/strict";
 import type { ValidatorDeps } from "./checksum_validator.ts";
 import { byTargetTable } from "./table_registry.ts";
-import { fakeDynamo, fakeSql, type SentCommand, type Statement } from "./testing_fakes.ts";
+import {
+  fakeCpuMeter,
+  fakeDynamo,
+  fakeSql,
+  type SentCommand,
+  type Statement,
+} from "./testing_fakes.ts";
 import { repairKeys } from "./validator_repair.ts";
 
 const SEEN = "2026-02-01T12:00:00.000Z";
@@ -138,4 +144,23 @@ Deno.test("no divergent key reads nothing and merges nothing", async () => {
   );
   assert.deepEqual(skipped, []);
   assert.equal(db.matching("sync.merge_changes").length, 0);
+});
+
+Deno.test("each key's mapping is a measured step of the isolate's CPU meter, when there is one", async () => {
+  const segments = byTargetTable("firespring_segments")!;
+  const db = repairDb();
+  const dynamo = fakeDynamo((c: SentCommand) => ({
+    Item: { segment_id: (c.input.Key as { segment_id: unknown }).segment_id, value: { N: "1" } },
+  }));
+  const cpu = fakeCpuMeter();
+  await repairKeys({ ...deps(db, dynamo), cpu }, segments, [
+    { kind: "different", key: { segment_id: "a" } },
+    { kind: "different", key: { segment_id: "b" } },
+  ], SEEN);
+  assert.equal(
+    cpu.steps,
+    2,
+    "a partition may be megabytes: a hosted meter sees only measured steps",
+  );
+  assert.equal(db.merged.length, 2);
 });

@@ -439,6 +439,21 @@ Deno.test("a run stops at its CPU allowance, each edit charged, and says more ma
   assert.deepEqual(released, due.slice(edits).map((d) => d.id), "the rest go back untried");
 });
 
+Deno.test("an edit's planning is a measured step of the isolate's CPU: large items stop a run sooner", async () => {
+  // A meter that counts 30 ms for each measured step (a large item's mapping and plan),
+  // as the estimating meter counts a step by its wall time.
+  const due = Array.from({ length: 30 }, (_, i) => ({ ...claimed, id: String(200 + i) }));
+  const database = db(due);
+  const dynamo = fakeDynamo((c) => (c.name === "GetItemCommand" ? { Item: item } : {}));
+  const cpu = fakeCpuMeter(0, 30);
+  const report = await runWriteBacks(
+    deps(database.sql, { reader: dynamo.dynamo, writer: dynamo.dynamo, cpu, runCpuMs: 100 }),
+  );
+  assert.equal(cpu.steps, 3, "each edit's plan measured");
+  assert.deepEqual(report, { applied: 3, conflict: 0, failed: 0, retrying: 0, more: true });
+  assert.equal(cpu.usedMs(), 3 * (30 + EDIT_CPU_MS));
+});
+
 Deno.test("a spent write-back is ended whatever the allowance; the untried ones go back", async () => {
   const spentRow = { ...claimed, id: "50", status: "failed", detail: "gave up after 8 attempts" };
   const database = db([{ ...claimed, id: "40" }, spentRow, { ...claimed, id: "60" }]);

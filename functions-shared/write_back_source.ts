@@ -10,6 +10,7 @@
 import { GetItemCommand, QueryCommand } from "./dynamo_commands.ts";
 import type { DynamoClient } from "./dynamo_http.ts";
 import type postgres from "postgres";
+import type { CpuMeter } from "./cpu_meter.ts";
 import type { ValidatorDeps } from "./checksum_validator.ts";
 import { type AttributeMap, fromDynamo } from "./dynamo_decoder.ts";
 import type { TableSpec } from "./table_registry.ts";
@@ -24,6 +25,8 @@ export interface SourceDeps {
   sql: postgres.Sql;
   /** The reader's client of a region (GetItem and Query, consistent). */
   reader: (region: string) => DynamoClient;
+  /** The isolate's CPU meter: a restore's mapping is a measured step of it. */
+  cpu?: CpuMeter;
 }
 
 /**
@@ -114,7 +117,7 @@ export async function restore(
       `select to_char(clock_timestamp() at time zone 'UTC',
                       'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as seen_at`,
     );
-    const validatorDeps: ValidatorDeps = { sql: deps.sql, dynamo: deps.reader };
+    const validatorDeps: ValidatorDeps = { sql: deps.sql, dynamo: deps.reader, cpu: deps.cpu };
     const unmappable = await repairKeys(validatorDeps, spec, [{
       kind: "different",
       key: edit.rowKey,
