@@ -438,6 +438,21 @@ Deno.test("a segment waiting long for its turn holds its lease as it waits, and 
   );
 });
 
+Deno.test("a Scan's lease is held before each of the client's own retries: its attempts may outlast it", async () => {
+  const db = backfillDb([claim()]);
+  // The client retries twice (a silent connection, say) before the page answers.
+  const dynamo = fakeDynamo(async (c) => {
+    await c.beforeRetry?.();
+    await c.beforeRetry?.();
+    return { Items: [item("a")] };
+  });
+  const { deps } = workerDeps(db, dynamo, { pacing: fakeClock(), wallBudgetMs: 60_000 });
+  await runWorker(deps, "worker-a");
+  const holds = db.matching("update sync.backfill_segments s set lease_expires_at");
+  assert.equal(holds.length, 2, "one hold before each retry");
+  assert.deepEqual(holds[0].values, ["7", 1, "worker-a"]);
+});
+
 Deno.test("a turn that comes after the request's wall-clock budget is not slept into: the segment and its turn are given back at the deadline, and the run hands on", async () => {
   // The turn is 200 s away; the request may run 30 s more.
   const db = backfillDb([claim()], { turns: [{ wait_ms: 200_000, units: 40 }] });

@@ -153,10 +153,14 @@ export class DynamoClient {
     return this.#config.region;
   }
 
-  /** Sends `command`; its answer with `$metadata`, or throws the last error. */
+  /**
+   * Sends `command`; its answer with `$metadata`, or throws the last error.
+   * `beforeRetry` runs before each of the client's own retries (a backfill's segment holds
+   * its lease there: the attempts of one request may outlast it); its failure is ignored.
+   */
   async send<I, O>(
     command: Command<I, O>,
-    options: { abortSignal?: AbortSignal } = {},
+    options: { abortSignal?: AbortSignal; beforeRetry?: () => Promise<void> } = {},
   ): Promise<O & { $metadata: ResponseMetadata }> {
     const about = what(command.target, command.input);
     if (!this.#config.credentials) {
@@ -187,6 +191,7 @@ export class DynamoClient {
       const base = retry === "throttling" ? 1000 : 25;
       const waitMs = Math.random() * Math.min(base * 2 ** (attempt - 1), MAX_BACKOFF_MS);
       await (this.#config.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms))))(waitMs);
+      await options.beforeRetry?.().catch(() => {});
     }
   }
 

@@ -146,6 +146,26 @@ Deno.test("an InternalServerError is retried until the attempts are spent, then 
   }
 });
 
+Deno.test("beforeRetry runs before each of the client's retries, never before the first attempt; its failure stops nothing", async () => {
+  const fake = fakeDynamo([{ status: 500, type: "InternalServerError" }]);
+  let held = 0;
+  try {
+    await assert.rejects(
+      fake.client.send(get, {
+        beforeRetry: () => {
+          held++;
+          return Promise.reject(new Error("the hold failed"));
+        },
+      }),
+      (e: DynamoError) => e.name === "InternalServerError",
+    );
+    assert.equal(fake.seen.length, DYNAMO_MAX_ATTEMPTS);
+    assert.equal(held, DYNAMO_MAX_ATTEMPTS - 1, "once before each retry");
+  } finally {
+    await fake.close();
+  }
+});
+
 Deno.test("a throttled request is retried after a backoff of base 1 s, and then succeeds", async () => {
   const fake = fakeDynamo([
     { status: 400, type: "ProvisionedThroughputExceededException" },

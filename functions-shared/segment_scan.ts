@@ -214,6 +214,10 @@ export async function scanSegments(
               ConsistentRead: deps.consistentRead ?? true,
               ReturnConsumedCapacity: "TOTAL",
             }),
+            // Each of the client's attempts may wait 30 s for a silent connection, five of
+            // them longer than the lease: it is held before each retry (a review found a
+            // segment taken over, and read twice, while its first worker still retried).
+            { beforeRetry: () => holdLease(claim).then(() => {}) },
           );
         },
         async (error, waitMs) => {

@@ -113,6 +113,8 @@ export function fakeSql(respond: Responder): FakeSql {
 export interface SentCommand {
   name: string;
   input: Record<string, unknown>;
+  /** What the sender asked to run before each of the client's retries (dynamo_http.ts). */
+  beforeRetry?: () => Promise<void>;
 }
 
 /**
@@ -130,8 +132,15 @@ export function fakeDynamo(
   const sent: SentCommand[] = [];
   const regions: string[] = [];
   const client = {
-    send: (command: { constructor: { name: string }; input: Record<string, unknown> }) => {
-      const recorded = { name: command.constructor.name, input: structuredClone(command.input) };
+    send: (
+      command: { constructor: { name: string }; input: Record<string, unknown> },
+      options?: { beforeRetry?: () => Promise<void> },
+    ) => {
+      const recorded: SentCommand = {
+        name: command.constructor.name,
+        input: structuredClone(command.input),
+        ...(options?.beforeRetry ? { beforeRetry: options.beforeRetry } : {}),
+      };
       sent.push(recorded);
       return Promise.resolve().then(() => respond(recorded));
     },
