@@ -189,6 +189,17 @@ export async function runWorker(deps: WorkerDeps, worker: string): Promise<RunRe
   // passed the budget has a higher one, cpu_meter.ts): then `retired()` holds, so a lane
   // whose wait for a turn ends gives its segment back.
   const cancel = inFlight.onCpuPast(budgetMs, () => lanesOfRun.stop());
+  // A backfill's end left to the workers moves on by one chunk at each run's start, not
+  // only once no segment is left to claim: a small table's end behind a long Scan of
+  // another (the visitors at 100x, most of an hour) kept its job running, its table stale
+  // and its validations waiting all that time (found by a review of the backfill). A
+  // chunk that fails is counted by sweepDue and does not keep this run from its Scans.
+  let chunkAsked = false;
+  await sweepDue(deps.sql, worker, () => {
+    const spent = chunkAsked || retired();
+    chunkAsked = true;
+    return spent;
+  }, log).catch((error) => log(`a backfill's end could not move on: ${(error as Error).message}`));
   for (let i = 0; i < lanes; i++) lanesOfRun.add(lane(i));
   const { total, failure } = await lanesOfRun.settle();
   cancel();

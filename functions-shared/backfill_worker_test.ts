@@ -403,6 +403,18 @@ Deno.test("a page is stamped with its answer's Date less the round trip, whateve
   assert.equal(checkpoint.values[8], stamp, "and the segment's earliest stamp kept");
 });
 
+Deno.test("a run moves a waiting end on by one chunk before its Scans, not only once no segment is left", async () => {
+  const db = backfillDb([claim()], { sweeps: ["41"] });
+  const dynamo = fakeDynamo(() => ({ Items: [item("a")] }));
+  const { deps } = workerDeps(db, dynamo);
+  await runWorker(deps, "worker-a");
+  const texts = db.statements.map((s) => s.text);
+  const chunk = texts.findIndex((t) => t.includes("sync.sweep_unseen_chunk("));
+  const claimed = texts.findIndex((t) => t.includes("sync.claim_segment("));
+  assert.ok(chunk >= 0 && claimed > chunk, "the end's chunk, then the claim of a segment");
+  assert.equal(dynamo.sent.length, 1, "and the segment is read");
+});
+
 Deno.test("with no segment left, a run sweeps the ends left to the workers, each chunk its own statement", async () => {
   const db = backfillDb([], { sweeps: ["41", "42"] });
   const dynamo = fakeDynamo(() => ({ Items: [] }));
