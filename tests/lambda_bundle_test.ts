@@ -252,7 +252,9 @@ Deno.test("the largest batch Lambda hands the zip (6 MB of records) is forwarded
       AWS_ENDPOINT_URL_SECRETS_MANAGER: secrets.endpoint,
       ...FORWARDER_CREDENTIALS,
       AWS_REGION: "us-east-1",
-    }).finally(() => secrets.close());
+      // The deployed timeout (lambda_timeout, 60 s): 6 MB signed, sent and parsed by the
+      // webhook's side took more than 10 s on a loaded machine.
+    }, 60_000).finally(() => secrets.close());
     assert.deepEqual(run.result, { batchItemFailures: [] }, run.logs);
     assert.deepEqual(bodies, [10]);
     const bare = await bareNodePeakMb();

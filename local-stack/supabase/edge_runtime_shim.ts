@@ -40,6 +40,7 @@ import process from "node:process";
 import { DRAIN_SIGNAL, MEMORY_REPORT_MS, memoryReportLine, RETIRE_SIGNALS } from "./edge_limits.ts";
 import {
   FUNCTION_NAME_ENV,
+  GATEWAY_PID_ENV,
   OUTBOUND_CALL_HEADER,
   refusalMessage,
   REFUSED_RETRY_HEADER,
@@ -60,8 +61,11 @@ process.cpuUsage = () => {
 };
 
 // The gateway is the isolate's parent: should it die without stopping the isolate (killed,
-// or the test that ran it ended), the isolate ends too instead of lingering.
-const gateway = Deno.ppid;
+// or the test that ran it ended), the isolate ends too instead of lingering. Its pid is
+// given (GATEWAY_PID_ENV): the parent read at boot is already another if it died first.
+const givenGateway = envOrEmpty(GATEWAY_PID_ENV);
+if (givenGateway) Deno.env.delete(GATEWAY_PID_ENV);
+const gateway = Number(givenGateway) || Deno.ppid;
 Deno.unrefTimer(setInterval(() => {
   if (Deno.ppid !== gateway) Deno.exit(0);
 }, 1_000));

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { DENO_BIN, ROOT } from "../config.ts";
+import { GATEWAY_PID_ENV } from "./function_calls.ts";
 
 /**
  * Runs `code` in a Deno process with the shim preloaded, as an isolate runs; its exit.
@@ -206,7 +207,7 @@ Deno.test("an isolate whose gateway died ends within seconds", async () => {
     const out = await new Deno.Command("bash", {
       args: [
         "-c",
-        `"${DENO_BIN}" run -A --preload "${shim}" "${main}" >/dev/null 2>&1 & echo $!; sleep 1; kill -9 $$`,
+        `${GATEWAY_PID_ENV}=$$ "${DENO_BIN}" run -A --preload "${shim}" "${main}" >/dev/null 2>&1 & echo $!; sleep 1; kill -9 $$`,
       ],
       stdout: "piped",
     }).output();

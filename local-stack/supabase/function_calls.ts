@@ -37,6 +37,12 @@ import { FixedWindows } from "./fixed_windows.ts";
  * environment before the function's code runs (hosted functions have no such variable).
  */
 export const FUNCTION_NAME_ENV = "LOCAL_EDGE_FUNCTION_NAME";
+/**
+ * The gateway's pid, for the shim alone (removed as the name is): the isolate ends once
+ * its parent is another process. Read from its parent at boot instead, a gateway that
+ * died while the isolate booted (seconds, on a loaded machine) was never noticed.
+ */
+export const GATEWAY_PID_ENV = "LOCAL_EDGE_GATEWAY_PID";
 /** Set by the shim on a function's call of a function: the calling function's name. */
 export const OUTBOUND_CALL_HEADER = "x-local-outbound-call";
 /** Set by the gateway on a call it refused: the milliseconds until the budget resets. */

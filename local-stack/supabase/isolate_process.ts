@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { DENO_BIN, HOST, ROOT } from "../config.ts";
 import { portOpen, sleep } from "../processes.ts";
 import type { IsolatePool, IsolateProcess } from "./edge_isolates.ts";
-import { FUNCTION_NAME_ENV } from "./function_calls.ts";
+import { FUNCTION_NAME_ENV, GATEWAY_PID_ENV } from "./function_calls.ts";
 import { LogLimits } from "./log_limits.ts";
 import {
   DRAIN_SIGNAL,
@@ -107,7 +107,7 @@ export function spawnIsolate(fn: IsolateSpec, id: number): IsolateProcess {
       join(ROOT, "local-stack", "supabase", "edge_runtime_shim.ts"),
       join(fn.dir, "index.ts"),
     ],
-    env: { ...fn.env(port), [FUNCTION_NAME_ENV]: fn.name },
+    env: { ...fn.env(port), [FUNCTION_NAME_ENV]: fn.name, [GATEWAY_PID_ENV]: String(Deno.pid) },
     clearEnv: true,
     stdin: "null",
     stdout: "piped",
