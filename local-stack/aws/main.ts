@@ -162,7 +162,9 @@ Deno.serve({
 }, async (request) => {
   const path = new URL(request.url).pathname;
   if (request.method === "GET" && path === "/_stack/stream-times") {
-    return Response.json(streamTimes.counts());
+    return Response.json(
+      streamTimes.counts(new URL(request.url).searchParams.get("key") ?? undefined),
+    );
   }
   // The mark of the stand-in's own follow-ups (errors.ts) is not a client's to send.
   if (request.headers.has(FOLLOW_UP_HEADER)) {

@@ -72,7 +72,12 @@ export interface StreamTimeCounts {
   straddled: number;
   /** The last few unmatched records: table, key, event and sequence number. */
   recentUnmatched: string[];
+  /** Of the last {@link UNMATCHED_KEPT} unmatched records, those whose key held the part asked. */
+  unmatchedWithKey?: number;
 }
+
+/** How many unmatched records are remembered, for a count of those of some keys. */
+export const UNMATCHED_KEPT = 10_000;
 
 interface Write {
   forwardedAt: number;
@@ -233,15 +238,25 @@ export class StreamTimes {
           `${record.eventName} ${record.dynamodb?.SequenceNumber}`,
       );
     }
-    this.#recentUnmatched.splice(0, Math.max(0, this.#recentUnmatched.length - 10));
+    this.#recentUnmatched.splice(0, Math.max(0, this.#recentUnmatched.length - UNMATCHED_KEPT));
     this.#counts.matched += matched;
     this.#counts.unmatched += unmatched;
     return { matched, unmatched };
   }
 
-  /** The counts so far. */
-  counts(): StreamTimeCounts {
-    return { ...this.#counts, recentUnmatched: [...this.#recentUnmatched] };
+  /**
+   * The counts so far, with the last few unmatched records; with `keyPart`, also how many
+   * of the last {@link UNMATCHED_KEPT} unmatched records' keys hold it (a test's own keys,
+   * whatever records of other tests the poller reads meanwhile).
+   */
+  counts(keyPart?: string): StreamTimeCounts {
+    return {
+      ...this.#counts,
+      recentUnmatched: this.#recentUnmatched.slice(-10),
+      ...(keyPart === undefined
+        ? {}
+        : { unmatchedWithKey: this.#recentUnmatched.filter((r) => r.includes(keyPart)).length }),
+    };
   }
 
   /** Forgets writes older than `keepMs`. */

@@ -95,6 +95,10 @@ Deno.test("a record no single write explains keeps DynamoDB Local's minute and i
   assert.deepEqual(counts, { matched: 0, unmatched: 4, straddled: 0 });
   assert.equal(recentUnmatched.length, 4);
   assert.match(recentUnmatched[3], /^other\/actions \{"id":\{"S":"a"\}\} MODIFY 0+12$/);
+  // Counted by a part of their keys: a test's own, whatever else the poller read.
+  assert.equal(times.counts('"S":"a"').unmatchedWithKey, 4);
+  assert.equal(times.counts('"S":"b"').unmatchedWithKey, 0);
+  assert.equal(times.counts().unmatchedWithKey, undefined);
 });
 
 Deno.test("read in order, repeated images are told apart by the records before them", () => {
