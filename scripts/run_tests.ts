@@ -108,12 +108,21 @@ async function pgTap(databaseUrl: string): Promise<void> {
  * writes cannot change them: they run beside those files.
  */
 async function schemaChecks(databaseUrl: string): Promise<void> {
-  const remote = `--remote=${databaseUrl}`;
+  // A connection that cannot be made fails in 30 s, not the kernel's two minutes of SYN
+  // retries, and is tried again (below).
+  const url = new URL(databaseUrl);
+  url.searchParams.set("connect_timeout", "30");
+  const remote = `--remote=${url}`;
   // Off the critical path: they end long before the end-to-end files (StepOptions). Under
   // `nice` on a loaded machine the CLI's connection may time out before Postgres answers
-  // ("failed to connect to ...: Connection timed out", seen once): run once more then.
+  // ("failed to connect to ...: Connection timed out"; twice in a row, 130 s each, on a
+  // machine twice as slow as usual): run again then, up to four runs in all.
   const schemaStep = (name: string, command: string, args: string[]) =>
-    step(name, command, args, undefined, { ...BACKGROUND_STEP, retryOn: /failed to connect to/ });
+    step(name, command, args, undefined, {
+      ...BACKGROUND_STEP,
+      retryOn: /failed to connect to/,
+      attempts: 4,
+    });
   const advisors = ["db", "advisors", remote, "--level", "info", "--type"];
   await Promise.all([
     schemaStep("advisors (security)", SUPABASE, [...advisors, "security", "--fail-on", "info"]),

@@ -73,11 +73,13 @@ export interface StepOptions {
    */
   background?: boolean;
   /**
-   * A failure whose output matches this is run once more (the check could not reach what
+   * A failure whose output matches this is run again (the check could not reach what
    * it checks, e.g. a connection that timed out on a loaded machine): see
    * {@link runRetrying}.
    */
   retryOn?: RegExp;
+  /** How many runs {@link retryOn} allows in all (2 unless said). */
+  attempts?: number;
 }
 
 /** The options of a step off the critical path ({@link StepOptions.background}). */
@@ -125,28 +127,29 @@ export async function runCaptured(
 }
 
 /**
- * {@link runCaptured}, and once more when it failed with output matching
- * `options.retryOn`: the answer is the second run's, its output after the first's (kept
- * for the log, marked), its CPU both runs'. `last` is the last run's output alone.
+ * {@link runCaptured}, and again while it fails with output matching `options.retryOn`,
+ * up to `options.attempts` runs (2), 5 s apart: the answer is the last run's, its output
+ * after the earlier ones' (kept for the log, marked), its CPU all runs'. `last` is the
+ * last run's output alone.
  */
 export async function runRetrying(
   command: string,
   args: string[],
   options: StepOptions = {},
+  pauseMs = 5_000,
 ): Promise<{ code: number; output: string; cpu: number; last: string }> {
-  const first = await runCaptured(command, args, options);
-  if (first.code === 0 || !options.retryOn?.test(first.output)) {
-    return { ...first, last: first.output };
+  let run = await runCaptured(command, args, options);
+  let output = run.output;
+  let cpu = run.cpu;
+  for (let attempt = 2; attempt <= (options.attempts ?? 2); attempt++) {
+    if (run.code === 0 || !options.retryOn?.test(run.output)) break;
+    await new Promise((resolve) => setTimeout(resolve, pauseMs));
+    run = await runCaptured(command, args, options);
+    output = `${output.trimEnd()}\n--- it could not reach what it checks: run once more ---\n` +
+      run.output;
+    cpu += run.cpu;
   }
-  const again = await runCaptured(command, args, options);
-  return {
-    code: again.code,
-    output:
-      `${first.output.trimEnd()}\n--- it could not reach what it checks: run once more ---\n` +
-      again.output,
-    cpu: first.cpu + again.cpu,
-    last: again.output,
-  };
+  return { code: run.code, output, cpu, last: run.output };
 }
 
 /** The user + system seconds GNU time wrote (`%U %S`) to `file`, which it then removes. */

@@ -79,7 +79,7 @@ Deno.test("runRetrying runs a failure once more only when its output matches ret
     // Fails with a connection timeout the first time, then passes.
     const flaky = `if [ -e ${dir}/ran ]; then echo fine; else touch ${dir}/ran; ` +
       "echo 'failed to connect to postgres: Connection timed out'; exit 1; fi";
-    const retried = await runRetrying("sh", ["-c", flaky], { retryOn: /failed to connect to/ });
+    const retried = await runRetrying("sh", ["-c", flaky], { retryOn: /failed to connect to/ }, 0);
     assert.equal(retried.code, 0);
     assert.equal(retried.last.trim(), "fine");
     assert.match(retried.output, /Connection timed out[\s\S]*run once more[\s\S]*fine/);
@@ -87,9 +87,19 @@ Deno.test("runRetrying runs a failure once more only when its output matches ret
     await Deno.remove(`${dir}/ran`);
     const lint = await runRetrying("sh", ["-c", `touch ${dir}/ran; echo 'warning: x'; exit 1`], {
       retryOn: /failed to connect to/,
-    });
+    }, 0);
     assert.equal(lint.code, 1);
     assert.doesNotMatch(lint.output, /run once more/);
+    // Up to `attempts` runs in all, while each fails to connect.
+    const counter = `${dir}/runs`;
+    const never = `echo x >> ${counter}; echo 'failed to connect to postgres'; exit 1`;
+    const spent = await runRetrying("sh", ["-c", never], {
+      retryOn: /failed to connect to/,
+      attempts: 4,
+    }, 0);
+    assert.equal(spent.code, 1);
+    assert.equal((await Deno.readTextFile(counter)).trim().split("\n").length, 4);
+    assert.equal(spent.output.match(/run once more/g)?.length, 3);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
