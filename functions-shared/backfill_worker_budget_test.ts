@@ -451,6 +451,24 @@ Deno.test("a Scan's lease is held before each of the client's own retries: its a
   const holds = db.matching("update sync.backfill_segments s set lease_expires_at");
   assert.equal(holds.length, 2, "one hold before each retry");
   assert.deepEqual(holds[0].values, ["7", 1, "worker-a"]);
+
+  // A hold that finds the lease another's stops the read: the segment is left to it.
+  const lost = backfillDb([claim()], { hold: () => [] });
+  let aborted = false;
+  const abortable = fakeDynamo(async (c) => {
+    await c.beforeRetry?.();
+    aborted = c.abortSignal?.aborted ?? false;
+    throw Object.assign(new Error("The signal has been aborted"), { name: "AbortError" });
+  });
+  const { deps: lostDeps, lines } = workerDeps(lost, abortable, {
+    pacing: fakeClock(),
+    wallBudgetMs: 60_000,
+  });
+  await runWorker(lostDeps, "worker-a");
+  assert.ok(aborted, "the send was aborted");
+  assert.ok(lines.some((l) => /its lease was taken over while its read was retried/.test(l)));
+  assert.equal(lost.matching("sync.release_segment").length, 0, "nothing given back: not its own");
+  assert.equal(lost.matching("sync.checkpoint_segment").length, 0);
 });
 
 Deno.test("a turn that comes after the request's wall-clock budget is not slept into: the segment and its turn are given back at the deadline, and the run hands on", async () => {

@@ -63,7 +63,8 @@ export function deadLetterFingerprint(letter: DeadLetter): string {
 
 /**
  * Records dead letters, one row per record: a record seen again (same fingerprint)
- * counts in times_seen and last_seen_at, and a Scan copy keeps the later read time. A
+ * counts in times_seen and last_seen_at, and a Scan copy keeps the later read time and
+ * who read it then (a backfill's page, a repair). A
  * dead letter already replayed stays closed when its record comes again: the replay
  * applied that record, and the same stream record or the same content brings nothing
  * new (docs/sync-semantics.md, "Bad input"). Except a person's direct request: one sent
@@ -84,6 +85,7 @@ export async function recordDeadLetters(
       seen.reason = safeText(l.reason);
       if ((l.position?.changedAt ?? "") > String(seen.position_at ?? "")) {
         seen.position_at = l.position?.changedAt;
+        seen.position_source = l.position?.source ?? seen.position_source;
       }
       continue;
     }
@@ -121,6 +123,13 @@ export async function recordDeadLetters(
            position_at = case when d.replayed_at is not null and excluded.position_source = 'direct'
                               then excluded.position_at
                               else greatest(d.position_at, excluded.position_at) end,
+           -- Who saw it at that position: a Scan's item and a repair's read share a
+           -- fingerprint (the content), and a backfill's end spares a key only for its
+           -- own pages' letters (…3600_sweep_in_chunks.sql), so the latest sighting's.
+           position_source = case when d.position_at is null
+                                    or excluded.position_at >= d.position_at
+                                  then coalesce(excluded.position_source, d.position_source)
+                                  else d.position_source end,
            record = case when d.replayed_at is not null and excluded.position_source = 'direct'
                          then excluded.record else d.record end,
            record_text = case when d.replayed_at is not null and excluded.position_source = 'direct'

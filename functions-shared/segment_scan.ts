@@ -192,6 +192,9 @@ export async function scanSegments(
     // may be at its capacity, so the job's next read catches nothing up (read_turns.ts).
     let retried = false;
     const client = deps.dynamo(claim.region);
+    // Aborted once a hold between the client's retries finds the lease another's: the
+    // segment is that worker's, and reading on would only spend the table's budget twice.
+    const taken = new AbortController();
     try {
       page = await withBackoff(
         () => {
@@ -217,7 +220,12 @@ export async function scanSegments(
             // Each of the client's attempts may wait 30 s for a silent connection, five of
             // them longer than the lease: it is held before each retry (a review found a
             // segment taken over, and read twice, while its first worker still retried).
-            { beforeRetry: () => holdLease(claim).then(() => {}) },
+            {
+              abortSignal: taken.signal,
+              beforeRetry: async () => {
+                if (!await holdLease(claim)) taken.abort();
+              },
+            },
           );
         },
         async (error, waitMs) => {
@@ -233,6 +241,12 @@ export async function scanSegments(
         pacing,
       );
     } catch (error) {
+      if (taken.signal.aborted) {
+        // Its turn, unused (a read that failed spent nothing), goes back to the job.
+        await work.turns.settle?.(claim, null, turn.units)?.catch(() => {});
+        log(`${where}: its lease was taken over while its read was retried; left to its holder`);
+        return "done";
+      }
       if (error instanceof ScanGaveUp) {
         // Counted, with its cause, while the segment is still this worker's (a job whose
         // attempts never get past the throttle fails naming why once it has lasted more

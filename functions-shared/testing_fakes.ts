@@ -115,6 +115,8 @@ export interface SentCommand {
   input: Record<string, unknown>;
   /** What the sender asked to run before each of the client's retries (dynamo_http.ts). */
   beforeRetry?: () => Promise<void>;
+  /** The signal the sender may abort the request with. */
+  abortSignal?: AbortSignal;
 }
 
 /**
@@ -134,12 +136,13 @@ export function fakeDynamo(
   const client = {
     send: (
       command: { constructor: { name: string }; input: Record<string, unknown> },
-      options?: { beforeRetry?: () => Promise<void> },
+      options?: { beforeRetry?: () => Promise<void>; abortSignal?: AbortSignal },
     ) => {
       const recorded: SentCommand = {
         name: command.constructor.name,
         input: structuredClone(command.input),
         ...(options?.beforeRetry ? { beforeRetry: options.beforeRetry } : {}),
+        ...(options?.abortSignal ? { abortSignal: options.abortSignal } : {}),
       };
       sent.push(recorded);
       return Promise.resolve().then(() => respond(recorded));

@@ -12,6 +12,9 @@ Deno.test("Retry-After as seconds", () => {
 Deno.test("Retry-After as an HTTP date: the time until it, none once it is past", () => {
   assert.equal(retryAfterMs("Wed, 02 Dec 2026 01:00:30 GMT", NOW), 30_000);
   assert.equal(retryAfterMs("Wed, 02 Dec 2026 00:59:00 GMT", NOW), 0);
+  // The obsolete forms a recipient must accept too (RFC 9110 5.6.7).
+  assert.equal(retryAfterMs("Wednesday, 02-Dec-26 01:00:30 GMT", NOW), 30_000, "RFC 850");
+  assert.equal(retryAfterMs("Wed Dec  2 01:00:30 2026", NOW), 30_000, "asctime, in GMT");
 });
 
 Deno.test("a Retry-After that is neither form asks for no wait", () => {

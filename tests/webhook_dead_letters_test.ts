@@ -13,6 +13,12 @@ import {
   streamRecord,
 } from "./stack_clients.ts";
 import { countSegments, segment, SEGMENTS } from "./webhook_fixtures.ts";
+import {
+  deadLetterFingerprint,
+  recordDeadLetters,
+} from "../functions-shared/dead_letter_writer.ts";
+import { mapScannedItem } from "../functions-shared/record_mapping.ts";
+import { byTargetTable } from "../functions-shared/table_registry.ts";
 
 Deno.test("a batch applies what maps and dead-letters the rest, whole, with the reason", async () => {
   const prefix = `mixed-${crypto.randomUUID()}-`;
@@ -155,6 +161,52 @@ Deno.test("a dead letter is replayed once its record is fixed", async () => {
     assert.equal(closed.replay_result, "applied");
     const none = await (await replay({ ids: [Number(letter.id)] })).json();
     assert.equal(none.considered, 0, "a replayed dead letter is not replayed again");
+  } finally {
+    await sql.end();
+  }
+});
+
+Deno.test("an item's dead letter says who saw it last: a backfill's page after a repair's read, not before", async () => {
+  // A Scan's item and a repair's read of it share a fingerprint (its content); a
+  // backfill's end spares a key only for a letter its own pages recorded.
+  const actions = byTargetTable("firespring_actions")!;
+  const item = {
+    action_id: { S: `seen-${crypto.randomUUID()}` },
+    timestamp: { S: "not a number" },
+  };
+  const read = (at: string, source: "backfill" | "repair") => {
+    const mapped = mapScannedItem(actions, item, new Date(at), source);
+    assert.ok(!mapped.ok);
+    return mapped.deadLetter;
+  };
+  const sql = connectDb();
+  try {
+    const sighting = async (at: string, source: "backfill" | "repair") => {
+      await sql.begin((tx) => recordDeadLetters(tx, [read(at, source)]));
+      const [letter] = await sql`
+        select position_source, position_at, times_seen from sync.dead_letters
+        where fingerprint = ${deadLetterFingerprint(read(at, source))}`;
+      return [
+        letter.position_source,
+        (letter.position_at as Date).toISOString(),
+        letter.times_seen,
+      ];
+    };
+    assert.deepEqual(await sighting("2026-12-01T10:00:00Z", "repair"), [
+      "repair",
+      "2026-12-01T10:00:00.000Z",
+      1,
+    ]);
+    assert.deepEqual(
+      await sighting("2026-12-01T11:00:00Z", "backfill"),
+      ["backfill", "2026-12-01T11:00:00.000Z", 2],
+      "a backfill's page after the repair's read",
+    );
+    assert.deepEqual(
+      await sighting("2026-12-01T09:00:00Z", "repair"),
+      ["backfill", "2026-12-01T11:00:00.000Z", 3],
+      "an older read changes neither",
+    );
   } finally {
     await sql.end();
   }

@@ -110,20 +110,18 @@ comment on function sync.stream_records_applied_of(text, text[]) is
 
 -- Records one run of the lost-record check for a table and, when it found a problem,
 -- marks the table stale (which queues the healing backfill) unless a backfill whose
--- data is as of p_covers_until (plus the clock's granularity: the time of a stream record
--- is rounded down) or later is pending, running or done: a Scan backfill
--- reads every item as it is when its Scan runs, so it heals every change made before it
--- was queued (a record the webhook will never apply, e.g. one sent to the on-failure
--- queue, is thus healed once, not again every hour until the stream drops it). An
--- export's backfill holds the table as of its read time (its export time less the two
--- minutes within which its items may lie), its started_at
--- (20261128002300_export_backfills.sql), which is earlier than its queueing: hence the
--- earlier of the two. A covering job not yet done leaves the table stale until it is
+-- data is as of p_covers_until (plus two granularities: the time of a stream record is
+-- rounded down, and the row it leaves may be stamped within that second) or later is
+-- pending, running or done: a Scan backfill reads every item as it is when its Scan runs,
+-- so it heals every change made before it read (a record the webhook will never apply,
+-- e.g. one sent to the on-failure queue, is thus healed once, not again every hour until
+-- the stream drops it). When a backfill read the table from is sync.backfill_read_from
+-- (20261128004000_scan_stamps_from_dynamodb.sql): an export's read time, a Scan's
+-- earliest page. A covering job not yet done leaves the table stale until it is
 -- (cleared when it ends done; still stale, naming the problem, if it fails or is
 -- cancelled). A backfill not started yet reads the table as it is when it starts, so it
 -- covers any time (else every hourly check of a problem covered from now, a table with
--- no stream, queued another while the last still waited); one started covers from its
--- start. A table already stale is linked to the newest healer, its mark and first reason
+-- no stream, queued another while the last still waited). A table already stale is linked to the newest healer, its mark and first reason
 -- kept: left stale by a failed job, a later job heals it, and a newer problem's healer is
 -- the one whose end clears it. Returns the backfill job queued, or null. Purges noted
 -- records older than 48 hours, of every stream.
@@ -164,11 +162,13 @@ begin
       -- an export's time, a Scan's earliest page stamp), the same time its end removes
       -- unseen rows before. Its start alone, on this database's clock, let a job that
       -- began before the lost change count as its healer when the database's clock ran
-      -- ahead (found by a review of the clocks). Strictly later: its end removes only
-      -- rows strictly older than that less the granularity.
+      -- ahead (found by a review of the clocks). Later by two granularities: the record's
+      -- time is rounded down by one, and the row it leaves may be stamped by a read
+      -- (unrounded) within that second; the job's end removes only rows older than its
+      -- read less one (a review of this round's commits).
       and coalesce(sync.backfill_read_from(j), 'infinity'::timestamptz)
-          > coalesce(p_covers_until, now())
-            + (select value::interval from sync.settings where key = 'stream_clock_granularity')
+          >= coalesce(p_covers_until, now())
+             + 2 * (select value::interval from sync.settings where key = 'stream_clock_granularity')
     order by j.status = 'done' desc, j.id desc
     limit 1;
     if healer.id is null then

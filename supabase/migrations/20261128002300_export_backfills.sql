@@ -74,6 +74,24 @@ comment on function sync.scan_waits_for_older(sync.backfill_jobs) is
   'Whether a Scan backfill waits for an older Scan backfill of its table still pending or running: one reads a table at a time, at its read budget.';
 revoke all on function sync.scan_waits_for_older(sync.backfill_jobs) from public;
 
+-- Since when a backfill could run: its request, or the end of the last older Scan
+-- backfill of its table it waited for (sync.scan_waits_for_older). What counts a job as
+-- under way (a validation waits for it) or as stalled (failed after tombstone_retention)
+-- counts from this: a job that waited its turn an hour is not an hour old when it starts
+-- (a review found a validation woken by the older job's end, and Scanning beside it).
+create function sync.backfill_ready_since(j sync.backfill_jobs) returns timestamptz
+language sql stable set search_path = ''
+as $$
+  select greatest(j.requested_at, (
+    select max(o.finished_at) from sync.backfill_jobs o
+    where j.checksum_run_id is null and j.export_arn is null
+      and o.source_table = j.source_table and o.id < j.id
+      and o.checksum_run_id is null and o.export_arn is null))
+$$;
+comment on function sync.backfill_ready_since(sync.backfill_jobs) is
+  'Since when a backfill could run: its request, or the end of the older Scan backfill of its table it waited for.';
+revoke all on function sync.backfill_ready_since(sync.backfill_jobs) from public;
+
 -- Replaces 20261128000500_backfill.sql's claim_segment(text), which
 -- 20261128001100_validator_segments.sql dropped: with p_run, a segment of that
 -- validation run's Scan; without, of a Scan backfill (never an export's). The candidate

@@ -199,11 +199,14 @@ begin
                        to_char(p.at at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS "UTC"'),
                        (select s.value from sync.settings s where s.key = 'tombstone_retention'))
     from (
-      select j2.id, greatest(j2.requested_at,
+      -- A job waiting for an older one of its table (sync.scan_waits_for_older) is not
+      -- stalled: the older one's own test fails it, and this one counts from its end.
+      select j2.id, greatest(sync.backfill_ready_since(j2),
                (select max(s.updated_at) from sync.backfill_segments s where s.job_id = j2.id),
                (j2.sweep_state ->> 'at')::timestamptz) as at
       from sync.backfill_jobs j2
       where j2.status in ('pending', 'running') and j2.checksum_run_id is null
+        and not sync.scan_waits_for_older(j2)
     ) p
     where j.id = p.id and p.at < now() - sync.retention_setting('tombstone_retention')
       and j.status in ('pending', 'running')

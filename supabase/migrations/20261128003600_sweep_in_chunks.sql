@@ -263,7 +263,9 @@ as $$
 $$;
 
 -- Replaces 20261128003000_validations_wait_for_backfills.sql's: a backfill whose end a
--- worker ran within 15 minutes is under way too (its segments are all done by then).
+-- worker ran within 15 minutes is under way too (its segments are all done by then); one
+-- that waited for an older backfill of its table counts from that one's end
+-- (sync.backfill_ready_since, 20261128002300).
 create or replace function sync.validation_waits_for_backfill(p_run bigint) returns boolean
 language sql stable set search_path = ''
 as $$
@@ -272,7 +274,7 @@ as $$
     join sync.source_tables t on t.target_table = c.target_table
     join sync.backfill_jobs j on j.source_table = t.source_table
     where c.id = p_run and j.checksum_run_id is null and j.status in ('pending', 'running')
-      and (j.requested_at > now() - interval '15 minutes'
+      and (sync.backfill_ready_since(j) > now() - interval '15 minutes'
            or (j.sweep_state ->> 'at')::timestamptz > now() - interval '15 minutes'
            or exists (
              select from sync.backfill_segments s

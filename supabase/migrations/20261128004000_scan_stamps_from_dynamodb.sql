@@ -28,8 +28,10 @@ comment on column sync.backfill_segments.earliest_read_at is
   'The earliest stamp of the segment''s pages (a Scan''s: DynamoDB''s clock); the backfill''s end removes only rows older than it, less the granularity.';
 
 -- When a backfill read the table from, on DynamoDB's clock (the stream records'): a
--- Scan's earliest page stamp, or, before it has one, its start less a minute for the
--- clocks' skew; an export's, its export time (its started_at); null before it starts.
+-- Scan's earliest page stamp once every segment being read has one, and before that no
+-- later than its start less a minute for the clocks' skew (the first page of a segment
+-- being read, read earlier than the pages stamped so far, may still be committing); an
+-- export's, its export time (its started_at); null before it starts.
 -- The one answer to two questions, so that they agree: which rows a backfill's end
 -- removes (those older than this, less the granularity, that no page saw) and which lost
 -- stream records a backfill heals (those older than this by the granularity,
@@ -43,9 +45,13 @@ language sql stable set search_path = ''
 as $$
   select case when j.started_at is null then null
               when j.export_arn is not null then j.started_at
-              else coalesce((select min(s.earliest_read_at) from sync.backfill_segments s
-                             where s.job_id = j.id),
-                            j.started_at - interval '1 minute') end
+              else (select case when bool_and(s.earliest_read_at is not null
+                                              or s.status <> 'running')
+                                then coalesce(min(s.earliest_read_at),
+                                              j.started_at - interval '1 minute')
+                                else least(min(s.earliest_read_at),
+                                           j.started_at - interval '1 minute') end
+                    from sync.backfill_segments s where s.job_id = j.id) end
 $$;
 comment on function sync.backfill_read_from(sync.backfill_jobs) is
   'When a backfill read the table from, on DynamoDB''s clock: its end removes what is older and unseen, and it heals the lost stream records older than this.';

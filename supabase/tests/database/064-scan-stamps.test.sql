@@ -4,7 +4,7 @@
 -- second and a round trip earlier than the job's start on Postgres's.
 set client_min_messages = warning;
 begin;
-select plan(9);
+select plan(11);
 
 delete from sync.table_state;
 delete from sync.backfill_jobs;
@@ -65,6 +65,30 @@ select is((select count(*)::int from public.firespring_segments where segment_id
 select is(sync.record_stream_check('firespring_segments', 'arn:s1', '{}', 'a delete lost',
                                    (select started from t) + interval '40 seconds'),
   null::bigint, 'and the lost-record check takes the job as that delete''s healer: no other is queued');
+
+-- While a segment being read has no stamp yet, its first page (read before the pages
+-- stamped so far, perhaps) may still be committing: the job counts as reading from no
+-- later than its start less a minute. And a lost record is healed only by a job that read
+-- two granularities after it: a record's time is rounded down, and the row it leaves may
+-- be stamped within that second.
+delete from sync.backfill_jobs;
+create temporary table job3 as select sync.start_backfill('firespring-backdoor-segments-dev', 2, false) as id;
+update sync.backfill_jobs set started_at = (select started from t), status = 'running'
+where id = (select id from job3);
+update sync.backfill_segments
+set status = 'running', lease_owner = 'w3', lease_expires_at = now() + interval '1 minute'
+where job_id = (select id from job3);
+select sync.checkpoint_segment((select id from job3), 0, 'w3', '{"segment_id": {"S": "m"}}', 1, 0, false,
+                               (select started from t) + interval '100 seconds');
+select is(sync.backfill_read_from((select j from sync.backfill_jobs j where id = (select id from job3))),
+  (select started from t) - interval '1 minute',
+  'a segment being read without a stamp yet: no later than the start less a minute');
+select sync.checkpoint_segment((select id from job3), 1, 'w3', '{"segment_id": {"S": "n"}}', 1, 0, false,
+                               (select started from t) + interval '105 seconds');
+select isnt(sync.record_stream_check('firespring_segments', 'arn:s1', '{}', 'a record lost',
+                                     (select started from t) + interval '98.5 seconds'),
+  null::bigint,
+  'a job that read 1.5 s after a lost record''s (rounded) time does not heal it: another is queued');
 
 select * from finish();
 rollback;

@@ -5,7 +5,7 @@
 -- run alone; the backfill's end wakes it.
 set client_min_messages = warning;
 begin;
-select plan(15);
+select plan(18);
 
 delete from public.sync_checksums;
 delete from sync.backfill_jobs;
@@ -76,6 +76,30 @@ select ok((select progress_at = now() from public.sync_checksums where id = (sel
   'and marks its progress, so the reaper counts from now');
 select is(sync.claim_validation((select visitors from runs), 'w1'), 'scan', 'the run scans now');
 select ok(not sync.validation_waits_for_backfill((select visitors from runs)), 'nothing waits any more');
+
+-- A backfill that waited its turn behind an older one of its table
+-- (sync.scan_waits_for_older) counts from that one's end, not from its request: the
+-- older one's end leaves the run waiting for the newer one, which reads next, and the
+-- newer one is not failed as stalled while it waits.
+delete from net.http_request_queue;
+create temporary table late as
+select sync.start_validation('firespring_actions', false, 2, 10) as run,
+       sync.start_backfill('firespring-backdoor-actions-dev', 2, false) as older,
+       sync.start_backfill('firespring-backdoor-actions-dev', 2, false) as newer;
+update sync.backfill_jobs set requested_at = now() - interval '3 days'
+where id in ((select older from late), (select newer from late));
+update sync.backfill_segments set updated_at = now() - interval '3 days'
+where job_id = (select newer from late);
+update sync.backfill_segments set status = 'running', lease_owner = 'import-worker-y',
+                                  lease_expires_at = now() + interval '1 minute'
+where job_id = (select older from late) and segment = 0;
+select is(sync.fail_stalled_backfills(), '[]'::jsonb,
+  'a backfill waiting three days behind a live older one is not failed as stalled');
+update sync.backfill_jobs set status = 'done', finished_at = now() where id = (select older from late);
+select is((select count(*)::int from net.http_request_queue), 0,
+  'the older backfill''s end calls no validator: the newer one reads next');
+select ok(sync.validation_waits_for_backfill((select run from late)),
+  'the run waits for the newer one, which counts from the older one''s end');
 
 select * from finish();
 rollback;

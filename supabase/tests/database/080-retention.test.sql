@@ -422,16 +422,17 @@ select is((select status from sync.backfill_jobs where source_table = 'firesprin
 delete from sync.backfill_jobs where source_table = 'firespring-backdoor-searches-dev';
 
 -- A backfill that has made no progress for longer than tombstones are kept fails, saying
--- so, and holds its table's tombstones no longer.
+-- so, and holds its table's tombstones no longer. (Of a table whose older backfills are
+-- gone: one that ended since counts as when this one could start, sync.backfill_ready_since.)
 insert into sync.backfill_jobs (source_table, total_segments, status, requested_at, started_at)
-values ('firespring-backdoor-actions-dev', 1, 'running', now() - interval '4 days', now() - interval '4 days');
+values ('firespring-backdoor-searches-dev', 1, 'running', now() - interval '4 days', now() - interval '4 days');
 insert into sync.backfill_segments (job_id, segment, status, updated_at)
 select id, 0, 'pending', now() - interval '3 days' from sync.backfill_jobs where status = 'running';
 select is(
   (select jsonb_array_length(sync.purge_expired() -> 'stalled_backfills_failed')), 1,
   'the purge fails a backfill without progress for longer than tombstone_retention, and says which');
 select matches(
-  (select error from sync.backfill_jobs where source_table = 'firespring-backdoor-actions-dev'
+  (select error from sync.backfill_jobs where source_table = 'firespring-backdoor-searches-dev'
    order by id desc limit 1),
   '^no progress since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC, longer than tombstones are kept \(tombstone_retention, 48 hours\): its workers stopped; start the backfill again$',
   'its error says why and what to do');
