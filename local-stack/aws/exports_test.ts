@@ -72,6 +72,14 @@ function setup(
 
 const errorType = (json: Body) => String(json.__type).split("#")[1];
 
+/** Turns point-in-time recovery on for the table, as an export needs. */
+async function pitrOn(call: ReturnType<typeof setup>["call"]): Promise<void> {
+  await call("UpdateContinuousBackups", {
+    TableName: "things",
+    PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+  });
+}
+
 Deno.test("an export needs point-in-time recovery on, and the table's own ARN", async () => {
   const { call } = setup(1);
   let answer = await call("ExportTableToPointInTime", { TableArn: TABLE_ARN, S3Bucket: "exports" });
@@ -92,10 +100,7 @@ Deno.test("an export needs point-in-time recovery on, and the table's own ARN", 
 
 Deno.test("an export stays IN_PROGRESS for a while, then its files read back as the table's items", async () => {
   const { call, objects, tick } = setup(5);
-  await call("UpdateContinuousBackups", {
-    TableName: "things",
-    PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
-  });
+  await pitrOn(call);
   tick(1000);
   const started = await call("ExportTableToPointInTime", {
     TableArn: TABLE_ARN,
@@ -178,10 +183,7 @@ Deno.test("an export stays IN_PROGRESS for a while, then its files read back as 
 
 Deno.test("an empty table's export has one data file of no bytes, which reads back as no item", async () => {
   const { call, objects, tick } = setup(0);
-  await call("UpdateContinuousBackups", {
-    TableName: "things",
-    PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
-  });
+  await pitrOn(call);
   const started = await call("ExportTableToPointInTime", {
     TableArn: TABLE_ARN,
     S3Bucket: "exports",
@@ -204,10 +206,7 @@ Deno.test("an empty table's export has one data file of no bytes, which reads ba
 
 Deno.test("an export to a bucket that does not exist ends FAILED with S3NoSuchBucket", async () => {
   const { call, tick } = setup(1);
-  await call("UpdateContinuousBackups", {
-    TableName: "things",
-    PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
-  });
+  await pitrOn(call);
   const started = await call("ExportTableToPointInTime", { TableArn: TABLE_ARN, S3Bucket: "nope" });
   tick(5000);
   await new Promise((resolve) => setTimeout(resolve, 10));
@@ -226,10 +225,7 @@ Deno.test("an export to a bucket that does not exist ends FAILED with S3NoSuchBu
 
 Deno.test("an ExportTime before PITR or in the past is refused", async () => {
   const { call, tick } = setup(2);
-  await call("UpdateContinuousBackups", {
-    TableName: "things",
-    PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
-  });
+  await pitrOn(call);
   tick(10_000);
   const early = await call("ExportTableToPointInTime", {
     TableArn: TABLE_ARN,
@@ -301,10 +297,7 @@ Deno.test("an export request that fails after it took effect is found again by i
     decideError: (target) =>
       target.endsWith("ExportTableToPointInTime") ? decisions.shift() ?? "none" : "none",
   });
-  await call("UpdateContinuousBackups", {
-    TableName: "things",
-    PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
-  });
+  await pitrOn(call);
   const request = { TableArn: TABLE_ARN, S3Bucket: "exports", ClientToken: "token-1" };
   const first = await call("ExportTableToPointInTime", request);
   assert.equal(first.status, 500, "the export started, its answer lost");
@@ -507,10 +500,7 @@ Deno.test("an export is written as its requester: one whose key may not put the 
       return keyId === "local" ? "User: ... is not authorized to perform: s3:PutObject" : null;
     },
   });
-  await call("UpdateContinuousBackups", {
-    TableName: "things",
-    PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
-  });
+  await pitrOn(call);
   const started = await call("ExportTableToPointInTime", {
     TableArn: TABLE_ARN,
     S3Bucket: "exports",
