@@ -38,7 +38,8 @@ export async function sweepJob(
 
 /**
  * Runs the ends of Scan backfills left to the workers, one at a time under a lease
- * (`sync.claim_sweep`: a worker that finds every one held ends with nothing to do),
+ * (`sync.claim_sweep`: a worker that finds every one held ends with nothing to do; with
+ * `idleSeconds`, only one whose last chunk ran longer ago than that),
  * until none waits ("none") or `spent()` ("budget": the sweep is given back, and the
  * caller hands on). A chunk that fails is counted (`sync.note_sweep_failure`: the fifth
  * in a row fails the job, naming the cause) and the error thrown, unless the database
@@ -50,11 +51,12 @@ export async function sweepDue(
   worker: string,
   spent: () => boolean,
   log: (line: string) => void,
+  idleSeconds = 0,
 ): Promise<"none" | "budget"> {
   while (true) {
     if (spent()) return "budget";
     const [{ job }] = await sql<{ job: string | null }[]>`
-      select sync.claim_sweep(${worker})::text as job`;
+      select sync.claim_sweep(${worker}, make_interval(secs => ${idleSeconds}))::text as job`;
     if (job === null) return "none";
     let ended: "over" | "budget";
     try {

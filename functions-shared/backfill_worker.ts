@@ -111,6 +111,9 @@ async function wakeAnotherIfUseful(deps: WorkerDeps): Promise<void> {
   if (state.wake) await deps.wake();
 }
 
+/** How long a backfill's end waits, no chunk run, before a run's start moves it on. */
+export const SWEEP_IDLE_SECONDS = 60;
+
 /**
  * Runs until no segment waits or the budget is spent: `segmentsPerRun` lanes, each
  * claiming and scanning one segment at a time. The first lane to find the budget spent
@@ -189,17 +192,25 @@ export async function runWorker(deps: WorkerDeps, worker: string): Promise<RunRe
   // passed the budget has a higher one, cpu_meter.ts): then `retired()` holds, so a lane
   // whose wait for a turn ends gives its segment back.
   const cancel = inFlight.onCpuPast(budgetMs, () => lanesOfRun.stop());
-  // A backfill's end left to the workers moves on by one chunk at each run's start, not
-  // only once no segment is left to claim: a small table's end behind a long Scan of
-  // another (the visitors at 100x, most of an hour) kept its job running, its table stale
-  // and its validations waiting all that time (found by a review of the backfill). A
-  // chunk that fails is counted by sweepDue and does not keep this run from its Scans.
+  // A backfill's end left to the workers that no chunk moved on for a minute moves on by
+  // one chunk at a run's start, not only once no segment is left to claim: a small
+  // table's end behind a long Scan of another (the visitors at 100x, most of an hour) kept
+  // its job running, its table stale and its validations waiting all that time (found by
+  // a review of the backfill). Not sooner: a chunk at every run's start delayed the runs'
+  // Scans (the bench's small tables took 9 s instead of 4). A chunk that fails is counted
+  // by sweepDue and does not keep this run from its Scans.
   let chunkAsked = false;
-  await sweepDue(deps.sql, worker, () => {
-    const spent = chunkAsked || retired();
-    chunkAsked = true;
-    return spent;
-  }, log).catch((error) => log(`a backfill's end could not move on: ${(error as Error).message}`));
+  await sweepDue(
+    deps.sql,
+    worker,
+    () => {
+      const spent = chunkAsked || retired();
+      chunkAsked = true;
+      return spent;
+    },
+    log,
+    SWEEP_IDLE_SECONDS,
+  ).catch((error) => log(`a backfill's end could not move on: ${(error as Error).message}`));
   for (let i = 0; i < lanes; i++) lanesOfRun.add(lane(i));
   const { total, failure } = await lanesOfRun.settle();
   cancel();

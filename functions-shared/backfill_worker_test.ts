@@ -6,7 +6,7 @@
  */
 
 import assert from "node:assert/strict";
-import { runWorker } from "./backfill_worker.ts";
+import { runWorker, SWEEP_IDLE_SECONDS } from "./backfill_worker.ts";
 import { awsError, type fakeCpuMeter, fakeDynamo } from "./testing_fakes.ts";
 import {
   backfillDb,
@@ -413,6 +413,11 @@ Deno.test("a run moves a waiting end on by one chunk before its Scans, not only 
   const claimed = texts.findIndex((t) => t.includes("sync.claim_segment("));
   assert.ok(chunk >= 0 && claimed > chunk, "the end's chunk, then the claim of a segment");
   assert.equal(dynamo.sent.length, 1, "and the segment is read");
+  assert.equal(
+    db.matching("sync.claim_sweep(")[0].values[1],
+    SWEEP_IDLE_SECONDS,
+    "only an end no chunk moved on for a while",
+  );
 });
 
 Deno.test("with no segment left, a run sweeps the ends left to the workers, each chunk its own statement", async () => {

@@ -190,8 +190,11 @@ as $$
 $$;
 
 -- Takes the end of a Scan backfill left to the workers, the oldest first, for p_worker
--- for 2 minutes (each chunk renews it); null when none waits.
-create function sync.claim_sweep(p_worker text) returns bigint
+-- for 2 minutes (each chunk renews it); null when none waits. With p_idle, only an end
+-- whose last chunk ran longer ago than that (an import-worker run's start takes one
+-- chunk of such an end, functions-shared/backfill_worker.ts).
+create function sync.claim_sweep(p_worker text, p_idle interval default '0 seconds')
+returns bigint
 language sql set search_path = ''
 as $$
   update sync.backfill_jobs j
@@ -202,6 +205,7 @@ as $$
     where c.sweep_state is not null and c.status = 'running' and c.checksum_run_id is null
       and c.export_arn is null
       and coalesce((c.sweep_state ->> 'expires')::timestamptz, '-infinity') < now()
+      and coalesce((c.sweep_state ->> 'at')::timestamptz, '-infinity') <= now() - p_idle
     order by c.id
     limit 1
     for update skip locked)
@@ -374,5 +378,5 @@ $$;
 drop function sync.sweep_unseen(bigint);
 
 revoke all on function sync.sweep_unseen_chunk(bigint, integer, text), sync.sweep_waiting(),
-  sync.claim_sweep(text), sync.release_sweep(bigint, text),
+  sync.claim_sweep(text, interval), sync.release_sweep(bigint, text),
   sync.note_sweep_failure(bigint, text, text), sync.sweep_walk(text, regclass) from public;

@@ -5,7 +5,7 @@
 -- and the stale mark cleared only at the end; the workers see a sweep left to them.
 set client_min_messages = warning;
 begin;
-select plan(21);
+select plan(23);
 
 delete from sync.table_state;
 delete from sync.backfill_jobs;
@@ -49,6 +49,14 @@ select results_eq(
   $$values ('running'::text, 1, true, 'w1'::text, true)$$,
   'the job still runs, its walk one block further (the block may hold other files'' dead rows only), its holder''s');
 select sync.release_sweep((select id from job), 'w1');
+select is(sync.claim_sweep('w2', interval '60 seconds'), null,
+  'a run''s start takes no end whose last chunk ran within the minute');
+update sync.backfill_jobs
+set sweep_state = sweep_state || jsonb_build_object('at', now() - interval '2 minutes')
+where id = (select id from job);
+select is(sync.claim_sweep('w2', interval '60 seconds'), (select id from job),
+  'one no chunk moved on for longer, it does');
+select sync.release_sweep((select id from job), 'w2');
 select is(sync.claim_sweep('w2'), (select id from job), 'given back, the next worker takes it');
 
 -- A validation of the table waits while the sweep moves.
