@@ -34,7 +34,7 @@ comment on column sync.backfill_segments.earliest_read_at is
 -- export's, its export time (its started_at); null before it starts.
 -- The one answer to two questions, so that they agree: which rows a backfill's end
 -- removes (those older than this, less the granularity, that no page saw) and which lost
--- stream records a backfill heals (those older than this by the granularity,
+-- stream records a backfill heals (those older than this by two granularities,
 -- sync.record_stream_check). A review found the end counting from the job's start when
 -- that was earlier (on Postgres's clock), while the check counted from the first page:
 -- a delete lost between the two was taken as healed, and its row kept for good. Every
