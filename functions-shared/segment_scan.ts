@@ -194,7 +194,7 @@ export async function scanSegments(
     const client = deps.dynamo(claim.region);
     // Aborted once a hold between the client's retries finds the lease another's: the
     // segment is that worker's, and reading on would only spend the table's budget twice.
-    const taken = new AbortController();
+    const leaseLost = new AbortController();
     try {
       page = await withBackoff(
         () => {
@@ -221,9 +221,9 @@ export async function scanSegments(
             // them longer than the lease: it is held before each retry (a review found a
             // segment taken over, and read twice, while its first worker still retried).
             {
-              abortSignal: taken.signal,
+              abortSignal: leaseLost.signal,
               beforeRetry: async () => {
-                if (!await holdLease(claim)) taken.abort();
+                if (!await holdLease(claim)) leaseLost.abort();
               },
             },
           );
@@ -241,7 +241,7 @@ export async function scanSegments(
         pacing,
       );
     } catch (error) {
-      if (taken.signal.aborted) {
+      if (leaseLost.signal.aborted) {
         // Its turn, unused (a read that failed spent nothing), goes back to the job.
         await work.turns.settle?.(claim, null, turn.units)?.catch(() => {});
         log(`${where}: its lease was taken over while its read was retried; left to its holder`);

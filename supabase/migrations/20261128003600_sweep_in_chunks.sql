@@ -127,7 +127,7 @@ begin
     -- the observation it shows (one written here some other way has no live observation).
     execute format($sql$
       select jsonb_agg(jsonb_build_object('op', 'delete', 'row', x.row_key, 'seq', null,
-               'changed_at', $5, 'source', 'backfill') || x.observation)
+               'changed_at', $1, 'source', 'backfill') || x.observation)
       from (select %2$s as row_key, %3$s as observation from public.%1$I t
             where t.ctid >= format('(%%s,0)', $3)::tid and t.ctid < format('(%%s,0)', $4)::tid
               and t.sync_changed_at < $2) x
@@ -139,7 +139,7 @@ begin
       case when spec.collapsed
            then $o$jsonb_build_object('range_key', t.sync_range_key, 'rank', 0)$o$
            else $o$'{}'::jsonb$o$ end)
-    into changes using start_at, cutoff, first_block, next_block, start_at;
+    into changes using start_at, cutoff, first_block, next_block;
   end if;
   if changes is not null then
     select m.deleted into removed from sync.merge_changes(spec.target_table, changes) m;
