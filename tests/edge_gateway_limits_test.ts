@@ -17,6 +17,13 @@ import { isolateLinesSince } from "../local-stack/supabase/isolate_log.ts";
 import { WORKER_LIMIT_BODY } from "../local-stack/supabase/edge_limits.ts";
 import { eventually } from "./eventually.ts";
 
+/**
+ * CPU limits far above anything these tests burn, for the tests of another limit: an
+ * isolate's CPU counts its boot, which a loaded machine can take past the hosted 1 s soft
+ * limit (and allocating 400 MB past the 2 s hard one) before the limit under test is met.
+ */
+const ROOMY_CPU = { EDGE_CPU_SOFT_MS: "60000", EDGE_CPU_HARD_MS: "60000" };
+
 /** A gateway of the test's own, serving the test functions, with `limits`. */
 async function startGateway(limits: Record<string, string>) {
   const listener = Deno.listen({ hostname: HOST, port: 0 });
@@ -108,13 +115,15 @@ Deno.test("past the hard CPU limit the request answers 546 WORKER_LIMIT and the 
 });
 
 Deno.test("past the soft CPU limit the isolate finishes its request; the next goes to a new isolate", async () => {
-  const gateway = await startGateway({});
+  // The hosted soft limit; the hard one out of reach, as a loaded machine's boot can take
+  // an isolate's 1,200 ms of burning past 2,000.
+  const gateway = await startGateway({ EDGE_CPU_SOFT_MS: "1000", EDGE_CPU_HARD_MS: "60000" });
   try {
     // Boot included, 1,200 ms of burning takes the isolate past the 1,000 ms soft limit;
     // the 1.5 s it then waits lets the retirement's signal reach it.
     const first = await gateway.burn(1_200, 1_500);
     assert.equal(first.status, 200);
-    assert.ok(first.body.cpu_ms >= 1_000 && first.body.cpu_ms < 2_000, `${first.body.cpu_ms}`);
+    assert.ok(first.body.cpu_ms >= 1_000, `${first.body.cpu_ms}`);
     assert.deepEqual(first.body.reasons, ["cpu"], "beforeunload's detail.reason");
     const second = await gateway.burn(0);
     assert.equal(second.status, 200);
@@ -124,7 +133,7 @@ Deno.test("past the soft CPU limit the isolate finishes its request; the next go
     });
     assert.equal(line.reason, "retired: cpu soft limit");
     assert.equal(line.requests, 1);
-    assert.ok(line.cpu_ms >= 1_000 && line.cpu_ms < 2_000, `cpu_ms ${line.cpu_ms}`);
+    assert.ok(line.cpu_ms >= 1_000, `cpu_ms ${line.cpu_ms}`);
     // The new isolate is still serving.
     assert.equal((await gateway.burn(0)).body.pid, second.body.pid);
   } finally {
@@ -133,7 +142,7 @@ Deno.test("past the soft CPU limit the isolate finishes its request; the next go
 });
 
 Deno.test("the wall clock retires an isolate at half and kills it at the limit: 546", async () => {
-  const gateway = await startGateway({ EDGE_WALL_CLOCK_LIMIT_MS: "12000" });
+  const gateway = await startGateway({ ...ROOMY_CPU, EDGE_WALL_CLOCK_LIMIT_MS: "12000" });
   try {
     // A request that would take 20 s: its isolate is killed at 12 s. Another, on the same
     // isolate, ends 7 s after it starts, after the retirement at 6 s: it has seen
@@ -170,7 +179,7 @@ Deno.test("the wall clock retires an isolate at half and kills it at the limit: 
 });
 
 Deno.test("past the memory limit the request answers 546 and the isolate's line says Memory", async () => {
-  const gateway = await startGateway({ EDGE_MEMORY_MB: "96" });
+  const gateway = await startGateway({ ...ROOMY_CPU, EDGE_MEMORY_MB: "96" });
   try {
     const answer = await gateway.burn(0, 0, 400);
     assert.equal(answer.status, 546);
@@ -190,7 +199,7 @@ Deno.test("past the memory limit the request answers 546 and the isolate's line 
 Deno.test("external memory counts as hosted counts it: ArrayBuffers nobody wrote still kill at the limit", async () => {
   // 100 MB of ArrayBuffers never written: hosted counts them (V8's external memory), the
   // process's resident set hardly grows.
-  const gateway = await startGateway({ EDGE_MEMORY_MB: "96" });
+  const gateway = await startGateway({ ...ROOMY_CPU, EDGE_MEMORY_MB: "96" });
   try {
     const answer = await gateway.burn(0, 1_000, 0, 100);
     assert.equal(answer.status, 546);
@@ -204,7 +213,7 @@ Deno.test("external memory counts as hosted counts it: ArrayBuffers nobody wrote
 });
 
 Deno.test("past half its memory an isolate still takes requests, and is dropped once idle", async () => {
-  const gateway = await startGateway({ EDGE_MEMORY_MB: "96" });
+  const gateway = await startGateway({ ...ROOMY_CPU, EDGE_MEMORY_MB: "96" });
   try {
     // 60 MB of ArrayBuffers kept: past half of 96. The second request comes while the
     // first waits: hosted routes it to the same isolate, which is not retired for memory.
@@ -244,7 +253,7 @@ function hopsOf(first: Hop): Hop[] {
 }
 
 Deno.test("calls between functions share their chain's budget; past it the caller's fetch throws RateLimitError", async () => {
-  const gateway = await startGateway({ EDGE_CALLS_PER_MINUTE: "3" });
+  const gateway = await startGateway({ ...ROOMY_CPU, EDGE_CALLS_PER_MINUTE: "3" });
   try {
     // One inbound request, then a chain of self-calls, as a backfill hands on: three are
     // taken from the chain's budget, the fourth is refused in its caller.
@@ -286,7 +295,7 @@ Deno.test("calls between functions share their chain's budget; past it the calle
 });
 
 Deno.test("with no budget every call between functions is refused, and nothing else is", async () => {
-  const gateway = await startGateway({ EDGE_CALLS_PER_MINUTE: "0" });
+  const gateway = await startGateway({ ...ROOMY_CPU, EDGE_CALLS_PER_MINUTE: "0" });
   try {
     const chain = await gateway.get("call-chain?hops=1");
     assert.equal(chain.status, 200, "an inbound request is never counted");
@@ -303,7 +312,7 @@ Deno.test("with no budget every call between functions is refused, and nothing e
 });
 
 Deno.test("an isolate reads its own files and /tmp, and of the system only its host name, as a hosted user worker", async () => {
-  const gateway = await startGateway({});
+  const gateway = await startGateway(ROOMY_CPU);
   try {
     const probe = await gateway.get("probe-sandbox");
     assert.equal(probe.status, 200);
