@@ -128,9 +128,11 @@ export async function runWorker(deps: WorkerDeps, worker: string): Promise<RunRe
   const lanes = Math.max(1, deps.segmentsPerRun ?? 1);
   const lanesOfRun = new ScanLanes();
   let wokeAnother = false;
-  // Whether another page fits under the hard limit with the pages already in flight.
+  // Whether another page fits under the hard limit with the pages already in flight (the
+  // ceiling in the meter's terms: as far up as it is known to run ahead, cpu_meter.ts).
   const roomForAPage = () =>
-    deps.cpu.usedMs() + inFlight.expectedMs() + inFlight.perPageMs() < CPU_PAGE_CEILING_MS;
+    deps.cpu.usedMs() + inFlight.expectedMs() + inFlight.perPageMs() <
+      CPU_PAGE_CEILING_MS + deps.cpu.aheadMs();
   const budgetMs = requestCpuBudget(deps.cpu, deps.cpuBudgetMs, CPU_PAGE_CEILING_MS);
   const retired = () =>
     lanesOfRun.stopped || deps.cpu.usedMs() >= budgetMs ||

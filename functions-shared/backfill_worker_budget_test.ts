@@ -66,6 +66,32 @@ Deno.test("a run in an isolate its meter puts past the budget still scans its fl
   assert.match(result.handedOn!, /budget spent \(isolate CPU 1320 ms\)$/);
 });
 
+Deno.test("a run whose meter read past the hard limit when its request arrived still scans its floor's worth", async () => {
+  // A CI run under load: a cold isolate's estimate read 3,065 ms (its boot's wall time,
+  // steps at three times theirs), past the hard limit no live isolate has reached. The
+  // floor was capped by the ceiling, so every run handed on at once, to the same isolate.
+  const stalled = fakeCpuMeter(3_065, 40);
+  const before = workerDeps(backfillDb([claim()]), fivePages(), {
+    cpu: stalled,
+    cpuBudgetMs: 1_100,
+  });
+  assert.equal((await runWorker(before.deps, "worker-a")).pages, 0, "without the arrival");
+  // The arrival says the isolate is under the 1,000 ms soft limit: the meter runs 2,065
+  // ahead, and the run gets its floor's worth, 100 ms: pages at 3,105 and 3,145, then
+  // 3,185 passes 3,165.
+  const cpu = fakeCpuMeter(3_065, 40);
+  cpu.requestArrived();
+  assert.equal(cpu.aheadMs(), 2_065);
+  const { deps, woken } = workerDeps(backfillDb([claim()]), fivePages(), {
+    cpu,
+    cpuBudgetMs: 1_100,
+  });
+  const result = await runWorker(deps, "worker-a");
+  assert.equal(result.pages, 3);
+  assert.equal(result.stoppedBy, "budget");
+  assert.equal(woken.count, 1, "then it hands on");
+});
+
 Deno.test("a run that stops for its budget hands on through handOn when given one, not wake", async () => {
   const db = backfillDb([claim()]);
   const dynamo = pagedDynamo(twoPages);

@@ -295,6 +295,25 @@ Deno.test("a request in an isolate its meter puts past the budget still gets the
   assert.equal(early.budget!.requestCpuMs, 1_100);
 });
 
+Deno.test("a request whose meter read past the hard limit when it arrived still gets the floor's worth", () => {
+  // A CI run under load: a cold validator isolate read 2,753 ms at its first request.
+  const budget = { cpuMs: 1_100, wallMs: 1e9 };
+  const stalled = withRequestCpuBudget(
+    { cpu: fakeCpuMeter(2_753), budget } as unknown as ValidatorDeps,
+  );
+  assert.ok(budgetCheck(stalled, performance.now())(), "without the arrival: spent at once");
+  const cpu = fakeCpuMeter(2_753, 60);
+  cpu.requestArrived();
+  const request = withRequestCpuBudget({ cpu, budget } as unknown as ValidatorDeps);
+  assert.equal(request.budget!.requestCpuMs, 2_853, "the reading plus the floor");
+  const spent = budgetCheck(request, performance.now());
+  assert.equal(spent(), false);
+  cpu.measure(() => 0);
+  assert.equal(spent(), false, "2,813 ms");
+  cpu.measure(() => 0);
+  assert.equal(spent(), true, "2,873 ms: past 2,853");
+});
+
 Deno.test("a request that lost the run's lease stops without failing the run", async () => {
   let lose = false;
   const db = runsDb({ loseRunLease: () => lose });

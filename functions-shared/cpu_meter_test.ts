@@ -1,9 +1,13 @@
 import assert from "node:assert/strict";
 import {
+  countingArrivals,
   ESTIMATE_FACTOR,
   estimatingMeter,
   isolateCpuMeter,
   processMeter,
+  REQUEST_CPU_FLOOR_MS,
+  requestCpuBudget,
+  RUNTIME_CPU_SOFT_LIMIT_MS,
   STEP_OVERHEAD_MS,
 } from "./cpu_meter.ts";
 
@@ -74,4 +78,36 @@ Deno.test("the hosted stub (zeros) gets the estimate, asked once; Deno gets the 
   for (let i = 0; i < 5_000_000; i++) x += Math.sqrt(i);
   assert.ok(x > 0);
   assert.ok(local.usedMs() > before, "burning CPU shows in the reading");
+});
+
+Deno.test("a request's arrival puts an estimate past the soft limit that far ahead of the isolate's CPU; never back", async () => {
+  let now = 2_500; // a cold isolate's boot on a busy machine: 2.5 s of wall time
+  const meter = estimatingMeter(() => now);
+  assert.equal(meter.aheadMs(), 0);
+  const handler = countingArrivals(meter, () => meter.aheadMs());
+  // The runtime sends requests only to an isolate under its soft limit.
+  assert.equal(RUNTIME_CPU_SOFT_LIMIT_MS, 1_000);
+  assert.equal(await handler(new Request("http://localhost/")), 1_500, "told before the handler");
+  // A budget of 1,100 ms and a ceiling of 1,700 ms of real CPU, in the meter's terms.
+  assert.equal(requestCpuBudget(meter, 1_100, 1_700), 2_600);
+  meter.measure(() => (now += 100));
+  assert.equal(meter.usedMs(), 2_500 + ESTIMATE_FACTOR * 100 + STEP_OVERHEAD_MS);
+  meter.requestArrived();
+  assert.equal(meter.aheadMs(), 1_803, "the latest arrival's reading");
+  assert.equal(
+    requestCpuBudget(meter, 1_100, 1_700),
+    meter.usedMs() + REQUEST_CPU_FLOOR_MS,
+    "the floor, in the meter's terms",
+  );
+  // An arrival under the soft limit says nothing new: what it knew stays.
+  const quiet = estimatingMeter(() => 300);
+  quiet.requestArrived();
+  assert.equal(quiet.aheadMs(), 0);
+  assert.equal(requestCpuBudget(quiet, 1_100, 1_700), 1_100);
+});
+
+Deno.test("the process meter reads the real CPU: an arrival puts it ahead of nothing", () => {
+  const meter = processMeter(() => ({ user: 3_000_000, system: 0 }));
+  meter.requestArrived();
+  assert.equal(meter.aheadMs(), 0);
 });

@@ -1,5 +1,4 @@
 import assert from "node:assert/strict";
-import type { CpuMeter } from "./cpu_meter.ts";
 import {
   ISOLATE_CPU_CEILING_MS,
   pageCpuMs,
@@ -7,18 +6,7 @@ import {
   SHARD_CPU_MS,
   TABLE_CPU_MS,
 } from "./stream_check_budget.ts";
-
-/** An estimating meter at `used` ms, which charges add to. */
-function meter(used: number) {
-  const cpu: CpuMeter & { used: number } = {
-    source: "estimate",
-    used,
-    usedMs: () => cpu.used,
-    measure: (step) => step(),
-    charge: (ms) => void (cpu.used += ms),
-  };
-  return cpu;
-}
+import { meter } from "./stream_check_test_utils.ts";
 
 Deno.test("a page is charged by its records and bytes: a full one as measured, an empty one little", () => {
   assert.equal(Math.round(pageCpuMs(515, 1_048_576)), 45, "visitors: measured 20-42 ms");

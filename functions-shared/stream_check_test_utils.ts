@@ -73,6 +73,8 @@ export function meter(used: number): CpuMeter & { used: number } {
     usedMs: () => cpu.used,
     measure: <T>(step: () => T) => step(),
     charge: (ms: number) => void (cpu.used += ms),
+    requestArrived: () => {},
+    aheadMs: () => 0,
   };
   return cpu;
 }

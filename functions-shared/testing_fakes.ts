@@ -8,7 +8,7 @@
 
 import type postgres from "postgres";
 import type { DynamoClient } from "./dynamo_http.ts";
-import type { CpuMeter } from "./cpu_meter.ts";
+import { type CpuMeter, RUNTIME_CPU_SOFT_LIMIT_MS } from "./cpu_meter.ts";
 import type { PacingDeps } from "./scan_pacing.ts";
 import type { StreamRecord } from "./webhook_envelope.ts";
 
@@ -179,14 +179,20 @@ export function fakeClock(random = 0.5): PacingDeps & { slept: number[] } {
 
 /**
  * A CPU meter that starts at `usedMs` and counts `perStepMs` for each measured step, and
- * what is charged; `steps` counts the steps.
+ * what is charged; `steps` counts the steps. A request's arrival tells it, as it tells
+ * the estimating meter, that the isolate is under the runtime's soft limit.
  */
 export function fakeCpuMeter(usedMs = 0, perStepMs = 0): CpuMeter & { steps: number } {
   let used = usedMs;
+  let ahead = 0;
   const meter = {
     source: "estimate" as const,
     steps: 0,
     usedMs: () => used,
+    requestArrived() {
+      ahead = Math.max(ahead, used - RUNTIME_CPU_SOFT_LIMIT_MS);
+    },
+    aheadMs: () => ahead,
     measure<T>(step: () => T): T {
       meter.steps++;
       used += perStepMs;

@@ -233,7 +233,8 @@ export async function scanForRun(
   /** Whether another page of this request fits under the ceiling with every page in flight. */
   const roomForAPage = () =>
     deps.budget === undefined || (pagesDone === 0 && others() <= 0) ||
-    cpuNow() + isolate.expectedMs() + perPage() < deps.budget.cpuMs * IN_FLIGHT_CEILING;
+    cpuNow() + isolate.expectedMs() + perPage() <
+      deps.budget.cpuMs * IN_FLIGHT_CEILING + (deps.cpu?.aheadMs() ?? 0);
   // Once one segment must stop (the request's budget is spent: CPU, wall time or pages;
   // or the isolate has no room for another page in flight, which comes near the CPU
   // budget anyway), the others stop at once (a wait for a turn ends, and each gives its

@@ -108,6 +108,8 @@ async function scanWithPageCost(
       return step();
     },
     charge: () => {},
+    requestArrived: () => {},
+    aheadMs: () => 0,
   };
   const dynamo = fakeDynamo(async () => {
     await new Promise((resolve) => setTimeout(resolve, 5));
@@ -222,6 +224,8 @@ Deno.test("scanForRun maps a page before its transaction, then sends the compare
       return step();
     },
     charge: () => {},
+    requestArrived: () => {},
+    aheadMs: () => 0,
   };
   await scanForRun(deps(db, dynamo, { cpu }), segments, 5, "w1", () => false);
   assert.equal(mappedAt.length, 1);
@@ -658,6 +662,8 @@ async function scanBesideAnotherPage(
       return step();
     },
     charge: () => {},
+    requestArrived: () => {},
+    aheadMs: () => 0,
   };
   const dynamo = scans({ "0:null": { Items: [item("a")] } });
   const scanning = scanForRun(
@@ -698,6 +704,8 @@ Deno.test("scanForRun hands on without a page when the isolate's budget is spent
     usedMs: () => cpu,
     measure: <T>(f: () => T) => f(),
     charge: () => {},
+    requestArrived: () => {},
+    aheadMs: () => 0,
   };
   const dynamo = scans({ "0:null": { Items: [item("a")] } });
   const scanning = scanForRun(

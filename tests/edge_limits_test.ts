@@ -91,6 +91,8 @@ Deno.test("a tiny CPU budget hands on mid-segment: nothing lost, nothing repeate
           return step();
         },
         charge: () => {},
+        requestArrived: () => {},
+        aheadMs: () => 0,
       };
       const result = await runWorker({
         sql,

@@ -6,7 +6,7 @@
  */
 
 import { openFunction, servedOrRefused } from "../../../functions-shared/cold_start.ts";
-import { isolateCpuMeter } from "../../../functions-shared/cpu_meter.ts";
+import { countingArrivals, isolateCpuMeter } from "../../../functions-shared/cpu_meter.ts";
 import { dynamoClients } from "../../../functions-shared/dynamo_client.ts";
 import { ownInvoker } from "../../../functions-shared/self_invoke.ts";
 import { IsolatePages } from "../../../functions-shared/isolate_pages.ts";
@@ -37,20 +37,24 @@ Deno.serve(servedOrRefused("data-checksum-validator", () => {
   const isolatePages = new IsolatePages();
 
   // Every request waits until the database is known to have every column this version
-  // maps (schema_guard.ts): a missing one would drop data without a word.
-  return guardedHandler(registrySchemaGuard(sql), (req) =>
-    handleValidatorRequest(req, {
-      sql,
-      dynamo,
-      serviceRoleKey: serviceKeys,
-      waitUntil: (work) => EdgeRuntime.waitUntil(work),
-      callSelf,
-      budget: { cpuMs: settings.cpuBudgetMs, wallMs: runWallBudgetMs(settings.wallBudgetMs) },
-      cpu,
-      settleMs: settings.settleMs,
-      maxRcuPerSecond: settings.maxRcuPerSecond,
-      gate,
-      isolatePages,
-      log: (line) => console.log(line),
-    }));
+  // maps (schema_guard.ts): a missing one would drop data without a word. Its arrival
+  // first tells the meter the isolate is under the soft limit (cpu_meter.ts).
+  return countingArrivals(
+    cpu,
+    guardedHandler(registrySchemaGuard(sql), (req) =>
+      handleValidatorRequest(req, {
+        sql,
+        dynamo,
+        serviceRoleKey: serviceKeys,
+        waitUntil: (work) => EdgeRuntime.waitUntil(work),
+        callSelf,
+        budget: { cpuMs: settings.cpuBudgetMs, wallMs: runWallBudgetMs(settings.wallBudgetMs) },
+        cpu,
+        settleMs: settings.settleMs,
+        maxRcuPerSecond: settings.maxRcuPerSecond,
+        gate,
+        isolatePages,
+        log: (line) => console.log(line),
+      })),
+  );
 }));

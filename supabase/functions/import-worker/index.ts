@@ -10,7 +10,7 @@
 import { openFunction, servedOrRefused } from "../../../functions-shared/cold_start.ts";
 import { PagesInFlight, runWorker } from "../../../functions-shared/backfill_worker.ts";
 import { RunGate } from "../../../functions-shared/run_gate.ts";
-import { isolateCpuMeter } from "../../../functions-shared/cpu_meter.ts";
+import { countingArrivals, isolateCpuMeter } from "../../../functions-shared/cpu_meter.ts";
 import { dynamoClients } from "../../../functions-shared/dynamo_client.ts";
 import { importWorkerHandler } from "../../../functions-shared/import_worker_requests.ts";
 import { ownInvoker } from "../../../functions-shared/self_invoke.ts";
@@ -41,31 +41,35 @@ Deno.serve(servedOrRefused("import-worker", () => {
   addEventListener("beforeunload", () => tally.retire());
 
   // Every request waits until the database is known to have every column this version
-  // maps (schema_guard.ts): a missing one would drop data without a word.
-  return guardedHandler(
-    registrySchemaGuard(sql),
-    importWorkerHandler({
-      serviceKeys,
-      gate,
-      run: (worker, handOn) =>
-        runWorker({
-          sql,
-          dynamo,
-          wake: () => callSelf({}),
-          handOn,
-          cpu,
-          cpuBudgetMs: settings.cpuBudgetMs,
-          wallBudgetMs: runWallBudgetMs(settings.wallBudgetMs),
-          maxConcurrent: settings.maxConcurrent,
-          segmentsPerRun: settings.segmentsPerRun,
-          inFlight,
-          maxRcuPerSecond: settings.maxRcuPerSecond,
-          log: (line) => console.log(`${worker}: ${line}`),
-        }, worker),
-      callSelf: () => callSelf({}),
-      waitUntil: (work) => EdgeRuntime.waitUntil(work),
-      tally,
-      logError: (line) => console.error(line),
-    }),
+  // maps (schema_guard.ts): a missing one would drop data without a word. Its arrival
+  // first tells the meter the isolate is under the soft limit (cpu_meter.ts).
+  return countingArrivals(
+    cpu,
+    guardedHandler(
+      registrySchemaGuard(sql),
+      importWorkerHandler({
+        serviceKeys,
+        gate,
+        run: (worker, handOn) =>
+          runWorker({
+            sql,
+            dynamo,
+            wake: () => callSelf({}),
+            handOn,
+            cpu,
+            cpuBudgetMs: settings.cpuBudgetMs,
+            wallBudgetMs: runWallBudgetMs(settings.wallBudgetMs),
+            maxConcurrent: settings.maxConcurrent,
+            segmentsPerRun: settings.segmentsPerRun,
+            inFlight,
+            maxRcuPerSecond: settings.maxRcuPerSecond,
+            log: (line) => console.log(`${worker}: ${line}`),
+          }, worker),
+        callSelf: () => callSelf({}),
+        waitUntil: (work) => EdgeRuntime.waitUntil(work),
+        tally,
+        logError: (line) => console.error(line),
+      }),
+    ),
   );
 }));
