@@ -66,7 +66,9 @@ Deno.test("a pg_cron job calling net.http_post reaches a function", async () => 
           'content-type', 'application/json',
           'authorization', 'Bearer ' || (select decrypted_secret from vault.decrypted_secrets
                                          where name = 'service_role_key')),
-        body := '{"table": "from_pg_cron"}'::jsonb)`})`;
+        body := '{"table": "from_pg_cron"}'::jsonb,
+        -- pg_net's default is 5 s: a loaded machine's cold isolate took longer.
+        timeout_milliseconds := 60000)`})`;
     // pg_cron 1.4 (Debian bookworm) schedules by the minute: this waits up to one (the
     // same one as cron_test.ts).
     const response = await eventually("the cron job's request to be answered", async () => {
