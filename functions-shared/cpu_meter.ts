@@ -58,8 +58,27 @@ export const STEP_OVERHEAD_MS = 3;
  * request (supabase/edge-runtime: `SUPABASE_RESOURCE_LIMIT_CPU_SOFT_MS`, 1000, in
  * .cargo/config.toml; `early_retire_fn` in crates/base/src/worker/supervisor/
  * strategy_per_worker.rs, and the pool's `maybe_active_worker` skips retired workers).
+ * Supabase documents no other value for any plan; a runtime with a higher one would
+ * make {@link CpuMeter.aheadMs} too generous by the difference.
  */
 export const RUNTIME_CPU_SOFT_LIMIT_MS = 1_000;
+
+/**
+ * What a request's arrival leaves of the soft limit's word: the runtime checks the limit
+ * when a turn of the isolate's event loop ends and retires it after, so a request routed
+ * during a long turn (a page's mapping, up to about 200 ms) may find the isolate past it
+ * (locally the gateway reads the CPU every 25 ms, later on a loaded machine). An
+ * estimate is taken to run ahead only by what it reads past the limit and this.
+ */
+export const ARRIVAL_SLACK_MS = 200;
+
+/**
+ * How far an estimate that reads `usedMs` when a request arrives is known to run ahead
+ * of the isolate's real CPU (0 when it reads no more than the soft limit and the slack).
+ */
+export function aheadAtArrival(usedMs: number): number {
+  return Math.max(0, usedMs - RUNTIME_CPU_SOFT_LIMIT_MS - ARRIVAL_SLACK_MS);
+}
 
 /** What a function knows of its isolate's CPU. */
 export interface CpuMeter {
@@ -69,17 +88,20 @@ export interface CpuMeter {
   usedMs(): number;
   /**
    * Says a request reached this isolate (call it first thing, {@link countingArrivals}):
-   * the runtime sends requests only to an isolate under its CPU soft limit, so the
-   * isolate had used less than {@link RUNTIME_CPU_SOFT_LIMIT_MS} then, whatever an
-   * estimate read.
+   * the runtime routes requests only to an isolate under its CPU soft limit, so the
+   * isolate had used little more than {@link RUNTIME_CPU_SOFT_LIMIT_MS} then
+   * ({@link ARRIVAL_SLACK_MS}), whatever an estimate read.
    */
   requestArrived(): void;
   /**
-   * How far the meter is known to run ahead of the isolate's real CPU: what it read
-   * past the soft limit when the latest request arrived (0 for a reading of the process,
-   * which is the real CPU). It only grows. A limit of real CPU (the hard limit's ceiling,
-   * a budget) is this much higher in the meter's terms: since that request the isolate
-   * used at most what the meter added.
+   * How far the meter is known to run ahead of the isolate's real CPU
+   * ({@link aheadAtArrival} of its reading when the latest request arrived; 0 for a
+   * reading of the process, which is the real CPU). A limit of real CPU (the hard
+   * limit's ceiling, a budget) is this much higher in the meter's terms. It rests on the
+   * estimate counting at least the CPU the isolate used since that request, which is
+   * what the estimate is made for (its factor and its allowance per step, on the safe
+   * side) but not proven: the 300 ms under the hard limit that the callers' ceilings
+   * keep is the margin for a page's CPU it misses.
    */
   aheadMs(): number;
   /** Runs a synchronous step (the estimating meter counts its wall time). */
@@ -129,7 +151,8 @@ export function estimatingMeter(
     source: "estimate",
     usedMs,
     requestArrived() {
-      aheadMs = Math.max(aheadMs, usedMs() - RUNTIME_CPU_SOFT_LIMIT_MS);
+      // The estimate never goes down, so the latest arrival's word is the closest.
+      aheadMs = aheadAtArrival(usedMs());
     },
     aheadMs: () => aheadMs,
     charge(ms) {
@@ -205,7 +228,7 @@ export function requestCpuBudget(meter: CpuMeter, budgetMs: number, ceilingMs: n
  * the ceiling under the hard limit, every request found its budget spent and handed on,
  * to the same isolate, without reading a page (a validation and a backfill stood still
  * for minutes). Taking the arrival as the runtime's word that the isolate is under its
- * soft limit, each request has room for its floor.
+ * soft limit (and the slack), each request has room for its floor.
  */
 export function countingArrivals<R>(
   meter: CpuMeter,

@@ -162,9 +162,11 @@ export async function scanSegments(
         await work.turns.release(claim, { waitMs: 0, units: turn.units });
         await work.handOn();
         result.stoppedBy = "budget";
+        const ahead = deps.cpu.aheadMs();
+        const lead = ahead > 0 ? `, estimated ${ahead.toFixed(0)} ms ahead of the real` : "";
         result.handedOn = held === "deadline"
           ? `${where}: its turn comes after the request's wall-clock budget`
-          : `${where}: budget spent (isolate CPU ${deps.cpu.usedMs().toFixed(0)} ms)`;
+          : `${where}: budget spent (isolate CPU ${deps.cpu.usedMs().toFixed(0)} ms${lead})`;
         return "budget";
       }
       try {

@@ -64,7 +64,8 @@ export function runBudget(cpu: CpuMeter, limits: RunLimits, now: () => number): 
   let tables = 0;
   const over = () => {
     const used = cpu.usedMs();
-    return used - cpuAtStart >= limits.runCpuMs || used >= ISOLATE_CPU_CEILING_MS ||
+    return used - cpuAtStart >= limits.runCpuMs ||
+      used >= ISOLATE_CPU_CEILING_MS + cpu.aheadMs() ||
       now() - started >= limits.wallMs;
   };
   return {

@@ -8,7 +8,7 @@
 
 import type postgres from "postgres";
 import type { DynamoClient } from "./dynamo_http.ts";
-import { type CpuMeter, RUNTIME_CPU_SOFT_LIMIT_MS } from "./cpu_meter.ts";
+import { aheadAtArrival, type CpuMeter } from "./cpu_meter.ts";
 import type { PacingDeps } from "./scan_pacing.ts";
 import type { StreamRecord } from "./webhook_envelope.ts";
 
@@ -190,7 +190,7 @@ export function fakeCpuMeter(usedMs = 0, perStepMs = 0): CpuMeter & { steps: num
     steps: 0,
     usedMs: () => used,
     requestArrived() {
-      ahead = Math.max(ahead, used - RUNTIME_CPU_SOFT_LIMIT_MS);
+      ahead = aheadAtArrival(used);
     },
     aheadMs: () => ahead,
     measure<T>(step: () => T): T {

@@ -33,7 +33,7 @@
  */
 
 import { describeError, withoutQuotes } from "./error_text.ts";
-import { validateTable, type ValidatorDeps } from "./checksum_validator.ts";
+import { validateTable, type ValidatorDeps, withRequestCpuBudget } from "./checksum_validator.ts";
 import { rereadCollapsedKeys } from "./collapsed_rereads.ts";
 import { recordedResult } from "./validator_result.ts";
 import { errorResponse, json, methodNotAllowed } from "./http.ts";
@@ -150,11 +150,14 @@ export async function handleValidatorRequest(req: Request, deps: EndpointDeps): 
       // like any run of this isolate (their CPU adds up with the runs'). An isolate whose
       // places are all taken defers them rather than queue a request behind it: pg_cron's
       // sweep comes back in 10 s while keys wait, and requests would pile up meanwhile.
+      // With the request's own CPU budget, as a run's (the floor, and the meter's lead:
+      // cpu_meter.ts): without it an isolate its estimate put past the budget re-read
+      // nothing until the runtime retired it.
       const reread = () =>
-        rereadCollapsedKeys({
+        rereadCollapsedKeys(withRequestCpuBudget({
           ...deps,
           budget: { cpuMs: Infinity, wallMs: Infinity, ...deps.budget },
-        });
+        }));
       const admitted = deps.gate ? deps.gate.admit(reread) : reread();
       if (admitted === undefined) {
         return json(202, { reread: 0, failed: 0, deferred: "the isolate is busy" });

@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { type EndpointDeps, handleValidatorRequest } from "./validator_endpoint.ts";
 import { RunGate, whenAdmitted } from "./run_gate.ts";
 import { TABLES } from "./table_registry.ts";
-import { fakeClock, fakeDynamo, fakeSql } from "./testing_fakes.ts";
+import { fakeClock, fakeCpuMeter, fakeDynamo, fakeSql } from "./testing_fakes.ts";
 import { runsDb, type RunsOptions } from "./validator_fakes.ts";
 
 const KEY = "service-key";
@@ -395,6 +395,17 @@ Deno.test("a re-read request answers 200 with what it did, and 202 at once from 
   assert.deepEqual(await response.json(), { reread: 0, failed: 0 });
   assert.equal(db.matching("sync.claim_rereads").length, 1);
   assert.equal(gate.active, 0, "the place is given back");
+});
+
+Deno.test("a re-read request on an isolate its estimate put past the hard limit when it arrived still claims keys", async () => {
+  const db = fakeSql((s) => s.text.includes("sync.claim_rereads") ? [] : undefined);
+  const cpu = fakeCpuMeter(2_753);
+  cpu.requestArrived();
+  const budget = { cpuMs: 1_100, wallMs: 1e9 };
+  const { deps } = endpointDeps(validatorDb(), noDynamo(), { sql: db.sql, cpu, budget });
+  const response = await handleValidatorRequest(post('{"rereads": true}'), deps);
+  assert.equal(response.status, 200);
+  assert.equal(db.matching("sync.claim_rereads").length, 1, "the request's floor: it asked");
 });
 
 Deno.test("the database lost once the run exists answers 202 with the run, not a 503 that would start another", async () => {

@@ -90,11 +90,13 @@ function scans(pages: Record<string, { Items: unknown[]; LastEvaluatedKey?: unkn
  * the pages it read.
  */
 async function scanWithPageCost(
-  { segments: total, startMs, pageMs, budgetMs }: {
+  { segments: total, startMs, pageMs, budgetMs, aheadMs = 0 }: {
     segments: number;
     startMs: number;
     pageMs: number;
     budgetMs: number;
+    /** How far the meter is known to run ahead (cpu_meter.ts): limits move up as far. */
+    aheadMs?: number;
   },
 ) {
   const db = runsDb();
@@ -109,18 +111,23 @@ async function scanWithPageCost(
     },
     charge: () => {},
     requestArrived: () => {},
-    aheadMs: () => 0,
+    aheadMs: () => aheadMs,
   };
   const dynamo = fakeDynamo(async () => {
     await new Promise((resolve) => setTimeout(resolve, 5));
     return { Items: [item("a")], LastEvaluatedKey: { segment_id: { S: "a" } } };
   });
   const outcome = await scanForRun(
-    deps(db, dynamo, { cpu: meter, budget: { cpuMs: budgetMs, wallMs: 1e9 }, segmentsAtOnce: 4 }),
+    deps(db, dynamo, {
+      cpu: meter,
+      // The request's own budget as withRequestCpuBudget sets it (checksum_validator.ts).
+      budget: { cpuMs: budgetMs, wallMs: 1e9, requestCpuMs: budgetMs + aheadMs },
+      segmentsAtOnce: 4,
+    }),
     segments,
     5,
     "w1",
-    () => cpu >= budgetMs,
+    () => cpu >= budgetMs + aheadMs,
   );
   return { outcome, cpu, pages: dynamo.sent.length };
 }
@@ -304,6 +311,20 @@ Deno.test("scanForRun starts a page only while the pages in flight stay within t
   // Without the reservation the four segments would each start a page at 800 ms and
   // take the isolate to 1,600 ms; with it the pages in flight stay within 1.4 x the budget.
   assert.ok(cpu <= 1000 * IN_FLIGHT_CEILING, `CPU ${cpu} ms`);
+});
+
+Deno.test("scanForRun's ceiling moves up as far as the meter is known to run ahead, and still holds", async () => {
+  // The estimate read 2,900 ms when the request arrived, 1,700 ahead; now 2,500 of 2,700.
+  const { outcome, cpu, pages } = await scanWithPageCost({
+    segments: 8,
+    startMs: 2_500,
+    pageMs: 50,
+    budgetMs: 1000,
+    aheadMs: 1_700,
+  });
+  assert.equal(outcome.stoppedBy, "budget");
+  assert.ok(pages >= 2, `${pages} pages, though the reading is past 1.4 x the budget`);
+  assert.ok(cpu <= 1000 * IN_FLIGHT_CEILING + 1_700, `CPU ${cpu} ms`);
 });
 
 Deno.test("scanForRun retries a throttled page after a backoff, logging run and segment", async () => {

@@ -9,7 +9,7 @@
  */
 
 import { openFunction, servedOrRefused } from "../../../functions-shared/cold_start.ts";
-import { isolateCpuMeter } from "../../../functions-shared/cpu_meter.ts";
+import { countingArrivals, isolateCpuMeter } from "../../../functions-shared/cpu_meter.ts";
 import { dynamoClients } from "../../../functions-shared/dynamo_client.ts";
 import { RunGate } from "../../../functions-shared/run_gate.ts";
 import { ownInvoker } from "../../../functions-shared/self_invoke.ts";
@@ -35,7 +35,8 @@ Deno.serve(servedOrRefused("stream-check", () => {
   const callSelf = ownInvoker("stream-check", settings.supabaseUrl, serviceKeys, env);
   const gate = new RunGate(RUNS_PER_ISOLATE);
 
-  return (req) =>
+  // Each arrival first tells the meter the isolate is under the soft limit (cpu_meter.ts).
+  return countingArrivals(cpu, (req) =>
     handleStreamCheckRequest(req, {
       sql,
       serviceKeys,
@@ -47,5 +48,5 @@ Deno.serve(servedOrRefused("stream-check", () => {
       waitUntil: (work) => EdgeRuntime.waitUntil(work),
       callSelf,
       log: (line) => console.log(line),
-    });
+    }));
 }));
