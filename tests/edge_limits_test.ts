@@ -143,7 +143,8 @@ function handedOn(offset: number, jobs: string[]): boolean {
     `^[^ ]+ \\[import-worker#\\d+\\] import-worker: this isolate's last [\\d.]+ s: .*` +
       `\\d+ stopped by their budget.*; the last handed on: backfill job (${
         jobs.join("|")
-      }) segment \\d+/\\d+ of [^:]*: (budget spent \\(isolate CPU \\d+ ms\\)|its turn comes)`,
+      }) segment \\d+/\\d+ of [^:]*: (budget spent \\(isolate CPU \\d+ ms` +
+      `(, estimated \\d+ ms ahead of the real)?\\)|its turn comes)`,
     "m",
   );
   return jobs.length > 0 && handOn.test(logTextSince(offset, FUNCTIONS_LOG));
