@@ -18,12 +18,16 @@ function line(fn: string, isolate: number, reason: string): IsolateLine {
 }
 
 Deno.test("only the lines appended after the offset are read", () => {
-  const log = Deno.makeTempFileSync({ suffix: ".jsonl" });
-  appendFileSync(log, JSON.stringify(line("import-worker", 1, "CPUTime")) + "\n");
-  const offset = isolateLogOffset(log);
-  appendFileSync(log, JSON.stringify(line("import-worker", 2, "idle")) + "\n");
-  assert.deepEqual(isolateLinesSince(offset, log).map((l) => l.isolate), [2]);
-  assert.deepEqual(isolateLinesSince(0, log).map((l) => l.isolate), [1, 2]);
+  const log = Deno.makeTempFileSync({ prefix: "isolate-log-test-", suffix: ".jsonl" });
+  try {
+    appendFileSync(log, JSON.stringify(line("import-worker", 1, "CPUTime")) + "\n");
+    const offset = isolateLogOffset(log);
+    appendFileSync(log, JSON.stringify(line("import-worker", 2, "idle")) + "\n");
+    assert.deepEqual(isolateLinesSince(offset, log).map((l) => l.isolate), [2]);
+    assert.deepEqual(isolateLinesSince(0, log).map((l) => l.isolate), [1, 2]);
+  } finally {
+    Deno.removeSync(log);
+  }
 });
 
 Deno.test("a missing log has no lines and offset 0", () => {
@@ -32,21 +36,25 @@ Deno.test("a missing log has no lines and offset 0", () => {
 });
 
 Deno.test("kills are the hard limits of the named functions, each described", () => {
-  const log = Deno.makeTempFileSync({ suffix: ".jsonl" });
-  for (
-    const l of [
-      line("import-worker", 1, "CPUTime"),
-      line("import-worker", 2, "retired at the soft CPU limit"),
-      line("burn-cpu", 3, "CPUTime"),
-      line("data-checksum-validator", 4, "Memory"),
-    ]
-  ) appendFileSync(log, JSON.stringify(l) + "\n");
-  assert.equal(wasKilled(line("x", 1, "WallClockTime")), true);
-  assert.equal(wasKilled(line("x", 1, "idle")), false);
-  assert.deepEqual(killsSince(0, ["import-worker", "data-checksum-validator"], log), [
-    "import-worker isolate 1 was killed for CPUTime after 2013 ms of CPU, 5000 ms of wall " +
-    "clock and 3 requests (ended 2026-11-28T10:00:05.000Z)",
-    "data-checksum-validator isolate 4 was killed for Memory after 2013 ms of CPU, 5000 ms " +
-    "of wall clock and 3 requests (ended 2026-11-28T10:00:05.000Z)",
-  ]);
+  const log = Deno.makeTempFileSync({ prefix: "isolate-log-test-", suffix: ".jsonl" });
+  try {
+    for (
+      const l of [
+        line("import-worker", 1, "CPUTime"),
+        line("import-worker", 2, "retired at the soft CPU limit"),
+        line("burn-cpu", 3, "CPUTime"),
+        line("data-checksum-validator", 4, "Memory"),
+      ]
+    ) appendFileSync(log, JSON.stringify(l) + "\n");
+    assert.equal(wasKilled(line("x", 1, "WallClockTime")), true);
+    assert.equal(wasKilled(line("x", 1, "idle")), false);
+    assert.deepEqual(killsSince(0, ["import-worker", "data-checksum-validator"], log), [
+      "import-worker isolate 1 was killed for CPUTime after 2013 ms of CPU, 5000 ms of wall " +
+      "clock and 3 requests (ended 2026-11-28T10:00:05.000Z)",
+      "data-checksum-validator isolate 4 was killed for Memory after 2013 ms of CPU, 5000 ms " +
+      "of wall clock and 3 requests (ended 2026-11-28T10:00:05.000Z)",
+    ]);
+  } finally {
+    Deno.removeSync(log);
+  }
 });

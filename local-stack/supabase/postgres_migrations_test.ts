@@ -30,17 +30,21 @@ Deno.test("a cluster of an older stack is named with the way out; other failures
 });
 
 Deno.test("a migration's version is the digits before its first underscore, in order", () => {
-  const dir = Deno.makeTempDirSync();
-  for (
-    const file of [
-      "20261128000100_sync_registry.sql",
-      "20261128000000_extensions.sql",
-      "README.md",
-      "notes_20261128000200.sql",
-      "20261128000300_merge.sql.bak",
-    ]
-  ) writeFileSync(join(dir, file), "");
-  assert.deepEqual(migrationFileVersions(dir), ["20261128000000", "20261128000100"]);
+  const dir = Deno.makeTempDirSync({ prefix: "migrations-test-" });
+  try {
+    for (
+      const file of [
+        "20261128000100_sync_registry.sql",
+        "20261128000000_extensions.sql",
+        "README.md",
+        "notes_20261128000200.sql",
+        "20261128000300_merge.sql.bak",
+      ]
+    ) writeFileSync(join(dir, file), "");
+    assert.deepEqual(migrationFileVersions(dir), ["20261128000000", "20261128000100"]);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
 });
 
 Deno.test("the repository's migrations are all read", () => {
