@@ -26,7 +26,7 @@ import { ScanLanes } from "./scan_lanes.ts";
 import { scanSegments } from "./segment_scan.ts";
 import type { ScanResult } from "./segment_work.ts";
 import { commitPage, PagesInFlight } from "./backfill_page.ts";
-import { requestCpuBudget } from "./cpu_meter.ts";
+import { inMeterTerms, requestCpuBudget } from "./cpu_meter.ts";
 import { LedgerTurns } from "./read_turns.ts";
 import { sweepDue } from "./backfill_sweep.ts";
 import { laneId } from "./scan_lanes.ts";
@@ -132,7 +132,7 @@ export async function runWorker(deps: WorkerDeps, worker: string): Promise<RunRe
   // ceiling in the meter's terms: as far up as it is known to run ahead, cpu_meter.ts).
   const roomForAPage = () =>
     deps.cpu.usedMs() + inFlight.expectedMs() + inFlight.perPageMs() <
-      CPU_PAGE_CEILING_MS + deps.cpu.aheadMs();
+      inMeterTerms(deps.cpu, CPU_PAGE_CEILING_MS);
   const budgetMs = requestCpuBudget(deps.cpu, deps.cpuBudgetMs, CPU_PAGE_CEILING_MS);
   const retired = () =>
     lanesOfRun.stopped || deps.cpu.usedMs() >= budgetMs ||

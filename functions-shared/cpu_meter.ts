@@ -206,16 +206,23 @@ export function isolateCpuMeter(
 export const REQUEST_CPU_FLOOR_MS = 100;
 
 /**
+ * A limit of the isolate's real CPU (a ceiling under the hard limit, a budget) in the
+ * meter's terms: as far up as the meter is known to run ahead ({@link CpuMeter.aheadMs}).
+ */
+export function inMeterTerms(meter: CpuMeter, realMs: number): number {
+  return realMs + meter.aheadMs();
+}
+
+/**
  * A request's CPU budget, in the meter's terms: the isolate's, or what the meter reads
  * now plus the floor, but no further than `ceilingMs`, the caller's ceiling for pages
  * under the hard limit; the budget and the ceiling each as far up as the meter is known
  * to run ahead ({@link CpuMeter.aheadMs}).
  */
 export function requestCpuBudget(meter: CpuMeter, budgetMs: number, ceilingMs: number): number {
-  const ahead = meter.aheadMs();
   return Math.max(
-    budgetMs + ahead,
-    Math.min(meter.usedMs() + REQUEST_CPU_FLOOR_MS, ceilingMs + ahead),
+    inMeterTerms(meter, budgetMs),
+    Math.min(meter.usedMs() + REQUEST_CPU_FLOOR_MS, inMeterTerms(meter, ceilingMs)),
   );
 }
 

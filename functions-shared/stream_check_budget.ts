@@ -21,7 +21,7 @@
  * @module
  */
 
-import type { CpuMeter } from "./cpu_meter.ts";
+import { type CpuMeter, inMeterTerms } from "./cpu_meter.ts";
 import type { ReadBudget } from "./stream_check.ts";
 
 /** What every page is charged, empty or not. */
@@ -65,7 +65,7 @@ export function runBudget(cpu: CpuMeter, limits: RunLimits, now: () => number): 
   const over = () => {
     const used = cpu.usedMs();
     return used - cpuAtStart >= limits.runCpuMs ||
-      used >= ISOLATE_CPU_CEILING_MS + cpu.aheadMs() ||
+      used >= inMeterTerms(cpu, ISOLATE_CPU_CEILING_MS) ||
       now() - started >= limits.wallMs;
   };
   return {
