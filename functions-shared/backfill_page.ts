@@ -20,9 +20,8 @@
  * refused change in savepoints, then the checkpoint. Either way the page and its
  * checkpoint commit together and nothing is lost.
  *
- * {@link PagesInFlight} keeps the isolate's pages in flight, so that the budget check
- * counts the CPU they will still use (the Edge Runtime kills an isolate at 2 s of CPU,
- * whatever its pages are doing).
+ * What mapping the page cost, by the isolate's meter, goes back with its rows
+ * (`mappedMs`): the worker sizes pages by it (pages_in_flight.ts).
  *
  * @module
  */
@@ -38,87 +37,6 @@ import { applyChanges, isDataError } from "./sync_db.ts";
 import { logDeadLetters } from "./dead_letter_writer.ts";
 import { bySourceTable } from "./table_registry.ts";
 
-/**
- * The CPU a page is expected to cost before this isolate has measured one, in ms: a cold
- * visitors page costs about 190 ms. With eight runs an isolate, at 150 its eight first
- * pages all fitted under the ceiling (350 ms of boot + 8 × 150) while they could cost it
- * about 1,900; at 200 six start at once, then the measured cost decides. (At 250, five:
- * `npm start`'s visitors' backfill took 31.9 and 32.9 s, against 28.0–30.1 s at 150.)
- */
-export const FIRST_PAGE_CPU_MS = 200;
-
-/**
- * An isolate's pages in flight and what a page costs it: the CPU used from the first
- * page's start, over the pages ended (every run's work in the isolate after its boot,
- * on the safe side).
- */
-export class PagesInFlight {
-  #inFlight = 0;
-  #ended = 0;
-  #firstStartMs: number | undefined;
-  #lastEndMs = 0;
-  #waiting: (() => void)[] = [];
-  #pastListeners = new Set<{ budgetMs: number; notify: () => void }>();
-
-  /** A page passed the budget check at `cpuMs` of the isolate's CPU. */
-  begin(cpuMs: number): void {
-    this.#inFlight++;
-    this.#firstStartMs ??= cpuMs;
-  }
-
-  /** A page ended (written, or failed) at `cpuMs`. */
-  end(cpuMs: number): void {
-    this.#inFlight = Math.max(0, this.#inFlight - 1);
-    this.#ended++;
-    this.#lastEndMs = Math.max(this.#lastEndMs, cpuMs);
-    const waiting = this.#waiting;
-    this.#waiting = [];
-    for (const resolve of waiting) resolve();
-    for (const listener of [...this.#pastListeners]) {
-      if (cpuMs < listener.budgetMs) continue;
-      this.#pastListeners.delete(listener);
-      listener.notify();
-    }
-  }
-
-  /**
-   * Calls `notify` once, when a page of any run of the isolate ends with the isolate's CPU
-   * at `budgetMs` or past it (not for a page that ended before); returns a function that
-   * cancels it. A run waiting for its read's turn is then stopped at once, rather than at
-   * its turn: the isolate's other runs went on booking turns meanwhile, and every run that
-   * found the budget spent only when its own turn came left the table unread for that
-   * turn, then queued its successor's first read behind the others (about 4 s lost each
-   * time an isolate was spent, with four runs in it).
-   */
-  onCpuPast(budgetMs: number, notify: () => void): () => void {
-    const listener = { budgetMs, notify };
-    this.#pastListeners.add(listener);
-    return () => this.#pastListeners.delete(listener);
-  }
-
-  /** Resolves when a page in flight ends (at once when none is in flight). */
-  oneEnded(): Promise<void> {
-    if (this.#inFlight === 0) return Promise.resolve();
-    return new Promise((resolve) => this.#waiting.push(resolve));
-  }
-
-  /** The CPU a page costs, as measured so far (or {@link FIRST_PAGE_CPU_MS}). */
-  perPageMs(): number {
-    if (this.#ended === 0 || this.#firstStartMs === undefined) return FIRST_PAGE_CPU_MS;
-    return Math.max(1, (this.#lastEndMs - this.#firstStartMs) / this.#ended);
-  }
-
-  /** The CPU the pages in flight are still expected to use. */
-  expectedMs(): number {
-    return this.#inFlight * this.perPageMs();
-  }
-
-  /** Pages in flight now. */
-  get count(): number {
-    return this.#inFlight;
-  }
-}
-
 /** What writing a page needs besides the pool. */
 export interface PageDeps {
   cpu: CpuMeter;
@@ -133,11 +51,13 @@ export interface PageDeps {
 
 /**
  * A page mapped in one pass and, when every item maps, encoded once for the merge: one
- * step on the isolate's CPU meter.
+ * step on the isolate's CPU meter, whose reading it went up by is the page's `mappedMs`
+ * (a synchronous step: no other page's work is in it).
  */
 function mapPage(cpu: CpuMeter, claim: Claim, page: ScanPage) {
   const spec = bySourceTable(claim.source_table)!;
-  return cpu.measure(() => {
+  const before = cpu.usedMs();
+  const mapped = cpu.measure(() => {
     const changes: TableChange[] = [];
     const deadLetters: DeadLetter[] = [];
     for (const item of page.items) {
@@ -150,6 +70,7 @@ function mapPage(cpu: CpuMeter, claim: Claim, page: ScanPage) {
       : null;
     return { changes, deadLetters, json };
   });
+  return { ...mapped, mappedMs: cpu.usedMs() - before };
 }
 
 /** What a page's statement needs to book the segment's next read (read turns). */
@@ -224,11 +145,12 @@ export async function commitPage(
   checkpoint: Checkpoint,
   deps: PageDeps,
 ): Promise<Committed> {
-  const { changes, deadLetters, json } = mapPage(deps.cpu, claim, page);
+  const { changes, deadLetters, json, mappedMs } = mapPage(deps.cpu, claim, page);
   const turn = turnArgs(deps.rate, checkpoint);
   if (deadLetters.length === 0) {
     try {
-      return await commitAtOnce(sql, claim, { json, readAt: page.readAt }, checkpoint, turn);
+      const encoded = { json, readAt: page.readAt };
+      return { ...await commitAtOnce(sql, claim, encoded, checkpoint, turn), mappedMs };
     } catch (error) {
       // A value Postgres refuses: the careful path isolates it (nothing was written).
       if (!isDataError(error)) throw error;
@@ -262,5 +184,5 @@ export async function commitPage(
       deps.log,
     );
   }
-  return { rows: committed.rows, nextTurn: committed.nextTurn };
+  return { rows: committed.rows, nextTurn: committed.nextTurn, mappedMs };
 }

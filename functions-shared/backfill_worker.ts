@@ -24,15 +24,16 @@ import type { CpuMeter } from "./cpu_meter.ts";
 import type { PacingDeps } from "./scan_pacing.ts";
 import { ScanLanes } from "./scan_lanes.ts";
 import { scanSegments } from "./segment_scan.ts";
-import type { ScanResult } from "./segment_work.ts";
-import { commitPage, PagesInFlight } from "./backfill_page.ts";
+import type { Claim, ScanResult } from "./segment_work.ts";
+import { commitPage } from "./backfill_page.ts";
+import { PagesInFlight } from "./pages_in_flight.ts";
 import { inMeterTerms, requestCpuBudget } from "./cpu_meter.ts";
 import { LedgerTurns } from "./read_turns.ts";
 import { sweepDue } from "./backfill_sweep.ts";
 import { laneId } from "./scan_lanes.ts";
 
 export { LEASE_LOST } from "./segment_work.ts";
-export { PagesInFlight } from "./backfill_page.ts";
+export { PagesInFlight } from "./pages_in_flight.ts";
 export type { Claim } from "./segment_work.ts";
 
 /**
@@ -128,11 +129,12 @@ export async function runWorker(deps: WorkerDeps, worker: string): Promise<RunRe
   const lanes = Math.max(1, deps.segmentsPerRun ?? 1);
   const lanesOfRun = new ScanLanes();
   let wokeAnother = false;
-  // Whether another page fits under the hard limit with the pages already in flight (the
-  // ceiling in the meter's terms: as far up as it is known to run ahead, cpu_meter.ts).
-  const roomForAPage = () =>
-    deps.cpu.usedMs() + inFlight.expectedMs() + inFlight.perPageMs() <
-      inMeterTerms(deps.cpu, CPU_PAGE_CEILING_MS);
+  // The CPU left under the hard limit's ceiling once the pages in flight are counted (the
+  // ceiling in the meter's terms: as far up as it is known to run ahead, cpu_meter.ts),
+  // and whether a whole page fits in it.
+  const roomMs = () =>
+    inMeterTerms(deps.cpu, CPU_PAGE_CEILING_MS) - deps.cpu.usedMs() - inFlight.expectedMs();
+  const roomForAPage = () => roomMs() > inFlight.perPageMs();
   const budgetMs = requestCpuBudget(deps.cpu, deps.cpuBudgetMs, CPU_PAGE_CEILING_MS);
   const retired = () =>
     lanesOfRun.stopped || deps.cpu.usedMs() >= budgetMs ||
@@ -143,14 +145,16 @@ export async function runWorker(deps: WorkerDeps, worker: string): Promise<RunRe
   const room = async () => {
     while (!retired() && !roomForAPage() && inFlight.count > 0) await inFlight.oneEnded();
   };
-  const overBudget = () => {
-    const spent = retired() || !roomForAPage();
-    if (spent) {
+  // A whole page when it fits; else, with no page in flight, a page sized to the room
+  // (pages_in_flight.ts); else none: the budget is spent.
+  const pageItems = (claim: Claim) => {
+    const items = retired() ? 0 : inFlight.pageItems(claim.source_table, claim.page_size, roomMs());
+    if (items === 0) {
       lanesOfRun.stop();
     } else {
       inFlight.begin(deps.cpu.usedMs());
     }
-    return spent;
+    return items;
   };
   const lane = (i: number) => {
     // Each lane holds its segments under an id of its own: a lane whose lease lapsed
@@ -167,11 +171,12 @@ export async function runWorker(deps: WorkerDeps, worker: string): Promise<RunRe
         wokeAnother = true;
         await wakeAnotherIfUseful(deps);
       },
-      overBudget,
+      pageItems,
       room,
       wallLeftMs: () => deps.wallBudgetMs - (performance.now() - started),
       stopping: lanesOfRun.stopping,
-      pageEnded: () => inFlight.end(deps.cpu.usedMs()),
+      // A page sized to the room counts as that share of a whole one.
+      pageEnded: (claim, items) => inFlight.end(deps.cpu.usedMs(), items / claim.page_size),
       // The run hands on once, below, when every lane has given its segment back. A lane
       // whose turn comes past the wall budget stops the others (they would claim the
       // segment it gave back, only to give it back too).
@@ -181,12 +186,18 @@ export async function runWorker(deps: WorkerDeps, worker: string): Promise<RunRe
       },
       describe: (claim) =>
         `backfill job ${claim.job_id} segment ${claim.segment}/${claim.total_segments} of ${claim.source_table}`,
-      commitPage: (claim, page, checkpoint) =>
-        commitPage(deps.sql, claim, page, checkpoint, {
+      commitPage: async (claim, page, checkpoint) => {
+        const committed = await commitPage(deps.sql, claim, page, checkpoint, {
           cpu: deps.cpu,
           log,
           rate: deps.maxRcuPerSecond,
-        }),
+        });
+        // What an item of the table costs: how the next page too big to fit is sized.
+        if (committed.mappedMs !== undefined) {
+          inFlight.mapped(claim.source_table, page.items.length, committed.mappedMs);
+        }
+        return committed;
+      },
     });
   };
   // The run's lanes stop together, and with every run of the isolate whose budget a page

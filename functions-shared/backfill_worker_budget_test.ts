@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { CPU_PAGE_CEILING_MS, PagesInFlight, runWorker } from "./backfill_worker.ts";
 import { REQUEST_CPU_FLOOR_MS } from "./cpu_meter.ts";
+import { SMALLEST_PAGE_ROOM_MS } from "./pages_in_flight.ts";
 import { SCAN_ROUNDS } from "./scan_pacing.ts";
 import { awsError, fakeClock, fakeCpuMeter, fakeDynamo } from "./testing_fakes.ts";
 import {
@@ -16,6 +17,7 @@ import {
   item,
   keyOf,
   pagedDynamo,
+  SEGMENTS,
   twoPages,
   WHERE,
   workerDeps,
@@ -30,11 +32,17 @@ function fivePages() {
   ])));
 }
 
-Deno.test("an isolate already over its CPU budget hands the segment on before any Scan", async () => {
+/**
+ * An isolate over its budget of 1,000 ms and 40 ms under the ceiling: no room even for
+ * a page smaller than a whole one (pages_in_flight.ts).
+ */
+const AT_THE_CEILING = CPU_PAGE_CEILING_MS - SMALLEST_PAGE_ROOM_MS + 10;
+
+Deno.test("an isolate over its CPU budget and at its ceiling hands the segment on before any Scan", async () => {
   const db = backfillDb([claim(), claim({ segment: 2 })]);
   const dynamo = pagedDynamo(twoPages);
   const { deps, lines, woken } = workerDeps(db, dynamo, {
-    cpu: fakeCpuMeter(1500),
+    cpu: fakeCpuMeter(AT_THE_CEILING),
     cpuBudgetMs: 1000,
   });
   const result = await runWorker(deps, "worker-a");
@@ -46,7 +54,7 @@ Deno.test("an isolate already over its CPU budget hands the segment on before an
   ]);
   assert.equal(woken.count, 1, "another request goes on");
   assert.equal(db.matching("sync.claim_segment").length, 1, "no second claim");
-  assert.equal(result.handedOn, `${WHERE}: budget spent (isolate CPU 1500 ms)`);
+  assert.equal(result.handedOn, `${WHERE}: budget spent (isolate CPU 1660 ms)`);
   assert.deepEqual(lines, [], "routine: the import-worker counts it (request_tally.ts)");
 });
 
@@ -92,12 +100,37 @@ Deno.test("a run whose meter read past the hard limit when its request arrived s
   assert.equal(woken.count, 1, "then it hands on");
 });
 
+Deno.test("a run with no room for a whole page and none in flight reads a page sized to the room, not nothing", async () => {
+  // The isolate mapped 10 items of the table in 300 ms (30 ms an item), and a page cost
+  // it 300. Its meter reads 1,500: 200 ms under the ceiling, no whole page fits. Before,
+  // the run handed on without a page, and the runtime sent the next request to the same
+  // isolate (not yet retired), which found no room either (`npm start`: 67 requests, 1 page).
+  const inFlight = new PagesInFlight();
+  inFlight.begin(700);
+  inFlight.mapped(SEGMENTS, 10, 300);
+  inFlight.end(1_000);
+  const db = backfillDb([claim({ page_size: 10 })]);
+  const dynamo = pagedDynamo(twoPages);
+  const cpu = fakeCpuMeter(1_500, 150);
+  const { deps, woken } = workerDeps(db, dynamo, { cpu, cpuBudgetMs: 1_000, inFlight });
+  const result = await runWorker(deps, "worker-a");
+  assert.equal(dynamo.sent.length, 1);
+  assert.equal(dynamo.sent[0].input.Limit, Math.floor(200 / 30), "the items that fit: 6");
+  assert.equal(result.pages, 1);
+  assert.equal(result.rows, 2, "the page's items written");
+  // 1,650 by the meter: past the request's floor (1,600), so it hands on from there.
+  assert.equal(result.stoppedBy, "budget");
+  assert.equal(woken.count, 1);
+  assert.equal(inFlight.count, 0);
+  assert.equal(inFlight.perPageMs(), (1_650 - 700) / (1 + 6 / 10), "the page counted as 0.6");
+});
+
 Deno.test("a run that stops for its budget hands on through handOn when given one, not wake", async () => {
   const db = backfillDb([claim()]);
   const dynamo = pagedDynamo(twoPages);
   let handedOn = 0;
   const { deps, woken } = workerDeps(db, dynamo, {
-    cpu: fakeCpuMeter(1500),
+    cpu: fakeCpuMeter(AT_THE_CEILING),
     cpuBudgetMs: 1000,
     handOn: () => {
       handedOn++;
@@ -335,7 +368,7 @@ Deno.test("a segment reads at the turns its job's read ledger books, and settles
 Deno.test("a segment handed on before its read gives its turn back to the job with the segment", async () => {
   const db = backfillDb([claim()], { turns: [{ wait_ms: 0, units: 257 }] });
   const { deps } = workerDeps(db, pagedDynamo(twoPages), {
-    cpu: fakeCpuMeter(1500),
+    cpu: fakeCpuMeter(AT_THE_CEILING),
     cpuBudgetMs: 1000,
   });
   const result = await runWorker(deps, "worker-a");

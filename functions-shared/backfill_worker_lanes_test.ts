@@ -2,12 +2,11 @@
  * A run that scans several segments at once (`segmentsPerRun`): each lane claims its own
  * segment, a budget found spent by one lane stops the others, every segment is given
  * back, and the run hands on once; the budget counts the isolate's pages in flight
- * (PagesInFlight, backfill_page.ts).
+ * (PagesInFlight, pages_in_flight.ts).
  */
 
 import assert from "node:assert/strict";
 import { PagesInFlight, runWorker } from "./backfill_worker.ts";
-import { FIRST_PAGE_CPU_MS } from "./backfill_page.ts";
 import { fakeCpuMeter } from "./testing_fakes.ts";
 import {
   backfillDb,
@@ -85,22 +84,4 @@ Deno.test("when one lane finds the budget spent, every lane gives its segment ba
   assert.equal(db.matching("sync.claim_segment").length, 2, "no claim after the stop");
   assert.equal(woken.count, 1, "one hand-on for the run");
   assert.match(result.handedOn!, /segment [12]\/4 .*: budget spent \(isolate CPU \d+ ms\)$/);
-});
-
-Deno.test("the pages in flight: a first guess, then the CPU per page measured", () => {
-  const pages = new PagesInFlight();
-  assert.equal(pages.expectedMs(), 0);
-  pages.begin(100);
-  pages.begin(100);
-  assert.equal(pages.count, 2);
-  assert.equal(pages.expectedMs(), 2 * FIRST_PAGE_CPU_MS);
-  pages.end(160);
-  pages.end(220);
-  // 120 ms for 2 pages from the first page's start: 60 ms a page.
-  assert.equal(pages.perPageMs(), 60);
-  pages.begin(220);
-  assert.equal(pages.expectedMs(), 60);
-  pages.end(400);
-  pages.end(400); // an end too many never goes below zero
-  assert.equal(pages.count, 0);
 });

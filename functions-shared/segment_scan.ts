@@ -132,8 +132,9 @@ export async function scanSegments(
       result.resumed++;
     }
     while (true) {
-      // The budget is checked once the pacing lets the page start: a paced segment holds
-      // no CPU while it waits, and a stop asked meanwhile ends the wait.
+      // The budget (and with it the page's size) is checked once the pacing lets the page
+      // start: a paced segment holds no CPU while it waits, and a stop asked meanwhile
+      // ends the wait.
       // The wait ends by the request's wall-clock deadline, whenever the turn comes: a
       // request asleep past it is killed at the platform's wall-clock limit, its lease left
       // to lapse and its turn unused.
@@ -157,7 +158,8 @@ export async function scanSegments(
           return "done";
         }
       }
-      if (held === "deadline" || work.overBudget()) {
+      const items = held === "deadline" ? 0 : work.pageItems(claim);
+      if (items === 0) {
         // The turn not taken goes back to the job's other segments with the segment.
         await work.turns.release(claim, { waitMs: 0, units: turn.units });
         await work.handOn();
@@ -170,24 +172,27 @@ export async function scanSegments(
         return "budget";
       }
       try {
-        const outcome = await readAndWrite(claim, where, pacing, startKey, turn);
+        const outcome = await readAndWrite(claim, where, pacing, { startKey, turn, items });
         if (outcome === "done" || outcome === "gave up") return outcome;
         startKey = outcome.nextKey;
         turn = at(outcome.nextTurn);
       } finally {
-        work.pageEnded?.();
+        work.pageEnded?.(claim, items);
       }
     }
   }
 
-  /** Reads one page and writes it with its checkpoint; the key after it, or how it ended. */
+  /**
+   * Reads one page of at most `next.items` items from `next.startKey`, at `next.turn`, and
+   * writes it with its checkpoint; the key after it, or how it ended.
+   */
   async function readAndWrite(
     claim: Claim,
     where: string,
     pacing: PacingDeps,
-    startKey: Item | undefined,
-    turn: TurnAt,
+    next: { startKey: Item | undefined; turn: TurnAt; items: number },
   ): Promise<"done" | "gave up" | { nextKey: Item; nextTurn?: Turn }> {
+    const { startKey, turn } = next;
     let sentAt = Date.now();
     let page;
     // Whether the read was retried here or in the SDK (a throttle, a failure): the table
@@ -207,7 +212,7 @@ export async function scanSegments(
               Segment: claim.segment,
               TotalSegments: claim.total_segments,
               ExclusiveStartKey: startKey,
-              Limit: claim.page_size,
+              Limit: next.items,
               // Consistent: the page shows the table as of its read, whose stamp the merge's
               // ordering guard takes as the rows' change time (docs/sync-semantics.md). An
               // eventually consistent page "might not contain the results from other

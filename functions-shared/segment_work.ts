@@ -139,6 +139,8 @@ export interface Checkpoint {
 export interface Committed {
   rows: number;
   nextTurn?: Turn;
+  /** What mapping the page's items cost, in ms of the isolate's CPU meter (the backfill's). */
+  mappedMs?: number;
 }
 
 /** What the caller decides: which segments, when to stop, what a page writes. */
@@ -148,20 +150,23 @@ export interface SegmentWork {
   /** Called after each claim: may wake another request while segments wait. */
   wakeAnother: () => Promise<void>;
   /**
-   * Whether the request's budget is spent: checked before each page's Scan, once the
-   * pacing lets the page start (a segment waiting for its turn holds no CPU).
+   * How many items the claim's next page may read (its Scan's `Limit`, at most the
+   * claim's page size), or 0 when the request's budget is spent (the segment is then given
+   * back and the request hands on): asked before each page's Scan, once the pacing lets
+   * the page start (a segment waiting for its turn holds no CPU). A page it lets start
+   * ends with `pageEnded`.
    */
-  overBudget: () => boolean;
+  pageItems: (claim: Claim) => number;
   /**
    * Resolves when the isolate has room for another page (its pages in flight may have
-   * to end first); awaited before `overBudget`. Optional.
+   * to end first); awaited before `pageItems`. Optional.
    */
   room?: () => Promise<void>;
   /**
    * Resolves when the caller wants the scan to stop at once (another segment of the same
    * request, or a page of another run of the isolate, found the budget spent): a pacing
    * wait ends early, the budget is checked, and the segment is given back. Once it has
-   * resolved, `overBudget` must hold: every later wait ends at once too. Optional.
+   * resolved, `pageItems` must answer 0: every later wait ends at once too. Optional.
    */
   stopping?: Promise<void>;
   /**
@@ -169,8 +174,11 @@ export interface SegmentWork {
    * then, and the segment is given back with its turn and handed on. Optional (no limit).
    */
   wallLeftMs?: () => number;
-  /** Called once each page that passed the budget check is written or failed. Optional. */
-  pageEnded?: () => void;
+  /**
+   * Called once each page that `pageItems` let start is written or failed, with the
+   * items it was let read. Optional.
+   */
+  pageEnded?: (claim: Claim, items: number) => void;
   /**
    * Writes a page, the segment's checkpoint (sync.checkpoint_segment) and the next read's
    * turn (sync.backfill_read_turn) in one atomic step: the backfill's one statement

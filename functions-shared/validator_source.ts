@@ -376,12 +376,13 @@ export async function scanForRun(
       // No new segment once the request stops: it would only be given back.
       claim: () => lanes.stopped ? Promise.resolve(undefined) : turns.claim(run),
       turns,
-      // The segment stops when it found no room, or the request's budget is spent.
-      overBudget: () => {
-        if (!lanes.stopped && pending && !overBudget()) return false;
+      // The segment stops when it found no room, or the request's budget is spent; a page
+      // it reads is whole.
+      pageItems: (claim) => {
+        if (!lanes.stopped && pending && !overBudget()) return claim.page_size;
         settle();
         lanes.stop();
-        return true;
+        return 0;
       },
       room: async () => {
         await room(() => (pending = true));
