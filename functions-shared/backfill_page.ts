@@ -105,14 +105,15 @@ async function commitAtOnce(
     checkpoint.nextKey,
     checkpoint.items,
   ];
-  const turnValues = turn ? [turn.rate, turn.spent, turn.booked, turn.next, turn.catchUp] : [];
+  const turnValues = turn
+    ? [turn.rate, turn.spent, turn.booked, turn.next, turn.catchUp, turn.whole]
+    : [];
   /** The turn's call, its arguments numbered from `$first`. */
-  const turnSql = (first: number) =>
-    turn
-      ? `, sync.backfill_read_turn($1, $${first}, $${first + 1}, $${first + 2}, $${first + 3}, $${
-        first + 4
-      }) as turn`
-      : "";
+  const turnSql = (first: number) => {
+    if (!turn) return "";
+    const numbered = turnValues.map((_, i) => `$${first + i}`).join(", ");
+    return `, sync.backfill_read_turn($1, ${numbered}) as turn`;
+  };
   if (json === null) {
     const [row] = await sql.unsafe(
       `select sync.checkpoint_segment($1, $2, $3, $4::text::jsonb, $5, $6, $7, $8::timestamptz)
@@ -168,7 +169,7 @@ export async function commitPage(
                    ${checkpoint.worker}, ${checkpoint.nextKey}::text::jsonb, ${checkpoint.items},
                    ${applied}, ${checkpoint.done}, ${page.readAt}::timestamptz) as checkpointed,
                    sync.backfill_read_turn(${claim.job_id}, ${turn.rate}, ${turn.spent},
-                     ${turn.booked}, ${turn.next}, ${turn.catchUp}) as turn`
+                     ${turn.booked}, ${turn.next}, ${turn.catchUp}, ${turn.whole}) as turn`
       : await tx`select sync.checkpoint_segment(${claim.job_id}, ${claim.segment},
                    ${checkpoint.worker}, ${checkpoint.nextKey}::text::jsonb, ${checkpoint.items},
                    ${applied}, ${checkpoint.done}, ${page.readAt}::timestamptz) as checkpointed`;

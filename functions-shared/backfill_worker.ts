@@ -162,6 +162,8 @@ export async function runWorker(deps: WorkerDeps, worker: string): Promise<RunRe
     // took the segment over (their checkpoints would both commit, the later one behind).
     const id = laneId(worker, i, lanes);
     const turns = new LedgerTurns(deps.sql, id, deps.maxRcuPerSecond);
+    // The lane's page written last, until it ends (a lane reads one page at a time).
+    let lastMapped: { items: number; ms: number } | undefined;
     return scanSegments(deps, id, {
       claim: () => lanesOfRun.stopped ? Promise.resolve(undefined) : turns.claim(),
       turns,
@@ -175,8 +177,17 @@ export async function runWorker(deps: WorkerDeps, worker: string): Promise<RunRe
       room,
       wallLeftMs: () => deps.wallBudgetMs - (performance.now() - started),
       stopping: lanesOfRun.stopping,
-      // A page sized to the room counts as that share of a whole one.
-      pageEnded: (claim, items) => inFlight.end(deps.cpu.usedMs(), items / claim.page_size),
+      // What the page mapped tells the isolate what an item of its table costs (how a
+      // page too big to fit is sized), and a page sized to the room counts as its share.
+      pageEnded: (claim, limit) => {
+        inFlight.end(deps.cpu.usedMs(), {
+          table: claim.source_table,
+          limit,
+          pageSize: claim.page_size,
+          mapped: lastMapped,
+        });
+        lastMapped = undefined;
+      },
       // The run hands on once, below, when every lane has given its segment back. A lane
       // whose turn comes past the wall budget stops the others (they would claim the
       // segment it gave back, only to give it back too).
@@ -192,9 +203,8 @@ export async function runWorker(deps: WorkerDeps, worker: string): Promise<RunRe
           log,
           rate: deps.maxRcuPerSecond,
         });
-        // What an item of the table costs: how the next page too big to fit is sized.
         if (committed.mappedMs !== undefined) {
-          inFlight.mapped(claim.source_table, page.items.length, committed.mappedMs);
+          lastMapped = { items: page.items.length, ms: committed.mappedMs };
         }
         return committed;
       },

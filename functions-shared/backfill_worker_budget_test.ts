@@ -101,14 +101,14 @@ Deno.test("a run whose meter read past the hard limit when its request arrived s
 });
 
 Deno.test("a run with no room for a whole page and none in flight reads a page sized to the room, not nothing", async () => {
-  // The isolate mapped 10 items of the table in 300 ms (30 ms an item), and a page cost
-  // it 300. Its meter reads 1,500: 200 ms under the ceiling, no whole page fits. Before,
-  // the run handed on without a page, and the runtime sent the next request to the same
-  // isolate (not yet retired), which found no room either (`npm start`: 67 requests, 1 page).
+  // The isolate read a whole page of the table before: 10 items, 300 ms. Its meter reads
+  // 1,500: 200 ms under the ceiling, no whole page fits. Before, the run handed on without
+  // a page, and the runtime sent the next request to the same isolate (not yet retired),
+  // which found no room either (`npm start`: 67 requests, 1 page).
   const inFlight = new PagesInFlight();
   inFlight.begin(700);
-  inFlight.mapped(SEGMENTS, 10, 300);
-  inFlight.end(1_000);
+  const before = { items: 10, ms: 300 };
+  inFlight.end(1_000, { table: SEGMENTS, limit: 10, pageSize: 10, mapped: before });
   const db = backfillDb([claim({ page_size: 10 })]);
   const dynamo = pagedDynamo(twoPages);
   const cpu = fakeCpuMeter(1_500, 150);
@@ -122,7 +122,30 @@ Deno.test("a run with no room for a whole page and none in flight reads a page s
   assert.equal(result.stoppedBy, "budget");
   assert.equal(woken.count, 1);
   assert.equal(inFlight.count, 0);
-  assert.equal(inFlight.perPageMs(), (1_650 - 700) / (1 + 6 / 10), "the page counted as 0.6");
+  // Its read settles what it cost, but is not the job's estimate of a whole page's.
+  const [page] = db.matching("sync.checkpoint_segment");
+  assert.equal(page.values.at(-1), false, "p_whole");
+});
+
+Deno.test("the item cost that sizes a page is what the isolate's own pages of the table measured", async () => {
+  // A whole page held 5 items (as a 1 MB page of large items would, asked for 10) and its
+  // mapping cost 300 ms: 60 ms an item. Then the meter is 200 ms under the ceiling: 3
+  // items fit (a probe, knowing nothing of the table, would read 10 × 200 / 300 = 6).
+  const five = ["a", "b", "c", "d", "e"].map((id) => item(id));
+  const dynamo = pagedDynamo({
+    "null": { Items: five, LastEvaluatedKey: keyOf("e") },
+    [JSON.stringify(keyOf("e"))]: { Items: [item("f")] },
+  });
+  const db = backfillDb([claim({ page_size: 10 })]);
+  const cpu = fakeCpuMeter(1_200, 300);
+  const { deps } = workerDeps(db, dynamo, { cpu, cpuBudgetMs: 1_600 });
+  const result = await runWorker(deps, "worker-a");
+  assert.deepEqual(dynamo.sent.map((c) => c.input.Limit), [10, 3]);
+  assert.equal(result.pages, 2);
+  assert.deepEqual(db.matching("sync.checkpoint_segment").map((s) => s.values.at(-1)), [
+    true,
+    false,
+  ]);
 });
 
 Deno.test("a run that stops for its budget hands on through handOn when given one, not wake", async () => {
@@ -252,7 +275,7 @@ Deno.test("a page whose read was retried lets its job catch nothing up: the tabl
     const { deps } = workerDeps(db, dynamo, { pacing: fakeClock(0.5), maxRcuPerSecond: 100 });
     await runWorker(deps, "worker-a");
     const [page] = db.matching("sync.checkpoint_segment");
-    assert.equal(page.values.at(-1), name === "read at once", name);
+    assert.equal(page.values.at(-2), name === "read at once", name);
   }
 });
 
@@ -358,10 +381,15 @@ Deno.test("a segment reads at the turns its job's read ledger books, and settles
   assert.match(claimed.text, /sync\.backfill_read_turn\(c\.job_id, \$1, null, 0, true\)/);
   // Each page: the table's budget, what the read cost, what its turn booked, whether
   // another read follows (the last page books none), whether it may catch up after a
-  // pause (no read was retried).
+  // pause (no read was retried), whether it was a whole page (its cost the next read's
+  // estimate).
   assert.deepEqual(
-    db.matching("sync.checkpoint_segment").map((s) => s.values.slice(-5)),
-    [[100, 50, 257, true, true], [100, 10, 50, true, true], [100, 2, 10, false, true]],
+    db.matching("sync.checkpoint_segment").map((s) => s.values.slice(-6)),
+    [
+      [100, 50, 257, true, true, true],
+      [100, 10, 50, true, true, true],
+      [100, 2, 10, false, true, true],
+    ],
   );
 });
 

@@ -268,6 +268,7 @@ Deno.test("a poison item becomes a dead letter and its page still checkpoints", 
     0,
     false,
     true,
+    true,
   ]);
   const rows = JSON.parse(String(letters.values[0])) as Record<string, unknown>[];
   assert.equal(rows.length, 1);

@@ -77,8 +77,8 @@ export const IMPORT_WORKER_SETTINGS = {
     32,
   ),
   // Each run is one paced segment, mostly waiting; the budget check counts the pages the
-  // isolate's runs have in flight (backfill_page.ts, PagesInFlight), so its runs cannot
-  // pass the 2 s hard limit together. As many as IMPORT_WORKER_MAX_CONCURRENT's default:
+  // isolate's runs have in flight (pages_in_flight.ts), so its runs cannot pass the 2 s
+  // hard limit together. As many as IMPORT_WORKER_MAX_CONCURRENT's default:
   // the gateway sends a function's requests to its one current isolate, and with four
   // places a second table's hand-ons were declined while four runs of the first waited
   // on a slow DynamoDB (README, "`npm start`").

@@ -13,7 +13,8 @@
  * retired (`npm start`: 67 requests of one isolate in 5 s, one page; every backfill of
  * the function stood still meanwhile). Now, when nothing is in flight, the page reads as
  * many items (DynamoDB Scan's `Limit`) as the room holds at what this isolate measured an
- * item of the table to cost, so that every request makes progress.
+ * item of the table to cost: a fresh request reads, unless its isolate is within
+ * {@link SMALLEST_PAGE_ROOM_MS} of the ceiling.
  *
  * @module
  */
@@ -34,17 +35,31 @@ export const FIRST_PAGE_CPU_MS = 200;
 export const SMALLEST_PAGE_ROOM_MS = 50;
 
 /**
- * The items of a page of a table this isolate has not yet mapped, when a whole page does
- * not fit: a small page that measures what an item of the table costs. A Scan's page
- * stops at 1 MB whatever its `Limit`, so even items of the largest size cost no more
- * than one page.
+ * The most items of a page of a table this isolate has not yet mapped, when a whole page
+ * does not fit: a small page that measures what an item of the table costs. It is cut
+ * further when the room holds fewer of the page size's items at the isolate's cost per
+ * page. A Scan's page stops at 1 MB whatever its `Limit`: 50 items of the registry's
+ * largest (visitors, about 2.5 KB each) are about an eighth of a page.
  */
 export const PROBE_PAGE_ITEMS = 50;
+
+/** A page that ended, as the worker saw it. */
+export interface EndedPage {
+  table: string;
+  /** The items it was let read (its Scan's `Limit`). */
+  limit: number;
+  /** The claim's page size: a page let read this many is whole. */
+  pageSize: number;
+  /** Once written: the items it read, and what mapping them cost in ms of the meter. */
+  mapped?: { items: number; ms: number };
+}
 
 /** What the isolate's pages of one table cost when mapped. */
 interface TableCost {
   items: number;
   mappedMs: number;
+  /** The most items a whole page of it held (undefined until one was mapped). */
+  wholeItems?: number;
 }
 
 /**
@@ -60,7 +75,6 @@ export class PagesInFlight {
   #waiting: (() => void)[] = [];
   #pastListeners = new Set<{ budgetMs: number; notify: () => void }>();
   #tables = new Map<string, TableCost>();
-  #mappedPages = 0;
   #mappedMs = 0;
 
   /** A page passed the budget check at `cpuMs` of the isolate's CPU. */
@@ -70,14 +84,14 @@ export class PagesInFlight {
   }
 
   /**
-   * A page ended (written, or failed) at `cpuMs`. `share` is how much of a whole page
-   * it was (a page sized to the room: its `Limit` over the page size); the cost per page
-   * counts it as that much of one, so that small pages do not make a whole one look
-   * cheaper than it is.
+   * A page ended (written, or failed) at `cpuMs`. With `page`, what it mapped is counted
+   * for its table, and a page let read fewer items than a whole one counts as that share
+   * of a page (its items over the most a whole page of the table held), so that small
+   * pages do not make a whole one look cheaper than it is.
    */
-  end(cpuMs: number, share = 1): void {
+  end(cpuMs: number, page?: EndedPage): void {
     this.#inFlight = Math.max(0, this.#inFlight - 1);
-    this.#ended += Math.min(1, Math.max(0, share));
+    this.#ended += page ? this.#share(page) : 1;
     this.#lastEndMs = Math.max(this.#lastEndMs, cpuMs);
     const waiting = this.#waiting;
     this.#waiting = [];
@@ -89,18 +103,22 @@ export class PagesInFlight {
     }
   }
 
-  /**
-   * A page of `table` with `items` items was mapped and encoded in `mappedMs` of the
-   * meter (one synchronous step: no other page's work is in it).
-   */
-  mapped(table: string, items: number, mappedMs: number): void {
-    if (items <= 0) return;
-    const cost = this.#tables.get(table) ?? { items: 0, mappedMs: 0 };
-    cost.items += items;
-    cost.mappedMs += mappedMs;
-    this.#tables.set(table, cost);
-    this.#mappedPages++;
-    this.#mappedMs += mappedMs;
+  /** Counts what `page` mapped; returns how much of a whole page it was. */
+  #share(page: EndedPage): number {
+    const whole = page.limit >= page.pageSize;
+    const { items, ms } = page.mapped ?? { items: 0, ms: 0 };
+    // A step the meter saw cost nothing says nothing of an item's cost: not counted.
+    if (items > 0 && ms > 0) {
+      const cost = this.#tables.get(page.table) ?? { items: 0, mappedMs: 0 };
+      cost.items += items;
+      cost.mappedMs += ms;
+      if (whole) cost.wholeItems = Math.max(cost.wholeItems ?? 0, items);
+      this.#tables.set(page.table, cost);
+      this.#mappedMs += ms;
+    }
+    if (whole) return 1;
+    const wholeItems = this.#tables.get(page.table)?.wholeItems ?? page.pageSize;
+    return Math.min(1, (page.mapped?.items ?? page.limit) / wholeItems);
   }
 
   /**
@@ -139,29 +157,33 @@ export class PagesInFlight {
    * How many items of `table` the next page may read with `roomMs` of CPU left under the
    * ceiling (the pages in flight already counted): `pageSize` when a whole page fits;
    * while another page is in flight, 0 (the run waits for it, or hands on); else a page
-   * sized to the room, at what an item of the table cost this isolate, or a probe of
-   * {@link PROBE_PAGE_ITEMS} when it has mapped none; 0 with less than
-   * {@link SMALLEST_PAGE_ROOM_MS} of room.
+   * sized to the room, at what an item of the table cost this isolate, or a probe of at
+   * most {@link PROBE_PAGE_ITEMS} when it has mapped none; 0 with less than
+   * {@link SMALLEST_PAGE_ROOM_MS} of room (or when not one item fits).
    */
   pageItems(table: string, pageSize: number, roomMs: number): number {
-    if (roomMs > this.perPageMs()) return pageSize;
+    const perPageMs = this.perPageMs();
+    if (roomMs > perPageMs) return pageSize;
     if (this.#inFlight > 0 || roomMs < SMALLEST_PAGE_ROOM_MS) return 0;
     const itemMs = this.itemMs(table);
-    const items = itemMs === undefined ? PROBE_PAGE_ITEMS : Math.floor(roomMs / itemMs);
+    const items = itemMs === undefined
+      ? Math.min(PROBE_PAGE_ITEMS, Math.floor(pageSize * roomMs / perPageMs))
+      : Math.floor(roomMs / itemMs);
     return Math.max(0, Math.min(pageSize, items));
   }
 
   /**
    * What an item of `table` costs this isolate, in ms of the meter: its mapping as
-   * measured, scaled up by the page's work that the mapping does not show (the cost per
-   * page over the mapping's, at least 1). Undefined before a page of it was mapped.
+   * measured, scaled up by the pages' work that the mapping does not show (the CPU from
+   * the first page's start to the last one's end, over all that the mappings cost; at
+   * least 1). Undefined before a page of it was mapped.
    */
   itemMs(table: string): number | undefined {
     const cost = this.#tables.get(table);
     if (!cost) return undefined;
-    const mappedPerPage = this.#mappedMs / this.#mappedPages;
-    const unseen = mappedPerPage > 0 ? Math.max(1, this.perPageMs() / mappedPerPage) : 1;
-    return Math.max(cost.mappedMs / cost.items, Number.EPSILON) * unseen;
+    const pagesMs = this.#lastEndMs - (this.#firstStartMs ?? this.#lastEndMs);
+    const unseen = Math.max(1, pagesMs / this.#mappedMs);
+    return (cost.mappedMs / cost.items) * unseen;
   }
 
   /** Pages in flight now. */

@@ -27,12 +27,19 @@ Deno.test("the pages in flight: a first guess, then the CPU per page measured", 
   assert.equal(pages.count, 0);
 });
 
-/** An isolate that read one whole page of visitors: 520 items mapped in 520 ms. */
+/** A page of visitors: 1,000 items asked, as a 1 MB page holds 520, 1 ms each mapped. */
+const visitorsPage = (limit: number, items = Math.min(limit, 520)) => ({
+  table: VISITORS,
+  limit,
+  pageSize: 1_000,
+  mapped: { items, ms: items },
+});
+
+/** An isolate that read one whole page of visitors: 520 items mapped in 520 ms, 600 in all. */
 function afterAVisitorsPage() {
   const pages = new PagesInFlight();
   pages.begin(700);
-  pages.mapped(VISITORS, 520, 520);
-  pages.end(1_300); // 600 ms the page, the mapping 520 of it
+  pages.end(1_300, visitorsPage(1_000));
   return pages;
 }
 
@@ -50,6 +57,23 @@ Deno.test("a page that does not fit whole reads the items that fit, at what an i
   assert.equal(pages.pageItems(VISITORS, 1_000, 500), 433);
 });
 
+Deno.test("pages sized to the room one after another stay the same size: their cost is not counted twice", () => {
+  // Each sized page costs as a whole one does for its items (its mapping and 600 / 520 of
+  // it in all), and the room is the same at each request's arrival.
+  const pages = afterAVisitorsPage();
+  let cpu = 1_300;
+  const sizes = [];
+  for (let i = 0; i < 6; i++) {
+    const items = pages.pageItems(VISITORS, 1_000, 500);
+    sizes.push(items);
+    pages.begin(cpu);
+    cpu += items * 600 / 520;
+    pages.end(cpu, visitorsPage(items));
+  }
+  assert.deepEqual(sizes, [433, 433, 433, 433, 433, 433]);
+  assert.equal(pages.perPageMs().toFixed(1), "600.0", "a whole page's cost kept");
+});
+
 Deno.test("no page smaller than a whole one while another is in flight, nor in less than the smallest room", () => {
   const pages = afterAVisitorsPage();
   pages.begin(1_300);
@@ -59,23 +83,43 @@ Deno.test("no page smaller than a whole one while another is in flight, nor in l
   assert.ok(pages.pageItems(VISITORS, 1_000, SMALLEST_PAGE_ROOM_MS) > 0);
 });
 
+Deno.test("no page when not one item fits", () => {
+  const pages = new PagesInFlight();
+  pages.begin(0);
+  pages.end(600, { table: VISITORS, limit: 1, pageSize: 1, mapped: { items: 1, ms: 600 } });
+  assert.equal(pages.pageItems(VISITORS, 1, 100), 0);
+});
+
 Deno.test("a table the isolate has not mapped gets a probe page, which then measures its items", () => {
   const pages = afterAVisitorsPage();
   assert.equal(pages.itemMs(ACTIONS), undefined);
   assert.equal(pages.pageItems(ACTIONS, 1_000, 300), PROBE_PAGE_ITEMS);
-  assert.equal(pages.pageItems(ACTIONS, 20, 300), 20, "never more than the page size");
   pages.begin(1_300);
-  pages.mapped(ACTIONS, PROBE_PAGE_ITEMS, 5);
-  pages.end(1_306, PROBE_PAGE_ITEMS / 1_000);
+  const probe = { items: PROBE_PAGE_ITEMS, ms: 5 };
+  pages.end(1_305, { table: ACTIONS, limit: PROBE_PAGE_ITEMS, pageSize: 1_000, mapped: probe });
   // An actions item: 0.1 ms mapped, against the visitors' 1 ms.
   assert.ok(pages.itemMs(ACTIONS)! < pages.itemMs(VISITORS)! / 5);
   assert.equal(pages.pageItems(ACTIONS, 1_000, 300), 1_000, "the room holds a whole page of them");
 });
 
-Deno.test("a page sized to the room counts as its share of a page: whole pages do not look cheaper", () => {
+Deno.test("a probe holds no more of the page size than the room does at the cost of a page", () => {
+  const pages = afterAVisitorsPage(); // 600 ms a page
+  // 20 items a page: a room of 300 ms holds 10 of them.
+  assert.equal(pages.pageItems(ACTIONS, 20, 300), 10);
+  assert.equal(pages.pageItems(ACTIONS, 1_000, 60), PROBE_PAGE_ITEMS, "1,000 × 60 / 600 is 100");
+  assert.equal(pages.pageItems(ACTIONS, 1_000, 24), 0, "below the smallest room");
+});
+
+Deno.test("a step the meter saw cost nothing does not make a table's items free", () => {
   const pages = afterAVisitorsPage();
   pages.begin(1_300);
-  pages.mapped(VISITORS, 260, 260);
-  pages.end(1_600, 0.5); // half a page, for half the CPU
+  pages.end(1_300, { table: ACTIONS, limit: 1_000, pageSize: 1_000, mapped: { items: 10, ms: 0 } });
+  assert.equal(pages.itemMs(ACTIONS), undefined, "still unmeasured: a probe next");
+});
+
+Deno.test("a page sized to the room counts as its share of a whole page of its table", () => {
+  const pages = afterAVisitorsPage();
+  pages.begin(1_300);
+  pages.end(1_600, visitorsPage(260)); // half of the 520 a whole page held, for half the CPU
   assert.equal(pages.perPageMs(), 600, "900 ms over a page and a half");
 });

@@ -31,12 +31,14 @@ export function turnSettlement(checkpoint: Checkpoint): {
   booked: number;
   next: boolean;
   catchUp: boolean;
+  whole: boolean;
 } {
   return {
     spent: checkpoint.spentUnits ?? 0,
     booked: checkpoint.bookedUnits ?? 0,
     next: !checkpoint.done,
     catchUp: checkpoint.retried !== true,
+    whole: checkpoint.whole !== false,
   };
 }
 

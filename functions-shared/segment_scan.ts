@@ -293,6 +293,7 @@ export async function scanSegments(
       spentUnits,
       bookedUnits: turn.units,
       retried: retried || (page.$metadata?.attempts ?? 1) > 1,
+      whole: next.items >= claim.page_size,
     };
     const committed = await work.commitPage(claim, scanned, checkpoint).catch(async (error) => {
       // The read happened whatever became of its page: the ledger counts what it spent.

@@ -133,6 +133,12 @@ export interface Checkpoint {
    * job's next read then catches nothing up (`sync.backfill_read_turn`'s p_catch_up).
    */
   retried?: boolean;
+  /**
+   * False for a page read smaller than a whole one (its Limit cut to the isolate's room,
+   * pages_in_flight.ts): its cost is settled but is not the job's estimate of a read
+   * (`sync.backfill_read_turn`'s p_whole). Default true.
+   */
+  whole?: boolean;
 }
 
 /** What `commitPage` wrote, and the segment's next read's turn (none once it is done). */

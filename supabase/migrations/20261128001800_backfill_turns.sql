@@ -199,13 +199,17 @@ on conflict (key) do nothing;
 -- ConsumedCapacity; null when no read was made); p_booked: the units its turn was booked
 -- at (0: none); p_next: whether to book the next read; p_catch_up: false when the last
 -- read was retried (throttled, or failed) or given up: the table is at its capacity, and
--- the job keeps none of its catch-up (above) but reads at its pace from now. Returns when
+-- the job keeps none of its catch-up (above) but reads at its pace from now; p_whole:
+-- false for a page read smaller than a whole one (the import-worker cuts a page's Limit to
+-- the CPU its isolate has left): its cost is settled, but a whole page's stays the next
+-- read's estimate (else the job's next turns, booked at the small page's cost, would let
+-- its segments read whole pages at once, past the budget until each settled). Returns when
 -- the next read may start, as milliseconds from now (wait_ms), and the units booked for it
 -- (units); both null when p_next is false. A turn given back unused (p_spent null) frees
 -- its place for the next one.
 create function sync.backfill_read_turn(
   p_job bigint, p_rate numeric, p_spent numeric, p_booked numeric, p_next boolean,
-  p_catch_up boolean default true
+  p_catch_up boolean default true, p_whole boolean default true
 ) returns jsonb
 language plpgsql set search_path = ''
 as $$
@@ -229,8 +233,8 @@ begin
   -- The last turn was booked at an estimate: what it really cost moves the next turns.
   ledger.next_at := ledger.next_at
     + make_interval(secs => ((coalesce(p_spent, 0) - coalesce(p_booked, 0)) / p_rate)::float8);
-  if p_spent is not null then
-    -- A read was made: its cost is the next one's estimate (an empty page's, too).
+  if p_spent is not null and p_whole is not false then
+    -- A whole page was read: its cost is the next one's estimate (an empty page's, too).
     ledger.units := greatest(p_spent, 0.5);
   end if;
   if not p_catch_up and ledger.next_at > '-infinity' then
@@ -268,8 +272,8 @@ begin
     'units', booked);
 end
 $$;
-comment on function sync.backfill_read_turn(bigint, numeric, numeric, numeric, boolean, boolean) is
-  'A Scan segment''s turns (a backfill''s or a validation run''s) against its table''s read budget: settles the last read''s cost and books the next read, catching up after a pause unless the last read was retried at the table''s capacity; returns {wait_ms, units}.';
+comment on function sync.backfill_read_turn(bigint, numeric, numeric, numeric, boolean, boolean, boolean) is
+  'A Scan segment''s turns (a backfill''s or a validation run''s) against its table''s read budget: settles the last read''s cost (a whole page''s is the next read''s estimate) and books the next read, catching up after a pause unless the last read was retried at the table''s capacity; returns {wait_ms, units}.';
 
 revoke all on table sync.backfill_read_ledger from public;
-revoke all on function sync.backfill_read_turn(bigint, numeric, numeric, numeric, boolean, boolean) from public;
+revoke all on function sync.backfill_read_turn(bigint, numeric, numeric, numeric, boolean, boolean, boolean) from public;

@@ -4,7 +4,7 @@
 -- the job's read ledger books each read's turn and settles what it cost.
 set client_min_messages = warning;
 begin;
-select plan(32);
+select plan(34);
 
 delete from sync.table_state;
 delete from sync.backfill_jobs;
@@ -161,6 +161,21 @@ select is(
   (select (t->>'units')::numeric
    from sync.backfill_read_turn((select segments from job), 250, 0, 50, true) t),
   0.5, 'an empty page (no read units) makes the next turns cheap, not free'
+);
+-- A page read smaller than a whole one (the import-worker cut its Limit to its isolate's
+-- room): what it cost is settled, the estimate stays a whole page's.
+update sync.backfill_read_ledger set units = 257 where job_id = (select segments from job);
+create temporary table before_small on commit drop as
+  select next_at from sync.backfill_read_ledger where job_id = (select segments from job);
+select is(
+  (select (t->>'units')::numeric
+   from sync.backfill_read_turn((select segments from job), 250, 25, 257, true, true, false) t),
+  257::numeric, 'a page smaller than a whole one leaves a whole page''s cost the estimate'
+);
+select is(
+  (select next_at from sync.backfill_read_ledger where job_id = (select segments from job)),
+  (select next_at from before_small) + interval '0.1 seconds',
+  'and settles what it cost: (25 - 257) ÷ 250 s, then the next turn''s 257 ÷ 250 s'
 );
 select throws_ok(
   $$select sync.backfill_read_turn((select segments from job), 0, null, 0, true)$$,
