@@ -131,10 +131,10 @@ export async function runWorker(deps: WorkerDeps, worker: string): Promise<RunRe
   let wokeAnother = false;
   // The CPU left under the hard limit's ceiling once the pages in flight are counted (the
   // ceiling in the meter's terms: as far up as it is known to run ahead, cpu_meter.ts),
-  // and whether a whole page fits in it.
+  // and whether a whole page of the claim's table fits in it.
   const roomMs = () =>
     inMeterTerms(deps.cpu, CPU_PAGE_CEILING_MS) - deps.cpu.usedMs() - inFlight.expectedMs();
-  const roomForAPage = () => roomMs() > inFlight.perPageMs();
+  const roomForAPage = (claim: Claim) => roomMs() > inFlight.wholePageMs(claim.source_table);
   const budgetMs = requestCpuBudget(deps.cpu, deps.cpuBudgetMs, CPU_PAGE_CEILING_MS);
   const retired = () =>
     lanesOfRun.stopped || deps.cpu.usedMs() >= budgetMs ||
@@ -142,8 +142,8 @@ export async function runWorker(deps: WorkerDeps, worker: string): Promise<RunRe
   // While the isolate has no room for another page but is not spent, wait for a page in
   // flight to end instead of handing on: a run woken now would land on this same isolate
   // (not yet retired), find no room either, and hand on again and again.
-  const room = async () => {
-    while (!retired() && !roomForAPage() && inFlight.count > 0) await inFlight.oneEnded();
+  const room = async (claim: Claim) => {
+    while (!retired() && !roomForAPage(claim) && inFlight.count > 0) await inFlight.oneEnded();
   };
   // A whole page when it fits; else, with no page in flight, a page sized to the room
   // (pages_in_flight.ts); else none: the budget is spent.

@@ -517,10 +517,10 @@ Deno.test("a segment waiting long for its turn holds its lease as it waits, and 
   assert.equal(untouched.sent.length, 0);
   assert.equal(lost.matching("sync.release_segment").length, 0);
   assert.ok(lines.some((l) => /its lease was taken over while it waited for its turn/.test(l)));
-  const returned = lost.matching("sync.backfill_read_turn").filter((s) => s.values.length === 4);
+  const returned = lost.matching("sync.backfill_read_turn").filter((s) => s.values.length === 6);
   assert.deepEqual(
     returned.map((s) => s.values),
-    [["7", 1_000_000, null, 1]],
+    [["7", 1_000_000, null, 1, true, true]],
     "its booked turn, unused, goes back to the job, which keeps its estimate of a page (no read: spent null)",
   );
 });
@@ -597,8 +597,39 @@ Deno.test("a page whose checkpoint is refused still settles its read in the ledg
   await runWorker(deps, "worker-a");
   const settled = db.statements.filter((s) => s.text.startsWith("select sync.backfill_read_turn("));
   assert.equal(settled.length, 1);
-  // (job, rate, spent, booked), none booked next: 64 spent against 40 booked.
-  assert.deepEqual(settled[0].values.slice(2), [64, 40]);
-  assert.match(settled[0].text, /, false\)$/);
+  // (job, rate, spent, booked, catch up, whole), none booked next: 64 spent against 40
+  // booked, a read not retried, a whole page.
+  assert.deepEqual(settled[0].values.slice(2), [64, 40, true, true]);
+  assert.match(settled[0].text, /\$4, false, \$5,\s+\$6\)$/);
   assert.ok(lines.some((l) => /lease lost to another worker; its page was not written/.test(l)));
+});
+
+Deno.test("a refused page read smaller than a whole one, or retried, settles with its read's flags", async () => {
+  // The page's statement would have said so; the settle after its refusal says it too, or
+  // a small page's cost would become its job's estimate of a page.
+  const lost = Object.assign(new Error("worker-a no longer holds the lease"), { code: "SY001" });
+  const inFlight = new PagesInFlight();
+  inFlight.begin(700);
+  inFlight.end(1_000, { table: SEGMENTS, limit: 10, pageSize: 10, mapped: { items: 10, ms: 300 } });
+  let calls = 0;
+  const db = backfillDb([claim({ page_size: 10 })], {
+    turns: [{ wait_ms: 0, units: 40 }],
+    checkpoint: () => {
+      throw lost;
+    },
+  });
+  const dynamo = fakeDynamo(() => {
+    if (calls++ === 0) throw awsError("ProvisionedThroughputExceededException");
+    return { Items: [item("a")], ConsumedCapacity: { CapacityUnits: 3 } };
+  });
+  const { deps } = workerDeps(db, dynamo, {
+    cpu: fakeCpuMeter(1_500),
+    cpuBudgetMs: 1_000,
+    inFlight,
+    pacing: fakeClock(0.5),
+  });
+  await runWorker(deps, "worker-a");
+  assert.equal(dynamo.sent.at(-1)!.input.Limit, 6, "a page sized to the room");
+  const settled = db.statements.filter((s) => s.text.startsWith("select sync.backfill_read_turn("));
+  assert.deepEqual(settled.map((s) => s.values.slice(2)), [[3, 40, false, false]]);
 });

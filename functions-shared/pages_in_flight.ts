@@ -65,7 +65,8 @@ interface TableCost {
 /**
  * An isolate's pages in flight and what a page costs it: the CPU used from the first
  * page's start, over the pages ended (every run's work in the isolate after its boot, on
- * the safe side), and, per table, what mapping an item cost.
+ * the safe side; a page smaller than a whole one counts as the pages' worth of CPU it
+ * cost), and, per table, what mapping an item cost and the most items a whole page held.
  */
 export class PagesInFlight {
   #inFlight = 0;
@@ -85,9 +86,9 @@ export class PagesInFlight {
 
   /**
    * A page ended (written, or failed) at `cpuMs`. With `page`, what it mapped is counted
-   * for its table, and a page let read fewer items than a whole one counts as that share
-   * of a page (its items over the most a whole page of the table held), so that small
-   * pages do not make a whole one look cheaper than it is.
+   * for its table, and a page let read fewer items than a whole one counts as the pages'
+   * worth of CPU its items cost (at the table's cost of an item), so that small pages
+   * leave the cost of a page as it was: neither cheaper, nor dearer.
    */
   end(cpuMs: number, page?: EndedPage): void {
     this.#inFlight = Math.max(0, this.#inFlight - 1);
@@ -103,10 +104,13 @@ export class PagesInFlight {
     }
   }
 
-  /** Counts what `page` mapped; returns how much of a whole page it was. */
+  /** Counts what `page` mapped; returns how many pages' worth of CPU it was. */
   #share(page: EndedPage): number {
     const whole = page.limit >= page.pageSize;
+    // A small page's CPU: its mapping, scaled by the pages' work the mapping does not show,
+    // both as they were before it.
     const { items, ms } = page.mapped ?? { items: 0, ms: 0 };
+    const pagesWorth = ms * this.#unseen() / this.perPageMs();
     // A step the meter saw cost nothing says nothing of an item's cost: not counted.
     if (items > 0 && ms > 0) {
       const cost = this.#tables.get(page.table) ?? { items: 0, mappedMs: 0 };
@@ -117,8 +121,8 @@ export class PagesInFlight {
       this.#mappedMs += ms;
     }
     if (whole) return 1;
-    const wholeItems = this.#tables.get(page.table)?.wholeItems ?? page.pageSize;
-    return Math.min(1, (page.mapped?.items ?? page.limit) / wholeItems);
+    // A small page that wrote nothing (it failed) counts as its share of the page size.
+    return items > 0 && ms > 0 ? pagesWorth : page.limit / page.pageSize;
   }
 
   /**
@@ -155,7 +159,8 @@ export class PagesInFlight {
 
   /**
    * How many items of `table` the next page may read with `roomMs` of CPU left under the
-   * ceiling (the pages in flight already counted): `pageSize` when a whole page fits;
+   * ceiling (the pages in flight already counted): `pageSize` when a whole page fits
+   * ({@link wholePageMs});
    * while another page is in flight, 0 (the run waits for it, or hands on); else a page
    * sized to the room, at what an item of the table cost this isolate, or a probe of at
    * most {@link PROBE_PAGE_ITEMS} when it has mapped none; 0 with less than
@@ -163,7 +168,7 @@ export class PagesInFlight {
    */
   pageItems(table: string, pageSize: number, roomMs: number): number {
     const perPageMs = this.perPageMs();
-    if (roomMs > perPageMs) return pageSize;
+    if (roomMs > this.wholePageMs(table)) return pageSize;
     if (this.#inFlight > 0 || roomMs < SMALLEST_PAGE_ROOM_MS) return 0;
     const itemMs = this.itemMs(table);
     const items = itemMs === undefined
@@ -173,17 +178,36 @@ export class PagesInFlight {
   }
 
   /**
+   * What a whole page of `table` is expected to cost this isolate: the cost of a page
+   * (every table's), or, when more, the most items a whole page of it held at what an item
+   * of it cost (a page of visitors costs several of actions, whose pages may have set the
+   * cost of a page).
+   */
+  wholePageMs(table: string): number {
+    const wholeItems = this.#tables.get(table)?.wholeItems ?? 0;
+    return Math.max(this.perPageMs(), wholeItems * (this.itemMs(table) ?? 0));
+  }
+
+  /**
    * What an item of `table` costs this isolate, in ms of the meter: its mapping as
-   * measured, scaled up by the pages' work that the mapping does not show (the CPU from
-   * the first page's start to the last one's end, over all that the mappings cost; at
-   * least 1). Undefined before a page of it was mapped.
+   * measured, scaled up by the pages' work that the mapping does not show. Undefined
+   * before a page of it was mapped.
    */
   itemMs(table: string): number | undefined {
     const cost = this.#tables.get(table);
     if (!cost) return undefined;
+    return (cost.mappedMs / cost.items) * this.#unseen();
+  }
+
+  /**
+   * The CPU from the first page's start to the last one's end over all that the pages'
+   * mappings cost: what a page costs for each ms of its mapping (at least 1; 1 before
+   * any was mapped).
+   */
+  #unseen(): number {
+    if (this.#mappedMs === 0) return 1;
     const pagesMs = this.#lastEndMs - (this.#firstStartMs ?? this.#lastEndMs);
-    const unseen = Math.max(1, pagesMs / this.#mappedMs);
-    return (cost.mappedMs / cost.items) * unseen;
+    return Math.max(1, pagesMs / this.#mappedMs);
   }
 
   /** Pages in flight now. */

@@ -117,9 +117,36 @@ Deno.test("a step the meter saw cost nothing does not make a table's items free"
   assert.equal(pages.itemMs(ACTIONS), undefined, "still unmeasured: a probe next");
 });
 
-Deno.test("a page sized to the room counts as its share of a whole page of its table", () => {
+Deno.test("a page sized to the room counts as the pages' worth of CPU it cost: the cost of a page stays", () => {
   const pages = afterAVisitorsPage();
   pages.begin(1_300);
-  pages.end(1_600, visitorsPage(260)); // half of the 520 a whole page held, for half the CPU
+  pages.end(1_600, visitorsPage(260)); // 260 items, 300 ms: half a page
   assert.equal(pages.perPageMs(), 600, "900 ms over a page and a half");
+});
+
+Deno.test("a whole page of a table dearer than the isolate's cost of a page must fit as such", () => {
+  // Three pages of actions at 50 ms, then one of visitors at 600: 187.5 ms a page on
+  // average, but a whole page of visitors costs 600.
+  const pages = new PagesInFlight();
+  let cpu = 0;
+  for (
+    const [table, items, ms] of [[ACTIONS, 1_000, 50], [ACTIONS, 1_000, 50], [ACTIONS, 1_000, 50], [
+      VISITORS,
+      520,
+      600,
+    ]] as const
+  ) {
+    pages.begin(cpu);
+    cpu += ms;
+    pages.end(cpu, { table, limit: 1_000, pageSize: 1_000, mapped: { items, ms } });
+  }
+  assert.equal(pages.perPageMs(), 187.5);
+  assert.equal(pages.wholePageMs(VISITORS), 600);
+  assert.equal(pages.wholePageMs(ACTIONS), 187.5);
+  assert.equal(pages.pageItems(ACTIONS, 1_000, 400), 1_000);
+  assert.equal(
+    pages.pageItems(VISITORS, 1_000, 400),
+    Math.floor(400 / (600 / 520)),
+    "346, not 1,000",
+  );
 });

@@ -74,12 +74,18 @@ export class LedgerTurns implements ReadTurns {
   }
 
   /**
-   * Settles a read whose page's statement (which settles it) was refused; `spent` null:
-   * a turn given back unused.
+   * Settles a read whose page's statement (which settles it) was refused, with the read's
+   * flags as that statement would have passed them; `spent` null: a turn given back unused.
    */
-  async settle(claim: Claim, spent: number | null, booked: number): Promise<void> {
+  async settle(
+    claim: Claim,
+    spent: number | null,
+    booked: number,
+    read: { retried?: boolean; whole?: boolean } = {},
+  ): Promise<void> {
     await this.sql`select sync.backfill_read_turn(${claim.job_id}, ${this.rate},
-                            ${spent}, ${booked}, false)`;
+                            ${spent}, ${booked}, false, ${read.retried !== true},
+                            ${read.whole !== false})`;
   }
 
   /**

@@ -151,7 +151,9 @@ export async function scanSegments(
       }
       if (held !== "deadline" && work.room) {
         // Another page in flight may take long (its own retries): the lease is held meanwhile.
-        const room = work.stopping ? Promise.race([work.room(), work.stopping]) : work.room();
+        const room = work.stopping
+          ? Promise.race([work.room(claim), work.stopping])
+          : work.room(claim);
         if (await whileHolding(room, () => holdLease(claim)) === "taken") {
           log(`${where}: its lease was taken over while it waited for room; left to its holder`);
           await work.turns.settle?.(claim, null, turn.units)?.catch(() => {});
@@ -298,7 +300,7 @@ export async function scanSegments(
     const committed = await work.commitPage(claim, scanned, checkpoint).catch(async (error) => {
       // The read happened whatever became of its page: the ledger counts what it spent.
       if (checkpointRefused(error)) {
-        await work.turns.settle?.(claim, spentUnits, turn.units).catch(() => {});
+        await work.turns.settle?.(claim, spentUnits, turn.units, checkpoint).catch(() => {});
       }
       throw error;
     });

@@ -84,9 +84,16 @@ export interface ReadTurns {
    * Settles a read whose page was not written (its checkpoint refused: the page's own
    * statement, which settles it, rolled back): what it spent against what was booked;
    * `spent` null for a turn given back unused (no read made: the job's estimate of a
-   * page stays as it was).
+   * page stays as it was). `read`: the read's own flags, as its page's statement would
+   * have passed them (`retried`: the job catches nothing up; `whole` false: its cost is
+   * not the job's estimate of a page); by default neither.
    */
-  settle?: (claim: Claim, spent: number | null, booked: number) => Promise<void>;
+  settle?: (
+    claim: Claim,
+    spent: number | null,
+    booked: number,
+    read?: { retried?: boolean; whole?: boolean },
+  ) => Promise<void>;
 }
 
 /** A page the Scan read: its items, when it was read, and the checkpoint after it. */
@@ -167,7 +174,7 @@ export interface SegmentWork {
    * Resolves when the isolate has room for another page (its pages in flight may have
    * to end first); awaited before `pageItems`. Optional.
    */
-  room?: () => Promise<void>;
+  room?: (claim: Claim) => Promise<void>;
   /**
    * Resolves when the caller wants the scan to stop at once (another segment of the same
    * request, or a page of another run of the isolate, found the budget spent): a pacing

@@ -29,7 +29,7 @@
 --    isolate) a backfill of every table read them one after the other (the first job's 8
 --    segments, then the next job's), each table's budget unused until its turn, and the
 --    longest table started last. Now a claim takes a segment of the job with the most
---    reads left (its last page's read units times its segments not done) among those
+--    reads left (its last whole page's read units times its segments not done) among those
 --    whose read ledger is not already booked two pages ahead, then of the job with the
 --    fewest segments in flight: the longest table gets the segments that use its budget,
 --    and the others the rest.
@@ -160,7 +160,7 @@ create table sync.backfill_read_ledger (
   rate numeric not null check (rate > 0)
 );
 comment on table sync.backfill_read_ledger is
-  'Per Scan job (a backfill''s or a validation run''s): when its next Scan page may start (next_at), what a page is expected to cost in read units (units: the last page''s), and the table''s read budget in read units a second (rate: IMPORT_WORKER_MAX_RCU_PER_SECOND or VALIDATOR_MAX_RCU_PER_SECOND).';
+  'Per Scan job (a backfill''s or a validation run''s): when its next Scan page may start (next_at), what a page is expected to cost in read units (units: the last whole page''s), and the table''s read budget in read units a second (rate: IMPORT_WORKER_MAX_RCU_PER_SECOND or VALIDATOR_MAX_RCU_PER_SECOND).';
 
 -- sync.claim_segment, which claims by the work left (3. above), is defined in
 -- 20261128002300_export_backfills.sql, which also keeps export jobs out of it.
