@@ -40,15 +40,16 @@ interface Claimed {
 export const REREADS_PER_CLAIM = 25;
 
 /**
- * The CPU a re-read is charged on the isolate's meter, none of it in a measured step: a
- * Query of the key's partition through the SDK (signed) and three or four statements (the
- * merge as a repair, the key's end), as a write-back's edit (two requests and three or
- * four statements, 4-5 ms measured on the local stack, charged at 8: write_back_run.ts,
+ * The CPU a re-read is charged on the isolate's meter besides its Query's own
+ * (`POINT_READ_CPU_MS`, charged by the read, validator_source.ts), none of it in a
+ * measured step: three or four statements (the merge as a repair, the key's end). With
+ * the Query's 3 it makes 8, as a write-back's edit (two requests and three or four
+ * statements, 4-5 ms measured on the local stack, charged at 8: write_back_run.ts,
  * EDIT_CPU_MS). On the hosted estimating meter, which sees only measured steps, a queue
  * of thousands of keys would otherwise run to the wall budget alone and past the CPU
  * limit (cpu_meter.ts).
  */
-export const REREAD_CPU_MS = 8;
+export const REREAD_CPU_MS = 5;
 
 /**
  * Re-reads queued keys until none waits or the request's budget (`deps.budget`) is

@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import type { ValidatorDeps } from "./checksum_validator.ts";
 import { REREAD_CPU_MS, rereadCollapsedKeys } from "./collapsed_rereads.ts";
+import { POINT_READ_CPU_MS } from "./validator_source.ts";
 import { awsError, fakeCpuMeter, fakeDynamo, fakeSql, type Statement } from "./testing_fakes.ts";
 
 const QUEUED = "2026-02-01 12:00:00.123456+00";
@@ -185,16 +186,19 @@ Deno.test("the budget is checked before each key: keys not reached go back untri
 Deno.test("each re-read is charged to the isolate's meter, so the estimate alone stops a request", async () => {
   const db = queueDb(["v-1", "v-2", "v-3"]);
   const dynamo = partitions();
-  // The hosted meter: nothing measured, only what is charged counts.
+  // The hosted meter: nothing measured, only what is charged counts: each key's Query
+  // (one page here) and its statements.
   const cpu = fakeCpuMeter(0);
+  const perKey = POINT_READ_CPU_MS + REREAD_CPU_MS;
+  assert.equal(perKey, 8);
   const deps: ValidatorDeps = {
     sql: db.sql,
     dynamo: dynamo.dynamo,
     cpu,
-    budget: { cpuMs: 2 * REREAD_CPU_MS, wallMs: 60_000 },
+    budget: { cpuMs: 2 * perKey, wallMs: 60_000 },
   };
   assert.deepEqual(await rereadCollapsedKeys(deps), { reread: 2, failed: 0 });
-  assert.equal(cpu.usedMs(), 2 * REREAD_CPU_MS);
+  assert.equal(cpu.usedMs(), 2 * perKey);
   assert.deepEqual(
     db.matching("sync.return_reread").map((s) => JSON.parse(String(s.values[1]))),
     [{ visitor_id: "v-3" }],

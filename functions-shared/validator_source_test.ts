@@ -13,6 +13,7 @@ import type { Item, RowKey } from "./validator_plan.ts";
 import {
   awsError,
   fakeClock,
+  fakeCpuMeter,
   fakeDynamo,
   fakeSql,
   type SentCommand,
@@ -23,6 +24,7 @@ import {
   emptyChunk,
   IN_FLIGHT_CEILING,
   MAX_POINT_READ_PAGES,
+  POINT_READ_CPU_MS,
   pointRead,
   scanForRun,
   stage,
@@ -421,9 +423,12 @@ Deno.test("pointRead gets a plain table's item consistently, or nothing", async 
   const dynamo = fakeDynamo((c: SentCommand) =>
     (c.input.Key as { segment_id: { S: string } }).segment_id.S === "a" ? { Item: item("a") } : {}
   );
-  const d = deps(sourceDb(), dynamo);
+  const cpu = fakeCpuMeter(0);
+  const d = { ...deps(sourceDb(), dynamo), cpu };
   assert.deepEqual(await pointRead(d, segments, { segment_id: "a" }), [item("a")]);
   assert.deepEqual(await pointRead(d, segments, { segment_id: "b" }), []);
+  // Each read's request is charged on the isolate's meter: no step of it is measured.
+  assert.equal(cpu.usedMs(), 2 * POINT_READ_CPU_MS);
   assert.deepEqual(dynamo.sent[0], {
     name: "GetItemCommand",
     input: {
@@ -441,9 +446,13 @@ Deno.test("pointRead queries every observation of a collapsed key, page by page"
       ? { Items: [obs("1"), obs("2")], LastEvaluatedKey: obs("2") }
       : { Items: [obs("3")] }
   );
-  const items = await pointRead(deps(sourceDb(), dynamo), visitors, { visitor_id: "v" });
+  const cpu = fakeCpuMeter(0);
+  const items = await pointRead({ ...deps(sourceDb(), dynamo), cpu }, visitors, {
+    visitor_id: "v",
+  });
   assert.deepEqual(items, [obs("1"), obs("2"), obs("3")]);
   assert.equal(dynamo.sent.length, 2);
+  assert.equal(cpu.usedMs(), 2 * POINT_READ_CPU_MS, "each Query page charged");
   assert.deepEqual(dynamo.sent[0].input, {
     TableName: "firespring-backdoor-visitors-dev",
     KeyConditionExpression: "#h = :h",
