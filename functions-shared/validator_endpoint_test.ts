@@ -6,7 +6,11 @@
  */
 
 import assert from "node:assert/strict";
-import { type EndpointDeps, handleValidatorRequest } from "./validator_endpoint.ts";
+import {
+  type EndpointDeps,
+  handleValidatorRequest,
+  RESULT_POLL_CPU_MS,
+} from "./validator_endpoint.ts";
 import { RunGate, whenAdmitted } from "./run_gate.ts";
 import { TABLES } from "./table_registry.ts";
 import { fakeClock, fakeCpuMeter, fakeDynamo, fakeSql } from "./testing_fakes.ts";
@@ -222,6 +226,61 @@ Deno.test("a run that outgrows the request answers 202 with its runId and calls 
   assert.equal(dynamo.sent.length, 1, "one page, as asked");
   assert.deepEqual(calls, [{ runId: RUN, pagesPerRequest: 1 }]);
   assert.equal(waited.length, 1);
+  await Promise.all(waited);
+  await timersFire(deps);
+});
+
+/** The looks at a run's record (validator_result.ts, recordedResult) a request made. */
+const recordLooks = (db: ReturnType<typeof validatorDb>) =>
+  db.matching("select status, error, repaired, revalidation_run_id").length;
+
+Deno.test("a request whose work handed on for its CPU budget answers 202 at once, not after looking at the run for 25 s", async () => {
+  // The bench's validation: the request's work handed on at 1,237 ms by the meter, then it
+  // looked at the run's record every 250 ms in an isolate the runtime had retired, unseen
+  // by the estimate, until the hard limit killed it 22 s later (a 546 to the caller).
+  const db = validatorDb();
+  const dynamo = fakeDynamo(() => ({
+    Items: [segmentItem],
+    LastEvaluatedKey: { segment_id: { S: "s-1" } },
+  }));
+  const { deps, waited } = endpointDeps(db, dynamo, {
+    cpu: fakeCpuMeter(1_200),
+    budget: { cpuMs: 1_100, wallMs: 60_000 },
+    answerWithinMs: 60_000,
+  });
+  const answered = await Promise.race([
+    handleValidatorRequest(
+      post('{"table": "firespring_segments", "pagesPerRequest": 1}'),
+      deps,
+    ),
+    new Promise<"late">((resolve) => setTimeout(() => resolve("late"), 2_000)),
+  ]);
+  assert.notEqual(answered, "late", "answered at once");
+  await assertRunning(answered as Response);
+  assert.equal(recordLooks(db), 0, "no look at the run's record past the budget");
+  await Promise.all(waited);
+});
+
+Deno.test("each look at the run's record while a request waits is charged on the isolate's meter", async () => {
+  const db = validatorDb();
+  const dynamo = fakeDynamo(() => ({
+    Items: [segmentItem],
+    LastEvaluatedKey: { segment_id: { S: "s-1" } },
+  }));
+  const cpu = fakeCpuMeter(0);
+  const { deps, waited } = endpointDeps(db, dynamo, {
+    cpu,
+    budget: { cpuMs: 1_100, wallMs: 60_000 },
+    answerWithinMs: 200,
+    pollMs: 10,
+  });
+  const response = await handleValidatorRequest(
+    post('{"table": "firespring_segments", "pagesPerRequest": 1}'),
+    deps,
+  );
+  await assertRunning(response);
+  assert.ok(recordLooks(db) > 1, `${recordLooks(db)} looks`);
+  assert.equal(cpu.usedMs(), recordLooks(db) * RESULT_POLL_CPU_MS);
   await Promise.all(waited);
   await timersFire(deps);
 });
