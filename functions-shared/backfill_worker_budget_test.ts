@@ -6,7 +6,7 @@
 
 import assert from "node:assert/strict";
 import { CPU_PAGE_CEILING_MS, PagesInFlight, runWorker } from "./backfill_worker.ts";
-import { REQUEST_CPU_FLOOR_MS } from "./cpu_meter.ts";
+import { REQUEST_CPU_FLOOR_MS, STATEMENT_CPU_MS } from "./cpu_meter.ts";
 import { SMALLEST_PAGE_ROOM_MS } from "./pages_in_flight.ts";
 import { SCAN_ROUNDS } from "./scan_pacing.ts";
 import { awsError, fakeClock, fakeCpuMeter, fakeDynamo } from "./testing_fakes.ts";
@@ -498,10 +498,13 @@ Deno.test("a segment waiting long for its turn holds its lease as it waits, and 
   const db = backfillDb([claim()], { turns: [{ wait_ms: 10_000, units: 1 }] });
   const dynamo = pagedDynamo({ null: { Items: [item("a")] } });
   const clock = fakeClock();
-  const { deps } = workerDeps(db, dynamo, { pacing: clock, wallBudgetMs: 60_000 });
+  const cpu = fakeCpuMeter(0);
+  const { deps } = workerDeps(db, dynamo, { pacing: clock, wallBudgetMs: 60_000, cpu });
   await runWorker(deps, "worker-a");
   const holds = db.matching("update sync.backfill_segments s set lease_expires_at");
   assert.equal(holds.length, 2);
+  // Each hold's round trip is charged on the isolate's meter: no step of it is measured.
+  assert.equal(cpu.usedMs(), 2 * STATEMENT_CPU_MS);
   assert.deepEqual(holds[0].values, ["7", 1, "worker-a"]);
   assert.deepEqual(clock.slept.slice(0, 3), [4_000, 4_000, 2_000]);
   assert.equal(dynamo.sent.length, 1, "then read");

@@ -41,9 +41,9 @@ export const REREADS_PER_CLAIM = 25;
 
 /**
  * The CPU a re-read is charged on the isolate's meter besides its Query's own
- * (`POINT_READ_CPU_MS`, charged by the read, validator_source.ts), none of it in a
- * measured step: three or four statements (the merge as a repair, the key's end). With
- * the Query's 3 it makes 8, as a write-back's edit (two requests and three or four
+ * (`POINT_READ_CPU_MS` an attempt, charged by the read, validator_source.ts), none of it
+ * in a measured step: three or four statements (the merge as a repair, the key's end).
+ * With a one-page Query answered at once it makes 8, as a write-back's edit (two requests and three or four
  * statements, 4-5 ms measured on the local stack, charged at 8: write_back_run.ts,
  * EDIT_CPU_MS). On the hosted estimating meter, which sees only measured steps, a queue
  * of thousands of keys would otherwise run to the wall budget alone and past the CPU

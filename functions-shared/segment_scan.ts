@@ -13,6 +13,7 @@
  */
 
 import { ScanCommand } from "./dynamo_commands.ts";
+import { STATEMENT_CPU_MS } from "./cpu_meter.ts";
 import { type PacingDeps, realPacing, ScanGaveUp, withBackoff } from "./scan_pacing.ts";
 import { isDatabaseUnavailable, lostToAnother } from "./sync_db.ts";
 import { type TurnAt, untilTurn, whileHolding } from "./lease_holds.ts";
@@ -95,6 +96,10 @@ export async function scanSegments(
 
   /** Holds `claim`'s lease as a checkpoint would; false when it is no longer this worker's. */
   async function holdLease(claim: Claim): Promise<boolean> {
+    // Held every few seconds while a segment waits (for its turn, for room, between a
+    // read's retries), outside any measured step: charged, or a long wait's holds would
+    // add up unseen by an estimating meter (cpu_meter.ts).
+    deps.cpu.charge(STATEMENT_CPU_MS);
     const held = await deps.sql`
       update sync.backfill_segments s
       set lease_expires_at = now() + make_interval(secs => j.lease_seconds), updated_at = now()

@@ -7,6 +7,7 @@
  */
 
 import type { ValidatorDeps } from "./checksum_validator.ts";
+import { STATEMENT_CPU_MS } from "./cpu_meter.ts";
 import type { TableChange } from "./record_mapping.ts";
 import { applyChanges } from "./sync_db.ts";
 import { logDeadLetters } from "./dead_letter_writer.ts";
@@ -93,6 +94,7 @@ export async function repairKeys(
       continue;
     }
     const { items, readAt } = read;
+    if (spec.collapse && removeUnread) deps.cpu?.charge(STATEMENT_CPU_MS);
     const known = spec.collapse && removeUnread
       ? (await deps.sql<{ range_key: string }[]>`
           select range_key::text from sync.observations

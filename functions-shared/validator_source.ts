@@ -53,14 +53,30 @@ export function requestCpuMs(budget?: { cpuMs: number; requestCpuMs?: number }):
 export const UNMEASURED_PAGE_MS = 250;
 
 /**
- * The CPU each request of a point read is charged on the isolate's meter, none of it in a
- * measured step: signing it, sending it and parsing its answer. A signed GetItem through
- * the functions' client took 1.0–1.3 ms of CPU warm and 3.0 ms each in its first 50
- * (plain Deno, the 2-core machine). Without it, a CI run's validator isolate that read
- * about 200 keys again (three looks at 64 divergent keys), then repaired them, was killed
- * at the 2 s hard limit while its estimate read 1,101 ms.
+ * The CPU each attempt of a point read's request is charged on the isolate's meter, none
+ * of it in a measured step: signing it, sending it and parsing its answer. A signed
+ * GetItem through the functions' client took 1.0–1.3 ms of CPU warm and 3.0 ms each in
+ * its first 50 (plain Deno, the 2-core machine). Without it, a CI run's validator isolate
+ * that read about 200 keys again (three looks at 64 divergent keys), then repaired them,
+ * was killed at the 2 s hard limit while its estimate read 1,101 ms.
  */
 export const POINT_READ_CPU_MS = 3;
+
+/** Sends a point read's request, charging each of its attempts, answered or not. */
+async function sentCharged<T extends { $metadata?: { attempts?: number } }>(
+  deps: Pick<ValidatorDeps, "cpu">,
+  send: () => Promise<T>,
+): Promise<T> {
+  try {
+    const answer = await send();
+    deps.cpu?.charge(POINT_READ_CPU_MS * (answer.$metadata?.attempts ?? 1));
+    return answer;
+  } catch (error) {
+    const attempts = (error as { $metadata?: { attempts?: number } }).$metadata?.attempts;
+    deps.cpu?.charge(POINT_READ_CPU_MS * (attempts ?? 1));
+    throw error;
+  }
+}
 
 /** A table's read budget for a validation when VALIDATOR_MAX_RCU_PER_SECOND is not given. */
 const DEFAULT_RCU_PER_SECOND = 250;
@@ -482,10 +498,10 @@ export async function pointReadAt(
   const sourceKey = pointReadKey(spec, key);
   const sentAt = Date.now();
   if (!spec.collapse) {
-    const { Item, $metadata } = await client.send(
-      new GetItemCommand({ TableName: spec.sourceTable, Key: sourceKey, ConsistentRead: true }),
-    );
-    deps.cpu?.charge(POINT_READ_CPU_MS);
+    const { Item, $metadata } = await sentCharged(deps, () =>
+      client.send(
+        new GetItemCommand({ TableName: spec.sourceTable, Key: sourceKey, ConsistentRead: true }),
+      ));
     return {
       items: Item ? [Item] : [],
       readAt: pageStamp(sentAt, $metadata?.clock),
@@ -499,17 +515,17 @@ export async function pointReadAt(
   let readAt: Date | undefined;
   let readBefore: Date | undefined;
   do {
-    const page = await client.send(
-      new QueryCommand({
-        TableName: spec.sourceTable,
-        KeyConditionExpression: "#h = :h",
-        ExpressionAttributeNames: { "#h": hash },
-        ExpressionAttributeValues: { ":h": sourceKey[hash] },
-        ConsistentRead: true,
-        ExclusiveStartKey: start,
-      }),
-    );
-    deps.cpu?.charge(POINT_READ_CPU_MS);
+    const page = await sentCharged(deps, () =>
+      client.send(
+        new QueryCommand({
+          TableName: spec.sourceTable,
+          KeyConditionExpression: "#h = :h",
+          ExpressionAttributeNames: { "#h": hash },
+          ExpressionAttributeValues: { ":h": sourceKey[hash] },
+          ConsistentRead: true,
+          ExclusiveStartKey: start,
+        }),
+      ));
     readAt ??= pageStamp(sentAt, page.$metadata?.clock);
     readBefore = afterRead(page.$metadata?.clock);
     items.push(...(page.Items ?? []));

@@ -439,6 +439,27 @@ Deno.test("pointRead gets a plain table's item consistently, or nothing", async 
   });
 });
 
+Deno.test("each attempt of a point read is charged, answered or failed", async () => {
+  const answers = [
+    { Item: item("a"), $metadata: { attempts: 3 } },
+    awsError("ProvisionedThroughputExceededException"),
+  ];
+  const dynamo = fakeDynamo(() => {
+    const answer = answers.shift();
+    if (answer instanceof Error) {
+      Object.assign(answer, { $metadata: { attempts: 5 } });
+      throw answer;
+    }
+    return answer;
+  });
+  const cpu = fakeCpuMeter(0);
+  const d = { ...deps(sourceDb(), dynamo), cpu };
+  assert.deepEqual(await pointRead(d, segments, { segment_id: "a" }), [item("a")]);
+  assert.equal(cpu.usedMs(), 3 * POINT_READ_CPU_MS, "three attempts to an answer");
+  await assert.rejects(pointRead(d, segments, { segment_id: "b" }));
+  assert.equal(cpu.usedMs(), 8 * POINT_READ_CPU_MS, "and five that failed");
+});
+
 Deno.test("pointRead queries every observation of a collapsed key, page by page", async () => {
   const obs = (t: string) => ({ session_id: { S: "v" }, timestamp: { N: t } });
   const dynamo = fakeDynamo((c: SentCommand) =>
