@@ -40,6 +40,16 @@ interface Claimed {
 export const REREADS_PER_CLAIM = 25;
 
 /**
+ * How many problems (a failed key, an item left out) of one request get a line each; the
+ * rest are counted in the request's closing line. When DynamoDB is down every key of a
+ * queue of hundreds fails, and a hosted function keeps 100 log events in 10 s
+ * (https://supabase.com/docs/guides/functions/limits): past that the platform drops lines,
+ * the first cause among them. Each failed key keeps its cause in
+ * `sync.collapsed_rereads.error`.
+ */
+export const PROBLEM_LINES_PER_REQUEST = 3;
+
+/**
  * The CPU a re-read is charged on the isolate's meter besides its Query's own
  * (`POINT_READ_CPU_MS` an attempt, charged by the read, validator_source.ts), none of it
  * in a measured step: three or four statements (the merge as a repair, the key's end).
@@ -63,6 +73,40 @@ export async function rereadCollapsedKeys(deps: ValidatorDeps): Promise<RereadOu
     performance.now(),
   );
   const outcome: RereadOutcome = { reread: 0, failed: 0 };
+  const problems = problemLog(deps);
+  try {
+    await rereadUntilSpent(deps, spent, outcome, problems.line);
+  } finally {
+    problems.close(outcome);
+  }
+  return outcome;
+}
+
+/** The request's lines of its problems: the first few, then a count in a closing line. */
+function problemLog(deps: ValidatorDeps) {
+  let problems = 0;
+  return {
+    line: (text: string) => {
+      if (problems++ < PROBLEM_LINES_PER_REQUEST) deps.log?.(text);
+    },
+    close: (outcome: RereadOutcome) => {
+      if (problems <= PROBLEM_LINES_PER_REQUEST) return;
+      deps.log?.(
+        `re-reads: ${outcome.reread} keys re-read, ${outcome.failed} failed; ` +
+          `${problems - PROBLEM_LINES_PER_REQUEST} more problems not logged one by one ` +
+          "(each failed key's cause is in sync.collapsed_rereads.error)",
+      );
+    },
+  };
+}
+
+/** Claims and re-reads keys until none waits or `spent()`, counting into `outcome`. */
+async function rereadUntilSpent(
+  deps: ValidatorDeps,
+  spent: () => boolean,
+  outcome: RereadOutcome,
+  problem: (line: string) => void,
+) {
   while (!spent()) {
     const claimed = await deps.sql<Claimed[]>`
       select target_table, row_key, queued_at::text as queued_at
@@ -76,23 +120,24 @@ export async function rereadCollapsedKeys(deps: ValidatorDeps): Promise<RereadOu
                                                  ${key.queued_at}::text::timestamptz)`;
         continue;
       }
-      const error = await rereadKey(deps, key);
+      const error = await rereadKey(deps, key, problem);
       deps.cpu?.charge(REREAD_CPU_MS);
       if (error !== null) {
-        deps.log?.(
-          `re-read of ${key.target_table} ${JSON.stringify(key.row_key)} failed: ${error}`,
-        );
+        problem(`re-read of ${key.target_table} ${JSON.stringify(key.row_key)} failed: ${error}`);
       }
       await deps.sql`select sync.finish_reread(${key.target_table}, ${rowKey}::text::jsonb,
                                                ${key.queued_at}::text::timestamptz, ${error})`;
       outcome[error === null ? "reread" : "failed"]++;
     }
   }
-  return outcome;
 }
 
-/** Re-reads one key; null when done, else why not. */
-async function rereadKey(deps: ValidatorDeps, key: Claimed): Promise<string | null> {
+/** Re-reads one key; null when done, else why not. Items left out go to `problem`. */
+async function rereadKey(
+  deps: ValidatorDeps,
+  key: Claimed,
+  problem: (line: string) => void,
+): Promise<string | null> {
   const spec = byTargetTable(key.target_table);
   if (!spec?.collapse) return `${key.target_table} is not a collapsed target table`;
   try {
@@ -106,7 +151,7 @@ async function rereadKey(deps: ValidatorDeps, key: Claimed): Promise<string | nu
     // The items that can be mapped are back; one that cannot is its own problem (its dead
     // letter, the validation's `unmappable`), not the key's: the re-read is done.
     for (const item of skipped) {
-      deps.log?.(
+      problem(
         `re-read of ${key.target_table} ${JSON.stringify(key.row_key)}: item ${
           JSON.stringify(item.key)
         } cannot be mapped, so it was left out: ${item.reason}`,

@@ -6,7 +6,11 @@
 
 import assert from "node:assert/strict";
 import type { ValidatorDeps } from "./checksum_validator.ts";
-import { REREAD_CPU_MS, rereadCollapsedKeys } from "./collapsed_rereads.ts";
+import {
+  PROBLEM_LINES_PER_REQUEST,
+  REREAD_CPU_MS,
+  rereadCollapsedKeys,
+} from "./collapsed_rereads.ts";
 import { POINT_READ_CPU_MS } from "./validator_source.ts";
 import { awsError, fakeCpuMeter, fakeDynamo, fakeSql, type Statement } from "./testing_fakes.ts";
 
@@ -104,6 +108,32 @@ Deno.test("a failed re-read keeps its cause, names table and key in the log, and
   assert.deepEqual(lines, [
     're-read of firespring_visitors {"visitor_id":"v-1"} failed: throttled',
   ]);
+});
+
+Deno.test("when every re-read fails, the first few get a line and the rest a count, each cause kept", async () => {
+  const ids = Array.from({ length: 10 }, (_, i) => `v-${i}`);
+  const db = queueDb(ids, 4);
+  const dynamo = fakeDynamo(() => {
+    throw awsError("InternalServerError", "no answer from DynamoDB");
+  });
+  const { outcome, lines } = await rereadLogged(db, dynamo);
+  assert.deepEqual(outcome, { reread: 0, failed: 10 });
+  assert.deepEqual(
+    db.finished.map((f) => [f.key, f.error]),
+    ids.map((id) => [{ visitor_id: id }, "no answer from DynamoDB"]),
+    "every key keeps its cause in the queue",
+  );
+  assert.equal(lines.length, PROBLEM_LINES_PER_REQUEST + 1, lines.join("\n"));
+  assert.deepEqual(lines.slice(0, PROBLEM_LINES_PER_REQUEST), [
+    're-read of firespring_visitors {"visitor_id":"v-0"} failed: no answer from DynamoDB',
+    're-read of firespring_visitors {"visitor_id":"v-1"} failed: no answer from DynamoDB',
+    're-read of firespring_visitors {"visitor_id":"v-2"} failed: no answer from DynamoDB',
+  ]);
+  assert.equal(
+    lines.at(-1),
+    "re-reads: 0 keys re-read, 10 failed; 7 more problems not logged one by one " +
+      "(each failed key's cause is in sync.collapsed_rereads.error)",
+  );
 });
 
 Deno.test("a key whose partition is too large to read whole is healed by a backfill, not tried for ever", async () => {
