@@ -399,16 +399,29 @@ export function lostToAnother(error: unknown): boolean {
 }
 
 /**
+ * Whether a write was refused because the database is read-only (SQLSTATE 25006,
+ * "cannot execute INSERT in a read-only transaction"): Supabase puts a project's database
+ * in read-only mode when its disk is nearly full ("your database can go into read-only
+ * mode which can prevent you inserting and deleting data",
+ * https://supabase.com/docs/guides/platform/database-size), as
+ * `default_transaction_read_only` does. Nothing is wrong with the batch: it passes once
+ * the operator has grown the disk or freed space, and the mode is lifted.
+ */
+export function isReadOnly(error: unknown): boolean {
+  return (error as { code?: string })?.code === "25006";
+}
+
+/**
  * Whether a failed statement may succeed as it is if sent again later: the database
- * unavailable ({@link isDatabaseUnavailable}), the statement lost to another
- * ({@link lostToAnother}) or timed out (57014), or the server short of a resource
- * (class 53). The webhook answers these 503 with Retry-After (docs/interfaces.md: a
- * transient failure), not 500.
+ * unavailable ({@link isDatabaseUnavailable}) or read-only ({@link isReadOnly}), the
+ * statement lost to another ({@link lostToAnother}) or timed out (57014), or the server
+ * short of a resource (class 53). The webhook answers these 503 with Retry-After
+ * (docs/interfaces.md: a transient failure), not 500.
  */
 export function isTransientFailure(error: unknown): boolean {
   const code = (error as { code?: string })?.code ?? "";
-  return isDatabaseUnavailable(error) || lostToAnother(error) || code === "57014" ||
-    /^53[0-9A-Z]{3}$/.test(code);
+  return isDatabaseUnavailable(error) || isReadOnly(error) || lostToAnother(error) ||
+    code === "57014" || /^53[0-9A-Z]{3}$/.test(code);
 }
 
 /**

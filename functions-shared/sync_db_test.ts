@@ -6,6 +6,7 @@ import {
   isDatabaseMisconfigured,
   isDatabaseUnavailable,
   isDataError,
+  isReadOnly,
   isTransientFailure,
   mayHaveCommitted,
   poolOptions,
@@ -180,6 +181,17 @@ Deno.test("a pooler's own failures (08P01) and every connection exception mean r
   assert.equal(isDatabaseUnavailable(Object.assign(new Error("x"), { code: "08006" })), true);
   assert.equal(isDatabaseUnavailable(Object.assign(new Error("x"), { code: "57014" })), false);
   assert.equal(isDatabaseUnavailable(Object.assign(new Error("x"), { code: "22007" })), false);
+});
+
+Deno.test("a database in read-only mode (25006) is transient, not unavailable: the write passes once it is lifted", () => {
+  const readOnly = Object.assign(
+    new Error("cannot execute INSERT in a read-only transaction"),
+    { code: "25006" },
+  );
+  assert.equal(isReadOnly(readOnly), true);
+  assert.equal(isTransientFailure(readOnly), true);
+  assert.equal(isDatabaseUnavailable(readOnly), false);
+  assert.equal(isReadOnly(Object.assign(new Error("x"), { code: "25001" })), false);
 });
 
 Deno.test("Supavisor's own failures (XX000 with its reason first) mean retry later; other XX000 do not", () => {

@@ -16,6 +16,7 @@
  * Retry-After when the database is unavailable, and with `x-sync-refusal: misconfigured`
  * when SYNC_WEBHOOK_SECRET is malformed (every request, naming which secret and why) or
  * the database refuses SYNC_DB_URL's settings (a login, a database name, a certificate),
+ * with `x-sync-refusal: read-only` when the database is read-only (a nearly full disk),
  * and with `x-sync-refusal: cut-over` after the cutover (409 for a person's direct
  * request, which no retry would pass). Whatever the refusal, nothing is applied.
  *
@@ -43,6 +44,7 @@ import {
   isCutOver,
   isDatabaseMisconfigured,
   isDatabaseUnavailable,
+  isReadOnly,
   isTransientFailure,
   mayHaveCommitted,
 } from "./sync_db.ts";
@@ -263,6 +265,17 @@ export async function handleWebhook(req: Request, deps: WebhookDeps): Promise<Re
       return errorResponse(503, `the database is unavailable; ${outcome}`, {
         "retry-after": String(RETRY_AFTER_SECONDS),
       });
+    }
+    if (isReadOnly(error)) {
+      // Retried as it is, a minute apart: the mode lasts until an operator acts.
+      console.error(`the database is read-only: ${describeError(error)}`);
+      return errorResponse(
+        503,
+        "the database is read-only (25006; Supabase makes a project's database read-only " +
+          "when its disk is nearly full: grow the disk or free space, then leave read-only " +
+          "mode); nothing was applied, retry later",
+        { "retry-after": "60", "x-sync-refusal": "read-only" },
+      );
     }
     if (isTransientFailure(error)) {
       console.error(`the batch's statement failed for now: ${describeError(error)}`);

@@ -120,6 +120,22 @@ Deno.test("a statement that timed out or lost to another is a 503 with Retry-Aft
   assert.equal(broken.status, 500);
 });
 
+Deno.test("a database in read-only mode (a nearly full disk) is a 503 saying so, retried a minute apart", async () => {
+  const db = fakeDb({
+    mergeError: Object.assign(new Error("cannot execute INSERT in a read-only transaction"), {
+      code: "25006",
+    }),
+  });
+  const response = await handleWebhook(signed(oneRecord, secretA, "msg_read_only"), deps(db));
+  const { status, body } = await answer(response.clone());
+  assert.equal(status, 503, "not a 500, which the Lambda would take for the body's fault");
+  assert.equal(response.headers.get("retry-after"), "60");
+  assert.equal(response.headers.get("x-sync-refusal"), "read-only");
+  assert.match(body.error, /^the database is read-only \(25006; .*disk is nearly full/);
+  assert.match(body.error, /nothing was applied, retry later$/);
+  assert.equal(db.committed, 0, "rolled back");
+});
+
 Deno.test("connection settings the database refuses are a 503 naming SYNC_DB_URL, retried as it is", async () => {
   const refusals = [
     Object.assign(new Error('password authentication failed for user "postgres"'), {
