@@ -116,15 +116,15 @@ export async function runWriteBacks(given: WriteBackDeps): Promise<WriteBackRepo
   // Claimed, not yet tried: released if the run stops (by a budget, or an error).
   const untried = new Set<string>();
   let lastClaimed = 0;
-  // Each conflict and failure gets a line; applied edits and retries count in the run's
-  // totals, retries after the first few: a bulk edit applies hundreds a run, or retries
-  // them all while the writer's key is missing, and a hosted function keeps 100 log
-  // events in 10 s (https://supabase.com/docs/guides/functions/limits). Each edit is in
-  // sync.write_backs with its detail.
-  let retryLines = 0;
+  // The first few edits not applied (conflicts, failures, retries) get a line each; the
+  // rest count in the run's totals: a bulk edit applies hundreds a run, or fails or
+  // retries them all while DynamoDB or the writer's key is down, and a hosted function
+  // keeps 100 log events in 10 s (https://supabase.com/docs/guides/functions/limits).
+  // Each edit is in sync.write_backs with its detail.
+  let problemLines = 0;
   const logEnd = (status: string | null, line: string) => {
     if (status === "applied") return;
-    if (status === "pending" && retryLines++ >= RETRY_LINES_PER_RUN) return;
+    if (problemLines++ >= PROBLEM_LINES_PER_RUN) return;
     deps.log?.(line);
   };
   try {
@@ -162,10 +162,14 @@ export async function runWriteBacks(given: WriteBackDeps): Promise<WriteBackRepo
     // A run that stops on an error leaves no lease behind for 2 minutes either.
     if (untried.size > 0) await release(deps, untried).catch(() => {});
     // Also when the run stops on an error: what it did before is said.
-    if (report.applied + report.conflict + report.failed + report.retrying > 0) {
+    const unlogged = problemLines - PROBLEM_LINES_PER_RUN;
+    if (report.applied + report.conflict + report.failed + report.retrying > 0 || unlogged > 0) {
       deps.log?.(
         `write-back run: ${report.applied} applied, ${report.conflict} conflicts, ` +
-          `${report.failed} failed, ${report.retrying} to retry`,
+          `${report.failed} failed, ${report.retrying} to retry` +
+          (unlogged > 0
+            ? ` (${unlogged} not logged one by one: sync.write_backs holds each edit's detail)`
+            : ""),
       );
     }
   }
@@ -211,8 +215,8 @@ async function release(deps: WriteBackDeps, ids: Set<string>): Promise<void> {
   }
 }
 
-/** How many retried edits of a run get a line each; the rest count in its totals. */
-export const RETRY_LINES_PER_RUN = 3;
+/** How many edits of a run not applied get a line each; the rest count in its totals. */
+export const PROBLEM_LINES_PER_RUN = 3;
 
 /** How an edit ended, and its line for the log. */
 interface Ended {

@@ -203,7 +203,27 @@ Deno.test("a run retrying many edits logs the first three, then its totals", asy
     "write-back 7: pending",
     "write-back 8: pending",
     "write-back 9: pending",
-    "write-back run: 0 applied, 0 conflicts, 0 failed, 5 to retry",
+    "write-back run: 0 applied, 0 conflicts, 0 failed, 5 to retry (2 not logged one by one: " +
+    "sync.write_backs holds each edit's detail)",
+  ]);
+});
+
+Deno.test("a run failing many edits (DynamoDB refusing every one) logs the first three, then its totals", async () => {
+  const due = [7, 8, 9, 10, 11].map((id) => ({ ...claimed, id: String(id) }));
+  const dynamo = fakeDynamo((c) => {
+    if (c.name === "GetItemCommand") return { Item: item };
+    throw awsError("ValidationException", "Item size has exceeded the maximum allowed size");
+  });
+  const database = db(due);
+  const { report, lines } = await runLogged(database, dynamo);
+  assert.equal(report.failed, 5);
+  assert.equal(database.finished.length, 5, "each edit keeps its detail in sync.write_backs");
+  assert.deepEqual(lines.map((l) => l.replace(/: firespring_segments.*/, "")), [
+    "write-back 7: failed",
+    "write-back 8: failed",
+    "write-back 9: failed",
+    "write-back run: 0 applied, 0 conflicts, 5 failed, 0 to retry (2 not logged one by one: " +
+    "sync.write_backs holds each edit's detail)",
   ]);
 });
 
