@@ -22,7 +22,7 @@ export type Schedule = (task: () => void, ms: number) => () => void;
  * A timer that does not keep the isolate alive: one whose isolate ends first says nothing
  * (`beforeunload` said it, when the runtime retired the isolate).
  */
-const unrefTimer: Schedule = (task, ms) => {
+export const unrefTimer: Schedule = (task, ms) => {
   const id = setTimeout(task, ms);
   Deno.unrefTimer(id);
   return () => clearTimeout(id);

@@ -69,6 +69,11 @@ export interface WebhookDeps {
   maxBodyBytes?: number;
   /** The clock, in milliseconds since the epoch (tests set it). */
   now?: () => number;
+  /**
+   * Where its lines go (default `console.error`): the function gives it an isolate's
+   * window (log_window.ts), since a database down refuses every shard's batch at once.
+   */
+  log?: (line: string) => void;
 }
 
 /**
@@ -161,6 +166,7 @@ export function mapBody(body: ReturnType<typeof parseWebhookBody> & { ok: true }
 /** Handles one webhook request. */
 export async function handleWebhook(req: Request, deps: WebhookDeps): Promise<Response> {
   const verifier = deps.verifier;
+  const log = deps.log ?? console.error;
   // The same for every request until the setting is fixed: 503, which the Lambda retries
   // as it is, not 500, which it takes for a body at fault and splits, batch after batch.
   if (!verifier.ok) {
@@ -215,6 +221,7 @@ export async function handleWebhook(req: Request, deps: WebhookDeps): Promise<Re
     logDeadLetters(
       [...deadLetters, ...outcome.refused],
       (l) => `dead letter: ${l.reason} (event ${l.eventId ?? "direct"})`,
+      deps.log ?? console.warn,
     );
     return json(200, {
       received,
@@ -227,7 +234,7 @@ export async function handleWebhook(req: Request, deps: WebhookDeps): Promise<Re
     // (retried as they are) until they pass the mapping's maximum age. A person's direct
     // request would wait for ever: refused for good, with where to edit instead.
     if (isCutOver(error)) {
-      console.error((error as Error).message);
+      log((error as Error).message);
       if (envelope.body.kind === "direct") {
         return errorResponse(
           409,
@@ -245,7 +252,7 @@ export async function handleWebhook(req: Request, deps: WebhookDeps): Promise<Re
       // The function's log has it whole (the user's or database's name it quotes); the
       // answer, which the Lambda logs, without.
       const cause = withoutQuotes((error as Error).message);
-      console.error(`the database refused the connection settings: ${describeError(error)}`);
+      log(`the database refused the connection settings: ${describeError(error)}`);
       return errorResponse(
         503,
         `the database refused the function's connection settings (${cause}): check ` +
@@ -254,7 +261,7 @@ export async function handleWebhook(req: Request, deps: WebhookDeps): Promise<Re
       );
     }
     if (isDatabaseUnavailable(error)) {
-      console.error(`database unavailable: ${describeError(error)}`);
+      log(`database unavailable: ${describeError(error)}`);
       // Lost in flight, the batch may have committed with only its answer gone: said so,
       // so that a sender does not take the 409 of its retry for a loss. (The Lambda signs
       // each attempt with a new id, and the ordering guard skips records applied before.)
@@ -268,7 +275,7 @@ export async function handleWebhook(req: Request, deps: WebhookDeps): Promise<Re
     }
     if (isReadOnly(error)) {
       // Retried as it is, a minute apart: the mode lasts until an operator acts.
-      console.error(`the database is read-only: ${describeError(error)}`);
+      log(`the database is read-only: ${describeError(error)}`);
       return errorResponse(
         503,
         "the database is read-only (25006; Supabase makes a project's database read-only " +
@@ -278,7 +285,7 @@ export async function handleWebhook(req: Request, deps: WebhookDeps): Promise<Re
       );
     }
     if (isTransientFailure(error)) {
-      console.error(`the batch's statement failed for now: ${describeError(error)}`);
+      log(`the batch's statement failed for now: ${describeError(error)}`);
       return errorResponse(
         503,
         `the database could not apply the batch now (${
@@ -287,7 +294,7 @@ export async function handleWebhook(req: Request, deps: WebhookDeps): Promise<Re
         { "retry-after": String(RETRY_AFTER_SECONDS) },
       );
     }
-    console.error(`applying the batch failed: ${describeError(error)}`);
+    log(`applying the batch failed: ${describeError(error)}`);
     return errorResponse(
       500,
       `applying the batch failed, nothing was applied: ${withoutQuotes((error as Error).message)}${

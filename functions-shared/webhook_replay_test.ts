@@ -126,7 +126,11 @@ Deno.test("a database in read-only mode (a nearly full disk) is a 503 saying so,
       code: "25006",
     }),
   });
-  const response = await handleWebhook(signed(oneRecord, secretA, "msg_read_only"), deps(db));
+  const lines: string[] = [];
+  const response = await handleWebhook(
+    signed(oneRecord, secretA, "msg_read_only"),
+    deps(db, secretA, { log: (line) => lines.push(line) }),
+  );
   const { status, body } = await answer(response.clone());
   assert.equal(status, 503, "not a 500, which the Lambda would take for the body's fault");
   assert.equal(response.headers.get("retry-after"), "60");
@@ -134,6 +138,11 @@ Deno.test("a database in read-only mode (a nearly full disk) is a 503 saying so,
   assert.match(body.error, /^the database is read-only \(25006; .*disk is nearly full/);
   assert.match(body.error, /nothing was applied, retry later$/);
   assert.equal(db.committed, 0, "rolled back");
+  assert.deepEqual(
+    lines.map((l) => l.split(":")[0]),
+    ["the database is read-only"],
+    "one line, to the isolate's window",
+  );
 });
 
 Deno.test("connection settings the database refuses are a 503 naming SYNC_DB_URL, retried as it is", async () => {

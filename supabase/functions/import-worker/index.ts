@@ -14,6 +14,7 @@ import { countingArrivals, isolateCpuMeter } from "../../../functions-shared/cpu
 import { dynamoClients } from "../../../functions-shared/dynamo_client.ts";
 import { importWorkerHandler } from "../../../functions-shared/import_worker_requests.ts";
 import { ownInvoker } from "../../../functions-shared/self_invoke.ts";
+import { LogWindow } from "../../../functions-shared/log_window.ts";
 import { RequestTally } from "../../../functions-shared/request_tally.ts";
 import {
   IMPORT_WORKER_SETTINGS,
@@ -38,7 +39,16 @@ Deno.serve(servedOrRefused("import-worker", () => {
   // What the isolate's runs did, a line every 10 s, and what is left of it when the runtime
   // retires the isolate (its `beforeunload`).
   const tally = new RequestTally("import-worker", (line) => console.log(line));
-  addEventListener("beforeunload", () => tally.retire());
+  // Its runs' problems, a few lines each 10 s (log_window.ts): DynamoDB down meets every
+  // segment of every run at once.
+  const problems = new LogWindow(
+    (line) => console.error(line),
+    "each segment's cause is in sync.backfill_segments.error",
+  );
+  addEventListener("beforeunload", () => {
+    tally.retire();
+    problems.flush();
+  });
 
   // Every request waits until the database is known to have every column this version
   // maps (schema_guard.ts): a missing one would drop data without a word. Its arrival
@@ -63,12 +73,12 @@ Deno.serve(servedOrRefused("import-worker", () => {
             segmentsPerRun: settings.segmentsPerRun,
             inFlight,
             maxRcuPerSecond: settings.maxRcuPerSecond,
-            log: (line) => console.log(`${worker}: ${line}`),
+            log: (line) => problems.line(`${worker}: ${line}`),
           }, worker),
         callSelf: () => callSelf({}),
         waitUntil: (work) => EdgeRuntime.waitUntil(work),
         tally,
-        logError: (line) => console.error(line),
+        logError: (line) => problems.line(line),
       }),
     ),
   );

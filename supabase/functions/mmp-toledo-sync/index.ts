@@ -13,6 +13,7 @@
 
 import { openFunction, servedOrRefused } from "../../../functions-shared/cold_start.ts";
 import { handleWebhook, RecentWebhookIds } from "../../../functions-shared/webhook.ts";
+import { LogWindow } from "../../../functions-shared/log_window.ts";
 import { createWebhookVerifier } from "../../../functions-shared/webhook_signing.ts";
 import { handleReplayRequest } from "../../../functions-shared/dead_letters.ts";
 import { PLATFORM_SETTINGS } from "../../../functions-shared/settings.ts";
@@ -28,6 +29,14 @@ Deno.serve(servedOrRefused("mmp-toledo-sync", () => {
     );
   }
   const recentIds = new RecentWebhookIds();
+  // Its batches' failures and dead letters, a few lines each 10 s (log_window.ts): a
+  // database down refuses every shard's batch, and the Lambda retries each every few
+  // seconds.
+  const problems = new LogWindow(
+    (line) => console.error(line),
+    "the Lambda's log has each refused batch; sync.dead_letters each dead letter",
+  );
+  addEventListener("beforeunload", () => problems.flush());
 
   // Every request waits until the database is known to have every column this version
   // maps (schema_guard.ts): a missing one would drop data without a word.
@@ -38,6 +47,6 @@ Deno.serve(servedOrRefused("mmp-toledo-sync", () => {
         serviceRoleKey: serviceKeys,
       });
     }
-    return handleWebhook(req, { sql, verifier, recentIds });
+    return handleWebhook(req, { sql, verifier, recentIds, log: (line) => problems.line(line) });
   });
 }));
