@@ -446,7 +446,9 @@ Deno.test("an attempt with no answer is abandoned after its timeout and retried,
       assert.equal(e.$metadata.attempts, 2);
       return true;
     });
-    assert.equal(calls, 2);
+    // At most one request an attempt: a starved process may abort an attempt before the
+    // server has read it, so the client's count above is the one that proves the retry.
+    assert.ok(calls <= 2, `${calls} requests`);
   } finally {
     await server.shutdown();
   }

@@ -65,13 +65,27 @@ Deno.test("a handler's error is the invocation's; a crash ends its environment",
 
 Deno.test("an idle environment that crashes is ended, and the next invocation starts a new one", async () => {
   const lambda = new LambdaEnvironments(FIXTURE);
+  // Waits for the crash's line, not for a fixed time a starved worker thread could outlast.
+  const error = console.error;
+  let crashed = () => {};
+  const crashSaid = new Promise<void>((resolve) => crashed = resolve);
+  console.error = (...args: unknown[]) => {
+    if (String(args[0]).startsWith("an idle Lambda execution environment crashed")) crashed();
+    error(...args);
+  };
+  let timer: ReturnType<typeof setTimeout> | undefined;
   try {
     const before = who(await lambda.invoke(event("crash-later"), 10_000));
     // Its timer throws once it is idle: unhandled, that would end this process.
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    const late = new Promise<"late">((resolve) =>
+      timer = setTimeout(() => resolve("late"), 10_000)
+    );
+    assert.notEqual(await Promise.race([crashSaid, late]), "late", "the idle environment crashed");
     const after = who(await lambda.invoke(event("b"), 10_000));
     assert.notEqual(after.environment, before.environment);
   } finally {
+    clearTimeout(timer);
+    console.error = error;
     lambda.close();
   }
 });
