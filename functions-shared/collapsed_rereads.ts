@@ -45,7 +45,8 @@ export const REREADS_PER_CLAIM = 25;
  * queue of hundreds fails, and a hosted function keeps 100 log events in 10 s
  * (https://supabase.com/docs/guides/functions/limits): past that the platform drops lines,
  * the first cause among them. Each failed key keeps its cause in
- * `sync.collapsed_rereads.error`.
+ * `sync.collapsed_rereads.error`; an item left out (it cannot be mapped) is the table's
+ * next validation's `unmappable`.
  */
 export const PROBLEM_LINES_PER_REQUEST = 3;
 
@@ -94,7 +95,8 @@ function problemLog(deps: ValidatorDeps) {
       deps.log?.(
         `re-reads: ${outcome.reread} keys re-read, ${outcome.failed} failed; ` +
           `${problems - PROBLEM_LINES_PER_REQUEST} more problems not logged one by one ` +
-          "(each failed key's cause is in sync.collapsed_rereads.error)",
+          "(each failed key's cause is in sync.collapsed_rereads.error; an item left out " +
+          "shows in its table's next validation as unmappable)",
       );
     },
   };

@@ -132,7 +132,8 @@ Deno.test("when every re-read fails, the first few get a line and the rest a cou
   assert.equal(
     lines.at(-1),
     "re-reads: 0 keys re-read, 10 failed; 7 more problems not logged one by one " +
-      "(each failed key's cause is in sync.collapsed_rereads.error)",
+      "(each failed key's cause is in sync.collapsed_rereads.error; an item left out " +
+      "shows in its table's next validation as unmappable)",
   );
 });
 

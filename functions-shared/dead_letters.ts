@@ -26,7 +26,14 @@ import { parseJsonExact } from "./dynamo_numbers.ts";
 import { bySourceTable, byTargetTable, TABLES } from "./table_registry.ts";
 import { storableText, ValueError } from "./dynamo_decoder.ts";
 import { serviceRoleProblem } from "./service_auth.ts";
-import { applyChanges, isCutOver, isDatabaseUnavailable, isTransientFailure } from "./sync_db.ts";
+import {
+  applyChanges,
+  isCutOver,
+  isDatabaseUnavailable,
+  isReadOnly,
+  isTransientFailure,
+} from "./sync_db.ts";
+import { READ_ONLY_CAUSE, readOnlyAnswer } from "./read_only_answer.ts";
 import { describeError, errorIdentifiers } from "./error_text.ts";
 import { attributeMapFromJson } from "./attribute_binaries.ts";
 import { parseWebhookBody, streamRecordProblem } from "./webhook_envelope.ts";
@@ -290,6 +297,10 @@ export async function handleReplayRequest(
     // After the cutover (sync.enter_merge, SY005): nothing is replayed, every letter stays.
     if (isCutOver(error)) {
       return errorResponse(409, `${(error as Error).message}; no dead letter was replayed`);
+    }
+    if (isReadOnly(error)) {
+      console.error(`the dead-letter replay: ${READ_ONLY_CAUSE}: ${describeError(error)}`);
+      return readOnlyAnswer("nothing was replayed, retry later");
     }
     // A statement that timed out or lost to another: the same replay passes later. The
     // replay is one transaction: nothing of it was replayed.

@@ -467,6 +467,21 @@ Deno.test("the endpoint answers a statement that timed out 503, any other failur
   assert.deepEqual(await late.json(), {
     error: "the replay could not run now (57014); nothing was replayed, retry later",
   });
+  const readOnly = await handleReplayRequest(replayRequest("{}"), {
+    sql: fakeSql(() => {
+      throw Object.assign(new Error("cannot execute INSERT in a read-only transaction"), {
+        code: "25006",
+      });
+    }).sql,
+    serviceRoleKey: KEY,
+  });
+  assert.equal(readOnly.status, 503);
+  assert.equal(readOnly.headers.get("x-sync-refusal"), "read-only");
+  assert.equal(readOnly.headers.get("retry-after"), "60");
+  assert.match(
+    (await readOnly.json()).error,
+    /^the database is read-only \(25006; .*disk is nearly full.*; nothing was replayed, retry later$/,
+  );
   const broken = fakeSql(() => {
     throw Object.assign(new Error('relation "sync.dead_letters" does not exist'), {
       code: "42P01",

@@ -41,7 +41,8 @@ import { recordedResult } from "./validator_result.ts";
 import { errorResponse, json, methodNotAllowed } from "./http.ts";
 import { pausedAt, type RunGate, whenAdmitted } from "./run_gate.ts";
 import { internalCaller } from "./service_auth.ts";
-import { isCutOver, isDatabaseUnavailable, isTransientFailure } from "./sync_db.ts";
+import { isCutOver, isDatabaseUnavailable, isReadOnly, isTransientFailure } from "./sync_db.ts";
+import { READ_ONLY_CAUSE, readOnlyAnswer } from "./read_only_answer.ts";
 import { byTargetTable, TABLES } from "./table_registry.ts";
 import {
   described,
@@ -221,7 +222,7 @@ export async function handleValidatorRequest(req: Request, deps: EndpointDeps): 
     const gate = deps.gate;
     const admitted = gate === undefined || (full && runId === undefined)
       ? start()
-      : whenAdmitted(gate, () => start((ms) => pausedAt(gate, ms)));
+      : whenAdmitted(gate, () => start((ms) => pausedAt(gate, ms, deps.pacing?.sleep)));
     const work = admitted
       .then(async (outcome) => {
         // Handed on: the next request goes on from the checkpoints. Otherwise another
@@ -319,6 +320,11 @@ export async function handleValidatorRequest(req: Request, deps: EndpointDeps): 
     // A repair asked for after the cutover (sync.start_validation, SY005): no retry passes.
     if (isCutOver(error)) {
       return errorResponse(409, (error as Error).message);
+    }
+    // The database read-only (a nearly full disk): said at once, not retried in silence.
+    if (isReadOnly(error)) {
+      console.error(`${READ_ONLY_CAUSE}: ${describeError(error)}`);
+      return readOnlyAnswer("retry later");
     }
     // A run not yet started whose statement timed out or lost to another: the same
     // request passes later.

@@ -10,6 +10,7 @@ import { type EndpointDeps, handleValidatorRequest } from "./validator_endpoint.
 import { STATEMENT_CPU_MS } from "./cpu_meter.ts";
 import { RunGate, whenAdmitted } from "./run_gate.ts";
 import { TABLES } from "./table_registry.ts";
+import { realPacing } from "./scan_pacing.ts";
 import { fakeClock, fakeCpuMeter, fakeDynamo, fakeSql } from "./testing_fakes.ts";
 import { runsDb, type RunsOptions } from "./validator_fakes.ts";
 
@@ -408,34 +409,56 @@ Deno.test("a request hands on after giving its gate's place back, so the isolate
 });
 
 Deno.test("a run waiting out a settle pause gives its place up to the next in line", async () => {
-  // Every look finds s-1 different: the run pauses before each of its looks again.
+  // Every look finds s-1 different: the run pauses before each of its looks again. Its
+  // first pause lasts until the test ends it, so no clock decides what runs when.
   const db = runsDb({ divergent: () => [{ kind: "different", key: { segment_id: "s-1" } }] });
   const gate = new RunGate(1);
   const dynamo = fakeDynamo(() => ({ Items: [segmentItem] }));
-  // Answered whenever the run ends: the order comes from the gate, not from the pauses'
-  // lengths (a loaded machine's late timers could pass a short answer's wait).
-  const { deps } = endpointDeps(db, dynamo, { gate, settleMs: 100, answerWithinMs: 60_000 });
+  let pauses = 0;
+  let paused = () => {};
+  const firstPause = new Promise<void>((resolve) => paused = resolve);
+  let endPause = () => {};
+  const pauseEnds = new Promise<void>((resolve) => endPause = resolve);
+  const pacing = {
+    ...realPacing,
+    sleep: async () => {
+      if (++pauses > 1) return;
+      paused();
+      await pauseEnds;
+    },
+  };
+  const { deps } = endpointDeps(db, dynamo, {
+    gate,
+    settleMs: 100,
+    answerWithinMs: 60_000,
+    pacing,
+  });
   const events: string[] = [];
   const answered = handleValidatorRequest(post('{"table": "firespring_segments"}'), deps)
     .then((response) => {
       events.push("the validation answers");
       return response;
     });
-  // Once the run is between its looks (in its first settle pause), the next one in line.
+  await firstPause;
   const inRecheck = () => [...db.runs.values()].some((run) => run.phase === "recheck");
-  for (let i = 0; i < 2_000 && !inRecheck(); i++) {
-    await new Promise((resolve) => setTimeout(resolve, 1));
-  }
-  assert.ok(inRecheck(), "the run reached its looks");
+  assert.ok(inRecheck(), "the run paused between its looks");
   const next = whenAdmitted(gate, () => {
     events.push(inRecheck() ? "the next in line runs between the looks" : "it runs after them");
     return Promise.resolve();
   });
+  // A run that kept its place through the pause would never let the next one in: the
+  // wait is bounded, so that fails rather than hangs.
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<"late">((resolve) => timer = setTimeout(() => resolve("late"), 10_000));
+  const admitted = await Promise.race([next.then(() => "admitted" as const), late]);
+  clearTimeout(timer);
+  endPause();
+  assert.equal(admitted, "admitted", "the next in line was admitted during the pause");
   const response = await answered;
-  await next;
   assert.equal(response.status, 200);
   assert.deepEqual((await response.json()).different, [{ segment_id: "s-1" }]);
   assert.deepEqual(events, ["the next in line runs between the looks", "the validation answers"]);
+  assert.ok(pauses > 1, "every look after the first paused");
   assert.equal(gate.active, 0);
 });
 
@@ -590,6 +613,22 @@ Deno.test("the database down answers 503; any other failure 500 naming it", asyn
     error: "the validator could not start now (57014); retry later",
   });
   await timersFire(c.deps);
+
+  // The database read-only (a nearly full disk): said at once, not retried in silence.
+  const readOnlyDb = validatorDb({
+    fail: Object.assign(new Error("cannot execute INSERT in a read-only transaction"), {
+      code: "25006",
+    }),
+  });
+  const r = endpointDeps(readOnlyDb, noDynamo());
+  const readOnly = await handleValidatorRequest(post('{"table": "firespring_segments"}'), r.deps);
+  assert.equal(readOnly.status, 503);
+  assert.equal(readOnly.headers.get("x-sync-refusal"), "read-only");
+  assert.match(
+    (await readOnly.json()).error,
+    /^the database is read-only \(25006; .*; retry later$/,
+  );
+  await timersFire(r.deps);
 
   const db = validatorDb();
   const dynamo = fakeDynamo(() => {

@@ -39,6 +39,7 @@ import {
   type TableChange,
 } from "./record_mapping.ts";
 import { logDeadLetters } from "./dead_letter_writer.ts";
+import { READ_ONLY_CAUSE, readOnlyAnswer } from "./read_only_answer.ts";
 import { recordsToNote } from "./stream_progress.ts";
 import {
   isCutOver,
@@ -275,14 +276,8 @@ export async function handleWebhook(req: Request, deps: WebhookDeps): Promise<Re
     }
     if (isReadOnly(error)) {
       // Retried as it is, a minute apart: the mode lasts until an operator acts.
-      log(`the database is read-only: ${describeError(error)}`);
-      return errorResponse(
-        503,
-        "the database is read-only (25006; Supabase makes a project's database read-only " +
-          "when its disk is nearly full: grow the disk or free space, then leave read-only " +
-          "mode); nothing was applied, retry later",
-        { "retry-after": "60", "x-sync-refusal": "read-only" },
-      );
+      log(`${READ_ONLY_CAUSE}: ${describeError(error)}`);
+      return readOnlyAnswer("nothing was applied, retry later");
     }
     if (isTransientFailure(error)) {
       log(`the batch's statement failed for now: ${describeError(error)}`);

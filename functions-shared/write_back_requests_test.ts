@@ -151,6 +151,17 @@ Deno.test("a statement that timed out answers 503; any other failure a 500 namin
   assert.deepEqual(await timedOut.json(), {
     error: "the write-back could not run now (57014); retry later",
   });
+  const readOnly = await handleWriteBackRequest(
+    post(),
+    failing(
+      Object.assign(new Error("cannot execute INSERT in a read-only transaction"), {
+        code: "25006",
+      }),
+    ),
+  );
+  assert.equal(readOnly.status, 503);
+  assert.equal(readOnly.headers.get("x-sync-refusal"), "read-only");
+  assert.match((await readOnly.json()).error, /^the database is read-only \(25006; /);
   const errors: unknown[][] = [];
   const error = console.error;
   console.error = (...args: unknown[]) => errors.push(args);

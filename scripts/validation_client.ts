@@ -91,8 +91,10 @@ export async function validateThroughFunction(
         `validating ${table}: the function did not answer: ${(error as Error).message}`,
       );
     }
-    if (response.status === 503 && response.headers.get("x-sync-refusal") === "schema-mismatch") {
-      // Not the database away for a moment: waiting will not mend it (schema_guard.ts).
+    const refusal = response.headers.get("x-sync-refusal");
+    if (response.status === 503 && (refusal === "schema-mismatch" || refusal === "read-only")) {
+      // Not the database away for a moment: waiting will not mend it (schema_guard.ts,
+      // read_only_answer.ts).
       throw new Error(`validating ${table}: 503: ${text}`);
     }
     if (response.status === 503) {

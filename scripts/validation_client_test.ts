@@ -110,6 +110,20 @@ Deno.test("a schema of another version is an error at once, not waited out", asy
   assert.deepEqual(slept, []);
 });
 
+Deno.test("a database in read-only mode is an error at once, not waited out", async () => {
+  const { client, slept } = fakeClient([
+    Response.json({ error: "the database is read-only (25006; ...); retry later" }, {
+      status: 503,
+      headers: { "retry-after": "60", "x-sync-refusal": "read-only" },
+    }),
+  ]);
+  await assert.rejects(
+    validateThroughFunction(client, SPEC),
+    /^Error: validating [a-z_]+: 503: \{"error":"the database is read-only/,
+  );
+  assert.deepEqual(slept, []);
+});
+
 Deno.test("a 202's run is waited for, queued or running; its verdict is its record's", async () => {
   const { client, slept } = fakeClient(
     [Response.json({ runId: 7, status: "running" }, { status: 202 })],

@@ -39,15 +39,15 @@ Deno.serve(servedOrRefused("import-worker", () => {
   // What the isolate's runs did, a line every 10 s, and what is left of it when the runtime
   // retires the isolate (its `beforeunload`).
   const tally = new RequestTally("import-worker", (line) => console.log(line));
-  // Its runs' problems, a few lines each 10 s (log_window.ts): DynamoDB down meets every
-  // segment of every run at once.
-  const problems = new LogWindow(
+  // Its runs' lines, a few of each kind each 10 s (log_window.ts): DynamoDB down meets
+  // every segment of every run at once.
+  const lines = new LogWindow(
     (line) => console.error(line),
-    "each segment's cause is in sync.backfill_segments.error",
+    "a segment's failures are counted in sync.backfill_segments, the last with its cause",
   );
   addEventListener("beforeunload", () => {
     tally.retire();
-    problems.flush();
+    lines.retire();
   });
 
   // Every request waits until the database is known to have every column this version
@@ -73,12 +73,12 @@ Deno.serve(servedOrRefused("import-worker", () => {
             segmentsPerRun: settings.segmentsPerRun,
             inFlight,
             maxRcuPerSecond: settings.maxRcuPerSecond,
-            log: (line) => problems.line(`${worker}: ${line}`),
-          }, worker),
+            log: (line) => lines.line(`${worker}: ${line}`, console.log),
+          }, worker).finally(() => lines.whenRequestEnds()),
         callSelf: () => callSelf({}),
         waitUntil: (work) => EdgeRuntime.waitUntil(work),
         tally,
-        logError: (line) => problems.line(line),
+        logError: (line) => lines.line(line),
       }),
     ),
   );

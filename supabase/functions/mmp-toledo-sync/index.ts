@@ -32,11 +32,11 @@ Deno.serve(servedOrRefused("mmp-toledo-sync", () => {
   // Its batches' failures and dead letters, a few lines each 10 s (log_window.ts): a
   // database down refuses every shard's batch, and the Lambda retries each every few
   // seconds.
-  const problems = new LogWindow(
+  const lines = new LogWindow(
     (line) => console.error(line),
-    "the Lambda's log has each refused batch; sync.dead_letters each dead letter",
+    "the Lambda's log has each refused batch and its answer; sync.dead_letters each letter",
   );
-  addEventListener("beforeunload", () => problems.flush());
+  addEventListener("beforeunload", () => lines.retire());
 
   // Every request waits until the database is known to have every column this version
   // maps (schema_guard.ts): a missing one would drop data without a word.
@@ -47,6 +47,7 @@ Deno.serve(servedOrRefused("mmp-toledo-sync", () => {
         serviceRoleKey: serviceKeys,
       });
     }
-    return handleWebhook(req, { sql, verifier, recentIds, log: (line) => problems.line(line) });
+    return handleWebhook(req, { sql, verifier, recentIds, log: (line) => lines.line(line) })
+      .finally(() => lines.whenRequestEnds());
   });
 }));
