@@ -373,10 +373,15 @@ begin
     select c.* from public.sync_checksums c
     where c.status = 'running' and coalesce(c.progress_at, c.started_at) < now() - p_after
       and not (c.lease_expires_at is not null and c.lease_expires_at > now())
+      -- A segment leased live is a request at work, unless its attempts keep ending
+      -- without a page (sync.segment_gives_up): a page that kills its isolate every time
+      -- is taken over within seconds of each lease's end, so the lease is live most of
+      -- the time and the run would wait hours for a moment between two.
       and not exists (
         select from sync.backfill_jobs j join sync.backfill_segments s on s.job_id = j.id
         where j.checksum_run_id = c.id and s.status = 'running' and s.lease_expires_at > now()
-          and s.updated_at >= now() - p_after)
+          and s.updated_at >= now() - p_after
+          and not sync.segment_gives_up(s.takeovers, s.failing_since))
       and not sync.validation_waits_for_backfill(c.id)
   loop
     perform sync.end_validation(r.id, 'failed',

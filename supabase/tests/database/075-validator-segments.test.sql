@@ -4,7 +4,7 @@
 -- a run, the staggered validate_all, the reaper and the heartbeat.
 set client_min_messages = warning;
 begin;
-select plan(48);
+select plan(50);
 
 delete from public.sync_checksums;
 delete from sync.backfill_jobs;
@@ -261,6 +261,22 @@ update sync.backfill_segments s set lease_expires_at = now() - interval '1 secon
 from sync.backfill_jobs j
 where s.job_id = j.id and j.checksum_run_id = (select id from scanning) and s.segment = 0;
 select is(sync.wake_validations(), 1, 'its lease lapsed (the request killed), it is woken');
+-- Taken over again and again (a page that kills its isolate each time), its segment's
+-- lease is live most of the time: once the segment gives up (sync.segment_gives_up), the
+-- live lease no longer keeps the reaper from the run, which is failed naming the cause.
+savepoint killed_again;
+update sync.backfill_segments s set status = 'running', lease_owner = 'again',
+  lease_expires_at = now() + interval '1 minute', updated_at = now(), takeovers = 5,
+  failing_since = now() - interval '11 minutes',
+  error = 'its lease (60 s) ran out: its worker was stopped or killed mid-page'
+from sync.backfill_jobs j
+where s.job_id = j.id and j.checksum_run_id = (select id from scanning) and s.segment = 0;
+select is(sync.reap_stalled_validations(), 1,
+  'a Scan whose segment is killed mid-page again and again is reaped, its lease live');
+select matches((select error from public.sync_checksums where id = (select id from scanning)),
+  '^stopped making progress at .*; its Scan last gave up: its lease \(60 s\) ran out: its worker was stopped or killed mid-page$',
+  'naming why');
+rollback to savepoint killed_again;
 update public.sync_checksums set phase = 'compare', lease_expires_at = now() - interval '1 second'
 where status = 'running';
 -- One of them never got past the throttle: its Scan gave its segment back, saying why.
