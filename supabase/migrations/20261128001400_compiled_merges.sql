@@ -380,8 +380,11 @@ begin
         limit 1) end
     on conflict (target_table, row_key) do update
       -- A key being read keeps its lease (its re-read then reads again at once,
-      -- sync.finish_reread); one backing off after a failure is read again now.
-      set queued_at = now(), attempts = 0, error = null,
+      -- sync.finish_reread); one backing off after a failure is read again now. Its
+      -- attempts and cause stay: a key whose re-read fails every time would otherwise
+      -- never reach the give-up of sync.wake_rereads while removals keep queuing it (a
+      -- re-read that succeeds sets them back, sync.finish_reread).
+      set queued_at = now(),
           not_before = case when q.error is null then q.not_before else now() end
   )
   select coalesce((select array_agg(distinct l.row_key) from latest l), '{}'),

@@ -92,8 +92,14 @@ begin
         not_before = now() + interval '30 seconds' * 2 ^ (least(r.attempts, 8) - 1)
     where r.target_table = p_target and r.row_key = p_row_key and r.queued_at = p_queued_at;
   end if;
+  -- Queued again since its claim (a later removal): read again at once. A re-read that
+  -- succeeded sets the key's failures back; one that failed counts (sync.wake_rereads
+  -- gives a key up after 10).
   if not found then
-    update sync.collapsed_rereads r set not_before = now()
+    update sync.collapsed_rereads r
+    set not_before = now(),
+        attempts = case when p_error is null then 0 else r.attempts end,
+        error = p_error
     where r.target_table = p_target and r.row_key = p_row_key;
   end if;
 end

@@ -3,7 +3,7 @@
 -- purged as superseded; the queue is claimed with a lease, finished, or backed off.
 set client_min_messages = warning;
 begin;
-select plan(30);
+select plan(33);
 
 delete from sync.collapsed_rereads;
 
@@ -74,8 +74,8 @@ select is((select count(*)::int from sync.claim_rereads(10)), 1, 'and is claimed
 -- A removal of the held observation again while the key is being read.
 select pg_temp.merge(pg_temp.visit('upsert', 'rr1', 300, '30'));
 select pg_temp.merge(pg_temp.visit('delete', 'rr1', 300, '31'));
-select ok((select not_before = now() + interval '2 minutes' and attempts = 0 from sync.collapsed_rereads),
-  'a key queued again while it is read keeps its lease');
+select ok((select not_before = now() + interval '2 minutes' and attempts = 1 from sync.collapsed_rereads),
+  'a key queued again while it is read keeps its lease and its attempt');
 update sync.collapsed_rereads set attempts = 1;
 update sync.collapsed_rereads set not_before = now() - interval '1 second';
 select is((select count(*)::int from sync.claim_rereads(10)), 1, 'a lapsed claim is claimed again');
@@ -92,11 +92,24 @@ update sync.collapsed_rereads set attempts = 40;
 select sync.finish_reread('firespring_visitors', '{"visitor_id": "rr1"}', now(), 'again');
 select ok((select not_before = now() + interval '30 seconds' * 128 from sync.collapsed_rereads),
   'the backoff doubles up to about an hour, however many attempts');
+-- Queued again by a removal while it backs off: read again now, its failures still counted.
+update sync.collapsed_rereads set attempts = 4, error = 'DynamoDB throttled the Query';
+select pg_temp.merge(pg_temp.visit('upsert', 'rr1', 300, '32'));
+select pg_temp.merge(pg_temp.visit('delete', 'rr1', 300, '33'));
+select ok((select not_before = now() and attempts = 4 and error = 'DynamoDB throttled the Query'
+           from sync.collapsed_rereads),
+  'a failing key queued again is read again now, its attempts and cause kept toward the give-up');
+select sync.finish_reread('firespring_visitors', '{"visitor_id": "rr1"}', now() - interval '1 hour',
+  'throttled again');
+select ok((select attempts = 4 and error = 'throttled again' from sync.collapsed_rereads),
+  'a failed re-read of an earlier queuing keeps counting, with its cause');
 
 update sync.collapsed_rereads set not_before = now(), queued_at = now() - interval '1 minute';
 select sync.finish_reread('firespring_visitors', '{"visitor_id": "rr1"}', now(), null);
 select is(pg_temp.queued(), '{rr1}',
   'a key queued again after its claim (a later removal) stays for another re-read');
+select ok((select attempts = 0 and error is null from sync.collapsed_rereads),
+  'and a re-read that succeeded sets its failures back');
 select sync.finish_reread('firespring_visitors', '{"visitor_id": "rr1"}', now() - interval '1 minute', null);
 select is(pg_temp.queued(), '{}', 'a re-read done leaves the queue');
 
