@@ -21,6 +21,7 @@
 import type postgres from "postgres";
 import type { TableSpec } from "../functions-shared/table_registry.ts";
 import { isDatabaseUnavailable } from "../functions-shared/sync_db.ts";
+import { READ_ONLY_REFUSAL } from "../functions-shared/read_only_answer.ts";
 import { recordedResult, type ValidationResult } from "../functions-shared/validator_result.ts";
 
 /** Where the function is, and how to read a run's record. */
@@ -92,7 +93,9 @@ export async function validateThroughFunction(
       );
     }
     const refusal = response.headers.get("x-sync-refusal");
-    if (response.status === 503 && (refusal === "schema-mismatch" || refusal === "read-only")) {
+    if (
+      response.status === 503 && (refusal === "schema-mismatch" || refusal === READ_ONLY_REFUSAL)
+    ) {
       // Not the database away for a moment: waiting will not mend it (schema_guard.ts,
       // read_only_answer.ts).
       throw new Error(`validating ${table}: 503: ${text}`);
