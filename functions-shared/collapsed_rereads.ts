@@ -16,6 +16,7 @@
  */
 
 import { budgetCheck, type ValidatorDeps } from "./checksum_validator.ts";
+import { FirstLines } from "./log_window.ts";
 import { isDatabaseUnavailable } from "./sync_db.ts";
 import { byTargetTable } from "./table_registry.ts";
 import type { RowKey } from "./validator_plan.ts";
@@ -74,32 +75,20 @@ export async function rereadCollapsedKeys(deps: ValidatorDeps): Promise<RereadOu
     performance.now(),
   );
   const outcome: RereadOutcome = { reread: 0, failed: 0 };
-  const problems = problemLog(deps);
+  const problems = new FirstLines(PROBLEM_LINES_PER_REQUEST, deps.log);
   try {
-    await rereadUntilSpent(deps, spent, outcome, problems.line);
+    await rereadUntilSpent(deps, spent, outcome, (line) => problems.line(line));
   } finally {
-    problems.close(outcome);
-  }
-  return outcome;
-}
-
-/** The request's lines of its problems: the first few, then a count in a closing line. */
-function problemLog(deps: ValidatorDeps) {
-  let problems = 0;
-  return {
-    line: (text: string) => {
-      if (problems++ < PROBLEM_LINES_PER_REQUEST) deps.log?.(text);
-    },
-    close: (outcome: RereadOutcome) => {
-      if (problems <= PROBLEM_LINES_PER_REQUEST) return;
+    if (problems.unlogged > 0) {
       deps.log?.(
         `re-reads: ${outcome.reread} keys re-read, ${outcome.failed} failed; ` +
-          `${problems - PROBLEM_LINES_PER_REQUEST} more problems not logged one by one ` +
+          `${problems.unlogged} more problems not logged one by one ` +
           "(each failed key's cause is in sync.collapsed_rereads.error; an item left out " +
           "shows in its table's next validation as unmappable)",
       );
-    },
-  };
+    }
+  }
+  return outcome;
 }
 
 /** Claims and re-reads keys until none waits or `spent()`, counting into `outcome`. */

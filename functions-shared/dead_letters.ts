@@ -26,14 +26,8 @@ import { parseJsonExact } from "./dynamo_numbers.ts";
 import { bySourceTable, byTargetTable, TABLES } from "./table_registry.ts";
 import { storableText, ValueError } from "./dynamo_decoder.ts";
 import { serviceRoleProblem } from "./service_auth.ts";
-import {
-  applyChanges,
-  isCutOver,
-  isDatabaseUnavailable,
-  isReadOnly,
-  isTransientFailure,
-} from "./sync_db.ts";
-import { READ_ONLY_CAUSE, readOnlyAnswer } from "./read_only_answer.ts";
+import { applyChanges, isCutOver, isDatabaseUnavailable, isTransientFailure } from "./sync_db.ts";
+import { readOnlyRefusal } from "./read_only_answer.ts";
 import { describeError, errorIdentifiers } from "./error_text.ts";
 import { attributeMapFromJson } from "./attribute_binaries.ts";
 import { parseWebhookBody, streamRecordProblem } from "./webhook_envelope.ts";
@@ -298,10 +292,12 @@ export async function handleReplayRequest(
     if (isCutOver(error)) {
       return errorResponse(409, `${(error as Error).message}; no dead letter was replayed`);
     }
-    if (isReadOnly(error)) {
-      console.error(`the dead-letter replay: ${READ_ONLY_CAUSE}: ${describeError(error)}`);
-      return readOnlyAnswer("nothing was replayed, retry later");
-    }
+    const readOnly = readOnlyRefusal(
+      error,
+      "the dead-letter replay",
+      "nothing was replayed, retry later",
+    );
+    if (readOnly) return readOnly;
     // A statement that timed out or lost to another: the same replay passes later. The
     // replay is one transaction: nothing of it was replayed.
     const code = (error as { code?: string }).code;

@@ -107,3 +107,25 @@ export class LogWindow {
     this.#held = 0;
   }
 }
+
+/**
+ * The first `limit` lines of one run or request, said; the rest counted, for the run's
+ * closing line to say how many ({@link unlogged}). For work whose every unit may fail
+ * alike (a queue's keys, a bulk edit's rows) and whose closing line says where each
+ * unit's cause is kept.
+ */
+export class FirstLines {
+  #lines = 0;
+
+  constructor(private readonly limit: number, private readonly log?: (line: string) => void) {}
+
+  /** Says `text` while under the limit; counts it either way. */
+  line(text: string): void {
+    if (this.#lines++ < this.limit) this.log?.(text);
+  }
+
+  /** How many lines were counted but not said. */
+  get unlogged(): number {
+    return Math.max(0, this.#lines - this.limit);
+  }
+}

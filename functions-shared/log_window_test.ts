@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import {
+  FirstLines,
   kindOf,
   LINES_PER_KIND,
   LINES_PER_WINDOW,
@@ -103,4 +104,13 @@ Deno.test("a window that held nothing says no count", () => {
   w.whenRequestEnds();
   assert.deepEqual(lines, ["one", "two"]);
   assert.equal(timers.length, 0);
+});
+
+Deno.test("a run's first lines are said and the rest counted, for its closing line", () => {
+  const said: string[] = [];
+  const first = new FirstLines(2, (line) => said.push(line));
+  for (let i = 0; i < 5; i++) first.line(`edit ${i}: failed`);
+  assert.deepEqual(said, ["edit 0: failed", "edit 1: failed"]);
+  assert.equal(first.unlogged, 3);
+  assert.equal(new FirstLines(2).unlogged, 0, "nothing counted, nothing unlogged");
 });

@@ -9,7 +9,9 @@
  * @module
  */
 
+import { describeError } from "./error_text.ts";
 import { errorResponse } from "./http.ts";
+import { isReadOnly } from "./sync_db.ts";
 
 /** What a read-only answer and its log line say first. */
 export const READ_ONLY_CAUSE =
@@ -19,8 +21,19 @@ export const READ_ONLY_CAUSE =
 /** The marker of the answer, for callers that stop rather than wait (`x-sync-refusal`). */
 export const READ_ONLY_REFUSAL = "read-only";
 
-/** A 503 naming the cause and the fix, then `outcome` (what was done, and what to do). */
-export function readOnlyAnswer(outcome: string): Response {
+/**
+ * When `error` is the database's read-only mode: logs it (the cause, then `what` met it
+ * and the error) and answers 503 naming the cause and the fix, then `outcome` (what was done, and
+ * what to do). Otherwise undefined, for the caller's other answers.
+ */
+export function readOnlyRefusal(
+  error: unknown,
+  what: string,
+  outcome: string,
+  log: (line: string) => void = console.error,
+): Response | undefined {
+  if (!isReadOnly(error)) return undefined;
+  log(`${READ_ONLY_CAUSE}: ${what}: ${describeError(error)}`);
   return errorResponse(503, `${READ_ONLY_CAUSE}; ${outcome}`, {
     "retry-after": "60",
     "x-sync-refusal": READ_ONLY_REFUSAL,

@@ -41,8 +41,8 @@ import { recordedResult } from "./validator_result.ts";
 import { errorResponse, json, methodNotAllowed } from "./http.ts";
 import { pausedAt, type RunGate, whenAdmitted } from "./run_gate.ts";
 import { internalCaller } from "./service_auth.ts";
-import { isCutOver, isDatabaseUnavailable, isReadOnly, isTransientFailure } from "./sync_db.ts";
-import { READ_ONLY_CAUSE, readOnlyAnswer } from "./read_only_answer.ts";
+import { isCutOver, isDatabaseUnavailable, isTransientFailure } from "./sync_db.ts";
+import { readOnlyRefusal } from "./read_only_answer.ts";
 import { byTargetTable, TABLES } from "./table_registry.ts";
 import {
   described,
@@ -322,10 +322,8 @@ export async function handleValidatorRequest(req: Request, deps: EndpointDeps): 
       return errorResponse(409, (error as Error).message);
     }
     // The database read-only (a nearly full disk): said at once, not retried in silence.
-    if (isReadOnly(error)) {
-      console.error(`${READ_ONLY_CAUSE}: ${describeError(error)}`);
-      return readOnlyAnswer("retry later");
-    }
+    const readOnly = readOnlyRefusal(error, "the validator", "retry later");
+    if (readOnly) return readOnly;
     // A run not yet started whose statement timed out or lost to another: the same
     // request passes later.
     if (started === undefined && isTransientFailure(error)) {

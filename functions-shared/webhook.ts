@@ -39,13 +39,12 @@ import {
   type TableChange,
 } from "./record_mapping.ts";
 import { logDeadLetters } from "./dead_letter_writer.ts";
-import { READ_ONLY_CAUSE, readOnlyAnswer } from "./read_only_answer.ts";
+import { readOnlyRefusal } from "./read_only_answer.ts";
 import { recordsToNote } from "./stream_progress.ts";
 import {
   isCutOver,
   isDatabaseMisconfigured,
   isDatabaseUnavailable,
-  isReadOnly,
   isTransientFailure,
   mayHaveCommitted,
 } from "./sync_db.ts";
@@ -274,11 +273,9 @@ export async function handleWebhook(req: Request, deps: WebhookDeps): Promise<Re
         "retry-after": String(RETRY_AFTER_SECONDS),
       });
     }
-    if (isReadOnly(error)) {
-      // Retried as it is, a minute apart: the mode lasts until an operator acts.
-      log(`${READ_ONLY_CAUSE}: ${describeError(error)}`);
-      return readOnlyAnswer("nothing was applied, retry later");
-    }
+    // Retried as it is, a minute apart: the mode lasts until an operator acts.
+    const readOnly = readOnlyRefusal(error, "the batch", "nothing was applied, retry later", log);
+    if (readOnly) return readOnly;
     if (isTransientFailure(error)) {
       log(`the batch's statement failed for now: ${describeError(error)}`);
       return errorResponse(

@@ -23,8 +23,8 @@
 import { errorResponse, json, methodNotAllowed } from "./http.ts";
 import type { RunGate } from "./run_gate.ts";
 import { internalCaller } from "./service_auth.ts";
-import { isDatabaseUnavailable, isReadOnly, isTransientFailure } from "./sync_db.ts";
-import { READ_ONLY_CAUSE, readOnlyAnswer } from "./read_only_answer.ts";
+import { isDatabaseUnavailable, isTransientFailure } from "./sync_db.ts";
+import { readOnlyRefusal } from "./read_only_answer.ts";
 import { describeError } from "./error_text.ts";
 import { runWriteBacks, type WriteBackDeps, type WriteBackReport } from "./write_back_run.ts";
 
@@ -81,10 +81,12 @@ export async function handleWriteBackRequest(
     if (isDatabaseUnavailable(error)) {
       return errorResponse(503, "the database is unavailable; retry later", { "retry-after": "5" });
     }
-    if (isReadOnly(error)) {
-      console.error(`write-back: ${READ_ONLY_CAUSE}: ${describeError(error)}`);
-      return readOnlyAnswer("pg_cron's sweep calls again while write-backs are due");
-    }
+    const readOnly = readOnlyRefusal(
+      error,
+      "write-back",
+      "pg_cron's sweep calls again while write-backs are due",
+    );
+    if (readOnly) return readOnly;
     // A statement that timed out or lost to another: the same run passes later.
     const code = (error as { code?: string }).code;
     if (isTransientFailure(error)) {

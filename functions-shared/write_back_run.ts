@@ -25,6 +25,7 @@
  */
 
 import type { CpuMeter } from "./cpu_meter.ts";
+import { FirstLines } from "./log_window.ts";
 import { UpdateItemCommand } from "./dynamo_commands.ts";
 import type { DynamoClient } from "./dynamo_http.ts";
 import type postgres from "postgres";
@@ -121,11 +122,9 @@ export async function runWriteBacks(given: WriteBackDeps): Promise<WriteBackRepo
   // retries them all while DynamoDB or the writer's key is down, and a hosted function
   // keeps 100 log events in 10 s (https://supabase.com/docs/guides/functions/limits).
   // Each edit is in sync.write_backs with its detail.
-  let problemLines = 0;
+  const problems = new FirstLines(PROBLEM_LINES_PER_RUN, deps.log);
   const logEnd = (status: string | null, line: string) => {
-    if (status === "applied") return;
-    if (problemLines++ >= PROBLEM_LINES_PER_RUN) return;
-    deps.log?.(line);
+    if (status !== "applied") problems.line(line);
   };
   try {
     while (budgetLeft()) {
@@ -162,7 +161,7 @@ export async function runWriteBacks(given: WriteBackDeps): Promise<WriteBackRepo
     // A run that stops on an error leaves no lease behind for 2 minutes either.
     if (untried.size > 0) await release(deps, untried).catch(() => {});
     // Also when the run stops on an error: what it did before is said.
-    const unlogged = problemLines - PROBLEM_LINES_PER_RUN;
+    const unlogged = problems.unlogged;
     if (report.applied + report.conflict + report.failed + report.retrying > 0 || unlogged > 0) {
       deps.log?.(
         `write-back run: ${report.applied} applied, ${report.conflict} conflicts, ` +
