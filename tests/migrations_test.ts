@@ -84,6 +84,36 @@ Deno.test("a released migration is never edited, and none is added before the la
   );
 });
 
+Deno.test("no SQL object is defined in two unreleased migrations", () => {
+  // One place per object: a released migration is never edited, so a later one may
+  // replace what it defined (once); among the unreleased ones, edited in place until the
+  // next release, an object's one definition is edited where it is, and a migration that
+  // changes it says so in a comment there. Two definitions left a reader to find which
+  // `create or replace` came last (three of sync.claim_write_backs, of them two dead).
+  // Definitions built by dynamic SQL (`execute format(...)`, the compiled merges) are
+  // not on a line of their own and are not counted.
+  const released = releasedMigrations();
+  const definition =
+    /^\s*create\s+(?:or\s+replace\s+)?(function|procedure|view|materialized\s+view|table|type|(?:unique\s+)?index)\s+(?:if\s+not\s+exists\s+)?([a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*)/i;
+  const where = new Map<string, string[]>();
+  for (const file of readdirSync(MIGRATIONS).filter((f) => f.endsWith(".sql")).sort()) {
+    if (released.has(file)) continue;
+    for (const line of readFileSync(join(MIGRATIONS, file), "utf8").split("\n")) {
+      const m = definition.exec(line);
+      if (!m) continue;
+      const key = `${m[1].toLowerCase().replace(/\s+/g, " ").replace("unique ", "")} ${m[2]}`;
+      where.set(key, [...(where.get(key) ?? []), file]);
+    }
+  }
+  const twice = [...where].filter(([, files]) => files.length > 1)
+    .map(([key, files]) => `${key}: ${files.join(", ")}`);
+  assert.deepEqual(
+    twice,
+    [],
+    `defined in more than one unreleased migration:\n${twice.join("\n")}`,
+  );
+});
+
 Deno.test("no migration makes, changes or drops a role, or runs ALTER SYSTEM", () => {
   // Hosted, supautils reserves Supabase's roles (anon, authenticated, service_role,
   // authenticator, ...) against postgres, whose CREATEROLE would let such a statement

@@ -207,14 +207,9 @@ as $$
   select sync.call_edge_function('write-back', '{}'::jsonb, 30000)
 $$;
 
--- Whether a write-back is due (the sweep calls the function only then).
-create function sync.write_back_work_pending() returns boolean
-language sql stable set search_path = ''
-as $$
-  select exists (select from sync.write_backs w
-                 where w.status = 'pending' and w.next_attempt_at <= now()
-                   and (w.lease_expires_at is null or w.lease_expires_at < now()))
-$$;
+-- sync.write_back_work_pending, whether a write-back is due (the sweep calls the
+-- function only then), is defined in 20261128003900_write_back_restore_retries.sql (one
+-- place per function).
 
 -- The statement trigger: one call of the function per statement that recorded edits.
 -- It has no WHEN clause on sync.write_back_queued: a statement trigger's WHEN is
@@ -231,8 +226,7 @@ begin
   return null;
 end
 $$;
-revoke all on function sync.deliver_write_backs(), sync.wake_write_back(),
-  sync.write_back_work_pending() from public;
+revoke all on function sync.deliver_write_backs(), sync.wake_write_back() from public;
 
 do $$
 declare
@@ -260,66 +254,8 @@ begin
 end
 $$;
 
--- Claims up to p_limit due write-backs for p_worker for p_lease: pending ones whose time
--- has come and whose lease is free or lapsed, the oldest of each row only (edits of one
--- row are written in the order they were made: a later one's condition expects the
--- earlier one's values). Each claim counts an attempt. One whose attempts are spent and
--- whose last run ended without an answer (the function stopped: a killed isolate) is
--- failed here, not claimed again (sync.finish_write_back, which fails the others, was
--- never called for it), and returned with the claimed ones, failed: the function
--- restores its row from the source and names its table and key in its detail. So is one
--- that waits for its next attempt when write_back_max_attempts was lowered below the
--- attempts it has made: no claim takes it any more, and it would block every later edit
--- of its row. At most p_limit of those a claim too: each costs the function reads and a
--- merge, whatever its budget, and thousands (after a run of killed isolates, or the
--- setting lowered) would pass its isolate's CPU limit in one run.
-create function sync.claim_write_backs(p_worker text, p_limit integer default 10,
-  p_lease interval default '2 minutes')
-returns setof sync.write_backs
-language sql set search_path = ''
-as $$
-  with spent as (
-    update sync.write_backs w
-    set status = 'failed', lease_owner = null, lease_expires_at = null, updated_at = now(),
-        detail = case
-          when w.lease_expires_at is null then
-            format('gave up after %s attempts: write_back_max_attempts is now %s%s',
-                   w.attempts, sync.integer_setting('write_back_max_attempts', 1, 100),
-                   coalesce('; the last attempt: ' || w.detail, ''))
-          else
-            format('gave up after %s attempts; the last run ended without an answer (the write-back function stopped: see its logs), so it may or may not have been applied: compare the item with the row%s',
-                   w.attempts, coalesce('; the attempt before it: ' || w.detail, ''))
-        end
-    where w.id = any (array(
-      select d.id from sync.write_backs d
-      where d.status = 'pending' and coalesce(d.lease_expires_at, '-infinity') < now()
-        and d.attempts >= sync.integer_setting('write_back_max_attempts', 1, 100)
-      order by d.id
-      limit p_limit
-      for update skip locked))
-    returning w.*
-  ),
-  claimed as (
-    update sync.write_backs w
-    set lease_owner = p_worker, lease_expires_at = now() + p_lease,
-        attempts = w.attempts + 1, updated_at = now()
-    where w.id = any (array(
-      select d.id from sync.write_backs d
-      where d.status = 'pending' and d.next_attempt_at <= now()
-        and (d.lease_expires_at is null or d.lease_expires_at < now())
-        and d.attempts < sync.integer_setting('write_back_max_attempts', 1, 100)
-        and not exists (select from sync.write_backs e
-                        where e.target_table = d.target_table and e.row_key = d.row_key
-                          and e.id < d.id and e.status = 'pending')
-      order by d.id
-      limit p_limit
-      for update skip locked))
-    returning w.*
-  )
-  select * from spent
-  union all
-  select * from claimed
-$$;
+-- sync.claim_write_backs, which claims the due write-backs of a run, is defined in
+-- 20261128003900_write_back_restore_retries.sql (one place per function).
 
 -- Ends a claimed write-back: applied, conflict (with the source's values) or failed;
 -- or, with p_status 'pending', schedules its next attempt after a backoff of 5 s
@@ -394,8 +330,7 @@ as $$
   where w.id = p_id and w.lease_owner = p_worker and w.status = 'pending'
 $$;
 
-revoke all on function sync.claim_write_backs(text, integer, interval),
-  sync.finish_write_back(bigint, text, text, text, jsonb),
+revoke all on function sync.finish_write_back(bigint, text, text, text, jsonb),
   sync.hold_write_back(bigint, text, interval), sync.release_write_back(bigint, text)
   from public;
 

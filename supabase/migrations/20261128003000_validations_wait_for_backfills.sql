@@ -38,25 +38,9 @@ as $$
 $$;
 revoke all on function sync.validation_scan_unbegun(bigint) from public;
 
--- Whether validation run p_run waits for a backfill of its table (see above).
-create function sync.validation_waits_for_backfill(p_run bigint) returns boolean
-language sql stable set search_path = ''
-as $$
-  select sync.validation_scan_unbegun(p_run) and exists (
-    select from public.sync_checksums c
-    join sync.source_tables t on t.target_table = c.target_table
-    join sync.backfill_jobs j on j.source_table = t.source_table
-    where c.id = p_run and j.checksum_run_id is null and j.status in ('pending', 'running')
-      and (j.requested_at > now() - interval '15 minutes'
-           or exists (
-             select from sync.backfill_segments s
-             where s.job_id = j.id
-               and (s.updated_at > now() - interval '15 minutes'
-                    or (s.status = 'running' and s.lease_expires_at > now())))))
-$$;
-comment on function sync.validation_waits_for_backfill(bigint) is
-  'Whether a validation run waits for a backfill of its table: its Scan has not begun and a backfill of the table is under way (queued, or with a segment active, within 15 minutes).';
-revoke all on function sync.validation_waits_for_backfill(bigint) from public;
+-- sync.validation_waits_for_backfill, whether validation run p_run waits for a backfill
+-- of its table (see above), is defined in 20261128003600_sweep_in_chunks.sql (one place
+-- per function).
 
 -- At the end of a backfill: calls the validator for each run of the table that waited.
 create function sync.wake_waiting_validations() returns trigger

@@ -27,73 +27,10 @@ comment on column sync.write_backs.restores is
   'Claims of its restore: after 3 that never ended (the function stopped each time), it is given up, its detail saying so.';
 create index write_backs_restore_due on sync.write_backs (id) where restore_due;
 
--- Replaces 20261128002500's: the same claim; the spent ones keep the run's lease and are
--- marked restore_due, and ones whose restore is still due after their lease ran out are
--- returned with them (failed; their detail as it was), three times at most: a restore
--- whose function stops every time (a partition too big to read, say) is given up, saying
--- so, rather than claimed for ever with a batch of edits each time.
-create or replace function sync.claim_write_backs(p_worker text, p_limit integer default 10,
-  p_lease interval default '2 minutes')
-returns setof sync.write_backs
-language sql set search_path = ''
-as $$
-  with given_up as (
-    update sync.write_backs w
-    set restore_due = false, lease_owner = null, lease_expires_at = null, updated_at = now(),
-        detail = coalesce(w.detail, '') || format(
-          '; its row was not put back to the source''s state: the write-back function stopped each of the %s times it tried (see its logs): compare the item with the row',
-          w.restores)
-    where w.status = 'failed' and w.restore_due and w.restores >= 3
-      and coalesce(w.lease_expires_at, '-infinity') < now()
-    returning w.id
-  ),
-  spent as (
-    update sync.write_backs w
-    set status = 'failed', restore_due = true, lease_owner = p_worker,
-        restores = w.restores + 1,
-        lease_expires_at = now() + p_lease, updated_at = now(),
-        detail = case
-          when w.status = 'failed' then w.detail
-          when w.lease_expires_at is null then
-            format('gave up after %s attempts: write_back_max_attempts is now %s%s',
-                   w.attempts, sync.integer_setting('write_back_max_attempts', 1, 100),
-                   coalesce('; the last attempt: ' || w.detail, ''))
-          else
-            format('gave up after %s attempts; the last run ended without an answer (the write-back function stopped: see its logs), so it may or may not have been applied: compare the item with the row%s',
-                   w.attempts, coalesce('; the attempt before it: ' || w.detail, ''))
-        end
-    where w.id = any (array(
-      select d.id from sync.write_backs d
-      where ((d.status = 'pending'
-              and d.attempts >= sync.integer_setting('write_back_max_attempts', 1, 100))
-             or (d.status = 'failed' and d.restore_due and d.restores < 3))
-        and coalesce(d.lease_expires_at, '-infinity') < now()
-      order by d.id
-      limit p_limit
-      for update skip locked))
-    returning w.*
-  ),
-  claimed as (
-    update sync.write_backs w
-    set lease_owner = p_worker, lease_expires_at = now() + p_lease,
-        attempts = w.attempts + 1, updated_at = now()
-    where w.id = any (array(
-      select d.id from sync.write_backs d
-      where d.status = 'pending' and d.next_attempt_at <= now()
-        and (d.lease_expires_at is null or d.lease_expires_at < now())
-        and d.attempts < sync.integer_setting('write_back_max_attempts', 1, 100)
-        and not exists (select from sync.write_backs e
-                        where e.target_table = d.target_table and e.row_key = d.row_key
-                          and e.id < d.id and e.status = 'pending')
-      order by d.id
-      limit p_limit
-      for update skip locked))
-    returning w.*
-  )
-  select * from spent
-  union all
-  select * from claimed
-$$;
+-- sync.claim_write_backs, with this change (the spent ones keep the run's lease and are
+-- marked restore_due; a restore still due after its lease ran out is claimed again, three
+-- times at most), is defined in 20261128003900_write_back_restore_retries.sql (one place
+-- per function).
 
 -- sync.finish_write_back, with this change, is defined in
 -- 20261128002500_write_back.sql (one place per function).
@@ -118,16 +55,9 @@ begin
 end
 $$;
 
--- Replaces 20261128002500's: a restore due after its lease ran out is work too.
-create or replace function sync.write_back_work_pending() returns boolean
-language sql stable set search_path = ''
-as $$
-  select exists (select from sync.write_backs w
-                 where w.status = 'pending' and w.next_attempt_at <= now()
-                   and (w.lease_expires_at is null or w.lease_expires_at < now()))
-      or exists (select from sync.write_backs w
-                 where w.restore_due and w.lease_expires_at < now())
-$$;
+-- sync.write_back_work_pending, with this change (a restore due after its lease ran out
+-- is work too), is defined in 20261128003900_write_back_restore_retries.sql (one place
+-- per function).
 
 -- The purge of ended write-backs (sync.purge_expired_batch, kind write_backs, in
 -- 20261128002700_retention_progress.sql) never takes one whose restore is due.

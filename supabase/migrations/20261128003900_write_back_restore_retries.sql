@@ -20,13 +20,31 @@
 --   gives a user who signed up by phone an empty one: such an admin's edits were
 --   recorded as made by ''. Now an empty claim is skipped (email, phone, then sub).
 
--- Replaces 20261128003500's: restores due of conflicts too; the detail of one given up
--- names its table and key. Each batch is picked once, as an array (`= any (array(...))`,
+-- Claims up to p_limit due write-backs for p_worker for p_lease: pending ones whose time
+-- has come and whose lease is free or lapsed, the oldest of each row only (edits of one
+-- row are written in the order they were made: a later one's condition expects the
+-- earlier one's values). Each claim counts an attempt. One whose attempts are spent and
+-- whose last run ended without an answer (the function stopped: a killed isolate) is
+-- failed here, not claimed again (sync.finish_write_back, which fails the others, was
+-- never called for it), and returned with the claimed ones, failed: the function
+-- restores its row from the source and names its table and key in its detail. So is one
+-- that waits for its next attempt when write_back_max_attempts was lowered below the
+-- attempts it has made: no claim takes it any more, and it would block every later edit
+-- of its row. At most p_limit of those a claim too: each costs the function reads and a
+-- merge, whatever its budget, and thousands (after a run of killed isolates, or the
+-- setting lowered) would pass its isolate's CPU limit in one run.
+--
+-- The spent ones keep the run's lease and are marked restore_due, and ones whose restore
+-- is still due after their lease ran out (a conflict's too) are returned with them
+-- (failed; their detail as it was), three times at most: a restore whose function stops
+-- every time (a partition too big to read, say) is given up, saying so and naming its
+-- table and key, rather than claimed for ever with a batch of edits each time
+-- (20261128003500_write_back_restores.sql). Each batch is picked once, as an array (`= any (array(...))`,
 -- an init plan): as `w.id in (select ... limit p_limit for update skip locked)` the
 -- planner may join it in a nested loop that runs the subquery again for every row, and
 -- a claim of 2 then failed 3 spent write-backs (seen in pgTAP 090 once the table's
 -- statistics changed).
-create or replace function sync.claim_write_backs(p_worker text, p_limit integer default 10,
+create function sync.claim_write_backs(p_worker text, p_limit integer default 10,
   p_lease interval default '2 minutes')
 returns setof sync.write_backs
 language sql set search_path = ''
@@ -119,9 +137,10 @@ $$;
 
 -- sync.end_write_back_restore, with this change, is defined in
 -- 20261128003500_write_back_restores.sql (one place per function).
--- Replaces 20261128003500's: only what a claim hands out is work (an edit waiting
--- behind an older pending edit of its row is not).
-create or replace function sync.write_back_work_pending() returns boolean
+-- Whether a write-back is due (the sweep calls the function only then): what a claim
+-- hands out (an edit waiting behind an older pending edit of its row is not), and a
+-- restore due after its lease ran out (20261128003500_write_back_restores.sql).
+create function sync.write_back_work_pending() returns boolean
 language sql stable set search_path = ''
 as $$
   select exists (select from sync.write_backs w
@@ -137,5 +156,5 @@ $$;
 
 -- sync.record_write_back, with this change, is defined in
 -- 20261128002500_write_back.sql (one place per function).
-revoke all on function sync.leave_write_back_restore(bigint, text, text, text, text, jsonb, interval)
-  from public;
+revoke all on function sync.leave_write_back_restore(bigint, text, text, text, text, jsonb, interval),
+  sync.claim_write_backs(text, integer, interval), sync.write_back_work_pending() from public;

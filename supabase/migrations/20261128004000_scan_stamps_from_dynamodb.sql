@@ -57,8 +57,12 @@ comment on function sync.backfill_read_from(sync.backfill_jobs) is
   'When a backfill read the table from, on DynamoDB''s clock: its end removes what is older and unseen, and it heals the lost stream records older than this.';
 revoke all on function sync.backfill_read_from(sync.backfill_jobs) from public;
 
--- Replaces 20261128003600_sweep_in_chunks.sql's (whole) with one more argument, the
--- page's stamp (null for pages stamped otherwise: an export's, a validation's).
+-- Replaces the released 20261128000500_backfill.sql's with one more argument, the page's
+-- stamp (null for pages stamped otherwise: an export's, a validation's), and with what
+-- later migrations changed in it: a page of a job that is not running is refused (SY002)
+-- and the last segment of a validation run's Scan moves the run on to its compare
+-- (20261128001800_backfill_turns.sql), the last segment starts the sweep in chunks
+-- (20261128003600_sweep_in_chunks.sql).
 drop function sync.checkpoint_segment(bigint, integer, text, jsonb, integer, integer, boolean);
 create function sync.checkpoint_segment(
   p_job bigint, p_segment integer, p_worker text, p_next_key jsonb,
