@@ -37,6 +37,7 @@ import {
 } from "./stack_clients.ts";
 import { startStreamPoller } from "./stream_poller.ts";
 import { streamAppliedSince } from "../functions-shared/stream_check_db.ts";
+import { MAX_CHECK_INTERVAL_MS } from "../functions-shared/stream_verdict.ts";
 
 const SOURCE = "firespring-backdoor-segments-dev";
 const TARGET = "firespring_segments";
@@ -138,6 +139,10 @@ Deno.test("the lost-record check: applied records pass; trimmed unapplied ones m
     const [state] =
       await sql`select problem from sync.stream_checks where target_table = ${TARGET}`;
     assert.equal(state.problem, null);
+    const [status] = await sql`select stream_checked_at, stream_check_overdue from sync.status
+                               where target_table = ${TARGET}`;
+    assert.ok(status.stream_checked_at, "sync.status shows when the check last checked it");
+    assert.equal(status.stream_check_overdue, false);
 
     // The mapping stops; two records arrive that it does not deliver.
     await stopDetached("stream_poller");
@@ -314,6 +319,19 @@ Deno.test("a closed shard deleted with records never applied: the check reports 
     await trimStream(streamArn, null);
     await startStreamPoller();
     await deleteSegments(db, ids);
+    await sql.end();
+  }
+});
+
+Deno.test("sync.status counts a check overdue after the gap the check itself vouches across", async () => {
+  // One fact in two languages: the check's verdicts (stream_verdict.ts) and the database's
+  // watchdog of the check (sync.stream_check_max_interval, sync.status).
+  const sql = connectDb();
+  try {
+    const [{ ms }] = await sql`select extract(epoch from sync.stream_check_max_interval()) * 1000
+                                 as ms`;
+    assert.equal(Number(ms), MAX_CHECK_INTERVAL_MS);
+  } finally {
     await sql.end();
   }
 });

@@ -223,6 +223,17 @@ comment on function sync.record_stream_check(text, text, jsonb, text, timestampt
 select cron.schedule('sync-stream-check', '41 * * * *',
   $$select sync.call_edge_function('stream-check', '{}'::jsonb, 120000)$$);
 
-revoke all on function sync.note_stream_records(jsonb),
+-- Those 3 hours, for the database's side: sync.status shows a table whose last check is
+-- older as overdue (stream_check_overdue), so that a check that never runs (the function
+-- not deployed, its calls refused, the job unscheduled) does not go unseen; the check
+-- itself finds the gap only when it runs again. The same as functions-shared/
+-- stream_verdict.ts's MAX_CHECK_INTERVAL_MS, which tests/stream_check_test.ts holds equal.
+create function sync.stream_check_max_interval() returns interval
+language sql immutable set search_path = ''
+as $$ select interval '3 hours' $$;
+comment on function sync.stream_check_max_interval() is
+  'The longest gap between two runs of the lost-record check that it vouches across (hourly, two missed ticks); sync.status shows a table checked longer ago as overdue.';
+
+revoke all on function sync.note_stream_records(jsonb), sync.stream_check_max_interval(),
   sync.stream_records_applied_of(text, text[]),
   sync.record_stream_check(text, text, jsonb, text, timestamptz) from public;

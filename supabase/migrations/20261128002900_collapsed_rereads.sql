@@ -122,62 +122,8 @@ comment on function sync.return_reread(text, jsonb, timestamptz) is
   'Gives a claimed collapsed key back untried, its attempt not counted.';
 revoke all on function sync.return_reread(text, jsonb, timestamptz) from public;
 
--- One row per target table (docs/interfaces.md, "SQL"): its rows, exact or estimated
--- (sync.table_counts), last change, open dead letters, last checksum result, whether it
--- is stale, its write-backs pending, in conflict and failed (20261128002500_write_back.sql),
--- and its keys waiting for a re-read, and of those the ones whose last re-read failed.
--- (20261128001200 dropped the first version of the view; this is its one definition
--- since, here, after the last table it counts.)
-create view sync.status as
-select
-  s.target_table,
-  s.source_table,
-  s.region,
-  c.row_count as rows,
-  c.rows_estimated,
-  c.last_change_at,
-  (select count(*) from sync.dead_letters d
-    where d.target_table = s.target_table and d.replayed_at is null) as dead_letters,
-  k.checked_at as last_checksum_at,
-  k.match as last_checksum_match,
-  k.status as last_checksum_status,
-  jsonb_array_length(k.unmappable) as last_checksum_unmappable,
-  -- The latest run that finished: while the next runs queue or run (hours at scale),
-  -- or after one was reaped, this is the last verdict there is.
-  r.checked_at as last_result_at,
-  r.match as last_result_match,
-  ts.stale_since is not null as stale,
-  case when ts.stale_since is not null then ts.stale_reason end as stale_reason,
-  coalesce(wb.pending, 0) as write_backs_pending,
-  coalesce(wb.conflict, 0) as write_backs_conflict,
-  coalesce(wb.failed, 0) as write_backs_failed,
-  coalesce(rr.waiting, 0) as rereads_waiting,
-  coalesce(rr.failing, 0) as rereads_failing
-from sync.source_tables s
-join sync.table_counts() c on c.target_table = s.target_table
-left join lateral (
-  select x.checked_at, x.match, x.status, x.unmappable from public.sync_checksums x
-  where x.target_table = s.target_table
-  order by x.started_at desc limit 1
-) k on true
-left join lateral (
-  select x.checked_at, x.match from public.sync_checksums x
-  where x.target_table = s.target_table and x.status = 'done'
-  order by x.started_at desc limit 1
-) r on true
-left join sync.table_state ts on ts.target_table = s.target_table
-left join lateral (
-  select count(*) filter (where w.status = 'pending') as pending,
-         count(*) filter (where w.status = 'conflict') as conflict,
-         count(*) filter (where w.status = 'failed') as failed
-  from sync.write_backs w where w.target_table = s.target_table and w.status <> 'applied'
-) wb on true
-left join lateral (
-  select count(*) as waiting, count(*) filter (where q.error is not null) as failing
-  from sync.collapsed_rereads q where q.target_table = s.target_table
-) rr on true;
-comment on view sync.status is
-  'One row per target table: rows (an estimate above status_exact_count_limit: rows_estimated), last change applied, open dead letters, the latest checksum run (its status, result and unmappable source items) and the latest result of a finished one, stale, write-backs pending, in conflict and failed, collapsed keys waiting for a re-read and those whose last re-read failed.';
+-- sync.status counts each table's keys waiting for a re-read, and of those the ones whose
+-- last re-read failed (rereads_waiting, rereads_failing: 20261128005200_status.sql).
 
 -- pg_cron's sweep: calls the validator while a key waits (a request re-reads keys until
 -- none waits or its budget is spent; the next sweep goes on). Not after the cutover
@@ -188,6 +134,10 @@ comment on view sync.status is
 -- every item again and so brings its purged items back (sync.heal_table,
 -- 20261128004600_heal_table.sql: one backfill for however many keys): a re-read that can
 -- never pass (a mapping's error, a request that dies on the key) no longer waits for ever.
+-- So is a key due for an hour that no request claimed (each claim moves not_before on):
+-- its attempts count only claims, so with the validator never answering (not deployed,
+-- its calls refused, a bad setting at its cold start) it would wait for ever, counted in
+-- rereads_waiting but never in rereads_failing, its row showing the fallback.
 create function sync.wake_rereads() returns integer
 language plpgsql set search_path = ''
 as $$
@@ -200,13 +150,20 @@ begin
   end if;
   for given_up in
     delete from sync.collapsed_rereads r
-    where r.attempts >= 10 and r.not_before <= now()
-    returning r.target_table, r.row_key, r.attempts, r.error
+    where r.not_before <= now()
+      and (r.attempts >= 10 or r.not_before < now() - interval '1 hour')
+    returning r.target_table, r.row_key, r.attempts, r.error, r.not_before
   loop
-    perform sync.heal_table(given_up.target_table, format(
-      'the re-read of %s %s failed %s times (%s): a backfill reads its items again',
-      given_up.target_table, given_up.row_key, given_up.attempts,
-      coalesce(given_up.error, 'no answer')));
+    perform sync.heal_table(given_up.target_table, case
+      when given_up.attempts >= 10 then format(
+        'the re-read of %s %s failed %s times (%s): a backfill reads its items again',
+        given_up.target_table, given_up.row_key, given_up.attempts,
+        coalesce(given_up.error, 'no answer'))
+      else format(
+        'the re-read of %s %s was due since %s and no request of the data-checksum-validator took it (is the function deployed, and are its calls answered? net._http_response shows their status): a backfill reads its items again',
+        given_up.target_table, given_up.row_key,
+        to_char(given_up.not_before at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'))
+    end);
   end loop;
   if not exists (select from sync.collapsed_rereads r where r.not_before <= now()) then
     return 0;
@@ -216,7 +173,7 @@ begin
 end
 $$;
 comment on function sync.wake_rereads() is
-  'Calls the data-checksum-validator to re-read the collapsed keys waiting in sync.collapsed_rereads; a key due after 10 attempts is given up to a healing backfill of its table.';
+  'Calls the data-checksum-validator to re-read the collapsed keys waiting in sync.collapsed_rereads; a key due after 10 attempts, or due an hour unclaimed, is given up to a healing backfill of its table.';
 revoke all on function sync.wake_rereads() from public;
 
 select cron.schedule('sync-collapsed-rereads', sync.sweep_schedule(), 'select sync.wake_rereads()');

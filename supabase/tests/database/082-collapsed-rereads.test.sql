@@ -3,7 +3,7 @@
 -- purged as superseded; the queue is claimed with a lease, finished, or backed off.
 set client_min_messages = warning;
 begin;
-select plan(33);
+select plan(36);
 
 delete from sync.collapsed_rereads;
 
@@ -135,6 +135,21 @@ select is(
    where source_table = 'firespring-backdoor-visitors-dev' and status = 'pending'
      and checksum_run_id is null),
   1, 'one healing backfill for both');
+-- A key due for an hour that no request claimed (the validator never answers) is given
+-- up too: its attempts count only claims, so it would never reach 10.
+delete from sync.table_state where target_table = 'firespring_visitors';
+delete from sync.backfill_jobs
+where source_table = 'firespring-backdoor-visitors-dev' and status = 'pending';
+insert into sync.collapsed_rereads (target_table, row_key, not_before) values
+  ('firespring_visitors', '{"visitor_id": "rr-unclaimed"}', now() - interval '61 minutes'),
+  ('firespring_visitors', '{"visitor_id": "rr-due"}', now() - interval '59 minutes');
+select is(sync.wake_rereads(), 1, 'the key due for less than an hour still calls the validator');
+select is(pg_temp.queued(), '{rr-due}', 'only the one due an hour unclaimed leaves the queue');
+select ok(
+  (select stale_reason from sync.table_state where target_table = 'firespring_visitors')
+    ~ '^the re-read of firespring_visitors \{"visitor_id": "rr-unclaimed"\} was due since [0-9T:-]+Z and no request of the data-checksum-validator took it',
+  'the table is stale, naming the key, since when it was due, and where to look');
+delete from sync.collapsed_rereads;
 insert into sync.collapsed_rereads (target_table, row_key) values ('firespring_visitors', '{"visitor_id": "rr9"}');
 insert into sync.collapsed_rereads (target_table, row_key, attempts, error) values
   ('firespring_visitors', '{"visitor_id": "rr10"}', 2, 'Query firespring-backdoor-visitors-dev: throttled');

@@ -3,7 +3,7 @@
 -- record, which marks the table stale (queuing the healing backfill) on a problem.
 set client_min_messages = warning;
 begin;
-select plan(40);
+select plan(48);
 
 delete from sync.stream_checks;
 delete from sync.stream_batches_applied;
@@ -195,6 +195,42 @@ select results_eq(
 select is(
   (select schedule from cron.job where jobname = 'sync-stream-check'), '41 * * * *',
   'a pg_cron job runs the check hourly');
+
+-- The check's own watchdog: sync.status shows when the check last checked a table, and
+-- whether that is longer ago than the check vouches across (3 hours), so that a check
+-- that never runs (not deployed, its calls refused) is seen without it.
+select is(sync.stream_check_max_interval(), interval '3 hours',
+  'the check vouches across 3 hours between runs');
+delete from sync.stream_checks;
+delete from sync.table_state;
+delete from sync.backfill_jobs;
+select results_eq(
+  $$select stream_checked_at, stream_check_overdue from sync.status
+    where target_table = 'firespring_segments'$$,
+  $$values (null::timestamptz, false)$$,
+  'a table never checked nor backfilled is not synced yet: not overdue');
+insert into sync.backfill_jobs (source_table, total_segments, requested_at)
+values ('firespring-backdoor-segments-dev', 1, now() - interval '2 hours');
+select is((select stream_check_overdue from sync.status where target_table = 'firespring_segments'),
+  false, 'never checked, backfilled 2 hours ago: not overdue yet (the check runs hourly)');
+update sync.backfill_jobs set requested_at = now() - interval '4 hours';
+select is((select stream_check_overdue from sync.status where target_table = 'firespring_segments'),
+  true, 'never checked 4 hours after its first backfill: overdue');
+select sync.record_stream_check('firespring_segments', 'arn:s1', '{}', null, null);
+select results_eq(
+  $$select stream_checked_at = now(), stream_check_overdue from sync.status
+    where target_table = 'firespring_segments'$$,
+  $$values (true, false)$$,
+  'a check just recorded: its time shown, not overdue');
+update sync.stream_checks set checked_at = now() - interval '3 hours 1 minute';
+select is((select stream_check_overdue from sync.status where target_table = 'firespring_segments'),
+  true, 'a last check over 3 hours ago: overdue, whatever the backfills');
+update sync.stream_checks set checked_at = now() - interval '2 hours 59 minutes';
+select is((select stream_check_overdue from sync.status where target_table = 'firespring_segments'),
+  false, 'within 3 hours: not overdue');
+select is(
+  (select count(*)::int from sync.status where stream_check_overdue), 0,
+  'no other table is overdue: never checked, no backfill of its own');
 
 -- One run reads a table's stream at a time (20261128004800_stream_check_leases.sql).
 delete from sync.stream_check_leases;

@@ -1,0 +1,85 @@
+-- Scheduled work that stops without an error anyone reads shows in sync.status
+-- (20261128005200_status.sql): a pg_cron job whose latest run failed or that is paused,
+-- and an admin's edit due for 10 minutes that no write-back run claimed.
+set client_min_messages = warning;
+begin;
+select plan(12);
+
+-- pg_cron's jobs: a failed latest run is named with when and why, until a later run of
+-- the job succeeds. (Runs numbered past any real one: pg_cron keeps running meanwhile.)
+create function pg_temp.ran(p_job text, p_status text, p_message text, p_offset integer)
+returns void language sql as $$
+  insert into cron.job_run_details (jobid, runid, job_pid, database, username, command,
+                                    status, return_message, start_time, end_time)
+  select j.jobid, (select coalesce(max(runid), 0) from cron.job_run_details) + 1000000 + p_offset,
+         0, current_database(), current_user, j.command, p_status, p_message,
+         timestamptz '2026-12-01 10:00:00+00' + make_interval(mins => p_offset),
+         timestamptz '2026-12-01 10:00:01+00' + make_interval(mins => p_offset)
+  from cron.job j where j.jobname = p_job
+$$;
+
+select is(sync.scheduler_problem(), null, 'no job of the project failed or is paused');
+select pg_temp.ran('sync-retention', 'failed',
+  'ERROR:  sync.integer_setting: retention_batch is not a whole number from 1 to 100000', 1);
+select is(sync.scheduler_problem(),
+  'pg_cron job sync-retention failed at 2026-12-01T10:01:00Z: ERROR:  sync.integer_setting: retention_batch is not a whole number from 1 to 100000',
+  'a job whose latest run failed is named, with when and pg_cron''s message');
+select is((select count(distinct scheduler_problem)::int from sync.status where scheduler_problem like '%sync-retention%'), 1,
+  'sync.status shows it on every row alike');
+select is((select count(*)::int from sync.status where scheduler_problem is null), 0,
+  'on every row');
+select pg_temp.ran('sync-retention', 'succeeded', '1 row', 2);
+select is(sync.scheduler_problem(), null, 'a later run that succeeded clears it');
+select pg_temp.ran('sync-validator', 'failed', repeat('x', 400), 3);
+select is(length(sync.scheduler_problem()),
+  length('pg_cron job sync-validator failed at 2026-12-01T10:03:00Z: ') + 300,
+  'a long message is cut at 300 characters');
+select cron.alter_job((select jobid from cron.job where jobname = 'sync-stream-check'), active => false);
+select ok(sync.scheduler_problem() ~ 'pg_cron job sync-stream-check is paused \(cron.job.active is false\): select cron.alter_job\([0-9]+, active => true\) runs it again; pg_cron job sync-validator failed',
+  'a paused job is named with how to run it again, each problem in turn');
+
+-- An edit due for 10 minutes that no run claimed: its attempts count only claims, so with
+-- the write-back function never answering it would never reach its give-up.
+delete from sync.write_backs;
+insert into sync.write_backs (target_table, row_key, edited_by, edited_role, columns,
+                              before_values, after_values, next_attempt_at, lease_expires_at)
+values
+  ('toledo_dashboard', '{"pk": "o1", "sk": "a"}', 'admin@example.com', 'authenticated', '{metrics}',
+   '{}', '{}', now() - interval '11 minutes', null),
+  -- behind an older pending edit of its row: that one is the overdue one
+  ('toledo_dashboard', '{"pk": "o1", "sk": "a"}', 'admin@example.com', 'authenticated', '{metrics}',
+   '{}', '{}', now() - interval '11 minutes', null),
+  -- claimed, its lease live
+  ('toledo_dashboard', '{"pk": "o2", "sk": "a"}', 'admin@example.com', 'authenticated', '{metrics}',
+   '{}', '{}', now() - interval '20 minutes', now() + interval '1 minute'),
+  -- due for less than 10 minutes
+  ('toledo_dashboard', '{"pk": "o3", "sk": "a"}', 'admin@example.com', 'authenticated', '{metrics}',
+   '{}', '{}', now() - interval '9 minutes', null),
+  -- a lease that ran out long ago: its run died, nothing claimed it since
+  ('toledo_dashboard', '{"pk": "o4", "sk": "a"}', 'admin@example.com', 'authenticated', '{metrics}',
+   '{}', '{}', now() - interval '30 minutes', now() - interval '28 minutes');
+select results_eq(
+  $$select write_backs_pending, write_backs_overdue from sync.status where target_table = 'toledo_dashboard'$$,
+  $$values (5::bigint, 2::bigint)$$,
+  'edits due 10 minutes unclaimed are overdue: not one waiting behind its row''s older edit, claimed, or due since less');
+select is((select write_backs_overdue from sync.status where target_table = 'firespring_actions'), 0::bigint,
+  'another table has none');
+
+-- After the cutover the jobs that read DynamoDB are paused on purpose (README, "The
+-- cutover"), and the stream is no longer read: neither is a problem then. A failure is.
+delete from sync.stream_checks where target_table = 'firespring_segments';
+delete from sync.table_state where target_table = 'firespring_segments';
+delete from sync.backfill_jobs where source_table = 'firespring-backdoor-segments-dev';
+insert into sync.backfill_jobs (source_table, total_segments, requested_at)
+values ('firespring-backdoor-segments-dev', 1, now() - interval '4 hours');
+select is((select stream_check_overdue from sync.status where target_table = 'firespring_segments'),
+  true, 'before the cutover, a table not checked 4 hours after its backfill is overdue');
+update sync.settings set value = 'cutover' where key = 'write_back';
+select is((select stream_check_overdue from sync.status where target_table = 'firespring_segments'),
+  false, 'after it, not: the stream is no longer read');
+select is(sync.scheduler_problem(),
+  'pg_cron job sync-validator failed at 2026-12-01T10:03:00Z: ' || repeat('x', 300),
+  'nor is a job paused: only the failure is named');
+
+select * from finish();
+rollback;
