@@ -60,38 +60,97 @@ comment on column public.sync_checksums.healing_backfill_job_id is
 comment on column public.sync_checksums.missing is
   'Keys expected but not in the target (while the run compares: the slices compared so far).';
 
-insert into sync.settings (key, value, description) values
-  ('validation_concurrency', '2',
-   'How many validation runs scan at once; sync.validate_all queues the others.'),
-  ('validation_lease_seconds', '60',
-   'How long a request holds a validation run''s steps after the Scan without checkpointing.');
+-- Settings that are whole numbers carry their bounds, set by the migration that adds the
+-- setting (one place for each): a value out of them is refused in the statement that
+-- writes it, naming the setting, its value and the range (sync.check_bounded_setting,
+-- below), as a retention setting is (20261128003200_retention_floor.sql), and such a row
+-- cannot be deleted. Before, a bad value was found only by its readers: a pg_cron job
+-- that failed every minute, a function that answered 500, every validation stopped (a
+-- helper's review).
+alter table sync.settings
+  add column min_value bigint,
+  add column max_value bigint,
+  add constraint settings_bounds check ((min_value is null) = (max_value is null)
+                                        and (min_value is null or min_value <= max_value));
+comment on column sync.settings.min_value is
+  'For a whole-number setting: the least value it may take (with max_value); null for the others.';
+comment on column sync.settings.max_value is
+  'For a whole-number setting: the greatest value it may take (with min_value); null for the others.';
 
--- A whole-number setting of sync.settings, from p_min to p_max; a setting missing or out
--- of range is an error naming it, its value and the range, rather than a run that never
--- ends (a slice of 0 rows never moves on) or a cast error naming nothing.
-create function sync.integer_setting(p_key text, p_min integer, p_max integer)
+-- p_raw as a whole number from p_min to p_max, or an error (22023) naming the setting,
+-- its value and the range, rather than a run that never ends (a slice of 0 rows never
+-- moves on) or a cast error naming nothing.
+create function sync.whole_number_setting(p_key text, p_raw text, p_min bigint, p_max bigint)
+returns bigint
+language plpgsql immutable set search_path = ''
+as $$
+begin
+  if p_raw is not null and p_raw ~ '^\s*-?\d{1,18}\s*$' then
+    if p_raw::bigint between p_min and p_max then
+      return p_raw::bigint;
+    end if;
+  end if;
+  raise exception 'sync.settings % = % is not a whole number from % to %; set it again (update sync.settings set value = ''...'' where key = %)',
+    p_key, coalesce(quote_literal(p_raw), 'missing'), p_min, p_max, quote_literal(p_key)
+    using errcode = '22023';
+end
+$$;
+
+-- A whole-number setting of sync.settings, within the bounds its row carries; an error
+-- naming it when the row is missing, has no bounds, or (its check bypassed) is out of them.
+create function sync.integer_setting(p_key text)
 returns integer
 language plpgsql stable set search_path = ''
 as $$
 declare
-  raw text := (select value from sync.settings where key = p_key);
+  s sync.settings;
 begin
-  if raw is null or raw !~ '^\s*-?\d{1,9}\s*$' or raw::integer not between p_min and p_max then
-    raise exception 'sync.settings % = % is not a whole number from % to %; set it again (update sync.settings set value = ''...'' where key = %)',
-      p_key, coalesce(quote_literal(raw), 'missing'), p_min, p_max, quote_literal(p_key)
-      using errcode = '22023';
+  select * into s from sync.settings x where x.key = p_key;
+  if not found or s.min_value is null then
+    raise exception 'sync.settings has no whole-number setting %; push the migrations again (README, "Deploying")',
+      quote_literal(p_key) using errcode = '22023';
   end if;
-  return raw::integer;
+  return sync.whole_number_setting(p_key, s.value, s.min_value, s.max_value)::integer;
 end
 $$;
-revoke all on function sync.integer_setting(text, integer, integer) from public;
+
+-- Checks a whole-number setting as it is written, and keeps it from being deleted.
+create function sync.check_bounded_setting() returns trigger
+language plpgsql set search_path = ''
+as $$
+begin
+  if tg_op = 'DELETE' then
+    if old.min_value is not null then
+      raise exception 'sync.settings % cannot be deleted: it is read as a whole number from % to %; set its value instead',
+        old.key, old.min_value, old.max_value using errcode = '22023';
+    end if;
+    return old;
+  end if;
+  if new.min_value is not null then
+    perform sync.whole_number_setting(new.key, new.value, new.min_value, new.max_value);
+  end if;
+  return new;
+end
+$$;
+create trigger settings_bounded_checked
+  before insert or update or delete on sync.settings
+  for each row execute function sync.check_bounded_setting();
+revoke all on function sync.whole_number_setting(text, text, bigint, bigint),
+  sync.integer_setting(text), sync.check_bounded_setting() from public;
+
+insert into sync.settings (key, value, description, min_value, max_value) values
+  ('validation_concurrency', '2',
+   'How many validation runs scan at once; sync.validate_all queues the others.', 1, 100),
+  ('validation_lease_seconds', '60',
+   'How long a request holds a validation run''s steps after the Scan without checkpointing.',
+   5, 3600);
 
 -- sync.backfill_work_pending, which leaves validation runs' Scans out, is defined in
 -- 20261128003600_sweep_in_chunks.sql.
 
 -- 20261128000500's claim_segment(text) goes: 20261128002300_export_backfills.sql defines
 -- claim_segment(text, bigint), which with p_run claims a segment of that validation
--- run's Scan; 20261128001800_backfill_turns.sql defines sync.checkpoint_segment, whose last segment of a validation run's Scan
+-- run's Scan; 20261128004000_scan_stamps_from_dynamodb.sql defines sync.checkpoint_segment, whose last segment of a validation run's Scan
 -- moves the run on to its compare instead of sweeping. Each is defined only there.
 drop function sync.claim_segment(text);
 
@@ -115,7 +174,7 @@ begin
   update public.sync_checksums c
   set lease_owner = case when c.phase = 'scan' then c.lease_owner else p_worker end,
       lease_expires_at = case when c.phase = 'scan' then c.lease_expires_at
-        else now() + make_interval(secs => sync.integer_setting('validation_lease_seconds', 5, 3600)) end,
+        else now() + make_interval(secs => sync.integer_setting('validation_lease_seconds')) end,
       takeovers = case
         when c.phase = 'scan' or c.lease_owner is null or c.lease_owner = p_worker then c.takeovers
         when c.taken_over_at is null or c.progress_at > c.taken_over_at then 1
@@ -154,7 +213,7 @@ as $$
 begin
   update public.sync_checksums
   set progress_at = now(),
-      lease_expires_at = now() + make_interval(secs => sync.integer_setting('validation_lease_seconds', 5, 3600))
+      lease_expires_at = now() + make_interval(secs => sync.integer_setting('validation_lease_seconds'))
   where id = p_run and status = 'running' and lease_owner = p_worker;
   if not found then
     raise exception 'validation run %: request % no longer holds it; another took over',
@@ -289,7 +348,7 @@ begin
   perform pg_advisory_xact_lock(hashtext('sync.start_queued_validations'));
   -- A run that waits for a backfill of its table (sync.validation_waits_for_backfill,
   -- 20261128003000_validations_wait_for_backfills.sql) reads nothing: it takes no slot.
-  slots := sync.integer_setting('validation_concurrency', 1, 100)
+  slots := sync.integer_setting('validation_concurrency')
            - (select count(*) from public.sync_checksums c
               where c.status = 'running' and not sync.validation_waits_for_backfill(c.id));
   for r in

@@ -25,9 +25,10 @@
 -- than hold every merge and read of the table behind it; push it again.
 select set_config('lock_timeout', '5s', true);
 
-insert into sync.settings (key, value, description) values (
+insert into sync.settings (key, value, description, min_value, max_value) values (
   'status_exact_count_limit', '100000',
-  'sync.status counts a table''s rows exactly up to this many (by its estimate); above, it shows the estimate (rows_estimated).'
+  'sync.status counts a table''s rows exactly up to this many (by its estimate); above, it shows the estimate (rows_estimated).',
+  0, 1000000000
 ) on conflict (key) do nothing;
 
 do $$

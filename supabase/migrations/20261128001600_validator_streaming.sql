@@ -84,9 +84,10 @@ create trigger sync_checksums_forget_seen
   for each statement execute function sync.forget_seen_of_deleted_runs();
 revoke all on function sync.forget_seen_of_deleted_runs() from public;
 
-insert into sync.settings (key, value, description) values
+insert into sync.settings (key, value, description, min_value, max_value) values
   ('checksum_rows_per_statement', '100000',
-   'Keys one statement of a validation''s compare covers at most (a slice of the staged rows, or of the target''s): each stays far under the 2-minute statement timeout, whatever the table''s size.');
+   'Keys one statement of a validation''s compare covers at most (a slice of the staged rows, or of the target''s): each stays far under the 2-minute statement timeout, whatever the table''s size.',
+   1, 10000000);
 
 -- A start sent again with the same request key (its answer lost after the run's row
 -- committed, and the client's retry) is the run it started, not a second one: two runs of
@@ -369,7 +370,7 @@ language plpgsql set search_path = ''
 as $$
 declare
   run public.sync_checksums;
-  per_statement integer := sync.integer_setting('checksum_rows_per_statement', 1, 10000000);
+  per_statement integer := sync.integer_setting('checksum_rows_per_statement');
   side text;
   slice record;
   phase_after text;
@@ -399,7 +400,7 @@ begin
   if side = 'target' and slice.keys < per_statement then
     kept := (select count(*) from sync.checksum_divergent d where d.run_id = p_run)
             + (select count(*) from sync.checksum_unmappable u where u.run_id = p_run);
-    max_listed := sync.integer_setting('checksum_max_listed', 1, 100000000);
+    max_listed := sync.integer_setting('checksum_max_listed');
     if kept > max_listed then
       -- The cure in the message itself: the validator records the message as the run's error.
       raise exception 'validation run % of %: % divergent keys and unmappable items, more than the % a run lists (checksum_max_listed); the table diverges too far to name key by key: backfill it (select sync.start_backfill(%)), then validate it again',

@@ -96,9 +96,10 @@ comment on table sync.backfill_read_ledger is
 -- maximum of 1 MB of data"; a strongly consistent read costs one unit per 4 KB). Until
 -- a job has read a page, each turn is booked at that cost, so that its segments' first
 -- pages do not reach the table together and are throttled.
-insert into sync.settings (key, value, description) values
+insert into sync.settings (key, value, description, min_value, max_value) values
   ('backfill_first_page_units', '257',
-   'The read units a backfill books for a page before its job has read one (the most a 1 MB consistent Scan page costs).')
+   'The read units a backfill books for a page before its job has read one (the most a 1 MB consistent Scan page costs).',
+   1, 100000)
 on conflict (key) do nothing;
 
 -- A job's reads pause now and then with no segment reading: a request hands on to the
@@ -114,9 +115,10 @@ on conflict (key) do nothing;
 -- nothing: it had no pause, only a start. Nor does a read after one that was retried (a
 -- throttle: the table is at its capacity) or given up: sync.backfill_read_turn's
 -- p_catch_up. 0: strict pacing.
-insert into sync.settings (key, value, description) values
+insert into sync.settings (key, value, description, min_value, max_value) values
   ('backfill_catch_up_seconds', '2',
-   'Seconds of its read budget a Scan job (a backfill''s or a validation''s) may read at once after its reads paused (a hand-on, an isolate starting), so that it reads at its budget on average (0 to 10; 0: strict pacing).')
+   'Seconds of its read budget a Scan job (a backfill''s or a validation''s) may read at once after its reads paused (a hand-on, an isolate starting), so that it reads at its budget on average (0 to 10; 0: strict pacing).',
+   0, 10)
 on conflict (key) do nothing;
 
 -- Settles a segment's last turn and books its next one, in the statement that writes
@@ -142,7 +144,7 @@ declare
   ledger sync.backfill_read_ledger;
   start_at timestamptz;
   booked numeric;
-  setting text;
+  why text;
   catch_up integer := 0;
 begin
   if p_rate is null or p_rate <= 0 then
@@ -172,15 +174,16 @@ begin
       start_at := clock_timestamp();
     else
       -- After a pause the job catches up on what it missed, up to
-      -- backfill_catch_up_seconds of its budget (above). A setting missing or out of
-      -- range paces strictly (the side that reads less), named in the server's log.
-      setting := (select value from sync.settings where key = 'backfill_catch_up_seconds');
-      if setting ~ '^\s*\d{1,2}\s*$' and setting::integer <= 10 then
-        catch_up := setting::integer;
-      else
-        raise warning 'sync.settings backfill_catch_up_seconds = % is not a whole number from 0 to 10: Scans pace strictly until it is set again',
-          coalesce(quote_literal(setting), 'missing');
-      end if;
+      -- backfill_catch_up_seconds of its budget (above). A setting it cannot use (its
+      -- check as written bypassed, or its bounds dropped: sync.integer_setting,
+      -- 20261128001100_validator_segments.sql) paces strictly (the side that reads less),
+      -- named in the server's log: a page is not refused for it.
+      begin
+        catch_up := sync.integer_setting('backfill_catch_up_seconds');
+      exception when invalid_parameter_value then
+        get stacked diagnostics why = message_text;
+        raise warning '%: Scans pace strictly until it is set again', why;
+      end;
       start_at := greatest(ledger.next_at, clock_timestamp() - make_interval(secs => catch_up));
     end if;
     booked := ledger.units;

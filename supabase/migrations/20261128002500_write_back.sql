@@ -16,13 +16,20 @@
 select set_config('lock_timeout', '5s', true);
 
 -- The switch (docs/interfaces.md, "write-back"): on, off or cutover.
-insert into sync.settings (key, value, description) values (
+insert into sync.settings (key, value, description, min_value, max_value) values (
   'write_back', 'on',
-  'Admin edits of mirror rows: on (recorded and written back to DynamoDB), off (refused: the sync would undo them), cutover (kept, not written back: Supabase is the source of truth).'
+  'Admin edits of mirror rows: on (recorded and written back to DynamoDB), off (refused: the sync would undo them), cutover (kept, not written back: Supabase is the source of truth).',
+  null, null
 ), (
   'write_back_max_attempts', '8',
-  'Attempts of one write-back (throttling, 5xx, no credentials) before it is recorded as failed (an item gone is a conflict at once).'
+  'Attempts of one write-back (throttling, 5xx, no credentials) before it is recorded as failed (an item gone is a conflict at once).',
+  1, 100
 );
+-- The switch takes one of its three values: another ('Cutover', say) is refused as it is
+-- written. Read as it was, it left the merges applying DynamoDB's changes over edits
+-- meant to be kept, and every edit failing.
+alter table sync.settings add constraint settings_write_back_mode
+  check (key <> 'write_back' or value in ('on', 'off', 'cutover'));
 
 create table sync.write_backs (
   id bigint generated always as identity primary key,
@@ -267,7 +274,7 @@ returns text
 language plpgsql set search_path = ''
 as $$
 declare
-  max_attempts integer := sync.integer_setting('write_back_max_attempts', 1, 100);
+  max_attempts integer := sync.integer_setting('write_back_max_attempts');
   result text;
 begin
   if p_status not in ('pending', 'applied', 'conflict', 'failed') then

@@ -46,7 +46,7 @@ language plpgsql set search_path = ''
 as $$
 begin
   update public.sync_checksums
-  set lease_expires_at = now() + make_interval(secs => sync.integer_setting('validation_lease_seconds', 5, 3600))
+  set lease_expires_at = now() + make_interval(secs => sync.integer_setting('validation_lease_seconds'))
   where id = p_run and status = 'running' and lease_owner = p_worker;
   if not found then
     raise exception 'validation run %: request % no longer holds it; another took over',

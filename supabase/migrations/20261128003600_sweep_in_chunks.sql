@@ -32,9 +32,10 @@
 select set_config('lock_timeout', '5s', true);
 
 alter table sync.backfill_jobs add column sweep_state jsonb;
-insert into sync.settings (key, value, description) values
+insert into sync.settings (key, value, description, min_value, max_value) values
   ('backfill_end_inline_ms', '5000',
-   'How long the last page''s statement of a backfill runs its end''s chunks (0 to 60000 ms); the workers run the rest, a chunk a statement.');
+   'How long the last page''s statement of a backfill runs its end''s chunks (0 to 60000 ms); the workers run the rest, a chunk a statement.',
+   0, 60000);
 comment on column sync.backfill_jobs.sweep_state is
   'While a backfill''s end removes what it did not see: the heap it walks (phase: observations, then rows; or rows), the next block and the last (block, end), when a chunk last ran (at), the worker that holds it and until when (owner, expires), failures in a row and the last one''s cause (failures, error). Null before; null once done.';
 

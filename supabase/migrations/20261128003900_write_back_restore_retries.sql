@@ -71,7 +71,7 @@ as $$
           when w.status in ('failed', 'conflict') then w.detail
           when w.lease_expires_at is null then
             format('gave up after %s attempts: write_back_max_attempts is now %s%s',
-                   w.attempts, sync.integer_setting('write_back_max_attempts', 1, 100),
+                   w.attempts, sync.integer_setting('write_back_max_attempts'),
                    coalesce('; the last attempt: ' || w.detail, ''))
           else
             format('gave up after %s attempts; the last run ended without an answer (the write-back function stopped: see its logs), so it may or may not have been applied: compare the item with the row%s',
@@ -80,7 +80,7 @@ as $$
     where w.id = any (array(
       select d.id from sync.write_backs d
       where ((d.status = 'pending'
-              and d.attempts >= sync.integer_setting('write_back_max_attempts', 1, 100))
+              and d.attempts >= sync.integer_setting('write_back_max_attempts'))
              or (d.status in ('failed', 'conflict') and d.restore_due and d.restores < 3))
         and coalesce(d.lease_expires_at, '-infinity') < now()
       order by d.id
@@ -96,7 +96,7 @@ as $$
       select d.id from sync.write_backs d
       where d.status = 'pending' and d.next_attempt_at <= now()
         and (d.lease_expires_at is null or d.lease_expires_at < now())
-        and d.attempts < sync.integer_setting('write_back_max_attempts', 1, 100)
+        and d.attempts < sync.integer_setting('write_back_max_attempts')
         and not exists (select from sync.write_backs e
                         where e.target_table = d.target_table and e.row_key = d.row_key
                           and e.id < d.id and e.status = 'pending')

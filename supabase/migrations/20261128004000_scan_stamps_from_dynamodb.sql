@@ -144,7 +144,7 @@ begin
   from sync.source_tables s
   where j.id = p_job and s.source_table = j.source_table;
   sweep_until := clock_timestamp()
-    + make_interval(secs => sync.integer_setting('backfill_end_inline_ms', 0, 60000) / 1000.0);
+    + make_interval(secs => sync.integer_setting('backfill_end_inline_ms') / 1000.0);
   while clock_timestamp() < sweep_until loop
     exit when sync.sweep_unseen_chunk(p_job);
   end loop;

@@ -4,7 +4,7 @@
 -- the job's read ledger books each read's turn and settles what it cost.
 set client_min_messages = warning;
 begin;
-select plan(34);
+select plan(35);
 
 delete from sync.table_state;
 delete from sync.backfill_jobs;
@@ -227,19 +227,26 @@ select ok(
    from pg_temp.turn_after_pause(null, 0, true, true)),
   'paced strictly, the read after a pause starts at once, the next a page''s time from now'
 );
--- A setting out of range paces strictly (the side that reads less), with a warning.
-update sync.settings set value = '11' where key = 'backfill_catch_up_seconds';
+-- A setting out of its bounds is refused as it is written (sync.check_bounded_setting);
+-- one the ledger cannot use (its bounds dropped by hand) paces strictly (the side that
+-- reads less), with a warning.
+select throws_like($$update sync.settings set value = '11' where key = 'backfill_catch_up_seconds'$$,
+  'sync.settings backfill_catch_up_seconds = ''11'' is not a whole number from 0 to 10%',
+  'a catch-up setting out of range is refused as it is written');
+update sync.settings set min_value = null, max_value = null, value = '11'
+where key = 'backfill_catch_up_seconds';
 set local client_min_messages = error;
 select lives_ok(
   $$select pg_temp.turn_after_pause(null, 0, true, true)$$,
-  'a catch-up setting out of range stops no Scan'
+  'a catch-up setting the ledger cannot use stops no Scan'
 );
 set local client_min_messages = warning;
 select ok(
   (select interval '1 second' between due_after_end and due_after_start from last_turn),
   'it paces strictly: nothing is caught up'
 );
-update sync.settings set value = '2' where key = 'backfill_catch_up_seconds';
+update sync.settings set value = '2', min_value = 0, max_value = 10
+where key = 'backfill_catch_up_seconds';
 -- A read that was retried (a throttle: the table at its capacity) catches nothing up,
 -- and neither does a turn given back after giving up.
 select ok(

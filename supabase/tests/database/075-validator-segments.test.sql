@@ -4,7 +4,7 @@
 -- a run, the staggered validate_all, the reaper and the heartbeat.
 set client_min_messages = warning;
 begin;
-select plan(50);
+select plan(53);
 
 delete from public.sync_checksums;
 delete from sync.backfill_jobs;
@@ -220,17 +220,28 @@ select is(sync.validate_all(), 0, 'a table whose run is queued or running gets n
 select is((select count(*)::int from public.sync_checksums where status in ('queued', 'running')),
   (select count(*)::int from sync.source_tables), 'still one run per table');
 
--- A setting out of range stops a step with an error naming it, rather than a run that
--- never ends (0 keys a statement never moves on) or a cast error naming nothing.
-update sync.settings set value = '0' where key = 'checksum_rows_per_statement';
-select throws_like($$select sync.compare_checksum_range((select id from run), 'w')$$,
+-- A whole-number setting out of its bounds is refused as it is written, naming it, rather
+-- than found by its readers (a run that never ends: 0 keys a statement never moves on; a
+-- pg_cron job failing every minute), and such a setting cannot be deleted.
+select throws_like($$update sync.settings set value = '0' where key = 'checksum_rows_per_statement'$$,
   'sync.settings checksum_rows_per_statement = ''0'' is not a whole number from 1 to 10000000; set it again%',
-  'a slice of 0 keys is refused, naming the setting');
-update sync.settings set value = 'two' where key = 'validation_concurrency';
-select throws_like($$select sync.start_queued_validations()$$,
+  'a slice of 0 keys is refused as it is written, naming the setting');
+select throws_like($$update sync.settings set value = 'two' where key = 'validation_concurrency'$$,
   'sync.settings validation_concurrency = ''two'' is not a whole number from 1 to 100%',
-  'a concurrency that is not a number is refused, naming the setting');
-update sync.settings set value = '2' where key = 'validation_concurrency';
+  'a concurrency that is not a number is refused as it is written, naming the setting');
+select throws_like($$delete from sync.settings where key = 'validation_concurrency'$$,
+  'sync.settings validation_concurrency cannot be deleted: it is read as a whole number from 1 to 100; set its value instead',
+  'nor can it be deleted');
+select throws_like($$update sync.settings set min_value = 5, max_value = 4 where key = 'validation_concurrency'$$,
+  '%is not a whole number from 5 to 4%', 'bounds that hold no value are refused');
+-- A reader still names a setting it cannot use: one whose bounds were dropped by hand.
+update sync.settings set min_value = null, max_value = null, value = 'two'
+where key = 'validation_concurrency';
+select throws_like($$select sync.start_queued_validations()$$,
+  'sync.settings has no whole-number setting ''validation_concurrency''; push the migrations again%',
+  'a reader of a setting with no bounds stops, naming it');
+update sync.settings set min_value = 1, max_value = 100, value = '2'
+where key = 'validation_concurrency';
 select sync.end_validation((select min(id) from public.sync_checksums where status = 'running'), 'failed', 'x');
 select is((select count(*)::int from public.sync_checksums where status = 'running'), 2,
   'a queued run takes the slot an ended one frees');

@@ -4,7 +4,7 @@
 -- counts, and who may read sync.write_backs.
 set client_min_messages = warning;
 begin;
-select plan(69);
+select plan(70);
 
 -- Start from no write-backs (end-to-end runs leave theirs; all of this is rolled back).
 delete from sync.write_backs;
@@ -304,6 +304,9 @@ select ok(not sync.hold_write_back((select id from sync.write_backs where row_ke
 delete from sync.write_backs where row_key = '{"segment_id": "g-held"}';
 
 -- The switch.
+select throws_like($$update sync.settings set value = 'Cutover' where key = 'write_back'$$,
+  '%settings_write_back_mode%',
+  'a switch that is not on, off or cutover is refused as it is written');
 update sync.settings set value = 'off' where key = 'write_back';
 select throws_like(
   $$select tests.authenticate_as('wb_admin');
