@@ -84,24 +84,89 @@ Deno.test("a released migration is never edited, and none is added before the la
   );
 });
 
+/**
+ * The SQL objects a migration defines, each as "kind name": functions, procedures, views,
+ * tables (unlogged too), types, indexes, triggers, policies and pg_cron jobs, on a line of
+ * their own or opening a dynamic definition (`$f$create or replace function ...`).
+ * Objects whose name is built by dynamic SQL (`%I`) are not counted.
+ */
+function definedObjects(sql: string): string[] {
+  const ident = String.raw`(?:"[^"]+"|[a-z_][a-z0-9_]*)`;
+  const qualified = String.raw`${ident}\.${ident}`;
+  const kinds: [RegExp, (m: RegExpExecArray) => string][] = [
+    [
+      new RegExp(
+        String
+          .raw`^\s*(?:\$\w*\$)?create\s+(?:or\s+replace\s+)?(function|procedure|view|materialized\s+view|(?:unlogged\s+)?table|type)\s+(?:if\s+not\s+exists\s+)?(${qualified})`,
+        "i",
+      ),
+      (m) => `${m[1].toLowerCase().replace(/\s+/g, " ").replace("unlogged ", "")} ${m[2]}`,
+    ],
+    [
+      new RegExp(
+        String
+          .raw`^\s*create\s+(?:unique\s+)?index\s+(?:concurrently\s+)?(?:if\s+not\s+exists\s+)?(${ident})\s+on\s+(?:only\s+)?(${ident})\.`,
+        "i",
+      ),
+      (m) => `index ${m[2]}.${m[1]}`,
+    ],
+    [
+      new RegExp(
+        String.raw`^\s*create\s+(?:or\s+replace\s+)?(?:constraint\s+)?trigger\s+(${ident})`,
+        "i",
+      ),
+      (m) => `trigger ${m[1]}`,
+    ],
+    [
+      new RegExp(String.raw`^\s*create\s+policy\s+(${ident})\s+on\s+(${qualified})`, "i"),
+      (m) => `policy ${m[1]} on ${m[2]}`,
+    ],
+    [/\bcron\.schedule\(\s*'([^']+)'/i, (m) => `pg_cron job ${m[1]}`],
+  ];
+  const found: string[] = [];
+  for (const line of sql.split("\n")) {
+    for (const [pattern, name] of kinds) {
+      const m = pattern.exec(line);
+      if (m) found.push(name(m));
+    }
+  }
+  return found;
+}
+
+Deno.test("definedObjects names each kind of definition", () => {
+  const sql = [
+    "create or replace function sync.f(p integer) returns void",
+    "    $f$create or replace function sync.is_newer(",
+    "create unlogged table sync.staging (",
+    "create unique index if not exists t_idx on sync.t (a);",
+    "create trigger t_touched",
+    'create policy "admins: all" on public.t for all',
+    "select cron.schedule('sync-retention', '* * * * *', 'select 1');",
+    "create or replace function sync.%I(p_changes jsonb)",
+  ].join("\n");
+  assert.deepEqual(definedObjects(sql), [
+    "function sync.f",
+    "function sync.is_newer",
+    "table sync.staging",
+    "index sync.t_idx",
+    "trigger t_touched",
+    'policy "admins: all" on public.t',
+    "pg_cron job sync-retention",
+  ]);
+});
+
 Deno.test("no SQL object is defined in two unreleased migrations", () => {
   // One place per object: a released migration is never edited, so a later one may
   // replace what it defined (once); among the unreleased ones, edited in place until the
   // next release, an object's one definition is edited where it is, and a migration that
   // changes it says so in a comment there. Two definitions left a reader to find which
   // `create or replace` came last (three of sync.claim_write_backs, of them two dead).
-  // Definitions built by dynamic SQL (`execute format(...)`, the compiled merges) are
-  // not on a line of their own and are not counted.
   const released = releasedMigrations();
-  const definition =
-    /^\s*create\s+(?:or\s+replace\s+)?(function|procedure|view|materialized\s+view|table|type|(?:unique\s+)?index)\s+(?:if\s+not\s+exists\s+)?([a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*)/i;
   const where = new Map<string, string[]>();
   for (const file of readdirSync(MIGRATIONS).filter((f) => f.endsWith(".sql")).sort()) {
     if (released.has(file)) continue;
-    for (const line of readFileSync(join(MIGRATIONS, file), "utf8").split("\n")) {
-      const m = definition.exec(line);
-      if (!m) continue;
-      const key = `${m[1].toLowerCase().replace(/\s+/g, " ").replace("unique ", "")} ${m[2]}`;
+    const sql = readFileSync(join(MIGRATIONS, file), "utf8").replace(/--[^\n]*/g, "");
+    for (const key of new Set(definedObjects(sql))) {
       where.set(key, [...(where.get(key) ?? []), file]);
     }
   }

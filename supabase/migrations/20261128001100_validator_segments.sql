@@ -6,8 +6,9 @@
 -- Runtime's CPU limit) left its run 'running' for ever. Now a validation run scans on the
 -- backfill's own machinery: a sync.backfill_jobs row that belongs to the run
 -- (checksum_run_id), its leased segments, sync.claim_segment, sync.checkpoint_segment
--- (committed in the transaction that stages the page; both redefined for validation
--- runs in 20261128001800_backfill_turns.sql), release and lease expiry. The
+-- (committed in the transaction that stages the page; redefined for validation runs in
+-- 20261128002300_export_backfills.sql and 20261128001800_backfill_turns.sql), release and
+-- lease expiry. The
 -- steps after the Scan (compare, recheck, report, repair) hold a lease on the run row
 -- and checkpoint too: the compare works in slices of keys, one statement per slice.
 -- A killed request is resumed by the next call or by the pg_cron tick.
@@ -150,8 +151,10 @@ insert into sync.settings (key, value, description, min_value, max_value) values
 
 -- 20261128000500's claim_segment(text) goes: 20261128002300_export_backfills.sql defines
 -- claim_segment(text, bigint), which with p_run claims a segment of that validation
--- run's Scan; 20261128004000_scan_stamps_from_dynamodb.sql defines sync.checkpoint_segment, whose last segment of a validation run's Scan
--- moves the run on to its compare instead of sweeping. Each is defined only there.
+-- -- run's Scan; 20261128001800_backfill_turns.sql defines sync.checkpoint_segment, whose
+-- last segment of a validation run's Scan moves the run on to its compare instead of
+-- sweeping. Each is defined only there. Until both are pushed no segment can be claimed,
+-- so no Scan ends through the released version, which sweeps.
 drop function sync.claim_segment(text);
 
 -- sync.start_validation, sync.compare_checksum_range and sync.end_validation are defined

@@ -49,10 +49,108 @@ comment on column sync.backfill_segments.takeovers is
 comment on column sync.backfill_segments.failing_since is
   'When the first of the attempts counted in takeovers ended; null after a checkpoint.';
 
--- sync.checkpoint_segment, with this change (a page of a job that is not running is
--- refused, SY002; the last segment of a validation run's Scan moves the run on to its
--- compare), is defined in 20261128004000_scan_stamps_from_dynamodb.sql (one place per
--- function).
+-- Replaces the released 20261128000500_backfill.sql's, here, at its first change, so that
+-- a push that stops partway (a lock not granted in 5 s, below) never leaves the released
+-- version in place after a validation run's Scan exists: that version swept a table's
+-- unseen rows at the end of any job, and a validation's Scan writes none. With this
+-- version in place before the objects it reads, a call fails instead until the push is
+-- done (plpgsql reads them when called). What it holds, with the migrations that brought
+-- each: a page of a job that is not running is refused (SY002) and the last segment of a
+-- validation run's Scan moves the run on to its compare (here); the last segment starts
+-- the sweep in chunks (sync.sweep_unseen_chunk, 20261128003600_sweep_in_chunks.sql); one
+-- more argument, the page's stamp (null for pages stamped otherwise: an export's, a
+-- validation's), kept as the segment's earliest_read_at
+-- (20261128004000_scan_stamps_from_dynamodb.sql).
+drop function sync.checkpoint_segment(bigint, integer, text, jsonb, integer, integer, boolean);
+create function sync.checkpoint_segment(
+  p_job bigint, p_segment integer, p_worker text, p_next_key jsonb,
+  p_items integer, p_rows integer, p_done boolean, p_read_at timestamptz default null
+) returns void
+language plpgsql set search_path = ''
+as $$
+declare
+  sweep_until timestamptz;
+  run_id bigint;
+  job_status text;
+  job_table text;
+begin
+  update sync.backfill_segments s
+  set exclusive_start_key = p_next_key,
+      items_scanned = s.items_scanned + p_items,
+      rows_written = s.rows_written + p_rows,
+      pages = s.pages + 1,
+      status = case when p_done then 'done' else 'running' end,
+      finished_at = case when p_done then now() end,
+      lease_expires_at = case when p_done then null
+                              else now() + make_interval(secs => j.lease_seconds) end,
+      lease_owner = case when p_done then null else p_worker end,
+      takeovers = 0, failing_since = null, error = null,
+      earliest_read_at = least(s.earliest_read_at, p_read_at),
+      updated_at = now()
+  from sync.backfill_jobs j
+  where s.job_id = p_job and s.segment = p_segment and j.id = s.job_id
+    and s.status = 'running' and s.lease_owner = p_worker;
+  if not found then
+    -- SY001, the project's own code for a lost lease (40001 would read as a
+    -- serialization failure, which a caller may rightly retry as it is).
+    raise exception 'backfill job % segment %: worker % no longer holds the lease; another worker took over',
+      p_job, p_segment, p_worker using errcode = 'SY001';
+  end if;
+  -- The job's state, locked until this page commits: a cancel waits for the page, or
+  -- the page sees the cancel. The last segment takes the stronger lock at once (below),
+  -- so that two segments finishing together never both hold a share and wait.
+  if p_done then
+    select j.status, j.source_table, j.checksum_run_id into job_status, job_table, run_id
+    from sync.backfill_jobs j where j.id = p_job for update;
+  else
+    select j.status, j.source_table, j.checksum_run_id into job_status, job_table, run_id
+    from sync.backfill_jobs j where j.id = p_job for share;
+  end if;
+  if job_status not in ('pending', 'running') then
+    -- SY002: the job is over; the page's rows roll back with this statement and the
+    -- worker stops the segment (functions-shared/segment_scan.ts).
+    raise exception '% job % segment % of %: the job is %, so this page was not written; the segment stops',
+      case when run_id is null then 'backfill' else format('validation run %s''s scan', run_id) end,
+      p_job, p_segment, job_table, job_status
+      using errcode = 'SY002',
+            hint = 'Start a new backfill (sync.start_backfill) if the table still needs one.';
+  end if;
+  if not p_done then
+    return;
+  end if;
+  -- Segments finishing at once must not each miss the other: the job row's lock (taken
+  -- above) makes the last one see every other segment done.
+  if exists (select from sync.backfill_segments where job_id = p_job and status <> 'done') then
+    return;
+  end if;
+  if run_id is not null then
+    -- A validation run's Scan is complete: its compare comes next.
+    update sync.backfill_jobs set status = 'done', finished_at = now() where id = p_job;
+    update public.sync_checksums
+    set phase = 'compare', progress_at = now()
+    where id = run_id and phase = 'scan';
+    return;
+  end if;
+  -- Every segment has been read: remove what the backfill did not see, chunk by chunk,
+  -- as far as backfill_end_inline_ms allows here (a table of the report's size ends in
+  -- one chunk); the rest is the workers' (sync.claim_sweep). The job is done when the
+  -- sweep is over.
+  update sync.backfill_jobs j
+  set sweep_state = case when s.collapsed then sync.sweep_walk('observations', 'sync.observations')
+                         else sync.sweep_walk('rows', format('public.%I', s.target_table)::regclass) end,
+      rows_removed = 0
+  from sync.source_tables s
+  where j.id = p_job and s.source_table = j.source_table;
+  sweep_until := clock_timestamp()
+    + make_interval(secs => sync.integer_setting('backfill_end_inline_ms') / 1000.0);
+  while clock_timestamp() < sweep_until loop
+    exit when sync.sweep_unseen_chunk(p_job);
+  end loop;
+end
+$$;
+revoke all on function
+  sync.checkpoint_segment(bigint, integer, text, jsonb, integer, integer, boolean, timestamptz)
+  from public;
 
 -- Replaces 20261128000500_backfill.sql's (whole; the same signature): only the worker that
 -- holds the segment's lease fails it, and with it the job, and only a job still pending or

@@ -357,6 +357,9 @@ insert into sync.settings (key, value, description) values (
 );
 create index write_backs_open on sync.write_backs (target_table) where status <> 'applied';
 create index write_backs_ended on sync.write_backs (updated_at) where status <> 'pending';
+-- Whether a run touched a pending edit lately (a claim, a retry's backoff, one given back):
+-- sync.status counts edits overdue only when no run did (20261128005200_status.sql).
+create index write_backs_pending_touched on sync.write_backs (updated_at) where status = 'pending';
 
 -- They are purged by sync.purge_expired (20261128002700_retention_progress.sql, kind
 -- write_backs), with the rest of retention.

@@ -134,10 +134,12 @@ revoke all on function sync.return_reread(text, jsonb, timestamptz) from public;
 -- every item again and so brings its purged items back (sync.heal_table,
 -- 20261128004600_heal_table.sql: one backfill for however many keys): a re-read that can
 -- never pass (a mapping's error, a request that dies on the key) no longer waits for ever.
--- So is a key due for an hour that no request claimed (each claim moves not_before on):
--- its attempts count only claims, so with the validator never answering (not deployed,
--- its calls refused, a bad setting at its cold start) it would wait for ever, counted in
--- rereads_waiting but never in rereads_failing, its row showing the fallback.
+-- So is a key due for an hour while no key is claimed or backing off (a claim, or a
+-- failure's backoff, moves not_before past now): its attempts count only claims, so with
+-- the validator never answering (not deployed, its calls refused, a bad setting at its
+-- cold start) it would wait for ever, counted in rereads_waiting but never in
+-- rereads_failing, its row showing the fallback. While requests claim keys, a backlog of
+-- more than an hour (a burst of removals) is worked, not given up.
 create function sync.wake_rereads() returns integer
 language plpgsql set search_path = ''
 as $$
@@ -151,7 +153,9 @@ begin
   for given_up in
     delete from sync.collapsed_rereads r
     where r.not_before <= now()
-      and (r.attempts >= 10 or r.not_before < now() - interval '1 hour')
+      and (r.attempts >= 10
+           or (r.not_before < now() - interval '1 hour'
+               and not exists (select from sync.collapsed_rereads x where x.not_before > now())))
     returning r.target_table, r.row_key, r.attempts, r.error, r.not_before
   loop
     perform sync.heal_table(given_up.target_table, case
@@ -173,7 +177,7 @@ begin
 end
 $$;
 comment on function sync.wake_rereads() is
-  'Calls the data-checksum-validator to re-read the collapsed keys waiting in sync.collapsed_rereads; a key due after 10 attempts, or due an hour unclaimed, is given up to a healing backfill of its table.';
+  'Calls the data-checksum-validator to re-read the collapsed keys waiting in sync.collapsed_rereads; a key due after 10 attempts, or due an hour while none is claimed, is given up to a healing backfill of its table.';
 revoke all on function sync.wake_rereads() from public;
 
 select cron.schedule('sync-collapsed-rereads', sync.sweep_schedule(), 'select sync.wake_rereads()');

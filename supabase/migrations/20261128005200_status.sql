@@ -7,28 +7,58 @@
 -- never granted) shows only in cron.job_run_details. So sync.status shows, besides what
 -- each table's own queues and checks say:
 -- * scheduler_problem: each pg_cron job of this project (`sync-*`) whose latest run
---   failed, with its message, and each one paused (the same on every row; null when
---   none);
--- * write_backs_overdue: an admin's edit due for 10 minutes that no run of the
---   write-back function claimed (the sweep calls it every 10 seconds, or every minute on
---   pg_cron before 1.5), so its attempts, which count only claims, never reach the
---   give-up: the function is not deployed, its calls are refused, or it fails at its
---   cold start (net._http_response shows the answers);
+--   failed, with its message, and each one paused but those the cutover pauses on
+--   purpose (the same on every row; null when none);
+-- * write_backs_overdue: admins' edits due for 10 minutes while no run of the write-back
+--   function touched any edit in those 10 minutes (the sweep calls it every 10 seconds,
+--   or every minute on pg_cron before 1.5), so their attempts, which count only claims,
+--   never reach the give-up: the function is not deployed, its calls are refused, or it
+--   fails at its cold start (net._http_response shows the answers);
 -- * stream_check_overdue (20261128001300_stream_progress.sql) for the lost-record check.
--- A collapsed key's re-read due for an hour unclaimed is given up to a healing backfill
--- (sync.wake_rereads, 20261128002900_collapsed_rereads.sql), which shows as stale.
+-- A collapsed key's re-read due for an hour while no key is claimed is given up to a
+-- healing backfill (sync.wake_rereads, 20261128002900_collapsed_rereads.sql), which shows
+-- as stale.
 
 -- On a live project a lock this migration takes waits at most 5 s: it then fails, rather
 -- than hold every merge and read of the table behind it; push it again.
 select set_config('lock_timeout', '5s', true);
 
--- The project's pg_cron jobs (`sync-*`) that need an operator: each whose latest ended
--- run failed (when, and pg_cron's message, cut at 300 characters), and each paused, but
--- after the cutover (write_back = 'cutover', 20261128002500_write_back.sql), whose step
--- pauses the jobs that read DynamoDB into Supabase on purpose (README, "Cutover"); null
--- when none. A failure is shown until a later run of the job succeeds. pg_cron's row
--- security shows a role its own jobs: these are the postgres role's, which the
--- migrations schedule.
+-- The jobs that read DynamoDB into Supabase, which the cutover pauses (README, "The
+-- cutover", step 4, pauses exactly these; "Rolling back" starts them again): from then on
+-- Supabase is ahead of DynamoDB on purpose, and each of them would write DynamoDB's state
+-- over it, or report it as a mismatch.
+-- Whether a run of the write-back function ended or touched an edit in the last 10
+-- minutes: a claim, a retry's backoff, an edit given back untried or ended. While runs
+-- go on, edits due for 10 minutes are a backlog being worked (a bulk edit), not overdue.
+create function sync.write_back_runs_seen() returns boolean
+language sql stable set search_path = ''
+as $$
+  select exists (select from sync.write_backs w
+                 where w.status <> 'pending' and w.updated_at > now() - interval '10 minutes')
+      or exists (select from sync.write_backs w
+                 where w.status = 'pending' and w.updated_at > now() - interval '10 minutes'
+                   and w.updated_at > w.created_at)
+$$;
+comment on function sync.write_back_runs_seen() is
+  'Whether a run of the write-back function ended or touched an edit in the last 10 minutes.';
+
+create function sync.cutover_paused_jobs() returns text[]
+language sql immutable set search_path = ''
+as $$
+  select array['sync-stream-check', 'sync-validate-all', 'sync-validator', 'sync-import-worker',
+               'sync-collapsed-rereads']
+$$;
+comment on function sync.cutover_paused_jobs() is
+  'The pg_cron jobs that read DynamoDB into Supabase, which the cutover pauses and a rollback starts again.';
+
+-- The project's pg_cron jobs (`sync-*`) that need an operator: each active one whose
+-- latest ended run failed (when, and pg_cron's message, cut at 300 characters), shown
+-- until a later run of it succeeds, and each paused one, but those of
+-- sync.cutover_paused_jobs() once cut over (write_back = 'cutover',
+-- 20261128002500_write_back.sql); null when none. The postgres role, which the migrations
+-- schedule the jobs as, reads pg_cron's tables whole (it bypasses their row security).
+-- cron.job_run_details has no index but its run id's: a job's latest run is found by
+-- walking back from the newest, through a day of the others' runs for the daily job.
 create function sync.scheduler_problem() returns text
 language sql stable set search_path = ''
 as $$
@@ -45,29 +75,35 @@ as $$
     from cron.job j
     left join lateral (
       select d.start_time, d.status, d.return_message from cron.job_run_details d
-      where d.jobid = j.jobid and d.status in ('succeeded', 'failed')
+      where j.active and d.jobid = j.jobid and d.status in ('succeeded', 'failed')
       order by d.runid desc
       limit 1
     ) r on true
     where j.jobname like 'sync-%'
-      and (r.status = 'failed'
-           or (not j.active and not exists (select from sync.settings s
-                                            where s.key = 'write_back' and s.value = 'cutover')))
+      and case
+            when j.active then r.status = 'failed'
+            else not (j.jobname = any (sync.cutover_paused_jobs())
+                      and exists (select from sync.settings s
+                                  where s.key = 'write_back' and s.value = 'cutover'))
+          end
   ) x
 $$;
 comment on function sync.scheduler_problem() is
-  'The project''s pg_cron jobs (sync-*) whose latest run failed, with when and why, and those paused; null when none.';
-revoke all on function sync.scheduler_problem() from public;
+  'The project''s pg_cron jobs (sync-*) whose latest run failed, with when and why, and those paused (but the cutover''s, once cut over); null when none.';
+revoke all on function sync.write_back_runs_seen(), sync.cutover_paused_jobs(),
+  sync.scheduler_problem() from public;
 
 -- One row per target table (docs/interfaces.md, "SQL"): its rows, exact or estimated
 -- (sync.table_counts), last change, open dead letters, last checksum result, whether it
 -- is stale, its write-backs pending, in conflict, failed (20261128002500_write_back.sql)
 -- and overdue (above), its keys waiting for a re-read, and of those the ones whose last
 -- re-read failed (20261128002900_collapsed_rereads.sql), when the lost-record check last
--- checked it (sync.stream_checks, 20261128001300_stream_progress.sql) and whether that is
+-- ran on it (sync.stream_checks, 20261128001300_stream_progress.sql: a check, or a
+-- failure to check, which itself reports a gap past the 3 hours) and whether that is
 -- overdue: longer ago than the check vouches across, counted before its first run from
--- the table's first backfill still kept (a table never backfilled is not synced yet;
--- after the cutover the stream is no longer read), and, the same on every row, what is wrong with the scheduled jobs (above).
+-- the table's oldest backfill or validation Scan still kept (a table never read is not
+-- synced yet; after the cutover the stream is no longer read), and, the same on every
+-- row, what is wrong with the scheduled jobs (above).
 -- (20261128001200 dropped the first version of the view; this is its one definition
 -- since, here, after the last table and function it reads.)
 create view sync.status as
@@ -93,20 +129,17 @@ select
   coalesce(wb.pending, 0) as write_backs_pending,
   coalesce(wb.conflict, 0) as write_backs_conflict,
   coalesce(wb.failed, 0) as write_backs_failed,
-  coalesce(wo.overdue, 0) as write_backs_overdue,
+  case when (select sync.write_back_runs_seen()) then 0 else coalesce(wo.overdue, 0) end
+    as write_backs_overdue,
   coalesce(rr.waiting, 0) as rereads_waiting,
   coalesce(rr.failing, 0) as rereads_failing,
   sc.checked_at as stream_checked_at,
   coalesce(coalesce(sc.checked_at, fb.first_requested_at)
            < now() - sync.stream_check_max_interval(), false)
-    and not cut.over as stream_check_overdue,
-  sp.problem as scheduler_problem
+    and not exists (select from sync.settings x where x.key = 'write_back' and x.value = 'cutover')
+    as stream_check_overdue,
+  (select sync.scheduler_problem()) as scheduler_problem
 from sync.source_tables s
-cross join lateral (select sync.scheduler_problem() as problem) sp
-cross join lateral (
-  select exists (select from sync.settings x where x.key = 'write_back' and x.value = 'cutover')
-    as over
-) cut
 join sync.table_counts() c on c.target_table = s.target_table
 left join lateral (
   select x.checked_at, x.match, x.status, x.unmappable from public.sync_checksums x
@@ -141,8 +174,8 @@ left join lateral (
 left join sync.stream_checks sc on sc.target_table = s.target_table
 left join lateral (
   select min(j.requested_at) as first_requested_at from sync.backfill_jobs j
-  where j.source_table = s.source_table and j.checksum_run_id is null
+  where j.source_table = s.source_table
 ) fb on true;
 comment on view sync.status is
-  'One row per target table: rows (an estimate above status_exact_count_limit: rows_estimated), last change applied, open dead letters, the latest checksum run (its status, result and unmappable source items) and the latest result of a finished one, stale, write-backs pending, in conflict, failed and overdue (due 10 minutes, unclaimed), collapsed keys waiting for a re-read and those whose last re-read failed, and when the lost-record check last checked it and whether that is overdue (over sync.stream_check_max_interval() ago; before its first check, since the table''s first backfill), and what is wrong with the scheduled jobs (sync.scheduler_problem(), the same on every row).';
+  'One row per target table: rows (an estimate above status_exact_count_limit: rows_estimated), last change applied, open dead letters, the latest checksum run (its status, result and unmappable source items) and the latest result of a finished one, stale, write-backs pending, in conflict, failed and overdue (due 10 minutes with no run seen in them), collapsed keys waiting for a re-read and those whose last re-read failed, and when the lost-record check last ran on it and whether that is overdue (over sync.stream_check_max_interval() ago; before its first run, since the table''s oldest backfill or validation Scan kept; never after the cutover), and what is wrong with the scheduled jobs (sync.scheduler_problem(), the same on every row).';
 

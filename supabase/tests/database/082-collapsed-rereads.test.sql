@@ -3,7 +3,7 @@
 -- purged as superseded; the queue is claimed with a lease, finished, or backed off.
 set client_min_messages = warning;
 begin;
-select plan(36);
+select plan(38);
 
 delete from sync.collapsed_rereads;
 
@@ -149,6 +149,14 @@ select ok(
   (select stale_reason from sync.table_state where target_table = 'firespring_visitors')
     ~ '^the re-read of firespring_visitors \{"visitor_id": "rr-unclaimed"\} was due since [0-9T:-]+Z and no request of the data-checksum-validator took it',
   'the table is stale, naming the key, since when it was due, and where to look');
+-- While a request claims keys (or one backs off after a failure), a backlog of more than
+-- an hour is worked, not given up.
+delete from sync.collapsed_rereads;
+insert into sync.collapsed_rereads (target_table, row_key, not_before) values
+  ('firespring_visitors', '{"visitor_id": "rr-backlog"}', now() - interval '2 hours'),
+  ('firespring_visitors', '{"visitor_id": "rr-claimed"}', now() + interval '2 minutes');
+select is(sync.wake_rereads(), 1, 'a backlog while a key is claimed still calls the validator');
+select is(pg_temp.queued(), '{rr-backlog,rr-claimed}', 'and gives no key up by its age');
 delete from sync.collapsed_rereads;
 insert into sync.collapsed_rereads (target_table, row_key) values ('firespring_visitors', '{"visitor_id": "rr9"}');
 insert into sync.collapsed_rereads (target_table, row_key, attempts, error) values

@@ -3,7 +3,7 @@
 -- and an admin's edit due for 10 minutes that no write-back run claimed.
 set client_min_messages = warning;
 begin;
-select plan(12);
+select plan(16);
 
 -- pg_cron's jobs: a failed latest run is named with when and why, until a later run of
 -- the job succeeds. (Runs numbered past any real one: pg_cron keeps running meanwhile.)
@@ -58,10 +58,17 @@ values
   -- a lease that ran out long ago: its run died, nothing claimed it since
   ('toledo_dashboard', '{"pk": "o4", "sk": "a"}', 'admin@example.com', 'authenticated', '{metrics}',
    '{}', '{}', now() - interval '30 minutes', now() - interval '28 minutes');
+update sync.write_backs set created_at = now() - interval '40 minutes',
+                             updated_at = now() - interval '40 minutes';
 select results_eq(
   $$select write_backs_pending, write_backs_overdue from sync.status where target_table = 'toledo_dashboard'$$,
   $$values (5::bigint, 2::bigint)$$,
-  'edits due 10 minutes unclaimed are overdue: not one waiting behind its row''s older edit, claimed, or due since less');
+  'with no run seen for 10 minutes, edits due 10 minutes unclaimed are overdue: not one waiting behind its row''s older edit, claimed, or due since less');
+update sync.write_backs set updated_at = now() - interval '1 minute'
+where row_key = '{"pk": "o2", "sk": "a"}';
+select is((select write_backs_overdue from sync.status where target_table = 'toledo_dashboard'), 0::bigint,
+  'while a run touched an edit in those 10 minutes (a claim), none is: a backlog being worked');
+update sync.write_backs set updated_at = now() - interval '40 minutes';
 select is((select write_backs_overdue from sync.status where target_table = 'firespring_actions'), 0::bigint,
   'another table has none');
 
@@ -79,7 +86,17 @@ select is((select stream_check_overdue from sync.status where target_table = 'fi
   false, 'after it, not: the stream is no longer read');
 select is(sync.scheduler_problem(),
   'pg_cron job sync-validator failed at 2026-12-01T10:03:00Z: ' || repeat('x', 300),
-  'nor is a job paused: only the failure is named');
+  'nor is a job the cutover pauses: only the failure of a job still running is named');
+select cron.alter_job((select jobid from cron.job where jobname = 'sync-validator'), active => false);
+select is(sync.scheduler_problem(), null,
+  'a job the cutover pauses is not named once paused, whatever its last run (its advice would undo the cutover)');
+select cron.alter_job((select jobid from cron.job where jobname = 'sync-retention'), active => false);
+select ok(sync.scheduler_problem() ~ '^pg_cron job sync-retention is paused',
+  'a job the cutover does not pause is named, cut over or not');
+select is(
+  (select array_agg(jobname::text order by jobname) from cron.job where jobname = any (sync.cutover_paused_jobs())),
+  array['sync-collapsed-rereads', 'sync-import-worker', 'sync-stream-check', 'sync-validate-all', 'sync-validator'],
+  'the jobs the cutover pauses are scheduled jobs of the project');
 
 select * from finish();
 rollback;
