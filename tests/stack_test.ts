@@ -144,6 +144,29 @@ Deno.test("pg_net sends only committed requests and records failures", async () 
   }
 });
 
+Deno.test("a function's failed answer to a call of sync.call_edge_function shows in sync.status", async () => {
+  // Through the stack's pg_net worker and gateway, as pg_cron's calls go: the call is
+  // noted with pg_net's id, and the gateway's 404 for a function not deployed is read back.
+  const sql = connectDb();
+  const name = `not-deployed-${crypto.randomUUID().slice(0, 8)}`;
+  try {
+    await sql`select sync.call_edge_function(${name}, '{}'::jsonb, 5000)`;
+    const problem = await eventually("the function's answer in sync.status", async () => {
+      const [row] = await sql`select function_problem from sync.status limit 1`;
+      return (row.function_problem as string | null)?.split("; ").find((p) => p.startsWith(name));
+    });
+    assert.match(
+      problem,
+      new RegExp(
+        `^${name} answered 404 to its call at \\S+Z: .*Requested function was not found`,
+      ),
+    );
+  } finally {
+    await sql`delete from sync.function_calls where function_name = ${name}`;
+    await sql.end();
+  }
+});
+
 /** The records of a us-east-1 stream's first shard, from its start (TRIM_HORIZON). */
 async function recordsFromStart(StreamArn: string) {
   const streams = dynamoStreams("us-east-1");

@@ -246,7 +246,10 @@ $$;
 -- backfills (their progress shows in public.sync_checksums); an export backfill says so
 -- (source 'export': its segments are files) and how many items its files hold
 -- (expected_items, for the ETA); the rate counts from the first segment's start, as an
--- export job's started_at is its read time, minutes before its loading began.
+-- export job's started_at is its read time, minutes before its loading began. And, so
+-- that a job no worker claims or whose workers die shows it, not only frozen counts (a
+-- helper's review): why it failed (error), and when a segment last moved
+-- (last_progress_at: a page, a claim, a failed attempt; the job's request before any).
 create or replace view sync.backfill_progress as
 select
   j.id as job_id,
@@ -267,7 +270,9 @@ select
   ) as items_per_second,
   case when j.export_arn is null then 'scan' else 'export' end as source,
   (select sum(f.item_count) from sync.backfill_export_files f where f.job_id = j.id)::bigint
-    as expected_items
+    as expected_items,
+  j.error,
+  coalesce(max(g.updated_at), j.requested_at) as last_progress_at
 from sync.backfill_jobs j
 join sync.source_tables s on s.source_table = j.source_table
 left join sync.backfill_segments g on g.job_id = j.id

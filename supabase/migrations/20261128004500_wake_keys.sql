@@ -25,6 +25,42 @@
 -- at most. Nothing new to set up: Vault keeps the service key, as before, where only
 -- postgres and service_role may read it.
 
+-- On a live project a lock this migration takes waits at most 5 s: it then fails, rather
+-- than hold every merge and read of the table behind it; push it again.
+select set_config('lock_timeout', '5s', true);
+
+-- The calls made below, kept as long as pg_net keeps their answers (pg_net.ttl, 6 hours
+-- unless the platform sets it): which function, when, pg_net's request id, or why no
+-- request was made. pg_cron counts a run as succeeded once the call is queued, and
+-- nothing read the answer: a function not deployed (404), refused (401: the service key
+-- in Vault), failing at its cold start (500, 503) or missing from Vault altogether was
+-- seen by nothing. sync.function_problem() (20261128005200_status.sql) reads each
+-- function's latest answer, and sync.status shows it.
+create table sync.function_calls (
+  id bigint generated always as identity primary key,
+  function_name text not null,
+  called_at timestamptz not null default now(),
+  request_id bigint,
+  problem text,
+  check ((request_id is null) <> (problem is null))
+);
+create index function_calls_called_at on sync.function_calls (called_at);
+comment on table sync.function_calls is
+  'The Edge Function calls sync.call_edge_function made (pg_net''s request id, or why none was made), kept as long as pg_net keeps answers.';
+revoke all on table sync.function_calls from public;
+
+-- How long pg_net keeps an answer: its setting pg_net.ttl, 6 hours unless the platform
+-- sets it (`show pg_net.ttl` answers `6 hours` on a default install:
+-- https://github.com/supabase/pg_net/issues/80).
+create function sync.pg_net_ttl() returns interval
+language sql stable set search_path = ''
+as $$
+  select coalesce(nullif(current_setting('pg_net.ttl', true), '')::interval, interval '6 hours')
+$$;
+comment on function sync.pg_net_ttl() is
+  'How long pg_net keeps an answer in net._http_response (pg_net.ttl, 6 hours by default): sync.function_calls keeps its calls as long.';
+revoke all on function sync.pg_net_ttl() from public;
+
 -- The hour a wake key is made for: Unix time in whole hours (service_auth.ts, wakeHourOf).
 create function sync.wake_hour() returns bigint
 language sql volatile parallel safe set search_path = ''
@@ -48,7 +84,9 @@ comment on function sync.wake_key(text, bigint) is
 revoke all on function sync.wake_key(text, bigint) from public;
 
 -- Replaces 20261128000100_sync_registry.sql's (whole; the same signature): the wake key
--- instead of the service key.
+-- instead of the service key, and each call noted in sync.function_calls (above), with
+-- those older than pg_net keeps their answers removed, a few at each call and none that
+-- another call is removing (skip locked: an admin's edit never waits on another's).
 create or replace function sync.call_edge_function(p_name text, p_body jsonb, p_timeout_ms integer)
 returns bigint
 language plpgsql set search_path = ''
@@ -57,16 +95,26 @@ declare
   project_url text;
   service_key text;
   region text;
+  request bigint;
 begin
+  delete from sync.function_calls f
+  where f.id = any (array(
+    select x.id from sync.function_calls x
+    where x.called_at < now() - sync.pg_net_ttl()
+    order by x.called_at
+    limit 10
+    for update skip locked));
   select decrypted_secret into project_url from vault.decrypted_secrets where name = 'project_url';
   select decrypted_secret into service_key from vault.decrypted_secrets where name = 'service_role_key';
   select decrypted_secret into region from vault.decrypted_secrets where name = 'functions_region';
   if project_url is null or service_key is null then
     raise warning 'sync.call_edge_function(%): Vault has no project_url or service_role_key secret, so the function cannot be called (see README, "Deploying")',
       p_name;
+    insert into sync.function_calls (function_name, problem)
+    values (p_name, 'Vault has no project_url or service_role_key secret (see README, "Deploying")');
     return null;
   end if;
-  return net.http_post(
+  request := net.http_post(
     url := rtrim(project_url, '/') || '/functions/v1/' || p_name
            || coalesce('?forceFunctionRegion=' || nullif(region, ''), ''),
     -- A W3C trace of its own: the Edge Runtime counts the calls a function makes to
@@ -82,7 +130,9 @@ begin
                        else jsonb_build_object('x-region', region) end,
     body := p_body,
     timeout_milliseconds := p_timeout_ms);
+  insert into sync.function_calls (function_name, request_id) values (p_name, request);
+  return request;
 end
 $$;
 comment on function sync.call_edge_function(text, jsonb, integer) is
-  'Calls an Edge Function through pg_net with the project URL and optional region from Vault, and the wake key of the service key there for the hour (never the key itself: pg_net''s queue is readable by every role on hosted Supabase).';
+  'Calls an Edge Function through pg_net with the project URL and optional region from Vault, and the wake key of the service key there for the hour (never the key itself: pg_net''s queue is readable by every role on hosted Supabase); notes the call in sync.function_calls.';

@@ -14,6 +14,10 @@
 --   or every minute on pg_cron before 1.5), so their attempts, which count only claims,
 --   never reach the give-up: the function is not deployed, its calls are refused, or it
 --   fails at its cold start (net._http_response shows the answers);
+-- * function_problem: each Edge Function whose latest answered call failed (404: not
+--   deployed; 401: the key in Vault; 500 or 503: its cold start, a setting), or that
+--   could not be called (Vault), with when and how (the same on every row; null when
+--   none);
 -- * stream_check_overdue (20261128001300_stream_progress.sql) for the lost-record check.
 -- A collapsed key's re-read due for an hour while no key is claimed is given up to a
 -- healing backfill (sync.wake_rereads, 20261128002900_collapsed_rereads.sql), which shows
@@ -27,6 +31,43 @@ select set_config('lock_timeout', '5s', true);
 -- cutover", step 4, pauses exactly these; "Rolling back" starts them again): from then on
 -- Supabase is ahead of DynamoDB on purpose, and each of them would write DynamoDB's state
 -- over it, or report it as a mismatch.
+-- The Edge Functions whose latest answered call failed, each with when and how: its
+-- answer's status and body (cut at 200 characters), pg_net's error (no connection, its
+-- timeout), no request made (Vault), or a call pg_net has not answered in 5 minutes (its
+-- worker stopped: net.http_request_queue holds what it has not sent). A call not yet
+-- answered leaves the verdict to the one before it; one older than pg_net keeps answers
+-- gives none. Null when none. Both tables hold about that long (sync.function_calls and
+-- sync.pg_net_ttl(), 20261128004500_wake_keys.sql);
+-- net._http_response has no index on its id, so the two are joined whole, by hash.
+create function sync.function_problem() returns text
+language sql stable set search_path = ''
+as $$
+  select string_agg(x.problem, '; ' order by x.problem)
+  from (
+    select distinct on (c.function_name) c.function_name, case
+      when c.request_id is null then format('%s was not called at %s: %s', c.function_name,
+        to_char(c.called_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'), c.problem)
+      when r.id is null then format(
+        '%s: its call at %s has no answer after 5 minutes (is pg_net''s worker running? net.http_request_queue holds what it has not sent)',
+        c.function_name, to_char(c.called_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'))
+      when r.status_code between 200 and 299 then null
+      when r.status_code is null then format('%s: its call at %s failed: %s', c.function_name,
+        to_char(c.called_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+        left(coalesce(r.error_msg, case when r.timed_out then 'timed out' end, 'no answer'), 200))
+      else format('%s answered %s to its call at %s: %s', c.function_name, r.status_code,
+        to_char(c.called_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+        left(coalesce(nullif(r.content, ''), 'no body'), 200))
+    end as problem
+    from sync.function_calls c
+    left join net._http_response r on r.id = c.request_id
+    where c.called_at > now() - sync.pg_net_ttl()
+      and (c.request_id is null or r.id is not null or c.called_at < now() - interval '5 minutes')
+    order by c.function_name, c.id desc
+  ) x
+$$;
+comment on function sync.function_problem() is
+  'The Edge Functions whose latest answered call (through sync.call_edge_function) failed, with when and how; null when none.';
+
 -- Whether a run of the write-back function ended or touched an edit in the last 10
 -- minutes: a claim, a retry's backoff, an edit given back untried or ended. While runs
 -- go on, edits due for 10 minutes are a backlog being worked (a bulk edit), not overdue.
@@ -90,8 +131,8 @@ as $$
 $$;
 comment on function sync.scheduler_problem() is
   'The project''s pg_cron jobs (sync-*) whose latest run failed, with when and why, and those paused (but the cutover''s, once cut over); null when none.';
-revoke all on function sync.write_back_runs_seen(), sync.cutover_paused_jobs(),
-  sync.scheduler_problem() from public;
+revoke all on function sync.function_problem(), sync.write_back_runs_seen(),
+  sync.cutover_paused_jobs(), sync.scheduler_problem() from public;
 
 -- One row per target table (docs/interfaces.md, "SQL"): its rows, exact or estimated
 -- (sync.table_counts), last change, open dead letters, last checksum result, whether it
@@ -103,7 +144,7 @@ revoke all on function sync.write_back_runs_seen(), sync.cutover_paused_jobs(),
 -- overdue: longer ago than the check vouches across, counted before its first run from
 -- the table's oldest backfill or validation Scan still kept (a table never read is not
 -- synced yet; after the cutover the stream is no longer read), and, the same on every
--- row, what is wrong with the scheduled jobs (above).
+-- row, what is wrong with the scheduled jobs and the functions they call (above).
 -- (20261128001200 dropped the first version of the view; this is its one definition
 -- since, here, after the last table and function it reads.)
 create view sync.status as
@@ -138,7 +179,8 @@ select
            < now() - sync.stream_check_max_interval(), false)
     and not exists (select from sync.settings x where x.key = 'write_back' and x.value = 'cutover')
     as stream_check_overdue,
-  (select sync.scheduler_problem()) as scheduler_problem
+  (select sync.scheduler_problem()) as scheduler_problem,
+  (select sync.function_problem()) as function_problem
 from sync.source_tables s
 join sync.table_counts() c on c.target_table = s.target_table
 left join lateral (
@@ -177,5 +219,5 @@ left join lateral (
   where j.source_table = s.source_table
 ) fb on true;
 comment on view sync.status is
-  'One row per target table: rows (an estimate above status_exact_count_limit: rows_estimated), last change applied, open dead letters, the latest checksum run (its status, result and unmappable source items) and the latest result of a finished one, stale, write-backs pending, in conflict, failed and overdue (due 10 minutes with no run seen in them), collapsed keys waiting for a re-read and those whose last re-read failed, and when the lost-record check last ran on it and whether that is overdue (over sync.stream_check_max_interval() ago; before its first run, since the table''s oldest backfill or validation Scan kept; never after the cutover), and what is wrong with the scheduled jobs (sync.scheduler_problem(), the same on every row).';
+  'One row per target table: rows (an estimate above status_exact_count_limit: rows_estimated), last change applied, open dead letters, the latest checksum run (its status, result and unmappable source items) and the latest result of a finished one, stale, write-backs pending, in conflict, failed and overdue (due 10 minutes with no run seen in them), collapsed keys waiting for a re-read and those whose last re-read failed, and when the lost-record check last ran on it and whether that is overdue (over sync.stream_check_max_interval() ago; before its first run, since the table''s oldest backfill or validation Scan kept; never after the cutover), and what is wrong with the scheduled jobs and the functions they call (sync.scheduler_problem(), sync.function_problem(), the same on every row).';
 

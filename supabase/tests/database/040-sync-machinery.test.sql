@@ -2,7 +2,7 @@
 -- sync.backfill_progress (one row per backfill job) report what the tables hold.
 set client_min_messages = warning;
 begin;
-select plan(10);
+select plan(11);
 
 -- Start from empty tables (rolled back at the end, like everything here).
 delete from public.firespring_actions;
@@ -66,6 +66,17 @@ select results_eq(
 select cmp_ok(
   (select items_per_second from sync.backfill_progress), '>', 0::numeric,
   'backfill_progress shows a rate'
+);
+update sync.backfill_segments set updated_at = now() - interval '20 minutes'
+where job_id = currval(pg_get_serial_sequence('sync.backfill_jobs', 'id'));
+update sync.backfill_segments set updated_at = now() - interval '16 minutes'
+where job_id = currval(pg_get_serial_sequence('sync.backfill_jobs', 'id')) and segment = 3;
+update sync.backfill_jobs set status = 'failed', error = 'segment 3: the table is gone'
+where id = currval(pg_get_serial_sequence('sync.backfill_jobs', 'id'));
+select results_eq(
+  $$select error, last_progress_at = now() - interval '16 minutes' from sync.backfill_progress$$,
+  $$values ('segment 3: the table is gone'::text, true)$$,
+  'backfill_progress shows why a job failed, and when a segment last moved'
 );
 select throws_ok(
   $$insert into sync.backfill_jobs (source_table, total_segments) values ('no-such-table', 4)$$,

@@ -1,9 +1,10 @@
 -- Scheduled work that stops without an error anyone reads shows in sync.status
 -- (20261128005200_status.sql): a pg_cron job whose latest run failed or that is paused,
--- and an admin's edit due for 10 minutes that no write-back run claimed.
+-- an Edge Function whose latest answered call failed, and an admin's edit due for 10
+-- minutes while no write-back run was seen.
 set client_min_messages = warning;
 begin;
-select plan(16);
+select plan(26);
 
 -- pg_cron's jobs: a failed latest run is named with when and why, until a later run of
 -- the job succeeds. (Runs numbered past any real one: pg_cron keeps running meanwhile.)
@@ -71,6 +72,49 @@ select is((select write_backs_overdue from sync.status where target_table = 'tol
 update sync.write_backs set updated_at = now() - interval '40 minutes';
 select is((select write_backs_overdue from sync.status where target_table = 'firespring_actions'), 0::bigint,
   'another table has none');
+
+-- The functions' answers: each call sync.call_edge_function makes is noted, and the
+-- latest answered one of each function says whether it failed. (A function name of this
+-- test's own: the stack's jobs call the real ones meanwhile.)
+delete from sync.function_calls;
+delete from vault.secrets where name in ('project_url', 'service_role_key');
+select is(sync.call_edge_function('pgtap-fn', '{}'::jsonb, 1000), null,
+  'with no project URL in Vault, no request is made');
+select ok(sync.function_problem() ~ '^pgtap-fn was not called at [0-9T:-]+Z: Vault has no project_url or service_role_key secret',
+  'and the function is named as not called, and why');
+select vault.create_secret('https://ref.example.co/', 'project_url');
+select vault.create_secret('sb_secret_pgtap', 'service_role_key');
+create temp table pgtap_call as select sync.call_edge_function('pgtap-fn', '{}'::jsonb, 1000) as id;
+select is((select request_id from sync.function_calls order by id desc limit 1), (select id from pgtap_call),
+  'a request made is noted with pg_net''s id');
+select ok(sync.function_problem() ~ '^pgtap-fn was not called',
+  'a call not answered yet leaves the verdict to the one before it');
+insert into net._http_response (id, status_code, content, timed_out)
+values ((select id from pgtap_call), 401, '{"error": "the service key is not this project''s"}', false);
+select ok(sync.function_problem() ~ '^pgtap-fn answered 401 to its call at [0-9T:-]+Z: \{"error": "the service key is not this project''s"\}$',
+  'a failed answer names the function, the status and its body');
+select is((select count(distinct function_problem)::int from sync.status where function_problem like 'pgtap-fn answered 401%'), 1,
+  'sync.status shows it on every row alike');
+insert into sync.function_calls (function_name, request_id, called_at)
+values ('pgtap-fn', -1, now() - interval '1 minute');
+insert into net._http_response (id, status_code, content, timed_out) values (-1, 202, '{}', false);
+select is(sync.function_problem(), null, 'a later answer that succeeded clears it');
+insert into sync.function_calls (function_name, request_id, called_at)
+values ('pgtap-fn', -2, now() - interval '6 minutes');
+select ok(sync.function_problem() ~ '^pgtap-fn: its call at [0-9T:-]+Z has no answer after 5 minutes \(is pg_net''s worker running\?',
+  'a call pg_net has not answered in 5 minutes is named, with where to look');
+update sync.function_calls set called_at = now() - interval '7 hours' where request_id = -2;
+select is(sync.function_problem(), null,
+  'a call older than pg_net keeps answers gives no verdict: the one before it decides');
+insert into sync.function_calls (function_name, request_id, called_at)
+values ('pgtap-fn', -3, now() - interval '2 minutes');
+insert into net._http_response (id, status_code, timed_out, error_msg)
+values (-3, null, true, 'Timeout of 1000 ms reached');
+select is(sync.function_problem(),
+  format('pgtap-fn: its call at %s failed: Timeout of 1000 ms reached',
+         to_char((now() - interval '2 minutes') at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')),
+  'pg_net''s own error (its timeout) is named');
+delete from sync.function_calls;
 
 -- After the cutover the jobs that read DynamoDB are paused on purpose (README, "The
 -- cutover"), and the stream is no longer read: neither is a problem then. A failure is.
