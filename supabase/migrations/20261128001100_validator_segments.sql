@@ -108,8 +108,8 @@ declare
 begin
   select * into s from sync.settings x where x.key = p_key;
   if not found or s.min_value is null then
-    raise exception 'sync.settings has no whole-number setting %; push the migrations again (README, "Deploying")',
-      quote_literal(p_key) using errcode = '22023';
+    raise exception 'sync.settings has no whole-number setting % (a row with min_value and max_value); set its bounds again (update sync.settings set min_value = ..., max_value = ... where key = %), as the migration that added it did',
+      quote_literal(p_key), quote_literal(p_key) using errcode = '22023';
   end if;
   return sync.whole_number_setting(p_key, s.value, s.min_value, s.max_value)::integer;
 end
@@ -143,8 +143,8 @@ insert into sync.settings (key, value, description, min_value, max_value) values
   ('validation_concurrency', '2',
    'How many validation runs scan at once; sync.validate_all queues the others.', 1, 100),
   ('validation_lease_seconds', '60',
-   'How long a request holds a validation run''s steps after the Scan without checkpointing.',
-   5, 3600);
+   'How long a request holds a validation run''s steps after the Scan without checkpointing (at least 30: a look renews it every 20 s, validator_looks.ts).',
+   30, 3600);
 
 -- sync.backfill_work_pending, which leaves validation runs' Scans out, is defined in
 -- 20261128003600_sweep_in_chunks.sql.

@@ -242,42 +242,9 @@ begin
 end
 $$;
 
--- Replaces 20261128000900_status_views.sql's view: validation runs' Scans are not
--- backfills (their progress shows in public.sync_checksums); an export backfill says so
--- (source 'export': its segments are files) and how many items its files hold
--- (expected_items, for the ETA); the rate counts from the first segment's start, as an
--- export job's started_at is its read time, minutes before its loading began. And, so
--- that a job no worker claims or whose workers die shows it, not only frozen counts (a
--- helper's review): why it failed (error), and when a segment last moved
--- (last_progress_at: a page, a claim, a failed attempt; the job's request before any).
-create or replace view sync.backfill_progress as
-select
-  j.id as job_id,
-  j.source_table,
-  s.target_table,
-  j.status,
-  count(g.segment) filter (where g.status = 'done') as segments_done,
-  j.total_segments,
-  coalesce(sum(g.items_scanned), 0)::bigint as items_scanned,
-  coalesce(sum(g.rows_written), 0)::bigint as rows_written,
-  j.started_at,
-  j.finished_at,
-  round(
-    coalesce(sum(g.items_scanned), 0)
-      / nullif(extract(epoch from coalesce(j.finished_at, now())
-                                  - coalesce(min(g.started_at), j.started_at)), 0),
-    1
-  ) as items_per_second,
-  case when j.export_arn is null then 'scan' else 'export' end as source,
-  (select sum(f.item_count) from sync.backfill_export_files f where f.job_id = j.id)::bigint
-    as expected_items,
-  j.error,
-  coalesce(max(g.updated_at), j.requested_at) as last_progress_at
-from sync.backfill_jobs j
-join sync.source_tables s on s.source_table = j.source_table
-left join sync.backfill_segments g on g.job_id = j.id
-where j.checksum_run_id is null
-group by j.id, s.target_table;
+-- sync.backfill_progress, with this change (validation runs' Scans left out; an export
+-- backfill says so, and how many items its files hold), is defined in
+-- 20261128005200_status.sql (one place per view, after everything it reads).
 
 -- Starts a backfill of `p_source_table` from its export `p_export_arn` (its items taken
 -- as read at `p_read_at`: its export time less two minutes) in `p_bucket`: one segment per

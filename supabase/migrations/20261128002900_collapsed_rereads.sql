@@ -125,6 +125,13 @@ revoke all on function sync.return_reread(text, jsonb, timestamptz) from public;
 -- sync.status counts each table's keys waiting for a re-read, and of those the ones whose
 -- last re-read failed (rereads_waiting, rereads_failing: 20261128005200_status.sql).
 
+-- A moment as messages name it: UTC, to the second, in ISO 8601 (as toISOString writes
+-- it, less the milliseconds).
+create function sync.utc_text(p_at timestamptz) returns text
+language sql stable set search_path = ''
+as $$ select to_char(p_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') $$;
+revoke all on function sync.utc_text(timestamptz) from public;
+
 -- pg_cron's sweep: calls the validator while a key waits (a request re-reads keys until
 -- none waits or its budget is spent; the next sweep goes on). Not after the cutover
 -- (write_back = 'cutover', 20261128002500_write_back.sql): Supabase is then ahead of
@@ -166,7 +173,7 @@ begin
       else format(
         'the re-read of %s %s was due since %s and no request of the data-checksum-validator took it (is the function deployed, and are its calls answered? net._http_response shows their status): a backfill reads its items again',
         given_up.target_table, given_up.row_key,
-        to_char(given_up.not_before at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'))
+        sync.utc_text(given_up.not_before))
     end);
   end loop;
   if not exists (select from sync.collapsed_rereads r where r.not_before <= now()) then

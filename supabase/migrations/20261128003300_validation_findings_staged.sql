@@ -62,12 +62,13 @@ comment on table sync.checksum_unmappable is
   'Source items a validation run''s Scan found unmappable ({key, reason}); written to its unmappable list when the compare ends, then gone.';
 
 -- A run's lists are jsonb values, which Postgres caps at 256 MB (about 2 to 4 million
--- keys): a run that finds more entries than this setting fails, naming the counts and the
+-- keys, so the setting goes to 2 million at most): a run that finds more entries than
+-- this setting fails, naming the counts and the
 -- backfill that heals the table, rather than with Postgres's own message.
 insert into sync.settings (key, value, description, min_value, max_value) values
   ('checksum_max_listed', '1000000',
    'Divergent keys and unmappable items together that one validation run lists at most; a run that finds more fails, naming the backfill that heals the table (a jsonb list is capped at 256 MB).',
-   1, 100000000);
+   1, 2000000);
 
 -- sync.forget_seen_of_deleted_runs, with this change, is defined in
 -- 20261128001600_validator_streaming.sql (one place per function).

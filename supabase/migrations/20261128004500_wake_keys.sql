@@ -45,6 +45,8 @@ create table sync.function_calls (
   check ((request_id is null) <> (problem is null))
 );
 create index function_calls_called_at on sync.function_calls (called_at);
+-- Each function's latest calls (sync.function_problem, 20261128005200_status.sql).
+create index function_calls_latest on sync.function_calls (function_name, id);
 comment on table sync.function_calls is
   'The Edge Function calls sync.call_edge_function made (pg_net''s request id, or why none was made), kept as long as pg_net keeps answers.';
 revoke all on table sync.function_calls from public;
@@ -86,7 +88,8 @@ revoke all on function sync.wake_key(text, bigint) from public;
 -- Replaces 20261128000100_sync_registry.sql's (whole; the same signature): the wake key
 -- instead of the service key, and each call noted in sync.function_calls (above), with
 -- those older than pg_net keeps their answers removed, a few at each call and none that
--- another call is removing (skip locked: an admin's edit never waits on another's).
+-- another call is removing (skip locked: an admin's edit never waits on another's), and
+-- only in a read committed transaction (below).
 create or replace function sync.call_edge_function(p_name text, p_body jsonb, p_timeout_ms integer)
 returns bigint
 language plpgsql set search_path = ''
@@ -97,13 +100,18 @@ declare
   region text;
   request bigint;
 begin
-  delete from sync.function_calls f
-  where f.id = any (array(
-    select x.id from sync.function_calls x
-    where x.called_at < now() - sync.pg_net_ttl()
-    order by x.called_at
-    limit 10
-    for update skip locked));
+  -- Under repeatable read or serializable a row another call deleted meanwhile would fail
+  -- this one (40001), and with it the caller (an admin's edit): those calls leave the
+  -- pruning to the next.
+  if current_setting('transaction_isolation') = 'read committed' then
+    delete from sync.function_calls f
+    where f.id = any (array(
+      select x.id from sync.function_calls x
+      where x.called_at < now() - sync.pg_net_ttl()
+      order by x.called_at
+      limit 10
+      for update skip locked));
+  end if;
   select decrypted_secret into project_url from vault.decrypted_secrets where name = 'project_url';
   select decrypted_secret into service_key from vault.decrypted_secrets where name = 'service_role_key';
   select decrypted_secret into region from vault.decrypted_secrets where name = 'functions_region';

@@ -27,46 +27,93 @@
 -- than hold every merge and read of the table behind it; push it again.
 select set_config('lock_timeout', '5s', true);
 
--- The jobs that read DynamoDB into Supabase, which the cutover pauses (README, "The
--- cutover", step 4, pauses exactly these; "Rolling back" starts them again): from then on
--- Supabase is ahead of DynamoDB on purpose, and each of them would write DynamoDB's state
--- over it, or report it as a mismatch.
--- The Edge Functions whose latest answered call failed, each with when and how: its
--- answer's status and body (cut at 200 characters), pg_net's error (no connection, its
--- timeout), no request made (Vault), or a call pg_net has not answered in 5 minutes (its
--- worker stopped: net.http_request_queue holds what it has not sent). A call not yet
--- answered leaves the verdict to the one before it; one older than pg_net keeps answers
--- gives none. Null when none. Both tables hold about that long (sync.function_calls and
--- sync.pg_net_ttl(), 20261128004500_wake_keys.sql);
--- net._http_response has no index on its id, so the two are joined whole, by hash.
+-- The Edge Functions whose calls through sync.call_edge_function fail, each with when and
+-- how: its answer's status and body (cut at 200 characters), pg_net's error (no
+-- connection), no request made (Vault), or a call pg_net has not answered in 5 minutes
+-- (its worker stopped: net.http_request_queue holds what it has not sent). Null when
+-- none. From each function's latest calls that give a verdict:
+-- * a call not answered yet gives none (its verdict is the one before it's), nor does
+--   one that pg_net gave up waiting for (its timeout: several functions answer only when
+--   their run ends, and go on after pg_net stops waiting), nor one older than pg_net
+--   keeps answers (sync.pg_net_ttl());
+-- * a 4xx but 429 (404: not deployed; 401: the key in Vault), no request made, or no
+--   answer from pg_net in 5 minutes is named at once; a 429, a 5xx, a 546 or a failed
+--   connection only when the call before it failed too (an isolate killed now and then,
+--   a cold start's hiccup, is not an operator's problem; a bad setting fails every call);
+-- * no request made, or a 401, is no longer named once a later call of any function was
+--   made, or answered in 2xx: Vault's secrets and the key are the same for all.
+-- pg_net's net._http_response has no index on its id: each function's latest 20 calls are
+-- joined with the answers created since the oldest of them, along its index on created.
 create function sync.function_problem() returns text
 language sql stable set search_path = ''
 as $$
-  select string_agg(x.problem, '; ' order by x.problem)
-  from (
-    select distinct on (c.function_name) c.function_name, case
-      when c.request_id is null then format('%s was not called at %s: %s', c.function_name,
-        to_char(c.called_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'), c.problem)
-      when r.id is null then format(
+  with recursive names (name) as (
+    select min(f.function_name) from sync.function_calls f
+    union all
+    select (select min(f.function_name) from sync.function_calls f where f.function_name > n.name)
+    from names n
+    where n.name is not null
+  ),
+  recent as (
+    select c.* from names n
+    cross join lateral (
+      select f.id, f.function_name, f.called_at, f.request_id, f.problem
+      from sync.function_calls f
+      where f.function_name = n.name and f.called_at > now() - sync.pg_net_ttl()
+      order by f.id desc
+      limit 20
+    ) c
+    where n.name is not null
+  ),
+  answered as (
+    select rc.*, r.id is not null as has_answer, r.status_code, r.content,
+           coalesce(r.error_msg, case when r.timed_out then 'timed out' end) as error
+    from recent rc
+    left join net._http_response r
+      on r.id = rc.request_id and r.created >= rc.called_at
+         and r.created >= (select min(x.called_at) from recent x)
+  ),
+  verdicts as (
+    select a.*,
+      case
+        when a.request_id is null or not a.has_answer then 'hard'
+        when a.status_code between 200 and 299 then 'ok'
+        when a.status_code is null or a.status_code = 429 or a.status_code >= 500 then 'soft'
+        else 'hard'
+      end as kind,
+      row_number() over (partition by a.function_name order by a.id desc) as nth
+    from answered a
+    where (a.request_id is null or a.has_answer or a.called_at < now() - interval '5 minutes')
+      and not (a.has_answer and a.status_code is null and coalesce(a.error, '') ~* 'time(d)?[ _-]?out')
+  )
+  select string_agg(case
+      when v.request_id is null then format('%s was not called at %s: %s', v.function_name,
+        sync.utc_text(v.called_at), v.problem)
+      when not v.has_answer then format(
         '%s: its call at %s has no answer after 5 minutes (is pg_net''s worker running? net.http_request_queue holds what it has not sent)',
-        c.function_name, to_char(c.called_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'))
-      when r.status_code between 200 and 299 then null
-      when r.status_code is null then format('%s: its call at %s failed: %s', c.function_name,
-        to_char(c.called_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
-        left(coalesce(r.error_msg, case when r.timed_out then 'timed out' end, 'no answer'), 200))
-      else format('%s answered %s to its call at %s: %s', c.function_name, r.status_code,
-        to_char(c.called_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
-        left(coalesce(nullif(r.content, ''), 'no body'), 200))
-    end as problem
-    from sync.function_calls c
-    left join net._http_response r on r.id = c.request_id
-    where c.called_at > now() - sync.pg_net_ttl()
-      and (c.request_id is null or r.id is not null or c.called_at < now() - interval '5 minutes')
-    order by c.function_name, c.id desc
-  ) x
+        v.function_name, sync.utc_text(v.called_at))
+      when v.status_code is null then format('%s: its calls failed, the last at %s: %s',
+        v.function_name, sync.utc_text(v.called_at), left(coalesce(v.error, 'no answer'), 200))
+      else format('%s answered %s to its call at %s: %s', v.function_name, v.status_code,
+        sync.utc_text(v.called_at), left(coalesce(nullif(v.content, ''), 'no body'), 200))
+    end, '; ' order by v.function_name)
+  from verdicts v
+  where v.nth = 1
+    and case v.kind
+          when 'hard' then not (
+            (v.request_id is null
+             and exists (select from sync.function_calls l
+                         where l.id > v.id and l.request_id is not null))
+            or (v.status_code = 401
+                and exists (select from verdicts w where w.id > v.id and w.kind = 'ok')))
+          when 'soft' then exists (select from verdicts w
+                                   where w.function_name = v.function_name and w.nth = 2
+                                     and w.kind <> 'ok')
+          else false
+        end
 $$;
 comment on function sync.function_problem() is
-  'The Edge Functions whose latest answered call (through sync.call_edge_function) failed, with when and how; null when none.';
+  'The Edge Functions whose calls through sync.call_edge_function fail (their latest verdict, a transient one twice in a row), with when and how; null when none.';
 
 -- Whether a run of the write-back function ended or touched an edit in the last 10
 -- minutes: a claim, a retry's backoff, an edit given back untried or ended. While runs
@@ -83,6 +130,10 @@ $$;
 comment on function sync.write_back_runs_seen() is
   'Whether a run of the write-back function ended or touched an edit in the last 10 minutes.';
 
+-- The jobs that read DynamoDB into Supabase, which the cutover pauses (README, "The
+-- cutover", step 4, pauses exactly these; "Rolling back" starts them again): from then on
+-- Supabase is ahead of DynamoDB on purpose, and each of them would write DynamoDB's state
+-- over it, or report it as a mismatch.
 create function sync.cutover_paused_jobs() returns text[]
 language sql immutable set search_path = ''
 as $$
@@ -110,7 +161,7 @@ as $$
         'pg_cron job %s is paused (cron.job.active is false): select cron.alter_job(%s, active => true) runs it again',
         j.jobname, j.jobid)
       else format('pg_cron job %s failed at %s: %s', j.jobname,
-        to_char(r.start_time at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+        sync.utc_text(r.start_time),
         left(coalesce(nullif(r.return_message, ''), 'no message'), 300))
     end as problem
     from cron.job j
@@ -133,6 +184,47 @@ comment on function sync.scheduler_problem() is
   'The project''s pg_cron jobs (sync-*) whose latest run failed, with when and why, and those paused (but the cutover''s, once cut over); null when none.';
 revoke all on function sync.function_problem(), sync.write_back_runs_seen(),
   sync.cutover_paused_jobs(), sync.scheduler_problem() from public;
+
+-- One row per backfill job (docs/interfaces.md, "SQL"). Replaces
+-- 20261128000900_status_views.sql's view: validation runs' Scans are not backfills (their
+-- progress shows in public.sync_checksums); an export backfill says so (source 'export':
+-- its segments are files, 20261128002300_export_backfills.sql) and how many items its
+-- files hold (expected_items, for the ETA); the rate counts from the first segment's
+-- start, as an export job's started_at is its read time, minutes before its loading
+-- began. And, so that a job no worker claims, or whose workers die, shows more than
+-- frozen counts (a helper's review): why it failed (error), and when a worker last worked
+-- on it (last_worked_at: a page, a claim, a lease held, a failed attempt, a chunk of its
+-- end, sync.backfill_jobs.sweep_state of 20261128003600_sweep_in_chunks.sql; before any,
+-- the job's request).
+create or replace view sync.backfill_progress as
+select
+  j.id as job_id,
+  j.source_table,
+  s.target_table,
+  j.status,
+  count(g.segment) filter (where g.status = 'done') as segments_done,
+  j.total_segments,
+  coalesce(sum(g.items_scanned), 0)::bigint as items_scanned,
+  coalesce(sum(g.rows_written), 0)::bigint as rows_written,
+  j.started_at,
+  j.finished_at,
+  round(
+    coalesce(sum(g.items_scanned), 0)
+      / nullif(extract(epoch from coalesce(j.finished_at, now())
+                                  - coalesce(min(g.started_at), j.started_at)), 0),
+    1
+  ) as items_per_second,
+  case when j.export_arn is null then 'scan' else 'export' end as source,
+  (select sum(f.item_count) from sync.backfill_export_files f where f.job_id = j.id)::bigint
+    as expected_items,
+  j.error,
+  greatest(max(g.updated_at), (j.sweep_state ->> 'at')::timestamptz, j.requested_at)
+    as last_worked_at
+from sync.backfill_jobs j
+join sync.source_tables s on s.source_table = j.source_table
+left join sync.backfill_segments g on g.job_id = j.id
+where j.checksum_run_id is null
+group by j.id, s.target_table;
 
 -- One row per target table (docs/interfaces.md, "SQL"): its rows, exact or estimated
 -- (sync.table_counts), last change, open dead letters, last checksum result, whether it

@@ -71,12 +71,13 @@ update sync.backfill_segments set updated_at = now() - interval '20 minutes'
 where job_id = currval(pg_get_serial_sequence('sync.backfill_jobs', 'id'));
 update sync.backfill_segments set updated_at = now() - interval '16 minutes'
 where job_id = currval(pg_get_serial_sequence('sync.backfill_jobs', 'id')) and segment = 3;
-update sync.backfill_jobs set status = 'failed', error = 'segment 3: the table is gone'
+update sync.backfill_jobs set status = 'failed', error = 'segment 3: the table is gone',
+                             requested_at = now() - interval '30 minutes'
 where id = currval(pg_get_serial_sequence('sync.backfill_jobs', 'id'));
 select results_eq(
-  $$select error, last_progress_at = now() - interval '16 minutes' from sync.backfill_progress$$,
+  $$select error, last_worked_at = now() - interval '16 minutes' from sync.backfill_progress$$,
   $$values ('segment 3: the table is gone'::text, true)$$,
-  'backfill_progress shows why a job failed, and when a segment last moved'
+  'backfill_progress shows why a job failed, and when a worker last worked on it'
 );
 select throws_ok(
   $$insert into sync.backfill_jobs (source_table, total_segments) values ('no-such-table', 4)$$,

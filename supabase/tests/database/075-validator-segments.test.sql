@@ -238,7 +238,7 @@ select throws_like($$update sync.settings set min_value = 5, max_value = 4 where
 update sync.settings set min_value = null, max_value = null, value = 'two'
 where key = 'validation_concurrency';
 select throws_like($$select sync.start_queued_validations()$$,
-  'sync.settings has no whole-number setting ''validation_concurrency''; push the migrations again%',
+  'sync.settings has no whole-number setting ''validation_concurrency'' (a row with min_value and max_value); set its bounds again (update sync.settings set min_value = ..., max_value = ... where key = ''validation_concurrency'')%',
   'a reader of a setting with no bounds stops, naming it');
 update sync.settings set min_value = 1, max_value = 100, value = '2'
 where key = 'validation_concurrency';

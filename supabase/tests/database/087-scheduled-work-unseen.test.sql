@@ -4,7 +4,7 @@
 -- minutes while no write-back run was seen.
 set client_min_messages = warning;
 begin;
-select plan(26);
+select plan(31);
 
 -- pg_cron's jobs: a failed latest run is named with when and why, until a later run of
 -- the job succeeds. (Runs numbered past any real one: pg_cron keeps running meanwhile.)
@@ -21,9 +21,9 @@ $$;
 
 select is(sync.scheduler_problem(), null, 'no job of the project failed or is paused');
 select pg_temp.ran('sync-retention', 'failed',
-  'ERROR:  sync.integer_setting: retention_batch is not a whole number from 1 to 100000', 1);
+  'ERROR:  canceling statement due to lock timeout', 1);
 select is(sync.scheduler_problem(),
-  'pg_cron job sync-retention failed at 2026-12-01T10:01:00Z: ERROR:  sync.integer_setting: retention_batch is not a whole number from 1 to 100000',
+  'pg_cron job sync-retention failed at 2026-12-01T10:01:00Z: ERROR:  canceling statement due to lock timeout',
   'a job whose latest run failed is named, with when and pg_cron''s message');
 select is((select count(distinct scheduler_problem)::int from sync.status where scheduler_problem like '%sync-retention%'), 1,
   'sync.status shows it on every row alike');
@@ -73,9 +73,17 @@ update sync.write_backs set updated_at = now() - interval '40 minutes';
 select is((select write_backs_overdue from sync.status where target_table = 'firespring_actions'), 0::bigint,
   'another table has none');
 
--- The functions' answers: each call sync.call_edge_function makes is noted, and the
--- latest answered one of each function says whether it failed. (A function name of this
--- test's own: the stack's jobs call the real ones meanwhile.)
+-- The functions' answers: each call sync.call_edge_function makes is noted, and each
+-- function's latest calls say whether it fails. (Function names of this test's own: the
+-- stack's jobs call the real ones meanwhile.)
+create function pg_temp.answered(p_fn text, p_request bigint, p_ago interval, p_status integer,
+  p_content text default null, p_error text default null) returns void language sql as $$
+  insert into sync.function_calls (function_name, request_id, called_at)
+  values (p_fn, p_request, now() - p_ago);
+  insert into net._http_response (id, status_code, content, timed_out, error_msg, created)
+  select p_request, p_status, p_content, false, p_error, now() - p_ago + interval '1 second'
+  where p_status is not null or p_error is not null;
+$$;
 delete from sync.function_calls;
 delete from vault.secrets where name in ('project_url', 'service_role_key');
 select is(sync.call_edge_function('pgtap-fn', '{}'::jsonb, 1000), null,
@@ -84,36 +92,47 @@ select ok(sync.function_problem() ~ '^pgtap-fn was not called at [0-9T:-]+Z: Vau
   'and the function is named as not called, and why');
 select vault.create_secret('https://ref.example.co/', 'project_url');
 select vault.create_secret('sb_secret_pgtap', 'service_role_key');
-create temp table pgtap_call as select sync.call_edge_function('pgtap-fn', '{}'::jsonb, 1000) as id;
+create temp table pgtap_call as select sync.call_edge_function('pgtap-other', '{}'::jsonb, 1000) as id;
 select is((select request_id from sync.function_calls order by id desc limit 1), (select id from pgtap_call),
   'a request made is noted with pg_net''s id');
-select ok(sync.function_problem() ~ '^pgtap-fn was not called',
-  'a call not answered yet leaves the verdict to the one before it');
+select is(sync.function_problem(), null,
+  'a request made since, of any function: Vault holds the secrets, and the first is no longer named');
 insert into net._http_response (id, status_code, content, timed_out)
 values ((select id from pgtap_call), 401, '{"error": "the service key is not this project''s"}', false);
-select ok(sync.function_problem() ~ '^pgtap-fn answered 401 to its call at [0-9T:-]+Z: \{"error": "the service key is not this project''s"\}$',
-  'a failed answer names the function, the status and its body');
-select is((select count(distinct function_problem)::int from sync.status where function_problem like 'pgtap-fn answered 401%'), 1,
+select ok(sync.function_problem() ~ '^pgtap-other answered 401 to its call at [0-9T:-]+Z: \{"error": "the service key is not this project''s"\}$',
+  'a 4xx names the function, the status and its body, at once');
+select is((select count(distinct function_problem)::int from sync.status where function_problem like 'pgtap-other answered 401%'), 1,
   'sync.status shows it on every row alike');
-insert into sync.function_calls (function_name, request_id, called_at)
-values ('pgtap-fn', -1, now() - interval '1 minute');
-insert into net._http_response (id, status_code, content, timed_out) values (-1, 202, '{}', false);
+select pg_temp.answered('pgtap-third', -10, interval '0 seconds', 202, '{}');
+select is(sync.function_problem(), null,
+  'a 401 is cleared by any function''s later answer in 2xx: the key is the same for all');
+delete from sync.function_calls;
+select pg_temp.answered('pgtap-fn', -1, interval '3 minutes', 202, '{}');
+select pg_temp.answered('pgtap-fn', -2, interval '2 minutes', 546, '{"code":"WORKER_LIMIT"}');
+select is(sync.function_problem(), null, 'a 5xx after a success is a hiccup, not named');
+select pg_temp.answered('pgtap-fn', -3, interval '1 minute', 503, 'Service Unavailable');
+select is(sync.function_problem(),
+  format('pgtap-fn answered 503 to its call at %s: Service Unavailable', sync.utc_text(now() - interval '1 minute')),
+  'two in a row are named, the last');
+select pg_temp.answered('pgtap-fn', -4, interval '50 seconds', null, null, 'Timeout of 1000 ms reached');
+select pg_temp.answered('pgtap-fn', -5, interval '40 seconds', null, null, 'Timeout was reached');
+select ok(sync.function_problem() ~ '^pgtap-fn answered 503',
+  'a call pg_net stopped waiting for gives no verdict (the stand-in''s words and curl''s): the one before decides');
+select pg_temp.answered('pgtap-fn', -6, interval '30 seconds', null, null, 'Couldn''t connect to server');
+select ok(sync.function_problem() ~ '^pgtap-fn: its calls failed, the last at [0-9T:-]+Z: Couldn''t connect to server$',
+  'a failed connection after a failure is named with pg_net''s error');
+select pg_temp.answered('pgtap-fn', -7, interval '20 seconds', 202, '{}');
 select is(sync.function_problem(), null, 'a later answer that succeeded clears it');
 insert into sync.function_calls (function_name, request_id, called_at)
-values ('pgtap-fn', -2, now() - interval '6 minutes');
+values ('pgtap-fn', -8, now() - interval '4 minutes');
+select is(sync.function_problem(), null, 'a call not answered for less than 5 minutes gives no verdict');
+update sync.function_calls set called_at = now() - interval '6 minutes' where request_id = -8;
+update sync.function_calls set called_at = now() - interval '10 minutes' where request_id <> -8;
 select ok(sync.function_problem() ~ '^pgtap-fn: its call at [0-9T:-]+Z has no answer after 5 minutes \(is pg_net''s worker running\?',
   'a call pg_net has not answered in 5 minutes is named, with where to look');
-update sync.function_calls set called_at = now() - interval '7 hours' where request_id = -2;
+update sync.function_calls set called_at = now() - interval '7 hours' where request_id = -8;
 select is(sync.function_problem(), null,
   'a call older than pg_net keeps answers gives no verdict: the one before it decides');
-insert into sync.function_calls (function_name, request_id, called_at)
-values ('pgtap-fn', -3, now() - interval '2 minutes');
-insert into net._http_response (id, status_code, timed_out, error_msg)
-values (-3, null, true, 'Timeout of 1000 ms reached');
-select is(sync.function_problem(),
-  format('pgtap-fn: its call at %s failed: Timeout of 1000 ms reached',
-         to_char((now() - interval '2 minutes') at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')),
-  'pg_net''s own error (its timeout) is named');
 delete from sync.function_calls;
 
 -- After the cutover the jobs that read DynamoDB are paused on purpose (README, "The
