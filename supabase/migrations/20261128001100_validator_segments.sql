@@ -492,4 +492,4 @@ revoke all on function sync.claim_validation(bigint, text), sync.release_validat
   sync.start_queued_validations(), sync.wake_validations() from public;
 
 -- sync.backfill_progress, which leaves validation runs' Scans out (their progress shows
--- in public.sync_checksums), is defined in 20261128002300_export_backfills.sql.
+-- in public.sync_checksums), is defined in 20261128005200_status.sql.

@@ -35,15 +35,20 @@ select set_config('lock_timeout', '5s', true);
 -- * a call not answered yet gives none (its verdict is the one before it's), nor does
 --   one that pg_net gave up waiting for (its timeout: several functions answer only when
 --   their run ends, and go on after pg_net stops waiting), nor one older than pg_net
---   keeps answers (sync.pg_net_ttl());
--- * a 4xx but 429 (404: not deployed; 401: the key in Vault), no request made, or no
---   answer from pg_net in 5 minutes is named at once; a 429, a 5xx, a 546 or a failed
---   connection only when the call before it failed too (an isolate killed now and then,
---   a cold start's hiccup, is not an operator's problem; a bad setting fails every call);
--- * no request made, or a 401, is no longer named once a later call of any function was
---   made, or answered in 2xx: Vault's secrets and the key are the same for all.
--- pg_net's net._http_response has no index on its id: each function's latest 20 calls are
--- joined with the answers created since the oldest of them, along its index on created.
+--   keeps answers (sync.pg_net_ttl()); pg_net's tables are unlogged, so after a crash a
+--   call from before shows unanswered until the function's next call is answered;
+-- * a 4xx but 429 (404: not deployed; 401: the key in Vault, or a function deployed to
+--   check a JWT), no request made, or no answer from pg_net in 5 minutes is named at
+--   once; a 429, a 5xx, a 546 or a failed connection only when the call before it
+--   failed too (an isolate killed now and then, a cold start's hiccup, is not an
+--   operator's problem; a bad setting fails every call);
+-- * no request made is no longer named once a later call of any function was made:
+--   Vault's secrets are the same for all.
+-- pg_net's net._http_response has no index on its id: each function's latest 20 calls,
+-- and its latest 2 older than 5 minutes (a function called every 10 s whose calls pg_net
+-- no longer sends), are joined with the answers created since the oldest of them (less
+-- 5 minutes: pg_net stamps an answer with its batch's start, which may come before a
+-- short call's), along its index on created.
 create function sync.function_problem() returns text
 language sql stable set search_path = ''
 as $$
@@ -57,11 +62,18 @@ as $$
   recent as (
     select c.* from names n
     cross join lateral (
-      select f.id, f.function_name, f.called_at, f.request_id, f.problem
-      from sync.function_calls f
-      where f.function_name = n.name and f.called_at > now() - sync.pg_net_ttl()
-      order by f.id desc
-      limit 20
+      (select f.id, f.function_name, f.called_at, f.request_id, f.problem
+       from sync.function_calls f
+       where f.function_name = n.name and f.called_at > now() - sync.pg_net_ttl()
+       order by f.id desc
+       limit 20)
+      union
+      (select f.id, f.function_name, f.called_at, f.request_id, f.problem
+       from sync.function_calls f
+       where f.function_name = n.name and f.called_at > now() - sync.pg_net_ttl()
+         and f.called_at < now() - interval '5 minutes'
+       order by f.id desc
+       limit 2)
     ) c
     where n.name is not null
   ),
@@ -70,8 +82,8 @@ as $$
            coalesce(r.error_msg, case when r.timed_out then 'timed out' end) as error
     from recent rc
     left join net._http_response r
-      on r.id = rc.request_id and r.created >= rc.called_at
-         and r.created >= (select min(x.called_at) from recent x)
+      on r.id = rc.request_id and r.created >= rc.called_at - interval '5 minutes'
+         and r.created >= (select min(x.called_at) from recent x) - interval '5 minutes'
   ),
   verdicts as (
     select a.*,
@@ -101,19 +113,17 @@ as $$
   where v.nth = 1
     and case v.kind
           when 'hard' then not (
-            (v.request_id is null
-             and exists (select from sync.function_calls l
-                         where l.id > v.id and l.request_id is not null))
-            or (v.status_code = 401
-                and exists (select from verdicts w where w.id > v.id and w.kind = 'ok')))
+            v.request_id is null
+            and exists (select from sync.function_calls l
+                        where l.id > v.id and l.request_id is not null))
           when 'soft' then exists (select from verdicts w
                                    where w.function_name = v.function_name and w.nth = 2
-                                     and w.kind <> 'ok')
+                                     and w.kind <> 'ok' and w.request_id is not null)
           else false
         end
 $$;
 comment on function sync.function_problem() is
-  'The Edge Functions whose calls through sync.call_edge_function fail (their latest verdict, a transient one twice in a row), with when and how; null when none.';
+  'The Edge Functions whose calls through sync.call_edge_function fail (their latest verdict; a transient one twice in a row), with when and how; null when none.';
 
 -- Whether a run of the write-back function ended or touched an edit in the last 10
 -- minutes: a claim, a retry's backoff, an edit given back untried or ended. While runs
@@ -225,6 +235,8 @@ join sync.source_tables s on s.source_table = j.source_table
 left join sync.backfill_segments g on g.job_id = j.id
 where j.checksum_run_id is null
 group by j.id, s.target_table;
+comment on view sync.backfill_progress is
+  'One row per backfill job (a Scan''s or an export''s; not a validation''s): segments done, items scanned, rows written, items a second, an export''s expected items, why it failed, and when a worker last worked on it.';
 
 -- One row per target table (docs/interfaces.md, "SQL"): its rows, exact or estimated
 -- (sync.table_counts), last change, open dead letters, last checksum result, whether it

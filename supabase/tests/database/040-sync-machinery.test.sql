@@ -2,7 +2,7 @@
 -- sync.backfill_progress (one row per backfill job) report what the tables hold.
 set client_min_messages = warning;
 begin;
-select plan(11);
+select plan(12);
 
 -- Start from empty tables (rolled back at the end, like everything here).
 delete from public.firespring_actions;
@@ -79,6 +79,10 @@ select results_eq(
   $$values ('segment 3: the table is gone'::text, true)$$,
   'backfill_progress shows why a job failed, and when a worker last worked on it'
 );
+update sync.backfill_jobs set sweep_state = jsonb_build_object('at', now() - interval '2 minutes')
+where id = currval(pg_get_serial_sequence('sync.backfill_jobs', 'id'));
+select is((select last_worked_at from sync.backfill_progress), now() - interval '2 minutes',
+  'a chunk of its end counts as work');
 select throws_ok(
   $$insert into sync.backfill_jobs (source_table, total_segments) values ('no-such-table', 4)$$,
   '23503', null, 'a backfill names a registered source table'
