@@ -1,11 +1,12 @@
--- The control panel's view, sync.status, and what it shows of the scheduled work
--- (docs/interfaces.md, "SQL"; docs/sync-semantics.md, "Nothing waits unseen").
+-- The control panel's views, sync.status and sync.backfill_progress, and what they show of
+-- the scheduled work (docs/interfaces.md, "SQL"; docs/sync-semantics.md, "Nothing waits
+-- unseen").
 --
 -- Work that is scheduled can stop without an error anyone reads. pg_cron records a run as
 -- succeeded once its SQL has run, and its SQL only queues the Edge Function's call
--- (pg_net); and a job whose SQL fails every time (a setting row out of range, a lock
--- never granted) shows only in cron.job_run_details. So sync.status shows, besides what
--- each table's own queues and checks say:
+-- (pg_net); and a job whose SQL fails every time (a lock never granted, a function a
+-- push stopped partway left out) shows only in cron.job_run_details. So sync.status
+-- shows, besides what each table's own queues and checks say:
 -- * scheduler_problem: each pg_cron job of this project (`sync-*`) whose latest run
 --   failed, with its message, and each one paused but those the cutover pauses on
 --   purpose (the same on every row; null when none);
@@ -14,14 +15,13 @@
 --   or every minute on pg_cron before 1.5), so their attempts, which count only claims,
 --   never reach the give-up: the function is not deployed, its calls are refused, or it
 --   fails at its cold start (net._http_response shows the answers);
--- * function_problem: each Edge Function whose latest answered call failed (404: not
---   deployed; 401: the key in Vault; 500 or 503: its cold start, a setting), or that
---   could not be called (Vault), with when and how (the same on every row; null when
---   none);
+-- * function_problem: each Edge Function whose calls fail (404: not deployed; 401: the
+--   key in Vault; 500 or 503 twice in a row: its cold start, a setting), or that could
+--   not be called (Vault), with when and how (the same on every row; null when none);
 -- * stream_check_overdue (20261128001300_stream_progress.sql) for the lost-record check.
 -- A collapsed key's re-read due for an hour while no key is claimed is given up to a
 -- healing backfill (sync.wake_rereads, 20261128002900_collapsed_rereads.sql), which shows
--- as stale.
+-- as stale. sync.backfill_progress shows when a worker last worked on each job.
 
 -- On a live project a lock this migration takes waits at most 5 s: it then fails, rather
 -- than hold every merge and read of the table behind it; push it again.
