@@ -140,6 +140,20 @@ $$;
 comment on function sync.write_back_runs_seen() is
   'Whether a run of the write-back function ended or touched an edit in the last 10 minutes.';
 
+-- The pg_cron jobs the migrations schedule (pgTAP 087 holds this list equal to the jobs a
+-- fresh push makes): one that is not scheduled any more (cron.unschedule by hand, a
+-- restore without pg_cron's tables) is named too, as nothing else shows that it never
+-- runs.
+create function sync.scheduled_jobs() returns text[]
+language sql immutable set search_path = ''
+as $$
+  select array['sync-collapsed-rereads', 'sync-import-worker', 'sync-reap-stalled-validations',
+               'sync-retention', 'sync-retention-superseded', 'sync-stream-check',
+               'sync-validate-all', 'sync-validator', 'sync-write-back']
+$$;
+comment on function sync.scheduled_jobs() is
+  'The pg_cron jobs the migrations schedule; sync.scheduler_problem() names one that is not scheduled.';
+
 -- The jobs that read DynamoDB into Supabase, which the cutover pauses (README, "The
 -- cutover", step 4, pauses exactly these; "Rolling back" starts them again): from then on
 -- Supabase is ahead of DynamoDB on purpose, and each of them would write DynamoDB's state
@@ -155,9 +169,10 @@ comment on function sync.cutover_paused_jobs() is
 
 -- The project's pg_cron jobs (`sync-*`) that need an operator: each active one whose
 -- latest ended run failed (when, and pg_cron's message, cut at 300 characters), shown
--- until a later run of it succeeds, and each paused one, but those of
+-- until a later run of it succeeds, each paused one, but those of
 -- sync.cutover_paused_jobs() once cut over (write_back = 'cutover',
--- 20261128002500_write_back.sql); null when none. The postgres role, which the migrations
+-- 20261128002500_write_back.sql), and each of sync.scheduled_jobs() not scheduled; null
+-- when none. The postgres role, which the migrations
 -- schedule the jobs as, reads pg_cron's tables whole (it bypasses their row security).
 -- cron.job_run_details has no index but its run id's: a job's latest run is found by
 -- walking back from the newest, through a day of the others' runs for the daily job.
@@ -188,12 +203,18 @@ as $$
                       and exists (select from sync.settings s
                                   where s.key = 'write_back' and s.value = 'cutover'))
           end
+    union all
+    select format(
+      'pg_cron job %s is not scheduled: schedule it again as the migration that adds it does (grep supabase/migrations for %L)',
+      n.jobname, n.jobname)
+    from unnest(sync.scheduled_jobs()) as n(jobname)
+    where not exists (select from cron.job j where j.jobname = n.jobname)
   ) x
 $$;
 comment on function sync.scheduler_problem() is
-  'The project''s pg_cron jobs (sync-*) whose latest run failed, with when and why, and those paused (but the cutover''s, once cut over); null when none.';
+  'The project''s pg_cron jobs (sync-*) whose latest run failed, with when and why, those paused (but the cutover''s, once cut over), and those not scheduled; null when none.';
 revoke all on function sync.function_problem(), sync.write_back_runs_seen(),
-  sync.cutover_paused_jobs(), sync.scheduler_problem() from public;
+  sync.scheduled_jobs(), sync.cutover_paused_jobs(), sync.scheduler_problem() from public;
 
 -- One row per backfill job (docs/interfaces.md, "SQL"). Replaces
 -- 20261128000900_status_views.sql's view: validation runs' Scans are not backfills (their

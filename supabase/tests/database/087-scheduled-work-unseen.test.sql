@@ -4,7 +4,7 @@
 -- minutes while no write-back run was seen.
 set client_min_messages = warning;
 begin;
-select plan(32);
+select plan(35);
 
 -- pg_cron's jobs: a failed latest run is named with when and why, until a later run of
 -- the job succeeds. (Runs numbered past any real one: pg_cron keeps running meanwhile.)
@@ -186,6 +186,15 @@ select is(
   (select array_agg(jobname::text order by jobname) from cron.job where jobname = any (sync.cutover_paused_jobs())),
   array['sync-collapsed-rereads', 'sync-import-worker', 'sync-stream-check', 'sync-validate-all', 'sync-validator'],
   'the jobs the cutover pauses are scheduled jobs of the project');
+
+-- A job that is not scheduled any more never runs, and leaves no run to read.
+select set_eq($$select jobname::text from cron.job where jobname like 'sync-%'$$,
+  $$select unnest(sync.scheduled_jobs())$$,
+  'sync.scheduled_jobs() names the jobs the migrations schedule');
+select ok(sync.cutover_paused_jobs() <@ sync.scheduled_jobs(), 'the cutover pauses some of them');
+select cron.unschedule('sync-retention-superseded');
+select ok(sync.scheduler_problem() ~ 'pg_cron job sync-retention-superseded is not scheduled: schedule it again as the migration that adds it does \(grep supabase/migrations for ''sync-retention-superseded''\)',
+  'a job no longer scheduled is named, with where to find how it was');
 
 select * from finish();
 rollback;
