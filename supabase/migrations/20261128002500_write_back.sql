@@ -31,6 +31,16 @@ insert into sync.settings (key, value, description, min_value, max_value) values
 alter table sync.settings add constraint settings_write_back_mode
   check (key <> 'write_back' or value in ('on', 'off', 'cutover'));
 
+-- Whether the sync is cut over (write_back = 'cutover'): Supabase is then ahead of
+-- DynamoDB on purpose (README, "The cutover"). What the queue sweeps and the status views
+-- ask; the merges and the validator's repair, defined before the switch, read it inline.
+create function sync.cut_over() returns boolean
+language sql stable set search_path = ''
+as $$
+  select exists (select from sync.settings s where s.key = 'write_back' and s.value = 'cutover')
+$$;
+revoke all on function sync.cut_over() from public;
+
 create table sync.write_backs (
   id bigint generated always as identity primary key,
   target_table text not null references sync.source_tables (target_table),

@@ -154,7 +154,7 @@ declare
   given_up record;
 begin
   if not exists (select from sync.collapsed_rereads r where r.not_before <= now())
-     or (select s.value from sync.settings s where s.key = 'write_back') = 'cutover' then
+     or sync.cut_over() then
     return 0;
   end if;
   for given_up in

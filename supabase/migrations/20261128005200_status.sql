@@ -199,9 +199,7 @@ as $$
     where j.jobname like 'sync-%'
       and case
             when j.active then r.status = 'failed'
-            else not (j.jobname = any (sync.cutover_paused_jobs())
-                      and exists (select from sync.settings s
-                                  where s.key = 'write_back' and s.value = 'cutover'))
+            else not (j.jobname = any (sync.cutover_paused_jobs()) and sync.cut_over())
           end
     union all
     select format(
@@ -302,8 +300,7 @@ select
   sc.checked_at as stream_checked_at,
   coalesce(coalesce(sc.checked_at, fb.first_requested_at)
            < now() - sync.stream_check_max_interval(), false)
-    and not exists (select from sync.settings x where x.key = 'write_back' and x.value = 'cutover')
-    as stream_check_overdue,
+    and not (select sync.cut_over()) as stream_check_overdue,
   (select sync.scheduler_problem()) as scheduler_problem,
   (select sync.function_problem()) as function_problem
 from sync.source_tables s
