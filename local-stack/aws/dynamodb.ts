@@ -1,5 +1,5 @@
 /**
- * AWS's DynamoDB Local (the jar shipped in the `amplify-dynamodb-simulator` npm package),
+ * AWS's DynamoDB Local (its jar, installed by local-stack/aws/dynamodb_local_install.ts),
  * in memory, on an internal port (DYNAMODB_INTERNAL_PORT): clients reach it through the
  * DynamoDB proxy at DYNAMODB_ENDPOINT (local-stack/aws/proxy.ts), which is as strict as
  * the real service where DynamoDB Local is kinder; only the demo data set's load fills
@@ -18,7 +18,8 @@
  */
 
 import { join } from "node:path";
-import { DYNAMODB_INTERNAL_PORT, HOST, ROOT } from "../config.ts";
+import { DYNAMODB_INTERNAL_PORT, HOST } from "../config.ts";
+import { DYNAMODB_LOCAL_DIR as EMULATOR_DIR } from "./dynamodb_local_install.ts";
 import {
   logFile,
   portOpen,
@@ -29,7 +30,6 @@ import {
   waitFor,
 } from "../processes.ts";
 
-const EMULATOR_DIR = join(ROOT, "node_modules", "amplify-dynamodb-simulator", "emulator");
 const NAME = "dynamodb";
 
 /** Starts DynamoDB Local unless it already runs; resolves once it accepts requests. */
