@@ -60,7 +60,8 @@ const DISCOVER_MS = 1_000;
  * not document how often Lambda's mapping lists a stream's shards; the Kinesis Client
  * Library's default is once a minute (`shardSyncIntervalMillis`) and when a shard ends.
  * Here: every 10 s, and at once after a shard the poller reads has ended (its children
- * are then read without waiting). The table's stream itself is looked up every second.
+ * are then read without waiting). The table's stream itself is looked up every second
+ * until its mapping is made, then every 10 s (StreamMappings).
  */
 const DESCRIBE_MS = 10_000;
 
@@ -292,15 +293,20 @@ if (import.meta.main) {
   while (true) {
     for (const spec of TABLES) {
       try {
-        const { Table } = await dynamoIn(spec.region).send(
-          new DescribeTableCommand({ TableName: spec.sourceTable }),
-        );
-        const { arn: mine, news } = mappings.streamOf(
-          spec.sourceTable,
-          Table?.LatestStreamArn,
-          Table?.StreamSpecification?.StreamEnabled === true,
-        );
-        if (news) console.error(news);
+        let mine = mappings.mapped(spec.sourceTable);
+        if (mappings.lookUpDue(spec.sourceTable, Date.now())) {
+          const { Table } = await dynamoIn(spec.region).send(
+            new DescribeTableCommand({ TableName: spec.sourceTable }),
+          );
+          mappings.lookedUp(spec.sourceTable, Date.now());
+          const found = mappings.streamOf(
+            spec.sourceTable,
+            Table?.LatestStreamArn,
+            Table?.StreamSpecification?.StreamEnabled === true,
+          );
+          mine = found.arn;
+          if (found.news) console.error(found.news);
+        }
         // Checkpoints of another stream of the table, from before the poller started
         // again: that stream's mapping is gone (Terraform replaced it), with what it had
         // not delivered. Only once a mapping is made for the table's stream: with the
