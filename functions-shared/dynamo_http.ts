@@ -66,6 +66,8 @@ export interface DynamoClientConfig {
    * a failed connection, retried (default {@link ATTEMPT_TIMEOUT_MS}).
    */
   attemptTimeoutMs?: number;
+  /** Headers sent with every request, unsigned (the local stack's poller marks its reads). */
+  headers?: Record<string, string>;
 }
 
 /**
@@ -208,7 +210,7 @@ export class DynamoClient {
     const timeout = AbortSignal.timeout(timeoutMs);
     const request = new Request(url, {
       method: "POST",
-      headers: this.#signedHeaders(url, target, body),
+      headers: { ...this.#config.headers, ...this.#signedHeaders(url, target, body) },
       body,
       signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
     });

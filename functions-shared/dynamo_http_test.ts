@@ -95,6 +95,21 @@ Deno.test("a request is DynamoDB's JSON protocol, signed for the service dynamod
   }
 });
 
+Deno.test("headers of the configuration are sent with each request, unsigned", async () => {
+  const fake = fakeDynamo([{ status: 200 }]);
+  try {
+    const client = new DynamoClient({ ...fake.config, headers: { "x-note": "mine" } });
+    await client.send(get);
+    assert.equal(fake.seen[0].headers.get("x-note"), "mine");
+    assert.match(
+      fake.seen[0].headers.get("authorization")!,
+      /SignedHeaders=content-type;host;x-amz-date;x-amz-target,/,
+    );
+  } finally {
+    await fake.close();
+  }
+});
+
 Deno.test("a session token is sent and signed", async () => {
   const fake = fakeDynamo([{ status: 200 }]);
   try {

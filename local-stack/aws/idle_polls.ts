@@ -34,11 +34,29 @@ interface Idle {
 /** A remembered answer's key: the same iterator of another database is another answer. */
 const keyOf = (table: string, iterator: string) => `${table}\0${iterator}`;
 
+/**
+ * The writes a proxy has counted, as the stack's poller is told them
+ * (local-stack/aws/stream_watch.ts): `instance` is new each time the proxy starts, and
+ * `version` grows with each write.
+ */
+export interface WriteCounts {
+  instance: string;
+  version: number;
+  /** Writes to each table, by its name in any database (the poller reads the stack's own). */
+  tables: Record<string, number>;
+  /** Writes that may have touched any table. */
+  everywhere: number;
+}
+
 /** The remembered empty answers of one proxy. */
 export class IdlePolls {
   #writes = new Map<string, number>();
   #everywhere = 0;
   #idle = new Map<string, Idle>();
+  readonly #instance = crypto.randomUUID();
+  #version = 0;
+  #byName: Record<string, number> = {};
+  #watching = new Set<() => void>();
 
   /**
    * @param refreshMs the longest an empty answer is given again without DynamoDB Local
@@ -54,7 +72,41 @@ export class IdlePolls {
   /** A write to `tables` was answered; with no tables, a write that may touch any table. */
   written(tables: string[]): void {
     if (tables.length === 0) this.#everywhere++;
-    for (const table of tables) this.#writes.set(table, (this.#writes.get(table) ?? 0) + 1);
+    for (const table of tables) {
+      this.#writes.set(table, (this.#writes.get(table) ?? 0) + 1);
+      const name = table.slice(table.lastIndexOf("/") + 1);
+      this.#byName[name] = (this.#byName[name] ?? 0) + 1;
+    }
+    this.#version++;
+    for (const wake of this.#watching) wake();
+    this.#watching.clear();
+  }
+
+  /** The writes counted so far. */
+  counts(): WriteCounts {
+    return {
+      instance: this.#instance,
+      version: this.#version,
+      tables: { ...this.#byName },
+      everywhere: this.#everywhere,
+    };
+  }
+
+  /**
+   * The counts once they differ from `seen` (another instance's, or an older version), or
+   * after `timeoutMs` as they are: a long poll of the stack's poller.
+   */
+  async watch(seen: { instance?: string; version?: number }, timeoutMs: number) {
+    if (seen.instance === this.#instance && seen.version === this.#version) {
+      let wake = () => {};
+      const woken = new Promise<void>((resolve) => wake = resolve);
+      this.#watching.add(wake);
+      const timer = setTimeout(wake, timeoutMs);
+      await woken;
+      clearTimeout(timer);
+      this.#watching.delete(wake);
+    }
+    return this.counts();
   }
 
   /**

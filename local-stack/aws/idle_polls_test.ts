@@ -47,3 +47,31 @@ Deno.test("only the newest iterators are remembered", () => {
   assert.equal(polls.answer("ns/a", "it-1", 1), undefined);
   assert.equal(polls.answer("ns/a", "it-3", 1), "it-3");
 });
+
+Deno.test("the counts are by table name in every database, and a watch wakes at a write", async () => {
+  const polls = new IdlePolls();
+  const before = polls.counts();
+  assert.deepEqual({ ...before, instance: "" }, {
+    instance: "",
+    version: 0,
+    tables: {},
+    everywhere: 0,
+  });
+  // Differs already (another instance, or an older version): answered at once.
+  assert.equal((await polls.watch({ instance: "other", version: 0 }, 60_000)).version, 0);
+  const watching = polls.watch(before, 60_000);
+  polls.written(["k1:us-east-1/t", "k2:us-east-2/t"]);
+  polls.written([]);
+  const after = await watching;
+  assert.equal(after.instance, before.instance);
+  assert.equal(after.version, 2, "woken by the first write, answered with the counts then");
+  assert.deepEqual(polls.counts().tables, { t: 2 });
+  assert.equal(polls.counts().everywhere, 1);
+  assert.equal(polls.counts().version, 2);
+});
+
+Deno.test("a watch with nothing written answers after its timeout, unchanged", async () => {
+  const polls = new IdlePolls();
+  const seen = polls.counts();
+  assert.deepEqual(await polls.watch(seen, 10), seen);
+});

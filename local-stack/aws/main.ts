@@ -11,7 +11,8 @@
  * before any of it, each request's signature is checked as DynamoDB checks it
  * (local-stack/aws/dynamodb_auth.ts: the stack's three keys are the ones known), then the
  * functions' reader's and writer's held to their IAM policies (dynamodb_iam.ts).
- * `GET /_stack/stream-times` answers how many records were timed to the second and how
+ * `GET /_stack/stream-writes` tells the stack's poller of the writes answered
+ * (local-stack/aws/stream_watch.ts). `GET /_stack/stream-times` answers how many records were timed to the second and how
  * many kept DynamoDB Local's minute (logged too, once a minute when they changed).
  *
  * @module
@@ -29,6 +30,7 @@ import { TABLES } from "../../functions-shared/table_registry.ts";
 import { TableExports } from "./exports.ts";
 import { createProxy } from "./proxy.ts";
 import { IdlePolls } from "./idle_polls.ts";
+import { STREAM_WRITES_PATH, WATCH_WAIT_MS } from "./stream_watch.ts";
 import { s3Client } from "./s3_server.ts";
 import { s3Storage } from "./s3_storage.ts";
 import { putObjectDenied, stackS3Policies } from "./s3_iam.ts";
@@ -49,13 +51,14 @@ try {
 }
 const log = (line: string) => console.log(`${new Date().toISOString()} ${line}`);
 const streamTimes = new StreamTimes();
+const idlePolls = new IdlePolls();
 const upstream = `http://${HOST}:${DYNAMODB_INTERNAL_PORT}`;
 const proxy = createProxy({
   upstream,
   faults,
   log,
   streamTimes,
-  idlePolls: new IdlePolls(),
+  idlePolls,
   // A DynamoDB Local started again has forgotten its tables (it keeps them in memory).
   upstreamEpoch: () => String(dynamoLocalPid() ?? ""),
 });
@@ -161,6 +164,15 @@ Deno.serve({
     ),
 }, async (request) => {
   const path = new URL(request.url).pathname;
+  // The writes answered so far, for the stack's poller (stream_watch.ts): a long poll.
+  if (request.method === "GET" && path === STREAM_WRITES_PATH) {
+    const query = new URL(request.url).searchParams;
+    const seen = {
+      instance: query.get("instance") ?? undefined,
+      version: Number(query.get("version") ?? Number.NaN),
+    };
+    return Response.json(await idlePolls.watch(seen, WATCH_WAIT_MS));
+  }
   if (request.method === "GET" && path === "/_stack/stream-times") {
     return Response.json(
       streamTimes.counts(new URL(request.url).searchParams.get("key") ?? undefined),
@@ -176,7 +188,14 @@ Deno.serve({
     // The stack's own paths (the streams' trim and shards, and the counts above) are not
     // DynamoDB's: unsigned.
     const own = path === TRIM_PATH || path === SHARDS_PATH;
-    return withDate(await (own ? serve(request) : signed(request)));
+    if (!own) return withDate(await signed(request));
+    // A trim or a shard closed changes what polls of any table answer: the stack's poller
+    // polls them all again (stream_watch.ts).
+    try {
+      return withDate(await serve(request));
+    } finally {
+      idlePolls.written([]);
+    }
   } catch (error) {
     // DynamoDB Local unreachable or answering nonsense: a 500 as AWS would, said plainly.
     log(`request failed: ${(error as Error).message}`);

@@ -11,7 +11,7 @@
  * layer, outside every other of the proxy (local-stack/aws/main.ts), marks each iterator
  * it gives with its reader (`|reader|<n>` at its end) and takes the mark off before a
  * request goes on. A reader reads a shard while it asked for the shard's records within
- * the last {@link READING_MS}. A GetRecords of a shard that more than {@link MAX_READERS}
+ * the last {@link READING_MS} (the stack's poller: see stream_watch.ts). A GetRecords of a shard that more than {@link MAX_READERS}
  * readers are reading, its own reader counted, is answered 400
  * `LimitExceededException`, unforwarded: whichever reader asks, as AWS
  * throttles the shard's reads, not one process. A throttled read counts as reading, so a
@@ -26,6 +26,7 @@ import { iteratorShard, unwrapIterator } from "./shard_iterators.ts";
 import { scopeOf } from "./scope.ts";
 import { streamOfIterator } from "./stream_times.ts";
 import { ProxyLayer } from "./proxy_layer.ts";
+import { IDLE_REFRESH_MS, MAPPING_HEADER } from "./stream_watch.ts";
 
 /** Readers a shard serves at once; one more throttles its reads. */
 export const MAX_READERS = 2;
@@ -37,6 +38,8 @@ export const MAX_READERS = 2;
 export const READING_MS = 500;
 
 const MARK = "|reader|";
+/** The reader that the stack's poller is, whatever its iterators' marks (readers start at 1). */
+const MAPPING_READER = 0;
 const TARGET = "DynamoDBStreams_20120810.";
 
 type Next = (request: Request) => Promise<Response>;
@@ -66,7 +69,7 @@ function shardOf(iterator: string): string | undefined {
 /** The layer: see the module's comment. */
 export class ShardReaders extends ProxyLayer {
   #next = 1;
-  /** Scope and shard → reader → when it last asked for the shard's records. */
+  /** Scope and shard → reader → until when it reads the shard. */
   #reads = new Map<string, Map<number, number>>();
 
   /** Answers a GetShardIterator or GetRecords through `next`; any other passes on. */
@@ -97,7 +100,13 @@ export class ShardReaders extends ProxyLayer {
     if (shard !== undefined) {
       const key = `${scopeOf(request.headers)} ${shard}`;
       const readers = this.#reading(key);
-      readers.set(reader, this.now());
+      // The stack's poller leaves out polls of an idle shard that Lambda's mapping would
+      // send (stream_watch.ts): it reads the shard until its next poll is due, one reader
+      // whichever iterator it reads with (it takes a new one after an error).
+      const mapping = request.headers.has(MAPPING_HEADER);
+      const who = mapping ? MAPPING_READER : reader;
+      const until = this.now() + (mapping ? IDLE_REFRESH_MS + READING_MS : READING_MS);
+      readers.set(who, Math.max(readers.get(who) ?? 0, until));
       if (readers.size > MAX_READERS) {
         this.log(
           `GetRecords of ${shard} by reader ${reader}: ${readers.size} readers at once ` +
@@ -115,17 +124,17 @@ export class ShardReaders extends ProxyLayer {
     return await this.#marked(await next(forwarded), "NextShardIterator", reader);
   }
 
-  /** The readers of `key` that read it within READING_MS; those before are forgotten. */
+  /** The readers still reading `key` (see `handle`); those no longer are forgotten. */
   #reading(key: string): Map<number, number> {
     const now = this.now();
     let readers = this.#reads.get(key);
     if (!readers) this.#reads.set(key, readers = new Map());
-    for (const [reader, at] of readers) {
-      if (now - at > READING_MS) readers.delete(reader);
+    for (const [reader, until] of readers) {
+      if (now > until) readers.delete(reader);
     }
     // Shards nobody reads any more are forgotten too.
     for (const [other, its] of this.#reads) {
-      if (other !== key && [...its.values()].every((at) => now - at > READING_MS)) {
+      if (other !== key && [...its.values()].every((until) => now > until)) {
         this.#reads.delete(other);
       }
     }

@@ -6,6 +6,7 @@ import {
   ShardReaders,
   unmarkIterator,
 } from "./shard_readers.ts";
+import { IDLE_REFRESH_MS, MAPPING_HEADER } from "./stream_watch.ts";
 
 const ARN = "arn:aws:dynamodb:ddblocal:000000000000:table/t/stream/2026-12-01T00:00:00.000";
 /** DynamoDB Local's form of an iterator of `shard` (shard_iterators.ts). */
@@ -25,11 +26,14 @@ function served() {
     seen.push(body.ShardIterator);
     return Response.json({ Records: [], NextShardIterator: body.ShardIterator });
   };
-  const ask = (operation: string, body: unknown) =>
+  const ask = (operation: string, body: unknown, mapping = false) =>
     readers.handle(
       new Request("http://dynamodb/", {
         method: "POST",
-        headers: { "x-amz-target": `DynamoDBStreams_20120810.${operation}` },
+        headers: {
+          "x-amz-target": `DynamoDBStreams_20120810.${operation}`,
+          ...(mapping ? { [MAPPING_HEADER]: "1" } : {}),
+        },
         body: JSON.stringify(body),
       }),
       next,
@@ -37,8 +41,8 @@ function served() {
   const iterator = async (shard = "shardId-1") =>
     (await (await ask("GetShardIterator", { StreamArn: ARN, ShardId: shard })).json())
       .ShardIterator as string;
-  const read = async (iterator: string) => {
-    const response = await ask("GetRecords", { ShardIterator: iterator });
+  const read = async (iterator: string, mapping = false) => {
+    const response = await ask("GetRecords", { ShardIterator: iterator }, mapping);
     return { status: response.status, body: await response.json() };
   };
   return { iterator, read, seen, advance: (ms: number) => now += ms };
@@ -97,4 +101,32 @@ Deno.test("a reader counts as reading for 500 ms after its read, to the millisec
   assert.equal((await stream.read(c)).status, 400, "a and b still read 500 ms on");
   stream.advance(501);
   assert.equal((await stream.read(c)).status, 200, "501 ms after their last read, they are gone");
+});
+
+Deno.test("the stack's poller reads a shard until its next poll is due, though it leaves polls out", async () => {
+  const stream = served();
+  const [mapping, b, c] = [
+    await stream.iterator(),
+    await stream.iterator(),
+    await stream.iterator(),
+  ];
+  assert.equal((await stream.read(mapping, true)).status, 200);
+  stream.advance(IDLE_REFRESH_MS);
+  assert.equal((await stream.read(b)).status, 200);
+  assert.equal((await stream.read(c)).status, 400, "the poller still reads");
+  stream.advance(READING_MS + 1);
+  assert.equal((await stream.read(c)).status, 200, "its next poll was due and did not come");
+});
+
+Deno.test("the stack's poller is one reader of a shard, whichever iterator it reads with", async () => {
+  const stream = served();
+  const [first, second, b] = [
+    await stream.iterator(),
+    await stream.iterator(),
+    await stream.iterator(),
+  ];
+  assert.equal((await stream.read(first, true)).status, 200);
+  // A new iterator after an error: the same reader.
+  assert.equal((await stream.read(second, true)).status, 200);
+  assert.equal((await stream.read(b)).status, 200, "two readers: the poller and b");
 });

@@ -31,7 +31,8 @@ import { DescribeTableCommand } from "../../functions-shared/dynamo_commands.ts"
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
-import { dynamoClients } from "../../functions-shared/dynamo_client.ts";
+import { awsClientConfig, perRegion } from "../../functions-shared/dynamo_client.ts";
+import { DynamoClient } from "../../functions-shared/dynamo_http.ts";
 import { compareDecimal } from "../../functions-shared/dynamo_numbers.ts";
 import { tableNameFromArn, TABLES } from "../../functions-shared/table_registry.ts";
 import { LOCAL_DIR } from "../config.ts";
@@ -46,6 +47,7 @@ import { LambdaEnvironments, type LambdaFunction } from "./lambda_environments.t
 import { StreamMappings } from "./stream_mappings.ts";
 import { readStackEnv, stackEnvReader } from "../stack_env.ts";
 import { listShards, readRecords, shardIterator } from "./stream_reader.ts";
+import { type IdlePoll, MAPPING_HEADER, proxyWatch } from "./stream_watch.ts";
 
 const STATE_FILE = POLLER_STATE_FILE;
 /** Where the on-failure destination's messages land. */
@@ -122,7 +124,17 @@ if (import.meta.main) {
   );
   // One client per region for the poller's life (a client per call leaks its sockets).
   // One client per region, for DynamoDB and its Streams alike (dynamo_http.ts).
-  const dynamoIn = dynamoClients(stackEnvReader(env));
+  // Its reads carry the mapping's mark: the proxy counts it as reading a shard whose
+  // polls it leaves out (stream_watch.ts).
+  const dynamoIn = perRegion((region) =>
+    new DynamoClient({
+      ...awsClientConfig(stackEnvReader(env), region),
+      headers: { [MAPPING_HEADER]: "1" },
+    })
+  );
+  // What the proxy has written, so that the polls of an idle shard are left out.
+  const watch = proxyWatch(env.DYNAMODB_ENDPOINT);
+  watch.run();
   process.env.WEBHOOK_URL = `${env.FUNCTIONS_URL}/mmp-toledo-sync`;
   process.env.SYNC_WEBHOOK_SECRET = env.SYNC_WEBHOOK_SECRET;
   // The Lambda's module in execution environments of its own: a timed-out invocation is
@@ -180,9 +192,17 @@ if (import.meta.main) {
   const pollShard = async (region: string, streamArn: string, shardId: string) => {
     const client = dynamoIn(region);
     const shards = (state[streamArn] ??= {});
+    const table = tableNameFromArn(streamArn)!;
     let iterator: string | undefined;
+    /** The last poll, when it came back empty (stream_watch.ts). */
+    let idle: IdlePoll | undefined;
     while (shards[shardId] !== "done") {
       let asking = "GetRecords";
+      if (iterator && watch.mayLeaveOut(table, idle, Date.now())) {
+        await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+        continue;
+      }
+      idle = undefined;
       try {
         if (!iterator) {
           asking = "GetShardIterator";
@@ -196,6 +216,8 @@ if (import.meta.main) {
           asking = "GetRecords";
         }
         if (!iterator) break;
+        const mark = watch.mark(table);
+        const sentAt = Date.now();
         const { records, next } = await readRecords(client, streamArn, iterator);
         if (records.length > 0) {
           await mapping.process(streamArn, shardId, records);
@@ -207,6 +229,7 @@ if (import.meta.main) {
           shards[shardId] = "done";
           saveState(state);
         } else if (records.length === 0) {
+          if (mark !== undefined) idle = { mark, sentAt };
           await new Promise((resolve) => setTimeout(resolve, POLL_MS));
         }
       } catch (error) {
