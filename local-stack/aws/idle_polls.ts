@@ -22,6 +22,9 @@
  * on its own is seen at the latest `refreshMs` late, never lost: a shard it closes (its
  * rollover), an item its TTL deletes.
  *
+ * The same counts tell the stack's poller which shards it need not poll at all
+ * ({@link IdlePolls.watch}, local-stack/aws/stream_watch.ts).
+ *
  * @module
  */
 
