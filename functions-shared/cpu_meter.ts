@@ -47,7 +47,9 @@ export const ESTIMATE_FACTOR = 3;
  * - validator pages of 2 items (a Scan, then five statements in one transaction): 2.1 ms
  *   a page on a quiet machine, more on a busy one. With 1.5 ms the estimate read 1,077 ms
  *   when the isolate had used 1,681, and under npm test's load isolates were killed at
- *   2,000 ms while it read under 1,100. With 3 ms: 1,075 against 1,299.
+ *   2,000 ms while it read under 1,100. With 3 ms: 1,075 against 1,299; and a CI run's
+ *   isolate under heavier load was killed while it read 1,102, so the validator now
+ *   charges each page's transaction besides ({@link STATEMENT_CPU_MS}, validator_source.ts).
  * Pages of 1,000 items are unchanged by it (their steps dominate: 107 ms estimated
  * against 109 used).
  */

@@ -31,6 +31,7 @@ import {
 } from "./validator_source.ts";
 import { runsDb } from "./validator_fakes.ts";
 import { IsolatePages } from "./isolate_pages.ts";
+import { STATEMENT_CPU_MS } from "./cpu_meter.ts";
 import type { ScanResult } from "./segment_work.ts";
 import type { PacingDeps } from "./scan_pacing.ts";
 
@@ -225,6 +226,7 @@ Deno.test("scanForRun maps a page before its transaction, then sends the compare
   // The transactions begun when each page was mapped: the page's own must not be one
   // of them (no connection is held while the isolate computes).
   const mappedAt: number[] = [];
+  const charged: number[] = [];
   const cpu = {
     source: "estimate" as const,
     usedMs: () => 0,
@@ -232,12 +234,13 @@ Deno.test("scanForRun maps a page before its transaction, then sends the compare
       mappedAt.push(db.transactions.begun);
       return step();
     },
-    charge: () => {},
+    charge: (ms: number) => charged.push(ms),
     requestArrived: () => {},
     aheadMs: () => 0,
   };
   await scanForRun(deps(db, dynamo, { cpu }), segments, 5, "w1", () => false);
   assert.equal(mappedAt.length, 1);
+  assert.deepEqual(charged, [STATEMENT_CPU_MS], "the page's transaction is charged, unmeasured");
   const page = db.statements.filter((s) => s.tx > 0);
   assert.deepEqual(
     page.map((s) =>
