@@ -12,8 +12,9 @@
  * (local-stack/aws/dynamodb_auth.ts: the stack's three keys are the ones known), then the
  * functions' reader's and writer's held to their IAM policies (dynamodb_iam.ts).
  * `GET /_stack/stream-writes` tells the stack's poller of the writes answered
- * (local-stack/aws/stream_watch.ts). `GET /_stack/stream-times` answers how many records were timed to the second and how
- * many kept DynamoDB Local's minute (logged too, once a minute when they changed).
+ * (local-stack/aws/stream_watch.ts). `GET /_stack/stream-times` answers how many records
+ * were timed to the second and how many kept DynamoDB Local's minute (logged too, once a
+ * minute when they changed).
  *
  * @module
  */

@@ -11,8 +11,9 @@
  * layer, outside every other of the proxy (local-stack/aws/main.ts), marks each iterator
  * it gives with its reader (`|reader|<n>` at its end) and takes the mark off before a
  * request goes on. A reader reads a shard while it asked for the shard's records within
- * the last {@link READING_MS} (the stack's poller: see stream_watch.ts). A GetRecords of a shard that more than {@link MAX_READERS}
- * readers are reading, its own reader counted, is answered 400
+ * the last {@link READING_MS} (the stack's poller longer: see `handle`). A GetRecords of a
+ * shard that more than {@link MAX_READERS} readers are reading, its own reader counted,
+ * is answered 400
  * `LimitExceededException`, unforwarded: whichever reader asks, as AWS
  * throttles the shard's reads, not one process. A throttled read counts as reading, so a
  * third reader that keeps asking keeps the shard throttled for all three, until it stops.

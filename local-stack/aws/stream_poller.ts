@@ -122,10 +122,10 @@ if (import.meta.main) {
   const concurrency = setting(() =>
     reservedConcurrency(Deno.env.get("STREAM_RESERVED_CONCURRENCY"))
   );
-  // One client per region for the poller's life (a client per call leaks its sockets).
-  // One client per region, for DynamoDB and its Streams alike (dynamo_http.ts).
-  // Its reads carry the mapping's mark: the proxy counts it as reading a shard whose
-  // polls it leaves out (stream_watch.ts).
+  // One client per region for the poller's life (a client per call leaks its sockets),
+  // for DynamoDB and its Streams alike (dynamo_http.ts). Its reads carry the mapping's
+  // mark: the proxy counts it as reading a shard whose polls it leaves out
+  // (stream_watch.ts).
   const dynamoIn = perRegion((region) =>
     new DynamoClient({
       ...awsClientConfig(stackEnvReader(env), region),
@@ -197,12 +197,12 @@ if (import.meta.main) {
     /** The last poll, when it came back empty (stream_watch.ts). */
     let idle: IdlePoll | undefined;
     while (shards[shardId] !== "done") {
-      let asking = "GetRecords";
       if (iterator && watch.mayLeaveOut(table, idle, Date.now())) {
         await new Promise((resolve) => setTimeout(resolve, POLL_MS));
         continue;
       }
       idle = undefined;
+      let asking = "GetRecords";
       try {
         if (!iterator) {
           asking = "GetShardIterator";
