@@ -85,6 +85,8 @@ fi
 # second).
 node_modules/.bin/deno run --quiet --allow-all local-stack/aws/dynamodb_local_install.ts &
 jar_pid=$!
+# Never leave the installer running behind us, whatever fails meanwhile.
+trap 'wait "$jar_pid" 2>/dev/null || true; [ -z "$apt_pid" ] || wait "$apt_pid" 2>/dev/null || true' EXIT
 node_modules/.bin/deno cache --quiet local-stack/stack.ts lambda/build.ts
 wait "$jar_pid" || exit 1
 

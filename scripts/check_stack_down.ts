@@ -39,7 +39,8 @@ for (const file of remaining) left.push(`pid file ${file} remains`);
 // Only this checkout's processes: another checkout (a worktree with STACK_PORT_OFFSET)
 // may run a stack of its own at the same time.
 const escaped = ROOT.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-const pattern = `${escaped}/(local-stack/|node_modules/\\.dynamodb-local/)|` +
+const pattern =
+  `${escaped}/(local-stack/|node_modules/(\\.dynamodb-local|amplify-dynamodb-simulator)/)|` +
   `postgres -D ${await dataDir()}`;
 const pgrep = await new Deno.Command("pgrep", { args: ["-af", pattern], stdout: "piped" }).output();
 const stray = new TextDecoder().decode(pgrep.stdout).trim();

@@ -106,6 +106,9 @@ const realDeps: InstallDeps = {
       spec,
       "--pack-destination",
       dir,
+      // From npm's cache when it has the tarball (npm ci may have just run offline): the
+      // tarball is checked against the pinned sha512 either way.
+      "--prefer-offline",
       "--loglevel=error",
     ], dir);
     return join(dir, name.split("\n").at(-1)!);

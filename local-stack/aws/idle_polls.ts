@@ -45,7 +45,10 @@ const keyOf = (table: string, iterator: string) => `${table}\0${iterator}`;
 export interface WriteCounts {
   instance: string;
   version: number;
-  /** Writes to each table, by its name in any database (the poller reads the stack's own). */
+  /**
+   * Writes begun and answered of each table, by its name in any database (the poller reads
+   * the stack's own).
+   */
   tables: Record<string, number>;
   /** Writes that may have touched any table. */
   everywhere: number;
@@ -59,6 +62,7 @@ export class IdlePolls {
   readonly #instance = crypto.randomUUID();
   #version = 0;
   #byName: Record<string, number> = {};
+  #watchedEverywhere = 0;
   #watching = new Set<() => void>();
 
   /**
@@ -75,8 +79,25 @@ export class IdlePolls {
   /** A write to `tables` was answered; with no tables, a write that may touch any table. */
   written(tables: string[]): void {
     if (tables.length === 0) this.#everywhere++;
+    for (const table of tables) this.#writes.set(table, (this.#writes.get(table) ?? 0) + 1);
+    this.#watched(tables);
+  }
+
+  /**
+   * A write to `tables` is about to be forwarded: the stack's poller is told at once, so
+   * that it polls the tables' shards from its next tick on, not from the tick after the
+   * write is answered (the proxy answers with the item's image read back, some
+   * milliseconds after DynamoDB Local has the record). Polls answered here are not
+   * changed by it: their record is not there yet.
+   */
+  began(tables: string[]): void {
+    this.#watched(tables);
+  }
+
+  /** The stack's poller's counts: `tables` changed (none: any table), its watches woken. */
+  #watched(tables: string[]): void {
+    if (tables.length === 0) this.#watchedEverywhere++;
     for (const table of tables) {
-      this.#writes.set(table, (this.#writes.get(table) ?? 0) + 1);
       const name = table.slice(table.lastIndexOf("/") + 1);
       this.#byName[name] = (this.#byName[name] ?? 0) + 1;
     }
@@ -85,28 +106,41 @@ export class IdlePolls {
     this.#watching.clear();
   }
 
+  /** What tells this proxy's instance apart: new each time it starts. */
+  get instance(): string {
+    return this.#instance;
+  }
+
   /** The writes counted so far. */
   counts(): WriteCounts {
     return {
       instance: this.#instance,
       version: this.#version,
       tables: { ...this.#byName },
-      everywhere: this.#everywhere,
+      everywhere: this.#watchedEverywhere,
     };
   }
 
   /**
    * The counts once they differ from `seen` (another instance's, or an older version), or
-   * after `timeoutMs` as they are: a long poll of the stack's poller.
+   * after `timeoutMs`, or once `signal` aborts, as they are: a long poll of the stack's
+   * poller.
    */
-  async watch(seen: { instance?: string; version?: number }, timeoutMs: number) {
-    if (seen.instance === this.#instance && seen.version === this.#version) {
+  async watch(
+    seen: { instance?: string; version?: number },
+    timeoutMs: number,
+    signal?: AbortSignal,
+  ): Promise<WriteCounts> {
+    if (seen.instance === this.#instance && seen.version === this.#version && !signal?.aborted) {
       let wake = () => {};
       const woken = new Promise<void>((resolve) => wake = resolve);
       this.#watching.add(wake);
       const timer = setTimeout(wake, timeoutMs);
+      // The watcher gone (its connection closed): no answer to wait for.
+      signal?.addEventListener("abort", wake);
       await woken;
       clearTimeout(timer);
+      signal?.removeEventListener("abort", wake);
       this.#watching.delete(wake);
     }
     return this.counts();

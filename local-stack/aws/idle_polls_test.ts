@@ -75,3 +75,24 @@ Deno.test("a watch with nothing written answers after its timeout, unchanged", a
   const seen = polls.counts();
   assert.deepEqual(await polls.watch(seen, 10), seen);
 });
+
+Deno.test("a write begun tells the poller's watch at once, and changes no idle answer", async () => {
+  const polls = new IdlePolls();
+  polls.answeredEmpty("k:us-east-1/t", "it-1", polls.writesTo("k:us-east-1/t"), 0);
+  const watching = polls.watch(polls.counts(), 60_000);
+  polls.began(["k:us-east-1/t"]);
+  assert.deepEqual((await watching).tables, { t: 1 }, "woken before the write is answered");
+  assert.equal(polls.writesTo("k:us-east-1/t"), 0);
+  assert.equal(polls.answer("k:us-east-1/t", "it-1", 1), "it-1", "its record is not there yet");
+  polls.written(["k:us-east-1/t"]);
+  assert.equal(polls.counts().tables.t, 2);
+  assert.equal(polls.answer("k:us-east-1/t", "it-1", 2), undefined, "answered: polled again");
+});
+
+Deno.test("a watch whose watcher went answers at once", async () => {
+  const polls = new IdlePolls();
+  const gone = new AbortController();
+  const watching = polls.watch(polls.counts(), 60_000, gone.signal);
+  gone.abort();
+  assert.equal((await watching).version, 0);
+});

@@ -95,7 +95,17 @@ const shards = new StreamShards({
 });
 // At most two readers of a shard at once, as AWS (local-stack/aws/shard_readers.ts):
 // outside the shards, whose iterators it marks with their reader.
-const readers = new ShardReaders({ log });
+// The stack's poller, while its watch of the writes is on, reads a shard whose polls it
+// leaves out (stream_watch.ts): a watch answered within the last second counts as on.
+let watches = 0;
+let watchedAt = 0;
+const readers = new ShardReaders({
+  log,
+  mapping: {
+    mark: () => idlePolls.instance,
+    watching: () => watches > 0 || Date.now() - watchedAt < 1_000,
+  },
+});
 // At most 10 DescribeStream a second per account and region, as AWS
 // (local-stack/aws/describe_limit.ts): outside everything, so that the shards' own calls
 // are not counted.
@@ -172,7 +182,13 @@ Deno.serve({
       instance: query.get("instance") ?? undefined,
       version: Number(query.get("version") ?? Number.NaN),
     };
-    return Response.json(await idlePolls.watch(seen, WATCH_WAIT_MS));
+    watches++;
+    try {
+      return Response.json(await idlePolls.watch(seen, WATCH_WAIT_MS, request.signal));
+    } finally {
+      watches--;
+      watchedAt = Date.now();
+    }
   }
   if (request.method === "GET" && path === "/_stack/stream-times") {
     return Response.json(

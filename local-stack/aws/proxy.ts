@@ -190,10 +190,14 @@ export function createProxy(options: ProxyOptions): {
     // Counted once answered, when DynamoDB Local has the write's record (idle_polls.ts);
     // an operation that is passed through before its tables are read counts for all.
     let named: string[] = [];
+    const keys = (tables: string[]) => tables.map((t) => `${scope(request.headers)}/${t}`);
     try {
-      return await tableOperation(request, raw, operation, (tables) => named = tables);
+      return await tableOperation(request, raw, operation, (tables) => {
+        named = tables;
+        writesHeard.began(keys(tables));
+      });
     } finally {
-      writesHeard.written(named.map((t) => `${scope(request.headers)}/${t}`));
+      writesHeard.written(keys(named));
     }
   }
 

@@ -26,7 +26,7 @@ import { awsError, awsJsonAnswer } from "./json_answer.ts";
 import { iteratorShard, unwrapIterator } from "./shard_iterators.ts";
 import { scopeOf } from "./scope.ts";
 import { streamOfIterator } from "./stream_times.ts";
-import { ProxyLayer } from "./proxy_layer.ts";
+import { type LayerOptions, ProxyLayer } from "./proxy_layer.ts";
 import { IDLE_REFRESH_MS, MAPPING_HEADER } from "./stream_watch.ts";
 
 /** Readers a shard serves at once; one more throttles its reads. */
@@ -67,10 +67,33 @@ function shardOf(iterator: string): string | undefined {
   return stream && shard ? `${stream} ${shard}` : undefined;
 }
 
+/**
+ * How the layer knows the stack's poller (stream_watch.ts): its reads carry
+ * {@link MAPPING_HEADER} with `mark()` as the value (the proxy's instance, which only the
+ * poller learns), and `watching()` says whether its watch of the proxy's writes is on.
+ */
+export interface MappingReads {
+  mark: () => string;
+  watching: () => boolean;
+}
+
+/**
+ * How long the stack's poller counts as reading a shard after its last read while its
+ * watch is on: it leaves out polls for up to {@link IDLE_REFRESH_MS}, and its next poll
+ * may come late on a loaded machine. On AWS the mapping never stops reading.
+ */
+export const MAPPING_READING_MS = IDLE_REFRESH_MS + 5_000;
+
 /** The layer: see the module's comment. */
 export class ShardReaders extends ProxyLayer {
   #next = 1;
-  /** Scope and shard → reader → until when it reads the shard. */
+  readonly #mapping?: MappingReads;
+
+  constructor(options: LayerOptions & { mapping?: MappingReads } = {}) {
+    super(options);
+    this.#mapping = options.mapping;
+  }
+  /** Scope and shard → reader → when it last asked for the shard's records. */
   #reads = new Map<string, Map<number, number>>();
 
   /** Answers a GetShardIterator or GetRecords through `next`; any other passes on. */
@@ -98,16 +121,14 @@ export class ShardReaders extends ProxyLayer {
     const { iterator, reader } = unmarkIterator(body.ShardIterator);
     if (reader === undefined) return await next(again(raw));
     const shard = shardOf(iterator);
-    if (shard !== undefined) {
-      const key = `${scopeOf(request.headers)} ${shard}`;
+    const mapping = this.#mapping !== undefined &&
+      request.headers.get(MAPPING_HEADER) === this.#mapping.mark();
+    const key = shard === undefined ? undefined : `${scopeOf(request.headers)} ${shard}`;
+    if (key !== undefined) {
       const readers = this.#reading(key);
-      // The stack's poller leaves out polls of an idle shard that Lambda's mapping would
-      // send (stream_watch.ts): it reads the shard until its next poll is due, one reader
-      // whichever iterator it reads with (it takes a new one after an error).
-      const mapping = request.headers.has(MAPPING_HEADER);
-      const who = mapping ? MAPPING_READER : reader;
-      const until = this.now() + (mapping ? IDLE_REFRESH_MS + READING_MS : READING_MS);
-      readers.set(who, Math.max(readers.get(who) ?? 0, until));
+      // The stack's poller is one reader, whichever iterator it reads with (it takes a new
+      // one after an error), and reads longer (#reading).
+      readers.set(mapping ? MAPPING_READER : reader, this.now());
       if (readers.size > MAX_READERS) {
         this.log(
           `GetRecords of ${shard} by reader ${reader}: ${readers.size} readers at once ` +
@@ -122,20 +143,32 @@ export class ShardReaders extends ProxyLayer {
       }
     }
     const forwarded = again(JSON.stringify({ ...body, ShardIterator: iterator }));
-    return await this.#marked(await next(forwarded), "NextShardIterator", reader);
+    return await this.#marked(await next(forwarded), "NextShardIterator", reader, (json) => {
+      // A shard read to its end: the poller reads it no more.
+      if (mapping && key !== undefined && json.NextShardIterator === undefined) {
+        this.#reads.get(key)?.delete(MAPPING_READER);
+      }
+    });
   }
 
-  /** The readers still reading `key` (see `handle`); those no longer are forgotten. */
+  /** How long after its last read `reader` still counts as reading. */
+  #readingMs(reader: number): number {
+    return reader === MAPPING_READER && this.#mapping?.watching() ? MAPPING_READING_MS : READING_MS;
+  }
+
+  /** The readers of `key` that still read it; those before are forgotten. */
   #reading(key: string): Map<number, number> {
     const now = this.now();
     let readers = this.#reads.get(key);
     if (!readers) this.#reads.set(key, readers = new Map());
-    for (const [reader, until] of readers) {
-      if (now > until) readers.delete(reader);
+    for (const [reader, at] of readers) {
+      if (now - at > this.#readingMs(reader)) readers.delete(reader);
     }
     // Shards nobody reads any more are forgotten too.
     for (const [other, its] of this.#reads) {
-      if (other !== key && [...its.values()].every((until) => now > until)) {
+      if (
+        other !== key && [...its].every(([reader, at]) => now - at > this.#readingMs(reader))
+      ) {
         this.#reads.delete(other);
       }
     }
@@ -143,9 +176,15 @@ export class ShardReaders extends ProxyLayer {
   }
 
   /** `response` with its iterator `field` marked as `reader`'s (an error as it is). */
-  async #marked(response: Response, field: string, reader: number): Promise<Response> {
+  async #marked(
+    response: Response,
+    field: string,
+    reader: number,
+    seen: (json: Record<string, unknown>) => void = () => {},
+  ): Promise<Response> {
     if (!response.ok) return response;
     const json = await response.json() as Record<string, unknown>;
+    seen(json);
     if (typeof json[field] === "string") json[field] = markIterator(json[field] as string, reader);
     return awsJsonAnswer(response.status, json, response.headers);
   }

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import {
+  MAPPING_READING_MS,
   markIterator,
   MAX_READERS,
   READING_MS,
@@ -13,10 +14,14 @@ const ARN = "arn:aws:dynamodb:ddblocal:000000000000:table/t/stream/2026-12-01T00
 const real = (shard: string, seq = "100") => `${ARN}|001|${btoa(`${shard}|${seq}|0`)}`;
 
 /** A shard's stream served by a fake DynamoDB Local, through the layer, on a fake clock. */
-function served() {
+function served(watching = true) {
   let now = 0;
   const seen: string[] = [];
-  const readers = new ShardReaders({ now: () => now });
+  const state = { watching, ended: false };
+  const readers = new ShardReaders({
+    now: () => now,
+    mapping: { mark: () => "instance-1", watching: () => state.watching },
+  });
   const next = async (request: Request) => {
     const target = request.headers.get("x-amz-target")!;
     const body = JSON.parse(await request.text());
@@ -24,15 +29,16 @@ function served() {
       return Response.json({ ShardIterator: real(body.ShardId) });
     }
     seen.push(body.ShardIterator);
+    if (state.ended) return Response.json({ Records: [] });
     return Response.json({ Records: [], NextShardIterator: body.ShardIterator });
   };
-  const ask = (operation: string, body: unknown, mapping = false) =>
+  const ask = (operation: string, body: unknown, mapping: boolean | string = false) =>
     readers.handle(
       new Request("http://dynamodb/", {
         method: "POST",
         headers: {
           "x-amz-target": `DynamoDBStreams_20120810.${operation}`,
-          ...(mapping ? { [MAPPING_HEADER]: "1" } : {}),
+          ...(mapping ? { [MAPPING_HEADER]: mapping === true ? "instance-1" : mapping } : {}),
         },
         body: JSON.stringify(body),
       }),
@@ -41,11 +47,11 @@ function served() {
   const iterator = async (shard = "shardId-1") =>
     (await (await ask("GetShardIterator", { StreamArn: ARN, ShardId: shard })).json())
       .ShardIterator as string;
-  const read = async (iterator: string, mapping = false) => {
+  const read = async (iterator: string, mapping: boolean | string = false) => {
     const response = await ask("GetRecords", { ShardIterator: iterator }, mapping);
     return { status: response.status, body: await response.json() };
   };
-  return { iterator, read, seen, advance: (ms: number) => now += ms };
+  return { iterator, read, seen, advance: (ms: number) => now += ms, state };
 }
 
 Deno.test("an iterator carries its reader, taken off before DynamoDB Local sees it", async () => {
@@ -103,7 +109,7 @@ Deno.test("a reader counts as reading for 500 ms after its read, to the millisec
   assert.equal((await stream.read(c)).status, 200, "501 ms after their last read, they are gone");
 });
 
-Deno.test("the stack's poller reads a shard until its next poll is due, though it leaves polls out", async () => {
+Deno.test("the stack's poller reads a shard while its watch is on, though it leaves polls out", async () => {
   const stream = served();
   const [mapping, b, c] = [
     await stream.iterator(),
@@ -111,11 +117,46 @@ Deno.test("the stack's poller reads a shard until its next poll is due, though i
     await stream.iterator(),
   ];
   assert.equal((await stream.read(mapping, true)).status, 200);
-  stream.advance(IDLE_REFRESH_MS);
+  stream.advance(MAPPING_READING_MS);
+  assert.ok(MAPPING_READING_MS > IDLE_REFRESH_MS, "past the longest it leaves polls out");
   assert.equal((await stream.read(b)).status, 200);
   assert.equal((await stream.read(c)).status, 400, "the poller still reads");
   stream.advance(READING_MS + 1);
   assert.equal((await stream.read(c)).status, 200, "its next poll was due and did not come");
+});
+
+Deno.test("the stack's poller reads no longer once its watch is off, or its shard has ended", async () => {
+  const stream = served();
+  const [mapping, b, c] = [
+    await stream.iterator(),
+    await stream.iterator(),
+    await stream.iterator(),
+  ];
+  assert.equal((await stream.read(mapping, true)).status, 200);
+  stream.state.watching = false;
+  stream.advance(READING_MS + 1);
+  assert.equal((await stream.read(b)).status, 200);
+  assert.equal((await stream.read(c)).status, 200, "the poller stopped: two readers");
+
+  const shard = served();
+  const [last, d, e] = [await shard.iterator(), await shard.iterator(), await shard.iterator()];
+  shard.state.ended = true;
+  assert.equal((await shard.read(last, true)).status, 200, "the shard's last read");
+  shard.state.ended = false;
+  assert.equal((await shard.read(d)).status, 200);
+  assert.equal((await shard.read(e)).status, 200, "the poller read the shard to its end");
+});
+
+Deno.test("only the proxy's own mark makes a reader the poller", async () => {
+  const stream = served();
+  const [first, second, b] = [
+    await stream.iterator(),
+    await stream.iterator(),
+    await stream.iterator(),
+  ];
+  assert.equal((await stream.read(first, "forged")).status, 200);
+  assert.equal((await stream.read(second, "forged")).status, 200);
+  assert.equal((await stream.read(b)).status, 400, "three readers: the mark was not the proxy's");
 });
 
 Deno.test("the stack's poller is one reader of a shard, whichever iterator it reads with", async () => {

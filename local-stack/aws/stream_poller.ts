@@ -126,15 +126,20 @@ if (import.meta.main) {
   // for DynamoDB and its Streams alike (dynamo_http.ts). Its reads carry the mapping's
   // mark: the proxy counts it as reading a shard whose polls it leaves out
   // (stream_watch.ts).
-  const dynamoIn = perRegion((region) =>
-    new DynamoClient({
-      ...awsClientConfig(stackEnvReader(env), region),
-      headers: { [MAPPING_HEADER]: "1" },
-    })
-  );
   // What the proxy has written, so that the polls of an idle shard are left out.
   const watch = proxyWatch(env.DYNAMODB_ENDPOINT);
   watch.run();
+  const dynamoIn = perRegion((region) =>
+    new DynamoClient({
+      ...awsClientConfig(stackEnvReader(env), region),
+      // Read at each request (the client spreads it): the proxy's current instance.
+      headers: {
+        get [MAPPING_HEADER]() {
+          return watch.instance ?? "";
+        },
+      },
+    })
+  );
   process.env.WEBHOOK_URL = `${env.FUNCTIONS_URL}/mmp-toledo-sync`;
   process.env.SYNC_WEBHOOK_SECRET = env.SYNC_WEBHOOK_SECRET;
   // The Lambda's module in execution environments of its own: a timed-out invocation is

@@ -8,21 +8,22 @@
  * about a tenth of a core on them (measured over a minute: the poller 3.4 s of CPU, the
  * proxy 2.4 s), twice over in `npm test`'s two stacks.
  *
- * So the proxy tells the poller of every write it answers (`GET /_stack/stream-writes`, a
- * long poll answered at the next write or after {@link WATCH_WAIT_MS}; IdlePolls.watch),
- * and a shard's poll is left out while its last one came back empty, nothing was written
- * to its table since that poll was sent, and it was sent less than {@link IDLE_REFRESH_MS}
- * ago. Records appear as soon as before: a write's record exists when the proxy counts
- * the write, and the poll after it is sent at the next tick. What DynamoDB Local does on
- * its own (a TTL deletion, a shard it closes) and what the stack's own paths do (a trim,
- * a shard closed or split) is seen at the latest {@link IDLE_REFRESH_MS} late, as the
- * proxy's own idle answers see it (local-stack/aws/idle_polls.ts); the stack's paths count
- * as writes to every table, so they are seen at once. While the proxy cannot be asked,
- * every poll is sent.
+ * So the proxy tells the poller of every write as it forwards it and again once it has
+ * answered it (`GET /_stack/stream-writes`, a long poll answered at the next change or
+ * after {@link WATCH_WAIT_MS}; IdlePolls.began, IdlePolls.watch), and a shard's poll is
+ * left out while its last one came back empty, nothing was begun or answered on its table
+ * since that poll was sent, and it was sent less than {@link IDLE_REFRESH_MS} ago. Records
+ * appear as soon as before: the poller hears of a write before DynamoDB Local has its
+ * record, so every tick from then on polls. What DynamoDB Local does on its own (a TTL
+ * deletion, a shard it closes) is seen at the latest twice {@link IDLE_REFRESH_MS} late
+ * (the last poll may have been answered by the proxy from memory, itself up to that old:
+ * local-stack/aws/idle_polls.ts); the stack's own paths (a trim, a shard closed or split)
+ * count as writes to every table, so they are seen at once. While the proxy cannot be
+ * asked, every poll is sent.
  *
  * The mapping still reads the shard on AWS while the poller leaves its polls out: its reads
- * carry {@link MAPPING_HEADER}, and the proxy counts such a reader as reading the shard for
- * {@link IDLE_REFRESH_MS} past its last read (local-stack/aws/shard_readers.ts), never less
+ * carry {@link MAPPING_HEADER} with the proxy's instance, and the proxy counts it as one
+ * reader of the shard while its watch is on (local-stack/aws/shard_readers.ts), never less
  * than AWS would.
  *
  * @module
@@ -76,6 +77,14 @@ export class StreamWatch {
 
   stop(): void {
     this.#stopped = true;
+  }
+
+  /**
+   * The proxy's instance, once the watch knows it: the value of the poller's
+   * {@link MAPPING_HEADER}, which the proxy honours from no one else.
+   */
+  get instance(): string | undefined {
+    return this.#latest?.instance;
   }
 
   /** `table`'s writes as far as the poller knows, undefined while it does not. */
