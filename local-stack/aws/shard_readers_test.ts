@@ -70,7 +70,7 @@ Deno.test("an iterator carries its reader, taken off before DynamoDB Local sees 
 Deno.test("a third reader of a shard at once is throttled, and so are the other two while it reads", async () => {
   assert.equal(MAX_READERS, 2);
   const stream = served();
-  const [a, b, c] = [await stream.iterator(), await stream.iterator(), await stream.iterator()];
+  const [a, b, c] = await threeReaders(stream);
   assert.equal((await stream.read(a)).status, 200);
   assert.equal((await stream.read(b)).status, 200);
   const third = await stream.read(c);
@@ -100,7 +100,7 @@ Deno.test("readers of different shards, and iterators without a mark, are not co
 Deno.test("a reader counts as reading for 500 ms after its read, to the millisecond", async () => {
   assert.equal(READING_MS, 500);
   const stream = served();
-  const [a, b, c] = [await stream.iterator(), await stream.iterator(), await stream.iterator()];
+  const [a, b, c] = await threeReaders(stream);
   assert.equal((await stream.read(a)).status, 200);
   assert.equal((await stream.read(b)).status, 200);
   stream.advance(500);
@@ -109,13 +109,14 @@ Deno.test("a reader counts as reading for 500 ms after its read, to the millisec
   assert.equal((await stream.read(c)).status, 200, "501 ms after their last read, they are gone");
 });
 
+/** Three iterators of the shard, each a reader of its own. */
+async function threeReaders(stream: ReturnType<typeof served>): Promise<string[]> {
+  return [await stream.iterator(), await stream.iterator(), await stream.iterator()];
+}
+
 Deno.test("the stack's poller reads a shard while its watch is on, though it leaves polls out", async () => {
   const stream = served();
-  const [mapping, b, c] = [
-    await stream.iterator(),
-    await stream.iterator(),
-    await stream.iterator(),
-  ];
+  const [mapping, b, c] = await threeReaders(stream);
   assert.equal((await stream.read(mapping, true)).status, 200);
   stream.advance(MAPPING_READING_MS);
   assert.ok(MAPPING_READING_MS > IDLE_REFRESH_MS, "past the longest it leaves polls out");
@@ -127,11 +128,7 @@ Deno.test("the stack's poller reads a shard while its watch is on, though it lea
 
 Deno.test("the stack's poller reads no longer once its watch is off, or its shard has ended", async () => {
   const stream = served();
-  const [mapping, b, c] = [
-    await stream.iterator(),
-    await stream.iterator(),
-    await stream.iterator(),
-  ];
+  const [mapping, b, c] = await threeReaders(stream);
   assert.equal((await stream.read(mapping, true)).status, 200);
   stream.state.watching = false;
   stream.advance(READING_MS + 1);
@@ -139,7 +136,7 @@ Deno.test("the stack's poller reads no longer once its watch is off, or its shar
   assert.equal((await stream.read(c)).status, 200, "the poller stopped: two readers");
 
   const shard = served();
-  const [last, d, e] = [await shard.iterator(), await shard.iterator(), await shard.iterator()];
+  const [last, d, e] = await threeReaders(shard);
   shard.state.ended = true;
   assert.equal((await shard.read(last, true)).status, 200, "the shard's last read");
   shard.state.ended = false;
@@ -149,11 +146,7 @@ Deno.test("the stack's poller reads no longer once its watch is off, or its shar
 
 Deno.test("only the proxy's own mark makes a reader the poller", async () => {
   const stream = served();
-  const [first, second, b] = [
-    await stream.iterator(),
-    await stream.iterator(),
-    await stream.iterator(),
-  ];
+  const [first, second, b] = await threeReaders(stream);
   assert.equal((await stream.read(first, "forged")).status, 200);
   assert.equal((await stream.read(second, "forged")).status, 200);
   assert.equal((await stream.read(b)).status, 400, "three readers: the mark was not the proxy's");
@@ -161,11 +154,7 @@ Deno.test("only the proxy's own mark makes a reader the poller", async () => {
 
 Deno.test("the stack's poller is one reader of a shard, whichever iterator it reads with", async () => {
   const stream = served();
-  const [first, second, b] = [
-    await stream.iterator(),
-    await stream.iterator(),
-    await stream.iterator(),
-  ];
+  const [first, second, b] = await threeReaders(stream);
   assert.equal((await stream.read(first, true)).status, 200);
   // A new iterator after an error: the same reader.
   assert.equal((await stream.read(second, true)).status, 200);
