@@ -75,6 +75,7 @@ export class StreamWatch {
     }
   }
 
+  /** Ends {@link run} once its current long poll is answered. */
   stop(): void {
     this.#stopped = true;
   }
