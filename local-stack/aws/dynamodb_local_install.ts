@@ -18,6 +18,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ROOT } from "../config.ts";
+import { run } from "../processes.ts";
 
 /** The package that ships the jar, pinned with its registry integrity. */
 export const DYNAMODB_LOCAL_PACKAGE = {
@@ -86,42 +87,35 @@ export async function installDynamoLocal(
   }
 }
 
-/** Runs `command`, throwing an Error with its message when it fails. */
-async function run(what: string, command: string, args: string[], cwd?: string): Promise<string> {
-  const output = await new Deno.Command(command, { args, cwd, stdout: "piped", stderr: "piped" })
-    .output();
-  const decode = (bytes: Uint8Array) => new TextDecoder().decode(bytes).trim();
-  if (!output.success) {
-    throw new Error(
-      `DynamoDB Local: ${what} failed: ${decode(output.stderr) || decode(output.stdout)}`,
-    );
+/** `step`'s result; its failure thrown again as DynamoDB Local's, naming `what`. */
+async function named<T>(what: string, step: () => Promise<T>): Promise<T> {
+  try {
+    return await step();
+  } catch (error) {
+    throw new Error(`DynamoDB Local: ${what} failed: ${(error as Error).message}`);
   }
-  return decode(output.stdout);
 }
 
 const realDeps: InstallDeps = {
   async pack(spec, dir) {
-    const name = await run(`npm pack ${spec}`, "npm", [
-      "pack",
-      spec,
-      "--pack-destination",
-      dir,
-      // From npm's cache when it has the tarball (npm ci may have just run offline): the
-      // tarball is checked against the pinned sha512 either way.
-      "--prefer-offline",
-      "--loglevel=error",
-    ], dir);
-    return join(dir, name.split("\n").at(-1)!);
+    const name = await named(`npm pack ${spec}`, () =>
+      run("npm", [
+        "pack",
+        spec,
+        "--pack-destination",
+        dir,
+        // From npm's cache when it has the tarball (npm ci may have just run offline): the
+        // tarball is checked against the pinned sha512 either way.
+        "--prefer-offline",
+        "--loglevel=error",
+      ], { cwd: dir, stdoutOnly: true }));
+    return join(dir, name.trim().split("\n").at(-1)!);
   },
   async extract(tarball, dest) {
-    await run("extracting its emulator/ folder", "tar", [
-      "-xzf",
-      tarball,
-      "-C",
-      dest,
-      "--strip-components=2",
-      "package/emulator",
-    ]);
+    await named(
+      "extracting its emulator/ folder",
+      () => run("tar", ["-xzf", tarball, "-C", dest, "--strip-components=2", "package/emulator"]),
+    );
   },
   log: (line) => console.log(line),
 };
