@@ -29,10 +29,10 @@
  * Locally an isolate is a Deno process. CPU is user + system time of the whole process
  * (so GC and compiler threads count too: stricter than hosted). Memory is what the
  * isolate reports of itself, as hosted counts it: the shim writes its heap's used size
- * plus external memory, and its pending `waitUntil` promises, to stderr every
- * {@link MEMORY_REPORT_MS} when they change ({@link memoryReportLine}); the gateway takes
- * those lines out of the log. Sampled, not checked after every poll: a peak shorter than
- * that is not seen.
+ * plus external memory, and its pending `waitUntil` promises, to stderr when they change
+ * ({@link memoryReportLine}), looking every {@link MEMORY_REPORT_MS} while the isolate is
+ * busy and after garbage collections (memory_watch.ts); the gateway takes those lines out
+ * of the log. Sampled, not checked after every poll: a peak shorter than that is not seen.
  *
  * @module
  */
@@ -144,7 +144,7 @@ export interface IsolateReading {
   memoryMb: number;
 }
 
-/** How often an isolate's shim looks at its memory (the gateway reads /proc as often). */
+/** How often a busy isolate's shim looks at its memory (the gateway reads /proc as often). */
 export const MEMORY_REPORT_MS = 25;
 
 /** How a memory report's line starts: no function prints it. */

@@ -37,7 +37,9 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import net from "node:net";
 import process from "node:process";
-import { DRAIN_SIGNAL, MEMORY_REPORT_MS, memoryReportLine, RETIRE_SIGNALS } from "./edge_limits.ts";
+import v8 from "node:v8";
+import { DRAIN_SIGNAL, RETIRE_SIGNALS } from "./edge_limits.ts";
+import { afterEachCollection, MemoryWatch } from "./memory_watch.ts";
 import {
   FUNCTION_NAME_ENV,
   GATEWAY_PID_ENV,
@@ -72,15 +74,40 @@ Deno.unrefTimer(setInterval(() => {
 
 const pending = new Set<Promise<unknown>>();
 
+// The isolate's memory as the hosted supervisor counts it (V8's used heap plus external
+// memory) and its pending `waitUntil` promises, for the gateway (edge_limits.ts,
+// `memoryReportLine`): written when they change, looked at while the isolate is busy and
+// after every garbage collection (memory_watch.ts).
+const encoder = new TextEncoder();
+const memory = new MemoryWatch({
+  memoryMb: () => {
+    const { used_heap_size, external_memory } = v8.getHeapStatistics();
+    return (used_heap_size + external_memory) / 1048576;
+  },
+  pendingTasks: () => pending.size,
+  write: (line) => Deno.stderr.writeSync(encoder.encode(`${line}\n`)),
+  now: Date.now,
+  every: (fn, ms) => {
+    const id = setInterval(fn, ms);
+    Deno.unrefTimer(id);
+    return () => clearInterval(id);
+  },
+});
+afterEachCollection(() => memory.report());
+
 const edgeRuntime = {
   // As hosted's (supabase/edge-runtime, ext/runtime/js/async_hook.js): it answers its
   // argument, and keeps the isolate alive only for a promise.
   waitUntil<T>(promise: T): T {
     if (!(promise instanceof Promise)) return promise;
     pending.add(promise);
+    memory.tasksChanged();
     // The promise `finally` returns rejects as `promise` does, with nothing to handle it:
     // a failure stays an unhandled rejection, as on the hosted runtime.
-    promise.finally(() => pending.delete(promise));
+    promise.finally(() => {
+      pending.delete(promise);
+      memory.tasksChanged();
+    });
     return promise;
   },
 };
@@ -96,22 +123,6 @@ function beforeunload(reason: string): void {
 for (const { signal, unload } of Object.values(RETIRE_SIGNALS)) {
   Deno.addSignalListener(signal, () => beforeunload(unload));
 }
-
-// The isolate's memory as the hosted supervisor counts it (heap used plus external), and
-// its pending `waitUntil` promises, for the gateway (edge_limits.ts, `memoryReportLine`):
-// written when they change, looked at as often as the gateway reads the process's CPU.
-let reported = "";
-const encoder = new TextEncoder();
-Deno.unrefTimer(setInterval(() => {
-  const { heapUsed, external } = Deno.memoryUsage();
-  const line = memoryReportLine({
-    memoryMb: (heapUsed + external) / 1048576,
-    pendingTasks: pending.size,
-  });
-  if (line === reported) return;
-  reported = line;
-  Deno.stderr.writeSync(encoder.encode(`${line}\n`));
-}, MEMORY_REPORT_MS));
 
 let draining = false;
 Deno.addSignalListener(DRAIN_SIGNAL, async () => {
@@ -161,8 +172,21 @@ const functionsUrl = supabaseUrl ? urlOf(`${supabaseUrl.replace(/\/$/, "")}/func
 const requestTrace = new AsyncLocalStorage<string | null>();
 
 type Handler = (request: Request, info: Deno.ServeHandlerInfo) => Response | Promise<Response>;
-const traced = (handler: Handler): Handler => (request, info) =>
-  requestTrace.run(traceIdOf(request.headers.get("traceparent")), () => handler(request, info));
+const traced = (handler: Handler): Handler => (request, info) => {
+  const ended = memory.requestStarted();
+  try {
+    const answer = requestTrace.run(
+      traceIdOf(request.headers.get("traceparent")),
+      () => handler(request, info),
+    );
+    if (answer instanceof Promise) answer.then(ended, ended);
+    else ended();
+    return answer;
+  } catch (error) {
+    ended();
+    throw error;
+  }
+};
 
 // Deno prints "Listening on …" when a server starts; the hosted runtime prints nothing
 // (a line each isolate's boot would add to the function's log events).
