@@ -57,6 +57,7 @@ export interface WatchDeps {
 export class StreamWatch {
   #latest?: WriteCounts;
   #stopped = false;
+  #changed = Promise.withResolvers<void>();
 
   constructor(readonly deps: WatchDeps, readonly refreshMs = IDLE_REFRESH_MS) {}
 
@@ -68,8 +69,10 @@ export class StreamWatch {
     while (!this.#stopped) {
       try {
         this.#latest = await this.deps.ask(this.#latest);
+        this.#tellChanged();
       } catch {
         this.#latest = undefined;
+        this.#tellChanged();
         await this.deps.sleep(1_000);
       }
     }
@@ -78,6 +81,21 @@ export class StreamWatch {
   /** Ends {@link run} once its current long poll is answered. */
   stop(): void {
     this.#stopped = true;
+    this.#tellChanged();
+  }
+
+  /**
+   * Resolves at the view's next change: the proxy answered (a write to some table, or
+   * its long poll's time ran out), or it cannot be asked, or the watch stopped. A shard
+   * whose polls are left out waits for this (or for its refresh) instead of a clock.
+   */
+  nextChange(): Promise<void> {
+    return this.#changed.promise;
+  }
+
+  #tellChanged(): void {
+    this.#changed.resolve();
+    this.#changed = Promise.withResolvers<void>();
   }
 
   /**

@@ -84,3 +84,35 @@ Deno.test("the mark changes with a write to the table, to every table, and with 
   ].map(async (answer) => (await after(answer)).mark("t")));
   assert.deepEqual(marks, ["i1 1 0", "i1 1 0", "i1 2 0", "i1 2 1", "i2 2 1"]);
 });
+
+Deno.test("nextChange resolves at the proxy's next answer, and when it cannot be asked", async () => {
+  const answers: ((counts: WriteCounts) => void)[] = [];
+  const failures: ((error: Error) => void)[] = [];
+  const watch = new StreamWatch({
+    ask: () =>
+      new Promise((resolve, reject) => {
+        answers.push(resolve);
+        failures.push(reject);
+      }),
+    sleep: () => new Promise(() => {}), // the retry after a failure never comes
+  });
+  watch.run();
+  let changes = 0;
+  const counted = () => watch.nextChange().then(() => changes++);
+  const first = counted();
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  assert.equal(changes, 0, "nothing answered yet");
+  answers[0](counts({ t: 1 }));
+  await first;
+  assert.equal(watch.mark("t"), "i1 1 0", "the view is current when it resolves");
+  const second = counted();
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  assert.equal(changes, 1, "a new wait waits for the next answer");
+  failures[1](new Error("connection refused"));
+  await second;
+  assert.equal(watch.mark("t"), undefined, "unknown: every poll is sent");
+  const third = counted();
+  watch.stop();
+  await third;
+  assert.equal(changes, 3);
+});
