@@ -89,6 +89,11 @@ export interface PoolDeps {
   spawn(isolateId: number): IsolateProcess;
   now(): number;
   record(line: IsolateLine): void;
+  /**
+   * An isolate started, or a request was routed to one or ended: the supervisor looks at
+   * the pool within its poll (supervision_clock.ts).
+   */
+  changed?(): void;
 }
 
 /** The isolates of one function. */
@@ -120,6 +125,7 @@ export class IsolatePool {
     isolate.requests++;
     isolate.inFlight++;
     isolate.lastActivity = this.deps.now();
+    this.deps.changed?.();
     return isolate;
   }
 
@@ -148,6 +154,7 @@ export class IsolatePool {
       draining: false,
     };
     this.#isolates.push(isolate);
+    this.deps.changed?.();
     return isolate;
   }
 
@@ -156,6 +163,7 @@ export class IsolatePool {
     isolate.inFlight = Math.max(0, isolate.inFlight - 1);
     isolate.lastActivity = this.deps.now();
     this.#drainIfDone(isolate);
+    this.deps.changed?.();
   }
 
   /** Takes it out of routing; it ends when its requests and background work end. */

@@ -49,6 +49,7 @@ import { admitCall, CallBudget } from "./function_calls.ts";
 import { logLine, spawnIsolate, supervise } from "./isolate_process.ts";
 import { ISOLATES_LOG } from "./isolate_log.ts";
 import { projectSecrets, secretProblems } from "./project_secrets.ts";
+import { SupervisionClock } from "./supervision_clock.ts";
 
 const FUNCTIONS_DIR = join(ROOT, "supabase", "functions");
 const TEST_FUNCTIONS_DIR = join(ROOT, "local-stack", "test-functions");
@@ -244,6 +245,9 @@ async function route(req: Request, functions: Map<string, EdgeFunction>): Promis
   // boot comes out of it.
   const idle = AbortSignal.timeout(IDLE_TIMEOUT_MS);
   const pool = fn.pool!;
+  // Its isolates read first: an idle one past its soft CPU limit is retired before a
+  // request could be routed to it (supervision_clock.ts reads idle isolates seldom).
+  supervise([pool], limits);
   const isolate = pool.acquire();
   if (!(await isolate.process.ready)) {
     pool.release(isolate);
@@ -323,16 +327,32 @@ if (import.meta.main) {
   const functions = new Map(
     discoverFunctions(Deno.env.get("EDGE_TEST_FUNCTIONS") === "1").map((fn) => [fn.name, fn]),
   );
+  const pools: IsolatePool[] = [];
+  const supervisor = new SupervisionClock(() => supervise(pools, limits), limits.pollMs, {
+    now: Date.now,
+    after: (fn, ms) => {
+      const id = setTimeout(fn, ms);
+      return () => clearTimeout(id);
+    },
+  });
+  const changed = () => supervisor.poke();
   for (const fn of functions.values()) {
     const pool: IsolatePool = new IsolatePool(fn.name, {
-      spawn: (id) => spawnIsolate({ ...fn, pool, env: functionEnv, memoryMb: limits.memoryMb }, id),
+      spawn: (id) =>
+        spawnIsolate({
+          ...fn,
+          pool,
+          env: functionEnv,
+          memoryMb: limits.memoryMb,
+          reported: changed,
+        }, id),
       now: () => Date.now(),
       record,
+      changed,
     });
     fn.pool = pool;
+    pools.push(pool);
   }
-  const pools = [...functions.values()].map((fn) => fn.pool!);
-  const supervisor = setInterval(() => supervise(pools, limits), limits.pollMs);
   const server = Deno.serve(
     { hostname: HOST, port, onListen: () => {} },
     (req) => route(req, functions),
@@ -344,7 +364,7 @@ if (import.meta.main) {
       ` (limits: ${JSON.stringify(limits)})`,
   );
   const stop = async () => {
-    clearInterval(supervisor);
+    supervisor.stop();
     const exits: Promise<number>[] = [];
     for (const fn of functions.values()) {
       for (const isolate of [...fn.pool!.live()]) {

@@ -13,6 +13,7 @@ import { portOpen, sleep } from "../processes.ts";
 import type { IsolatePool, IsolateProcess } from "./edge_isolates.ts";
 import { FUNCTION_NAME_ENV, GATEWAY_PID_ENV } from "./function_calls.ts";
 import { LogLimits } from "./log_limits.ts";
+import { readingDueIn } from "./supervision_clock.ts";
 import {
   DRAIN_SIGNAL,
   type EdgeLimits,
@@ -83,6 +84,8 @@ export interface IsolateSpec {
   env: (port: number) => Record<string, string>;
   /** V8's heap limit. */
   memoryMb: number;
+  /** Called at each memory report the isolate writes (the supervisor looks at it then). */
+  reported?(): void;
 }
 
 /** Starts an isolate of a function: a Deno process on a port of its own. */
@@ -121,6 +124,7 @@ export function spawnIsolate(fn: IsolateSpec, id: number): IsolateProcess {
     const report = parseMemoryReport(line);
     if (report) {
       memory = report;
+      fn.reported?.();
       return true;
     }
     if (/out of memory/i.test(line)) outOfMemory = true;
@@ -169,13 +173,23 @@ export function spawnIsolate(fn: IsolateSpec, id: number): IsolateProcess {
 
 /**
  * Reads every live isolate's CPU and memory (/proc/<pid>/stat) and applies the
- * supervisor's verdict (edge_limits.ts); drains the idle ones.
+ * supervisor's verdict (edge_limits.ts); drains the idle ones. Answers how long until an
+ * isolate must be read again (supervision_clock.ts), undefined when none is live.
  */
-export function supervise(pools: Iterable<IsolatePool>, limits: EdgeLimits): void {
+export function supervise(
+  pools: Iterable<IsolatePool>,
+  limits: EdgeLimits,
+  cores = navigator.hardwareConcurrency,
+): number | undefined {
   const now = Date.now();
+  let due: number | undefined;
+  const next = (ms: number) => due = Math.min(due ?? ms, ms);
   for (const pool of pools) {
     for (const isolate of [...pool.live()]) {
-      if (isolate.killed) continue;
+      if (isolate.killed) {
+        next(limits.pollMs); // until its process has ended
+        continue;
+      }
       const stat = readProcStat(isolate.process.pid);
       if (!stat) continue;
       isolate.cpuMs = stat.cpuMs;
@@ -216,5 +230,10 @@ export function supervise(pools: Iterable<IsolatePool>, limits: EdgeLimits): voi
       }
     }
     pool.retireIdle(limits.idleMs);
+    for (const isolate of pool.live()) {
+      const pendingTasks = isolate.process.memory?.()?.pendingTasks;
+      next(readingDueIn({ ...isolate, pendingTasks }, now, limits, cores));
+    }
   }
+  return due;
 }
