@@ -27,6 +27,7 @@ import {
   terraformEnv,
   terraformInstalled,
 } from "../infrastructure/terraform/terraform_cli.ts";
+import { withProviderServer } from "../infrastructure/terraform/provider_server.ts";
 import { buildLambda } from "../lambda/build.ts";
 import { LAMBDA_MEMORY_MB } from "../lambda/lambda_node.ts";
 import { dynamo, stack } from "./stack_clients.ts";
@@ -52,10 +53,15 @@ provider "aws" {
 `).join("");
 }
 
-async function terraform(dir: string, args: string[], dataDir: string) {
+async function terraform(
+  dir: string,
+  args: string[],
+  dataDir: string,
+  env: Record<string, string> = {},
+) {
   const out = await new Deno.Command("terraform", {
     args: [`-chdir=${dir}`, ...args],
-    env: terraformEnv(dataDir),
+    env: { ...terraformEnv(dataDir), ...env },
     stdout: "piped",
     stderr: "piped",
   }).output();
@@ -297,7 +303,13 @@ module "sync" {
       const data = join(copy.dir, ".data");
       const init = await terraform(root, initArgs(), data);
       assert.equal(init.code, 0, init.text);
-      const plan = await terraform(root, ["plan", "-no-color", "-input=false"], data);
+      // One provider block: one AWS provider serves the whole plan, where terraform would
+      // start three (infrastructure/terraform/provider_server.ts).
+      const plan = await withProviderServer(
+        data,
+        { env: terraformEnv(data) },
+        (reattach) => terraform(root, ["plan", "-no-color", "-input=false"], data, reattach),
+      );
       assert.equal(plan.code, 1, plan.text);
       const message = plan.text.replace(/\s+/g, " ");
       assert.match(
