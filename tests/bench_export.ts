@@ -32,7 +32,7 @@ import { demoItems, REPORT_VOLUMES } from "../demo/demo_data.ts";
 import { emptyTargets } from "../demo/load_report_data_set.ts";
 import { TABLES } from "../functions-shared/table_registry.ts";
 import { gzipItems } from "../local-stack/aws/export_layout.ts";
-import { s3Client } from "../local-stack/aws/s3_server.ts";
+import { s3Client } from "../local-stack/aws/s3_client.ts";
 import { dataDir } from "../local-stack/supabase/postgres_cluster.ts";
 import { s3Storage } from "../local-stack/aws/s3_storage.ts";
 import { formatted, type Goals } from "./bench_goals.ts";

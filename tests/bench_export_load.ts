@@ -16,7 +16,7 @@
 import { processMeter } from "../functions-shared/cpu_meter.ts";
 import { loadExportJob } from "../functions-shared/export_load.ts";
 import { connectDb as connectPool } from "../functions-shared/sync_db.ts";
-import { s3Client } from "../local-stack/aws/s3_server.ts";
+import { s3Client } from "../local-stack/aws/s3_client.ts";
 import { exportFileOpener } from "../scripts/export_s3.ts";
 import { stack } from "./stack_clients.ts";
 

@@ -32,7 +32,7 @@ import { TableExports } from "./exports.ts";
 import { createProxy } from "./proxy.ts";
 import { IdlePolls } from "./idle_polls.ts";
 import { STREAM_WRITES_PATH, WATCH_WAIT_MS } from "./stream_watch.ts";
-import { s3Client } from "./s3_server.ts";
+import { s3Client } from "./s3_client.ts";
 import { s3Storage } from "./s3_storage.ts";
 import { putObjectDenied, stackS3Policies } from "./s3_iam.ts";
 import { callUpstream } from "./upstream.ts";

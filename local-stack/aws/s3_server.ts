@@ -9,8 +9,6 @@
  */
 
 import S3rver from "s3rver";
-import { S3Client } from "@aws-sdk/client-s3";
-import { EXPORT_BUCKET_REGION, S3_CREDENTIALS } from "../config.ts";
 
 /** A running S3 stand-in. */
 export interface S3Server {
@@ -31,14 +29,4 @@ export async function startS3Server(
   });
   const { port } = await server.run() as { port: number };
   return { endpoint: `http://${options.host}:${port}`, close: () => server.close() };
-}
-
-/** A client of the S3 stand-in at `endpoint`, signing for its buckets' region. */
-export function s3Client(endpoint: string): S3Client {
-  return new S3Client({
-    region: EXPORT_BUCKET_REGION,
-    endpoint,
-    forcePathStyle: true,
-    credentials: S3_CREDENTIALS,
-  });
 }

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { GetObjectCommand, type S3Client } from "@aws-sdk/client-s3";
-import { s3Client, startS3Server } from "./s3_server.ts";
+import { s3Client } from "./s3_client.ts";
+import { startS3Server } from "./s3_server.ts";
 import { s3Storage } from "./s3_storage.ts";
 
 Deno.test("the S3 stand-in keeps what is put in a bucket, and knows which buckets exist", async () => {
