@@ -286,6 +286,21 @@ export function denoTest(
 }
 
 /**
+ * One end-to-end file of `tests/` (a path relative to the step's folder), its tests run
+ * by scripts/e2e_runner.ts in one process, unchecked, as one step: as `deno test` would,
+ * without the isolate of its own that `deno test` boots for each file.
+ */
+export function e2eTest(name: string, file: string, options?: StepOptions): Promise<boolean> {
+  return step(
+    name,
+    DENO_BIN,
+    ["run", "-A", "scripts/e2e_runner.ts", file],
+    denoTestCounts,
+    options,
+  );
+}
+
+/**
  * Runs `tasks` at most `limit` (at least 1) at a time, in the order given, and resolves
  * when all are done, or rejects with the first task's failure once the tasks started are
  * done (none starts after it). Each of `joining`, once settled, adds a place to the pool
