@@ -12,8 +12,8 @@
  * `waitUntil` promise pending, or within {@link BUSY_TAIL_MS} of either ending), and after
  * every garbage collection at any time, which covers growth from a timer of the function's
  * own while it is otherwise idle (V8 collects as the heap grows, and as external memory
- * grows: ArrayBuffers). A report is also written as soon as the pending `waitUntil`
- * count changes.
+ * grows: ArrayBuffers). A change of the pending `waitUntil` count is written at the next
+ * look, within {@link MEMORY_REPORT_MS}, as before.
  *
  * An idle isolate used to wake 40 times a second for this: about 14 ms of CPU a second,
  * which over its minute of idleness before it is drained was most of the CPU an isolate
@@ -75,15 +75,17 @@ export class MemoryWatch {
       ended = true;
       this.#requests--;
       this.#idleSince = this.#deps.now();
-      this.report();
     };
   }
 
-  /** A `waitUntil` promise was added or settled: reported now, busy meanwhile. */
+  /**
+   * A `waitUntil` promise was added or settled: busy while any is pending, reported at
+   * the next look (written at each change, a request's every start and end cost the
+   * isolate and the gateway a line each: half the webhook's rate at batches of 10).
+   */
   tasksChanged(): void {
-    if (this.#deps.pendingTasks() > 0) this.#busy();
-    else this.#idleSince = this.#deps.now();
-    this.report();
+    this.#busy();
+    if (this.#deps.pendingTasks() === 0) this.#idleSince = this.#deps.now();
   }
 
   /** A garbage collection ran: memory may have grown (or shrunk) whatever the isolate did. */
