@@ -82,6 +82,8 @@ export interface RunDeps {
   now(): number;
   /** The error no test handled since the last call (taken: it is not answered twice). */
   takeUncaught(): unknown;
+  /** Resolves after a turn of the event loop (a timer of 0 ms). */
+  turn(): Promise<void>;
 }
 
 const took = (ms: number) => ms < 1000 ? `${Math.round(ms)}ms` : `${Math.round(ms / 1000)}s`;
@@ -122,6 +124,8 @@ export async function runTests(tests: TestDefinition[], deps: RunDeps): Promise<
     } catch (thrown) {
       error = thrown;
     }
+    // Deno tells of an unhandled rejection only once the event loop has turned.
+    await deps.turn();
     const uncaught = deps.takeUncaught();
     if (uncaught !== undefined) {
       error ??= uncaught;
@@ -147,6 +151,12 @@ export async function runTests(tests: TestDefinition[], deps: RunDeps): Promise<
     }
     if (await run(test.name, test.fn, 0)) passed++;
     else failed++;
+  }
+  await deps.turn();
+  const late = deps.takeUncaught();
+  if (late !== undefined) {
+    stopped = true;
+    failures.push(`after the last test\n${late instanceof Error ? late.stack : String(late)}`);
   }
   if (stopped) failures.push("the file was stopped by an error no test handled");
   if (only.length > 0) failures.push('the "only" option was used');
@@ -182,6 +192,7 @@ if (import.meta.main) {
   const summary = await runTests(tests, {
     print: (line) => console.log(line),
     now: () => performance.now(),
+    turn: () => new Promise((resolve) => setTimeout(resolve, 0)),
     takeUncaught: () => {
       const error = uncaught;
       uncaught = undefined;

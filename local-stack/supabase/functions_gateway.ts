@@ -247,7 +247,11 @@ async function route(req: Request, functions: Map<string, EdgeFunction>): Promis
   const pool = fn.pool!;
   // Its isolates read first: an idle one past its soft CPU limit is retired before a
   // request could be routed to it (supervision_clock.ts reads idle isolates seldom).
-  supervise([pool], limits);
+  try {
+    supervise([pool], limits);
+  } catch (error) {
+    console.error(logLine("gateway", `${fn.name}: a supervisor pass failed: ${error}`));
+  }
   const isolate = pool.acquire();
   if (!(await isolate.process.ready)) {
     pool.release(isolate);

@@ -10,9 +10,10 @@
  * memory cannot change. This stand-in cannot hook the event loop's turns, so it looks
  * every {@link MEMORY_REPORT_MS} while the isolate is busy (a request being handled, a
  * `waitUntil` promise pending, or within {@link BUSY_TAIL_MS} of either ending), and after
- * every garbage collection at any time, which covers growth from a timer of the function's
- * own while it is otherwise idle (V8 collects as the heap grows, and as external memory
- * grows: ArrayBuffers). A change of the pending `waitUntil` count is written at the next
+ * every garbage collection at any time (V8 collects as the heap grows, and as external
+ * memory grows: ArrayBuffers). Kinder than hosted where memory grows while the isolate is
+ * otherwise idle (a response streaming past the tail, a timer of the function's own):
+ * that growth is seen only at the next collection, which may come seconds late. A change of the pending `waitUntil` count is written at the next
  * look, within {@link MEMORY_REPORT_MS}, as before.
  *
  * An idle isolate used to wake 40 times a second for this: about 14 ms of CPU a second,

@@ -5,13 +5,13 @@
  * a reading every `pollMs` would have seen it.
  *
  * An idle isolate (no request in flight, no `waitUntil` pending, not retired) can reach
- * its hard CPU limit no sooner than its remaining CPU divided by the machine's cores (a
+ * its soft or hard CPU limit no sooner than the CPU left divided by the machine's cores (a
  * process cannot use more), and its wall-clock and idle deadlines are known. So it is read
  * at the first moment any of them could be passed, then again as that nears, each reading
- * at least `pollMs` after the last: a kill is within `pollMs` of the limit, as before.
- * The soft limit, and half of it (a successor's start), matter to an idle isolate only
- * when a request would be routed to it: the gateway reads the pool's isolates before it
- * routes one (functions_gateway.ts), so no request goes to an isolate past its soft limit.
+ * at least `pollMs` after the last: a retirement or a kill is within `pollMs` of its limit,
+ * as before. Half the soft limit (a successor's start) matters only when a request is
+ * routed to the pool: the gateway reads the pool's isolates before it routes one
+ * (functions_gateway.ts).
  * Its memory is read as the isolate reports it (a report, a request begun or ended:
  * {@link SupervisionClock.poke}). Reading every isolate every 25 ms had cost each gateway
  * about 15 ms of CPU a second, with no isolate doing anything.
@@ -44,8 +44,9 @@ export function readingDueIn(
     isolate.retired !== undefined;
   if (busy || isolate.killed) return limits.pollMs;
   const ages = [limits.wallClockMs, limits.wallClockMs / 2];
+  const cpuLimits = [limits.cpuHardMs, limits.cpuSoftMs].filter((t) => t > isolate.cpuMs);
   const waits = [
-    (limits.cpuHardMs - isolate.cpuMs) / cores,
+    ...cpuLimits.map((t) => (t - isolate.cpuMs) / cores),
     ...ages.map((age) => isolate.startedAt + age - now),
     ...(limits.idleMs > 0 ? [isolate.lastActivity + limits.idleMs - now] : []),
   ];

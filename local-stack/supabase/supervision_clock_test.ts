@@ -26,10 +26,12 @@ Deno.test("a busy isolate is read every poll, as before", () => {
   assert.equal(readingDueIn({ ...idle, retired: "idle" }, 1_000, limits, 2), 25, "draining");
 });
 
-Deno.test("an idle isolate is read when its hard CPU limit could first be reached", () => {
-  // 1,800 ms of CPU away from the hard limit: on two cores, 900 ms of wall at the soonest.
-  assert.equal(readingDueIn(idle, 1_000, limits, 2), 900);
-  assert.equal(readingDueIn(idle, 1_000, limits, 1), 1_800, "one core: twice as long");
+Deno.test("an idle isolate is read when its soft or hard CPU limit could first be reached", () => {
+  // 800 ms of CPU away from the soft limit: on two cores, 400 ms of wall at the soonest.
+  assert.equal(readingDueIn(idle, 1_000, limits, 2), 400);
+  assert.equal(readingDueIn(idle, 1_000, limits, 1), 800, "one core: twice as long");
+  // Past the soft limit (retired then, unless not yet read): the hard limit's 2,000 ms.
+  assert.equal(readingDueIn({ ...idle, cpuMs: 1_200 }, 1_000, limits, 2), 400);
   // Never less than a poll, however near.
   assert.equal(readingDueIn({ ...idle, cpuMs: 1_999 }, 1_000, limits, 2), 25);
 });
