@@ -186,10 +186,7 @@ export function supervise(
   const next = (ms: number) => due = Math.min(due ?? ms, ms);
   for (const pool of pools) {
     for (const isolate of [...pool.live()]) {
-      if (isolate.killed) {
-        next(limits.pollMs); // until its process has ended
-        continue;
-      }
+      if (isolate.killed) continue;
       const stat = readProcStat(isolate.process.pid);
       if (!stat) continue;
       isolate.cpuMs = stat.cpuMs;
