@@ -18,7 +18,10 @@
  * The sanitizers are off, as `deno test` has them by default. An error no test handles
  * (an unhandled rejection, an uncaught exception) fails the test that is running and
  * stops the file, as `deno test` stops a module. A definition with `only` runs alone,
- * and the file fails for it, as under `deno test`.
+ * and the file fails for it, as under `deno test`. A `Deno.exit` while the tests run
+ * throws instead of ending the process ("Test case attempted to exit", as under `deno
+ * test`), so no test ends its file with a passing code; npm test also fails a file whose
+ * summary line is missing (step_runner.ts, `e2eCounts`).
  *
  * @module
  */
@@ -189,6 +192,10 @@ if (import.meta.main) {
   });
   await import(pathToFileURL(resolve(file)).href);
   console.log(`running ${tests.length} tests from ${file}`);
+  const exit = Deno.exit;
+  Deno.exit = (code?: number) => {
+    throw new Error(`Test case attempted to exit with exit code: ${code ?? 0}`);
+  };
   const summary = await runTests(tests, {
     print: (line) => console.log(line),
     now: () => performance.now(),
@@ -199,5 +206,5 @@ if (import.meta.main) {
       return error;
     },
   });
-  Deno.exit(summary.failed > 0 ? 1 : 0);
+  exit(summary.failed > 0 ? 1 : 0);
 }

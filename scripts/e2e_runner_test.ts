@@ -118,3 +118,28 @@ Deno.test("a file run by the runner: its tests run in the runner's process, and 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("a test that calls Deno.exit fails instead of ending its file with a passing code", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "e2e-runner-" });
+  try {
+    const file = join(dir, "x_test.ts");
+    await Deno.writeTextFile(
+      file,
+      'Deno.test("exits", () => { Deno.exit(0); });\n' +
+        'Deno.test("exits later", async () => { await Promise.resolve(); Deno.exit(3); });\n' +
+        'Deno.test("passes", () => {});\n',
+    );
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", join(import.meta.dirname!, "e2e_runner.ts"), file],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const text = new TextDecoder().decode(out.stdout);
+    assert.equal(out.code, 1, text);
+    assert.match(text, /Test case attempted to exit with exit code: 0/);
+    assert.match(text, /Test case attempted to exit with exit code: 3/);
+    assert.deepEqual(denoTestCounts(text), { passed: 1, failed: 2 });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -239,6 +239,15 @@ export function denoTestCounts(output: string) {
   return line ? { passed: Number(line[1]), failed: Number(line[2]) } : undefined;
 }
 
+/**
+ * {@link denoTestCounts}, and one failure when the summary line is missing: a file that
+ * ended its process early (a `Deno.exit`, a crash) did not run all of its tests, whatever
+ * its exit code says.
+ */
+export function e2eCounts(output: string) {
+  return denoTestCounts(output) ?? { passed: 0, failed: 1 };
+}
+
 /** `Files=3, Tests=57, ...` and the failed-test lines from pg_prove. */
 export function pgProveCounts(output: string) {
   const total = output.match(/Files=\d+, Tests=(\d+)/);
@@ -295,7 +304,7 @@ export function e2eTest(name: string, file: string, options?: StepOptions): Prom
     name,
     DENO_BIN,
     ["run", "-A", "scripts/e2e_runner.ts", file],
-    denoTestCounts,
+    e2eCounts,
     options,
   );
 }

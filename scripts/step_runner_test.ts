@@ -1,5 +1,12 @@
 import assert from "node:assert/strict";
-import { BACKGROUND, BACKGROUND_NICENESS, pool, runCaptured, runRetrying } from "./step_runner.ts";
+import {
+  BACKGROUND,
+  BACKGROUND_NICENESS,
+  e2eCounts,
+  pool,
+  runCaptured,
+  runRetrying,
+} from "./step_runner.ts";
 
 Deno.test("runCaptured returns a step's exit code and its output, both streams", async () => {
   const result = await runCaptured("sh", ["-c", "echo out; echo err >&2; exit 3"]);
@@ -103,4 +110,15 @@ Deno.test("runRetrying runs a failure once more only when its output matches ret
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("an end-to-end file without its summary line counts as a failure, whatever its exit code", () => {
+  assert.deepEqual(e2eCounts("running 3 tests from tests/x_test.ts\nfirst ... ok (2ms)\n"), {
+    passed: 0,
+    failed: 1,
+  });
+  assert.deepEqual(e2eCounts("ok | 3 passed (2 steps) | 0 failed (1s)\n"), {
+    passed: 3,
+    failed: 0,
+  });
 });

@@ -73,6 +73,8 @@ Deno.unrefTimer(setInterval(() => {
 }, 1_000));
 
 const pending = new Set<Promise<unknown>>();
+/** The shim's own clock, set apart from the function's timers (wrapped below). */
+const shimInterval = globalThis.setInterval;
 
 // The isolate's memory as the hosted supervisor counts it (V8's used heap plus external
 // memory) and its pending `waitUntil` promises, for the gateway (edge_limits.ts,
@@ -88,12 +90,33 @@ const memory = new MemoryWatch({
   write: (line) => Deno.stderr.writeSync(encoder.encode(`${line}\n`)),
   now: Date.now,
   every: (fn, ms) => {
-    const id = setInterval(fn, ms);
+    const id = shimInterval(fn, ms);
     Deno.unrefTimer(id);
     return () => clearInterval(id);
   },
 });
 afterEachCollection(() => memory.report());
+
+// The function's own timers: the isolate is looked at after one runs, as hosted looks
+// after every turn of the event loop (the shim's own use `shimInterval`).
+for (const name of ["setTimeout", "setInterval"] as const) {
+  const original = globalThis[name] as unknown as (...args: unknown[]) => unknown;
+  // deno-lint-ignore no-explicit-any
+  (globalThis as any)[name] = (callback: unknown, ms?: number, ...args: unknown[]) => {
+    if (typeof callback !== "function") return original(callback, ms, ...args);
+    return original(
+      function (this: unknown, ...given: unknown[]) {
+        try {
+          return callback.apply(this, given);
+        } finally {
+          memory.timerRan();
+        }
+      },
+      ms,
+      ...args,
+    );
+  };
+}
 
 const edgeRuntime = {
   // As hosted's (supabase/edge-runtime, ext/runtime/js/async_hook.js): it answers its
@@ -172,6 +195,12 @@ const functionsUrl = supabaseUrl ? urlOf(`${supabaseUrl.replace(/\/$/, "")}/func
 const requestTrace = new AsyncLocalStorage<string | null>();
 
 type Handler = (request: Request, info: Deno.ServeHandlerInfo) => Response | Promise<Response>;
+/**
+ * The handler, run with its request's trace, the isolate counted busy (memory_watch.ts)
+ * until the response's body has been sent (`info.completed`; an answer that never came
+ * ends it too): a body streamed after the handler returned is the function's JavaScript
+ * running.
+ */
 const traced = (handler: Handler): Handler => (request, info) => {
   const ended = memory.requestStarted();
   try {
@@ -179,8 +208,9 @@ const traced = (handler: Handler): Handler => (request, info) => {
       traceIdOf(request.headers.get("traceparent")),
       () => handler(request, info),
     );
-    if (answer instanceof Promise) answer.then(ended, ended);
-    else ended();
+    const sent = () => info.completed.then(ended, ended);
+    if (answer instanceof Promise) answer.then(sent, ended);
+    else sent();
     return answer;
   } catch (error) {
     ended();

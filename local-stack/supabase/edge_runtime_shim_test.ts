@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { DENO_BIN, ROOT } from "../config.ts";
 import { isAlive } from "../processes.ts";
+import { parseMemoryReport } from "./edge_limits.ts";
 import { GATEWAY_PID_ENV } from "./function_calls.ts";
 
 /**
@@ -225,4 +226,79 @@ Deno.test("an isolate whose gateway died ends within seconds", async () => {
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+/** The largest memory an isolate reported on its stderr (edge_limits.ts), in MB. */
+function mostReported(stderr: string): number {
+  const reports = stderr.split("\n").map(parseMemoryReport).filter((r) => r !== undefined);
+  return Math.max(0, ...reports.map((r) => r.memoryMb));
+}
+
+Deno.test("memory a timer of the function's own grows while no request is in flight is reported, as hosted checks after every turn", async () => {
+  // 24 MB of external memory: under V8's threshold for a collection of its own (64 MB),
+  // so only a look after the timer's turn can see it.
+  const ran = await inIsolate(`
+    const held: Uint8Array[] = [];
+    setTimeout(() => held.push(new Uint8Array(24 * 1048576).fill(1)), 1_500);
+    setTimeout(() => Deno.exit(0), 1_800);
+  `);
+  assert.equal(ran.code, 0, ran.stderr);
+  assert.ok(mostReported(ran.stderr) >= 24, ran.stderr);
+});
+
+Deno.test("memory a response's body grows while it streams, after its handler has returned, is reported", async () => {
+  const dir = await Deno.makeTempDir();
+  const main = join(dir, "main.ts");
+  // Each pull of the body holds 1 MB more, paced by a client that reads slowly: the last
+  // pulls run seconds after the handler returned its Response, with no timer of its own.
+  await Deno.writeTextFile(
+    main,
+    `const held: Uint8Array[] = [];
+    Deno.serve({ port: 0, onListen: ({ port }) => console.log("port " + port) }, () => {
+      let chunks = 0;
+      return new Response(new ReadableStream({
+        pull(controller) {
+          if (chunks++ === 40) return controller.close();
+          const chunk = new Uint8Array(1048576).fill(1);
+          held.push(chunk);
+          controller.enqueue(chunk);
+        },
+      }, { highWaterMark: 0 }));
+    });`,
+  );
+  const isolate = new Deno.Command(DENO_BIN, {
+    args: [
+      "run",
+      "-A",
+      "--preload",
+      join(ROOT, "local-stack", "supabase", "edge_runtime_shim.ts"),
+      main,
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const stderr = new Response(isolate.stderr).text();
+  try {
+    const lines = isolate.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    const port = Number((await lines.read()).value?.match(/port (\d+)/)?.[1]);
+    const body = (await fetch(`http://127.0.0.1:${port}/`)).body!.getReader();
+    let read = 0;
+    for (let next = await body.read(); !next.done; next = await body.read()) {
+      const before = read;
+      read += next.value.length;
+      if (Math.floor(read / 1048576) > Math.floor(before / 1048576)) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    }
+    assert.equal(read, 40 * 1048576);
+    // A look comes within 25 ms of the body's end (MEMORY_REPORT_MS).
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    lines.releaseLock();
+  } finally {
+    isolate.kill("SIGKILL");
+    await isolate.status;
+    await Deno.remove(dir, { recursive: true });
+  }
+  const reported = await stderr;
+  assert.ok(mostReported(reported) >= 40, reported);
 });

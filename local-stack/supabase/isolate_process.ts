@@ -7,6 +7,7 @@
  * @module
  */
 
+import { cpus } from "node:os";
 import { join } from "node:path";
 import { DENO_BIN, HOST, ROOT } from "../config.ts";
 import { portOpen, sleep } from "../processes.ts";
@@ -175,11 +176,17 @@ export function spawnIsolate(fn: IsolateSpec, id: number): IsolateProcess {
  * Reads every live isolate's CPU and memory (/proc/<pid>/stat) and applies the
  * supervisor's verdict (edge_limits.ts); drains the idle ones. Answers how long until an
  * isolate must be read again (supervision_clock.ts), undefined when none is live.
+ *
+ * `cores` bounds how fast an isolate can spend CPU: every CPU the machine has online
+ * (node:os `cpus`), not `navigator.hardwareConcurrency`, which honours a cgroup's CPU
+ * quota rounded down (Rust's `available_parallelism`: a quota of 1.5 CPUs answers 1) and
+ * so would schedule a reading later than a process spending on every CPU could need it.
+ * More cores than a process can use only read it sooner.
  */
 export function supervise(
   pools: Iterable<IsolatePool>,
   limits: EdgeLimits,
-  cores = navigator.hardwareConcurrency,
+  cores = Math.max(cpus().length, navigator.hardwareConcurrency),
 ): number | undefined {
   const now = Date.now();
   let due: number | undefined;

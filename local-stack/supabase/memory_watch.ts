@@ -8,13 +8,15 @@
  * after every turn of its event loop and in a prologue callback of every garbage
  * collection: an isolate that runs nothing is never looked at, and needs not be, as its
  * memory cannot change. This stand-in cannot hook the event loop's turns, so it looks
- * every {@link MEMORY_REPORT_MS} while the isolate is busy (a request being handled, a
- * `waitUntil` promise pending, or within {@link BUSY_TAIL_MS} of either ending), and after
- * every garbage collection at any time (V8 collects as the heap grows, and as external
- * memory grows: ArrayBuffers). Kinder than hosted where memory grows while the isolate is
- * otherwise idle (a response streaming past the tail, a timer of the function's own):
- * that growth is seen only at the next collection, which may come seconds late. A change of the pending `waitUntil` count is written at the next
- * look, within {@link MEMORY_REPORT_MS}, as before.
+ * every {@link MEMORY_REPORT_MS} while the isolate is busy (a request being handled until
+ * its response's body is sent, a `waitUntil` promise pending, or within
+ * {@link BUSY_TAIL_MS} of either ending, or of a timer of the function's own running),
+ * and after every garbage collection at any time (V8 collects as the heap grows, and as
+ * external memory grows: ArrayBuffers). What it still cannot see at once is growth in
+ * JavaScript that I/O alone wakes, outside any request, `waitUntil` or timer (a socket's
+ * callback of a connection kept open): that is seen at the next collection. A change of
+ * the pending `waitUntil` count is written at the next look, within
+ * {@link MEMORY_REPORT_MS}.
  *
  * An idle isolate used to wake 40 times a second for this: about 14 ms of CPU a second,
  * which over its minute of idleness before it is drained was most of the CPU an isolate
@@ -87,6 +89,15 @@ export class MemoryWatch {
   tasksChanged(): void {
     this.#busy();
     if (this.#deps.pendingTasks() === 0) this.#idleSince = this.#deps.now();
+  }
+
+  /**
+   * A timer of the function's own ran (edge_runtime_shim.ts wraps `setTimeout` and
+   * `setInterval`): busy for the tail, as the work it started continues.
+   */
+  timerRan(): void {
+    this.#busy();
+    this.#idleSince = this.#deps.now();
   }
 
   /** A garbage collection ran: memory may have grown (or shrunk) whatever the isolate did. */

@@ -99,6 +99,21 @@ Deno.test("two requests at once: busy until the last has ended, and an end calle
   assert.equal(watch.watching, false);
 });
 
+Deno.test("a timer of the function's own makes an idle isolate busy for the tail, each run again", () => {
+  const { state, lines, watch, advance } = fakeIsolate();
+  watch.timerRan();
+  assert.equal(watch.watching, true);
+  state.memoryMb = 40;
+  advance(MEMORY_REPORT_MS);
+  assert.match(lines.at(-1)!, / 40\.0 0$/, "seen at the next look");
+  advance(BUSY_TAIL_MS - 2 * MEMORY_REPORT_MS);
+  watch.timerRan();
+  advance(BUSY_TAIL_MS - MEMORY_REPORT_MS);
+  assert.equal(watch.watching, true, "the tail runs from the last timer");
+  advance(2 * MEMORY_REPORT_MS);
+  assert.equal(watch.watching, false);
+});
+
 Deno.test("a garbage collection while idle writes what changed", () => {
   const { state, lines, watch } = fakeIsolate();
   state.memoryMb = 120;
