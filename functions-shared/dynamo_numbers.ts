@@ -55,6 +55,12 @@ export function numberProblem(text: string): string | undefined {
   if (parts.sign !== 0 && (lead < MIN_EXPONENT || lead > MAX_EXPONENT)) {
     return `${shown} is out of DynamoDB's number range (exponent ${MIN_EXPONENT} to +${MAX_EXPONENT})`;
   }
+  // In range, and still refused by Postgres when written with more places after the
+  // point than its numeric keeps (`0e-20000`, `1.` and 20,000 zeros): the batch's
+  // statement would fail with its rows in the log.
+  if (!numericStorable(text)) {
+    return `${shown} is written with more than ${NUMERIC_MAX_SCALE} digits after the point, which Postgres's numeric refuses`;
+  }
   return undefined;
 }
 

@@ -90,5 +90,16 @@ Deno.test("numberProblem counts significant digits without trailing zeros", () =
 
 Deno.test("numberProblem refuses a zero whose negative exponent Postgres cannot read", () => {
   assert.match(numberProblem("0e-1073741823")!, /has an exponent Postgres cannot read/);
-  assert.equal(numberProblem("0e-1073741822"), undefined);
+  // One less is read as an exponent, and still refused: 1,073,741,822 places after the point.
+  assert.match(numberProblem("0e-1073741822")!, /more than 16383 digits after the point/);
+});
+
+Deno.test("numberProblem refuses what Postgres's numeric cannot hold, whatever DynamoDB's range says", () => {
+  assert.match(numberProblem("0e-20000")!, /more than 16383 digits after the point/);
+  assert.match(numberProblem(`1.${"0".repeat(20000)}`)!, /more than 16383 digits after the point/);
+  assert.equal(numberProblem(`1.${"0".repeat(16000)}`), undefined);
+  // Every number numberProblem takes, Postgres reads.
+  for (const text of ["0e-16383", "0e-16384", "1e-130", `5${"0".repeat(125)}`, "1.50"]) {
+    if (numberProblem(text) === undefined) assert.ok(numericStorable(text), text);
+  }
 });

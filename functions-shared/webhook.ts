@@ -54,6 +54,7 @@ import { checkWebhookHeaders, TIMESTAMP_TOLERANCE_SECONDS } from "./webhook_head
 import { describeError, errorIdentifiers, withoutQuotes } from "./error_text.ts";
 import type { WebhookVerifier } from "./webhook_signing.ts";
 
+const UTF8 = new TextDecoder("utf-8", { fatal: true });
 /** The largest body accepted: 6 MiB, Lambda's own payload limit. */
 export const MAX_BODY_BYTES = 6 * 1024 * 1024;
 /** Seconds a sender should wait after a 503. */
@@ -195,7 +196,14 @@ export async function handleWebhook(req: Request, deps: WebhookDeps): Promise<Re
   if (problem) return errorResponse(401, problem);
   if (deps.recentIds.has(delivery.id, now)) return replayRefused(delivery.id);
 
-  const text = new TextDecoder().decode(bytes);
+  // JSON is UTF-8 (RFC 8259): bytes that are not are refused, not replaced by U+FFFD and
+  // stored so.
+  let text: string;
+  try {
+    text = UTF8.decode(bytes);
+  } catch {
+    return errorResponse(400, "body is not valid UTF-8");
+  }
   let parsed: unknown;
   try {
     parsed = parseWebhookJson(text);

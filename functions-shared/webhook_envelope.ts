@@ -54,6 +54,20 @@ const EVENT_NAMES = new Set(["INSERT", "MODIFY", "REMOVE"]);
 const IMAGES = ["Keys", "NewImage", "OldImage"] as const;
 const SEQUENCE_NUMBER = /^\d{1,40}$/;
 
+const INFINITE = "expected a number within a double's range, not one past 1.8e308";
+
+/** The path of the first number in `value` that is not finite (JSON's `1e400`), if any. */
+function infiniteAt(value: unknown, path: (string | number)[]): (string | number)[] | undefined {
+  if (typeof value === "number") return Number.isFinite(value) ? undefined : path;
+  if (value === null || typeof value !== "object" || isDynamoNumber(value)) return undefined;
+  for (const [key, member] of Object.entries(value)) {
+    if (typeof member !== "number" && (member === null || typeof member !== "object")) continue;
+    const at = infiniteAt(member, [...path, key]);
+    if (at) return at;
+  }
+  return undefined;
+}
+
 /**
  * The first problem of a stream record (its fields in the order Lambda writes them), or
  * the record, its ApproximateCreationDateTime read as a plain number when the body was
@@ -112,6 +126,17 @@ export function streamRecordProblem(
       `expected a positive number, not ${described(created)}`,
       true,
     );
+  }
+  // A number past a double's range (`1e400`) reads as Infinity, which nothing can store
+  // (the dead letter keeps the record whole): refused here, named, as AWS sends none.
+  for (const [field, member] of Object.entries(value)) {
+    const at = field === "dynamodb" ? undefined : infiniteAt(member, [...path, field]);
+    if (at) return { problem: { path: at, message: INFINITE } };
+  }
+  for (const [field, member] of Object.entries(dynamodb)) {
+    if ((IMAGES as readonly string[]).includes(field)) continue;
+    const at = infiniteAt(member, [...path, "dynamodb", field]);
+    if (at) return { problem: { path: at, message: INFINITE } };
   }
   const record = (seconds === created ? value : {
     ...value,

@@ -342,6 +342,14 @@ Deno.test("a stream record's problems name the field and what was found there", 
       record({ ApproximateCreationDateTime: "1" }),
       "records.0.dynamodb.ApproximateCreationDateTime: expected a positive number, not a string",
     ],
+    [
+      record({ SizeBytes: Infinity }),
+      "records.0.dynamodb.SizeBytes: expected a number within a double's range, not one past 1.8e308",
+    ],
+    [
+      record({}, { userIdentity: { detail: [1, -Infinity] } }),
+      "records.0.userIdentity.detail.1: expected a number within a double's range, not one past 1.8e308",
+    ],
   ];
   for (const [one, expected] of cases) assert.equal(problemOf({ records: [one] }), expected);
   assert.equal(problemOf({ records: [], a: 1, b: 2 }), '(the body): unrecognized keys: "a", "b"');

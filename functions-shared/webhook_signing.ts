@@ -129,7 +129,7 @@ export function createWebhookVerifier(setting: string | undefined): WebhookVerif
 }
 
 /** The `v1,<base64>` signature of a message with one key. */
-function signWithKey(key: Uint8Array, id: string, at: Date, body: string): string {
+function signWithKey(key: Uint8Array, id: string, at: Date, body: string | Uint8Array): string {
   const mac = createHmac("sha256", key)
     .update(`${id}.${Math.floor(at.getTime() / 1000)}.`)
     .update(body)
@@ -146,7 +146,7 @@ function signWithKey(key: Uint8Array, id: string, at: Date, body: string): strin
  */
 export function signWebhook(
   setting: string,
-  body: string,
+  body: string | Uint8Array,
   id: string = `msg_${crypto.randomUUID()}`,
   at: Date = new Date(),
 ): Record<string, string> {

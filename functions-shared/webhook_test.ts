@@ -51,6 +51,13 @@ Deno.test("refusals 405, 415, 413, 400 each say why, and nothing is applied", as
         controller.close();
       },
     });
+  const latin1 = new Uint8Array([
+    ...new TextEncoder().encode(
+      '{"table":"mmp_toledo_leads","action":"UPSERT","data":{"name":"Ren',
+    ),
+    0xe9,
+    ...new TextEncoder().encode('e"}}'),
+  ]);
   const cases: [string, Request, WebhookDeps, number, RegExp][] = [
     ["GET", new Request(URL_), deps(db), 405, /method not allowed: use POST/],
     [
@@ -96,6 +103,13 @@ Deno.test("refusals 405, 415, 413, 400 each say why, and nothing is applied", as
       /larger than 64/,
     ],
     ["invalid JSON", signed("{not json"), deps(db), 400, /body is not valid JSON/],
+    [
+      "not UTF-8 (a Latin-1 é), not stored as U+FFFD",
+      post(latin1, signWebhook(secretA, latin1)),
+      deps(db),
+      400,
+      /^body is not valid UTF-8$/,
+    ],
     [
       "invalid JSON, the body not repeated",
       signed("ssn-123-45-6789"),
