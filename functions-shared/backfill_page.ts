@@ -33,7 +33,7 @@ import { encodeJson } from "./dynamo_encoder.ts";
 import { type DeadLetter, mapScannedItem, type TableChange } from "./record_mapping.ts";
 import { turnOf, turnSettlement } from "./read_turns.ts";
 import type { Checkpoint, Claim, Committed, ScanPage } from "./segment_work.ts";
-import { applyChanges, isDataError } from "./sync_db.ts";
+import { applyChanges, isDataError, mergeFunction } from "./sync_db.ts";
 import { logDeadLetters } from "./dead_letter_writer.ts";
 import { bySourceTable } from "./table_registry.ts";
 
@@ -125,7 +125,9 @@ async function commitAtOnce(
   // The checkpoint takes the merge's count as an argument, so the merge runs first; the
   // CTE, read twice, runs once.
   const [row] = await sql.unsafe(
-    `with merged as (select applied::int as applied from sync.merge_changes($6, $7::text::jsonb))
+    `with merged as (select applied::int as applied from ${
+      mergeFunction(true)
+    }($6, $7::text::jsonb))
      select sync.checkpoint_segment($1, $2, $3, $4::text::jsonb, $5,
               (select applied from merged), $8, $9::timestamptz) as checkpointed,
             (select applied from merged) as applied
@@ -163,6 +165,7 @@ export async function commitPage(
   const committed = await sql.begin(async (tx) => {
     const { applied, refused } = await applyChanges(tx, changes, deadLetters, {
       cpu: deps.cpu,
+      page: true,
     });
     const [row] = turn
       ? await tx`select sync.checkpoint_segment(${claim.job_id}, ${claim.segment},

@@ -59,7 +59,8 @@ Deno.test("a claimed segment is scanned page by page, each page written with its
   const pages = db.matching("sync.checkpoint_segment");
   assert.equal(pages.length, 2);
   for (const page of pages) {
-    assert.match(page.text, /sync\.merge_changes\(\$6, \$7::text::jsonb\)/);
+    // The page's merge waits at most 30 s for the table's lock (sync.merge_page_changes).
+    assert.match(page.text, /sync\.merge_page_changes\(\$6, \$7::text::jsonb\)/);
     assert.match(page.text, /\(select applied from merged\)/);
     assert.equal(page.tx, 0, "no explicit transaction: one statement is one");
   }
@@ -174,7 +175,7 @@ Deno.test("a lost lease (the checkpoint's SY001) rolls the page back and the wor
   // so the merge's rows roll back with it (tests/backfill_page_test.ts shows it in Postgres).
   const pages = db.matching("sync.checkpoint_segment");
   assert.equal(pages.length, 2);
-  assert.ok(pages.every((p) => p.text.includes("sync.merge_changes")));
+  assert.ok(pages.every((p) => p.text.includes("sync.merge_page_changes")));
   assert.deepEqual(db.transactions, { begun: 0, committed: 0, rolledBack: 0 });
   assert.deepEqual(dynamo.sent.map((c) => c.input.Segment), [1, 2]);
   assert.equal(db.matching("sync.claim_segment").length, 3);
@@ -278,7 +279,7 @@ Deno.test("a poison item becomes a dead letter and its page still checkpoints", 
   assert.equal(rows[0].position_source, "backfill");
   assert.match(String(rows[0].reason), /^firespring-backdoor-segments-dev \[segment_id="p"\]: /);
   assert.match(String(rows[0].reason), /attribute value/);
-  const merged = JSON.parse(String(db.matching("sync.merge_changes")[0].values[1]));
+  const merged = JSON.parse(String(db.matching("sync.merge_page_changes")[0].values[1]));
   assert.deepEqual(merged.map((c: { row: { segment_id: string } }) => c.row.segment_id), ["a"]);
   assert.ok(
     lines.includes(`${WHERE}: dead letter: ${rows[0].reason}`),
@@ -360,7 +361,7 @@ Deno.test("a page Postgres refuses as a whole is written again the careful way, 
   const refused = Object.assign(new Error("invalid input syntax"), { code: "22P02" });
   const db = backfillDb([claim()], {
     checkpoint: (s) => {
-      if (s.text.includes("sync.merge_changes")) throw refused;
+      if (s.text.includes("sync.merge_page_changes")) throw refused;
       return [];
     },
   });
@@ -376,11 +377,11 @@ Deno.test("a page Postgres refuses as a whole is written again the careful way, 
     "the page's mapping, and the careful merge's encoding, measured",
   );
   const [once, careful] = db.matching("sync.checkpoint_segment");
-  assert.ok(once.text.includes("sync.merge_changes"), "first the one statement");
+  assert.ok(once.text.includes("sync.merge_page_changes"), "first the one statement");
   assert.equal(careful.tx, 1, "then a transaction");
   assert.deepEqual(checkpointArgs(careful), ["7", 1, "worker-a", null, 2, 2, true]);
   assert.equal(
-    db.matching("savepoint").length + db.matching("sync.merge_changes").length >= 2,
+    db.matching("savepoint").length + db.matching("sync.merge_page_changes").length >= 2,
     true,
   );
   assert.deepEqual(db.transactions, { begun: 1, committed: 1, rolledBack: 0 });
