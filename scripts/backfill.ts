@@ -106,17 +106,21 @@ export async function startBackfills(
     expected.set(spec.targetTable, description?.Table?.ItemCount);
     // A Scan backfill of the table that is still pending or running (a run of this
     // command interrupted, say) is followed, not started again beside it: two would read
-    // the table at twice its read budget, which is each job's.
-    const [active] = await sql<{ id: string; status: string }[]>`
+    // the table at twice its read budget, which is each job's. Every one of them: a heal
+    // may have queued a newer job behind a running one, and the table is whole (its stale
+    // mark cleared) only once that one ends too.
+    const active = await sql<{ id: string; status: string }[]>`
       select id, status from sync.backfill_jobs
       where source_table = ${spec.sourceTable} and status in ('pending', 'running')
         and checksum_run_id is null and export_arn is null
-      order by id limit 1`;
-    if (active) {
-      console.log(
-        `backfill: ${spec.targetTable}: following backfill job ${active.id}, already ${active.status}`,
-      );
-      jobs.push(active.id);
+      order by id`;
+    if (active.length > 0) {
+      for (const job of active) {
+        console.log(
+          `backfill: ${spec.targetTable}: following backfill job ${job.id}, already ${job.status}`,
+        );
+        jobs.push(job.id);
+      }
       continue;
     }
     const [row] = await sql`select sync.start_backfill(${spec.sourceTable}, ${segments}) as id`;
