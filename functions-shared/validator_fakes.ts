@@ -83,9 +83,10 @@ export interface RunsOptions {
   beforeAnswer?: (s: Statement) => Promise<void>;
   /**
    * The keys `sync.keys_changed_since` finds changed since `since` (an ISO instant)
-   * among `keys`; none by default.
+   * among `keys`; none by default. A collapsed table's are asked with the run's id
+   * (`sync.collapsed_keys_changed_since`).
    */
-  movedOn?: (keys: RowKey[], since: string) => RowKey[];
+  movedOn?: (keys: RowKey[], since: string, run?: number) => RowKey[];
 }
 
 /** A fake database of validation runs; runs created get ids from 42. */
@@ -301,6 +302,11 @@ export function runsDb(options: RunsOptions = {}) {
     if (t.startsWith("delete from sync.checksum_items")) return [];
     if (t.includes("sync.keys_changed_since(")) {
       const moved = options.movedOn?.(JSON.parse(String(v[1])), String(v[2])) ?? [];
+      return moved.map((row_key) => ({ row_key }));
+    }
+    if (t.includes("sync.collapsed_keys_changed_since(")) {
+      const moved = options.movedOn?.(JSON.parse(String(v[2])), String(v[3]), Number(v[0])) ??
+        [];
       return moved.map((row_key) => ({ row_key }));
     }
     if (t.includes("from sync.compare_checksum(")) {

@@ -226,7 +226,7 @@ export async function recheckLook(
     await (deps.pause ?? realPacing.sleep)(share * (deps.settleMs ?? 1_000));
     still = await compareLooked(deps, spec, run, still.map((d) => d.key));
   }
-  if (lastLook && still.length > 0 && !spec.collapse) {
+  if (lastLook && still.length > 0) {
     // The bounds of every read of the look, over the requests it spanned (`stage`).
     const [reads] = await deps.sql<
       { recheck_read_from: Date | null; recheck_read_before: Date | null }[]

@@ -1,8 +1,10 @@
 /**
- * The validator's last look, for the keys of a plain table that still differ after its
- * compares: those the stream changed after the look read them are left out
- * (docs/sync-semantics.md, "Verification"; `sync.keys_changed_since`,
- * 20261128005100_keys_moved_on.sql).
+ * The validator's last look, for the keys that still differ after its compares: those
+ * the stream changed after the look read them are left out (docs/sync-semantics.md,
+ * "Verification"; `sync.keys_changed_since`, 20261128005100_keys_moved_on.sql; for a
+ * collapsed table `sync.collapsed_keys_changed_since`,
+ * 20261128005400_collapsed_keys_moved_on.sql: its row written from the stream after the
+ * read, from an item ranked at least as the largest the look read of the key).
  *
  * @module
  */
@@ -25,7 +27,7 @@ import { realPacing } from "./scan_pacing.ts";
 export const MOVED_ON_PAUSES = 5;
 
 /**
- * The keys of a plain table that still differ after the last look's compares, but those
+ * The keys that still differ after the last look's compares, but those
  * whose row or tombstone a stream record changed after they were read
  * (`sync.keys_changed_since`: stamped at or after `readBefore`, an instant after every
  * read of the look, plus the stream clock's granularity). Such a key changes faster than
@@ -45,9 +47,14 @@ export async function withoutKeysMovedOn(
   overBudget: () => boolean,
 ): Promise<Divergence[]> {
   const changedSince = async (keys: Divergence[], since: Date) => {
-    const found = await deps.sql<{ row_key: RowKey }[]>`
+    const json = JSON.stringify(keys.map((d) => d.key));
+    const found = spec.collapse
+      ? await deps.sql<{ row_key: RowKey }[]>`
+      select k as row_key from sync.collapsed_keys_changed_since(${run}, ${spec.targetTable},
+        ${json}::text::jsonb, ${since.toISOString()}) k`
+      : await deps.sql<{ row_key: RowKey }[]>`
       select k as row_key from sync.keys_changed_since(${spec.targetTable},
-        ${JSON.stringify(keys.map((d) => d.key))}::text::jsonb, ${since.toISOString()}) k`;
+        ${json}::text::jsonb, ${since.toISOString()}) k`;
     return new Set(found.map((m) => rowKeyText(m.row_key)));
   };
   // Only a key the stream is changing is waited for: one stamped since about when the
