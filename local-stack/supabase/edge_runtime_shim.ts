@@ -75,6 +75,7 @@ Deno.unrefTimer(setInterval(() => {
 const pending = new Set<Promise<unknown>>();
 /** The shim's own clock, set apart from the function's timers (wrapped below). */
 const shimInterval = globalThis.setInterval;
+const shimTimeout = globalThis.setTimeout;
 
 // The isolate's memory as the hosted supervisor counts it (V8's used heap plus external
 // memory) and its pending `waitUntil` promises, for the gateway (edge_limits.ts,
@@ -94,15 +95,16 @@ const memory = new MemoryWatch({
     Deno.unrefTimer(id);
     return () => clearInterval(id);
   },
+  after: (fn, ms) => Deno.unrefTimer(shimTimeout(fn, ms)),
 });
 afterEachCollection(() => memory.report());
 
 // The function's own timers: the isolate is looked at after one runs, as hosted looks
-// after every turn of the event loop (the shim's own use `shimInterval`).
+// after every turn of the event loop (the shim's own use `shimInterval` and
+// `shimTimeout`).
 for (const name of ["setTimeout", "setInterval"] as const) {
   const original = globalThis[name] as unknown as (...args: unknown[]) => unknown;
-  // deno-lint-ignore no-explicit-any
-  (globalThis as any)[name] = (callback: unknown, ms?: number, ...args: unknown[]) => {
+  const wrapped = (callback: unknown, ms?: number, ...args: unknown[]) => {
     if (typeof callback !== "function") return original(callback, ms, ...args);
     return original(
       function (this: unknown, ...given: unknown[]) {
@@ -116,6 +118,10 @@ for (const name of ["setTimeout", "setInterval"] as const) {
       ...args,
     );
   };
+  // Its own properties too (`util.promisify.custom`, its name and length).
+  Object.defineProperties(wrapped, Object.getOwnPropertyDescriptors(original));
+  // deno-lint-ignore no-explicit-any
+  (globalThis as any)[name] = wrapped;
 }
 
 const edgeRuntime = {

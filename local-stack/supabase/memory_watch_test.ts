@@ -18,6 +18,14 @@ function fakeIsolate() {
       timers.set(id, { fn, ms, next: state.now + ms });
       return () => timers.delete(id);
     },
+    after: (fn, ms) => {
+      const id = ++ids;
+      timers.set(id, {
+        fn: () => (timers.delete(id), fn()),
+        ms: Infinity,
+        next: state.now + ms,
+      });
+    },
   });
   /** Moves the clock on, firing each interval as it falls due. */
   const advance = (ms: number) => {
@@ -99,19 +107,21 @@ Deno.test("two requests at once: busy until the last has ended, and an end calle
   assert.equal(watch.watching, false);
 });
 
-Deno.test("a timer of the function's own makes an idle isolate busy for the tail, each run again", () => {
-  const { state, lines, watch, advance } = fakeIsolate();
-  watch.timerRan();
-  assert.equal(watch.watching, true);
+Deno.test("a timer of the function's own is looked after at once and once more a look later, never on the clock", () => {
+  const { state, lines, timers, watch, advance } = fakeIsolate();
   state.memoryMb = 40;
-  advance(MEMORY_REPORT_MS);
-  assert.match(lines.at(-1)!, / 40\.0 0$/, "seen at the next look");
-  advance(BUSY_TAIL_MS - 2 * MEMORY_REPORT_MS);
   watch.timerRan();
-  advance(BUSY_TAIL_MS - MEMORY_REPORT_MS);
-  assert.equal(watch.watching, true, "the tail runs from the last timer");
-  advance(2 * MEMORY_REPORT_MS);
-  assert.equal(watch.watching, false);
+  assert.match(lines.at(-1)!, / 40\.0 0$/, "seen at once");
+  assert.equal(watch.watching, false, "not busy: an interval would keep it so for ever");
+  state.memoryMb = 45;
+  watch.timerRan();
+  assert.equal(timers.size, 1, "one look again, not one a timer");
+  state.memoryMb = 60;
+  advance(MEMORY_REPORT_MS);
+  assert.match(lines.at(-1)!, / 60\.0 0$/, "what its promises went on to do, a look later");
+  assert.equal(timers.size, 0);
+  advance(60_000);
+  assert.equal(lines.length, 4, "then nothing");
 });
 
 Deno.test("a garbage collection while idle writes what changed", () => {
