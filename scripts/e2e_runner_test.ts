@@ -93,53 +93,44 @@ Deno.test("a test marked only runs alone, and the file fails for it", async () =
   assert.match(summary.line, /^FAILED \| 1 passed \| 0 failed/);
 });
 
-Deno.test("a file run by the runner: its tests run in the runner's process, and its exit code says how they went", async () => {
+/** Runs a test file of `code` by the runner, in a process of its own: its exit code and stdout. */
+async function runFile(code: string): Promise<{ code: number; text: string }> {
   const dir = await Deno.makeTempDir({ prefix: "e2e-runner-" });
   try {
     const file = join(dir, "x_test.ts");
-    await Deno.writeTextFile(
-      file,
-      'Deno.test("adds", () => { if (1 + 1 !== 2) throw new Error("no"); });\n' +
-        'Deno.test({ name: "later", ignore: true, fn: () => {} });\n' +
-        'Deno.test("rejects unseen", () => { Promise.reject(new Error("lost")); });\n' +
-        'Deno.test("never runs", () => {});\n',
-    );
+    await Deno.writeTextFile(file, code);
     const out = await new Deno.Command(Deno.execPath(), {
       args: ["run", "-A", join(import.meta.dirname!, "e2e_runner.ts"), file],
       stdout: "piped",
       stderr: "piped",
     }).output();
-    const text = new TextDecoder().decode(out.stdout);
-    assert.equal(out.code, 1, text);
-    assert.match(text, /running 4 tests from/);
-    assert.match(text, /rejects unseen\nError: lost/);
-    assert.deepEqual(denoTestCounts(text), { passed: 1, failed: 1 });
+    return { code: out.code, text: new TextDecoder().decode(out.stdout) };
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+}
+
+Deno.test("a file run by the runner: its tests run in the runner's process, and its exit code says how they went", async () => {
+  const { code, text } = await runFile(
+    'Deno.test("adds", () => { if (1 + 1 !== 2) throw new Error("no"); });\n' +
+      'Deno.test({ name: "later", ignore: true, fn: () => {} });\n' +
+      'Deno.test("rejects unseen", () => { Promise.reject(new Error("lost")); });\n' +
+      'Deno.test("never runs", () => {});\n',
+  );
+  assert.equal(code, 1, text);
+  assert.match(text, /running 4 tests from/);
+  assert.match(text, /rejects unseen\nError: lost/);
+  assert.deepEqual(denoTestCounts(text), { passed: 1, failed: 1 });
 });
 
 Deno.test("a test that calls Deno.exit fails instead of ending its file with a passing code", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "e2e-runner-" });
-  try {
-    const file = join(dir, "x_test.ts");
-    await Deno.writeTextFile(
-      file,
-      'Deno.test("exits", () => { Deno.exit(0); });\n' +
-        'Deno.test("exits later", async () => { await Promise.resolve(); Deno.exit(3); });\n' +
-        'Deno.test("passes", () => {});\n',
-    );
-    const out = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", join(import.meta.dirname!, "e2e_runner.ts"), file],
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const text = new TextDecoder().decode(out.stdout);
-    assert.equal(out.code, 1, text);
-    assert.match(text, /Test case attempted to exit with exit code: 0/);
-    assert.match(text, /Test case attempted to exit with exit code: 3/);
-    assert.deepEqual(denoTestCounts(text), { passed: 1, failed: 2 });
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  const { code, text } = await runFile(
+    'Deno.test("exits", () => { Deno.exit(0); });\n' +
+      'Deno.test("exits later", async () => { await Promise.resolve(); Deno.exit(3); });\n' +
+      'Deno.test("passes", () => {});\n',
+  );
+  assert.equal(code, 1, text);
+  assert.match(text, /Test case attempted to exit with exit code: 0/);
+  assert.match(text, /Test case attempted to exit with exit code: 3/);
+  assert.deepEqual(denoTestCounts(text), { passed: 1, failed: 2 });
 });
