@@ -33,7 +33,7 @@ import { encodeJson } from "./dynamo_encoder.ts";
 import { type DeadLetter, mapScannedItem, type TableChange } from "./record_mapping.ts";
 import { turnOf, turnSettlement } from "./read_turns.ts";
 import type { Checkpoint, Claim, Committed, ScanPage } from "./segment_work.ts";
-import { applyChanges, isDataError, mergeFunction } from "./sync_db.ts";
+import { applyChanges, isDataError } from "./sync_db.ts";
 import { logDeadLetters } from "./dead_letter_writer.ts";
 import { bySourceTable } from "./table_registry.ts";
 
@@ -47,6 +47,28 @@ export interface PageDeps {
    * (`sync.backfill_read_turn`). Without it, no turn is booked.
    */
   rate?: number;
+  /**
+   * A Scan's page: its merge waits at most 30 s for the table's merge lock
+   * (`sync.wait_for_merge_lock`, taken once before any savepoint), which an export's
+   * chunk may hold for minutes, then fails with 55P03 (a statement that lost to another:
+   * given back, not counted), naming the lock. Not an export's own careful pages: its
+   * sibling loaders hold the lock chunk after chunk, and they queue for it.
+   */
+  lockWaitLimited?: boolean;
+}
+
+/** A lock timeout met waiting for the table's merge lock, named; any other error as it is. */
+function namedLockWait(error: unknown, table: string): unknown {
+  const e = error as { code?: string; where?: string };
+  if (e?.code !== "55P03" || !String(e.where ?? "").includes("wait_for_merge_lock")) return error;
+  return Object.assign(
+    new Error(
+      `the merge lock of ${table} was held by another transaction for 30 s (an export's ` +
+        "chunk or a retention purge of the table): the page is given back and read again later",
+      { cause: error },
+    ),
+    { code: "55P03" },
+  );
 }
 
 /**
@@ -96,6 +118,7 @@ async function commitAtOnce(
   page: { json: string | null; readAt: Date },
   checkpoint: Checkpoint,
   turn: TurnArgs | undefined,
+  lockWaitLimited: boolean,
 ): Promise<Committed> {
   const { json, readAt } = page;
   const args = [
@@ -123,11 +146,14 @@ async function commitAtOnce(
     return { rows: 0, nextTurn: turnOf(row?.turn) };
   }
   // The checkpoint takes the merge's count as an argument, so the merge runs first; the
-  // CTE, read twice, runs once.
+  // CTE, read twice, runs once. The lock's wait, when limited, comes before the merge: the
+  // merge's table is the lock's answer (a lateral reference, evaluated first).
+  const merge = lockWaitLimited
+    ? "(select sync.wait_for_merge_lock($6) as target) l " +
+      "cross join lateral sync.merge_changes(l.target, $7::text::jsonb)"
+    : "sync.merge_changes($6, $7::text::jsonb)";
   const [row] = await sql.unsafe(
-    `with merged as (select applied::int as applied from ${
-      mergeFunction(true)
-    }($6, $7::text::jsonb))
+    `with merged as (select applied::int as applied from ${merge})
      select sync.checkpoint_segment($1, $2, $3, $4::text::jsonb, $5,
               (select applied from merged), $8, $9::timestamptz) as checkpointed,
             (select applied from merged) as applied
@@ -150,22 +176,26 @@ export async function commitPage(
 ): Promise<Committed> {
   const { changes, deadLetters, json, mappedMs } = mapPage(deps.cpu, claim, page);
   const turn = turnArgs(deps.rate, checkpoint);
+  const limited = deps.lockWaitLimited ?? false;
   if (deadLetters.length === 0) {
     try {
       const encoded = { json, readAt: page.readAt };
-      return { ...await commitAtOnce(sql, claim, encoded, checkpoint, turn), mappedMs };
+      return {
+        ...await commitAtOnce(sql, claim, encoded, checkpoint, turn, limited),
+        mappedMs,
+      };
     } catch (error) {
       // A value Postgres refuses: the careful path isolates it (nothing was written).
-      if (!isDataError(error)) throw error;
+      if (!isDataError(error)) throw namedLockWait(error, claim.target_table);
     }
   }
   // A poison item fails alone (docs/sync-semantics.md, "Bad input"): it is dead-lettered
   // (when it does not map, or when Postgres refuses it) and the page, with its
   // checkpoint, is written without it, so the segment moves on, never loops.
   const committed = await sql.begin(async (tx) => {
+    if (limited) await tx`select sync.wait_for_merge_lock(${claim.target_table})`;
     const { applied, refused } = await applyChanges(tx, changes, deadLetters, {
       cpu: deps.cpu,
-      page: true,
     });
     const [row] = turn
       ? await tx`select sync.checkpoint_segment(${claim.job_id}, ${claim.segment},
@@ -177,6 +207,8 @@ export async function commitPage(
                    ${checkpoint.worker}, ${checkpoint.nextKey}::text::jsonb, ${checkpoint.items},
                    ${applied}, ${checkpoint.done}, ${page.readAt}::timestamptz) as checkpointed`;
     return { rows: applied, nextTurn: turnOf(row?.turn), refused };
+  }).catch((error) => {
+    throw namedLockWait(error, claim.target_table);
   });
   // Once committed (a lost lease rolls them back): each letter's table, key and cause.
   const letters = [...deadLetters, ...committed.refused.map((r) => r.deadLetter)];

@@ -202,6 +202,7 @@ export async function runWorker(deps: WorkerDeps, worker: string): Promise<RunRe
           cpu: deps.cpu,
           log,
           rate: deps.maxRcuPerSecond,
+          lockWaitLimited: true,
         });
         if (committed.mappedMs !== undefined) {
           lastMapped = { items: page.items.length, ms: committed.mappedMs };

@@ -355,7 +355,7 @@ Deno.test("an empty last page still checkpoints the segment as done, with no mer
     0,
     true,
   ]);
-  assert.equal(db.matching("sync.merge_page_changes").length, 2);
+  assert.equal(db.matching("sync.merge_changes").length, 2);
 });
 
 Deno.test("a segment reads at the turns its job's read ledger books, and settles each read's cost with its page", async () => {

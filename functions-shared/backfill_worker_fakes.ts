@@ -41,8 +41,6 @@ export const item = (id: string, value = "5") => ({
 
 export const keyOf = (id: string) => ({ segment_id: { S: id } });
 
-/** A statement that merges: a page's merge (sync.merge_page_changes) or any other. */
-const MERGES = /sync\.merge_(page_)?changes/;
 /**
  * A database that hands out `claims` one by one, answers the wake check with
  * `pending`/`running`, merges every change, and runs `checkpoint` for each checkpoint.
@@ -65,6 +63,8 @@ export function backfillDb(
     lastAttempt?: boolean;
     /** Jobs whose end is left to the workers (sync.claim_sweep), in order (default none). */
     sweeps?: string[];
+    /** The answer to a careful page's wait for the merge lock (default: taken). */
+    lockWait?: (s: Statement) => unknown[];
   } = {},
 ) {
   const queue = [...claims];
@@ -72,7 +72,7 @@ export function backfillDb(
   const turn = (s: Statement) =>
     s.text.includes("sync.backfill_read_turn") ? turns.shift() ?? null : undefined;
   return fakeSql((s) => {
-    if (MERGES.test(s.text) && s.text.includes("sync.checkpoint_segment")) {
+    if (s.text.includes("sync.merge_changes") && s.text.includes("sync.checkpoint_segment")) {
       // The page and its checkpoint in one statement (backfill_page.ts).
       options.checkpoint?.(s);
       return [{
@@ -93,8 +93,12 @@ export function backfillDb(
       // The statement compares the segments in flight with its parameter, maxConcurrent.
       return [{ wake: (options.pending ?? false) && (options.running ?? 0) < Number(s.values[0]) }];
     }
-    if (MERGES.test(s.text)) {
+    if (s.text.includes("sync.merge_changes")) {
       return [{ applied: (JSON.parse(String(s.values[1])) as unknown[]).length }];
+    }
+    // A Scan page's wait for its table's merge lock, before its careful merges.
+    if (s.text.startsWith("select sync.wait_for_merge_lock(")) {
+      return options.lockWait?.(s) ?? [{ wait_for_merge_lock: s.values[0] }];
     }
     if (s.text.includes("insert into sync.dead_letters")) return [];
     // A read settled on its own (read_turns.ts, settle): a turn given back, say.
@@ -173,7 +177,7 @@ export const twoPages = {
  */
 export function checkpointArgs(s: Statement): unknown[] {
   // The read turn's arguments come after the checkpoint's (backfill_page.ts).
-  if (!MERGES.test(s.text)) return s.values.slice(0, 7);
+  if (!s.text.includes("sync.merge_changes")) return s.values.slice(0, 7);
   const [job, segment, worker, nextKey, items, , json, done] = s.values;
   const rows = json === null ? 0 : (JSON.parse(String(json)) as unknown[]).length;
   return [job, segment, worker, nextKey, items, rows, done];

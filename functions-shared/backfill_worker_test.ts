@@ -59,8 +59,11 @@ Deno.test("a claimed segment is scanned page by page, each page written with its
   const pages = db.matching("sync.checkpoint_segment");
   assert.equal(pages.length, 2);
   for (const page of pages) {
-    // The page's merge waits at most 30 s for the table's lock (sync.merge_page_changes).
-    assert.match(page.text, /sync\.merge_page_changes\(\$6, \$7::text::jsonb\)/);
+    // The merge after the wait for the table's lock, at most 30 s (sync.wait_for_merge_lock).
+    assert.match(
+      page.text,
+      /\(select sync\.wait_for_merge_lock\(\$6\) as target\) l cross join lateral sync\.merge_changes\(l\.target, \$7::text::jsonb\)/,
+    );
     assert.match(page.text, /\(select applied from merged\)/);
     assert.equal(page.tx, 0, "no explicit transaction: one statement is one");
   }
@@ -175,7 +178,7 @@ Deno.test("a lost lease (the checkpoint's SY001) rolls the page back and the wor
   // so the merge's rows roll back with it (tests/backfill_page_test.ts shows it in Postgres).
   const pages = db.matching("sync.checkpoint_segment");
   assert.equal(pages.length, 2);
-  assert.ok(pages.every((p) => p.text.includes("sync.merge_page_changes")));
+  assert.ok(pages.every((p) => p.text.includes("sync.merge_changes")));
   assert.deepEqual(db.transactions, { begun: 0, committed: 0, rolledBack: 0 });
   assert.deepEqual(dynamo.sent.map((c) => c.input.Segment), [1, 2]);
   assert.equal(db.matching("sync.claim_segment").length, 3);
@@ -279,7 +282,7 @@ Deno.test("a poison item becomes a dead letter and its page still checkpoints", 
   assert.equal(rows[0].position_source, "backfill");
   assert.match(String(rows[0].reason), /^firespring-backdoor-segments-dev \[segment_id="p"\]: /);
   assert.match(String(rows[0].reason), /attribute value/);
-  const merged = JSON.parse(String(db.matching("sync.merge_page_changes")[0].values[1]));
+  const merged = JSON.parse(String(db.matching("sync.merge_changes")[0].values[1]));
   assert.deepEqual(merged.map((c: { row: { segment_id: string } }) => c.row.segment_id), ["a"]);
   assert.ok(
     lines.includes(`${WHERE}: dead letter: ${rows[0].reason}`),
@@ -312,6 +315,28 @@ Deno.test("any other Scan error is counted on the segment, which is released, an
       `${WHERE}: ValidationException: ExclusiveStartKey is invalid; released for another worker`,
     );
   }
+});
+
+Deno.test("a page that waited 30 s for its table's merge lock is given back uncounted, the lock named", async () => {
+  const timedOut = Object.assign(new Error("canceling statement due to lock timeout"), {
+    code: "55P03",
+    where: 'SQL function "wait_for_merge_lock" statement 1',
+  });
+  const db = backfillDb([claim()], {
+    checkpoint: () => {
+      throw timedOut;
+    },
+  });
+  const { deps, lines } = workerDeps(db, pagedDynamo(twoPages));
+  await assert.rejects(runWorker(deps, "worker-a"), /merge lock of firespring_segments/);
+  assert.equal(db.matching("sync.note_failed_attempt").length, 0, "not counted");
+  assert.equal(db.matching("sync.release_segment").length, 1, "given back");
+  assert.equal(
+    lines.at(-1),
+    `${WHERE}: the merge lock of firespring_segments was held by another transaction for 30 s ` +
+      "(an export's chunk or a retention purge of the table): the page is given back and " +
+      "read again later; released for another worker",
+  );
 });
 
 Deno.test("a failure that says retry later (the database or its pooler unavailable) is not counted as a failed attempt", async () => {
@@ -361,7 +386,7 @@ Deno.test("a page Postgres refuses as a whole is written again the careful way, 
   const refused = Object.assign(new Error("invalid input syntax"), { code: "22P02" });
   const db = backfillDb([claim()], {
     checkpoint: (s) => {
-      if (s.text.includes("sync.merge_page_changes")) throw refused;
+      if (s.text.includes("sync.merge_changes")) throw refused;
       return [];
     },
   });
@@ -377,11 +402,19 @@ Deno.test("a page Postgres refuses as a whole is written again the careful way, 
     "the page's mapping, and the careful merge's encoding, measured",
   );
   const [once, careful] = db.matching("sync.checkpoint_segment");
-  assert.ok(once.text.includes("sync.merge_page_changes"), "first the one statement");
+  assert.ok(once.text.includes("sync.merge_changes"), "first the one statement");
   assert.equal(careful.tx, 1, "then a transaction");
+  // The careful way takes the table's lock first, before the merges in their savepoints
+  // (a halving's rollback keeps it), waiting at most 30 s.
+  const lock = db.statements.findIndex((s) =>
+    s.text.startsWith("select sync.wait_for_merge_lock(")
+  );
+  const firstMerge = db.statements.findIndex((s) => s.tx === 1 && s.text.includes("merge_changes"));
+  assert.equal(db.statements[lock]?.tx, 1);
+  assert.ok(lock < firstMerge, "the lock before the first merge");
   assert.deepEqual(checkpointArgs(careful), ["7", 1, "worker-a", null, 2, 2, true]);
   assert.equal(
-    db.matching("savepoint").length + db.matching("sync.merge_page_changes").length >= 2,
+    db.matching("savepoint").length + db.matching("sync.merge_changes").length >= 2,
     true,
   );
   assert.deepEqual(db.transactions, { begun: 1, committed: 1, rolledBack: 0 });

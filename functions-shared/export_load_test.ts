@@ -456,7 +456,7 @@ function fileDb(
       moveTo(s.values[3]);
       return [{ checkpointed: true, applied: state.staged.split("\n").length - 1 }];
     }
-    if (t.includes("sync.merge_page_changes(")) {
+    if (t.includes("sync.merge_changes(")) {
       const atOnce = t.startsWith("with");
       const changes = String(s.values[atOnce ? 6 : 1]);
       if (options.refuse && changes.includes(options.refuse)) throw refused();

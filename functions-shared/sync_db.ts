@@ -125,17 +125,6 @@ export interface ApplyOptions {
    * whose refused change is isolated in halves (one statement each) counts what it costs.
    */
   cpu?: CpuMeter;
-  /**
-   * A backfill's page: merged by `sync.merge_page_changes`, which waits at most 30 s for
-   * the table's merge lock (an export's chunk may hold it for minutes), then fails with
-   * 55P03, a statement that lost to another.
-   */
-  page?: boolean;
-}
-
-/** The merge a statement calls: a backfill page's waits at most 30 s for the table's lock. */
-export function mergeFunction(page = false): string {
-  return page ? "sync.merge_page_changes" : "sync.merge_changes";
 }
 
 /**
@@ -171,7 +160,7 @@ export async function applyChanges(
   let applied = 0;
   const refused: RefusedChange[] = [];
   for (const table of [...byTable.keys()].sort()) {
-    const result = await mergeIsolating(tx, table, byTable.get(table)!, options);
+    const result = await mergeIsolating(tx, table, byTable.get(table)!, options.cpu);
     applied += result.applied;
     for (const { change, error } of result.refused) {
       refused.push({ change, deadLetter: refusedLetter(change, error) });
@@ -191,12 +180,12 @@ async function mergeTable(
   tx: postgres.TransactionSql,
   table: string,
   changes: TableChange[],
-  { cpu, page }: ApplyOptions,
+  cpu?: CpuMeter,
 ): Promise<number> {
   const encode = () => encodeJson(changes.map((c) => toWire(c.change)));
   const json = cpu ? cpu.measure(encode) : encode();
   const [result] = await tx.unsafe(
-    `select applied from ${mergeFunction(page)}($1, $2::text::jsonb)`,
+    "select applied from sync.merge_changes($1, $2::text::jsonb)",
     [table, json],
   );
   return Number(result.applied);
@@ -210,10 +199,10 @@ async function mergeIsolating(
   tx: postgres.TransactionSql,
   table: string,
   changes: TableChange[],
-  options: ApplyOptions,
+  cpu?: CpuMeter,
 ): Promise<{ applied: number; refused: { change: TableChange; error: Error }[] }> {
   try {
-    const applied = await tx.savepoint((sp) => mergeTable(sp, table, changes, options));
+    const applied = await tx.savepoint((sp) => mergeTable(sp, table, changes, cpu));
     return { applied: applied as number, refused: [] };
   } catch (error) {
     if (!isDataError(error)) throw error;
@@ -221,8 +210,8 @@ async function mergeIsolating(
       return { applied: 0, refused: [{ change: changes[0], error: error as Error }] };
     }
     const middle = Math.ceil(changes.length / 2);
-    const first = await mergeIsolating(tx, table, changes.slice(0, middle), options);
-    const second = await mergeIsolating(tx, table, changes.slice(middle), options);
+    const first = await mergeIsolating(tx, table, changes.slice(0, middle), cpu);
+    const second = await mergeIsolating(tx, table, changes.slice(middle), cpu);
     return {
       applied: first.applied + second.applied,
       refused: [...first.refused, ...second.refused],

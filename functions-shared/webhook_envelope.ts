@@ -56,14 +56,36 @@ const SEQUENCE_NUMBER = /^\d{1,40}$/;
 
 const INFINITE = "expected a number within a double's range, not one past 1.8e308";
 
-/** The path of the first number in `value` that is not finite (JSON's `1e400`), if any. */
-function infiniteAt(value: unknown, path: (string | number)[]): (string | number)[] | undefined {
-  if (typeof value === "number") return Number.isFinite(value) ? undefined : path;
+/**
+ * The path within `value` of its first number that is not finite (JSON's `1e400`), if
+ * any. Fields that hold neither a number nor an object are passed over, and a path is
+ * built only for a find: the check runs for every record of every batch.
+ */
+function infiniteIn(value: unknown): string[] | undefined {
+  if (typeof value === "number") return Number.isFinite(value) ? undefined : [];
   if (value === null || typeof value !== "object" || isDynamoNumber(value)) return undefined;
-  for (const [key, member] of Object.entries(value)) {
+  const members = value as Record<string, unknown>;
+  for (const key in members) {
+    const member = members[key];
     if (typeof member !== "number" && (member === null || typeof member !== "object")) continue;
-    const at = infiniteAt(member, [...path, key]);
-    if (at) return at;
+    const at = infiniteIn(member);
+    if (at) return [key, ...at];
+  }
+  return undefined;
+}
+
+/** The first non-finite number among `value`'s fields but those of `skip`, with its path. */
+function infiniteBeside(
+  value: Record<string, unknown>,
+  skip: readonly string[],
+  path: (string | number)[],
+): { problem: Problem } | undefined {
+  for (const field in value) {
+    if (skip.includes(field)) continue;
+    const member = value[field];
+    if (typeof member !== "number" && (member === null || typeof member !== "object")) continue;
+    const at = infiniteIn(member);
+    if (at) return { problem: { path: [...path, field, ...at], message: INFINITE } };
   }
   return undefined;
 }
@@ -129,15 +151,9 @@ export function streamRecordProblem(
   }
   // A number past a double's range (`1e400`) reads as Infinity, which nothing can store
   // (the dead letter keeps the record whole): refused here, named, as AWS sends none.
-  for (const [field, member] of Object.entries(value)) {
-    const at = field === "dynamodb" ? undefined : infiniteAt(member, [...path, field]);
-    if (at) return { problem: { path: at, message: INFINITE } };
-  }
-  for (const [field, member] of Object.entries(dynamodb)) {
-    if ((IMAGES as readonly string[]).includes(field)) continue;
-    const at = infiniteAt(member, [...path, "dynamodb", field]);
-    if (at) return { problem: { path: at, message: INFINITE } };
-  }
+  const infinite = infiniteBeside(value, ["dynamodb"], path) ??
+    infiniteBeside(dynamodb, IMAGES, [...path, "dynamodb"]);
+  if (infinite) return infinite;
   const record = (seconds === created ? value : {
     ...value,
     dynamodb: { ...dynamodb, ApproximateCreationDateTime: seconds },

@@ -1,4 +1,4 @@
--- A backfill's page waits at most 30 s for its table's merge lock, then gives the page back.
+-- A Scan backfill's page waits at most 30 s for its table's merge lock, then is given back.
 --
 -- Every merge of a table takes the table's merge lock first (sync.enter_merge,
 -- 20261128001400_compiled_merges.sql), and an export's chunk holds it for as long as the
@@ -11,27 +11,27 @@
 -- by a review). The sweep's chunks wait 30 s at most for the same reason
 -- (20261128003600_sweep_in_chunks.sql).
 --
--- sync.merge_page_changes is sync.merge_changes with lock_timeout 30 s for its own
--- duration (the function's SET clause; the setting is restored when it returns), and a
--- timeout that names the table's lock and what holds it. SQLSTATE 55P03 stays: the
--- import-worker gives a page that lost so back at once without counting it
--- (functions-shared/segment_scan.ts), and reads it again from its checkpoint.
+-- sync.wait_for_merge_lock takes the lock sync.enter_merge takes (the same key), waiting
+-- at most 30 s (its SET clause: lock_timeout is the caller's again once it returns; the
+-- lock is the transaction's). A Scan's page calls it before its merge, whose own call of
+-- sync.enter_merge then finds the lock held (functions-shared/backfill_page.ts); a
+-- timeout is SQLSTATE 55P03, a statement that lost to another, which the import-worker
+-- gives back at once without counting it (functions-shared/segment_scan.ts). Taken once
+-- for the page, before any savepoint, the careful path's halvings (each in a savepoint)
+-- keep it. An export's own careful pages do not call it: its sibling loaders hold the
+-- lock chunk after chunk, and they queue for it as before.
 
 -- On a live project a lock this migration takes waits at most 5 s: it then fails, rather
 -- than hold every merge and read of the table behind it; push it again.
 select set_config('lock_timeout', '5s', true);
 
-create function sync.merge_page_changes(p_target text, p_changes jsonb)
-returns table (applied bigint, upserted bigint, deleted bigint)
-language plpgsql set search_path = '' set lock_timeout = '30s'
+create function sync.wait_for_merge_lock(p_target text) returns text
+language sql set search_path = '' set lock_timeout = '30s'
 as $$
-begin
-  return query select m.applied, m.upserted, m.deleted from sync.merge_changes(p_target, p_changes) m;
-exception when lock_not_available then
-  raise exception 'the merge lock of % was held by another transaction for 30 s (an export''s chunk or a retention purge of the table): the page is given back and read again later', p_target
-    using errcode = 'lock_not_available';
-end
+  select pg_catalog.pg_advisory_xact_lock(
+    pg_catalog.hashtext('sync.merge_changes'), pg_catalog.hashtext(p_target));
+  select p_target;
 $$;
-comment on function sync.merge_page_changes(text, jsonb) is
-  'sync.merge_changes for a backfill''s page: waits at most 30 s for the table''s merge lock (55P03, naming the lock, after).';
-revoke all on function sync.merge_page_changes(text, jsonb) from public;
+comment on function sync.wait_for_merge_lock(text) is
+  'Takes the table''s merge lock (sync.enter_merge''s) for this transaction, waiting at most 30 s (55P03 after); answers the table.';
+revoke all on function sync.wait_for_merge_lock(text) from public;

@@ -1,31 +1,34 @@
--- A backfill page's merge waits at most 30 s for its table's merge lock
--- (20261128005300_page_lock_timeout.sql): sync.merge_page_changes is sync.merge_changes
--- with lock_timeout 30 s for its own duration, the caller's setting restored after.
+-- A Scan page's wait for its table's merge lock (20261128005300_page_lock_timeout.sql):
+-- sync.wait_for_merge_lock takes the lock sync.enter_merge takes, waiting at most 30 s,
+-- the caller's lock_timeout restored after; the lock is the transaction's.
 set client_min_messages = warning;
 begin;
-select plan(4);
-
-delete from public.firespring_segments;
+select plan(5);
 
 select is(
   (select p.proconfig from pg_catalog.pg_proc p
-   where p.oid = 'sync.merge_page_changes(text, jsonb)'::regprocedure),
+   where p.oid = 'sync.wait_for_merge_lock(text)'::regprocedure),
   array['search_path=""', 'lock_timeout=30s'],
-  'the page''s merge waits at most 30 s for a lock'
+  'it waits at most 30 s for the lock'
 );
 
 set local lock_timeout = '7s';
-select is(
-  (select m.applied from sync.merge_page_changes('firespring_segments', jsonb_build_array(
-    jsonb_build_object('op', 'upsert',
-      'row', jsonb_build_object('segment_id', 'p-1', 'segment_name', 'one', 'segment_criteria', '{}'::jsonb),
-      'seq', null, 'changed_at', now(), 'source', 'backfill'))) m),
-  1::bigint,
-  'it merges as sync.merge_changes does'
-);
-select is((select segment_name from public.firespring_segments where segment_id = 'p-1'), 'one',
-  'the row is written');
+select is(sync.wait_for_merge_lock('firespring_segments'), 'firespring_segments',
+  'it answers the table (the page''s merge reads it, after the wait)');
 select is(current_setting('lock_timeout'), '7s', 'the caller''s lock_timeout is back after it');
+
+-- The same lock as the merge's: one advisory lock of this transaction, however many take it.
+create temporary table held as
+  select l.classid, l.objid, l.objsubid from pg_catalog.pg_locks l
+  where l.locktype = 'advisory' and l.pid = pg_catalog.pg_backend_pid();
+select is((select count(*)::int from held), 1, 'one advisory lock, held for the transaction');
+select sync.enter_merge('firespring_segments');
+select set_eq(
+  $$select l.classid, l.objid, l.objsubid from pg_catalog.pg_locks l
+    where l.locktype = 'advisory' and l.pid = pg_catalog.pg_backend_pid()$$,
+  $$select * from held$$,
+  'sync.enter_merge takes the very same lock: the page''s merge finds it held'
+);
 
 select * from finish();
 rollback;
