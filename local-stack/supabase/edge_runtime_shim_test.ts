@@ -252,57 +252,59 @@ Deno.test("memory a timer of the function's own grows while no request is in fli
 
 Deno.test("memory a response's body grows while it streams, after its handler has returned, is reported", async () => {
   const dir = await Deno.makeTempDir();
-  const main = join(dir, "main.ts");
-  // Each pull of the body holds 1 MB more, paced by a client that reads slowly: the last
-  // pulls run seconds after the handler returned its Response, with no timer of its own.
-  await Deno.writeTextFile(
-    main,
-    `const held: Uint8Array[] = [];
-    Deno.serve({ port: 0, onListen: ({ port }) => console.log("port " + port) }, () => {
-      let chunks = 0;
-      return new Response(new ReadableStream({
-        pull(controller) {
-          if (chunks++ === 40) return controller.close();
-          const chunk = new Uint8Array(1048576).fill(1);
-          held.push(chunk);
-          controller.enqueue(chunk);
-        },
-      }, { highWaterMark: 0 }));
-    });`,
-  );
-  const isolate = new Deno.Command(DENO_BIN, {
-    args: [
-      "run",
-      "-A",
-      "--preload",
-      join(ROOT, "local-stack", "supabase", "edge_runtime_shim.ts"),
-      main,
-    ],
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const stderr = new Response(isolate.stderr).text();
+  let reported = "";
   try {
-    const lines = isolate.stdout.pipeThrough(new TextDecoderStream()).getReader();
-    const port = Number((await lines.read()).value?.match(/port (\d+)/)?.[1]);
-    const body = (await fetch(`http://127.0.0.1:${port}/`)).body!.getReader();
-    let read = 0;
-    for (let next = await body.read(); !next.done; next = await body.read()) {
-      const before = read;
-      read += next.value.length;
-      if (Math.floor(read / 1048576) > Math.floor(before / 1048576)) {
-        await new Promise((resolve) => setTimeout(resolve, 100));
+    const main = join(dir, "main.ts");
+    // Each pull of the body holds 1 MB more, paced by a client that reads slowly: the
+    // last pulls run seconds after the handler returned its Response, with no timer of
+    // its own.
+    await Deno.writeTextFile(
+      main,
+      `const held: Uint8Array[] = [];
+      Deno.serve({ port: 0, onListen: ({ port }) => console.log("port " + port) }, () => {
+        let chunks = 0;
+        return new Response(new ReadableStream({
+          pull(controller) {
+            if (chunks++ === 40) return controller.close();
+            const chunk = new Uint8Array(1048576).fill(1);
+            held.push(chunk);
+            controller.enqueue(chunk);
+          },
+        }, { highWaterMark: 0 }));
+      });`,
+    );
+    const shim = join(ROOT, "local-stack", "supabase", "edge_runtime_shim.ts");
+    const isolate = new Deno.Command(DENO_BIN, {
+      args: ["run", "-A", "--preload", shim, main],
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const stderr = new Response(isolate.stderr).text();
+    try {
+      const lines = isolate.stdout.pipeThrough(new TextDecoderStream()).getReader();
+      const port = Number((await lines.read()).value?.match(/port (\d+)/)?.[1]);
+      const body = (await fetch(`http://127.0.0.1:${port}/`)).body!.getReader();
+      let read = 0;
+      for (let next = await body.read(); !next.done; next = await body.read()) {
+        const before = read;
+        read += next.value.length;
+        if (Math.floor(read / 1048576) > Math.floor(before / 1048576)) {
+          await new Promise((resolve) => setTimeout(resolve, 100));
+        }
       }
+      assert.equal(read, 40 * 1048576);
+      // A look comes within 25 ms of the body's end (MEMORY_REPORT_MS).
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      lines.releaseLock();
+    } finally {
+      try {
+        isolate.kill("SIGKILL");
+      } catch { /* it has ended already */ }
+      await isolate.status;
+      reported = await stderr;
     }
-    assert.equal(read, 40 * 1048576);
-    // A look comes within 25 ms of the body's end (MEMORY_REPORT_MS).
-    await new Promise((resolve) => setTimeout(resolve, 300));
-    lines.releaseLock();
   } finally {
-    isolate.kill("SIGKILL");
-    await isolate.status;
     await Deno.remove(dir, { recursive: true });
   }
-  const reported = await stderr;
   assert.ok(mostReported(reported) >= 40, reported);
 });
