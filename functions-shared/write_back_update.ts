@@ -176,6 +176,7 @@ export function planWriteBack(
   // What the item holds already is not written (its condition still is): an edit that
   // changes only how the row shows a value (a set's members reordered) writes nothing,
   // and is a no-op whose row is put back as the source shows it (`rowDiffers`).
+  const pinned = new Set<string>();
   const write = (attribute: string, value: AttributeValue | undefined) => {
     const alias = nameOf(attribute);
     const held = value === undefined
@@ -189,6 +190,13 @@ export function planWriteBack(
       values[v] = value;
       sets.push(`${alias} = ${v}`);
     }
+    pin(attribute);
+  };
+  /** The update's condition that `attribute` still holds what was read (once each). */
+  const pin = (attribute: string) => {
+    if (pinned.has(attribute)) return;
+    pinned.add(attribute);
+    const alias = nameOf(attribute);
     if (raw[attribute] === undefined) conditions.push(`attribute_not_exists(${alias})`);
     else {
       const b = `:v${Object.keys(values).length}`;
@@ -247,6 +255,11 @@ export function planWriteBack(
           write(other, undefined);
         }
       }
+      // Every alternative the column may show is held to what was read, written or not:
+      // one an application set meanwhile (`action_type` beside the `type` written) would
+      // show in the row instead of the edit, which would be reported applied (a review
+      // found it). The condition fails instead, and the re-read names a conflict.
+      for (const other of from) if (!keys.has(other)) pin(other);
     }
   } catch (error) {
     if (error instanceof WriteBackValueError) {

@@ -178,7 +178,11 @@ Deno.test("a column fed by alternatives goes to the attribute the item has", () 
   assert.equal(p.kind, "update");
   if (p.kind !== "update") return;
   const names = p.input.ExpressionAttributeNames!;
-  assert.deepEqual(Object.values(names).slice(0, 3), ["type", "timestamp", "created_at"]);
+  // `type` written, and `action_type`, which the row would show first, held absent.
+  assert.deepEqual(Object.values(names).slice(0, 2), ["type", "action_type"]);
+  assert.ok(Object.values(names).includes("timestamp"));
+  assert.ok(Object.values(names).includes("created_at"));
+  assert.match(p.input.ConditionExpression!, /attribute_not_exists\(#a1\)/);
   const values = p.input.ExpressionAttributeValues!;
   assert.deepEqual(values[":v0"], { S: "view" });
   assert.deepEqual(values[":v2"], { N: "1770379201.25" }, "epoch seconds, exact");
@@ -242,6 +246,35 @@ Deno.test("an older action's NULL action_type gives way to its type: an edit goe
   assert.equal(renamed.input.UpdateExpression, "SET #a0 = :v0");
   assert.equal(renamed.input.ExpressionAttributeNames!["#a0"], "type");
   assert.deepEqual(renamed.input.ExpressionAttributeValues![":v0"], { S: "view" });
+  // action_type, shown first were it to hold a value, is held to its NULL.
+  assert.equal(renamed.input.ExpressionAttributeNames!["#a1"], "action_type");
+  assert.match(renamed.input.ConditionExpression!, /attribute_type\(#a1, :v\d+\)/);
+});
+
+Deno.test("an edit is conditioned on every alternative its column may show, written or not: one set meanwhile fails the update", () => {
+  // Read with only `type`: the edit writes `type`, and holds `action_type` absent, so an
+  // application's write of action_type meanwhile (which the row would show instead of
+  // the edit) fails the condition, and the re-read names a conflict.
+  const onlyType = actionTypePlan("view", { action_id: { S: "a-1" }, type: { S: "click" } });
+  assert.equal(onlyType.kind, "update");
+  if (onlyType.kind !== "update") return;
+  assert.equal(onlyType.input.UpdateExpression, "SET #a0 = :v0");
+  assert.deepEqual(onlyType.input.ExpressionAttributeNames, {
+    "#a0": "type",
+    "#a1": "action_type",
+    "#a2": "action_id",
+  });
+  assert.equal(
+    onlyType.input.ConditionExpression,
+    "attribute_exists(#a2) AND #a0 = :v1 AND attribute_not_exists(#a1)",
+  );
+  // Emptied on an item holding action_type alone: `type` is held absent too.
+  const emptied = actionTypePlan(null, { action_id: { S: "a-1" }, action_type: { S: "click" } });
+  assert.equal(emptied.kind, "update");
+  if (emptied.kind !== "update") return;
+  assert.equal(emptied.input.UpdateExpression, "REMOVE #a0");
+  assert.equal(emptied.input.ExpressionAttributeNames!["#a1"], "type");
+  assert.match(emptied.input.ConditionExpression!, /attribute_not_exists\(#a1\)/);
 });
 
 Deno.test("a column set on an item without its attribute is conditioned on attribute_not_exists", () => {
