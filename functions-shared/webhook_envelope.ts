@@ -74,18 +74,12 @@ function infiniteIn(value: unknown): string[] | undefined {
   return undefined;
 }
 
-/** The first non-finite number among `value`'s fields but those of `skip`, with its path. */
-function infiniteBeside(
-  value: Record<string, unknown>,
-  skip: readonly string[],
-  path: (string | number)[],
-): { problem: Problem } | undefined {
+/** The path of the first non-finite number among `value`'s fields but those of `skip`. */
+function infiniteBeside(value: Record<string, unknown>, skip: readonly string[]) {
   for (const field in value) {
     if (skip.includes(field)) continue;
-    const member = value[field];
-    if (typeof member !== "number" && (member === null || typeof member !== "object")) continue;
-    const at = infiniteIn(member);
-    if (at) return { problem: { path: [...path, field, ...at], message: INFINITE } };
+    const at = infiniteIn(value[field]);
+    if (at) return [field, ...at];
   }
   return undefined;
 }
@@ -151,9 +145,10 @@ export function streamRecordProblem(
   }
   // A number past a double's range (`1e400`) reads as Infinity, which nothing can store
   // (the dead letter keeps the record whole): refused here, named, as AWS sends none.
-  const infinite = infiniteBeside(value, ["dynamodb"], path) ??
-    infiniteBeside(dynamodb, IMAGES, [...path, "dynamodb"]);
-  if (infinite) return infinite;
+  const outside = infiniteBeside(value, ["dynamodb"]);
+  const inside = outside ? undefined : infiniteBeside(dynamodb, IMAGES);
+  const infinite = outside ?? (inside && ["dynamodb", ...inside]);
+  if (infinite) return { problem: { path: [...path, ...infinite], message: INFINITE } };
   const record = (seconds === created ? value : {
     ...value,
     dynamodb: { ...dynamodb, ApproximateCreationDateTime: seconds },
