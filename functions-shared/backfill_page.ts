@@ -51,19 +51,32 @@ export interface PageDeps {
    * A Scan's page: its merge waits at most 30 s for the table's merge lock
    * (`sync.wait_for_merge_lock`, taken once before any savepoint), which an export's
    * chunk may hold for minutes, then fails with 55P03 (a statement that lost to another:
-   * given back, not counted), naming the lock. Not an export's own careful pages: its
-   * sibling loaders hold the lock chunk after chunk, and they queue for it.
+   * given back, not counted), naming the lock. The careful path, after the one
+   * statement failed on a value, waits only what is left of the 30 s (at least 1 s). Not
+   * an export's own careful pages: its sibling loaders hold the lock chunk after chunk,
+   * and they queue for it.
    */
   lockWaitLimited?: boolean;
+  /** A monotonic clock in milliseconds, for the lock's wait. Default: `performance.now`. */
+  now?: () => number;
 }
+
+/** The longest a page waits for its table's merge lock, in all (`sync.wait_for_merge_lock`). */
+export const LOCK_WAIT_MS = 30_000;
+
+/** The least the careful path waits for the lock, whatever the one statement took. */
+const CAREFUL_LOCK_WAIT_MIN_MS = 1_000;
 
 /** A lock timeout met waiting for the table's merge lock, named; any other error as it is. */
 function namedLockWait(error: unknown, table: string): unknown {
   const e = error as { code?: string; where?: string };
   if (e?.code !== "55P03" || !String(e.where ?? "").includes("wait_for_merge_lock")) return error;
+  // The page's waits together: the careful path's is what the one statement's left.
   return Object.assign(
     new Error(
-      `the merge lock of ${table} was held by another transaction for 30 s (an export's ` +
+      `the merge lock of ${table} was held by another transaction for ${
+        LOCK_WAIT_MS / 1000
+      } s (an export's ` +
         "chunk or a retention purge of the table): the page is given back and read again later",
       { cause: error },
     ),
@@ -177,7 +190,10 @@ export async function commitPage(
   const { changes, deadLetters, json, mappedMs } = mapPage(deps.cpu, claim, page);
   const turn = turnArgs(deps.rate, checkpoint);
   const limited = deps.lockWaitLimited ?? false;
+  const now = deps.now ?? (() => performance.now());
+  let lockWaitMs = LOCK_WAIT_MS;
   if (deadLetters.length === 0) {
+    const started = now();
     try {
       const encoded = { json, readAt: page.readAt };
       return {
@@ -185,15 +201,19 @@ export async function commitPage(
         mappedMs,
       };
     } catch (error) {
-      // A value Postgres refuses: the careful path isolates it (nothing was written).
+      // A value Postgres refuses: the careful path isolates it (nothing was written). Its
+      // wait for the lock is what the one statement's left (which may have waited most).
       if (!isDataError(error)) throw namedLockWait(error, claim.target_table);
+      lockWaitMs = Math.max(CAREFUL_LOCK_WAIT_MIN_MS, Math.round(LOCK_WAIT_MS - (now() - started)));
     }
   }
   // A poison item fails alone (docs/sync-semantics.md, "Bad input"): it is dead-lettered
   // (when it does not map, or when Postgres refuses it) and the page, with its
   // checkpoint, is written without it, so the segment moves on, never loops.
   const committed = await sql.begin(async (tx) => {
-    if (limited) await tx`select sync.wait_for_merge_lock(${claim.target_table})`;
+    if (limited) {
+      await tx`select sync.wait_for_merge_lock(${claim.target_table}, ${lockWaitMs})`;
+    }
     const { applied, refused } = await applyChanges(tx, changes, deadLetters, {
       cpu: deps.cpu,
     });

@@ -12,26 +12,33 @@
 -- (20261128003600_sweep_in_chunks.sql).
 --
 -- sync.wait_for_merge_lock takes the lock sync.enter_merge takes (the same key), waiting
--- at most 30 s (its SET clause: lock_timeout is the caller's again once it returns; the
--- lock is the transaction's). A Scan's page calls it before its merge, whose own call of
+-- at most 30 s, or less when asked (lock_timeout is the caller's again once it returns;
+-- the lock is the transaction's). A Scan's page calls it before its merge, whose own call of
 -- sync.enter_merge then finds the lock held (functions-shared/backfill_page.ts); a
 -- timeout is SQLSTATE 55P03, a statement that lost to another, which the import-worker
 -- gives back at once without counting it (functions-shared/segment_scan.ts). Taken once
 -- for the page, before any savepoint, the careful path's halvings (each in a savepoint)
--- keep it. An export's own careful pages do not call it: its sibling loaders hold the
+-- keep it. The careful path, after the one statement failed on a value, waits only what
+-- the one statement's wait left of the 30 s (at least 1 s): a page's waits together stay
+-- well inside its 60 s lease. An export's own careful pages do not call it: its sibling loaders hold the
 -- lock chunk after chunk, and they queue for it as before.
 
 -- On a live project a lock this migration takes waits at most 5 s: it then fails, rather
 -- than hold every merge and read of the table behind it; push it again.
 select set_config('lock_timeout', '5s', true);
 
-create function sync.wait_for_merge_lock(p_target text) returns text
+create function sync.wait_for_merge_lock(p_target text, p_wait_ms integer default 30000)
+returns text
 language sql set search_path = '' set lock_timeout = '30s'
 as $$
+  -- A SET LOCAL of a variable the function's SET clause names ends with the function
+  -- (CREATE FUNCTION, "SET"): the caller's lock_timeout is back once it returns.
+  select pg_catalog.set_config('lock_timeout',
+    greatest(1, least(coalesce(p_wait_ms, 30000), 30000))::text || 'ms', true);
   select pg_catalog.pg_advisory_xact_lock(
     pg_catalog.hashtext('sync.merge_changes'), pg_catalog.hashtext(p_target));
   select p_target;
 $$;
-comment on function sync.wait_for_merge_lock(text) is
-  'Takes the table''s merge lock (sync.enter_merge''s) for this transaction, waiting at most 30 s (55P03 after); answers the table.';
-revoke all on function sync.wait_for_merge_lock(text) from public;
+comment on function sync.wait_for_merge_lock(text, integer) is
+  'Takes the table''s merge lock (sync.enter_merge''s) for this transaction, waiting at most p_wait_ms (1 ms to 30 s; 55P03 after); answers the table.';
+revoke all on function sync.wait_for_merge_lock(text, integer) from public;
