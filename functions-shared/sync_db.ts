@@ -155,7 +155,9 @@ export async function applyChanges(
   const byTable = new Map<string, TableChange[]>();
   for (const change of changes) {
     const table = change.spec.targetTable;
-    byTable.set(table, [...(byTable.get(table) ?? []), change]);
+    const group = byTable.get(table);
+    if (group) group.push(change);
+    else byTable.set(table, [change]);
   }
   let applied = 0;
   const refused: RefusedChange[] = [];
