@@ -10,7 +10,9 @@
  * @module
  */
 
-import { DynamoNumber } from "./dynamo_numbers.ts";
+import { described, isObject, oneOf, type ShapeProblem, strictObject } from "./json_shape.ts";
+import type { Check, Field } from "./json_shape.ts";
+import { DynamoNumber, isDynamoNumber } from "./dynamo_numbers.ts";
 import type { Change } from "./transform.ts";
 
 /** A change as `sync.merge_changes` reads it (the composite type `sync.change`). */
@@ -55,4 +57,68 @@ export function toWire(change: Change): ChangeWire {
     rank: change.rank,
     seen_at: change.seenAt,
   };
+}
+
+/** A time as the wire carries it: ISO-8601 text. */
+const isoTime: Check = (value, path) =>
+  typeof value === "string" && !Number.isNaN(Date.parse(value))
+    ? undefined
+    : { path, message: `expected an ISO-8601 time, not ${described(value)}` };
+
+/** A stream record's SequenceNumber (its digits, as text), or null. */
+const sequence: Check = (value, path) =>
+  value === null || (typeof value === "string" && /^[0-9]{1,40}$/.test(value)) ? undefined : {
+    path,
+    message: `expected a sequence number (digits, as text) or null, not ${described(value)}`,
+  };
+
+/** An exact number (parsed with `parseJsonExact`), whole when `whole`. */
+function exactNumber(whole: boolean): Check {
+  return (value, path) =>
+    isDynamoNumber(value) && (!whole || /^-?[0-9]+$/.test(value.value)) ? undefined : {
+      path,
+      message: `expected ${whole ? "a whole number" : "a number"}, not ${described(value)}`,
+    };
+}
+
+/** The wire's fields, each with its check (held equal to {@link CHANGE_WIRE_FIELDS}). */
+export const WIRE_FIELD_CHECKS: Record<keyof ChangeWire, Field> = {
+  op: { check: oneOf(["upsert", "delete"]) },
+  row: {
+    check: (v, path) =>
+      isObject(v) ? undefined : { path, message: `expected an object, not ${described(v)}` },
+  },
+  seq: { check: sequence },
+  changed_at: { check: isoTime },
+  source: { check: oneOf(["stream", "backfill", "repair", "direct"]) },
+  range_key: { check: exactNumber(false), optional: true },
+  rank: { check: exactNumber(true), optional: true },
+  seen_at: { check: isoTime, optional: true },
+};
+
+const wireShape = strictObject(WIRE_FIELD_CHECKS);
+
+/**
+ * A change read back from its wire form, as a dead letter of a change Postgres refused
+ * keeps it (sync_db.ts), parsed with `parseJsonExact` so that every number keeps its
+ * digits: the change, or where its shape is wrong (an admin's edit, say).
+ */
+export function changeFromWire(
+  value: unknown,
+  path: (string | number)[],
+): { change: Change } | { problem: ShapeProblem } {
+  const problem = wireShape(value, path);
+  if (problem) return { problem };
+  const wire = value as Record<string, unknown>;
+  const change: Change = {
+    op: wire.op as Change["op"],
+    row: wire.row as Record<string, unknown>,
+    seq: wire.seq as string | null,
+    changedAt: wire.changed_at as string,
+    source: wire.source as Change["source"],
+  };
+  if (wire.range_key !== undefined) change.rangeKey = (wire.range_key as DynamoNumber).value;
+  if (wire.rank !== undefined) change.rank = Number((wire.rank as DynamoNumber).value);
+  if (wire.seen_at !== undefined) change.seenAt = wire.seen_at as string;
+  return { change };
 }

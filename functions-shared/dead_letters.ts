@@ -9,43 +9,43 @@
  *   POST /functions/v1/mmp-toledo-sync/replay-dead-letters
  *   Authorization: Bearer <service role key>
  *   {"ids": [1, 2]} | {"table": "firespring_actions"} | {}   (all open ones)
+ *   each with "after": <the previous answer's next>, for the rest
+ *
+ * One request replays at most {@link REPLAY_LIMIT} letters and answers how many more
+ * match (`remaining`) and where to go on from (`next`).
  *
  * @module
  */
 
 import type postgres from "postgres";
 import { errorResponse, json, methodNotAllowed } from "./http.ts";
-import {
-  mapDirect,
-  type Mapped,
-  mapScannedItem,
-  mapStreamRecord,
-  type TableChange,
-} from "./record_mapping.ts";
-import { parseJsonExact } from "./dynamo_numbers.ts";
-import { bySourceTable, byTargetTable, TABLES } from "./table_registry.ts";
-import { storableText, ValueError } from "./dynamo_decoder.ts";
+import type { TableChange } from "./record_mapping.ts";
+import { byTargetTable, TABLES } from "./table_registry.ts";
+import { storableText } from "./dynamo_decoder.ts";
 import { serviceRoleProblem } from "./service_auth.ts";
 import { applyChanges, isCutOver, isDatabaseUnavailable, isTransientFailure } from "./sync_db.ts";
 import { readOnlyRefusal } from "./read_only_answer.ts";
 import { describeError, errorIdentifiers } from "./error_text.ts";
-import { attributeMapFromJson } from "./attribute_binaries.ts";
-import { parseWebhookBody, streamRecordProblem } from "./webhook_envelope.ts";
-import {
-  described,
-  isObject,
-  listOf,
-  nonEmptyText,
-  positiveInteger,
-  problemText,
-  strictObject,
-} from "./json_shape.ts";
-import { attributeMapProblem } from "./webhook_attributes.ts";
+import { listOf, nonEmptyText, positiveInteger, problemText, strictObject } from "./json_shape.ts";
+import { namedReason, remapChecked, sameLetter, type StoredLetter } from "./dead_letter_remap.ts";
 
-/** Which dead letters to replay: by id, by target table, or (neither) all open ones. */
+/**
+ * The most dead letters one replay takes, in the order of their ids: a request maps and
+ * merges them on one isolate, whose CPU the hosted runtime caps at 2 s ("Maximum CPU
+ * Time: 2s", https://supabase.com/docs/guides/functions/limits), and holds their tables'
+ * merge locks until it commits. Tens of thousands at once were killed every time, and
+ * rolled back whole (a review measured 12.6 s of JavaScript for 50,000).
+ */
+export const REPLAY_LIMIT = 1_000;
+
+/**
+ * Which dead letters to replay: by id, by target table, or (neither) all open ones; of
+ * them, those after the id `after` (a previous replay's `next`).
+ */
 export interface ReplayFilter {
   ids?: number[];
   table?: string;
+  after?: number;
 }
 
 /** What a replay did. */
@@ -58,120 +58,10 @@ export interface ReplayResult {
   applied: number;
   /** Still not mappable: id and reason. */
   stillFailing: { id: number; reason: string }[];
-}
-
-/** A dead letter as the replay reads it. */
-interface StoredLetter {
-  id: string;
-  record: string;
-  position_at: Date | null;
-  position_source: string | null;
-  received_at: Date;
-  source_table: string | null;
-  target_table: string | null;
-  row_key: string | null;
-}
-
-/**
- * A replay's reason, naming the letter's table and key when it names neither table (a
- * damaged record's reason says only what is wrong where).
- */
-function namedReason(letter: StoredLetter, reason: string): string {
-  const tables = [letter.target_table, letter.source_table].filter((t): t is string => !!t);
-  if (tables.some((table) => reason.includes(table))) return reason;
-  return `${tables[0] ?? "no known table"} ${letter.row_key ?? "(no key)"}: ${reason}`;
-}
-
-/** A dead letter that does not map, with `reason`. */
-function stillDead(record: unknown, reason: string): Mapped {
-  return {
-    ok: false,
-    deadLetter: {
-      sourceTable: null,
-      targetTable: null,
-      eventId: null,
-      record,
-      reason,
-      position: null,
-      rowKey: null,
-    },
-  };
-}
-
-/**
- * Maps a dead letter's record again, at the position it was read or sent at (a stream
- * record carries its own), so that the merge's ordering guard judges it as it would have
- * then: a stale Scan copy loses to a newer stream change or tombstone.
- */
-function remap(letter: StoredLetter): Mapped {
-  const record = JSON.parse(letter.record);
-  // An admin's edit can leave anything here: it stays a dead letter, with the reason.
-  if (record === null || typeof record !== "object" || Array.isArray(record)) {
-    return stillDead(record, "the dead letter's record is not a JSON object");
-  }
-  // Dead letters from before positions were kept: the time they were received.
-  const at = new Date(letter.position_at ?? letter.received_at);
-  if ("item" in record && "sourceTable" in record) {
-    const spec = bySourceTable(String(record.sourceTable));
-    if (!spec) {
-      return stillDead(record, `no target table is registered for ${record.sourceTable}`);
-    }
-    if (!isObject(record.item)) {
-      return stillDead(
-        record,
-        `record is not a scanned item at item: expected a map of attribute values, not ${
-          described(record.item)
-        }`,
-      );
-    }
-    const problem = attributeMapProblem(record.item);
-    if (problem) {
-      return stillDead(
-        record,
-        `record is not a scanned item at ${
-          ["item", ...problem.path].join(".")
-        }: ${problem.message}`,
-      );
-    }
-    const source = letter.position_source === "repair" ? "repair" : "backfill";
-    return mapScannedItem(spec, attributeMapFromJson(record.item), at, source);
-  }
-  if (record && typeof record === "object" && "eventID" in record) {
-    const checked = streamRecordProblem(record);
-    if ("problem" in checked) {
-      const { path, message } = checked.problem;
-      return stillDead(record, `record is not a stream record at ${path.join(".")}: ${message}`);
-    }
-    return mapStreamRecord(checked.record);
-  }
-  // A person's direct request, checked as the webhook checks one: an edit that left it
-  // without `data`, or with `action` "delete", is no request the webhook would take.
-  // Kept as the webhook parsed it, with its `kind` (an admin may have left it out).
-  const { kind: _, ...sent } = parseJsonExact(letter.record) as Record<string, unknown>;
-  const direct = parseWebhookBody(sent);
-  if (!direct.ok || direct.body.kind !== "direct") {
-    const problem = direct.ok ? "a dead letter holds one record, not a batch" : direct.problem;
-    return stillDead(record, `record is not a direct request at ${problem}`);
-  }
-  return mapDirect(direct.body, at);
-}
-
-/**
- * {@link remap}, with what an admin's edit can leave (binary that is not base64, text that
- * is not JSON) as the letter's reason: one damaged letter must not fail the replay of
- * every other. Anything else (a fault of the mapping) fails the replay whole, rolled
- * back, so that no letter's reason is overwritten by it.
- */
-function remapChecked(letter: StoredLetter): Mapped {
-  try {
-    return remap(letter);
-  } catch (error) {
-    if (error instanceof ValueError) return stillDead(null, error.message);
-    if (error instanceof SyntaxError) {
-      return stillDead(null, `the dead letter's record is not JSON: ${error.message}`);
-    }
-    throw error;
-  }
+  /** Open letters of the filter after the last one looked at: left for the next replay. */
+  remaining: number;
+  /** The last id looked at when some remain (the next replay's `after`), else null. */
+  next: number | null;
 }
 
 /**
@@ -194,23 +84,39 @@ export function rounds(changes: TableChange[]): TableChange[][] {
   return out;
 }
 
-/** Replays the open dead letters that match `filter`, in one transaction. */
+/**
+ * Replays the open dead letters that match `filter`, at most {@link REPLAY_LIMIT} of
+ * them (the first by id after `filter.after`), in one transaction.
+ */
 export async function replayDeadLetters(
   sql: postgres.Sql,
   filter: ReplayFilter,
 ): Promise<ReplayResult> {
+  const ids = filter.ids ?? null;
+  const table = filter.table ?? null;
   return await sql.begin(async (tx) => {
+    const found = await tx<StoredLetter[]>`
+      select id, coalesce(record::text, record_text) as record, position_at, position_source,
+             received_at, source_table, target_table, row_key::text as row_key
+      from sync.dead_letters
+      where replayed_at is null and id > ${filter.after ?? 0}
+        and (${ids}::bigint[] is null or id = any(${ids}::bigint[]))
+        and (${table}::text is null or target_table = ${table})
+      order by id
+      limit ${REPLAY_LIMIT}`;
     // The merge locks of the letters' tables first, in name order, as every writer takes
     // them before it locks a dead letter's row (a backfill's page, an export's chunk): the
     // letters' rows locked first, a replay and a backfill reading the same poison item
-    // waited on each other until Postgres killed one (a review reproduced it).
-    const found = await tx<{ id: string; target_table: string | null }[]>`
-      select id, target_table from sync.dead_letters
-      where replayed_at is null
-        and (${filter.ids ?? null}::bigint[] is null or id = any(${filter.ids ?? null}::bigint[]))
-        and (${filter.table ?? null}::text is null or target_table = ${filter.table ?? null})`;
-    const tables = [...new Set(found.flatMap((f) => f.target_table ?? []))].sort();
-    for (const table of tables) await tx`select sync.enter_merge(${table})`;
+    // waited on each other until Postgres killed one (a review reproduced it). The table
+    // a record maps to now counts too: a letter kept with no table (its table registered
+    // since) or one an admin pointed at another.
+    const first = new Map(found.map((row) => [row.id, { row, result: remapChecked(row) }]));
+    const tables = new Set<string>();
+    for (const { row, result } of first.values()) {
+      if (row.target_table) tables.add(row.target_table);
+      if (result.ok) tables.add(result.value.spec.targetTable);
+    }
+    for (const table of [...tables].sort()) await tx`select sync.enter_merge(${table})`;
     // The letters found above, still open; one committed since waits for the next replay.
     const rows = await tx<StoredLetter[]>`
       select id, coalesce(record::text, record_text) as record, position_at, position_source,
@@ -219,7 +125,12 @@ export async function replayDeadLetters(
       where replayed_at is null and id = any(${found.map((f) => f.id)}::bigint[])
       order by id
       for update skip locked`;
-    const mapped = rows.map((row) => ({ id: Number(row.id), row, result: remapChecked(row) }));
+    // Mapped again only when an admin's edit changed it in between.
+    const mapped = rows.map((row) => {
+      const before = first.get(row.id);
+      const result = before && sameLetter(before.row, row) ? before.result : remapChecked(row);
+      return { id: Number(row.id), row, result };
+    });
     const ok = mapped.flatMap((m) => (m.result.ok ? [{ id: m.id, change: m.result.value }] : []));
     // A change Postgres still refuses keeps its own dead letter open (no new one).
     let applied = 0;
@@ -246,13 +157,27 @@ export async function replayDeadLetters(
                    replay_result = 'still failing at ' || now()
                where id = ${failing.id}`;
     }
-    return { considered: rows.length, replayed: closed.length, applied, stillFailing };
+    const last = found.at(-1)?.id ?? null;
+    const [{ remaining }] = last === null ? [{ remaining: 0 }] : await tx<{ remaining: number }[]>`
+      select count(*)::int as remaining from sync.dead_letters
+      where replayed_at is null and id > ${last}
+        and (${ids}::bigint[] is null or id = any(${ids}::bigint[]))
+        and (${table}::text is null or target_table = ${table})`;
+    return {
+      considered: rows.length,
+      replayed: closed.length,
+      applied,
+      stillFailing,
+      remaining,
+      next: remaining > 0 ? Number(last) : null,
+    };
   }) as ReplayResult;
 }
 
 const filterProblem = strictObject({
   ids: { check: listOf(positiveInteger), optional: true },
   table: { check: nonEmptyText, optional: true },
+  after: { check: positiveInteger, optional: true },
 });
 
 /** The HTTP endpoint: service role key, a JSON filter, the {@link ReplayResult} back. */

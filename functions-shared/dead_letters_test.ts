@@ -5,7 +5,12 @@
  */
 
 import assert from "node:assert/strict";
-import { handleReplayRequest, replayDeadLetters, type ReplayFilter } from "./dead_letters.ts";
+import {
+  handleReplayRequest,
+  REPLAY_LIMIT,
+  replayDeadLetters,
+  type ReplayFilter,
+} from "./dead_letters.ts";
 import { fakeSql, type Statement } from "./testing_fakes.ts";
 
 const SEGMENTS = "firespring-backdoor-segments-dev";
@@ -67,8 +72,13 @@ function replayDb(letters: Stored[], refuse: string[] = []) {
       const found = (s.values[0] as string[]).map(Number);
       return letters.filter((l) => found.includes(Number(l.id)));
     }
-    if (s.text.includes("select id, target_table from sync.dead_letters")) {
-      return letters.map(({ id, target_table }) => ({ id: String(id), target_table }));
+    // The letters after `after` (values[0]), by id, at most `limit` (values[5]).
+    if (s.text.includes("order by id") && s.text.includes("limit")) {
+      return letters.filter((l) => Number(l.id) > Number(s.values[0]))
+        .sort((a, b) => Number(a.id) - Number(b.id)).slice(0, Number(s.values[5]));
+    }
+    if (s.text.includes("as remaining from sync.dead_letters")) {
+      return [{ remaining: letters.filter((l) => Number(l.id) > Number(s.values[0])).length }];
     }
     if (s.text.includes("sync.enter_merge(")) return [{}];
     if (s.text.includes("sync.merge_changes")) {
@@ -105,6 +115,84 @@ Deno.test("the replay takes its tables' merge locks, in name order, before it lo
   assert.deepEqual(order, ["lock firespring_actions", "lock firespring_segments", "letters"]);
 });
 
+Deno.test("the replay also locks the table a letter's record maps to now, before any letter", async () => {
+  // Kept with no table (its table was registered since), and pointed at another by hand.
+  const db = replayDb([
+    stored(1, scanned({ segment_id: { S: "a" } }), { target_table: null }),
+    stored(2, { sourceTable: "firespring-backdoor-actions-dev", item: { action_id: { S: "x" } } }),
+  ]);
+  await replayDeadLetters(db.sql, {});
+  const order = db.statements.map((s) =>
+    s.text.includes("sync.enter_merge(")
+      ? `lock ${s.values[0]}`
+      : s.text.includes("for update skip locked")
+      ? "letters"
+      : undefined
+  ).filter(Boolean);
+  assert.deepEqual(order, ["lock firespring_actions", "lock firespring_segments", "letters"]);
+});
+
+Deno.test("a replay takes at most REPLAY_LIMIT letters and says how many remain and where to go on", async () => {
+  const letters = Array.from(
+    { length: REPLAY_LIMIT + 2 },
+    (_, i) => stored(i + 1, scanned({ segment_id: { S: `k${i + 1}` } })),
+  );
+  const db = replayDb(letters);
+  const first = await replayDeadLetters(db.sql, {});
+  assert.deepEqual(
+    [first.considered, first.replayed, first.remaining, first.next],
+    [REPLAY_LIMIT, REPLAY_LIMIT, 2, REPLAY_LIMIT],
+  );
+  const rest = await replayDeadLetters(db.sql, { after: first.next! });
+  assert.deepEqual([rest.considered, rest.replayed, rest.remaining, rest.next], [2, 2, 0, null]);
+  assert.deepEqual(db.closed().slice(-2), [REPLAY_LIMIT + 1, REPLAY_LIMIT + 2]);
+});
+
+Deno.test("a change Postgres refused, kept in its wire form, is replayed as it was, every digit kept", async () => {
+  const visitors = "firespring-backdoor-visitors-dev";
+  const change = {
+    op: "delete",
+    row: { visitor_id: "v1" },
+    seq: null,
+    changed_at: "2026-02-01T00:00:00.000Z",
+    source: "repair",
+    range_key: "RANGE",
+    rank: 0,
+    seen_at: "2026-02-01T00:00:01.000Z",
+  };
+  const record = JSON.stringify({
+    sourceTable: visitors,
+    targetTable: "firespring_visitors",
+    change,
+  })
+    .replace('"RANGE"', "1767225600.123456789012");
+  const db = replayDb([stored(5, record, { target_table: "firespring_visitors" })]);
+  const result = await replayDeadLetters(db.sql, {});
+  assert.equal(result.replayed, 1, JSON.stringify(result.stillFailing));
+  const [merge] = db.matching("sync.merge_changes");
+  assert.equal(merge.values[0], "firespring_visitors");
+  assert.ok(String(merge.values[1]).includes('"range_key":1767225600.123456789012'));
+  assert.deepEqual({ ...JSON.parse(String(merge.values[1]))[0], range_key: "RANGE" }, change);
+});
+
+Deno.test("a refused change an admin's edit damaged stays open, naming where", async () => {
+  const change = { op: "upsert", row: {}, seq: "12x", changed_at: "2026-02-01", source: "repair" };
+  const db = replayDb([
+    stored(6, { sourceTable: SEGMENTS, targetTable: "firespring_segments", change }),
+    stored(7, {
+      sourceTable: SEGMENTS,
+      targetTable: "firespring_segments",
+      change: { ...change, seq: null },
+    }),
+  ]);
+  const result = await replayDeadLetters(db.sql, {});
+  assert.deepEqual(result.stillFailing.map((f) => f.reason), [
+    'firespring_segments {"segment_id": "k6"}: record is not a change at change.seq: ' +
+    "expected a sequence number (digits, as text) or null, not a string",
+    "record is not a change of firespring_segments at change.row: its key segment_id is missing",
+  ]);
+});
+
 Deno.test("a Scan's dead letter is replayed at the position it was read at", async () => {
   const db = replayDb([
     stored(1, scanned({ segment_id: { S: "a" }, value: { N: "5" } })),
@@ -114,7 +202,14 @@ Deno.test("a Scan's dead letter is replayed at the position it was read at", asy
     }),
   ]);
   const result = await replayDeadLetters(db.sql, {});
-  assert.deepEqual(result, { considered: 2, replayed: 2, applied: 2, stillFailing: [] });
+  assert.deepEqual(result, {
+    considered: 2,
+    replayed: 2,
+    applied: 2,
+    stillFailing: [],
+    remaining: 0,
+    next: null,
+  });
   assert.deepEqual(
     db.merged.map((c) => [c.op, c.row.segment_id, c.changed_at, c.source, c.seq]),
     [
@@ -305,19 +400,28 @@ Deno.test("a change Postgres still refuses keeps its own dead letter open, with 
 Deno.test("the filter reaches the query: ids, table, or neither", async () => {
   for (
     const [filter, values] of [
-      [{}, [null, null, null, null]],
-      [{ ids: [3, 4] }, [[3, 4], [3, 4], null, null]],
-      [{ table: "firespring_segments" }, [
+      [{}, [0, null, null, null, null, REPLAY_LIMIT]],
+      [{ ids: [3, 4] }, [0, [3, 4], [3, 4], null, null, REPLAY_LIMIT]],
+      [{ table: "firespring_segments", after: 9 }, [
+        9,
         null,
         null,
         "firespring_segments",
         "firespring_segments",
+        REPLAY_LIMIT,
       ]],
     ] as [ReplayFilter, unknown[]][]
   ) {
     const db = replayDb([]);
     const result = await replayDeadLetters(db.sql, filter);
-    assert.deepEqual(result, { considered: 0, replayed: 0, applied: 0, stillFailing: [] });
+    assert.deepEqual(result, {
+      considered: 0,
+      replayed: 0,
+      applied: 0,
+      stillFailing: [],
+      remaining: 0,
+      next: null,
+    });
     const [select] = db.matching("from sync.dead_letters");
     assert.deepEqual(select.values, values);
     assert.match(select.text, /where replayed_at is null/);
@@ -411,7 +515,14 @@ Deno.test("the endpoint replays with the filter and answers the result; an empty
       await handleReplayRequest(replayRequest(body), { sql: db.sql, serviceRoleKey: KEY }),
     );
     assert.equal(status, 200, body);
-    assert.deepEqual(json, { considered: 1, replayed: 1, applied: 1, stillFailing: [] });
+    assert.deepEqual(json, {
+      considered: 1,
+      replayed: 1,
+      applied: 1,
+      stillFailing: [],
+      remaining: 0,
+      next: null,
+    });
   }
 });
 

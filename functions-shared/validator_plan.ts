@@ -159,7 +159,9 @@ export function repairPlan(
       unmappable.push(unmappableItem(spec, item, mapped.deadLetter.reason));
       continue;
     }
-    changes.push({ spec, change: { ...mapped.value.change, seenAt } });
+    // With its dead letter (the item as read, content-fingerprinted): one Postgres
+    // refuses is replayable, and one letter however often the key is repaired.
+    changes.push({ ...mapped.value, change: { ...mapped.value.change, seenAt } });
     if (mapped.value.change.rangeKey !== undefined) ranges.add(mapped.value.change.rangeKey);
   }
   if (unmappable.length > 0) return { changes: [], unmappable };

@@ -89,6 +89,18 @@ Deno.test("repairing a plain key: an upsert of the item, positioned at the read,
     ["upsert", null, readAt.toISOString(), "repair", seenAt],
   );
   assert.equal(change.row.segment_name, "one");
+  // Should Postgres refuse it, its dead letter is the item as read, at the read, by a
+  // repair: replayable, and one letter however often the key is repaired.
+  const letter = plan.changes[0].deadLetter?.("refused");
+  assert.deepEqual(letter?.record, {
+    sourceTable: "firespring-backdoor-segments-dev",
+    item: { segment_id: { S: "s1" }, name: { S: "one" }, value: { N: "12" } },
+  });
+  assert.deepEqual(letter?.position, {
+    seq: null,
+    changedAt: readAt.toISOString(),
+    source: "repair",
+  });
 });
 
 Deno.test("repairing a plain key the source no longer has: a delete at the read", () => {

@@ -191,6 +191,8 @@ Deno.test("a backfill dead letter replayed after a newer stream delete does not 
         replayed: 1,
         applied: 0,
         stillFailing: [],
+        remaining: 0,
+        next: null,
       });
       assert.deepEqual(await actionIds(sql, id), [], "the deleted row stays deleted");
     });

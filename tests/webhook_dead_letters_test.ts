@@ -153,7 +153,14 @@ Deno.test("a dead letter is replayed once its record is fixed", async () => {
               set record = jsonb_set(record, '{dynamodb,NewImage,value}', '{"N": "12"}')
               where id = ${letter.id}`;
     const fixed = await (await replay({ ids: [Number(letter.id)] })).json();
-    assert.deepEqual(fixed, { considered: 1, replayed: 1, applied: 1, stillFailing: [] });
+    assert.deepEqual(fixed, {
+      considered: 1,
+      replayed: 1,
+      applied: 1,
+      stillFailing: [],
+      remaining: 0,
+      next: null,
+    });
     const [row] = await sql`select member_count::int as n, sync_sequence::text as seq
                             from public.firespring_segments where segment_id = ${id}`;
     assert.deepEqual({ ...row }, { n: 12, seq: "300" });
