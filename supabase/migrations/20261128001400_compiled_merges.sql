@@ -367,12 +367,14 @@ begin
   -- the lookup from running for any other change, whatever order the planner gives the
   -- conditions (with statistics from when the table was nearly empty it put the lookup
   -- first, a scan of the table for each of an export chunk's 20,000 observations).
-  -- Repairs (the re-read itself) and backfills queue none.
+  -- Repairs (the re-read itself) queue none. A backfill's end does: it removes the held
+  -- observation its Scan did not see, but an older item the Scan read may have been
+  -- purged meanwhile as superseded by it (a review's randomized histories lost the row).
   reread as (
     insert into sync.collapsed_rereads as q (target_table, row_key)
     select %1$L, m.row_key
     from merged m
-    where m.deleted and m.sync_source not in ('repair', 'backfill')
+    where m.deleted and m.sync_source <> 'repair'
       and m.range_key = case when m.deleted then (
         select t.sync_range_key
         from (select jsonb_populate_record(null::public.%1$I, m.row_key) as r) x

@@ -3,7 +3,7 @@
 -- purged as superseded; the queue is claimed with a lease, finished, or backed off.
 set client_min_messages = warning;
 begin;
-select plan(38);
+select plan(39);
 
 delete from sync.collapsed_rereads;
 
@@ -45,6 +45,14 @@ select pg_temp.merge(pg_temp.visit('delete', 'rr2', 200, null, 'repair')
 select is((select page_views || ' at ' || sync_range_key from public.firespring_visitors where visitor_id = 'rr2'),
   '1 at 100', 'a repair removing the held observation falls back');
 select is(pg_temp.queued(), '{rr1}', 'but queues nothing: the repair read the key''s items itself');
+
+-- A backfill's end removes the held observation its Scan did not see; an older item the
+-- Scan read may have been purged as superseded meanwhile, so the key is re-read.
+select pg_temp.merge(pg_temp.visit('upsert', 'rr3', 100, '14'), pg_temp.visit('upsert', 'rr3', 200, '15'));
+select pg_temp.merge(pg_temp.visit('delete', 'rr3', 200, null, 'backfill')
+                     || jsonb_build_object('changed_at', now()));
+select is(pg_temp.queued(), '{rr1,rr3}', 'a backfill''s end removing the held observation queues its key');
+delete from sync.collapsed_rereads where row_key = '{"visitor_id": "rr3"}';
 
 -- The other collapsed table, through the same compiled body.
 select from sync.merge_changes('firespring_extraction_jobs', jsonb_build_array(
