@@ -11,21 +11,13 @@ import {
   replayDeadLetters,
   type ReplayFilter,
 } from "./dead_letters.ts";
+import type { StoredLetter } from "./dead_letter_remap.ts";
 import { fakeSql, type Statement } from "./testing_fakes.ts";
 
 const SEGMENTS = "firespring-backdoor-segments-dev";
 const RECEIVED = new Date("2026-03-01T00:00:00Z");
 
-interface Stored {
-  id: string;
-  record: string;
-  position_at: Date | null;
-  position_source: string | null;
-  received_at: Date;
-  source_table: string | null;
-  target_table: string | null;
-  row_key: string | null;
-}
+type Stored = StoredLetter;
 
 const stored = (id: number, record: unknown, over: Partial<Stored> = {}): Stored => ({
   id: String(id),
@@ -99,20 +91,28 @@ function replayDb(letters: Stored[], refuse: string[] = []) {
   return { ...db, merged, closed, reasons };
 }
 
-Deno.test("the replay takes its tables' merge locks, in name order, before it locks a letter", async () => {
-  const db = replayDb([
-    stored(1, scanned({ segment_id: { S: "a" } })),
-    stored(2, scanned({ segment_id: { S: "b" } }), { target_table: "firespring_actions" }),
-  ]);
-  await replayDeadLetters(db.sql, {});
-  const order = db.statements.map((s) =>
+/** The replay's merge locks and its lock of the letters, in order. */
+function locksThenLetters(db: ReturnType<typeof replayDb>) {
+  return db.statements.map((s) =>
     s.text.includes("sync.enter_merge(")
       ? `lock ${s.values[0]}`
       : s.text.includes("for update skip locked")
       ? "letters"
       : undefined
   ).filter(Boolean);
-  assert.deepEqual(order, ["lock firespring_actions", "lock firespring_segments", "letters"]);
+}
+
+Deno.test("the replay takes its tables' merge locks, in name order, before it locks a letter", async () => {
+  const db = replayDb([
+    stored(1, scanned({ segment_id: { S: "a" } })),
+    stored(2, scanned({ segment_id: { S: "b" } }), { target_table: "firespring_actions" }),
+  ]);
+  await replayDeadLetters(db.sql, {});
+  assert.deepEqual(locksThenLetters(db), [
+    "lock firespring_actions",
+    "lock firespring_segments",
+    "letters",
+  ]);
 });
 
 Deno.test("the replay also locks the table a letter's record maps to now, before any letter", async () => {
@@ -122,14 +122,11 @@ Deno.test("the replay also locks the table a letter's record maps to now, before
     stored(2, { sourceTable: "firespring-backdoor-actions-dev", item: { action_id: { S: "x" } } }),
   ]);
   await replayDeadLetters(db.sql, {});
-  const order = db.statements.map((s) =>
-    s.text.includes("sync.enter_merge(")
-      ? `lock ${s.values[0]}`
-      : s.text.includes("for update skip locked")
-      ? "letters"
-      : undefined
-  ).filter(Boolean);
-  assert.deepEqual(order, ["lock firespring_actions", "lock firespring_segments", "letters"]);
+  assert.deepEqual(locksThenLetters(db), [
+    "lock firespring_actions",
+    "lock firespring_segments",
+    "letters",
+  ]);
 });
 
 Deno.test("a replay takes at most REPLAY_LIMIT letters and says how many remain and where to go on", async () => {
