@@ -427,7 +427,8 @@ Deno.test("credentials S3 refuses stop the loader at once, the job left running,
  * One claimed file's database, for `loadExportFile`: the file's checkpoint (`line`),
  * moved by a chunk's merge (sync.merge_staged, the COPY's text staged before it) or a
  * page's (sync.merge_changes) with its checkpoint. A merge whose changes hold `refuse` is
- * refused as Postgres refuses data (22P02); `renew` answers each renewal of the lease and
+ * refused as Postgres refuses data (22P02), and with `timeOutDone` a checkpoint that ends
+ * the file times out (57014); `renew` answers each renewal of the lease and
  * `beforeChunkMerge` is awaited before each chunk's merge.
  */
 function fileDb(
@@ -435,6 +436,7 @@ function fileDb(
     refuse?: string;
     renew?: () => Promise<unknown[]>;
     beforeChunkMerge?: () => Promise<void>;
+    timeOutDone?: boolean;
   } = {},
 ) {
   const state = { line: 0, renewals: 0, staged: "" };
@@ -465,6 +467,11 @@ function fileDb(
       return [{ checkpointed: true, applied }];
     }
     if (t.includes("sync.checkpoint_segment(")) {
+      if (options.timeOutDone && s.values[5] === true) {
+        throw Object.assign(new Error("canceling statement due to statement timeout"), {
+          code: "57014",
+        });
+      }
       moveTo(s.values[3]);
       return [{ checkpointed: true }];
     }
@@ -564,6 +571,22 @@ Deno.test("a refused chunk's lines, all of them, go the careful way once; the ch
     /: lines 1 to 2: invalid input syntax .*; writing those lines page by page$/,
   );
   assert.equal(opens(), 2);
+});
+
+Deno.test("a file's last checkpoint, alone in its chunk, that times out is thrown: the file is not read again", async () => {
+  const db = fileDb({ timeOutDone: true });
+  const { bytes, claim } = await segmentsFile(["s-1", "s-2"]);
+  const { deps, lines, opens } = fileDeps(db, () => new Blob([bytes]).stream(), {
+    chunkPages: 2,
+  });
+  await assert.rejects(
+    loadExportFile("7", "w1", claim, deps),
+    (error: Error & { code?: string }) =>
+      error.code === "57014" && /statement timeout/.test(error.message),
+  );
+  assert.equal(db.state.line, 2, "both lines merged before the end");
+  assert.equal(opens(), 1, "the file read once");
+  assert.deepEqual(lines.filter((l) => l.includes("page by page")), []);
 });
 
 Deno.test("a file whose bytes break after every chunk committed loads: a broken read is counted from the last progress", async () => {

@@ -267,8 +267,11 @@ export async function commitChunk(
     // Refused for its data, or too big for the statement timeout (57014; the hosted
     // `postgres` role's is 2 minutes): written again page by page, where a page that
     // still times out fails its file, naming it (a timeout that would come back every time
-    // must not be retried as if it might pass).
-    if (isDataError(error) || (error as { code?: string }).code === "57014") {
+    // must not be retried as if it might pass). A chunk of no lines (a file's done page
+    // alone, whose checkpoint ends the job) has no pages to write instead: its error is
+    // thrown as it is, or the loader would read the file again for ever.
+    const refused = isDataError(error) || (error as { code?: string }).code === "57014";
+    if (refused && nextLine > fromLine) {
       throw new RefusedChunk(fromLine, nextLine, error as Error);
     }
     throw error;
