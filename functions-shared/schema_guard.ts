@@ -70,30 +70,38 @@ export async function readMirrorColumns(
 export const RECHECK_AFTER_MS = 60_000;
 
 /**
+ * How long a failure to read the catalog stands. The check runs before a function's own
+ * authentication, so while the database is down each request, signed or not, would
+ * otherwise try it again: an unauthenticated caller could keep the function opening
+ * connections.
+ */
+export const REREAD_AFTER_FAILURE_MS = 5_000;
+
+/**
  * The check: resolves when every registry column is there, rejects with
  * {@link SchemaMismatch} when not. Either verdict stands for {@link RECHECK_AFTER_MS}
  * (a migration pushed, or functions deployed, meanwhile is seen within a minute); a
- * failure to read the catalog (the database unavailable) stands for nothing: the next
- * call reads again.
+ * failure to read the catalog (the database unavailable) stands for
+ * {@link REREAD_AFTER_FAILURE_MS}.
  */
 export function schemaGuard(
   read: () => Promise<ReadonlyMap<string, ReadonlySet<string>>>,
   specs: readonly TableSpec[] = TABLES,
   now: () => number = () => performance.now(),
 ): () => Promise<void> {
-  let checked: { verdict: Promise<void>; at: number } | undefined;
+  let checked: { verdict: Promise<void>; at: number; standsMs: number } | undefined;
   return () => {
-    if (checked && now() - checked.at >= RECHECK_AFTER_MS) checked = undefined;
+    if (checked && now() - checked.at >= checked.standsMs) checked = undefined;
     if (!checked) {
-      const at = now();
-      const verdict = read().then((columns) => {
+      const entry = { verdict: Promise.resolve(), at: now(), standsMs: RECHECK_AFTER_MS };
+      entry.verdict = read().then((columns) => {
         const problems = missingRegistryColumns(specs, columns);
         if (problems.length > 0) throw new SchemaMismatch(problems);
       }).catch((error) => {
-        if (!(error instanceof SchemaMismatch) && checked?.at === at) checked = undefined;
+        if (!(error instanceof SchemaMismatch)) entry.standsMs = REREAD_AFTER_FAILURE_MS;
         throw error;
       });
-      checked = { verdict, at };
+      checked = entry;
     }
     return checked.verdict;
   };
