@@ -10,6 +10,7 @@ import { GetObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { createHash } from "node:crypto";
 import { awsClientConfig, type EnvReader } from "../functions-shared/dynamo_client.ts";
 import { ExportDataError, ExportReadError } from "../functions-shared/export_items.ts";
+import { type ObjectPart, resumedBody, type ResumeDeps } from "./s3_resumed_body.ts";
 
 /**
  * The S3 client of the export bucket: the local stack's S3 stand-in when S3_ENDPOINT is
@@ -125,11 +126,15 @@ export async function manifestText(
 const bareEtag = (etag: string) => etag.replace(/"/g, "");
 
 /**
- * A data file's gzipped bytes, as a stream. With `etag` (the manifest's), an object whose
- * ETag differs is refused before a byte of it is read: it was written over the export's
- * file since.
+ * A data file's gzipped bytes, as a stream, read on through breaks from the byte each broke
+ * at (s3_resumed_body.ts). With `etag` (the manifest's), an object whose ETag differs is
+ * refused before a byte of it is read: it was written over the export's file since.
  */
-export function exportFileOpener(s3: S3Client, bucket: string) {
+export function exportFileOpener(
+  s3: S3Client,
+  bucket: string,
+  deps: Pick<ResumeDeps, "sleep" | "log"> = {},
+) {
   return async (key: string, etag?: string) => {
     const object = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
     if (etag && object.ETag && bareEtag(object.ETag) !== bareEtag(etag)) {
@@ -142,32 +147,23 @@ export function exportFileOpener(s3: S3Client, bucket: string) {
       );
     }
     const body = object.Body!.transformToWebStream() as ReadableStream<Uint8Array>;
-    return typeof object.ContentLength === "number"
-      ? wholeOrBroken(body, object.ContentLength)
-      : body;
+    if (typeof object.ContentLength !== "number") return body;
+    const readFrom = async (offset: number): Promise<ObjectPart> => {
+      const part = await s3.send(
+        new GetObjectCommand({ Bucket: bucket, Key: key, Range: `bytes=${offset}-` }),
+      );
+      return {
+        body: part.Body!.transformToWebStream() as ReadableStream<Uint8Array>,
+        etag: part.ETag,
+        // "Content-Range: bytes 21010-47021/47022" (RFC 9110, 14.4).
+        start: Number(/^bytes (\d+)-/.exec(part.ContentRange ?? "")?.[1] ?? NaN),
+      };
+    };
+    return resumedBody(
+      `s3://${bucket}/${key}`,
+      { body, etag: object.ETag, start: 0 },
+      object.ContentLength,
+      { ...deps, readFrom },
+    );
   };
-}
-
-/**
- * `body`, failing as a broken read when it ends before `length` bytes: a connection
- * closed cleanly mid-object (a proxy, a load balancer) ends the stream without an error,
- * and the file would be refused for good as cut short, where reading it again passes.
- */
-function wholeOrBroken(body: ReadableStream<Uint8Array>, length: number) {
-  let bytes = 0;
-  return body.pipeThrough(
-    new TransformStream<Uint8Array, Uint8Array>({
-      transform(chunk, controller) {
-        bytes += chunk.byteLength;
-        controller.enqueue(chunk);
-      },
-      flush(controller) {
-        if (bytes < length) {
-          controller.error(
-            new Error(`the object's bytes ended after ${bytes} of its ${length} bytes`),
-          );
-        }
-      },
-    }),
-  );
 }
