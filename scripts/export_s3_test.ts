@@ -3,7 +3,7 @@ import { authenticatedS3 } from "../local-stack/aws/s3_auth.ts";
 import { withCheckedServer } from "../local-stack/aws/signature_v4_fixtures.ts";
 import { faultyS3 } from "../local-stack/aws/s3_faults.ts";
 import { s3Client } from "../local-stack/aws/s3_client.ts";
-import { startS3Server } from "../local-stack/aws/s3_server.ts";
+import { withS3Server } from "../local-stack/aws/s3_server.ts";
 import { s3Storage } from "../local-stack/aws/s3_storage.ts";
 import { EXPORT_BUCKET_REGION } from "../local-stack/config.ts";
 import type { GetObjectCommand, S3Client } from "@aws-sdk/client-s3";
@@ -138,53 +138,46 @@ Deno.test("an object whose reads keep ending before its length is a broken read,
 
 Deno.test("through the S3 stand-in, a data file whose read is cut halfway is read on with a signed ranged GET", async () => {
   const { whole, file } = await dataFile();
-  const directory = await Deno.makeTempDir();
-  const server = await startS3Server({
-    host: "127.0.0.1",
-    port: 0,
-    directory,
-    buckets: ["exports"],
-  });
-  let reads = 0;
-  const front = Deno.serve(
-    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
-    authenticatedS3(
-      // The first read of the file is cut halfway, as a broken connection cuts it; the rest
-      // are whole.
-      faultyS3(server.endpoint, { errorRate: 0, cutRate: 0.5 }, () => reads++ === 0 ? 0 : 1),
-      { secrets: { [KEY.accessKeyId]: KEY.secretAccessKey }, region: EXPORT_BUCKET_REGION },
-    ),
-  );
-  const own = s3Client(server.endpoint);
-  const s3 = s3Client(`http://127.0.0.1:${front.addr.port}`);
-  try {
-    await s3Storage(own).put("exports", file.key, whole);
-    const lines: string[] = [];
-    const open = exportFileOpener(s3, "exports", {
-      sleep: () => Promise.resolve(),
-      log: (line) => lines.push(line),
-    });
-    assert.equal(
-      await allPages(await open(file.key), file),
-      50,
-      "every item, the MD5 the manifest's",
-    );
-    assert.equal(reads, 2, "the cut read and the read on from its byte");
-    assert.match(
-      lines.join("\n"),
-      new RegExp(
-        `^s3://exports/${file.key}: [^;]+; reading on from byte ${
-          Math.floor(whole.length / 2)
-        } of ${whole.length} \\(resume 1 of 3\\)$`,
+  await withS3Server(["exports"], async (server) => {
+    let reads = 0;
+    const front = Deno.serve(
+      { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+      authenticatedS3(
+        // The first read of the file is cut halfway, as a broken connection cuts it; the
+        // rest are whole.
+        faultyS3(server.endpoint, { errorRate: 0, cutRate: 0.5 }, () => reads++ === 0 ? 0 : 1),
+        { secrets: { [KEY.accessKeyId]: KEY.secretAccessKey }, region: EXPORT_BUCKET_REGION },
       ),
     );
-  } finally {
-    own.destroy();
-    s3.destroy();
-    await front.shutdown();
-    await server.close();
-    await Deno.remove(directory, { recursive: true });
-  }
+    const own = s3Client(server.endpoint);
+    const s3 = s3Client(`http://127.0.0.1:${front.addr.port}`);
+    try {
+      await s3Storage(own).put("exports", file.key, whole);
+      const lines: string[] = [];
+      const open = exportFileOpener(s3, "exports", {
+        sleep: () => Promise.resolve(),
+        log: (line) => lines.push(line),
+      });
+      assert.equal(
+        await allPages(await open(file.key), file),
+        50,
+        "every item, the MD5 the manifest's",
+      );
+      assert.equal(reads, 2, "the cut read and the read on from its byte");
+      assert.match(
+        lines.join("\n"),
+        new RegExp(
+          `^s3://exports/${file.key}: [^;]+; reading on from byte ${
+            Math.floor(whole.length / 2)
+          } of ${whole.length} \\(resume 1 of 3\\)$`,
+        ),
+      );
+    } finally {
+      own.destroy();
+      s3.destroy();
+      await front.shutdown();
+    }
+  });
 });
 
 Deno.test("a manifest whose bytes end before its length is a broken read (tried again), not a manifest refused", async () => {

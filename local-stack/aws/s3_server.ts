@@ -30,3 +30,21 @@ export async function startS3Server(
   const { port } = await server.run() as { port: number };
   return { endpoint: `http://${options.host}:${port}`, close: () => server.close() };
 }
+
+/**
+ * Runs `work` with an S3 stand-in of its own over a temporary folder, holding `buckets`,
+ * then stops it and removes the folder (tests).
+ */
+export async function withS3Server<T>(
+  buckets: string[],
+  work: (server: S3Server) => Promise<T>,
+): Promise<T> {
+  const directory = await Deno.makeTempDir();
+  const server = await startS3Server({ host: "127.0.0.1", port: 0, directory, buckets });
+  try {
+    return await work(server);
+  } finally {
+    await server.close();
+    await Deno.remove(directory, { recursive: true });
+  }
+}

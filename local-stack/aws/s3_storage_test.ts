@@ -1,36 +1,29 @@
 import assert from "node:assert/strict";
 import { GetObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { s3Client } from "./s3_client.ts";
-import { startS3Server } from "./s3_server.ts";
+import { withS3Server } from "./s3_server.ts";
 import { s3Storage } from "./s3_storage.ts";
 
 Deno.test("the S3 stand-in keeps what is put in a bucket, and knows which buckets exist", async () => {
-  const directory = await Deno.makeTempDir();
-  const server = await startS3Server({
-    host: "127.0.0.1",
-    port: 0,
-    directory,
-    buckets: ["exports"],
+  await withS3Server(["exports"], async (server) => {
+    const client = s3Client(server.endpoint);
+    try {
+      const storage = s3Storage(client);
+      assert.equal(await storage.bucketExists("exports"), true);
+      assert.equal(await storage.bucketExists("missing"), false);
+      await storage.put("exports", "p/AWSDynamoDB/x/_started", new TextEncoder().encode("hi"));
+      const got = await client.send(
+        new GetObjectCommand({ Bucket: "exports", Key: "p/AWSDynamoDB/x/_started" }),
+      );
+      assert.equal(await got.Body!.transformToString(), "hi");
+      await assert.rejects(
+        storage.put("missing", "k", new Uint8Array()),
+        (error: Error) => error.name === "NoSuchBucket",
+      );
+    } finally {
+      client.destroy();
+    }
   });
-  const client = s3Client(server.endpoint);
-  try {
-    const storage = s3Storage(client);
-    assert.equal(await storage.bucketExists("exports"), true);
-    assert.equal(await storage.bucketExists("missing"), false);
-    await storage.put("exports", "p/AWSDynamoDB/x/_started", new TextEncoder().encode("hi"));
-    const got = await client.send(
-      new GetObjectCommand({ Bucket: "exports", Key: "p/AWSDynamoDB/x/_started" }),
-    );
-    assert.equal(await got.Body!.transformToString(), "hi");
-    await assert.rejects(
-      storage.put("missing", "k", new Uint8Array()),
-      (error: Error) => error.name === "NoSuchBucket",
-    );
-  } finally {
-    client.destroy();
-    await server.close();
-    await Deno.remove(directory, { recursive: true });
-  }
 });
 
 Deno.test("a bucket that S3 refuses to describe (403, 500) is not taken to exist", async () => {
