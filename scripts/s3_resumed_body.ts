@@ -36,12 +36,23 @@ export const RESUMES_IN_A_ROW = 3;
 /** The wait before the first resume of a break, doubled for each one after it. */
 export const RESUME_WAIT_MS = 250;
 
+/**
+ * How long a read asked for may wait for a byte before it is taken as a break: a
+ * connection dropped without a word leaves the SDK's body waiting for ever
+ * (https://github.com/aws/aws-sdk-js-v3/issues/8098). Half the export reader's own limit
+ * (export_items.ts, READ_QUIET_MS), which then reads the file again from its checkpoint:
+ * a resume comes first.
+ */
+export const RESUME_QUIET_MS = 30_000;
+
 /** What {@link resumedBody} needs besides the first read. */
 export interface ResumeDeps {
   /** A GET of the object from byte `offset` on (`Range: bytes=<offset>-`). */
   readFrom(offset: number): Promise<ObjectPart>;
   sleep?(ms: number): Promise<void>;
   log?(line: string): void;
+  /** The wait for a byte (default {@link RESUME_QUIET_MS}). */
+  quietMs?: number;
 }
 
 const bare = (etag?: string) => etag?.replace(/"/g, "");
@@ -87,7 +98,7 @@ export function resumedBody(
         let broke: unknown;
         if (reader) {
           try {
-            const next = await reader.read();
+            const next = await quiet(reader.read(), deps.quietMs ?? RESUME_QUIET_MS);
             if (!next.done) {
               // An empty read is no progress (a resume that brought only those would
               // reset the count, and a read that never gets further would go on for ever).
@@ -122,6 +133,22 @@ export function resumedBody(
     },
     cancel: (reason) => reader?.cancel(reason),
   });
+}
+
+/** `read`, or a failure once it waited `ms` for its answer. */
+async function quiet<T>(read: Promise<T>, ms: number): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) =>
+    timer = setTimeout(
+      () => reject(new Error(`no byte for ${ms / 1000} s`)),
+      ms,
+    )
+  );
+  try {
+    return await Promise.race([read, late]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** A reader whose first read fails with `error`. */

@@ -115,6 +115,25 @@ Deno.test("empty reads are no progress: resumes that bring only those end the re
   assert.deepEqual(asked, [300, 300, 300]);
 });
 
+Deno.test("a read that waits too long for a byte is a break: the read goes on from its byte", async () => {
+  let cancelled = false;
+  const stalled = new ReadableStream<Uint8Array>({
+    start: (controller) => controller.enqueue(OBJECT.slice(0, 400)),
+    cancel: () => void (cancelled = true),
+  });
+  const { deps, asked, lines } = s3((offset) => ({
+    body: body(OBJECT.slice(offset)),
+    etag: "e1",
+    start: offset,
+  }));
+  const first = { body: stalled, etag: "e1", start: 0 };
+  const stream = resumedBody("o", first, OBJECT.length, { ...deps, quietMs: 5 });
+  assert.deepEqual(await read(stream), OBJECT);
+  assert.deepEqual(asked, [400]);
+  assert.ok(cancelled, "the stalled read given up");
+  assert.match(lines[0], /^o: no byte for 0\.005 s; reading on from byte 400 of 1000/);
+});
+
 Deno.test("a read cancelled by its reader cancels the part being read", async () => {
   let cancelled: unknown;
   const part = new ReadableStream<Uint8Array>({
