@@ -72,6 +72,8 @@ export function resumedBody(
   let reader: ReadableStreamDefaultReader<Uint8Array> | undefined = first.body.getReader();
   let delivered = 0;
   let inARow = 0;
+  // Cancelled by its reader while a resume was on its way: the part it brings is let go.
+  let cancelled = false;
   /** The rest of the object from `delivered`, or why it could not be read. */
   const reopen = async (): Promise<unknown> => {
     let part: ObjectPart;
@@ -85,12 +87,12 @@ export function resumedBody(
       : part.start !== delivered
       ? `the read of its bytes from ${delivered} on was answered from byte ${part.start}`
       : undefined;
-    if (problem === undefined) {
+    if (problem === undefined && !cancelled) {
       reader = part.body.getReader();
       return undefined;
     }
     await part.body.cancel().catch(() => {});
-    return new Error(problem);
+    return new Error(problem ?? "the read was cancelled");
   };
   return new ReadableStream<Uint8Array>({
     async pull(controller) {
@@ -131,7 +133,10 @@ export function resumedBody(
         }
       }
     },
-    cancel: (reason) => reader?.cancel(reason),
+    cancel: (reason) => {
+      cancelled = true;
+      return reader?.cancel(reason);
+    },
   });
 }
 

@@ -147,3 +147,27 @@ Deno.test("a read cancelled by its reader cancels the part being read", async ()
   await reader.cancel("enough");
   assert.equal(cancelled, "enough");
 });
+
+Deno.test("a read cancelled while a resume is on its way lets go of the part it brings", async () => {
+  let partCancelled = false;
+  const answered = Promise.withResolvers<ObjectPart>();
+  const asked = Promise.withResolvers<void>();
+  const deps = {
+    readFrom: () => (asked.resolve(), answered.promise),
+    sleep: () => Promise.resolve(),
+  };
+  const first = { body: body(OBJECT.slice(0, 100), "reset"), etag: "e1", start: 0 };
+  const reader = resumedBody("o", first, OBJECT.length, deps).getReader();
+  await reader.read();
+  const pending = reader.read();
+  await asked.promise;
+  await reader.cancel("enough");
+  answered.resolve({
+    body: new ReadableStream({ cancel: () => void (partCancelled = true) }),
+    etag: "e1",
+    start: 100,
+  });
+  assert.deepEqual(await pending, { done: true, value: undefined });
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  assert.ok(partCancelled);
+});
