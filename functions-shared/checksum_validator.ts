@@ -49,12 +49,8 @@ import type { TableSpec } from "./table_registry.ts";
 import { compareSlices, MAX_KEYS_READ } from "./validator_compare.ts";
 import { recheckLook } from "./validator_looks.ts";
 import { repairKeys, RepairOverBudget } from "./validator_repair.ts";
-import {
-  IN_FLIGHT_CEILING,
-  PartitionTooLarge,
-  requestCpuMs,
-  scanForRun,
-} from "./validator_source.ts";
+import { IN_FLIGHT_CEILING, requestCpuMs, scanForRun } from "./validator_source.ts";
+import { PartitionTooLarge } from "./point_reads.ts";
 import { LEASE_LOST } from "./segment_work.ts";
 import { isDatabaseUnavailable } from "./sync_db.ts";
 import { runResult, type ValidationResult } from "./validator_result.ts";

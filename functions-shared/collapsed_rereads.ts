@@ -21,7 +21,7 @@ import { isDatabaseUnavailable } from "./sync_db.ts";
 import { byTargetTable } from "./table_registry.ts";
 import type { RowKey } from "./validator_plan.ts";
 import { repairKeys } from "./validator_repair.ts";
-import { PartitionTooLarge } from "./validator_source.ts";
+import { PartitionTooLarge } from "./point_reads.ts";
 
 /** What one request did: keys re-read, and keys whose re-read failed (tried again later). */
 export interface RereadOutcome {

@@ -11,7 +11,7 @@ import {
   REREAD_CPU_MS,
   rereadCollapsedKeys,
 } from "./collapsed_rereads.ts";
-import { POINT_READ_CPU_MS } from "./validator_source.ts";
+import { POINT_READ_CPU_MS } from "./point_reads.ts";
 import { awsError, fakeCpuMeter, fakeDynamo, fakeSql, type Statement } from "./testing_fakes.ts";
 
 const QUEUED = "2026-02-01 12:00:00.123456+00";

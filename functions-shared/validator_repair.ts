@@ -14,7 +14,7 @@ import { logDeadLetters } from "./dead_letter_writer.ts";
 import type { TableSpec } from "./table_registry.ts";
 import type { Divergence } from "./validator_compare.ts";
 import { repairPlan, type Unmappable } from "./validator_plan.ts";
-import { MAX_POINT_READ_PAGES, PartitionTooLarge, pointReadAt } from "./validator_source.ts";
+import { MAX_POINT_READ_PAGES, PartitionTooLarge, pointReadAt } from "./point_reads.ts";
 
 /** A repair applies what it has read once its items' JSON reaches this size. */
 export const REPAIR_APPLY_BYTES = 4 * 1024 * 1024;

@@ -16,7 +16,7 @@ import { type AttributeMap, fromDynamo } from "./dynamo_decoder.ts";
 import type { TableSpec } from "./table_registry.ts";
 import { itemToChange } from "./transform.ts";
 import { repairKeys } from "./validator_repair.ts";
-import { PartitionTooLarge } from "./validator_source.ts";
+import { PartitionTooLarge } from "./point_reads.ts";
 import type { WriteBackEdit } from "./write_back_update.ts";
 import { unpipelined } from "./unpipelined.ts";
 
