@@ -8,13 +8,17 @@
  */
 
 import { GetItemCommand, QueryCommand } from "./dynamo_commands.ts";
-import type { ValidatorDeps } from "./checksum_validator.ts";
+import type { CpuMeter } from "./cpu_meter.ts";
+import type { DynamoClient } from "./dynamo_http.ts";
 import type { TableSpec } from "./table_registry.ts";
 import { type Item, pointReadKey, type RowKey } from "./validator_plan.ts";
 import { pageStamp } from "./read_stamp.ts";
 
-/** What a point read needs: the DynamoDB clients, and the isolate's meter if any. */
-export type PointReadDeps = Pick<ValidatorDeps, "dynamo" | "cpu">;
+/** What a point read needs: the DynamoDB client of a region, and the isolate's meter if any. */
+export interface PointReadDeps {
+  dynamo: (region: string) => DynamoClient;
+  cpu?: CpuMeter;
+}
 
 /**
  * The CPU each attempt of a point read's request is charged on the isolate's meter, none
