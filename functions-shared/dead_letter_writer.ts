@@ -46,15 +46,20 @@ function sortedKeys(value: unknown): unknown {
 
 /**
  * What makes two dead letters the same record: a stream record by its source table,
- * eventID and SequenceNumber (a redelivery); a Scan's item or a direct request by its
- * source table and exact content (the same page read again, later; a request sent again).
+ * eventID and SequenceNumber (a redelivery); a Scan's item, a repair's read or a direct
+ * request by who sent it, its source table and exact content (the same page read again,
+ * later; the same key repaired again; a request sent again). A repair's read is not a
+ * backfill page's: the letter of a page is what spares its key at the backfill's end
+ * (…3600_sweep_in_chunks.sql), and a repair seeing the same item later must not take
+ * that letter over.
  */
 export function deadLetterFingerprint(letter: DeadLetter): string {
   const record = letter.record as { dynamodb?: { SequenceNumber?: unknown } } | null;
+  const source = letter.position?.source;
   const basis = letter.eventId !== null
     ? ["stream", letter.sourceTable, letter.eventId, String(record?.dynamodb?.SequenceNumber)]
     : [
-      letter.position?.source === "direct" ? "direct" : "scan",
+      source === "direct" || source === "repair" ? source : "scan",
       letter.sourceTable ?? letter.targetTable,
       encodeJson(sortedKeys(letter.record)),
     ];
@@ -63,8 +68,7 @@ export function deadLetterFingerprint(letter: DeadLetter): string {
 
 /**
  * Records dead letters, one row per record: a record seen again (same fingerprint)
- * counts in times_seen and last_seen_at, and a Scan copy keeps the later read time and
- * who read it then (a backfill's page, a repair). A
+ * counts in times_seen and last_seen_at, and a Scan copy keeps the later read time. A
  * dead letter already replayed stays closed when its record comes again: the replay
  * applied that record, and the same stream record or the same content brings nothing
  * new (docs/sync-semantics.md, "Bad input"). Except a person's direct request: one sent
@@ -123,9 +127,7 @@ export async function recordDeadLetters(
            position_at = case when d.replayed_at is not null and excluded.position_source = 'direct'
                               then excluded.position_at
                               else greatest(d.position_at, excluded.position_at) end,
-           -- Who saw it at that position: a Scan's item and a repair's read share a
-           -- fingerprint (the content), and a backfill's end spares a key only for its
-           -- own pages' letters (…3600_sweep_in_chunks.sql), so the latest sighting's.
+           -- Who saw it at that position, the latest sighting's.
            position_source = case when d.position_at is null
                                     or excluded.position_at >= d.position_at
                                   then coalesce(excluded.position_source, d.position_source)

@@ -43,6 +43,25 @@ Deno.test("the same record twice is one dead letter; a Scan copy keeps the later
   assert.equal(fake.letters[1].times_seen, 2);
 });
 
+Deno.test("a repair's letter is apart from a backfill page's letter of the same item", async () => {
+  // A backfill's end spares a key whose page's letter it holds (…3600_sweep_in_chunks.sql):
+  // a repair seeing the same item later must not turn that letter into a repair's.
+  const actions = byTargetTable("firespring_actions")!;
+  const item = { action_id: { S: "p" }, n: { N: "abc" } };
+  const page = mapScannedItem(actions, item, new Date("2026-02-01T00:00:00Z"), "backfill");
+  const repair = mapScannedItem(actions, item, new Date("2026-02-03T00:00:00Z"), "repair");
+  const again = mapScannedItem(actions, item, new Date("2026-02-05T00:00:00Z"), "repair");
+  assert.ok(!page.ok && !repair.ok && !again.ok);
+  assert.notEqual(deadLetterFingerprint(page.deadLetter), deadLetterFingerprint(repair.deadLetter));
+  assert.equal(deadLetterFingerprint(repair.deadLetter), deadLetterFingerprint(again.deadLetter));
+  const fake = fakeTx();
+  await recordDeadLetters(fake.tx, [page.deadLetter, repair.deadLetter, again.deadLetter]);
+  assert.deepEqual(
+    fake.letters.map((l) => [l.position_source, l.position_at, l.times_seen]),
+    [["backfill", "2026-02-01T00:00:00.000Z", 1], ["repair", "2026-02-05T00:00:00.000Z", 2]],
+  );
+});
+
 Deno.test("a record jsonb cannot hold is kept as its exact JSON text", async () => {
   const actions = byTargetTable("firespring_actions")!;
   const poison = mapScannedItem(actions, { action_id: { S: "z\u0000" } }, new Date());
