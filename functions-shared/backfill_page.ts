@@ -67,15 +67,17 @@ export const LOCK_WAIT_MS = 30_000;
 /** The least the careful path waits for the lock, whatever the one statement took. */
 const CAREFUL_LOCK_WAIT_MIN_MS = 1_000;
 
-/** A lock timeout met waiting for the table's merge lock, named; any other error as it is. */
-function namedLockWait(error: unknown, table: string): unknown {
+/**
+ * A lock timeout met waiting `waitMs` for the table's merge lock, named; any other error
+ * as it is.
+ */
+function namedLockWait(error: unknown, table: string, waitMs: number): unknown {
   const e = error as { code?: string; where?: string };
   if (e?.code !== "55P03" || !String(e.where ?? "").includes("wait_for_merge_lock")) return error;
-  // The page's waits together: the careful path's is what the one statement's left.
   return Object.assign(
     new Error(
       `the merge lock of ${table} was held by another transaction for ${
-        LOCK_WAIT_MS / 1000
+        Number((waitMs / 1000).toFixed(1))
       } s (an export's ` +
         "chunk or a retention purge of the table): the page is given back and read again later",
       { cause: error },
@@ -203,7 +205,7 @@ export async function commitPage(
     } catch (error) {
       // A value Postgres refuses: the careful path isolates it (nothing was written). Its
       // wait for the lock is what the one statement's left (which may have waited most).
-      if (!isDataError(error)) throw namedLockWait(error, claim.target_table);
+      if (!isDataError(error)) throw namedLockWait(error, claim.target_table, lockWaitMs);
       lockWaitMs = Math.max(CAREFUL_LOCK_WAIT_MIN_MS, Math.round(LOCK_WAIT_MS - (now() - started)));
     }
   }
@@ -228,7 +230,7 @@ export async function commitPage(
                    ${applied}, ${checkpoint.done}, ${page.readAt}::timestamptz) as checkpointed`;
     return { rows: applied, nextTurn: turnOf(row?.turn), refused };
   }).catch((error) => {
-    throw namedLockWait(error, claim.target_table);
+    throw namedLockWait(error, claim.target_table, lockWaitMs);
   });
   // Once committed (a lost lease rolls them back): each letter's table, key and cause.
   const letters = [...deadLetters, ...committed.refused.map((r) => r.deadLetter)];

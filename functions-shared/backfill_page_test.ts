@@ -7,8 +7,11 @@ const refused = Object.assign(new Error("invalid input syntax"), { code: "22P02"
 const checkpoint = { worker: "worker-a", nextKey: null, items: 2, done: true };
 const page = { items: [item("a"), item("b")], readAt: new Date(0), nextKey: null };
 
-/** A page whose one statement takes `statementMs` on `clock`, then fails on a value. */
-function refusedAfter(statementMs: number) {
+/**
+ * A page whose one statement takes `statementMs` on `clock`, then fails on a value; the
+ * careful path's wait for the lock answers with `lockWait`.
+ */
+function refusedAfter(statementMs: number, lockWait?: () => unknown[]) {
   const clock = { ms: 0 };
   const db = backfillDb([], {
     checkpoint: (s) => {
@@ -16,6 +19,7 @@ function refusedAfter(statementMs: number) {
       clock.ms += statementMs;
       throw refused;
     },
+    lockWait,
   });
   const deps = { cpu: fakeCpuMeter(), lockWaitLimited: true, now: () => clock.ms };
   return { db, deps };
@@ -54,4 +58,18 @@ Deno.test("a page with an item that does not map takes the careful path at once,
     "no one statement",
   );
   assert.deepEqual(carefulWait(db), ["firespring_segments", LOCK_WAIT_MS]);
+});
+
+Deno.test("the careful path's lock timeout names the wait it had, not the whole 30 s", async () => {
+  const timedOut = Object.assign(new Error("canceling statement due to lock timeout"), {
+    code: "55P03",
+    where: 'SQL function "wait_for_merge_lock" statement 1',
+  });
+  const { db, deps } = refusedAfter(29_000, () => {
+    throw timedOut;
+  });
+  await assert.rejects(
+    commitPage(db.sql, claim(), page, checkpoint, deps),
+    /the merge lock of firespring_segments was held by another transaction for 1 s /,
+  );
 });
