@@ -98,7 +98,12 @@ export function schemaGuard(
         const problems = missingRegistryColumns(specs, columns);
         if (problems.length > 0) throw new SchemaMismatch(problems);
       }).catch((error) => {
-        if (!(error instanceof SchemaMismatch)) entry.standsMs = REREAD_AFTER_FAILURE_MS;
+        // From the failure, not the read's start: a read that hung 10 s in a pooler's
+        // queue before failing would otherwise stand for no time at all.
+        if (!(error instanceof SchemaMismatch)) {
+          entry.at = now();
+          entry.standsMs = REREAD_AFTER_FAILURE_MS;
+        }
         throw error;
       });
       checked = entry;

@@ -116,3 +116,31 @@ Deno.test("a function behind the guard answers 503 naming the missing column, an
   assert.equal((await unread(new Request("http://x/"))).status, 200);
   assert.deepEqual(said, ["the schema check could not read the catalog: connection refused"]);
 });
+
+Deno.test("a failure to read the catalog stands from when it failed, not from the read's start", async () => {
+  let clock = 0;
+  let reads = 0;
+  const guard = schemaGuard(
+    () => {
+      reads++;
+      // The read waited 10 s in the pooler's queue, then failed.
+      return new Promise((_, reject) =>
+        setTimeout(() => {
+          clock += 10_000;
+          reject(new Error("(ECHECKOUTTIMEOUT) unable to check out connection from the pool"));
+        }, 0)
+      );
+    },
+    TABLES,
+    () => clock,
+  );
+  await assert.rejects(guard(), /ECHECKOUTTIMEOUT/);
+  await assert.rejects(guard(), /ECHECKOUTTIMEOUT/);
+  assert.equal(reads, 1, "the failure stands at once after it");
+  clock += REREAD_AFTER_FAILURE_MS - 1;
+  await assert.rejects(guard(), /ECHECKOUTTIMEOUT/);
+  assert.equal(reads, 1, "and for its whole window");
+  clock += 1;
+  await assert.rejects(guard(), /ECHECKOUTTIMEOUT/);
+  assert.equal(reads, 2);
+});
