@@ -26,7 +26,14 @@ import { serviceRoleProblem } from "./service_auth.ts";
 import { applyChanges, isCutOver, isDatabaseUnavailable, isTransientFailure } from "./sync_db.ts";
 import { readOnlyRefusal } from "./read_only_answer.ts";
 import { describeError, errorIdentifiers } from "./error_text.ts";
-import { listOf, nonEmptyText, positiveInteger, problemText, strictObject } from "./json_shape.ts";
+import {
+  listOf,
+  nonEmptyText,
+  positiveInteger,
+  problemText,
+  strictObject,
+  wholeNumber,
+} from "./json_shape.ts";
 import { namedReason, remapChecked, sameLetter, type StoredLetter } from "./dead_letter_remap.ts";
 
 /**
@@ -125,11 +132,18 @@ export async function replayDeadLetters(
       where replayed_at is null and id = any(${found.map((f) => f.id)}::bigint[])
       order by id
       for update skip locked`;
-    // Mapped again only when an admin's edit changed it in between.
-    const mapped = rows.map((row) => {
+    // Mapped again only when an admin's edit changed it in between. One the edit pointed
+    // at a table not locked above is left open for the next replay (its lock now, after
+    // the letters', would be out of order), as is one another transaction holds (skipped).
+    const taken = new Set(rows.map((row) => Number(row.id)));
+    const left = found.map((row) => Number(row.id)).filter((id) => !taken.has(id));
+    const mapped = rows.flatMap((row) => {
       const before = first.get(row.id);
       const result = before && sameLetter(before.row, row) ? before.result : remapChecked(row);
-      return { id: Number(row.id), row, result };
+      const moved = (row.target_table !== null && !tables.has(row.target_table)) ||
+        (result.ok && !tables.has(result.value.spec.targetTable));
+      if (moved) left.push(Number(row.id));
+      return moved ? [] : [{ id: Number(row.id), row, result }];
     });
     const ok = mapped.flatMap((m) => (m.result.ok ? [{ id: m.id, change: m.result.value }] : []));
     // A change Postgres still refuses keeps its own dead letter open (no new one).
@@ -157,14 +171,15 @@ export async function replayDeadLetters(
                    replay_result = 'still failing at ' || now()
                where id = ${failing.id}`;
     }
-    const last = found.at(-1)?.id ?? null;
+    // The cursor stays before the first letter left, so the next replay comes to it.
+    const last = left.length > 0 ? Math.min(...left) - 1 : found.at(-1)?.id ?? null;
     const [{ remaining }] = last === null ? [{ remaining: 0 }] : await tx<{ remaining: number }[]>`
       select count(*)::int as remaining from sync.dead_letters
       where replayed_at is null and id > ${last}
         and (${ids}::bigint[] is null or id = any(${ids}::bigint[]))
         and (${table}::text is null or target_table = ${table})`;
     return {
-      considered: rows.length,
+      considered: mapped.length,
       replayed: closed.length,
       applied,
       stillFailing,
@@ -177,7 +192,7 @@ export async function replayDeadLetters(
 const filterProblem = strictObject({
   ids: { check: listOf(positiveInteger), optional: true },
   table: { check: nonEmptyText, optional: true },
-  after: { check: positiveInteger, optional: true },
+  after: { check: wholeNumber, optional: true },
 });
 
 /** The HTTP endpoint: service role key, a JSON filter, the {@link ReplayResult} back. */

@@ -55,22 +55,30 @@ interface MergedChange {
 
 /**
  * A database holding the open dead letters `letters`; its merge refuses (SQLSTATE 22007)
- * any batch with a row whose segment_id is in `refuse`.
+ * any batch with a row whose segment_id is in `refuse`. Its read of the letters under
+ * lock finds `locked` (an admin's edit, or a letter another transaction holds, between).
  */
-function replayDb(letters: Stored[], refuse: string[] = []) {
+function replayDb(letters: Stored[], refuse: string[] = [], locked: Stored[] = letters) {
   const merged: MergedChange[] = [];
   const db = fakeSql((s: Statement) => {
     if (s.text.includes("from sync.dead_letters") && s.text.includes("for update skip locked")) {
       const found = (s.values[0] as string[]).map(Number);
-      return letters.filter((l) => found.includes(Number(l.id)));
+      return locked.filter((l) => found.includes(Number(l.id)));
     }
-    // The letters after `after` (values[0]), by id, at most `limit` (values[5]).
+    // The open letters after `after` (values[0]), of the ids (values[1]) and the table
+    // (values[3]) when given, by id, at most `limit` (values[5]).
+    const open = (values: unknown[]) =>
+      letters.filter((l) =>
+        Number(l.id) > Number(values[0]) && !closed().includes(Number(l.id)) &&
+        (values[1] === null || (values[1] as number[]).includes(Number(l.id))) &&
+        (values[3] === null || l.target_table === values[3])
+      );
     if (s.text.includes("order by id") && s.text.includes("limit")) {
-      return letters.filter((l) => Number(l.id) > Number(s.values[0]))
-        .sort((a, b) => Number(a.id) - Number(b.id)).slice(0, Number(s.values[5]));
+      return open(s.values).sort((a, b) => Number(a.id) - Number(b.id))
+        .slice(0, Number(s.values[5]));
     }
     if (s.text.includes("as remaining from sync.dead_letters")) {
-      return [{ remaining: letters.filter((l) => Number(l.id) > Number(s.values[0])).length }];
+      return [{ remaining: open(s.values).length }];
     }
     if (s.text.includes("sync.enter_merge(")) return [{}];
     if (s.text.includes("sync.merge_changes")) {
@@ -127,6 +135,38 @@ Deno.test("the replay also locks the table a letter's record maps to now, before
     "lock firespring_segments",
     "letters",
   ]);
+});
+
+Deno.test("a letter edited to another table, or held by another transaction, between the reads is left for the next replay", async () => {
+  const letters = [1, 2, 3, 4].map((id) => stored(id, scanned({ segment_id: { S: `k${id}` } })));
+  // Letter 2 pointed at the actions table by hand; letter 4 held (skipped).
+  const actions = {
+    sourceTable: "firespring-backdoor-actions-dev",
+    item: { action_id: { S: "x" } },
+  };
+  const locked = [letters[0], stored(2, actions), letters[2]];
+  const db = replayDb(letters, [], locked);
+  const result = await replayDeadLetters(db.sql, {});
+  assert.deepEqual(locksThenLetters(db), ["lock firespring_segments", "letters"]);
+  assert.deepEqual(db.closed(), [1, 3], "only the letters under the locks taken");
+  assert.equal(result.considered, 2);
+  assert.deepEqual(db.merged.map((c) => c.row.segment_id), ["k1", "k3"]);
+  // The cursor stays before the first letter left.
+  assert.equal(result.next, 1);
+  assert.equal(result.remaining, 2, "letters 2 and 4, still open");
+});
+
+Deno.test("what remains counts only the filter's letters", async () => {
+  const db = replayDb([
+    stored(1, scanned({ segment_id: { S: "a" } })),
+    stored(2, { sourceTable: "firespring-backdoor-actions-dev", item: { action_id: { S: "x" } } }, {
+      target_table: "firespring_actions",
+    }),
+  ]);
+  const result = await replayDeadLetters(db.sql, { table: "firespring_segments" });
+  assert.deepEqual([result.considered, result.remaining, result.next], [1, 0, null]);
+  const [counted] = db.matching("as remaining from sync.dead_letters");
+  assert.deepEqual(counted.values.slice(3), ["firespring_segments", "firespring_segments"]);
 });
 
 Deno.test("a replay takes at most REPLAY_LIMIT letters and says how many remain and where to go on", async () => {

@@ -54,6 +54,12 @@ export const positiveInteger: Check = (value, path) =>
     ? { path, message: `expected a whole number above 0, not ${value}` }
     : check((v) => typeof v === "number", "a whole number above 0")(value, path);
 
+/** A whole number, 0 or above. */
+export const wholeNumber: Check = (value, path) =>
+  typeof value === "number" && !(Number.isSafeInteger(value) && value >= 0)
+    ? { path, message: `expected a whole number, 0 or above, not ${value}` }
+    : check((v) => typeof v === "number", "a whole number, 0 or above")(value, path);
+
 /** true or false. */
 export const trueOrFalse: Check = check((v) => typeof v === "boolean", "true or false");
 
