@@ -17,6 +17,19 @@ import { isTransientFailure } from "./sync_db.ts";
 export const TRANSIENT_ATTEMPTS = 8;
 
 /**
+ * A statement timeout (57014) of the checkpoint that ends a file, in a chunk of no lines
+ * (export_stage.ts): nothing to write page by page instead, and no work that comes back
+ * the same every time (a lock waited on, a busy moment), so it is retried as a failure
+ * that may pass, a few times in a row, and never fails the file or its job.
+ */
+export class EndCheckpointTimedOut extends Error {
+  readonly code = "57014";
+  constructor(cause: Error) {
+    super(`the checkpoint that ends the file timed out: ${cause.message}`, { cause });
+  }
+}
+
+/**
  * Whether loading failed for a cause that may pass as it is: the database unavailable,
  * a statement that lost to another or timed out (sync_db.ts, `isTransientFailure`), S3
  * throttling, failing on its side (5xx) or timing out, the network to it failing, or a
@@ -25,6 +38,7 @@ export const TRANSIENT_ATTEMPTS = 8;
 export function transientLoadFailure(error: unknown): boolean {
   // A statement timeout comes back every time for the same work: commitChunk writes such
   // a chunk page by page instead (export_stage.ts), and a page that still times out fails.
+  if (error instanceof EndCheckpointTimedOut) return true;
   if ((error as { code?: string })?.code === "57014") return false;
   // A file whose bytes stopped mid-way, its own re-reads spent: the network, not the file.
   if (error instanceof ExportReadError) return true;

@@ -1,5 +1,9 @@
 import assert from "node:assert/strict";
-import { credentialsRefused, transientLoadFailure } from "./export_failures.ts";
+import {
+  credentialsRefused,
+  EndCheckpointTimedOut,
+  transientLoadFailure,
+} from "./export_failures.ts";
 import { ExportDataError, ExportReadError } from "./export_items.ts";
 
 const s3 = (name: string, status: number) =>
@@ -21,6 +25,8 @@ Deno.test("what may pass as it is: the database unavailable or busy, S3 throttli
       pg("EAI_AGAIN"),
       pg("EHOSTUNREACH"),
       new ExportReadError("k", "unreadable after line 40000: connection reset", "ECONNRESET"),
+      // The checkpoint ending a file, alone in its chunk: no work that comes back the same.
+      new EndCheckpointTimedOut(pg("57014", "canceling statement due to statement timeout")),
     ]
   ) {
     assert.ok(transientLoadFailure(error), `${error.name} ${(error as { code?: string }).code}`);

@@ -41,6 +41,7 @@ import { CHANGE_WIRE_FIELDS, type ChangeWire, toWire } from "./change_wire.ts";
 import type { CpuMeter } from "./cpu_meter.ts";
 import { recordDeadLetters } from "./dead_letter_writer.ts";
 import { encodeJson } from "./dynamo_encoder.ts";
+import { EndCheckpointTimedOut } from "./export_failures.ts";
 import type { ExportPage } from "./export_items.ts";
 import { type DeadLetter, mapScannedItem } from "./record_mapping.ts";
 import { LEASE_LOST } from "./segment_work.ts";
@@ -268,12 +269,14 @@ export async function commitChunk(
     // `postgres` role's is 2 minutes): written again page by page, where a page that
     // still times out fails its file, naming it (a timeout that would come back every time
     // must not be retried as if it might pass). A chunk of no lines (a file's done page
-    // alone, whose checkpoint ends the job) has no pages to write instead: its error is
-    // thrown as it is, or the loader would read the file again for ever.
-    const refused = isDataError(error) || (error as { code?: string }).code === "57014";
-    if (refused && nextLine > fromLine) {
+    // alone, whose checkpoint ends the job) has no pages to write instead: a refusal is
+    // thrown as it is (the loader would read the file again for ever), a timeout as one
+    // that may pass.
+    const timedOut = (error as { code?: string }).code === "57014";
+    if ((isDataError(error) || timedOut) && nextLine > fromLine) {
       throw new RefusedChunk(fromLine, nextLine, error as Error);
     }
+    if (timedOut) throw new EndCheckpointTimedOut(error as Error);
     throw error;
   }
 }
