@@ -15,7 +15,7 @@
  * @module
  */
 
-import { budgetCheck, type ValidatorDeps } from "./checksum_validator.ts";
+import { budgetCheck, type ValidatorDeps } from "./validator_deps.ts";
 import { FirstLines } from "./log_window.ts";
 import { isDatabaseUnavailable } from "./sync_db.ts";
 import { byTargetTable } from "./table_registry.ts";

@@ -5,7 +5,7 @@
  */
 
 import assert from "node:assert/strict";
-import type { ValidatorDeps } from "./checksum_validator.ts";
+import type { ValidatorDeps } from "./validator_deps.ts";
 import {
   PROBLEM_LINES_PER_REQUEST,
   REREAD_CPU_MS,

@@ -8,7 +8,7 @@
  * @module
  */
 
-import type { ValidatorDeps } from "./checksum_validator.ts";
+import type { ValidatorDeps } from "./validator_deps.ts";
 import type { TableSpec } from "./table_registry.ts";
 import { type RowKey, rowKeyText, type Unmappable } from "./validator_plan.ts";
 

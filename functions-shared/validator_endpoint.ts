@@ -34,7 +34,8 @@
  */
 
 import { describeError, withoutQuotes } from "./error_text.ts";
-import { validateTable, type ValidatorDeps, withRequestCpuBudget } from "./checksum_validator.ts";
+import { validateTable } from "./checksum_validator.ts";
+import { type ValidatorDeps, withRequestCpuBudget } from "./validator_deps.ts";
 import { inMeterTerms, STATEMENT_CPU_MS } from "./cpu_meter.ts";
 import { rereadCollapsedKeys } from "./collapsed_rereads.ts";
 import { recordedResult } from "./validator_result.ts";

@@ -7,7 +7,7 @@
  * @module
  */
 
-import type { ValidatorDeps } from "./checksum_validator.ts";
+import type { ValidatorDeps } from "./validator_deps.ts";
 import type { Divergence } from "./validator_compare.ts";
 import type { RowKey } from "./validator_plan.ts";
 import { byTargetTable } from "./table_registry.ts";

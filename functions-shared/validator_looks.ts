@@ -8,7 +8,7 @@
  * @module
  */
 
-import type { ValidatorDeps } from "./checksum_validator.ts";
+import type { ValidatorDeps } from "./validator_deps.ts";
 import type { Item } from "./dynamo_commands.ts";
 import type { TableSpec } from "./table_registry.ts";
 import { compareLooked, type Divergence, findingsOf } from "./validator_compare.ts";
@@ -278,8 +278,8 @@ async function startLook(
   maxKeys: number,
 ): Promise<RowKey[] | "report"> {
   const found = await findingsOf(deps, run);
-  // Too many to look at one by one within a request (checksum_validator.ts,
-  // MAX_KEYS_BY_KEY), or more unmappable items than a request reads (a look reads and
+  // Too many to look at one by one within a request (validator_deps.ts,
+  // MAX_KEYS_LOOKED), or more unmappable items than a request reads (a look reads and
   // rewrites the run's whole unmappable list, `stage`, in the isolate): reported as the
   // compare found them.
   const tooMany = found.total > maxKeys

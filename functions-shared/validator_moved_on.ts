@@ -9,7 +9,7 @@
  * @module
  */
 
-import type { ValidatorDeps } from "./checksum_validator.ts";
+import type { ValidatorDeps } from "./validator_deps.ts";
 import type { TableSpec } from "./table_registry.ts";
 import { compareLooked, type Divergence } from "./validator_compare.ts";
 import { type RowKey, rowKeyText } from "./validator_plan.ts";

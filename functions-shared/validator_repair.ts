@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { ValidatorDeps } from "./checksum_validator.ts";
+import type { ValidatorDeps } from "./validator_deps.ts";
 import { STATEMENT_CPU_MS } from "./cpu_meter.ts";
 import type { TableChange } from "./record_mapping.ts";
 import { applyChanges } from "./sync_db.ts";

@@ -6,10 +6,23 @@
  * @module
  */
 
-import type { ValidatorDeps } from "./checksum_validator.ts";
+import type { ValidatorDeps } from "./validator_deps.ts";
 import type { TableSpec } from "./table_registry.ts";
 import { type Divergence, findingsOf } from "./validator_compare.ts";
 import type { RowKey, Unmappable } from "./validator_plan.ts";
+
+/**
+ * A run this request did not finish: `handOn` when the budget ran out (the caller calls
+ * the validator again with the run's id); without it, another request holds the run's
+ * work (or the heartbeat will go on with it), or another request ended the run, done or
+ * failed, while this one waited for a place.
+ */
+export interface Continuation {
+  continued: true;
+  runId: number;
+  table: string;
+  handOn: boolean;
+}
 
 /** The answer of the contract, plus the run's id and what a repair changed. */
 export interface ValidationResult {
@@ -34,7 +47,7 @@ export interface ValidationResult {
   counts?: { missing: number; unexpected: number; different: number; unmappable: number };
   repaired?: { missing: RowKey[]; unexpected: RowKey[]; different: RowKey[] };
   /**
-   * A repair of more divergent keys than MAX_KEYS_BY_KEY (checksum_validator.ts): the backfill job queued
+   * A repair of more divergent keys than MAX_KEYS_BY_KEY (validator_deps.ts): the backfill job queued
    * to heal the table (the table is stale until it ends), instead of key-by-key repairs.
    */
   healingBackfillJobId?: number;

@@ -9,7 +9,6 @@
  * @module
  */
 
-import type { ValidatorDeps } from "./checksum_validator.ts";
 import { encodeJson } from "./dynamo_encoder.ts";
 import type { TableSpec } from "./table_registry.ts";
 import {
@@ -26,21 +25,7 @@ import { LedgerTurns, turnOf, turnSettlement } from "./read_turns.ts";
 import { laneId, ScanLanes } from "./scan_lanes.ts";
 import { scanSegments } from "./segment_scan.ts";
 import type { Checkpoint, Claim, ScanPage, ScanResult } from "./segment_work.ts";
-
-/**
- * How far past the CPU budget the pages a request has in flight may take its isolate:
- * 1.4 × the default 1.1 s budget is 1.54 s, a margin of 0.46 s under the hosted 2 s hard
- * limit (docs/interfaces.md, "The local stack").
- */
-export const IN_FLIGHT_CEILING = 1.4;
-
-/**
- * The CPU, by the isolate's meter, at which a request's budget is spent: its own
- * (`requestCpuMs`, set when it starts, checksum_validator.ts) or else the budget's.
- */
-export function requestCpuMs(budget?: { cpuMs: number; requestCpuMs?: number }): number {
-  return budget?.requestCpuMs ?? budget?.cpuMs ?? Infinity;
-}
+import { IN_FLIGHT_CEILING, requestCpuMs, type ValidatorDeps } from "./validator_deps.ts";
 
 /**
  * The CPU a page is counted at before this request has measured one: more than the

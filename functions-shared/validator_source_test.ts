@@ -7,7 +7,7 @@
  */
 
 import assert from "node:assert/strict";
-import type { ValidatorDeps } from "./checksum_validator.ts";
+import type { ValidatorDeps } from "./validator_deps.ts";
 import { byTargetTable, type TableSpec } from "./table_registry.ts";
 import type { Item, RowKey } from "./validator_plan.ts";
 import {
@@ -18,13 +18,8 @@ import {
   type SentCommand,
   type Statement,
 } from "./testing_fakes.ts";
-import {
-  addToChunk,
-  emptyChunk,
-  IN_FLIGHT_CEILING,
-  scanForRun,
-  stage,
-} from "./validator_source.ts";
+import { addToChunk, emptyChunk, scanForRun, stage } from "./validator_source.ts";
+import { IN_FLIGHT_CEILING } from "./validator_deps.ts";
 import { runsDb } from "./validator_fakes.ts";
 import { IsolatePages } from "./isolate_pages.ts";
 import { STATEMENT_CPU_MS } from "./cpu_meter.ts";

@@ -11,7 +11,7 @@ import { GetItemCommand, QueryCommand } from "./dynamo_commands.ts";
 import type { DynamoClient } from "./dynamo_http.ts";
 import type postgres from "postgres";
 import type { CpuMeter } from "./cpu_meter.ts";
-import type { ValidatorDeps } from "./checksum_validator.ts";
+import type { ValidatorDeps } from "./validator_deps.ts";
 import { type AttributeMap, fromDynamo } from "./dynamo_decoder.ts";
 import type { TableSpec } from "./table_registry.ts";
 import { itemToChange } from "./transform.ts";
