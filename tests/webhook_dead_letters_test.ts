@@ -13,10 +13,7 @@ import {
   streamRecord,
 } from "./stack_clients.ts";
 import { countSegments, segment, SEGMENTS } from "./webhook_fixtures.ts";
-import {
-  deadLetterFingerprint,
-  recordDeadLetters,
-} from "../functions-shared/dead_letter_writer.ts";
+import { recordDeadLetters } from "../functions-shared/dead_letter_writer.ts";
 import { mapScannedItem } from "../functions-shared/record_mapping.ts";
 import { byTargetTable } from "../functions-shared/table_registry.ts";
 
@@ -173,9 +170,9 @@ Deno.test("a dead letter is replayed once its record is fixed", async () => {
   }
 });
 
-Deno.test("an item's dead letter says who saw it last: a backfill's page after a repair's read, not before", async () => {
-  // A Scan's item and a repair's read of it share a fingerprint (its content); a
-  // backfill's end spares a key only for a letter its own pages recorded.
+Deno.test("a backfill page's dead letter stays the page's when a repair reads the same item later", async () => {
+  // A backfill's end spares a key only for a letter its own pages recorded
+  // (…3600_sweep_in_chunks.sql): a repair's read of the same item is a letter of its own.
   const actions = byTargetTable("firespring_actions")!;
   const item = {
     action_id: { S: `seen-${crypto.randomUUID()}` },
@@ -190,29 +187,32 @@ Deno.test("an item's dead letter says who saw it last: a backfill's page after a
   try {
     const sighting = async (at: string, source: "backfill" | "repair") => {
       await sql.begin((tx) => recordDeadLetters(tx, [read(at, source)]));
-      const [letter] = await sql`
+      const letters = await sql`
         select position_source, position_at, times_seen from sync.dead_letters
-        where fingerprint = ${deadLetterFingerprint(read(at, source))}`;
-      return [
-        letter.position_source,
-        (letter.position_at as Date).toISOString(),
-        letter.times_seen,
-      ];
+        where row_key = ${sql.json({ action_id: item.action_id.S })} order by id`;
+      return letters.map((l) => [
+        l.position_source,
+        (l.position_at as Date).toISOString(),
+        l.times_seen,
+      ]);
     };
-    assert.deepEqual(await sighting("2026-12-01T10:00:00Z", "repair"), [
-      "repair",
-      "2026-12-01T10:00:00.000Z",
-      1,
+    assert.deepEqual(await sighting("2026-12-01T10:00:00Z", "backfill"), [
+      ["backfill", "2026-12-01T10:00:00.000Z", 1],
     ]);
     assert.deepEqual(
-      await sighting("2026-12-01T11:00:00Z", "backfill"),
-      ["backfill", "2026-12-01T11:00:00.000Z", 2],
-      "a backfill's page after the repair's read",
+      await sighting("2026-12-01T11:00:00Z", "repair"),
+      [["backfill", "2026-12-01T10:00:00.000Z", 1], ["repair", "2026-12-01T11:00:00.000Z", 1]],
+      "a repair's later read: a letter of its own, the page's kept",
     );
     assert.deepEqual(
-      await sighting("2026-12-01T09:00:00Z", "repair"),
-      ["backfill", "2026-12-01T11:00:00.000Z", 3],
-      "an older read changes neither",
+      await sighting("2026-12-01T12:00:00Z", "repair"),
+      [["backfill", "2026-12-01T10:00:00.000Z", 1], ["repair", "2026-12-01T12:00:00.000Z", 2]],
+      "the same key repaired again: one letter, its later read kept",
+    );
+    assert.deepEqual(
+      await sighting("2026-12-01T09:00:00Z", "backfill"),
+      [["backfill", "2026-12-01T10:00:00.000Z", 2], ["repair", "2026-12-01T12:00:00.000Z", 2]],
+      "an older page's read changes no time",
     );
   } finally {
     await sql.end();
