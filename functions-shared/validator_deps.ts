@@ -159,3 +159,8 @@ export function timeSpent(deps: ValidatorDeps, startedAt: number): () => boolean
     budget !== undefined &&
     ((deps.cpu?.usedMs() ?? 0) >= cpuBudgetMs || performance.now() - startedAt >= budget.wallMs);
 }
+
+/** Runs a synchronous step on the isolate's meter when there is one (cpu_meter.ts). */
+export function onMeter<T>(deps: Pick<ValidatorDeps, "cpu">, step: () => T): T {
+  return deps.cpu ? deps.cpu.measure(step) : step();
+}

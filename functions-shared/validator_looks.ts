@@ -14,7 +14,7 @@ import type { TableSpec } from "./table_registry.ts";
 import { compareLooked, type Divergence, findingsOf } from "./validator_compare.ts";
 import { withoutKeysMovedOn } from "./validator_moved_on.ts";
 import { type RowKey, rowKeyText, unmappableRowKey } from "./validator_plan.ts";
-import { addToChunk, emptyChunk, noteRead, stage } from "./validator_source.ts";
+import { addToChunk, emptyChunk, noteRead, stage } from "./validator_look_chunk.ts";
 import { MAX_POINT_READ_PAGES, PartitionTooLarge, pointReadAt } from "./point_reads.ts";
 import { realPacing, SCAN_ROUNDS, ScanGaveUp, withBackoff } from "./scan_pacing.ts";
 
