@@ -33,7 +33,8 @@ import { encodeJson } from "./dynamo_encoder.ts";
 import { type DeadLetter, mapScannedItem, type TableChange } from "./record_mapping.ts";
 import { turnOf, turnSettlement } from "./read_turns.ts";
 import type { Checkpoint, Claim, Committed, ScanPage } from "./segment_work.ts";
-import { applyChanges, isDataError } from "./sync_db.ts";
+import { applyChanges } from "./sync_db.ts";
+import { isDataError } from "./db_errors.ts";
 import { logDeadLetters } from "./dead_letter_writer.ts";
 import { bySourceTable } from "./table_registry.ts";
 

@@ -11,7 +11,7 @@
 
 import type postgres from "postgres";
 import { LEASE_LOST } from "./segment_work.ts";
-import { isDatabaseUnavailable, lostToAnother } from "./sync_db.ts";
+import { isDatabaseUnavailable, lostToAnother } from "./db_errors.ts";
 
 /**
  * Runs the chunks of job `job`'s end until it is over ("over": the job is done, or has no

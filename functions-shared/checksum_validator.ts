@@ -54,7 +54,7 @@ import {
 import { recheckLook } from "./validator_looks.ts";
 import { scanForRun } from "./validator_source.ts";
 import { LEASE_LOST } from "./segment_work.ts";
-import { isDatabaseUnavailable } from "./sync_db.ts";
+import { isDatabaseUnavailable } from "./db_errors.ts";
 import type { Continuation, ValidationResult } from "./validator_result.ts";
 import { repairAndRevalidate, report } from "./validator_run_end.ts";
 

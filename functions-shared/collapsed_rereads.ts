@@ -17,7 +17,7 @@
 
 import { budgetCheck, type ValidatorDeps } from "./validator_deps.ts";
 import { FirstLines } from "./log_window.ts";
-import { isDatabaseUnavailable } from "./sync_db.ts";
+import { isDatabaseUnavailable } from "./db_errors.ts";
 import { byTargetTable } from "./table_registry.ts";
 import type { RowKey } from "./validator_plan.ts";
 import { repairKeys } from "./validator_repair.ts";

@@ -23,7 +23,8 @@ import type { TableChange } from "./record_mapping.ts";
 import { byTargetTable, TABLES } from "./table_registry.ts";
 import { storableText } from "./dynamo_decoder.ts";
 import { serviceRoleProblem } from "./service_auth.ts";
-import { applyChanges, isCutOver, isDatabaseUnavailable, isTransientFailure } from "./sync_db.ts";
+import { applyChanges } from "./sync_db.ts";
+import { isCutOver, isDatabaseUnavailable, isTransientFailure } from "./db_errors.ts";
 import { readOnlyRefusal } from "./read_only_answer.ts";
 import { describeError, errorIdentifiers } from "./error_text.ts";
 import {

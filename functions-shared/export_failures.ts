@@ -8,7 +8,7 @@
  */
 
 import { ExportReadError } from "./export_items.ts";
-import { isTransientFailure } from "./sync_db.ts";
+import { isTransientFailure } from "./db_errors.ts";
 
 /**
  * Failures in a row after which a worker stops, leaving its job running (resumable from
@@ -31,7 +31,7 @@ export class EndCheckpointTimedOut extends Error {
 
 /**
  * Whether loading failed for a cause that may pass as it is: the database unavailable,
- * a statement that lost to another or timed out (sync_db.ts, `isTransientFailure`), S3
+ * a statement that lost to another or timed out (db_errors.ts, `isTransientFailure`), S3
  * throttling, failing on its side (5xx) or timing out, the network to it failing, or a
  * file's bytes stopping mid-way. Such a failure fails no file.
  */
@@ -54,7 +54,7 @@ export function transientLoadFailure(error: unknown): boolean {
 /**
  * Node's codes of a network that failed on the way to S3 (a name not found, no route)
  * that `isTransientFailure` does not know already (a connection refused, reset, timed
- * out or broken it does: sync_db.ts, `isDatabaseUnavailable`).
+ * out or broken it does: db_errors.ts, `isDatabaseUnavailable`).
  */
 const NETWORK_CODES = ["ENOTFOUND", "EAI_AGAIN", "ENETUNREACH", "EHOSTUNREACH"];
 

@@ -14,7 +14,7 @@ import { type ExportFileClaim, type ExportLoadDeps, loadExportFile } from "./exp
 import { whenAdmitted } from "./run_gate.ts";
 import { realPacing } from "./scan_pacing.ts";
 import { checkpointRefused } from "./segment_work.ts";
-import { lostToAnother } from "./sync_db.ts";
+import { lostToAnother } from "./db_errors.ts";
 
 /**
  * Loads every file of export backfill `job` with `workers` workers at once, until the job

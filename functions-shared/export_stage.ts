@@ -45,7 +45,7 @@ import { EndCheckpointTimedOut } from "./export_failures.ts";
 import type { ExportPage } from "./export_items.ts";
 import { type DeadLetter, mapScannedItem } from "./record_mapping.ts";
 import { LEASE_LOST } from "./segment_work.ts";
-import { isDataError } from "./sync_db.ts";
+import { isDataError } from "./db_errors.ts";
 import type { TableSpec } from "./table_registry.ts";
 
 /** The pages a chunk holds, by default (20,000 items at the default page of 1,000). */

@@ -1,6 +1,6 @@
 /**
  * Every function's answer to a write refused because the database is read-only (SQLSTATE
- * 25006, sync_db.ts `isReadOnly`): Supabase makes a project's database read-only when its
+ * 25006, db_errors.ts `isReadOnly`): Supabase makes a project's database read-only when its
  * disk is nearly full (https://supabase.com/docs/guides/platform/database-size). Nothing
  * is wrong with the request, and it passes once an operator has acted, so it is a 503
  * saying what to do, a minute apart, never a 500 (which the Lambda takes for the body's
@@ -11,7 +11,7 @@
 
 import { describeError } from "./error_text.ts";
 import { errorResponse } from "./http.ts";
-import { isReadOnly } from "./sync_db.ts";
+import { isReadOnly } from "./db_errors.ts";
 
 /** What a read-only answer and its log line say first. */
 export const READ_ONLY_CAUSE =

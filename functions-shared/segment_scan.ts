@@ -15,7 +15,7 @@
 import { ScanCommand } from "./dynamo_commands.ts";
 import { STATEMENT_CPU_MS } from "./cpu_meter.ts";
 import { type PacingDeps, realPacing, ScanGaveUp, withBackoff } from "./scan_pacing.ts";
-import { isDatabaseUnavailable, lostToAnother } from "./sync_db.ts";
+import { isDatabaseUnavailable, lostToAnother } from "./db_errors.ts";
 import { type TurnAt, untilTurn, whileHolding } from "./lease_holds.ts";
 import { pageStamp } from "./read_stamp.ts";
 import { checkpointKey, checkpointText } from "./scan_checkpoint.ts";

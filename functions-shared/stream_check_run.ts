@@ -48,7 +48,7 @@ import {
   takeTableLease,
 } from "./stream_check_db.ts";
 import { unpipelined } from "./unpipelined.ts";
-import { isDatabaseUnavailable } from "./sync_db.ts";
+import { isDatabaseUnavailable } from "./db_errors.ts";
 
 /** What the check needs; built once, at cold start. */
 export interface StreamCheckDeps {
@@ -74,7 +74,7 @@ export interface TableReport {
   error?: string;
   /** Shards the run stopped short of their frontier or end, or did not reach. */
   unfinishedShards?: number;
-  /** The check failed because the database was unavailable (sync_db.ts). */
+  /** The check failed because the database was unavailable (db_errors.ts). */
   databaseUnavailable?: true;
 }
 

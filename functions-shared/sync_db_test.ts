@@ -1,16 +1,7 @@
 import assert from "node:assert/strict";
 import type postgres from "postgres";
 import { mapScannedItem, mapStreamRecord, type TableChange } from "./record_mapping.ts";
-import {
-  applyChanges,
-  isDatabaseMisconfigured,
-  isDatabaseUnavailable,
-  isDataError,
-  isReadOnly,
-  isTransientFailure,
-  mayHaveCommitted,
-  poolOptions,
-} from "./sync_db.ts";
+import { applyChanges, poolOptions } from "./sync_db.ts";
 import { parseDbUrl } from "./db_url.ts";
 import { byTargetTable } from "./table_registry.ts";
 import { actionStreamRecord as streamRecord } from "./testing_fakes.ts";
@@ -131,13 +122,6 @@ Deno.test("the replay's option keeps refused changes out of new dead letters", a
   assert.equal(fake.letters.length, 0);
 });
 
-Deno.test("isDataError: classes 22, 23 and 54 only", () => {
-  for (const code of ["22P02", "22007", "23505", "54000"]) assert.ok(isDataError({ code }), code);
-  for (const code of ["08006", "40001", "57P01", undefined]) {
-    assert.ok(!isDataError({ code }), String(code));
-  }
-});
-
 Deno.test("the pool: no prepared statements through a transaction pooler, TLS as the URL asks", () => {
   const pooled = poolOptions(
     parseDbUrl(
@@ -167,131 +151,4 @@ Deno.test("the pool: no prepared statements through a transaction pooler, TLS as
     servername: "db.ref.supabase.co",
     ca: "-----BEGIN CERTIFICATE-----",
   });
-});
-
-Deno.test("a pooler's own failures (08P01) and every connection exception mean retry later", () => {
-  const pooler = (message: string) => Object.assign(new Error(message), { code: "08P01" });
-  assert.equal(isDatabaseUnavailable(pooler("query_wait_timeout")), true);
-  assert.equal(
-    isDatabaseUnavailable(
-      pooler("server login has been failing, try again later (server_login_retry)"),
-    ),
-    true,
-  );
-  assert.equal(isDatabaseUnavailable(Object.assign(new Error("x"), { code: "08006" })), true);
-  assert.equal(isDatabaseUnavailable(Object.assign(new Error("x"), { code: "57014" })), false);
-  assert.equal(isDatabaseUnavailable(Object.assign(new Error("x"), { code: "22007" })), false);
-});
-
-Deno.test("a database in read-only mode (25006) is transient, not unavailable: the write passes once it is lifted", () => {
-  const readOnly = Object.assign(
-    new Error("cannot execute INSERT in a read-only transaction"),
-    { code: "25006" },
-  );
-  assert.equal(isReadOnly(readOnly), true);
-  assert.equal(isTransientFailure(readOnly), true);
-  assert.equal(isDatabaseUnavailable(readOnly), false);
-  assert.equal(isReadOnly(Object.assign(new Error("x"), { code: "25001" })), false);
-});
-
-Deno.test("Supavisor's own failures (XX000 with its reason first) mean retry later; other XX000 do not", () => {
-  const supavisor = (message: string) => Object.assign(new Error(message), { code: "XX000" });
-  for (
-    const message of [
-      "(ECHECKOUTTIMEOUT) unable to check out connection from the pool due to timeout",
-      "(EMAXCONNSESSION) max clients reached in session mode - max clients are limited to pool_size: 15",
-      "(EMAXCONN) max client connections reached, limit: 200",
-      "(ECIRCUITBREAKER) too many failed attempts to connect to the database, new connections are temporarily blocked",
-      "(EDBHANDLEREXITED) connection to database closed. Check logs for more information",
-      "(ECHECKOUTRETRIES) failed to check out a connection after multiple retries",
-      "(EPOOLCHECKOUT) pool checkout failed: :timeout",
-      "(ESUBSCRIBERETRIES) failed to subscribe to tenant after multiple retries. Terminating",
-      "(EMAXPOOLSREACHED) max pools count reached",
-      "(EPROXYSTARTFAILED) failed to start proxy connection",
-      "(EPROXYSUPERVISORUNAVAILABLE) proxy supervisor unavailable after retries",
-      "(EAUTHQUERY) auth_query connection failed: econnrefused",
-      "(EAUTHQUERY) auth_query secret check timed out",
-      "(EAUTHQUERY) authentication query failed: connection to database not available",
-    ]
-  ) {
-    assert.equal(isDatabaseUnavailable(supavisor(message)), true, message);
-  }
-  assert.equal(isDatabaseUnavailable(supavisor("invalid page in block 7 of relation")), false);
-  assert.equal(
-    isDatabaseUnavailable(supavisor("(EAUTHQUERY) user not found in the database")),
-    false,
-    "a configuration's problem, not the database's",
-  );
-  assert.equal(isDatabaseUnavailable(supavisor("see (ECHECKOUTTIMEOUT) later")), false);
-});
-
-Deno.test("Supavisor before 2.9, without codes: the same failures in bare words, retried the same", () => {
-  // Its client texts at supabase/supavisor 71eb86b7^ (lib/supavisor/client_handler/error.ex).
-  const old = (message: string) => Object.assign(new Error(message), { code: "XX000" });
-  for (
-    const message of [
-      "Unable to check out connection from the pool due to timeout",
-      "Unable to check out process from the pool due to timeout",
-      "Max client connections reached",
-      "MaxClientsInSessionMode: max clients reached - in Session mode max clients are limited to pool_size",
-      "Max pools count reached",
-      "Failed to start proxy connection. Check logs for more information",
-      "Proxy supervisor unavailable",
-      "Failed to subscribe to tenant after multiple retries. Terminating.",
-      "Connection to database closed. Check logs for more information",
-      "DbHandler exited. Check logs for more information.",
-      "Circuit breaker open: Unable to establish connection to upstream database",
-      "Circuit breaker open: Failed to retrieve database credentials",
-    ]
-  ) {
-    assert.equal(isDatabaseUnavailable(old(message)), true, message);
-    assert.equal(isTransientFailure(old(message)), true, message);
-    assert.equal(isDatabaseMisconfigured(old(message)), false, message);
-  }
-  assert.equal(mayHaveCommitted(old("Connection to database closed. Check logs")), true);
-  assert.equal(mayHaveCommitted(old("DbHandler exited. Check logs for more information.")), true);
-  assert.equal(mayHaveCommitted(old("Max client connections reached")), false);
-  assert.equal(isDatabaseUnavailable(old("a row of max client connections reached")), false);
-});
-
-Deno.test("Supavisor's breaker opened by failed logins is the password's fault, not the database's", () => {
-  for (
-    const message of [
-      // 2.9 and later (lib/supavisor/circuit_breaker.ex), then before (71eb86b7^).
-      "(ECIRCUITBREAKER) too many authentication failures, new connections are temporarily blocked",
-      "Circuit breaker open: Too many authentication errors",
-    ]
-  ) {
-    const error = Object.assign(new Error(message), { code: "XX000" });
-    assert.equal(isDatabaseMisconfigured(error), true, message);
-    assert.equal(isDatabaseUnavailable(error), false, message);
-  }
-});
-
-Deno.test("mayHaveCommitted: a connection lost in use may have committed; one never made did not", () => {
-  const lost = (message: string, code?: string) => Object.assign(new Error(message), { code });
-  for (
-    const error of [
-      lost("read ECONNRESET", "ECONNRESET"),
-      lost("write CONNECTION_CLOSED 127.0.0.1:6543", "CONNECTION_CLOSED"),
-      lost("terminating connection due to administrator command", "57P01"),
-      lost("(EDBHANDLEREXITED) connection to database closed", "XX000"),
-      lost("server conn crashed?", "08P01"),
-    ]
-  ) {
-    assert.equal(mayHaveCommitted(error), true, error.message);
-  }
-  for (
-    const error of [
-      lost("connect ECONNREFUSED 127.0.0.1:6543", "ECONNREFUSED"),
-      lost("write CONNECT_TIMEOUT 127.0.0.1:6543", "CONNECT_TIMEOUT"),
-      lost("query_wait_timeout", "08P01"),
-      lost("server login has been failing, try again later (server_login_retry)", "08P01"),
-      lost("sorry, too many clients already", "53300"),
-      lost("(ECHECKOUTTIMEOUT) checkout timeout", "XX000"),
-      lost("duplicate key value violates unique constraint", "23505"),
-    ]
-  ) {
-    assert.equal(mayHaveCommitted(error), false, error.message);
-  }
 });

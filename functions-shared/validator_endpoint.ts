@@ -42,7 +42,7 @@ import { recordedResult } from "./validator_result.ts";
 import { errorResponse, json, methodNotAllowed } from "./http.ts";
 import { pausedAt, type RunGate, whenAdmitted } from "./run_gate.ts";
 import { internalCaller } from "./service_auth.ts";
-import { isCutOver, isDatabaseUnavailable, isTransientFailure } from "./sync_db.ts";
+import { isCutOver, isDatabaseUnavailable, isTransientFailure } from "./db_errors.ts";
 import { readOnlyRefusal } from "./read_only_answer.ts";
 import { byTargetTable, TABLES } from "./table_registry.ts";
 import {

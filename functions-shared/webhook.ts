@@ -47,7 +47,7 @@ import {
   isDatabaseUnavailable,
   isTransientFailure,
   mayHaveCommitted,
-} from "./sync_db.ts";
+} from "./db_errors.ts";
 import { applyWebhookBatch } from "./webhook_apply.ts";
 import { parseWebhookBody, parseWebhookJson } from "./webhook_envelope.ts";
 import { checkWebhookHeaders, TIMESTAMP_TOLERANCE_SECONDS } from "./webhook_headers.ts";

@@ -23,7 +23,8 @@ import type { DeadLetter, TableChange } from "./record_mapping.ts";
 import { type NotedRecords, noteStreamRecords } from "./stream_progress.ts";
 import { dollarQuoted } from "./sql_text.ts";
 import { unpipelined } from "./unpipelined.ts";
-import { applyChanges, isDataError } from "./sync_db.ts";
+import { applyChanges } from "./sync_db.ts";
+import { isDataError } from "./db_errors.ts";
 
 /** What applying a batch did; `replayed` when its `webhook-id` was accepted before. */
 export type BatchOutcome =

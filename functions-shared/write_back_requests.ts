@@ -23,7 +23,7 @@
 import { errorResponse, json, methodNotAllowed } from "./http.ts";
 import type { RunGate } from "./run_gate.ts";
 import { internalCaller } from "./service_auth.ts";
-import { isDatabaseUnavailable, isTransientFailure } from "./sync_db.ts";
+import { isDatabaseUnavailable, isTransientFailure } from "./db_errors.ts";
 import { readOnlyRefusal } from "./read_only_answer.ts";
 import { describeError } from "./error_text.ts";
 import { runWriteBacks, type WriteBackDeps, type WriteBackReport } from "./write_back_run.ts";

@@ -20,7 +20,7 @@
 
 import type postgres from "postgres";
 import type { TableSpec } from "../functions-shared/table_registry.ts";
-import { isDatabaseUnavailable } from "../functions-shared/sync_db.ts";
+import { isDatabaseUnavailable } from "../functions-shared/db_errors.ts";
 import { READ_ONLY_REFUSAL } from "../functions-shared/read_only_answer.ts";
 import { recordedResult, type ValidationResult } from "../functions-shared/validator_result.ts";
 

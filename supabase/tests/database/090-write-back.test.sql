@@ -330,7 +330,7 @@ select throws_like(
 select throws_like($$select sync.start_validation('firespring_segments', true)$$,
   'the sync is cut over%a repair of firespring_segments would merge%',
   'nor is a repair started, to be refused only after its whole scan');
--- SY005 is what the webhook and the validator's endpoint answer by (isCutOver, sync_db.ts).
+-- SY005 is what the webhook and the validator's endpoint answer by (isCutOver, db_errors.ts).
 select throws_ok($$select sync.merge_changes('firespring_segments', '[]'::jsonb)$$, 'SY005', null,
   'cutover: a merge is refused with SQLSTATE SY005');
 select throws_ok($$select sync.start_validation('firespring_segments', true)$$, 'SY005', null,
