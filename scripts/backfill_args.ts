@@ -125,7 +125,7 @@ export function backfillArgs(args: string[]): BackfillArgs {
 
 /**
  * Workers per table, at most: past 16 in all they only wait for the loader's connections
- * (scripts/backfill.ts, `exportPoolSize`).
+ * (scripts/backfill_from_exports.ts, `exportPoolSize`).
  */
 export const MAX_WORKERS = 64;
 

@@ -11,7 +11,7 @@
 
 import type postgres from "postgres";
 import type { TableSpec } from "../functions-shared/table_registry.ts";
-import { type Progress, progressLine } from "./backfill.ts";
+import { type Progress, progressLine } from "./backfill_jobs.ts";
 
 const BAR = 24;
 

@@ -1,0 +1,174 @@
+/**
+ * Scan backfill jobs, for `npm run backfill` (backfill.ts) and `npm start`: queued with
+ * `sync.start_backfill` (or followed, when one of the table's is already pending or
+ * running), refused after the cutover, and followed with a progress bar per job (items,
+ * rows, rate, ETA, segments or files) from `sync.backfill_progress` until each has ended.
+ *
+ * @module
+ */
+
+import type postgres from "postgres";
+import { DescribeTableCommand } from "../functions-shared/dynamo_commands.ts";
+import type { DynamoClient } from "../functions-shared/dynamo_http.ts";
+import type { TableSpec } from "../functions-shared/table_registry.ts";
+
+/** A row of `sync.backfill_progress`. */
+export interface Progress {
+  job_id: string;
+  target_table: string;
+  status: string;
+  segments_done: number;
+  total_segments: number;
+  items_scanned: number;
+  rows_written: number;
+  items_per_second: number | null;
+  /** `scan`, or `export` (then the segments are the export's data files). */
+  source?: string;
+  /** An export's item count (its manifest's). */
+  expected_items?: number | null;
+}
+
+const BAR = 24;
+
+/** One line of progress for a job. */
+export function progressLine(p: Progress, expectedItems: number | undefined): string {
+  const items = Number(p.items_scanned);
+  const total = Math.max(Number(p.expected_items ?? expectedItems ?? 0), items);
+  const share = p.status === "done" ? 1 : total > 0 ? Math.min(1, items / total) : 0;
+  const filled = Math.round(share * BAR);
+  const rate = Number(p.items_per_second ?? 0);
+  const eta = p.status === "done"
+    ? "done"
+    : p.status === "failed"
+    ? "FAILED"
+    : p.status === "cancelled"
+    ? "CANCELLED"
+    : rate > 0 && total > items
+    ? `ETA ${Math.ceil((total - items) / rate)}s`
+    : "ETA ?";
+  return `${p.target_table.padEnd(27)} [${"#".repeat(filled)}${"-".repeat(BAR - filled)}] ` +
+    `${items.toLocaleString("en-US").padStart(7)}/${
+      total.toLocaleString("en-US").padEnd(7)
+    } items ` +
+    `${Number(p.rows_written).toLocaleString("en-US").padStart(7)} rows ` +
+    `${rate.toFixed(0).padStart(6)}/s  ${p.source === "export" ? "files" : "segments"} ` +
+    `${p.segments_done}/${p.total_segments}  ${eta}`;
+}
+
+/** Queues a backfill of each table; returns the job ids and each table's item count (for the ETA). */
+export async function startBackfills(
+  sql: postgres.Sql,
+  dynamo: (region: string) => DynamoClient,
+  tables: TableSpec[],
+  segments: number,
+): Promise<{ jobs: string[]; expected: Map<string, number | undefined> }> {
+  const expected = new Map<string, number | undefined>();
+  const jobs: string[] = [];
+  for (const spec of tables) {
+    // Only for the ETA: without it the backfill runs the same, and says why it shows "?".
+    const description = await dynamo(spec.region).send(
+      new DescribeTableCommand({ TableName: spec.sourceTable }),
+    ).catch((error) => {
+      console.error(
+        `${spec.targetTable}: no item count for the ETA (DescribeTable of ${spec.sourceTable} in ${spec.region}: ${
+          (error as Error).message
+        })`,
+      );
+      return undefined;
+    });
+    expected.set(spec.targetTable, description?.Table?.ItemCount);
+    // A Scan backfill of the table that is still pending or running (a run of this
+    // command interrupted, say) is followed, not started again beside it: two would read
+    // the table at twice its read budget, which is each job's. Every one of them: a heal
+    // may have queued a newer job behind a running one, and the table is whole (its stale
+    // mark cleared) only once that one ends too.
+    const active = await sql<{ id: string; status: string }[]>`
+      select id, status from sync.backfill_jobs
+      where source_table = ${spec.sourceTable} and status in ('pending', 'running')
+        and checksum_run_id is null and export_arn is null
+      order by id`;
+    if (active.length > 0) {
+      for (const job of active) {
+        console.log(
+          `backfill: ${spec.targetTable}: following backfill job ${job.id}, already ${job.status}`,
+        );
+        jobs.push(job.id);
+      }
+      continue;
+    }
+    const [row] = await sql`select sync.start_backfill(${spec.sourceTable}, ${segments}) as id`;
+    jobs.push(row.id);
+  }
+  return { jobs, expected };
+}
+
+/**
+ * Shows a progress bar per job (redrawn in place on a terminal, a block every 2 s
+ * otherwise) until every job has finished, or `until` settles (the loaders of the jobs
+ * have all stopped: a job still running then waits for a later run); returns the failed
+ * jobs' causes, and names each job left running.
+ */
+export async function followBackfills(
+  sql: postgres.Sql,
+  jobs: string[],
+  expected: Map<string, number | undefined>,
+  until?: Promise<unknown>,
+): Promise<string[]> {
+  const tty = Deno.stdout.isTerminal();
+  let printed = 0;
+  let lastPlain = 0;
+  let stopped = false;
+  until?.finally(() => (stopped = true)).catch(() => {});
+  for (;;) {
+    // Read before the rows: loaders that stopped before the query are seen by it.
+    const loadersStopped = stopped;
+    const rows = await sql<Progress[]>`
+      select * from sync.backfill_progress where job_id = any(${jobs}::bigint[]) order by job_id`;
+    const lines = rows.map((p) => progressLine(p, expected.get(p.target_table)));
+    // Cancelled too (npm start's reset, the validator, an operator's update): it never
+    // finishes otherwise, and the bar would show its last ETA for ever.
+    const over = (p: Progress) => ["done", "failed", "cancelled"].includes(p.status);
+    const finished = loadersStopped || rows.every(over);
+    if (tty) {
+      if (printed > 0) Deno.stdout.writeSync(new TextEncoder().encode(`\x1b[${printed}A`));
+      console.log(lines.map((l) => `\x1b[2K${l}`).join("\n"));
+      printed = lines.length;
+    } else if (finished || Date.now() - lastPlain > 2_000) {
+      console.log(lines.join("\n"));
+      lastPlain = Date.now();
+    }
+    if (finished) {
+      const failed = await sql`select id, source_table, status, error from sync.backfill_jobs
+                               where id = any(${jobs}::bigint[])
+                                 and status in ('failed', 'cancelled')`;
+      return [
+        ...failed.map((f) =>
+          f.status === "cancelled"
+            ? `backfill job ${f.id} of ${f.source_table} was cancelled${
+              f.error ? `: ${f.error}` : ""
+            }; start it again`
+            : `backfill job ${f.id} of ${f.source_table} failed: ${f.error}`
+        ),
+        ...rows.filter((p) => !over(p)).map((p) =>
+          `backfill job ${p.job_id} of ${p.target_table} is left ${p.status}: its loader ` +
+          "stopped (above); run the command again to go on from its checkpoints"
+        ),
+      ];
+    }
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+}
+
+/**
+ * Why a backfill may not start, when the sync is cut over (`write_back` `cutover`):
+ * Supabase is then the source of truth, and every merge is refused (sync.enter_merge,
+ * SY005), so the Scan's reads (or the export, paid for) would be for nothing.
+ */
+export async function cutOverProblem(sql: postgres.Sql): Promise<string | undefined> {
+  const [row] = await sql<{ value: string }[]>`
+    select value from sync.settings where key = ${"write_back"}`;
+  if (row?.value !== "cutover") return undefined;
+  return "the sync is cut over (sync.settings write_back is cutover): Supabase is the " +
+    "source of truth, and nothing from DynamoDB is merged; to sync again, follow the " +
+    'README\'s "Rolling back" (write_back off first)';
+}
