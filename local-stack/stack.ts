@@ -11,20 +11,9 @@
  * @module
  */
 
-import { createHash } from "node:crypto";
-import { existsSync, readdirSync, rmSync, statSync } from "node:fs";
+import { existsSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import {
-  DENO_BIN,
-  DYNAMODB_PORT,
-  FUNCTIONS_PORT,
-  HOST,
-  PG_BIN,
-  PID_DIR,
-  ROOT,
-  S3_PORT,
-  STACK_ENV_FILE,
-} from "./config.ts";
+import { DENO_BIN, FUNCTIONS_PORT, HOST, PG_BIN, STACK_ENV_FILE } from "./config.ts";
 import { startDynamo, stopDynamo } from "./aws/dynamodb.ts";
 import { pgbouncerMissing, startPooler, stopPooler } from "./supabase/pooler.ts";
 import { describeFaults, parseFaults } from "./aws/faults.ts";
@@ -38,102 +27,13 @@ import {
   psql,
   pushMigrations,
 } from "./supabase/postgres_migrations.ts";
-import {
-  logFile,
-  portOpen,
-  portTaken,
-  runningPid,
-  runningProcess,
-  startDetached,
-  stopDetached,
-  waitFor,
-  withoutPasswords,
-} from "./processes.ts";
-import { ensureStackEnv, type StackEnv, startupSettings } from "./stack_env.ts";
+import { logFile, runningPid, stopDetached, waitFor, withoutPasswords } from "./processes.ts";
+import { ensureStackEnv, type StackEnv } from "./stack_env.ts";
+import { DENO_PARTS, type DenoPart, PROXY_PART, startDenoPart } from "./deno_parts.ts";
 import { parseWebhookSecrets } from "../functions-shared/webhook_secrets.ts";
 import { ensureSourceTables } from "./aws/source_tables.ts";
 import { POLLER_STATE_FILE } from "./aws/stream_positions.ts";
 import { STREAM_SHARDS_FILE } from "./aws/stream_shards.ts";
-
-/** One Deno process of the stack. */
-interface DenoPart {
-  name: string;
-  script: string;
-  /** The files and folders of its code (restarted when they change). */
-  code: string[];
-  /**
-   * The variables of the inherited environment it reads (restarted when they change,
-   * as when a value of `.local/stack.env` changes).
-   */
-  variables: string[];
-  /** The port it listens on, when the stack must see it free before and open after. */
-  port?: { number: number; what: string };
-}
-
-/** The DynamoDB proxy (local-stack/aws/): it reads DYNAMODB_FAULTS from `.local/stack.env`. */
-const PROXY_PART: DenoPart = {
-  name: "dynamodb_proxy",
-  script: "local-stack/aws/main.ts",
-  code: ["deno.json", "local-stack/aws", "local-stack/config.ts", "local-stack/stack_env.ts"],
-  variables: ["STACK_PORT_OFFSET"],
-  port: { number: DYNAMODB_PORT, what: "the DynamoDB proxy" },
-};
-
-/** The Deno processes of the stack. */
-export const DENO_PARTS: DenoPart[] = [
-  // The S3 stand-in, where the DynamoDB proxy writes exports (local-stack/aws/exports.ts).
-  {
-    name: "s3",
-    script: "local-stack/aws/s3_main.ts",
-    // Everything it imports (its checks, policies and signatures too): a change to any is
-    // in force only once it restarts.
-    code: [
-      "deno.json",
-      "local-stack/aws",
-      "local-stack/config.ts",
-      "local-stack/stack_env.ts",
-      "functions-shared/aws_signature.ts",
-    ],
-    variables: ["STACK_PORT_OFFSET"],
-    port: { number: S3_PORT, what: "the S3 stand-in" },
-  },
-  {
-    name: "functions",
-    script: "local-stack/supabase/functions_gateway.ts",
-    port: { number: FUNCTIONS_PORT, what: "the functions gateway" },
-    code: [
-      "deno.json",
-      "local-stack",
-      "supabase/functions",
-      "supabase/config.toml",
-      "functions-shared",
-    ],
-    variables: ["STACK_PORT_OFFSET", "DENO_DIR"],
-  },
-  {
-    name: "pg_net",
-    script: "local-stack/supabase/pg_net_worker.ts",
-    code: ["deno.json", "local-stack"],
-    variables: ["STACK_PORT_OFFSET"],
-  },
-  {
-    name: "stream_poller",
-    script: "local-stack/aws/stream_poller.ts",
-    code: [
-      "deno.json",
-      "local-stack",
-      "lambda/stream_forwarder.ts",
-      "lambda/webhook_secret.ts",
-      "functions-shared",
-    ],
-    variables: [
-      "STACK_PORT_OFFSET",
-      "STREAM_BATCH_SIZE",
-      "STREAM_MAX_RETRY_ATTEMPTS",
-      "STREAM_BISECT_ON_ERROR",
-    ],
-  },
-];
 
 /**
  * Progress goes to standard error, so that scripts calling `up()` keep standard output
@@ -144,22 +44,6 @@ function step(message: string, started: number): void {
   console.error(
     `stack: ${withoutPasswords(message)} (${((performance.now() - started) / 1000).toFixed(1)}s)`,
   );
-}
-
-/** A hash of the names, sizes and mtimes of the files under `paths`. */
-function fingerprint(paths: string[]): string {
-  const hash = createHash("sha256");
-  const visit = (path: string) => {
-    if (!existsSync(path)) return;
-    const stat = statSync(path);
-    if (stat.isDirectory()) {
-      for (const entry of readdirSync(path).sort()) visit(join(path, entry));
-    } else {
-      hash.update(`${path}:${stat.size}:${stat.mtimeMs}\n`);
-    }
-  };
-  for (const path of paths) visit(join(ROOT, path));
-  return hash.digest("hex");
 }
 
 function checkPrerequisites(): void {
@@ -191,50 +75,6 @@ async function storeVaultSecrets(env: StackEnv): Promise<void> {
       [value],
     );
   }
-}
-
-/**
- * What a part starts with: a hash of its code and of its settings (`.local/stack.env`
- * and the variables it reads). Only the hash is kept, never a secret.
- */
-function startFingerprint(part: DenoPart, env: StackEnv): string {
-  return createHash("sha256")
-    .update(`code ${fingerprint(part.code)}\n`)
-    .update(startupSettings(env, part.variables))
-    .digest("hex");
-}
-
-/**
- * Starts a part, or reuses it when it runs with the same code and settings; one that
- * runs with other code or settings (a changed SYNC_WEBHOOK_SECRET, say), or whose
- * upstream was restarted (`restart`), is restarted.
- */
-export async function startDenoPart(
-  part: DenoPart,
-  env: StackEnv,
-  restart = false,
-): Promise<"started" | "restarted" | "reused"> {
-  const print = startFingerprint(part, env);
-  const running = runningProcess(part.name);
-  if (running !== undefined && running.fingerprint === print && !restart) return "reused";
-  await stopDetached(part.name);
-  // The fingerprint lived in a file of its own before it moved into the pid file.
-  rmSync(join(PID_DIR, `${part.name}.fingerprint`), { force: true });
-  if (part.port && await portOpen(HOST, part.port.number)) {
-    throw portTaken(part.port.number, part.port.what);
-  }
-  startDetached({
-    name: part.name,
-    command: DENO_BIN,
-    args: ["run", "-A", "--no-prompt", join(ROOT, part.script)],
-    cwd: ROOT,
-    fingerprint: print,
-  });
-  if (part.port) {
-    const port = part.port.number;
-    await waitFor(part.port.what, () => portOpen(HOST, port), 60_000, logFile(part.name));
-  }
-  return running === undefined ? "started" : "restarted";
 }
 
 /** Warns (does not stop `up`) when the stack's webhook secret is malformed. */

@@ -32,7 +32,8 @@ import {
 import { VALIDATOR_SETTINGS } from "../functions-shared/function_settings.ts";
 import { connectDb } from "../functions-shared/sync_db.ts";
 import { TABLES, type TableSpec } from "../functions-shared/table_registry.ts";
-import { DENO_PARTS, startDenoPart, up } from "../local-stack/stack.ts";
+import { up } from "../local-stack/stack.ts";
+import { DENO_PARTS, startDenoPart } from "../local-stack/deno_parts.ts";
 import { readStackEnv } from "../local-stack/stack_env.ts";
 import { STACK_ENV_FILE } from "../local-stack/config.ts";
 import { parseFaults } from "../local-stack/aws/faults.ts";

@@ -21,7 +21,7 @@ import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { batchWrite, writeBatch } from "../demo/load_dynamo.ts";
 import { FUNCTIONS_ENV_FILE } from "../local-stack/config.ts";
 import { logFile, stopDetached } from "../local-stack/processes.ts";
-import { DENO_PARTS, startDenoPart } from "../local-stack/stack.ts";
+import { DENO_PARTS, startDenoPart } from "../local-stack/deno_parts.ts";
 import { isolateLogOffset, killsSince, logTextSince } from "../local-stack/supabase/isolate_log.ts";
 import { listShards, readShard } from "../local-stack/aws/stream_reader.ts";
 import {

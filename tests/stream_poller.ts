@@ -6,7 +6,7 @@
  * @module
  */
 
-import { DENO_PARTS, startDenoPart } from "../local-stack/stack.ts";
+import { DENO_PARTS, startDenoPart } from "../local-stack/deno_parts.ts";
 import { stack } from "./stack_clients.ts";
 
 /** Starts the stream poller when it is not running (a running one is left as it is). */
