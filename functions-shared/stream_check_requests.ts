@@ -22,11 +22,8 @@
 import { errorResponse, json, methodNotAllowed } from "./http.ts";
 import type { RunGate } from "./run_gate.ts";
 import { internalCaller } from "./service_auth.ts";
-import {
-  runStreamCheck,
-  type StreamCheckDeps,
-  type StreamCheckReport,
-} from "./stream_check_run.ts";
+import { runStreamCheck, type StreamCheckReport } from "./stream_check_run.ts";
+import type { StreamCheckDeps } from "./stream_check_table.ts";
 import { byTargetTable, TABLES, type TableSpec } from "./table_registry.ts";
 import { MAX_CHECK_INTERVAL_MS } from "./stream_verdict.ts";
 
