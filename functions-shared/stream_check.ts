@@ -21,70 +21,14 @@
  */
 
 import { compareDecimal } from "./dynamo_numbers.ts";
-
-/** A stream record as the check needs it. */
-export interface HeldRecord {
-  seq: string;
-  /** ApproximateCreationDateTime, epoch ms. */
-  createdAt: number;
-}
-
-/** What a run keeps per shard for the next one (`sync.stream_checks.shards`). */
-export interface ShardState {
-  /** The last record seen applied, all before it applied too. */
-  through?: string;
-  /** The first record not applied when the run looked. */
-  frontier?: { seq: string; created_at: string };
-  /** A closed shard read to its end with every record applied: nothing more to read. */
-  done?: boolean;
-  /**
-   * When a run last read this shard (ISO 8601). A shard a run's budget left unread keeps
-   * its time; one listed but never read yet has the time of the last run before it was
-   * listed, when it did not exist. More than the allowed gap ago, the shard is unwatched
-   * (stream_verdict.ts). Absent in states written before it was kept: the run's time.
-   */
-  readAt?: string;
-  /**
-   * The last read stopped short of the shard's frontier or end (its page cap, or the
-   * run's budget) after getting further than the read before it: a chain of runs reads
-   * it on, though a run of the chain read it already (stream_check_run.ts).
-   */
-  stoppedShort?: boolean;
-  /** The last run left it unread (its budget spent first): `readAt` is no read of it. */
-  pending?: boolean;
-}
-
-/** Where to start reading a shard. */
-export type Position = "oldest" | { at: string } | { after: string };
-
-/** A shard as DescribeStream lists it. */
-export interface ListedShard {
-  id: string;
-  /** It has an ending sequence number: no record will come, and its read has an end. */
-  closed: boolean;
-  /** That ending sequence number (DescribeStream's `SequenceNumberRange`), when closed. */
-  endingSeq?: string;
-}
-
-/** How the check reads a stream (DescribeStream, GetShardIterator, GetRecords). */
-export interface StreamReader {
-  /** Every shard of the stream. */
-  shards(): Promise<ListedShard[]>;
-  /** An iterator, or "trimmed" when the position is older than what the shard holds. */
-  iterator(shardId: string, position: Position): Promise<string | "trimmed" | undefined>;
-  /**
-   * One page; `next` is undefined once a closed shard is read to its end; `bytes`, the
-   * records' size as the stream gives it (each record's `SizeBytes`), when known.
-   * "trimmed": the iterator's position went past the stream's 24 hours between its
-   * GetShardIterator and this GetRecords (AWS answers TrimmedDataAccessException).
-   */
-  read(
-    iterator: string,
-  ): Promise<{ records: HeldRecord[]; next?: string; bytes?: number } | "trimmed">;
-}
-
-/** Which of these sequence numbers the webhook applied. */
-export type AppliedLookup = (seqs: string[]) => Promise<Set<string>>;
+import type {
+  AppliedLookup,
+  HeldRecord,
+  ReadBudget,
+  ShardFinding,
+  ShardState,
+  StreamReader,
+} from "./stream_shard.ts";
 
 /**
  * Pages read per shard per run at most (1,000 records each), besides the look past an
@@ -105,63 +49,8 @@ const EMPTY_PAGES_AT_END = 3;
  */
 const EMPTY_PAGES_BEFORE_RECORDS = 10;
 
-/** What reading one shard found. */
-export interface ShardFinding {
-  shardId: string;
-  state: ShardState;
-  /** The previous frontier, trimmed (or its shard gone) before it was applied. */
-  lost?: HeldRecord;
-  /** The oldest record the shard still holds, when the run read it (for messages). */
-  oldestHeld?: string;
-  /**
-   * The run stopped before the frontier or the shard's end: at MAX_PAGES_PER_SHARD
-   * ("pages"), or when its budget was spent ("budget"), after reading records up to one
-   * created at `lastCreatedAt`. The next run reads on from `state.through`.
-   */
-  incomplete?: { lastCreatedAt: number; cause: "pages" | "budget" };
-  /** The run's budget was spent before this shard was read: `state` is the previous one. */
-  unread?: boolean;
-  /**
-   * Left unread because a read of the table's stream kept being throttled (or failing
-   * with a 5xx) in this run: not handed on to another run within the hour, which would
-   * only meet the same throttle.
-   */
-  throttled?: boolean;
-  /**
-   * When a run read this shard before this one (set by the run, stream_check_run.ts): its
-   * state's `readAt`, or the previous run's time for a shard new since or a state written
-   * before `readAt` was kept; undefined at a first look, or on another stream.
-   */
-  readBefore?: string;
-  /**
-   * A record of a page this run read was applied (one after the frontier included: the
-   * mapping gave the frontier's batch up, to its on-failure queue, and went on).
-   */
-  sawApplied?: boolean;
-  /** The frontier's page holds records after it: more than the frontier waits. */
-  moreAfterFrontier?: boolean;
-  /**
-   * A record after the frontier, in its page or the next, was applied: the mapping went
-   * on past it (its batch given up, stream_verdict.ts's "passed over").
-   */
-  appliedAfterFrontier?: boolean;
-}
-
 /** A time as ISO 8601 text, as the check stores and names it. */
 export const iso = (ms: number): string => new Date(ms).toISOString();
-
-/**
- * How a run's budget reaches into the reads of its shards: each page is counted, and no
- * page is read once the budget is spent (functions-shared/stream_check_run.ts).
- */
-export interface ReadBudget {
-  /** Counts a page just read: its records, and their bytes when known. */
-  page(records: number, bytes: number): void;
-  /** Counts a shard's read begun (its GetShardIterator). */
-  shard(): void;
-  /** Whether the run should read no further page. */
-  spent(): boolean;
-}
 
 /** How {@link checkShard} reads. */
 export interface ShardReadOptions {

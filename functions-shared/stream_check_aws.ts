@@ -23,7 +23,7 @@ import {
   GetShardIteratorCommand,
 } from "./dynamo_commands.ts";
 import type { DynamoClient } from "./dynamo_http.ts";
-import type { ListedShard, StreamReader } from "./stream_check.ts";
+import type { ListedShard, StreamReader } from "./stream_shard.ts";
 
 /**
  * The table's current stream ARN, or undefined when its stream is off. A table whose

@@ -22,7 +22,7 @@
  */
 
 import { type CpuMeter, inMeterTerms } from "./cpu_meter.ts";
-import type { ReadBudget } from "./stream_check.ts";
+import type { ReadBudget } from "./stream_shard.ts";
 
 /** What every page is charged, empty or not. */
 export const PAGE_BASE_CPU_MS = 5;

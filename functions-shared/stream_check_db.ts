@@ -8,7 +8,7 @@
  */
 
 import type postgres from "postgres";
-import type { AppliedLookup, ShardState } from "./stream_check.ts";
+import type { AppliedLookup, ShardState } from "./stream_shard.ts";
 import {
   atRiskLine,
   MAX_CHECK_INTERVAL_MS,

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { DynamoError } from "./dynamo_errors.ts";
 import { READ_MARGIN_MS } from "./stream_verdict.ts";
-import type { StreamReader } from "./stream_check.ts";
+import type { StreamReader } from "./stream_shard.ts";
 import { handleStreamCheckRequest } from "./stream_check_requests.ts";
 import { pageCpuMs, SHARD_CPU_MS, TABLE_CPU_MS } from "./stream_check_budget.ts";
 import {

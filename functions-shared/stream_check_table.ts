@@ -14,7 +14,8 @@
 
 import type postgres from "postgres";
 import type { CpuMeter } from "./cpu_meter.ts";
-import { checkShard, iso, type ShardFinding, type StreamReader } from "./stream_check.ts";
+import { checkShard, iso } from "./stream_check.ts";
+import type { ShardFinding, StreamReader } from "./stream_shard.ts";
 import type { RunBudget, RunLimits } from "./stream_check_budget.ts";
 import {
   type CheckTiming,

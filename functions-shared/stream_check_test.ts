@@ -1,11 +1,6 @@
 import assert from "node:assert/strict";
-import {
-  checkShard,
-  type HeldRecord,
-  type Position,
-  type ShardState,
-  type StreamReader,
-} from "./stream_check.ts";
+import { checkShard } from "./stream_check.ts";
+import type { HeldRecord, Position, ShardState, StreamReader } from "./stream_shard.ts";
 import { judgeTable, type PreviousCheck, READ_MARGIN_MS, waitingRecord } from "./stream_verdict.ts";
 
 const HOUR = 3600_000;

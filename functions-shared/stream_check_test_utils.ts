@@ -9,7 +9,7 @@
 import type postgres from "postgres";
 import type { CpuMeter } from "./cpu_meter.ts";
 import { RunGate } from "./run_gate.ts";
-import type { ShardState, StreamReader } from "./stream_check.ts";
+import type { ShardState, StreamReader } from "./stream_shard.ts";
 import type { StreamCheckRequestDeps } from "./stream_check_requests.ts";
 
 /** The service key the fakes accept. */

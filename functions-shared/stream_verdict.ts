@@ -25,13 +25,8 @@
  * @module
  */
 
-import {
-  type HeldRecord,
-  iso,
-  MAX_PAGES_PER_SHARD,
-  type ShardFinding,
-  type ShardState,
-} from "./stream_check.ts";
+import { iso, MAX_PAGES_PER_SHARD } from "./stream_check.ts";
+import type { HeldRecord, ShardFinding, ShardState } from "./stream_shard.ts";
 
 /** The timing the check relies on. */
 export interface CheckTiming {

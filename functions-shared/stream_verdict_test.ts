@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { judgeTable, type PreviousCheck } from "./stream_verdict.ts";
-import type { ShardFinding } from "./stream_check.ts";
+import type { ShardFinding } from "./stream_shard.ts";
 
 // The verdicts that need no shard read; those on a shard's findings are in
 // stream_check_test.ts, beside the reading that makes them.
