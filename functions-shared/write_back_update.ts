@@ -26,10 +26,10 @@ import type { AttributeValue, UpdateItemInput } from "./dynamo_commands.ts";
 import { type AttributeMap, fromDynamo } from "./dynamo_decoder.ts";
 import { itemToChange, MappingError, shownAttribute } from "./transform.ts";
 import type { TableSpec } from "./table_registry.ts";
+import { ConditionalUpdate } from "./conditional_update.ts";
 import {
   columnToAttribute,
   jsonToAttribute,
-  sameAttribute,
   sameColumnValue,
   sameJsonValue,
   WriteBackValueError,
@@ -160,54 +160,12 @@ export function planWriteBack(
       source,
     };
   }
-  const names: Record<string, string> = {};
-  const values: Record<string, AttributeValue> = {};
-  const sets: string[] = [];
-  const removes: string[] = [];
-  const conditions: string[] = [];
-  const nameOf = (attribute: string) => {
-    const existing = Object.entries(names).find(([, a]) => a === attribute);
-    if (existing) return existing[0];
-    const alias = `#a${Object.keys(names).length}`;
-    names[alias] = attribute;
-    return alias;
-  };
   const keys = keyAttributes(spec);
   // What the item holds already is not written (its condition still is): an edit that
   // changes only how the row shows a value (a set's members reordered) writes nothing,
   // and is a no-op whose row is put back as the source shows it (`rowDiffers`).
-  const pinned = new Set<string>();
-  const write = (attribute: string, value: AttributeValue | undefined) => {
-    const alias = nameOf(attribute);
-    const held = value === undefined
-      ? raw[attribute] === undefined
-      : sameAttribute(value, raw[attribute]);
-    if (held) {
-      // Nothing to write.
-    } else if (value === undefined) removes.push(alias);
-    else {
-      const v = `:v${Object.keys(values).length}`;
-      values[v] = value;
-      sets.push(`${alias} = ${v}`);
-    }
-    pin(attribute);
-  };
-  /** The update's condition that `attribute` still holds what was read (once each). */
-  const pin = (attribute: string) => {
-    if (pinned.has(attribute)) return;
-    pinned.add(attribute);
-    const alias = nameOf(attribute);
-    if (raw[attribute] === undefined) conditions.push(`attribute_not_exists(${alias})`);
-    else {
-      const b = `:v${Object.keys(values).length}`;
-      // A NULL is held by its type: AWS's comparators list no NULL operand, while
-      // attribute_type(path, NULL) is documented (Developer Guide, "Condition and filter
-      // expressions, operators, and functions", attribute_type).
-      const isNull = raw[attribute].NULL !== undefined;
-      values[b] = isNull ? { S: "NULL" } : raw[attribute];
-      conditions.push(isNull ? `attribute_type(${alias}, ${b})` : `${alias} = ${b}`);
-    }
-  };
+  const update = new ConditionalUpdate(raw);
+  const write = update.write.bind(update);
   try {
     for (const column of edit.columns) {
       const after = edit.after[column];
@@ -259,7 +217,7 @@ export function planWriteBack(
       // one an application set meanwhile (`action_type` beside the `type` written) would
       // show in the row instead of the edit, which would be reported applied (a review
       // found it). The condition fails instead, and the re-read names a conflict.
-      for (const other of from) if (!keys.has(other)) pin(other);
+      for (const other of from) if (!keys.has(other)) update.pin(other);
     }
   } catch (error) {
     if (error instanceof WriteBackValueError) {
@@ -269,51 +227,36 @@ export function planWriteBack(
   }
   // Every column differs from the item as the row shows it (above), yet the item holds
   // every value: the row shows them otherwise than the source does.
-  if (sets.length === 0 && removes.length === 0) return { kind: "noop", rowDiffers: true };
-  // AppSync's versioning (Amplify DataStore, the tables with a soft-delete flag): its
-  // clients sync by _lastChangedAt and its conflict detection compares _version. An
-  // update that left them alone would reach no client, and a client's save with the old
-  // _version would pass AppSync's check and overwrite it. So they move on as AppSync's
-  // own writes move them, on condition of the values read.
-  if (spec.deletedFlag) {
-    const written = new Set(Object.values(names));
-    const version = raw._version?.N;
-    if (version !== undefined && !written.has("_version")) {
-      write("_version", { N: String(BigInt(version) + 1n) });
-    }
-    const lastChanged = raw._lastChangedAt?.N;
-    if (lastChanged !== undefined && !written.has("_lastChangedAt")) {
-      // Never back in time: this function's clock may lag the one AppSync stamped with,
-      // and a client syncing by _lastChangedAt would take the edit for an older change.
-      write("_lastChangedAt", { N: String(Math.max(Date.now(), Number(lastChanged) + 1)) });
-    }
-    // Amplify's @model resolvers set updatedAt on every update: an admin's edit moves it
-    // on too, unless it set it, in the item's ISO form, never back in time.
-    const updatedAt = raw.updatedAt?.S;
-    const updatedAtMs = updatedAt === undefined ? NaN : Date.parse(updatedAt);
-    if (Number.isFinite(updatedAtMs) && !written.has("updatedAt")) {
-      write("updatedAt", { S: new Date(Math.max(Date.now(), updatedAtMs + 1)).toISOString() });
-    }
+  if (update.changesNothing()) return { kind: "noop", rowDiffers: true };
+  if (spec.deletedFlag) moveAppSyncVersion(raw, update);
+  return { kind: "update", input: update.input(spec.sourceTable, key) };
+}
+
+/**
+ * AppSync's versioning (Amplify DataStore, the tables with a soft-delete flag): its
+ * clients sync by _lastChangedAt and its conflict detection compares _version. An update
+ * that left them alone would reach no client, and a client's save with the old _version
+ * would pass AppSync's check and overwrite it. So they move on as AppSync's own writes
+ * move them, on condition of the values read.
+ */
+function moveAppSyncVersion(raw: AttributeMap, update: ConditionalUpdate): void {
+  const version = raw._version?.N;
+  if (version !== undefined && !update.names("_version")) {
+    update.write("_version", { N: String(BigInt(version) + 1n) });
   }
-  for (const name of Object.keys(key)) conditions.unshift(`attribute_exists(${nameOf(name)})`);
-  const update = [
-    sets.length ? `SET ${sets.join(", ")}` : "",
-    removes.length ? `REMOVE ${removes.join(", ")}` : "",
-  ].filter(Boolean).join(" ");
-  return {
-    kind: "update",
-    input: {
-      TableName: spec.sourceTable,
-      Key: key,
-      UpdateExpression: update,
-      ConditionExpression: conditions.join(" AND "),
-      ExpressionAttributeNames: names,
-      ...(Object.keys(values).length ? { ExpressionAttributeValues: values } : {}),
-      // No ReturnValues of any kind: the writer's IAM policy admits only NONE and
-      // UPDATED_OLD (infrastructure/terraform), and none is needed: after a failed
-      // condition the item is read again.
-    },
-  };
+  const lastChanged = raw._lastChangedAt?.N;
+  if (lastChanged !== undefined && !update.names("_lastChangedAt")) {
+    // Never back in time: this function's clock may lag the one AppSync stamped with,
+    // and a client syncing by _lastChangedAt would take the edit for an older change.
+    update.write("_lastChangedAt", { N: String(Math.max(Date.now(), Number(lastChanged) + 1)) });
+  }
+  // Amplify's @model resolvers set updatedAt on every update: an admin's edit moves it
+  // on too, unless it set it, in the item's ISO form, never back in time.
+  const updatedAt = raw.updatedAt?.S;
+  const updatedAtMs = updatedAt === undefined ? NaN : Date.parse(updatedAt);
+  if (Number.isFinite(updatedAtMs) && !update.names("updatedAt")) {
+    update.write("updatedAt", { S: new Date(Math.max(Date.now(), updatedAtMs + 1)).toISOString() });
+  }
 }
 
 /** The catch-all's changed keys, each to its attribute; returns a refusal or undefined. */
