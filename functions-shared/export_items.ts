@@ -16,11 +16,11 @@
  * @module
  */
 
-import { createHash } from "node:crypto";
 import type { AttributeValue } from "./dynamo_commands.ts";
 import { ValueError } from "./dynamo_decoder.ts";
 import type { ExportDataFile } from "./export_manifest.ts";
 import { attributeMapFromJson } from "./attribute_binaries.ts";
+import { itemText, READ_QUIET_MS, watchedBytes } from "./export_bytes.ts";
 
 /** A page of a data file's items. */
 export interface ExportPage {
@@ -126,28 +126,11 @@ export const PAGE_TEXT_CHARS = 4 * 2 ** 20;
 export const MAX_LINE_CHARS = 16 * 2 ** 20;
 
 /**
- * The most compressed bytes handed to the decompressor at once. It inflates each piece it
- * is given whole, into one chunk of any size: a 64 KB read of items that compress well
- * (gzip reaches 1,000 to 1) would become tens of MB in one chunk, decoded and split into
- * lines before the first page is handed on. Pieces of 4 KB bound a chunk to 4 MB even
- * then, and to some 40 KB for JSON (about 10 to 1).
- */
-export const INFLATE_PIECE_BYTES = 4096;
-
-/**
  * How much text a loader reads past, going back to its checkpoint, between two calls of
  * {@link ExportPagesOptions.whileSkipping} (64 MB: well under a second of reading, so a
  * file's 60 s lease is renewed long before it runs out).
  */
 export const SKIP_HEARTBEAT_CHARS = 64 * 2 ** 20;
-
-/**
- * How long a read of a file's bytes may wait for one before the read is given up as
- * broken (ExportReadError: the file is read again from its checkpoint): a connection to
- * S3 that went quiet would otherwise be waited on for ever (the AWS SDK sets no timeout
- * on a response's body).
- */
-export const READ_QUIET_MS = 60_000;
 
 /** What {@link exportPages} may be given besides the file (tests make the limits small). */
 export interface ExportPagesOptions {
@@ -183,58 +166,8 @@ export async function* exportPages(
   fromLine = 0,
   options: ExportPagesOptions = {},
 ): AsyncGenerator<ExportPage> {
-  const md5 = createHash("md5");
-  let bytes = 0;
-  const quietMs = options.quietMs ?? READ_QUIET_MS;
-  let ended = false; // the bytes came to their end
-  // What the bytes' own stream failed with (the connection to S3): a read again may pass.
-  // A failure past it (gzip, UTF-8) is the bytes' own.
-  let broken: { error: unknown } | undefined;
-  const reader = body.getReader();
-  const hashed = new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      let next: ReadableStreamReadResult<Uint8Array>;
-      // Only a read this waits for is timed: while the loader writes a chunk, the bytes
-      // are not asked for, and their connection is quiet on purpose.
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      try {
-        next = await Promise.race([
-          reader.read(),
-          new Promise<never>((_, reject) =>
-            timer = setTimeout(
-              () =>
-                reject(
-                  Object.assign(new Error(`no byte from S3 for ${quietMs / 1000} s`), {
-                    name: "TimeoutError",
-                    code: "ETIMEDOUT",
-                  }),
-                ),
-              quietMs,
-            )
-          ),
-        ]);
-      } catch (error) {
-        reader.cancel(error).catch(() => {});
-        broken = { error };
-        controller.error(error);
-        return;
-      } finally {
-        clearTimeout(timer);
-      }
-      if (next.done) {
-        ended = true;
-        controller.close();
-        return;
-      }
-      md5.update(next.value);
-      bytes += next.value.byteLength;
-      controller.enqueue(next.value);
-    },
-    cancel(reason) {
-      return reader.cancel(reason);
-    },
-  });
-  const text = itemText(hashed);
+  const bytes = watchedBytes(body, options.quietMs ?? READ_QUIET_MS);
+  const text = itemText(bytes.stream);
   const pageLimit = options.pageChars ?? PAGE_TEXT_CHARS;
   const lineLimit = options.lineChars ?? MAX_LINE_CHARS;
   const skipLimit = options.skipChars ?? SKIP_HEARTBEAT_CHARS;
@@ -302,7 +235,7 @@ export async function* exportPages(
     // "For partitions that are empty, your export request will create an empty file" (AWS
     // Developer Guide, "DynamoDB table export output format"): no bytes at all, which is
     // not a gzip stream. It holds no line; its count and MD5 are checked below.
-    if (!(ended && bytes === 0)) {
+    if (!(bytes.ended && bytes.count === 0)) {
       // Deno's DecompressionStream reads one gzip member, and says only this of bytes
       // after it (several members joined, as some AWS services write, or trailing data).
       const message = (error as Error).message === "failed to write whole buffer"
@@ -310,10 +243,10 @@ export async function* exportPages(
           "trailing data), which this loader does not read"
         : (error as Error).message;
       const problem = `unreadable after line ${line}: ${message}`;
-      if (!broken) {
-        throw new ExportDataError(file.key, `${problem} (after ${bytes} bytes of it)`);
+      if (!bytes.broken) {
+        throw new ExportDataError(file.key, `${problem} (after ${bytes.count} bytes of it)`);
       }
-      throw new ExportReadError(file.key, problem, (broken.error as { code?: string }).code);
+      throw new ExportReadError(file.key, problem, (bytes.broken.error as { code?: string }).code);
     }
   }
   if (rest !== "") take(rest);
@@ -323,7 +256,7 @@ export async function* exportPages(
       `holds ${line} items, but the files manifest says ${file.itemCount}`,
     );
   }
-  const digest = md5.digest("base64");
+  const digest = bytes.digest();
   if (digest !== file.md5Checksum) {
     throw new ExportDataError(
       file.key,
@@ -331,28 +264,4 @@ export async function* exportPages(
     );
   }
   yield { items, nextLine: line, done: true };
-}
-
-/**
- * A data file's text from its gzipped bytes, inflated {@link INFLATE_PIECE_BYTES} of them
- * at a time, so that no chunk of text is more than a piece inflates to.
- */
-export function itemText(bytes: ReadableStream<Uint8Array>): ReadableStream<string> {
-  return bytes
-    .pipeThrough(inPieces(INFLATE_PIECE_BYTES))
-    .pipeThrough(
-      new DecompressionStream("gzip") as unknown as TransformStream<Uint8Array, Uint8Array>,
-    )
-    .pipeThrough(new TextDecoderStream("utf-8", { fatal: true }));
-}
-
-/** Bytes cut into pieces of at most `size` ({@link INFLATE_PIECE_BYTES}). */
-function inPieces(size: number): TransformStream<Uint8Array, Uint8Array> {
-  return new TransformStream({
-    transform(chunk, controller) {
-      for (let at = 0; at < chunk.byteLength; at += size) {
-        controller.enqueue(chunk.subarray(at, Math.min(at + size, chunk.byteLength)));
-      }
-    },
-  });
 }

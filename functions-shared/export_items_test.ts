@@ -1,12 +1,6 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import {
-  ExportDataError,
-  type ExportPage,
-  exportPages,
-  ExportReadError,
-  itemText,
-} from "./export_items.ts";
+import { ExportDataError, type ExportPage, exportPages, ExportReadError } from "./export_items.ts";
 import type { ExportDataFile } from "./export_manifest.ts";
 
 async function gzip(text: string): Promise<Uint8Array> {
@@ -326,25 +320,4 @@ Deno.test("a line too long is refused however the file's bytes are cut into read
       `reads of ${readSize} bytes`,
     );
   }
-});
-
-Deno.test("a read that inflates to many MB comes out as text a few MB at a time", async () => {
-  // 16 MB of text that gzip makes some 16 KB of, handed over in one read.
-  const line = JSON.stringify({ Item: { id: { S: "k" }, blob: { S: "x".repeat(1_000_000) } } });
-  const bytes = await gzip(`${line}\n`.repeat(16));
-  assert.ok(bytes.length < 100_000, `${bytes.length} bytes`);
-  let longest = 0;
-  let total = 0;
-  await itemText(new Blob([new Uint8Array(bytes)]).stream()).pipeTo(
-    new WritableStream({
-      write(chunk) {
-        longest = Math.max(longest, chunk.length);
-        total += chunk.length;
-      },
-    }),
-  );
-  assert.equal(total, (line.length + 1) * 16, "every character, in order");
-  // A 4 KB piece inflates to about 4 MB at most (gzip's limit is about 1,000 to 1);
-  // inflated whole, the read was one chunk of 16 MB.
-  assert.ok(longest <= 4.2 * 2 ** 20, `a chunk of ${longest} characters`);
 });

@@ -36,7 +36,7 @@ export function exportS3Client(env: EnvReader): S3Client {
     // A connection S3 does not open is given up (the SDK's default waits for ever), and so
     // is an answer whose headers do not come within a minute (requestTimeout, which only
     // logs unless told to throw; its timer stops once the headers are in); one that goes
-    // quiet mid-file is given up by the read (export_items.ts, READ_QUIET_MS).
+    // quiet mid-file is given up by the read (export_bytes.ts, READ_QUIET_MS).
     requestHandler: {
       connectionTimeout: 10_000,
       requestTimeout: 60_000,

@@ -40,7 +40,7 @@ export const RESUME_WAIT_MS = 250;
  * How long a read asked for may wait for a byte before it is taken as a break: a
  * connection dropped without a word leaves the SDK's body waiting for ever
  * (https://github.com/aws/aws-sdk-js-v3/issues/8098). Half the export reader's own limit
- * (export_items.ts, READ_QUIET_MS), which then reads the file again from its checkpoint:
+ * (export_bytes.ts, READ_QUIET_MS), which then reads the file again from its checkpoint:
  * a resume comes first.
  */
 export const RESUME_QUIET_MS = 30_000;
