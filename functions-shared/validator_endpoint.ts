@@ -45,48 +45,7 @@ import { internalCaller } from "./service_auth.ts";
 import { isCutOver, isDatabaseUnavailable, isTransientFailure } from "./db_errors.ts";
 import { readOnlyRefusal } from "./read_only_answer.ts";
 import { byTargetTable, TABLES } from "./table_registry.ts";
-import {
-  described,
-  exactly,
-  isObject,
-  nonEmptyText,
-  positiveInteger,
-  problemText,
-  strictObject,
-  trueOrFalse,
-} from "./json_shape.ts";
-
-/** The three forms of a request's body: a new run, a run going on, the re-reads. */
-type Body =
-  | { table: string; repair?: boolean; pagesPerRequest?: number }
-  | { runId: number; pagesPerRequest?: number }
-  | { rereads: true };
-
-const BODY_FORMS = {
-  table: strictObject({
-    table: { check: nonEmptyText },
-    repair: { check: trueOrFalse, optional: true },
-    pagesPerRequest: { check: positiveInteger, optional: true },
-  }),
-  runId: strictObject({
-    runId: { check: positiveInteger },
-    pagesPerRequest: { check: positiveInteger, optional: true },
-  }),
-  rereads: strictObject({ rereads: { check: exactly(true) } }),
-};
-
-/**
- * The body, if it has one of the three forms (told apart by their first key); else what
- * is wrong with it, and where.
- */
-function parseBody(json: unknown): Body | string {
-  if (!isObject(json)) {
-    return problemText({ path: [], message: `expected an object, not ${described(json)}` });
-  }
-  const form = "rereads" in json ? "rereads" : "runId" in json ? "runId" : "table";
-  const problem = BODY_FORMS[form](json, []);
-  return problem === undefined ? json as Body : problemText(problem);
-}
+import { readValidatorRequest } from "./validator_request.ts";
 
 /** What the endpoint needs besides the validator's own dependencies. */
 export interface EndpointDeps extends ValidatorDeps {
@@ -108,42 +67,14 @@ export interface EndpointDeps extends ValidatorDeps {
   pollMs?: number;
 }
 
-/** An Idempotency-Key the endpoint takes (sync_checksums.request_key's check). */
-const IDEMPOTENCY_KEY = /^[!-~]{1,255}$/;
-
 /** Handles one request. */
 export async function handleValidatorRequest(req: Request, deps: EndpointDeps): Promise<Response> {
   if (req.method !== "POST") return methodNotAllowed("POST");
   const caller = internalCaller(req, deps.serviceRoleKey);
   if ("problem" in caller) return errorResponse(401, caller.problem);
-  let body: Body;
-  try {
-    const parsed = parseBody(JSON.parse(await req.text()));
-    if (typeof parsed === "string") {
-      return errorResponse(
-        400,
-        `malformed body at ${parsed}: send {"table": "<target table>", "repair": false}`,
-      );
-    }
-    body = parsed;
-  } catch (error) {
-    return errorResponse(400, `body is not valid JSON: ${(error as Error).message}`);
-  }
-  // A start sent again with its Idempotency-Key (its answer lost) is the run it started.
-  const requestKey = req.headers.get("idempotency-key") ?? undefined;
-  if (requestKey !== undefined && !IDEMPOTENCY_KEY.test(requestKey)) {
-    return errorResponse(
-      400,
-      "Idempotency-Key must be 1 to 255 printable ASCII characters without spaces (a UUID, say)",
-    );
-  }
-  // pg_cron's wake key (service_auth.ts) goes on with what the database queued, no more.
-  if (caller.caller === "wake" && !("runId" in body) && !("rereads" in body)) {
-    return errorResponse(
-      403,
-      'a wake key (pg_cron\'s) may only go on with a run ({"runId": N}) or the re-reads ({"rereads": true}); start a validation with a service key',
-    );
-  }
+  const request = await readValidatorRequest(req, caller.caller);
+  if (request instanceof Response) return request;
+  const { body, requestKey } = request;
   // The run this request started or goes on with, once known, and its table: a failure
   // after that is the run's to recover from (the heartbeat resumes it), not the caller's.
   let started: { runId: number; table: string } | undefined;
