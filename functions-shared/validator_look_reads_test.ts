@@ -1,0 +1,63 @@
+import assert from "node:assert/strict";
+import { lookPace, RENEW_EVERY_MS } from "./validator_look_reads.ts";
+import type { ValidatorDeps } from "./validator_deps.ts";
+
+/** A clock that moves only when slept on, and the sleeps it was asked for. */
+function fakeClock() {
+  let now = 0;
+  const slept: number[] = [];
+  return {
+    slept,
+    pacing: {
+      now: () => now,
+      sleep: (ms: number) => {
+        slept.push(ms);
+        now += ms;
+        return Promise.resolve();
+      },
+      random: () => 0.5,
+    },
+  };
+}
+
+const small = [{ id: { S: "k" } }];
+
+Deno.test("a look's reads are paced to the table's read budget, a read unit per 4 KB", async () => {
+  const clock = fakeClock();
+  let renewed = 0;
+  const pace = lookPace(
+    { maxRcuPerSecond: 2, pacing: clock.pacing } as unknown as ValidatorDeps,
+    () => Promise.resolve(void renewed++),
+  );
+  await pace(small);
+  await pace(small);
+  // 8 KB and a bit: 3 units.
+  await pace([{ id: { S: "k" }, blob: { S: "x".repeat(8200) } }]);
+  assert.deepEqual(clock.slept, [500, 500, 1500]);
+  assert.equal(renewed, 0);
+});
+
+Deno.test("a long wait is slept in slices, the run's lease renewed after each full one", async () => {
+  const clock = fakeClock();
+  let renewed = 0;
+  const pace = lookPace(
+    { maxRcuPerSecond: 1, pacing: clock.pacing } as unknown as ValidatorDeps,
+    () => Promise.resolve(void renewed++),
+  );
+  // About 100 KB: 25 units at 1 a second.
+  await pace([{ id: { S: "k" }, blob: { S: "x".repeat(100 * 1024 - 40) } }]);
+  assert.deepEqual(clock.slept, [RENEW_EVERY_MS, 25_000 - RENEW_EVERY_MS]);
+  assert.equal(renewed, 1);
+});
+
+Deno.test("without a read budget a look is not paced", async () => {
+  const clock = fakeClock();
+  for (const rate of [undefined, 0]) {
+    const pace = lookPace(
+      { maxRcuPerSecond: rate, pacing: clock.pacing } as unknown as ValidatorDeps,
+      () => Promise.reject(new Error("no renewal expected")),
+    );
+    await pace(small);
+  }
+  assert.deepEqual(clock.slept, []);
+});
