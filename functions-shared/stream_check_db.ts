@@ -9,12 +9,8 @@
 
 import type postgres from "postgres";
 import type { AppliedLookup, ShardState } from "./stream_shard.ts";
-import {
-  atRiskLine,
-  MAX_CHECK_INTERVAL_MS,
-  type PreviousCheck,
-  STREAM_RETENTION_MS,
-} from "./stream_verdict.ts";
+import type { PreviousCheck } from "./stream_verdict.ts";
+import { atRiskLine, MAX_CHECK_INTERVAL_MS, STREAM_RETENTION_MS } from "./stream_timing.ts";
 
 /** What the previous run of `table` left, if it ran. */
 export async function previousCheck(

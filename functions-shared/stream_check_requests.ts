@@ -25,7 +25,7 @@ import { internalCaller } from "./service_auth.ts";
 import { runStreamCheck, type StreamCheckReport } from "./stream_check_run.ts";
 import type { StreamCheckDeps } from "./stream_check_table.ts";
 import { byTargetTable, TABLES, type TableSpec } from "./table_registry.ts";
-import { MAX_CHECK_INTERVAL_MS } from "./stream_verdict.ts";
+import { MAX_CHECK_INTERVAL_MS } from "./stream_timing.ts";
 
 /** The runs one chain of hand-ons may take: some 100 × 13 pages of 1 MB. */
 export const MAX_HAND_ONS = 100;

@@ -24,7 +24,7 @@ import {
   DELIVERY_LAG_LIMIT_MS,
   MAX_CHECK_INTERVAL_MS,
   STREAM_RETENTION_MS,
-} from "./stream_verdict.ts";
+} from "./stream_timing.ts";
 import type { TableSpec } from "./table_registry.ts";
 import { recordUnchecked, releaseTableLease, takeTableLease } from "./stream_check_db.ts";
 import { unpipelined } from "./unpipelined.ts";

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { DynamoError } from "./dynamo_errors.ts";
-import { READ_MARGIN_MS } from "./stream_verdict.ts";
+import { READ_MARGIN_MS } from "./stream_timing.ts";
 import type { StreamReader } from "./stream_shard.ts";
 import { handleStreamCheckRequest } from "./stream_check_requests.ts";
 import { pageCpuMs, SHARD_CPU_MS, TABLE_CPU_MS } from "./stream_check_budget.ts";

@@ -17,12 +17,8 @@ import type { CpuMeter } from "./cpu_meter.ts";
 import { checkShard, iso } from "./stream_check.ts";
 import type { ShardFinding, StreamReader } from "./stream_shard.ts";
 import type { RunBudget, RunLimits } from "./stream_check_budget.ts";
-import {
-  type CheckTiming,
-  judgeTable,
-  PASSED_OVER_AFTER_MS,
-  waitingRecord,
-} from "./stream_verdict.ts";
+import { judgeTable, waitingRecord } from "./stream_verdict.ts";
+import { type CheckTiming, PASSED_OVER_AFTER_MS } from "./stream_timing.ts";
 import type { TableSpec } from "./table_registry.ts";
 import { isRetryable } from "./dynamo_errors.ts";
 import { appliedLookup, previousCheck, streamAppliedSince } from "./stream_check_db.ts";

@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { checkShard } from "./stream_check.ts";
 import type { HeldRecord, Position, ShardState, StreamReader } from "./stream_shard.ts";
-import { judgeTable, type PreviousCheck, READ_MARGIN_MS, waitingRecord } from "./stream_verdict.ts";
+import { judgeTable, type PreviousCheck, waitingRecord } from "./stream_verdict.ts";
+import { READ_MARGIN_MS } from "./stream_timing.ts";
 
 const HOUR = 3600_000;
 const NOW = Date.parse("2026-11-28T12:00:00Z");

@@ -37,7 +37,7 @@ import {
 } from "./stack_clients.ts";
 import { startStreamPoller } from "./stream_poller.ts";
 import { streamAppliedSince } from "../functions-shared/stream_check_db.ts";
-import { MAX_CHECK_INTERVAL_MS } from "../functions-shared/stream_verdict.ts";
+import { MAX_CHECK_INTERVAL_MS } from "../functions-shared/stream_timing.ts";
 
 const SOURCE = "firespring-backdoor-segments-dev";
 const TARGET = "firespring_segments";
