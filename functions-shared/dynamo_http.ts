@@ -12,7 +12,7 @@
  * for Streams; or DYNAMODB_ENDPOINT), with `X-Amz-Target: <target>` and
  * `Content-Type: application/x-amz-json-1.0`, signed for the service `dynamodb` ("DynamoDB
  * low-level API", https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Programming.LowLevelAPI.html).
- * An answer's `x-amz-crc32`, DynamoDB's checksum of its bytes, is checked (as the AWS
+ * An answer (read by dynamo_wire.ts): its `x-amz-crc32`, DynamoDB's checksum of its bytes, is checked (as the AWS
  * SDK for JavaScript v2 did); a mismatch is retried like a transient failure. An error
  * answers `{"__type": "...#Name", "message"}`: it is thrown as a {@link DynamoError}
  * (dynamo_errors.ts) whose `name` is that Name, whose message names the operation and the
@@ -36,11 +36,16 @@
 
 import { amzDate, canonicalRequest, sha256Hex, signatureOf } from "./aws_signature.ts";
 import type { ClockReading } from "./read_stamp.ts";
-import { attributeMapFromJson } from "./attribute_binaries.ts";
-import type { Command, Item, ResponseMetadata } from "./dynamo_commands.ts";
-import { DynamoError, type RetryKind, retryKind, safeMessage } from "./dynamo_errors.ts";
-import { crc32 } from "./crc32.ts";
-import { bytesToBase64 } from "./dynamo_encoder.ts";
+import type { Command, ResponseMetadata } from "./dynamo_commands.ts";
+import { DynamoError, safeMessage } from "./dynamo_errors.ts";
+import {
+  answerOf,
+  type Attempt,
+  requestJson,
+  serviceUrl,
+  what,
+  withBinaries,
+} from "./dynamo_wire.ts";
 
 export { DynamoError, isRetryable } from "./dynamo_errors.ts";
 
@@ -83,59 +88,6 @@ const THROTTLING_RETRY_COST = 5;
 const RETRY_COST = 14;
 /** How far the service's clock may be from ours before requests are signed at its time. */
 const CLOCK_SKEW_MS = 300_000;
-
-/** The decoded binaries of an answer's items, where answers hold items. */
-function withBinaries(body: Record<string, unknown>): Record<string, unknown> {
-  const map = (value: unknown) =>
-    value && typeof value === "object" ? attributeMapFromJson(value as Item) : value;
-  for (const field of ["Item", "LastEvaluatedKey", "Attributes"]) {
-    if (body[field] !== undefined) body[field] = map(body[field]);
-  }
-  if (Array.isArray(body.Items)) body.Items = body.Items.map(map);
-  if (Array.isArray(body.Records)) {
-    for (const record of body.Records as { dynamodb?: Record<string, unknown> }[]) {
-      const images = record.dynamodb;
-      if (!images) continue;
-      for (const field of ["Keys", "NewImage", "OldImage"]) {
-        if (images[field] !== undefined) images[field] = map(images[field]);
-      }
-    }
-  }
-  return body;
-}
-
-/** JSON of a request, binaries as base64 text. */
-function requestJson(input: unknown): string {
-  return JSON.stringify(input, (_key, v) => v instanceof Uint8Array ? bytesToBase64(v) : v);
-}
-
-/**
- * The endpoint of `target`'s service: the configured one, else the region's DynamoDB or
- * DynamoDB Streams endpoint ("Amazon DynamoDB endpoints and quotas").
- */
-export function serviceUrl(config: { region: string; endpoint?: string }, target: string): URL {
-  if (config.endpoint) return new URL(config.endpoint);
-  const host = target.startsWith("DynamoDBStreams_") ? "streams.dynamodb" : "dynamodb";
-  const domain = config.region.startsWith("cn-") ? "amazonaws.com.cn" : "amazonaws.com";
-  return new URL(`https://${host}.${config.region}.${domain}/`);
-}
-
-/** One answer's outcome, before retries are decided. */
-type Attempt =
-  | { ok: true; body: Record<string, unknown>; metadata: ResponseMetadata }
-  | { ok: false; error: DynamoError | Error; retry: RetryKind };
-
-/** The operation of a target (`Scan`), and the table a request names, for messages. */
-function what(target: string, input: unknown): string {
-  const operation = target.slice(target.indexOf(".") + 1);
-  const { TableName, StreamArn } = (input ?? {}) as { TableName?: unknown; StreamArn?: unknown };
-  const table = typeof TableName === "string"
-    ? TableName
-    : typeof StreamArn === "string"
-    ? /:table\/([^/]+)\/stream\//.exec(StreamArn)?.[1]
-    : undefined;
-  return table ? `${operation} on ${table}` : operation;
-}
 
 /** A DynamoDB (and DynamoDB Streams) client of one region: see the module's comment. */
 export class DynamoClient {
@@ -264,29 +216,7 @@ export class DynamoClient {
       requestId: response.headers.get("x-amzn-requestid") ?? undefined,
       ...(clock ? { clock } : {}),
     };
-    const sent = response.headers.get("x-amz-crc32");
-    if (sent !== null && Number(sent) !== crc32(bytes)) {
-      const message = `${about}: the answer does not match its x-amz-crc32 (damaged on the way)`;
-      const error = new DynamoError("CRC32CheckFailed", message, metadata, "transient");
-      return { ok: false, error, retry: "transient" };
-    }
-    const text = new TextDecoder().decode(bytes);
-    let parsed: Record<string, unknown> | undefined;
-    try {
-      parsed = text === "" ? {} : JSON.parse(text);
-    } catch {
-      parsed = undefined;
-    }
-    if (response.ok && parsed) return { ok: true, body: parsed, metadata };
-    const type = String(parsed?.__type ?? response.headers.get("x-amzn-errortype") ?? "");
-    const name = type.slice(type.lastIndexOf("#") + 1).split(":")[0] ||
-      (response.ok ? "SerializationException" : `HTTP${response.status}`);
-    const said = parsed
-      ? String(parsed.message ?? parsed.Message ?? `HTTP ${response.status}`)
-      : `HTTP ${response.status} with a body that is not JSON`;
-    const retry = retryKind(name, response.status, clockCorrected);
-    const error = new DynamoError(name, `${about}: ${this.#safe(said)}`, metadata, retry);
-    return { ok: false, error, retry };
+    return answerOf(response, bytes, about, metadata, clockCorrected, (m) => this.#safe(m));
   }
 
   /** A message without this client's session token or secret. */

@@ -17,7 +17,6 @@ import {
   type DynamoClientConfig,
   type DynamoError,
   isRetryable,
-  serviceUrl,
 } from "./dynamo_http.ts";
 import { safeMessage } from "./dynamo_errors.ts";
 
@@ -307,23 +306,6 @@ Deno.test("an aborted request is not retried", async () => {
   }
 });
 
-Deno.test("each command goes to its own service's endpoint, unless one is configured", () => {
-  const aws = { region: "us-west-2" };
-  assert.equal(
-    serviceUrl(aws, "DynamoDB_20120810.Scan").href,
-    "https://dynamodb.us-west-2.amazonaws.com/",
-  );
-  assert.equal(
-    serviceUrl(aws, "DynamoDBStreams_20120810.GetRecords").href,
-    "https://streams.dynamodb.us-west-2.amazonaws.com/",
-  );
-  assert.equal(
-    serviceUrl({ ...aws, endpoint: "http://127.0.0.1:8000" }, "DynamoDBStreams_20120810.GetRecords")
-      .href,
-    "http://127.0.0.1:8000/",
-  );
-});
-
 Deno.test("a clock 10 minutes off is corrected from the service's Date, and the refused request retried", async () => {
   const serverAhead = 10 * 60_000;
   const seenDates: string[] = [];
@@ -427,13 +409,6 @@ Deno.test("a signature refusal's echo of the request is cut, and no secret is qu
   assert.equal(
     safeMessage("token TOKEN123 here", ["TOKEN123", undefined]),
     "token [redacted] here",
-  );
-});
-
-Deno.test("China's regions have their own domain", () => {
-  assert.equal(
-    serviceUrl({ region: "cn-north-1" }, "DynamoDB_20120810.Scan").href,
-    "https://dynamodb.cn-north-1.amazonaws.com.cn/",
   );
 });
 
