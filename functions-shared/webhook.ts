@@ -22,7 +22,7 @@
  *
  * Replays: each accepted `webhook-id` is recorded in `sync.webhook_deliveries` in the
  * same transaction that applies its batch (the database is the authority, shared by
- * every isolate), and in a small per-isolate map ({@link RecentWebhookIds}) that refuses
+ * every isolate), and in a small per-isolate map (`RecentWebhookIds`, webhook_replays.ts) that refuses
  * a replay without a round trip. A request the database refuses (503) rolls back, so the
  * sender's retry with the same id still applies.
  *
@@ -49,8 +49,9 @@ import {
   mayHaveCommitted,
 } from "./db_errors.ts";
 import { applyWebhookBatch } from "./webhook_apply.ts";
+import { RecentWebhookIds, replayRefused } from "./webhook_replays.ts";
 import { parseWebhookBody, parseWebhookJson } from "./webhook_envelope.ts";
-import { checkWebhookHeaders, TIMESTAMP_TOLERANCE_SECONDS } from "./webhook_headers.ts";
+import { checkWebhookHeaders } from "./webhook_headers.ts";
 import { describeError, errorIdentifiers, withoutQuotes } from "./error_text.ts";
 import type { WebhookVerifier } from "./webhook_signing.ts";
 
@@ -75,46 +76,6 @@ export interface WebhookDeps {
    * window (log_window.ts), since a database down refuses every shard's batch at once.
    */
   log?: (line: string) => void;
-}
-
-/**
- * The `webhook-id`s accepted by this isolate, each until its timestamp leaves the
- * tolerance window (after that the timestamp check refuses a replay anyway). A cheap
- * first refusal only: `sync.webhook_deliveries` is the authority.
- */
-export class RecentWebhookIds {
-  #expiries = new Map<string, number>();
-  #nextPruneAt = 0;
-
-  /** Whether `id` was accepted and has not expired at `nowMs`. */
-  has(id: string, nowMs: number): boolean {
-    const expiry = this.#expiries.get(id);
-    return expiry !== undefined && expiry > nowMs;
-  }
-
-  /** Remembers `id` (sent with unix-seconds `timestamp`); drops expired ids now and then. */
-  remember(id: string, timestamp: number, nowMs: number): void {
-    this.#expiries.set(id, (timestamp + TIMESTAMP_TOLERANCE_SECONDS) * 1000);
-    if (nowMs < this.#nextPruneAt) return;
-    this.#nextPruneAt = nowMs + 10_000;
-    for (const [known, expiry] of this.#expiries) {
-      if (expiry <= nowMs) this.#expiries.delete(known);
-    }
-  }
-
-  /** How many ids are held (expired ones included until the next prune). */
-  get size(): number {
-    return this.#expiries.size;
-  }
-}
-
-/** The 409 for a replayed `webhook-id`. */
-function replayRefused(webhookId: string): Response {
-  return errorResponse(
-    409,
-    `webhook-id ${webhookId} was already accepted within the last ` +
-      `${TIMESTAMP_TOLERANCE_SECONDS} s; this replay was refused and nothing was applied`,
-  );
 }
 
 /**

@@ -8,7 +8,8 @@
  */
 
 import type postgres from "postgres";
-import { RecentWebhookIds, type WebhookDeps } from "./webhook.ts";
+import type { WebhookDeps } from "./webhook.ts";
+import { RecentWebhookIds } from "./webhook_replays.ts";
 import { createWebhookVerifier, signWebhook } from "./webhook_signing.ts";
 
 /** A good secret (32 bytes). */

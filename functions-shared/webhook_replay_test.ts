@@ -5,7 +5,8 @@
  */
 
 import assert from "node:assert/strict";
-import { handleWebhook, RecentWebhookIds } from "./webhook.ts";
+import { handleWebhook } from "./webhook.ts";
+import { RecentWebhookIds } from "./webhook_replays.ts";
 import { signWebhook } from "./webhook_signing.ts";
 import { answer, deps, fakeDb, oneRecord, post, secretA, signed } from "./webhook_fakes.ts";
 

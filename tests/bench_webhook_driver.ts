@@ -8,7 +8,8 @@
  * @module
  */
 
-import { handleWebhook, RecentWebhookIds } from "../functions-shared/webhook.ts";
+import { handleWebhook } from "../functions-shared/webhook.ts";
+import { RecentWebhookIds } from "../functions-shared/webhook_replays.ts";
 import { createWebhookVerifier, signWebhook } from "../functions-shared/webhook_signing.ts";
 import { connectDb } from "../functions-shared/sync_db.ts";
 import { stack } from "./stack_clients.ts";

@@ -12,7 +12,8 @@
  */
 
 import { openFunction, servedOrRefused } from "../../../functions-shared/cold_start.ts";
-import { handleWebhook, RecentWebhookIds } from "../../../functions-shared/webhook.ts";
+import { handleWebhook } from "../../../functions-shared/webhook.ts";
+import { RecentWebhookIds } from "../../../functions-shared/webhook_replays.ts";
 import { LogWindow } from "../../../functions-shared/log_window.ts";
 import { createWebhookVerifier } from "../../../functions-shared/webhook_signing.ts";
 import { handleReplayRequest } from "../../../functions-shared/dead_letters.ts";
