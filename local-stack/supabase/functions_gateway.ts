@@ -37,73 +37,22 @@
  * @module
  */
 
-import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { parse as parseToml } from "smol-toml";
-import { FUNCTIONS_PORT, HOST, ROOT, STACK_ENV_FILE } from "../config.ts";
+import { appendFileSync, existsSync, mkdirSync, readFileSync } from "node:fs";
+import { dirname } from "node:path";
+import { FUNCTIONS_PORT, HOST, STACK_ENV_FILE } from "../config.ts";
 import { sleep } from "../processes.ts";
 import { parseEnvFile, readStackEnv, type StackEnv, verifyJwt } from "../stack_env.ts";
 import { type EdgeLimits, readEdgeLimits, WORKER_LIMIT_BODY } from "./edge_limits.ts";
 import { type Isolate, type IsolateLine, IsolatePool } from "./edge_isolates.ts";
+import { discoverFunctions, type EdgeFunction } from "./function_folders.ts";
+import { releasingBody, small } from "./gateway_bodies.ts";
 import { admitCall, CallBudget } from "./function_calls.ts";
 import { logLine, spawnIsolate, supervise } from "./isolate_process.ts";
 import { ISOLATES_LOG } from "./isolate_log.ts";
 import { projectSecrets, secretProblems } from "./project_secrets.ts";
 import { SupervisionClock } from "./supervision_clock.ts";
 
-const FUNCTIONS_DIR = join(ROOT, "supabase", "functions");
-const TEST_FUNCTIONS_DIR = join(ROOT, "local-stack", "test-functions");
 const IDLE_TIMEOUT_MS = 150_000;
-/**
- * Bodies up to this size with a declared length are passed on whole, in one write each
- * way; larger or unsized ones stream (a function may refuse a body before reading it).
- * Streaming a small body cost a chunked upload and a stream per response: for 1,000
- * requests of 7 KB, the gateway's CPU went from 1.27 to 0.81-0.85 ms a request (README,
- * "Where the time goes": the webhook).
- */
-const WHOLE_BODY_MAX_BYTES = 1024 * 1024;
-
-interface EdgeFunction {
-  name: string;
-  dir: string;
-  verifyJwt: boolean;
-  pool?: IsolatePool;
-}
-
-/** Folders of `parent` with an index.ts (those starting with `_` are shared code). */
-function functionFolders(parent: string): string[] {
-  return readdirSync(parent)
-    .filter((name) => !name.startsWith("_") && existsSync(join(parent, name, "index.ts")))
-    .sort();
-}
-
-/**
- * The functions to serve: every folder of supabase/functions with an index.ts, and the
- * test functions when `withTestFunctions`.
- */
-export function discoverFunctions(withTestFunctions = false): EdgeFunction[] {
-  const config = parseToml(readFileSync(join(ROOT, "supabase", "config.toml"), "utf8")) as {
-    functions?: Record<string, { verify_jwt?: boolean; enabled?: boolean }>;
-  };
-  const functions = functionFolders(FUNCTIONS_DIR)
-    .filter((name) => config.functions?.[name]?.enabled !== false)
-    .map((name) => ({
-      name,
-      dir: join(FUNCTIONS_DIR, name),
-      // Supabase's default is to verify.
-      verifyJwt: config.functions?.[name]?.verify_jwt ?? true,
-    }));
-  if (!withTestFunctions) return functions;
-  return [
-    ...functions,
-    ...functionFolders(TEST_FUNCTIONS_DIR).map((name) => ({
-      name,
-      dir: join(TEST_FUNCTIONS_DIR, name),
-      verifyJwt: false,
-    })),
-  ];
-}
-
 /** The stack's addresses and keys, read when the gateway starts. */
 let stackEnv: StackEnv;
 /** The limits, read when the gateway starts. */
@@ -146,44 +95,6 @@ function json(status: number, body: unknown, headers: Record<string, string> = {
     status,
     headers: { "content-type": "application/json", ...headers },
   });
-}
-
-/** `body`, calling `done` once when it ends, fails or is cancelled. */
-function releasingBody(body: ReadableStream<Uint8Array>, done: () => void) {
-  const reader = body.getReader();
-  let released = false;
-  const once = () => {
-    if (!released) {
-      released = true;
-      done();
-    }
-  };
-  return new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      try {
-        const chunk = await reader.read();
-        if (chunk.done) {
-          once();
-          controller.close();
-        } else {
-          controller.enqueue(chunk.value);
-        }
-      } catch (error) {
-        once();
-        controller.error(error);
-      }
-    },
-    cancel(reason) {
-      once();
-      return reader.cancel(reason);
-    },
-  });
-}
-
-/** A small declared length: read whole. */
-function small(headers: Headers): boolean {
-  const length = Number(headers.get("content-length") ?? NaN);
-  return Number.isInteger(length) && length <= WHOLE_BODY_MAX_BYTES;
 }
 
 /** The answer to a request whose isolate failed under it. */
