@@ -46,7 +46,8 @@ import {
 } from "../local-stack/supabase/isolate_log.ts";
 import { droppedLines } from "../local-stack/supabase/log_limits.ts";
 import { ADMIN_EDIT_TABLE, type AdminEdit, adminEdit } from "./admin_edit.ts";
-import { drained, LIVE_TABLES, liveBurst, redeliver } from "./live_changes.ts";
+import { LIVE_TABLES, liveBurst } from "./live_changes.ts";
+import { drained, redeliver } from "./live_streams.ts";
 import {
   openProblems,
   printReport,
