@@ -19,13 +19,10 @@ import type postgres from "postgres";
 import { awsClientConfig, type EnvReader, perRegion } from "../functions-shared/dynamo_client.ts";
 import { credentialsRefused, transientLoadFailure } from "../functions-shared/export_failures.ts";
 import { safeMessage } from "../functions-shared/dynamo_errors.ts";
-import {
-  EXPORT_WINDOW_MS,
-  parseExportFiles,
-  parseExportSummary,
-} from "../functions-shared/export_manifest.ts";
+import { EXPORT_WINDOW_MS, parseExportFiles } from "../functions-shared/export_manifest.ts";
 import { ExportStillRunning, requestExport, waitForExport } from "./export_request.ts";
 import { manifestText } from "./export_s3.ts";
+import { checkedSummary } from "./export_manifest_check.ts";
 import { streamCoversExport, waitForStreamToCover } from "./export_stream_cover.ts";
 import { arnRegionProblem, type TableSpec } from "../functions-shared/table_registry.ts";
 
@@ -162,42 +159,6 @@ async function startOne(
   }
 }
 
-/**
- * What in an export's manifest summary disagrees with what DynamoDB says of the export
- * (DescribeExport), which the bucket's files cannot change: the summary in the export's own
- * folder (`.../AWSDynamoDB/<export id>/`), its files manifest beside it (a summary pointing
- * at another export's would load that export's files under this one's time), a full export
- * in DynamoDB JSON, and as many items as DynamoDB exported (a summary and files manifest cut
- * short together would be read as a smaller table, and the end's sweep delete the rest).
- */
-export function describedExportProblem(
-  arn: string,
-  description: ExportDescription,
-  summary: { manifestFilesKey: string; itemCount: number },
-): string | undefined {
-  const id = arn.slice(arn.lastIndexOf("/") + 1);
-  const summaryKey = description.ExportManifest ?? "";
-  const folder = summaryKey.slice(0, summaryKey.lastIndexOf("/") + 1);
-  if (!folder.endsWith(`AWSDynamoDB/${id}/`)) {
-    return `DynamoDB's manifest ${summaryKey} is not in the export's folder AWSDynamoDB/${id}/`;
-  }
-  if (summary.manifestFilesKey !== `${folder}manifest-files.json`) {
-    return `its files manifest ${summary.manifestFilesKey} is not ${folder}manifest-files.json`;
-  }
-  if (description.ExportType !== undefined && description.ExportType !== "FULL_EXPORT") {
-    return `the export is a ${description.ExportType}, not a FULL_EXPORT`;
-  }
-  if (description.ExportFormat !== undefined && description.ExportFormat !== "DYNAMODB_JSON") {
-    return `the export is in ${description.ExportFormat}, not DYNAMODB_JSON`;
-  }
-  if (description.ItemCount === undefined || description.ItemCount !== summary.itemCount) {
-    return `it counts ${summary.itemCount} items, DynamoDB ${
-      description.ItemCount ?? "none"
-    } (ItemCount)`;
-  }
-  return undefined;
-}
-
 /** Checks export `arn`'s manifests and starts its job (or takes `unfinished` up). */
 async function jobOf(
   deps: ExportBackfillDeps,
@@ -207,40 +168,7 @@ async function jobOf(
   unfinished: postgres.Row | undefined,
 ): Promise<ExportJob> {
   const dynamo = deps.dynamo(spec.region);
-  const bucket = description.S3Bucket!;
-  const summaryKey = description.ExportManifest!;
-  const summary = parseExportSummary(
-    await manifestText(deps.s3, bucket, summaryKey, deps.log),
-    `s3://${bucket}/${summaryKey}`,
-  );
-  if (summary.tableName !== spec.sourceTable) {
-    throw new Error(
-      `export backfill of ${spec.sourceTable}: export ${arn} is of ${summary.tableName}`,
-    );
-  }
-  // The summary is the one of the export asked for, at the time DynamoDB gives it: one
-  // copied from another export would load that export's rows stamped with this one's time.
-  // (The times within a second: one is ISO text in S3, the other epoch seconds from the
-  // API; the ARN is what tells two exports apart.)
-  const describedAt = description.ExportTime?.getTime();
-  if (
-    summary.exportArn !== arn ||
-    (describedAt !== undefined && Math.abs(describedAt - summary.exportTime.getTime()) >= 1000)
-  ) {
-    throw new Error(
-      `export backfill of ${spec.sourceTable}: s3://${bucket}/${summaryKey} is of export ` +
-        `${summary.exportArn} as of ${summary.exportTime.toISOString()}, but DynamoDB gives ` +
-        `export ${arn} as of ${description.ExportTime?.toISOString() ?? "(no time)"}: the ` +
-        "manifest is not this export's",
-    );
-  }
-  const described = describedExportProblem(arn, description, summary);
-  if (described) {
-    throw new Error(
-      `export backfill of ${spec.sourceTable}: s3://${bucket}/${summaryKey}: ${described}: ` +
-        "the manifests are not this export's as DynamoDB gives it",
-    );
-  }
+  const { bucket, summary } = await checkedSummary(deps, spec, arn, description);
   // A job taken up keeps the read time it started with (its started_at), which its rows
   // already loaded carry; a new one's is the manifest's.
   const readAt = unfinished ? new Date(unfinished.started_at) : summary.readAt;

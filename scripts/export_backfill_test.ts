@@ -4,7 +4,8 @@ import type { S3Client } from "@aws-sdk/client-s3";
 import { bySourceTable } from "../functions-shared/table_registry.ts";
 import { fakeSql, type Statement } from "../functions-shared/testing_fakes.ts";
 import { exportFiles } from "../local-stack/aws/export_layout.ts";
-import { describedExportProblem, startExportBackfill } from "./export_backfill.ts";
+import { startExportBackfill } from "./export_backfill.ts";
+import { describedExportProblem } from "./export_manifest_check.ts";
 import { exportFileOpener } from "./export_s3.ts";
 
 const spec = bySourceTable("firespring-backdoor-segments-dev")!;
