@@ -31,82 +31,31 @@
  * @module
  */
 
-import type { Item } from "./capacity.ts";
 import { type ErrorDecision, internalServerError } from "./errors.ts";
 import { awsError, awsJsonAnswer } from "./json_answer.ts";
-import { type ExportFiles, exportFiles } from "./export_layout.ts";
-import { exportItems, type ExportVersions } from "./export_moments.ts";
-import type { Random } from "./history.ts";
+import { type ExportState, type ExportWriting, writeExport } from "./export_completion.ts";
 import { scopeOf, signerOf } from "./scope.ts";
 import { askedOf, exportRequestProblem, exportTimeProblem, sameToken } from "./export_requests.ts";
 
 type Body = Record<string, unknown>;
 
-/** Where exports are written: the S3 stand-in. */
-export interface ExportStorage {
-  bucketExists(bucket: string): Promise<boolean>;
-  put(bucket: string, key: string, bytes: Uint8Array): Promise<void>;
-  /**
-   * IAM's refusal of `s3:PutObject` of `key` in `bucket` to the access key `keyId` (the
-   * export's requester's), or null when its policy allows it (s3_iam.ts). None: allowed.
-   */
-  putDenied?(keyId: string, bucket: string, key: string): string | null;
-}
-
-/** What the exports need. */
-export interface ExportOptions {
-  /** Calls DynamoDB Local (no faults) with the request's headers; answers its JSON or throws. */
-  upstream: (headers: Headers, operation: string, body: Body) => Promise<Body>;
-  storage: ExportStorage;
+/** What the exports need: what completing one needs (export_completion.ts), and more. */
+export interface ExportOptions extends ExportWriting {
   now?: () => number;
-  /** Items per data file (AWS writes at least one file per partition). */
-  itemsPerFile?: number;
   /** How long an export stays IN_PROGRESS at least: its items are read at its end (2 s). */
   minExportMs?: number;
-  /**
-   * The recent writes of every table, by `scope/table` (the proxy's): each item written
-   * within the export window is as at its own moment (export_moments.ts). None: the export
-   * is the table as a consistent Scan reads it when the export completes.
-   */
-  versions?: ExportVersions;
-  /** Draws the items' moments: Math.random, or a seeded one in tests. */
-  random?: Random;
   /**
    * Runs `run` after `ms` (setTimeout by default): an export completes `minExportMs` after
    * its request, or when DescribeExport or ListExports first finds it due on the clock
    * `now`, if sooner (tests with a clock of their own pass a timer that never fires).
    */
   timer?: (ms: number, run: () => void) => void;
-  log?: (line: string) => void;
   /**
    * Whether an operation served here fails with InternalServerError, before or after it
    * takes effect (the proxy's `error_rate`, errors.ts): a retried export request must rely
    * on its ClientToken, as on AWS. None when absent.
    */
   decideError?: (target: string) => ErrorDecision;
-}
-
-interface ExportState {
-  description: Body;
-  /** The request's parameters but its ClientToken (export_requests.ts, `askedOf`). */
-  asked: Record<string, string>;
-  /** When DescribeExport may first answer COMPLETED or FAILED. */
-  readyAt: number;
-  /**
-   * What its items are read from when it completes, and who asked for it (the access key
-   * it writes to S3 as); `exportTime` in ms.
-   */
-  source: {
-    headers: Headers;
-    scope: string;
-    tableName: string;
-    keyNames: string[];
-    keyId: string;
-  };
-  exportTime: number;
-  /** Its items read and files written, once begun ({@link TableExports}' `#complete`). */
-  completing?: Promise<void>;
-  outcome?: Body;
 }
 
 const OPERATIONS = new Set([
@@ -279,7 +228,7 @@ export class TableExports {
 
   /** Completes an export, once: reads its items and writes its files, or fails it. */
   #complete(state: ExportState): Promise<void> {
-    state.completing ??= this.#write(state).catch((error) => {
+    state.completing ??= writeExport(state, this.options, this.#now).catch((error) => {
       state.outcome = {
         ExportStatus: "FAILED",
         FailureCode: "InternalServerError",
@@ -287,84 +236,5 @@ export class TableExports {
       };
     });
     return state.completing;
-  }
-
-  /** The export's items, read now: each written within the window as at its own moment. */
-  async #items(state: ExportState): Promise<Item[]> {
-    const { headers, scope, tableName, keyNames } = state.source;
-    const readAt = this.#now();
-    const scanned: Item[] = [];
-    let start: Body | undefined;
-    do {
-      const page = await this.options.upstream(headers, "Scan", {
-        TableName: tableName,
-        ConsistentRead: true,
-        ...(start ? { ExclusiveStartKey: start } : {}),
-      });
-      scanned.push(...(page.Items as Item[]));
-      start = page.LastEvaluatedKey as Body | undefined;
-    } while (start);
-    return exportItems({
-      scanned,
-      table: `${scope}/${tableName}`,
-      keyNames,
-      exportTime: state.exportTime,
-      readAt,
-      versions: this.options.versions,
-      random: this.options.random ?? Math.random,
-    });
-  }
-
-  /** Writes the export's files, or fails it as AWS would for a bucket it cannot write. */
-  async #write(state: ExportState) {
-    const d = state.description;
-    const bucket = String(d.S3Bucket);
-    if (!await this.options.storage.bucketExists(bucket)) {
-      state.outcome = {
-        ExportStatus: "FAILED",
-        FailureCode: "S3NoSuchBucket",
-        FailureMessage: `The specified bucket does not exist: ${bucket}`,
-      };
-      return;
-    }
-    // DynamoDB writes the files with the requester's own rights: one without s3:PutObject
-    // on the bucket has the export accepted, then FAILED with S3's AccessDenied (as a
-    // cross-account export without the bucket's grant is reported: "Access Denied
-    // (Service: Amazon S3; Status Code: 403; Error Code: AccessDenied; ...)",
-    // https://github.com/aws-solutions-library-samples/guidance-for-incremental-data-exports-from-amazon-dynamodb-to-amazon-s3/issues/6).
-    // The failure code is not documented; the stand-in says S3AccessDenied.
-    const prefix = d.S3Prefix ? `${d.S3Prefix}/` : "";
-    const exportId = String(d.ExportArn).split("/").at(-1);
-    const denied = this.options.storage.putDenied?.(
-      state.source.keyId,
-      bucket,
-      `${prefix}AWSDynamoDB/${exportId}/manifest-summary.json`,
-    );
-    if (denied) {
-      this.options.log?.(`export ${d.ExportArn}: ${denied}`);
-      state.outcome = {
-        ExportStatus: "FAILED",
-        FailureCode: "S3AccessDenied",
-        FailureMessage: "Access Denied (Service: Amazon S3; Status Code: 403; Error Code: " +
-          `AccessDenied; Request ID: ${crypto.randomUUID()})`,
-      };
-      return;
-    }
-    const items = await this.#items(state);
-    const files: ExportFiles = await exportFiles({
-      description: d,
-      endTime: this.#now(),
-      items,
-      itemsPerFile: this.options.itemsPerFile ?? 1000,
-    });
-    for (const file of files.objects) await this.options.storage.put(bucket, file.key, file.bytes);
-    this.options.log?.(`export ${d.ExportArn}: ${items.length} items in ${files.dataFiles} files`);
-    state.outcome = {
-      ExportStatus: "COMPLETED",
-      EndTime: this.#now() / 1000,
-      ExportManifest: files.summaryKey,
-      ItemCount: items.length,
-      BilledSizeBytes: files.billedSizeBytes,
-    };
   }
 }

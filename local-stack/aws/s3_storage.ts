@@ -6,7 +6,7 @@
  */
 
 import { HeadBucketCommand, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
-import type { ExportStorage } from "./exports.ts";
+import type { ExportStorage } from "./export_completion.ts";
 
 /** An {@link ExportStorage} over `client`. */
 export function s3Storage(client: S3Client): ExportStorage {
