@@ -22,14 +22,13 @@ import {
   BACKGROUND,
   BACKGROUND_NICENESS,
   denoTest,
-  denoTestCounts,
   fail,
   runCaptured,
   skip,
   step,
-  terraformTestCounts,
   testFiles,
 } from "./step_runner.ts";
+import { denoTestCounts, terraformTestCounts } from "./test_counts.ts";
 
 /** The unit test that builds the Lambda's zip, which the terraform steps read. */
 const LAMBDA_ZIP_UNIT_TEST = join(ROOT, "lambda", "lambda_node_test.ts");

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { definitionOf, type RunDeps, runTests, type TestDefinition } from "./e2e_runner.ts";
-import { denoTestCounts } from "./step_runner.ts";
+import { denoTestCounts } from "./test_counts.ts";
 
 /** Runs `tests` with a clock that moves 1 ms a reading; `uncaught` is handed out once. */
 async function run(tests: TestDefinition[], uncaught: unknown[] = []) {

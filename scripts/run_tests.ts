@@ -60,12 +60,12 @@ import {
   e2eTest,
   exitWithSummary,
   fail,
-  pgProveCounts,
-  pool,
   step,
   type StepOptions,
   testFiles,
 } from "./step_runner.ts";
+import { pgProveCounts } from "./test_counts.ts";
+import { pool } from "./task_pool.ts";
 
 const SUPABASE = join(ROOT, "node_modules", ".bin", "supabase");
 /** How many end-to-end files that may share the stack run at once. */

@@ -11,6 +11,7 @@
  * @module
  */
 
+import { denoTestCounts, e2eCounts } from "./test_counts.ts";
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { DENO_BIN, LOCAL_DIR, ROOT } from "../local-stack/config.ts";
@@ -233,31 +234,6 @@ export function fail(name: string, reason: string) {
   console.log(`FAILED ${name}: ${reason}`);
 }
 
-/** `ok | 12 passed (3 steps) | 0 failed` from `deno test`. */
-export function denoTestCounts(output: string) {
-  const line = output.match(/(?:ok|FAILED) \| (\d+) passed[^|]*\| (\d+) failed/);
-  return line ? { passed: Number(line[1]), failed: Number(line[2]) } : undefined;
-}
-
-/**
- * {@link denoTestCounts}, and one failure when the summary line is missing: a file that
- * ended its process early (a `Deno.exit`, a crash) did not run all of its tests, whatever
- * its exit code says.
- */
-export function e2eCounts(output: string) {
-  return denoTestCounts(output) ?? { passed: 0, failed: 1 };
-}
-
-/** `Files=3, Tests=57, ...` and the failed-test lines from pg_prove. */
-export function pgProveCounts(output: string) {
-  const total = output.match(/Files=\d+, Tests=(\d+)/);
-  if (!total) return undefined;
-  const failed = [...output.matchAll(/Failed (\d+)\/\d+ subtests/g)]
-    .reduce((sum, m) => sum + Number(m[1]), 0);
-  const badFiles = output.includes("Result: FAIL") && failed === 0 ? 1 : 0;
-  return { passed: Number(total[1]) - failed, failed: failed + badFiles };
-}
-
 /** The files under `dir` (recursively) whose names end with `suffix`, sorted. */
 export function testFiles(dir: string, suffix: string): string[] {
   const found: string[] = [];
@@ -276,12 +252,6 @@ export function testFiles(dir: string, suffix: string): string[] {
 export function skip(name: string, reason: string) {
   console.log(`skipped ${name}: ${reason}`);
   record(`${name} (skipped)`, true, 0, 0);
-}
-
-/** `Success! 5 passed, 0 failed.` / `Failure! 3 passed, 1 failed, 1 skipped.` from terraform test. */
-export function terraformTestCounts(output: string) {
-  const line = output.match(/(\d+) passed, (\d+) failed/);
-  return line ? { passed: Number(line[1]), failed: Number(line[2]) } : undefined;
 }
 
 /** `deno test` of `files`, unchecked (the types step checked them), as one step. */
@@ -307,43 +277,6 @@ export function e2eTest(name: string, file: string, options?: StepOptions): Prom
     e2eCounts,
     options,
   );
-}
-
-/**
- * Runs `tasks` at most `limit` (at least 1) at a time, in the order given, and resolves
- * when all are done, or rejects with the first task's failure once the tasks started are
- * done (none starts after it). Each of `joining`, once settled, adds a place to the pool
- * for the tasks not yet started (the places a file held while it waited come back); the
- * pool does not wait for them to settle. Used for the end-to-end files that may share
- * the stack.
- */
-export function pool(
-  limit: number,
-  tasks: (() => Promise<unknown>)[],
-  joining: Promise<unknown>[] = [],
-): Promise<void> {
-  let next = 0;
-  let active = 0;
-  let failure: { error: unknown } | undefined;
-  const all = Promise.withResolvers<void>();
-  const worker = async () => {
-    active++;
-    try {
-      while (next < tasks.length && !failure) await tasks[next++]();
-    } catch (error) {
-      failure ??= { error };
-    } finally {
-      active--;
-      if ((next >= tasks.length || failure) && active === 0) {
-        if (failure) all.reject(failure.error);
-        else all.resolve();
-      }
-    }
-  };
-  if (tasks.length === 0) all.resolve();
-  for (let i = 0; i < Math.min(Math.max(1, limit), tasks.length); i++) worker();
-  for (const settled of joining) settled.finally(worker).catch(() => {});
-  return all.promise;
 }
 
 /**
