@@ -28,7 +28,7 @@ import {
 import { EXPORTER_BUCKET_ACTIONS, EXPORTER_OBJECT_ACTIONS } from "../../local-stack/aws/s3_iam.ts";
 import { ZIP } from "../../lambda/build.ts";
 import { LAMBDA_MEMORY_MB, LAMBDA_NODE_MAJOR, NODE_VERSION } from "../../lambda/lambda_node.ts";
-import { DEPLOYED_MAPPING } from "../../local-stack/aws/event_source_mapping.ts";
+import { DEPLOYED_MAPPING } from "../../local-stack/aws/mapping_settings.ts";
 import { type Hcl, HERE, module, only, root, ROOT_CONFIG } from "./parsed_hcl.ts";
 
 const locals: Hcl = Object.assign({}, ...root.locals);

@@ -2,7 +2,7 @@
  * An emulation of AWS Lambda's event source mapping for DynamoDB Streams, which cannot
  * run here, following its documented behaviour: records of one shard are handed to the
  * function in order, in batches of at most `batchSize` records and at most
- * under {@link EVENT_LIMIT_BYTES} of event (Lambda's synchronous payload limit); with
+ * under `EVENT_LIMIT_BYTES` (mapping_batches.ts) of event (Lambda's synchronous payload limit); with
  * ReportBatchItemFailures the function's `batchItemFailures` make it retry from the first
  * failed record; an invocation that throws or times out is retried, split in two first
  * when BisectBatchOnFunctionError is on; once `maxRetryAttempts` is spent the batch's
@@ -22,6 +22,7 @@
 import { RunGate, whenAdmitted } from "../../functions-shared/run_gate.ts";
 import type { BatchResponse, StreamRecord } from "../../lambda/stream_forwarder.ts";
 import type { LambdaFunction } from "./lambda_environments.ts";
+import { batchesOf } from "./mapping_batches.ts";
 
 /** The on-failure destination's message (the shape Lambda sends to SQS or SNS). */
 export interface StreamFailureMessage {
@@ -45,97 +46,8 @@ export interface StreamFailureMessage {
   };
 }
 
-/**
- * The settings the deployed mappings have (infrastructure/terraform/modules/stream-sync,
- * a test keeps the two equal), so the local stack behaves as production does.
- */
-export const DEPLOYED_MAPPING = {
-  batchSize: 10,
-  /**
-   * -1: a failing batch is "retried until the record expires"
-   * (https://docs.aws.amazon.com/lambda/latest/dg/services-ddb-params.html), that is until
-   * it passes `maxRecordAgeS`: an hour of the webhook down loses nothing.
-   */
-  maxRetryAttempts: -1,
-  maxRecordAgeS: 3600,
-  bisectBatchOnFunctionError: true,
-  functionTimeoutMs: 60_000,
-  /**
-   * The function's `reserved_concurrent_executions`, invocations at once per region: none
-   * (undefined), as deployed. Each shard then holds one batch in flight, as on AWS.
-   */
-  reservedConcurrency: undefined as number | undefined,
-} as const;
-
-/**
- * Lambda's limit on a synchronous invocation's payload, 6 MB: a batch holds at most
- * `BatchSize` records "up to the payload limit for synchronous invocation (6 MB)"
- * (AWS's Lambda API reference, EventSourceMappingConfiguration's BatchSize), and a
- * request must be "smaller than 6291456 bytes for the InvokeFunction operation".
- */
-export const EVENT_LIMIT_BYTES = 6_291_456;
-
 /** How long DynamoDB Streams keeps a record: 24 hours. */
 const STREAM_RETENTION_S = 24 * 60 * 60;
-
-/**
- * A mapping setting as a whole number within AWS's range for it (`allowNone`: -1 too),
- * or a one-line error naming it; `fallback` when unset. Ranges: CreateEventSourceMapping
- * in AWS's Lambda API reference (BatchSize 1-10,000 for DynamoDB Streams,
- * MaximumRetryAttempts -1 to 10,000, MaximumRecordAgeInSeconds -1 or 60-604,800).
- */
-export function mappingSetting(
-  name: string,
-  text: string | undefined,
-  fallback: number,
-  range: { min: number; max: number; allowNone?: boolean },
-): number {
-  if (text === undefined) return fallback;
-  const n = Number(text);
-  const ok = text.trim() !== "" && Number.isInteger(n) &&
-    ((n >= range.min && n <= range.max) || (range.allowNone === true && n === -1));
-  if (!ok) {
-    throw new Error(
-      `${name} must be a whole number from ${range.min} to ${range.max}${
-        range.allowNone ? " or -1 (no limit)" : ""
-      }, as AWS allows, not ${JSON.stringify(text)}`,
-    );
-  }
-  return n;
-}
-
-const encoder = new TextEncoder();
-
-/**
- * Lambda's batches of one shard's records, in order: each as many records as fit in
- * `batchSize` and in an event (`{"Records":[...]}` as JSON) smaller than `limitBytes`; a
- * record alone is always a batch, whatever its size (a DynamoDB item is at most 400 KB).
- */
-export function batchesOf(
-  records: StreamRecord[],
-  batchSize: number,
-  limitBytes = EVENT_LIMIT_BYTES,
-): StreamRecord[][] {
-  const envelope = encoder.encode('{"Records":[]}').length;
-  const batches: StreamRecord[][] = [];
-  let batch: StreamRecord[] = [];
-  let bytes = 0; // the event's size with the records of `batch`
-  for (const record of records) {
-    const size = encoder.encode(JSON.stringify(record)).length;
-    // The event with this record too: a comma before it unless it is the first.
-    const withIt = batch.length === 0 ? envelope + size : bytes + 1 + size;
-    if (batch.length > 0 && (batch.length >= batchSize || withIt >= limitBytes)) {
-      batches.push(batch);
-      batch = [];
-      bytes = envelope + size;
-    } else {
-      bytes = withIt;
-    }
-    batch.push(record);
-  }
-  if (batch.length > 0) batches.push(batch);
-  return batches;
-}
 
 /** The mapping's settings. */
 export interface MappingConfig {

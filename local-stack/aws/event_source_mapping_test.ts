@@ -1,13 +1,8 @@
 import assert from "node:assert/strict";
 import type { BatchResponse, StreamRecord } from "../../lambda/stream_forwarder.ts";
-import {
-  batchesOf,
-  DEPLOYED_MAPPING,
-  EVENT_LIMIT_BYTES,
-  EventSourceMapping,
-  mappingSetting,
-  type StreamFailureMessage,
-} from "./event_source_mapping.ts";
+import { EventSourceMapping, type StreamFailureMessage } from "./event_source_mapping.ts";
+import { batchesOf, EVENT_LIMIT_BYTES } from "./mapping_batches.ts";
+import { DEPLOYED_MAPPING, mappingSetting } from "./mapping_settings.ts";
 import { inProcess } from "./lambda_environments.ts";
 
 /** A record of about `bytes` bytes of JSON, numbered by its sequence number. */

@@ -36,12 +36,8 @@ import { DynamoClient } from "../../functions-shared/dynamo_http.ts";
 import { compareDecimal } from "../../functions-shared/dynamo_numbers.ts";
 import { tableNameFromArn, TABLES } from "../../functions-shared/table_registry.ts";
 import { LOCAL_DIR } from "../config.ts";
-import {
-  DEPLOYED_MAPPING,
-  EventSourceMapping,
-  mappingSetting,
-  type StreamFailureMessage,
-} from "./event_source_mapping.ts";
+import { EventSourceMapping, type StreamFailureMessage } from "./event_source_mapping.ts";
+import { DEPLOYED_MAPPING, mappingSetting } from "./mapping_settings.ts";
 import { POLLER_STATE_FILE } from "./stream_positions.ts";
 import { LambdaEnvironments, type LambdaFunction } from "./lambda_environments.ts";
 import { StreamMappings } from "./stream_mappings.ts";

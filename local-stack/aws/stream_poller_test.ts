@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { DEPLOYED_MAPPING } from "./event_source_mapping.ts";
+import { DEPLOYED_MAPPING } from "./mapping_settings.ts";
 import { reservedConcurrency } from "./stream_poller.ts";
 
 Deno.test("STREAM_RESERVED_CONCURRENCY: the deployed value unset, a positive integer, or -1 for none", () => {
