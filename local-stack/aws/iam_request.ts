@@ -14,7 +14,7 @@ import { tableNameFromArn } from "../../functions-shared/table_arn.ts";
 import type { AccessRequest, Resource } from "./iam_policies.ts";
 import { tablesOf } from "./operations.ts";
 import type { Body } from "./stale_reads.ts";
-import { parseStreamArn } from "./stream_times.ts";
+import { parseStreamArn } from "./stream_arns.ts";
 
 /** Expression keywords and the names of its functions, which name no attribute. */
 const KEYWORDS = new Set(["set", "remove", "add", "delete", "and", "or", "not", "between", "in"]);

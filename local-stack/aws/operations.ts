@@ -7,7 +7,7 @@
  */
 
 import type { Body } from "./stale_reads.ts";
-import { parseStreamArn } from "./stream_times.ts";
+import { parseStreamArn } from "./stream_arns.ts";
 
 /** The operations that read items (the ones read throttling and stale reads apply to). */
 export const READ_OPERATIONS: ReadonlySet<string> = new Set([

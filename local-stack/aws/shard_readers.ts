@@ -25,7 +25,7 @@
 import { awsError, awsJsonAnswer } from "./json_answer.ts";
 import { iteratorShard, unwrapIterator } from "./shard_iterators.ts";
 import { scopeOf } from "./scope.ts";
-import { streamOfIterator } from "./stream_times.ts";
+import { streamOfIterator } from "./stream_arns.ts";
 import { type LayerOptions, ProxyLayer } from "./proxy_layer.ts";
 import { IDLE_REFRESH_MS, MAPPING_HEADER } from "./stream_watch.ts";
 

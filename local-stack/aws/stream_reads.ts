@@ -15,7 +15,8 @@
 import type { IdlePolls } from "./idle_polls.ts";
 import { awsJsonText } from "./json_answer.ts";
 import { scopeOf } from "./scope.ts";
-import { parseStreamArn, streamOfIterator, type StreamTimes } from "./stream_times.ts";
+import { parseStreamArn, streamOfIterator } from "./stream_arns.ts";
+import type { StreamTimes } from "./stream_times.ts";
 import { passUpstream } from "./upstream.ts";
 
 /** What the answers need. */

@@ -48,6 +48,7 @@
 import { createHash } from "node:crypto";
 import type { Item } from "./capacity.ts";
 import { keyText } from "./history.ts";
+import { parseStreamArn } from "./stream_arns.ts";
 
 /** A stream record as the JSON protocol carries it (GetRecords' `Records[]`). */
 export interface WireStreamRecord {
@@ -105,20 +106,6 @@ export function imageDigest(image: Item | null | undefined): string {
     return value;
   };
   return createHash("sha1").update(JSON.stringify(canonical(image))).digest("base64");
-}
-
-/** The stream ARN a shard iterator of DynamoDB Local starts with (`ARN|...`). */
-export function streamOfIterator(iterator: string): string | undefined {
-  const arn = iterator.split("|")[0];
-  return arn.includes(":table/") ? arn : undefined;
-}
-
-/** The table of a stream ARN, and when the stream was created (its label, UTC), in ms. */
-export function parseStreamArn(arn: string): { table: string; createdAt: number } | undefined {
-  const match = /:table\/([^/]+)\/stream\/(.+)$/.exec(arn);
-  if (!match) return undefined;
-  const createdAt = Date.parse(`${match[2]}Z`);
-  return { table: match[1], createdAt: Number.isNaN(createdAt) ? -Infinity : createdAt };
 }
 
 /** The writes noted for each key and the matches of their stream records. */

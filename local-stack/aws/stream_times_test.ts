@@ -1,11 +1,5 @@
 import assert from "node:assert/strict";
-import {
-  imageDigest,
-  parseStreamArn,
-  streamOfIterator,
-  StreamTimes,
-  type WireStreamRecord,
-} from "./stream_times.ts";
+import { imageDigest, StreamTimes, type WireStreamRecord } from "./stream_times.ts";
 
 const STREAM =
   "arn:aws:dynamodb:ddblocal:000000000000:table/actions/stream/2026-11-28T12:00:00.000";
@@ -165,15 +159,6 @@ Deno.test("images compare whatever the order of attributes and set members", () 
     }),
   );
   assert.equal(imageDigest(null), imageDigest(undefined));
-});
-
-Deno.test("stream ARNs and DynamoDB Local's iterators name the table", () => {
-  assert.equal(streamOfIterator(`${STREAM}|001|c2hhcmQ=`), STREAM);
-  assert.equal(streamOfIterator("opaque"), undefined);
-  assert.deepEqual(parseStreamArn(STREAM), {
-    table: "actions",
-    createdAt: Date.parse("2026-11-28T12:00:00.000Z"),
-  });
 });
 
 Deno.test("a GetRecords answer waits for the writes in flight when it came, not for later ones", async () => {

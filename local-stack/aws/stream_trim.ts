@@ -25,7 +25,7 @@
  */
 
 import { awsJsonAnswer as awsAnswer } from "./json_answer.ts";
-import { streamOfIterator } from "./stream_times.ts";
+import { streamOfIterator } from "./stream_arns.ts";
 
 /** The control path. */
 export const TRIM_PATH = "/__local/streams/trim";
