@@ -22,42 +22,40 @@ function fakeClock() {
 
 const small = [{ id: { S: "k" } }];
 
-Deno.test("a look's reads are paced to the table's read budget, a read unit per 4 KB", async () => {
+/** A look's pace at `rate` read units a second on a fake clock, and its renewals. */
+function pacedAt(rate: number | undefined) {
   const clock = fakeClock();
-  let renewed = 0;
+  const renewals = { count: 0 };
   const pace = lookPace(
-    { maxRcuPerSecond: 2, pacing: clock.pacing } as unknown as ValidatorDeps,
-    () => Promise.resolve(void renewed++),
+    { maxRcuPerSecond: rate, pacing: clock.pacing } as unknown as ValidatorDeps,
+    () => Promise.resolve(void renewals.count++),
   );
+  return { pace, slept: clock.slept, renewals };
+}
+
+Deno.test("a look's reads are paced to the table's read budget, a read unit per 4 KB", async () => {
+  const { pace, slept, renewals } = pacedAt(2);
   await pace(small);
   await pace(small);
   // 8 KB and a bit: 3 units.
   await pace([{ id: { S: "k" }, blob: { S: "x".repeat(8200) } }]);
-  assert.deepEqual(clock.slept, [500, 500, 1500]);
-  assert.equal(renewed, 0);
+  assert.deepEqual(slept, [500, 500, 1500]);
+  assert.equal(renewals.count, 0);
 });
 
 Deno.test("a long wait is slept in slices, the run's lease renewed after each full one", async () => {
-  const clock = fakeClock();
-  let renewed = 0;
-  const pace = lookPace(
-    { maxRcuPerSecond: 1, pacing: clock.pacing } as unknown as ValidatorDeps,
-    () => Promise.resolve(void renewed++),
-  );
+  const { pace, slept, renewals } = pacedAt(1);
   // About 100 KB: 25 units at 1 a second.
   await pace([{ id: { S: "k" }, blob: { S: "x".repeat(100 * 1024 - 40) } }]);
-  assert.deepEqual(clock.slept, [RENEW_EVERY_MS, 25_000 - RENEW_EVERY_MS]);
-  assert.equal(renewed, 1);
+  assert.deepEqual(slept, [RENEW_EVERY_MS, 25_000 - RENEW_EVERY_MS]);
+  assert.equal(renewals.count, 1);
 });
 
 Deno.test("without a read budget a look is not paced", async () => {
-  const clock = fakeClock();
   for (const rate of [undefined, 0]) {
-    const pace = lookPace(
-      { maxRcuPerSecond: rate, pacing: clock.pacing } as unknown as ValidatorDeps,
-      () => Promise.reject(new Error("no renewal expected")),
-    );
+    const { pace, slept, renewals } = pacedAt(rate);
     await pace(small);
+    assert.deepEqual(slept, [], `rate ${rate}`);
+    assert.equal(renewals.count, 0);
   }
-  assert.deepEqual(clock.slept, []);
 });
