@@ -23,7 +23,6 @@
 import { compareDecimal } from "./dynamo_numbers.ts";
 import type {
   AppliedLookup,
-  HeldRecord,
   ReadBudget,
   ShardFinding,
   ShardState,
