@@ -13,6 +13,7 @@ import type postgres from "postgres";
 import { commitPage } from "./backfill_page.ts";
 import type { CpuMeter } from "./cpu_meter.ts";
 import { type ExportPage, exportPages, ExportReadError } from "./export_items.ts";
+import { EndCheckpointTimedOut } from "./export_failures.ts";
 import { commitChunk, DEFAULT_CHUNK_PAGES, RefusedChunk } from "./export_stage.ts";
 import type { RunGate } from "./run_gate.ts";
 import { whileHolding } from "./lease_holds.ts";
@@ -173,24 +174,46 @@ export async function loadExportFile(
           const next = await pages.next();
           if (next.done) return rows;
           const page = next.value;
-          const committed = await commitPage(
+          // The file's last page holds its leftover lines: they are written first, and the
+          // checkpoint that ends the file (and may end the job, with its sweep) after, on
+          // its own, so that a timeout of that end is told from a page too big for the
+          // statement (which fails the file) and retried as one that may pass, as a chunk
+          // of no lines is (export_stage.ts).
+          const withLines = page.items.length > 0;
+          if (withLines) {
+            const committed = await commitPage(
+              deps.sql,
+              carefulClaim(job, file),
+              { items: page.items, readAt: deps.readAt, nextKey: null },
+              {
+                worker,
+                nextKey: JSON.stringify({ line: page.nextLine }),
+                items: page.items.length,
+                done: false,
+              },
+              { cpu: deps.cpu, log: deps.log },
+            );
+            line = page.nextLine;
+            rows += committed.rows;
+            retries = 0;
+            deps.onPage?.(page.items.length, committed.rows);
+          }
+          if (!page.done) continue;
+          await commitPage(
             deps.sql,
             carefulClaim(job, file),
-            { items: page.items, readAt: deps.readAt, nextKey: null },
-            {
-              worker,
-              nextKey: JSON.stringify({ line: page.nextLine }),
-              items: page.items.length,
-              done: page.done,
-            },
+            { items: [], readAt: deps.readAt, nextKey: null },
+            { worker, nextKey: JSON.stringify({ line: page.nextLine }), items: 0, done: true },
             { cpu: deps.cpu, log: deps.log },
-          );
+          ).catch((error) => {
+            if ((error as { code?: string }).code === "57014") {
+              throw new EndCheckpointTimedOut(error as Error);
+            }
+            throw error;
+          });
           line = page.nextLine;
-          rows += committed.rows;
-          retries = 0;
-          deps.onPage?.(page.items.length, committed.rows);
-          if (page.done) return rows;
-          continue;
+          if (!withLines) deps.onPage?.(0, 0);
+          return rows;
         }
         chunkStarted = performance.now();
         const writing = commitChunk(deps.sql, target, pages, line, chunkPages, deps);

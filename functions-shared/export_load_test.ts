@@ -427,8 +427,9 @@ Deno.test("credentials S3 refuses stop the loader at once, the job left running,
  * One claimed file's database, for `loadExportFile`: the file's checkpoint (`line`),
  * moved by a chunk's merge (sync.merge_staged, the COPY's text staged before it) or a
  * page's (sync.merge_changes) with its checkpoint. A merge whose changes hold `refuse` is
- * refused as Postgres refuses data (22P02), and with `timeOutDone` a checkpoint that ends
- * the file times out (57014); `renew` answers each renewal of the lease and
+ * refused as Postgres refuses data (22P02), and with `timeOutDone` a statement whose
+ * checkpoint ends the file (its `done` true, with rows or alone) times out (57014), as a
+ * job's end that waits on its row or its sweep does; `renew` answers each renewal of the lease and
  * `beforeChunkMerge` is awaited before each chunk's merge.
  */
 function fileDb(
@@ -443,6 +444,10 @@ function fileDb(
   const refused = () =>
     Object.assign(new Error('invalid input syntax for type numeric: "x"'), { code: "22P02" });
   const moveTo = (nextKey: unknown) => state.line = JSON.parse(String(nextKey)).line;
+  const timedOut = () =>
+    Object.assign(new Error("canceling statement due to statement timeout"), { code: "57014" });
+  // The checkpoint's `done` is the one `true` among a statement's values.
+  const endsFile = (s: { values: unknown[] }) => options.timeOutDone && s.values.includes(true);
   const db = fakeSql(async (s) => {
     const t = s.text;
     if (t.includes("sync.renew_segment")) {
@@ -455,6 +460,7 @@ function fileDb(
     if (t.includes("sync.merge_staged(")) {
       await options.beforeChunkMerge?.();
       if (options.refuse && state.staged.includes(options.refuse)) throw refused();
+      if (endsFile(s)) throw timedOut();
       moveTo(s.values[3]);
       return [{ checkpointed: true, applied: state.staged.split("\n").length - 1 }];
     }
@@ -462,16 +468,13 @@ function fileDb(
       const atOnce = t.startsWith("with");
       const changes = String(s.values[atOnce ? 6 : 1]);
       if (options.refuse && changes.includes(options.refuse)) throw refused();
+      if (atOnce && endsFile(s)) throw timedOut();
       const applied = (JSON.parse(changes) as unknown[]).length;
       if (atOnce) moveTo(s.values[3]);
       return [{ checkpointed: true, applied }];
     }
     if (t.includes("sync.checkpoint_segment(")) {
-      if (options.timeOutDone && s.values[5] === true) {
-        throw Object.assign(new Error("canceling statement due to statement timeout"), {
-          code: "57014",
-        });
-      }
+      if (endsFile(s)) throw timedOut();
       moveTo(s.values[3]);
       return [{ checkpointed: true }];
     }
@@ -588,6 +591,28 @@ Deno.test("a file's last checkpoint, alone in its chunk, that times out is throw
   assert.equal(db.state.line, 2, "both lines merged before the end");
   assert.equal(opens(), 1, "the file read once");
   assert.deepEqual(lines.filter((l) => l.includes("page by page")), []);
+});
+
+Deno.test("a file's last chunk with lines whose end times out: its lines are written page by page, and only the end is thrown as one that may pass", async () => {
+  const db = fileDb({ timeOutDone: true });
+  const { bytes, claim } = await segmentsFile(["s-1", "s-2", "s-3"]);
+  // Pages of 2: the last page holds s-3 and ends the file, in the one chunk.
+  const { deps, lines, opens } = fileDeps(db, () => new Blob([bytes]).stream(), {
+    chunkPages: 2,
+  });
+  await assert.rejects(
+    loadExportFile("7", "w1", { ...claim, page_size: 2 }, deps),
+    (error: Error & { code?: string }) =>
+      error.code === "57014" && transientLoadFailure(error) &&
+      /the checkpoint that ends the file timed out: .*statement timeout/.test(error.message),
+  );
+  assert.equal(db.state.line, 3, "every line merged, its checkpoint before the end");
+  assert.equal(
+    lines.filter((l) => l.includes("writing those lines page by page")).length,
+    1,
+    "the chunk that timed out was written page by page",
+  );
+  assert.equal(opens(), 2, "read once more, for the careful way");
 });
 
 Deno.test("a file whose bytes break after every chunk committed loads: a broken read is counted from the last progress", async () => {
