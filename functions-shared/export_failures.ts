@@ -17,15 +17,21 @@ import { isTransientFailure } from "./db_errors.ts";
 export const TRANSIENT_ATTEMPTS = 8;
 
 /**
- * A statement timeout (57014) of the checkpoint that ends a file, in a chunk of no lines
- * (export_stage.ts): nothing to write page by page instead, and no work that comes back
- * the same every time (a lock waited on, a busy moment), so it is retried as a failure
- * that may pass, a few times in a row, and never fails the file or its job.
+ * A statement timeout (57014) of a chunk of no lines (export_stage.ts): the checkpoint
+ * that ends a file (`ending`), or, rarely, a chunk that timed out before its first line
+ * was staged. Nothing to write page by page instead, and no work that comes back the same
+ * every time (a lock waited on, a busy moment), so it is retried as a failure that may
+ * pass, a few times in a row, and never fails the file or its job.
  */
 export class EndCheckpointTimedOut extends Error {
   readonly code = "57014";
-  constructor(cause: Error) {
-    super(`the checkpoint that ends the file timed out: ${cause.message}`, { cause });
+  constructor(cause: Error, ending = true) {
+    super(
+      ending
+        ? `the checkpoint that ends the file timed out: ${cause.message}`
+        : `a chunk timed out before its first line was staged: ${cause.message}`,
+      { cause },
+    );
   }
 }
 

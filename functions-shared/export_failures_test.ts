@@ -33,6 +33,20 @@ Deno.test("what may pass as it is: the database unavailable or busy, S3 throttli
   }
 });
 
+Deno.test("a chunk of no lines that timed out says whether it was the file's end or a chunk before its first line", () => {
+  const cause = pg("57014", "canceling statement due to statement timeout");
+  assert.equal(
+    new EndCheckpointTimedOut(cause).message,
+    "the checkpoint that ends the file timed out: canceling statement due to statement timeout",
+  );
+  const early = new EndCheckpointTimedOut(cause, false);
+  assert.equal(
+    early.message,
+    "a chunk timed out before its first line was staged: canceling statement due to statement timeout",
+  );
+  assert.ok(transientLoadFailure(early));
+});
+
 Deno.test("what does not: a statement timeout, S3's refusals, data that is not the export's, bytes that arrived whole and are not gzip", () => {
   for (
     const error of [

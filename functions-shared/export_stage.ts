@@ -276,7 +276,7 @@ export async function commitChunk(
     if ((isDataError(error) || timedOut) && nextLine > fromLine) {
       throw new RefusedChunk(fromLine, nextLine, error as Error);
     }
-    if (timedOut) throw new EndCheckpointTimedOut(error as Error);
+    if (timedOut) throw new EndCheckpointTimedOut(error as Error, done);
     throw error;
   }
 }
