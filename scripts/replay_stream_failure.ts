@@ -23,21 +23,18 @@
  * @module
  */
 
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, renameSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import process from "node:process";
 import { DynamoClient } from "../functions-shared/dynamo_http.ts";
 import { compareDecimal } from "../functions-shared/dynamo_numbers.ts";
 import { awsClientConfig } from "../functions-shared/dynamo_client.ts";
 import { bySourceTable, tableNameFromArn } from "../functions-shared/table_registry.ts";
-import {
-  deliver,
-  splitIntoBodies,
-  type StreamRecord,
-  webhookUrlProblem,
-} from "../lambda/stream_forwarder.ts";
+import { deliver, splitIntoBodies, type StreamRecord } from "../lambda/stream_forwarder.ts";
 import { webhookSecret } from "../lambda/webhook_secret.ts";
 import { deliverBisecting } from "./replay_bisect.ts";
+import { messageFiles, readMessage } from "./failure_messages.ts";
+import { replayTargets } from "./replay_targets.ts";
 import { STACK_ENV_FILE } from "../local-stack/config.ts";
 import type { StreamFailureMessage } from "../local-stack/aws/event_source_mapping.ts";
 import { readStackEnv } from "../local-stack/stack_env.ts";
@@ -193,101 +190,6 @@ export async function replayMessage(message: StreamFailureMessage): Promise<Repl
     };
   }
   return { kind: "replayed", records: records.length };
-}
-
-/**
- * The message files named: a file as it is, a directory's files (any name: `split`
- * writes `dlq-aa`, `dlq-ab`, ...; not its subdirectories, such as `replayed/`, nor
- * hidden files). A path that does not exist is a problem, named.
- */
-export function messageFiles(paths: string[]): { files: string[]; problems: string[] } {
-  const files: string[] = [];
-  const problems: string[] = [];
-  for (const path of paths) {
-    if (!existsSync(path)) {
-      problems.push(`${path}: no such file or directory`);
-    } else if (statSync(path).isDirectory()) {
-      files.push(
-        ...readdirSync(path).filter((f) => !f.startsWith(".")).sort().map((f) => join(path, f))
-          .filter((f) => statSync(f).isFile()),
-      );
-    } else {
-      files.push(path);
-    }
-  }
-  return { files, problems };
-}
-
-/**
- * An on-failure message from its file: the SQS message's body, or an SNS notification
- * whose `Message` is that body. Throws naming what the file is not.
- */
-export function readMessage(text: string): StreamFailureMessage {
-  let body: unknown;
-  try {
-    body = JSON.parse(text);
-  } catch (error) {
-    throw new Error(`not JSON (${(error as Error).message})`);
-  }
-  const notification = body as { Type?: unknown; Message?: unknown };
-  if (notification?.Type === "Notification" && typeof notification.Message === "string") {
-    return readMessage(notification.Message);
-  }
-  const info = (body as { DDBStreamBatchInfo?: { streamArn?: unknown } })?.DDBStreamBatchInfo;
-  if (typeof info?.streamArn !== "string") {
-    throw new Error(
-      "not an on-failure message of a DynamoDB stream mapping (it has no DDBStreamBatchInfo)",
-    );
-  }
-  return body as StreamFailureMessage;
-}
-
-/** The local stack's settings the command may default to. */
-type StackDefaults = Pick<
-  ReturnType<typeof readStackEnv>,
-  "FUNCTIONS_URL" | "SYNC_WEBHOOK_SECRET" | "DYNAMODB_ENDPOINT"
->;
-
-/**
- * Fills in the local stack's settings where the environment names no other webhook, and
- * says where the command will send: `{problem}` when the environment is half of one. A
- * webhook secret set without WEBHOOK_URL is a production run that forgot its URL: it
- * would have replayed into the local stack, and every range would have read as gone.
- */
-export function replayTargets(
-  env: Record<string, string | undefined>,
-  stack: StackDefaults | undefined,
-): { line: string } | { problem: string } {
-  const local = stack &&
-    (env.WEBHOOK_URL === undefined
-      ? env.SYNC_WEBHOOK_SECRET === undefined
-      : env.WEBHOOK_URL.startsWith(stack.FUNCTIONS_URL));
-  if (local) {
-    env.WEBHOOK_URL ??= `${stack.FUNCTIONS_URL}/mmp-toledo-sync`;
-    env.SYNC_WEBHOOK_SECRET ??= stack.SYNC_WEBHOOK_SECRET;
-    env.DYNAMODB_ENDPOINT ??= stack.DYNAMODB_ENDPOINT;
-    env.FUNCTIONS_URL ??= stack.FUNCTIONS_URL;
-  }
-  if (env.WEBHOOK_URL === undefined) {
-    return {
-      problem: "WEBHOOK_URL is not set: name the webhook to deliver to " +
-        "(https://<project ref>.supabase.co/functions/v1/mmp-toledo-sync) with its " +
-        "SYNC_WEBHOOK_SECRET" + (stack ? " (unset, both are the local stack's)" : ""),
-    };
-  }
-  // Checked as the forwarder checks it, and never printed (it may hold a key): its host.
-  const urlProblem = webhookUrlProblem(env.WEBHOOK_URL);
-  if (urlProblem) return { problem: urlProblem };
-  const host = new URL(env.WEBHOOK_URL).host;
-  // Said before any range is read: each file would fail on it, after its read.
-  if (!env.SYNC_WEBHOOK_SECRET && !env.SYNC_WEBHOOK_SECRET_ARN) {
-    return {
-      problem: `neither SYNC_WEBHOOK_SECRET nor SYNC_WEBHOOK_SECRET_ARN is set: give the ` +
-        `secret the webhook at ${host} verifies with (the whsec_... value, or its Secrets Manager ARN)`,
-    };
-  }
-  const dynamo = env.DYNAMODB_ENDPOINT ?? "AWS's regional endpoints";
-  return { line: `webhook at ${host}, DynamoDB Streams at ${dynamo}` };
 }
 
 if (import.meta.main) {
