@@ -380,7 +380,10 @@ Deno.test("the functions' reader and writer are held to their Terraform policies
       region: segments.region,
       endpoint: stack.DYNAMODB_ENDPOINT,
       credentials: { accessKeyId, secretAccessKey },
-      maxAttempts: 1,
+      // The SDK's standard retries: the stack injects DYNAMODB_FAULTS' error_rate, which
+      // failed the reader's one Scan without them (a fresh clone's run); a refusal
+      // (AccessDeniedException) is not retried either way.
+      maxAttempts: 3,
     });
   const reader = as(stack.AWS_READER_ACCESS_KEY_ID, stack.AWS_READER_SECRET_ACCESS_KEY);
   const writer = as(stack.AWS_WRITER_ACCESS_KEY_ID, stack.AWS_WRITER_SECRET_ACCESS_KEY);
