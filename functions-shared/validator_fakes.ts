@@ -3,8 +3,8 @@
  * SQL (20261128001100_validator_segments.sql) — runs and their phases, their Scan's
  * leased segments and checkpoints, the compare's slices, the rechecks, the run lease
  * and the end of a run — playing each statement the validator sends (a run's start and
- * lease here, its Scan's in validator_fake_scan.ts, the compare's and later ones in
- * validator_fake_compare.ts).
+ * lease here, its Scan's in validator_scan_fakes.ts, the compare's and later ones in
+ * validator_compare_fakes.ts).
  *
  * @module
  */
@@ -20,8 +20,8 @@ import {
   type SentCommand,
   type Statement,
 } from "./testing_fakes.ts";
-import { answerScan } from "./validator_fake_scan.ts";
-import { answerCompare } from "./validator_fake_compare.ts";
+import { answerScan } from "./validator_scan_fakes.ts";
+import { answerCompare } from "./validator_compare_fakes.ts";
 
 /** When the fake compare saw the divergences (the run's compared_at). */
 export const SEEN = new Date("2026-02-01T12:00:00Z");
@@ -93,7 +93,7 @@ export interface RunsOptions {
   movedOn?: (keys: RowKey[], since: string, run?: number) => RowKey[];
 }
 
-/** What the fake's statements answer from: its runs and helpers (validator_fake_*.ts). */
+/** What the fake's statements answer from: its runs and helpers (validator_*_fakes.ts). */
 export interface FakeRunsState {
   runs: Map<number, FakeRun>;
   /** The runs started with a request key (sync_checksums.request_key). */

@@ -380,7 +380,7 @@ Deno.test("the functions' reader and writer are held to their Terraform policies
       region: segments.region,
       endpoint: stack.DYNAMODB_ENDPOINT,
       credentials: { accessKeyId, secretAccessKey },
-      // The SDK's standard retries: the stack injects DYNAMODB_FAULTS' error_rate, which
+      // The SDK's standard retries: the stack injects its faults' error_rate, which
       // failed the reader's one Scan without them (a fresh clone's run); a refusal
       // (AccessDeniedException) is not retried either way.
       maxAttempts: 3,
