@@ -10,15 +10,14 @@
  */
 
 import type postgres from "postgres";
-import { commitPage } from "./backfill_page.ts";
 import type { CpuMeter } from "./cpu_meter.ts";
 import { type ExportPage, exportPages, ExportReadError } from "./export_items.ts";
-import { EndCheckpointTimedOut } from "./export_failures.ts";
+import { carefulClaim, commitPageCarefully } from "./export_careful_pages.ts";
 import { commitChunk, DEFAULT_CHUNK_PAGES, RefusedChunk } from "./export_stage.ts";
 import type { RunGate } from "./run_gate.ts";
 import { whileHolding } from "./lease_holds.ts";
 import { realPacing } from "./scan_pacing.ts";
-import { type Claim, LEASE_LOST } from "./segment_work.ts";
+import { LEASE_LOST } from "./segment_work.ts";
 import { bySourceTable } from "./table_registry.ts";
 
 /** A data file claimed by `sync.claim_export_file`. */
@@ -98,7 +97,7 @@ export const FILE_READ_RETRIES = 3;
  * Loads one claimed file from its checkpoint to its end, a chunk at a time
  * (functions-shared/export_stage.ts: pages COPYed into staging, one merge and the
  * checkpoint per transaction); answers the rows written. A chunk that Postgres refuses
- * for its data is written again page by page through `commitPage`, whose careful path
+ * for its data is written again page by page (export_careful_pages.ts), whose careful path
  * dead-letters the refused change alone; then chunks go on. A file whose bytes stop
  * mid-way (a connection to S3 broken) is read again from its last checkpoint, up to
  * {@link FILE_READ_RETRIES} times, 1, 2 and 4 s apart: the chunk it was in was not
@@ -174,46 +173,11 @@ export async function loadExportFile(
           const next = await pages.next();
           if (next.done) return rows;
           const page = next.value;
-          // The file's last page holds its leftover lines: they are written first, and the
-          // checkpoint that ends the file (and may end the job, with its sweep) after, on
-          // its own, so that a timeout of that end is told from a page too big for the
-          // statement (which fails the file) and retried as one that may pass, as a chunk
-          // of no lines is (export_stage.ts).
-          const withLines = page.items.length > 0;
-          if (withLines) {
-            const committed = await commitPage(
-              deps.sql,
-              carefulClaim(job, file),
-              { items: page.items, readAt: deps.readAt, nextKey: null },
-              {
-                worker,
-                nextKey: JSON.stringify({ line: page.nextLine }),
-                items: page.items.length,
-                done: false,
-              },
-              { cpu: deps.cpu, log: deps.log },
-            );
-            line = page.nextLine;
-            rows += committed.rows;
-            retries = 0;
-            deps.onPage?.(page.items.length, committed.rows);
-          }
-          if (!page.done) continue;
-          await commitPage(
-            deps.sql,
-            carefulClaim(job, file),
-            { items: [], readAt: deps.readAt, nextKey: null },
-            { worker, nextKey: JSON.stringify({ line: page.nextLine }), items: 0, done: true },
-            { cpu: deps.cpu, log: deps.log },
-          ).catch((error) => {
-            if ((error as { code?: string }).code === "57014") {
-              throw new EndCheckpointTimedOut(error as Error);
-            }
-            throw error;
-          });
+          rows += await commitPageCarefully(deps, carefulClaim(job, file), worker, page);
           line = page.nextLine;
-          if (!withLines) deps.onPage?.(0, 0);
-          return rows;
+          if (page.items.length > 0) retries = 0; // a broken read counts from progress
+          if (page.done) return rows;
+          continue;
         }
         chunkStarted = performance.now();
         const writing = commitChunk(deps.sql, target, pages, line, chunkPages, deps);
@@ -291,19 +255,5 @@ function headFirst(
       first = undefined;
       return taken ? Promise.resolve(taken) : rest.next();
     },
-  };
-}
-
-/** The claim `commitPage` takes, for a file's page. */
-function carefulClaim(job: string, file: ExportFileClaim): Claim {
-  return {
-    job_id: job,
-    segment: file.segment,
-    total_segments: 0,
-    source_table: file.source_table,
-    target_table: file.target_table,
-    region: "",
-    exclusive_start_key: null,
-    page_size: file.page_size,
   };
 }
