@@ -178,6 +178,11 @@ export function isReadOnly(error: unknown): boolean {
   return (error as { code?: string })?.code === "25006";
 }
 
+/** Whether a statement was cancelled by its statement timeout (57014). */
+export function isStatementTimeout(error: unknown): boolean {
+  return (error as { code?: string })?.code === "57014";
+}
+
 /**
  * Whether a failed statement may succeed as it is if sent again later: the database
  * unavailable ({@link isDatabaseUnavailable}) or read-only ({@link isReadOnly}), the
@@ -188,5 +193,5 @@ export function isReadOnly(error: unknown): boolean {
 export function isTransientFailure(error: unknown): boolean {
   const code = (error as { code?: string })?.code ?? "";
   return isDatabaseUnavailable(error) || isReadOnly(error) || lostToAnother(error) ||
-    code === "57014" || /^53[0-9A-Z]{3}$/.test(code);
+    isStatementTimeout(error) || /^53[0-9A-Z]{3}$/.test(code);
 }

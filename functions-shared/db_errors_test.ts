@@ -6,6 +6,7 @@ import {
   isDatabaseUnavailable,
   isDataError,
   isReadOnly,
+  isStatementTimeout,
   isTransientFailure,
   mayHaveCommitted,
 } from "./db_errors.ts";
@@ -141,5 +142,16 @@ Deno.test("mayHaveCommitted: a connection lost in use may have committed; one ne
     ]
   ) {
     assert.equal(mayHaveCommitted(error), false, error.message);
+  }
+});
+
+Deno.test("a statement timeout is 57014 alone, and may pass when sent again", () => {
+  const timeout = Object.assign(new Error("canceling statement due to statement timeout"), {
+    code: "57014",
+  });
+  assert.equal(isStatementTimeout(timeout), true);
+  assert.equal(isTransientFailure(timeout), true);
+  for (const other of [{ code: "57P01" }, { code: "22P02" }, new Error("x"), null]) {
+    assert.equal(isStatementTimeout(other), false);
   }
 });

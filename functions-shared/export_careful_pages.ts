@@ -12,6 +12,7 @@ import { commitPage } from "./backfill_page.ts";
 import type { CpuMeter } from "./cpu_meter.ts";
 import type { ExportPage } from "./export_items.ts";
 import { EndCheckpointTimedOut } from "./export_failures.ts";
+import { isStatementTimeout } from "./db_errors.ts";
 import type { Claim } from "./segment_work.ts";
 
 /** What writing a page needs (export_file_load.ts, ExportLoadDeps). */
@@ -59,10 +60,7 @@ export async function commitPageCarefully(
     { worker, nextKey, items: 0, done: true },
     { cpu: deps.cpu, log: deps.log },
   ).catch((error) => {
-    if ((error as { code?: string }).code === "57014") {
-      throw new EndCheckpointTimedOut(error as Error);
-    }
-    throw error;
+    throw isStatementTimeout(error) ? new EndCheckpointTimedOut(error as Error) : error;
   });
   if (page.items.length === 0) deps.onPage?.(0, 0);
   return rows;

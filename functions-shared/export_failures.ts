@@ -8,7 +8,7 @@
  */
 
 import { ExportReadError } from "./export_items.ts";
-import { isTransientFailure } from "./db_errors.ts";
+import { isStatementTimeout, isTransientFailure } from "./db_errors.ts";
 
 /**
  * Failures in a row after which a worker stops, leaving its job running (resumable from
@@ -45,7 +45,7 @@ export function transientLoadFailure(error: unknown): boolean {
   // A statement timeout comes back every time for the same work: commitChunk writes such
   // a chunk page by page instead (export_stage.ts), and a page that still times out fails.
   if (error instanceof EndCheckpointTimedOut) return true;
-  if ((error as { code?: string })?.code === "57014") return false;
+  if (isStatementTimeout(error)) return false;
   // A file whose bytes stopped mid-way, its own re-reads spent: the network, not the file.
   if (error instanceof ExportReadError) return true;
   if (isTransientFailure(error)) return true;

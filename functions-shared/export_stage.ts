@@ -45,7 +45,7 @@ import { EndCheckpointTimedOut } from "./export_failures.ts";
 import type { ExportPage } from "./export_items.ts";
 import { type DeadLetter, mapScannedItem } from "./record_mapping.ts";
 import { LEASE_LOST } from "./segment_work.ts";
-import { isDataError } from "./db_errors.ts";
+import { isDataError, isStatementTimeout } from "./db_errors.ts";
 import type { TableSpec } from "./table_registry.ts";
 
 /** The pages a chunk holds, by default (20,000 items at the default page of 1,000). */
@@ -272,7 +272,7 @@ export async function commitChunk(
     // alone, whose checkpoint ends the job) has no pages to write instead: a refusal is
     // thrown as it is (the loader would read the file again for ever), a timeout as one
     // that may pass.
-    const timedOut = (error as { code?: string }).code === "57014";
+    const timedOut = isStatementTimeout(error);
     if ((isDataError(error) || timedOut) && nextLine > fromLine) {
       throw new RefusedChunk(fromLine, nextLine, error as Error);
     }
