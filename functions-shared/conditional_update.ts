@@ -21,7 +21,8 @@ import { sameAttribute } from "./write_back_values.ts";
 /** An update of one item read as `raw`, on condition that it still holds what was read. */
 export class ConditionalUpdate {
   readonly #raw: AttributeMap;
-  readonly #names: Record<string, string> = {};
+  /** Each attribute's alias, in the order they were first named. */
+  readonly #aliases = new Map<string, string>();
   readonly #values: Record<string, AttributeValue> = {};
   readonly #sets: string[] = [];
   readonly #removes: string[] = [];
@@ -70,7 +71,7 @@ export class ConditionalUpdate {
 
   /** Whether the update names `attribute` already, written or pinned. */
   names(attribute: string): boolean {
-    return Object.values(this.#names).includes(attribute);
+    return this.#aliases.has(attribute);
   }
 
   /** Whether the item holds every value written: the update would change nothing. */
@@ -93,7 +94,9 @@ export class ConditionalUpdate {
       Key: key,
       UpdateExpression: update,
       ConditionExpression: conditions.join(" AND "),
-      ExpressionAttributeNames: { ...this.#names },
+      ExpressionAttributeNames: Object.fromEntries(
+        [...this.#aliases].map(([attribute, alias]) => [alias, attribute]),
+      ),
       ...(Object.keys(this.#values).length
         ? { ExpressionAttributeValues: { ...this.#values } }
         : {}),
@@ -104,10 +107,11 @@ export class ConditionalUpdate {
   }
 
   #alias(attribute: string): string {
-    const existing = Object.entries(this.#names).find(([, a]) => a === attribute);
-    if (existing) return existing[0];
-    const alias = `#a${Object.keys(this.#names).length}`;
-    this.#names[alias] = attribute;
+    let alias = this.#aliases.get(attribute);
+    if (alias === undefined) {
+      alias = `#a${this.#aliases.size}`;
+      this.#aliases.set(attribute, alias);
+    }
     return alias;
   }
 }
