@@ -87,7 +87,10 @@ export function wakeKeyOf(serviceKey: string, hour: number): string {
 export const WAKE_KEY_HOURS_AROUND = 1;
 
 /** Who called a function that pg_cron wakes: a service key's holder, or pg_cron. */
-export type InternalCaller = { caller: "service" | "wake" } | { problem: string };
+export type CallerKind = "service" | "wake";
+
+/** The caller, or why it was refused. */
+export type InternalCaller = { caller: CallerKind } | { problem: string };
 
 /**
  * Checks that `req` carries an accepted service key or the wake key of one for an hour

@@ -9,6 +9,7 @@
  */
 
 import { errorResponse } from "./http.ts";
+import type { CallerKind } from "./service_auth.ts";
 import {
   described,
   exactly,
@@ -67,7 +68,7 @@ export interface ValidatorRequest {
  */
 export async function readValidatorRequest(
   req: Request,
-  caller: "service" | "wake",
+  caller: CallerKind,
 ): Promise<ValidatorRequest | Response> {
   let body: Body;
   try {
