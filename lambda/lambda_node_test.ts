@@ -13,7 +13,7 @@ import { unzipSync } from "fflate";
 import { webhookProblem } from "../functions-shared/webhook_signing.ts";
 import { buildLambda } from "./build.ts";
 import { LAMBDA_NODE_MAJOR, lambdaNode, NODE_PACKAGE, NODE_VERSION } from "./lambda_node.ts";
-import type { StreamRecord } from "./stream_forwarder.ts";
+import type { StreamRecord } from "./stream_records.ts";
 
 const SECRET = `whsec_${btoa("n".repeat(32))}`;
 

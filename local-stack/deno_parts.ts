@@ -90,6 +90,8 @@ export const DENO_PARTS: DenoPart[] = [
       "deno.json",
       "local-stack",
       "lambda/stream_forwarder.ts",
+      "lambda/stream_records.ts",
+      "lambda/webhook_delivery.ts",
       "lambda/webhook_secret.ts",
       "functions-shared",
     ],

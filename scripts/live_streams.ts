@@ -10,7 +10,7 @@
 import { DescribeTableCommand } from "@aws-sdk/client-dynamodb";
 import type postgres from "postgres";
 import type { TableSpec } from "../functions-shared/table_registry.ts";
-import { deliver } from "../lambda/stream_forwarder.ts";
+import { deliver } from "../lambda/webhook_delivery.ts";
 import { localDynamo } from "../local-stack/aws/source_tables.ts";
 import { listShards, localStreams, readShard } from "../local-stack/aws/stream_reader.ts";
 import type { StackEnv } from "../local-stack/stack_env.ts";

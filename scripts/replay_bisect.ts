@@ -10,7 +10,8 @@
  * @module
  */
 
-import type { DeliveryOutcome, StreamRecord } from "../lambda/stream_forwarder.ts";
+import type { StreamRecord } from "../lambda/stream_records.ts";
+import type { DeliveryOutcome } from "../lambda/webhook_delivery.ts";
 
 /** How a bisected delivery ended. */
 export interface BisectedDelivery {

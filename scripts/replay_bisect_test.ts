@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import type { DeliveryOutcome, StreamRecord } from "../lambda/stream_forwarder.ts";
+import type { StreamRecord } from "../lambda/stream_records.ts";
+import type { DeliveryOutcome } from "../lambda/webhook_delivery.ts";
 import { deliverBisecting } from "./replay_bisect.ts";
 
 const record = (seq: number) => ({ dynamodb: { SequenceNumber: String(seq) } }) as StreamRecord;

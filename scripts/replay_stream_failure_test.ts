@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import type { StreamRecord } from "../lambda/stream_forwarder.ts";
+import type { StreamRecord } from "../lambda/stream_records.ts";
 import { readRange } from "./replay_stream_failure.ts";
 
 const record = (seq: number) => ({ dynamodb: { SequenceNumber: String(seq) } }) as StreamRecord;

@@ -25,7 +25,7 @@ import {
   lambdaNode,
   lambdaNodeFlags,
 } from "../lambda/lambda_node.ts";
-import type { StreamRecord } from "../lambda/stream_forwarder.ts";
+import type { StreamRecord } from "../lambda/stream_records.ts";
 import { connectDb, dynamo, eventually, stack, streamRecordsContaining } from "./stack_clients.ts";
 
 /**

@@ -13,7 +13,7 @@ import { join } from "node:path";
 import process from "node:process";
 import { PutItemCommand } from "@aws-sdk/client-dynamodb";
 import { byTargetTable } from "../functions-shared/table_registry.ts";
-import type { StreamRecord } from "../lambda/stream_forwarder.ts";
+import type { StreamRecord } from "../lambda/stream_records.ts";
 import { DENO_BIN, ROOT } from "../local-stack/config.ts";
 import {
   EventSourceMapping,

@@ -20,7 +20,7 @@
  */
 
 import { RunGate, whenAdmitted } from "../../functions-shared/run_gate.ts";
-import type { BatchResponse, StreamRecord } from "../../lambda/stream_forwarder.ts";
+import type { BatchResponse, StreamRecord } from "../../lambda/stream_records.ts";
 import type { LambdaFunction } from "./lambda_environments.ts";
 import { batchesOf } from "./mapping_batches.ts";
 

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import type { BatchResponse, StreamRecord } from "../../lambda/stream_forwarder.ts";
+import type { BatchResponse, StreamRecord } from "../../lambda/stream_records.ts";
 import { EventSourceMapping, type StreamFailureMessage } from "./event_source_mapping.ts";
 import { batchesOf, EVENT_LIMIT_BYTES } from "./mapping_batches.ts";
 import { DEPLOYED_MAPPING, mappingSetting } from "./mapping_settings.ts";

@@ -12,7 +12,7 @@ import type {
   BatchResponse,
   DynamoDBStreamEvent,
   LambdaContext,
-} from "../../lambda/stream_forwarder.ts";
+} from "../../lambda/stream_records.ts";
 import type { EnvironmentAnswer, EnvironmentRequest } from "./lambda_environments.ts";
 
 type Handler = (

@@ -21,7 +21,7 @@ import type {
   BatchResponse,
   DynamoDBStreamEvent,
   LambdaContext,
-} from "../../lambda/stream_forwarder.ts";
+} from "../../lambda/stream_records.ts";
 
 /** A function as the event source mapping invokes it: the event, within `timeoutMs`. */
 export type LambdaFunction = (

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import type { BatchResponse, StreamRecord } from "../../lambda/stream_forwarder.ts";
+import type { BatchResponse, StreamRecord } from "../../lambda/stream_records.ts";
 import { inProcess, LambdaEnvironments, timedOut } from "./lambda_environments.ts";
 
 const FIXTURE = new URL("./testdata/fixture_lambda.ts", import.meta.url);

@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { StreamRecord } from "../../lambda/stream_forwarder.ts";
+import type { StreamRecord } from "../../lambda/stream_records.ts";
 
 /**
  * Lambda's limit on a synchronous invocation's payload, 6 MB: a batch holds at most

@@ -18,7 +18,7 @@ import { DynamoClient } from "../../functions-shared/dynamo_http.ts";
 import { retryKind } from "../../functions-shared/dynamo_errors.ts";
 import { type PacingDeps, realPacing } from "../../functions-shared/scan_pacing.ts";
 import { bytesToBase64 } from "../../functions-shared/dynamo_encoder.ts";
-import type { StreamRecord } from "../../lambda/stream_forwarder.ts";
+import type { StreamRecord } from "../../lambda/stream_records.ts";
 import { awsClientConfig } from "../../functions-shared/dynamo_client.ts";
 import { shardIterator } from "../../functions-shared/stream_check_aws.ts";
 import { type StackEnv, stackEnvReader } from "../stack_env.ts";

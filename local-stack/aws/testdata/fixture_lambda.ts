@@ -7,7 +7,7 @@
  *
  * @module
  */
-import type { BatchResponse, DynamoDBStreamEvent } from "../../../lambda/stream_forwarder.ts";
+import type { BatchResponse, DynamoDBStreamEvent } from "../../../lambda/stream_records.ts";
 
 const environment = crypto.randomUUID();
 let invocations = 0;

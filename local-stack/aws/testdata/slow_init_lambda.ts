@@ -6,7 +6,7 @@
  *
  * @module
  */
-import type { BatchResponse, DynamoDBStreamEvent } from "../../../lambda/stream_forwarder.ts";
+import type { BatchResponse, DynamoDBStreamEvent } from "../../../lambda/stream_records.ts";
 
 await new Promise((resolve) => setTimeout(resolve, 2_000));
 
