@@ -41,7 +41,18 @@ export interface DenoPart {
 export const PROXY_PART: DenoPart = {
   name: "dynamodb_proxy",
   script: "local-stack/aws/main.ts",
-  code: ["deno.json", "local-stack/aws", "local-stack/config.ts", "local-stack/stack_env.ts"],
+  // Everything it imports (deno_parts_test.ts checks): a change to any is in force only
+  // once it restarts.
+  code: [
+    "deno.json",
+    "local-stack/aws",
+    "local-stack/config.ts",
+    "local-stack/stack_env.ts",
+    "local-stack/processes.ts",
+    "local-stack/supabase/pooler.ts",
+    "local-stack/supabase/postgres_cluster.ts",
+    "functions-shared",
+  ],
   variables: ["STACK_PORT_OFFSET"],
   port: { number: DYNAMODB_PORT, what: "the DynamoDB proxy" },
 };
@@ -52,13 +63,16 @@ export const DENO_PARTS: DenoPart[] = [
   {
     name: "s3",
     script: "local-stack/aws/s3_main.ts",
-    // Everything it imports (its checks, policies and signatures too): a change to any is
-    // in force only once it restarts.
+    // Everything it imports (its checks, policies and signatures too; deno_parts_test.ts
+    // checks): a change to any is in force only once it restarts.
     code: [
       "deno.json",
       "local-stack/aws",
       "local-stack/config.ts",
       "local-stack/stack_env.ts",
+      "local-stack/processes.ts",
+      "local-stack/supabase/pooler.ts",
+      "local-stack/supabase/postgres_cluster.ts",
       "functions-shared/aws_signature.ts",
     ],
     variables: ["STACK_PORT_OFFSET"],
@@ -89,10 +103,12 @@ export const DENO_PARTS: DenoPart[] = [
     code: [
       "deno.json",
       "local-stack",
+      // The Lambda's handler, which it runs in workers (lambda_environments.ts).
       "lambda/stream_forwarder.ts",
       "lambda/stream_records.ts",
       "lambda/webhook_delivery.ts",
       "lambda/webhook_secret.ts",
+      "lambda/retry_after.ts",
       "functions-shared",
     ],
     variables: [
