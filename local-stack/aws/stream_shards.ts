@@ -13,7 +13,7 @@
  * - DescribeStream lists the lineage after the real shards closed before it: closed
  *   shards with their `EndingSequenceNumber`, children with their `ParentShardId` (in
  *   pages of `Limit`, 1 to 100, from `ExclusiveStartShardId`);
- * - GetShardIterator answers for each shard (TRIM_HORIZON from its first record; LATEST of
+ * - GetShardIterator answers for each shard (shard_iterator_answer.ts; TRIM_HORIZON from its first record; LATEST of
  *   a closed shard is its end; a sequence number outside the shard is a
  *   ValidationException);
  * - GetRecords gives a shard only its own records, and no `NextShardIterator` once a
@@ -39,7 +39,6 @@ import { awsError, awsJsonAnswer } from "./json_answer.ts";
 import {
   describedShards,
   followReal,
-  inRange,
   type Lineage,
   newLineage,
   openReal,
@@ -51,13 +50,13 @@ import {
   withoutTrimmed,
 } from "./shard_lineage.ts";
 import {
-  endedIterator,
   ITERATOR_LIFETIME_MS,
   iteratorPosition,
   iteratorShard,
   unwrapIterator,
   wrapIterator,
 } from "./shard_iterators.ts";
+import { lineageIterator } from "./shard_iterator_answer.ts";
 import { ownRequest, readCloseRequest, SHARDS_PATH, withBody } from "./stream_shards_control.ts";
 
 export { SHARDS_PATH };
@@ -140,7 +139,7 @@ export class StreamShards {
     const lineage = this.#lineages.get(String(body.StreamArn));
     if (!lineage) return await next(withBody(request, text));
     if (operation === "DescribeStream") return await this.#describe(request, body, next);
-    return await this.#iterator(request, body, lineage, next);
+    return await lineageIterator(request, body, lineage, this.#now(), next);
   }
 
   /** {@link followReal}, its rollovers kept and logged. */
@@ -177,55 +176,6 @@ export class StreamShards {
         ...(paged.lastEvaluated ? { LastEvaluatedShardId: paged.lastEvaluated } : {}),
       },
     }, response.headers);
-  }
-
-  async #iterator(request: Request, body: Body, lineage: Lineage, next: Next) {
-    const streamArn = String(body.StreamArn);
-    const shard = lineage.shards.find((s) => s.id === body.ShardId);
-    // A real shard closed before the lineage (or none): DynamoDB Local's to answer.
-    if (!shard) return await next(withBody(request, JSON.stringify(body)));
-    const type = String(body.ShardIteratorType);
-    const seq = typeof body.SequenceNumber === "string" ? body.SequenceNumber : undefined;
-    if (seq !== undefined && /^\d+$/.test(seq) && !inRange(shard, seq)) {
-      return awsError(
-        "ValidationException",
-        `Invalid SequenceNumber ${seq} for shard ${shard.id}: it holds records after ` +
-          `${shard.after}${shard.through ? ` through ${shard.through}` : ""}`,
-      );
-    }
-    if (type === "LATEST" && shard.through !== undefined) {
-      return awsJsonAnswer(200, {
-        ShardIterator: endedIterator(streamArn, shard.id, this.#now()),
-      });
-    }
-    const real: Body = { ...body, ShardId: shard.real };
-    // A shard DynamoDB Local's rollover opened starts at its real shard's first record
-    // (`after`, the old real shard's end, is no number of this one).
-    const parentReal = lineage.shards.find((s) => s.id === shard.parent)?.real;
-    const fromRealStart = shard.after === "0" ||
-      (parentReal !== undefined && parentReal !== shard.real);
-    if (type === "TRIM_HORIZON" && !fromRealStart) {
-      Object.assign(real, {
-        ShardIteratorType: "AFTER_SEQUENCE_NUMBER",
-        SequenceNumber: shard.after,
-      });
-    }
-    let response = await next(withBody(request, JSON.stringify(real)));
-    if (real.ShardIteratorType !== type && response.status === 400) {
-      // The shard's start is trimmed: the real shard's horizon starts after the trim.
-      const error = await response.clone().json() as { __type?: string };
-      if (String(error.__type).endsWith("TrimmedDataAccessException")) {
-        const horizon = { ...body, ShardId: shard.real };
-        response = await next(withBody(request, JSON.stringify(horizon), true));
-      }
-    }
-    if (!response.ok) return response;
-    const { ShardIterator } = await response.json() as { ShardIterator: string };
-    return awsJsonAnswer(
-      200,
-      { ShardIterator: wrapIterator(ShardIterator, shard.id) },
-      response.headers,
-    );
   }
 
   async #records(request: Request, body: Body, next: Next): Promise<Response> {
