@@ -29,10 +29,10 @@
 import process from "node:process";
 import {
   type BatchResponse,
+  bodyStart,
   type DynamoDBStreamEvent,
   type LambdaContext,
   splitIntoBodies,
-  tableOf,
 } from "./stream_records.ts";
 import { deliver } from "./webhook_delivery.ts";
 import { webhookSecret } from "./webhook_secret.ts";
@@ -98,9 +98,8 @@ export async function handler(
       // Bisected by Lambda on this error: the records delivered before go again, and the
       // ordering guard skips them.
       throw new Error(
-        `the webhook refused the body of ${records.length} records of ${tableOf(records)} from ${
-          records[0]?.dynamodb?.SequenceNumber ?? "?"
-        } (its answers are logged above): failing the invocation so that Lambda bisects the batch`,
+        `the webhook refused the body of ${records.length} records of ${bodyStart(records)} ` +
+          "(its answers are logged above): failing the invocation so that Lambda bisects the batch",
       );
     }
     if (outcome !== "delivered") {
@@ -109,7 +108,11 @@ export async function handler(
       // delivered included; a stream record always has its sequence number, so one
       // without it fails the invocation instead, naming it (bisection then isolates it).
       if (!failed) {
-        throw new Error(`stream record ${records[0]?.eventID ?? "?"} has no SequenceNumber`);
+        throw new Error(
+          `stream record ${records[0]?.eventID ?? "?"} (${
+            bodyStart(records)
+          }) has no SequenceNumber`,
+        );
       }
       return { batchItemFailures: [{ itemIdentifier: failed }] };
     }

@@ -49,7 +49,7 @@ Deno.test("retries a 503 and a 500 until it gets through", async () => {
   }
 });
 
-Deno.test("each failure line names the batch's table: one forwarder serves every table of its region", async () => {
+Deno.test("each failure line names the batch's table and its first record's key: one forwarder serves every table of its region", async () => {
   const webhook = fakeWebhook([503, 200]);
   const lines: string[] = [];
   const error = console.error;
@@ -60,7 +60,7 @@ Deno.test("each failure line names the batch's table: one forwarder serves every
     console.error = error;
     await webhook.close();
   }
-  assert.match(lines[0], /^webhook answered 503 for records of t from 1: /);
+  assert.match(lines[0], /^webhook answered 503 for records of t from 1, key \[id="x{10}"\]: /);
 });
 
 Deno.test("a refusal is not retried: a body of one record is reported from it", async () => {
@@ -82,7 +82,7 @@ Deno.test("a refused body of several records fails the invocation, so that Lambd
   try {
     await assert.rejects(
       handler({ Records: [record("7"), record("8")] }, context()),
-      /the webhook refused the body of 2 records of t from 7 .*so that Lambda bisects the batch/,
+      /the webhook refused the body of 2 records of t from 7, key \[id="x{10}"\] .*so that Lambda bisects the batch/,
     );
     assert.equal(webhook.received.length, 1, "not retried");
   } finally {
@@ -184,10 +184,10 @@ Deno.test("a secret that cannot sign fails the body at once, sending nothing", a
 Deno.test("a record without a sequence number that is not delivered fails the invocation, naming it", async () => {
   const webhook = fakeWebhook([400]);
   try {
-    const bad = { ...record("5"), dynamodb: {} };
+    const bad = { ...record("5"), dynamodb: { Keys: record("5").dynamodb!.Keys } };
     await assert.rejects(
       handler({ Records: [bad] }, context()),
-      /stream record e5 has no SequenceNumber/,
+      /stream record e5 \(t from \?, key \[id="x{10}"\]\) has no SequenceNumber/,
     );
   } finally {
     await webhook.close();
@@ -243,7 +243,7 @@ Deno.test("a WEBHOOK_URL that is no URL, or a host nobody answers at, is logged 
       [
         `http://127.0.0.1:${port}/`,
         new RegExp(
-          `^webhook request to 127\\.0\\.0\\.1:${port} for records of t from 9 failed: fetch failed \\(.*(ECONNREFUSED|Connection refused)`,
+          `^webhook request to 127\\.0\\.0\\.1:${port} for records of t from 9, key \\[id=\"x{10}\"\\] failed: fetch failed \\(.*(ECONNREFUSED|Connection refused)`,
         ),
       ],
     ] as const

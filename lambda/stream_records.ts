@@ -54,6 +54,31 @@ export function splitIntoBodies(records: StreamRecord[], maxBytes = MAX_REQUEST_
 }
 
 /** The table a batch's records come from, as their stream's ARN names it. */
-export function tableOf(records: StreamRecord[]): string {
+function tableOf(records: StreamRecord[]): string {
   return tableNameFromArn(records[0]?.eventSourceARN ?? "") ?? "an unnamed table";
+}
+
+/**
+ * A record's key as the webhook's messages write one (`[name=value, ...]`, a number bare,
+ * any other value as JSON), from its DynamoDB JSON `Keys`; the forwarder carries no
+ * registry, so the attributes come in the record's order.
+ */
+export function keyText(keys: Record<string, unknown> | undefined): string {
+  const parts = Object.entries(keys ?? {}).map(([name, typed]) => {
+    const [type, value] = Object.entries((typed ?? {}) as Record<string, unknown>)[0] ?? [];
+    return `${name}=${
+      type === "N" && typeof value === "string" ? value : JSON.stringify(value ?? null)
+    }`;
+  });
+  return `[${parts.join(", ")}]`;
+}
+
+/**
+ * Where a body of records starts, for log lines: its table, its first record's sequence
+ * number and key (`orders from 000…123, key [id="a"]`). One forwarder serves every table
+ * of its region, and an operator finds the record at fault by either.
+ */
+export function bodyStart(records: StreamRecord[]): string {
+  const first = records[0]?.dynamodb;
+  return `${tableOf(records)} from ${first?.SequenceNumber ?? "?"}, key ${keyText(first?.Keys)}`;
 }

@@ -16,7 +16,7 @@
 
 import { signWebhook } from "../functions-shared/webhook_signing.ts";
 import { retryAfterMs } from "./retry_after.ts";
-import { type StreamRecord, tableOf } from "./stream_records.ts";
+import { bodyStart, type StreamRecord } from "./stream_records.ts";
 import { forgetWebhookSecret } from "./webhook_secret.ts";
 
 const BASE_DELAY_MS = 200;
@@ -77,8 +77,8 @@ export async function deliver(
   log: (line: string) => void = console.log,
 ): Promise<DeliveryOutcome> {
   const body = JSON.stringify({ records });
-  // One forwarder serves every table of its region: each line names the table.
-  const first = `${tableOf(records)} from ${records[0]?.dynamodb?.SequenceNumber ?? "?"}`;
+  // Each line names the table, the first record's sequence number and its key.
+  const first = bodyStart(records);
   let lastStatus: number | undefined;
   // The attempt's own deadline signal: whether a failure was the deadline cutting it off.
   let signal: AbortSignal | undefined;
