@@ -139,20 +139,19 @@ export async function deliver(
       const asked = retryAfterMs(response.headers.get("retry-after"), Date.now());
       if (asked > 0) wait = Math.max(wait, askedMs = asked);
     } catch (error) {
-      // Node's fetch says only "fetch failed": the cause (ECONNREFUSED, a DNS or TLS
-      // failure, a reset) is its `cause`.
-      const cause = (error as { cause?: { code?: string; message?: string } }).cause;
-      const why = cause && [cause.code, cause.message].filter(Boolean).join(": ");
-      // Never the URL itself (it may hold a key): Node's fetch names it in some messages.
-      const said = `${(error as Error).message}` + (cause ? ` (${why || String(cause)})` : "");
-      console.error(
-        `webhook request to ${URL.canParse(url) ? new URL(url).host : "(WEBHOOK_URL is no URL)"} ` +
-          `for records of ${first} failed: ${said.replaceAll(url, "(WEBHOOK_URL)")}`,
-      );
-      // An attempt cut off by the invocation's own deadline says nothing of the body: what
-      // the answers before it said stands (a body failed on every time is still bisected;
-      // counted as not delivered, it was retried whole, the good records with the bad).
-      if (!signal?.aborted) lastStatus = undefined;
+      if (signal === undefined) {
+        // No request was made: the secret could not be read again (its own message says
+        // why, never the value). That says nothing of the body: what the answers before
+        // it said stands.
+        console.error(`records of ${first} not sent: ${(error as Error).message}`);
+      } else {
+        logFailedRequest(url, first, error);
+        // An attempt cut off by the invocation's own deadline says nothing of the body:
+        // what the answers before it said stands (a body failed on every time is still
+        // bisected; counted as not delivered, it was retried whole, the good records with
+        // the bad).
+        if (!signal.aborted) lastStatus = undefined;
+      }
     }
     if (Date.now() + wait >= deadline) {
       // A pause the webhook asked for, longer than the invocation has left (a setting to
@@ -163,6 +162,20 @@ export async function deliver(
     }
     await new Promise((resolve) => setTimeout(resolve, wait));
   }
+}
+
+/** Logs a request that got no answer, by the host it went to and the cause, never the URL. */
+function logFailedRequest(url: string, first: string, error: unknown): void {
+  // Node's fetch says only "fetch failed": the cause (ECONNREFUSED, a DNS or TLS failure,
+  // a reset) is its `cause`.
+  const cause = (error as { cause?: { code?: string; message?: string } }).cause;
+  const why = cause && [cause.code, cause.message].filter(Boolean).join(": ");
+  // Never the URL itself (it may hold a key): Node's fetch names it in some messages.
+  const said = `${(error as Error).message}` + (cause ? ` (${why || String(cause)})` : "");
+  console.error(
+    `webhook request to ${URL.canParse(url) ? new URL(url).host : "(WEBHOOK_URL is no URL)"} ` +
+      `for records of ${first} failed: ${said.replaceAll(url, "(WEBHOOK_URL)")}`,
+  );
 }
 
 /**

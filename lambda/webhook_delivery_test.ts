@@ -67,3 +67,32 @@ Deno.test("a delivery's failure never prints the URL it was sent to", async () =
   assert.ok(lines.length > 0);
   assert.ok(lines.every((line) => !/SEKRET/.test(line)), lines.join("\n"));
 });
+
+Deno.test("a secret that fails to be read again does not hide the webhook's failures before it", async () => {
+  // The first attempt is answered 500; the secret's read for the next one fails (Secrets
+  // Manager down while its cache ran out): that says nothing of the body, which the
+  // webhook failed on every time it was answered, so it is bisected as before.
+  const webhook = fakeWebhook([500, 500, 500, 500, 500, 500]);
+  let reads = 0;
+  const secret = () =>
+    ++reads === 1 ? Promise.resolve(SECRET) : Promise.reject(new Error("Secrets Manager down"));
+  try {
+    const { lines, result } = await errorLines(() =>
+      deliver(
+        process.env.WEBHOOK_URL!,
+        secret,
+        [record("7"), record("8")],
+        Date.now() + 1_200,
+        () => {},
+      )
+    );
+    assert.equal(result, "refused");
+    assert.ok(
+      lines.includes('records of t from 7, key [id="xxxxxxxxxx"] not sent: Secrets Manager down'),
+      lines.join("\n"),
+    );
+    assert.equal(webhook.received.length, 1, "one attempt answered, none sent unsigned");
+  } finally {
+    await webhook.close();
+  }
+});
