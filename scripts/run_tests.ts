@@ -6,7 +6,8 @@
  *   deno run -A scripts/run_tests.ts [--keep-stack]
  *
  * Four lanes run at the same time, as they need different things: the stack starting
- * (then pgTAP, and beside it the advisors, db lint, the generated types and the
+ * (then pgTAP, and beside it the advisors, db lint, the generated types, all in
+ * scripts/database_checks.ts, and the
  * end-to-end files that need no stack or run in the background; then the others, once
  * pgTAP is done: scripts/e2e_plan.ts); a second stack in a copy of the checkout, for the
  * files that stop, restart or reconfigure a part of a stack (scripts/second_stack.ts);
@@ -44,6 +45,7 @@ import {
 } from "../local-stack/supabase/isolate_log.ts";
 import { droppedLines } from "../local-stack/supabase/log_limits.ts";
 import { staticLane, terraformLane } from "./check_lanes.ts";
+import { pgTap, schemaChecks } from "./database_checks.ts";
 import {
   BACKGROUND,
   BATCHES,
@@ -64,10 +66,8 @@ import {
   type StepOptions,
   testFiles,
 } from "./step_runner.ts";
-import { pgProveCounts } from "./test_counts.ts";
 import { pool } from "./task_pool.ts";
 
-const SUPABASE = join(ROOT, "node_modules", ".bin", "supabase");
 /** How many end-to-end files that may share the stack run at once. */
 const SHARED_E2E_AT_ONCE = 4;
 /** `stack:up`, and `stack:down` with the check that it left nothing running, for either stack. */
@@ -77,81 +77,6 @@ const STACK_DOWN_CHECKED = ["run", "-A", "scripts/check_stack_down.ts"];
 async function stackRunning(): Promise<boolean> {
   return await portOpen(HOST, POSTGRES_PORT) && await portOpen(HOST, FUNCTIONS_PORT) &&
     await portOpen(HOST, DYNAMODB_PORT);
-}
-
-/**
- * pgTAP: the end-to-end files that use the stack wait for it, as its tests empty tables
- * within their transactions and count what is left (each file rolls back at its end).
- * One file at a time: two at a time (`pg_prove --jobs 2`) took 4.9 s instead of 7.0 s on
- * a quiet machine, but files that empty the same tables and write the same keys in
- * another order deadlock beside one another (050 with 065 or 067, over its `alter table`
- * after its merge lock; 040 with 020 once the tables hold rows), and the helpers' file
- * must commit before any other starts.
- */
-async function pgTap(databaseUrl: string): Promise<void> {
-  await step(
-    "pgTAP",
-    "pg_prove",
-    [
-      "--failures",
-      "--timer",
-      "-d",
-      databaseUrl,
-      ...testFiles(join(ROOT, "supabase", "tests"), ".sql"),
-    ],
-    pgProveCounts,
-  );
-}
-
-/**
- * The checks of the schema the migrations made, at the same time: both advisors, db lint
- * and the generated types. They read the catalog only (the performance advisor's lints
- * that fail at `warn` are of the schema, not of the data), so the end-to-end files'
- * writes cannot change them: they run beside those files.
- */
-async function schemaChecks(databaseUrl: string): Promise<void> {
-  // A connection that cannot be made fails in 30 s, not the kernel's two minutes of SYN
-  // retries, and is tried again (below).
-  const url = new URL(databaseUrl);
-  url.searchParams.set("connect_timeout", "30");
-  const remote = `--remote=${url}`;
-  // Off the critical path: they end long before the end-to-end files (StepOptions). Under
-  // `nice` on a loaded machine the CLI's connection may time out before Postgres answers
-  // ("failed to connect to ...: Connection timed out"; twice in a row, 130 s each, on a
-  // machine twice as slow as usual): run again then, up to four runs in all.
-  const schemaStep = (name: string, command: string, args: string[]) =>
-    step(name, command, args, undefined, {
-      ...BACKGROUND_STEP,
-      retryOn: /failed to connect to/,
-      attempts: 4,
-    });
-  const advisors = ["db", "advisors", remote, "--level", "info", "--type"];
-  await Promise.all([
-    schemaStep("advisors (security)", SUPABASE, [...advisors, "security", "--fail-on", "info"]),
-    schemaStep("advisors (performance, warnings)", SUPABASE, [
-      ...advisors,
-      "performance",
-      "--fail-on",
-      "warn",
-    ]),
-    schemaStep("db lint (plpgsql_check)", SUPABASE, [
-      "db",
-      "lint",
-      remote,
-      "--schema",
-      "public,sync,analytics",
-      "--level",
-      "warning",
-      "--fail-on",
-      "warning",
-    ]),
-    schemaStep("generated types match the migrations", DENO_BIN, [
-      "run",
-      "-A",
-      "scripts/gen_types.ts",
-      "--check",
-    ]),
-  ]);
 }
 
 /**
