@@ -61,8 +61,30 @@ export function poolerUrl(port = POOLER_PORT): string {
   return `postgresql://postgres:${PASSWORD}@${HOST}:${port}/postgres?pgbouncer=true`;
 }
 
-/** PgBouncer's configuration: transaction mode, a small pool, SCRAM as hosted. */
-export function pgbouncerIni(dir: string, port = POOLER_PORT, serverPort = POSTGRES_PORT): string {
+/**
+ * PgBouncer's version from what `pgbouncer --version` prints ("PgBouncer 1.18.0"), as
+ * `[major, minor]`; undefined when the text holds none.
+ */
+export function pgbouncerVersion(text: string): [number, number] | undefined {
+  const match = text.match(/PgBouncer (\d+)\.(\d+)/);
+  return match ? [Number(match[1]), Number(match[2])] : undefined;
+}
+
+/** Whether PgBouncer `version` has the `max_prepared_statements` setting (1.21 and later). */
+function tracksPreparedStatements(version: [number, number] | undefined): boolean {
+  return version !== undefined && (version[0] > 1 || (version[0] === 1 && version[1] >= 21));
+}
+
+/**
+ * PgBouncer's configuration: transaction mode, a small pool, SCRAM as hosted. `version`
+ * (from {@link pgbouncerVersion}) decides the settings that only some versions know.
+ */
+export function pgbouncerIni(
+  dir: string,
+  port = POOLER_PORT,
+  serverPort = POSTGRES_PORT,
+  version?: [number, number],
+): string {
   return [
     "; Written by local-stack/supabase/pooler.ts at every start.",
     "[databases]",
@@ -89,6 +111,15 @@ export function pgbouncerIni(dir: string, port = POOLER_PORT, serverPort = POSTG
     "server_reset_query = RESET ALL; SELECT pg_advisory_unlock_all(); DISCARD TEMP; " +
     "DEALLOCATE ALL; UNLISTEN *",
     "server_reset_query_always = 1",
+    // Protocol-level prepared statements fail here as they do hosted: PgBouncer 1.21 learnt
+    // to carry them from one server connection to the next, and 1.24 does so by default
+    // (max_prepared_statements = 200, https://www.pgbouncer.org/changelog.html), where
+    // Supavisor's transaction mode does not ("although the direct connections and
+    // Supavisor in session mode support prepared statements, Supavisor in transaction
+    // mode does not": https://supabase.com/docs/guides/troubleshooting/disabling-prepared-statements-qL8lEL).
+    // A client with postgres.js's default `prepare: true` would pass here and fail there.
+    // Older versions know no such setting (and refuse to start on one they do not know).
+    ...(tracksPreparedStatements(version) ? ["max_prepared_statements = 0"] : []),
     // A client may wait this long for a server connection, then gets an error: Supavisor
     // gives up a checkout after its user's pool_checkout_timeout ("(ECHECKOUTTIMEOUT)
     // unable to check out connection from the pool after 5000ms in Transaction mode",
@@ -132,7 +163,8 @@ export async function startPooler(): Promise<"started" | "reused"> {
   const paths = await clusterPaths({ name: "pgbouncer", port: POOLER_PORT });
   if (paths.fallback) await prepareFallbackDir(paths.fallback.dir);
   mkdirSync(paths.data, { recursive: true, mode: 0o700 });
-  const ini = pgbouncerIni(paths.data);
+  const version = pgbouncerVersion(await run(PGBOUNCER_BIN, ["--version"]));
+  const ini = pgbouncerIni(paths.data, POOLER_PORT, POSTGRES_PORT, version);
   const iniFile = join(paths.data, "pgbouncer.ini");
   const fingerprint = createHash("sha256").update(ini).digest("hex");
   const running = runningProcess(NAME);

@@ -1,0 +1,18 @@
+import assert from "node:assert/strict";
+import { pgbouncerIni, pgbouncerVersion } from "./pooler.ts";
+
+Deno.test("PgBouncer's version is read from what --version prints", () => {
+  assert.deepEqual(pgbouncerVersion("PgBouncer 1.18.0\nlibevent 2.1.12-stable\n"), [1, 18]);
+  assert.deepEqual(pgbouncerVersion("PgBouncer 1.24.1"), [1, 24]);
+  assert.equal(pgbouncerVersion("command not found"), undefined);
+});
+
+Deno.test("a PgBouncer that would carry prepared statements across connections is told not to, as Supavisor does not", () => {
+  const setting = /^max_prepared_statements = 0$/m;
+  assert.match(pgbouncerIni("/d", 1, 2, [1, 24]), setting);
+  assert.match(pgbouncerIni("/d", 1, 2, [1, 21]), setting);
+  assert.match(pgbouncerIni("/d", 1, 2, [2, 0]), setting);
+  // Versions before 1.21 refuse a setting they do not know: none is written.
+  assert.doesNotMatch(pgbouncerIni("/d", 1, 2, [1, 18]), /max_prepared_statements/);
+  assert.doesNotMatch(pgbouncerIni("/d", 1, 2, undefined), /max_prepared_statements/);
+});
