@@ -22,6 +22,18 @@ const NEWER_THAN_HOSTED: [RegExp, string][] = [
   [/\.getOrInsert(Computed)?\(/, "Map upsert"],
 ];
 
+/**
+ * What the hosted runtime does not have at all (supabase/edge-runtime's
+ * ext/runtime/js/bootstrap.js; "Web Worker API (or Node vm API) are not available",
+ * https://supabase.com/docs/guides/functions/limits). The local isolates take the globals
+ * away too (local-stack/supabase/edge_globals.ts), but not `node:vm`.
+ */
+const NOT_ON_HOSTED: [RegExp, string][] = [
+  [/["'](node:)?vm["']/, "node:vm"],
+  [/\bnew Worker\(/, "Web Workers"],
+  [/\bSharedArrayBuffer\b/, "SharedArrayBuffer"],
+];
+
 /** The modules a deployed function is made of: functions-shared and the entry points. */
 function functionModules(): string[] {
   const shared = new URL(".", import.meta.url);
@@ -45,6 +57,19 @@ Deno.test("the functions use no JavaScript newer than the hosted Edge Runtime's 
   }
   assert.deepEqual(found, []);
   assert.ok(functionModules().length > 60, "it read the functions' modules");
+});
+
+Deno.test("the functions use nothing the hosted Edge Runtime takes away", () => {
+  const found: string[] = [];
+  for (const path of functionModules()) {
+    const text = Deno.readTextFileSync(path);
+    for (const [api, what] of NOT_ON_HOSTED) {
+      if (api.test(text)) found.push(`${path.split("/").slice(-2).join("/")}: ${what}`);
+    }
+  }
+  assert.deepEqual(found, []);
+  const sample = 'import vm from "node:vm"; new Worker(url); new SharedArrayBuffer(8);';
+  assert.equal(NOT_ON_HOSTED.filter(([api]) => api.test(sample)).length, 3);
 });
 
 Deno.test("the check finds what it looks for", () => {

@@ -38,6 +38,7 @@ import { AsyncLocalStorage } from "node:async_hooks";
 import net from "node:net";
 import process from "node:process";
 import v8 from "node:v8";
+import "./edge_globals.ts";
 import { DRAIN_SIGNAL, RETIRE_SIGNALS } from "./edge_limits.ts";
 import { afterEachCollection, MemoryWatch } from "./memory_watch.ts";
 import {

@@ -308,3 +308,31 @@ Deno.test("memory a response's body grows while it streams, after its handler ha
   }
   assert.ok(mostReported(reported) >= 40, reported);
 });
+
+Deno.test("an isolate has the hosted runtime's globals: no Worker, no shared memory, one CPU", async () => {
+  const ran = await inIsolate(`
+    const shared = (() => {
+      try {
+        new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true });
+        return "made";
+      } catch (error) {
+        return (error as Error).message;
+      }
+    })();
+    console.log(JSON.stringify({
+      worker: typeof (globalThis as { Worker?: unknown }).Worker,
+      sharedArrayBuffer: SharedArrayBuffer === ArrayBuffer,
+      shared,
+      plainMemory: new WebAssembly.Memory({ initial: 1 }).buffer.byteLength,
+      cpus: navigator.hardwareConcurrency,
+    }));
+  `);
+  assert.equal(ran.code, 0, ran.stderr);
+  assert.deepEqual(JSON.parse(ran.stdout), {
+    worker: "undefined",
+    sharedArrayBuffer: true,
+    shared: "Creating a shared memory is not supported",
+    plainMemory: 65536,
+    cpus: 1,
+  });
+});
