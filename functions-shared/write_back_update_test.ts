@@ -406,12 +406,19 @@ Deno.test("timestamps convert exactly", () => {
   assert.equal(isoToMicros("0050-01-01T00:00:00Z") < 0n, true);
   assert.equal(isoToMicros("2024-01-01T05:00:00+05:00"), isoToMicros("2024-01-01T00:00:00Z"));
   assert.equal(isoToMicros("2023-12-31T19:00:00-0500"), isoToMicros("2024-01-01T00:00:00Z"));
-  // The 7th fraction digit rounds half away from zero, as Postgres does.
-  assert.equal(
-    isoToMicros("2024-01-01T00:00:00.0000005Z"),
-    isoToMicros("2024-01-01T00:00:00.000001Z"),
-  );
-  assert.equal(isoToMicros("2024-01-01T00:00:00.0000004Z"), isoToMicros("2024-01-01T00:00:00Z"));
+  // Digits below a microsecond round as Postgres rounds them (read from Postgres 15:
+  // `select '2024-01-01T00:00:00.0000005Z'::timestamptz` is 00:00:00, and so on): to the
+  // nearest microsecond, an exact half to the even one.
+  const at = (fraction: string) => isoToMicros(`2024-01-01T00:00:00.${fraction}Z`);
+  const second = isoToMicros("2024-01-01T00:00:00Z");
+  assert.equal(at("0000005") - second, 0n);
+  assert.equal(at("0000015") - second, 2n);
+  assert.equal(at("0000025") - second, 2n);
+  assert.equal(at("00000051") - second, 1n);
+  assert.equal(at("123456500") - second, 123_456n);
+  assert.equal(at("123457500") - second, 123_458n);
+  assert.equal(at("9999995") - second, 1_000_000n);
+  assert.equal(at("0000004") - second, 0n);
   assert.equal(microsToIso(-1n), "1969-12-31T23:59:59.999999Z");
   assert.equal(microsToIso(-1_500_000n), "1969-12-31T23:59:58.500Z");
   assert.equal(new DynamoNumber("1").value, "1");

@@ -37,18 +37,32 @@ function offsetMinutes(zone: string | undefined): number {
 }
 
 /**
+ * The microseconds Postgres makes of a fraction of a second's digits: it reads the
+ * fraction as a double (strtod) and rounds it times 10^6 to the nearest whole number,
+ * ties to even (`rint`, in ParseFractionalSecond of src/backend/utils/adt/datetime.c):
+ * `.0000005` is 0 µs, `.0000015` 2 µs, `.9999995` a whole second. JavaScript's numbers
+ * are the same doubles, so the same arithmetic gives the same microsecond.
+ */
+export function fractionMicros(digits: string): number {
+  if (digits === "") return 0;
+  const scaled = Number(`0.${digits}`) * 1_000_000;
+  const whole = Math.floor(scaled);
+  const rest = scaled - whole; // exact: both lie on the same grid of doubles
+  if (rest !== 0.5) return rest > 0.5 ? whole + 1 : whole;
+  return whole % 2 === 0 ? whole : whole + 1;
+}
+
+/**
  * Microseconds since 1970 of an ISO-8601 timestamp (no zone is UTC, as the mapping's
  * Postgres reads it with the sync's UTC session); digits below a microsecond are rounded
- * half away from zero, as Postgres rounds them.
+ * as Postgres rounds them ({@link fractionMicros}).
  */
 export function isoToMicros(text: string): bigint {
   const m = text.match(ISO);
   if (!m) throw new WriteBackValueError(`${JSON.stringify(text)} is not an ISO-8601 timestamp`);
   const [year, month, day] = [m[1], m[2], m[3]].map(Number);
   const [hour, minute, second] = [m[5], m[6], m[7]].map((p) => Number(p ?? 0));
-  const fraction = (m[8] ?? "").padEnd(7, "0");
-  let micros = BigInt(fraction.slice(0, 6));
-  if (Number(fraction[6]) >= 5) micros += 1n;
+  const micros = BigInt(fractionMicros(m[8] ?? ""));
   const date = new Date(0);
   date.setUTCFullYear(year, month - 1, day); // years below 100 stay themselves
   date.setUTCHours(hour, minute, second, 0);
