@@ -22,18 +22,13 @@
  * @module
  */
 
-import type { AttributeValue, UpdateItemInput } from "./dynamo_commands.ts";
-import { type AttributeMap, fromDynamo } from "./dynamo_decoder.ts";
+import type { UpdateItemInput } from "./dynamo_commands.ts";
+import { type AttributeMap, type DynamoItem, fromDynamo, ValueError } from "./dynamo_decoder.ts";
 import { itemToChange, MappingError, shownAttribute } from "./transform.ts";
 import type { TableSpec } from "./table_registry.ts";
 import { ConditionalUpdate } from "./conditional_update.ts";
-import {
-  columnToAttribute,
-  jsonToAttribute,
-  sameColumnValue,
-  sameJsonValue,
-  WriteBackValueError,
-} from "./write_back_values.ts";
+import { editedKeys, sameKeys, writeCatchAll } from "./write_back_catch_all.ts";
+import { columnToAttribute, sameColumnValue, WriteBackValueError } from "./write_back_values.ts";
 
 /** One recorded edit, as the function reads it from `sync.write_backs`. */
 export interface WriteBackEdit {
@@ -110,9 +105,13 @@ export function planWriteBack(
   raw: AttributeMap,
 ): WriteBackPlan {
   const where = describeEdit(spec, edit);
-  const item = fromDynamo(raw);
+  let item: DynamoItem;
   let mapped: Record<string, unknown>;
   try {
+    // A value Postgres cannot hold anywhere in the item (a NUL, a lone surrogate, a number
+    // out of range), even in an attribute no column maps, makes it unmappable: refused at
+    // once, never thrown (a throw was retried as transient, then failed whole runs).
+    item = fromDynamo(raw);
     mapped = itemToChange(spec, item, {
       seq: null,
       changedAt: new Date(0).toISOString(),
@@ -121,6 +120,9 @@ export function planWriteBack(
   } catch (error) {
     if (error instanceof MappingError) {
       return { kind: "refused", detail: `${where}: the item cannot be mapped: ${error.cause_}` };
+    }
+    if (error instanceof ValueError) {
+      return { kind: "refused", detail: `${where}: the item cannot be mapped: ${error.message}` };
     }
     throw error;
   }
@@ -136,18 +138,15 @@ export function planWriteBack(
   }
   // An earlier attempt that wrote the edit and died before it was recorded: the item
   // holds the edit already, and writing it again would only fail its condition.
-  const typeOf = (column: string) => spec.columns[column]?.type ?? "jsonb";
-  if (
-    edit.columns.every((column) =>
-      sameColumnValue(typeOf(column), mapped[column], edit.after[column])
-    )
-  ) {
-    return { kind: "noop" };
-  }
+  // Of the catch-all, only the keys the edit changes count, here and below: any other
+  // may have changed in DynamoDB since, and both stand.
+  const holds = (column: string, row: Record<string, unknown>) =>
+    column === spec.catchAll
+      ? sameKeys(mapped[column], row[column], editedKeys(edit.before[column], edit.after[column]))
+      : sameColumnValue(spec.columns[column]?.type ?? "jsonb", mapped[column], row[column]);
+  if (edit.columns.every((column) => holds(column, edit.after))) return { kind: "noop" };
   // The item must still hold what the row was built from, column by column.
-  const changed = edit.columns.filter((column) =>
-    !sameColumnValue(typeOf(column), mapped[column], edit.before[column])
-  );
+  const changed = edit.columns.filter((column) => !holds(column, edit.before));
   if (changed.length > 0) {
     // The source's values go in `source_values`, not the detail: the detail is logged,
     // and a lead's values (an email, a message) have no place in a function's log.
@@ -170,7 +169,7 @@ export function planWriteBack(
     for (const column of edit.columns) {
       const after = edit.after[column];
       if (column === spec.catchAll) {
-        const problem = writeCatchAll(spec, edit, item, write);
+        const problem = writeCatchAll(spec, edit.before[column], after, item, write);
         if (problem) return { kind: "refused", detail: `${where}: ${problem}` };
         continue;
       }
@@ -257,42 +256,4 @@ function moveAppSyncVersion(raw: AttributeMap, update: ConditionalUpdate): void 
   if (Number.isFinite(updatedAtMs) && !update.names("updatedAt")) {
     update.write("updatedAt", { S: new Date(Math.max(Date.now(), updatedAtMs + 1)).toISOString() });
   }
-}
-
-/** The catch-all's changed keys, each to its attribute; returns a refusal or undefined. */
-function writeCatchAll(
-  spec: TableSpec,
-  edit: WriteBackEdit,
-  item: Record<string, unknown>,
-  write: (attribute: string, value: AttributeValue | undefined) => void,
-): string | undefined {
-  const before = asObject(edit.before[spec.catchAll]);
-  const after = asObject(edit.after[spec.catchAll]);
-  if (after === undefined) return `${spec.catchAll} must stay a JSON object`;
-  const names = [...new Set([...Object.keys(before ?? {}), ...Object.keys(after)])].sort();
-  for (const name of names) {
-    if (
-      before && Object.hasOwn(before, name) && Object.hasOwn(after, name) &&
-      sameJsonValue(before[name], after[name])
-    ) continue;
-    if (!spec.catchAllAttributes.includes(name)) {
-      return `${spec.catchAll}.${name} is not an attribute the write-back may write ` +
-        `(${spec.targetTable} writes back ${
-          spec.catchAllAttributes.length ? spec.catchAllAttributes.join(", ") : "no catch-all key"
-        })`;
-    }
-    write(
-      name,
-      Object.hasOwn(after, name)
-        ? jsonToAttribute(after[name], item[name] as never, `${spec.catchAll}.${name}`)
-        : undefined,
-    );
-  }
-  return undefined;
-}
-
-function asObject(value: unknown): Record<string, unknown> | undefined {
-  return value !== null && typeof value === "object" && !Array.isArray(value)
-    ? value as Record<string, unknown>
-    : undefined;
 }

@@ -607,3 +607,54 @@ Deno.test("a list's members keep their own types when the list is cut or reorder
     { L: [{ M: { id: { S: "v1" }, pages: { SS: ["/a"] } } }, { S: "x" }] },
   );
 });
+
+Deno.test("an item holding a value Postgres cannot store anywhere is refused at once, naming it", () => {
+  // A NUL in an attribute no column maps: the item maps to no row (its stream record
+  // was dead-lettered), and an edit of the row it had must fail, not be retried.
+  const p = plan(
+    "firespring_segments",
+    edit({
+      rowKey: { segment_id: "s-1" },
+      columns: ["segment_name"],
+      before: { segment_name: "Old name" },
+      after: { segment_name: "New name" },
+    }),
+    { ...segment, note: { S: "x\u0000y" } },
+  );
+  assert.equal(p.kind, "refused");
+  if (p.kind !== "refused") return;
+  assert.match(p.detail, /firespring_segments \[segment_id="s-1"\]/);
+  assert.match(p.detail, /the item cannot be mapped: attribute note: the string contains U\+0000/);
+});
+
+Deno.test("a catch-all edit is no conflict when only other keys of the catch-all changed since", () => {
+  // The row was built when `raw` held tags [a, b] and `label` was "old"; DynamoDB's
+  // `label` changed since, the edit changes `raw` only: both stand.
+  const before = { raw: { tags: ["a", "b"] }, label: "old" };
+  const after = { raw: { tags: ["a", "b", "c"] }, label: "old" };
+  const moved: AttributeMap = { ...segment, label: { S: "new" } };
+  const e = edit({
+    rowKey: { segment_id: "s-1" },
+    columns: ["segment_criteria"],
+    before: { segment_criteria: before },
+    after: { segment_criteria: after },
+  });
+  const p = plan("firespring_segments", e, moved);
+  assert.equal(p.kind, "update");
+  if (p.kind !== "update") return;
+  assert.equal(p.input.UpdateExpression, "SET #a0 = :v0");
+  assert.deepEqual(p.input.ExpressionAttributeNames!["#a0"], "raw");
+  // The item holds the edit already (an attempt that wrote it died before it was
+  // recorded), beside the other key's change: nothing to write.
+  const written: AttributeMap = { ...moved, raw: { M: { tags: { SS: ["a", "b", "c"] } } } };
+  assert.deepEqual(plan("firespring_segments", e, written), { kind: "noop" });
+  // The key it writes changed in DynamoDB too: that is a conflict.
+  const both: AttributeMap = { ...moved, raw: { M: { tags: { SS: ["z"] } } } };
+  const conflict = plan("firespring_segments", e, both);
+  assert.equal(conflict.kind, "conflict");
+  if (conflict.kind !== "conflict") return;
+  assert.match(
+    conflict.detail,
+    /the item changed in DynamoDB since the row was built \(segment_criteria/,
+  );
+});
