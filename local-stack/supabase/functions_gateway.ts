@@ -45,7 +45,7 @@ import { parseEnvFile, readStackEnv, type StackEnv, verifyJwt } from "../stack_e
 import { type EdgeLimits, readEdgeLimits, WORKER_LIMIT_BODY } from "./edge_limits.ts";
 import { type Isolate, type IsolateLine, IsolatePool } from "./edge_isolates.ts";
 import { discoverFunctions, type EdgeFunction } from "./function_folders.ts";
-import { releasingBody, small } from "./gateway_bodies.ts";
+import { answerHeaders, releasingBody, small } from "./gateway_bodies.ts";
 import { admitCall, CallBudget } from "./function_calls.ts";
 import { logLine, spawnIsolate, supervise } from "./isolate_process.ts";
 import { ISOLATES_LOG } from "./isolate_log.ts";
@@ -190,21 +190,19 @@ async function route(req: Request, functions: Map<string, EdgeFunction>): Promis
       return new Response(whole, {
         status: response.status,
         statusText: response.statusText,
-        headers: response.headers,
+        headers: answerHeaders(req.method, response.headers),
       });
     }
   } catch (error) {
     pool.release(isolate);
     return await failure(fn, isolate, error);
   }
-  if (!response.body) {
-    pool.release(isolate);
-    return response;
-  }
-  return new Response(releasingBody(response.body, () => pool.release(isolate)), {
+  if (!response.body) pool.release(isolate);
+  const body = response.body && releasingBody(response.body, () => pool.release(isolate));
+  return new Response(body, {
     status: response.status,
     statusText: response.statusText,
-    headers: response.headers,
+    headers: answerHeaders(req.method, response.headers),
   });
 }
 

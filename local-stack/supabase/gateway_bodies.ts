@@ -52,3 +52,17 @@ export function small(headers: Headers): boolean {
   const length = Number(headers.get("content-length") ?? NaN);
   return Number.isInteger(length) && length <= WHOLE_BODY_MAX_BYTES;
 }
+
+/**
+ * The headers the caller gets with a function's answer to a `method` request: as the
+ * function set them, but that an HTML answer to a GET is plain text, as hosted Supabase
+ * serves it without a custom domain ("GET requests that return text/html will be
+ * rewritten to text/plain", https://supabase.com/docs/guides/functions/limits).
+ */
+export function answerHeaders(method: string, headers: Headers): Headers {
+  const type = headers.get("content-type") ?? "";
+  if (method !== "GET" || !/^\s*text\/html\s*(;|$)/i.test(type)) return headers;
+  const rewritten = new Headers(headers);
+  rewritten.set("content-type", type.replace(/^\s*text\/html\s*/i, "text/plain"));
+  return rewritten;
+}
