@@ -43,6 +43,17 @@ interface Outcome {
   error_msg: string | null;
 }
 
+/**
+ * A response body as pg_net stores it in `content`: as a C string, up to its first NUL
+ * byte, and NULL when that leaves nothing (src/core.c, insert_response: the body is
+ * stored only `if (handle->body && handle->body->data[0] != '\0')`).
+ */
+export function storedContent(body: string): string | null {
+  const nul = body.indexOf("\u0000");
+  const text = nul >= 0 ? body.slice(0, nul) : body;
+  return text === "" ? null : text;
+}
+
 /** Sends one queued request; never throws: failures become the outcome's error_msg. */
 export async function send(request: QueuedRequest): Promise<Outcome> {
   try {
@@ -52,13 +63,12 @@ export async function send(request: QueuedRequest): Promise<Outcome> {
       body: request.method === "GET" ? undefined : request.body,
       signal: AbortSignal.timeout(request.timeout_milliseconds),
     });
-    const content = await response.text();
     return {
       id: request.id,
       status_code: response.status,
       content_type: response.headers.get("content-type"),
       headers: Object.fromEntries(response.headers),
-      content,
+      content: storedContent(await response.text()),
       timed_out: false,
       error_msg: null,
     };
