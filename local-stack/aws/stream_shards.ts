@@ -1,6 +1,6 @@
 /**
  * Shards that close and split, as AWS's do, for the stack's streams (the model:
- * local-stack/aws/shard_lineage.ts). DynamoDB Local rolls its one open shard per stream
+ * local-stack/aws/shard_lineage.ts; DescribeStream's listing: shard_listing.ts). DynamoDB Local rolls its one open shard per stream
  * over every 4 hours and never splits it; tests close and split shards on request, with a
  * control request to the proxy (local-stack/aws/stream_shards_control.ts):
  *
@@ -37,18 +37,16 @@ import { join } from "node:path";
 import { LOCAL_DIR } from "../config.ts";
 import { awsError, awsJsonAnswer } from "./json_answer.ts";
 import {
-  describedShards,
   followReal,
   type Lineage,
   newLineage,
   openReal,
   padSeq,
-  pageOfShards,
   type RealShard,
   rollOver,
   windowOf,
-  withoutTrimmed,
 } from "./shard_lineage.ts";
+import { describedShards, pageOfShards, withoutTrimmed } from "./shard_listing.ts";
 import {
   ITERATOR_LIFETIME_MS,
   iteratorPosition,
