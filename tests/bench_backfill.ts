@@ -18,13 +18,13 @@ import { emptyTargets, loadReportDataSet } from "../demo/load_report_data_set.ts
 import { encodeJson } from "../functions-shared/dynamo_encoder.ts";
 import { mapScannedItem } from "../functions-shared/record_mapping.ts";
 import { byTargetTable, TABLES, type TableSpec } from "../functions-shared/table_registry.ts";
-import { toWire } from "../functions-shared/change_wire.ts";
 import { withBackoff } from "../functions-shared/scan_pacing.ts";
 import { stackEnvReader } from "../local-stack/stack_env.ts";
 import { up } from "../local-stack/stack.ts";
 import { localDynamo } from "../local-stack/aws/source_tables.ts";
 import { edgeCpuSince, markEdgeCpu, printEdgeCpu } from "./bench_edge_cpu.ts";
 import { eventually, stack } from "./stack_clients.ts";
+import { mergeMsPerItem } from "./bench_merge_cost.ts";
 
 const SEGMENTS = 8;
 const PAGE = 1000;
@@ -180,54 +180,6 @@ async function backfillAll(sql: postgres.Sql) {
   };
 }
 
-/**
- * Postgres's time per item of `sync.merge_changes` for pages of a table read again (the
- * rows are there: the merge updates them, as a backfill over a synced table does), each
- * in a transaction that is rolled back. Measures the merge alone: what a collapsed
- * table costs in Postgres against a plain one.
- */
-async function mergeMsPerItem(sql: postgres.Sql, spec: TableSpec): Promise<number> {
-  const client = localDynamo(stack, spec.region);
-  let ms = 0;
-  let items = 0;
-  let start: Item | undefined;
-  for (let page = 0; page < 3; page++) {
-    const read = await withBackoff(() =>
-      client.send(
-        new ScanCommand({
-          TableName: spec.sourceTable,
-          Segment: 0,
-          TotalSegments: SEGMENTS,
-          ExclusiveStartKey: start,
-          Limit: PAGE,
-          ConsistentRead: true,
-        }),
-      ), () => {});
-    const readAt = new Date();
-    const changes = (read.Items ?? []).flatMap((item) => {
-      const mapped = mapScannedItem(spec, item, readAt);
-      return mapped.ok ? [toWire(mapped.value.change)] : [];
-    });
-    const json = encodeJson(changes);
-    const rolledBack = new Error("rolled back");
-    await sql.begin(async (tx) => {
-      const t = performance.now();
-      await tx.unsafe("select applied from sync.merge_changes($1, $2::text::jsonb)", [
-        spec.targetTable,
-        json,
-      ]);
-      ms += performance.now() - t;
-      throw rolledBack; // the merge's effects are not kept
-    }).catch((error) => {
-      if (error !== rolledBack) throw error;
-    });
-    items += changes.length;
-    start = read.LastEvaluatedKey;
-    if (!start) break;
-  }
-  return items > 0 ? ms / items : 0;
-}
-
 /** The benchmark; prints `name: value` lines. */
 export async function benchBackfill(
   sql: postgres.Sql,
@@ -319,8 +271,18 @@ export async function benchBackfill(
       kind: "min",
       target: 0.7,
     });
-    const mergeVisitors = await mergeMsPerItem(sql, byTargetTable("firespring_visitors")!);
-    const mergeActions = await mergeMsPerItem(sql, byTargetTable("firespring_actions")!);
+    const mergeVisitors = await mergeMsPerItem(
+      sql,
+      byTargetTable("firespring_visitors")!,
+      SEGMENTS,
+      PAGE,
+    );
+    const mergeActions = await mergeMsPerItem(
+      sql,
+      byTargetTable("firespring_actions")!,
+      SEGMENTS,
+      PAGE,
+    );
     figure("merge_ms_per_item_firespring_visitors", mergeVisitors, 3);
     figure("merge_ms_per_item_firespring_actions", mergeActions, 3);
     figure("merge_collapsed_vs_plain_cost", mergeVisitors / mergeActions, 2);
