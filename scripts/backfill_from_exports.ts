@@ -16,6 +16,7 @@ import { registrySchemaGuard, SchemaMismatch } from "../functions-shared/schema_
 import { connectDb } from "../functions-shared/sync_db.ts";
 import type { TableSpec } from "../functions-shared/table_registry.ts";
 import { cutOverProblem, followBackfills } from "./backfill_jobs.ts";
+import { BarScreen } from "./bar_screen.ts";
 import {
   type ExportBackfillDeps,
   exportDynamoClients,
@@ -147,6 +148,10 @@ export async function backfillFromExports(
     // Every table's loader runs to its end whatever the others meet: one that stops early
     // must not end the pool (below) under the others, which would strand their jobs.
     const stoppedLoaders: string[] = [];
+    // The loaders' own lines (a chunk abandoned, a failure tried again, a file left, the
+    // end's sweep) printed above the bars: each names its table or file, and they are
+    // what says why the bars stand still.
+    const screen = new BarScreen();
     const loading = Promise.all(
       started.map((job) =>
         loadExportJob(job.job, options.workers, loaderName, {
@@ -155,6 +160,7 @@ export async function backfillFromExports(
           readAt: job.readAt,
           cpu,
           fileSlots,
+          log: (line) => screen.log(line),
         }).catch((error) => {
           stoppedLoaders.push((error as Error).message);
         })
@@ -167,6 +173,7 @@ export async function backfillFromExports(
       started.map((job) => job.job),
       new Map(started.map((job) => [job.spec.targetTable, job.items])),
       loading,
+      screen,
     ).finally(() => loading);
     // Each loader's own error (what it met), then each job's end (what the job records).
     for (const stopped of stoppedLoaders) console.error(stopped);

@@ -11,6 +11,7 @@ import type postgres from "postgres";
 import { DescribeTableCommand } from "../functions-shared/dynamo_commands.ts";
 import type { DynamoClient } from "../functions-shared/dynamo_http.ts";
 import type { TableSpec } from "../functions-shared/table_registry.ts";
+import { BarScreen } from "./bar_screen.ts";
 
 /** A row of `sync.backfill_progress`. */
 export interface Progress {
@@ -106,16 +107,16 @@ export async function startBackfills(
  * Shows a progress bar per job (redrawn in place on a terminal, a block every 2 s
  * otherwise) until every job has finished, or `until` settles (the loaders of the jobs
  * have all stopped: a job still running then waits for a later run); returns the failed
- * jobs' causes, and names each job left running.
+ * jobs' causes, and names each job left running. Log lines printed meanwhile go through
+ * `screen`, above the bars.
  */
 export async function followBackfills(
   sql: postgres.Sql,
   jobs: string[],
   expected: Map<string, number | undefined>,
   until?: Promise<unknown>,
+  screen: BarScreen = new BarScreen(),
 ): Promise<string[]> {
-  const tty = Deno.stdout.isTerminal();
-  let printed = 0;
   let lastPlain = 0;
   let stopped = false;
   until?.finally(() => (stopped = true)).catch(() => {});
@@ -129,12 +130,8 @@ export async function followBackfills(
     // finishes otherwise, and the bar would show its last ETA for ever.
     const over = (p: Progress) => ["done", "failed", "cancelled"].includes(p.status);
     const finished = loadersStopped || rows.every(over);
-    if (tty) {
-      if (printed > 0) Deno.stdout.writeSync(new TextEncoder().encode(`\x1b[${printed}A`));
-      console.log(lines.map((l) => `\x1b[2K${l}`).join("\n"));
-      printed = lines.length;
-    } else if (finished || Date.now() - lastPlain > 2_000) {
-      console.log(lines.join("\n"));
+    if (screen.terminal || finished || Date.now() - lastPlain > 2_000) {
+      screen.bars(lines);
       lastPlain = Date.now();
     }
     if (finished) {
