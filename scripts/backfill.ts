@@ -25,6 +25,7 @@ import { readStackEnv } from "../local-stack/stack_env.ts";
 import { type BackfillArgs, backfillArgs } from "./backfill_args.ts";
 import { backfillFromExports } from "./backfill_from_exports.ts";
 import { cutOverProblem, followBackfills, startBackfills } from "./backfill_jobs.ts";
+import { BarScreen } from "./bar_screen.ts";
 
 async function main(): Promise<number> {
   let args: BackfillArgs;
@@ -85,13 +86,16 @@ async function main(): Promise<number> {
       console.error(`backfill: ${cut}`);
       return 2;
     }
+    // Lines printed while the bars show go above them.
+    const screen = new BarScreen();
     const { jobs, expected } = await startBackfills(
       sql,
       dynamoClients(env),
       args.tables,
       args.segments,
+      (line) => screen.log(line),
     );
-    const failures = await followBackfills(sql, jobs, expected);
+    const failures = await followBackfills(sql, jobs, expected, undefined, screen);
     for (const failure of failures) console.error(failure);
     return failures.length > 0 ? 1 : 0;
   } catch (error) {

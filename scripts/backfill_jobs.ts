@@ -56,28 +56,26 @@ export function progressLine(p: Progress, expectedItems: number | undefined): st
     `${p.segments_done}/${p.total_segments}  ${eta}`;
 }
 
-/** Queues a backfill of each table; returns the job ids and each table's item count (for the ETA). */
+/** How long each table's item count (for the ETA only) is waited for. */
+const COUNT_WAIT_MS = 10_000;
+
+/**
+ * Queues a backfill of each table; returns the job ids, and a map of each table's item
+ * count (for the ETA) that fills in as DynamoDB answers: every table is asked at once,
+ * once every job is queued, each for at most {@link COUNT_WAIT_MS}, so that a DynamoDB the
+ * command cannot reach delays no job (its bars show "?"). `log` gets why a count is
+ * missing.
+ */
 export async function startBackfills(
   sql: postgres.Sql,
   dynamo: (region: string) => DynamoClient,
   tables: TableSpec[],
   segments: number,
+  log: (line: string) => void = console.error,
 ): Promise<{ jobs: string[]; expected: Map<string, number | undefined> }> {
   const expected = new Map<string, number | undefined>();
   const jobs: string[] = [];
   for (const spec of tables) {
-    // Only for the ETA: without it the backfill runs the same, and says why it shows "?".
-    const description = await dynamo(spec.region).send(
-      new DescribeTableCommand({ TableName: spec.sourceTable }),
-    ).catch((error) => {
-      console.error(
-        `${spec.targetTable}: no item count for the ETA (DescribeTable of ${spec.sourceTable} in ${spec.region}: ${
-          (error as Error).message
-        })`,
-      );
-      return undefined;
-    });
-    expected.set(spec.targetTable, description?.Table?.ItemCount);
     // A Scan backfill of the table that is still pending or running (a run of this
     // command interrupted, say) is followed, not started again beside it: two would read
     // the table at twice its read budget, which is each job's. Every one of them: a heal
@@ -99,6 +97,23 @@ export async function startBackfills(
     }
     const [row] = await sql`select sync.start_backfill(${spec.sourceTable}, ${segments}) as id`;
     jobs.push(row.id);
+  }
+  for (const spec of tables) {
+    dynamo(spec.region).send(
+      new DescribeTableCommand({ TableName: spec.sourceTable }),
+      { abortSignal: AbortSignal.timeout(COUNT_WAIT_MS) },
+    ).then(
+      (description) => expected.set(spec.targetTable, description?.Table?.ItemCount),
+      (error) =>
+        log(
+          `${spec.targetTable}: no item count for the ETA (DescribeTable of ${spec.sourceTable} ` +
+            `in ${spec.region}: ${
+              (error as Error).name === "TimeoutError"
+                ? `no answer within ${COUNT_WAIT_MS / 1000} s`
+                : (error as Error).message
+            })`,
+        ),
+    );
   }
   return { jobs, expected };
 }

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { BarScreen } from "./bar_screen.ts";
 import type postgres from "postgres";
 import {
   cutOverProblem,
@@ -20,6 +21,9 @@ const progress = (over: Partial<Progress>): Progress => ({
   items_per_second: 100,
   ...over,
 });
+
+/** Bars drawn nowhere. */
+const quiet = new BarScreen(false, () => {});
 
 Deno.test("a Scan backfill's bar counts segments, its ETA from DynamoDB's item count", () => {
   const line = progressLine(progress({ source: "scan" }), 1000);
@@ -62,7 +66,7 @@ Deno.test("a cancelled job ends the wait, named, and its bar says so rather than
   const log = console.log;
   console.log = () => {};
   try {
-    assert.deepEqual(await followBackfills(sql, ["7"], new Map()), [
+    assert.deepEqual(await followBackfills(sql, ["7"], new Map(), undefined, quiet), [
       "backfill job 7 of firespring-backdoor-actions-dev was cancelled; start it again",
     ]);
   } finally {
@@ -115,4 +119,48 @@ Deno.test("after the cutover a backfill is refused before anything is read or as
   assert.equal(await cutOverProblem(settingIs("on")), undefined);
   assert.equal(await cutOverProblem(settingIs("off")), undefined, "rolling back: merges go in");
   assert.equal(await cutOverProblem(settingIs(undefined)), undefined);
+});
+
+Deno.test("jobs are queued before any item count is asked for, and a DynamoDB that does not answer delays none", async () => {
+  const events: string[] = [];
+  const sql = ((strings: TemplateStringsArray, ...values: unknown[]) => {
+    const text = strings.join("?");
+    if (text.includes("from sync.backfill_jobs")) return Promise.resolve([]);
+    if (text.includes("sync.start_backfill")) {
+      events.push(`queued ${values[0]}`);
+      return Promise.resolve([{ id: String(events.length) }]);
+    }
+    throw new Error(`unexpected: ${text}`);
+  }) as unknown as postgres.Sql;
+  // One region answers; the other never does, until the count's own deadline.
+  const dynamo = (region: string) =>
+    ({
+      send: (_command: unknown, options: { abortSignal: AbortSignal }) => {
+        events.push(`count asked in ${region}`);
+        return region === "us-east-1"
+          ? new Promise((_, reject) =>
+            options.abortSignal.addEventListener("abort", () => reject(options.abortSignal.reason))
+          )
+          : Promise.resolve({ Table: { ItemCount: 10 } });
+      },
+    }) as never;
+  const lines: string[] = [];
+  const [actions, searches] = backfillArgs(["firespring_actions", "firespring_searches"]).tables;
+  const unanswered = { ...actions, region: "us-east-1" as const };
+  const answered = { ...searches, region: "us-east-2" as const };
+  const { jobs, expected } = await startBackfills(
+    sql,
+    dynamo,
+    [unanswered, answered],
+    8,
+    (line) => lines.push(line),
+  );
+  assert.deepEqual(jobs, ["1", "2"]);
+  assert.deepEqual(events.slice(0, 2), [
+    "queued firespring-backdoor-actions-dev",
+    "queued firespring-backdoor-searches-dev",
+  ]);
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  assert.equal(expected.get(answered.targetTable), 10);
+  assert.equal(expected.get(unanswered.targetTable), undefined, "its bar shows ? meanwhile");
 });
