@@ -27,6 +27,27 @@ export interface Progress {
   source?: string;
   /** An export's item count (its manifest's). */
   expected_items?: number | null;
+  /** When a worker last worked on the job (the job's request before any). */
+  last_worked_at?: Date | string | null;
+}
+
+/** How long a Scan backfill may go without a worker before the command says so. */
+export const STALL_MS = 5 * 60_000;
+
+/**
+ * What to say of a Scan backfill, still to finish, that no worker has worked on for
+ * {@link STALL_MS} at `now` (the import-worker never called, or failing before its
+ * first page); undefined otherwise. An export's loader is the command itself, which says
+ * what it meets.
+ */
+export function stallNotice(p: Progress, now: number): string | undefined {
+  if ((p.source ?? "scan") !== "scan" || !["pending", "running"].includes(p.status)) return;
+  const last = p.last_worked_at ? new Date(p.last_worked_at).getTime() : NaN;
+  if (!(now - last >= STALL_MS)) return undefined;
+  return `backfill job ${p.job_id} of ${p.target_table}: no worker has worked on it for ` +
+    `${Math.floor((now - last) / 60_000)} minutes (last at ${new Date(last).toISOString()}); ` +
+    "pg_cron's sync-import-worker job calls the import-worker: see the README's " +
+    'Troubleshooting, "a backfill stays at 0 %" (select * from sync.status: scheduler_problem, function_problem)';
 }
 
 const BAR = 24;
@@ -134,6 +155,8 @@ export async function followBackfills(
 ): Promise<string[]> {
   let lastPlain = 0;
   let stopped = false;
+  /** The jobs whose stall was told, until a worker works on them again. */
+  const stalled = new Set<string>();
   until?.finally(() => (stopped = true)).catch(() => {});
   for (;;) {
     // Read before the rows: loaders that stopped before the query are seen by it.
@@ -141,6 +164,12 @@ export async function followBackfills(
     const rows = await sql<Progress[]>`
       select * from sync.backfill_progress where job_id = any(${jobs}::bigint[]) order by job_id`;
     const lines = rows.map((p) => progressLine(p, expected.get(p.target_table)));
+    for (const p of rows) {
+      const notice = stallNotice(p, Date.now());
+      if (notice && !stalled.has(p.job_id)) screen.log(notice);
+      if (notice) stalled.add(p.job_id);
+      else stalled.delete(p.job_id);
+    }
     // Cancelled too (npm start's reset, the validator, an operator's update): it never
     // finishes otherwise, and the bar would show its last ETA for ever.
     const over = (p: Progress) => ["done", "failed", "cancelled"].includes(p.status);

@@ -6,6 +6,8 @@ import {
   followBackfills,
   type Progress,
   progressLine,
+  STALL_MS,
+  stallNotice,
   startBackfills,
 } from "./backfill_jobs.ts";
 import { backfillArgs } from "./backfill_args.ts";
@@ -163,4 +165,34 @@ Deno.test("jobs are queued before any item count is asked for, and a DynamoDB th
   await new Promise((resolve) => setTimeout(resolve, 0));
   assert.equal(expected.get(answered.targetTable), 10);
   assert.equal(expected.get(unanswered.targetTable), undefined, "its bar shows ? meanwhile");
+});
+
+Deno.test("a Scan backfill no worker has worked on for 5 minutes is named, with where to look", () => {
+  const at = Date.parse("2026-12-04T06:00:00Z");
+  const job = {
+    job_id: "9",
+    target_table: "firespring_actions",
+    status: "pending",
+    segments_done: 0,
+    total_segments: 8,
+    items_scanned: 0,
+    rows_written: 0,
+    items_per_second: null,
+    source: "scan",
+    last_worked_at: new Date(at - STALL_MS - 60_000),
+  };
+  assert.equal(
+    stallNotice(job, at),
+    "backfill job 9 of firespring_actions: no worker has worked on it for 6 minutes (last at " +
+      "2026-12-04T05:54:00.000Z); pg_cron's sync-import-worker job calls the import-worker: " +
+      'see the README\'s Troubleshooting, "a backfill stays at 0 %" (select * from sync.status: ' +
+      "scheduler_problem, function_problem)",
+  );
+  assert.equal(stallNotice({ ...job, last_worked_at: new Date(at - 60_000) }, at), undefined);
+  assert.equal(stallNotice({ ...job, status: "done" }, at), undefined);
+  assert.equal(
+    stallNotice({ ...job, source: "export" }, at),
+    undefined,
+    "its loader says what it meets",
+  );
 });
