@@ -37,6 +37,7 @@ function withFake(secrets: Record<string, string>) {
     close() {
       delete process.env.SYNC_WEBHOOK_SECRET_ARN;
       delete process.env.AWS_ENDPOINT_URL_SECRETS_MANAGER;
+      delete process.env.AWS_SESSION_TOKEN;
       forgetWebhookSecret();
     },
   };

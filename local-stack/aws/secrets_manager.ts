@@ -25,10 +25,16 @@
 import { signatureRefusal } from "./dynamodb_auth.ts";
 import { checkSignature, DYNAMODB_MAX_SKEW_MS, sha256Hex } from "./signature_v4.ts";
 
-/** The forwarder's role's credentials, as Lambda puts them in its environment. */
+/**
+ * The forwarder's role's credentials, as Lambda puts them in its environment: temporary
+ * ones (an `ASIA` key), which AWS takes only with their session token
+ * (`X-Amz-Security-Token`); without it, or with another, a request is refused as
+ * UnrecognizedClientException, "The security token included in the request is invalid."
+ */
 export const FORWARDER_CREDENTIALS = {
   AWS_ACCESS_KEY_ID: "ASIAFORWARDEREXAMPLE",
   AWS_SECRET_ACCESS_KEY: "forwarder-role-secret-example",
+  AWS_SESSION_TOKEN: "forwarder-role-session-token-example",
 } as const;
 
 /** Who the forwarder's role is, as IAM names it in a refusal. */
@@ -89,6 +95,12 @@ export function startFakeSecretsManager(secrets: Record<string, string>): FakeSe
     if ("problem" in checked) {
       const { type, message } = signatureRefusal(checked.problem, "secretsmanager", now);
       return refuse(type, message);
+    }
+    if (req.headers.get("x-amz-security-token") !== FORWARDER_CREDENTIALS.AWS_SESSION_TOKEN) {
+      return refuse(
+        "UnrecognizedClientException",
+        "The security token included in the request is invalid.",
+      );
     }
     const target = req.headers.get("x-amz-target");
     if (req.method !== "POST" || target !== "secretsmanager.GetSecretValue") {

@@ -5,12 +5,21 @@ import { FORWARDER_CREDENTIALS, startFakeSecretsManager } from "./secrets_manage
 const ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:mmp-toledo/webhook-AbCdEf";
 const VALUE = `whsec_${btoa("a".repeat(32))}`;
 
-/** A fresh SDK client of `region` signing with `accessKeyId` and `secretAccessKey`. */
-function client(endpoint: string, region: string, accessKeyId: string, secretAccessKey: string) {
+/**
+ * A fresh SDK client of `region` signing with `accessKeyId` and `secretAccessKey`, and the
+ * role's session token unless another (or none: null) is given.
+ */
+function client(
+  endpoint: string,
+  region: string,
+  accessKeyId: string,
+  secretAccessKey: string,
+  sessionToken: string | null = FORWARDER_CREDENTIALS.AWS_SESSION_TOKEN,
+) {
   return new SecretsManagerClient({
     endpoint,
     region,
-    credentials: { accessKeyId, secretAccessKey },
+    credentials: { accessKeyId, secretAccessKey, sessionToken: sessionToken ?? undefined },
     maxAttempts: 1,
   });
 }
@@ -47,6 +56,13 @@ Deno.test("Secrets Manager serves only the forwarder's role, signed, and only th
       await read(client(fake.endpoint, "us-east-1", role, "not-the-roles-secret")),
       /^InvalidSignatureException: The request signature we calculated does not match/,
     );
+    // The role's temporary key without its session token, or with another.
+    for (const token of [null, "another-session-token"]) {
+      assert.equal(
+        await read(client(fake.endpoint, "us-east-1", role, secret, token)),
+        "UnrecognizedClientException: The security token included in the request is invalid.",
+      );
+    }
 
     // A secret the role's policy does not grant, existing or not.
     const other = ARN.replace("webhook-AbCdEf", "payroll-XyZ123");
@@ -68,6 +84,8 @@ Deno.test("Secrets Manager serves only the forwarder's role, signed, and only th
       "MissingAuthenticationTokenException",
       "UnrecognizedClientException",
       "InvalidSignatureException",
+      "UnrecognizedClientException",
+      "UnrecognizedClientException",
       "AccessDeniedException",
     ]);
     assert.deepEqual(fake.reads, [ARN, ARN], "only the signed, granted requests were served");
