@@ -66,6 +66,11 @@ async function rereadLogged(
   return { outcome, lines };
 }
 
+/** A key's re-read failure as the repair names it: the key, the table, DynamoDB's message. */
+function causeOf(visitor: string, message: string): string {
+  return `reading key {"visitor_id":"${visitor}"} of firespring_visitors to repair it: ${message}`;
+}
+
 Deno.test("a queued key is read consistently and merged as a repair seen when it was queued", async () => {
   const db = queueDb(["v-1"]);
   const dynamo = fakeDynamo(() => items("v-1"));
@@ -102,11 +107,11 @@ Deno.test("a failed re-read keeps its cause, names table and key in the log, and
   const { outcome, lines } = await rereadLogged(db, dynamo);
   assert.deepEqual(outcome, { reread: 1, failed: 1 });
   assert.deepEqual(db.finished.map((f) => [f.key, f.error]), [
-    [{ visitor_id: "v-1" }, "throttled"],
+    [{ visitor_id: "v-1" }, causeOf("v-1", "throttled")],
     [{ visitor_id: "v-2" }, null],
   ]);
   assert.deepEqual(lines, [
-    're-read of firespring_visitors {"visitor_id":"v-1"} failed: throttled',
+    `re-read of firespring_visitors {"visitor_id":"v-1"} failed: ${causeOf("v-1", "throttled")}`,
   ]);
 });
 
@@ -120,14 +125,20 @@ Deno.test("when every re-read fails, the first few get a line and the rest a cou
   assert.deepEqual(outcome, { reread: 0, failed: 10 });
   assert.deepEqual(
     db.finished.map((f) => [f.key, f.error]),
-    ids.map((id) => [{ visitor_id: id }, "no answer from DynamoDB"]),
+    ids.map((id) => [{ visitor_id: id }, causeOf(id, "no answer from DynamoDB")]),
     "every key keeps its cause in the queue",
   );
   assert.equal(lines.length, PROBLEM_LINES_PER_REQUEST + 1, lines.join("\n"));
   assert.deepEqual(lines.slice(0, PROBLEM_LINES_PER_REQUEST), [
-    're-read of firespring_visitors {"visitor_id":"v-0"} failed: no answer from DynamoDB',
-    're-read of firespring_visitors {"visitor_id":"v-1"} failed: no answer from DynamoDB',
-    're-read of firespring_visitors {"visitor_id":"v-2"} failed: no answer from DynamoDB',
+    `re-read of firespring_visitors {"visitor_id":"v-0"} failed: ${
+      causeOf("v-0", "no answer from DynamoDB")
+    }`,
+    `re-read of firespring_visitors {"visitor_id":"v-1"} failed: ${
+      causeOf("v-1", "no answer from DynamoDB")
+    }`,
+    `re-read of firespring_visitors {"visitor_id":"v-2"} failed: ${
+      causeOf("v-2", "no answer from DynamoDB")
+    }`,
   ]);
   assert.equal(
     lines.at(-1),

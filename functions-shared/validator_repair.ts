@@ -89,7 +89,13 @@ export async function repairKeys(
     try {
       read = await pointReadAt(deps, spec, key, { maxPages: MAX_POINT_READ_PAGES });
     } catch (error) {
-      if (!(error instanceof PartitionTooLarge)) throw error;
+      if (!(error instanceof PartitionTooLarge)) {
+        // Named where it failed, the error kept as it is (its kind decides whether the
+        // caller tries again): the table, the key and the cause.
+        (error as Error).message = `reading key ${JSON.stringify(key)} of ` +
+          `${spec.targetTable} to repair it: ${(error as Error).message}`;
+        throw error;
+      }
       tooLarge ??= error;
       continue;
     }

@@ -164,3 +164,21 @@ Deno.test("each key's mapping is a measured step of the isolate's CPU meter, whe
   );
   assert.equal(db.merged.length, 2);
 });
+
+Deno.test("a repair's read that fails names the table and the key, its error kept as it is", async () => {
+  const db = repairDb();
+  const denied = Object.assign(new Error("User is not authorized to perform: dynamodb:GetItem"), {
+    name: "AccessDeniedException",
+  });
+  const dynamo = fakeDynamo(() => Promise.reject(denied));
+  const failed = await repairKeys(deps(db, dynamo), byTargetTable("firespring_segments")!, [
+    { kind: "missing", key: { segment_id: "s-9" } },
+  ], SEEN).catch((error) => error);
+  assert.equal(failed, denied, "the same error: its kind decides whether the caller tries again");
+  assert.equal(
+    failed.message,
+    'reading key {"segment_id":"s-9"} of firespring_segments to repair it: User is not ' +
+      "authorized to perform: dynamodb:GetItem",
+  );
+  assert.equal(db.matching("sync.merge_changes").length, 0);
+});
