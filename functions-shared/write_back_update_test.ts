@@ -30,6 +30,14 @@ const segment: AttributeMap = {
   raw: { M: { tags: { SS: ["a", "b"] } } },
 };
 
+/** An edit of segment s-1's name, from "Old name" to "New name". */
+const RENAME = edit({
+  rowKey: { segment_id: "s-1" },
+  columns: ["segment_name"],
+  before: { segment_name: "Old name" },
+  after: { segment_name: "New name" },
+});
+
 /** The plan of an edit of segment s-1's catch-all, `segment_criteria`, from `before` to `after`. */
 function criteriaPlan(before: unknown, after: unknown) {
   return plan(
@@ -47,12 +55,7 @@ function criteriaPlan(before: unknown, after: unknown) {
 Deno.test("a text column becomes SET of its attribute, conditioned on the value read", () => {
   const p = plan(
     "firespring_segments",
-    edit({
-      rowKey: { segment_id: "s-1" },
-      columns: ["segment_name"],
-      before: { segment_name: "Old name" },
-      after: { segment_name: "New name" },
-    }),
+    RENAME,
     segment,
   );
   assert.equal(p.kind, "update");
@@ -613,12 +616,7 @@ Deno.test("an item holding a value Postgres cannot store anywhere is refused at 
   // was dead-lettered), and an edit of the row it had must fail, not be retried.
   const p = plan(
     "firespring_segments",
-    edit({
-      rowKey: { segment_id: "s-1" },
-      columns: ["segment_name"],
-      before: { segment_name: "Old name" },
-      after: { segment_name: "New name" },
-    }),
+    RENAME,
     { ...segment, note: { S: "x\u0000y" } },
   );
   assert.equal(p.kind, "refused");

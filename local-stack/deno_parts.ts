@@ -37,22 +37,27 @@ export interface DenoPart {
   port?: { number: number; what: string };
 }
 
+/**
+ * The modules both AWS stand-ins run (the proxy and S3): their folder, and the stack's
+ * settings, processes and clusters they import.
+ */
+const AWS_STAND_IN_CODE = [
+  "deno.json",
+  "local-stack/aws",
+  "local-stack/config.ts",
+  "local-stack/stack_env.ts",
+  "local-stack/processes.ts",
+  "local-stack/supabase/pooler.ts",
+  "local-stack/supabase/postgres_cluster.ts",
+];
+
 /** The DynamoDB proxy (local-stack/aws/): it reads DYNAMODB_FAULTS from `.local/stack.env`. */
 export const PROXY_PART: DenoPart = {
   name: "dynamodb_proxy",
   script: "local-stack/aws/main.ts",
   // Everything it imports (deno_parts_test.ts checks): a change to any is in force only
   // once it restarts.
-  code: [
-    "deno.json",
-    "local-stack/aws",
-    "local-stack/config.ts",
-    "local-stack/stack_env.ts",
-    "local-stack/processes.ts",
-    "local-stack/supabase/pooler.ts",
-    "local-stack/supabase/postgres_cluster.ts",
-    "functions-shared",
-  ],
+  code: [...AWS_STAND_IN_CODE, "functions-shared"],
   variables: ["STACK_PORT_OFFSET"],
   port: { number: DYNAMODB_PORT, what: "the DynamoDB proxy" },
 };
@@ -65,16 +70,7 @@ export const DENO_PARTS: DenoPart[] = [
     script: "local-stack/aws/s3_main.ts",
     // Everything it imports (its checks, policies and signatures too; deno_parts_test.ts
     // checks): a change to any is in force only once it restarts.
-    code: [
-      "deno.json",
-      "local-stack/aws",
-      "local-stack/config.ts",
-      "local-stack/stack_env.ts",
-      "local-stack/processes.ts",
-      "local-stack/supabase/pooler.ts",
-      "local-stack/supabase/postgres_cluster.ts",
-      "functions-shared/aws_signature.ts",
-    ],
+    code: [...AWS_STAND_IN_CODE, "functions-shared/aws_signature.ts"],
     variables: ["STACK_PORT_OFFSET"],
     port: { number: S3_PORT, what: "the S3 stand-in" },
   },
