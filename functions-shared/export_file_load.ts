@@ -13,6 +13,7 @@ import type postgres from "postgres";
 import type { CpuMeter } from "./cpu_meter.ts";
 import { type ExportPage, exportPages, ExportReadError } from "./export_items.ts";
 import { carefulClaim, commitPageCarefully } from "./export_careful_pages.ts";
+import { startsAtDurableCheckpoint } from "./export_checkpoint.ts";
 import { commitChunk, DEFAULT_CHUNK_PAGES, RefusedChunk } from "./export_stage.ts";
 import type { RunGate } from "./run_gate.ts";
 import { whileHolding } from "./lease_holds.ts";
@@ -151,6 +152,31 @@ export async function loadExportFile(
       (error) => (error as { code?: string }).code !== LEASE_LOST,
     );
   };
+  /**
+   * `writing` (a chunk, or a page on its own, from line `from`), the file's lease held
+   * meanwhile. Taken over all the same (a renewal found the lease another's): its
+   * checkpoint is refused, and the file left to its holder.
+   */
+  const holdingFile = async <T>(writing: Promise<T>, from: number): Promise<T> => {
+    chunkStarted = performance.now();
+    if (await whileHolding(writing, holdFile, renewEveryMs) === "taken") {
+      const graceMs = deps.stuckChunkGraceMs ?? STUCK_CHUNK_GRACE_MS;
+      await endsWithin(writing, graceMs, () =>
+        Object.assign(
+          new Error(
+            `export backfill job ${job} file ${file.data_key} of ${file.source_table}: a ` +
+              `write from line ${from} did not end within ${graceMs / 60_000} minutes of ` +
+              "its lease being left (its connection is gone, or Postgres holds it); the " +
+              "file is left to the loader that takes it over from its checkpoint",
+          ),
+          // The lease is left to lapse, not given back: a takeover is counted (three in
+          // a row fail the file), and this write's checkpoint, were its connection to
+          // come back, is refused (export_load.ts renames the worker).
+          { code: LEASE_LOST, stuck: true },
+        ));
+    }
+    return await writing;
+  };
   for (;;) {
     const body = await deps.open(file.data_key, file.etag ?? undefined);
     // Back to the checkpoint, the file is read from its start (gzip cannot seek): the
@@ -173,33 +199,23 @@ export async function loadExportFile(
           const next = await pages.next();
           if (next.done) return rows;
           const page = next.value;
-          rows += await commitPageCarefully(deps, carefulClaim(job, file), worker, page);
+          // Commits on its own, after chunks a crash may still lose: it starts only where a
+          // durable checkpoint is, and holds the lease while it waits (for the table's merge
+          // lock, behind sibling chunks), as a chunk does.
+          await startsAtDurableCheckpoint(deps.sql, target, line);
+          rows += await holdingFile(
+            commitPageCarefully(deps, carefulClaim(job, file), worker, page),
+            line,
+          );
           line = page.nextLine;
           if (page.items.length > 0) retries = 0; // a broken read counts from progress
           if (page.done) return rows;
           continue;
         }
-        chunkStarted = performance.now();
-        const writing = commitChunk(deps.sql, target, pages, line, chunkPages, deps);
-        // Taken over all the same (a renewal found the lease another's): the chunk's
-        // checkpoint is refused, and the file left to its holder.
-        if (await whileHolding(writing, holdFile, renewEveryMs) === "taken") {
-          const graceMs = deps.stuckChunkGraceMs ?? STUCK_CHUNK_GRACE_MS;
-          await endsWithin(writing, graceMs, () =>
-            Object.assign(
-              new Error(
-                `export backfill job ${job} file ${file.data_key} of ${file.source_table}: a ` +
-                  `chunk from line ${line} did not end within ${graceMs / 60_000} minutes of ` +
-                  "its lease being left (its connection is gone, or Postgres holds it); the " +
-                  "file is left to the loader that takes it over from its checkpoint",
-              ),
-              // The lease is left to lapse, not given back: a takeover is counted (three
-              // in a row fail the file), and this chunk's checkpoint, were its connection
-              // to come back, is refused (export_load.ts renames the worker).
-              { code: LEASE_LOST, stuck: true },
-            ));
-        }
-        const chunk = await writing;
+        const chunk = await holdingFile(
+          commitChunk(deps.sql, target, pages, line, chunkPages, deps),
+          line,
+        );
         if (chunk === null) return rows;
         line = chunk.nextLine;
         rows += chunk.rows;

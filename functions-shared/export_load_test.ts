@@ -250,7 +250,7 @@ Deno.test("a chunk that never ends is left once its lease lapsed, and the comman
   await done;
   assert.ok(
     lines.some((l) =>
-      /a chunk from line 0 did not end within .* minutes of its lease being left .*; the file is left/
+      /a write from line 0 did not end within .* minutes of its lease being left .*; the file is left/
         .test(l)
     ),
     lines.join("\n"),
@@ -429,14 +429,16 @@ Deno.test("credentials S3 refuses stop the loader at once, the job left running,
  * page's (sync.merge_changes) with its checkpoint. A merge whose changes hold `refuse` is
  * refused as Postgres refuses data (22P02), and with `timeOutDone` a statement whose
  * checkpoint ends the file (its `done` true, with rows or alone) times out (57014), as a
- * job's end that waits on its row or its sweep does; `renew` answers each renewal of the lease and
- * `beforeChunkMerge` is awaited before each chunk's merge.
+ * job's end that waits on its row or its sweep does; `renew` answers each renewal of the lease,
+ * `beforeChunkMerge` is awaited before each chunk's merge and `beforePageMerge` before
+ * each page's.
  */
 function fileDb(
   options: {
     refuse?: string;
     renew?: () => Promise<unknown[]>;
     beforeChunkMerge?: () => Promise<void>;
+    beforePageMerge?: () => Promise<void>;
     timeOutDone?: boolean;
   } = {},
 ) {
@@ -465,6 +467,7 @@ function fileDb(
       return [{ checkpointed: true, applied: state.staged.split("\n").length - 1 }];
     }
     if (t.includes("sync.merge_changes(")) {
+      await options.beforePageMerge?.();
       const atOnce = t.startsWith("with");
       const changes = String(s.values[atOnce ? 6 : 1]);
       if (options.refuse && changes.includes(options.refuse)) throw refused();
@@ -666,7 +669,7 @@ Deno.test("a renewal that finds the lease another's during a long chunk leaves t
       assert.equal(error.code, "SY001");
       assert.match(
         error.message,
-        /a chunk from line 0 did not end within .* of its lease being left/,
+        /a write from line 0 did not end within .* of its lease being left/,
       );
       return true;
     },
@@ -674,4 +677,44 @@ Deno.test("a renewal that finds the lease another's during a long chunk leaves t
   assert.equal(db.state.renewals, 1, "the lease is not renewed after it was found another's");
   assert.equal(db.transactions.begun, 1, "no further chunk");
   assert.equal(db.state.line, 0);
+});
+
+Deno.test("a page written on its own holds the file's lease while it waits, as a chunk does", async () => {
+  // The careful pages wait (the table's merge lock, behind sibling chunks) for longer than
+  // a third of the lease: it is renewed meanwhile, or a sibling would take the file over.
+  const db = fileDb({
+    refuse: "bad",
+    beforePageMerge: () => new Promise((resolve) => setTimeout(resolve, 60)),
+  });
+  const { bytes, claim } = await segmentsFile(["s-1", "bad"]);
+  const { deps } = fileDeps(db, () => new Blob([bytes]).stream(), { chunkPages: 2 });
+  const renewedBefore = db.state.renewals;
+  assert.equal(await loadExportFile("7", "w1", { ...claim, lease_seconds: 0.03 }, deps), 1);
+  // Each careful page checks its durable start with one renewal; the waits add more.
+  assert.ok(db.state.renewals - renewedBefore > 2, `renewed ${db.state.renewals} times`);
+  assert.equal(db.state.line, 2);
+});
+
+Deno.test("a page written on its own after chunks a crash lost starts from the checkpoint that lasted", async () => {
+  // Lines 1-2 commit as a chunk (without waiting for their WAL); lines 3-4 are refused.
+  // Postgres then crashes and loses the first chunk: the careful page must not write its
+  // checkpoint past lines nobody wrote, and is refused as a lease lost.
+  let crashed = false;
+  const db = fileDb({
+    refuse: "bad",
+    renew: () => {
+      if (!crashed) (crashed = true, db.state.line = 0);
+      return Promise.resolve([]);
+    },
+  });
+  const { bytes, claim } = await segmentsFile(["s-1", "s-2", "bad", "s-4"]);
+  const { deps } = fileDeps(db, () => new Blob([bytes]).stream(), { chunkPages: 2 });
+  await assert.rejects(
+    loadExportFile("7", "w1", claim, deps),
+    (error: Error & { code?: string }) =>
+      error.code === "SY001" &&
+      /file 3 of firespring-backdoor-segments-dev: its checkpoint is at line 0, not 2 where this write starts/
+        .test(error.message),
+  );
+  assert.equal(db.matching("sync.merge_changes(").length, 0, "no page written past the lost lines");
 });

@@ -44,7 +44,7 @@ import { encodeJson } from "./dynamo_encoder.ts";
 import { EndCheckpointTimedOut } from "./export_failures.ts";
 import type { ExportPage } from "./export_items.ts";
 import { type DeadLetter, mapScannedItem } from "./record_mapping.ts";
-import { LEASE_LOST } from "./segment_work.ts";
+import { checkpointLine, type FileHolder, mustStartAt } from "./export_checkpoint.ts";
 import { isDataError, isStatementTimeout } from "./db_errors.ts";
 import type { TableSpec } from "./table_registry.ts";
 
@@ -52,11 +52,7 @@ import type { TableSpec } from "./table_registry.ts";
 export const DEFAULT_CHUNK_PAGES = 20;
 
 /** A chunk's place in its file and job. */
-export interface ChunkTarget {
-  job: string;
-  segment: number;
-  worker: string;
-  spec: TableSpec;
+export interface ChunkTarget extends FileHolder {
   /** When the export's items are taken as read (export_manifest.ts): every row's stamp. */
   readAt: Date;
 }
@@ -193,27 +189,9 @@ export async function commitChunk(
       // So the chunk starts where the file's checkpoint is, and is refused (as a lease
       // lost) when not: after a crash that lost the last chunks committed (above), a
       // worker that went on reading would otherwise write its next chunk's checkpoint past
-      // lines nobody wrote, and the file would end done without them. No row lock: only
-      // the lease's holder moves the checkpoint, and sync.checkpoint_segment refuses a
-      // holder that lost it meanwhile (a lock held through the COPY would keep a stalled
-      // chunk's file from being taken over).
-      const [here] = await tx.unsafe(
-        `select coalesce((exclusive_start_key ->> 'line')::bigint, 0)::text as line
-         from sync.backfill_segments
-         where job_id = $1 and segment = $2 and lease_owner = $3 and status = 'running'`,
-        [target.job, target.segment, target.worker],
-      );
-      if (!here || Number(here.line) !== fromLine) {
-        throw Object.assign(
-          new Error(
-            `export backfill job ${target.job} file ${target.segment} of ${target.spec.sourceTable}: ` +
-              (here
-                ? `its checkpoint is at line ${here.line}, not ${fromLine} where this chunk starts (a chunk committed without waiting for its WAL was lost); the file is read again from its checkpoint`
-                : `worker ${target.worker} no longer holds it; another worker took over`),
-          ),
-          { code: LEASE_LOST },
-        );
-      }
+      // lines nobody wrote (export_checkpoint.ts). No row lock: a lock held through the
+      // COPY would keep a stalled chunk's file from being taken over.
+      mustStartAt(target, await checkpointLine(tx, target), fromLine);
       const writable = await tx.unsafe(
         `copy sync.staged_changes (${STAGED_COLUMNS.join(", ")}) from stdin`,
       ).writable();

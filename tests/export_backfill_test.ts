@@ -180,7 +180,7 @@ Deno.test("a chunk that does not start at its file's checkpoint is refused (a lo
       loadExportFile(job, "w", { ...file, next_line: 4 }, deps),
       (error: Error & { code?: string }) => {
         assert.equal(error.code, "SY001", error.message);
-        assert.match(error.message, /its checkpoint is at line 0, not 4 where this chunk starts/);
+        assert.match(error.message, /its checkpoint is at line 0, not 4 where this write starts/);
         return true;
       },
     );
