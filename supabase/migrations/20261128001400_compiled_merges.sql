@@ -848,7 +848,9 @@ begin
     if not found then
       was_replayed := true;
     else
-      for batch in select t.key, t.value from jsonb_each(p_changes) t order by t.key loop
+      -- Byte order (collate "C"), as the webhook's other paths sort table names in
+      -- JavaScript: two orders could deadlock two batches on tables that sort apart.
+      for batch in select t.key, t.value from jsonb_each(p_changes) t order by t.key collate "C" loop
         total := total + (select m.applied from sync.merge_changes(batch.key, batch.value) m);
       end loop;
       perform sync.note_stream_records(p_records);
