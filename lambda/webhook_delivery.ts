@@ -67,7 +67,7 @@ function refusedAsItIs(status: number): boolean {
  * forgotten and read again for the next attempt. A secret that cannot sign fails the
  * body at once (no attempt could succeed). `log` gets the line of a delivery (the
  * Lambda's: its log); failures always go to the error log. `npm start`'s redelivery
- * (scripts/live_changes.ts) sends through it too.
+ * (scripts/live_streams.ts) sends through it too.
  */
 export async function deliver(
   url: string,
