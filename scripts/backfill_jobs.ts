@@ -41,7 +41,9 @@ export const STALL_MS = 5 * 60_000;
  * what it meets.
  */
 export function stallNotice(p: Progress, now: number): string | undefined {
-  if ((p.source ?? "scan") !== "scan" || !["pending", "running"].includes(p.status)) return;
+  if ((p.source ?? "scan") !== "scan" || !["pending", "running"].includes(p.status)) {
+    return undefined;
+  }
   const last = p.last_worked_at ? new Date(p.last_worked_at).getTime() : NaN;
   if (!(now - last >= STALL_MS)) return undefined;
   return `backfill job ${p.job_id} of ${p.target_table}: no worker has worked on it for ` +
