@@ -32,20 +32,20 @@ export function sameKeys(a: unknown, b: unknown, names: string[]): boolean {
 }
 
 /**
- * Writes the keys that an edit of the catch-all from `before` to `after` changed, each to
- * its attribute (the item's value `item[name]` shows the type to keep), through `write`;
- * returns a refusal or undefined.
+ * Writes the catch-all's `edited` keys ({@link editedKeys}) as the edit leaves them in
+ * `after`, each to its attribute (the item's value `item[name]` shows the type to keep),
+ * through `write`; returns a refusal or undefined.
  */
 export function writeCatchAll(
   spec: TableSpec,
-  before: unknown,
+  edited: string[],
   after: unknown,
   item: Record<string, unknown>,
   write: (attribute: string, value: AttributeValue | undefined) => void,
 ): string | undefined {
   const is = asObject(after);
   if (is === undefined) return `${spec.catchAll} must stay a JSON object`;
-  for (const name of editedKeys(before, after)) {
+  for (const name of edited) {
     if (!spec.catchAllAttributes.includes(name)) {
       return `${spec.catchAll}.${name} is not an attribute the write-back may write ` +
         `(${spec.targetTable} writes back ${

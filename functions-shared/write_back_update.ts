@@ -140,9 +140,10 @@ export function planWriteBack(
   // holds the edit already, and writing it again would only fail its condition.
   // Of the catch-all, only the keys the edit changes count, here and below: any other
   // may have changed in DynamoDB since, and both stand.
+  const catchAllKeys = editedKeys(edit.before[spec.catchAll], edit.after[spec.catchAll]);
   const holds = (column: string, row: Record<string, unknown>) =>
     column === spec.catchAll
-      ? sameKeys(mapped[column], row[column], editedKeys(edit.before[column], edit.after[column]))
+      ? sameKeys(mapped[column], row[column], catchAllKeys)
       : sameColumnValue(spec.columns[column]?.type ?? "jsonb", mapped[column], row[column]);
   if (edit.columns.every((column) => holds(column, edit.after))) return { kind: "noop" };
   // The item must still hold what the row was built from, column by column.
@@ -169,7 +170,7 @@ export function planWriteBack(
     for (const column of edit.columns) {
       const after = edit.after[column];
       if (column === spec.catchAll) {
-        const problem = writeCatchAll(spec, edit.before[column], after, item, write);
+        const problem = writeCatchAll(spec, catchAllKeys, after, item, write);
         if (problem) return { kind: "refused", detail: `${where}: ${problem}` };
         continue;
       }
