@@ -84,5 +84,8 @@ export function errorIdentifiers(error: unknown): string {
 export function withoutQuotes(message: string): string {
   // Everything from the first quote on: the quoted text may hold quotes of its own,
   // unescaped (V8 quotes the body as it is), so no pairing of quotes finds its end.
-  return message.replace(/".*$/s, "(quoted text)");
+  // V8 names the character it stopped at first, in single quotes: the body's too.
+  return message
+    .replace(/^Unexpected token '[\s\S]{1,2}', "/, 'Unexpected token "')
+    .replace(/".*$/s, "(quoted text)");
 }

@@ -77,7 +77,14 @@ Deno.test("withoutQuotes leaves out what a message quotes, from its first quote 
   );
   assert.equal(
     withoutQuotes(`Unexpected token 's', "s"s" is not valid JSON`),
-    "Unexpected token 's', (quoted text)",
+    "Unexpected token (quoted text)",
   );
+  // The character V8 stopped at is the body's too, whatever it is.
+  for (const token of ["'", "é", "😀", ","]) {
+    assert.equal(
+      withoutQuotes(`Unexpected token '${token}', "${token}" is not valid JSON`),
+      "Unexpected token (quoted text)",
+    );
+  }
   assert.equal(withoutQuotes("no quotes here"), "no quotes here");
 });
