@@ -86,10 +86,12 @@ export interface WebhookDeps {
  * before it is all in memory.
  */
 async function readLimited(req: Request, limit: number): Promise<Uint8Array | undefined> {
-  const declared = req.headers.get("content-length");
-  if (declared !== null && Number(declared) > limit) return undefined;
+  // Only a length of digits is a declaration (RFC 9110 §8.6); any other is streamed.
+  const header = req.headers.get("content-length");
+  const declared = header !== null && /^\d+$/.test(header) ? Number(header) : undefined;
+  if (declared !== undefined && declared > limit) return undefined;
   if (!req.body) return new Uint8Array(0);
-  if (declared !== null) {
+  if (declared !== undefined) {
     const whole = new Uint8Array(await req.arrayBuffer());
     return whole.byteLength > limit ? undefined : whole;
   }

@@ -51,6 +51,12 @@ Deno.test("refusals 405, 415, 413, 400 each say why, and nothing is applied", as
         controller.close();
       },
     });
+  // A body that goes on past the limit and never ends: reading it whole never returns.
+  const endlessStream = () =>
+    new ReadableStream<Uint8Array>({
+      start: (controller) => controller.enqueue(new TextEncoder().encode(big)),
+      pull: () => new Promise<void>(() => {}),
+    });
   const latin1 = new Uint8Array([
     ...new TextEncoder().encode(
       '{"table":"mmp_toledo_leads","action":"UPSERT","data":{"name":"Ren',
@@ -96,6 +102,13 @@ Deno.test("refusals 405, 415, 413, 400 each say why, and nothing is applied", as
       /body is larger than 64 bytes/,
     ],
     [
+      "a length that is no number: counted as it streams, not read whole first",
+      post(endlessStream(), { ...signWebhook(secretA, big), "content-length": "abc" }),
+      small,
+      413,
+      /body is larger than 64 bytes/,
+    ],
+    [
       "streamed too big",
       post(bigStream(), signWebhook(secretA, big)),
       small,
@@ -115,7 +128,7 @@ Deno.test("refusals 405, 415, 413, 400 each say why, and nothing is applied", as
       signed("ssn-123-45-6789"),
       deps(db),
       400,
-      /^body is not valid JSON: (?!.*ssn-123)/,
+      /^body is not valid JSON: Unexpected token \(quoted text\)$/,
     ],
     [
       "invalid JSON across lines, the body not repeated",
