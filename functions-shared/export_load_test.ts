@@ -482,6 +482,7 @@ function fileDb(
       return [{ checkpointed: true }];
     }
     if (t.startsWith("insert into sync.dead_letters")) return [];
+    if (t.startsWith("select sync.enter_merge(")) return [];
     return undefined;
   });
   // postgres.js's COPY: `tx.unsafe("copy ...").writable()`, here taking the staged text.
@@ -510,15 +511,21 @@ function fileDb(
   return { ...db, sql, state };
 }
 
-/** A gzipped data file of segments `ids`, each item with `pad` characters of noise. */
+/**
+ * A gzipped data file of segments `ids`, each item with `pad` characters of noise; a
+ * `nan-` id's item has a count that is no number, which the table refuses (a dead letter).
+ */
 async function segmentsFile(ids: string[], pad = 0) {
   const noise = () => {
     const bytes = crypto.getRandomValues(new Uint8Array(Math.ceil(pad * 3 / 4)));
     return btoa(String.fromCharCode(...bytes)).slice(0, pad);
   };
-  const text = ids
-    .map((id) => JSON.stringify({ Item: { segment_id: { S: id }, raw: { S: noise() } } }) + "\n")
-    .join("");
+  const item = (id: string) => ({
+    segment_id: { S: id },
+    raw: { S: noise() },
+    ...id.startsWith("nan-") ? { value: { S: "many" } } : {},
+  });
+  const text = ids.map((id) => JSON.stringify({ Item: item(id) }) + "\n").join("");
   const gzipped = new Blob([text]).stream().pipeThrough(new CompressionStream("gzip"));
   const bytes = new Uint8Array(await new Response(gzipped).arrayBuffer());
   const claim: ExportFileClaim = {
@@ -557,6 +564,21 @@ function fileDeps(
   };
   return { deps, lines, slept, opens: () => opens };
 }
+
+Deno.test("a chunk ends with the first page that has dead letters: it holds one page's, not a chunk's", async () => {
+  const db = fileDb();
+  const { bytes, claim } = await segmentsFile(["s-1", "nan-2", "nan-3", "s-4", "s-5", "s-6"]);
+  const { deps, lines } = fileDeps(db, () => new Blob([bytes]).stream(), { chunkPages: 10 });
+  assert.equal(await loadExportFile("7", "w1", claim, deps), 4);
+  assert.equal(db.state.line, 6, "the file's checkpoint at its end");
+  assert.deepEqual(
+    db.matching("sync.checkpoint_segment(").map((s) => JSON.parse(String(s.values[3])).line),
+    [2, 3, 6],
+    "chunks of pages 1-2, 3 and 4-6",
+  );
+  assert.equal(db.matching("sync.dead_letters").length, 2, "a letter for each of nan-2 and nan-3");
+  assert.deepEqual(lines.filter((l) => l.includes("dead-lettered")).length, 2);
+});
 
 Deno.test("a refused chunk's lines, all of them, go the careful way once; the chunk is not tried again", async () => {
   const db = fileDb({ refuse: "bad" });

@@ -155,9 +155,11 @@ export async function commitChunk(
   let done = false;
   let taken = 0;
   const deadLetters: DeadLetter[] = [];
-  // The file's pages as COPY text, one page in memory at a time.
+  // The file's pages as COPY text, one page in memory at a time. A dead letter keeps its
+  // item until the commit, so the chunk ends with the first page that has any: what it
+  // holds stays one page's items, even in a file whose every item is refused.
   async function* copyText(): AsyncGenerator<string> {
-    while (taken < maxPages && !done) {
+    while (taken < maxPages && !done && deadLetters.length === 0) {
       const next = await pages.next();
       if (next.done) return;
       taken++;
