@@ -113,6 +113,14 @@ export async function handleStreamCheckRequest(
   if ("problem" in caller) return errorResponse(401, caller.problem);
   const request = parseBody(await req.text(), (deps.now ?? Date.now)());
   if (typeof request === "string") return errorResponse(400, request);
+  // A wake key waits in pg_net's queue, which every database role may read: it starts
+  // one check, as pg_cron's job does; a chain of hand-ons takes a service key.
+  if (caller.caller === "wake" && (request.handOn > 0 || request.since !== undefined)) {
+    return errorResponse(
+      403,
+      'a wake key (pg_cron\'s) may only start one check ({} or {"tables": [...]}); hand on with a service key',
+    );
+  }
   // A chain's first run began now: its successors do not read again what it read whole.
   const since = request.since ?? new Date((deps.now ?? Date.now)()).toISOString();
   const run = deps.gate.admit(() => runStreamCheck(request.tables, deps, request.since));

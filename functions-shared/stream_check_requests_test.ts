@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { RunGate } from "./run_gate.ts";
+import { wakeHourOf, wakeKeyOf } from "./service_auth.ts";
 import {
   handleStreamCheckRequest,
   MAX_HAND_ONS,
@@ -10,6 +11,7 @@ import {
   checksDb,
   deps,
   fakeStream,
+  KEY,
   meter,
   post,
 } from "./stream_check_test_utils.ts";
@@ -74,6 +76,23 @@ Deno.test("refusals: 405 not POST, 401 no key, 400 bad body, unknown table or ba
     assert.equal(refused.status, 400);
     assert.match((await refused.json()).error, /since must be a time in ISO 8601 .* of a hand-on/);
   }
+});
+
+Deno.test("a wake key starts one check; a hand-on, a chain of up to 100 runs, takes a service key", async () => {
+  // pg_net's queue, where pg_cron's wake key waits, is readable by every database role.
+  const wake = wakeKeyOf(KEY, wakeHourOf(Date.now()));
+  for (const body of [{ handOn: 1 }, { handOn: 1, since: new Date().toISOString() }]) {
+    const refused = await handleStreamCheckRequest(post(JSON.stringify(body), wake), deps());
+    assert.equal(refused.status, 403, JSON.stringify(body));
+    assert.match((await refused.json()).error, /a wake key \(pg_cron's\) may only start one check/);
+  }
+  const { extra, handedOn } = busyTable();
+  const one = await handleStreamCheckRequest(
+    post('{"tables": ["firespring_segments"]}', wake),
+    deps(extra),
+  );
+  assert.equal(one.status, 200);
+  assert.deepEqual(handedOn, []);
 });
 
 Deno.test("a run that leaves work answers with it and hands it on to a new request", async () => {

@@ -54,6 +54,14 @@ export async function handleWriteBackRequest(
   const caller = internalCaller(req, deps.serviceKeys);
   if ("problem" in caller) return errorResponse(401, caller.problem);
   const handOn = await isHandOn(req);
+  // A wake key waits in pg_net's queue, which every database role may read: it starts a
+  // run as pg_cron's sweep does, whose answer waits for it; a hand-on takes a service key.
+  if (handOn && caller.caller === "wake") {
+    return errorResponse(
+      403,
+      "a wake key (pg_cron's) may only start a run ({}); hand on with a service key",
+    );
+  }
   const run = deps.gate.admit(() => runWriteBacks(deps));
   if (!run) {
     const reason = `this isolate already runs ${deps.gate.active}; they go on claiming`;

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { RunGate } from "./run_gate.ts";
 import { fakeCpuMeter, fakeDynamo, fakeSql } from "./testing_fakes.ts";
+import { wakeHourOf, wakeKeyOf } from "./service_auth.ts";
 import {
   HAND_ON_BODY,
   handleWriteBackRequest,
@@ -56,10 +57,10 @@ function setup(due: number, overrides: Partial<WriteBackRequestDeps> = {}) {
   return { deps, calls, background, database };
 }
 
-const post = (body = "{}") =>
+const post = (body = "{}", key = "sb_secret_test") =>
   new Request("http://x/", {
     method: "POST",
-    headers: { authorization: "Bearer sb_secret_test" },
+    headers: { authorization: `Bearer ${key}` },
     body,
   });
 
@@ -73,6 +74,19 @@ Deno.test("a request needs POST and a service key", async () => {
   );
   assert.equal(anonymous.status, 401);
   assert.doesNotMatch(await anonymous.text(), /sb_secret_test/);
+});
+
+Deno.test("a wake key starts a run, as pg_cron's sweep does; a hand-on takes a service key", async () => {
+  // pg_net's queue, where pg_cron's wake key waits, is readable by every database role.
+  const wake = wakeKeyOf("sb_secret_test", wakeHourOf(Date.now()));
+  const { deps, database } = setup(0);
+  const handOn = await handleWriteBackRequest(post('{"handOn": true}', wake), deps);
+  assert.equal(handOn.status, 403);
+  assert.match((await handOn.json()).error, /a wake key \(pg_cron's\) may only start a run/);
+  assert.equal(database.matching("sync.claim_write_backs").length, 0, "nothing claimed");
+  const swept = await handleWriteBackRequest(post("{}", wake), deps);
+  assert.equal(swept.status, 200);
+  assert.equal(database.matching("sync.claim_write_backs").length, 1);
 });
 
 Deno.test("pg_net's call is answered with the run's report; nothing left, nothing handed on", async () => {
