@@ -15,6 +15,7 @@ import { denoTestCounts, e2eCounts } from "./test_counts.ts";
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { DENO_BIN, LOCAL_DIR, ROOT } from "../local-stack/config.ts";
+import { withoutPasswords } from "../local-stack/processes.ts";
 
 /** What a step did. */
 export interface StepResult {
@@ -190,12 +191,16 @@ export async function step(
   count?: (output: string) => { passed: number; failed: number } | undefined,
   options: StepOptions = {},
 ): Promise<boolean> {
-  const commandLine = [command.replace(ROOT + "/", ""), ...args].join(" ")
-    .replaceAll(ROOT + "/", "");
+  // A database URL is on pg_prove's and the CLI's command lines, and in what they echo.
+  const commandLine = withoutPasswords(
+    [command.replace(ROOT + "/", ""), ...args].join(" ").replaceAll(ROOT + "/", ""),
+  );
   const result = record(name, false, 0, 0);
   console.log(`--- ${name}: started at ${result.at.toFixed(1)}s`);
   const started = performance.now();
-  const { code, output, cpu, last } = await runRetrying(command, args, options);
+  const ran = await runRetrying(command, args, options);
+  const { code, cpu, last } = ran;
+  const output = withoutPasswords(ran.output);
   const counted = count?.(last);
   const ok = code === 0 && (counted?.failed ?? 0) === 0;
   result.ok = ok;
