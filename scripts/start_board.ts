@@ -11,7 +11,14 @@
 
 import type postgres from "postgres";
 import type { TableSpec } from "../functions-shared/table_registry.ts";
-import { type Progress, progressLine } from "./backfill_jobs.ts";
+import { type Progress, progressLine, stallNotice } from "./backfill_jobs.ts";
+import { BarScreen } from "./bar_screen.ts";
+
+/**
+ * How long the board goes on trying to read the backfills' progress before it fails the
+ * jobs it follows (the database gone for good): a blip is tried again, and said once.
+ */
+export const PROGRESS_READ_GIVE_UP_MS = 60_000;
 
 const BAR = 24;
 
@@ -56,13 +63,34 @@ export interface JobEnd {
   error?: string;
 }
 
+/** Where the board writes, and how often when not on a terminal. */
+export interface BoardOutput {
+  tty: boolean;
+  write: (text: string) => void;
+  everyMs: number;
+  /** The clock, in milliseconds (tests set it). */
+  now?: () => number;
+}
+
+/** A job followed: its table, and its waiter's settling. */
+interface Followed {
+  table: string;
+  resolve: (end: JobEnd) => void;
+  reject: (error: Error) => void;
+}
+
 /** The progress board of one run. */
 export class StartBoard {
   readonly #stages = new Map<string, TableStage>();
-  readonly #waiters = new Map<string, (end: JobEnd) => void>();
+  readonly #followed = new Map<string, Followed>();
+  /** The jobs whose stall was told, until a worker works on them again. */
+  readonly #stalled = new Set<string>();
+  readonly #screen: BarScreen;
+  readonly #now: () => number;
   #live = "live changes: waiting for the load";
-  #printedLines = 0;
   #lastPlain = 0;
+  /** Since when the progress could not be read (undefined: it was, last time). */
+  #failingSince?: number;
   #stopped = false;
   #loop?: Promise<void>;
 
@@ -70,9 +98,11 @@ export class StartBoard {
     private readonly sql: postgres.Sql,
     private readonly tables: readonly TableSpec[],
     private readonly expected: Record<string, number>,
-    private readonly out: { tty: boolean; write: (text: string) => void; everyMs: number },
+    private readonly out: BoardOutput,
   ) {
     for (const spec of tables) this.#stages.set(spec.targetTable, { stage: "waiting" });
+    this.#screen = new BarScreen(out.tty, out.write);
+    this.#now = out.now ?? Date.now;
   }
 
   /** Sets where a table is. */
@@ -85,10 +115,18 @@ export class StartBoard {
     this.#live = `live changes: ${line}`;
   }
 
-  /** Follows a backfill job; resolves when it has finished (done, failed or cancelled). */
+  /** Prints `line` above the board (on a terminal, where a redraw would draw over it). */
+  note(line: string): void {
+    this.#screen.log(line);
+  }
+
+  /**
+   * Follows a backfill job; resolves when it has finished (done, failed or cancelled),
+   * rejects when its progress could not be read for {@link PROGRESS_READ_GIVE_UP_MS}.
+   */
   follow(table: string, jobId: string): Promise<JobEnd> {
     this.set(table, { stage: "backfilling", jobId });
-    return new Promise((resolve) => this.#waiters.set(jobId, resolve));
+    return new Promise((resolve, reject) => this.#followed.set(jobId, { table, resolve, reject }));
   }
 
   /** The board's lines now. */
@@ -105,19 +143,50 @@ export class StartBoard {
     ];
   }
 
-  /** Reads the jobs' progress, settles the finished ones and draws; every 500 ms until stopped. */
+  /** Runs {@link round} every 500 ms until stopped. */
   start(): void {
     this.#loop = (async () => {
       while (!this.#stopped) {
-        await this.tick();
+        await this.round();
         await new Promise((resolve) => setTimeout(resolve, 500));
       }
     })();
   }
 
+  /**
+   * One round that never throws: a {@link tick}, or, when the progress cannot be read,
+   * a line saying so (once), the board drawn all the same, and the jobs followed failed
+   * once it has not been read for {@link PROGRESS_READ_GIVE_UP_MS}.
+   */
+  async round(): Promise<void> {
+    try {
+      await this.tick();
+      this.#failingSince = undefined;
+    } catch (error) {
+      const cause = (error as Error).message;
+      const now = this.#now();
+      if (this.#failingSince === undefined) {
+        this.#failingSince = now;
+        this.note(`npm start: the backfills' progress could not be read (${cause}); trying again`);
+      } else if (now - this.#failingSince >= PROGRESS_READ_GIVE_UP_MS) {
+        const seconds = Math.round((now - this.#failingSince) / 1000);
+        for (const [jobId, job] of this.#followed) {
+          job.reject(
+            new Error(
+              `backfill job ${jobId} of ${job.table}: its progress (sync.backfill_progress) ` +
+                `could not be read for ${seconds} s: ${cause}`,
+            ),
+          );
+        }
+        this.#followed.clear();
+      }
+      this.draw();
+    }
+  }
+
   /** One round: progress of the jobs followed, finished ones settled, the board drawn. */
   async tick(): Promise<void> {
-    const jobs = [...this.#waiters.keys()];
+    const jobs = [...this.#followed.keys()];
     if (jobs.length > 0) {
       const rows = await this.sql<(Progress & { error: string | null })[]>`
         select p.*, j.error from sync.backfill_progress p
@@ -127,26 +196,31 @@ export class StartBoard {
         const table = row.target_table;
         const at = this.#stages.get(table);
         if (at?.stage === "backfilling") this.set(table, { ...at, progress: row });
-        if (["done", "failed", "cancelled"].includes(row.status)) {
-          const resolve = this.#waiters.get(String(row.job_id))!;
-          this.#waiters.delete(String(row.job_id));
-          resolve({ status: row.status, error: row.error ?? undefined });
+        this.#tellStall(row);
+        const job = this.#followed.get(String(row.job_id));
+        if (job && ["done", "failed", "cancelled"].includes(row.status)) {
+          this.#followed.delete(String(row.job_id));
+          job.resolve({ status: row.status, error: row.error ?? undefined });
         }
       }
     }
     this.draw();
   }
 
+  /** Says, once, that no worker works on a job (backfill_jobs.ts's {@link stallNotice}). */
+  #tellStall(row: Progress): void {
+    const notice = stallNotice(row, this.#now());
+    if (notice && !this.#stalled.has(row.job_id)) this.note(notice);
+    if (notice) this.#stalled.add(row.job_id);
+    else this.#stalled.delete(row.job_id);
+  }
+
   /** Draws the board: in place on a terminal, else at most every `everyMs`. */
   draw(force = false): void {
-    const lines = this.lines();
-    if (this.out.tty) {
-      const up = this.#printedLines > 0 ? `\x1b[${this.#printedLines}A` : "";
-      this.out.write(`${up}${lines.map((l) => `\x1b[2K${l}`).join("\n")}\n`);
-      this.#printedLines = lines.length;
-    } else if (force || Date.now() - this.#lastPlain >= this.out.everyMs) {
-      this.out.write(`${lines.join("\n")}\n\n`);
-      this.#lastPlain = Date.now();
+    if (this.out.tty) return this.#screen.bars(this.lines());
+    if (force || this.#now() - this.#lastPlain >= this.out.everyMs) {
+      this.#screen.bars([...this.lines(), ""]);
+      this.#lastPlain = this.#now();
     }
   }
 

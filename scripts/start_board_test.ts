@@ -80,3 +80,82 @@ Deno.test("the board settles a followed job once it has finished, with its error
   assert.equal(written.length, 2);
   assert.match(written[1], /firespring_actions +waiting to load\nlive changes: drained\n/);
 });
+
+Deno.test("progress that cannot be read is said once and tried again; a minute of it fails the jobs, named", async () => {
+  let now = 0;
+  let down = true;
+  const written: string[] = [];
+  const sql =
+    ((..._args: unknown[]) =>
+      down
+        ? Promise.reject(new Error("write CONNECTION_CLOSED 127.0.0.1:54322"))
+        : Promise.resolve([])) as unknown as postgres.Sql;
+  const board = new StartBoard(sql, [visitors], {}, {
+    tty: false,
+    write: (text) => written.push(text),
+    everyMs: 0,
+    now: () => now,
+  });
+  const ended = board.follow("firespring_visitors", "7");
+  let outcome: unknown;
+  ended.then((end) => outcome = end, (error) => outcome = error);
+  await board.round();
+  now = 30_000;
+  await board.round();
+  // A blip: read again, the job is followed still.
+  down = false;
+  await board.round();
+  down = true;
+  now = 40_000;
+  await board.round();
+  now = 99_000;
+  await board.round();
+  assert.equal(outcome, undefined, "59 s of failing reads: still followed");
+  now = 100_000;
+  await board.round();
+  await Promise.resolve();
+  assert.ok(outcome instanceof Error);
+  assert.equal(
+    outcome.message,
+    "backfill job 7 of firespring_visitors: its progress (sync.backfill_progress) could not " +
+      "be read for 60 s: write CONNECTION_CLOSED 127.0.0.1:54322",
+  );
+  const said = written.filter((text) => text.includes("could not be read ("));
+  assert.equal(said.length, 2, "said once per spell of failures");
+  assert.ok(written.some((text) => text.includes("live changes:")), "drawn all the same");
+});
+
+Deno.test("a backfill no worker works on is told above the board, once", async () => {
+  const written: string[] = [];
+  const row = {
+    job_id: "7",
+    target_table: "firespring_visitors",
+    status: "pending",
+    segments_done: 0,
+    total_segments: 4,
+    items_scanned: 0,
+    rows_written: 0,
+    items_per_second: 0,
+    last_worked_at: new Date(0).toISOString(),
+    error: null,
+  };
+  const board = new StartBoard(fakeSql(() => [row]), [visitors], {}, {
+    tty: true,
+    write: (text) => written.push(text),
+    everyMs: 0,
+    now: () => 6 * 60_000,
+  });
+  board.follow("firespring_visitors", "7");
+  board.draw();
+  await board.tick();
+  await board.tick();
+  const told = written.filter((text) => text.includes("no worker has worked on it"));
+  assert.equal(told.length, 1);
+  assert.match(
+    told[0],
+    /^backfill job 7 of firespring_visitors: no worker has worked on it for 6 minutes/,
+  );
+  // On a terminal the note clears the board first, so the next redraw does not hide it.
+  const at = written.indexOf(told[0]);
+  assert.match(written[at - 1], /^\x1b\[\d+A\x1b\[J$/);
+});
