@@ -66,8 +66,8 @@ function refusedAsItIs(status: number): boolean {
  * ({@link DeliveryOutcome}). `secret` is the setting to sign with, or how to get it: then a 401 makes it
  * forgotten and read again for the next attempt. A secret that cannot sign fails the
  * body at once (no attempt could succeed). `log` gets the line of a delivery (the
- * Lambda's: its log); failures always go to the error log. `npm start`'s redelivery
- * (scripts/live_streams.ts) sends through it too.
+ * Lambda's: its log), `logError` each failure's (the error log). `npm start`'s
+ * redelivery (scripts/live_streams.ts) sends through it too, its failures above its board.
  */
 export async function deliver(
   url: string,
@@ -75,6 +75,7 @@ export async function deliver(
   records: StreamRecord[],
   deadline: number,
   log: (line: string) => void = console.log,
+  logError: (line: string) => void = console.error,
 ): Promise<DeliveryOutcome> {
   const body = JSON.stringify({ records });
   // Each line names the table, the first record's sequence number and its key.
@@ -94,7 +95,7 @@ export async function deliver(
         headers = signWebhook(setting, body);
       } catch (error) {
         forgetWebhookSecret();
-        console.error(`records of ${first} not sent: ${(error as Error).message}`);
+        logError(`records of ${first} not sent: ${(error as Error).message}`);
         return "later";
       }
       signal = AbortSignal.timeout(Math.max(1, deadline - Date.now()));
@@ -109,7 +110,7 @@ export async function deliver(
       });
       const text = await response.text();
       if (response.status >= 300 && response.status < 400) {
-        console.error(
+        logError(
           `webhook answered ${response.status} for records of ${first}, a redirect to ` +
             `${response.headers.get("location") ?? "nowhere"}: not followed (a redirect drops ` +
             "the body); WEBHOOK_URL must be the function's own address",
@@ -121,14 +122,14 @@ export async function deliver(
         return "delivered";
       }
       if (response.ok) {
-        console.error(
+        logError(
           `webhook address answered ${response.status} for records of ${first}, but not as the ` +
             `webhook does (${JSON.stringify(text.slice(0, 200))}): not delivered; WEBHOOK_URL ` +
             "must be the mmp-toledo-sync function's own address",
         );
         return "later";
       }
-      console.error(`webhook answered ${response.status} for records of ${first}: ${text}`);
+      logError(`webhook answered ${response.status} for records of ${first}: ${text}`);
       lastStatus = response.status;
       if (response.status === 401 && typeof secret !== "string") {
         // The secret may be in the middle of a rotation: read it again and retry.
@@ -143,9 +144,9 @@ export async function deliver(
         // No request was made: the secret could not be read again (its own message says
         // why, never the value). That says nothing of the body: what the answers before
         // it said stands.
-        console.error(`records of ${first} not sent: ${(error as Error).message}`);
+        logError(`records of ${first} not sent: ${(error as Error).message}`);
       } else {
-        logFailedRequest(url, first, error);
+        logFailedRequest(url, first, error, logError);
         // An attempt cut off by the invocation's own deadline says nothing of the body:
         // what the answers before it said stands (a body failed on every time is still
         // bisected; counted as not delivered, it was retried whole, the good records with
@@ -165,14 +166,19 @@ export async function deliver(
 }
 
 /** Logs a request that got no answer, by the host it went to and the cause, never the URL. */
-function logFailedRequest(url: string, first: string, error: unknown): void {
+function logFailedRequest(
+  url: string,
+  first: string,
+  error: unknown,
+  logError: (line: string) => void,
+): void {
   // Node's fetch says only "fetch failed": the cause (ECONNREFUSED, a DNS or TLS failure,
   // a reset) is its `cause`.
   const cause = (error as { cause?: { code?: string; message?: string } }).cause;
   const why = cause && [cause.code, cause.message].filter(Boolean).join(": ");
   // Never the URL itself (it may hold a key): Node's fetch names it in some messages.
   const said = `${(error as Error).message}` + (cause ? ` (${why || String(cause)})` : "");
-  console.error(
+  logError(
     `webhook request to ${URL.canParse(url) ? new URL(url).host : "(WEBHOOK_URL is no URL)"} ` +
       `for records of ${first} failed: ${said.replaceAll(url, "(WEBHOOK_URL)")}`,
   );

@@ -96,3 +96,30 @@ Deno.test("a secret that fails to be read again does not hide the webhook's fail
     await webhook.close();
   }
 });
+
+Deno.test("a delivery's failures go to its logError, its success to its log", async () => {
+  const webhook = fakeWebhook([400, 200]);
+  try {
+    const logged: string[] = [];
+    const failed: string[] = [];
+    const { lines } = await errorLines(async () => {
+      const url = process.env.WEBHOOK_URL!;
+      const push = (to: string[]) => (line: string) => void to.push(line);
+      assert.equal(
+        await deliver(url, SECRET, [record("1")], Date.now() + 1_000, push(logged), push(failed)),
+        "refused",
+      );
+      assert.equal(
+        await deliver(url, SECRET, [record("2")], Date.now() + 1_000, push(logged), push(failed)),
+        "delivered",
+      );
+    });
+    assert.deepEqual(lines, [], "nothing of it on the error log itself");
+    assert.equal(failed.length, 1);
+    assert.match(failed[0], /^webhook answered 400 for records of t from 1, key /);
+    assert.equal(logged.length, 1);
+    assert.match(logged[0], /^delivered 1 records of /);
+  } finally {
+    await webhook.close();
+  }
+});

@@ -56,11 +56,13 @@ function after(a: string, b: string | undefined): boolean {
 /**
  * Late and duplicated deliveries: every record the streams of `tables` hold (the live
  * phase's: a stream goes on after its table's load), sent to the webhook again, newest
- * first, as a retrying Lambda or a replay would.
+ * first, as a retrying Lambda or a replay would. The delivery's failures (each answer
+ * that is not a success, each request that got none) go to `logError`.
  */
 export async function redeliver(
   env: StackEnv,
   tables: ReadonlySet<string> = LIVE_TABLES,
+  logError: (line: string) => void = console.error,
 ): Promise<number> {
   // The tables' streams in parallel; within a stream, newest first, one request at a time.
   const counts = await Promise.all(
@@ -82,6 +84,7 @@ export async function redeliver(
           records.slice(i, i + 25),
           Date.now() + 60_000,
           () => {},
+          logError,
         );
         if (delivered !== "delivered") {
           throw new Error(

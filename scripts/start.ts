@@ -206,7 +206,7 @@ if (import.meta.main) {
           board!.live(`drained${suffix}; delivering its records again, late and newest first`);
           const again = await clock.time(
             `live redelivery${suffix}`,
-            () => redeliver(env, group),
+            () => redeliver(env, group, (line) => board!.note(line)),
           );
           const seconds = clock.end(`live changes${suffix}`);
           board!.live(
