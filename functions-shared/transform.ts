@@ -251,8 +251,10 @@ function collapseFields(spec: TableSpec, item: DynamoItem): Pick<Change, "rangeK
   if (!spec.collapse) return {};
   const range = item[spec.collapse.rangeAttribute];
   const rankBy = spec.collapse.rank;
+  // Its own keys only: a status of "constructor" or "__proto__" is no rank.
+  const value = rankBy && String(item[rankBy.attribute]);
   return {
     rangeKey: isDynamoNumber(range) ? range.value : String(range),
-    rank: rankBy ? rankBy.order[String(item[rankBy.attribute])] ?? 0 : 0,
+    rank: rankBy && Object.hasOwn(rankBy.order, value!) ? rankBy.order[value!] : 0,
   };
 }

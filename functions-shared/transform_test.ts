@@ -156,6 +156,10 @@ Deno.test("an extraction job's status the rank does not know ranks lowest (0)", 
     itemToChange(spec("firespring_extraction_jobs"), fromDynamo(item), at).rank;
   const key = { job_id: { S: "j2" }, updated_at: { N: "1770379200123" } };
   assert.equal(rankOf({ ...key, status: { S: "cancelled" } }), 0);
+  // Not a key the order inherits from Object either.
+  for (const status of ["constructor", "toString", "__proto__", "hasOwnProperty"]) {
+    assert.equal(rankOf({ ...key, status: { S: status } }), 0, status);
+  }
   assert.equal(rankOf(key), 0);
   assert.equal(rankOf({ ...key, status: { S: "running" } }), 1);
 });
