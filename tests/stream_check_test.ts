@@ -441,3 +441,48 @@ Deno.test("a check's problem waits for a healing of its table in progress: no de
     await Promise.all([healer.end(), checker.end()]);
   }
 });
+
+Deno.test("a check's problem that a backfill at its end covers leaves the table clean: it waits for that end", async () => {
+  const [sweeper, checker, watcher] = [connectDb(), connectDb(), connectDb()];
+  const job = await sweeper.begin(async (tx) => {
+    await tx`delete from sync.table_state where target_table = ${TARGET}`;
+    const [{ id }] = await tx`select sync.start_backfill(${SOURCE}, 1, false) as id`;
+    // Running, its segment held by nobody who works on it: no worker takes it meanwhile.
+    // Started an hour from now, it alone covers the problem below (the jobs of the tests
+    // before, done, read the table earlier).
+    await tx`update sync.backfill_jobs set status = 'running', started_at = now() + interval '1 hour'
+             where id = ${id}`;
+    await tx`update sync.backfill_segments set status = 'running', lease_owner = 'test',
+               lease_expires_at = now() + interval '10 minutes' where job_id = ${id}`;
+    return String(id);
+  });
+  try {
+    let checked: Promise<unknown> | undefined;
+    await sweeper.begin(async (tx) => {
+      // What the last sweep chunk does in one transaction: the job's row held, the job
+      // done, the marks linked to it cleared.
+      await tx`select id from sync.backfill_jobs where id = ${job} for update`;
+      await tx`update sync.backfill_jobs set status = 'done', finished_at = now() where id = ${job}`;
+      await tx`update sync.table_state set stale_since = null where backfill_job_id = ${job}`;
+      checked = checker`select sync.record_stream_check(${TARGET}, null, '{}'::jsonb,
+                          'a problem (race test)', now() + interval '30 minutes')`.execute();
+      await eventually("the check to wait on the job's end", async () => {
+        // Not in the transaction: pg_stat_activity is read once per transaction.
+        const [{ waiting }] = await watcher`select count(*)::int as waiting
+          from pg_stat_activity
+          where wait_event_type = 'Lock' and query like '%record_stream_check%'
+            and pid <> pg_backend_pid()`;
+        return waiting === 1 ? true : undefined;
+      });
+    });
+    await checked;
+    const [state] = await checker`select stale_since, backfill_job_id from sync.table_state
+                                  where target_table = ${TARGET}`;
+    assert.equal(state?.stale_since ?? null, null, "the job done covers the problem: not stale");
+  } finally {
+    await sweeper`delete from sync.table_state where target_table = ${TARGET}`;
+    await sweeper`delete from sync.backfill_segments where job_id = ${job}`;
+    await sweeper`delete from sync.backfill_jobs where id = ${job}`;
+    await Promise.all([sweeper.end(), checker.end(), watcher.end()]);
+  }
+});

@@ -170,7 +170,12 @@ begin
           >= coalesce(p_covers_until, now())
              + 2 * (select value::interval from sync.settings where key = 'stream_clock_granularity')
     order by j.status = 'done' desc, j.id desc
-    limit 1;
+    limit 1
+    -- Behind a job's end in progress (its last sweep chunk holds the row while it marks
+    -- the job done and clears the marks linked to it), then read as it ended: read before,
+    -- running, it took the link and the mark after that end had cleared the marks, and the
+    -- table stayed stale for good, linked to a job done (found by a review).
+    for share of j;
     if healer.id is null then
       job_id := sync.mark_stale(p_target, p_problem);
     elsif healer.status <> 'done' then
