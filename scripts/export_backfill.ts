@@ -23,7 +23,11 @@ import { EXPORT_WINDOW_MS, parseExportFiles } from "../functions-shared/export_m
 import { ExportStillRunning, requestExport, waitForExport } from "./export_request.ts";
 import { manifestText } from "./export_s3.ts";
 import { checkedSummary } from "./export_manifest_check.ts";
-import { streamCoversExport, waitForStreamToCover } from "./export_stream_cover.ts";
+import {
+  streamCoversExport,
+  streamDeliveredBy,
+  waitForStreamToCover,
+} from "./export_stream_cover.ts";
 import { arnRegionProblem, type TableSpec } from "../functions-shared/table_registry.ts";
 
 /** Where exports go, or which one to load. */
@@ -172,7 +176,15 @@ async function jobOf(
   // A job taken up keeps the read time it started with (its started_at), which its rows
   // already loaded carry; a new one's is the manifest's.
   const readAt = unfinished ? new Date(unfinished.started_at) : summary.readAt;
-  await streamCoversExport(dynamo, spec, arn, readAt, deps.log, deps.withoutStream);
+  await streamCoversExport(
+    dynamo,
+    spec,
+    arn,
+    readAt,
+    deps.log,
+    (streamArn, at) => streamDeliveredBy(deps.sql, streamArn, at),
+    deps.withoutStream,
+  );
   const elsewhere = arnRegionProblem(spec, summary.tableArn);
   if (elsewhere) {
     throw new Error(`export backfill of ${spec.sourceTable}: export ${arn}: ${elsewhere}`);

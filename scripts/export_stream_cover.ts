@@ -8,9 +8,36 @@
  */
 
 import { DescribeTableCommand, type DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import type postgres from "postgres";
 import { EXPORT_WINDOW_MS } from "../functions-shared/export_manifest.ts";
+import { STREAM_RETENTION_MS } from "../functions-shared/stream_timing.ts";
 import type { TableSpec } from "../functions-shared/table_registry.ts";
 import { sendReadingClock } from "./dynamo_clock.ts";
+
+/**
+ * How much younger than the stream's retention (24 h) an export must be for the stream
+ * alone to vouch for it: its read time's records are trimmed 24 h after it, and the
+ * mapping may lag, DynamoDB's clock and this one's differ, and the load takes a while.
+ */
+export const STREAM_COVER_MARGIN_MS = 3600_000;
+
+/**
+ * Whether the webhook applied a record of stream `streamArn` at or before `at` (its
+ * notes, `sync.stream_batches_applied`, kept 48 h): the mapping was delivering it then.
+ */
+export type DeliveredBy = (streamArn: string, at: Date) => Promise<boolean>;
+
+/** {@link DeliveredBy} from the database's notes. */
+export async function streamDeliveredBy(
+  sql: postgres.Sql,
+  streamArn: string,
+  at: Date,
+): Promise<boolean> {
+  const [row] = await sql`
+    select exists (select from sync.stream_batches_applied
+                   where stream_arn = ${streamArn} and applied_at <= ${at}) as delivered`;
+  return row.delivered === true;
+}
 
 /**
  * A pause, and this machine's clock for when DynamoDB's answer carries no `Date`, for
@@ -38,6 +65,13 @@ export function streamBegan(label: string): number {
  * LatestStreamLabel). A table with no stream is refused too: every change after the
  * export would be lost while the job ends done and the table is reported whole; with
  * `withoutStream` (`--without-stream`) it is loaded, named in the log.
+ *
+ * An export read more than the stream's 24 h ago (less {@link STREAM_COVER_MARGIN_MS}, on
+ * DynamoDB's clock) is refused too, unless `deliveredBy` says the webhook applied records
+ * of the stream at or before its read time: the stream no longer holds the changes made
+ * just after it, which reached the table only if the mapping delivered them back then
+ * (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Streams.html: "All
+ * data in DynamoDB Streams is subject to a 24-hour lifetime").
  */
 export async function streamCoversExport(
   dynamo: DynamoDBClient,
@@ -45,11 +79,14 @@ export async function streamCoversExport(
   arn: string,
   readAt: Date,
   log: (line: string) => void,
+  deliveredBy: DeliveredBy,
   withoutStream = false,
 ): Promise<void> {
-  const { Table: table } = await dynamo.send(
+  const { output, clock } = await sendReadingClock(
     new DescribeTableCommand({ TableName: spec.sourceTable }),
+    (command) => dynamo.send(command),
   );
+  const table = output.Table;
   const label = table?.LatestStreamLabel;
   if (!table?.StreamSpecification?.StreamEnabled || !label) {
     const what = `${spec.sourceTable} has no stream: nothing after the export's read time ` +
@@ -77,6 +114,20 @@ export async function streamCoversExport(
         `${readAt.toISOString()} (its read time, up to ${EXPORT_WINDOW_MS / 1000} s before ` +
         `its export time), before the table's stream began (${label}): the changes between ` +
         "them are in neither; ask for a new export (without --export-arn)",
+    );
+  }
+  // DynamoDB's time when it answered is at least its Date (truncated to the second).
+  const dynamoNow = clock?.serverMs ?? Date.now();
+  const age = dynamoNow - readAt.getTime();
+  const streamArn = table.LatestStreamArn ?? "(no stream ARN)";
+  if (age > STREAM_RETENTION_MS - STREAM_COVER_MARGIN_MS && !await deliveredBy(streamArn, readAt)) {
+    throw new Error(
+      `export backfill of ${spec.sourceTable}: export ${arn} holds items as they were from ` +
+        `${readAt.toISOString()}, ${(age / 3600_000).toFixed(1)} h ago, and the table's ` +
+        `stream keeps its records 24 h: the changes made just after that have left it, and ` +
+        `the webhook applied no record of the stream ${streamArn} at or before that time ` +
+        "(sync.stream_batches_applied), so they may be in neither; ask for a new export " +
+        "(without --export-arn)",
     );
   }
 }

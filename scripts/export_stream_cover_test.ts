@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import type { DescribeTableCommand, DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { bySourceTable } from "../functions-shared/table_registry.ts";
-import { streamBegan, waitForStreamToCover } from "./export_stream_cover.ts";
+import { streamBegan, streamCoversExport, waitForStreamToCover } from "./export_stream_cover.ts";
 
 const spec = bySourceTable("firespring-backdoor-segments-dev")!;
 const NOW = Date.parse("2026-12-01T12:00:00Z");
@@ -73,4 +73,37 @@ Deno.test("a new export waits until the stream has run the export window and a m
   ) {
     assert.deepEqual((await waitFor(table)).pauses, [], JSON.stringify(table));
   }
+});
+
+Deno.test("an export older than the stream's 24 h, less an hour, needs the webhook's notes from before its read time", async () => {
+  const table = {
+    ...streamOn("2026-11-01T00:00:00.000"),
+    LatestStreamArn: "arn:aws:dynamodb:us-east-1:1:table/t/stream/2026-11-01T00:00:00.000",
+  };
+  const date = "Tue, 01 Dec 2026 12:00:00 GMT"; // DynamoDB's clock: NOW
+  const asked: [string, string][] = [];
+  const cover = (hoursAgo: number, delivered: boolean) =>
+    streamCoversExport(
+      describing(table, date),
+      spec,
+      "arn:export",
+      new Date(NOW - hoursAgo * 3600_000),
+      () => {},
+      (arn, at) => (asked.push([arn, at.toISOString()]), Promise.resolve(delivered)),
+    );
+  await cover(22.9, false);
+  assert.deepEqual(asked, [], "younger than 23 h: the stream still holds what came after it");
+  await assert.rejects(
+    cover(30, false),
+    new RegExp(
+      "^Error: export backfill of firespring-backdoor-segments-dev: export arn:export holds " +
+        "items as they were from 2026-11-30T06:00:00\\.000Z, 30\\.0 h ago, and the table's " +
+        "stream keeps its records 24 h: the changes made just after that have left it, and " +
+        "the webhook applied no record of the stream arn:aws:dynamodb:.* at or before that " +
+        "time \\(sync\\.stream_batches_applied\\), so they may be in neither; ask for a new " +
+        "export \\(without --export-arn\\)$",
+    ),
+  );
+  assert.deepEqual(asked.at(-1), [table.LatestStreamArn, "2026-11-30T06:00:00.000Z"]);
+  await cover(30, true); // the mapping delivered the stream back then
 });
