@@ -146,15 +146,19 @@ export async function runWorker(deps: WorkerDeps, worker: string): Promise<RunRe
     while (!retired() && !roomForAPage(claim) && inFlight.count > 0) await inFlight.oneEnded();
   };
   // A whole page when it fits; else, with no page in flight, a page sized to the room
-  // (pages_in_flight.ts); else none: the budget is spent.
-  const pageItems = (claim: Claim) => {
+  // (pages_in_flight.ts); else, with pages in flight, a wait for room again: runs that one
+  // page's end woke all found its room, and the first to get here took it (handing on
+  // instead, the others' successors would land here and find no room either); else none:
+  // the budget is spent. The room is checked and taken in one step.
+  const pageItems = (claim: Claim): number | "wait" => {
     const items = retired() ? 0 : inFlight.pageItems(claim.source_table, claim.page_size, roomMs());
-    if (items === 0) {
-      lanesOfRun.stop();
-    } else {
+    if (items > 0) {
       inFlight.begin(deps.cpu.usedMs());
+      return items;
     }
-    return items;
+    if (!retired() && inFlight.count > 0) return "wait";
+    lanesOfRun.stop();
+    return 0;
   };
   const lane = (i: number) => {
     // Each lane holds its segments under an id of its own: a lane whose lease lapsed

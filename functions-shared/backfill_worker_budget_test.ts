@@ -437,6 +437,36 @@ Deno.test("an isolate without room for another page yet waits for a page in flig
   assert.ok(CPU_PAGE_CEILING_MS < 2000, "below the hosted hard limit");
 });
 
+Deno.test("two runs that one page's end woke: the one the room went to reads, the other waits for it, neither hands on", async () => {
+  // As above, with two runs waiting. When the page ends (at 800 ms: a page costs 400),
+  // each finds room for one page (900 + 400 + 400 = 1,700), and the first to start one
+  // takes it: the other has room for none until that page ends.
+  const inFlight = new PagesInFlight();
+  inFlight.begin(0);
+  inFlight.begin(0);
+  inFlight.end(400);
+  const cpu = fakeCpuMeter(900);
+  const run = (segment: number) => {
+    const db = backfillDb([claim({ segment })]);
+    const dynamo = pagedDynamo({ "null": { Items: [item(`s${segment}`)] } });
+    const handedOn: string[] = [];
+    const { deps } = workerDeps(db, dynamo, { cpu, cpuBudgetMs: 1100, inFlight });
+    const done = runWorker(
+      { ...deps, handOn: () => Promise.resolve(void handedOn.push("hand-on")) },
+      `worker-${segment}`,
+    );
+    return { db, done, handedOn };
+  };
+  const [a, b] = [run(1), run(2)];
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  inFlight.end(800); // the other run's page ends: both wake
+  const [resultA, resultB] = await Promise.all([a.done, b.done]);
+  assert.deepEqual([...a.handedOn, ...b.handedOn], [], "no hand-on: the room comes back");
+  assert.deepEqual([resultA.pages, resultB.pages], [1, 1], "each read its page in turn");
+  assert.equal(a.db.matching("sync.release_segment").length, 0);
+  assert.equal(b.db.matching("sync.release_segment").length, 0);
+});
+
 Deno.test("a run waiting for its read's turn hands on as soon as another run's page spends the isolate's CPU", async () => {
   // Run B claims first and is booked a read a minute away; run A, in the same isolate,
   // then spends the isolate's CPU budget (two pages of 600 ms against 1,000 ms).

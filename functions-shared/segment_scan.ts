@@ -128,18 +128,26 @@ export async function scanSegments(
         await work.turns.settle?.(claim, null, turn.units)?.catch(() => {});
         return "done";
       }
-      if (held !== "deadline" && work.room) {
-        // Another page in flight may take long (its own retries): the lease is held meanwhile.
-        const room = work.stopping
-          ? Promise.race([work.room(claim), work.stopping])
-          : work.room(claim);
-        if (await whileHolding(room, () => holdSegmentLease(deps, worker, claim)) === "taken") {
-          log(`${where}: its lease was taken over while it waited for room; left to its holder`);
-          await work.turns.settle?.(claim, null, turn.units)?.catch(() => {});
-          return "done";
+      let items = 0;
+      while (held !== "deadline") {
+        if (work.room) {
+          // Another page in flight may take long (its own retries): the lease is held meanwhile.
+          const room = work.stopping
+            ? Promise.race([work.room(claim), work.stopping])
+            : work.room(claim);
+          if (await whileHolding(room, () => holdSegmentLease(deps, worker, claim)) === "taken") {
+            log(`${where}: its lease was taken over while it waited for room; left to its holder`);
+            await work.turns.settle?.(claim, null, turn.units)?.catch(() => {});
+            return "done";
+          }
         }
+        const asked = work.pageItems(claim);
+        // The room this wait found went to a page of another run that the same page's end
+        // woke: wait for room again.
+        if (asked === "wait" && work.room) continue;
+        items = asked === "wait" ? 0 : asked;
+        break;
       }
-      const items = held === "deadline" ? 0 : work.pageItems(claim);
       if (items === 0) {
         // The turn not taken goes back to the job's other segments with the segment.
         await work.turns.release(claim, { waitMs: 0, units: turn.units });

@@ -165,11 +165,12 @@ export interface SegmentWork {
   /**
    * How many items the claim's next page may read (its Scan's `Limit`, at most the
    * claim's page size), or 0 when the request's budget is spent (the segment is then given
-   * back and the request hands on): asked before each page's Scan, once the pacing lets
-   * the page start (a segment waiting for its turn holds no CPU). A page it lets start
-   * ends with `pageEnded`.
+   * back and the request hands on), or "wait" when the room `room` found was taken by
+   * another page meanwhile (`room` is then awaited again): asked before each page's Scan,
+   * once the pacing lets the page start (a segment waiting for its turn holds no CPU). A
+   * page it lets start ends with `pageEnded`.
    */
-  pageItems: (claim: Claim) => number;
+  pageItems: (claim: Claim) => number | "wait";
   /**
    * Resolves when the isolate has room for another page (its pages in flight may have
    * to end first); awaited before `pageItems`. Optional.
