@@ -10,27 +10,36 @@
 import { integer, PLATFORM_SETTINGS } from "./settings.ts";
 
 /**
- * The isolate age by which its runs hand on. The Edge Runtime retires an isolate at half
- * its wall clock (no new requests) and kills it at the limit, with whatever it still
- * runs: 150 s on the Free plan, 400 s on paid plans
- * (https://supabase.com/docs/guides/functions/limits). A run that arrived just before
- * the retirement must end well before the kill, its last page (paced to the read budget,
- * throttled and retried) included.
+ * How long before its wall clock an isolate's runs hand on. The Edge Runtime retires an
+ * isolate at half its wall clock (no new requests) and kills it at the limit, with
+ * whatever it still runs: 150 s on the Free plan, 400 s on paid plans
+ * (https://supabase.com/docs/guides/functions/limits; `SYNC_FUNCTION_WALL_CLOCK_S`). A
+ * run that arrived just before the retirement must end well before the kill, its last
+ * page (paced to the read budget, throttled and retried) included.
  */
-export const RUNS_END_BY_ISOLATE_AGE_MS = 110_000;
+export const RUNS_END_BEFORE_WALL_CLOCK_MS = 40_000;
+
+/** The isolate age by which its runs hand on, for a plan's wall clock of `wallClockS`. */
+export function runsEndByIsolateAgeMs(wallClockS: number): number {
+  return wallClockS * 1000 - RUNS_END_BEFORE_WALL_CLOCK_MS;
+}
 
 /** When this module was loaded: the isolate's start, near enough (its boot before it). */
 const ISOLATE_LOADED_AT = performance.now();
 
 /**
  * A run's wall budget: its setting, or less when the isolate is near the end of its wall
- * clock (at least 1 s: a run that starts then scans a page and hands on).
+ * clock, `wallClockS` (at least 1 s: a run that starts then scans a page and hands on).
+ * On a paid plan's 400 s an isolate takes requests for 200 s: with the Free plan's
+ * cut-off there, its runs from 110 s on had 1 s each, and handed on to requests that
+ * landed on it again.
  */
 export function runWallBudgetMs(
   settingMs: number,
+  wallClockS: number,
   ageMs = performance.now() - ISOLATE_LOADED_AT,
 ): number {
-  return Math.max(1_000, Math.min(settingMs, RUNS_END_BY_ISOLATE_AGE_MS - ageMs));
+  return Math.max(1_000, Math.min(settingMs, runsEndByIsolateAgeMs(wallClockS) - ageMs));
 }
 
 /** The import-worker's settings and their defaults (docs/interfaces.md, "import-worker"). */
@@ -50,7 +59,7 @@ export const IMPORT_WORKER_SETTINGS = {
     1_900,
   ),
   // An isolate is retired at half its wall clock (75 s of the Free plan's 150 s) and
-  // killed at the limit: a run's budget is also cut to end by RUNS_END_BY_ISOLATE_AGE_MS.
+  // killed at the limit: a run's budget is also cut to end by runsEndByIsolateAgeMs.
   wallBudgetMs: integer(
     "IMPORT_WORKER_WALL_BUDGET_MS",
     "wall time per request before it hands on",
@@ -158,7 +167,7 @@ export const STREAM_CHECK_SETTINGS = {
     50,
     900,
   ),
-  // Cut to end by RUNS_END_BY_ISOLATE_AGE_MS too: hand-ons may land on the same isolate.
+  // Cut to end by runsEndByIsolateAgeMs too: hand-ons may land on the same isolate.
   wallBudgetMs: integer(
     "STREAM_CHECK_WALL_BUDGET_MS",
     "wall time per run after which it reads no further page",

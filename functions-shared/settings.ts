@@ -273,4 +273,14 @@ export const PLATFORM_SETTINGS = {
     "SYNC_DB_CA_CERT",
     "the PEM certificate that signs the database's, for sslmode=verify-full",
   ),
+  // The plan's wall clock for an Edge Function: 150 s on the Free plan, 400 s on paid
+  // plans (https://supabase.com/docs/guides/functions/limits). An isolate takes requests
+  // until half of it, so its runs' budgets end by it less a margin (function_settings.ts).
+  wallClockS: integer(
+    "SYNC_FUNCTION_WALL_CLOCK_S",
+    "the plan's Edge Function wall clock in seconds (150 on Free, 400 on paid plans)",
+    150,
+    150,
+    400,
+  ),
 };

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { integer, PLATFORM_SETTINGS, readSettings, SettingsError, text } from "./settings.ts";
 import {
   IMPORT_WORKER_SETTINGS,
-  RUNS_END_BY_ISOLATE_AGE_MS,
+  runsEndByIsolateAgeMs,
   runWallBudgetMs,
   VALIDATOR_SETTINGS,
 } from "./function_settings.ts";
@@ -264,7 +264,11 @@ Deno.test("a percent sign in the password that is no escape is named, the passwo
 });
 
 Deno.test("a run's wall budget ends by the isolate age at which runs hand on", () => {
-  assert.equal(runWallBudgetMs(60_000, 1_000), 60_000, "a young isolate: the setting");
-  assert.equal(runWallBudgetMs(60_000, 74_000), RUNS_END_BY_ISOLATE_AGE_MS - 74_000);
-  assert.equal(runWallBudgetMs(60_000, 200_000), 1_000, "never less than a page's worth");
+  assert.equal(runWallBudgetMs(60_000, 150, 1_000), 60_000, "a young isolate: the setting");
+  assert.equal(runWallBudgetMs(60_000, 150, 74_000), 110_000 - 74_000);
+  assert.equal(runWallBudgetMs(60_000, 150, 200_000), 1_000, "never less than a page's worth");
+  // A paid plan's 400 s: an isolate takes requests until 200 s, each with a run's worth.
+  assert.equal(runsEndByIsolateAgeMs(400), 360_000);
+  assert.equal(runWallBudgetMs(60_000, 400, 199_000), 60_000);
+  assert.equal(runWallBudgetMs(60_000, 400, 330_000), 30_000);
 });

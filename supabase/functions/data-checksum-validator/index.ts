@@ -48,7 +48,10 @@ Deno.serve(servedOrRefused("data-checksum-validator", () => {
         serviceRoleKey: serviceKeys,
         waitUntil: (work) => EdgeRuntime.waitUntil(work),
         callSelf,
-        budget: { cpuMs: settings.cpuBudgetMs, wallMs: runWallBudgetMs(settings.wallBudgetMs) },
+        budget: {
+          cpuMs: settings.cpuBudgetMs,
+          wallMs: runWallBudgetMs(settings.wallBudgetMs, settings.wallClockS),
+        },
         cpu,
         settleMs: settings.settleMs,
         maxRcuPerSecond: settings.maxRcuPerSecond,

@@ -68,7 +68,7 @@ Deno.serve(servedOrRefused("import-worker", () => {
             handOn,
             cpu,
             cpuBudgetMs: settings.cpuBudgetMs,
-            wallBudgetMs: runWallBudgetMs(settings.wallBudgetMs),
+            wallBudgetMs: runWallBudgetMs(settings.wallBudgetMs, settings.wallClockS),
             maxConcurrent: settings.maxConcurrent,
             segmentsPerRun: settings.segmentsPerRun,
             inFlight,

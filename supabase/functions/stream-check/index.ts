@@ -43,7 +43,10 @@ Deno.serve(servedOrRefused("stream-check", () => {
       streamArnOf: (spec) => latestStreamArn(dynamo(spec.region), spec.sourceTable),
       readerOf: (spec, arn) => awsStreamReader(dynamo(spec.region), arn),
       cpu,
-      budget: { runCpuMs: settings.runCpuMs, wallMs: runWallBudgetMs(settings.wallBudgetMs) },
+      budget: {
+        runCpuMs: settings.runCpuMs,
+        wallMs: runWallBudgetMs(settings.wallBudgetMs, settings.wallClockS),
+      },
       gate,
       waitUntil: (work) => EdgeRuntime.waitUntil(work),
       callSelf,

@@ -49,7 +49,7 @@ Deno.serve(servedOrRefused("write-back", () => {
       reader,
       writer,
       worker,
-      wallBudgetMs: runWallBudgetMs(settings.wallBudgetMs),
+      wallBudgetMs: runWallBudgetMs(settings.wallBudgetMs, settings.wallClockS),
       cpu,
       runCpuMs: settings.runCpuMs,
       gate,
