@@ -4,10 +4,17 @@
 -- counts, and who may read sync.write_backs.
 set client_min_messages = warning;
 begin;
-select plan(70);
+select plan(74);
 
 -- Start from no write-backs (end-to-end runs leave theirs; all of this is rolled back).
 delete from sync.write_backs;
+-- The function's address in Vault, as deployed: its calls are queued to pg_net (sent
+-- only once a transaction commits: never, here).
+delete from vault.secrets where name in ('project_url', 'service_role_key');
+select vault.create_secret('https://ref.example.co/', 'project_url');
+select vault.create_secret('sb_secret_pgtap', 'service_role_key');
+create temporary table calls_before as
+  select count(*)::int as n from sync.function_calls where function_name = 'write-back';
 
 select tests.create_supabase_user('wb_admin', '{"role": "admin"}');
 select tests.create_supabase_user('wb_superuser', '{"role": "superuser"}');
@@ -70,6 +77,16 @@ select is((select row_sequence::text || ' ' || row_source from sync.write_backs)
   'with the stamp of the change the row was built from');
 select is((select write_backs_pending::int from sync.status where target_table = 'firespring_segments'),
   1, 'sync.status counts it as pending');
+-- The statement that recorded it calls the function at once (the sweep is the fallback).
+select is((select count(*)::int from sync.function_calls where function_name = 'write-back'),
+  (select n + 1 from calls_before), 'the edit''s statement calls write-back, the merges none');
+select is((select count(*)::int from net.http_request_queue q
+           join sync.function_calls f on f.request_id = q.id
+           where f.function_name = 'write-back'
+             and q.url like 'https://ref.example.co/functions/v1/write-back%'), 1,
+  'through pg_net, to the project''s write-back function');
+select is(coalesce(current_setting('sync.write_back_queued', true), ''), '',
+  'the statement''s flag is reset for the next one');
 
 -- A superuser's edit of a catch-all and a timestamp; the timestamp kept exactly, in UTC.
 select tests.authenticate_as('wb_superuser');
@@ -88,6 +105,8 @@ select is(tests.outcome_as('wb_no_role',
   $$update public.firespring_segments set segment_name = 'x' where segment_id = 'g-2'$$),
   'rows:0', 'a user without the admin claim changes nothing');
 select is((select count(*)::int from sync.write_backs), 2, 'and records nothing');
+select is((select count(*)::int from sync.function_calls where function_name = 'write-back'),
+  (select n + 2 from calls_before), 'one call per statement that recorded edits, none for the rest');
 
 -- The database owner (Studio's table editor, the SQL editor) edits too.
 update public.firespring_segments set segment_name = 'edited in Studio' where segment_id = 'g-2';
