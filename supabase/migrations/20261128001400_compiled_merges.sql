@@ -500,6 +500,12 @@ $fn$;
 -- so that plpgsql_check (supabase db lint) sees the staged merges' statements whole. The
 -- change's columns are sync.change's attributes, read from the type, so the two cannot
 -- drift apart.
+-- Its rows compress with LZ4, as the columns that hold whole items do
+-- (20261128002600_visitors_write_cost.sql, whose note on LZ4 on Supabase's servers holds
+-- here too): a chunk's visitors changes are compressed as they are COPYed in and inflated
+-- again by its merge; on the export bench's 4 copies Postgres spent 19.9 and 20.1 s with
+-- pglz, 18.4 and 17.9 s with LZ4 (the import's wall clock, bound by the loader, the
+-- same). A server without LZ4 keeps pglz, and says so.
 do $do$
 begin
   execute format(
@@ -512,6 +518,11 @@ begin
                        order by a.attnum)
      from pg_attribute a
      where a.attrelid = 'sync.change'::regclass and a.attnum > 0 and not a.attisdropped));
+  begin
+    alter table sync.staged_changes alter column row set compression lz4;
+  exception when feature_not_supported then
+    raise notice 'this server has no LZ4 (%): sync.staged_changes keeps pglz', sqlerrm;
+  end;
 end
 $do$;
 comment on table sync.staged_changes is

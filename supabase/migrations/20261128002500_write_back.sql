@@ -71,12 +71,21 @@ create table sync.write_backs (
   lease_owner text,
   lease_expires_at timestamptz,
   created_at timestamptz not null default now(),
-  updated_at timestamptz not null default now()
+  updated_at timestamptz not null default now(),
+  -- A write-back that gives up has its row put back to the source's state
+  -- (20261128003500_write_back_restores.sql): until that has run, restore_due.
+  restore_due boolean not null default false,
+  restores integer not null default 0 check (restores >= 0)
 );
 comment on table sync.write_backs is
   'One row per admin edit of a mirror row to write back to DynamoDB: pending, applied, conflict (the item had changed; the row shows the source again) or failed (after bounded retries).';
+comment on column sync.write_backs.restore_due is
+  'Failed, and its row not yet put back to the source''s state: the next write-back run does it once the lease has run out.';
+comment on column sync.write_backs.restores is
+  'Claims of its restore: after 3 that never ended (the function stopped each time), it is given up, its detail saying so.';
 create index write_backs_due on sync.write_backs (next_attempt_at) where status = 'pending';
 create index write_backs_row on sync.write_backs (target_table, row_key, id);
+create index write_backs_restore_due on sync.write_backs (id) where restore_due;
 -- Readable by the database owner only (the SQL editor, Studio, the functions), as every
 -- table of the closed sync schema (010-schema.test.sql): not by anon, authenticated
 -- (admins included) or service_role.
@@ -98,6 +107,7 @@ as $$
     else to_jsonb(p_value::text)
   end
 $$;
+revoke all on function sync.write_back_value(anyelement) from public;
 
 -- The row trigger of every mirror table. Skipped for the sync's own writes (the merge
 -- sets sync.write_back_skip) and, for the database owner and service_role only, for a

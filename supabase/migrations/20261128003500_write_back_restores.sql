@@ -14,18 +14,8 @@
 -- with its restore still due, as it takes a spent one, and the sweep wakes the function
 -- for it.
 
--- On a live project a lock this migration takes waits at most 5 s: it then fails, rather
--- than hold every merge and read of the table behind it; push it again.
-select set_config('lock_timeout', '5s', true);
-
-alter table sync.write_backs
-  add column restore_due boolean not null default false,
-  add column restores integer not null default 0 check (restores >= 0);
-comment on column sync.write_backs.restore_due is
-  'Failed, and its row not yet put back to the source''s state: the next write-back run does it once the lease has run out.';
-comment on column sync.write_backs.restores is
-  'Claims of its restore: after 3 that never ended (the function stopped each time), it is given up, its detail saying so.';
-create index write_backs_restore_due on sync.write_backs (id) where restore_due;
+-- sync.write_backs' columns for it (restore_due, restores) and their index are defined
+-- with the table in 20261128002500_write_back.sql (one place per table).
 
 -- sync.claim_write_backs, with this change (the spent ones keep the run's lease and are
 -- marked restore_due; a restore still due after its lease ran out is claimed again, three
@@ -62,6 +52,3 @@ $$;
 -- The purge of ended write-backs (sync.purge_expired_batch, kind write_backs, in
 -- 20261128002700_retention_progress.sql) never takes one whose restore is due.
 revoke all on function sync.end_write_back_restore(bigint, text, text, text, text) from public;
--- 20261128002500's value helper kept the default EXECUTE for every role: harmless (an
--- immutable conversion, in a schema no API role may use), but closed as everything of sync.
-revoke all on function sync.write_back_value(anyelement) from public;
