@@ -19,7 +19,7 @@
 --
 -- sync.table_counts changes its result (rows_estimated), and sync.status shows it, so both
 -- are dropped; table_counts is defined again here, sync.status in
--- 20261128002900_collapsed_rereads.sql (with the write-back and re-read counts).
+-- 20261128005200_status.sql (its one definition since).
 
 -- On a live project a lock this migration takes waits at most 5 s: it then fails, rather
 -- than hold every merge and read of the table behind it; push it again.
@@ -95,7 +95,6 @@ comment on function sync.table_counts() is
   'Rows of each mirror table (exact up to status_exact_count_limit, else the estimate, flagged) and its last write.';
 
 -- sync.status, which shows table_counts' columns, is defined again in
--- 20261128002900_collapsed_rereads.sql with the write-back and re-read counts: its one
--- definition since.
+-- 20261128005200_status.sql: its one definition since.
 
 revoke all on function sync.estimated_rows(regclass), sync.table_counts() from public;

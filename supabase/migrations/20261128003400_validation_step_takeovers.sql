@@ -55,5 +55,4 @@ begin
 end
 $$;
 
-revoke all on function sync.claim_validation(bigint, text), sync.renew_validation(bigint, text)
-  from public;
+revoke all on function sync.renew_validation(bigint, text) from public;
