@@ -178,6 +178,28 @@ begin
 end
 $$;
 
+-- A visitor's observation as a change of sync.merge_changes: an upsert of `pages` page
+-- views at range key `ts` (epoch seconds), or its delete.
+create or replace function tests.visitor_change(op text, id text, ts numeric, seq text,
+  pages int default 1, source text default 'stream', at text default '2026-02-06T10:00:00Z')
+returns jsonb language sql set search_path = ''
+as $$
+  select jsonb_build_object('op', op, 'seq', seq, 'changed_at', at, 'source', source,
+    'range_key', ts, 'rank', 0,
+    'row', case when op = 'upsert'
+                then jsonb_build_object('visitor_id', id, 'page_views', pages,
+                       'last_visit_at', to_timestamp(ts::float8), 'session_data', '{}'::jsonb)
+                else jsonb_build_object('visitor_id', id) end)
+$$;
+
+-- Merges `changes` into `target` through the one merge; what it did, as text.
+create or replace function tests.merge(target text, variadic changes jsonb[]) returns text
+language sql set search_path = ''
+as $$
+  select format('applied=%s upserted=%s deleted=%s', applied, upserted, deleted)
+  from sync.merge_changes(target, to_jsonb(changes))
+$$;
+
 grant execute on all functions in schema tests to anon, authenticated, service_role;
 -- Except making users: it writes auth.users as its owner, so a session as anon or
 -- authenticated could make itself an admin with it (these helpers are committed to the

@@ -45,24 +45,15 @@ insert into sync.tombstones (target_table, row_key, sync_sequence, deleted_at, r
 -- oldest two superseded, one of them deleted), its row written as long ago; v2 whose row
 -- took its held observation just now: its older observation, recorded before the
 -- retention but superseded just now, stays; v3 entirely deleted.
-create function pg_temp.visit(op text, id text, ts numeric, pages int, seq text)
-returns jsonb language sql as $$
-  select jsonb_build_object('op', op, 'seq', seq, 'changed_at', '2026-02-06T10:00:00Z', 'source', 'stream',
-    'range_key', ts, 'rank', 0,
-    'row', case when op = 'upsert'
-                then jsonb_build_object('visitor_id', id, 'page_views', pages,
-                       'last_visit_at', to_timestamp(ts::float8), 'session_data', '{}'::jsonb)
-                else jsonb_build_object('visitor_id', id) end)
-$$;
 select sync.merge_changes('firespring_visitors', jsonb_build_array(
-  pg_temp.visit('upsert', 'v1', 100, 1, '10'), pg_temp.visit('upsert', 'v1', 200, 2, '11'),
-  pg_temp.visit('upsert', 'v1', 300, 3, '12'), pg_temp.visit('upsert', 'v2', 100, 1, '13'),
-  pg_temp.visit('upsert', 'v3', 100, 1, '14')));
+  tests.visitor_change('upsert', 'v1', 100, '10', 1), tests.visitor_change('upsert', 'v1', 200, '11', 2),
+  tests.visitor_change('upsert', 'v1', 300, '12', 3), tests.visitor_change('upsert', 'v2', 100, '13', 1),
+  tests.visitor_change('upsert', 'v3', 100, '14', 1)));
 select sync.merge_changes('firespring_visitors', jsonb_build_array(
-  pg_temp.visit('delete', 'v1', 200, null, '20'), pg_temp.visit('delete', 'v3', 100, null, '21')));
+  tests.visitor_change('delete', 'v1', 200, '20', null), tests.visitor_change('delete', 'v3', 100, '21', null)));
 update sync.observations set recorded_at = now() - interval '3 days', live_since = now() - interval '3 days' where target_table = 'firespring_visitors';
 update public.firespring_visitors set synced_at = now() - interval '3 days';
-select sync.merge_changes('firespring_visitors', jsonb_build_array(pg_temp.visit('upsert', 'v2', 200, 2, '30')));
+select sync.merge_changes('firespring_visitors', jsonb_build_array(tests.visitor_change('upsert', 'v2', 200, '30', 2)));
 create temp table visitors_before as select * from public.firespring_visitors;
 
 -- Dead letters: replayed 31 days ago (purged), replayed 29 days ago (kept), open for
@@ -215,7 +206,7 @@ update sync.settings set value = '24 hours' where key = 'tombstone_retention';
 select is((sync.purge_expired() ->> 'tombstones')::int, 1, 'a shorter tombstone_retention purges more');
 select is((select count(*)::int from sync.tombstones), 0, 'the 47 h tombstone went with a 24 hour retention');
 update sync.settings set value = '24 hours' where key = 'observation_retention';
-select sync.merge_changes('firespring_visitors', jsonb_build_array(pg_temp.visit('upsert', 'v2', 300, 3, '31')));
+select sync.merge_changes('firespring_visitors', jsonb_build_array(tests.visitor_change('upsert', 'v2', 300, '31', 3)));
 delete from visitors_before where visitor_id = 'v2';
 insert into visitors_before select * from public.firespring_visitors where visitor_id = 'v2';
 select is((sync.purge_superseded('firespring_visitors') ->> 'superseded_observations')::int, 0,
@@ -273,9 +264,9 @@ select is((select count(*)::int from sync.observations where row_key = '{"job_id
 -- The superseded observations are walked in batches with a cursor that steps over the
 -- held ones (oldest first, so the held ones come last): one observation per statement.
 select sync.merge_changes('firespring_visitors', jsonb_build_array(
-  pg_temp.visit('upsert', 'v4', 100, 1, '40'), pg_temp.visit('upsert', 'v4', 200, 2, '41'),
-  pg_temp.visit('upsert', 'v4', 300, 3, '42'), pg_temp.visit('upsert', 'v5', 100, 1, '43'),
-  pg_temp.visit('upsert', 'v5', 200, 2, '44')));
+  tests.visitor_change('upsert', 'v4', 100, '40', 1), tests.visitor_change('upsert', 'v4', 200, '41', 2),
+  tests.visitor_change('upsert', 'v4', 300, '42', 3), tests.visitor_change('upsert', 'v5', 100, '43', 1),
+  tests.visitor_change('upsert', 'v5', 200, '44', 2)));
 update sync.observations set recorded_at = now() - interval '3 days' + range_key * interval '1 second', live_since = now() - interval '3 days' + range_key * interval '1 second'
 where target_table = 'firespring_visitors';
 update public.firespring_visitors set synced_at = now() - interval '3 days';
@@ -308,8 +299,8 @@ select throws_ok(
 -- purged) ahead of a superseded one no longer stop every run at the same place.
 delete from sync.purge_cursors;
 select sync.merge_changes('firespring_visitors', jsonb_build_array(
-  pg_temp.visit('upsert', 'v6', 100, 1, '46'), pg_temp.visit('upsert', 'v7', 100, 1, '47'),
-  pg_temp.visit('upsert', 'v7', 200, 2, '48')));
+  tests.visitor_change('upsert', 'v6', 100, '46', 1), tests.visitor_change('upsert', 'v7', 100, '47', 1),
+  tests.visitor_change('upsert', 'v7', 200, '48', 2)));
 update sync.observations set recorded_at = now() - interval '5 days', live_since = now() - interval '5 days'
 where row_key = '{"visitor_id": "v6"}';
 update sync.observations set recorded_at = now() - interval '4 days', live_since = now() - interval '4 days'
@@ -332,14 +323,14 @@ select is((select count(*)::int from sync.observations where row_key = '{"visito
 -- records each observation anew but keeps when it became live: the superseded one still
 -- goes. (By recorded_at, such a table never had one purged.)
 select sync.merge_changes('firespring_visitors', jsonb_build_array(
-  pg_temp.visit('upsert', 'v8', 100, 1, '50'), pg_temp.visit('upsert', 'v8', 200, 2, '51')));
+  tests.visitor_change('upsert', 'v8', 100, '50', 1), tests.visitor_change('upsert', 'v8', 200, '51', 2)));
 update sync.observations set recorded_at = now() - interval '3 days', live_since = now() - interval '3 days'
 where row_key = '{"visitor_id": "v8"}';
 update public.firespring_visitors set synced_at = now() - interval '3 days' where visitor_id = 'v8';
 select sync.merge_changes('firespring_visitors', (
   select jsonb_agg(c || jsonb_build_object('source', 'backfill', 'seq', null, 'changed_at', now()))
-  from jsonb_array_elements(jsonb_build_array(pg_temp.visit('upsert', 'v8', 100, 1, '0'),
-                                              pg_temp.visit('upsert', 'v8', 200, 2, '0'))) c));
+  from jsonb_array_elements(jsonb_build_array(tests.visitor_change('upsert', 'v8', 100, '0', 1),
+                                              tests.visitor_change('upsert', 'v8', 200, '0', 2))) c));
 select results_eq(
   $$select range_key::int, sync_source, recorded_at = now(), live_since < now() - interval '2 days'
     from sync.observations where row_key = '{"visitor_id": "v8"}' order by 1$$,
@@ -348,9 +339,9 @@ select results_eq(
 select is((sync.purge_superseded('firespring_visitors') ->> 'superseded_observations')::int, 1,
   'so the one superseded for the whole retention still goes');
 select sync.merge_changes('firespring_visitors', jsonb_build_array(
-  pg_temp.visit('delete', 'v8', 200, null, '60') || jsonb_build_object('changed_at', now() + interval '1 minute')));
+  tests.visitor_change('delete', 'v8', 200, '60', null) || jsonb_build_object('changed_at', now() + interval '1 minute')));
 select sync.merge_changes('firespring_visitors', jsonb_build_array(
-  pg_temp.visit('upsert', 'v8', 200, 3, '61') || jsonb_build_object('changed_at', now() + interval '2 minutes')));
+  tests.visitor_change('upsert', 'v8', 200, '61', 3) || jsonb_build_object('changed_at', now() + interval '2 minutes')));
 select ok((select live_since = now() from sync.observations
            where row_key = '{"visitor_id": "v8"}' and range_key = 200),
   'an observation put again after its delete is live from then');
@@ -359,15 +350,15 @@ select ok((select live_since = now() from sync.observations
 -- deleted one back makes it live from then, and so it stays a retention more, even below
 -- one live for the whole retention (the walk reads only observations that old).
 select sync.merge_changes('firespring_visitors', jsonb_build_array(
-  pg_temp.visit('upsert', 'v9', 100, 1, '70'), pg_temp.visit('upsert', 'v9', 200, 2, '71')));
-select sync.merge_changes('firespring_visitors', jsonb_build_array(pg_temp.visit('delete', 'v9', 100, null, '72')));
+  tests.visitor_change('upsert', 'v9', 100, '70', 1), tests.visitor_change('upsert', 'v9', 200, '71', 2)));
+select sync.merge_changes('firespring_visitors', jsonb_build_array(tests.visitor_change('delete', 'v9', 100, '72', null)));
 update sync.observations set recorded_at = now() - interval '3 days', live_since = now() - interval '3 days'
 where row_key = '{"visitor_id": "v9"}';
 select sync.merge_changes('firespring_visitors', (
   select jsonb_agg(c || jsonb_build_object('source', 'repair', 'seq', null, 'changed_at', now(),
                                            'seen_at', now()))
-  from jsonb_array_elements(jsonb_build_array(pg_temp.visit('upsert', 'v9', 100, 1, '0'),
-                                              pg_temp.visit('upsert', 'v9', 200, 2, '0'))) c));
+  from jsonb_array_elements(jsonb_build_array(tests.visitor_change('upsert', 'v9', 100, '0', 1),
+                                              tests.visitor_change('upsert', 'v9', 200, '0', 2))) c));
 select results_eq(
   $$select range_key::int, sync_source, deleted, live_since = now()
     from sync.observations where row_key = '{"visitor_id": "v9"}' order by 1$$,

@@ -7,40 +7,27 @@ select plan(39);
 
 delete from sync.collapsed_rereads;
 
--- A visitor's observation as a stream change (or another source).
-create function pg_temp.visit(op text, id text, ts numeric, seq text, source text default 'stream')
-returns jsonb language sql as $$
-  select jsonb_build_object('op', op, 'seq', seq, 'changed_at', '2026-02-06T10:00:00Z',
-    'source', source, 'range_key', ts, 'rank', 0,
-    'row', case when op = 'upsert'
-                then jsonb_build_object('visitor_id', id, 'page_views', 1,
-                       'last_visit_at', to_timestamp(ts::float8), 'session_data', '{}'::jsonb)
-                else jsonb_build_object('visitor_id', id) end)
-$$;
-create function pg_temp.merge(variadic changes jsonb[]) returns void language sql as $$
-  select from sync.merge_changes('firespring_visitors', to_jsonb(changes))
-$$;
 create function pg_temp.queued() returns text[] language sql as $$
   select coalesce(array_agg(row_key ->> 'visitor_id' order by row_key ->> 'visitor_id'), '{}')
   from sync.collapsed_rereads where target_table = 'firespring_visitors'
 $$;
 
-select pg_temp.merge(pg_temp.visit('upsert', 'rr1', 100, '10'), pg_temp.visit('upsert', 'rr1', 200, '11'),
-                     pg_temp.visit('upsert', 'rr2', 100, '12'), pg_temp.visit('upsert', 'rr2', 200, '13'));
+select tests.merge('firespring_visitors', tests.visitor_change('upsert', 'rr1', 100, '10'), tests.visitor_change('upsert', 'rr1', 200, '11'),
+                     tests.visitor_change('upsert', 'rr2', 100, '12'), tests.visitor_change('upsert', 'rr2', 200, '13'));
 select is(pg_temp.queued(), '{}', 'inserts queue nothing');
 
-select pg_temp.merge(pg_temp.visit('delete', 'rr1', 100, '20'));
+select tests.merge('firespring_visitors', tests.visitor_change('delete', 'rr1', 100, '20'));
 select is(pg_temp.queued(), '{}', 'removing an observation the row does not hold queues nothing');
 
-select pg_temp.merge(pg_temp.visit('delete', 'rr1', 200, '5'));
+select tests.merge('firespring_visitors', tests.visitor_change('delete', 'rr1', 200, '5'));
 select is(pg_temp.queued(), '{}', 'a removal older than the observation (skipped by the guard) queues nothing');
 
-select pg_temp.merge(pg_temp.visit('delete', 'rr1', 200, '21'));
+select tests.merge('firespring_visitors', tests.visitor_change('delete', 'rr1', 200, '21'));
 select is(pg_temp.queued(), '{rr1}', 'removing the observation the row holds queues its key');
 select is((select queued_at from sync.collapsed_rereads where row_key = '{"visitor_id": "rr1"}'), now(),
   'queued when the held observation was removed');
 
-select pg_temp.merge(pg_temp.visit('delete', 'rr2', 200, null, 'repair')
+select tests.merge('firespring_visitors', tests.visitor_change('delete', 'rr2', 200, null, 1, 'repair')
                      || jsonb_build_object('changed_at', now(), 'seen_at', now() + interval '1 second'));
 select is((select page_views || ' at ' || sync_range_key from public.firespring_visitors where visitor_id = 'rr2'),
   '1 at 100', 'a repair removing the held observation falls back');
@@ -48,8 +35,8 @@ select is(pg_temp.queued(), '{rr1}', 'but queues nothing: the repair read the ke
 
 -- A backfill's end removes the held observation its Scan did not see; an older item the
 -- Scan read may have been purged as superseded meanwhile, so the key is re-read.
-select pg_temp.merge(pg_temp.visit('upsert', 'rr3', 100, '14'), pg_temp.visit('upsert', 'rr3', 200, '15'));
-select pg_temp.merge(pg_temp.visit('delete', 'rr3', 200, null, 'backfill')
+select tests.merge('firespring_visitors', tests.visitor_change('upsert', 'rr3', 100, '14'), tests.visitor_change('upsert', 'rr3', 200, '15'));
+select tests.merge('firespring_visitors', tests.visitor_change('delete', 'rr3', 200, null, 1, 'backfill')
                      || jsonb_build_object('changed_at', now()));
 select is(pg_temp.queued(), '{rr1,rr3}', 'a backfill''s end removing the held observation queues its key');
 delete from sync.collapsed_rereads where row_key = '{"visitor_id": "rr3"}';
@@ -80,8 +67,8 @@ select ok((select not_before = now() and attempts = 0 from sync.collapsed_reread
   'a key given back untried waits for no lease, its attempt not counted');
 select is((select count(*)::int from sync.claim_rereads(10)), 1, 'and is claimed again');
 -- A removal of the held observation again while the key is being read.
-select pg_temp.merge(pg_temp.visit('upsert', 'rr1', 300, '30'));
-select pg_temp.merge(pg_temp.visit('delete', 'rr1', 300, '31'));
+select tests.merge('firespring_visitors', tests.visitor_change('upsert', 'rr1', 300, '30'));
+select tests.merge('firespring_visitors', tests.visitor_change('delete', 'rr1', 300, '31'));
 select ok((select not_before = now() + interval '2 minutes' and attempts = 1 from sync.collapsed_rereads),
   'a key queued again while it is read keeps its lease and its attempt');
 update sync.collapsed_rereads set attempts = 1;
@@ -102,8 +89,8 @@ select ok((select not_before = now() + interval '30 seconds' * 128 from sync.col
   'the backoff doubles up to about an hour, however many attempts');
 -- Queued again by a removal while it backs off: read again now, its failures still counted.
 update sync.collapsed_rereads set attempts = 4, error = 'DynamoDB throttled the Query';
-select pg_temp.merge(pg_temp.visit('upsert', 'rr1', 300, '32'));
-select pg_temp.merge(pg_temp.visit('delete', 'rr1', 300, '33'));
+select tests.merge('firespring_visitors', tests.visitor_change('upsert', 'rr1', 300, '32'));
+select tests.merge('firespring_visitors', tests.visitor_change('delete', 'rr1', 300, '33'));
 select ok((select not_before = now() and attempts = 4 and error = 'DynamoDB throttled the Query'
            from sync.collapsed_rereads),
   'a failing key queued again is read again now, its attempts and cause kept toward the give-up');

@@ -57,14 +57,9 @@ select is(
   9, 'every mirror table has an index on synced_at'
 );
 
-create function pg_temp.plan_of(query text) returns setof text language plpgsql as $$
-begin
-  return query execute 'explain ' || query;
-end
-$$;
 set local enable_seqscan = off;
 select unalike(
-  (select string_agg(line, E'\n') from pg_temp.plan_of('select max(synced_at) from public.firespring_actions') line),
+  tests.explain('select max(synced_at) from public.firespring_actions'),
   '%Seq Scan%',
   'max(synced_at) reads the index'
 );
