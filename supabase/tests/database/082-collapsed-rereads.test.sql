@@ -3,7 +3,7 @@
 -- purged as superseded; the queue is claimed with a lease, finished, or backed off.
 set client_min_messages = warning;
 begin;
-select plan(39);
+select plan(40);
 
 delete from sync.collapsed_rereads;
 
@@ -62,6 +62,11 @@ select ok((select not_before = now() + interval '2 minutes' and attempts = 1
            from sync.collapsed_rereads where row_key = '{"visitor_id": "rr1"}'),
   'for two minutes, counting the attempt');
 
+-- Given back by a claim of another queuing (the key queued again meanwhile): not this one.
+select sync.return_reread('firespring_visitors', '{"visitor_id": "rr1"}', now() - interval '1 minute');
+select ok((select not_before = now() + interval '2 minutes' and attempts = 1
+           from sync.collapsed_rereads where row_key = '{"visitor_id": "rr1"}'),
+  'a key given back under another queued_at keeps its lease and attempt');
 select sync.return_reread('firespring_visitors', '{"visitor_id": "rr1"}', now());
 select ok((select not_before = now() and attempts = 0 from sync.collapsed_rereads),
   'a key given back untried waits for no lease, its attempt not counted');

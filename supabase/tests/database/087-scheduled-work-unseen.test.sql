@@ -4,7 +4,7 @@
 -- minutes while no write-back run was seen.
 set client_min_messages = warning;
 begin;
-select plan(35);
+select plan(37);
 
 -- pg_cron's jobs: a failed latest run is named with when and why, until a later run of
 -- the job succeeds. (Runs numbered past any real one: pg_cron keeps running meanwhile.)
@@ -107,7 +107,16 @@ select ok(pg_temp.fn_problem() ~ '^pgtap-fn was not called at [0-9T:-]+Z: Vault 
   'and the function is named as not called, and why');
 select vault.create_secret('https://ref.example.co/', 'project_url');
 select vault.create_secret('sb_secret_pgtap', 'service_role_key');
+-- Calls older than pg_net keeps its responses are pruned by the next call, no others.
+insert into sync.function_calls (function_name, request_id, called_at) values
+  ('pgtap-old', -50, now() - sync.pg_net_ttl() - interval '1 minute'),
+  ('pgtap-young', -51, now() - sync.pg_net_ttl() + interval '1 minute');
 create temp table pgtap_call as select sync.call_edge_function('pgtap-other', '{}'::jsonb, 1000) as id;
+select is((select count(*)::int from sync.function_calls where request_id = -50), 0,
+  'a call older than pg_net.ttl is pruned by the next call');
+select is((select count(*)::int from sync.function_calls where request_id = -51), 1,
+  'a younger one is kept');
+delete from sync.function_calls where request_id = -51;
 select is((select request_id from sync.function_calls order by id desc limit 1), (select id from pgtap_call),
   'a request made is noted with pg_net''s id');
 select is(pg_temp.fn_problem(), null,

@@ -4,7 +4,7 @@
 -- counts, and who may read sync.write_backs.
 set client_min_messages = warning;
 begin;
-select plan(74);
+select plan(76);
 
 -- Start from no write-backs (end-to-end runs leave theirs; all of this is rolled back).
 delete from sync.write_backs;
@@ -313,6 +313,11 @@ select is((select lease_expires_at from sync.write_backs where row_key = '{"segm
   now() + interval '2 minutes', 'renewed for two minutes');
 select ok(not sync.hold_write_back((select id from sync.write_backs where row_key = '{"segment_id": "g-held"}'), 'run-b'),
   'no other run holds it');
+select sync.release_write_back((select id from sync.write_backs where row_key = '{"segment_id": "g-held"}'), 'run-b');
+select results_eq(
+  $$select attempts, lease_owner from sync.write_backs where row_key = '{"segment_id": "g-held"}'$$,
+  $$values (1, 'run-a'::text)$$,
+  'nor gives it back: the lease and the attempt stay run a''s');
 select sync.release_write_back((select id from sync.write_backs where row_key = '{"segment_id": "g-held"}'), 'run-a');
 select results_eq(
   $$select attempts, lease_owner from sync.write_backs where row_key = '{"segment_id": "g-held"}'$$,
@@ -320,6 +325,14 @@ select results_eq(
   'an edit given back untried keeps no lease, its attempt not counted');
 select ok(not sync.hold_write_back((select id from sync.write_backs where row_key = '{"segment_id": "g-held"}'), 'run-a'),
   'and the run that gave it back holds it no more');
+-- An edit that has ended is no longer given back, whoever asks.
+update sync.write_backs set status = 'applied', lease_owner = 'run-a', attempts = 1
+where row_key = '{"segment_id": "g-held"}';
+select sync.release_write_back((select id from sync.write_backs where row_key = '{"segment_id": "g-held"}'), 'run-a');
+select results_eq(
+  $$select status, attempts, lease_owner from sync.write_backs where row_key = '{"segment_id": "g-held"}'$$,
+  $$values ('applied'::text, 1, 'run-a'::text)$$,
+  'an ended edit is left as it ended');
 delete from sync.write_backs where row_key = '{"segment_id": "g-held"}';
 
 -- The switch.
