@@ -22,6 +22,9 @@ command -v pg_prove >/dev/null || missing+=(libtap-parser-sourcehandler-pgtap-pe
 [ -x /usr/sbin/pgbouncer ] || missing+=(pgbouncer)
 java_major=$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -n 1 || true)
 [ "${java_major:-0}" -ge 17 ] || missing+=(openjdk-17-jre-headless)
+# pgrep and pkill: the stack's checks and tests find and stop its processes by name
+# (scripts/check_stack_down.ts); Debian's slim images leave procps out.
+command -v pgrep >/dev/null && command -v pkill >/dev/null || missing+=(procps)
 
 # The system packages install in the background while npm installs its own: neither needs
 # the other, and on a fresh machine each takes tens of seconds.
