@@ -60,9 +60,21 @@ export function secondStackEnv(offset: number = PORT_OFFSET): Record<string, str
 export async function checkoutFiles(root: string): Promise<string[]> {
   let listed: string;
   try {
+    // A checkout another user owns (CI cloning as one user, testing as root) is one git
+    // refuses to read ("dubious ownership") unless named safe on the command line.
     listed = await run(
       "git",
-      ["-C", root, "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+      [
+        "-c",
+        `safe.directory=${root}`,
+        "-C",
+        root,
+        "ls-files",
+        "-z",
+        "--cached",
+        "--others",
+        "--exclude-standard",
+      ],
       { stdoutOnly: true },
     );
   } catch (error) {

@@ -85,3 +85,18 @@ Deno.test("a folder git cannot list is refused, naming it", async () => {
     rmSync(root, { recursive: true, force: true });
   }
 });
+
+Deno.test({
+  name:
+    "a checkout another user owns is listed all the same (CI may clone as one user and test as root)",
+  ignore: Deno.uid() !== 0,
+  fn: async () => {
+    const root = await checkout({ "a.ts": "a" });
+    try {
+      await run("chown", ["-R", "nobody", root]);
+      assert.deepEqual(await checkoutFiles(root), ["a.ts"]);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  },
+});
