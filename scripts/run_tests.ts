@@ -23,6 +23,7 @@
  * @module
  */
 
+import { existsSync } from "node:fs";
 import { basename, join, relative } from "node:path";
 import {
   DENO_BIN,
@@ -62,17 +63,24 @@ import {
   e2eTest,
   exitWithSummary,
   fail,
+  runCaptured,
   step,
   type StepOptions,
   testFiles,
 } from "./step_runner.ts";
 import { pool } from "./task_pool.ts";
+import { onInterrupt } from "./on_interrupt.ts";
+import { describeError } from "../functions-shared/error_text.ts";
 
 /** How many end-to-end files that may share the stack run at once. */
 const SHARED_E2E_AT_ONCE = 4;
-/** `stack:up`, and `stack:down` with the check that it left nothing running, for either stack. */
+/**
+ * `stack:up`, `stack:down` with the check that it left nothing running, and `stack:down`
+ * alone, for either stack.
+ */
 const STACK_UP = ["run", "-A", "local-stack/stack.ts", "up"];
 const STACK_DOWN_CHECKED = ["run", "-A", "scripts/check_stack_down.ts"];
+const STACK_DOWN = ["run", "-A", "local-stack/stack.ts", "down"];
 
 async function stackRunning(): Promise<boolean> {
   return await portOpen(HOST, POSTGRES_PORT) && await portOpen(HOST, FUNCTIONS_PORT) &&
@@ -189,6 +197,17 @@ const FUNCTIONS_LOG = join(logDirOf(ROOT), "functions.log");
 const functionsLog = isolateLogOffset(FUNCTIONS_LOG);
 
 const plan = planE2e(testFiles(join(ROOT, "tests"), "_test.ts").map((f) => basename(f)));
+// Ctrl-C (or CI's TERM) reaches the steps, not the stacks' servers, which run in sessions
+// of their own: the stacks this run started are stopped before it exits.
+onInterrupt(async (signal) => {
+  console.log(`\nnpm test: ${signal}: stopping the stacks this run started`);
+  await Promise.allSettled([
+    plan.secondStack.length > 0 && existsSync(SECOND_STACK_DIR)
+      ? runCaptured(DENO_BIN, STACK_DOWN, { cwd: SECOND_STACK_DIR, env: secondStackEnv() })
+      : undefined,
+    !wasRunning && !keepStack ? runCaptured(DENO_BIN, STACK_DOWN) : undefined,
+  ]);
+});
 const lambdaNode = Promise.withResolvers<void>();
 const terraformDone = terraformLane(lambdaNode.resolve);
 const unitTestsDone = Promise.withResolvers<void>();
@@ -231,8 +250,10 @@ const stackDone = (async () => {
 // their cores meanwhile), once the unit tests are done (scripts/check_lanes.ts,
 // staticLane: two of them look like the stack's leftovers to its checked stop).
 const firstDone = (async () => {
-  const [stackUp] = await Promise.all([stackDone, unitTestsDone.promise]);
-  if (stackUp) {
+  // Settled, not all: a lane that threw must not skip the stack's stop below.
+  const [stack] = await Promise.allSettled([stackDone, unitTestsDone.promise]);
+  if (stack.status === "rejected") fail("end-to-end lane", describeError(stack.reason));
+  if (stack.status === "fulfilled" && stack.value) {
     check(
       "no import-worker, validator, write-back or stream-check isolate was killed at a hard limit",
       killsSince(isolateLog, HANDS_ON_FUNCTIONS),
@@ -248,6 +269,11 @@ const firstDone = (async () => {
     await step("stack:down leaves nothing running", DENO_BIN, STACK_DOWN_CHECKED);
   }
 })();
-await Promise.all([firstDone, secondDone, staticDone, terraformDone]);
+const lanes = { "first stack": firstDone, "second stack": secondDone, static: staticDone };
+const settled = await Promise.allSettled([...Object.values(lanes), terraformDone]);
+settled.forEach((lane, i) => {
+  const name = [...Object.keys(lanes), "terraform"][i];
+  if (lane.status === "rejected") fail(`${name} lane`, describeError(lane.reason));
+});
 
 exitWithSummary();
