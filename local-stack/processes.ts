@@ -3,7 +3,9 @@
  * stopping one stops its children too), with a pid file under `.local/pids` and a log
  * under `.local/logs`. The pid file's first line is the pid; its second, when given, is
  * the fingerprint of the code and settings the process was started with, so that
- * `stack:up` can tell whether a running process is still the one it would start.
+ * `stack:up` can tell whether a running process is still the one it would start; its
+ * third, the process's start ({@link processStart}), so that a pid the system has given
+ * to another process since (after a reboot, say) is not taken for it, nor signalled.
  *
  * @module
  */
@@ -41,7 +43,26 @@ export interface RunningProcess {
   fingerprint: string | undefined;
 }
 
-/** The process recorded for `name`, if it is still alive. */
+/**
+ * When process `pid` started, as this boot of the machine tells it: the boot's id and the
+ * process's start time in clock ticks since the boot (`/proc/<pid>/stat`, field 22), which
+ * no other process of the boot shares with it; undefined without /proc.
+ */
+export function processStart(pid: number): string | undefined {
+  const started = statFields(`/proc/${pid}/stat`)?.[19];
+  let boot: string;
+  try {
+    boot = Deno.readTextFileSync("/proc/sys/kernel/random/boot_id").trim();
+  } catch {
+    return undefined;
+  }
+  return started === undefined ? undefined : `${boot}:${started}`;
+}
+
+/**
+ * The process recorded for `name`, if it is still alive and still the process recorded
+ * (a pid file without its start, written before it was kept, is taken at its pid).
+ */
 export function runningProcess(name: string): RunningProcess | undefined {
   let lines: string[];
   try {
@@ -51,6 +72,7 @@ export function runningProcess(name: string): RunningProcess | undefined {
   }
   const pid = Number(lines[0]);
   if (!(Number.isInteger(pid) && pid > 0 && isAlive(pid))) return undefined;
+  if (lines[2] && processStart(pid) !== lines[2]) return undefined;
   return { pid, fingerprint: lines[1] || undefined };
 }
 
@@ -115,7 +137,7 @@ export function startDetached(spec: ProcessSpec): number {
   closeSync(out);
   if (child.pid === undefined) throw new Error(`could not start ${spec.name}: ${spec.command}`);
   child.unref();
-  const lines = spec.fingerprint === undefined ? [child.pid] : [child.pid, spec.fingerprint];
+  const lines = [child.pid, spec.fingerprint ?? "", processStart(child.pid) ?? ""];
   writeFileSync(pidFile(spec.name), `${lines.join("\n")}\n`);
   return child.pid;
 }

@@ -1,10 +1,12 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { LOG_DIR } from "./config.ts";
+import { LOG_DIR, PID_DIR } from "./config.ts";
 import {
   groupMembers,
   isAlive,
+  processStart,
   run,
+  runningProcess,
   sleep,
   startDetached,
   statFields,
@@ -95,6 +97,45 @@ Deno.test({
   assert.equal(isAlive(pid), false, "the leader");
   // The group may still hold zombies (init reaps them later), but nothing that runs.
   assert.deepEqual(groupMembers(pid), [], "a member of the group that ignored SIGTERM");
+});
+
+Deno.test({
+  name: "a pid file whose pid another process has since is not that part: not taken, not stopped",
+  ignore: Deno.build.os !== "linux",
+}, async () => {
+  const part = `processes-test-${crypto.randomUUID().slice(0, 8)}`;
+  // Another process, in a group of its own, at the pid the part's file names (a pid the
+  // system gave again, after a reboot say); the file's start is the part's, not its.
+  const other = new Deno.Command("setsid", { args: ["sleep", "30"] }).spawn();
+  const file = join(PID_DIR, `${part}.pid`);
+  try {
+    await sleep(100);
+    Deno.mkdirSync(PID_DIR, { recursive: true });
+    Deno.writeTextFileSync(file, `${other.pid}\nfingerprint\n${processStart(other.pid)}0\n`);
+    assert.equal(runningProcess(part), undefined, "not taken for the part");
+    assert.equal(await stopDetached(part, 100), false, "nothing of the part to stop");
+    assert.equal(isAlive(other.pid), true, "the other process is left alone");
+    // Its own start: it is the part.
+    Deno.writeTextFileSync(file, `${other.pid}\nfingerprint\n${processStart(other.pid)}\n`);
+    assert.deepEqual(runningProcess(part), { pid: other.pid, fingerprint: "fingerprint" });
+  } finally {
+    Deno.removeSync(file);
+    other.kill("SIGKILL");
+    await other.status;
+  }
+});
+
+Deno.test("a part started detached records its start in its pid file", async () => {
+  const part = `processes-test-${crypto.randomUUID().slice(0, 8)}`;
+  const pid = startDetached({ name: part, command: "sleep", args: ["30"], fingerprint: "f" });
+  try {
+    const lines = Deno.readTextFileSync(join(PID_DIR, `${part}.pid`)).split("\n");
+    assert.deepEqual(lines.slice(0, 3), [String(pid), "f", processStart(pid) ?? ""]);
+    assert.deepEqual(runningProcess(part), { pid, fingerprint: "f" });
+  } finally {
+    await stopDetached(part, 1_000);
+    Deno.removeSync(join(LOG_DIR, `${part}.log`));
+  }
 });
 
 Deno.test("sleep with a delay already passed resolves at once", async () => {
