@@ -22,6 +22,7 @@ import {
   PLATFORM_SETTINGS,
   readSettings,
   type Settings,
+  SettingsError,
   type SettingSpec,
 } from "./settings.ts";
 import { connectDb, dbPool, survivePooledConnectionLoss } from "./sync_db.ts";
@@ -37,13 +38,18 @@ export function servedOrRefused(name: string, build: () => Handler): Handler {
   try {
     return build();
   } catch (error) {
-    // One line, whatever was thrown (a fault of the code says where).
-    const problem = error instanceof Error && !(error instanceof TypeError)
-      ? error.message
-      : describeError(error);
+    // One line, whatever was thrown (a fault of the code says where). The answer, which
+    // goes to any caller before a key is checked, names a setting's problem (never its
+    // value) but not where in the code a fault lies: the log says.
+    const setting = error instanceof Error && error.constructor === Error ||
+      error instanceof SettingsError;
+    const problem = setting ? (error as Error).message : describeError(error);
     console.error(`${name} refuses every request: ${problem}`);
+    const answer = setting
+      ? problem
+      : "a fault of its code at cold start (the function's log says where)";
     return () =>
-      errorResponse(503, `${name} is misconfigured: ${problem}; nothing was done`, {
+      errorResponse(503, `${name} is misconfigured: ${answer}; nothing was done`, {
         "retry-after": "60",
         "x-sync-refusal": "misconfigured",
       });

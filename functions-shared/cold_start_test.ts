@@ -31,6 +31,29 @@ Deno.test("a cold start that throws answers every request 503, misconfigured, na
   assert.equal(await (await served(new Request("http://x/"))).text(), "ok");
 });
 
+Deno.test("a fault of the code at cold start is logged where it lies, and answered without it", async () => {
+  const logged: string[] = [];
+  const error = console.error;
+  console.error = (line: string) => logged.push(line);
+  let handler: Handler;
+  try {
+    handler = servedOrRefused("import-worker", () => {
+      throw new TypeError("Cannot read properties of undefined (reading 'db')");
+    });
+  } finally {
+    console.error = error;
+  }
+  assert.match(
+    logged[0],
+    /^import-worker refuses every request: TypeError: Cannot read .* \(at file:.*cold_start_test\.ts:\d+:\d+\)$/,
+  );
+  const response = await handler(new Request("http://x/"));
+  assert.equal(response.status, 503);
+  const body = await response.text();
+  assert.match(body, /import-worker is misconfigured: a fault of its code at cold start/);
+  assert.doesNotMatch(body, /Cannot read|cold_start_test|\(at /);
+});
+
 Deno.test("openFunction opens the settings, the service keys and the pool, naming the database without its password", async () => {
   const env = (name: string) =>
     ({
