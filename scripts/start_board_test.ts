@@ -97,8 +97,9 @@ Deno.test("progress that cannot be read is said once and tried again; a minute o
     now: () => now,
   });
   const ended = board.follow("firespring_visitors", "7");
-  let outcome: unknown;
-  ended.then((end) => outcome = end, (error) => outcome = error);
+  const seen: { outcome?: unknown } = {};
+  ended.then((end) => seen.outcome = end, (error) => seen.outcome = error);
+  const outcome = () => seen.outcome;
   await board.round();
   now = 30_000;
   await board.round();
@@ -110,13 +111,14 @@ Deno.test("progress that cannot be read is said once and tried again; a minute o
   await board.round();
   now = 99_000;
   await board.round();
-  assert.equal(outcome, undefined, "59 s of failing reads: still followed");
+  assert.equal(outcome(), undefined, "59 s of failing reads: still followed");
   now = 100_000;
   await board.round();
   await Promise.resolve();
-  assert.ok(outcome instanceof Error);
+  const failed = outcome();
+  assert.ok(failed instanceof Error);
   assert.equal(
-    outcome.message,
+    failed.message,
     "backfill job 7 of firespring_visitors: its progress (sync.backfill_progress) could not " +
       "be read for 60 s: write CONNECTION_CLOSED 127.0.0.1:54322",
   );
@@ -157,5 +159,5 @@ Deno.test("a backfill no worker works on is told above the board, once", async (
   );
   // On a terminal the note clears the board first, so the next redraw does not hide it.
   const at = written.indexOf(told[0]);
-  assert.match(written[at - 1], /^\x1b\[\d+A\x1b\[J$/);
+  assert.match(written[at - 1], new RegExp(String.raw`^\u001b\[\d+A\u001b\[J$`));
 });
