@@ -2,18 +2,25 @@ import assert from "node:assert/strict";
 import { type Handler, openFunction, servedOrRefused } from "./cold_start.ts";
 import { PLATFORM_SETTINGS } from "./settings.ts";
 
-Deno.test("a cold start that throws answers every request 503, misconfigured, naming the cause", async () => {
+/** The import-worker's handler when its cold start throws `thrown`, and what it logged. */
+function refusing(thrown: Error): { handler: Handler; logged: string[] } {
   const logged: string[] = [];
   const error = console.error;
   console.error = (line: string) => logged.push(line);
-  let handler: Handler;
   try {
-    handler = servedOrRefused("import-worker", () => {
-      throw new Error('SYNC_DB_POOL_MAX is "0"; it must be a whole number from 1 to 20');
+    const handler = servedOrRefused("import-worker", () => {
+      throw thrown;
     });
+    return { handler, logged };
   } finally {
     console.error = error;
   }
+}
+
+Deno.test("a cold start that throws answers every request 503, misconfigured, naming the cause", async () => {
+  const { handler, logged } = refusing(
+    new Error('SYNC_DB_POOL_MAX is "0"; it must be a whole number from 1 to 20'),
+  );
   assert.deepEqual(logged, [
     'import-worker refuses every request: SYNC_DB_POOL_MAX is "0"; it must be a whole number from 1 to 20',
   ]);
@@ -32,17 +39,9 @@ Deno.test("a cold start that throws answers every request 503, misconfigured, na
 });
 
 Deno.test("a fault of the code at cold start is logged where it lies, and answered without it", async () => {
-  const logged: string[] = [];
-  const error = console.error;
-  console.error = (line: string) => logged.push(line);
-  let handler: Handler;
-  try {
-    handler = servedOrRefused("import-worker", () => {
-      throw new TypeError("Cannot read properties of undefined (reading 'db')");
-    });
-  } finally {
-    console.error = error;
-  }
+  const { handler, logged } = refusing(
+    new TypeError("Cannot read properties of undefined (reading 'db')"),
+  );
   assert.match(
     logged[0],
     /^import-worker refuses every request: TypeError: Cannot read .* \(at file:.*cold_start_test\.ts:\d+:\d+\)$/,
