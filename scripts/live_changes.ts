@@ -11,7 +11,6 @@ import {
   type AttributeValue,
   DeleteItemCommand,
   PutItemCommand,
-  ScanCommand,
   UpdateItemCommand,
 } from "@aws-sdk/client-dynamodb";
 import { TABLES, type TableSpec } from "../functions-shared/table_registry.ts";
@@ -20,27 +19,6 @@ import type { StackEnv } from "../local-stack/stack_env.ts";
 
 /** An item in DynamoDB JSON. */
 export type Item = Record<string, AttributeValue>;
-
-/**
- * Every item of a table (for the live burst and the report's distinct keys), read
- * consistently: an eventually consistent Scan may miss the latest writes.
- */
-export async function scanAll(env: StackEnv, spec: TableSpec): Promise<Item[]> {
-  const items: Item[] = [];
-  let start: Item | undefined;
-  do {
-    const page = await localDynamo(env, spec.region).send(
-      new ScanCommand({
-        TableName: spec.sourceTable,
-        ConsistentRead: true,
-        ExclusiveStartKey: start,
-      }),
-    );
-    items.push(...(page.Items ?? []));
-    start = page.LastEvaluatedKey;
-  } while (start);
-  return items;
-}
 
 /** Runs `work` over `items`, `concurrency` at a time (each item its own key). */
 async function eachLimited<T>(

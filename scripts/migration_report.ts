@@ -12,7 +12,6 @@ import type { TableSpec } from "../functions-shared/table_registry.ts";
 import { TABLES } from "../functions-shared/table_registry.ts";
 import type { Unmappable } from "../functions-shared/validator_plan.ts";
 import type { StackEnv } from "../local-stack/stack_env.ts";
-import { type Item, scanAll } from "./live_changes.ts";
 import { validateThroughFunction } from "./validation_client.ts";
 
 const say = (line = "") => console.log(line);
@@ -62,15 +61,6 @@ export async function openProblems(
   return lines;
 }
 
-/** The distinct keys of the Postgres table that a source table's items map to. */
-export function distinctKeys(spec: TableSpec, items: Item[]): number {
-  const keyAttributes = spec.collapse
-    ? [spec.sourceKey[0].name]
-    : spec.sourceKey.map((k) => k.name);
-  return new Set(items.map((i) => keyAttributes.map((a) => i[a]?.S ?? i[a]?.N).join("\u0000")))
-    .size;
-}
-
 /** What validating every table found: the report's rows and what is not done. */
 export interface ValidationReport {
   /** One row per source table, then the total: the cells of the report's table. */
@@ -92,7 +82,10 @@ export interface TableVerdict {
   spec: TableSpec;
   /** The items a full Scan of the source table returned (the validator's Scan). */
   items: number;
-  /** The distinct keys of the Postgres table that those items map to. */
+  /**
+   * The distinct keys of the rows those items map to: what the target table should hold
+   * (an item soft-deleted or unmappable maps to none).
+   */
   keys: number;
   /** The target table's rows. */
   rows: number;
@@ -101,24 +94,6 @@ export interface TableVerdict {
   unmappable: Unmappable[];
   /** How many there are. */
   unmappableCount: number;
-}
-
-/**
- * The distinct keys, without a Scan of its own where the validator's counts decide them:
- * in a plain table every item is its own key (DynamoDB keeps keys unique), so keys =
- * items; in a collapsed table without a soft-delete flag and with every item mappable,
- * each key is exactly one expected row, so keys = the validator's expected rows. Else
- * (soft deletes in a collapsed table, unmappable items) `scan` reads the items. A Scan of
- * the visitors costs as many read units as their backfill (the proxy's 300 a second).
- */
-export async function keysOf(
-  spec: TableSpec,
-  counts: { sourceItems: number; expectedRows: number; unmappable: Unmappable[] },
-  scan: () => Promise<Item[]>,
-): Promise<number> {
-  if (!spec.collapse) return counts.sourceItems;
-  if (!spec.deletedFlag && counts.unmappable.length === 0) return counts.expectedRows;
-  return distinctKeys(spec, await scan());
 }
 
 /** Validates one table and counts its items, distinct keys and rows. */
@@ -132,7 +107,9 @@ export async function validateTable(
   return {
     spec,
     items: result.sourceItems,
-    keys: await keysOf(spec, { ...result, unmappable }, () => scanAll(env, spec)),
+    // The rows the items should make (soft-deleted and unmappable ones make none; a
+    // collapsed table's items of one key make one): the validator's expected rows.
+    keys: result.expectedRows,
     rows: result.targetRows,
     match: result.match,
     unmappable,

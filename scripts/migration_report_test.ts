@@ -2,40 +2,12 @@ import assert from "node:assert/strict";
 import { TABLES } from "../functions-shared/table_registry.ts";
 import type postgres from "postgres";
 import {
-  keysOf,
   openProblems,
   printReport,
   reportOf,
   type TableVerdict,
 } from "./migration_report.ts";
 
-const spec = (name: string) => TABLES.find((t) => t.targetTable === name)!;
-const noScan = () => Promise.reject(new Error("no Scan expected"));
-
-Deno.test("a plain table's distinct keys are its items, without a Scan", async () => {
-  const counts = { sourceItems: 5, expectedRows: 4, unmappable: [] };
-  assert.equal(await keysOf(spec("mmp_toledo_leads"), counts, noScan), 5);
-  assert.equal(await keysOf(spec("firespring_actions"), { ...counts, sourceItems: 9 }, noScan), 9);
-});
-
-Deno.test("a collapsed table's distinct keys are its expected rows when every item maps", async () => {
-  const counts = { sourceItems: 13_804, expectedRows: 2_247, unmappable: [] };
-  assert.equal(await keysOf(spec("firespring_visitors"), counts, noScan), 2_247);
-});
-
-Deno.test("with unmappable items a collapsed table's keys are counted from a Scan", async () => {
-  const counts = {
-    sourceItems: 3,
-    expectedRows: 1,
-    unmappable: [{ key: { session_id: "s-2" }, reason: "s-2: bad timestamp" }],
-  };
-  const items = [
-    { session_id: { S: "s-1" }, timestamp: { N: "1" } },
-    { session_id: { S: "s-1" }, timestamp: { N: "2" } },
-    { session_id: { S: "s-2" }, timestamp: { S: "x" } },
-  ];
-  assert.equal(await keysOf(spec("firespring_visitors"), counts, () => Promise.resolve(items)), 2);
-});
 
 Deno.test("the report lists every table in the registry's order, then the total", () => {
   const verdicts: TableVerdict[] = [...TABLES].reverse().map((s) => ({
