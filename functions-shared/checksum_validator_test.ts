@@ -97,7 +97,8 @@ Deno.test("an unmappable source item means no match, even with nothing divergent
   assert.ok(!("continued" in result));
   assert.equal(result.match, false);
   assert.equal(result.unmappable.length, 1);
-  assert.deepEqual(result.unmappable[0].key, { segment_id: "x" });
+  assert.deepEqual(result.unmappable, [{ segment_id: "x" }], "a list of keys");
+  assert.equal(result.unmappableReasons.length, 1, "and the reason of each");
   assert.match(lines.list[0], /0 divergent keys, 1 unmappable items$/);
   const read = dynamo.sent.find((c) => c.name === "GetItemCommand");
   assert.equal(read?.input.ConsistentRead, true, "read again consistently before it is reported");
@@ -134,7 +135,7 @@ Deno.test("an item unmappable when read again is never part of a match", async (
   assert.ok(!("continued" in result));
   assert.equal(result.match, false);
   assert.deepEqual(result.missing, []);
-  assert.deepEqual(result.unmappable.map((u) => u.key), [{ segment_id: "a" }]);
+  assert.deepEqual(result.unmappable, [{ segment_id: "a" }]);
 });
 
 Deno.test("unmappable items do not crowd the divergent keys out of the second reads", async () => {
@@ -153,7 +154,7 @@ Deno.test("unmappable items do not crowd the divergent keys out of the second re
   // Each look reads the divergent key first, then the unmappable ones that fit (the first
   // look: x; the next looks the others, as the divergent key stays).
   assert.deepEqual(read.slice(0, 2), ["a", "x"], "the divergent key first, then what fits");
-  assert.deepEqual(result.unmappable.map((u) => u.key.segment_id).sort(), ["a", "x", "y", "z"]);
+  assert.deepEqual(result.unmappable.map((key) => key.segment_id).sort(), ["a", "x", "y", "z"]);
 });
 
 Deno.test("keys that differ on every look are reported by kind", async () => {

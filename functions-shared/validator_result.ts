@@ -35,8 +35,13 @@ export interface ValidationResult {
   missing: RowKey[];
   unexpected: RowKey[];
   different: RowKey[];
-  /** Source items that map to no row, with the reason: never silently skipped. */
-  unmappable: Unmappable[];
+  /**
+   * The source keys of the items that map to no row (never silently skipped): a list of
+   * keys, as the other three lists are.
+   */
+  unmappable: Unmappable["key"][];
+  /** Why each of {@link unmappable} maps to no row, in the same order. */
+  unmappableReasons: string[];
   checkedAt: string;
   runId: number;
   /**
@@ -83,7 +88,8 @@ export async function runResult(deps: Pick<ValidatorDeps, "sql">, spec: TableSpe
     missing: pick("missing"),
     unexpected: pick("unexpected"),
     different: pick("different"),
-    unmappable: divergent.unmappable,
+    unmappable: divergent.unmappable.map((u) => u.key),
+    unmappableReasons: divergent.unmappable.map((u) => u.reason),
     checkedAt: new Date().toISOString(),
     runId: run,
     ...(listed ? {} : { counts: divergent.counts }),

@@ -10,7 +10,6 @@
 import type postgres from "postgres";
 import type { TableSpec } from "../functions-shared/table_registry.ts";
 import { TABLES } from "../functions-shared/table_registry.ts";
-import type { Unmappable } from "../functions-shared/validator_plan.ts";
 import type { StackEnv } from "../local-stack/stack_env.ts";
 import { validateThroughFunction } from "./validation_client.ts";
 
@@ -27,7 +26,7 @@ export async function validate(env: StackEnv, sql: postgres.Sql, spec: TableSpec
     expectedRows: result.expectedRows,
     targetRows: result.targetRows,
     match: result.match,
-    unmappable: result.unmappable,
+    unmappableReasons: result.unmappableReasons,
     // The answer lists the first of a longer list; `counts` has them all.
     unmappableCount: result.counts?.unmappable ?? result.unmappable.length,
   };
@@ -43,10 +42,10 @@ export async function openProblems(
   unmappable: Map<string, UnmappableFound>,
 ): Promise<string[]> {
   const lines: string[] = [];
-  for (const [table, { count, first }] of unmappable) {
+  for (const [table, { count, reasons }] of unmappable) {
     if (count === 0) continue;
     lines.push(`${table}: ${count} unmappable source items`);
-    for (const item of first.slice(0, 5)) lines.push(`    ${item.reason}`);
+    for (const reason of reasons.slice(0, 5)) lines.push(`    ${reason}`);
   }
   const letters = await sql<{ table: string; n: number; reason: string }[]>`
     select coalesce(target_table, source_table, '(no table)') as table, count(*)::int as n,
@@ -71,10 +70,10 @@ export interface ValidationReport {
   unmappable: Map<string, UnmappableFound>;
 }
 
-/** A table's unmappable source items: how many, and the first the validator listed. */
+/** A table's unmappable source items: how many, and why, for the first the validator listed. */
 export interface UnmappableFound {
   count: number;
-  first: Unmappable[];
+  reasons: string[];
 }
 
 /** One table's line of the report. */
@@ -90,8 +89,8 @@ export interface TableVerdict {
   /** The target table's rows. */
   rows: number;
   match: boolean;
-  /** The first unmappable items (the validator's answer lists at most 10,000). */
-  unmappable: Unmappable[];
+  /** Why the first unmappable items map to no row (the validator's answer lists at most 10,000). */
+  unmappableReasons: string[];
   /** How many there are. */
   unmappableCount: number;
 }
@@ -103,7 +102,6 @@ export async function validateTable(
   spec: TableSpec,
 ): Promise<TableVerdict> {
   const result = await validate(env, sql, spec);
-  const unmappable = result.unmappable ?? [];
   return {
     spec,
     items: result.sourceItems,
@@ -112,7 +110,7 @@ export async function validateTable(
     keys: result.expectedRows,
     rows: result.targetRows,
     match: result.match,
-    unmappable,
+    unmappableReasons: result.unmappableReasons ?? [],
     unmappableCount: result.unmappableCount,
   };
 }
@@ -127,7 +125,10 @@ export function reportOf(verdicts: TableVerdict[]): ValidationReport {
     const verdict = verdicts.find((v) => v.spec.targetTable === spec.targetTable);
     if (!verdict) throw new Error(`the report has no verdict for ${spec.targetTable}`);
     allMatch &&= verdict.match;
-    unmappable.set(spec.targetTable, { count: verdict.unmappableCount, first: verdict.unmappable });
+    unmappable.set(spec.targetTable, {
+      count: verdict.unmappableCount,
+      reasons: verdict.unmappableReasons,
+    });
     totals.items += verdict.items;
     totals.keys += verdict.keys;
     totals.rows += verdict.rows;

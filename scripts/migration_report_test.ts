@@ -1,13 +1,7 @@
 import assert from "node:assert/strict";
 import { TABLES } from "../functions-shared/table_registry.ts";
 import type postgres from "postgres";
-import {
-  openProblems,
-  printReport,
-  reportOf,
-  type TableVerdict,
-} from "./migration_report.ts";
-
+import { openProblems, printReport, reportOf, type TableVerdict } from "./migration_report.ts";
 
 Deno.test("the report lists every table in the registry's order, then the total", () => {
   const verdicts: TableVerdict[] = [...TABLES].reverse().map((s) => ({
@@ -16,7 +10,7 @@ Deno.test("the report lists every table in the registry's order, then the total"
     keys: 5,
     rows: 5,
     match: s.targetTable !== "firespring_segments",
-    unmappable: [],
+    unmappableReasons: [],
     unmappableCount: 0,
   }));
   const report = reportOf(verdicts);
@@ -29,20 +23,20 @@ Deno.test("the report lists every table in the registry's order, then the total"
 Deno.test("open problems count every unmappable item, not only those the answer listed", async () => {
   // No dead letters: the statement's answer.
   const sql = (() => Promise.resolve([])) as unknown as postgres.Sql;
-  const first = Array.from({ length: 10_000 }, (_, i) => ({
-    key: { action_id: `a-${i}` },
-    reason: `a-${i}: action_type is not a string`,
-  }));
+  const reasons = Array.from(
+    { length: 10_000 },
+    (_, i) => `a-${i}: action_type is not a string`,
+  );
   const lines = await openProblems(
     sql,
     new Map([
-      ["firespring_actions", { count: 12_345, first }],
-      ["firespring_segments", { count: 0, first: [] }],
+      ["firespring_actions", { count: 12_345, reasons }],
+      ["firespring_segments", { count: 0, reasons: [] }],
     ]),
   );
   assert.deepEqual(lines, [
     "firespring_actions: 12345 unmappable source items",
-    ...first.slice(0, 5).map((u) => `    ${u.reason}`),
+    ...reasons.slice(0, 5).map((reason) => `    ${reason}`),
   ]);
 });
 

@@ -236,11 +236,15 @@ Deno.test("an item that maps to no row is named, and the table is not a match", 
     assert.equal(result.match, false, JSON.stringify(result));
     assert.deepEqual([result.missing, result.unexpected, result.different], [[], [], []]);
     assert.equal(result.unmappable.length, 1, JSON.stringify(result.unmappable));
-    assert.deepEqual(result.unmappable[0].key, { segment_id: `${p}bad` });
-    assert.match(result.unmappable[0].reason, new RegExp(`${table.sourceTable} .*${p}bad.*value`));
+    // A list of keys, as the other three, and the reason of each beside it.
+    assert.deepEqual(result.unmappable, [{ segment_id: `${p}bad` }]);
+    assert.match(result.unmappableReasons[0], new RegExp(`${table.sourceTable} .*${p}bad.*value`));
     const [run] = await sql`select match, unmappable from public.sync_checksums
                             where id = ${result.runId}`;
-    assert.deepEqual({ ...run }, { match: false, unmappable: result.unmappable });
+    assert.deepEqual({ ...run }, {
+      match: false,
+      unmappable: [{ key: result.unmappable[0], reason: result.unmappableReasons[0] }],
+    });
     const repaired = await validate("firespring_segments", true);
     assert.equal(repaired.match, false, "a repair cannot make an unmappable item match");
   } finally {
