@@ -232,3 +232,46 @@ Deno.test("under DynamoDB faults (a fifth of the requests fail, writes throttled
     await sql.end();
   }
 });
+
+Deno.test("the switch to cutover waits for a merge in flight; a merge that waited for its lock meanwhile is refused", async () => {
+  // Runs alone on its stack (scripts/e2e_plan.ts): nothing else merges while it is cut over.
+  const [merger, switcher, watcher] = [connectDb(), connectDb(), connectDb()];
+  /** Polls until one statement other than the watcher's waits on a lock. */
+  const lockWaited = (what: string) =>
+    eventually(what, async () => {
+      const [{ n }] = await watcher`select count(*)::int as n from pg_stat_activity
+        where wait_event_type = 'Lock' and pid <> pg_backend_pid()
+          and (query like '%enter_merge%' or query like '%update sync.settings%')`;
+      return n === 1 ? true : undefined;
+    });
+  const [{ value: before }] =
+    await watcher`select value from sync.settings where key = 'write_back'`;
+  try {
+    // A merge holds its table's lock (it passed its check): the switch waits for it.
+    let switched: Promise<unknown> | undefined;
+    await merger.begin(async (m) => {
+      await m`select sync.enter_merge('toledo_dashboard')`;
+      switched = switcher`update sync.settings set value = 'cutover' where key = 'write_back'`
+        .execute();
+      await lockWaited("the switch to wait for the merge in flight");
+    });
+    await switched;
+    await watcher`update sync.settings set value = ${before} where key = 'write_back'`;
+    // The switch holds every table's lock (not committed yet): a merge waits for it, and
+    // once it commits reads the switch, and is refused.
+    let merged: Promise<unknown> | undefined;
+    await switcher.begin(async (s) => {
+      await s`update sync.settings set value = 'cutover' where key = 'write_back'`;
+      merged = merger`select sync.enter_merge('toledo_dashboard')`.execute();
+      merged.catch(() => {});
+      await lockWaited("the merge to wait for the switch");
+    });
+    await assert.rejects(merged!, (error: Error & { code?: string }) => {
+      assert.equal(error.code, "SY005", error.message);
+      return true;
+    });
+  } finally {
+    await watcher`update sync.settings set value = ${before} where key = 'write_back'`;
+    await Promise.all([merger.end(), switcher.end(), watcher.end()]);
+  }
+});

@@ -691,18 +691,23 @@ create function sync.enter_merge(p_target text) returns void
 language plpgsql set search_path = ''
 as $$
 begin
+  perform set_config('sync.clock_granularity',
+    (select value from sync.settings where key = 'stream_clock_granularity'), true);
+  perform pg_advisory_xact_lock(hashtext('sync.merge_changes'), hashtext(p_target));
   -- After the cutover Supabase is the source of truth: nothing read from DynamoDB (a
   -- re-read, a repair or a backfill asked for by hand, a mapping left running) may be
   -- merged over what admins edited since (README, "The cutover"; rolling back sets
-  -- write_back to off first, which lets merges in again).
+  -- write_back to off first, which lets merges in again). Read once the table's lock is
+  -- held, by a statement of its own: a switch committed while this merge waited for the
+  -- lock is seen (the switch takes every table's lock, sync.wait_for_merges_at_cutover,
+  -- so a merge that passed this check before it commits first). Read before the lock, a
+  -- merge that then waited behind a sweep or an export's chunk wrote DynamoDB's values
+  -- over edits made after the switch (found by a review).
   if (select value from sync.settings where key = 'write_back') = 'cutover' then
     raise exception 'the sync is cut over (sync.settings write_back is cutover): Supabase is the source of truth, so nothing from DynamoDB is merged into %', p_target
       using errcode = 'SY005',
             hint = 'To sync from DynamoDB again, follow the README''s "Rolling back" (write_back off first).';
   end if;
-  perform set_config('sync.clock_granularity',
-    (select value from sync.settings where key = 'stream_clock_granularity'), true);
-  perform pg_advisory_xact_lock(hashtext('sync.merge_changes'), hashtext(p_target));
 end
 $$;
 comment on function sync.enter_merge(text) is

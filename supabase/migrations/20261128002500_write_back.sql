@@ -31,6 +31,32 @@ insert into sync.settings (key, value, description, min_value, max_value) values
 alter table sync.settings add constraint settings_write_back_mode
   check (key <> 'write_back' or value in ('on', 'off', 'cutover'));
 
+-- The switch to cutover waits for the merges in flight: it takes every table's merge lock
+-- (sync.enter_merge, 20261128001400_compiled_merges.sql), in the merges' own order (the
+-- names' byte order), until it commits. A merge that passed its check before the switch
+-- commits first; one that takes the lock after the switch reads the switch committed and
+-- is refused. Without it a merge in flight at the switch (a page waiting for its lock, a
+-- Lambda invocation finishing) could write DynamoDB's values over an edit made just after.
+create function sync.wait_for_merges_at_cutover() returns trigger
+language plpgsql set search_path = ''
+as $$
+declare
+  t text;
+begin
+  if new.key = 'write_back' and new.value = 'cutover' then
+    for t in select s.target_table from sync.source_tables s order by s.target_table collate "C"
+    loop
+      perform pg_advisory_xact_lock(hashtext('sync.merge_changes'), hashtext(t));
+    end loop;
+  end if;
+  return new;
+end
+$$;
+revoke all on function sync.wait_for_merges_at_cutover() from public;
+create trigger settings_cutover_waits_for_merges
+  before insert or update on sync.settings
+  for each row execute function sync.wait_for_merges_at_cutover();
+
 -- Whether the sync is cut over (write_back = 'cutover'): Supabase is then ahead of
 -- DynamoDB on purpose (README, "The cutover"). What the queue sweeps and the status views
 -- ask; the merges and the validator's repair, defined before the switch, read it inline.

@@ -4,7 +4,7 @@
 -- counts, and who may read sync.write_backs.
 set client_min_messages = warning;
 begin;
-select plan(76);
+select plan(77);
 
 -- Start from no write-backs (end-to-end runs leave theirs; all of this is rolled back).
 delete from sync.write_backs;
@@ -347,6 +347,14 @@ select throws_like(
   'off: an admin''s edit is refused, naming the table and why');
 select tests.clear_authentication();
 update sync.settings set value = 'cutover' where key = 'write_back';
+select is(
+  (select count(*)::int from sync.source_tables s
+   where exists (select from pg_locks l
+                 where l.locktype = 'advisory' and l.pid = pg_backend_pid() and l.objsubid = 2
+                   and l.classid::bigint = hashtext('sync.merge_changes')::bigint & 4294967295
+                   and l.objid::bigint = hashtext(s.target_table)::bigint & 4294967295)),
+  (select count(*)::int from sync.source_tables),
+  'the switch to cutover holds every table''s merge lock until it commits: merges in flight end first');
 select tests.authenticate_as('wb_admin');
 update public.firespring_segments set segment_name = 'after the cutover' where segment_id = 'g-1';
 select tests.clear_authentication();
