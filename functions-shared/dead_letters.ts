@@ -102,6 +102,9 @@ export async function replayDeadLetters(
 ): Promise<ReplayResult> {
   const ids = filter.ids ?? null;
   const table = filter.table ?? null;
+  // A table's letters include those kept with no table from its DynamoDB table (a stream
+  // record that came before the table was registered): replayed now, they map to it.
+  const source = filter.table ? byTargetTable(filter.table)?.sourceTable ?? null : null;
   return await sql.begin(async (tx) => {
     const found = await tx<StoredLetter[]>`
       select id, coalesce(record::text, record_text) as record, position_at, position_source,
@@ -109,7 +112,8 @@ export async function replayDeadLetters(
       from sync.dead_letters
       where replayed_at is null and id > ${filter.after ?? 0}
         and (${ids}::bigint[] is null or id = any(${ids}::bigint[]))
-        and (${table}::text is null or target_table = ${table})
+        and (${table}::text is null or target_table = ${table}
+             or (target_table is null and source_table = ${source}))
       order by id
       limit ${REPLAY_LIMIT}`;
     // The merge locks of the letters' tables first, in name order, as every writer takes
@@ -178,7 +182,8 @@ export async function replayDeadLetters(
       select count(*)::int as remaining from sync.dead_letters
       where replayed_at is null and id > ${last}
         and (${ids}::bigint[] is null or id = any(${ids}::bigint[]))
-        and (${table}::text is null or target_table = ${table})`;
+        and (${table}::text is null or target_table = ${table}
+             or (target_table is null and source_table = ${source}))`;
     return {
       considered: mapped.length,
       replayed: closed.length,

@@ -218,3 +218,35 @@ Deno.test("a backfill page's dead letter stays the page's when a repair reads th
     await sql.end();
   }
 });
+
+Deno.test("a table's replay takes the letters its DynamoDB table's records left with no table too", async () => {
+  // A stream record that came before its table was registered is kept with no table
+  // (record_mapping.ts); the operator then replays that table's letters.
+  const id = `untabled-${crypto.randomUUID()}`;
+  await (await postWebhook(JSON.stringify({
+    records: [segment(id, "vip", "300", { S: "twelve" })],
+  }))).body?.cancel();
+  const sql = connectDb();
+  try {
+    const [letter] = await sql`
+      update sync.dead_letters
+      set target_table = null, row_key = null,
+          record = jsonb_set(record, '{dynamodb,NewImage,value}', '{"N": "12"}')
+      where record::text like ${"%" + id + "%"} and replayed_at is null
+      returning id, source_table`;
+    assert.equal(letter.source_table, SEGMENTS);
+    const answer = await callFunction("mmp-toledo-sync/replay-dead-letters", {
+      method: "POST",
+      headers: serviceRoleHeaders(),
+      body: JSON.stringify({ table: "firespring_segments", ids: [Number(letter.id)] }),
+    });
+    const replayed = await answer.json();
+    assert.equal(answer.status, 200, JSON.stringify(replayed));
+    assert.deepEqual([replayed.considered, replayed.replayed], [1, 1]);
+    const [row] = await sql`select member_count::int as n from public.firespring_segments
+                            where segment_id = ${id}`;
+    assert.equal(row?.n, 12);
+  } finally {
+    await sql.end();
+  }
+});
