@@ -25,9 +25,11 @@ export function replayTargets(
   env: Record<string, string | undefined>,
   stack: StackDefaults | undefined,
 ): { line: string } | { problem: string } {
+  // A secret, or the ARN it is read from, without WEBHOOK_URL is a production run that
+  // forgot its URL, not the local stack's.
   const local = stack &&
     (env.WEBHOOK_URL === undefined
-      ? env.SYNC_WEBHOOK_SECRET === undefined
+      ? env.SYNC_WEBHOOK_SECRET === undefined && env.SYNC_WEBHOOK_SECRET_ARN === undefined
       : env.WEBHOOK_URL.startsWith(stack.FUNCTIONS_URL));
   if (local) {
     env.WEBHOOK_URL ??= `${stack.FUNCTIONS_URL}/mmp-toledo-sync`;

@@ -20,6 +20,14 @@ Deno.test("the targets: the local stack's unless a webhook is named; a secret wi
   assert.match(refused.problem, /^WEBHOOK_URL is not set: name the webhook/);
   assert.ok(!refused.problem.includes("whsec_prod"), "no secret in the message");
   assert.equal(forgotUrl.DYNAMODB_ENDPOINT, undefined, "nothing of the local stack's taken");
+  // The same with the secret's ARN (Secrets Manager) in place of the secret.
+  const forgotUrlArn: Record<string, string | undefined> = {
+    SYNC_WEBHOOK_SECRET_ARN: "arn:aws:secretsmanager:us-east-1:1:secret:webhook",
+  };
+  const refusedArn = replayTargets(forgotUrlArn, stack);
+  assert.ok("problem" in refusedArn);
+  assert.match(refusedArn.problem, /^WEBHOOK_URL is not set: name the webhook/);
+  assert.equal(forgotUrlArn.DYNAMODB_ENDPOINT, undefined, "nothing of the local stack's taken");
 
   const production: Record<string, string | undefined> = {
     WEBHOOK_URL: "https://abcdefghijklmnopqrst.supabase.co/functions/v1/mmp-toledo-sync",
