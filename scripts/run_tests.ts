@@ -34,7 +34,7 @@ import {
   POSTGRES_PORT,
   ROOT,
 } from "../local-stack/config.ts";
-import { portOpen } from "../local-stack/processes.ts";
+import { portOpen, run } from "../local-stack/processes.ts";
 import { DEFAULT_DYNAMODB_FAULTS, readStackEnv } from "../local-stack/stack_env.ts";
 import { functionsEnvFile } from "../local-stack/supabase/project_secrets.ts";
 import {
@@ -63,7 +63,7 @@ import {
   e2eTest,
   exitWithSummary,
   fail,
-  runCaptured,
+  interruptSteps,
   step,
   type StepOptions,
   testFiles,
@@ -197,15 +197,17 @@ const FUNCTIONS_LOG = join(logDirOf(ROOT), "functions.log");
 const functionsLog = isolateLogOffset(FUNCTIONS_LOG);
 
 const plan = planE2e(testFiles(join(ROOT, "tests"), "_test.ts").map((f) => basename(f)));
-// Ctrl-C (or CI's TERM) reaches the steps, not the stacks' servers, which run in sessions
-// of their own: the stacks this run started are stopped before it exits.
+// Ctrl-C (or CI's TERM): no step starts any more, those running are stopped, and so are
+// the stacks this run started, whose servers run in sessions of their own, out of the
+// signal's reach, before it exits.
 onInterrupt(async (signal) => {
-  console.log(`\nnpm test: ${signal}: stopping the stacks this run started`);
+  console.log(`\nnpm test: ${signal}: stopping its steps and the stacks this run started`);
+  interruptSteps();
   await Promise.allSettled([
     plan.secondStack.length > 0 && existsSync(SECOND_STACK_DIR)
-      ? runCaptured(DENO_BIN, STACK_DOWN, { cwd: SECOND_STACK_DIR, env: secondStackEnv() })
+      ? run(DENO_BIN, STACK_DOWN, { cwd: SECOND_STACK_DIR, env: secondStackEnv() })
       : undefined,
-    !wasRunning && !keepStack ? runCaptured(DENO_BIN, STACK_DOWN) : undefined,
+    !wasRunning && !keepStack ? run(DENO_BIN, STACK_DOWN, { cwd: ROOT }) : undefined,
   ]);
 });
 const lambdaNode = Promise.withResolvers<void>();

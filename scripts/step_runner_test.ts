@@ -76,3 +76,32 @@ Deno.test("runRetrying runs a failure once more only when its output matches ret
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("an interrupted run stops its running steps and starts no more", async () => {
+  // In a process of its own: the interruption is the whole module's, for good.
+  const script = `
+    import { interruptSteps, runCaptured } from "${new URL("./step_runner.ts", import.meta.url)}";
+    const started = Date.now();
+    const long = runCaptured("sh", ["-c", "sleep 30"]);
+    setTimeout(() => interruptSteps(), 300);
+    const stopped = await long;
+    const next = await runCaptured("sh", ["-c", "echo ran"]);
+    console.log(JSON.stringify({
+      stoppedSoon: Date.now() - started < 10_000,
+      stoppedCode: stopped.code,
+      nextCode: next.code,
+      nextOutput: next.output,
+    }));
+  `;
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", "--no-check", script],
+    stderr: "inherit",
+  }).output();
+  const answer = JSON.parse(new TextDecoder().decode(out.stdout));
+  assert.equal(answer.stoppedSoon, true, "the running step stopped at once");
+  assert.notEqual(answer.stoppedCode, 0);
+  assert.deepEqual([answer.nextCode, answer.nextOutput], [
+    130,
+    "not run: npm test was interrupted\n",
+  ]);
+});
