@@ -182,7 +182,9 @@ async function jobOf(
     arn,
     readAt,
     deps.log,
-    (streamArn, at) => streamDeliveredBy(deps.sql, streamArn, at),
+    // A job taken up passed this when it started: the notes that vouched for it may have
+    // been purged since (48 h).
+    unfinished ? () => Promise.resolve(true) : (arn, at) => streamDeliveredBy(deps.sql, arn, at),
     deps.withoutStream,
   );
   const elsewhere = arnRegionProblem(spec, summary.tableArn);

@@ -150,6 +150,17 @@ Deno.test("a job a dead loader left unfinished is taken up, not exported again",
   assert.ok(run.lines.some((l) => /job 7 of this export is unfinished: taking it up/.test(l)));
 });
 
+Deno.test("a job taken up two days after its read time is not asked for the webhook's notes again", async () => {
+  // It passed the stream's 24 h check when it started; the notes that vouched for it are
+  // kept 48 h, and the fake database knows no query of them.
+  const old = await anExport("old");
+  const startedAt = new Date(Date.now() - 50 * 3600_000);
+  const run = deps([old], [{ id: 7, export_arn: old.arn, started_at: startedAt }]);
+  const job = await startExportBackfill(run.deps, spec, { bucket: "exports", prefix: "p" }, "t");
+  assert.equal(job.job, "7");
+  assert.equal(run.db.matching("stream_batches_applied").length, 0);
+});
+
 Deno.test("another export is refused while one of the table is unfinished, naming it and the way out", async () => {
   const [old, other] = [await anExport("old"), await anExport("other")];
   const run = deps([old, other], [{ id: 7, export_arn: old.arn }]);

@@ -126,8 +126,8 @@ export async function streamCoversExport(
         `${readAt.toISOString()}, ${(age / 3600_000).toFixed(1)} h ago, and the table's ` +
         `stream keeps its records 24 h: the changes made just after that have left it, and ` +
         `the webhook applied no record of the stream ${streamArn} at or before that time ` +
-        "(sync.stream_batches_applied), so they may be in neither; ask for a new export " +
-        "(without --export-arn)",
+        "(sync.stream_batches_applied, kept 48 h), so they may be in neither; ask for a new " +
+        "export (without --export-arn)",
     );
   }
 }

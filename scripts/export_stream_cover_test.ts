@@ -100,8 +100,8 @@ Deno.test("an export older than the stream's 24 h, less an hour, needs the webho
         "items as they were from 2026-11-30T06:00:00\\.000Z, 30\\.0 h ago, and the table's " +
         "stream keeps its records 24 h: the changes made just after that have left it, and " +
         "the webhook applied no record of the stream arn:aws:dynamodb:.* at or before that " +
-        "time \\(sync\\.stream_batches_applied\\), so they may be in neither; ask for a new " +
-        "export \\(without --export-arn\\)$",
+        "time \\(sync\\.stream_batches_applied, kept 48 h\\), so they may be in neither; ask " +
+        "for a new export \\(without --export-arn\\)$",
     ),
   );
   assert.deepEqual(asked.at(-1), [table.LatestStreamArn, "2026-11-30T06:00:00.000Z"]);
