@@ -156,9 +156,18 @@ Deno.test("a job taken up two days after its read time is not asked for the webh
   const old = await anExport("old");
   const startedAt = new Date(Date.now() - 50 * 3600_000);
   const run = deps([old], [{ id: 7, export_arn: old.arn, started_at: startedAt }]);
-  const job = await startExportBackfill(run.deps, spec, { bucket: "exports", prefix: "p" }, "t");
-  assert.equal(job.job, "7");
-  assert.equal(run.db.matching("stream_batches_applied").length, 0);
+  const before = streamOf;
+  streamOf = () => ({
+    StreamSpecification: { StreamEnabled: true, StreamViewType: "NEW_AND_OLD_IMAGES" },
+    LatestStreamLabel: new Date(Date.now() - 30 * 86_400_000).toISOString().replace("Z", ""),
+  });
+  try {
+    const job = await startExportBackfill(run.deps, spec, { bucket: "exports", prefix: "p" }, "t");
+    assert.equal(job.job, "7");
+    assert.equal(run.db.matching("stream_batches_applied").length, 0);
+  } finally {
+    streamOf = before;
+  }
 });
 
 Deno.test("another export is refused while one of the table is unfinished, naming it and the way out", async () => {
