@@ -26,7 +26,9 @@ import {
   migrationsToPush,
   psql,
   pushMigrations,
+  unknownMigrationsProblem,
 } from "./supabase/postgres_migrations.ts";
+import { dataDir } from "./supabase/postgres_cluster.ts";
 import { logFile, runningPid, stopDetached, waitFor, withoutPasswords } from "./processes.ts";
 import { ensureStackEnv, type StackEnv } from "./stack_env.ts";
 import { DENO_PARTS, type DenoPart, PROXY_PART, startDenoPart } from "./deno_parts.ts";
@@ -118,7 +120,8 @@ async function upPostgres(env: StackEnv, started: number): Promise<void> {
     migrationFileVersions(),
     await appliedMigrationVersions(),
   );
-  if (missing.length === 0 && unknown.length === 0) {
+  if (unknown.length > 0) throw new Error(unknownMigrationsProblem(unknown, await dataDir()));
+  if (missing.length === 0) {
     // `db push` would apply nothing (it applies the files whose version the history
     // lacks) and costs a CLI start and its own look at the history: 4-11 s here.
     step("migrations: the database has every one of supabase/migrations", started);

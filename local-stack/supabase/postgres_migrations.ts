@@ -151,6 +151,19 @@ export function migrationsToPush(
 }
 
 /**
+ * What to do when the local database's history lists migrations no file has (`unknown`):
+ * an unreleased migration was removed or renamed since the database took it (they are
+ * edited in place until a release, CHANGELOG "Unreleased"), and `db push` refuses such a
+ * database. The local database is rebuilt from the migrations: its data is the tests'.
+ */
+export function unknownMigrationsProblem(unknown: readonly string[], dataDir: string): string {
+  return `the local database has taken migrations this checkout does not have ` +
+    `(${unknown.join(", ")}): an unreleased migration was removed or renamed since, and the ` +
+    `Supabase CLI refuses to push to it. Rebuild it from the migrations: ` +
+    `npm run stack:down && rm -rf ${dataDir} && npm run stack:up`;
+}
+
+/**
  * The versions the database's migration history holds: the Supabase CLI records each
  * migration it applied as a row of `supabase_migrations.schema_migrations` (version, name,
  * statements; https://pkg.go.dev/github.com/supabase/cli/internal/migration/history), and

@@ -5,6 +5,7 @@ import {
   legacyClusterProblem,
   migrationFileVersions,
   migrationsToPush,
+  unknownMigrationsProblem,
 } from "./postgres_migrations.ts";
 
 Deno.test("a cluster of an older stack is named with the way out; other failures are not", () => {
@@ -63,4 +64,14 @@ Deno.test("nothing to push only when the history lists exactly the files' versio
     missing: [],
     unknown: ["4"],
   });
+});
+
+Deno.test("a database that took a migration the checkout no longer has is named, with the rebuild", () => {
+  assert.equal(
+    unknownMigrationsProblem(["20261128003100"], "/repo/.local/postgres"),
+    "the local database has taken migrations this checkout does not have (20261128003100): " +
+      "an unreleased migration was removed or renamed since, and the Supabase CLI refuses to " +
+      "push to it. Rebuild it from the migrations: npm run stack:down && " +
+      "rm -rf /repo/.local/postgres && npm run stack:up",
+  );
 });

@@ -235,7 +235,7 @@ select is(
                  'sync.observations.row %1$s, sync.staged_changes.row %1$s',
                  case when 'lz4' = any (enumvals) then 'l' else '' end)
    from pg_settings where name = 'default_toast_compression'),
-  'the columns that hold whole items (and the export loader''s staged items, 20261128003100) compress with LZ4 where the server has it'
+  'the columns that hold whole items (and the export loader''s staged items, 20261128001400) compress with LZ4 where the server has it'
 );
 
 -- An admin edits a visitor through the API: the derived sessions follow, although the
