@@ -66,16 +66,18 @@ function replayDb(letters: Stored[], refuse: string[] = [], locked: Stored[] = l
       return locked.filter((l) => found.includes(Number(l.id)));
     }
     // The open letters after `after` (values[0]), of the ids (values[1]) and the table
-    // (values[3]) when given, by id, at most `limit` (values[5]).
+    // (values[3]; or of no table, from its source table, values[5]) when given, by id,
+    // at most `limit` (values[6]).
     const open = (values: unknown[]) =>
       letters.filter((l) =>
         Number(l.id) > Number(values[0]) && !closed().includes(Number(l.id)) &&
         (values[1] === null || (values[1] as number[]).includes(Number(l.id))) &&
-        (values[3] === null || l.target_table === values[3])
+        (values[3] === null || l.target_table === values[3] ||
+          (l.target_table === null && l.source_table === values[5]))
       );
     if (s.text.includes("order by id") && s.text.includes("limit")) {
       return open(s.values).sort((a, b) => Number(a.id) - Number(b.id))
-        .slice(0, Number(s.values[5]));
+        .slice(0, Number(s.values[6]));
     }
     if (s.text.includes("as remaining from sync.dead_letters")) {
       return [{ remaining: open(s.values).length }];
@@ -166,7 +168,24 @@ Deno.test("what remains counts only the filter's letters", async () => {
   const result = await replayDeadLetters(db.sql, { table: "firespring_segments" });
   assert.deepEqual([result.considered, result.remaining, result.next], [1, 0, null]);
   const [counted] = db.matching("as remaining from sync.dead_letters");
-  assert.deepEqual(counted.values.slice(3), ["firespring_segments", "firespring_segments"]);
+  assert.deepEqual(counted.values.slice(3), [
+    "firespring_segments",
+    "firespring_segments",
+    SEGMENTS,
+  ]);
+});
+
+Deno.test("a table's replay takes its DynamoDB table's letters kept with no table too", async () => {
+  const db = replayDb([
+    stored(1, scanned({ segment_id: { S: "a" } }), { target_table: null }),
+    stored(2, { sourceTable: "firespring-backdoor-actions-dev", item: { action_id: { S: "x" } } }, {
+      target_table: null,
+      source_table: "firespring-backdoor-actions-dev",
+    }),
+  ]);
+  const result = await replayDeadLetters(db.sql, { table: "firespring_segments" });
+  assert.deepEqual([result.considered, result.replayed, result.remaining], [1, 1, 0]);
+  assert.deepEqual(db.closed(), [1]);
 });
 
 Deno.test("a replay takes at most REPLAY_LIMIT letters and says how many remain and where to go on", async () => {
@@ -437,14 +456,15 @@ Deno.test("a change Postgres still refuses keeps its own dead letter open, with 
 Deno.test("the filter reaches the query: ids, table, or neither", async () => {
   for (
     const [filter, values] of [
-      [{}, [0, null, null, null, null, REPLAY_LIMIT]],
-      [{ ids: [3, 4] }, [0, [3, 4], [3, 4], null, null, REPLAY_LIMIT]],
+      [{}, [0, null, null, null, null, null, REPLAY_LIMIT]],
+      [{ ids: [3, 4] }, [0, [3, 4], [3, 4], null, null, null, REPLAY_LIMIT]],
       [{ table: "firespring_segments", after: 9 }, [
         9,
         null,
         null,
         "firespring_segments",
         "firespring_segments",
+        SEGMENTS,
         REPLAY_LIMIT,
       ]],
     ] as [ReplayFilter, unknown[]][]
