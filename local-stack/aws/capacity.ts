@@ -16,10 +16,14 @@
  * (`unitsByTable`), and the client sees the same numbers when it asked.
  *
  * Throttling. A token bucket per table refilled at `throttle_rcu` per second holding up to
- * 300 seconds of unused capacity ("DynamoDB currently retains up to 5 minutes (300
- * seconds) of unused read and write capacity", AWS knowledge center, "burst capacity").
- * A bucket starts with one second of capacity: a table the proxy has just met has saved
- * nothing it can prove, and a stand-in must never be kinder than the service. As on AWS,
+ * `burst_s` seconds of unused capacity: by default one, the contract's rule (reads beyond
+ * `throttle_rcu` per second are throttled), stricter than AWS, which "currently retains
+ * up to 5 minutes (300 seconds) of unused read and write capacity" (AWS knowledge center,
+ * "burst capacity"; `burst_s=300` is that, and {@link BURST_SECONDS} its bound). Kept
+ * capacity would let a sync that reads faster than its budget pass for minutes after a
+ * quiet spell. A bucket starts with one second of capacity: a table the proxy has just
+ * met has saved nothing it can prove, and a stand-in must never be kinder than the
+ * service. As on AWS,
  * the cost of a read is known only after it ran, so a read is admitted while the bucket
  * is above zero and charged afterwards (the bucket may go below zero, and reads are
  * refused until the refill brings it back).
@@ -40,7 +44,7 @@ export type AttributeValue = Record<string, unknown>;
 /** An item: attribute name → value. */
 export type Item = Record<string, AttributeValue>;
 
-/** How many seconds of unused capacity a table keeps (AWS: 300). */
+/** The most seconds of unused capacity a table keeps: AWS's burst (`burst_s` is 1 to it). */
 export const BURST_SECONDS = 300;
 
 const utf8 = (s: string) => new TextEncoder().encode(s).length;
@@ -123,7 +127,8 @@ export class CapacityBucket {
    * answered, so a refill meanwhile does not forgive them.
    */
   #held = 0;
-  constructor(readonly perSecond: number, now: number) {
+  /** `burstSeconds`: the seconds of unused capacity it keeps (1 to {@link BURST_SECONDS}). */
+  constructor(readonly perSecond: number, now: number, readonly burstSeconds = 1) {
     this.#tokens = perSecond;
     this.#at = now;
   }
@@ -131,7 +136,7 @@ export class CapacityBucket {
   #refill(now: number): void {
     const elapsed = Math.max(0, now - this.#at) / 1000;
     this.#tokens = Math.min(
-      this.perSecond * BURST_SECONDS - this.#held,
+      this.perSecond * this.burstSeconds - this.#held,
       this.#tokens + elapsed * this.perSecond,
     );
     this.#at = now;
@@ -149,7 +154,10 @@ export class CapacityBucket {
    */
   charge(units: number, now: number): void {
     this.#refill(now);
-    this.#tokens = Math.min(this.perSecond * BURST_SECONDS - this.#held, this.#tokens - units);
+    this.#tokens = Math.min(
+      this.perSecond * this.burstSeconds - this.#held,
+      this.#tokens - units,
+    );
   }
 
   /** Takes `units` for a request in flight (a {@link Reservation}'s hold). */
@@ -170,16 +178,16 @@ export class CapacityBucket {
   }
 }
 
-/** One bucket per table, made on first use; `perSecond` units each. */
+/** One bucket per table, made on first use; `perSecond` units each, `burstSeconds` kept. */
 export class CapacityThrottle {
   #buckets = new Map<string, CapacityBucket>();
-  constructor(readonly perSecond: number) {}
+  constructor(readonly perSecond: number, readonly burstSeconds = 1) {}
 
   /** The bucket of `table` (its scope and name), made full for one second when new. */
   bucket(table: string, now: number): CapacityBucket {
     let bucket = this.#buckets.get(table);
     if (!bucket) {
-      bucket = new CapacityBucket(this.perSecond, now);
+      bucket = new CapacityBucket(this.perSecond, now, this.burstSeconds);
       this.#buckets.set(table, bucket);
     }
     return bucket;

@@ -52,9 +52,9 @@ Deno.test("a bucket starts with one second, admits while above zero, refills at 
   assert.ok(bucket.admit(800)); // -212 + 240
 });
 
-Deno.test("unused capacity is kept for at most 300 seconds", () => {
-  const bucket = new CapacityBucket(10, 0);
-  assert.equal(bucket.tokens(3_600_000), 10 * BURST_SECONDS);
+Deno.test("unused capacity is kept for one second by default (the contract's rule), at most 300 (AWS's)", () => {
+  assert.equal(new CapacityBucket(10, 0).tokens(3_600_000), 10, "reads beyond 10 a second");
+  assert.equal(new CapacityBucket(10, 0, BURST_SECONDS).tokens(3_600_000), 10 * BURST_SECONDS);
 });
 
 Deno.test("each table has its own bucket; the error is AWS's", () => {
@@ -71,7 +71,7 @@ Deno.test("each table has its own bucket; the error is AWS's", () => {
 });
 
 Deno.test("a bucket holds 300 seconds of capacity, not a unit more", () => {
-  const bucket = new CapacityBucket(10, 0);
+  const bucket = new CapacityBucket(10, 0, 300);
   assert.equal(bucket.tokens(3_600_000), 3000);
   bucket.charge(3000, 3_600_000);
   assert.equal(bucket.tokens(3_900_000), 3000);
@@ -126,7 +126,7 @@ Deno.test("units held while a request is in flight are not forgiven by the refil
   // A full bucket of 300 units (1 a second), a write of 50 answered a minute later:
   // charged only once answered it would leave 250, and so must holding it meanwhile.
   let clock = 3_600_000;
-  const bucket = new CapacityBucket(1, 0);
+  const bucket = new CapacityBucket(1, 0, BURST_SECONDS);
   assert.equal(bucket.tokens(clock), BURST_SECONDS);
   const write = new Reservation(() => bucket, () => clock);
   write.hold("a", 50);
@@ -147,7 +147,7 @@ Deno.test("a released reservation gives everything back, never past the bucket's
   held.release();
   assert.equal(bucket.tokens(0), 1);
   let clock = 3_600_000;
-  const full = new CapacityBucket(1, 0);
+  const full = new CapacityBucket(1, 0, BURST_SECONDS);
   const late = new Reservation(() => full, () => clock);
   late.hold("a", 10);
   clock += 20_000; // full again meanwhile

@@ -6,8 +6,11 @@
  * - `stale_ms`: reads without `ConsistentRead` may see each item as it was up to this many
  *   milliseconds ago (AWS: "the response might not reflect the results of a recently
  *   completed write operation", Developer Guide, "DynamoDB read consistency").
- * - `throttle_rcu`: read capacity units per second per table; reads beyond it (after the
- *   burst) get ProvisionedThroughputExceededException.
+ * - `throttle_rcu`: read capacity units per second per table; reads beyond it get
+ *   ProvisionedThroughputExceededException.
+ * - `burst_s`: the seconds of unused capacity a table keeps, for reads and writes: 1 by
+ *   default (the contract's per-second rule, stricter than AWS), up to AWS's 300
+ *   (local-stack/aws/capacity.ts).
  * - `throttle_wcu`: write capacity units per second per table, counted and refused as AWS
  *   does (local-stack/aws/write_capacity.ts). Off by default: the sync writes only an
  *   admin's edits (the write-back, whose end-to-end test turns it on), the demo data set is
@@ -30,6 +33,7 @@ export interface Faults {
   staleMs: number;
   throttleRcu: number;
   throttleWcu: number;
+  burstS: number;
   errorRate: number;
   latencyMs: number;
 }
@@ -39,6 +43,7 @@ export const NO_FAULTS: Faults = {
   staleMs: 0,
   throttleRcu: 0,
   throttleWcu: 0,
+  burstS: 1,
   errorRate: 0,
   latencyMs: 0,
 };
@@ -61,6 +66,11 @@ const SETTINGS: Record<
     field: "throttleWcu",
     check: (n) => Number.isFinite(n) && n >= 0 && n <= 1_000_000,
     rule: "a number of write capacity units per second from 0 (off) to 1000000",
+  },
+  burst_s: {
+    field: "burstS",
+    check: (n) => Number.isInteger(n) && n >= 1 && n <= 300,
+    rule: "a whole number of seconds of unused capacity a table keeps, from 1 to 300",
   },
   error_rate: {
     field: "errorRate",
@@ -114,6 +124,7 @@ export function describeFaults(faults: Faults): string {
   if (faults.staleMs > 0) parts.push(`stale_ms=${faults.staleMs}`);
   if (faults.throttleRcu > 0) parts.push(`throttle_rcu=${faults.throttleRcu}`);
   if (faults.throttleWcu > 0) parts.push(`throttle_wcu=${faults.throttleWcu}`);
+  if (faults.burstS !== 1) parts.push(`burst_s=${faults.burstS}`);
   if (faults.errorRate > 0) parts.push(`error_rate=${faults.errorRate}`);
   if (faults.latencyMs > 0) parts.push(`latency_ms=${faults.latencyMs}`);
   return parts.length > 0 ? parts.join(",") : "none";

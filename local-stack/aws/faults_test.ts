@@ -16,10 +16,17 @@ Deno.test("every setting is read, in any order, with spaces", () => {
     staleMs: 2000,
     throttleRcu: 300,
     throttleWcu: 0,
+    burstS: 1,
     errorRate: 0.02,
     latencyMs: 0,
   });
   assert.equal(describeFaults(faults), "stale_ms=2000,throttle_rcu=300,error_rate=0.02");
+  // AWS's burst, past the contract's per-second rule, only when asked for.
+  const burst = parseFaults("throttle_rcu=300,burst_s=300");
+  assert.equal(burst.burstS, 300);
+  assert.equal(describeFaults(burst), "throttle_rcu=300,burst_s=300");
+  assert.throws(() => parseFaults("burst_s=0"), /burst_s="0" is not a whole number of seconds/);
+  assert.throws(() => parseFaults("burst_s=301"), /burst_s="301"/);
   const far = parseFaults("latency_ms=50,error_rate=0.02");
   assert.equal(far.latencyMs, 50);
   assert.equal(describeFaults(far), "error_rate=0.02,latency_ms=50");

@@ -114,8 +114,12 @@ export function createProxy(options: ProxyOptions): {
   const recentWrites = new History(RECENT_WRITES_MS, random);
   // Each table's read and write capacity, when throttled (operation_capacity.ts).
   const limits = {
-    reads: faults.throttleRcu > 0 ? new CapacityThrottle(faults.throttleRcu) : undefined,
-    writes: faults.throttleWcu > 0 ? new WriteCapacity(faults.throttleWcu, now) : undefined,
+    reads: faults.throttleRcu > 0
+      ? new CapacityThrottle(faults.throttleRcu, faults.burstS)
+      : undefined,
+    writes: faults.throttleWcu > 0
+      ? new WriteCapacity(faults.throttleWcu, now, faults.burstS)
+      : undefined,
     now,
   };
   // Each table's key attributes and their types, by `scope/table` (key_schema.ts).

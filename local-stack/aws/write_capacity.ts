@@ -215,8 +215,8 @@ export interface AdmittedWrite {
  */
 export class WriteCapacity {
   #throttle: CapacityThrottle;
-  constructor(perSecond: number, readonly now: () => number) {
-    this.#throttle = new CapacityThrottle(perSecond);
+  constructor(perSecond: number, readonly now: () => number, burstSeconds = 1) {
+    this.#throttle = new CapacityThrottle(perSecond, burstSeconds);
   }
 
   #bucket(scope: string, table: string) {

@@ -234,10 +234,13 @@ Deno.test("a batch: forwarded whole when it fits, smaller with the rest held bac
   assert.deepEqual(admitted(writes, "BatchWriteItem", five).held, { t: [put("d"), put("e")] });
 });
 
-Deno.test("a table keeps at most 300 seconds of unused write units", () => {
+Deno.test("a table keeps one second of unused write units, at most 300 with AWS's burst", () => {
   let clock = 0;
   const writes = new WriteCapacity(5, () => clock);
+  const burst = new WriteCapacity(5, () => clock, 300);
   assert.equal(writes.tokens("s", "t"), 5, "one second's to start");
+  assert.equal(burst.tokens("s", "t"), 5, "one second's to start");
   clock += 3_600_000;
-  assert.equal(writes.tokens("s", "t"), 1500);
+  assert.equal(writes.tokens("s", "t"), 5);
+  assert.equal(burst.tokens("s", "t"), 1500);
 });

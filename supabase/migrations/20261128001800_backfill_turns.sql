@@ -207,14 +207,17 @@ on conflict (key) do nothing;
 -- ledger is a token bucket that holds this many seconds of the budget: after a pause a
 -- job reads at once what it missed, up to these seconds' worth, then at its pace again.
 -- Over any stretch it reads at most its budget, these seconds' worth and one page more
--- (2 s at 250 a second: 500 units; with 1 MB pages, three may start at once after a
--- pause), well within what DynamoDB's own burst capacity keeps (up to 300 seconds of
--- unused capacity, "burst capacity", AWS Developer Guide). A job's first read catches up
+-- (1 s at 250 a second: 250 units; with 1 MB pages, two may start at once after a
+-- pause): within one second of a table's capacity, which is all the local stand-in of
+-- DynamoDB keeps (its `burst_s`, the contract's per-second rule), where DynamoDB keeps up
+-- to 300 seconds of unused capacity ("burst capacity", AWS Developer Guide). At 2 s the
+-- catch-up read past a second's capacity and was throttled (the stand-in's backfill bench
+-- went from 28.1 to 30.6 s). A job's first read catches up
 -- nothing: it had no pause, only a start. Nor does a read after one that was retried (a
 -- throttle: the table is at its capacity) or given up: sync.backfill_read_turn's
 -- p_catch_up. 0: strict pacing.
 insert into sync.settings (key, value, description, min_value, max_value) values
-  ('backfill_catch_up_seconds', '2',
+  ('backfill_catch_up_seconds', '1',
    'Seconds of its read budget a Scan job (a backfill''s or a validation''s) may read at once after its reads paused (a hand-on, an isolate starting), so that it reads at its budget on average (0 to 10; 0: strict pacing).',
    0, 10)
 on conflict (key) do nothing;

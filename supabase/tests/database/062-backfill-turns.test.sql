@@ -185,11 +185,12 @@ select is(
   (select count(*)::int from sync.backfill_read_ledger where job_id = (select searches from job)),
   0, 'a job that booked no turn has no ledger row');
 
--- After a pause a job catches up on what it missed, up to backfill_catch_up_seconds (2)
--- of its budget. turn_after_pause books a turn with the job's next read due 10 s ago (a
+-- After a pause a job catches up on what it missed, up to backfill_catch_up_seconds (2
+-- here) of its budget. turn_after_pause books a turn with the job's next read due 10 s ago (a
 -- page costing 1 s of budget), and says when its next turn is due against the clock taken
 -- just before and just after the statement: the turn's own moment lies between, so how
 -- long the statement took does not count. Kept in last_turn too.
+update sync.settings set value = '2' where key = 'backfill_catch_up_seconds';
 create temporary table last_turn (
   wait_ms numeric, due_after_end interval, due_after_start interval
 ) on commit drop;
