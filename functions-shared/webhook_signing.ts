@@ -80,7 +80,7 @@ export interface ReadyVerifier {
 export interface MisconfiguredVerifier {
   ok: false;
   /**
-   * Why (for the 500 answer and the cold-start log line): names the setting, which
+   * Why (for the 503 answer and the cold-start log line): names the setting, which
    * secret of it is malformed and how, never a value.
    */
   problem: string;
@@ -92,7 +92,7 @@ export type WebhookVerifier = ReadyVerifier | MisconfiguredVerifier;
 /**
  * Checks the secret setting and builds the verifier. Never throws: a malformed setting
  * gives a {@link MisconfiguredVerifier}, which the webhook answers every request with
- * a 500 for.
+ * a 503 for (`x-sync-refusal: misconfigured`: the Lambda retries it as it is).
  */
 export function createWebhookVerifier(setting: string | undefined): WebhookVerifier {
   const parsed = parseWebhookSecrets(setting);
