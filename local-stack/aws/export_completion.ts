@@ -109,6 +109,7 @@ export async function writeExport(
   if (!await writing.storage.bucketExists(bucket)) {
     state.outcome = {
       ExportStatus: "FAILED",
+      EndTime: now() / 1000,
       FailureCode: "S3NoSuchBucket",
       FailureMessage: `The specified bucket does not exist: ${bucket}`,
     };
@@ -131,6 +132,7 @@ export async function writeExport(
     writing.log?.(`export ${d.ExportArn}: ${denied}`);
     state.outcome = {
       ExportStatus: "FAILED",
+      EndTime: now() / 1000,
       FailureCode: "S3AccessDenied",
       FailureMessage: "Access Denied (Service: Amazon S3; Status Code: 403; Error Code: " +
         `AccessDenied; Request ID: ${crypto.randomUUID()})`,

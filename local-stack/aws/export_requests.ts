@@ -35,7 +35,8 @@ export function askedOf(body: Body): Record<string, string> {
 /**
  * Why a request is refused with a ValidationException before anything else is looked at,
  * if it is: only full exports in DynamoDB JSON are written here (ION or an incremental
- * export is refused), and the bucket's name must match the API's own pattern.
+ * export is refused), and the bucket's name must match the API's own pattern and length
+ * (at most 255; the API reference, ExportTableToPointInTime, S3Bucket).
  */
 export function exportRequestProblem(body: Body): string | undefined {
   if (
@@ -45,7 +46,8 @@ export function exportRequestProblem(body: Body): string | undefined {
     return "the local stack writes only full exports in DYNAMODB_JSON (ExportFormat, ExportType)";
   }
   if (
-    typeof body.S3Bucket !== "string" || !/^[a-z0-9A-Z]+[.\-\w]*[a-z0-9A-Z]+$/.test(body.S3Bucket)
+    typeof body.S3Bucket !== "string" || body.S3Bucket.length > 255 ||
+    !/^[a-z0-9A-Z]+[.\-\w]*[a-z0-9A-Z]+$/.test(body.S3Bucket)
   ) {
     return `S3Bucket ${JSON.stringify(body.S3Bucket)} is not a bucket name`;
   }

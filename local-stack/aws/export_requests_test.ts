@@ -20,6 +20,8 @@ Deno.test("only full exports in DynamoDB JSON, to a bucket named as the API allo
     exportRequestProblem({ S3Bucket: "-bad-" }),
     'S3Bucket "-bad-" is not a bucket name',
   );
+  assert.match(exportRequestProblem({ S3Bucket: "b".repeat(256) })!, /is not a bucket name/);
+  assert.equal(exportRequestProblem({ S3Bucket: "b".repeat(255) }), undefined);
 });
 
 Deno.test("an ExportTime before PITR, in the future or in the past is refused; none is the present", () => {

@@ -231,6 +231,7 @@ export class TableExports {
     state.completing ??= writeExport(state, this.options, this.#now).catch((error) => {
       state.outcome = {
         ExportStatus: "FAILED",
+        EndTime: this.#now() / 1000,
         FailureCode: "InternalServerError",
         FailureMessage: String(error),
       };

@@ -513,6 +513,7 @@ Deno.test("an export is written as its requester: one whose key may not put the 
     ExportArn: (started.json.ExportDescription as Body).ExportArn,
   })).json.ExportDescription as Body;
   assert.equal(d.ExportStatus, "FAILED");
+  assert.equal(typeof d.EndTime, "number", "ended, as a failed export on AWS has");
   assert.equal(d.FailureCode, "S3AccessDenied");
   assert.match(
     String(d.FailureMessage),

@@ -8,7 +8,13 @@ import {
   S3Client,
 } from "@aws-sdk/client-s3";
 import { authenticatedS3, type S3AuthConfig, s3AuthRefusal } from "./s3_auth.ts";
-import { exporterS3Policy, s3Accesses } from "./s3_iam.ts";
+import {
+  EXPORT_WRITE_ACTIONS,
+  exporterS3Policy,
+  putObjectDenied,
+  s3Accesses,
+  stackS3Policies,
+} from "./s3_iam.ts";
 import { S3_MAX_SKEW_MS, sha256Hex } from "./signature_v4.ts";
 import { signedHeaders, withCheckedServer } from "./signature_v4_fixtures.ts";
 
@@ -377,4 +383,19 @@ Deno.test("each request is the action S3 authorizes it as, its subresource's whe
     "s3:PutObject + s3:GetObjectVersion",
   );
   assert.match(action("GET", "/b/a/%2E%2E/x"), /\. or \.\. segments/);
+});
+
+Deno.test("an export's requester must be allowed to put, put the ACL of and abort uploads of its objects", () => {
+  const policy = (actions: string[]) => ({
+    k: { user: "u", objects: [{ actions, bucket: "b" }], buckets: [] },
+  });
+  assert.equal(putObjectDenied(policy([...EXPORT_WRITE_ACTIONS]), "k", "b", "p/x"), null);
+  assert.match(
+    putObjectDenied(policy(["s3:PutObject", "s3:GetObject"]), "k", "b", "p/x")!,
+    /not authorized to perform: s3:PutObjectAcl on resource: "arn:aws:s3:::b\/p\/x"/,
+  );
+  assert.equal(putObjectDenied(policy([]), "the stand-in's own", "b", "p/x"), null);
+  // The exporter's own policy (Terraform's, exports.tf) allows all three.
+  const stack = stackS3Policies("exporter", "dynamodb-exports");
+  assert.equal(putObjectDenied(stack, "exporter", "dynamodb-exports", "k"), null);
 });

@@ -55,8 +55,20 @@ export function stackS3Policies(exporterKeyId: string, bucket: string): Record<s
 }
 
 /**
- * IAM's refusal of `s3:PutObject` of `key` in `bucket` to `keyId` under `policies`, or
- * null when allowed (a key without a policy is the stand-in's own, allowed everything).
+ * What an export's requester must be allowed on the objects it writes: "s3:PutObject",
+ * "s3:PutObjectAcl" and "s3:AbortMultipartUpload" (DynamoDB Developer Guide, "Requesting
+ * a table export in DynamoDB", the policy it shows).
+ */
+export const EXPORT_WRITE_ACTIONS = [
+  "s3:PutObject",
+  "s3:PutObjectAcl",
+  "s3:AbortMultipartUpload",
+] as const;
+
+/**
+ * IAM's refusal to `keyId` under `policies` of writing `key` in `bucket` as an export
+ * does ({@link EXPORT_WRITE_ACTIONS}), or null when allowed (a key without a policy is
+ * the stand-in's own, allowed everything).
  */
 export function putObjectDenied(
   policies: Record<string, S3Policy>,
@@ -65,7 +77,9 @@ export function putObjectDenied(
   key: string,
 ): string | null {
   const policy = policies[keyId];
-  return policy ? s3AccessDenied(policy, [{ action: "s3:PutObject", bucket, key }]) : null;
+  return policy
+    ? s3AccessDenied(policy, EXPORT_WRITE_ACTIONS.map((action) => ({ action, bucket, key })))
+    : null;
 }
 
 /** One action on one resource (a bucket, or one of its objects when `key` is set). */
