@@ -45,10 +45,16 @@ Deno.test("an access key the README makes goes into the function's secrets unpri
       /--query '\[AccessKey\.AccessKeyId, AccessKey\.SecretAccessKey\]' --output text \| \{ read -r id secret$/,
     );
   }
+  // With --yes: through a pipe the CLI cannot ask for its confirmation, and without it
+  // changes nothing while the key's secret, shown once, is lost.
   const piped = README.match(
-    /\{ read -r id secret\n\s*npx supabase secrets set \w+="\$id" \w+="\$secret"; \}/g,
+    /\{ read -r id secret\n\s*npx supabase secrets set --yes \w+="\$id" \w+="\$secret"; \}/g,
   );
-  assert.equal(piped?.length, made.length, "each read straight into `supabase secrets set`");
+  assert.equal(
+    piped?.length,
+    made.length,
+    "each read straight into `supabase secrets set --yes`",
+  );
 });
 
 Deno.test("the commands an operator deploys with install nothing of the local stack", () => {
