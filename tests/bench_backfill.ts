@@ -13,7 +13,7 @@
 import { TablePacer } from "./table_pacer.ts";
 import { formatted, Goals } from "./bench_goals.ts";
 import { type AttributeValue, ScanCommand } from "@aws-sdk/client-dynamodb";
-import type postgres from "postgres";
+import postgres from "postgres";
 import { emptyTargets, loadReportDataSet } from "../demo/load_report_data_set.ts";
 import { encodeJson } from "../functions-shared/dynamo_encoder.ts";
 import { mapScannedItem } from "../functions-shared/record_mapping.ts";
@@ -88,6 +88,17 @@ function pageRows(spec: TableSpec, items: Item[], readAt: Date) {
  * tables and Postgres allow. Returns seconds, items, rows, and each table's seconds.
  */
 async function rawLimit(sql: postgres.Sql) {
+  // Its own pool, as wide as the functions' (8 isolates of 3): writes must not wait for
+  // a connection the backfill would have had.
+  const writer = postgres(stack.DATABASE_URL, { max: 24, onnotice: () => {} });
+  try {
+    return await rawLimitWith(sql, writer);
+  } finally {
+    await writer.end();
+  }
+}
+
+async function rawLimitWith(sql: postgres.Sql, writer: postgres.Sql) {
   const t = performance.now();
   let rows = 0;
   const perTable = new Map<string, { seconds: number; items: number }>();
@@ -99,6 +110,9 @@ async function rawLimit(sql: postgres.Sql) {
     const pacer = new TablePacer(RCU_PER_SECOND);
     await Promise.all(Array.from({ length: SEGMENTS }, async (_, segment) => {
       let start: Item | undefined;
+      // A page's write runs while the next page is read: its pacing, not the write,
+      // decides when the segment reads next.
+      let writing: Promise<void> = Promise.resolve();
       do {
         const booked = await pacer.take();
         const readAt = new Date();
@@ -121,9 +135,10 @@ async function rawLimit(sql: postgres.Sql) {
         if (chunk.length === 0) continue;
         const cols = Object.keys(chunk[0]).filter((c) => columns.has(c));
         const keys = spec.targetKey.join(", ");
+        await writing;
         // The raw limit writes as the sync does, not as an admin: its updates are not
         // edits to write back (sync.write_back_skip, 20261128002500_write_back.sql).
-        await sql.begin(async (tx) => {
+        writing = writer.begin(async (tx) => {
           await tx`select set_config('sync.write_back_skip', 'on', true)`;
           await tx.unsafe(
             `insert into public.${spec.targetTable} (${cols.join(", ")})
@@ -133,9 +148,9 @@ async function rawLimit(sql: postgres.Sql) {
                ${cols.map((c) => `${c} = excluded.${c}`).join(", ")}`,
             [encodeJson(chunk)],
           );
-        });
-        rows += chunk.length;
+        }).then(() => void (rows += chunk.length));
       } while (start);
+      await writing;
     }));
     perTable.set(spec.targetTable, { seconds: (performance.now() - started) / 1000, items });
   }));
@@ -262,12 +277,16 @@ export async function benchBackfill(
       kind: "min",
       target: 0.7,
     });
+    // The visitors against their own raw rate, alone: divided by the actions' own ratio
+    // too, it rose whenever the actions were held back (the claims favour the job with
+    // the most reads left), for nothing the collapsed table did.
     goals.add({
-      path: "the same, each table against its own raw rate (item sizes differ 7×)",
-      now: `${(rate("firespring_visitors") / rawRate("firespring_visitors")).toFixed(2)}× raw`,
-      raw: `${(rate("firespring_actions") / rawRate("firespring_actions")).toFixed(2)}× raw`,
-      ratio: (rate("firespring_visitors") / rawRate("firespring_visitors")) /
-        (rate("firespring_actions") / rawRate("firespring_actions")),
+      path: "collapsed (visitors) backfill rate against its own raw rate (item sizes differ 7×)",
+      now: `${formatted(rate("firespring_visitors"))} items/s`,
+      raw: `${formatted(rawRate("firespring_visitors"))} items/s (the actions: ${
+        (rate("firespring_actions") / rawRate("firespring_actions")).toFixed(2)
+      }× theirs)`,
+      ratio: rate("firespring_visitors") / rawRate("firespring_visitors"),
       kind: "min",
       target: 0.7,
     });

@@ -10,14 +10,15 @@
  * A table's read budget shared by all of its segments, as tightly as a reader in one
  * process can: reads take their turn one after another (each booked at the cost of the
  * table's last page, corrected when its own cost is known), so the table reads at its
- * budget whichever segments are left. The strictest baseline: the function's segments,
- * each in its own request, can only split the budget between them.
+ * budget whichever segments are left. After a pause it catches up on `catchUpMs` of the
+ * budget at most, as the functions' read ledger does (`backfill_catch_up_seconds`, 1 s):
+ * paced strictly, the baseline lost what the function may read, and was no limit.
  */
 export class TablePacer {
   #next = -Infinity;
   #estimate = 1;
   #turn: Promise<void> = Promise.resolve();
-  constructor(readonly perSecond: number) {}
+  constructor(readonly perSecond: number, readonly catchUpMs = 1000) {}
 
   /** Waits for the next read's turn; returns the units booked for it. */
   async take(): Promise<number> {
@@ -25,7 +26,8 @@ export class TablePacer {
       const delay = this.#next - performance.now();
       if (delay > 0) await new Promise((r) => setTimeout(r, delay));
       const units = this.#estimate;
-      this.#next = Math.max(this.#next, performance.now()) + (units / this.perSecond) * 1000;
+      const from = Math.max(this.#next, performance.now() - this.catchUpMs);
+      this.#next = from + (units / this.perSecond) * 1000;
       return units;
     });
     this.#turn = booked.then(() => {});
