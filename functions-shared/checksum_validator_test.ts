@@ -9,7 +9,13 @@ import assert from "node:assert/strict";
 import { validateTable } from "./checksum_validator.ts";
 import type { ValidatorDeps } from "./validator_deps.ts";
 import { byTargetTable } from "./table_registry.ts";
-import { fakeClock, fakeCpuMeter, fakeDynamo, type SentCommand } from "./testing_fakes.ts";
+import {
+  awsError,
+  fakeClock,
+  fakeCpuMeter,
+  fakeDynamo,
+  type SentCommand,
+} from "./testing_fakes.ts";
 import { runsDb, SEEN } from "./validator_fakes.ts";
 import { MAX_KEYS_READ } from "./validator_compare.ts";
 import { CATCH_UP_SHARES } from "./validator_looks.ts";
@@ -749,6 +755,46 @@ Deno.test("a repair whose reads outlast the request's budget applies what it rea
     "k5",
   ]);
   assert.equal(db.staleMarks.length, 0);
+  assert.equal(run.status, "done");
+});
+
+Deno.test("a repair whose read fails after others applies and records those: the next request starts at the key that failed", async () => {
+  // A throttle past the client's retries on k3, twice: before, every request read k1 and
+  // k2 again and failed at k3, until the run was reaped for making no progress.
+  const db = runsDb({ divergent: () => [] });
+  const run = db.newRun("firespring_segments", true, 1, 7);
+  run.phase = "repair";
+  run.missing = [1, 2, 3, 4].map((n) => ({ segment_id: `k${n}` }));
+  const reads: string[] = [];
+  let throttles = 2;
+  const dynamo = fakeDynamo((c) => {
+    if (c.name === "ScanCommand") return { Items: [] };
+    const key = c.input.Key as Record<string, { S: string }>;
+    reads.push(key.segment_id.S);
+    if (key.segment_id.S === "k3" && throttles-- > 0) {
+      return Promise.reject(awsError("ProvisionedThroughputExceededException"));
+    }
+    return { Item: { ...key, name: { S: "n" } } };
+  });
+  // A throttle is a failure that may pass: the run waits for its next request.
+  const first = deps(db, dynamo);
+  assert.ok("continued" in await validateTable(first.deps, segments, { runId: 7 }));
+  assert.ok(
+    first.all.some((l) => /reading key \{"segment_id":"k3"\} of firespring_segments/.test(l)),
+    first.all.join("\n"),
+  );
+  assert.equal(run.repairRead, 2, "k1 and k2 applied and recorded");
+  const second = deps(db, dynamo);
+  assert.ok("continued" in await validateTable(second.deps, segments, { runId: 7 }));
+  assert.equal(
+    run.repairRead,
+    2,
+    "the next request failed at k3 again, having read nothing before",
+  );
+  const third = deps(db, dynamo);
+  const result = await validateTable(third.deps, segments, { runId: 7 });
+  assert.ok(!("continued" in result), JSON.stringify(result));
+  assert.deepEqual(reads, ["k1", "k2", "k3", "k3", "k3", "k4"], "k1 and k2 read once");
   assert.equal(run.status, "done");
 });
 

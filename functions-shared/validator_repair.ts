@@ -91,9 +91,16 @@ export async function repairKeys(
     } catch (error) {
       if (!(error instanceof PartitionTooLarge)) {
         // Named where it failed, the error kept as it is (its kind decides whether the
-        // caller tries again): the table, the key and the cause.
+        // caller tries again): the table, the key and the cause. The keys read before it
+        // are applied and counted (`repairedBefore`), so that the run's next request goes
+        // on from this key, not from the first: under a throttle that lasts, it read the
+        // same keys again and failed at the same one until the run was reaped.
         (error as Error).message = `reading key ${JSON.stringify(key)} of ` +
           `${spec.targetTable} to repair it: ${(error as Error).message}`;
+        if (!tooLarge && done > 0) {
+          await apply();
+          Object.assign(error as Error, { repairedBefore: done });
+        }
         throw error;
       }
       tooLarge ??= error;

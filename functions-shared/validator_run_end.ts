@@ -80,14 +80,17 @@ export async function repairAndRevalidate(
       spent: timeSpent(deps, startedAt),
     });
   } catch (error) {
+    // The keys a request read and applied: the next request goes on after them.
+    const record = (done: number) =>
+      deps.sql.begin(async (tx) => {
+        await tx`select sync.hold_validation(${run}, ${worker})`;
+        await tx`update public.sync_checksums set repair_read = ${repairRead + done}
+                 where id = ${run} and repair_read = ${repairRead}`;
+      });
     if (error instanceof RepairOverBudget) {
       // The request's budget (its isolate's, shared with other requests) ran out after
       // one key at least, every key read applied: the next request goes on from there.
-      await deps.sql.begin(async (tx) => {
-        await tx`select sync.hold_validation(${run}, ${worker})`;
-        await tx`update public.sync_checksums set repair_read = ${repairRead + error.done}
-                 where id = ${run} and repair_read = ${repairRead}`;
-      });
+      await record(error.done);
       deps.log?.(
         `${spec.targetTable}: validation run ${run}: repaired ${repairRead + error.done} of ` +
           `${divergent.keys.length} divergent keys; the repair goes on in another request`,
@@ -95,7 +98,13 @@ export async function repairAndRevalidate(
       return "budget";
     }
     // A key whose partition a request cannot read whole: a backfill heals the table.
-    if (!(error instanceof PartitionTooLarge)) throw error;
+    if (!(error instanceof PartitionTooLarge)) {
+      // A read that failed (a throttle past the client's retries, say) after others that
+      // were applied: those count (validator_repair.ts), whatever the error then does.
+      const done = (error as { repairedBefore?: number }).repairedBefore;
+      if (done) await record(done).catch(() => {});
+      throw error;
+    }
     return await heal(`cannot repair key by key: ${error.message}`);
   }
   if (skipped.length > 0) {
