@@ -34,8 +34,8 @@ export function connectDb(): postgres.Sql {
  * do and only measurements need: server-side `COPY` to and from files, `CHECKPOINT`.
  * Never what a test of the product runs as: that is `connectDb`'s `postgres`.
  */
-export function connectAdminDb(): postgres.Sql {
-  return postgres(asAdminUrl(stack.DATABASE_URL), { max: 1, onnotice: () => {} });
+export function connectAdminDb(max = 1): postgres.Sql {
+  return postgres(asAdminUrl(stack.DATABASE_URL), { max, onnotice: () => {} });
 }
 
 const awsOptions = (region: string) => awsClientConfig(stackEnvReader(stack), region);
