@@ -6,6 +6,63 @@
  * @module
  */
 
+import { statFields } from "../local-stack/processes.ts";
+
+/** The steps running now (step_runner.ts's `runCaptured`). */
+const running = new Set<Deno.ChildProcess>();
+/** Set by {@link interruptSteps}: no step starts after it. */
+let interrupted = false;
+
+/**
+ * Stops the run's steps (npm test interrupted): no command starts any more (each answers
+ * exit 130 at once), and those running get `signal`, with everything they started (GNU
+ * time passes no signal on to the command it times, nor a shell to its children, which
+ * hold the step's output open).
+ */
+export function interruptSteps(signal: Deno.Signal = "SIGTERM"): void {
+  interrupted = true;
+  for (const child of running) {
+    for (const pid of [child.pid, ...descendantsOf(child.pid)]) {
+      try {
+        Deno.kill(pid, signal);
+      } catch {
+        // Gone already.
+      }
+    }
+  }
+}
+
+/** The processes `pid` started, and theirs, from /proc (none without /proc). */
+function descendantsOf(pid: number): number[] {
+  const children = new Map<number, number[]>();
+  try {
+    for (const entry of Deno.readDirSync("/proc")) {
+      if (!/^\d+$/.test(entry.name)) continue;
+      const parent = Number(statFields(`/proc/${entry.name}/stat`)?.[1]);
+      children.set(parent, [...children.get(parent) ?? [], Number(entry.name)]);
+    }
+  } catch {
+    return [];
+  }
+  const found: number[] = [];
+  for (let next = children.get(pid) ?? []; next.length > 0;) {
+    found.push(...next);
+    next = next.flatMap((p) => children.get(p) ?? []);
+  }
+  return found;
+}
+
+/** Whether the steps were interrupted: then no step may start. */
+export function stepsInterrupted(): boolean {
+  return interrupted;
+}
+
+/** Counts `child` among the steps running, until the function it returns is called. */
+export function trackStep(child: Deno.ChildProcess): () => void {
+  running.add(child);
+  return () => void running.delete(child);
+}
+
 /**
  * Runs `stop` once, on the first SIGINT or SIGTERM (another meanwhile is ignored), then
  * exits 130, as a shell does for a command that SIGINT ended.

@@ -63,13 +63,12 @@ import {
   e2eTest,
   exitWithSummary,
   fail,
-  interruptSteps,
   step,
   type StepOptions,
   testFiles,
 } from "./step_runner.ts";
 import { pool } from "./task_pool.ts";
-import { onInterrupt } from "./on_interrupt.ts";
+import { interruptSteps, onInterrupt } from "./on_interrupt.ts";
 import { describeError } from "../functions-shared/error_text.ts";
 
 /** How many end-to-end files that may share the stack run at once. */

@@ -15,7 +15,8 @@ import { denoTestCounts, e2eCounts } from "./test_counts.ts";
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { DENO_BIN, LOCAL_DIR, ROOT } from "../local-stack/config.ts";
-import { statFields, withoutPasswords } from "../local-stack/processes.ts";
+import { withoutPasswords } from "../local-stack/processes.ts";
+import { stepsInterrupted, trackStep } from "./on_interrupt.ts";
 
 /** What a step did. */
 export interface StepResult {
@@ -98,61 +99,20 @@ function commandOf(
     : [command, args];
 }
 
-/** The commands running now, by {@link runCaptured}. */
-const running = new Set<Deno.ChildProcess>();
-/** Set by {@link interruptSteps}: no command starts after it. */
-let interrupted = false;
-
-/**
- * Stops the run's steps (npm test interrupted): no command starts any more (each answers
- * exit 130 at once), and those running get `signal`, with everything they started (GNU
- * time passes no signal on to the command it times, nor a shell to its children, which
- * hold the step's output open).
- */
-export function interruptSteps(signal: Deno.Signal = "SIGTERM"): void {
-  interrupted = true;
-  for (const child of running) {
-    for (const pid of [child.pid, ...descendantsOf(child.pid)]) {
-      try {
-        Deno.kill(pid, signal);
-      } catch {
-        // Gone already.
-      }
-    }
-  }
-}
-
-/** The processes `pid` started, and theirs, from /proc (none without /proc). */
-function descendantsOf(pid: number): number[] {
-  const children = new Map<number, number[]>();
-  try {
-    for (const entry of Deno.readDirSync("/proc")) {
-      if (!/^\d+$/.test(entry.name)) continue;
-      const parent = Number(statFields(`/proc/${entry.name}/stat`)?.[1]);
-      children.set(parent, [...children.get(parent) ?? [], Number(entry.name)]);
-    }
-  } catch {
-    return [];
-  }
-  const found: number[] = [];
-  for (let next = children.get(pid) ?? []; next.length > 0;) {
-    found.push(...next);
-    next = next.flatMap((p) => children.get(p) ?? []);
-  }
-  return found;
-}
-
 /**
  * Runs a command with its output captured; returns its exit code, output and CPU seconds
  * (user + system, its waited-for children included; 0 when GNU time is not installed).
- * Once the run is interrupted ({@link interruptSteps}) it starts nothing: exit 130.
+ * Once the run is interrupted (on_interrupt.ts, `interruptSteps`) it starts nothing:
+ * exit 130.
  */
 export async function runCaptured(
   command: string,
   args: string[],
   options: StepOptions = {},
 ): Promise<{ code: number; output: string; cpu: number }> {
-  if (interrupted) return { code: 130, output: "not run: npm test was interrupted\n", cpu: 0 };
+  if (stepsInterrupted()) {
+    return { code: 130, output: "not run: npm test was interrupted\n", cpu: 0 };
+  }
   const cpuFile = timeAvailable ? Deno.makeTempFileSync({ prefix: "step-cpu-" }) : undefined;
   const [program, programArgs] = commandOf(command, args, options);
   const child = new Deno.Command(cpuFile ? GNU_TIME : program, {
@@ -163,7 +123,7 @@ export async function runCaptured(
     stdout: "piped",
     stderr: "piped",
   }).spawn();
-  running.add(child);
+  const untrack = trackStep(child);
   // stdout and stderr interleaved as they come, as a terminal would show them.
   let output = "";
   const decoder = () => new TextDecoder();
@@ -172,7 +132,7 @@ export async function runCaptured(
     for await (const chunk of stream) output += text.decode(chunk, { stream: true });
   };
   const [status] = await Promise.all([child.status, pump(child.stdout), pump(child.stderr)])
-    .finally(() => running.delete(child));
+    .finally(untrack);
   return { code: status.code, output, cpu: cpuFile ? readCpu(cpuFile) : 0 };
 }
 

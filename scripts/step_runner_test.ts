@@ -80,7 +80,8 @@ Deno.test("runRetrying runs a failure once more only when its output matches ret
 Deno.test("an interrupted run stops its running steps and starts no more", async () => {
   // In a process of its own: the interruption is the whole module's, for good.
   const script = `
-    import { interruptSteps, runCaptured } from "${new URL("./step_runner.ts", import.meta.url)}";
+    import { runCaptured } from "${new URL("./step_runner.ts", import.meta.url)}";
+    import { interruptSteps } from "${new URL("./on_interrupt.ts", import.meta.url)}";
     const started = Date.now();
     const long = runCaptured("sh", ["-c", "sleep 30"]);
     setTimeout(() => interruptSteps(), 300);
