@@ -142,24 +142,44 @@ export function startDetached(spec: ProcessSpec): number {
   return child.pid;
 }
 
+/** Every process /proc shows, with its stat fields (none where there is no /proc). */
+function processStats(): { pid: number; fields: string[] }[] {
+  let entries: Deno.DirEntry[];
+  try {
+    entries = [...Deno.readDirSync("/proc")];
+  } catch {
+    return [];
+  }
+  return entries.flatMap((entry) => {
+    if (!/^\d+$/.test(entry.name)) return [];
+    const fields = statFields(`/proc/${entry.name}/stat`);
+    return fields ? [{ pid: Number(entry.name), fields }] : [];
+  });
+}
+
 /**
  * The running processes of process group `pgid` (a detached part's pid is its group's id:
  * the gateway's isolates are in it), from /proc; none where there is no /proc.
  */
 export function groupMembers(pgid: number): number[] {
-  const members: number[] = [];
-  let entries: Deno.DirEntry[];
-  try {
-    entries = [...Deno.readDirSync("/proc")];
-  } catch {
-    return members;
+  return processStats()
+    .filter(({ pid, fields }) => Number(fields[2]) === pgid && isAlive(pid))
+    .map(({ pid }) => pid);
+}
+
+/** The processes `pid` started, and theirs, from /proc; none where there is no /proc. */
+export function descendantsOf(pid: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const { pid: child, fields } of processStats()) {
+    const parent = Number(fields[1]);
+    children.set(parent, [...children.get(parent) ?? [], child]);
   }
-  for (const entry of entries) {
-    if (!/^\d+$/.test(entry.name)) continue;
-    const group = Number(statFields(`/proc/${entry.name}/stat`)?.[2]);
-    if (group === pgid && isAlive(Number(entry.name))) members.push(Number(entry.name));
+  const found: number[] = [];
+  for (let next = children.get(pid) ?? []; next.length > 0;) {
+    found.push(...next);
+    next = next.flatMap((p) => children.get(p) ?? []);
   }
-  return members;
+  return found;
 }
 
 /** How long a SIGKILLed process may take to stop running (it is not ours to reap). */

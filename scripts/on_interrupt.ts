@@ -6,7 +6,7 @@
  * @module
  */
 
-import { statFields } from "../local-stack/processes.ts";
+import { descendantsOf } from "../local-stack/processes.ts";
 
 /** The steps running now (step_runner.ts's `runCaptured`). */
 const running = new Set<Deno.ChildProcess>();
@@ -30,26 +30,6 @@ export function interruptSteps(signal: Deno.Signal = "SIGTERM"): void {
       }
     }
   }
-}
-
-/** The processes `pid` started, and theirs, from /proc (none without /proc). */
-function descendantsOf(pid: number): number[] {
-  const children = new Map<number, number[]>();
-  try {
-    for (const entry of Deno.readDirSync("/proc")) {
-      if (!/^\d+$/.test(entry.name)) continue;
-      const parent = Number(statFields(`/proc/${entry.name}/stat`)?.[1]);
-      children.set(parent, [...children.get(parent) ?? [], Number(entry.name)]);
-    }
-  } catch {
-    return [];
-  }
-  const found: number[] = [];
-  for (let next = children.get(pid) ?? []; next.length > 0;) {
-    found.push(...next);
-    next = next.flatMap((p) => children.get(p) ?? []);
-  }
-  return found;
 }
 
 /** Whether the steps were interrupted: then no step may start. */

@@ -270,11 +270,14 @@ const firstDone = (async () => {
     await step("stack:down leaves nothing running", DENO_BIN, STACK_DOWN_CHECKED);
   }
 })();
-const lanes = { "first stack": firstDone, "second stack": secondDone, static: staticDone };
-const settled = await Promise.allSettled([...Object.values(lanes), terraformDone]);
-settled.forEach((lane, i) => {
-  const name = [...Object.keys(lanes), "terraform"][i];
-  if (lane.status === "rejected") fail(`${name} lane`, describeError(lane.reason));
-});
+const lanes = {
+  "first stack": firstDone,
+  "second stack": secondDone,
+  static: staticDone,
+  terraform: terraformDone,
+};
+for (const [name, lane] of Object.entries(lanes)) {
+  await lane.catch((error) => fail(`${name} lane`, describeError(error)));
+}
 
 exitWithSummary();
