@@ -9,7 +9,7 @@
  *   plain Deno's, for the loaders an operator runs beside the database and the tests'
  *   drivers. The local stack's isolates get the hosted stub (below) from their shim
  *   (local-stack/supabase/edge_runtime_shim.ts), so they estimate as hosted ones do, under
- *   the gateway's real count of their process's CPU.
+ *   the gateway's real count of their CPU (the main thread's, as hosted counts it).
  * - `estimate`: on the hosted runtime `process.cpuUsage()` is a stub that answers
  *   `{ user: 0, system: 0 }` and warns on every call (supabase/edge-runtime,
  *   ext/node/polyfills/process.ts), and a user worker's `EdgeRuntime` has no metrics
@@ -30,7 +30,8 @@ import process from "node:process";
 /**
  * The estimating meter counts each measured step this many times over, for the work
  * around it that grows with the page (parsing the Scan's answer, sending the statement).
- * Measured on the local stack, where the gateway counts the isolate's whole process:
+ * Measured on the local stack when its gateway counted the isolate's whole process (it
+ * now counts the main thread, as hosted does: these allowances are the more generous):
  * pages of 1 MB cost 1.3 times their measured steps and 23 ms more each; with a factor of
  * 2 and no allowance per step, isolates that the estimate put at 1,040-1,050 ms had used
  * 1,290-1,390 ms. Over-counting only hands on earlier.

@@ -61,8 +61,8 @@ export interface WriteBackReport {
 /**
  * The CPU an edit is charged: two DynamoDB requests through the SDK (signed) and three or
  * four statements. Measured on the local stack, by the gateway's count of the isolate's
- * process: 4.0-4.9 ms an edit in runs of 130-140 edits, the first edit of an isolate
- * 60 ms (compiling what it runs). Charged at twice the steady cost, so that a run's
+ * whole process (more than the main thread it counts now): 4.0-4.9 ms an edit in runs of
+ * 130-140 edits, the first edit of an isolate 60 ms (compiling what it runs). Charged at twice the steady cost, so that a run's
  * allowance by this count is more than it uses, however busy the machine.
  */
 export const EDIT_CPU_MS = 8;

@@ -26,8 +26,12 @@
  *   and every `waitUntil` promise settled it is dropped early (`can_early_drop`,
  *   strategy_per_worker.rs). At the limit it is terminated with `Memory`.
  *
- * Locally an isolate is a Deno process. CPU is user + system time of the whole process
- * (so GC and compiler threads count too: stricter than hosted). Memory is what the
+ * Locally an isolate is a Deno process. CPU is the user + system time of its main thread,
+ * where Deno runs the module and its event loop, as hosted counts the worker's own thread
+ * (a per-thread `CLOCK_THREAD_CPUTIME_ID` timer: crates/cpu_timer/src/lib.rs, `CPUTimer::new`
+ * and `get_thread_time`): V8's GC and compiler threads count neither here nor there. Its
+ * boot counts in full (Deno reads and transpiles the modules on that thread, where hosted
+ * evaluates a bundle already built), so the local count is never the kinder. Memory is what the
  * isolate reports of itself, as hosted counts it: the shim writes its heap's used size
  * plus external memory, and its pending `waitUntil` promises, to stderr when they change
  * ({@link memoryReportLine}), looking every {@link MEMORY_REPORT_MS} while the isolate is
@@ -221,8 +225,10 @@ export const WORKER_LIMIT_BODY = {
 } as const;
 
 /**
- * Reads a process's CPU (user + system, all its threads, boot included) and resident
- * memory from /proc/<pid>/stat; undefined once the process is gone.
+ * Reads the CPU of a process's main thread (user + system, boot included) and the
+ * process's resident memory from /proc/<pid>/task/<pid>/stat (proc(5): a thread's line has
+ * the process's fields, its times its own, its rss the process's); undefined once the
+ * process is gone.
  */
 export function readProcStat(
   pid: number,
@@ -232,7 +238,7 @@ export function readProcStat(
 ): { cpuMs: number; rssMb: number } | undefined {
   let text: string;
   try {
-    text = readText(`/proc/${pid}/stat`);
+    text = readText(`/proc/${pid}/task/${pid}/stat`);
   } catch {
     return undefined;
   }

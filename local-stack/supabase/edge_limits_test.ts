@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import process from "node:process";
 import {
   DRAIN_SIGNAL,
   type EdgeLimits,
@@ -89,23 +90,31 @@ Deno.test("the 546 body is the hosted gateway's", () => {
   });
 });
 
-Deno.test("readProcStat reads utime + stime and rss, even with spaces in the name", () => {
+Deno.test("readProcStat reads the main thread's utime + stime and rss, even with spaces in the name", () => {
   // proc(5): pid (comm) state ppid ... utime(14) stime(15) ... rss(24)
   const fields = Array.from({ length: 50 }, () => "0");
   fields[13] = "12"; // utime, ticks
   fields[14] = "3"; // stime
   fields[23] = "2560"; // rss, pages
   const line = `4242 (deno main) ${fields.slice(2).join(" ")}`;
-  assert.deepEqual(readProcStat(4242, () => line), { cpuMs: 150, rssMb: 10 });
+  const read: string[] = [];
+  assert.deepEqual(readProcStat(4242, (path) => (read.push(path), line)), {
+    cpuMs: 150,
+    rssMb: 10,
+  });
+  // The thread the hosted runtime counts: the one that runs the JavaScript.
+  assert.deepEqual(read, ["/proc/4242/task/4242/stat"]);
   assert.equal(
     readProcStat(4242, () => {
       throw new Error("gone");
     }),
     undefined,
   );
-  // This very process, for real.
+  // This very process, for real: its main thread has used no more than all its threads.
   const self = readProcStat(Deno.pid);
+  const { user, system } = process.cpuUsage();
   assert.ok(self && self.cpuMs >= 0 && self.rssMb > 0);
+  assert.ok(self.cpuMs <= (user + system) / 1000 + 10, `${self.cpuMs} ms`);
 });
 
 Deno.test("an isolate nears retirement at half its soft CPU limit, whatever its age", () => {

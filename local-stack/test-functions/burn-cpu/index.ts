@@ -2,7 +2,8 @@
  * `burn-cpu`: a test function for tests/edge_limits_test.ts, served only by a gateway
  * started with EDGE_TEST_FUNCTIONS=1 (never deployed).
  * `GET /burn-cpu?cpu_ms=N&sleep_ms=M&alloc_mb=A&external_mb=E` burns N ms of this
- * process's CPU, keeps A MB more of arrays alive (V8's heap) and E MB of ArrayBuffers
+ * process's CPU (in a loop that allocates nothing, so nearly all on the main thread, which
+ * the gateway counts), keeps A MB more of arrays alive (V8's heap) and E MB of ArrayBuffers
  * (external memory, never written: no page of it is resident), then waits M ms, then
  * answers which isolate served it (its pid), how much CPU the isolate has used, and the
  * `beforeunload` reasons it was sent.
