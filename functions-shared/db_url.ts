@@ -74,6 +74,25 @@ export function isSupavisorHost(host: string): boolean {
 }
 
 /**
+ * A URL's host as a name server reads it: a postgresql:// URL's host is kept as written
+ * (it is no special scheme's, so the URL parser neither lowercases it nor drops a final
+ * dot), and `DB.<ref>.SUPABASE.CO.` names the host `db.<ref>.supabase.co` while passing
+ * none of the checks that compare it. A comma would make it the driver's list of hosts
+ * (postgres.js connects to `a,b` as to a, then b), which no check reads whole: refused,
+ * as is any character a host name or an IP address does not have.
+ */
+function hostOf(url: URL): string {
+  const host = url.hostname.toLowerCase().replace(/\.$/, "");
+  if (!/^[a-z0-9_-]+(\.[a-z0-9_-]+)*$/.test(host) && !/^\[[0-9a-f:.]+\]$/.test(host)) {
+    throw new Error(
+      "a postgresql:// URL whose host is one name (letters, digits, dots and hyphens) or an " +
+        "IP address (it has other characters: a list of hosts is not taken)",
+    );
+  }
+  return host;
+}
+
+/**
  * Parses a Postgres connection string; throws an Error saying what is wrong with it
  * (never quoting the URL, which holds the password).
  */
@@ -105,6 +124,7 @@ export function parseDbUrl(text: string): DbTarget {
   }
   if (url.hostname === "") throw new Error("a postgresql:// URL with a host (it names none)");
   if (url.username === "") throw new Error("a postgresql:// URL with a user (it names none)");
+  const host = hostOf(url);
   const port = url.port === "" ? 5432 : Number(url.port);
   const decoded = (part: string, what: string) => {
     try {
@@ -118,8 +138,8 @@ export function parseDbUrl(text: string): DbTarget {
   decoded(url.password, "password");
   // Supabase's hosts take a password always: without one the driver would send
   // PGPASSWORD's, or none, and fail only at its first query.
-  if (url.password === "" && isSupabaseHost(url.hostname)) {
-    throw new Error(`a postgresql:// URL with the password for Supabase's host ${url.hostname}`);
+  if (url.password === "" && isSupabaseHost(host)) {
+    throw new Error(`a postgresql:// URL with the password for Supabase's host ${host}`);
   }
   const database = decoded(url.pathname.replace(/^\//, ""), "database name") || "postgres";
   const unknown = [...url.searchParams.keys()].filter((key) => !KNOWN_PARAMETERS.includes(key));
@@ -133,7 +153,7 @@ export function parseDbUrl(text: string): DbTarget {
   // require for Supabase's hosts, which always do: a URL without sslmode (the platform's
   // SUPABASE_DB_URL, say) must not send rows in the clear.
   const sslmode = url.searchParams.get("sslmode") ??
-    (isSupabaseHost(url.hostname) ? "require" : "prefer");
+    (isSupabaseHost(host) ? "require" : "prefer");
   const tls = SSL_MODES[sslmode];
   if (tls === undefined) {
     throw new Error(
@@ -143,10 +163,10 @@ export function parseDbUrl(text: string): DbTarget {
   }
   // Supabase's hosts always offer TLS; disable, allow or prefer would let the password
   // and the rows cross the internet in the clear (prefer and allow fall back to it).
-  if (isSupabaseHost(url.hostname) && (tls === "disable" || tls === "prefer")) {
+  if (isSupabaseHost(host) && (tls === "disable" || tls === "prefer")) {
     throw new Error(
       `a postgresql:// URL whose sslmode is require or verify-full for Supabase's host ` +
-        `${url.hostname} (it is ${sslmode}: the password and the rows would cross the ` +
+        `${host} (it is ${sslmode}: the password and the rows would cross the ` +
         "internet unencrypted)",
     );
   }
@@ -156,11 +176,12 @@ export function parseDbUrl(text: string): DbTarget {
   }
   const driverUrl = new URL(url.href);
   driverUrl.search = "";
+  driverUrl.hostname = host;
   // Named, as it is described: without one the driver would take the user's name.
   if (url.pathname.replace(/^\//, "") === "") driverUrl.pathname = `/${database}`;
   return {
     url: driverUrl.href,
-    host: url.hostname,
+    host,
     port,
     database,
     user: decoded(url.username, "user name"),

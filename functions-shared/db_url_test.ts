@@ -100,6 +100,34 @@ Deno.test("a bad URL says what is wrong and never repeats the password", () => {
   }
 });
 
+Deno.test("a host is read as a name server reads it: in capitals or with a final dot, the same host", () => {
+  const upper = parseDbUrl(`postgresql://postgres:${PASSWORD}@DB.ABCDEFGHIJ.SUPABASE.CO./postgres`);
+  assert.equal(upper.host, "db.abcdefghij.supabase.co");
+  assert.equal(upper.tls, "require", "Supabase's host, however written: encrypted");
+  assert.equal(upper.url, `postgresql://postgres:${PASSWORD}@db.abcdefghij.supabase.co/postgres`);
+  // Supabase's host is never taken in the clear, however written.
+  for (const host of ["db.abcdefghij.supabase.co.", "DB.ABCDEFGHIJ.SUPABASE.CO"]) {
+    assert.throws(
+      () => parseDbUrl(`postgresql://postgres:${PASSWORD}@${host}:5432/postgres?sslmode=disable`),
+      /sslmode is require or verify-full for Supabase's host db\.abcdefghij\.supabase\.co \(/,
+    );
+  }
+  // A list of hosts would be the driver's (the first, then the next), read by no check.
+  for (
+    const host of ["db.abcdefghij.supabase.co,localhost", "db.abcdefghij.supabase.co;x", "a$b"]
+  ) {
+    assert.throws(
+      () => parseDbUrl(`postgresql://postgres:${PASSWORD}@${host}:5432/postgres?sslmode=disable`),
+      (error: Error) =>
+        /whose host is one name .* or an IP address/.test(error.message) &&
+        !error.message.includes(PASSWORD),
+      host,
+    );
+  }
+  assert.equal(parseDbUrl(`postgresql://u:${PASSWORD}@[::1]:5432/d`).host, "[::1]");
+  assert.equal(parseDbUrl(`postgresql://u:${PASSWORD}@127.0.0.1:5432/d`).host, "127.0.0.1");
+});
+
 Deno.test("a URL without a database names postgres, to the driver too", () => {
   const target = parseDbUrl(`postgresql://u.abcdefghij:${PASSWORD}@db.abcdefghij.supabase.co:5432`);
   assert.equal(target.database, "postgres");

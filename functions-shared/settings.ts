@@ -171,10 +171,13 @@ function platformProblems(values: Record<string, unknown>): string[] {
   const db = values.db as DbTarget | undefined;
   const supabaseUrl = values.supabaseUrl as string | undefined;
   if (db && supabaseUrl) {
-    const project = new URL(supabaseUrl).hostname.match(/^([a-z0-9]{20})\.supabase\.(co|com)$/)
-      ?.[1];
+    // Host names as db_url.ts reads them: lowercase, without a final dot.
+    const project = new URL(supabaseUrl).hostname.replace(/\.$/, "")
+      .match(/^([a-z0-9]{20})\.supabase\.(co|com)$/)?.[1];
     const dbProject = db.host.match(/^db\.([a-z0-9]{20})\.supabase\.(co|com)$/)?.[1] ??
-      (isSupabaseHost(db.host) ? db.user.match(/^[^.]+\.([a-z0-9]{20})$/)?.[1] : undefined);
+      (isSupabaseHost(db.host)
+        ? db.user.match(/^[^.]+\.([a-z0-9]{20})$/i)?.[1]?.toLowerCase()
+        : undefined);
     if (project && dbProject && project !== dbProject) {
       problems.push(
         `SYNC_DB_URL (or SUPABASE_DB_URL) is project ${dbProject}'s database, but SUPABASE_URL ` +
@@ -252,11 +255,13 @@ export const PLATFORM_SETTINGS = {
     1,
     20,
   ),
-  // A pooler that has no server connection free queues the client; 10 s is enough for a
-  // free one and short enough for the request to answer 503 and be retried.
+  // Opening the connection: a database or pooler that does not answer in 10 s fails the
+  // request (503), which is retried. A pooler takes its client at once and queues its
+  // statements instead when no server connection is free; that wait is the pooler's
+  // (Supavisor's checkout timeout, 60 s: README, "Timeouts"), not bounded by this.
   dbConnectTimeoutS: integer(
     "SYNC_DB_CONNECT_TIMEOUT_S",
-    "seconds to wait for a connection before the request is refused (503)",
+    "seconds to wait for the database's or the pooler's connection to open before the request is refused (503)",
     10,
     1,
     60,

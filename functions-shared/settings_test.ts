@@ -174,6 +174,18 @@ Deno.test("a bad connection string is named by the setting it came from, its pas
       "mode, which holds a server connection per client)",
     ],
   );
+  // Written in capitals, or with a final dot, it is the same host, and refused the same.
+  for (
+    const host of ["AWS-0-US-EAST-1.POOLER.SUPABASE.COM", "aws-0-us-east-1.pooler.supabase.com."]
+  ) {
+    assert.match(
+      problems({
+        ...platform,
+        SYNC_DB_URL: `postgres://postgres.ref:hunter2@${host}:5432/postgres`,
+      })[0],
+      /transaction mode, port 6543 \(it names port 5432 of aws-0-us-east-1\.pooler\.supabase\.com,/,
+    );
+  }
   // The service key goes to SUPABASE_URL: never in the clear to Supabase's hosts.
   assert.deepEqual(
     problems({ ...platform, SUPABASE_URL: "http://ref.supabase.co" }),
@@ -220,6 +232,27 @@ Deno.test("settings wrong together are named: another project's database, a cert
     1,
     "the pooler's user names the project",
   );
+  // However the host or the project's URL is written: capitals, a final dot.
+  const spellings: Record<string, string>[] = [
+    {
+      SUPABASE_DB_URL: `postgresql://postgres:hunter2@DB.${B.toUpperCase()}.SUPABASE.CO/postgres`,
+    },
+    { SUPABASE_DB_URL: `postgresql://postgres:hunter2@db.${B}.supabase.co.:5432/postgres` },
+    {
+      SUPABASE_URL: `https://${A}.supabase.co.`,
+      SUPABASE_DB_URL: `postgresql://postgres:hunter2@db.${B}.supabase.co/postgres`,
+    },
+    {
+      SYNC_DB_URL: `postgresql://postgres.${B.toUpperCase()}:hunter2@aws-0-us-east-1.pooler` +
+        ".supabase.com:6543/postgres",
+    },
+  ];
+  for (const vars of spellings) {
+    assert.deepEqual(problems(vars), [
+      `SYNC_DB_URL (or SUPABASE_DB_URL) is project ${B}'s database, but SUPABASE_URL is ` +
+      `project ${A}: the functions would write into another project`,
+    ], JSON.stringify(Object.keys(vars)));
+  }
   // A certificate that sslmode ignores is a warning: a deployment that set it works as it did.
   const warn = console.warn;
   const warnings: string[] = [];
