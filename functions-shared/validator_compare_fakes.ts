@@ -179,6 +179,8 @@ export function answerCompare(s: Statement, state: FakeRunsState): unknown[] | u
   }
   if (t.includes("set progress_at = now()")) return [];
   if (t.includes("from sync.observations")) return [];
+  // No admin's edit on its way to DynamoDB (validator_repair.ts, keysAwaitingWriteBack).
+  if (t.includes("from sync.write_backs")) return [];
   if (t.includes("sync.merge_changes")) {
     return [{ applied: (JSON.parse(String(v[1])) as unknown[]).length }];
   }

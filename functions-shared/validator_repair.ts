@@ -13,7 +13,7 @@ import { applyChanges } from "./sync_db.ts";
 import { logDeadLetters } from "./dead_letter_writer.ts";
 import type { TableSpec } from "./table_registry.ts";
 import type { Divergence } from "./validator_compare.ts";
-import { repairPlan, type Unmappable } from "./validator_plan.ts";
+import { repairPlan, type RowKey, rowKeyText, type Unmappable } from "./validator_plan.ts";
 import { MAX_POINT_READ_PAGES, PartitionTooLarge, pointReadAt } from "./point_reads.ts";
 
 /** A repair applies what it has read once its items' JSON reaches this size. */
@@ -34,6 +34,27 @@ export class RepairOverBudget extends Error {
 }
 
 /**
+ * Which of `keys` (row keys of `table`) hold an admin's edit still on its way to
+ * DynamoDB: a pending row of `sync.write_backs` (docs/sync-semantics.md, "Admin edits").
+ * Such a row differs from its item until the write-back lands and streams back; a repair
+ * would put the item's old values over the edit meanwhile, and the admin would see it
+ * undone. The write-back ends it either way: applied (the change streams back), or a
+ * conflict or failure, which restores the row from the source itself.
+ */
+export async function keysAwaitingWriteBack(
+  sql: ValidatorDeps["sql"],
+  table: string,
+  keys: readonly RowKey[],
+): Promise<Set<string>> {
+  if (keys.length === 0) return new Set();
+  const rows = await sql<{ row_key: RowKey }[]>`
+    select distinct row_key from sync.write_backs
+    where target_table = ${table} and status = 'pending'
+      and row_key in (select jsonb_array_elements(${JSON.stringify(keys)}::text::jsonb))`;
+  return new Set(rows.map((r) => rowKeyText(r.row_key)));
+}
+
+/**
  * Re-applies the source state of exactly `divergent` keys through the normal merge:
  * each key read consistently (after `seenAt`, when the divergence was seen) and turned
  * into repair changes by {@link repairPlan}. Keys with an item that cannot be mapped are
@@ -47,8 +68,13 @@ export async function repairKeys(
   spec: TableSpec,
   divergent: Divergence[],
   seenAt: string,
-  { removeUnread = true, spent }: {
+  { removeUnread = true, spent, leave }: {
     removeUnread?: boolean;
+    /**
+     * Keys (by `rowKeyText`) passed over unread, as if repaired: those awaiting their
+     * write-back ({@link keysAwaitingWriteBack}).
+     */
+    leave?: ReadonlySet<string>;
     /**
      * Whether the request's CPU or wall budget is spent, asked before each key after the
      * first: then what was read is applied and {@link RepairOverBudget} thrown.
@@ -83,6 +109,7 @@ export async function repairKeys(
       // A too-large key passed over: the backfill it calls for heals the rest too.
       throw tooLarge ?? new RepairOverBudget(spec.targetTable, done, divergent.length);
     }
+    if (leave?.has(rowKeyText(key))) continue;
     // Stamped on DynamoDB's clock, no later than the read (read_stamp.ts): a repair's
     // changes win over the row, and a stream change after the read must still win over them.
     let read;

@@ -14,7 +14,8 @@ import {
   type SentCommand,
   type Statement,
 } from "./testing_fakes.ts";
-import { repairKeys } from "./validator_repair.ts";
+import { keysAwaitingWriteBack, repairKeys } from "./validator_repair.ts";
+import { rowKeyText } from "./validator_plan.ts";
 
 const SEEN = "2026-02-01T12:00:00.000Z";
 
@@ -131,6 +132,42 @@ Deno.test("a key with an unmappable item is left alone and returned, the others 
   assert.match(skipped[0].reason, /^firespring-backdoor-segments-dev \[segment_id="bad"\]: /);
   assert.deepEqual(db.merged.map((c) => c.row.segment_id), ["ok"]);
   assert.equal(db.matching("insert into sync.dead_letters").length, 0);
+});
+
+Deno.test("a key left to its pending write-back is neither read nor merged over; the others are", async () => {
+  const segments = byTargetTable("firespring_segments")!;
+  const db = repairDb();
+  const dynamo = fakeDynamo((c: SentCommand) => {
+    const id = (c.input.Key as { segment_id: { S: string } }).segment_id.S;
+    return { Item: { segment_id: { S: id }, value: { N: "3" } } };
+  });
+  const skipped = await repairKeys(
+    deps(db, dynamo),
+    segments,
+    [
+      { kind: "different", key: { segment_id: "edited" } },
+      { kind: "missing", key: { segment_id: "a" } },
+    ],
+    SEEN,
+    { leave: new Set([rowKeyText({ segment_id: "edited" })]) },
+  );
+  assert.deepEqual(skipped, []);
+  assert.deepEqual(dynamo.sent.map((c) => c.input.Key), [{ segment_id: { S: "a" } }]);
+  assert.deepEqual(db.merged.map((c) => c.row.segment_id), ["a"]);
+});
+
+Deno.test("keysAwaitingWriteBack asks for the table's pending write-backs of exactly the keys given", async () => {
+  const db = fakeSql((s: Statement) =>
+    s.text.includes("from sync.write_backs") ? [{ row_key: { pk: "b", sk: "1" } }] : undefined
+  );
+  const keys = [{ pk: "a", sk: "1" }, { sk: "1", pk: "b" }];
+  const awaited = await keysAwaitingWriteBack(db.sql, "toledo_dashboard", keys);
+  assert.deepEqual([...awaited], [rowKeyText({ pk: "b", sk: "1" })]);
+  const [asked] = db.matching("from sync.write_backs");
+  assert.match(asked.text, /status = 'pending'/);
+  assert.deepEqual(asked.values, ["toledo_dashboard", JSON.stringify(keys)]);
+  assert.deepEqual([...await keysAwaitingWriteBack(db.sql, "toledo_dashboard", [])], []);
+  assert.equal(db.matching("from sync.write_backs").length, 1, "no keys: no statement");
 });
 
 Deno.test("no divergent key reads nothing and merges nothing", async () => {

@@ -10,7 +10,7 @@
 import { PartitionTooLarge } from "./point_reads.ts";
 import type { TableSpec } from "./table_registry.ts";
 import { keysByKey, timeSpent, type ValidatorDeps } from "./validator_deps.ts";
-import { repairKeys, RepairOverBudget } from "./validator_repair.ts";
+import { keysAwaitingWriteBack, repairKeys, RepairOverBudget } from "./validator_repair.ts";
 import { type Continuation, runResult, type ValidationResult } from "./validator_result.ts";
 
 /**
@@ -74,10 +74,26 @@ export async function repairAndRevalidate(
   >`select compared_at, repair_read from public.sync_checksums where id = ${run}`;
   // Every key: no more than `limit` (MAX_KEYS_BY_KEY), far fewer than a request reads;
   // those an earlier request of the run read and applied are not read again.
+  const toRepair = divergent.keys.slice(repairRead);
+  // A key whose admin's edit is on its way to DynamoDB differs until it streams back: it
+  // is left to its write-back, which ends it either way (validator_repair.ts).
+  const awaited = await keysAwaitingWriteBack(
+    deps.sql,
+    spec.targetTable,
+    toRepair.map((d) => d.key),
+  );
+  if (awaited.size > 0) {
+    deps.log?.(
+      `${spec.targetTable}: validation run ${run}: ${awaited.size} divergent keys hold an ` +
+        "admin's edit on its way to DynamoDB (a pending write-back): left to it, not " +
+        "repaired over",
+    );
+  }
   let skipped;
   try {
-    skipped = await repairKeys(deps, spec, divergent.keys.slice(repairRead), seenAt.toISOString(), {
+    skipped = await repairKeys(deps, spec, toRepair, seenAt.toISOString(), {
       spent: timeSpent(deps, startedAt),
+      leave: awaited,
     });
   } catch (error) {
     // The keys a request read and applied: the next request goes on after them.

@@ -91,3 +91,48 @@ Deno.test("a repair mends rows that streamed in seconds before, and a later stre
     await sql.end();
   }
 });
+
+Deno.test("a repair leaves a key whose admin's edit is on its way to DynamoDB, and repairs it once the edit is gone", async () => {
+  const p = `valw-${crypto.randomUUID().slice(0, 8)}-`;
+  await load(
+    "firespring_segments",
+    [0, 1].map((i) => ({ segment_id: S(`${p}${i}`), name: S(`segment ${i}`), value: N(i) })),
+    p,
+  );
+  const sql = connectDb();
+  const edited = JSON.stringify({ segment_id: `${p}1` });
+  try {
+    await sql.begin(async (tx) => {
+      // Made on purpose, not edits to write back: the write-back below is made by hand,
+      // due in an hour, so that it stays pending while the validation runs.
+      await tx`set local sync.write_back_skip = 'on'`;
+      await tx`update public.firespring_segments set segment_name = 'drifted'
+               where segment_id = ${p + "0"}`;
+      await tx`update public.firespring_segments set segment_name = 'edited by an admin'
+               where segment_id = ${p + "1"}`;
+    });
+    await sql`insert into sync.write_backs (target_table, row_key, edited_by, edited_role, columns,
+                                            before_values, after_values, next_attempt_at)
+              values ('firespring_segments', ${edited}::text::jsonb, 'admin@example.test',
+                      'authenticated', '{segment_name}', '{"segment_name": "segment 1"}',
+                      '{"segment_name": "edited by an admin"}', now() + interval '1 hour')`;
+    const repaired = await validate("firespring_segments", true);
+    assert.deepEqual(repaired.repaired?.different, [{ segment_id: `${p}0` }, {
+      segment_id: `${p}1`,
+    }]);
+    assert.deepEqual(repaired.different, [{ segment_id: `${p}1` }], "still the edit's, after");
+    const names = async () =>
+      (await sql`select segment_name from public.firespring_segments
+                 where segment_id like ${p + "%"} order by segment_id`).map((r) => r.segment_name);
+    assert.deepEqual(await names(), ["segment 0", "edited by an admin"]);
+    // The edit given up (as a failed write-back's restore would do): the key is repaired.
+    await sql`delete from sync.write_backs where target_table = 'firespring_segments'
+              and row_key = ${edited}::text::jsonb`;
+    assert.equal((await validate("firespring_segments", true)).match, true);
+    assert.deepEqual(await names(), ["segment 0", "segment 1"]);
+  } finally {
+    await sql`delete from sync.write_backs where target_table = 'firespring_segments'
+              and row_key = ${edited}::text::jsonb`;
+    await sql.end();
+  }
+});
