@@ -137,8 +137,9 @@ revoke all on function sync.write_back_value(anyelement) from public;
 
 -- The row trigger of every mirror table. Skipped for the sync's own writes (the merge
 -- sets sync.write_back_skip) and, for the database owner and service_role only, for a
--- transaction that sets it itself (drift made on purpose: tests, hand repairs); an API
--- user cannot skip. Only data columns count: a change of nothing but sync_* or key
+-- transaction that sets it itself (drift made on purpose: tests, hand repairs). Any
+-- session may set a custom setting, so only those two are named: an API user, or a role
+-- of the admins' own granted UPDATE later (docs/interfaces.md), cannot skip. Only data columns count: a change of nothing but sync_* or key
 -- columns (the owner's maintenance; the API roles cannot) records nothing.
 -- Security definer: it writes sync.write_backs, which the editing role cannot.
 create function sync.record_write_back() returns trigger
@@ -160,7 +161,7 @@ declare
   claims jsonb;
 begin
   if coalesce(current_setting('sync.write_back_skip', true), '') = 'on'
-     and editor_role not in ('anon', 'authenticated') then
+     and editor_role in ('postgres', 'service_role') then
     return null;
   end if;
   old_row := to_jsonb(old);
@@ -298,8 +299,8 @@ begin
     execute format(
       $t$create trigger write_back after update on public.%I for each row
          when (coalesce(current_setting('sync.write_back_skip', true), '') <> 'on'
-               or current_setting('role', true) in ('anon', 'authenticated')
-               or session_user in ('anon', 'authenticated'))
+               or coalesce(nullif(current_setting('role', true), 'none'), session_user::text)
+                  not in ('postgres', 'service_role'))
          execute function sync.record_write_back(%s)$t$, t, coalesce(quote_literal(range_column), ''));
     execute format(
       'create trigger write_back_delivery after update on public.%I for each statement execute function sync.deliver_write_backs()', t);

@@ -2,7 +2,7 @@
 -- guard's columns, RLS switched on and forced, the policies, and the private schemas.
 set client_min_messages = warning;
 begin;
-select plan(85);
+select plan(87);
 
 select tables_are('public', array[
   'firespring_actions', 'firespring_visitors', 'firespring_extraction_jobs',
@@ -174,6 +174,24 @@ select is(
           or has_sequence_privilege('authenticated', c.oid, 'usage'))),
   null,
   'no API role may use a sequence of the exposed schema'
+);
+-- A security definer function runs with its owner's rights: one without its own
+-- search_path would resolve names through its caller's, who could put a table or an
+-- operator of theirs first.
+select is(
+  (select string_agg(p.oid::regprocedure::text, ', ') from pg_proc p
+   where p.prosecdef and p.pronamespace in ('public'::regnamespace, 'sync'::regnamespace,
+                                            'analytics'::regnamespace)
+     and not exists (select from unnest(p.proconfig) c where c like 'search_path=%')),
+  null,
+  'every security definer function of public, sync and analytics sets its search_path'
+);
+select is(
+  (select string_agg(r || ' on ' || n, ', ')
+   from unnest(array['anon', 'authenticated']) r, unnest(array['public', 'sync', 'analytics']) n
+   where has_schema_privilege(r, n, 'create')),
+  null,
+  'no API role may create objects in public, sync or analytics'
 );
 select table_privs_are('public', 'firespring_actions', 'authenticated', array['SELECT'],
   'authenticated may select (RLS decides which rows), nothing more on the whole table');
