@@ -32,21 +32,29 @@ export async function currentImages(
   const images = new Map<string, Item | null>();
   for (let i = 0; i < keys.length; i += BATCH_GET_KEYS) {
     const chunk = keys.slice(i, i + BATCH_GET_KEYS);
-    const requestItems: Record<string, { Keys: Item[]; ConsistentRead: true }> = {};
+    let requestItems: Record<string, { Keys: Item[]; ConsistentRead: true }> = {};
     for (const { table, key } of chunk) {
       const entry = requestItems[table] ??= { Keys: [], ConsistentRead: true };
       if (!entry.Keys.some((k) => keyText(k) === keyText(key))) entry.Keys.push(key);
     }
-    const result = await batchGet({ RequestItems: requestItems });
     for (const { table, key } of chunk) images.set(imageId(table, key), null);
-    for (
-      const [table, items] of Object.entries((result.Responses ?? {}) as Record<string, Item[]>)
-    ) {
-      const names = keyNames(table);
-      for (const item of items) {
-        const key = Object.fromEntries(names.map((n) => [n, item[n]]));
-        images.set(imageId(table, key), item);
+    // Keys left unread (`UnprocessedKeys`: an answer past 16 MB, items of hundreds of KB)
+    // are asked for again: one taken as absent would hide an item that exists.
+    for (let ask = 0; Object.keys(requestItems).length > 0; ask++) {
+      if (ask === 100) throw new Error("BatchGetItem left keys unprocessed 100 times over");
+      const result = await batchGet({ RequestItems: requestItems });
+      for (
+        const [table, items] of Object.entries(
+          (result.Responses ?? {}) as Record<string, Item[]>,
+        )
+      ) {
+        const names = keyNames(table);
+        for (const item of items) {
+          const key = Object.fromEntries(names.map((n) => [n, item[n]]));
+          images.set(imageId(table, key), item);
+        }
       }
+      requestItems = (result.UnprocessedKeys ?? {}) as typeof requestItems;
     }
   }
   return images;

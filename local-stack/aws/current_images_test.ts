@@ -60,3 +60,24 @@ Deno.test("currentImages: a key named 1.0 is read once with 1, and found as the 
   assert.deepEqual(asked, [{ RequestItems: { t: { Keys: [one], ConsistentRead: true } } }]);
   assert.deepEqual(images.get(imageId("t", one)), stored);
 });
+
+Deno.test("currentImages: keys an answer leaves unprocessed are asked for again, not taken as absent", async () => {
+  const asked: Body[] = [];
+  const big = { ...key("big"), blob: { S: "x" } };
+  const batchGet = (body: Body) => {
+    asked.push(body);
+    const keys = (body.RequestItems as Record<string, { Keys: Item[] }>).t.Keys;
+    // The first answer leaves the key unread, as past DynamoDB's 16 MB.
+    return Promise.resolve(
+      asked.length === 1
+        ? {
+          Responses: { t: [] },
+          UnprocessedKeys: { t: { Keys: keys, ConsistentRead: true } },
+        }
+        : { Responses: { t: [big] } },
+    );
+  };
+  const images = await currentImages(batchGet, () => ["id"], [{ table: "t", key: key("big") }]);
+  assert.equal(asked.length, 2);
+  assert.deepEqual(images.get(imageId("t", key("big"))), big);
+});
