@@ -29,6 +29,14 @@ export const CACHE_MS = 15 * 60 * 1000;
 export const STALE_MS = 60 * 60 * 1000;
 
 /**
+ * While a refresh fails, the value read before is served from memory this long before
+ * Secrets Manager is asked again: the forwarder asks for the secret before every attempt
+ * of every body, and each read of a Secrets Manager that does not answer takes
+ * {@link READ_LIMIT_MS}, most of a short invocation.
+ */
+export const RETRY_FAILED_READ_MS = 60 * 1000;
+
+/**
  * An attempt of a request to Secrets Manager gives up after this long. The SDK's
  * `requestTimeout` alone only warns ("If exceeded, a warning will be emitted unless
  * throwOnRequestTimeout=true", @smithy/node-http-handler's NodeHttpHandlerOptions), so it
@@ -150,9 +158,20 @@ export function webhookSecret(
         return read;
       },
       (error: Error) => {
-        if (cached === entry) cached = undefined;
-        if (fallback === undefined) throw error;
-        console.error(`${error.message}; signing with the value read before`);
+        if (fallback === undefined) {
+          if (cached === entry) cached = undefined;
+          throw error;
+        }
+        console.error(
+          `${error.message}; signing with the value read before, asking again in ` +
+            `${RETRY_FAILED_READ_MS / 1000} s`,
+        );
+        if (cached === entry) {
+          cached = {
+            value: Promise.resolve(fallback),
+            readAt: now - CACHE_MS + RETRY_FAILED_READ_MS,
+          };
+        }
         return fallback;
       },
     );

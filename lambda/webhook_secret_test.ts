@@ -4,7 +4,13 @@ import {
   FORWARDER_CREDENTIALS,
   startFakeSecretsManager,
 } from "../local-stack/aws/secrets_manager.ts";
-import { CACHE_MS, forgetWebhookSecret, STALE_MS, webhookSecret } from "./webhook_secret.ts";
+import {
+  CACHE_MS,
+  forgetWebhookSecret,
+  RETRY_FAILED_READ_MS,
+  STALE_MS,
+  webhookSecret,
+} from "./webhook_secret.ts";
 
 const ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:mmp-toledo/webhook-AbCdEf";
 const SECRET = `whsec_${btoa("a".repeat(32))}`;
@@ -153,6 +159,26 @@ Deno.test("a refresh that fails keeps the value read before for a while, then fa
     );
     fake.failing.clear();
     assert.equal(await webhookSecret(now + STALE_MS + 2), SECRET, "read again once it answers");
+  } finally {
+    close();
+  }
+});
+
+Deno.test("while a refresh fails, the value read before is served from memory, and asked for again a minute later", async () => {
+  const { fake, close } = withFake({ [ARN]: SECRET });
+  try {
+    const now = Date.now();
+    assert.equal(await webhookSecret(now), SECRET);
+    fake.hanging.add("AWSCURRENT");
+    const stale = now + CACHE_MS + 1;
+    assert.equal(await webhookSecret(stale, 300), SECRET, "after a read that gave up");
+    const reads = fake.reads.length;
+    assert.equal(await webhookSecret(stale + 1, 300), SECRET);
+    assert.equal(await webhookSecret(stale + RETRY_FAILED_READ_MS - 1, 300), SECRET);
+    assert.equal(fake.reads.length, reads, "no read meanwhile: each would take its limit");
+    fake.hanging.clear();
+    fake.secrets.set(ARN, ROTATED);
+    assert.equal(await webhookSecret(stale + RETRY_FAILED_READ_MS + 1, 5_000), ROTATED);
   } finally {
     close();
   }
