@@ -40,7 +40,7 @@ export function fakeWebhook(statuses: number[], retryAfter = "0") {
       : { status };
     return new Response(JSON.stringify(answer), {
       status,
-      headers: status === 503 ? { "retry-after": retryAfter } : {},
+      headers: status === 503 || status === 429 ? { "retry-after": retryAfter } : {},
     });
   });
   process.env.WEBHOOK_URL = `http://127.0.0.1:${server.addr.port}/`;

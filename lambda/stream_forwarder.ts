@@ -75,10 +75,14 @@ export async function handler(
   // record: Lambda retries it as it is, and nothing is lost while the setting is fixed.
   // (Thrown, the error would make Lambda split every batch down to single records, for
   // a fault of no record.)
+  // Named by its table, first record and key: one forwarder serves every table of its
+  // region, and the operator must know which mapping's batches wait.
   const notSent = (why: string): BatchResponse => {
-    const first = event.Records?.[0]?.dynamodb?.SequenceNumber;
-    if (event.Records?.length && !first) throw new Error(why);
-    console.error(`${why}; nothing sent, the batch is retried as it is`);
+    const records = event.Records ?? [];
+    const first = records[0]?.dynamodb?.SequenceNumber;
+    const batch = records.length > 0 ? ` (the batch of ${bodyStart(records)})` : "";
+    if (records.length && !first) throw new Error(`${why}${batch}`);
+    console.error(`${why}; nothing sent${batch}, the batch is retried as it is`);
     return { batchItemFailures: first ? [{ itemIdentifier: first }] : [] };
   };
   const url = process.env.WEBHOOK_URL;

@@ -49,6 +49,39 @@ Deno.test("retries a 503 and a 500 until it gets through", async () => {
   }
 });
 
+Deno.test("a 429 and a 408 are retried until it gets through", async () => {
+  const webhook = fakeWebhook([429, 408, 200]);
+  try {
+    assert.deepEqual(await handler({ Records: [record("1")] }, context()), {
+      batchItemFailures: [],
+    });
+    assert.equal(webhook.received.length, 3);
+  } finally {
+    await webhook.close();
+  }
+});
+
+Deno.test("a 546 (the function's isolate stopped at a limit) is retried, then bisected as a 500 is", async () => {
+  const once = fakeWebhook([546, 200]);
+  try {
+    assert.deepEqual(await handler({ Records: [record("1")] }, context()), {
+      batchItemFailures: [],
+    });
+    assert.equal(once.received.length, 2);
+  } finally {
+    await once.close();
+  }
+  const failing = fakeWebhook(Array(40).fill(546));
+  try {
+    await assert.rejects(
+      handler({ Records: [record("7"), record("8")] }, context(1_500)),
+      /so that Lambda bisects the batch/,
+    );
+  } finally {
+    await failing.close();
+  }
+});
+
 Deno.test("each failure line names the batch's table and its first record's key: one forwarder serves every table of its region", async () => {
   const webhook = fakeWebhook([503, 200]);
   const lines: string[] = [];
@@ -143,12 +176,20 @@ Deno.test("without its settings nothing is sent and the batch is retried as it i
     delete process.env.WEBHOOK_URL;
     const failed = { batchItemFailures: [{ itemIdentifier: "1" }] };
     assert.deepEqual(await handler({ Records: [record("1"), record("2")] }, context()), failed);
-    assert.match(errors[0], /^WEBHOOK_URL must be set; nothing sent/);
+    // Named by its table, its first record and that record's key: one forwarder serves
+    // every table of its region.
+    assert.match(
+      errors[0],
+      /^WEBHOOK_URL must be set; nothing sent \(the batch of t from 1, key \[id="x{10}"\]\)/,
+    );
     process.env.WEBHOOK_URL = "http://127.0.0.1:9/";
     delete process.env.SYNC_WEBHOOK_SECRET;
     delete process.env.SYNC_WEBHOOK_SECRET_ARN;
     assert.deepEqual(await handler({ Records: [record("1")] }, context()), failed);
-    assert.match(errors[1], /SYNC_WEBHOOK_SECRET_ARN \(or SYNC_WEBHOOK_SECRET\) must be set/);
+    assert.match(
+      errors[1],
+      /SYNC_WEBHOOK_SECRET_ARN \(or SYNC_WEBHOOK_SECRET\) must be set; nothing sent \(the batch of t from 1,/,
+    );
     assert.deepEqual(await handler({ Records: [] }, context()), { batchItemFailures: [] });
   } finally {
     console.error = error;
@@ -194,8 +235,8 @@ Deno.test("a record without a sequence number that is not delivered fails the in
   }
 });
 
-Deno.test("a refusal no smaller body would pass (403, 404) is reported, not bisected", async () => {
-  for (const status of [403, 404]) {
+Deno.test("a refusal no smaller body would pass (403, 404, 409) is reported, not bisected", async () => {
+  for (const status of [403, 404, 409]) {
     const webhook = fakeWebhook([status]);
     try {
       assert.deepEqual(await handler({ Records: [record("7"), record("8")] }, context()), {
@@ -239,7 +280,10 @@ Deno.test("a WEBHOOK_URL that is no URL, or a host nobody answers at, is logged 
   await server.shutdown();
   for (
     const [url, line] of [
-      ["not a url", /^WEBHOOK_URL is no URL; nothing sent, the batch is retried as it is$/],
+      [
+        "not a url",
+        /^WEBHOOK_URL is no URL; nothing sent \(the batch of t from 9, key \[id="x{10}"\]\), the batch is retried as it is$/,
+      ],
       [
         `http://127.0.0.1:${port}/`,
         new RegExp(
