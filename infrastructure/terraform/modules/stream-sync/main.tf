@@ -135,7 +135,7 @@ resource "aws_lambda_function" "forwarder" {
     # always wait behind the others' (see variables.tf, reserved_concurrency).
     precondition {
       condition     = var.reserved_concurrency == null || coalesce(var.reserved_concurrency, 0) >= length(var.source_tables)
-      error_message = "reserved_concurrency (${coalesce(var.reserved_concurrency, 0)}) is below the ${length(var.source_tables)} tables this function forwards: each table's stream needs at least one invocation at once. Raise it, or leave it null for no reservation."
+      error_message = "reserved_concurrency (${coalesce(var.reserved_concurrency, 0)}) is below the ${length(var.source_tables)} tables this function forwards: each table's stream needs at least one invocation at once, and each open shard one. Raise it to the tables' open shards, or leave it null for no reservation."
     }
   }
 }

@@ -55,14 +55,16 @@ variable "lambda_timeout" {
 }
 
 variable "reserved_concurrency" {
-  description = "Reserved concurrency of the Lambda, or null (the default) for none. Set, at most this many batches at once across the region's shards; it must be at least the number of source tables."
+  description = "Reserved concurrency of the Lambda, or null (the default) for none. Set, at most this many batches at once across the region's shards: each open shard holds one invocation while its batch is in flight, so below the tables' open shards (DescribeStream) some shards wait behind others. It must be at least the number of source tables (the shards are not known to the plan)."
   type        = number
   default     = null
 
   # None by default: each shard holds one batch in flight (parallelization_factor 1), so
   # the function runs at most as many invocations as the tables' streams have shards. A
-  # reservation below the number of tables keeps some tables' batches waiting behind the
-  # others' for good (a throttled mapping retries), and AWS refuses one that leaves the
+  # reservation below the number of open shards keeps some shards' batches waiting behind
+  # the others' (a throttled mapping retries; under a lasting load their iterator age
+  # grows to the records' maximum age, and their ranges go to the dead-letter queue); the
+  # plan checks only the floor it can know, one per table. AWS refuses one that leaves the
   # account fewer than 100 unreserved executions, which fails the apply on an account
   # whose limit is the new accounts' 10 ("You can reserve up to the Unreserved account
   # concurrency value that is shown, minus 100 for functions that don't have reserved
