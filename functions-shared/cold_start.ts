@@ -13,7 +13,7 @@
  */
 
 import type postgres from "postgres";
-import { describeDbTarget } from "./db_url.ts";
+import { describeDbTarget, isSharedPooler, isSupabaseHost } from "./db_url.ts";
 import { describeError } from "./error_text.ts";
 import { errorResponse } from "./http.ts";
 import { acceptedServiceKeys } from "./service_auth.ts";
@@ -84,5 +84,15 @@ export function openFunction<S extends typeof PLATFORM_SETTINGS>(
   const sql = connectDb(platform.db, dbPool(platform));
   survivePooledConnectionLoss();
   console.log(`${name}: database ${describeDbTarget(platform.db)}`);
+  // Works, but a burst of isolates takes the project's direct connections, which
+  // PostgREST, Auth and Storage share (README, "Connections: what to set, and why").
+  if (isSupabaseHost(platform.db.host) && !isSharedPooler(platform.db)) {
+    console.warn(
+      `${name}: the database is reached by a direct connection, not Supabase's transaction ` +
+        "pooler: each isolate holds up to SYNC_DB_POOL_MAX of the project's direct " +
+        "connections (60 on the smallest computes, shared with PostgREST, Auth and " +
+        "Storage); set SYNC_DB_URL to the transaction pooler (port 6543)",
+    );
+  }
   return { env, settings, serviceKeys, sql };
 }

@@ -75,6 +75,35 @@ Deno.test("openFunction opens the settings, the service keys and the pool, namin
   assert.equal(logged.length, 1);
   assert.match(logged[0], /^mmp-toledo-sync: database /);
   assert.ok(!logged[0].includes("s3cret-pw"), logged[0]);
+  // The platform's direct connection works, with a warning that names the way out.
+  const warned: string[] = [];
+  const warn = console.warn;
+  console.warn = (line: string) => warned.push(line);
+  console.log = () => {};
+  try {
+    for (
+      const url of [
+        "postgresql://postgres:s3cret-pw@db.abcdefghijklmnopqrst.supabase.co:5432/postgres",
+        "postgresql://postgres.abcdefghijklmnopqrst:s3cret-pw@aws-0-us-east-1.pooler.supabase.com:6543/postgres",
+      ]
+    ) {
+      const opened = openFunction(
+        "mmp-toledo-sync",
+        PLATFORM_SETTINGS,
+        (name) => name === "SYNC_DB_URL" ? undefined : name === "SUPABASE_DB_URL" ? url : env(name),
+      );
+      await opened.sql.end();
+    }
+  } finally {
+    console.warn = warn;
+    console.log = log;
+  }
+  assert.equal(warned.length, 1, "the pooler: no warning");
+  assert.match(
+    warned[0],
+    /^mmp-toledo-sync: the database is reached by a direct connection, .*set SYNC_DB_URL to the transaction pooler \(port 6543\)$/,
+  );
+  assert.ok(!warned[0].includes("s3cret-pw"));
   // A setting it cannot take is thrown, named, for servedOrRefused to answer.
   assert.throws(
     () =>
