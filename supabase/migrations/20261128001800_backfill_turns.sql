@@ -212,9 +212,11 @@ on conflict (key) do nothing;
 -- DynamoDB keeps (its `burst_s`, the contract's per-second rule), where DynamoDB keeps up
 -- to 300 seconds of unused capacity ("burst capacity", AWS Developer Guide). At 2 s the
 -- catch-up read past a second's capacity and was throttled (the stand-in's backfill bench
--- went from 28.1 to 30.6 s). A job's first read catches up
--- nothing: it had no pause, only a start. Nor does a read after one that was retried (a
--- throttle: the table is at its capacity) or given up: sync.backfill_read_turn's
+-- went from 28.1 to 30.6 s). A job's start is such a pause: the table's capacity went
+-- unused until then, and its first read catches up as after any other (paced strictly
+-- from its start, a validation of the actions lost a second of its 3.4 s, against a bare
+-- Scan at the same budget and catch-up). A read after one that was retried (a throttle:
+-- the table is at its capacity) or given up catches up nothing: sync.backfill_read_turn's
 -- p_catch_up. 0: strict pacing.
 insert into sync.settings (key, value, description, min_value, max_value) values
   ('backfill_catch_up_seconds', '1',
@@ -270,23 +272,18 @@ begin
     ledger.next_at := greatest(ledger.next_at, clock_timestamp());
   end if;
   if p_next then
-    if ledger.next_at = '-infinity' then
-      -- The job's first read starts now: it had no pause, only a start.
-      start_at := clock_timestamp();
-    else
-      -- After a pause the job catches up on what it missed, up to
-      -- backfill_catch_up_seconds of its budget (above). A setting it cannot use (its
-      -- check as written bypassed, or its bounds dropped: sync.integer_setting,
-      -- 20261128001100_validator_segments.sql) paces strictly (the side that reads less),
-      -- named in the server's log: a page is not refused for it.
-      begin
-        catch_up := sync.integer_setting('backfill_catch_up_seconds');
-      exception when invalid_parameter_value then
-        get stacked diagnostics why = message_text;
-        raise warning '%: Scans pace strictly until it is set again', why;
-      end;
-      start_at := greatest(ledger.next_at, clock_timestamp() - make_interval(secs => catch_up));
-    end if;
+    -- After a pause (its start is one) the job catches up on what it missed, up to
+    -- backfill_catch_up_seconds of its budget (above). A setting it cannot use (its check
+    -- as written bypassed, or its bounds dropped: sync.integer_setting,
+    -- 20261128001100_validator_segments.sql) paces strictly (the side that reads less),
+    -- named in the server's log: a page is not refused for it.
+    begin
+      catch_up := sync.integer_setting('backfill_catch_up_seconds');
+    exception when invalid_parameter_value then
+      get stacked diagnostics why = message_text;
+      raise warning '%: Scans pace strictly until it is set again', why;
+    end;
+    start_at := greatest(ledger.next_at, clock_timestamp() - make_interval(secs => catch_up));
     booked := ledger.units;
     ledger.next_at := start_at + make_interval(secs => (booked / p_rate)::float8);
   end if;
