@@ -7,7 +7,6 @@
  * @module
  */
 
-import { cpus } from "node:os";
 import { join } from "node:path";
 import { DENO_BIN, HOST, ROOT } from "../config.ts";
 import { portOpen, sleep } from "../processes.ts";
@@ -172,24 +171,25 @@ export function spawnIsolate(fn: IsolateSpec, id: number): IsolateProcess {
   };
 }
 
-/** Every CPU the machine has online (see {@link supervise}); read once: `cpus()` costs 69 µs. */
-const MACHINE_CORES = Math.max(cpus().length, navigator.hardwareConcurrency);
+/**
+ * How fast an isolate's counted CPU can grow (see {@link supervise}): one core, the
+ * gateway counting its main thread alone (edge_limits.ts, `readProcStat`).
+ */
+const COUNTED_CORES = 1;
 
 /**
- * Reads every live isolate's CPU and memory (/proc/<pid>/stat) and applies the
- * supervisor's verdict (edge_limits.ts); drains the idle ones. Answers how long until an
- * isolate must be read again (supervision_clock.ts), undefined when none is live.
+ * Reads every live isolate's CPU (its main thread's) and memory
+ * (/proc/<pid>/task/<pid>/stat) and applies the supervisor's verdict (edge_limits.ts);
+ * drains the idle ones. Answers how long until an isolate must be read again
+ * (supervision_clock.ts), undefined when none is live.
  *
- * `cores` bounds how fast an isolate can spend CPU: every CPU the machine has online
- * (node:os `cpus`), not `navigator.hardwareConcurrency`, which honours a cgroup's CPU
- * quota rounded down (Rust's `available_parallelism`: a quota of 1.5 CPUs answers 1) and
- * so would schedule a reading later than a process spending on every CPU could need it.
- * More cores than a process can use only read it sooner.
+ * `cores` bounds how fast an isolate's counted CPU can grow: one thread's, one core. More
+ * cores than that only read it sooner.
  */
 export function supervise(
   pools: Iterable<IsolatePool>,
   limits: EdgeLimits,
-  cores = MACHINE_CORES,
+  cores = COUNTED_CORES,
 ): number | undefined {
   const now = Date.now();
   let due: number | undefined;

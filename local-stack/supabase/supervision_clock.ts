@@ -5,8 +5,9 @@
  * a reading every `pollMs` would have seen it.
  *
  * An idle isolate (no request in flight, no `waitUntil` pending, not retired) can reach
- * its soft or hard CPU limit no sooner than the CPU left divided by the machine's cores (a
- * process cannot use more), and its wall-clock and idle deadlines are known. So it is read
+ * its soft or hard CPU limit no sooner than the CPU left divided by the cores its counted
+ * CPU can run on (one: the gateway counts the isolate's main thread, edge_limits.ts), and
+ * its wall-clock and idle deadlines are known. So it is read
  * at the first moment any of them could be passed, then again as that nears, each reading
  * at least `pollMs` after the last: a retirement or a kill is within `pollMs` of its limit,
  * as before. Half the soft limit (a successor's start) matters only when a request is
