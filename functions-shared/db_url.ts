@@ -85,8 +85,8 @@ function hostOf(url: URL): string {
   const host = url.hostname.toLowerCase().replace(/\.$/, "");
   if (!/^[a-z0-9_-]+(\.[a-z0-9_-]+)*$/.test(host) && !/^\[[0-9a-f:.]+\]$/.test(host)) {
     throw new Error(
-      "a postgresql:// URL whose host is one name (letters, digits, dots and hyphens) or an " +
-        "IP address (it has other characters: a list of hosts is not taken)",
+      "a postgresql:// URL whose host is one name (letters, digits, dots, hyphens, underscores) " +
+        "or an IP address (it has other characters: a list of hosts is not taken)",
     );
   }
   return host;

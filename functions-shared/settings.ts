@@ -258,7 +258,8 @@ export const PLATFORM_SETTINGS = {
   // Opening the connection: a database or pooler that does not answer in 10 s fails the
   // request (503), which is retried. A pooler takes its client at once and queues its
   // statements instead when no server connection is free; that wait is the pooler's
-  // (Supavisor's checkout timeout, 60 s: README, "Timeouts"), not bounded by this.
+  // (Supavisor's checkout timeout, 60 s: README, "Connections: what to set, and why"),
+  // not bounded by this.
   dbConnectTimeoutS: integer(
     "SYNC_DB_CONNECT_TIMEOUT_S",
     "seconds to wait for the database's or the pooler's connection to open before the request is refused (503)",
