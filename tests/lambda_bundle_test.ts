@@ -169,7 +169,7 @@ Deno.test("the built zip forwards a real stream event to the webhook", async () 
       assert.doesNotMatch(rotating.logs, /webhook answered 401/);
 
       // A secret that holds nothing: nothing sent, the batch retried as it is (a thrown
-      // error would make Lambda split it), the cause in the log.
+      // error would make Lambda split it), the cause and the batch in the log.
       secrets.secrets.set(arn, "");
       const unset = await invokeInNode(dir, [{ Records: records }], deployed);
       assert.deepEqual(unset.result, {
@@ -177,7 +177,7 @@ Deno.test("the built zip forwards a real stream event to the webhook", async () 
       });
       assert.match(
         unset.logs,
-        /holds no valid whsec_\.\.\. value \(it is not set\); put the one Supabase has.*; nothing sent, the batch is retried as it is/,
+        /holds no valid whsec_\.\.\. value \(it is not set\); put the one Supabase has.*; nothing sent \(the batch of \S+ from \d+, key \[.+\]\), the batch is retried as it is/,
       );
     } finally {
       await secrets.close();
