@@ -79,14 +79,22 @@ export function isSupavisorHost(host: string): boolean {
  * dot), and `DB.<ref>.SUPABASE.CO.` names the host `db.<ref>.supabase.co` while passing
  * none of the checks that compare it. A comma would make it the driver's list of hosts
  * (postgres.js connects to `a,b` as to a, then b), which no check reads whole: refused,
- * as is any character a host name or an IP address does not have.
+ * as is any character a host name or an IPv4 address does not have. An IPv6 address is
+ * refused too: postgres.js 3.4 splits a URL's host at its first colon (`[::1]` becomes
+ * the host `[`), so it would pass every check here and fail at the first connection.
  */
 function hostOf(url: URL): string {
   const host = url.hostname.toLowerCase().replace(/\.$/, "");
-  if (!/^[a-z0-9_-]+(\.[a-z0-9_-]+)*$/.test(host) && !/^\[[0-9a-f:.]+\]$/.test(host)) {
+  if (host.startsWith("[")) {
+    throw new Error(
+      "a postgresql:// URL whose host is a name or an IPv4 address (the driver cannot " +
+        "connect to an IPv6 address written in a URL: name its host)",
+    );
+  }
+  if (!/^[a-z0-9_-]+(\.[a-z0-9_-]+)*$/.test(host)) {
     throw new Error(
       "a postgresql:// URL whose host is one name (letters, digits, dots, hyphens, underscores) " +
-        "or an IP address (it has other characters: a list of hosts is not taken)",
+        "or an IPv4 address (it has other characters: a list of hosts is not taken)",
     );
   }
   return host;
