@@ -166,11 +166,10 @@ export function webhookSecret(
           `${error.message}; signing with the value read before, asking again in ` +
             `${RETRY_FAILED_READ_MS / 1000} s`,
         );
-        if (cached === entry) {
-          cached = {
-            value: Promise.resolve(fallback),
-            readAt: now - CACHE_MS + RETRY_FAILED_READ_MS,
-          };
+        // Asked again in a minute, or once the value read before is past STALE_MS.
+        if (cached === entry && lastGood) {
+          const askAt = Math.min(now + RETRY_FAILED_READ_MS, lastGood.readAt + STALE_MS);
+          cached = { value: Promise.resolve(fallback), readAt: askAt - CACHE_MS };
         }
         return fallback;
       },

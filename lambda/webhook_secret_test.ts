@@ -179,6 +179,11 @@ Deno.test("while a refresh fails, the value read before is served from memory, a
     fake.hanging.clear();
     fake.secrets.set(ARN, ROTATED);
     assert.equal(await webhookSecret(stale + RETRY_FAILED_READ_MS + 1, 5_000), ROTATED);
+    // Never past STALE_MS: a refresh failing a moment before it is asked again after it.
+    fake.hanging.add("AWSCURRENT");
+    const read = stale + RETRY_FAILED_READ_MS + 1;
+    assert.equal(await webhookSecret(read + STALE_MS - 1, 300), ROTATED);
+    await assert.rejects(webhookSecret(read + STALE_MS + 1, 300), /no answer within 0\.3 s/);
   } finally {
     close();
   }
