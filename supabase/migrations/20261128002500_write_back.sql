@@ -139,8 +139,9 @@ revoke all on function sync.write_back_value(anyelement) from public;
 -- sets sync.write_back_skip) and, for the database owner and service_role only, for a
 -- transaction that sets it itself (drift made on purpose: tests, hand repairs). Any
 -- session may set a custom setting, so only those two are named: an API user, or a role
--- of the admins' own granted UPDATE later (docs/interfaces.md), cannot skip. Only data columns count: a change of nothing but sync_* or key
--- columns (the owner's maintenance; the API roles cannot) records nothing.
+-- of the admins' own granted UPDATE later (docs/interfaces.md), cannot skip. Only data
+-- columns count: a change of nothing but sync_* or key columns (the owner's
+-- maintenance; the API roles cannot) records nothing.
 -- Security definer: it writes sync.write_backs, which the editing role cannot.
 create function sync.record_write_back() returns trigger
 language plpgsql security definer set search_path = ''
