@@ -118,6 +118,9 @@ export function pgbouncerIni(
     // Supavisor in session mode support prepared statements, Supavisor in transaction
     // mode does not": https://supabase.com/docs/guides/troubleshooting/disabling-prepared-statements-qL8lEL).
     // A client with postgres.js's default `prepare: true` would pass here and fail there.
+    // Supavisor's source has since learnt to carry named prepared statements in
+    // transaction mode (supabase/supavisor pull 207) while Supabase's page still says it
+    // does not: the stand-in keeps to the page, the stricter word.
     // Older versions know no such setting (and refuse to start on one they do not know).
     ...(tracksPreparedStatements(version) ? ["max_prepared_statements = 0"] : []),
     // A client may wait this long for a server connection, then gets an error: Supavisor
