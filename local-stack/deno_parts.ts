@@ -47,6 +47,7 @@ const AWS_STAND_IN_CODE = [
   "local-stack/config.ts",
   "local-stack/stack_env.ts",
   "local-stack/processes.ts",
+  "local-stack/proc_table.ts",
   "local-stack/supabase/pooler.ts",
   "local-stack/supabase/postgres_cluster.ts",
 ];

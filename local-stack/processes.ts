@@ -14,6 +14,7 @@ import { spawn } from "node:child_process";
 import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { LOG_DIR, PID_DIR } from "./config.ts";
+import { groupMembers, isAlive, processStart } from "./proc_table.ts";
 
 /** How to start one part of the stack. */
 export interface ProcessSpec {
@@ -44,22 +45,6 @@ export interface RunningProcess {
 }
 
 /**
- * When process `pid` started, as this boot of the machine tells it: the boot's id and the
- * process's start time in clock ticks since the boot (`/proc/<pid>/stat`, field 22), which
- * no other process of the boot shares with it; undefined without /proc.
- */
-export function processStart(pid: number): string | undefined {
-  const started = statFields(`/proc/${pid}/stat`)?.[19];
-  let boot: string;
-  try {
-    boot = Deno.readTextFileSync("/proc/sys/kernel/random/boot_id").trim();
-  } catch {
-    return undefined;
-  }
-  return started === undefined ? undefined : `${boot}:${started}`;
-}
-
-/**
  * The process recorded for `name`, if it is still alive and still the process recorded
  * (a pid file without its start, written before it was kept, is taken at its pid).
  */
@@ -81,48 +66,6 @@ export function runningPid(name: string): number | undefined {
   return runningProcess(name)?.pid;
 }
 
-/**
- * The fields of a /proc `stat` file after the command's closing parenthesis (state,
- * parent pid, process group, ...; the command itself may hold spaces and parentheses),
- * or null when the process or thread is gone.
- */
-export function statFields(path: string): string[] | null {
-  try {
-    const stat = Deno.readTextFileSync(path);
-    return stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  } catch {
-    return null;
-  }
-}
-
-/**
- * Whether a process is running: whether any of its threads has not exited. An exited
- * process that its parent has not reaped yet (a zombie, state `Z` in /proc) still takes
- * signals, but is not running: the stack's detached processes are reparented to this
- * machine's init, which reaps them only every few seconds, and stopping each part waited
- * about 2 s for that. The threads count, not the leader alone: while a process exits,
- * its leader turns `Z` before the other threads are gone, and they still hold its files
- * (a part's listening port) until they are.
- */
-export function isAlive(pid: number): boolean {
-  let tasks: string[];
-  try {
-    tasks = [...Deno.readDirSync(`/proc/${pid}/task`)].map((entry) => entry.name);
-  } catch {
-    // No /proc (not Linux), no such process, or one /proc does not show us: ask the kernel.
-    try {
-      Deno.kill(pid, "SIGCONT");
-      return true;
-    } catch {
-      return false;
-    }
-  }
-  return tasks.some((task) => {
-    const state = statFields(`/proc/${pid}/task/${task}/stat`)?.[0];
-    return state !== undefined && state !== "Z" && state !== "X";
-  });
-}
-
 /** Starts a detached process whose output goes to its log; returns its pid. */
 export function startDetached(spec: ProcessSpec): number {
   mkdirSync(LOG_DIR, { recursive: true });
@@ -140,46 +83,6 @@ export function startDetached(spec: ProcessSpec): number {
   const lines = [child.pid, spec.fingerprint ?? "", processStart(child.pid) ?? ""];
   writeFileSync(pidFile(spec.name), `${lines.join("\n")}\n`);
   return child.pid;
-}
-
-/** Every process /proc shows, with its stat fields (none where there is no /proc). */
-function processStats(): { pid: number; fields: string[] }[] {
-  let entries: Deno.DirEntry[];
-  try {
-    entries = [...Deno.readDirSync("/proc")];
-  } catch {
-    return [];
-  }
-  return entries.flatMap((entry) => {
-    if (!/^\d+$/.test(entry.name)) return [];
-    const fields = statFields(`/proc/${entry.name}/stat`);
-    return fields ? [{ pid: Number(entry.name), fields }] : [];
-  });
-}
-
-/**
- * The running processes of process group `pgid` (a detached part's pid is its group's id:
- * the gateway's isolates are in it), from /proc; none where there is no /proc.
- */
-export function groupMembers(pgid: number): number[] {
-  return processStats()
-    .filter(({ pid, fields }) => Number(fields[2]) === pgid && isAlive(pid))
-    .map(({ pid }) => pid);
-}
-
-/** The processes `pid` started, and theirs, from /proc; none where there is no /proc. */
-export function descendantsOf(pid: number): number[] {
-  const children = new Map<number, number[]>();
-  for (const { pid: child, fields } of processStats()) {
-    const parent = Number(fields[1]);
-    children.set(parent, [...children.get(parent) ?? [], child]);
-  }
-  const found: number[] = [];
-  for (let next = children.get(pid) ?? []; next.length > 0;) {
-    found.push(...next);
-    next = next.flatMap((p) => children.get(p) ?? []);
-  }
-  return found;
 }
 
 /** How long a SIGKILLed process may take to stop running (it is not ours to reap). */

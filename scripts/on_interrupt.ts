@@ -6,7 +6,7 @@
  * @module
  */
 
-import { descendantsOf } from "../local-stack/processes.ts";
+import { descendantsOf } from "../local-stack/proc_table.ts";
 
 /** The steps running now (step_runner.ts's `runCaptured`). */
 const running = new Set<Deno.ChildProcess>();

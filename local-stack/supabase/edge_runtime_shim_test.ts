@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { DENO_BIN, ROOT } from "../config.ts";
-import { isAlive } from "../processes.ts";
+import { isAlive } from "../proc_table.ts";
 import { parseMemoryReport } from "./edge_limits.ts";
 import { GATEWAY_PID_ENV } from "./function_calls.ts";
 
