@@ -27,11 +27,14 @@ export function processStart(pid: number): string | undefined {
 /**
  * The fields of a /proc `stat` file after the command's closing parenthesis (state,
  * parent pid, process group, ...; the command itself may hold spaces and parentheses),
- * or null when the process or thread is gone.
+ * or null when the process or thread is gone. `readText` reads the file (tests give one).
  */
-export function statFields(path: string): string[] | null {
+export function statFields(
+  path: string,
+  readText: (path: string) => string = (path) => Deno.readTextFileSync(path),
+): string[] | null {
   try {
-    const stat = Deno.readTextFileSync(path);
+    const stat = readText(path);
     return stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   } catch {
     return null;

@@ -41,6 +41,8 @@
  * @module
  */
 
+import { statFields } from "../proc_table.ts";
+
 /** The limits the gateway enforces; read once, at its start. */
 export interface EdgeLimits {
   /** CPU of the isolate at which it is retired (EDGE_CPU_SOFT_MS, 1000). */
@@ -236,14 +238,8 @@ export function readProcStat(
   ticksPerSecond = 100,
   pageBytes = 4096,
 ): { cpuMs: number; rssMb: number } | undefined {
-  let text: string;
-  try {
-    text = readText(`/proc/${pid}/task/${pid}/stat`);
-  } catch {
-    return undefined;
-  }
-  // The command name (field 2) is in parentheses and may hold spaces: split after it.
-  const fields = text.slice(text.lastIndexOf(")") + 2).split(" ");
+  const fields = statFields(`/proc/${pid}/task/${pid}/stat`, readText);
+  if (!fields) return undefined;
   // Fields 14 and 15 of proc(5) (utime, stime) are at 11 and 12 here; rss (24) at 21.
   const ticks = Number(fields[11]) + Number(fields[12]);
   const rssPages = Number(fields[21]);
