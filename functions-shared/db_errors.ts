@@ -158,6 +158,22 @@ export function isCutOver(error: unknown): boolean {
 }
 
 /**
+ * The run to follow when a validation was refused because its table already has one
+ * queued or running (SQLSTATE SY006, raised by sync.start_validation with the run's id in
+ * its detail, `{"runId": N}`); undefined for any other error.
+ */
+export function validationUnderWay(error: unknown): { runId?: number } | undefined {
+  const e = error as { code?: string; detail?: string } | undefined;
+  if (e?.code !== "SY006") return undefined;
+  try {
+    const runId = Number(JSON.parse(e.detail ?? "").runId);
+    return Number.isSafeInteger(runId) ? { runId } : {};
+  } catch {
+    return {};
+  }
+}
+
+/**
  * Whether a statement failed only because it lost to another one: 40001 serialization
  * failure, 40P01 deadlock, 55P03 lock timeout. The same statement, sent again, passes.
  */

@@ -9,6 +9,7 @@ import {
   isStatementTimeout,
   isTransientFailure,
   mayHaveCommitted,
+  validationUnderWay,
 } from "./db_errors.ts";
 
 Deno.test("isDataError: classes 22, 23 and 54 only", () => {
@@ -154,4 +155,14 @@ Deno.test("a statement timeout is 57014 alone, and may pass when sent again", ()
   for (const other of [{ code: "57P01" }, { code: "22P02" }, new Error("x"), null]) {
     assert.equal(isStatementTimeout(other), false);
   }
+});
+
+Deno.test("validationUnderWay: SY006 gives the run to follow from its detail; other errors none", () => {
+  const refused = (detail?: string) =>
+    Object.assign(new Error("already running"), { code: "SY006", detail });
+  assert.deepEqual(validationUnderWay(refused('{"runId" : 12}')), { runId: 12 });
+  assert.deepEqual(validationUnderWay(refused("not json")), {});
+  assert.deepEqual(validationUnderWay(refused()), {});
+  assert.equal(validationUnderWay(Object.assign(new Error("x"), { code: "SY005" })), undefined);
+  assert.equal(validationUnderWay(undefined), undefined);
 });

@@ -42,7 +42,12 @@ import { recordedResult } from "./validator_result.ts";
 import { errorResponse, json, methodNotAllowed } from "./http.ts";
 import { pausedAt, type RunGate, whenAdmitted } from "./run_gate.ts";
 import { internalCaller } from "./service_auth.ts";
-import { isCutOver, isDatabaseUnavailable, isTransientFailure } from "./db_errors.ts";
+import {
+  isCutOver,
+  isDatabaseUnavailable,
+  isTransientFailure,
+  validationUnderWay,
+} from "./db_errors.ts";
 import { readOnlyRefusal } from "./read_only_answer.ts";
 import { byTargetTable, TABLES } from "./table_registry.ts";
 import { readValidatorRequest } from "./validator_request.ts";
@@ -248,6 +253,12 @@ export async function handleValidatorRequest(req: Request, deps: EndpointDeps): 
       (error as Error).message.startsWith("Idempotency-Key")
     ) {
       return errorResponse(422, (error as Error).message);
+    }
+    // A table with a run queued or running gets no second (sync.start_validation, SY006):
+    // 409 with that run's id, which the caller follows as any run it started.
+    const underWay = started === undefined ? validationUnderWay(error) : undefined;
+    if (underWay !== undefined) {
+      return json(409, { error: (error as Error).message, ...underWay });
     }
     // A repair asked for after the cutover (sync.start_validation, SY005): no retry passes.
     if (isCutOver(error)) {

@@ -189,6 +189,18 @@ Deno.test("a run id of a queued run answers 409", async () => {
   });
 });
 
+Deno.test("a start of a table with a run under way answers 409 with that run to follow", async () => {
+  const db = validatorDb({ running: { 9: "firespring_segments" } });
+  const { deps, calls } = endpointDeps(db, noDynamo());
+  const response = await handleValidatorRequest(post('{"table": "firespring_segments"}'), deps);
+  assert.equal(response.status, 409);
+  const body = await response.json();
+  assert.equal(body.runId, 9);
+  assert.match(body.error, /^validation run 9 of firespring_segments is already running/);
+  assert.equal(db.runs.size, 1, "no second run");
+  assert.equal(calls.length, 0, "nothing handed on");
+});
+
 Deno.test("a table read within the request answers 200 with the validation", async () => {
   const db = validatorDb();
   const dynamo = fakeDynamo(() => ({ Items: [segmentItem] }));

@@ -203,6 +203,16 @@ export function runsDb(options: RunsOptions = {}) {
         }
         return [{ id: String(earlier.id) }];
       }
+      // One run of a table at a time (sync_checksums_one_active_run), as the database holds.
+      const active = [...runs.values()].find((r) =>
+        r.target === String(v[0]) && (r.status === "queued" || r.status === "running")
+      );
+      if (active !== undefined) {
+        throw Object.assign(
+          new Error(`validation run ${active.id} of ${active.target} is already ${active.status}`),
+          { code: "SY006", detail: JSON.stringify({ runId: active.id }) },
+        );
+      }
       const run = newRun(String(v[0]), v[1] === true, Number(v[2]));
       if (key !== undefined) runsByKey.set(key, run);
       return [{ id: String(run.id) }];

@@ -8,6 +8,8 @@
  * - 202: the run goes on in the background (a table too big for one request, or an
  *   isolate busy with another run); its result is its record's once it ends, read as
  *   the endpoint reads it (functions-shared/validator_result.ts).
+ * - 409 with a `runId`: the table's run already under way, followed as a 202's (not for
+ *   a repair: that run may make none).
  * - 503: the database was unavailable to the function (e.g. the transaction pooler
  *   refusing logins for a while after Postgres restarted); asked again after its
  *   `Retry-After`, until the wait is over.
@@ -115,7 +117,10 @@ export async function validateThroughFunction(
       throw new Error(`validating ${table}: ${response.status} ${text.slice(0, 300)}`);
     }
     if (response.status === 200) return answer as unknown as ValidationResult;
-    if (response.status !== 202) {
+    // A run of the table already under way (pg_cron's daily one, say): a validation is
+    // what was asked, so it is followed; not for a repair, which that run may not make.
+    const underWay = response.status === 409 && !repair && answer.runId !== undefined;
+    if (response.status !== 202 && !underWay) {
       throw new Error(`validating ${table}: ${response.status} ${text.slice(0, 300)}`);
     }
     const run = Number(answer.runId);

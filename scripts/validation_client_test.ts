@@ -133,6 +133,24 @@ Deno.test("a 202's run is waited for, queued or running; its verdict is its reco
   assert.deepEqual(slept, [250, 250]);
 });
 
+Deno.test("a 409 naming the table's run under way is followed; for a repair it is an error", async () => {
+  const underWay = () =>
+    Response.json({ error: "validation run 5 of x is already running", runId: 5 }, { status: 409 });
+  const followed: number[] = [];
+  const { client, sent } = fakeClient([underWay()], [RESULT]);
+  client.recorded = (_spec, run) => {
+    followed.push(run);
+    return Promise.resolve(RESULT);
+  };
+  assert.deepEqual(await validateThroughFunction(client, SPEC), RESULT);
+  assert.deepEqual(followed, [5], "the run under way, read once");
+  assert.equal(sent.length, 1, "no second start");
+  await assert.rejects(
+    validateThroughFunction(fakeClient([underWay()], [RESULT]).client, SPEC, true),
+    new RegExp(`^Error: validating ${SPEC.targetTable}: 409 .*already running`),
+  );
+});
+
 Deno.test("a failed or missing run, a run past the wait, any other status: errors naming the table", async () => {
   const running = () => Response.json({ runId: 7, status: "running" }, { status: 202 });
   const table = SPEC.targetTable;

@@ -101,10 +101,21 @@ comment on column public.sync_checksums.request_key is
 create unique index sync_checksums_request_key on public.sync_checksums (request_key)
   where request_key is not null;
 
+-- One run of a table at a time, queued or running, whoever starts it: a run's Scan reads
+-- the table at the whole of VALIDATOR_MAX_RCU_PER_SECOND (its read ledger is its own job's,
+-- 20261128001800_backfill_turns.sql), so two runs started by hand at once read it at
+-- twice the budget, taking capacity from the company's own readers (found by a review of
+-- the validator; sync.validate_all already queued no second run). The index makes it
+-- hold for any two starts at once, each in its own transaction: the second waits for the
+-- first's commit, then is refused (sync.start_validation names the run to follow).
+create unique index sync_checksums_one_active_run on public.sync_checksums (target_table)
+  where status in ('queued', 'running');
+
 -- Starts a validation run of one table: its row, and its Scan's job and segments. A run
 -- of a plain table is streamed. With p_queued the run waits for a slot
 -- (sync.start_queued_validations). With p_request_key, the run that key started, if any
--- (22023 when it started another table's, or with another repair flag).
+-- (22023 when it started another table's, or with another repair flag). A table with a
+-- run queued or running gets no second one (SY006, naming that run).
 create function sync.start_validation(
   p_target text, p_repair boolean default false, p_segments integer default 8,
   p_page_size integer default 1000, p_queued boolean default false,
@@ -143,12 +154,24 @@ begin
     raise exception 'the sync is cut over (sync.settings write_back is cutover): a repair of % would merge DynamoDB''s state over Supabase''s; validate without repair', p_target
       using errcode = 'SY005';
   end if;
-  insert into public.sync_checksums
-    (target_table, status, source_items, repair_requested, streamed, request_key)
-  select p_target, case when p_queued then 'queued' else 'running' end, 0, p_repair,
-         not s.collapsed, p_request_key
-  from sync.source_tables s where s.target_table = p_target
-  returning id into run;
+  begin
+    insert into public.sync_checksums
+      (target_table, status, source_items, repair_requested, streamed, request_key)
+    select p_target, case when p_queued then 'queued' else 'running' end, 0, p_repair,
+           not s.collapsed, p_request_key
+    from sync.source_tables s where s.target_table = p_target
+    returning id into run;
+  exception when unique_violation then
+    select * into earlier from public.sync_checksums c
+    where c.target_table = p_target and c.status in ('queued', 'running');
+    if not found then
+      raise;  -- that run ended meanwhile: the caller's retry starts one
+    end if;
+    raise exception 'validation run % of % is already % (started %): follow it ({"runId": %}) or let it end; a second run would read % again at the whole read budget',
+      earlier.id, p_target, earlier.status,
+      to_char(earlier.started_at at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS "UTC"'), earlier.id, p_target
+      using errcode = 'SY006', detail = json_build_object('runId', earlier.id)::text;
+  end;
   insert into sync.backfill_jobs (source_table, total_segments, page_size, checksum_run_id)
   select s.source_table, p_segments, p_page_size, run from sync.source_tables s
   where s.target_table = p_target

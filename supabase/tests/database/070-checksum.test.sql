@@ -91,15 +91,17 @@ select is(
 -- Runs killed mid-way are failed by the reaper, and their staging rows go by retention.
 insert into public.sync_checksums (target_table, status, started_at, progress_at)
 values ('firespring_actions', 'running', now() - interval '1 hour', now() - interval '20 minutes'),
-       ('firespring_actions', 'running', now() - interval '1 hour', now() - interval '1 minute');
+       ('firespring_segments', 'running', now() - interval '1 hour', now() - interval '1 minute');
 insert into sync.checksum_items (run_id, row_key, digest)
-select id, '{"action_id": "a"}', 'x' from public.sync_checksums where target_table = 'firespring_actions';
+select id, '{"action_id": "a"}', 'x' from public.sync_checksums
+where target_table in ('firespring_actions', 'firespring_segments');
 select is(sync.reap_stalled_validations(), 1, 'one run made no progress for 15 minutes');
 select results_eq(
   $$select status, error = 'stopped making progress at '
              || to_char((now() - interval '20 minutes') at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS "UTC"'),
            (select count(*)::int from sync.checksum_items i where i.run_id = c.id)
-    from public.sync_checksums c where target_table = 'firespring_actions' order by progress_at$$,
+    from public.sync_checksums c where target_table in ('firespring_actions', 'firespring_segments')
+    order by progress_at$$,
   $$values ('failed', true, 1), ('running', null, 1)$$,
   'the stalled run is failed, naming when it stopped; the live one runs on'
 );
@@ -110,7 +112,8 @@ select results_eq(
 );
 select results_eq(
   $$select status, (select count(*)::int from sync.checksum_items i where i.run_id = c.id)
-    from public.sync_checksums c where target_table = 'firespring_actions' order by progress_at$$,
+    from public.sync_checksums c where target_table in ('firespring_actions', 'firespring_segments')
+    order by progress_at$$,
   $$values ('failed', 0), ('running', 1)$$,
   'and leaves the live run''s'
 );

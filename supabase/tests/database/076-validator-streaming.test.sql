@@ -55,11 +55,15 @@ select results_eq(
 select is((select count(*)::int from sync.checksum_seen where run_id = (select id from run)), 202,
   'and the keys seen, for the unseen pass');
 
--- The whole staged comparison of the same pages, for reference.
+-- The whole staged comparison of the same pages, for reference. A table has one run at a
+-- time (sync_checksums_one_active_run): the streamed run is set aside meanwhile.
+update public.sync_checksums set status = 'done' where id = (select id from run);
 select sync.start_validation('toledo_dashboard', false, 1, 1000) as staged_run \gset
 update public.sync_checksums set streamed = false where id = :staged_run;
 select sync.stage_checksum_items(:staged_run, 'toledo_dashboard', rows) from pages;
 create temporary table whole as select * from sync.compare_checksum(:staged_run, 'toledo_dashboard');
+update public.sync_checksums set status = 'done' where id = :staged_run;
+update public.sync_checksums set status = 'running' where id = (select id from run);
 
 -- Two items the pages found unmappable, kept aside in the order found.
 insert into sync.checksum_unmappable (run_id, item)
