@@ -4,7 +4,7 @@
 -- a run, the staggered validate_all, the reaper and the heartbeat.
 set client_min_messages = warning;
 begin;
-select plan(53);
+select plan(54);
 
 delete from public.sync_checksums;
 delete from sync.backfill_jobs;
@@ -219,6 +219,22 @@ select results_eq(
 select is(sync.validate_all(), 0, 'a table whose run is queued or running gets no second one');
 select is((select count(*)::int from public.sync_checksums where status in ('queued', 'running')),
   (select count(*)::int from sync.source_tables), 'still one run per table');
+-- A run started by hand between validate_all's look and its start is that table's run:
+-- the start is refused (SY006; simulated here, the race needing two sessions) and the
+-- other tables' runs are queued, the daily job not failed.
+update public.sync_checksums set status = 'done' where status in ('queued', 'running');
+create function pg_temp.lose_to_a_hand_start() returns trigger language plpgsql as $$
+begin
+  if new.target_table = 'firespring_actions' then
+    raise exception 'validation run 0 of firespring_actions is already running' using errcode = 'SY006';
+  end if;
+  return new;
+end $$;
+create trigger lose_to_a_hand_start before insert on public.sync_checksums
+  for each row execute function pg_temp.lose_to_a_hand_start();
+select is(sync.validate_all(), (select count(*)::int - 1 from sync.source_tables),
+  'a start that lost to a hand start does not stop the other tables'' runs');
+drop trigger lose_to_a_hand_start on public.sync_checksums;
 
 -- A whole-number setting out of its bounds is refused as it is written, naming it, rather
 -- than found by its readers (a run that never ends: 0 keys a statement never moves on; a
