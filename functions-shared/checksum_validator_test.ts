@@ -404,6 +404,12 @@ Deno.test("a continued run asked to repair re-applies the divergent keys and val
   const first = db.runs.get(7)!;
   assert.deepEqual([first.status, first.repaired, first.revalidation], ["done", true, 42]);
   assert.equal(lines.length, 2);
+  // The run ends before its revalidation starts (one run of a table at a time), and queued
+  // runs start only after it, so that the revalidation holds the slot the run left.
+  const at = (text: string) => db.statements.findIndex((s) => s.text.includes(text));
+  assert.ok(at("sync.end_validation(") < at("sync.start_validation("));
+  assert.ok(at("sync.start_validation(") < at("sync.start_queued_validations()"));
+  assert.equal(db.matching("sync.end_validation(")[0].values.at(-1), false);
 });
 
 Deno.test("a repair whose read is throttled waits for the heartbeat, its run not failed", async () => {

@@ -128,12 +128,14 @@ export async function repairAndRevalidate(
   }
   const again = await deps.sql.begin(async (tx) => {
     await tx`select sync.hold_validation(${run}, ${worker})`;
-    // Ended before its revalidation starts: a table has one run at a time (SY006).
-    await tx`select sync.end_validation(${run}, 'done')`;
+    // Ended before its revalidation starts (a table has one run at a time, SY006); queued
+    // runs start only once the revalidation holds the slot the run leaves.
+    await tx`select sync.end_validation(${run}, 'done', ${null}, ${false})`;
     const [{ id }] = await tx`select sync.start_validation(${spec.targetTable}, ${false},
         ${deps.segments ?? 8}, ${deps.pageSize ?? 1000}) as id`;
     await tx`update public.sync_checksums set repaired = true, revalidation_run_id = ${id}
              where id = ${run}`;
+    await tx`select sync.start_queued_validations()`;
     return Number(id);
   });
   const revalidated = await revalidate(again);

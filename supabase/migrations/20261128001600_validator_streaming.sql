@@ -108,6 +108,25 @@ create unique index sync_checksums_request_key on public.sync_checksums (request
 -- the validator; sync.validate_all already queued no second run). The index makes it
 -- hold for any two starts at once, each in its own transaction: the second waits for the
 -- first's commit, then is refused (sync.start_validation names the run to follow).
+--
+-- A database pushed from 20261128001000 may hold two active runs of a table (a run killed
+-- before the reaper came, and another started meanwhile): every one but the newest is
+-- failed first, naming why, with its Scan, so that the index can be made.
+with older as (
+  update public.sync_checksums c
+  set status = 'failed', checked_at = coalesce(c.checked_at, now()),
+      error = format('ended by migration 20261128001600_validator_streaming.sql: a table has one validation run at a time, and run %s of %s is newer',
+                     (select max(n.id) from public.sync_checksums n
+                      where n.target_table = c.target_table and n.status in ('queued', 'running')),
+                     c.target_table)
+  where c.status in ('queued', 'running')
+    and exists (select from public.sync_checksums n
+                where n.target_table = c.target_table and n.status in ('queued', 'running')
+                  and n.id > c.id)
+  returning c.id
+)
+update sync.backfill_jobs j set status = 'cancelled', finished_at = coalesce(j.finished_at, now())
+where j.checksum_run_id in (select id from older) and j.status in ('pending', 'running');
 create unique index sync_checksums_one_active_run on public.sync_checksums (target_table)
   where status in ('queued', 'running');
 
@@ -154,24 +173,31 @@ begin
     raise exception 'the sync is cut over (sync.settings write_back is cutover): a repair of % would merge DynamoDB''s state over Supabase''s; validate without repair', p_target
       using errcode = 'SY005';
   end if;
-  begin
-    insert into public.sync_checksums
-      (target_table, status, source_items, repair_requested, streamed, request_key)
-    select p_target, case when p_queued then 'queued' else 'running' end, 0, p_repair,
-           not s.collapsed, p_request_key
-    from sync.source_tables s where s.target_table = p_target
-    returning id into run;
-  exception when unique_violation then
-    select * into earlier from public.sync_checksums c
-    where c.target_table = p_target and c.status in ('queued', 'running');
-    if not found then
-      raise;  -- that run ended meanwhile: the caller's retry starts one
-    end if;
-    raise exception 'validation run % of % is already % (started %): follow it ({"runId": %}) or let it end; a second run would read % again at the whole read budget',
-      earlier.id, p_target, earlier.status,
-      to_char(earlier.started_at at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS "UTC"'), earlier.id, p_target
-      using errcode = 'SY006', detail = json_build_object('runId', earlier.id)::text;
-  end;
+  for attempt in 1 .. 3 loop
+    begin
+      insert into public.sync_checksums
+        (target_table, status, source_items, repair_requested, streamed, request_key)
+      select p_target, case when p_queued then 'queued' else 'running' end, 0, p_repair,
+             not s.collapsed, p_request_key
+      from sync.source_tables s where s.target_table = p_target
+      returning id into run;
+      exit;
+    exception when unique_violation then
+      select * into earlier from public.sync_checksums c
+      where c.target_table = p_target and c.status in ('queued', 'running');
+      if found then
+        raise exception 'validation run % of % is already % (since %): follow it ({"runId": %}) or let it end; a second run would read % again at the whole read budget',
+          earlier.id, p_target, earlier.status,
+          to_char(earlier.started_at at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS "UTC"'),
+          earlier.id, p_target
+          using errcode = 'SY006', detail = json_build_object('runId', earlier.id)::text;
+      end if;
+      -- The run in the way ended between the insert and the look: the insert goes again.
+      if attempt = 3 then
+        raise;
+      end if;
+    end;
+  end loop;
   insert into sync.backfill_jobs (source_table, total_segments, page_size, checksum_run_id)
   select s.source_table, p_segments, p_page_size, run from sync.source_tables s
   where s.target_table = p_target
@@ -459,9 +485,11 @@ end
 $$;
 
 -- Ends a run (done or failed): its lease goes (its staging rows and seen keys go after,
--- by retention), and queued runs take the slot it frees (sync.start_queued_validations).
-create function sync.end_validation(p_run bigint, p_status text, p_error text default null)
-returns void
+-- by retention), and queued runs take the slot it frees (sync.start_queued_validations;
+-- left to the caller with p_start_queued false).
+create function sync.end_validation(
+  p_run bigint, p_status text, p_error text default null, p_start_queued boolean default true
+) returns void
 language plpgsql set search_path = ''
 as $$
 begin
@@ -486,7 +514,11 @@ begin
   -- The run's staging rows are left to retention (sync.purge_expired_batch,
   -- validation_staging), a batch at a time: a run of a large table staged millions.
   delete from sync.checksum_run_marks where run_id = p_run;
-  perform sync.start_queued_validations();
+  -- Without p_start_queued, the caller starts them (a repair, once its revalidation holds
+  -- the slot this run leaves: validator_run_end.ts).
+  if p_start_queued then
+    perform sync.start_queued_validations();
+  end if;
 end
 $$;
 
@@ -496,4 +528,4 @@ comment on function sync.start_validation(text, boolean, integer, integer, boole
 revoke all on function sync.check_checksum_page(bigint, text, jsonb),
   sync.compare_checksum_slice(bigint, text, text, jsonb, integer),
   sync.start_validation(text, boolean, integer, integer, boolean, text),
-  sync.compare_checksum_range(bigint, text), sync.end_validation(bigint, text, text) from public;
+  sync.compare_checksum_range(bigint, text), sync.end_validation(bigint, text, text, boolean) from public;

@@ -31,7 +31,7 @@ select throws_ok(
 select throws_ok(
   $$select sync.start_validation('firespring_segments')$$,
   'SY006',
-  format('validation run %s of firespring_segments is already running (started %s): follow it ({"runId": %s}) or let it end; a second run would read firespring_segments again at the whole read budget',
+  format('validation run %s of firespring_segments is already running (since %s): follow it ({"runId": %s}) or let it end; a second run would read firespring_segments again at the whole read budget',
          (select id from first),
          (select to_char(started_at at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS "UTC"')
           from public.sync_checksums where id = (select id from first)),

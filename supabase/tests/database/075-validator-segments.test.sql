@@ -4,7 +4,7 @@
 -- a run, the staggered validate_all, the reaper and the heartbeat.
 set client_min_messages = warning;
 begin;
-select plan(54);
+select plan(56);
 
 delete from public.sync_checksums;
 delete from sync.backfill_jobs;
@@ -219,6 +219,14 @@ select results_eq(
 select is(sync.validate_all(), 0, 'a table whose run is queued or running gets no second one');
 select is((select count(*)::int from public.sync_checksums where status in ('queued', 'running')),
   (select count(*)::int from sync.source_tables), 'still one run per table');
+-- A run ended without starting queued runs (a repair's, whose revalidation is to take its
+-- slot) leaves them queued for its caller to start.
+select sync.end_validation((select min(id) from public.sync_checksums where status = 'running'),
+  'done', null, false);
+select is((select count(*)::int from public.sync_checksums where status = 'running'), 1,
+  'a run ended with p_start_queued false frees its slot to nobody yet');
+select is(sync.start_queued_validations(), 1, 'the caller then starts one queued run in it');
+
 -- A run started by hand between validate_all's look and its start is that table's run:
 -- the start is refused (SY006; simulated here, the race needing two sessions) and the
 -- other tables' runs are queued, the daily job not failed.
