@@ -31,13 +31,17 @@ import { batchWrite, type Item } from "./load_dynamo.ts";
 
 /**
  * Empties the target tables and what the merge remembers (tombstones, observations),
- * after cancelling backfills still under way (they would write into the empty tables).
+ * after cancelling backfills still under way (they would write into the empty tables)
+ * and failing validation runs still under way (an interrupted run's: its Scan is one of
+ * those jobs, so it would never end, and a table has one run at a time).
  * A worker with a page of a cancelled job in flight finds its checkpoint refused
  * (sync.checkpoint_segment, SQLSTATE SY002), so its page is not written; the cancel
  * commits before the truncate, and a page committing meanwhile holds the cancel back
  * until it is done (the checkpoint's share lock on its job), so it is truncated too.
  */
 export async function emptyTargets(sql: postgres.Sql): Promise<void> {
+  await sql`select sync.end_validation(id, 'failed', 'npm start emptied the tables it compared', false)
+            from public.sync_checksums where status in ('queued', 'running')`;
   await sql`update sync.backfill_jobs set status = 'cancelled', finished_at = now()
             where status in ('pending', 'running')`;
   await sql.unsafe(

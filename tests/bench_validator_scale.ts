@@ -97,6 +97,9 @@ async function compare(tx: postgres.TransactionSql, id: number): Promise<Compare
     result.slowest = Math.max(result.slowest, seconds);
     result.phase = phase;
   }
+  // Ended, as the validator ends a run past its report: a table has one run at a time
+  // (sync_checksums_one_active_run), and the section compares each table several times.
+  await tx`update public.sync_checksums set status = 'done' where id = ${id}`;
   return result;
 }
 
@@ -112,6 +115,10 @@ export async function benchValidatorScale(
   const rows = new Map<string, number[]>([[ACTIONS, []], [VISITORS, []]]);
   try {
     await sql.begin(async (tx) => {
+      // A run of either table under way (left by another section) is set aside while this
+      // transaction compares its own (a table has one run at a time); the rollback restores it.
+      await tx`update public.sync_checksums set status = 'done'
+               where status in ('queued', 'running') and target_table in (${ACTIONS}, ${VISITORS})`;
       let added = 0;
       for (const size of sizes) {
         await addRows(tx, added, size - added);
