@@ -8,8 +8,8 @@
  * - 202: the run goes on in the background (a table too big for one request, or an
  *   isolate busy with another run); its result is its record's once it ends, read as
  *   the endpoint reads it (functions-shared/validator_result.ts).
- * - 409 with a `runId`: the table's run already under way, followed as a 202's (not for
- *   a repair: that run may make none).
+ * - 409 with a `runId`: the table's run already under way, followed as a 202's; for a
+ *   repair (which that run may not make), waited for, and the repair then asked again.
  * - 503: the database was unavailable to the function (e.g. the transaction pooler
  *   refusing logins for a while after Postgres restarted); asked again after its
  *   `Retry-After`, until the wait is over.
@@ -68,7 +68,7 @@ export async function validateThroughFunction(
   // One key for every attempt: a start whose answer was lost (a 503 after the run was
   // made) is then the run it made, not a second one.
   const requestKey = crypto.randomUUID();
-  for (;;) {
+  asking: for (;;) {
     let response: Response;
     let text: string;
     try {
@@ -118,8 +118,9 @@ export async function validateThroughFunction(
     }
     if (response.status === 200) return answer as unknown as ValidationResult;
     // A run of the table already under way (pg_cron's daily one, say): a validation is
-    // what was asked, so it is followed; not for a repair, which that run may not make.
-    const underWay = response.status === 409 && !repair && answer.runId !== undefined;
+    // what was asked, so it is followed; for a repair, which that run may not make, it is
+    // waited for, and the repair asked for again once it has ended.
+    const underWay = response.status === 409 && answer.runId !== undefined;
     if (response.status !== 202 && !underWay) {
       throw new Error(`validating ${table}: ${response.status} ${text.slice(0, 300)}`);
     }
@@ -142,6 +143,7 @@ export async function validateThroughFunction(
         continue;
       }
       if (result !== "running") {
+        if (underWay && repair) continue asking;
         if ("failed" in result) {
           throw new Error(`validating ${table}: run ${run} failed: ${result.failed}`);
         }

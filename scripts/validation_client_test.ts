@@ -133,7 +133,7 @@ Deno.test("a 202's run is waited for, queued or running; its verdict is its reco
   assert.deepEqual(slept, [250, 250]);
 });
 
-Deno.test("a 409 naming the table's run under way is followed; for a repair it is an error", async () => {
+Deno.test("a 409 naming the table's run under way is followed; for a repair, waited for and asked again", async () => {
   const underWay = () =>
     Response.json({ error: "validation run 5 of x is already running", runId: 5 }, { status: 409 });
   const followed: number[] = [];
@@ -145,10 +145,14 @@ Deno.test("a 409 naming the table's run under way is followed; for a repair it i
   assert.deepEqual(await validateThroughFunction(client, SPEC), RESULT);
   assert.deepEqual(followed, [5], "the run under way, read once");
   assert.equal(sent.length, 1, "no second start");
-  await assert.rejects(
-    validateThroughFunction(fakeClient([underWay()], [RESULT]).client, SPEC, true),
-    new RegExp(`^Error: validating ${SPEC.targetTable}: 409 .*already running`),
-  );
+  const repaired = { ...RESULT, runId: 6 } as ValidationResult;
+  const again = fakeClient([underWay(), Response.json(repaired)], ["running", RESULT]);
+  assert.deepEqual(await validateThroughFunction(again.client, SPEC, true), repaired);
+  assert.deepEqual(again.sent.map((s) => s.body), [
+    { table: SPEC.targetTable, repair: true },
+    { table: SPEC.targetTable, repair: true },
+  ], "the repair asked again once the run under way ended");
+  assert.deepEqual(again.slept, [250], "after waiting for it");
 });
 
 Deno.test("a failed or missing run, a run past the wait, any other status: errors naming the table", async () => {
