@@ -178,6 +178,16 @@ begin
 end
 $$;
 
+-- Deletes every backfill job, a validation's Scan among them, for a test that starts from
+-- none: a table's job kept in sync.table_state (a heal an earlier end-to-end test left on
+-- the stack) is forgotten first, as its foreign key would refuse the delete.
+create or replace function tests.forget_backfill_jobs() returns void
+language sql set search_path = ''
+as $$
+  update sync.table_state set backfill_job_id = null where backfill_job_id is not null;
+  delete from sync.backfill_jobs;
+$$;
+
 -- A visitor's observation as a change of sync.merge_changes: an upsert of `pages` page
 -- views at range key `ts` (epoch seconds), or its delete.
 create or replace function tests.visitor_change(op text, id text, ts numeric, seq text,

@@ -10,7 +10,7 @@ delete from public.firespring_searches;
 delete from sync.dead_letters;
 delete from public.sync_checksums;
 delete from sync.table_state;
-delete from sync.backfill_jobs;
+select tests.forget_backfill_jobs();
 
 insert into public.firespring_actions (action_id, sync_changed_at, sync_source, synced_at)
 values ('a-1', now(), 'direct', '2026-02-06 10:00:00+00'), ('a-2', now(), 'direct', '2026-02-06 11:00:00+00');

@@ -5,7 +5,7 @@ begin;
 select plan(33);
 
 delete from sync.table_state;
-delete from sync.backfill_jobs;
+select tests.forget_backfill_jobs();
 
 select throws_ok(
   $$select sync.start_backfill('no-such-table')$$, '22023', null,

@@ -5,7 +5,7 @@ set client_min_messages = warning;
 begin;
 select plan(11);
 
-delete from sync.backfill_jobs;
+select tests.forget_backfill_jobs();
 delete from sync.table_state;
 
 create temporary table first as select sync.heal_table('firespring_visitors', 'one') as job;

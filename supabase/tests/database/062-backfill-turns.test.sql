@@ -7,7 +7,7 @@ begin;
 select plan(35);
 
 delete from sync.table_state;
-delete from sync.backfill_jobs;
+select tests.forget_backfill_jobs();
 
 -- Two jobs of two tables, queued without waking the worker.
 do $$

@@ -10,7 +10,7 @@ begin;
 select plan(19);
 
 delete from sync.table_state;
-delete from sync.backfill_jobs;
+select tests.forget_backfill_jobs();
 
 select is(
   array[sync.segment_gives_up(4, now() - interval '1 hour'),
@@ -65,7 +65,7 @@ select is((select status from sync.backfill_jobs where id = (select id from job)
 select is_empty($$select * from sync.claim_segment('w8')$$, 'nothing of it is claimed any more');
 
 -- A segment whose workers die mid-page: every claim after its lease ran out counts.
-delete from sync.backfill_jobs;
+select tests.forget_backfill_jobs();
 select sync.start_backfill('firespring-backdoor-searches-dev', 1, false);
 create temporary table job2 on commit drop as
   select id from sync.backfill_jobs where source_table = 'firespring-backdoor-searches-dev';

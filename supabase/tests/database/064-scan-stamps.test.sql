@@ -7,7 +7,7 @@ begin;
 select plan(11);
 
 delete from sync.table_state;
-delete from sync.backfill_jobs;
+select tests.forget_backfill_jobs();
 delete from sync.tombstones;
 delete from sync.dead_letters;
 delete from public.firespring_segments;
@@ -71,7 +71,7 @@ select is(sync.record_stream_check('firespring_segments', 'arn:s1', '{}', 'a del
 -- later than its start less a minute. And a lost record is healed only by a job that read
 -- two granularities after it: a record's time is rounded down, and the row it leaves may
 -- be stamped within that second.
-delete from sync.backfill_jobs;
+select tests.forget_backfill_jobs();
 create temporary table job3 as select sync.start_backfill('firespring-backdoor-segments-dev', 2, false) as id;
 update sync.backfill_jobs set started_at = (select started from t), status = 'running'
 where id = (select id from job3);

@@ -8,7 +8,7 @@ begin;
 select plan(14);
 
 delete from sync.table_state;
-delete from sync.backfill_jobs;
+select tests.forget_backfill_jobs();
 delete from sync.tombstones;
 delete from sync.observations;
 delete from sync.dead_letters;

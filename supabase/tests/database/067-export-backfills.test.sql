@@ -9,7 +9,7 @@ begin;
 select plan(27);
 
 delete from sync.table_state;
-delete from sync.backfill_jobs;
+select tests.forget_backfill_jobs();
 delete from sync.tombstones;
 delete from sync.dead_letters;
 delete from public.firespring_segments;

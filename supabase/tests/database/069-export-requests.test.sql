@@ -5,7 +5,7 @@ set client_min_messages = warning;
 begin;
 select plan(12);
 
-delete from sync.backfill_jobs;
+select tests.forget_backfill_jobs();
 delete from sync.export_requests;
 
 create function pg_temp.arn(p_id text) returns text language sql as $$

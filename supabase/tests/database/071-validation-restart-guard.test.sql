@@ -8,7 +8,7 @@ begin;
 select plan(12);
 
 delete from public.sync_checksums;
-delete from sync.backfill_jobs;
+select tests.forget_backfill_jobs();
 
 create temporary table run as select sync.start_validation('firespring_visitors', false, 2, 10) as id;
 select is((select count(*)::int from sync.checksum_run_marks where run_id = (select id from run)), 1,

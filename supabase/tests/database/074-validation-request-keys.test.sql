@@ -7,7 +7,7 @@ begin;
 select plan(11);
 
 delete from public.sync_checksums;
-delete from sync.backfill_jobs;
+select tests.forget_backfill_jobs();
 
 create temporary table first as
 select sync.start_validation('firespring_segments', false, 4, 100, false, 'req-7f3a') as id;

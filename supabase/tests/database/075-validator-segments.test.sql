@@ -7,7 +7,7 @@ begin;
 select plan(56);
 
 delete from public.sync_checksums;
-delete from sync.backfill_jobs;
+select tests.forget_backfill_jobs();
 
 -- A run and its Scan.
 create temporary table run as

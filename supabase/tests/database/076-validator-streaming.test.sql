@@ -12,7 +12,7 @@ begin;
 select plan(22);
 
 delete from public.sync_checksums;
-delete from sync.backfill_jobs;
+select tests.forget_backfill_jobs();
 
 create temporary table collapsed as select sync.start_validation('firespring_visitors') as id;
 create temporary table run as select sync.start_validation('toledo_dashboard', false, 1, 1000) as id;

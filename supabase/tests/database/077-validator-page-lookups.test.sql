@@ -9,7 +9,7 @@ begin;
 select plan(7);
 
 delete from public.sync_checksums;
-delete from sync.backfill_jobs;
+select tests.forget_backfill_jobs();
 create temporary table run as select sync.start_validation('toledo_dashboard', false, 1, 1000) as id;
 
 delete from public.toledo_dashboard;

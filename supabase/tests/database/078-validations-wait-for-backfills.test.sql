@@ -8,7 +8,7 @@ begin;
 select plan(18);
 
 delete from public.sync_checksums;
-delete from sync.backfill_jobs;
+select tests.forget_backfill_jobs();
 -- No function is called here: pg_net's queue shows what would be.
 delete from net.http_request_queue;
 

@@ -8,7 +8,7 @@ begin;
 select plan(15);
 
 delete from public.sync_checksums;
-delete from sync.backfill_jobs;
+select tests.forget_backfill_jobs();
 
 create temporary table run as select sync.start_validation('firespring_actions', false, 2, 10) as id;
 -- Every statement of this transaction sees the same now(): a lease lapses, and progress

@@ -16,7 +16,7 @@ delete from sync.dead_letters;
 delete from sync.webhook_deliveries;
 delete from cron.job_run_details;
 delete from sync.table_state;
-delete from sync.backfill_jobs;
+select tests.forget_backfill_jobs();
 delete from public.sync_checksums;
 
 select results_eq(

@@ -8,7 +8,7 @@ select plan(48);
 delete from sync.stream_checks;
 delete from sync.stream_batches_applied;
 delete from sync.table_state;
-delete from sync.backfill_jobs;
+select tests.forget_backfill_jobs();
 
 -- Notes: one row per stream of a batch, its sequence numbers sorted, as numbers. (Only
 -- this test's streams are read: the stack's background tests may deliver meanwhile.)
@@ -62,7 +62,7 @@ select isnt(
     'firespring_segments: shard shard-1: record 9 was trimmed', now() - interval '25 hours'),
   null, 'a validation run queued since the lost record is no healing backfill');
 delete from sync.table_state;
-delete from sync.backfill_jobs;
+select tests.forget_backfill_jobs();
 delete from public.sync_checksums where target_table = 'firespring_segments';
 
 -- A run that found a lost record: the table is stale, with the reason, and healing queued.
@@ -107,7 +107,7 @@ select isnt(
 -- not from its start on this database's: with the database's clock 30 s ahead, a job
 -- whose pages were read before a lost record heals nothing.
 delete from sync.table_state;
-delete from sync.backfill_jobs;
+select tests.forget_backfill_jobs();
 select sync.start_backfill('firespring-backdoor-segments-dev');
 update sync.backfill_jobs set status = 'done', started_at = now() - interval '30 seconds',
   finished_at = now();
@@ -125,7 +125,7 @@ select is(
   null, 'one whose reads all came after it does');
 -- Before its first page is stamped, its start less a minute for the clocks' skew.
 delete from sync.table_state;
-delete from sync.backfill_jobs;
+select tests.forget_backfill_jobs();
 select sync.start_backfill('firespring-backdoor-segments-dev');
 update sync.backfill_jobs set status = 'running', started_at = now() - interval '30 seconds';
 select isnt(
@@ -136,7 +136,7 @@ select isnt(
 -- A covering backfill not yet done: the table is stale until it is, and stays stale,
 -- naming the problem, if it fails.
 delete from sync.table_state;
-delete from sync.backfill_jobs;
+select tests.forget_backfill_jobs();
 select sync.start_backfill('firespring-backdoor-segments-dev');
 select is((select total_segments from sync.backfill_jobs order by id desc limit 1), 8,
   'a backfill queued without its segments has 8 (the contract''s default)');
@@ -203,7 +203,7 @@ select is(sync.stream_check_max_interval(), interval '3 hours',
   'the check vouches across 3 hours between runs');
 delete from sync.stream_checks;
 delete from sync.table_state;
-delete from sync.backfill_jobs;
+select tests.forget_backfill_jobs();
 select results_eq(
   $$select stream_checked_at, stream_check_overdue from sync.status
     where target_table = 'firespring_segments'$$,

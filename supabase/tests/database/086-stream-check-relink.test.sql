@@ -7,7 +7,7 @@ select plan(5);
 
 delete from sync.table_state;
 delete from sync.stream_checks;
-delete from sync.backfill_jobs;
+select tests.forget_backfill_jobs();
 
 -- Stale, naming a job that failed.
 create temporary table failed as
