@@ -188,6 +188,15 @@ as $$
   delete from sync.backfill_jobs;
 $$;
 
+-- Sets aside the validation runs under way (pg_cron's daily run, say, on a stack that ran
+-- at 03:17 UTC), for a test that starts runs of its own: a table has one run at a time
+-- (sync_checksums_one_active_run). The test's rollback restores them.
+create or replace function tests.set_aside_validation_runs() returns void
+language sql set search_path = ''
+as $$
+  update public.sync_checksums set status = 'done' where status in ('queued', 'running');
+$$;
+
 -- A visitor's observation as a change of sync.merge_changes: an upsert of `pages` page
 -- views at range key `ts` (epoch seconds), or its delete.
 create or replace function tests.visitor_change(op text, id text, ts numeric, seq text,

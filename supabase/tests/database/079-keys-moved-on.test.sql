@@ -6,6 +6,7 @@
 -- (20261128005400_collapsed_keys_moved_on.sql).
 set client_min_messages = warning;
 begin;
+select tests.set_aside_validation_runs();
 select plan(13);
 
 delete from sync.tombstones where target_table in ('toledo_dashboard', 'firespring_visitors');

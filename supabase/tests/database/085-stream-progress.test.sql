@@ -3,6 +3,7 @@
 -- record, which marks the table stale (queuing the healing backfill) on a problem.
 set client_min_messages = warning;
 begin;
+select tests.set_aside_validation_runs();
 select plan(48);
 
 delete from sync.stream_checks;

@@ -4,6 +4,7 @@
 -- counts, and who may read sync.write_backs.
 set client_min_messages = warning;
 begin;
+select tests.set_aside_validation_runs();
 select plan(79);
 
 -- Start from no write-backs (end-to-end runs leave theirs; all of this is rolled back).
