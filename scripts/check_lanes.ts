@@ -18,16 +18,8 @@ import {
 } from "../infrastructure/terraform/terraform_cli.ts";
 import { withProviderServer } from "../infrastructure/terraform/provider_server.ts";
 import { functionDirs } from "./function_configs.ts";
-import {
-  BACKGROUND,
-  BACKGROUND_NICENESS,
-  denoTest,
-  fail,
-  runCaptured,
-  skip,
-  step,
-  testFiles,
-} from "./step_runner.ts";
+import { BACKGROUND, BACKGROUND_NICENESS, runCaptured } from "./captured_runs.ts";
+import { denoTest, fail, skip, step, testFiles } from "./step_runner.ts";
 import { denoTestCounts, terraformTestCounts } from "./test_counts.ts";
 
 /** The unit test that builds the Lambda's zip, which the terraform steps read. */

@@ -8,7 +8,8 @@
 
 import { join } from "node:path";
 import { DENO_BIN, ROOT } from "../local-stack/config.ts";
-import { BACKGROUND as BACKGROUND_STEP, step, testFiles } from "./step_runner.ts";
+import { BACKGROUND as BACKGROUND_STEP } from "./captured_runs.ts";
+import { step, testFiles } from "./step_runner.ts";
 import { pgProveCounts } from "./test_counts.ts";
 
 const SUPABASE = join(ROOT, "node_modules", ".bin", "supabase");

@@ -104,7 +104,7 @@ export const BACKGROUND: readonly string[] = ["lambda_bundle_test.ts", "terrafor
 
 /**
  * The files of {@link NO_STACK} and {@link BACKGROUND} that run under `nice`
- * (scripts/step_runner.ts, `BACKGROUND`): off the critical path, and with no clock of
+ * (scripts/captured_runs.ts, `BACKGROUND`): off the critical path, and with no clock of
  * their own that a starved process could miss. Not `lambda_bundle_test.ts` (the Lambda's
  * invocation deadline: starved, its webhook request timed out) nor
  * `edge_gateway_limits_test.ts` (the Edge Runtime's wall-clock limits).

@@ -8,7 +8,7 @@
 
 import { descendantsOf } from "../local-stack/proc_table.ts";
 
-/** The steps running now (step_runner.ts's `runCaptured`). */
+/** The steps running now (captured_runs.ts's `runCaptured`). */
 const running = new Set<Deno.ChildProcess>();
 /** Set by {@link interruptSteps}: no step starts after it. */
 let interrupted = false;

@@ -57,16 +57,8 @@ import {
   WAIT_FOR_THE_MINUTE,
 } from "./e2e_plan.ts";
 import { copyCheckout, removeStackData, SECOND_STACK_DIR, secondStackEnv } from "./second_stack.ts";
-import {
-  BACKGROUND as BACKGROUND_STEP,
-  check,
-  e2eTest,
-  exitWithSummary,
-  fail,
-  step,
-  type StepOptions,
-  testFiles,
-} from "./step_runner.ts";
+import { BACKGROUND as BACKGROUND_STEP, type StepOptions } from "./captured_runs.ts";
+import { check, e2eTest, exitWithSummary, fail, step, testFiles } from "./step_runner.ts";
 import { pool } from "./task_pool.ts";
 import { interruptSteps, onInterrupt } from "./on_interrupt.ts";
 import { describeError } from "../functions-shared/error_text.ts";
