@@ -1,33 +1,27 @@
 /**
  * `npm run backfill -- --from-export <table ...|--all>`: backfills tables from DynamoDB
  * point-in-time exports (docs/sync-semantics.md, "Backfills from an export"), next to the
- * database: asks DynamoDB for an export of each table (or takes the one `--export-arn`
- * names), waits for it, reads its manifests from S3, starts the job
+ * database: asks DynamoDB for an export of each table, or takes up the one an earlier run
+ * asked for (scripts/export_to_wait_for.ts), or takes the one `--export-arn` names; waits
+ * for it, reads its manifests from S3, starts the job
  * (`sync.start_export_backfill`) and loads its data files with several workers
  * (functions-shared/export_load.ts), while scripts/backfill.ts shows the progress bars.
  *
  * @module
  */
 
-import {
-  DescribeExportCommand,
-  DynamoDBClient,
-  type ExportDescription,
-} from "@aws-sdk/client-dynamodb";
+import { DynamoDBClient, type ExportDescription } from "@aws-sdk/client-dynamodb";
 import type { S3Client } from "@aws-sdk/client-s3";
 import type postgres from "postgres";
 import { awsClientConfig, type EnvReader, perRegion } from "../functions-shared/dynamo_client.ts";
 import { credentialsRefused, transientLoadFailure } from "../functions-shared/export_failures.ts";
 import { safeMessage } from "../functions-shared/dynamo_errors.ts";
 import { EXPORT_WINDOW_MS, parseExportFiles } from "../functions-shared/export_manifest.ts";
-import { ExportStillRunning, requestExport, waitForExport } from "./export_request.ts";
+import { ExportStillRunning, waitForExport } from "./export_request.ts";
 import { manifestText } from "./export_s3.ts";
 import { checkedSummary } from "./export_manifest_check.ts";
-import {
-  streamCoversExport,
-  streamDeliveredBy,
-  waitForStreamToCover,
-} from "./export_stream_cover.ts";
+import { streamCoversExport, streamDeliveredBy } from "./export_stream_cover.ts";
+import { exportToWaitFor } from "./export_to_wait_for.ts";
 import { arnRegionProblem, type TableSpec } from "../functions-shared/table_registry.ts";
 
 /** Where exports go, or which one to load. */
@@ -267,49 +261,4 @@ async function startJob(
     }
     throw new MadeElsewhere(spec.sourceTable, error);
   }
-}
-
-/**
- * The export to wait for when none is named: the newest one an earlier run asked for
- * and no job has loaded (`sync.export_requests`: a run stopped while it waited, in any
- * hour), unless it failed or AWS no longer knows it; else a new one, remembered before
- * the wait begins.
- */
-async function exportToWaitFor(
-  deps: ExportBackfillDeps,
-  spec: TableSpec,
-  source: ExportSource,
-  token: string,
-): Promise<string> {
-  const dynamo = deps.dynamo(spec.region);
-  const [{ arn: earlier }] = await deps.sql<{ arn: string | null }[]>`
-    select sync.export_request_to_resume(${spec.sourceTable}, ${source.bucket},
-      ${source.prefix}) as arn`;
-  if (earlier) {
-    const described = await dynamo.send(new DescribeExportCommand({ ExportArn: earlier }))
-      .then((answer) => answer.ExportDescription, (error) => {
-        if ((error as Error).name === "ExportNotFoundException") return undefined;
-        throw error;
-      });
-    const status = described?.ExportStatus;
-    if (status === "IN_PROGRESS" || status === "COMPLETED") {
-      deps.log(
-        `${spec.targetTable}: taking up export ${earlier}, asked for by an earlier run (${status})`,
-      );
-      return earlier;
-    }
-    deps.log(
-      `${spec.targetTable}: export ${earlier}, asked for by an earlier run, ` +
-        (status === undefined
-          ? "is unknown to DynamoDB"
-          : `is ${status}${described?.FailureMessage ? ` (${described.FailureMessage})` : ""}`) +
-        ": asking for a new one",
-    );
-  }
-  await waitForStreamToCover(dynamo, spec, deps.log, deps);
-  const arn = await requestExport(dynamo, spec.sourceTable, source, token);
-  await deps.sql`
-    select sync.note_export_request(${spec.sourceTable}, ${source.bucket}, ${source.prefix},
-      ${arn})`;
-  return arn;
 }
