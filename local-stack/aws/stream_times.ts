@@ -18,7 +18,7 @@
  * Each record of a GetRecords answer is then matched to exactly one noted write
  * ({@link StreamTimes.timeRecords}): the same table (from the stream's ARN) and key, the
  * same images (OldImage = the image before, NewImage = the image after, as far as the
- * stream's view type carries them), noted after the stream was created and no later than
+ * stream's view type carries them; compared by digest, record_images.ts), noted after the stream was created and no later than
  * DynamoDB Local's own (minute) time allows, and between the writes already matched to the
  * key's earlier and later records (sequence numbers order a key's records as its
  * serialised writes were applied). Only when exactly one write qualifies does the record
@@ -45,23 +45,10 @@
  * @module
  */
 
-import { createHash } from "node:crypto";
 import type { Item } from "./capacity.ts";
 import { keyText } from "./history.ts";
+import { imageDigest, type WireStreamRecord } from "./record_images.ts";
 import { parseStreamArn } from "./stream_arns.ts";
-
-/** A stream record as the JSON protocol carries it (GetRecords' `Records[]`). */
-export interface WireStreamRecord {
-  eventName?: string;
-  dynamodb?: {
-    ApproximateCreationDateTime?: number;
-    Keys?: Item;
-    NewImage?: Item;
-    OldImage?: Item;
-    SequenceNumber?: string;
-    StreamViewType?: string;
-  };
-}
 
 /** What {@link StreamTimes} has done so far (the proxy logs it; tests read it). */
 export interface StreamTimeCounts {
@@ -87,25 +74,6 @@ interface Write {
   after: string;
   /** The stream and sequence number of the record matched to it, once matched. */
   match?: { stream: string; seq: bigint };
-}
-
-/** The canonical text of an image: attributes and set members sorted; null when absent. */
-export function imageDigest(image: Item | null | undefined): string {
-  if (!image) return "absent";
-  const canonical = (value: unknown): unknown => {
-    if (Array.isArray(value)) return value.map(canonical);
-    if (value && typeof value === "object") {
-      return Object.keys(value).sort().map((name) => {
-        const inner = (value as Record<string, unknown>)[name];
-        const sorted = (name === "SS" || name === "NS" || name === "BS") && Array.isArray(inner)
-          ? [...inner].sort()
-          : inner;
-        return [name, canonical(sorted)];
-      });
-    }
-    return value;
-  };
-  return createHash("sha1").update(JSON.stringify(canonical(image))).digest("base64");
 }
 
 /** The writes noted for each key and the matches of their stream records. */
