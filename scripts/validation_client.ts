@@ -8,8 +8,8 @@
  * - 202: the run goes on in the background (a table too big for one request, or an
  *   isolate busy with another run); its result is its record's once it ends, read as
  *   the endpoint reads it (functions-shared/validator_result.ts).
- * - 409 with a `runId`: the table's run already under way, followed as a 202's; for a
- *   repair (which that run may not make), waited for, and the repair then asked again.
+ * - 409 with a `runId`: the table's run already under way, waited for as a 202's run,
+ *   then asked again (its Scan may have read the table before what is to be checked).
  * - 503: the database was unavailable to the function (e.g. the transaction pooler
  *   refusing logins for a while after Postgres restarted); asked again after its
  *   `Retry-After`, until the wait is over.
@@ -117,9 +117,9 @@ export async function validateThroughFunction(
       throw new Error(`validating ${table}: ${response.status} ${text.slice(0, 300)}`);
     }
     if (response.status === 200) return answer as unknown as ValidationResult;
-    // A run of the table already under way (pg_cron's daily one, say): a validation is
-    // what was asked, so it is followed; for a repair, which that run may not make, it is
-    // waited for, and the repair asked for again once it has ended.
+    // A run of the table already under way (pg_cron's daily one, say): waited for, then
+    // asked for again, since its Scan may have read the table before what the caller
+    // wants checked (and may make no repair).
     const underWay = response.status === 409 && answer.runId !== undefined;
     if (response.status !== 202 && !underWay) {
       throw new Error(`validating ${table}: ${response.status} ${text.slice(0, 300)}`);
@@ -143,7 +143,12 @@ export async function validateThroughFunction(
         continue;
       }
       if (result !== "running") {
-        if (underWay && repair) continue asking;
+        if (underWay) {
+          if (now() > deadline) {
+            throw new Error(`validating ${table}: run ${run}, in the way, still ran ${waited}`);
+          }
+          continue asking;
+        }
         if ("failed" in result) {
           throw new Error(`validating ${table}: run ${run} failed: ${result.failed}`);
         }

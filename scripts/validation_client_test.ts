@@ -133,18 +133,23 @@ Deno.test("a 202's run is waited for, queued or running; its verdict is its reco
   assert.deepEqual(slept, [250, 250]);
 });
 
-Deno.test("a 409 naming the table's run under way is followed; for a repair, waited for and asked again", async () => {
+Deno.test("a 409 naming the table's run under way is waited for, then asked again", async () => {
   const underWay = () =>
     Response.json({ error: "validation run 5 of x is already running", runId: 5 }, { status: 409 });
   const followed: number[] = [];
-  const { client, sent } = fakeClient([underWay()], [RESULT]);
+  const own = { ...RESULT, runId: 6 } as ValidationResult;
+  const { client, sent } = fakeClient([underWay(), Response.json(own)], [RESULT]);
   client.recorded = (_spec, run) => {
     followed.push(run);
     return Promise.resolve(RESULT);
   };
-  assert.deepEqual(await validateThroughFunction(client, SPEC), RESULT);
-  assert.deepEqual(followed, [5], "the run under way, read once");
-  assert.equal(sent.length, 1, "no second start");
+  assert.deepEqual(await validateThroughFunction(client, SPEC), own, "its own run's verdict");
+  assert.deepEqual(followed, [5], "the run under way, read until it ended");
+  assert.equal(sent.length, 2, "asked again once it had ended");
+  await assert.rejects(
+    validateThroughFunction(fakeClient([underWay()], ["running"], 1_000).client, SPEC),
+    /^Error: validating .*: run 5 is still running after 1 s/,
+  );
   const repaired = { ...RESULT, runId: 6 } as ValidationResult;
   const again = fakeClient([underWay(), Response.json(repaired)], ["running", RESULT]);
   assert.deepEqual(await validateThroughFunction(again.client, SPEC, true), repaired);

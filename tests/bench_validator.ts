@@ -100,6 +100,12 @@ export async function validateOne(sql: postgres.Sql, table: string, repair = fal
     body: JSON.stringify({ table, repair }),
   });
   let result = await response.json();
+  if (response.status === 409 && result.runId !== undefined) {
+    // A run of the table under way (a revalidation an earlier repair left): once it ends,
+    // the table's own validation is asked for again.
+    await ended(sql, result.runId);
+    return await validateOne(sql, table, repair);
+  }
   if (response.status === 202) result = await ended(sql, result.runId);
   else if (response.status !== 200) {
     throw new Error(`validating ${table}: ${response.status} ${JSON.stringify(result)}`);

@@ -111,7 +111,9 @@ create unique index sync_checksums_request_key on public.sync_checksums (request
 --
 -- A database pushed from 20261128001000 may hold two active runs of a table (a run killed
 -- before the reaper came, and another started meanwhile): every one but the newest is
--- failed first, naming why, with its Scan, so that the index can be made.
+-- failed first, naming why, with its Scan, so that the index can be made. (Not through
+-- sync.end_validation, which this file defines below and whose marks table comes later,
+-- 20261128004400.)
 with older as (
   update public.sync_checksums c
   set status = 'failed', checked_at = coalesce(c.checked_at, now()),
