@@ -145,7 +145,9 @@ export async function validateThroughFunction(
       if (result !== "running") {
         if (underWay) {
           if (now() > deadline) {
-            throw new Error(`validating ${table}: run ${run}, in the way, still ran ${waited}`);
+            throw new Error(
+              `validating ${table}: run ${run} of the table was in the way until past the wait (${waited})`,
+            );
           }
           continue asking;
         }
