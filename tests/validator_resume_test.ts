@@ -39,10 +39,23 @@ Deno.test("a validator request killed mid-segment is resumed from its checkpoint
     // "Verification"): it counts what was written before its stale window.
     await new Promise((resolve) => setTimeout(resolve, staleReadMs()));
 
-    // One segment, those pages, a 5 s lease; the validator called as pg_cron would.
-    const [started] =
-      await sql`select sync.start_validation(${spec.targetTable}, false, 1, ${pageSize}) as id`;
-    const runId = Number(started.id);
+    // One segment, those pages, a 5 s lease; the validator called as pg_cron would. A
+    // table has one run at a time: one under way (pg_cron's daily run at 03:17 UTC, or
+    // another test's) refuses the start with SY006, and is waited for.
+    const runId = await eventually(
+      "the table's run under way to end, and this one to start",
+      async () => {
+        try {
+          const [started] =
+            await sql`select sync.start_validation(${spec.targetTable}, false, 1, ${pageSize}) as id`;
+          return Number(started.id);
+        } catch (error) {
+          if ((error as { code?: string }).code === "SY006") return undefined;
+          throw error;
+        }
+      },
+      600_000,
+    );
     await sql`update sync.backfill_jobs set lease_seconds = 5 where checksum_run_id = ${runId}`;
     await sql`select sync.wake_validations()`;
     const segment = () =>
