@@ -47,7 +47,7 @@ let streamOf = (): Record<string, unknown> => ({
 function deps(
   exports: Awaited<ReturnType<typeof anExport>>[],
   unfinished: unknown[],
-  earlier: { remembered?: string; startError?: Error } = {},
+  earlier: { remembered?: string; startError?: Error; pitr?: string } = {},
 ) {
   const asked: string[] = [];
   const dynamo = {
@@ -61,7 +61,9 @@ function deps(
       if (name === "DescribeContinuousBackups") {
         return Promise.resolve({
           ContinuousBackupsDescription: {
-            PointInTimeRecoveryDescription: { PointInTimeRecoveryStatus: "ENABLED" },
+            PointInTimeRecoveryDescription: {
+              PointInTimeRecoveryStatus: earlier.pitr ?? "ENABLED",
+            },
           },
         });
       }
@@ -276,6 +278,33 @@ Deno.test("an earlier run's export that failed, or that AWS no longer knows, is 
       ),
       run.lines.join("\n"),
     );
+  }
+});
+
+Deno.test("a table whose point-in-time recovery is off is refused before the wait for its young stream", async () => {
+  const run = deps([await anExport("never")], [], { pitr: "DISABLED" });
+  const before = streamOf;
+  // A stream enabled a moment ago: a new export would wait about two minutes for it.
+  streamOf = () => ({
+    StreamSpecification: { StreamEnabled: true, StreamViewType: "NEW_AND_OLD_IMAGES" },
+    LatestStreamLabel: new Date().toISOString().replace("Z", ""),
+  });
+  const slept: number[] = [];
+  try {
+    await assert.rejects(
+      startExportBackfill(
+        { ...run.deps, sleep: (ms: number) => Promise.resolve(void slept.push(ms)) },
+        spec,
+        { bucket: "exports", prefix: "p" },
+        "t",
+      ),
+      /^ExportRequestError: export of firespring-backdoor-segments-dev: point-in-time recovery is DISABLED; an export needs it on: aws dynamodb update-continuous-backups --region us-east-1 --table-name firespring-backdoor-segments-dev /,
+    );
+    assert.deepEqual(slept, [], "refused at once, not after the wait");
+    assert.ok(!run.asked.includes("ExportTableToPointInTime"));
+    assert.equal(run.db.matching("sync.note_export_request").length, 0);
+  } finally {
+    streamOf = before;
   }
 });
 

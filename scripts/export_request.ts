@@ -4,8 +4,8 @@
  *
  * An export needs point-in-time recovery (PITR) on its table
  * (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/S3DataExport_Requesting.html):
- * {@link requestExport} checks first and, when it is off, refuses with the command that
- * turns it on, rather than letting ExportTableToPointInTime fail. The request carries a
+ * {@link requirePointInTimeRecovery} checks first and, when it is off, refuses with the
+ * command that turns it on, rather than letting ExportTableToPointInTime fail. The request carries a
  * ClientToken, so a retried request (the SDK's, after a timeout) joins the export it
  * started instead of starting another: the token is valid for 8 hours
  * (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_ExportTableToPointInTime.html).
@@ -53,16 +53,14 @@ export interface ExportTarget {
 }
 
 /**
- * Asks for an export of `table` (in `client`'s region) to `target`, as of now; answers
- * the export's ARN. `clientToken` names this request for retries (e.g. the backfill job's
- * id and the table).
+ * Refuses, with the command that turns it on, a table (in `client`'s region) whose
+ * point-in-time recovery is not on: an export of it would fail. Called before any wait
+ * for an export (scripts/export_to_wait_for.ts), and again as the export is asked for.
  */
-export async function requestExport(
+export async function requirePointInTimeRecovery(
   client: DynamoDBClient,
   table: string,
-  target: ExportTarget,
-  clientToken: string,
-): Promise<string> {
+): Promise<void> {
   const region = await client.config.region();
   const backups = await client.send(new DescribeContinuousBackupsCommand({ TableName: table }));
   const pitr = backups.ContinuousBackupsDescription?.PointInTimeRecoveryDescription
@@ -75,6 +73,20 @@ export async function requestExport(
         `--point-in-time-recovery-specification PointInTimeRecoveryEnabled=true`,
     );
   }
+}
+
+/**
+ * Asks for an export of `table` (in `client`'s region) to `target`, as of now; answers
+ * the export's ARN. `clientToken` names this request for retries (e.g. the backfill job's
+ * id and the table).
+ */
+export async function requestExport(
+  client: DynamoDBClient,
+  table: string,
+  target: ExportTarget,
+  clientToken: string,
+): Promise<string> {
+  await requirePointInTimeRecovery(client, table);
   const described = await client.send(new DescribeTableCommand({ TableName: table }));
   const request = (token: string) =>
     sendReadingClock(

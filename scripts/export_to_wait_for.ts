@@ -10,7 +10,7 @@
 import { DescribeExportCommand } from "@aws-sdk/client-dynamodb";
 import type { TableSpec } from "../functions-shared/table_registry.ts";
 import type { ExportBackfillDeps, ExportSource } from "./export_backfill.ts";
-import { requestExport } from "./export_request.ts";
+import { requestExport, requirePointInTimeRecovery } from "./export_request.ts";
 import { waitForStreamToCover } from "./export_stream_cover.ts";
 
 /**
@@ -50,6 +50,9 @@ export async function exportToWaitFor(
         ": asking for a new one",
     );
   }
+  // Refused at once when point-in-time recovery is off, not after the wait: the stream
+  // of a table made a minute ago makes the export wait up to two minutes.
+  await requirePointInTimeRecovery(dynamo, spec.sourceTable);
   await waitForStreamToCover(dynamo, spec, deps.log, deps);
   const arn = await requestExport(dynamo, spec.sourceTable, source, token);
   await deps.sql`
