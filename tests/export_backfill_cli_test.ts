@@ -3,7 +3,9 @@
  * "Backfills from an export"): refused with the command that turns PITR on when it is
  * off; with it on, a table that drifted (a row lost, a delete lost) is backfilled from
  * its export while the application keeps writing, and ends equal to DynamoDB: the
- * validator says match. It runs alone: the backfill's sweep covers the whole table.
+ * validator says match. It runs beside files that write none of its tables (the leads,
+ * and the dashboard's point-in-time recovery): the backfill's sweep covers the whole
+ * table (scripts/e2e_plan.ts).
  */
 
 import assert from "node:assert/strict";
@@ -13,20 +15,24 @@ import {
   UpdateContinuousBackupsCommand,
 } from "@aws-sdk/client-dynamodb";
 import { ROOT } from "../local-stack/config.ts";
+import { byTargetTable } from "../functions-shared/table_registry.ts";
 import { connectDb, dynamo, eventually } from "./stack_clients.ts";
 import { load, S, validate } from "./validator_fixtures.ts";
 
-const TABLE = "firespring-backdoor-segments-dev";
-const TARGET = "firespring_segments";
+// The leads (us-east-2): a table no other file of its batch writes.
+const TARGET = "mmp_toledo_leads";
+const { sourceTable: TABLE, region: REGION } = byTargetTable(TARGET)!;
+// The table whose export is refused in the last test: no other file exports it.
+const REFUSED = byTargetTable("toledo_dashboard")!;
 
-const segment = (id: string, name: string) => ({
-  segment_id: S(id),
+const lead = (id: string, name: string) => ({
+  id: S(id),
   name: S(name),
-  segment_criteria: { M: { plan: S("gold") } },
+  status: S("new"),
 });
 
-async function setPitr(on: boolean, table = TABLE) {
-  await dynamo().send(
+async function setPitr(on: boolean, table = TABLE, region = REGION) {
+  await dynamo(region).send(
     new UpdateContinuousBackupsCommand({
       TableName: table,
       PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: on },
@@ -52,21 +58,21 @@ Deno.test("without point-in-time recovery the export backfill is refused with th
   assert.equal(code, 1, text);
   assert.match(
     text,
-    /export of firespring-backdoor-segments-dev: point-in-time recovery is DISABLED; an export needs it on: aws dynamodb update-continuous-backups --region us-east-1 --table-name firespring-backdoor-segments-dev/,
+    /export of Lead-sqiqbtbugvfabolqwdt4rz3dla-NONE: point-in-time recovery is DISABLED; an export needs it on: aws dynamodb update-continuous-backups --region us-east-2 --table-name Lead-sqiqbtbugvfabolqwdt4rz3dla-NONE/,
   );
 });
 
 Deno.test("a drifted table backfilled from its export under live writes ends equal to DynamoDB", async () => {
   const p = `exp-${crypto.randomUUID().slice(0, 8)}-`;
-  await load(TARGET, Array.from({ length: 40 }, (_, i) => segment(`${p}${i}`, `n${i}`)), p);
+  await load(TARGET, Array.from({ length: 40 }, (_, i) => lead(`${p}${i}`, `n${i}`)), p);
   const sql = connectDb();
-  const client = dynamo();
+  const client = dynamo(REGION);
   try {
     // Drift: a row lost (deleted here only) and a delete lost (a row DynamoDB never had).
-    await sql`delete from public.firespring_segments where segment_id = ${`${p}0`}`;
+    await sql`delete from public.mmp_toledo_leads where lead_id = ${`${p}0`}`;
     const ghost = {
       op: "upsert",
-      row: { segment_id: `${p}ghost`, segment_name: "ghost", segment_criteria: {} },
+      row: { lead_id: `${p}ghost`, name: "ghost", lead_data: {} },
       seq: "1",
       changed_at: new Date(Date.now() - 86_400_000).toISOString(),
       source: "stream",
@@ -81,19 +87,19 @@ Deno.test("a drifted table backfilled from its export under live writes ends equ
     const running = backfillFromExport();
     for (let i = 1; i <= 5; i++) {
       await client.send(
-        new PutItemCommand({ TableName: TABLE, Item: segment(`${p}${i}`, `renamed${i}`) }),
+        new PutItemCommand({ TableName: TABLE, Item: lead(`${p}${i}`, `renamed${i}`) }),
       );
       await client.send(
-        new DeleteItemCommand({ TableName: TABLE, Key: { segment_id: S(`${p}${10 + i}`) } }),
+        new DeleteItemCommand({ TableName: TABLE, Key: { id: S(`${p}${10 + i}`) } }),
       );
       await client.send(
-        new PutItemCommand({ TableName: TABLE, Item: segment(`${p}new${i}`, "new") }),
+        new PutItemCommand({ TableName: TABLE, Item: lead(`${p}new${i}`, "new") }),
       );
     }
     const { code, text } = await running;
     assert.equal(code, 0, text);
-    assert.match(text, /firespring_segments: job \d+, 1 files, \d+ items as of .*, stamped /);
-    assert.match(text, /firespring_segments +\[#+\] .* done/);
+    assert.match(text, /mmp_toledo_leads: job \d+, 1 files, \d+ items as of .*, stamped /);
+    assert.match(text, /mmp_toledo_leads +\[#+\] .* done/);
 
     // Once the stream has delivered the live writes, they are DynamoDB's: none lost to
     // the export's older images, and the row DynamoDB never had is gone.
@@ -103,10 +109,10 @@ Deno.test("a drifted table backfilled from its export under live writes ends equ
       [`${p}new${i}`, "new"],
     ]).sort(([a], [b]) => a < b ? -1 : 1);
     const liveRows = async () =>
-      (await sql`select segment_id, segment_name from public.firespring_segments
-                 where segment_id = any(${[...live, `${p}ghost`]}::text[])
-                 order by segment_id`)
-        .map((r) => [r.segment_id, r.segment_name]);
+      (await sql`select lead_id, name from public.mmp_toledo_leads
+                 where lead_id = any(${[...live, `${p}ghost`]}::text[])
+                 order by lead_id`)
+        .map((r) => [r.lead_id, r.name]);
     await eventually("the live writes to arrive", async () => {
       return JSON.stringify(await liveRows()) === JSON.stringify(expected) ? true : undefined;
     }, 60_000).catch(async (error) => {
@@ -116,21 +122,21 @@ Deno.test("a drifted table backfilled from its export under live writes ends equ
     // minute before the export's time, which AWS may leave out of an export. Then the
     // validator finds it missing, and its repair brings it back.
     const checked = await validate(TARGET);
-    const [lost] = await sql`select segment_name from public.firespring_segments
-                             where segment_id = ${`${p}0`}`;
+    const [lost] = await sql`select name from public.mmp_toledo_leads
+                             where lead_id = ${`${p}0`}`;
     if (lost) {
-      assert.equal(lost.segment_name, "n0");
+      assert.equal(lost.name, "n0");
       assert.equal(checked.match, true, JSON.stringify(checked));
     } else {
       assert.deepEqual(
         { missing: checked.missing, unexpected: checked.unexpected, different: checked.different },
-        { missing: [{ segment_id: `${p}0` }], unexpected: [], different: [] },
+        { missing: [{ lead_id: `${p}0` }], unexpected: [], different: [] },
       );
       const repaired = await validate(TARGET, true);
       assert.equal(repaired.match, true, JSON.stringify(repaired));
-      const [back] = await sql`select segment_name from public.firespring_segments
-                               where segment_id = ${`${p}0`}`;
-      assert.equal(back?.segment_name, "n0");
+      const [back] = await sql`select name from public.mmp_toledo_leads
+                               where lead_id = ${`${p}0`}`;
+      assert.equal(back?.name, "n0");
     }
   } finally {
     await sql.end();
@@ -141,19 +147,19 @@ Deno.test("a table whose export cannot start leaves the others' to load; the com
   const sql = connectDb();
   try {
     await setPitr(true);
-    // The searches table has point-in-time recovery off: its export is refused.
-    await setPitr(false, "firespring-backdoor-searches-dev");
-    const { code, text } = await backfillFromExport([TARGET, "firespring_searches"]);
+    // The dashboard's table has point-in-time recovery off: its export is refused.
+    await setPitr(false, REFUSED.sourceTable, REFUSED.region);
+    const { code, text } = await backfillFromExport([TARGET, REFUSED.targetTable]);
     assert.equal(code, 1, text);
     assert.match(
       text,
-      /export of firespring-backdoor-searches-dev: point-in-time recovery is DISABLED/,
+      /export of toledo-consulting-dashboard-data: point-in-time recovery is DISABLED/,
     );
     assert.match(text, /1 of 2 tables did not start \(above\); the others were loaded/);
     const [job] = await sql`select status from sync.backfill_jobs
                             where source_table = ${TABLE} and export_arn is not null
                             order by id desc limit 1`;
-    assert.equal(job.status, "done", "the segments' export was loaded");
+    assert.equal(job.status, "done", "the leads' export was loaded");
   } finally {
     await sql.end();
   }
