@@ -175,10 +175,11 @@ export const BATCHES: readonly (readonly string[])[] = [
   // traffic sources | the searches stream's shards closed and split (after
   // edge_limits_test.ts's backfill of searches) | a backfill of leads from an export,
   // validated (and the dashboard's export refused). A table's export is asked for only
-  // once its stream has run two minutes (scripts/export_stream_cover.ts): by this batch
-  // this stack's streams about have, where the second stack's, younger, made it wait
-  // about half a minute on that stack's critical path. Beside the longest of the batch
-  // (the segments' repairs, some 37 s), it left the first stack's tail (24 s alone).
+  // once its stream has run two minutes (scripts/export_stream_cover.ts): when this
+  // batch starts, this stack's streams have run about that long, where on the second
+  // stack, younger, the test waited about half a minute on that stack's critical path.
+  // Beside the batch's longest (the segments' repairs, 35-37 s), it is off the first
+  // stack's tail, where it ran alone for 24 s.
   [
     "poison_values_backfill_test.ts",
     "validator_repair_test.ts",

@@ -5,9 +5,9 @@
  * An export needs point-in-time recovery (PITR) on its table
  * (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/S3DataExport_Requesting.html):
  * {@link requirePointInTimeRecovery} checks first and, when it is off, refuses with the
- * command that turns it on, rather than letting ExportTableToPointInTime fail. The request carries a
- * ClientToken, so a retried request (the SDK's, after a timeout) joins the export it
- * started instead of starting another: the token is valid for 8 hours
+ * command that turns it on, rather than letting ExportTableToPointInTime fail. The
+ * request carries a ClientToken, so a retried request (the SDK's, after a timeout) joins
+ * the export it started instead of starting another: the token is valid for 8 hours
  * (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_ExportTableToPointInTime.html).
  * Whether an ended export the token answers is the request's own is told on DynamoDB's
  * clock alone: its export time against the answer's HTTP `Date` ({@link requestExport}).
