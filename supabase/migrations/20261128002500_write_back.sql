@@ -266,7 +266,12 @@ $$;
 -- function only then), is defined in 20261128003900_write_back_restore_retries.sql (one
 -- place per function).
 
--- The statement trigger: one call of the function per statement that recorded edits.
+-- The statement trigger: one call of the function per transaction that recorded edits,
+-- at its first statement that did. Every edit of the transaction commits together, and
+-- the run it wakes claims every edit due (handing on past its budget): a loop of 5,000
+-- one-row updates in one transaction had queued 5,000 calls, all but the first few
+-- finding nothing. `sync.write_back_woken` is transaction-local, as pg_net's queued
+-- request is: a savepoint rolled back takes both back, and a later statement calls again.
 -- It has no WHEN clause on sync.write_back_queued: a statement trigger's WHEN is
 -- evaluated before the row triggers that set it have run (tried: every edit then waited
 -- for the sweep).
@@ -276,7 +281,10 @@ as $$
 begin
   if current_setting('sync.write_back_queued', true) = 'on' then
     perform set_config('sync.write_back_queued', '', true);
-    perform sync.wake_write_back();
+    if coalesce(current_setting('sync.write_back_woken', true), '') <> 'on' then
+      perform set_config('sync.write_back_woken', 'on', true);
+      perform sync.wake_write_back();
+    end if;
   end if;
   return null;
 end

@@ -5,7 +5,7 @@
 set client_min_messages = warning;
 begin;
 select tests.set_aside_validation_runs();
-select plan(79);
+select plan(81);
 
 -- Start from no write-backs (end-to-end runs leave theirs; all of this is rolled back).
 delete from sync.write_backs;
@@ -111,7 +111,26 @@ select is(tests.outcome_as('wb_no_role',
 select is((select count(*)::int from sync.write_backs), 2, 'and records nothing');
 select is((select count(*)::int from sync.function_calls where function_name = 'write-back'
           and id > (select last_id from calls_before)),
-  2, 'one call per statement that recorded edits, none for the rest');
+  1, 'one call per transaction that recorded edits: its later edits call no more');
+-- A savepoint rolled back takes its call back with its edits: the next statement that
+-- records an edit calls again. (On a row of its own, g-savepoint, whose edits then go.)
+select * from sync.merge_changes('firespring_segments', $$[
+  {"op": "upsert", "row": {"segment_id": "g-savepoint", "segment_name": "nine", "segment_criteria": {}},
+   "seq": "109", "changed_at": "2026-11-28T10:00:00Z", "source": "stream"}
+]$$);
+select set_config('sync.write_back_woken', '', true);  -- as a new transaction begins
+savepoint edits;
+update public.firespring_segments set segment_name = 'rolled back' where segment_id = 'g-savepoint';
+select is((select count(*)::int from sync.function_calls where function_name = 'write-back'
+          and id > (select last_id from calls_before)),
+  2, 'the first edit of a transaction calls write-back');
+rollback to savepoint edits;
+update public.firespring_segments set segment_name = 'kept' where segment_id = 'g-savepoint';
+update public.firespring_segments set segment_name = 'kept again' where segment_id = 'g-savepoint';
+select is((select count(*)::int from sync.function_calls where function_name = 'write-back'
+          and id > (select last_id from calls_before)),
+  2, 'after the rollback to the savepoint, the next edit calls again, once');
+delete from sync.write_backs where row_key = '{"segment_id": "g-savepoint"}';
 
 -- The database owner (Studio's table editor, the SQL editor) edits too.
 update public.firespring_segments set segment_name = 'edited in Studio' where segment_id = 'g-2';
