@@ -21,8 +21,9 @@
  * change, and the merge's fixed costs (a collapsed table's row is recomputed once per
  * chunk, not once in every page that observes it; one checkpoint, one lock).
  *
- * The client holds one page at a time (the COPY stream is fed page by page from the
- * file's stream); Postgres holds the chunk, in its staging rows, until the commit.
+ * The client holds a page or two at a time (the COPY stream is fed page by page from the
+ * file's stream, and `Readable.from` reads one page ahead of the socket's pushback);
+ * Postgres holds the chunk, in its staging rows, until the commit.
  *
  * Items that do not map are dead-lettered in the same transaction (table, key, cause). A
  * chunk that Postgres refuses for its data (SQLSTATE class 22, 23 or 54) writes nothing
