@@ -47,13 +47,23 @@ export function describeError(error: unknown): string {
 }
 
 /**
+ * The SQLSTATEs whose detail is the whole row ("Failing row contains (...)"): a not-null
+ * and a check violation. Their detail never goes into a line: every column of the row
+ * (a lead's email and phone) would land in the function's log, which every member of the
+ * project reads; the message and {@link errorIdentifiers} name the column or constraint.
+ */
+const ROW_IN_DETAIL = new Set(["23502", "23514"]);
+
+/**
  * What Postgres says beside an error's message: `; detail: ...` (the key a unique
- * violation collides on), `; hint: ...` (often the fix), then {@link errorIdentifiers}.
+ * violation collides on; never the row a not-null or check violation lists,
+ * {@link ROW_IN_DETAIL}), `; hint: ...` (often the fix), then {@link errorIdentifiers}.
  * "" when it says nothing more.
  */
 export function besideTheMessage(error: unknown): string {
-  const { detail, hint } = (error ?? {}) as ErrorFields;
-  return (typeof detail === "string" && detail ? `; detail: ${detail}` : "") +
+  const { detail, hint, code } = (error ?? {}) as ErrorFields;
+  const shown = typeof detail === "string" && detail && !ROW_IN_DETAIL.has(String(code));
+  return (shown ? `; detail: ${detail}` : "") +
     (typeof hint === "string" && hint ? `; hint: ${hint}` : "") + errorIdentifiers(error);
 }
 

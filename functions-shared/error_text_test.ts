@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { describeError, errorIdentifiers, withoutQuotes } from "./error_text.ts";
+import { besideTheMessage, describeError, errorIdentifiers, withoutQuotes } from "./error_text.ts";
 
 Deno.test("a Postgres error is one line with its code, detail, hint and identifiers", () => {
   const error = Object.assign(new Error('duplicate key value violates unique constraint "u"'), {
@@ -17,6 +17,20 @@ Deno.test("a Postgres error is one line with its code, detail, hint and identifi
   );
   assert.equal(errorIdentifiers(error), " (table leads, constraint u)");
   assert.equal(errorIdentifiers(new Error("x")), "");
+});
+
+Deno.test("a not-null or check violation's detail, the whole row, is never repeated", () => {
+  for (const code of ["23502", "23514"]) {
+    const error = Object.assign(new Error('new row violates check constraint "c"'), {
+      code,
+      detail: "Failing row contains (s-1, alice@example.com, 555-0100).",
+      hint: "",
+      table_name: "mmp_toledo_leads",
+      constraint_name: "c",
+    });
+    assert.equal(besideTheMessage(error), " (table mmp_toledo_leads, constraint c)", code);
+    assert.doesNotMatch(describeError(error), /alice|Failing row/, code);
+  }
 });
 
 Deno.test("an AggregateError with no message names its causes; lines are joined", () => {
