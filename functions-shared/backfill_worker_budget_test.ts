@@ -256,6 +256,28 @@ Deno.test("a throttled Scan is retried after a jittered backoff, then the page i
   ));
 });
 
+Deno.test("a throttled Scan whose lease is lost between its rounds reads no more: the segment is left to its holder", async () => {
+  // The client's attempts end throttled; before the backoff the hold finds the lease
+  // another's (or the job cancelled): no second round reads the table.
+  const db = backfillDb([claim()], { hold: () => [] });
+  const dynamo = fakeDynamo(() => {
+    throw awsError("ProvisionedThroughputExceededException");
+  });
+  const clock = fakeClock(0.5);
+  const { deps, lines } = workerDeps(db, dynamo, { pacing: clock, wallBudgetMs: 60_000 });
+  await runWorker(deps, "worker-a");
+  assert.equal(dynamo.sent.length, 1, "one round only");
+  assert.deepEqual(clock.slept, [], "no backoff slept");
+  assert.ok(
+    lines.some((l) =>
+      /its lease was taken over, or its job ended, while its read was retried/.test(l)
+    ),
+    lines.join("\n"),
+  );
+  assert.equal(db.matching("sync.release_segment").length, 0, "nothing given back: not its own");
+  assert.equal(db.matching("sync.checkpoint_segment").length, 0);
+});
+
 Deno.test("a page whose read was retried lets its job catch nothing up: the table may be at its capacity", async () => {
   // Retried here (a throttle past the SDK's retries), or by the SDK itself ($metadata's
   // attempts): either way the page's statement books the next read from now.
@@ -586,7 +608,11 @@ Deno.test("a Scan's lease is held before each of the client's own retries: its a
   });
   await runWorker(lostDeps, "worker-a");
   assert.ok(aborted, "the send was aborted");
-  assert.ok(lines.some((l) => /its lease was taken over while its read was retried/.test(l)));
+  assert.ok(
+    lines.some((l) =>
+      /its lease was taken over, or its job ended, while its read was retried/.test(l)
+    ),
+  );
   assert.equal(lost.matching("sync.release_segment").length, 0, "nothing given back: not its own");
   assert.equal(lost.matching("sync.checkpoint_segment").length, 0);
 });

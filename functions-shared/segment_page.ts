@@ -92,13 +92,19 @@ export async function readAndWritePage(
       },
       async (error, waitMs) => {
         retried = true;
+        // The rounds of a throttled Scan outlast a lease: it is held before each wait. A
+        // hold that finds it lost (another worker's, or its job cancelled or failed) stops
+        // the read, as before the client's own retries: a review found the rounds read on,
+        // a throttled table read twice. A hold that fails (the database) leaves it to the
+        // page's checkpoint to say.
+        if (!await holdSegmentLease(deps, worker, claim).catch(() => true)) {
+          leaseLost.abort();
+          throw error;
+        }
         log(
           `${where}: ${error.name}: ${error.message} after the client's retries; trying ` +
             `again in ${waitMs} ms`,
         );
-        // The rounds of a throttled Scan outlast a lease: it is held before each wait (a
-        // hold that finds it lost, or fails, leaves it to the page's checkpoint to say).
-        await holdSegmentLease(deps, worker, claim).catch(() => {});
       },
       pacing,
     );
@@ -106,7 +112,10 @@ export async function readAndWritePage(
     if (leaseLost.signal.aborted) {
       // Its turn, unused (a read that failed spent nothing), goes back to the job.
       await work.turns.settle?.(claim, null, turn.units)?.catch(() => {});
-      log(`${where}: its lease was taken over while its read was retried; left to its holder`);
+      log(
+        `${where}: its lease was taken over, or its job ended, while its read was retried; ` +
+          "left to its holder",
+      );
       return "done";
     }
     if (error instanceof ScanGaveUp) {
