@@ -663,6 +663,42 @@ Deno.test("a page whose checkpoint is refused still settles its read in the ledg
   assert.ok(lines.some((l) => /lease lost to another worker; its page was not written/.test(l)));
 });
 
+Deno.test("a page whose statement fails for any cause settles its read, unless the statement may have committed", async () => {
+  // A statement timeout, a lock wait lost, a row refused: rolled back, so the ledger hears
+  // of the read from the settle alone. A connection lost in flight: the statement may have
+  // settled it already.
+  for (const [code, settles] of [["57014", 1], ["55P03", 1], ["ECONNRESET", 0]] as const) {
+    const failed = Object.assign(new Error(`the page's statement failed (${code})`), { code });
+    const db = backfillDb([claim()], {
+      turns: [{ wait_ms: 0, units: 40 }],
+      checkpoint: () => {
+        throw failed;
+      },
+    });
+    const dynamo = pagedDynamo({ null: { Items: [item("a")], units: 64 } });
+    const { deps } = workerDeps(db, dynamo, { pacing: fakeClock() });
+    await assert.rejects(runWorker(deps, "worker-a"), new RegExp(code));
+    const settled = db.statements.filter((s) =>
+      s.text.startsWith("select sync.backfill_read_turn(")
+    );
+    assert.equal(settled.length, settles, code);
+    if (settles) assert.deepEqual(settled[0].values.slice(2), [64, 40, true, true], code);
+  }
+});
+
+Deno.test("a Scan that fails for another cause than the throttle gives its turn back unused", async () => {
+  const db = backfillDb([claim()], { turns: [{ wait_ms: 0, units: 40 }] });
+  const dynamo = fakeDynamo(() => {
+    throw awsError("AccessDeniedException", "not authorized to perform: dynamodb:Scan");
+  });
+  const { deps } = workerDeps(db, dynamo, { pacing: fakeClock() });
+  await assert.rejects(runWorker(deps, "worker-a"), /not authorized/);
+  const settled = db.statements.filter((s) => s.text.startsWith("select sync.backfill_read_turn("));
+  // (job, rate, spent, booked, ...): nothing spent, the 40 units booked given back.
+  assert.deepEqual(settled.map((s) => s.values.slice(2, 4)), [[null, 40]]);
+  assert.equal(db.matching("sync.release_segment").length, 1, "the segment given back too");
+});
+
 Deno.test("a refused page read smaller than a whole one, or retried, settles with its read's flags", async () => {
   // The page's statement would have said so; the settle after its refusal says it too, or
   // a small page's cost would become its job's estimate of a page.

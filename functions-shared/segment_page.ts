@@ -11,6 +11,7 @@ import { ScanCommand } from "./dynamo_commands.ts";
 import { type PacingDeps, ScanGaveUp, withBackoff } from "./scan_pacing.ts";
 import type { TurnAt } from "./lease_holds.ts";
 import { pageStamp } from "./read_stamp.ts";
+import { mayHaveCommitted } from "./db_errors.ts";
 import { checkpointText } from "./scan_checkpoint.ts";
 import { holdSegmentLease, noteFailedAttempt } from "./segment_lease.ts";
 import {
@@ -140,6 +141,10 @@ export async function readAndWritePage(
       log(`${where}: the table does not exist; job failed`);
       return "done";
     }
+    // Any other failure (the caller counts it and gives the segment back): its turn,
+    // unused, goes back to the job too, or the job's other segments read a page's units
+    // behind its budget for each such failure (found by a review).
+    await work.turns.settle?.(claim, null, turn.units)?.catch(() => {});
     throw error;
   }
   // Stamped on DynamoDB's clock, no later than the read (read_stamp.ts): this function's
@@ -160,8 +165,11 @@ export async function readAndWritePage(
     whole: next.items >= claim.page_size,
   };
   const committed = await work.commitPage(claim, scanned, checkpoint).catch(async (error) => {
-    // The read happened whatever became of its page: the ledger counts what it spent.
-    if (checkpointRefused(error)) {
+    // The read happened whatever became of its page: the ledger counts what it spent,
+    // whatever refused the page (its checkpoint, a timeout, a lock wait lost), unless
+    // the page's statement, which settles it, may have committed with only its answer
+    // lost (counted twice, the job would read slower than its budget).
+    if (checkpointRefused(error) || !mayHaveCommitted(error)) {
       await work.turns.settle?.(claim, spentUnits, turn.units, checkpoint).catch(() => {});
     }
     throw error;
