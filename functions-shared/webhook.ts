@@ -248,12 +248,21 @@ export async function handleWebhook(req: Request, deps: WebhookDeps): Promise<Re
     const readOnly = readOnlyRefusal(error, "the batch", "nothing was applied, retry later", log);
     if (readOnly) return readOnly;
     if (isTransientFailure(error)) {
+      const code = (error as { code?: string }).code;
+      // A lock wait past the batch's bound (sync.begin_webhook_delivery): what held it,
+      // for the operator reading the Lambda's log, with the tables the batch merges into.
+      const why = code === "55P03"
+        ? `: a lock the batch into ${
+          [...new Set(changes.map((c) => c.spec.targetTable))].sort().join(", ")
+        } needs was held by another transaction past the webhook's lock wait, such as the ` +
+          "table's merge lock (an export's chunk, a backfill's sweep) or one of its rows (an " +
+          "open transaction)"
+        : "";
       log(`the batch's statement failed for now: ${describeError(error)}`);
       return errorResponse(
         503,
-        `the database could not apply the batch now (${
-          (error as { code?: string }).code
-        }); nothing was applied, retry later`,
+        `the database could not apply the batch now (${code}${why}); nothing was applied, ` +
+          "retry later",
         { "retry-after": String(RETRY_AFTER_SECONDS) },
       );
     }

@@ -55,7 +55,10 @@ Deno.test("a change Postgres refuses sends the batch through savepoints, once", 
   assert.deepEqual(outcome, { replayed: false, applied: 2, deadLettered: 0, refused: [] });
   assert.equal(db.committed, 1, "the refused statement rolled back; the savepoint path committed");
   assert.ok(db.statements[0].includes("sync.try_apply_webhook_batch"));
-  assert.ok(db.statements[1].includes("sync.webhook_deliveries"), "the delivery, recorded again");
+  assert.ok(
+    db.statements[1].includes("sync.begin_webhook_delivery"),
+    "the delivery, recorded again",
+  );
   assert.deepEqual(db.noted, noted);
 });
 

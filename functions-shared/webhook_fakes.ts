@@ -1,6 +1,6 @@
 /**
  * What the webhook handler's tests share: a fake database (through the handler's `sql`
- * dependency) that plays `sync.webhook_deliveries`, `sync.merge_changes`,
+ * dependency) that plays `sync.begin_webhook_delivery`, `sync.merge_changes`,
  * `sync.dead_letters` and `sync.note_stream_records`; stream records; signed and
  * unsigned requests; a body that must not be read.
  *
@@ -43,7 +43,7 @@ export function segment(id: string, seq: string, table = "firespring-backdoor-se
 export const oneRecord = JSON.stringify({ records: [segment("s-1", "100")] });
 
 /**
- * A database that plays `sync.webhook_deliveries` (ids kept across transactions, undone
+ * A database that plays `sync.begin_webhook_delivery` (ids kept across transactions, undone
  * by a rollback), `sync.merge_changes` (each change counts as applied) and
  * `sync.try_apply_webhook_batch` (all of it in one statement; `refuseData` makes it fail as
  * Postgres does on a change it refuses, SQLSTATE 22P02).
@@ -91,12 +91,12 @@ export function fakeDb(
     const tx = {
       unsafe(query: string, params: unknown[], inner = false) {
         if (!inner) db.statements.push(query.replace(/\s+/g, " ").trim());
-        if (query.includes("sync.webhook_deliveries")) {
+        if (query.includes("sync.begin_webhook_delivery")) {
           const id = String(params[0]);
-          if (deliveries.has(id)) return Promise.resolve([]);
+          if (deliveries.has(id)) return Promise.resolve([{ recorded: false }]);
           deliveries.add(id);
           inserted.push(id);
-          return Promise.resolve([{ webhook_id: id }]);
+          return Promise.resolve([{ recorded: true }]);
         }
         if (query.includes("sync.merge_changes")) {
           if (options.mergeError) return Promise.reject(options.mergeError);
@@ -154,7 +154,8 @@ export function fakeDb(
       const run = (q: string, p: unknown[]) =>
         (tx as { unsafe: (q: string, p: unknown[], inner: boolean) => Promise<unknown[]> })
           .unsafe(q, p, true);
-      if ((await run("insert into sync.webhook_deliveries", [params[0]])).length === 0) {
+      const [first] = await run("select sync.begin_webhook_delivery", [params[0]]);
+      if ((first as { recorded: boolean }).recorded !== true) {
         throw replayed; // nothing was written
       }
       if (options.refuseData) {

@@ -107,10 +107,29 @@ Deno.test("a statement that timed out or lost to another is a 503 with Retry-Aft
     assert.equal(status, 503, code);
     assert.match(
       body.error,
-      new RegExp(`could not apply the batch now \\(${code}\\); nothing was applied, retry later`),
+      new RegExp(
+        `could not apply the batch now \\(${code}(\\)|: .*\\)\\)); nothing was applied, retry later`,
+      ),
     );
     assert.equal(db.committed, 0, "rolled back");
   }
+  // A lock held past the webhook's wait names the table and what may hold it.
+  const db55 = fakeDb({
+    mergeError: Object.assign(new Error("canceling statement due to lock timeout"), {
+      code: "55P03",
+    }),
+  });
+  const locked = await answer(
+    await handleWebhook(signed(oneRecord, secretA, "msg_locked"), deps(db55)),
+  );
+  assert.equal(locked.status, 503);
+  assert.equal(
+    locked.body.error,
+    "the database could not apply the batch now (55P03: a lock the batch into " +
+      "firespring_segments needs was held by another transaction past the webhook's lock " +
+      "wait, such as the table's merge lock (an export's chunk, a backfill's sweep) or one " +
+      "of its rows (an open transaction)); nothing was applied, retry later",
+  );
   // A refusal that will not pass by itself stays a 500.
   const db = fakeDb({
     mergeError: Object.assign(new Error("function does not exist"), { code: "42883" }),

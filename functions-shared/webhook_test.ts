@@ -32,7 +32,7 @@ Deno.test("a good batch answers 200 with its counts; the id is recorded first, i
   assert.deepEqual(counts, { received: 2, applied: 1, skipped: 0, deadLettered: 1 });
   assert.equal(db.committed, 1);
   assert.deepEqual(db.statements.map((s) => s.split(" ").slice(0, 3).join(" ")), [
-    "insert into sync.webhook_deliveries",
+    "select sync.begin_webhook_delivery($1) as",
     "select applied from",
     "insert into sync.dead_letters",
     "select sync.note_stream_records($1::text::jsonb) as",

@@ -125,6 +125,73 @@ Deno.test("a replayed signed request answers 409 naming its id, and applies noth
   }
 });
 
+Deno.test("a lock held past the batch's 20 s wait: 503 with Retry-After naming it, nothing applied; the same request applies once it is free", async () => {
+  // Each of the two paths (the one statement; savepoints, for a batch with a dead letter)
+  // meets a lock another transaction holds: its own webhook-id, being recorded by a
+  // transaction left open. (A row or the table's merge lock would be waited for the same
+  // way, but would hold up other files' merges of the table meanwhile.)
+  const prefix = `lockwait-${crypto.randomUUID().slice(0, 8)}-`;
+  const atOnce = JSON.stringify({ records: [segment(`${prefix}1`, "one", "1")] });
+  const careful = JSON.stringify({
+    records: [segment(`${prefix}2`, "two", "2"), segment(`${prefix}bad`, "x", "3", { S: "many" })],
+  });
+  const headers = [
+    signWebhook(stack.SYNC_WEBHOOK_SECRET, atOnce),
+    signWebhook(stack.SYNC_WEBHOOK_SECRET, careful),
+  ];
+  const ids = headers.map((h) => h["webhook-id"]);
+  const sql = connectDb();
+  try {
+    let held!: () => void;
+    let release!: () => void;
+    const holding = new Promise<void>((resolve) => (held = resolve));
+    const released = new Promise<void>((resolve) => (release = resolve));
+    const holder = sql.begin(async (tx) => {
+      await tx`insert into sync.webhook_deliveries (webhook_id, received_at)
+               select unnest(${ids}::text[]), now()`;
+      held();
+      await released;
+      throw new Error("rolled back on purpose");
+    }).catch((error) => assert.match(String(error), /rolled back on purpose/));
+    await holding;
+    const refused = await Promise.all([
+      postWebhook(atOnce, headers[0]),
+      postWebhook(careful, headers[1]),
+    ]);
+    release();
+    await holder;
+    for (const response of refused) {
+      assert.equal(response.status, 503);
+      assert.equal(response.headers.get("retry-after"), "5");
+      assert.match(
+        (await response.json()).error,
+        /^the database could not apply the batch now \(55P03: a lock the batch into firespring_segments needs was held by another transaction past the webhook's lock wait, .*\); nothing was applied, retry later$/,
+      );
+    }
+    assert.equal(await countSegments(prefix), 0, "nothing applied");
+    const [letters] = await sql`select count(*)::int as n from sync.dead_letters
+                                where record::text like ${"%" + prefix + "bad%"}`;
+    assert.equal(letters.n, 0, "no dead letter kept either");
+    // The sender's retry, the same id: applied, as if the first had never come.
+    const retried = [await postWebhook(atOnce, headers[0]), await postWebhook(careful, headers[1])];
+    assert.deepEqual(await retried[0].json(), {
+      received: 1,
+      applied: 1,
+      skipped: 0,
+      deadLettered: 0,
+    });
+    assert.deepEqual(await retried[1].json(), {
+      received: 2,
+      applied: 1,
+      skipped: 0,
+      deadLettered: 1,
+    });
+    assert.equal(await countSegments(prefix), 2);
+  } finally {
+    await sql.end();
+  }
+});
+
 Deno.test("duplicated and reordered deliveries change nothing", async () => {
   const prefix = `dup-${crypto.randomUUID()}-`;
   const newer = segment(`${prefix}1`, "newer", "200");

@@ -824,6 +824,33 @@ revoke all on table sync.staged_changes from public;
 
 select sync.compile_merges();
 
+-- A webhook batch's first step, on either of its paths (the one statement below, or the
+-- webhook's savepoints, functions-shared/webhook_apply.ts): records its delivery id,
+-- answering false when it was recorded before (a replay, which applies nothing), and
+-- bounds the transaction's lock waits. Every merge of a table takes its merge lock
+-- (sync.enter_merge), which an export's chunk holds for minutes at 100× and the sweep's
+-- chunks for seconds, and a merged row may be held by an admin's open transaction. With
+-- no lock timeout (the postgres role has none; only the 2-minute statement timeout), a
+-- batch waited past the Lambda's 60 s invocation, which sent it again while the first
+-- still waited: each shard piled up requests, and pooler connections, each held until
+-- its lock came (found by a review). Now a wait past 20 s fails the batch with 55P03,
+-- which the webhook answers 503 with Retry-After, nothing applied; the Lambda retries
+-- it within the same invocation (20 s, the 5 s it is asked to wait, and 20 s again fit in
+-- its 59 s). Transaction-local, so that it ends with the batch on a pooled connection.
+create function sync.begin_webhook_delivery(p_webhook_id text) returns boolean
+language plpgsql set search_path = ''
+as $fn$
+begin
+  perform pg_catalog.set_config('lock_timeout', '20s', true);
+  insert into sync.webhook_deliveries (webhook_id, received_at) values (p_webhook_id, now())
+  on conflict do nothing;
+  return found;
+end
+$fn$;
+comment on function sync.begin_webhook_delivery(text) is
+  'A webhook batch''s first step: records its delivery id (false: a replay) and bounds the transaction''s lock waits to 20 s.';
+revoke all on function sync.begin_webhook_delivery(text) from public;
+
 -- A webhook batch in one round trip (functions-shared/webhook_apply.ts): records the
 -- delivery's webhook-id (a replay applies nothing and says so), merges each table's
 -- changes in table-name order (as sync.merge_changes asks of callers that touch several
@@ -859,9 +886,7 @@ begin
   -- inside it would stay in the answer though a cancel that came after it undid the
   -- block, and the answer would say applied what was not (found by a review).
   begin
-    insert into sync.webhook_deliveries (webhook_id, received_at) values (p_webhook_id, now())
-    on conflict do nothing;
-    if not found then
+    if not sync.begin_webhook_delivery(p_webhook_id) then
       was_replayed := true;
     else
       -- Byte order (collate "C"), as the webhook's other paths sort table names in

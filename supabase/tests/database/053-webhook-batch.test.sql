@@ -6,7 +6,7 @@
 -- path can apply the batch again and dead-letter that change alone.
 set client_min_messages = warning;
 begin;
-select plan(9);
+select plan(12);
 
 delete from sync.webhook_deliveries where webhook_id like 'msg_053_%';
 delete from public.firespring_segments where segment_id like 'wb-%';
@@ -63,6 +63,16 @@ select is(
   + (select count(*)::int from sync.stream_batches_applied
      where stream_arn = 'arn:053' and '300' = any (sequence_numbers)),
   0, 'and nothing of the call is kept: its delivery, rows and stream notes are undone');
+
+-- Either path's first step (sync.begin_webhook_delivery) records the delivery and bounds
+-- the batch's lock waits for its transaction: a lock held past 20 s (the table's merge
+-- lock under an export's chunk, a row under an open transaction) fails it with 55P03,
+-- which the webhook answers 503, rather than outwait the Lambda's invocation.
+set local lock_timeout = 0;
+select is(sync.begin_webhook_delivery('msg_053_c'), true, 'a new delivery id is recorded');
+select is(current_setting('lock_timeout'), '20s', 'and the transaction waits at most 20 s for a lock');
+select is(sync.begin_webhook_delivery('msg_053_c'), false, 'the same id again is a replay');
+set local lock_timeout = 0;
 
 select * from finish();
 rollback;
