@@ -55,9 +55,14 @@ export async function sweepDue(
 ): Promise<"none" | "budget"> {
   while (true) {
     if (spent()) return "budget";
-    const [{ job }] = await sql<{ job: string | null }[]>`
-      select sync.claim_sweep(${worker}, make_interval(secs => ${idleSeconds}))::text as job`;
+    // The job and its table in the claim's statement: every line names both, even one
+    // about the database unavailable, which no later read could ask.
+    const [{ job, table }] = await sql<{ job: string | null; table: string | null }[]>`
+      select c.job::text as job, j.source_table as table
+      from (select sync.claim_sweep(${worker}, make_interval(secs => ${idleSeconds})) as job) c
+      left join sync.backfill_jobs j on j.id = c.job`;
     if (job === null) return "none";
+    const where = `backfill job ${job} of ${table}`;
     let ended: "over" | "budget";
     try {
       ended = await sweepJob(sql, job, spent, { worker });
@@ -65,7 +70,7 @@ export async function sweepDue(
       if ((error as { code?: string }).code === LEASE_LOST) return "none";
       const cause = (error as Error).message;
       if (isDatabaseUnavailable(error)) {
-        log(`backfill job ${job}: a chunk of its end found the database unavailable: ${cause}`);
+        log(`${where}: a chunk of its end found the database unavailable: ${cause}`);
         throw error;
       }
       // A chunk that lost to another statement (a deadlock, a lock timeout) may pass as it
@@ -73,7 +78,7 @@ export async function sweepDue(
       if (lostToAnother(error)) {
         await sql`select sync.release_sweep(${job}::bigint, ${worker})`.catch(() => {});
         log(
-          `${await jobOf(sql, job)}: a chunk of its end lost to another statement: ${cause}; ` +
+          `${where}: a chunk of its end lost to another statement: ${cause}; ` +
             "given back for the next worker",
         );
         throw error;
@@ -81,7 +86,7 @@ export async function sweepDue(
       const [{ failed }] = await sql<{ failed: boolean }[]>`
         select sync.note_sweep_failure(${job}::bigint, ${worker}, ${cause}) as failed`;
       log(
-        `${await jobOf(sql, job)}: a chunk of its end failed: ${cause}` +
+        `${where}: a chunk of its end failed: ${cause}` +
           (failed ? "; the job failed: five in a row" : "; it is tried again"),
       );
       throw error;
@@ -90,13 +95,16 @@ export async function sweepDue(
       await sql`select sync.release_sweep(${job}::bigint, ${worker})`;
       return "budget";
     }
-    log(`backfill job ${job}: its end is over: the rows its Scan did not see are removed`);
+    // Over: the sweep's last chunk ended the job, or the job ended before it (cancelled or
+    // failed meanwhile), its sweep left unfinished. One read, once per job's end.
+    const [row] = await sql<{ status: string }[]>`
+      select status from sync.backfill_jobs where id = ${job}::bigint`;
+    log(
+      row?.status === "done"
+        ? `${where}: its end is over: the rows its Scan did not see are removed`
+        : `${where}: its end stopped: the job is ${
+          row?.status ?? "gone"
+        }; the rows its Scan did not see are left`,
+    );
   }
-}
-
-/** "backfill job 7 of <source table>", for a line about a failure (a read: none else pays). */
-async function jobOf(sql: postgres.Sql, job: string): Promise<string> {
-  const [row] = await sql<{ source_table: string }[]>`
-    select source_table from sync.backfill_jobs where id = ${job}::bigint`.catch(() => []);
-  return `backfill job ${job}${row ? ` of ${row.source_table}` : ""}`;
 }

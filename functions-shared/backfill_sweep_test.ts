@@ -13,19 +13,25 @@ import { fakeSql } from "./testing_fakes.ts";
  * A database whose jobs have `chunks` chunks left, `waiting` the jobs a claim hands out,
  * `failChunk` an error for every chunk.
  */
-function sweepDb(chunks: number, waiting: (string | null)[] = [], failChunk?: Error) {
+function sweepDb(
+  chunks: number,
+  waiting: (string | null)[] = [],
+  failChunk?: Error,
+  status = "done",
+) {
   let left = chunks;
   return fakeSql((s) => {
     if (s.text.includes("sync.sweep_unseen_chunk(")) {
       if (failChunk) throw failChunk;
       return [{ over: --left <= 0 }];
     }
-    if (s.text.includes("sync.claim_sweep(")) return [{ job: waiting.shift() ?? null }];
+    if (s.text.includes("sync.claim_sweep(")) {
+      const job = waiting.shift() ?? null;
+      return [{ job, table: job && "firespring-backdoor-segments-dev" }];
+    }
     if (s.text.includes("sync.release_sweep(")) return [];
     if (s.text.includes("sync.note_sweep_failure(")) return [{ failed: false }];
-    if (s.text.includes("select source_table from sync.backfill_jobs")) {
-      return [{ source_table: "firespring-backdoor-segments-dev" }];
-    }
+    if (s.text.includes("select status from sync.backfill_jobs")) return [{ status }];
     return undefined;
   });
 }
@@ -59,8 +65,37 @@ Deno.test("the waiting ends are swept one after the other under the worker's lea
   const lines: string[] = [];
   const db = sweepDb(1, ["41", "41"]);
   assert.equal(await sweepDue(db.sql, "w", () => false, (l) => lines.push(l)), "none");
-  assert.equal(lines.length, 2);
+  assert.deepEqual(
+    lines,
+    Array(2).fill(
+      "backfill job 41 of firespring-backdoor-segments-dev: its end is over: the rows its " +
+        "Scan did not see are removed",
+    ),
+  );
   assert.ok(db.matching("sync.sweep_unseen_chunk(").every((s) => s.values[1] === "w"));
+});
+
+Deno.test("an end over because its job was cancelled meanwhile says so, not that rows were removed", async () => {
+  const lines: string[] = [];
+  const db = sweepDb(1, ["41"], undefined, "cancelled");
+  assert.equal(await sweepDue(db.sql, "w", () => false, (l) => lines.push(l)), "none");
+  assert.deepEqual(lines, [
+    "backfill job 41 of firespring-backdoor-segments-dev: its end stopped: the job is " +
+    "cancelled; the rows its Scan did not see are left",
+  ]);
+});
+
+Deno.test("a chunk that finds the database unavailable names the job's table", async () => {
+  const lines: string[] = [];
+  const down = Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:6543"), {
+    code: "ECONNREFUSED",
+  });
+  const db = sweepDb(1, ["41"], down);
+  await assert.rejects(sweepDue(db.sql, "w", () => false, (l) => lines.push(l)), /ECONNREFUSED/);
+  assert.deepEqual(lines, [
+    "backfill job 41 of firespring-backdoor-segments-dev: a chunk of its end found the " +
+    "database unavailable: connect ECONNREFUSED 127.0.0.1:6543",
+  ]);
 });
 
 Deno.test("a chunk that fails is counted, named in the log, and its error goes on", async () => {

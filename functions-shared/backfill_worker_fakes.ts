@@ -85,9 +85,12 @@ export function backfillDb(
       return next ? [{ ...next, turn: turn(s) }] : [];
     }
     if (s.text.includes("sync.claim_sweep(")) {
-      // Ends left to the workers (backfill_sweep.ts): each a job id, swept in one chunk.
-      return [{ job: options.sweeps?.shift() ?? null }];
+      // Ends left to the workers (backfill_sweep.ts): each a job id (of the segments
+      // table), swept in one chunk.
+      const job = options.sweeps?.shift() ?? null;
+      return [{ job, table: job && SEGMENTS }];
     }
+    if (s.text.includes("select status from sync.backfill_jobs")) return [{ status: "done" }];
     if (s.text.includes("sync.sweep_unseen_chunk(")) return [{ over: true }];
     if (s.text.includes("sync.backfill_work_pending")) {
       // The statement compares the segments in flight with its parameter, maxConcurrent.
