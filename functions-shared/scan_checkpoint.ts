@@ -12,14 +12,20 @@
  * @module
  */
 
+import { attributeMapFromJson } from "./attribute_binaries.ts";
 import { base64ToBytes, bytesToBase64 } from "./dynamo_encoder.ts";
+import { requestJson } from "./dynamo_wire.ts";
 import type { Item } from "./segment_work.ts";
 
 const WRAPPED = "base64_json";
 
-/** The checkpoint's JSON text for a `LastEvaluatedKey`. */
+/**
+ * The checkpoint's JSON text for a `LastEvaluatedKey`. A binary (B) key attribute, which
+ * the client decoded into bytes, is written as DynamoDB's JSON has it, base64 text (as
+ * bytes, JSON would write an object of indices, which no Scan takes back as a key).
+ */
 export function checkpointText(key: Item): string {
-  const text = JSON.stringify(key);
+  const text = requestJson(key);
   if (!text.includes("\\u0000")) return text;
   return JSON.stringify({ [WRAPPED]: bytesToBase64(new TextEncoder().encode(text)) });
 }
@@ -28,6 +34,8 @@ export function checkpointText(key: Item): string {
 export function checkpointKey(stored: Item | Record<string, unknown> | null): Item | undefined {
   if (stored === null) return undefined;
   const wrapped = (stored as Record<string, unknown>)[WRAPPED];
-  if (typeof wrapped !== "string") return stored as Item;
-  return JSON.parse(new TextDecoder().decode(base64ToBytes(wrapped))) as Item;
+  const key = typeof wrapped === "string"
+    ? JSON.parse(new TextDecoder().decode(base64ToBytes(wrapped)))
+    : stored;
+  return attributeMapFromJson(key as Record<string, unknown>);
 }

@@ -15,3 +15,10 @@ Deno.test("a key with U+0000, which jsonb refuses, is stored wrapped and comes b
   assert.match(text, /^\{"base64_json":"[A-Za-z0-9+/=]+"\}$/);
   assert.deepEqual(checkpointKey(JSON.parse(text)), key);
 });
+
+Deno.test("a binary key, as the client decoded it into bytes, is stored as base64 and comes back as bytes", () => {
+  const key = { pk: { B: new Uint8Array([0, 1, 254, 255]) }, sk: { N: "7" } };
+  const text = checkpointText(key);
+  assert.equal(text, '{"pk":{"B":"AAH+/w=="},"sk":{"N":"7"}}');
+  assert.deepEqual(checkpointKey(JSON.parse(text)), key);
+});
