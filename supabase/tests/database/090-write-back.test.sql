@@ -5,7 +5,7 @@
 set client_min_messages = warning;
 begin;
 select tests.set_aside_validation_runs();
-select plan(81);
+select plan(83);
 
 -- Start from no write-backs (end-to-end runs leave theirs; all of this is rolled back).
 delete from sync.write_backs;
@@ -444,12 +444,28 @@ select is((sync.purge_expired() ->> 'write_backs')::int, 1,
   'the purge is one kind of retention''s run (every minute, sync-retention)');
 
 -- A timestamp is kept as the instant it is, whatever the session's DateStyle and zone:
--- read back from its own text, "IST" (Asia/Kolkata in DateStyle SQL) is Israel's.
+-- read back from its own text, "IST" (Asia/Kolkata in DateStyle SQL) is Israel's. And a
+-- numeric with every digit and its scale, a boolean and null as their text.
 set local datestyle = 'SQL, DMY';
 set local timezone = 'Asia/Kolkata';
-select is(sync.write_back_value('2026-12-02 01:00:00+00'::timestamptz),
+delete from sync.write_backs;
+update public.firespring_actions set created_at = '2026-12-02 01:00:00+00' where action_id = 'a-1';
+update public.firespring_segments set member_count = 1.50 where segment_id = 'g-2';
+update public.firespring_segments set member_count = null where segment_id = 'g-2';
+reset datestyle;
+reset timezone;
+select is(
+  (select after_values -> 'created_at' from sync.write_backs where target_table = 'firespring_actions'),
   '"2026-12-02T01:00:00.000000Z"'::jsonb,
   'a timestamp''s kept value does not depend on the session''s DateStyle');
+select results_eq(
+  $$select after_values from sync.write_backs where target_table = 'firespring_segments' order by id$$,
+  $$values ('{"member_count": "1.50"}'::jsonb), ('{"member_count": null}'::jsonb)$$,
+  'a numeric kept as its text, every digit and its scale; null as null');
+select is(
+  (select before_values from sync.write_backs where target_table = 'firespring_segments'
+   order by id desc limit 1),
+  '{"member_count": "1.50"}'::jsonb, 'and the value before an edit the same way');
 
 select * from finish();
 rollback;
