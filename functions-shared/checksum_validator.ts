@@ -112,7 +112,7 @@ export async function validateTable(
     // A run started earlier: by another request, or by this key's first start.
     const [existing] = await deps.sql<{ id: string; status: string }[]>`
       select id, status from public.sync_checksums where id = ${run}`;
-    if (!existing) throw new Error(`validation run ${run} does not exist`);
+    if (!existing) throw new Error(`${spec.targetTable}: validation run ${run} does not exist`);
     if (existing.status === "done" || existing.status === "failed") {
       // Another request ended the run while this one waited for a place: nothing is left
       // for this one to do (a failed run's cause is in its record, and its first request

@@ -15,6 +15,7 @@ import type { TableSpec } from "./table_registry.ts";
 import type { Divergence } from "./validator_compare.ts";
 import { repairPlan, type RowKey, rowKeyText, type Unmappable } from "./validator_plan.ts";
 import { MAX_POINT_READ_PAGES, PartitionTooLarge, pointReadAt } from "./point_reads.ts";
+import { lookPace, RENEW_EVERY_MS } from "./validator_look_reads.ts";
 
 /** A repair applies what it has read once its items' JSON reaches this size. */
 export const REPAIR_APPLY_BYTES = 4 * 1024 * 1024;
@@ -68,7 +69,7 @@ export async function repairKeys(
   spec: TableSpec,
   divergent: Divergence[],
   seenAt: string,
-  { removeUnread = true, spent, leave }: {
+  { removeUnread = true, spent, leave, renew }: {
     removeUnread?: boolean;
     /**
      * Keys (by `rowKeyText`) passed over unread, as if repaired: those awaiting their
@@ -80,6 +81,11 @@ export async function repairKeys(
      * first: then what was read is applied and {@link RepairOverBudget} thrown.
      */
     spent?: () => boolean;
+    /**
+     * Renews the lease the repair runs under (a validation run's), every
+     * `RENEW_EVERY_MS` of its reads and through a long wait for the read budget.
+     */
+    renew?: () => Promise<void>;
   } = {},
 ): Promise<Unmappable[]> {
   let changes: TableChange[] = [];
@@ -103,6 +109,13 @@ export async function repairKeys(
   // The first key whose partition is too large to read whole: the others are repaired,
   // then it is thrown, for the caller to heal the table by a backfill.
   let tooLarge: PartitionTooLarge | undefined;
+  // The tables are the applications': the reads keep to the table's read budget
+  // (`maxRcuPerSecond`, when set), as the looks' do, and hold the run's lease meanwhile.
+  // Unpaced, a repair of 200 keys of a collapsed table read up to 8 MB each in a burst of
+  // hundreds of thousands of read units, and a repair that outlasted the 60 s lease was
+  // taken over and read again from its first key (found by a review).
+  const pace = lookPace(deps, renew ?? (() => Promise.resolve()));
+  let renewedAt = performance.now();
   for (const [done, { key }] of divergent.entries()) {
     if (done > 0 && spent?.()) {
       await apply();
@@ -110,6 +123,10 @@ export async function repairKeys(
       throw tooLarge ?? new RepairOverBudget(spec.targetTable, done, divergent.length);
     }
     if (leave?.has(rowKeyText(key))) continue;
+    if (renew && performance.now() - renewedAt >= RENEW_EVERY_MS) {
+      await renew();
+      renewedAt = performance.now();
+    }
     // Stamped on DynamoDB's clock, no later than the read (read_stamp.ts): a repair's
     // changes win over the row, and a stream change after the read must still win over them.
     let read;
@@ -162,6 +179,7 @@ export async function repairKeys(
     if (deps.cpu) deps.cpu.measure(step);
     else step();
     if (bytes >= REPAIR_APPLY_BYTES) await apply();
+    await pace(items);
   }
   await apply();
   if (tooLarge) throw tooLarge;

@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import type { ValidatorDeps } from "./validator_deps.ts";
 import { byTargetTable } from "./table_registry.ts";
 import {
+  fakeClock,
   fakeCpuMeter,
   fakeDynamo,
   fakeSql,
@@ -218,4 +219,46 @@ Deno.test("a repair's read that fails names the table and the key, its error kep
       "authorized to perform: dynamodb:GetItem",
   );
   assert.equal(db.matching("sync.merge_changes").length, 0);
+});
+
+Deno.test("a repair's reads keep to the table's read budget, the run's lease renewed through a long wait", async () => {
+  // 100 KB a key, 25 read units as the pace counts them; at 1 unit a second, two keys
+  // take 50 s, each wait past RENEW_EVERY_MS.
+  const segments = byTargetTable("firespring_segments")!;
+  const db = repairDb();
+  const big = "x".repeat(100 * 1024);
+  const dynamo = fakeDynamo((c: SentCommand) => {
+    const id = (c.input.Key as { segment_id: { S: string } }).segment_id.S;
+    return { Item: { segment_id: { S: id }, name: { S: big } } };
+  });
+  const clock = fakeClock();
+  let renewed = 0;
+  await repairKeys(
+    { ...deps(db, dynamo), maxRcuPerSecond: 1, pacing: clock },
+    segments,
+    [{ kind: "different", key: { segment_id: "a" } }, {
+      kind: "different",
+      key: { segment_id: "b" },
+    }],
+    SEEN,
+    { renew: () => Promise.resolve(void renewed++) },
+  );
+  const slept = clock.slept.reduce((a, b) => a + b, 0);
+  assert.ok(slept >= 50_000, `slept ${slept} ms: 50 units at 1 a second`);
+  assert.ok(renewed >= 2, `the lease renewed through the waits (${renewed} times)`);
+  assert.equal(db.merged.length, 2, "both keys repaired");
+});
+
+Deno.test("a repair without a read budget reads at once", async () => {
+  const segments = byTargetTable("firespring_segments")!;
+  const db = repairDb();
+  const dynamo = fakeDynamo(() => ({ Item: { segment_id: { S: "a" }, value: { N: "1" } } }));
+  const clock = fakeClock();
+  await repairKeys(
+    { ...deps(db, dynamo), pacing: clock },
+    segments,
+    [{ kind: "different", key: { segment_id: "a" } }],
+    SEEN,
+  );
+  assert.deepEqual(clock.slept, []);
 });

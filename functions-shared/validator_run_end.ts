@@ -94,6 +94,9 @@ export async function repairAndRevalidate(
     skipped = await repairKeys(deps, spec, toRepair, seenAt.toISOString(), {
       spent: timeSpent(deps, startedAt),
       leave: awaited,
+      renew: async () => {
+        await deps.sql`select sync.renew_validation(${run}, ${worker})`;
+      },
     });
   } catch (error) {
     // The keys a request read and applied: the next request goes on after them.
