@@ -8,6 +8,17 @@
 import process from "node:process";
 import { webhookProblem } from "../functions-shared/webhook_signing.ts";
 import type { StreamRecord } from "./stream_records.ts";
+import { forwarderClock } from "./stream_forwarder.ts";
+
+/**
+ * The forwarder's pauses before it reports a batch not delivered, in ms: taken at once in
+ * these tests, and recorded.
+ */
+export const pauses: number[] = [];
+forwarderClock.sleep = (ms) => {
+  pauses.push(ms);
+  return Promise.resolve();
+};
 
 /** The webhook secret the fakes sign and check with. */
 export const SECRET = `whsec_${btoa("s".repeat(32))}`;

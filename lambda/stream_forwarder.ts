@@ -45,6 +45,25 @@ if (process.env.SYNC_WEBHOOK_SECRET_ARN) webhookSecret().catch(() => {});
 const SAFETY_MS = 1_000;
 
 /**
+ * How long an invocation lasts, at least, when it reports its batch not delivered (its
+ * deadline first): Lambda retries a failed stream batch with no pause of its own that
+ * AWS documents ("failed records are retried until the record expires",
+ * https://docs.aws.amazon.com/lambda/latest/dg/services-ddb-params.html). A failure that
+ * comes in milliseconds (the function not deployed, 404; a secret not put; a setting
+ * missing) was asked for again thousands of times an hour on every shard, each a call of
+ * the webhook or of Secrets Manager and a log line, until the records passed their
+ * maximum age (found by a review). A batch whose deliveries were retried to the deadline
+ * (503s, no answer) has waited already; one the webhook refused, to be bisected, goes on
+ * at once.
+ */
+export const NOT_DELIVERED_MIN_MS = 30_000;
+
+/** The pause before a batch not delivered is reported (tests replace it). */
+export const forwarderClock = {
+  sleep: (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms)),
+};
+
+/**
  * What is wrong with a WEBHOOK_URL, in words that never repeat it (it may hold a key):
  * it must parse, as http(s), with no user or password and no query but the
  * `forceFunctionRegion` Supabase reads. Node's fetch puts the whole URL in the message of
@@ -77,25 +96,31 @@ export async function handler(
   // a fault of no record.)
   // Named by its table, first record and key: one forwarder serves every table of its
   // region, and the operator must know which mapping's batches wait.
-  const notSent = (why: string): BatchResponse => {
+  const started = Date.now();
+  const deadline = started + context.getRemainingTimeInMillis() - SAFETY_MS;
+  const notDelivered = async (failed: string): Promise<BatchResponse> => {
+    const until = Math.min(deadline, started + NOT_DELIVERED_MIN_MS);
+    if (until > Date.now()) await forwarderClock.sleep(until - Date.now());
+    return { batchItemFailures: [{ itemIdentifier: failed }] };
+  };
+  const notSent = async (why: string): Promise<BatchResponse> => {
     const records = event.Records ?? [];
     const first = records[0]?.dynamodb?.SequenceNumber;
     const batch = records.length > 0 ? ` (the batch of ${bodyStart(records)})` : "";
     if (records.length && !first) throw new Error(`${why}${batch}`);
     console.error(`${why}; nothing sent${batch}, the batch is retried as it is`);
-    return { batchItemFailures: first ? [{ itemIdentifier: first }] : [] };
+    return first ? await notDelivered(first) : { batchItemFailures: [] };
   };
   const url = process.env.WEBHOOK_URL;
-  if (!url) return notSent("WEBHOOK_URL must be set");
+  if (!url) return await notSent("WEBHOOK_URL must be set");
   const urlProblem = webhookUrlProblem(url);
-  if (urlProblem) return notSent(urlProblem);
+  if (urlProblem) return await notSent(urlProblem);
   // Read (or refused) before anything is sent.
   try {
     await webhookSecret();
   } catch (error) {
-    return notSent((error as Error).message);
+    return await notSent((error as Error).message);
   }
-  const deadline = Date.now() + context.getRemainingTimeInMillis() - SAFETY_MS;
   for (const records of splitIntoBodies(event.Records ?? [])) {
     const outcome = await deliver(url, () => webhookSecret(), records, deadline);
     if (outcome === "refused" && records.length > 1) {
@@ -118,7 +143,7 @@ export async function handler(
           }) has no SequenceNumber`,
         );
       }
-      return { batchItemFailures: [{ itemIdentifier: failed }] };
+      return await notDelivered(failed);
     }
   }
   return { batchItemFailures: [] };

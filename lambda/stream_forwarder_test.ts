@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import process from "node:process";
-import { context, errorLines, fakeWebhook, record, SECRET } from "./forwarder_fakes.ts";
-import { handler } from "./stream_forwarder.ts";
+import { context, errorLines, fakeWebhook, pauses, record, SECRET } from "./forwarder_fakes.ts";
+import { handler, NOT_DELIVERED_MIN_MS } from "./stream_forwarder.ts";
 
 Deno.test("a Retry-After longer than the invocation has left is kept to its deadline, not knocked on", async () => {
   // A misconfigured webhook answers 503 with Retry-After: 60 against a 60 s function:
@@ -353,6 +353,59 @@ Deno.test("a Retry-After given as an HTTP date is waited for as the seconds form
     const result = await handler({ Records: [record("9")] }, context(2_500));
     assert.deepEqual(result, { batchItemFailures: [{ itemIdentifier: "9" }] });
     assert.equal(webhook.received.length, 1, "asked once, then waited as asked");
+  } finally {
+    await webhook.close();
+  }
+});
+
+Deno.test("a batch not delivered at once waits before it is reported, so that Lambda's retry does not come at once", async () => {
+  // The function not deployed (404) answers in milliseconds; Lambda retries a failed
+  // batch with no pause of its own. The invocation lasts NOT_DELIVERED_MIN_MS, its
+  // deadline first.
+  const webhook = fakeWebhook([404]);
+  try {
+    pauses.length = 0;
+    const { result } = await errorLines(() => handler({ Records: [record("7")] }, context(60_000)));
+    assert.deepEqual(result, { batchItemFailures: [{ itemIdentifier: "7" }] });
+    assert.equal(webhook.received.length, 1);
+    assert.equal(pauses.length, 1);
+    assert.ok(
+      pauses[0] > NOT_DELIVERED_MIN_MS - 5_000 && pauses[0] <= NOT_DELIVERED_MIN_MS,
+      `paused ${pauses[0]} ms`,
+    );
+    // Nothing sent (a setting missing): the same pause, within a shorter invocation's time.
+    pauses.length = 0;
+    const url = process.env.WEBHOOK_URL;
+    delete process.env.WEBHOOK_URL;
+    try {
+      const { result: unset } = await errorLines(() =>
+        handler({ Records: [record("8")] }, context(10_000))
+      );
+      assert.deepEqual(unset, { batchItemFailures: [{ itemIdentifier: "8" }] });
+    } finally {
+      process.env.WEBHOOK_URL = url;
+    }
+    assert.equal(pauses.length, 1);
+    assert.ok(pauses[0] > 5_000 && pauses[0] <= 9_000, `paused ${pauses[0]} ms, to its deadline`);
+  } finally {
+    await webhook.close();
+  }
+});
+
+Deno.test("a batch delivered, or refused to be bisected, is not paused", async () => {
+  const webhook = fakeWebhook([200, 400]);
+  try {
+    pauses.length = 0;
+    assert.deepEqual(await handler({ Records: [record("1")] }, context()), {
+      batchItemFailures: [],
+    });
+    await errorLines(() =>
+      assert.rejects(
+        handler({ Records: [record("7"), record("8")] }, context()),
+        /Lambda bisects the batch/,
+      )
+    );
+    assert.deepEqual(pauses, []);
   } finally {
     await webhook.close();
   }

@@ -129,7 +129,12 @@ export async function deliver(
         );
         return "later";
       }
-      logError(`webhook answered ${response.status} for records of ${first}: ${text}`);
+      // Cut, as above: a WEBHOOK_URL that is another server's may answer with a whole page.
+      logError(
+        `webhook answered ${response.status} for records of ${first}: ${
+          text.length > 500 ? `${text.slice(0, 500)}... (${text.length} characters)` : text
+        }`,
+      );
       lastStatus = response.status;
       if (response.status === 401 && typeof secret !== "string") {
         // The secret may be in the middle of a rotation: read it again and retry.

@@ -134,3 +134,32 @@ Deno.test("a delivery's failures go to its logError, its success to its log", as
     await webhook.close();
   }
 });
+
+Deno.test("a long answer that is not the webhook's is logged cut, with its length", async () => {
+  // WEBHOOK_URL pointing at another server: its whole page, on every attempt, would be.
+  const page = "<html>" + "x".repeat(10_000) + "</html>";
+  const server = Deno.serve(
+    { port: 0, hostname: "127.0.0.1", onListen: () => {} },
+    () => new Response(page, { status: 404 }),
+  );
+  try {
+    const failed: string[] = [];
+    const outcome = await deliver(
+      `http://127.0.0.1:${server.addr.port}/`,
+      SECRET,
+      [record("1")],
+      Date.now() + 30_000,
+      () => {},
+      (line) => void failed.push(line),
+    );
+    assert.equal(outcome, "later");
+    assert.equal(failed.length, 1);
+    assert.match(
+      failed[0],
+      /^webhook answered 404 for records of t from 1, key .*: <html>x+\.\.\. \(10013 characters\)$/,
+    );
+    assert.ok(failed[0].length < 700, `${failed[0].length} characters logged`);
+  } finally {
+    await server.shutdown();
+  }
+});
