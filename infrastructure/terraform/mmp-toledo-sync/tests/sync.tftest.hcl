@@ -74,8 +74,8 @@ run "both_regions_with_the_seed_tfvars" {
     error_message = "Both Lambdas post to the project's mmp-toledo-sync function."
   }
   assert {
-    condition     = startswith(output.lambdas["us-east-2"].put_webhook_secret, "aws secretsmanager put-secret-value --region us-east-2 --secret-id arn:aws:secretsmanager:us-east-2:")
-    error_message = "The output says how to put the secret's value, in the secret's region."
+    condition     = startswith(output.lambdas["us-east-2"].put_webhook_secret, "printf %s \"$SYNC_WEBHOOK_SECRET\" | aws secretsmanager put-secret-value --region us-east-2 --secret-id arn:aws:secretsmanager:us-east-2:") && endswith(output.lambdas["us-east-2"].put_webhook_secret, " --secret-string file:///dev/stdin")
+    error_message = "The output says how to put the secret's value, in the secret's region, through standard input (never an argument, which the process list shows)."
   }
   assert {
     condition     = output.supabase_reader_user == "mmp-toledo-supabase-reader-dev" && length(data.aws_iam_policy_document.supabase_reader[0].statement[0].resources) == 9

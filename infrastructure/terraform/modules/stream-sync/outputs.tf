@@ -29,8 +29,8 @@ output "webhook_secret_arn" {
 }
 
 output "put_webhook_secret" {
-  description = "The command that puts the webhook secret's value (the SYNC_WEBHOOK_SECRET of the Supabase project)."
-  value       = "aws secretsmanager put-secret-value --region ${split(":", aws_secretsmanager_secret.webhook.arn)[3]} --secret-id ${aws_secretsmanager_secret.webhook.arn} --secret-string \"$SYNC_WEBHOOK_SECRET\""
+  description = "The command that puts the webhook secret's value (the SYNC_WEBHOOK_SECRET of the Supabase project), through its standard input: in an argument, any user of the machine would see it in the process list."
+  value       = "printf %s \"$SYNC_WEBHOOK_SECRET\" | aws secretsmanager put-secret-value --region ${split(":", aws_secretsmanager_secret.webhook.arn)[3]} --secret-id ${aws_secretsmanager_secret.webhook.arn} --secret-string file:///dev/stdin"
 }
 
 output "log_group_name" {
