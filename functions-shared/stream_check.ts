@@ -127,8 +127,13 @@ async function readShard(
   budget?.shard();
   const finding: ShardFinding = { shardId, state: { through: previous?.through } };
   let iterator: string | "trimmed" | undefined;
-  const frontier = previous?.frontier;
-  if (frontier) {
+  // A frontier reported given up is passed as an applied record is: what comes after it
+  // is watched as closely (stream_verdict.ts, "passed over").
+  const frontier = previous?.givenUp ? undefined : previous?.frontier;
+  if (previous?.givenUp && previous.frontier) {
+    finding.state.through = previous.frontier.seq;
+    iterator = await reader.iterator(shardId, { after: previous.frontier.seq });
+  } else if (frontier) {
     iterator = await reader.iterator(shardId, { at: frontier.seq });
     if (iterator === "trimmed" && !(await applied([frontier.seq])).has(frontier.seq)) {
       finding.lost = { seq: frontier.seq, createdAt: Date.parse(frontier.created_at) };

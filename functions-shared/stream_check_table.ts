@@ -172,8 +172,9 @@ export async function checkTable(
     ).length;
     const gone = [];
     for (const [shardId, state] of Object.entries(before)) {
+      // (A frontier reported given up before is not reported again as it goes.)
       if (
-        listed.some((shard) => shard.id === shardId) || !state.frontier
+        listed.some((shard) => shard.id === shardId) || !state.frontier || state.givenUp
       ) continue;
       const frontier = {
         seq: state.frontier.seq,

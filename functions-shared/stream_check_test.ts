@@ -629,3 +629,26 @@ Deno.test("two trims with a page read between them are not 'trimmed twice in a r
   assert.equal(trims.size, 0, "both trims met");
   assert.equal(finding.state.through, "102", "read through to the last record");
 });
+
+Deno.test("a frontier reported passed over is read past at the next run: a record given up after it is found as soon", async () => {
+  // 100 given up 10 h ago, 101-103 applied; 104 given up 2 h ago, 105 applied after it.
+  const { reader } = fakeReader({ s1: shard([10, 10, 10, 10, 2, 2]) });
+  const applied = appliedOf(["101", "102", "103", "105"]);
+  const passedOverBefore = NOW - 1.5 * HOUR;
+  const first = await checkShard("s1", undefined, reader, applied, { passedOverBefore });
+  const firstVerdict = judgeTable("t", ARN, [first], [], undefined, timing);
+  assert.match(firstVerdict.problem ?? "", /record 100 \(created .*\) was passed over/);
+  assert.equal(firstVerdict.shards.s1.givenUp, true, "reported once, then read past");
+  // The next run: 104 is the frontier now, passed over too, and named.
+  const next = await checkShard("s1", firstVerdict.shards.s1, reader, applied, {
+    passedOverBefore,
+  });
+  assert.equal(next.state.frontier?.seq, "104");
+  assert.equal(next.state.givenUp, undefined, "a new frontier, not yet reported");
+  const previous = { streamArn: ARN, checkedAt: NOW - HOUR, shards: firstVerdict.shards };
+  const verdict = judgeTable("t", ARN, [next], [], previous, timing);
+  assert.match(verdict.problem ?? "", /record 104 \(created .*\) was passed over/);
+  assert.doesNotMatch(verdict.problem ?? "", /record 100 /);
+  assert.equal(verdict.coversUntil, NOW - 2 * HOUR, "a backfill since 104 heals it");
+  // Before the fix the frontier stayed on 100, and 104 went unnamed until 100 was trimmed.
+});

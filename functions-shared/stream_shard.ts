@@ -20,6 +20,13 @@ export interface ShardState {
   through?: string;
   /** The first record not applied when the run looked. */
   frontier?: { seq: string; created_at: string };
+  /**
+   * The frontier was reported passed over (the mapping gave it up to its on-failure
+   * queue, stream_verdict.ts), and the table healed from then: the next run reads on past
+   * it as if applied, so that a record given up after it is found as soon, not once the
+   * first is trimmed, a day on.
+   */
+  givenUp?: true;
   /** A closed shard read to its end with every record applied: nothing more to read. */
   done?: boolean;
   /**

@@ -126,6 +126,8 @@ export function judgeTable(
   const problems: string[] = [];
   let coversUntil = -Infinity;
   const cover = (at: number) => coversUntil = Math.max(coversUntil, at);
+  // Shards whose frontier this run reports passed over: the next run reads on past it.
+  const givenUp = new Set<string>();
 
   if (previous && previous.streamArn && previous.streamArn !== streamArn) {
     problems.push(
@@ -185,6 +187,11 @@ export function judgeTable(
           `gave its batch up to its on-failure queue`,
       );
       cover(Date.parse(frontier.created_at));
+      // Reported once: the backfill it asks for heals the table from the record's time on
+      // (or the table stays stale, naming it, until one does). Read past from now, as
+      // applied: the frontier stuck on it hid a record given up after it until the first
+      // was trimmed, up to a day later (found by a review).
+      givenUp.add(f.shardId);
     }
     // Reads of a shard more than the allowed gap apart (runs' budgets spent before it):
     // records may have been trimmed between them unseen, even if this read finds the
@@ -253,7 +260,11 @@ export function judgeTable(
     );
     cover(g.frontier.createdAt);
   }
-  const shards = Object.fromEntries(findings.map((f) => [f.shardId, f.state]));
+  const shards = Object.fromEntries(
+    findings.map((
+      f,
+    ) => [f.shardId, givenUp.has(f.shardId) ? { ...f.state, givenUp: true as const } : f.state]),
+  );
   if (problems.length === 0) return { shards };
   return {
     shards,
