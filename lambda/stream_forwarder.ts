@@ -90,19 +90,20 @@ export async function handler(
   event: DynamoDBStreamEvent,
   context: LambdaContext,
 ): Promise<BatchResponse> {
+  const started = Date.now();
+  const deadline = started + context.getRemainingTimeInMillis() - SAFETY_MS;
+  // Reported from `failed` on, once the invocation has lasted NOT_DELIVERED_MIN_MS.
+  const notDelivered = async (failed: string): Promise<BatchResponse> => {
+    const until = Math.min(deadline, started + NOT_DELIVERED_MIN_MS);
+    if (until > Date.now()) await forwarderClock.sleep(until - Date.now());
+    return { batchItemFailures: [{ itemIdentifier: failed }] };
+  };
   // Without its settings, nothing is sent and the batch is reported failed from its first
   // record: Lambda retries it as it is, and nothing is lost while the setting is fixed.
   // (Thrown, the error would make Lambda split every batch down to single records, for
   // a fault of no record.)
   // Named by its table, first record and key: one forwarder serves every table of its
   // region, and the operator must know which mapping's batches wait.
-  const started = Date.now();
-  const deadline = started + context.getRemainingTimeInMillis() - SAFETY_MS;
-  const notDelivered = async (failed: string): Promise<BatchResponse> => {
-    const until = Math.min(deadline, started + NOT_DELIVERED_MIN_MS);
-    if (until > Date.now()) await forwarderClock.sleep(until - Date.now());
-    return { batchItemFailures: [{ itemIdentifier: failed }] };
-  };
   const notSent = async (why: string): Promise<BatchResponse> => {
     const records = event.Records ?? [];
     const first = records[0]?.dynamodb?.SequenceNumber;
