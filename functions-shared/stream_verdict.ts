@@ -260,11 +260,9 @@ export function judgeTable(
     );
     cover(g.frontier.createdAt);
   }
-  const shards = Object.fromEntries(
-    findings.map((
-      f,
-    ) => [f.shardId, givenUp.has(f.shardId) ? { ...f.state, givenUp: true as const } : f.state]),
-  );
+  const stateOf = (f: ShardFinding): ShardState =>
+    givenUp.has(f.shardId) ? { ...f.state, givenUp: true } : f.state;
+  const shards = Object.fromEntries(findings.map((f) => [f.shardId, stateOf(f)]));
   if (problems.length === 0) return { shards };
   return {
     shards,

@@ -20,6 +20,26 @@ import { realPacing, SCAN_ROUNDS, ScanGaveUp, withBackoff } from "./scan_pacing.
 export const RENEW_EVERY_MS = 20_000;
 
 /**
+ * A run's lease renewed between reads: `due()` renews it through `renew` once
+ * {@link RENEW_EVERY_MS} has passed since the last renewal, `renewed()` notes one made
+ * otherwise (a checkpoint holds the lease too). Reads that back off (throttled, 5xx) may
+ * add up past the lease between two checkpoints.
+ */
+export function leaseRenewal(renew: () => Promise<void>) {
+  let renewedAt = performance.now();
+  return {
+    async due(): Promise<void> {
+      if (performance.now() - renewedAt < RENEW_EVERY_MS) return;
+      await renew();
+      renewedAt = performance.now();
+    },
+    renewed(): void {
+      renewedAt = performance.now();
+    },
+  };
+}
+
+/**
  * A key read again that kept failing with an error that may pass (throttled, 5xx), past
  * the Scan's backoff: the look stops there and the run waits for the heartbeat, as a
  * throttled Scan does, instead of failing. Names the run, the table, the key and the cause.

@@ -16,7 +16,7 @@ import { type RowKey, rowKeyText, unmappableRowKey } from "./validator_plan.ts";
 import { addToChunk, emptyChunk, noteRead, stage } from "./validator_look_chunk.ts";
 import { PartitionTooLarge } from "./point_reads.ts";
 import { realPacing } from "./scan_pacing.ts";
-import { lookPace, readAgain, ReadAgainThrottled, RENEW_EVERY_MS } from "./validator_look_reads.ts";
+import { leaseRenewal, lookPace, readAgain, ReadAgainThrottled } from "./validator_look_reads.ts";
 
 /** How many times a divergent key is looked at again before it is reported. */
 export const LOOKS = 3;
@@ -63,12 +63,12 @@ export async function recheckLook(
   if (looked === "report") return "report";
   let read = cursor?.recheck_keys ? cursor.recheck_read : 0;
   let readThisRequest = 0;
-  const pace = lookPace(deps, async () => {
+  const renew = async () => {
     await deps.sql`select sync.renew_validation(${run}, ${worker})`;
-  });
-  // Reads that back off (throttled, 5xx) may add up past the run's lease between two
-  // checkpoints: it is renewed every RENEW_EVERY_MS, without counting as progress.
-  let renewedAt = performance.now();
+  };
+  const pace = lookPace(deps, renew);
+  // Renewed every RENEW_EVERY_MS between checkpoints, without counting as progress.
+  const lease = leaseRenewal(renew);
   while (read < looked.length) {
     const chunk = emptyChunk();
     let stopped: false | "budget" | "throttled" = false;
@@ -80,10 +80,7 @@ export async function recheckLook(
         stopped = "budget";
         break;
       }
-      if (performance.now() - renewedAt >= RENEW_EVERY_MS) {
-        await deps.sql`select sync.renew_validation(${run}, ${worker})`;
-        renewedAt = performance.now();
-      }
+      await lease.due();
       const key = looked[read + chunk.keys.length];
       try {
         const { items, readAt, readBefore } = await readAgain(deps, spec, run, key);
@@ -114,7 +111,7 @@ export async function recheckLook(
     if (chunk.keys.length > 0) {
       await stage(deps, spec, run, chunk, { worker, from: read });
       read += chunk.keys.length;
-      renewedAt = performance.now();
+      lease.renewed();
     }
     if (stopped) return stopped;
   }

@@ -15,7 +15,7 @@ import type { TableSpec } from "./table_registry.ts";
 import type { Divergence } from "./validator_compare.ts";
 import { repairPlan, type RowKey, rowKeyText, type Unmappable } from "./validator_plan.ts";
 import { MAX_POINT_READ_PAGES, PartitionTooLarge, pointReadAt } from "./point_reads.ts";
-import { lookPace, RENEW_EVERY_MS } from "./validator_look_reads.ts";
+import { leaseRenewal, lookPace } from "./validator_look_reads.ts";
 
 /** A repair applies what it has read once its items' JSON reaches this size. */
 export const REPAIR_APPLY_BYTES = 4 * 1024 * 1024;
@@ -115,7 +115,7 @@ export async function repairKeys(
   // hundreds of thousands of read units, and a repair that outlasted the 60 s lease was
   // taken over and read again from its first key (found by a review).
   const pace = lookPace(deps, renew ?? (() => Promise.resolve()));
-  let renewedAt = performance.now();
+  const lease = renew && leaseRenewal(renew);
   for (const [done, { key }] of divergent.entries()) {
     if (done > 0 && spent?.()) {
       await apply();
@@ -123,10 +123,7 @@ export async function repairKeys(
       throw tooLarge ?? new RepairOverBudget(spec.targetTable, done, divergent.length);
     }
     if (leave?.has(rowKeyText(key))) continue;
-    if (renew && performance.now() - renewedAt >= RENEW_EVERY_MS) {
-      await renew();
-      renewedAt = performance.now();
-    }
+    await lease?.due();
     // Stamped on DynamoDB's clock, no later than the read (read_stamp.ts): a repair's
     // changes win over the row, and a stream change after the read must still win over them.
     let read;
