@@ -10,7 +10,9 @@
 --    visitor who stopped visiting keeps hers for ever), no run got past them.
 -- 2. A tombstone (or deleted observation) is kept while an open dead letter of its key
 --    waits: the letter's change, older than the delete, would otherwise bring the row back
---    on its replay once the tombstone was gone.
+--    on its replay once the tombstone was gone. One whose record named no key holds every
+--    tombstone of its table recorded after its record's position (the letter may name any
+--    key once mended).
 -- 3. A running backfill holds its own table's tombstones, not every table's; and one that
 --    has made no progress for longer than tombstones are kept fails, saying so, rather
 --    than hold them for ever.
@@ -35,6 +37,10 @@ drop index sync.tombstones_recorded_at_idx;
 create index observations_deleted_table_idx on sync.observations (target_table, recorded_at)
   where deleted;
 drop index sync.observations_deleted_idx;
+-- The open dead letters whose record named no key, by table: few, looked up by every
+-- table's purge of its tombstones (dead_letters_open_idx would walk a table's keyed ones).
+create index dead_letters_open_unkeyed_idx on sync.dead_letters (target_table, position_at)
+  where replayed_at is null and row_key is null;
 
 create table sync.purge_cursors (
   target_table text primary key references sync.source_tables (target_table),
@@ -238,6 +244,7 @@ declare
   jobs bigint[];
   staging text;
   held_since timestamptz;
+  unkeyed_since timestamptz;
   purged_table text;
   table_cutoff timestamptz;
   m bigint;
@@ -376,8 +383,12 @@ begin
     -- tombstone's recorded_at is on this database's, so a delete just after the read
     -- time could be recorded before it and go (found by a review of the clocks). And kept
     -- while an open dead letter of its key waits for a replay: the letter's change, older
-    -- than the delete, would otherwise bring the row back when it is replayed. A deleted
-    -- observation is its own tombstone; no row holds it.
+    -- than the delete, would otherwise bring the row back when it is replayed. An open
+    -- letter whose record named no key (its keys could not be read) may name any key of
+    -- its table once an admin mends the record, and its replay stands where the record
+    -- stood: nothing of the table deleted after that position (ten minutes before it, as
+    -- the two clocks differ; all of it when the letter has none) loses its tombstone while
+    -- it waits. A deleted observation is its own tombstone; no row holds it.
     for purged_table in select st.target_table from sync.source_tables st
                         order by st.target_table loop
       exit when n >= p_batch;
@@ -386,7 +397,12 @@ begin
       join sync.source_tables st on st.source_table = j.source_table
       where st.target_table = purged_table and j.status = 'running'
         and j.checksum_run_id is null;
-      table_cutoff := least(cutoff, coalesce(held_since, 'infinity'));
+      select min(coalesce(dl.position_at, '-infinity')) - interval '10 minutes'
+      into unkeyed_since
+      from sync.dead_letters dl
+      where dl.target_table = purged_table and dl.row_key is null and dl.replayed_at is null;
+      table_cutoff := least(cutoff, coalesce(held_since, 'infinity'),
+                            coalesce(unkeyed_since, 'infinity'));
       if p_kind = 'tombstones' then
         with purged as (
           delete from sync.tombstones t

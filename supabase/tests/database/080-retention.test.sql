@@ -4,7 +4,7 @@
 -- are never purged.
 set client_min_messages = warning;
 begin;
-select plan(74);
+select plan(77);
 
 -- Start from nothing, so that what purge_expired reports is exactly this test's rows.
 delete from sync.superseded_purge_turns;
@@ -59,11 +59,11 @@ create temp table visitors_before as select * from public.firespring_visitors;
 -- Dead letters: replayed 31 days ago (purged), replayed 29 days ago (kept), open for
 -- 100 days (kept), replayed 31 days ago but seen again since (kept: its record failed
 -- again, and a backfill's end spares its key while it is).
-insert into sync.dead_letters (received_at, last_seen_at, target_table, record, reason, replayed_at, replay_result) values
-  (now() - interval '40 days', now() - interval '40 days', 'firespring_actions', '{"n": 1}', 'r', now() - interval '31 days', 'applied'),
-  (now() - interval '40 days', now() - interval '40 days', 'firespring_actions', '{"n": 2}', 'r', now() - interval '29 days', 'applied'),
-  (now() - interval '100 days', now() - interval '100 days', 'firespring_actions', '{"n": 3}', 'r', null, null),
-  (now() - interval '40 days', now() - interval '1 day', 'firespring_actions', '{"n": 4}', 'r', now() - interval '31 days', 'applied');
+insert into sync.dead_letters (received_at, last_seen_at, target_table, record, reason, replayed_at, replay_result, row_key) values
+  (now() - interval '40 days', now() - interval '40 days', 'firespring_actions', '{"n": 1}', 'r', now() - interval '31 days', 'applied', null),
+  (now() - interval '40 days', now() - interval '40 days', 'firespring_actions', '{"n": 2}', 'r', now() - interval '29 days', 'applied', null),
+  (now() - interval '100 days', now() - interval '100 days', 'firespring_actions', '{"n": 3}', 'r', null, null, '{"action_id": "n3"}'),
+  (now() - interval '40 days', now() - interval '1 day', 'firespring_actions', '{"n": 4}', 'r', now() - interval '31 days', 'applied', null);
 
 -- Webhook-ids: 11 minutes (purged), 9 minutes (kept).
 insert into sync.webhook_deliveries (webhook_id, received_at) values
@@ -396,6 +396,38 @@ values ('firespring-backdoor-extraction-jobs-dev', 'firespring_extraction_jobs',
 select sync.purge_expired();
 select is((select count(*)::int from sync.observations where row_key = '{"job_id": "lettered"}'), 1,
   'an open dead letter of its key keeps a deleted observation past its retention');
+
+-- An open dead letter whose record named no key may name any key once mended: it holds
+-- its table's tombstones and deleted observations recorded after its record's position
+-- (less ten minutes), not those recorded before, nor another table's.
+insert into sync.tombstones (target_table, row_key, sync_sequence, deleted_at, recorded_at) values
+  ('firespring_segments', '{"segment_id": "before"}', 1, now() - interval '6 days', now() - interval '6 days'),
+  ('firespring_segments', '{"segment_id": "after"}', 2, now() - interval '4 days', now() - interval '4 days'),
+  ('firespring_searches', '{"search_id": "other"}', 3, now() - interval '4 days', now() - interval '4 days');
+insert into sync.dead_letters (source_table, target_table, reason, record, position_seq, position_at)
+values ('firespring-backdoor-segments-dev', 'firespring_segments', 'Keys: segment_id is missing',
+        '{"x": 3}', 4, now() - interval '5 days');
+select sync.merge_changes('firespring_extraction_jobs', jsonb_build_array(
+  jsonb_build_object('op', 'delete', 'seq', '8', 'changed_at', '2026-02-06T10:00:00Z', 'source', 'stream',
+    'range_key', 100, 'rank', 0, 'row', '{"job_id": "unkeyed"}'::jsonb)));
+update sync.observations set recorded_at = now() - interval '4 days' where row_key = '{"job_id": "unkeyed"}';
+insert into sync.dead_letters (source_table, target_table, reason, record)
+values ('firespring-backdoor-extraction-jobs-dev', 'firespring_extraction_jobs', 'Keys: job_id is missing',
+        '{"x": 4}');
+select sync.purge_expired();
+select results_eq($$select target_table, row_key::text from sync.tombstones
+                    where row_key ->> 'segment_id' in ('before', 'after') or row_key ->> 'search_id' = 'other'$$,
+  $$values ('firespring_segments'::text, '{"segment_id": "after"}'::text)$$,
+  'an open dead letter that names no key keeps its table''s tombstones recorded after its position, no others');
+select is((select count(*)::int from sync.observations where row_key = '{"job_id": "unkeyed"}'), 1,
+  'an open dead letter that names no key, nor a position, keeps every deleted observation of its table');
+update sync.dead_letters set replayed_at = now(), replay_result = 'skipped'
+where row_key is null and record ->> 'x' in ('3', '4');
+select sync.purge_expired();
+select is((select count(*)::int from sync.tombstones where row_key = '{"segment_id": "after"}')
+          + (select count(*)::int from sync.observations
+           where row_key = '{"job_id": "unkeyed"}'), 0,
+  'once those letters are replayed, the tombstone and the deleted observation go');
 
 -- A backfill whose segments ended long ago, and whose end (its sweep) walks on, is making
 -- progress: it is left running.
