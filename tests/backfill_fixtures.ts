@@ -1,7 +1,7 @@
 /**
  * What the backfill tests share (tests/backfill_test.ts): items for every table under a
  * key prefix, a snapshot of the rows they map to, forgetting those rows, waiting for
- * backfill jobs, and counting a source table.
+ * backfill jobs, counting a source table, and writing items of one table through its stream.
  *
  * @module
  */
@@ -9,6 +9,7 @@
 import { type AttributeValue, ScanCommand } from "@aws-sdk/client-dynamodb";
 import type postgres from "postgres";
 import { byTargetTable, TABLES } from "../functions-shared/table_registry.ts";
+import { batchWrite } from "../demo/load_dynamo.ts";
 import { dynamo, eventually } from "./stack_clients.ts";
 
 /** An item in DynamoDB JSON. */
@@ -104,6 +105,30 @@ export async function snapshot(sql: postgres.Sql, p: string): Promise<Record<str
     out[spec.targetTable] = rows.map((row) => row.r);
   }
   return out;
+}
+
+/**
+ * Writes `items` (whose keys start with `p`) to the source table of `target`, and waits
+ * until the stream has made a row of each: `rows` rows whose key starts with `p` (one a
+ * hash key, for a collapsed table).
+ */
+export async function writeThroughTheStream(
+  sql: postgres.Sql,
+  target: string,
+  p: string,
+  items: Item[],
+  rows = items.length,
+  timeoutMs = 90_000,
+): Promise<void> {
+  const spec = byTargetTable(target)!;
+  await batchWrite(dynamo(spec.region), spec.sourceTable, items);
+  await eventually("the stream to deliver the items", async () => {
+    const [r] = await sql.unsafe(
+      `select count(*)::int as n from public.${target} where ${spec.targetKey[0]} like $1`,
+      [`${p}%`],
+    );
+    return r.n === rows ? true : undefined;
+  }, timeoutMs);
 }
 
 /** Removes the rows (and what the merge remembers of them) whose key starts with `p`. */

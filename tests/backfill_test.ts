@@ -29,6 +29,7 @@ import {
   scanCount,
   snapshot,
   waitForJobs,
+  writeThroughTheStream,
 } from "./backfill_fixtures.ts";
 
 Deno.test("a backfill of every table gives back exactly the rows the stream made", async () => {
@@ -72,14 +73,7 @@ Deno.test("a worker killed mid-segment is taken over from its checkpoint: nothin
   // At least these 1,000 items of its own.
   const n = 1000;
   try {
-    await batchWrite(dynamo(spec.region), spec.sourceTable, itemsFor(spec.targetTable, p, n));
-    await eventually("the stream to deliver the items", async () => {
-      const [r] =
-        await sql`select count(*)::int as n from firespring_actions where action_id like ${
-          p + "%"
-        }`;
-      return r.n === n ? true : undefined;
-    }, 90_000);
+    await writeThroughTheStream(sql, spec.targetTable, p, itemsFor(spec.targetTable, p, n));
     await forget(sql, p, [spec.targetTable]);
     const total = await scanCount(spec.targetTable);
     // About 300 pages (of 2 items or more), some seconds of Scan, so that the kill (once

@@ -17,9 +17,8 @@ import {
   logTextSince,
 } from "../local-stack/supabase/isolate_log.ts";
 import { logFile } from "../local-stack/processes.ts";
-import { batchWrite } from "../demo/load_dynamo.ts";
-import { queueBackfill, scanCount } from "./backfill_fixtures.ts";
-import { connectDb, dynamo, eventually, functionsDynamo, liveIsolates } from "./stack_clients.ts";
+import { queueBackfill, scanCount, writeThroughTheStream } from "./backfill_fixtures.ts";
+import { connectDb, eventually, functionsDynamo, liveIsolates } from "./stack_clients.ts";
 
 const searches = byTargetTable("firespring_searches")!;
 const S = (s: string): AttributeValue => ({ S: s });
@@ -33,13 +32,8 @@ async function seedSearches(sql: postgres.Sql, p: string, n: number): Promise<vo
     count: N(i),
     searched_at: N(1770379200),
   }));
-  await batchWrite(dynamo(searches.region), searches.sourceTable, items);
   // The stream delivers them too; the backfill must make the rows on its own.
-  await eventually("the stream to deliver the items", async () => {
-    const [r] = await sql`select count(*)::int as n from firespring_searches
-                          where search_id like ${p + "%"}`;
-    return r.n === n ? true : undefined;
-  }, 180_000);
+  await writeThroughTheStream(sql, searches.targetTable, p, items, n, 180_000);
   await sql`delete from firespring_searches where search_id like ${p + "%"}`;
   await sql`delete from sync.observations where target_table = 'firespring_searches'
             and row_key ->> 'search_id' like ${p + "%"}`;

@@ -10,9 +10,8 @@ import { byTargetTable } from "../functions-shared/table_registry.ts";
 import { validationUnderWay } from "../functions-shared/db_errors.ts";
 import { ROOT } from "../local-stack/config.ts";
 import { run } from "../local-stack/processes.ts";
-import { batchWrite } from "../demo/load_dynamo.ts";
-import { connectDb, dynamo, eventually, staleReadMs } from "./stack_clients.ts";
-import { itemsFor, scanCount } from "./backfill_fixtures.ts";
+import { connectDb, eventually, staleReadMs } from "./stack_clients.ts";
+import { itemsFor, scanCount, writeThroughTheStream } from "./backfill_fixtures.ts";
 
 Deno.test("a validator request killed mid-segment is resumed from its checkpoint: nothing staged twice or lost", async () => {
   const sql = connectDb();
@@ -21,14 +20,7 @@ Deno.test("a validator request killed mid-segment is resumed from its checkpoint
   // At least these 500 items of its own.
   const n = 500;
   try {
-    await batchWrite(dynamo(spec.region), spec.sourceTable, itemsFor(spec.targetTable, p, n));
-    await eventually("the stream to deliver the items", async () => {
-      const [r] =
-        await sql`select count(*)::int as n from firespring_actions where action_id like ${
-          p + "%"
-        }`;
-      return r.n === n ? true : undefined;
-    }, 90_000);
+    await writeThroughTheStream(sql, spec.targetTable, p, itemsFor(spec.targetTable, p, n));
     const total = await scanCount(spec.targetTable);
     // About 300 pages (of 2 items or more), some seconds of Scan, so that the kill (a few
     // pages in) lands well before the segment's end, which the test asserts. With pages of
