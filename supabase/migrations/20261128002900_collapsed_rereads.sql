@@ -43,11 +43,24 @@ revoke all on table sync.collapsed_rereads from public;
 
 create index collapsed_rereads_not_before_idx on sync.collapsed_rereads (not_before);
 
+-- When a request last claimed keys, of any table: sync.wake_rereads tells a queue that no
+-- request works (the validator not deployed, or not answering) from a backlog that
+-- requests work through, oldest first, each ending before the next tick (a request's
+-- claims are gone by then: its keys re-read and out of the queue).
+create table sync.reread_claims (
+  singleton boolean primary key default true check (singleton),
+  last_claimed_at timestamptz not null
+);
+comment on table sync.reread_claims is
+  'One row: when a request of the data-checksum-validator last claimed collapsed keys to re-read.';
+revoke all on table sync.reread_claims from public;
+
 -- Up to p_limit waiting keys, oldest first, each leased for two minutes (a re-read takes
 -- one Query and one merge), doubling with each attempt up to about an hour: a request
 -- that dies on a key (its partition too big for the isolate, say) leaves it to the next
 -- after that, and the key says so. The keys are picked once (a materialized CTE): a
 -- limited subquery joined in a nested loop may run again for every row, and claim more.
+-- A claim of any key notes when (sync.reread_claims).
 create function sync.claim_rereads(p_limit integer)
 returns table (target_table text, row_key jsonb, queued_at timestamptz, attempts integer)
 language sql set search_path = ''
@@ -58,6 +71,10 @@ as $$
     order by q.not_before, q.queued_at
     limit p_limit
     for update skip locked
+  ), noted as (
+    insert into sync.reread_claims as n (singleton, last_claimed_at)
+    select true, now() where exists (select from c)
+    on conflict (singleton) do update set last_claimed_at = excluded.last_claimed_at
   )
   update sync.collapsed_rereads r
   set not_before = now() + interval '2 minutes' * 2 ^ least(r.attempts, 5),
@@ -141,12 +158,15 @@ revoke all on function sync.utc_text(timestamptz) from public;
 -- every item again and so brings its purged items back (sync.heal_table,
 -- 20261128004600_heal_table.sql: one backfill for however many keys): a re-read that can
 -- never pass (a mapping's error, a request that dies on the key) no longer waits for ever.
--- So is a key due for an hour while no key is claimed or backing off (a claim, or a
--- failure's backoff, moves not_before past now): its attempts count only claims, so with
--- the validator never answering (not deployed, its calls refused, a bad setting at its
--- cold start) it would wait for ever, counted in rereads_waiting but never in
--- rereads_failing, its row showing the fallback. While requests claim keys, a backlog of
--- more than an hour (a burst of removals) is worked, not given up.
+-- So is a key due for an hour while no request claimed any key for an hour
+-- (sync.reread_claims) and none is claimed or backing off now (a claim, or a failure's
+-- backoff, moves not_before past now): its attempts count only claims, so with the
+-- validator never answering (not deployed, its calls refused, a bad setting at its cold
+-- start) it would wait for ever, counted in rereads_waiting but never in rereads_failing,
+-- its row showing the fallback. While requests claim keys, a backlog of more than an hour
+-- (a burst of removals) is worked, not given up, though each request ends before the next
+-- tick (found by a review: with no claim left at a tick, such a backlog went to a
+-- healing backfill of the whole table).
 create function sync.wake_rereads() returns integer
 language plpgsql set search_path = ''
 as $$
@@ -162,7 +182,9 @@ begin
     where r.not_before <= now()
       and (r.attempts >= 10
            or (r.not_before < now() - interval '1 hour'
-               and not exists (select from sync.collapsed_rereads x where x.not_before > now())))
+               and not exists (select from sync.collapsed_rereads x where x.not_before > now())
+               and not exists (select from sync.reread_claims c
+                               where c.last_claimed_at > now() - interval '1 hour')))
     returning r.target_table, r.row_key, r.attempts, r.error, r.not_before
   loop
     perform sync.heal_table(given_up.target_table, case
@@ -184,7 +206,7 @@ begin
 end
 $$;
 comment on function sync.wake_rereads() is
-  'Calls the data-checksum-validator to re-read the collapsed keys waiting in sync.collapsed_rereads; a key due after 10 attempts, or due an hour while none is claimed, is given up to a healing backfill of its table.';
+  'Calls the data-checksum-validator to re-read the collapsed keys waiting in sync.collapsed_rereads; a key due after 10 attempts, or due an hour while no key was claimed for an hour, is given up to a healing backfill of its table.';
 revoke all on function sync.wake_rereads() from public;
 
 select cron.schedule('sync-collapsed-rereads', sync.sweep_schedule(), 'select sync.wake_rereads()');

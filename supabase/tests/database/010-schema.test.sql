@@ -260,7 +260,7 @@ select tables_are('sync', array[
   'backfill_segments', 'table_state', 'settings', 'checksum_items', 'checksum_seen',
   'checksum_divergent', 'checksum_unmappable', 'webhook_deliveries',
   'stream_batches_applied', 'stream_checks', 'backfill_read_ledger', 'backfill_export_files',
-  'purge_cursors', 'superseded_purge_turns', 'collapsed_rereads', 'stream_check_leases',
+  'purge_cursors', 'superseded_purge_turns', 'collapsed_rereads', 'reread_claims', 'stream_check_leases',
   'staged_changes', 'write_backs', 'export_requests', 'checksum_run_marks', 'function_calls'
 ], 'sync holds the machinery');
 select views_are('sync', array['status', 'backfill_progress'], 'sync has the status views');

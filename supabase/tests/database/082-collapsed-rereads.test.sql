@@ -3,7 +3,7 @@
 -- purged as superseded; the queue is claimed with a lease, finished, or backed off.
 set client_min_messages = warning;
 begin;
-select plan(40);
+select plan(43);
 
 delete from sync.collapsed_rereads;
 
@@ -137,6 +137,8 @@ select is(
   1, 'one healing backfill for both');
 -- A key due for an hour that no request claimed (the validator never answers) is given
 -- up too: its attempts count only claims, so it would never reach 10.
+select ok((select last_claimed_at = now() from sync.reread_claims), 'a claim notes when');
+update sync.reread_claims set last_claimed_at = now() - interval '61 minutes';
 delete from sync.table_state where target_table = 'firespring_visitors';
 delete from sync.backfill_jobs
 where source_table = 'firespring-backdoor-visitors-dev' and status = 'pending';
@@ -157,6 +159,12 @@ insert into sync.collapsed_rereads (target_table, row_key, not_before) values
   ('firespring_visitors', '{"visitor_id": "rr-claimed"}', now() + interval '2 minutes');
 select is(sync.wake_rereads(), 1, 'a backlog while a key is claimed still calls the validator');
 select is(pg_temp.queued(), '{rr-backlog,rr-claimed}', 'and gives no key up by its age');
+-- So is one that requests work through, each ended before the tick (no claim left): a
+-- request claimed keys within the hour.
+delete from sync.collapsed_rereads where row_key = '{"visitor_id": "rr-claimed"}';
+update sync.reread_claims set last_claimed_at = now() - interval '5 minutes';
+select is(sync.wake_rereads(), 1, 'a backlog that requests claimed from within the hour calls the validator');
+select is(pg_temp.queued(), '{rr-backlog}', 'and stays, though no key is claimed at the tick');
 delete from sync.collapsed_rereads;
 insert into sync.collapsed_rereads (target_table, row_key) values ('firespring_visitors', '{"visitor_id": "rr9"}');
 insert into sync.collapsed_rereads (target_table, row_key, attempts, error) values
