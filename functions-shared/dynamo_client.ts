@@ -24,7 +24,7 @@
  */
 
 import { DynamoClient } from "./dynamo_http.ts";
-import { withoutUserinfo } from "./settings.ts";
+import { endpointProblem, withoutUserinfo } from "./settings.ts";
 
 /** Reads an environment variable (Deno's or, in Node, the process's). */
 export type EnvReader = (name: string) => string | undefined;
@@ -54,6 +54,14 @@ export function dynamoEndpoint(env: EnvReader): string | undefined {
   if (!url || (url.protocol !== "https:" && url.protocol !== "http:")) {
     throw new Error(
       `DYNAMODB_ENDPOINT must be an http(s) URL such as http://127.0.0.1:8000, or unset for AWS's own (it is ${
+        JSON.stringify(withoutUserinfo(value))
+      })`,
+    );
+  }
+  const problem = endpointProblem(url);
+  if (problem) {
+    throw new Error(
+      `DYNAMODB_ENDPOINT must be an http(s) URL such as http://127.0.0.1:8000, or unset for AWS's own (it ${problem}: ${
         JSON.stringify(withoutUserinfo(value))
       })`,
     );

@@ -65,7 +65,22 @@ export function text(env: string, about: string, secret = false): SettingSpec<st
   return { env, about, secret, parse: (value) => value };
 }
 
-/** An http(s) URL, without a trailing slash. */
+/**
+ * What an endpoint's URL (a service's origin, to which requests go with a key) holds that
+ * it must not, or undefined: a user name or password (sent nowhere, and the parser may
+ * read a password with a `#` in it as the host and port: `http://admin:4242#pw@host`), a
+ * query or a fragment (an address built as `${url}/functions/v1/x` puts its path inside
+ * them), or a path.
+ */
+export function endpointProblem(url: URL): string | undefined {
+  if (url.username !== "" || url.password !== "") return "has a user name or password";
+  if (url.search !== "") return "has a query (?...)";
+  if (url.hash !== "") return "has a fragment (#...)";
+  if (url.pathname !== "/") return `has a path (${url.pathname})`;
+  return undefined;
+}
+
+/** An http(s) URL of an origin (no path, query or user), without a trailing slash. */
 export function httpUrl(env: string, about: string): SettingSpec<string> {
   return {
     env,
@@ -82,6 +97,10 @@ export function httpUrl(env: string, about: string): SettingSpec<string> {
           `an http(s) URL, such as https://<project ref>.supabase.co (not ${url.protocol})`,
         );
       }
+      const problem = endpointProblem(url);
+      if (problem) {
+        throw new Error(`an http(s) URL such as https://<project ref>.supabase.co (it ${problem})`);
+      }
       // The functions send a service key to this URL: to Supabase's hosts, never in the
       // clear (http stays for a gateway on this machine or a self-hosted network).
       if (url.protocol === "http:" && isSupabaseHost(url.hostname)) {
@@ -93,21 +112,16 @@ export function httpUrl(env: string, about: string): SettingSpec<string> {
 }
 
 /**
- * `text` as a message may quote it: a URL's user name and password (`https://user:pass@`)
- * written as `***`, whatever else is wrong with it.
+ * `text` as a message may quote it: everything between a URL's scheme and its last `@`
+ * written as `***`, whatever else is wrong with it. By the text, not by the URL parser,
+ * which reads a password with a `#` or `/` in it (`ftp://admin:4242#pw@host`) as the
+ * host, port and fragment, and finds no password to hide.
  */
 export function withoutUserinfo(text: string): string {
-  try {
-    const url = new URL(text.trim());
-    if (url.username === "" && url.password === "") return text;
-    url.username = "***";
-    url.password = "";
-    return url.href;
-  } catch {
-    // Not a URL the parser takes: everything up to its last @ goes.
-    const at = text.lastIndexOf("@");
-    return at < 0 ? text : `***${text.slice(at)}`;
-  }
+  const at = text.lastIndexOf("@");
+  if (at < 0) return text;
+  const scheme = text.match(/^\s*[a-z][a-z0-9+.-]*:(\/\/)?/i)?.[0] ?? "";
+  return `${scheme.trimStart()}***${text.slice(at)}`;
 }
 
 /** An optional text; empty when unset. */

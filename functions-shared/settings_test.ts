@@ -142,14 +142,39 @@ Deno.test("a bad connection string is named by the setting it came from, its pas
   assert.deepEqual(
     problems({ ...platform, SUPABASE_URL: "ftp://user:hunter2@ref.supabase.co" }),
     [
-      'SUPABASE_URL is "ftp://***@ref.supabase.co/"; it must be an http(s) URL, such as ' +
+      'SUPABASE_URL is "ftp://***@ref.supabase.co"; it must be an http(s) URL, such as ' +
       "https://<project ref>.supabase.co (not ftp:)",
     ],
   );
-  // Nor in a form the URL parser reads otherwise (no //, a slash in the password).
-  for (const value of ["http:u:hunter2@ref.supabase.co", "ftp://u:hun/ter2@ref.supabase.co"]) {
+  // Nor in a form the URL parser reads otherwise (no //, a slash in the password, a
+  // password of digits and a # that it reads as the port and a fragment: it finds no
+  // password then).
+  for (
+    const value of [
+      "http:u:hunter2@ref.supabase.co",
+      "ftp://u:hun/ter2@ref.supabase.co",
+      "ftp://admin:4242#hunter2@ref.supabase.co",
+    ]
+  ) {
     const [line] = problems({ ...platform, SUPABASE_URL: value });
     assert.ok(!line.includes("hunter2") && !line.includes("hun/ter2"), line);
+  }
+  // The functions send the service key to SUPABASE_URL, at `${url}/functions/v1/<name>`:
+  // an origin only. A user name or password (a # in one makes the parser read another
+  // host), a query, a fragment or a path is refused, naming what it has.
+  for (
+    const [value, has] of [
+      ["https://admin:hunter2@ref.supabase.co", "has a user name or password"],
+      ["http://admin:4242#hunter2@ref.supabase.co", "has a fragment"],
+      ["https://ref.supabase.co?x=1", "has a query"],
+      ["https://ref.supabase.co#top", "has a fragment"],
+      ["https://ref.supabase.co/functions/v1", "has a path (/functions/v1)"],
+    ]
+  ) {
+    const lines = problems({ ...platform, SUPABASE_URL: value });
+    assert.equal(lines.length, 1, value);
+    assert.ok(lines[0].startsWith("SUPABASE_URL is "), lines[0]);
+    assert.ok(lines[0].includes(`(it ${has}`), lines[0]);
   }
   // The shared pooler's session mode holds a server connection per client (pgbouncer=true
   // or not: the port says which mode).
