@@ -44,6 +44,9 @@ select set_config('lock_timeout', '5s', true);
 --   operator's problem; a bad setting fails every call);
 -- * no request made is no longer named once a later call of any function was made:
 --   Vault's secrets are the same for all.
+-- Calls within 5 minutes of pg_net's ttl give no verdict: pg_net prunes an answer by its
+-- stamp, which may come before its call's time (below), so the answer of such a call may
+-- be gone while the call is not, and it would read as unanswered (found by a review).
 -- pg_net's net._http_response has no index on its id: each function's latest 20 calls,
 -- and its latest 2 older than 5 minutes (a function called every 10 s whose calls pg_net
 -- no longer sends), are joined with the answers created since the oldest of them (less
@@ -64,13 +67,15 @@ as $$
     cross join lateral (
       (select f.id, f.function_name, f.called_at, f.request_id, f.problem
        from sync.function_calls f
-       where f.function_name = n.name and f.called_at > now() - sync.pg_net_ttl()
+       where f.function_name = n.name
+         and f.called_at > now() - sync.pg_net_ttl() + interval '5 minutes'
        order by f.id desc
        limit 20)
       union
       (select f.id, f.function_name, f.called_at, f.request_id, f.problem
        from sync.function_calls f
-       where f.function_name = n.name and f.called_at > now() - sync.pg_net_ttl()
+       where f.function_name = n.name
+         and f.called_at > now() - sync.pg_net_ttl() + interval '5 minutes'
          and f.called_at < now() - interval '5 minutes'
        order by f.id desc
        limit 2)

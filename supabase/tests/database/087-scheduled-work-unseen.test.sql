@@ -4,7 +4,7 @@
 -- minutes while no write-back run was seen.
 set client_min_messages = warning;
 begin;
-select plan(37);
+select plan(38);
 
 -- pg_cron's jobs: a failed latest run is named with when and why, until a later run of
 -- the job succeeds. (Runs numbered past any real one: pg_cron keeps running meanwhile.)
@@ -168,6 +168,14 @@ update sync.function_calls set called_at = now() - interval '10 minutes' where r
 update sync.function_calls set called_at = now() - interval '7 hours' where request_id = -8;
 select is(pg_temp.fn_problem(), null,
   'an answer stamped a few seconds before its call counts, and a call older than pg_net keeps answers gives no verdict');
+-- Nor one at the edge of what pg_net keeps: its answer, stamped before the call, may be
+-- gone already while the call is not (pg_net prunes by the answer's stamp).
+delete from sync.function_calls where request_id <> -7;
+update sync.function_calls set called_at = now() - sync.pg_net_ttl() + interval '2 minutes'
+where request_id = -7;
+delete from net._http_response where id = -7;
+select is(pg_temp.fn_problem(), null,
+  'a call within 5 minutes of pg_net''s ttl gives no verdict: its answer may be pruned before it');
 delete from sync.function_calls;
 
 -- After the cutover the jobs that read DynamoDB are paused on purpose (README, "The
