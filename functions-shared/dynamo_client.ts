@@ -24,7 +24,7 @@
  */
 
 import { DynamoClient } from "./dynamo_http.ts";
-import { endpointProblem, withoutUserinfo } from "./settings.ts";
+import { endpointProblem, headerSafe, withoutUserinfo } from "./settings.ts";
 
 /** Reads an environment variable (Deno's or, in Node, the process's). */
 export type EnvReader = (name: string) => string | undefined;
@@ -78,20 +78,11 @@ export function dynamoEndpoint(env: EnvReader): string | undefined {
 
 /**
  * Setting `name` of `env`, trimmed (a secret pasted with its newline), and refused when a
- * character inside it cannot go into an HTTP header (a line break or a space of a value
- * pasted wrapped): fetch's own refusal quotes the whole header, the credential in it, and
- * such an error reaches logs, answers and the sync's tables. Names the setting, never
- * its value.
+ * character inside it cannot go into an HTTP header ({@link headerSafe}).
  */
 export function credentialSetting(env: EnvReader, name: string): string | undefined {
   const value = env(name)?.trim();
-  if (value && !/^[\x21-\x7e]+$/.test(value)) {
-    throw new Error(
-      `${name} holds a character no credential has (a line break or a space inside it, ` +
-        "or one outside ASCII): set it again, whole, on one line",
-    );
-  }
-  return value;
+  return value ? headerSafe(name, value) : value;
 }
 
 /** The configuration of a DynamoDB (or DynamoDB Streams) client of `region`. */

@@ -56,6 +56,9 @@ export function selfInvoker(options: SelfInvokeOptions): (body: unknown) => Prom
   const url = region ? `${base}?forceFunctionRegion=${encodeURIComponent(region)}` : base;
   const send = options.fetch ?? fetch;
   const timeoutMs = options.timeoutMs ?? SELF_INVOKE_TIMEOUT_MS;
+  // Never the key, whatever fetch's message quotes (a header it refuses is quoted whole).
+  const key = options.serviceRoleKey;
+  const withoutKey = (text: string) => key ? text.replaceAll(key, "(the service key)") : text;
   return async (body) => {
     try {
       const response = await send(url, {
@@ -83,7 +86,7 @@ export function selfInvoker(options: SelfInvokeOptions): (body: unknown) => Prom
       const cause = (error as Error).name === "TimeoutError"
         ? `no answer within ${timeoutMs} ms (the request may still run; if not, pg_cron's ` +
           "next tick wakes another)"
-        : `${(error as Error).message}${rateLimitNote(error)}`;
+        : `${withoutKey((error as Error).message)}${rateLimitNote(error)}`;
       options.log(
         `${options.functionName} could not call itself with ${JSON.stringify(body)}: ${cause}`,
       );

@@ -54,6 +54,21 @@ Deno.test("a failed self-call is logged with its cause, never thrown", async () 
   ]);
 });
 
+Deno.test("a failed self-call's log never quotes the service key, whatever fetch's error says", async () => {
+  const lines: string[] = [];
+  // Deno's fetch refusing a header quotes its value whole.
+  await selfInvoker({
+    supabaseUrl: "http://x",
+    functionName: "v",
+    serviceRoleKey: "sb_secret_abc",
+    log: (l) => lines.push(l),
+    fetch: () => Promise.reject(new TypeError('Invalid header value: "Bearer sb_secret_abc"')),
+  })({});
+  assert.deepEqual(lines, [
+    'v could not call itself with {}: Invalid header value: "Bearer (the service key)"',
+  ]);
+});
+
 Deno.test("the next request is pinned to the region this one runs in", async () => {
   const calls: { url: string; init: RequestInit }[] = [];
   await selfInvoker({

@@ -18,7 +18,7 @@
  */
 
 import { createHash } from "node:crypto";
-import type { EnvReader } from "./settings.ts";
+import { type EnvReader, headerSafe } from "./settings.ts";
 
 /** Whether two strings are equal, taking the same time wherever they differ. */
 export function constantTimeEqual(a: string, b: string): boolean {
@@ -32,7 +32,9 @@ export function constantTimeEqual(a: string, b: string): boolean {
 /**
  * The service keys a function accepts: the secret keys of `SUPABASE_SECRET_KEYS` and the
  * legacy `SUPABASE_SERVICE_ROLE_KEY`, blank ones left out. Throws, naming the setting
- * (never a value), when `SUPABASE_SECRET_KEYS` is not a JSON object of strings.
+ * (never a value), when `SUPABASE_SECRET_KEYS` is not a JSON object of strings, or a key
+ * holds a character no HTTP header may carry (a key pasted wrapped: every call the
+ * function makes to itself with it would fail, fetch quoting the key in its error).
  */
 export function acceptedServiceKeys(env: EnvReader): string[] {
   const keys: string[] = [];
@@ -51,11 +53,11 @@ export function acceptedServiceKeys(env: EnvReader): string[] {
       if (typeof key !== "string") {
         throw new Error(`SUPABASE_SECRET_KEYS.${name} must be a string key`);
       }
-      if (key.trim() !== "") keys.push(key.trim());
+      if (key.trim() !== "") keys.push(headerSafe(`SUPABASE_SECRET_KEYS.${name}`, key.trim()));
     }
   }
   const legacy = env("SUPABASE_SERVICE_ROLE_KEY")?.trim();
-  if (legacy) keys.push(legacy);
+  if (legacy) keys.push(headerSafe("SUPABASE_SERVICE_ROLE_KEY", legacy));
   return keys;
 }
 

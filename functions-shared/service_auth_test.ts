@@ -133,6 +133,30 @@ Deno.test("a malformed SUPABASE_SECRET_KEYS is named, never its value", () => {
   assert.deepEqual(acceptedServiceKeys(() => undefined), []);
 });
 
+Deno.test("a service key that no HTTP header may carry is refused at cold start, named, never shown", () => {
+  // A key pasted wrapped: every call of the function to itself would fail, and fetch's
+  // refusal quotes the header, the key in it.
+  const cases: [Record<string, string>, string][] = [
+    [
+      { SUPABASE_SECRET_KEYS: '{"default": "sb_secret_ABC\\nDEF"}' },
+      "SUPABASE_SECRET_KEYS.default",
+    ],
+    [{ SUPABASE_SERVICE_ROLE_KEY: "eyJhbGci ABC.DEF" }, "SUPABASE_SERVICE_ROLE_KEY"],
+  ];
+  for (const [vars, name] of cases) {
+    assert.throws(
+      () => acceptedServiceKeys((n) => vars[n]),
+      (error: Error) =>
+        error.message.startsWith(`${name} holds a character no credential has`) &&
+        !error.message.includes("ABC"),
+    );
+  }
+  assert.deepEqual(
+    acceptedServiceKeys((n) => n === "SUPABASE_SERVICE_ROLE_KEY" ? " eyJ.abc.def\n" : undefined),
+    ["eyJ.abc.def"],
+  );
+});
+
 Deno.test("a wake key is the one sync.wake_key makes, and the key cannot be read from it", () => {
   // The same literal is checked against the SQL in pgTAP 060-backfill.
   assert.equal(

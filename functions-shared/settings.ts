@@ -124,6 +124,22 @@ export function withoutUserinfo(text: string): string {
   return `${scheme.trimStart()}***${text.slice(at)}`;
 }
 
+/**
+ * `value`, the credential `name` (trimmed), refused when a character inside it cannot go
+ * into an HTTP header (a line break or a space of a value pasted wrapped): fetch's own
+ * refusal quotes the whole header, the credential in it, and such an error reaches logs,
+ * answers and the sync's tables. Names the credential, never its value.
+ */
+export function headerSafe(name: string, value: string): string {
+  if (!/^[\x21-\x7e]+$/.test(value)) {
+    throw new Error(
+      `${name} holds a character no credential has (a line break or a space inside it, ` +
+        "or one outside ASCII): set it again, whole, on one line",
+    );
+  }
+  return value;
+}
+
 /** An optional text; empty when unset. */
 export function optionalText(env: string, about: string): SettingSpec<string> {
   return { env, about, default: "", parse: (value) => value };

@@ -84,6 +84,13 @@ export function backfillArgs(args: string[]): BackfillArgs {
   if (exportArn && (positionals.length > 0 || values.all)) {
     refuse("--export-arn names its table: name no table and no --all beside it");
   }
+  // The export's own description says where its files are: a bucket or prefix beside
+  // its ARN would be ignored.
+  if (exportArn && (values.bucket !== undefined || values.prefix !== undefined)) {
+    refuse(
+      "--export-arn names its export, whose files are where it says: no --bucket or --prefix beside it",
+    );
+  }
   if (values.all && positionals.length > 0) refuse("name tables or --all, not both");
   // An export's ARN names its table, region and account: checked here, before anything
   // is asked of AWS (a wrong region would otherwise be DynamoDB's own error there).
@@ -98,8 +105,10 @@ export function backfillArgs(args: string[]): BackfillArgs {
   if (tables.length === 0) refuse("name the tables to backfill");
   const elsewhere = exportArn ? arnRegionProblem(tables[0], exportArn) : null;
   if (elsewhere) refuse(`--export-arn: ${elsewhere}`);
-  const segments = Number(values.segments ?? "8");
-  if (!Number.isInteger(segments) || segments < 1 || segments > 1_000_000) {
+  // Digits only, as --workers below.
+  const segmentsText = values.segments ?? "8";
+  const segments = Number(segmentsText);
+  if (!/^\d+$/.test(segmentsText.trim()) || segments < 1 || segments > 1_000_000) {
     refuse(`--segments must be a whole number from 1 to 1000000, not ${values.segments}`);
   }
   // Digits only: Number() would take 2.5, 0x10, 1e9 and Infinity, and a billion workers

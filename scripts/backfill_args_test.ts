@@ -13,7 +13,14 @@ Deno.test("the command line: what would be ignored is refused, naming why", () =
     ],
     [["--from-export", "--export-arn", ARN, "firespring_visitors"], /--export-arn names its table/],
     [["--all", "firespring_actions"], /name tables or --all, not both/],
-    [["firespring_actions", "--segments", "0"], /--segments must be a whole number from 1/],
+    ...["0", "2.5", "0x10", "1e3", "0b11", "2.0", ""].map((n): [string[], RegExp] => [
+      ["firespring_actions", "--segments", n],
+      /--segments must be a whole number from 1/,
+    ]),
+    ...[["--bucket", "other"], ["--prefix", "p/"]].map((flag): [string[], RegExp] => [
+      ["--from-export", "--export-arn", ARN, ...flag],
+      /--export-arn names its export, whose files are where it says: no --bucket or --prefix/,
+    ]),
     ...["0", "2.5", "0x10", "1e9", "Infinity", "65", ""].map((n): [string[], RegExp] => [
       ["--from-export", "firespring_actions", "--workers", n],
       /--workers must be a whole number from 1 to 64/,
