@@ -76,7 +76,10 @@ export function endpointProblem(url: URL): string | undefined {
   if (url.username !== "" || url.password !== "") return "has a user name or password";
   if (url.search !== "") return "has a query (?...)";
   if (url.hash !== "") return "has a fragment (#...)";
-  if (url.pathname !== "/") return `has a path (${url.pathname})`;
+  // The path named, unless it holds an @: a password with a / in it, read as the path.
+  if (url.pathname !== "/") {
+    return url.pathname.includes("@") ? "has a path" : `has a path (${url.pathname})`;
+  }
   return undefined;
 }
 

@@ -159,6 +159,11 @@ Deno.test("a bad connection string is named by the setting it came from, its pas
     const [line] = problems({ ...platform, SUPABASE_URL: value });
     assert.ok(!line.includes("hunter2") && !line.includes("hun/ter2"), line);
   }
+  // A password of digits and a / is read as the port and the path: neither is named.
+  for (const value of ["https://u:4242/hunter2@ref.supabase.co", "https://u:4242/x/hunter2@h"]) {
+    const [line] = problems({ ...platform, SUPABASE_URL: value });
+    assert.ok(!line.includes("hunter2") && line.includes("(it has a path)"), line);
+  }
   // The functions send the service key to SUPABASE_URL, at `${url}/functions/v1/<name>`:
   // an origin only. A user name or password (a # in one makes the parser read another
   // host), a query, a fragment or a path is refused, naming what it has.
