@@ -51,21 +51,15 @@ export function dynamoEndpoint(env: EnvReader): string | undefined {
   } catch {
     url = undefined;
   }
-  if (!url || (url.protocol !== "https:" && url.protocol !== "http:")) {
-    throw new Error(
-      `DYNAMODB_ENDPOINT must be an http(s) URL such as http://127.0.0.1:8000, or unset for AWS's own (it is ${
+  const notAnEndpoint = (what: string) =>
+    new Error(
+      `DYNAMODB_ENDPOINT must be an http(s) URL such as http://127.0.0.1:8000, or unset for AWS's own (it ${what} ${
         JSON.stringify(withoutUserinfo(value))
       })`,
     );
-  }
+  if (!url || (url.protocol !== "https:" && url.protocol !== "http:")) throw notAnEndpoint("is");
   const problem = endpointProblem(url);
-  if (problem) {
-    throw new Error(
-      `DYNAMODB_ENDPOINT must be an http(s) URL such as http://127.0.0.1:8000, or unset for AWS's own (it ${problem}: ${
-        JSON.stringify(withoutUserinfo(value))
-      })`,
-    );
-  }
+  if (problem) throw notAnEndpoint(`${problem}:`);
   if (url.protocol === "http:" && !LOOPBACK.has(url.hostname)) {
     throw new Error(
       `DYNAMODB_ENDPOINT must be https for a host other than this machine's (it is ${

@@ -85,6 +85,7 @@ export function endpointProblem(url: URL): string | undefined {
 
 /** An http(s) URL of an origin (no path, query or user), without a trailing slash. */
 export function httpUrl(env: string, about: string): SettingSpec<string> {
+  const wanted = "an http(s) URL, such as https://<project ref>.supabase.co";
   return {
     env,
     about,
@@ -93,17 +94,13 @@ export function httpUrl(env: string, about: string): SettingSpec<string> {
       try {
         url = new URL(value.trim());
       } catch {
-        throw new Error("an http(s) URL, such as https://<project ref>.supabase.co");
+        throw new Error(wanted);
       }
       if (url.protocol !== "https:" && url.protocol !== "http:") {
-        throw new Error(
-          `an http(s) URL, such as https://<project ref>.supabase.co (not ${url.protocol})`,
-        );
+        throw new Error(`${wanted} (not ${url.protocol})`);
       }
       const problem = endpointProblem(url);
-      if (problem) {
-        throw new Error(`an http(s) URL such as https://<project ref>.supabase.co (it ${problem})`);
-      }
+      if (problem) throw new Error(`${wanted} (it ${problem})`);
       // The functions send a service key to this URL: to Supabase's hosts, never in the
       // clear (http stays for a gateway on this machine or a self-hosted network).
       if (url.protocol === "http:" && isSupabaseHost(url.hostname)) {

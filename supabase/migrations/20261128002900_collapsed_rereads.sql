@@ -72,7 +72,7 @@ as $$
     limit p_limit
     for update skip locked
   ), noted as (
-    insert into sync.reread_claims as n (singleton, last_claimed_at)
+    insert into sync.reread_claims (singleton, last_claimed_at)
     select true, now() where exists (select from c)
     on conflict (singleton) do update set last_claimed_at = excluded.last_claimed_at
   )
