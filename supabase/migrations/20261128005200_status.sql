@@ -174,7 +174,11 @@ comment on function sync.cutover_paused_jobs() is
 
 -- The project's pg_cron jobs (`sync-*`) that need an operator: each active one whose
 -- latest ended run failed (when, and pg_cron's message, cut at 300 characters), shown
--- until a later run of it succeeds, each paused one, but those of
+-- until a later run of it succeeds, each active one whose latest run has not ended 10
+-- minutes after it began (every job's run takes seconds, and pg_cron starts one run of a
+-- job at a time: "If a second instance is triggered before the first finishes, it's
+-- queued", pg_cron's README; a run stuck on a lock or a hung connection stops the job
+-- without an error), each paused one, but those of
 -- sync.cutover_paused_jobs() once cut over (write_back = 'cutover',
 -- 20261128002500_write_back.sql), and each of sync.scheduled_jobs() not scheduled; null
 -- when none. The postgres role, which the migrations
@@ -206,6 +210,29 @@ as $$
             when j.active then r.status = 'failed'
             else not (j.jobname = any (sync.cutover_paused_jobs()) and sync.cut_over())
           end
+    union all
+    select format(
+      'pg_cron job %s has been %s since %s%s (its runs take seconds, and pg_cron starts no other run of it until this one ends): %s',
+      j.jobname, r.status, case when r.start_time is null then 'before ' else '' end,
+      sync.utc_text(r.began),
+      case when r.job_pid is null then 'it has no backend yet'
+           else format('its backend is pid %s in pg_stat_activity', r.job_pid) end)
+    from cron.job j
+    cross join lateral (
+      select d.runid, d.status, d.job_pid, d.start_time,
+             -- a run not started yet has no start_time: it was made before any later run
+             -- started (run ids grow)
+             coalesce(d.start_time, (select l.start_time from cron.job_run_details l
+                                     where l.runid > d.runid and l.start_time is not null
+                                     order by l.runid limit 1)) as began
+      from cron.job_run_details d
+      where d.jobid = j.jobid
+      order by d.runid desc
+      limit 1
+    ) r
+    where j.active and j.jobname like 'sync-%'
+      and r.status not in ('succeeded', 'failed')
+      and r.began < now() - interval '10 minutes'
     union all
     select format(
       'pg_cron job %s is not scheduled: schedule it again as the migration that adds it does (grep supabase/migrations for %L)',

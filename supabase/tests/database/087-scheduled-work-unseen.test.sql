@@ -4,7 +4,7 @@
 -- minutes while no write-back run was seen.
 set client_min_messages = warning;
 begin;
-select plan(38);
+select plan(42);
 
 -- pg_cron's jobs: a failed latest run is named with when and why, until a later run of
 -- the job succeeds. (Runs numbered past any real one: pg_cron keeps running meanwhile.)
@@ -40,6 +40,35 @@ select is((select count(*)::int from sync.status where scheduler_problem is null
   'on every row');
 select pg_temp.ran('sync-retention', 'succeeded', '1 row', 2);
 select is(sync.scheduler_problem(), null, 'a later run that succeeded clears it');
+
+-- A run that has not ended 10 minutes after it began: pg_cron starts no other run of its
+-- job until it ends, so the job has stopped without an error.
+create function pg_temp.began(p_job text, p_status text, p_pid integer, p_start timestamptz)
+returns void language sql as $$
+  insert into cron.job_run_details (jobid, runid, job_pid, database, username, command,
+                                    status, start_time)
+  select j.jobid, (select max(runid) from cron.job_run_details) + 1, p_pid,
+         current_database(), current_user, j.command, p_status, p_start
+  from cron.job j where j.jobname = p_job
+$$;
+select pg_temp.began('sync-write-back', 'running', 4242, now() - interval '11 minutes');
+select is(sync.scheduler_problem(),
+  format('pg_cron job sync-write-back has been running since %s (its runs take seconds, and pg_cron starts no other run of it until this one ends): its backend is pid 4242 in pg_stat_activity',
+         sync.utc_text(now() - interval '11 minutes')),
+  'a run not ended 10 minutes after it began is named, with its backend');
+update cron.job_run_details set start_time = now() - interval '9 minutes'
+where runid = (select max(runid) from cron.job_run_details);
+select is(sync.scheduler_problem(), null, 'one that began less than 10 minutes ago is not');
+-- Not started yet: it has no start_time, but was made before any later run started.
+update cron.job_run_details set status = 'starting', start_time = null, job_pid = null
+where runid = (select max(runid) from cron.job_run_details);
+select pg_temp.began('sync-retention', 'succeeded', 1, now() - interval '11 minutes');
+select is(sync.scheduler_problem(),
+  format('pg_cron job sync-write-back has been starting since before %s (its runs take seconds, and pg_cron starts no other run of it until this one ends): it has no backend yet',
+         sync.utc_text(now() - interval '11 minutes')),
+  'a run not started while a later run of another job started 10 minutes ago is named');
+select pg_temp.ran('sync-write-back', 'succeeded', '1 row', 4);
+select is(sync.scheduler_problem(), null, 'a later run of the job that ended clears it');
 select pg_temp.ran('sync-validator', 'failed', repeat('x', 400), 3);
 select is(length(sync.scheduler_problem()),
   length('pg_cron job sync-validator failed at 2026-12-01T10:03:00Z: ') + 300,
