@@ -15,6 +15,7 @@ import { whenAdmitted } from "./run_gate.ts";
 import { realPacing } from "./scan_pacing.ts";
 import { checkpointRefused } from "./segment_work.ts";
 import { lostToAnother } from "./db_errors.ts";
+import { describeError } from "./error_text.ts";
 
 /**
  * Loads every file of export backfill `job` with `workers` workers at once, until the job
@@ -173,8 +174,10 @@ export async function loadExportJob(
   // The export's end, what its last file's statement left of it: chunk by chunk
   // (backfill_sweep.ts), a line every 10.
   // A chunk that lost to another statement (a deadlock, its 30 s lock timeout behind a
-  // long merge of the table) is tried again: each chunk is its own transaction, so the
-  // end goes on from where the last one left it.
+  // long merge of the table) or met the database gone for a moment (a dropped
+  // connection, a restart, too many connections) is tried again, as every other
+  // statement of the load is: each chunk is its own transaction, so the end goes on from
+  // where the last one left it.
   for (let attempt = 1;; attempt++) {
     try {
       await sweepJob(deps.sql, String(job), () => false, {
@@ -188,10 +191,18 @@ export async function loadExportJob(
       });
       break;
     } catch (error) {
-      if (!lostToAnother(error) || attempt >= TRANSIENT_ATTEMPTS) throw error;
+      const passing = lostToAnother(error) || transientLoadFailure(error);
+      if (!passing || attempt >= TRANSIENT_ATTEMPTS) {
+        throw new Error(
+          `export backfill job ${job}: its end (removing the rows the export does not hold) ` +
+            `failed${passing ? ` ${attempt} times` : ""}: ${describeError(error)}; ` +
+            "the job stays running, and the command run again ends it",
+          { cause: error },
+        );
+      }
       deps.log?.(
-        `export backfill job ${job}: a chunk of its end lost to another statement ` +
-          `(${(error as { code?: string }).code}); trying again in ${attempt} s`,
+        `export backfill job ${job}: a chunk of its end failed ` +
+          `(${describeError(error)}); trying again in ${attempt} s`,
       );
       await sleep(1000 * attempt);
     }

@@ -279,9 +279,35 @@ Deno.test("a chunk of the job's end that lost to another statement is tried agai
   assert.equal(sweeps, 2, "once refused, once done");
   assert.ok(
     lines.some((l) =>
-      /a chunk of its end lost to another statement \(55P03\); trying again/.test(l)
+      /a chunk of its end failed \(Error \(55P03\): canceling statement due to lock timeout\); trying again/
+        .test(l)
     ),
     lines.join("\n"),
+  );
+});
+
+Deno.test("a chunk of the job's end that met the database gone is tried again, then named", async () => {
+  const dropped = () =>
+    Object.assign(new Error("write CONNECTION_CLOSED 127.0.0.1:54322"), {
+      code: "CONNECTION_CLOSED",
+    });
+  let sweeps = 0;
+  const once = jobDb([], [], "done", (s) => {
+    if (s.text.includes("sync.sweep_unseen_chunk(") && sweeps++ === 0) throw dropped();
+  });
+  await load(once, {}).done;
+  assert.equal(sweeps, 2, "once dropped, once done");
+
+  const always = jobDb([], [], "running", (s) => {
+    if (s.text.includes("sync.sweep_unseen_chunk(")) throw dropped();
+  });
+  await assert.rejects(
+    load(always, {}).done,
+    new RegExp(
+      "^Error: export backfill job 7: its end \\(removing the rows the export does not hold\\) " +
+        `failed ${TRANSIENT_ATTEMPTS} times: Error \\(CONNECTION_CLOSED\\): write CONNECTION_CLOSED ` +
+        "127.0.0.1:54322; the job stays running, and the command run again ends it$",
+    ),
   );
 });
 
@@ -577,7 +603,15 @@ Deno.test("a chunk ends with the first page that has dead letters: it holds one 
     "chunks of pages 1-2, 3 and 4-6",
   );
   assert.equal(db.matching("sync.dead_letters").length, 2, "a letter for each of nan-2 and nan-3");
-  assert.deepEqual(lines.filter((l) => l.includes("dead-lettered")).length, 2);
+  assert.deepEqual(
+    lines.filter((l) => l.includes("dead letter")).map((l) => l.replace(/: dead letter: .*/, "")),
+    [
+      "export backfill job 7 file AWSDynamoDB/01/data/3.json.gz of firespring-backdoor-segments-dev",
+      "export backfill job 7 file AWSDynamoDB/01/data/3.json.gz of firespring-backdoor-segments-dev",
+    ],
+    "once committed, each letter with its file",
+  );
+  assert.ok(lines.some((l) => /dead letter: .*nan-2/.test(l)), lines.join("\n"));
 });
 
 Deno.test("a refused chunk's lines, all of them, go the careful way once; the chunk is not tried again", async () => {
