@@ -40,7 +40,9 @@ import { exportFileOpener, exportS3Client } from "./export_s3.ts";
  * (ECHECKOUTTIMEOUT for the whole load).
  */
 export function exportPoolSize(workers: number, tables: number, pooled = false): number {
-  return Math.min(workers * tables, pooled ? POOLER_CONNECTIONS - 1 : 16);
+  // Two at least: with one, a file's lease renewals and the stuck-chunk guard's look
+  // (export_file_load.ts) would queue behind the chunk that holds it, and never run.
+  return Math.max(2, Math.min(workers * tables, pooled ? POOLER_CONNECTIONS - 1 : 16));
 }
 
 /** The export command's connections at most through a pooler (its bars' one included). */
@@ -162,7 +164,9 @@ export async function backfillFromExports(
           fileSlots,
           log: (line) => screen.log(line),
         }).catch((error) => {
-          stoppedLoaders.push((error as Error).message);
+          const message = (error as Error).message;
+          const table = job.spec.sourceTable;
+          stoppedLoaders.push(message.includes(table) ? message : `${table}: ${message}`);
         })
       ),
     );

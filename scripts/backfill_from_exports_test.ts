@@ -41,6 +41,9 @@ Deno.test("the export loaders share a connection a worker, at most 16, and 3 thr
   assert.equal(exportPoolSize(4, 9, true), POOLER_CONNECTIONS - 1, "the bars take the fourth");
   assert.equal(exportFileSlots(16), 15, "one connection kept for claims and renewals");
   assert.equal(exportFileSlots(1), 1);
+  // One worker on one table: a connection beside its file's, for its lease's renewals.
+  assert.equal(exportPoolSize(1, 1), 2);
+  assert.ok(exportFileSlots(exportPoolSize(1, 1)) < exportPoolSize(1, 1));
   for (
     const url of [
       "postgresql://postgres.ref:pw@aws-0-us-east-1.pooler.supabase.com:5432/postgres",
