@@ -118,7 +118,14 @@ export async function loadExportFile(
     md5Checksum: file.md5,
     etag: file.etag ?? "",
   };
-  const target = { job, segment: file.segment, worker, spec, readAt: deps.readAt };
+  const target = {
+    job,
+    segment: file.segment,
+    worker,
+    spec,
+    readAt: deps.readAt,
+    dataKey: file.data_key,
+  };
   const chunkPages = deps.chunkPages ?? DEFAULT_CHUNK_PAGES;
   let line = Number(file.next_line);
   // Lines up to which pages are written one by one (a refused chunk's).

@@ -40,7 +40,7 @@ import { pipeline } from "node:stream/promises";
 import type postgres from "postgres";
 import { CHANGE_WIRE_FIELDS, type ChangeWire, toWire } from "./change_wire.ts";
 import type { CpuMeter } from "./cpu_meter.ts";
-import { recordDeadLetters } from "./dead_letter_writer.ts";
+import { logDeadLetters, recordDeadLetters } from "./dead_letter_writer.ts";
 import { encodeJson } from "./dynamo_encoder.ts";
 import { EndCheckpointTimedOut } from "./export_failures.ts";
 import type { ExportPage } from "./export_items.ts";
@@ -56,6 +56,8 @@ export const DEFAULT_CHUNK_PAGES = 20;
 export interface ChunkTarget extends FileHolder {
   /** When the export's items are taken as read (export_manifest.ts): every row's stamp. */
   readAt: Date;
+  /** The file's S3 key, for what the log says of it. */
+  dataKey: string;
 }
 
 /** What a committed chunk did. */
@@ -221,9 +223,6 @@ export async function commitChunk(
       if (deadLetters.length > 0) {
         await tx.unsafe(`select sync.enter_merge($1)`, [target.spec.targetTable]);
         await recordDeadLetters(tx, deadLetters);
-        deps.log?.(
-          `export backfill job ${target.job} file ${target.segment} of ${target.spec.sourceTable}: ${deadLetters.length} item(s) dead-lettered`,
-        );
       }
       if (changes === 0) {
         await tx.unsafe(
@@ -244,6 +243,16 @@ export async function commitChunk(
       return Number(row.applied);
     });
     if (result === null) return null;
+    // Once committed (a lost lease or a refused chunk rolls them back): each letter's
+    // file, key and cause.
+    if (deps.log && deadLetters.length > 0) {
+      logDeadLetters(
+        deadLetters,
+        (l) =>
+          `export backfill job ${target.job} file ${target.dataKey} of ${target.spec.sourceTable}: dead letter: ${l.reason}`,
+        deps.log,
+      );
+    }
     return { nextLine, items, rows: result, deadLettered: deadLetters.length, done };
   } catch (error) {
     // Refused for its data, or too big for the statement timeout (57014; the hosted
