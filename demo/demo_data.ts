@@ -44,7 +44,24 @@ export const REPORT_VOLUMES: Record<string, { items: number; keys: number }> = {
   "toledo-consulting-dashboard-data": { items: 2, keys: 2 },
 };
 
-/** Every item of the demo data set, per source table. */
+/**
+ * The distinct keys of the data set at `scale`, per source table: the rows a complete
+ * copy of it leaves in each target table. As {@link demoItems} makes them: every table
+ * scaled as REPORT_VOLUMES, rounded, but the leads and the dashboard's items, never more
+ * than at scale 1 (they are the report's own few).
+ */
+export function dataSetKeys(scale: number): Record<string, number> {
+  const unscaled = new Set([
+    "Lead-sqiqbtbugvfabolqwdt4rz3dla-NONE",
+    "toledo-consulting-dashboard-data",
+  ]);
+  const keys: Record<string, number> = {};
+  for (const [table, volume] of Object.entries(REPORT_VOLUMES)) {
+    keys[table] = scaled(volume.keys, unscaled.has(table) ? Math.min(scale, 1) : scale);
+  }
+  return keys;
+}
+
 /**
  * The data set's `--scale` and `--seed` as a command got them, checked before anything
  * is reset: a scale is a positive number (1: the report's volumes), a seed a whole number
@@ -66,6 +83,7 @@ export function dataSetArgs(scaleText: string, seedText: string): { scale: numbe
   return { scale, seed };
 }
 
+/** Every item of the demo data set, per source table. */
 export function demoItems(seed: number, scale: number): Record<string, Item[]> {
   const rnd = random(seed);
   const visitors = scaled(2_247, scale);

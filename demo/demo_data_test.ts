@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { dataSetArgs, demoItems, REPORT_VOLUMES } from "./demo_data.ts";
+import { dataSetArgs, dataSetKeys, demoItems, REPORT_VOLUMES } from "./demo_data.ts";
 import { bySourceTable } from "../functions-shared/table_registry.ts";
 
 function distinctKeys(table: string, items: Record<string, { S?: string; N?: string }>[]) {
@@ -23,6 +23,17 @@ Deno.test("at scale 1 the data set has the report's volumes: 48,124 items, 35,81
   }
   assert.equal(items, 48_124);
   assert.equal(keys, 35_817);
+});
+
+Deno.test("dataSetKeys gives each table's distinct keys, as demoItems makes them, at any scale", () => {
+  // Below 1 every table shrinks; above it the leads and the dashboard's items do not grow.
+  for (const scale of [0.05, 1, 2]) {
+    const data = demoItems(20260206, scale);
+    const keys = dataSetKeys(scale);
+    for (const table of Object.keys(REPORT_VOLUMES)) {
+      assert.equal(keys[table], distinctKeys(table, data[table] as never), `${table} at ${scale}`);
+    }
+  }
 });
 
 Deno.test("the same seed gives the same items; another seed other items", () => {
