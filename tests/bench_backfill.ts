@@ -5,18 +5,22 @@
  * a bare multi-row insert of the same rows.
  *
  * It loads the data set into a fresh DynamoDB Local (demo/load_report_data_set.ts),
- * empties the target tables, and measures (the raw limit: tests/bench_raw_limit.ts).
+ * empties the target tables, and measures (the raw limit: tests/bench_raw_limit.ts). The
+ * backfill must end with every job done, a row per distinct key of the data set and no
+ * dead letter (tests/bench_checks.ts): the section throws otherwise.
  *
  * @module
  */
 
 import { formatted, Goals } from "./bench_goals.ts";
 import type postgres from "postgres";
+import { dataSetKeys } from "../demo/demo_data.ts";
 import { emptyTargets, loadReportDataSet } from "../demo/load_report_data_set.ts";
 import { byTargetTable, TABLES } from "../functions-shared/table_registry.ts";
 import { up } from "../local-stack/stack.ts";
 import { edgeCpuSince, markEdgeCpu, printEdgeCpu } from "./bench_edge_cpu.ts";
-import { eventually, stack } from "./stack_clients.ts";
+import { backfillsDone, checkCopied } from "./bench_checks.ts";
+import { stack } from "./stack_clients.ts";
 import { mergeMsPerItem } from "./bench_merge_cost.ts";
 import { PAGE, rawLimit, RCU_PER_SECOND, SEGMENTS } from "./bench_raw_limit.ts";
 
@@ -31,11 +35,7 @@ async function backfillAll(sql: postgres.Sql) {
     const [row] = await sql`select sync.start_backfill(${spec.sourceTable}, ${SEGMENTS}) as id`;
     jobs.push(row.id);
   }
-  const done = await eventually("the backfill to finish", async () => {
-    const rows = await sql`select status, items_scanned, rows_written from sync.backfill_progress
-                           where job_id = any(${jobs}::bigint[])`;
-    return rows.every((r) => r.status === "done") ? rows : undefined;
-  }, 600_000);
+  const done = await backfillsDone(sql, "backfill", jobs);
   const seconds = (performance.now() - t) / 1000;
   const [{ pages }] = await sql`select coalesce(sum(pages), 0)::int as pages
                                 from sync.backfill_segments where job_id = any(${jobs}::bigint[])`;
@@ -84,13 +84,12 @@ export async function benchBackfill(
       backfill.pages,
       figure,
     );
-    const [{ rows }] = await sql.unsafe(
-      `select ${
-        TABLES.map((t) => `(select count(*) from public.${t.targetTable})`).join(" + ")
-      } as rows`,
-    );
+    // The work timed, checked before any figure: a row per distinct key of the data set,
+    // no dead letter (with BENCH_REUSE_DATA=1, the data set an earlier run loaded, at the
+    // same BENCH_SCALE).
+    const copied = await checkCopied(sql, "backfill", dataSetKeys(scale));
     figure("backfill_items", backfill.items, 0);
-    figure("backfill_target_rows", Number(rows), 0);
+    figure("backfill_target_rows", copied.rows, 0);
     figure("backfill_seconds", backfill.seconds, 2);
     figure("backfill_items_per_second", backfill.items / backfill.seconds, 0);
     figure("raw_limit_items", raw.items, 0);
@@ -107,13 +106,28 @@ export async function benchBackfill(
       target: 1.2,
     });
     // Per table: the collapsed visitors against the plain actions, each over its own job.
+    // A table without its figures is named, rather than printed as NaN or Infinity.
     const rate = (table: string) => {
       const job = backfill.perTable.get(table);
-      return job ? Number(job.items) / Number(job.seconds) : 0;
+      if (!job || !(Number(job.seconds) > 0)) {
+        throw new Error(
+          `bench backfill: public.${table}: expected its job's items and seconds, found ${
+            job ? `${job.items} items in ${job.seconds} s` : "no job"
+          }`,
+        );
+      }
+      return Number(job.items) / Number(job.seconds);
     };
     const rawRate = (table: string) => {
       const r = raw.perTable.get(table);
-      return r ? r.items / r.seconds : 0;
+      if (!r || !(r.seconds > 0)) {
+        throw new Error(
+          `bench backfill: public.${table}: expected the raw limit's items and seconds, found ${
+            r ? `${r.items} items in ${r.seconds} s` : "none"
+          }`,
+        );
+      }
+      return r.items / r.seconds;
     };
     for (const table of ["firespring_visitors", "firespring_actions"]) {
       figure(`backfill_${table}_items_per_second`, rate(table), 0);
