@@ -21,6 +21,7 @@ import { TABLES } from "../functions-shared/table_registry.ts";
 import { localDynamo } from "../local-stack/aws/source_tables.ts";
 import { stackEnvReader } from "../local-stack/stack_env.ts";
 import { edgeCpuSince, markEdgeCpu, printEdgeCpu } from "./bench_edge_cpu.ts";
+import { backfillsDone } from "./bench_checks.ts";
 import { callFunction, eventually, serviceRoleHeaders, stack } from "./stack_clients.ts";
 import { TablePacer } from "./table_pacer.ts";
 import { formatted, Goals } from "./bench_goals.ts";
@@ -161,11 +162,7 @@ async function ensureData(sql: postgres.Sql) {
     const [row] = await sql`select sync.start_backfill(${spec.sourceTable}, ${SEGMENTS}) as id`;
     jobs.push(row.id);
   }
-  await eventually("the backfill to finish", async () => {
-    const done =
-      await sql`select status from sync.backfill_progress where job_id = any(${jobs}::bigint[])`;
-    return done.every((r) => r.status === "done") ? true : undefined;
-  }, 600_000);
+  await backfillsDone(sql, "validator", jobs);
 }
 
 /** The benchmark; prints `name: value` lines. */
