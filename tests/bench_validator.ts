@@ -107,7 +107,9 @@ export async function validateOne(sql: postgres.Sql, table: string, repair = fal
     await ended(sql, result.runId);
     return await validateOne(sql, table, repair);
   }
-  if (response.status === 202) result = await ended(sql, result.runId);
+  // The run's id, by which its Scan's pages are counted (runPages).
+  const runId = Number(result.runId);
+  if (response.status === 202) result = await ended(sql, runId);
   else if (response.status !== 200) {
     throw new Error(`validating ${table}: ${response.status} ${JSON.stringify(result)}`);
   }
@@ -119,7 +121,25 @@ export async function validateOne(sql: postgres.Sql, table: string, repair = fal
     different: result.different.length,
   };
   const divergent = lists.missing + lists.unexpected + lists.different;
-  return { seconds: (performance.now() - t) / 1000, divergent, result };
+  return { seconds: (performance.now() - t) / 1000, divergent, result, runId };
+}
+
+/**
+ * The pages validation run `runId` of `table` read: its Scan's segments' (a run scans on
+ * the backfill's machinery, its job marked with checksum_run_id,
+ * 20261128001100_validator_segments.sql). A run that read none did not validate.
+ */
+async function runPages(sql: postgres.Sql, table: string, runId: number): Promise<number> {
+  const [{ pages }] = await sql`
+    select coalesce(sum(s.pages), 0)::int as pages
+    from sync.backfill_segments s join sync.backfill_jobs j on j.id = s.job_id
+    where j.checksum_run_id = ${runId}`;
+  if (pages === 0) {
+    throw new Error(
+      `bench validator: public.${table}: validation run ${runId}: expected its Scan's pages, found none`,
+    );
+  }
+  return pages;
 }
 
 /**
@@ -195,7 +215,7 @@ export async function benchValidator(sql: postgres.Sql, figure: Figure, goals = 
       printEdgeCpu(
         "validate_actions",
         await edgeCpuSince(mark, "data-checksum-validator"),
-        29,
+        await runPages(sql, ACTIONS, validated.runId),
         figure,
       );
     }
