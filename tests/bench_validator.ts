@@ -1,12 +1,12 @@
 /**
  * The validator benchmark (`npm run bench -- validator`): validating `firespring_actions`
- * (28,966 items at scale 1) through the `data-checksum-validator` function, against the
- * raw limit measured in the same run: a bare parallel Scan (8 segments) of the same
- * table through the same DynamoDB proxy, with its faults and throttling, read as the
- * validator reads (eventually consistent, the SDK's retries) and within the same read budget
- * (VALIDATOR_MAX_RCU_PER_SECOND, shared by the segments: tests/table_pacer.ts), as the
- * backfill's raw limit is. Then every table validated, one after
- * the other, matching, then with 10 divergent keys.
+ * (28,936 items at scale 1, demo/demo_data.ts) through the `data-checksum-validator`
+ * function, against the raw limit measured in the same run: a bare parallel Scan (8
+ * segments) of the same table through the same DynamoDB proxy, with its faults and
+ * throttling, read as the validator reads (eventually consistent, the SDK's retries) and
+ * within the same read budget (VALIDATOR_MAX_RCU_PER_SECOND, shared by the segments:
+ * tests/table_pacer.ts), as the backfill's raw limit is. Then every table validated, one
+ * after the other, matching, then with 10 divergent keys.
  *
  * It uses the data set the backfill section left (or loads and backfills it itself when
  * the actions table is empty).
