@@ -16,8 +16,10 @@
  * unlogged, unindexed copy of each table (no client, no parsing of DynamoDB JSON, no
  * guard, no index, no observations).
  *
- * Prints export_items, export_rows, export_rows_expected (every distinct key; the demo's
- * poison items are dead letters instead: export_dead_letters), export_backfill_seconds,
+ * The load must leave a row per distinct key of every copy and no dead letter (the data
+ * set has no item the mapping refuses): the section throws otherwise, before its
+ * baselines (tests/bench_checks.ts). Prints export_items, export_rows,
+ * export_rows_expected, export_dead_letters, export_backfill_seconds,
  * export_raw_copy_seconds, export_peak_rss_mb (the loader's VmHWM), the CPU seconds of the
  * loader and of Postgres (its backends, reaped by the postmaster), the WAL written and the
  * size the rows take (tables, observations, sessions, with their indexes), and the goal:
@@ -28,10 +30,11 @@
  */
 
 import type postgres from "postgres";
-import { REPORT_VOLUMES } from "../demo/demo_data.ts";
+import { dataSetKeys } from "../demo/demo_data.ts";
 import { emptyTargets } from "../demo/load_report_data_set.ts";
 import { TABLES } from "../functions-shared/table_registry.ts";
 import { dataDir } from "../local-stack/supabase/postgres_cluster.ts";
+import { checkCopied } from "./bench_checks.ts";
 import { formatted, type Goals } from "./bench_goals.ts";
 import { exportFor } from "./bench_export_files.ts";
 import { connectAdminDb, stack } from "./stack_clients.ts";
@@ -190,19 +193,17 @@ export async function benchExport(
         .map((t) => `pg_total_relation_size('${t}')`).join(" + ")
     })::bigint as bytes`,
   );
-  const [{ rows }] = await sql.unsafe(
-    `select (${
-      TABLES.map((t) => `(select count(*) from public.${t.targetTable})`).join(" + ")
-    })::bigint as rows`,
+  // The work timed, checked before its figures: every distinct key of every copy a row
+  // (each copy is the data set at scale 1 with keys of its own, bench_export_files.ts), no
+  // dead letter. Before the baselines too, which take minutes at 100 copies.
+  const keys = Object.fromEntries(
+    Object.entries(dataSetKeys(1)).map(([table, n]) => [table, n * scale]),
   );
-  // Every distinct key a row, but the items the demo makes poison on purpose (dead letters).
-  const expected = Object.values(REPORT_VOLUMES).reduce((sum, v) => sum + v.keys, 0) * scale;
-  const [{ letters }] = await sql`select count(*)::int as letters from sync.dead_letters`;
-  // The import's own figures first: the baselines below take minutes at 100 copies.
+  const copied = await checkCopied(sql, "export", keys);
   figure("export_items", items, 0);
-  figure("export_rows", Number(rows), 0);
-  figure("export_rows_expected", expected, 0);
-  figure("export_dead_letters", letters, 0);
+  figure("export_rows", copied.rows, 0);
+  figure("export_rows_expected", copied.expected, 0);
+  figure("export_dead_letters", copied.letters, 0);
   figure("export_backfill_seconds", backfill, 2);
   figure("export_peak_rss_mb", load.peakRssMb, 0);
   figure("export_loader_cpu_seconds", load.cpuSeconds, 2);
