@@ -124,6 +124,44 @@ async function benchRaw(
   return { seconds: (performance.now() - started) / 1000, changes: batches * size, latencies };
 }
 
+/**
+ * The count and an md5 of the rows one path wrote at batches of `size` in run `run`
+ * (`prefix`: `bench` the webhook's, `raw` the raw upsert's; an id is
+ * `<prefix>-<run>-<round>-<size>-<batch>-<i>`, and the warm-up's, of round `warm`, are left
+ * out): every mapped column of each row, with its id less the path's prefix, the rows
+ * ordered by that.
+ */
+async function writtenRows(sql: postgres.Sql, prefix: "bench" | "raw", run: string, size: number) {
+  const [row] = await sql`
+    select count(*)::int as rows,
+           md5(coalesce(string_agg(
+             row(regexp_replace(action_id, '^(bench|raw)-', ''), action_type, session_id,
+                 occurred_at, created_at, action_data, sync_sequence, sync_source)::text,
+             E'\n' order by regexp_replace(action_id, '^(bench|raw)-', '')), '')) as digest
+    from public.firespring_actions where action_id ~ ${`^${prefix}-${run}-[0-9]+-${size}-`}`;
+  return row as { rows: number; digest: string };
+}
+
+/**
+ * Checks the work of both paths at batches of `size`: the raw upsert left its `changes`
+ * rows, and the webhook the same rows (the same logical rows under another prefix, the
+ * same contents). A webhook that wrote less, or wrote it wrong, was timed as one that
+ * did the work.
+ */
+async function checkSameRows(sql: postgres.Sql, run: string, size: number, changes: number) {
+  const hook = await writtenRows(sql, "bench", run, size);
+  const raw = await writtenRows(sql, "raw", run, size);
+  const where = `bench webhook: public.firespring_actions, batches of ${size}`;
+  if (raw.rows !== changes) {
+    throw new Error(`${where}: expected ${changes} rows of the raw upsert, found ${raw.rows}`);
+  }
+  if (hook.rows !== raw.rows || hook.digest !== raw.digest) {
+    throw new Error(
+      `${where}: expected the webhook's rows to be the raw upsert's (${raw.rows}, md5 ${raw.digest}), found ${hook.rows}, md5 ${hook.digest}`,
+    );
+  }
+}
+
 /** Issue "Close to the limit": the webhook's time per change against the raw upsert's. */
 const WEBHOOK_GOALS: Record<number, number> = { 10: 3, 1000: 2 };
 /**
@@ -164,6 +202,7 @@ async function webhookSection(sql: postgres.Sql, goals: Goals): Promise<void> {
     await benchRaw(sql, `${run}-warm`, 10, CHANGES_PER_SIZE);
     for (const size of [10, 100, 1000]) {
       const { hook, raw } = await benchBoth(sql, run, size);
+      await checkSameRows(sql, run, size, raw.changes);
       const hookRate = hook.changes / hook.seconds;
       const rawRate = raw.changes / raw.seconds;
       figure(`webhook_batch${size}_changes_per_second`, hookRate, 0);
