@@ -228,9 +228,23 @@ async function webhookSection(sql: postgres.Sql, goals: Goals): Promise<void> {
   }
 }
 
+/** The sections `npm run bench` runs when none is named. */
+const DEFAULT_SECTIONS = ["webhook", "live", "backfill", "validator"];
+/** Every section `npm run bench --` may name. */
+const SECTIONS = [...DEFAULT_SECTIONS, "export", "validator-scale"];
+
 if (import.meta.main) {
+  const sections = Deno.args.length > 0 ? Deno.args : DEFAULT_SECTIONS;
+  // A name misspelt ran nothing and passed: refused, before the stack is touched.
+  const unknown = sections.filter((name) => !SECTIONS.includes(name));
+  if (unknown.length > 0) {
+    console.error(
+      `bench: no section ${unknown.map((n) => JSON.stringify(n)).join(", ")}; ` +
+        `the sections are ${SECTIONS.join(", ")}`,
+    );
+    Deno.exit(2);
+  }
   await up();
-  const sections = Deno.args.length > 0 ? Deno.args : ["webhook", "live", "backfill", "validator"];
   const sql = connectDb();
   const goals = new Goals();
   try {
