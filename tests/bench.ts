@@ -11,7 +11,10 @@
  * the mmp-toledo-sync webhook (signature check, validation, mapping, one transaction
  * through sync.merge_changes), one batch at a time, against the baseline measured in
  * the same run: the same rows as one raw multi-row `insert ... on conflict do update`
- * per batch, straight into Postgres.
+ * per batch, straight into Postgres. After each size both paths' rows are compared (count
+ * and md5 of their contents): the section fails unless the webhook wrote what the raw
+ * upsert wrote. Every section checks the work it times so, and fails rather than record a
+ * goal for work not done (tests/bench_checks.ts).
  *
  * @module
  */
