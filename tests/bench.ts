@@ -13,8 +13,8 @@
  * the same run: the same rows as one raw multi-row `insert ... on conflict do update`
  * per batch, straight into Postgres. After each size both paths' rows are compared (count
  * and md5 of their contents): the section fails unless the webhook wrote what the raw
- * upsert wrote. Every section checks the work it times so, and fails rather than record a
- * goal for work not done (tests/bench_checks.ts).
+ * upsert wrote. The backfill and export sections check their work too
+ * (tests/bench_checks.ts): a bench whose work was not done fails rather than record a goal.
  *
  * @module
  */
