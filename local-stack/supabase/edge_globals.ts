@@ -11,6 +11,17 @@
  * - `navigator.hardwareConcurrency` is 1 ("explicitly setting no of CPUs to 1 (since we
  *   don't allow workers)").
  *
+ * - the JavaScript of V8 13.0, not of the V8 local Deno embeds (newer): hosted pins the
+ *   `v8` crate at 130.0.7 (supabase/edge-runtime's Cargo.lock, through its deno_core
+ *   0.324 fork), so what V8 shipped since is absent there, and a function (or one of
+ *   its packages) calling it fails with a TypeError on hosted only. Taken away here:
+ *   `Atomics.pause` (V8 13.3), `Error.isError`, `DisposableStack`,
+ *   `AsyncDisposableStack` and `SuppressedError` (13.4), `Float16Array`, `Math.f16round`
+ *   and DataView's float16 methods (13.5), `RegExp.escape` (13.6), Uint8Array's base64
+ *   and hex methods (14.0), and Map's and WeakMap's `getOrInsert` and
+ *   `getOrInsertComputed` (later still). A package that tests for one first goes on
+ *   without it, as on hosted.
+ *
  * Kinder than hosted: `node:vm` stays importable (a preload cannot take a built-in module
  * away); the sync's functions import none, which functions-shared/runtime_apis_test.ts
  * checks.
@@ -33,3 +44,25 @@ Memory.prototype = WasmMemory.prototype;
 WebAssembly.Memory = Memory as unknown as typeof WebAssembly.Memory;
 
 Object.defineProperty(navigator, "hardwareConcurrency", { get: () => 1, configurable: true });
+
+/** What V8 shipped after 13.0, the hosted runtime's (above), as owner and property names. */
+const NEWER_THAN_HOSTED: [object, string[]][] = [
+  [globalThis, [
+    "DisposableStack",
+    "AsyncDisposableStack",
+    "SuppressedError",
+    "Float16Array",
+  ]],
+  [Atomics, ["pause"]],
+  [Error, ["isError"]],
+  [Math, ["f16round"]],
+  [DataView.prototype, ["getFloat16", "setFloat16"]],
+  [RegExp, ["escape"]],
+  [Uint8Array, ["fromBase64", "fromHex"]],
+  [Uint8Array.prototype, ["toBase64", "toHex", "setFromBase64", "setFromHex"]],
+  [Map.prototype, ["getOrInsert", "getOrInsertComputed"]],
+  [WeakMap.prototype, ["getOrInsert", "getOrInsertComputed"]],
+];
+for (const [owner, names] of NEWER_THAN_HOSTED) {
+  for (const name of names) delete (owner as Record<string, unknown>)[name];
+}

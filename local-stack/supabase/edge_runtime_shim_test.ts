@@ -309,7 +309,7 @@ Deno.test("memory a response's body grows while it streams, after its handler ha
   assert.ok(mostReported(reported) >= 40, reported);
 });
 
-Deno.test("an isolate has the hosted runtime's globals: no Worker, no shared memory, one CPU", async () => {
+Deno.test("an isolate has the hosted runtime's globals: no Worker, no shared memory, one CPU, V8 13.0's JavaScript", async () => {
   const ran = await inIsolate(`
     const shared = (() => {
       try {
@@ -325,6 +325,18 @@ Deno.test("an isolate has the hosted runtime's globals: no Worker, no shared mem
       shared,
       plainMemory: new WebAssembly.Memory({ initial: 1 }).buffer.byteLength,
       cpus: navigator.hardwareConcurrency,
+      // What V8 shipped after the hosted runtime's 13.0 (edge_globals.ts).
+      newer: {
+        isError: typeof (Error as { isError?: unknown }).isError,
+        disposableStack: typeof (globalThis as { DisposableStack?: unknown }).DisposableStack,
+        float16Array: typeof (globalThis as { Float16Array?: unknown }).Float16Array,
+        escape: typeof (RegExp as { escape?: unknown }).escape,
+        fromBase64: typeof (Uint8Array as { fromBase64?: unknown }).fromBase64,
+        toHex: typeof (new Uint8Array(1) as { toHex?: unknown }).toHex,
+        getOrInsert: typeof (new Map() as { getOrInsert?: unknown }).getOrInsert,
+      },
+      // What it had already stays.
+      older: [typeof Promise.try, typeof Array.fromAsync, typeof Iterator.from],
     }));
   `);
   assert.equal(ran.code, 0, ran.stderr);
@@ -334,5 +346,15 @@ Deno.test("an isolate has the hosted runtime's globals: no Worker, no shared mem
     shared: "Creating a shared memory is not supported",
     plainMemory: 65536,
     cpus: 1,
+    newer: {
+      isError: "undefined",
+      disposableStack: "undefined",
+      float16Array: "undefined",
+      escape: "undefined",
+      fromBase64: "undefined",
+      toHex: "undefined",
+      getOrInsert: "undefined",
+    },
+    older: ["function", "function", "function"],
   });
 });
