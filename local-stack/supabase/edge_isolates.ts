@@ -39,6 +39,12 @@ export interface IsolateProcess {
   signal?(name: Deno.Signal): void;
   /** Its last memory report (edge_limits.ts, `parseMemoryReport`), if it made one. */
   memory?(): MemoryReport | undefined;
+  /**
+   * The most memory its reports gave since the last call (the last report's, when none
+   * came since): hosted checks memory at every allocation and turn, so a peak between two
+   * of the supervisor's looks counts.
+   */
+  memoryPeak?(): number;
 }
 
 /** One line of `.local/logs/edge-isolates.jsonl`: an isolate that ended. */

@@ -119,11 +119,13 @@ export function spawnIsolate(fn: IsolateSpec, id: number): IsolateProcess {
   const label = `${fn.name}#${id}`;
   let outOfMemory = false;
   let memory: MemoryReport | undefined;
+  const peaks = memoryPeaks();
   relay(fn.name, label, child.stdout, console.log);
   const stderrRead = relay(fn.name, label, child.stderr, console.error, (line) => {
     const report = parseMemoryReport(line);
     if (report) {
       memory = report;
+      peaks.report(report.memoryMb);
       fn.reported?.();
       return true;
     }
@@ -166,8 +168,30 @@ export function spawnIsolate(fn: IsolateSpec, id: number): IsolateProcess {
     exited: status,
     drain: () => signal(DRAIN_SIGNAL),
     memory: () => memory,
+    memoryPeak: peaks.peak,
     kill: () => signal("SIGKILL"),
     signal,
+  };
+}
+
+/**
+ * An isolate's memory reports as the supervisor reads them: `peak` answers the most any
+ * report gave since its last call (the last report's when none came since), so that a
+ * peak between two looks is not lost to a lower report after it.
+ */
+export function memoryPeaks(): { report(mb: number): void; peak(): number } {
+  let last = 0;
+  let most = 0;
+  return {
+    report(mb) {
+      last = mb;
+      most = Math.max(most, mb);
+    },
+    peak() {
+      const peak = most;
+      most = last;
+      return peak;
+    },
   };
 }
 
@@ -204,7 +228,7 @@ export function supervise(
       const reading = {
         cpuMs: stat.cpuMs,
         wallMs: now - isolate.startedAt,
-        memoryMb: memory?.memoryMb ?? 0,
+        memoryMb: isolate.process.memoryPeak?.() ?? memory?.memoryMb ?? 0,
       };
       const verdict = judge(reading, limits, isolate.retired !== undefined);
       if (verdict.action === "kill") {
