@@ -11,11 +11,12 @@ import assert from "node:assert/strict";
 
 /** APIs newer than V8 13.0, each with the Chrome release that brought it. */
 const NEWER_THAN_HOSTED: [RegExp, string][] = [
-  [/\bUint8Array\.fromBase64\b|\.toBase64\(/, "Uint8Array base64 (Chrome 140)"],
-  [/\bUint8Array\.fromHex\b|\.toHex\(/, "Uint8Array hex (Chrome 140)"],
+  [/\bUint8Array\.fromBase64\b|\.(toBase64|setFromBase64)\(/, "Uint8Array base64 (Chrome 140)"],
+  [/\bUint8Array\.fromHex\b|\.(toHex|setFromHex)\(/, "Uint8Array hex (Chrome 140)"],
   [/\bRegExp\.escape\b/, "RegExp.escape (Chrome 136)"],
-  [/\bFloat16Array\b/, "Float16Array (Chrome 135)"],
+  [/\bFloat16Array\b|\bMath\.f16round\b|\.[gs]etFloat16\(/, "Float16Array (Chrome 135)"],
   [/\bError\.isError\b/, "Error.isError (Chrome 134)"],
+  [/\b(Async)?DisposableStack\b|\bSuppressedError\b/, "explicit resource management (Chrome 134)"],
   [/\bAtomics\.pause\b/, "Atomics.pause (Chrome 133)"],
   [/\bMath\.sumPrecise\b/, "Math.sumPrecise"],
   [/\bIterator\.concat\b/, "Iterator.concat"],
@@ -26,7 +27,8 @@ const NEWER_THAN_HOSTED: [RegExp, string][] = [
  * What the hosted runtime does not have at all (supabase/edge-runtime's
  * ext/runtime/js/bootstrap.js; "Web Worker API (or Node vm API) are not available",
  * https://supabase.com/docs/guides/functions/limits). The local isolates take the globals
- * away too (local-stack/supabase/edge_globals.ts), but not `node:vm`.
+ * away too (local-stack/supabase/edge_globals.ts), but not `node:vm`; they take away what
+ * V8 gained after 13.0 (above) as well, which a package may call.
  */
 const NOT_ON_HOSTED: [RegExp, string][] = [
   [/["'](node:)?vm["']/, "node:vm"],

@@ -18,8 +18,10 @@
  *   `Atomics.pause` (V8 13.3), `Error.isError`, `DisposableStack`,
  *   `AsyncDisposableStack` and `SuppressedError` (13.4), `Float16Array`, `Math.f16round`
  *   and DataView's float16 methods (13.5), `RegExp.escape` (13.6), Uint8Array's base64
- *   and hex methods (14.0), and Map's and WeakMap's `getOrInsert` and
- *   `getOrInsertComputed` (later still). A package that tests for one first goes on
+ *   and hex methods (14.0), and `Math.sumPrecise`, `Iterator.concat` and Map's and
+ *   WeakMap's `getOrInsert` and `getOrInsertComputed` (later still; the same list as
+ *   functions-shared/runtime_apis_test.ts, which keeps them out of the functions' own
+ *   modules). A package that tests for one first goes on
  *   without it, as on hosted.
  *
  * Kinder than hosted: `node:vm` stays importable (a preload cannot take a built-in module
@@ -55,7 +57,8 @@ const NEWER_THAN_HOSTED: [object, string[]][] = [
   ]],
   [Atomics, ["pause"]],
   [Error, ["isError"]],
-  [Math, ["f16round"]],
+  [Math, ["f16round", "sumPrecise"]],
+  [Iterator, ["concat"]],
   [DataView.prototype, ["getFloat16", "setFloat16"]],
   [RegExp, ["escape"]],
   [Uint8Array, ["fromBase64", "fromHex"]],
