@@ -21,12 +21,13 @@
  */
 
 import { compareDecimal } from "./dynamo_numbers.ts";
-import type {
-  AppliedLookup,
-  ReadBudget,
-  ShardFinding,
-  ShardState,
-  StreamReader,
+import {
+  type AppliedLookup,
+  type ReadBudget,
+  RESUME_WITHIN_MS,
+  type ShardFinding,
+  type ShardState,
+  type StreamReader,
 } from "./stream_shard.ts";
 
 /**
@@ -66,6 +67,8 @@ export interface ShardReadOptions {
    * {@link PAGES_PAST_AN_OLD_FRONTIER} pages past it for a record applied after it.
    */
   passedOverBefore?: number;
+  /** The run's time (epoch ms), for the iterator a read keeps ({@link ShardState.resume}). */
+  now?: number;
 }
 
 /**
@@ -127,6 +130,9 @@ async function readShard(
   budget?.shard();
   const finding: ShardFinding = { shardId, state: { through: previous?.through } };
   let iterator: string | "trimmed" | undefined;
+  // Whether the read goes on from the last read's kept iterator (its first page may find
+  // it expired: the read starts again from `through`).
+  let resumed = false;
   // A frontier reported given up is passed as an applied record is: what comes after it
   // is watched as closely (stream_verdict.ts, "passed over").
   const frontier = previous?.givenUp ? undefined : previous?.frontier;
@@ -138,6 +144,10 @@ async function readShard(
     if (iterator === "trimmed" && !(await applied([frontier.seq])).has(frontier.seq)) {
       finding.lost = { seq: frontier.seq, createdAt: Date.parse(frontier.created_at) };
     }
+  } else if (resumable(previous, closed, options.now)) {
+    // Where the last read stopped among empty pages: past them, not before them again.
+    iterator = previous!.resume!.iterator;
+    resumed = true;
   } else if (previous?.through) {
     iterator = await reader.iterator(shardId, { after: previous.through });
   }
@@ -152,6 +162,8 @@ async function readShard(
   let atFrontier = frontier !== undefined && !fromOldest;
   let trimmedOnce = false;
   let empty = 0;
+  // The last page read was empty (an open shard counts them in `empty`).
+  let amongEmpty = false;
   let lastSeenAt = 0;
   let seen = false;
   for (let page = 0; iterator !== undefined && iterator !== "trimmed"; page++) {
@@ -160,9 +172,31 @@ async function readShard(
         lastCreatedAt: lastSeenAt,
         cause: page >= maxPages ? "pages" : "budget",
       };
+      // Among a closed shard's empty pages: the next run goes on from here.
+      if (closed && amongEmpty && options.now !== undefined) {
+        finding.state.resume = { iterator, at: iso(options.now) };
+      }
       return finding;
     }
-    const answer = await reader.read(iterator);
+    let answer;
+    try {
+      answer = await reader.read(iterator);
+    } catch (error) {
+      if (!resumed || (error as Error).name !== "ExpiredIteratorException") throw error;
+      // Kept too long after all (a slow run): from the last record applied, as before,
+      // this page not counted.
+      resumed = false;
+      iterator = previous?.through
+        ? await reader.iterator(shardId, { after: previous.through })
+        : undefined;
+      if (iterator === undefined || iterator === "trimmed") {
+        iterator = await reader.iterator(shardId, "oldest");
+        fromOldest = true;
+      }
+      page--;
+      continue;
+    }
+    resumed = false;
     if (answer === "trimmed") {
       if (trimmedOnce) {
         throw Object.assign(new Error("GetRecords: trimmed twice in a row"), {
@@ -186,6 +220,7 @@ async function readShard(
     const { records, next, bytes = 0 } = answer;
     budget?.page(records.length, bytes);
     if (fromOldest && !seen && records[0]) finding.oldestHeld = records[0].seq;
+    amongEmpty = records.length === 0;
     if (records.length === 0) {
       if (!next) finding.state.done = true;
       const enough = fromOldest && !seen ? EMPTY_PAGES_BEFORE_RECORDS : EMPTY_PAGES_AT_END;
@@ -256,6 +291,16 @@ async function lookPastFrontier(
     }
     iterator = answer.next;
   }
+}
+
+/**
+ * Whether a read goes on from the iterator the last one kept: a closed shard's, with no
+ * frontier to read at, taken less than {@link RESUME_WITHIN_MS} ago.
+ */
+function resumable(previous: ShardState | undefined, closed: boolean, now?: number): boolean {
+  const resume = previous?.resume;
+  return resume !== undefined && closed && now !== undefined &&
+    now - Date.parse(resume.at) < RESUME_WITHIN_MS;
 }
 
 /** Whether sequence number `seq` is `end` or after it (false when either is not a number). */

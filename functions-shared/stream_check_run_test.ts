@@ -656,3 +656,50 @@ Deno.test("a hand-on's since must lie within the 3 hours a shard may go unread",
     assert.match((await refused.json()).error, /within the 3 hours a shard may go unread/);
   }
 });
+
+Deno.test("a closed shard of more empty pages than one run reads is handed on, and its chain reads past them", async () => {
+  // Record 1, 60 empty pages, record 2, the shard's end: one run reads 50 pages.
+  const reader: StreamReader = {
+    shards: () => Promise.resolve([{ id: "c1", closed: true, endingSeq: "2" }]),
+    iterator: (_id, position) =>
+      Promise.resolve(position !== "oldest" && "after" in position ? "c1:1" : "c1:0"),
+    read: (iterator) => {
+      const place = Number(iterator.split(":")[1]);
+      const records = place === 0 || place === 61
+        ? [{ seq: place === 0 ? "1" : "2", createdAt: NOW - HOUR }]
+        : [];
+      return Promise.resolve({ records, next: place === 61 ? undefined : `c1:${place + 1}` });
+    },
+  };
+  const rows = new Map<string, CheckRow>();
+  const handedOn: unknown[] = [];
+  const background: Promise<unknown>[] = [];
+  const run = (request: Request, now: number) =>
+    handleStreamCheckRequest(
+      request,
+      deps({
+        sql: checksDb(rows, () => now).sql,
+        now: () => now,
+        budget: { runCpuMs: 60_000, wallMs: 60_000 },
+        streamArnOf: () => Promise.resolve(ARN),
+        readerOf: () => reader,
+        callSelf: (body) => (handedOn.push(body), Promise.resolve()),
+        waitUntil: (work) => void background.push(work),
+      }),
+    );
+  const first = await (await run(post('{"tables": ["firespring_segments"]}'), NOW)).json();
+  assert.deepEqual(first.left, ["firespring_segments"], "handed on");
+  const kept = rows.get("firespring_segments")!.shards.c1;
+  assert.deepEqual(kept.resume, { iterator: "c1:50", at: new Date(NOW).toISOString() });
+  assert.equal(kept.stoppedShort, true);
+  // Its successor, a minute on, reads on from where it stopped, to the shard's end.
+  const since = new Date(NOW).toISOString();
+  const body = JSON.stringify({ tables: ["firespring_segments"], handOn: 1, since });
+  const second = await run(post(body), NOW + 60_000);
+  assert.equal(second.status, 202);
+  await Promise.all(background);
+  const after = rows.get("firespring_segments")!.shards.c1;
+  assert.equal(after.through, "2", "read past the empty pages to record 2");
+  assert.equal(after.done, true);
+  assert.equal(after.resume, undefined);
+});

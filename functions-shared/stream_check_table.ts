@@ -130,6 +130,7 @@ export async function checkTable(
             endingSeq: shard.endingSeq,
             budget,
             passedOverBefore: timing.now - PASSED_OVER_AFTER_MS,
+            now: timing.now,
           });
         } catch (error) {
           // Throttled (more readers of the shard than the two AWS allows at once: Lambda's
@@ -153,14 +154,16 @@ export async function checkTable(
         ? finding.readBefore ?? iso(timing.now)
         : iso(timing.now);
       // What a chain reads on: a shard left unread, and a read stopped short that got
-      // further (one that got no further, a closed shard of more empty pages than the page
-      // cap, is not handed on: a successor would get no further either).
+      // further: past records (its `through` moved) or among a closed shard's empty pages
+      // (it kept where it stopped, which a successor reads on from). One that got no
+      // further is not handed on: a successor would get no further either.
       if (finding.throttled) {
         // Not handed on: the next run within the hour would meet the same throttle.
       } else if (finding.unread) {
         finding.state = { ...finding.state, pending: true };
       } else {
-        const further = finding.incomplete && finding.state.through !== earlier?.through;
+        const further = finding.incomplete &&
+          (finding.state.through !== earlier?.through || finding.state.resume !== undefined);
         if (further) finding.state.stoppedShort = true;
         else delete finding.state.stoppedShort;
         delete finding.state.pending;

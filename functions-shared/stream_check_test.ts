@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { checkShard } from "./stream_check.ts";
+import { checkShard, iso } from "./stream_check.ts";
 import type { HeldRecord, Position, ShardState, StreamReader } from "./stream_shard.ts";
 import { judgeTable, type PreviousCheck, waitingRecord } from "./stream_verdict.ts";
 import { READ_MARGIN_MS } from "./stream_timing.ts";
@@ -651,4 +651,91 @@ Deno.test("a frontier reported passed over is read past at the next run: a recor
   assert.doesNotMatch(verdict.problem ?? "", /record 100 /);
   assert.equal(verdict.coversUntil, NOW - 2 * HOUR, "a backfill since 104 heals it");
   // Before the fix the frontier stayed on 100, and 104 went unnamed until 100 was trimmed.
+});
+
+/**
+ * A closed shard: records 100 and 101, `gap` empty pages, then record 102 and its end.
+ * Its iterators are `g|<place>` (0: record 100, 1: 101, 2 + n: the gap's nth empty page,
+ * 2 + gap: 102) and expire once `expired` says so.
+ */
+function gappedShard(gap: number, expired: (iterator: string) => boolean = () => false) {
+  const records = [100, 101, 102].map((seq, i) => ({
+    seq: String(seq),
+    createdAt: NOW - (5 - i) * HOUR,
+  }));
+  const asked: Position[] = [];
+  let reads = 0;
+  const reader: StreamReader = {
+    shards: () => Promise.resolve([{ id: "g", closed: true }]),
+    iterator(_shardId, position) {
+      asked.push(position);
+      if (position === "oldest") return Promise.resolve("g|0");
+      const seq = "at" in position ? position.at : position.after;
+      const index = records.findIndex((r) => r.seq === seq);
+      return Promise.resolve(`g|${index === 0 ? ("at" in position ? 0 : 1) : 2}`);
+    },
+    read(iterator) {
+      reads++;
+      if (expired(iterator)) {
+        return Promise.reject(
+          Object.assign(new Error("Iterator expired"), { name: "ExpiredIteratorException" }),
+        );
+      }
+      const place = Number(iterator.split("|")[1]);
+      if (place < 2) return Promise.resolve({ records: [records[place]], next: `g|${place + 1}` });
+      if (place < 2 + gap) return Promise.resolve({ records: [], next: `g|${place + 1}` });
+      return Promise.resolve({ records: [records[2]], next: undefined });
+    },
+  };
+  return { reader, asked, reads: () => reads };
+}
+
+Deno.test("a closed shard's read stopped among empty pages keeps its iterator, and the next run within 14 minutes reads on from it", async () => {
+  const { reader, asked } = gappedShard(6);
+  const applied = appliedOf(["100", "101"]);
+  const options = { closed: true, maxPages: 5, now: NOW };
+  const first = await checkShard("g", undefined, reader, applied, options);
+  assert.equal(first.incomplete?.cause, "pages");
+  assert.deepEqual(first.state, {
+    through: "101",
+    resume: { iterator: "g|5", at: "2026-11-28T12:00:00.000Z" },
+  });
+  // A chain's next run, 2 minutes on: past the empty pages, to record 102 unapplied.
+  const second = await checkShard("g", first.state, reader, applied, {
+    ...options,
+    now: NOW + 2 * 60_000,
+  });
+  assert.equal(second.state.frontier?.seq, "102");
+  assert.equal(second.state.resume, undefined, "nothing kept once past them");
+  assert.deepEqual(asked, ["oldest"], "no iterator asked for: the kept one was read on");
+  // Past 14 minutes (the next hourly run) the read starts after 101 again, as every run
+  // did before, and keeps where it stopped for its chain's next run.
+  const hourLater = await checkShard("g", first.state, gappedShard(6).reader, applied, {
+    ...options,
+    now: NOW + 15 * 60_000,
+  });
+  assert.equal(hourLater.state.frontier, undefined, "an iterator past 14 minutes is not used");
+  assert.equal(hourLater.state.resume?.iterator, "g|7");
+});
+
+Deno.test("a kept iterator that expired all the same is read again from the last record applied", async () => {
+  let kept = true;
+  const shard = gappedShard(3, (iterator) => iterator === "g|5" && kept && !(kept = false));
+  const state: ShardState = { through: "101", resume: { iterator: "g|5", at: iso(NOW) } };
+  const finding = await checkShard("g", state, shard.reader, appliedOf(["100", "101"]), {
+    closed: true,
+    now: NOW + 60_000,
+  });
+  assert.deepEqual(shard.asked, [{ after: "101" }]);
+  assert.equal(finding.state.frontier?.seq, "102");
+});
+
+Deno.test("an open shard keeps no iterator: its empty pages may be its end", async () => {
+  const { reader } = gappedShard(8);
+  const finding = await checkShard("g", undefined, reader, appliedOf(["100", "101"]), {
+    closed: false,
+    maxPages: 5,
+    now: NOW,
+  });
+  assert.equal(finding.state.resume, undefined);
 });

@@ -44,7 +44,22 @@ export interface ShardState {
   stoppedShort?: boolean;
   /** The last run left it unread (its budget spent first): `readAt` is no read of it. */
   pending?: boolean;
+  /**
+   * A closed shard's read that stopped among empty pages (its page cap, or the budget):
+   * the iterator it stopped at and when it was taken (ISO 8601). `through` cannot say
+   * where empty pages end, so a run starting from it would read the same empty pages
+   * again, and stop at the same place, run after run; a run within
+   * {@link RESUME_WITHIN_MS} (a chain's next) reads on from the iterator instead.
+   */
+  resume?: { iterator: string; at: string };
 }
+
+/**
+ * How long a kept iterator is used: less than the 15 minutes an iterator lives ("A shard
+ * iterator expires 15 minutes after it is returned to the requester",
+ * https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_streams_GetShardIterator.html).
+ */
+export const RESUME_WITHIN_MS = 14 * 60_000;
 
 /** Where to start reading a shard. */
 export type Position = "oldest" | { at: string } | { after: string };
