@@ -151,6 +151,7 @@ async function readShard(
   } else if (previous?.through) {
     iterator = await reader.iterator(shardId, { after: previous.through });
   }
+  if (previous?.resume && !resumed) finding.restartedBeforeEmptyPages = true;
   let fromOldest = false;
   if (iterator === undefined || iterator === "trimmed") {
     iterator = await reader.iterator(shardId, "oldest");
@@ -186,6 +187,7 @@ async function readShard(
       // Kept too long after all (a slow run): from the last record applied, as before,
       // this page not counted.
       resumed = false;
+      finding.restartedBeforeEmptyPages = true;
       iterator = previous?.through
         ? await reader.iterator(shardId, { after: previous.through })
         : undefined;

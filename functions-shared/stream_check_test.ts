@@ -716,6 +716,19 @@ Deno.test("a closed shard's read stopped among empty pages keeps its iterator, a
   });
   assert.equal(hourLater.state.frontier, undefined, "an iterator past 14 minutes is not used");
   assert.equal(hourLater.state.resume?.iterator, "g|7");
+  assert.deepEqual(
+    [first.restartedBeforeEmptyPages, second.restartedBeforeEmptyPages],
+    [undefined, undefined],
+  );
+  assert.equal(hourLater.restartedBeforeEmptyPages, true, "it began again before them");
+
+  // Its chain reads on: no problem. Begun again before them, the read is a problem, as
+  // any read that cannot reach its first unapplied record (a healing backfill covers it).
+  assert.equal(judgeTable("t", ARN, [first], [], undefined, timing).problem, undefined);
+  assert.match(
+    judgeTable("t", ARN, [hourLater], [], undefined, timing).problem ?? "",
+    /shard g: could not be read as far as its first unapplied record in one run \(50 pages; stopped after 101\)/,
+  );
 });
 
 Deno.test("a kept iterator that expired all the same is read again from the last record applied", async () => {

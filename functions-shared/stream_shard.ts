@@ -110,6 +110,12 @@ export interface ShardFinding {
   /** The run's budget was spent before this shard was read: `state` is the previous one. */
   unread?: boolean;
   /**
+   * The last read stopped among the shard's empty pages and kept where (`resume`), but
+   * this one could not read on from there (its iterator too old): it began again before
+   * them, so the chain that read on got no further than they go.
+   */
+  restartedBeforeEmptyPages?: true;
+  /**
    * Left unread because a read of the table's stream kept being throttled (or failing
    * with a 5xx) in this run: not handed on to another run within the hour, which would
    * only meet the same throttle.
