@@ -13,6 +13,7 @@ import { DynamoClient } from "../functions-shared/dynamo_http.ts";
 import { readStackEnv, type StackEnv, stackEnvReader } from "../local-stack/stack_env.ts";
 import { parseFaults } from "../local-stack/aws/faults.ts";
 import { TRIM_PATH } from "../local-stack/aws/stream_trim.ts";
+import { GAPS_PATH } from "../local-stack/aws/stream_gaps.ts";
 import { SHARDS_PATH } from "../local-stack/aws/stream_shards_control.ts";
 import { asAdminUrl } from "../local-stack/supabase/postgres_cluster.ts";
 
@@ -133,6 +134,20 @@ export async function trimStream(streamArn: string, seq: string | null): Promise
   });
   if (response.status !== 200) {
     throw new Error(`trimming ${streamArn}: ${response.status} ${await response.text()}`);
+  }
+}
+
+/**
+ * Makes each read of `streamArn` answer `emptyPages` empty pages first (0: none), as AWS
+ * may in the middle of a shard (local-stack/aws/stream_gaps.ts).
+ */
+export async function gapStream(streamArn: string, emptyPages: number): Promise<void> {
+  const response = await fetch(`${stack.DYNAMODB_ENDPOINT}${GAPS_PATH}`, {
+    method: "POST",
+    body: JSON.stringify({ streamArn, emptyPages }),
+  });
+  if (response.status !== 200) {
+    throw new Error(`gapping ${streamArn}: ${response.status} ${await response.text()}`);
   }
 }
 

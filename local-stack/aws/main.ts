@@ -37,6 +37,7 @@ import { s3Storage } from "./s3_storage.ts";
 import { putObjectDenied, stackS3Policies } from "./s3_iam.ts";
 import { callUpstream } from "./upstream.ts";
 import { StreamTrim, TRIM_PATH } from "./stream_trim.ts";
+import { GAPS_PATH, StreamGaps } from "./stream_gaps.ts";
 import { SHARDS_PATH, STREAM_SHARDS_FILE, StreamShards } from "./stream_shards.ts";
 import { ShardReaders } from "./shard_readers.ts";
 import { DescribeLimit } from "./describe_limit.ts";
@@ -110,12 +111,17 @@ const readers = new ShardReaders({
 // (local-stack/aws/describe_limit.ts): outside everything, so that the shards' own calls
 // are not counted.
 const describeLimit = new DescribeLimit({ log });
+// Empty pages in the middle of a shard, on request, as AWS may answer them
+// (local-stack/aws/stream_gaps.ts): outside the readers, whose iterators it marks after
+// their own mark.
+const gaps = new StreamGaps({ log });
 const serve = (request: Request) =>
-  describeLimit.handle(request, (p) =>
-    readers.handle(
-      p,
-      (q) => shards.handle(q, (r) => trim.handle(r, (t) => exports.handle(t, proxy.handle))),
-    ));
+  describeLimit.handle(request, (o) =>
+    gaps.handle(o, (p) =>
+      readers.handle(
+        p,
+        (q) => shards.handle(q, (r) => trim.handle(r, (t) => exports.handle(t, proxy.handle))),
+      )));
 // Every DynamoDB request signed with a key of the stack, checked as DynamoDB checks it;
 // then the functions' reader and writer, and the operator's exporter, held to their
 // policies, as IAM holds them (local-stack/aws/dynamodb_iam.ts).
@@ -202,9 +208,9 @@ Deno.serve({
     request = new Request(request, { headers });
   }
   try {
-    // The stack's own paths (the streams' trim and shards, and the counts above) are not
+    // The stack's own paths (the streams' trim, shards and gaps, and the counts above) are not
     // DynamoDB's: unsigned.
-    const own = path === TRIM_PATH || path === SHARDS_PATH;
+    const own = path === TRIM_PATH || path === SHARDS_PATH || path === GAPS_PATH;
     if (!own) return withDate(await signed(request));
     // A trim or a shard closed changes what polls of any table answer: the stack's poller
     // polls them all again (stream_watch.ts).
