@@ -9,8 +9,10 @@
  * throttling DescribeStream past AWS's 10 a second (local-stack/aws/describe_limit.ts),
  * and serving point-in-time recovery and exports to the S3 stand-in (local-stack/aws/exports.ts);
  * before any of it, each request's signature is checked as DynamoDB checks it
- * (local-stack/aws/dynamodb_auth.ts: the stack's three keys are the ones known), then the
- * functions' reader's and writer's held to their IAM policies (dynamodb_iam.ts).
+ * (local-stack/aws/dynamodb_auth.ts: the stack's three keys are the ones known), then its
+ * ARNs made DynamoDB Local's and its answer's those of the region it was signed for
+ * (region_arns.ts: DynamoDB Local names every ARN's region `ddblocal`, AWS the real one),
+ * then the functions' reader's and writer's held to their IAM policies (dynamodb_iam.ts).
  * `GET /_stack/stream-writes` tells the stack's poller of the writes answered
  * (local-stack/aws/stream_watch.ts). `GET /_stack/stream-times` answers how many records
  * were timed to the second and how many kept DynamoDB Local's minute (logged too, once a
@@ -41,6 +43,8 @@ import { GAPS_PATH, StreamGaps } from "./stream_gaps.ts";
 import { SHARDS_PATH, STREAM_SHARDS_FILE, StreamShards } from "./stream_shards.ts";
 import { ShardReaders } from "./shard_readers.ts";
 import { DescribeLimit } from "./describe_limit.ts";
+import { namedRegion, regionEdge } from "./region_arns.ts";
+import { credentialOf } from "./scope.ts";
 import { StreamTimes } from "./stream_times.ts";
 
 let faults;
@@ -122,18 +126,25 @@ const serve = (request: Request) =>
         p,
         (q) => shards.handle(q, (r) => trim.handle(r, (t) => exports.handle(t, proxy.handle))),
       )));
+// The stack's control paths, unsigned: the region the ARN they are given names.
+const control = regionEdge(serve, (_, body) => namedRegion(body));
 // Every DynamoDB request signed with a key of the stack, checked as DynamoDB checks it;
-// then the functions' reader and writer, and the operator's exporter, held to their
-// policies, as IAM holds them (local-stack/aws/dynamodb_iam.ts).
+// then its ARNs made DynamoDB Local's, and its answer's the region's it was signed for
+// (local-stack/aws/region_arns.ts: everything behind works on DynamoDB Local's); then the
+// functions' reader and writer, and the operator's exporter, held to their policies, as
+// IAM holds them (local-stack/aws/dynamodb_iam.ts).
 const signed = authenticatedDynamo(
-  authorizedDynamo(serve, {
-    identities: {
-      [env.AWS_READER_ACCESS_KEY_ID]: readerIdentity(TABLES),
-      [env.AWS_WRITER_ACCESS_KEY_ID]: writerIdentity(TABLES),
-      [env.AWS_EXPORTER_ACCESS_KEY_ID]: exporterIdentity(TABLES),
-    },
-    databaseKeyId: env.AWS_ACCESS_KEY_ID,
-  }),
+  regionEdge(
+    authorizedDynamo(serve, {
+      identities: {
+        [env.AWS_READER_ACCESS_KEY_ID]: readerIdentity(TABLES),
+        [env.AWS_WRITER_ACCESS_KEY_ID]: writerIdentity(TABLES),
+        [env.AWS_EXPORTER_ACCESS_KEY_ID]: exporterIdentity(TABLES),
+      },
+      databaseKeyId: env.AWS_ACCESS_KEY_ID,
+    }),
+    (request) => credentialOf(request.headers)?.region,
+  ),
   {
     secrets: {
       [env.AWS_ACCESS_KEY_ID]: env.AWS_SECRET_ACCESS_KEY,
@@ -213,9 +224,10 @@ Deno.serve({
     const own = path === TRIM_PATH || path === SHARDS_PATH || path === GAPS_PATH;
     if (!own) return withDate(await signed(request));
     // A trim or a shard closed changes what polls of any table answer: the stack's poller
-    // polls them all again (stream_watch.ts).
+    // polls them all again (stream_watch.ts). They name the region by the ARN they are
+    // given, as DescribeTable answered it (region_arns.ts).
     try {
-      return withDate(await serve(request));
+      return withDate(await control(request));
     } finally {
       idlePolls.written([]);
     }
