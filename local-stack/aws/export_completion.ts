@@ -12,6 +12,8 @@ import type { Item } from "./capacity.ts";
 import { type ExportFiles, exportFiles } from "./export_layout.ts";
 import { exportItems, type ExportVersions } from "./export_moments.ts";
 import type { Random } from "./history.ts";
+import { regionArn } from "./region_arns.ts";
+import { credentialOf } from "./scope.ts";
 
 type Body = Record<string, unknown>;
 
@@ -140,8 +142,17 @@ export async function writeExport(
     return;
   }
   const items = await readItems(state, writing, now);
+  // The manifest names the export and its table as DescribeExport answers them: in the
+  // region it was asked in, not DynamoDB Local's `ddblocal` (region_arns.ts).
+  const region = credentialOf(state.source.headers)?.region;
   const files: ExportFiles = await exportFiles({
-    description: d,
+    description: region
+      ? {
+        ...d,
+        ExportArn: regionArn(String(d.ExportArn), region),
+        TableArn: regionArn(String(d.TableArn), region),
+      }
+      : d,
     endTime: now(),
     items,
     itemsPerFile: writing.itemsPerFile ?? 1000,

@@ -7,6 +7,7 @@ import type { ErrorDecision } from "./errors.ts";
 import type { Item } from "./capacity.ts";
 import type { ExportVersions } from "./export_moments.ts";
 import { seededRandom } from "./history.ts";
+import { regionArn } from "./region_arns.ts";
 
 type Body = Record<string, unknown>;
 const TABLE_ARN = "arn:aws:dynamodb:ddblocal:000000000000:table/things";
@@ -156,6 +157,11 @@ Deno.test("an export stays IN_PROGRESS for a while, then its files read back as 
   const text = (key: string) => new TextDecoder().decode(objects.get(`exports/${key}`)!);
   const summary = parseExportSummary(text(String(d.ExportManifest)), "summary");
   assert.equal(summary.exportTime.getTime(), 1_800_000_001_000);
+  // The manifest names the region the export was asked in, as the proxy's edge answers
+  // DescribeExport (region_arns.ts), not DynamoDB Local's `ddblocal`.
+  assert.equal(summary.exportArn, regionArn(String(arn), "us-east-1"));
+  assert.equal(summary.tableArn, regionArn(TABLE_ARN, "us-east-1"));
+  assert.match(summary.tableArn, /^arn:aws:dynamodb:us-east-1:000000000000:table\/things$/);
   const files = parseExportFiles(text(summary.manifestFilesKey), summary, "files");
   assert.equal(files.length, 3);
   // The manifests name keys in the bucket, prefix included, as real exports do.
