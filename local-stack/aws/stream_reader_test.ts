@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
 import { awsError, fakeClock, fakeDynamo } from "../../functions-shared/testing_fakes.ts";
-import { DESCRIBE_ROUNDS, listShards } from "./stream_reader.ts";
+import { DESCRIBE_ROUNDS, listShards, readRecords } from "./stream_reader.ts";
 
-const ARN = "arn:aws:dynamodb:ddblocal:000000000000:table/t/stream/2026-12-01T00:00:00.000";
+// The stream's ARN as the proxy answers it: in the table's region (region_arns.ts).
+const ARN = "arn:aws:dynamodb:us-east-2:000000000000:table/t/stream/2026-12-01T00:00:00.000";
 
 Deno.test("a DescribeStream page throttled past the client's retries is asked again after a wait; every page is listed", async () => {
   // Each page throttled once first (DescribeStream past 10 a second: describe_limit.ts).
@@ -52,4 +53,28 @@ Deno.test("a DescribeStream throttled round after round is thrown after the last
   await assert.rejects(listShards(gone.client, ARN, idle), { name: "ResourceNotFoundException" });
   assert.equal(gone.sent.length, 1);
   assert.deepEqual(idle.slept, []);
+});
+
+Deno.test("records reach the function as Lambda hands them: the stream's ARN and its region on each", async () => {
+  const dynamo = fakeDynamo(() => ({
+    Records: [{
+      eventID: "e1",
+      eventName: "INSERT",
+      eventSource: "aws:dynamodb",
+      awsRegion: "us-east-2",
+      dynamodb: {
+        ApproximateCreationDateTime: new Date(1_800_000_000_000),
+        Keys: { id: { S: "a" } },
+        SequenceNumber: "1",
+      },
+    }],
+  }));
+  const { records, next } = await readRecords(dynamo.client, ARN, "iterator");
+  assert.equal(next, undefined);
+  assert.equal(records[0].eventSourceARN, ARN);
+  assert.equal((records[0] as { awsRegion?: string }).awsRegion, "us-east-2");
+  assert.equal(
+    (records[0].dynamodb as { ApproximateCreationDateTime?: number }).ApproximateCreationDateTime,
+    1_800_000_000,
+  );
 });
