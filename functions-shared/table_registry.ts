@@ -263,21 +263,14 @@ export function byTargetTable(name: string): TableSpec | undefined {
 export { tableNameFromArn } from "./table_arn.ts";
 
 /**
- * The region DynamoDB Local writes into every ARN it makes, whatever region the client
- * names (seen in its stream and export ARNs on the local stack). No AWS region has this
- * name, so an ARN with it comes from DynamoDB Local.
- */
-export const DYNAMODB_LOCAL_REGION = "ddblocal";
-
-/**
  * Why a table or stream ARN cannot be the registered table `spec`'s, or null when it
  * can: its region is another (a same-named table elsewhere, e.g. a global table's
- * replica, whose stream numbers its records on its own). DynamoDB Local's ARNs
- * ({@link DYNAMODB_LOCAL_REGION}) name no region and pass.
+ * replica, whose stream numbers its records on its own). Every ARN names its region, the
+ * local stack's too (its DynamoDB answers in the region each request was made in).
  */
 export function arnRegionProblem(spec: TableSpec, arn: string): string | null {
   const region = arn.split(":")[3];
-  if (region === spec.region || region === DYNAMODB_LOCAL_REGION) return null;
+  if (region === spec.region) return null;
   return `${spec.sourceTable} in ${region || "no region"} is not the registered table, ` +
     `which is in ${spec.region} (${arn})`;
 }

@@ -17,7 +17,7 @@ import {
   type TableSpec,
 } from "../functions-shared/table_registry.ts";
 
-/** An export's ARN (DynamoDB Local's name the region `ddblocal`). */
+/** An export's ARN: `arn:aws:dynamodb:<region>:<account>:table/<table>/export/<id>`. */
 const EXPORT_ARN =
   /^arn:aws[a-z-]*:dynamodb:[a-z0-9-]+:\d{12}:table\/[A-Za-z0-9_.-]+\/export\/[^/\s]+$/;
 
