@@ -148,7 +148,9 @@ export async function benchExport(
   const readAt = new Date();
   const jobs: string[] = [];
   for (const [source, list] of files) {
-    const arn = `arn:aws:dynamodb:ddblocal:000000000000:table/${source}/export/${id}`;
+    // Named as the stack names an export: in its table's region (region_arns.ts).
+    const region = TABLES.find((t) => t.sourceTable === source)!.region;
+    const arn = `arn:aws:dynamodb:${region}:000000000000:table/${source}/export/${id}`;
     const [{ id: job }] = await sql`
       select sync.start_export_backfill(${source}, ${arn}, ${readAt}, ${stack.EXPORT_BUCKET},
         ${JSON.stringify(list)}::text::jsonb) as id`;

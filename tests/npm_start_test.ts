@@ -14,7 +14,7 @@ Deno.test("npm start at scale 0.02 migrates every table and reports a match", as
   // A lost-record check of the DynamoDB Local that the run replaces: its stream goes with
   // it, and must not read as replaced to the next hourly check (forgetOldStreams).
   const sql = connectDb();
-  const oldStream = `arn:aws:dynamodb:ddblocal:000000000000:table/x/stream/old-${Date.now()}`;
+  const oldStream = `arn:aws:dynamodb:us-east-1:000000000000:table/x/stream/old-${Date.now()}`;
   try {
     await sql`insert into sync.stream_checks (target_table, stream_arn, checked_at, shards)
               values ('firespring_segments', ${oldStream}, now(), '{}')

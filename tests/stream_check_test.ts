@@ -411,7 +411,7 @@ Deno.test("sync.status counts a check overdue after the gap the check itself vou
 
 Deno.test("the webhook's notes say whether any record of a stream was applied since a moment", async () => {
   const sql = connectDb();
-  const arn = `arn:aws:dynamodb:ddblocal:000000000000:table/x/stream/notes-${crypto.randomUUID()}`;
+  const arn = `arn:aws:dynamodb:us-east-1:000000000000:table/x/stream/notes-${crypto.randomUUID()}`;
   try {
     await sql`insert into sync.stream_batches_applied (stream_arn, span, sequence_numbers)
               values (${arn}, numrange(1, 2, '[]'), '{1,2}')`;
