@@ -199,7 +199,57 @@ Deno.test("puts, updates and deletes in all nine tables arrive in Postgres", asy
     assert.deepEqual(await snapshot(prefix), expected, error.message);
   });
   assert.deepEqual(arrived, expected);
+  await arrivedFromItsRegion();
 });
+
+/**
+ * Each table's records came through its stream with the `eventSourceARN` Lambda gives
+ * them, naming the table's registry region as AWS does (the stack's DynamoDB answers the
+ * region a request was made in, never DynamoDB Local's `ddblocal`:
+ * local-stack/aws/region_arns.ts), so the webhook's check of the region ran and passed:
+ * the webhook noted each applied record under that ARN (sync.stream_batches_applied).
+ */
+async function arrivedFromItsRegion(): Promise<void> {
+  const sql = connectDb();
+  try {
+    for (const target of TARGETS) {
+      const spec = byTargetTable(target)!;
+      const { streamArn, found } = await streamRecordsContaining(target, prefix);
+      assert.ok(
+        streamArn.startsWith(
+          `arn:aws:dynamodb:${spec.region}:000000000000:table/${spec.sourceTable}/stream/`,
+        ),
+        `${target}: ${streamArn}`,
+      );
+      assert.ok(found.length > 0, target);
+      for (const { record } of found) {
+        assert.equal(record.awsRegion, spec.region, target);
+        const seq = record.dynamodb!.SequenceNumber!;
+        const noted = await sql<{ stream_arn: string }[]>`
+          select stream_arn from sync.stream_batches_applied
+          where span @> ${seq}::numeric and ${seq}::numeric = any(sequence_numbers)
+            and stream_arn like ${`%:table/${spec.sourceTable}/stream/%`}`;
+        assert.ok(noted.length > 0, `${target}: record ${seq} noted as applied`);
+        for (const row of noted) assert.equal(row.stream_arn, streamArn, target);
+      }
+    }
+  } finally {
+    await sql.end();
+  }
+}
+
+/** The nine target tables, as `expected` names them. */
+const TARGETS = [
+  "firespring_actions",
+  "firespring_visitors",
+  "firespring_extraction_jobs",
+  "firespring_traffic_sources",
+  "firespring_segments",
+  "firespring_searches",
+  "firespring_network_state",
+  "mmp_toledo_leads",
+  "toledo_dashboard",
+];
 
 /** Every record the streams of `targets` hold for this test, in Lambda's form. */
 async function recordsOf(targets: string[]) {
