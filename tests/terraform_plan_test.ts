@@ -137,6 +137,14 @@ Deno.test({
         );
         assert.ok(mapping, `${spec.sourceTable} is mapped by the ${spec.region} Lambda`);
         const after = mapping.change.after;
+        // Named in the table's region, as AWS names it (the stack's DynamoDB answers the
+        // region a request was signed for, not DynamoDB Local's `ddblocal`).
+        assert.match(
+          described[i].LatestStreamArn!,
+          new RegExp(
+            `^arn:aws:dynamodb:${spec.region}:000000000000:table/${spec.sourceTable}/stream/`,
+          ),
+        );
         assert.equal(after.event_source_arn, described[i].LatestStreamArn, spec.sourceTable);
         assert.equal(after.batch_size, 10);
         assert.deepEqual(after.function_response_types, ["ReportBatchItemFailures"]);
