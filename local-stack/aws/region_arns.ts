@@ -141,25 +141,30 @@ export function regionEdge(
 ): Handler {
   return async (request) => {
     const hasBody = request.method !== "GET" && request.method !== "HEAD";
-    const text = hasBody ? await request.text() : "";
+    // Handed on as the bytes that came unless an ARN changed (a body that is not UTF-8
+    // stays as it was, for DynamoDB Local to refuse).
+    const bytes = hasBody ? new Uint8Array(await request.arrayBuffer()) : undefined;
+    const text = bytes ? DECODER.decode(bytes) : "";
     const region = regionOf(request, text);
-    if (region === undefined || !isRegionName(region)) {
-      return await handler(hasBody ? withText(request, text) : request);
-    }
-    const inward = inwardText(text, region);
-    const response = await handler(hasBody ? withText(request, inward) : request);
-    return await outward(response, region);
+    const known = region !== undefined && isRegionName(region);
+    const inward = known ? inwardText(text, region) : text;
+    const response = await handler(
+      bytes === undefined ? request : withBody(request, inward === text ? bytes : inward),
+    );
+    return known ? await outward(response, region) : response;
   };
 }
 
-/** `request` with `text` for its body (its length taken from it). */
-function withText(request: Request, text: string): Request {
+const DECODER = new TextDecoder();
+
+/** `request` with `body` (its length taken from it). */
+function withBody(request: Request, body: Uint8Array<ArrayBuffer> | string): Request {
   const headers = new Headers(request.headers);
   headers.delete("content-length");
   return new Request(request.url, {
     method: request.method,
     headers,
-    body: text,
+    body,
     signal: request.signal,
   });
 }
@@ -167,12 +172,13 @@ function withText(request: Request, text: string): Request {
 /** `response` with its ARNs `region`'s; its `x-amz-crc32`, if it has one, recomputed. */
 async function outward(response: Response, region: string): Promise<Response> {
   if (response.body === null) return response;
-  const text = await response.text();
+  const bytes = new Uint8Array(await response.arrayBuffer());
+  const text = DECODER.decode(bytes);
   const out = outwardText(text, region);
+  const init = { status: response.status, statusText: response.statusText };
+  if (out === text) return new Response(bytes, { ...init, headers: response.headers });
   const headers = new Headers(response.headers);
-  if (out !== text) {
-    headers.delete("content-length");
-    if (headers.has("x-amz-crc32")) headers.set("x-amz-crc32", String(crc32(out)));
-  }
-  return new Response(out, { status: response.status, statusText: response.statusText, headers });
+  headers.delete("content-length");
+  if (headers.has("x-amz-crc32")) headers.set("x-amz-crc32", String(crc32(out)));
+  return new Response(out, { ...init, headers });
 }

@@ -146,3 +146,15 @@ Deno.test("with no region named, the edge passes the request and its answer as t
   const get = regionEdge(() => Promise.resolve(new Response("ok")), () => undefined);
   assert.equal(await (await get(new Request("http://proxy/x"))).text(), "ok");
 });
+
+Deno.test("a body with nothing to change passes as the bytes that came, UTF-8 or not", async () => {
+  const odd = new Uint8Array([0x7b, 0xff, 0xfe, 0x7d]); // "{", two bytes no UTF-8 has, "}"
+  let seen: Uint8Array | undefined;
+  const handler = regionEdge(async (request) => {
+    seen = new Uint8Array(await request.arrayBuffer());
+    return new Response(odd);
+  }, () => "us-east-1");
+  const response = await handler(new Request("http://proxy/", { method: "POST", body: odd }));
+  assert.deepEqual(seen, odd);
+  assert.deepEqual(new Uint8Array(await response.arrayBuffer()), odd);
+});
