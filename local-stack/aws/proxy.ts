@@ -16,6 +16,9 @@
  * forwarded as they came, and a body
  * only changes when a fault applies or a record is timed, with its `x-amz-crc32`
  * recomputed (the SDK checks it).
+ * Its ARNs are DynamoDB Local's (`arn:aws:dynamodb:ddblocal:...`): the stack's edge in front
+ * of it names the request's region in what goes out and takes it back out of what comes
+ * in (local-stack/aws/region_arns.ts).
  * Tables are told apart by the access key and region of the request's credential scope,
  * as DynamoDB Local keeps one database per access key and region. Its parts: what a request
  * says (operations.ts), the key schemas it needs (schema_loading.ts), the capacity it takes
