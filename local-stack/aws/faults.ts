@@ -22,6 +22,15 @@
  *   (DynamoDB Streams' requests pass through, as the other faults leave them). Off by
  *   default, as the contract's default faults have it; `dynamodb_faults_test.ts` runs a
  *   backfill with it on.
+ * - `stall_rate` and `stall_ms`: a share of DynamoDB (not Streams) requests (0 to 1, 0 by
+ *   default) hangs `stall_ms` milliseconds: a read before it is forwarded, a write after
+ *   (it has taken effect; its answer is held), so that a client that gives up and retries
+ *   sends again a write that already happened. AWS documents "intermittent connection
+ *   timeout or request timeout errors" and latency spikes, and has clients tune their
+ *   request timeouts and retries for them (Knowledge Center,
+ *   https://repost.aws/knowledge-center/dynamodb-intermittent-timeout-errors and
+ *   https://repost.aws/knowledge-center/dynamodb-high-latency). Off by default, so that the
+ *   default run stays fast; each needs the other (local-stack/aws/stalls.ts).
  *
  * An empty value, or `none`, means no faults: the proxy passes reads and writes through.
  *
@@ -36,6 +45,8 @@ export interface Faults {
   burstS: number;
   errorRate: number;
   latencyMs: number;
+  stallRate: number;
+  stallMs: number;
 }
 
 /** No faults at all. */
@@ -46,6 +57,8 @@ export const NO_FAULTS: Faults = {
   burstS: 1,
   errorRate: 0,
   latencyMs: 0,
+  stallRate: 0,
+  stallMs: 0,
 };
 
 const SETTINGS: Record<
@@ -82,6 +95,16 @@ const SETTINGS: Record<
     check: (n) => Number.isInteger(n) && n >= 0 && n <= 10_000,
     rule: "a whole number of milliseconds from 0 to 10000",
   },
+  stall_rate: {
+    field: "stallRate",
+    check: (n) => Number.isFinite(n) && n >= 0 && n < 1,
+    rule: "a share of requests from 0 up to (not including) 1",
+  },
+  stall_ms: {
+    field: "stallMs",
+    check: (n) => Number.isInteger(n) && n >= 1 && n <= 600_000,
+    rule: "a whole number of milliseconds from 1 to 600000",
+  },
 };
 
 /**
@@ -115,6 +138,19 @@ export function parseFaults(text: string | undefined): Faults {
     }
     faults[setting.field] = number;
   }
+  // A stall needs both: a share of requests, and how long each hangs.
+  if (faults.stallRate > 0 && !seen.has("stall_ms")) {
+    throw new Error(
+      `DYNAMODB_FAULTS: stall_rate=${faults.stallRate} needs stall_ms, how long a stalled ` +
+        "request hangs (e.g. stall_ms=35000)",
+    );
+  }
+  if (seen.has("stall_ms") && faults.stallRate === 0) {
+    throw new Error(
+      `DYNAMODB_FAULTS: stall_ms=${faults.stallMs} stalls nothing without stall_rate, the ` +
+        "share of requests that stall (e.g. stall_rate=0.05)",
+    );
+  }
   return faults;
 }
 
@@ -127,5 +163,6 @@ export function describeFaults(faults: Faults): string {
   if (faults.burstS !== 1) parts.push(`burst_s=${faults.burstS}`);
   if (faults.errorRate > 0) parts.push(`error_rate=${faults.errorRate}`);
   if (faults.latencyMs > 0) parts.push(`latency_ms=${faults.latencyMs}`);
+  if (faults.stallRate > 0) parts.push(`stall_rate=${faults.stallRate},stall_ms=${faults.stallMs}`);
   return parts.length > 0 ? parts.join(",") : "none";
 }

@@ -19,6 +19,8 @@ Deno.test("every setting is read, in any order, with spaces", () => {
     burstS: 1,
     errorRate: 0.02,
     latencyMs: 0,
+    stallRate: 0,
+    stallMs: 0,
   });
   assert.equal(describeFaults(faults), "stale_ms=2000,throttle_rcu=300,error_rate=0.02");
   // AWS's burst, past the contract's per-second rule, only when asked for.
@@ -34,6 +36,27 @@ Deno.test("every setting is read, in any order, with spaces", () => {
   assert.equal(writes.throttleWcu, 2.5);
   assert.equal(describeFaults(writes), "throttle_rcu=300,throttle_wcu=2.5");
   assert.equal(parseFaults("throttle_wcu=0").throttleWcu, 0, "0 turns it off");
+  const stalls = parseFaults("stall_ms=35000, error_rate=0.02, stall_rate=0.05");
+  assert.equal(stalls.stallRate, 0.05);
+  assert.equal(stalls.stallMs, 35000);
+  assert.equal(describeFaults(stalls), "error_rate=0.02,stall_rate=0.05,stall_ms=35000");
+  assert.deepEqual(parseFaults(describeFaults(stalls)), stalls, "its own text parses back");
+});
+
+Deno.test("a stall needs both its share and its length", () => {
+  assert.throws(
+    () => parseFaults("stall_rate=0.05"),
+    /^Error: DYNAMODB_FAULTS: stall_rate=0.05 needs stall_ms, how long a stalled request hangs/,
+  );
+  assert.throws(
+    () => parseFaults("stall_ms=35000"),
+    /DYNAMODB_FAULTS: stall_ms=35000 stalls nothing without stall_rate/,
+  );
+  assert.throws(
+    () => parseFaults("stall_ms=35000,stall_rate=0"),
+    /stall_ms=35000 stalls nothing without stall_rate/,
+  );
+  assert.deepEqual(parseFaults("error_rate=0"), NO_FAULTS, "neither: no stalls");
 });
 
 Deno.test("a bad value names the setting and the value", () => {
@@ -52,6 +75,19 @@ Deno.test("a bad value names the setting and the value", () => {
   assert.throws(() => parseFaults("throttle_wcu=1000001"), /throttle_wcu="1000001" is not/);
   assert.throws(() => parseFaults("throttle_wcu="), /throttle_wcu="" is not/);
   assert.throws(() => parseFaults("latency_ms=10001"), /latency_ms="10001"/);
+  assert.throws(
+    () => parseFaults("stall_rate=1,stall_ms=35000"),
+    /DYNAMODB_FAULTS: stall_rate="1" is not a share of requests from 0 up to \(not including\) 1$/,
+  );
+  assert.throws(() => parseFaults("stall_rate=-0.1,stall_ms=1"), /stall_rate="-0.1" is not/);
+  assert.throws(() => parseFaults("stall_rate=some,stall_ms=1"), /stall_rate="some" is not/);
+  assert.throws(
+    () => parseFaults("stall_rate=0.05,stall_ms=35s"),
+    /DYNAMODB_FAULTS: stall_ms="35s" is not a whole number of milliseconds from 1 to 600000$/,
+  );
+  assert.throws(() => parseFaults("stall_rate=0.05,stall_ms=0"), /stall_ms="0" is not/);
+  assert.throws(() => parseFaults("stall_rate=0.05,stall_ms=600001"), /stall_ms="600001"/);
+  assert.throws(() => parseFaults("stall_rate=0.05,stall_ms=2.5"), /stall_ms="2.5"/);
 });
 
 Deno.test("an unknown or repeated setting is refused", () => {

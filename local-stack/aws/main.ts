@@ -13,6 +13,7 @@
  * ARNs made DynamoDB Local's and its answer's those of the region it was signed for
  * (region_arns.ts: DynamoDB Local names every ARN's region `ddblocal`, AWS the real one),
  * then the functions' reader's and writer's held to their IAM policies (dynamodb_iam.ts).
+ * A share of DynamoDB's requests hang first, with `stall_rate` (local-stack/aws/stalls.ts).
  * `GET /_stack/stream-writes` tells the stack's poller of the writes answered
  * (local-stack/aws/stream_watch.ts). `GET /_stack/stream-times` answers how many records
  * were timed to the second and how many kept DynamoDB Local's minute (logged too, once a
@@ -46,6 +47,7 @@ import { DescribeLimit } from "./describe_limit.ts";
 import { namedRegion, regionEdge } from "./region_arns.ts";
 import { credentialOf } from "./scope.ts";
 import { StreamTimes } from "./stream_times.ts";
+import { stalledDynamo } from "./stalls.ts";
 
 let faults;
 const env = readStackEnv();
@@ -133,7 +135,7 @@ const control = regionEdge(serve, (_, body) => namedRegion(body));
 // (local-stack/aws/region_arns.ts: everything behind works on DynamoDB Local's); then the
 // functions' reader and writer, and the operator's exporter, held to their policies, as
 // IAM holds them (local-stack/aws/dynamodb_iam.ts).
-const signed = authenticatedDynamo(
+const checked = authenticatedDynamo(
   regionEdge(
     authorizedDynamo(serve, {
       identities: {
@@ -154,6 +156,9 @@ const signed = authenticatedDynamo(
     },
   },
 );
+// A share of DynamoDB's requests hang (stall_rate, stall_ms; local-stack/aws/stalls.ts):
+// outermost, where a client's going away is seen.
+const signed = stalledDynamo(checked, { faults, log });
 let logged = "";
 setInterval(() => {
   streamTimes.sweep(Date.now());
