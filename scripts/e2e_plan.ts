@@ -150,6 +150,9 @@ export const ALONE: Readonly<Record<string, string>> = {
     "closes its shards (for the rest of the stack's life), and restarts the functions " +
     "gateway with stream-check's allowance lowered",
   "dynamodb_faults_test.ts": "restarts the DynamoDB proxy with other faults",
+  "dynamodb_stalls_test.ts":
+    "restarts the DynamoDB proxy with requests that stall, and backfills and validates the " +
+    "traffic sources table whole",
   "npm_start_test.ts":
     "empties DynamoDB Local and every table, then loads, backfills and validates",
   "backfill_page_test.ts": "starts a backfill job of the actions table, leased by hand",
@@ -205,6 +208,8 @@ export const SECOND_STACK: readonly (readonly string[])[] = [
   ["stream_check_test.ts"],
   ["database_down_test.ts"],
   ["dynamodb_faults_test.ts"],
+  // Mostly waiting out 30 s timeouts of stalled Scans.
+  ["dynamodb_stalls_test.ts"],
   ["write_back_test.ts"],
   // Validations of actions (killing the validator's processes) | a backfill of segments.
   // These batches here rather than on the first stack, whose batches wait for pg_cron's

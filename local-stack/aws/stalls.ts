@@ -56,6 +56,23 @@ export function hold(ms: number, signal?: AbortSignal): Promise<boolean> {
   });
 }
 
+/**
+ * The operation with the table it names and a Scan's segment (`Scan t segment 1/2`), for
+ * the log: which reads stalled (tests/dynamodb_stalls_test.ts counts its Scans').
+ */
+async function named(request: Request, operation: string): Promise<string> {
+  try {
+    const body = JSON.parse(await request.clone().text());
+    const table = typeof body?.TableName === "string" ? ` ${body.TableName}` : "";
+    const segment = Number.isInteger(body?.Segment)
+      ? ` segment ${body.Segment}/${body.TotalSegments}`
+      : "";
+    return `${operation}${table}${segment}`;
+  } catch {
+    return operation;
+  }
+}
+
 /** What {@link stalledDynamo} needs. */
 export interface StallOptions {
   faults: Pick<Faults, "stallRate" | "stallMs">;
@@ -79,7 +96,7 @@ export function stalledDynamo(
     const target = request.headers.get("x-amz-target") ?? "";
     const decision = request.method === "POST" ? decideStall(target, faults, random) : "none";
     if (decision === "none") return await handler(request);
-    const operation = target.slice(TABLE_TARGET.length);
+    const operation = await named(request, target.slice(TABLE_TARGET.length));
     if (decision === "before forwarding") {
       log(`${operation}: stalled ${faults.stallMs} ms before it is forwarded`);
       if (!await hold(faults.stallMs, request.signal)) {

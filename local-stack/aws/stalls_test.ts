@@ -4,11 +4,16 @@ import { decideStall, hold, stalledDynamo } from "./stalls.ts";
 const TABLE = "DynamoDB_20120810.";
 const STREAMS = "DynamoDBStreams_20120810.";
 
-function post(operation: string, target = TABLE, signal?: AbortSignal): Request {
+function post(
+  operation: string,
+  target = TABLE,
+  signal?: AbortSignal,
+  body: unknown = {},
+): Request {
   return new Request("http://127.0.0.1/", {
     method: "POST",
     headers: { "x-amz-target": `${target}${operation}` },
-    body: "{}",
+    body: JSON.stringify(body),
     signal,
   });
 }
@@ -57,18 +62,20 @@ Deno.test("a stalled read reaches DynamoDB only after the stall; a stalled write
     log: (line) => lines.push(line),
   });
   let start = performance.now();
-  let answer = await stalled(post("Scan"));
+  let answer = await stalled(
+    post("Scan", TABLE, undefined, { TableName: "t", Segment: 1, TotalSegments: 2 }),
+  );
   assert.deepEqual(await answer.json(), { operation: "Scan" });
   assert.ok(reached[0].at - start >= 75, `forwarded after ${reached[0].at - start} ms`);
   start = performance.now();
-  answer = await stalled(post("PutItem"));
+  answer = await stalled(post("PutItem", TABLE, undefined, { TableName: "t" }));
   const answeredAt = performance.now();
   assert.deepEqual(await answer.json(), { operation: "PutItem" });
   assert.equal(answer.headers.get("content-type"), "application/x-amz-json-1.0");
   assert.ok(reached[1].at - start < 40, `forwarded after ${reached[1].at - start} ms`);
   assert.ok(answeredAt - start >= 75, `answered after ${answeredAt - start} ms`);
-  assert.match(lines[0], /^Scan: stalled 80 ms before it is forwarded$/);
-  assert.match(lines[1], /^PutItem: forwarded, its answer \(200\) held 80 ms$/);
+  assert.match(lines[0], /^Scan t segment 1\/2: stalled 80 ms before it is forwarded$/);
+  assert.match(lines[1], /^PutItem t: forwarded, its answer \(200\) held 80 ms$/);
   // Streams pass through, whatever is drawn.
   start = performance.now();
   await (await stalled(post("GetRecords", STREAMS))).arrayBuffer();

@@ -1,0 +1,110 @@
+/**
+ * A backfill through DynamoDB requests that hang (`stall_rate`, `stall_ms` of
+ * DYNAMODB_FAULTS, local-stack/aws/stalls.ts), as AWS's do now and then: each stalled Scan
+ * attempt is given up after the functions' 30 s (functions-shared/dynamo_http.ts,
+ * ATTEMPT_TIMEOUT_MS, which no setting changes, so `stall_ms` is 35 s) and retried, the
+ * segment's lease held before the retry (functions-shared/segment_page.ts). The job ends
+ * done, every item arrives exactly once as a row, each segment is read to its end once
+ * (the segments' counts add up to the table's items; no lease taken over, no worker
+ * killed), and the validator finds the table matching.
+ *
+ * Stalls are drawn at random, and each costs 30 s: one small table (traffic sources, which
+ * no other file of the second stack writes), 2 segments of pages of 5 items, about 8 Scans
+ * at a stall rate of 0.2; a backfill that none of its Scans stalled in is run again (each
+ * such run takes seconds), at most 4 times. The faults are on only for the backfills: the
+ * items are loaded, and the table validated, under the stack's default faults.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import { existsSync, readFileSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { byTargetTable } from "../functions-shared/table_registry.ts";
+import { LOG_DIR } from "../local-stack/config.ts";
+import { DEFAULT_DYNAMODB_FAULTS } from "../local-stack/stack_env.ts";
+import {
+  HANDS_ON_FUNCTIONS,
+  isolateLogOffset,
+  killsSince,
+  logTextSince,
+} from "../local-stack/supabase/isolate_log.ts";
+import {
+  forget,
+  itemsFor,
+  queueBackfill,
+  scanCount,
+  snapshot,
+  waitForJobs,
+  writeThroughTheStream,
+} from "./backfill_fixtures.ts";
+import { currentFaults, setFaults } from "./stack_faults.ts";
+import { connectDb } from "./stack_clients.ts";
+import { validate } from "./validator_fixtures.ts";
+
+const STALLS = `${DEFAULT_DYNAMODB_FAULTS},stall_rate=0.2,stall_ms=35000`;
+const PROXY_LOG = join(LOG_DIR, "dynamodb_proxy.log");
+const spec = byTargetTable("firespring_traffic_sources")!;
+
+/** The proxy's log since `offset`. */
+function proxyLogSince(offset: number): string {
+  return existsSync(PROXY_LOG) ? readFileSync(PROXY_LOG).subarray(offset).toString("utf8") : "";
+}
+
+Deno.test("a backfill whose Scans stall past the client's timeout retries them and reads every item once", async () => {
+  const previous = currentFaults();
+  const sql = connectDb();
+  const p = `stall-${crypto.randomUUID().slice(0, 8)}-`;
+  const n = 30;
+  try {
+    await setFaults(DEFAULT_DYNAMODB_FAULTS);
+    await writeThroughTheStream(sql, spec.targetTable, p, itemsFor(spec.targetTable, p, n));
+    const reference = (await snapshot(sql, p))[spec.targetTable];
+    await forget(sql, p, [spec.targetTable]);
+    const total = await scanCount(spec.targetTable);
+
+    await setFaults(STALLS);
+    const proxyOffset = existsSync(PROXY_LOG) ? statSync(PROXY_LOG).size : 0;
+    const isolateOffset = isolateLogOffset();
+    const stalledScan = new RegExp(
+      `Scan ${spec.sourceTable} segment \\d/2: stalled 35000 ms before it is forwarded`,
+      "g",
+    );
+    let stalls = 0;
+    for (let run = 1; stalls === 0; run++) {
+      assert.ok(run <= 4, "no Scan of 4 backfills stalled (at a stall rate of 0.2)");
+      const jobId = await queueBackfill(sql, spec.sourceTable, 2, { pageSize: 5 });
+      await sql`select sync.wake_import_worker()`;
+      const [job] = await waitForJobs(sql, [jobId], 300_000);
+      assert.equal(job.status, "done", JSON.stringify(job));
+      const segments = await sql`select segment, status, items_scanned::int as items, pages
+                                 from sync.backfill_segments where job_id = ${jobId}
+                                 order by segment`;
+      assert.deepEqual(segments.map((s) => s.status), ["done", "done"]);
+      assert.equal(
+        segments.reduce((sum, s) => sum + s.items, 0),
+        total,
+        `each segment read to its end once: ${JSON.stringify(segments)}`,
+      );
+      assert.equal(Number(job.items_scanned), total);
+      stalls = proxyLogSince(proxyOffset).match(stalledScan)?.length ?? 0;
+    }
+    const workerLog = logTextSince(isolateOffset);
+    assert.doesNotMatch(workerLog, /its lease was taken over/);
+    assert.deepEqual(killsSince(isolateOffset, HANDS_ON_FUNCTIONS), []);
+
+    await setFaults(DEFAULT_DYNAMODB_FAULTS);
+    assert.deepEqual((await snapshot(sql, p))[spec.targetTable], reference);
+    const [rows] = await sql.unsafe(
+      `select count(*)::int as n from public.${spec.targetTable} where ${
+        spec.targetKey[0]
+      } like $1`,
+      [`${p}%`],
+    );
+    assert.equal(rows.n, n, "every item exactly once as a row");
+    assert.equal((await validate(spec.targetTable)).match, true);
+  } finally {
+    await sql.end();
+    await setFaults(previous);
+  }
+});
