@@ -17,6 +17,7 @@ import { DENO_BIN, FUNCTIONS_PORT, HOST, PG_BIN, STACK_ENV_FILE } from "./config
 import { startDynamo, stopDynamo } from "./aws/dynamodb.ts";
 import { pgbouncerMissing, startPooler, stopPooler } from "./supabase/pooler.ts";
 import { describeFaults, parseFaults } from "./aws/faults.ts";
+import { parseS3Faults } from "./aws/s3_faults.ts";
 import { isReady, startPostgres, stopPostgres } from "./supabase/postgres.ts";
 import {
   appliedMigrationVersions,
@@ -197,6 +198,7 @@ export async function up(options: UpOptions = {}): Promise<void> {
   const env = await ensureStackEnv();
   // A bad value stops `up` here, naming the setting.
   const faults = describeFaults(parseFaults(env.DYNAMODB_FAULTS));
+  parseS3Faults(env.S3_FAULTS);
   installExtensionFiles();
   const fresh = options.freshSources === true;
   // Both sides run to the end before a failure is told: neither is left half started.

@@ -66,6 +66,12 @@ export interface StackEnv {
    * the next one.
    */
   DYNAMODB_FAULTS: string;
+  /**
+   * The S3 stand-in's faults over its defaults (local-stack/aws/s3_faults.ts,
+   * parseS3Faults), e.g. `quiet_reads=2,quiet_ms=65000`; empty: the defaults. Kept across
+   * `stack:up`s; a changed value is in force after the next one.
+   */
+  S3_FAULTS: string;
   /** The S3 stand-in (local-stack/aws/s3_server.ts), reached path-style. */
   S3_ENDPOINT: string;
   /** The bucket the stack's DynamoDB exports go to (made when the S3 stand-in starts). */
@@ -142,6 +148,7 @@ export async function ensureStackEnv(file = STACK_ENV_FILE): Promise<StackEnv> {
     AWS_EXPORTER_SECRET_ACCESS_KEY: old.AWS_EXPORTER_SECRET_ACCESS_KEY ?? randomBase64(30),
     SYNC_WEBHOOK_SECRET: old.SYNC_WEBHOOK_SECRET ?? `whsec_${randomBase64(32)}`,
     DYNAMODB_FAULTS: old.DYNAMODB_FAULTS?.trim() ? old.DYNAMODB_FAULTS : DEFAULT_DYNAMODB_FAULTS,
+    S3_FAULTS: old.S3_FAULTS ?? "",
     S3_ENDPOINT: `http://${HOST}:${S3_PORT}`,
     EXPORT_BUCKET,
     S3_ACCESS_KEY_ID: S3_CREDENTIALS.accessKeyId,

@@ -161,6 +161,8 @@ export const ALONE: Readonly<Record<string, string>> = {
   "validator_eventual_test.ts": "validates and repairs the traffic sources table whole",
   "export_backfill_cli_test.ts":
     "backfills the leads table from an export (its sweep covers the whole table) and validates it",
+  "export_quiet_test.ts":
+    "restarts the S3 stand-in with a data file's reads going quiet (S3_FAULTS)",
   "write_back_test.ts":
     "validates toledo_dashboard whole and restarts the DynamoDB proxy with other faults",
 };
@@ -210,6 +212,8 @@ export const SECOND_STACK: readonly (readonly string[])[] = [
   ["dynamodb_faults_test.ts"],
   // Mostly waiting out 30 s timeouts of stalled Scans.
   ["dynamodb_stalls_test.ts"],
+  // Mostly waiting out a quiet data file's 30 s and 60 s.
+  ["export_quiet_test.ts"],
   ["write_back_test.ts"],
   // Validations of actions (killing the validator's processes) | a backfill of segments.
   // These batches here rather than on the first stack, whose batches wait for pg_cron's

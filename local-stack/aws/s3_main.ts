@@ -21,10 +21,19 @@ import {
 import { readStackEnv } from "../stack_env.ts";
 import { authenticatedS3 } from "./s3_auth.ts";
 import { stackS3Policies } from "./s3_iam.ts";
-import { DEFAULT_S3_FAULTS, faultyS3 } from "./s3_faults.ts";
+import { describeS3Faults, faultyS3, parseS3Faults, type S3Faults } from "./s3_faults.ts";
 import { startS3Server } from "./s3_server.ts";
 
 const env = readStackEnv();
+// S3_FAULTS, when set (local-stack/aws/s3_faults.ts): a bad value stops the stand-in.
+let faults: S3Faults;
+try {
+  faults = parseS3Faults(env.S3_FAULTS);
+} catch (error) {
+  console.error((error as Error).message);
+  Deno.exit(2);
+}
+const log = (line: string) => console.log(`${new Date().toISOString()} ${line}`);
 Deno.mkdirSync(S3_DIR, { recursive: true });
 const server = await startS3Server({
   host: HOST,
@@ -34,7 +43,7 @@ const server = await startS3Server({
 });
 Deno.serve(
   { hostname: HOST, port: S3_PORT, onListen: () => {} },
-  authenticatedS3(faultyS3(server.endpoint, DEFAULT_S3_FAULTS), {
+  authenticatedS3(faultyS3(server.endpoint, faults, Math.random, log), {
     secrets: {
       [S3_CREDENTIALS.accessKeyId]: S3_CREDENTIALS.secretAccessKey,
       [env.AWS_EXPORTER_ACCESS_KEY_ID]: env.AWS_EXPORTER_SECRET_ACCESS_KEY,
@@ -48,6 +57,7 @@ console.log(
   `${
     new Date().toISOString()
   } s3 stand-in on http://${HOST}:${S3_PORT} (s3rver on ${server.endpoint}, ` +
-    `signatures checked, faults: error_rate=${DEFAULT_S3_FAULTS.errorRate}, ` +
-    `cut_rate=${DEFAULT_S3_FAULTS.cutRate}), bucket ${EXPORT_BUCKET} in ${EXPORT_BUCKET_REGION}`,
+    `signatures checked, faults: ${
+      describeS3Faults(faults)
+    }), bucket ${EXPORT_BUCKET} in ${EXPORT_BUCKET_REGION}`,
 );
