@@ -21,6 +21,7 @@
  */
 
 import assert from "node:assert/strict";
+import { DeleteItemCommand, ScanCommand } from "@aws-sdk/client-dynamodb";
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { byTargetTable } from "../functions-shared/table_registry.ts";
@@ -34,6 +35,7 @@ import {
 } from "../local-stack/supabase/isolate_log.ts";
 import {
   forget,
+  type Item,
   itemsFor,
   queueBackfill,
   scanCount,
@@ -42,7 +44,7 @@ import {
   writeThroughTheStream,
 } from "./backfill_fixtures.ts";
 import { currentFaults, setFaults } from "./stack_faults.ts";
-import { connectDb } from "./stack_clients.ts";
+import { connectDb, dynamo } from "./stack_clients.ts";
 import { validate } from "./validator_fixtures.ts";
 
 const STALLS = `${DEFAULT_DYNAMODB_FAULTS},stall_rate=0.2,stall_ms=32000`;
@@ -54,6 +56,34 @@ function proxyLogSince(offset: number): string {
   return existsSync(PROXY_LOG) ? readFileSync(PROXY_LOG).subarray(offset).toString("utf8") : "";
 }
 
+/**
+ * Deletes this file's items (of any run: one killed midway left its own) from the table,
+ * so that it stays small: every Scan page of a backfill may stall.
+ */
+async function removeOwnItems(): Promise<void> {
+  const client = dynamo(spec.region);
+  const key = spec.sourceKey[0].name;
+  let start: Item | undefined;
+  do {
+    const page = await client.send(
+      new ScanCommand({
+        TableName: spec.sourceTable,
+        ConsistentRead: true,
+        FilterExpression: "begins_with(#k, :p)",
+        ExpressionAttributeNames: { "#k": key },
+        ExpressionAttributeValues: { ":p": { S: "stall-" } },
+        ExclusiveStartKey: start,
+      }),
+    );
+    for (const item of page.Items ?? []) {
+      await client.send(
+        new DeleteItemCommand({ TableName: spec.sourceTable, Key: { [key]: item[key] } }),
+      );
+    }
+    start = page.LastEvaluatedKey;
+  } while (start);
+}
+
 Deno.test("a backfill whose Scans stall past the client's timeout retries them and reads every item once", async () => {
   const previous = currentFaults();
   const sql = connectDb();
@@ -61,6 +91,7 @@ Deno.test("a backfill whose Scans stall past the client's timeout retries them a
   const n = 30;
   try {
     await setFaults(DEFAULT_DYNAMODB_FAULTS);
+    await removeOwnItems();
     await writeThroughTheStream(sql, spec.targetTable, p, itemsFor(spec.targetTable, p, n));
     const reference = (await snapshot(sql, p))[spec.targetTable];
     await forget(sql, p, [spec.targetTable]);
@@ -110,5 +141,6 @@ Deno.test("a backfill whose Scans stall past the client's timeout retries them a
   } finally {
     await sql.end();
     await setFaults(previous);
+    await removeOwnItems();
   }
 });
