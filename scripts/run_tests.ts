@@ -212,7 +212,8 @@ const firstUp = step("stack:up", DENO_BIN, STACK_UP);
 const secondDone = secondStackLane(plan.secondStack);
 const stackDone = (async () => {
   if (!(await firstUp)) return false;
-  const { DATABASE_URL: databaseUrl, DYNAMODB_FAULTS: faults } = readStackEnv();
+  const { DATABASE_URL: databaseUrl, DYNAMODB_FAULTS: faults, S3_FAULTS: s3Faults } =
+    readStackEnv();
   if (faults !== DEFAULT_DYNAMODB_FAULTS) {
     // A test that changes the faults puts them back when it ends; a run killed during it
     // cannot, and .local/stack.env keeps what it set (write_back_test.ts: a fifth of the
@@ -221,6 +222,15 @@ const stackDone = (async () => {
       `note: DynamoDB's faults are ${faults} in .local/stack.env, not the default ` +
         `${DEFAULT_DYNAMODB_FAULTS} that the tests are written for; set the line back ` +
         `(or delete it) and run stack:up if that was not on purpose`,
+    );
+  }
+  if ((s3Faults ?? "").trim() !== "") {
+    // export_quiet_test.ts's quiet reads, left by a run killed during it, cost every
+    // export read 30 s or more.
+    console.log(
+      `note: the S3 stand-in's faults are ${s3Faults} in .local/stack.env, over its ` +
+        "defaults that the tests are written for; empty the line and run stack:up if that " +
+        "was not on purpose",
     );
   }
   const secrets = Object.keys(functionsEnvFile());
