@@ -23,8 +23,8 @@
  * @module
  */
 
-import { DynamoClient } from "./dynamo_http.ts";
-import { endpointProblem, headerSafe, withoutUserinfo } from "./settings.ts";
+import { ATTEMPT_TIMEOUT_MS, DynamoClient } from "./dynamo_http.ts";
+import { endpointProblem, headerSafe, integer, readSettings, withoutUserinfo } from "./settings.ts";
 
 /** Reads an environment variable (Deno's or, in Node, the process's). */
 export type EnvReader = (name: string) => string | undefined;
@@ -79,8 +79,25 @@ export function credentialSetting(env: EnvReader, name: string): string | undefi
   return value ? headerSafe(name, value) : value;
 }
 
+/**
+ * How long one attempt of a DynamoDB request waits for its answer before it is retried
+ * (dynamo_http.ts): AWS's advice for "intermittent timeout errors" and latency spikes is to
+ * tune the client's timeouts and retries to the workload
+ * (https://repost.aws/knowledge-center/dynamodb-intermittent-timeout-errors).
+ */
+const CLIENT_SETTINGS = {
+  attemptTimeoutMs: integer(
+    "DYNAMODB_ATTEMPT_TIMEOUT_MS",
+    "milliseconds one attempt of a DynamoDB request waits for its answer before it is retried",
+    ATTEMPT_TIMEOUT_MS,
+    1_000,
+    120_000,
+  ),
+};
+
 /** The configuration of a DynamoDB (or DynamoDB Streams) client of `region`. */
 export function awsClientConfig(env: EnvReader, region: string) {
+  const { attemptTimeoutMs } = readSettings(env, CLIENT_SETTINGS);
   const accessKeyId = credentialSetting(env, "AWS_ACCESS_KEY_ID");
   const secretAccessKey = credentialSetting(env, "AWS_SECRET_ACCESS_KEY");
   // Half a pair is a mistake to name: the AWS SDK would go on to its default chain (a
@@ -95,6 +112,7 @@ export function awsClientConfig(env: EnvReader, region: string) {
     region,
     endpoint: dynamoEndpoint(env),
     maxAttempts: DYNAMO_MAX_ATTEMPTS,
+    attemptTimeoutMs,
     retryMode: "standard",
     ...(accessKeyId && secretAccessKey
       ? {

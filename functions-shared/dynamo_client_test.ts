@@ -157,3 +157,22 @@ Deno.test("DYNAMODB_ENDPOINT: unset, or an http(s) URL, https unless on this mac
   );
   assert.throws(() => dynamoEndpoint(env("http://127.0.0.1:8000?a=b")), /it has a query/);
 });
+
+Deno.test("DYNAMODB_ATTEMPT_TIMEOUT_MS sets how long an attempt waits, 30 s unless set, a whole number of ms from 1,000 to 120,000", () => {
+  const env = (vars: Record<string, string>) => (name: string) => vars[name];
+  assert.equal(awsClientConfig(env({}), "us-east-1").attemptTimeoutMs, 30_000);
+  assert.equal(
+    awsClientConfig(env({ DYNAMODB_ATTEMPT_TIMEOUT_MS: " 2000 " }), "us-east-1").attemptTimeoutMs,
+    2_000,
+  );
+  for (const bad of ["500", "2.5s", "200000"]) {
+    assert.throws(
+      () => awsClientConfig(env({ DYNAMODB_ATTEMPT_TIMEOUT_MS: bad }), "us-east-1"),
+      new RegExp(
+        `DYNAMODB_ATTEMPT_TIMEOUT_MS is ${
+          JSON.stringify(bad)
+        }; it must be a whole number from 1000 to 120000`,
+      ),
+    );
+  }
+});

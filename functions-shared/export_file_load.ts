@@ -68,6 +68,8 @@ export interface ExportLoadDeps {
   fileSlots?: RunGate;
   /** Text read past, back to a checkpoint, between lease renewals (tests make it small). */
   skipChars?: number;
+  /** Overrides READ_QUIET_MS, how long a file's read waits for a byte (tests). */
+  readQuietMs?: number;
   /** Overrides {@link CHUNK_HOLD_MAX_MS} (tests). */
   chunkHoldMaxMs?: number;
   /** Overrides {@link STUCK_CHUNK_GRACE_MS} (tests). */
@@ -192,6 +194,7 @@ export async function loadExportFile(
     const read = exportPages(body, data, file.page_size, line, {
       key: { table: spec.sourceTable, attributes: spec.sourceKey },
       skipChars: deps.skipChars,
+      quietMs: deps.readQuietMs,
       whileSkipping: () =>
         deps.sql`select sync.renew_segment(${job}, ${file.segment}, ${worker})`.then(() => {}),
     })[Symbol.asyncIterator]();

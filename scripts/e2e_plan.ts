@@ -151,7 +151,8 @@ export const ALONE: Readonly<Record<string, string>> = {
     "gateway with stream-check's allowance lowered",
   "dynamodb_faults_test.ts": "restarts the DynamoDB proxy with other faults",
   "dynamodb_stalls_test.ts":
-    "restarts the DynamoDB proxy with requests that stall, and backfills and validates the " +
+    "restarts the DynamoDB proxy with requests that stall and the functions gateway with 2 s " +
+    "attempts, and backfills and validates the " +
     "traffic sources table whole",
   "npm_start_test.ts":
     "empties DynamoDB Local and every table, then loads, backfills and validates",
@@ -210,7 +211,7 @@ export const SECOND_STACK: readonly (readonly string[])[] = [
   ["stream_check_test.ts"],
   ["database_down_test.ts"],
   ["dynamodb_faults_test.ts"],
-  // Mostly waiting out 30 s timeouts of stalled Scans.
+  // Stalled Scans given up after 2 s attempts.
   ["dynamodb_stalls_test.ts"],
   // Mostly waiting out a quiet data file's 30 s and 60 s.
   ["export_quiet_test.ts"],

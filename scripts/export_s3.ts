@@ -133,7 +133,7 @@ const bareEtag = (etag: string) => etag.replace(/"/g, "");
 export function exportFileOpener(
   s3: S3Client,
   bucket: string,
-  deps: Pick<ResumeDeps, "sleep" | "log"> = {},
+  deps: Pick<ResumeDeps, "sleep" | "log" | "quietMs"> = {},
 ) {
   return async (key: string, etag?: string) => {
     const object = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
