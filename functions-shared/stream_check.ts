@@ -128,7 +128,13 @@ async function readShard(
   }
   if (budget?.spent()) return { shardId, state: previous ?? {}, unread: true };
   budget?.shard();
-  const finding: ShardFinding = { shardId, state: { through: previous?.through } };
+  const finding: ShardFinding = {
+    shardId,
+    state: {
+      through: previous?.through,
+      ...(previous?.throughAt ? { throughAt: previous.throughAt } : {}),
+    },
+  };
   let iterator: string | "trimmed" | undefined;
   // Whether the read goes on from the last read's kept iterator (its first page may find
   // it expired: the read starts again from `through`).
@@ -138,6 +144,7 @@ async function readShard(
   const frontier = previous?.givenUp ? undefined : previous?.frontier;
   if (previous?.givenUp && previous.frontier) {
     finding.state.through = previous.frontier.seq;
+    finding.state.throughAt = previous.frontier.created_at;
     iterator = await reader.iterator(shardId, { after: previous.frontier.seq });
   } else if (frontier) {
     iterator = await reader.iterator(shardId, { at: frontier.seq });
@@ -151,7 +158,6 @@ async function readShard(
   } else if (previous?.through) {
     iterator = await reader.iterator(shardId, { after: previous.through });
   }
-  if (previous?.resume && !resumed) finding.restartedBeforeEmptyPages = true;
   let fromOldest = false;
   if (iterator === undefined || iterator === "trimmed") {
     iterator = await reader.iterator(shardId, "oldest");
@@ -165,7 +171,10 @@ async function readShard(
   let empty = 0;
   // The last page read was empty (an open shard counts them in `empty`).
   let amongEmpty = false;
-  let lastSeenAt = 0;
+  // When the last record read was created: before any this read, the `through` record's
+  // (every record after it is newer), or, not known (a state written before it was kept),
+  // none, the oldest time there is.
+  let lastSeenAt = finding.state.throughAt ? Date.parse(finding.state.throughAt) : 0;
   let seen = false;
   for (let page = 0; iterator !== undefined && iterator !== "trimmed"; page++) {
     if (page >= maxPages || (seen && budget?.spent())) {
@@ -187,7 +196,7 @@ async function readShard(
       // Kept too long after all (a slow run): from the last record applied, as before,
       // this page not counted.
       resumed = false;
-      finding.restartedBeforeEmptyPages = true;
+      budget?.shard();
       iterator = previous?.through
         ? await reader.iterator(shardId, { after: previous.through })
         : undefined;
@@ -255,6 +264,7 @@ async function readShard(
         return finding;
       }
       finding.state.through = record.seq;
+      finding.state.throughAt = iso(record.createdAt);
     }
     if (!next) finding.state.done = true;
     iterator = next;

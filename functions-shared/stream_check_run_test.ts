@@ -226,7 +226,12 @@ Deno.test("a run its budget stops records what it read, the shard read longest a
   assert.deepEqual(reads, ["s2", "s2", "s2"]);
   assert.deepEqual(rows.get("firespring_segments")!.shards, {
     s1: { ...before.s1, pending: true },
-    s2: { through: "203", readAt: new Date(NOW).toISOString(), stoppedShort: true },
+    s2: {
+      through: "203",
+      throughAt: new Date(NOW - 60_000).toISOString(),
+      readAt: new Date(NOW).toISOString(),
+      stoppedShort: true,
+    },
   });
 });
 

@@ -67,7 +67,7 @@ const appliedOf = (seqs: string[]) => (asked: string[]) =>
 Deno.test("every record applied: no frontier, read through to the last record, no problem", async () => {
   const { reader } = fakeReader({ s1: shard([5, 4, 3], 0, true) });
   const finding = await checkShard("s1", undefined, reader, appliedOf(["100", "101", "102"]));
-  assert.deepEqual(finding.state, { through: "102", done: true });
+  assert.deepEqual(finding.state, { through: "102", throughAt: iso(NOW - 3 * HOUR), done: true });
   const verdict = judgeTable("t", ARN, [finding], [], undefined, timing);
   assert.equal(verdict.problem, undefined);
 });
@@ -658,10 +658,14 @@ Deno.test("a frontier reported passed over is read past at the next run: a recor
  * Its iterators are `g|<place>` (0: record 100, 1: 101, 2 + n: the gap's nth empty page,
  * 2 + gap: 102) and expire once `expired` says so.
  */
-function gappedShard(gap: number, expired: (iterator: string) => boolean = () => false) {
+function gappedShard(
+  gap: number,
+  expired: (iterator: string) => boolean = () => false,
+  hoursOld = [5, 4, 3],
+) {
   const records = [100, 101, 102].map((seq, i) => ({
     seq: String(seq),
-    createdAt: NOW - (5 - i) * HOUR,
+    createdAt: NOW - hoursOld[i] * HOUR,
   }));
   const asked: Position[] = [];
   let reads = 0;
@@ -698,6 +702,7 @@ Deno.test("a closed shard's read stopped among empty pages keeps its iterator, a
   assert.equal(first.incomplete?.cause, "pages");
   assert.deepEqual(first.state, {
     through: "101",
+    throughAt: iso(NOW - 4 * HOUR),
     resume: { iterator: "g|5", at: "2026-11-28T12:00:00.000Z" },
   });
   // A chain's next run, 2 minutes on: past the empty pages, to record 102 unapplied.
@@ -716,19 +721,35 @@ Deno.test("a closed shard's read stopped among empty pages keeps its iterator, a
   });
   assert.equal(hourLater.state.frontier, undefined, "an iterator past 14 minutes is not used");
   assert.equal(hourLater.state.resume?.iterator, "g|7");
-  assert.deepEqual(
-    [first.restartedBeforeEmptyPages, second.restartedBeforeEmptyPages],
-    [undefined, undefined],
-  );
-  assert.equal(hourLater.restartedBeforeEmptyPages, true, "it began again before them");
+  // What a read stopped among empty pages leaves unread is newer than its `through`
+  // record, 4 hours old: nothing is at risk of the stream's 24 hours, whether its chain
+  // reads on or a run begins again before them.
+  for (const finding of [first, hourLater]) {
+    assert.equal(judgeTable("t", ARN, [finding], [], undefined, timing).problem, undefined);
+  }
+});
 
-  // Its chain reads on: no problem. Begun again before them, the read is a problem, as
-  // any read that cannot reach its first unapplied record (a healing backfill covers it).
-  assert.equal(judgeTable("t", ARN, [first], [], undefined, timing).problem, undefined);
+Deno.test("a read stopped among empty pages after a record near the stream's 24 hours is named, whatever its chain does", async () => {
+  // 100 and 101 applied, 23.5 and 23.4 hours old, then the gap, then 102 unapplied: what
+  // lies behind the gap may be trimmed before a run reads it.
+  const { reader } = gappedShard(60, () => false, [23.5, 23.4, 23]);
+  const finding = await checkShard("g", undefined, reader, appliedOf(["100", "101"]), {
+    closed: true,
+    now: NOW,
+  });
+  assert.equal(finding.incomplete?.cause, "pages");
+  assert.ok(finding.state.resume, "its chain reads on all the same");
   assert.match(
-    judgeTable("t", ARN, [hourLater], [], undefined, timing).problem ?? "",
+    judgeTable("t", ARN, [finding], [], undefined, timing).problem ?? "",
     /shard g: could not be read as far as its first unapplied record in one run \(50 pages; stopped after 101\)/,
   );
+  // A run that reads on, stopped among them again before any record, counts from 101.
+  const next = await checkShard("g", finding.state, reader, appliedOf(["100", "101"]), {
+    closed: true,
+    now: NOW + 60_000,
+  });
+  assert.equal(next.state.throughAt, finding.state.throughAt);
+  assert.ok(judgeTable("t", ARN, [next], [], undefined, timing).problem);
 });
 
 Deno.test("a kept iterator that expired all the same is read again from the last record applied", async () => {

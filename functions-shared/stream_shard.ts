@@ -18,6 +18,12 @@ export interface HeldRecord {
 export interface ShardState {
   /** The last record seen applied, all before it applied too. */
   through?: string;
+  /**
+   * When `through`'s record was created (ISO 8601): what a read that stops before any
+   * further record leaves unread is newer than this (stream_verdict.ts weighs it against
+   * the stream's 24 hours). Absent in states written before it was kept.
+   */
+  throughAt?: string;
   /** The first record not applied when the run looked. */
   frontier?: { seq: string; created_at: string };
   /**
@@ -109,12 +115,7 @@ export interface ShardFinding {
   incomplete?: { lastCreatedAt: number; cause: "pages" | "budget" };
   /** The run's budget was spent before this shard was read: `state` is the previous one. */
   unread?: boolean;
-  /**
-   * The last read stopped among the shard's empty pages and kept where (`resume`), but
-   * this one could not read on from there (its iterator too old): it began again before
-   * them, so the chain that read on got no further than they go.
-   */
-  restartedBeforeEmptyPages?: true;
+
   /**
    * Left unread because a read of the table's stream kept being throttled (or failing
    * with a 5xx) in this run: not handed on to another run within the hour, which would

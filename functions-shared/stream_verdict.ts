@@ -211,14 +211,9 @@ export function judgeTable(
       // while the shard waits).
       cover(atRiskBefore);
     }
-    // A read that saw no record before it stopped among a closed shard's empty pages,
-    // where it kept its place, is read on by its chain's next run, within seconds: none of
-    // what it left is known to be old. Only when a run had to begin again before them (the
-    // chain got no further than they go before the iterator kept grew too old) is it
-    // named, as any read that cannot reach its first unapplied record is.
-    const readsOn = f.state.resume !== undefined && f.incomplete?.lastCreatedAt === 0 &&
-      !f.restartedBeforeEmptyPages;
-    if (f.incomplete && f.incomplete.lastCreatedAt < atRiskBefore && !readsOn) {
+    // (A read that stopped before any record, among a closed shard's empty pages, left
+    // records newer than its `through` record's: stream_check.ts counts from that one's.)
+    if (f.incomplete && f.incomplete.lastCreatedAt < atRiskBefore) {
       const why = f.incomplete.cause === "budget"
         ? "the run's budget was spent"
         : `${MAX_PAGES_PER_SHARD} pages`;
