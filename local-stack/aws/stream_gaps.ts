@@ -19,7 +19,11 @@
  * it is off. With no gap set, requests pass through untouched.
  *
  * The layer is outside the shards' readers (shard_readers.ts): it marks its iterators at
- * their end (`|gap|<left>|<issued>`), after the readers' own mark.
+ * their end (`|gap|<left>|<issued>`), after the readers' own mark. Two ways it differs from
+ * AWS, both in tests that turn gaps on only: the empty pages it answers are not counted
+ * against a shard's two readers; and it hands on the iterator it stood at when the gap
+ * began, whose 15 minutes DynamoDB Local counts from then, where AWS gives each page a
+ * fresh one (a gap read for longer than that ends in ExpiredIteratorException).
  *
  * @module
  */
@@ -68,13 +72,24 @@ export class StreamGaps extends ProxyLayer {
     if (operation !== "GetShardIterator" && operation !== "GetRecords") {
       return await next(request);
     }
-    const text = await request.text();
-    const body = JSON.parse(text) as Record<string, unknown>;
-    const forward = (json: string) =>
-      next(new Request(request.url, { method: "POST", headers: request.headers, body: json }));
+    const raw = await request.arrayBuffer();
+    // The request as it came, bytes untouched (a body that is not UTF-8 or not JSON is
+    // DynamoDB Local's to refuse).
+    const forward = (body: BodyInit = raw) =>
+      next(new Request(request.url, { method: "POST", headers: request.headers, body }));
+    const text = new TextDecoder().decode(raw);
+    // No gap set, and no iterator of one (a gap's mark is in no other): nothing to do.
+    if (this.#pages.size === 0 && !text.includes(MARK)) return await forward();
+    let body: Record<string, unknown>;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      return await forward();
+    }
+    if (typeof body !== "object" || body === null) return await forward();
     if (operation === "GetShardIterator") {
       const pages = this.#pages.get(String(body.StreamArn ?? ""));
-      const response = await forward(text);
+      const response = await forward();
       if (!pages || !response.ok) return response;
       const answer = await response.json() as { ShardIterator?: string };
       if (answer.ShardIterator) {
@@ -83,7 +98,7 @@ export class StreamGaps extends ProxyLayer {
       return awsJsonAnswer(response.status, answer, response.headers);
     }
     const gap = parseGapIterator(String(body.ShardIterator ?? ""));
-    if (!gap) return await forward(text);
+    if (!gap) return await forward();
     if (this.now() - gap.issuedAt > ITERATOR_LIFETIME_MS) {
       return awsError("ExpiredIteratorException", "Iterator expired: it is older than 15 minutes");
     }

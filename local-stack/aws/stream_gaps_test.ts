@@ -107,3 +107,26 @@ Deno.test("the control path refuses what is not a stream and a count that is not
   }
   assert.equal(parseGapIterator(`${ARN}|0`), undefined);
 });
+
+Deno.test("a body that is not JSON goes on as it came, for DynamoDB Local to refuse, gap or none", async () => {
+  for (const gapped of [false, true]) {
+    const gaps = new StreamGaps();
+    if (gapped) gaps.set(ARN, 2);
+    const seen: Uint8Array[] = [];
+    const next = async (request: Request) => {
+      seen.push(new Uint8Array(await request.arrayBuffer()));
+      return Response.json({ __type: "x#SerializationException" }, { status: 400 });
+    };
+    const body = new Uint8Array([0x7b, 0xff, 0xfe]); // "{" then bytes that are not UTF-8
+    const answer = await gaps.handle(
+      new Request("http://proxy/", {
+        method: "POST",
+        headers: { "x-amz-target": TARGET + "GetRecords" },
+        body,
+      }),
+      next,
+    );
+    assert.equal(answer.status, 400);
+    assert.deepEqual(seen, [body], gapped ? "gapped" : "no gap");
+  }
+});
