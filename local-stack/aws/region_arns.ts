@@ -12,9 +12,10 @@
  * - a request coming in has that region's ARNs made DynamoDB Local's again, before
  *   anything behind the edge reads it: every layer (the streams' trims, shards and
  *   readers, the describe limit, the stream times, the exports, IAM) keeps working on
- *   DynamoDB Local's ARNs. An ARN of another region is left as it is, and DynamoDB Local
- *   finds nothing by it (ResourceNotFoundException), as a region's endpoint knows no other
- *   region's tables.
+ *   DynamoDB Local's ARNs. A request naming an ARN of another region, or DynamoDB Local's
+ *   own `ddblocal` (which it would serve), is answered 400 ResourceNotFoundException, as a
+ *   region's endpoint knows no other region's tables (a shard iterator of another region
+ *   too, which DynamoDB Local would read whatever region it names).
  *
  * Item data is never touched: a string attribute value (`"S"`, `"SS"`) is the client's,
  * whatever it says. The account stays DynamoDB Local's, 000000000000. The stack's own
@@ -26,6 +27,7 @@
  */
 
 import { crc32 } from "../../functions-shared/crc32.ts";
+import { awsError } from "./json_answer.ts";
 
 /** The region DynamoDB Local names in every ARN it makes, whatever region it was asked in. */
 export const LOCAL_REGION = "ddblocal";
@@ -65,6 +67,8 @@ export function namedRegion(text: string): string | undefined {
 
 /** Keys whose string values are item data (a string or a string set's members). */
 const ITEM_STRINGS = new Set(["S", "SS"]);
+/** Keys whose strings are the client's attribute names, whatever they say. */
+const ATTRIBUTE_NAMES = new Set(["ExpressionAttributeNames", "AttributesToGet"]);
 
 /**
  * `value` (parsed JSON) with `change` applied to every string but item data, and
@@ -87,6 +91,7 @@ function walk(
   const out: Record<string, unknown> = {};
   for (const [key, v] of Object.entries(value)) {
     if (ITEM_STRINGS.has(key) && (typeof v === "string" || Array.isArray(v))) out[key] = v;
+    else if (ATTRIBUTE_NAMES.has(key)) out[key] = v;
     else if (key === "awsRegion" && awsRegion && typeof v === "string") {
       out[key] = walk(v, awsRegion, undefined, seen);
     } else out[key] = walk(v, change, awsRegion, seen);
@@ -122,6 +127,23 @@ export function outwardText(text: string, region: string): string {
   );
 }
 
+/**
+ * The first DynamoDB ARN of `text` (a request's body) outside item data whose region is
+ * not `region`, or undefined: DynamoDB Local's own `ddblocal` included, which it would
+ * serve whatever region the request was signed for, where AWS knows no such region.
+ */
+export function foreignArn(text: string, region: string): string | undefined {
+  if (!text.includes(ARN_HEAD)) return undefined;
+  let found: string | undefined;
+  rewritten(text, (s) => {
+    for (const match of s.matchAll(/arn:aws:dynamodb:([^:]*):[^"\s|]*/g)) {
+      if (match[1] !== region) found ??= match[0];
+    }
+    return s;
+  });
+  return found;
+}
+
 /** A request's body as DynamoDB Local takes it: `region`'s ARNs made its own. */
 export function inwardText(text: string, region: string): string {
   if (!text.includes(`${ARN_HEAD}${region}:`)) return text;
@@ -147,6 +169,14 @@ export function regionEdge(
     const text = bytes ? DECODER.decode(bytes) : "";
     const region = regionOf(request, text);
     const known = region !== undefined && isRegionName(region);
+    // An ARN of another region, or DynamoDB Local's own, names nothing in this region.
+    const foreign = known ? foreignArn(text, region) : undefined;
+    if (foreign) {
+      return awsError(
+        "ResourceNotFoundException",
+        `Requested resource not found: ${foreign} is not of this region (${region})`,
+      );
+    }
     const inward = known ? inwardText(text, region) : text;
     const response = await handler(
       bytes === undefined ? request : withBody(request, inward === text ? bytes : inward),

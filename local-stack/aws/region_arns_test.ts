@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { crc32 } from "../../functions-shared/crc32.ts";
 import {
+  foreignArn,
   inwardText,
   isRegionName,
   namedRegion,
@@ -157,4 +158,44 @@ Deno.test("a body with nothing to change passes as the bytes that came, UTF-8 or
   const response = await handler(new Request("http://proxy/", { method: "POST", body: odd }));
   assert.deepEqual(seen, odd);
   assert.deepEqual(new Uint8Array(await response.arrayBuffer()), odd);
+});
+
+Deno.test("the edge refuses an ARN of another region, or DynamoDB Local's own, which would be served; item data and attribute names are the client's", async () => {
+  let called = 0;
+  const handler = regionEdge(() => {
+    called++;
+    return Promise.resolve(Response.json({}));
+  }, () => "us-east-2");
+  const post = (body: unknown) =>
+    handler(new Request("http://proxy/", { method: "POST", body: JSON.stringify(body) }));
+  const east1 = STREAM.replace("us-east-2", "us-east-1");
+  for (
+    const [body, arn] of [
+      [{ StreamArn: LOCAL_STREAM }, LOCAL_STREAM],
+      [{ StreamArn: east1 }, east1],
+      [{ ShardIterator: `${east1}|001|c2hhcmQ=` }, east1],
+    ] as const
+  ) {
+    const answer = await post(body);
+    assert.equal(answer.status, 400);
+    assert.deepEqual(await answer.json(), {
+      __type: "com.amazonaws.dynamodb.v20120810#ResourceNotFoundException",
+      message: `Requested resource not found: ${arn} is not of this region (us-east-2)`,
+    });
+  }
+  assert.equal(called, 0, "none reached DynamoDB Local");
+  assert.equal(foreignArn(JSON.stringify({ StreamArn: STREAM }), "us-east-2"), undefined);
+
+  // An item's strings and the client's attribute names stay as they came, whatever they say.
+  const update = {
+    TableName: "t",
+    Key: { id: { S: east1 } },
+    UpdateExpression: "SET #a = :v",
+    ExpressionAttributeNames: { "#a": STREAM },
+    ExpressionAttributeValues: { ":v": { SS: [LOCAL_STREAM] } },
+    AttributesToGet: [STREAM],
+  };
+  assert.equal(foreignArn(JSON.stringify(update), "us-east-2"), undefined);
+  assert.deepEqual(JSON.parse(inwardText(JSON.stringify(update), "us-east-2")), update);
+  assert.equal((await post(update)).status, 200);
 });
