@@ -18,6 +18,7 @@ const NEWER_THAN_HOSTED: [RegExp, string][] = [
   [/\bError\.isError\b/, "Error.isError (Chrome 134)"],
   [/\b(Async)?DisposableStack\b|\bSuppressedError\b/, "explicit resource management (Chrome 134)"],
   [/\bAtomics\.pause\b/, "Atomics.pause (Chrome 133)"],
+  [/\bTemporal\./, "Temporal (Chrome 144)"],
   [/\bMath\.sumPrecise\b/, "Math.sumPrecise"],
   [/\bIterator\.concat\b/, "Iterator.concat"],
   [/\.getOrInsert(Computed)?\(/, "Map upsert"],

@@ -18,7 +18,7 @@
  *   `Atomics.pause` (V8 13.3), `Error.isError`, `DisposableStack`,
  *   `AsyncDisposableStack` and `SuppressedError` (13.4), `Float16Array`, `Math.f16round`
  *   and DataView's float16 methods (13.5), `RegExp.escape` (13.6), Uint8Array's base64
- *   and hex methods (14.0), and `Math.sumPrecise`, `Iterator.concat` and Map's and
+ *   and hex methods (14.0), `Temporal` (14.4), and `Math.sumPrecise`, `Iterator.concat` and Map's and
  *   WeakMap's `getOrInsert` and `getOrInsertComputed` (later still; the same list as
  *   functions-shared/runtime_apis_test.ts, which keeps them out of the functions' own
  *   modules). A package that tests for one first goes on
@@ -54,6 +54,7 @@ const NEWER_THAN_HOSTED: [object, string[]][] = [
     "AsyncDisposableStack",
     "SuppressedError",
     "Float16Array",
+    "Temporal",
   ]],
   [Atomics, ["pause"]],
   [Error, ["isError"]],

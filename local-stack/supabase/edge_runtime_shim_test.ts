@@ -334,6 +334,7 @@ Deno.test("an isolate has the hosted runtime's globals: no Worker, no shared mem
         fromBase64: typeof (Uint8Array as { fromBase64?: unknown }).fromBase64,
         toHex: typeof (new Uint8Array(1) as { toHex?: unknown }).toHex,
         getOrInsert: typeof (new Map() as { getOrInsert?: unknown }).getOrInsert,
+        temporal: typeof (globalThis as { Temporal?: unknown }).Temporal,
       },
       // What it had already stays.
       older: [typeof Promise.try, typeof Array.fromAsync, typeof Iterator.from],
@@ -354,6 +355,7 @@ Deno.test("an isolate has the hosted runtime's globals: no Worker, no shared mem
       fromBase64: "undefined",
       toHex: "undefined",
       getOrInsert: "undefined",
+      temporal: "undefined",
     },
     older: ["function", "function", "function"],
   });
