@@ -61,10 +61,50 @@ export const NO_FAULTS: Faults = {
   stallMs: 0,
 };
 
-const SETTINGS: Record<
-  string,
-  { field: keyof Faults; check: (n: number) => boolean; rule: string }
-> = {
+/** A fault setting of a list such as `DYNAMODB_FAULTS`: the field it sets, its check, its rule. */
+export interface FaultSetting<F> {
+  field: keyof F;
+  check: (n: number) => boolean;
+  rule: string;
+}
+
+/**
+ * Sets the `name=value` pairs of `text` (the variable `variable`'s value) over `faults`,
+ * by `settings`; answers the names given. Throws an error naming the variable, the
+ * setting and the bad value.
+ */
+export function setFaultPairs<F>(
+  variable: string,
+  text: string | undefined,
+  settings: Record<string, FaultSetting<F>>,
+  faults: F,
+): Set<string> {
+  const seen = new Set<string>();
+  for (const part of (text ?? "").split(",")) {
+    const entry = part.trim();
+    if (entry === "") continue;
+    const eq = entry.indexOf("=");
+    const name = (eq < 0 ? entry : entry.slice(0, eq)).trim();
+    const value = eq < 0 ? "" : entry.slice(eq + 1).trim();
+    const setting = settings[name];
+    if (!setting) {
+      throw new Error(
+        `${variable}: unknown setting ${JSON.stringify(name)} in ${JSON.stringify(text)}; ` +
+          `known: ${Object.keys(settings).join(", ")}`,
+      );
+    }
+    if (seen.has(name)) throw new Error(`${variable}: ${name} is given twice`);
+    seen.add(name);
+    const number = value === "" ? NaN : Number(value);
+    if (!setting.check(number)) {
+      throw new Error(`${variable}: ${name}=${JSON.stringify(value)} is not ${setting.rule}`);
+    }
+    (faults as Record<keyof F, number>)[setting.field] = number;
+  }
+  return seen;
+}
+
+const SETTINGS: Record<string, FaultSetting<Faults>> = {
   stale_ms: {
     field: "staleMs",
     check: (n) => Number.isInteger(n) && n >= 0 && n <= 600_000,
@@ -113,31 +153,8 @@ const SETTINGS: Record<
  */
 export function parseFaults(text: string | undefined): Faults {
   const faults = { ...NO_FAULTS };
-  const seen = new Set<string>();
   if ((text ?? "").trim() === "none") return faults;
-  for (const part of (text ?? "").split(",")) {
-    const entry = part.trim();
-    if (entry === "") continue;
-    const eq = entry.indexOf("=");
-    const name = (eq < 0 ? entry : entry.slice(0, eq)).trim();
-    const value = eq < 0 ? "" : entry.slice(eq + 1).trim();
-    const setting = SETTINGS[name];
-    if (!setting) {
-      throw new Error(
-        `DYNAMODB_FAULTS: unknown setting ${JSON.stringify(name)} in ${JSON.stringify(text)}; ` +
-          `known: ${Object.keys(SETTINGS).join(", ")}`,
-      );
-    }
-    if (seen.has(name)) throw new Error(`DYNAMODB_FAULTS: ${name} is given twice`);
-    seen.add(name);
-    const number = value === "" ? NaN : Number(value);
-    if (!setting.check(number)) {
-      throw new Error(
-        `DYNAMODB_FAULTS: ${name}=${JSON.stringify(value)} is not ${setting.rule}`,
-      );
-    }
-    faults[setting.field] = number;
-  }
+  const seen = setFaultPairs("DYNAMODB_FAULTS", text, SETTINGS, faults);
   // A stall needs both: a share of requests, and how long each hangs.
   if (faults.stallRate > 0 && !seen.has("stall_ms")) {
     throw new Error(

@@ -25,6 +25,7 @@
  * @module
  */
 
+import { type FaultSetting, setFaultPairs } from "./faults.ts";
 import { s3Error } from "./s3_errors.ts";
 
 /** The shares of requests that fail, and the reads that go quiet: 0 turns each off. */
@@ -40,10 +41,7 @@ export interface S3Faults {
 /** The stack's: rarely, as on a busy day; no quiet reads (each costs the loader 30 s). */
 export const DEFAULT_S3_FAULTS: S3Faults = { errorRate: 0.02, cutRate: 0.05 };
 
-const S3_SETTINGS: Record<
-  string,
-  { field: keyof S3Faults; check: (n: number) => boolean; rule: string }
-> = {
+const S3_SETTINGS: Record<string, FaultSetting<S3Faults>> = {
   error_rate: {
     field: "errorRate",
     check: (n) => Number.isFinite(n) && n >= 0 && n < 1,
@@ -74,28 +72,7 @@ const S3_SETTINGS: Record<
 export function parseS3Faults(text: string | undefined): S3Faults {
   if ((text ?? "").trim() === "none") return { errorRate: 0, cutRate: 0 };
   const faults: S3Faults = { ...DEFAULT_S3_FAULTS };
-  const seen = new Set<string>();
-  for (const part of (text ?? "").split(",")) {
-    const entry = part.trim();
-    if (entry === "") continue;
-    const eq = entry.indexOf("=");
-    const name = (eq < 0 ? entry : entry.slice(0, eq)).trim();
-    const value = eq < 0 ? "" : entry.slice(eq + 1).trim();
-    const setting = S3_SETTINGS[name];
-    if (!setting) {
-      throw new Error(
-        `S3_FAULTS: unknown setting ${JSON.stringify(name)} in ${JSON.stringify(text)}; ` +
-          `known: ${Object.keys(S3_SETTINGS).join(", ")}`,
-      );
-    }
-    if (seen.has(name)) throw new Error(`S3_FAULTS: ${name} is given twice`);
-    seen.add(name);
-    const number = value === "" ? NaN : Number(value);
-    if (!setting.check(number)) {
-      throw new Error(`S3_FAULTS: ${name}=${JSON.stringify(value)} is not ${setting.rule}`);
-    }
-    faults[setting.field] = number;
-  }
+  const seen = setFaultPairs("S3_FAULTS", text, S3_SETTINGS, faults);
   if ((faults.quietReads ?? 0) > 0 && !seen.has("quiet_ms")) {
     throw new Error(
       `S3_FAULTS: quiet_reads=${faults.quietReads} needs quiet_ms, how long a quiet read ` +
