@@ -129,6 +129,14 @@ async function healingBackfillDone(
   }, 120_000);
 }
 
+/** Waits for segment `id`'s row: its record applied through the stream. */
+async function appliedRow(sql: ReturnType<typeof connectDb>, id: string): Promise<void> {
+  await eventually("the record to be applied", async () => {
+    const [row] = await sql`select 1 from public.firespring_segments where segment_id = ${id}`;
+    return row;
+  }, 60_000);
+}
+
 async function check(): Promise<Report> {
   const [report] = (await checkAnswer()).checked;
   assert.equal(report.error, undefined, report.error);
@@ -149,12 +157,7 @@ Deno.test("the lost-record check: applied records pass; trimmed unapplied ones m
 
     // Applied normally: the webhook noted the record, and the check finds nothing.
     await put(ids[0]);
-    await eventually("the record to be applied", async () => {
-      const [row] = await sql`select 1 from public.firespring_segments where segment_id = ${
-        ids[0]
-      }`;
-      return row;
-    }, 60_000);
+    await appliedRow(sql, ids[0]);
     const fine = await check();
     assert.equal(fine.problem, undefined);
     assert.equal(fine.backfillJobId, undefined);
@@ -355,12 +358,7 @@ Deno.test("a closed shard with more empty pages before a record than a run reads
   try {
     await sql`delete from sync.stream_checks where target_table = ${TARGET}`;
     await putSegment(db, ids[0]);
-    await eventually("the record to be applied", async () => {
-      const [row] = await sql`select 1 from public.firespring_segments where segment_id = ${
-        ids[0]
-      }`;
-      return row;
-    }, 60_000);
+    await appliedRow(sql, ids[0]);
     await check(); // through the stream's last record, every shard read
 
     // The mapping stops; a record arrives undelivered, and its shard closes.

@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { isDeepStrictEqual } from "node:util";
 import { DeleteItemCommand, PutItemCommand, UpdateItemCommand } from "@aws-sdk/client-dynamodb";
 import type { AttributeValue } from "@aws-sdk/client-dynamodb";
-import { byTargetTable } from "../functions-shared/table_registry.ts";
+import { byTargetTable, TABLES } from "../functions-shared/table_registry.ts";
 import {
   callFunction,
   connectDb,
@@ -212,8 +212,8 @@ Deno.test("puts, updates and deletes in all nine tables arrive in Postgres", asy
 async function arrivedFromItsRegion(): Promise<void> {
   const sql = connectDb();
   try {
-    for (const target of TARGETS) {
-      const spec = byTargetTable(target)!;
+    for (const spec of TABLES) {
+      const target = spec.targetTable;
       const { streamArn, found } = await streamRecordsContaining(target, prefix);
       assert.ok(
         streamArn.startsWith(
@@ -238,19 +238,6 @@ async function arrivedFromItsRegion(): Promise<void> {
     await sql.end();
   }
 }
-
-/** The nine target tables, as `expected` names them. */
-const TARGETS = [
-  "firespring_actions",
-  "firespring_visitors",
-  "firespring_extraction_jobs",
-  "firespring_traffic_sources",
-  "firespring_segments",
-  "firespring_searches",
-  "firespring_network_state",
-  "mmp_toledo_leads",
-  "toledo_dashboard",
-];
 
 /** Every record the streams of `targets` hold for this test, in Lambda's form. */
 async function recordsOf(targets: string[]) {
