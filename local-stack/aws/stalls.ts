@@ -8,8 +8,9 @@
  * https://repost.aws/knowledge-center/dynamodb-intermittent-timeout-errors, and "How do I
  * troubleshoot high latency in DynamoDB?",
  * https://repost.aws/knowledge-center/dynamodb-high-latency). The functions' client gives
- * an attempt 30 s (functions-shared/dynamo_http.ts, ATTEMPT_TIMEOUT_MS), so a `stall_ms`
- * past it runs its timeout and its retry.
+ * an attempt 30 s unless `DYNAMODB_ATTEMPT_TIMEOUT_MS` says otherwise
+ * (functions-shared/dynamo_client.ts), so a `stall_ms` past it runs its timeout and its
+ * retry.
  *
  * A stalled read (any operation that cannot write: Get, Query, Scan, Describe, List) hangs
  * before it is forwarded, and is answered once forwarded after the stall. A stalled write
