@@ -52,7 +52,8 @@ const md5Hex = (bytes: Uint8Array) => createHash("md5").update(bytes).digest("he
 /**
  * The objects of an export of `items` described by `description` (an ExportDescription:
  * ExportArn, TableArn, TableId, ExportTime, StartTime, S3Bucket, S3Prefix,
- * S3SseAlgorithm), `itemsPerFile` items a data file, at least one file.
+ * S3SseAlgorithm), `itemsPerFile` items a data file, and one empty data file among them
+ * (an empty partition's).
  */
 export async function exportFiles(input: {
   description: Body;
@@ -72,9 +73,16 @@ export async function exportFiles(input: {
   }];
   const lines: string[] = [];
   let billedSizeBytes = 0;
-  const count = Math.max(1, Math.ceil(input.items.length / input.itemsPerFile));
-  for (let i = 0; i < count; i++) {
-    const items = input.items.slice(i * input.itemsPerFile, (i + 1) * input.itemsPerFile);
+  // The files' items, and one empty file more: AWS writes a file per partition, and "for
+  // partitions that are empty, your export request will create an empty file", so a
+  // reader meets empty files among full ones (an empty table's export has only that one).
+  const count = Math.ceil(input.items.length / input.itemsPerFile);
+  const parts = Array.from(
+    { length: count },
+    (_, i) => input.items.slice(i * input.itemsPerFile, (i + 1) * input.itemsPerFile),
+  );
+  parts.splice(Math.min(1, parts.length), 0, []);
+  for (const items of parts) {
     // "For partitions that are empty, your export request will create an empty file": no
     // bytes, not a gzip of nothing (the Developer Guide's page above).
     const { bytes, md5 } = items.length > 0 ? await gzipItems(items) : {
