@@ -194,3 +194,34 @@ export async function queueBackfill(
     return String(row.id);
   });
 }
+
+/**
+ * Starts an export backfill of `source` from `files` in `bucket` (4 segments' worth of
+ * workers), its export taken at `exportTime`, which may be years ago: an export that old is
+ * refused while the tombstones kept are younger than it, so they are kept longer for as
+ * long as this transaction takes, which no other session sees. Answers the job's id.
+ */
+export async function startOldExportBackfill(
+  sql: postgres.Sql,
+  source: string,
+  arn: string,
+  exportTime: Date,
+  bucket: string,
+  files: { key: string; itemCount: number; md5: string }[],
+): Promise<string> {
+  const [{ id }] = await sql.begin(async (tx) => {
+    const kept = await tx`
+      select key, value from sync.settings
+      where key in ('tombstone_retention', 'observation_retention') for update`;
+    await tx`update sync.settings set value = '100 years'
+             where key in ('tombstone_retention', 'observation_retention')`;
+    const started = await tx`
+      select sync.start_export_backfill(${source}, ${arn}, ${exportTime}, ${bucket},
+        ${JSON.stringify(files)}::text::jsonb, 4)::text as id`;
+    for (const { key, value } of kept) {
+      await tx`update sync.settings set value = ${value} where key = ${key}`;
+    }
+    return started;
+  });
+  return String(id);
+}

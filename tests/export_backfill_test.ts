@@ -22,6 +22,7 @@ import { gzipItems } from "../local-stack/aws/export_layout.ts";
 import { EXPORT_BUCKET } from "../local-stack/config.ts";
 import { exportFileOpener, exportS3Client } from "../scripts/export_s3.ts";
 import { connectDb, stack } from "./stack_clients.ts";
+import { startOldExportBackfill } from "./backfill_fixtures.ts";
 
 const ACTIONS = "firespring-backdoor-actions-dev";
 /**
@@ -71,24 +72,9 @@ async function withJob(
   // The command loads next to the database, over a direct connection (not the pooler).
   const pool = connectPool(stack.DATABASE_URL, 3);
   const arn = `arn:aws:dynamodb:us-east-1:000000000000:table/${ACTIONS}/export/${prefix}`;
-  // An export that old is refused while the tombstones kept are younger than it: they are
-  // kept longer for as long as this transaction takes, which no other session sees.
-  const [{ id }] = await sql.begin(async (tx) => {
-    const kept = await tx`
-      select key, value from sync.settings
-      where key in ('tombstone_retention', 'observation_retention') for update`;
-    await tx`update sync.settings set value = '100 years'
-             where key in ('tombstone_retention', 'observation_retention')`;
-    const started = await tx`
-      select sync.start_export_backfill(${ACTIONS}, ${arn}, ${EXPORT_TIME}, 'exports',
-        ${JSON.stringify(files)}::text::jsonb, 4) as id`;
-    for (const { key, value } of kept) {
-      await tx`update sync.settings set value = ${value} where key = ${key}`;
-    }
-    return started;
-  });
+  const id = await startOldExportBackfill(sql, ACTIONS, arn, EXPORT_TIME, "exports", files);
   try {
-    await test(sql, pool, String(id));
+    await test(sql, pool, id);
   } finally {
     await sql`delete from public.firespring_actions where action_id like ${prefix + "-%"}`;
     await sql`delete from sync.backfill_jobs where id = ${id}`;

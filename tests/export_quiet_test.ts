@@ -25,6 +25,7 @@ import { EXPORT_BUCKET } from "../local-stack/config.ts";
 import { exportFileOpener, exportS3Client } from "../scripts/export_s3.ts";
 import { currentS3Faults, setS3Faults } from "./stack_faults.ts";
 import { connectDb, stack } from "./stack_clients.ts";
+import { startOldExportBackfill } from "./backfill_fixtures.ts";
 
 const ACTIONS = "firespring-backdoor-actions-dev";
 const EXPORT_TIME = new Date("2001-01-01T00:00:00Z");
@@ -59,22 +60,7 @@ Deno.test("an export data file that goes quiet part-way is resumed, then read ag
     );
     const arn = `arn:aws:dynamodb:us-east-1:000000000000:table/${ACTIONS}/export/${prefix}`;
     const files = [{ key, itemCount: n, md5 }];
-    // An export that old is refused while the tombstones kept are younger than it: they
-    // are kept longer for as long as this transaction takes (as export_backfill_test.ts).
-    [{ id: job }] = await sql.begin(async (tx) => {
-      const kept = await tx`
-        select key, value from sync.settings
-        where key in ('tombstone_retention', 'observation_retention') for update`;
-      await tx`update sync.settings set value = '100 years'
-               where key in ('tombstone_retention', 'observation_retention')`;
-      const started = await tx`
-        select sync.start_export_backfill(${ACTIONS}, ${arn}, ${EXPORT_TIME}, ${EXPORT_BUCKET},
-          ${JSON.stringify(files)}::text::jsonb, 4)::text as id`;
-      for (const { key, value } of kept) {
-        await tx`update sync.settings set value = ${value} where key = ${key}`;
-      }
-      return started;
-    });
+    job = await startOldExportBackfill(sql, ACTIONS, arn, EXPORT_TIME, EXPORT_BUCKET, files);
     const lines: string[] = [];
     const log = (line: string) => lines.push(line);
     await loadExportJob(job!, 1, "loader", {
