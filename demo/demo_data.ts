@@ -31,8 +31,11 @@ import {
 
 export { random } from "./demo_shapes.ts";
 
-/** The report's volumes: items and distinct keys per source table at scale 1. */
-export const REPORT_VOLUMES: Record<string, { items: number; keys: number }> = {
+/**
+ * The report's volumes: items and distinct keys per source table at scale 1; `fixed`: the
+ * report's own few, never more than at scale 1 ({@link tableScale}).
+ */
+export const REPORT_VOLUMES: Record<string, { items: number; keys: number; fixed?: true }> = {
   "firespring-backdoor-actions-dev": { items: 28_936, keys: 28_936 },
   "firespring-backdoor-visitors-dev": { items: 13_804, keys: 2_247 },
   "firespring-backdoor-extraction-jobs-dev": { items: 1_915, keys: 1_165 },
@@ -40,24 +43,24 @@ export const REPORT_VOLUMES: Record<string, { items: number; keys: number }> = {
   "firespring-backdoor-segments-dev": { items: 1_728, keys: 1_728 },
   "firespring-backdoor-searches-dev": { items: 0, keys: 0 },
   "firespring-backdoor-network-state-dev": { items: 0, keys: 0 },
-  "Lead-sqiqbtbugvfabolqwdt4rz3dla-NONE": { items: 5, keys: 5 },
-  "toledo-consulting-dashboard-data": { items: 2, keys: 2 },
+  "Lead-sqiqbtbugvfabolqwdt4rz3dla-NONE": { items: 5, keys: 5, fixed: true },
+  "toledo-consulting-dashboard-data": { items: 2, keys: 2, fixed: true },
 };
+
+/** The scale `table`'s items are made at: `scale`, but never past 1 for a `fixed` table. */
+function tableScale(table: string, scale: number): number {
+  return REPORT_VOLUMES[table].fixed ? Math.min(scale, 1) : scale;
+}
 
 /**
  * The distinct keys of the data set at `scale`, per source table: the rows a complete
  * copy of it leaves in each target table. As {@link demoItems} makes them: every table
- * scaled as REPORT_VOLUMES, rounded, but the leads and the dashboard's items, never more
- * than at scale 1 (they are the report's own few).
+ * scaled as REPORT_VOLUMES, rounded ({@link tableScale}).
  */
 export function dataSetKeys(scale: number): Record<string, number> {
-  const unscaled = new Set([
-    "Lead-sqiqbtbugvfabolqwdt4rz3dla-NONE",
-    "toledo-consulting-dashboard-data",
-  ]);
   const keys: Record<string, number> = {};
   for (const [table, volume] of Object.entries(REPORT_VOLUMES)) {
-    keys[table] = scaled(volume.keys, unscaled.has(table) ? Math.min(scale, 1) : scale);
+    keys[table] = scaled(volume.keys, tableScale(table, scale));
   }
   return keys;
 }
@@ -217,7 +220,10 @@ export function demoItems(seed: number, scale: number): Record<string, Item[]> {
     "Alan Turing",
     "Edsger Dijkstra",
   ];
-  const leads: Item[] = leadNames.slice(0, scaled(5, Math.min(scale, 1))).map((name, i) => {
+  const leads: Item[] = leadNames.slice(
+    0,
+    scaled(5, tableScale("Lead-sqiqbtbugvfabolqwdt4rz3dla-NONE", scale)),
+  ).map((name, i) => {
     const at = new Date((START + i * 86400) * 1000).toISOString();
     return {
       id: S(`${hex(rnd, 8)}-${hex(rnd, 4)}-4${hex(rnd, 3)}-8${hex(rnd, 3)}-${hex(rnd, 12)}`),
@@ -250,7 +256,7 @@ export function demoItems(seed: number, scale: number): Record<string, Item[]> {
       metrics: M({ visitors: N(1893), leads: N(3), conversion: N("0.0016") }),
       updated_at: S("2026-02-06T00:00:00Z"),
     },
-  ].slice(0, scaled(2, Math.min(scale, 1)));
+  ].slice(0, scaled(2, tableScale("toledo-consulting-dashboard-data", scale)));
 
   return {
     "firespring-backdoor-actions-dev": actions,

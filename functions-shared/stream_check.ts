@@ -159,10 +159,13 @@ async function readShard(
     iterator = await reader.iterator(shardId, { after: previous.through });
   }
   let fromOldest = false;
-  if (iterator === undefined || iterator === "trimmed") {
-    iterator = await reader.iterator(shardId, "oldest");
+  // `given`, or the shard's oldest record when there is none or it is trimmed.
+  const orOldest = async (given: string | "trimmed" | undefined) => {
+    if (given !== undefined && given !== "trimmed") return given;
     fromOldest = true;
-  }
+    return await reader.iterator(shardId, "oldest");
+  };
+  iterator = await orOldest(iterator);
   // Whether the next read is the first at the frontier, and whether a read was trimmed
   // under it already (once is the 24 hours passing between the iterator and its read;
   // twice in a row is not, and fails the shard's check as any read error does).
@@ -197,13 +200,9 @@ async function readShard(
       // this page not counted.
       resumed = false;
       budget?.shard();
-      iterator = previous?.through
-        ? await reader.iterator(shardId, { after: previous.through })
-        : undefined;
-      if (iterator === undefined || iterator === "trimmed") {
-        iterator = await reader.iterator(shardId, "oldest");
-        fromOldest = true;
-      }
+      iterator = await orOldest(
+        previous?.through ? await reader.iterator(shardId, { after: previous.through }) : undefined,
+      );
       page--;
       continue;
     }

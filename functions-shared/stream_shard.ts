@@ -115,7 +115,6 @@ export interface ShardFinding {
   incomplete?: { lastCreatedAt: number; cause: "pages" | "budget" };
   /** The run's budget was spent before this shard was read: `state` is the previous one. */
   unread?: boolean;
-
   /**
    * Left unread because a read of the table's stream kept being throttled (or failing
    * with a 5xx) in this run: not handed on to another run within the hour, which would
