@@ -56,7 +56,7 @@ export function poolOptions(target: DbTarget, pool: PoolSettings): postgres.Opti
   const ssl = target.tls === "disable" ? false : target.tls === "verify-full"
     ? {
       rejectUnauthorized: true,
-      servername: target.host,
+      ...verifiedHost(target.host),
       ...(pool.caCert ? { ca: pool.caCert } : {}),
     }
     : target.tls;
@@ -69,6 +69,19 @@ export function poolOptions(target: DbTarget, pool: PoolSettings): postgres.Opti
     connection: { application_name: "dynamo-supabase-sync" },
     onnotice: () => {},
   };
+}
+
+/**
+ * What `verify-full` checks the server's certificate against: its host name, sent as SNI
+ * (`servername`) too; or its IPv4 address, which TLS may not send as SNI. Node's
+ * `tls.connect` throws on an address as `servername` ("must not be an IP address": thrown
+ * out of the driver's socket handler, it ended the isolate), and with neither given it
+ * checks the certificate against the name `localhost` (the driver hands it a socket, not
+ * a host), so that a certificate for `localhost` passed for any address. `host` makes it
+ * check the address against the certificate's IP entries, as libpq's `verify-full` does.
+ */
+function verifiedHost(host: string): { servername: string } | { host: string } {
+  return /^\d{1,3}(\.\d{1,3}){3}$/.test(host) ? { host } : { servername: host };
 }
 
 /** The pool settings of a function's settings (settings.ts, `PLATFORM_SETTINGS`). */

@@ -151,4 +151,11 @@ Deno.test("the pool: no prepared statements through a transaction pooler, TLS as
     servername: "db.ref.supabase.co",
     ca: "-----BEGIN CERTIFICATE-----",
   });
+  // An address is checked against the certificate's IP entries: never sent as SNI (Node
+  // throws on it), never left to Node's default name `localhost`.
+  const byAddress = poolOptions(
+    parseDbUrl("postgresql://postgres:pw@10.0.0.7:6543/postgres?sslmode=verify-full"),
+    { max: 1 },
+  );
+  assert.deepEqual(byAddress.ssl, { rejectUnauthorized: true, host: "10.0.0.7" });
 });
