@@ -50,6 +50,7 @@ const AWS_STAND_IN_CODE = [
   "local-stack/proc_table.ts",
   "local-stack/supabase/pooler.ts",
   "local-stack/supabase/postgres_cluster.ts",
+  "local-stack/supabase/tls_certificates.ts",
 ];
 
 /** The DynamoDB proxy (local-stack/aws/): it reads DYNAMODB_FAULTS from `.local/stack.env`. */

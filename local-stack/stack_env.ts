@@ -21,6 +21,7 @@ import {
   STACK_ENV_FILE,
 } from "./config.ts";
 import { poolerUrl } from "./supabase/pooler.ts";
+import { certificateDir, certificateFiles } from "./supabase/tls_certificates.ts";
 
 /** The values of `.local/stack.env`. */
 export interface StackEnv {
@@ -30,6 +31,12 @@ export interface StackEnv {
    * what the functions get as SYNC_DB_URL.
    */
   POOLER_URL: string;
+  /**
+   * The CA that signs the database's certificate (local-stack/supabase/tls_certificates.ts):
+   * a client verifying the pooler or Postgres (`sslmode=verify-full`) trusts it, as a
+   * hosted project's client trusts Supabase's; the functions get it as SYNC_DB_CA_CERT.
+   */
+  DB_CA_CERT_FILE: string;
   SUPABASE_URL: string;
   FUNCTIONS_URL: string;
   SUPABASE_ANON_KEY: string;
@@ -127,6 +134,7 @@ export async function ensureStackEnv(file = STACK_ENV_FILE): Promise<StackEnv> {
   const env: StackEnv = {
     DATABASE_URL: `postgresql://postgres:postgres@${HOST}:${POSTGRES_PORT}/postgres`,
     POOLER_URL: poolerUrl(),
+    DB_CA_CERT_FILE: certificateFiles(await certificateDir()).caFile,
     SUPABASE_URL: `http://${HOST}:${FUNCTIONS_PORT}`,
     FUNCTIONS_URL: `http://${HOST}:${FUNCTIONS_PORT}/functions/v1`,
     SUPABASE_JWT_SECRET: jwtSecret,

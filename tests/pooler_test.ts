@@ -7,6 +7,7 @@
  */
 
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import postgres from "postgres";
 import { connectDb as connectFunctionsDb } from "../functions-shared/sync_db.ts";
 import { parseDbUrl } from "../functions-shared/db_url.ts";
@@ -19,9 +20,32 @@ Deno.test("the pooler URL names a transaction pooler, which the functions get as
   assert.notEqual(target.port, parseDbUrl(stack.DATABASE_URL).port);
 });
 
+Deno.test("the pooler speaks TLS only, with a certificate the functions' settings verify", async () => {
+  const { url } = parseDbUrl(stack.POOLER_URL);
+  const plain = postgres(url, { max: 1, prepare: false, ssl: false, onnotice: () => {} });
+  try {
+    await assert.rejects(() => plain`select 1`, /SSL required/);
+  } finally {
+    await plain.end();
+  }
+  const verifyFull = stack.POOLER_URL.replace("sslmode=require", "sslmode=verify-full");
+  const caCert = readFileSync(stack.DB_CA_CERT_FILE, "utf8");
+  const verified = connectFunctionsDb(verifyFull, { max: 1, caCert });
+  const untrusted = connectFunctionsDb(verifyFull, { max: 1, connectTimeoutS: 5 });
+  try {
+    const [row] = await verified`select 1 as one`;
+    assert.equal(row.one, 1);
+    // Without the stack's CA the certificate is checked against the system's roots: refused.
+    await assert.rejects(() => untrusted`select 1`, /certificate/);
+  } finally {
+    await verified.end();
+    await untrusted.end();
+  }
+});
+
 Deno.test("through the pooler no session state outlasts its transaction, even for a client alone", async () => {
   const { url } = parseDbUrl(stack.POOLER_URL);
-  const client = postgres(url, { max: 1, prepare: false, onnotice: () => {} });
+  const client = postgres(url, { max: 1, prepare: false, ssl: "require", onnotice: () => {} });
   try {
     // Session state, each statement its own transaction: a session SET, PREPARE, temporary
     // table and advisory lock (postgres.js retries its own prepared statements, so the
@@ -56,7 +80,11 @@ Deno.test("through the pooler no session state outlasts its transaction, even fo
 
 Deno.test("the functions' pool works through the pooler while other clients hold connections", async () => {
   const sql = connectFunctionsDb(stack.POOLER_URL, 1);
-  const other = postgres(parseDbUrl(stack.POOLER_URL).url, { max: 1, prepare: false });
+  const other = postgres(parseDbUrl(stack.POOLER_URL).url, {
+    max: 1,
+    prepare: false,
+    ssl: "require",
+  });
   try {
     const [first] = await sql`select ${"a"}::text as value`;
     await other.begin(async (tx) => {

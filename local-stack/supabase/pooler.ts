@@ -41,6 +41,7 @@ import {
   stopDetached,
   waitFor,
 } from "../processes.ts";
+import { ensureServerCertificate, type ServerCertificate } from "./tls_certificates.ts";
 
 /** Where Debian installs PgBouncer. */
 export const PGBOUNCER_BIN = "/usr/sbin/pgbouncer";
@@ -56,9 +57,13 @@ export const POOL_SIZE = 15;
 /** Client connections PgBouncer accepts: a Nano or Micro project's pooler takes 200. */
 export const MAX_CLIENTS = 200;
 
-/** The pooler's URL, as `SYNC_DB_URL` names it (`pgbouncer=true`: its port is not 6543). */
+/**
+ * The pooler's URL (`pgbouncer=true`: its port is not 6543), encrypted as Supabase's docs
+ * ask of every client (`sslmode=require`); the functions get it with `verify-full` as
+ * SYNC_DB_URL (project_secrets.ts).
+ */
 export function poolerUrl(port = POOLER_PORT): string {
-  return `postgresql://postgres:${PASSWORD}@${HOST}:${port}/postgres?pgbouncer=true`;
+  return `postgresql://postgres:${PASSWORD}@${HOST}:${port}/postgres?pgbouncer=true&sslmode=require`;
 }
 
 /**
@@ -81,6 +86,7 @@ function tracksPreparedStatements(version: [number, number] | undefined): boolea
  */
 export function pgbouncerIni(
   dir: string,
+  tls: ServerCertificate,
   port = POOLER_PORT,
   serverPort = POSTGRES_PORT,
   version?: [number, number],
@@ -99,6 +105,14 @@ export function pgbouncerIni(
     `max_client_conn = ${MAX_CLIENTS}`,
     "auth_type = scram-sha-256",
     `auth_file = ${join(dir, "userlist.txt")}`,
+    // Clients must speak TLS (the stack's certificate, tls_certificates.ts): as a hosted
+    // project with "Enforce SSL on incoming connections" on, the stricter of its two
+    // settings, so that a client that would send the password and the rows in the clear
+    // is refused ("SSL required") instead of served. The functions verify the
+    // certificate (SYNC_DB_URL's sslmode=verify-full, SYNC_DB_CA_CERT: project_secrets.ts).
+    "client_tls_sslmode = require",
+    `client_tls_cert_file = ${tls.certFile}`,
+    `client_tls_key_file = ${tls.keyFile}`,
     // Nothing session-wide survives a transaction, even for a client alone: PgBouncer would
     // hand a lone client the server connection it released last (its default), so that a
     // session SET, PREPARE, temporary table or advisory lock seemed to last. Reset after
@@ -167,7 +181,8 @@ export async function startPooler(): Promise<"started" | "reused"> {
   if (paths.fallback) await prepareFallbackDir(paths.fallback.dir);
   mkdirSync(paths.data, { recursive: true, mode: 0o700 });
   const version = pgbouncerVersion(await run(PGBOUNCER_BIN, ["--version"]));
-  const ini = pgbouncerIni(paths.data, POOLER_PORT, POSTGRES_PORT, version);
+  const tls = await ensureServerCertificate();
+  const ini = pgbouncerIni(paths.data, tls, POOLER_PORT, POSTGRES_PORT, version);
   const iniFile = join(paths.data, "pgbouncer.ini");
   const fingerprint = createHash("sha256").update(ini).digest("hex");
   const running = runningProcess(NAME);

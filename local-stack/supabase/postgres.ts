@@ -37,6 +37,7 @@ import {
   prepareFallbackDir,
   STACK_CLUSTER,
 } from "./postgres_cluster.ts";
+import { ensureServerCertificate, type ServerCertificate } from "./tls_certificates.ts";
 
 /**
  * The settings the stack adds to postgresql.conf (rewritten at every start). `sockets`:
@@ -44,11 +45,17 @@ import {
  * the server runs as, `postgres` when the stack runs as root, and root can reach it),
  * where pg_cron's jobs connect.
  */
-function stackConf(cluster: Cluster, sockets: string): string {
+function stackConf(cluster: Cluster, sockets: string, tls: ServerCertificate): string {
   return [
     "# Written by local-stack/supabase/postgres.ts at every start.",
     `listen_addresses = '${HOST}'`,
     `port = ${cluster.port}`,
+    // TLS offered, as on every hosted database (tls_certificates.ts), not required: a
+    // project accepts connections without it unless its "Enforce SSL" toggle is on. The
+    // functions reach Postgres through the pooler, which requires it (pooler.ts).
+    "ssl = on",
+    `ssl_cert_file = '${tls.certFile}'`,
+    `ssl_key_file = '${tls.keyFile}'`,
     `unix_socket_directories = '${sockets}'`,
     "unix_socket_permissions = 0700",
     // The smallest hosted compute's: "Nano (free) ... Connections: Direct 60"
@@ -164,7 +171,10 @@ export async function startPostgres(
   const sockets = join(dir, "sockets");
   mkdirSync(sockets, { recursive: true, mode: 0o700 });
   await chownToPostgres(sockets);
-  writeFileSync(join(dir, "stack.conf"), stackConf(cluster, sockets));
+  writeFileSync(
+    join(dir, "stack.conf"),
+    stackConf(cluster, sockets, await ensureServerCertificate()),
+  );
   await chownToPostgres(join(dir, "stack.conf"));
   await pgCtlStart(dir, paths.log, cluster.port);
   return "started";

@@ -64,6 +64,13 @@ export function functionsEnvFile(file = FUNCTIONS_ENV_FILE): Record<string, stri
   );
 }
 
+/** `url` with its `sslmode` set to `mode`. */
+function withSslMode(url: string, mode: string): string {
+  const parsed = new URL(url);
+  parsed.searchParams.set("sslmode", mode);
+  return parsed.href;
+}
+
 /**
  * The project's secrets (`supabase secrets set` on a hosted project), held to the hosted
  * rules when the gateway starts ({@link secretProblems}): those of
@@ -79,7 +86,10 @@ export function projectSecrets(
 ): Record<string, string> {
   return {
     ...functionsEnvFile(file),
-    SYNC_DB_URL: env.POOLER_URL,
+    // As a careful hosted project sets them: the pooler, its certificate verified against
+    // the CA that signs it (Supabase's, downloaded from the dashboard; here the stack's).
+    SYNC_DB_URL: withSslMode(env.POOLER_URL, "verify-full"),
+    SYNC_DB_CA_CERT: readFileSync(env.DB_CA_CERT_FILE, "utf8"),
     SYNC_WEBHOOK_SECRET: env.SYNC_WEBHOOK_SECRET,
     DYNAMODB_ENDPOINT: env.DYNAMODB_ENDPOINT,
     AWS_REGION: env.AWS_REGION,

@@ -57,9 +57,12 @@ Deno.test("a value of 24,576 characters passes; one more is refused", () => {
   ]);
 });
 
-Deno.test("the functions get the stack's reader and writer keys, never its own unrestricted one nor the exporter's", () => {
+Deno.test("the functions get the stack's reader and writer keys, never its own unrestricted one nor the exporter's, and verify the pooler's certificate", () => {
+  const caFile = Deno.makeTempFileSync();
+  Deno.writeTextFileSync(caFile, "-----BEGIN CERTIFICATE-----\n");
   const env = {
-    POOLER_URL: "postgresql://pooler",
+    POOLER_URL: "postgresql://postgres:pw@127.0.0.1:6543/postgres?pgbouncer=true&sslmode=require",
+    DB_CA_CERT_FILE: caFile,
     SYNC_WEBHOOK_SECRET: "whsec_x",
     DYNAMODB_ENDPOINT: "http://dynamo",
     AWS_REGION: "us-east-1",
@@ -73,6 +76,13 @@ Deno.test("the functions get the stack's reader and writer keys, never its own u
     AWS_EXPORTER_SECRET_ACCESS_KEY: "exporter-secret",
   } as Parameters<typeof projectSecrets>[0];
   const secrets = projectSecrets(env, "/nonexistent/.env");
+  Deno.removeSync(caFile);
+  assert.equal(
+    secrets.SYNC_DB_URL,
+    "postgresql://postgres:pw@127.0.0.1:6543/postgres?pgbouncer=true&sslmode=verify-full",
+    "the pooler, its certificate verified",
+  );
+  assert.equal(secrets.SYNC_DB_CA_CERT, "-----BEGIN CERTIFICATE-----\n");
   assert.equal(secrets.AWS_ACCESS_KEY_ID, "localreader");
   assert.equal(secrets.AWS_SECRET_ACCESS_KEY, "reader-secret");
   assert.equal(secrets.WRITE_BACK_AWS_ACCESS_KEY_ID, "localwriter");

@@ -1,0 +1,159 @@
+/**
+ * The TLS certificates of the stack's database: a certificate authority of the stack's
+ * own and the server certificate it signs, which the local Postgres and the pooler
+ * present. Hosted, every way into the database speaks TLS, with certificates signed by
+ * Supabase's own CA ("Download your server root certificate from Database settings";
+ * https://supabase.com/docs/guides/database/connecting-to-postgres, "Connecting with
+ * SSL"), and a project may reject every connection without it (the same page's toggle).
+ * The stack does the same so that the functions' TLS path (functions-shared/sync_db.ts:
+ * `sslmode=verify-full` against `SYNC_DB_CA_CERT`) runs in every end-to-end test, as it
+ * runs hosted, and costs the isolates its CPU, as it does there.
+ *
+ * The server certificate names the stack's address only (an IP entry for HOST, no
+ * `localhost`), so that a client that checks the wrong name fails here. The CA's key
+ * signs once and is deleted: a new certificate means a new CA. Made with the `openssl`
+ * command (Debian's, as Postgres's own docs make theirs:
+ * https://www.postgresql.org/docs/15/ssl-tcp.html, "Creating Certificates"). The files
+ * live where the pooler's do (postgres_cluster.ts), for the `postgres` user to read.
+ *
+ * @module
+ */
+
+import { X509Certificate } from "node:crypto";
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { HOST, POSTGRES_PORT } from "../config.ts";
+import { run } from "../processes.ts";
+import { chownToPostgres, clusterPaths, prepareFallbackDir } from "./postgres_cluster.ts";
+
+/** Where the certificates are. */
+export interface ServerCertificate {
+  /** The CA's certificate (PEM): what a client verifies the server against. */
+  caFile: string;
+  /** The server's certificate (PEM), signed by the CA, for {@link HOST}. */
+  certFile: string;
+  /** The server's private key (PEM), readable by its owner only. */
+  keyFile: string;
+}
+
+/** Days a certificate is valid; one due within {@link RENEW_BEFORE_S} is made again. */
+const VALID_DAYS = 825;
+const RENEW_BEFORE_S = 7 * 24 * 3600;
+
+/** The files of a folder's certificates. */
+export function certificateFiles(dir: string): ServerCertificate {
+  return {
+    caFile: join(dir, "ca.crt"),
+    certFile: join(dir, "server.crt"),
+    keyFile: join(dir, "server.key"),
+  };
+}
+
+/**
+ * Why the certificates in `files` cannot serve `host` for another week, or undefined when
+ * they can: a file missing, a certificate not signed by the CA, not naming the address,
+ * or expiring.
+ */
+export function certificateProblem(
+  files: ServerCertificate,
+  host: string,
+  now = new Date(),
+): string | undefined {
+  const missing = Object.values(files).find((file) => !existsSync(file));
+  if (missing) return `${missing} is missing`;
+  const ca = new X509Certificate(readFileSync(files.caFile));
+  const server = new X509Certificate(readFileSync(files.certFile));
+  if (!server.verify(ca.publicKey)) return `${files.certFile} is not signed by ${files.caFile}`;
+  if (server.checkIP(host) === undefined) return `${files.certFile} does not name ${host}`;
+  const until = Math.min(Date.parse(server.validTo), Date.parse(ca.validTo));
+  if (until - now.getTime() < RENEW_BEFORE_S * 1000) return `${files.certFile} expires soon`;
+  return undefined;
+}
+
+/**
+ * Makes a CA and a server certificate for `host` in `dir` (a folder that exists), with
+ * ECDSA P-256 keys; the CA's key is deleted once it has signed.
+ */
+export async function makeCertificates(dir: string, host: string): Promise<ServerCertificate> {
+  const files = certificateFiles(dir);
+  const caKey = join(dir, "ca.key");
+  const request = join(dir, "server.csr");
+  const extensions = join(dir, "server.ext");
+  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
+  try {
+    await run("openssl", [
+      "req",
+      "-x509",
+      ...ec,
+      "-keyout",
+      caKey,
+      "-out",
+      files.caFile,
+      "-days",
+      String(VALID_DAYS),
+      "-subj",
+      "/CN=dynamo-supabase-sync local stack CA",
+    ]); // deno-fmt-ignore
+    await run("openssl", [
+      "req", ...ec, "-keyout", files.keyFile, "-out", request, "-subj", `/CN=${host}`,
+    ]); // deno-fmt-ignore
+    writeFileSync(
+      extensions,
+      [
+        `subjectAltName = IP:${host}`,
+        "basicConstraints = CA:FALSE",
+        "keyUsage = digitalSignature",
+        "extendedKeyUsage = serverAuth",
+        "",
+      ].join("\n"),
+    );
+    await run("openssl", [
+      "x509",
+      "-req",
+      "-in",
+      request,
+      "-CA",
+      files.caFile,
+      "-CAkey",
+      caKey,
+      "-CAcreateserial",
+      "-out",
+      files.certFile,
+      "-days",
+      String(VALID_DAYS),
+      "-extfile",
+      extensions,
+    ]); // deno-fmt-ignore
+  } finally {
+    for (const file of [caKey, request, extensions, join(dir, "ca.srl")]) {
+      rmSync(file, { force: true });
+    }
+  }
+  // Postgres refuses a key that its group or others may read.
+  chmodSync(files.keyFile, 0o600);
+  return files;
+}
+
+/** The folder of the stack's certificates: `.local/tls`, or the root-only clone's under /var/tmp. */
+export async function certificateDir(): Promise<string> {
+  return (await clusterPaths(TLS_FOLDER)).data;
+}
+
+const TLS_FOLDER = { name: "tls", port: POSTGRES_PORT };
+
+/**
+ * The stack's certificates, made when there are none or they no longer serve (see
+ * {@link certificateProblem}); given to the `postgres` user when the stack runs as root.
+ */
+export async function ensureServerCertificate(): Promise<ServerCertificate> {
+  const paths = await clusterPaths(TLS_FOLDER);
+  if (paths.fallback) await prepareFallbackDir(paths.fallback.dir);
+  mkdirSync(paths.data, { recursive: true, mode: 0o700 });
+  const files = certificateFiles(paths.data);
+  if (certificateProblem(files, HOST) !== undefined) {
+    for (const file of Object.values(files)) rmSync(file, { force: true });
+    await makeCertificates(paths.data, HOST);
+  }
+  await chownToPostgres(paths.data);
+  return files;
+}
