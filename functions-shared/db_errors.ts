@@ -80,6 +80,7 @@ export function isDatabaseUnavailable(error: unknown): boolean {
     "57P03", // cannot_connect_now
     "53300", // too_many_connections
   ];
+  if (isTlsRequired(e?.message)) return false;
   return codes.includes(e?.code ?? "") || /^08[0-9A-Z]{3}$/.test(e?.code ?? "") ||
     e?.name === "ConnectionRefused" ||
     /connection refused|connection reset|ECONNREFUSED|terminating connection/i.test(
@@ -87,6 +88,17 @@ export function isDatabaseUnavailable(error: unknown): boolean {
     ) || SUPAVISOR_UNAVAILABLE.test(e?.message ?? "") ||
     SUPAVISOR_UNAVAILABLE_BEFORE_2_9.test(e?.message ?? "") && !isAuthBreaker(e?.message) ||
     SUPAVISOR_BREAKER.test(e?.message ?? "") && !isAuthBreaker(e?.message);
+}
+
+/**
+ * Whether `message` is PgBouncer's refusal of a client without TLS when its
+ * `client_tls_sslmode` is `require` ("SSL required", sent as 08P01, the code it gives a
+ * database that is down too): a project's dedicated pooler with SSL enforced refuses so a
+ * URL with `sslmode=disable`, which no retry fixes. (Postgres refuses it with 28000, "no
+ * pg_hba.conf entry ... SSL off": https://supabase.com/docs/guides/platform/ssl-enforcement.)
+ */
+function isTlsRequired(message: string | undefined): boolean {
+  return /^SSL required$/.test(message ?? "");
 }
 
 /** Whether `message` is Supavisor's breaker opened by failed logins. */
@@ -135,8 +147,8 @@ export function mayHaveCommitted(error: unknown): boolean {
  * database that does not exist (3D000), the pooler not knowing the user or tenant
  * (Supavisor's `(ENOTFOUND)`, `(ETENANTNOTFOUND)` and its other `(EAUTHQUERY)` reasons:
  * supabase/supavisor's lib/supavisor/errors), Supavisor's breaker opened by failed logins
- * (it refuses every login for 120 s, the right password's too), or a server certificate
- * that does not verify.
+ * (it refuses every login for 120 s, the right password's too), a server certificate
+ * that does not verify, or a pooler that requires TLS of a URL that turned it off.
  */
 export function isDatabaseMisconfigured(error: unknown): boolean {
   const e = error as { code?: string; message?: string };
@@ -144,7 +156,7 @@ export function isDatabaseMisconfigured(error: unknown): boolean {
   const message = e?.message ?? "";
   return /^28[0-9A-Z]{3}$/.test(code) || code === "3D000" ||
     /^\((ENOTFOUND|ETENANTNOTFOUND|EAUTHQUERY)\)/.test(message) && !isDatabaseUnavailable(error) ||
-    isAuthBreaker(message) ||
+    isAuthBreaker(message) || isTlsRequired(message) ||
     /^(ERR_TLS_CERT_ALTNAME_INVALID|UNABLE_TO_VERIFY_LEAF_SIGNATURE|SELF_SIGNED_CERT_IN_CHAIN|DEPTH_ZERO_SELF_SIGNED_CERT|CERT_HAS_EXPIRED|UNABLE_TO_GET_ISSUER_CERT_LOCALLY)$/
       .test(code);
 }

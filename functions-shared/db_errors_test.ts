@@ -118,6 +118,17 @@ Deno.test("Supavisor's breaker opened by failed logins is the password's fault, 
   }
 });
 
+Deno.test("a pooler that requires TLS of a URL without it is the URL's fault, not the database's", () => {
+  // PgBouncer's words with client_tls_sslmode = require (the stack's pooler answers so).
+  const refused = Object.assign(new Error("SSL required"), { code: "08P01" });
+  assert.equal(isDatabaseMisconfigured(refused), true);
+  assert.equal(isDatabaseUnavailable(refused), false);
+  // The same code for a database that is down stays a retry.
+  const down = Object.assign(new Error("query_wait_timeout"), { code: "08P01" });
+  assert.equal(isDatabaseUnavailable(down), true);
+  assert.equal(isDatabaseMisconfigured(down), false);
+});
+
 Deno.test("mayHaveCommitted: a connection lost in use may have committed; one never made did not", () => {
   const lost = (message: string, code?: string) => Object.assign(new Error(message), { code });
   for (

@@ -11,6 +11,7 @@ import { readFileSync } from "node:fs";
 import postgres from "postgres";
 import { connectDb as connectFunctionsDb } from "../functions-shared/sync_db.ts";
 import { parseDbUrl } from "../functions-shared/db_url.ts";
+import { isDatabaseMisconfigured, isDatabaseUnavailable } from "../functions-shared/db_errors.ts";
 import { unpipelined } from "../functions-shared/unpipelined.ts";
 import { connectDb, stack } from "./stack_clients.ts";
 
@@ -24,7 +25,14 @@ Deno.test("the pooler speaks TLS only, with a certificate the functions' setting
   const { url } = parseDbUrl(stack.POOLER_URL);
   const plain = postgres(url, { max: 1, prepare: false, ssl: false, onnotice: () => {} });
   try {
-    await assert.rejects(() => plain`select 1`, /SSL required/);
+    await assert.rejects(() => plain`select 1`, (error: Error) => {
+      assert.match(error.message, /SSL required/);
+      // The functions answer it as their settings' fault (check SYNC_DB_URL's sslmode),
+      // not as a database that is down, retried for ever.
+      assert.equal(isDatabaseMisconfigured(error), true);
+      assert.equal(isDatabaseUnavailable(error), false);
+      return true;
+    });
   } finally {
     await plain.end();
   }
