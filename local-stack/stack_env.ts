@@ -21,7 +21,8 @@ import {
   STACK_ENV_FILE,
 } from "./config.ts";
 import { poolerUrl } from "./supabase/pooler.ts";
-import { certificateDir, certificateFiles } from "./supabase/tls_certificates.ts";
+import { dataDir } from "./supabase/postgres_cluster.ts";
+import { certificateFiles } from "./supabase/tls_certificates.ts";
 
 /** The values of `.local/stack.env`. */
 export interface StackEnv {
@@ -134,7 +135,7 @@ export async function ensureStackEnv(file = STACK_ENV_FILE): Promise<StackEnv> {
   const env: StackEnv = {
     DATABASE_URL: `postgresql://postgres:postgres@${HOST}:${POSTGRES_PORT}/postgres`,
     POOLER_URL: poolerUrl(),
-    DB_CA_CERT_FILE: certificateFiles(await certificateDir()).caFile,
+    DB_CA_CERT_FILE: certificateFiles(await dataDir()).caFile,
     SUPABASE_URL: `http://${HOST}:${FUNCTIONS_PORT}`,
     FUNCTIONS_URL: `http://${HOST}:${FUNCTIONS_PORT}/functions/v1`,
     SUPABASE_JWT_SECRET: jwtSecret,

@@ -28,6 +28,7 @@ import {
   asRoot,
   chownToPostgres,
   clusterPaths,
+  dataDir,
   PASSWORD,
   prepareFallbackDir,
 } from "./postgres_cluster.ts";
@@ -181,7 +182,8 @@ export async function startPooler(): Promise<"started" | "reused"> {
   if (paths.fallback) await prepareFallbackDir(paths.fallback.dir);
   mkdirSync(paths.data, { recursive: true, mode: 0o700 });
   const version = pgbouncerVersion(await run(PGBOUNCER_BIN, ["--version"]));
-  const tls = await ensureServerCertificate();
+  // Postgres's own (made at its start; again here for a Postgres started before they were).
+  const tls = await ensureServerCertificate(await dataDir());
   const ini = pgbouncerIni(paths.data, tls, POOLER_PORT, POSTGRES_PORT, version);
   const iniFile = join(paths.data, "pgbouncer.ini");
   const fingerprint = createHash("sha256").update(ini).digest("hex");

@@ -173,7 +173,7 @@ export async function startPostgres(
   await chownToPostgres(sockets);
   writeFileSync(
     join(dir, "stack.conf"),
-    stackConf(cluster, sockets, await ensureServerCertificate()),
+    stackConf(cluster, sockets, await ensureServerCertificate(dir)),
   );
   await chownToPostgres(join(dir, "stack.conf"));
   await pgCtlStart(dir, paths.log, cluster.port);

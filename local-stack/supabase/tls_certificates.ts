@@ -14,17 +14,18 @@
  * signs once and is deleted: a new certificate means a new CA. Made with the `openssl`
  * command (Debian's, as Postgres's own docs make theirs:
  * https://www.postgresql.org/docs/15/ssl-tcp.html, "Creating Certificates"). The files
- * live where the pooler's do (postgres_cluster.ts), for the `postgres` user to read.
+ * live in the cluster's data directory (postgres_cluster.ts), where the `postgres` user,
+ * which runs Postgres and the pooler, reads them.
  *
  * @module
  */
 
 import { X509Certificate } from "node:crypto";
-import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { HOST, POSTGRES_PORT } from "../config.ts";
+import { HOST } from "../config.ts";
 import { run } from "../processes.ts";
-import { chownToPostgres, clusterPaths, prepareFallbackDir } from "./postgres_cluster.ts";
+import { chownToPostgres } from "./postgres_cluster.ts";
 
 /** Where the certificates are. */
 export interface ServerCertificate {
@@ -134,26 +135,20 @@ export async function makeCertificates(dir: string, host: string): Promise<Serve
   return files;
 }
 
-/** The folder of the stack's certificates: `.local/tls`, or the root-only clone's under /var/tmp. */
-export async function certificateDir(): Promise<string> {
-  return (await clusterPaths(TLS_FOLDER)).data;
-}
-
-const TLS_FOLDER = { name: "tls", port: POSTGRES_PORT };
-
 /**
- * The stack's certificates, made when there are none or they no longer serve (see
- * {@link certificateProblem}); given to the `postgres` user when the stack runs as root.
+ * The certificates of the cluster whose data directory is `dir` (made by initdb), made
+ * there when there are none or they no longer serve (see {@link certificateProblem}):
+ * they go with the cluster, and destroying it takes them. Given to the `postgres` user
+ * when the stack runs as root.
  */
-export async function ensureServerCertificate(): Promise<ServerCertificate> {
-  const paths = await clusterPaths(TLS_FOLDER);
-  if (paths.fallback) await prepareFallbackDir(paths.fallback.dir);
-  mkdirSync(paths.data, { recursive: true, mode: 0o700 });
-  const files = certificateFiles(paths.data);
+export async function ensureServerCertificate(dir: string): Promise<ServerCertificate> {
+  const files = certificateFiles(dir);
   if (certificateProblem(files, HOST) !== undefined) {
     for (const file of Object.values(files)) rmSync(file, { force: true });
-    await makeCertificates(paths.data, HOST);
+    await makeCertificates(dir, HOST);
   }
-  await chownToPostgres(paths.data);
+  await chownToPostgres(files.caFile);
+  await chownToPostgres(files.certFile);
+  await chownToPostgres(files.keyFile);
   return files;
 }
