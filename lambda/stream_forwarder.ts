@@ -63,17 +63,26 @@ export const forwarderClock = {
   sleep: (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms)),
 };
 
+/** The hosts a plain-http WEBHOOK_URL may name: this machine's (the local stack's gateway). */
+const LOOPBACK = new Set(["127.0.0.1", "localhost", "[::1]"]);
+
 /**
  * What is wrong with a WEBHOOK_URL, in words that never repeat it (it may hold a key):
- * it must parse, as http(s), with no user or password and no query but the
- * `forceFunctionRegion` Supabase reads. Node's fetch puts the whole URL in the message of
- * the error it throws for such a URL, which the forwarder would log on every attempt.
+ * it must parse, as https (http only to this machine: the records, the items they carry,
+ * would cross the network in the clear; Terraform's variable holds the deployed one to
+ * https too), with no user or password and no query but the `forceFunctionRegion`
+ * Supabase reads. Node's fetch puts the whole URL in the message of the error it throws
+ * for such a URL, which the forwarder would log on every attempt.
  */
 export function webhookUrlProblem(url: string): string | undefined {
   if (!URL.canParse(url)) return "WEBHOOK_URL is no URL";
   const parsed = new URL(url);
   if (parsed.protocol !== "https:" && parsed.protocol !== "http:") {
     return `WEBHOOK_URL must be an https address, not ${parsed.protocol}`;
+  }
+  if (parsed.protocol === "http:" && !LOOPBACK.has(parsed.hostname)) {
+    return `WEBHOOK_URL must be an https address for ${parsed.hostname}, not http: (the ` +
+      "records would cross the network unencrypted)";
   }
   if (parsed.username || parsed.password) {
     return "WEBHOOK_URL must not hold a user or password (the webhook is signed, not logged in to)";

@@ -300,6 +300,7 @@ Deno.test("a WEBHOOK_URL holding a key or a password is refused without printing
       ["https://example.invalid/functions/v1/mmp-toledo-sync?apikey=SEKRET123", "no query"],
       ["https://proj ref.supabase.co/x?apikey=SEKRET789", "no URL"],
       ["ftp://example.invalid/x", "https address"],
+      ["http://ref.supabase.co/functions/v1/mmp-toledo-sync", "https address for ref.supabase.co"],
     ] as const
   ) {
     process.env.WEBHOOK_URL = url;
