@@ -20,6 +20,8 @@ missing=()
 command -v pg_prove >/dev/null || missing+=(libtap-parser-sourcehandler-pgtap-perl)
 # The stand-in for Supabase's transaction pooler (local-stack/supabase/pooler.ts).
 [ -x /usr/sbin/pgbouncer ] || missing+=(pgbouncer)
+# The CA and certificate of the stack's database (local-stack/supabase/tls_certificates.ts).
+command -v openssl >/dev/null || missing+=(openssl)
 java_major=$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -n 1 || true)
 [ "${java_major:-0}" -ge 17 ] || missing+=(openjdk-17-jre-headless)
 # pgrep and pkill: the stack's checks and tests find and stop its processes by name
