@@ -82,6 +82,15 @@ export async function makeCertificates(dir: string, host: string): Promise<Serve
   const extensions = join(dir, "server.ext");
   const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
   try {
+    await run("openssl", ["version"]);
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+    throw new Error(
+      "stack: missing openssl, which makes the database's TLS certificates: run " +
+        "`npm run bootstrap` as root, or `apt-get install openssl`",
+    );
+  }
+  try {
     await run("openssl", [
       "req",
       "-x509",

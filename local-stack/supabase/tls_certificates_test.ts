@@ -45,3 +45,16 @@ Deno.test("certificates are made again when a file is missing, another CA signed
     rmSync(other, { recursive: true, force: true });
   }
 });
+
+Deno.test("without openssl the stack stops, naming what to install", async () => {
+  const path = Deno.env.get("PATH") ?? "";
+  Deno.env.set("PATH", "/nonexistent");
+  try {
+    await assert.rejects(
+      () => makeCertificates("/nonexistent", "127.0.0.1"),
+      /^Error: stack: missing openssl, .*`apt-get install openssl`$/,
+    );
+  } finally {
+    Deno.env.set("PATH", path);
+  }
+});
