@@ -9,6 +9,7 @@
 
 import { DescribeTableCommand } from "@aws-sdk/client-dynamodb";
 import type postgres from "postgres";
+import { compareDecimal } from "../functions-shared/dynamo_numbers.ts";
 import type { TableSpec } from "../functions-shared/table_registry.ts";
 import { deliver } from "../lambda/webhook_delivery.ts";
 import { localDynamo } from "../local-stack/aws/source_tables.ts";
@@ -73,7 +74,10 @@ export async function redeliver(
       for (const shard of stream.shards) {
         records.push(...await readShard(stream.client, stream.arn, shard.ShardId!));
       }
-      records.reverse();
+      // Newest first by sequence number: the shards are listed in no chronological order.
+      records.sort((a, b) =>
+        compareDecimal(b.dynamodb!.SequenceNumber!, a.dynamodb!.SequenceNumber!)
+      );
       let sent = 0;
       for (let i = 0; i < records.length; i += 25) {
         // Through the Lambda's own delivery: signed afresh each try, transient failures

@@ -198,6 +198,30 @@ export function streamRecord(
 }
 
 /**
+ * `shards` with each parent before its children (DescribeStream lists them in no
+ * chronological order: local-stack/aws/shard_order.ts), so that records read shard
+ * after shard come in their lineage's order.
+ */
+function parentsFirst<S extends { ShardId?: string; ParentShardId?: string }>(shards: S[]): S[] {
+  const ordered: S[] = [];
+  const placed = new Set<string | undefined>();
+  const listed = new Set(shards.map((s) => s.ShardId));
+  while (ordered.length < shards.length) {
+    for (const shard of shards) {
+      if (placed.has(shard.ShardId)) continue;
+      if (
+        shard.ParentShardId && listed.has(shard.ParentShardId) && !placed.has(shard.ParentShardId)
+      ) {
+        continue;
+      }
+      ordered.push(shard);
+      placed.add(shard.ShardId);
+    }
+  }
+  return ordered;
+}
+
+/**
  * The records that a source table's stream holds whose text contains `marker`, in
  * Lambda's form, with the stream's ARN and the shards they came from.
  */
@@ -213,7 +237,7 @@ export async function streamRecordsContaining(target: string, marker: string) {
   );
   const streamArn = Table!.LatestStreamArn!;
   const streams = dynamoStreams(spec.region);
-  const shards = await listShards(streams, streamArn);
+  const shards = parentsFirst(await listShards(streams, streamArn));
   const found: {
     shardId: string;
     record: Record<string, unknown> & { dynamodb?: { SequenceNumber?: string } };

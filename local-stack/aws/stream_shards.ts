@@ -47,6 +47,7 @@ import {
   windowOf,
 } from "./shard_lineage.ts";
 import { describedShards, pageOfShards, withoutTrimmed } from "./shard_listing.ts";
+import { inListingOrder } from "./shard_order.ts";
 import {
   ITERATOR_LIFETIME_MS,
   iteratorPosition,
@@ -160,10 +161,11 @@ export class StreamShards {
       this.#lineages.get(streamArn)!,
       answer.StreamDescription,
     );
-    const listed = withoutTrimmed(
+    // In no chronological order, as AWS promises none (shard_order.ts).
+    const listed = inListingOrder(withoutTrimmed(
       [...before, ...describedShards(lineage)],
       this.options.trimmedThrough?.(streamArn),
-    );
+    ));
     const paged = pageOfShards(listed, Limit, ExclusiveStartShardId);
     if (typeof paged === "string") return awsError("ValidationException", paged);
     const { LastEvaluatedShardId: _, ...description } = answer.StreamDescription;
