@@ -13,7 +13,8 @@
  * ARNs made DynamoDB Local's and its answer's those of the region it was signed for
  * (region_arns.ts: DynamoDB Local names every ARN's region `ddblocal`, AWS the real one),
  * then the functions' reader's and writer's held to their IAM policies (dynamodb_iam.ts).
- * A share of DynamoDB's requests hang first, with `stall_rate` (local-stack/aws/stalls.ts).
+ * A share of DynamoDB's requests hang first, with `stall_rate`, and the next writes of a
+ * table a test names at `POST /__local/dynamodb/stalls` (local-stack/aws/stalls.ts).
  * `GET /_stack/stream-writes` tells the stack's poller of the writes answered
  * (local-stack/aws/stream_watch.ts). `GET /_stack/stream-times` answers how many records
  * were timed to the second and how many kept DynamoDB Local's minute (logged too, once a
@@ -47,7 +48,7 @@ import { DescribeLimit } from "./describe_limit.ts";
 import { namedRegion, regionEdge } from "./region_arns.ts";
 import { credentialOf } from "./scope.ts";
 import { StreamTimes } from "./stream_times.ts";
-import { stalledDynamo } from "./stalls.ts";
+import { AskedStalls, stalledDynamo, STALLS_PATH } from "./stalls.ts";
 
 let faults;
 const env = readStackEnv();
@@ -158,7 +159,9 @@ const checked = authenticatedDynamo(
 );
 // A share of DynamoDB's requests hang (stall_rate, stall_ms; local-stack/aws/stalls.ts):
 // outermost, where a client's going away is seen.
-const signed = stalledDynamo(checked, { faults, log });
+// A test's own stalls of a table's next writes (STALLS_PATH) go the same way.
+const askedStalls = new AskedStalls();
+const signed = stalledDynamo(checked, { faults, asked: askedStalls, log });
 let logged = "";
 setInterval(() => {
   streamTimes.sweep(Date.now());
@@ -217,6 +220,8 @@ Deno.serve({
       streamTimes.counts(new URL(request.url).searchParams.get("key") ?? undefined),
     );
   }
+  // The stalls a test asks for of a table's next writes (local-stack/aws/stalls.ts).
+  if (path === STALLS_PATH) return await askedStalls.control(request);
   // The mark of the stand-in's own follow-ups (errors.ts) is not a client's to send.
   if (request.headers.has(FOLLOW_UP_HEADER)) {
     const headers = new Headers(request.headers);

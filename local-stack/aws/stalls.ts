@@ -20,11 +20,27 @@
  * requests pass through, as the contract has them. A client that goes away while its
  * request hangs breaks nothing: a read is then never forwarded, a write's answer dropped.
  *
+ * Tests stall exactly the next writes of a table, whatever `stall_rate` (none by default),
+ * with a control request to the proxy (unsigned, as the stack's other `/__local` paths):
+ *
+ *   POST {DYNAMODB_ENDPOINT}/__local/dynamodb/stalls
+ *   {"tableName": "...", "writes": 1, "stallMs": 3000}   (writes 0: none any more)
+ *
+ * answered `{"tableName", "writes", "stallMs"}`; each of the table's next `writes` writes
+ * (as above: any operation that is not a read, naming the table in `TableName`) is
+ * forwarded at once and its answer held `stallMs`, as a stall drawn by `stall_rate` is.
+ * `GET` of the path answers the stalls still to come, by table. They live in the proxy's
+ * memory until it restarts.
+ *
  * @module
  */
 
 import type { Faults } from "./faults.ts";
+import { awsError } from "./json_answer.ts";
 import { mayWriteStreams, TABLE_TARGET } from "./operations.ts";
+
+/** The control path of the stalls asked for (the module's comment). */
+export const STALLS_PATH = "/__local/dynamodb/stalls";
 
 /** What a stall does to one request. */
 export type StallDecision = "none" | "before forwarding" | "after answering";
@@ -74,9 +90,60 @@ async function named(request: Request, operation: string): Promise<string> {
   }
 }
 
+/** The stalls asked for: each table's next writes whose answers are held, and how long. */
+export class AskedStalls {
+  #tables = new Map<string, { writes: number; stallMs: number }>();
+
+  /** Whether any write is still to stall. */
+  get any(): boolean {
+    return this.#tables.size > 0;
+  }
+
+  /** The next `writes` writes of `tableName` stall `stallMs` each (0 writes: none). */
+  ask(tableName: string, writes: number, stallMs: number): void {
+    if (writes > 0) this.#tables.set(tableName, { writes, stallMs });
+    else this.#tables.delete(tableName);
+  }
+
+  /** One stall of a write of `tableName`, taken: how long, or undefined for none. */
+  take(tableName: string): number | undefined {
+    const asked = this.#tables.get(tableName);
+    if (!asked) return undefined;
+    if (--asked.writes === 0) this.#tables.delete(tableName);
+    return asked.stallMs;
+  }
+
+  /** Serves {@link STALLS_PATH}: POST asks for stalls, GET lists those to come. */
+  async control(request: Request): Promise<Response> {
+    if (request.method === "GET") return Response.json(Object.fromEntries(this.#tables));
+    if (request.method !== "POST") return new Response(null, { status: 405 });
+    let body: { tableName?: unknown; writes?: unknown; stallMs?: unknown };
+    try {
+      body = await request.json();
+    } catch {
+      body = {};
+    }
+    const { tableName, writes, stallMs } = body ?? {};
+    if (
+      typeof tableName !== "string" || tableName === "" ||
+      !Number.isInteger(writes) || (writes as number) < 0 || (writes as number) > 100 ||
+      !Number.isInteger(stallMs) || (stallMs as number) < 1 || (stallMs as number) > 600_000
+    ) {
+      return awsError(
+        "ValidationException",
+        `${STALLS_PATH} takes {"tableName": "...", "writes": 0 to 100, "stallMs": 1 to 600000}`,
+      );
+    }
+    this.ask(tableName, writes as number, stallMs as number);
+    return Response.json({ tableName, writes, stallMs });
+  }
+}
+
 /** What {@link stalledDynamo} needs. */
 export interface StallOptions {
   faults: Pick<Faults, "stallRate" | "stallMs">;
+  /** The stalls a test asked for, each of a table's next writes. */
+  asked?: AskedStalls;
   random?: () => number;
   log?: (line: string) => void;
 }
@@ -89,18 +156,23 @@ export function stalledDynamo(
   handler: (request: Request) => Promise<Response>,
   options: StallOptions,
 ): (request: Request) => Promise<Response> {
-  const { faults } = options;
+  const { faults, asked } = options;
   const random = options.random ?? Math.random;
   const log = options.log ?? (() => {});
-  if (faults.stallRate <= 0) return handler;
+  if (faults.stallRate <= 0 && !asked) return handler;
   return async (request) => {
     const target = request.headers.get("x-amz-target") ?? "";
-    const decision = request.method === "POST" ? decideStall(target, faults, random) : "none";
+    let decision = request.method === "POST" ? decideStall(target, faults, random) : "none";
+    let stallMs = faults.stallMs;
+    if (decision === "none" && asked?.any && request.method === "POST") {
+      const askedMs = await askedStall(request, target, asked);
+      if (askedMs !== undefined) [decision, stallMs] = ["after answering", askedMs];
+    }
     if (decision === "none") return await handler(request);
     const operation = await named(request, target.slice(TABLE_TARGET.length));
     if (decision === "before forwarding") {
-      log(`${operation}: stalled ${faults.stallMs} ms before it is forwarded`);
-      if (!await hold(faults.stallMs, request.signal)) {
+      log(`${operation}: stalled ${stallMs} ms before it is forwarded`);
+      if (!await hold(stallMs, request.signal)) {
         log(`${operation}: its client went away while it stalled; not forwarded`);
         await request.body?.cancel().catch(() => {});
         return new Response(null, { status: 499 });
@@ -108,10 +180,10 @@ export function stalledDynamo(
       return await handler(request);
     }
     const response = await handler(request);
-    log(`${operation}: forwarded, its answer (${response.status}) held ${faults.stallMs} ms`);
+    log(`${operation}: forwarded, its answer (${response.status}) held ${stallMs} ms`);
     // The answer's bytes read now, so that nothing upstream waits on the held answer.
     const body = await response.arrayBuffer();
-    if (!await hold(faults.stallMs, request.signal)) {
+    if (!await hold(stallMs, request.signal)) {
       log(`${operation}: its client went away while its answer was held; the write stands`);
     }
     return new Response(body, {
@@ -120,4 +192,20 @@ export function stalledDynamo(
       headers: response.headers,
     });
   };
+}
+
+/** A stall asked for of the write `request` (its table's next), taken: how long, if any. */
+async function askedStall(
+  request: Request,
+  target: string,
+  asked: AskedStalls,
+): Promise<number | undefined> {
+  if (!target.startsWith(TABLE_TARGET)) return undefined;
+  if (!mayWriteStreams(target.slice(TABLE_TARGET.length))) return undefined;
+  try {
+    const table = JSON.parse(await request.clone().text())?.TableName;
+    return typeof table === "string" ? asked.take(table) : undefined;
+  } catch {
+    return undefined;
+  }
 }

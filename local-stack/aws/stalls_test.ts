@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { decideStall, hold, stalledDynamo } from "./stalls.ts";
+import { AskedStalls, decideStall, hold, stalledDynamo, STALLS_PATH } from "./stalls.ts";
 
 const TABLE = "DynamoDB_20120810.";
 const STREAMS = "DynamoDBStreams_20120810.";
@@ -148,4 +148,90 @@ Deno.test("hold: the whole wait, or less once its signal aborts", async () => {
   const later = new AbortController();
   setTimeout(() => later.abort(), 10);
   assert.equal(await hold(60_000, later.signal), false);
+});
+
+Deno.test("the next writes of a table asked for stall, each its answer held after it landed; then none", async () => {
+  const { reached, handler } = upstream();
+  const lines: string[] = [];
+  const asked = new AskedStalls();
+  const stalled = stalledDynamo(handler, {
+    faults: { stallRate: 0, stallMs: 0 },
+    asked,
+    random: () => 0,
+    log: (line) => lines.push(line),
+  });
+  const ask = (body: unknown) =>
+    asked.control(
+      new Request(`http://127.0.0.1${STALLS_PATH}`, {
+        method: "POST",
+        body: JSON.stringify(body),
+      }),
+    );
+  const answer = await ask({ tableName: "t", writes: 2, stallMs: 80 });
+  assert.deepEqual(await answer.json(), { tableName: "t", writes: 2, stallMs: 80 });
+  const timed = async (request: Request) => {
+    const start = performance.now();
+    await (await stalled(request)).arrayBuffer();
+    return { start, answeredAt: performance.now(), reachedAt: reached.at(-1)!.at };
+  };
+  // Reads, another table's writes and Streams pass at once, and take none of the stalls.
+  for (
+    const request of [
+      post("GetItem", TABLE, undefined, { TableName: "t" }),
+      post("UpdateItem", TABLE, undefined, { TableName: "other" }),
+      post("GetRecords", STREAMS, undefined, { TableName: "t" }),
+    ]
+  ) {
+    const { start, answeredAt } = await timed(request);
+    assert.ok(answeredAt - start < 40, `answered after ${answeredAt - start} ms`);
+  }
+  const listed = await asked.control(new Request(`http://127.0.0.1${STALLS_PATH}`));
+  assert.deepEqual(await listed.json(), { t: { writes: 2, stallMs: 80 } });
+  for (const operation of ["UpdateItem", "PutItem"]) {
+    const { start, answeredAt, reachedAt } = await timed(
+      post(operation, TABLE, undefined, { TableName: "t" }),
+    );
+    assert.ok(reachedAt - start < 40, `${operation} forwarded after ${reachedAt - start} ms`);
+    assert.ok(answeredAt - start >= 75, `${operation} answered after ${answeredAt - start} ms`);
+  }
+  assert.deepEqual(lines, [
+    "UpdateItem t: forwarded, its answer (200) held 80 ms",
+    "PutItem t: forwarded, its answer (200) held 80 ms",
+  ]);
+  assert.equal(asked.any, false, "both taken");
+  const { start, answeredAt } = await timed(
+    post("UpdateItem", TABLE, undefined, { TableName: "t" }),
+  );
+  assert.ok(answeredAt - start < 40, "the third write passes at once");
+  // Asked for, then called off.
+  await ask({ tableName: "t", writes: 3, stallMs: 80 });
+  await ask({ tableName: "t", writes: 0, stallMs: 80 });
+  assert.equal(asked.any, false);
+});
+
+Deno.test("a request for stalls that is not one is refused, naming what it takes", async () => {
+  const asked = new AskedStalls();
+  for (
+    const body of [
+      "nonsense",
+      {},
+      { tableName: "t", writes: 1 },
+      { tableName: "t", writes: -1, stallMs: 10 },
+      { tableName: "t", writes: 1.5, stallMs: 10 },
+      { tableName: "", writes: 1, stallMs: 10 },
+      { tableName: "t", writes: 1, stallMs: 0 },
+    ]
+  ) {
+    const answer = await asked.control(
+      new Request(`http://127.0.0.1${STALLS_PATH}`, {
+        method: "POST",
+        body: typeof body === "string" ? body : JSON.stringify(body),
+      }),
+    );
+    assert.equal(answer.status, 400, JSON.stringify(body));
+    assert.match((await answer.json()).message, /takes \{"tableName"/);
+  }
+  assert.equal(asked.any, false);
+  const put = new Request(`http://127.0.0.1${STALLS_PATH}`, { method: "PUT", body: "{}" });
+  assert.equal((await asked.control(put)).status, 405);
 });
