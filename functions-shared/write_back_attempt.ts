@@ -10,7 +10,7 @@
 
 import type { CpuMeter } from "./cpu_meter.ts";
 import { UpdateItemCommand } from "./dynamo_commands.ts";
-import type { DynamoClient } from "./dynamo_http.ts";
+import { type DynamoClient, DynamoError } from "./dynamo_http.ts";
 import type { TableSpec } from "./table_registry.ts";
 import { newerObservation, readItem, type SourceDeps, sourceValues } from "./write_back_source.ts";
 import { describeEdit, itemKeyOf, planWriteBack, type WriteBackEdit } from "./write_back_update.ts";
@@ -23,6 +23,8 @@ export interface EditDeps extends SourceDeps {
   worker: string;
   /** The isolate's CPU meter, created at its cold start (cpu_meter.ts). */
   cpu: CpuMeter;
+  /** How long the UpdateItem may take (tests); {@link UPDATE_TIMEOUT_MS} unless given. */
+  updateTimeoutMs?: number;
 }
 
 /** How an attempt ended. */
@@ -101,13 +103,28 @@ export async function attempt(
   const [{ holds }] = await deps.sql<{ holds: boolean }[]>`
     select sync.hold_write_back(${id}::bigint, ${deps.worker}) as holds`;
   if (!holds) return "taken";
+  const timeoutMs = deps.updateTimeoutMs ?? UPDATE_TIMEOUT_MS;
+  const deadline = AbortSignal.timeout(timeoutMs);
   try {
-    await writer.send(new UpdateItemCommand(plan.input), {
-      abortSignal: AbortSignal.timeout(UPDATE_TIMEOUT_MS),
-    });
+    await writer.send(new UpdateItemCommand(plan.input), { abortSignal: deadline });
     return { status: "applied", detail: `${where}: written to ${spec.sourceTable}` };
   } catch (error) {
-    if ((error as { name?: string }).name !== "ConditionalCheckFailedException") throw error;
+    if ((error as { name?: string }).name === "ConditionalCheckFailedException") {
+      // Read again below.
+    } else if (deadline.aborted && !(error instanceof DynamoError)) {
+      // Given up at the deadline, the client throws the signal's bare reason ("The
+      // operation was aborted due to timeout"), which named neither the request nor what
+      // became of it: an attempt whose answer was held (a stall) may have been written.
+      throw new DynamoError(
+        "TimeoutError",
+        `UpdateItem on ${spec.sourceTable}: no answer within ${timeoutMs} ms, its retries ` +
+          "included; it may have been written, which the next attempt's read of the item finds",
+        {},
+        "transient",
+      );
+    } else {
+      throw error;
+    }
   }
   // The condition failed: the item changed between the read and the update, or an
   // earlier try of this very update took effect and its answer was lost (a 500 after the
