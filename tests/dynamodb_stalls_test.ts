@@ -16,14 +16,28 @@
  * loaded, and the table validated, under the stack's default faults. (`stack:up` itself
  * describes the tables through the proxy, with the SDK's client, which waits out a stall.)
  *
+ * Then the one production write to DynamoDB, an admin's edit written back
+ * (functions-shared/write_back_attempt.ts), its UpdateItem stalled after it landed: exactly
+ * the next writes of the leads table, asked of the proxy (`POST /__local/dynamodb/stalls`),
+ * so that no read stalls and nothing is left to chance. One attempt stalled: the client
+ * sends the update again after 2 s, the retry fails its condition, and the item read again
+ * holds the edit: applied. Every attempt stalled: the edit is left to retry, and the retry
+ * finds the item holding it: applied, not a conflict. Either way written once (`_version`
+ * moved on by one), the row showing the edit as the stream brought it back, and no
+ * write-back recorded by the merge's write (about 16 s).
+ *
  * @module
  */
 
 import assert from "node:assert/strict";
-import { DeleteItemCommand, ScanCommand } from "@aws-sdk/client-dynamodb";
+import { DeleteItemCommand, GetItemCommand, ScanCommand } from "@aws-sdk/client-dynamodb";
+import type postgres from "postgres";
 import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { DYNAMO_MAX_ATTEMPTS } from "../functions-shared/dynamo_client.ts";
 import { byTargetTable } from "../functions-shared/table_registry.ts";
+import { STALLS_PATH } from "../local-stack/aws/stalls.ts";
+import { asAdmin as asAdminUser } from "../scripts/admin_edit.ts";
 import { FUNCTIONS_ENV_FILE, LOG_DIR } from "../local-stack/config.ts";
 import { DENO_PARTS, startDenoPart } from "../local-stack/deno_parts.ts";
 import { DEFAULT_DYNAMODB_FAULTS } from "../local-stack/stack_env.ts";
@@ -44,8 +58,8 @@ import {
   writeThroughTheStream,
 } from "./backfill_fixtures.ts";
 import { currentFaults, setFaults } from "./stack_faults.ts";
-import { connectDb, dynamo, stack } from "./stack_clients.ts";
-import { validate } from "./validator_fixtures.ts";
+import { connectDb, dynamo, eventually, stack } from "./stack_clients.ts";
+import { load, N, S, validate } from "./validator_fixtures.ts";
 
 const STALLS = `${DEFAULT_DYNAMODB_FAULTS},stall_rate=0.2,stall_ms=3000`;
 /** The functions' setting for the test: an attempt waits 2 s. */
@@ -87,11 +101,11 @@ async function removeOwnItems(): Promise<void> {
   } while (start);
 }
 
-Deno.test("a backfill whose Scans stall past the client's timeout retries them and reads every item once", async () => {
-  const previous = currentFaults();
-  const sql = connectDb();
-  const p = `stall-${crypto.randomUUID().slice(0, 8)}-`;
-  const n = 30;
+/**
+ * Runs `steps` on a gateway whose functions' attempts wait 2 s ({@link ATTEMPT_TIMEOUT}),
+ * then gives the gateway its own settings again.
+ */
+async function withShortAttempts(steps: () => Promise<void>): Promise<void> {
   const gateway = DENO_PARTS.find((part) => part.name === "functions")!;
   // A developer's own file is never replaced.
   if (
@@ -105,6 +119,34 @@ Deno.test("a backfill whose Scans stall past the client's timeout retries them a
     writeFileSync(FUNCTIONS_ENV_FILE, ATTEMPT_TIMEOUT);
     written = true;
     await startDenoPart(gateway, stack, true);
+    await steps();
+  } finally {
+    if (written) {
+      rmSync(FUNCTIONS_ENV_FILE, { force: true });
+      await startDenoPart(gateway, stack, true);
+    }
+  }
+}
+
+Deno.test("DynamoDB requests that stall past the functions' 2 s attempts", async (t) => {
+  await withShortAttempts(async () => {
+    await t.step(
+      "a backfill whose Scans stall past the client's timeout retries them and reads every item once",
+      backfillThroughStalls,
+    );
+    await t.step(
+      "a write-back whose UpdateItem stalls after it landed ends applied, written once",
+      writeBackThroughStalls,
+    );
+  });
+});
+
+async function backfillThroughStalls() {
+  const previous = currentFaults();
+  const sql = connectDb();
+  const p = `stall-${crypto.randomUUID().slice(0, 8)}-`;
+  const n = 30;
+  try {
     await setFaults(DEFAULT_DYNAMODB_FAULTS);
     await removeOwnItems();
     await writeThroughTheStream(sql, spec.targetTable, p, itemsFor(spec.targetTable, p, n));
@@ -157,9 +199,165 @@ Deno.test("a backfill whose Scans stall past the client's timeout retries them a
     await sql.end();
     await setFaults(previous);
     await removeOwnItems();
-    if (written) {
-      rmSync(FUNCTIONS_ENV_FILE, { force: true });
-      await startDenoPart(gateway, stack, true);
+  }
+}
+
+const leads = byTargetTable("mmp_toledo_leads")!;
+/** An admin of the write-back step. */
+const ADMIN = { sub: "00000000-0000-0000-0000-00000000ad57", email: "stall-admin@example.test" };
+
+/**
+ * Has the proxy hold the answers of the next `writes` writes of the leads table `stallMs`
+ * each, after they landed (local-stack/aws/stalls.ts, STALLS_PATH).
+ */
+async function stallLeadWrites(writes: number, stallMs: number): Promise<void> {
+  const response = await fetch(`${stack.DYNAMODB_ENDPOINT}${STALLS_PATH}`, {
+    method: "POST",
+    body: JSON.stringify({ tableName: leads.sourceTable, writes, stallMs }),
+  });
+  assert.equal(response.status, 200, await response.text());
+  await response.arrayBuffer().catch(() => {});
+}
+
+/** The stalls asked for and not yet taken, by table. */
+async function stallsLeft(): Promise<Record<string, unknown>> {
+  return await (await fetch(`${stack.DYNAMODB_ENDPOINT}${STALLS_PATH}`)).json();
+}
+
+/** The write-backs of lead `id`, oldest first. */
+async function writeBacksOf(sql: postgres.Sql, id: string) {
+  return await sql`select id, status, detail, attempts from sync.write_backs
+                   where target_table = 'mmp_toledo_leads' and row_key ->> 'lead_id' = ${id}
+                   order by id`;
+}
+
+/** Lead `id` as DynamoDB holds it. */
+async function leadItem(id: string) {
+  const { Item } = await dynamo(leads.region).send(
+    new GetItemCommand({
+      TableName: leads.sourceTable,
+      Key: { id: { S: id } },
+      ConsistentRead: true,
+    }),
+  );
+  return Item;
+}
+
+/**
+ * Waits for lead `id`'s row to show `status` and `version` (its `_version`, in
+ * `lead_data`) as the stream brought them.
+ */
+async function streamedBack(sql: postgres.Sql, id: string, status: string, version: string) {
+  return await eventually(`the stream to bring lead ${id}'s edit back`, async () => {
+    const [row] = await sql`select status, sync_source, lead_data ->> '_version' as version
+                            from public.mmp_toledo_leads where lead_id = ${id}`;
+    return row?.sync_source === "stream" && row.status === status && row.version === version
+      ? row
+      : undefined;
+  });
+}
+
+/**
+ * A write-back's UpdateItem whose answer is held after it landed (an AppSync table's lead,
+ * so that the update moves `_version` on): (1) one attempt stalled: the client gives it up
+ * after 2 s and sends it again; the retry fails its condition (the first moved `_version`
+ * and the status), the item read again holds the edit: applied, by this attempt.
+ * (2) Every attempt stalled (DYNAMO_MAX_ATTEMPTS): the UpdateItem throws a TimeoutError,
+ * the edit is left to retry (pending, the cause named); the next attempt reads the item
+ * first, finds the edit, and ends it applied without writing. Either way the item holds
+ * the edit once (`_version` moved on by one), the row shows it as the stream brought it
+ * back, and the merge's write records no write-back of its own.
+ */
+async function writeBackThroughStalls() {
+  const sql = connectDb();
+  const p = `wbstall-${crypto.randomUUID().slice(0, 8)}-`;
+  const [once, always] = [`${p}1`, `${p}2`];
+  try {
+    await setFaults(DEFAULT_DYNAMODB_FAULTS);
+    await load("mmp_toledo_leads", [
+      { id: S(once), name: S("lead once"), status: S("new"), _version: N(1) },
+      { id: S(always), name: S("lead always"), status: S("new"), _version: N(1) },
+    ], p);
+    const proxyOffset = existsSync(PROXY_LOG) ? statSync(PROXY_LOG).size : 0;
+    // Any answer: the stand-in's error_rate may have made one a 500 after the write.
+    const held = new RegExp(
+      `UpdateItem ${leads.sourceTable}: forwarded, its answer \\(\\d+\\) held 3000 ms`,
+      "g",
+    );
+    const gone = `UpdateItem ${leads.sourceTable}: its client went away while its answer was ` +
+      "held; the write stands";
+
+    // (1) The first attempt stalls; the client's own retry finds the edit written.
+    await stallLeadWrites(1, 3000);
+    await asAdminUser(
+      sql,
+      ADMIN,
+      (tx) => tx`update public.mmp_toledo_leads set status = 'contacted' where lead_id = ${once}`,
+    );
+    const [first] = await eventually("the stalled write-back to end", async () => {
+      const rows = await writeBacksOf(sql, once);
+      return rows.length > 0 && rows.every((r) => r.status !== "pending") ? rows : undefined;
+    });
+    assert.equal(first.status, "applied", first.detail);
+    assert.match(first.detail, new RegExp(`: written to ${leads.sourceTable}$`));
+    assert.equal(first.attempts, 1, "the client's retry, within the one attempt");
+    assert.deepEqual(await stallsLeft(), {}, "the stall was taken");
+    const item = await leadItem(once);
+    assert.deepEqual(item?.status, S("contacted"));
+    assert.deepEqual(item?._version, N(2), "written once: _version moved on by one");
+    await streamedBack(sql, once, "contacted", "2");
+    assert.equal((await writeBacksOf(sql, once)).length, 1, "the merge's write recorded nothing");
+    const log = proxyLogSince(proxyOffset);
+    assert.equal(log.match(held)?.length, 1, `the answer held:\n${log}`);
+    assert.ok(log.includes(gone), `the client gave it up:\n${log}`);
+
+    // (2) Every attempt of the UpdateItem stalls: the edit is left to retry.
+    await stallLeadWrites(DYNAMO_MAX_ATTEMPTS, 3000);
+    await asAdminUser(
+      sql,
+      ADMIN,
+      (tx) => tx`update public.mmp_toledo_leads set status = 'won' where lead_id = ${always}`,
+    );
+    const left = await eventually("the write-back's first attempt to end", async () => {
+      const [row] = await writeBacksOf(sql, always);
+      return row?.detail ? row : undefined;
+    }, 60_000);
+    assert.equal(left.status, "pending", left.detail);
+    assert.match(
+      left.detail,
+      new RegExp(
+        `^mmp_toledo_leads \\[lead_id="${always}"\\]: TimeoutError: UpdateItem on ` +
+          `${leads.sourceTable}: no answer from .* within 2000 ms`,
+      ),
+    );
+    assert.deepEqual(await stallsLeft(), {}, "each attempt stalled");
+    // Its retry due now rather than after the backoff, and the function woken for it.
+    await sql`update sync.write_backs set next_attempt_at = now() where id = ${left.id}`;
+    await sql`select sync.wake_write_back()`;
+    const [second] = await eventually("the retried write-back to end", async () => {
+      const [row] = await writeBacksOf(sql, always);
+      return row?.status !== "pending" ? [row] : undefined;
+    });
+    assert.equal(second.status, "applied", second.detail);
+    assert.match(second.detail, /: the item already holds the edit$/);
+    assert.equal(second.attempts, 2);
+    const retried = await leadItem(always);
+    assert.deepEqual(retried?.status, S("won"));
+    assert.deepEqual(retried?._version, N(2), "written once: the retries failed their condition");
+    await streamedBack(sql, always, "won", "2");
+    assert.equal((await writeBacksOf(sql, always)).length, 1, "the merge's write recorded nothing");
+    assert.equal(
+      proxyLogSince(proxyOffset).match(held)?.length,
+      1 + DYNAMO_MAX_ATTEMPTS,
+      "each attempt's answer held",
+    );
+  } finally {
+    await sql.end();
+    await stallLeadWrites(0, 1).catch(() => {});
+    for (const id of [once, always]) {
+      await dynamo(leads.region).send(
+        new DeleteItemCommand({ TableName: leads.sourceTable, Key: { id: { S: id } } }),
+      ).catch(() => {});
     }
   }
-});
+}
