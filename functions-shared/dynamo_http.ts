@@ -89,6 +89,25 @@ const RETRY_COST = 14;
 /** How far the service's clock may be from ours before requests are signed at its time. */
 const CLOCK_SKEW_MS = 300_000;
 
+/** Waits for `wait`, or less once `signal` aborts: whether it was not aborted. */
+async function untilAborted(wait: Promise<void>, signal?: AbortSignal): Promise<boolean> {
+  if (!signal) {
+    await wait;
+    return true;
+  }
+  if (signal.aborted) return false;
+  let stop = () => {};
+  const aborted = new Promise<false>((resolve) => {
+    stop = () => resolve(false);
+    signal.addEventListener("abort", stop, { once: true });
+  });
+  try {
+    return await Promise.race([wait.then(() => !signal.aborted), aborted]);
+  } finally {
+    signal.removeEventListener("abort", stop);
+  }
+}
+
 /** A DynamoDB (and DynamoDB Streams) client of one region: see the module's comment. */
 export class DynamoClient {
   #quota = INITIAL_QUOTA;
@@ -144,7 +163,13 @@ export class DynamoClient {
       lastCost = cost;
       const base = retry === "throttling" ? 1000 : 25;
       const waitMs = Math.random() * Math.min(base * 2 ** (attempt - 1), MAX_BACKOFF_MS);
-      await (this.#config.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms))))(waitMs);
+      const sleep = this.#config.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
+      // An abort ends the backoff too: a caller's deadline (the write-back's UpdateItem)
+      // passed during a backoff of up to 20 s was waited out before the next attempt
+      // found it, so the request outlasted its deadline by that much.
+      if (!await untilAborted(sleep(waitMs), options.abortSignal)) {
+        throw options.abortSignal!.reason;
+      }
       await options.beforeRetry?.().catch(() => {});
     }
   }

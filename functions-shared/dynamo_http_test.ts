@@ -196,6 +196,33 @@ Deno.test("a throttled request is retried after a backoff of base 1 s, and then 
   }
 });
 
+Deno.test("an abort during a backoff ends the request then, with the abort's reason, not after the wait", async () => {
+  const fake = fakeDynamo([{ status: 400, type: "ProvisionedThroughputExceededException" }]);
+  // A backoff that ends only when the test says.
+  const backoff = Promise.withResolvers<void>();
+  fake.config.sleep = () => backoff.promise;
+  const client = new DynamoClient(fake.config);
+  try {
+    const deadline = new AbortController();
+    let settled: unknown = "not yet";
+    const sent = client.send(new ScanCommand({ TableName: "t" }), {
+      abortSignal: deadline.signal,
+    }).then(() => (settled = "answered"), (e) => (settled = e));
+    while (fake.seen.length === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const reason = new DOMException("the deadline", "TimeoutError");
+    deadline.abort(reason);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const atAbort = settled;
+    backoff.resolve();
+    await sent;
+    assert.equal(atAbort, reason, "ended at the abort, in the backoff");
+    assert.equal(fake.seen.length, 1, "no attempt after the abort");
+  } finally {
+    await fake.close();
+  }
+});
+
 Deno.test("a validation error, a missing table and a failed condition are not retried", async () => {
   for (
     const type of [
