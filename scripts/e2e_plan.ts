@@ -151,7 +151,7 @@ export const ALONE: Readonly<Record<string, string>> = {
     "gateway with stream-check's allowance lowered",
   "dynamodb_faults_test.ts": "restarts the DynamoDB proxy with other faults",
   "dynamodb_stalls_test.ts":
-    "restarts the DynamoDB proxy with requests that stall and the functions gateway with 2 s " +
+    "restarts the DynamoDB proxy with requests that stall and the functions gateway with 1 s " +
     "attempts, backfills and validates the traffic sources table whole, and stalls the " +
     "leads table's next writes (write-backs of its own leads)",
   "npm_start_test.ts":
@@ -214,7 +214,7 @@ export const SECOND_STACK: readonly (readonly string[])[] = [
   ["stream_check_test.ts"],
   ["database_down_test.ts"],
   ["dynamodb_faults_test.ts"],
-  // Stalled Scans and write-backs' UpdateItems given up after 2 s attempts.
+  // Stalled Scans and write-backs' UpdateItems given up after 1 s attempts.
   ["dynamodb_stalls_test.ts"],
   ["write_back_test.ts"],
   // Validations of actions (killing the validator's processes) | a backfill of segments.

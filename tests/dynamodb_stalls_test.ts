@@ -2,8 +2,8 @@
  * A backfill through DynamoDB requests that hang (`stall_rate`, `stall_ms` of
  * DYNAMODB_FAULTS, local-stack/aws/stalls.ts), as AWS's do now and then: each stalled Scan
  * attempt is given up after the functions' attempt timeout (functions-shared/dynamo_http.ts;
- * `DYNAMODB_ATTEMPT_TIMEOUT_MS`, set to 2 s here, as an operator would set it with
- * `supabase secrets set`, so that a stall of 3 s outlasts it) and retried, the segment's
+ * `DYNAMODB_ATTEMPT_TIMEOUT_MS`, set to 1 s here, its least, as an operator would set it
+ * with `supabase secrets set`, so that a stall of 3 s outlasts it) and retried, the segment's
  * lease held before the retry (functions-shared/segment_page.ts). The job ends done, every
  * item arrives exactly once as a row, each segment is read to its end once (the segments'
  * counts add up to the table's items; no lease taken over, no worker killed), and the
@@ -20,7 +20,7 @@
  * (functions-shared/write_back_attempt.ts), its UpdateItem stalled after it landed: exactly
  * the next writes of the leads table, asked of the proxy (`POST /__local/dynamodb/stalls`),
  * so that no read stalls and nothing is left to chance. One attempt stalled: the client
- * sends the update again after 2 s, the retry fails its condition, and the item read again
+ * sends the update again after 1 s, the retry fails its condition, and the item read again
  * holds the edit: applied. Every attempt stalled: the edit is left to retry, and the retry
  * finds the item holding it: applied, not a conflict. Either way written once (`_version`
  * moved on by one), the row showing the edit as the stream brought it back, and no
@@ -62,9 +62,9 @@ import { connectDb, dynamo, eventually, stack } from "./stack_clients.ts";
 import { load, N, S, validate } from "./validator_fixtures.ts";
 
 const STALLS = `${DEFAULT_DYNAMODB_FAULTS},stall_rate=0.2,stall_ms=3000`;
-/** The functions' setting for the test: an attempt waits 2 s. */
+/** The functions' setting for the test: an attempt waits 1 s. */
 const ATTEMPT_TIMEOUT =
-  "# tests/dynamodb_stalls_test.ts: 2 s attempts\nDYNAMODB_ATTEMPT_TIMEOUT_MS=2000\n";
+  "# tests/dynamodb_stalls_test.ts: 1 s attempts\nDYNAMODB_ATTEMPT_TIMEOUT_MS=1000\n";
 const PROXY_LOG = join(LOG_DIR, "dynamodb_proxy.log");
 const spec = byTargetTable("firespring_traffic_sources")!;
 
@@ -102,7 +102,7 @@ async function removeOwnItems(): Promise<void> {
 }
 
 /**
- * Runs `steps` on a gateway whose functions' attempts wait 2 s ({@link ATTEMPT_TIMEOUT}),
+ * Runs `steps` on a gateway whose functions' attempts wait 1 s ({@link ATTEMPT_TIMEOUT}),
  * then gives the gateway its own settings again.
  */
 async function withShortAttempts(steps: () => Promise<void>): Promise<void> {
@@ -128,7 +128,7 @@ async function withShortAttempts(steps: () => Promise<void>): Promise<void> {
   }
 }
 
-Deno.test("DynamoDB requests that stall past the functions' 2 s attempts", async (t) => {
+Deno.test("DynamoDB requests that stall past the functions' 1 s attempts", async (t) => {
   await withShortAttempts(async () => {
     await t.step(
       "a backfill whose Scans stall past the client's timeout retries them and reads every item once",
@@ -260,7 +260,7 @@ async function streamedBack(sql: postgres.Sql, id: string, status: string, versi
 /**
  * A write-back's UpdateItem whose answer is held after it landed (an AppSync table's lead,
  * so that the update moves `_version` on): (1) one attempt stalled: the client gives it up
- * after 2 s and sends it again; the retry fails its condition (the first moved `_version`
+ * after 1 s and sends it again; the retry fails its condition (the first moved `_version`
  * and the status), the item read again holds the edit: applied, by this attempt.
  * (2) Every attempt stalled (DYNAMO_MAX_ATTEMPTS): the UpdateItem throws a TimeoutError,
  * the edit is left to retry (pending, the cause named); the next attempt reads the item
@@ -281,14 +281,14 @@ async function writeBackThroughStalls() {
     const proxyOffset = existsSync(PROXY_LOG) ? statSync(PROXY_LOG).size : 0;
     // Any answer: the stand-in's error_rate may have made one a 500 after the write.
     const held = new RegExp(
-      `UpdateItem ${leads.sourceTable}: forwarded, its answer \\(\\d+\\) held 3000 ms`,
+      `UpdateItem ${leads.sourceTable}: forwarded, its answer \\(\\d+\\) held 1500 ms`,
       "g",
     );
     const gone = `UpdateItem ${leads.sourceTable}: its client went away while its answer was ` +
       "held; the write stands";
 
     // (1) The first attempt stalls; the client's own retry finds the edit written.
-    await stallLeadWrites(1, 3000);
+    await stallLeadWrites(1, 1500);
     await asAdminUser(
       sql,
       ADMIN,
@@ -312,7 +312,7 @@ async function writeBackThroughStalls() {
     assert.ok(log.includes(gone), `the client gave it up:\n${log}`);
 
     // (2) Every attempt of the UpdateItem stalls: the edit is left to retry.
-    await stallLeadWrites(DYNAMO_MAX_ATTEMPTS, 3000);
+    await stallLeadWrites(DYNAMO_MAX_ATTEMPTS, 1500);
     await asAdminUser(
       sql,
       ADMIN,
@@ -327,7 +327,7 @@ async function writeBackThroughStalls() {
       left.detail,
       new RegExp(
         `^mmp_toledo_leads \\[lead_id="${always}"\\]: TimeoutError: UpdateItem on ` +
-          `${leads.sourceTable}: no answer from .* within 2000 ms`,
+          `${leads.sourceTable}: no answer from .* within 1000 ms`,
       ),
     );
     assert.deepEqual(await stallsLeft(), {}, "each attempt stalled");
