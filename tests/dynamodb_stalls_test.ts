@@ -24,7 +24,7 @@
  * holds the edit: applied. Every attempt stalled: the edit is left to retry, and the retry
  * finds the item holding it: applied, not a conflict. Either way written once (`_version`
  * moved on by one), the row showing the edit as the stream brought it back, and no
- * write-back recorded by the merge's write (about 16 s).
+ * write-back recorded by the merge's write (about 9 s).
  *
  * @module
  */
