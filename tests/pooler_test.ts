@@ -36,7 +36,7 @@ Deno.test("the pooler speaks TLS only, with a certificate the functions' setting
   } finally {
     await plain.end();
   }
-  const verifyFull = stack.POOLER_URL.replace("sslmode=require", "sslmode=verify-full");
+  const verifyFull = `${stack.POOLER_URL}&sslmode=verify-full`;
   const caCert = readFileSync(stack.DB_CA_CERT_FILE, "utf8");
   const verified = connectFunctionsDb(verifyFull, { max: 1, caCert });
   const untrusted = connectFunctionsDb(verifyFull, { max: 1, connectTimeoutS: 5 });

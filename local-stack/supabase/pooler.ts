@@ -59,12 +59,13 @@ export const POOL_SIZE = 15;
 export const MAX_CLIENTS = 200;
 
 /**
- * The pooler's URL (`pgbouncer=true`: its port is not 6543), encrypted as Supabase's docs
- * ask of every client (`sslmode=require`); the functions get it with `verify-full` as
- * SYNC_DB_URL (project_secrets.ts).
+ * The pooler's URL (`pgbouncer=true`: its port is not 6543). Its clients get TLS by
+ * libpq's default `sslmode=prefer` (the pooler takes no other); the functions get it with
+ * `sslmode=verify-full` as SYNC_DB_URL (project_secrets.ts). No second parameter: an `&`
+ * in `.local/stack.env` would end the line for a shell that sources it.
  */
 export function poolerUrl(port = POOLER_PORT): string {
-  return `postgresql://postgres:${PASSWORD}@${HOST}:${port}/postgres?pgbouncer=true&sslmode=require`;
+  return `postgresql://postgres:${PASSWORD}@${HOST}:${port}/postgres?pgbouncer=true`;
 }
 
 /**

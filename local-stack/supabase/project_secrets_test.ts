@@ -61,7 +61,7 @@ Deno.test("the functions get the stack's reader and writer keys, never its own u
   const caFile = Deno.makeTempFileSync();
   Deno.writeTextFileSync(caFile, "-----BEGIN CERTIFICATE-----\n");
   const env = {
-    POOLER_URL: "postgresql://postgres:pw@127.0.0.1:6543/postgres?pgbouncer=true&sslmode=require",
+    POOLER_URL: "postgresql://postgres:pw@127.0.0.1:6543/postgres?pgbouncer=true",
     DB_CA_CERT_FILE: caFile,
     SYNC_WEBHOOK_SECRET: "whsec_x",
     DYNAMODB_ENDPOINT: "http://dynamo",
