@@ -11,7 +11,9 @@
  * before any of it, each request's signature is checked as DynamoDB checks it
  * (local-stack/aws/dynamodb_auth.ts: the stack's three keys are the ones known), then its
  * ARNs made DynamoDB Local's and its answer's those of the region it was signed for
- * (region_arns.ts: DynamoDB Local names every ARN's region `ddblocal`, AWS the real one),
+ * (region_arns.ts: DynamoDB Local names every ARN's region `ddblocal`, AWS the real one)
+ * and its streams' sequence numbers shaped as AWS's (sequence_edge.ts: DynamoDB Local
+ * writes 21 zero-padded digits, AWS 21 to 40),
  * then the functions' reader's and writer's held to their IAM policies (dynamodb_iam.ts).
  * A share of DynamoDB's requests hang first, with `stall_rate`, and the next writes of a
  * table a test names at `POST /__local/dynamodb/stalls` (local-stack/aws/stalls.ts).
@@ -46,6 +48,7 @@ import { SHARDS_PATH, STREAM_SHARDS_FILE, StreamShards } from "./stream_shards.t
 import { ShardReaders } from "./shard_readers.ts";
 import { DescribeLimit } from "./describe_limit.ts";
 import { namedRegion, regionEdge } from "./region_arns.ts";
+import { sequenceEdge } from "./sequence_edge.ts";
 import { credentialOf } from "./scope.ts";
 import { StreamTimes } from "./stream_times.ts";
 import { AskedStalls, stalledDynamo, STALLS_PATH } from "./stalls.ts";
@@ -129,23 +132,25 @@ const serve = (request: Request) =>
         p,
         (q) => shards.handle(q, (r) => trim.handle(r, (t) => exports.handle(t, proxy.handle))),
       )));
-// The stack's control paths, unsigned: the region the ARN they are given names.
-const control = regionEdge(serve, (_, body) => namedRegion(body));
+// The stack's control paths, unsigned: the region the ARN they are given names; the
+// sequence numbers they take and give AWS's, as their clients saw them (sequence_edge.ts).
+const control = regionEdge(sequenceEdge(serve), (_, body) => namedRegion(body));
 // Every DynamoDB request signed with a key of the stack, checked as DynamoDB checks it;
 // then its ARNs made DynamoDB Local's, and its answer's the region's it was signed for
-// (local-stack/aws/region_arns.ts: everything behind works on DynamoDB Local's); then the
-// functions' reader and writer, and the operator's exporter, held to their policies, as
+// (local-stack/aws/region_arns.ts: everything behind works on DynamoDB Local's), and its
+// streams' sequence numbers shaped as AWS's, of 21 to 40 digits, and back
+// (local-stack/aws/sequence_edge.ts, the same way); then the functions' reader and writer, and the operator's exporter, held to their policies, as
 // IAM holds them (local-stack/aws/dynamodb_iam.ts).
 const checked = authenticatedDynamo(
   regionEdge(
-    authorizedDynamo(serve, {
+    sequenceEdge(authorizedDynamo(serve, {
       identities: {
         [env.AWS_READER_ACCESS_KEY_ID]: readerIdentity(TABLES),
         [env.AWS_WRITER_ACCESS_KEY_ID]: writerIdentity(TABLES),
         [env.AWS_EXPORTER_ACCESS_KEY_ID]: exporterIdentity(TABLES),
       },
       databaseKeyId: env.AWS_ACCESS_KEY_ID,
-    }),
+    })),
     (request) => credentialOf(request.headers)?.region,
   ),
   {
