@@ -7,8 +7,10 @@
  * Tests trim a stream up to a record with a control request to the proxy:
  *
  *   POST {DYNAMODB_ENDPOINT}/__local/streams/trim
- *   {"streamArn": "...", "throughSequenceNumber": "000000000000000000042"}   (null: untrim)
+ *   {"streamArn": "...", "throughSequenceNumber": "10000000000000000000042"}   (null: untrim)
  *
+ * (a number as the stream gave it, which the proxy's edge, sequence_edge.ts, makes
+ * DynamoDB Local's `000000000000000000042` before this hook reads it).
  * From then on, for that stream: GetShardIterator at or after a sequence number up to it
  * answers 400 TrimmedDataAccessException; a TRIM_HORIZON iterator taken after the trim
  * starts after what it trimmed (GetRecords leaves those records out of its pages, and of
