@@ -33,10 +33,13 @@ async function mergeIntoTarget(rows: ReturnType<typeof items>, attempt: number) 
       "MODIFY",
       { source_id: item.source_id },
       item,
-      `${900000000 + attempt * 1000 + i}`.padStart(21, "0"),
+      // After every number the stack's stream gives (the load's records, the writes that
+      // follow): the ordering guard orders two stream changes by their numbers alone
+      // (docs/sync-semantics.md). AWS's are 21 to 40 digits, and so are the stack's
+      // (local-stack/aws/sequence_numbers.ts): 40 digits from 9 are past them all.
+      `9${String(attempt * 1000 + i).padStart(39, "0")}`,
       table.region,
-      // A second ahead of the write that follows, so that the ordering guard applies it
-      // over the previous version whatever the sequence numbers (docs/sync-semantics.md).
+      // A second ahead of the write that follows.
       Math.floor(Date.now() / 1000) + 1,
     )
   );
