@@ -51,16 +51,20 @@ const ITEM_DATA = new Set(["Keys", "NewImage", "OldImage"]);
 /** A number as DynamoDB Local writes it, inside an error's words. */
 const LOCAL_NUMBER = /(?<!\d)\d{21}(?!\d)/g;
 
-/** `value` (parsed JSON) with the sequence numbers of {@link OUT_KEYS} made AWS's. */
-export function outwardNumbers(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(outwardNumbers);
+/**
+ * `value` (parsed JSON) with the sequence numbers of {@link OUT_KEYS} made AWS's;
+ * `seen.changed` tells whether any was.
+ */
+export function outwardNumbers(value: unknown, seen = { changed: false }): unknown {
+  if (Array.isArray(value)) return value.map((v) => outwardNumbers(v, seen));
   if (value === null || typeof value !== "object") return value;
   const out: Record<string, unknown> = {};
   for (const [key, v] of Object.entries(value)) {
     if (ITEM_DATA.has(key)) out[key] = v;
     else if (OUT_KEYS.has(key) && typeof v === "string" && /^\d{1,21}$/.test(v)) {
       out[key] = awsSequenceNumber(v);
-    } else out[key] = outwardNumbers(v);
+      seen.changed = true;
+    } else out[key] = outwardNumbers(v, seen);
   }
   return out;
 }
@@ -141,16 +145,18 @@ async function outward(response: Response, control: boolean): Promise<Response> 
   } catch {
     return new Response(text, { ...init, headers: response.headers });
   }
-  let out = outwardNumbers(parsed) as Record<string, unknown>;
+  const seen = { changed: false };
+  let out = outwardNumbers(parsed, seen) as Record<string, unknown>;
   for (const key of ["message", "Message"]) {
     if (response.status >= 400 && out && typeof out[key] === "string") {
-      out = { ...out, [key]: outwardMessage(out[key] as string) };
+      const message = outwardMessage(out[key] as string);
+      if (message !== out[key]) seen.changed = true;
+      out = { ...out, [key]: message };
     }
   }
+  // Unchanged, the bytes as they came (JSON.stringify may space or spell them otherwise).
+  if (!seen.changed) return new Response(text, { ...init, headers: response.headers });
   const outText = JSON.stringify(out);
-  if (outText === JSON.stringify(parsed)) {
-    return new Response(text, { ...init, headers: response.headers });
-  }
   if (control) {
     const headers = new Headers(response.headers);
     headers.delete("content-length");
