@@ -28,6 +28,7 @@
 
 import { crc32 } from "../../functions-shared/crc32.ts";
 import { awsError } from "./json_answer.ts";
+import { withBody } from "./request_body.ts";
 
 /** The region DynamoDB Local names in every ARN it makes, whatever region it was asked in. */
 export const LOCAL_REGION = "ddblocal";
@@ -186,18 +187,6 @@ export function regionEdge(
 }
 
 const DECODER = new TextDecoder();
-
-/** `request` with `body` (its length taken from it). */
-function withBody(request: Request, body: Uint8Array<ArrayBuffer> | string): Request {
-  const headers = new Headers(request.headers);
-  headers.delete("content-length");
-  return new Request(request.url, {
-    method: request.method,
-    headers,
-    body,
-    signal: request.signal,
-  });
-}
 
 /** `response` with its ARNs `region`'s; its `x-amz-crc32`, if it has one, recomputed. */
 async function outward(response: Response, region: string): Promise<Response> {

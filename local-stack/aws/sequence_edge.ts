@@ -25,6 +25,7 @@
  */
 
 import { awsError, awsJsonText } from "./json_answer.ts";
+import { withBody } from "./request_body.ts";
 import {
   awsSequenceNumber,
   invalidSequenceNumber,
@@ -120,18 +121,6 @@ export function sequenceEdge(handler: Handler): Handler {
     }
     return await outward(await handler(forward), control);
   };
-}
-
-/** `request` with `body` (its length taken from it). */
-function withBody(request: Request, body: string): Request {
-  const headers = new Headers(request.headers);
-  headers.delete("content-length");
-  return new Request(request.url, {
-    method: request.method,
-    headers,
-    body,
-    signal: request.signal,
-  });
 }
 
 /** `response` with its sequence numbers AWS's; its `x-amz-crc32` recomputed. */

@@ -11,7 +11,7 @@
 import { awsError, awsJsonAnswer } from "./json_answer.ts";
 import { inRange, type Lineage } from "./shard_lineage.ts";
 import { endedIterator, wrapIterator } from "./shard_iterators.ts";
-import { withBody } from "./stream_shards_control.ts";
+import { withBody } from "./request_body.ts";
 
 type Next = (request: Request) => Promise<Response>;
 type Body = Record<string, unknown>;

@@ -56,7 +56,8 @@ import {
   wrapIterator,
 } from "./shard_iterators.ts";
 import { lineageIterator } from "./shard_iterator_answer.ts";
-import { ownRequest, readCloseRequest, SHARDS_PATH, withBody } from "./stream_shards_control.ts";
+import { ownRequest, readCloseRequest, SHARDS_PATH } from "./stream_shards_control.ts";
+import { withBody } from "./request_body.ts";
 
 export { SHARDS_PATH };
 /** Where the stack keeps its streams' lineages. */

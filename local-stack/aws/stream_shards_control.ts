@@ -1,12 +1,10 @@
 /**
  * The requests around local-stack/aws/stream_shards.ts: its control request (read and
- * checked), and the requests it makes of its own to DynamoDB Local or on behalf of a
- * client's (marked with errors.ts's FOLLOW_UP_HEADER).
+ * checked), and the requests it makes of its own to DynamoDB Local (those on behalf of a
+ * client's are request_body.ts's `withBody`, marked with errors.ts's FOLLOW_UP_HEADER).
  *
  * @module
  */
-
-import { FOLLOW_UP_HEADER } from "./errors.ts";
 
 const STREAMS_TARGET = "DynamoDBStreams_20120810.";
 
@@ -65,15 +63,4 @@ export function ownRequest(
     },
     body: JSON.stringify(input),
   });
-}
-
-/**
- * `request` with `text` as its body (its length left to be set again), marked as a
- * follow-up when `followUp`.
- */
-export function withBody(request: Request, text: string, followUp = false): Request {
-  const headers = new Headers(request.headers);
-  headers.delete("content-length");
-  if (followUp) headers.set(FOLLOW_UP_HEADER, "1");
-  return new Request(request.url, { method: request.method, headers, body: text });
 }
