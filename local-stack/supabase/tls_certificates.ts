@@ -20,9 +20,9 @@
  * @module
  */
 
-import { X509Certificate } from "node:crypto";
+import { createPrivateKey, type KeyObject, X509Certificate } from "node:crypto";
 import { chmodSync, existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { HOST } from "../config.ts";
 import { run } from "../processes.ts";
 import { chownToPostgres } from "./postgres_cluster.ts";
@@ -52,8 +52,8 @@ export function certificateFiles(dir: string): ServerCertificate {
 
 /**
  * Why the certificates in `files` cannot serve `host` for another week, or undefined when
- * they can: a file missing, a certificate not signed by the CA, not naming the address,
- * or expiring.
+ * they can: a file missing or unreadable (a run of openssl cut short), a key that is not
+ * the certificate's, a certificate not signed by the CA, not naming the host, or expiring.
  */
 export function certificateProblem(
   files: ServerCertificate,
@@ -62,18 +62,33 @@ export function certificateProblem(
 ): string | undefined {
   const missing = Object.values(files).find((file) => !existsSync(file));
   if (missing) return `${missing} is missing`;
-  const ca = new X509Certificate(readFileSync(files.caFile));
-  const server = new X509Certificate(readFileSync(files.certFile));
+  let ca: X509Certificate, server: X509Certificate, key: KeyObject;
+  try {
+    ca = new X509Certificate(readFileSync(files.caFile));
+    server = new X509Certificate(readFileSync(files.certFile));
+    key = createPrivateKey(readFileSync(files.keyFile));
+  } catch (error) {
+    return `the certificates in ${dirname(files.certFile)} are unreadable (${
+      (error as Error).message
+    })`;
+  }
+  if (!server.checkPrivateKey(key)) return `${files.keyFile} is not ${files.certFile}'s key`;
   if (!server.verify(ca.publicKey)) return `${files.certFile} is not signed by ${files.caFile}`;
-  if (server.checkIP(host) === undefined) return `${files.certFile} does not name ${host}`;
+  const named = isIPv4(host) ? server.checkIP(host) : server.checkHost(host);
+  if (named === undefined) return `${files.certFile} does not name ${host}`;
   const until = Math.min(Date.parse(server.validTo), Date.parse(ca.validTo));
   if (until - now.getTime() < RENEW_BEFORE_S * 1000) return `${files.certFile} expires soon`;
   return undefined;
 }
 
+/** Whether `host` is written as an IPv4 address. */
+function isIPv4(host: string): boolean {
+  return /^\d{1,3}(\.\d{1,3}){3}$/.test(host);
+}
+
 /**
- * Makes a CA and a server certificate for `host` in `dir` (a folder that exists), with
- * ECDSA P-256 keys; the CA's key is deleted once it has signed.
+ * Makes a CA and a server certificate for `host` (an IPv4 address or a name) in `dir` (a
+ * folder that exists), with ECDSA P-256 keys; the CA's key is deleted once it has signed.
  */
 export async function makeCertificates(dir: string, host: string): Promise<ServerCertificate> {
   const files = certificateFiles(dir);
@@ -90,8 +105,11 @@ export async function makeCertificates(dir: string, host: string): Promise<Serve
         "`npm run bootstrap` as root, or `apt-get install openssl`",
     );
   }
+  const openssl = (...args: string[]) => run("openssl", args);
+  const days = ["-days", String(VALID_DAYS)];
   try {
-    await run("openssl", [
+    // The CA, its extensions named rather than left to the system's openssl.cnf.
+    await openssl(
       "req",
       "-x509",
       ...ec,
@@ -99,25 +117,26 @@ export async function makeCertificates(dir: string, host: string): Promise<Serve
       caKey,
       "-out",
       files.caFile,
-      "-days",
-      String(VALID_DAYS),
+      ...days,
       "-subj",
       "/CN=dynamo-supabase-sync local stack CA",
-    ]); // deno-fmt-ignore
-    await run("openssl", [
-      "req", ...ec, "-keyout", files.keyFile, "-out", request, "-subj", `/CN=${host}`,
-    ]); // deno-fmt-ignore
+      "-addext",
+      "basicConstraints=critical,CA:TRUE",
+      "-addext",
+      "keyUsage=critical,keyCertSign,cRLSign",
+    );
     writeFileSync(
       extensions,
       [
-        `subjectAltName = IP:${host}`,
+        `subjectAltName = ${isIPv4(host) ? "IP" : "DNS"}:${host}`,
         "basicConstraints = CA:FALSE",
         "keyUsage = digitalSignature",
         "extendedKeyUsage = serverAuth",
         "",
       ].join("\n"),
     );
-    await run("openssl", [
+    await openssl("req", ...ec, "-keyout", files.keyFile, "-out", request, "-subj", `/CN=${host}`);
+    await openssl(
       "x509",
       "-req",
       "-in",
@@ -129,11 +148,10 @@ export async function makeCertificates(dir: string, host: string): Promise<Serve
       "-CAcreateserial",
       "-out",
       files.certFile,
-      "-days",
-      String(VALID_DAYS),
+      ...days,
       "-extfile",
       extensions,
-    ]); // deno-fmt-ignore
+    );
   } finally {
     for (const file of [caKey, request, extensions, join(dir, "ca.srl")]) {
       rmSync(file, { force: true });
