@@ -89,6 +89,19 @@ const RETRY_COST = 14;
 /** How far the service's clock may be from ours before requests are signed at its time. */
 const CLOCK_SKEW_MS = 300_000;
 
+/** Sleeps `ms`, its timer cleared when `signal` aborts (nothing left to run later). */
+function abortableSleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener("abort", done, { once: true });
+  });
+}
+
 /** Waits for `wait`, or less once `signal` aborts: whether it was not aborted. */
 async function untilAborted(wait: Promise<void>, signal?: AbortSignal): Promise<boolean> {
   if (!signal) {
@@ -163,7 +176,7 @@ export class DynamoClient {
       lastCost = cost;
       const base = retry === "throttling" ? 1000 : 25;
       const waitMs = Math.random() * Math.min(base * 2 ** (attempt - 1), MAX_BACKOFF_MS);
-      const sleep = this.#config.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
+      const sleep = this.#config.sleep ?? ((ms) => abortableSleep(ms, options.abortSignal));
       // An abort ends the backoff too: a caller's deadline (the write-back's UpdateItem)
       // passed during a backoff of up to 20 s was waited out before the next attempt
       // found it, so the request outlasted its deadline by that much.

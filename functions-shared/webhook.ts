@@ -227,7 +227,8 @@ export async function handleWebhook(req: Request, deps: WebhookDeps): Promise<Re
       return errorResponse(
         503,
         `the database refused the function's connection settings (${cause}): check ` +
-          "SYNC_DB_URL (its user, password, database and sslmode); nothing was applied",
+          "SYNC_DB_URL (its user, password, database and sslmode) and, for a certificate, " +
+          "SYNC_DB_CA_CERT; nothing was applied",
         { "retry-after": "60", "x-sync-refusal": "misconfigured" },
       );
     }

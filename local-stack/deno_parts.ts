@@ -8,7 +8,7 @@
  */
 
 import { createHash } from "node:crypto";
-import { existsSync, readdirSync, rmSync, statSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { DENO_BIN, DYNAMODB_PORT, FUNCTIONS_PORT, HOST, PID_DIR, ROOT, S3_PORT } from "./config.ts";
 import {
@@ -33,6 +33,12 @@ export interface DenoPart {
    * as when a value of `.local/stack.env` changes).
    */
   variables: string[];
+  /**
+   * The settings of `.local/stack.env` that name a file it reads at its start (restarted
+   * when the file's bytes change: the gateway's `DB_CA_CERT_FILE`, the CA it hands the
+   * functions).
+   */
+  files?: (keyof StackEnv)[];
   /** The port it listens on, when the stack must see it free before and open after. */
   port?: { number: number; what: string };
 }
@@ -88,6 +94,7 @@ export const DENO_PARTS: DenoPart[] = [
       "functions-shared",
     ],
     variables: ["STACK_PORT_OFFSET", "DENO_DIR"],
+    files: ["DB_CA_CERT_FILE"],
   },
   {
     name: "pg_net",
@@ -135,14 +142,19 @@ function fingerprint(paths: string[]): string {
 }
 
 /**
- * What a part starts with: a hash of its code and of its settings (`.local/stack.env`
- * and the variables it reads). Only the hash is kept, never a secret.
+ * What a part starts with: a hash of its code, of its settings (`.local/stack.env` and the
+ * variables it reads) and of the files its settings name ({@link DenoPart.files}). Only
+ * the hash is kept, never a secret.
  */
-function startFingerprint(part: DenoPart, env: StackEnv): string {
-  return createHash("sha256")
+export function startFingerprint(part: DenoPart, env: StackEnv): string {
+  const hash = createHash("sha256")
     .update(`code ${fingerprint(part.code)}\n`)
-    .update(startupSettings(env, part.variables))
-    .digest("hex");
+    .update(startupSettings(env, part.variables));
+  for (const key of part.files ?? []) {
+    const file = env[key];
+    hash.update(`${key} ${file && existsSync(file) ? readFileSync(file, "utf8") : "(none)"}\n`);
+  }
+  return hash.digest("hex");
 }
 
 /**

@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { DENO_BIN, ROOT } from "./config.ts";
-import { DENO_PARTS, type DenoPart, PROXY_PART } from "./deno_parts.ts";
+import { DENO_PARTS, type DenoPart, PROXY_PART, startFingerprint } from "./deno_parts.ts";
+import type { StackEnv } from "./stack_env.ts";
 
 /** The repository's own files that `entry` imports, statically, as `deno info` finds them. */
 async function localModules(entry: string): Promise<string[]> {
@@ -41,3 +42,18 @@ for (const part of [PROXY_PART, ...DENO_PARTS] as DenoPart[]) {
     assert.deepEqual([...missing], [], `${part.name} runs modules its code list leaves out`);
   });
 }
+
+Deno.test("the functions gateway starts again when the CA it hands the functions is made again", () => {
+  const gateway = DENO_PARTS.find((part) => part.name === "functions")!;
+  const ca = Deno.makeTempFileSync();
+  try {
+    const env = { DB_CA_CERT_FILE: ca } as StackEnv;
+    Deno.writeTextFileSync(ca, "-----BEGIN CERTIFICATE-----\none\n");
+    const before = startFingerprint(gateway, env);
+    assert.equal(startFingerprint(gateway, env), before, "the same file: reused");
+    Deno.writeTextFileSync(ca, "-----BEGIN CERTIFICATE-----\ntwo\n");
+    assert.notEqual(startFingerprint(gateway, env), before);
+  } finally {
+    Deno.removeSync(ca);
+  }
+});

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { inListingOrder } from "./shard_order.ts";
 import { SHARDS_PATH, StreamShards } from "./stream_shards.ts";
 
 const ARN = "arn:aws:dynamodb:ddblocal:000000000000:table/t/stream/2026-12-01T07:09:10.119";
@@ -274,6 +275,9 @@ Deno.test("DescribeStream pages the lineage by Limit and ExclusiveStartShardId",
   } while (start);
   assert.equal(ids.length, 4);
   assert.equal(new Set(ids).size, 4);
+  // In no chronological order: by their ids' hash (shard_order.ts), not the lineage's.
+  const hashed = inListingOrder(ids.map((ShardId) => ({ ShardId }))).map((s) => s.ShardId);
+  assert.deepEqual(ids, hashed);
 });
 
 Deno.test("the lineages outlive the proxy; the control refuses what it cannot do", async () => {

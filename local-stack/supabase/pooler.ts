@@ -21,7 +21,7 @@
  */
 
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { HOST, PG_BIN, POOLER_PORT, POSTGRES_PORT } from "../config.ts";
 import {
@@ -113,6 +113,9 @@ export function pgbouncerIni(
     // is refused ("SSL required") instead of served. The functions verify the
     // certificate (SYNC_DB_URL's sslmode=verify-full, SYNC_DB_CA_CERT: project_secrets.ts).
     "client_tls_sslmode = require",
+    // The hop to Postgres stays in the clear, named rather than left to the version's
+    // default (disable until 1.19, prefer since 1.20): the functions see only their own.
+    "server_tls_sslmode = disable",
     `client_tls_cert_file = ${tls.certFile}`,
     `client_tls_key_file = ${tls.keyFile}`,
     // Nothing session-wide survives a transaction, even for a client alone: PgBouncer would
@@ -164,6 +167,11 @@ export function pgbouncerIni(
   ].join("\n");
 }
 
+/** The sha256 of a file's bytes, in hex. */
+function fileDigest(file: string): string {
+  return createHash("sha256").update(readFileSync(file)).digest("hex");
+}
+
 /** Whether PgBouncer is installed; `stack:up` stops with this message when it is not. */
 export function pgbouncerMissing(): string | undefined {
   return existsSync(PGBOUNCER_BIN)
@@ -185,7 +193,10 @@ export async function startPooler(): Promise<"started" | "reused"> {
   const version = pgbouncerVersion(await run(PGBOUNCER_BIN, ["--version"]));
   // Postgres's own (made at its start; again here for a Postgres started before they were).
   const tls = await ensureServerCertificate(await dataDir());
-  const ini = pgbouncerIni(paths.data, tls, POOLER_PORT, POSTGRES_PORT, version);
+  // The certificate's digest too: PgBouncer reads it at its start, and one made again
+  // (tls_certificates.ts) restarts it.
+  const ini = pgbouncerIni(paths.data, tls, POOLER_PORT, POSTGRES_PORT, version) +
+    `; server certificate sha256 ${fileDigest(tls.certFile)}\n`;
   const iniFile = join(paths.data, "pgbouncer.ini");
   const fingerprint = createHash("sha256").update(ini).digest("hex");
   const running = runningProcess(NAME);

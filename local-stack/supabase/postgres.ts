@@ -132,7 +132,11 @@ export async function startPostgres(
   const paths = await clusterPaths(cluster);
   const dir = paths.data;
   const ours = existsSync(join(dir, "postmaster.pid"));
-  if (ours && await isReady(cluster)) return "reused";
+  if (ours && await isReady(cluster)) {
+    // Certificates made again (unreadable, or near their end) are read at a reload.
+    if ((await ensureServerCertificate(dir)).made) await pg("pg_ctl", ["-D", dir, "reload"]);
+    return "reused";
+  }
   if (!ours && await portOpen(HOST, cluster.port)) throw portTaken(cluster.port, "Postgres");
   checkSocketPath(join(dir, "sockets", `.s.PGSQL.${cluster.port}`));
   if (paths.fallback) await prepareFallbackDir(paths.fallback.dir);

@@ -64,6 +64,18 @@ export function functionsEnvFile(file = FUNCTIONS_ENV_FILE): Record<string, stri
   );
 }
 
+/** The PEM of the stack's CA (`DB_CA_CERT_FILE`), or an error saying what to run. */
+function stackCa(env: StackEnv): string {
+  const file = env.DB_CA_CERT_FILE;
+  if (!file || !existsSync(file)) {
+    throw new Error(
+      `.local/stack.env's DB_CA_CERT_FILE (${file ?? "unset"}) names no file: the ` +
+        "database's CA is made by `npm run stack:up`; run it",
+    );
+  }
+  return readFileSync(file, "utf8");
+}
+
 /** `url` with its `sslmode` set to `mode`. */
 function withSslMode(url: string, mode: string): string {
   const parsed = new URL(url);
@@ -89,7 +101,7 @@ export function projectSecrets(
     // As a careful hosted project sets them: the pooler, its certificate verified against
     // the CA that signs it (Supabase's, downloaded from the dashboard; here the stack's).
     SYNC_DB_URL: withSslMode(env.POOLER_URL, "verify-full"),
-    SYNC_DB_CA_CERT: readFileSync(env.DB_CA_CERT_FILE, "utf8"),
+    SYNC_DB_CA_CERT: stackCa(env),
     SYNC_WEBHOOK_SECRET: env.SYNC_WEBHOOK_SECRET,
     DYNAMODB_ENDPOINT: env.DYNAMODB_ENDPOINT,
     AWS_REGION: env.AWS_REGION,

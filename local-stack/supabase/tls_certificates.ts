@@ -164,18 +164,23 @@ export async function makeCertificates(dir: string, host: string): Promise<Serve
 
 /**
  * The certificates of the cluster whose data directory is `dir` (made by initdb), made
- * there when there are none or they no longer serve (see {@link certificateProblem}):
- * they go with the cluster, and destroying it takes them. Given to the `postgres` user
- * when the stack runs as root.
+ * there when there are none or they no longer serve (see {@link certificateProblem}), and
+ * whether they were made now (what runs with the old ones must take the new: postgres.ts,
+ * pooler.ts, deno_parts.ts): they go with the cluster, and destroying it takes them.
+ * Given to the `postgres` user when the stack runs as root.
  */
-export async function ensureServerCertificate(dir: string): Promise<ServerCertificate> {
+export async function ensureServerCertificate(
+  dir: string,
+): Promise<ServerCertificate & { made: boolean }> {
   const files = certificateFiles(dir);
-  if (certificateProblem(files, HOST) !== undefined) {
+  const problem = certificateProblem(files, HOST);
+  if (problem !== undefined) {
+    if (existsSync(files.certFile)) console.log(`stack: new TLS certificates: ${problem}`);
     for (const file of Object.values(files)) rmSync(file, { force: true });
     await makeCertificates(dir, HOST);
   }
   await chownToPostgres(files.caFile);
   await chownToPostgres(files.certFile);
   await chownToPostgres(files.keyFile);
-  return files;
+  return { ...files, made: problem !== undefined };
 }
