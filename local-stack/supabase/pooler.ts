@@ -163,6 +163,10 @@ export function pgbouncerIni(
     // it does for the checkout above.
     "log_connections = 0",
     "log_disconnections = 0",
+    // The certificate's digest: PgBouncer reads the files at its start, and a certificate
+    // made again (tls_certificates.ts) changes the configuration's fingerprint, so that
+    // the pooler starts again with it.
+    `; server certificate sha256 ${existsSync(tls.certFile) ? fileDigest(tls.certFile) : "none"}`,
     "",
   ].join("\n");
 }
@@ -193,10 +197,7 @@ export async function startPooler(): Promise<"started" | "reused"> {
   const version = pgbouncerVersion(await run(PGBOUNCER_BIN, ["--version"]));
   // Postgres's own (made at its start; again here for a Postgres started before they were).
   const tls = await ensureServerCertificate(await dataDir());
-  // The certificate's digest too: PgBouncer reads it at its start, and one made again
-  // (tls_certificates.ts) restarts it.
-  const ini = pgbouncerIni(paths.data, tls, POOLER_PORT, POSTGRES_PORT, version) +
-    `; server certificate sha256 ${fileDigest(tls.certFile)}\n`;
+  const ini = pgbouncerIni(paths.data, tls, POOLER_PORT, POSTGRES_PORT, version);
   const iniFile = join(paths.data, "pgbouncer.ini");
   const fingerprint = createHash("sha256").update(ini).digest("hex");
   const running = runningProcess(NAME);

@@ -31,3 +31,17 @@ Deno.test("the pooler requires TLS with the stack's certificate", () => {
     "postgresql://postgres:postgres@127.0.0.1:6543/postgres?pgbouncer=true",
   );
 });
+
+Deno.test("a certificate made again changes the pooler's configuration, which restarts it", () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    const tls = certificateFiles(dir);
+    Deno.writeTextFileSync(tls.certFile, "one");
+    const before = pgbouncerIni("/d", tls, 1, 2, [1, 18]);
+    assert.equal(pgbouncerIni("/d", tls, 1, 2, [1, 18]), before);
+    Deno.writeTextFileSync(tls.certFile, "two");
+    assert.notEqual(pgbouncerIni("/d", tls, 1, 2, [1, 18]), before);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
