@@ -11,6 +11,7 @@ import type { DynamoClient } from "./dynamo_http.ts";
 import { aheadAtArrival, type CpuMeter } from "./cpu_meter.ts";
 import type { PacingDeps } from "./scan_pacing.ts";
 import type { StreamRecord } from "./webhook_envelope.ts";
+import type { WriteBackEdit } from "./write_back_update.ts";
 
 /** One statement the fake database was sent. */
 export interface Statement {
@@ -220,3 +221,13 @@ export function actionStreamRecord(id: string, seq: string, eventID = `ev-${id}`
     },
   } as unknown as StreamRecord;
 }
+
+/** An admin's edit of a segment's name (`firespring_segments`, key `s-1`): "Old" to "New". */
+export const SEGMENT_NAME_EDIT: WriteBackEdit = {
+  id: 7,
+  rowKey: { segment_id: "s-1" },
+  columns: ["segment_name"],
+  before: { segment_name: "Old" },
+  after: { segment_name: "New" },
+  rangeKey: null,
+};

@@ -11,19 +11,11 @@ import { crc32 } from "./crc32.ts";
 import { DYNAMO_MAX_ATTEMPTS } from "./dynamo_client.ts";
 import { DynamoClient } from "./dynamo_http.ts";
 import { byTargetTable } from "./table_registry.ts";
-import { fakeCpuMeter, fakeSql } from "./testing_fakes.ts";
+import { fakeCpuMeter, fakeSql, SEGMENT_NAME_EDIT } from "./testing_fakes.ts";
 import { attempt, type EditDeps } from "./write_back_attempt.ts";
-import type { WriteBackEdit } from "./write_back_update.ts";
 
 const spec = byTargetTable("firespring_segments")!;
-const edit: WriteBackEdit = {
-  id: 7,
-  rowKey: { segment_id: "s-1" },
-  columns: ["segment_name"],
-  before: { segment_name: "Old" },
-  after: { segment_name: "New" },
-  rangeKey: null,
-};
+const edit = SEGMENT_NAME_EDIT;
 
 /**
  * A DynamoDB of one item, `name` "Old": GetItem reads it; UpdateItem, on condition that

@@ -1,17 +1,10 @@
 import assert from "node:assert/strict";
 import { byTargetTable } from "./table_registry.ts";
-import { fakeDynamo, fakeSql } from "./testing_fakes.ts";
+import { fakeDynamo, fakeSql, SEGMENT_NAME_EDIT } from "./testing_fakes.ts";
 import { causeOf, readItem, restore, sourceValues } from "./write_back_source.ts";
 
 const segments = byTargetTable("firespring_segments")!;
-const edit = {
-  id: 7,
-  rowKey: { segment_id: "s-1" },
-  columns: ["segment_name"],
-  before: { segment_name: "Old" },
-  after: { segment_name: "New" },
-  rangeKey: null,
-};
+const edit = SEGMENT_NAME_EDIT;
 
 Deno.test("the source's values are the edited columns as the row would show them", () => {
   assert.deepEqual(
