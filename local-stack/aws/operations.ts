@@ -23,6 +23,15 @@ export const TABLE_TARGET = "DynamoDB_20120810.";
 export const STREAMS_TARGET = "DynamoDBStreams_20120810.";
 
 /**
+ * The DynamoDB Streams operation `request` names (`GetRecords`, `DescribeStream`...), or
+ * "" for any other request.
+ */
+export function streamsOperation(request: Request): string {
+  const target = request.headers.get("x-amz-target") ?? "";
+  return target.startsWith(STREAMS_TARGET) ? target.slice(STREAMS_TARGET.length) : "";
+}
+
+/**
  * Whether an operation may add stream records: any but the reads and the Describe, List,
  * Get and TransactGet operations (PartiQL included, whatever its statement).
  */

@@ -25,6 +25,7 @@
  */
 
 import { awsError, awsJsonText } from "./json_answer.ts";
+import { streamsOperation } from "./operations.ts";
 import { withBody } from "./request_body.ts";
 import {
   awsSequenceNumber,
@@ -34,7 +35,6 @@ import {
 
 type Handler = (request: Request) => Promise<Response>;
 
-const STREAMS_TARGET = "DynamoDBStreams_20120810.";
 /** The stack's control paths of its streams (stream_trim.ts, stream_shards.ts, stream_gaps.ts). */
 export const CONTROL_PREFIX = "/__local/streams/";
 
@@ -96,9 +96,8 @@ export function inwardNumbers(
 /** `handler` behind the edge for sequence numbers (see the module's words). */
 export function sequenceEdge(handler: Handler): Handler {
   return async (request) => {
-    const target = request.headers.get("x-amz-target") ?? "";
     const control = new URL(request.url).pathname.startsWith(CONTROL_PREFIX);
-    if (!control && !target.startsWith(STREAMS_TARGET)) return await handler(request);
+    if (!control && streamsOperation(request) === "") return await handler(request);
     let forward = request;
     if (request.method === "POST") {
       const text = await request.text();

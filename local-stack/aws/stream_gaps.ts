@@ -28,6 +28,7 @@
  * @module
  */
 
+import { streamsOperation } from "./operations.ts";
 import { awsError, awsJsonAnswer } from "./json_answer.ts";
 import { ProxyLayer } from "./proxy_layer.ts";
 import { ITERATOR_LIFETIME_MS } from "./shard_iterators.ts";
@@ -35,7 +36,6 @@ import { streamOfIterator } from "./stream_arns.ts";
 
 /** The control path. */
 export const GAPS_PATH = "/__local/streams/gaps";
-const TARGET = "DynamoDBStreams_20120810.";
 const MARK = "|gap|";
 
 /** `inner` with `left` empty pages to answer first, given at `issuedAt` (epoch ms). */
@@ -67,8 +67,7 @@ export class StreamGaps extends ProxyLayer {
   /** Serves the control path and the gaps; everything else goes to `next`. */
   async handle(request: Request, next: (request: Request) => Promise<Response>): Promise<Response> {
     if (new URL(request.url).pathname === GAPS_PATH) return await this.#control(request);
-    const target = request.headers.get("x-amz-target") ?? "";
-    const operation = target.startsWith(TARGET) ? target.slice(TARGET.length) : "";
+    const operation = streamsOperation(request);
     if (operation !== "GetShardIterator" && operation !== "GetRecords") {
       return await next(request);
     }

@@ -32,6 +32,7 @@
  * @module
  */
 
+import { streamsOperation } from "./operations.ts";
 import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { LOCAL_DIR } from "../config.ts";
@@ -62,7 +63,6 @@ import { withBody } from "./request_body.ts";
 export { SHARDS_PATH };
 /** Where the stack keeps its streams' lineages. */
 export const STREAM_SHARDS_FILE = join(LOCAL_DIR, "stream-shards.json");
-const TARGET = "DynamoDBStreams_20120810.";
 /** Pages of a sibling's records read past in one GetRecords at most. */
 const SIBLING_PAGES = 20;
 
@@ -118,8 +118,7 @@ export class StreamShards {
   /** Serves the control path and the lineages; everything else goes to `next`. */
   async handle(request: Request, next: Next): Promise<Response> {
     if (new URL(request.url).pathname === SHARDS_PATH) return await this.#control(request, next);
-    const target = request.headers.get("x-amz-target") ?? "";
-    const operation = target.startsWith(TARGET) ? target.slice(TARGET.length) : "";
+    const operation = streamsOperation(request);
     // Every GetRecords comes here: one answered while a close is in progress may hold
     // records past its cut, though its stream had no lineage when it was asked.
     if (

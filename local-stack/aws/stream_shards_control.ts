@@ -6,7 +6,7 @@
  * @module
  */
 
-const STREAMS_TARGET = "DynamoDBStreams_20120810.";
+import { STREAMS_TARGET } from "./operations.ts";
 
 /** The control path. */
 export const SHARDS_PATH = "/__local/streams/shards";

@@ -26,12 +26,12 @@
  * @module
  */
 
+import { streamsOperation } from "./operations.ts";
 import { awsJsonAnswer as awsAnswer } from "./json_answer.ts";
 import { streamOfIterator } from "./stream_arns.ts";
 
 /** The control path. */
 export const TRIM_PATH = "/__local/streams/trim";
-const TARGET = "DynamoDBStreams_20120810.";
 
 /** Compares two sequence numbers (decimal text of up to 40 digits) as numbers. */
 function seqAtMost(seq: string, limit: string): boolean {
@@ -65,8 +65,7 @@ export class StreamTrim {
   async handle(request: Request, next: (request: Request) => Promise<Response>): Promise<Response> {
     const url = new URL(request.url);
     if (url.pathname === TRIM_PATH) return await this.#control(request);
-    const target = request.headers.get("x-amz-target") ?? "";
-    const operation = target.startsWith(TARGET) ? target.slice(TARGET.length) : "";
+    const operation = streamsOperation(request);
     if (
       this.#through.size === 0 ||
       (operation !== "GetShardIterator" && operation !== "GetRecords")
