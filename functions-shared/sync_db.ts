@@ -10,6 +10,7 @@
 
 import { toWire } from "./change_wire.ts";
 import type { CpuMeter } from "./cpu_meter.ts";
+import { isIPv4 } from "node:net";
 import postgres from "postgres";
 import { type DbTarget, parseDbUrl } from "./db_url.ts";
 import { isDatabaseUnavailable, isDataError } from "./db_errors.ts";
@@ -81,7 +82,7 @@ export function poolOptions(target: DbTarget, pool: PoolSettings): postgres.Opti
  * check the address against the certificate's IP entries, as libpq's `verify-full` does.
  */
 function verifiedHost(host: string): { servername: string } | { host: string } {
-  return /^\d{1,3}(\.\d{1,3}){3}$/.test(host) ? { host } : { servername: host };
+  return isIPv4(host) ? { host } : { servername: host };
 }
 
 /** The pool settings of a function's settings (settings.ts, `PLATFORM_SETTINGS`). */

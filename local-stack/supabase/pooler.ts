@@ -42,7 +42,7 @@ import {
   stopDetached,
   waitFor,
 } from "../processes.ts";
-import { ensureServerCertificate, type ServerCertificate } from "./tls_certificates.ts";
+import { certificateFiles, type ServerCertificate } from "./tls_certificates.ts";
 
 /** Where Debian installs PgBouncer. */
 export const PGBOUNCER_BIN = "/usr/sbin/pgbouncer";
@@ -195,8 +195,8 @@ export async function startPooler(): Promise<"started" | "reused"> {
   if (paths.fallback) await prepareFallbackDir(paths.fallback.dir);
   mkdirSync(paths.data, { recursive: true, mode: 0o700 });
   const version = pgbouncerVersion(await run(PGBOUNCER_BIN, ["--version"]));
-  // Postgres's own (made at its start; again here for a Postgres started before they were).
-  const tls = await ensureServerCertificate(await dataDir());
+  // Postgres's own: startPostgres, which `stack:up` runs first, made or checked them.
+  const tls = certificateFiles(await dataDir());
   const ini = pgbouncerIni(paths.data, tls, POOLER_PORT, POSTGRES_PORT, version);
   const iniFile = join(paths.data, "pgbouncer.ini");
   const fingerprint = createHash("sha256").update(ini).digest("hex");

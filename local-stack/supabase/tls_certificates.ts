@@ -20,6 +20,7 @@
  * @module
  */
 
+import { isIPv4 } from "node:net";
 import { createPrivateKey, type KeyObject, X509Certificate } from "node:crypto";
 import { chmodSync, existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -79,11 +80,6 @@ export function certificateProblem(
   const until = Math.min(Date.parse(server.validTo), Date.parse(ca.validTo));
   if (until - now.getTime() < RENEW_BEFORE_S * 1000) return `${files.certFile} expires soon`;
   return undefined;
-}
-
-/** Whether `host` is written as an IPv4 address. */
-function isIPv4(host: string): boolean {
-  return /^\d{1,3}(\.\d{1,3}){3}$/.test(host);
 }
 
 /**
