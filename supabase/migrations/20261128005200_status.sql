@@ -221,10 +221,18 @@ as $$
     cross join lateral (
       select d.runid, d.status, d.job_pid, d.start_time,
              -- a run not started yet has no start_time: it was made before any later run
-             -- started (run ids grow)
-             coalesce(d.start_time, (select l.start_time from cron.job_run_details l
-                                     where l.runid > d.runid and l.start_time is not null
-                                     order by l.runid limit 1)) as began
+             -- started (run ids grow); when none has (pg_cron starting nothing at all), a
+             -- job due at least every minute made it within a minute of its previous
+             -- run's end (pg_cron makes a job's next run at its first tick after that)
+             coalesce(d.start_time,
+                      (select l.start_time from cron.job_run_details l
+                       where l.runid > d.runid and l.start_time is not null
+                       order by l.runid limit 1),
+                      case when j.schedule = '* * * * *' or j.schedule ~ '^[1-5]?[0-9] seconds$'
+                           then (select p.end_time + interval '1 minute'
+                                 from cron.job_run_details p
+                                 where p.jobid = j.jobid and p.runid < d.runid
+                                 order by p.runid desc limit 1) end) as began
       from cron.job_run_details d
       where d.jobid = j.jobid
       order by d.runid desc

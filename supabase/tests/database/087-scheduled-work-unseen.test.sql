@@ -4,7 +4,7 @@
 -- minutes while no write-back run was seen.
 set client_min_messages = warning;
 begin;
-select plan(42);
+select plan(44);
 
 -- pg_cron's jobs: a failed latest run is named with when and why, until a later run of
 -- the job succeeds. (Runs numbered past any real one: pg_cron keeps running meanwhile.)
@@ -69,6 +69,16 @@ select is(sync.scheduler_problem(),
   'a run not started while a later run of another job started 10 minutes ago is named');
 select pg_temp.ran('sync-write-back', 'succeeded', '1 row', 4);
 select is(sync.scheduler_problem(), null, 'a later run of the job that ended clears it');
+-- Not started, and no run of any job started since (pg_cron starting nothing): a job due
+-- every minute made it within a minute of its previous run's end (10:04:01).
+select pg_temp.began('sync-write-back', 'starting', null, null);
+select pg_temp.began('sync-stream-check', 'starting', null, null);
+select is(sync.scheduler_problem(),
+  'pg_cron job sync-write-back has been starting since before 2026-12-01T10:05:01Z (its runs take seconds, and pg_cron starts no other run of it until this one ends): it has no backend yet',
+  'a run not started while no later run started is named by its job''s previous end, for a job due every minute, not an hourly one');
+select pg_temp.ran('sync-write-back', 'succeeded', '1 row', 5);
+select pg_temp.ran('sync-stream-check', 'succeeded', '1 row', 6);
+select is(sync.scheduler_problem(), null, 'later runs of the jobs that ended clear it');
 select pg_temp.ran('sync-validator', 'failed', repeat('x', 400), 3);
 select is(length(sync.scheduler_problem()),
   length('pg_cron job sync-validator failed at 2026-12-01T10:03:00Z: ') + 300,
