@@ -37,10 +37,11 @@ export type Outcome = {
 };
 
 /**
- * How long the UpdateItem may take, its SDK retries included: less than the lease that
- * `sync.hold_write_back` renews (2 minutes) just before it, so that it has ended, or been
- * given up, before another run may take the edit over. Given up, it may or may not have
- * been applied: the next attempt reads the item first.
+ * How long the UpdateItem may take, its SDK retries and, after a failed condition, its
+ * read of the item again included: less than the lease that `sync.hold_write_back` renews
+ * (2 minutes) just before it, so that it has ended, or been given up, before another run
+ * may take the edit over. Given up, it may or may not have been applied: the next attempt
+ * reads the item first.
  */
 export const UPDATE_TIMEOUT_MS = 90_000;
 
@@ -105,31 +106,37 @@ export async function attempt(
   if (!holds) return "taken";
   const timeoutMs = deps.updateTimeoutMs ?? UPDATE_TIMEOUT_MS;
   const deadline = AbortSignal.timeout(timeoutMs);
+  // Given up at the deadline, the client throws the signal's bare reason ("The operation
+  // was aborted due to timeout"), which named neither the request nor what became of it:
+  // an attempt whose answer was held (a stall) may have been written.
+  const givenUp = (error: unknown, what: string) => {
+    if (!deadline.aborted || error instanceof DynamoError) return error;
+    return new DynamoError(
+      "TimeoutError",
+      `UpdateItem on ${spec.sourceTable}: ${what}; it may ` +
+        "have been written, which the next attempt's read of the item finds",
+      {},
+      "transient",
+    );
+  };
   try {
     await writer.send(new UpdateItemCommand(plan.input), { abortSignal: deadline });
     return { status: "applied", detail: `${where}: written to ${spec.sourceTable}` };
   } catch (error) {
-    if ((error as { name?: string }).name === "ConditionalCheckFailedException") {
-      // Read again below.
-    } else if (deadline.aborted && !(error instanceof DynamoError)) {
-      // Given up at the deadline, the client throws the signal's bare reason ("The
-      // operation was aborted due to timeout"), which named neither the request nor what
-      // became of it: an attempt whose answer was held (a stall) may have been written.
-      throw new DynamoError(
-        "TimeoutError",
-        `UpdateItem on ${spec.sourceTable}: no answer within ${timeoutMs} ms, its retries ` +
-          "included; it may have been written, which the next attempt's read of the item finds",
-        {},
-        "transient",
-      );
-    } else {
-      throw error;
+    if ((error as { name?: string }).name !== "ConditionalCheckFailedException") {
+      throw givenUp(error, `no answer within ${timeoutMs} ms, its retries included`);
     }
   }
   // The condition failed: the item changed between the read and the update, or an
   // earlier try of this very update took effect and its answer was lost (a 500 after the
-  // write, which the SDK retried): then the item holds the edit.
-  const now = await readItem(deps, spec, key);
+  // write, which the SDK retried): then the item holds the edit. Read within the same
+  // deadline, as the lease allows no more.
+  const now = await readItem(deps, spec, key, deadline).catch((error) => {
+    throw givenUp(
+      error,
+      `its condition failed, and the item's read again had no answer within ${timeoutMs} ms`,
+    );
+  });
   if (now && planWriteBack(spec, edit, key, now).kind === "noop") {
     return { status: "applied", detail: `${where}: written to ${spec.sourceTable}` };
   }

@@ -153,3 +153,53 @@ Deno.test("an error answered before the deadline is thrown as it is", async () =
     await dynamo.close();
   }
 });
+
+Deno.test("a failed condition's read of the item again is given up at the same deadline, naming it", async () => {
+  const dynamo = stallingDynamo(0, 0);
+  let reads = 0;
+  // The first read answers; the second (after the failed condition) never does, but for
+  // its signal: without one it fails the test after a second.
+  const reader = {
+    send: (_command: unknown, options: { abortSignal?: AbortSignal } = {}) => {
+      if (++reads === 1) {
+        return Promise.resolve({ Item: { segment_id: { S: "s-1" }, name: { S: "Old" } } });
+      }
+      const signal = options.abortSignal;
+      return new Promise((_, reject) => {
+        if (!signal) return setTimeout(() => reject(new Error("the read had no deadline")), 1_000);
+        signal.addEventListener("abort", () => reject(signal.reason), { once: true });
+      });
+    },
+  } as unknown as DynamoClient;
+  const failedCondition = {
+    send: () =>
+      Promise.reject(
+        Object.assign(new Error("The conditional request failed"), {
+          name: "ConditionalCheckFailedException",
+        }),
+      ),
+  } as unknown as DynamoClient;
+  try {
+    await assert.rejects(
+      attempt(
+        { ...deps(dynamo.client, 100), reader: () => reader, writer: () => failedCondition },
+        spec,
+        edit,
+        "7",
+      ),
+      (e: Error) => {
+        assert.equal(e.name, "TimeoutError");
+        assert.equal(
+          e.message,
+          `UpdateItem on ${spec.sourceTable}: its condition failed, and the item's read again ` +
+            "had no answer within 100 ms; it may have been written, which the next attempt's " +
+            "read of the item finds",
+        );
+        return true;
+      },
+    );
+    assert.equal(reads, 2);
+  } finally {
+    await dynamo.close();
+  }
+});

@@ -60,14 +60,19 @@ export async function newerObservation(
   return found ? String(found.N ?? found.S) : undefined;
 }
 
-/** The item of `key`, read consistently; undefined when there is none. */
+/**
+ * The item of `key`, read consistently; undefined when there is none. Given up, its
+ * retries included, when `abortSignal` aborts.
+ */
 export async function readItem(
   deps: SourceDeps,
   spec: TableSpec,
   key: AttributeMap,
+  abortSignal?: AbortSignal,
 ): Promise<AttributeMap | undefined> {
   const { Item } = await deps.reader(spec.region).send(
     new GetItemCommand({ TableName: spec.sourceTable, Key: key, ConsistentRead: true }),
+    { abortSignal },
   );
   return Item;
 }
