@@ -3,17 +3,22 @@
  * Supabase's port 6543 does: a client's statements run on whichever server connection is
  * free, so session state (a SET, a prepared statement) does not follow its client, while the functions' own pool
  * (functions-shared/sync_db.ts, which turns prepared statements off for a transaction
- * pooler) works through it. The statement timeouts are the hosted ones.
+ * pooler) works through it. The statement timeouts are the hosted ones. Certificates made
+ * again by a `stack:up` are served at once by the running Postgres and the pooler.
  */
 
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
+import { dirname } from "node:path";
 import postgres from "postgres";
 import { connectDb as connectFunctionsDb } from "../functions-shared/sync_db.ts";
 import { parseDbUrl } from "../functions-shared/db_url.ts";
 import { isDatabaseMisconfigured, isDatabaseUnavailable } from "../functions-shared/db_errors.ts";
 import { unpipelined } from "../functions-shared/unpipelined.ts";
 import { connectDb, stack } from "./stack_clients.ts";
+import { DENO_BIN, ROOT } from "../local-stack/config.ts";
+import { run } from "../local-stack/processes.ts";
+import { certificateFiles } from "../local-stack/supabase/tls_certificates.ts";
 
 Deno.test("the pooler URL names a transaction pooler, which the functions get as SYNC_DB_URL", () => {
   const target = parseDbUrl(stack.POOLER_URL);
@@ -48,6 +53,34 @@ Deno.test("the pooler speaks TLS only, with a certificate the functions' setting
   } finally {
     await verified.end();
     await untrusted.end();
+  }
+});
+
+Deno.test("certificates made again are taken by what runs: Postgres reloads them, the pooler restarts", async () => {
+  const oldCa = readFileSync(stack.DB_CA_CERT_FILE, "utf8");
+  // A certificate cut short (a run of openssl killed): the next stack:up makes new ones,
+  // signed by a new CA, while Postgres keeps running.
+  const { certFile } = certificateFiles(dirname(stack.DB_CA_CERT_FILE));
+  writeFileSync(certFile, readFileSync(certFile, "utf8").slice(0, 100));
+  const output = await run(DENO_BIN, ["run", "-A", "local-stack/stack.ts", "up"], { cwd: ROOT });
+  assert.match(output, /stack: new TLS certificates: /);
+  assert.match(output, /stack: postgres reused/, "Postgres was not restarted");
+  const caCert = readFileSync(stack.DB_CA_CERT_FILE, "utf8");
+  assert.notEqual(caCert, oldCa);
+  // Verified against the new CA only: each serves the new certificate.
+  for (
+    const url of [
+      `${stack.DATABASE_URL}?sslmode=verify-full`,
+      `${stack.POOLER_URL}&sslmode=verify-full`,
+    ]
+  ) {
+    const client = connectFunctionsDb(url, { max: 1, caCert, connectTimeoutS: 5 });
+    try {
+      const [row] = await client`select 1 as one`;
+      assert.equal(row.one, 1, url);
+    } finally {
+      await client.end();
+    }
   }
 });
 
