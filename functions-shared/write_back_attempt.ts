@@ -113,8 +113,8 @@ export async function attempt(
     if (!deadline.aborted || error instanceof DynamoError) return error;
     return new DynamoError(
       "TimeoutError",
-      `UpdateItem on ${spec.sourceTable}: ${what}; it may ` +
-        "have been written, which the next attempt's read of the item finds",
+      `UpdateItem on ${spec.sourceTable}: ${what}; it may have been written, which the ` +
+        "next attempt's read of the item finds",
       {},
       "transient",
     );
