@@ -116,8 +116,11 @@ async function readSecret(arn: string, limitMs: number): Promise<string> {
   if (!parsed.ok) {
     throw new Error(
       `the webhook secret ${arn} holds no valid whsec_... value (${parsed.problem}); put ` +
-        `the one Supabase has with ` +
-        `aws secretsmanager put-secret-value --secret-id ${arn} --secret-string whsec_...`,
+        `the one Supabase has with (as Terraform's put_webhook_secret output: the secret's ` +
+        `region, since the CLI sends it to its default region whatever the ARN says, and the ` +
+        `value from standard input, not the command line) printf %s "$SYNC_WEBHOOK_SECRET" | ` +
+        `aws secretsmanager put-secret-value --region ${arn.split(":")[3]} --secret-id ${arn} ` +
+        `--secret-string file:///dev/stdin`,
     );
   }
   const secrets = current!.split(",").map((s) => s.trim());
