@@ -57,6 +57,11 @@ let cached: { value: Promise<string>; readAt: number } | undefined;
 let lastGood: { value: string; readAt: number } | undefined;
 let client: SecretsManagerClient | undefined;
 
+/** The region of a secret's ARN (its fourth part). */
+function regionOf(arn: string): string {
+  return arn.split(":")[3];
+}
+
 /**
  * One version of the secret (the current one without `stage`); undefined when the secret
  * has no version at that stage (Secrets Manager answers ResourceNotFoundException).
@@ -66,9 +71,9 @@ async function readVersion(
   stage: string | undefined,
   limit: { signal: AbortSignal; ms: number },
 ): Promise<string | undefined> {
-  // The region is the secret's own (the ARN's fourth part), whatever the Lambda's.
+  // The region is the secret's own, whatever the Lambda's.
   client ??= new SecretsManagerClient({
-    region: arn.split(":")[3] || undefined,
+    region: regionOf(arn) || undefined,
     requestHandler: {
       requestTimeout: REQUEST_TIMEOUT_MS,
       connectionTimeout: REQUEST_TIMEOUT_MS,
@@ -119,7 +124,7 @@ async function readSecret(arn: string, limitMs: number): Promise<string> {
         `the one Supabase has with (as Terraform's put_webhook_secret output: the secret's ` +
         `region, since the CLI sends it to its default region whatever the ARN says, and the ` +
         `value from standard input, not the command line) printf %s "$SYNC_WEBHOOK_SECRET" | ` +
-        `aws secretsmanager put-secret-value --region ${arn.split(":")[3]} --secret-id ${arn} ` +
+        `aws secretsmanager put-secret-value --region ${regionOf(arn)} --secret-id ${arn} ` +
         `--secret-string file:///dev/stdin`,
     );
   }
