@@ -18,6 +18,8 @@ import {
   CreateTableCommand,
   DeleteTableCommand,
   DescribeTableCommand,
+  type StreamSpecification,
+  UpdateTableCommand,
 } from "@aws-sdk/client-dynamodb";
 import { TABLES, writeBackAttributes } from "../functions-shared/table_registry.ts";
 import {
@@ -277,21 +279,27 @@ Deno.test({
 });
 
 Deno.test({
-  name: "terraform plan refuses a table whose stream lacks NEW_AND_OLD_IMAGES, naming the fix",
+  name:
+    "terraform plan refuses a table whose stream lacks NEW_AND_OLD_IMAGES, naming the fix for each",
   ignore: !available,
   async fn() {
     const zip = await buildLambda();
-    const table = `terraform-keys-only-${crypto.randomUUID().slice(0, 8)}`;
+    const run = crypto.randomUUID().slice(0, 8);
+    const table = `terraform-keys-only-${run}`;
+    const streamless = `terraform-no-stream-${run}`;
     const client = dynamo("us-east-1");
-    await client.send(
-      new CreateTableCommand({
-        TableName: table,
-        KeySchema: [{ AttributeName: "id", KeyType: "HASH" }],
-        AttributeDefinitions: [{ AttributeName: "id", AttributeType: "S" }],
-        BillingMode: "PAY_PER_REQUEST",
-        StreamSpecification: { StreamEnabled: true, StreamViewType: "KEYS_ONLY" },
-      }),
-    );
+    const create = (name: string, stream?: StreamSpecification) =>
+      client.send(
+        new CreateTableCommand({
+          TableName: name,
+          KeySchema: [{ AttributeName: "id", KeyType: "HASH" }],
+          AttributeDefinitions: [{ AttributeName: "id", AttributeType: "S" }],
+          BillingMode: "PAY_PER_REQUEST",
+          StreamSpecification: stream,
+        }),
+      );
+    await create(table, { StreamEnabled: true, StreamViewType: "KEYS_ONLY" });
+    await create(streamless);
     const copy = copyOfTheConfiguration();
     try {
       const root = join(copy.dir, "keys-only");
@@ -302,7 +310,7 @@ Deno.test({
 module "sync" {
   source        = "../modules/stream-sync"
   name          = "keys-only"
-  source_tables = ["${table}"]
+  source_tables = ["${table}", "${streamless}"]
   webhook_url   = "https://${PROJECT_REF}.supabase.co/functions/v1/mmp-toledo-sync"
   lambda_zip    = "${zip}"
 }
@@ -320,17 +328,48 @@ module "sync" {
       );
       assert.equal(plan.code, 1, plan.text);
       const message = plan.text.replace(/\s+/g, " ");
-      assert.match(
-        message,
-        new RegExp(
-          `Table ${table} has no stream with NEW_AND_OLD_IMAGES \\(stream_view_type: KEYS_ONLY\\)\\. ` +
-            `Enable it: aws dynamodb update-table --table-name ${table} --stream-specification ` +
-            "StreamEnabled=true,StreamViewType=NEW_AND_OLD_IMAGES",
+      const updateTable = `aws dynamodb update-table --region us-east-1 --table-name ${table} ` +
+        "--stream-specification StreamEnabled=";
+      assert.ok(
+        message.includes(
+          `Table ${table} has no stream with NEW_AND_OLD_IMAGES (stream_view_type: KEYS_ONLY). ` +
+            "DynamoDB turns on no second stream, so turn this one off, then on with both images",
         ),
+        message,
       );
+      assert.ok(
+        message.includes(
+          `and plan again: ${updateTable}false && aws dynamodb wait table-exists --region ` +
+            `us-east-1 --table-name ${table} && ${updateTable}true,StreamViewType=NEW_AND_OLD_IMAGES`,
+        ),
+        message,
+      );
+      assert.ok(
+        message.includes(
+          `Table ${streamless} has no stream with NEW_AND_OLD_IMAGES (stream_view_type: none). ` +
+            `Turn it on: aws dynamodb update-table --region us-east-1 --table-name ${streamless} ` +
+            "--stream-specification StreamEnabled=true,StreamViewType=NEW_AND_OLD_IMAGES",
+        ),
+        message,
+      );
+      // Why two steps: the one step is refused on a table with a stream; the two are taken.
+      const turn = (spec: StreamSpecification) =>
+        client.send(new UpdateTableCommand({ TableName: table, StreamSpecification: spec }));
+      await assert.rejects(
+        turn({ StreamEnabled: true, StreamViewType: "NEW_AND_OLD_IMAGES" }),
+        /already has an enabled stream/,
+      );
+      await turn({ StreamEnabled: false });
+      const { TableDescription } = await turn({
+        StreamEnabled: true,
+        StreamViewType: "NEW_AND_OLD_IMAGES",
+      });
+      assert.equal(TableDescription?.StreamSpecification?.StreamViewType, "NEW_AND_OLD_IMAGES");
     } finally {
       copy.remove();
-      await client.send(new DeleteTableCommand({ TableName: table }));
+      for (const name of [table, streamless]) {
+        await client.send(new DeleteTableCommand({ TableName: name }));
+      }
     }
   },
 });

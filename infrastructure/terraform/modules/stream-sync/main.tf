@@ -140,6 +140,11 @@ resource "aws_lambda_function" "forwarder" {
   }
 }
 
+locals {
+  # Each table's region, from its ARN (arn:aws:dynamodb:<region>:<account>:table/<name>).
+  table_region = { for name, table in data.aws_dynamodb_table.source : name => split(":", table.arn)[3] }
+}
+
 resource "aws_lambda_event_source_mapping" "stream" {
   for_each = data.aws_dynamodb_table.source
 
@@ -166,10 +171,24 @@ resource "aws_lambda_event_source_mapping" "stream" {
     }
   }
 
+  # The advice names the table's region (from its ARN): the CLI sends a call to its
+  # configured region whatever the table. A stream of another view type cannot be changed
+  # in place: UpdateTable refuses to turn on a stream on a table that has one, with a
+  # ValidationException (UpdateTable's StreamSpecification, in AWS's SDK reference:
+  # https://sdk.amazonaws.com/kotlin/api/latest/dynamodb/aws.sdk.kotlin.services.dynamodb.model/-update-table-request/stream-specification.html),
+  # so it is turned off first; the new stream has a new ARN, which a second plan reads.
   lifecycle {
     precondition {
-      condition     = each.value.stream_enabled && each.value.stream_view_type == "NEW_AND_OLD_IMAGES"
-      error_message = "Table ${each.key} has no stream with NEW_AND_OLD_IMAGES (stream_view_type: ${coalesce(each.value.stream_view_type, "none")}). Enable it: aws dynamodb update-table --table-name ${each.key} --stream-specification StreamEnabled=true,StreamViewType=NEW_AND_OLD_IMAGES"
+      condition = each.value.stream_enabled && each.value.stream_view_type == "NEW_AND_OLD_IMAGES"
+      error_message = join("", [
+        "Table ${each.key} has no stream with NEW_AND_OLD_IMAGES (stream_view_type: ${coalesce(each.value.stream_view_type, "none")}). ",
+        each.value.stream_enabled ? join("", [
+          "DynamoDB turns on no second stream, so turn this one off, then on with both images (changes in between reach no stream: the backfill covers them; any other reader of the old stream must move to the new one), and plan again: ",
+          "aws dynamodb update-table --region ${local.table_region[each.key]} --table-name ${each.key} --stream-specification StreamEnabled=false && ",
+          "aws dynamodb wait table-exists --region ${local.table_region[each.key]} --table-name ${each.key} && ",
+        ]) : "Turn it on: ",
+        "aws dynamodb update-table --region ${local.table_region[each.key]} --table-name ${each.key} --stream-specification StreamEnabled=true,StreamViewType=NEW_AND_OLD_IMAGES",
+      ])
     }
   }
 }

@@ -9,6 +9,7 @@ mock_provider "aws" {
     defaults = {
       stream_enabled   = true
       stream_view_type = "NEW_AND_OLD_IMAGES"
+      arn              = "arn:aws:dynamodb:us-east-1:123456789012:table/t"
       stream_arn       = "arn:aws:dynamodb:us-east-1:123456789012:table/t/stream/2026-01-01T00:00:00.000"
     }
   }
@@ -149,6 +150,7 @@ run "a_table_without_new_and_old_images_is_refused" {
     values = {
       stream_enabled   = true
       stream_view_type = "KEYS_ONLY"
+      arn              = "arn:aws:dynamodb:us-east-1:123456789012:table/table-b"
       stream_arn       = "arn:aws:dynamodb:us-east-1:123456789012:table/table-b/stream/2026-01-01T00:00:00.000"
     }
   }
