@@ -1,19 +1,36 @@
 /**
  * Lambda's on-failure messages as `npm run stream:replay` reads them
  * (replay_stream_failure.ts): the files named (a directory's files, whatever their
- * names), and each file's message, the SQS body or an SNS notification of it.
+ * names, and those of its subdirectories), each file's message (an S3 destination's
+ * object, the SQS body, or an SNS notification of it), and the records an S3
+ * destination's object carries.
  *
  * @module
  */
 
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
+import { compareDecimal } from "../functions-shared/dynamo_numbers.ts";
 import type { StreamFailureMessage } from "../local-stack/aws/event_source_mapping.ts";
+import type { StreamRecord } from "../lambda/stream_records.ts";
+
+/** Where a replayed message file goes: `replayed/` beside it (never read again). */
+export const REPLAYED_DIR = "replayed";
+
+/** A directory's files and its subdirectories' files, by path; not hidden ones nor `replayed/`. */
+function filesUnder(dir: string): string[] {
+  return readdirSync(dir).filter((f) => !f.startsWith(".")).sort().flatMap((f) => {
+    const path = join(dir, f);
+    if (!statSync(path).isDirectory()) return [path];
+    return f === REPLAYED_DIR ? [] : filesUnder(path);
+  });
+}
 
 /**
  * The message files named: a file as it is, a directory's files (any name: `split`
- * writes `dlq-aa`, `dlq-ab`, ...; not its subdirectories, such as `replayed/`, nor
- * hidden files). A path that does not exist is a problem, named.
+ * writes `dlq-aa`, `dlq-ab`, ...) and its subdirectories' (an S3 destination's objects
+ * are under `aws/lambda/<mapping>/<shard>/<year>/<month>/<day>/`), but not hidden files
+ * nor those already replayed (`replayed/`). A path that does not exist is a problem, named.
  */
 export function messageFiles(paths: string[]): { files: string[]; problems: string[] } {
   const files: string[] = [];
@@ -22,10 +39,7 @@ export function messageFiles(paths: string[]): { files: string[]; problems: stri
     if (!existsSync(path)) {
       problems.push(`${path}: no such file or directory`);
     } else if (statSync(path).isDirectory()) {
-      files.push(
-        ...readdirSync(path).filter((f) => !f.startsWith(".")).sort().map((f) => join(path, f))
-          .filter((f) => statSync(f).isFile()),
-      );
+      files.push(...filesUnder(path));
     } else {
       files.push(path);
     }
@@ -34,8 +48,55 @@ export function messageFiles(paths: string[]): { files: string[]; problems: stri
 }
 
 /**
- * An on-failure message from its file: the SQS message's body, or an SNS notification
- * whose `Message` is that body. Throws naming what the file is not.
+ * The records an S3 destination's object carries (its `payload`, the event of the
+ * failed invocation: an object, or that object as JSON text), checked against the
+ * message's own range; undefined for an SQS or SNS message, which carries none. Throws
+ * naming what does not match: such records are not the range, and are not sent.
+ */
+export function payloadRecords(message: StreamFailureMessage): StreamRecord[] | undefined {
+  let payload: unknown = (message as { payload?: unknown }).payload;
+  if (payload === undefined || payload === null) return undefined;
+  const info = message.DDBStreamBatchInfo;
+  const bad = (why: string) =>
+    new Error(
+      `its payload is not the records ${info.startSequenceNumber}..${info.endSequenceNumber} ` +
+        `of ${info.shardId}: ${why}`,
+    );
+  if (typeof payload === "string") {
+    try {
+      payload = JSON.parse(payload);
+    } catch (error) {
+      throw bad(`not JSON (${(error as Error).message})`);
+    }
+  }
+  const records = (payload as { Records?: unknown })?.Records;
+  if (!Array.isArray(records)) throw bad("it has no Records");
+  if (records.length !== info.batchSize) {
+    throw bad(`${records.length} records where the batch had ${info.batchSize}`);
+  }
+  let previous: string | undefined;
+  for (const record of records as StreamRecord[]) {
+    const sequence = record?.dynamodb?.SequenceNumber;
+    if (typeof sequence !== "string" || !/^\d+$/.test(sequence)) {
+      throw bad(`a record has no sequence number`);
+    }
+    if (record.eventSourceARN !== info.streamArn) {
+      throw bad(`record ${sequence} is of ${String(record.eventSourceARN)}`);
+    }
+    const outside = compareDecimal(sequence, info.startSequenceNumber) < 0 ||
+      compareDecimal(sequence, info.endSequenceNumber) > 0;
+    if (outside || (previous !== undefined && compareDecimal(sequence, previous) <= 0)) {
+      throw bad(`record ${sequence} is out of the range or out of order`);
+    }
+    previous = sequence;
+  }
+  return records as StreamRecord[];
+}
+
+/**
+ * An on-failure message from its file: an S3 destination's object, the SQS message's
+ * body, or an SNS notification whose `Message` is that body. Throws naming what the
+ * file is not.
  */
 export function readMessage(text: string): StreamFailureMessage {
   let body: unknown;

@@ -1,17 +1,19 @@
 /**
  * `npm run stream:replay -- [FILE|DIR ...]`: delivers again what Lambda's on-failure
- * destination recorded. Such a message names a shard and a sequence-number range, not
- * the records, so the records are read back from the stream (AT_SEQUENCE_NUMBER) and
- * handed to the same Lambda handler, which sends them to the webhook; the merge's
+ * destination recorded, as the forwarder sends records to the webhook; the merge's
  * ordering guard makes a redelivery safe whatever has happened since.
  *
- * A message is the body of the SQS (or SNS) message, saved as a JSON file; locally the
- * stack's poller writes them to `.local/stream-failures/` (the default). A replayed
- * message moves to `replayed/` beside it.
+ * A message is an object of the S3 destination (the deployed one: it carries the
+ * batch's records, so they are sent as they are, however old), or the body of an SQS
+ * (or SNS) message, which names a shard and a sequence-number range only: those
+ * records are read back from the stream (AT_SEQUENCE_NUMBER). Each is a file: the
+ * bucket's objects moved here (`aws s3 mv --recursive`), or the stack's poller's, under
+ * `.local/stream-failures/` (the default) as in the bucket. A replayed message moves to
+ * `replayed/` beside it.
  *
- * Once the range is older than the stream's 24 h retention (or the stream was
- * replaced), the records are gone: the command says so and names the validator's
- * repair of that table, which re-reads the table itself.
+ * A range without its records that is older than the stream's 24 h retention (or whose
+ * stream was replaced) is gone: the command says so and names the validator's repair of
+ * that table, which re-reads the table itself.
  *
  * Settings: WEBHOOK_URL and SYNC_WEBHOOK_SECRET (the local stack's, with its DynamoDB
  * endpoint, when neither is set or when WEBHOOK_URL names the stack's functions), AWS
@@ -34,7 +36,7 @@ import { splitIntoBodies, type StreamRecord } from "../lambda/stream_records.ts"
 import { deliver } from "../lambda/webhook_delivery.ts";
 import { webhookSecret } from "../lambda/webhook_secret.ts";
 import { deliverBisecting } from "./replay_bisect.ts";
-import { messageFiles, readMessage } from "./failure_messages.ts";
+import { messageFiles, payloadRecords, readMessage, REPLAYED_DIR } from "./failure_messages.ts";
 import { replayTargets } from "./replay_targets.ts";
 import { STACK_ENV_FILE } from "../local-stack/config.ts";
 import type { StreamFailureMessage } from "../local-stack/aws/event_source_mapping.ts";
@@ -97,26 +99,17 @@ export async function readRange(
   return { records, reached, emptyPages };
 }
 
-/** Reads the message's range back from its stream and delivers it. */
-export async function replayMessage(message: StreamFailureMessage): Promise<ReplayOutcome> {
-  const info = message.DDBStreamBatchInfo;
-  const table = tableNameFromArn(info.streamArn);
-  const spec = table ? bySourceTable(table) : undefined;
-  if (!spec) {
-    return { kind: "failed", reason: `${info.streamArn} is not a stream of a registered table` };
-  }
-  const range =
-    `records ${info.startSequenceNumber}..${info.endSequenceNumber} of ${info.shardId} (${spec.sourceTable})`;
-  const repair = `repair ${spec.targetTable} from the source instead: POST ${
-    process.env.FUNCTIONS_URL ?? "<project>/functions/v1"
-  }/data-checksum-validator {"table": "${spec.targetTable}", "repair": true}`;
-  const expired = (why: string): ReplayOutcome => ({
-    kind: "expired",
-    reason: `${range} ${why}`,
-    repair,
-  });
-
-  const client = streamsClient(spec.region);
+/**
+ * The message's range read back from its stream, or why it cannot be (`expired`: what
+ * to say of a range the stream no longer holds).
+ */
+async function recordsFromStream(
+  info: StreamFailureMessage["DDBStreamBatchInfo"],
+  region: string,
+  range: string,
+  expired: (why: string) => ReplayOutcome,
+): Promise<StreamRecord[] | ReplayOutcome> {
+  const client = streamsClient(region);
   let shards;
   try {
     shards = await listShards(client, info.streamArn);
@@ -150,16 +143,49 @@ export async function replayMessage(message: StreamFailureMessage): Promise<Repl
     }
     throw error;
   }
-  const { records } = read;
   if (!read.reached) {
     // Not replayed (the message stays where it is): what was read is not the range.
     return {
       kind: "failed",
       reason: `${range}: the stream gave them only up to ${
-        records.at(-1)?.dynamodb?.SequenceNumber ?? "none"
+        read.records.at(-1)?.dynamodb?.SequenceNumber ?? "none"
       } (${read.emptyPages} empty pages in a row after it); nothing was delivered, run the command again`,
     };
   }
+  return read.records;
+}
+
+/**
+ * Delivers the message's records again: those an S3 destination's object carries, else
+ * its range read back from the stream (while the stream holds it, 24 h).
+ */
+export async function replayMessage(message: StreamFailureMessage): Promise<ReplayOutcome> {
+  const info = message.DDBStreamBatchInfo;
+  const table = tableNameFromArn(info.streamArn);
+  const spec = table ? bySourceTable(table) : undefined;
+  if (!spec) {
+    return { kind: "failed", reason: `${info.streamArn} is not a stream of a registered table` };
+  }
+  const range =
+    `records ${info.startSequenceNumber}..${info.endSequenceNumber} of ${info.shardId} (${spec.sourceTable})`;
+  const repair = `repair ${spec.targetTable} from the source instead: POST ${
+    process.env.FUNCTIONS_URL ?? "<project>/functions/v1"
+  }/data-checksum-validator {"table": "${spec.targetTable}", "repair": true}`;
+  const expired = (why: string): ReplayOutcome => ({
+    kind: "expired",
+    reason: `${range} ${why}`,
+    repair,
+  });
+
+  let carried;
+  try {
+    carried = payloadRecords(message);
+  } catch (error) {
+    return { kind: "failed", reason: `${range}: ${(error as Error).message}; nothing was sent` };
+  }
+  const records = carried ??
+    await recordsFromStream(info, spec.region, range, expired);
+  if (!Array.isArray(records)) return records;
 
   // Sent as the forwarder sends them, each body with a Lambda invocation's time for its
   // retries, and bisected as Lambda's mapping would (scripts/replay_bisect.ts).
@@ -224,7 +250,7 @@ if (import.meta.main) {
       outcome = { kind: "failed", reason: (error as Error).message };
     }
     if (outcome.kind === "replayed") {
-      const done = join(dirname(file), "replayed");
+      const done = join(dirname(file), REPLAYED_DIR);
       mkdirSync(done, { recursive: true });
       renameSync(file, join(done, basename(file)));
       console.log(`stream:replay: ${file}: delivered ${outcome.records} records again`);

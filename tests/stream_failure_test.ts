@@ -1,15 +1,16 @@
 /**
  * When delivery keeps failing: the event source mapping emulation sends exhausted
- * batches (their range, not their records) to the on-failure destination, bisecting a
- * batch that makes the function throw; `npm run stream:replay` reads such a range back
- * from the stream and delivers it, or, once it is past the retention, says so and names
+ * batches to the on-failure destination (an S3 object with their records, or an SQS
+ * message with their range only), bisecting a batch that makes the function throw;
+ * `npm run stream:replay` delivers an object's records as they are, reads a message's
+ * range back from the stream, or, once that is past the retention, says so and names
  * the repair.
  */
 
 import assert from "node:assert/strict";
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import process from "node:process";
 import { PutItemCommand } from "@aws-sdk/client-dynamodb";
 import { byTargetTable } from "../functions-shared/table_registry.ts";
@@ -19,7 +20,8 @@ import {
   EventSourceMapping,
   type StreamFailureMessage,
 } from "../local-stack/aws/event_source_mapping.ts";
-import { dynamo, stack, streamRecordsContaining } from "./stack_clients.ts";
+import { failureObject, failureObjectKey } from "../local-stack/aws/failure_objects.ts";
+import { connectDb, dynamo, stack, streamRecordsContaining } from "./stack_clients.ts";
 import { inProcess, LambdaEnvironments } from "../local-stack/aws/lambda_environments.ts";
 
 const spec = byTargetTable("firespring_segments")!;
@@ -60,6 +62,16 @@ async function replayCommandTo(webhookUrl: string, ...args: string[]) {
   return { code: out.code, text };
 }
 
+/** Writes S3 failure objects under `dir` as `aws s3 mv --recursive` leaves them; their keys. */
+function moveObjectsHere(dir: string, objects: StreamFailureMessage[]): string[] {
+  return objects.map((object) => {
+    const key = failureObjectKey("m-1", object.DDBStreamBatchInfo.shardId, new Date());
+    mkdirSync(dirname(join(dir, key)), { recursive: true });
+    writeFileSync(join(dir, key), JSON.stringify(object));
+    return key;
+  });
+}
+
 Deno.test("exhausted batches go to the on-failure destination and stream:replay delivers them", async () => {
   const marker = `dlq-${crypto.randomUUID().slice(0, 8)}`;
   await putSegments(marker, 3);
@@ -81,8 +93,9 @@ Deno.test("exhausted batches go to the on-failure destination and stream:replay 
     bisectBatchOnFunctionError: true,
     functionTimeoutMs: 5_000,
     retryBaseDelayMs: 10,
-    onFailure: (message) => {
-      messages.push(message);
+    // The deployed destination: an S3 bucket, whose objects carry the records.
+    onFailure: (message, batch) => {
+      messages.push(failureObject(message, batch));
       return Promise.resolve();
     },
   });
@@ -119,18 +132,106 @@ Deno.test("exhausted batches go to the on-failure destination and stream:replay 
   assert.ok(messages.every((m) => m.requestContext.condition === "RetryAttemptsExhausted"));
   assert.ok(messages.every((m) => m.requestContext.approximateInvokeCount === 2));
 
+  assert.deepEqual(messages.map((m) => m.payload?.Records.map(seq)), [
+    [seq(records[0]), seq(records[1])],
+    [seq(records[2])],
+  ]);
+
   const dir = mkdtempSync(join(tmpdir(), "stream-failures-"));
+  const sql = connectDb();
   try {
-    messages.forEach((m, i) => writeFileSync(join(dir, `${i}.json`), JSON.stringify(m)));
+    const keys = moveObjectsHere(dir, messages);
     const { code, text } = await replayCommand(dir);
     assert.equal(code, 0, text);
-    // A range holds every record of the shard between its ends: with other files writing
-    // the same table meanwhile, this test's own and perhaps more.
-    const again = (file: string) =>
-      Number(new RegExp(`${file}: delivered (\\d+) records again`).exec(text)?.[1] ?? 0);
-    assert.ok(again("0\\.json") >= 2 && again("1\\.json") >= 1, text);
-    assert.deepEqual(readdirSync(join(dir, "replayed")).sort(), ["0.json", "1.json"]);
+    // An object's own records, nothing else the shard holds between them.
+    assert.ok(text.includes(`${join(dir, keys[0])}: delivered 2 records again`), text);
+    assert.ok(text.includes(`${join(dir, keys[1])}: delivered 1 records again`), text);
+    const rows = await sql`select segment_id, segment_name from public.firespring_segments
+                           where segment_id like ${`${marker}-%`} order by segment_id`;
+    assert.deepEqual(rows.map((r) => `${r.segment_id}=${r.segment_name}`), [
+      `${marker}-0=n0`,
+      `${marker}-1=n1`,
+      `${marker}-2=n2`,
+    ]);
+    for (const key of keys) {
+      const replayed = join(dirname(join(dir, key)), "replayed");
+      assert.ok(readdirSync(replayed).includes(key.split("/").at(-1)!), key);
+    }
   } finally {
+    await sql.end();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+Deno.test("an S3 object's records are delivered even when its stream no longer holds them", async () => {
+  // A stream of the table that is gone (replaced): its records can be read back from
+  // nowhere but the object.
+  const goneStream = `arn:aws:dynamodb:${spec.region}:000000000000:table/${spec.sourceTable}` +
+    "/stream/2020-01-01T00:00:00.000";
+  const record = (n: number) => ({
+    eventID: `e${n}`,
+    eventName: "INSERT",
+    eventSource: "aws:dynamodb",
+    eventSourceARN: goneStream,
+    awsRegion: spec.region,
+    dynamodb: {
+      Keys: { segment_id: { S: `gone-${n}` } },
+      NewImage: { segment_id: { S: `gone-${n}` }, name: { S: `n${n}` } },
+      SequenceNumber: String(1000 + n).padStart(21, "0"),
+      ApproximateCreationDateTime: 1577836800,
+      StreamViewType: "NEW_AND_OLD_IMAGES",
+    },
+  });
+  const message: StreamFailureMessage = {
+    requestContext: {
+      requestId: "r",
+      functionArn: "arn:aws:lambda:us-east-1:0:function:f",
+      condition: "RecordAgeExceeded",
+      approximateInvokeCount: 1,
+    },
+    responseContext: { statusCode: 200, executedVersion: "$LATEST" },
+    version: "1.0",
+    timestamp: new Date().toISOString(),
+    DDBStreamBatchInfo: {
+      shardId: "shardId-00000001577836800000-00000000",
+      startSequenceNumber: record(1).dynamodb.SequenceNumber,
+      endSequenceNumber: record(2).dynamodb.SequenceNumber,
+      approximateArrivalOfFirstRecord: "2020-01-01T00:00:00.000Z",
+      approximateArrivalOfLastRecord: "2020-01-01T00:00:00.000Z",
+      batchSize: 2,
+      streamArn: goneStream,
+    },
+  };
+  // A webhook of the test's own: the records are the object's, of a stream that is gone.
+  const bodies: StreamRecord[][] = [];
+  const webhook = Deno.serve(
+    { port: 0, hostname: "127.0.0.1", onListen: () => {} },
+    async (req) => {
+      const records = JSON.parse(await req.text()).records as StreamRecord[];
+      bodies.push(records);
+      const n = records.length;
+      return Response.json({ received: n, applied: n, skipped: 0, deadLettered: 0 });
+    },
+  );
+  const dir = mkdtempSync(join(tmpdir(), "stream-failures-"));
+  try {
+    const [objectKey] = moveObjectsHere(dir, [failureObject(message, [record(1), record(2)])]);
+    const withoutRecords = join(dir, "sqs-message.json");
+    writeFileSync(withoutRecords, JSON.stringify(message));
+    const { code, text } = await replayCommandTo(`http://127.0.0.1:${webhook.addr.port}/`, dir);
+    assert.equal(code, 1, text);
+    assert.ok(text.includes(`${join(dir, objectKey)}: delivered 2 records again`), text);
+    assert.deepEqual(bodies.flat().map((r) => r.eventID), ["e1", "e2"]);
+    // The same range as an SQS message, without its records: gone with its stream.
+    assert.match(
+      text,
+      new RegExp(
+        `sqs-message\\.json: records 0+1001\\.\\.0+1002 of shardId-\\S+ ` +
+          `\\(${spec.sourceTable}\\) cannot be read: the stream no longer exists`,
+      ),
+    );
+  } finally {
+    await webhook.shutdown();
     rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -24,7 +24,10 @@ import type { BatchResponse, StreamRecord } from "../../lambda/stream_records.ts
 import type { LambdaFunction } from "./lambda_environments.ts";
 import { batchesOf } from "./mapping_batches.ts";
 
-/** The on-failure destination's message (the shape Lambda sends to SQS or SNS). */
+/**
+ * The on-failure destination's message: the shape Lambda sends to SQS or SNS, and, with
+ * `payload`, to S3.
+ */
 export interface StreamFailureMessage {
   requestContext: {
     requestId: string;
@@ -44,6 +47,12 @@ export interface StreamFailureMessage {
     batchSize: number;
     streamArn: string;
   };
+  /**
+   * S3 destinations only: the failed invocation's event, its records ("For Amazon S3
+   * destinations, Lambda also sends the entire invocation record along with the
+   * metadata", https://docs.aws.amazon.com/lambda/latest/dg/services-dynamodb-errors.html).
+   */
+  payload?: { Records: StreamRecord[] };
 }
 
 /** How long DynamoDB Streams keeps a record: 24 hours. */
@@ -68,7 +77,11 @@ export interface MappingConfig {
   functionTimeoutMs: number;
   /** Pause before a retry: grows from this, doubling, to 30 s. */
   retryBaseDelayMs: number;
-  onFailure: (message: StreamFailureMessage) => Promise<void>;
+  /**
+   * The on-failure destination: the message, and the records it names (which an S3
+   * destination keeps, as `payload`; SQS and SNS get the message alone).
+   */
+  onFailure: (message: StreamFailureMessage, records: StreamRecord[]) => Promise<void>;
   functionArn?: string;
   /**
    * Invocations at once of the function of a region (one Lambda per region, its reserved
@@ -158,10 +171,10 @@ export class EventSourceMapping {
             );
             return { expired };
           }
+          const old = current.slice(0, expired);
           await this.config.onFailure(
-            this.failureMessage(streamArn, shardId, current.slice(0, expired), tries, {
-              condition: "RecordAgeExceeded",
-            }),
+            this.failureMessage(streamArn, shardId, old, tries, { condition: "RecordAgeExceeded" }),
+            old,
           );
           return { expired };
         },
@@ -191,6 +204,7 @@ export class EventSourceMapping {
             condition: "RetryAttemptsExhausted",
             outcome,
           }),
+          batch,
         );
         return;
       }

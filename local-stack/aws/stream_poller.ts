@@ -5,7 +5,9 @@
  * handler (lambda/stream_forwarder.ts) through the event source mapping emulation,
  * which delivers them to the local webhook (shard_poller.ts reads the shards). Positions are checkpointed in
  * `.local/stream-poller.json`; what exhausts its retries goes to the on-failure
- * destination, a JSON file per batch in `.local/stream-failures/`.
+ * destination, an S3 bucket as deployed: here a file per batch under
+ * `.local/stream-failures/`, named and laid out as the bucket's objects are
+ * (failure_objects.ts), with the batch's records.
  *
  * Each table's mapping reads the stream it was made for, as on AWS ({@link StreamMappings}):
  * a replaced stream is not followed until the poller starts again.
@@ -29,13 +31,15 @@
 
 import { DescribeTableCommand } from "../../functions-shared/dynamo_commands.ts";
 import { mkdirSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import process from "node:process";
 import { awsClientConfig, perRegion } from "../../functions-shared/dynamo_client.ts";
 import { DynamoClient } from "../../functions-shared/dynamo_http.ts";
 import { tableNameFromArn, TABLES } from "../../functions-shared/table_registry.ts";
 import { LOCAL_DIR } from "../config.ts";
+import type { StreamRecord } from "../../lambda/stream_records.ts";
 import { EventSourceMapping, type StreamFailureMessage } from "./event_source_mapping.ts";
+import { failureObject, failureObjectKey } from "./failure_objects.ts";
 import { DEPLOYED_MAPPING, mappingSetting } from "./mapping_settings.ts";
 import { LambdaEnvironments, type LambdaFunction } from "./lambda_environments.ts";
 import { StreamMappings } from "./stream_mappings.ts";
@@ -64,11 +68,16 @@ export function reservedConcurrency(text: string | undefined): number | undefine
   return n;
 }
 
-async function writeFailure(message: StreamFailureMessage): Promise<void> {
-  mkdirSync(FAILURE_DIR, { recursive: true });
+/** Each stream's mapping's id, for the poller's life (on AWS, the mapping's UUID). */
+const mappingIds = new Map<string, string>();
+
+async function writeFailure(message: StreamFailureMessage, records: StreamRecord[]): Promise<void> {
   const info = message.DDBStreamBatchInfo;
-  const file = join(FAILURE_DIR, `${Date.now()}-${info.shardId}-${info.startSequenceNumber}.json`);
-  await Deno.writeTextFile(file, JSON.stringify(message, null, 2));
+  let mappingId = mappingIds.get(info.streamArn);
+  if (!mappingId) mappingIds.set(info.streamArn, mappingId = crypto.randomUUID());
+  const file = join(FAILURE_DIR, failureObjectKey(mappingId, info.shardId, new Date()));
+  mkdirSync(dirname(file), { recursive: true });
+  await Deno.writeTextFile(file, JSON.stringify(failureObject(message, records)));
   console.error(
     `batch ${info.startSequenceNumber}..${info.endSequenceNumber} of ${info.shardId} went to the on-failure destination: ${file}`,
   );
