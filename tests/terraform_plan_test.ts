@@ -108,7 +108,7 @@ Deno.test({
         "-out=sync.tfplan",
       ], data);
       assert.equal(plan.code, 0, plan.text);
-      assert.match(plan.text, /Plan: 41 to add, 0 to change, 0 to destroy\./);
+      assert.match(plan.text, /Plan: 59 to add, 0 to change, 0 to destroy\./);
       const shown = await terraform(root, ["show", "-json", "sync.tfplan"], data);
       const planned: Json = JSON.parse(shown.stdout);
       // (The Lambda's policy document waits for the ARNs of what apply makes: a "read".)
@@ -116,7 +116,7 @@ Deno.test({
       // The two regions' syncs with their alarms and the alarms' topics (terraform.tfvars
       // names no alarm_actions), the export bucket and its exporter (exports.tf), the
       // reader (supabase-reader.tf) and the write-back's writer (supabase-writer.tf).
-      assert.equal(changes.length, 41);
+      assert.equal(changes.length, 59);
       assert.ok(changes.every((c) => c.change.actions.join() === "create"), "only creates");
 
       // One mapping per registry table, on the stream DynamoDB reports for that table.
@@ -183,10 +183,19 @@ Deno.test({
       const alarms = changes.filter((c) => c.type === "aws_cloudwatch_metric_alarm");
       assert.deepEqual(alarms.map((a) => a.change.after.alarm_name).toSorted(), [
         "mmp-toledo-firespring-sync-dev-dead-letters",
+        "mmp-toledo-firespring-sync-dev-destination-failures",
         "mmp-toledo-firespring-sync-dev-iterator-age",
         "mmp-toledo-mmp-toledo-sync-dev-dead-letters",
+        "mmp-toledo-mmp-toledo-sync-dev-destination-failures",
         "mmp-toledo-mmp-toledo-sync-dev-iterator-age",
       ]);
+      // Each region's failed batches go to a bucket of its own, named within S3's limits
+      // (a prefix of at most 37 characters).
+      assert.deepEqual(
+        changes.filter((c) => c.type === "aws_s3_bucket" && c.name === "failures")
+          .map((c) => c.change.after.bucket_prefix).toSorted(),
+        ["mmp-toledo-firespring-sync-failures-", "mmp-toledo-mmp-toledo-sync-failures-"],
+      );
       // terraform.tfvars names no alarm_actions: each region's alarms notify a topic of
       // their own, for the operator to subscribe to (an alarm with no action tells nobody).
       assert.deepEqual(

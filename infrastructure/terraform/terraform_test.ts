@@ -93,7 +93,7 @@ Deno.test("every registry table has exactly one stream mapping, in its own regio
   assert.match(distinct.condition, /length\(var\.source_tables\) == length\(distinct\(/);
 });
 
-Deno.test("each mapping: NEW_AND_OLD_IMAGES, batch 10, partial failures, bisect, bounds, DLQ", () => {
+Deno.test("each mapping: NEW_AND_OLD_IMAGES, batch 10, partial failures, bisect, bounds, failure bucket", () => {
   const mapping = only(module.resource.aws_lambda_event_source_mapping.stream, "mapping");
   assert.deepEqual(mapping.function_response_types, ["ReportBatchItemFailures"]);
   assert.equal(mapping.bisect_batch_on_function_error, true);
@@ -111,7 +111,7 @@ Deno.test("each mapping: NEW_AND_OLD_IMAGES, batch 10, partial failures, bisect,
   assert.equal(
     only(only(mapping.destination_config, "destination").on_failure, "on_failure")
       .destination_arn,
-    "${aws_sqs_queue.dead_letters.arn}",
+    "${aws_s3_bucket.failures.arn}",
   );
   assert.equal(mapping.event_source_arn, "${each.value.stream_arn}");
   // The cutover's switch (README, "The cutover"): on by default, passed from the root.
@@ -124,8 +124,9 @@ Deno.test("each mapping: NEW_AND_OLD_IMAGES, batch 10, partial failures, bisect,
   assert.equal(mapping.function_name, "${aws_lambda_function.forwarder.arn}");
   const [check] = only(mapping.lifecycle, "lifecycle").precondition;
   assert.match(check.condition, /stream_view_type == "NEW_AND_OLD_IMAGES"/);
-  assert.match(check.error_message, /Table \$\{each\.key\} has no stream with NEW_AND_OLD_IMAGES/);
+  assert.match(check.error_message, /Table %\[2\]s has no stream with NEW_AND_OLD_IMAGES/);
   assert.deepEqual(Object.keys(module.resource.aws_sqs_queue), ["dead_letters"]);
+  assert.deepEqual(Object.keys(module.resource.aws_s3_bucket), ["failures"]);
 
   // Only what the local stack's mapping does: from the oldest record, at once.
   assert.equal(mapping.starting_position, "${var.starting_position}");
@@ -197,7 +198,7 @@ Deno.test("the Lambda: Node 22, ARM64, 256 MB, no reserved concurrency, settings
   assert.equal(resolve(ROOT_CONFIG, zip), ZIP);
 });
 
-Deno.test("the IAM policy grants only the stream reads, the DLQ send, the secret, its logs", () => {
+Deno.test("the IAM policy grants only the stream reads, the failure bucket's put, the secret, its logs", () => {
   const policy = only(module.data.aws_iam_policy_document.lambda, "policy document");
   const grants = (policy.statement as Hcl[]).map((s) => ({
     actions: s.actions,
@@ -212,11 +213,13 @@ Deno.test("the IAM policy grants only the stream reads, the DLQ send, the secret
     },
     // IAM has no resource type for ListStreams: "*" is the only way to grant it.
     { actions: ["dynamodb:ListStreams"], resources: ["*"], effect: "Allow" },
+    // An S3 on-failure destination needs both of the mapping's role.
     {
-      actions: ["sqs:SendMessage"],
-      resources: ["${aws_sqs_queue.dead_letters.arn}"],
+      actions: ["s3:PutObject"],
+      resources: ["${aws_s3_bucket.failures.arn}/*"],
       effect: "Allow",
     },
+    { actions: ["s3:ListBucket"], resources: ["${aws_s3_bucket.failures.arn}"], effect: "Allow" },
     {
       actions: ["secretsmanager:GetSecretValue"],
       resources: ["${aws_secretsmanager_secret.webhook.arn}"],
@@ -428,9 +431,13 @@ Deno.test("exports: a private, encrypted, expiring bucket, and an exporter of it
   assert.equal(root.resource.aws_iam_user_policy?.supabase_exporter, undefined);
 });
 
-Deno.test("monitoring: alarms on the DLQ and on iterator age, only when enabled", () => {
+Deno.test("monitoring: alarms on the DLQ, on failed batches lost to replay and on iterator age, only when enabled", () => {
   const alarms = module.resource.aws_cloudwatch_metric_alarm;
-  assert.deepEqual(Object.keys(alarms).toSorted(), ["dead_letters", "iterator_age"]);
+  assert.deepEqual(Object.keys(alarms).toSorted(), [
+    "dead_letters",
+    "destination_failures",
+    "iterator_age",
+  ]);
   for (const alarm of Object.values(alarms) as Hcl[][]) {
     assert.equal(only(alarm, "alarm").count, "${var.enable_monitoring ? 1 : 0}");
   }
@@ -439,5 +446,15 @@ Deno.test("monitoring: alarms on the DLQ and on iterator age, only when enabled"
     "ApproximateNumberOfMessagesVisible",
   );
   assert.equal(only(alarms.iterator_age, "alarm").metric_name, "IteratorAge");
+  assert.equal(
+    only(alarms.destination_failures, "alarm").metric_name,
+    "DestinationDeliveryFailures",
+  );
+  // The DLQ's depth counts the bucket's failed batches: S3 says each one to it.
+  const notification = only(module.resource.aws_s3_bucket_notification.failures, "notification");
+  const queue = only(notification.queue, "queue");
+  assert.equal(queue.queue_arn, "${aws_sqs_queue.dead_letters.arn}");
+  assert.deepEqual(queue.events, ["s3:ObjectCreated:*"]);
+  assert.equal(queue.filter_prefix, "aws/lambda/");
   assert.equal(moduleDefault("enable_monitoring"), false);
 });

@@ -11,11 +11,12 @@ locals {
 }
 
 output "lambdas" {
-  description = "Per region: the forwarding Lambda, its mappings (table → UUID), its dead-letter queue, its secret and how to put the secret's value."
+  description = "Per region: the forwarding Lambda, its mappings (table → UUID), its failure bucket and dead-letter queue, its secret and how to put the secret's value."
   value = {
     for region, instance in local.instances : region => {
       function_name         = instance.function_name
       event_source_mappings = instance.event_source_mappings
+      failure_bucket        = instance.failure_bucket
       dead_letter_queue_url = instance.dead_letter_queue_url
       webhook_secret_arn    = instance.webhook_secret_arn
       put_webhook_secret    = instance.put_webhook_secret

@@ -1,7 +1,7 @@
 # One region's half of the real-time sync: the tables' streams → one forwarding Lambda
-# → the mmp-toledo-sync webhook. Records the Lambda cannot deliver after its retries go,
-# as shard and sequence-number ranges, to an SQS queue (saved as files and replayed by
-# npm run stream:replay: README, "Operating it").
+# → the mmp-toledo-sync webhook. A batch the Lambda cannot deliver after its retries goes,
+# with its records, to an S3 bucket (moved to files and replayed by npm run stream:replay:
+# README, "Operating it"); a queue gets a message for each, which the alarm watches.
 
 # The tables are not managed here (they belong to the applications that write them);
 # their streams must be enabled with NEW_AND_OLD_IMAGES beforehand.
@@ -20,11 +20,128 @@ resource "aws_secretsmanager_secret" "webhook" {
   tags                    = var.tags
 }
 
+# The mappings' on-failure destination. An S3 destination gets the failed invocation's
+# event, its records, with the metadata, where SQS or SNS get the metadata alone ("For
+# Amazon S3 destinations, Lambda also sends the entire invocation record along with the
+# metadata", https://docs.aws.amazon.com/lambda/latest/dg/services-dynamodb-errors.html):
+# so a batch can be replayed after the stream has trimmed it (24 h), for as long as the
+# bucket keeps it. Its key: aws/lambda/<mapping UUID>/<shard>/YYYY/MM/DD/<time>-<UUID>
+# (https://docs.aws.amazon.com/lambda/latest/dg/kinesis-on-failure-destination.html).
+# Not force_destroy: a bucket that still holds batches to replay is not deleted.
+resource "aws_s3_bucket" "failures" {
+  # S3's names: lowercase letters, digits and hyphens; the provider refuses a prefix
+  # past 37 characters (26 of the name, "-failures-", and S3 adds 26 of its own).
+  bucket_prefix = "${substr(replace(lower(var.name), "/[^a-z0-9-]/", "-"), 0, 26)}-failures-"
+  force_destroy = false
+  tags          = var.tags
+}
+
+resource "aws_s3_bucket_public_access_block" "failures" {
+  bucket                  = aws_s3_bucket.failures.id
+  block_public_acls       = true
+  block_public_policy     = true
+  ignore_public_acls      = true
+  restrict_public_buckets = true
+}
+
+resource "aws_s3_bucket_ownership_controls" "failures" {
+  bucket = aws_s3_bucket.failures.id
+  rule {
+    object_ownership = "BucketOwnerEnforced"
+  }
+}
+
+# S3-managed keys: a KMS key would need kms:GenerateDataKey for the Lambda's role too.
+resource "aws_s3_bucket_server_side_encryption_configuration" "failures" {
+  bucket = aws_s3_bucket.failures.id
+  rule {
+    apply_server_side_encryption_by_default {
+      sse_algorithm = "AES256"
+    }
+  }
+}
+
+resource "aws_s3_bucket_lifecycle_configuration" "failures" {
+  bucket = aws_s3_bucket.failures.id
+  rule {
+    id     = "expire-failed-batches"
+    status = "Enabled"
+    filter {}
+    expiration {
+      days = var.failure_retention_days
+    }
+  }
+}
+
+# Only over TLS.
+data "aws_iam_policy_document" "failures_bucket" {
+  statement {
+    sid       = "DenyPlainHttp"
+    effect    = "Deny"
+    actions   = ["s3:*"]
+    resources = [aws_s3_bucket.failures.arn, "${aws_s3_bucket.failures.arn}/*"]
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+    condition {
+      test     = "Bool"
+      variable = "aws:SecureTransport"
+      values   = ["false"]
+    }
+  }
+}
+
+resource "aws_s3_bucket_policy" "failures" {
+  bucket     = aws_s3_bucket.failures.id
+  policy     = data.aws_iam_policy_document.failures_bucket.json
+  depends_on = [aws_s3_bucket_public_access_block.failures]
+}
+
+# A message for each failed batch put in the bucket (S3's event notification; its body
+# names the object), kept as long as the batch: the dead-letters alarm watches its depth,
+# which, unlike S3's request metrics (best effort: "might not be delivered at all",
+# https://docs.aws.amazon.com/AmazonS3/latest/userguide/metrics-dimensions.html), counts
+# every one. S3 also sends one s3:TestEvent when the notification is made, so the alarm
+# fires once after the first apply: purging the queue ends it.
 resource "aws_sqs_queue" "dead_letters" {
   name                      = "${var.name}-dlq"
   message_retention_seconds = 1209600 # 14 days, SQS's longest
   sqs_managed_sse_enabled   = true
   tags                      = var.tags
+}
+
+data "aws_iam_policy_document" "dead_letters_queue" {
+  statement {
+    sid       = "TheFailureBucketSaysWhatItGets"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.dead_letters.arn]
+    principals {
+      type        = "Service"
+      identifiers = ["s3.amazonaws.com"]
+    }
+    condition {
+      test     = "ArnEquals"
+      variable = "aws:SourceArn"
+      values   = [aws_s3_bucket.failures.arn]
+    }
+  }
+}
+
+resource "aws_sqs_queue_policy" "dead_letters" {
+  queue_url = aws_sqs_queue.dead_letters.id
+  policy    = data.aws_iam_policy_document.dead_letters_queue.json
+}
+
+resource "aws_s3_bucket_notification" "failures" {
+  bucket = aws_s3_bucket.failures.id
+  queue {
+    queue_arn     = aws_sqs_queue.dead_letters.arn
+    events        = ["s3:ObjectCreated:*"]
+    filter_prefix = "aws/lambda/"
+  }
+  # S3 checks that it may send when the notification is made.
+  depends_on = [aws_sqs_queue_policy.dead_letters]
 }
 
 resource "aws_cloudwatch_log_group" "lambda" {
@@ -49,7 +166,7 @@ resource "aws_iam_role" "lambda" {
   tags               = var.tags
 }
 
-# Least privilege: read these tables' streams, send failed ranges to this queue, read
+# Least privilege: read these tables' streams, put failed batches in this bucket, read
 # this one secret, write this function's logs. Nothing else.
 data "aws_iam_policy_document" "lambda" {
   statement {
@@ -66,10 +183,19 @@ data "aws_iam_policy_document" "lambda" {
     resources = ["*"]
   }
 
+  # What an S3 on-failure destination needs of the mapping's role: s3:PutObject and
+  # s3:ListBucket (https://docs.aws.amazon.com/lambda/latest/dg/kafka-on-failure.html,
+  # "Your execution role must have permissions for the destination").
   statement {
-    sid       = "SendFailedRangesToTheDeadLetterQueue"
-    actions   = ["sqs:SendMessage"]
-    resources = [aws_sqs_queue.dead_letters.arn]
+    sid       = "PutFailedBatchesInTheFailureBucket"
+    actions   = ["s3:PutObject"]
+    resources = ["${aws_s3_bucket.failures.arn}/*"]
+  }
+
+  statement {
+    sid       = "ListTheFailureBucket"
+    actions   = ["s3:ListBucket"]
+    resources = [aws_s3_bucket.failures.arn]
   }
 
   statement {
@@ -140,19 +266,14 @@ resource "aws_lambda_function" "forwarder" {
   }
 }
 
-locals {
-  # Each table's region, from its ARN (arn:aws:dynamodb:<region>:<account>:table/<name>).
-  table_region = { for name, table in data.aws_dynamodb_table.source : name => split(":", table.arn)[3] }
-}
-
 resource "aws_lambda_event_source_mapping" "stream" {
   for_each = data.aws_dynamodb_table.source
 
   # Off for the cutover (README, "The cutover"): Lambda stops polling and, enabled again,
   # resumes from where it stopped (UpdateEventSourceMapping's Enabled, in AWS's SDK reference:
   # https://docs.aws.amazon.com/sdkfornet/latest/apidocs/items/TLambdaUpdateEventSourceMappingRequestNET45.html).
-  # Records older than maximum_record_age_in_seconds by then are not delivered: their
-  # ranges go to the dead-letter queue, for npm run stream:replay while the stream holds them.
+  # Records older than maximum_record_age_in_seconds by then are not delivered: they go
+  # to the failure bucket, for npm run stream:replay.
   enabled                            = var.mappings_enabled
   event_source_arn                   = each.value.stream_arn
   function_name                      = aws_lambda_function.forwarder.arn
@@ -167,7 +288,7 @@ resource "aws_lambda_event_source_mapping" "stream" {
 
   destination_config {
     on_failure {
-      destination_arn = aws_sqs_queue.dead_letters.arn
+      destination_arn = aws_s3_bucket.failures.arn
     }
   }
 
@@ -180,15 +301,16 @@ resource "aws_lambda_event_source_mapping" "stream" {
   lifecycle {
     precondition {
       condition = each.value.stream_enabled && each.value.stream_view_type == "NEW_AND_OLD_IMAGES"
-      error_message = join("", [
-        "Table ${each.key} has no stream with NEW_AND_OLD_IMAGES (stream_view_type: ${coalesce(each.value.stream_view_type, "none")}). ",
-        each.value.stream_enabled ? join("", [
-          "DynamoDB turns on no second stream, so turn this one off, then on with both images (changes in between reach no stream: the backfill covers them; any other reader of the old stream must move to the new one), and plan again: ",
-          "aws dynamodb update-table --region ${local.table_region[each.key]} --table-name ${each.key} --stream-specification StreamEnabled=false && ",
-          "aws dynamodb wait table-exists --region ${local.table_region[each.key]} --table-name ${each.key} && ",
-        ]) : "Turn it on: ",
-        "aws dynamodb update-table --region ${local.table_region[each.key]} --table-name ${each.key} --stream-specification StreamEnabled=true,StreamViewType=NEW_AND_OLD_IMAGES",
-      ])
+      # %[1]s the table's region (from its ARN, arn:aws:dynamodb:<region>:...; the try is
+      # for the mocked ARNs of the offline tests, as Terraform reads the message of a
+      # check that passes too), %[2]s the table, %[3]s its stream's view type.
+      error_message = format(
+        each.value.stream_enabled
+        ? "Table %[2]s has no stream with NEW_AND_OLD_IMAGES (stream_view_type: %[3]s). DynamoDB turns on no second stream, so turn this one off, then on with both images (changes in between reach no stream: the backfill covers them; any other reader of the old stream must move to the new one), and plan again: aws dynamodb update-table --region %[1]s --table-name %[2]s --stream-specification StreamEnabled=false && aws dynamodb wait table-exists --region %[1]s --table-name %[2]s && aws dynamodb update-table --region %[1]s --table-name %[2]s --stream-specification StreamEnabled=true,StreamViewType=NEW_AND_OLD_IMAGES"
+        : "Table %[2]s has no stream with NEW_AND_OLD_IMAGES (stream_view_type: %[3]s). Turn it on: aws dynamodb update-table --region %[1]s --table-name %[2]s --stream-specification StreamEnabled=true,StreamViewType=NEW_AND_OLD_IMAGES",
+        try(split(":", each.value.arn)[3], "<region>"), each.key,
+        coalesce(each.value.stream_view_type, "none"),
+      )
     }
   }
 }
@@ -215,12 +337,36 @@ resource "aws_cloudwatch_metric_alarm" "dead_letters" {
   count = var.enable_monitoring ? 1 : 0
 
   alarm_name          = "${var.name}-dead-letters"
-  alarm_description   = "Stream records the Lambda could not deliver are waiting in ${aws_sqs_queue.dead_letters.name}: replay them with npm run stream:replay (within the stream's 24 h), else repair with the data-checksum-validator."
+  alarm_description   = "Stream batches the Lambda could not deliver are in s3://${aws_s3_bucket.failures.bucket}/aws/lambda/, with their records, one message each in ${aws_sqs_queue.dead_letters.name}. Copy them (aws s3 cp --recursive), npm run stream:replay, delete the objects replayed, then purge the queue: README, \"Operating it\". Just after the first apply, the one message may be S3's s3:TestEvent: purge it."
   namespace           = "AWS/SQS"
   metric_name         = "ApproximateNumberOfMessagesVisible"
   dimensions          = { QueueName = aws_sqs_queue.dead_letters.name }
   statistic           = "Maximum"
   period              = 300
+  evaluation_periods  = 1
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = 0
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+  tags                = var.tags
+}
+
+# A batch Lambda gave up on and could not put in the bucket either (its rights, the
+# bucket gone) is lost to replay: DestinationDeliveryFailures counts those ("For
+# asynchronous invocation and supported event source mappings, the number of times that
+# Lambda attempts to send an event to a destination but fails",
+# https://docs.aws.amazon.com/lambda/latest/dg/monitoring-metrics-types.html).
+resource "aws_cloudwatch_metric_alarm" "destination_failures" {
+  count = var.enable_monitoring ? 1 : 0
+
+  alarm_name          = "${var.name}-destination-failures"
+  alarm_description   = "Lambda could not put failed stream batches in s3://${aws_s3_bucket.failures.bucket}: their records cannot be replayed. Fix the bucket or the role's rights, then repair the region's tables from the source: POST <project>/functions/v1/data-checksum-validator {\"table\": \"<table>\", \"repair\": true} for each (README, \"Operating it\")."
+  namespace           = "AWS/Lambda"
+  metric_name         = "DestinationDeliveryFailures"
+  dimensions          = { FunctionName = aws_lambda_function.forwarder.function_name }
+  statistic           = "Sum"
+  period              = 60
   evaluation_periods  = 1
   comparison_operator = "GreaterThanThreshold"
   threshold           = 0

@@ -13,8 +13,13 @@ output "event_source_mappings" {
   value       = { for table, mapping in aws_lambda_event_source_mapping.stream : table => mapping.uuid }
 }
 
+output "failure_bucket" {
+  description = "Where the batches the Lambda gave up on wait, with their records, under aws/lambda/ (moved to files for npm run stream:replay: README, \"Operating it\")."
+  value       = aws_s3_bucket.failures.bucket
+}
+
 output "dead_letter_queue_url" {
-  description = "Where failed stream ranges wait (saved as files for npm run stream:replay: README, \"Operating it\")."
+  description = "A message for each batch put in the failure bucket: the dead-letters alarm watches its depth; purge it once they are replayed."
   value       = aws_sqs_queue.dead_letters.url
 }
 
@@ -45,7 +50,7 @@ output "role_arn" {
 
 output "alarm_names" {
   description = "The CloudWatch alarms (empty without enable_monitoring)."
-  value       = concat(aws_cloudwatch_metric_alarm.dead_letters[*].alarm_name, aws_cloudwatch_metric_alarm.iterator_age[*].alarm_name)
+  value       = concat(aws_cloudwatch_metric_alarm.dead_letters[*].alarm_name, aws_cloudwatch_metric_alarm.destination_failures[*].alarm_name, aws_cloudwatch_metric_alarm.iterator_age[*].alarm_name)
 }
 
 output "alarm_topic" {

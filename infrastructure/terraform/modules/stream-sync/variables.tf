@@ -1,5 +1,5 @@
 variable "name" {
-  description = "Name of the forwarding Lambda; its queue, secret, role and log group are named after it."
+  description = "Name of the forwarding Lambda; its bucket, queue, secret, role and log group are named after it."
   type        = string
 }
 
@@ -176,4 +176,15 @@ variable "tags" {
   description = "Tags for every resource."
   type        = map(string)
   default     = {}
+}
+
+variable "failure_retention_days" {
+  description = "Days the failure bucket keeps a batch the Lambda gave up on (with its records, for npm run stream:replay), and so how long after a failure it can be replayed."
+  type        = number
+  default     = 14
+
+  validation {
+    condition     = var.failure_retention_days >= 1 && floor(var.failure_retention_days) == var.failure_retention_days
+    error_message = "failure_retention_days must be a whole number of days, at least 1 (S3's lifecycle expires in days)."
+  }
 }

@@ -19,6 +19,9 @@ mock_provider "aws" {
   mock_resource "aws_sqs_queue" {
     defaults = { arn = "arn:aws:sqs:us-east-1:123456789012:sync-dlq", url = "https://sqs.us-east-1.amazonaws.com/123456789012/sync-dlq" }
   }
+  mock_resource "aws_s3_bucket" {
+    defaults = { arn = "arn:aws:s3:::sync-failures-20260101000000000000000001", id = "sync-failures-20260101000000000000000001", bucket = "sync-failures-20260101000000000000000001" }
+  }
   mock_resource "aws_secretsmanager_secret" {
     defaults = { arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:sync/webhook-secret-AbCdEf" }
   }
@@ -56,9 +59,20 @@ run "one_mapping_per_table_with_the_seed_settings" {
       m.batch_size == 10 && m.function_response_types == toset(["ReportBatchItemFailures"]) &&
       m.bisect_batch_on_function_error && m.maximum_retry_attempts == -1 &&
       m.maximum_record_age_in_seconds == 3600 && m.starting_position == "TRIM_HORIZON" &&
-      m.destination_config[0].on_failure[0].destination_arn == aws_sqs_queue.dead_letters.arn
+      m.destination_config[0].on_failure[0].destination_arn == aws_s3_bucket.failures.arn
     ])
-    error_message = "Mappings: batch 10, ReportBatchItemFailures, bisect, retries until the records are an hour old, failures to the DLQ."
+    error_message = "Mappings: batch 10, ReportBatchItemFailures, bisect, retries until the records are an hour old, failures to the failure bucket."
+  }
+  assert {
+    condition = (
+      aws_s3_bucket.failures.bucket_prefix == "sync-failures-" &&
+      aws_s3_bucket.failures.force_destroy == false &&
+      aws_s3_bucket_lifecycle_configuration.failures.rule[0].expiration[0].days == 14 &&
+      aws_s3_bucket_public_access_block.failures.restrict_public_buckets &&
+      one(aws_s3_bucket_notification.failures.queue).queue_arn == aws_sqs_queue.dead_letters.arn &&
+      one(aws_s3_bucket_notification.failures.queue).filter_prefix == "aws/lambda/"
+    )
+    error_message = "The failure bucket: named after the function, kept on destroy, batches expire after 14 days, private, each batch a message in the DLQ."
   }
   assert {
     condition = (
@@ -86,7 +100,7 @@ run "one_mapping_per_table_with_the_seed_settings" {
     error_message = "The Lambda's log group keeps 7 days."
   }
   assert {
-    condition     = length(aws_cloudwatch_metric_alarm.dead_letters) == 0 && length(aws_cloudwatch_metric_alarm.iterator_age) == 0
+    condition     = length(aws_cloudwatch_metric_alarm.dead_letters) == 0 && length(aws_cloudwatch_metric_alarm.destination_failures) == 0 && length(aws_cloudwatch_metric_alarm.iterator_age) == 0
     error_message = "No alarms without enable_monitoring."
   }
 }
@@ -113,10 +127,12 @@ run "settings_come_from_the_variables" {
   assert {
     condition = (
       aws_cloudwatch_metric_alarm.dead_letters[0].metric_name == "ApproximateNumberOfMessagesVisible" &&
+      aws_cloudwatch_metric_alarm.destination_failures[0].metric_name == "DestinationDeliveryFailures" &&
+      aws_cloudwatch_metric_alarm.destination_failures[0].alarm_actions == toset(["arn:aws:sns:us-east-1:123456789012:ops"]) &&
       aws_cloudwatch_metric_alarm.iterator_age[0].metric_name == "IteratorAge" &&
       aws_cloudwatch_metric_alarm.iterator_age[0].alarm_actions == toset(["arn:aws:sns:us-east-1:123456789012:ops"])
     )
-    error_message = "enable_monitoring makes the DLQ and iterator-age alarms, notifying alarm_actions."
+    error_message = "enable_monitoring makes the DLQ, destination-failure and iterator-age alarms, notifying alarm_actions."
   }
   assert {
     condition     = length(aws_sns_topic.alarms) == 0
