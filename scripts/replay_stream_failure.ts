@@ -7,7 +7,7 @@
  * batch's records, so they are sent as they are, however old), or the body of an SQS
  * (or SNS) message, which names a shard and a sequence-number range only: those
  * records are read back from the stream (AT_SEQUENCE_NUMBER). Each is a file: the
- * bucket's objects moved here (`aws s3 mv --recursive`), or the stack's poller's, under
+ * bucket's objects copied here (`aws s3 cp --recursive`), or the stack's poller's, under
  * `.local/stream-failures/` (the default) as in the bucket. A replayed message moves to
  * `replayed/` beside it.
  *

@@ -62,8 +62,8 @@ async function replayCommandTo(webhookUrl: string, ...args: string[]) {
   return { code: out.code, text };
 }
 
-/** Writes S3 failure objects under `dir` as `aws s3 mv --recursive` leaves them; their keys. */
-function moveObjectsHere(dir: string, objects: StreamFailureMessage[]): string[] {
+/** Writes S3 failure objects under `dir` as `aws s3 cp --recursive` copies them; their keys. */
+function copyObjectsHere(dir: string, objects: StreamFailureMessage[]): string[] {
   return objects.map((object) => {
     const key = failureObjectKey("m-1", object.DDBStreamBatchInfo.shardId, new Date());
     mkdirSync(dirname(join(dir, key)), { recursive: true });
@@ -140,7 +140,7 @@ Deno.test("exhausted batches go to the on-failure destination and stream:replay 
   const dir = mkdtempSync(join(tmpdir(), "stream-failures-"));
   const sql = connectDb();
   try {
-    const keys = moveObjectsHere(dir, messages);
+    const keys = copyObjectsHere(dir, messages);
     const { code, text } = await replayCommand(dir);
     assert.equal(code, 0, text);
     // An object's own records, nothing else the shard holds between them.
@@ -215,7 +215,7 @@ Deno.test("an S3 object's records are delivered even when its stream no longer h
   );
   const dir = mkdtempSync(join(tmpdir(), "stream-failures-"));
   try {
-    const [objectKey] = moveObjectsHere(dir, [failureObject(message, [record(1), record(2)])]);
+    const [objectKey] = copyObjectsHere(dir, [failureObject(message, [record(1), record(2)])]);
     const withoutRecords = join(dir, "sqs-message.json");
     writeFileSync(withoutRecords, JSON.stringify(message));
     const { code, text } = await replayCommandTo(`http://127.0.0.1:${webhook.addr.port}/`, dir);

@@ -7,7 +7,7 @@
  * The key is "aws/lambda/<ESM-UUID>/<shardID>/YYYY/MM/DD/YYYY-MM-DDTHH.MM.SS-<Random UUID>"
  * (https://docs.aws.amazon.com/lambda/latest/dg/kinesis-on-failure-destination.html; the
  * same for DynamoDB streams). The stack keeps these objects as files under that key
- * (stream_poller.ts), as `aws s3 mv --recursive` leaves the bucket's for
+ * (stream_poller.ts), as `aws s3 cp --recursive` copies the bucket's for
  * `npm run stream:replay`.
  *
  * @module
