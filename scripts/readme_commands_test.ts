@@ -2,8 +2,9 @@
  * The deploying commands of README.md, as an operator pastes them, against what the
  * tools pinned in package.json do: Supabase CLI 3's database commands act on the local
  * stack unless given `--remote` (`supabase db push --help`: "Local by default. Pass
- * --remote for the linked project"); `aws sqs` signs for the default region unless
- * given `--region`, and a queue of another region is then not found; an access key made
+ * --remote for the linked project"); `aws sqs`, `s3` and `dynamodb` sign for the
+ * default region unless given `--region`, and a queue, bucket or table of the other
+ * region is then not found; an access key made
  * for a function goes straight into its secrets, never onto the screen; and the commands
  * an operator runs to deploy install nothing of the local stack.
  */
@@ -30,10 +31,12 @@ Deno.test("the README's Supabase database commands name the hosted project", () 
   assert.ok(shellCommands().some((line) => /npx supabase db push --remote\b/.test(line)));
 });
 
-Deno.test("the README's aws sqs commands name their queue's region", () => {
-  const sqs = shellCommands().filter((line) => /\baws sqs\b/.test(line));
-  assert.ok(sqs.length >= 2);
-  assert.deepEqual(sqs.filter((line) => !/--region\b/.test(line)), []);
+Deno.test("the README's aws sqs, s3 and dynamodb commands name their resource's region", () => {
+  for (const service of ["sqs", "s3", "dynamodb"]) {
+    const lines = shellCommands().filter((line) => new RegExp(`\\baws ${service}\\b`).test(line));
+    assert.ok(lines.length >= 2, service);
+    assert.deepEqual(lines.filter((line) => !/--region\b/.test(line)), [], service);
+  }
 });
 
 Deno.test("an access key the README makes goes into the function's secrets unprinted", () => {
