@@ -62,6 +62,32 @@ async function replayCommandTo(webhookUrl: string, ...args: string[]) {
   return { code: out.code, text };
 }
 
+/** An on-failure message for `batch` (its range), as Lambda sends one for a batch it gave up. */
+function failureMessage(
+  batch: Pick<
+    StreamFailureMessage["DDBStreamBatchInfo"],
+    "shardId" | "startSequenceNumber" | "endSequenceNumber" | "batchSize" | "streamArn"
+  >,
+  condition: StreamFailureMessage["requestContext"]["condition"],
+): StreamFailureMessage {
+  return {
+    requestContext: {
+      requestId: "r",
+      functionArn: "arn:aws:lambda:us-east-1:0:function:f",
+      condition,
+      approximateInvokeCount: 1,
+    },
+    responseContext: { statusCode: 200, executedVersion: "$LATEST" },
+    version: "1.0",
+    timestamp: new Date().toISOString(),
+    DDBStreamBatchInfo: {
+      ...batch,
+      approximateArrivalOfFirstRecord: "",
+      approximateArrivalOfLastRecord: "",
+    },
+  };
+}
+
 /** Writes S3 failure objects under `dir` as `aws s3 cp --recursive` copies them; their keys. */
 function copyObjectsHere(dir: string, objects: StreamFailureMessage[]): string[] {
   return objects.map((object) => {
@@ -182,26 +208,13 @@ Deno.test("an S3 object's records are delivered even when its stream no longer h
       StreamViewType: "NEW_AND_OLD_IMAGES",
     },
   });
-  const message: StreamFailureMessage = {
-    requestContext: {
-      requestId: "r",
-      functionArn: "arn:aws:lambda:us-east-1:0:function:f",
-      condition: "RecordAgeExceeded",
-      approximateInvokeCount: 1,
-    },
-    responseContext: { statusCode: 200, executedVersion: "$LATEST" },
-    version: "1.0",
-    timestamp: new Date().toISOString(),
-    DDBStreamBatchInfo: {
-      shardId: "shardId-00000001577836800000-00000000",
-      startSequenceNumber: record(1).dynamodb.SequenceNumber,
-      endSequenceNumber: record(2).dynamodb.SequenceNumber,
-      approximateArrivalOfFirstRecord: "2020-01-01T00:00:00.000Z",
-      approximateArrivalOfLastRecord: "2020-01-01T00:00:00.000Z",
-      batchSize: 2,
-      streamArn: goneStream,
-    },
-  };
+  const message = failureMessage({
+    shardId: "shardId-00000001577836800000-00000000",
+    startSequenceNumber: record(1).dynamodb.SequenceNumber,
+    endSequenceNumber: record(2).dynamodb.SequenceNumber,
+    batchSize: 2,
+    streamArn: goneStream,
+  }, "RecordAgeExceeded");
   // A webhook of the test's own: the records are the object's, of a stream that is gone.
   const bodies: StreamRecord[][] = [];
   const webhook = Deno.serve(
@@ -280,26 +293,13 @@ Deno.test("a range past the stream's retention is named, with the repair to run"
   const shard = shards.find((s) => s.ShardId === found[0].shardId)!;
   const oldest = BigInt(shard.SequenceNumberRange!.StartingSequenceNumber!);
   const before = String(oldest - 1n).padStart(21, "0");
-  const message: StreamFailureMessage = {
-    requestContext: {
-      requestId: "r",
-      functionArn: "arn:aws:lambda:us-east-1:0:function:f",
-      condition: "RetryAttemptsExhausted",
-      approximateInvokeCount: 3,
-    },
-    responseContext: { statusCode: 200, executedVersion: "$LATEST" },
-    version: "1.0",
-    timestamp: new Date().toISOString(),
-    DDBStreamBatchInfo: {
-      shardId: shard.ShardId!,
-      startSequenceNumber: before,
-      endSequenceNumber: before,
-      approximateArrivalOfFirstRecord: "",
-      approximateArrivalOfLastRecord: "",
-      batchSize: 1,
-      streamArn,
-    },
-  };
+  const message = failureMessage({
+    shardId: shard.ShardId!,
+    startSequenceNumber: before,
+    endSequenceNumber: before,
+    batchSize: 1,
+    streamArn,
+  }, "RetryAttemptsExhausted");
   const dir = mkdtempSync(join(tmpdir(), "stream-failures-"));
   try {
     writeFileSync(join(dir, "old.json"), JSON.stringify(message));
