@@ -22,7 +22,9 @@
  *   WeakMap's `getOrInsert` and `getOrInsertComputed` (later still; the same list as
  *   functions-shared/runtime_apis_test.ts, which keeps them out of the functions' own
  *   modules). A package that tests for one first goes on
- *   without it, as on hosted.
+ *   without it, as on hosted. Syntax newer than 13.0 (a `using` declaration) is no
+ *   global to take away: the deploy stand-in refuses a package's or a function's
+ *   JavaScript that has it (hosted_syntax.ts).
  *
  * Kinder than hosted: `node:vm` stays importable (a preload cannot take a built-in module
  * away); the sync's functions import none, which functions-shared/runtime_apis_test.ts

@@ -20,6 +20,10 @@
  *   https://supabase.com/docs/guides/troubleshooting/edge-function-bundle-size-issues).
  *   Counted here as 5,000,000 bytes (`deno info`'s MB are 1,048,576), with every uploaded
  *   file that is no module of the graph added (an import map, a static file).
+ * - Syntax: hosted's V8 13.0 cannot parse JavaScript newer than ES2025, such as a `using`
+ *   declaration, in an npm package's files or a function's own `.js` module
+ *   (hosted_syntax.ts). Hosted deploys such a function and fails at its boot with a
+ *   SyntaxError; this stand-in refuses it at once, naming the file.
  *
  * The module graph is built by the real Deno (`deno info`) in a folder holding only the
  * upload, with the uploaded import map, from the entry point.
@@ -31,6 +35,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { DENO_BIN } from "../config.ts";
+import { hostedSyntaxProblem, isJavaScript, packageSyntaxProblem } from "./hosted_syntax.ts";
 
 /** The largest function Supabase's servers bundle, in bytes (the stricter reading of 5 MB). */
 export const SERVER_BUNDLE_MAX_BYTES = 5_000_000;
@@ -86,6 +91,33 @@ async function denoInfo(dir: string, args: string[]): Promise<string> {
 }
 
 /**
+ * The first JavaScript of `upload` hosted's V8 cannot parse (its own `.js` modules, then
+ * each npm package's files), named with the reason; or undefined.
+ */
+function syntaxProblem(
+  upload: Upload,
+  packages: Record<string, { localPath: string }>,
+): string | undefined {
+  const unparsable = (where: string, why: string) =>
+    `${where}: the hosted Edge Runtime's V8 13.0 cannot parse it (${why}): JavaScript newer ` +
+    "than ES2025, such as a `using` declaration (V8 13.4), boots there as a SyntaxError";
+  for (const [path, bytes] of upload.files) {
+    const why = isJavaScript(path)
+      ? hostedSyntaxProblem(new TextDecoder().decode(bytes))
+      : undefined;
+    if (why) return unparsable(path, why);
+  }
+  for (const [id, { localPath }] of Object.entries(packages)) {
+    const why = packageSyntaxProblem(localPath);
+    if (why) {
+      const [file, reason] = why.split(/: (.*)/s);
+      return unparsable(`npm:${id} ${file}`, reason);
+    }
+  }
+  return undefined;
+}
+
+/**
  * Builds `upload` as the servers would: its module graph from the uploaded files alone,
  * every module found, and its size within {@link SERVER_BUNDLE_MAX_BYTES}.
  */
@@ -109,12 +141,17 @@ export async function bundleUpload(upload: Upload): Promise<BundleOutcome> {
     const config = upload.importMapPath ? ["--config", upload.importMapPath] : [];
     const graph = JSON.parse(
       await denoInfo(dir, ["--json", ...config, upload.entrypointPath]),
-    ) as { modules: { specifier: string; error?: string }[] };
+    ) as {
+      modules: { specifier: string; error?: string }[];
+      npmPackages?: Record<string, { localPath: string }>;
+    };
     const broken = graph.modules.find((m) => m.error !== undefined);
     if (broken) {
       const where = broken.specifier.replace(`file://${dir}/`, "");
       return { ok: false, problem: `${where}: ${broken.error!.replaceAll(`file://${dir}/`, "")}` };
     }
+    const syntax = syntaxProblem(upload, graph.npmPackages ?? {});
+    if (syntax) return { ok: false, problem: syntax };
     const graphSize = infoSizeBytes(await denoInfo(dir, [...config, upload.entrypointPath]));
     if (graphSize === undefined) return { ok: false, problem: "deno info printed no size" };
     const modules = new Set(graph.modules.map((m) => m.specifier.replace(`file://${dir}/`, "")));

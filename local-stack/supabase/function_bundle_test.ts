@@ -56,3 +56,28 @@ Deno.test("an upload of 5,000,000 bytes deploys; a byte more is refused, countin
       "where bundling on the server allows 5 MB",
   });
 });
+
+Deno.test("JavaScript hosted's V8 cannot parse is refused, naming the file", async () => {
+  const text = (s: string) => new TextEncoder().encode(s);
+  const entry = "supabase/functions/f/index.ts";
+  const files = new Map([
+    [entry, text('import { f } from "./helper.js";\nconsole.log(f());\n')],
+    [
+      "supabase/functions/f/helper.js",
+      text("export const f = () => ({ [Symbol.dispose]() {} });\n"),
+    ],
+  ]);
+  const upload = { slug: "f", entrypointPath: entry, files };
+  const fine = await bundleUpload(upload);
+  assert.ok(fine.ok, JSON.stringify(fine));
+  files.set(
+    "supabase/functions/f/helper.js",
+    text("export function f() {\n  using h = g();\n  return h;\n}\n"),
+  );
+  assert.deepEqual(await bundleUpload(upload), {
+    ok: false,
+    problem: "supabase/functions/f/helper.js: the hosted Edge Runtime's V8 13.0 cannot parse it " +
+      "(Unexpected token (2:8)): JavaScript newer than ES2025, such as a `using` declaration " +
+      "(V8 13.4), boots there as a SyntaxError",
+  });
+});
