@@ -108,11 +108,8 @@ function syntaxProblem(
     if (why) return unparsable(path, why);
   }
   for (const [id, { localPath }] of Object.entries(packages)) {
-    const why = packageSyntaxProblem(localPath);
-    if (why) {
-      const [file, reason] = why.split(/: (.*)/s);
-      return unparsable(`npm:${id} ${file}`, reason);
-    }
+    const problem = packageSyntaxProblem(localPath);
+    if (problem) return unparsable(`npm:${id} ${problem.file}`, problem.reason);
   }
   return undefined;
 }

@@ -48,12 +48,18 @@ export function isJavaScript(path: string): boolean {
   return /\.(js|mjs|cjs)$/.test(path);
 }
 
+/** A file hosted cannot parse: its path from the package's folder, and why. */
+export interface FileSyntaxProblem {
+  file: string;
+  reason: string;
+}
+
 /**
  * The first JavaScript file under `dir` (an npm package's folder, whole, as hosted
  * bundles it) that hosted cannot parse: its path from `dir` and why; or undefined.
  */
-export function packageSyntaxProblem(dir: string): string | undefined {
-  const walk = (folder: string): string | undefined => {
+export function packageSyntaxProblem(dir: string): FileSyntaxProblem | undefined {
+  const walk = (folder: string): FileSyntaxProblem | undefined => {
     for (const name of readdirSync(folder).sort()) {
       const path = join(folder, name);
       const problem = statSync(path).isDirectory()
@@ -66,8 +72,8 @@ export function packageSyntaxProblem(dir: string): string | undefined {
     return undefined;
   };
   const fileProblem = (path: string) => {
-    const why = hostedSyntaxProblem(readFileSync(path, "utf8"));
-    return why && `${relative(dir, path)}: ${why}`;
+    const reason = hostedSyntaxProblem(readFileSync(path, "utf8"));
+    return reason ? { file: relative(dir, path), reason } : undefined;
   };
   return walk(dir);
 }

@@ -36,7 +36,10 @@ Deno.test("a package's first file hosted cannot parse is named, its nested packa
     writeFileSync(join(dir, "types.d.ts"), "export declare const a: number;\n");
     assert.equal(packageSyntaxProblem(dir), undefined);
     writeFileSync(join(dir, "lib", "b.mjs"), "export function f() {\n  using h = g();\n}\n");
-    assert.equal(packageSyntaxProblem(dir), "lib/b.mjs: Unexpected token (2:8)");
+    assert.deepEqual(packageSyntaxProblem(dir), {
+      file: "lib/b.mjs",
+      reason: "Unexpected token (2:8)",
+    });
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
