@@ -144,6 +144,42 @@ Deno.test("pg_net sends only committed requests and records failures", async () 
   }
 });
 
+Deno.test("a request in flight stays in pg_net's queue until its answer is recorded", async () => {
+  // pg_net takes a batch off the queue, sends it and records its answers in one
+  // transaction (src/worker.c), so until the answer is in, the request is still queued.
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => release = resolve);
+  let arrived!: () => void;
+  const arrival = new Promise<void>((resolve) => arrived = resolve);
+  const server = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen: () => {} }, async () => {
+    arrived();
+    await released;
+    return new Response("held", { status: 200 });
+  });
+  const sql = connectDb();
+  try {
+    const [request] = await sql`
+      select net.http_post(${`http://127.0.0.1:${server.addr.port}/held`}) as id`;
+    await arrival;
+    const queued = await sql`select id from net.http_request_queue where id = ${request.id}`;
+    const answered = await sql`select id from net._http_response where id = ${request.id}`;
+    assert.deepEqual([queued.length, answered.length], [1, 0], "sent, still queued, no answer");
+    release();
+    const outcome = await eventually("the held request's answer", async () => {
+      const [row] = await sql`select status_code, content from net._http_response
+                              where id = ${request.id}`;
+      return row;
+    });
+    assert.deepEqual({ ...outcome }, { status_code: 200, content: "held" });
+    const left = await sql`select id from net.http_request_queue where id = ${request.id}`;
+    assert.equal(left.length, 0, "the answer recorded, the request is off the queue");
+  } finally {
+    release();
+    await server.shutdown();
+    await sql.end();
+  }
+});
+
 Deno.test("a function's failed answer to a call of sync.call_edge_function shows in sync.status", async () => {
   // Through the stack's pg_net worker and gateway, as pg_cron's calls go: the call is
   // noted with pg_net's id, and the gateway's 404 for a function not deployed is read back.

@@ -2,13 +2,24 @@
  * The background worker of our pg_net emulation (sql/extensions/pg_net--0.14.0.sql):
  * sends the HTTP requests that `net.http_get/post/delete` queued, after their
  * transaction committed, and records each outcome in `net._http_response`, the way
- * pg_net's own background worker does (batches of 200, at most once). Like pg_net, it
- * also deletes responses older than the `pg_net.ttl` setting (default 6 hours), at most
- * a batch at each turn of its loop, oldest first.
+ * pg_net's own background worker does (batches of 200; a batch whose answers could not
+ * be recorded stays queued and goes again). Like pg_net, it also deletes responses older
+ * than the `pg_net.ttl` setting (default 6 hours), at most a batch at each turn of its
+ * loop, oldest first.
  *
- * A trigger on the queue sends NOTIFY pg_net_request on commit; the worker also looks
- * once a second, so nothing waits on a missed notification. It survives database
- * restarts by retrying with a pause.
+ * As pg_net's worker (src/worker.c since 0.19: one transaction per turn, then
+ * `WaitLatch(..., 1000)`, "slow down queue processing to avoid using too much CPU"):
+ * - a turn takes its batch off the queue, sends it and records the answers in one
+ *   transaction, so the batch stays in `net.http_request_queue` until its answers are
+ *   in `net._http_response`, and a worker that dies mid-batch leaves it queued;
+ * - after every turn, busy or not, it waits a second or until a committed request
+ *   wakes it (a wake that came during the turn ends the wait at once): a backlog past
+ *   a batch goes out 200 a second unless new requests keep waking it.
+ *
+ * A trigger on the queue sends NOTIFY pg_net_request on commit (pg_net's wake at
+ * commit). Idle, the worker also looks once a second, where hosted waits for a wake
+ * alone: our notifications can be missed while the worker reconnects. It survives
+ * database restarts by retrying with a pause.
  *
  * Run by `stack:up`; not meant to be started by hand.
  *
@@ -24,7 +35,7 @@ const POLL_MS = 1_000;
 /** pg_net's default for `pg_net.ttl`, used when the setting is not set. */
 const DEFAULT_RESPONSE_TTL = "6 hours";
 
-interface QueuedRequest {
+export interface QueuedRequest {
   id: string;
   method: "GET" | "POST" | "DELETE";
   url: string;
@@ -33,7 +44,7 @@ interface QueuedRequest {
   timeout_milliseconds: number;
 }
 
-interface Outcome {
+export interface Outcome {
   id: string;
   status_code: number | null;
   content_type: string | null;
@@ -111,51 +122,101 @@ export async function deleteExpiredResponses(
   return deleted.count;
 }
 
-async function drain(sql: postgres.Sql): Promise<number> {
-  const requests = await sql<QueuedRequest[]>`
-    delete from net.http_request_queue
-    where id in (
-      select id from net.http_request_queue order by id limit ${BATCH_SIZE}
-      for update skip locked
-    )
-    returning id, method, url, headers, body, timeout_milliseconds`;
-  if (requests.length === 0) return 0;
-  const outcomes = await Promise.all(requests.map(send));
-  await sql`
-    insert into net._http_response
-      (id, status_code, content_type, headers, content, timed_out, error_msg)
-    select id, status_code, content_type, headers, content, timed_out, error_msg
-    from jsonb_to_recordset(${sql.json(outcomes as unknown as postgres.JSONValue)}) as r(
-      id bigint, status_code int, content_type text, headers jsonb, content text,
-      timed_out boolean, error_msg text)`;
+/**
+ * One turn's batch, as pg_net takes it: up to {@link BATCH_SIZE} queued requests, oldest
+ * first, taken off the queue, sent at once and their outcomes recorded, all in one
+ * transaction; returns how many it sent.
+ */
+export async function drain(
+  sql: postgres.Sql,
+  sendRequest: (request: QueuedRequest) => Promise<Outcome> = send,
+): Promise<number> {
+  const outcomes = await sql.begin(async (tx) => {
+    const requests = await tx<QueuedRequest[]>`
+      delete from net.http_request_queue
+      where id in (select id from net.http_request_queue order by id limit ${BATCH_SIZE})
+      returning id, method, url, headers, body, timeout_milliseconds`;
+    if (requests.length === 0) return [];
+    const outcomes = await Promise.all(requests.map(sendRequest));
+    await tx`
+      insert into net._http_response
+        (id, status_code, content_type, headers, content, timed_out, error_msg)
+      select id, status_code, content_type, headers, content, timed_out, error_msg
+      from jsonb_to_recordset(${tx.json(outcomes as unknown as postgres.JSONValue)}) as r(
+        id bigint, status_code int, content_type text, headers jsonb, content text,
+        timed_out boolean, error_msg text)`;
+    return outcomes;
+  });
   for (const o of outcomes) {
     console.log(`request ${o.id}: ${o.status_code ?? o.error_msg}`);
   }
-  return requests.length;
+  return outcomes.length;
+}
+
+/**
+ * The worker's latch: {@link wake} ends the current wait, or the next one at once when
+ * no wait is under way (a wake during a turn is not lost), as `SetLatch` does.
+ */
+export class Wakeup {
+  #pending = false;
+  #resolve: (() => void) | undefined;
+
+  /** Sets the latch. */
+  wake(): void {
+    this.#pending = true;
+    this.#resolve?.();
+  }
+
+  /** Waits until woken or `ms` pass; resets the latch. Resolves with whether it was woken. */
+  wait(ms: number): Promise<boolean> {
+    return new Promise<boolean>((resolve) => {
+      const done = (woken: boolean) => {
+        clearTimeout(timer);
+        this.#resolve = undefined;
+        this.#pending = false;
+        resolve(woken);
+      };
+      const timer = setTimeout(() => done(false), this.#pending ? 0 : ms);
+      if (this.#pending) done(true);
+      else this.#resolve = () => done(true);
+    });
+  }
+}
+
+/** What a turn of the worker's loop uses; the real ones in the main block. */
+export interface WorkerTurn {
+  deleteExpired(): Promise<number>;
+  drain(): Promise<number>;
+  wakeup: Wakeup;
+  /** How long a turn waits when not woken (one second, as pg_net). */
+  waitMs: number;
+}
+
+/** One turn: expired answers, one batch, then the wait every turn ends with. */
+export async function turn({ deleteExpired, drain, wakeup, waitMs }: WorkerTurn): Promise<void> {
+  try {
+    await deleteExpired();
+    await drain();
+  } catch (error) {
+    console.error(`pg_net worker: ${(error as Error).message}; retrying`);
+  }
+  await wakeup.wait(waitMs);
 }
 
 if (import.meta.main) {
   // pg_net's worker runs as the bootstrap superuser (its `pg_net.username` defaults to
   // it): the platform's role, not the project's.
   const sql = postgres(asAdminUrl(readStackEnv().DATABASE_URL), { max: 2, onnotice: () => {} });
-  let wake: (() => void) | undefined;
-  await sql.listen("pg_net_request", () => wake?.()).catch((error) => {
+  const wakeup = new Wakeup();
+  await sql.listen("pg_net_request", () => wakeup.wake()).catch((error) => {
     console.error(`LISTEN failed (will poll): ${error.message}`);
   });
   console.log("pg_net worker running");
-  while (true) {
-    try {
-      await deleteExpiredResponses(sql);
-      if (await drain(sql) > 0) continue;
-    } catch (error) {
-      console.error(`pg_net worker: ${(error as Error).message}; retrying`);
-    }
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, POLL_MS);
-      wake = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-    });
-  }
+  const parts: WorkerTurn = {
+    deleteExpired: () => deleteExpiredResponses(sql),
+    drain: () => drain(sql),
+    wakeup,
+    waitMs: POLL_MS,
+  };
+  while (true) await turn(parts);
 }

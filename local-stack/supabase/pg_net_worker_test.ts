@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { send, storedContent } from "./pg_net_worker.ts";
+import { send, storedContent, turn, Wakeup, type WorkerTurn } from "./pg_net_worker.ts";
 
 Deno.test("a body is stored as pg_net stores it: up to its first NUL, and NULL when empty", () => {
   assert.equal(storedContent('{"ok":true}'), '{"ok":true}');
@@ -29,4 +29,67 @@ Deno.test("an answer without a body is recorded with NULL content, its status an
   } finally {
     await server.shutdown();
   }
+});
+
+Deno.test("a wake before the wait ends it at once, a wake during it ends it, none lets it run out", async () => {
+  const wakeup = new Wakeup();
+  wakeup.wake();
+  assert.equal(await wakeup.wait(60_000), true, "a wake during the turn is not lost");
+  assert.equal(await wakeup.wait(10), false, "the latch was reset");
+  const waiting = wakeup.wait(60_000);
+  wakeup.wake();
+  assert.equal(await waiting, true);
+});
+
+Deno.test("every turn ends with the wait, a full batch's too, so a backlog goes 200 a turn", async () => {
+  const events: string[] = [];
+  const backlog = [200, 200, 1];
+  const wakeup = new Wakeup();
+  wakeup.wait = (ms) => {
+    events.push(`wait ${ms}`);
+    return Promise.resolve(false);
+  };
+  const parts: WorkerTurn = {
+    deleteExpired: () => Promise.resolve(0),
+    drain: () => {
+      const sent = backlog.shift() ?? 0;
+      events.push(`sent ${sent}`);
+      return Promise.resolve(sent);
+    },
+    wakeup,
+    waitMs: 1_000,
+  };
+  for (let i = 0; i < 3; i++) await turn(parts);
+  assert.deepEqual(events, [
+    "sent 200",
+    "wait 1000",
+    "sent 200",
+    "wait 1000",
+    "sent 1",
+    "wait 1000",
+  ]);
+});
+
+Deno.test("a turn whose batch fails is logged and still ends with the wait", async () => {
+  const wakeup = new Wakeup();
+  let waited = false;
+  wakeup.wait = () => {
+    waited = true;
+    return Promise.resolve(false);
+  };
+  const errors: string[] = [];
+  const original = console.error;
+  console.error = (message: string) => errors.push(message);
+  try {
+    await turn({
+      deleteExpired: () => Promise.resolve(0),
+      drain: () => Promise.reject(new Error("connection refused")),
+      wakeup,
+      waitMs: 1_000,
+    });
+  } finally {
+    console.error = original;
+  }
+  assert.deepEqual(errors, ["pg_net worker: connection refused; retrying"]);
+  assert.equal(waited, true);
 });
