@@ -1,7 +1,7 @@
 /**
  * The local gateway enforces the hosted Edge Runtime's limits per isolate
  * (local-stack/supabase/edge_limits.ts): a request whose isolate passes the hard CPU limit
- * answers 546 `WORKER_LIMIT`; an isolate past the soft limit finishes its request and the
+ * answers 546 `WORKER_RESOURCE_LIMIT`; an isolate past the soft limit finishes its request and the
  * next one goes to a new isolate; the wall clock retires at half and kills at the limit.
  * The calls between functions take from their request chain's budget, as hosted
  * (local-stack/supabase/function_calls.ts). Each test runs a gateway of its own (with the
@@ -14,7 +14,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { DENO_BIN, HOST, ROOT } from "../local-stack/config.ts";
 import { isolateLinesSince } from "../local-stack/supabase/isolate_log.ts";
-import { WORKER_LIMIT_BODY } from "../local-stack/supabase/edge_limits.ts";
+import { WORKER_LIMIT_BODY } from "../local-stack/supabase/gateway_errors.ts";
 import { eventually } from "./eventually.ts";
 
 /**
@@ -89,13 +89,13 @@ async function startGateway(limits: Record<string, string>) {
   };
 }
 
-Deno.test("past the hard CPU limit the request answers 546 WORKER_LIMIT and the isolate's line says CPUTime", async () => {
+Deno.test("past the hard CPU limit the request answers 546 WORKER_RESOURCE_LIMIT and the isolate's line says CPUTime", async () => {
   const gateway = await startGateway({});
   try {
     const answer = await gateway.burn(5_000);
     assert.equal(answer.status, 546);
     assert.deepEqual(answer.body, WORKER_LIMIT_BODY);
-    assert.equal(answer.headers.get("sb-error-code"), "WORKER_LIMIT");
+    assert.equal(answer.headers.get("sb-error-code"), "WORKER_RESOURCE_LIMIT");
     // The line of the isolate that took the request: a successor started beside it
     // (local-stack/supabase/edge_isolates.ts) may end first, as `idle`, having taken none.
     const line = await eventually("the isolate's line", async () => {

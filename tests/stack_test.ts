@@ -118,7 +118,12 @@ Deno.test("every Edge Function answers at /functions/v1/NAME", async () => {
   }
   const missing = await callFunction("no-such-function");
   assert.equal(missing.status, 404);
+  assert.equal(missing.headers.get("sb-error-code"), "NOT_FOUND");
   assert.equal((await missing.json()).message, "Requested function was not found");
+  // The gateway passes only POST, GET, PUT, PATCH, DELETE and OPTIONS to a function.
+  const head = await callFunction(FUNCTIONS[0], { method: "HEAD" });
+  assert.equal(head.status, 405);
+  assert.equal(head.headers.get("allow"), "POST, GET, PUT, PATCH, DELETE, OPTIONS");
 });
 
 Deno.test("pg_net sends only committed requests and records failures", async () => {

@@ -13,7 +13,7 @@
  *   the isolate is retired (`early_retire_fn`): it takes no new request, finishes what it
  *   has (in-flight requests and `EdgeRuntime.waitUntil` promises), then is dropped.
  * - At the hard limit (`SUPABASE_RESOURCE_LIMIT_CPU_HARD_MS`, 2000) it is terminated with
- *   `ShutdownReason::CPUTime`; its in-flight requests answer 546 `WORKER_LIMIT`.
+ *   `ShutdownReason::CPUTime`; its in-flight requests answer 546 (gateway_errors.ts).
  * - Wall clock (`worker_timeout_ms`; 400000 in .cargo/config.toml, 150 s on the Free plan
  *   and 400 s on paid plans per Supabase's limits page): retired at half, terminated with
  *   `WallClockTime` at the limit.
@@ -216,15 +216,6 @@ export function memoryAlert(reading: IsolateReading, limits: EdgeLimits): boolea
 export function nearsRetirement(reading: IsolateReading, limits: EdgeLimits): boolean {
   return reading.cpuMs >= limits.cpuSoftMs / 2;
 }
-
-/**
- * The body of a 546, as the hosted gateway answers a request whose isolate was killed
- * for a limit (Supabase's troubleshooting page "546 - WORKER_LIMIT Exceeded").
- */
-export const WORKER_LIMIT_BODY = {
-  code: "WORKER_LIMIT",
-  message: "Function failed due to not having enough compute resources (please check logs)",
-} as const;
 
 /**
  * Reads the CPU of a process's main thread (user + system, boot included) and the

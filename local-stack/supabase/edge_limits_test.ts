@@ -11,7 +11,6 @@ import {
   readEdgeLimits,
   readProcStat,
   RETIRE_SIGNALS,
-  WORKER_LIMIT_BODY,
 } from "./edge_limits.ts";
 
 const limits: EdgeLimits = readEdgeLimits({});
@@ -81,13 +80,6 @@ Deno.test("a memory report's line is read back, and no other line is one", () =>
   assert.equal(parseMemoryReport("edge-runtime-memory 1 0"), undefined);
   assert.equal(parseMemoryReport(`${line.split(" ")[0]} x y`), undefined);
   assert.equal(parseMemoryReport("listening"), undefined);
-});
-
-Deno.test("the 546 body is the hosted gateway's", () => {
-  assert.deepEqual(JSON.parse(JSON.stringify(WORKER_LIMIT_BODY)), {
-    code: "WORKER_LIMIT",
-    message: "Function failed due to not having enough compute resources (please check logs)",
-  });
 });
 
 Deno.test("readProcStat reads the main thread's utime + stime and rss, even with spaces in the name", () => {

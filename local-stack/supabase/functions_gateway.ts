@@ -11,16 +11,17 @@
  * - the function sees the path without the `/functions/v1` prefix (`/NAME/...`);
  * - `verify_jwt = true` in config.toml requires a JWT signed with the project's secret
  *   (401 otherwise); all of ours set it false and authenticate callers themselves;
- * - an unknown function is a 404, a function that cannot start a 503 `BOOT_ERROR`, one
- *   whose isolate failed under the request (exited on an unhandled rejection, say) a 500
- *   `WORKER_ERROR`, and a request that has no response 150 s after it came (the idle
- *   limit, the isolate's boot included) a 504;
+ * - an unknown function is a 404, a method Edge Functions do not take a 405, a function
+ *   that cannot start a 503 `BOOT_ERROR`, one whose isolate failed under the request
+ *   (exited on an unhandled rejection, say) a 500 `WORKER_ERROR`, and a request that has
+ *   no response 150 s after it came (the idle limit, the isolate's boot included) a 504;
+ *   each with its `sb-error-code` header (gateway_errors.ts);
  * - the hosted runtime's limits per isolate (local-stack/supabase/edge_limits.ts): CPU
  *   (user + system of the process, boot included, read from /proc every EDGE_POLL_MS)
  *   retires the isolate at EDGE_CPU_SOFT_MS and kills it at EDGE_CPU_HARD_MS; the wall
  *   clock retires it at half of EDGE_WALL_CLOCK_LIMIT_MS and kills it at the limit;
  *   memory likewise with EDGE_MEMORY_MB. A killed isolate's in-flight requests answer
- *   546 `WORKER_LIMIT`. Each isolate that ends is one line of
+ *   546 `WORKER_RESOURCE_LIMIT`. Each isolate that ends is one line of
  *   `.local/logs/edge-isolates.jsonl`;
  * - every request runs in a trace (`traceparent`: its own, or a new one), and the calls
  *   functions make to functions take from their chain's budget, EDGE_CALLS_PER_MINUTE;
@@ -42,7 +43,18 @@ import { dirname } from "node:path";
 import { FUNCTIONS_PORT, HOST, STACK_ENV_FILE } from "../config.ts";
 import { sleep } from "../processes.ts";
 import { parseEnvFile, readStackEnv, type StackEnv, verifyJwt } from "../stack_env.ts";
-import { type EdgeLimits, readEdgeLimits, WORKER_LIMIT_BODY } from "./edge_limits.ts";
+import { type EdgeLimits, readEdgeLimits } from "./edge_limits.ts";
+import {
+  bootError,
+  FUNCTION_METHODS,
+  idleTimeout,
+  jwtRefusal,
+  methodNotAllowed,
+  notFound,
+  unauthorized,
+  workerError,
+  workerResourceLimit,
+} from "./gateway_errors.ts";
 import { type Isolate, type IsolateLine, IsolatePool } from "./edge_isolates.ts";
 import { discoverFunctions, type EdgeFunction } from "./function_folders.ts";
 import { answerHeaders, releasingBody, small } from "./gateway_bodies.ts";
@@ -90,17 +102,17 @@ function functionEnv(port: number): Record<string, string> {
   };
 }
 
-function json(status: number, body: unknown, headers: Record<string, string> = {}): Response {
+function json(status: number, body: unknown): Response {
   return new Response(JSON.stringify(body), {
     status,
-    headers: { "content-type": "application/json", ...headers },
+    headers: { "content-type": "application/json" },
   });
 }
 
 /** The answer to a request whose isolate failed under it. */
 async function failure(fn: EdgeFunction, isolate: Isolate, error: unknown): Promise<Response> {
   if (error instanceof DOMException && error.name === "TimeoutError") {
-    return json(504, { code: "IDLE_TIMEOUT", message: "Function did not respond in 150 s" });
+    return idleTimeout(IDLE_TIMEOUT_MS / 1000);
   }
   // A V8 heap overflow is noticed when the process has exited: give it a moment.
   if (!isolate.killed) await Promise.race([isolate.process.exited, sleep(1_000)]);
@@ -108,15 +120,12 @@ async function failure(fn: EdgeFunction, isolate: Isolate, error: unknown): Prom
     console.error(
       logLine("gateway", `${fn.name}#${isolate.id}: a request answered 546 (${isolate.killed})`),
     );
-    return json(546, WORKER_LIMIT_BODY, { "sb-error-code": WORKER_LIMIT_BODY.code });
+    return workerResourceLimit();
   }
   // As the hosted gateway (the Supabase CLI's serve template, internal/functions/serve/
   // templates/main.ts: InvalidWorkerResponse): the cause goes to the log, not the caller.
   console.error(logLine("gateway", `${fn.name}#${isolate.id}: a request failed: ${error}`));
-  return json(500, {
-    code: "WORKER_ERROR",
-    message: "Function exited due to an error (please check logs)",
-  });
+  return workerError();
 }
 
 async function route(req: Request, functions: Map<string, EdgeFunction>): Promise<Response> {
@@ -143,13 +152,15 @@ async function route(req: Request, functions: Map<string, EdgeFunction>): Promis
   if ("refused" in admitted) return admitted.refused;
   const match = url.pathname.match(/^\/functions\/v1\/([^/]+)(\/.*)?$/);
   const fn = match ? functions.get(match[1]) : undefined;
-  if (!match || !fn) {
-    return json(404, { code: "NOT_FOUND", message: "Requested function was not found" });
+  if (!match || !fn) return notFound();
+  if (!(FUNCTION_METHODS as readonly string[]).includes(req.method)) {
+    return methodNotAllowed(req.method);
   }
   if (fn.verifyJwt) {
-    const token = req.headers.get("authorization")?.replace(/^Bearer\s+/i, "") ?? "";
+    const authorization = req.headers.get("authorization");
+    const token = authorization?.replace(/^Bearer\s+/i, "") ?? "";
     if (!(await verifyJwt(token, stackEnv.SUPABASE_JWT_SECRET))) {
-      return json(401, { code: 401, message: "Invalid JWT" });
+      return unauthorized(jwtRefusal(authorization));
     }
   }
   // The idle limit counts from the request's arrival, as the hosted gateway's: a slow
@@ -166,13 +177,10 @@ async function route(req: Request, functions: Map<string, EdgeFunction>): Promis
   const isolate = pool.acquire();
   if (!(await isolate.process.ready)) {
     pool.release(isolate);
-    if (isolate.killed) return json(546, WORKER_LIMIT_BODY, { "sb-error-code": "WORKER_LIMIT" });
+    if (isolate.killed) return workerResourceLimit();
     // Not listening after 30 s: no further request waits for it.
     pool.stop(isolate, "boot failed");
-    return json(503, {
-      code: "BOOT_ERROR",
-      message: `Function ${fn.name} failed to start (see .local/logs/functions.log)`,
-    });
+    return bootError(`Function ${fn.name} failed to start (see .local/logs/functions.log)`);
   }
   const target = `http://${HOST}:${isolate.process.port}/${fn.name}${match[2] ?? ""}${url.search}`;
   let response: Response;
