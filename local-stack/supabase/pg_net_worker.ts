@@ -65,8 +65,41 @@ export function storedContent(body: string): string | null {
   return text === "" ? null : text;
 }
 
+/**
+ * The text pg_net records in `error_msg` for a request that got no answer: libcurl's
+ * (src/core.c: `curl_easy_strerror`, and for a timeout src/errors.c's
+ * `detailed_timeout_strerror`), never the client's own words or the URL. A timeout is
+ * put at the HTTP step, as on a connection to the stack's own hosts; older libcurls
+ * spell a failed look-up "Couldn't resolve host name", newer "Could not resolve hostname".
+ */
+export function curlErrorMessage(error: unknown, timeoutMs: number, elapsedMs: number): string {
+  if (error instanceof DOMException && error.name === "TimeoutError") {
+    const ms = (n: number) => n.toFixed(6);
+    return `Timeout of ${timeoutMs} ms reached. Total time: ${ms(elapsedMs)} ms (DNS time: ` +
+      `${ms(0)} ms, TCP/SSL handshake time: ${ms(0)} ms, HTTP Request/Response time: ` +
+      `${ms(elapsedMs)} ms)`;
+  }
+  // Deno puts the client's reason in `cause`: "fetch failed", cause "... tcp connect error".
+  const cause = (error as Error)?.cause;
+  const text = `${(error as Error)?.message ?? error} ${(cause as Error)?.message ?? ""}`;
+  const badPort = text.match(/Requests to port (\d+) are blocked/);
+  if (badPort) {
+    return `(stand-in) Deno's fetch blocks port ${badPort[1]} (the fetch standard's bad ports); ` +
+      "pg_net would send it";
+  }
+  if (/connection refused|tcp connect error/i.test(text)) return "Couldn't connect to server";
+  if (/dns error|failed to lookup address|name or service not known/i.test(text)) {
+    return "Couldn't resolve host name";
+  }
+  if (/connection closed before message completed/i.test(text)) {
+    return "Server returned nothing (no headers, no data)";
+  }
+  return "Failure when receiving data from the peer";
+}
+
 /** Sends one queued request; never throws: failures become the outcome's error_msg. */
 export async function send(request: QueuedRequest): Promise<Outcome> {
+  const started = performance.now();
   try {
     const response = await fetch(request.url, {
       method: request.method,
@@ -92,9 +125,11 @@ export async function send(request: QueuedRequest): Promise<Outcome> {
       headers: null,
       content: null,
       timed_out: timedOut,
-      error_msg: timedOut
-        ? `Timeout of ${request.timeout_milliseconds} ms reached`
-        : `Couldn't connect to ${request.url}: ${(error as Error).message}`,
+      error_msg: curlErrorMessage(
+        error,
+        request.timeout_milliseconds,
+        performance.now() - started,
+      ),
     };
   }
 }

@@ -1,5 +1,12 @@
 import assert from "node:assert/strict";
-import { send, storedContent, turn, Wakeup, type WorkerTurn } from "./pg_net_worker.ts";
+import {
+  curlErrorMessage,
+  send,
+  storedContent,
+  turn,
+  Wakeup,
+  type WorkerTurn,
+} from "./pg_net_worker.ts";
 
 Deno.test("a body is stored as pg_net stores it: up to its first NUL, and NULL when empty", () => {
   assert.equal(storedContent('{"ok":true}'), '{"ok":true}');
@@ -92,4 +99,46 @@ Deno.test("a turn whose batch fails is logged and still ends with the wait", asy
   }
   assert.deepEqual(errors, ["pg_net worker: connection refused; retrying"]);
   assert.equal(waited, true);
+});
+
+Deno.test("a request with no answer records libcurl's words, as pg_net does", async () => {
+  const request = (url: string, timeout_milliseconds = 5_000) => ({
+    id: "1",
+    method: "GET" as const,
+    url,
+    headers: {},
+    body: null,
+    timeout_milliseconds,
+  });
+  const closed = Deno.listen({ port: 0, hostname: "127.0.0.1" });
+  const closedPort = (closed.addr as Deno.NetAddr).port;
+  closed.close();
+  const refused = await send(request(`http://127.0.0.1:${closedPort}/closed`));
+  assert.equal(refused.error_msg, "Couldn't connect to server");
+  assert.equal(refused.timed_out, false);
+  let release!: () => void;
+  const held = new Promise<void>((resolve) => release = resolve);
+  const server = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen: () => {} }, async () => {
+    await held;
+    return new Response("late");
+  });
+  try {
+    const late = await send(request(`http://127.0.0.1:${server.addr.port}/`, 50));
+    assert.equal(late.timed_out, true);
+    assert.match(
+      late.error_msg!,
+      /^Timeout of 50 ms reached\. Total time: \d+\.\d{6} ms \(DNS time: 0\.000000 ms, TCP\/SSL handshake time: 0\.000000 ms, HTTP Request\/Response time: \d+\.\d{6} ms\)$/,
+    );
+  } finally {
+    release();
+    await server.shutdown();
+  }
+  assert.equal(
+    curlErrorMessage(new TypeError("dns error: failed to lookup address"), 1, 1),
+    "Couldn't resolve host name",
+  );
+  assert.equal(
+    curlErrorMessage(new TypeError("connection closed before message completed"), 1, 1),
+    "Server returned nothing (no headers, no data)",
+  );
 });
