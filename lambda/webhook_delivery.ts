@@ -130,8 +130,13 @@ export async function deliver(
         return "later";
       }
       // Cut, as above: a WEBHOOK_URL that is another server's may answer with a whole page.
+      // Supabase's gateway names its own failures in `sb-error-code` (its "Error codes"
+      // page: BOOT_ERROR, WORKER_RESOURCE_LIMIT, ...), whatever the body says.
+      const errorCode = response.headers.get("sb-error-code");
       logError(
-        `webhook answered ${response.status} for records of ${first}: ${
+        `webhook answered ${response.status}${
+          errorCode ? ` (sb-error-code ${errorCode.slice(0, 64)})` : ""
+        } for records of ${first}: ${
           text.length > 500 ? `${text.slice(0, 500)}... (${text.length} characters)` : text
         }`,
       );

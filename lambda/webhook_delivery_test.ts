@@ -163,3 +163,31 @@ Deno.test("a long answer that is not the webhook's is logged cut, with its lengt
     await server.shutdown();
   }
 });
+
+Deno.test("a failure the Supabase gateway names is logged with its sb-error-code", async () => {
+  const server = Deno.serve(
+    { port: 0, hostname: "127.0.0.1", onListen: () => {} },
+    () =>
+      new Response('{"code":"WORKER_LIMIT"}', {
+        status: 546,
+        headers: { "sb-error-code": "WORKER_RESOURCE_LIMIT" },
+      }),
+  );
+  try {
+    const failed: string[] = [];
+    await deliver(
+      `http://127.0.0.1:${server.addr.port}/`,
+      SECRET,
+      [record("1")],
+      Date.now() + 300,
+      () => {},
+      (line) => void failed.push(line),
+    );
+    assert.match(
+      failed[0],
+      /^webhook answered 546 \(sb-error-code WORKER_RESOURCE_LIMIT\) for records of t from 1, key .*: \{"code":"WORKER_LIMIT"\}$/,
+    );
+  } finally {
+    await server.shutdown();
+  }
+});
