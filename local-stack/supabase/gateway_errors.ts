@@ -31,10 +31,10 @@ export type JwtRefusal =
   | "UNAUTHORIZED_INVALID_JWT_FORMAT"
   | "UNAUTHORIZED_LEGACY_JWT";
 
-function answer(status: number, errorCode: string, body: unknown, headers = {}): Response {
+function answer(status: number, errorCode: string, body: unknown): Response {
   return new Response(JSON.stringify(body), {
     status,
-    headers: { "content-type": "application/json", "sb-error-code": errorCode, ...headers },
+    headers: { "content-type": "application/json", "sb-error-code": errorCode },
   });
 }
 

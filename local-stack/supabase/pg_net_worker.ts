@@ -35,7 +35,7 @@ const POLL_MS = 1_000;
 /** pg_net's default for `pg_net.ttl`, used when the setting is not set. */
 const DEFAULT_RESPONSE_TTL = "6 hours";
 
-export interface QueuedRequest {
+interface QueuedRequest {
   id: string;
   method: "GET" | "POST" | "DELETE";
   url: string;
@@ -44,7 +44,7 @@ export interface QueuedRequest {
   timeout_milliseconds: number;
 }
 
-export interface Outcome {
+interface Outcome {
   id: string;
   status_code: number | null;
   content_type: string | null;
@@ -162,17 +162,14 @@ export async function deleteExpiredResponses(
  * first, taken off the queue, sent at once and their outcomes recorded, all in one
  * transaction; returns how many it sent.
  */
-export async function drain(
-  sql: postgres.Sql,
-  sendRequest: (request: QueuedRequest) => Promise<Outcome> = send,
-): Promise<number> {
+export async function drain(sql: postgres.Sql): Promise<number> {
   const outcomes = await sql.begin(async (tx) => {
     const requests = await tx<QueuedRequest[]>`
       delete from net.http_request_queue
       where id in (select id from net.http_request_queue order by id limit ${BATCH_SIZE})
       returning id, method, url, headers, body, timeout_milliseconds`;
     if (requests.length === 0) return [];
-    const outcomes = await Promise.all(requests.map(sendRequest));
+    const outcomes = await Promise.all(requests.map(send));
     await tx`
       insert into net._http_response
         (id, status_code, content_type, headers, content, timed_out, error_msg)
@@ -204,16 +201,21 @@ export class Wakeup {
 
   /** Waits until woken or `ms` pass; resets the latch. Resolves with whether it was woken. */
   wait(ms: number): Promise<boolean> {
+    if (this.#pending) {
+      this.#pending = false;
+      return Promise.resolve(true);
+    }
     return new Promise<boolean>((resolve) => {
-      const done = (woken: boolean) => {
+      const timer = setTimeout(() => {
+        this.#resolve = undefined;
+        resolve(false);
+      }, ms);
+      this.#resolve = () => {
         clearTimeout(timer);
         this.#resolve = undefined;
         this.#pending = false;
-        resolve(woken);
+        resolve(true);
       };
-      const timer = setTimeout(() => done(false), this.#pending ? 0 : ms);
-      if (this.#pending) done(true);
-      else this.#resolve = () => done(true);
     });
   }
 }
