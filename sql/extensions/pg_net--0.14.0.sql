@@ -59,18 +59,39 @@ as $$
 $$;
 
 -- Appends `params` to the URL as a query string, each key and value URL-encoded, as
--- pg_net does.
+-- pg_net does. Like pg_net, it first hands the URL to libcurl's URL parser
+-- (`curl_url_set(h, CURLUPART_URL, url, 0)` in src/util.c), which refuses, in the
+-- caller's transaction, a URL it cannot parse: pg_net raises `invalid URL "<url>":
+-- <curl_url_strerror>` (src/errors.h, 0.19 and later). The cases refused here are
+-- libcurl's for a URL given without flags (lib/urlapi.c, parseurl): a space or control
+-- character ("Malformed input to a URL function"), no `scheme:` ("Bad scheme"), other
+-- than one to three slashes after it ("Unsupported number of slashes following scheme"),
+-- and no host ("No host part in the URL").
 create function net._encode_url_with_params(url text, params jsonb) returns text
-language sql immutable
+language plpgsql immutable
 as $$
-  select case
+declare
+  reason text := case
+    when url ~ '[\x01-\x20\x7f]' then 'Malformed input to a URL function'
+    when url !~ '^[A-Za-z][A-Za-z0-9+.-]*:' then 'Bad scheme'
+    when url !~ '^[A-Za-z][A-Za-z0-9+.-]*:/{1,3}[^/]' then
+      case when url ~ '^[A-Za-z][A-Za-z0-9+.-]*:/{1,3}$' then 'No host part in the URL'
+           else 'Unsupported number of slashes following scheme' end
+    when url ~ '^[A-Za-z][A-Za-z0-9+.-]*:/{1,3}[?#]' then 'No host part in the URL'
+  end;
+begin
+  if reason is not null then
+    raise exception 'invalid URL "%": %', url, reason using errcode = 'XX000';
+  end if;
+  return case
     when params is null or params = '{}'::jsonb then url
     else url || case when strpos(url, '?') > 0 then '&' else '?' end || (
       select string_agg(net._urlencode_string(key) || '=' || net._urlencode_string(value), '&'
                         order by key)
       from jsonb_each_text(params)
     )
-  end
+  end;
+end
 $$;
 
 create function net.http_get(

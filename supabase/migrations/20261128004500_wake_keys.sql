@@ -99,6 +99,7 @@ declare
   service_key text;
   region text;
   request bigint;
+  refused text;
 begin
   -- Under repeatable read or serializable a row another call deleted meanwhile would fail
   -- this one (40001), and with it the caller (an admin's edit): those calls leave the
@@ -120,6 +121,27 @@ begin
       p_name;
     insert into sync.function_calls (function_name, problem)
     values (p_name, 'Vault has no project_url or service_role_key secret (see README, "Deploying")');
+    return null;
+  end if;
+  -- A secret pasted with its line end is taken without it. pg_net hands the URL to
+  -- libcurl in the caller's transaction and raises on one it cannot parse (no scheme,
+  -- a space), which would fail the caller, an admin's edit say: such a secret is
+  -- refused here, named with what is wrong and never its value, and no request made.
+  project_url := btrim(project_url, E' \t\r\n');
+  region := btrim(region, E' \t\r\n');
+  refused := case
+    when project_url !~* '^https?://[^/?#[:space:][:cntrl:]]' then
+      'Vault''s project_url secret is not an https:// URL with a host'
+    when project_url ~ '[[:space:][:cntrl:]]' then
+      'Vault''s project_url secret holds a space or a control character'
+    when region !~ '^[a-z0-9-]*$' then
+      'Vault''s functions_region secret is not a region name (such as us-east-1)'
+  end;
+  if refused is not null then
+    raise warning 'sync.call_edge_function(%): %, so the function cannot be called (see README, "Deploying")',
+      p_name, refused;
+    insert into sync.function_calls (function_name, problem)
+    values (p_name, refused || ' (see README, "Deploying")');
     return null;
   end if;
   request := net.http_post(

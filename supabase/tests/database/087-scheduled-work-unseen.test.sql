@@ -4,7 +4,7 @@
 -- minutes while no write-back run was seen.
 set client_min_messages = warning;
 begin;
-select plan(44);
+select plan(50);
 
 -- pg_cron's jobs: a failed latest run is named with when and why, until a later run of
 -- the job succeeds. (Runs numbered past any real one: pg_cron keeps running meanwhile.)
@@ -144,6 +144,31 @@ select is(sync.call_edge_function('pgtap-fn', '{}'::jsonb, 1000), null,
   'with no project URL in Vault, no request is made');
 select ok(pg_temp.fn_problem() ~ '^pgtap-fn was not called at [0-9T:-]+Z: Vault has no project_url or service_role_key secret',
   'and the function is named as not called, and why');
+-- A project URL pg_net cannot take: pg_net would raise in the caller (an admin's edit),
+-- so none is sent, and the function is named with what is wrong, never the value.
+select vault.create_secret('ref.example.co', 'project_url');
+select vault.create_secret('sb_secret_pgtap', 'service_role_key');
+select is(sync.call_edge_function('pgtap-url', '{}'::jsonb, 1000), null,
+  'a project URL without https:// makes no request, and fails nothing');
+select ok(pg_temp.fn_problem() ~ 'pgtap-url was not called at [0-9T:-]+Z: Vault''s project_url secret is not an https:// URL with a host \(see README',
+  'and the function is named, with what is wrong and not the value');
+select throws_ok($$select net.http_post('ref.example.co/functions/v1/x')$$, 'XX000',
+  'invalid URL "ref.example.co/functions/v1/x": Bad scheme',
+  'as pg_net itself refuses such a URL, in the caller''s transaction');
+delete from vault.secrets where name = 'project_url';
+select vault.create_secret(E'https://ref.example.co/\n', 'project_url');
+create temp table pgtap_url_call as select sync.call_edge_function('pgtap-url', '{}'::jsonb, 1000) as id;
+select is((select q.url from net.http_request_queue q join pgtap_url_call c using (id)),
+  'https://ref.example.co/functions/v1/pgtap-url',
+  'a project URL pasted with its line end is taken without it');
+delete from sync.function_calls where function_name = 'pgtap-url';
+select vault.create_secret('us east 1', 'functions_region');
+select is(sync.call_edge_function('pgtap-url', '{}'::jsonb, 1000), null,
+  'a region name with spaces makes no request');
+select ok(pg_temp.fn_problem() ~ 'pgtap-url was not called at [0-9T:-]+Z: Vault''s functions_region secret is not a region name',
+  'and the function is named, with the secret at fault');
+delete from sync.function_calls where function_name = 'pgtap-url';
+delete from vault.secrets where name in ('project_url', 'service_role_key', 'functions_region');
 select vault.create_secret('https://ref.example.co/', 'project_url');
 select vault.create_secret('sb_secret_pgtap', 'service_role_key');
 -- Calls older than pg_net keeps its responses are pruned by the next call, no others.
