@@ -10,6 +10,13 @@ data "aws_dynamodb_table" "source" {
   name     = each.value
 }
 
+# The account of the tables, which is the function's: a mapping reads a stream of its own
+# account. Read from a table's ARN (arn:aws:dynamodb:<region>:<account>:table/...), so
+# that no STS call is needed; the try is for the offline tests' mocked ARNs.
+locals {
+  account_id = try(split(":", values(data.aws_dynamodb_table.source)[0].arn)[4], "")
+}
+
 # The webhook's signing secret. Terraform creates the secret, never its value: the value
 # is put once with `aws secretsmanager put-secret-value` (see the outputs), so it is in
 # neither the state nor the tfvars. The Lambda reads it at cold start and caches it.
@@ -29,9 +36,10 @@ resource "aws_secretsmanager_secret" "webhook" {
 # (https://docs.aws.amazon.com/lambda/latest/dg/kinesis-on-failure-destination.html).
 # Not force_destroy: a bucket that still holds batches to replay is not deleted.
 resource "aws_s3_bucket" "failures" {
-  # S3's names: lowercase letters, digits and hyphens; the provider refuses a prefix
-  # past 37 characters (26 of the name, "-failures-", and S3 adds 26 of its own).
-  bucket_prefix = "${substr(replace(lower(var.name), "/[^a-z0-9-]/", "-"), 0, 26)}-failures-"
+  # S3's names: lowercase letters, digits and hyphens, starting with a letter or digit;
+  # the provider refuses a prefix past 37 characters (26 of the name, "-failures-") and
+  # adds 26 of its own.
+  bucket_prefix = "${substr(replace(replace(lower(var.name), "/[^a-z0-9-]/", "-"), "/^-+/", ""), 0, 26)}-failures-"
   force_destroy = false
   tags          = var.tags
 }
@@ -105,8 +113,10 @@ resource "aws_s3_bucket_policy" "failures" {
 # every one. S3 also sends one s3:TestEvent when the notification is made, so the alarm
 # fires once after the first apply: purging the queue ends it.
 resource "aws_sqs_queue" "dead_letters" {
-  name                      = "${var.name}-dlq"
-  message_retention_seconds = 1209600 # 14 days, SQS's longest
+  name = "${var.name}-dlq"
+  # As long as the bucket keeps the batches (at most 14 days, SQS's longest): the alarm
+  # lasts while a batch does.
+  message_retention_seconds = var.failure_retention_days * 86400
   sqs_managed_sse_enabled   = true
   tags                      = var.tags
 }
@@ -186,16 +196,29 @@ data "aws_iam_policy_document" "lambda" {
   # What an S3 on-failure destination needs of the mapping's role: s3:PutObject and
   # s3:ListBucket (https://docs.aws.amazon.com/lambda/latest/dg/kafka-on-failure.html,
   # "Your execution role must have permissions for the destination").
+  # Only a bucket of this account: a bucket of that name made in another account, once
+  # this one is deleted, gets no batch ("Security best practices for Amazon S3
+  # destinations", https://docs.aws.amazon.com/lambda/latest/dg/services-dynamodb-errors.html).
   statement {
     sid       = "PutFailedBatchesInTheFailureBucket"
     actions   = ["s3:PutObject"]
     resources = ["${aws_s3_bucket.failures.arn}/*"]
+    condition {
+      test     = "StringEquals"
+      variable = "s3:ResourceAccount"
+      values   = [local.account_id]
+    }
   }
 
   statement {
     sid       = "ListTheFailureBucket"
     actions   = ["s3:ListBucket"]
     resources = [aws_s3_bucket.failures.arn]
+    condition {
+      test     = "StringEquals"
+      variable = "s3:ResourceAccount"
+      values   = [local.account_id]
+    }
   }
 
   statement {
@@ -291,6 +314,10 @@ resource "aws_lambda_event_source_mapping" "stream" {
       destination_arn = aws_s3_bucket.failures.arn
     }
   }
+
+  # The queue told of each object first: a batch that failed while the first apply ran
+  # would otherwise wait in the bucket with no message, and no alarm.
+  depends_on = [aws_s3_bucket_notification.failures]
 
   # The advice names the table's region (from its ARN): the CLI sends a call to its
   # configured region whatever the table. A stream of another view type cannot be changed

@@ -184,7 +184,7 @@ variable "failure_retention_days" {
   default     = 14
 
   validation {
-    condition     = var.failure_retention_days >= 1 && floor(var.failure_retention_days) == var.failure_retention_days
-    error_message = "failure_retention_days must be a whole number of days, at least 1 (S3's lifecycle expires in days)."
+    condition     = var.failure_retention_days >= 1 && var.failure_retention_days <= 14 && floor(var.failure_retention_days) == var.failure_retention_days
+    error_message = "failure_retention_days must be a whole number of days from 1 to 14: S3's lifecycle expires in days, and the queue whose depth is the alarm keeps its message as long, which SQS allows up to 14 days."
   }
 }

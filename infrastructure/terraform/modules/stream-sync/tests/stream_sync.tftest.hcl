@@ -249,3 +249,43 @@ run "the_cutover_stops_the_mappings_and_keeps_them" {
     error_message = "mappings_enabled = false keeps each mapping (and its position in the stream) but stops it."
   }
 }
+
+run "the_failure_bucket_is_this_accounts_and_its_queue_keeps_as_long" {
+  command = plan
+
+  variables {
+    name                   = "_sync"
+    failure_retention_days = 7
+  }
+
+  assert {
+    condition     = aws_s3_bucket.failures.bucket_prefix == "sync-failures-"
+    error_message = "A bucket name starts with a letter or digit, whatever the function's name starts with."
+  }
+  assert {
+    condition = (
+      aws_s3_bucket_lifecycle_configuration.failures.rule[0].expiration[0].days == 7 &&
+      aws_sqs_queue.dead_letters.message_retention_seconds == 7 * 86400
+    )
+    error_message = "The queue keeps a batch's message as long as the bucket keeps the batch: the alarm lasts while the batch does."
+  }
+  assert {
+    condition = length([
+      for st in data.aws_iam_policy_document.lambda.statement : st.sid
+      if contains(["PutFailedBatchesInTheFailureBucket", "ListTheFailureBucket"], st.sid) && anytrue([
+        for c in st.condition : c.variable == "s3:ResourceAccount" && length(c.values) == 1 && contains(c.values, "123456789012")
+      ])
+    ]) == 2
+    error_message = "The role may put batches only in a bucket of the tables' own account (AWS's best practice for S3 destinations)."
+  }
+}
+
+run "a_failure_retention_past_the_queues_is_refused" {
+  command = plan
+
+  variables {
+    failure_retention_days = 15
+  }
+
+  expect_failures = [var.failure_retention_days]
+}
