@@ -48,10 +48,14 @@ export function messageFiles(paths: string[]): { files: string[]; problems: stri
 }
 
 /**
- * The records an S3 destination's object carries (its `payload`, the event of the
- * failed invocation: an object, or that object as JSON text), checked against the
- * message's own range; undefined for an SQS or SNS message, which carries none. Throws
- * naming what does not match: such records are not the range, and are not sent.
+ * The records an S3 destination's object carries, checked against the message's own
+ * range; undefined for an SQS or SNS message, which carries none. The `payload` is the
+ * failed invocation's event, "the original invocation record as an escaped JSON string"
+ * (AWS, "Retain discarded records for a DynamoDB event source"); an object is read too.
+ * That event may hold more than the range (a batch bisected, or partly reported failed,
+ * before Lambda gave up): only its records within the range are kept, and they must be
+ * the batch's `batchSize`, in order, of its stream. Throws naming what does not match:
+ * such records are not the range, and are not sent.
  */
 export function payloadRecords(message: StreamFailureMessage): StreamRecord[] | undefined {
   let payload: unknown = (message as { payload?: unknown }).payload;
@@ -71,10 +75,7 @@ export function payloadRecords(message: StreamFailureMessage): StreamRecord[] | 
   }
   const records = (payload as { Records?: unknown })?.Records;
   if (!Array.isArray(records)) throw bad("it has no Records");
-  if (records.length !== info.batchSize) {
-    throw bad(`${records.length} records where the batch had ${info.batchSize}`);
-  }
-  let previous: string | undefined;
+  const kept: StreamRecord[] = [];
   for (const record of records as StreamRecord[]) {
     const sequence = record?.dynamodb?.SequenceNumber;
     if (typeof sequence !== "string" || !/^\d+$/.test(sequence)) {
@@ -83,14 +84,20 @@ export function payloadRecords(message: StreamFailureMessage): StreamRecord[] | 
     if (record.eventSourceARN !== info.streamArn) {
       throw bad(`record ${sequence} is of ${String(record.eventSourceARN)}`);
     }
-    const outside = compareDecimal(sequence, info.startSequenceNumber) < 0 ||
-      compareDecimal(sequence, info.endSequenceNumber) > 0;
-    if (outside || (previous !== undefined && compareDecimal(sequence, previous) <= 0)) {
-      throw bad(`record ${sequence} is out of the range or out of order`);
+    if (
+      compareDecimal(sequence, info.startSequenceNumber) < 0 ||
+      compareDecimal(sequence, info.endSequenceNumber) > 0
+    ) continue;
+    const previous = kept.at(-1)?.dynamodb?.SequenceNumber;
+    if (previous !== undefined && compareDecimal(sequence, previous) <= 0) {
+      throw bad(`record ${sequence} is out of order`);
     }
-    previous = sequence;
+    kept.push(record);
   }
-  return records as StreamRecord[];
+  if (kept.length !== info.batchSize) {
+    throw bad(`${kept.length} records within it where the batch had ${info.batchSize}`);
+  }
+  return kept;
 }
 
 /**
@@ -110,6 +117,13 @@ export function readMessage(text: string): StreamFailureMessage {
     return readMessage(notification.Message);
   }
   const info = (body as { DDBStreamBatchInfo?: { streamArn?: unknown } })?.DDBStreamBatchInfo;
+  const event = body as { Records?: { eventSource?: unknown }[]; Event?: unknown };
+  if (event?.Records?.[0]?.eventSource === "aws:s3" || event?.Event === "s3:TestEvent") {
+    throw new Error(
+      "an S3 event notification (the failure queue's message), not a failed batch: copy the " +
+        "object it names from the failure bucket (`aws s3 cp`) and replay that",
+    );
+  }
   if (typeof info?.streamArn !== "string") {
     throw new Error(
       "not an on-failure message of a DynamoDB stream mapping (it has no DDBStreamBatchInfo)",

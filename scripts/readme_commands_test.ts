@@ -14,9 +14,9 @@ import { readFileSync } from "node:fs";
 
 const README = readFileSync(new URL("../README.md", import.meta.url), "utf8");
 
-/** The README's shell blocks' commands: lines after a `\` or a `|` joined to theirs. */
+/** The README's shell blocks' (`sh`, `bash`) commands: lines after a `\` or a `|` joined to theirs. */
 function shellCommands(): string[] {
-  const blocks = [...README.matchAll(/```sh\n([\s\S]*?)```/g)].map((m) => m[1]);
+  const blocks = [...README.matchAll(/```(?:sh|bash)\n([\s\S]*?)```/g)].map((m) => m[1]);
   return blocks.flatMap((block) =>
     block.replace(/\\\n\s*/g, " ").replace(/\|\n\s*/g, "| ").split("\n")
   );

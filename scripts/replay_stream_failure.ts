@@ -177,11 +177,15 @@ export async function replayMessage(message: StreamFailureMessage): Promise<Repl
     repair,
   });
 
+  // Records an object carries that are not its range are not sent: the range is read
+  // from the stream instead, while it holds them, else the repair is named.
   let carried;
   try {
     carried = payloadRecords(message);
   } catch (error) {
-    return { kind: "failed", reason: `${range}: ${(error as Error).message}; nothing was sent` };
+    console.error(
+      `stream:replay: ${range}: ${(error as Error).message}; reading them from the stream instead`,
+    );
   }
   const records = carried ??
     await recordsFromStream(info, spec.region, range, expired);

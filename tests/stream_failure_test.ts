@@ -158,7 +158,7 @@ Deno.test("exhausted batches go to the on-failure destination and stream:replay 
   assert.ok(messages.every((m) => m.requestContext.condition === "RetryAttemptsExhausted"));
   assert.ok(messages.every((m) => m.requestContext.approximateInvokeCount === 2));
 
-  assert.deepEqual(messages.map((m) => m.payload?.Records.map(seq)), [
+  assert.deepEqual(messages.map((m) => JSON.parse(m.payload!).Records.map(seq)), [
     [seq(records[0]), seq(records[1])],
     [seq(records[2])],
   ]);

@@ -50,9 +50,10 @@ export interface StreamFailureMessage {
   /**
    * S3 destinations only: the failed invocation's event, its records ("For Amazon S3
    * destinations, Lambda also sends the entire invocation record along with the
-   * metadata", https://docs.aws.amazon.com/lambda/latest/dg/services-dynamodb-errors.html).
+   * metadata"), as "an escaped JSON string" of `{"Records": [...]}`
+   * (https://docs.aws.amazon.com/lambda/latest/dg/services-dynamodb-errors.html).
    */
-  payload?: { Records: StreamRecord[] };
+  payload?: string;
 }
 
 /** How long DynamoDB Streams keeps a record: 24 hours. */

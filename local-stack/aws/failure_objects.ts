@@ -3,7 +3,8 @@
  * batch it gives up on, and that object's key. The object is the message SQS or SNS
  * would get plus `payload`, the failed invocation's event with its records ("For
  * Amazon S3 destinations, Lambda also sends the entire invocation record along with
- * the metadata", https://docs.aws.amazon.com/lambda/latest/dg/services-dynamodb-errors.html).
+ * the metadata", as "an escaped JSON string",
+ * https://docs.aws.amazon.com/lambda/latest/dg/services-dynamodb-errors.html).
  * The key is "aws/lambda/<ESM-UUID>/<shardID>/YYYY/MM/DD/YYYY-MM-DDTHH.MM.SS-<Random UUID>"
  * (https://docs.aws.amazon.com/lambda/latest/dg/kinesis-on-failure-destination.html; the
  * same for DynamoDB streams). The stack keeps these objects as files under that key
@@ -16,12 +17,12 @@
 import type { StreamRecord } from "../../lambda/stream_records.ts";
 import type { StreamFailureMessage } from "./event_source_mapping.ts";
 
-/** The object for a batch: the message, with the batch's records as its payload. */
+/** The object for a batch: the message, with its event (the records) as JSON text. */
 export function failureObject(
   message: StreamFailureMessage,
   records: StreamRecord[],
 ): StreamFailureMessage {
-  return { ...message, payload: { Records: records } };
+  return { ...message, payload: JSON.stringify({ Records: records }) };
 }
 
 /** The object's key for a mapping's batch given up `at` (UTC), `id` its random part. */

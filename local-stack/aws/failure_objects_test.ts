@@ -15,11 +15,11 @@ Deno.test("an S3 failure object's key: mapping, shard, day, then the time and a 
   );
 });
 
-Deno.test("an S3 failure object is the message with the batch's records as its payload", () => {
+Deno.test("an S3 failure object is the message with the batch's event as escaped JSON text", () => {
   const message = { version: "1.0" } as StreamFailureMessage;
   const records = [{ eventID: "1", dynamodb: { SequenceNumber: "100" } }];
   assert.deepEqual(failureObject(message, records), {
     version: "1.0",
-    payload: { Records: records },
+    payload: JSON.stringify({ Records: records }),
   });
 });
