@@ -228,13 +228,35 @@ Deno.test("an S3 object's records are delivered even when its stream no longer h
   );
   const dir = mkdtempSync(join(tmpdir(), "stream-failures-"));
   try {
-    const [objectKey] = copyObjectsHere(dir, [failureObject(message, [record(1), record(2)])]);
+    // The event holds the batch before it was bisected: only the range's records go.
+    const [objectKey] = copyObjectsHere(dir, [
+      failureObject(message, [record(0), record(1), record(2), record(3)]),
+    ]);
     const withoutRecords = join(dir, "sqs-message.json");
     writeFileSync(withoutRecords, JSON.stringify(message));
+    // An object whose event lacks a record of its range: read from the stream instead.
+    const short = failureMessage({
+      ...message.DDBStreamBatchInfo,
+      startSequenceNumber: record(5).dynamodb.SequenceNumber,
+      endSequenceNumber: record(7).dynamodb.SequenceNumber,
+      batchSize: 3,
+    }, "RecordAgeExceeded");
+    writeFileSync(
+      join(dir, "short.json"),
+      JSON.stringify(failureObject(short, [record(5), record(7)])),
+    );
     const { code, text } = await replayCommandTo(`http://127.0.0.1:${webhook.addr.port}/`, dir);
     assert.equal(code, 1, text);
     assert.ok(text.includes(`${join(dir, objectKey)}: delivered 2 records again`), text);
     assert.deepEqual(bodies.flat().map((r) => r.eventID), ["e1", "e2"]);
+    assert.match(
+      text,
+      /its payload is not the records 0+1005\.\.0+1007 of \S+: 2 records within it where the batch had 3; reading them from the stream instead/,
+    );
+    assert.match(
+      text,
+      /short\.json: records 0+1005\.\.0+1007 of \S+ \(\S+\) cannot be read: the stream no longer exists/,
+    );
     // The same range as an SQS message, without its records: gone with its stream.
     assert.match(
       text,
