@@ -135,6 +135,13 @@ data "aws_iam_policy_document" "dead_letters_queue" {
       variable = "aws:SourceArn"
       values   = [aws_s3_bucket.failures.arn]
     }
+    # A bucket ARN names no account: the bucket must also be this account's (S3's
+    # "Granting permissions to publish event notification messages to a destination").
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
+    }
   }
 }
 

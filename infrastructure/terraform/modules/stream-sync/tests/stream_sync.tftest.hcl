@@ -278,6 +278,13 @@ run "the_failure_bucket_is_this_accounts_and_its_queue_keeps_as_long" {
     ]) == 2
     error_message = "The role may put batches only in a bucket of the tables' own account (AWS's best practice for S3 destinations)."
   }
+  assert {
+    condition = anytrue([
+      for c in one(data.aws_iam_policy_document.dead_letters_queue.statement).condition :
+      c.variable == "aws:SourceAccount" && length(c.values) == 1 && contains(c.values, "123456789012")
+    ])
+    error_message = "The queue takes S3's notifications only from a bucket of this account."
+  }
 }
 
 run "a_failure_retention_past_the_queues_is_refused" {
