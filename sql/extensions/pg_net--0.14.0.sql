@@ -71,13 +71,12 @@ create function net._encode_url_with_params(url text, params jsonb) returns text
 language plpgsql immutable
 as $$
 declare
+  scheme constant text := '^[A-Za-z][A-Za-z0-9+.-]*:';
   reason text := case
     when url ~ '[\x01-\x20\x7f]' then 'Malformed input to a URL function'
-    when url !~ '^[A-Za-z][A-Za-z0-9+.-]*:' then 'Bad scheme'
-    when url !~ '^[A-Za-z][A-Za-z0-9+.-]*:/{1,3}[^/]' then
-      case when url ~ '^[A-Za-z][A-Za-z0-9+.-]*:/{1,3}$' then 'No host part in the URL'
-           else 'Unsupported number of slashes following scheme' end
-    when url ~ '^[A-Za-z][A-Za-z0-9+.-]*:/{1,3}[?#]' then 'No host part in the URL'
+    when url !~ scheme then 'Bad scheme'
+    when url ~ (scheme || '/{1,3}($|[?#])') then 'No host part in the URL'
+    when url !~ (scheme || '/{1,3}[^/]') then 'Unsupported number of slashes following scheme'
   end;
 begin
   if reason is not null then
