@@ -16,6 +16,7 @@ import { type DbTarget, parseDbUrl } from "./db_url.ts";
 import { isDatabaseUnavailable, isDataError } from "./db_errors.ts";
 import { recordDeadLetters } from "./dead_letter_writer.ts";
 import { encodeJson } from "./dynamo_encoder.ts";
+import { NO_DELAY } from "./pg_socket.ts";
 import type { DeadLetter, TableChange } from "./record_mapping.ts";
 import type { TableSpec } from "./table_registry.ts";
 import { besideTheMessage } from "./error_text.ts";
@@ -52,6 +53,8 @@ export interface PoolSettings {
  *   which an admin may change. Nothing may depend on it: the mapping writes every
  *   timestamp with its zone (transform.ts), and the local database runs in a zone far
  *   from UTC (local-stack/supabase/postgres.ts) so that the tests show what would.
+ * - Nagle's algorithm off, as libpq has it (pg_socket.ts): a long statement's last TCP
+ *   segment no longer waits up to 40 ms for the server's acknowledgement.
  */
 export function poolOptions(target: DbTarget, pool: PoolSettings): postgres.Options<never> {
   const ssl = target.tls === "disable" ? false : target.tls === "verify-full"
@@ -69,6 +72,7 @@ export function poolOptions(target: DbTarget, pool: PoolSettings): postgres.Opti
     connect_timeout: pool.connectTimeoutS ?? 10,
     connection: { application_name: "dynamo-supabase-sync" },
     onnotice: () => {},
+    ...NO_DELAY,
   };
 }
 

@@ -3,6 +3,7 @@ import type postgres from "postgres";
 import { mapScannedItem, mapStreamRecord, type TableChange } from "./record_mapping.ts";
 import { applyChanges, poolOptions } from "./sync_db.ts";
 import { parseDbUrl } from "./db_url.ts";
+import { noDelaySocket } from "./pg_socket.ts";
 import { byTargetTable } from "./table_registry.ts";
 import { actionStreamRecord as streamRecord } from "./testing_fakes.ts";
 
@@ -137,6 +138,8 @@ Deno.test("the pool: no prepared statements through a transaction pooler, TLS as
   // No TimeZone of the client's: Supavisor would not pass it on, so the sessions here run
   // in the database's zone as they do hosted.
   assert.deepEqual(pooled.connection, { application_name: "dynamo-supabase-sync" });
+  // Nagle's algorithm off, as libpq has it: a long statement's last segment does not wait.
+  assert.equal((pooled as { socket?: unknown }).socket, noDelaySocket);
   const direct = poolOptions(parseDbUrl("postgresql://postgres:pw@127.0.0.1:54322/postgres"), {
     max: 1,
   });

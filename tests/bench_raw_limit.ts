@@ -11,6 +11,7 @@ import { TablePacer } from "./table_pacer.ts";
 import { type AttributeValue, ScanCommand } from "@aws-sdk/client-dynamodb";
 import postgres from "postgres";
 import { encodeJson } from "../functions-shared/dynamo_encoder.ts";
+import { NO_DELAY } from "../functions-shared/pg_socket.ts";
 import { mapScannedItem } from "../functions-shared/record_mapping.ts";
 import { TABLES, type TableSpec } from "../functions-shared/table_registry.ts";
 import { withBackoff } from "../functions-shared/scan_pacing.ts";
@@ -84,7 +85,7 @@ function pageRows(spec: TableSpec, items: Item[], readAt: Date) {
 export async function rawLimit(sql: postgres.Sql) {
   // Its own pool, as wide as the functions' (8 isolates of 3): writes must not wait for
   // a connection the backfill would have had.
-  const writer = postgres(stack.DATABASE_URL, { max: 24, onnotice: () => {} });
+  const writer = postgres(stack.DATABASE_URL, { max: 24, onnotice: () => {}, ...NO_DELAY });
   try {
     return await rawLimitWith(sql, writer);
   } finally {

@@ -10,6 +10,7 @@ import postgres from "postgres";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { awsClientConfig } from "../functions-shared/dynamo_client.ts";
 import { DynamoClient } from "../functions-shared/dynamo_http.ts";
+import { NO_DELAY } from "../functions-shared/pg_socket.ts";
 import { readStackEnv, type StackEnv, stackEnvReader } from "../local-stack/stack_env.ts";
 import { parseFaults } from "../local-stack/aws/faults.ts";
 import { TRIM_PATH } from "../local-stack/aws/stream_trim.ts";
@@ -27,7 +28,7 @@ export function staleReadMs(): number {
 
 /** A Postgres connection pool; call `end()` when done. */
 export function connectDb(): postgres.Sql {
-  return postgres(stack.DATABASE_URL, { max: 4, onnotice: () => {} });
+  return postgres(stack.DATABASE_URL, { max: 4, onnotice: () => {}, ...NO_DELAY });
 }
 
 /**
@@ -36,7 +37,7 @@ export function connectDb(): postgres.Sql {
  * Never what a test of the product runs as: that is `connectDb`'s `postgres`.
  */
 export function connectAdminDb(max = 1): postgres.Sql {
-  return postgres(asAdminUrl(stack.DATABASE_URL), { max, onnotice: () => {} });
+  return postgres(asAdminUrl(stack.DATABASE_URL), { max, onnotice: () => {}, ...NO_DELAY });
 }
 
 const awsOptions = (region: string) => awsClientConfig(stackEnvReader(stack), region);

@@ -28,6 +28,7 @@
 
 import postgres from "postgres";
 import { readStackEnv } from "../stack_env.ts";
+import { NO_DELAY } from "../../functions-shared/pg_socket.ts";
 import { asAdminUrl } from "./postgres_cluster.ts";
 
 const BATCH_SIZE = 200;
@@ -242,8 +243,13 @@ export async function turn({ deleteExpired, drain, wakeup, waitMs }: WorkerTurn)
 
 if (import.meta.main) {
   // pg_net's worker runs as the bootstrap superuser (its `pg_net.username` defaults to
-  // it): the platform's role, not the project's.
-  const sql = postgres(asAdminUrl(readStackEnv().DATABASE_URL), { max: 2, onnotice: () => {} });
+  // it): the platform's role, not the project's. It works inside Postgres, with no socket
+  // to wait on: Nagle's algorithm off here too (pg_socket.ts).
+  const sql = postgres(asAdminUrl(readStackEnv().DATABASE_URL), {
+    max: 2,
+    onnotice: () => {},
+    ...NO_DELAY,
+  });
   const wakeup = new Wakeup();
   await sql.listen("pg_net_request", () => wakeup.wake()).catch((error) => {
     console.error(`LISTEN failed (will poll): ${error.message}`);
