@@ -99,7 +99,7 @@ export const DENO_PARTS: DenoPart[] = [
   {
     name: "pg_net",
     script: "local-stack/supabase/pg_net_worker.ts",
-    code: ["deno.json", "local-stack"],
+    code: ["deno.json", "local-stack", "functions-shared/pg_socket.ts"],
     variables: ["STACK_PORT_OFFSET"],
   },
   {
