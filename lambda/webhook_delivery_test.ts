@@ -135,59 +135,52 @@ Deno.test("a delivery's failures go to its logError, its success to its log", as
   }
 });
 
-Deno.test("a long answer that is not the webhook's is logged cut, with its length", async () => {
-  // WEBHOOK_URL pointing at another server: its whole page, on every attempt, would be.
-  const page = "<html>" + "x".repeat(10_000) + "</html>";
-  const server = Deno.serve(
-    { port: 0, hostname: "127.0.0.1", onListen: () => {} },
-    () => new Response(page, { status: 404 }),
-  );
+/**
+ * One record delivered within `withinMs` to a server that gives every request `answer`:
+ * the outcome, and the failure lines logged.
+ */
+async function deliverTo(answer: () => Response, withinMs: number) {
+  const server = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen: () => {} }, answer);
   try {
     const failed: string[] = [];
     const outcome = await deliver(
       `http://127.0.0.1:${server.addr.port}/`,
       SECRET,
       [record("1")],
-      Date.now() + 30_000,
+      Date.now() + withinMs,
       () => {},
       (line) => void failed.push(line),
     );
-    assert.equal(outcome, "later");
-    assert.equal(failed.length, 1);
-    assert.match(
-      failed[0],
-      /^webhook answered 404 for records of t from 1, key .*: <html>x+\.\.\. \(10013 characters\)$/,
-    );
-    assert.ok(failed[0].length < 700, `${failed[0].length} characters logged`);
+    return { outcome, failed };
   } finally {
     await server.shutdown();
   }
+}
+
+Deno.test("a long answer that is not the webhook's is logged cut, with its length", async () => {
+  // WEBHOOK_URL pointing at another server: its whole page, on every attempt, would be.
+  const page = "<html>" + "x".repeat(10_000) + "</html>";
+  const { outcome, failed } = await deliverTo(() => new Response(page, { status: 404 }), 30_000);
+  assert.equal(outcome, "later");
+  assert.equal(failed.length, 1);
+  assert.match(
+    failed[0],
+    /^webhook answered 404 for records of t from 1, key .*: <html>x+\.\.\. \(10013 characters\)$/,
+  );
+  assert.ok(failed[0].length < 700, `${failed[0].length} characters logged`);
 });
 
 Deno.test("a failure the Supabase gateway names is logged with its sb-error-code", async () => {
-  const server = Deno.serve(
-    { port: 0, hostname: "127.0.0.1", onListen: () => {} },
+  const { failed } = await deliverTo(
     () =>
       new Response('{"code":"WORKER_LIMIT"}', {
         status: 546,
         headers: { "sb-error-code": "WORKER_RESOURCE_LIMIT" },
       }),
+    300,
   );
-  try {
-    const failed: string[] = [];
-    await deliver(
-      `http://127.0.0.1:${server.addr.port}/`,
-      SECRET,
-      [record("1")],
-      Date.now() + 300,
-      () => {},
-      (line) => void failed.push(line),
-    );
-    assert.match(
-      failed[0],
-      /^webhook answered 546 \(sb-error-code WORKER_RESOURCE_LIMIT\) for records of t from 1, key .*: \{"code":"WORKER_LIMIT"\}$/,
-    );
-  } finally {
-    await server.shutdown();
-  }
+  assert.match(
+    failed[0],
+    /^webhook answered 546 \(sb-error-code WORKER_RESOURCE_LIMIT\) for records of t from 1, key .*: \{"code":"WORKER_LIMIT"\}$/,
+  );
 });
