@@ -32,6 +32,19 @@ import { percentile } from "./bench_edge_cpu.ts";
 import { callFunction, connectDb, stack, streamRecord } from "./stack_clients.ts";
 
 const CHANGES_PER_SIZE = Number(Deno.env.get("BENCH_CHANGES") ?? 10_000);
+/**
+ * The fewest batches a size is timed on: at a batch of 1,000, 10,000 changes were 10
+ * batches, and one isolate's retirement among them (a new isolate's first batch, its
+ * connection opened, about 90 ms more: every 60 batches or so at that size, when the
+ * isolate passes its CPU soft limit) moved the ratio by a fifth: 1.70–2.46× in round 80's
+ * whole benches of one tree. At 30 the same retirement weighs a third as much.
+ */
+const MIN_BATCHES = 30;
+
+/** The changes timed at batches of `size`: {@link CHANGES_PER_SIZE}, or 30 batches' worth. */
+function changesAt(size: number): number {
+  return Math.max(CHANGES_PER_SIZE, MIN_BATCHES * size);
+}
 
 function figure(name: string, value: number, digits = 1): void {
   console.log(`${name}: ${value.toFixed(digits)}`);
@@ -186,10 +199,11 @@ async function benchBoth(sql: postgres.Sql, run: string, size: number) {
     sum.latencies.push(...part.latencies);
   };
   // Fewer turns when the changes make fewer batches: each turn sends at least one.
-  const rounds = Math.max(1, Math.min(ROUNDS, Math.floor(CHANGES_PER_SIZE / size)));
+  const changes = changesAt(size);
+  const rounds = Math.max(1, Math.min(ROUNDS, Math.floor(changes / size)));
   for (let round = 0; round < rounds; round++) {
-    add(hook, await benchWebhook(`${run}-${round}`, size, CHANGES_PER_SIZE / rounds));
-    add(raw, await benchRaw(sql, `${run}-${round}`, size, CHANGES_PER_SIZE / rounds));
+    add(hook, await benchWebhook(`${run}-${round}`, size, changes / rounds));
+    add(raw, await benchRaw(sql, `${run}-${round}`, size, changes / rounds));
   }
   return { hook, raw };
 }
@@ -197,7 +211,7 @@ async function benchBoth(sql: postgres.Sql, run: string, size: number) {
 async function webhookSection(sql: postgres.Sql, goals: Goals): Promise<void> {
   const run = crypto.randomUUID().slice(0, 8);
   console.error(
-    `bench: ${CHANGES_PER_SIZE} changes per batch size, against ${stack.FUNCTIONS_URL}`,
+    `bench: ${CHANGES_PER_SIZE} changes per batch size (at least ${MIN_BATCHES} batches), against ${stack.FUNCTIONS_URL}`,
   );
   try {
     // Warm up both paths (connections, plans, the function's first request).
