@@ -243,8 +243,8 @@ export async function turn({ deleteExpired, drain, wakeup, waitMs }: WorkerTurn)
 
 if (import.meta.main) {
   // pg_net's worker runs as the bootstrap superuser (its `pg_net.username` defaults to
-  // it): the platform's role, not the project's. It works inside Postgres, with no socket
-  // to wait on: Nagle's algorithm off here too (pg_socket.ts).
+  // it): the platform's role, not the project's. Its connection turns Nagle's algorithm
+  // off, as the functions' do and as libpq would (pg_socket.ts).
   const sql = postgres(asAdminUrl(readStackEnv().DATABASE_URL), {
     max: 2,
     onnotice: () => {},
