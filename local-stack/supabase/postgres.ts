@@ -93,6 +93,14 @@ function stackConf(cluster: Cluster, sockets: string, tls: ServerCertificate): s
     "timezone = 'Pacific/Chatham'",
     "log_min_messages = warning",
     "log_line_prefix = '%m [%p] %q%u@%d '",
+    // Diagnostics of the stand-in's own log, not a platform limit: a wait for a lock past
+    // deadlock_timeout (1 s) is logged with the sessions it waits for, and a statement
+    // over 5 s with its text (parameters cut at 200 bytes: a page's JSON is a megabyte).
+    // Twice in rounds 80 and 81 a validation stood still for a minute with nothing in
+    // any log to say where (docs/performance.md, "Validation").
+    "log_lock_waits = on",
+    "log_min_duration_statement = '5s'",
+    "log_parameter_max_length = 200",
     "",
   ].join("\n");
 }
