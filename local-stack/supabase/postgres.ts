@@ -95,7 +95,8 @@ function stackConf(cluster: Cluster, sockets: string, tls: ServerCertificate): s
     "log_line_prefix = '%m [%p] %q%u@%d '",
     // Diagnostics of the stand-in's own log, not a platform limit: a wait for a lock past
     // deadlock_timeout (1 s) is logged with the sessions it waits for, and a statement
-    // over 5 s with its text (parameters cut at 200 bytes: a page's JSON is a megabyte).
+    // over 5 s with its text (parameters cut at 200 bytes: a page's JSON is a megabyte;
+    // the webhook's batch is in its statement's text, logged whole, up to 1 MB a line).
     // Twice in rounds 80 and 81 a validation stood still for a minute with nothing in
     // any log to say where (docs/performance.md, "Validation").
     "log_lock_waits = on",
