@@ -159,10 +159,17 @@ begin
       select distinct on (%2$s) * from changes l
       order by %2$s, l.seq desc nulls last, l.changed_at desc, l.ord desc
     ),
+    -- The deletes and the repairs below run only for a batch that holds one: a condition
+    -- on the batch alone, which the plan checks once before it reads the table. With a
+    -- table's statistics from when it was empty (a table emptied, then analyzed, then
+    -- filled faster than autovacuum analyzes it again), the cached plan read the whole
+    -- table twice for every batch, deletes or not: batches of 10 took 45 ms instead of 3
+    -- (docs/performance.md, "The webhook", round 82).
     deleted as (
       delete from public.%1$I t using latest l
       where l.op = 'delete' and %4$s
         and (%11$s or t.synced_at < l.seen_at)
+        and exists (select from latest b where b.op = 'delete')
       -- The deleted row's stream position, where a repair keeps it (its tombstone below).
       returning %10$s as row_key,
                 case when l.seen_at is not null and %15$s then t.sync_sequence end as kept_seq,
@@ -224,6 +231,7 @@ begin
           sync_source = l.source, synced_at = now()
       from latest l
       where l.op = 'upsert' and l.seen_at is not null and %4$s and t.synced_at < l.seen_at
+        and exists (select from latest b where b.op = 'upsert' and b.seen_at is not null)
       returning %10$s as row_key
     ),
     upserted as (
