@@ -563,21 +563,26 @@ end
 $fn$;
 
 -- (Re)creates the compiled merge of one registered table from its current columns, and
--- its staged twin (sync.merge_staged). A collapsed table's finds its observations key by
--- key (a lateral probe per key), so it may scan no table: with statistics from when a
--- table was nearly empty (a first load) the planner would otherwise scan
--- sync.observations for every key of a batch (enable_seqscan = off). Not a plain table's:
--- its statements join the batch to the table as a whole, and with the setting a batch of
--- 10 (the webhook's) took five times as long.
+-- its staged twin (sync.merge_staged). The compiled merge (a batch of the webhook, a
+-- backfill's page: at most a few thousand changes) finds every row it touches by key, so
+-- it scans no table (enable_seqscan = off): with statistics from when a table was empty
+-- (emptied, then analyzed, then filled before autovacuum analyzed it again) the planner
+-- read the whole table for every batch, or, for a collapsed table, sync.observations for
+-- every key. (Round 82 measured a plain table's batches of 10 and 1,000 with and without
+-- the setting: 4.20-4.63x and 4.53x, 1.97-2.11x and 2.17-2.19x; an earlier shape of the
+-- merge, which joined the batch to the table as a whole, took five times as long with
+-- it.) The staged twin of a plain table merges a whole export's chunk, which may be most
+-- of the table: left to the planner; a collapsed table's twin keeps the setting.
 create function sync.compile_merge(p_target text) returns void
 language plpgsql set search_path = ''
 as $fn$
 declare
   name text := sync.merge_function_name(p_target);
   staged text := sync.staged_merge_function_name(p_target);
-  settings text := case when (select s.collapsed from sync.source_tables s
-                              where s.target_table = p_target)
-                        then ' set enable_seqscan = off' else '' end;
+  settings text := ' set enable_seqscan = off';
+  staged_settings text := case when (select s.collapsed from sync.source_tables s
+                                     where s.target_table = p_target)
+                               then ' set enable_seqscan = off' else '' end;
 begin
   execute format(
     $f$create or replace function sync.%I(p_changes jsonb)
@@ -591,7 +596,7 @@ begin
     $f$create or replace function sync.%I()
        returns table (applied bigint, upserted bigint, deleted bigint)
        language plpgsql set search_path = ''%s as %L$f$,
-    staged, settings, sync.staged_merge_source(p_target));
+    staged, staged_settings, sync.staged_merge_source(p_target));
   execute format('revoke all on function sync.%I() from public', staged);
   execute format('comment on function sync.%I() is %L', staged,
     format('The merge of public.%I from the staging table (sync.merge_staged), compiled by sync.compile_merge.',
