@@ -160,11 +160,12 @@ begin
       order by %2$s, l.seq desc nulls last, l.changed_at desc, l.ord desc
     ),
     -- The deletes and the repairs below run only for a batch that holds one: a condition
-    -- on the batch alone, which the plan checks once before it reads the table. With a
+    -- on the batch alone, which the plan checks once before it touches the table. With a
     -- table's statistics from when it was empty (a table emptied, then analyzed, then
-    -- filled faster than autovacuum analyzes it again), the cached plan read the whole
-    -- table twice for every batch, deletes or not: batches of 10 took 45 ms instead of 3
-    -- (docs/performance.md, "The webhook", round 82).
+    -- filled faster than autovacuum analyzes it again), the cached plan had read the
+    -- whole table twice for every batch, deletes or not: batches of 10 took 45 ms instead
+    -- of 3 (docs/performance.md, "The webhook", round 82). The function also scans no
+    -- table (sync.compile_merge), so a batch with a delete finds its rows by key.
     deleted as (
       delete from public.%1$I t using latest l
       where l.op = 'delete' and %4$s
@@ -568,11 +569,11 @@ $fn$;
 -- it scans no table (enable_seqscan = off): with statistics from when a table was empty
 -- (emptied, then analyzed, then filled before autovacuum analyzed it again) the planner
 -- read the whole table for every batch, or, for a collapsed table, sync.observations for
--- every key. (Round 82 measured a plain table's batches of 10 and 1,000 with and without
--- the setting: 4.20-4.63x and 4.53x, 1.97-2.11x and 2.17-2.19x; an earlier shape of the
--- merge, which joined the batch to the table as a whole, took five times as long with
--- it.) The staged twin of a plain table merges a whole export's chunk, which may be most
--- of the table: left to the planner; a collapsed table's twin keeps the setting.
+-- every key. (An earlier shape of a plain table's merge, which joined the batch to the
+-- table as a whole, took five times as long with the setting; this one is no slower:
+-- docs/performance.md, "The webhook", round 82.) The staged twin of a plain table merges
+-- a whole export's chunk, which may be most of the table: left to the planner; a
+-- collapsed table's twin keeps the setting.
 create function sync.compile_merge(p_target text) returns void
 language plpgsql set search_path = ''
 as $fn$
