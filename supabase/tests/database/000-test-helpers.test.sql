@@ -211,6 +211,19 @@ as $$
                 else jsonb_build_object('visitor_id', id) end)
 $$;
 
+-- A firespring_segments row's change as a change of sync.merge_changes: an upsert of the
+-- row named `name`, or its delete (the key alone).
+create or replace function tests.segment_change(op text, id text, name text, seq text, at text,
+  source text default 'stream')
+returns jsonb language sql set search_path = ''
+as $$
+  select jsonb_build_object('op', op, 'seq', seq, 'changed_at', at, 'source', source,
+    'row', case when op = 'upsert'
+                then jsonb_build_object('segment_id', id, 'segment_name', name, 'member_count', 1,
+                                       'segment_criteria', '{}'::jsonb)
+                else jsonb_build_object('segment_id', id) end)
+$$;
+
 -- Merges `changes` into `target` through the one merge; what it did, as text.
 create or replace function tests.merge(target text, variadic changes jsonb[]) returns text
 language sql set search_path = ''

@@ -7,74 +7,66 @@ select plan(83);
 -- The rules as on AWS, whose stream clock has a granularity of 1 s.
 update sync.settings set value = '1 second' where key = 'stream_clock_granularity';
 
--- Shorthands for a stream change and a read (backfill) change of firespring_segments.
-create function pg_temp.seg(op text, id text, name text, seq text, at text, source text default 'stream')
-returns jsonb language sql as $$
-  select jsonb_build_object('op', op, 'seq', seq, 'changed_at', at, 'source', source,
-    'row', case when op = 'upsert'
-                then jsonb_build_object('segment_id', id, 'segment_name', name, 'member_count', 1,
-                                       'segment_criteria', '{}'::jsonb)
-                else jsonb_build_object('segment_id', id) end)
-$$;
+-- Changes of firespring_segments: tests.segment_change (000-test-helpers.test.sql).
 create function pg_temp.name_of(id text) returns text language sql as $$
   select segment_name from public.firespring_segments where segment_id = id
 $$;
 
 -- Ordering guard on stream positions.
-select is(tests.merge('firespring_segments', pg_temp.seg('upsert', 's1', 'v1', '100', '2026-02-06T10:00:00Z')),
+select is(tests.merge('firespring_segments', tests.segment_change('upsert', 's1', 'v1', '100', '2026-02-06T10:00:00Z')),
   'applied=1 upserted=1 deleted=0', 'an insert is applied');
-select is(tests.merge('firespring_segments', pg_temp.seg('upsert', 's1', 'v1', '100', '2026-02-06T10:00:00Z')),
+select is(tests.merge('firespring_segments', tests.segment_change('upsert', 's1', 'v1', '100', '2026-02-06T10:00:00Z')),
   'applied=0 upserted=0 deleted=0', 'the same record again changes nothing');
-select is(tests.merge('firespring_segments', pg_temp.seg('upsert', 's1', 'v0', '99', '2026-02-06T09:59:59Z')),
+select is(tests.merge('firespring_segments', tests.segment_change('upsert', 's1', 'v0', '99', '2026-02-06T09:59:59Z')),
   'applied=0 upserted=0 deleted=0', 'an older record is skipped');
 select is(pg_temp.name_of('s1'), 'v1', 'the row keeps the newer value');
 select is(tests.merge('firespring_segments',
-    pg_temp.seg('upsert', 's1', 'v3', '300000000000000000000000000000000000003', '2026-02-06T10:00:03Z'),
-    pg_temp.seg('upsert', 's1', 'v2', '30000000000000000000000000000000000002', '2026-02-06T10:00:02Z')),
+    tests.segment_change('upsert', 's1', 'v3', '300000000000000000000000000000000000003', '2026-02-06T10:00:03Z'),
+    tests.segment_change('upsert', 's1', 'v2', '30000000000000000000000000000000000002', '2026-02-06T10:00:02Z')),
   'applied=1 upserted=1 deleted=0', 'a batch applies only the newest change of a key');
 select is(pg_temp.name_of('s1'), 'v3', 'sequence numbers compare as numbers, not strings');
 
 -- Deletes and tombstones.
-select is(tests.merge('firespring_segments', pg_temp.seg('delete', 's1', null, '300000000000000000000000000000000000004', '2026-02-06T10:00:04Z')),
+select is(tests.merge('firespring_segments', tests.segment_change('delete', 's1', null, '300000000000000000000000000000000000004', '2026-02-06T10:00:04Z')),
   'applied=1 upserted=0 deleted=1', 'a newer delete removes the row');
 select ok(exists (select from sync.tombstones where target_table = 'firespring_segments' and row_key = '{"segment_id": "s1"}'),
   'the delete leaves a tombstone');
-select is(tests.merge('firespring_segments', pg_temp.seg('delete', 's1', null, '300000000000000000000000000000000000002', '2026-02-06T10:00:02Z')),
+select is(tests.merge('firespring_segments', tests.segment_change('delete', 's1', null, '300000000000000000000000000000000000002', '2026-02-06T10:00:02Z')),
   'applied=0 upserted=0 deleted=0', 'a redelivered older delete changes nothing');
 select is((select sync_sequence::text from sync.tombstones where target_table = 'firespring_segments' and row_key = '{"segment_id": "s1"}'),
   '300000000000000000000000000000000000004', 'the tombstone keeps the newer delete''s position');
-select is(tests.merge('firespring_segments', pg_temp.seg('upsert', 's1', 'v3', '300000000000000000000000000000000000003', '2026-02-06T10:00:03Z')),
+select is(tests.merge('firespring_segments', tests.segment_change('upsert', 's1', 'v3', '300000000000000000000000000000000000003', '2026-02-06T10:00:03Z')),
   'applied=0 upserted=0 deleted=0', 'a redelivered older insert does not resurrect the row');
-select is(tests.merge('firespring_segments', pg_temp.seg('upsert', 's1', 'read-before', null, '2026-02-06T10:00:04.5Z', 'backfill')),
+select is(tests.merge('firespring_segments', tests.segment_change('upsert', 's1', 'read-before', null, '2026-02-06T10:00:04.5Z', 'backfill')),
   'applied=0 upserted=0 deleted=0', 'a backfill page read within a second of the delete does not resurrect it');
-select is(tests.merge('firespring_segments', pg_temp.seg('upsert', 's1', 'v5', '300000000000000000000000000000000000005', '2026-02-06T10:00:05Z')),
+select is(tests.merge('firespring_segments', tests.segment_change('upsert', 's1', 'v5', '300000000000000000000000000000000000005', '2026-02-06T10:00:05Z')),
   'applied=1 upserted=1 deleted=0', 'a newer insert after the delete comes back');
 
 -- Backfill vs stream.
-select is(tests.merge('firespring_segments', pg_temp.seg('upsert', 's1', 'stale-read', null, '2026-02-06T10:00:05.9Z', 'backfill')),
+select is(tests.merge('firespring_segments', tests.segment_change('upsert', 's1', 'stale-read', null, '2026-02-06T10:00:05.9Z', 'backfill')),
   'applied=0 upserted=0 deleted=0', 'a read within 1 s of the stream change loses (ties go to the stream)');
-select is(tests.merge('firespring_segments', pg_temp.seg('upsert', 's1', 'fresh-read', null, '2026-02-06T10:00:07Z', 'backfill')),
+select is(tests.merge('firespring_segments', tests.segment_change('upsert', 's1', 'fresh-read', null, '2026-02-06T10:00:07Z', 'backfill')),
   'applied=1 upserted=1 deleted=0', 'a read more than 1 s after the change replaces it');
-select is(tests.merge('firespring_segments', pg_temp.seg('upsert', 's1', 'old-record', '300000000000000000000000000000000000006', '2026-02-06T10:00:05Z')),
+select is(tests.merge('firespring_segments', tests.segment_change('upsert', 's1', 'old-record', '300000000000000000000000000000000000006', '2026-02-06T10:00:05Z')),
   'applied=0 upserted=0 deleted=0', 'a stream record surely older than the read is skipped');
-select is(tests.merge('firespring_segments', pg_temp.seg('upsert', 's1', 'v7', '300000000000000000000000000000000000007', '2026-02-06T10:00:06.5Z')),
+select is(tests.merge('firespring_segments', tests.segment_change('upsert', 's1', 'v7', '300000000000000000000000000000000000007', '2026-02-06T10:00:06.5Z')),
   'applied=1 upserted=1 deleted=0', 'a stream record possibly after the read is applied');
 select is((select sync_source || ' ' || sync_sequence from public.firespring_segments where segment_id = 's1'),
   'stream 300000000000000000000000000000000000007', 'the row remembers the position it reflects');
 -- Exactly at the granularity's edge, each way: the tie goes to the stream.
-select is(tests.merge('firespring_segments', pg_temp.seg('upsert', 'edge1', 'streamed', '300000000000000000000000000000000000100', '2026-02-06T10:00:05Z')),
+select is(tests.merge('firespring_segments', tests.segment_change('upsert', 'edge1', 'streamed', '300000000000000000000000000000000000100', '2026-02-06T10:00:05Z')),
   'applied=1 upserted=1 deleted=0', 'a stream change at 10:00:05');
-select is(tests.merge('firespring_segments', pg_temp.seg('upsert', 'edge1', 'read-1s-after', null, '2026-02-06T10:00:06Z', 'backfill')),
+select is(tests.merge('firespring_segments', tests.segment_change('upsert', 'edge1', 'read-1s-after', null, '2026-02-06T10:00:06Z', 'backfill')),
   'applied=0 upserted=0 deleted=0', 'a read exactly 1 s after the stream change loses (not surely after it)');
-select is(tests.merge('firespring_segments', pg_temp.seg('upsert', 'edge2', 'read', null, '2026-02-06T10:00:10Z', 'backfill')),
+select is(tests.merge('firespring_segments', tests.segment_change('upsert', 'edge2', 'read', null, '2026-02-06T10:00:10Z', 'backfill')),
   'applied=1 upserted=1 deleted=0', 'a read at 10:00:10');
-select is(tests.merge('firespring_segments', pg_temp.seg('upsert', 'edge2', 'streamed-1s-before', '300000000000000000000000000000000000101', '2026-02-06T10:00:09Z')),
+select is(tests.merge('firespring_segments', tests.segment_change('upsert', 'edge2', 'streamed-1s-before', '300000000000000000000000000000000000101', '2026-02-06T10:00:09Z')),
   'applied=1 upserted=1 deleted=0', 'a stream change exactly 1 s before the read wins (not surely before it)');
-select is(tests.merge('firespring_segments', pg_temp.seg('upsert', 's2', 'new', null, '2026-02-06T10:00:00Z', 'backfill')),
+select is(tests.merge('firespring_segments', tests.segment_change('upsert', 's2', 'new', null, '2026-02-06T10:00:00Z', 'backfill')),
   'applied=1 upserted=1 deleted=0', 'a backfill inserts a key it has never seen');
-select is(tests.merge('firespring_segments', pg_temp.seg('upsert', 's2', 'older-read', null, '2026-02-06T09:59:59Z', 'backfill')),
+select is(tests.merge('firespring_segments', tests.segment_change('upsert', 's2', 'older-read', null, '2026-02-06T09:59:59Z', 'backfill')),
   'applied=0 upserted=0 deleted=0', 'a read older than the row''s read does not replace it');
-select is(tests.merge('firespring_segments', pg_temp.seg('upsert', 's2', 'newer-read', null, '2026-02-06T10:00:01Z', 'backfill')),
+select is(tests.merge('firespring_segments', tests.segment_change('upsert', 's2', 'newer-read', null, '2026-02-06T10:00:01Z', 'backfill')),
   'applied=1 upserted=1 deleted=0', 'a newer read replaces an older one');
 
 -- Values keep every digit and their types.
@@ -117,7 +109,7 @@ select is((select count(*)::int from analytics.visitor_sessions where visitor_id
 -- (synced_at, recorded_at); the repairs read at now() + 2 s.
 create function pg_temp.rep(op text, id text, name text, seen interval) returns jsonb
 language sql as $$
-  select pg_temp.seg(op, id, name, null, (now() + interval '2 seconds')::text, 'repair')
+  select tests.segment_change(op, id, name, null, (now() + interval '2 seconds')::text, 'repair')
          || jsonb_build_object('seen_at', now() + seen)
 $$;
 create function pg_temp.held(id text) returns text language sql as $$
@@ -129,7 +121,7 @@ create function pg_temp.tombstone_of(id text) returns text language sql as $$
   from sync.tombstones where target_table = 'firespring_segments' and row_key = jsonb_build_object('segment_id', id)
 $$;
 select tests.merge('firespring_segments',
-  pg_temp.seg('upsert', 'r1', 'streamed', '900', (now() + interval '10 seconds')::text));
+  tests.segment_change('upsert', 'r1', 'streamed', '900', (now() + interval '10 seconds')::text));
 select is(tests.merge('firespring_segments', pg_temp.rep('upsert', 'r1', 'seen-before', interval '-1 second')),
   'applied=0 upserted=0 deleted=0', 'a repair does not replace a row written after it saw the divergence, with a newer position');
 select is(tests.merge('firespring_segments', pg_temp.rep('upsert', 'r1', 'repaired', interval '1 second')),
@@ -138,26 +130,26 @@ select is(pg_temp.held('r1'), 'repaired repair 900', 'and keeps that stream posi
 -- The regression the kept position prevents: the stream's newest record applied, the
 -- repair reading within 1 s of it, then an older record delivered again (a retried batch).
 select tests.merge('firespring_segments',
-  pg_temp.seg('upsert', 'r5', 'newest', '905', (now() + interval '1.5 seconds')::text));
+  tests.segment_change('upsert', 'r5', 'newest', '905', (now() + interval '1.5 seconds')::text));
 select is(tests.merge('firespring_segments', pg_temp.rep('upsert', 'r5', 'repaired', interval '1 second')),
   'applied=1 upserted=1 deleted=0', 'a repair replaces a stream change made within the granularity of its read');
 select is(tests.merge('firespring_segments',
-    pg_temp.seg('upsert', 'r5', 'older', '904', (now() + interval '1 second')::text)),
+    tests.segment_change('upsert', 'r5', 'older', '904', (now() + interval '1 second')::text)),
   'applied=0 upserted=0 deleted=0', 'an older record delivered again then loses to the kept number');
 select is(pg_temp.held('r5'), 'repaired repair 905', 'the row holds the repair at the newest record''s number');
 select is(tests.merge('firespring_segments',
-    pg_temp.seg('upsert', 'r5', 'newer', '906', (now() + interval '1.5 seconds')::text)),
+    tests.segment_change('upsert', 'r5', 'newer', '906', (now() + interval '1.5 seconds')::text)),
   'applied=1 upserted=1 deleted=0', 'a newer record still wins');
 select tests.merge('firespring_segments',
-  pg_temp.seg('upsert', 'r6', 'streamed', '906', (now() - interval '10 seconds')::text));
+  tests.segment_change('upsert', 'r6', 'streamed', '906', (now() - interval '10 seconds')::text));
 select is(tests.merge('firespring_segments', pg_temp.rep('upsert', 'r6', 'repaired', interval '1 second')),
   'applied=1 upserted=1 deleted=0', 'a repair replaces a stream change made surely before its read');
 select is(pg_temp.held('r6'), 'repaired repair no position', 'and is positioned at its read');
 select is(tests.merge('firespring_segments',
-    pg_temp.seg('upsert', 'r6', 'later-stream', '907', (now() + interval '3 seconds')::text)),
+    tests.segment_change('upsert', 'r6', 'later-stream', '907', (now() + interval '3 seconds')::text)),
   'applied=1 upserted=1 deleted=0', 'a stream change after the repair''s read still wins');
 select tests.merge('firespring_segments',
-  pg_temp.seg('upsert', 'r8', 'scanned', null, (now() + interval '10 seconds')::text, 'backfill'));
+  tests.segment_change('upsert', 'r8', 'scanned', null, (now() + interval '10 seconds')::text, 'backfill'));
 select tests.merge('firespring_segments', pg_temp.rep('upsert', 'r8', 'repaired', interval '1 second'));
 select is(pg_temp.held('r8'), 'repaired repair no position',
   'a repair replaces a read written before it saw the divergence, even a later read, at its own read');
@@ -167,51 +159,51 @@ select is((select to_char(sync_changed_at - now(), 'SS.MS') from public.firespri
 -- seen_at counts on a repair only: a stale backfill page or stream change carrying one
 -- gets past no guard.
 select tests.merge('firespring_segments',
-  pg_temp.seg('upsert', 'n1', 'newest', '950', (now() + interval '10 seconds')::text));
+  tests.segment_change('upsert', 'n1', 'newest', '950', (now() + interval '10 seconds')::text));
 select is(tests.merge('firespring_segments',
-    pg_temp.seg('upsert', 'n1', 'stale', null, (now() - interval '10 seconds')::text, 'backfill')
+    tests.segment_change('upsert', 'n1', 'stale', null, (now() - interval '10 seconds')::text, 'backfill')
       || jsonb_build_object('seen_at', now() + interval '1 second')),
   'applied=0 upserted=0 deleted=0', 'a seen_at on a change that is not a repair lets nothing past the guard');
 select tests.merge('firespring_segments',
-  pg_temp.seg('upsert', 'r2', 'streamed', '902', (now() - interval '10 seconds')::text));
+  tests.segment_change('upsert', 'r2', 'streamed', '902', (now() - interval '10 seconds')::text));
 select is(tests.merge('firespring_segments', pg_temp.rep('delete', 'r2', null, interval '1 second')),
   'applied=1 upserted=0 deleted=1', 'a repair deletes a row written before it saw the divergence');
 select is(pg_temp.tombstone_of('r2'), 'no position at 02.000', 'and leaves a tombstone positioned at its read');
 select tests.merge('firespring_segments',
-  pg_temp.seg('upsert', 'r9', 'newest', '909', (now() + interval '1.5 seconds')::text));
+  tests.segment_change('upsert', 'r9', 'newest', '909', (now() + interval '1.5 seconds')::text));
 select is(tests.merge('firespring_segments', pg_temp.rep('delete', 'r9', null, interval '1 second')),
   'applied=1 upserted=0 deleted=1', 'a repair deletes a row whose stream change is within the granularity of its read');
 select is(pg_temp.tombstone_of('r9'), '909 at 01.500', 'its tombstone keeps the row''s stream position');
 select is(tests.merge('firespring_segments',
-    pg_temp.seg('upsert', 'r9', 'older', '908', (now() + interval '1 second')::text)),
+    tests.segment_change('upsert', 'r9', 'older', '908', (now() + interval '1 second')::text)),
   'applied=0 upserted=0 deleted=0', 'so an older upsert delivered again does not bring it back');
 -- A row and an older tombstone of its key together (an upsert past a tombstone leaves
 -- it): the repair's delete keeps the row's newer position in the tombstone.
 select tests.merge('firespring_segments',
-  pg_temp.seg('delete', 'r10', null, '920', (now() - interval '10 seconds')::text));
+  tests.segment_change('delete', 'r10', null, '920', (now() - interval '10 seconds')::text));
 select tests.merge('firespring_segments',
-  pg_temp.seg('upsert', 'r10', 'again', '925', (now() + interval '1.5 seconds')::text));
+  tests.segment_change('upsert', 'r10', 'again', '925', (now() + interval '1.5 seconds')::text));
 select is(tests.merge('firespring_segments', pg_temp.rep('delete', 'r10', null, interval '1 second')),
   'applied=1 upserted=0 deleted=1', 'a repair deletes a row that has an older tombstone too');
 select is(pg_temp.tombstone_of('r10'), '925 at 01.500', 'the tombstone takes the row''s newer stream position');
 select is(tests.merge('firespring_segments',
-    pg_temp.seg('upsert', 'r10', 'again', '925', (now() + interval '1.5 seconds')::text)),
+    tests.segment_change('upsert', 'r10', 'again', '925', (now() + interval '1.5 seconds')::text)),
   'applied=0 upserted=0 deleted=0', 'so the row''s record delivered again does not bring it back');
 select tests.merge('firespring_segments',
-  pg_temp.seg('delete', 'r3', null, '903', (now() - interval '10 seconds')::text));
+  tests.segment_change('delete', 'r3', null, '903', (now() - interval '10 seconds')::text));
 select is(tests.merge('firespring_segments', pg_temp.rep('upsert', 'r3', 'back', interval '1 second')),
   'applied=1 upserted=1 deleted=0', 'a repair passes a tombstone recorded before it saw the divergence');
 select is(pg_temp.held('r3'), 'back repair no position', 'positioned at its read');
 select tests.merge('firespring_segments',
-  pg_temp.seg('delete', 'r7', null, '908', (now() + interval '1.5 seconds')::text));
+  tests.segment_change('delete', 'r7', null, '908', (now() + interval '1.5 seconds')::text));
 select is(tests.merge('firespring_segments', pg_temp.rep('upsert', 'r7', 'back', interval '1 second')),
   'applied=1 upserted=1 deleted=0', 'a repair passes a stream delete within the granularity of its read');
 select is(pg_temp.held('r7'), 'back repair 908', 'and takes the tombstone''s stream position');
 select is(tests.merge('firespring_segments',
-    pg_temp.seg('upsert', 'r7', 'before-the-delete', '907', (now() + interval '1 second')::text)),
+    tests.segment_change('upsert', 'r7', 'before-the-delete', '907', (now() + interval '1 second')::text)),
   'applied=0 upserted=0 deleted=0', 'so an upsert from before the delete, delivered again, stays out');
 select tests.merge('firespring_segments',
-  pg_temp.seg('delete', 'r4', null, '910', (now() + interval '1.5 seconds')::text));
+  tests.segment_change('delete', 'r4', null, '910', (now() + interval '1.5 seconds')::text));
 select tests.merge('firespring_segments', pg_temp.rep('delete', 'r4', null, interval '1 second'));
 select is(pg_temp.tombstone_of('r4'), '910 at 01.500', 'a repair that replaces such a tombstone keeps its position');
 select tests.merge('firespring_visitors',
@@ -322,15 +314,15 @@ select is(
 
 -- Two reads stamped at the same instant: the later merged wins (new_at >= old_at).
 select tests.merge('firespring_segments',
-  pg_temp.seg('upsert', 's3', 'first-read', null, '2026-02-06T10:00:00Z', 'backfill'));
+  tests.segment_change('upsert', 's3', 'first-read', null, '2026-02-06T10:00:00Z', 'backfill'));
 select is(tests.merge('firespring_segments',
-    pg_temp.seg('upsert', 's3', 'same-instant-read', null, '2026-02-06T10:00:00Z', 'backfill')),
+    tests.segment_change('upsert', 's3', 'same-instant-read', null, '2026-02-06T10:00:00Z', 'backfill')),
   'applied=1 upserted=1 deleted=0', 'a read stamped at the same instant as the row''s read replaces it');
 -- A delete delivered late, older than the row, removes nothing.
 select tests.merge('firespring_segments',
-  pg_temp.seg('upsert', 'd1', 'live', '500', '2026-02-06T10:00:05Z'));
+  tests.segment_change('upsert', 'd1', 'live', '500', '2026-02-06T10:00:05Z'));
 select is(tests.merge('firespring_segments',
-    pg_temp.seg('delete', 'd1', null, '400', '2026-02-06T10:00:04Z')),
+    tests.segment_change('delete', 'd1', null, '400', '2026-02-06T10:00:04Z')),
   'applied=0 upserted=0 deleted=0', 'an older delete delivered late does not remove a newer row');
 
 select * from finish();

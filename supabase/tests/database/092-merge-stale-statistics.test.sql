@@ -8,13 +8,9 @@ set client_min_messages = warning;
 begin;
 select plan(6);
 
--- A stream change of firespring_segments.
+-- A stream change of firespring_segments, made after the rows filled in below were read.
 create function pg_temp.seg(op text, id text, seq text) returns jsonb
-language sql as $$
-  select jsonb_build_object('op', op, 'seq', seq, 'changed_at', '2026-02-06T10:00:00Z',
-    'source', 'stream', 'row', jsonb_build_object('segment_id', id, 'segment_name', 'n',
-      'member_count', 1, 'segment_criteria', '{}'::jsonb))
-$$;
+language sql as $$ select tests.segment_change(op, id, 'n', seq, '2026-02-06T10:00:00Z') $$;
 -- The table's scans in this transaction: sequential scans started, and rows they read.
 create function pg_temp.table_reads() returns bigint[]
 language sql as $$
@@ -45,8 +41,7 @@ select is(pg_temp.table_reads(), (select reads from before_batch),
   'and reads no row of the table outside its keys (no sequential scan)');
 
 -- A batch with a delete finds its row by key too.
-drop table before_batch;
-create temp table before_batch as select pg_temp.table_reads() as reads;
+update before_batch set reads = pg_temp.table_reads();
 select is(tests.merge('firespring_segments', pg_temp.seg('delete', 'stale-filled-8', '103')),
   'applied=1 upserted=0 deleted=1', 'a delete in a batch is merged');
 select is(pg_temp.table_reads(), (select reads from before_batch),
