@@ -102,6 +102,15 @@ function stackConf(cluster: Cluster, sockets: string, tls: ServerCertificate): s
     "log_lock_waits = on",
     "log_min_duration_statement = '5s'",
     "log_parameter_max_length = 200",
+    // And the plan of such a statement, a function's own statements included (its dynamic
+    // SQL, its cached plans: round 82's 70× batches were a plan cached while a table was
+    // empty), without timing each node (no `log_analyze`), so at no cost below 5 s.
+    // Hosted has auto_explain too: its settings are among those the `postgres` role may
+    // set ("Superuser settings",
+    // https://supabase.com/docs/guides/database/custom-postgres-config).
+    "session_preload_libraries = 'auto_explain'",
+    "auto_explain.log_min_duration = '5s'",
+    "auto_explain.log_nested_statements = on",
     "",
   ].join("\n");
 }
