@@ -7,7 +7,9 @@
  * A goal is either a ceiling on "time ÷ raw time" (the path may cost at most that many
  * times its raw limit) or a floor on "rate ÷ other rate" (collapsed tables against plain
  * ones); a figure with no raw limit to divide by (the live path's latency) is given with
- * its unit instead.
+ * its unit instead. A goal may also give the floor under its path, measured in the same
+ * run: what no implementation of the path can go below on this machine (the webhook's: a
+ * post refused at its signature check, then the bare upsert), as a ratio to the raw limit.
  *
  * @module
  */
@@ -22,6 +24,11 @@ export interface Goal {
   ratio: number;
   /** The unit of `ratio` and `target` when they are not a ratio (e.g. "ms"). */
   unit?: string;
+  /**
+   * The floor under the path, same run, as a ratio to the raw limit (`ratio`'s unit), and
+   * what it is made of.
+   */
+  floor?: { ratio: number; what: string };
   /** `max`: the ratio may be at most `target`; `min`: at least. */
   kind: "max" | "min";
   target: number;
@@ -44,17 +51,18 @@ export class Goals {
   /** The table, as Markdown. */
   table(): string {
     const lines = [
-      "| path | now | raw limit, same run | ratio | goal | met |",
-      "| --- | ---: | ---: | ---: | ---: | :---: |",
+      "| path | now | raw limit, same run | ratio | goal | met | floor, same run |",
+      "| --- | ---: | ---: | ---: | ---: | :---: | --- |",
     ];
     for (const goal of this.all) {
       const unit = goal.unit ? ` ${goal.unit}` : "";
       const target = `${goal.kind === "max" ? "≤" : "≥"} ${goal.target}${unit}`;
       const ratio = goal.unit ? `${formatted(goal.ratio)}${unit}` : `${goal.ratio.toFixed(2)}×`;
+      const floor = goal.floor ? `${goal.floor.ratio.toFixed(2)}× (${goal.floor.what})` : "—";
       lines.push(
         `| ${goal.path} | ${goal.now} | ${goal.raw} | ${ratio} | ${target} | ${
           met(goal) ? "yes" : "no"
-        } |`,
+        } | ${floor} |`,
       );
     }
     return lines.join("\n");

@@ -13,7 +13,7 @@ import { RecentWebhookIds } from "../functions-shared/webhook_replays.ts";
 import { createWebhookVerifier, signWebhook } from "../functions-shared/webhook_signing.ts";
 import { connectDb } from "../functions-shared/sync_db.ts";
 import { stack } from "./stack_clients.ts";
-import { actionRecords } from "./bench.ts";
+import { actionRecords } from "./bench_webhook.ts";
 
 const sql = connectDb(Deno.env.get("U") === "direct" ? stack.DATABASE_URL : stack.POOLER_URL, 3);
 const verifier = createWebhookVerifier(stack.SYNC_WEBHOOK_SECRET);
