@@ -194,9 +194,9 @@ async function checkSameRows(sql: postgres.Sql, run: string, size: number, chang
 /** Issue "Close to the limit": the webhook's time per change against the raw upsert's. */
 const WEBHOOK_GOALS: Record<number, number> = { 10: 3, 1000: 2 };
 /**
- * The webhook and the raw upsert take turns, a fifth of the changes at a time, so that
- * whatever else the machine does meanwhile (this machine's other tenants, a stack just
- * started) weighs on both alike, not on whichever went first. One after the other, at a
+ * The webhook, the raw upsert and the refused posts take turns, a fifth of the changes at
+ * a time, so that whatever else the machine does meanwhile (this machine's other tenants,
+ * a stack just started) weighs on all alike, not on whichever went first. One after the other, at a
  * batch of 1,000: 2.25× and 2.39× in two whole benches on a stack just started, 1.63–1.97×
  * alone on a stack already up; in turns, 2.04× and 1.92× on a stack just started.
  */
