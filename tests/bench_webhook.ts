@@ -11,7 +11,10 @@
  * secret the function does not hold, each answered 401 once its signature is checked
  * (the gateway, the isolate, the body read and its HMAC: what any signed webhook pays
  * before its first line of work), plus the raw upsert. No webhook that checks its
- * caller and writes the rows can take less than that on this machine.
+ * caller and writes the rows can take less than that on this machine. The refused posts
+ * spend the same isolates' CPU, so an isolate passes its soft limit and is retired
+ * sooner (1.2–1.4 times as often), and the next one's first batch opens its connection:
+ * under 1% of the webhook's time at either size, by the isolates' CPU per request.
  *
  * @module
  */
