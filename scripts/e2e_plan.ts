@@ -34,8 +34,9 @@ export const NO_STACK: readonly string[] = [
   "root_only_clone_test.ts",
   // Gateways of its own serving the burn-cpu test function.
   "edge_gateway_limits_test.ts",
-  // The bench's goal table, from text.
+  // The bench's goal table, from text; its stall watch's lines.
   "bench_goals_test.ts",
+  "bench_stall_watch_test.ts",
   // The real Supabase CLI deploying the functions to a Management API of its own.
   "functions_deploy_test.ts",
 ];
@@ -115,6 +116,7 @@ export const UNDER_NICE: readonly string[] = [
   "migrations_test.ts",
   "root_only_clone_test.ts",
   "bench_goals_test.ts",
+  "bench_stall_watch_test.ts",
   "functions_deploy_test.ts",
   "terraform_plan_test.ts",
 ];

@@ -20,6 +20,7 @@ import { benchLive } from "./bench_live.ts";
 import { Goals } from "./bench_goals.ts";
 import { benchValidator } from "./bench_validator.ts";
 import { benchValidatorScale } from "./bench_validator_scale.ts";
+import { watchStalls } from "./bench_stall_watch.ts";
 import { webhookSection } from "./bench_webhook.ts";
 import { connectDb } from "./stack_clients.ts";
 
@@ -46,6 +47,8 @@ if (import.meta.main) {
   await up();
   const sql = connectDb();
   const goals = new Goals();
+  // Any backend that stands still for 5 s or more, named as it happens (bench_stall_watch.ts).
+  const stalls = watchStalls(connectDb());
   try {
     if (sections.includes("webhook")) await webhookSection(sql, figure, goals);
     if (sections.includes("live")) await benchLive(sql, figure, goals);
@@ -56,6 +59,7 @@ if (import.meta.main) {
     // Not by default: it adds a million rows to two tables (rolled back).
     if (sections.includes("validator-scale")) await benchValidatorScale(sql, figure, goals);
   } finally {
+    figure("stall_watch_episodes", await stalls.stop(), 0);
     await sql.end();
   }
   console.log(`\nEach path against its raw limit, same run:\n${goals.table()}`);

@@ -1,0 +1,36 @@
+import assert from "node:assert/strict";
+import { type Stalled, StallEpisodes, stallLine } from "./bench_stall_watch.ts";
+
+const idleOnRead: Stalled = {
+  pid: 4242,
+  application: "dynamo-supabase-sync",
+  state: "idle in transaction",
+  wait: "Client/ClientRead",
+  seconds: 61.4,
+  since: "2026-12-05 14:20:54.1+13:45",
+  query: "select sync.check_checksum_page($1, $2, $3)",
+};
+
+Deno.test("a stalled backend is named with its state, its wait and its statement", () => {
+  assert.equal(
+    stallLine(idleOnRead),
+    "bench: stall watch: pid 4242 (dynamo-supabase-sync) idle in transaction for 61 s, " +
+      "waiting on Client/ClientRead: select sync.check_checksum_page($1, $2, $3)",
+  );
+  assert.equal(
+    stallLine({ ...idleOnRead, application: "", state: "active", wait: null, seconds: 5.2 }),
+    "bench: stall watch: pid 4242 (no application name) active for 5 s: " +
+      "select sync.check_checksum_page($1, $2, $3)",
+  );
+});
+
+Deno.test("each episode is named once, however many times it is seen", () => {
+  const episodes = new StallEpisodes();
+  assert.deepEqual(episodes.fresh([idleOnRead]), [idleOnRead]);
+  // The next second: the same backend, the same episode, longer.
+  assert.deepEqual(episodes.fresh([{ ...idleOnRead, seconds: 62.4 }]), []);
+  // The same backend in a new state (its next statement) is a new episode.
+  const next = { ...idleOnRead, state: "active", since: "2026-12-05 14:21:55.0+13:45" };
+  assert.deepEqual(episodes.fresh([{ ...idleOnRead, seconds: 63.4 }, next]), [next]);
+  assert.equal(episodes.count, 2);
+});
