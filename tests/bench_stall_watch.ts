@@ -31,7 +31,7 @@ export interface Stalled {
   query: string;
 }
 
-/** The backends of the database that have stood still for 5 s or more, but this one. */
+/** The backends of the database that have stood still for $1 seconds or more, but this one. */
 const STALLED_SQL = `
   select pid, coalesce(application_name, '') as application, state,
          case when wait_event is null then null else wait_event_type || '/' || wait_event end
@@ -42,8 +42,9 @@ const STALLED_SQL = `
          left(regexp_replace(query, '\\s+', ' ', 'g'), 160) as query
   from pg_catalog.pg_stat_activity
   where backend_type = 'client backend' and pid <> pg_catalog.pg_backend_pid()
-    and ((state = 'active' and query_start < clock_timestamp() - interval '5 s')
-      or (state like 'idle in transaction%' and state_change < clock_timestamp() - interval '5 s'))`;
+    and ((state = 'active' and query_start < clock_timestamp() - make_interval(secs => $1))
+      or (state like 'idle in transaction%'
+          and state_change < clock_timestamp() - make_interval(secs => $1)))`;
 
 /** The line that names one stalled backend. */
 export function stallLine(s: Stalled): string {
@@ -72,6 +73,12 @@ export class StallEpisodes {
   }
 }
 
+/** How often the watch looks, and how long a backend must have stood still to be named. */
+export interface WatchTimes {
+  everyMs: number;
+  overSeconds: number;
+}
+
 /**
  * Starts the watch on `sql` (a pool of its own: the watch must not take a connection a
  * timed path would have had), each episode written to `log`; `stop()` ends it and the
@@ -80,7 +87,7 @@ export class StallEpisodes {
 export function watchStalls(
   sql: postgres.Sql,
   log: (line: string) => void = console.error,
-  everyMs = 1_000,
+  times: WatchTimes = { everyMs: 1_000, overSeconds: 5 },
 ): { stop(): Promise<number> } {
   const episodes = new StallEpisodes();
   let stopped = false;
@@ -88,13 +95,14 @@ export function watchStalls(
   const loop = (async () => {
     while (!stopped) {
       try {
-        const rows = await sql.unsafe(STALLED_SQL);
+        const rows = await sql.unsafe(STALLED_SQL, [times.overSeconds]);
         for (const row of episodes.fresh(rows as unknown as Stalled[])) log(stallLine(row));
       } catch (error) {
         log(`bench: stall watch: could not read pg_stat_activity: ${(error as Error).message}`);
       }
+      if (stopped) break;
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, everyMs);
+        const timer = setTimeout(resolve, times.everyMs);
         wake = () => {
           clearTimeout(timer);
           resolve();

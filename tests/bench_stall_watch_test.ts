@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { type Stalled, StallEpisodes, stallLine } from "./bench_stall_watch.ts";
+import { type Stalled, StallEpisodes, stallLine, watchStalls } from "./bench_stall_watch.ts";
+import { connectDb } from "./stack_clients.ts";
 
 const idleOnRead: Stalled = {
   pid: 4242,
@@ -33,4 +34,35 @@ Deno.test("each episode is named once, however many times it is seen", () => {
   const next = { ...idleOnRead, state: "active", since: "2026-12-05 14:21:55.0+13:45" };
   assert.deepEqual(episodes.fresh([{ ...idleOnRead, seconds: 63.4 }, next]), [next]);
   assert.equal(episodes.count, 2);
+});
+
+Deno.test("a transaction left idle is named once, by its pid, with its wait", async () => {
+  const lines: string[] = [];
+  const watch = watchStalls(connectDb(), (line) => lines.push(line), {
+    everyMs: 100,
+    overSeconds: 0.5,
+  });
+  const sql = connectDb();
+  try {
+    const held = await sql.reserve();
+    try {
+      const [{ pid }] = await held`select pg_backend_pid() as pid`;
+      await held`begin`;
+      await held`select 1 as stand_still`;
+      // Idle in its transaction, waiting for the client's next statement.
+      await new Promise((resolve) => setTimeout(resolve, 1_200));
+      await held`commit`;
+      const ours = lines.filter((line) => line.includes(`pid ${pid} `));
+      assert.equal(ours.length, 1, lines.join("\n"));
+      assert.match(
+        ours[0],
+        /idle in transaction for \d+ s, waiting on Client\/ClientRead: select 1 as stand_still/,
+      );
+    } finally {
+      held.release();
+    }
+  } finally {
+    await sql.end();
+    assert.ok((await watch.stop()) >= 1);
+  }
 });

@@ -104,7 +104,8 @@ function stackConf(cluster: Cluster, sockets: string, tls: ServerCertificate): s
     "log_parameter_max_length = 200",
     // And the plan of such a statement, a function's own statements included (its dynamic
     // SQL, its cached plans: round 82's 70× batches were a plan cached while a table was
-    // empty), without timing each node (no `log_analyze`), so at no cost below 5 s.
+    // empty), without timing each node (no `log_analyze`): below 5 s, a timer per
+    // statement, well under a microsecond.
     // Hosted has auto_explain too: its settings are among those the `postgres` role may
     // set ("Superuser settings",
     // https://supabase.com/docs/guides/database/custom-postgres-config).
