@@ -17,16 +17,16 @@ import { up } from "../local-stack/stack.ts";
 import { benchBackfill } from "./bench_backfill.ts";
 import { benchExport } from "./bench_export.ts";
 import { benchLive } from "./bench_live.ts";
-import { Goals } from "./bench_goals.ts";
+import { type Figure, Goals } from "./bench_goals.ts";
 import { benchValidator } from "./bench_validator.ts";
 import { benchValidatorScale } from "./bench_validator_scale.ts";
 import { watchStalls } from "./bench_stall_watch.ts";
 import { webhookSection } from "./bench_webhook.ts";
 import { connectDb } from "./stack_clients.ts";
 
-function figure(name: string, value: number, digits = 1): void {
+const figure: Figure = (name, value, digits = 1) => {
   console.log(`${name}: ${value.toFixed(digits)}`);
-}
+};
 
 /** The sections `npm run bench` runs when none is named. */
 const DEFAULT_SECTIONS = ["webhook", "live", "backfill", "validator"];

@@ -13,7 +13,7 @@
  * @module
  */
 
-import { formatted, Goals } from "./bench_goals.ts";
+import { type Figure, formatted, Goals } from "./bench_goals.ts";
 import type postgres from "postgres";
 import { dataSetKeys } from "../demo/demo_data.ts";
 import { emptyTargets, loadReportDataSet } from "../demo/load_report_data_set.ts";
@@ -60,7 +60,7 @@ async function backfillAll(sql: postgres.Sql) {
 /** The benchmark; prints `name: value` lines. */
 export async function benchBackfill(
   sql: postgres.Sql,
-  figure: (n: string, v: number, d?: number) => void,
+  figure: Figure,
   goals = new Goals(),
 ) {
   const scale = Number(Deno.env.get("BENCH_SCALE") ?? 1);

@@ -35,7 +35,7 @@ import { emptyTargets } from "../demo/load_report_data_set.ts";
 import { TABLES } from "../functions-shared/table_registry.ts";
 import { dataDir } from "../local-stack/supabase/postgres_cluster.ts";
 import { checkCopied } from "./bench_checks.ts";
-import { formatted, type Goals } from "./bench_goals.ts";
+import { type Figure, formatted, type Goals } from "./bench_goals.ts";
 import { exportFor } from "./bench_export_files.ts";
 import { connectAdminDb, stack } from "./stack_clients.ts";
 
@@ -138,7 +138,7 @@ async function floorCopySeconds(sql: postgres.Sql): Promise<number> {
 /** The export section. */
 export async function benchExport(
   sql: postgres.Sql,
-  figure: (name: string, value: number, digits?: number) => void,
+  figure: Figure,
   goals: Goals,
 ): Promise<void> {
   const scale = Number(Deno.env.get("BENCH_EXPORT_SCALE") ?? 100);

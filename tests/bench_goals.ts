@@ -14,6 +14,9 @@
  * @module
  */
 
+/** Writes one figure of a section as a `name: value` line (tests/bench.ts). */
+export type Figure = (name: string, value: number, digits?: number) => void;
+
 /** One path measured against its limit. */
 export interface Goal {
   /** What was measured, e.g. "webhook, batches of 10". */

@@ -14,10 +14,8 @@ import { DeleteItemCommand, PutItemCommand } from "@aws-sdk/client-dynamodb";
 import type postgres from "postgres";
 import { byTargetTable } from "../functions-shared/table_registry.ts";
 import { percentile } from "./bench_edge_cpu.ts";
-import { formatted, type Goals } from "./bench_goals.ts";
+import { type Figure, formatted, type Goals } from "./bench_goals.ts";
 import { dynamo, eventually } from "./stack_clients.ts";
-
-type Figure = (name: string, value: number, digits?: number) => void;
 
 const SEARCHES = byTargetTable("firespring_searches")!;
 /** The goal for the p90, in ms. */

@@ -24,14 +24,13 @@ import { edgeCpuSince, markEdgeCpu, printEdgeCpu } from "./bench_edge_cpu.ts";
 import { backfillsDone } from "./bench_checks.ts";
 import { callFunction, eventually, serviceRoleHeaders, stack } from "./stack_clients.ts";
 import { TablePacer } from "./table_pacer.ts";
-import { formatted, Goals } from "./bench_goals.ts";
+import { type Figure, formatted, Goals } from "./bench_goals.ts";
 
 const SEGMENTS = 8;
 const PAGE = 1000;
 const ACTIONS = "firespring_actions";
 
 type Item = Record<string, AttributeValue>;
-type Figure = (name: string, value: number, digits?: number) => void;
 
 /** The validator's read budget per table (functions-shared/settings.ts; 250 by default). */
 const RCU_PER_SECOND = Number(stackEnvReader(stack)("VALIDATOR_MAX_RCU_PER_SECOND") ?? 250);

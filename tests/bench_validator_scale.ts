@@ -18,7 +18,7 @@
  */
 
 import type postgres from "postgres";
-import { formatted, type Goals } from "./bench_goals.ts";
+import { type Figure, formatted, type Goals } from "./bench_goals.ts";
 
 /** A compare's time, in statements. */
 interface Compare {
@@ -106,7 +106,7 @@ async function compare(tx: postgres.TransactionSql, id: number): Promise<Compare
 /** The section: see the module's comment. */
 export async function benchValidatorScale(
   sql: postgres.Sql,
-  figure: (name: string, value: number, digits?: number) => void,
+  figure: Figure,
   goals: Goals,
 ): Promise<void> {
   const small = Number(Deno.env.get("BENCH_SCALE_ROWS") ?? 100_000);

@@ -21,12 +21,9 @@
 
 import type postgres from "postgres";
 import { signWebhook } from "../functions-shared/webhook_signing.ts";
-import { formatted, type Goals } from "./bench_goals.ts";
+import { type Figure, formatted, type Goals } from "./bench_goals.ts";
 import { percentile } from "./bench_edge_cpu.ts";
 import { callFunction, stack, streamRecord } from "./stack_clients.ts";
-
-/** Writes one figure as `name: value` (tests/bench.ts). */
-type Figure = (name: string, value: number, digits?: number) => void;
 
 const CHANGES_PER_SIZE = Number(Deno.env.get("BENCH_CHANGES") ?? 10_000);
 /**

@@ -583,7 +583,7 @@ declare
   settings text := ' set enable_seqscan = off';
   staged_settings text := case when (select s.collapsed from sync.source_tables s
                                      where s.target_table = p_target)
-                               then ' set enable_seqscan = off' else '' end;
+                               then settings else '' end;
 begin
   execute format(
     $f$create or replace function sync.%I(p_changes jsonb)
