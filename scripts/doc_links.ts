@@ -1,0 +1,64 @@
+/**
+ * The repository's Markdown links, checked: every relative link in README.md, CHANGELOG.md
+ * and docs/*.md names a file that exists, and every `#fragment` names a heading of its
+ * file. The docs move text between files as they grow (a round's history from the README
+ * to docs/performance.md), and a link to a heading that moved or was renamed still
+ * renders; nothing but a check says it leads nowhere.
+ *
+ * Headings become fragments as GitHub makes them (github-slugger): lower case, every
+ * character that is not a letter, a mark, a digit, `_`, `-` or a space dropped, spaces
+ * made `-`, and a repeated heading given `-1`, `-2`, ...
+ *
+ * @module
+ */
+
+import { dirname, join, normalize } from "node:path";
+import { existsSync, readFileSync } from "node:fs";
+
+/** A heading's fragment, as GitHub makes it (before a repeat's suffix). */
+export function headingSlug(heading: string): string {
+  return heading.trim().toLowerCase().replace(/[^\p{L}\p{M}\p{N}_\- ]/gu, "").replaceAll(
+    " ",
+    "-",
+  );
+}
+
+/** The fragments of a Markdown text's headings (none inside a fenced code block). */
+export function headingFragments(markdown: string): Set<string> {
+  const seen = new Map<string, number>();
+  const fragments = new Set<string>();
+  let fenced = false;
+  for (const line of markdown.split("\n")) {
+    if (line.startsWith("```")) fenced = !fenced;
+    const heading = fenced ? null : /^#{1,6} (.*)$/.exec(line);
+    if (!heading) continue;
+    const slug = headingSlug(heading[1]);
+    const repeats = seen.get(slug) ?? 0;
+    seen.set(slug, repeats + 1);
+    fragments.add(repeats === 0 ? slug : `${slug}-${repeats}`);
+  }
+  return fragments;
+}
+
+/**
+ * The broken links of the Markdown file `file` (a path relative to `root`), each as
+ * `file: link (why)`. Links to the web are not followed.
+ */
+export function brokenLinks(root: string, file: string): string[] {
+  const text = readFileSync(join(root, file), "utf8");
+  const broken: string[] = [];
+  for (const [, target] of text.matchAll(/\]\(([^)\s]+)\)/g)) {
+    if (/^[a-z]+:/i.test(target)) continue;
+    const [path, fragment] = target.split("#", 2);
+    const linked = path === "" ? file : normalize(join(dirname(file), path));
+    if (!existsSync(join(root, linked))) {
+      broken.push(`${file}: ${target} (no file ${linked})`);
+      continue;
+    }
+    if (fragment === undefined || !linked.endsWith(".md")) continue;
+    if (!headingFragments(readFileSync(join(root, linked), "utf8")).has(fragment)) {
+      broken.push(`${file}: ${target} (no heading of ${linked} makes #${fragment})`);
+    }
+  }
+  return broken;
+}
