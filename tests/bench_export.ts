@@ -238,6 +238,7 @@ export async function benchExport(
   } finally {
     await admin.end();
   }
+  figure("export_floor_vs_raw_copy", floor / raw, 2);
   figure("export_backfill_vs_floor", backfill / floor, 2);
   goals.add({
     path: `backfill from an export, ${formatted(items)} items`,
@@ -246,6 +247,10 @@ export async function benchExport(
     ratio: backfill / raw,
     kind: "max",
     target: 2,
+    floor: {
+      ratio: floor / raw,
+      what: "the same rows and observations COPYed by the server into the real tables",
+    },
   });
   // Issue 17's bound on the loader's memory: what it holds is the pages in flight, never a
   // whole file, whatever the export's size.

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { type Stalled, StallEpisodes, stallLine, watchStalls } from "./bench_stall_watch.ts";
-import { connectDb } from "./stack_clients.ts";
+import { connectAdminDb, connectDb } from "./stack_clients.ts";
 
 const idleOnRead: Stalled = {
   pid: 4242,
@@ -36,21 +36,24 @@ Deno.test("each episode is named once, however many times it is seen", () => {
   assert.equal(episodes.count, 2);
 });
 
-Deno.test("a transaction left idle is named once, by its pid, with its wait", async () => {
+Deno.test("a transaction left idle is named once, by its pid, with its wait; a measurement not", async () => {
   const lines: string[] = [];
   const watch = watchStalls(connectDb(), (line) => lines.push(line), {
     everyMs: 100,
     overSeconds: 0.5,
   });
   const sql = connectDb();
+  const admin = connectAdminDb();
   try {
     const held = await sql.reserve();
     try {
       const [{ pid }] = await held`select pg_backend_pid() as pid`;
+      const [{ pid: measuring }] = await admin`select pg_backend_pid() as pid`;
       await held`begin`;
       await held`select 1 as stand_still`;
-      // Idle in its transaction, waiting for the client's next statement.
-      await new Promise((resolve) => setTimeout(resolve, 1_200));
+      // Idle in its transaction, waiting for the client's next statement, while a
+      // measurement (the superuser's) runs as long.
+      await admin`select pg_sleep(1.2) as a_measurement`;
       await held`commit`;
       const ours = lines.filter((line) => line.includes(`pid ${pid} `));
       assert.equal(ours.length, 1, lines.join("\n"));
@@ -58,11 +61,13 @@ Deno.test("a transaction left idle is named once, by its pid, with its wait", as
         ours[0],
         /idle in transaction for \d+ s, waiting on Client\/ClientRead: select 1 as stand_still/,
       );
+      assert.deepEqual(lines.filter((line) => line.includes(`pid ${measuring} `)), []);
     } finally {
       held.release();
     }
   } finally {
     await sql.end();
+    await admin.end();
     assert.ok((await watch.stop()) >= 1);
   }
 });
