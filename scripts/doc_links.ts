@@ -6,8 +6,11 @@
  * renders; nothing but a check says it leads nowhere.
  *
  * Headings become fragments as GitHub makes them (github-slugger): lower case, every
- * character that is not a letter, a mark, a digit, `_`, `-` or a space dropped, spaces
- * made `-`, and a repeated heading given `-1`, `-2`, ...
+ * character that is not a letter, a mark, a decimal or letter number, connector
+ * punctuation (`_`), an alphabetic symbol, `-` or a space dropped, spaces made `-`, and a
+ * repeated fragment given the first free `-1`, `-2`, ... The headings are read as written
+ * (ATX `#` headings; their emphasis or links, which these docs do not use, are not
+ * rendered first), and links inside code (fenced blocks, code spans) are not links.
  *
  * @module
  */
@@ -17,10 +20,9 @@ import { existsSync, readFileSync } from "node:fs";
 
 /** A heading's fragment, as GitHub makes it (before a repeat's suffix). */
 export function headingSlug(heading: string): string {
-  return heading.trim().toLowerCase().replace(/[^\p{L}\p{M}\p{N}_\- ]/gu, "").replaceAll(
-    " ",
-    "-",
-  );
+  return heading.trim().toLowerCase()
+    .replace(/[^\p{L}\p{M}\p{Nd}\p{Nl}\p{Pc}\p{Alphabetic}\- ]/gu, "")
+    .replaceAll(" ", "-");
 }
 
 /** The fragments of a Markdown text's headings (none inside a fenced code block). */
@@ -32,12 +34,23 @@ export function headingFragments(markdown: string): Set<string> {
     if (line.startsWith("```")) fenced = !fenced;
     const heading = fenced ? null : /^#{1,6} (.*)$/.exec(line);
     if (!heading) continue;
+    // github-slugger's own loop: a fragment taken counts its slug's repeats on.
     const slug = headingSlug(heading[1]);
-    const repeats = seen.get(slug) ?? 0;
-    seen.set(slug, repeats + 1);
-    fragments.add(repeats === 0 ? slug : `${slug}-${repeats}`);
+    let fragment = slug;
+    while (seen.has(fragment)) {
+      const repeats = seen.get(slug)! + 1;
+      seen.set(slug, repeats);
+      fragment = `${slug}-${repeats}`;
+    }
+    seen.set(fragment, 0);
+    fragments.add(fragment);
   }
   return fragments;
+}
+
+/** A Markdown text without its fenced code blocks and code spans (links there are text). */
+function withoutCode(markdown: string): string {
+  return markdown.replace(/^```[^\n]*\n[\s\S]*?^```[^\n]*$/gm, "").replace(/`[^`\n]*`/g, "");
 }
 
 /**
@@ -45,9 +58,9 @@ export function headingFragments(markdown: string): Set<string> {
  * `file: link (why)`. Links to the web are not followed.
  */
 export function brokenLinks(root: string, file: string): string[] {
-  const text = readFileSync(join(root, file), "utf8");
+  const text = withoutCode(readFileSync(join(root, file), "utf8"));
   const broken: string[] = [];
-  for (const [, target] of text.matchAll(/\]\(([^)\s]+)\)/g)) {
+  for (const [, target] of text.matchAll(/\]\(([^)\s]+)(?:\s+"[^"]*")?\)/g)) {
     if (/^[a-z]+:/i.test(target)) continue;
     const [path, fragment] = target.split("#", 2);
     const linked = path === "" ? file : normalize(join(dirname(file), path));

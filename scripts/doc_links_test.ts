@@ -23,9 +23,11 @@ Deno.test("a heading's fragment is GitHub's", () => {
   );
 });
 
-Deno.test("a repeated heading gets a suffix, and a fenced block has none", () => {
-  const fragments = headingFragments("# A\n## Earlier\n```sh\n# not a heading\n```\n## Earlier\n");
-  assert.deepEqual([...fragments], ["a", "earlier", "earlier-1"]);
+Deno.test("a repeated heading gets the first free suffix, and a fenced block has none", () => {
+  const fragments = headingFragments(
+    "# A\n## Earlier\n```sh\n# not a heading\n```\n## Earlier\n## Earlier 1\n## Earlier\n",
+  );
+  assert.deepEqual([...fragments], ["a", "earlier", "earlier-1", "earlier-1-1", "earlier-2"]);
 });
 
 Deno.test("a link to a missing file or heading is named, with its file", () => {
@@ -35,12 +37,14 @@ Deno.test("a link to a missing file or heading is named, with its file", () => {
     writeFileSync(join(root, "docs", "b.md"), "# B\n## Kept\n");
     writeFileSync(
       join(root, "README.md"),
-      "[ok](docs/b.md#kept) [moved](docs/b.md#gone) [none](docs/c.md) [web](https://x.y/#z) [self](#missing)\n",
+      "[ok](docs/b.md#kept) [moved](docs/b.md#gone) [none](docs/c.md) [web](https://x.y/#z) [self](#missing)\n" +
+        '[titled](docs/b.md#gone2 "a title") `[in code](docs/d.md)`\n```md\n[fenced](docs/e.md)\n```\n',
     );
     assert.deepEqual(brokenLinks(root, "README.md"), [
       "README.md: docs/b.md#gone (no heading of docs/b.md makes #gone)",
       "README.md: docs/c.md (no file docs/c.md)",
       "README.md: #missing (no heading of README.md makes #missing)",
+      "README.md: docs/b.md#gone2 (no heading of docs/b.md makes #gone2)",
     ]);
   } finally {
     rmSync(root, { recursive: true });

@@ -32,12 +32,24 @@ export function connectDb(): postgres.Sql {
 }
 
 /**
+ * The `application_name` of {@link connectAdminDb}'s sessions: the bench's stall watch
+ * leaves them out (tests/bench_stall_watch.ts). Not the role: pg_net's worker, a path of
+ * the product, logs in as the same superuser.
+ */
+export const ADMIN_CLIENT_NAME = "superuser client of the tests and benches";
+
+/**
  * A connection as the cluster's superuser (`ADMIN_ROLE`), for what only the platform may
  * do and only measurements need: server-side `COPY` to and from files, `CHECKPOINT`.
  * Never what a test of the product runs as: that is `connectDb`'s `postgres`.
  */
 export function connectAdminDb(max = 1): postgres.Sql {
-  return postgres(asAdminUrl(stack.DATABASE_URL), { max, onnotice: () => {}, ...NO_DELAY });
+  return postgres(asAdminUrl(stack.DATABASE_URL), {
+    max,
+    onnotice: () => {},
+    connection: { application_name: ADMIN_CLIENT_NAME },
+    ...NO_DELAY,
+  });
 }
 
 const awsOptions = (region: string) => awsClientConfig(stackEnvReader(stack), region);
