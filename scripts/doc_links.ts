@@ -25,14 +25,17 @@ export function headingSlug(heading: string): string {
     .replaceAll(" ", "-");
 }
 
+/** A Markdown text without its fenced code blocks. */
+function withoutFences(markdown: string): string {
+  return markdown.replace(/^```[^\n]*\n[\s\S]*?^```[^\n]*$/gm, "");
+}
+
 /** The fragments of a Markdown text's headings (none inside a fenced code block). */
 export function headingFragments(markdown: string): Set<string> {
   const seen = new Map<string, number>();
   const fragments = new Set<string>();
-  let fenced = false;
-  for (const line of markdown.split("\n")) {
-    if (line.startsWith("```")) fenced = !fenced;
-    const heading = fenced ? null : /^#{1,6} (.*)$/.exec(line);
+  for (const line of withoutFences(markdown).split("\n")) {
+    const heading = /^#{1,6} (.*)$/.exec(line);
     if (!heading) continue;
     // github-slugger's own loop: a fragment taken counts its slug's repeats on.
     const slug = headingSlug(heading[1]);
@@ -48,9 +51,9 @@ export function headingFragments(markdown: string): Set<string> {
   return fragments;
 }
 
-/** A Markdown text without its fenced code blocks and code spans (links there are text). */
+/** A Markdown text without its code, fenced or in spans (links there are text). */
 function withoutCode(markdown: string): string {
-  return markdown.replace(/^```[^\n]*\n[\s\S]*?^```[^\n]*$/gm, "").replace(/`[^`\n]*`/g, "");
+  return withoutFences(markdown).replace(/`[^`\n]*`/g, "");
 }
 
 /**
@@ -60,6 +63,8 @@ function withoutCode(markdown: string): string {
 export function brokenLinks(root: string, file: string): string[] {
   const text = withoutCode(readFileSync(join(root, file), "utf8"));
   const broken: string[] = [];
+  // Each linked file read and its headings made once, however many links name it.
+  const headingsOf = new Map<string, Set<string>>();
   for (const [, target] of text.matchAll(/\]\(([^)\s]+)(?:\s+"[^"]*")?\)/g)) {
     if (/^[a-z]+:/i.test(target)) continue;
     const [path, fragment] = target.split("#", 2);
@@ -69,7 +74,10 @@ export function brokenLinks(root: string, file: string): string[] {
       continue;
     }
     if (fragment === undefined || !linked.endsWith(".md")) continue;
-    if (!headingFragments(readFileSync(join(root, linked), "utf8")).has(fragment)) {
+    if (!headingsOf.has(linked)) {
+      headingsOf.set(linked, headingFragments(readFileSync(join(root, linked), "utf8")));
+    }
+    if (!headingsOf.get(linked)!.has(fragment)) {
       broken.push(`${file}: ${target} (no heading of ${linked} makes #${fragment})`);
     }
   }
